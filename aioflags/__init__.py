@@ -1,0 +1,72 @@
+"""aioflags: the asyncio-native SDK for server-side feature flags.
+
+It speaks LaunchDarkly's flag-delivery protocols (FDv2 streaming and polling,
+with the server-directed fallback to FDv1), evaluates flags locally in a few
+microseconds, and reports its status with OpenFeature semantics.
+"""
+
+from __future__ import annotations
+
+from ._context import Context as Context
+from ._datasystem import DataSystem as DataSystem
+from ._datasystem import SourceContext as SourceContext
+from ._datatypes import Basis as Basis
+from ._datatypes import Change as Change
+from ._datatypes import ChangeKind as ChangeKind
+from ._datatypes import ChangeSet as ChangeSet
+from ._datatypes import DataSourceStatus as DataSourceStatus
+from ._datatypes import ErrorInfo as ErrorInfo
+from ._datatypes import ErrorKind as ErrorKind
+from ._datatypes import IntentCode as IntentCode
+from ._datatypes import ObjectKind as ObjectKind
+from ._datatypes import Selector as Selector
+from ._datatypes import SourceState as SourceState
+from ._datatypes import Update as Update
+from ._exceptions import AioflagsError as AioflagsError
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import ClientClosedError as ClientClosedError
+from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import NotReadyError as NotReadyError
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import SourceError as SourceError
+from ._results import EvaluationDetail as EvaluationDetail
+from ._results import FlagsState as FlagsState
+from ._snapshot import FlagSnapshot as FlagSnapshot
+from ._version import __version__ as __version__
+
+__all__ = [
+    "AioflagsError",
+    "AuthenticationError",
+    "Basis",
+    "Change",
+    "ChangeKind",
+    "ChangeSet",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConnectError",
+    "Context",
+    "DataSourceStatus",
+    "DataSystem",
+    "ErrorInfo",
+    "ErrorKind",
+    "EvaluationDetail",
+    "FlagSnapshot",
+    "FlagsState",
+    "IntentCode",
+    "NotReadyError",
+    "ObjectKind",
+    "ProtocolError",
+    "Selector",
+    "SourceContext",
+    "SourceError",
+    "SourceState",
+    "Update",
+    "__version__",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = "aioflags"
+del _name, _obj

@@ -1,0 +1,194 @@
+"""The values that data sources yield and the data system consumes (protocol.md §6).
+
+Initializers yield :class:`Basis` results; synchronizers yield :class:`Update`
+results. Both may carry the FDv1 fallback directive (``fallback_to_fdv1``):
+the supervisor applies the payload first, then switches to FDv1 for good.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+if TYPE_CHECKING:
+    from ._json import JSONObject
+
+__all__ = [
+    "Basis",
+    "Change",
+    "ChangeKind",
+    "ChangeSet",
+    "DataSourceStatus",
+    "ErrorInfo",
+    "ErrorKind",
+    "IntentCode",
+    "ObjectKind",
+    "Selector",
+    "SourceState",
+    "Update",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selector:
+    """Where a payload stands: the server's ``state`` string and ``version``.
+
+    A selector is *defined* unless it is ``("", 0)``; only a defined selector
+    is sent back to the server as ``basis=<state>``.
+    """
+
+    state: str = ""
+    version: int = 0
+
+    @property
+    def defined(self) -> bool:
+        """Whether this selector names a payload state (not ``("", 0)``)."""
+        return self.state != "" or self.version != 0
+
+
+#: The undefined selector (FDv1 data, files, "no change").
+NO_SELECTOR = Selector()
+
+
+class IntentCode(enum.Enum):
+    """What a change set does to the store."""
+
+    TRANSFER_FULL = "xfer-full"
+    TRANSFER_CHANGES = "xfer-changes"
+    TRANSFER_NONE = "none"
+
+
+class ObjectKind(enum.Enum):
+    """The kinds of object a change carries."""
+
+    FLAG = "flag"
+    SEGMENT = "segment"
+
+
+class ChangeKind(enum.Enum):
+    """Put (create or replace) or delete."""
+
+    PUT = "put"
+    DELETE = "delete"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """One object put or deleted. ``obj`` is the flag or segment JSON for a put."""
+
+    action: ChangeKind
+    kind: ObjectKind
+    key: str
+    version: int
+    obj: JSONObject | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeSet:
+    """A complete payload: the intent, its changes, and the selector it reaches.
+
+    ``compare_versions`` is set for FDv1 patches, which only apply when newer;
+    FDv2 deltas never compare item versions (protocol.md §10).
+    """
+
+    intent: IntentCode
+    changes: tuple[Change, ...] = ()
+    selector: Selector = NO_SELECTOR
+    compare_versions: bool = False
+
+    @classmethod
+    def no_changes(cls) -> ChangeSet:
+        """The change set for "nothing changed" (intent ``none``, a 304)."""
+        return cls(intent=IntentCode.TRANSFER_NONE)
+
+
+class SourceState(enum.Enum):
+    """A data source's state, as reported to the status layer."""
+
+    INITIALIZING = "initializing"
+    VALID = "valid"
+    INTERRUPTED = "interrupted"
+    OFF = "off"
+
+
+class ErrorKind(enum.Enum):
+    """The class of a data source error."""
+
+    UNKNOWN = "unknown"
+    NETWORK_ERROR = "network_error"
+    ERROR_RESPONSE = "error_response"
+    INVALID_DATA = "invalid_data"
+    STORE_ERROR = "store_error"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    """What went wrong in a data source.
+
+    Attributes:
+        kind: the class of error.
+        status_code: the HTTP status, 0 when there was none.
+        message: a human-readable description.
+        time: when it happened, seconds on the event loop's clock
+            (``anyio.current_time()``); 0.0 when unknown.
+        fatal: the status code is one of the configured fatal codes.
+    """
+
+    kind: ErrorKind
+    status_code: int = 0
+    message: str = ""
+    time: float = 0.0
+    fatal: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Basis:
+    """What an initializer yields: a payload to start from, or a failure.
+
+    A failed attempt has ``change_set=None`` and ``error`` set; it may still
+    carry the fallback directive (read from an error response's headers).
+    """
+
+    change_set: ChangeSet | None
+    persist: bool = False
+    environment_id: str | None = None
+    fallback_to_fdv1: bool = False
+    error: ErrorInfo | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    """What a synchronizer yields, for as long as it runs."""
+
+    state: SourceState
+    change_set: ChangeSet | None = None
+    error: ErrorInfo | None = None
+    fallback_to_fdv1: bool = False
+    environment_id: str | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataSourceStatus:
+    """The data system's state as the status layer sees it.
+
+    Attributes:
+        state: INITIALIZING until the first synchronizer reports; then VALID,
+            INTERRUPTED or OFF.
+        since: when ``state`` last changed (the data system clock's seconds).
+        error: the last error; sticky (a later VALID keeps it).
+        fdv1_fallback: whether the server's fallback directive has switched the
+            data system to FDv1.
+    """
+
+    state: SourceState
+    since: float
+    error: ErrorInfo | None = None
+    fdv1_fallback: bool = False

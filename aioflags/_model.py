@@ -1,0 +1,651 @@
+"""Flags and segments compiled at ingest (evaluation.md §1, §2, §13).
+
+Flag JSON is parsed once, when it arrives, into slotted objects: target lists
+become sets, clauses become predicates, rule and fallthrough results become
+precomputed ``(value, variation_index, reason)`` tuples, bucketing prefixes are
+built. Evaluation (``_evaluate.py``) then touches no JSON.
+
+A flag whose JSON has the wrong types is kept as *malformed*: it evaluates to
+``MALFORMED_FLAG`` and does not poison the others. Out-of-range variation
+indexes and invalid attribute references stay lazy: they are only an error
+when evaluation actually reaches them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+
+from ._context import Context, parse_reference
+from ._operators import compile_test
+
+if TYPE_CHECKING:
+    from ._json import JSONObject, JSONValue
+
+__all__ = [
+    "MALFORMED",
+    "CompiledFlag",
+    "CompiledSegment",
+    "MalformedAbort",
+    "Result",
+    "compile_flag",
+    "compile_segment",
+    "flag_tombstone",
+    "segment_tombstone",
+]
+
+logger = logging.getLogger("aioflags")
+
+#: ``(value, variation_index, reason)``; the reason dict is shared: copy it
+#: before handing it to application code.
+Result: TypeAlias = "tuple[JSONValue, int | None, JSONObject]"
+
+
+def _error_reason(kind: str) -> JSONObject:
+    return {"kind": "ERROR", "errorKind": kind}
+
+
+MALFORMED: Final[Result] = (None, None, _error_reason("MALFORMED_FLAG"))
+_OFF: Final[JSONObject] = {"kind": "OFF"}
+_FALLTHROUGH: Final[JSONObject] = {"kind": "FALLTHROUGH"}
+_TARGET_MATCH: Final[JSONObject] = {"kind": "TARGET_MATCH"}
+_BUCKET_SCALE: Final = float(0xFFFFFFFFFFFFFFF)
+
+
+class MalformedAbort(Exception):
+    """Aborts a whole evaluation with MALFORMED_FLAG (cycles, invalid references)."""
+
+
+class _Bad(Exception):
+    """Raised while compiling JSON of the wrong shape."""
+
+
+class SegmentMatcher(Protocol):
+    """What a ``segmentMatch`` clause needs from the evaluation state."""
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context, /) -> bool: ...
+
+
+Clause: TypeAlias = Callable[[Context, SegmentMatcher], bool]
+
+# ------------------------------------------------------------- JSON readers
+
+
+def _opt(
+    obj: Mapping[str, JSONValue], field: str, typ: type, default: JSONValue
+) -> JSONValue:
+    value = obj.get(field)
+    if value is None:
+        return default
+    if typ is int or typ is bool:
+        if type(value) is not typ:
+            raise _Bad(
+                f"{field!r} must be {'an integer' if typ is int else 'a boolean'}"
+            )
+    elif not isinstance(value, typ):
+        raise _Bad(f"{field!r} must be of type {typ.__name__}")
+    return value
+
+
+def _objects(obj: Mapping[str, JSONValue], field: str) -> list[JSONObject]:
+    items = _opt(obj, field, list, [])
+    for item in items:
+        if not isinstance(item, dict):
+            raise _Bad(f"every entry of {field!r} must be an object")
+    return items  # type: ignore[no-any-return]
+
+
+def _strings(obj: Mapping[str, JSONValue], field: str) -> list[str]:
+    items = _opt(obj, field, list, [])
+    if not all(isinstance(s, str) for s in items):
+        raise _Bad(f"{field!r} must be a list of strings")
+    return items  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- clauses
+
+
+def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
+    value = values.get(path[0])
+    for component in path[1:]:
+        if type(value) is not dict:
+            return None
+        value = value.get(component)
+    return value
+
+
+def compile_clause(raw: JSONObject) -> Clause:
+    """Compile one clause into a predicate ``(context, state) -> bool``."""
+    op = _opt(raw, "op", str, "")
+    values = _opt(raw, "values", list, [])
+    negate = bool(_opt(raw, "negate", bool, False))
+    context_kind = _opt(raw, "contextKind", str, "")
+    attribute = _opt(raw, "attribute", str, "")
+
+    if op == "segmentMatch":
+        keys = tuple(v for v in values if isinstance(v, str))
+
+        def segment_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            return st.match_segments(keys, ctx) != negate
+
+        return segment_clause
+
+    test = compile_test(op, values)
+    path = parse_reference(attribute, literal=not context_kind)
+    kind = context_kind or "user"
+
+    if path == ("kind",):
+
+        def kind_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            return any(test(k) for k in ctx._parts) != negate
+
+        return kind_clause
+
+    if path is None:
+
+        def invalid_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            if kind not in ctx._parts:
+                return False
+            raise MalformedAbort(f"invalid attribute reference {attribute!r}")
+
+        return invalid_clause
+
+    if len(path) == 1:
+        name = path[0]
+
+        def clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if v is None:
+                return False
+            if type(v) is list:
+                return any(test(e) for e in v) != negate
+            return test(v) != negate
+
+        return clause
+
+    def path_clause(ctx: Context, st: SegmentMatcher) -> bool:
+        part = ctx._parts.get(kind)
+        if part is None:
+            return False
+        v = _lookup(part._values, path)
+        if v is None:
+            return False
+        if type(v) is list:
+            return any(test(e) for e in v) != negate
+        return test(v) != negate
+
+    return path_clause
+
+
+# -------------------------------------------------------------- bucketing
+
+
+class Bucketer:
+    """Computes a context's bucket in ``[0, 1)`` (or -1 if it lacks the kind)."""
+
+    __slots__ = ("_attribute", "_kind", "_path", "_prefix")
+
+    def __init__(
+        self, *, prefix: str, kind: str, attribute: str, literal: bool
+    ) -> None:
+        self._prefix = prefix
+        self._kind = kind
+        self._attribute = attribute
+        self._path = parse_reference(attribute, literal=literal)
+
+    def bucket(self, ctx: Context) -> float:
+        part = ctx._parts.get(self._kind)
+        if part is None:
+            return -1.0
+        path = self._path
+        if path is None:
+            raise MalformedAbort(f"invalid bucketBy reference {self._attribute!r}")
+        v: JSONValue = (
+            part._values.get(path[0]) if len(path) == 1 else _lookup(part._values, path)
+        )
+        tv = type(v)
+        text: str
+        if tv is str:
+            text = v
+        elif tv is int:
+            text = str(v)
+        else:
+            return 0.0
+        digest = hashlib.sha1(
+            (self._prefix + text).encode(), usedforsecurity=False
+        ).hexdigest()
+        return int(digest[:15], 16) / _BUCKET_SCALE
+
+
+# --------------------------------------------------------- variation/rollout
+
+
+class _Variations:
+    """A flag's variations and the results that name them."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[JSONValue]) -> None:
+        self.values = values
+
+    def result(self, index: int, reason: JSONObject) -> Result:
+        if 0 <= index < len(self.values):
+            return (self.values[index], index, reason)
+        return MALFORMED
+
+
+class Resolver:
+    """A rule's or the fallthrough's variation or rollout, ready to serve.
+
+    ``fixed`` is the precomputed result when there is no rollout to compute.
+    """
+
+    __slots__ = ("_bucketer", "_entries", "_experiment", "_last", "fixed")
+
+    def __init__(
+        self,
+        raw: JSONObject,
+        flag_key: str,
+        salt: str,
+        variations: _Variations,
+        reason: JSONObject,
+    ) -> None:
+        self.fixed: Result | None = None
+        variation = _opt(raw, "variation", int, None)
+        rollout = _opt(raw, "rollout", dict, None)
+        if variation is not None:
+            self.fixed = variations.result(variation, reason)
+            return
+        entries = _objects(rollout, "variations") if rollout is not None else []
+        if rollout is None or not entries:
+            self.fixed = MALFORMED
+            return
+        experiment = rollout.get("kind") == "experiment"
+        seed = _opt(rollout, "seed", int, None)
+        context_kind = _opt(rollout, "contextKind", str, "")
+        bucket_by = _opt(rollout, "bucketBy", str, "") or "key"
+        self._experiment = experiment
+        self._bucketer = Bucketer(
+            prefix=f"{seed}." if seed is not None else f"{flag_key}.{salt}.",
+            kind=context_kind or "user",
+            attribute="key" if experiment else bucket_by,
+            literal=not context_kind,
+        )
+        in_exp = {**reason, "inExperiment": True}
+        total = 0.0
+        built: list[tuple[float, Result, Result]] = []
+        for entry in entries:
+            index = _opt(entry, "variation", int, None)
+            weight = _opt(entry, "weight", int, 0)
+            untracked = bool(_opt(entry, "untracked", bool, False))
+            total += weight / 100000.0
+            plain = variations.result(index, reason) if index is not None else MALFORMED
+            tracked = plain
+            if experiment and not untracked:
+                tracked = (
+                    variations.result(index, in_exp) if index is not None else MALFORMED
+                )
+            built.append((total, plain, tracked))
+        self._entries = tuple(built)
+        self._last = built[-1]
+
+    def resolve(self, ctx: Context) -> Result:
+        """The result for ``ctx`` (a rollout buckets it; a fixed result is returned as is)."""
+        fixed = self.fixed
+        if fixed is not None:
+            return fixed
+        b = self._bucketer.bucket(ctx)
+        for threshold, plain, tracked in self._entries:
+            if b < threshold:
+                return tracked if self._experiment and b >= 0 else plain
+        _, plain, tracked = self._last
+        return tracked if self._experiment and b >= 0 else plain
+
+
+# -------------------------------------------------------------------- flags
+
+
+class CompiledRule:
+    """A flag rule: its clauses and what it serves."""
+
+    __slots__ = ("clauses", "resolver", "track_events")
+
+    def __init__(
+        self, clauses: tuple[Clause, ...], resolver: Resolver, track_events: bool
+    ) -> None:
+        self.clauses = clauses
+        self.resolver = resolver
+        self.track_events = track_events
+
+
+class Prerequisite:
+    """A prerequisite: the flag key, the required index, the result if it fails."""
+
+    __slots__ = ("failed", "key", "variation")
+
+    def __init__(self, key: str, variation: int, failed: Result) -> None:
+        self.key = key
+        self.variation = variation
+        self.failed = failed
+
+
+class CompiledFlag:
+    """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
+
+    __slots__ = (
+        "client_side",
+        "debug_events_until_date",
+        "deleted",
+        "fallthrough",
+        "key",
+        "malformed",
+        "off_result",
+        "on",
+        "prerequisite_keys",
+        "prerequisites",
+        "rules",
+        "segment_keys",
+        "targets",
+        "track_events",
+        "track_events_fallthrough",
+        "version",
+    )
+
+    key: str
+    version: int
+    deleted: bool
+    on: bool
+    off_result: Result
+    prerequisites: tuple[Prerequisite, ...]
+    targets: tuple[tuple[str, frozenset[str], Result], ...]
+    rules: tuple[CompiledRule, ...]
+    fallthrough: Resolver | None
+    track_events: bool
+    track_events_fallthrough: bool
+    debug_events_until_date: int | float | None
+    client_side: bool
+    malformed: str | None
+    prerequisite_keys: tuple[str, ...]
+    segment_keys: frozenset[str]
+
+
+def _segment_refs(clauses: list[JSONObject]) -> set[str]:
+    return {
+        v
+        for c in clauses
+        if c.get("op") == "segmentMatch" and isinstance(c.get("values"), list)
+        for v in c["values"]
+        if isinstance(v, str)
+    }
+
+
+def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
+    """Compile flag JSON; a malformed flag is returned marked, never raised."""
+    flag = object.__new__(CompiledFlag)
+    flag.key = key
+    flag.version = 0
+    flag.deleted = False
+    flag.prerequisite_keys = ()
+    flag.segment_keys = frozenset()
+    flag.track_events = False
+    flag.track_events_fallthrough = False
+    flag.debug_events_until_date = None
+    flag.client_side = False
+    flag.malformed = None
+    flag.on = False
+    flag.off_result = (None, None, _OFF)
+    flag.prerequisites = ()
+    flag.targets = ()
+    flag.rules = ()
+    flag.fallthrough = None
+    try:
+        if not isinstance(raw, dict):
+            raise _Bad("a flag must be a JSON object")
+        version = raw.get("version")
+        if type(version) is int:
+            flag.version = version
+        if raw.get("deleted") is True:
+            flag.deleted = True
+            return flag
+        _compile_flag_body(flag, raw)
+    except _Bad as exc:
+        flag.malformed = str(exc)
+        logger.error(
+            "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
+        )
+    return flag
+
+
+def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
+    key = flag.key
+    if type(raw.get("version")) is not int:
+        raise _Bad("'version' must be an integer")
+    _opt(raw, "key", str, key)
+    salt = _opt(raw, "salt", str, "")
+    variations = _Variations(_opt(raw, "variations", list, []))
+    flag.on = bool(_opt(raw, "on", bool, False))
+    off_variation = _opt(raw, "offVariation", int, None)
+
+    def off_value(reason: JSONObject) -> Result:
+        if off_variation is None:
+            return (None, None, reason)
+        return variations.result(off_variation, reason)
+
+    flag.off_result = off_value(_OFF)
+    prereqs = []
+    for p in _objects(raw, "prerequisites"):
+        pkey = _opt(p, "key", str, None)
+        pvar = _opt(p, "variation", int, None)
+        if pkey is None or pvar is None:
+            raise _Bad("a prerequisite needs a string 'key' and an integer 'variation'")
+        prereqs.append(
+            Prerequisite(
+                pkey,
+                pvar,
+                off_value({"kind": "PREREQUISITE_FAILED", "prerequisiteKey": pkey}),
+            )
+        )
+    flag.prerequisites = tuple(prereqs)
+    flag.prerequisite_keys = tuple(p.key for p in prereqs)
+
+    # Targets (evaluation.md §5.3).
+    target_sets = [
+        (_opt(t, "variation", int, 0), frozenset(_strings(t, "values")))
+        for t in _objects(raw, "targets")
+    ]
+    targets: list[tuple[str, frozenset[str], Result]] = []
+    context_targets = _objects(raw, "contextTargets")
+    if not context_targets:
+        targets = [
+            ("user", values, variations.result(v, _TARGET_MATCH))
+            for v, values in target_sets
+        ]
+    else:
+        for t in context_targets:
+            kind = _opt(t, "contextKind", str, "") or "user"
+            v = _opt(t, "variation", int, 0)
+            if kind == "user":
+                found = next((values for tv, values in target_sets if tv == v), None)
+                if found is not None:
+                    targets.append(("user", found, variations.result(v, _TARGET_MATCH)))
+            else:
+                targets.append(
+                    (
+                        kind,
+                        frozenset(_strings(t, "values")),
+                        variations.result(v, _TARGET_MATCH),
+                    )
+                )
+    flag.targets = tuple(t for t in targets if t[1])
+
+    rules = []
+    segments: set[str] = set()
+    for index, r in enumerate(_objects(raw, "rules")):
+        rule_id = _opt(r, "id", str, "")
+        reason: JSONObject = {"kind": "RULE_MATCH", "ruleIndex": index}
+        if rule_id:
+            reason["ruleId"] = rule_id
+        clauses = _objects(r, "clauses")
+        segments |= _segment_refs(clauses)
+        rules.append(
+            CompiledRule(
+                tuple(compile_clause(c) for c in clauses),
+                Resolver(r, key, salt, variations, reason),
+                bool(_opt(r, "trackEvents", bool, False)),
+            )
+        )
+    flag.rules = tuple(rules)
+    flag.segment_keys = frozenset(segments)
+    flag.fallthrough = Resolver(
+        _opt(raw, "fallthrough", dict, {}), key, salt, variations, _FALLTHROUGH
+    )
+    flag.track_events = bool(_opt(raw, "trackEvents", bool, False))
+    flag.track_events_fallthrough = bool(
+        _opt(raw, "trackEventsFallthrough", bool, False)
+    )
+    debug = raw.get("debugEventsUntilDate")
+    if debug is not None and type(debug) not in (int, float):
+        raise _Bad("'debugEventsUntilDate' must be a number")
+    flag.debug_events_until_date = debug
+    availability = _opt(raw, "clientSideAvailability", dict, None)
+    if availability is not None:
+        flag.client_side = bool(_opt(availability, "usingEnvironmentId", bool, False))
+    else:
+        flag.client_side = bool(_opt(raw, "clientSide", bool, False))
+
+
+# ----------------------------------------------------------------- segments
+
+
+class SegmentRule:
+    """A segment rule: clauses, and an optional weight with its bucketer."""
+
+    __slots__ = ("bucketer", "clauses", "threshold")
+
+    def __init__(
+        self, clauses: tuple[Clause, ...], threshold: float | None, bucketer: Bucketer
+    ) -> None:
+        self.clauses = clauses
+        self.threshold = threshold
+        self.bucketer = bucketer
+
+
+class CompiledSegment:
+    """A segment ready for membership checks."""
+
+    __slots__ = (
+        "deleted",
+        "excluded",
+        "excluded_contexts",
+        "generation",
+        "included",
+        "included_contexts",
+        "key",
+        "malformed",
+        "rules",
+        "segment_keys",
+        "unbounded",
+        "unbounded_kind",
+        "version",
+    )
+
+    key: str
+    version: int
+    deleted: bool
+    included: frozenset[str]
+    excluded: frozenset[str]
+    included_contexts: tuple[tuple[str, frozenset[str]], ...]
+    excluded_contexts: tuple[tuple[str, frozenset[str]], ...]
+    rules: tuple[SegmentRule, ...]
+    unbounded: bool
+    unbounded_kind: str
+    generation: int | None
+    malformed: str | None
+    segment_keys: frozenset[str]
+
+
+def _context_lists(
+    raw: JSONObject, field: str
+) -> tuple[tuple[str, frozenset[str]], ...]:
+    return tuple(
+        ((_opt(e, "contextKind", str, "") or "user"), frozenset(_strings(e, "values")))
+        for e in _objects(raw, field)
+    )
+
+
+def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
+    """Compile segment JSON; a malformed segment never matches and is logged."""
+    seg = object.__new__(CompiledSegment)
+    seg.key = key
+    seg.version = 0
+    seg.deleted = False
+    seg.malformed = None
+    seg.included = seg.excluded = frozenset()
+    seg.included_contexts = seg.excluded_contexts = ()
+    seg.rules = ()
+    seg.unbounded = False
+    seg.unbounded_kind = "user"
+    seg.generation = None
+    seg.segment_keys = frozenset()
+    try:
+        if not isinstance(raw, dict):
+            raise _Bad("a segment must be a JSON object")
+        version = raw.get("version")
+        if type(version) is int:
+            seg.version = version
+        if raw.get("deleted") is True:
+            seg.deleted = True
+            return seg
+        salt = _opt(raw, "salt", str, "")
+        seg.included = frozenset(_strings(raw, "included"))
+        seg.excluded = frozenset(_strings(raw, "excluded"))
+        seg.included_contexts = _context_lists(raw, "includedContexts")
+        seg.excluded_contexts = _context_lists(raw, "excludedContexts")
+        seg.unbounded = bool(_opt(raw, "unbounded", bool, False))
+        seg.unbounded_kind = _opt(raw, "unboundedContextKind", str, "") or "user"
+        seg.generation = _opt(raw, "generation", int, None)
+        rules = []
+        refs: set[str] = set()
+        for r in _objects(raw, "rules"):
+            weight = _opt(r, "weight", int, None)
+            kind = _opt(r, "rolloutContextKind", str, "")
+            clauses = _objects(r, "clauses")
+            refs |= _segment_refs(clauses)
+            rules.append(
+                SegmentRule(
+                    tuple(compile_clause(c) for c in clauses),
+                    None if weight is None else weight / 100000.0,
+                    Bucketer(
+                        prefix=f"{key}.{salt}.",
+                        kind=kind or "user",
+                        attribute=_opt(r, "bucketBy", str, "") or "key",
+                        literal=not kind,
+                    ),
+                )
+            )
+        seg.rules = tuple(rules)
+        seg.segment_keys = frozenset(refs)
+    except _Bad as exc:
+        seg.malformed = str(exc)
+        seg.rules = ()
+        logger.error(
+            "Segment %r is malformed: flags that reach it evaluate to MALFORMED_FLAG: %s",
+            key,
+            exc,
+        )
+    return seg
+
+
+def flag_tombstone(key: str, version: int) -> CompiledFlag:
+    """A deleted flag (kept so that older versions cannot resurrect it)."""
+    return compile_flag(key, {"key": key, "version": version, "deleted": True})
+
+
+def segment_tombstone(key: str, version: int) -> CompiledSegment:
+    """A deleted segment."""
+    return compile_segment(key, {"key": key, "version": version, "deleted": True})

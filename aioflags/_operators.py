@@ -1,0 +1,248 @@
+"""Clause operators, compiled once per clause when flag data arrives.
+
+:func:`compile_test` turns an operator name and its clause values into a
+predicate over one context value. Clause values that cannot serve the operator
+(a bad regex, date or version, a non-string for a string operator) are dropped
+at compile time: they never match, they are not errors (evaluation.md §6.2).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from ._json import JSONValue
+
+__all__ = ["SemVer", "compile_test", "parse_instant", "parse_semver"]
+
+Test = Callable[["JSONValue"], bool]
+
+_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_ONE_US: Final = _dt.timedelta(microseconds=1)
+# RFC 3339 date-time, strictly: the offset is required. [0-9], not \d, which
+# also matches non-ASCII digits.
+_RFC3339: Final = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_NUM: Final = r"(?:0|[1-9][0-9]*)"
+_IDENT: Final = r"[0-9A-Za-z-]+"
+_SEMVER: Final = re.compile(
+    rf"({_NUM})(?:\.({_NUM}))?(?:\.({_NUM}))?"
+    rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?"
+)
+
+
+def _is_number(value: object) -> bool:
+    return type(value) is int or type(value) is float
+
+
+@lru_cache(maxsize=4096)
+def _parse_instant_str(text: str) -> float | None:
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    fraction = (m.group(7) or "")[:6].ljust(6, "0")
+    if m.group(8):
+        offset = _dt.timedelta(0)
+    else:
+        off_h, off_m = int(m.group(10)), int(m.group(11))
+        if off_h > 23 or off_m > 59:
+            return None
+        offset = _dt.timedelta(hours=off_h, minutes=off_m)
+        if m.group(9) == "-":
+            offset = -offset
+    try:
+        moment = _dt.datetime(
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            int(fraction),
+            tzinfo=_dt.timezone(offset),
+        )
+    except ValueError:
+        return None
+    micros = (moment - _EPOCH) // _ONE_US
+    return (micros / 10**6) * 1000.0
+
+
+def parse_instant(value: JSONValue) -> float | None:
+    """Epoch milliseconds for a number or a strict RFC 3339 string; else ``None``."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        return _parse_instant_str(value)
+    return None
+
+
+class SemVer(NamedTuple):
+    """A parsed semantic version (build metadata is dropped: it never orders)."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[str, ...]
+
+
+@lru_cache(maxsize=4096)
+def parse_semver(text: str) -> SemVer | None:
+    """Parse SemVer 2.0.0, allowing a missing minor or patch (``"2"`` = ``2.0.0``)."""
+    m = _SEMVER.fullmatch(text)
+    if m is None:
+        return None
+    pre = tuple(m.group(4).split(".")) if m.group(4) else ()
+    for ident in pre:
+        if ident.isdigit() and len(ident) > 1 and ident[0] == "0":
+            return None
+    return SemVer(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0), pre)
+
+
+def compare_semver(a: SemVer, b: SemVer) -> int:
+    """Precedence: -1, 0 or 1."""
+    if a[:3] != b[:3]:
+        return -1 if a[:3] < b[:3] else 1
+    pa, pb = a.prerelease, b.prerelease
+    if pa == pb:
+        return 0
+    if not pa:
+        return 1
+    if not pb:
+        return -1
+    for x, y in zip(pa, pb, strict=False):
+        if x == y:
+            continue
+        xd, yd = x.isdigit(), y.isdigit()
+        if xd and yd:
+            return -1 if int(x) < int(y) else 1
+        if xd != yd:
+            return -1 if xd else 1
+        return -1 if x < y else 1
+    return -1 if len(pa) < len(pb) else 1
+
+
+def _semver_of(value: JSONValue) -> SemVer | None:
+    return parse_semver(value) if isinstance(value, str) else None
+
+
+def _never(value: JSONValue) -> bool:
+    return False
+
+
+def _compile_regex(pattern: str) -> re.Pattern[str] | None:
+    try:
+        # Some patterns raise FutureWarning at compile time (e.g. "[[a]"):
+        # flag data must never turn into a warning in the host application.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return re.compile(pattern)
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return None
+
+
+def _compile_in(values: Sequence[JSONValue]) -> Test:
+    strs: set[str] = set()
+    nums: set[int | float] = set()
+    bools: set[bool] = set()
+    others: list[JSONValue] = []
+    for c in values:
+        if type(c) is str:
+            strs.add(c)
+        elif type(c) is bool:
+            bools.add(c)
+        elif _is_number(c):
+            nums.add(c)
+        else:
+            others.append(c)
+
+    def test(v: JSONValue) -> bool:
+        tv = type(v)
+        if tv is str:
+            return v in strs
+        if tv is bool:
+            return v in bools
+        if tv is int or tv is float:
+            return v in nums
+        return any(v == o for o in others)
+
+    return test
+
+
+def _compile_numeric(values: Sequence[JSONValue], op: str) -> Test:
+    cs = tuple(float(c) for c in values if _is_number(c))
+    if not cs:
+        return _never
+    if op == "lessThan":
+        return lambda v: _is_number(v) and any(float(v) < c for c in cs)
+    if op == "lessThanOrEqual":
+        return lambda v: _is_number(v) and any(float(v) <= c for c in cs)
+    if op == "greaterThan":
+        return lambda v: _is_number(v) and any(float(v) > c for c in cs)
+    return lambda v: _is_number(v) and any(float(v) >= c for c in cs)
+
+
+def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
+    cs = tuple(t for t in map(parse_instant, values) if t is not None)
+    if not cs:
+        return _never
+
+    def test(v: JSONValue) -> bool:
+        t = parse_instant(v)
+        if t is None:
+            return False
+        return any(t < c for c in cs) if before else any(t > c for c in cs)
+
+    return test
+
+
+def _compile_semver(values: Sequence[JSONValue], want: int) -> Test:
+    cs = tuple(s for s in map(_semver_of, values) if s is not None)
+    if not cs:
+        return _never
+
+    def test(v: JSONValue) -> bool:
+        s = _semver_of(v)
+        return s is not None and any(compare_semver(s, c) == want for c in cs)
+
+    return test
+
+
+def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
+    """The predicate for ``op`` over the clause ``values`` (never raises)."""
+    if op == "in":
+        return _compile_in(values)
+    strs = tuple(c for c in values if isinstance(c, str))
+    if op == "startsWith":
+        return (lambda v: isinstance(v, str) and v.startswith(strs)) if strs else _never
+    if op == "endsWith":
+        return (lambda v: isinstance(v, str) and v.endswith(strs)) if strs else _never
+    if op == "contains":
+        return (
+            (lambda v: isinstance(v, str) and any(c in v for c in strs))
+            if strs
+            else _never
+        )
+    if op == "matches":
+        patterns = tuple(p for p in map(_compile_regex, strs) if p is not None)
+        if not patterns:
+            return _never
+        return lambda v: isinstance(v, str) and any(p.search(v) for p in patterns)
+    if op in ("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual"):
+        return _compile_numeric(values, op)
+    if op in ("before", "after"):
+        return _compile_dates(values, before=op == "before")
+    if op == "semVerEqual":
+        return _compile_semver(values, 0)
+    if op == "semVerLessThan":
+        return _compile_semver(values, -1)
+    if op == "semVerGreaterThan":
+        return _compile_semver(values, 1)
+    return _never

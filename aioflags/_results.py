@@ -1,0 +1,113 @@
+"""Evaluation results handed to applications: EvaluationDetail and FlagsState."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar, final
+
+if TYPE_CHECKING:
+    from ._json import JSONObject, JSONValue
+
+__all__ = ["EvaluationDetail", "FlagsState"]
+
+T = TypeVar("T")
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationDetail(Generic[T]):
+    """The value a flag evaluated to, with the variation index and the reason.
+
+    Attributes:
+        value: the flag's value, or the default passed by the caller when the
+            evaluation produced no variation (then ``variation_index`` is None).
+        variation_index: the index of the served variation, or ``None``.
+        reason: LaunchDarkly's JSON reason, e.g. ``{"kind": "RULE_MATCH",
+            "ruleIndex": 0, "ruleId": "r1"}`` or ``{"kind": "ERROR",
+            "errorKind": "FLAG_NOT_FOUND"}``. A fresh dict per call.
+
+    Added in version 0.1.0.
+    """
+
+    value: T
+    variation_index: int | None
+    reason: JSONObject
+
+    @property
+    def is_default_value(self) -> bool:
+        """Whether the caller's default was returned (no variation was served)."""
+        return self.variation_index is None
+
+    @property
+    def error_kind(self) -> str | None:
+        """The ``errorKind`` of an ``ERROR`` reason, else ``None``."""
+        kind = self.reason.get("errorKind")
+        return (
+            kind
+            if self.reason.get("kind") == "ERROR" and isinstance(kind, str)
+            else None
+        )
+
+
+@final
+class FlagsState:
+    """All flags' values for one context: the result of ``all_flags_state``.
+
+    ``to_dict()`` gives LaunchDarkly's bootstrap JSON shape, for client-side
+    SDKs: ``{"flag-key": value, ..., "$flagsState": {...}, "$valid": true}``.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_meta", "_valid", "_values")
+
+    def __init__(
+        self, *, valid: bool, values: JSONObject, meta: dict[str, JSONObject]
+    ) -> None:
+        self._valid = valid
+        self._values = values
+        self._meta = meta
+
+    @property
+    def valid(self) -> bool:
+        """False when the client had no data or the context was invalid."""
+        return self._valid
+
+    def get_flag_value(self, key: str) -> JSONValue:
+        """The value of one flag (``None`` if absent or if it served no variation)."""
+        return self._values.get(key)
+
+    def get_flag_reason(self, key: str) -> JSONObject | None:
+        """The reason of one flag, if reasons were recorded for it."""
+        reason = self._meta.get(key, {}).get("reason")
+        return dict(reason) if reason is not None else None
+
+    def to_dict(self) -> JSONObject:
+        """LaunchDarkly's bootstrap JSON shape, as a fresh dict."""
+        out: JSONObject = dict(self._values)
+        out["$flagsState"] = {
+            key: {
+                k: (
+                    dict(v) if k == "reason" else list(v) if k == "prerequisites" else v
+                )
+                for k, v in meta.items()
+            }
+            for key, meta in self._meta.items()
+        }
+        out["$valid"] = self._valid
+        return out
+
+    def to_json(self) -> str:
+        """``to_dict()`` serialised as JSON."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlagsState):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FlagsState(valid={self._valid}, flags={len(self._values)})"

@@ -1,0 +1,229 @@
+"""FlagSnapshot: one immutable version of the flag data, with a sync evaluation face.
+
+The store swaps whole snapshots atomically, so an evaluation, or a request that
+takes ``client.snapshot()`` once and evaluates many flags, always sees one
+consistent version of the data.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+from ._evaluate import ERROR_RESULTS, evaluate, is_experiment, typed_check
+from ._results import EvaluationDetail, FlagsState
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._context import Context
+    from ._json import JSONObject, JSONValue
+    from ._model import CompiledFlag, CompiledSegment, Result
+
+__all__ = ["FlagSnapshot"]
+
+logger = logging.getLogger("aioflags")
+T = TypeVar("T")
+_NOT_READY: Final = ERROR_RESULTS["CLIENT_NOT_READY"]
+_NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
+_NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
+_WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+@final
+class FlagSnapshot:
+    """One immutable version of the flag data, evaluated synchronously.
+
+    Get the current one with ``client.snapshot()``. Every method is pure and
+    non-blocking: it never does I/O and never raises for bad data, a missing
+    flag, a wrong type or an invalid context (it returns the default with an
+    ``ERROR`` reason instead).
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_flags", "_initialized", "_segments")
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag] = _EMPTY,
+        segments: Mapping[str, CompiledSegment] = _EMPTY,
+        *,
+        initialized: bool = False,
+    ) -> None:
+        self._flags = flags
+        self._segments = segments
+        self._initialized = initialized
+
+    @property
+    def initialized(self) -> bool:
+        """Whether this snapshot holds data from a source (else CLIENT_NOT_READY)."""
+        return self._initialized
+
+    @property
+    def flag_keys(self) -> frozenset[str]:
+        """The keys of the flags that exist (not deleted) in this snapshot."""
+        return frozenset(k for k, f in self._flags.items() if not f.deleted)
+
+    def _result(self, key: str, context: Context | None) -> Result:
+        if not self._initialized:
+            return _NOT_READY
+        if context is None or context._error is not None:
+            return _NO_CONTEXT
+        flag = self._flags.get(key)
+        if flag is None or flag.deleted:
+            return _NOT_FOUND
+        return evaluate(self._flags, self._segments, flag, context)[0]
+
+    # --------------------------------------------------------------- untyped
+    def variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value for ``context``, or ``default`` if none is served."""
+        value, index, _ = self._result(key, context)
+        return default if index is None else value
+
+    def variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """The value, the variation index and the reason."""
+        value, index, reason = self._result(key, context)
+        return EvaluationDetail(
+            value=default if index is None else value,
+            variation_index=index,
+            reason=dict(reason),
+        )
+
+    # ----------------------------------------------------------------- typed
+    def _typed(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> Result:
+        result = self._result(key, context)
+        if result[1] is None or default is None:
+            return result
+        ok, value = typed_check(result[0], kind)
+        return (value, result[1], result[2]) if ok else _WRONG_TYPE
+
+    def _typed_value(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> T:
+        value, index, _ = self._typed(key, context, default, kind)
+        return default if index is None else value
+
+    def _typed_detail(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> EvaluationDetail[T]:
+        value, index, reason = self._typed(key, context, default, kind)
+        return EvaluationDetail(
+            value=default if index is None else value,
+            variation_index=index,
+            reason=dict(reason),
+        )
+
+    def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
+        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        return self._typed_value(key, context, default, bool)
+
+    def int_variation(self, key: str, context: Context | None, default: int) -> int:
+        """The flag's value if it is a number (truncated toward zero), else ``default``."""
+        return self._typed_value(key, context, default, int)
+
+    def float_variation(
+        self, key: str, context: Context | None, default: float
+    ) -> float:
+        """The flag's value if it is a number (as a float), else ``default``."""
+        return self._typed_value(key, context, default, float)
+
+    def string_variation(self, key: str, context: Context | None, default: str) -> str:
+        """The flag's value if it is a string, else ``default``."""
+        return self._typed_value(key, context, default, str)
+
+    def json_variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value, whatever its JSON type."""
+        return self._typed_value(key, context, default, object)
+
+    def bool_variation_detail(
+        self, key: str, context: Context | None, default: bool
+    ) -> EvaluationDetail[bool]:
+        """Like :meth:`bool_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, bool)
+
+    def int_variation_detail(
+        self, key: str, context: Context | None, default: int
+    ) -> EvaluationDetail[int]:
+        """Like :meth:`int_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, int)
+
+    def float_variation_detail(
+        self, key: str, context: Context | None, default: float
+    ) -> EvaluationDetail[float]:
+        """Like :meth:`float_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, float)
+
+    def string_variation_detail(
+        self, key: str, context: Context | None, default: str
+    ) -> EvaluationDetail[str]:
+        """Like :meth:`string_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, str)
+
+    def json_variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """Like :meth:`json_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, object)
+
+    # ------------------------------------------------------------- all flags
+    def all_flags_state(
+        self,
+        context: Context | None,
+        *,
+        with_reasons: bool = False,
+        client_side_only: bool = False,
+        details_only_for_tracked_flags: bool = False,
+    ) -> FlagsState:
+        """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
+        if not self._initialized or context is None or context._error is not None:
+            return FlagsState(valid=False, values={}, meta={})
+        now_ms = _dt.datetime.now(_dt.timezone.utc).timestamp() * 1000.0
+        values: JSONObject = {}
+        meta: dict[str, JSONObject] = {}
+        flags, segments = self._flags, self._segments
+        for key, flag in flags.items():
+            if flag.deleted or (client_side_only and not flag.client_side):
+                continue
+            (value, index, reason), st = evaluate(flags, segments, flag, context)
+            values[key] = value
+            entry: JSONObject = {}
+            if index is not None:
+                entry["variation"] = index
+            experiment = is_experiment(flag, reason)
+            debug = flag.debug_events_until_date
+            omit = details_only_for_tracked_flags and not (
+                flag.track_events
+                or experiment
+                or (debug is not None and debug > now_ms)
+            )
+            if not omit:
+                entry["version"] = flag.version
+                if with_reasons or experiment:
+                    entry["reason"] = reason
+            if flag.track_events or experiment:
+                entry["trackEvents"] = True
+            if experiment:
+                entry["trackReason"] = True
+            if debug is not None:
+                entry["debugEventsUntilDate"] = debug
+            if st.prerequisites:
+                entry["prerequisites"] = st.prerequisites
+            meta[key] = entry
+        return FlagsState(valid=True, values=values, meta=meta)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlagSnapshot(flags={len(self._flags)}, initialized={self._initialized})"
+        )

@@ -1,0 +1,417 @@
+"""The supervisor: one task that runs the data system's sources (protocol.md §7).
+
+State machine (also in docs/data-system.md)::
+
+    start ──► INITIALIZERS ──(defined selector)──► SYNCHRONIZERS ◄─┐
+                 │  failure/no selector: next one       │  FALLBACK: next (wraps)
+                 │  all tried ───────────────────────►  │  RECOVER: back to primary
+                 │                                      │  REMOVE: drop it for good;
+                 │                                      │          none left ──► OFF
+                 └──(directive)──┐      ┌──(directive)──┘
+                                 ▼      ▼
+                   apply the payload, close the source,
+                   cancel the FDv2 task group
+                                 │
+               FDv1 poller configured? ──no──► OFF (settled, no retries)
+                                 │ yes
+                                 ▼
+                              FDV1 (one-way, for the life of the client)
+
+A synchronizer run fails over when it stays INITIALIZING for
+``initializing_timeout`` or INTERRUPTED for ``interrupted_timeout``; a run on a
+fallback synchronizer returns to the primary after ``recovery_after`` VALID.
+The timings are tracked per run, so a new synchronizer that hangs fails over
+even when the previous one left the status VALID.
+
+Faults are isolated: an exception escaping a source is logged with its
+traceback and treated as that source failing. Nothing escapes into the task
+group that the client owns.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+
+import anyio
+
+from ._datatypes import (
+    Basis,
+    DataSourceStatus,
+    ErrorInfo,
+    ErrorKind,
+    SourceState,
+    Update,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from anyio.abc import TaskStatus
+
+    from ._clock import Clock
+    from ._datasystem import DataSystem, SourceContext
+    from ._store import Store
+
+__all__ = ["DataSystemListener", "Supervisor"]
+
+logger = logging.getLogger("aioflags")
+T = TypeVar("T")
+
+
+class DataSystemListener(Protocol):
+    """What the supervisor reports to (the client's status layer)."""
+
+    def data_source_status(self, status: DataSourceStatus) -> None:
+        """The data system's status changed."""
+
+    def data_changed(self, flags: frozenset[str]) -> None:
+        """A change set was applied; ``flags`` may have changed value."""
+
+    def settled(self) -> None:
+        """Initialisation concluded: data arrived, or every source gave up."""
+
+
+def _is_update(item: object) -> bool:
+    """Runtime guard: custom sources are user code and may yield anything."""
+    return isinstance(item, Update)
+
+
+class _Outcome(enum.Enum):
+    FDV1 = "fdv1"
+    REMOVE = "remove"
+    FALLBACK = "fallback"
+    RECOVER = "recover"
+
+
+class _Timeout:
+    """Marker: the read deadline passed before the source yielded."""
+
+
+_TIMEOUT: Final = _Timeout()
+
+
+class _StatusTracker:
+    """Data-source status rules (protocol.md §8)."""
+
+    def __init__(self, listener: DataSystemListener, clock: Clock) -> None:
+        self._listener = listener
+        self._clock = clock
+        self.status = DataSourceStatus(
+            state=SourceState.INITIALIZING, since=clock.now()
+        )
+
+    def update(
+        self,
+        state: SourceState,
+        error: ErrorInfo | None = None,
+        *,
+        fdv1: bool | None = None,
+    ) -> None:
+        old = self.status
+        if state is SourceState.INTERRUPTED and old.state is SourceState.INITIALIZING:
+            state = SourceState.INITIALIZING
+        fallback = old.fdv1_fallback if fdv1 is None else fdv1
+        if state is old.state and error is None and fallback == old.fdv1_fallback:
+            return
+        self.status = DataSourceStatus(
+            state=state,
+            since=old.since if state is old.state else self._clock.now(),
+            error=error if error is not None else old.error,
+            fdv1_fallback=fallback,
+        )
+        self._listener.data_source_status(self.status)
+
+
+class Supervisor:
+    """Runs initializers, then synchronizers with failover, then maybe FDv1.
+
+    Owned by the client: ``await task_group.start(supervisor.run)``.
+    """
+
+    def __init__(
+        self,
+        system: DataSystem,
+        store: Store,
+        context: SourceContext,
+        listener: DataSystemListener,
+        clock: Clock,
+    ) -> None:
+        self._system = system
+        self._store = store
+        self._context = context
+        self._listener = listener
+        self._clock = clock
+        self._status = _StatusTracker(listener, clock)
+        self._settled = False
+        self._fdv2_scope: anyio.CancelScope | None = None
+        self.fdv1_engaged = False
+
+    @property
+    def status(self) -> DataSourceStatus:
+        """The current data-source status."""
+        return self._status.status
+
+    @property
+    def fdv2_cancelled(self) -> bool:
+        """Whether the FDv2 task group was cancelled by the fallback directive."""
+        return self._fdv2_scope is not None and self._fdv2_scope.cancel_called
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._listener.settled()
+
+    async def run(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The supervisor task. Returns when the data system is OFF."""
+        task_status.started()
+        try:
+            async with anyio.create_task_group() as fdv2:
+                self._fdv2_scope = fdv2.cancel_scope
+                fdv2.start_soon(self._fdv2)
+            if self.fdv1_engaged:
+                await self._fdv1()
+        except Exception as exc:
+            logger.exception(
+                "The aioflags data system failed unexpectedly; serving last known data"
+            )
+            self._status.update(
+                SourceState.OFF,
+                ErrorInfo(
+                    kind=ErrorKind.UNKNOWN,
+                    message=f"internal error: {exc!r}",
+                    time=self._clock.now(),
+                ),
+            )
+        finally:
+            self._settle()
+
+    # ----------------------------------------------------------------- FDv2
+    async def _engage_fdv1(self) -> None:
+        """Called inside the FDv2 group once the payload is applied and the source closed."""
+        self.fdv1_engaged = True
+        if self._system.fdv1_fallback is None:
+            logger.warning(
+                "The flag service sent the FDv1 fallback directive and no FDv1 source is "
+                "configured: the data system is OFF, serving last known data"
+            )
+            self._status.update(SourceState.OFF, fdv1=True)
+            self.fdv1_engaged = False
+            self._settle()
+        else:
+            logger.warning(
+                "The flag service directed a fallback to FDv1: switching for good"
+            )
+            self._status.update(self._status.status.state, fdv1=True)
+        assert self._fdv2_scope is not None
+        self._fdv2_scope.cancel()
+
+    async def _fdv2(self) -> None:
+        if await self._initializers():
+            await self._engage_fdv1()
+            return
+        await self._synchronizers()
+
+    async def _initializers(self) -> bool:
+        """Run initializers; return True if the fallback directive arrived."""
+        for index, factory in enumerate(self._system.initializers):
+            basis = await self._first(factory, f"initializer {index}")
+            if basis is None:
+                continue
+            if basis.change_set is not None:
+                await self._apply(basis.change_set)
+            elif basis.error is not None:
+                self._status.update(SourceState.INTERRUPTED, basis.error)
+            if basis.fallback_to_fdv1:
+                return True
+            if basis.change_set is not None and basis.change_set.selector.defined:
+                self._settle()
+                return False
+        if not self._system.synchronizers:
+            # Nothing to keep data fresh: what the initializers gave is final.
+            self._status.update(
+                SourceState.VALID if self._store.initialized else SourceState.OFF
+            )
+            self._settle()
+        return False
+
+    async def _first(self, factory: object, name: str) -> Basis | None:
+        try:
+            async with aclosing(factory(self._context)) as gen:  # type: ignore[operator]
+                async for item in gen:
+                    if isinstance(item, Basis):
+                        return item
+                    logger.error("%s yielded %r, not a Basis; ignoring it", name, item)
+        except Exception as exc:
+            logger.exception("Data source %s failed unexpectedly", name)
+            self._status.update(
+                SourceState.INTERRUPTED,
+                ErrorInfo(
+                    kind=ErrorKind.UNKNOWN,
+                    message=f"{name} raised {exc!r}",
+                    time=self._clock.now(),
+                ),
+            )
+        return None
+
+    async def _synchronizers(self) -> None:
+        active = list(self._system.synchronizers)
+        index = 0
+        while active:
+            outcome = await self._run_synchronizer(active[index], index)
+            if outcome is _Outcome.FDV1:
+                await self._engage_fdv1()
+                return
+            if outcome is _Outcome.REMOVE:
+                del active[index]
+                if index >= len(active):
+                    index = 0
+            elif outcome is _Outcome.RECOVER:
+                index = 0
+            else:
+                index = (index + 1) % len(active)
+        logger.error("Every aioflags synchronizer has stopped: serving last known data")
+        self._status.update(SourceState.OFF)
+        self._settle()
+
+    def _deadline(
+        self, state: SourceState, since: float, index: int
+    ) -> tuple[float | None, _Outcome]:
+        system = self._system
+        if state is SourceState.INITIALIZING:
+            return since + system.initializing_timeout, _Outcome.FALLBACK
+        if state is SourceState.INTERRUPTED:
+            return since + system.interrupted_timeout, _Outcome.FALLBACK
+        if index != 0:
+            return since + system.recovery_after, _Outcome.RECOVER
+        return None, _Outcome.FALLBACK
+
+    async def _run_synchronizer(self, factory: object, index: int) -> _Outcome:
+        name = f"synchronizer {index}"
+        run_state, since = SourceState.INITIALIZING, self._clock.now()
+        try:
+            async with aclosing(factory(self._context)) as gen:  # type: ignore[operator]
+                while True:
+                    deadline, on_timeout = self._deadline(run_state, since, index)
+                    item = await self._next(gen, deadline)
+                    if item is None:
+                        logger.info("Data source %s ended", name)
+                        return _Outcome.REMOVE
+                    if isinstance(item, _Timeout):
+                        logger.warning(
+                            "Data source %s was %s for too long: %s",
+                            name,
+                            run_state.value,
+                            on_timeout.value,
+                        )
+                        return on_timeout
+                    if not _is_update(item):
+                        logger.error(
+                            "%s yielded %r, not an Update; ignoring it", name, item
+                        )
+                        continue
+                    outcome = await self._handle(item)
+                    if outcome is not None:
+                        return outcome
+                    new_state = item.state
+                    if (
+                        new_state is SourceState.INTERRUPTED
+                        and run_state is SourceState.INITIALIZING
+                    ):
+                        new_state = SourceState.INITIALIZING
+                    if new_state is not run_state:
+                        run_state, since = new_state, self._clock.now()
+        except Exception as exc:
+            logger.exception("Data source %s failed unexpectedly", name)
+            self._status.update(
+                SourceState.INTERRUPTED,
+                ErrorInfo(
+                    kind=ErrorKind.UNKNOWN,
+                    message=f"{name} raised {exc!r}",
+                    time=self._clock.now(),
+                ),
+            )
+            return _Outcome.REMOVE
+
+    async def _next(
+        self, gen: AsyncIterator[T], deadline: float | None
+    ) -> T | _Timeout | None:
+        """The next item, ``None`` at the end, or ``_TIMEOUT`` past the deadline."""
+        if deadline is None:
+            try:
+                return await gen.__anext__()
+            except StopAsyncIteration:
+                return None
+        remaining = deadline - self._clock.now()
+        if remaining <= 0:
+            return _TIMEOUT
+        result: T | _Timeout | None = _TIMEOUT
+        async with anyio.create_task_group() as tg:
+
+            async def timer() -> None:
+                await self._clock.sleep(remaining)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(timer)
+            try:
+                result = await gen.__anext__()
+            except StopAsyncIteration:
+                result = None
+            tg.cancel_scope.cancel()
+        return result
+
+    async def _handle(self, update: Update) -> _Outcome | None:
+        if update.change_set is not None:
+            await self._apply(update.change_set)
+        if update.state is SourceState.VALID:
+            self._status.update(SourceState.VALID, update.error)
+            self._settle()
+        else:
+            self._status.update(update.state, update.error)
+        if update.fallback_to_fdv1:
+            return _Outcome.FDV1
+        if update.state is SourceState.OFF:
+            return _Outcome.REMOVE
+        return None
+
+    async def _apply(self, change_set: object) -> None:
+        changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+        self._listener.data_changed(changed)
+
+    # ----------------------------------------------------------------- FDv1
+    async def _fdv1(self) -> None:
+        factory = self._system.fdv1_fallback
+        assert factory is not None
+        try:
+            async with aclosing(factory(self._context)) as gen:
+                async for item in gen:
+                    if not _is_update(item):
+                        logger.error(
+                            "FDv1 source yielded %r, not an Update; ignoring it", item
+                        )
+                        continue
+                    if item.change_set is not None:
+                        await self._apply(item.change_set)
+                    # Directives from the FDv1 source itself are ignored: the switch is one-way.
+                    self._status.update(item.state, item.error)
+                    if item.state is SourceState.VALID:
+                        self._settle()
+                    elif item.state is SourceState.OFF:
+                        break
+        except Exception as exc:
+            logger.exception("The FDv1 fallback source failed unexpectedly")
+            self._status.update(
+                SourceState.OFF,
+                ErrorInfo(
+                    kind=ErrorKind.UNKNOWN,
+                    message=f"FDv1 source raised {exc!r}",
+                    time=self._clock.now(),
+                ),
+            )
+            return
+        logger.error("The FDv1 fallback source stopped: serving last known data")
+        self._status.update(SourceState.OFF)

@@ -1,0 +1,69 @@
+"""Development sessions: tests on every supported Python, lint, typecheck, docs, bench."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _expose_pyenv_versions() -> None:
+    """pyenv shims only answer for active versions: activate every installed 3.10-3.13."""
+    if shutil.which("pyenv") is None:
+        return
+    installed = subprocess.run(
+        ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    wanted = [v for v in installed if any(v.startswith(s + ".") for s in SUPPORTED)]
+    if wanted:
+        os.environ["PYENV_VERSION"] = ":".join(wanted)
+
+
+_expose_pyenv_versions()
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    session.install("-U", "pip")
+    args = [arg for group in groups for arg in ("--group", group)]
+    session.install("-e", ".", *args)
+
+
+@nox.session(python=SUPPORTED)
+def tests(session: nox.Session) -> None:
+    """Run the test suite with coverage on one interpreter."""
+    _install(session, "tests")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine")
+    session.run("coverage", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and the tests."""
+    _install(session, "typing")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with LaunchDarkly's SDK (never a CI gate)."""
+    _install(session, "tests")
+    for script in sorted(Path("benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)

@@ -1,0 +1,411 @@
+"""Random flag data and contexts, evaluated by aioflags and by LaunchDarkly's SDK.
+
+Used by tests/test_differential.py (a modest seeded run in CI) and by
+benchmarks/bench_differential.py (a larger run). The generator stays inside
+the domain where evaluation.md says aioflags must agree with the Python SDK:
+no old-user JSON, only timestamp strings every parser accepts, ``clientSide``
+rather than ``clientSideAvailability``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioflags
+from aioflags._store import snapshot_from_data
+
+KINDS = ["user", "org", "device"]
+ATTRS = [
+    "email",
+    "name",
+    "country",
+    "age",
+    "score",
+    "tags",
+    "version",
+    "created",
+    "nested",
+    "flag",
+]
+OPS = [
+    "in",
+    "endsWith",
+    "startsWith",
+    "contains",
+    "matches",
+    "lessThan",
+    "lessThanOrEqual",
+    "greaterThan",
+    "greaterThanOrEqual",
+    "before",
+    "after",
+    "semVerEqual",
+    "semVerLessThan",
+    "semVerGreaterThan",
+    "segmentMatch",
+    "unknownOp",
+]
+STRINGS = [
+    "alice@example.com",
+    "bob@test.io",
+    "carol",
+    "",
+    "de",
+    "fr",
+    "us",
+    "A",
+    "B",
+    "xyz",
+]
+VERSIONS = [
+    "1.0.0",
+    "2.1.0",
+    "2.1",
+    "2",
+    "3.0.0-rc.1",
+    "3.0.0-rc.2",
+    "3.0.0",
+    "1.0.0+build",
+    "bad",
+]
+DATES = [
+    "2020-01-01T00:00:00Z",
+    "2021-06-15T12:30:00.123+00:00",
+    "2019-12-31T23:59:59.999999+00:00",
+    1577836800000,
+    1600000000000.5,
+    "not a date",
+]
+
+
+def _value(r: random.Random, attr: str) -> Any:
+    if attr in ("email", "name", "country"):
+        return r.choice(STRINGS)
+    if attr == "age":
+        return r.choice([17, 18, 30, 30.0, 45, 65, -1])
+    if attr == "score":
+        return r.choice([0.5, 1.5, 2, 99.9])
+    if attr == "tags":
+        return r.sample(STRINGS, r.randint(0, 3))
+    if attr == "version":
+        return r.choice(VERSIONS)
+    if attr == "created":
+        return r.choice(DATES)
+    if attr == "nested":
+        return {"a": {"b": r.choice(STRINGS)}, "n": r.choice([1, 2])}
+    return r.choice([True, False, 1, 0])
+
+
+@dataclass
+class Case:
+    flags: dict[str, Any]
+    segments: dict[str, Any]
+    contexts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Generator:
+    """Seeded random flags, segments and contexts."""
+
+    def __init__(self, seed: int) -> None:
+        self.r = random.Random(seed)
+
+    def context_dict(self) -> dict[str, Any]:
+        r = self.r
+
+        def single(kind: str) -> dict[str, Any]:
+            d: dict[str, Any] = {"key": f"{kind}-{r.randrange(12)}"}
+            for attr in r.sample(ATTRS, r.randint(0, 6)):
+                d[attr] = _value(r, attr)
+            if r.random() < 0.2:
+                d["anonymous"] = r.random() < 0.5
+            return d
+
+        if r.random() < 0.3:
+            kinds = r.sample(KINDS, r.randint(2, 3))
+            return {"kind": "multi", **{k: single(k) for k in kinds}}
+        kind = r.choice([*KINDS, "user"])
+        return {"kind": kind, **single(kind)}
+
+    def clause(self, n_segments: int) -> dict[str, Any]:
+        r = self.r
+        op = r.choice(OPS)
+        if op == "segmentMatch":
+            return {
+                "attribute": "",
+                "op": op,
+                "negate": r.random() < 0.2,
+                "values": [
+                    f"seg-{r.randrange(n_segments + 1)}" for _ in range(r.randint(1, 2))
+                ],
+            }
+        kind = r.choice(["", "user", "org", "device", "user"])
+        attr = r.choice(
+            [
+                *ATTRS,
+                "key",
+                "kind",
+                "anonymous",
+                "/nested/a/b",
+                "/nested/n",
+                "" if r.random() < 0.05 else "name",
+            ]
+        )
+        if attr.startswith("/") and not kind:
+            kind = "user"
+        if attr in ("/nested/a/b",):
+            pool: list[Any] = STRINGS
+        elif attr == "kind":
+            pool = [*KINDS, "x"]
+        elif op in ("before", "after"):
+            pool = DATES
+        elif op.startswith("semVer"):
+            pool = VERSIONS
+        elif op in ("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual"):
+            pool = [18, 30, 45.5, 2, "30"]
+        elif op == "matches":
+            pool = ["^a", "example\\.com$", "[", "o", "^$"]
+        else:
+            pool = [*STRINGS, 30, 30.0, True, 1, ["carol"]]
+        clause: dict[str, Any] = {
+            "attribute": attr,
+            "op": op,
+            "negate": r.random() < 0.25,
+            "values": r.sample(pool, r.randint(0, 3)),
+        }
+        if kind:
+            clause["contextKind"] = kind
+        return clause
+
+    def rollout(self, n_vars: int) -> dict[str, Any]:
+        r = self.r
+        n = r.randint(0, 3)
+        weights = [r.randrange(0, 100001) for _ in range(n)]
+        if n and r.random() < 0.7:
+            total = sum(weights) or 1
+            weights = [w * 100000 // total for w in weights]
+        ro: dict[str, Any] = {
+            "variations": [
+                {
+                    "variation": r.randrange(n_vars + 1),
+                    "weight": w,
+                    **({"untracked": True} if r.random() < 0.2 else {}),
+                }
+                for w in weights
+            ]
+        }
+        if r.random() < 0.3:
+            ro["kind"] = "experiment"
+        if r.random() < 0.3:
+            ro["seed"] = r.randrange(1000)
+        if r.random() < 0.3:
+            ro["bucketBy"] = r.choice(["email", "age", "score", "missing", "key"])
+        if r.random() < 0.3:
+            ro["contextKind"] = r.choice(KINDS)
+        return ro
+
+    def vor(self, n_vars: int) -> dict[str, Any]:
+        r = self.r
+        x = r.random()
+        if x < 0.55:
+            return {
+                "variation": r.randrange(
+                    -1 if r.random() < 0.05 else 0,
+                    n_vars + (1 if r.random() < 0.05 else 0),
+                )
+            }
+        if x < 0.97:
+            return {"rollout": self.rollout(n_vars)}
+        return {}
+
+    def case(self, n_flags: int = 8, n_segments: int = 4, n_contexts: int = 12) -> Case:
+        r = self.r
+        segments = {}
+        for s in range(n_segments):
+            key = f"seg-{s}"
+            seg: dict[str, Any] = {
+                "key": key,
+                "version": 1,
+                "salt": r.choice(["", "salty"]),
+                "included": [f"user-{r.randrange(12)}" for _ in range(r.randint(0, 2))],
+                "excluded": [f"user-{r.randrange(12)}" for _ in range(r.randint(0, 2))],
+                "includedContexts": [
+                    {
+                        "contextKind": r.choice(KINDS),
+                        "values": [f"org-{r.randrange(12)}"],
+                    }
+                    for _ in range(r.randint(0, 1))
+                ],
+                "excludedContexts": [
+                    {
+                        "contextKind": r.choice(KINDS),
+                        "values": [f"device-{r.randrange(12)}"],
+                    }
+                    for _ in range(r.randint(0, 1))
+                ],
+                "rules": [],
+            }
+            for _ in range(r.randint(0, 2)):
+                rule: dict[str, Any] = {
+                    "id": f"sr{s}",
+                    "clauses": [
+                        self.clause(n_segments) for _ in range(r.randint(0, 2))
+                    ],
+                }
+                if r.random() < 0.4:
+                    rule["weight"] = r.randrange(0, 100001)
+                    if r.random() < 0.5:
+                        rule["bucketBy"] = r.choice(["email", "age", "key"])
+                    if r.random() < 0.4:
+                        rule["rolloutContextKind"] = r.choice(KINDS)
+                seg["rules"].append(rule)
+            if r.random() < 0.1:
+                seg["unbounded"] = True
+                seg["generation"] = r.choice([None, 1])
+            segments[key] = seg
+        flags = {}
+        for i in range(n_flags):
+            key = f"flag-{i}"
+            variations: list[Any] = r.choice(
+                [[True, False], ["a", "b", "c"], [1, 2.5, 3], [{"x": 1}, [1], None]]
+            )
+            nv = len(variations)
+            flag: dict[str, Any] = {
+                "key": key,
+                "version": r.randrange(1, 9),
+                "on": r.random() < 0.85,
+                "salt": r.choice(["", "s1"]),
+                "variations": variations,
+                "offVariation": r.choice([None, 0, 1, nv]),
+                "fallthrough": self.vor(nv),
+                "targets": [],
+                "contextTargets": [],
+                "rules": [],
+                "prerequisites": [],
+                "trackEvents": r.random() < 0.2,
+                "trackEventsFallthrough": r.random() < 0.2,
+                "clientSide": r.random() < 0.5,
+            }
+            if r.random() < 0.2:
+                flag["debugEventsUntilDate"] = r.choice([0, 4102444800000])
+            for _ in range(r.randint(0, 2)):
+                flag["targets"].append(
+                    {
+                        "variation": r.randrange(nv),
+                        "values": [f"user-{r.randrange(12)}" for _ in range(3)],
+                    }
+                )
+            if r.random() < 0.4:
+                for _ in range(r.randint(1, 3)):
+                    kind = r.choice(KINDS)
+                    flag["contextTargets"].append(
+                        {
+                            "contextKind": kind,
+                            "variation": r.randrange(nv),
+                            "values": []
+                            if kind == "user"
+                            else [f"{kind}-{r.randrange(12)}" for _ in range(3)],
+                        }
+                    )
+            for j in range(r.randint(0, 3)):
+                rule = {
+                    "clauses": [
+                        self.clause(n_segments) for _ in range(r.randint(0, 3))
+                    ],
+                    "trackEvents": r.random() < 0.2,
+                    **self.vor(nv),
+                }
+                if r.random() < 0.8:
+                    rule["id"] = f"r{i}-{j}"
+                flag["rules"].append(rule)
+            for _ in range(r.choice([0, 0, 1, 2])):
+                flag["prerequisites"].append(
+                    {
+                        "key": f"flag-{r.randrange(n_flags + 1)}",
+                        "variation": r.randrange(3),
+                    }
+                )
+            flags[key] = flag
+        return Case(flags, segments, [self.context_dict() for _ in range(n_contexts)])
+
+
+def _normalize_reason(reason: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in reason.items() if v is not None}
+    if out.get("inExperiment") is False:
+        del out["inExperiment"]
+    return out
+
+
+class Reference:
+    """LaunchDarkly's Python SDK, loaded with one case's data."""
+
+    def __init__(self, case: Case) -> None:
+        import ldclient
+        from ldclient.config import Config
+        from ldclient.feature_store import InMemoryFeatureStore
+        from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+        store = InMemoryFeatureStore()
+        store.init({FEATURES: case.flags, SEGMENTS: case.segments})
+        self._ld = ldclient
+        self.client = ldclient.LDClient(
+            Config("sdk-key", feature_store=store, use_ldd=True, send_events=False)
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def detail(
+        self, key: str, context: dict[str, Any], default: Any
+    ) -> tuple[Any, Any, Any]:
+        d = self.client.variation_detail(
+            key, self._ld.Context.from_dict(context), default
+        )
+        return d.value, d.variation_index, _normalize_reason(d.reason)
+
+    def all_flags(self, context: dict[str, Any], **options: bool) -> dict[str, Any]:
+        state = self.client.all_flags_state(
+            self._ld.Context.from_dict(context), **options
+        )
+        out: dict[str, Any] = state.to_json_dict()
+        for meta in out.get("$flagsState", {}).values():
+            if "reason" in meta:
+                meta["reason"] = _normalize_reason(meta["reason"])
+        return out
+
+
+def ours(case: Case) -> aioflags.FlagSnapshot:
+    return snapshot_from_data(case.flags, case.segments)
+
+
+def compare(case: Case) -> list[str]:
+    """Evaluate every flag for every context both ways; return the differences."""
+    snap = ours(case)
+    ref = Reference(case)
+    problems = []
+    try:
+        for cdict in case.contexts:
+            ctx = aioflags.Context.from_dict(cdict)
+            for key in [*case.flags, "missing-flag"]:
+                a = snap.variation_detail(key, ctx, "default")
+                mine = (a.value, a.variation_index, a.reason)
+                theirs = ref.detail(key, cdict, "default")
+                if mine != theirs:
+                    problems.append(
+                        f"{key} for {cdict}: aioflags {mine} != LaunchDarkly {theirs}"
+                    )
+            for options in (
+                {"with_reasons": True},
+                {"client_side_only": True},
+                {"details_only_for_tracked_flags": True, "with_reasons": True},
+            ):
+                mine_all = snap.all_flags_state(ctx, **options).to_dict()
+                theirs_all = ref.all_flags(cdict, **options)
+                if mine_all != theirs_all:
+                    problems.append(
+                        f"all_flags_state{options} for {cdict}:\n  {mine_all}\n  {theirs_all}"
+                    )
+    finally:
+        ref.close()
+    return problems

@@ -1,0 +1,235 @@
+"""Contexts: construction, JSON parsing (current and old user shape), validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aioflags import Context
+from aioflags._context import parse_reference
+
+
+def test_create_defaults_to_user() -> None:
+    ctx = Context.create("u1")
+    assert ctx.valid and ctx.error is None
+    assert (ctx.kind, ctx.key, ctx.name, ctx.anonymous, ctx.multiple) == (
+        "user",
+        "u1",
+        None,
+        False,
+        False,
+    )
+    assert ctx.fully_qualified_key == "u1"
+    assert ctx.to_dict() == {"kind": "user", "key": "u1"}
+
+
+def test_create_with_everything() -> None:
+    ctx = Context.create(
+        "o1",
+        "org",
+        name="Org",
+        anonymous=True,
+        attributes={"plan": "pro", "gone": None},
+        private_attributes=["plan"],
+    )
+    assert ctx.get("plan") == "pro" and ctx.get("gone") is None
+    assert ctx.custom_attributes == ("plan",)
+    assert ctx.private_attributes == ("plan",)
+    assert ctx.fully_qualified_key == "org:o1"
+    assert ctx.to_dict() == {
+        "kind": "org",
+        "key": "o1",
+        "name": "Org",
+        "plan": "pro",
+        "anonymous": True,
+        "_meta": {"privateAttributes": ["plan"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"key": ""}, "key must not be empty"),
+        ({"key": 5}, "key must be a string"),
+        ({"key": "k", "kind": ""}, "kind must not be empty"),
+        ({"key": "k", "kind": "kind"}, "must not be 'kind'"),
+        ({"key": "k", "kind": "multi"}, "must not be 'multi'"),
+        ({"key": "k", "kind": "a b"}, "characters"),
+        ({"key": "k", "kind": 3}, "must be a string"),
+        ({"key": "k", "name": 3}, "name must be a string"),
+        ({"key": "k", "anonymous": "yes"}, "anonymous must be a boolean"),
+        ({"key": "k", "attributes": {"": 1}}, "non-empty"),
+        ({"key": "k", "attributes": {"key": "x"}}, "built-in"),
+        ({"key": "k", "private_attributes": [1]}, "list of strings"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_create_invalid_never_raises(kwargs: dict[str, Any], message: str) -> None:
+    ctx = Context.create(**kwargs)
+    assert not ctx.valid
+    assert ctx.error is not None and message in ctx.error
+    assert "invalid" in repr(ctx)
+
+
+def test_multi_kind_sorted_and_escaped() -> None:
+    ctx = Context.create_multi(Context.create("o:1%", "org"), Context.create("u1"))
+    assert ctx.multiple and ctx.kind == "multi" and ctx.key == ""
+    assert ctx.kinds == ("org", "user")
+    assert ctx.fully_qualified_key == "org:o%3A1%25:user:u1"
+    assert ctx.individual_context("user") == Context.create("u1")
+    assert ctx.individual_context("device") is None
+    assert ctx.to_dict() == {
+        "kind": "multi",
+        "org": {"key": "o:1%"},
+        "user": {"key": "u1"},
+    }
+    assert Context.from_dict(ctx.to_dict()) == ctx
+
+
+def test_multi_of_one_is_that_context() -> None:
+    single = Context.create("u1")
+    assert Context.create_multi(single) is single
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        (),
+        (Context.create("a"), Context.create("b")),
+        (Context.create(""),),
+        (
+            Context.create_multi(Context.create("a"), Context.create("o", "org")),
+            Context.create("d", "device"),
+        ),
+    ],
+    ids=["empty", "repeated-kind", "invalid-part", "nested-multi"],
+)
+def test_multi_invalid(parts: tuple[Context, ...]) -> None:
+    assert not Context.create_multi(*parts).valid
+
+
+def test_create_multi_rejects_non_contexts() -> None:
+    assert not Context.create_multi("nope").valid  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"kind": "user", "key": "u", "email": "e"},
+            {"kind": "user", "key": "u", "email": "e"},
+        ),
+        ({"kind": "user", "key": "u", "x": None}, {"kind": "user", "key": "u"}),
+        (
+            {
+                "kind": "org",
+                "key": "o",
+                "_meta": {"privateAttributes": ["/a~1b"], "other": 1},
+            },
+            {"kind": "org", "key": "o", "_meta": {"privateAttributes": ["/a~1b"]}},
+        ),
+        (
+            {"kind": "multi", "user": {"key": "u"}, "org": {"key": "o", "kind": "org"}},
+            {"kind": "multi", "org": {"key": "o"}, "user": {"key": "u"}},
+        ),
+        ({"kind": "multi", "user": {"key": "u"}}, {"kind": "user", "key": "u"}),
+    ],
+)
+def test_from_dict_current_format(
+    data: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    ctx = Context.from_dict(data)
+    assert ctx.valid, ctx.error
+    assert ctx.to_dict() == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {"kind": "user"},
+        {"kind": "user", "key": ""},
+        {"kind": "", "key": "k"},
+        {"kind": 1, "key": "k"},
+        {"kind": "user", "key": "k", "anonymous": None},
+        {"kind": "user", "key": "k", "_meta": []},
+        {"kind": "user", "key": "k", "_meta": {"privateAttributes": "a"}},
+        {"kind": "user", "key": "k", "": 1},
+        {"kind": "multi"},
+        {"kind": "multi", "user": "x"},
+        {"kind": "multi", "user": {"key": ""}},
+        {"kind": "multi", "user": {"key": "u", "kind": "multi"}},
+        {"kind": "multi", "user": {"key": "u"}, "org": {"key": "o", "kind": "user"}},
+        {"key": 5},
+        {"key": "u", "email": 5},
+        {"key": "u", "custom": []},
+        {"key": "u", "privateAttributeNames": [1]},
+    ],
+)
+def test_from_dict_invalid(data: Any) -> None:
+    ctx = Context.from_dict(data)
+    assert not ctx.valid
+    assert ctx.error
+
+
+def test_old_user_shape() -> None:
+    ctx = Context.from_dict(
+        {
+            "key": "",
+            "name": "N",
+            "email": "e@x",
+            "firstName": None,
+            "anonymous": None,
+            "custom": {"plan": "pro", "key": "ignored", "kind": "ignored", "x": None},
+            "privateAttributeNames": ["email", "/weird"],
+            "secondary": "s",
+            "unknown": 1,
+        }
+    )
+    assert ctx.valid, ctx.error
+    assert (ctx.kind, ctx.key, ctx.name, ctx.anonymous) == ("user", "", "N", False)
+    assert ctx.get("email") == "e@x" and ctx.get("plan") == "pro"
+    assert ctx.get("unknown") is None and ctx.get("secondary") is None
+    assert ctx.private_attributes == ("email", "/~1weird")
+
+
+def test_equality_and_hash() -> None:
+    a = Context.create("u", attributes={"x": [1]}, private_attributes=["a", "b"])
+    b = Context.create("u", attributes={"x": [1]}, private_attributes=["b", "a"])
+    assert a == b and hash(a) == hash(b)
+    assert a != Context.create("u", attributes={"x": [2]})
+    assert a != Context.create("u", "org")
+    invalid = Context.create("")
+    assert invalid == invalid and invalid != Context.create("")
+    assert a != "u"
+
+
+def test_cannot_instantiate_directly() -> None:
+    with pytest.raises(TypeError, match=r"Context\.create"):
+        Context()
+
+
+@pytest.mark.parametrize(
+    ("ref", "literal", "expected"),
+    [
+        ("name", False, ("name",)),
+        ("a/b", False, ("a/b",)),
+        ("/a/b", False, ("a", "b")),
+        ("/a~1b/c~0d", False, ("a/b", "c~d")),
+        ("/~01", False, ("~1",)),
+        ("/a/b", True, ("/a/b",)),
+        ("", False, None),
+        ("", True, None),
+        ("/", False, None),
+        ("/a//b", False, None),
+        ("/a/", False, None),
+        ("/a~2", False, None),
+        ("/a~", False, None),
+    ],
+)
+def test_parse_reference(
+    ref: str, literal: bool, expected: tuple[str, ...] | None
+) -> None:
+    assert parse_reference(ref, literal=literal) == expected

@@ -1,0 +1,88 @@
+"""The project's own promises: public surface, README commands, CI, packaging."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from pathlib import Path
+
+import aioflags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert list(aioflags.__all__) == sorted(aioflags.__all__)
+    public = {n for n in vars(aioflags) if not n.startswith("_")} | {"__version__"}
+    # Submodules imported implicitly are not part of the surface.
+    public -= {n for n, v in vars(aioflags).items() if inspect.ismodule(v)}
+    public.discard("annotations")  # `from __future__ import annotations`
+    assert set(aioflags.__all__) == public
+
+
+def test_exports_claim_the_package_and_are_final_or_bases() -> None:
+    for name in aioflags.__all__:
+        obj = getattr(aioflags, name)
+        if not isinstance(obj, type):
+            continue
+        assert obj.__module__ == "aioflags", name
+        assert obj.__doc__, f"{name} has no docstring"
+        is_base = any(
+            obj in c.__mro__[1:]
+            for c in (getattr(aioflags, n) for n in aioflags.__all__)
+            if isinstance(c, type)
+        )
+        assert (
+            getattr(obj, "__final__", False) or issubclass(obj, enum.Enum) or is_base
+        ), name
+
+
+def test_public_callables_have_docstrings() -> None:
+    for name in aioflags.__all__:
+        obj = getattr(aioflags, name)
+        if not isinstance(obj, type) or issubclass(obj, (enum.Enum, BaseException)):
+            continue
+        for attr, member in vars(obj).items():
+            if attr.startswith("_") or not (
+                callable(member) or isinstance(member, (property, classmethod))
+            ):
+                continue
+            assert inspect.getdoc(getattr(obj, attr)), f"{name}.{attr} has no docstring"
+
+
+def test_version_is_pep440() -> None:
+    assert re.fullmatch(
+        r"\d+\.\d+\.\d+(\.dev\d+|a\d+|b\d+|rc\d+)?", aioflags.__version__
+    )
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (ROOT / "aioflags" / "py.typed").exists()
+
+
+def _readme_command(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(
+        rf"<!-- {marker} -->\s*```(?:bash|sh|console)?\n(.+?)\n```", text, re.S
+    )
+    assert match, f"README has no command marked {marker}"
+    return match.group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    command = _readme_command("test-command")
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_first_screen_has_both_commands_and_an_example() -> None:
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:60])
+    assert "<!-- quickstart-command -->" in first_screen
+    assert "<!-- test-command -->" in first_screen
+    assert "async with" in first_screen
+
+
+def test_ci_script_is_strict() -> None:
+    text = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in text
+    assert "no tests ran" in text
