@@ -213,8 +213,8 @@ class Supervisor:
     async def _fdv2(self) -> None:
         if await self._initializers():
             await self._engage_fdv1()
-            return
-        await self._synchronizers()
+        elif self._system.synchronizers:
+            await self._synchronizers()
 
     async def _initializers(self) -> bool:
         """Run initializers; return True if the fallback directive arrived."""

@@ -1,0 +1,73 @@
+"""Test aids for applications and for aioflags itself (no pytest import here).
+
+- :class:`FakeClock`: a clock you advance by hand, so retry, failover and grace
+  periods are tested without waiting.
+- :class:`TestData`: flags built in code, served to a :class:`~aioflags.Client`
+  through an in-memory source, changed live.
+
+Added in version 0.1.0.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import final
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["FakeClock"]
+
+
+@final
+class FakeClock:
+    """A monotonic clock that only moves when :meth:`advance` is called.
+
+    Sleepers wake in deadline order when time passes their deadline. Pass it to
+    ``Client(config, clock=...)`` to drive backoff, failover and grace periods.
+    """
+
+    __slots__ = ("_counter", "_now", "_sleepers")
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._counter = itertools.count()
+
+    def now(self) -> float:
+        """The current fake time in seconds."""
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until the clock has been advanced by ``seconds``."""
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        heapq.heappush(
+            self._sleepers, (self._now + seconds, next(self._counter), event)
+        )
+        await event.wait()
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks are sleeping on this clock."""
+        return sum(1 for _, _, e in self._sleepers if not e.is_set())
+
+    @property
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a sleeping task, if any."""
+        live = [d for d, _, e in self._sleepers if not e.is_set()]
+        return min(live) if live else None
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward, waking sleepers in order and letting them run."""
+        target = self._now + seconds
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, event = heapq.heappop(self._sleepers)
+            self._now = max(self._now, deadline)
+            event.set()
+            await anyio.wait_all_tasks_blocked()
+        self._now = target
+        await anyio.wait_all_tasks_blocked()
