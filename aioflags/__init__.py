@@ -7,6 +7,8 @@ microseconds, and reports its status with OpenFeature semantics.
 
 from __future__ import annotations
 
+from ._client import Client as Client
+from ._config import Config as Config
 from ._context import Context as Context
 from ._datasystem import DataSystem as DataSystem
 from ._datasystem import SourceContext as SourceContext
@@ -22,6 +24,9 @@ from ._datatypes import ObjectKind as ObjectKind
 from ._datatypes import Selector as Selector
 from ._datatypes import SourceState as SourceState
 from ._datatypes import Update as Update
+from ._events import EventDetails as EventDetails
+from ._events import ProviderEvent as ProviderEvent
+from ._events import ProviderStatus as ProviderStatus
 from ._exceptions import AioflagsError as AioflagsError
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ClientClosedError as ClientClosedError
@@ -42,7 +47,9 @@ __all__ = [
     "Change",
     "ChangeKind",
     "ChangeSet",
+    "Client",
     "ClientClosedError",
+    "Config",
     "ConfigurationError",
     "ConnectError",
     "Context",
@@ -51,12 +58,15 @@ __all__ = [
     "ErrorInfo",
     "ErrorKind",
     "EvaluationDetail",
+    "EventDetails",
     "FlagSnapshot",
     "FlagsState",
     "IntentCode",
     "NotReadyError",
     "ObjectKind",
     "ProtocolError",
+    "ProviderEvent",
+    "ProviderStatus",
     "Selector",
     "SourceContext",
     "SourceError",

@@ -98,6 +98,63 @@ class DataSystem:
             raise ConfigurationError("fdv1_fallback must be a callable or None")
 
     @classmethod
+    def default(cls) -> DataSystem:
+        """The recommended data system: streaming, with polling to fall back on.
+
+        FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
+        polling (secondary); FDv1 polling as the directed fallback.
+        """
+        from . import sources
+
+        return cls(
+            initializers=(sources.polling_initializer(),),
+            synchronizers=(
+                sources.streaming_synchronizer(),
+                sources.polling_synchronizer(),
+            ),
+            fdv1_fallback=sources.fdv1_polling_synchronizer(),
+        )
+
+    @classmethod
+    def streaming(cls) -> DataSystem:
+        """FDv2 streaming only; FDv1 polling as the directed fallback."""
+        from . import sources
+
+        return cls(
+            synchronizers=(sources.streaming_synchronizer(),),
+            fdv1_fallback=sources.fdv1_polling_synchronizer(),
+        )
+
+    @classmethod
+    def polling(cls, interval: float = 30.0) -> DataSystem:
+        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback."""
+        from . import sources
+
+        if not interval > 0:
+            raise ConfigurationError(
+                "the polling interval must be a positive number of seconds"
+            )
+        return cls(
+            synchronizers=(sources.polling_synchronizer(interval=interval),),
+            fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
+        )
+
+    @classmethod
+    def fdv1(cls) -> DataSystem:
+        """For services that only speak FDv1 (older relay proxies).
+
+        FDv1 streaming, with FDv1 polling as the secondary synchronizer.
+        """
+        from . import sources
+
+        return cls(
+            synchronizers=(
+                sources.fdv1_streaming_synchronizer(),
+                sources.fdv1_polling_synchronizer(),
+            ),
+        )
+
+    @classmethod
     def custom(
         cls,
         *,

@@ -71,18 +71,14 @@ def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
 class Store:
     """Holds the current snapshot and the selector; applies change sets."""
 
-    __slots__ = ("_dependents", "_selector", "_snapshot")
+    __slots__ = ("_dependents", "_selector", "snapshot")
 
     def __init__(self) -> None:
-        self._snapshot = FlagSnapshot()
+        #: The current immutable snapshot (a plain attribute: read on every evaluation).
+        self.snapshot = FlagSnapshot()
         self._selector = NO_SELECTOR
         # dependency -> the flags and segments that use it
         self._dependents: dict[_Node, set[_Node]] = {}
-
-    @property
-    def snapshot(self) -> FlagSnapshot:
-        """The current immutable snapshot."""
-        return self._snapshot
 
     @property
     def selector(self) -> Selector:
@@ -92,7 +88,7 @@ class Store:
     @property
     def initialized(self) -> bool:
         """Whether any data has been applied."""
-        return self._snapshot.initialized
+        return self.snapshot.initialized
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
@@ -115,7 +111,7 @@ class Store:
         intent = change_set.intent
         if intent is IntentCode.TRANSFER_NONE:
             return frozenset()
-        old = self._snapshot
+        old = self.snapshot
         old_flags, old_segments = old._flags, old._segments
         changed: set[_Node] = set()
         if intent is IntentCode.TRANSFER_FULL:
@@ -157,7 +153,7 @@ class Store:
                     segments[item.key] = item
                 changed.add(node)
                 self._update_dependents(node, prev, item)
-        self._snapshot = FlagSnapshot(flags, segments, initialized=True)
+        self.snapshot = FlagSnapshot(flags, segments, initialized=True)
         self._selector = change_set.selector
         return self._affected_flags(changed)
 

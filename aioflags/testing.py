@@ -2,8 +2,8 @@
 
 - :class:`FakeClock`: a clock you advance by hand, so retry, failover and grace
   periods are tested without waiting.
-- :class:`TestData`: flags built in code, served to a :class:`~aioflags.Client`
-  through an in-memory source, changed live.
+- :class:`FlagServer`: a real flag service on 127.0.0.1 (FDv2 and FDv1) with
+  fault injection and request/connection recording.
 
 Added in version 0.1.0.
 """
@@ -17,7 +17,11 @@ from typing import final
 import anyio
 import anyio.lowlevel
 
-__all__ = ["FakeClock"]
+from ._testserver import Fault as Fault
+from ._testserver import FlagServer as FlagServer
+from ._testserver import RecordedRequest as RecordedRequest
+
+__all__ = ["FakeClock", "Fault", "FlagServer", "RecordedRequest"]
 
 
 @final

@@ -1,0 +1,53 @@
+"""The one httpx.AsyncClient per aioflags Client, and the headers every request carries."""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+__all__ = ["USER_AGENT", "base_headers", "make_http_client"]
+
+USER_AGENT = f"aioflags/{__version__}"
+
+
+def base_headers(config: Config) -> dict[str, str]:
+    """Headers sent on every data request (protocol.md §1)."""
+    headers = {
+        "Authorization": config.sdk_key or "",
+        "User-Agent": USER_AGENT,
+        "X-LaunchDarkly-Instance-Id": config.instance_id,
+    }
+    if config.tags_header:
+        headers["X-LaunchDarkly-Tags"] = config.tags_header
+    if config.wrapper_header:
+        headers["X-LaunchDarkly-Wrapper"] = config.wrapper_header
+    return headers
+
+
+def make_http_client(config: Config) -> httpx.AsyncClient:
+    """A pooled client with explicit timeouts, TLS and proxy from the config."""
+    verify: bool | ssl.SSLContext
+    if isinstance(config.verify, str):
+        verify = ssl.create_default_context(cafile=config.verify)
+    else:
+        verify = config.verify
+    return httpx.AsyncClient(
+        headers=base_headers(config),
+        timeout=httpx.Timeout(
+            connect=config.connect_timeout,
+            read=config.read_timeout,
+            write=config.read_timeout,
+            pool=config.connect_timeout,
+        ),
+        verify=verify,
+        proxy=config.proxy,
+        follow_redirects=True,
+        max_redirects=3,
+    )

@@ -1,0 +1,218 @@
+"""Polling sources: FDv2 ``/sdk/poll`` (initializer and synchronizer), FDv1 ``/sdk/latest-all``.
+
+Each source instance keeps its own ETag (never shared, protocol.md §12.13);
+304 means "no change", not "empty data". The fallback directive is read on
+every response, success or error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import httpx
+
+from aioflags._datatypes import Basis, ChangeSet, SourceState, Update
+from aioflags._exceptions import ProtocolError
+from aioflags._payloads import fdv1_full, parse_fdv2_poll
+
+from ._common import (
+    HttpOutcome,
+    environment_id,
+    error_for_status,
+    fallback_directive,
+    invalid_data,
+    is_recoverable,
+    network_error,
+    parse_json,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable
+
+    from aioflags._datasystem import SourceContext
+
+__all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
+
+logger = logging.getLogger("aioflags")
+
+
+class _Requester:
+    """GETs one endpoint with this instance's ETag; reads the directive every time."""
+
+    def __init__(self, ctx: SourceContext, url: str, *, fdv2: bool) -> None:
+        self._ctx = ctx
+        self._url = url
+        self._fdv2 = fdv2
+        self._etag: str | None = None
+        self.what = "polling request" if fdv2 else "FDv1 polling request"
+
+    async def get(self) -> HttpOutcome:
+        ctx = self._ctx
+        params = {}
+        if self._fdv2:
+            selector = ctx.selector()
+            if selector.defined:
+                params["basis"] = selector.state
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        try:
+            response = await ctx.http.get(self._url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            return HttpOutcome(error=network_error(ctx, exc, self.what))
+        fallback = fallback_directive(response.headers)
+        env = environment_id(response.headers)
+        status = response.status_code
+        if status >= 400:
+            return HttpOutcome(
+                error=error_for_status(ctx, status, self.what),
+                recoverable=is_recoverable(status)
+                and status not in ctx.config.fatal_status_codes,
+                fallback=fallback,
+                environment_id=env,
+            )
+        if status == 304:
+            return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
+        try:
+            body = await parse_json(response.content)
+        except ValueError as exc:
+            return HttpOutcome(
+                error=invalid_data(ctx, exc, self.what),
+                fallback=fallback,
+                environment_id=env,
+            )
+        etag = response.headers.get("ETag")
+        if etag:
+            self._etag = etag
+        return HttpOutcome(body=body, fallback=fallback, environment_id=env)
+
+
+def _fdv2_change_set(
+    ctx: SourceContext, outcome: HttpOutcome
+) -> tuple[ChangeSet | None, HttpOutcome]:
+    if outcome.error is not None:
+        return None, outcome
+    if outcome.not_modified:
+        return ChangeSet.no_changes(), outcome
+    try:
+        return parse_fdv2_poll(outcome.body), outcome
+    except ProtocolError as exc:
+        bad = HttpOutcome(
+            error=invalid_data(ctx, exc, "polling request"),
+            fallback=outcome.fallback,
+            environment_id=outcome.environment_id,
+        )
+        return None, bad
+
+
+def polling_initializer(
+    *, base_uri: str | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Basis, None]]:
+    """An FDv2 polling initializer: one ``GET /sdk/poll``, yielding one Basis.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+    """
+
+    async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
+        change_set, outcome = _fdv2_change_set(
+            ctx, await _Requester(ctx, url, fdv2=True).get()
+        )
+        if change_set is None:
+            yield Basis(
+                change_set=None,
+                error=outcome.error,
+                fallback_to_fdv1=outcome.fallback,
+                environment_id=outcome.environment_id,
+            )
+            return
+        yield Basis(
+            change_set=change_set,
+            persist=change_set.selector.defined,
+            environment_id=outcome.environment_id,
+            fallback_to_fdv1=outcome.fallback,
+        )
+
+    return initializer
+
+
+def polling_synchronizer(
+    *, base_uri: str | None = None, interval: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv2 polling synchronizer: ``GET /sdk/poll`` now, then every ``interval``.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+        interval: seconds between polls; overrides ``Config.poll_interval``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
+        requester = _Requester(ctx, url, fdv2=True)
+        every = interval or ctx.config.poll_interval
+        while True:
+            change_set, outcome = _fdv2_change_set(ctx, await requester.get())
+            if change_set is None:
+                if outcome.fallback or not outcome.recoverable:
+                    yield Update(
+                        state=SourceState.OFF,
+                        error=outcome.error,
+                        fallback_to_fdv1=outcome.fallback,
+                        environment_id=outcome.environment_id,
+                    )
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
+            else:
+                yield Update(
+                    state=SourceState.VALID,
+                    change_set=change_set,
+                    fallback_to_fdv1=outcome.fallback,
+                    environment_id=outcome.environment_id,
+                )
+                if outcome.fallback:
+                    return
+            await ctx.clock.sleep(every)
+
+    return synchronizer
+
+
+def fdv1_polling_synchronizer(
+    *, base_uri: str | None = None, interval: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv1 polling synchronizer (``GET /sdk/latest-all``): the directed fallback.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+        interval: seconds between polls; overrides ``Config.poll_interval``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
+        requester = _Requester(ctx, url, fdv2=False)
+        every = interval or ctx.config.poll_interval
+        while True:
+            outcome = await requester.get()
+            if outcome.error is not None:
+                if not outcome.recoverable:
+                    yield Update(state=SourceState.OFF, error=outcome.error)
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
+            elif outcome.not_modified:
+                yield Update(state=SourceState.VALID, change_set=ChangeSet.no_changes())
+            else:
+                try:
+                    change_set = fdv1_full(outcome.body)
+                except ProtocolError as exc:
+                    yield Update(
+                        state=SourceState.INTERRUPTED,
+                        error=invalid_data(ctx, exc, requester.what),
+                    )
+                else:
+                    yield Update(
+                        state=SourceState.VALID,
+                        change_set=change_set,
+                        environment_id=outcome.environment_id,
+                    )
+            await ctx.clock.sleep(every)
+
+    return synchronizer

@@ -1,0 +1,273 @@
+"""Streaming sources over httpx-sse: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
+
+Nothing is applied before ``payload-transferred``; an ``error`` event drops the
+pending changes; unknown events and object kinds are ignored; a reconnect
+sends the current basis. The fallback directive in the connect headers is
+latched onto the next completed payload or error (protocol.md §3).
+
+Cleanup is shielded: when the supervisor abandons the stream (directive,
+failover, shutdown), the response and its TCP connection are closed before
+the generator finishes, even under cancellation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import httpx
+from httpx_sse import EventSource, SSEError, aconnect_sse
+
+from aioflags._backoff import Backoff
+from aioflags._datatypes import (
+    ChangeSet,
+    ErrorInfo,
+    ErrorKind,
+    IntentCode,
+    SourceState,
+    Update,
+)
+from aioflags._exceptions import ProtocolError
+from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_patch
+
+from ._common import (
+    environment_id,
+    error_for_status,
+    fallback_directive,
+    invalid_data,
+    is_recoverable,
+    network_error,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+    from httpx_sse import ServerSentEvent
+
+    from aioflags._datasystem import SourceContext
+
+__all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
+
+logger = logging.getLogger("aioflags")
+_CLOSE_TIMEOUT: Final = 1.0
+
+
+@asynccontextmanager
+async def _open(
+    ctx: SourceContext, url: str, params: dict[str, str], headers: dict[str, str]
+) -> AsyncIterator[EventSource]:
+    config = ctx.config
+    timeout = httpx.Timeout(
+        connect=config.connect_timeout,
+        read=config.stream_read_timeout,
+        write=config.connect_timeout,
+        pool=config.connect_timeout,
+    )
+    async with aconnect_sse(
+        ctx.http, "GET", url, params=params, headers=headers, timeout=timeout
+    ) as source:
+        try:
+            yield source
+        finally:
+            # Close the socket now, even when we are being cancelled.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                await source.response.aclose()
+
+
+def _backoff(ctx: SourceContext, initial: float | None) -> Backoff:
+    config = ctx.config
+    return Backoff(
+        initial=initial or config.initial_retry_delay,
+        maximum=config.max_retry_delay,
+        jitter=config.retry_jitter,
+        reset_after=config.retry_reset_after,
+        clock=ctx.clock,
+        random=ctx.random,
+    )
+
+
+def _content_type_ok(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+def streaming_synchronizer(
+    *, base_uri: str | None = None, initial_retry_delay: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv2 streaming synchronizer (``GET /sdk/stream``).
+
+    Args:
+        base_uri: overrides ``Config.stream_uri`` for this source.
+        initial_retry_delay: overrides ``Config.initial_retry_delay``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/sdk/stream"
+        backoff = _backoff(ctx, initial_retry_delay)
+        latched = False  # the fallback directive, from any connect response
+        last_event_id: str | None = None
+        while True:
+            error: ErrorInfo | None = None
+            recoverable = True
+            selector = ctx.selector()
+            params = {"basis": selector.state} if selector.defined else {}
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            try:
+                async with _open(ctx, url, params, headers) as source:
+                    response = source.response
+                    latched = latched or fallback_directive(response.headers)
+                    env = environment_id(response.headers)
+                    if response.status_code != 200:
+                        error = error_for_status(
+                            ctx, response.status_code, "stream connection"
+                        )
+                        recoverable = (
+                            is_recoverable(response.status_code) and not error.fatal
+                        )
+                    elif not _content_type_ok(response):
+                        error = ErrorInfo(
+                            kind=ErrorKind.UNKNOWN,
+                            message="stream response is not text/event-stream",
+                            time=ctx.clock.now(),
+                        )
+                    else:
+                        backoff.connected()
+                        builder = ChangeSetBuilder()
+                        async with aclosing(source.aiter_sse()) as events:
+                            async for sse in events:
+                                if sse.id:
+                                    last_event_id = sse.id
+                                if sse.retry is not None:
+                                    backoff.initial = sse.retry / 1000
+                                try:
+                                    update = _fdv2_event(builder, sse, env)
+                                except (ValueError, ProtocolError) as exc:
+                                    error = invalid_data(ctx, exc, "stream")
+                                    break
+                                if update is not None:
+                                    if latched:
+                                        yield Update(
+                                            state=update.state,
+                                            change_set=update.change_set,
+                                            fallback_to_fdv1=True,
+                                            environment_id=env,
+                                        )
+                                        return
+                                    yield update
+            except (httpx.HTTPError, SSEError) as exc:
+                error = network_error(ctx, exc, "stream connection")
+            if error is not None:
+                if latched or not recoverable:
+                    yield Update(
+                        state=SourceState.OFF, error=error, fallback_to_fdv1=latched
+                    )
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=error)
+            else:
+                logger.info("The flag stream closed; reconnecting")
+            await ctx.clock.sleep(backoff.next_delay())
+
+    return synchronizer
+
+
+def _fdv2_event(
+    builder: ChangeSetBuilder, sse: ServerSentEvent, env: str | None
+) -> Update | None:
+    name = sse.event
+    if name == "heart-beat":
+        return None
+    if name == "server-intent":
+        if builder.server_intent(json.loads(sse.data)) is IntentCode.TRANSFER_NONE:
+            return Update(state=SourceState.VALID, environment_id=env)
+    elif name == "put-object":
+        builder.put_object(json.loads(sse.data))
+    elif name == "delete-object":
+        builder.delete_object(json.loads(sse.data))
+    elif name == "payload-transferred":
+        change_set = builder.payload_transferred(json.loads(sse.data))
+        return Update(
+            state=SourceState.VALID, change_set=change_set, environment_id=env
+        )
+    elif name == "error":
+        builder.error()
+        logger.warning("The flag service reported a payload error: %s", sse.data)
+    elif name == "goodbye":
+        logger.info("The flag service said goodbye: %s", sse.data)
+    else:
+        logger.debug("Ignoring unexpected stream event %r", name)
+    return None
+
+
+def fdv1_streaming_synchronizer(
+    *, base_uri: str | None = None, initial_retry_delay: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv1 streaming synchronizer (``GET /all`` with put/patch/delete).
+
+    Args:
+        base_uri: overrides ``Config.stream_uri`` for this source.
+        initial_retry_delay: overrides ``Config.initial_retry_delay``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/all"
+        backoff = _backoff(ctx, initial_retry_delay)
+        while True:
+            error: ErrorInfo | None = None
+            recoverable = True
+            try:
+                async with _open(ctx, url, {}, {}) as source:
+                    response = source.response
+                    if response.status_code != 200:
+                        error = error_for_status(
+                            ctx, response.status_code, "FDv1 stream connection"
+                        )
+                        recoverable = (
+                            is_recoverable(response.status_code) and not error.fatal
+                        )
+                    elif not _content_type_ok(response):
+                        error = ErrorInfo(
+                            kind=ErrorKind.UNKNOWN,
+                            message="stream response is not text/event-stream",
+                            time=ctx.clock.now(),
+                        )
+                    else:
+                        backoff.connected()
+                        async with aclosing(source.aiter_sse()) as events:
+                            async for sse in events:
+                                try:
+                                    change_set = _fdv1_event(sse)
+                                except (ValueError, ProtocolError) as exc:
+                                    error = invalid_data(ctx, exc, "FDv1 stream")
+                                    break
+                                if change_set is not None:
+                                    yield Update(
+                                        state=SourceState.VALID, change_set=change_set
+                                    )
+            except (httpx.HTTPError, SSEError) as exc:
+                error = network_error(ctx, exc, "FDv1 stream connection")
+            if error is not None:
+                if not recoverable:
+                    yield Update(state=SourceState.OFF, error=error)
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=error)
+            await ctx.clock.sleep(backoff.next_delay())
+
+    return synchronizer
+
+
+def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+    name = sse.event
+    if name == "put":
+        body = json.loads(sse.data)
+        if not isinstance(body, dict):
+            raise ProtocolError("put: data must be a JSON object")
+        return fdv1_full(body.get("data"))
+    if name == "patch":
+        return fdv1_patch(json.loads(sse.data))
+    if name == "delete":
+        return fdv1_delete(json.loads(sse.data))
+    logger.debug("Ignoring unexpected FDv1 stream event %r", name)
+    return None

@@ -1,0 +1,42 @@
+"""The network data sources, for composing a custom data system.
+
+Each function returns a *source factory* that ``DataSystem.custom`` accepts::
+
+    from aioflags import DataSystem, sources
+
+    system = DataSystem.custom(
+        initializers=[sources.polling_initializer()],
+        synchronizers=[sources.streaming_synchronizer(), sources.polling_synchronizer(interval=60)],
+        fdv1_fallback=sources.fdv1_polling_synchronizer(),
+    )
+
+Every option defaults to the client's :class:`~aioflags.Config`.
+
+Added in version 0.1.0.
+"""
+
+from __future__ import annotations
+
+from ._sources._polling import (
+    fdv1_polling_synchronizer as fdv1_polling_synchronizer,
+)
+from ._sources._polling import (
+    polling_initializer as polling_initializer,
+)
+from ._sources._polling import (
+    polling_synchronizer as polling_synchronizer,
+)
+from ._sources._streaming import (
+    fdv1_streaming_synchronizer as fdv1_streaming_synchronizer,
+)
+from ._sources._streaming import (
+    streaming_synchronizer as streaming_synchronizer,
+)
+
+__all__ = [
+    "fdv1_polling_synchronizer",
+    "fdv1_streaming_synchronizer",
+    "polling_initializer",
+    "polling_synchronizer",
+    "streaming_synchronizer",
+]
