@@ -102,14 +102,23 @@ _REPLAYED: Final = {
 
 
 class _Subscriber:
-    __slots__ = ("event", "handler", "recv", "send")
+    """A handler and, while the client runs, its own queue."""
+
+    __slots__ = ("event", "handler", "send")
 
     def __init__(self, event: ProviderEvent, handler: Handler) -> None:
         self.event = event
         self.handler = handler
-        self.send: MemoryObjectSendStream[EventDetails]
-        self.recv: MemoryObjectReceiveStream[EventDetails]
-        self.send, self.recv = anyio.create_memory_object_stream[EventDetails](math.inf)
+        self.send: MemoryObjectSendStream[EventDetails] | None = None
+
+    def open(self) -> MemoryObjectReceiveStream[EventDetails]:
+        self.send, recv = anyio.create_memory_object_stream[EventDetails](math.inf)
+        return recv
+
+    def close(self) -> None:
+        if self.send is not None:
+            self.send.close()
+            self.send = None
 
 
 class EventBus:
@@ -174,7 +183,7 @@ class EventBus:
             self.last_status_event = details
             self._notify()
         for sub in self._subscribers:
-            if sub.event is event:
+            if sub.event is event and sub.send is not None:
                 sub.send.send_nowait(details)
         return details
 
@@ -194,45 +203,53 @@ class EventBus:
             raise TypeError(f"handler must be callable, got {handler!r}")
         sub = _Subscriber(event, handler)
         self._subscribers.append(sub)
-        last = self.last_status_event
-        if last is not None and self.status in _REPLAYED.get(event, ()):
-            sub.send.send_nowait(last)
         if self._tg is not None:
-            self._tg.start_soon(self._consume, sub)
+            self._start(sub)
 
     def remove(self, event: ProviderEvent, handler: Handler) -> None:
         """Unregister a handler (events already queued for it are still delivered)."""
         for sub in self._subscribers:
             if sub.event is event and sub.handler == handler:
                 self._subscribers.remove(sub)
-                sub.send.close()
+                sub.close()
                 return
 
     def attach(self, tg: TaskGroup) -> None:
         """Start a consumer for every handler in the client's task group."""
         self._tg = tg
         for sub in self._subscribers:
-            tg.start_soon(self._consume, sub)
+            self._start(sub)
 
     def detach(self) -> None:
         """Stop delivering (the task group is being cancelled); handlers persist.
 
-        Each handler gets a fresh queue for the next start; events queued and
-        not yet delivered are dropped with the old one.
+        Events queued and not yet delivered are dropped with the queue.
         """
         self._tg = None
         for sub in self._subscribers:
-            sub.send.close()
-            sub.recv.close()
-            sub.send, sub.recv = anyio.create_memory_object_stream[EventDetails](
-                math.inf
-            )
+            sub.close()
 
-    async def _consume(self, sub: _Subscriber) -> None:
-        with sub.recv:
-            async for details in sub.recv:
+    def _start(self, sub: _Subscriber) -> None:
+        """Open the handler's queue, replay the current status, start its consumer.
+
+        One synchronous step: no event can be emitted between the replay and
+        the registration, so the handler sees every event exactly once.
+        """
+        assert self._tg is not None
+        recv = sub.open()
+        last = self.last_status_event
+        if last is not None and self.status in _REPLAYED.get(sub.event, ()):
+            assert sub.send is not None
+            sub.send.send_nowait(last)
+        self._tg.start_soon(self._consume, sub.handler, recv)
+
+    async def _consume(
+        self, handler: Handler, recv: MemoryObjectReceiveStream[EventDetails]
+    ) -> None:
+        with recv:
+            async for details in recv:
                 try:
-                    result = sub.handler(details)
+                    result = handler(details)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:

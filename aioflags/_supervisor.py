@@ -370,8 +370,13 @@ class Supervisor:
         if update.state is SourceState.VALID:
             self._status.update(SourceState.VALID, update.error)
             self._settle()
+        elif update.fallback_to_fdv1:
+            # A switch, not an outage: keep the state, record the error.
+            self._status.update(self._status.status.state, update.error)
         else:
-            self._status.update(update.state, update.error)
+            # One synchronizer going OFF is not the data system going OFF: the
+            # next one takes over; OFF is reported when none is left.
+            self._status.update(SourceState.INTERRUPTED, update.error)
         if update.fallback_to_fdv1:
             return _Outcome.FDV1
         if update.state is SourceState.OFF:

@@ -48,8 +48,10 @@ class Fault:
         hang: never answer (the connection stays open until the client closes it).
         body: raw body bytes instead of the normal payload (malformed JSON...).
         events: raw SSE text to send on a stream instead of the normal payload.
-        close_after_events: on a stream, close the connection after sending the
-            payload (or ``events``) instead of keeping it open.
+        close_after_events: on a stream, end the response cleanly after sending
+            the payload (or ``events``) instead of keeping it open.
+        abort_after_events: on a stream, drop the connection mid-body after
+            sending the payload (or ``events``).
         hang_after_events: on a stream, stop sending anything but keep the
             connection open after the payload (or ``events``).
     """
@@ -61,6 +63,7 @@ class Fault:
     body: bytes | None = None
     events: str | None = None
     close_after_events: bool = False
+    abort_after_events: bool = False
     hang_after_events: bool = False
 
 
@@ -74,6 +77,21 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     connection: int
+
+
+_CLOSE: Final = (
+    "\x00close"  # sentinels pushed to a stream's queue (compared by identity)
+)
+_ABORT: Final = "\x00abort"
+
+
+async def _until_client_closes(stream: SocketStream) -> None:
+    """Read and discard until the client closes its end (a hang that sees hang-ups)."""
+    try:
+        while await stream.receive():
+            pass
+    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
 
 
 def sse(event: str, data: JSONValue) -> str:
@@ -208,6 +226,11 @@ class FlagServer:
             + self._transferred(),
             sse("patch", {"path": path, "data": item}),
         )
+
+    def disconnect_streams(self, *, abort: bool = False) -> None:
+        """End every open stream: cleanly, or by dropping the socket mid-body."""
+        for _, send in self._subscribers.values():
+            send.send_nowait(_ABORT if abort else _CLOSE)
 
     def _push(self, fdv2: str, fdv1: str) -> None:
         for path, send in self._subscribers.values():
@@ -444,7 +467,8 @@ class FlagServer:
         if fault is not None and fault.delay:
             await anyio.sleep(fault.delay)
         if fault is not None and fault.hang:
-            await anyio.sleep_forever()
+            await _until_client_closes(stream)
+            return False
         extra = [
             (k.encode(), v.encode())
             for k, v in (fault.headers if fault else {}).items()
@@ -532,7 +556,6 @@ class FlagServer:
         extra: list[tuple[bytes, bytes]],
         number: int,
     ) -> None:
-        send, recv = anyio.create_memory_object_stream[str](math.inf)
         self._open_streams[number] = path
         await self._send(
             conn,
@@ -567,6 +590,8 @@ class FlagServer:
                 first = self._fdv2_full()
         else:
             first = sse("put", {"path": "/", "data": self._fdv1_body()})
+        # Created right before the try that closes it: nothing between can raise.
+        send, recv = anyio.create_memory_object_stream[str](math.inf)
         self._subscribers[number] = (path, send)
         self._notify()
         try:
@@ -588,11 +613,22 @@ class FlagServer:
                 tg.start_soon(watch_close)
                 await self._send(conn, stream, h11.Data(data=first.encode()))
                 if fault is not None and fault.close_after_events:
+                    await self._send(conn, stream, h11.EndOfMessage())
                     tg.cancel_scope.cancel()
+                    return
+                if fault is not None and fault.abort_after_events:
+                    tg.cancel_scope.cancel()  # drop the socket mid-body
                     return
                 if fault is not None and fault.hang_after_events:
                     await anyio.sleep_forever()
                 async for text in recv:
+                    if text is _CLOSE:
+                        await self._send(conn, stream, h11.EndOfMessage())
+                        tg.cancel_scope.cancel()
+                        return
+                    if text is _ABORT:
+                        tg.cancel_scope.cancel()
+                        return
                     await self._send(conn, stream, h11.Data(data=text.encode()))
         finally:
             self._subscribers.pop(number, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import anyio
 import anyio.lowlevel
@@ -20,6 +20,9 @@ import anyio.lowlevel
 from ._testserver import Fault as Fault
 from ._testserver import FlagServer as FlagServer
 from ._testserver import RecordedRequest as RecordedRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["FakeClock", "Fault", "FlagServer", "RecordedRequest"]
 
@@ -32,12 +35,13 @@ class FakeClock:
     ``Client(config, clock=...)`` to drive backoff, failover and grace periods.
     """
 
-    __slots__ = ("_counter", "_now", "_sleepers")
+    __slots__ = ("_counter", "_now", "_sleeper_added", "_sleepers")
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
         self._sleepers: list[tuple[float, int, anyio.Event]] = []
         self._counter = itertools.count()
+        self._sleeper_added: anyio.Event | None = None
 
     def now(self) -> float:
         """The current fake time in seconds."""
@@ -52,7 +56,34 @@ class FakeClock:
         heapq.heappush(
             self._sleepers, (self._now + seconds, next(self._counter), event)
         )
-        await event.wait()
+        if self._sleeper_added is not None:
+            self._sleeper_added.set()
+            self._sleeper_added = None
+        try:
+            await event.wait()
+        finally:
+            event.set()  # a cancelled sleeper no longer counts as sleeping
+
+    async def wait_for_sleepers(self, count: int = 1) -> None:
+        """Wait until at least ``count`` tasks are sleeping on this clock."""
+        await self._wait_until(lambda: self.sleepers >= count)
+
+    async def wait_for_sleeper(self, *, within: float) -> None:
+        """Wait until a task sleeps until at most ``within`` seconds from now.
+
+        Use it before ``advance(within)`` so that the advance is sure to wake
+        the sleep you mean (a retry backoff, say) rather than race with it.
+        """
+        limit = self._now + within
+        await self._wait_until(
+            lambda: any(d <= limit for d, _, e in self._sleepers if not e.is_set())
+        )
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            if self._sleeper_added is None:
+                self._sleeper_added = anyio.Event()
+            await self._sleeper_added.wait()
 
     @property
     def sleepers(self) -> int:

@@ -1,0 +1,453 @@
+"""Network sources end to end: Client + DataSystem against the real loopback FlagServer.
+
+Socket behaviour (connections closed, reconnects, headers, the fallback
+directive on every response path) is proven against a real server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags import (
+    Client,
+    Config,
+    Context,
+    DataSystem,
+    ProviderEvent,
+    ProviderStatus,
+    SourceState,
+)
+from aioflags.testing import FakeClock, Fault, FlagServer
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("user-1")
+FLAG: dict[str, Any] = {
+    "on": True,
+    "variations": ["on", "off"],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+FALLBACK = {"X-LD-FD-Fallback": "true"}
+POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
+    "/sdk/poll",
+    "/sdk/stream",
+    "/sdk/latest-all",
+    "/all",
+)
+
+
+def config(server: FlagServer, **kwargs: Any) -> Config:
+    options: dict[str, Any] = {
+        "base_uri": server.url,
+        "stream_uri": server.url,
+        "ready_timeout": 5.0,
+    }
+    options.update(kwargs)
+    return Config("sdk-key", **options)
+
+
+@asynccontextmanager
+async def serving(**flags: dict[str, Any]) -> AsyncIterator[FlagServer]:
+    async with FlagServer(flags or {"f": FLAG}) as server:
+        yield server
+
+
+def status_of(client: Client) -> ProviderStatus:
+    """Read through a call so mypy does not narrow the status across awaits."""
+    return client.status
+
+
+async def value(client: Client, key: str = "f") -> object:
+    return await client.variation(key, USER, "default")
+
+
+async def eventually(client: Client, expected: object, key: str = "f") -> None:
+    with anyio.fail_after(5):
+        while await value(client, key) != expected:
+            await anyio.wait_all_tasks_blocked()
+
+
+async def test_default_data_system_end_to_end() -> None:
+    async with serving() as server:
+        changes: list[aioflags.EventDetails] = []
+        client = Client(config(server))
+        client.add_handler(ProviderEvent.CONFIGURATION_CHANGED, changes.append)
+        async with client:
+            assert client.status is ProviderStatus.READY
+            assert await value(client) == "on"
+            poll = server.requests_to(POLL)[0]
+            assert "basis" not in poll.query  # no selector yet
+            stream = await server.wait_for_requests(STREAM)
+            assert (
+                stream.query["basis"] == server.state
+            )  # basis = the state, never the version
+            await server.wait_for_stream()
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            await eventually(client, "off")
+            with anyio.fail_after(5):
+                while not changes:
+                    await anyio.wait_all_tasks_blocked()
+            assert changes[0].flags_changed == {"f"}
+            assert client.data_source_status is not None
+            assert client.data_source_status.state is SourceState.VALID
+        assert server.open_streams() == 0
+        assert status_of(client) is ProviderStatus.NOT_READY
+
+
+async def test_headers_on_every_request() -> None:
+    async with serving() as server:
+        cfg = config(
+            server,
+            application_id="my-app",
+            application_version="1.2",
+            wrapper_name="fastapi",
+            wrapper_version="0.1",
+            instance_id="instance-1",
+        )
+        async with Client(cfg):
+            await server.wait_for_requests(STREAM)
+        for request in server.requests:
+            assert request.headers["authorization"] == "sdk-key"
+            assert request.headers["user-agent"] == f"aioflags/{aioflags.__version__}"
+            assert request.headers["x-launchdarkly-instance-id"] == "instance-1"
+            assert (
+                request.headers["x-launchdarkly-tags"]
+                == "application-id/my-app application-version/1.2"
+            )
+            assert request.headers["x-launchdarkly-wrapper"] == "fastapi/0.1"
+        assert server.requests_to(STREAM)[0].headers["accept"] == "text/event-stream"
+
+
+async def test_stream_reconnects_with_the_current_basis_and_applies_nothing_early() -> (
+    None
+):
+    clock = FakeClock()
+    async with serving() as server:
+        # First stream: a complete payload, then the server closes the connection.
+        server.script(STREAM, Fault(close_after_events=True))
+        async with Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client:
+            assert await value(client) == "on"
+            first = server.requests_to(STREAM)[0]
+            assert "basis" not in first.query
+            server.set_flag(
+                "f", {**FLAG, "fallthrough": {"variation": 1}}
+            )  # no stream open: next poll/connect
+            # Second stream: objects but no payload-transferred before a hang: nothing applied.
+            partial = (
+                'event: server-intent\ndata: {"payloads":[{"id":"x","target":9,"intentCode":"xfer-full"}]}\n\n'
+                'event: put-object\ndata: {"kind":"flag","key":"f","version":9,"object":'
+                + json.dumps(
+                    {**FLAG, "key": "f", "version": 9, "fallthrough": {"variation": 1}}
+                )
+                + "}\n\n"
+            )
+            server.script(STREAM, Fault(events=partial, hang_after_events=True))
+            await clock.wait_for_sleeper(
+                within=30
+            )  # the client saw the close and backs off
+            await clock.advance(30)  # past any backoff
+            second = await server.wait_for_requests(STREAM, 2)
+            assert (
+                second.query["basis"] == "(p:aioflags-test:1)"
+            )  # recomputed: the basis we hold
+            await server.wait_for_stream()
+            assert await value(client) == "on"  # the partial payload was not applied
+            assert client.status is ProviderStatus.READY, (
+                client.data_source_status
+            )  # a clean close reports nothing
+
+
+async def test_error_event_drops_pending_changes_and_unknown_things_are_ignored() -> (
+    None
+):
+    flag9 = {**FLAG, "key": "f", "version": 9, "fallthrough": {"variation": 1}}
+    events = (
+        'event: server-intent\ndata: {"payloads":[{"id":"x","target":9,"intentCode":"xfer-full"}]}\n\n'
+        'event: put-object\ndata: {"kind":"flag","key":"f","version":1,"object":'
+        + json.dumps({**FLAG, "key": "f", "version": 1})
+        + "}\n\n"
+        'event: put-object\ndata: {"kind":"gizmo","key":"g","version":1,"object":{}}\n\n'
+        "event: mystery\ndata: {}\n\n"
+        "event: heart-beat\ndata: {}\n\n"
+        'event: payload-transferred\ndata: {"state":"(p:x:1)","version":1}\n\n'
+        'event: put-object\ndata: {"kind":"flag","key":"f","version":9,"object":'
+        + json.dumps(flag9)
+        + "}\n\n"
+        'event: error\ndata: {"payloadId":"x","reason":"oops"}\n\n'
+        'event: goodbye\ndata: {"reason":"bye"}\n\n'
+        'event: payload-transferred\ndata: {"state":"(p:x:2)","version":2}\n\n'
+    )
+    async with serving() as server:
+        server.script(STREAM, Fault(events=events, hang_after_events=True))
+        async with Client(config(server, data_system=DataSystem.streaming())) as client:
+            await server.wait_for_stream()
+            assert (
+                await value(client) == "on"
+            )  # the queued change was dropped by the error event
+            assert client.status is ProviderStatus.READY
+
+
+async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> None:
+    clock = FakeClock()
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream()
+        server.fail(
+            STREAM,
+            events="event: put-object\ndata: {not json\n\n",
+            hang_after_events=True,
+        )
+        server.disconnect_streams()
+        # The first backoff is at most 1 s and the next at least 1 s: advancing
+        # exactly 1 s reconnects once, into the bad data, and no further.
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)
+        await server.wait_for_requests(STREAM, 2)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        assert status.error.kind is aioflags.ErrorKind.INVALID_DATA
+        assert await value(client) == "on"  # last good data
+        server.clear_faults()
+        await clock.wait_for_sleeper(within=2)  # the reconnect backoff
+        await clock.advance(2)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+
+
+async def test_polling_etag_and_304_mean_no_change() -> None:
+    clock = FakeClock()
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.polling(interval=30)), clock=clock
+        ) as client,
+    ):
+        assert await value(client) == "on"
+        await clock.advance(30)
+        second = await server.wait_for_requests(POLL, 2)
+        assert second.headers["if-none-match"] == '"1"'
+        assert second.query["basis"] == server.state
+        assert await value(client) == "on"  # 304: no change, not empty data
+        server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+        await clock.advance(30)
+        await server.wait_for_requests(POLL, 3)
+        await eventually(client, "off")
+
+
+# -------------------------------------------------------------- the directive
+
+
+async def test_directive_on_stream_connect_switches_to_fdv1_and_closes_the_stream() -> (
+    None
+):
+    async with serving() as server:
+        server.fail(STREAM, headers=FALLBACK)
+        async with Client(config(server)) as client:
+            await server.wait_for_requests(FDV1_POLL)
+            # The stream's payload was applied first, then its socket was closed at once.
+            with anyio.fail_after(1):
+                await server.wait_for_streams_closed()
+            assert client.data_source_status is not None
+            assert client.data_source_status.fdv1_fallback
+            assert await value(client) == "on"
+            streams = len(server.requests_to(STREAM))
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            assert len(server.requests_to(STREAM)) == streams  # never reconnected
+            assert client.status is ProviderStatus.READY
+
+
+@pytest.mark.parametrize(
+    "status", [None, 500, 403, 304], ids=["200", "500", "403", "304"]
+)
+async def test_directive_on_the_polling_initializer(status: int | None) -> None:
+    async with serving() as server:
+        if status == 304:
+            server.fail(POLL, headers=FALLBACK, status=None)
+        else:
+            server.fail(POLL, headers=FALLBACK, status=status)
+        async with Client(config(server)) as client:
+            await server.wait_for_requests(FDV1_POLL)
+            assert (
+                server.requests_to(STREAM) == []
+            )  # FDv2 synchronizers never contacted
+            assert await value(client) == "on"
+            assert client.status is ProviderStatus.READY
+
+
+async def test_directive_without_fdv1_is_off_and_retries_nothing() -> None:
+    async with serving() as server:
+        server.fail(POLL, headers=FALLBACK, status=503)
+        system = DataSystem.custom(
+            initializers=[aioflags.sources.polling_initializer()],
+            synchronizers=[aioflags.sources.streaming_synchronizer()],
+        )
+        errors: list[aioflags.EventDetails] = []
+        client = Client(config(server, data_system=system))
+        client.add_handler(ProviderEvent.ERROR, errors.append)
+        async with client:
+            assert client.status is ProviderStatus.ERROR
+            assert client.data_source_status is not None
+            assert client.data_source_status.state is SourceState.OFF
+            await anyio.wait_all_tasks_blocked()
+            assert len(server.requests) == 1
+            assert errors[0].error_code == "GENERAL"
+
+
+async def test_directive_on_a_stream_error_response() -> None:
+    async with serving() as server:
+        server.fail(STREAM, headers=FALLBACK, status=500)
+        async with Client(config(server)) as client:
+            await server.wait_for_requests(FDV1_POLL)
+            assert len(server.requests_to(STREAM)) == 1
+            assert client.status is ProviderStatus.READY
+
+
+# ---------------------------------------------------------- connection policy
+
+
+async def test_invalid_sdk_key_is_fatal_and_never_retried() -> None:
+    async with serving() as server:
+        for path in (POLL, STREAM, FDV1_POLL):
+            server.fail(path, status=401)
+        client = Client(config(server))
+        async with client:
+            assert client.status is ProviderStatus.FATAL
+            count = len(server.requests)
+            assert count == 3  # initializer, streaming, polling: each tried once
+        assert client.status is ProviderStatus.FATAL
+        with pytest.raises(aioflags.ClientClosedError, match="FATAL"):
+            async with client:
+                pass
+
+
+async def test_a_403_after_start_removes_the_source_and_is_error_not_fatal() -> None:
+    clock = FakeClock()
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream()
+        server.fail(STREAM, status=403)
+        server.disconnect_streams()
+        await clock.wait_for_sleeper(within=2)
+        await clock.advance(2)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
+        assert await value(client) == "on"  # last good data served
+        await clock.advance(10_000)
+        assert len(server.requests_to(STREAM)) == 2  # removed for good: never retried
+        assert client.status is ProviderStatus.ERROR
+
+
+async def test_stale_then_error_after_grace_then_ready_with_changes() -> None:
+    clock = FakeClock()
+    async with serving() as server:
+        statuses: list[ProviderStatus] = []
+        client = Client(
+            config(server, data_system=DataSystem.streaming(), grace_period=5),
+            clock=clock,
+        )
+        for event in ProviderEvent:
+            client.add_handler(event, lambda d: statuses.append(d.status))
+        async with client:
+            await server.wait_for_stream()
+            # The server ends the stream and refuses reconnections for a while.
+            server.fail(STREAM, status=503)
+            server.disconnect_streams()
+            await clock.wait_for_sleeper(
+                within=2
+            )  # a clean close: back off, report nothing
+            assert client.status is ProviderStatus.READY
+            await clock.advance(2)  # reconnect -> 503 -> STALE
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+            assert await value(client) == "on"  # last good data served
+            await clock.advance(5)  # the grace period
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
+            server.clear_faults()
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            await clock.advance(60)
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+            await eventually(client, "off")
+            await anyio.wait_all_tasks_blocked()
+        assert statuses[:3] == [
+            ProviderStatus.READY,
+            ProviderStatus.STALE,
+            ProviderStatus.ERROR,
+        ]
+        assert ProviderStatus.READY in statuses[3:]
+
+
+async def test_fdv1_only_data_system() -> None:
+    async with (
+        serving() as server,
+        Client(config(server, data_system=DataSystem.fdv1())) as client,
+    ):
+        assert await value(client) == "on"
+        await server.wait_for_stream(FDV1_STREAM)
+        server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+        await eventually(client, "off")
+        server.delete_flag("f")
+        await eventually(client, "default")
+
+
+# ------------------------------------------------------------------ shutdown
+
+
+async def test_aclose_is_bounded_while_the_server_hangs_mid_response() -> None:
+    async with serving() as server:
+        server.fail(POLL, hang=True)
+        client = Client(config(server, ready_timeout=0.2))
+        async with client:
+            await server.wait_for_requests(POLL)
+            assert (
+                client.status is ProviderStatus.ERROR
+            )  # ready_timeout passed while trying
+            start = anyio.current_time()
+        assert anyio.current_time() - start < 1.5
+        with anyio.fail_after(1):
+            await server.wait_until(
+                lambda: server.connections_closed == server.connections_opened
+            )
+
+
+async def test_aclose_during_a_stream_closes_the_socket_within_a_second() -> None:
+    async with serving() as server:
+        client = Client(config(server))
+        async with client:
+            await server.wait_for_stream()
+            await client.aclose()
+            await client.aclose()  # idempotent
+            with anyio.fail_after(1):
+                await server.wait_for_streams_closed()
+        assert client.status is ProviderStatus.NOT_READY
+
+
+async def test_restart_after_close() -> None:
+    async with serving() as server:
+        client = Client(config(server))
+        async with client:
+            assert client.status is ProviderStatus.READY
+        async with client:
+            assert client.status is ProviderStatus.READY
+            assert await value(client) == "on"
