@@ -223,7 +223,8 @@ class EventBus:
     def detach(self) -> None:
         """Stop delivering (the task group is being cancelled); handlers persist.
 
-        Events queued and not yet delivered are dropped with the queue.
+        Closes every handler's queue: a consumer that is still running delivers
+        what was queued, then finishes.
         """
         self._tg = None
         for sub in self._subscribers:

@@ -31,19 +31,25 @@ def say(text: str) -> None:
 
 def on_event(details: aioflags.EventDetails) -> None:
     changed = f" {sorted(details.flags_changed)}" if details.flags_changed else ""
-    say(f"    [event] {details.event.name} -> status {details.status.name}{changed}: {details.message}")
+    say(
+        f"    [event] {details.event.name} -> status {details.status.name}{changed}: {details.message}"
+    )
 
 
 async def show(client: aioflags.Client) -> None:
     for person in PEOPLE:
         checkout = await client.variation_detail("new-checkout", person, False)
         colour = await client.string_variation("banner-colour", person, "grey")
-        say(f"    {person.key:<6} new-checkout={checkout.value!s:<5} ({checkout.reason['kind']}), banner={colour}")
+        say(
+            f"    {person.key:<6} new-checkout={checkout.value!s:<5} ({checkout.reason['kind']}), banner={colour}"
+        )
 
 
 async def main() -> None:
     # aioflags logs through the "aioflags" logger; show its warnings in the story.
-    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="    [log] %(message)s")
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.WARNING, format="    [log] %(message)s"
+    )
     say("1. Starting a flag service on 127.0.0.1 with examples/flags.json")
     async with FlagServer(FLAGS["flags"], FLAGS["segments"]) as server:
         say(f"    serving at {server.url}")
@@ -65,28 +71,43 @@ async def main() -> None:
 
             say("3. Turning the checkout on for everyone, live")
             changed = anyio.Event()
-            client.add_handler(aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set())
-            server.set_flag("new-checkout", {**FLAGS["flags"]["new-checkout"], "fallthrough": {"variation": 0}})
+            client.add_handler(
+                aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set()
+            )
+            server.set_flag(
+                "new-checkout",
+                {**FLAGS["flags"]["new-checkout"], "fallthrough": {"variation": 0}},
+            )
             await changed.wait()
             await show(client)
 
-            say("4. The service now answers with the FDv1 fallback directive (X-LD-FD-Fallback: true)")
+            say(
+                "4. The service now answers with the FDv1 fallback directive (X-LD-FD-Fallback: true)"
+            )
             server.fail("/sdk/stream", headers={"X-LD-FD-Fallback": "true"})
             server.disconnect_streams()
             await server.wait_for_requests("/sdk/latest-all")
             await server.wait_for_streams_closed()
             status = client.data_source_status
             assert status is not None
-            say(f"    FDv1 fallback engaged: {status.fdv1_fallback}; status: {client.status.name}; "
-                f"stream connections open: {server.open_streams()}")
+            say(
+                f"    FDv1 fallback engaged: {status.fdv1_fallback}; status: {client.status.name}; "
+                f"stream connections open: {server.open_streams()}"
+            )
 
             say("5. Changing the banner; it arrives through FDv1 polling")
             changed = anyio.Event()
-            client.add_handler(aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set())
-            server.set_flag("banner-colour", {**FLAGS["flags"]["banner-colour"], "on": False})
+            client.add_handler(
+                aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set()
+            )
+            server.set_flag(
+                "banner-colour", {**FLAGS["flags"]["banner-colour"], "on": False}
+            )
             await changed.wait()
             await show(client)
-        say(f"6. Closed: status {client.status.name}, stream connections open: {server.open_streams()}")
+        say(
+            f"6. Closed: status {client.status.name}, stream connections open: {server.open_streams()}"
+        )
 
 
 if __name__ == "__main__":

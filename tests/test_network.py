@@ -451,3 +451,157 @@ async def test_restart_after_close() -> None:
         async with client:
             assert client.status is ProviderStatus.READY
             assert await value(client) == "on"
+
+
+# ------------------------------------------------------------- error paths
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "state"),
+    [
+        (Fault(status=500), aioflags.ErrorKind.ERROR_RESPONSE, SourceState.INTERRUPTED),
+        (Fault(status=404), aioflags.ErrorKind.ERROR_RESPONSE, SourceState.OFF),
+        (
+            Fault(body=b"{not json"),
+            aioflags.ErrorKind.INVALID_DATA,
+            SourceState.INTERRUPTED,
+        ),
+        (
+            Fault(body=b'{"flags": []}'),
+            aioflags.ErrorKind.INVALID_DATA,
+            SourceState.INTERRUPTED,
+        ),
+    ],
+    ids=["500", "404", "bad-json", "bad-shape"],
+)
+@pytest.mark.parametrize("path", [POLL, FDV1_POLL])
+async def test_polling_error_paths(
+    path: str, fault: Fault, kind: aioflags.ErrorKind, state: SourceState
+) -> None:
+    clock = FakeClock()
+    source = (
+        aioflags.sources.polling_synchronizer(interval=10)
+        if path == POLL
+        else aioflags.sources.fdv1_polling_synchronizer(interval=10)
+    )
+    system = DataSystem.custom(synchronizers=[source])
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=system, grace_period=0), clock=clock
+        ) as client,
+    ):
+        assert await value(client) == "on"
+        server.fail(path, fault)
+        await clock.wait_for_sleeper(within=10)
+        await clock.advance(10)
+        await server.wait_for_requests(path, 2)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        assert status.error.kind is kind
+        expected = (
+            SourceState.OFF if state is SourceState.OFF else SourceState.INTERRUPTED
+        )
+        assert status.state is expected
+        assert await value(client) == "on"
+        if state is SourceState.INTERRUPTED:
+            server.clear_faults()
+            await clock.wait_for_sleeper(within=10)
+            await clock.advance(10)
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+
+
+async def test_fdv1_polling_304_is_no_change() -> None:
+    clock = FakeClock()
+    system = DataSystem.custom(
+        synchronizers=[aioflags.sources.fdv1_polling_synchronizer(interval=5)]
+    )
+    async with (
+        serving() as server,
+        Client(config(server, data_system=system), clock=clock) as client,
+    ):
+        await clock.wait_for_sleeper(within=5)
+        await clock.advance(5)
+        second = await server.wait_for_requests(FDV1_POLL, 2)
+        assert second.headers["if-none-match"] == '"1"'
+        assert "basis" not in second.query  # never sent to FDv1 endpoints
+        assert await value(client) == "on"
+
+
+@pytest.mark.parametrize("fdv1", [False, True], ids=["fdv2", "fdv1"])
+async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> None:
+    clock = FakeClock()
+    source = (
+        aioflags.sources.fdv1_streaming_synchronizer()
+        if fdv1
+        else aioflags.sources.streaming_synchronizer()
+    )
+    path = FDV1_STREAM if fdv1 else STREAM
+    async with serving() as server:
+        server.script(path, Fault(status=200, body=b"plain text"))
+        system = DataSystem.custom(synchronizers=[source])
+        async with Client(
+            config(server, data_system=system, ready_timeout=0.2), clock=clock
+        ) as client:
+            await server.wait_for_requests(path)
+            status = client.data_source_status
+            assert status is not None and status.error is not None
+            assert "text/event-stream" in status.error.message
+            await clock.wait_for_sleeper(within=2)
+            await clock.advance(2)
+            await server.wait_for_stream(path)
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+    # Nothing listens any more: connection refused is a network error, retried.
+    async with Client(
+        config(
+            server,
+            data_system=DataSystem.custom(synchronizers=[source]),
+            ready_timeout=0.2,
+        ),
+        clock=FakeClock(),
+    ) as client:
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        assert status.error.kind is aioflags.ErrorKind.NETWORK_ERROR
+        assert client.status is ProviderStatus.ERROR
+
+
+async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
+    clock = FakeClock()
+    system = DataSystem.custom(
+        synchronizers=[aioflags.sources.fdv1_streaming_synchronizer()]
+    )
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=system, grace_period=0), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream(FDV1_STREAM)
+        server.script(
+            FDV1_STREAM,
+            Fault(
+                events='event: patch\ndata: {"path": 5}\n\nevent: put\ndata: {bad\n\n',
+                hang_after_events=True,
+            ),
+        )
+        server.disconnect_streams()
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
+        server.fail(FDV1_STREAM, status=404)
+        await clock.wait_for_sleeper(within=2)
+        await clock.advance(2)
+        await server.wait_for_requests(FDV1_STREAM, 3)
+        with anyio.fail_after(5):
+            while (
+                client.data_source_status is None
+                or client.data_source_status.state is not SourceState.OFF
+            ):
+                await anyio.wait_all_tasks_blocked()
+        assert await value(client) == "on"

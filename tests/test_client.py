@@ -1,0 +1,241 @@
+"""Client lifecycle: construction, readiness, handlers, restart, fork, trio."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import aioflags
+from aioflags import (
+    Client,
+    Config,
+    ConfigurationError,
+    Context,
+    DataSystem,
+    ProviderEvent,
+    ProviderStatus,
+)
+from aioflags.testing import FlagServer
+
+FLAG: dict[str, Any] = {
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+USER = Context.create("u1")
+
+
+def test_construction_needs_no_event_loop_and_does_no_io() -> None:
+    client = Client(Config("sdk-key", base_uri="http://127.0.0.1:9"))
+    assert client.status is ProviderStatus.NOT_READY
+    assert client.data_source_status is None
+    assert "NOT_READY" in repr(client)
+    assert not client.snapshot().initialized
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sdk_key": "has space"}, "sdk_key"),
+        ({"sdk_key": "k", "base_uri": "ftp://x"}, "base_uri"),
+        ({"sdk_key": "k", "ready_timeout": 0}, "ready_timeout"),
+        ({"sdk_key": "k", "ready_timeout": True}, "ready_timeout"),
+        ({"sdk_key": "k", "grace_period": -1}, "grace_period"),
+        ({"sdk_key": "k", "retry_jitter": 2}, "retry_jitter"),
+        (
+            {"sdk_key": "k", "initial_retry_delay": 5, "max_retry_delay": 1},
+            "max_retry_delay",
+        ),
+        ({"sdk_key": "k", "fatal_status_codes": {200}}, "fatal_status_codes"),
+        ({"sdk_key": "k", "application_id": "has space"}, "application_id"),
+    ],
+)
+def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Config(**kwargs)
+
+
+def test_config_headers_and_secret_repr() -> None:
+    config = Config("secret-key", application_id="app", wrapper_name="w")
+    assert "secret-key" not in repr(config)
+    assert config.tags_header == "application-id/app"
+    assert config.wrapper_header == "w"
+    assert Config("k").tags_header is None and Config("k").wrapper_header is None
+
+
+def test_client_needs_a_config_and_a_key_for_the_network() -> None:
+    with pytest.raises(ConfigurationError, match=r"aioflags\.Config"):
+        Client("sdk-key")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="sdk_key is required"):
+        Client(Config())
+
+
+@pytest.mark.asyncio
+async def test_offline_is_ready_and_serves_defaults() -> None:
+    async with Client(Config(offline=True)) as client:
+        assert client.status is ProviderStatus.READY
+        detail = await client.variation_detail("f", USER, 1)
+        assert detail.value == 1 and detail.error_kind == "CLIENT_NOT_READY"
+
+
+@pytest.mark.asyncio
+async def test_ready_timeout_is_error_then_ready_when_data_arrives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        gate = anyio.Event()
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = Config(
+            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.05
+        )
+        client = Client(config)
+        errors: list[aioflags.EventDetails] = []
+        client.add_handler(ProviderEvent.ERROR, errors.append)
+        client.add_handler(ProviderEvent.READY, lambda _: gate.set())
+        async with client:
+            assert client.status is ProviderStatus.ERROR
+            assert "not ready after 0.05 s; still trying" in caplog.text
+            server.clear_faults()
+            await client.aclose()
+        # A fresh start with a healthy server becomes READY and the handler persists.
+        async with client:
+            with anyio.fail_after(5):
+                await gate.wait()
+            assert await client.wait_ready(timeout=5) is ProviderStatus.READY
+        assert errors[0].error_code == "PROVIDER_NOT_READY"
+
+
+@pytest.mark.asyncio
+async def test_wait_ready_returns_the_status_on_timeout() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        async with Client(
+            Config("k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.01)
+        ) as client:
+            assert await client.wait_ready(timeout=0.01) is ProviderStatus.ERROR
+
+
+@pytest.mark.asyncio
+async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> None:
+    async with (
+        FlagServer({"f": FLAG}) as server,
+        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+    ):
+        got: list[aioflags.EventDetails] = []
+        client.add_handler(ProviderEvent.READY, got.append)
+        await anyio.wait_all_tasks_blocked()
+        assert [(d.event, d.status, d.message) for d in got] == [
+            (ProviderEvent.READY, ProviderStatus.READY, "flag data received")
+        ]
+        client.remove_handler(ProviderEvent.READY, got.append)
+
+
+@pytest.mark.asyncio
+async def test_typed_methods_and_all_flags_through_the_client() -> None:
+    async with (
+        FlagServer({"f": FLAG, "s": {**FLAG, "variations": ["a", "b"]}}) as server,
+        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+    ):
+        assert await client.bool_variation("f", USER, False) is True
+        assert (
+            await client.bool_variation_detail("f", USER, False)
+        ).variation_index == 0
+        assert await client.string_variation("s", USER, "") == "a"
+        assert (
+            await client.string_variation_detail("f", USER, "")
+        ).error_kind == "WRONG_TYPE"
+        assert await client.int_variation("f", USER, 7) == 7
+        assert (await client.int_variation_detail("s", USER, 7)).value == 7
+        assert await client.float_variation("f", USER, 1.5) == 1.5
+        assert (await client.float_variation_detail("f", USER, 1.5)).value == 1.5
+        assert await client.json_variation("s", USER, None) == "a"
+        assert (await client.json_variation_detail("s", USER, None)).value == "a"
+        assert await client.variation("s", USER, None) == "a"
+        state = await client.all_flags_state(USER, with_reasons=True)
+        assert state.to_dict()["$flagsState"]["f"]["reason"] == {"kind": "FALLTHROUGH"}
+        assert client.snapshot().bool_variation("f", USER, False) is True
+
+
+@pytest.mark.asyncio
+async def test_starting_twice_is_an_error_and_aclose_outside_is_a_no_op() -> None:
+    client = Client(Config(offline=True))
+    await client.aclose()
+    async with client:
+        with pytest.raises(RuntimeError, match="already started"):
+            await client.__aenter__()
+
+
+@pytest.mark.asyncio
+async def test_fork_is_detected(caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(Config(offline=True))
+    async with client:
+        pass
+    client._pid = -1  # as if started in a parent process before a fork
+    async with client:
+        pass
+    assert "after a fork" in caplog.text
+
+
+def test_secure_mode_hash_matches_launchdarkly() -> None:
+    import ldclient
+    from ldclient.config import Config as LDConfig
+
+    ld = ldclient.LDClient(LDConfig("secret", offline=True))
+    try:
+        client = Client(Config("secret", offline=True))
+        for ctx in (
+            Context.create("u1"),
+            Context.create_multi(Context.create("u:1"), Context.create("o%1", "org")),
+        ):
+            theirs = ld.secure_mode_hash(ldclient.Context.from_dict(ctx.to_dict()))
+            assert client.secure_mode_hash(ctx) == theirs
+    finally:
+        ld.close()  # type: ignore[no-untyped-call]
+
+
+def test_the_client_runs_on_trio() -> None:
+    async def main() -> None:
+        async with FlagServer({"f": FLAG}) as server:
+            async with Client(
+                Config("k", base_uri=server.url, stream_uri=server.url)
+            ) as client:
+                assert client.status is ProviderStatus.READY
+                await server.wait_for_stream()
+                server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+                with anyio.fail_after(5):
+                    while await client.variation("f", USER, None) is not False:
+                        await anyio.lowlevel.checkpoint()
+            assert server.open_streams() == 0
+
+    anyio.run(main, backend="trio")
+
+
+@pytest.mark.asyncio
+async def test_custom_fatal_source_makes_the_client_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, "aioflags")
+    from aioflags import ErrorInfo, ErrorKind, SourceState, Update
+
+    async def revoked(ctx: aioflags.SourceContext) -> Any:
+        yield Update(
+            state=SourceState.OFF,
+            error=ErrorInfo(
+                kind=ErrorKind.ERROR_RESPONSE,
+                status_code=401,
+                message="HTTP error 401",
+                fatal=True,
+            ),
+        )
+
+    client = Client(Config(data_system=DataSystem.custom(synchronizers=[revoked])))
+    async with client:
+        assert client.status is ProviderStatus.FATAL
+    assert "cannot initialise" in caplog.text

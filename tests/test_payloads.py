@@ -1,0 +1,168 @@
+"""Payload assembly: FDv2 events and polling bodies, FDv1 payloads (protocol.md §2, §4, §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aioflags import ChangeKind, IntentCode, ObjectKind, ProtocolError, Selector
+from aioflags._payloads import (
+    ChangeSetBuilder,
+    fdv1_delete,
+    fdv1_full,
+    fdv1_patch,
+    parse_fdv2_poll,
+)
+
+INTENT_FULL = {
+    "payloads": [
+        {"id": "p", "target": 1, "intentCode": "xfer-full", "reason": "payload-missing"}
+    ]
+}
+INTENT_NONE = {
+    "payloads": [{"id": "p", "target": 1, "intentCode": "none", "reason": "up-to-date"}]
+}
+PUT = {"kind": "flag", "key": "f", "version": 3, "object": {"key": "f", "version": 3}}
+DONE = {"state": "(p:1)", "version": 1}
+
+
+def test_builder_full_then_deltas() -> None:
+    b = ChangeSetBuilder()
+    assert b.intent is None
+    b.server_intent(INTENT_FULL)
+    b.put_object(PUT)
+    b.delete_object({"kind": "segment", "key": "s", "version": 2})
+    cs = b.payload_transferred(DONE)
+    assert cs.intent is IntentCode.TRANSFER_FULL and cs.selector == Selector(
+        state="(p:1)", version=1
+    )
+    assert [(c.action, c.kind, c.key) for c in cs.changes] == [
+        (ChangeKind.PUT, ObjectKind.FLAG, "f"),
+        (ChangeKind.DELETE, ObjectKind.SEGMENT, "s"),
+    ]
+    b.put_object(PUT)
+    assert (
+        b.payload_transferred({"state": "(p:2)", "version": 2}).intent
+        is IntentCode.TRANSFER_CHANGES
+    )
+
+
+def test_builder_error_drops_pending_and_keeps_intent_none_means_deltas() -> None:
+    b = ChangeSetBuilder()
+    assert b.server_intent(INTENT_NONE) is IntentCode.TRANSFER_NONE
+    b.put_object(PUT)
+    b.error()
+    b.put_object({**PUT, "key": "g"})
+    cs = b.payload_transferred(DONE)
+    assert cs.intent is IntentCode.TRANSFER_CHANGES and [c.key for c in cs.changes] == [
+        "g"
+    ]
+    b.reset()
+    with pytest.raises(ProtocolError, match="without a server-intent"):
+        b.payload_transferred(DONE)
+
+
+def test_builder_ignores_unknown_kinds() -> None:
+    b = ChangeSetBuilder()
+    b.server_intent(INTENT_FULL)
+    b.put_object({**PUT, "kind": "gizmo"})
+    b.delete_object({"kind": "gizmo", "key": "g", "version": 1})
+    assert b.payload_transferred(DONE).changes == ()
+
+
+@pytest.mark.parametrize(
+    ("method", "data"),
+    [
+        ("server_intent", []),
+        ("server_intent", {"payloads": []}),
+        ("server_intent", {"payloads": [{"intentCode": "bogus"}]}),
+        ("put_object", {"kind": "flag", "key": "f", "version": "1", "object": {}}),
+        ("put_object", {"kind": "flag", "key": "f", "version": 1}),
+        ("delete_object", {"kind": "flag", "version": 1}),
+        ("payload_transferred", {"state": "x"}),
+    ],
+)
+def test_builder_rejects_bad_events(method: str, data: Any) -> None:
+    b = ChangeSetBuilder()
+    b.server_intent(INTENT_FULL)
+    with pytest.raises(ProtocolError):
+        getattr(b, method)(data)
+
+
+def test_parse_poll() -> None:
+    body = {
+        "events": [
+            {"event": "server-intent", "data": INTENT_FULL},
+            {"event": "heart-beat", "data": {}},
+            {"data": {}},
+            {"event": "put-object", "data": PUT},
+            {
+                "event": "delete-object",
+                "data": {"kind": "flag", "key": "g", "version": 1},
+            },
+            {"event": "payload-transferred", "data": DONE},
+            {"event": "put-object", "data": {**PUT, "key": "ignored-after-transfer"}},
+        ]
+    }
+    cs = parse_fdv2_poll(body)
+    assert [c.key for c in cs.changes] == ["f", "g"]
+    none = parse_fdv2_poll(
+        {"events": [{"event": "server-intent", "data": INTENT_NONE}]}
+    )
+    assert none.intent is IntentCode.TRANSFER_NONE and none.changes == ()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        {},
+        {"events": "x"},
+        {"events": [1]},
+        {"events": [{"event": "server-intent", "data": INTENT_FULL}]},
+    ],
+)
+def test_parse_poll_rejects(body: Any) -> None:
+    with pytest.raises(ProtocolError):
+        parse_fdv2_poll(body)
+
+
+def test_fdv1_payloads() -> None:
+    cs = fdv1_full(
+        {
+            "flags": {"f": {"key": "f", "version": 1}},
+            "segments": {"s": {"key": "s", "version": 2}},
+        }
+    )
+    assert cs.intent is IntentCode.TRANSFER_FULL and not cs.selector.defined
+    assert [(c.kind, c.key, c.version) for c in cs.changes] == [
+        (ObjectKind.FLAG, "f", 1),
+        (ObjectKind.SEGMENT, "s", 2),
+    ]
+    assert fdv1_full({"flags": {}}).changes == ()
+    patch = fdv1_patch({"path": "/segments/s", "data": {"key": "s", "version": 3}})
+    assert (
+        patch is not None
+        and patch.compare_versions
+        and patch.changes[0].kind is ObjectKind.SEGMENT
+    )
+    removal = fdv1_delete({"path": "/flags/f", "version": 4})
+    assert removal is not None and removal.changes[0].action is ChangeKind.DELETE
+    assert fdv1_patch({"path": "/other/x", "data": {}}) is None
+    assert fdv1_delete({"path": "/flags/", "version": 1}) is None
+
+
+@pytest.mark.parametrize(
+    ("fn", "data"),
+    [
+        (fdv1_full, []),
+        (fdv1_full, {"flags": []}),
+        (fdv1_full, {"flags": {"f": {"key": "f"}}}),
+        (fdv1_patch, {"path": "/flags/f", "data": {"key": "f"}}),
+        (fdv1_delete, {"path": "/flags/f"}),
+    ],
+)
+def test_fdv1_rejects(fn: Any, data: Any) -> None:
+    with pytest.raises(ProtocolError):
+        fn(data)
