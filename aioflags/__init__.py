@@ -38,6 +38,7 @@ from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SourceError as SourceError
 from ._results import EvaluationDetail as EvaluationDetail
 from ._results import FlagsState as FlagsState
+from ._results import Reason as Reason
 from ._snapshot import FlagSnapshot as FlagSnapshot
 from ._version import __version__ as __version__
 
@@ -68,6 +69,7 @@ __all__ = [
     "ProtocolError",
     "ProviderEvent",
     "ProviderStatus",
+    "Reason",
     "Selector",
     "SourceContext",
     "SourceError",

@@ -11,21 +11,29 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from ._model import MALFORMED, CompiledFlag, CompiledSegment, MalformedAbort, Result
+from ._model import (
+    MALFORMED,
+    CompiledFlag,
+    CompiledSegment,
+    MalformedAbort,
+    Result,
+    served,
+)
+from ._results import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._context import Context
-    from ._json import JSONObject, JSONValue
+    from ._json import JSONValue
 
-__all__ = ["ERROR_RESULTS", "evaluate", "is_experiment"]
+__all__ = ["ERROR_RESULTS", "evaluate", "typed_check"]
 
 logger = logging.getLogger("aioflags")
 
 
 def _error(kind: str) -> Result:
-    return (None, None, {"kind": "ERROR", "errorKind": kind})
+    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
 
 
 #: The error results by errorKind (shared reasons: copy before exposing).
@@ -49,11 +57,14 @@ class _State:
     __slots__ = ("big", "chain", "flags", "prerequisites", "segment_stack", "segments")
 
     def __init__(
-        self, flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        key: str,
     ) -> None:
         self.flags = flags
         self.segments = segments
-        self.chain: list[str] = []
+        self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
         self.prerequisites: list[str] = []
@@ -115,6 +126,10 @@ class _State:
             self.segment_stack.pop()
 
 
+#: The state shared by flags that need none (it is never written to).
+_NO_STATE: Final = _State({}, {}, "")
+
+
 def _evaluate_flag(flag: CompiledFlag, ctx: Context, st: _State) -> Result:
     if flag.malformed is not None:
         return MALFORMED
@@ -143,15 +158,17 @@ def _evaluate_flag(flag: CompiledFlag, ctx: Context, st: _State) -> Result:
             part = parts.get(kind)
             if part is not None and part._key in keys:
                 return result
-    for rule in flag.rules:
-        for clause in rule.clauses:
+    for clauses, resolver in flag.rules:
+        for clause in clauses:
             if not clause(ctx, st):
                 break
         else:
-            return rule.resolver.resolve(ctx)
+            fixed = resolver.fixed
+            return fixed if fixed is not None else resolver.resolve(ctx)
     fallthrough = flag.fallthrough
     assert fallthrough is not None
-    return fallthrough.resolve(ctx)
+    fixed = fallthrough.fixed
+    return fixed if fixed is not None else fallthrough.resolve(ctx)
 
 
 def evaluate(
@@ -165,8 +182,9 @@ def evaluate(
     Returns the result and the state (for the prerequisites it recorded).
     Never raises: aborts give MALFORMED_FLAG, anything unexpected EXCEPTION.
     """
-    st = _State(flags, segments)
-    st.chain.append(flag.key)
+    # Most flags have neither prerequisites nor segment clauses: they never
+    # touch the state, so they share one instead of allocating their own.
+    st = _State(flags, segments, flag.key) if flag.needs_state else _NO_STATE
     try:
         result = _evaluate_flag(flag, ctx, st)
     except MalformedAbort as exc:
@@ -176,19 +194,13 @@ def evaluate(
         logger.exception("Unexpected error evaluating flag %r", flag.key)
         return _EXCEPTION, st
     if st.big is not None:
-        result = (result[0], result[1], {**result[2], "bigSegmentsStatus": st.big})
+        reason = Reason({**result[2], "bigSegmentsStatus": st.big})
+        index = result[1]
+        if index is None:
+            result = (result[0], None, reason, result[3], None)
+        else:
+            result = served(result[0], index, reason, result[3])
     return result, st
-
-
-def is_experiment(flag: CompiledFlag, reason: JSONObject) -> bool:
-    """Whether a result counts as an experiment (all-flags ``trackReason``)."""
-    if reason.get("inExperiment"):
-        return True
-    kind = reason["kind"]
-    if kind == "RULE_MATCH":
-        index = reason["ruleIndex"]
-        return index < len(flag.rules) and flag.rules[index].track_events
-    return kind == "FALLTHROUGH" and flag.track_events_fallthrough
 
 
 def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from ._context import Context, parse_reference
 from ._operators import compile_test
+from ._results import EvaluationDetail, Reason
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
@@ -38,19 +39,33 @@ __all__ = [
 
 logger = logging.getLogger("aioflags")
 
-#: ``(value, variation_index, reason)``; the reason dict is shared: copy it
-#: before handing it to application code.
-Result: TypeAlias = "tuple[JSONValue, int | None, JSONObject]"
+#: ``(value, variation_index, reason, experiment)``, precomputed at compile time.
+#: The reason dict is shared: copy it before handing it to application code.
+#: ``experiment`` is whether the result counts as an experiment for all-flags
+#: state (``inExperiment``, or a rule with ``trackEvents``, or the fallthrough
+#: of a flag with ``trackEventsFallthrough``): known when the flag is compiled.
+#: The last element is the ``EvaluationDetail`` handed out when this result
+#: serves a variation (built once here, not per evaluation); ``None`` when the
+#: result serves no variation (the caller's default is then the value).
+Result: TypeAlias = (
+    "tuple[JSONValue, int | None, Reason, bool, EvaluationDetail[JSONValue] | None]"
+)
 
 
-def _error_reason(kind: str) -> JSONObject:
-    return {"kind": "ERROR", "errorKind": kind}
+def _error_reason(kind: str) -> Reason:
+    return Reason({"kind": "ERROR", "errorKind": kind})
 
 
-MALFORMED: Final[Result] = (None, None, _error_reason("MALFORMED_FLAG"))
-_OFF: Final[JSONObject] = {"kind": "OFF"}
-_FALLTHROUGH: Final[JSONObject] = {"kind": "FALLTHROUGH"}
-_TARGET_MATCH: Final[JSONObject] = {"kind": "TARGET_MATCH"}
+def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
+    """The result of serving variation ``index``, with its detail built once."""
+    detail = EvaluationDetail(value=value, variation_index=index, reason=reason)
+    return (value, index, reason, experiment, detail)
+
+
+MALFORMED: Final[Result] = (None, None, _error_reason("MALFORMED_FLAG"), False, None)
+_OFF: Final = Reason({"kind": "OFF"})
+_FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
+_TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
 _BUCKET_SCALE: Final = float(0xFFFFFFFFFFFFFFF)
 
 
@@ -218,8 +233,9 @@ class Bucketer:
             return 0.0
         digest = hashlib.sha1(
             (self._prefix + text).encode(), usedforsecurity=False
-        ).hexdigest()
-        return int(digest[:15], 16) / _BUCKET_SCALE
+        ).digest()
+        # The first 15 hex digits of the digest are its first 60 bits.
+        return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
 
 
 # --------------------------------------------------------- variation/rollout
@@ -233,9 +249,9 @@ class _Variations:
     def __init__(self, values: list[JSONValue]) -> None:
         self.values = values
 
-    def result(self, index: int, reason: JSONObject) -> Result:
+    def result(self, index: int, reason: Reason, experiment: bool = False) -> Result:
         if 0 <= index < len(self.values):
-            return (self.values[index], index, reason)
+            return served(self.values[index], index, reason, experiment)
         return MALFORMED
 
 
@@ -253,13 +269,14 @@ class Resolver:
         flag_key: str,
         salt: str,
         variations: _Variations,
-        reason: JSONObject,
+        reason: Reason,
+        track: bool,
     ) -> None:
         self.fixed: Result | None = None
         variation = _opt(raw, "variation", int, None)
         rollout = _opt(raw, "rollout", dict, None)
         if variation is not None:
-            self.fixed = variations.result(variation, reason)
+            self.fixed = variations.result(variation, reason, track)
             return
         entries = _objects(rollout, "variations") if rollout is not None else []
         if rollout is None or not entries:
@@ -276,7 +293,7 @@ class Resolver:
             attribute="key" if experiment else bucket_by,
             literal=not context_kind,
         )
-        in_exp = {**reason, "inExperiment": True}
+        in_exp = Reason({**reason, "inExperiment": True})
         total = 0.0
         built: list[tuple[float, Result, Result]] = []
         for entry in entries:
@@ -284,11 +301,17 @@ class Resolver:
             weight = _opt(entry, "weight", int, 0)
             untracked = bool(_opt(entry, "untracked", bool, False))
             total += weight / 100000.0
-            plain = variations.result(index, reason) if index is not None else MALFORMED
+            plain = (
+                variations.result(index, reason, track)
+                if index is not None
+                else MALFORMED
+            )
             tracked = plain
             if experiment and not untracked:
                 tracked = (
-                    variations.result(index, in_exp) if index is not None else MALFORMED
+                    variations.result(index, in_exp, True)
+                    if index is not None
+                    else MALFORMED
                 )
             built.append((total, plain, tracked))
         self._entries = tuple(built)
@@ -308,19 +331,6 @@ class Resolver:
 
 
 # -------------------------------------------------------------------- flags
-
-
-class CompiledRule:
-    """A flag rule: its clauses and what it serves."""
-
-    __slots__ = ("clauses", "resolver", "track_events")
-
-    def __init__(
-        self, clauses: tuple[Clause, ...], resolver: Resolver, track_events: bool
-    ) -> None:
-        self.clauses = clauses
-        self.resolver = resolver
-        self.track_events = track_events
 
 
 class Prerequisite:
@@ -344,6 +354,7 @@ class CompiledFlag:
         "fallthrough",
         "key",
         "malformed",
+        "needs_state",
         "off_result",
         "on",
         "prerequisite_keys",
@@ -363,13 +374,14 @@ class CompiledFlag:
     off_result: Result
     prerequisites: tuple[Prerequisite, ...]
     targets: tuple[tuple[str, frozenset[str], Result], ...]
-    rules: tuple[CompiledRule, ...]
+    rules: tuple[tuple[tuple[Clause, ...], Resolver], ...]
     fallthrough: Resolver | None
     track_events: bool
     track_events_fallthrough: bool
     debug_events_until_date: int | float | None
     client_side: bool
     malformed: str | None
+    needs_state: bool  # prerequisites or segment clauses: needs per-evaluation state
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
 
@@ -398,7 +410,8 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.client_side = False
     flag.malformed = None
     flag.on = False
-    flag.off_result = (None, None, _OFF)
+    flag.off_result = (None, None, _OFF, False, None)
+    flag.needs_state = False
     flag.prerequisites = ()
     flag.targets = ()
     flag.rules = ()
@@ -431,9 +444,9 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     flag.on = bool(_opt(raw, "on", bool, False))
     off_variation = _opt(raw, "offVariation", int, None)
 
-    def off_value(reason: JSONObject) -> Result:
+    def off_value(reason: Reason) -> Result:
         if off_variation is None:
-            return (None, None, reason)
+            return (None, None, reason, False, None)
         return variations.result(off_variation, reason)
 
     flag.off_result = off_value(_OFF)
@@ -447,7 +460,9 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
             Prerequisite(
                 pkey,
                 pvar,
-                off_value({"kind": "PREREQUISITE_FAILED", "prerequisiteKey": pkey}),
+                off_value(
+                    Reason({"kind": "PREREQUISITE_FAILED", "prerequisiteKey": pkey})
+                ),
             )
         )
     flag.prerequisites = tuple(prereqs)
@@ -487,27 +502,34 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     segments: set[str] = set()
     for index, r in enumerate(_objects(raw, "rules")):
         rule_id = _opt(r, "id", str, "")
-        reason: JSONObject = {"kind": "RULE_MATCH", "ruleIndex": index}
+        fields: JSONObject = {"kind": "RULE_MATCH", "ruleIndex": index}
         if rule_id:
-            reason["ruleId"] = rule_id
+            fields["ruleId"] = rule_id
+        reason = Reason(fields)
         clauses = _objects(r, "clauses")
         segments |= _segment_refs(clauses)
+        track = bool(_opt(r, "trackEvents", bool, False))
         rules.append(
-            CompiledRule(
+            (
                 tuple(compile_clause(c) for c in clauses),
-                Resolver(r, key, salt, variations, reason),
-                bool(_opt(r, "trackEvents", bool, False)),
+                Resolver(r, key, salt, variations, reason, track),
             )
         )
     flag.rules = tuple(rules)
     flag.segment_keys = frozenset(segments)
-    flag.fallthrough = Resolver(
-        _opt(raw, "fallthrough", dict, {}), key, salt, variations, _FALLTHROUGH
-    )
     flag.track_events = bool(_opt(raw, "trackEvents", bool, False))
     flag.track_events_fallthrough = bool(
         _opt(raw, "trackEventsFallthrough", bool, False)
     )
+    flag.fallthrough = Resolver(
+        _opt(raw, "fallthrough", dict, {}),
+        key,
+        salt,
+        variations,
+        _FALLTHROUGH,
+        flag.track_events_fallthrough,
+    )
+    flag.needs_state = bool(prereqs or segments)
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")

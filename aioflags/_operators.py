@@ -176,29 +176,45 @@ def _compile_in(values: Sequence[JSONValue]) -> Test:
     return test
 
 
+_COMPARE: Final = {
+    "lessThan": float.__lt__,
+    "lessThanOrEqual": float.__le__,
+    "greaterThan": float.__gt__,
+    "greaterThanOrEqual": float.__ge__,
+}
+_NUMBERS: Final = frozenset({int, float})
+
+
 def _compile_numeric(values: Sequence[JSONValue], op: str) -> Test:
     cs = tuple(float(c) for c in values if _is_number(c))
     if not cs:
         return _never
-    if op == "lessThan":
-        return lambda v: _is_number(v) and any(float(v) < c for c in cs)
-    if op == "lessThanOrEqual":
-        return lambda v: _is_number(v) and any(float(v) <= c for c in cs)
-    if op == "greaterThan":
-        return lambda v: _is_number(v) and any(float(v) > c for c in cs)
-    return lambda v: _is_number(v) and any(float(v) >= c for c in cs)
+    compare = _COMPARE[op]
+    if len(cs) == 1:
+        # The common case, without a generator: one clause value.
+        (c,) = cs
+        return lambda v: type(v) in _NUMBERS and compare(float(v), c)
+    return lambda v: type(v) in _NUMBERS and any(compare(float(v), c) for c in cs)
 
 
 def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
     cs = tuple(t for t in map(parse_instant, values) if t is not None)
     if not cs:
         return _never
+    # "Strictly before any clause instant" is "before the latest" (and after: the earliest).
+    bound = max(cs) if before else min(cs)
 
     def test(v: JSONValue) -> bool:
-        t = parse_instant(v)
+        tv = type(v)
+        if tv is int or tv is float:
+            t: float | None = float(v)
+        elif tv is str:
+            t = _parse_instant_str(v)
+        else:
+            return False
         if t is None:
             return False
-        return any(t < c for c in cs) if before else any(t > c for c in cs)
+        return t < bound if before else t > bound
 
     return test
 
@@ -209,33 +225,44 @@ def _compile_semver(values: Sequence[JSONValue], want: int) -> Test:
         return _never
 
     def test(v: JSONValue) -> bool:
-        s = _semver_of(v)
-        return s is not None and any(compare_semver(s, c) == want for c in cs)
+        if type(v) is not str:
+            return False
+        s = parse_semver(v)
+        if s is None:
+            return False
+        return any(compare_semver(s, c) == want for c in cs)
 
     return test
 
 
 def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
-    """The predicate for ``op`` over the clause ``values`` (never raises)."""
+    """The predicate for ``op`` over the clause ``values`` (never raises).
+
+    Single-value clauses (the common case) get predicates without a generator.
+    """
     if op == "in":
         return _compile_in(values)
     strs = tuple(c for c in values if isinstance(c, str))
+    if op in ("startsWith", "endsWith", "contains", "matches") and not strs:
+        return _never
     if op == "startsWith":
-        return (lambda v: isinstance(v, str) and v.startswith(strs)) if strs else _never
+        return lambda v: type(v) is str and v.startswith(strs)
     if op == "endsWith":
-        return (lambda v: isinstance(v, str) and v.endswith(strs)) if strs else _never
+        return lambda v: type(v) is str and v.endswith(strs)
     if op == "contains":
-        return (
-            (lambda v: isinstance(v, str) and any(c in v for c in strs))
-            if strs
-            else _never
-        )
+        if len(strs) == 1:
+            (c,) = strs
+            return lambda v: type(v) is str and c in v
+        return lambda v: type(v) is str and any(c in v for c in strs)
     if op == "matches":
         patterns = tuple(p for p in map(_compile_regex, strs) if p is not None)
         if not patterns:
             return _never
-        return lambda v: isinstance(v, str) and any(p.search(v) for p in patterns)
-    if op in ("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual"):
+        if len(patterns) == 1:
+            search = patterns[0].search
+            return lambda v: type(v) is str and search(v) is not None
+        return lambda v: type(v) is str and any(p.search(v) for p in patterns)
+    if op in _COMPARE:
         return _compile_numeric(values, op)
     if op in ("before", "after"):
         return _compile_dates(values, before=op == "before")

@@ -9,9 +9,39 @@ from typing import TYPE_CHECKING, Generic, TypeVar, final
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
 
-__all__ = ["EvaluationDetail", "FlagsState"]
+__all__ = ["EvaluationDetail", "FlagsState", "Reason"]
 
 T = TypeVar("T")
+
+
+def _read_only(*args: object, **kwargs: object) -> None:
+    raise TypeError(
+        "evaluation reasons are read-only; use dict(reason) for a mutable copy"
+    )
+
+
+@final
+class Reason(dict):  # type: ignore[type-arg]
+    """LaunchDarkly's JSON reason, as a read-only ``dict``.
+
+    It is a real ``dict`` (``isinstance``, ``json.dumps`` and ``==`` work as
+    usual), but mutating it raises ``TypeError``: reasons are shared between
+    evaluations. ``dict(reason)`` gives a mutable copy.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+    __ior__ = _read_only  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, JSONValue]:
+        """A mutable plain-dict copy."""
+        return dict(self)
+
+    def __reduce__(self) -> tuple[type[Reason], tuple[dict[str, JSONValue]]]:
+        return (Reason, (dict(self),))
 
 
 @final
@@ -25,14 +55,15 @@ class EvaluationDetail(Generic[T]):
         variation_index: the index of the served variation, or ``None``.
         reason: LaunchDarkly's JSON reason, e.g. ``{"kind": "RULE_MATCH",
             "ruleIndex": 0, "ruleId": "r1"}`` or ``{"kind": "ERROR",
-            "errorKind": "FLAG_NOT_FOUND"}``. A fresh dict per call.
+            "errorKind": "FLAG_NOT_FOUND"}``, as a read-only dict
+            (:class:`Reason`).
 
     Added in version 0.1.0.
     """
 
     value: T
     variation_index: int | None
-    reason: JSONObject
+    reason: Reason
 
     @property
     def is_default_value(self) -> bool:

@@ -12,7 +12,7 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._evaluate import ERROR_RESULTS, evaluate, is_experiment, typed_check
+from ._evaluate import ERROR_RESULTS, evaluate, typed_check
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
@@ -83,19 +83,28 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
-        value, index, _ = self._result(key, context)
-        return default if index is None else value
+        # The hot path: every failure returns the default, so the checks can be
+        # merged (the reason is not needed here).
+        flag = self._flags.get(key)
+        if (
+            flag is None
+            or flag.deleted
+            or context is None
+            or context._error is not None
+        ):
+            return default
+        result = evaluate(self._flags, self._segments, flag, context)[0]
+        return default if result[1] is None else result[0]
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        value, index, reason = self._result(key, context)
-        return EvaluationDetail(
-            value=default if index is None else value,
-            variation_index=index,
-            reason=dict(reason),
-        )
+        result = self._result(key, context)
+        detail = result[4]
+        if detail is not None:
+            return detail  # built once, when the flag was compiled
+        return EvaluationDetail(value=default, variation_index=None, reason=result[2])
 
     # ----------------------------------------------------------------- typed
     def _typed(
@@ -105,22 +114,34 @@ class FlagSnapshot:
         if result[1] is None or default is None:
             return result
         ok, value = typed_check(result[0], kind)
-        return (value, result[1], result[2]) if ok else _WRONG_TYPE
+        if not ok:
+            return _WRONG_TYPE
+        if value is result[0]:
+            return result
+        return (
+            value,
+            result[1],
+            result[2],
+            result[3],
+            None,
+        )  # converted (int <-> float)
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> T:
-        value, index, _ = self._typed(key, context, default, kind)
+        value, index, _, _, _ = self._typed(key, context, default, kind)
         return default if index is None else value
 
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
-        value, index, reason = self._typed(key, context, default, kind)
+        value, index, reason, _, detail = self._typed(key, context, default, kind)
+        if detail is not None:
+            return detail  # its value passed the type check
         return EvaluationDetail(
             value=default if index is None else value,
             variation_index=index,
-            reason=dict(reason),
+            reason=reason,
         )
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
@@ -196,12 +217,13 @@ class FlagSnapshot:
         for key, flag in flags.items():
             if flag.deleted or (client_side_only and not flag.client_side):
                 continue
-            (value, index, reason), st = evaluate(flags, segments, flag, context)
+            (value, index, reason, experiment, _), st = evaluate(
+                flags, segments, flag, context
+            )
             values[key] = value
             entry: JSONObject = {}
             if index is not None:
                 entry["variation"] = index
-            experiment = is_experiment(flag, reason)
             debug = flag.debug_events_until_date
             omit = details_only_for_tracked_flags and not (
                 flag.track_events

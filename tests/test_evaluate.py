@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -649,9 +650,30 @@ class TestTyped:
         result: object = self.snap.string_variation("b", USER, None)  # type: ignore[arg-type]
         assert result is True
 
-    def test_reason_is_a_fresh_dict(self) -> None:
+    def test_reason_is_a_read_only_dict(self) -> None:
+        import json
+        import pickle
+
         d = self.snap.variation_detail("s", USER, "")
-        d.reason["kind"] = "MUTATED"
+        assert isinstance(d.reason, dict)
+        assert d.reason == {"kind": "FALLTHROUGH"}
+        assert json.dumps(d.reason) == '{"kind": "FALLTHROUGH"}'
+        mutations: list[Callable[[Any], object]] = [
+            lambda r: r.__setitem__("kind", "X"),
+            lambda r: r.update(x=1),
+            lambda r: r.pop("kind"),
+            lambda r: r.clear(),
+            lambda r: r.setdefault("x", 1),
+            lambda r: r.popitem(),
+            lambda r: r.__delitem__("kind"),
+        ]
+        for mutate in mutations:
+            with pytest.raises(TypeError, match="read-only"):
+                mutate(d.reason)
+        copy = d.reason.copy()
+        copy["kind"] = "MINE"
+        assert type(copy) is dict
+        assert pickle.loads(pickle.dumps(d.reason)) == d.reason
         assert self.snap.variation_detail("s", USER, "").reason == {
             "kind": "FALLTHROUGH"
         }

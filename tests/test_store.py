@@ -66,7 +66,10 @@ def test_full_transfer_replaces_everything_and_reports_what_changed() -> None:
     before = (store.initialized, store.selector.defined)
     assert before == (False, False)
     assert store.apply_now(full(put("a", flag("a")), put("b", flag("b")))) == {"a", "b"}
-    assert (store.initialized, store.selector) == (True, Selector(state="(p:1)", version=1))
+    assert (store.initialized, store.selector) == (
+        True,
+        Selector(state="(p:1)", version=1),
+    )
     old = store.snapshot
     changed = store.apply_now(
         full(put("a", flag("a")), put("c", flag("c")), state="(p:3)")

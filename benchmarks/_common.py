@@ -1,0 +1,77 @@
+"""Shared helpers for the benchmarks: the three clients loaded with one corpus, tables."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aioflags
+from aioflags._payloads import fdv1_full
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+
+def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:
+    """A data system whose one initializer yields ``data`` (no network)."""
+
+    async def initializer(
+        ctx: aioflags.SourceContext,
+    ) -> AsyncGenerator[aioflags.Basis, None]:
+        yield aioflags.Basis(change_set=fdv1_full(data))
+
+    return aioflags.DataSystem.custom(initializers=[initializer])
+
+
+def ld_sync_client(data: dict[str, Any]) -> Any:
+    import ldclient
+    from ldclient.config import Config
+    from ldclient.feature_store import InMemoryFeatureStore
+    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+    store = InMemoryFeatureStore()
+    store.init({FEATURES: data["flags"], SEGMENTS: data["segments"]})
+    return ldclient.LDClient(
+        Config("sdk-key", feature_store=store, use_ldd=True, send_events=False)
+    )
+
+
+async def ld_async_client(data: dict[str, Any]) -> Any:
+    from ldclient.async_client import AsyncLDClient
+    from ldclient.async_config import AsyncConfig
+    from ldclient.async_feature_store import AsyncInMemoryFeatureStore
+    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+    store = AsyncInMemoryFeatureStore()
+    await store.init({FEATURES: data["flags"], SEGMENTS: data["segments"]})
+    client = AsyncLDClient(
+        AsyncConfig("sdk-key", feature_store=store, use_ldd=True, send_events=False)
+    )
+    await client.start(start_wait=5)
+    return client
+
+
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    """Median, and the spread as (min, max)."""
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def table(
+    title: str, unit: str, rows: list[tuple[str, list[float]]], baseline: str
+) -> str:
+    """A plain-text table: median, min-max, and the ratio baseline/row."""
+    base = statistics.median(dict(rows)[baseline])
+    lines = [
+        f"\n{title}",
+        f"  {'implementation':<34}{'median':>12}{'min':>10}{'max':>10}   ratio vs {baseline}",
+    ]
+    for name, samples in rows:
+        med, lo, hi = summary(samples)
+        lines.append(
+            f"  {name:<34}{med:>10.2f}{unit:>2}{lo:>10.2f}{hi:>10.2f}   {base / med:6.1f}x"
+        )
+    return "\n".join(lines)
