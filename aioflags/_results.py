@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 
 def _read_only(*args: object, **kwargs: object) -> None:
+    """Refuse to mutate a reason (reasons are shared between evaluations)."""
     raise TypeError(
         "evaluation reasons are read-only; use dict(reason) for a mutable copy"
     )
