@@ -36,6 +36,7 @@ from ._exceptions import ConnectError as ConnectError
 from ._exceptions import NotReadyError as NotReadyError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SourceError as SourceError
+from ._listeners import FlagValueChange as FlagValueChange
 from ._results import EvaluationDetail as EvaluationDetail
 from ._results import FlagsState as FlagsState
 from ._results import Reason as Reason
@@ -62,6 +63,7 @@ __all__ = [
     "EvaluationDetail",
     "EventDetails",
     "FlagSnapshot",
+    "FlagValueChange",
     "FlagsState",
     "IntentCode",
     "NotReadyError",

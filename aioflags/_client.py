@@ -28,18 +28,23 @@ from ._datasystem import DataSystem, SourceContext
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._http import make_http_client
+from ._listeners import FlagValueChange, ValueWatcher, value_changes
 from ._status import StatusLayer
 from ._store import Store
 from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
     import httpx
     from anyio.abc import TaskGroup, TaskStatus
+    from anyio.streams.memory import MemoryObjectReceiveStream
 
     from ._context import Context
     from ._datatypes import DataSourceStatus
+    from ._events import EventDetails
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
     from ._snapshot import FlagSnapshot
@@ -278,6 +283,48 @@ class Client:
     def remove_handler(self, event: ProviderEvent, handler: Handler) -> None:
         """Stop calling ``handler`` for ``event``."""
         self._bus.remove(event, handler)
+
+    # ------------------------------------------------------ change listeners
+    def add_flag_change_handler(
+        self, handler: Callable[[frozenset[str]], Awaitable[None] | None]
+    ) -> Callable[[], None]:
+        """Call ``handler(flag_keys)`` whenever flags change; returns a remover.
+
+        The keys include flags changed through segments and prerequisites.
+        """
+
+        def on_change(details: EventDetails) -> Awaitable[None] | None:
+            return handler(details.flags_changed)
+
+        self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, on_change)
+        return lambda: self._bus.remove(ProviderEvent.CONFIGURATION_CHANGED, on_change)
+
+    def add_flag_value_change_handler(
+        self,
+        key: str,
+        context: Context,
+        handler: Callable[[FlagValueChange], Awaitable[None] | None],
+        *,
+        default: JSONValue = None,
+    ) -> Callable[[], None]:
+        """Call ``handler(FlagValueChange)`` when ``key``'s value for ``context`` changes.
+
+        The value is evaluated now, then again on each change of that flag;
+        the handler runs only when it differs. Returns a remover.
+        """
+        watcher = ValueWatcher(self.snapshot, key, context, default, handler)
+        self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, watcher)
+        return lambda: self._bus.remove(ProviderEvent.CONFIGURATION_CHANGED, watcher)
+
+    def flag_value_changes(
+        self, key: str, context: Context, *, default: JSONValue = None
+    ) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[FlagValueChange]]:
+        """Changes as an async iterator: ``async with client.flag_value_changes(k, ctx) as it``."""
+        return value_changes(
+            lambda push: self.add_flag_value_change_handler(
+                key, context, push, default=default
+            )
+        )
 
     # ------------------------------------------------------------ evaluation
     def snapshot(self) -> FlagSnapshot:

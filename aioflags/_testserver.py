@@ -556,19 +556,6 @@ class FlagServer:
         extra: list[tuple[bytes, bytes]],
         number: int,
     ) -> None:
-        self._open_streams[number] = path
-        await self._send(
-            conn,
-            stream,
-            h11.Response(
-                status_code=200,
-                headers=[
-                    (b"content-type", b"text/event-stream"),
-                    (b"cache-control", b"no-cache"),
-                    *extra,
-                ],
-            ),
-        )
         if fault is not None and fault.events is not None:
             first = fault.events
         elif path == FDV2_STREAM:
@@ -590,10 +577,11 @@ class FlagServer:
                 first = self._fdv2_full()
         else:
             first = sse("put", {"path": "/", "data": self._fdv1_body()})
+        # The first payload is computed and the subscriber registered in one step
+        # (no await between): every later change is pushed after that payload.
         # Created right before the try that closes it: nothing between can raise.
         send, recv = anyio.create_memory_object_stream[str](math.inf)
         self._subscribers[number] = (path, send)
-        self._notify()
         try:
             async with anyio.create_task_group() as tg:
 
@@ -611,7 +599,22 @@ class FlagServer:
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch_close)
+                await self._send(
+                    conn,
+                    stream,
+                    h11.Response(
+                        status_code=200,
+                        headers=[
+                            (b"content-type", b"text/event-stream"),
+                            (b"cache-control", b"no-cache"),
+                            *extra,
+                        ],
+                    ),
+                )
                 await self._send(conn, stream, h11.Data(data=first.encode()))
+                # Open (for wait_for_stream) once the client has its first payload.
+                self._open_streams[number] = path
+                self._notify()
                 if fault is not None and fault.close_after_events:
                     await self._send(conn, stream, h11.EndOfMessage())
                     tg.cancel_scope.cancel()

@@ -239,3 +239,47 @@ async def test_custom_fatal_source_makes_the_client_fatal(
     async with client:
         assert client.status is ProviderStatus.FATAL
     assert "cannot initialise" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_flag_change_and_value_change_listeners() -> None:
+    flags = {"f": FLAG, "g": {**FLAG, "variations": ["a", "b"]}}
+    async with (
+        FlagServer(flags) as server,
+        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+    ):
+        await server.wait_for_stream()
+        all_changes: list[frozenset[str]] = []
+        remove_all = client.add_flag_change_handler(all_changes.append)
+        value_changes: list[aioflags.FlagValueChange] = []
+
+        async def on_value(change: aioflags.FlagValueChange) -> None:
+            value_changes.append(change)
+
+        remove_value = client.add_flag_value_change_handler(
+            "f", USER, on_value, default=None
+        )
+        async with client.flag_value_changes("f", USER) as changes:
+            server.set_flag(
+                "g",
+                {**FLAG, "variations": ["a", "b"], "fallthrough": {"variation": 1}},
+            )
+            server.set_flag(
+                "f", {**FLAG, "version": 9}
+            )  # a new version, same value: no value change
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(5):
+                change = await changes.receive()
+        assert (change.key, change.old_value, change.new_value) == (
+            "f",
+            True,
+            False,
+        )
+        await anyio.wait_all_tasks_blocked()
+        assert value_changes == [change]
+        assert {"g"} in all_changes and {"f"} in all_changes
+        remove_all()
+        remove_value()
+        server.set_flag("f", FLAG)
+        await anyio.wait_all_tasks_blocked()
+        assert len(value_changes) == 1

@@ -1,0 +1,81 @@
+"""Flag value change listeners: one flag, one context, old and new value."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from ._context import Context
+    from ._events import EventDetails
+    from ._json import JSONValue
+    from ._snapshot import FlagSnapshot
+
+__all__ = ["FlagValueChange", "ValueWatcher", "value_changes"]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagValueChange:
+    """A flag's value for one context changed.
+
+    Added in version 0.1.0.
+    """
+
+    key: str
+    old_value: JSONValue
+    new_value: JSONValue
+
+
+class ValueWatcher:
+    """A CONFIGURATION_CHANGED handler that re-evaluates one flag for one context."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], FlagSnapshot],
+        key: str,
+        context: Context,
+        default: JSONValue,
+        handler: Callable[[FlagValueChange], Awaitable[None] | None],
+    ) -> None:
+        self._snapshot = snapshot
+        self._key = key
+        self._context = context
+        self._default = default
+        self._handler = handler
+        self._value = snapshot().variation(key, context, default)
+
+    async def __call__(self, details: EventDetails) -> None:
+        if self._key not in details.flags_changed:
+            return
+        new = self._snapshot().variation(self._key, self._context, self._default)
+        if new == self._value:
+            return
+        change = FlagValueChange(key=self._key, old_value=self._value, new_value=new)
+        self._value = new
+        result = self._handler(change)
+        if inspect.isawaitable(result):
+            await result
+
+
+@asynccontextmanager
+async def value_changes(
+    add: Callable[[Callable[[FlagValueChange], None]], Callable[[], None]],
+) -> AsyncIterator[MemoryObjectReceiveStream[FlagValueChange]]:
+    """An async iterator of changes, registered for the ``async with`` block."""
+    send, recv = anyio.create_memory_object_stream[FlagValueChange](math.inf)
+    remove = add(send.send_nowait)
+    try:
+        with send, recv:
+            yield recv
+    finally:
+        remove()
