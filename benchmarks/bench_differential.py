@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reference import Generator, compare  # noqa: E402
+from tests.reference import Generator, compare
 
 
 def main() -> None:
@@ -36,9 +36,11 @@ def main() -> None:
         evaluations += (len(case.flags) + 1) * len(case.contexts)
         problems += [f"seed {seed}: {p}" for p in compare(case)]
     elapsed = time.perf_counter() - start
-    print(f"\ndifferential: {args.cases} random cases, {evaluations} evaluations and "
-          f"{3 * args.cases * 12} all-flags states compared in {elapsed:.1f} s: "
-          f"{len(problems)} differences")
+    print(
+        f"\ndifferential: {args.cases} random cases, {evaluations} evaluations and "
+        f"{3 * args.cases * 12} all-flags states compared in {elapsed:.1f} s: "
+        f"{len(problems)} differences"
+    )
     for problem in problems[:20]:
         print(" ", problem)
     sys.exit(1 if problems else 0)

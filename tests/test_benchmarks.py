@@ -11,11 +11,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py")))
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
+)
 def test_benchmark_smoke(script: str) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio" in result.stdout or "differences" in result.stdout

@@ -605,3 +605,55 @@ async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
             ):
                 await anyio.wait_all_tasks_blocked()
         assert await value(client) == "on"
+
+
+async def test_aclose_while_a_stream_is_stalled_mid_event() -> None:
+    half_event = 'event: put-object\ndata: {"kind":"flag","key":"f","vers'
+    async with serving() as server:
+        server.fail(STREAM, events=half_event, hang_after_events=True)
+        client = Client(
+            config(server, data_system=DataSystem.streaming(), ready_timeout=0.2)
+        )
+        async with client:
+            await server.wait_for_stream()
+            assert (
+                client.status is ProviderStatus.ERROR
+            )  # no complete payload ever arrived
+            start = anyio.current_time()
+        assert anyio.current_time() - start < 1.5
+        with anyio.fail_after(1):
+            await server.wait_for_streams_closed()
+
+
+async def test_a_50_mb_payload_is_handled() -> None:
+    big = {
+        **FLAG,
+        "variations": ["x" * (50 * 1024 * 1024), "small"],
+        "fallthrough": {"variation": 1},
+    }
+    async with FlagServer({"big": big, "f": FLAG}) as server:
+        system = DataSystem.custom(
+            initializers=[aioflags.sources.polling_initializer()]
+        )
+        async with Client(
+            config(server, data_system=system, ready_timeout=30)
+        ) as client:
+            assert client.status is ProviderStatus.READY
+            assert await client.variation("big", USER, None) == "small"
+            assert await value(client) == "on"
+
+
+async def test_a_silent_stream_times_out_and_reconnects_with_the_basis() -> None:
+    async with serving() as server:
+        server.script(STREAM, Fault(hang_after_events=True))  # a payload, then silence
+        cfg = config(
+            server,
+            data_system=DataSystem.streaming(),
+            stream_read_timeout=0.3,
+            initial_retry_delay=0.01,
+        )
+        async with Client(cfg) as client:
+            with anyio.fail_after(5):
+                second = await server.wait_for_requests(STREAM, 2)
+            assert second.query["basis"] == server.state
+            assert await value(client) == "on"
