@@ -16,8 +16,11 @@ from aioflags._sources._common import error_for_status, is_recoverable
 from aioflags.testing import FakeClock
 
 
+NO_SELECTOR = Selector()
+
+
 def context(
-    http: httpx.AsyncClient, selector: Selector = Selector(), **options: Any
+    http: httpx.AsyncClient, selector: Selector = NO_SELECTOR, **options: Any
 ) -> SourceContext:
     config = Config("sdk-key", base_uri="https://relay.example/", **options)
     return SourceContext(
