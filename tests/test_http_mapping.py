@@ -15,7 +15,6 @@ from aioflags._http import base_headers, make_http_client
 from aioflags._sources._common import error_for_status, is_recoverable
 from aioflags.testing import FakeClock
 
-
 NO_SELECTOR = Selector()
 
 
