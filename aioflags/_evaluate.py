@@ -9,7 +9,7 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ._model import (
     MALFORMED,
@@ -51,19 +51,35 @@ ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
 
 
+#: Outcomes of flags already evaluated at top level in one all-flags pass, by
+#: key: (variation index, big-segment status, OK / ABORTED / FAILED).
+Memo: TypeAlias = "dict[str, tuple[int | None, str | None, int]]"
+OK, ABORTED, FAILED = 0, 1, 2
+
+
 class _State:
     """Per-evaluation recursion state; also answers ``segmentMatch`` clauses."""
 
-    __slots__ = ("big", "chain", "flags", "prerequisites", "segment_stack", "segments")
+    __slots__ = (
+        "big",
+        "chain",
+        "flags",
+        "memo",
+        "prerequisites",
+        "segment_stack",
+        "segments",
+    )
 
     def __init__(
         self,
         flags: Mapping[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
         key: str,
+        memo: Memo | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
+        self.memo = memo
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
@@ -147,10 +163,23 @@ def _evaluate_flag(flag: CompiledFlag, ctx: Context, st: _State) -> Result:
             pflag = st.flags.get(key)
             if pflag is None or pflag.deleted:
                 return prereq.failed
-            chain.append(key)
-            presult = _evaluate_flag(pflag, ctx, st)
-            chain.pop()
-            if not pflag.on or presult[1] != prereq.variation:
+            memo = st.memo
+            hit = memo.get(key) if memo is not None else None
+            if hit is not None:
+                # Evaluated at top level earlier in this pass: the outcome is the
+                # same here (a cycle through it would have aborted it there too).
+                index, big, status = hit
+                if status == ABORTED:
+                    raise MalformedAbort(f"prerequisite {key!r} could not be evaluated")
+                if status == FAILED:
+                    raise RuntimeError(f"prerequisite {key!r} failed unexpectedly")
+                if big is not None:
+                    st.big = big
+            else:
+                chain.append(key)
+                index = _evaluate_flag(pflag, ctx, st)[1]
+                chain.pop()
+            if not pflag.on or index != prereq.variation:
                 return prereq.failed
     if flag.targets:
         parts = ctx._parts
@@ -176,23 +205,32 @@ def evaluate(
     segments: Mapping[str, CompiledSegment],
     flag: CompiledFlag,
     ctx: Context,
+    memo: Memo | None = None,
 ) -> tuple[Result, _State]:
     """Evaluate one (present, non-deleted) flag for a valid context.
 
     Returns the result and the state (for the prerequisites it recorded).
     Never raises: aborts give MALFORMED_FLAG, anything unexpected EXCEPTION.
+    With ``memo`` (one all-flags pass), prerequisites already evaluated at top
+    level are not evaluated again, and this flag's outcome is recorded.
     """
     # Most flags have neither prerequisites nor segment clauses: they never
     # touch the state, so they share one instead of allocating their own.
-    st = _State(flags, segments, flag.key) if flag.needs_state else _NO_STATE
+    st = _State(flags, segments, flag.key, memo) if flag.needs_state else _NO_STATE
     try:
         result = _evaluate_flag(flag, ctx, st)
     except MalformedAbort as exc:
         logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
+        if memo is not None:
+            memo[flag.key] = (None, None, ABORTED)
         return MALFORMED, st
     except Exception:
         logger.exception("Unexpected error evaluating flag %r", flag.key)
+        if memo is not None:
+            memo[flag.key] = (None, None, FAILED)
         return _EXCEPTION, st
+    if memo is not None:
+        memo[flag.key] = (result[1], st.big, OK)
     if st.big is not None:
         reason = Reason({**result[2], "bigSegmentsStatus": st.big})
         index = result[1]

@@ -354,6 +354,7 @@ class CompiledFlag:
         "fallthrough",
         "key",
         "malformed",
+        "meta_cache",
         "needs_state",
         "off_result",
         "on",
@@ -381,6 +382,8 @@ class CompiledFlag:
     debug_events_until_date: int | float | None
     client_side: bool
     malformed: str | None
+    #: all-flags ``$flagsState`` entries by (result identity, with_reasons, omitted)
+    meta_cache: dict[tuple[int, bool, bool], JSONObject]
     needs_state: bool  # prerequisites or segment clauses: needs per-evaluation state
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
@@ -411,6 +414,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.malformed = None
     flag.on = False
     flag.off_result = (None, None, _OFF, False, None)
+    flag.meta_cache = {}
     flag.needs_state = False
     flag.prerequisites = ()
     flag.targets = ()

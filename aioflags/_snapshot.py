@@ -12,7 +12,7 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._evaluate import ERROR_RESULTS, evaluate, typed_check
+from ._evaluate import ERROR_RESULTS, Memo, evaluate, typed_check
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
@@ -31,6 +31,33 @@ _NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
 _NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
 _WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def _meta_entry(
+    flag: CompiledFlag,
+    result: Result,
+    with_reasons: bool,
+    omit: bool,
+    prerequisites: list[str],
+) -> JSONObject:
+    """A flag's ``$flagsState`` entry (evaluation.md §11)."""
+    _, index, reason, experiment, _ = result
+    entry: JSONObject = {}
+    if index is not None:
+        entry["variation"] = index
+    if not omit:
+        entry["version"] = flag.version
+        if with_reasons or experiment:
+            entry["reason"] = reason
+    if flag.track_events or experiment:
+        entry["trackEvents"] = True
+    if experiment:
+        entry["trackReason"] = True
+    if flag.debug_events_until_date is not None:
+        entry["debugEventsUntilDate"] = flag.debug_events_until_date
+    if prerequisites:
+        entry["prerequisites"] = list(prerequisites)
+    return entry
 
 
 @final
@@ -214,34 +241,30 @@ class FlagSnapshot:
         values: JSONObject = {}
         meta: dict[str, JSONObject] = {}
         flags, segments = self._flags, self._segments
+        memo: Memo = {}  # each flag is evaluated once, even when it is a prerequisite
         for key, flag in flags.items():
             if flag.deleted or (client_side_only and not flag.client_side):
                 continue
-            (value, index, reason, experiment, _), st = evaluate(
-                flags, segments, flag, context
-            )
-            values[key] = value
-            entry: JSONObject = {}
-            if index is not None:
-                entry["variation"] = index
+            result, st = evaluate(flags, segments, flag, context, memo)
+            values[key] = result[0]
             debug = flag.debug_events_until_date
             omit = details_only_for_tracked_flags and not (
-                flag.track_events
-                or experiment
-                or (debug is not None and debug > now_ms)
+                flag.track_events or result[3] or (debug is not None and debug > now_ms)
             )
-            if not omit:
-                entry["version"] = flag.version
-                if with_reasons or experiment:
-                    entry["reason"] = reason
-            if flag.track_events or experiment:
-                entry["trackEvents"] = True
-            if experiment:
-                entry["trackReason"] = True
-            if debug is not None:
-                entry["debugEventsUntilDate"] = debug
-            if st.prerequisites:
-                entry["prerequisites"] = st.prerequisites
+            if st.prerequisites or st.big is not None:
+                # Depends on this evaluation (the prerequisites reached, a reason
+                # built for it): not shareable.
+                meta[key] = _meta_entry(
+                    flag, result, with_reasons, omit, st.prerequisites
+                )
+                continue
+            # Otherwise the entry is a function of the (precompiled) result and
+            # the options: build it once per flag version and share it.
+            cache_key = (id(result), with_reasons, omit)
+            entry = flag.meta_cache.get(cache_key)
+            if entry is None:
+                entry = _meta_entry(flag, result, with_reasons, omit, [])
+                flag.meta_cache[cache_key] = entry
             meta[key] = entry
         return FlagsState(valid=True, values=values, meta=meta)
 
