@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, final
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    import os
     import random
 
     import httpx
@@ -152,6 +153,29 @@ class DataSystem:
                 sources.fdv1_streaming_synchronizer(),
                 sources.fdv1_polling_synchronizer(),
             ),
+        )
+
+    @classmethod
+    def file(
+        cls, *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
+    ) -> DataSystem:
+        """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
+
+        LaunchDarkly's file-data-source shape: ``flags``, ``flagValues`` and
+        ``segments``. A missing or malformed file is reported through the
+        status (the last good data keeps being served); with ``reload`` the
+        files are checked every ``interval`` seconds and edits are applied.
+        """
+        from ._sources._file import file_synchronizer
+
+        if not paths:
+            raise ConfigurationError("DataSystem.file() needs at least one path")
+        if not interval > 0:
+            raise ConfigurationError(
+                "the reload interval must be a positive number of seconds"
+            )
+        return cls(
+            synchronizers=(file_synchronizer(*paths, reload=reload, interval=interval),)
         )
 
     @classmethod
