@@ -65,6 +65,14 @@ def error_for_status(ctx: SourceContext, status: int, what: str) -> ErrorInfo:
     )
 
 
+def status_failure(
+    ctx: SourceContext, status: int, what: str
+) -> tuple[ErrorInfo, bool]:
+    """The error for an HTTP error status, and whether to retry (not for fatal codes)."""
+    error = error_for_status(ctx, status, what)
+    return error, is_recoverable(status) and not error.fatal
+
+
 def network_error(ctx: SourceContext, exc: BaseException, what: str) -> ErrorInfo:
     """The error for a transport failure (refused, reset, timeout, DNS...)."""
     detail = str(exc) or type(exc).__name__

@@ -19,12 +19,11 @@ from aioflags._payloads import fdv1_full, parse_fdv2_poll
 from ._common import (
     HttpOutcome,
     environment_id,
-    error_for_status,
     fallback_directive,
     invalid_data,
-    is_recoverable,
     network_error,
     parse_json,
+    status_failure,
 )
 
 if TYPE_CHECKING:
@@ -63,10 +62,10 @@ class _Requester:
         env = environment_id(response.headers)
         status = response.status_code
         if status >= 400:
+            error, recoverable = status_failure(ctx, status, self.what)
             return HttpOutcome(
-                error=error_for_status(ctx, status, self.what),
-                recoverable=is_recoverable(status)
-                and status not in ctx.config.fatal_status_codes,
+                error=error,
+                recoverable=recoverable,
                 fallback=fallback,
                 environment_id=env,
             )

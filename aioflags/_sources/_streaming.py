@@ -35,11 +35,10 @@ from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_pa
 
 from ._common import (
     environment_id,
-    error_for_status,
     fallback_directive,
     invalid_data,
-    is_recoverable,
     network_error,
+    status_failure,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +88,20 @@ def _backoff(ctx: SourceContext, initial: float | None) -> Backoff:
     )
 
 
+def _connect_failure(
+    ctx: SourceContext, response: httpx.Response, what: str
+) -> tuple[ErrorInfo | None, bool]:
+    """What is wrong with a stream's connect response (None if nothing), and whether to retry."""
+    if response.status_code != 200:
+        return status_failure(ctx, response.status_code, what)
+    if not _content_type_ok(response):
+        message = "stream response is not text/event-stream"
+        return ErrorInfo(
+            kind=ErrorKind.UNKNOWN, message=message, time=ctx.clock.now()
+        ), True
+    return None, True
+
+
 def _content_type_ok(response: httpx.Response) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.startswith("text/event-stream")
@@ -120,20 +133,10 @@ def streaming_synchronizer(
                     response = source.response
                     latched = latched or fallback_directive(response.headers)
                     env = environment_id(response.headers)
-                    if response.status_code != 200:
-                        error = error_for_status(
-                            ctx, response.status_code, "stream connection"
-                        )
-                        recoverable = (
-                            is_recoverable(response.status_code) and not error.fatal
-                        )
-                    elif not _content_type_ok(response):
-                        error = ErrorInfo(
-                            kind=ErrorKind.UNKNOWN,
-                            message="stream response is not text/event-stream",
-                            time=ctx.clock.now(),
-                        )
-                    else:
+                    error, recoverable = _connect_failure(
+                        ctx, response, "stream connection"
+                    )
+                    if error is None:
                         backoff.connected()
                         builder = ChangeSetBuilder()
                         async with aclosing(source.aiter_sse()) as events:
@@ -220,20 +223,10 @@ def fdv1_streaming_synchronizer(
             try:
                 async with _open(ctx, url, {}, {}) as source:
                     response = source.response
-                    if response.status_code != 200:
-                        error = error_for_status(
-                            ctx, response.status_code, "FDv1 stream connection"
-                        )
-                        recoverable = (
-                            is_recoverable(response.status_code) and not error.fatal
-                        )
-                    elif not _content_type_ok(response):
-                        error = ErrorInfo(
-                            kind=ErrorKind.UNKNOWN,
-                            message="stream response is not text/event-stream",
-                            time=ctx.clock.now(),
-                        )
-                    else:
+                    error, recoverable = _connect_failure(
+                        ctx, response, "FDv1 stream connection"
+                    )
+                    if error is None:
                         backoff.connected()
                         async with aclosing(source.aiter_sse()) as events:
                             async for sse in events:
