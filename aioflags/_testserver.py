@@ -479,20 +479,7 @@ class FlagServer:
                 if fault.body is not None
                 else f"fault injected: HTTP {fault.status}".encode()
             )
-            await self._send(
-                conn,
-                stream,
-                h11.Response(
-                    status_code=fault.status,
-                    headers=[
-                        (b"content-type", b"text/plain"),
-                        (b"content-length", str(len(body)).encode()),
-                        *extra,
-                    ],
-                ),
-            )
-            await self._send(conn, stream, h11.Data(data=body))
-            await self._send(conn, stream, h11.EndOfMessage())
+            await self._reply(conn, stream, fault.status, body, b"text/plain", extra)
             return True
         if path in _STREAMS:
             await self._stream(conn, stream, path, query, fault, extra, number)
@@ -502,20 +489,7 @@ class FlagServer:
         elif path == FDV1_POLL:
             payload = json.dumps(self._fdv1_body()).encode()
         else:
-            payload = b'{"message": "not found"}'
-            await self._send(
-                conn,
-                stream,
-                h11.Response(
-                    status_code=404,
-                    headers=[
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(payload)).encode()),
-                    ],
-                ),
-            )
-            await self._send(conn, stream, h11.Data(data=payload))
-            await self._send(conn, stream, h11.EndOfMessage())
+            await self._reply(conn, stream, 404, b'{"message": "not found"}')
             return True
         etag = f'"{self._version}"'.encode()
         if headers.get("if-none-match") == etag.decode() and (
@@ -529,22 +503,30 @@ class FlagServer:
             await self._send(conn, stream, h11.EndOfMessage())
             return True
         body = fault.body if fault is not None and fault.body is not None else payload
+        await self._reply(conn, stream, 200, body, extra=[(b"etag", etag), *extra])
+        return True
+
+    async def _reply(
+        self,
+        conn: h11.Connection,
+        stream: SocketStream,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """A complete response with a body."""
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await self._send(
             conn,
             stream,
-            h11.Response(
-                status_code=200,
-                headers=[
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"etag", etag),
-                    *extra,
-                ],
-            ),
+            h11.Response(status_code=status, headers=[*headers, *(extra or [])]),
         )
         await self._send(conn, stream, h11.Data(data=body))
         await self._send(conn, stream, h11.EndOfMessage())
-        return True
 
     async def _stream(
         self,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
 
     from aioflags._datasystem import SourceContext
+    from aioflags._json import JSONObject
 
 __all__ = ["file_synchronizer"]
 
@@ -40,6 +41,13 @@ def _stamp_one(path: Path) -> tuple[int, int] | None:
 def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int] | None, ...]:
     """Modification time and size of each file (None if missing): what "changed" means."""
     return tuple(_stamp_one(p) for p in paths)
+
+
+def _puts(kind: ObjectKind, items: dict[str, JSONObject]) -> list[Change]:
+    return [
+        Change(action=ChangeKind.PUT, kind=kind, key=k, version=v["version"], obj=v)
+        for k, v in items.items()
+    ]
 
 
 def file_synchronizer(
@@ -70,23 +78,8 @@ def file_synchronizer(
                     )
                 else:
                     changes = [
-                        Change(
-                            action=ChangeKind.PUT,
-                            kind=ObjectKind.FLAG,
-                            key=k,
-                            version=v["version"],
-                            obj=v,
-                        )
-                        for k, v in flags.items()
-                    ] + [
-                        Change(
-                            action=ChangeKind.PUT,
-                            kind=ObjectKind.SEGMENT,
-                            key=k,
-                            version=v["version"],
-                            obj=v,
-                        )
-                        for k, v in segments.items()
+                        *_puts(ObjectKind.FLAG, flags),
+                        *_puts(ObjectKind.SEGMENT, segments),
                     ]
                     yield Update(
                         state=SourceState.VALID,
