@@ -657,3 +657,59 @@ async def test_a_silent_stream_times_out_and_reconnects_with_the_basis() -> None
                 second = await server.wait_for_requests(STREAM, 2)
             assert second.query["basis"] == server.state
             assert await value(client) == "on"
+
+
+async def test_directive_on_a_polling_synchronizer_switches_to_fdv1() -> None:
+    clock = FakeClock()
+    async with serving() as server:
+        system = DataSystem.polling(interval=10)
+        async with Client(config(server, data_system=system), clock=clock) as client:
+            server.fail(
+                POLL, headers=FALLBACK
+            )  # a 200 with a payload, and the directive
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            await clock.wait_for_sleeper(within=10)
+            await clock.advance(10)
+            await server.wait_for_requests(FDV1_POLL)
+            assert await value(client) == "off"  # the directive's payload was applied
+            polls = len(server.requests_to(POLL))
+            await clock.advance(50)  # five FDv2 poll intervals
+            assert len(server.requests_to(POLL)) == polls  # FDv2 polling never resumes
+
+
+async def test_failover_closes_the_abandoned_stream() -> None:
+    clock = FakeClock()
+    async with serving() as server:
+        # The stream connects but never completes a payload: after 10 s the
+        # supervisor fails over to polling and the stream's socket is closed.
+        server.fail(STREAM, events="", hang_after_events=True)
+        async with Client(config(server, ready_timeout=1), clock=clock) as client:
+            await server.wait_for_stream()
+            await clock.wait_for_sleeper(within=10)
+            await clock.advance(10)
+            with anyio.fail_after(1):
+                await server.wait_for_streams_closed()
+            await server.wait_for_requests(
+                POLL, 2
+            )  # the polling synchronizer took over
+            assert client.status is ProviderStatus.READY
+
+
+async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
+    clock = FakeClock()
+    cut = 'event: server-intent\ndata: {"payloads":[{"id":"x","target":2,"intentCode":"xfer-full"}]}\n\nevent: put-obj'
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream()
+        server.script(STREAM, Fault(events=cut, abort_after_events=True))
+        server.disconnect_streams()
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)
+        await server.wait_for_requests(STREAM, 2)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+        assert await value(client) == "on"
