@@ -18,7 +18,7 @@ import hmac
 import logging
 import os
 import random as _random
-from typing import TYPE_CHECKING, Final, TypeVar, final
+from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 logger = logging.getLogger("aioflags")
-T = TypeVar("T")
 _CLOSE_BOUND: Final = 1.0  # seconds aclose() may spend closing connections and tasks
 
 
