@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import h11
 
+from ._datatypes import Change, ChangeKind
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from types import TracebackType
@@ -187,12 +189,28 @@ class FlagServer:
 
     def delete_flag(self, key: str) -> None:
         """Delete a flag and push the deletion to every open stream."""
+        self._delete("flag", key)
+
+    def delete_segment(self, key: str) -> None:
+        """Delete a segment and push the deletion to every open stream."""
+        self._delete("segment", key)
+
+    def apply_change(self, change: Change) -> None:
+        """Apply one data-system change (a put or a delete), as ``FlagData`` does."""
+        kind = change.kind.value
+        if change.action is ChangeKind.DELETE:
+            self._delete(kind, change.key)
+        else:
+            assert change.obj is not None
+            self._put(kind, change.key, change.obj)
+
+    def _delete(self, kind: str, key: str) -> None:
         self._version += 1
-        self._flags.pop(key, None)
+        (self._flags if kind == "flag" else self._segments).pop(key, None)
         self._push(
-            sse("delete-object", {"kind": "flag", "key": key, "version": self._version})
+            sse("delete-object", {"kind": kind, "key": key, "version": self._version})
             + self._transferred(),
-            sse("delete", {"path": f"/flags/{key}", "version": self._version}),
+            sse("delete", {"path": f"/{kind}s/{key}", "version": self._version}),
         )
 
     def replace_all(

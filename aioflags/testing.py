@@ -4,6 +4,11 @@
   periods are tested without waiting.
 - :class:`FlagServer`: a real flag service on 127.0.0.1 (FDv2 and FDv1) with
   fault injection and request/connection recording.
+- :class:`FlagData` with :class:`FlagBuilder`, :class:`SegmentBuilder`,
+  :func:`clause` and :func:`in_segment`: flags described in Python, served by
+  an in-memory data system or by attached FlagServers.
+
+The pytest fixtures over these live in :mod:`aioflags.pytest_plugin`.
 
 Added in version 0.1.0.
 """
@@ -17,6 +22,11 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from ._testdata import FlagBuilder as FlagBuilder
+from ._testdata import FlagData as FlagData
+from ._testdata import SegmentBuilder as SegmentBuilder
+from ._testdata import clause as clause
+from ._testdata import in_segment as in_segment
 from ._testserver import Fault as Fault
 from ._testserver import FlagServer as FlagServer
 from ._testserver import RecordedRequest as RecordedRequest
@@ -24,7 +34,17 @@ from ._testserver import RecordedRequest as RecordedRequest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["FakeClock", "Fault", "FlagServer", "RecordedRequest"]
+__all__ = [
+    "FakeClock",
+    "Fault",
+    "FlagBuilder",
+    "FlagData",
+    "FlagServer",
+    "RecordedRequest",
+    "SegmentBuilder",
+    "clause",
+    "in_segment",
+]
 
 
 @final

@@ -1,0 +1,186 @@
+"""The pytest plugin, run through pytester under pytest-asyncio and anyio's plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# What a user writes: the marker presets flags, the fixtures run the server and
+# client, a change made during the test reaches the client over its stream.
+USER_TESTS = """
+import anyio
+import pytest
+
+from aioflags import Context, ProviderStatus
+from aioflags.testing import clause
+
+USER = Context.from_dict({"key": "u1", "email": "u1@example.com"})
+
+
+@pytest.mark.aioflags({"new-checkout": True, "limit": 3})
+async def test_preset_values(aioflags_client):
+    assert aioflags_client.status is ProviderStatus.READY
+    assert await aioflags_client.bool_variation("new-checkout", USER, False)
+    assert await aioflags_client.int_variation("limit", USER, 0) == 3
+
+
+@pytest.mark.aioflags({"banner": "old"})
+async def test_changes_reach_the_client(aioflags_client, aioflags_data, flag_server):
+    async with aioflags_client.flag_value_changes("banner", USER) as changes:
+        aioflags_data.update(
+            aioflags_data.flag("banner")
+            .variations("old", "new")
+            .rule(clause("email", "endsWith", "@example.com"), serve="new")
+        )
+        with anyio.fail_after(5):
+            assert (await changes.receive()).new_value == "new"
+    assert flag_server.requests_to("/sdk/stream")
+
+
+async def test_no_marker_no_flags(aioflags_client):
+    detail = await aioflags_client.variation_detail("missing", USER, "d")
+    assert detail.reason["errorKind"] == "FLAG_NOT_FOUND"
+"""
+
+
+def _ini(pytester: pytest.Pytester, **options: str) -> None:
+    lines = [
+        "[pytest]",
+        "addopts = -p no:cacheprovider --strict-markers --strict-config",
+        "filterwarnings = error",
+        *(f"{k} = {v}" for k, v in options.items()),
+    ]
+    pytester.makeini("\n".join(lines))
+
+
+def test_under_pytest_asyncio_strict_mode(pytester: pytest.Pytester) -> None:
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="import pytest\npytestmark = pytest.mark.asyncio\n" + USER_TESTS
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_under_pytest_asyncio_auto_mode(pytester: pytest.Pytester) -> None:
+    _ini(pytester, asyncio_mode="auto", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_under_anyio_plugin_on_asyncio_and_trio(pytester: pytest.Pytester) -> None:
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="""
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+"""
+        + USER_TESTS
+    )
+    pytester.runpytest().assert_outcomes(passed=6)
+
+
+def test_markers_on_class_and_test_merge_and_config_can_be_overridden(
+    pytester: pytest.Pytester,
+) -> None:
+    _ini(pytester, asyncio_mode="auto", asyncio_default_fixture_loop_scope="function")
+    pytester.makeconftest(
+        """
+import pytest
+import aioflags
+
+
+@pytest.fixture
+def aioflags_config(flag_server):
+    return aioflags.Config(
+        "k", base_uri=flag_server.url, data_system=aioflags.DataSystem.polling(60)
+    )
+"""
+    )
+    pytester.makepyfile(
+        test_user="""
+import pytest
+from aioflags import Context
+from aioflags.testing import FlagBuilder, SegmentBuilder, in_segment
+
+USER = Context.create("u1")
+
+
+@pytest.mark.aioflags({"a": 1, "b": 1})
+class TestMerged:
+    @pytest.mark.aioflags(
+        {"b": 2},
+        flags={
+            "c": FlagBuilder("c").rule(in_segment("s"), serve=False),
+            "d": {"on": False, "variations": ["x"], "offVariation": 0},
+        },
+        segments={"s": SegmentBuilder("s").included("u1"), "t": {"included": []}},
+    )
+    async def test_it(self, aioflags_client, flag_server):
+        assert await aioflags_client.variation("a", USER, 0) == 1
+        assert await aioflags_client.variation("b", USER, 0) == 2
+        assert await aioflags_client.variation("c", USER, None) is False
+        assert await aioflags_client.variation("d", USER, None) == "x"
+        assert flag_server.requests_to("/sdk/poll")
+        assert not flag_server.requests_to("/sdk/stream")
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_sync_test_asking_for_an_async_fixture_gets_told_how(
+    pytester: pytest.Pytester,
+) -> None:
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="""
+def test_sync(flag_server):
+    pass
+
+
+def test_data_is_sync(aioflags_data):
+    aioflags_data.set_value("f", True)
+    assert aioflags_data.flags["f"]["variations"] == [True]
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*flag_server is an async fixture*pytest-asyncio*"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("{'a': 1}, {'b': 2}", "takes one positional argument"),
+        ("flagz={}", "unknown arguments ['flagz']"),
+    ],
+)
+def test_a_bad_marker_is_a_usage_error(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user=f"""
+import pytest
+
+
+@pytest.mark.aioflags({marker})
+def test_it(aioflags_data):
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    assert result.ret != 0
+    assert message in result.stdout.str() + result.stderr.str()
+
+
+def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:
+    _ini(pytester, asyncio_default_fixture_loop_scope="function")
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.aioflags(values=None*"])
