@@ -79,6 +79,12 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     connection: int
+    body: bytes = b""
+
+    def json(self) -> JSONValue:
+        """The body parsed as JSON."""
+        value: JSONValue = json.loads(self.body)
+        return value
 
 
 _CLOSE: Final = (
@@ -413,10 +419,11 @@ class FlagServer:
         try:
             async with stream:
                 while True:
-                    request = await self._read_request(conn, stream)
-                    if request is None:
+                    received = await self._read_request(conn, stream)
+                    if received is None:
                         return
-                    keep = await self._respond(conn, stream, request, number)
+                    request, body = received
+                    keep = await self._respond(conn, stream, request, number, body)
                     if not keep or conn.our_state is h11.MUST_CLOSE:
                         return
                     conn.start_next_cycle()
@@ -434,8 +441,9 @@ class FlagServer:
 
     async def _read_request(
         self, conn: h11.Connection, stream: SocketStream
-    ) -> h11.Request | None:
+    ) -> tuple[h11.Request, bytes] | None:
         request: h11.Request | None = None
+        body = bytearray()
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
@@ -446,8 +454,11 @@ class FlagServer:
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
             elif isinstance(event, h11.EndOfMessage):
-                return request
+                assert request is not None
+                return request, bytes(body)
             elif isinstance(event, h11.ConnectionClosed):
                 return None
 
@@ -464,6 +475,7 @@ class FlagServer:
         stream: SocketStream,
         request: h11.Request,
         number: int,
+        body: bytes = b"",
     ) -> bool:
         target = urlsplit(request.target.decode())
         path = target.path
@@ -478,6 +490,7 @@ class FlagServer:
                 query=query,
                 headers=headers,
                 connection=number,
+                body=body,
             )
         )
         self._notify()

@@ -11,12 +11,16 @@ Each function returns a *source factory* that ``DataSystem.custom`` accepts::
     )
 
 Every option defaults to the client's :class:`~aioflags.Config`.
+``InitializerFactory`` and ``SynchronizerFactory`` are the types of a source
+factory, for writing your own.
 
 Added in version 0.1.0.
 """
 
 from __future__ import annotations
 
+from ._datasystem import InitializerFactory as InitializerFactory
+from ._datasystem import SynchronizerFactory as SynchronizerFactory
 from ._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
 )
@@ -34,6 +38,8 @@ from ._sources._streaming import (
 )
 
 __all__ = [
+    "InitializerFactory",
+    "SynchronizerFactory",
     "fdv1_polling_synchronizer",
     "fdv1_streaming_synchronizer",
     "polling_initializer",

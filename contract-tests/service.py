@@ -1,0 +1,635 @@
+"""LaunchDarkly's SDK test service for aioflags (see README.md beside this file).
+
+Run from the repository root, with the package and this service's dependencies
+installed (``pip install -e . --group contract-tests``)::
+
+    python contract-tests/service.py --port 8000
+
+An ASGI app (Starlette) on uvicorn: both run on anyio, as aioflags does, and
+they are the field's well-kept choice; the service is a test tool, so neither
+is a runtime dependency of aioflags. Every client the service creates runs in
+the app's task group (its lifespan), in a task that enters and leaves the
+client's ``async with`` block, so ``DELETE`` closes it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import logging
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import aioflags
+from aioflags import Client, Config, Context, DataSystem, ProviderStatus, sources
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+    from anyio.abc import TaskGroup
+    from starlette.requests import Request
+
+log = logging.getLogger("aioflags.contract-tests")
+
+#: What aioflags really supports; each opens harness suites (README.md).
+CAPABILITIES = (
+    "server-side",
+    "strongly-typed",
+    "server-side-polling",
+    "service-endpoints",
+    "tags",
+    "wrapper",
+    "instance-id",
+    "etag-caching",
+    "polling-gzip",
+    "http-proxy",
+    "tls:verify-peer",
+    "tls:skip-verify-peer",
+    "tls:custom-ca",
+    "fdv1-fallback",
+    "all-flags-with-reasons",
+    "all-flags-client-side-only",
+    "all-flags-details-only-for-tracked-flags",
+    "context-type",
+    "context-comparison",
+    "user-type",
+    "secure-mode-hash",
+    "flag-change-listeners",
+    "flag-value-change-listeners",
+)
+
+#: Commands for features aioflags does not have, with the reason given.
+UNSUPPORTED = {
+    "identifyEvent": "aioflags sends no analytics events",
+    "customEvent": "aioflags sends no analytics events",
+    "flushEvents": "aioflags sends no analytics events",
+    "aliasEvent": "aioflags sends no analytics events",
+    "getBigSegmentStoreStatus": "aioflags has no big segments store",
+    "migrationVariation": "aioflags has no migrations support",
+    "migrationOperation": "aioflags has no migrations support",
+}
+
+#: Configuration sections for features aioflags does not have.
+UNSUPPORTED_CONFIG = {
+    "bigSegments": "big segments",
+    "hooks": "evaluation hooks",
+    "persistentDataStore": "persistent data stores",
+    "clientSide": "client-side mode",
+}
+
+
+class BadRequest(Exception):
+    """The request is malformed or asks for something unsupported (HTTP 400)."""
+
+
+# ------------------------------------------------------------------ helpers
+def _obj(value: object, what: str) -> dict[str, Any]:
+    """A JSON object, or ``{}`` for null/absent (null means omitted)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be an object")
+    return value
+
+
+def _get(params: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = params.get(name)
+    if value is not None and (
+        not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    ):
+        raise BadRequest(f"{name} has the wrong type")
+    return value
+
+
+def _seconds(ms: object, name: str) -> float | None:
+    if ms is None:
+        return None
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0:
+        raise BadRequest(f"{name} must be a non-negative number")
+    return max(ms / 1000, 0.001)
+
+
+# ------------------------------------------------------- configuration
+def _initializer(spec: Mapping[str, Any]) -> sources.InitializerFactory:
+    polling = _obj(spec.get("polling"), "initializer.polling")
+    if not polling and spec.get("polling") is None:
+        raise BadRequest(
+            f"unsupported initializer {sorted(k for k in spec if spec[k] is not None)}"
+        )
+    return sources.polling_initializer(base_uri=_get(polling, "baseUri", str))
+
+
+def _synchronizer(spec: Mapping[str, Any]) -> sources.SynchronizerFactory:
+    if spec.get("streaming") is not None:
+        streaming = _obj(spec["streaming"], "synchronizer.streaming")
+        return sources.streaming_synchronizer(
+            base_uri=_get(streaming, "baseUri", str),
+            initial_retry_delay=_seconds(
+                streaming.get("initialRetryDelayMs"), "initialRetryDelayMs"
+            ),
+        )
+    if spec.get("polling") is not None:
+        polling = _obj(spec["polling"], "synchronizer.polling")
+        return sources.polling_synchronizer(
+            base_uri=_get(polling, "baseUri", str),
+            interval=_seconds(polling.get("pollIntervalMs"), "pollIntervalMs"),
+        )
+    raise BadRequest("a synchronizer needs streaming or polling")
+
+
+def _data_system(spec: Mapping[str, Any]) -> DataSystem:
+    """The FDv2 line's ``dataSystem`` section."""
+    if spec.get("store") is not None:
+        raise BadRequest("aioflags has no persistent data stores")
+    if spec.get("useDefaultDataSystem"):
+        return DataSystem.default()
+    fallback = spec.get("fdv1Fallback")
+    fdv1 = None
+    if fallback is not None:
+        fallback = _obj(fallback, "fdv1Fallback")
+        fdv1 = sources.fdv1_polling_synchronizer(
+            base_uri=_get(fallback, "baseUri", str),
+            interval=_seconds(fallback.get("pollIntervalMs"), "pollIntervalMs"),
+        )
+    return DataSystem.custom(
+        initializers=[
+            _initializer(_obj(s, "initializer")) for s in spec.get("initializers") or []
+        ],
+        synchronizers=[
+            _synchronizer(_obj(s, "synchronizer"))
+            for s in spec.get("synchronizers") or []
+        ],
+        fdv1_fallback=fdv1,
+    )
+
+
+def _fdv1_data_system(
+    streaming: Mapping[str, Any] | None, polling: Mapping[str, Any] | None
+) -> DataSystem:
+    """The FDv1 line's top-level ``streaming`` / ``polling``: polling only if only polling."""
+    for section in (streaming, polling):
+        if section and section.get("filter") is not None:
+            raise BadRequest("aioflags does not support payload filters")
+    if polling is not None and streaming is None:
+        return DataSystem.custom(
+            synchronizers=[
+                sources.fdv1_polling_synchronizer(
+                    base_uri=_get(polling, "baseUri", str),
+                    interval=_seconds(polling.get("pollIntervalMs"), "pollIntervalMs"),
+                )
+            ]
+        )
+    streaming = streaming or {}
+    return DataSystem.custom(
+        synchronizers=[
+            sources.fdv1_streaming_synchronizer(
+                base_uri=_get(streaming, "baseUri", str),
+                initial_retry_delay=_seconds(
+                    streaming.get("initialRetryDelayMs"), "initialRetryDelayMs"
+                ),
+            )
+        ]
+    )
+
+
+def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
+    """Map the harness's configuration onto aioflags' public ``Config``.
+
+    Returns the config and ``initCanFail``.
+    """
+    for name, what in UNSUPPORTED_CONFIG.items():
+        if spec.get(name) is not None:
+            raise BadRequest(f"aioflags does not support {what} ({name})")
+    options: dict[str, Any] = {}
+    endpoints = _obj(spec.get("serviceEndpoints"), "serviceEndpoints")
+    if endpoints.get("polling") is not None:
+        options["base_uri"] = _get(endpoints, "polling", str)
+    if endpoints.get("streaming") is not None:
+        options["stream_uri"] = _get(endpoints, "streaming", str)
+    wait = _seconds(spec.get("startWaitTimeMs"), "startWaitTimeMs")
+    options["ready_timeout"] = 5.0 if wait is None else wait
+    tags = _obj(spec.get("tags"), "tags")
+    options["application_id"] = _get(tags, "applicationId", str)
+    options["application_version"] = _get(tags, "applicationVersion", str)
+    wrapper = _obj(spec.get("wrapper"), "wrapper")
+    options["wrapper_name"] = _get(wrapper, "name", str)
+    options["wrapper_version"] = _get(wrapper, "version", str)
+    tls = _obj(spec.get("tls"), "tls")
+    if tls.get("skipVerifyPeer"):
+        options["verify"] = False
+    elif tls.get("customCAFile") is not None:
+        options["verify"] = _get(tls, "customCAFile", str)
+    proxy = _obj(spec.get("proxy"), "proxy")
+    options["proxy"] = _get(proxy, "httpProxy", str)
+
+    if spec.get("dataSystem") is not None:
+        options["data_system"] = _data_system(_obj(spec["dataSystem"], "dataSystem"))
+    else:
+        streaming = spec.get("streaming")
+        polling = spec.get("polling")
+        options["data_system"] = _fdv1_data_system(
+            None if streaming is None else _obj(streaming, "streaming"),
+            None if polling is None else _obj(polling, "polling"),
+        )
+        # A source without its own base URI uses the config's.
+        for section, key in ((streaming, "stream_uri"), (polling, "base_uri")):
+            if isinstance(section, dict) and section.get("baseUri") is not None:
+                options.setdefault(key, section["baseUri"])
+    try:
+        config = Config(_get(spec, "credential", str), **options)
+    except (aioflags.ConfigurationError, TypeError) as exc:
+        raise BadRequest(str(exc)) from exc
+    return config, bool(spec.get("initCanFail"))
+
+
+# ------------------------------------------------------------ contexts
+def _context(params: Mapping[str, Any]) -> Context:
+    data = params.get("context")
+    if data is None:
+        data = params.get("user")
+    return Context.from_dict(data)
+
+
+def _build_single(params: Mapping[str, Any]) -> Context:
+    return Context.create(
+        _get(params, "key", str) or "",
+        _get(params, "kind", str) or "user",
+        name=_get(params, "name", str),
+        anonymous=bool(params.get("anonymous")),
+        attributes=_obj(params.get("custom"), "custom"),
+        private_attributes=params.get("private") or [],
+    )
+
+
+def _literal_ref(name: str) -> str:
+    if not name.startswith("/"):
+        return name
+    return "/" + name.replace("~", "~0").replace("/", "~1")
+
+
+def _comparison_single(params: Mapping[str, Any]) -> Context:
+    attributes: dict[str, Any] = {}
+    name = None
+    anonymous = False
+    for attr in params.get("attributes") or []:
+        if attr.get("name") == "name":
+            name = attr.get("value")
+        elif attr.get("name") == "anonymous":
+            anonymous = bool(attr.get("value"))
+        else:
+            attributes[attr["name"]] = attr.get("value")
+    private = [
+        _literal_ref(p["value"]) if p.get("literal") else p["value"]
+        for p in params.get("privateAttributes") or []
+    ]
+    return Context.create(
+        params.get("key") or "",
+        params.get("kind") or "user",
+        name=name,
+        anonymous=anonymous,
+        attributes=attributes,
+        private_attributes=private,
+    )
+
+
+def _comparison_context(params: Mapping[str, Any]) -> Context:
+    if params.get("single") is not None:
+        return _comparison_single(params["single"])
+    return Context.create_multi(
+        *(_comparison_single(p) for p in params.get("multi") or [])
+    )
+
+
+def _context_reply(context: Context) -> dict[str, Any]:
+    if not context.valid:
+        return {"error": context.error}
+    return {"output": json.dumps(context.to_dict())}
+
+
+# ------------------------------------------------------------- clients
+@dataclass
+class TestClient:
+    """One client created by the harness, and its listeners."""
+
+    client: Client
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    stopped: anyio.Event = field(default_factory=anyio.Event)
+    listeners: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+
+class Service:
+    """The clients, the callback HTTP client, and the commands."""
+
+    def __init__(self, tg: TaskGroup, http: httpx.AsyncClient) -> None:
+        self.tg = tg
+        self.http = http
+        self.clients: dict[str, TestClient] = {}
+        self.ids = itertools.count(1)
+        self.exit: Callable[[], None] = lambda: None
+
+    async def create(self, body: Mapping[str, Any]) -> Response:
+        config, init_can_fail = config_from(
+            _obj(body.get("configuration"), "configuration")
+        )
+        entry = TestClient(Client(config))
+        entered = anyio.Event()
+        failure: list[BaseException] = []
+
+        async def host() -> None:
+            try:
+                async with entry.client:
+                    entered.set()
+                    await entry.stop.wait()
+            except Exception as exc:  # reported to the harness, not raised in the group
+                failure.append(exc)
+                log.exception("client failed")
+            finally:
+                entered.set()
+                entry.stopped.set()
+
+        self.tg.start_soon(host)
+        await entered.wait()
+        if failure:
+            return PlainTextResponse(f"client failed: {failure[0]}", status_code=500)
+        status = entry.client.status
+        if status is not ProviderStatus.READY and not init_can_fail:
+            await self._close(entry)
+            return PlainTextResponse(
+                f"client did not initialise (status {status.name})", status_code=500
+            )
+        client_id = str(next(self.ids))
+        self.clients[client_id] = entry
+        return Response(status_code=201, headers={"Location": f"/clients/{client_id}"})
+
+    async def _close(self, entry: TestClient) -> None:
+        for remove in entry.listeners.values():
+            remove()
+        entry.stop.set()
+        await entry.stopped.wait()
+
+    async def delete(self, client_id: str) -> Response:
+        entry = self.clients.pop(client_id, None)
+        if entry is None:
+            return PlainTextResponse(f"no client {client_id}", status_code=404)
+        await self._close(entry)
+        return Response(status_code=204)
+
+    async def close_all(self) -> None:
+        while self.clients:
+            await self._close(self.clients.popitem()[1])
+
+    async def command(self, client_id: str, body: Mapping[str, Any]) -> Response:
+        entry = self.clients.get(client_id)
+        if entry is None:
+            return PlainTextResponse(f"no client {client_id}", status_code=404)
+        name = body.get("command")
+        if not isinstance(name, str):
+            raise BadRequest("command must be a string")
+        if name in UNSUPPORTED:
+            raise BadRequest(f"{name}: {UNSUPPORTED[name]}")
+        handler = getattr(self, f"_cmd_{name}", None)
+        if handler is None:
+            raise BadRequest(f"unknown command {name!r}")
+        params = _obj(body.get(name), name)
+        result = await handler(entry, params)
+        if result is None:
+            return Response(status_code=204)
+        return JSONResponse(result)
+
+    # ------------------------------------------------------------ commands
+    async def _cmd_evaluate(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        client = entry.client
+        key = _get(p, "flagKey", str) or ""
+        context = _context(p)
+        default = p.get("defaultValue")
+        value_type = p.get("valueType") or "any"
+        typed: dict[str, tuple[Any, Any]] = {
+            "bool": (client.bool_variation_detail, client.bool_variation),
+            "int": (client.int_variation_detail, client.int_variation),
+            "double": (client.float_variation_detail, client.float_variation),
+            "string": (client.string_variation_detail, client.string_variation),
+            "any": (client.variation_detail, client.variation),
+        }
+        if value_type not in typed:
+            raise BadRequest(f"unknown valueType {value_type!r}")
+        with_detail, plain = typed[value_type]
+        if not p.get("detail"):
+            return {"value": await plain(key, context, default)}
+        detail = await with_detail(key, context, default)
+        reply: dict[str, Any] = {"value": detail.value, "reason": dict(detail.reason)}
+        if detail.variation_index is not None:
+            reply["variationIndex"] = detail.variation_index
+        return reply
+
+    async def _cmd_evaluateAll(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        state = await entry.client.all_flags_state(
+            _context(p),
+            with_reasons=bool(p.get("withReasons")),
+            client_side_only=bool(p.get("clientSideOnly")),
+            details_only_for_tracked_flags=bool(p.get("detailsOnlyForTrackedFlags")),
+        )
+        return {"state": state.to_dict()}
+
+    async def _cmd_contextBuild(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        del entry
+        if p.get("single") is not None:
+            return _context_reply(_build_single(_obj(p["single"], "single")))
+        parts = [_build_single(_obj(s, "multi[]")) for s in p.get("multi") or []]
+        return _context_reply(Context.create_multi(*parts))
+
+    async def _cmd_contextConvert(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        del entry
+        try:
+            data = json.loads(_get(p, "input", str) or "")
+        except json.JSONDecodeError as exc:
+            return {"error": f"invalid JSON: {exc}"}
+        return _context_reply(Context.from_dict(data))
+
+    async def _cmd_contextComparison(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        del entry
+        one = _comparison_context(_obj(p.get("context1"), "context1"))
+        two = _comparison_context(_obj(p.get("context2"), "context2"))
+        return {"equals": one == two}
+
+    async def _cmd_secureModeHash(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        return {"result": entry.client.secure_mode_hash(_context(p))}
+
+    async def _notify(self, uri: str, payload: dict[str, Any]) -> None:
+        payload["timestamp"] = int(time.time() * 1000)  # noqa: TID251 - wall-clock stamp for the harness
+        try:
+            await self.http.post(uri, json=payload)
+        except httpx.HTTPError:
+            log.warning("listener callback to %s failed", uri, exc_info=True)
+
+    def _listener_id(self, entry: TestClient, p: Mapping[str, Any]) -> tuple[str, str]:
+        listener_id = _get(p, "listenerId", str)
+        uri = _get(p, "callbackUri", str)
+        if not listener_id or not uri:
+            raise BadRequest("listenerId and callbackUri are required")
+        if listener_id in entry.listeners:
+            raise BadRequest(f"listener {listener_id!r} is already registered")
+        return listener_id, uri
+
+    async def _cmd_registerFlagChangeListener(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        listener_id, uri = self._listener_id(entry, p)
+        only = _get(p, "flagKey", str)
+
+        async def on_change(keys: frozenset[str]) -> None:
+            for key in sorted(keys):
+                if not only or key == only:
+                    await self._notify(uri, {"listenerId": listener_id, "flagKey": key})
+
+        entry.listeners[listener_id] = entry.client.add_flag_change_handler(on_change)
+
+    async def _cmd_registerFlagValueChangeListener(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        listener_id, uri = self._listener_id(entry, p)
+        key = _get(p, "flagKey", str)
+        if not key:
+            raise BadRequest("flagKey is required")
+
+        async def on_value(change: aioflags.FlagValueChange) -> None:
+            await self._notify(
+                uri,
+                {
+                    "listenerId": listener_id,
+                    "flagKey": change.key,
+                    "oldValue": change.old_value,
+                    "newValue": change.new_value,
+                },
+            )
+
+        entry.listeners[listener_id] = entry.client.add_flag_value_change_handler(
+            key, _context(p), on_value, default=p.get("defaultValue")
+        )
+
+    async def _cmd_unregisterListener(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        listener_id = _get(p, "listenerId", str)
+        remove = entry.listeners.pop(listener_id or "", None)
+        if remove is None:
+            raise BadRequest(f"no listener {listener_id!r}")
+        remove()
+
+
+# ---------------------------------------------------------------- the app
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from exc
+    return _obj(body, "the request body")
+
+
+def create_app(exit_hook: Callable[[], None] = lambda: None) -> Starlette:
+    """The service as an ASGI app; ``exit_hook`` is called on ``DELETE /``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with (
+            httpx.AsyncClient(timeout=5) as http,
+            anyio.create_task_group() as tg,
+        ):
+            app.state.service = Service(tg, http)
+            try:
+                yield
+            finally:
+                await app.state.service.close_all()
+                tg.cancel_scope.cancel()
+
+    def service(request: Request) -> Service:
+        svc: Service = request.app.state.service
+        return svc
+
+    async def status(request: Request) -> Response:
+        del request
+        return JSONResponse(
+            {
+                "name": "aioflags",
+                "clientVersion": aioflags.__version__,
+                "capabilities": list(CAPABILITIES),
+            }
+        )
+
+    async def stop(request: Request) -> Response:
+        await service(request).close_all()
+        exit_hook()
+        return Response(status_code=204)
+
+    async def create(request: Request) -> Response:
+        return await service(request).create(await _json_body(request))
+
+    async def command(request: Request) -> Response:
+        return await service(request).command(
+            request.path_params["client_id"], await _json_body(request)
+        )
+
+    async def delete(request: Request) -> Response:
+        return await service(request).delete(request.path_params["client_id"])
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        del request
+        return PlainTextResponse(str(exc), status_code=400)
+
+    return Starlette(
+        routes=[
+            Route("/", status, methods=["GET"]),
+            Route("/", stop, methods=["DELETE"]),
+            Route("/", create, methods=["POST"]),
+            Route("/clients/{client_id}", command, methods=["POST"]),
+            Route("/clients/{client_id}", delete, methods=["DELETE"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={BadRequest: bad_request},
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python contract-tests/service.py [--port PORT]``: serve on 127.0.0.1."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port (0: any free port)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)  # connections wait in the backlog until uvicorn accepts
+    server: uvicorn.Server
+
+    def exit_hook() -> None:
+        server.should_exit = True
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(exit_hook), log_level="warning", lifespan="on")
+    )
+    port = sock.getsockname()[1]
+    print(f"aioflags contract-test service on http://127.0.0.1:{port}", flush=True)
+    server.run(sockets=[sock])
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

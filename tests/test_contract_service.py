@@ -1,0 +1,565 @@
+"""contract-tests/service.py: every endpoint and command, against a FlagServer."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import aioflags
+from aioflags.testing import FlagData, FlagServer, clause
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_PATH = ROOT / "contract-tests" / "service.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("contract_service", SERVICE_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+service = _load()
+
+
+class Harness:
+    """What the outside harness does: HTTP requests to the service."""
+
+    def __init__(self, http: httpx.AsyncClient, server: FlagServer, data: FlagData):
+        self.http = http
+        self.server = server
+        self.data = data
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        # The v3 harness sends every optional field, null when unset.
+        config: dict[str, Any] = {
+            "credential": "test-sdk-key",
+            "startWaitTimeMs": 5000,
+            "initCanFail": None,
+            "serviceEndpoints": None,
+            "events": None,
+            "bigSegments": None,
+            "tags": None,
+            "tls": None,
+            "proxy": None,
+            "wrapper": None,
+            "hooks": None,
+            "persistentDataStore": None,
+            "clientSide": None,
+            "dataSystem": {
+                "useDefaultDataSystem": None,
+                "store": None,
+                "storeMode": 0,
+                "initializers": [
+                    {"polling": {"baseUri": self.server.url, "pollIntervalMs": None}}
+                ],
+                "synchronizers": [
+                    {
+                        "streaming": {
+                            "baseUri": self.server.url,
+                            "initialRetryDelayMs": None,
+                        },
+                        "polling": None,
+                    }
+                ],
+                "fdv1Fallback": None,
+                "connectionModeConfig": None,
+            },
+        }
+        config.update(overrides)
+        return config
+
+    async def create(self, **overrides: Any) -> str:
+        reply = await self.http.post(
+            "/", json={"tag": "t", "configuration": self.config(**overrides)}
+        )
+        assert reply.status_code == 201, reply.text
+        return reply.headers["location"]
+
+    async def command(self, url: str, name: str, params: dict[str, Any]) -> Any:
+        reply = await self.http.post(url, json={"command": name, name: params})
+        assert reply.status_code in (200, 204), reply.text
+        return reply.json() if reply.status_code == 200 else None
+
+
+@contextlib.asynccontextmanager
+async def running() -> AsyncIterator[Harness]:
+    """The service app (with its lifespan) in front of a FlagServer.
+
+    A context manager rather than a fixture: pytest-asyncio would exit the
+    task groups inside from another task than the one that entered them.
+    """
+    data = FlagData()
+    data.update(
+        data.flag("color")
+        .variations("red", "green")
+        .fallthrough("red")
+        .rule(clause("email", "endsWith", "@example.com"), serve="green", rule_id="r")
+        .client_side(),
+        data.flag("n").variations(7, 8.5).fallthrough(7).track_events(),
+    )
+    app = service.create_app()
+    async with (
+        FlagServer() as server,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://service"
+        ) as http,
+    ):
+        data.attach(server)
+        yield Harness(http, server, data)
+
+
+USER = {"kind": "user", "key": "u1", "email": "u1@example.com"}
+
+
+@pytest.mark.asyncio
+async def test_status_declares_what_aioflags_supports() -> None:
+    async with running() as harness:
+        reply = (await harness.http.get("/")).json()
+        assert reply["name"] == "aioflags"
+        assert reply["clientVersion"] == aioflags.__version__
+        caps = set(reply["capabilities"])
+        assert {"server-side", "fdv1-fallback", "secure-mode-hash", "user-type"} <= caps
+        # Nothing aioflags lacks is declared.
+        assert not caps & {
+            "big-segments",
+            "migrations",
+            "evaluation-hooks",
+            "event-gzip",
+        }
+
+
+@pytest.mark.asyncio
+async def test_evaluate_every_value_type_with_and_without_detail() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        base = {"flagKey": "color", "context": USER, "defaultValue": "d"}
+        assert await harness.command(
+            url, "evaluate", {**base, "valueType": "string", "detail": False}
+        ) == {"value": "green"}
+        assert await harness.command(
+            url, "evaluate", {**base, "valueType": "any", "detail": True}
+        ) == {
+            "value": "green",
+            "variationIndex": 1,
+            "reason": {"kind": "RULE_MATCH", "ruleIndex": 0, "ruleId": "r"},
+        }
+        wrong = await harness.command(
+            url,
+            "evaluate",
+            {**base, "valueType": "bool", "defaultValue": False, "detail": True},
+        )
+        assert wrong == {
+            "value": False,
+            "reason": {"kind": "ERROR", "errorKind": "WRONG_TYPE"},
+        }
+        for value_type, default in (("int", 0), ("double", 0.5)):
+            reply = await harness.command(
+                url,
+                "evaluate",
+                {
+                    "flagKey": "n",
+                    "user": {"key": "old-user-shape"},
+                    "valueType": value_type,
+                    "defaultValue": default,
+                    "detail": True,
+                },
+            )
+            assert reply["value"] == 7 and reply["variationIndex"] == 0
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {**base, "flagKey": "nope", "valueType": "any", "detail": True},
+        )
+        assert reply["reason"] == {"kind": "ERROR", "errorKind": "FLAG_NOT_FOUND"}
+
+
+@pytest.mark.asyncio
+async def test_evaluate_all_with_every_option() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        plain = await harness.command(url, "evaluateAll", {"context": USER})
+        assert plain["state"]["color"] == "green" and plain["state"]["$valid"] is True
+        client_side = await harness.command(
+            url,
+            "evaluateAll",
+            {
+                "context": USER,
+                "withReasons": True,
+                "clientSideOnly": True,
+                "detailsOnlyForTrackedFlags": False,
+            },
+        )
+        assert set(client_side["state"]) == {"color", "$flagsState", "$valid"}
+        assert (
+            client_side["state"]["$flagsState"]["color"]["reason"]["kind"]
+            == "RULE_MATCH"
+        )
+        tracked = await harness.command(
+            url,
+            "evaluateAll",
+            {"context": USER, "withReasons": True, "detailsOnlyForTrackedFlags": True},
+        )
+        meta = tracked["state"]["$flagsState"]
+        assert "reason" in meta["n"] and "reason" not in meta["color"]
+
+
+@pytest.mark.asyncio
+async def test_context_commands() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        built = await harness.command(
+            url,
+            "contextBuild",
+            {
+                "single": {
+                    "kind": "org",
+                    "key": "o1",
+                    "name": "Org",
+                    "anonymous": True,
+                    "private": ["secret"],
+                    "custom": {"tier": 3},
+                }
+            },
+        )
+        assert json.loads(built["output"]) == {
+            "kind": "org",
+            "key": "o1",
+            "name": "Org",
+            "anonymous": True,
+            "tier": 3,
+            "_meta": {"privateAttributes": ["secret"]},
+        }
+        multi = await harness.command(
+            url,
+            "contextBuild",
+            {"multi": [{"kind": "user", "key": "u"}, {"kind": "org", "key": "o"}]},
+        )
+        assert json.loads(multi["output"]) == {
+            "kind": "multi",
+            "org": {"key": "o"},
+            "user": {"key": "u"},
+        }
+        bad = await harness.command(url, "contextBuild", {"single": {"key": ""}})
+        assert "error" in bad and "output" not in bad
+
+        converted = await harness.command(
+            url,
+            "contextConvert",
+            {"input": json.dumps({"key": "u", "custom": {"a": 1}})},
+        )
+        assert json.loads(converted["output"]) == {"kind": "user", "key": "u", "a": 1}
+        for broken in ("{nope", json.dumps({"kind": "user"})):
+            reply = await harness.command(url, "contextConvert", {"input": broken})
+            assert reply["error"]
+
+        def single(**extra: Any) -> dict[str, Any]:
+            return {"single": {"kind": "user", "key": "k", **extra}}
+
+        attrs = [{"name": "name", "value": "N"}, {"name": "a", "value": {"b": 1}}]
+        private = [
+            {"value": "/a/b", "literal": False},
+            {"value": "/x", "literal": True},
+        ]
+        same = await harness.command(
+            url,
+            "contextComparison",
+            {
+                "context1": single(attributes=attrs, privateAttributes=private),
+                "context2": single(
+                    attributes=attrs[::-1], privateAttributes=private[::-1]
+                ),
+            },
+        )
+        assert same == {"equals": True}
+        different = await harness.command(
+            url,
+            "contextComparison",
+            {
+                "context1": {"multi": [single()["single"]]},
+                "context2": single(attributes=[{"name": "anonymous", "value": True}]),
+            },
+        )
+        assert different == {"equals": False}
+
+
+@pytest.mark.asyncio
+async def test_secure_mode_hash() -> None:
+    async with running() as harness:
+        url = await harness.create(credential="secret")
+        reply = await harness.command(
+            url, "secureModeHash", {"context": {"kind": "user", "key": "Message"}}
+        )
+        # HMAC-SHA256("secret", "Message"), the vector LaunchDarkly's SDKs test with.
+        assert reply == {
+            "result": "aa747c502a898200f9e4fa21bac68136f886a0e27aec70ba06daf2e2a5cb5597"
+        }
+
+
+@pytest.mark.asyncio
+async def test_listeners_post_to_the_callback_and_can_be_removed() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        callback = f"{harness.server.url}/callback"
+        await harness.command(
+            url,
+            "registerFlagChangeListener",
+            {"listenerId": "all", "flagKey": None, "callbackUri": callback},
+        )
+        await harness.command(
+            url,
+            "registerFlagValueChangeListener",
+            {
+                "listenerId": "value",
+                "flagKey": "color",
+                "context": USER,
+                "defaultValue": "d",
+                "callbackUri": callback,
+            },
+        )
+        harness.data.update(harness.data.flag("color").clear_targeting())
+        with anyio.fail_after(5):
+            await harness.server.wait_for_requests("/callback", 2)
+        bodies = [r.json() for r in harness.server.requests_to("/callback")]
+        for body in bodies:
+            assert isinstance(body, dict)
+            assert isinstance(body.pop("timestamp"), int)
+        assert sorted(bodies, key=str) == sorted(
+            [
+                {"listenerId": "all", "flagKey": "color"},
+                {
+                    "listenerId": "value",
+                    "flagKey": "color",
+                    "oldValue": "green",
+                    "newValue": "red",
+                },
+            ],
+            key=str,
+        )
+        for listener in ("all", "value"):
+            await harness.command(url, "unregisterListener", {"listenerId": listener})
+        reply = await harness.http.post(
+            url,
+            json={
+                "command": "unregisterListener",
+                "unregisterListener": {"listenerId": "x"},
+            },
+        )
+        assert reply.status_code == 400 and "no listener" in reply.text
+
+
+@pytest.mark.asyncio
+async def test_fdv1_line_configuration_and_fallback_section() -> None:
+    async with running() as harness:
+        for overrides in (
+            {"dataSystem": None, "streaming": {"baseUri": harness.server.url}},
+            {"dataSystem": None, "polling": {"baseUri": harness.server.url}},
+        ):
+            url = await harness.create(**overrides)
+            reply = await harness.command(
+                url,
+                "evaluate",
+                {
+                    "flagKey": "color",
+                    "context": USER,
+                    "valueType": "any",
+                    "defaultValue": None,
+                },
+            )
+            assert reply == {"value": "green"}
+        assert harness.server.requests_to("/all") and harness.server.requests_to(
+            "/sdk/latest-all"
+        )
+        # The directive on the FDv2 poll switches to the configured FDv1 poller.
+        harness.server.fail(
+            "/sdk/poll", headers={"X-LD-FD-Fallback": "true"}, status=500
+        )
+        system = harness.config()["dataSystem"]
+        system["fdv1Fallback"] = {
+            "baseUri": harness.server.url,
+            "pollIntervalMs": 60000,
+        }
+        system["synchronizers"] = []
+        polls = len(harness.server.requests_to("/sdk/latest-all"))
+        url = await harness.create(dataSystem=system)
+        assert len(harness.server.requests_to("/sdk/latest-all")) == polls + 1
+
+
+@pytest.mark.asyncio
+async def test_options_map_onto_config() -> None:
+    async with running() as harness:
+        config, can_fail = service.config_from(
+            harness.config(
+                startWaitTimeMs=250,
+                initCanFail=True,
+                serviceEndpoints={
+                    "polling": "http://p",
+                    "streaming": "http://s",
+                    "events": None,
+                },
+                tags={"applicationId": "app", "applicationVersion": "1.0"},
+                wrapper={"name": "W", "version": "2"},
+                tls={"skipVerifyPeer": True, "customCAFile": None},
+                proxy={"httpProxy": "http://proxy:3128"},
+                dataSystem={"useDefaultDataSystem": True},
+            )
+        )
+        assert can_fail is True
+        assert (config.base_uri, config.stream_uri, config.ready_timeout) == (
+            "http://p",
+            "http://s",
+            0.25,
+        )
+        assert (config.application_id, config.application_version) == ("app", "1.0")
+        assert (config.wrapper_name, config.wrapper_version) == ("W", "2")
+        assert config.verify is False and config.proxy == "http://proxy:3128"
+        ca, _ = service.config_from(harness.config(tls={"customCAFile": "/ca.pem"}))
+        assert ca.verify == "/ca.pem"
+
+
+@pytest.mark.asyncio
+async def test_headers_reach_the_server() -> None:
+    async with running() as harness:
+        await harness.create(
+            tags={"applicationId": "app", "applicationVersion": None},
+            wrapper={"name": "W", "version": "2"},
+        )
+        headers = harness.server.requests_to("/sdk/poll")[0].headers
+        assert headers["x-launchdarkly-tags"] == "application-id/app"
+        assert headers["x-launchdarkly-wrapper"] == "W/2"
+        assert headers["authorization"] == "test-sdk-key"
+
+
+@pytest.mark.asyncio
+async def test_init_failure_is_500_unless_init_can_fail() -> None:
+    async with running() as harness:
+        harness.server.fail("/sdk/poll", status=401)
+        harness.server.fail("/sdk/stream", status=401)
+        config = harness.config(startWaitTimeMs=2000)
+        reply = await harness.http.post("/", json={"tag": "t", "configuration": config})
+        assert reply.status_code == 500 and "did not initialise" in reply.text
+        config["initCanFail"] = True
+        reply = await harness.http.post("/", json={"tag": "t", "configuration": config})
+        assert reply.status_code == 201
+        url = reply.headers["location"]
+        evaluation = await harness.command(
+            url,
+            "evaluate",
+            {
+                "flagKey": "color",
+                "context": USER,
+                "valueType": "any",
+                "defaultValue": "d",
+                "detail": True,
+            },
+        )
+        assert evaluation["value"] == "d"
+        assert (await harness.http.delete(url)).status_code == 204
+        assert (await harness.http.delete(url)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b"[1]", "must be an object"),
+        (json.dumps({"configuration": {"credential": 5}}).encode(), "wrong type"),
+        (json.dumps({"configuration": {"hooks": {"hooks": []}}}).encode(), "hooks"),
+        (
+            json.dumps({"configuration": {"bigSegments": {}}}).encode(),
+            "big segments",
+        ),
+        (
+            json.dumps(
+                {"configuration": {"polling": {"baseUri": "http://x", "filter": "f"}}}
+            ).encode(),
+            "payload filters",
+        ),
+        (
+            json.dumps(
+                {"configuration": {"dataSystem": {"synchronizers": [{"x": {}}]}}}
+            ).encode(),
+            "needs streaming or polling",
+        ),
+        (
+            json.dumps(
+                {"configuration": {"dataSystem": {"initializers": [{"streaming": {}}]}}}
+            ).encode(),
+            "unsupported initializer",
+        ),
+        (
+            json.dumps({"configuration": {"startWaitTimeMs": -1}}).encode(),
+            "non-negative",
+        ),
+        (
+            json.dumps(
+                {"configuration": {"serviceEndpoints": {"polling": "ftp://x"}}}
+            ).encode(),
+            "base_uri must be an http",
+        ),
+    ],
+)
+@pytest.mark.asyncio
+async def test_bad_requests_get_400_with_a_message(
+    request_body: bytes, message: str
+) -> None:
+    async with running() as harness:
+        reply = await harness.http.post("/", content=request_body)
+        assert reply.status_code == 400
+        assert message in reply.text
+
+
+@pytest.mark.asyncio
+async def test_unsupported_and_unknown_commands() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        for name, message in (
+            ("customEvent", "no analytics events"),
+            ("getBigSegmentStoreStatus", "big segments"),
+            ("migrationVariation", "migrations"),
+            ("fly", "unknown command"),
+        ):
+            reply = await harness.http.post(url, json={"command": name, name: {}})
+            assert reply.status_code == 400 and message in reply.text
+        reply = await harness.http.post(url, json={"command": 5})
+        assert reply.status_code == 400
+        reply = await harness.http.post("/clients/999", json={"command": "evaluate"})
+        assert reply.status_code == 404
+
+
+def test_the_documented_command_starts_it_and_delete_stops_it() -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(SERVICE_PATH), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "http://127.0.0.1:" in line, line
+        url = line.split()[-1]
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("/").json()["name"] == "aioflags"
+            assert http.delete("/").status_code == 204
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
