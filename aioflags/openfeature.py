@@ -1,0 +1,561 @@
+"""The OpenFeature provider for aioflags (``pip install 'aioflags[openfeature]'``).
+
+::
+
+    from openfeature import api
+    from aioflags.openfeature import AioflagsProvider
+
+    async def main() -> None:
+        provider = AioflagsProvider(aioflags.Config("sdk-key"))   # owns its client
+        await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        enabled = await client.get_boolean_value_async("new-checkout", False, ctx)
+
+OpenFeature's Python SDK (0.10) has a synchronous provider lifecycle, while an
+aioflags client lives on an event loop. The provider bridges the two:
+
+- ``initialize`` (called by ``set_provider`` on a thread of its own, or by
+  ``set_provider_and_wait`` in the caller's thread) starts the client on its
+  loop with ``asyncio.run_coroutine_threadsafe`` and waits for it. Called on
+  the loop's own thread it cannot wait without blocking the loop, so it raises
+  ``GeneralError`` saying to use ``await asyncio.to_thread(api.set_provider_and_wait, provider)``.
+- Evaluations (sync and async) read the client's current immutable snapshot:
+  they never wait on the loop, from any thread.
+- Status changes after initialisation are forwarded as provider events (READY,
+  STALE, ERROR, ERROR with ``PROVIDER_FATAL``, CONFIGURATION_CHANGED with the
+  changed keys). The SDK itself sets READY (or ERROR) when ``initialize``
+  returns (or raises), so the provider does not emit those; and since a status
+  change could land between ``initialize`` returning and the SDK writing READY,
+  the provider checks once the SDK has written it and re-emits the client's
+  status if it is not READY (this reads the SDK's registry, a private API; see
+  status-and-events.md §4).
+
+Added in version 0.1.0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, final
+
+try:
+    from openfeature.event import ProviderEventDetails
+    from openfeature.exception import (
+        ErrorCode,
+        FlagNotFoundError,
+        GeneralError,
+        InvalidContextError,
+        ParseError,
+        ProviderFatalError,
+        ProviderNotReadyError,
+        TargetingKeyMissingError,
+        TypeMismatchError,
+    )
+    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+    from openfeature.provider import AbstractProvider, Metadata
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "aioflags.openfeature needs the OpenFeature SDK: pip install 'aioflags[openfeature]'"
+    ) from exc
+
+import anyio
+
+from ._client import Client
+from ._config import Config
+from ._context import Context
+from ._events import EventDetails, ProviderEvent, ProviderStatus
+
+if TYPE_CHECKING:
+    from openfeature.evaluation_context import EvaluationContext
+
+    from ._json import JSONValue
+    from ._model import CompiledFlag
+    from ._results import EvaluationDetail
+
+__all__ = ["AioflagsProvider", "to_context"]
+
+logger = logging.getLogger("aioflags")
+
+_RECHECK_TIMEOUT: Final = 5.0
+_RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
+
+
+# ------------------------------------------------------------------ contexts
+def _json(value: object) -> JSONValue:
+    """OpenFeature attribute values as JSON (datetimes as RFC 3339 strings)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_json(v) for v in value]
+    return value
+
+
+def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
+    if not isinstance(key, str) or not key:
+        raise TargetingKeyMissingError(
+            f"the {kind!r} context needs a targeting key (or a 'key' attribute)"
+        )
+    name = attributes.get("name")
+    anonymous = attributes.get("anonymous", False)
+    private = attributes.get("privateAttributes") or []
+    custom = {
+        k: _json(v)
+        for k, v in attributes.items()
+        if k not in _RESERVED and k not in ("name", "anonymous")
+    }
+    context = Context._build(kind, key, name, anonymous, custom, list(private))
+    if not context.valid:
+        raise InvalidContextError(context.error)
+    return context
+
+
+def to_context(evaluation_context: EvaluationContext | None) -> Context:
+    """Map an OpenFeature evaluation context to an aioflags :class:`~aioflags.Context`.
+
+    The targeting key is the context key (a ``key`` attribute also works);
+    ``kind`` sets the context kind (``"user"`` by default); ``name``,
+    ``anonymous`` and ``privateAttributes`` are LaunchDarkly's; other
+    attributes are custom attributes. With ``kind: "multi"``, each other
+    attribute is one kind's context: an object with its own ``targetingKey``
+    (or ``key``) and attributes.
+
+    Raises:
+        TargetingKeyMissingError: no key.
+        InvalidContextError: anything else LaunchDarkly would refuse.
+    """
+    key = evaluation_context.targeting_key if evaluation_context else None
+    attributes = dict(evaluation_context.attributes) if evaluation_context else {}
+    kind = attributes.get("kind", "user")
+    if kind != "multi":
+        if not isinstance(kind, str):
+            raise InvalidContextError("the 'kind' attribute must be a string")
+        return _single(kind, key or attributes.get("key"), attributes)
+    parts = []
+    for part_kind, part in attributes.items():
+        if part_kind == "kind":
+            continue
+        if not isinstance(part, Mapping):
+            raise InvalidContextError(
+                f"in a multi-kind context, attribute {part_kind!r} must be an object"
+            )
+        parts.append(
+            _single(part_kind, part.get("targetingKey") or part.get("key"), part)
+        )
+    if not parts:
+        raise InvalidContextError("a multi-kind context needs at least one kind")
+    context = Context.create_multi(*parts)
+    if not context.valid:
+        raise InvalidContextError(context.error)
+    return context
+
+
+# ------------------------------------------------------------------- reasons
+def _reason(detail: EvaluationDetail[Any], flag: CompiledFlag | None) -> str:
+    kind = detail.reason["kind"]
+    if kind == "OFF":
+        return Reason.DISABLED
+    if kind == "TARGET_MATCH":
+        return Reason.TARGETING_MATCH
+    if kind == "RULE_MATCH":
+        rule = detail.reason.get("ruleIndex")
+        if (
+            flag is not None
+            and isinstance(rule, int)
+            and rule < len(flag.rules)
+            and flag.rules[rule][1].fixed is None
+        ):
+            return Reason.SPLIT
+        return Reason.TARGETING_MATCH
+    if kind == "FALLTHROUGH":
+        if flag is None:
+            return Reason.DEFAULT
+        if flag.fallthrough is not None and flag.fallthrough.fixed is None:
+            return Reason.SPLIT
+        if not (flag.prerequisites or flag.targets or flag.rules):
+            return Reason.STATIC
+        return Reason.DEFAULT
+    return str(kind)  # PREREQUISITE_FAILED: LaunchDarkly's own word
+
+
+def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
+    error = detail.reason.get("errorKind")
+    if error is None:
+        return
+    if error == "FLAG_NOT_FOUND":
+        raise FlagNotFoundError("no such flag")
+    if error == "WRONG_TYPE":
+        raise TypeMismatchError("the flag's value does not have the requested type")
+    if error == "CLIENT_NOT_READY":
+        if status is ProviderStatus.FATAL:
+            raise ProviderFatalError("the aioflags client is FATAL")
+        raise ProviderNotReadyError("the aioflags client has no flag data yet")
+    if error == "MALFORMED_FLAG":
+        raise ParseError("the flag's configuration is malformed")
+    if error == "USER_NOT_SPECIFIED":
+        raise InvalidContextError("the evaluation context is not valid")
+    raise GeneralError(f"evaluation failed: {error}")
+
+
+# ------------------------------------------------------------------ provider
+@final
+class AioflagsProvider(AbstractProvider):
+    """An OpenFeature provider over an aioflags :class:`~aioflags.Client`.
+
+    Args:
+        source: a :class:`~aioflags.Config` (the provider owns its client,
+            starts it in ``initialize`` and closes it in ``shutdown``) or an
+            existing :class:`~aioflags.Client` that you start and close
+            (``initialize`` waits until it is ready).
+        loop: the event loop the client runs on; by default the loop running
+            where the provider is constructed.
+        init_timeout: how long ``initialize`` waits (default: the config's
+            ``ready_timeout`` plus 5 seconds).
+
+    Added in version 0.1.0.
+    """
+
+    def __init__(
+        self,
+        source: Config | Client,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        init_timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(source, Client):
+            self._client, self._owned = source, False
+        elif isinstance(source, Config):
+            self._client, self._owned = Client(source), True
+        else:
+            raise TypeError(
+                f"AioflagsProvider takes an aioflags.Config or Client, got {source!r}"
+            )
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self._loop = loop
+        self._init_timeout = (
+            init_timeout
+            if init_timeout is not None
+            else self._client._config.ready_timeout + 5.0
+        )
+        self._host: concurrent.futures.Future[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._recheck: concurrent.futures.Future[None] | None = None
+        self._handlers: list[tuple[ProviderEvent, Any]] = []
+        self._live = False
+        self._baseline = 0
+
+    @property
+    def client(self) -> Client:
+        """The aioflags client behind this provider."""
+        return self._client
+
+    def get_metadata(self) -> Metadata:
+        """The provider's name: ``aioflags``."""
+        return Metadata(name="aioflags")
+
+    # ---------------------------------------------------------- lifecycle
+    def _require_loop(self, what: str) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise GeneralError(
+                f"{what}: the provider has no running event loop; construct it inside "
+                "your async code or pass loop="
+            )
+        if _on_loop(loop):
+            raise GeneralError(
+                f"{what} was called on the event loop's own thread, where it would "
+                "block the loop: use `await asyncio.to_thread(api.set_provider_and_wait, "
+                "provider)` (or api.set_provider, which initialises on a thread)"
+            )
+        return loop
+
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        """Start (or wait for) the client; raise if it is not READY in time.
+
+        Raises ``ProviderFatalError`` when the client is FATAL (a bad SDK key),
+        ``GeneralError`` when it is not ready in time or is in ERROR.
+        """
+        del evaluation_context  # aioflags evaluates each call's own context
+        loop = self._require_loop("initialize")
+        if self._owned and self._host is None:
+            entered: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._host = asyncio.run_coroutine_threadsafe(self._hosted(entered), loop)
+            try:
+                entered.result(self._init_timeout)
+            except concurrent.futures.TimeoutError:
+                raise GeneralError(
+                    "the aioflags client did not start in time"
+                ) from None
+        subscribed = asyncio.run_coroutine_threadsafe(self._subscribe(), loop)
+        try:
+            status = subscribed.result(self._init_timeout)
+        except concurrent.futures.TimeoutError:
+            subscribed.cancel()
+            raise GeneralError("the aioflags client did not answer in time") from None
+        self._live = True
+        if status is ProviderStatus.FATAL:
+            raise ProviderFatalError(self._message("the aioflags client is FATAL"))
+        if status is not ProviderStatus.READY:
+            raise GeneralError(
+                self._message(f"the aioflags client is {status.name}, not READY")
+            )
+        self._recheck = asyncio.run_coroutine_threadsafe(self._recheck_status(), loop)
+
+    def _message(self, default: str) -> str:
+        event = self._client._bus.last_status_event
+        return event.message if event is not None and event.message else default
+
+    async def _hosted(self, entered: concurrent.futures.Future[None]) -> None:
+        """Own the client's ``async with`` in one task, from start to shutdown."""
+        self._stop = asyncio.Event()
+        try:
+            async with self._client:
+                entered.set_result(None)
+                await self._stop.wait()
+        except BaseException as exc:
+            if not entered.done():
+                entered.set_exception(exc)
+            raise
+
+    async def _subscribe(self) -> ProviderStatus:
+        """On the loop: wait for the first status, then forward later events."""
+        # The first status the client settles on: READY, ERROR (not ready in
+        # time: it keeps trying) or FATAL. An owned client has already waited.
+        with anyio.move_on_after(max(self._init_timeout - 1.0, 0.0)):
+            await self._client._bus.wait_status(
+                lambda s: s is not ProviderStatus.NOT_READY
+            )
+        status = self._client.status
+        if not self._handlers:
+            last = self._client._bus.last_status_event
+            self._baseline = last.seq if last is not None else 0
+            for event in ProviderEvent:
+                self._client.add_handler(event, self._forward)
+                self._handlers.append((event, self._forward))
+        return status
+
+    def _forward(self, details: EventDetails) -> None:
+        if not self._live:
+            return
+        if (
+            details.event is not ProviderEvent.CONFIGURATION_CHANGED
+            and details.seq <= self._baseline
+        ):
+            return  # the replay of the status initialize already reported
+        self._emit(details)
+
+    def _emit(self, details: EventDetails) -> None:
+        if details.event is ProviderEvent.CONFIGURATION_CHANGED:
+            self.emit_provider_configuration_changed(
+                ProviderEventDetails(flags_changed=sorted(details.flags_changed))
+            )
+        elif details.event is ProviderEvent.READY:
+            self.emit_provider_ready(ProviderEventDetails(message=details.message))
+        elif details.event is ProviderEvent.STALE:
+            self.emit_provider_stale(ProviderEventDetails(message=details.message))
+        else:
+            code = (
+                ErrorCode.PROVIDER_FATAL
+                if details.status is ProviderStatus.FATAL
+                else ErrorCode.GENERAL
+            )
+            self.emit_provider_error(
+                ProviderEventDetails(message=details.message, error_code=code)
+            )
+
+    async def _recheck_status(self) -> None:
+        """After the SDK writes READY for us, re-emit the client's status if it moved."""
+        from openfeature.provider import ProviderStatus as OFStatus
+        from openfeature.provider._registry import provider_registry
+
+        deadline = asyncio.get_running_loop().time() + _RECHECK_TIMEOUT
+        while provider_registry.get_provider_status(self) is OFStatus.NOT_READY:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.005)
+        last = self._client._bus.last_status_event
+        if (
+            self._live
+            and last is not None
+            and last.status is not ProviderStatus.READY
+            and last.seq > self._baseline
+        ):
+            self._emit(last)
+
+    def shutdown(self) -> None:
+        """Stop forwarding events; close the client if the provider owns it. Idempotent."""
+        self._live = False
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        handlers, self._handlers = self._handlers, []
+        on_loop = _on_loop(loop)
+
+        def release() -> None:
+            for event, handler in handlers:
+                self._client.remove_handler(event, handler)
+            if self._stop is not None:
+                self._stop.set()
+
+        if on_loop:
+            release()  # cannot wait here without blocking the loop
+            return
+        loop.call_soon_threadsafe(release)
+        host, self._host = self._host, None
+        if host is not None:
+            try:
+                host.result(self._client._config.ready_timeout + 5.0)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                logger.warning("the aioflags client did not close in time")
+            except Exception:
+                logger.exception("the aioflags client failed while closing")
+
+    # ---------------------------------------------------------- evaluation
+    def _resolve(
+        self,
+        flag_key: str,
+        default_value: Any,
+        evaluation_context: EvaluationContext | None,
+        kind: str,
+    ) -> FlagResolutionDetails[Any]:
+        status = self._client.status
+        if status is ProviderStatus.FATAL:
+            raise ProviderFatalError("the aioflags client is FATAL")
+        context = to_context(evaluation_context)
+        snapshot = self._client.snapshot()
+        detail: EvaluationDetail[Any]
+        if kind == "bool":
+            detail = snapshot.bool_variation_detail(flag_key, context, default_value)
+        elif kind == "int":
+            detail = snapshot.int_variation_detail(flag_key, context, default_value)
+        elif kind == "float":
+            detail = snapshot.float_variation_detail(flag_key, context, default_value)
+        elif kind == "str":
+            detail = snapshot.string_variation_detail(flag_key, context, default_value)
+        else:
+            detail = snapshot.json_variation_detail(flag_key, context, default_value)
+        _raise_for(detail, status)
+        value: Any = detail.value
+        if kind == "float" and isinstance(value, int):
+            value = float(value)
+        elif kind == "object" and not isinstance(value, (dict, list)):
+            raise TypeMismatchError("the flag's value is not an object or a list")
+        if kind == "float" and isinstance(value, float) and not math.isfinite(value):
+            raise TypeMismatchError("the flag's value is not a finite number")
+        index = detail.variation_index
+        return FlagResolutionDetails(
+            value=value,
+            reason=_reason(detail, snapshot._flags.get(flag_key)),
+            variant=None if index is None else str(index),
+        )
+
+    def resolve_boolean_details(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        """Evaluate a boolean flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "bool")
+
+    def resolve_string_details(
+        self,
+        flag_key: str,
+        default_value: str,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[str]:
+        """Evaluate a string flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "str")
+
+    def resolve_integer_details(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        """Evaluate an integer flag (a JSON number with no fraction; never a bool)."""
+        return self._resolve(flag_key, default_value, evaluation_context, "int")
+
+    def resolve_float_details(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        """Evaluate a number flag (integers are served as floats; never a bool)."""
+        return self._resolve(flag_key, default_value, evaluation_context, "float")
+
+    def resolve_object_details(
+        self,
+        flag_key: str,
+        default_value: Any,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Any]:
+        """Evaluate a JSON object or list flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "object")
+
+    async def resolve_boolean_details_async(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        """Evaluate a boolean flag (no waiting: the snapshot is in memory)."""
+        return self._resolve(flag_key, default_value, evaluation_context, "bool")
+
+    async def resolve_string_details_async(
+        self,
+        flag_key: str,
+        default_value: str,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[str]:
+        """Evaluate a string flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "str")
+
+    async def resolve_integer_details_async(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        """Evaluate an integer flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "int")
+
+    async def resolve_float_details_async(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        """Evaluate a number flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "float")
+
+    async def resolve_object_details_async(
+        self,
+        flag_key: str,
+        default_value: Any,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Any]:
+        """Evaluate a JSON object or list flag."""
+        return self._resolve(flag_key, default_value, evaluation_context, "object")
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
