@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
@@ -18,21 +15,12 @@ import pytest
 
 import aioflags
 from aioflags.testing import FlagData, FlagServer, clause
+from tests.modules import ROOT, load
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PATH = ROOT / "contract-tests" / "service.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("contract_service", SERVICE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-service = _load()
+service = load("contract-tests/service.py", "contract_service")
 
 
 class Harness:
