@@ -67,3 +67,12 @@ def bench(session: nox.Session) -> None:
     _install(session, "tests")
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with ``mkdocs build --strict``."""
+    _install(session, "docs")
+    session.run(
+        "mkdocs", "build", "--strict", "-d", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )

@@ -188,8 +188,17 @@ class FlagBuilder:
         return self
 
     def value_for_all(self, value: JSONValue) -> FlagBuilder:
-        """Serve ``value`` to everyone, on or off (what ``flagValues`` in a flag file does)."""
-        self.variations(value)
+        """Serve ``value`` to everyone, on or off (what ``flagValues`` in a flag file does).
+
+        A boolean keeps both variations (``[True, False]``), so rules and
+        targets can serve the other one later; any other value is the only
+        variation.
+        """
+        if isinstance(value, bool):
+            self.variations(True, False)
+            self.fallthrough(value).off_variation(value)
+        else:
+            self.variations(value)
         self._on = True
         self._prerequisites.clear()
         return self

@@ -146,7 +146,7 @@ def test_sync(flag_server):
 
 def test_data_is_sync(aioflags_data):
     aioflags_data.set_value("f", True)
-    assert aioflags_data.flags["f"]["variations"] == [True]
+    assert aioflags_data.flags["f"]["variations"] == [True, False]
 """
     )
     result = pytester.runpytest()

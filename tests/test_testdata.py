@@ -241,3 +241,14 @@ async def test_attached_server_gets_the_data_and_every_change() -> None:
         data.detach(server)
         data.set_value("f", 2)
         assert server.flags["f"]["variations"] == [1]
+
+
+def test_a_boolean_value_for_all_keeps_both_variations() -> None:
+    data = FlagData()
+    data.set_value("on", False)
+    assert data.flags["on"]["variations"] == [True, False]
+    assert evaluate(data, "on", ALICE) == (False, {"kind": "FALLTHROUGH"})
+    data.update(data.flag("on").off())
+    assert evaluate(data, "on", ALICE) == (False, {"kind": "OFF"})
+    data.update(data.flag("on").on().rule(clause("key", "in", "alice"), serve=True))
+    assert evaluate(data, "on", ALICE)[0] is True
