@@ -172,10 +172,10 @@ class Client:
     async def _runner(self, *, task_status: TaskStatus[None]) -> None:
         config = self._config
         try:
-            async with (
-                make_http_client(config) as http,
-                anyio.create_task_group() as inner,
-            ):
+            # Building an httpx client loads the CA bundle: 25-150 ms of blocking
+            # file and TLS work, so it is done on a worker thread, not the loop.
+            http = await anyio.to_thread.run_sync(make_http_client, config)
+            async with http, anyio.create_task_group() as inner:
                 self._http = http
                 self._inner = inner
                 self._bus.attach(inner)
