@@ -13,6 +13,7 @@ cancels only the inner group, never the caller's code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -34,7 +35,7 @@ from ._store import Store
 from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -169,13 +170,26 @@ class Client:
             return None
         return await outer.__aexit__(exc_type, exc, tb)
 
+    @contextlib.asynccontextmanager
+    async def _inner_group(self) -> AsyncIterator[TaskGroup]:
+        """The runner's task group; the event bus lets go of it the moment it exits.
+
+        Between the group's exit and the end of the runner (closing HTTP is
+        awaited) a handler added then must not be started in a dead group.
+        """
+        try:
+            async with anyio.create_task_group() as inner:
+                yield inner
+        finally:
+            self._bus.release()
+
     async def _runner(self, *, task_status: TaskStatus[None]) -> None:
         config = self._config
         try:
             # Building an httpx client loads the CA bundle: 25-150 ms of blocking
             # file and TLS work, so it is done on a worker thread, not the loop.
             http = await anyio.to_thread.run_sync(make_http_client, config)
-            async with http, anyio.create_task_group() as inner:
+            async with http, self._inner_group() as inner:
                 self._http = http
                 self._inner = inner
                 self._bus.attach(inner)

@@ -104,21 +104,33 @@ _REPLAYED: Final = {
 class _Subscriber:
     """A handler and, while the client runs, its own queue."""
 
-    __slots__ = ("event", "handler", "send")
+    __slots__ = ("event", "handler", "recv", "send")
 
     def __init__(self, event: ProviderEvent, handler: Handler) -> None:
         self.event = event
         self.handler = handler
         self.send: MemoryObjectSendStream[EventDetails] | None = None
+        self.recv: MemoryObjectReceiveStream[EventDetails] | None = None
 
     def open(self) -> MemoryObjectReceiveStream[EventDetails]:
-        self.send, recv = anyio.create_memory_object_stream[EventDetails](math.inf)
-        return recv
+        self.send, self.recv = anyio.create_memory_object_stream[EventDetails](math.inf)
+        return self.recv
 
     def close(self) -> None:
         if self.send is not None:
             self.send.close()
             self.send = None
+
+    def release(self) -> None:
+        """Close the receiving end too, once no consumer can be running.
+
+        A consumer task cancelled before it ever ran never entered its
+        ``with recv:`` block; without this its stream would be left open.
+        """
+        self.close()
+        if self.recv is not None:
+            self.recv.close()
+            self.recv = None
 
 
 class EventBus:
@@ -229,6 +241,12 @@ class EventBus:
         self._tg = None
         for sub in self._subscribers:
             sub.close()
+
+    def release(self) -> None:
+        """After the task group has exited: close every queue's receiving end."""
+        self.detach()
+        for sub in self._subscribers:
+            sub.release()
 
     def _start(self, sub: _Subscriber) -> None:
         """Open the handler's queue, replay the current status, start its consumer.
