@@ -256,9 +256,8 @@ class FlagBuilder:
         for (k, i), existing in self._targets.items():
             if k == kind and i != index:
                 existing[:] = [x for x in existing if x not in keys]
-        self._targets.setdefault((kind, index), []).extend(
-            k for k in keys if k not in self._targets.get((kind, index), [])
-        )
+        targeted = self._targets.setdefault((kind, index), [])
+        targeted.extend(k for k in dict.fromkeys(keys) if k not in targeted)
         return self
 
     def rule(

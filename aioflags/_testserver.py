@@ -185,6 +185,11 @@ class FlagServer:
         """A copy of the current flags."""
         return {k: dict(v) for k, v in self._flags.items()}
 
+    @property
+    def segments(self) -> dict[str, JSONObject]:
+        """A copy of the current segments."""
+        return {k: dict(v) for k, v in self._segments.items()}
+
     def set_flag(self, key: str, flag: JSONObject) -> None:
         """Create or replace a flag and push it to every open stream."""
         self._put("flag", key, flag)

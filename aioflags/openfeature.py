@@ -82,6 +82,14 @@ __all__ = ["AioflagsProvider", "to_context"]
 logger = logging.getLogger("aioflags")
 
 _RECHECK_TIMEOUT: Final = 5.0
+#: The snapshot's typed evaluation method for each resolver kind.
+_TYPED_DETAIL: Final = {
+    "bool": "bool_variation_detail",
+    "int": "int_variation_detail",
+    "float": "float_variation_detail",
+    "str": "string_variation_detail",
+    "object": "json_variation_detail",
+}
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 
 
@@ -437,17 +445,8 @@ class AioflagsProvider(AbstractProvider):
             raise ProviderFatalError("the aioflags client is FATAL")
         context = to_context(evaluation_context)
         snapshot = self._client.snapshot()
-        detail: EvaluationDetail[Any]
-        if kind == "bool":
-            detail = snapshot.bool_variation_detail(flag_key, context, default_value)
-        elif kind == "int":
-            detail = snapshot.int_variation_detail(flag_key, context, default_value)
-        elif kind == "float":
-            detail = snapshot.float_variation_detail(flag_key, context, default_value)
-        elif kind == "str":
-            detail = snapshot.string_variation_detail(flag_key, context, default_value)
-        else:
-            detail = snapshot.json_variation_detail(flag_key, context, default_value)
+        typed = getattr(snapshot, _TYPED_DETAIL[kind])
+        detail: EvaluationDetail[Any] = typed(flag_key, context, default_value)
         _raise_for(detail, status)
         value: Any = detail.value
         if kind == "float" and isinstance(value, int):

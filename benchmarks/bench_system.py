@@ -256,7 +256,7 @@ async def fallback(n_flags: int, repeat: int) -> str:
                 start = time.perf_counter()
                 # New data that only the FDv1 poll can deliver (no FDv2 stream is open).
                 marker = {**original[key], "on": False, "offVariation": None}
-                server.replace_all({**original, key: marker}, server_segments(server))
+                server.replace_all({**original, key: marker}, server.segments)
 
                 def switched() -> bool:
                     detail = client.snapshot().variation_detail(key, USER, "x")
@@ -270,7 +270,7 @@ async def fallback(n_flags: int, repeat: int) -> str:
                 while not switched():  # noqa: ASYNC110 - polling is the measurement
                     await asyncio.sleep(0)
                 samples.append((time.perf_counter() - start) * 1e3)
-            server.replace_all(original, server_segments(server))
+            server.replace_all(original, server.segments)
     med = statistics.median(samples)
     return (
         f"\nfallback switch: ms from the directive response to the first FDv1 payload "
@@ -278,10 +278,6 @@ async def fallback(n_flags: int, repeat: int) -> str:
         f"  {'aioflags Client':<34}{med:>10.2f}ms{min(samples):>10.2f}{max(samples):>10.2f}"
         f"\n  {ASYNC_LD:<34}{'n/a: 9.18 has no FDv2 fallback directive':>42}"
     )
-
-
-def server_segments(server: FlagServer) -> dict[str, Any]:
-    return {k: dict(v) for k, v in server._segments.items()}
 
 
 # ------------------------------------------------------------- loop lag
