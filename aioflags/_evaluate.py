@@ -13,62 +13,145 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ._model import (
     MALFORMED,
+    NOT_FOUND,
     CompiledFlag,
     CompiledSegment,
     MalformedAbort,
+    Prerequisite,
     Result,
-    served,
 )
-from ._results import Reason
+from ._results import EvaluationDetail, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._context import Context
     from ._json import JSONValue
+    from ._model import SegmentMatcher
 
-__all__ = ["ERROR_RESULTS", "evaluate", "typed_check"]
+__all__ = ["ERROR_RESULTS", "Matcher", "evaluate", "evaluate_one", "typed_check"]
 
 logger = logging.getLogger("aioflags")
 
 
 def _error(kind: str) -> Result:
-    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
+    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None, None)
 
 
 #: The error results by errorKind (shared reasons: copy before exposing).
 ERROR_RESULTS: Final[dict[str, Result]] = {
     kind: _error(kind)
-    for kind in (
-        "CLIENT_NOT_READY",
-        "USER_NOT_SPECIFIED",
-        "FLAG_NOT_FOUND",
-        "WRONG_TYPE",
-        "EXCEPTION",
-    )
+    for kind in ("CLIENT_NOT_READY", "USER_NOT_SPECIFIED", "WRONG_TYPE", "EXCEPTION")
 }
+ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
 
 
-#: Outcomes of flags already evaluated at top level in one all-flags pass, by
-#: key: (variation index, big-segment status, OK / ABORTED / FAILED).
-Memo: TypeAlias = "dict[str, tuple[int | None, str | None, int]]"
 OK, ABORTED, FAILED = 0, 1, 2
 
 
-class _State:
-    """Per-evaluation recursion state; also answers ``segmentMatch`` clauses."""
+class _Outcome:
+    """A memo entry for an evaluation that did not just return a result."""
 
-    __slots__ = (
-        "big",
-        "chain",
-        "flags",
-        "memo",
-        "prerequisites",
-        "segment_stack",
-        "segments",
-    )
+    __slots__ = ("big", "index", "status")
+
+    def __init__(self, index: int | None, big: str | None, status: int) -> None:
+        self.index = index
+        self.big = big
+        self.status = status
+
+
+_ABORTED: Final = _Outcome(None, None, ABORTED)
+_FAILED: Final = _Outcome(None, None, FAILED)
+
+#: Outcomes of flags already evaluated at top level in one all-flags pass, by
+#: key: the result itself (the common case: nothing to allocate), or an
+#: outcome (aborted, failed, or with a big-segment status).
+Memo: TypeAlias = "dict[str, Result | _Outcome]"
+
+
+class _NeedState(Exception):
+    """The shared matcher met something only a per-evaluation state can do."""
+
+
+def _membership(seg: CompiledSegment, parts: Mapping[str, Context]) -> bool | None:
+    """A bounded segment's lists: included (True), excluded (False) or neither."""
+    user = parts.get("user")
+    if user is not None and user._key in seg.included:
+        return True
+    for kind, keys in seg.included_contexts:
+        part = parts.get(kind)
+        if part is not None and part._key in keys:
+            return True
+    if user is not None and user._key in seg.excluded:
+        return False
+    for kind, keys in seg.excluded_contexts:
+        part = parts.get(kind)
+        if part is not None and part._key in keys:
+            return False
+    return None
+
+
+def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool:
+    for rule in seg.rules:
+        for clause in rule.clauses:
+            if not clause(ctx, st):
+                break
+        else:
+            if rule.threshold is None or rule.bucketer.bucket(ctx) < rule.threshold:
+                return True
+    return False
+
+
+class Matcher:
+    """Answers ``segmentMatch`` for one snapshot, with no per-evaluation state.
+
+    One is shared by every evaluation of a snapshot (it is never written to),
+    so a flag with segment clauses but no prerequisites allocates nothing. It
+    covers the common segments: bounded, their rules without ``segmentMatch``.
+    For the others (and for prerequisites) it raises :class:`_NeedState` and the
+    evaluation starts again with a :class:`_State` (evaluation is pure).
+    """
+
+    __slots__ = ("flags", "segments")
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+    ) -> None:
+        self.flags = flags
+        self.segments = segments
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
+    ) -> Result | None:
+        raise _NeedState
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
+        segments = self.segments
+        for key in keys:
+            seg = segments.get(key)
+            if seg is not None and not seg.deleted and self._contains(seg, ctx):
+                return True
+        return False
+
+    def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
+        if seg.malformed is not None:
+            raise MalformedAbort(f"segment {seg.key!r} is malformed")
+        if seg.unbounded or seg.segment_keys:
+            raise _NeedState
+        member = _membership(seg, ctx._parts)
+        if member is not None:
+            return member
+        return bool(seg.rules) and _rules_match(seg, ctx, self)
+
+
+class _State(Matcher):
+    """Per-evaluation recursion state: prerequisites, nested and big segments."""
+
+    __slots__ = ("big", "chain", "memo", "prerequisites", "segment_stack")
 
     def __init__(
         self,
@@ -83,20 +166,35 @@ class _State:
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
-        self.prerequisites: list[str] = []
+        # The top-level flag's prerequisites, for all-flags state only.
+        self.prerequisites: list[str] | None = None if memo is None else []
 
-    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
-        segments = self.segments
-        for key in keys:
-            seg = segments.get(key)
-            if seg is not None and not seg.deleted and self._contains(seg, ctx):
-                return True
-        return False
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
+    ) -> Result | None:
+        """The result of the first prerequisite that fails, or ``None``."""
+        chain = self.chain
+        record = self.prerequisites if len(chain) == 1 else None
+        for prereq in prerequisites:
+            key = prereq.key
+            if key in chain:
+                raise MalformedAbort(f"prerequisite cycle through {key!r}")
+            if record is not None:
+                record.append(key)
+            pflag = self.flags.get(key)
+            if pflag is None or pflag.deleted:
+                return prereq.failed
+            if not pflag.on or pflag.malformed is not None:
+                # An off prerequisite fails whatever it serves; so does a
+                # malformed one (it serves no variation).
+                return prereq.failed
+            if _prerequisite_index(pflag, ctx, self) != prereq.variation:
+                return prereq.failed
+        return None
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
         if seg.malformed is not None:
             raise MalformedAbort(f"segment {seg.key!r} is malformed")
-        parts = ctx._parts
         if seg.unbounded:
             # aioflags has no big-segment store, so membership is NOT_CONFIGURED
             # (recorded only once the context has the segment's kind) and only the
@@ -104,141 +202,112 @@ class _State:
             if seg.generation is None:
                 self.big = "NOT_CONFIGURED"
                 return False
-            if seg.unbounded_kind not in parts:
+            if seg.unbounded_kind not in ctx._parts:
                 return False
             self.big = "NOT_CONFIGURED"
         else:
-            user = parts.get("user")
-            if user is not None and user._key in seg.included:
-                return True
-            for kind, keys in seg.included_contexts:
-                part = parts.get(kind)
-                if part is not None and part._key in keys:
-                    return True
-            if user is not None and user._key in seg.excluded:
-                return False
-            for kind, keys in seg.excluded_contexts:
-                part = parts.get(kind)
-                if part is not None and part._key in keys:
-                    return False
+            member = _membership(seg, ctx._parts)
+            if member is not None:
+                return member
         if not seg.rules:
             return False
         if seg.key in self.segment_stack:
             raise MalformedAbort(f"segment rule cycle through {seg.key!r}")
         self.segment_stack.append(seg.key)
         try:
-            for rule in seg.rules:
-                for clause in rule.clauses:
-                    if not clause(ctx, self):
-                        break
-                else:
-                    if (
-                        rule.threshold is None
-                        or rule.bucketer.bucket(ctx) < rule.threshold
-                    ):
-                        return True
-            return False
+            return _rules_match(seg, ctx, self)
         finally:
             self.segment_stack.pop()
 
 
-#: The state shared by flags that need none (it is never written to).
-_NO_STATE: Final = _State({}, {}, "")
+def _prerequisite_index(pflag: CompiledFlag, ctx: Context, st: _State) -> int | None:
+    """The variation index an (on) prerequisite serves, evaluated at most once."""
+    key = pflag.key
+    memo = st.memo
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None:
+        # Evaluated at top level earlier in this pass: the outcome is the
+        # same here (a cycle through it would have aborted it there too).
+        if not isinstance(hit, _Outcome):
+            return hit[1]
+        if hit.status == ABORTED:
+            raise MalformedAbort(f"prerequisite {key!r} could not be evaluated")
+        if hit.status == FAILED:
+            raise RuntimeError(f"prerequisite {key!r} failed unexpectedly")
+        st.big = hit.big
+        return hit.index
+    constant = pflag.constant
+    if constant is not None:
+        return constant[1]
+    st.chain.append(key)
+    index = pflag.run(ctx, st)[1]
+    st.chain.pop()
+    return index
 
 
-def _evaluate_flag(flag: CompiledFlag, ctx: Context, st: _State) -> Result:
-    if flag.malformed is not None:
+def _with_big(result: Result, big: str) -> Result:
+    reason = Reason({**result[2], "bigSegmentsStatus": big})
+    index = result[1]
+    if index is None:
+        return (result[0], None, reason, result[3], None, None)
+    value, experiment = result[0], result[3]
+    detail = EvaluationDetail(value=value, variation_index=index, reason=reason)
+    return (value, index, reason, experiment, detail, None)  # for this evaluation
+
+
+def evaluate_one(matcher: Matcher, flag: CompiledFlag, ctx: Context) -> Result:
+    """Evaluate one (present) flag for a valid context, with a state; never raises.
+
+    The careful path. The hot paths first try ``flag.run(ctx, matcher)`` on a
+    flag without prerequisites (nothing to allocate); they come here for a
+    flag with prerequisites, or when that raised: evaluation is pure, so this
+    does it again with a state (for big or nested segments), and logs and
+    returns MALFORMED_FLAG or EXCEPTION if it fails again. The flag's result
+    is not constant (the callers return a constant one at once).
+    """
+    st = _State(matcher.flags, matcher.segments, flag.key)
+    try:
+        result = flag.run(ctx, st)
+    except MalformedAbort as exc:
+        logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
         return MALFORMED
-    if not flag.on:
-        return flag.off_result
-    if flag.prerequisites:
-        chain = st.chain
-        top = len(chain) == 1
-        for prereq in flag.prerequisites:
-            key = prereq.key
-            if key in chain:
-                raise MalformedAbort(f"prerequisite cycle through {key!r}")
-            if top:
-                st.prerequisites.append(key)
-            pflag = st.flags.get(key)
-            if pflag is None or pflag.deleted:
-                return prereq.failed
-            memo = st.memo
-            hit = memo.get(key) if memo is not None else None
-            if hit is not None:
-                # Evaluated at top level earlier in this pass: the outcome is the
-                # same here (a cycle through it would have aborted it there too).
-                index, big, status = hit
-                if status == ABORTED:
-                    raise MalformedAbort(f"prerequisite {key!r} could not be evaluated")
-                if status == FAILED:
-                    raise RuntimeError(f"prerequisite {key!r} failed unexpectedly")
-                if big is not None:
-                    st.big = big
-            else:
-                chain.append(key)
-                index = _evaluate_flag(pflag, ctx, st)[1]
-                chain.pop()
-            if not pflag.on or index != prereq.variation:
-                return prereq.failed
-    if flag.targets:
-        parts = ctx._parts
-        for kind, keys, result in flag.targets:
-            part = parts.get(kind)
-            if part is not None and part._key in keys:
-                return result
-    for clauses, resolver in flag.rules:
-        for clause in clauses:
-            if not clause(ctx, st):
-                break
-        else:
-            fixed = resolver.fixed
-            return fixed if fixed is not None else resolver.resolve(ctx)
-    fallthrough = flag.fallthrough
-    assert fallthrough is not None
-    fixed = fallthrough.fixed
-    return fixed if fixed is not None else fallthrough.resolve(ctx)
+    except Exception:
+        logger.exception("Unexpected error evaluating flag %r", flag.key)
+        return _EXCEPTION
+    big = st.big
+    return result if big is None else _with_big(result, big)
 
 
 def evaluate(
-    flags: Mapping[str, CompiledFlag],
-    segments: Mapping[str, CompiledSegment],
-    flag: CompiledFlag,
-    ctx: Context,
-    memo: Memo | None = None,
+    matcher: Matcher, flag: CompiledFlag, ctx: Context, memo: Memo
 ) -> tuple[Result, _State]:
-    """Evaluate one (present, non-deleted) flag for a valid context.
+    """Evaluate one (present, non-constant) flag in an all-flags pass, with a state.
 
-    Returns the result and the state (for the prerequisites it recorded).
-    Never raises: aborts give MALFORMED_FLAG, anything unexpected EXCEPTION.
-    With ``memo`` (one all-flags pass), prerequisites already evaluated at top
-    level are not evaluated again, and this flag's outcome is recorded.
+    The careful path, as :func:`evaluate_one`, for a flag with prerequisites or
+    whose ``run(ctx, matcher)`` raised. Returns the result and the state (for
+    the prerequisites it recorded), and records the outcome in
+    ``memo``, so that a prerequisite already evaluated in this pass is not
+    evaluated again. Never raises: aborts give MALFORMED_FLAG, anything
+    unexpected EXCEPTION.
     """
-    # Most flags have neither prerequisites nor segment clauses: they never
-    # touch the state, so they share one instead of allocating their own.
-    st = _State(flags, segments, flag.key, memo) if flag.needs_state else _NO_STATE
+    key = flag.key
+    st = _State(matcher.flags, matcher.segments, key, memo)
     try:
-        result = _evaluate_flag(flag, ctx, st)
+        result = flag.run(ctx, st)
     except MalformedAbort as exc:
-        logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
-        if memo is not None:
-            memo[flag.key] = (None, None, ABORTED)
+        logger.warning("Flag %r could not be evaluated: %s", key, exc)
+        memo[key] = _ABORTED
         return MALFORMED, st
     except Exception:
-        logger.exception("Unexpected error evaluating flag %r", flag.key)
-        if memo is not None:
-            memo[flag.key] = (None, None, FAILED)
+        logger.exception("Unexpected error evaluating flag %r", key)
+        memo[key] = _FAILED
         return _EXCEPTION, st
-    if memo is not None:
-        memo[flag.key] = (result[1], st.big, OK)
-    if st.big is not None:
-        reason = Reason({**result[2], "bigSegmentsStatus": st.big})
-        index = result[1]
-        if index is None:
-            result = (result[0], None, reason, result[3], None)
-        else:
-            result = served(result[0], index, reason, result[3])
-    return result, st
+    big = st.big
+    if big is None:
+        memo[key] = result
+        return result, st
+    memo[key] = _Outcome(result[1], big, OK)
+    return _with_big(result, big), st
 
 
 def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:

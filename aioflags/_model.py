@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
+from ._codegen import InlineClause, Runner, build_runner
+from ._codegen import slow_clause as _slow
 from ._context import Context, parse_reference
-from ._operators import compile_test
+from ._operators import compile_test, fast_form, semver_key
 from ._results import EvaluationDetail, Reason
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MALFORMED",
+    "NOT_FOUND",
     "CompiledFlag",
     "CompiledSegment",
     "MalformedAbort",
@@ -39,16 +44,21 @@ __all__ = [
 
 logger = logging.getLogger("aioflags")
 
-#: ``(value, variation_index, reason, experiment)``, precomputed at compile time.
-#: The reason dict is shared: copy it before handing it to application code.
-#: ``experiment`` is whether the result counts as an experiment for all-flags
-#: state (``inExperiment``, or a rule with ``trackEvents``, or the fallthrough
-#: of a flag with ``trackEventsFallthrough``): known when the flag is compiled.
-#: The last element is the ``EvaluationDetail`` handed out when this result
-#: serves a variation (built once here, not per evaluation); ``None`` when the
-#: result serves no variation (the caller's default is then the value).
+#: ``(value, variation_index, reason, experiment, detail, metas)``,
+#: precomputed at compile time. The reason dict is shared: copy it before
+#: handing it to application code. ``experiment`` is whether the result counts
+#: as an experiment for all-flags state (``inExperiment``, or a rule with
+#: ``trackEvents``, or the fallthrough of a flag with ``trackEventsFallthrough``):
+#: known when the flag is compiled. ``detail`` is the ``EvaluationDetail``
+#: handed out when this result serves a variation (built once here, not per
+#: evaluation); ``None`` when the result serves no variation (the caller's
+#: default is then the value). ``metas`` caches the all-flags ``$flagsState``
+#: entries of a result that belongs to one flag, by ``with_reasons << 1 |
+#: omitted`` (``None`` for results shared between flags, or built for one
+#: evaluation).
 Result: TypeAlias = (
-    "tuple[JSONValue, int | None, Reason, bool, EvaluationDetail[JSONValue] | None]"
+    "tuple[JSONValue, int | None, Reason, bool,"
+    " EvaluationDetail[JSONValue] | None, list[JSONObject | None] | None]"
 )
 
 
@@ -57,12 +67,28 @@ def _error_reason(kind: str) -> Reason:
 
 
 def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
-    """The result of serving variation ``index``, with its detail built once."""
+    """The result of serving variation ``index`` (for one flag), its detail built once."""
     detail = EvaluationDetail(value=value, variation_index=index, reason=reason)
-    return (value, index, reason, experiment, detail)
+    return (value, index, reason, experiment, detail, [None, None, None, None])
 
 
-MALFORMED: Final[Result] = (None, None, _error_reason("MALFORMED_FLAG"), False, None)
+MALFORMED: Final[Result] = (
+    None,
+    None,
+    _error_reason("MALFORMED_FLAG"),
+    False,
+    None,
+    None,
+)
+#: A deleted flag's constant result.
+NOT_FOUND: Final[Result] = (
+    None,
+    None,
+    _error_reason("FLAG_NOT_FOUND"),
+    False,
+    None,
+    None,
+)
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
@@ -83,7 +109,16 @@ class SegmentMatcher(Protocol):
     def match_segments(self, keys: tuple[str, ...], ctx: Context, /) -> bool: ...
 
 
+class EvalState(SegmentMatcher, Protocol):
+    """What evaluating a flag needs from the per-evaluation state."""
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context, /
+    ) -> Result | None: ...
+
+
 Clause: TypeAlias = Callable[[Context, SegmentMatcher], bool]
+Resolve: TypeAlias = Callable[[Context], "Result"]
 
 # ------------------------------------------------------------- JSON readers
 
@@ -120,6 +155,125 @@ def _strings(obj: Mapping[str, JSONValue], field: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- clauses
+#
+# A clause on one top-level attribute decides the common value types inline
+# (one C-level operation, no further call); anything else (lists, other types,
+# other operators) goes to the generic test, with the same semantics.
+
+
+def _fast_clause(
+    kind: str,
+    name: str,
+    form: tuple[str, object],
+    test: Callable[[JSONValue], bool],
+    negate: bool,
+) -> Clause:
+    how, operand = form
+    if how == "in":
+        members: frozenset[str] = operand  # type: ignore[assignment]
+
+        def in_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if type(v) is str:
+                return (v in members) != negate
+            return v is not None and _slow(test, v, negate)
+
+        return in_clause
+    if how == "startswith" or how == "endswith":
+        affixes: tuple[str, ...] = operand  # type: ignore[assignment]
+        method = str.startswith if how == "startswith" else str.endswith
+
+        def affix_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if type(v) is str:
+                return method(v, affixes) != negate
+            return v is not None and _slow(test, v, negate)
+
+        return affix_clause
+    if how == "contains":
+        needle: str = operand  # type: ignore[assignment]
+
+        def contains_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if type(v) is str:
+                return (needle in v) != negate
+            return v is not None and _slow(test, v, negate)
+
+        return contains_clause
+    if how == "search":
+        search: Callable[[str], object] = operand  # type: ignore[assignment]
+
+        def search_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if type(v) is str:
+                return (search(v) is not None) != negate
+            return v is not None and _slow(test, v, negate)
+
+        return search_clause
+    if how.startswith("semver"):
+        return _semver_clause(kind, name, how, operand, test, negate)
+    bound: float = operand  # type: ignore[assignment]
+    compare: Callable[[float, float], bool] = _NUMERIC[how]
+
+    def numeric_clause(ctx: Context, st: SegmentMatcher) -> bool:
+        part = ctx._parts.get(kind)
+        if part is None:
+            return False
+        v = part._values.get(name)
+        tv = type(v)
+        if tv is int or tv is float:
+            return compare(float(v), bound) != negate  # type: ignore[arg-type]
+        return v is not None and _slow(test, v, negate)
+
+    return numeric_clause
+
+
+def _semver_clause(
+    kind: str,
+    name: str,
+    how: str,
+    operand: object,
+    test: Callable[[JSONValue], bool],
+    negate: bool,
+) -> Clause:
+    compare = _SEMVER[how]
+
+    def semver_clause(ctx: Context, st: SegmentMatcher) -> bool:
+        part = ctx._parts.get(kind)
+        if part is None:
+            return False
+        v = part._values.get(name)
+        if type(v) is str:
+            k = semver_key(v)
+            return (k is not None and compare(k, operand)) != negate
+        return v is not None and _slow(test, v, negate)
+
+    return semver_clause
+
+
+_SEMVER: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "semver<": operator.lt,
+    "semver>": operator.gt,
+    "semver=": lambda k, keys: k in keys,
+}
+_NUMERIC: Final[dict[str, Callable[[float, float], bool]]] = {
+    "lessThan": float.__lt__,
+    "lessThanOrEqual": float.__le__,
+    "greaterThan": float.__gt__,
+    "greaterThanOrEqual": float.__ge__,
+}
 
 
 def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
@@ -133,6 +287,11 @@ def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
 
 def compile_clause(raw: JSONObject) -> Clause:
     """Compile one clause into a predicate ``(context, state) -> bool``."""
+    return _compile_clause(raw)[0]
+
+
+def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
+    """The predicate, and how the code generator can inline it (if it can)."""
     op = _opt(raw, "op", str, "")
     values = _opt(raw, "values", list, [])
     negate = bool(_opt(raw, "negate", bool, False))
@@ -145,7 +304,7 @@ def compile_clause(raw: JSONObject) -> Clause:
         def segment_clause(ctx: Context, st: SegmentMatcher) -> bool:
             return st.match_segments(keys, ctx) != negate
 
-        return segment_clause
+        return segment_clause, InlineClause("segment", "", "", keys, None, negate)
 
     test = compile_test(op, values)
     path = parse_reference(attribute, literal=not context_kind)
@@ -156,7 +315,7 @@ def compile_clause(raw: JSONObject) -> Clause:
         def kind_clause(ctx: Context, st: SegmentMatcher) -> bool:
             return any(test(k) for k in ctx._parts) != negate
 
-        return kind_clause
+        return kind_clause, None
 
     if path is None:
 
@@ -165,9 +324,16 @@ def compile_clause(raw: JSONObject) -> Clause:
                 return False
             raise MalformedAbort(f"invalid attribute reference {attribute!r}")
 
-        return invalid_clause
+        return invalid_clause, None
 
     if len(path) == 1:
+        form = fast_form(op, values)
+        if form is not None:
+            how, operand = form
+            return (
+                _fast_clause(kind, path[0], form, test, negate),
+                InlineClause(how, kind, path[0], operand, test, negate),
+            )
         name = path[0]
 
         def clause(ctx: Context, st: SegmentMatcher) -> bool:
@@ -181,7 +347,7 @@ def compile_clause(raw: JSONObject) -> Clause:
                 return any(test(e) for e in v) != negate
             return test(v) != negate
 
-        return clause
+        return clause, None
 
     def path_clause(ctx: Context, st: SegmentMatcher) -> bool:
         part = ctx._parts.get(kind)
@@ -194,7 +360,27 @@ def compile_clause(raw: JSONObject) -> Clause:
             return any(test(e) for e in v) != negate
         return test(v) != negate
 
-    return path_clause
+    return path_clause, None
+
+
+def _always(ctx: Context, st: SegmentMatcher) -> bool:
+    return True
+
+
+def _all_of(clauses: tuple[Clause, ...]) -> Clause:
+    """One predicate for a rule's clauses (a rule without clauses matches)."""
+    if not clauses:
+        return _always
+    if len(clauses) == 1:
+        return clauses[0]
+
+    def all_of(ctx: Context, st: SegmentMatcher) -> bool:
+        for clause in clauses:  # noqa: SIM110 (all() with a generator is slower)
+            if not clause(ctx, st):
+                return False
+        return True
+
+    return all_of
 
 
 # -------------------------------------------------------------- bucketing
@@ -349,18 +535,18 @@ class CompiledFlag:
 
     __slots__ = (
         "client_side",
+        "constant",
         "debug_events_until_date",
         "deleted",
         "fallthrough",
         "key",
         "malformed",
-        "meta_cache",
-        "needs_state",
         "off_result",
         "on",
         "prerequisite_keys",
         "prerequisites",
         "rules",
+        "run",
         "segment_keys",
         "targets",
         "track_events",
@@ -374,19 +560,43 @@ class CompiledFlag:
     on: bool
     off_result: Result
     prerequisites: tuple[Prerequisite, ...]
-    targets: tuple[tuple[str, frozenset[str], Result], ...]
-    rules: tuple[tuple[tuple[Clause, ...], Resolver], ...]
+    #: runs of same-kind targets: (context kind, {context key: result})
+    targets: tuple[tuple[str, dict[str, Result]], ...]
+    #: (the rule's clauses as one predicate, what it serves)
+    rules: tuple[tuple[Clause, Resolver], ...]
     fallthrough: Resolver | None
     track_events: bool
     track_events_fallthrough: bool
     debug_events_until_date: int | float | None
     client_side: bool
     malformed: str | None
-    #: all-flags ``$flagsState`` entries by (result identity, with_reasons, omitted)
-    meta_cache: dict[tuple[int, bool, bool], JSONObject]
-    needs_state: bool  # prerequisites or segment clauses: needs per-evaluation state
+    #: the result for every context, when it depends on none (off, malformed,
+    #: or on with nothing but a fixed fallthrough); ``None`` otherwise
+    constant: Result | None
+    #: evaluates the flag when ``constant`` is None: ``run(context, state)``
+    run: Runner
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
+
+
+def _target_maps(
+    targets: list[tuple[str, frozenset[str], Result]],
+) -> tuple[tuple[str, dict[str, Result]], ...]:
+    """Merge runs of same-kind target lists into one lookup per run.
+
+    The first list holding a key wins, as in a linear scan; runs keep their
+    order, so a multi-kind context still meets the kinds in the flag's order.
+    """
+    maps: list[tuple[str, dict[str, Result]]] = []
+    for kind, keys, result in targets:
+        if not keys:
+            continue
+        if not maps or maps[-1][0] != kind:
+            maps.append((kind, {}))
+        lookup = maps[-1][1]
+        for k in keys:
+            lookup.setdefault(k, result)
+    return tuple(maps)
 
 
 def _segment_refs(clauses: list[JSONObject]) -> set[str]:
@@ -413,13 +623,13 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.client_side = False
     flag.malformed = None
     flag.on = False
-    flag.off_result = (None, None, _OFF, False, None)
-    flag.meta_cache = {}
-    flag.needs_state = False
+    flag.off_result = (None, None, _OFF, False, None, None)
     flag.prerequisites = ()
     flag.targets = ()
     flag.rules = ()
     flag.fallthrough = None
+    flag.constant = None
+    flag.run = _constant_only
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object")
@@ -428,10 +638,14 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
             flag.version = version
         if raw.get("deleted") is True:
             flag.deleted = True
+            flag.constant = NOT_FOUND
             return flag
         _compile_flag_body(flag, raw)
+        if not flag.on:
+            flag.constant = flag.off_result
     except _Bad as exc:
         flag.malformed = str(exc)
+        flag.constant = MALFORMED
         logger.error(
             "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
         )
@@ -450,7 +664,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
 
     def off_value(reason: Reason) -> Result:
         if off_variation is None:
-            return (None, None, reason, False, None)
+            return (None, None, reason, False, None, [None, None, None, None])
         return variations.result(off_variation, reason)
 
     flag.off_result = off_value(_OFF)
@@ -500,9 +714,10 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
                         variations.result(v, _TARGET_MATCH),
                     )
                 )
-    flag.targets = tuple(t for t in targets if t[1])
+    flag.targets = _target_maps(targets)
 
     rules = []
+    inline: list[tuple[list[InlineClause | Clause], Result | None, Resolve]] = []
     segments: set[str] = set()
     for index, r in enumerate(_objects(raw, "rules")):
         rule_id = _opt(r, "id", str, "")
@@ -513,10 +728,14 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         clauses = _objects(r, "clauses")
         segments |= _segment_refs(clauses)
         track = bool(_opt(r, "trackEvents", bool, False))
-        rules.append(
+        compiled = [_compile_clause(c) for c in clauses]
+        resolver = Resolver(r, key, salt, variations, reason, track)
+        rules.append((_all_of(tuple(pred for pred, _ in compiled)), resolver))
+        inline.append(
             (
-                tuple(compile_clause(c) for c in clauses),
-                Resolver(r, key, salt, variations, reason, track),
+                [spec or pred for pred, spec in compiled],
+                resolver.fixed,
+                resolver.resolve,
             )
         )
     flag.rules = tuple(rules)
@@ -533,7 +752,16 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         _FALLTHROUGH,
         flag.track_events_fallthrough,
     )
-    flag.needs_state = bool(prereqs or segments)
+    fallthrough = flag.fallthrough
+    if not (prereqs or flag.targets or rules) and fallthrough.fixed is not None:
+        flag.constant = fallthrough.fixed
+    else:
+        flag.run = build_runner(
+            flag.prerequisites,
+            flag.targets,
+            inline,
+            (fallthrough.fixed, fallthrough.resolve),
+        ) or partial(interpret, flag)
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
@@ -543,6 +771,39 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         flag.client_side = bool(_opt(availability, "usingEnvironmentId", bool, False))
     else:
         flag.client_side = bool(_opt(raw, "clientSide", bool, False))
+
+
+def _constant_only(ctx: Context, st: EvalState) -> Result:
+    raise AssertionError("a flag with a constant result is never run")
+
+
+def interpret(flag: CompiledFlag, ctx: Context, st: EvalState) -> Result:
+    """Evaluate an on, well-formed flag by walking its compiled parts.
+
+    What the generated code does, for flags too big to generate code for; the
+    tests also hold the two against each other.
+    """
+    if flag.prerequisites:
+        failed = st.prerequisites_failed(flag.prerequisites, ctx)
+        if failed is not None:
+            return failed
+    targets = flag.targets
+    if targets:
+        parts = ctx._parts
+        for kind, lookup in targets:
+            part = parts.get(kind)
+            if part is not None:
+                hit = lookup.get(part._key)
+                if hit is not None:
+                    return hit
+    for match, resolver in flag.rules:
+        if match(ctx, st):
+            fixed = resolver.fixed
+            return fixed if fixed is not None else resolver.resolve(ctx)
+    fallthrough = flag.fallthrough
+    assert fallthrough is not None
+    fixed = fallthrough.fixed
+    return fixed if fixed is not None else fallthrough.resolve(ctx)
 
 
 # ----------------------------------------------------------------- segments

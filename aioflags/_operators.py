@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 if TYPE_CHECKING:
     from ._json import JSONValue
 
-__all__ = ["SemVer", "compile_test", "parse_instant", "parse_semver"]
+__all__ = [
+    "SemVer",
+    "compile_test",
+    "fast_form",
+    "parse_instant",
+    "parse_semver",
+    "semver_key",
+]
 
 Test = Callable[["JSONValue"], bool]
 
@@ -133,6 +140,27 @@ def _semver_of(value: JSONValue) -> SemVer | None:
     return parse_semver(value) if isinstance(value, str) else None
 
 
+#: A version's precedence as a plain tuple: ``a < b`` exactly when
+#: ``compare_semver(a, b) == -1``, so a clause compares in one C-level step.
+SemVerKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
+
+
+def _key_of(s: SemVer) -> SemVerKey:
+    if not s.prerelease:
+        return (s.major, s.minor, s.patch, 1, ())  # a release follows its prereleases
+    # Numeric identifiers order numerically and before alphanumeric ones, which
+    # order as ASCII; a shorter run of equal identifiers comes first.
+    ids = tuple((0, int(i)) if i.isdigit() else (1, i) for i in s.prerelease)
+    return (s.major, s.minor, s.patch, 0, ids)
+
+
+@lru_cache(maxsize=4096)
+def semver_key(text: str) -> SemVerKey | None:
+    """The precedence key of a version string, or ``None`` if it is not SemVer."""
+    s = parse_semver(text)
+    return None if s is None else _key_of(s)
+
+
 def _never(value: JSONValue) -> bool:
     return False
 
@@ -182,19 +210,31 @@ _COMPARE: Final = {
     "greaterThan": float.__gt__,
     "greaterThanOrEqual": float.__ge__,
 }
+#: "any clause value c with v OP c" is "v OP bound", the bound being the
+#: largest value for < and <=, the smallest for > and >=.
+_BOUND: Final = {
+    "lessThan": max,
+    "lessThanOrEqual": max,
+    "greaterThan": min,
+    "greaterThanOrEqual": min,
+}
+_SEMVER_FORMS: Final = {
+    "semVerEqual": "semver=",
+    "semVerLessThan": "semver<",
+    "semVerGreaterThan": "semver>",
+}
+
+
 _NUMBERS: Final = frozenset({int, float})
 
 
 def _compile_numeric(values: Sequence[JSONValue], op: str) -> Test:
-    cs = tuple(float(c) for c in values if _is_number(c))
+    cs = [float(c) for c in values if _is_number(c)]
     if not cs:
         return _never
     compare = _COMPARE[op]
-    if len(cs) == 1:
-        # The common case, without a generator: one clause value.
-        (c,) = cs
-        return lambda v: type(v) in _NUMBERS and compare(float(v), c)
-    return lambda v: type(v) in _NUMBERS and any(compare(float(v), c) for c in cs)
+    bound = _BOUND[op](cs)
+    return lambda v: type(v) in _NUMBERS and compare(float(v), bound)
 
 
 def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
@@ -220,19 +260,19 @@ def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
 
 
 def _compile_semver(values: Sequence[JSONValue], want: int) -> Test:
-    cs = tuple(s for s in map(_semver_of, values) if s is not None)
+    cs = [_key_of(s) for s in map(_semver_of, values) if s is not None]
     if not cs:
         return _never
-
-    def test(v: JSONValue) -> bool:
-        if type(v) is not str:
-            return False
-        s = parse_semver(v)
-        if s is None:
-            return False
-        return any(compare_semver(s, c) == want for c in cs)
-
-    return test
+    key = semver_key
+    if want == 0:
+        members = frozenset(cs)
+        return lambda v: type(v) is str and key(v) in members
+    # Any clause version c with v < c is v < the largest (and > the smallest).
+    if want < 0:
+        high = max(cs)
+        return lambda v: type(v) is str and (k := key(v)) is not None and k < high
+    low = min(cs)
+    return lambda v: type(v) is str and (k := key(v)) is not None and k > low
 
 
 def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
@@ -273,3 +313,47 @@ def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
     if op == "semVerGreaterThan":
         return _compile_semver(values, 1)
     return _never
+
+
+def fast_form(op: str, values: Sequence[JSONValue]) -> tuple[str, object] | None:
+    """How a clause can decide the common value types inline, or ``None``.
+
+    ``compile_clause`` and the code generator use this to skip the generic
+    test call. For a string value: ``("in", frozenset)``, ``("startswith" |
+    "endswith", tuple)``, ``("contains", str)``, ``("search", pattern.search)``,
+    ``("semver<" | "semver>", key)`` and ``("semver=", frozenset of keys)``.
+    For a number: ``(comparison, bound)``, where ``before`` and ``after``
+    are ``lessThan`` and ``greaterThan`` on epoch milliseconds. Values of
+    other types go to the generic test, which has the same semantics.
+    """
+    strs = tuple(c for c in values if isinstance(c, str))
+    if op == "in":
+        return ("in", frozenset(strs))
+    if op == "startsWith":
+        return ("startswith", strs)
+    if op == "endsWith":
+        return ("endswith", strs)
+    if op == "contains" and len(strs) == 1:
+        return ("contains", strs[0])
+    if op == "matches" and len(strs) == 1:
+        pattern = _compile_regex(strs[0])
+        return None if pattern is None else ("search", pattern.search)
+    if op in _BOUND:
+        numbers = [float(c) for c in values if _is_number(c)]
+        return (op, _BOUND[op](numbers)) if numbers else None
+    if op == "before" or op == "after":
+        instants = [t for t in map(parse_instant, values) if t is not None]
+        if not instants:
+            return None
+        if op == "before":
+            return ("lessThan", max(instants))
+        return ("greaterThan", min(instants))
+    form = _SEMVER_FORMS.get(op)
+    if form is not None:
+        keys = [_key_of(s) for s in map(_semver_of, values) if s is not None]
+        if not keys:
+            return None
+        if form == "semver=":
+            return (form, frozenset(keys))
+        return (form, max(keys) if form == "semver<" else min(keys))
+    return None

@@ -12,7 +12,7 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._evaluate import ERROR_RESULTS, Memo, evaluate, typed_check
+from ._evaluate import ERROR_RESULTS, Matcher, Memo, evaluate, evaluate_one, typed_check
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _meta_entry(
     prerequisites: list[str],
 ) -> JSONObject:
     """A flag's ``$flagsState`` entry (evaluation.md §11)."""
-    _, index, reason, experiment, _ = result
+    _, index, reason, experiment, _, _ = result
     entry: JSONObject = {}
     if index is not None:
         entry["variation"] = index
@@ -72,7 +72,7 @@ class FlagSnapshot:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_flags", "_initialized", "_segments")
+    __slots__ = ("_all_flags_plan", "_flags", "_initialized", "_matcher", "_segments")
 
     def __init__(
         self,
@@ -84,6 +84,8 @@ class FlagSnapshot:
         self._flags = flags
         self._segments = segments
         self._initialized = initialized
+        self._matcher = Matcher(flags, segments)
+        self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
 
     @property
     def initialized(self) -> bool:
@@ -101,9 +103,17 @@ class FlagSnapshot:
         if context is None or context._error is not None:
             return _NO_CONTEXT
         flag = self._flags.get(key)
-        if flag is None or flag.deleted:
+        if flag is None:
             return _NOT_FOUND
-        return evaluate(self._flags, self._segments, flag, context)[0]
+        result = flag.constant  # a deleted flag's is FLAG_NOT_FOUND
+        if result is not None:
+            return result
+        if not flag.prerequisites:
+            try:
+                return flag.run(context, self._matcher)
+            except Exception:  # noqa: BLE001
+                pass  # as in variation(): the careful path does it again
+        return evaluate_one(self._matcher, flag, context)
 
     # --------------------------------------------------------------- untyped
     def variation(
@@ -111,16 +121,22 @@ class FlagSnapshot:
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
         # The hot path: every failure returns the default, so the checks can be
-        # merged (the reason is not needed here).
+        # merged (the reason is not needed here); a deleted flag's constant
+        # result serves no variation.
         flag = self._flags.get(key)
-        if (
-            flag is None
-            or flag.deleted
-            or context is None
-            or context._error is not None
-        ):
+        if flag is None or context is None or context._error is not None:
             return default
-        result = evaluate(self._flags, self._segments, flag, context)[0]
+        result = flag.constant
+        if result is None:
+            if flag.prerequisites:
+                result = evaluate_one(self._matcher, flag, context)
+            else:
+                try:
+                    result = flag.run(context, self._matcher)
+                except Exception:  # noqa: BLE001
+                    # Evaluation is pure: the careful path does it again, and
+                    # logs it, or starts again with a state where one is needed.
+                    result = evaluate_one(self._matcher, flag, context)
         return default if result[1] is None else result[0]
 
     def variation_detail(
@@ -145,24 +161,18 @@ class FlagSnapshot:
             return _WRONG_TYPE
         if value is result[0]:
             return result
-        return (
-            value,
-            result[1],
-            result[2],
-            result[3],
-            None,
-        )  # converted (int <-> float)
+        return (value, result[1], result[2], result[3], None, None)  # int <-> float
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> T:
-        value, index, _, _, _ = self._typed(key, context, default, kind)
+        value, index, _, _, _, _ = self._typed(key, context, default, kind)
         return default if index is None else value
 
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
-        value, index, reason, _, detail = self._typed(key, context, default, kind)
+        value, index, reason, _, detail, _ = self._typed(key, context, default, kind)
         if detail is not None:
             return detail  # its value passed the type check
         return EvaluationDetail(
@@ -240,33 +250,73 @@ class FlagSnapshot:
         now_ms = _dt.datetime.now(_dt.timezone.utc).timestamp() * 1000.0
         values: JSONObject = {}
         meta: dict[str, JSONObject] = {}
-        flags, segments = self._flags, self._segments
         memo: Memo = {}  # each flag is evaluated once, even when it is a prerequisite
-        for key, flag in flags.items():
-            if flag.deleted or (client_side_only and not flag.client_side):
+        matcher = self._matcher
+        reasons = with_reasons << 1
+        plan = self._all_flags_plan
+        if plan is None:
+            plan = self._all_flags_plan = self._plan()
+        for key, flag, is_prerequisite in plan:
+            if client_side_only and not flag.client_side:
                 continue
-            result, st = evaluate(flags, segments, flag, context, memo)
+            st = None
+            result = flag.constant
+            if result is None:
+                if flag.prerequisites:
+                    result, st = evaluate(matcher, flag, context, memo)
+                else:
+                    try:
+                        result = flag.run(context, matcher)
+                    except Exception:  # noqa: BLE001
+                        # As in variation(): the careful path does it again.
+                        result, st = evaluate(matcher, flag, context, memo)
+                    else:
+                        if is_prerequisite:
+                            memo[key] = result
+            elif is_prerequisite:
+                memo[key] = result
             values[key] = result[0]
-            debug = flag.debug_events_until_date
             omit = details_only_for_tracked_flags and not (
-                flag.track_events or result[3] or (debug is not None and debug > now_ms)
-            )
-            if st.prerequisites or st.big is not None:
-                # Depends on this evaluation (the prerequisites reached, a reason
-                # built for it): not shareable.
-                meta[key] = _meta_entry(
-                    flag, result, with_reasons, omit, st.prerequisites
+                flag.track_events
+                or result[3]
+                or (
+                    flag.debug_events_until_date is not None
+                    and flag.debug_events_until_date > now_ms
                 )
-                continue
-            # Otherwise the entry is a function of the (precompiled) result and
-            # the options: build it once per flag version and share it.
-            cache_key = (id(result), with_reasons, omit)
-            entry = flag.meta_cache.get(cache_key)
-            if entry is None:
-                entry = _meta_entry(flag, result, with_reasons, omit, [])
-                flag.meta_cache[cache_key] = entry
+            )
+            metas = result[5]
+            reached = st.prerequisites or [] if st is not None else []
+            if metas is None:
+                # Shared between flags, or built for this evaluation: so is its entry.
+                entry = _meta_entry(flag, result, with_reasons, omit, reached)
+            else:
+                # A function of this flag's precompiled result and the options
+                # (even the prerequisites reached: all of them, or up to the one
+                # whose own result this is), so built once per flag version.
+                cached = metas[reasons | omit]
+                if cached is None:
+                    cached = metas[reasons | omit] = _meta_entry(
+                        flag, result, with_reasons, omit, reached
+                    )
+                entry = cached
             meta[key] = entry
         return FlagsState(valid=True, values=values, meta=meta)
+
+    def _plan(self) -> tuple[tuple[str, CompiledFlag, bool], ...]:
+        """The live flags in order, each with whether another flag requires it.
+
+        Built once per snapshot, on its first all-flags pass: only the outcomes
+        of flags that are prerequisites need to be remembered during a pass.
+        """
+        flags = self._flags
+        required = {
+            k for f in flags.values() if not f.deleted for k in f.prerequisite_keys
+        }
+        return tuple(
+            (key, flag, key in required)
+            for key, flag in flags.items()
+            if not flag.deleted
+        )
 
     def __repr__(self) -> str:
         return (

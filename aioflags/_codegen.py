@@ -1,0 +1,206 @@
+"""Flags compiled to Python functions, one per flag (evaluation.md §13).
+
+A flag's targets, rules and fallthrough become the body of one generated
+function, so an evaluation is one call instead of a walk over rule objects
+with a call per clause: the common clauses (``in``, ``startsWith``,
+``endsWith``, ``contains``, ``matches`` and the numeric comparisons on a
+top-level attribute, ``segmentMatch``) are written inline, the rest call their
+compiled predicate.
+
+The generated source holds nothing from the flag data: every key, attribute
+name, clause value and result is an *operand*, passed to a factory as an
+argument, and the source names it ``_0``, ``_1``, ... So two flags of the same
+shape (the same targets kinds count, the same operators in the same places)
+have the same source: it is compiled once and its factory is reused, and
+flag data can never become code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
+
+from ._operators import semver_key
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._json import JSONValue
+    from ._model import Result
+
+__all__ = ["MAX_CLAUSES", "InlineClause", "Runner", "build_runner", "slow_clause"]
+
+#: ``run(context, state) -> Result``
+Runner: TypeAlias = Callable[["Context", Any], "Result"]
+
+#: Flags with more clauses than this are evaluated by the interpreter: one
+#: compile must stay short (it runs on the event loop) and such flags are rare.
+MAX_CLAUSES: Final = 64
+_CACHE_SIZE: Final = 1024
+
+
+class InlineClause(NamedTuple):
+    """A clause the generator can write inline.
+
+    ``how`` is ``"segment"`` (``operand``: the segment keys), a string form
+    (``"in"``, ``"startswith"``, ``"endswith"``, ``"contains"``, ``"search"``)
+    or a numeric comparison (``"lessThan"`` ...; ``operand``: the bound).
+    ``test`` is the generic test, for values the inline form does not decide.
+    """
+
+    how: str
+    kind: str
+    name: str
+    operand: object
+    test: Callable[[JSONValue], bool] | None
+    negate: bool
+
+
+def slow_clause(test: Callable[[JSONValue], bool], v: JSONValue, negate: bool) -> bool:
+    """The generic clause semantics for a present value the inline form left."""
+    if type(v) is list:
+        return any(test(e) for e in v) != negate
+    return test(v) != negate
+
+
+_STRING_FORMS: Final = {
+    # (the test, its negation), on a string ``v`` and the operand ``{o}``
+    "in": ("v in {o}", "v not in {o}"),
+    "startswith": ("v.startswith({o})", "not v.startswith({o})"),
+    "endswith": ("v.endswith({o})", "not v.endswith({o})"),
+    "contains": ("{o} in v", "{o} not in v"),
+    "search": ("{o}(v) is not None", "{o}(v) is None"),
+}
+_SEMVER_FORMS: Final = {
+    # on a string ``v``: its precedence key (``None`` if not SemVer) and the operand
+    "semver<": "(k := _semver(v)) is not None and k < {o}",
+    "semver>": "(k := _semver(v)) is not None and k > {o}",
+    "semver=": "_semver(v) in {o}",
+}
+_NUMERIC_FORMS: Final = {
+    "lessThan": "<",
+    "lessThanOrEqual": "<=",
+    "greaterThan": ">",
+    "greaterThanOrEqual": ">=",
+}
+_GLOBALS: Final[dict[str, object]] = {
+    "__builtins__": {"type": type, "float": float, "int": int, "str": str},
+    "_slow": slow_clause,
+    "_semver": semver_key,
+    "_EMPTY": MappingProxyType({}),
+}
+_factories: dict[str, Callable[..., Runner]] = {}
+
+
+class _Writer:
+    """Collects the source lines and the operands of one flag."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.operands: list[object] = []
+        self.parts: dict[str, int] = {}  # context kind -> index of its part variable
+
+    def operand(self, value: object) -> str:
+        self.operands.append(value)
+        return f"_{len(self.operands) - 1}"
+
+    def part(self, kind: str) -> str:
+        index = self.parts.get(kind)
+        if index is None:
+            index = self.parts[kind] = len(self.parts)
+        return f"p{index}"
+
+    def clause(self, c: InlineClause | Callable[..., bool]) -> str:
+        if not isinstance(c, InlineClause):
+            return f"{self.operand(c)}(ctx, st)"
+        if c.how == "segment":
+            return f"(st.match_segments({self.operand(c.operand)}, ctx) != {c.negate})"
+        values = "a" + self.part(c.kind)[1:]
+        lookup = f"(v := {values}.get({self.operand(c.name)})) is not None"
+        slow = f"_slow({self.operand(c.test)}, v, {c.negate})"
+        o = self.operand(c.operand)
+        if c.how in _SEMVER_FORMS:
+            test = _SEMVER_FORMS[c.how].format(o=o)
+            if c.negate:
+                test = f"not ({test})"
+            return f"({lookup} and (({test}) if type(v) is str else {slow}))"
+        if c.how in _NUMERIC_FORMS:
+            test = f"float(v) {_NUMERIC_FORMS[c.how]} {o}"
+            if c.negate:
+                test = f"not ({test})"
+            return f"({lookup} and (({test}) if (type(v) is int or type(v) is float) else {slow}))"
+        test = _STRING_FORMS[c.how][c.negate].format(o=o)
+        return f"({lookup} and (({test}) if type(v) is str else {slow}))"
+
+    def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
+        if fixed is not None:
+            self.lines.append(f"{indent}return {self.operand(fixed)}")
+        else:
+            self.lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
+
+
+def build_runner(
+    prerequisites: tuple[object, ...],
+    targets: tuple[tuple[str, Mapping[str, object]], ...],
+    rules: Sequence[
+        tuple[
+            Sequence[InlineClause | Callable[..., bool]],
+            object,
+            Callable[..., object],
+        ]
+    ],
+    fallthrough: tuple[object, Callable[..., object]],
+) -> Runner | None:
+    """The generated function for a flag, or ``None`` if it is too big.
+
+    ``rules`` holds, per rule, its clauses, its fixed result (or ``None``) and
+    its resolve function; ``fallthrough`` the same pair.
+    """
+    if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
+        return None
+    w = _Writer()
+    body = w.lines
+    if prerequisites:
+        body.append(f"    r = st.prerequisites_failed({w.operand(prerequisites)}, ctx)")
+        body.append("    if r is not None:")
+        body.append("        return r")
+    for kind, lookup in targets:
+        p = w.part(kind)
+        body.append(f"    if {p} is not None:")
+        body.append(f"        r = {w.operand(lookup)}.get({p}._key)")
+        body.append("        if r is not None:")
+        body.append("            return r")
+    unconditional = False
+    for clauses, fixed, resolve in rules:
+        if not clauses:
+            w.serve("    ", fixed, resolve)
+            unconditional = True
+            break
+        body.append(f"    if {' and '.join(w.clause(c) for c in clauses)}:")
+        w.serve("        ", fixed, resolve)
+    if not unconditional:
+        w.serve("    ", *fallthrough)
+    head = ["    parts = ctx._parts"] if w.parts else []
+    for kind, index in w.parts.items():
+        head.append(f"    p{index} = parts.get({w.operand(kind)})")
+        head.append(f"    a{index} = _EMPTY if p{index} is None else p{index}._values")
+    names = ", ".join(f"_{i}" for i in range(len(w.operands)))
+    source = "\n".join(
+        [
+            f"def make({names}):",
+            "  def run(ctx, st):",
+            *(f"  {line}" for line in head + body),  # run sits inside make
+            "  return run",
+        ]
+    )
+    factory = _factories.get(source)
+    if factory is None:
+        if len(_factories) >= _CACHE_SIZE:
+            _factories.clear()  # a cache only: built runners keep their code
+        namespace: dict[str, object] = {}
+        # Safe: the source is built from the fixed fragments above and operand
+        # names only; the flag data reaches the code as arguments of make().
+        exec(compile(source, "<aioflags flag>", "exec"), dict(_GLOBALS), namespace)
+        factory = cast("Callable[..., Runner]", namespace["make"])
+        _factories[source] = factory
+    return factory(*w.operands)

@@ -1,0 +1,447 @@
+"""Flags compiled to Python functions (aioflags/_codegen.py).
+
+The generated code must do exactly what the interpreter (``interpret``) does,
+must never turn flag data into code, and must share compiled code between
+flags of one shape. The differential test holds both against LaunchDarkly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from aioflags import Context
+from aioflags._codegen import MAX_CLAUSES
+from aioflags._evaluate import Matcher, _State
+from aioflags._model import (
+    CompiledFlag,
+    MalformedAbort,
+    _compile_clause,
+    compile_flag,
+    compile_segment,
+    interpret,
+)
+from aioflags._operators import (
+    compare_semver,
+    compile_test,
+    parse_semver,
+    semver_key,
+)
+from tests.reference import Generator
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except MalformedAbort:
+        return "MalformedAbort"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_code_does_what_the_interpreter_does(seed: int) -> None:
+    case = Generator(seed).case(n_flags=10, n_contexts=10)
+    flags = {k: compile_flag(k, v) for k, v in case.flags.items()}
+    segments = {k: compile_segment(k, v) for k, v in case.segments.items()}
+    compared = 0
+    for raw in case.contexts:
+        ctx = Context.from_dict(raw)
+        if not ctx.valid:
+            continue
+        for key, flag in flags.items():
+            if flag.constant is not None:
+                continue
+            generated = _outcome(flag.run, ctx, _State(flags, segments, key))
+            interpreted = _outcome(interpret, flag, ctx, _State(flags, segments, key))
+            assert generated == interpreted, (key, raw)
+            compared += 1
+    assert compared  # a seed that compared nothing would prove nothing
+
+
+def test_flags_of_one_shape_share_their_code_and_not_their_data() -> None:
+    def flag(key: str, email: str, serve: int) -> CompiledFlag:
+        return compile_flag(
+            key,
+            {
+                "key": key,
+                "version": 1,
+                "on": True,
+                "variations": ["a", "b", "c"],
+                "fallthrough": {"variation": 0},
+                "rules": [
+                    {
+                        "variation": serve,
+                        "clauses": [
+                            {"attribute": "email", "op": "endsWith", "values": [email]}
+                        ],
+                    }
+                ],
+            },
+        )
+
+    one, two = flag("one", "@a.com", 1), flag("two", "@b.com", 2)
+    assert one.run.__code__ is two.run.__code__
+    ann = Context.from_dict({"kind": "user", "key": "ann", "email": "ann@b.com"})
+    matcher = Matcher({}, {})
+    assert one.run(ann, matcher)[0] == "a"
+    assert two.run(ann, matcher)[0] == "c"
+
+
+def test_flag_data_never_becomes_code() -> None:
+    hostile = '"); raise SystemExit("injected"); ("'
+    flag = compile_flag(
+        hostile,
+        {
+            "key": hostile,
+            "version": 1,
+            "on": True,
+            "variations": [hostile, "b"],
+            "fallthrough": {"variation": 1},
+            "targets": [{"variation": 0, "values": [hostile]}],
+            "rules": [
+                {
+                    "variation": 0,
+                    "clauses": [
+                        {"attribute": hostile, "op": "in", "values": [hostile]}
+                    ],
+                },
+                {
+                    "variation": 0,
+                    "clauses": [
+                        {"attribute": "key", "op": "matches", "values": [hostile]}
+                    ],
+                },
+            ],
+        },
+    )
+    assert flag.malformed is None
+    for text in (flag.run.__code__.co_names, flag.run.__code__.co_consts):
+        assert hostile not in repr(text)
+    matcher = Matcher({}, {})
+    assert flag.run(Context.create(hostile), matcher)[1] == 0
+    assert (
+        flag.run(
+            Context.from_dict({"kind": "user", "key": "x", hostile: hostile}), matcher
+        )[1]
+        == 0
+    )
+    assert flag.run(Context.create("x"), matcher)[1] == 1
+
+
+def test_a_flag_too_big_to_generate_is_interpreted() -> None:
+    clauses = [
+        {"attribute": "n", "op": "lessThan", "values": [i]}
+        for i in range(MAX_CLAUSES + 1)
+    ]
+    flag = compile_flag(
+        "big",
+        {
+            "key": "big",
+            "version": 1,
+            "on": True,
+            "variations": [False, True],
+            "fallthrough": {"variation": 0},
+            "rules": [{"variation": 1, "clauses": clauses}],
+        },
+    )
+    assert not hasattr(flag.run, "__code__")  # a partial of the interpreter
+    matcher = Matcher({}, {})
+    assert (
+        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher)[0]
+        is True
+    )
+    assert (
+        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher)[0]
+        is False
+    )
+
+
+# Inline clause forms against the generic test, value by value.
+_VALUES: list[Any] = [
+    None,
+    "",
+    "a",
+    "abc",
+    "x@example.com",
+    "2.1.0",
+    "2.1.0-beta.1",
+    "3",
+    "1970-01-01T00:00:01Z",
+    "1970-01-01T00:00:01+25:00",
+    "30",
+    0,
+    1,
+    30,
+    30.0,
+    45.5,
+    1000,
+    True,
+    False,
+    ["a", "zzz"],
+    [30, "b"],
+    [],
+    {"a": 1},
+]
+_CLAUSES: list[tuple[str, list[Any]]] = [
+    ("in", ["a", "abc"]),
+    ("in", ["a", 30, True]),
+    ("in", []),
+    ("startsWith", ["a", "x@"]),
+    ("startsWith", [1]),
+    ("endsWith", ["c", ".com"]),
+    ("contains", ["b"]),
+    ("contains", ["b", "@"]),
+    ("matches", ["^a.c$"]),
+    ("matches", ["["]),
+    ("lessThan", [30]),
+    ("lessThan", [1, 30, "40"]),
+    ("lessThanOrEqual", [30.0]),
+    ("greaterThan", [1, 30]),
+    ("greaterThanOrEqual", [45.5, 2]),
+    ("before", [1000, "1970-01-01T00:00:02Z"]),
+    ("after", [0, "bad"]),
+    ("after", ["bad"]),
+    ("semVerEqual", ["2.1", "3.0.0"]),
+    ("semVerLessThan", ["2.1.0", "1.0.0"]),
+    ("semVerGreaterThan", ["2.1.0-beta", "9.9.9"]),
+    ("semVerGreaterThan", ["no"]),
+]
+
+
+def _expected(op: str, values: list[Any], negate: bool, value: Any) -> bool:
+    """evaluation.md §6: a missing value never matches; a list matches if any element does."""
+    if value is None:
+        return False
+    test = compile_test(op, values)
+    matched = any(map(test, value)) if isinstance(value, list) else test(value)
+    return matched != negate
+
+
+@pytest.mark.parametrize(("op", "values"), _CLAUSES)
+@pytest.mark.parametrize("negate", [False, True])
+def test_inline_forms_agree_with_the_generic_test(
+    op: str, values: list[Any], negate: bool
+) -> None:
+    raw = {"attribute": "v", "op": op, "values": values, "negate": negate}
+    fast, spec = _compile_clause(raw)
+    inline = compile_flag(
+        "f",
+        {
+            "key": "f",
+            "version": 1,
+            "on": True,
+            "variations": [False, True],
+            "fallthrough": {"variation": 0},
+            "rules": [{"variation": 1, "clauses": [raw]}],
+        },
+    )
+    matcher = Matcher({}, {})
+    for value in _VALUES:
+        ctx = Context.from_dict({"kind": "user", "key": "k", "v": value})
+        expected = _expected(op, values, negate, value)
+        assert fast(ctx, matcher) == expected, (value, spec)
+        assert inline.run(ctx, matcher)[0] == expected, (value, spec)
+    no_attribute = Context.create("k")
+    assert fast(no_attribute, matcher) is False
+    assert inline.run(no_attribute, matcher)[0] is False
+
+
+@pytest.mark.parametrize(
+    ("op", "values", "how"),
+    [
+        ("in", ["a"], "in"),
+        ("startsWith", ["a"], "startswith"),
+        ("endsWith", ["a"], "endswith"),
+        ("contains", ["a"], "contains"),
+        ("contains", ["a", "b"], None),
+        ("matches", ["^a"], "search"),
+        ("matches", ["["], None),
+        ("lessThan", [1, 2], "lessThan"),
+        ("before", ["1970-01-01T00:00:01Z"], "lessThan"),
+        ("after", [5], "greaterThan"),
+        ("after", ["bad"], None),
+        ("semVerEqual", ["2.1"], "semver="),
+        ("semVerLessThan", ["2.1"], "semver<"),
+        ("semVerGreaterThan", ["2.1"], "semver>"),
+        ("semVerGreaterThan", ["no"], None),
+        ("segmentMatch", ["s"], "segment"),
+    ],
+)
+def test_inline_forms_cover_the_common_operators(
+    op: str, values: list[Any], how: str | None
+) -> None:
+    spec = _compile_clause({"attribute": "v", "op": op, "values": values})[1]
+    assert (spec and spec.how) == how
+    path = _compile_clause({"attribute": "/v/w", "contextKind": "user", "op": op})
+    assert path[1] is None or op == "segmentMatch"
+
+
+VERSIONS = [
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-alpha.beta",
+    "1.0.0-beta",
+    "1.0.0-beta.2",
+    "1.0.0-beta.11",
+    "1.0.0-rc.1",
+    "1.0.0",
+    "1.0.0+build",
+    "1.0.1",
+    "1.1",
+    "2",
+    "10.0.0",
+]
+
+
+def test_semver_keys_order_as_precedence() -> None:
+    for a, b in itertools.product(VERSIONS, repeat=2):
+        expected = compare_semver(parse_semver(a), parse_semver(b))  # type: ignore[arg-type]
+        ka, kb = semver_key(a), semver_key(b)
+        assert ka is not None and kb is not None
+        assert (ka > kb) - (ka < kb) == expected, (a, b)
+    assert semver_key("1.02.0") is None
+
+
+# The hot paths try the generated code with the shared matcher and come back
+# to the careful path (a state, logging) for prerequisites and failures.
+def _flag(key: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "version": 1,
+        "on": True,
+        "variations": ["off", "on"],
+        "offVariation": 0,
+        "fallthrough": {"variation": 1},
+        **fields,
+    }
+
+
+BROKEN_RULE = {
+    "variation": 0,
+    "clauses": [{"attribute": "/", "contextKind": "user", "op": "in", "values": ["x"]}],
+}
+
+
+def _snapshot(flags: dict[str, Any], segments: dict[str, Any] | None = None) -> Any:
+    from aioflags._store import snapshot_from_data
+
+    return snapshot_from_data(flags, segments or {})
+
+
+def test_variation_of_a_flag_with_prerequisites() -> None:
+    snap = _snapshot(
+        {
+            "base": _flag(
+                "base",
+                rules=[
+                    {
+                        "variation": 0,
+                        "clauses": [
+                            {"attribute": "key", "op": "in", "values": ["bob"]}
+                        ],
+                    }
+                ],
+            ),
+            "top": _flag("top", prerequisites=[{"key": "base", "variation": 1}]),
+        }
+    )
+    assert snap.variation("top", Context.create("ann"), "default") == "on"
+    assert snap.variation("top", Context.create("bob"), "default") == "off"
+
+
+def test_variation_comes_back_to_the_careful_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snap = _snapshot(
+        {
+            "broken": _flag("broken", rules=[BROKEN_RULE]),
+            "big": _flag(
+                "big",
+                rules=[
+                    {
+                        "variation": 0,
+                        "clauses": [
+                            {
+                                "attribute": "",
+                                "op": "segmentMatch",
+                                "values": ["unbounded"],
+                            }
+                        ],
+                    }
+                ],
+            ),
+        },
+        {"unbounded": {"key": "unbounded", "version": 1, "unbounded": True}},
+    )
+    ann = Context.create("ann")
+    assert snap.variation("broken", ann, "default") == "default"
+    assert (
+        snap.variation_detail("broken", ann, "default").reason["errorKind"]
+        == "MALFORMED_FLAG"
+    )
+    assert "could not be evaluated" in caplog.text
+    detail = snap.variation_detail("big", ann, "default")
+    assert detail.value == "on"
+    assert detail.reason["bigSegmentsStatus"] == "NOT_CONFIGURED"
+    assert snap.variation("big", ann, "default") == "on"
+
+
+def test_all_flags_state_remembers_failed_prerequisites(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = _snapshot(
+        {
+            "broken": _flag("broken", rules=[BROKEN_RULE]),
+            "failing": _flag(
+                "failing",
+                rules=[
+                    {
+                        "variation": 1,
+                        "clauses": [{"attribute": "key", "op": "in", "values": ["x"]}],
+                    }
+                ],
+            ),
+            "on-broken": _flag(
+                "on-broken", prerequisites=[{"key": "broken", "variation": 1}]
+            ),
+            "on-failing": _flag(
+                "on-failing", prerequisites=[{"key": "failing", "variation": 1}]
+            ),
+        }
+    )
+
+    def boom(ctx: Context, st: object) -> object:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(snap._flags["failing"], "run", boom)
+    state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
+    reasons = {k: v["reason"] for k, v in state["$flagsState"].items()}
+    assert reasons["broken"]["errorKind"] == "MALFORMED_FLAG"
+    assert reasons["on-broken"]["errorKind"] == "MALFORMED_FLAG"
+    assert reasons["failing"]["errorKind"] == "EXCEPTION"
+    assert reasons["on-failing"]["errorKind"] == "EXCEPTION"
+    assert "failed unexpectedly" in caplog.text
+
+
+def test_the_shared_matcher_hands_prerequisites_to_a_state() -> None:
+    from aioflags._evaluate import _NeedState
+
+    with pytest.raises(_NeedState):
+        Matcher({}, {}).prerequisites_failed((), Context.create("ann"))
+
+
+def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioflags._codegen as codegen
+
+    monkeypatch.setattr(codegen, "_CACHE_SIZE", 1)
+    monkeypatch.setattr(codegen, "_factories", {})
+    rule = {
+        "variation": 0,
+        "clauses": [{"attribute": "key", "op": "in", "values": ["x"]}],
+    }
+    one = compile_flag("one", _flag("one", rules=[rule]))
+    two = compile_flag("two", _flag("two", rules=[rule, rule]))
+    assert len(codegen._factories) == 1
+    ann = Context.from_dict({"kind": "user", "key": "x"})
+    assert one.run(ann, Matcher({}, {}))[0] == two.run(ann, Matcher({}, {}))[0] == "off"
