@@ -8,17 +8,17 @@ top-level attribute, ``segmentMatch``) are written inline, the rest call their
 compiled predicate.
 
 The generated source holds nothing from the flag data: every key, attribute
-name, clause value and result is an *operand*, passed to a factory as an
-argument, and the source names it ``_0``, ``_1``, ... So two flags of the same
-shape (the same targets kinds count, the same operators in the same places)
-have the same source: it is compiled once and its factory is reused, and
-flag data can never become code.
+name, clause value and result is an *operand*, passed to the generated
+function as an argument default, and the source names it ``_0``, ``_1``,
+... So two flags of the same shape (the same targets kinds count, the same
+operators in the same places) have the same source: it is compiled once and
+its code is reused, and flag data can never become code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from types import CodeType, FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
 
 from ._operators import semver_key
@@ -89,7 +89,7 @@ _GLOBALS: Final[dict[str, object]] = {
     "_semver": semver_key,
     "_EMPTY": MappingProxyType({}),
 }
-_factories: dict[str, Callable[..., Runner]] = {}
+_shapes: dict[str, tuple[CodeType, dict[str, object]]] = {}
 
 
 class _Writer:
@@ -184,23 +184,20 @@ def build_runner(
     for kind, index in w.parts.items():
         head.append(f"    p{index} = parts.get({w.operand(kind)})")
         head.append(f"    a{index} = _EMPTY if p{index} is None else p{index}._values")
-    names = ", ".join(f"_{i}" for i in range(len(w.operands)))
-    source = "\n".join(
-        [
-            f"def make({names}):",
-            "  def run(ctx, st):",
-            *(f"  {line}" for line in head + body),  # run sits inside make
-            "  return run",
-        ]
-    )
-    factory = _factories.get(source)
-    if factory is None:
-        if len(_factories) >= _CACHE_SIZE:
-            _factories.clear()  # a cache only: built runners keep their code
+    names = "".join(f", _{i}=None" for i in range(len(w.operands)))
+    source = "\n".join([f"def run(ctx, st{names}):", *head, *body])
+    shape = _shapes.get(source)
+    if shape is None:
+        if len(_shapes) >= _CACHE_SIZE:
+            _shapes.clear()  # a cache only: built runners keep their code
         namespace: dict[str, object] = {}
+        globals_ = dict(_GLOBALS)
         # Safe: the source is built from the fixed fragments above and operand
-        # names only; the flag data reaches the code as arguments of make().
-        exec(compile(source, "<aioflags flag>", "exec"), dict(_GLOBALS), namespace)
-        factory = cast("Callable[..., Runner]", namespace["make"])
-        _factories[source] = factory
-    return factory(*w.operands)
+        # names only; the flag data reaches the code as the defaults of run().
+        exec(compile(source, "<aioflags flag>", "exec"), globals_, namespace)
+        code = cast("FunctionType", namespace["run"]).__code__
+        shape = _shapes[source] = (code, globals_)
+    # The operands are the defaults: read as fast locals, and one tuple per
+    # flag (no closure cells for the garbage collector to walk).
+    code, globals_ = shape
+    return FunctionType(code, globals_, "run", tuple(w.operands))

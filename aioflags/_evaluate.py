@@ -20,7 +20,7 @@ from ._model import (
     Prerequisite,
     Result,
 )
-from ._results import EvaluationDetail, Reason
+from ._results import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,7 +35,7 @@ logger = logging.getLogger("aioflags")
 
 
 def _error(kind: str) -> Result:
-    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None, None)
+    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
 
 
 #: The error results by errorKind (shared reasons: copy before exposing).
@@ -246,13 +246,9 @@ def _prerequisite_index(pflag: CompiledFlag, ctx: Context, st: _State) -> int | 
 
 
 def _with_big(result: Result, big: str) -> Result:
+    """The result with the big-segment status in its reason (for this evaluation)."""
     reason = Reason({**result[2], "bigSegmentsStatus": big})
-    index = result[1]
-    if index is None:
-        return (result[0], None, reason, result[3], None, None)
-    value, experiment = result[0], result[3]
-    detail = EvaluationDetail(value=value, variation_index=index, reason=reason)
-    return (value, index, reason, experiment, detail, None)  # for this evaluation
+    return (result[0], result[1], reason, result[3], None)
 
 
 def evaluate_one(matcher: Matcher, flag: CompiledFlag, ctx: Context) -> Result:

@@ -24,12 +24,13 @@ from ._codegen import InlineClause, Runner, build_runner
 from ._codegen import slow_clause as _slow
 from ._context import Context, parse_reference
 from ._operators import compile_test, fast_form, semver_key
-from ._results import EvaluationDetail, Reason
+from ._results import Reason
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
 
 __all__ = [
+    "DETAIL",
     "MALFORMED",
     "NOT_FOUND",
     "CompiledFlag",
@@ -44,22 +45,19 @@ __all__ = [
 
 logger = logging.getLogger("aioflags")
 
-#: ``(value, variation_index, reason, experiment, detail, metas)``,
-#: precomputed at compile time. The reason dict is shared: copy it before
-#: handing it to application code. ``experiment`` is whether the result counts
-#: as an experiment for all-flags state (``inExperiment``, or a rule with
+#: ``(value, variation_index, reason, experiment, cache)``, precomputed at
+#: compile time. The reason dict is shared: copy it before handing it to
+#: application code. ``experiment`` is whether the result counts as an
+#: experiment for all-flags state (``inExperiment``, or a rule with
 #: ``trackEvents``, or the fallthrough of a flag with ``trackEventsFallthrough``):
-#: known when the flag is compiled. ``detail`` is the ``EvaluationDetail``
-#: handed out when this result serves a variation (built once here, not per
-#: evaluation); ``None`` when the result serves no variation (the caller's
-#: default is then the value). ``metas`` caches the all-flags ``$flagsState``
-#: entries of a result that belongs to one flag, by ``with_reasons << 1 |
-#: omitted`` (``None`` for results shared between flags, or built for one
-#: evaluation).
-Result: TypeAlias = (
-    "tuple[JSONValue, int | None, Reason, bool,"
-    " EvaluationDetail[JSONValue] | None, list[JSONObject | None] | None]"
-)
+#: known when the flag is compiled. ``cache`` holds what is built from a
+#: result that belongs to one flag the first time it is needed, then shared:
+#: the all-flags ``$flagsState`` entries by ``with_reasons << 1 | omitted`` in
+#: slots 0-3 and the ``EvaluationDetail`` in slot 4 (for a result that serves
+#: a variation). It is ``None`` for results shared between flags, or built for
+#: one evaluation.
+Result: TypeAlias = "tuple[JSONValue, int | None, Reason, bool, list[Any] | None]"
+DETAIL: Final = 4  # the cache slot of the EvaluationDetail
 
 
 def _error_reason(kind: str) -> Reason:
@@ -67,9 +65,8 @@ def _error_reason(kind: str) -> Reason:
 
 
 def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
-    """The result of serving variation ``index`` (for one flag), its detail built once."""
-    detail = EvaluationDetail(value=value, variation_index=index, reason=reason)
-    return (value, index, reason, experiment, detail, [None, None, None, None])
+    """The result of serving variation ``index``, for one flag."""
+    return (value, index, reason, experiment, [None, None, None, None, None])
 
 
 MALFORMED: Final[Result] = (
@@ -78,7 +75,6 @@ MALFORMED: Final[Result] = (
     _error_reason("MALFORMED_FLAG"),
     False,
     None,
-    None,
 )
 #: A deleted flag's constant result.
 NOT_FOUND: Final[Result] = (
@@ -86,7 +82,6 @@ NOT_FOUND: Final[Result] = (
     None,
     _error_reason("FLAG_NOT_FOUND"),
     False,
-    None,
     None,
 )
 _OFF: Final = Reason({"kind": "OFF"})
@@ -287,11 +282,33 @@ def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
 
 def compile_clause(raw: JSONObject) -> Clause:
     """Compile one clause into a predicate ``(context, state) -> bool``."""
-    return _compile_clause(raw)[0]
+    return predicate(_compile_clause(raw))
 
 
-def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
-    """The predicate, and how the code generator can inline it (if it can)."""
+def predicate(clause: InlineClause | Clause) -> Clause:
+    """The predicate of a compiled clause (an inline one gets its closure)."""
+    if not isinstance(clause, InlineClause):
+        return clause
+    if clause.how == "segment":
+        keys: tuple[str, ...] = clause.operand  # type: ignore[assignment]
+        negate = clause.negate
+
+        def segment_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            return st.match_segments(keys, ctx) != negate
+
+        return segment_clause
+    assert clause.test is not None
+    return _fast_clause(
+        clause.kind,
+        clause.name,
+        (clause.how, clause.operand),
+        clause.test,
+        clause.negate,
+    )
+
+
+def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
+    """What the code generator can inline, or else the clause's predicate."""
     op = _opt(raw, "op", str, "")
     values = _opt(raw, "values", list, [])
     negate = bool(_opt(raw, "negate", bool, False))
@@ -300,11 +317,7 @@ def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
 
     if op == "segmentMatch":
         keys = tuple(v for v in values if isinstance(v, str))
-
-        def segment_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            return st.match_segments(keys, ctx) != negate
-
-        return segment_clause, InlineClause("segment", "", "", keys, None, negate)
+        return InlineClause("segment", "", "", keys, None, negate)
 
     test = compile_test(op, values)
     path = parse_reference(attribute, literal=not context_kind)
@@ -315,7 +328,7 @@ def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
         def kind_clause(ctx: Context, st: SegmentMatcher) -> bool:
             return any(test(k) for k in ctx._parts) != negate
 
-        return kind_clause, None
+        return kind_clause
 
     if path is None:
 
@@ -324,16 +337,13 @@ def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
                 return False
             raise MalformedAbort(f"invalid attribute reference {attribute!r}")
 
-        return invalid_clause, None
+        return invalid_clause
 
     if len(path) == 1:
         form = fast_form(op, values)
         if form is not None:
             how, operand = form
-            return (
-                _fast_clause(kind, path[0], form, test, negate),
-                InlineClause(how, kind, path[0], operand, test, negate),
-            )
+            return InlineClause(how, kind, path[0], operand, test, negate)
         name = path[0]
 
         def clause(ctx: Context, st: SegmentMatcher) -> bool:
@@ -347,7 +357,7 @@ def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
                 return any(test(e) for e in v) != negate
             return test(v) != negate
 
-        return clause, None
+        return clause
 
     def path_clause(ctx: Context, st: SegmentMatcher) -> bool:
         part = ctx._parts.get(kind)
@@ -360,7 +370,7 @@ def _compile_clause(raw: JSONObject) -> tuple[Clause, InlineClause | None]:
             return any(test(e) for e in v) != negate
         return test(v) != negate
 
-    return path_clause, None
+    return path_clause
 
 
 def _always(ctx: Context, st: SegmentMatcher) -> bool:
@@ -562,8 +572,9 @@ class CompiledFlag:
     prerequisites: tuple[Prerequisite, ...]
     #: runs of same-kind targets: (context kind, {context key: result})
     targets: tuple[tuple[str, dict[str, Result]], ...]
-    #: (the rule's clauses as one predicate, what it serves)
-    rules: tuple[tuple[Clause, Resolver], ...]
+    #: (the rule's clauses, what it serves); the generated code inlines the
+    #: inline ones, the interpreter makes predicates of them
+    rules: tuple[tuple[tuple[InlineClause | Clause, ...], Resolver], ...]
     fallthrough: Resolver | None
     track_events: bool
     track_events_fallthrough: bool
@@ -623,7 +634,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.client_side = False
     flag.malformed = None
     flag.on = False
-    flag.off_result = (None, None, _OFF, False, None, None)
+    flag.off_result = (None, None, _OFF, False, None)
     flag.prerequisites = ()
     flag.targets = ()
     flag.rules = ()
@@ -664,7 +675,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
 
     def off_value(reason: Reason) -> Result:
         if off_variation is None:
-            return (None, None, reason, False, None, [None, None, None, None])
+            return (None, None, reason, False, [None, None, None, None, None])
         return variations.result(off_variation, reason)
 
     flag.off_result = off_value(_OFF)
@@ -717,7 +728,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     flag.targets = _target_maps(targets)
 
     rules = []
-    inline: list[tuple[list[InlineClause | Clause], Result | None, Resolve]] = []
+    inline: list[tuple[tuple[InlineClause | Clause, ...], Result | None, Resolve]] = []
     segments: set[str] = set()
     for index, r in enumerate(_objects(raw, "rules")):
         rule_id = _opt(r, "id", str, "")
@@ -728,16 +739,10 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         clauses = _objects(r, "clauses")
         segments |= _segment_refs(clauses)
         track = bool(_opt(r, "trackEvents", bool, False))
-        compiled = [_compile_clause(c) for c in clauses]
+        compiled = tuple(_compile_clause(c) for c in clauses)
         resolver = Resolver(r, key, salt, variations, reason, track)
-        rules.append((_all_of(tuple(pred for pred, _ in compiled)), resolver))
-        inline.append(
-            (
-                [spec or pred for pred, spec in compiled],
-                resolver.fixed,
-                resolver.resolve,
-            )
-        )
+        rules.append((compiled, resolver))
+        inline.append((compiled, resolver.fixed, resolver.resolve))
     flag.rules = tuple(rules)
     flag.segment_keys = frozenset(segments)
     flag.track_events = bool(_opt(raw, "trackEvents", bool, False))
@@ -761,7 +766,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
             flag.targets,
             inline,
             (fallthrough.fixed, fallthrough.resolve),
-        ) or partial(interpret, flag)
+        ) or partial(interpret, flag, matchers=_matchers(flag))
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
@@ -777,12 +782,28 @@ def _constant_only(ctx: Context, st: EvalState) -> Result:
     raise AssertionError("a flag with a constant result is never run")
 
 
-def interpret(flag: CompiledFlag, ctx: Context, st: EvalState) -> Result:
+def _matchers(flag: CompiledFlag) -> tuple[Clause, ...]:
+    """One predicate per rule, for the interpreter."""
+    return tuple(
+        _all_of(tuple(predicate(c) for c in clauses)) for clauses, _ in flag.rules
+    )
+
+
+def interpret(
+    flag: CompiledFlag,
+    ctx: Context,
+    st: EvalState,
+    *,
+    matchers: tuple[Clause, ...] | None = None,
+) -> Result:
     """Evaluate an on, well-formed flag by walking its compiled parts.
 
-    What the generated code does, for flags too big to generate code for; the
-    tests also hold the two against each other.
+    What the generated code does, for flags too big to generate code for
+    (``matchers``, built once, are the rules' predicates); the tests also hold
+    the two against each other.
     """
+    if matchers is None:
+        matchers = _matchers(flag)
     if flag.prerequisites:
         failed = st.prerequisites_failed(flag.prerequisites, ctx)
         if failed is not None:
@@ -796,7 +817,7 @@ def interpret(flag: CompiledFlag, ctx: Context, st: EvalState) -> Result:
                 hit = lookup.get(part._key)
                 if hit is not None:
                     return hit
-    for match, resolver in flag.rules:
+    for match, (_, resolver) in zip(matchers, flag.rules, strict=True):
         if match(ctx, st):
             fixed = resolver.fixed
             return fixed if fixed is not None else resolver.resolve(ctx)

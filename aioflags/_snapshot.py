@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from ._evaluate import ERROR_RESULTS, Matcher, Memo, evaluate, evaluate_one, typed_check
+from ._model import DETAIL
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def _meta_entry(
     prerequisites: list[str],
 ) -> JSONObject:
     """A flag's ``$flagsState`` entry (evaluation.md §11)."""
-    _, index, reason, experiment, _, _ = result
+    _, index, reason, experiment, _ = result
     entry: JSONObject = {}
     if index is not None:
         entry["variation"] = index
@@ -58,6 +59,24 @@ def _meta_entry(
     if prerequisites:
         entry["prerequisites"] = list(prerequisites)
     return entry
+
+
+def _detail(result: Result, default: Any) -> EvaluationDetail[Any]:
+    """The detail of a result: built once for a flag's own result, then shared."""
+    index = result[1]
+    if index is None:
+        return EvaluationDetail(value=default, variation_index=None, reason=result[2])
+    cache = result[4]
+    if cache is None:  # shared between flags, or built for this evaluation
+        return EvaluationDetail(
+            value=result[0], variation_index=index, reason=result[2]
+        )
+    detail = cache[DETAIL]
+    if detail is None:
+        detail = cache[DETAIL] = EvaluationDetail(
+            value=result[0], variation_index=index, reason=result[2]
+        )
+    return detail  # type: ignore[no-any-return]
 
 
 @final
@@ -144,10 +163,12 @@ class FlagSnapshot:
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
         result = self._result(key, context)
-        detail = result[4]
-        if detail is not None:
-            return detail  # built once, when the flag was compiled
-        return EvaluationDetail(value=default, variation_index=None, reason=result[2])
+        cache = result[4]
+        if cache is not None and result[1] is not None:
+            detail = cache[DETAIL]
+            if detail is not None:
+                return detail  # type: ignore[no-any-return]
+        return _detail(result, default)
 
     # ----------------------------------------------------------------- typed
     def _typed(
@@ -161,25 +182,18 @@ class FlagSnapshot:
             return _WRONG_TYPE
         if value is result[0]:
             return result
-        return (value, result[1], result[2], result[3], None, None)  # int <-> float
+        return (value, result[1], result[2], result[3], None)  # int <-> float
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> T:
-        value, index, _, _, _, _ = self._typed(key, context, default, kind)
+        value, index, _, _, _ = self._typed(key, context, default, kind)
         return default if index is None else value
 
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
-        value, index, reason, _, detail, _ = self._typed(key, context, default, kind)
-        if detail is not None:
-            return detail  # its value passed the type check
-        return EvaluationDetail(
-            value=default if index is None else value,
-            variation_index=index,
-            reason=reason,
-        )
+        return _detail(self._typed(key, context, default, kind), default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
@@ -284,7 +298,7 @@ class FlagSnapshot:
                     and flag.debug_events_until_date > now_ms
                 )
             )
-            metas = result[5]
+            metas = result[4]
             reached = st.prerequisites or [] if st is not None else []
             if metas is None:
                 # Shared between flags, or built for this evaluation: so is its entry.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._codegen import MAX_CLAUSES
+from aioflags._codegen import MAX_CLAUSES, InlineClause
 from aioflags._evaluate import Matcher, _State
 from aioflags._model import (
     CompiledFlag,
@@ -22,6 +22,7 @@ from aioflags._model import (
     compile_flag,
     compile_segment,
     interpret,
+    predicate,
 )
 from aioflags._operators import (
     compare_semver,
@@ -224,7 +225,8 @@ def test_inline_forms_agree_with_the_generic_test(
     op: str, values: list[Any], negate: bool
 ) -> None:
     raw = {"attribute": "v", "op": op, "values": values, "negate": negate}
-    fast, spec = _compile_clause(raw)
+    spec = _compile_clause(raw)
+    fast = predicate(spec)
     inline = compile_flag(
         "f",
         {
@@ -271,10 +273,10 @@ def test_inline_forms_agree_with_the_generic_test(
 def test_inline_forms_cover_the_common_operators(
     op: str, values: list[Any], how: str | None
 ) -> None:
-    spec = _compile_clause({"attribute": "v", "op": op, "values": values})[1]
-    assert (spec and spec.how) == how
+    spec = _compile_clause({"attribute": "v", "op": op, "values": values})
+    assert (spec.how if isinstance(spec, InlineClause) else None) == how
     path = _compile_clause({"attribute": "/v/w", "contextKind": "user", "op": op})
-    assert path[1] is None or op == "segmentMatch"
+    assert not isinstance(path, InlineClause) or op == "segmentMatch"
 
 
 VERSIONS = [
@@ -435,13 +437,13 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import aioflags._codegen as codegen
 
     monkeypatch.setattr(codegen, "_CACHE_SIZE", 1)
-    monkeypatch.setattr(codegen, "_factories", {})
+    monkeypatch.setattr(codegen, "_shapes", {})
     rule = {
         "variation": 0,
         "clauses": [{"attribute": "key", "op": "in", "values": ["x"]}],
     }
     one = compile_flag("one", _flag("one", rules=[rule]))
     two = compile_flag("two", _flag("two", rules=[rule, rule]))
-    assert len(codegen._factories) == 1
+    assert len(codegen._shapes) == 1
     ann = Context.from_dict({"kind": "user", "key": "x"})
     assert one.run(ann, Matcher({}, {}))[0] == two.run(ann, Matcher({}, {}))[0] == "off"
