@@ -187,8 +187,20 @@ class FlagSnapshot:
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> T:
-        value, index, _, _, _ = self._typed(key, context, default, kind)
-        return default if index is None else value
+        # The hot path of the typed methods: what _typed and typed_check do,
+        # without their calls.
+        result = self._result(key, context)
+        value = result[0]
+        if result[1] is None:
+            return default
+        tv = type(value)
+        if tv is kind or kind is object or default is None:
+            return value  # type: ignore[no-any-return]
+        if kind is int and tv is float:
+            return int(value)  # type: ignore[return-value]
+        if kind is float and tv is int:
+            return float(value)  # type: ignore[return-value]
+        return default  # WRONG_TYPE
 
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type

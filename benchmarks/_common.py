@@ -65,13 +65,16 @@ def table(
 ) -> str:
     """A plain-text table: median, min-max, and the ratio baseline/row."""
     base = statistics.median(dict(rows)[baseline])
+    width = max(34, *(len(name) + 2 for name, _ in rows))
     lines = [
         f"\n{title}",
-        f"  {'implementation':<34}{'median':>12}{'min':>10}{'max':>10}   ratio vs {baseline}",
+        f"  {'implementation':<{width}}{'median':>12}{'min':>10}{'max':>10}"
+        f"   ratio vs {baseline}",
     ]
     for name, samples in rows:
         med, lo, hi = summary(samples)
         lines.append(
-            f"  {name:<34}{med:>10.2f}{unit:>2}{lo:>10.2f}{hi:>10.2f}   {base / med:6.1f}x"
+            f"  {name:<{width}}{med:>10.2f}{unit:>2}{lo:>10.2f}{hi:>10.2f}"
+            f"   {base / med:6.1f}x"
         )
     return "\n".join(lines)

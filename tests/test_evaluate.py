@@ -600,6 +600,7 @@ class TestTyped:
         {
             "b": flag("b", variations=[True, False]),
             "i": flag("i", variations=[2.5, 1]),
+            "k": flag("k", variations=[3]),
             "s": flag("s"),
             "j": flag("j", variations=[{"a": 1}]),
             "n": flag("n", variations=[None]),
@@ -640,6 +641,16 @@ class TestTyped:
             None,
             {"kind": "ERROR", "errorKind": "WRONG_TYPE"},
         )
+
+    @pytest.mark.parametrize("kind", ["bool", "int", "float", "string", "json"])
+    @pytest.mark.parametrize("default", [False, 7, 7.5, "d", None, {"d": 1}])
+    def test_values_agree_with_details(self, kind: str, default: Any) -> None:
+        """The value methods' fast path says what the detail methods say."""
+        value = getattr(self.snap, f"{kind}_variation")
+        detail = getattr(self.snap, f"{kind}_variation_detail")
+        for key in ("b", "i", "k", "s", "j", "n", "off", "missing"):
+            got, expected = value(key, USER, default), detail(key, USER, default).value
+            assert got == expected and type(got) is type(expected), (kind, key)
 
     def test_no_index_skips_the_type_check(self) -> None:
         d = self.snap.bool_variation_detail("off", USER, False)
