@@ -100,10 +100,12 @@ class FlagSnapshot:
         *,
         initialized: bool = False,
     ) -> None:
-        self._flags = flags
-        self._segments = segments
+        # Not ready means no flags: variation()'s hot path relies on it and
+        # skips the readiness check.
+        self._flags = flags if initialized else _EMPTY
+        self._segments = segments if initialized else _EMPTY
         self._initialized = initialized
-        self._matcher = Matcher(flags, segments)
+        self._matcher = Matcher(self._flags, self._segments)
         self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
 
     @property
@@ -140,8 +142,9 @@ class FlagSnapshot:
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
         # The hot path: every failure returns the default, so the checks can be
-        # merged (the reason is not needed here); a deleted flag's constant
-        # result serves no variation.
+        # merged (the reason is not needed here); a snapshot that is not ready
+        # holds no flags, and a deleted flag's constant result serves no
+        # variation.
         flag = self._flags.get(key)
         if flag is None or context is None or context._error is not None:
             return default

@@ -539,6 +539,15 @@ class TestErrors:
         )
         assert d.error_kind == "CLIENT_NOT_READY" and d.is_default_value
 
+    def test_a_snapshot_that_is_not_ready_serves_no_flag(self) -> None:
+        ready = snapshot_from_data({"f": flag()}, {})
+        snap = FlagSnapshot(ready._flags, ready._segments)  # initialized=False
+        assert ready.variation("f", USER, 1) != 1
+        assert snap.variation("f", USER, 1) == 1
+        assert snap.bool_variation("f", USER, True) is True
+        assert snap.variation_detail("f", USER, 1).error_kind == "CLIENT_NOT_READY"
+        assert snap.flag_keys == frozenset()
+
     @pytest.mark.parametrize("ctx", [None, Context.create("")])
     def test_invalid_context(self, ctx: Context | None) -> None:
         assert detail(flag(), ctx)[2] == {
