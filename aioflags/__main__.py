@@ -8,6 +8,7 @@ and stops cleanly on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 from pathlib import Path
@@ -86,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("stopped", flush=True)
+    except asyncio.CancelledError:
+        # On Ctrl-C anyio's runner cancels the main task; without
+        # Task.uncancel() (Python 3.10) it cannot tell that cancellation from
+        # others and reports it instead of KeyboardInterrupt. Nothing else
+        # cancels the main task.
+        if hasattr(asyncio.Task, "uncancel"):
+            raise
         print("stopped", flush=True)
     return 0
 
