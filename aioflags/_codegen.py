@@ -5,7 +5,8 @@ function, so an evaluation is one call instead of a walk over rule objects
 with a call per clause: the common clauses (``in``, ``startsWith``,
 ``endsWith``, ``contains``, ``matches`` and the numeric comparisons on a
 top-level attribute, ``segmentMatch``) are written inline, the rest call their
-compiled predicate.
+compiled predicate. Segment rules, and the rules of a flag too big to generate
+whole, get the same inline forms from :func:`build_predicate`.
 
 The generated source holds nothing from the flag data: every key, attribute
 name, clause value and result is an *operand*, passed to the generated
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from ._json import JSONValue
     from ._model import Result
 
-__all__ = ["MAX_CLAUSES", "InlineClause", "Runner", "build_runner", "slow_clause"]
+__all__ = [
+    "MAX_CLAUSES",
+    "InlineClause",
+    "Runner",
+    "build_predicate",
+    "build_runner",
+    "slow_clause",
+]
 
 #: ``run(context, state) -> Result``
 Runner: TypeAlias = Callable[["Context", Any], "Result"]
@@ -138,6 +146,32 @@ class _Writer:
         else:
             self.lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
 
+    def function(self, name: str) -> FunctionType:
+        """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
+        head = ["    parts = ctx._parts"] if self.parts else []
+        for kind, index in self.parts.items():
+            head.append(f"    p{index} = parts.get({self.operand(kind)})")
+            head.append(
+                f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
+            )
+        names = "".join(f", _{i}=None" for i in range(len(self.operands)))
+        source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
+        shape = _shapes.get(source)
+        if shape is None:
+            if len(_shapes) >= _CACHE_SIZE:
+                _shapes.clear()  # a cache only: built functions keep their code
+            namespace: dict[str, object] = {}
+            globals_ = dict(_GLOBALS)
+            # Safe: the source is built from the fixed fragments above and
+            # operand names only; the flag data reaches the code as defaults.
+            exec(compile(source, "<aioflags flag>", "exec"), globals_, namespace)
+            code = cast("FunctionType", namespace[name]).__code__
+            shape = _shapes[source] = (code, globals_)
+        # The operands are the defaults: read as fast locals, and one tuple per
+        # function (no closure cells for the garbage collector to walk).
+        code, globals_ = shape
+        return FunctionType(code, globals_, name, tuple(self.operands))
+
 
 def build_runner(
     prerequisites: tuple[object, ...],
@@ -180,24 +214,31 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    head = ["    parts = ctx._parts"] if w.parts else []
-    for kind, index in w.parts.items():
-        head.append(f"    p{index} = parts.get({w.operand(kind)})")
-        head.append(f"    a{index} = _EMPTY if p{index} is None else p{index}._values")
-    names = "".join(f", _{i}=None" for i in range(len(w.operands)))
-    source = "\n".join([f"def run(ctx, st{names}):", *head, *body])
-    shape = _shapes.get(source)
-    if shape is None:
-        if len(_shapes) >= _CACHE_SIZE:
-            _shapes.clear()  # a cache only: built runners keep their code
-        namespace: dict[str, object] = {}
-        globals_ = dict(_GLOBALS)
-        # Safe: the source is built from the fixed fragments above and operand
-        # names only; the flag data reaches the code as the defaults of run().
-        exec(compile(source, "<aioflags flag>", "exec"), globals_, namespace)
-        code = cast("FunctionType", namespace["run"]).__code__
-        shape = _shapes[source] = (code, globals_)
-    # The operands are the defaults: read as fast locals, and one tuple per
-    # flag (no closure cells for the garbage collector to walk).
-    code, globals_ = shape
-    return FunctionType(code, globals_, "run", tuple(w.operands))
+    return w.function("run")
+
+
+def build_predicate(
+    clauses: Sequence[InlineClause | Callable[..., bool]],
+) -> Callable[[Context, Any], bool]:
+    """All of ``clauses`` as one generated ``match(context, state) -> bool``.
+
+    The same inline forms as :func:`build_runner`, for segment rules and for
+    the interpreter's rules. A longer list is split into functions of at most
+    ``MAX_CLAUSES`` clauses, so that no compile runs long.
+    """
+    if len(clauses) > MAX_CLAUSES:
+        chunks = tuple(
+            build_predicate(clauses[i : i + MAX_CLAUSES])
+            for i in range(0, len(clauses), MAX_CLAUSES)
+        )
+
+        def all_of(ctx: Context, st: Any) -> bool:
+            for chunk in chunks:  # noqa: SIM110 (all() with a generator is slower)
+                if not chunk(ctx, st):
+                    return False
+            return True
+
+        return all_of
+    w = _Writer()
+    w.lines.append(f"    return {' and '.join(map(w.clause, clauses)) or 'True'}")
+    return w.function("match")

@@ -95,12 +95,10 @@ def _membership(seg: CompiledSegment, parts: Mapping[str, Context]) -> bool | No
 
 def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool:
     for rule in seg.rules:
-        for clause in rule.clauses:
-            if not clause(ctx, st):
-                break
-        else:
-            if rule.threshold is None or rule.bucketer.bucket(ctx) < rule.threshold:
-                return True
+        if rule.match(ctx, st) and (
+            rule.threshold is None or rule.bucketer.bucket(ctx) < rule.threshold
+        ):
+            return True
     return False
 
 

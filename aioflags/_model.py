@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import operator
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
-from ._codegen import InlineClause, Runner, build_runner
-from ._codegen import slow_clause as _slow
+from ._codegen import InlineClause, Runner, build_predicate, build_runner
 from ._context import Context, parse_reference
-from ._operators import compile_test, fast_form, semver_key
+from ._operators import compile_test, fast_form
 from ._results import Reason
 
 if TYPE_CHECKING:
@@ -151,124 +149,9 @@ def _strings(obj: Mapping[str, JSONValue], field: str) -> list[str]:
 
 # ---------------------------------------------------------------- clauses
 #
-# A clause on one top-level attribute decides the common value types inline
-# (one C-level operation, no further call); anything else (lists, other types,
-# other operators) goes to the generic test, with the same semantics.
-
-
-def _fast_clause(
-    kind: str,
-    name: str,
-    form: tuple[str, object],
-    test: Callable[[JSONValue], bool],
-    negate: bool,
-) -> Clause:
-    how, operand = form
-    if how == "in":
-        members: frozenset[str] = operand  # type: ignore[assignment]
-
-        def in_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            part = ctx._parts.get(kind)
-            if part is None:
-                return False
-            v = part._values.get(name)
-            if type(v) is str:
-                return (v in members) != negate
-            return v is not None and _slow(test, v, negate)
-
-        return in_clause
-    if how == "startswith" or how == "endswith":
-        affixes: tuple[str, ...] = operand  # type: ignore[assignment]
-        method = str.startswith if how == "startswith" else str.endswith
-
-        def affix_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            part = ctx._parts.get(kind)
-            if part is None:
-                return False
-            v = part._values.get(name)
-            if type(v) is str:
-                return method(v, affixes) != negate
-            return v is not None and _slow(test, v, negate)
-
-        return affix_clause
-    if how == "contains":
-        needle: str = operand  # type: ignore[assignment]
-
-        def contains_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            part = ctx._parts.get(kind)
-            if part is None:
-                return False
-            v = part._values.get(name)
-            if type(v) is str:
-                return (needle in v) != negate
-            return v is not None and _slow(test, v, negate)
-
-        return contains_clause
-    if how == "search":
-        search: Callable[[str], object] = operand  # type: ignore[assignment]
-
-        def search_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            part = ctx._parts.get(kind)
-            if part is None:
-                return False
-            v = part._values.get(name)
-            if type(v) is str:
-                return (search(v) is not None) != negate
-            return v is not None and _slow(test, v, negate)
-
-        return search_clause
-    if how.startswith("semver"):
-        return _semver_clause(kind, name, how, operand, test, negate)
-    bound: float = operand  # type: ignore[assignment]
-    compare: Callable[[float, float], bool] = _NUMERIC[how]
-
-    def numeric_clause(ctx: Context, st: SegmentMatcher) -> bool:
-        part = ctx._parts.get(kind)
-        if part is None:
-            return False
-        v = part._values.get(name)
-        tv = type(v)
-        if tv is int or tv is float:
-            return compare(float(v), bound) != negate  # type: ignore[arg-type]
-        return v is not None and _slow(test, v, negate)
-
-    return numeric_clause
-
-
-def _semver_clause(
-    kind: str,
-    name: str,
-    how: str,
-    operand: object,
-    test: Callable[[JSONValue], bool],
-    negate: bool,
-) -> Clause:
-    compare = _SEMVER[how]
-
-    def semver_clause(ctx: Context, st: SegmentMatcher) -> bool:
-        part = ctx._parts.get(kind)
-        if part is None:
-            return False
-        v = part._values.get(name)
-        if type(v) is str:
-            k = semver_key(v)
-            return (k is not None and compare(k, operand)) != negate
-        return v is not None and _slow(test, v, negate)
-
-    return semver_clause
-
-
-_SEMVER: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "semver<": operator.lt,
-    "semver>": operator.gt,
-    "semver=": lambda k, keys: k in keys,
-}
-_NUMERIC: Final[dict[str, Callable[[float, float], bool]]] = {
-    "lessThan": float.__lt__,
-    "lessThanOrEqual": float.__le__,
-    "greaterThan": float.__gt__,
-    "greaterThanOrEqual": float.__ge__,
-}
+# A clause on one top-level attribute with a common operator becomes an
+# InlineClause, which the code generator writes inline (aioflags/_codegen.py);
+# any other clause is compiled here into a predicate.
 
 
 def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
@@ -280,31 +163,9 @@ def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
     return value
 
 
-def compile_clause(raw: JSONObject) -> Clause:
-    """Compile one clause into a predicate ``(context, state) -> bool``."""
-    return predicate(_compile_clause(raw))
-
-
 def predicate(clause: InlineClause | Clause) -> Clause:
-    """The predicate of a compiled clause (an inline one gets its closure)."""
-    if not isinstance(clause, InlineClause):
-        return clause
-    if clause.how == "segment":
-        keys: tuple[str, ...] = clause.operand  # type: ignore[assignment]
-        negate = clause.negate
-
-        def segment_clause(ctx: Context, st: SegmentMatcher) -> bool:
-            return st.match_segments(keys, ctx) != negate
-
-        return segment_clause
-    assert clause.test is not None
-    return _fast_clause(
-        clause.kind,
-        clause.name,
-        (clause.how, clause.operand),
-        clause.test,
-        clause.negate,
-    )
+    """The predicate of one compiled clause (generated for an inline one)."""
+    return build_predicate((clause,)) if isinstance(clause, InlineClause) else clause
 
 
 def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
@@ -371,26 +232,6 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
         return test(v) != negate
 
     return path_clause
-
-
-def _always(ctx: Context, st: SegmentMatcher) -> bool:
-    return True
-
-
-def _all_of(clauses: tuple[Clause, ...]) -> Clause:
-    """One predicate for a rule's clauses (a rule without clauses matches)."""
-    if not clauses:
-        return _always
-    if len(clauses) == 1:
-        return clauses[0]
-
-    def all_of(ctx: Context, st: SegmentMatcher) -> bool:
-        for clause in clauses:  # noqa: SIM110 (all() with a generator is slower)
-            if not clause(ctx, st):
-                return False
-        return True
-
-    return all_of
 
 
 # -------------------------------------------------------------- bucketing
@@ -784,9 +625,7 @@ def _constant_only(ctx: Context, st: EvalState) -> Result:
 
 def _matchers(flag: CompiledFlag) -> tuple[Clause, ...]:
     """One predicate per rule, for the interpreter."""
-    return tuple(
-        _all_of(tuple(predicate(c) for c in clauses)) for clauses, _ in flag.rules
-    )
+    return tuple(build_predicate(clauses) for clauses, _ in flag.rules)
 
 
 def interpret(
@@ -831,14 +670,14 @@ def interpret(
 
 
 class SegmentRule:
-    """A segment rule: clauses, and an optional weight with its bucketer."""
+    """A segment rule: all its clauses as one predicate, and an optional weight."""
 
-    __slots__ = ("bucketer", "clauses", "threshold")
+    __slots__ = ("bucketer", "match", "threshold")
 
     def __init__(
-        self, clauses: tuple[Clause, ...], threshold: float | None, bucketer: Bucketer
+        self, match: Clause, threshold: float | None, bucketer: Bucketer
     ) -> None:
-        self.clauses = clauses
+        self.match = match
         self.threshold = threshold
         self.bucketer = bucketer
 
@@ -926,7 +765,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
             refs |= _segment_refs(clauses)
             rules.append(
                 SegmentRule(
-                    tuple(compile_clause(c) for c in clauses),
+                    build_predicate(tuple(_compile_clause(c) for c in clauses)),
                     None if weight is None else weight / 100000.0,
                     Bucketer(
                         prefix=f"{key}.{salt}.",

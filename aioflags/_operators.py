@@ -318,7 +318,7 @@ def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
 def fast_form(op: str, values: Sequence[JSONValue]) -> tuple[str, object] | None:
     """How a clause can decide the common value types inline, or ``None``.
 
-    ``compile_clause`` and the code generator use this to skip the generic
+    The code generator uses this (through ``InlineClause``) to skip the generic
     test call. For a string value: ``("in", frozenset)``, ``("startswith" |
     "endswith", tuple)``, ``("contains", str)``, ``("search", pattern.search)``,
     ``("semver<" | "semver>", key)`` and ``("semver=", frozenset of keys)``.
