@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Final, final
 
@@ -65,7 +64,8 @@ class Config:
         application_version: sent in ``X-LaunchDarkly-Tags``.
         wrapper_name: sent in ``X-LaunchDarkly-Wrapper``.
         wrapper_version: sent in ``X-LaunchDarkly-Wrapper``.
-        instance_id: sent in ``X-LaunchDarkly-Instance-Id`` (a uuid4 by default).
+        instance_id: sent in ``X-LaunchDarkly-Instance-Id``; by default each
+            client makes a uuid4 of its own, and a new one in a forked child.
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -96,7 +96,7 @@ class Config:
     application_version: str | None = None
     wrapper_name: str | None = None
     wrapper_version: str | None = None
-    instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    instance_id: str | None = None
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed

@@ -8,9 +8,10 @@ Guarantees, all on one event loop:
 - **Total order.** :meth:`EventBus.emit` is one synchronous step: update the
   status, remember the event that set it, enqueue it to every registered
   matching handler, with a monotonic sequence number.
-- **Per-handler FIFO.** Each handler has its own queue and consumer task: order
-  is kept, nothing is lost, a slow handler delays only itself, and an exception
-  in a handler is logged and isolated.
+- **Per-handler FIFO.** Each handler has its own queue: order is kept, nothing
+  is lost, a slow handler delays only itself, and an exception in a handler is
+  logged and isolated. An idle handler costs no task: one dispatcher delivers,
+  and an async handler gets a task only while its result is being awaited.
 - **Late attach replays exactly once.** Registering a handler and, if the
   status matches, enqueuing the event that set it, happen in one step.
 """
@@ -20,16 +21,16 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
-import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 import anyio
+import anyio.lowlevel
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 __all__ = ["EventBus", "EventDetails", "Handler", "ProviderEvent", "ProviderStatus"]
 
@@ -99,50 +100,50 @@ _REPLAYED: Final = {
     ProviderEvent.STALE: (ProviderStatus.STALE,),
     ProviderEvent.ERROR: (ProviderStatus.ERROR, ProviderStatus.FATAL),
 }
+_BATCH: Final = 256  # handler calls between the dispatcher's yields to the loop
+_HANDLER_RAISED: Final = (
+    "An aioflags event handler raised; other handlers are unaffected"
+)
 
 
 class _Subscriber:
-    """A handler and, while the client runs, its own queue."""
+    """A handler, its pending events, and whether an async delivery is running."""
 
-    __slots__ = ("event", "handler", "recv", "send")
+    __slots__ = ("draining", "event", "handler", "queue", "scheduled")
 
     def __init__(self, event: ProviderEvent, handler: Handler) -> None:
         self.event = event
         self.handler = handler
-        self.send: MemoryObjectSendStream[EventDetails] | None = None
-        self.recv: MemoryObjectReceiveStream[EventDetails] | None = None
-
-    def open(self) -> MemoryObjectReceiveStream[EventDetails]:
-        self.send, self.recv = anyio.create_memory_object_stream[EventDetails](math.inf)
-        return self.recv
-
-    def close(self) -> None:
-        if self.send is not None:
-            self.send.close()
-            self.send = None
-
-    def release(self) -> None:
-        """Close the receiving end too, once no consumer can be running.
-
-        A consumer task cancelled before it ever ran never entered its
-        ``with recv:`` block; without this its stream would be left open.
-        """
-        self.close()
-        if self.recv is not None:
-            self.recv.close()
-            self.recv = None
+        self.queue: deque[EventDetails] = deque()
+        self.scheduled = False  # in the dispatcher's ready queue
+        self.draining = False  # a task is awaiting this handler's result
 
 
 class EventBus:
-    """Owns the status and the handlers; consumers run in the client's task group."""
+    """Owns the status and the handlers; delivery runs in the client's task group.
+
+    Delivery costs no task per handler: one dispatcher task calls handlers in
+    turn, yielding to the event loop every ``_BATCH`` calls so that thousands
+    of handlers never stall it. A handler that returns an awaitable gets a task
+    of its own only while it has work: the task awaits the result, then
+    delivers that handler's further queued events and ends. So a slow handler
+    delays only itself, and each handler still sees its events in order.
+    """
 
     def __init__(self) -> None:
         self.status = ProviderStatus.NOT_READY
         self.last_status_event: EventDetails | None = None
         self._seq = 0
-        self._subscribers: list[_Subscriber] = []
+        self._subscribers: dict[ProviderEvent, dict[_Subscriber, None]] = {
+            event: {} for event in ProviderEvent
+        }
+        self._ready: deque[_Subscriber] = deque()
         self._tg: TaskGroup | None = None
+        self._wake: anyio.Event | None = None
+        self._closing = False
         self._changed: anyio.Event | None = None  # created on first wait (needs a loop)
+        #: Handler calls made by the dispatcher since it last yielded (for tests).
+        self.calls_since_yield = 0
 
     async def wait_status(
         self, predicate: Callable[[ProviderStatus], bool]
@@ -194,9 +195,9 @@ class EventBus:
         if event is not ProviderEvent.CONFIGURATION_CHANGED:
             self.last_status_event = details
             self._notify()
-        for sub in self._subscribers:
-            if sub.event is event and sub.send is not None:
-                sub.send.send_nowait(details)
+        if self._tg is not None and not self._closing:
+            for sub in self._subscribers[event]:
+                self._enqueue(sub, details)
         return details
 
     def reset(self) -> None:
@@ -207,71 +208,138 @@ class EventBus:
             self._notify()
 
     # ------------------------------------------------------------- handlers
-    def add(self, event: ProviderEvent, handler: Handler) -> None:
-        """Register a handler; replay the current status's event if it matches."""
+    def add(self, event: ProviderEvent, handler: Handler) -> _Subscriber:
+        """Register a handler; replay the current status's event if it matches.
+
+        Registration and replay are one synchronous step: no event can be
+        emitted between them, so the handler sees every event exactly once.
+        Returns a token for :meth:`discard`.
+        """
         if not isinstance(event, ProviderEvent):
             raise TypeError(f"event must be an aioflags.ProviderEvent, got {event!r}")
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         sub = _Subscriber(event, handler)
-        self._subscribers.append(sub)
-        if self._tg is not None:
-            self._start(sub)
+        self._subscribers[event][sub] = None
+        if self._tg is not None and not self._closing:
+            self._replay(sub)
+        return sub
 
     def remove(self, event: ProviderEvent, handler: Handler) -> None:
         """Unregister a handler (events already queued for it are still delivered)."""
-        for sub in self._subscribers:
-            if sub.event is event and sub.handler == handler:
-                self._subscribers.remove(sub)
-                sub.close()
+        for sub in self._subscribers[event]:
+            if sub.handler == handler:
+                self.discard(sub)
                 return
 
-    def attach(self, tg: TaskGroup) -> None:
-        """Start a consumer for every handler in the client's task group."""
-        self._tg = tg
-        for sub in self._subscribers:
-            self._start(sub)
+    def discard(self, sub: _Subscriber) -> None:
+        """Unregister the handler behind a token from :meth:`add`, in O(1)."""
+        self._subscribers[sub.event].pop(sub, None)
 
-    def detach(self) -> None:
-        """Stop delivering (the task group is being cancelled); handlers persist.
-
-        Closes every handler's queue: a consumer that is still running delivers
-        what was queued, then finishes.
-        """
-        self._tg = None
-        for sub in self._subscribers:
-            sub.close()
-
-    def release(self) -> None:
-        """After the task group has exited: close every queue's receiving end."""
-        self.detach()
-        for sub in self._subscribers:
-            sub.release()
-
-    def _start(self, sub: _Subscriber) -> None:
-        """Open the handler's queue, replay the current status, start its consumer.
-
-        One synchronous step: no event can be emitted between the replay and
-        the registration, so the handler sees every event exactly once.
-        """
-        assert self._tg is not None
-        recv = sub.open()
+    def _replay(self, sub: _Subscriber) -> None:
         last = self.last_status_event
         if last is not None and self.status in _REPLAYED.get(sub.event, ()):
-            assert sub.send is not None
-            sub.send.send_nowait(last)
-        self._tg.start_soon(self._consume, sub.handler, recv)
+            self._enqueue(sub, last)
 
-    async def _consume(
-        self, handler: Handler, recv: MemoryObjectReceiveStream[EventDetails]
-    ) -> None:
-        with recv:
-            async for details in recv:
+    def _enqueue(self, sub: _Subscriber, details: EventDetails) -> None:
+        sub.queue.append(details)
+        if not sub.scheduled and not sub.draining:
+            sub.scheduled = True
+            self._ready.append(sub)
+            if self._wake is not None:
+                self._wake.set()
+
+    # ------------------------------------------------------------- delivery
+    def attach(self, tg: TaskGroup) -> None:
+        """Start delivering: replay to every handler, start the dispatcher in ``tg``."""
+        self._tg = tg
+        self._closing = False
+        for subs in self._subscribers.values():
+            for sub in subs:
+                self._replay(sub)
+        tg.start_soon(self._dispatch)
+
+    def detach(self) -> None:
+        """Stop accepting events; what is queued is still delivered, then delivery ends.
+
+        Handlers persist for the next :meth:`attach`.
+        """
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def release(self) -> None:
+        """After the task group has exited: drop what was never delivered."""
+        self.detach()
+        self._tg = None
+        for sub in self._ready:
+            sub.scheduled = False
+        self._ready.clear()
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.queue.clear()
+                sub.draining = False
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's delivery, loop and status.
+
+        Handlers persist; FATAL stays FATAL (an invalid key is invalid here too).
+        """
+        self.release()
+        self._wake = None
+        self._changed = None
+        self.reset()
+
+    async def _dispatch(self) -> None:
+        ready = self._ready
+        while True:
+            while ready:
+                sub = ready.popleft()
+                sub.scheduled = False
+                while sub.queue and not sub.draining:
+                    self._deliver(sub, sub.queue.popleft())
+                    self.calls_since_yield += 1
+                    if self.calls_since_yield >= _BATCH:
+                        await anyio.lowlevel.checkpoint()
+                        self.calls_since_yield = 0
+            if self._closing:
+                return
+            self._wake = anyio.Event()
+            await self._wake.wait()
+            self._wake = None
+            self.calls_since_yield = 0
+
+    def _deliver(self, sub: _Subscriber, details: EventDetails) -> None:
+        """Call the handler; if it returns an awaitable, a task awaits it."""
+        try:
+            result = sub.handler(details)
+        except Exception:
+            logger.exception(_HANDLER_RAISED)
+            return
+        if result is not None and inspect.isawaitable(result):
+            sub.draining = True
+            assert self._tg is not None
+            self._tg.start_soon(self._drain, sub, result)
+
+    async def _drain(self, sub: _Subscriber, pending: Awaitable[None]) -> None:
+        """Await the handler's result, then deliver its queued events in order."""
+        try:
+            while True:
                 try:
-                    result = handler(details)
-                    if inspect.isawaitable(result):
-                        await result
+                    await pending
                 except Exception:
-                    logger.exception(
-                        "An aioflags event handler raised; other handlers are unaffected"
-                    )
+                    logger.exception(_HANDLER_RAISED)
+                while True:
+                    if not sub.queue:
+                        return
+                    details = sub.queue.popleft()
+                    try:
+                        result = sub.handler(details)
+                    except Exception:
+                        logger.exception(_HANDLER_RAISED)
+                        continue
+                    if result is not None and inspect.isawaitable(result):
+                        pending = result
+                        break
+        finally:
+            sub.draining = False

@@ -17,12 +17,12 @@ __all__ = ["USER_AGENT", "base_headers", "make_http_client"]
 USER_AGENT = f"aioflags/{__version__}"
 
 
-def base_headers(config: Config) -> dict[str, str]:
+def base_headers(config: Config, instance_id: str) -> dict[str, str]:
     """Headers sent on every data request (protocol.md §1)."""
     headers = {
         "Authorization": config.sdk_key or "",
         "User-Agent": USER_AGENT,
-        "X-LaunchDarkly-Instance-Id": config.instance_id,
+        "X-LaunchDarkly-Instance-Id": instance_id,
     }
     if config.tags_header:
         headers["X-LaunchDarkly-Tags"] = config.tags_header
@@ -31,7 +31,7 @@ def base_headers(config: Config) -> dict[str, str]:
     return headers
 
 
-def make_http_client(config: Config) -> httpx.AsyncClient:
+def make_http_client(config: Config, instance_id: str) -> httpx.AsyncClient:
     """A pooled client with explicit timeouts, TLS and proxy from the config."""
     verify: bool | ssl.SSLContext
     if isinstance(config.verify, str):
@@ -39,7 +39,7 @@ def make_http_client(config: Config) -> httpx.AsyncClient:
     else:
         verify = config.verify
     return httpx.AsyncClient(
-        headers=base_headers(config),
+        headers=base_headers(config, instance_id),
         timeout=httpx.Timeout(
             connect=config.connect_timeout,
             read=config.read_timeout,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -54,17 +53,17 @@ class ValueWatcher:
         self._handler = handler
         self._value = snapshot().variation(key, context, default)
 
-    async def __call__(self, details: EventDetails) -> None:
+    def __call__(self, details: EventDetails) -> Awaitable[None] | None:
+        # Sync, so that watchers of other flags cost the dispatcher a set
+        # lookup and no task; the user's handler may still be async.
         if self._key not in details.flags_changed:
-            return
+            return None
         new = self._snapshot().variation(self._key, self._context, self._default)
         if new == self._value:
-            return
+            return None
         change = FlagValueChange(key=self._key, old_value=self._value, new_value=new)
         self._value = new
-        result = self._handler(change)
-        if inspect.isawaitable(result):
-            await result
+        return self._handler(change)
 
 
 @asynccontextmanager

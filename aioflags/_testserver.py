@@ -18,9 +18,11 @@ import anyio
 import h11
 
 from ._datatypes import Change, ChangeKind
+from ._lifespan import background_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
     from anyio.abc import SocketStream, TaskGroup
@@ -145,17 +147,27 @@ class FlagServer:
         self._subscribers: dict[int, tuple[str, MemoryObjectSendStream[str]]] = {}
         self._changed: anyio.Event | None = None
         self._tg: TaskGroup | None = None
+        self._span: AbstractAsyncContextManager[TaskGroup] | None = None
         self.url = ""
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
+        if self._span is not None:
+            raise RuntimeError("this FlagServer is already running")
         listener = await anyio.create_tcp_listener(
             local_host=self._host, local_port=self._port
         )
+        span = background_group()
+        try:
+            # The span enters no checkpoint before it yields: nothing can be
+            # cancelled between creating the listener and handing it over.
+            self._tg = await span.__aenter__()
+        except BaseException:
+            await listener.aclose()
+            raise
+        self._span = span
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         self.url = f"http://{self._host}:{port}"
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
         self._tg.start_soon(self._serve, listener)
         return self
 
@@ -165,10 +177,10 @@ class FlagServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        tg, self._tg = self._tg, None
-        assert tg is not None
-        tg.cancel_scope.cancel()
-        return await tg.__aexit__(exc_type, exc, tb)
+        span, self._span, self._tg = self._span, None, None
+        if span is None:
+            return None
+        return await span.__aexit__(exc_type, exc, tb)
 
     async def _serve(self, listener: anyio.abc.Listener[SocketStream]) -> None:
         async with listener:

@@ -172,17 +172,6 @@ async def test_starting_twice_is_an_error_and_aclose_outside_is_a_no_op() -> Non
             await client.__aenter__()
 
 
-@pytest.mark.asyncio
-async def test_fork_is_detected(caplog: pytest.LogCaptureFixture) -> None:
-    client = Client(Config(offline=True))
-    async with client:
-        pass
-    client._pid = -1  # as if started in a parent process before a fork
-    async with client:
-        pass
-    assert "after a fork" in caplog.text
-
-
 def test_secure_mode_hash_matches_launchdarkly() -> None:
     import ldclient
     from ldclient.config import Config as LDConfig

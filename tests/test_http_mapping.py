@@ -78,7 +78,7 @@ async def test_polling_initializer_url_query_headers_and_directive() -> None:
             500, headers={"X-LD-FD-Fallback": "true", "X-LD-EnvID": "env-1"}
         )
     )
-    async with make_http_client(Config("sdk-key")) as http:
+    async with make_http_client(Config("sdk-key"), "i") as http:
         gen = sources.polling_initializer()(
             context(http, Selector(state="(p:x:1)", version=1))
         )
@@ -102,7 +102,7 @@ async def test_only_exact_true_is_the_directive() -> None:
     respx.get("https://relay.example/sdk/poll").mock(
         return_value=httpx.Response(500, headers={"X-LD-FD-Fallback": "TRUE"})
     )
-    async with make_http_client(Config("sdk-key")) as http:
+    async with make_http_client(Config("sdk-key"), "i") as http:
         gen = sources.polling_initializer()(context(http))
         basis = await gen.__anext__()
         await gen.aclose()
@@ -115,7 +115,7 @@ async def test_polling_transport_error_is_a_network_error_not_a_crash() -> None:
     respx.get("https://relay.example/sdk/poll").mock(
         side_effect=httpx.ConnectError("refused")
     )
-    async with make_http_client(Config("sdk-key")) as http:
+    async with make_http_client(Config("sdk-key"), "i") as http:
         gen = sources.polling_synchronizer(interval=5)(context(http))
         update = await gen.__anext__()
         await gen.aclose()
@@ -131,10 +131,10 @@ def test_headers_and_client_options() -> None:
         wrapper_version="1",
         instance_id="i",
     )
-    headers = base_headers(config)
+    headers = base_headers(config, config.instance_id or "")
     assert headers["X-LaunchDarkly-Tags"] == "application-version/2.0"
     assert headers["X-LaunchDarkly-Wrapper"] == "w/1"
-    assert "X-LaunchDarkly-Tags" not in base_headers(Config("k"))
+    assert "X-LaunchDarkly-Tags" not in base_headers(Config("k"), "i")
 
 
 @pytest.mark.asyncio
@@ -144,6 +144,6 @@ async def test_tls_and_proxy_are_passed_to_httpx() -> None:
 
     for verify in (False, context_, certifi.where()):
         async with make_http_client(
-            Config("k", verify=verify, proxy="http://127.0.0.1:3128")
+            Config("k", verify=verify, proxy="http://127.0.0.1:3128"), "i"
         ) as http:
             assert http.timeout.connect == 10.0 and http.timeout.read == 10.0

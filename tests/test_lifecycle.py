@@ -1,0 +1,457 @@
+"""The ``async with`` lifecycle (issue 17): exceptions, cancellation, close, restart, fork, load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import aioflags
+from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus, _supervisor
+from aioflags import _client as client_module
+from aioflags.testing import FlagServer
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+FLAG: dict[str, Any] = {
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+USER = Context.create("u1")
+
+
+class Shutdown(BaseException):
+    """A BaseException subclass of the user's own (like KeyboardInterrupt)."""
+
+
+def config_for(server: FlagServer, **kwargs: Any) -> Config:
+    return Config("k", base_uri=server.url, stream_uri=server.url, **kwargs)
+
+
+def sdk_tasks() -> set[str]:
+    """Names of the running tasks that belong to an aioflags client."""
+    return {
+        f"{t.id}:{t.name}"
+        for t in anyio.get_running_tasks()
+        if t.name is not None
+        and t.name.startswith(("aioflags", "Client", "EventBus", "Supervisor"))
+        and "_testserver" not in t.name
+    }
+
+
+def bus_tasks_now() -> set[str]:
+    return {t for t in sdk_tasks() if "_events." in t}
+
+
+async def all_connections_closed(server: FlagServer) -> None:
+    with anyio.fail_after(5):
+        await server.wait_until(
+            lambda: server.connections_closed == server.connections_opened
+        )
+
+
+# ------------------------------------------------------------- exceptions
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("exc_type", [KeyError, Shutdown])
+def test_the_callers_exception_leaves_async_with_unchanged(
+    backend: str, exc_type: type[BaseException]
+) -> None:
+    raised = exc_type("mine")
+
+    async def main() -> None:
+        async with FlagServer({"f": FLAG}) as server:
+            client = Client(config_for(server))
+            caught: BaseException | None = None
+            try:
+                async with client:
+                    assert client.status is ProviderStatus.READY
+                    raise raised
+            except exc_type as exc:  # what users write: it must match
+                caught = exc
+            assert caught is raised  # not an ExceptionGroup, not a copy
+            tb = caught.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            assert tb is not None and tb.tb_frame.f_code.co_name == "main"
+            assert client.status is ProviderStatus.NOT_READY
+            await all_connections_closed(server)
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_flag_server_does_not_wrap_the_callers_exception(backend: str) -> None:
+    async def main() -> None:
+        with pytest.raises(KeyError, match="x"):
+            async with FlagServer():
+                raise KeyError("x")
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_the_sdks_tasks_never_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: object, **_: object) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError("a bug in the supervisor")
+
+    monkeypatch.setattr(_supervisor.Supervisor, "run", broken)
+    async with (
+        FlagServer({"f": FLAG}) as server,
+        Client(config_for(server)) as client,
+    ):
+        assert client.status is ProviderStatus.ERROR
+        assert "internal error" in (client._bus.last_status_event or "").message  # type: ignore[union-attr]
+    assert "failed unexpectedly" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_http_that_cannot_be_set_up_is_fatal_with_the_reason() -> None:
+    config = Config("k", base_uri="https://127.0.0.1:9", verify="/nonexistent/ca.pem")
+    client = Client(config)
+    async with client:
+        assert client.status is ProviderStatus.FATAL
+    last = client._bus.last_status_event
+    assert last is not None and "Config.verify" in last.message
+
+
+# ----------------------------------------------------------- cancellation
+async def cancelled_after(
+    checkpoints: int,
+    body: Callable[[], Awaitable[None]],
+) -> bool:
+    """Run ``body`` in a scope cancelled after ``checkpoints`` loop turns; True if it finished first."""
+    finished = False
+    async with anyio.create_task_group() as tg:
+        scope = anyio.CancelScope()
+
+        async def canceller() -> None:
+            for _ in range(checkpoints):
+                await anyio.lowlevel.checkpoint()
+            scope.cancel()
+
+        tg.start_soon(canceller)
+        with scope:
+            await body()
+            finished = True
+        tg.cancel_scope.cancel()
+    return finished
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("phase", ["start-up", "shutdown"])
+async def test_cancellation_at_every_checkpoint_leaves_nothing_behind(
+    phase: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def inline(func: Callable[[], object]) -> None:
+        # The worker-thread hop takes thousands of loop turns and cannot be
+        # cancelled anyway; inline it so that each turn below is an await point.
+        func()
+        await anyio.lowlevel.checkpoint()
+
+    monkeypatch.setattr(client_module, "_in_thread", inline)
+    async with FlagServer({"f": FLAG}) as server:
+        baseline = sdk_tasks()
+        client = Client(config_for(server))
+        completed = 0
+        checkpoints = 0
+        while completed < 3:  # past the last checkpoint, a few times over
+            deadline_before = anyio.current_effective_deadline()
+
+            async def body() -> None:
+                async with client:
+                    assert client.status is ProviderStatus.READY
+                    if phase == "shutdown":
+                        await server.wait_for_stream()
+                        # From here, cancellation lands during shutdown.
+                        await anyio.lowlevel.checkpoint()
+
+            with anyio.fail_after(30):  # an enclosing scope of the caller's
+                if phase == "shutdown":
+                    await body()  # warm up: find how long start-up takes
+                finished = await cancelled_after(checkpoints, body)
+            completed += finished
+            # Nothing of the client is left running, the caller's scopes are intact...
+            assert sdk_tasks() == baseline, f"after {checkpoints} checkpoints"
+            assert anyio.current_effective_deadline() == deadline_before
+            assert client.status is ProviderStatus.NOT_READY
+            assert (await client.variation_detail("f", USER, None)).error_kind == (
+                "CLIENT_NOT_READY"
+            )
+            # ... and every connection it opened is closed.
+            await all_connections_closed(server)
+            checkpoints += 1
+        assert checkpoints > 10  # start-up has await points, and each was hit
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
+async def test_asyncio_timeout_around_start_up_leaves_nothing_behind() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        baseline = sdk_tasks()
+        client = Client(config_for(server))
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):  # noqa: PT012 - the timeout must wrap it all
+            async with asyncio.timeout(None) as timeout:
+                async with anyio.create_task_group() as tg:
+
+                    async def expire_when_requested() -> None:
+                        await server.wait_for_requests("/sdk/poll")
+                        timeout.reschedule(loop.time())
+
+                    tg.start_soon(expire_when_requested)
+                    async with client:
+                        pytest.fail("start-up was not interrupted")
+        assert sdk_tasks() == baseline
+        await all_connections_closed(server)
+        # The client can still be started afterwards.
+        server.clear_faults()
+        async with client:
+            assert client.status is ProviderStatus.READY
+
+
+# ------------------------------------------------------------------ close
+@pytest.mark.asyncio
+async def test_aclose_from_a_handler_returns_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # If aclose() waited for its bound here, the test would hang, not pass.
+    monkeypatch.setattr(client_module, "_CLOSE_BOUND", 3600.0)
+    async with FlagServer({"f": FLAG}) as server:
+        returned = anyio.Event()
+        client = Client(config_for(server))
+
+        async def on_change(keys: frozenset[str]) -> None:
+            await client.aclose()
+            returned.set()  # reached: aclose() returned normally, in the handler
+
+        client.add_flag_change_handler(on_change)
+        with anyio.fail_after(10):
+            async with client:
+                await server.wait_for_stream()
+                server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+                await returned.wait()
+                await client._bus.wait_status(lambda s: s is ProviderStatus.NOT_READY)
+                assert client._run is None  # closed for good, within the block
+                await client.aclose()  # idempotent
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_after_close_status_and_evaluations_agree() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        async with client:
+            assert await client.bool_variation("f", USER, False) is True
+            await client.aclose()
+            assert client.status is ProviderStatus.NOT_READY
+            detail = await client.variation_detail("f", USER, "default")
+            assert (detail.value, detail.error_kind) == ("default", "CLIENT_NOT_READY")
+            assert not client.snapshot().initialized
+
+
+@pytest.mark.asyncio
+async def test_restart_after_aclose_with_and_without_async_with() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        # The LaunchDarkly habit: enter, close, enter again.
+        assert await client.__aenter__() is client
+        statuses = [client.status]
+        await client.aclose()
+        statuses.append(client.status)
+        await client.__aenter__()
+        statuses.append(client.status)
+        assert await client.bool_variation("f", USER, False) is True
+        await client.__aexit__(None, None, None)
+        statuses.append(client.status)
+        assert [s.name for s in statuses] == [
+            "READY",
+            "NOT_READY",
+            "READY",
+            "NOT_READY",
+        ]
+        # And twice with async with, each serving fresh data.
+        for variation, expected in ((1, False), (0, True)):
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": variation}})
+            async with client:
+                assert await client.bool_variation("f", USER, not expected) is expected
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_starting_twice_concurrently_is_refused() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        client = Client(config_for(server, ready_timeout=30))
+        errors: list[BaseException] = []
+        async with anyio.create_task_group() as tg:
+
+            async def second() -> None:
+                await server.wait_for_requests("/sdk/poll")
+                try:
+                    await client.__aenter__()
+                except RuntimeError as exc:
+                    errors.append(exc)
+                await client.aclose()  # from another task: stops the first start
+
+            tg.start_soon(second)
+            async with client:
+                pass
+        assert "already started" in str(errors[0])
+        assert client.status is ProviderStatus.NOT_READY
+
+
+# ------------------------------------------------------------------- fork
+@pytest.mark.asyncio
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_client_running_when_the_process_forks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "aioflags")
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        async with client:
+            parent_instance = client._instance_id
+            parent_random = client._random.random()
+            client._random.seed(1)  # the child's draw must not repeat the parent's
+            expected_parent_draw = client._random.random()
+            read, write = os.pipe()
+            with warnings.catch_warnings():
+                # 3.12+ warns that forking a process with threads may deadlock;
+                # this test's child uses no lock that a parent thread holds.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports through the pipe
+                report: dict[str, Any] = {}
+                try:
+                    report["status"] = client.status.name
+                    report["warned"] = caplog.text.count("when it forked")
+                    detail = client.snapshot().variation_detail("f", USER, None)
+                    report["error_kind"] = detail.error_kind
+                    report["warned_again"] = caplog.text.count("when it forked")
+                    report["draw"] = client._random.random()
+
+                    async def child() -> None:
+                        async with client:
+                            report["started"] = client.status.name
+                            report["value"] = await client.variation("f", USER, None)
+                            report["instance"] = client._instance_id
+
+                    # A new loop of the child's own, in a thread without the
+                    # parent's running-loop state.
+                    # TID251: the library never starts threads; this test's child must.
+                    thread = threading.Thread(target=anyio.run, args=(child,))  # noqa: TID251
+                    thread.start()
+                    thread.join()
+                finally:
+                    os.write(write, json.dumps(report).encode())
+                    os._exit(0)
+            os.close(write)
+            _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
+            with os.fdopen(read) as pipe:
+                report = json.loads(pipe.read())
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert report["status"] == "NOT_READY"  # not READY forever
+            assert report["warned"] == 1 and report["warned_again"] == 1
+            assert report["error_kind"] == "CLIENT_NOT_READY"
+            assert report["started"] == "READY" and report["value"] is True
+            assert report["instance"] != parent_instance
+            assert report["draw"] != expected_parent_draw
+            assert parent_random is not None
+            # The parent is untouched.
+            assert client.status is ProviderStatus.READY
+            assert "when it forked" not in caplog.text
+
+
+def test_constructing_before_fork_warns_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Client(Config("k"))
+    before = client._instance_id
+    client._after_fork()  # what os.register_at_fork runs in the child
+    assert client.status is ProviderStatus.NOT_READY
+    assert client._instance_id != before
+    assert "forked" not in caplog.text
+
+
+# ------------------------------------------------------------------- load
+@pytest.mark.asyncio
+async def test_ten_thousand_handlers_cost_no_task_and_never_stall_the_loop() -> None:
+    async with (
+        FlagServer({"f": FLAG}) as server,
+        Client(config_for(server)) as client,
+    ):
+        await server.wait_for_stream()
+        bus_tasks = bus_tasks_now()
+        assert len(bus_tasks) == 1  # the dispatcher
+        calls = 0
+        since_loop_turn = 0
+        worst = 0
+        got_all = anyio.Event()
+
+        def handler(keys: frozenset[str]) -> None:
+            nonlocal calls, since_loop_turn, worst
+            calls += 1
+            since_loop_turn += 1
+            worst = max(worst, since_loop_turn)
+            if calls == 10_000:
+                got_all.set()
+
+        for _ in range(10_000):
+            client.add_flag_change_handler(handler)
+        assert bus_tasks_now() == bus_tasks  # none per handler
+
+        async def loop_turns() -> None:
+            nonlocal since_loop_turn
+            while True:
+                since_loop_turn = 0
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(loop_turns)
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(30):
+                await got_all.wait()
+            assert bus_tasks_now() == bus_tasks  # delivered with no task per handler
+            tg.cancel_scope.cancel()
+        # The loop ran other work at least every 256 handler calls.
+        assert 0 < worst <= 256
+
+
+@pytest.mark.asyncio
+async def test_value_watchers_of_other_flags_cost_no_task() -> None:
+    async with (
+        FlagServer({"f": FLAG, "g": FLAG}) as server,
+        Client(config_for(server)) as client,
+    ):
+        await server.wait_for_stream()
+        changes: list[aioflags.FlagValueChange] = []
+        removers = [
+            client.add_flag_value_change_handler("g", USER, changes.append)
+            for _ in range(1000)
+        ]
+        async with client.flag_value_changes("f", USER) as stream:
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(10):
+                assert (await stream.receive()).new_value is False
+        assert changes == []
+        for remove in removers:
+            remove()
+        assert not client._bus._subscribers[ProviderEvent.CONFIGURATION_CHANGED]
