@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import hashlib
 import hmac
 import logging
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
 
     from ._context import Context
     from ._datatypes import DataSourceStatus
-    from ._events import EventDetails
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
     from ._snapshot import FlagSnapshot
@@ -503,12 +503,12 @@ class Client:
 
         The keys include flags changed through segments and prerequisites.
         """
-
-        def on_change(details: EventDetails) -> Awaitable[None] | None:
-            return handler(details.flags_changed)
-
-        token = self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, on_change)
-        return lambda: self._bus.discard(token)
+        token = self._bus.add(
+            ProviderEvent.CONFIGURATION_CHANGED,
+            handler,  # type: ignore[arg-type]  # called with the keys: keys_only
+            keys_only=True,
+        )
+        return functools.partial(self._bus.discard, token)
 
     def add_flag_value_change_handler(
         self,
@@ -525,7 +525,7 @@ class Client:
         """
         watcher = ValueWatcher(self.snapshot, key, context, default, handler)
         token = self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, watcher)
-        return lambda: self._bus.discard(token)
+        return functools.partial(self._bus.discard, token)
 
     def flag_value_changes(
         self, key: str, context: Context, *, default: JSONValue = None

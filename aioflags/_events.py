@@ -107,16 +107,21 @@ _HANDLER_RAISED: Final = (
 
 
 class _Subscriber:
-    """A handler, its pending events, and whether an async delivery is running."""
+    """A handler and, while an async delivery to it runs, the events it still owes."""
 
-    __slots__ = ("draining", "event", "handler", "queue", "scheduled")
+    __slots__ = ("draining", "event", "handler", "keys_only", "queue")
 
-    def __init__(self, event: ProviderEvent, handler: Handler) -> None:
+    def __init__(self, event: ProviderEvent, handler: Handler, keys_only: bool) -> None:
         self.event = event
         self.handler = handler
+        self.keys_only = keys_only  # pass ``details.flags_changed``, not the details
         self.queue: deque[EventDetails] = deque()
-        self.scheduled = False  # in the dispatcher's ready queue
         self.draining = False  # a task is awaiting this handler's result
+
+    def call(self, details: EventDetails) -> object:
+        if self.keys_only:
+            return self.handler(details.flags_changed)  # type: ignore[arg-type]
+        return self.handler(details)
 
 
 class EventBus:
@@ -137,7 +142,9 @@ class EventBus:
         self._subscribers: dict[ProviderEvent, dict[_Subscriber, None]] = {
             event: {} for event in ProviderEvent
         }
-        self._ready: deque[_Subscriber] = deque()
+        # What the dispatcher still has to deliver, in emit order: each event
+        # with the handlers registered when it was emitted (or one, a replay).
+        self._pending: deque[tuple[EventDetails, tuple[_Subscriber, ...]]] = deque()
         self._tg: TaskGroup | None = None
         self._wake: anyio.Event | None = None
         self._closing = False
@@ -196,8 +203,9 @@ class EventBus:
             self.last_status_event = details
             self._notify()
         if self._tg is not None and not self._closing:
-            for sub in self._subscribers[event]:
-                self._enqueue(sub, details)
+            subs = self._subscribers[event]
+            if subs:
+                self._push(details, tuple(subs))
         return details
 
     def reset(self) -> None:
@@ -208,18 +216,21 @@ class EventBus:
             self._notify()
 
     # ------------------------------------------------------------- handlers
-    def add(self, event: ProviderEvent, handler: Handler) -> _Subscriber:
+    def add(
+        self, event: ProviderEvent, handler: Handler, *, keys_only: bool = False
+    ) -> _Subscriber:
         """Register a handler; replay the current status's event if it matches.
 
         Registration and replay are one synchronous step: no event can be
         emitted between them, so the handler sees every event exactly once.
+        With ``keys_only`` the handler receives ``details.flags_changed``.
         Returns a token for :meth:`discard`.
         """
         if not isinstance(event, ProviderEvent):
             raise TypeError(f"event must be an aioflags.ProviderEvent, got {event!r}")
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
-        sub = _Subscriber(event, handler)
+        sub = _Subscriber(event, handler, keys_only)
         self._subscribers[event][sub] = None
         if self._tg is not None and not self._closing:
             self._replay(sub)
@@ -239,15 +250,12 @@ class EventBus:
     def _replay(self, sub: _Subscriber) -> None:
         last = self.last_status_event
         if last is not None and self.status in _REPLAYED.get(sub.event, ()):
-            self._enqueue(sub, last)
+            self._push(last, (sub,))
 
-    def _enqueue(self, sub: _Subscriber, details: EventDetails) -> None:
-        sub.queue.append(details)
-        if not sub.scheduled and not sub.draining:
-            sub.scheduled = True
-            self._ready.append(sub)
-            if self._wake is not None:
-                self._wake.set()
+    def _push(self, details: EventDetails, subs: tuple[_Subscriber, ...]) -> None:
+        self._pending.append((details, subs))
+        if self._wake is not None:
+            self._wake.set()
 
     # ------------------------------------------------------------- delivery
     def attach(self, tg: TaskGroup) -> None:
@@ -272,9 +280,7 @@ class EventBus:
         """After the task group has exited: drop what was never delivered."""
         self.detach()
         self._tg = None
-        for sub in self._ready:
-            sub.scheduled = False
-        self._ready.clear()
+        self._pending.clear()
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.queue.clear()
@@ -291,13 +297,15 @@ class EventBus:
         self.reset()
 
     async def _dispatch(self) -> None:
-        ready = self._ready
+        pending = self._pending
         while True:
-            while ready:
-                sub = ready.popleft()
-                sub.scheduled = False
-                while sub.queue and not sub.draining:
-                    self._deliver(sub, sub.queue.popleft())
+            while pending:
+                details, subs = pending.popleft()
+                for sub in subs:
+                    if sub.draining:  # its task delivers, after what it owes
+                        sub.queue.append(details)
+                    else:
+                        self._deliver(sub, details)
                     self.calls_since_yield += 1
                     if self.calls_since_yield >= _BATCH:
                         await anyio.lowlevel.checkpoint()
@@ -312,7 +320,7 @@ class EventBus:
     def _deliver(self, sub: _Subscriber, details: EventDetails) -> None:
         """Call the handler; if it returns an awaitable, a task awaits it."""
         try:
-            result = sub.handler(details)
+            result = sub.call(details)
         except Exception:
             logger.exception(_HANDLER_RAISED)
             return
@@ -322,7 +330,7 @@ class EventBus:
             self._tg.start_soon(self._drain, sub, result)
 
     async def _drain(self, sub: _Subscriber, pending: Awaitable[None]) -> None:
-        """Await the handler's result, then deliver its queued events in order."""
+        """Await the handler's result, then deliver the events it owes, in order."""
         try:
             while True:
                 try:
@@ -334,7 +342,7 @@ class EventBus:
                         return
                     details = sub.queue.popleft()
                     try:
-                        result = sub.handler(details)
+                        result = sub.call(details)
                     except Exception:
                         logger.exception(_HANDLER_RAISED)
                         continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -349,6 +350,85 @@ async def loop_lag(n_flags: int, repeat: int) -> str:
     )
 
 
+# --------------------------------------------------------------- handlers
+async def _handlers_once(
+    server: FlagServer, which: str, n_handlers: int
+) -> tuple[float, float, float, int]:
+    """Add ``n_handlers`` change handlers, push one change: add ms, delivery ms, stall ms, tasks."""
+    key = next(iter(server.flags))
+    flag = server.flags[key]
+    calls = 0
+    done = asyncio.Event()
+
+    def handler(_: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == n_handlers:
+            done.set()
+
+    if which == ASYNC_LD:
+        ld = await ld_async(server.url, stream=True)
+        await server.wait_until(lambda: server.open_streams("/all") == 1)
+        add: Callable[[], object] = functools.partial(
+            ld.flag_tracker.add_listener, handler
+        )
+        close: Callable[[], Awaitable[object]] = ld.close
+    else:
+        ours = aioflags.Client(aioflags_config(server.url, streaming=True))
+        await ours.__aenter__()
+        await server.wait_for_stream()
+        add = functools.partial(ours.add_flag_change_handler, handler)
+        close = functools.partial(ours.__aexit__, None, None, None)
+    tasks_before = len(asyncio.all_tasks())
+    start = time.perf_counter()
+    for _ in range(n_handlers):
+        add()
+    added = (time.perf_counter() - start) * 1e3
+    extra_tasks = len(asyncio.all_tasks()) - tasks_before
+    ticker = Ticker()
+    tick = asyncio.create_task(ticker.run())  # noqa: TID251 - benchmark harness
+    await asyncio.sleep(0.01)
+    ticker.worst = 0.0
+    version = int(flag.get("version", 1)) + 1  # type: ignore[call-overload]
+    start = time.perf_counter()
+    server.set_flag(key, {**flag, "version": version, "on": not flag["on"]})
+    await asyncio.wait_for(done.wait(), 60)
+    delivered = (time.perf_counter() - start) * 1e3
+    ticker.stop()
+    await tick
+    await close()
+    return added, delivered, ticker.worst * 1e3, extra_tasks
+
+
+async def handlers(n_handlers: int, repeat: int) -> str:
+    """Many change handlers: the cost to add them, to deliver one change, the stall."""
+    names = ("aioflags Client", ASYNC_LD)
+    rows: list[dict[str, list[float]]] = [{n: [] for n in names} for _ in range(4)]
+    async with serving(10) as server:
+        for _ in range(repeat):
+            for name in names:  # interleaved: both see the same machine state
+                for row, value in zip(
+                    rows, await _handlers_once(server, name, n_handlers), strict=True
+                ):
+                    row[name].append(value)
+    titles = [
+        "ms to add them all",
+        "ms to deliver one change to all",
+        "worst stall (ms) of a 1 ms ticker during delivery",
+    ]
+    tables = [
+        table(
+            f"{n_handlers} change handlers: {title}", "ms", list(row.items()), ASYNC_LD
+        )
+        for title, row in zip(titles, rows, strict=False)
+    ]
+    tasks = "\n".join(
+        f"  {name:<34} extra tasks while idle: {max(counts):.0f}"
+        for name, counts in rows[3].items()
+    )
+    return "\n".join([*tables, tasks])
+
+
 # ----------------------------------------------------------------- memory
 def _rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -441,6 +521,7 @@ async def run(args: argparse.Namespace) -> None:
     print(await propagation(sizes[0], 3 if args.smoke else 100), flush=True)
     print(await fallback(sizes[0], repeat), flush=True)
     print(await loop_lag(sizes[-1], repeat), flush=True)
+    print(await handlers(100 if args.smoke else 10000, repeat), flush=True)
     print(memory(sizes[-1], 1 if args.smoke else 3), flush=True)
     print(import_time(2 if args.smoke else 10), flush=True)
 
