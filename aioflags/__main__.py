@@ -1,23 +1,35 @@
-"""``python -m aioflags serve FILE``: a local flag service from a flag file.
+"""The ``aioflags`` command (also ``python -m aioflags``).
 
-Serves FDv2 (``/sdk/poll``, ``/sdk/stream``) and FDv1 (``/sdk/latest-all``,
-``/all``) on 127.0.0.1, watches the file and pushes edits to connected clients,
-and stops cleanly on Ctrl-C.
+- ``serve FILE``: a local flag service from a flag file. Serves FDv2
+  (``/sdk/poll``, ``/sdk/stream``) and FDv1 (``/sdk/latest-all``, ``/all``) on
+  127.0.0.1, watches the file and pushes edits to connected clients, and stops
+  cleanly on Ctrl-C.
+- ``validate FILE...``: check flag files and say what is wrong, exit 1 if anything is.
+- ``eval FLAG --context JSON``: evaluate one flag from flag files or the flag
+  service, and print the value, the variation and the reason as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
+from ._exceptions import AioflagsError
 from ._files import FlagFileError, load_flag_files
 from ._sources._file import _stamp
 from ._testserver import FlagServer
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
 
@@ -59,15 +71,100 @@ async def serve(path: Path, host: str, port: int) -> None:
             )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: ``python -m aioflags serve FILE [--host H] [--port N]``."""
-    parser = argparse.ArgumentParser(prog="python -m aioflags", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    cmd = commands.add_parser(
-        "serve", help="serve a flag file (JSON or YAML) on 127.0.0.1"
+def validate(paths: list[Path]) -> int:
+    """Load and compile every flag and segment; print what is wrong. 0 if nothing."""
+    from ._model import compile_flag, compile_segment
+
+    try:
+        flags, segments = load_flag_files(*paths)
+    except FlagFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    problems = [
+        f"flag {key!r}: {compiled.malformed}"
+        for key, raw in flags.items()
+        if (compiled := compile_flag(key, raw)).malformed
+    ] + [
+        f"segment {key!r}: {segment.malformed}"
+        for key, raw in segments.items()
+        if (segment := compile_segment(key, raw)).malformed
+    ]
+    for problem in problems:
+        print(f"error: {problem} (it evaluates as MALFORMED_FLAG)", file=sys.stderr)
+    names = ", ".join(str(p) for p in paths)
+    verdict = f"{len(problems)} problem(s)" if problems else "valid"
+    print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
+    return 1 if problems else 0
+
+
+def _context(text: str) -> JSONValue:
+    """``--context``: JSON, ``@path`` to a JSON file, or a bare key (a user)."""
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    if not text.lstrip().startswith("{"):
+        return {"kind": "user", "key": text}
+    value: JSONValue = json.loads(text)
+    return value
+
+
+async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
+    """Evaluate ``key`` from files, or from the service the environment names."""
+    from ._client import Client
+    from ._config import Config
+    from ._context import Context
+    from ._datasystem import DataSystem
+
+    config = (
+        Config(data_system=DataSystem.file(*files), ready_timeout=10)
+        if files
+        else Config.from_env()
     )
-    cmd.add_argument("file", type=Path)
-    cmd.add_argument("--host", default="127.0.0.1")
+    ctx = Context.from_dict(context) if isinstance(context, dict) else None
+    async with Client(config) as client:
+        detail = await client.variation_detail(key, ctx, None)
+        status = client.status
+    print(
+        json.dumps(
+            {
+                "key": key,
+                "value": detail.value,
+                "variationIndex": detail.variation_index,
+                "reason": detail.reason,
+                "status": status.name,
+            },
+            indent=2,
+        )
+    )
+    return 0 if detail.error_kind is None else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aioflags",
+        description="aioflags: feature flags for asyncio services.",
+        epilog="`python -m aioflags` is the same command.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"aioflags {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cmd = commands.add_parser(
+        "serve",
+        help="serve a flag file (JSON or YAML) on 127.0.0.1",
+        description="A local flag service from a flag file, for development and "
+        "tests: point Config(base_uri=..., stream_uri=...) at the URL it prints. "
+        "Edits of the file are pushed to connected clients.",
+    )
+    cmd.add_argument(
+        "file",
+        type=Path,
+        help="a flag file in LaunchDarkly's file-data-source shape "
+        "(flags, flagValues, segments)",
+    )
+    cmd.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     cmd.add_argument(
         "--port", type=int, default=8765, help="0 picks a free port (default 8765)"
     )
@@ -76,7 +173,56 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="allow binding an address other than loopback (the service has no authentication)",
     )
+
+    cmd = commands.add_parser(
+        "validate",
+        help="check flag files; exit 1 if anything is wrong",
+        description="Load flag files as DataSystem.file() and `serve` do, compile "
+        "every flag and segment, and say what is wrong with each.",
+    )
+    cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
+
+    cmd = commands.add_parser(
+        "eval",
+        help="evaluate one flag for a context and print the result as JSON",
+        description="Evaluate FLAG from flag files (--file), or from the flag "
+        "service that AIOFLAGS_* environment variables describe (see "
+        "Config.from_env). Exit 1 if the evaluation ended in an error.",
+    )
+    cmd.add_argument("flag", help="the flag key")
+    cmd.add_argument(
+        "--context",
+        required=True,
+        help="the context: LaunchDarkly's context JSON, @FILE with that JSON, "
+        "or a plain key for a user context",
+    )
+    cmd.add_argument(
+        "--file",
+        dest="files",
+        type=Path,
+        action="append",
+        default=[],
+        help="a flag file to evaluate from (repeatable); without it, the service",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: ``aioflags {serve,validate,eval} ...`` (``--help`` for each)."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        return validate(args.files)
+    if args.command == "eval":
+        try:
+            context = _context(args.context)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--context: {exc}")
+        try:
+            return anyio.run(evaluate, args.flag, context, args.files)
+        except AioflagsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if not _is_loopback(args.host) and not args.allow_remote:
         parser.error(
             f"refusing to bind {args.host}: it is not a loopback address (use --allow-remote)"
@@ -85,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
         anyio.run(serve, args.file, args.host, args.port)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: the address is in use "
+            "(pick another with --port, or --port 0 for a free one)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("stopped", flush=True)

@@ -122,11 +122,13 @@ class _Run:
         self.live = False  # the runner task has begun (so ``done`` will be set)
 
 
-class _ForkedStore:
-    """Stands in for the store of a client forked while running: warns on first use.
+class _WarningStore:
+    """Stands in for the store until the first evaluation, which it warns about once.
 
-    Only ``snapshot`` is read before the next start replaces it; reading it is
-    an evaluation in the child, which warns once and then sees an empty store.
+    Used while a client has never been started, and in a child process for a
+    client that was running when the process forked. Only ``snapshot`` is read
+    before a start replaces it; the first read warns (through the client) and
+    puts a plain empty store in place, so evaluations pay nothing for this.
     """
 
     __slots__ = ("_client",)
@@ -137,7 +139,7 @@ class _ForkedStore:
     @property
     def snapshot(self) -> FlagSnapshot:
         client = self._client
-        client._warn_forked()
+        client._warn_misuse()
         return client._store.snapshot
 
 
@@ -202,7 +204,7 @@ class Client:
         self._random = random or _random.Random()
         self._instance_id = config.instance_id or str(uuid.uuid4())
         self._bus = EventBus()
-        self._store = Store()
+        self._store = cast("Store", _WarningStore(self))  # until started
         self._phase = _Phase.IDLE
         self._pid = os.getpid()
         self._forked_from: int | None = None
@@ -251,6 +253,15 @@ class Client:
             raise
         return self
 
+    def __enter__(self) -> None:
+        raise TypeError(
+            "aioflags.Client is an async context manager: use `async with client:`"
+            " (for sync code, see docs/sync.md)"
+        )
+
+    def __exit__(self, *args: object) -> None:  # pragma: no cover - never entered
+        raise TypeError("use `async with client:`")
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -277,6 +288,9 @@ class Client:
         assert self._tg is not None
         self._tg.start_soon(self._runner, run, name="aioflags client")
         timeout = self._config.ready_timeout
+        if timeout == 0:  # start, do not wait: the status says when it is READY
+            self._phase = _Phase.RUNNING
+            return
         with anyio.move_on_after(timeout):
             await self._bus.wait_status(
                 lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
@@ -438,15 +452,30 @@ class Client:
         self._supervisor = None
         self._phase = _Phase.IDLE
         self._bus.after_fork()
-        self._store = cast("Store", _ForkedStore(self))
+        self._store = cast("Store", _WarningStore(self))
+
+    def _warn_misuse(self) -> None:
+        """First evaluation of a client never started, or forked while running."""
+        store: object = self._store  # a _WarningStore in disguise, until now
+        if not isinstance(store, _WarningStore):
+            return
+        self._store = Store()
+        if self._forked_from is None:
+            logger.warning(
+                "aioflags client evaluated before it was started: evaluations "
+                "return defaults (CLIENT_NOT_READY) until `async with client:` "
+                "starts it (in your app's lifespan, for example)"
+            )
+            return
+        self._warn_forked()
 
     def _warn_forked(self) -> None:
         parent = self._forked_from
         if parent is None:
             return
         self._forked_from = None
-        store: object = self._store  # a _ForkedStore in disguise, until now
-        if isinstance(store, _ForkedStore):
+        store: object = self._store
+        if isinstance(store, _WarningStore):
             self._store = Store()
         logger.warning(
             "aioflags client was running in process %d when it forked; in this "
@@ -523,7 +552,7 @@ class Client:
         The value is evaluated now, then again on each change of that flag;
         the handler runs only when it differs. Returns a remover.
         """
-        watcher = ValueWatcher(self.snapshot, key, context, default, handler)
+        watcher = ValueWatcher(self._snapshot_quietly, key, context, default, handler)
         token = self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, watcher)
         return functools.partial(self._bus.discard, token)
 
@@ -540,6 +569,13 @@ class Client:
     # ------------------------------------------------------------ evaluation
     def snapshot(self) -> FlagSnapshot:
         """The current immutable snapshot, for sync and request-consistent evaluation."""
+        return self._store.snapshot
+
+    def _snapshot_quietly(self) -> FlagSnapshot:
+        """The snapshot, without the warning an evaluation before start gives."""
+        store: object = self._store
+        if isinstance(store, _WarningStore):
+            return Store().snapshot
         return self._store.snapshot
 
     async def variation(

@@ -2,21 +2,70 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Mapping
 
     from ._datasystem import DataSystem
 
 __all__ = ["Config"]
 
+logger = logging.getLogger("aioflags")
+
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _sdk_key_problem(key: object) -> str | None:
+    """What is wrong with an SDK key, precisely enough to fix it; ``None`` if nothing."""
+    if not isinstance(key, str):
+        return f"sdk_key must be a string, got {type(key).__name__}"
+    if not key:
+        return "sdk_key is empty (use offline=True to run without one)"
+    if len(key) > 8192:
+        return f"sdk_key is {len(key)} characters long; the limit is 8192"
+    for index, char in enumerate(key):
+        if not (char.isascii() and (char.isalnum() or char in "._-")):
+            where = (
+                "at the end"
+                if index == len(key) - 1
+                else "at the start"
+                if index == 0
+                else f"at position {index}"
+            )
+            hint = (
+                " (read from a file or an environment variable? strip it)"
+                if char.isspace()
+                else ""
+            )
+            return (
+                f"sdk_key has {char!r} {where}{hint}: an SDK key is letters, "
+                "digits, '.', '_' and '-'"
+            )
+    return None
+
+
+def _tag(name: str, value: object) -> str | None:
+    """An application tag, or ``None`` with a warning when LaunchDarkly would drop it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _TAG.fullmatch(value):
+        return value
+    logger.warning(
+        "Config.%s=%r is dropped: a tag is 1-64 characters of letters, digits, "
+        "'.', '_' and '-' (the other tags are still sent)",
+        name,
+        value,
+    )
+    return None
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -40,7 +89,8 @@ class Config:
         stream_uri: streaming endpoints (FDv2 ``/sdk/stream``, FDv1 ``/all``).
         data_system: which sources run; ``None`` means ``DataSystem.default()``.
         ready_timeout: how long ``async with client`` waits for the first
-            status (READY, ERROR or FATAL) before carrying on.
+            status (READY, ERROR or FATAL) before carrying on; 0 starts the
+            client without waiting (the status says when it is READY).
         offline: no data system at all; evaluations return defaults.
         poll_interval: seconds between polls (minimum 30 against LaunchDarkly's
             own endpoints is recommended; smaller values are allowed for relays
@@ -60,8 +110,10 @@ class Config:
         verify: TLS verification: ``True``, ``False``, a CA bundle path or an
             ``ssl.SSLContext``.
         proxy: an HTTP(S) proxy URL.
-        application_id: sent in ``X-LaunchDarkly-Tags``.
-        application_version: sent in ``X-LaunchDarkly-Tags``.
+        application_id: sent in ``X-LaunchDarkly-Tags``; an empty string is
+            unset, and an invalid value (not 1-64 of ``[A-Za-z0-9._-]``) is
+            dropped with a warning, as LaunchDarkly's SDKs do.
+        application_version: like ``application_id``.
         wrapper_name: sent in ``X-LaunchDarkly-Wrapper``.
         wrapper_version: sent in ``X-LaunchDarkly-Wrapper``.
         instance_id: sent in ``X-LaunchDarkly-Instance-Id``; by default each
@@ -100,12 +152,8 @@ class Config:
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
-        if key is not None and (
-            not isinstance(key, str) or not _SDK_KEY.fullmatch(key)
-        ):
-            raise ConfigurationError(
-                "sdk_key must be 1-8192 characters of letters, digits, '.', '_' and '-'"
-            )
+        if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
+            raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
         for name in ("base_uri", "stream_uri"):
             uri = getattr(self, name)
             if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
@@ -113,8 +161,8 @@ class Config:
                     f"{name} must be an http:// or https:// URL, got {uri!r}"
                 )
             object.__setattr__(self, name, uri.rstrip("/"))
+        _positive("ready_timeout", self.ready_timeout, allow_zero=True)
         for name in (
-            "ready_timeout",
             "initial_retry_delay",
             "max_retry_delay",
             "connect_timeout",
@@ -140,11 +188,49 @@ class Config:
             )
         object.__setattr__(self, "fatal_status_codes", codes)
         for name in ("application_id", "application_version"):
-            value = getattr(self, name)
-            if value is not None and not _TAG.fullmatch(value):
+            object.__setattr__(self, name, _tag(name, getattr(self, name)))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Config:
+        """A Config from ``AIOFLAGS_*`` environment variables; keyword arguments win.
+
+        The SDK key comes from ``AIOFLAGS_SDK_KEY``, else ``LAUNCHDARKLY_SDK_KEY``.
+        ``AIOFLAGS_BASE_URI``, ``AIOFLAGS_STREAM_URI``, ``AIOFLAGS_OFFLINE``,
+        ``AIOFLAGS_READY_TIMEOUT``, ``AIOFLAGS_POLL_INTERVAL``,
+        ``AIOFLAGS_GRACE_PERIOD``, ``AIOFLAGS_CONNECT_TIMEOUT``,
+        ``AIOFLAGS_READ_TIMEOUT``, ``AIOFLAGS_PROXY``,
+        ``AIOFLAGS_APPLICATION_ID`` and ``AIOFLAGS_APPLICATION_VERSION`` set
+        the option of the same name (docs/configuration.md lists them);
+        numbers are seconds, booleans are ``true``/``false``/``1``/``0``.
+        Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
+        be ignored silently).
+
+        Raises:
+            ConfigurationError: a variable cannot be parsed, or is unknown; the
+                message names it.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        key = env.get("AIOFLAGS_SDK_KEY") or env.get("LAUNCHDARKLY_SDK_KEY")
+        if key:
+            values["sdk_key"] = key
+        for variable, text in env.items():
+            if not variable.startswith("AIOFLAGS_") or variable == "AIOFLAGS_SDK_KEY":
+                continue
+            name = variable.removeprefix("AIOFLAGS_").lower()
+            kind = ENVIRONMENT.get(name)
+            if kind is None:
+                known = ", ".join(f"AIOFLAGS_{n.upper()}" for n in ENVIRONMENT)
                 raise ConfigurationError(
-                    f"{name} must be 1-64 characters of letters, digits, '.', '_' and '-'"
+                    f"unknown environment variable {variable}: aioflags reads "
+                    f"AIOFLAGS_SDK_KEY, {known}"
                 )
+            values[name] = _parse_env(variable, text, kind)
+        values.update(overrides)
+        sdk_key = values.pop("sdk_key", None)
+        return cls(sdk_key, **values)
 
     @property
     def tags_header(self) -> str | None:
@@ -169,3 +255,37 @@ class Config:
             if self.wrapper_version
             else self.wrapper_name
         )
+
+
+#: The options ``Config.from_env()`` reads, as ``AIOFLAGS_<NAME>``, and their types.
+ENVIRONMENT: Final[dict[str, type]] = {
+    "base_uri": str,
+    "stream_uri": str,
+    "offline": bool,
+    "ready_timeout": float,
+    "poll_interval": float,
+    "grace_period": float,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "proxy": str,
+    "application_id": str,
+    "application_version": str,
+}
+
+
+def _parse_env(variable: str, text: str, kind: type) -> object:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigurationError(f"{variable}={text!r}: expected true or false")
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"{variable}={text!r}: expected a number of seconds"
+            ) from None
+    return text

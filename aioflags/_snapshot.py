@@ -26,6 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["FlagSnapshot"]
 
 logger = logging.getLogger("aioflags")
+_MISUSED: set[str] = set()  # the argument types already logged as not a Context
+R = TypeVar("R")
+
+
+def _not_a_context(context: object, answer: R) -> R:
+    """An evaluation got something other than a Context: log once per type."""
+    kind = type(context).__name__
+    if kind not in _MISUSED:
+        _MISUSED.add(kind)
+        logger.error(
+            "aioflags evaluations take an aioflags.Context, got %s %r: the default "
+            "is returned with USER_NOT_SPECIFIED. Use Context.create(key) or "
+            "Context.from_dict({...}).",
+            kind,
+            context,
+        )
+    return answer
+
+
 T = TypeVar("T")
 _NOT_READY: Final = ERROR_RESULTS["CLIENT_NOT_READY"]
 _NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
@@ -121,8 +140,11 @@ class FlagSnapshot:
     def _result(self, key: str, context: Context | None) -> Result:
         if not self._initialized:
             return _NOT_READY
-        if context is None or context._error is not None:
-            return _NO_CONTEXT
+        try:
+            if context is None or context._error is not None:
+                return _NO_CONTEXT
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, _NO_CONTEXT)
         flag = self._flags.get(key)
         if flag is None:
             return _NOT_FOUND
@@ -146,8 +168,11 @@ class FlagSnapshot:
         # holds no flags, and a deleted flag's constant result serves no
         # variation.
         flag = self._flags.get(key)
-        if flag is None or context is None or context._error is not None:
-            return default
+        try:
+            if flag is None or context is None or context._error is not None:
+                return default
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, default)
         result = flag.constant
         if result is None:
             if flag.prerequisites:
@@ -274,8 +299,11 @@ class FlagSnapshot:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
-        if not self._initialized or context is None or context._error is not None:
-            return FlagsState(valid=False, values={}, meta={})
+        try:
+            if not self._initialized or context is None or context._error is not None:
+                return FlagsState(valid=False, values={}, meta={})
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, FlagsState(valid=False, values={}, meta={}))
         now_ms = _dt.datetime.now(_dt.timezone.utc).timestamp() * 1000.0
         values: JSONObject = {}
         meta: dict[str, JSONObject] = {}

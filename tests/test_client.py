@@ -43,7 +43,7 @@ def test_construction_needs_no_event_loop_and_does_no_io() -> None:
     [
         ({"sdk_key": "has space"}, "sdk_key"),
         ({"sdk_key": "k", "base_uri": "ftp://x"}, "base_uri"),
-        ({"sdk_key": "k", "ready_timeout": 0}, "ready_timeout"),
+        ({"sdk_key": "k", "ready_timeout": -1}, "ready_timeout"),
         ({"sdk_key": "k", "ready_timeout": True}, "ready_timeout"),
         ({"sdk_key": "k", "grace_period": -1}, "grace_period"),
         ({"sdk_key": "k", "retry_jitter": 2}, "retry_jitter"),
@@ -52,7 +52,6 @@ def test_construction_needs_no_event_loop_and_does_no_io() -> None:
             "max_retry_delay",
         ),
         ({"sdk_key": "k", "fatal_status_codes": {200}}, "fatal_status_codes"),
-        ({"sdk_key": "k", "application_id": "has space"}, "application_id"),
     ],
 )
 def test_config_validation(kwargs: dict[str, Any], message: str) -> None:

@@ -1,0 +1,275 @@
+"""A new user's first hour (issue 23): misuse that says what to do, config, the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags import Client, Config, ConfigurationError, Context, ProviderStatus
+from aioflags.__main__ import main
+from aioflags.testing import FlagData, FlagServer
+
+FLAG: dict[str, Any] = {
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+
+
+# ----------------------------------------------------------------- config
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("sdk-abc\n", r"'\\n' at the end \(read from a file or an environment"),
+        (" sdk-abc", "' ' at the start"),
+        ("sdk abc", "' ' at position 3"),
+        ("sdk-é", "'é' at the end"),
+        ("", "empty .*offline=True"),
+        ("x" * 9000, "9000 characters long; the limit is 8192"),
+    ],
+    ids=[
+        "trailing-newline",
+        "leading-space",
+        "inner-space",
+        "non-ascii",
+        "empty",
+        "long",
+    ],
+)
+def test_a_bad_sdk_key_says_which_character_and_where(key: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Config(key)
+
+
+def test_tags_follow_launchdarkly_empty_is_unset_invalid_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert Config("k", application_id="").tags_header is None
+    config = Config("k", application_id="has space", application_version="1.2")
+    assert config.tags_header == "application-version/1.2"  # the valid one is sent
+    config = Config("k", application_id="a" * 65)
+    assert config.tags_header is None
+    assert caplog.text.count("is dropped") == 2
+    assert "application_id='has space'" in caplog.text
+
+
+def test_config_from_the_environment() -> None:
+    env = {
+        "LAUNCHDARKLY_SDK_KEY": "ld-key",
+        "AIOFLAGS_BASE_URI": "http://127.0.0.1:9/",
+        "AIOFLAGS_OFFLINE": "false",
+        "AIOFLAGS_READY_TIMEOUT": "0",
+        "AIOFLAGS_APPLICATION_ID": "checkout",
+        "OTHER": "ignored",
+    }
+    config = Config.from_env(env)
+    assert config.sdk_key == "ld-key"  # LaunchDarkly's variable as the fallback
+    assert config.base_uri == "http://127.0.0.1:9"
+    assert config.ready_timeout == 0 and config.offline is False
+    assert config.tags_header == "application-id/checkout"
+    assert Config.from_env({**env, "AIOFLAGS_SDK_KEY": "ours"}).sdk_key == "ours"
+    assert Config.from_env(env, ready_timeout=3).ready_timeout == 3  # keywords win
+    assert Config.from_env({}).sdk_key is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AIOFLAGS_BASEURI": "x"}, "unknown environment variable AIOFLAGS_BASEURI"),
+        (
+            {"AIOFLAGS_OFFLINE": "maybe"},
+            "AIOFLAGS_OFFLINE='maybe': expected true or false",
+        ),
+        (
+            {"AIOFLAGS_READY_TIMEOUT": "5s"},
+            "AIOFLAGS_READY_TIMEOUT='5s': expected a number",
+        ),
+        ({"AIOFLAGS_SDK_KEY": "k\n"}, "at the end"),
+    ],
+)
+def test_config_from_env_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Config.from_env(env)
+
+
+@pytest.mark.asyncio
+async def test_ready_timeout_zero_starts_without_waiting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = Config(
+            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0
+        )
+        async with Client(config) as client:
+            # No wait, and no ERROR either: nothing has failed yet.
+            assert client.status is ProviderStatus.NOT_READY
+            server.clear_faults()
+            assert await client.wait_ready(timeout=10) is ProviderStatus.READY
+        assert "not ready after" not in caplog.text
+
+
+# ----------------------------------------------------------------- misuse
+@pytest.mark.asyncio
+async def test_evaluations_never_raise_for_something_that_is_not_a_context(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = FlagData()
+    data.set_value("f", True)
+    async with Client(Config(data_system=data.data_system())) as client:
+        detail = await client.bool_variation_detail("f", "alice", False)  # type: ignore[arg-type]
+        assert (detail.value, detail.error_kind) == (False, "USER_NOT_SPECIFIED")
+        assert await client.variation("f", {"key": "alice"}, "d") == "d"  # type: ignore[arg-type]
+        assert not (await client.all_flags_state(42)).valid  # type: ignore[arg-type]
+        assert client.snapshot().int_variation("f", b"x", 7) == 7  # type: ignore[arg-type]
+        await client.bool_variation("f", "bob", False)  # type: ignore[arg-type]
+    assert caplog.text.count("got str") == 1  # once per type
+    assert "Context.create(key) or Context.from_dict" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_evaluating_a_client_never_started_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Client(Config("k"))
+    user = Context.create("u")
+    for _ in range(3):
+        detail = await client.variation_detail("f", user, 1)
+        assert detail.error_kind == "CLIENT_NOT_READY"
+    assert caplog.text.count("evaluated before it was started") == 1
+    assert "async with client" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_registering_a_watcher_before_start_does_not_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Client(Config("k"))
+    client.add_flag_value_change_handler("f", Context.create("u"), print)
+    assert "evaluated before" not in caplog.text
+
+
+def test_sync_with_says_use_async_with() -> None:
+    client = Client(Config(offline=True))
+    with pytest.raises(TypeError, match="use `async with client:`"), client:
+        pass
+
+
+# ------------------------------------------------------------ the command
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aioflags", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_and_help_for_every_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aioflags {aioflags.__version__}"
+    for command in ("serve", "validate", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        # Every argument has help text (argparse prints nothing after a bare name).
+        options = [line for line in text.splitlines() if line.startswith("  ")]
+        assert options and all(len(line.split(None, 1)) == 2 for line in options), text
+
+
+def test_validate_says_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps({"flags": {"f": {"key": "f", **FLAG}}, "flagValues": {"g": 1}})
+    )
+    assert main(["validate", str(good)]) == 0
+    assert "2 flags, 0 segments: valid" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flags": {"f": {"key": "f", **FLAG, "rules": "nope"}}}))
+    assert main(["validate", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "flag 'f'" in captured.err and "MALFORMED_FLAG" in captured.err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert main(["validate", str(broken)]) == 1
+    assert "invalid JSON" in capsys.readouterr().err
+
+
+def test_eval_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flagValues": {"banner": "hello"}}))
+    assert main(["eval", "banner", "--context", "u1", "--file", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["value"] == "hello" and out["status"] == "READY"
+    context = json.dumps({"kind": "org", "key": "o1"})
+    assert main(["eval", "missing", "--context", context, "--file", str(path)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["reason"] == {"kind": "ERROR", "errorKind": "FLAG_NOT_FOUND"}
+
+
+@pytest.mark.asyncio
+async def test_eval_from_the_service_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        monkeypatch.setenv("AIOFLAGS_SDK_KEY", "k")
+        monkeypatch.setenv("AIOFLAGS_BASE_URI", server.url)
+        monkeypatch.setenv("AIOFLAGS_STREAM_URI", server.url)
+        code = await anyio.to_thread.run_sync(
+            main, ["eval", "f", "--context", '{"key": "u1"}']
+        )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["value"] is True
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flagValues": {"f": True}}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", str(path), "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the address is in use "
+        "(pick another with --port, or --port 0 for a free one)"
+    ]
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "aioflags"
+    result = subprocess.run(
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.strip() == f"aioflags {aioflags.__version__}"
+
+
+def test_logging_of_misuse_uses_the_library_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "aioflags")
+    Config("k", application_version="bad version")
+    assert caplog.records[-1].name == "aioflags"
