@@ -10,25 +10,27 @@ One explicit state machine::
 
     IDLE ──async with──► STARTING ──first status──► RUNNING
       ▲                     │ cancelled / aclose()     │ aclose() / block exits
-      └──── (bounded) ◄── CLOSING ◄────────────────────┘
+      └── (every task ended) ◄── CLOSING ◄─────────────┘
 
 IDLE covers "constructed" and "closed": a closed client can be started again
 unless it is FATAL. After close the status is NOT_READY (FATAL stays FATAL)
 and evaluations return the default with ``CLIENT_NOT_READY``: they agree.
 
-Structure: ``async with`` opens a :func:`background_group` around the caller's
-block (so the caller's own exceptions leave it unwrapped) with one *runner*
-task in it, per start. The runner owns an inner task group where all
-background work runs (the supervisor, event delivery, timers), inside a cancel
-scope that ``aclose()`` cancels; nothing the runner does can raise into the
-caller. A fork is noticed in the child (``os.register_at_fork``): the parent's
+Structure: each ``async with`` (an *entry*) opens its own
+:func:`background_group` around the caller's block, so the caller's own
+exceptions leave it unwrapped, and starts one *run* in it: a runner task that
+owns an inner task group where all background work runs (the supervisor,
+event delivery, timers), inside a cancel scope that ``aclose()`` cancels. A
+run has its own store and status layer, so a closing run can never touch the
+next one. Nothing a run does raises into the caller, except a
+``BaseException`` that belongs to the application (``KeyboardInterrupt``...),
+which leaves ``async with`` unwrapped. A fork is noticed in the child (``os.register_at_fork``): the parent's
 run is dropped there, a warning is logged on first use, and the next
 ``async with`` starts afresh with a new instance id and reseeded jitter.
 """
 
 from __future__ import annotations
 
-import contextvars
 import enum
 import functools
 import hashlib
@@ -50,7 +52,7 @@ from ._datasystem import DataSystem, SourceContext
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._http import make_http_client
-from ._lifespan import background_group
+from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 from ._status import StatusLayer
 from ._store import Store
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import httpx
-    from anyio.abc import TaskGroup
+    from anyio.abc import TaskGroup, TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from ._context import Context
@@ -74,19 +76,22 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 logger = logging.getLogger("aioflags")
-_CLOSE_BOUND: Final = 1.0  # seconds aclose() may spend closing connections and tasks
-
-#: Set in every task the client runs (inherited by the tasks they start): lets
-#: ``aclose()`` know it was called from the client's own work, e.g. a handler.
-_OWN_TASK: Final[contextvars.ContextVar[object]] = contextvars.ContextVar(
-    "aioflags_client_task", default=None
-)
+_CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
     for client in list(_LIVE_CLIENTS):
+        _reset_after_fork(client)
+
+
+def _reset_after_fork(client: Client) -> None:
+    # One client's trouble must not stop the others' reset, and an exception
+    # here would be printed by os.fork and then lost.
+    try:
         client._after_fork()
+    except Exception:  # pragma: no cover - defensive
+        logger.exception("aioflags could not reset a client after fork")
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
@@ -102,6 +107,20 @@ async def _in_thread(func: Callable[[], object]) -> None:
     await anyio.to_thread.run_sync(func)
 
 
+def _not_cancellation(exc: BaseException) -> BaseException | None:
+    """The first exception in ``exc`` (a group, maybe) that is not a cancellation."""
+    cancelled = anyio.get_cancelled_exc_class()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        inner = getattr(current, "exceptions", None)
+        if inner is not None:
+            pending.extend(inner)
+        elif not isinstance(current, cancelled):
+            return current
+    return None
+
+
 class _Phase(enum.Enum):
     """Where the client is in its life (see the module docstring)."""
 
@@ -111,15 +130,38 @@ class _Phase(enum.Enum):
     CLOSING = "closing"
 
 
+class _Entry:
+    """One ``async with client`` (or ``__aenter__``): its span and its task."""
+
+    __slots__ = ("cm", "span", "task")
+
+    def __init__(
+        self, cm: AbstractAsyncContextManager[Span], span: Span, task: int
+    ) -> None:
+        self.cm = cm
+        self.span = span
+        self.task = task
+
+
 class _Run:
-    """One start of the data system: its cancel scope and its end."""
+    """One start of the data system, in the span of one entry, with its own state."""
 
-    __slots__ = ("done", "live", "scope")
+    __slots__ = ("done", "entry", "inner", "layer", "live", "scope", "store", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, entry: _Entry, store: Store, layer: StatusLayer) -> None:
+        self.entry = entry
+        self.store = store
+        self.layer = layer
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
-        self.live = False  # the runner task has begun (so ``done`` will be set)
+        self.live = False  # the runner task has begun (so it will set ``done``)
+        self.task: int | None = None  # the runner task's id
+        self.inner: TaskGroup | None = None
+
+    def spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
+        """Start a status timer in this run's inner group (never after it ended)."""
+        if self.inner is not None:
+            self.inner.start_soon(func)
 
 
 class _WarningStore:
@@ -166,21 +208,17 @@ class Client:
         "_bus",
         "_clock",
         "_config",
+        "_entries",
         "_forked_from",
-        "_http",
-        "_inner",
         "_instance_id",
         "_own_random",
         "_phase",
         "_pid",
         "_random",
         "_run",
-        "_span",
-        "_span_task",
         "_status_layer",
         "_store",
         "_supervisor",
-        "_tg",
     )
 
     def __init__(
@@ -208,12 +246,8 @@ class Client:
         self._phase = _Phase.IDLE
         self._pid = os.getpid()
         self._forked_from: int | None = None
-        self._span: AbstractAsyncContextManager[TaskGroup] | None = None
-        self._span_task: int | None = None
-        self._tg: TaskGroup | None = None
-        self._inner: TaskGroup | None = None
+        self._entries: list[_Entry] = []  # open `async with` blocks, innermost last
         self._run: _Run | None = None
-        self._http: httpx.AsyncClient | None = None
         self._status_layer: StatusLayer | None = None
         self._supervisor: Supervisor | None = None
         _LIVE_CLIENTS.add(self)
@@ -227,31 +261,44 @@ class Client:
             )
         if self._phase is not _Phase.IDLE:
             raise RuntimeError(
-                "this client is already started: use one `async with client:` "
-                "at a time (aclose() it, or leave the block, before starting it again)"
-            )
-        task = anyio.get_current_task().id
-        if self._span is not None and self._span_task != task:
-            raise RuntimeError(
-                "this client's `async with` block is still open in another task: "
-                "leave it there before starting the client here"
+                f"this client is already {'closing' if self._phase is _Phase.CLOSING else 'started'}: "
+                "use one `async with client:` at a time (leave it, or await "
+                "client.aclose(), before starting it again)"
             )
         self._phase = _Phase.STARTING  # claimed before the first await
-        entered = None
+        holder: list[_Entry] = []
+        cm = background_group(functools.partial(self._on_span_exit, holder))
         try:
-            if self._span is None:
-                entered = background_group(self._stop)
-                self._tg = await entered.__aenter__()
-                self._span, self._span_task = entered, task
-            await self._start()
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await self._stop()
-            if entered is not None and self._span is entered:
-                self._span = self._span_task = self._tg = None
-                await entered.__aexit__(type(exc), exc, exc.__traceback__)
+            span = await cm.__aenter__()
+        except BaseException:
+            self._phase = _Phase.IDLE
             raise
+        entry = _Entry(cm, span, anyio.get_current_task().id)
+        holder.append(entry)
+        self._entries.append(entry)
+        try:
+            await self._start(entry)
+        except BaseException as exc:
+            self._entries.remove(entry)
+            # The span's exit stops the run (shielded) and raises ``exc`` again.
+            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if not self._entries:  # closed and forgotten (a fork), or exited twice
+            await self.aclose()
+            return None
+        entry = self._entries[-1]
+        if entry.task != anyio.get_current_task().id:
+            raise RuntimeError("leave `async with client:` in the task that entered it")
+        self._entries.pop()
+        return await entry.cm.__aexit__(exc_type, exc, tb)
 
     def __enter__(self) -> None:
         raise TypeError(
@@ -262,68 +309,70 @@ class Client:
     def __exit__(self, *args: object) -> None:  # pragma: no cover - never entered
         raise TypeError("use `async with client:`")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        span, self._span = self._span, None
-        self._span_task = self._tg = None
-        if span is None:  # closed and forgotten (a fork), or exited twice
-            await self.aclose()
-            return None
-        return await span.__aexit__(exc_type, exc, tb)
-
-    async def _start(self) -> None:
-        """Start one run in the open span and wait for its first status."""
-        run = _Run()
-        self._run = run
-        self._store = Store()
-        self._bus.reset()
-        self._pid = os.getpid()
-        self._status_layer = StatusLayer(
-            self._bus, self._store, self._clock, self._config.grace_period, self._spawn
-        )
-        assert self._tg is not None
-        self._tg.start_soon(self._runner, run, name="aioflags client")
-        timeout = self._config.ready_timeout
-        if timeout == 0:  # start, do not wait: the status says when it is READY
-            self._phase = _Phase.RUNNING
-            return
-        with anyio.move_on_after(timeout):
-            await self._bus.wait_status(
-                lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
-            )
-        if self._run is not run:  # closed meanwhile (by a handler, say)
-            return
-        layer = self._status_layer
-        if self._bus.status is ProviderStatus.NOT_READY and layer is not None:
-            layer.ready_timed_out(timeout)
-        self._phase = _Phase.RUNNING
-
-    async def _stop(self) -> None:
-        """Cancel the current run and wait for it, within ``_CLOSE_BOUND`` seconds.
-
-        Then NOT_READY (FATAL stays FATAL) and an empty store, even if the run
-        had already ended by itself (a crash leaves ERROR until closed).
-        """
+    async def _on_span_exit(self, holder: list[_Entry]) -> None:
+        """The span is closing: stop the run that lives in it; then NOT_READY."""
         run = self._run
-        if run is not None:
-            self._phase = _Phase.CLOSING
-            run.scope.cancel()
-            if run.live:
-                with anyio.move_on_after(_CLOSE_BOUND, shield=True):
-                    await run.done.wait()
-            self._finish(run)
-        self._reset()
+        if run is not None and holder and run.entry is holder[0]:
+            await self._stop(run)
+        elif run is None:
+            self._reset()  # a run that ended by itself (a crash) is closed now
 
-    def _finish(self, run: _Run) -> None:
-        """The run has ended: back to IDLE; if it was asked to stop, reset too."""
+    async def _start(self, entry: _Entry) -> None:
+        """Start one run in ``entry``'s span and wait for its first status."""
+        store = Store()
+        layer = StatusLayer(
+            self._bus, store, self._clock, self._config.grace_period, self._spawn
+        )
+        run = _Run(entry, store, layer)
+        self._run = run
+        self._store = store
+        self._status_layer = layer
+        self._bus.reset()
+        self._bus.forward = entry.span.raise_in_host
+        self._pid = os.getpid()
+        try:
+            await entry.span.tg.start(self._runner, run, name="aioflags client")
+        except BaseException:
+            if not run.live:  # cancelled before it began: nothing will set it
+                self._end_run(run)
+                run.done.set()
+            raise
+        timeout = self._config.ready_timeout
+        if timeout > 0:
+            with anyio.move_on_after(timeout):
+                await self._bus.wait_status(
+                    lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
+                )
+        if run.scope.cancel_called:
+            raise ClientClosedError("the client was closed while it was starting")
+        if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
+            layer.ready_timed_out(timeout)
+        if self._phase is _Phase.STARTING:
+            self._phase = _Phase.RUNNING
+
+    def _spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
+        if self._run is not None:
+            self._run.spawn(func)
+
+    async def _stop(self, run: _Run) -> None:
+        """Cancel ``run`` and wait until it has ended (every task, every socket).
+
+        Shielded: a caller cancelled meanwhile still gets a closed client. The
+        SDK's own cleanup steps are each bounded; only a handler of yours that
+        shields itself from cancellation can make this wait longer.
+        """
+        self._phase = _Phase.CLOSING
+        run.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await run.done.wait()
+
+    def _end_run(self, run: _Run) -> None:
+        """``run`` has ended: back to IDLE; if it was asked to stop, reset too."""
         if self._run is not run:
             return
         self._run = None
         self._phase = _Phase.IDLE
+        self._bus.forward = None
         if run.scope.cancel_called:
             self._reset()
 
@@ -332,63 +381,69 @@ class Client:
         self._store = Store()
         self._bus.reset()
 
-    async def _runner(self, run: _Run) -> None:
+    async def _runner(self, run: _Run, *, task_status: TaskStatus[None]) -> None:
         run.live = True
-        _OWN_TASK.set(self)
+        run.task = anyio.get_current_task().id
+        task_status.started()
         try:
             with run.scope:
-                await self._run_data_system()
+                await self._run_data_system(run)
         except Exception as exc:
             # A bug, not a network fault: the caller's task must not see it.
             logger.exception("The aioflags client failed unexpectedly")
             self._bus.emit(
                 ProviderEvent.ERROR,
                 error_code="GENERAL",
-                message=f"internal error: {exc!r}",
+                message=f"internal error: {exc!r}; serving last known data",
             )
+        except BaseException as exc:
+            forwarded = _not_cancellation(exc)
+            if forwarded is None:
+                raise
+            # KeyboardInterrupt, SystemExit... in one of the client's tasks:
+            # it belongs to the application, unwrapped, in the caller's task.
+            run.entry.span.raise_in_host(forwarded)
         finally:
-            self._http = None
-            self._finish(run)
+            self._end_run(run)
             run.done.set()
 
-    async def _run_data_system(self) -> None:
+    async def _run_data_system(self, run: _Run) -> None:
         config = self._config
         made: list[httpx.AsyncClient] = []
         try:
-            try:
-                await _in_thread(
-                    lambda: made.append(make_http_client(config, self._instance_id))
-                )
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                message = (
-                    f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
-                )
-                logger.error("aioflags client %s", message)
-                self._bus.emit(
-                    ProviderEvent.ERROR, error_code="PROVIDER_FATAL", message=message
-                )
-                return
-            http = self._http = made[0]
-            layer = self._status_layer
-            assert layer is not None
-            async with self._inner_group() as inner:
+            # The inner group first: event delivery is attached before anything
+            # can be reported, so even a FATAL set-up reaches the handlers.
+            async with self._inner_group(run) as inner:
                 if config.offline:
                     self._bus.emit(
                         ProviderEvent.READY,
                         message="offline: evaluations return defaults",
                     )
-                    await anyio.sleep_forever()
-                store = self._store
+                    return  # the group lives on (delivery) until the client closes
+                try:
+                    await _in_thread(
+                        lambda: made.append(make_http_client(config, self._instance_id))
+                    )
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
+                    logger.error("aioflags client %s", message)
+                    self._bus.emit(
+                        ProviderEvent.ERROR,
+                        error_code="PROVIDER_FATAL",
+                        message=message,
+                    )
+                    return
+                store = run.store
                 context = SourceContext(
                     selector=lambda: store.selector,
-                    http=http,
+                    http=made[0],
                     config=config,
                     clock=self._clock,
                     random=self._random,
                 )
                 system = config.data_system or DataSystem.default()
                 self._supervisor = Supervisor(
-                    system, store, context, layer, self._clock
+                    system, store, context, run.layer, self._clock
                 )
                 inner.start_soon(self._supervisor.run)
         finally:
@@ -397,62 +452,74 @@ class Client:
                     await made[0].aclose()
 
     @asynccontextmanager
-    async def _inner_group(self) -> AsyncIterator[TaskGroup]:
-        """The runner's task group, with event delivery attached to it."""
+    async def _inner_group(self, run: _Run) -> AsyncIterator[TaskGroup]:
+        """The run's task group, with event delivery attached to it."""
         try:
             async with anyio.create_task_group() as inner:
-                self._inner = inner
+                run.inner = inner
                 self._bus.attach(inner)
                 yield inner
         finally:
-            self._inner = None
+            run.inner = None
             self._bus.release()
 
-    def _spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
-        """Start a status timer in the running inner group (never outside a run)."""
-        if self._inner is not None:
-            self._inner.start_soon(func)
+    def _in_run(self, run: _Run) -> bool:
+        """Whether the current task is one of ``run``'s (a handler, a source...)."""
+        tasks = {t.id: t for t in anyio.get_running_tasks()}
+        task: int | None = anyio.get_current_task().id
+        while task is not None:
+            if task == run.task:
+                return True
+            info = tasks.get(task)
+            task = info.parent_id if info is not None else None
+        return False
 
     async def aclose(self) -> None:
         """Stop the data system, close every connection, leave no task behind.
 
-        Idempotent and bounded: returns within about a second even if the
-        server hangs mid-response. Callable from any task; from one of the
-        client's own handlers it asks the client to stop and returns at once
-        (the handler is then cancelled at its next await). Afterwards the
-        status is NOT_READY (FATAL stays FATAL), evaluations return the
+        Idempotent, callable from any task; returns once the client has
+        stopped (the SDK's own steps are each bounded, so this takes about a
+        second at most even if the server hangs mid-response). From one of
+        the client's own handlers it asks the client to stop and returns at
+        once (the handler is then cancelled at its next await). Afterwards
+        the status is NOT_READY (FATAL stays FATAL), evaluations return the
         default with ``CLIENT_NOT_READY``, and the client can be started
-        again unless it is FATAL.
+        again unless it is FATAL. It does not leave the ``async with`` block:
+        the block still ends where you wrote it.
         """
         self._warn_forked()
         run = self._run
         if run is None:
+            if not self._entries or self._phase is _Phase.IDLE:
+                self._reset()  # a run that ended by itself is closed now
             return
-        if _OWN_TASK.get() is self:
+        if self._in_run(run):
             # Waiting here would wait for this very task: request the stop only.
             self._phase = _Phase.CLOSING
             run.scope.cancel()
             return
-        with anyio.CancelScope(shield=True):
-            await self._stop()
+        await self._stop(run)
 
     # ----------------------------------------------------------------- fork
     def _after_fork(self) -> None:
-        """In a forked child: forget the parent's run (its loop, sockets and tasks)."""
+        """In a forked child: forget the parent's run (its loop, sockets and tasks).
+
+        Only references are dropped, and nothing of the parent's loop is
+        touched: the fork may have happened on any thread.
+        """
         self._instance_id = self._config.instance_id or str(uuid.uuid4())
         if self._own_random:
             self._random = _random.Random()
-        if self._run is None and self._span is None:
+        if self._run is None and not self._entries:
             return  # constructed or closed before the fork: the supported pattern
         self._forked_from = self._pid
+        self._store = cast("Store", _WarningStore(self))
+        self._bus.after_fork()
         self._run = None
-        self._span = self._span_task = self._tg = None
-        self._http = None
+        self._entries = []
         self._status_layer = None
         self._supervisor = None
         self._phase = _Phase.IDLE
-        self._bus.after_fork()
-        self._store = cast("Store", _WarningStore(self))
 
     def _warn_misuse(self) -> None:
         """First evaluation of a client never started, or forked while running."""

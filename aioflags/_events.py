@@ -109,7 +109,7 @@ _HANDLER_RAISED: Final = (
 class _Subscriber:
     """A handler and, while an async delivery to it runs, the events it still owes."""
 
-    __slots__ = ("draining", "event", "handler", "keys_only", "queue")
+    __slots__ = ("draining", "event", "handler", "keys_only", "queue", "removed")
 
     def __init__(self, event: ProviderEvent, handler: Handler, keys_only: bool) -> None:
         self.event = event
@@ -117,6 +117,7 @@ class _Subscriber:
         self.keys_only = keys_only  # pass ``details.flags_changed``, not the details
         self.queue: deque[EventDetails] = deque()
         self.draining = False  # a task is awaiting this handler's result
+        self.removed = False  # unregistered: receives nothing more
 
     def call(self, details: EventDetails) -> object:
         if self.keys_only:
@@ -148,7 +149,11 @@ class EventBus:
         self._tg: TaskGroup | None = None
         self._wake: anyio.Event | None = None
         self._closing = False
+        self._delivery_tasks: set[int] = set()  # the dispatcher's and drains' ids
         self._changed: anyio.Event | None = None  # created on first wait (needs a loop)
+        #: Where a handler's BaseException (KeyboardInterrupt...) goes: the
+        #: client hands it to the caller's task. ``None``: raised in place.
+        self.forward: Callable[[BaseException], None] | None = None
         #: Handler calls made by the dispatcher since it last yielded (for tests).
         self.calls_since_yield = 0
 
@@ -237,7 +242,7 @@ class EventBus:
         return sub
 
     def remove(self, event: ProviderEvent, handler: Handler) -> None:
-        """Unregister a handler (events already queued for it are still delivered)."""
+        """Unregister a handler; it receives nothing more, not even what is queued."""
         for sub in self._subscribers[event]:
             if sub.handler == handler:
                 self.discard(sub)
@@ -245,6 +250,8 @@ class EventBus:
 
     def discard(self, sub: _Subscriber) -> None:
         """Unregister the handler behind a token from :meth:`add`, in O(1)."""
+        sub.removed = True
+        sub.queue.clear()
         self._subscribers[sub.event].pop(sub, None)
 
     def _replay(self, sub: _Subscriber) -> None:
@@ -268,9 +275,10 @@ class EventBus:
         tg.start_soon(self._dispatch)
 
     def detach(self) -> None:
-        """Stop accepting events; what is queued is still delivered, then delivery ends.
+        """Stop accepting events; the dispatcher delivers what is queued, then ends.
 
-        Handlers persist for the next :meth:`attach`.
+        (At the client's shutdown the task group is cancelled first, so what is
+        still queued then is dropped.) Handlers persist for the next :meth:`attach`.
         """
         self._closing = True
         if self._wake is not None:
@@ -279,7 +287,12 @@ class EventBus:
     def release(self) -> None:
         """After the task group has exited: drop what was never delivered."""
         self.detach()
+        self._forget_delivery()
+
+    def _forget_delivery(self) -> None:
         self._tg = None
+        self._wake = None
+        self._delivery_tasks.clear()
         self._pending.clear()
         for subs in self._subscribers.values():
             for sub in subs:
@@ -289,33 +302,51 @@ class EventBus:
     def after_fork(self) -> None:
         """In a forked child: forget the parent's delivery, loop and status.
 
-        Handlers persist; FATAL stays FATAL (an invalid key is invalid here too).
+        Only references are dropped: the parent's loop and events must not be
+        touched here (the fork may have happened on any thread). Handlers
+        persist; FATAL stays FATAL (an invalid key is invalid here too).
         """
-        self.release()
-        self._wake = None
+        self._closing = True
+        self._forget_delivery()
         self._changed = None
-        self.reset()
+        if self.status is not ProviderStatus.FATAL:
+            self.status = ProviderStatus.NOT_READY
+            self.last_status_event = None
+
+    def in_delivery_task(self) -> bool:
+        """Whether the current task is delivering events (running a handler)."""
+        return anyio.get_current_task().id in self._delivery_tasks
 
     async def _dispatch(self) -> None:
+        me = anyio.get_current_task().id
+        self._delivery_tasks.add(me)
         pending = self._pending
-        while True:
-            while pending:
-                details, subs = pending.popleft()
-                for sub in subs:
-                    if sub.draining:  # its task delivers, after what it owes
-                        sub.queue.append(details)
-                    else:
-                        self._deliver(sub, details)
-                    self.calls_since_yield += 1
-                    if self.calls_since_yield >= _BATCH:
-                        await anyio.lowlevel.checkpoint()
-                        self.calls_since_yield = 0
-            if self._closing:
-                return
-            self._wake = anyio.Event()
-            await self._wake.wait()
-            self._wake = None
+        try:
+            while True:
+                while pending:
+                    details, subs = pending.popleft()
+                    for sub in subs:
+                        if sub.removed:
+                            continue
+                        if sub.draining:  # its task delivers, after what it owes
+                            sub.queue.append(details)
+                        else:
+                            self._deliver(sub, details)
+                        await self._count_call()
+                if self._closing:
+                    return
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                self._wake = None
+                self.calls_since_yield = 0
+        finally:
+            self._delivery_tasks.discard(me)
+
+    async def _count_call(self) -> None:
+        self.calls_since_yield += 1
+        if self.calls_since_yield >= _BATCH:
             self.calls_since_yield = 0
+            await anyio.lowlevel.checkpoint()
 
     def _deliver(self, sub: _Subscriber, details: EventDetails) -> None:
         """Call the handler; if it returns an awaitable, a task awaits it."""
@@ -324,21 +355,44 @@ class EventBus:
         except Exception:
             logger.exception(_HANDLER_RAISED)
             return
+        # BLE001: KeyboardInterrupt, SystemExit... belong to the application.
+        except BaseException as exc:  # noqa: BLE001
+            self._forward(exc)
+            return
         if result is not None and inspect.isawaitable(result):
             sub.draining = True
             assert self._tg is not None
             self._tg.start_soon(self._drain, sub, result)
 
+    def _forward(self, exc: BaseException) -> None:
+        """A handler raised a BaseException: it belongs to the application."""
+        if self.forward is None:
+            raise exc
+        self.forward(exc)
+
     async def _drain(self, sub: _Subscriber, pending: Awaitable[None]) -> None:
         """Await the handler's result, then deliver the events it owes, in order."""
+        me = anyio.get_current_task().id
+        self._delivery_tasks.add(me)
+        cancelled = anyio.get_cancelled_exc_class()
         try:
             while True:
                 try:
                     await pending
+                except cancelled:
+                    # Ours (the client is closing) arrives again at the next
+                    # checkpoint; a foreign one (the handler awaited a future
+                    # that something else cancelled) is the handler's failure.
+                    await anyio.lowlevel.checkpoint()
+                    logger.error("%s: it was cancelled from outside", _HANDLER_RAISED)
                 except Exception:
                     logger.exception(_HANDLER_RAISED)
+                # BLE001: KeyboardInterrupt, SystemExit... belong to the application.
+                except BaseException as exc:  # noqa: BLE001
+                    self._forward(exc)
+                    return
                 while True:
-                    if not sub.queue:
+                    if not sub.queue or sub.removed:
                         return
                     details = sub.queue.popleft()
                     try:
@@ -346,8 +400,14 @@ class EventBus:
                     except Exception:
                         logger.exception(_HANDLER_RAISED)
                         continue
+                    except BaseException as exc:  # noqa: BLE001 - as above
+                        self._forward(exc)
+                        return
+                    finally:
+                        await self._count_call()
                     if result is not None and inspect.isawaitable(result):
                         pending = result
                         break
         finally:
             sub.draining = False
+            self._delivery_tasks.discard(me)

@@ -18,7 +18,7 @@ import anyio
 import h11
 
 from ._datatypes import Change, ChangeKind
-from ._lifespan import background_group
+from ._lifespan import Span, background_group
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -147,21 +147,26 @@ class FlagServer:
         self._subscribers: dict[int, tuple[str, MemoryObjectSendStream[str]]] = {}
         self._changed: anyio.Event | None = None
         self._tg: TaskGroup | None = None
-        self._span: AbstractAsyncContextManager[TaskGroup] | None = None
+        self._span: AbstractAsyncContextManager[Span] | None = None
+        self._entering = False
         self.url = ""
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
-        if self._span is not None:
+        if self._span is not None or self._entering:
             raise RuntimeError("this FlagServer is already running")
-        listener = await anyio.create_tcp_listener(
-            local_host=self._host, local_port=self._port
-        )
+        self._entering = True  # claimed before the first await
+        try:
+            listener = await anyio.create_tcp_listener(
+                local_host=self._host, local_port=self._port
+            )
+        finally:
+            self._entering = False
         span = background_group()
         try:
             # The span enters no checkpoint before it yields: nothing can be
             # cancelled between creating the listener and handing it over.
-            self._tg = await span.__aenter__()
+            self._tg = (await span.__aenter__()).tg
         except BaseException:
             await listener.aclose()
             raise

@@ -2,6 +2,20 @@
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
 
+Three measurements, because wall-clock time on a shared machine swings 2x
+between runs:
+
+- *block*: each implementation evaluates every flag for every context in turn;
+- *interleaved*: the implementations take turns per context, so a burst of
+  load elsewhere hits both alike; the ratio is of the summed times;
+- *instructions*: CPU instructions per ``await variation`` counted by
+  valgrind's callgrind (deterministic: the same count on every run, whatever
+  the machine is doing), as the difference between a run that evaluates
+  every flag for five contexts and one that does so for ten: the five added
+  contexts are new objects, evaluated once each, as a request's are, and
+  set-up cancels out. Skipped with a message when valgrind is not installed.
+
+The summary line gives the worse of the block and interleaved ratios.
 Timings are printed, never asserted.
 """
 
@@ -10,7 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from _common import in_memory_system, ld_async_client, ld_sync_client, table
@@ -132,6 +153,135 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
     return "\n".join(out)
 
 
+async def interleaved(
+    n_flags: int, n_contexts: int, repeat: int
+) -> tuple[str, dict[str, float]]:
+    """Both SDKs take turns per context; ratios of the summed times."""
+    data = make_corpus(n_flags)
+    raw_contexts = contexts(n_contexts)
+    keys = list(data["flags"])
+    ours = [aioflags.Context.from_dict(c) for c in raw_contexts]
+    import ldclient
+
+    theirs = [ldclient.Context.from_dict(c) for c in raw_contexts]
+    async_ld = await ld_async_client(data)
+    client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+    ratios: dict[str, float] = {}
+    lines = [
+        f"\ninterleaved (turns per context, {n_flags} flags x {n_contexts} "
+        f"contexts x {repeat}): µs per evaluation, ms per all_flags_state",
+        f"  {'call':<20}{'aioflags':>12}{'AsyncLDClient':>16}   ratio",
+    ]
+    try:
+        async with client:
+            for label in ("variation", "variation_detail", "all_flags_state"):
+                mine = getattr(client, label)
+                other = getattr(async_ld, label)
+                totals = [0.0, 0.0]
+                gc.collect()
+                for _ in range(repeat):
+                    for c_ours, c_theirs in zip(ours, theirs, strict=True):
+                        for slot, fn, ctx in ((0, mine, c_ours), (1, other, c_theirs)):
+                            start = time.perf_counter()
+                            if label == "all_flags_state":
+                                await fn(ctx)
+                            else:
+                                for key in keys:
+                                    await fn(key, ctx, False)
+                            totals[slot] += time.perf_counter() - start
+                calls = (
+                    repeat
+                    * len(ours)
+                    * (1 if label == "all_flags_state" else len(keys))
+                )
+                scale = 1e3 if label == "all_flags_state" else 1e6
+                ratios[label] = totals[1] / totals[0]
+                lines.append(
+                    f"  {label:<20}{totals[0] / calls * scale:>12.3f}"
+                    f"{totals[1] / calls * scale:>16.3f}   {ratios[label]:5.1f}x"
+                )
+    finally:
+        await async_ld.close()
+    return "\n".join(lines), ratios
+
+
+# ------------------------------------------------------------ instructions
+CALLGRIND_CONTEXTS = 5
+
+
+async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
+    """The measured process: set up, then every flag once for each context."""
+    data = make_corpus(n_flags)
+    keys = list(data["flags"])
+    raw_contexts = contexts(n_contexts)  # the first five are the same for 5 and 10
+    if which == "aioflags":
+        client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+        async with client:
+            for raw in raw_contexts:
+                c = aioflags.Context.from_dict(raw)
+                for key in keys:
+                    await client.variation(key, c, False)
+        return
+    import ldclient
+
+    ld = await ld_async_client(data)
+    for raw in raw_contexts:
+        ld_c = ldclient.Context.from_dict(raw)
+        for key in keys:
+            await ld.variation(key, ld_c, False)
+    await ld.close()
+
+
+def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--callgrind-child",
+                which,
+                "--flags",
+                str(n_flags),
+                "--contexts",
+                str(n_contexts),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        match = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
+        assert match, "no totals in the callgrind output"
+        return int(match.group(1))
+
+
+def instructions(n_flags: int) -> tuple[str, float | None]:
+    """Instructions per ``await variation``: aioflags vs AsyncLDClient (callgrind)."""
+    if shutil.which("valgrind") is None:
+        return (
+            "\ninstructions: skipped, valgrind is not installed "
+            "(apt-get install valgrind)",
+            None,
+        )
+    evaluations = n_flags * CALLGRIND_CONTEXTS
+    per: dict[str, float] = {}
+    for which in ("aioflags", "ld"):
+        five = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
+        ten = _instructions(which, n_flags, 2 * CALLGRIND_CONTEXTS)
+        per[which] = (ten - five) / evaluations
+    ratio = per["ld"] / per["aioflags"]
+    return (
+        f"\ninstructions per await variation (callgrind, {n_flags} flags x "
+        f"{CALLGRIND_CONTEXTS} added contexts)\n"
+        f"  aioflags Client              {per['aioflags']:>10,.0f}\n"
+        f"  LaunchDarkly AsyncLDClient   {per['ld']:>10,.0f}   ratio {ratio:.1f}x",
+        ratio,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--flags", type=int, default=1000)
@@ -140,12 +290,33 @@ def main() -> None:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny sizes, to keep the script from rotting",
+        help="tiny sizes, to keep the script from rotting (no callgrind)",
+    )
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="skip the instruction counts"
+    )
+    parser.add_argument(
+        "--callgrind-child", choices=["aioflags", "ld"], help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    if args.callgrind_child:
+        asyncio.run(_callgrind_child(args.callgrind_child, args.flags, args.contexts))
+        return
     if args.smoke:
         args.flags, args.contexts, args.repeat = 20, 4, 1
-    print(asyncio.run(run(args.flags, args.contexts, args.repeat)))
+    print(asyncio.run(run(args.flags, args.contexts, args.repeat)), flush=True)
+    text, ratios = asyncio.run(
+        interleaved(args.flags, max(1, args.contexts // 4), args.repeat)
+    )
+    print(text, flush=True)
+    if args.smoke or args.no_callgrind:
+        print("\ninstructions: skipped (--smoke or --no-callgrind)")
+    else:
+        print(instructions(args.flags)[0], flush=True)
+    print(
+        "\nworse of block and interleaved (see the tables above): interleaved "
+        + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -267,26 +268,35 @@ async def test_after_close_status_and_evaluations_agree() -> None:
 
 
 @pytest.mark.asyncio
-async def test_restart_after_aclose_with_and_without_async_with() -> None:
+async def test_restart_after_aclose_in_and_after_the_block() -> None:
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server))
-        # The LaunchDarkly habit: enter, close, enter again.
-        assert await client.__aenter__() is client
-        statuses = [client.status]
-        await client.aclose()
+        statuses = []
+        # A lifespan that closes and starts again before it ends (each entry
+        # has its own exit: an exit stack, or nested blocks).
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(client)
+            statuses.append(client.status)
+            await client.aclose()
+            statuses.append(client.status)
+            await stack.enter_async_context(client)
+            statuses.append(client.status)
+            assert await client.bool_variation("f", USER, False) is True
         statuses.append(client.status)
-        await client.__aenter__()
-        statuses.append(client.status)
-        assert await client.bool_variation("f", USER, False) is True
-        await client.__aexit__(None, None, None)
-        statuses.append(client.status)
+        async with client:
+            await client.aclose()
+            async with client:  # in the block, after aclose()
+                statuses.append(client.status)
+            statuses.append(client.status)
         assert [s.name for s in statuses] == [
             "READY",
             "NOT_READY",
             "READY",
             "NOT_READY",
+            "READY",
+            "NOT_READY",
         ]
-        # And twice with async with, each serving fresh data.
+        # And twice in a row, each serving fresh data.
         for variation, expected in ((1, False), (0, True)):
             server.set_flag("f", {**FLAG, "fallthrough": {"variation": variation}})
             async with client:
@@ -312,8 +322,9 @@ async def test_starting_twice_concurrently_is_refused() -> None:
                 await client.aclose()  # from another task: stops the first start
 
             tg.start_soon(second)
-            async with client:
-                pass
+            with pytest.raises(aioflags.ClientClosedError, match="closed while it"):
+                async with client:
+                    pytest.fail("the start was closed by the other task")
         assert "already started" in str(errors[0])
         assert client.status is ProviderStatus.NOT_READY
 
@@ -455,3 +466,266 @@ async def test_value_watchers_of_other_flags_cost_no_task() -> None:
         for remove in removers:
             remove()
         assert not client._bus._subscribers[ProviderEvent.CONFIGURATION_CHANGED]
+
+
+# ------------------------------------------- found in review (issue 17)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("owner", ["Client", "FlagServer"])
+def test_the_callers_exception_survives_an_outer_cancellation_in_flight(
+    backend: str, owner: str
+) -> None:
+    async def main() -> None:
+        async with FlagServer({"f": FLAG}) as server:
+            raised = KeyError("mine")
+            cm = Client(config_for(server)) if owner == "Client" else FlagServer()
+            caught: BaseException | None = None
+            try:
+                with anyio.CancelScope() as scope:
+                    async with cm:
+                        scope.cancel()  # a shutdown arrives...
+                        raise raised  # ...while the block is raising
+            except KeyError as exc:
+                caught = exc
+            assert caught is raised  # not lost, not replaced by the cancellation
+
+    anyio.run(main, backend=backend)
+
+
+class Stop(BaseException):
+    """What sys.exit() or Ctrl-C is to a handler: it belongs to the application."""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_handlers_base_exception_leaves_async_with_unwrapped(
+    backend: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with FlagServer({"f": FLAG}) as server:
+            client = Client(config_for(server))
+
+            def sync_handler(keys: frozenset[str]) -> None:
+                raise Stop("from a handler")
+
+            async def async_handler(keys: frozenset[str]) -> None:
+                await anyio.lowlevel.checkpoint()
+                raise Stop("from a handler")
+
+            client.add_flag_change_handler(
+                sync_handler if kind == "sync" else async_handler
+            )
+            block_cancelled = False
+            with pytest.raises(Stop, match="from a handler"):  # noqa: PT012
+                async with client:
+                    await server.wait_for_stream()
+                    server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+                    try:
+                        await anyio.sleep_forever()
+                    except anyio.get_cancelled_exc_class():
+                        block_cancelled = True
+                        raise
+            assert block_cancelled
+            assert sdk_tasks() == set()
+            assert client.status is ProviderStatus.NOT_READY
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.asyncio
+async def test_a_foreign_cancellation_in_a_handler_is_its_failure_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        gate = asyncio.get_running_loop().create_future()
+        calls: list[frozenset[str]] = []
+        first, third = anyio.Event(), anyio.Event()
+
+        async def handler(keys: frozenset[str]) -> None:
+            calls.append(keys)
+            if len(calls) == 1:
+                first.set()
+                await gate  # cancelled by something else, below
+            if len(calls) == 3:
+                third.set()
+
+        client.add_flag_change_handler(handler)
+        async with client:
+            await server.wait_for_stream()
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(10):
+                await first.wait()
+            gate.cancel()
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 0}})
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(10):
+                await third.wait()  # delivery to it goes on, in order
+            assert client.status is ProviderStatus.READY
+            assert await client.bool_variation("f", USER, True) is False
+        assert "cancelled from outside" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_concurrent_acloses_then_a_restart_serve_the_new_run() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        async with client, anyio.create_task_group() as tg:
+            tg.start_soon(client.aclose)  # another task starts closing first...
+            await anyio.lowlevel.checkpoint()
+            await client.aclose()  # ...this one waits for the same stop...
+            async with client:  # ...and restarts before the other one resumes
+                changed = anyio.Event()
+                client.add_flag_change_handler(lambda keys: changed.set())
+                assert client.status is ProviderStatus.READY
+                server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+                with anyio.fail_after(10):
+                    await changed.wait()
+                assert await client.bool_variation("f", USER, True) is False
+                assert client.status is ProviderStatus.READY
+
+
+@pytest.mark.asyncio
+async def test_aclose_right_after_a_start_that_does_not_wait() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server, ready_timeout=0))
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(client)
+            await client.aclose()
+            assert sdk_tasks() == set()  # aclose() waited for the run, begun or not
+            await stack.enter_async_context(client)
+            assert await client.wait_ready(10) is ProviderStatus.READY
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_aclose_after_the_data_system_crashed_closes_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: object, **_: object) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError("a bug in the supervisor")
+
+    monkeypatch.setattr(_supervisor.Supervisor, "run", broken)
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        async with client:
+            statuses = [client.status]
+            await client.aclose()
+            statuses.append(client.status)
+            detail = await client.variation_detail("f", USER, None)
+            assert detail.error_kind == "CLIENT_NOT_READY"
+        assert [s.name for s in statuses] == ["ERROR", "NOT_READY"]
+
+
+@pytest.mark.asyncio
+async def test_aclose_from_a_task_that_a_handler_started_waits_for_the_stop() -> None:
+    async with FlagServer({"f": FLAG}) as server, anyio.create_task_group() as user_tg:
+        client = Client(config_for(server))
+        done = anyio.Event()
+        seen: list[str] = []
+
+        async def shutdown_app() -> None:  # the app's own task, in the app's group
+            await client.aclose()
+            seen.append(client.status.name)
+            seen.extend(sdk_tasks())
+            done.set()
+
+        client.add_handler(
+            ProviderEvent.READY, lambda d: user_tg.start_soon(shutdown_app)
+        )
+        async with client:
+            with anyio.fail_after(10):
+                await done.wait()
+        assert seen == ["NOT_READY"]
+
+
+@pytest.mark.asyncio
+async def test_a_fatal_set_up_reaches_error_handlers_early_and_late() -> None:
+    config = Config("k", base_uri="https://127.0.0.1:9", verify="/nonexistent/ca.pem")
+    client = Client(config)
+    before: list[str | None] = []
+    client.add_handler(ProviderEvent.ERROR, lambda d: before.append(d.error_code))
+    async with client:
+        assert client.status is ProviderStatus.FATAL
+        late: list[str | None] = []
+        client.add_handler(ProviderEvent.ERROR, lambda d: late.append(d.error_code))
+        await client._bus.wait_status(lambda s: True)
+        with anyio.fail_after(5):
+            while not (before and late):
+                await anyio.lowlevel.checkpoint()
+    assert before == late == ["PROVIDER_FATAL"]
+
+
+@pytest.mark.asyncio
+async def test_leaving_flag_value_changes_with_a_change_queued_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server, Client(config_for(server)) as client:
+        await server.wait_for_stream()
+        async with client.flag_value_changes("f", USER) as changes:
+            server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+            with anyio.fail_after(10):
+                while client.snapshot().variation("f", USER, None) is True:
+                    await anyio.lowlevel.checkpoint()
+            assert changes is not None
+        flushed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: flushed.set())
+        server.set_flag("f", FLAG)
+        with anyio.fail_after(10):
+            await flushed.wait()  # everything queued before has been delivered
+    assert "handler raised" not in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_from_a_worker_thread_resets_the_child(backend: str) -> None:
+    def fork_and_report(client: Client) -> dict[str, Any]:
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # threads + fork
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            try:
+                detail = client.snapshot().variation_detail("f", USER, None)
+                report = {"status": client.status.name, "error": detail.error_kind}
+                os.write(write, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            result: dict[str, Any] = json.loads(pipe.read())
+            return result
+
+    async def main() -> None:
+        async with (
+            FlagServer({"f": FLAG}) as server,
+            Client(config_for(server)) as client,
+        ):
+            await client._bus.wait_status(lambda s: True)
+            report = await anyio.to_thread.run_sync(fork_and_report, client)
+            assert report == {"status": "NOT_READY", "error": "CLIENT_NOT_READY"}
+            assert client.status is ProviderStatus.READY  # the parent is untouched
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.asyncio
+async def test_flag_server_refuses_a_second_concurrent_entry() -> None:
+    server = FlagServer({"f": FLAG})
+    results: list[str] = []
+    release = anyio.Event()
+
+    async def use() -> None:
+        try:
+            async with server:
+                results.append("entered")
+                await release.wait()
+        except RuntimeError as exc:
+            results.append(str(exc))
+            release.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(use)
+        tg.start_soon(use)
+    assert sorted(results) == ["entered", "this FlagServer is already running"]
