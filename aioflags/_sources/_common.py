@@ -6,13 +6,13 @@ httpx and httpx-sse errors are translated here, at one boundary, into
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from aioflags._datatypes import ErrorInfo, ErrorKind
+from aioflags._json import parse
 
 if TYPE_CHECKING:
     import httpx
@@ -92,11 +92,15 @@ def invalid_data(ctx: SourceContext, exc: BaseException, what: str) -> ErrorInfo
     )
 
 
-async def parse_json(body: bytes) -> JSONValue:
-    """``json.loads``, off the event loop for large bodies so evaluation never stalls."""
+async def parse_json(body: bytes | str) -> JSONValue:
+    """Strict JSON (:func:`aioflags._json.parse`), off the event loop for large bodies.
+
+    Raises:
+        ProtocolError: the body is not UTF-8, not JSON, or nested too deeply.
+    """
     if len(body) < _THREAD_PARSE_BYTES:
-        return json.loads(body)
-    return await anyio.to_thread.run_sync(json.loads, body, abandon_on_cancel=True)
+        return parse(body)
+    return await anyio.to_thread.run_sync(parse, body, abandon_on_cancel=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

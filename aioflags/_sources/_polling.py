@@ -73,7 +73,7 @@ class _Requester:
             return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
         try:
             body = await parse_json(response.content)
-        except ValueError as exc:
+        except ProtocolError as exc:
             return HttpOutcome(
                 error=invalid_data(ctx, exc, self.what),
                 fallback=fallback,

@@ -12,7 +12,6 @@ the generator finishes, even under cancellation.
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Final
@@ -38,8 +37,10 @@ from ._common import (
     fallback_directive,
     invalid_data,
     network_error,
+    parse_json,
     status_failure,
 )
+from ._sse import aiter_sse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -139,17 +140,13 @@ def streaming_synchronizer(
                     if error is None:
                         backoff.connected()
                         builder = ChangeSetBuilder()
-                        async with aclosing(source.aiter_sse()) as events:
+                        async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
                                 if sse.id:
                                     last_event_id = sse.id
                                 if sse.retry is not None:
                                     backoff.initial = sse.retry / 1000
-                                try:
-                                    update = _fdv2_event(builder, sse, env)
-                                except (ValueError, ProtocolError) as exc:
-                                    error = invalid_data(ctx, exc, "stream")
-                                    break
+                                update = await _fdv2_event(builder, sse, env)
                                 if update is not None:
                                     if latched:
                                         yield Update(
@@ -160,6 +157,10 @@ def streaming_synchronizer(
                                         )
                                         return
                                     yield update
+            except ProtocolError as exc:
+                # Bad bytes, JSON or fields: drop this connection and start
+                # again from the basis (protocol.md §3), keeping the data.
+                error = invalid_data(ctx, exc, "stream")
             except (httpx.HTTPError, SSEError) as exc:
                 error = network_error(ctx, exc, "stream connection")
             if error is not None:
@@ -176,21 +177,23 @@ def streaming_synchronizer(
     return synchronizer
 
 
-def _fdv2_event(
+async def _fdv2_event(
     builder: ChangeSetBuilder, sse: ServerSentEvent, env: str | None
 ) -> Update | None:
+    """One FDv2 event; raises ProtocolError for data it cannot use."""
     name = sse.event
     if name == "heart-beat":
         return None
     if name == "server-intent":
-        if builder.server_intent(json.loads(sse.data)) is IntentCode.TRANSFER_NONE:
+        intent = builder.server_intent(await parse_json(sse.data))
+        if intent is IntentCode.TRANSFER_NONE:
             return Update(state=SourceState.VALID, environment_id=env)
     elif name == "put-object":
-        builder.put_object(json.loads(sse.data))
+        builder.put_object(await parse_json(sse.data))
     elif name == "delete-object":
-        builder.delete_object(json.loads(sse.data))
+        builder.delete_object(await parse_json(sse.data))
     elif name == "payload-transferred":
-        change_set = builder.payload_transferred(json.loads(sse.data))
+        change_set = builder.payload_transferred(await parse_json(sse.data))
         return Update(
             state=SourceState.VALID, change_set=change_set, environment_id=env
         )
@@ -228,17 +231,15 @@ def fdv1_streaming_synchronizer(
                     )
                     if error is None:
                         backoff.connected()
-                        async with aclosing(source.aiter_sse()) as events:
+                        async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
-                                try:
-                                    change_set = _fdv1_event(sse)
-                                except (ValueError, ProtocolError) as exc:
-                                    error = invalid_data(ctx, exc, "FDv1 stream")
-                                    break
+                                change_set = await _fdv1_event(sse)
                                 if change_set is not None:
                                     yield Update(
                                         state=SourceState.VALID, change_set=change_set
                                     )
+            except ProtocolError as exc:
+                error = invalid_data(ctx, exc, "FDv1 stream")
             except (httpx.HTTPError, SSEError) as exc:
                 error = network_error(ctx, exc, "FDv1 stream connection")
             if error is not None:
@@ -251,16 +252,17 @@ def fdv1_streaming_synchronizer(
     return synchronizer
 
 
-def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+async def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+    """One FDv1 event; raises ProtocolError for data it cannot use."""
     name = sse.event
     if name == "put":
-        body = json.loads(sse.data)
+        body = await parse_json(sse.data)
         if not isinstance(body, dict):
             raise ProtocolError("put: data must be a JSON object")
         return fdv1_full(body.get("data"))
     if name == "patch":
-        return fdv1_patch(json.loads(sse.data))
+        return fdv1_patch(await parse_json(sse.data))
     if name == "delete":
-        return fdv1_delete(json.loads(sse.data))
+        return fdv1_delete(await parse_json(sse.data))
     logger.debug("Ignoring unexpected FDv1 stream event %r", name)
     return None
