@@ -163,7 +163,7 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
             await watch.until(ProviderStatus.STALE)
             error = error_of(client)
             assert error.kind is ErrorKind.INVALID_DATA
-            assert cause in error.message
+            assert cause in error.message and f"{server.url}{path}" in error.message
             assert await value(client) == "v1"  # the last good data
             server.clear_faults()
             server.set_flag("f", flag("v2"))
@@ -352,7 +352,7 @@ async def test_hostile_stream_event_restarts_the_stream_and_it_recovers(
             await watch.until(ProviderStatus.STALE)
             error = error_of(client)
             assert error.kind is ErrorKind.INVALID_DATA
-            assert cause in error.message
+            assert cause in error.message and server.url in error.message
             assert await value(client) == "v1"  # never the hostile value
             await clock.wait_for_sleeper(within=2)  # the reconnect backoff
             await clock.advance(2)

@@ -24,7 +24,6 @@ from aioflags._backoff import Backoff
 from aioflags._datatypes import (
     ChangeSet,
     ErrorInfo,
-    ErrorKind,
     IntentCode,
     SourceState,
     Update,
@@ -32,14 +31,7 @@ from aioflags._datatypes import (
 from aioflags._exceptions import ProtocolError
 from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_patch
 
-from ._common import (
-    environment_id,
-    fallback_directive,
-    invalid_data,
-    network_error,
-    parse_json,
-    status_failure,
-)
+from ._common import environment_id, failure, fallback_directive, parse_json
 from ._sse import aiter_sse
 
 if TYPE_CHECKING:
@@ -90,22 +82,18 @@ def _backoff(ctx: SourceContext, initial: float | None) -> Backoff:
 
 
 def _connect_failure(
-    ctx: SourceContext, response: httpx.Response, what: str
+    ctx: SourceContext, response: httpx.Response, what: str, url: str
 ) -> tuple[ErrorInfo | None, bool]:
     """What is wrong with a stream's connect response (None if nothing), and whether to retry."""
     if response.status_code != 200:
-        return status_failure(ctx, response.status_code, what)
-    if not _content_type_ok(response):
-        message = "stream response is not text/event-stream"
-        return ErrorInfo(
-            kind=ErrorKind.UNKNOWN, message=message, time=ctx.clock.now()
-        ), True
-    return None, True
-
-
-def _content_type_ok(response: httpx.Response) -> bool:
+        return failure(ctx, what, url, response.status_code)
     content_type: str = response.headers.get("content-type", "")
-    return content_type.startswith("text/event-stream")
+    if not content_type.startswith("text/event-stream"):
+        wrong = SSEError(
+            f"the response is not text/event-stream (Content-Type: {content_type!r})"
+        )
+        return failure(ctx, what, url, wrong)
+    return None, True
 
 
 def streaming_synchronizer(
@@ -135,7 +123,7 @@ def streaming_synchronizer(
                     latched = latched or fallback_directive(response.headers)
                     env = environment_id(response.headers)
                     error, recoverable = _connect_failure(
-                        ctx, response, "stream connection"
+                        ctx, response, "stream connection", url
                     )
                     if error is None:
                         backoff.connected()
@@ -157,12 +145,10 @@ def streaming_synchronizer(
                                         )
                                         return
                                     yield update
-            except ProtocolError as exc:
-                # Bad bytes, JSON or fields: drop this connection and start
-                # again from the basis (protocol.md §3), keeping the data.
-                error = invalid_data(ctx, exc, "stream")
-            except (httpx.HTTPError, SSEError) as exc:
-                error = network_error(ctx, exc, "stream connection")
+            except (ProtocolError, httpx.HTTPError) as exc:
+                # Bad bytes, JSON or fields (ProtocolError) or a broken
+                # connection: start again from the basis (protocol.md §3).
+                error, recoverable = failure(ctx, "stream connection", url, exc)
             if error is not None:
                 if latched or not recoverable:
                     yield Update(
@@ -227,7 +213,7 @@ def fdv1_streaming_synchronizer(
                 async with _open(ctx, url, {}, {}) as source:
                     response = source.response
                     error, recoverable = _connect_failure(
-                        ctx, response, "FDv1 stream connection"
+                        ctx, response, "FDv1 stream connection", url
                     )
                     if error is None:
                         backoff.connected()
@@ -238,10 +224,8 @@ def fdv1_streaming_synchronizer(
                                     yield Update(
                                         state=SourceState.VALID, change_set=change_set
                                     )
-            except ProtocolError as exc:
-                error = invalid_data(ctx, exc, "FDv1 stream")
-            except (httpx.HTTPError, SSEError) as exc:
-                error = network_error(ctx, exc, "FDv1 stream connection")
+            except (ProtocolError, httpx.HTTPError) as exc:
+                error, recoverable = failure(ctx, "FDv1 stream connection", url, exc)
             if error is not None:
                 if not recoverable:
                     yield Update(state=SourceState.OFF, error=error)
