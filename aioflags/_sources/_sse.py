@@ -17,7 +17,7 @@ was set since the last one.
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, AnyStr, Final, cast
 
 from httpx_sse import ServerSentEvent
 
@@ -34,36 +34,61 @@ _BOM: Final = "\ufeff"
 
 
 class LineSplitter:
-    """Splits a byte stream into lines (without their ends), across chunk borders."""
+    """Splits a byte stream into strictly decoded lines, across chunk borders.
 
-    __slots__ = ("_partial", "_skip_lf")
+    Each chunk is cut after its last line end; the complete lines before it
+    are decoded and split in one go (C speed), the rest waits for the next
+    chunk without being copied again.
+    """
+
+    __slots__ = ("_lines", "_partial", "_skip_lf")
 
     def __init__(self) -> None:
         self._partial: list[bytes] = []  # an unfinished line, in pieces
-        self._skip_lf = False  # the last chunk ended in CR: drop a leading LF
+        self._skip_lf = False  # the last block ended in CR: drop a leading LF
+        self._lines = 0  # lines returned so far (for error messages)
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines that ``chunk`` completes."""
-        if self._skip_lf and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._skip_lf = False
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines, without their ends, that ``chunk`` completes.
+
+        Raises:
+            ProtocolError: a completed line is not valid UTF-8.
+        """
         if not chunk:
             return []
-        lines: list[bytes] = []
-        for piece in chunk.splitlines(keepends=True):
-            if piece.endswith(b"\r\n"):
-                line = piece[:-2]
-            elif piece.endswith((b"\n", b"\r")):
-                line = piece[:-1]
-            else:  # the last piece, unfinished: kept without copying what came before
-                self._partial.append(piece)
-                break
-            if self._partial:
-                line = b"".join((*self._partial, line))
-                self._partial = []
-            lines.append(line)
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        # A CR that ends the chunk may be the first half of a CR LF.
         self._skip_lf = chunk.endswith(b"\r")
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if not end:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        block = chunk[:end]
+        if self._partial:
+            block = b"".join((*self._partial, block))
+            self._partial = []
+        if end < len(chunk):
+            self._partial.append(chunk[end:])
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self._lines + len(_split(block[: exc.start]))
+            raise ProtocolError(
+                f"invalid UTF-8 in stream line {line} ({exc.reason})"
+            ) from None
+        lines = _split(text)
+        lines.pop()  # the block ends with a line end: nothing follows it
+        self._lines += len(lines)
         return lines
+
+
+def _split(text: AnyStr) -> list[AnyStr]:
+    """Split on CR LF, CR or LF only (str.splitlines knows more line ends)."""
+    if isinstance(text, str):
+        return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
 
 
 class _EventBuilder:
@@ -114,15 +139,6 @@ class _EventBuilder:
         return None
 
 
-def _decode(line: bytes, number: int) -> str:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"invalid UTF-8 in stream line {number}, at byte {exc.start} ({exc.reason})"
-        ) from None
-
-
 async def aiter_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
     """The events in a streaming response's body.
 
@@ -131,17 +147,17 @@ async def aiter_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent,
     """
     splitter = LineSplitter()
     builder = _EventBuilder()
-    number = 0
+    first = True
     # httpx types aiter_bytes() as an iterator; it is an async generator, and
     # closing it now (not when it is garbage collected) releases the body at once.
     body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
     async with aclosing(body) as chunks:
         async for chunk in chunks:
-            for raw in splitter.feed(chunk):
-                number += 1
-                line = _decode(raw, number)
-                if number == 1 and line.startswith(_BOM):
-                    line = line[1:]
+            for line in splitter.feed(chunk):
+                if first:
+                    first = False
+                    if line.startswith(_BOM):
+                        line = line[1:]
                 sse = builder.line(line)
                 if sse is not None:
                     yield sse
