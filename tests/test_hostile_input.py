@@ -11,8 +11,9 @@ the bytes on the wire must be exactly the hostile ones.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,12 @@ from aioflags import (
     EventDetails,
     ProviderEvent,
     ProviderStatus,
+    Selector,
+    SourceContext,
     SourceState,
     sources,
 )
+from aioflags._http import make_http_client
 from aioflags._json import parse
 from aioflags._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
@@ -173,6 +177,30 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
             assert await value(client) == "v2"
             status = client.data_source_status
             assert status is not None and status.state is SourceState.VALID
+
+
+@HOSTILE
+@pytest.mark.asyncio
+async def test_hostile_body_fails_the_polling_initializer_as_invalid_data(
+    raw: bytes, cause: str
+) -> None:
+    """The default data system's initializer reports it; the next source goes on."""
+    async with FlagServer({"f": flag("v1")}) as server:
+        server.fail(POLL, Fault(body=fdv2_poll_body(raw)))
+        config = Config("sdk-key", base_uri=server.url)
+        async with make_http_client(config) as http:
+            ctx = SourceContext(
+                selector=lambda: Selector(),
+                http=http,
+                config=config,
+                clock=FakeClock(),
+                random=random.Random(0),
+            )
+            async with aclosing(sources.polling_initializer()(ctx)) as bases:
+                basis = await bases.__anext__()
+    assert basis.change_set is None and basis.error is not None
+    assert basis.error.kind is ErrorKind.INVALID_DATA
+    assert cause in basis.error.message and server.url in basis.error.message
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,9 @@
-"""Streaming sources over httpx-sse: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
+"""Streaming sources: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
+
+httpx-sse opens the connection; the events are read by :mod:`._sse`, which
+decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
+:class:`ProtocolError` (bad bytes, JSON or fields) drops the connection and
+reconnects with backoff from the current basis, keeping the last good data.
 
 Nothing is applied before ``payload-transferred``; an ``error`` event drops the
 pending changes; unknown events and object kinds are ignored; a reconnect
