@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -32,7 +33,7 @@ from aioflags import (
     sources,
 )
 from aioflags._http import make_http_client
-from aioflags._sources._common import display_url
+from aioflags._sources._common import display_url, failure
 from aioflags.testing import FakeClock, Fault, FlagServer
 
 SDK_KEY = "sdk-0123-secret-key"
@@ -207,3 +208,50 @@ async def test_the_client_status_and_the_log_carry_the_same_message(
 def test_credentials_and_query_never_reach_the_message() -> None:
     url = httpx.URL("https://user:pa55@relay.example:8443/sdk/poll?basis=x&filter=y")
     assert display_url(url) == "https://relay.example:8443/sdk/poll"
+
+
+def _chained(outer: Exception, root: BaseException) -> Exception:
+    outer.__cause__ = root
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            _chained(
+                httpx.ConnectError(""),
+                ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED]"),
+            ),
+            "Config(verify='/path/to/ca.pem')",
+        ),
+        (
+            _chained(
+                httpx.ConnectError("[Errno -2] Name unknown"),  # httpx repeats it
+                socket.gaierror(-2, "Name unknown"),
+            ),
+            "gaierror: [Errno -2] Name unknown (ConnectError) - the host name did not",
+        ),
+        (httpx.ProxyError("407 from proxy"), "check Config.proxy"),
+        (httpx.ConnectTimeout(""), "no connection within Config.connect_timeout"),
+        (httpx.ReadTimeout(""), "silent for longer than the read timeout"),
+        (httpx.ReadError("boom"), "failed: ReadError: boom"),
+    ],
+    ids=["untrusted-cert", "dns", "proxy", "connect-timeout", "read-timeout", "plain"],
+)
+def test_transport_hints(exc: Exception, expected: str) -> None:
+    """The mapping alone, for failures a loopback socket cannot stage."""
+    config = Config(SDK_KEY)
+    ctx = SourceContext(
+        selector=lambda: Selector(),
+        http=httpx.AsyncClient(),
+        config=config,
+        clock=FakeClock(),
+        random=random.Random(0),
+    )
+    error, retry = failure(
+        ctx, "polling request", "https://relay.example/sdk/poll", exc
+    )
+    assert retry and error.kind is ErrorKind.NETWORK_ERROR
+    assert error.message.startswith("polling request to https://relay.example/sdk/poll")
+    assert expected in error.message
