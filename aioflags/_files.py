@@ -7,11 +7,11 @@ files merge; a key defined twice is an error.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import AioflagsError
+from ._exceptions import AioflagsError, ProtocolError
+from ._json import parse
 
 if TYPE_CHECKING:
     from ._json import JSONObject
@@ -23,7 +23,7 @@ class FlagFileError(AioflagsError):
     """A flag file is missing, unreadable or malformed (the message says which and why)."""
 
 
-def _parse(path: Path, text: str) -> Any:
+def _parse(path: Path, data: bytes) -> Any:
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]
@@ -32,13 +32,24 @@ def _parse(path: Path, text: str) -> Any:
                 f"{path}: YAML flag files need PyYAML: pip install 'aioflags[yaml]'"
             ) from None
         try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlagFileError(
+                f"{path}: invalid UTF-8 at byte {exc.start} ({exc.reason})"
+            ) from None
+        try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise FlagFileError(f"{path}: invalid YAML: {exc}") from None
+        except RecursionError:  # PyYAML's composer recurses per nesting level
+            raise FlagFileError(f"{path}: YAML nested too deeply to parse") from None
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise FlagFileError(f"{path}: invalid JSON: {exc}") from None
+        return parse(data)
+    except ProtocolError as exc:
+        message = str(exc)
+        if not message.startswith("invalid JSON"):
+            message = f"invalid JSON: {message}"
+        raise FlagFileError(f"{path}: {message}") from None
 
 
 def load_flag_files(
@@ -54,12 +65,12 @@ def load_flag_files(
     for raw_path in paths:
         path = Path(raw_path)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise FlagFileError(
                 f"{path}: cannot read the flag file: {exc.strerror or exc}"
             ) from None
-        data = _parse(path, text)
+        data = _parse(path, raw)
         if data is None:
             continue
         if not isinstance(data, dict):

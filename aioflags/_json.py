@@ -1,8 +1,18 @@
-"""The JSON value alias used wherever flag data or attribute values appear."""
+"""JSON values: the alias used wherever flag data appears, and the one strict parser.
+
+Every byte of JSON that reaches aioflags from outside (poll bodies, stream
+events, flag files) goes through :func:`parse`, which cannot be crashed: any
+input it cannot use raises :class:`ProtocolError`, never ``RecursionError``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+import json
+from typing import Any, Final, NoReturn, TypeAlias
+
+from ._exceptions import ProtocolError
+
+__all__ = ["JSONObject", "JSONValue", "parse"]
 
 #: Any JSON value: None, bool, int, float, str, list or dict of JSON values.
 #: Kept as ``Any`` on purpose: flag variations are user data whose shape the
@@ -10,3 +20,43 @@ from typing import Any, TypeAlias
 #: narrow values they already know the shape of.
 JSONValue: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# NaN and Infinity are Python extensions, not JSON: a NaN variation would never
+# compare equal to itself. The hook runs only when one is met: no cost otherwise.
+_DECODER: Final = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def parse(data: bytes | str) -> JSONValue:
+    """Parse one JSON document, strictly: UTF-8 only (RFC 8259), no NaN or Infinity.
+
+    Invalid UTF-8 is an error, never replaced with U+FFFD: a corrupted payload
+    must be rejected, not applied.
+
+    The nesting depth is bounded by the interpreter's recursion limit: the C
+    scanner counts its recursion and raises ``RecursionError`` past it, which
+    is caught here. That costs nothing on the fast path, where a pre-scan of
+    the bytes would cost as much as the parse itself.
+
+    Raises:
+        ProtocolError: invalid UTF-8, invalid JSON, or nesting too deep; the
+            message says which.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
+        ) from None
+    if text.startswith("\ufeff"):  # a byte-order mark may be ignored (RFC 8259 §8.1)
+        text = text[1:]
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ProtocolError("JSON nested too deeply to parse") from None
+    except ValueError as exc:  # JSONDecodeError, and too many digits in a number
+        raise ProtocolError(f"invalid JSON: {exc}") from None

@@ -113,6 +113,10 @@ class _StatusTracker:
         old = self.status
         if state is SourceState.INTERRUPTED and old.state is SourceState.INITIALIZING:
             state = SourceState.INITIALIZING
+        if error is not None:
+            # The status carries the message; the log keeps the history of them.
+            level = logging.ERROR if state is SourceState.OFF else logging.WARNING
+            logger.log(level, "aioflags data source: %s", error.message)
         fallback = old.fdv1_fallback if fdv1 is None else fdv1
         if state is old.state and error is None and fallback == old.fdv1_fallback:
             return

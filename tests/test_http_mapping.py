@@ -12,7 +12,7 @@ import respx
 
 from aioflags import Basis, Config, ErrorKind, Selector, SourceContext, sources
 from aioflags._http import base_headers, make_http_client
-from aioflags._sources._common import error_for_status, is_recoverable
+from aioflags._sources._common import failure, is_recoverable
 from aioflags.testing import FakeClock
 
 NO_SELECTOR = Selector()
@@ -55,19 +55,23 @@ def test_status_classification(status: int, recoverable: bool) -> None:
 async def test_fatal_codes_and_messages() -> None:
     async with httpx.AsyncClient() as http:
         ctx = context(http, fatal_status_codes=frozenset({401, 418}))
-        err = error_for_status(ctx, 401, "polling request")
+        url = "https://user:secret@relay.example/sdk/poll?basis=x"
+        err, retry = failure(ctx, "polling request", url, 401)
         assert (
             err.fatal
+            and not retry
             and err.kind is ErrorKind.ERROR_RESPONSE
             and err.status_code == 401
         )
-        assert (
-            err.message
-            == "Received HTTP error 401 (invalid SDK key) for polling request - giving up permanently"
+        assert err.message == (
+            "Received HTTP error 401 (invalid SDK key) for polling request to "
+            "https://relay.example/sdk/poll - giving up permanently: check that the "
+            "SDK key is the server-side SDK key of this environment"
         )
-        assert error_for_status(ctx, 418, "x").fatal
-        assert not error_for_status(ctx, 403, "x").fatal
-        assert error_for_status(ctx, 503, "x").message.endswith("will retry")
+        assert failure(ctx, "x", url, 418)[0].fatal
+        assert not failure(ctx, "x", url, 403)[0].fatal
+        error, retry = failure(ctx, "x", url, 503)
+        assert retry and error.message.endswith("will retry")
 
 
 @pytest.mark.asyncio

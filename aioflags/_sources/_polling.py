@@ -19,11 +19,9 @@ from aioflags._payloads import fdv1_full, parse_fdv2_poll
 from ._common import (
     HttpOutcome,
     environment_id,
+    failure,
     fallback_directive,
-    invalid_data,
-    network_error,
     parse_json,
-    status_failure,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +39,7 @@ class _Requester:
 
     def __init__(self, ctx: SourceContext, url: str, *, fdv2: bool) -> None:
         self._ctx = ctx
-        self._url = url
+        self.url = url
         self._fdv2 = fdv2
         self._etag: str | None = None
         self.what = "polling request" if fdv2 else "FDv1 polling request"
@@ -55,14 +53,14 @@ class _Requester:
                 params["basis"] = selector.state
         headers = {"If-None-Match": self._etag} if self._etag else {}
         try:
-            response = await ctx.http.get(self._url, params=params, headers=headers)
+            response = await ctx.http.get(self.url, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            return HttpOutcome(error=network_error(ctx, exc, self.what))
+            return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
         fallback = fallback_directive(response.headers)
         env = environment_id(response.headers)
         status = response.status_code
         if status >= 400:
-            error, recoverable = status_failure(ctx, status, self.what)
+            error, recoverable = failure(ctx, self.what, self.url, status)
             return HttpOutcome(
                 error=error,
                 recoverable=recoverable,
@@ -73,9 +71,9 @@ class _Requester:
             return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
         try:
             body = await parse_json(response.content)
-        except ValueError as exc:
+        except ProtocolError as exc:
             return HttpOutcome(
-                error=invalid_data(ctx, exc, self.what),
+                error=failure(ctx, self.what, self.url, exc)[0],
                 fallback=fallback,
                 environment_id=env,
             )
@@ -86,7 +84,7 @@ class _Requester:
 
 
 def _fdv2_change_set(
-    ctx: SourceContext, outcome: HttpOutcome
+    ctx: SourceContext, requester: _Requester, outcome: HttpOutcome
 ) -> tuple[ChangeSet | None, HttpOutcome]:
     if outcome.error is not None:
         return None, outcome
@@ -96,7 +94,7 @@ def _fdv2_change_set(
         return parse_fdv2_poll(outcome.body), outcome
     except ProtocolError as exc:
         bad = HttpOutcome(
-            error=invalid_data(ctx, exc, "polling request"),
+            error=failure(ctx, requester.what, requester.url, exc)[0],
             fallback=outcome.fallback,
             environment_id=outcome.environment_id,
         )
@@ -114,9 +112,8 @@ def polling_initializer(
 
     async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
-        change_set, outcome = _fdv2_change_set(
-            ctx, await _Requester(ctx, url, fdv2=True).get()
-        )
+        requester = _Requester(ctx, url, fdv2=True)
+        change_set, outcome = _fdv2_change_set(ctx, requester, await requester.get())
         if change_set is None:
             yield Basis(
                 change_set=None,
@@ -150,7 +147,9 @@ def polling_synchronizer(
         requester = _Requester(ctx, url, fdv2=True)
         every = interval or ctx.config.poll_interval
         while True:
-            change_set, outcome = _fdv2_change_set(ctx, await requester.get())
+            change_set, outcome = _fdv2_change_set(
+                ctx, requester, await requester.get()
+            )
             if change_set is None:
                 if outcome.fallback or not outcome.recoverable:
                     yield Update(
@@ -204,7 +203,7 @@ def fdv1_polling_synchronizer(
                 except ProtocolError as exc:
                     yield Update(
                         state=SourceState.INTERRUPTED,
-                        error=invalid_data(ctx, exc, requester.what),
+                        error=failure(ctx, requester.what, requester.url, exc)[0],
                     )
                 else:
                     yield Update(

@@ -1,4 +1,9 @@
-"""Streaming sources over httpx-sse: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
+"""Streaming sources: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
+
+httpx-sse opens the connection; the events are read by :mod:`._sse`, which
+decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
+:class:`ProtocolError` (bad bytes, JSON or fields) drops the connection and
+reconnects with backoff from the current basis, keeping the last good data.
 
 Nothing is applied before ``payload-transferred``; an ``error`` event drops the
 pending changes; unknown events and object kinds are ignored; a reconnect
@@ -12,7 +17,6 @@ the generator finishes, even under cancellation.
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Final
@@ -25,7 +29,6 @@ from aioflags._backoff import Backoff
 from aioflags._datatypes import (
     ChangeSet,
     ErrorInfo,
-    ErrorKind,
     IntentCode,
     SourceState,
     Update,
@@ -33,13 +36,8 @@ from aioflags._datatypes import (
 from aioflags._exceptions import ProtocolError
 from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_patch
 
-from ._common import (
-    environment_id,
-    fallback_directive,
-    invalid_data,
-    network_error,
-    status_failure,
-)
+from ._common import environment_id, failure, fallback_directive, parse_json
+from ._sse import aiter_sse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -89,22 +87,18 @@ def _backoff(ctx: SourceContext, initial: float | None) -> Backoff:
 
 
 def _connect_failure(
-    ctx: SourceContext, response: httpx.Response, what: str
+    ctx: SourceContext, response: httpx.Response, what: str, url: str
 ) -> tuple[ErrorInfo | None, bool]:
     """What is wrong with a stream's connect response (None if nothing), and whether to retry."""
     if response.status_code != 200:
-        return status_failure(ctx, response.status_code, what)
-    if not _content_type_ok(response):
-        message = "stream response is not text/event-stream"
-        return ErrorInfo(
-            kind=ErrorKind.UNKNOWN, message=message, time=ctx.clock.now()
-        ), True
-    return None, True
-
-
-def _content_type_ok(response: httpx.Response) -> bool:
+        return failure(ctx, what, url, response.status_code)
     content_type: str = response.headers.get("content-type", "")
-    return content_type.startswith("text/event-stream")
+    if not content_type.startswith("text/event-stream"):
+        wrong = SSEError(
+            f"the response is not text/event-stream (Content-Type: {content_type!r})"
+        )
+        return failure(ctx, what, url, wrong)
+    return None, True
 
 
 def streaming_synchronizer(
@@ -134,22 +128,18 @@ def streaming_synchronizer(
                     latched = latched or fallback_directive(response.headers)
                     env = environment_id(response.headers)
                     error, recoverable = _connect_failure(
-                        ctx, response, "stream connection"
+                        ctx, response, "stream connection", url
                     )
                     if error is None:
                         backoff.connected()
                         builder = ChangeSetBuilder()
-                        async with aclosing(source.aiter_sse()) as events:
+                        async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
                                 if sse.id:
                                     last_event_id = sse.id
                                 if sse.retry is not None:
                                     backoff.initial = sse.retry / 1000
-                                try:
-                                    update = _fdv2_event(builder, sse, env)
-                                except (ValueError, ProtocolError) as exc:
-                                    error = invalid_data(ctx, exc, "stream")
-                                    break
+                                update = await _fdv2_event(builder, sse, env)
                                 if update is not None:
                                     if latched:
                                         yield Update(
@@ -160,8 +150,10 @@ def streaming_synchronizer(
                                         )
                                         return
                                     yield update
-            except (httpx.HTTPError, SSEError) as exc:
-                error = network_error(ctx, exc, "stream connection")
+            except (ProtocolError, httpx.HTTPError) as exc:
+                # Bad bytes, JSON or fields (ProtocolError) or a broken
+                # connection: start again from the basis (protocol.md §3).
+                error, recoverable = failure(ctx, "stream connection", url, exc)
             if error is not None:
                 if latched or not recoverable:
                     yield Update(
@@ -176,21 +168,23 @@ def streaming_synchronizer(
     return synchronizer
 
 
-def _fdv2_event(
+async def _fdv2_event(
     builder: ChangeSetBuilder, sse: ServerSentEvent, env: str | None
 ) -> Update | None:
+    """One FDv2 event; raises ProtocolError for data it cannot use."""
     name = sse.event
     if name == "heart-beat":
         return None
     if name == "server-intent":
-        if builder.server_intent(json.loads(sse.data)) is IntentCode.TRANSFER_NONE:
+        intent = builder.server_intent(await parse_json(sse.data))
+        if intent is IntentCode.TRANSFER_NONE:
             return Update(state=SourceState.VALID, environment_id=env)
     elif name == "put-object":
-        builder.put_object(json.loads(sse.data))
+        builder.put_object(await parse_json(sse.data))
     elif name == "delete-object":
-        builder.delete_object(json.loads(sse.data))
+        builder.delete_object(await parse_json(sse.data))
     elif name == "payload-transferred":
-        change_set = builder.payload_transferred(json.loads(sse.data))
+        change_set = builder.payload_transferred(await parse_json(sse.data))
         return Update(
             state=SourceState.VALID, change_set=change_set, environment_id=env
         )
@@ -224,23 +218,19 @@ def fdv1_streaming_synchronizer(
                 async with _open(ctx, url, {}, {}) as source:
                     response = source.response
                     error, recoverable = _connect_failure(
-                        ctx, response, "FDv1 stream connection"
+                        ctx, response, "FDv1 stream connection", url
                     )
                     if error is None:
                         backoff.connected()
-                        async with aclosing(source.aiter_sse()) as events:
+                        async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
-                                try:
-                                    change_set = _fdv1_event(sse)
-                                except (ValueError, ProtocolError) as exc:
-                                    error = invalid_data(ctx, exc, "FDv1 stream")
-                                    break
+                                change_set = await _fdv1_event(sse)
                                 if change_set is not None:
                                     yield Update(
                                         state=SourceState.VALID, change_set=change_set
                                     )
-            except (httpx.HTTPError, SSEError) as exc:
-                error = network_error(ctx, exc, "FDv1 stream connection")
+            except (ProtocolError, httpx.HTTPError) as exc:
+                error, recoverable = failure(ctx, "FDv1 stream connection", url, exc)
             if error is not None:
                 if not recoverable:
                     yield Update(state=SourceState.OFF, error=error)
@@ -251,16 +241,17 @@ def fdv1_streaming_synchronizer(
     return synchronizer
 
 
-def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+async def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+    """One FDv1 event; raises ProtocolError for data it cannot use."""
     name = sse.event
     if name == "put":
-        body = json.loads(sse.data)
+        body = await parse_json(sse.data)
         if not isinstance(body, dict):
             raise ProtocolError("put: data must be a JSON object")
         return fdv1_full(body.get("data"))
     if name == "patch":
-        return fdv1_patch(json.loads(sse.data))
+        return fdv1_patch(await parse_json(sse.data))
     if name == "delete":
-        return fdv1_delete(json.loads(sse.data))
+        return fdv1_delete(await parse_json(sse.data))
     logger.debug("Ignoring unexpected FDv1 stream event %r", name)
     return None
