@@ -175,9 +175,14 @@ def _preset(data: FlagData, marker: pytest.Mark) -> None:
 def aioflags_data(request: pytest.FixtureRequest) -> FlagData:
     """Test flag data, preset by ``@pytest.mark.aioflags`` (outermost marker first)."""
     data = FlagData()
-    for marker in reversed(list(request.node.iter_markers("aioflags"))):
-        _preset(data, marker)
-    return data
+    try:
+        for marker in reversed(list(request.node.iter_markers("aioflags"))):
+            _preset(data, marker)
+    except (TypeError, ValueError) as exc:  # bad values: say so without a traceback
+        problem = str(exc)
+    else:
+        return data
+    pytest.fail(f"@pytest.mark.aioflags: {problem}", pytrace=False)
 
 
 async def _entered(

@@ -270,6 +270,46 @@ def test_it(aioflags_data):
     assert message in result.stdout.str() + result.stderr.str()
 
 
+def test_a_marker_value_that_is_not_json_names_the_flag_and_says_what_is_accepted(
+    pytester: pytest.Pytester,
+) -> None:
+    _ini(pytester, asyncio_mode="auto", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="""
+import pytest
+
+
+@pytest.mark.aioflags({"x": object()})
+async def test_value(aioflags_client):
+    pass
+
+
+@pytest.mark.aioflags(flags={"y": {"variations": [1, {"a": {2}}]}})
+def test_flag_json(aioflags_data):
+    pass
+
+
+@pytest.mark.aioflags({"fine": [1, {"a": None}]})
+def test_fine(aioflags_data):
+    assert aioflags_data.flags["fine"]["variations"] == [[1, {"a": None}]]
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=2)
+    out = result.stdout.str()
+    assert (
+        "@pytest.mark.aioflags: flag 'x': the value is <object object at " in out
+        and "(type object), which is not JSON; use None, bool, int, float, str, "
+        "or lists and dicts (with str keys) of them"
+        in out
+    )
+    assert (
+        "@pytest.mark.aioflags: flag 'y': variations[1].a is {2} (type set), "
+        "which is not JSON; use None" in out
+    )
+    assert "TypeError" not in result.stdout.str()
+
+
 def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:
     _ini(pytester, asyncio_default_fixture_loop_scope="function")
     result = pytester.runpytest("--markers")
