@@ -15,7 +15,8 @@ import pytest
 
 from aioflags import Client, Config, Context, DataSystem, ErrorKind, ProviderStatus
 from aioflags._files import FlagFileError, load_flag_files
-from aioflags.testing import FakeClock
+from aioflags._versions import ContentVersions
+from aioflags.testing import FakeClock, FlagServer
 
 USER = Context.create("u1")
 FLAG: dict[str, Any] = {
@@ -123,6 +124,86 @@ async def test_file_data_system_reloads_and_keeps_last_good_data(
         assert await client.variation("f", USER, None) == "off"
 
 
+def test_content_versions_move_exactly_when_content_does() -> None:
+    versions = ContentVersions()
+    first = versions.stamp("flag", {"a": {"on": True}, "b": {"version": 7, "x": 1}})
+    assert first["a"]["version"] == 1 and first["b"]["version"] == 7
+    # Same content, keys reordered, file version bumped: nothing changed.
+    same = versions.stamp("flag", {"a": {"on": True}, "b": {"x": 1, "version": 9}})
+    assert same["a"]["version"] == 1 and same["b"]["version"] == 7
+    # 1, 1.0 and true are different JSON; a higher file version wins.
+    changed = versions.stamp("flag", {"a": {"on": 1}, "b": {"version": 20, "x": 1.0}})
+    assert changed["a"]["version"] == 2 and changed["b"]["version"] == 20
+    # Kinds are versioned apart.
+    assert versions.stamp("segment", {"a": {"on": True}})["a"]["version"] == 1
+
+
+async def _reload(path: Path, data: Any, stamp: int, clock: FakeClock) -> None:
+    """Write ``data`` and let the file source's next check see it."""
+    write(path, data)
+    os.utime(path, ns=(stamp, stamp))  # a new stamp even on coarse file-system clocks
+    await clock.wait_for_sleeper(within=1)
+    await clock.advance(1)
+
+
+@pytest.mark.asyncio
+async def test_file_edits_announce_exactly_the_changed_flags(tmp_path: Path) -> None:
+    """No version bump needed, flagValues included, unchanged flags not announced."""
+    data: dict[str, Any] = {
+        "flags": {"f": FLAG, "g": FLAG},
+        "flagValues": {"v": 1, "w": "same"},
+    }
+    path = write(tmp_path / "flags.json", data)
+    clock = FakeClock()
+    send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+    async with (
+        Client(
+            Config(data_system=DataSystem.file(path, reload=True, interval=1)),
+            clock=clock,
+        ) as client,
+        send,
+        receive,
+    ):
+        client.add_flag_change_handler(send.send_nowait)
+        edited = {**FLAG, "fallthrough": {"variation": 1}}  # same "version"
+        await _reload(path, {**data, "flags": {"f": edited, "g": FLAG}}, 1, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"f"}
+        assert await client.variation("f", USER, None) == "off"
+
+        data = {"flags": {"f": edited, "g": FLAG}, "flagValues": {"v": 2, "w": "same"}}
+        await _reload(path, data, 2, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"v"}
+        assert await client.variation("v", USER, None) == 2
+
+        # Rewritten unchanged (the file's stamp moves): nothing to announce; the
+        # next event is the one for the edit after it.
+        await _reload(path, data, 3, clock)
+        await _reload(path, {**data, "flagValues": {"v": 2, "w": "new"}}, 4, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"w"}
+
+
+@pytest.mark.asyncio
+async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
+    flags = {"f": FLAG, "g": FLAG}
+    async with FlagServer(flags) as server:
+        config = Config("sdk-key", base_uri=server.url, stream_uri=server.url)
+        async with Client(config) as client:
+            send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+            client.add_flag_change_handler(send.send_nowait)
+            before = server.flags
+            server.replace_all({"f": {**FLAG, "on": False}, "g": FLAG})
+            with anyio.fail_after(5):
+                assert await receive.receive() == {"f"}
+            after = server.flags
+            assert after["g"] == before["g"]
+            assert after["f"]["version"] > before["f"]["version"]
+            send.close()
+            receive.close()
+
+
 @pytest.mark.asyncio
 async def test_missing_file_is_a_clear_error_status(tmp_path: Path) -> None:
     async with Client(
@@ -156,7 +237,9 @@ def test_serve_refuses_remote_addresses(tmp_path: Path) -> None:
 
 
 def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
-    path = write(tmp_path / "flags.json", {"flags": {"f": FLAG}})
+    """Toggling one flag in the served file announces that flag, and only it."""
+    data = {"flags": {"f": FLAG, "g": FLAG}, "flagValues": {"v": 1}}
+    path = write(tmp_path / "flags.json", data)
     proc = subprocess.Popen(
         [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -173,14 +256,25 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
 
         async def check() -> None:
             config = Config("sdk-key", base_uri=url, stream_uri=url)
-            async with Client(config) as client:
+            send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+            async with Client(config) as client, send, receive:
                 assert await client.variation("f", USER, None) == "on"
-                changed = anyio.Event()
-                client.add_flag_change_handler(lambda keys: changed.set())
-                write(path, {"flags": {"f": {**FLAG, "fallthrough": {"variation": 1}}}})
+                client.add_flag_change_handler(send.send_nowait)
+                write(path, {**data, "flags": {"f": {**FLAG, "on": False}, "g": FLAG}})
                 with anyio.fail_after(10):
-                    await changed.wait()
+                    assert await receive.receive() == {"f"}
                 assert await client.variation("f", USER, None) == "off"
+                write(
+                    path,
+                    {
+                        **data,
+                        "flags": {"f": {**FLAG, "on": False}, "g": FLAG},
+                        "flagValues": {"v": 22},  # a new size: a new stamp
+                    },
+                )
+                with anyio.fail_after(10):
+                    assert await receive.receive() == {"v"}
+                assert await client.variation("v", USER, None) == 22
 
         anyio.run(check)
     finally:

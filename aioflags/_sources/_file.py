@@ -20,6 +20,7 @@ from aioflags._datatypes import (
     Update,
 )
 from aioflags._files import FlagFileError, load_flag_files
+from aioflags._versions import ContentVersions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -53,8 +54,14 @@ def _puts(kind: ObjectKind, items: dict[str, JSONObject]) -> list[Change]:
 def file_synchronizer(
     *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
-    """Flags from files (JSON or YAML); with ``reload``, checked every ``interval`` seconds."""
+    """Flags from files (JSON or YAML); with ``reload``, checked every ``interval`` seconds.
+
+    Each load is versioned by content (:mod:`aioflags._versions`), so an edit
+    is announced for exactly the flags it changes, whether or not it bumps
+    their ``version``. The versions outlive a restart of the source.
+    """
     files = tuple(Path(p) for p in paths)
+    versions = ContentVersions()
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         seen: tuple[tuple[int, int] | None, ...] | None = None
@@ -78,8 +85,8 @@ def file_synchronizer(
                     )
                 else:
                     changes = [
-                        *_puts(ObjectKind.FLAG, flags),
-                        *_puts(ObjectKind.SEGMENT, segments),
+                        *_puts(ObjectKind.FLAG, versions.stamp("flag", flags)),
+                        *_puts(ObjectKind.SEGMENT, versions.stamp("segment", segments)),
                     ]
                     yield Update(
                         state=SourceState.VALID,
