@@ -13,7 +13,15 @@ from typing import Any
 import anyio
 import pytest
 
-from aioflags import Client, Config, Context, DataSystem, ErrorKind, ProviderStatus
+from aioflags import (
+    Client,
+    Config,
+    Context,
+    DataSystem,
+    ErrorKind,
+    ProviderEvent,
+    ProviderStatus,
+)
 from aioflags._files import FlagFileError, load_flag_files
 from aioflags._versions import ContentVersions
 from aioflags.testing import FakeClock, FlagServer
@@ -204,15 +212,53 @@ async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
             receive.close()
 
 
+@pytest.mark.parametrize("content", [None, "{broken"], ids=["missing", "malformed"])
 @pytest.mark.asyncio
-async def test_missing_file_is_a_clear_error_status(tmp_path: Path) -> None:
-    async with Client(
-        Config(data_system=DataSystem.file(tmp_path / "nope.json"), ready_timeout=0.2)
-    ) as client:
+async def test_a_file_that_cannot_load_without_reload_is_fatal_at_once(
+    tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "flags.json"
+    if content is not None:
+        path.write_text(content)
+    clock = FakeClock()  # never advanced: nothing waits for a timeout
+    config = Config(data_system=DataSystem.file(path), ready_timeout=3600)
+    async with Client(config, clock=clock) as client:
+        assert client.status is ProviderStatus.FATAL
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        message = status.error.message
+        assert str(path) in message
+        assert ("No such file" if content is None else "invalid JSON") in message
+        assert "reads its files once: fix them and start a new client" in message
+        assert status.error.fatal
+
+
+@pytest.mark.asyncio
+async def test_a_missing_file_with_reload_is_an_error_at_once_then_ready(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    clock = FakeClock()
+    config = Config(
+        data_system=DataSystem.file(path, reload=True, interval=1), ready_timeout=3600
+    )
+    send, receive = anyio.create_memory_object_stream[str](10)
+    async with Client(config, clock=clock) as client, send, receive:
         assert client.status is ProviderStatus.ERROR
         status = client.data_source_status
         assert status is not None and status.error is not None
-        assert "cannot read the flag file" in status.error.message
+        assert (
+            f"{path}: cannot read the flag file: No such file" in status.error.message
+        )
+        assert "watching for edits" in status.error.message
+        # The ERROR event that set the status (replayed to a new handler).
+        client.add_handler(ProviderEvent.ERROR, lambda d: send.send_nowait(d.message))
+        with anyio.fail_after(5):
+            assert str(path) in await receive.receive()
+        await _reload(path, {"flagValues": {"v": 1}}, 1, clock)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+        assert await client.variation("v", USER, None) == 1
 
 
 def test_file_data_system_validation() -> None:
