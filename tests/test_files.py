@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from aioflags import (
     ProviderStatus,
 )
 from aioflags._files import FlagFileError, load_flag_files
+from aioflags._store import snapshot_from_data
 from aioflags._versions import ContentVersions
 from aioflags.testing import FakeClock, FlagServer
 
@@ -85,6 +87,35 @@ def test_loader_rejects_missing_files_and_duplicates(tmp_path: Path) -> None:
     b = write(tmp_path / "b.json", {"flagValues": {"f": 1}})
     with pytest.raises(FlagFileError, match="defined more than once"):
         load_flag_files(a, b)
+
+
+def test_loader_warns_about_variation_indexes_out_of_range(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = {
+        **FLAG,
+        "offVariation": 2,
+        "targets": [{"values": ["u2"], "variation": 0}],
+        "rules": [
+            {"clauses": [], "variation": 1},
+            {"clauses": [], "rollout": {"variations": [{"variation": 7}]}},
+        ],
+    }
+    path = write(tmp_path / "flags.json", {"flags": {"bad": bad, "good": FLAG}})
+    with caplog.at_level(logging.WARNING, logger="aioflags"):
+        flags, _ = load_flag_files(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: flag 'bad' has 2 variations, but offVariation is 2, "
+        "rules[1].rollout.variations[0].variation is 7; evaluations that reach "
+        "them return the default with MALFORMED_FLAG"
+    ]
+    # Loaded all the same: only evaluations that reach a bad index fail.
+    snapshot = snapshot_from_data(flags)  # type: ignore[arg-type]
+    assert snapshot.variation("bad", Context.create("u2"), "d") == "on"  # target
+    assert snapshot.variation("bad", USER, "d") == "off"  # the first rule
+    off = snapshot_from_data({"bad": {**bad, "on": False}})
+    detail = off.variation_detail("bad", USER, "d")
+    assert detail.value == "d" and detail.reason["errorKind"] == "MALFORMED_FLAG"
 
 
 def test_yaml_needs_the_extra_or_works(tmp_path: Path) -> None:
@@ -328,6 +359,27 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
         assert "stopped" in out
+
+
+def test_serve_warns_about_a_variation_index_out_of_range(tmp_path: Path) -> None:
+    bad = {**FLAG, "fallthrough": {"variation": 5}}
+    path = write(tmp_path / "flags.json", {"flags": {"bad": bad}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "aioflags flag service" in proc.stdout.readline()  # it serves
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert (
+        f"{path}: flag 'bad' has 2 variations, but fallthrough.variation is 5; "
+        "evaluations that reach it return the default with MALFORMED_FLAG"
+    ) in err
 
 
 def test_serve_reports_a_bad_file_and_exits_2(
