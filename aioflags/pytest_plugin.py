@@ -98,12 +98,16 @@ def _async_fixture(twin: Callable[..., Any]) -> Callable[[_F], _F]:
     return declare
 
 
-def _refusal(argname: str) -> Callable[..., Any]:
+def _refusal(argname: str, test_is_async: bool) -> Callable[..., Any]:
+    first = (
+        "mark the test to run it" if test_is_async else "make the test async and run it"
+    )
+
     def refuse(**_: object) -> None:
         pytest.fail(
-            f"{argname} is an async fixture: make the test async and run it "
-            "with pytest-asyncio (@pytest.mark.asyncio, or asyncio_mode = auto) "
-            "or anyio's plugin (@pytest.mark.anyio)",
+            f"{argname} is an async fixture: {first} with pytest-asyncio "
+            "(@pytest.mark.asyncio, or asyncio_mode = auto) or anyio's plugin "
+            "(@pytest.mark.anyio)",
             pytrace=False,
         )
 
@@ -125,15 +129,13 @@ def pytest_fixture_setup(
     twin = _anyio_twins.get(fixturedef.argname)
     if twin is None or fixturedef.func.__module__ != __name__:
         return (yield)
+    test_is_async = inspect.iscoroutinefunction(request.function)
     if "anyio_backend" in request.fixturenames:
         func = twin  # anyio's plugin runs coroutine fixtures of anyio tests
-    elif (
-        inspect.iscoroutinefunction(request.function)
-        and request.node.get_closest_marker("asyncio") is not None
-    ):
+    elif test_is_async and request.node.get_closest_marker("asyncio") is not None:
         return (yield)  # pytest-asyncio runs it: it was declared through its API
     else:
-        func = _refusal(fixturedef.argname)
+        func = _refusal(fixturedef.argname, test_is_async)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fixturedef, "func", func)
         return (yield)

@@ -147,11 +147,23 @@ def test_sync(flag_server):
 def test_data_is_sync(aioflags_data):
     aioflags_data.set_value("f", True)
     assert aioflags_data.flags["f"]["variations"] == [True, False]
+
+
+async def test_unmarked(aioflags_client):
+    pass
 """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*flag_server is an async fixture*pytest-asyncio*"])
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*flag_server is an async fixture: make the test async and run it with "
+            "pytest-asyncio*",
+            "*flag_server is an async fixture: mark the test to run it with "
+            "pytest-asyncio (@pytest.mark.asyncio, or asyncio_mode = auto) or "
+            "anyio's plugin (@pytest.mark.anyio)",
+        ]
+    )
 
 
 # A sync test that asks for an async fixture, between tests that use them.
