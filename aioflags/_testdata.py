@@ -574,7 +574,7 @@ class FlagData:
 
     def set_value(self, key: str, value: JSONValue) -> None:
         """Publish a flag that serves ``value`` to everyone."""
-        _require_json(value, f"flag {key!r}", "the value")
+        _require_json(value, f"flag {key!r}", "value")
         self.update(self.flag(key).value_for_all(value))
 
     def set_flag(self, key: str, flag: JSONObject) -> None:

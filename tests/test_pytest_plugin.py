@@ -310,7 +310,7 @@ def test_fine(aioflags_data):
     result.assert_outcomes(passed=1, errors=2)
     out = result.stdout.str()
     assert (
-        "@pytest.mark.aioflags: flag 'x': the value is <object object at " in out
+        "@pytest.mark.aioflags: flag 'x': value is <object object at " in out
         and "(type object), which is not JSON; use None, bool, int, float, str, "
         "or lists and dicts (with str keys) of them"
         in out

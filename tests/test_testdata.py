@@ -262,12 +262,16 @@ def test_a_boolean_value_for_all_keeps_both_variations() -> None:
     [
         (
             lambda d: d.set_value("x", object()),
-            r"flag 'x': the value is <object object at .*> \(type object\), "
+            r"flag 'x': value is <object object at .*> \(type object\), "
             r"which is not JSON; use None, bool, int, float, str",
         ),
         (
             lambda d: d.set_value("x", {1: "a"}),
-            r"flag 'x': the value has the key 1 \(type int\)",
+            r"flag 'x': value has the key 1 \(type int\)",
+        ),
+        (
+            lambda d: d.set_value("x", {"a": [1, object()]}),
+            r"flag 'x': value\.a\[1\] is <object object at .*> \(type object\)",
         ),
         (
             lambda d: d.set_flag("y", {"variations": [1, {"a": {2}}]}),
@@ -282,7 +286,7 @@ def test_a_boolean_value_for_all_keeps_both_variations() -> None:
             r"segment 's': included\[0\]\[1\] is <object",
         ),
     ],
-    ids=["value", "key", "flag-json", "builder", "segment"],
+    ids=["value", "key", "nested-value", "flag-json", "builder", "segment"],
 )
 def test_values_that_are_not_json_say_which_flag_and_where(
     publish: Callable[[FlagData], None], message: str
