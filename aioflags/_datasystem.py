@@ -162,9 +162,14 @@ class DataSystem:
         """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
 
         LaunchDarkly's file-data-source shape: ``flags``, ``flagValues`` and
-        ``segments``. A missing or malformed file is reported through the
-        status (the last good data keeps being served); with ``reload`` the
-        files are checked every ``interval`` seconds and edits are applied.
+        ``segments``. With ``reload`` the files are checked every
+        ``interval`` seconds and edits are applied; each announces exactly
+        the flags whose content it changes.
+
+        Files that cannot be loaded at start fail at once: without
+        ``reload`` the client is FATAL (nothing reads them again); with it,
+        ERROR until they load, then READY. A bad edit later keeps the last
+        good data. The status's error message names the file and the cause.
         """
         from ._sources._file import file_synchronizer
 

@@ -136,7 +136,13 @@ class ErrorInfo:
         message: a human-readable description.
         time: when it happened, seconds on the event loop's clock
             (``anyio.current_time()``); 0.0 when unknown.
-        fatal: the status code is one of the configured fatal codes.
+        fatal: the error is unrecoverable: a status code that is one of the
+            configured fatal codes, or flag files that are not watched
+            (``DataSystem.file`` without ``reload``) and cannot be loaded.
+        action_required: waiting will not help until something outside
+            changes (a watched flag file is missing or malformed): before
+            the first data, the client reports ERROR at once instead of
+            after ``ready_timeout``, and becomes READY when data arrives.
     """
 
     kind: ErrorKind
@@ -144,6 +150,7 @@ class ErrorInfo:
     message: str = ""
     time: float = 0.0
     fatal: bool = False
+    action_required: bool = False
 
 
 @final

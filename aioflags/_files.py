@@ -2,11 +2,14 @@
 
 A file has any of ``flags`` (full flag objects by key), ``flagValues`` (key to
 a plain value: a flag that serves it to everyone) and ``segments``. Several
-files merge; a key defined twice is an error.
+files merge; a key defined twice is an error. A flag that names a variation
+it does not have is loaded with a warning on the ``aioflags`` logger (it
+evaluates to MALFORMED_FLAG where it reaches that index).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +17,13 @@ from ._exceptions import AioflagsError, ProtocolError
 from ._json import parse
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._json import JSONObject
 
 __all__ = ["FlagFileError", "load_flag_files"]
+
+logger = logging.getLogger("aioflags")
 
 
 class FlagFileError(AioflagsError):
@@ -109,4 +116,60 @@ def load_flag_files(
                     raise FlagFileError(f"{path}: {field}/{key} must be an object")
                 else:
                     target[key] = {"version": 1, **item, "key": key}
+                    if field == "flags":
+                        _warn_out_of_range(path, key, item)
     return flags, segments
+
+
+def _variation_refs(flag: JSONObject) -> Iterator[tuple[str, object]]:
+    """Every place a flag names one of its own variations, and the index there."""
+
+    def result(where: str, holder: object) -> Iterator[tuple[str, object]]:
+        if not isinstance(holder, dict):
+            return
+        if "variation" in holder:
+            yield f"{where}.variation", holder["variation"]
+        rollout = holder.get("rollout")
+        buckets = rollout.get("variations") if isinstance(rollout, dict) else None
+        for n, bucket in enumerate(buckets if isinstance(buckets, list) else ()):
+            if isinstance(bucket, dict):
+                yield (
+                    f"{where}.rollout.variations[{n}].variation",
+                    bucket.get("variation"),
+                )
+
+    if "offVariation" in flag:
+        yield "offVariation", flag["offVariation"]
+    yield from result("fallthrough", flag.get("fallthrough"))
+    for field in ("targets", "contextTargets", "rules"):
+        items = flag.get(field)
+        for n, item in enumerate(items if isinstance(items, list) else ()):
+            yield from result(f"{field}[{n}]", item)
+
+
+def _warn_out_of_range(path: Path, key: str, flag: JSONObject) -> None:
+    """Warn about variation indexes past the flag's variations (loaded all the same).
+
+    Like every LaunchDarkly SDK, aioflags keeps such a flag: an evaluation
+    that reaches the bad index returns the default with MALFORMED_FLAG.
+    """
+    variations = flag.get("variations")
+    if not isinstance(variations, list):
+        return  # malformed as a whole: evaluation says MALFORMED_FLAG
+    count = len(variations)
+    bad = [
+        f"{where} is {index}"
+        for where, index in _variation_refs(flag)
+        if type(index) is int and not 0 <= index < count
+    ]
+    if bad:
+        logger.warning(
+            "%s: flag %r has %d variation%s, but %s; evaluations that reach "
+            "%s return the default with MALFORMED_FLAG",
+            path,
+            key,
+            count,
+            "" if count == 1 else "s",
+            ", ".join(bad),
+            "it" if len(bad) == 1 else "them",
+        )

@@ -5,8 +5,10 @@ synthesised: NOT_READY until the first data or a terminal failure; READY on
 the first data; STALE as soon as a ready client's connection is interrupted,
 ERROR if that lasts past the grace period; READY again on recovery (with
 CONFIGURATION_CHANGED if the data changed meanwhile); ERROR when the data
-system goes OFF or ``ready_timeout`` passes while sources are still trying;
-FATAL when initialisation ends on a fatal status code with no source left.
+system goes OFF, when ``ready_timeout`` passes while sources are still trying,
+or at once when a source reports an error that waiting will not fix
+(``ErrorInfo.action_required``: a watched flag file that is missing); FATAL
+when initialisation ends on a fatal error with no source left.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ class StatusLayer:
                     )
             elif not self._ever_ready and self._store.initialized:
                 self._ready("flag data received")
+        elif state is SourceState.INITIALIZING:
+            if (
+                error is not None
+                and error.action_required
+                and current is ProviderStatus.NOT_READY
+            ):
+                logger.error("aioflags cannot initialise yet: %s", error.message)
+                self._error(f"initialisation failed: {error.message}")
         elif state is SourceState.INTERRUPTED:
             if current is ProviderStatus.READY:
                 message = error.message if error else "connection interrupted"

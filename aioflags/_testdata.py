@@ -39,6 +39,36 @@ if TYPE_CHECKING:
 __all__ = ["FlagBuilder", "FlagData", "SegmentBuilder", "clause", "in_segment"]
 
 _WEIGHT_SCALE: Final = 1000  # LaunchDarkly weights are in thousandths of a percent
+_JSON_TYPES: Final = (
+    "None, bool, int, float, str, or lists and dicts (with str keys) of them"
+)
+
+
+def _not_json(value: object, where: str) -> str | None:
+    """Where ``value`` stops being JSON (a path and the culprit), or None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _not_json(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                return f"{where} has the key {name!r} (type {type(name).__name__})"
+            problem = _not_json(item, f"{where}.{name}" if where else name)
+            if problem is not None:
+                return problem
+        return None
+    return f"{where or 'the value'} is {value!r} (type {type(value).__name__})"
+
+
+def _require_json(value: object, what: str, where: str = "") -> None:
+    problem = _not_json(value, where)
+    if problem is not None:
+        raise TypeError(f"{what}: {problem}, which is not JSON; use {_JSON_TYPES}")
 
 
 def clause(
@@ -544,6 +574,7 @@ class FlagData:
 
     def set_value(self, key: str, value: JSONValue) -> None:
         """Publish a flag that serves ``value`` to everyone."""
+        _require_json(value, f"flag {key!r}", "value")
         self.update(self.flag(key).value_for_all(value))
 
     def set_flag(self, key: str, flag: JSONObject) -> None:
@@ -574,6 +605,7 @@ class FlagData:
         return copy.deepcopy(self._segments)
 
     def _store(self, kind: ObjectKind, key: str, obj: JSONObject) -> Change:
+        _require_json(obj, f"{kind.value} {key!r}")
         self._version += 1
         obj = {**obj, "key": key, "version": self._version}
         (self._flags if kind is ObjectKind.FLAG else self._segments)[key] = obj

@@ -19,6 +19,7 @@ import h11
 
 from ._datatypes import Change, ChangeKind
 from ._lifespan import Span, background_group
+from ._versions import same_content
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -246,18 +247,29 @@ class FlagServer:
         flags: Mapping[str, JSONObject],
         segments: Mapping[str, JSONObject] | None = None,
     ) -> None:
-        """Replace the whole data set; open streams get a full transfer."""
+        """Replace the whole data set; open streams get a full transfer.
+
+        Items whose content is unchanged keep their version; the others get
+        a new one, so clients announce exactly the flags that changed.
+        """
         self._version += 1
-        self._flags = {
-            k: {"key": k, **v, "version": self._version} for k, v in flags.items()
-        }
-        self._segments = {
-            k: {"key": k, **v, "version": self._version}
-            for k, v in (segments or {}).items()
-        }
+        self._flags = self._reversioned(self._flags, flags)
+        self._segments = self._reversioned(self._segments, segments or {})
         self._push(
             self._fdv2_full(), sse("put", {"path": "/", "data": self._fdv1_body()})
         )
+
+    def _reversioned(
+        self, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
+    ) -> dict[str, JSONObject]:
+        items: dict[str, JSONObject] = {}
+        for key, obj in new.items():
+            item = {**obj, "key": key, "version": self._version}
+            before = old.get(key)
+            items[key] = (
+                before if before is not None and same_content(before, item) else item
+            )
+        return items
 
     def _put(self, kind: str, key: str, obj: JSONObject) -> None:
         self._version += 1

@@ -23,8 +23,11 @@ flag JSON; ``segments=`` maps keys to a
 :class:`~aioflags.testing.SegmentBuilder` or segment JSON.
 
 The async fixtures run under pytest-asyncio (strict or auto mode: the test
-is marked ``asyncio``) and under anyio's plugin (the test is marked
-``anyio``); each runs on the test's own event loop.
+is marked ``asyncio``), declared through its public ``pytest_asyncio.fixture``,
+and under anyio's plugin (the test is marked ``anyio``), with or without
+pytest-asyncio installed; each runs on the test's own event loop. A sync test
+that asks for one fails with a message that says how to run it, and the
+fixture stays usable by the tests after it.
 
 Added in version 0.1.0.
 """
@@ -32,8 +35,8 @@ Added in version 0.1.0.
 from __future__ import annotations
 
 import asyncio
-import types
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+import inspect
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
 
@@ -59,8 +62,7 @@ _MARKER_HELP: Final = (
     "flags maps keys to a FlagBuilder or flag JSON; segments maps keys to a "
     "SegmentBuilder or segment JSON."
 )
-_ASYNC_FIXTURES: Final = frozenset({"flag_server", "aioflags_client"})
-_anyio_copies: dict[Callable[..., Any], Callable[..., Any]] = {}
+_anyio_twins: dict[str, Callable[..., Any]] = {}
 
 _F = TypeVar("_F", bound="Callable[..., Any]")
 _T = TypeVar("_T")
@@ -71,56 +73,72 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_HELP)
 
 
-def _asyncio_fixture(func: _F) -> _F:
-    """Mark ``func`` the way ``@pytest_asyncio.fixture`` does (without importing it).
+def _async_fixture(twin: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Declare an async fixture that runs on the test's own event loop.
 
-    pytest-asyncio in strict mode then runs it for asyncio tests; for anyio
-    tests :func:`pytest_fixture_setup` swaps in an unmarked copy, which
-    pytest-asyncio leaves to anyio's plugin.
+    With pytest-asyncio installed, the fixture is declared through its public
+    ``pytest_asyncio.fixture``, so that strict mode runs it for asyncio tests.
+    For anyio tests, :func:`pytest_fixture_setup` hands anyio's plugin
+    ``twin`` instead: the same fixture as a plain coroutine function, which
+    pytest-asyncio (strict mode) leaves alone. Without pytest-asyncio the
+    fixture is a plain pytest fixture and only anyio's plugin runs it.
     """
-    func._force_asyncio_fixture = True  # type: ignore[attr-defined]
-    func._loop_scope = None  # type: ignore[attr-defined]
-    return func
+
+    def declare(func: _F) -> _F:
+        _anyio_twins[func.__name__] = twin
+        try:
+            import pytest_asyncio
+        except ImportError:
+            declared: object = pytest.fixture(func)
+        else:
+            declared = pytest_asyncio.fixture(func)
+        # A fixture definition, typed as the function it declares (as pytest does).
+        return cast("_F", declared)
+
+    return declare
 
 
-def _unmarked(func: Callable[..., Any]) -> Callable[..., Any]:
-    copy = _anyio_copies.get(func)
-    if copy is None:
-        assert isinstance(func, types.FunctionType)
-        copy = types.FunctionType(
-            func.__code__,
-            func.__globals__,
-            func.__name__,
-            func.__defaults__,
-            func.__closure__,
+def _refusal(argname: str, test_is_async: bool) -> Callable[..., Any]:
+    first = (
+        "mark the test to run it" if test_is_async else "make the test async and run it"
+    )
+
+    def refuse(**_: object) -> None:
+        pytest.fail(
+            f"{argname} is an async fixture: {first} with pytest-asyncio "
+            "(@pytest.mark.asyncio, or asyncio_mode = auto) or anyio's plugin "
+            "(@pytest.mark.anyio)",
+            pytrace=False,
         )
-        copy.__qualname__ = func.__qualname__
-        copy.__module__ = func.__module__
-        _anyio_copies[func] = copy
-    return copy
+
+    return refuse
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, Any, Any]:
-    """Run our async fixtures on the test's own runner: anyio's or pytest-asyncio's."""
-    func = fixturedef.func
-    if fixturedef.argname not in _ASYNC_FIXTURES or func.__module__ != __name__:
+    """Run our async fixtures on the test's own runner: anyio's or pytest-asyncio's.
+
+    Whatever happens, pytest's own ``pytest_fixture_setup`` runs (this wrapper
+    always yields): it caches the fixture's value or error and arranges its
+    teardown. Failing before the yield would leave the fixture half set up,
+    and every later test that uses it would fail with a bare AssertionError
+    from pytest.
+    """
+    twin = _anyio_twins.get(fixturedef.argname)
+    if twin is None or fixturedef.func.__module__ != __name__:
         return (yield)
+    test_is_async = inspect.iscoroutinefunction(request.function)
     if "anyio_backend" in request.fixturenames:
-        # anyio's plugin runs coroutine fixtures of anyio tests.
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(fixturedef, "func", _unmarked(func))
-            return (yield)
-    if request.node.get_closest_marker("asyncio") is not None:
-        return (yield)  # pytest-asyncio runs it: it is marked as its own
-    pytest.fail(
-        f"{fixturedef.argname} is an async fixture: make the test async and run "
-        "it with pytest-asyncio (@pytest.mark.asyncio, or asyncio_mode = auto) "
-        "or anyio's plugin (@pytest.mark.anyio)",
-        pytrace=False,
-    )
+        func = twin  # anyio's plugin runs coroutine fixtures of anyio tests
+    elif test_is_async and request.node.get_closest_marker("asyncio") is not None:
+        return (yield)  # pytest-asyncio runs it: it was declared through its API
+    else:
+        func = _refusal(fixturedef.argname, test_is_async)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fixturedef, "func", func)
+        return (yield)
 
 
 def _preset(data: FlagData, marker: pytest.Mark) -> None:
@@ -159,9 +177,14 @@ def _preset(data: FlagData, marker: pytest.Mark) -> None:
 def aioflags_data(request: pytest.FixtureRequest) -> FlagData:
     """Test flag data, preset by ``@pytest.mark.aioflags`` (outermost marker first)."""
     data = FlagData()
-    for marker in reversed(list(request.node.iter_markers("aioflags"))):
-        _preset(data, marker)
-    return data
+    try:
+        for marker in reversed(list(request.node.iter_markers("aioflags"))):
+            _preset(data, marker)
+    except (TypeError, ValueError) as exc:  # bad values: say so without a traceback
+        problem = str(exc)
+    else:
+        return data
+    pytest.fail(f"@pytest.mark.aioflags: {problem}", pytrace=False)
 
 
 async def _entered(
@@ -201,18 +224,24 @@ async def _entered(
         await task
 
 
-@pytest.fixture
-@_asyncio_fixture
-async def flag_server(
+async def _serve_flags(
     aioflags_data: FlagData, request: pytest.FixtureRequest
 ) -> AsyncIterator[FlagServer]:
-    """A running FlagServer on 127.0.0.1 that serves ``aioflags_data``."""
     async for server in _entered(FlagServer(), request):
         aioflags_data.attach(server)
         try:
             yield server
         finally:
             aioflags_data.detach(server)
+
+
+@_async_fixture(_serve_flags)
+async def flag_server(
+    aioflags_data: FlagData, request: pytest.FixtureRequest
+) -> AsyncIterator[FlagServer]:
+    """A running FlagServer on 127.0.0.1 that serves ``aioflags_data``."""
+    async for server in _serve_flags(aioflags_data, request):
+        yield server
 
 
 @pytest.fixture
@@ -226,11 +255,17 @@ def aioflags_config(flag_server: FlagServer) -> Config:
     )
 
 
-@pytest.fixture
-@_asyncio_fixture
+async def _run_client(
+    aioflags_config: Config, request: pytest.FixtureRequest
+) -> AsyncIterator[Client]:
+    async for client in _entered(Client(aioflags_config), request):
+        yield client
+
+
+@_async_fixture(_run_client)
 async def aioflags_client(
     aioflags_config: Config, request: pytest.FixtureRequest
 ) -> AsyncIterator[Client]:
     """A started client (READY once the first payload arrives), closed after the test."""
-    async for client in _entered(Client(aioflags_config), request):
+    async for client in _run_client(aioflags_config, request):
         yield client

@@ -51,7 +51,7 @@ async def first_error(transport: str, base: str) -> ErrorInfo:
     """The error that one transport's first attempt against ``base`` reports."""
     _, factory = TRANSPORTS[transport]
     config = Config(SDK_KEY, base_uri=base, stream_uri=base, connect_timeout=5)
-    async with make_http_client(config) as http:
+    async with make_http_client(config, "instance") as http:
         ctx = SourceContext(
             selector=lambda: Selector(),
             http=http,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,9 +14,19 @@ from typing import Any
 import anyio
 import pytest
 
-from aioflags import Client, Config, Context, DataSystem, ErrorKind, ProviderStatus
+from aioflags import (
+    Client,
+    Config,
+    Context,
+    DataSystem,
+    ErrorKind,
+    ProviderEvent,
+    ProviderStatus,
+)
 from aioflags._files import FlagFileError, load_flag_files
-from aioflags.testing import FakeClock
+from aioflags._store import snapshot_from_data
+from aioflags._versions import ContentVersions
+from aioflags.testing import FakeClock, FlagServer
 
 USER = Context.create("u1")
 FLAG: dict[str, Any] = {
@@ -78,6 +89,35 @@ def test_loader_rejects_missing_files_and_duplicates(tmp_path: Path) -> None:
         load_flag_files(a, b)
 
 
+def test_loader_warns_about_variation_indexes_out_of_range(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = {
+        **FLAG,
+        "offVariation": 2,
+        "targets": [{"values": ["u2"], "variation": 0}],
+        "rules": [
+            {"clauses": [], "variation": 1},
+            {"clauses": [], "rollout": {"variations": [{"variation": 7}]}},
+        ],
+    }
+    path = write(tmp_path / "flags.json", {"flags": {"bad": bad, "good": FLAG}})
+    with caplog.at_level(logging.WARNING, logger="aioflags"):
+        flags, _ = load_flag_files(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: flag 'bad' has 2 variations, but offVariation is 2, "
+        "rules[1].rollout.variations[0].variation is 7; evaluations that reach "
+        "them return the default with MALFORMED_FLAG"
+    ]
+    # Loaded all the same: only evaluations that reach a bad index fail.
+    snapshot = snapshot_from_data(flags)  # type: ignore[arg-type]
+    assert snapshot.variation("bad", Context.create("u2"), "d") == "on"  # target
+    assert snapshot.variation("bad", USER, "d") == "off"  # the first rule
+    off = snapshot_from_data({"bad": {**bad, "on": False}})
+    detail = off.variation_detail("bad", USER, "d")
+    assert detail.value == "d" and detail.reason["errorKind"] == "MALFORMED_FLAG"
+
+
 def test_yaml_needs_the_extra_or_works(tmp_path: Path) -> None:
     path = tmp_path / "flags.yaml"
     path.write_text("flagValues:\n  v: 7\n")
@@ -123,15 +163,133 @@ async def test_file_data_system_reloads_and_keeps_last_good_data(
         assert await client.variation("f", USER, None) == "off"
 
 
+def test_content_versions_move_exactly_when_content_does() -> None:
+    versions = ContentVersions()
+    first = versions.stamp("flag", {"a": {"on": True}, "b": {"version": 7, "x": 1}})
+    assert first["a"]["version"] == 1 and first["b"]["version"] == 7
+    # Same content, keys reordered, file version bumped: nothing changed.
+    same = versions.stamp("flag", {"a": {"on": True}, "b": {"x": 1, "version": 9}})
+    assert same["a"]["version"] == 1 and same["b"]["version"] == 7
+    # 1, 1.0 and true are different JSON; a higher file version wins.
+    changed = versions.stamp("flag", {"a": {"on": 1}, "b": {"version": 20, "x": 1.0}})
+    assert changed["a"]["version"] == 2 and changed["b"]["version"] == 20
+    # Kinds are versioned apart.
+    assert versions.stamp("segment", {"a": {"on": True}})["a"]["version"] == 1
+
+
+async def _reload(path: Path, data: Any, stamp: int, clock: FakeClock) -> None:
+    """Write ``data`` and let the file source's next check see it."""
+    write(path, data)
+    os.utime(path, ns=(stamp, stamp))  # a new stamp even on coarse file-system clocks
+    await clock.wait_for_sleeper(within=1)
+    await clock.advance(1)
+
+
 @pytest.mark.asyncio
-async def test_missing_file_is_a_clear_error_status(tmp_path: Path) -> None:
-    async with Client(
-        Config(data_system=DataSystem.file(tmp_path / "nope.json"), ready_timeout=0.2)
-    ) as client:
+async def test_file_edits_announce_exactly_the_changed_flags(tmp_path: Path) -> None:
+    """No version bump needed, flagValues included, unchanged flags not announced."""
+    data: dict[str, Any] = {
+        "flags": {"f": FLAG, "g": FLAG},
+        "flagValues": {"v": 1, "w": "same"},
+    }
+    path = write(tmp_path / "flags.json", data)
+    clock = FakeClock()
+    send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+    async with (
+        Client(
+            Config(data_system=DataSystem.file(path, reload=True, interval=1)),
+            clock=clock,
+        ) as client,
+        send,
+        receive,
+    ):
+        client.add_flag_change_handler(send.send_nowait)
+        edited = {**FLAG, "fallthrough": {"variation": 1}}  # same "version"
+        await _reload(path, {**data, "flags": {"f": edited, "g": FLAG}}, 1, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"f"}
+        assert await client.variation("f", USER, None) == "off"
+
+        data = {"flags": {"f": edited, "g": FLAG}, "flagValues": {"v": 2, "w": "same"}}
+        await _reload(path, data, 2, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"v"}
+        assert await client.variation("v", USER, None) == 2
+
+        # Rewritten unchanged (the file's stamp moves): nothing to announce; the
+        # next event is the one for the edit after it.
+        await _reload(path, data, 3, clock)
+        await _reload(path, {**data, "flagValues": {"v": 2, "w": "new"}}, 4, clock)
+        with anyio.fail_after(5):
+            assert await receive.receive() == {"w"}
+
+
+@pytest.mark.asyncio
+async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
+    flags = {"f": FLAG, "g": FLAG}
+    async with FlagServer(flags) as server:
+        config = Config("sdk-key", base_uri=server.url, stream_uri=server.url)
+        async with Client(config) as client:
+            send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+            client.add_flag_change_handler(send.send_nowait)
+            before = server.flags
+            server.replace_all({"f": {**FLAG, "on": False}, "g": FLAG})
+            with anyio.fail_after(5):
+                assert await receive.receive() == {"f"}
+            after = server.flags
+            assert after["g"] == before["g"]
+            assert after["f"]["version"] > before["f"]["version"]
+            send.close()
+            receive.close()
+
+
+@pytest.mark.parametrize("content", [None, "{broken"], ids=["missing", "malformed"])
+@pytest.mark.asyncio
+async def test_a_file_that_cannot_load_without_reload_is_fatal_at_once(
+    tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "flags.json"
+    if content is not None:
+        path.write_text(content)
+    clock = FakeClock()  # never advanced: nothing waits for a timeout
+    config = Config(data_system=DataSystem.file(path), ready_timeout=3600)
+    async with Client(config, clock=clock) as client:
+        assert client.status is ProviderStatus.FATAL
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        message = status.error.message
+        assert str(path) in message
+        assert ("No such file" if content is None else "invalid JSON") in message
+        assert "reads its files once: fix them and start a new client" in message
+        assert status.error.fatal
+
+
+@pytest.mark.asyncio
+async def test_a_missing_file_with_reload_is_an_error_at_once_then_ready(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    clock = FakeClock()
+    config = Config(
+        data_system=DataSystem.file(path, reload=True, interval=1), ready_timeout=3600
+    )
+    send, receive = anyio.create_memory_object_stream[str](10)
+    async with Client(config, clock=clock) as client, send, receive:
         assert client.status is ProviderStatus.ERROR
         status = client.data_source_status
         assert status is not None and status.error is not None
-        assert "cannot read the flag file" in status.error.message
+        assert (
+            f"{path}: cannot read the flag file: No such file" in status.error.message
+        )
+        assert "watching for edits" in status.error.message
+        # The ERROR event that set the status (replayed to a new handler).
+        client.add_handler(ProviderEvent.ERROR, lambda d: send.send_nowait(d.message))
+        with anyio.fail_after(5):
+            assert str(path) in await receive.receive()
+        await _reload(path, {"flagValues": {"v": 1}}, 1, clock)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+        assert await client.variation("v", USER, None) == 1
 
 
 def test_file_data_system_validation() -> None:
@@ -156,7 +314,9 @@ def test_serve_refuses_remote_addresses(tmp_path: Path) -> None:
 
 
 def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
-    path = write(tmp_path / "flags.json", {"flags": {"f": FLAG}})
+    """Toggling one flag in the served file announces that flag, and only it."""
+    data = {"flags": {"f": FLAG, "g": FLAG}, "flagValues": {"v": 1}}
+    path = write(tmp_path / "flags.json", data)
     proc = subprocess.Popen(
         [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -173,14 +333,25 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
 
         async def check() -> None:
             config = Config("sdk-key", base_uri=url, stream_uri=url)
-            async with Client(config) as client:
+            send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+            async with Client(config) as client, send, receive:
                 assert await client.variation("f", USER, None) == "on"
-                changed = anyio.Event()
-                client.add_flag_change_handler(lambda keys: changed.set())
-                write(path, {"flags": {"f": {**FLAG, "fallthrough": {"variation": 1}}}})
+                client.add_flag_change_handler(send.send_nowait)
+                write(path, {**data, "flags": {"f": {**FLAG, "on": False}, "g": FLAG}})
                 with anyio.fail_after(10):
-                    await changed.wait()
+                    assert await receive.receive() == {"f"}
                 assert await client.variation("f", USER, None) == "off"
+                write(
+                    path,
+                    {
+                        **data,
+                        "flags": {"f": {**FLAG, "on": False}, "g": FLAG},
+                        "flagValues": {"v": 22},  # a new size: a new stamp
+                    },
+                )
+                with anyio.fail_after(10):
+                    assert await receive.receive() == {"v"}
+                assert await client.variation("v", USER, None) == 22
 
         anyio.run(check)
     finally:
@@ -188,6 +359,27 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
         assert "stopped" in out
+
+
+def test_serve_warns_about_a_variation_index_out_of_range(tmp_path: Path) -> None:
+    bad = {**FLAG, "fallthrough": {"variation": 5}}
+    path = write(tmp_path / "flags.json", {"flags": {"bad": bad}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "aioflags flag service" in proc.stdout.readline()  # it serves
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert (
+        f"{path}: flag 'bad' has 2 variations, but fallthrough.variation is 5; "
+        "evaluations that reach it return the default with MALFORMED_FLAG"
+    ) in err
 
 
 def test_serve_reports_a_bad_file_and_exits_2(

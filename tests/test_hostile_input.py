@@ -188,7 +188,7 @@ async def test_hostile_body_fails_the_polling_initializer_as_invalid_data(
     async with FlagServer({"f": flag("v1")}) as server:
         server.fail(POLL, Fault(body=fdv2_poll_body(raw)))
         config = Config("sdk-key", base_uri=server.url)
-        async with make_http_client(config) as http:
+        async with make_http_client(config, "instance") as http:
             ctx = SourceContext(
                 selector=lambda: Selector(),
                 http=http,

@@ -147,11 +147,113 @@ def test_sync(flag_server):
 def test_data_is_sync(aioflags_data):
     aioflags_data.set_value("f", True)
     assert aioflags_data.flags["f"]["variations"] == [True, False]
+
+
+async def test_unmarked(aioflags_client):
+    pass
 """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*flag_server is an async fixture*pytest-asyncio*"])
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*flag_server is an async fixture: make the test async and run it with "
+            "pytest-asyncio*",
+            "*flag_server is an async fixture: mark the test to run it with "
+            "pytest-asyncio (@pytest.mark.asyncio, or asyncio_mode = auto) or "
+            "anyio's plugin (@pytest.mark.anyio)",
+        ]
+    )
+
+
+# A sync test that asks for an async fixture, between tests that use them.
+CASCADE_TESTS = """
+from aioflags import Context
+
+USER = Context.create("u1")
+
+
+def test_sync_first(aioflags_client):
+    pass
+
+
+@pytest.mark.aioflags({"f": True})
+async def test_client_after(aioflags_client):
+    assert await aioflags_client.bool_variation("f", USER, False)
+
+
+def test_sync_again(flag_server):
+    pass
+
+
+async def test_server_after(flag_server):
+    assert flag_server.url.startswith("http://127.0.0.1:")
+"""
+
+
+ANYIO_BACKENDS = """
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "marker"),
+    [("strict", "asyncio"), ("auto", None), ("strict", "anyio")],
+    ids=["pytest-asyncio-strict", "pytest-asyncio-auto", "anyio"],
+)
+def test_a_sync_test_does_not_break_later_async_tests(
+    pytester: pytest.Pytester, mode: str, marker: str | None
+) -> None:
+    """Regression: after the refusal, later tests used to fail in pytest's fixtures."""
+    _ini(pytester, asyncio_mode=mode, asyncio_default_fixture_loop_scope="function")
+    tests = "import pytest\n" + CASCADE_TESTS
+    if marker is not None:
+        tests = tests.replace("\nasync def", f"\n@pytest.mark.{marker}\nasync def")
+    if marker == "anyio":
+        tests += ANYIO_BACKENDS
+    pytester.makepyfile(test_user=tests)
+    result = pytester.runpytest()
+    if marker == "anyio":
+        # The sync tests ask for no backend: they run (and are refused) once each.
+        result.assert_outcomes(passed=4, errors=2)
+    else:
+        result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_sync_first*",
+            "*flag_server is an async fixture*",
+            "*ERROR at setup of test_sync_again*",
+            "*flag_server is an async fixture*",
+        ]
+    )
+    assert "AssertionError" not in result.stdout.str()
+
+
+def test_without_pytest_asyncio_anyio_runs_the_fixtures(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pytest-asyncio not installed, the fixtures are anyio's plugin's."""
+    pytester.makeini(
+        "[pytest]\naddopts = -p no:cacheprovider --strict-markers\n"
+        "filterwarnings = error\n"
+    )
+    # Shadows the installed package: `import pytest_asyncio` fails as if absent.
+    pytester.makepyfile(pytest_asyncio="raise ImportError('not installed')")
+    pytester.makepyfile(
+        test_user="import pytest\npytestmark = pytest.mark.anyio\n"
+        + CASCADE_TESTS.replace("\ndef test_sync", "\n@pytest.mark.skip\ndef test_sync")
+    )
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess(
+        "-p", "anyio", "-p", "aioflags.pytest_plugin"
+    )
+    # anyio's own anyio_backend runs each test on every backend installed.
+    assert result.parseoutcomes()["passed"] >= 2
+    result.assert_outcomes(passed=result.parseoutcomes()["passed"], skipped=2)
+    assert "asyncio-" not in result.stdout.str()  # pytest-asyncio was not loaded
 
 
 @pytest.mark.parametrize(
@@ -178,6 +280,46 @@ def test_it(aioflags_data):
     result = pytester.runpytest()
     assert result.ret != 0
     assert message in result.stdout.str() + result.stderr.str()
+
+
+def test_a_marker_value_that_is_not_json_names_the_flag_and_says_what_is_accepted(
+    pytester: pytest.Pytester,
+) -> None:
+    _ini(pytester, asyncio_mode="auto", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="""
+import pytest
+
+
+@pytest.mark.aioflags({"x": object()})
+async def test_value(aioflags_client):
+    pass
+
+
+@pytest.mark.aioflags(flags={"y": {"variations": [1, {"a": {2}}]}})
+def test_flag_json(aioflags_data):
+    pass
+
+
+@pytest.mark.aioflags({"fine": [1, {"a": None}]})
+def test_fine(aioflags_data):
+    assert aioflags_data.flags["fine"]["variations"] == [[1, {"a": None}]]
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=2)
+    out = result.stdout.str()
+    assert (
+        "@pytest.mark.aioflags: flag 'x': value is <object object at " in out
+        and "(type object), which is not JSON; use None, bool, int, float, str, "
+        "or lists and dicts (with str keys) of them"
+        in out
+    )
+    assert (
+        "@pytest.mark.aioflags: flag 'y': variations[1].a is {2} (type set), "
+        "which is not JSON; use None" in out
+    )
+    assert "TypeError" not in result.stdout.str()
 
 
 def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -17,6 +17,9 @@ from aioflags.testing import (
     clause,
     in_segment,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ALICE = Context.from_dict({"kind": "user", "key": "alice", "email": "a@example.com"})
 BOB = Context.from_dict({"kind": "user", "key": "bob", "email": "b@other.org"})
@@ -252,3 +255,43 @@ def test_a_boolean_value_for_all_keeps_both_variations() -> None:
     assert evaluate(data, "on", ALICE) == (False, {"kind": "OFF"})
     data.update(data.flag("on").on().rule(clause("key", "in", "alice"), serve=True))
     assert evaluate(data, "on", ALICE)[0] is True
+
+
+@pytest.mark.parametrize(
+    ("publish", "message"),
+    [
+        (
+            lambda d: d.set_value("x", object()),
+            r"flag 'x': value is <object object at .*> \(type object\), "
+            r"which is not JSON; use None, bool, int, float, str",
+        ),
+        (
+            lambda d: d.set_value("x", {1: "a"}),
+            r"flag 'x': value has the key 1 \(type int\)",
+        ),
+        (
+            lambda d: d.set_value("x", {"a": [1, object()]}),
+            r"flag 'x': value\.a\[1\] is <object object at .*> \(type object\)",
+        ),
+        (
+            lambda d: d.set_flag("y", {"variations": [1, {"a": {2}}]}),
+            r"flag 'y': variations\[1\]\.a is \{2\} \(type set\)",
+        ),
+        (
+            lambda d: d.update(d.flag("z").variations("a", b"b")),
+            r"flag 'z': variations\[1\] is b'b' \(type bytes\)",
+        ),
+        (
+            lambda d: d.set_segment("s", {"included": [("u", object())]}),
+            r"segment 's': included\[0\]\[1\] is <object",
+        ),
+    ],
+    ids=["value", "key", "nested-value", "flag-json", "builder", "segment"],
+)
+def test_values_that_are_not_json_say_which_flag_and_where(
+    publish: Callable[[FlagData], None], message: str
+) -> None:
+    data = FlagData()
+    with pytest.raises(TypeError, match=message):
+        publish(data)
+    assert data.flags == {} and data.segments == {}

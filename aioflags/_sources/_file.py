@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
@@ -20,6 +20,7 @@ from aioflags._datatypes import (
     Update,
 )
 from aioflags._files import FlagFileError, load_flag_files
+from aioflags._versions import ContentVersions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from aioflags._json import JSONObject
 
 __all__ = ["file_synchronizer"]
+
+_NOT_WATCHED: Final = (
+    "without reload=True, DataSystem.file() reads its files once: fix them "
+    "and start a new client (or pass reload=True to wait for them)"
+)
+_WATCHED: Final = "watching for edits: the client becomes READY once the files load"
 
 
 def _stamp_one(path: Path) -> tuple[int, int] | None:
@@ -53,11 +60,24 @@ def _puts(kind: ObjectKind, items: dict[str, JSONObject]) -> list[Change]:
 def file_synchronizer(
     *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
-    """Flags from files (JSON or YAML); with ``reload``, checked every ``interval`` seconds."""
+    """Flags from files (JSON or YAML); with ``reload``, checked every ``interval`` seconds.
+
+    Files that cannot be loaded at start fail at once: without ``reload``
+    the source reports OFF with a fatal error (nothing will read them again),
+    so the client is FATAL; with ``reload`` it reports an error that needs
+    action (the client is ERROR at once) and keeps watching. After data has
+    been loaded, a bad edit is an interruption: the last good data stays.
+
+    Each load is versioned by content (:mod:`aioflags._versions`), so an edit
+    is announced for exactly the flags it changes, whether or not it bumps
+    their ``version``. The versions outlive a restart of the source.
+    """
     files = tuple(Path(p) for p in paths)
+    versions = ContentVersions()
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         seen: tuple[tuple[int, int] | None, ...] | None = None
+        loaded = False
         while True:
             stamp = await anyio.to_thread.run_sync(_stamp, files)
             if stamp != seen:
@@ -67,19 +87,34 @@ def file_synchronizer(
                         load_flag_files, *files
                     )
                 except FlagFileError as exc:
-                    # Keep the last good data; say clearly what is wrong.
+                    if not reload:
+                        # Nothing will read the files again: fail now, for good.
+                        yield Update(
+                            state=SourceState.OFF,
+                            error=ErrorInfo(
+                                kind=ErrorKind.INVALID_DATA,
+                                message=f"{exc}; {_NOT_WATCHED}",
+                                time=ctx.clock.now(),
+                                fatal=True,
+                            ),
+                        )
+                        return
+                    # Keep the last good data (if any); say clearly what is wrong.
+                    first = not loaded
                     yield Update(
                         state=SourceState.INTERRUPTED,
                         error=ErrorInfo(
                             kind=ErrorKind.INVALID_DATA,
-                            message=str(exc),
+                            message=f"{exc}; {_WATCHED}" if first else str(exc),
                             time=ctx.clock.now(),
+                            action_required=first,
                         ),
                     )
                 else:
+                    loaded = True
                     changes = [
-                        *_puts(ObjectKind.FLAG, flags),
-                        *_puts(ObjectKind.SEGMENT, segments),
+                        *_puts(ObjectKind.FLAG, versions.stamp("flag", flags)),
+                        *_puts(ObjectKind.SEGMENT, versions.stamp("segment", segments)),
                     ]
                     yield Update(
                         state=SourceState.VALID,
