@@ -346,9 +346,21 @@ class Client:
         if run.scope.cancel_called:
             raise ClientClosedError("the client was closed while it was starting")
         if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
-            layer.ready_timed_out(timeout)
+            layer.ready_timed_out(timeout, self._waiting_for())
         if self._phase is _Phase.STARTING:
             self._phase = _Phase.RUNNING
+
+    def _waiting_for(self) -> str:
+        """What a start that is not ready yet waits for, when no error says more."""
+        config = self._config
+        if config.data_system is not None:
+            return "no data source has answered yet"
+        return (
+            f"no answer yet from the flag service at {config.base_uri} and "
+            f"{config.stream_uri}: is it reachable from here? A request gives "
+            f"up after connect_timeout={config.connect_timeout:g} s or "
+            f"read_timeout={config.read_timeout:g} s"
+        )
 
     def _spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
         if self._run is not None:

@@ -68,6 +68,23 @@ def _tag(name: str, value: object) -> str | None:
     return None
 
 
+_FILTER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _filter_key(value: object) -> str | None:
+    """A payload filter key, or ``None`` with a warning if LaunchDarkly would ignore it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _FILTER_KEY.fullmatch(value):
+        return value
+    logger.warning(
+        "Config.payload_filter_key=%r is ignored: a filter key starts with a letter "
+        "or digit, then letters, digits, '.', '_' and '-'; all flags are fetched",
+        value,
+    )
+    return None
+
+
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
@@ -118,6 +135,10 @@ class Config:
         wrapper_version: sent in ``X-LaunchDarkly-Wrapper``.
         instance_id: sent in ``X-LaunchDarkly-Instance-Id``; by default each
             client makes a uuid4 of its own, and a new one in a forked child.
+        payload_filter_key: a LaunchDarkly payload filter: only the flags it
+            selects are fetched (``filter=`` on every data request). An
+            invalid key (not ``[A-Za-z0-9][A-Za-z0-9._-]*``) is dropped with a
+            warning, as LaunchDarkly's SDKs do.
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -149,6 +170,7 @@ class Config:
     wrapper_name: str | None = None
     wrapper_version: str | None = None
     instance_id: str | None = None
+    payload_filter_key: str | None = None
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
@@ -189,6 +211,9 @@ class Config:
         object.__setattr__(self, "fatal_status_codes", codes)
         for name in ("application_id", "application_version"):
             object.__setattr__(self, name, _tag(name, getattr(self, name)))
+        object.__setattr__(
+            self, "payload_filter_key", _filter_key(self.payload_filter_key)
+        )
 
     @classmethod
     def from_env(
@@ -201,7 +226,8 @@ class Config:
         ``AIOFLAGS_READY_TIMEOUT``, ``AIOFLAGS_POLL_INTERVAL``,
         ``AIOFLAGS_GRACE_PERIOD``, ``AIOFLAGS_CONNECT_TIMEOUT``,
         ``AIOFLAGS_READ_TIMEOUT``, ``AIOFLAGS_PROXY``,
-        ``AIOFLAGS_APPLICATION_ID`` and ``AIOFLAGS_APPLICATION_VERSION`` set
+        ``AIOFLAGS_APPLICATION_ID``, ``AIOFLAGS_APPLICATION_VERSION`` and
+        ``AIOFLAGS_PAYLOAD_FILTER_KEY`` set
         the option of the same name (docs/configuration.md lists them);
         numbers are seconds, booleans are ``true``/``false``/``1``/``0``.
         Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
@@ -270,6 +296,7 @@ ENVIRONMENT: Final[dict[str, type]] = {
     "proxy": str,
     "application_id": str,
     "application_version": str,
+    "payload_filter_key": str,
 }
 
 

@@ -128,11 +128,20 @@ class StatusLayer:
         self.settled_event.set()
 
     # ---------------------------------------------------------------- timers
-    def ready_timed_out(self, timeout: float) -> None:
-        """``ready_timeout`` passed: ERROR while sources keep trying (READY may follow)."""
+    def ready_timed_out(self, timeout: float, waiting_for: str = "") -> None:
+        """``ready_timeout`` passed: ERROR while sources keep trying (READY may follow).
+
+        ``waiting_for`` says what has not answered, when no error says more.
+        """
         if self._bus.status is ProviderStatus.NOT_READY:
             error = self.data_source.error if self.data_source else None
-            detail = f" (last error: {error.message})" if error else ""
+            detail = (
+                f" (last error: {error.message})"
+                if error
+                else f" ({waiting_for})"
+                if waiting_for
+                else ""
+            )
             message = f"not ready after {timeout:g} s; still trying{detail}"
             logger.warning("aioflags client %s", message)
             self._bus.emit(

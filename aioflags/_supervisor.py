@@ -278,7 +278,12 @@ class Supervisor:
                 index = 0
             else:
                 index = (index + 1) % len(active)
-        logger.error("Every aioflags synchronizer has stopped: serving last known data")
+        logger.error(
+            "Every aioflags synchronizer has stopped: %s",
+            "serving last known data"
+            if self._store.initialized
+            else "no flag data was received, evaluations return defaults",
+        )
         self._status.update(SourceState.OFF)
         self._settle()
 

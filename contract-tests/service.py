@@ -48,6 +48,7 @@ CAPABILITIES = (
     "server-side",
     "strongly-typed",
     "server-side-polling",
+    "filtering",
     "service-endpoints",
     "tags",
     "wrapper",
@@ -179,9 +180,6 @@ def _fdv1_data_system(
     streaming: Mapping[str, Any] | None, polling: Mapping[str, Any] | None
 ) -> DataSystem:
     """The FDv1 line's top-level ``streaming`` / ``polling``: polling only if only polling."""
-    for section in (streaming, polling):
-        if section and section.get("filter") is not None:
-            raise BadRequest("aioflags does not support payload filters")
     if polling is not None and streaming is None:
         return DataSystem.custom(
             synchronizers=[
@@ -243,6 +241,9 @@ def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
             None if streaming is None else _obj(streaming, "streaming"),
             None if polling is None else _obj(polling, "polling"),
         )
+        for section in (streaming, polling):
+            if isinstance(section, dict) and section.get("filter") is not None:
+                options["payload_filter_key"] = _get(section, "filter", str)
         # A source without its own base URI uses the config's.
         for section, key in ((streaming, "stream_uri"), (polling, "base_uri")):
             if isinstance(section, dict) and section.get("baseUri") is not None:

@@ -473,12 +473,6 @@ async def test_init_failure_is_500_unless_init_can_fail() -> None:
         ),
         (
             json.dumps(
-                {"configuration": {"polling": {"baseUri": "http://x", "filter": "f"}}}
-            ).encode(),
-            "payload filters",
-        ),
-        (
-            json.dumps(
                 {"configuration": {"dataSystem": {"synchronizers": [{"x": {}}]}}}
             ).encode(),
             "needs streaming or polling",

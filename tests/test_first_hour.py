@@ -273,3 +273,90 @@ def test_logging_of_misuse_uses_the_library_logger(
     caplog.set_level(logging.WARNING, "aioflags")
     Config("k", application_version="bad version")
     assert caplog.records[-1].name == "aioflags"
+
+
+# ------------------------------------------- LaunchDarkly's config behaviours
+@pytest.mark.asyncio
+async def test_a_payload_filter_is_sent_on_every_data_request() -> None:
+    flags = {"f": FLAG}
+    async with FlagServer(flags) as server:
+        config = Config(
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            payload_filter_key="mobile-flags",
+        )
+        async with Client(config) as client:
+            await server.wait_for_stream()
+            assert client.status is ProviderStatus.READY
+        fdv1 = Config(
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            payload_filter_key="mobile-flags",
+            data_system=aioflags.DataSystem.fdv1(),
+        )
+        async with Client(fdv1) as client:
+            assert client.status is ProviderStatus.READY
+    for path in ("/sdk/poll", "/sdk/stream", "/all"):
+        requests = server.requests_to(path)
+        assert requests, path
+        assert all(r.query.get("filter") == "mobile-flags" for r in requests), path
+    stream = server.requests_to("/sdk/stream")[0]
+    assert next(iter(stream.query)) == "filter"  # before basis (protocol.md §1)
+
+
+def test_an_invalid_filter_key_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert Config("k", payload_filter_key="-bad").payload_filter_key is None
+    assert Config("k", payload_filter_key="").payload_filter_key is None
+    assert Config("k", payload_filter_key="ok.key_1").payload_filter_key == "ok.key_1"
+    assert caplog.text.count("payload_filter_key='-bad' is ignored") == 1
+
+
+def test_polling_launchdarkly_faster_than_every_30_s_is_clamped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from aioflags._sources._common import poll_interval
+
+    ctx: Any = SimpleNamespace(config=Config("k", poll_interval=5))
+    assert poll_interval(ctx, "https://sdk.launchdarkly.com/sdk/poll", None) == 30
+    assert poll_interval(ctx, "https://sdk.launchdarkly.us/sdk/poll", 1) == 30
+    assert poll_interval(ctx, "https://sdk.launchdarkly.com/sdk/poll", 60) == 60
+    # Relays and services of your own may be polled as often as you like.
+    assert poll_interval(ctx, "http://127.0.0.1:8765/sdk/poll", None) == 5
+    assert poll_interval(ctx, "https://relay.example/launchdarkly.com", 1) == 1
+    assert caplog.text.count("below LaunchDarkly's minimum") <= 2
+    assert "sdk.launchdarkly.com every 5 s" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_messages_when_the_service_never_answers_or_has_no_such_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = Config(
+            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.2
+        )
+        async with Client(config) as client:
+            last = client._bus.last_status_event
+            assert last is not None
+            assert (
+                f"no answer yet from the flag service at {server.url}" in last.message
+            )
+            assert "is it reachable" in last.message
+        server.clear_faults()
+        server.fail("/sdk/poll", status=404)
+        server.fail("/sdk/stream", status=404)
+        config = Config(
+            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=30
+        )
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.ERROR
+    assert "no flag data was received, evaluations return defaults" in caplog.text
+    assert "serving last known data" not in caplog.text.split("no answer yet")[-1]

@@ -8,10 +8,12 @@ status or the root cause, and what to do.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -28,16 +30,58 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_HEADER",
     "HttpOutcome",
+    "data_params",
     "display_url",
     "failure",
     "fallback_directive",
     "is_recoverable",
     "parse_json",
+    "poll_interval",
     "root_cause",
 ]
 
+logger = logging.getLogger("aioflags")
+
 FALLBACK_HEADER: Final = "X-LD-FD-Fallback"
 ENV_ID_HEADER: Final = "X-LD-EnvID"
+#: LaunchDarkly's own service asks for no more than one poll every 30 s.
+POLL_FLOOR: Final = 30.0
+_LAUNCHDARKLY_HOSTS: Final = ("launchdarkly.com", "launchdarkly.us")
+_floor_warned: set[str] = set()
+
+
+def data_params(ctx: SourceContext) -> dict[str, str]:
+    """Query parameters every data request carries (``filter`` first, protocol.md §1)."""
+    key = ctx.config.payload_filter_key
+    return {"filter": key} if key else {}
+
+
+def poll_interval(ctx: SourceContext, url: str, interval: float | None) -> float:
+    """The polling interval for ``url``: at least 30 s against LaunchDarkly's service.
+
+    Relays, ``FlagServer`` and other services of your own may be polled as
+    often as you like; LaunchDarkly's hosts cannot be polled faster by
+    accident (the interval is raised with one warning).
+    """
+    every = interval or ctx.config.poll_interval
+    host = urlsplit(url).hostname or ""
+    if every < POLL_FLOOR and (
+        host in _LAUNCHDARKLY_HOSTS
+        or host.endswith(tuple(f".{h}" for h in _LAUNCHDARKLY_HOSTS))
+    ):
+        if host not in _floor_warned:
+            _floor_warned.add(host)
+            logger.warning(
+                "polling %s every %g s is below LaunchDarkly's minimum: polling every "
+                "%g s instead (a relay proxy or a service of your own may be polled faster)",
+                host,
+                every,
+                POLL_FLOOR,
+            )
+        return POLL_FLOOR
+    return every
+
+
 _THREAD_PARSE_BYTES: Final = 256 * 1024  # parse bigger bodies off the event loop
 
 

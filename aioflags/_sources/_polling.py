@@ -18,10 +18,12 @@ from aioflags._payloads import fdv1_full, parse_fdv2_poll
 
 from ._common import (
     HttpOutcome,
+    data_params,
     environment_id,
     failure,
     fallback_directive,
     parse_json,
+    poll_interval,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ class _Requester:
 
     async def get(self) -> HttpOutcome:
         ctx = self._ctx
-        params = {}
+        params = data_params(ctx)
         if self._fdv2:
             selector = ctx.selector()
             if selector.defined:
@@ -145,7 +147,7 @@ def polling_synchronizer(
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
         requester = _Requester(ctx, url, fdv2=True)
-        every = interval or ctx.config.poll_interval
+        every = poll_interval(ctx, url, interval)
         while True:
             change_set, outcome = _fdv2_change_set(
                 ctx, requester, await requester.get()
@@ -187,7 +189,7 @@ def fdv1_polling_synchronizer(
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
         requester = _Requester(ctx, url, fdv2=False)
-        every = interval or ctx.config.poll_interval
+        every = poll_interval(ctx, url, interval)
         while True:
             outcome = await requester.get()
             if outcome.error is not None:

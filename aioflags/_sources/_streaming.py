@@ -36,7 +36,13 @@ from aioflags._datatypes import (
 from aioflags._exceptions import ProtocolError
 from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_patch
 
-from ._common import environment_id, failure, fallback_directive, parse_json
+from ._common import (
+    data_params,
+    environment_id,
+    failure,
+    fallback_directive,
+    parse_json,
+)
 from ._sse import aiter_sse
 
 if TYPE_CHECKING:
@@ -120,7 +126,9 @@ def streaming_synchronizer(
             error: ErrorInfo | None = None
             recoverable = True
             selector = ctx.selector()
-            params = {"basis": selector.state} if selector.defined else {}
+            params = data_params(ctx)
+            if selector.defined:
+                params["basis"] = selector.state
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
             try:
                 async with _open(ctx, url, params, headers) as source:
@@ -215,7 +223,7 @@ def fdv1_streaming_synchronizer(
             error: ErrorInfo | None = None
             recoverable = True
             try:
-                async with _open(ctx, url, {}, {}) as source:
+                async with _open(ctx, url, data_params(ctx), {}) as source:
                     response = source.response
                     error, recoverable = _connect_failure(
                         ctx, response, "FDv1 stream connection", url
