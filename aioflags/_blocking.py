@@ -235,6 +235,14 @@ class Client:
                 return func(*args)  # nothing runs that it could race with
             return running.portal.call(func, *args)
 
+    def _call_async(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Await ``func()`` on the running loop thread (from another thread)."""
+        with self._lock:
+            running = self._running
+            if running is None:
+                raise ClientClosedError("this aioflags.blocking.Client is not started")
+            return running.portal.call(func)
+
     def _spawn(
         self, func: Callable[[], Coroutine[Any, Any, None]]
     ) -> concurrent.futures.Future[None] | None:
