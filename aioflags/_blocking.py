@@ -25,7 +25,7 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from anyio.from_thread import start_blocking_portal
@@ -60,7 +60,7 @@ _JOIN_BOUND: Final = 5.0
 class _Running:
     """One start: the portal, its thread's ident, its loop, and how to undo it all."""
 
-    __slots__ = ("loop", "portal", "stack", "thread")
+    __slots__ = ("entered", "loop", "portal", "stack", "thread")
 
     portal: BlockingPortal
     thread: int
@@ -68,11 +68,25 @@ class _Running:
     def __init__(self) -> None:
         self.stack = ExitStack()
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: ``async with client`` as entered on the loop, once start() is done.
+        self.entered: AbstractContextManager[object] | None = None
 
     def join_workers(self) -> None:
         """After the loop has ended: join its worker threads (see _join_workers)."""
         if self.loop is not None:
             _join_workers(self.loop)
+
+    def close(self) -> None:
+        """Leave ``async with client`` (bounded), then stop and join everything.
+
+        If start() is still waiting for the client, stopping the portal
+        cancels that wait: the client's start-up is cancelled and cleans up.
+        """
+        try:
+            if self.entered is not None:
+                self.entered.__exit__(None, None, None)
+        finally:
+            self.stack.close()
 
 
 def _identify() -> tuple[int, asyncio.AbstractEventLoop]:
@@ -171,27 +185,44 @@ class Client:
                 )
             running = _Running()
             with running.stack as stack:
-                # Undone in reverse: leave `async with client` (bounded), stop
-                # the portal (cancelling a pending wait_ready), join its
-                # thread, then the loop's worker threads.
+                # Undone in reverse: stop the portal (cancelling what still
+                # runs on it: a pending wait_ready, or this start-up), join
+                # its thread, then the loop's worker threads.
                 stack.callback(running.join_workers)
                 portal = stack.enter_context(start_blocking_portal("asyncio"))
                 running.portal = portal
                 running.thread, running.loop = portal.call(_identify)
                 stack.callback(_stop_portal, portal)
-                stack.enter_context(portal.wrap_async_context_manager(self._client))
                 running.stack = stack.pop_all()
             self._running = running
+        # The ready wait runs outside the lock: close() from another thread
+        # (an OpenFeature shutdown) aborts it rather than waiting for it.
+        hosted = portal.wrap_async_context_manager(self._client)
+        try:
+            hosted.__enter__()
+        except BaseException:
+            with self._lock:
+                closed = self._running is not running
+                if not closed:
+                    self._running = None
+                    running.stack.close()
+            if closed:
+                return self._client.status  # aborted by close()
+            raise
+        with self._lock:
+            if self._running is running:
+                running.entered = hosted
         return self._client.status
 
     def close(self) -> None:
         """Stop the client and its thread; idempotent and bounded.
 
         Returns within about a second even if the flag service hangs
-        mid-response, once the background thread has ended. Afterwards the
-        status is ``NOT_READY`` (``FATAL`` stays ``FATAL``), evaluations
-        return the default with ``CLIENT_NOT_READY``, and :meth:`start` can
-        start the client again (unless it is ``FATAL``).
+        mid-response, once the background thread has ended; a :meth:`start`
+        still waiting for the client in another thread is aborted (it returns
+        the status). Afterwards the status is ``NOT_READY`` (``FATAL`` stays
+        ``FATAL``), evaluations return the default with ``CLIENT_NOT_READY``,
+        and :meth:`start` can start the client again (unless it is ``FATAL``).
 
         Raises:
             RuntimeError: called from a handler, on the client's own thread,
@@ -201,7 +232,7 @@ class Client:
         with self._lock:
             running, self._running = self._running, None
             if running is not None:
-                running.stack.close()
+                running.close()
 
     def __enter__(self) -> Client:
         self.start()
@@ -239,7 +270,7 @@ class Client:
         """Await ``func()`` on the running loop thread (from another thread)."""
         with self._lock:
             running = self._running
-            if running is None:
+            if running is None:  # closed meanwhile (the provider's shutdown)
                 raise ClientClosedError("this aioflags.blocking.Client is not started")
             return running.portal.call(func)
 

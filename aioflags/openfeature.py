@@ -282,7 +282,13 @@ class AioflagsProvider(AbstractProvider):
 
     @property
     def client(self) -> Client:
-        """The aioflags client behind this provider."""
+        """The aioflags client behind this provider.
+
+        When the provider runs it on a thread of its own (built where no event
+        loop runs), use only its evaluation methods and ``status`` from other
+        threads and loops: they read its snapshot; its other methods belong to
+        that thread's loop.
+        """
         return self._client
 
     def get_metadata(self) -> Metadata:
@@ -347,13 +353,24 @@ class AioflagsProvider(AbstractProvider):
             raise GeneralError(_ON_LOOP[library].format(what="initialize"))
         thread = self._thread
         if thread is None:
-            thread = _Blocking._over(self._client)
+            # Registered before it starts, so that a shutdown meanwhile stops it.
+            thread = self._thread = _Blocking._over(self._client)
             try:
                 thread.start()
             except ClientClosedError as exc:  # FATAL: re-initialised after a bad key
+                if self._thread is thread:
+                    self._thread = None
                 raise ProviderFatalError(str(exc)) from None
-            self._thread = thread
-        self._settle(thread._call_async(self._subscribe))
+        try:
+            status: ProviderStatus | None = thread._call_async(self._subscribe)
+        except ClientClosedError:
+            status = None
+        if status is None or self._thread is not thread:
+            raise GeneralError(
+                "the provider was shut down while initialize was running: "
+                "initialise it again (api.set_provider) to use it"
+            )
+        self._settle(status)
         self._recheck = thread._spawn(self._recheck_status)
 
     def _settle(self, status: ProviderStatus) -> None:

@@ -291,3 +291,22 @@ async def test_works_beside_a_running_event_loop() -> None:
     assert status is aioflags.ProviderStatus.READY
     assert client.bool_variation("x", USER, True) is True
     await anyio.to_thread.run_sync(client.close)
+
+
+def test_close_from_another_thread_aborts_a_start_that_is_waiting(
+    served: Served,
+) -> None:
+    served.portal.call(lambda: served.server.fail("/sdk/stream", hang=True))
+    before = set(threading.enumerate())
+    client = Client(served.config(ready_timeout=60.0))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(client.start)
+        # The client has connected: start() is now waiting for a first status.
+        served.portal.call(served.server.wait_for_requests, "/sdk/stream")
+        client.close()  # does not wait out the 60 s ready_timeout
+        assert starting.result(BOUND) is aioflags.ProviderStatus.NOT_READY
+    assert new_threads(before) == []
+    served.portal.call(served.server.wait_for_streams_closed)
+    served.portal.call(served.server.clear_faults)
+    with client:  # and it starts again
+        assert client.status is aioflags.ProviderStatus.READY

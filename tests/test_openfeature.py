@@ -363,6 +363,9 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
             )
             await asyncio.to_thread(api.set_provider_and_wait, provider)
             assert client_threads() == 1
+            # Initialised again while running: the same thread and client.
+            await asyncio.to_thread(provider.initialize, EvaluationContext())
+            assert client_threads() == 1
             client = api.get_client()
             assert client.get_provider_status() is ProviderStatus.READY
             # Evaluations from this loop (not the client's) and from other threads.
@@ -457,6 +460,32 @@ async def test_on_a_thread_a_fatal_start_raises_provider_fatal_and_stays_fatal()
         with pytest.raises(ProviderFatalError, match="create a new one"):
             await asyncio.to_thread(provider.initialize, EvaluationContext())
         assert client_threads() == 0
+
+
+@pytest.mark.asyncio
+async def test_on_a_thread_shutdown_aborts_an_initialize_that_is_waiting() -> None:
+    async with serving() as server:
+        server.fail("/sdk/stream", hang=True)
+        streaming = aioflags.DataSystem.streaming()
+        provider = await asyncio.to_thread(
+            AioflagsProvider,
+            config(server, data_system=streaming, ready_timeout=60.0),
+        )
+        outcome: list[BaseException] = []
+        async with anyio.create_task_group() as tg:
+
+            async def initialize() -> None:
+                try:
+                    await asyncio.to_thread(provider.initialize, EvaluationContext())
+                except GeneralError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(initialize)
+            await server.wait_for_requests("/sdk/stream")  # waiting for READY
+            await asyncio.to_thread(provider.shutdown)  # not after 60 s
+        assert "shut down while initialize was running" in str(outcome[0])
+        assert client_threads() == 0
+        await server.wait_for_streams_closed()
 
 
 @pytest.mark.asyncio
