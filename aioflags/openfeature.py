@@ -231,8 +231,9 @@ class AioflagsProvider(AbstractProvider):
 
     Args:
         source: a :class:`~aioflags.Config` (the provider owns its client,
-            starts it in ``initialize`` and closes it in ``shutdown``) or an
-            existing :class:`~aioflags.Client` that you start and close
+            starts it in ``initialize`` and closes it in ``shutdown``), or an
+            existing :class:`~aioflags.Client` or
+            :class:`aioflags.blocking.Client` that you start and close
             (``initialize`` waits until it is ready).
         loop: the event loop the client runs on; by default the loop running
             where the provider is constructed. With none (built at import or
@@ -246,19 +247,26 @@ class AioflagsProvider(AbstractProvider):
 
     def __init__(
         self,
-        source: Config | Client,
+        source: Config | Client | _Blocking,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         init_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        #: The client's own thread: an owned client's when there is no loop
+        #: to run it on, or the shared blocking client's.
+        self._thread: _Blocking | None = None
         if isinstance(source, Client):
             self._client, self._owned = source, False
+        elif isinstance(source, _Blocking):
+            self._client, self._owned = source._client, False
+            self._thread = source
         elif isinstance(source, Config):
             self._client, self._owned = Client(source), True
         else:
             raise TypeError(
-                f"AioflagsProvider takes an aioflags.Config or Client, got {source!r}"
+                "AioflagsProvider takes an aioflags.Config, Client or "
+                f"blocking.Client, got {source!r}"
             )
         if loop is None:
             try:
@@ -275,8 +283,6 @@ class AioflagsProvider(AbstractProvider):
         self._stop: asyncio.Event | None = None
         self._recheck: concurrent.futures.Future[None] | None = None
         self._handlers: list[tuple[ProviderEvent, Any]] = []
-        #: The owned client's own thread, when there is no loop to run it on.
-        self._thread: _Blocking | None = None
         self._live = False
         self._baseline = 0
 
@@ -364,6 +370,12 @@ class AioflagsProvider(AbstractProvider):
         try:
             status: ProviderStatus | None = thread._call_async(self._subscribe)
         except ClientClosedError:
+            if not self._owned:
+                raise GeneralError(
+                    "the aioflags.blocking.Client behind this provider is not "
+                    "started: start it (`with client:` or client.start()) before "
+                    "initialising the provider"
+                ) from None
             status = None
         if status is None or self._thread is not thread:
             raise GeneralError(
@@ -471,15 +483,18 @@ class AioflagsProvider(AbstractProvider):
         thread ended before this returns (bounded: about a second).
         """
         self._live = False
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is not None:
+            if self._owned:
+                self._thread = None
             if self._recheck is not None:
                 self._recheck.cancel()
                 self._recheck = None
             handlers, self._handlers = self._handlers, []
             for event, handler in handlers:
                 thread.remove_handler(event, handler)
-            thread.close()
+            if self._owned:
+                thread.close()
             return
         loop = self._loop
         if loop is None or loop.is_closed():

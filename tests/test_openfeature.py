@@ -28,6 +28,7 @@ from openfeature.flag_evaluation import Reason
 from openfeature.provider import ProviderStatus
 
 import aioflags
+import aioflags.blocking
 from aioflags.openfeature import AioflagsProvider, to_context
 from aioflags.testing import FlagData, FlagServer, clause
 
@@ -340,7 +341,7 @@ def test_a_shared_client_without_its_loop_says_what_to_do() -> None:
     assert "pass loop=" in str(raised.value)
     assert "build it from an aioflags.Config" in str(raised.value)
     provider.shutdown()
-    with pytest.raises(TypeError, match="Config or Client"):
+    with pytest.raises(TypeError, match=r"Config, Client or blocking\.Client"):
         AioflagsProvider("sdk-key")  # type: ignore[arg-type]
 
 
@@ -544,6 +545,30 @@ async def test_a_shared_client_is_not_closed_by_the_provider() -> None:
             aioflags.Context.create("x", attributes={"email": "a@example.com"}),
             False,
         )
+
+
+@pytest.mark.asyncio
+async def test_a_shared_blocking_client_serves_openfeature_and_sync_code() -> None:
+    async with serving() as server:
+        shared = aioflags.blocking.Client(config(server))
+        provider = AioflagsProvider(shared)
+        with pytest.raises(GeneralError, match=r"not started: start it"):
+            await asyncio.to_thread(provider.initialize, EvaluationContext())
+        await asyncio.to_thread(shared.start)
+        try:
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+            client = api.get_client()
+            assert client.get_boolean_value("checkout", False, USER) is True
+            ctx = aioflags.Context.create("x", attributes={"email": "a@example.com"})
+            assert shared.bool_variation("checkout", ctx, False) is True
+            await asyncio.to_thread(api.shutdown)  # leaves the shared client running
+            assert shared.status is aioflags.ProviderStatus.READY
+            assert client_threads() == 1
+            await asyncio.to_thread(api.set_provider_and_wait, provider)  # again
+            assert api.get_client().get_boolean_value("checkout", False, USER)
+        finally:
+            await asyncio.to_thread(shared.close)
+        assert client_threads() == 0
 
 
 @pytest.mark.asyncio
