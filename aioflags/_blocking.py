@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import threading
+import weakref
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
@@ -52,6 +54,7 @@ __all__ = ["Client"]
 
 T = TypeVar("T")
 THREAD_NAME: Final = "aioflags-client"
+_LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: How long close() waits for each of the loop's worker threads to end (they
 #: have been told to stop and are idle: they end at once).
 _JOIN_BOUND: Final = 5.0
@@ -114,6 +117,15 @@ def _join_workers(loop: asyncio.AbstractEventLoop) -> None:
             thread.join(_JOIN_BOUND)
 
 
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @final
 class Client:
     """The aioflags client for sync code: ``with aioflags.blocking.Client(config) as client:``.
@@ -143,7 +155,7 @@ class Client:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_client", "_lock", "_running")
+    __slots__ = ("__weakref__", "_client", "_lock", "_running")
 
     def __init__(self, config: Config) -> None:
         if not isinstance(config, Config):
@@ -153,6 +165,7 @@ class Client:
         self._client = _AsyncClient(config)
         self._lock = threading.Lock()
         self._running: _Running | None = None
+        _LIVE_CLIENTS.add(self)
 
     @classmethod
     def _over(cls, client: _AsyncClient) -> Client:
@@ -161,6 +174,7 @@ class Client:
         self._client = client
         self._lock = threading.Lock()
         self._running = None
+        _LIVE_CLIENTS.add(self)
         return self
 
     # ------------------------------------------------------------- lifecycle
@@ -233,6 +247,20 @@ class Client:
             running, self._running = self._running, None
             if running is not None:
                 running.close()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the loop thread is not here; forget it.
+
+        The async client forgets its run by itself (and warns on first use);
+        this makes close() a no-op and start() start afresh in the child.
+        """
+        self._lock = threading.Lock()  # another thread may have held it
+        running, self._running = self._running, None
+        if running is not None:
+            # Let the portal refuse calls at once rather than wait forever for
+            # a thread that does not exist here: its context manager calls it
+            # when it is finalized (anyio has no public way to say this).
+            running.portal._event_loop_thread_id = None
 
     def __enter__(self) -> Client:
         self.start()

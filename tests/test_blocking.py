@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -310,3 +313,52 @@ def test_close_from_another_thread_aborts_a_start_that_is_waiting(
     served.portal.call(served.server.clear_faults)
     with client:  # and it starts again
         assert client.status is aioflags.ProviderStatus.READY
+
+
+FORK_SCRIPT = """
+import os, signal, sys, threading, warnings
+
+import aioflags
+import aioflags.blocking
+from aioflags.testing import FlagData
+
+# Python 3.12+ warns about fork with threads running: the case under test.
+warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+data = FlagData()
+data.update(data.flag("f").value_for_all(True))
+client = aioflags.blocking.Client(aioflags.Config(data_system=data.data_system()))
+user = aioflags.Context.create("u")
+client.start()
+pid = os.fork()
+if pid == 0:  # the child: the client's thread was not forked with it
+    signal.alarm(30)  # a safety net: a hung child must not outlive the test
+    assert client.status is aioflags.ProviderStatus.NOT_READY
+    assert client.bool_variation("f", user, False) is False  # warns once
+    client.close()  # nothing to wait for: returns at once
+    client.start()  # afresh, in this process
+    assert client.bool_variation("f", user, False) is True
+    client.close()
+    assert "aioflags-client" not in [t.name for t in threading.enumerate()]
+    print("child ok", flush=True)
+    sys.exit(0)  # a normal exit: finalizers run, and must not hang
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert client.bool_variation("f", user, False) is True  # the parent is unaffected
+client.close()
+print("parent ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_client_running_at_fork_is_forgotten_in_the_child() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["child ok", "parent ok"]
+    assert "until it is started here" in result.stderr  # the child's warning
+    assert "start() for an aioflags.blocking.Client" in result.stderr
