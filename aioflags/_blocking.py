@@ -9,14 +9,18 @@ place aioflags runs a thread, because a sync caller forces it.
   so a read is one reference), costing what ``client.snapshot().variation()``
   costs, from any number of threads at once.
 - **Everything that touches the running client** (starting, closing, adding
-  handlers, ``wait_ready``) is handed to the loop thread with ``portal.call``,
-  under a lock so that it never races with ``start()`` or ``close()``. Called
-  from the loop thread itself (from a handler), it runs there directly.
+  handlers, ``wait_ready``) is handed to the loop thread with ``portal.call``;
+  a lock keeps handler registration from racing with the portal starting or
+  stopping. Called from the loop thread itself (from a handler), it runs
+  there directly; ``close()``, ``start()`` and ``wait_ready()`` refuse there.
 - **Start and stop are deterministic.** ``start()`` (or ``with``) starts the
-  thread and enters ``async with client`` there; ``close()`` leaves it
-  (bounded, like ``aclose()``), cancels what still waits on the loop (a
-  ``wait_ready`` in another thread returns the status), stops the loop and
-  joins the thread and the loop's worker threads.
+  thread and enters ``async with client`` there, waiting for a first status
+  outside the lock; ``close()`` leaves it (bounded, like ``aclose()``),
+  stops the portal, which cancels what still waits on the loop (a
+  ``wait_ready`` or a ``start()`` in another thread return the status),
+  and joins the thread and the loop's worker threads.
+- **Fork.** In a forked child the loop thread does not exist: the client
+  forgets it, so ``close()`` returns at once and ``start()`` starts afresh.
 """
 
 from __future__ import annotations
