@@ -559,8 +559,9 @@ class Client:
         logger.warning(
             "aioflags client was running in process %d when it forked; in this "
             "process (%d) it has no connection and no data (status NOT_READY, "
-            "evaluations CLIENT_NOT_READY) until `async with client:` starts it "
-            "here. Construct clients before fork and start them in each worker.",
+            "evaluations CLIENT_NOT_READY) until it is started here (`async with "
+            "client:`, or start() for an aioflags.blocking.Client). Construct "
+            "clients before fork and start them in each worker.",
             parent,
             os.getpid(),
         )

@@ -5,9 +5,9 @@
     from openfeature import api
     from aioflags.openfeature import AioflagsProvider
 
-    async def main() -> None:
-        provider = AioflagsProvider(aioflags.Config("sdk-key"))   # owns its client
-        await asyncio.to_thread(api.set_provider_and_wait, provider)
+    api.set_provider(AioflagsProvider(aioflags.Config("sdk-key")))  # at import: fine
+
+    async def handler() -> None:                                    # on any loop
         client = api.get_client()
         enabled = await client.get_boolean_value_async("new-checkout", False, ctx)
 
@@ -15,10 +15,18 @@ OpenFeature's Python SDK (0.10) has a synchronous provider lifecycle, while an
 aioflags client lives on an event loop. The provider bridges the two:
 
 - ``initialize`` (called by ``set_provider`` on a thread of its own, or by
-  ``set_provider_and_wait`` in the caller's thread) starts the client on its
-  loop with ``asyncio.run_coroutine_threadsafe`` and waits for it. Called on
-  the loop's own thread it cannot wait without blocking the loop, so it raises
-  ``GeneralError`` saying to use ``await asyncio.to_thread(api.set_provider_and_wait, provider)``.
+  ``set_provider_and_wait`` in the caller's thread) starts an owned client:
+  - on **a thread of its own** (an :class:`aioflags.blocking.Client`: anyio's
+    blocking portal) when the provider knows no event loop, because it was
+    built where none runs (at import, in sync start-up code) or the loop it
+    was built on has closed. This is the common set-up, and evaluations then
+    work from any thread and any event loop (asyncio or trio);
+  - on the event loop the provider was built on (or given as ``loop=``),
+    with ``asyncio.run_coroutine_threadsafe``, when there is one.
+  Either way, called on a running event loop's own thread it cannot wait
+  without blocking that loop, so it raises ``GeneralError`` saying what to
+  call instead (``await asyncio.to_thread(api.set_provider_and_wait,
+  provider)``, its trio twin, or ``api.set_provider``).
 - Evaluations (sync and async) read the client's current immutable snapshot:
   they never wait on the loop, from any thread.
 - Status changes after initialisation are forwarded as provider events (READY,
@@ -29,6 +37,8 @@ aioflags client lives on an event loop. The provider bridges the two:
   the provider checks once the SDK has written it and re-emits the client's
   status if it is not READY (this reads the SDK's registry, a private API; see
   status-and-events.md §4).
+- ``shutdown`` closes an owned client (and stops its thread); a shared
+  client is left running.
 
 Added in version 0.1.0.
 """
@@ -40,6 +50,7 @@ import concurrent.futures
 import datetime
 import logging
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -65,10 +76,12 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 import anyio
 
+from ._blocking import Client as _Blocking
 from ._client import Client
 from ._config import Config
 from ._context import Context
 from ._events import EventDetails, ProviderEvent, ProviderStatus
+from ._exceptions import ClientClosedError
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
@@ -218,11 +231,14 @@ class AioflagsProvider(AbstractProvider):
 
     Args:
         source: a :class:`~aioflags.Config` (the provider owns its client,
-            starts it in ``initialize`` and closes it in ``shutdown``) or an
-            existing :class:`~aioflags.Client` that you start and close
+            starts it in ``initialize`` and closes it in ``shutdown``), or an
+            existing :class:`~aioflags.Client` or
+            :class:`aioflags.blocking.Client` that you start and close
             (``initialize`` waits until it is ready).
         loop: the event loop the client runs on; by default the loop running
-            where the provider is constructed.
+            where the provider is constructed. With none (built at import or
+            in sync start-up code), an owned client runs on a thread of its
+            own and serves evaluations to any thread and any event loop.
         init_timeout: how long ``initialize`` waits (default: the config's
             ``ready_timeout`` plus 5 seconds).
 
@@ -231,19 +247,26 @@ class AioflagsProvider(AbstractProvider):
 
     def __init__(
         self,
-        source: Config | Client,
+        source: Config | Client | _Blocking,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         init_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        #: The client's own thread: an owned client's when there is no loop
+        #: to run it on, or the shared blocking client's.
+        self._thread: _Blocking | None = None
         if isinstance(source, Client):
             self._client, self._owned = source, False
+        elif isinstance(source, _Blocking):
+            self._client, self._owned = source._client, False
+            self._thread = source
         elif isinstance(source, Config):
             self._client, self._owned = Client(source), True
         else:
             raise TypeError(
-                f"AioflagsProvider takes an aioflags.Config or Client, got {source!r}"
+                "AioflagsProvider takes an aioflags.Config, Client or "
+                f"blocking.Client, got {source!r}"
             )
         if loop is None:
             try:
@@ -265,7 +288,13 @@ class AioflagsProvider(AbstractProvider):
 
     @property
     def client(self) -> Client:
-        """The aioflags client behind this provider."""
+        """The aioflags client behind this provider.
+
+        When the provider runs it on a thread of its own (built where no event
+        loop runs), use only its evaluation methods and ``status`` from other
+        threads and loops: they read its snapshot; its other methods belong to
+        that thread's loop.
+        """
         return self._client
 
     def get_metadata(self) -> Metadata:
@@ -276,25 +305,34 @@ class AioflagsProvider(AbstractProvider):
     def _require_loop(self, what: str) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is None or loop.is_closed():
+            where = "knows no event loop" if loop is None else "has a closed event loop"
             raise GeneralError(
-                f"{what}: the provider has no running event loop; construct it inside "
-                "your async code or pass loop="
+                f"{what}: this provider over an existing aioflags.Client {where}: "
+                "construct the provider inside the async code where that client "
+                "runs, or pass loop=; or build it from an aioflags.Config and it "
+                "runs its own client on a thread of its own"
             )
         if _on_loop(loop):
-            raise GeneralError(
-                f"{what} was called on the event loop's own thread, where it would "
-                "block the loop: use `await asyncio.to_thread(api.set_provider_and_wait, "
-                "provider)` (or api.set_provider, which initialises on a thread)"
-            )
+            raise GeneralError(_ON_LOOP["asyncio"].format(what=what))
         return loop
+
+    def _on_thread(self) -> bool:
+        """Whether ``initialize`` runs the client on a thread of its own (no loop)."""
+        if self._thread is not None:
+            return True
+        return self._owned and (self._loop is None or self._loop.is_closed())
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
         """Start (or wait for) the client; raise if it is not READY in time.
 
         Raises ``ProviderFatalError`` when the client is FATAL (a bad SDK key),
-        ``GeneralError`` when it is not ready in time or is in ERROR.
+        ``GeneralError`` when it is not ready in time or is in ERROR, or when
+        called on a running event loop's own thread (it says what to call).
         """
         del evaluation_context  # aioflags evaluates each call's own context
+        if self._on_thread():
+            self._initialize_on_thread()
+            return
         loop = self._require_loop("initialize")
         if self._owned and self._host is None:
             entered: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -311,6 +349,44 @@ class AioflagsProvider(AbstractProvider):
         except concurrent.futures.TimeoutError:
             subscribed.cancel()
             raise GeneralError("the aioflags client did not answer in time") from None
+        self._settle(status)
+        self._recheck = asyncio.run_coroutine_threadsafe(self._recheck_status(), loop)
+
+    def _initialize_on_thread(self) -> None:
+        """Run the owned client on a thread of its own (anyio's blocking portal)."""
+        library = _running_library()
+        if library is not None:
+            raise GeneralError(_ON_LOOP[library].format(what="initialize"))
+        thread = self._thread
+        if thread is None:
+            # Registered before it starts, so that a shutdown meanwhile stops it.
+            thread = self._thread = _Blocking._over(self._client)
+            try:
+                thread.start()
+            except ClientClosedError as exc:  # FATAL: re-initialised after a bad key
+                if self._thread is thread:
+                    self._thread = None
+                raise ProviderFatalError(str(exc)) from None
+        try:
+            status: ProviderStatus | None = thread._call_async(self._subscribe)
+        except ClientClosedError:
+            if not self._owned:
+                raise GeneralError(
+                    "the aioflags.blocking.Client behind this provider is not "
+                    "started: start it (`with client:` or client.start()) before "
+                    "initialising the provider"
+                ) from None
+            status = None
+        if status is None or self._thread is not thread:
+            raise GeneralError(
+                "the provider was shut down while initialize was running: "
+                "initialise it again (api.set_provider) to use it"
+            )
+        self._settle(status)
+        self._recheck = thread._spawn(self._recheck_status)
+
+    def _settle(self, status: ProviderStatus) -> None:
+        """Start forwarding events; raise unless the first status is READY."""
         self._live = True
         if status is ProviderStatus.FATAL:
             raise ProviderFatalError(self._message("the aioflags client is FATAL"))
@@ -318,7 +394,6 @@ class AioflagsProvider(AbstractProvider):
             raise GeneralError(
                 self._message(f"the aioflags client is {status.name}, not READY")
             )
-        self._recheck = asyncio.run_coroutine_threadsafe(self._recheck_status(), loop)
 
     def _message(self, default: str) -> str:
         event = self._client._bus.last_status_event
@@ -402,8 +477,25 @@ class AioflagsProvider(AbstractProvider):
             self._emit(last)
 
     def shutdown(self) -> None:
-        """Stop forwarding events; close the client if the provider owns it. Idempotent."""
+        """Stop forwarding events; close the client if the provider owns it. Idempotent.
+
+        An owned client running on a thread of its own is closed and its
+        thread ended before this returns (bounded: about a second).
+        """
         self._live = False
+        thread = self._thread
+        if thread is not None:
+            if self._owned:
+                self._thread = None
+            if self._recheck is not None:
+                self._recheck.cancel()
+                self._recheck = None
+            handlers, self._handlers = self._handlers, []
+            for event, handler in handlers:
+                thread.remove_handler(event, handler)
+            if self._owned:
+                thread.close()
+            return
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -551,6 +643,42 @@ class AioflagsProvider(AbstractProvider):
     ) -> FlagResolutionDetails[Any]:
         """Evaluate a JSON object or list flag."""
         return self._resolve(flag_key, default_value, evaluation_context, "object")
+
+
+#: What to do instead of initialising on a running event loop's own thread.
+_ON_LOOP: Final = {
+    "asyncio": (
+        "{what} was called on a running asyncio event loop's own thread, where "
+        "waiting for the aioflags client would block the loop: use `await "
+        "asyncio.to_thread(api.set_provider_and_wait, provider)` (or "
+        "api.set_provider, which initialises on a thread of its own)"
+    ),
+    "trio": (
+        "{what} was called inside trio.run, where waiting for the aioflags client "
+        "would block trio: use `await trio.to_thread.run_sync("
+        "api.set_provider_and_wait, provider)` (or api.set_provider, which "
+        "initialises on a thread of its own). The client then runs on a thread "
+        "of its own and evaluations work from trio and asyncio"
+    ),
+}
+
+
+def _running_library() -> str | None:
+    """The async library running in this thread: ``"asyncio"``, ``"trio"`` or ``None``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    trio = sys.modules.get("trio")  # only if the application uses it
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        return "trio"
+    return None
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

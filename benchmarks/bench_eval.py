@@ -38,6 +38,7 @@ from _common import in_memory_system, ld_async_client, ld_sync_client, table
 from corpus import contexts, make_corpus
 
 import aioflags
+import aioflags.blocking
 
 
 async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
@@ -51,8 +52,14 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
     sync_ld = ld_sync_client(data)
     async_ld = await ld_async_client(data)
     client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+    # The sync face runs its own copy of the client on its own thread.
+    blocking = aioflags.blocking.Client(
+        aioflags.Config(data_system=in_memory_system(data))
+    )
     out = []
     try:
+        await asyncio.to_thread(blocking.start)
+        assert blocking.status is aioflags.ProviderStatus.READY
         async with client:
             assert client.status is aioflags.ProviderStatus.READY
             # Same answers before timing anything.
@@ -99,6 +106,7 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
                 rows: dict[str, list[float]] = {
                     "aioflags await client." + label: [],
                     "aioflags snapshot()." + label + " (sync)": [],
+                    "aioflags blocking.Client." + label: [],
                     "LaunchDarkly LDClient": [],
                     "LaunchDarkly AsyncLDClient": [],
                 }
@@ -109,6 +117,9 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
                     )
                     rows["aioflags snapshot()." + label + " (sync)"].append(
                         await per_eval(getattr(snap, label), ours, False)
+                    )
+                    rows["aioflags blocking.Client." + label].append(
+                        await per_eval(getattr(blocking, label), ours, False)
                     )
                     rows["LaunchDarkly LDClient"].append(
                         await per_eval(sync_fn, theirs, False)
@@ -148,6 +159,7 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
                 )
             )
     finally:
+        await asyncio.to_thread(blocking.close)
         sync_ld.close()
         await async_ld.close()
     return "\n".join(out)

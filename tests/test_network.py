@@ -547,10 +547,11 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
             config(server, data_system=system, ready_timeout=0.2), clock=clock
         ) as client:
             await server.wait_for_requests(path)
+            # The source reports the error before it sleeps to retry.
+            await clock.wait_for_sleeper(within=2)
             status = client.data_source_status
             assert status is not None and status.error is not None
             assert "text/event-stream" in status.error.message
-            await clock.wait_for_sleeper(within=2)
             await clock.advance(2)
             await server.wait_for_stream(path)
             with anyio.fail_after(5):

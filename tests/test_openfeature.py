@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
@@ -24,6 +28,7 @@ from openfeature.flag_evaluation import Reason
 from openfeature.provider import ProviderStatus
 
 import aioflags
+import aioflags.blocking
 from aioflags.openfeature import AioflagsProvider, to_context
 from aioflags.testing import FlagData, FlagServer, clause
 
@@ -328,13 +333,202 @@ async def test_initialize_on_the_loop_thread_says_what_to_do() -> None:
         provider.shutdown()  # nothing started: a no-op
 
 
-def test_a_provider_made_outside_a_loop_needs_one() -> None:
-    provider = AioflagsProvider(aioflags.Config(offline=True))
-    with pytest.raises(GeneralError, match="no running event loop"):
+def test_a_shared_client_without_its_loop_says_what_to_do() -> None:
+    shared = aioflags.Client(aioflags.Config(offline=True))
+    provider = AioflagsProvider(shared)  # built where no loop runs
+    with pytest.raises(GeneralError, match="knows no event loop") as raised:
         provider.initialize(EvaluationContext())
+    assert "pass loop=" in str(raised.value)
+    assert "build it from an aioflags.Config" in str(raised.value)
     provider.shutdown()
-    with pytest.raises(TypeError, match="Config or Client"):
+    with pytest.raises(TypeError, match=r"Config, Client or blocking\.Client"):
         AioflagsProvider("sdk-key")  # type: ignore[arg-type]
+
+
+def client_threads() -> int:
+    return [t.name for t in threading.enumerate()].count("aioflags-client")
+
+
+@pytest.mark.asyncio
+async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own() -> (
+    None
+):
+    data = flag_data()
+    async with serving(data) as server:
+        events = Events()
+        try:
+            streaming = aioflags.DataSystem.streaming()
+            # As at import or in sync start-up code: no loop in this thread.
+            provider = await asyncio.to_thread(
+                AioflagsProvider, config(server, data_system=streaming)
+            )
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+            assert client_threads() == 1
+            # Initialised again while running: the same thread and client.
+            await asyncio.to_thread(provider.initialize, EvaluationContext())
+            assert client_threads() == 1
+            client = api.get_client()
+            assert client.get_provider_status() is ProviderStatus.READY
+            # Evaluations from this loop (not the client's) and from other threads.
+            assert client.get_boolean_value("checkout", False, USER) is True
+            details = await client.get_boolean_details_async("checkout", False, USER)
+            assert (details.value, details.reason) == (True, Reason.TARGETING_MATCH)
+            assert (
+                await asyncio.to_thread(client.get_string_value, "static", "", USER)
+                == "same"
+            )
+            data.set_value("static", "changed")
+            changed = await events.wait_for(
+                ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
+            )
+            assert changed.flags_changed == ["static"]
+            assert client.get_string_value("static", "", USER) == "changed"
+        finally:
+            events.close()
+        try:
+            await asyncio.to_thread(api.shutdown)  # also drops the API's handlers
+            assert client_threads() == 0
+            assert provider.client.status is aioflags.ProviderStatus.NOT_READY
+            assert server.open_streams() == 0
+            await asyncio.to_thread(provider.shutdown)  # idempotent
+            # Initialised again after shutdown: a fresh thread and client run.
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+            assert client_threads() == 1
+            assert api.get_client().get_string_value("static", "", USER) == "changed"
+        finally:
+            await asyncio.to_thread(api.shutdown)
+    assert client_threads() == 0
+
+
+@pytest.mark.asyncio
+async def test_set_provider_from_sync_set_up_becomes_ready() -> None:
+    async with serving() as server:
+        events = Events()
+        try:
+            provider = await asyncio.to_thread(AioflagsProvider, config(server))
+            api.set_provider(provider)  # returns at once; initialises on a thread
+            await events.wait_for(ProviderEvent.PROVIDER_READY)
+            client = api.get_client()
+            assert client.get_provider_status() is ProviderStatus.READY
+            assert (
+                await client.get_boolean_details_async("checkout", False, USER)
+            ).value
+        finally:
+            events.close()
+
+
+@pytest.mark.asyncio
+async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal() -> None:
+    async with serving() as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        events = Events()
+        try:
+            streaming = aioflags.DataSystem.streaming()
+            provider = await asyncio.to_thread(
+                AioflagsProvider, config(server, **QUICK, data_system=streaming)
+            )
+            with pytest.raises(GeneralError, match="not ready"):
+                await asyncio.to_thread(api.set_provider_and_wait, provider)
+            client = api.get_client()
+            assert client.get_provider_status() is ProviderStatus.ERROR
+            server.clear_faults()
+            server.disconnect_streams(abort=True)
+            await events.wait_for(ProviderEvent.PROVIDER_READY)
+            assert client.get_boolean_value("checkout", False, USER) is True
+            server.fail("/sdk/stream", status=401)
+            server.disconnect_streams()
+            await events.wait_for(ProviderEvent.PROVIDER_ERROR)
+            await asyncio.to_thread(provider.shutdown)
+            assert client_threads() == 0
+        finally:
+            events.close()
+
+
+@pytest.mark.asyncio
+async def test_on_a_thread_a_fatal_start_raises_provider_fatal_and_stays_fatal() -> (
+    None
+):
+    async with serving() as server:
+        server.fail("/sdk/poll", status=401)
+        server.fail("/sdk/stream", status=401)
+        provider = await asyncio.to_thread(AioflagsProvider, config(server))
+        with pytest.raises(ProviderFatalError):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        assert api.get_client().get_provider_status() is ProviderStatus.FATAL
+        await asyncio.to_thread(provider.shutdown)
+        assert client_threads() == 0
+        with pytest.raises(ProviderFatalError, match="create a new one"):
+            await asyncio.to_thread(provider.initialize, EvaluationContext())
+        assert client_threads() == 0
+
+
+@pytest.mark.asyncio
+async def test_on_a_thread_shutdown_aborts_an_initialize_that_is_waiting() -> None:
+    async with serving() as server:
+        server.fail("/sdk/stream", hang=True)
+        streaming = aioflags.DataSystem.streaming()
+        provider = await asyncio.to_thread(
+            AioflagsProvider,
+            config(server, data_system=streaming, ready_timeout=60.0),
+        )
+        outcome: list[BaseException] = []
+        async with anyio.create_task_group() as tg:
+
+            async def initialize() -> None:
+                try:
+                    await asyncio.to_thread(provider.initialize, EvaluationContext())
+                except GeneralError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(initialize)
+            await server.wait_for_requests("/sdk/stream")  # waiting for READY
+            await asyncio.to_thread(provider.shutdown)  # not after 60 s
+        assert "shut down while initialize was running" in str(outcome[0])
+        assert client_threads() == 0
+        await server.wait_for_streams_closed()
+
+
+@pytest.mark.asyncio
+async def test_built_where_no_loop_runs_then_initialised_on_a_loop_says_what_to_do() -> (
+    None
+):
+    provider = await asyncio.to_thread(AioflagsProvider, aioflags.Config(offline=True))
+    with pytest.raises(GeneralError) as raised:
+        provider.initialize(
+            EvaluationContext()
+        )  # on this loop's thread: would block it
+    message = str(raised.value)
+    assert "running asyncio event loop's own thread" in message
+    assert "await asyncio.to_thread(api.set_provider_and_wait, provider)" in message
+    assert client_threads() == 0
+
+
+def test_under_trio_initialise_on_a_worker_thread_and_evaluate() -> None:
+    import trio
+
+    data = flag_data()
+    provider = AioflagsProvider(aioflags.Config(data_system=data.data_system()))
+
+    async def main() -> None:
+        with pytest.raises(GeneralError) as raised:
+            provider.initialize(EvaluationContext())  # would block trio
+        message = str(raised.value)
+        assert "inside trio.run" in message
+        assert "trio.to_thread.run_sync(api.set_provider_and_wait, provider)" in message
+        assert "work from trio and asyncio" in message
+        await trio.to_thread.run_sync(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        details = await client.get_boolean_details_async("checkout", False, USER)
+        assert (details.value, details.reason) == (True, Reason.TARGETING_MATCH)
+        assert client.get_string_value("static", "", USER) == "same"
+        await trio.to_thread.run_sync(api.shutdown)
+
+    try:
+        trio.run(main)
+    finally:
+        api.clear_providers()
+    assert client_threads() == 0
 
 
 @pytest.mark.asyncio
@@ -354,6 +548,30 @@ async def test_a_shared_client_is_not_closed_by_the_provider() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_shared_blocking_client_serves_openfeature_and_sync_code() -> None:
+    async with serving() as server:
+        shared = aioflags.blocking.Client(config(server))
+        provider = AioflagsProvider(shared)
+        with pytest.raises(GeneralError, match=r"not started: start it"):
+            await asyncio.to_thread(provider.initialize, EvaluationContext())
+        await asyncio.to_thread(shared.start)
+        try:
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+            client = api.get_client()
+            assert client.get_boolean_value("checkout", False, USER) is True
+            ctx = aioflags.Context.create("x", attributes={"email": "a@example.com"})
+            assert shared.bool_variation("checkout", ctx, False) is True
+            await asyncio.to_thread(api.shutdown)  # leaves the shared client running
+            assert shared.status is aioflags.ProviderStatus.READY
+            assert client_threads() == 1
+            await asyncio.to_thread(api.set_provider_and_wait, provider)  # again
+            assert api.get_client().get_boolean_value("checkout", False, USER)
+        finally:
+            await asyncio.to_thread(shared.close)
+        assert client_threads() == 0
+
+
+@pytest.mark.asyncio
 async def test_shutdown_closes_an_owned_client() -> None:
     async with serving() as server:
         provider = AioflagsProvider(config(server))
@@ -361,3 +579,28 @@ async def test_shutdown_closes_an_owned_client() -> None:
         await asyncio.to_thread(api.shutdown)
         assert provider.client.status is aioflags.ProviderStatus.NOT_READY
         assert server.open_streams() == 0
+
+
+@pytest.mark.asyncio
+async def test_set_provider_at_import_serves_evaluations_on_uvicorn() -> None:
+    """The common set-up, in a fresh process: set_provider at import, no loop running."""
+    script = Path(__file__).with_name("openfeature_at_import.py")
+    async with FlagServer() as server:
+        flag_data().attach(server)
+        result = await anyio.run_process(
+            [sys.executable, "-X", "dev", str(script), server.url], check=False
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "Warning" not in stderr, stderr  # ResourceWarning shows under -X dev
+    answers = json.loads(result.stdout)
+    assert answers["/checkout"] == {
+        "value": True,
+        "reason": "TARGETING_MATCH",
+        "error_code": None,
+        "status": "READY",
+        "handler_thread": "MainThread",  # uvicorn's loop, not the client's
+        "client_threads": 1,
+    }
+    assert answers["/static"] == {"value": "same", "reason": "STATIC"}
+    assert answers["client_threads_after_shutdown"] == 0

@@ -1,0 +1,364 @@
+"""aioflags.blocking.Client: the sync face, against a FlagServer on its own portal."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+import aioflags
+import aioflags.blocking
+from aioflags.blocking import Client
+from aioflags.testing import FlagData, FlagServer, clause
+
+USER = aioflags.Context.create("u1", attributes={"email": "u1@example.com"})
+THREAD = "aioflags-client"
+BOUND = 10.0  # a safety net for waits on other threads, never a synchronisation
+
+
+class Served:
+    """A FlagServer running on a portal of its own, driven from sync tests."""
+
+    def __init__(self, portal: BlockingPortal, server: FlagServer, data: FlagData):
+        self.portal = portal
+        self.server = server
+        self.data = data
+
+    def config(self, **options: Any) -> aioflags.Config:
+        options.setdefault("data_system", aioflags.DataSystem.streaming())
+        return aioflags.Config(
+            "sdk-key", base_uri=self.server.url, stream_uri=self.server.url, **options
+        )
+
+    def set_value(self, key: str, value: str) -> None:
+        self.portal.call(self.data.set_value, key, value)
+
+
+def flag_data() -> FlagData:
+    data = FlagData()
+    data.update(
+        data.flag("checkout").rule(
+            clause("email", "endsWith", "@example.com"), serve=True
+        ),
+        data.flag("static").value_for_all("same"),
+        data.flag("num").variations(3, 2.5).fallthrough(3),
+        data.flag("obj").variations({"a": 1}, "text").fallthrough({"a": 1}),
+    )
+    return data
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    data = flag_data()
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(FlagServer()) as server,
+    ):
+        portal.call(data.attach, server)
+        yield Served(portal, server, data)
+
+
+def status_of(client: Client) -> aioflags.ProviderStatus:
+    """The status, read afresh (mypy narrows ``client.status`` after a check)."""
+    return client.status
+
+
+def new_threads(before: set[Any]) -> list[str]:
+    return [t.name for t in set(threading.enumerate()) - before]
+
+
+def test_start_evaluate_close_twice_and_no_thread_is_left(served: Served) -> None:
+    before = set(threading.enumerate())
+    client = Client(served.config())
+    assert new_threads(before) == []  # construction starts nothing
+    with client as entered:
+        assert entered is client
+        assert client.status is aioflags.ProviderStatus.READY
+        assert new_threads(before).count(THREAD) == 1
+        assert client.wait_ready(BOUND) is aioflags.ProviderStatus.READY
+        assert client.variation("checkout", USER, False) is True
+        detail = client.variation_detail("checkout", USER, False)
+        assert (detail.value, detail.variation_index, detail.reason["kind"]) == (
+            True,
+            0,
+            "RULE_MATCH",
+        )
+        assert client.bool_variation("checkout", USER, False) is True
+        assert client.int_variation("num", USER, 0) == 3
+        assert client.float_variation("num", USER, 0.0) == 3.0
+        assert client.string_variation("static", USER, "") == "same"
+        assert client.json_variation("obj", USER, None) == {"a": 1}
+        assert client.bool_variation_detail("checkout", USER, False).value is True
+        assert client.int_variation_detail("num", USER, 0).variation_index == 0
+        assert client.float_variation_detail("num", USER, 0.0).value == 3.0
+        assert client.string_variation_detail("static", USER, "").value == "same"
+        assert client.json_variation_detail("obj", USER, None).value == {"a": 1}
+        wrong = client.int_variation_detail("static", USER, 7)
+        assert (wrong.value, wrong.reason.get("errorKind")) == (7, "WRONG_TYPE")
+        state = client.all_flags_state(USER, with_reasons=True)
+        assert state.valid and state.to_dict()["static"] == "same"
+        assert client.snapshot().string_variation("static", USER, "") == "same"
+        assert client.data_source_status is not None
+        assert client.secure_mode_hash(USER) == aioflags.Client(
+            served.config()
+        ).secure_mode_hash(USER)
+        assert "running" in repr(client) and "READY" in repr(client)
+    assert status_of(client) is aioflags.ProviderStatus.NOT_READY
+    closed = client.bool_variation_detail("checkout", USER, False)
+    assert closed.reason == {"kind": "ERROR", "errorKind": "CLIENT_NOT_READY"}
+    client.close()  # idempotent
+    client.close()
+    assert "stopped" in repr(client)
+    assert new_threads(before) == []
+    assert served.portal.call(served.server.open_streams) == 0
+
+
+def test_a_change_is_seen_by_handlers_on_the_client_thread(served: Served) -> None:
+    with Client(served.config()) as client:
+        calls: queue.Queue[tuple[str, object, str]] = queue.Queue()
+
+        def on_ready(details: aioflags.EventDetails) -> None:
+            calls.put(("ready", details.status, threading.current_thread().name))
+
+        def on_change(keys: frozenset[str]) -> None:
+            value = client.string_variation("static", USER, "")
+            calls.put(("changed", (keys, value), threading.current_thread().name))
+
+        def on_value(change: aioflags.FlagValueChange) -> None:
+            values = (change.old_value, change.new_value)
+            calls.put(("value", values, threading.current_thread().name))
+
+        client.add_handler(aioflags.ProviderEvent.READY, on_ready)  # replayed once
+        assert calls.get(timeout=BOUND) == (
+            "ready",
+            aioflags.ProviderStatus.READY,
+            THREAD,
+        )
+        remove_change = client.add_flag_change_handler(on_change)
+        remove_value = client.add_flag_value_change_handler("static", USER, on_value)
+
+        served.set_value("static", "changed")
+        seen = {calls.get(timeout=BOUND), calls.get(timeout=BOUND)}
+        assert seen == {
+            ("changed", (frozenset({"static"}), "changed"), THREAD),
+            ("value", ("same", "changed"), THREAD),
+        }
+        assert client.string_variation("static", USER, "") == "changed"
+
+        remove_change()
+        remove_value()
+        client.remove_handler(aioflags.ProviderEvent.READY, on_ready)
+        client.add_handler(aioflags.ProviderEvent.CONFIGURATION_CHANGED, on_ready)
+        served.set_value("static", "again")
+        assert calls.get(timeout=BOUND)[1] is aioflags.ProviderStatus.READY
+        assert calls.empty()  # the removed handlers saw nothing
+
+
+def test_handlers_may_add_handlers_but_not_wait_for_the_client(
+    served: Served,
+) -> None:
+    with Client(served.config()) as client:
+        outcomes: queue.Queue[object] = queue.Queue()
+
+        def nested(details: aioflags.EventDetails) -> None:
+            outcomes.put(("nested", details.status))
+
+        def on_ready(details: aioflags.EventDetails) -> None:
+            for misuse in (client.close, lambda: client.wait_ready(1), client.start):
+                with pytest.raises(RuntimeError) as raised:
+                    misuse()
+                outcomes.put(str(raised.value))
+            client.add_handler(aioflags.ProviderEvent.READY, nested)
+
+        client.add_handler(aioflags.ProviderEvent.READY, on_ready)
+        for what in ("close()", "wait_ready()", "start()"):
+            message = outcomes.get(timeout=BOUND)
+            assert isinstance(message, str)
+            assert message.startswith(
+                f"{what} was called on the aioflags client's own thread"
+            )
+            assert "call it from another thread" in message
+        assert outcomes.get(timeout=BOUND) == ("nested", aioflags.ProviderStatus.READY)
+        assert client.status is aioflags.ProviderStatus.READY
+
+
+def test_evaluations_from_many_threads_while_flags_change(served: Served) -> None:
+    with Client(served.config()) as client:
+        changed = threading.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        start = threading.Barrier(9)
+
+        def evaluate() -> set[str]:
+            start.wait(BOUND)
+            seen = set()
+            for _ in range(2000):
+                assert client.bool_variation("checkout", USER, False) is True
+                seen.add(client.string_variation("static", USER, "default"))
+            return seen
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = [pool.submit(evaluate) for _ in range(8)]
+            start.wait(BOUND)
+            served.set_value("static", "changed")
+            assert changed.wait(BOUND)
+            seen = set().union(*(r.result() for r in results))
+        # Each evaluation saw one whole version of the data, never a default.
+        assert seen <= {"same", "changed"}
+        assert client.string_variation("static", USER, "") == "changed"
+
+
+def test_wait_ready_returns_the_status_when_closed_from_another_thread(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.portal.call(lambda: served.server.fail("/sdk/stream", hang=True))
+    waiting = threading.Event()
+    original = aioflags.Client.wait_ready
+
+    async def wait_ready(self: aioflags.Client, *args: Any) -> Any:
+        waiting.set()  # on the client's loop: the wait has begun
+        return await original(self, *args)
+
+    monkeypatch.setattr(aioflags.Client, "wait_ready", wait_ready)
+    before = set(threading.enumerate())
+    client = Client(served.config(ready_timeout=0.1))
+    assert client.start() is aioflags.ProviderStatus.ERROR  # not ready in time
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.wait_ready)  # no timeout
+        assert waiting.wait(BOUND)
+        client.close()
+        assert pending.result(BOUND) is aioflags.ProviderStatus.NOT_READY
+    assert new_threads(before) == []
+
+
+def test_restart_after_close(served: Served) -> None:
+    client = Client(served.config())
+    for _ in range(2):
+        assert client.start() is aioflags.ProviderStatus.READY
+        assert client.string_variation("static", USER, "") == "same"
+        client.close()
+        assert client.status is aioflags.ProviderStatus.NOT_READY
+
+
+def test_a_fatal_client_says_to_create_a_new_one_and_leaves_no_thread(
+    served: Served,
+) -> None:
+    served.portal.call(lambda: served.server.fail("/sdk/stream", status=401))
+    before = set(threading.enumerate())
+    client = Client(served.config())
+    with client:
+        assert client.status is aioflags.ProviderStatus.FATAL
+        assert client.wait_ready(BOUND) is aioflags.ProviderStatus.FATAL
+    assert client.status is aioflags.ProviderStatus.FATAL
+    with pytest.raises(aioflags.ClientClosedError, match="create a new one"):
+        client.start()
+    assert new_threads(before) == []
+
+
+def test_misuse_says_what_happened_and_what_to_do(served: Served) -> None:
+    with pytest.raises(aioflags.ConfigurationError, match=r"takes an aioflags\.Config"):
+        Client("sdk-key")  # type: ignore[arg-type]
+    client = Client(served.config())
+    with pytest.raises(aioflags.ClientClosedError, match=r"not started: use `with"):
+        client.wait_ready(1)
+    # Not started: evaluations answer, handlers register for the next start.
+    assert client.bool_variation("checkout", USER, False) is False
+    got: queue.Queue[aioflags.EventDetails] = queue.Queue()
+    client.add_handler(aioflags.ProviderEvent.READY, got.put)
+    with client:
+        assert got.get(timeout=BOUND).status is aioflags.ProviderStatus.READY
+        with pytest.raises(RuntimeError, match=r"already started: close\(\) it"):
+            client.start()
+
+
+def test_the_blocking_module_is_a_documented_public_module() -> None:
+    assert aioflags.blocking.__all__ == ["Client"]
+    assert Client.__module__ == "aioflags.blocking"
+    assert Client.__final__  # type: ignore[attr-defined]
+    assert aioflags.blocking.__doc__
+
+
+@pytest.mark.asyncio
+async def test_works_beside_a_running_event_loop() -> None:
+    """A sync call site inside async code (a sync helper): its own loop, not ours."""
+    client = Client(aioflags.Config(offline=True))
+    status = await anyio.to_thread.run_sync(client.start)
+    assert status is aioflags.ProviderStatus.READY
+    assert client.bool_variation("x", USER, True) is True
+    await anyio.to_thread.run_sync(client.close)
+
+
+def test_close_from_another_thread_aborts_a_start_that_is_waiting(
+    served: Served,
+) -> None:
+    served.portal.call(lambda: served.server.fail("/sdk/stream", hang=True))
+    before = set(threading.enumerate())
+    client = Client(served.config(ready_timeout=60.0))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(client.start)
+        # The client has connected: start() is now waiting for a first status.
+        served.portal.call(served.server.wait_for_requests, "/sdk/stream")
+        client.close()  # does not wait out the 60 s ready_timeout
+        assert starting.result(BOUND) is aioflags.ProviderStatus.NOT_READY
+    assert new_threads(before) == []
+    served.portal.call(served.server.wait_for_streams_closed)
+    served.portal.call(served.server.clear_faults)
+    with client:  # and it starts again
+        assert client.status is aioflags.ProviderStatus.READY
+
+
+FORK_SCRIPT = """
+import os, signal, sys, threading, warnings
+
+import aioflags
+import aioflags.blocking
+from aioflags.testing import FlagData
+
+# Python 3.12+ warns about fork with threads running: the case under test.
+warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+data = FlagData()
+data.update(data.flag("f").value_for_all(True))
+client = aioflags.blocking.Client(aioflags.Config(data_system=data.data_system()))
+user = aioflags.Context.create("u")
+client.start()
+pid = os.fork()
+if pid == 0:  # the child: the client's thread was not forked with it
+    signal.alarm(30)  # a safety net: a hung child must not outlive the test
+    assert client.status is aioflags.ProviderStatus.NOT_READY
+    assert client.bool_variation("f", user, False) is False  # warns once
+    client.close()  # nothing to wait for: returns at once
+    client.start()  # afresh, in this process
+    assert client.bool_variation("f", user, False) is True
+    client.close()
+    assert "aioflags-client" not in [t.name for t in threading.enumerate()]
+    print("child ok", flush=True)
+    sys.exit(0)  # a normal exit: finalizers run, and must not hang
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert client.bool_variation("f", user, False) is True  # the parent is unaffected
+client.close()
+print("parent ok", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_client_running_at_fork_is_forgotten_in_the_child() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["child ok", "parent ok"]
+    assert "until it is started here" in result.stderr  # the child's warning
+    assert "start() for an aioflags.blocking.Client" in result.stderr
