@@ -119,7 +119,12 @@ def test_start_evaluate_close_twice_and_no_thread_is_left(served: Served) -> Non
     client.close()
     assert "stopped" in repr(client)
     assert new_threads(before) == []
-    assert served.portal.call(served.server.open_streams) == 0
+    served.portal.call(streams_closed, served.server)  # the server saw them close
+
+
+async def streams_closed(server: FlagServer) -> None:
+    with anyio.fail_after(5):
+        await server.wait_for_streams_closed()
 
 
 def test_a_change_is_seen_by_handlers_on_the_client_thread(served: Served) -> None:
