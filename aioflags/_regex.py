@@ -1,0 +1,660 @@
+r"""``matches`` clauses in bounded time (evaluation.md §6.2, docs/faq.md).
+
+A ``matches`` clause applies a regular expression from flag data to a context
+attribute, often an end user's (an email, a user agent). LaunchDarkly's Python
+SDK runs Python's :mod:`re`, a backtracking engine: ``^(a+)+$`` against thirty
+``a`` and a ``!`` takes a minute. This module keeps :mod:`re`'s answers and
+bounds the cost, with one :class:`Matcher` per pattern, built once when the
+flag is compiled:
+
+* **Short values** go to Python's :mod:`re`, the reference. A pattern's
+  *fast limit* is the longest value whose worst-case backtracking, estimated
+  from the pattern's structure (:func:`backtracking_work`), stays within
+  :data:`FAST_BUDGET` steps.
+* **Longer values** go to RE2 (the optional ``google-re2`` package, extra
+  ``aioflags[re2]``), a linear-time engine, with the pattern *translated* from
+  Python's own parse of it so that both engines accept the same strings:
+  Unicode ``\d``, ``\s``, ``\w`` become the code points Python's :mod:`re`
+  gives them, case-insensitive letters become explicit classes, ``$`` keeps its
+  meaning before a final newline. Anything the translation cannot render
+  exactly (backreferences, lookaround, atomic groups, a case-insensitive
+  non-ASCII letter, RE2's repetition limit) stays with Python's :mod:`re`.
+* **Otherwise** (no RE2, or a pattern or value RE2 cannot take exactly)
+  Python's :mod:`re` runs on values up to the pattern's *cap*, the longest
+  value within :data:`CAP_BUDGET` steps; a longer value does not match, and the
+  first time a pattern is capped below :data:`LOG_BELOW` characters it is
+  logged.
+
+Only the ``True``/``False`` answer of ``search`` matters here, so greedy and
+lazy repetition, and which alternative wins, never change a result.
+"""
+
+from __future__ import annotations
+
+import array
+import enum
+import importlib
+import logging
+import math
+import re
+import sys
+import warnings
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final, final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+__all__ = [
+    "CAP_BUDGET",
+    "FAST_BUDGET",
+    "Matcher",
+    "Needs",
+    "Route",
+    "backtracking_work",
+    "compile_pattern",
+    "re2_available",
+    "translate",
+]
+
+logger = logging.getLogger("aioflags")
+
+#: Estimated steps under which Python's ``re`` answers directly (about a
+#: millisecond at worst): values within a pattern's fast limit never reach RE2.
+FAST_BUDGET: Final = 100_000
+#: Estimated steps Python's ``re`` may spend when RE2 cannot take a value.
+CAP_BUDGET: Final = 10_000_000
+#: Longest value the structure estimate considers (and so the largest cap).
+MAX_LIMIT: Final = 1 << 20
+#: A pattern capped below this many characters is logged once.
+LOG_BELOW: Final = 10_000
+
+if sys.version_info >= (3, 11):
+    _sre_parse: Any = importlib.import_module("re._parser")
+    _sre_const: Any = importlib.import_module("re._constants")
+else:  # pragma: no cover - exercised on the 3.10 leg
+    _sre_parse = importlib.import_module("sre_parse")
+    _sre_const = importlib.import_module("sre_constants")
+
+_MAXREPEAT: Final[int] = int(_sre_const.MAXREPEAT)
+_MAXCHAR: Final = 0x10FFFF
+_SURROGATES: Final = (0xD800, 0xDFFF)
+_RE2_MAX_REPEAT: Final = 1000
+
+try:
+    import re2 as _re2_module
+except ImportError:  # pragma: no cover - the test environment installs it
+    _re2_module = None
+
+
+def re2_available() -> bool:
+    """Whether the optional linear-time engine is installed."""
+    return _re2_module is not None
+
+
+class Untranslatable(Exception):
+    """The pattern has no exact RE2 equivalent (it stays with Python's re)."""
+
+
+# ------------------------------------------------------------ code point sets
+#
+# A set of code points is a sorted tuple of disjoint inclusive ranges.
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+def _normalize(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _complement(ranges: Ranges) -> Ranges:
+    out: list[tuple[int, int]] = []
+    start = 0
+    for lo, hi in ranges:
+        if lo > start:
+            out.append((start, lo - 1))
+        start = hi + 1
+    if start <= _MAXCHAR:
+        out.append((start, _MAXCHAR))
+    return tuple(out)
+
+
+def _singles(code_points: Iterable[int]) -> Ranges:
+    return _normalize((c, c) for c in code_points)
+
+
+_ASCII_CLASSES: Final[dict[str, Ranges]] = {
+    "CATEGORY_DIGIT": ((0x30, 0x39),),
+    "CATEGORY_SPACE": _singles(map(ord, " \t\n\r\f\v")),
+    "CATEGORY_WORD": ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)),
+}
+
+
+@lru_cache(maxsize=1)
+def _unicode_classes() -> dict[str, Ranges]:
+    r"""``\d``, ``\s`` and ``\w`` as this Python's ``re`` sees them.
+
+    Asked of ``re`` itself over every code point (once, about 0.1 s), so the
+    sets follow the running Python's Unicode version exactly.
+    """
+    typecode = "I" if array.array("I").itemsize == 4 else "L"
+    points = array.array(typecode, range(_SURROGATES[0]))
+    points.extend(range(_SURROGATES[1] + 1, _MAXCHAR + 1))
+    text = points.tobytes().decode(
+        "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
+    )
+    # The text has no surrogates: an index past them is 0x800 code points on.
+    gap = _SURROGATES[1] - _SURROGATES[0] + 1
+
+    def code(index: int) -> int:
+        return index if index < _SURROGATES[0] else index + gap
+
+    out: dict[str, Ranges] = {}
+    for name, pattern in (
+        ("CATEGORY_DIGIT", r"\d+"),
+        ("CATEGORY_SPACE", r"\s+"),
+        ("CATEGORY_WORD", r"\w+"),
+    ):
+        spans = (
+            (code(m.start()), code(m.end() - 1)) for m in re.finditer(pattern, text)
+        )
+        out[name] = _normalize(spans)
+    return out
+
+
+#: Code points outside ASCII that Python's case-insensitive ``re`` (Unicode
+#: mode) matches to an ASCII letter: U+0130 and U+0131 (dotted capital and
+#: dotless i) to i, U+017F (long s) to s, U+212A (Kelvin sign) to k. tests/test_regex_bound.py checks every code
+#: point, so a Python that adds one fails the suite, not a user.
+_FOLD_CANDIDATES: Final = "\u0130\u0131\u017f\u212a"
+
+
+@lru_cache(maxsize=2)
+def _ascii_folds(ascii_only: bool) -> dict[int, Ranges]:
+    """For each ASCII letter, every code point it matches case-insensitively."""
+    flags = re.IGNORECASE | (re.ASCII if ascii_only else 0)
+    pool = [chr(c) for c in range(128)] + list(_FOLD_CANDIDATES)
+    out: dict[int, Ranges] = {}
+    for c in range(128):
+        if chr(c).isalpha():
+            pattern = re.compile(re.escape(chr(c)), flags)
+            out[c] = _singles(ord(x) for x in pool if pattern.fullmatch(x))
+    return out
+
+
+# ----------------------------------------------------------------- translation
+
+_I, _M, _S, _A = re.IGNORECASE, re.MULTILINE, re.DOTALL, re.ASCII
+
+
+def _category(name: str, flags: int) -> Ranges:
+    negated = "_NOT_" in name
+    base = name.replace("_NOT_", "_")
+    table = _ASCII_CLASSES if flags & _A else _unicode_classes()
+    if base not in table:  # pragma: no cover - the LINEBREAK categories of old re
+        raise Untranslatable(name)
+    ranges = table[base]
+    return _complement(ranges) if negated else ranges
+
+
+def _literal(c: int, flags: int) -> Ranges:
+    if not flags & _I:
+        return ((c, c),)
+    if c < 128:
+        return _ascii_folds(bool(flags & _A)).get(c, ((c, c),))
+    if flags & _A:
+        return ((c, c),)  # ASCII mode: nothing outside ASCII has a case
+    raise Untranslatable("case-insensitive non-ASCII literal")
+
+
+def _charset(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges:
+    negate = False
+    parts: list[tuple[int, int]] = []
+    has_category = has_cased = False
+    for op, av in items:
+        name = op.name
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            ranges = _literal(av, flags)
+            has_cased = has_cased or len(ranges) > 1
+            parts.extend(ranges)
+        elif name == "RANGE":
+            lo, hi = av
+            if flags & _I:
+                if hi >= 128 and not flags & _A:
+                    raise Untranslatable("case-insensitive non-ASCII range")
+                for c in range(lo, min(hi, 127) + 1):
+                    ranges = _literal(c, flags)
+                    has_cased = has_cased or len(ranges) > 1
+                    parts.extend(ranges)
+                if hi >= 128:
+                    parts.append((max(lo, 128), hi))
+            else:
+                parts.append((lo, hi))
+        elif name == "CATEGORY":
+            has_category = True
+            parts.extend(_category(av.name, flags))
+        else:  # pragma: no cover - no other item in a class today
+            raise Untranslatable(name)
+    if has_category and has_cased:
+        # Python tests the lowercased character against the whole set then.
+        raise Untranslatable("case-insensitive class with a category")
+    ranges = _normalize(parts)
+    return _complement(ranges) if negate else ranges
+
+
+def _char_class(ranges: Ranges) -> str:
+    """RE2 syntax for a set (surrogates dropped: RE2 sees only UTF-8 text)."""
+    kept: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if hi < _SURROGATES[0] or lo > _SURROGATES[1]:
+            kept.append((lo, hi))
+            continue
+        if lo < _SURROGATES[0]:
+            kept.append((lo, _SURROGATES[0] - 1))
+        if hi > _SURROGATES[1]:
+            kept.append((_SURROGATES[1] + 1, hi))
+    if not kept:
+        return r"[^\x00-\x{10FFFF}]"  # matches nothing
+    if len(kept) == 1 and kept[0][0] == kept[0][1]:
+        return f"\\x{{{kept[0][0]:X}}}"
+    body = "".join(
+        f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
+        for lo, hi in kept
+    )
+    return f"[{body}]"
+
+
+class Needs(enum.IntFlag):
+    """What a translated pattern needs of a value to mean what Python means."""
+
+    NOTHING = 0
+    #: Python's ``\b`` uses Unicode ``\w``; RE2's is ASCII: same on ASCII text.
+    ASCII_TEXT = 1
+    #: Python's ``$`` also matches before a final newline, written here as
+    #: RE2's multi-line ``$``: the same when no newline comes before the last
+    #: character.
+    NO_INNER_NEWLINE = 2
+    #: Python's ``\B`` (before 3.14) never matches an empty string; RE2's does.
+    NOT_EMPTY = 4
+
+
+_AT: Final[dict[str, tuple[str, Needs]]] = {
+    "AT_BEGINNING": (r"\A", Needs.NOTHING),
+    "AT_BEGINNING_STRING": (r"\A", Needs.NOTHING),
+    "AT_BEGINNING_LINE": (r"(?m:^)", Needs.NOTHING),
+    "AT_END": (r"(?m:$)", Needs.NO_INNER_NEWLINE),
+    "AT_END_LINE": (r"(?m:$)", Needs.NOTHING),
+    "AT_END_STRING": (r"\z", Needs.NOTHING),
+}
+
+
+class _Translator:
+    def __init__(self) -> None:
+        self.needs = Needs.NOTHING
+
+    def sequence(self, items: Iterable[tuple[Any, Any]], flags: int) -> str:
+        return "".join(self.item(op, av, flags) for op, av in items)
+
+    def item(self, op: Any, av: Any, flags: int) -> str:
+        name = op.name
+        if name == "LITERAL":
+            return _char_class(_literal(av, flags))
+        if name == "NOT_LITERAL":
+            return _char_class(_complement(_normalize(_literal(av, flags))))
+        if name == "ANY":
+            every = ((0, _MAXCHAR),)
+            return _char_class(every if flags & _S else _complement(((10, 10),)))
+        if name == "IN":
+            return _char_class(_charset(av, flags))
+        if name == "BRANCH":
+            _, alternatives = av
+            return "(?:" + "|".join(self.sequence(a, flags) for a in alternatives) + ")"
+        if name == "SUBPATTERN":
+            _, add, remove, body = av
+            return "(?:" + self.sequence(body, (flags | add) & ~remove) + ")"
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            low, high, body = av
+            return "(?:" + self.sequence(body, flags) + ")" + _repeat(low, high)
+        if name == "AT":
+            at = av.name
+            if at in ("AT_BOUNDARY", "AT_NON_BOUNDARY"):
+                if not flags & _A:
+                    self.needs |= Needs.ASCII_TEXT
+                if at == "AT_NON_BOUNDARY":
+                    self.needs |= Needs.NOT_EMPTY
+                return r"\b" if at == "AT_BOUNDARY" else r"\B"
+            if flags & _M:
+                at = {"AT_BEGINNING": "AT_BEGINNING_LINE", "AT_END": "AT_END_LINE"}.get(
+                    at, at
+                )
+            if at not in _AT:  # pragma: no cover - no other position today
+                raise Untranslatable(at)
+            text, needs = _AT[at]
+            self.needs |= needs
+            return text
+        # GROUPREF, GROUPREF_EXISTS, ASSERT, ASSERT_NOT, ATOMIC_GROUP,
+        # POSSESSIVE_REPEAT and anything a later Python adds.
+        raise Untranslatable(name)
+
+
+def _repeat(low: int, high: int) -> str:
+    if low > _RE2_MAX_REPEAT or (high != _MAXREPEAT and high > _RE2_MAX_REPEAT):
+        raise Untranslatable("repetition count over RE2's limit")
+    if high == _MAXREPEAT:
+        return "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
+    if low == high:
+        return f"{{{low}}}"
+    return "?" if (low, high) == (0, 1) else f"{{{low},{high}}}"
+
+
+def _parse(pattern: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _sre_parse.parse(pattern)
+
+
+def translate(pattern: str) -> tuple[str, Needs]:
+    """The RE2 pattern with Python ``re.search`` semantics, and what it needs.
+
+    Raises :class:`Untranslatable` for a pattern RE2 cannot express exactly
+    (and whatever Python's parser raises for an invalid one).
+    """
+    parsed = _parse(pattern)
+    translator = _Translator()
+    text = translator.sequence(parsed, parsed.state.flags)
+    return text, translator.needs
+
+
+# ------------------------------------------------------------ the cost bound
+
+
+def _mul(a: float, b: float) -> float:
+    product = a * b
+    return product if product < math.inf else math.inf
+
+
+def _pow(base: float, exponent: int) -> float:
+    if base <= 1.0:
+        return 1.0
+    return math.inf if exponent * math.log(base) > 700 else float(base**exponent)
+
+
+def _one_char(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges | None:
+    """The characters a sequence matches if it is one character, one way."""
+    while len(items) == 1:
+        op, av = items[0]
+        name = op.name
+        if name == "SUBPATTERN":
+            flags = (flags | av[1]) & ~av[2]
+            items = av[3]
+            continue
+        try:
+            if name == "LITERAL":
+                return _literal(av, flags)
+            if name == "NOT_LITERAL":
+                return _complement(_normalize(_literal(av, flags)))
+            if name == "ANY":
+                return ((0, _MAXCHAR),) if flags & _S else _complement(((10, 10),))
+            if name == "IN":
+                return _charset(av, flags)
+        except Untranslatable:
+            return ((0, _MAXCHAR),)  # some characters, which: unknown here
+        return None
+    return None
+
+
+def _repeated_char(op: Any, av: Any, flags: int) -> Ranges | None:
+    """The characters of a greedy or lazy one-character repeat (in groups)."""
+    while op.name == "SUBPATTERN" and len(av[3]) == 1:
+        flags = (flags | av[1]) & ~av[2]
+        op, av = av[3][0]
+    if op.name not in ("MAX_REPEAT", "MIN_REPEAT"):
+        return None
+    return _one_char(av[2], flags)
+
+
+def _disjoint(a: Ranges, b: Ranges) -> bool:
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][1] < b[j][0]:
+            i += 1
+        elif b[j][1] < a[i][0]:
+            j += 1
+        else:
+            return False
+    return True
+
+
+def _cost(items: Sequence[tuple[Any, Any]], n: int, flags: int) -> tuple[float, float]:
+    """Upper bounds on (ways, work) for a sequence from one position.
+
+    *ways*: how many times backtracking can ask the sequence for another way
+    to match (each way, the rest of the pattern runs again); *work*: the steps
+    to exhaust all of them. In a sequence, an item runs once per way of the
+    items before it.
+    """
+    ways, work = 1.0, 0.0
+    for i, (op, av) in enumerate(items):
+        w, k = _item_cost(op, av, n, flags)
+        repeated = _repeated_char(op, av, flags) if w > 1.0 else None
+        if repeated is not None and i + 1 < len(items):
+            # A one-character repeat followed by a character it cannot match
+            # (``\d+\.``, ``(\w+)\s``): every shorter count fails at once, so
+            # only one way reaches the rest of the pattern.
+            after = _one_char(items[i + 1 : i + 2], flags)
+            if after is not None and _disjoint(repeated, after):
+                w, k = 1.0, k + w
+        work += _mul(ways, k)
+        ways = _mul(ways, w)
+    return ways, min(work, math.inf)
+
+
+def _item_cost(op: Any, av: Any, n: int, flags: int) -> tuple[float, float]:
+    name = op.name
+    if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"):
+        return 1.0, 1.0
+    if name == "SUBPATTERN":
+        return _cost(av[3], n, (flags | av[1]) & ~av[2])
+    if name == "BRANCH":
+        costs = [_cost(a, n, flags) for a in av[1]]
+        return sum(w for w, _ in costs), sum(k for _, k in costs)
+    if name == "GROUPREF":
+        return 1.0, n + 1.0
+    if name == "GROUPREF_EXISTS":
+        _, yes, no = av
+        yw, yk = _cost(yes, n, flags)
+        nw, nk = _cost(no, n, flags) if no is not None else (1.0, 1.0)
+        return yw + nw, yk + nk
+    if name in ("ASSERT", "ASSERT_NOT"):
+        return 1.0, _cost(av[1], n, flags)[1]  # atomic: succeeds at most once
+    if name == "ATOMIC_GROUP":
+        return 1.0, _cost(av, n, flags)[1]
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, high, body = av
+        iterations = min(high, n + 1) if high != _MAXREPEAT else n + 1
+        if _one_char(body, flags) is not None:
+            ways = float(max(iterations - low + 1, 1))
+            work = float(iterations + 1)
+        else:
+            body_ways, body_work = _cost(body, n, flags)
+            # j iterations of a body with b ways from a position: b**j ways.
+            ways = _mul(iterations + 1.0, _pow(body_ways, iterations))
+            work = _mul(ways, body_work + 1.0)
+        return (1.0 if name == "POSSESSIVE_REPEAT" else ways), work
+    return math.inf, math.inf  # pragma: no cover - unknown here: no fast path
+
+
+def backtracking_work(pattern: str, n: int) -> float:
+    """An upper bound on Python ``re.search`` steps for a value of ``n`` characters."""
+    parsed = _parse(pattern)
+    items = list(parsed)
+    anchored = (
+        bool(items)
+        and items[0][0].name == "AT"
+        and (
+            items[0][1].name == "AT_BEGINNING_STRING"
+            or (items[0][1].name == "AT_BEGINNING" and not parsed.state.flags & _M)
+        )
+    )
+    starts = 1.0 if anchored else n + 1.0
+    return _mul(starts, _cost(items, n, parsed.state.flags)[1]) + n + 1.0
+
+
+def _limit(pattern: str, budget: float) -> int:
+    """The longest value (up to MAX_LIMIT) within ``budget`` estimated steps."""
+    lo, hi = -1, MAX_LIMIT
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if backtracking_work(pattern, mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# ------------------------------------------------------------------ matching
+
+
+class Route(enum.Enum):
+    """Which engine answers for a value (:meth:`Matcher.route`)."""
+
+    #: Python's ``re``, the value within the pattern's fast limit.
+    RE = "re"
+    #: RE2, linear time.
+    RE2 = "re2"
+    #: Python's ``re``, the value within the pattern's cap.
+    RE_CAPPED = "re-capped"
+    #: Longer than the cap and not for RE2: no match.
+    NO_MATCH = "no-match"
+
+
+@final
+class Matcher:
+    """``re.search(pattern, value) is not None``, in bounded time.
+
+    Call it with a string. ``search`` (Python's compiled ``search``) and
+    ``limit`` are public so that generated flag code can answer values of at
+    most ``limit`` characters inline, exactly as :meth:`__call__` would.
+    """
+
+    __slots__ = ("_needs", "_re2", "cap", "limit", "pattern", "search")
+
+    def __init__(
+        self,
+        pattern: str,
+        search: Callable[[str], object],
+        *,
+        limit: int,
+        cap: int,
+        re2: Any = None,
+        needs: int = 0,
+    ) -> None:
+        self.pattern = pattern
+        self.search = search
+        self.limit = limit
+        self.cap = cap
+        self._re2 = re2
+        self._needs = needs
+
+    def route(self, value: str) -> Route:
+        """The engine that answers for ``value``."""
+        n = len(value)
+        if n <= self.limit:
+            return Route.RE
+        if self._re2 is not None and self._re2_takes(value):
+            return Route.RE2
+        return Route.RE_CAPPED if n <= self.cap else Route.NO_MATCH
+
+    def _re2_takes(self, value: str) -> bool:
+        needs = self._needs
+        if needs & Needs.NOT_EMPTY and not value:
+            return False
+        if needs & Needs.ASCII_TEXT and not value.isascii():
+            return False
+        if needs & Needs.NO_INNER_NEWLINE and value.find("\n", 0, len(value) - 1) >= 0:
+            return False
+        # RE2 reads UTF-8: a lone surrogate (from JSON "\ud800") has none.
+        return value.isascii() or not _has_surrogate(value)
+
+    def __call__(self, value: str) -> bool:
+        if len(value) <= self.limit:
+            return self.search(value) is not None
+        route = self.route(value)
+        if route is Route.RE2:
+            return bool(self._re2.search(value) is not None)
+        if route is Route.RE_CAPPED:
+            return self.search(value) is not None
+        return False
+
+    def __repr__(self) -> str:
+        engine = "re2" if self._re2 is not None else "re"
+        return f"<Matcher {self.pattern!r} limit={self.limit} cap={self.cap} {engine}>"
+
+
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: str) -> bool:
+    return _SURROGATE_RE.search(value) is not None
+
+
+def _re2_options() -> Any:
+    assert _re2_module is not None
+    options = _re2_module.Options()
+    options.never_capture = True
+    options.log_errors = False  # a pattern RE2 rejects is not news on stderr
+    return options
+
+
+def _compile_re2(pattern: str) -> tuple[Any, int]:
+    """RE2's compiled form of ``pattern`` and its needs, or ``(None, 0)``."""
+    if _re2_module is None:  # pragma: no cover - the tests install google-re2
+        return None, 0
+    try:
+        text, needs = translate(pattern)
+        return _re2_module.compile(text, _re2_options()), int(needs)
+    except (Untranslatable, _re2_module.error, RecursionError):
+        return None, 0
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
+    """The bounded matcher for ``pattern``; ``None`` if Python's ``re`` rejects it.
+
+    A pattern is compiled once per process (the cache is keyed by the
+    pattern), when flag data arrives, never during an evaluation.
+    """
+    try:
+        # Some patterns raise FutureWarning at compile time (e.g. "[[a]"):
+        # flag data must never turn into a warning in the host application.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = re.compile(pattern)
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return None
+    try:
+        cap = _limit(pattern, CAP_BUDGET)
+    except RecursionError:  # pragma: no cover - re.compile recurses first
+        cap = 0
+    re2, needs = _compile_re2(pattern) if use_re2 else (None, 0)
+    limit = min(cap, _limit(pattern, FAST_BUDGET)) if re2 is not None else cap
+    if re2 is None and cap < LOG_BELOW:
+        logger.warning(
+            "matches %r: values of more than %d characters never match it (%s);"
+            " see docs/faq.md",
+            pattern,
+            cap,
+            "beyond RE2"
+            if use_re2 and re2_available()
+            else "aioflags[re2] would lift this",
+        )
+    return Matcher(pattern, compiled.search, limit=limit, cap=cap, re2=re2, needs=needs)
