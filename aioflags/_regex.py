@@ -1,4 +1,4 @@
-r"""``matches`` clauses in bounded time (evaluation.md §6.2, docs/faq.md).
+r"""``matches`` clauses in bounded time (evaluation.md §6.5, docs/faq.md).
 
 A ``matches`` clause applies a regular expression from flag data to a context
 attribute, often an end user's (an email, a user agent). LaunchDarkly's Python
