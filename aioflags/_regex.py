@@ -137,36 +137,36 @@ _ASCII_CLASSES: Final[dict[str, Ranges]] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _unicode_classes() -> dict[str, Ranges]:
-    r"""``\d``, ``\s`` and ``\w`` as this Python's ``re`` sees them.
+#: Where Unicode assigns letters, digits and spaces: planes 0-3 and 14 (4-13
+#: are unassigned, 15-16 private use). tests/test_regex_bound.py compares the
+#: classes with Python's re over every code point, so a Python whose Unicode
+#: assigns more fails the suite, not a user.
+_ASSIGNED_PLANES: Final = ((0, 0x3FFFF), (0xE0000, 0xEFFFF))
+_UNICODE_PATTERNS: Final = {
+    "CATEGORY_DIGIT": r"\d+",
+    "CATEGORY_SPACE": r"\s+",
+    "CATEGORY_WORD": r"\w+",
+}
 
-    Asked of ``re`` itself over every code point (once, about 0.1 s), so the
+
+@lru_cache(maxsize=3)
+def _unicode_class(name: str) -> Ranges:
+    r"""``\d``, ``\s`` or ``\w`` as this Python's ``re`` sees them.
+
+    Asked of ``re`` itself (once per process and class, some 20-50 ms), so the
     sets follow the running Python's Unicode version exactly.
     """
     typecode = "I" if array.array("I").itemsize == 4 else "L"
-    points = array.array(typecode, range(_SURROGATES[0]))
-    points.extend(range(_SURROGATES[1] + 1, _MAXCHAR + 1))
-    text = points.tobytes().decode(
-        "utf-32-le" if sys.byteorder == "little" else "utf-32-be"
-    )
-    # The text has no surrogates: an index past them is 0x800 code points on.
-    gap = _SURROGATES[1] - _SURROGATES[0] + 1
-
-    def code(index: int) -> int:
-        return index if index < _SURROGATES[0] else index + gap
-
-    out: dict[str, Ranges] = {}
-    for name, pattern in (
-        ("CATEGORY_DIGIT", r"\d+"),
-        ("CATEGORY_SPACE", r"\s+"),
-        ("CATEGORY_WORD", r"\w+"),
-    ):
-        spans = (
-            (code(m.start()), code(m.end() - 1)) for m in re.finditer(pattern, text)
-        )
-        out[name] = _normalize(spans)
-    return out
+    spans: list[tuple[int, int]] = []
+    for low, high in _ASSIGNED_PLANES:
+        points = array.array(typecode, range(low, _SURROGATES[0]) if low == 0 else ())
+        points.extend(range(max(low, _SURROGATES[1] + 1), high + 1))
+        text = points.tobytes().decode(f"utf-32-{sys.byteorder[0]}e")
+        # (A run across the surrogates would take them in: harmless, RE2 never
+        # sees one.)
+        found = re.finditer(_UNICODE_PATTERNS[name], text)
+        spans.extend((points[m.start()], points[m.end() - 1]) for m in found)
+    return _normalize(spans)
 
 
 #: Code points outside ASCII that Python's case-insensitive ``re`` (Unicode
@@ -194,13 +194,24 @@ def _ascii_folds(ascii_only: bool) -> dict[int, Ranges]:
 _I, _M, _S, _A = re.IGNORECASE, re.MULTILINE, re.DOTALL, re.ASCII
 
 
-def _category(name: str, flags: int) -> Ranges:
+def _category(name: str, flags: int, *, exact: bool = True) -> Ranges:
+    r"""A class escape's code points; or, not ``exact``, a superset of them.
+
+    The superset (ASCII's exact set, plus all of non-ASCII for ``\d``,
+    ``\s``, ``\w``) needs no Unicode table: the cost estimate uses it.
+    """
     negated = "_NOT_" in name
     base = name.replace("_NOT_", "_")
-    table = _ASCII_CLASSES if flags & _A else _unicode_classes()
-    if base not in table:  # pragma: no cover - the LINEBREAK categories of old re
+    if base not in _ASCII_CLASSES:  # pragma: no cover - LINEBREAK, of old re
         raise Untranslatable(name)
-    ranges = table[base]
+    if flags & _A:
+        ranges = _ASCII_CLASSES[base]
+    elif exact:
+        ranges = _unicode_class(base)
+    elif negated:  # fewer characters than ASCII's: a superset of the rest
+        return _complement(_ASCII_CLASSES[base])
+    else:
+        return _normalize((*_ASCII_CLASSES[base], (128, _MAXCHAR)))
     return _complement(ranges) if negated else ranges
 
 
@@ -214,7 +225,10 @@ def _literal(c: int, flags: int) -> Ranges:
     raise Untranslatable("case-insensitive non-ASCII literal")
 
 
-def _charset(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges:
+def _charset(
+    items: Sequence[tuple[Any, Any]], flags: int, *, exact: bool = True
+) -> Ranges:
+    """A class's code points; or, not ``exact``, a superset of them."""
     negate = False
     parts: list[tuple[int, int]] = []
     has_category = has_cased = False
@@ -241,16 +255,19 @@ def _charset(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges:
                 parts.append((lo, hi))
         elif name == "CATEGORY":
             has_category = True
-            parts.extend(_category(av.name, flags))
+            parts.extend(_category(av.name, flags, exact=exact))
         else:  # pragma: no cover - no other item in a class today
             raise Untranslatable(name)
     if has_category and has_cased:
         # Python tests the lowercased character against the whole set then.
         raise Untranslatable("case-insensitive class with a category")
     ranges = _normalize(parts)
+    if negate and has_category and not exact and not flags & _A:
+        return ((0, _MAXCHAR),)  # the complement of a superset is no superset
     return _complement(ranges) if negate else ranges
 
 
+@lru_cache(maxsize=256)
 def _char_class(ranges: Ranges) -> str:
     """RE2 syntax for a set (surrogates dropped: RE2 sees only UTF-8 text)."""
     kept: list[tuple[int, int]] = []
@@ -388,8 +405,14 @@ def _pow(base: float, exponent: int) -> float:
     return math.inf if exponent * math.log(base) > 700 else float(base**exponent)
 
 
-def _one_char(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges | None:
-    """The characters a sequence matches if it is one character, one way."""
+def _one_char(
+    items: Sequence[tuple[Any, Any]], flags: int, *, exact: bool = False
+) -> Ranges | None:
+    """A superset of the characters a sequence matches if it is one character.
+
+    ``None`` if it is something else. Not ``exact``, Unicode classes are
+    approximated (no table to build).
+    """
     while len(items) == 1:
         op, av = items[0]
         name = op.name
@@ -405,21 +428,39 @@ def _one_char(items: Sequence[tuple[Any, Any]], flags: int) -> Ranges | None:
             if name == "ANY":
                 return ((0, _MAXCHAR),) if flags & _S else _complement(((10, 10),))
             if name == "IN":
-                return _charset(av, flags)
+                return _charset(av, flags, exact=exact)
         except Untranslatable:
             return ((0, _MAXCHAR),)  # some characters, which: unknown here
         return None
     return None
 
 
-def _repeated_char(op: Any, av: Any, flags: int) -> Ranges | None:
+def _repeated_char(
+    op: Any, av: Any, flags: int, *, exact: bool = False
+) -> Ranges | None:
     """The characters of a greedy or lazy one-character repeat (in groups)."""
     while op.name == "SUBPATTERN" and len(av[3]) == 1:
         flags = (flags | av[1]) & ~av[2]
         op, av = av[3][0]
     if op.name not in ("MAX_REPEAT", "MIN_REPEAT"):
         return None
-    return _one_char(av[2], flags)
+    return _one_char(av[2], flags, exact=exact)
+
+
+def _followed_apart(
+    op: Any,
+    av: Any,
+    after: Sequence[tuple[Any, Any]],
+    flags: int,
+    *,
+    exact: bool = False,
+) -> bool:
+    """Whether a one-character repeat is followed by a character it cannot match."""
+    repeated = _repeated_char(op, av, flags, exact=exact)
+    if repeated is None:
+        return False
+    following = _one_char(after, flags, exact=exact)
+    return following is not None and _disjoint(repeated, following)
 
 
 def _disjoint(a: Ranges, b: Ranges) -> bool:
@@ -434,87 +475,135 @@ def _disjoint(a: Ranges, b: Ranges) -> bool:
     return True
 
 
-def _cost(items: Sequence[tuple[Any, Any]], n: int, flags: int) -> tuple[float, float]:
-    """Upper bounds on (ways, work) for a sequence from one position.
+# A plan is the parse reduced to what the estimate needs, built once per
+# pattern: ("one",) a character; ("seq", ((plan, collapses), ...));
+# ("branch", plans); ("rep", low, high, one_char, body, possessive);
+# ("backref",); ("atomic", body) for lookaround and atomic groups;
+# ("cond", yes, no); ("unknown",).
+Plan = tuple[Any, ...]
+_ONE: Final[Plan] = ("one",)
+_CHAR_OPS: Final = frozenset({"LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"})
 
-    *ways*: how many times backtracking can ask the sequence for another way
-    to match (each way, the rest of the pattern runs again); *work*: the steps
-    to exhaust all of them. In a sequence, an item runs once per way of the
-    items before it.
-    """
-    ways, work = 1.0, 0.0
+
+def _plan_seq(items: Sequence[tuple[Any, Any]], flags: int) -> Plan:
+    steps = []
     for i, (op, av) in enumerate(items):
-        w, k = _item_cost(op, av, n, flags)
-        repeated = _repeated_char(op, av, flags) if w > 1.0 else None
-        if repeated is not None and i + 1 < len(items):
-            # A one-character repeat followed by a character it cannot match
-            # (``\d+\.``, ``(\w+)\s``): every shorter count fails at once, so
-            # only one way reaches the rest of the pattern.
-            after = _one_char(items[i + 1 : i + 2], flags)
-            if after is not None and _disjoint(repeated, after):
-                w, k = 1.0, k + w
-        work += _mul(ways, k)
-        ways = _mul(ways, w)
-    return ways, min(work, math.inf)
+        # A one-character repeat followed by a character it cannot match
+        # (``\d+\.``, ``(\w+)\s``): every shorter count fails at once, so only
+        # one way reaches the rest of the pattern.
+        after = items[i + 1 : i + 2]
+        collapses = _followed_apart(op, av, after, flags)
+        if not collapses and _followed_apart(op, av, after, flags | _A):
+            # Apart in ASCII: the approximation of Unicode classes may be what
+            # overlaps (``\w`` and ``\s``), so ask the tables.
+            collapses = _followed_apart(op, av, after, flags, exact=True)
+        steps.append((_plan_item(op, av, flags), collapses))
+    return ("seq", tuple(steps))
 
 
-def _item_cost(op: Any, av: Any, n: int, flags: int) -> tuple[float, float]:
+def _plan_item(op: Any, av: Any, flags: int) -> Plan:
     name = op.name
-    if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"):
-        return 1.0, 1.0
+    if name in _CHAR_OPS:
+        return _ONE
     if name == "SUBPATTERN":
-        return _cost(av[3], n, (flags | av[1]) & ~av[2])
+        return _plan_seq(av[3], (flags | av[1]) & ~av[2])
     if name == "BRANCH":
-        costs = [_cost(a, n, flags) for a in av[1]]
-        return sum(w for w, _ in costs), sum(k for _, k in costs)
+        return ("branch", tuple(_plan_seq(a, flags) for a in av[1]))
     if name == "GROUPREF":
-        return 1.0, n + 1.0
+        return ("backref",)
     if name == "GROUPREF_EXISTS":
         _, yes, no = av
-        yw, yk = _cost(yes, n, flags)
-        nw, nk = _cost(no, n, flags) if no is not None else (1.0, 1.0)
-        return yw + nw, yk + nk
+        return ("cond", _plan_seq(yes, flags), _plan_seq(no or (), flags))
     if name in ("ASSERT", "ASSERT_NOT"):
-        return 1.0, _cost(av[1], n, flags)[1]  # atomic: succeeds at most once
+        return ("atomic", _plan_seq(av[1], flags))
     if name == "ATOMIC_GROUP":
-        return 1.0, _cost(av, n, flags)[1]
+        return ("atomic", _plan_seq(av, flags))
     if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
         low, high, body = av
+        one_char = _one_char(body, flags) is not None
+        possessive = name == "POSSESSIVE_REPEAT"
+        return ("rep", low, high, one_char, _plan_seq(body, flags), possessive)
+    return ("unknown",)  # pragma: no cover - a later Python's new node
+
+
+def _cost(plan: Plan, n: int) -> tuple[float, float]:
+    """Upper bounds on (ways, work) for a plan from one position.
+
+    *ways*: how many times backtracking can ask it for another way to match
+    (each way, the rest of the pattern runs again); *work*: the steps to
+    exhaust all of them. In a sequence, an item runs once per way of the
+    items before it.
+    """
+    kind = plan[0]
+    if kind == "one":
+        return 1.0, 1.0
+    if kind == "seq":
+        ways, work = 1.0, 0.0
+        for step, collapses in plan[1]:
+            w, k = _cost(step, n)
+            if collapses:
+                w, k = 1.0, k + w
+            work += _mul(ways, k)
+            ways = _mul(ways, w)
+        return ways, work
+    if kind == "branch":
+        costs = [_cost(p, n) for p in plan[1]]
+        return sum(w for w, _ in costs), sum(k for _, k in costs)
+    if kind == "backref":
+        return 1.0, n + 1.0
+    if kind == "cond":
+        (yw, yk), (nw, nk) = _cost(plan[1], n), _cost(plan[2], n)
+        return yw + nw, yk + nk
+    if kind == "atomic":
+        return 1.0, _cost(plan[1], n)[1]  # succeeds at most once
+    if kind == "rep":
+        _, low, high, one_char, body, possessive = plan
         iterations = min(high, n + 1) if high != _MAXREPEAT else n + 1
-        if _one_char(body, flags) is not None:
+        if one_char:
             ways = float(max(iterations - low + 1, 1))
             work = float(iterations + 1)
         else:
-            body_ways, body_work = _cost(body, n, flags)
+            body_ways, body_work = _cost(body, n)
             # j iterations of a body with b ways from a position: b**j ways.
             ways = _mul(iterations + 1.0, _pow(body_ways, iterations))
             work = _mul(ways, body_work + 1.0)
-        return (1.0 if name == "POSSESSIVE_REPEAT" else ways), work
+        return (1.0 if possessive else ways), work
     return math.inf, math.inf  # pragma: no cover - unknown here: no fast path
 
 
-def backtracking_work(pattern: str, n: int) -> float:
-    """An upper bound on Python ``re.search`` steps for a value of ``n`` characters."""
+@lru_cache(maxsize=64)
+def _plan(pattern: str) -> tuple[Plan, bool]:
+    """The plan of a valid pattern and whether a search starts only at 0."""
     parsed = _parse(pattern)
     items = list(parsed)
+    flags = parsed.state.flags
     anchored = (
         bool(items)
         and items[0][0].name == "AT"
         and (
             items[0][1].name == "AT_BEGINNING_STRING"
-            or (items[0][1].name == "AT_BEGINNING" and not parsed.state.flags & _M)
+            or (items[0][1].name == "AT_BEGINNING" and not flags & _M)
         )
     )
+    return _plan_seq(items, flags), anchored
+
+
+def _work(plan: Plan, anchored: bool, n: int) -> float:
     starts = 1.0 if anchored else n + 1.0
-    return _mul(starts, _cost(items, n, parsed.state.flags)[1]) + n + 1.0
+    return _mul(starts, _cost(plan, n)[1]) + n + 1.0
 
 
-def _limit(pattern: str, budget: float) -> int:
+def backtracking_work(pattern: str, n: int) -> float:
+    """An upper bound on Python ``re.search`` steps for a value of ``n`` characters."""
+    return _work(*_plan(pattern), n)
+
+
+def _limit(plan: Plan, anchored: bool, budget: float) -> int:
     """The longest value (up to MAX_LIMIT) within ``budget`` estimated steps."""
     lo, hi = -1, MAX_LIMIT
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if backtracking_work(pattern, mid) <= budget:
+        if _work(plan, anchored, mid) <= budget:
             lo = mid
         else:
             hi = mid - 1
@@ -642,11 +731,14 @@ def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
     except (re.error, ValueError, OverflowError, RecursionError):
         return None
     try:
-        cap = _limit(pattern, CAP_BUDGET)
+        plan, anchored = _plan(pattern)
+        cap = _limit(plan, anchored, CAP_BUDGET)
     except RecursionError:  # pragma: no cover - re.compile recurses first
-        cap = 0
+        plan, anchored, cap = _ONE, True, 0
     re2, needs = _compile_re2(pattern) if use_re2 else (None, 0)
-    limit = min(cap, _limit(pattern, FAST_BUDGET)) if re2 is not None else cap
+    limit = cap
+    if re2 is not None:
+        limit = min(cap, _limit(plan, anchored, FAST_BUDGET))
     if re2 is None and cap < LOG_BELOW:
         logger.warning(
             "matches %r: values of more than %d characters never match it (%s);"

@@ -147,6 +147,23 @@ def test_python_re_never_sees_a_value_beyond_the_patterns_budget(
     assert backtracking_work(pattern, max(seen, default=0)) <= FAST_BUDGET
 
 
+@pytest.mark.parametrize(
+    ("apart", "overlapping"),
+    [
+        (r"\d+\.\d+", r"\d+\d\.\d+"),
+        (r"(\w+)\s\1", r"(\w+)\w\1"),
+        (r"\D+\d.+!", r"\D+\S.+!"),
+        (r"[^\d]+\d.+!", r"[^\d]+\w.+!"),
+        (r"(?a)\w+\s.+!", r"(?a)\w+\S.+!"),
+    ],
+)
+def test_the_estimate_sees_a_repeat_that_cannot_run_into_what_follows(
+    apart: str, overlapping: str
+) -> None:
+    """A digit run before a dot backtracks one way: quadratic search, not cubic."""
+    assert backtracking_work(apart, 1000) < 1e7 < backtracking_work(overlapping, 1000)
+
+
 @pytest.mark.parametrize("pattern", CATASTROPHIC)
 def test_without_re2_a_long_value_is_capped(pattern: str) -> None:
     m = compile_pattern(pattern, use_re2=False)
