@@ -81,15 +81,20 @@ _MAXCHAR: Final = 0x10FFFF
 _SURROGATES: Final = (0xD800, 0xDFFF)
 _RE2_MAX_REPEAT: Final = 1000
 
-try:
-    import re2 as _re2_module
-except ImportError:  # pragma: no cover - the test environment installs it
-    _re2_module = None
+
+@lru_cache(maxsize=1)
+def _load_re2() -> Any:
+    """The ``re2`` module, imported on first need (5-15 ms), or ``None``."""
+    try:
+        import re2  # here: a process without a matches clause never pays for it
+    except ImportError:  # pragma: no cover - the test environment installs it
+        return None
+    return re2
 
 
 def re2_available() -> bool:
     """Whether the optional linear-time engine is installed."""
-    return _re2_module is not None
+    return _load_re2() is not None
 
 
 class Untranslatable(Exception):
@@ -303,6 +308,10 @@ class Needs(enum.IntFlag):
     #: Python's ``\B`` (before 3.14) never matches an empty string; RE2's does.
     NOT_EMPTY = 4
 
+
+_ASCII_TEXT: Final = int(Needs.ASCII_TEXT)
+_NO_INNER_NEWLINE: Final = int(Needs.NO_INNER_NEWLINE)
+_NOT_EMPTY: Final = int(Needs.NOT_EMPTY)
 
 _AT: Final[dict[str, tuple[str, Needs]]] = {
     "AT_BEGINNING": (r"\A", Needs.NOTHING),
@@ -652,7 +661,7 @@ class Matcher:
         self.limit = limit
         self.cap = cap
         self._re2 = re2
-        self._needs = needs
+        self._needs = int(needs)
 
     def route(self, value: str) -> Route:
         """The engine that answers for ``value``."""
@@ -664,12 +673,12 @@ class Matcher:
         return Route.RE_CAPPED if n <= self.cap else Route.NO_MATCH
 
     def _re2_takes(self, value: str) -> bool:
-        needs = self._needs
-        if needs & Needs.NOT_EMPTY and not value:
+        needs = self._needs  # a plain int: IntFlag arithmetic costs microseconds
+        if needs & _NOT_EMPTY and not value:
             return False
-        if needs & Needs.ASCII_TEXT and not value.isascii():
+        if needs & _ASCII_TEXT and not value.isascii():
             return False
-        if needs & Needs.NO_INNER_NEWLINE and value.find("\n", 0, len(value) - 1) >= 0:
+        if needs & _NO_INNER_NEWLINE and value.find("\n", 0, len(value) - 1) >= 0:
             return False
         # RE2 reads UTF-8: a lone surrogate (from JSON "\ud800") has none.
         return value.isascii() or not _has_surrogate(value)
@@ -679,7 +688,7 @@ class Matcher:
             return self.search(value) is not None
         route = self.route(value)
         if route is Route.RE2:
-            return bool(self._re2.search(value) is not None)
+            return self._re2.search(value) is not None
         if route is Route.RE_CAPPED:
             return self.search(value) is not None
         return False
@@ -696,9 +705,8 @@ def _has_surrogate(value: str) -> bool:
     return _SURROGATE_RE.search(value) is not None
 
 
-def _re2_options() -> Any:
-    assert _re2_module is not None
-    options = _re2_module.Options()
+def _re2_options(re2: Any) -> Any:
+    options = re2.Options()
     options.never_capture = True
     options.log_errors = False  # a pattern RE2 rejects is not news on stderr
     return options
@@ -706,12 +714,13 @@ def _re2_options() -> Any:
 
 def _compile_re2(pattern: str) -> tuple[Any, int]:
     """RE2's compiled form of ``pattern`` and its needs, or ``(None, 0)``."""
-    if _re2_module is None:  # pragma: no cover - the tests install google-re2
+    re2 = _load_re2()
+    if re2 is None:  # pragma: no cover - the tests install google-re2
         return None, 0
     try:
         text, needs = translate(pattern)
-        return _re2_module.compile(text, _re2_options()), int(needs)
-    except (Untranslatable, _re2_module.error, RecursionError):
+        return re2.compile(text, _re2_options(re2)), int(needs)
+    except (Untranslatable, re2.error, RecursionError):
         return None, 0
 
 
