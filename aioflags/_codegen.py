@@ -53,7 +53,8 @@ class InlineClause(NamedTuple):
 
     ``how`` is ``"segment"`` (``operand``: the segment keys), a string form
     (``"in"``, ``"startswith"``, ``"endswith"``, ``"contains"``; ``"search"``
-    with a bounded ``Matcher``) or a numeric comparison (``"lessThan"`` ...; ``operand``: the bound).
+    with a bounded ``Matcher``) or a numeric comparison (``"lessThan"`` ...;
+    ``operand``: the bound).
     ``test`` is the generic test, for values the inline form does not decide.
     """
 

@@ -176,8 +176,9 @@ def _unicode_class(name: str) -> Ranges:
 
 #: Code points outside ASCII that Python's case-insensitive ``re`` (Unicode
 #: mode) matches to an ASCII letter: U+0130 and U+0131 (dotted capital and
-#: dotless i) to i, U+017F (long s) to s, U+212A (Kelvin sign) to k. tests/test_regex_bound.py checks every code
-#: point, so a Python that adds one fails the suite, not a user.
+#: dotless i) to i, U+017F (long s) to s, U+212A (Kelvin sign) to k.
+#: tests/test_regex_bound.py checks every code point, so a Python that adds
+#: one fails the suite, not a user.
 _FOLD_CANDIDATES: Final = "\u0130\u0131\u017f\u212a"
 
 
