@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._json import JSONValue
     from ._model import Result
+    from ._regex import Matcher
 
 __all__ = [
     "MAX_CLAUSES",
@@ -51,8 +52,9 @@ class InlineClause(NamedTuple):
     """A clause the generator can write inline.
 
     ``how`` is ``"segment"`` (``operand``: the segment keys), a string form
-    (``"in"``, ``"startswith"``, ``"endswith"``, ``"contains"``, ``"search"``)
-    or a numeric comparison (``"lessThan"`` ...; ``operand``: the bound).
+    (``"in"``, ``"startswith"``, ``"endswith"``, ``"contains"``; ``"search"``
+    with a bounded ``Matcher``) or a numeric comparison (``"lessThan"`` ...;
+    ``operand``: the bound).
     ``test`` is the generic test, for values the inline form does not decide.
     """
 
@@ -77,8 +79,12 @@ _STRING_FORMS: Final = {
     "startswith": ("v.startswith({o})", "not v.startswith({o})"),
     "endswith": ("v.endswith({o})", "not v.endswith({o})"),
     "contains": ("{o} in v", "{o} not in v"),
-    "search": ("{o}(v) is not None", "{o}(v) is None"),
 }
+#: ``matches`` (operand: a bounded Matcher from aioflags/_regex.py): a string
+#: within the matcher's fast limit is answered by its Python ``search`` here,
+#: as the matcher itself would; a longer one goes to the generic test, which
+#: is the matcher.
+_SEARCH: Final = ("{s}(v) is not None", "{s}(v) is None")
 _SEMVER_FORMS: Final = {
     # on a string ``v``: its precedence key (``None`` if not SemVer) and the operand
     "semver<": "(k := _semver(v)) is not None and k < {o}",
@@ -92,7 +98,7 @@ _NUMERIC_FORMS: Final = {
     "greaterThanOrEqual": ">=",
 }
 _GLOBALS: Final[dict[str, object]] = {
-    "__builtins__": {"type": type, "float": float, "int": int, "str": str},
+    "__builtins__": {"type": type, "float": float, "int": int, "str": str, "len": len},
     "_slow": slow_clause,
     "_semver": semver_key,
     "_EMPTY": MappingProxyType({}),
@@ -126,6 +132,13 @@ class _Writer:
         values = "a" + self.part(c.kind)[1:]
         lookup = f"(v := {values}.get({self.operand(c.name)})) is not None"
         slow = f"_slow({self.operand(c.test)}, v, {c.negate})"
+        if c.how == "search":
+            matcher = cast("Matcher", c.operand)
+            test = _SEARCH[c.negate].format(s=self.operand(matcher.search))
+            within = f"len(v) <= {self.operand(matcher.limit)}"
+            return (
+                f"({lookup} and (({test}) if type(v) is str and {within} else {slow}))"
+            )
         o = self.operand(c.operand)
         if c.how in _SEMVER_FORMS:
             test = _SEMVER_FORMS[c.how].format(o=o)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple
+
+from ._regex import compile_pattern
 
 if TYPE_CHECKING:
     from ._json import JSONValue
@@ -165,17 +166,6 @@ def _never(value: JSONValue) -> bool:
     return False
 
 
-def _compile_regex(pattern: str) -> re.Pattern[str] | None:
-    try:
-        # Some patterns raise FutureWarning at compile time (e.g. "[[a]"):
-        # flag data must never turn into a warning in the host application.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return re.compile(pattern)
-    except (re.error, ValueError, OverflowError, RecursionError):
-        return None
-
-
 def _compile_in(values: Sequence[JSONValue]) -> Test:
     strs: set[str] = set()
     nums: set[int | float] = set()
@@ -295,13 +285,15 @@ def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
             return lambda v: type(v) is str and c in v
         return lambda v: type(v) is str and any(c in v for c in strs)
     if op == "matches":
-        patterns = tuple(p for p in map(_compile_regex, strs) if p is not None)
-        if not patterns:
+        # One bounded matcher per pattern (aioflags/_regex.py), the same one
+        # the generated code uses through fast_form.
+        matchers = tuple(m for m in map(compile_pattern, strs) if m is not None)
+        if not matchers:
             return _never
-        if len(patterns) == 1:
-            search = patterns[0].search
-            return lambda v: type(v) is str and search(v) is not None
-        return lambda v: type(v) is str and any(p.search(v) for p in patterns)
+        if len(matchers) == 1:
+            (match,) = matchers
+            return lambda v: type(v) is str and match(v)
+        return lambda v: type(v) is str and any(m(v) for m in matchers)
     if op in _COMPARE:
         return _compile_numeric(values, op)
     if op in ("before", "after"):
@@ -320,7 +312,7 @@ def fast_form(op: str, values: Sequence[JSONValue]) -> tuple[str, object] | None
 
     The code generator uses this (through ``InlineClause``) to skip the generic
     test call. For a string value: ``("in", frozenset)``, ``("startswith" |
-    "endswith", tuple)``, ``("contains", str)``, ``("search", pattern.search)``,
+    "endswith", tuple)``, ``("contains", str)``, ``("search", Matcher)``,
     ``("semver<" | "semver>", key)`` and ``("semver=", frozenset of keys)``.
     For a number: ``(comparison, bound)``, where ``before`` and ``after``
     are ``lessThan`` and ``greaterThan`` on epoch milliseconds. Values of
@@ -336,8 +328,8 @@ def fast_form(op: str, values: Sequence[JSONValue]) -> tuple[str, object] | None
     if op == "contains" and len(strs) == 1:
         return ("contains", strs[0])
     if op == "matches" and len(strs) == 1:
-        pattern = _compile_regex(strs[0])
-        return None if pattern is None else ("search", pattern.search)
+        matcher = compile_pattern(strs[0])
+        return None if matcher is None else ("search", matcher)
     if op in _BOUND:
         numbers = [float(c) for c in values if _is_number(c)]
         return (op, _BOUND[op](numbers)) if numbers else None

@@ -1,0 +1,762 @@
+r"""``matches`` clauses in bounded time (evaluation.md §6.5, docs/faq.md).
+
+A ``matches`` clause applies a regular expression from flag data to a context
+attribute, often an end user's (an email, a user agent). LaunchDarkly's Python
+SDK runs Python's :mod:`re`, a backtracking engine: ``^(a+)+$`` against thirty
+``a`` and a ``!`` takes a minute. This module keeps :mod:`re`'s answers and
+bounds the cost, with one :class:`Matcher` per pattern, built once when the
+flag is compiled:
+
+* **Short values** go to Python's :mod:`re`, the reference. A pattern's
+  *fast limit* is the longest value whose worst-case backtracking, estimated
+  from the pattern's structure (:func:`backtracking_work`), stays within
+  :data:`FAST_BUDGET` steps.
+* **Longer values** go to RE2 (the optional ``google-re2`` package, extra
+  ``aioflags[re2]``), a linear-time engine, with the pattern *translated* from
+  Python's own parse of it so that both engines accept the same strings:
+  Unicode ``\d``, ``\s``, ``\w`` become the code points Python's :mod:`re`
+  gives them, case-insensitive letters become explicit classes, ``$`` keeps its
+  meaning before a final newline. Anything the translation cannot render
+  exactly (backreferences, lookaround, atomic groups, a case-insensitive
+  non-ASCII letter, RE2's repetition limit) stays with Python's :mod:`re`.
+* **Otherwise** (no RE2, or a pattern or value RE2 cannot take exactly)
+  Python's :mod:`re` runs on values up to the pattern's *cap*, the longest
+  value within :data:`CAP_BUDGET` steps; a longer value does not match, and the
+  first time a pattern is capped below :data:`LOG_BELOW` characters it is
+  logged.
+
+Only the ``True``/``False`` answer of ``search`` matters here, so greedy and
+lazy repetition, and which alternative wins, never change a result.
+"""
+
+from __future__ import annotations
+
+import array
+import enum
+import importlib
+import logging
+import math
+import re
+import sys
+import warnings
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final, final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+__all__ = [
+    "CAP_BUDGET",
+    "FAST_BUDGET",
+    "Matcher",
+    "Needs",
+    "Route",
+    "backtracking_work",
+    "compile_pattern",
+    "re2_available",
+    "translate",
+]
+
+logger = logging.getLogger("aioflags")
+
+#: Estimated steps under which Python's ``re`` answers directly (about a
+#: millisecond at worst): values within a pattern's fast limit never reach RE2.
+FAST_BUDGET: Final = 100_000
+#: Estimated steps Python's ``re`` may spend when RE2 cannot take a value.
+CAP_BUDGET: Final = 10_000_000
+#: Longest value the structure estimate considers (and so the largest cap).
+MAX_LIMIT: Final = 1 << 20
+#: A pattern capped below this many characters is logged once.
+LOG_BELOW: Final = 10_000
+
+if sys.version_info >= (3, 11):
+    _sre_parse: Any = importlib.import_module("re._parser")
+    _sre_const: Any = importlib.import_module("re._constants")
+else:  # pragma: no cover - exercised on the 3.10 leg
+    _sre_parse = importlib.import_module("sre_parse")
+    _sre_const = importlib.import_module("sre_constants")
+
+_MAXREPEAT: Final[int] = int(_sre_const.MAXREPEAT)
+_MAXCHAR: Final = 0x10FFFF
+_SURROGATES: Final = (0xD800, 0xDFFF)
+_RE2_MAX_REPEAT: Final = 1000
+
+
+@lru_cache(maxsize=1)
+def _load_re2() -> Any:
+    """The ``re2`` module, imported on first need (5-15 ms), or ``None``."""
+    try:
+        import re2  # here: a process without a matches clause never pays for it
+    except ImportError:  # pragma: no cover - the test environment installs it
+        return None
+    return re2
+
+
+def re2_available() -> bool:
+    """Whether the optional linear-time engine is installed."""
+    return _load_re2() is not None
+
+
+class Untranslatable(Exception):
+    """The pattern has no exact RE2 equivalent (it stays with Python's re)."""
+
+
+# ------------------------------------------------------------ code point sets
+#
+# A set of code points is a sorted tuple of disjoint inclusive ranges.
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+def _normalize(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _complement(ranges: Ranges) -> Ranges:
+    out: list[tuple[int, int]] = []
+    start = 0
+    for lo, hi in ranges:
+        if lo > start:
+            out.append((start, lo - 1))
+        start = hi + 1
+    if start <= _MAXCHAR:
+        out.append((start, _MAXCHAR))
+    return tuple(out)
+
+
+def _singles(code_points: Iterable[int]) -> Ranges:
+    return _normalize((c, c) for c in code_points)
+
+
+_ASCII_CLASSES: Final[dict[str, Ranges]] = {
+    "CATEGORY_DIGIT": ((0x30, 0x39),),
+    "CATEGORY_SPACE": _singles(map(ord, " \t\n\r\f\v")),
+    "CATEGORY_WORD": ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)),
+}
+
+
+#: Where Unicode assigns letters, digits and spaces: planes 0-3 and 14 (4-13
+#: are unassigned, 15-16 private use). tests/test_regex_bound.py compares the
+#: classes with Python's re over every code point, so a Python whose Unicode
+#: assigns more fails the suite, not a user.
+_ASSIGNED_PLANES: Final = ((0, 0x3FFFF), (0xE0000, 0xEFFFF))
+_UNICODE_PATTERNS: Final = {
+    "CATEGORY_DIGIT": r"\d+",
+    "CATEGORY_SPACE": r"\s+",
+    "CATEGORY_WORD": r"\w+",
+}
+
+
+@lru_cache(maxsize=3)
+def _unicode_class(name: str) -> Ranges:
+    r"""``\d``, ``\s`` or ``\w`` as this Python's ``re`` sees them.
+
+    Asked of ``re`` itself (once per process and class, some 20-50 ms), so the
+    sets follow the running Python's Unicode version exactly.
+    """
+    typecode = "I" if array.array("I").itemsize == 4 else "L"
+    spans: list[tuple[int, int]] = []
+    for low, high in _ASSIGNED_PLANES:
+        points = array.array(typecode, range(low, _SURROGATES[0]) if low == 0 else ())
+        points.extend(range(max(low, _SURROGATES[1] + 1), high + 1))
+        text = points.tobytes().decode(f"utf-32-{sys.byteorder[0]}e")
+        # (A run across the surrogates would take them in: harmless, RE2 never
+        # sees one.)
+        found = re.finditer(_UNICODE_PATTERNS[name], text)
+        spans.extend((points[m.start()], points[m.end() - 1]) for m in found)
+    return _normalize(spans)
+
+
+#: Code points outside ASCII that Python's case-insensitive ``re`` (Unicode
+#: mode) matches to an ASCII letter: U+0130 and U+0131 (dotted capital and
+#: dotless i) to i, U+017F (long s) to s, U+212A (Kelvin sign) to k.
+#: tests/test_regex_bound.py checks every code point, so a Python that adds
+#: one fails the suite, not a user.
+_FOLD_CANDIDATES: Final = "\u0130\u0131\u017f\u212a"
+
+
+@lru_cache(maxsize=2)
+def _ascii_folds(ascii_only: bool) -> dict[int, Ranges]:
+    """For each ASCII letter, every code point it matches case-insensitively."""
+    flags = re.IGNORECASE | (re.ASCII if ascii_only else 0)
+    pool = [chr(c) for c in range(128)] + list(_FOLD_CANDIDATES)
+    out: dict[int, Ranges] = {}
+    for c in range(128):
+        if chr(c).isalpha():
+            pattern = re.compile(re.escape(chr(c)), flags)
+            out[c] = _singles(ord(x) for x in pool if pattern.fullmatch(x))
+    return out
+
+
+# ----------------------------------------------------------------- translation
+
+_I, _M, _S, _A = re.IGNORECASE, re.MULTILINE, re.DOTALL, re.ASCII
+
+
+def _category(name: str, flags: int, *, exact: bool = True) -> Ranges:
+    r"""A class escape's code points; or, not ``exact``, a superset of them.
+
+    The superset (ASCII's exact set, plus all of non-ASCII for ``\d``,
+    ``\s``, ``\w``) needs no Unicode table: the cost estimate uses it.
+    """
+    negated = "_NOT_" in name
+    base = name.replace("_NOT_", "_")
+    if base not in _ASCII_CLASSES:  # pragma: no cover - LINEBREAK, of old re
+        raise Untranslatable(name)
+    if flags & _A:
+        ranges = _ASCII_CLASSES[base]
+    elif exact:
+        ranges = _unicode_class(base)
+    elif negated:  # fewer characters than ASCII's: a superset of the rest
+        return _complement(_ASCII_CLASSES[base])
+    else:
+        return _normalize((*_ASCII_CLASSES[base], (128, _MAXCHAR)))
+    return _complement(ranges) if negated else ranges
+
+
+def _literal(c: int, flags: int) -> Ranges:
+    if not flags & _I:
+        return ((c, c),)
+    if c < 128:
+        return _ascii_folds(bool(flags & _A)).get(c, ((c, c),))
+    if flags & _A:
+        return ((c, c),)  # ASCII mode: nothing outside ASCII has a case
+    raise Untranslatable("case-insensitive non-ASCII literal")
+
+
+def _charset(
+    items: Sequence[tuple[Any, Any]], flags: int, *, exact: bool = True
+) -> Ranges:
+    """A class's code points; or, not ``exact``, a superset of them."""
+    negate = False
+    parts: list[tuple[int, int]] = []
+    has_category = has_cased = False
+    for op, av in items:
+        name = op.name
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            ranges = _literal(av, flags)
+            has_cased = has_cased or len(ranges) > 1
+            parts.extend(ranges)
+        elif name == "RANGE":
+            lo, hi = av
+            if flags & _I:
+                if hi >= 128 and not flags & _A:
+                    raise Untranslatable("case-insensitive non-ASCII range")
+                for c in range(lo, min(hi, 127) + 1):
+                    ranges = _literal(c, flags)
+                    has_cased = has_cased or len(ranges) > 1
+                    parts.extend(ranges)
+                if hi >= 128:
+                    parts.append((max(lo, 128), hi))
+            else:
+                parts.append((lo, hi))
+        elif name == "CATEGORY":
+            has_category = True
+            parts.extend(_category(av.name, flags, exact=exact))
+        else:  # pragma: no cover - no other item in a class today
+            raise Untranslatable(name)
+    if has_category and has_cased:
+        # Python tests the lowercased character against the whole set then.
+        raise Untranslatable("case-insensitive class with a category")
+    ranges = _normalize(parts)
+    if negate and has_category and not exact and not flags & _A:
+        return ((0, _MAXCHAR),)  # the complement of a superset is no superset
+    return _complement(ranges) if negate else ranges
+
+
+@lru_cache(maxsize=256)
+def _char_class(ranges: Ranges) -> str:
+    """RE2 syntax for a set (surrogates dropped: RE2 sees only UTF-8 text)."""
+    kept: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if hi < _SURROGATES[0] or lo > _SURROGATES[1]:
+            kept.append((lo, hi))
+            continue
+        if lo < _SURROGATES[0]:
+            kept.append((lo, _SURROGATES[0] - 1))
+        if hi > _SURROGATES[1]:
+            kept.append((_SURROGATES[1] + 1, hi))
+    if not kept:
+        return r"[^\x00-\x{10FFFF}]"  # matches nothing
+    if len(kept) == 1 and kept[0][0] == kept[0][1]:
+        return f"\\x{{{kept[0][0]:X}}}"
+    body = "".join(
+        f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
+        for lo, hi in kept
+    )
+    return f"[{body}]"
+
+
+class Needs(enum.IntFlag):
+    """What a translated pattern needs of a value to mean what Python means."""
+
+    NOTHING = 0
+    #: Python's ``\b`` uses Unicode ``\w``; RE2's is ASCII: same on ASCII text.
+    ASCII_TEXT = 1
+    #: Python's ``$`` also matches before a final newline, written here as
+    #: RE2's multi-line ``$``: the same when no newline comes before the last
+    #: character.
+    NO_INNER_NEWLINE = 2
+    #: Python's ``\B`` (before 3.14) never matches an empty string; RE2's does.
+    NOT_EMPTY = 4
+
+
+_ASCII_TEXT: Final = int(Needs.ASCII_TEXT)
+_NO_INNER_NEWLINE: Final = int(Needs.NO_INNER_NEWLINE)
+_NOT_EMPTY: Final = int(Needs.NOT_EMPTY)
+
+_AT: Final[dict[str, tuple[str, Needs]]] = {
+    "AT_BEGINNING": (r"\A", Needs.NOTHING),
+    "AT_BEGINNING_STRING": (r"\A", Needs.NOTHING),
+    "AT_BEGINNING_LINE": (r"(?m:^)", Needs.NOTHING),
+    "AT_END": (r"(?m:$)", Needs.NO_INNER_NEWLINE),
+    "AT_END_LINE": (r"(?m:$)", Needs.NOTHING),
+    "AT_END_STRING": (r"\z", Needs.NOTHING),
+}
+
+
+class _Translator:
+    def __init__(self) -> None:
+        self.needs = Needs.NOTHING
+
+    def sequence(self, items: Iterable[tuple[Any, Any]], flags: int) -> str:
+        return "".join(self.item(op, av, flags) for op, av in items)
+
+    def item(self, op: Any, av: Any, flags: int) -> str:
+        name = op.name
+        if name == "LITERAL":
+            return _char_class(_literal(av, flags))
+        if name == "NOT_LITERAL":
+            return _char_class(_complement(_normalize(_literal(av, flags))))
+        if name == "ANY":
+            every = ((0, _MAXCHAR),)
+            return _char_class(every if flags & _S else _complement(((10, 10),)))
+        if name == "IN":
+            return _char_class(_charset(av, flags))
+        if name == "BRANCH":
+            _, alternatives = av
+            return "(?:" + "|".join(self.sequence(a, flags) for a in alternatives) + ")"
+        if name == "SUBPATTERN":
+            _, add, remove, body = av
+            return "(?:" + self.sequence(body, (flags | add) & ~remove) + ")"
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            low, high, body = av
+            return "(?:" + self.sequence(body, flags) + ")" + _repeat(low, high)
+        if name == "AT":
+            at = av.name
+            if at in ("AT_BOUNDARY", "AT_NON_BOUNDARY"):
+                if not flags & _A:
+                    self.needs |= Needs.ASCII_TEXT
+                if at == "AT_NON_BOUNDARY":
+                    self.needs |= Needs.NOT_EMPTY
+                return r"\b" if at == "AT_BOUNDARY" else r"\B"
+            if flags & _M:
+                at = {"AT_BEGINNING": "AT_BEGINNING_LINE", "AT_END": "AT_END_LINE"}.get(
+                    at, at
+                )
+            if at not in _AT:  # pragma: no cover - no other position today
+                raise Untranslatable(at)
+            text, needs = _AT[at]
+            self.needs |= needs
+            return text
+        # GROUPREF, GROUPREF_EXISTS, ASSERT, ASSERT_NOT, ATOMIC_GROUP,
+        # POSSESSIVE_REPEAT and anything a later Python adds.
+        raise Untranslatable(name)
+
+
+def _repeat(low: int, high: int) -> str:
+    if low > _RE2_MAX_REPEAT or (high != _MAXREPEAT and high > _RE2_MAX_REPEAT):
+        raise Untranslatable("repetition count over RE2's limit")
+    if high == _MAXREPEAT:
+        return "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
+    if low == high:
+        return f"{{{low}}}"
+    return "?" if (low, high) == (0, 1) else f"{{{low},{high}}}"
+
+
+def _parse(pattern: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _sre_parse.parse(pattern)
+
+
+def translate(pattern: str) -> tuple[str, Needs]:
+    """The RE2 pattern with Python ``re.search`` semantics, and what it needs.
+
+    Raises :class:`Untranslatable` for a pattern RE2 cannot express exactly
+    (and whatever Python's parser raises for an invalid one).
+    """
+    parsed = _parse(pattern)
+    translator = _Translator()
+    text = translator.sequence(parsed, parsed.state.flags)
+    return text, translator.needs
+
+
+# ------------------------------------------------------------ the cost bound
+
+
+def _mul(a: float, b: float) -> float:
+    product = a * b
+    return product if product < math.inf else math.inf
+
+
+def _pow(base: float, exponent: int) -> float:
+    if base <= 1.0:
+        return 1.0
+    return math.inf if exponent * math.log(base) > 700 else float(base**exponent)
+
+
+def _one_char(
+    items: Sequence[tuple[Any, Any]], flags: int, *, exact: bool = False
+) -> Ranges | None:
+    """A superset of the characters a sequence matches if it is one character.
+
+    ``None`` if it is something else. Not ``exact``, Unicode classes are
+    approximated (no table to build).
+    """
+    while len(items) == 1:
+        op, av = items[0]
+        name = op.name
+        if name == "SUBPATTERN":
+            flags = (flags | av[1]) & ~av[2]
+            items = av[3]
+            continue
+        try:
+            if name == "LITERAL":
+                return _literal(av, flags)
+            if name == "NOT_LITERAL":
+                return _complement(_normalize(_literal(av, flags)))
+            if name == "ANY":
+                return ((0, _MAXCHAR),) if flags & _S else _complement(((10, 10),))
+            if name == "IN":
+                return _charset(av, flags, exact=exact)
+        except Untranslatable:
+            return ((0, _MAXCHAR),)  # some characters, which: unknown here
+        return None
+    return None
+
+
+def _repeated_char(
+    op: Any, av: Any, flags: int, *, exact: bool = False
+) -> Ranges | None:
+    """The characters of a greedy or lazy one-character repeat (in groups)."""
+    while op.name == "SUBPATTERN" and len(av[3]) == 1:
+        flags = (flags | av[1]) & ~av[2]
+        op, av = av[3][0]
+    if op.name not in ("MAX_REPEAT", "MIN_REPEAT"):
+        return None
+    return _one_char(av[2], flags, exact=exact)
+
+
+def _followed_apart(
+    op: Any,
+    av: Any,
+    after: Sequence[tuple[Any, Any]],
+    flags: int,
+    *,
+    exact: bool = False,
+) -> bool:
+    """Whether a one-character repeat is followed by a character it cannot match."""
+    repeated = _repeated_char(op, av, flags, exact=exact)
+    if repeated is None:
+        return False
+    following = _one_char(after, flags, exact=exact)
+    return following is not None and _disjoint(repeated, following)
+
+
+def _disjoint(a: Ranges, b: Ranges) -> bool:
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][1] < b[j][0]:
+            i += 1
+        elif b[j][1] < a[i][0]:
+            j += 1
+        else:
+            return False
+    return True
+
+
+# A plan is the parse reduced to what the estimate needs, built once per
+# pattern: ("one",) a character; ("seq", ((plan, collapses), ...));
+# ("branch", plans); ("rep", low, high, one_char, body, possessive);
+# ("backref",); ("atomic", body) for lookaround and atomic groups;
+# ("cond", yes, no); ("unknown",).
+Plan = tuple[Any, ...]
+_ONE: Final[Plan] = ("one",)
+_CHAR_OPS: Final = frozenset({"LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"})
+
+
+def _plan_seq(items: Sequence[tuple[Any, Any]], flags: int) -> Plan:
+    steps = []
+    for i, (op, av) in enumerate(items):
+        # A one-character repeat followed by a character it cannot match
+        # (``\d+\.``, ``(\w+)\s``): every shorter count fails at once, so only
+        # one way reaches the rest of the pattern.
+        after = items[i + 1 : i + 2]
+        collapses = _followed_apart(op, av, after, flags)
+        if not collapses and _followed_apart(op, av, after, flags | _A):
+            # Apart in ASCII: the approximation of Unicode classes may be what
+            # overlaps (``\w`` and ``\s``), so ask the tables.
+            collapses = _followed_apart(op, av, after, flags, exact=True)
+        steps.append((_plan_item(op, av, flags), collapses))
+    return ("seq", tuple(steps))
+
+
+def _plan_item(op: Any, av: Any, flags: int) -> Plan:
+    name = op.name
+    if name in _CHAR_OPS:
+        return _ONE
+    if name == "SUBPATTERN":
+        return _plan_seq(av[3], (flags | av[1]) & ~av[2])
+    if name == "BRANCH":
+        return ("branch", tuple(_plan_seq(a, flags) for a in av[1]))
+    if name == "GROUPREF":
+        return ("backref",)
+    if name == "GROUPREF_EXISTS":
+        _, yes, no = av
+        return ("cond", _plan_seq(yes, flags), _plan_seq(no or (), flags))
+    if name in ("ASSERT", "ASSERT_NOT"):
+        return ("atomic", _plan_seq(av[1], flags))
+    if name == "ATOMIC_GROUP":
+        return ("atomic", _plan_seq(av, flags))
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, high, body = av
+        one_char = _one_char(body, flags) is not None
+        possessive = name == "POSSESSIVE_REPEAT"
+        return ("rep", low, high, one_char, _plan_seq(body, flags), possessive)
+    return ("unknown",)  # pragma: no cover - a later Python's new node
+
+
+def _cost(plan: Plan, n: int) -> tuple[float, float]:
+    """Upper bounds on (ways, work) for a plan from one position.
+
+    *ways*: how many times backtracking can ask it for another way to match
+    (each way, the rest of the pattern runs again); *work*: the steps to
+    exhaust all of them. In a sequence, an item runs once per way of the
+    items before it.
+    """
+    kind = plan[0]
+    if kind == "one":
+        return 1.0, 1.0
+    if kind == "seq":
+        ways, work = 1.0, 0.0
+        for step, collapses in plan[1]:
+            w, k = _cost(step, n)
+            if collapses:
+                w, k = 1.0, k + w
+            work += _mul(ways, k)
+            ways = _mul(ways, w)
+        return ways, work
+    if kind == "branch":
+        costs = [_cost(p, n) for p in plan[1]]
+        return sum(w for w, _ in costs), sum(k for _, k in costs)
+    if kind == "backref":
+        return 1.0, n + 1.0
+    if kind == "cond":
+        (yw, yk), (nw, nk) = _cost(plan[1], n), _cost(plan[2], n)
+        return yw + nw, yk + nk
+    if kind == "atomic":
+        return 1.0, _cost(plan[1], n)[1]  # succeeds at most once
+    if kind == "rep":
+        _, low, high, one_char, body, possessive = plan
+        iterations = min(high, n + 1) if high != _MAXREPEAT else n + 1
+        if one_char:
+            ways = float(max(iterations - low + 1, 1))
+            work = float(iterations + 1)
+        else:
+            body_ways, body_work = _cost(body, n)
+            # j iterations of a body with b ways from a position: b**j ways.
+            ways = _mul(iterations + 1.0, _pow(body_ways, iterations))
+            work = _mul(ways, body_work + 1.0)
+        return (1.0 if possessive else ways), work
+    return math.inf, math.inf  # pragma: no cover - unknown here: no fast path
+
+
+@lru_cache(maxsize=64)
+def _plan(pattern: str) -> tuple[Plan, bool]:
+    """The plan of a valid pattern and whether a search starts only at 0."""
+    parsed = _parse(pattern)
+    items = list(parsed)
+    flags = parsed.state.flags
+    anchored = (
+        bool(items)
+        and items[0][0].name == "AT"
+        and (
+            items[0][1].name == "AT_BEGINNING_STRING"
+            or (items[0][1].name == "AT_BEGINNING" and not flags & _M)
+        )
+    )
+    return _plan_seq(items, flags), anchored
+
+
+def _work(plan: Plan, anchored: bool, n: int) -> float:
+    starts = 1.0 if anchored else n + 1.0
+    return _mul(starts, _cost(plan, n)[1]) + n + 1.0
+
+
+def backtracking_work(pattern: str, n: int) -> float:
+    """An upper bound on Python ``re.search`` steps for a value of ``n`` characters."""
+    return _work(*_plan(pattern), n)
+
+
+def _limit(plan: Plan, anchored: bool, budget: float) -> int:
+    """The longest value (up to MAX_LIMIT) within ``budget`` estimated steps."""
+    lo, hi = -1, MAX_LIMIT
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _work(plan, anchored, mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# ------------------------------------------------------------------ matching
+
+
+class Route(enum.Enum):
+    """Which engine answers for a value (:meth:`Matcher.route`)."""
+
+    #: Python's ``re``, the value within the pattern's fast limit.
+    RE = "re"
+    #: RE2, linear time.
+    RE2 = "re2"
+    #: Python's ``re``, the value within the pattern's cap.
+    RE_CAPPED = "re-capped"
+    #: Longer than the cap and not for RE2: no match.
+    NO_MATCH = "no-match"
+
+
+@final
+class Matcher:
+    """``re.search(pattern, value) is not None``, in bounded time.
+
+    Call it with a string. ``search`` (Python's compiled ``search``) and
+    ``limit`` are public so that generated flag code can answer values of at
+    most ``limit`` characters inline, exactly as :meth:`__call__` would.
+    """
+
+    __slots__ = ("_needs", "_re2", "cap", "limit", "pattern", "search")
+
+    def __init__(
+        self,
+        pattern: str,
+        search: Callable[[str], object],
+        *,
+        limit: int,
+        cap: int,
+        re2: Any = None,
+        needs: int = 0,
+    ) -> None:
+        self.pattern = pattern
+        self.search = search
+        self.limit = limit
+        self.cap = cap
+        self._re2 = re2
+        self._needs = int(needs)
+
+    def route(self, value: str) -> Route:
+        """The engine that answers for ``value``."""
+        n = len(value)
+        if n <= self.limit:
+            return Route.RE
+        if self._re2 is not None and self._re2_takes(value):
+            return Route.RE2
+        return Route.RE_CAPPED if n <= self.cap else Route.NO_MATCH
+
+    def _re2_takes(self, value: str) -> bool:
+        needs = self._needs  # a plain int: IntFlag arithmetic costs microseconds
+        if needs & _NOT_EMPTY and not value:
+            return False
+        if needs & _ASCII_TEXT and not value.isascii():
+            return False
+        if needs & _NO_INNER_NEWLINE and value.find("\n", 0, len(value) - 1) >= 0:
+            return False
+        # RE2 reads UTF-8: a lone surrogate (from JSON "\ud800") has none.
+        return value.isascii() or not _has_surrogate(value)
+
+    def __call__(self, value: str) -> bool:
+        if len(value) <= self.limit:
+            return self.search(value) is not None
+        route = self.route(value)
+        if route is Route.RE2:
+            return self._re2.search(value) is not None
+        if route is Route.RE_CAPPED:
+            return self.search(value) is not None
+        return False
+
+    def __repr__(self) -> str:
+        engine = "re2" if self._re2 is not None else "re"
+        return f"<Matcher {self.pattern!r} limit={self.limit} cap={self.cap} {engine}>"
+
+
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: str) -> bool:
+    return _SURROGATE_RE.search(value) is not None
+
+
+def _re2_options(re2: Any) -> Any:
+    options = re2.Options()
+    options.never_capture = True
+    options.log_errors = False  # a pattern RE2 rejects is not news on stderr
+    return options
+
+
+def _compile_re2(pattern: str) -> tuple[Any, int]:
+    """RE2's compiled form of ``pattern`` and its needs, or ``(None, 0)``."""
+    re2 = _load_re2()
+    if re2 is None:  # pragma: no cover - the tests install google-re2
+        return None, 0
+    try:
+        text, needs = translate(pattern)
+        return re2.compile(text, _re2_options(re2)), int(needs)
+    except (Untranslatable, re2.error, RecursionError):
+        return None, 0
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
+    """The bounded matcher for ``pattern``; ``None`` if Python's ``re`` rejects it.
+
+    A pattern is compiled once per process (the cache is keyed by the
+    pattern), when flag data arrives, never during an evaluation.
+    """
+    try:
+        # Some patterns raise FutureWarning at compile time (e.g. "[[a]"):
+        # flag data must never turn into a warning in the host application.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = re.compile(pattern)
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return None
+    try:
+        plan, anchored = _plan(pattern)
+        cap = _limit(plan, anchored, CAP_BUDGET)
+    except RecursionError:  # pragma: no cover - re.compile recurses first
+        plan, anchored, cap = _ONE, True, 0
+    re2, needs = _compile_re2(pattern) if use_re2 else (None, 0)
+    limit = cap
+    if re2 is not None:
+        limit = min(cap, _limit(plan, anchored, FAST_BUDGET))
+    if re2 is None and cap < LOG_BELOW:
+        logger.warning(
+            "matches %r: values of more than %d characters never match it (%s);"
+            " see docs/faq.md",
+            pattern,
+            cap,
+            "beyond RE2"
+            if use_re2 and re2_available()
+            else "aioflags[re2] would lift this",
+        )
+    return Matcher(pattern, compiled.search, limit=limit, cap=cap, re2=re2, needs=needs)
