@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from ._exceptions import ConfigurationError
+from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
     import os
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._config import Config
     from ._datatypes import Basis, Selector, Update
+    from ._stores._base import PersistentStore
 
 __all__ = ["DataSystem", "InitializerFactory", "SourceContext", "SynchronizerFactory"]
 
@@ -73,6 +75,10 @@ class DataSystem:
             this long (60).
         recovery_after: go back to the primary after this long valid on a
             fallback synchronizer (300).
+        store: the persistent store (``aioflags.stores.RedisStore``) the
+            presets read and, in read-write mode, write; ``None``: none.
+        store_mode: ``StoreMode.READ_WRITE``: every applied change set is
+            written to ``store``; ``StoreMode.READ_ONLY``: never written.
 
     Added in version 0.1.0.
     """
@@ -83,6 +89,8 @@ class DataSystem:
     initializing_timeout: float = 10.0
     interrupted_timeout: float = 60.0
     recovery_after: float = 300.0
+    store: PersistentStore | None = None
+    store_mode: StoreMode = StoreMode.READ_ONLY
 
     def __post_init__(self) -> None:
         for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
@@ -97,13 +105,28 @@ class DataSystem:
                 )
         if self.fdv1_fallback is not None and not callable(self.fdv1_fallback):
             raise ConfigurationError("fdv1_fallback must be a callable or None")
+        if not isinstance(self.store_mode, StoreMode):
+            raise ConfigurationError(
+                f"store_mode must be a StoreMode, got {self.store_mode!r}"
+            )
+        if self.store is not None and not callable(
+            getattr(self.store, "connect", None)
+        ):
+            raise ConfigurationError(
+                f"store must be a persistent store such as "
+                f"aioflags.stores.RedisStore, got {self.store!r}"
+            )
 
     @classmethod
-    def default(cls) -> DataSystem:
+    def default(cls, *, store: PersistentStore | None = None) -> DataSystem:
         """The recommended data system: streaming, with polling to fall back on.
 
         FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
         polling (secondary); FDv1 polling as the directed fallback.
+
+        With ``store`` (read-write mode): the store is read first and, if it
+        is initialised, served until the network delivers; every change set
+        applied afterwards is written to it.
         """
         from . import sources
 
@@ -114,21 +137,29 @@ class DataSystem:
                 sources.polling_synchronizer(),
             ),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )
+        )._read_write(store)
 
     @classmethod
-    def streaming(cls) -> DataSystem:
-        """FDv2 streaming only; FDv1 polling as the directed fallback."""
+    def streaming(cls, *, store: PersistentStore | None = None) -> DataSystem:
+        """FDv2 streaming only; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
         from . import sources
 
         return cls(
             synchronizers=(sources.streaming_synchronizer(),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )
+        )._read_write(store)
 
     @classmethod
-    def polling(cls, interval: float = 30.0) -> DataSystem:
-        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback."""
+    def polling(
+        cls, interval: float = 30.0, *, store: PersistentStore | None = None
+    ) -> DataSystem:
+        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
         from . import sources
 
         if not interval > 0:
@@ -138,6 +169,19 @@ class DataSystem:
         return cls(
             synchronizers=(sources.polling_synchronizer(interval=interval),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
+        )._read_write(store)
+
+    def _read_write(self, store: PersistentStore | None) -> DataSystem:
+        """This system reading ``store`` first and writing every change set to it."""
+        if store is None:
+            return self
+        from ._stores._sources import store_initializer
+
+        return dataclasses.replace(
+            self,
+            initializers=(store_initializer(store), *self.initializers),
+            store=store,
+            store_mode=StoreMode.READ_WRITE,
         )
 
     @classmethod

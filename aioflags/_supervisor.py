@@ -45,6 +45,8 @@ from ._datatypes import (
     SourceState,
     Update,
 )
+from ._stores._base import StoreMode
+from ._stores._writer import open_writer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._datasystem import DataSystem, SourceContext
     from ._store import Store
+    from ._stores._writer import StoreWriter
 
 __all__ = ["DataSystemListener", "Supervisor"]
 
@@ -148,6 +151,7 @@ class Supervisor:
         self._settled = False
         self._fdv2_scope: anyio.CancelScope | None = None
         self.fdv1_engaged = False
+        self._writer: StoreWriter | None = None
 
     @property
     def status(self) -> DataSourceStatus:
@@ -168,6 +172,14 @@ class Supervisor:
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """The supervisor task. Returns when the data system is OFF."""
+        # Read-write mode: applied change sets are also written to the store.
+        system = self._system
+        writes = system.store_mode is StoreMode.READ_WRITE
+        async with open_writer(system.store if writes else None, self._clock) as writer:
+            self._writer = writer
+            await self._run(task_status=task_status)
+
+    async def _run(self, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
         try:
             async with anyio.create_task_group() as fdv2:
@@ -223,7 +235,7 @@ class Supervisor:
             if basis is None:
                 continue
             if basis.change_set is not None:
-                await self._apply(basis.change_set)
+                await self._apply(basis.change_set, persist=basis.persist)
             elif basis.error is not None:
                 self._status.update(SourceState.INTERRUPTED, basis.error)
             if basis.fallback_to_fdv1:
@@ -383,8 +395,10 @@ class Supervisor:
             return _Outcome.REMOVE
         return None
 
-    async def _apply(self, change_set: object) -> None:
+    async def _apply(self, change_set: object, *, persist: bool = True) -> None:
         changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+        if persist and self._writer is not None:
+            self._writer.submit(change_set)  # type: ignore[arg-type]
         self._listener.data_changed(changed)
 
     # ----------------------------------------------------------------- FDv1

@@ -1,4 +1,4 @@
-"""The Redis store against a real redis-server: LaunchDarkly's layout, versions.
+"""The Redis store against a real redis-server: layout, read-write mode, outages.
 
 Every test here starts its own redis-server (tests/redis_server.py) and reads
 the raw keys with redis-py to check what aioflags wrote against LaunchDarkly's
@@ -11,19 +11,28 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
 from aioflags import (
+    Client,
+    Config,
     ConfigurationError,
     Context,
+    DataSystem,
+    EventDetails,
     ObjectKind,
+    ProviderEvent,
+    ProviderStatus,
 )
 from aioflags._stores._base import StoreFailure, encode_change
-from aioflags.stores import DataStoreStatus, RedisStore
+from aioflags._stores._sources import RETRY_INTERVAL
+from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
+from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.redis_server import RedisServer
 
 USER = Context.create("u1")
@@ -55,6 +64,61 @@ async def raw_redis(server: RedisServer) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def expect_write(raw: Redis, key: str, command: str) -> AsyncIterator[None]:
+    """Wait, on leaving the block, for Redis to report ``command`` on ``key``."""
+    await raw.config_set("notify-keyspace-events", "KA")
+    async with raw.pubsub() as pubsub:
+        await pubsub.subscribe(f"__keyspace@0__:{key}")
+        yield
+        with anyio.fail_after(5):
+            async for message in pubsub.listen():
+                if message["type"] == "message" and message["data"] == command:
+                    break
+
+
+@contextlib.asynccontextmanager
+async def expect_store_status(
+    store: RedisStore, expected: DataStoreStatus
+) -> AsyncIterator[None]:
+    """Wait, on leaving the block, until the store's status becomes ``expected``."""
+    reached = anyio.Event()
+
+    def listener(status: DataStoreStatus) -> None:
+        if status == expected:
+            reached.set()
+
+    remove = store.add_status_listener(listener)
+    try:
+        yield
+        with anyio.fail_after(5):
+            await reached.wait()
+    finally:
+        remove()
+
+
+@contextlib.asynccontextmanager
+async def expect_event(
+    client: Client, event: ProviderEvent, match: Callable[[EventDetails], bool] = bool
+) -> AsyncIterator[list[EventDetails]]:
+    """Wait, on leaving the block, for ``event`` (matching ``match``) on ``client``."""
+    got: list[EventDetails] = []
+    seen = anyio.Event()
+
+    def handler(details: EventDetails) -> None:
+        if match(details):
+            got.append(details)
+            seen.set()
+
+    client.add_handler(event, handler)
+    try:
+        yield got
+        with anyio.fail_after(5):
+            await seen.wait()
+    finally:
+        client.remove_handler(event, handler)
+
+
 async def stored(raw: Redis, prefix: str = "launchdarkly") -> dict[str, Any]:
     """Every key under ``prefix`` with its Redis type and decoded content."""
     out: dict[str, Any] = {}
@@ -68,6 +132,28 @@ async def stored(raw: Redis, prefix: str = "launchdarkly") -> dict[str, Any]:
     return out
 
 
+async def seed(raw: Redis, flags: dict[str, Any], *, inited: bool = True) -> None:
+    """Write flags the way LaunchDarkly's SDKs and Relay do, without aioflags."""
+    if flags:
+        await raw.hset(
+            "launchdarkly:features",
+            mapping={k: json.dumps(v) for k, v in flags.items()},
+        )
+    if inited:
+        await raw.set("launchdarkly:$inited", "1")
+
+
+def network_config(server: FlagServer, system: DataSystem, **kwargs: Any) -> Config:
+    return Config(
+        "sdk-key",
+        base_uri=server.url,
+        stream_uri=server.url,
+        data_system=system,
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------ the store
 def test_store_construction_validates_and_does_no_io() -> None:
     store = RedisStore(url="redis://user:hunter2@127.0.0.1:9/0", cache_ttl=None)
     assert store.cache_ttl == math.inf and store.prefix == "launchdarkly"
@@ -86,6 +172,23 @@ def test_store_construction_validates_and_does_no_io() -> None:
     for kwargs, message in cases:
         with pytest.raises(ConfigurationError, match=message):
             RedisStore(**kwargs)
+
+
+def test_data_system_presets_with_a_store() -> None:
+    store = RedisStore()
+    for system in (
+        DataSystem.default(store=store),
+        DataSystem.streaming(store=store),
+        DataSystem.polling(store=store),
+    ):
+        assert system.store is store and system.store_mode is StoreMode.READ_WRITE
+    assert len(DataSystem.default(store=store).initializers) == 2
+    assert len(DataSystem.polling(store=store).initializers) == 1
+    assert DataSystem.default().store is None
+    with pytest.raises(ConfigurationError, match="persistent store"):
+        DataSystem(store=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="store_mode"):
+        DataSystem(store_mode="read-write")  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio
@@ -154,11 +257,178 @@ async def test_operations_on_a_stopped_server_raise_store_failure(
                 await operation
 
 
+# -------------------------------------------------------------- read-write mode
+@pytest.mark.parametrize(
+    "preset",
+    [DataSystem.default, DataSystem.streaming, DataSystem.polling],
+    ids=["default", "streaming", "polling"],
+)
+@pytest.mark.asyncio
+async def test_read_write_writes_launchdarklys_layout(
+    redis_server: RedisServer, preset: Callable[..., DataSystem]
+) -> None:
+    store = RedisStore(url=redis_server.url)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("on")}, {"s": SEGMENT}) as server,
+    ):
+        async with expect_write(raw, "launchdarkly:$inited", "set"):
+            client = Client(network_config(server, preset(store=store)))
+            await client.__aenter__()
+        try:
+            assert client.status is ProviderStatus.READY
+            served = server.flags["f"]
+            assert await stored(raw) == {
+                "launchdarkly:$inited": ("string", "launchdarkly:$inited"),
+                "launchdarkly:features": ("hash", {"f": served}),
+                "launchdarkly:segments": ("hash", {"s": server.segments["s"]}),
+            }
+        finally:
+            await client.__aexit__(None, None, None)
+
+
+@pytest.mark.asyncio
+async def test_read_write_upserts_changes_and_writes_deletions_as_tombstones(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("on"), "g": flag("g", key="g")}) as server,
+    ):
+        async with expect_write(raw, "launchdarkly:$inited", "set"):
+            client = Client(network_config(server, DataSystem.streaming(store=store)))
+            await client.__aenter__()
+        try:
+            async with expect_write(raw, "launchdarkly:features", "hset"):
+                server.set_flag("h", flag("new", key="h"))
+            async with expect_write(raw, "launchdarkly:features", "hset"):
+                server.delete_flag("f")
+            features = (await stored(raw))["launchdarkly:features"][1]
+            assert features["h"] == server.flags["h"]
+            assert features["g"] == server.flags["g"]  # untouched items stay
+            tombstone = features["f"]
+            assert tombstone == {
+                "key": "f",
+                "version": tombstone["version"],
+                "deleted": True,
+            }
+            assert tombstone["version"] > server.flags["h"]["version"] - 1
+        finally:
+            await client.__aexit__(None, None, None)
+
+
+@pytest.mark.asyncio
+async def test_read_write_starts_from_an_initialised_store_while_the_network_fails(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("from-network")}) as server,
+    ):
+        await seed(raw, {"f": flag("from-redis", 1)})
+        before = await stored(raw)
+        server.script("/sdk/poll", Fault(status=503))
+        server.script("/sdk/stream", Fault(status=503))
+        config = network_config(server, DataSystem.default(store=store))
+        async with Client(config, clock=clock) as client:
+            assert client.status is ProviderStatus.READY
+            assert await client.variation("f", USER, "default") == "from-redis"
+            # Data read from the store is never written back to it.
+            assert await stored(raw) == before
+            await clock.wait_for_sleeper(within=config.max_retry_delay)
+            async with expect_write(raw, "launchdarkly:$inited", "set"):
+                await clock.advance(config.max_retry_delay)
+            assert await client.variation("f", USER, "default") == "from-network"
+            assert (await stored(raw))["launchdarkly:features"][1] == server.flags
+
+
+@pytest.mark.asyncio
+async def test_read_write_ignores_a_store_that_is_not_initialised(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url)
+    async with raw_redis(redis_server) as raw, FlagServer({}) as server:
+        await seed(raw, {"f": flag("from-redis")}, inited=False)
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = network_config(
+            server, DataSystem.default(store=store), ready_timeout=0.05
+        )
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.ERROR  # not ready: still trying
+            detail = await client.variation_detail("f", USER, "default")
+            assert detail.value == "default" and detail.error_kind == "CLIENT_NOT_READY"
+
+
+# ---------------------------------------------------------------------- outages
+@pytest.mark.asyncio
+async def test_read_write_outage_keeps_serving_and_rewrites_redis_when_it_returns(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url)
+    async with FlagServer({"f": flag("v1")}) as server:
+        async with (
+            raw_redis(redis_server) as raw,
+            expect_write(raw, "launchdarkly:$inited", "set"),
+        ):
+            client = Client(
+                network_config(server, DataSystem.streaming(store=store)), clock=clock
+            )
+            await client.__aenter__()
+        try:
+            redis_server.stop()
+            async with (
+                expect_store_status(store, DataStoreStatus(available=False)),
+                expect_event(client, ProviderEvent.CONFIGURATION_CHANGED),
+            ):
+                server.set_flag("f", flag("v2"))
+            # The flags come from the network: evaluation and status are unaffected.
+            assert await client.variation("f", USER, "default") == "v2"
+            assert client.status is ProviderStatus.READY
+            redis_server.start()
+            await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+            async with (
+                expect_store_status(store, DataStoreStatus(available=True, stale=True)),
+                expect_store_status(
+                    store, DataStoreStatus(available=True, stale=False)
+                ),
+            ):
+                await clock.advance(RETRY_INTERVAL)
+            async with raw_redis(redis_server) as raw:
+                assert await stored(raw) == {
+                    "launchdarkly:$inited": ("string", "launchdarkly:$inited"),
+                    "launchdarkly:features": ("hash", {"f": server.flags["f"]}),
+                }
+        finally:
+            await client.__aexit__(None, None, None)
+
+
 def test_tombstones_are_encoded_like_launchdarklys_python_sdk() -> None:
     from aioflags import Change, ChangeKind
 
     change = Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="f", version=9)
     assert encode_change(change) == (9, '{"key":"f","version":9,"deleted":true}')
+
+
+@pytest.mark.asyncio
+async def test_read_write_without_redis_serves_the_network_and_reports_the_store(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url)
+    redis_server.stop()
+    async with FlagServer({"f": flag("from-network")}) as server:
+        async with expect_store_status(store, DataStoreStatus(available=False)):
+            client = Client(network_config(server, DataSystem.default(store=store)))
+            await client.__aenter__()
+        try:
+            assert client.status is ProviderStatus.READY
+            assert await client.variation("f", USER, "default") == "from-network"
+        finally:
+            await client.__aexit__(None, None, None)
 
 
 @pytest.mark.asyncio
