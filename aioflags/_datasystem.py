@@ -61,7 +61,7 @@ class DataSystem:
     """The data system's sources and failover timings.
 
     Use a preset (:meth:`default`, :meth:`streaming`, :meth:`polling`,
-    :meth:`fdv1`, :meth:`file`) or :meth:`custom`.
+    :meth:`fdv1`, :meth:`file`, :meth:`daemon`) or :meth:`custom`.
 
     Attributes:
         initializers: run in order until one yields data with a defined selector.
@@ -170,6 +170,28 @@ class DataSystem:
             synchronizers=(sources.polling_synchronizer(interval=interval),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
         )._read_write(store)
+
+    @classmethod
+    def daemon(cls, store: PersistentStore) -> DataSystem:
+        """Daemon mode: flags only from ``store``, never from the network.
+
+        Another process (LaunchDarkly's Relay Proxy, an SDK or an aioflags
+        client in read-write mode) keeps the store current. The whole store is
+        read into memory and read again when its ``cache_ttl`` expires (once
+        only with an infinite TTL); evaluation never waits on the store. The
+        store is never written.
+
+        Added in version 0.1.0.
+        """
+        from ._stores._sources import daemon_synchronizer
+
+        if store is None:
+            raise ConfigurationError("DataSystem.daemon() needs a store")
+        return cls(
+            synchronizers=(daemon_synchronizer(store),),
+            store=store,
+            store_mode=StoreMode.READ_ONLY,
+        )
 
     def _read_write(self, store: PersistentStore | None) -> DataSystem:
         """This system reading ``store`` first and writing every change set to it."""

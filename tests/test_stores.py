@@ -1,4 +1,4 @@
-"""The Redis store against a real redis-server: layout, read-write mode, outages.
+"""The Redis store against a real redis-server: layout, read-write, daemon, outages.
 
 Every test here starts its own redis-server (tests/redis_server.py) and reads
 the raw keys with redis-py to check what aioflags wrote against LaunchDarkly's
@@ -23,14 +23,16 @@ from aioflags import (
     Config,
     ConfigurationError,
     Context,
+    DataSourceStatus,
     DataSystem,
     EventDetails,
     ObjectKind,
     ProviderEvent,
     ProviderStatus,
+    SourceState,
 )
 from aioflags._stores._base import StoreFailure, encode_change
-from aioflags._stores._sources import RETRY_INTERVAL
+from aioflags._stores._sources import MIN_RELOAD_INTERVAL, RETRY_INTERVAL
 from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.redis_server import RedisServer
@@ -184,7 +186,12 @@ def test_data_system_presets_with_a_store() -> None:
         assert system.store is store and system.store_mode is StoreMode.READ_WRITE
     assert len(DataSystem.default(store=store).initializers) == 2
     assert len(DataSystem.polling(store=store).initializers) == 1
+    daemon = DataSystem.daemon(store)
+    assert daemon.store is store and daemon.store_mode is StoreMode.READ_ONLY
+    assert daemon.initializers == () and daemon.fdv1_fallback is None
     assert DataSystem.default().store is None
+    with pytest.raises(ConfigurationError, match="needs a store"):
+        DataSystem.daemon(None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="persistent store"):
         DataSystem(store=object())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="store_mode"):
@@ -363,7 +370,199 @@ async def test_read_write_ignores_a_store_that_is_not_initialised(
             assert detail.value == "default" and detail.error_kind == "CLIENT_NOT_READY"
 
 
+# ------------------------------------------------------------------ daemon mode
+@pytest.mark.asyncio
+async def test_daemon_serves_the_store_and_never_the_network(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("network")}) as server,
+    ):
+        # Written the way Relay and other SDKs do, tombstones included, and no
+        # $inited: daemon mode serves what is there (stores.md §3).
+        await seed(
+            raw,
+            {
+                "f": flag("from-redis"),
+                "go-deleted": {"key": "$deleted", "version": 5, "deleted": True},
+                "bare-deleted": {"version": 3, "deleted": True},
+                "broken": "not an object",
+            },
+            inited=False,
+        )
+        await raw.hset("launchdarkly:segments", "s", json.dumps(SEGMENT))
+        before = await stored(raw)
+        config = Config(
+            base_uri=server.url,
+            stream_uri=server.url,
+            data_system=DataSystem.daemon(store),
+        )
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.READY
+            assert await client.variation("f", USER, "default") == "from-redis"
+            for deleted in ("go-deleted", "bare-deleted", "broken"):
+                detail = await client.variation_detail(deleted, USER, "default")
+                assert detail.error_kind == "FLAG_NOT_FOUND"
+            assert client.snapshot().variation("f", USER, None) == "from-redis"
+        assert (
+            server.requests_to("/sdk/poll") == server.requests_to("/sdk/stream") == []
+        )
+        assert await stored(raw) == before  # read-only: nothing written
+
+
+@pytest.mark.asyncio
+async def test_daemon_with_a_custom_prefix_reads_only_that_prefix(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, prefix="custom-prefix")
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("default-prefix")})
+        await raw.hset(
+            "custom-prefix:features", "g", json.dumps(flag("custom", key="g"))
+        )
+        async with Client(Config(data_system=DataSystem.daemon(store))) as client:
+            assert await client.variation("g", USER, "default") == "custom"
+            assert await client.variation("f", USER, "default") == "default"
+
+
+async def hgetall_calls(raw: Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+@pytest.mark.asyncio
+async def test_daemon_reloads_when_the_cache_ttl_expires(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1"), "g": flag("same", key="g")})
+        async with Client(
+            Config(data_system=DataSystem.daemon(store)), clock=clock
+        ) as client:
+            assert await hgetall_calls(raw) == 2  # one read: features and segments
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            await clock.wait_for_sleeper(within=15)
+            await clock.advance(14.9)
+            assert await client.variation("f", USER, "default") == "v1"
+            assert await hgetall_calls(raw) == 2  # the cache has not expired
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED) as got:
+                await clock.advance(0.1)
+            assert got[0].flags_changed == {"f"}  # only what changed in Redis
+            assert await client.variation("f", USER, "default") == "v2"
+            # A flag removed from the hash (not tombstoned) is gone at the next reload.
+            await raw.hdel("launchdarkly:features", "g")
+            await clock.wait_for_sleeper(within=15)
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED) as got:
+                await clock.advance(15)
+            assert got[0].flags_changed == {"g"}
+            assert await client.variation("g", USER, "default") == "default"
+
+
+@pytest.mark.asyncio
+async def test_daemon_with_an_infinite_cache_reads_the_store_once(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=None)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(
+            Config(data_system=DataSystem.daemon(store)), clock=clock
+        ) as client:
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            await clock.advance(10**9)
+            assert await client.variation("f", USER, "default") == "v1"
+            assert await hgetall_calls(raw) == 2
+
+
+@pytest.mark.asyncio
+async def test_daemon_with_the_cache_off_reloads_at_the_shortest_interval(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(
+            Config(data_system=DataSystem.daemon(store)), clock=clock
+        ) as client:
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            await clock.wait_for_sleeper(within=MIN_RELOAD_INTERVAL)
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED):
+                await clock.advance(MIN_RELOAD_INTERVAL)
+            assert await client.variation("f", USER, "default") == "v2"
+
+
+@pytest.mark.asyncio
+async def test_daemon_on_an_uninitialised_store_is_not_ready_and_says_why(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url)
+    config = Config(data_system=DataSystem.daemon(store), ready_timeout=1)
+    async with raw_redis(redis_server) as raw, Client(config, clock=clock) as client:
+        status = client.data_source_status
+        assert status is not None and status.state is SourceState.INITIALIZING
+        assert status.error is not None
+        assert "is not initialised (no flags, no $inited key)" in status.error.message
+        # ready_timeout passed: ERROR while still trying, with the reason.
+        assert client.status is ProviderStatus.ERROR
+        detail = await client.variation_detail("f", USER, "default")
+        assert detail.error_kind == "CLIENT_NOT_READY"
+        await seed(raw, {"f": flag("v1")})
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        async with expect_event(client, ProviderEvent.READY):
+            await clock.advance(RETRY_INTERVAL)
+        assert await client.variation("f", USER, "default") == "v1"
+
+
 # ---------------------------------------------------------------------- outages
+@pytest.mark.asyncio
+async def test_daemon_outage_is_stale_then_error_then_ready_again(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=1)
+    config = Config(data_system=DataSystem.daemon(store), grace_period=5)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+    async with Client(config, clock=clock) as client:
+        await clock.wait_for_sleeper(within=1)
+        redis_server.stop()
+        async with (
+            expect_store_status(store, DataStoreStatus(available=False)),
+            expect_event(client, ProviderEvent.STALE) as stale,
+        ):
+            await clock.advance(1)
+        assert "Redis store" in (stale[0].message or "")
+        # Last known data, no evaluation error.
+        detail = await client.variation_detail("f", USER, "default")
+        assert detail.value == "v1" and detail.error_kind is None
+        async with expect_event(client, ProviderEvent.ERROR):
+            await clock.advance(5)
+        assert client.status is ProviderStatus.ERROR
+        assert await client.variation("f", USER, "default") == "v1"
+        # Redis returns (empty: no persistence); a writer fills it again.
+        redis_server.start()
+        async with raw_redis(redis_server) as raw:
+            await seed(raw, {"f": flag("v2", 2)})
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        async with (
+            expect_store_status(store, DataStoreStatus(available=True)),
+            expect_event(client, ProviderEvent.READY),
+        ):
+            await clock.advance(RETRY_INTERVAL)
+        assert await client.variation("f", USER, "default") == "v2"
+        status = client.data_source_status
+        assert (
+            isinstance(status, DataSourceStatus) and status.state is SourceState.VALID
+        )
+
+
 @pytest.mark.asyncio
 async def test_read_write_outage_keeps_serving_and_rewrites_redis_when_it_returns(
     redis_server: RedisServer,

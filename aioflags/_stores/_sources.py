@@ -4,18 +4,32 @@
   start from the store if it has been initialised. Its data has no selector,
   so the network initializers and synchronizers still run and supersede it;
   it is never written back (``persist=False``).
+- :func:`daemon_synchronizer` (daemon mode): the store is the only source.
+  The whole store is read, applied as the client's snapshot, and read again
+  when ``cache_ttl`` expires; evaluation never touches the store. After the
+  first read only the items whose stored JSON changed are decoded and applied,
+  so a reload of an unchanged store costs one round trip and no compiling.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Final
+
+import anyio
 
 from aioflags._datatypes import (
     Basis,
+    Change,
+    ChangeKind,
+    ChangeSet,
     ErrorInfo,
     ErrorKind,
+    IntentCode,
     ObjectKind,
+    SourceState,
+    Update,
 )
 
 from ._base import StoreFailure, decode_items, full_change_set
@@ -27,12 +41,14 @@ if TYPE_CHECKING:
 
     from ._base import PersistentStore, RawData
 
-__all__ = ["store_initializer"]
+__all__ = ["daemon_synchronizer", "store_initializer"]
 
 logger = logging.getLogger("aioflags")
 
 #: Seconds between attempts while the store is down or not initialised.
 RETRY_INTERVAL: Final = 0.5
+#: The shortest reload interval: what ``cache_ttl=0`` ("off") means here.
+MIN_RELOAD_INTERVAL: Final = 0.1
 
 
 def _flat(data: RawData) -> list[tuple[ObjectKind, str, str]]:
@@ -75,3 +91,84 @@ def store_initializer(
         yield Basis(change_set=full_change_set(changes), persist=False)
 
     return initializer
+
+
+def _interval(ttl: float) -> float:
+    return max(ttl, MIN_RELOAD_INTERVAL)
+
+
+def daemon_synchronizer(
+    store: PersistentStore,
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """The store as the only source, reloaded when ``cache_ttl`` expires."""
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        tracker = store.status_tracker
+        ttl = store.cache_ttl
+        seen: dict[tuple[ObjectKind, str], str] | None = None
+        warned = False
+        async with store.connect() as connection:
+            while True:
+                try:
+                    data = await connection.load()
+                except StoreFailure as exc:
+                    tracker.failed(exc)
+                    yield Update(
+                        state=SourceState.INTERRUPTED,
+                        error=_store_error(ctx, f"the {store.description}: {exc}"),
+                    )
+                    await ctx.clock.sleep(RETRY_INTERVAL)
+                    continue
+                tracker.succeeded()
+                items = {(kind, key): text for kind, key, text in _flat(data)}
+                if seen is None and not data.initialized and not items:
+                    message = (
+                        f"the {store.description} is not initialised (no flags, "
+                        "no $inited key): waiting for a writer such as the Relay "
+                        "Proxy or an SDK in read-write mode"
+                    )
+                    if not warned:  # once per run, not every retry
+                        warned = True
+                        logger.warning("aioflags daemon mode: %s", message)
+                    yield Update(
+                        state=SourceState.INTERRUPTED, error=_store_error(ctx, message)
+                    )
+                    await ctx.clock.sleep(RETRY_INTERVAL)
+                    continue
+                change_set = await _changes(seen, items)
+                seen = items
+                yield Update(state=SourceState.VALID, change_set=change_set)
+                if math.isinf(ttl):
+                    logger.info(
+                        "aioflags daemon mode: the %s was read once (infinite cache)",
+                        store.description,
+                    )
+                    await anyio.sleep_forever()
+                await ctx.clock.sleep(_interval(ttl))
+
+    return synchronizer
+
+
+async def _changes(
+    seen: dict[tuple[ObjectKind, str], str] | None,
+    items: dict[tuple[ObjectKind, str], str],
+) -> ChangeSet | None:
+    """The first read as a full transfer; later ones as the differences only."""
+    if seen is None:
+        return full_change_set(
+            await decode_items([(k, key, t) for (k, key), t in items.items()])
+        )
+    changed = [
+        (kind, key, text)
+        for (kind, key), text in items.items()
+        if seen.get((kind, key)) != text
+    ]
+    decoded = await decode_items(changed)
+    removed = [
+        # A key gone from the hash (not a tombstone): absent from now on.
+        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=0)
+        for kind, key in seen.keys() - items.keys()
+    ]
+    if not decoded and not removed:
+        return None
+    return ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=(*decoded, *removed))
