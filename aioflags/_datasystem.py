@@ -137,7 +137,7 @@ class DataSystem:
                 sources.polling_synchronizer(),
             ),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )._read_write(store)
+        )._with_store(store)
 
     @classmethod
     def streaming(cls, *, store: PersistentStore | None = None) -> DataSystem:
@@ -150,7 +150,7 @@ class DataSystem:
         return cls(
             synchronizers=(sources.streaming_synchronizer(),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )._read_write(store)
+        )._with_store(store)
 
     @classmethod
     def polling(
@@ -169,7 +169,7 @@ class DataSystem:
         return cls(
             synchronizers=(sources.polling_synchronizer(interval=interval),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
-        )._read_write(store)
+        )._with_store(store)
 
     @classmethod
     def daemon(cls, store: PersistentStore) -> DataSystem:
@@ -193,8 +193,10 @@ class DataSystem:
             store_mode=StoreMode.READ_ONLY,
         )
 
-    def _read_write(self, store: PersistentStore | None) -> DataSystem:
-        """This system reading ``store`` first and writing every change set to it."""
+    def _with_store(
+        self, store: PersistentStore | None, mode: StoreMode = StoreMode.READ_WRITE
+    ) -> DataSystem:
+        """This system reading ``store`` first and, in read-write mode, writing it."""
         if store is None:
             return self
         from ._stores._sources import store_initializer
@@ -203,7 +205,7 @@ class DataSystem:
             self,
             initializers=(store_initializer(store), *self.initializers),
             store=store,
-            store_mode=StoreMode.READ_WRITE,
+            store_mode=mode,
         )
 
     @classmethod
@@ -251,13 +253,23 @@ class DataSystem:
         initializers: list[InitializerFactory] | tuple[InitializerFactory, ...] = (),
         synchronizers: list[SynchronizerFactory] | tuple[SynchronizerFactory, ...] = (),
         fdv1_fallback: SynchronizerFactory | None = None,
+        store: PersistentStore | None = None,
+        store_mode: StoreMode = StoreMode.READ_WRITE,
     ) -> DataSystem:
-        """Any sources: async-generator factories called with a SourceContext."""
+        """Any sources: async-generator factories called with a SourceContext.
+
+        With ``store``, the store is read first (as in read-write mode) and,
+        in ``StoreMode.READ_WRITE``, every applied change set is written to
+        it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
+        sources at all is daemon mode (:meth:`daemon`).
+        """
+        if store is not None and not initializers and not synchronizers:
+            return cls.daemon(store)
         return cls(
             initializers=tuple(initializers),
             synchronizers=tuple(synchronizers),
             fdv1_fallback=fdv1_fallback,
-        )
+        )._with_store(store, store_mode)
 
     def with_timings(
         self,

@@ -30,6 +30,7 @@ from aioflags import (
     ProviderEvent,
     ProviderStatus,
     SourceState,
+    sources,
 )
 from aioflags._stores._base import StoreFailure, encode_change
 from aioflags._stores._sources import MIN_RELOAD_INTERVAL, RETRY_INTERVAL
@@ -350,6 +351,49 @@ async def test_read_write_starts_from_an_initialised_store_while_the_network_fai
                 await clock.advance(config.max_retry_delay)
             assert await client.variation("f", USER, "default") == "from-network"
             assert (await stored(raw))["launchdarkly:features"][1] == server.flags
+
+
+@pytest.mark.asyncio
+async def test_read_only_mode_with_sources_reads_the_store_and_never_writes_it(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url)
+    system = DataSystem.custom(
+        synchronizers=[sources.streaming_synchronizer()],
+        store=store,
+        store_mode=StoreMode.READ_ONLY,
+    )
+    assert system.store is store and system.store_mode is StoreMode.READ_ONLY
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("from-network")}) as server,
+    ):
+        # Another version than the network's, so the change is reported.
+        await seed(raw, {"f": flag("from-redis", 1000)})
+        before = await stored(raw)
+        server.script("/sdk/stream", Fault(status=503))
+        config = network_config(server, system)
+        async with Client(config, clock=clock) as client:
+            assert await client.variation("f", USER, "default") == "from-redis"
+            await clock.wait_for_sleeper(within=config.max_retry_delay)
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED):
+                await clock.advance(config.max_retry_delay)
+            assert await client.variation("f", USER, "default") == "from-network"
+        assert await stored(raw) == before
+
+
+def test_custom_with_a_store_and_no_sources_is_daemon_mode() -> None:
+    store = RedisStore()
+    system = DataSystem.custom(store=store)
+    assert system.store_mode is StoreMode.READ_ONLY and len(system.synchronizers) == 1
+    assert DataSystem.custom().store is None
+    with pytest.raises(ConfigurationError, match="store_mode"):
+        DataSystem.custom(
+            synchronizers=[sources.streaming_synchronizer()],
+            store=store,
+            store_mode="read-only",  # type: ignore[arg-type]
+        )
 
 
 @pytest.mark.asyncio
