@@ -124,9 +124,9 @@ class DataSystem:
         FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
         polling (secondary); FDv1 polling as the directed fallback.
 
-        With ``store`` (read-write mode): the store is read first and, if it
-        is initialised, served until the network delivers; every change set
-        applied afterwards is written to it.
+        With ``store`` (read-write mode): the store is read beside the network
+        sources and, if it is initialised, served until the network delivers;
+        every change set applied from the network is written to it.
         """
         from . import sources
 
@@ -183,30 +183,19 @@ class DataSystem:
 
         Added in version 0.1.0.
         """
-        from ._stores._sources import daemon_synchronizer
-
         if store is None:
             raise ConfigurationError("DataSystem.daemon() needs a store")
-        return cls(
-            synchronizers=(daemon_synchronizer(store),),
-            store=store,
-            store_mode=StoreMode.READ_ONLY,
-        )
+        # No sources and a store: the supervisor runs the store as the only
+        # synchronizer (stores.md: no data sources configured = daemon mode).
+        return cls(store=store, store_mode=StoreMode.READ_ONLY)
 
     def _with_store(
         self, store: PersistentStore | None, mode: StoreMode = StoreMode.READ_WRITE
     ) -> DataSystem:
-        """This system reading ``store`` first and, in read-write mode, writing it."""
+        """This system serving ``store`` until its sources deliver; writing it in read-write mode."""
         if store is None:
             return self
-        from ._stores._sources import store_initializer
-
-        return dataclasses.replace(
-            self,
-            initializers=(store_initializer(store), *self.initializers),
-            store=store,
-            store_mode=mode,
-        )
+        return dataclasses.replace(self, store=store, store_mode=mode)
 
     @classmethod
     def fdv1(cls) -> DataSystem:
@@ -258,9 +247,9 @@ class DataSystem:
     ) -> DataSystem:
         """Any sources: async-generator factories called with a SourceContext.
 
-        With ``store``, the store is read first (as in read-write mode) and,
-        in ``StoreMode.READ_WRITE``, every applied change set is written to
-        it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
+        With ``store``, the store is served until the sources deliver (as in
+        read-write mode) and, in ``StoreMode.READ_WRITE``, every applied change
+        set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
         sources at all is daemon mode (:meth:`daemon`).
         """
         if store is not None and not initializers and not synchronizers:

@@ -46,6 +46,7 @@ from ._datatypes import (
     Update,
 )
 from ._stores._base import StoreMode
+from ._stores._sources import daemon_synchronizer, read_until_initialized
 from ._stores._writer import open_writer
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from ._clock import Clock
     from ._datasystem import DataSystem, SourceContext
+    from ._datatypes import ChangeSet
     from ._store import Store
     from ._stores._writer import StoreWriter
 
@@ -152,6 +154,13 @@ class Supervisor:
         self._fdv2_scope: anyio.CancelScope | None = None
         self.fdv1_engaged = False
         self._writer: StoreWriter | None = None
+        self._apply_lock = anyio.Lock()
+        # A store and no sources at all: daemon mode, the store is the synchronizer.
+        self._synchronizer_factories = system.synchronizers
+        if system.store is not None and not (
+            system.initializers or system.synchronizers
+        ):
+            self._synchronizer_factories = (daemon_synchronizer(system.store),)
 
     @property
     def status(self) -> DataSourceStatus:
@@ -173,11 +182,24 @@ class Supervisor:
     ) -> None:
         """The supervisor task. Returns when the data system is OFF."""
         # Read-write mode: applied change sets are also written to the store.
-        system = self._system
+        # With sources, the store is served beside them until they deliver.
+        system, store = self._system, self._system.store
         writes = system.store_mode is StoreMode.READ_WRITE
-        async with open_writer(system.store if writes else None, self._clock) as writer:
+        async with (
+            open_writer(store if writes else None, self._clock) as writer,
+            anyio.create_task_group() as store_reader,
+        ):
             self._writer = writer
+            if store is not None and (system.initializers or system.synchronizers):
+                store_reader.start_soon(
+                    read_until_initialized,
+                    store,
+                    self._clock,
+                    lambda: self._store.initialized,
+                    self._apply_from_store,
+                )
             await self._run(task_status=task_status)
+            store_reader.cancel_scope.cancel()
 
     async def _run(self, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
@@ -225,7 +247,7 @@ class Supervisor:
     async def _fdv2(self) -> None:
         if await self._initializers():
             await self._engage_fdv1()
-        elif self._system.synchronizers:
+        elif self._synchronizer_factories:
             await self._synchronizers()
 
     async def _initializers(self) -> bool:
@@ -243,7 +265,7 @@ class Supervisor:
             if basis.change_set is not None and basis.change_set.selector.defined:
                 self._settle()
                 return False
-        if not self._system.synchronizers:
+        if not self._synchronizer_factories:
             # Nothing to keep data fresh: what the initializers gave is final.
             self._status.update(
                 SourceState.VALID if self._store.initialized else SourceState.OFF
@@ -271,7 +293,7 @@ class Supervisor:
         return None
 
     async def _synchronizers(self) -> None:
-        active = list(self._system.synchronizers)
+        active = list(self._synchronizer_factories)
         index = 0
         while active:
             outcome = await self._run_synchronizer(active[index], index)
@@ -396,9 +418,18 @@ class Supervisor:
         return None
 
     async def _apply(self, change_set: object, *, persist: bool = True) -> None:
-        changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+        async with self._apply_lock:
+            changed = await self._store.apply(change_set)  # type: ignore[arg-type]
         if persist and self._writer is not None:
             self._writer.submit(change_set)  # type: ignore[arg-type]
+        self._listener.data_changed(changed)
+
+    async def _apply_from_store(self, change_set: ChangeSet) -> None:
+        """The store's data, unless the sources delivered first (never written back)."""
+        async with self._apply_lock:
+            if self._store.initialized:
+                return
+            changed = await self._store.apply(change_set)
         self._listener.data_changed(changed)
 
     # ----------------------------------------------------------------- FDv1

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -185,11 +187,13 @@ def test_data_system_presets_with_a_store() -> None:
         DataSystem.polling(store=store),
     ):
         assert system.store is store and system.store_mode is StoreMode.READ_WRITE
-    assert len(DataSystem.default(store=store).initializers) == 2
-    assert len(DataSystem.polling(store=store).initializers) == 1
+    # The store is not a listed source: the supervisor serves it beside them.
+    assert len(DataSystem.default(store=store).initializers) == 1
+    assert DataSystem.polling(store=store).initializers == ()
     daemon = DataSystem.daemon(store)
     assert daemon.store is store and daemon.store_mode is StoreMode.READ_ONLY
-    assert daemon.initializers == () and daemon.fdv1_fallback is None
+    assert daemon.initializers == () and daemon.synchronizers == ()
+    assert daemon.fdv1_fallback is None
     assert DataSystem.default().store is None
     with pytest.raises(ConfigurationError, match="needs a store"):
         DataSystem.daemon(None)  # type: ignore[arg-type]
@@ -354,6 +358,59 @@ async def test_read_write_starts_from_an_initialised_store_while_the_network_fai
 
 
 @pytest.mark.asyncio
+async def test_a_store_initialised_after_start_is_served_once_the_ttl_expires(
+    redis_server: RedisServer,
+) -> None:
+    """While the sources have not delivered, "not initialised" is cached for the TTL."""
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=5)
+    async with raw_redis(redis_server) as raw, FlagServer({}) as server:
+        await seed(raw, {"f": flag("from-redis")}, inited=False)
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = network_config(
+            server, DataSystem.default(store=store), ready_timeout=0.05
+        )
+        client = Client(config, clock=clock)
+        async with expect_event(client, ProviderEvent.READY):
+            await client.__aenter__()
+            try:
+                assert client.status is not ProviderStatus.READY
+                # The store was read and found not initialised: cached for 5 s.
+                with anyio.fail_after(5):
+                    await clock.wait_for_sleeper(within=5)
+                await raw.set("launchdarkly:$inited", "1")
+                await clock.advance(4.9)
+                assert await client.variation("f", USER, "x") == "x"
+                await clock.advance(0.1)
+            except BaseException:
+                await client.__aexit__(None, None, None)
+                raise
+        try:
+            assert await client.variation("f", USER, "x") == "from-redis"
+        finally:
+            await client.__aexit__(None, None, None)
+
+
+@pytest.mark.asyncio
+async def test_a_hung_redis_never_delays_the_network(
+    redis_server: RedisServer,
+) -> None:
+    """Redis accepts connections but never answers (SIGSTOP): the network wins."""
+    store = RedisStore(url=redis_server.url, timeout=30)
+    assert redis_server.pid is not None
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    try:
+        async with FlagServer({"f": flag("from-network")}) as server:
+            config = network_config(server, DataSystem.default(store=store))
+            async with Client(config) as client:
+                assert client.status is ProviderStatus.READY
+                assert await client.variation("f", USER, "x") == "from-network"
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+
+
+@pytest.mark.asyncio
 async def test_read_only_mode_with_sources_reads_the_store_and_never_writes_it(
     redis_server: RedisServer,
 ) -> None:
@@ -386,7 +443,7 @@ async def test_read_only_mode_with_sources_reads_the_store_and_never_writes_it(
 def test_custom_with_a_store_and_no_sources_is_daemon_mode() -> None:
     store = RedisStore()
     system = DataSystem.custom(store=store)
-    assert system.store_mode is StoreMode.READ_ONLY and len(system.synchronizers) == 1
+    assert system.store_mode is StoreMode.READ_ONLY and system.synchronizers == ()
     assert DataSystem.custom().store is None
     with pytest.raises(ConfigurationError, match="store_mode"):
         DataSystem.custom(

@@ -95,9 +95,11 @@ class RedisStore:
         prefix: the key prefix (``<prefix>:features``, ``<prefix>:segments``,
             ``<prefix>:$inited``).
         cache_ttl: in daemon mode, how long (seconds) flags read from Redis
-            are served before Redis is read again. ``None`` or ``math.inf``:
-            read once, never again. ``0``: no cache as far as evaluating from
-            memory allows: Redis is read again every 0.1 s.
+            are served before Redis is read again; with sources, how long
+            "not initialised" is believed before Redis is read again (until
+            the sources deliver). ``None`` or ``math.inf``: read once, never
+            again. ``0``: no cache as far as evaluating from memory allows:
+            Redis is read again every 0.1 s.
         timeout: seconds to connect and for each command's reply.
 
     Raises:

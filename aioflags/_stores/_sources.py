@@ -1,9 +1,8 @@
 """The sources that read a persistent store.
 
-- :func:`store_initializer` (read-write mode): before the network delivers,
-  start from the store if it has been initialised. Its data has no selector,
-  so the network initializers and synchronizers still run and supersede it;
-  it is never written back (``persist=False``).
+- :func:`read_until_initialized` (a store with sources: read-write, or
+  read-only with sources): beside the network sources, serve the store if it
+  has been initialised, until the sources deliver; never written back.
 - :func:`daemon_synchronizer` (daemon mode): the store is the only source.
   The whole store is read, applied as the client's snapshot, and read again
   when ``cache_ttl`` expires; evaluation never touches the store. After the
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from aioflags._datatypes import (
-    Basis,
     Change,
     ChangeKind,
     ChangeSet,
@@ -35,13 +33,14 @@ from aioflags._datatypes import (
 from ._base import StoreFailure, decode_items, full_change_set
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
+    from aioflags._clock import Clock
     from aioflags._datasystem import SourceContext
 
     from ._base import PersistentStore, RawData
 
-__all__ = ["daemon_synchronizer", "store_initializer"]
+__all__ = ["daemon_synchronizer", "read_until_initialized"]
 
 logger = logging.getLogger("aioflags")
 
@@ -63,34 +62,58 @@ def _store_error(ctx: SourceContext, message: str) -> ErrorInfo:
     return ErrorInfo(kind=ErrorKind.STORE_ERROR, message=message, time=ctx.clock.now())
 
 
-def store_initializer(
+async def read_until_initialized(
     store: PersistentStore,
-) -> Callable[[SourceContext], AsyncGenerator[Basis, None]]:
-    """Start from the store's data if it is initialised (read-write mode)."""
+    clock: Clock,
+    initialized: Callable[[], bool],
+    apply: Callable[[ChangeSet], Awaitable[None]],
+) -> None:
+    """Serve the store until the data system has data of its own.
 
-    async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
-        tracker = store.status_tracker
-        try:
-            async with store.connect() as connection:
+    For a data system with sources and a store (read-write, or read-only with
+    sources): runs beside the sources, so a slow store never delays them. The
+    store's data is applied (never written back) once it is initialised
+    (``$inited``); a store that is not is read again when ``cache_ttl``
+    expires (never again with an infinite TTL). Stops as soon as the sources
+    have delivered; ``apply`` must not apply after that. A bug in here is
+    logged, never raised into the client.
+    """
+    try:
+        await _read_until_initialized(store, clock, initialized, apply)
+    except Exception:
+        logger.exception("Reading the %s failed unexpectedly", store.description)
+
+
+async def _read_until_initialized(
+    store: PersistentStore,
+    clock: Clock,
+    initialized: Callable[[], bool],
+    apply: Callable[[ChangeSet], Awaitable[None]],
+) -> None:
+    tracker = store.status_tracker
+    ttl = store.cache_ttl
+    logged = False
+    async with store.connect() as connection:
+        while not initialized():
+            try:
                 data = await connection.load()
-        except StoreFailure as exc:
-            tracker.failed(exc)
-            yield Basis(
-                change_set=None,
-                error=_store_error(ctx, f"the {store.description}: {exc}"),
-            )
-            return
-        tracker.succeeded()
-        if not data.initialized:
-            logger.info(
-                "The %s is not initialised yet: waiting for the flag service",
-                store.description,
-            )
-            return
-        changes = await decode_items(_flat(data))
-        yield Basis(change_set=full_change_set(changes), persist=False)
-
-    return initializer
+            except StoreFailure as exc:
+                tracker.failed(exc)
+                await clock.sleep(RETRY_INTERVAL)
+                continue
+            tracker.succeeded()
+            if data.initialized:
+                await apply(full_change_set(await decode_items(_flat(data))))
+                return
+            if not logged:
+                logged = True
+                logger.info(
+                    "The %s is not initialised yet: waiting for the flag service",
+                    store.description,
+                )
+            if math.isinf(ttl):
+                return
+            await clock.sleep(_interval(ttl))
 
 
 def _interval(ttl: float) -> float:
