@@ -6,7 +6,7 @@ its log, read from a pipe: no sleeping, no polling), stopped by PID. A test
 can stop and start it again on the same port to simulate an outage.
 
 Without a redis-server the tests that need one are skipped, with a message
-saying how to install it, except under CI (``CI`` or ``AIOFLAGS_REQUIRE_REDIS``
+saying how to install it, except under CI (``CI`` or ``REDIS_TESTS_REQUIRED``
 set), where they fail: CI must never pass by skipping them.
 """
 
@@ -31,7 +31,7 @@ _MISSING: Final = (
 
 def required() -> bool:
     """Whether a missing redis-server is a failure (CI) rather than a skip."""
-    return bool(os.environ.get("CI") or os.environ.get("AIOFLAGS_REQUIRE_REDIS"))
+    return bool(os.environ.get("CI") or os.environ.get("REDIS_TESTS_REQUIRED"))
 
 
 def executable() -> str:

@@ -38,9 +38,9 @@ def test_missing_redis_server_skips_outside_ci_and_fails_in_ci(
 
     monkeypatch.setattr("shutil.which", lambda *a, **k: None)
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("AIOFLAGS_REQUIRE_REDIS", raising=False)
+    monkeypatch.delenv("REDIS_TESTS_REQUIRED", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install redis-server"):
         redis_server.executable()
-    monkeypatch.setenv("AIOFLAGS_REQUIRE_REDIS", "1")
+    monkeypatch.setenv("REDIS_TESTS_REQUIRED", "1")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         redis_server.executable()
