@@ -8,6 +8,7 @@ microseconds, and reports its status with OpenFeature semantics.
 from __future__ import annotations
 
 from . import sources as sources  # the documented subpackage of network sources
+from . import stores as stores  # the documented module of persistent stores
 from ._client import Client as Client
 from ._config import Config as Config
 from ._context import Context as Context

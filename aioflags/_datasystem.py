@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from ._exceptions import ConfigurationError
+from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
     import os
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._config import Config
     from ._datatypes import Basis, Selector, Update
+    from ._stores._base import PersistentStore
 
 __all__ = ["DataSystem", "InitializerFactory", "SourceContext", "SynchronizerFactory"]
 
@@ -59,7 +61,7 @@ class DataSystem:
     """The data system's sources and failover timings.
 
     Use a preset (:meth:`default`, :meth:`streaming`, :meth:`polling`,
-    :meth:`fdv1`, :meth:`file`) or :meth:`custom`.
+    :meth:`fdv1`, :meth:`file`, :meth:`daemon`) or :meth:`custom`.
 
     Attributes:
         initializers: run in order until one yields data with a defined selector.
@@ -73,6 +75,10 @@ class DataSystem:
             this long (60).
         recovery_after: go back to the primary after this long valid on a
             fallback synchronizer (300).
+        store: the persistent store (``aioflags.stores.RedisStore``) the
+            presets read and, in read-write mode, write; ``None``: none.
+        store_mode: ``StoreMode.READ_WRITE``: every applied change set is
+            written to ``store``; ``StoreMode.READ_ONLY``: never written.
 
     Added in version 0.1.0.
     """
@@ -83,6 +89,8 @@ class DataSystem:
     initializing_timeout: float = 10.0
     interrupted_timeout: float = 60.0
     recovery_after: float = 300.0
+    store: PersistentStore | None = None
+    store_mode: StoreMode = StoreMode.READ_ONLY
 
     def __post_init__(self) -> None:
         for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
@@ -97,13 +105,28 @@ class DataSystem:
                 )
         if self.fdv1_fallback is not None and not callable(self.fdv1_fallback):
             raise ConfigurationError("fdv1_fallback must be a callable or None")
+        if not isinstance(self.store_mode, StoreMode):
+            raise ConfigurationError(
+                f"store_mode must be a StoreMode, got {self.store_mode!r}"
+            )
+        if self.store is not None and not callable(
+            getattr(self.store, "connect", None)
+        ):
+            raise ConfigurationError(
+                f"store must be a persistent store such as "
+                f"aioflags.stores.RedisStore, got {self.store!r}"
+            )
 
     @classmethod
-    def default(cls) -> DataSystem:
+    def default(cls, *, store: PersistentStore | None = None) -> DataSystem:
         """The recommended data system: streaming, with polling to fall back on.
 
         FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
         polling (secondary); FDv1 polling as the directed fallback.
+
+        With ``store`` (read-write mode): the store is read beside the network
+        sources and, if it is initialised, served until the network delivers;
+        every change set applied from the network is written to it.
         """
         from . import sources
 
@@ -114,21 +137,29 @@ class DataSystem:
                 sources.polling_synchronizer(),
             ),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )
+        )._with_store(store)
 
     @classmethod
-    def streaming(cls) -> DataSystem:
-        """FDv2 streaming only; FDv1 polling as the directed fallback."""
+    def streaming(cls, *, store: PersistentStore | None = None) -> DataSystem:
+        """FDv2 streaming only; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
         from . import sources
 
         return cls(
             synchronizers=(sources.streaming_synchronizer(),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(),
-        )
+        )._with_store(store)
 
     @classmethod
-    def polling(cls, interval: float = 30.0) -> DataSystem:
-        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback."""
+    def polling(
+        cls, interval: float = 30.0, *, store: PersistentStore | None = None
+    ) -> DataSystem:
+        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
         from . import sources
 
         if not interval > 0:
@@ -138,7 +169,33 @@ class DataSystem:
         return cls(
             synchronizers=(sources.polling_synchronizer(interval=interval),),
             fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
-        )
+        )._with_store(store)
+
+    @classmethod
+    def daemon(cls, store: PersistentStore) -> DataSystem:
+        """Daemon mode: flags only from ``store``, never from the network.
+
+        Another process (LaunchDarkly's Relay Proxy, an SDK or an aioflags
+        client in read-write mode) keeps the store current. The whole store is
+        read into memory and read again when its ``cache_ttl`` expires (once
+        only with an infinite TTL); evaluation never waits on the store. The
+        store is never written.
+
+        Added in version 0.1.0.
+        """
+        if store is None:
+            raise ConfigurationError("DataSystem.daemon() needs a store")
+        # No sources and a store: the supervisor runs the store as the only
+        # synchronizer (stores.md: no data sources configured = daemon mode).
+        return cls(store=store, store_mode=StoreMode.READ_ONLY)
+
+    def _with_store(
+        self, store: PersistentStore | None, mode: StoreMode = StoreMode.READ_WRITE
+    ) -> DataSystem:
+        """This system serving ``store`` until its sources deliver; writing it in read-write mode."""
+        if store is None:
+            return self
+        return dataclasses.replace(self, store=store, store_mode=mode)
 
     @classmethod
     def fdv1(cls) -> DataSystem:
@@ -190,13 +247,23 @@ class DataSystem:
         initializers: list[InitializerFactory] | tuple[InitializerFactory, ...] = (),
         synchronizers: list[SynchronizerFactory] | tuple[SynchronizerFactory, ...] = (),
         fdv1_fallback: SynchronizerFactory | None = None,
+        store: PersistentStore | None = None,
+        store_mode: StoreMode = StoreMode.READ_WRITE,
     ) -> DataSystem:
-        """Any sources: async-generator factories called with a SourceContext."""
+        """Any sources: async-generator factories called with a SourceContext.
+
+        With ``store``, the store is served until the sources deliver (as in
+        read-write mode) and, in ``StoreMode.READ_WRITE``, every applied change
+        set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
+        sources at all is daemon mode (:meth:`daemon`).
+        """
+        if store is not None and not initializers and not synchronizers:
+            return cls.daemon(store)
         return cls(
             initializers=tuple(initializers),
             synchronizers=tuple(synchronizers),
             fdv1_fallback=fdv1_fallback,
-        )
+        )._with_store(store, store_mode)
 
     def with_timings(
         self,

@@ -45,6 +45,9 @@ from ._datatypes import (
     SourceState,
     Update,
 )
+from ._stores._base import StoreMode
+from ._stores._sources import daemon_synchronizer, read_until_initialized
+from ._stores._writer import open_writer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -53,7 +56,9 @@ if TYPE_CHECKING:
 
     from ._clock import Clock
     from ._datasystem import DataSystem, SourceContext
+    from ._datatypes import ChangeSet
     from ._store import Store
+    from ._stores._writer import StoreWriter
 
 __all__ = ["DataSystemListener", "Supervisor"]
 
@@ -152,6 +157,14 @@ class Supervisor:
         self._settled = False
         self._fdv2_scope: anyio.CancelScope | None = None
         self.fdv1_engaged = False
+        self._writer: StoreWriter | None = None
+        self._apply_lock = anyio.Lock()
+        # A store and no sources at all: daemon mode, the store is the synchronizer.
+        self._synchronizer_factories = system.synchronizers
+        if system.store is not None and not (
+            system.initializers or system.synchronizers
+        ):
+            self._synchronizer_factories = (daemon_synchronizer(system.store),)
 
     @property
     def status(self) -> DataSourceStatus:
@@ -172,6 +185,27 @@ class Supervisor:
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """The supervisor task. Returns when the data system is OFF."""
+        # Read-write mode: applied change sets are also written to the store.
+        # With sources, the store is served beside them until they deliver.
+        system, store = self._system, self._system.store
+        writes = system.store_mode is StoreMode.READ_WRITE
+        async with (
+            open_writer(store if writes else None, self._clock) as writer,
+            anyio.create_task_group() as store_reader,
+        ):
+            self._writer = writer
+            if store is not None and (system.initializers or system.synchronizers):
+                store_reader.start_soon(
+                    read_until_initialized,
+                    store,
+                    self._clock,
+                    lambda: self._store.initialized,
+                    self._apply_from_store,
+                )
+            await self._run(task_status=task_status)
+            store_reader.cancel_scope.cancel()
+
+    async def _run(self, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
         try:
             async with anyio.create_task_group() as fdv2:
@@ -217,7 +251,7 @@ class Supervisor:
     async def _fdv2(self) -> None:
         if await self._initializers():
             await self._engage_fdv1()
-        elif self._system.synchronizers:
+        elif self._synchronizer_factories:
             await self._synchronizers()
 
     async def _initializers(self) -> bool:
@@ -227,7 +261,7 @@ class Supervisor:
             if basis is None:
                 continue
             if basis.change_set is not None:
-                await self._apply(basis.change_set)
+                await self._apply(basis.change_set, persist=basis.persist)
             elif basis.error is not None:
                 self._status.update(SourceState.INTERRUPTED, basis.error)
             if basis.fallback_to_fdv1:
@@ -235,7 +269,7 @@ class Supervisor:
             if basis.change_set is not None and basis.change_set.selector.defined:
                 self._settle()
                 return False
-        if not self._system.synchronizers:
+        if not self._synchronizer_factories:
             # Nothing to keep data fresh: what the initializers gave is final.
             self._status.update(
                 SourceState.VALID if self._store.initialized else SourceState.OFF
@@ -263,7 +297,7 @@ class Supervisor:
         return None
 
     async def _synchronizers(self) -> None:
-        active = list(self._system.synchronizers)
+        active = list(self._synchronizer_factories)
         index = 0
         while active:
             outcome = await self._run_synchronizer(active[index], index)
@@ -392,8 +426,19 @@ class Supervisor:
             return _Outcome.REMOVE
         return None
 
-    async def _apply(self, change_set: object) -> None:
-        changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+    async def _apply(self, change_set: object, *, persist: bool = True) -> None:
+        async with self._apply_lock:
+            changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+        if persist and self._writer is not None:
+            self._writer.submit(change_set)  # type: ignore[arg-type]
+        self._listener.data_changed(changed)
+
+    async def _apply_from_store(self, change_set: ChangeSet) -> None:
+        """The store's data, unless the sources delivered first (never written back)."""
+        async with self._apply_lock:
+            if self._store.initialized:
+                return
+            changed = await self._store.apply(change_set)
         self._listener.data_changed(changed)
 
     # ----------------------------------------------------------------- FDv1

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 import aioflags
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus, sources
+from aioflags.stores import RedisStore, StoreMode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -86,7 +87,7 @@ UNSUPPORTED = {
 UNSUPPORTED_CONFIG = {
     "bigSegments": "big segments",
     "hooks": "evaluation hooks",
-    "persistentDataStore": "persistent data stores",
+    "persistentDataStore": "the FDv1 line's persistent data stores (use dataSystem.store)",
     "clientSide": "client-side mode",
 }
 
@@ -150,10 +151,56 @@ def _synchronizer(spec: Mapping[str, Any]) -> sources.SynchronizerFactory:
     raise BadRequest("a synchronizer needs streaming or polling")
 
 
+def _store(spec: Mapping[str, Any]) -> RedisStore:
+    """``dataSystem.store.persistentDataStore``: a Redis store and its cache."""
+    persistent = _obj(spec.get("persistentDataStore"), "store.persistentDataStore")
+    store = _obj(persistent.get("store"), "persistentDataStore.store")
+    if store.get("type") != "redis":
+        raise BadRequest(
+            f"aioflags supports only redis persistent stores, not {store.get('type')!r}"
+        )
+    cache = _obj(persistent.get("cache"), "persistentDataStore.cache")
+    mode = cache.get("mode") or "ttl"
+    if mode == "off":
+        # aioflags evaluates from memory: "off" means the store is read again
+        # at the shortest interval (docs/stores.md).
+        ttl: float | None = 0.0
+    elif mode == "infinite":
+        ttl = None
+    elif mode == "ttl":
+        seconds = _get(cache, "ttl", (int, float))
+        ttl = 15.0 if seconds is None else float(seconds)
+    else:
+        raise BadRequest(f"unknown cache mode {mode!r}")
+    try:
+        return RedisStore(
+            url=_get(store, "dsn", str) or "redis://localhost:6379/0",
+            prefix=_get(store, "prefix", str) or "launchdarkly",
+            cache_ttl=ttl,
+        )
+    except aioflags.ConfigurationError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
 def _data_system(spec: Mapping[str, Any]) -> DataSystem:
-    """The FDv2 line's ``dataSystem`` section."""
-    if spec.get("store") is not None:
-        raise BadRequest("aioflags has no persistent data stores")
+    """The FDv2 line's ``dataSystem`` section (with its persistent store, if any)."""
+    system = _sources(spec)
+    if spec.get("store") is None:
+        return system
+    mode = spec.get("storeMode")
+    if mode not in (None, 0, 1):
+        raise BadRequest(f"unknown storeMode {mode!r}")
+    return DataSystem.custom(
+        initializers=system.initializers,
+        synchronizers=system.synchronizers,
+        fdv1_fallback=system.fdv1_fallback,
+        store=_store(_obj(spec["store"], "dataSystem.store")),
+        store_mode=StoreMode.READ_WRITE if mode == 1 else StoreMode.READ_ONLY,
+    )
+
+
+def _sources(spec: Mapping[str, Any]) -> DataSystem:
+    """The ``dataSystem`` section's sources."""
     if spec.get("useDefaultDataSystem"):
         return DataSystem.default()
     fallback = spec.get("fdv1Fallback")

@@ -14,8 +14,11 @@ import httpx
 import pytest
 
 import aioflags
+from aioflags.stores import RedisStore, StoreMode
 from aioflags.testing import FlagData, FlagServer, clause
 from tests.modules import ROOT, load
+from tests.redis_server import RedisServer
+from tests.test_stores import expect_write, flag, raw_redis, seed
 
 SERVICE_PATH = ROOT / "contract-tests" / "service.py"
 
@@ -545,3 +548,86 @@ def test_the_documented_command_starts_it_and_delete_stops_it() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _store_section(
+    url: str, mode: str | None = "ttl", ttl: int | None = 1
+) -> dict[str, Any]:
+    return {
+        "persistentDataStore": {
+            "store": {"type": "redis", "prefix": None, "dsn": url},
+            "cache": {"mode": mode, "ttl": ttl},
+        }
+    }
+
+
+@pytest.mark.asyncio
+async def test_persistent_store_daemon_mode_reads_redis(
+    redis_server: RedisServer,
+) -> None:
+    async with running() as harness, raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("from-redis")}, inited=False)
+        url = await harness.create(
+            dataSystem={
+                "store": _store_section(redis_server.url),
+                "storeMode": 0,
+                "initializers": None,
+                "synchronizers": None,
+            }
+        )
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {"flagKey": "f", "context": USER, "valueType": "any", "defaultValue": None},
+        )
+        assert reply == {"value": "from-redis"}
+        assert harness.server.requests_to("/sdk/poll") == []
+
+
+@pytest.mark.asyncio
+async def test_persistent_store_read_write_mode_writes_redis(
+    redis_server: RedisServer,
+) -> None:
+    async with running() as harness, raw_redis(redis_server) as raw:
+        system = harness.config()["dataSystem"]
+        system.update(store=_store_section(redis_server.url), storeMode=1)
+        async with expect_write(raw, "launchdarkly:$inited", "set"):
+            await harness.create(dataSystem=system)
+        features = await raw.hgetall("launchdarkly:features")
+        assert sorted(features) == ["color", "n"]
+
+
+@pytest.mark.asyncio
+async def test_persistent_store_configuration_maps_cache_modes() -> None:
+    async with running() as harness:
+        for mode, ttl, expected in (
+            ("ttl", 2, 2.0),
+            (None, None, 15.0),
+            ("infinite", None, float("inf")),
+            ("off", None, 0.0),
+        ):
+            system = harness.config()["dataSystem"]
+            system["store"] = _store_section("redis://127.0.0.1:9/0", mode, ttl)
+            config, _ = service.config_from(harness.config(dataSystem=system))
+            assert config.data_system is not None
+            store = config.data_system.store
+            assert isinstance(store, RedisStore) and store.cache_ttl == expected
+            assert config.data_system.store_mode is StoreMode.READ_ONLY
+        for section, message in (
+            ({"persistentDataStore": {"store": {"type": "consul"}}}, "only redis"),
+            (_store_section("redis://h:1/0", "sometimes"), "unknown cache mode"),
+            (_store_section("http://nope"), "url must start"),
+        ):
+            system = harness.config()["dataSystem"]
+            system["store"] = section
+            reply = await harness.http.post(
+                "/",
+                json={"tag": "t", "configuration": harness.config(dataSystem=system)},
+            )
+            assert reply.status_code == 400 and message in reply.text
+        system = harness.config()["dataSystem"]
+        system.update(store=_store_section("redis://h:1/0"), storeMode=7)
+        reply = await harness.http.post(
+            "/", json={"tag": "t", "configuration": harness.config(dataSystem=system)}
+        )
+        assert reply.status_code == 400 and "storeMode" in reply.text

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.redis_server import RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,3 +32,21 @@ def test_quickstart_tells_the_whole_story() -> None:
     )  # via FDv1 polling
     assert "6. Closed: status NOT_READY, stream connections open: 0" in out
     assert result.stderr == ""
+
+
+def test_redis_workers_share_one_redis(redis_server: RedisServer) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "redis_workers.py"), redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[0] == "1. writer: READY, streaming and writing to Redis"
+    assert out[1:4] == [f"2. worker {n}: READY, new-checkout=False" for n in range(3)]
+    assert sorted(out[5:8]) == [
+        f"4. worker {n}: new-checkout=True (via Redis)" for n in range(3)
+    ]
+    assert out[8] == "5. store status: DataStoreStatus(available=True, stale=False)"

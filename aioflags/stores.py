@@ -1,0 +1,31 @@
+"""Persistent stores: share flags between processes through Redis.
+
+``RedisStore`` keeps flags and segments in Redis in LaunchDarkly's layout, so
+aioflags, LaunchDarkly's SDKs and LaunchDarkly's Relay Proxy can share one
+Redis in either direction. It needs the extra ``aioflags[redis]``
+(redis-py's asyncio client; so the store runs on asyncio, not trio)::
+
+    store = aioflags.stores.RedisStore(url="redis://localhost:6379/0")
+
+    # read-write: stream from the flag service, write every change to Redis
+    aioflags.Config("sdk-key", data_system=aioflags.DataSystem.default(store=store))
+
+    # daemon mode: flags only from Redis, never from the network
+    aioflags.Config(data_system=aioflags.DataSystem.daemon(store))
+
+See docs/stores.md for the layout, the modes, caching and the store status.
+
+Added in version 0.1.0.
+"""
+
+from __future__ import annotations
+
+from ._stores._base import DataStoreStatus as DataStoreStatus
+from ._stores._base import StoreMode as StoreMode
+from ._stores._redis import RedisStore as RedisStore
+
+__all__ = ["DataStoreStatus", "RedisStore", "StoreMode"]
+
+for _name in __all__:
+    globals()[_name].__module__ = "aioflags.stores"
+del _name

@@ -1,0 +1,179 @@
+"""The read-write mode's writer against an in-memory store: order, recovery, faults."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import anyio
+import pytest
+
+from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
+from aioflags._stores._base import (
+    DataStoreStatus,
+    EncodedItem,
+    RawData,
+    StoreFailure,
+    StoreStatusTracker,
+)
+from aioflags._stores._sources import RETRY_INTERVAL
+from aioflags._stores._writer import open_writer
+from aioflags.testing import FakeClock
+
+
+def put(key: str, version: int, kind: ObjectKind = ObjectKind.FLAG) -> Change:
+    obj = {"key": key, "version": version}
+    return Change(action=ChangeKind.PUT, kind=kind, key=key, version=version, obj=obj)
+
+
+class MemoryConnection:
+    """Records calls; fails while ``failures`` is positive (or raises ``bug``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.failures = 0
+        self.ping_failures = 0
+        self.bug: Exception | None = None
+
+    def _maybe_fail(self) -> None:
+        if self.bug is not None:
+            raise self.bug
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreFailure("connection refused")
+
+    async def load(self) -> RawData:
+        raise NotImplementedError
+
+    async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
+        self._maybe_fail()
+        self.calls.append(("init", {k.value: sorted(v) for k, v in items.items() if v}))
+
+    async def upsert(
+        self, items: Sequence[tuple[ObjectKind, str, EncodedItem]]
+    ) -> None:
+        self._maybe_fail()
+        self.calls.append(("upsert", [(key, item[0]) for _, key, item in items]))
+
+    async def ping(self) -> None:
+        if self.ping_failures > 0:
+            self.ping_failures -= 1
+            raise StoreFailure("still down")
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.connection = MemoryConnection()
+        self.status_tracker = StoreStatusTracker("memory store")
+        self.cache_ttl = 15.0
+        self.description = "memory store"
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[MemoryConnection]:
+        yield self.connection
+
+
+def full(*changes: Change) -> ChangeSet:
+    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=changes)
+
+
+def delta(*changes: Change, compare: bool = False) -> ChangeSet:
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES, changes=changes, compare_versions=compare
+    )
+
+
+@pytest.mark.asyncio
+async def test_change_sets_are_written_in_order_and_fdv1_patches_compare_versions() -> (
+    None
+):
+    store = MemoryStore()
+    async with open_writer(store, FakeClock()) as writer:
+        assert writer is not None
+        writer.submit(ChangeSet.no_changes())
+        writer.submit(full(put("a", 1), put("s", 1, ObjectKind.SEGMENT)))
+        await writer.wait_idle()
+        writer.submit(delta(put("b", 2)))
+        await writer.wait_idle()
+        writer.submit(delta(put("b", 1), put("c", 3), compare=True))
+        await writer.wait_idle()
+        # A full transfer in the middle of a batch: one replacement of everything.
+        writer.submit(delta(put("d", 1)))
+        writer.submit(full(put("e", 1)))
+        writer.submit(delta(put("f", 1)))
+        await writer.wait_idle()
+    assert store.connection.calls == [
+        ("init", {"flag": ["a"], "segment": ["s"]}),
+        ("upsert", [("b", 2)]),
+        ("upsert", [("c", 3)]),
+        ("init", {"flag": ["e", "f"]}),
+    ]
+    assert store.status_tracker.status == DataStoreStatus()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_write_is_retried_as_a_full_rewrite_when_the_store_returns() -> (
+    None
+):
+    clock = FakeClock()
+    store = MemoryStore()
+    seen: list[DataStoreStatus] = []
+    remove = store.status_tracker.add(seen.append)
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        writer.submit(full(put("a", 1)))
+        await writer.wait_idle()
+        store.connection.failures = 1
+        store.connection.ping_failures = 1
+        writer.submit(delta(put("b", 2)))
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        await clock.advance(RETRY_INTERVAL)  # the probe fails: still down
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        await clock.advance(RETRY_INTERVAL)
+        await writer.wait_idle()
+    remove()
+    remove()  # removing twice is harmless
+    assert store.connection.calls == [
+        ("init", {"flag": ["a"]}),
+        ("init", {"flag": ["a", "b"]}),
+    ]
+    assert seen == [
+        DataStoreStatus(available=False),
+        DataStoreStatus(available=True, stale=True),
+        DataStoreStatus(available=True),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_without_a_full_transfer_recovery_upserts_everything_it_holds() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        store.connection.failures = 1
+        writer.submit(delta(put("a", 1)))
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        writer.submit(delta(put("b", 1)))
+        await clock.advance(RETRY_INTERVAL)
+        await writer.wait_idle()
+    assert store.connection.calls == [("upsert", [("a", 1), ("b", 1)])]
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_the_writer_is_logged_and_never_escapes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore()
+    store.connection.bug = RuntimeError("boom")
+    async with open_writer(store, FakeClock()) as writer:
+        assert writer is not None
+        writer.submit(full(put("a", 1)))
+        await anyio.wait_all_tasks_blocked()
+    assert "store writer failed unexpectedly" in caplog.text
+    assert store.status_tracker.status.available is False
+
+
+@pytest.mark.asyncio
+async def test_no_store_no_writer() -> None:
+    async with open_writer(None, FakeClock()) as writer:
+        assert writer is None
