@@ -7,6 +7,8 @@ microseconds, and reports its status with OpenFeature semantics.
 
 from __future__ import annotations
 
+import logging as _logging
+
 from . import sources as sources  # the documented subpackage of network sources
 from . import stores as stores  # the documented module of persistent stores
 from ._client import Client as Client
@@ -80,6 +82,10 @@ __all__ = [
     "Update",
     "__version__",
 ]
+
+# A library leaves logging to the application: no output unless it configures
+# some (docs/logging.md). Child loggers: aioflags.datasource, .evaluation, ...
+_logging.getLogger("aioflags").addHandler(_logging.NullHandler())
 
 for _name in __all__:
     _obj = globals()[_name]

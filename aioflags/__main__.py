@@ -16,6 +16,7 @@ import asyncio
 import errno
 import ipaddress
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: ``aioflags {serve,validate,eval} ...`` (``--help`` for each)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # The command is an application: aioflags' warnings go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.command == "validate":
         return validate(args.files)
     if args.command == "eval":

@@ -143,6 +143,8 @@ class ErrorInfo:
             changes (a watched flag file is missing or malformed): before
             the first data, the client reports ERROR at once instead of
             after ``ready_timeout``, and becomes READY when data arrives.
+        url: the request's URL, without query or credentials ("" when the
+            error has no request).
     """
 
     kind: ErrorKind
@@ -151,6 +153,7 @@ class ErrorInfo:
     time: float = 0.0
     fatal: bool = False
     action_required: bool = False
+    url: str = ""
 
 
 @final

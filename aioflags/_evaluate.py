@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ERROR_RESULTS", "Matcher", "evaluate", "evaluate_one", "typed_check"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.evaluation")
 
 
 def _error(kind: str) -> Result:

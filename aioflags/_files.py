@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlagFileError", "load_flag_files"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 
 class FlagFileError(AioflagsError):

@@ -41,7 +41,7 @@ __all__ = [
     "segment_tombstone",
 ]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.evaluation")
 
 #: ``(value, variation_index, reason, experiment, cache)``, precomputed at
 #: compile time. The reason dict is shared: copy it before handing it to

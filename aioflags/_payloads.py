@@ -23,7 +23,7 @@ __all__ = [
     "parse_fdv2_poll",
 ]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 _KINDS: Final = {"flag": ObjectKind.FLAG, "segment": ObjectKind.SEGMENT}
 _INTENTS: Final = {i.value: i for i in IntentCode}
 

@@ -57,7 +57,7 @@ __all__ = [
     "translate",
 ]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.evaluation")
 
 #: Estimated steps under which Python's ``re`` answers directly (about a
 #: millisecond at worst): values within a pattern's fast limit never reach RE2.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlagSnapshot"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
 R = TypeVar("R")
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StatusLayer"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 
 class StatusLayer:
@@ -53,6 +53,7 @@ class StatusLayer:
         self._grace: anyio.CancelScope | None = None
         self.data_source: DataSourceStatus | None = None
         self.settled_event = anyio.Event()
+        self._started = anyio.current_time()  # for "READY in N ms" (real time)
 
     # ------------------------------------------------------- from the data system
     def data_changed(self, flags: frozenset[str]) -> None:
@@ -81,6 +82,7 @@ class StatusLayer:
                 ProviderStatus.ERROR,
             ):
                 self._cancel_grace()
+                logger.info("aioflags client recovered: READY again")
                 self._bus.emit(ProviderEvent.READY, message="connection recovered")
                 if self._pending:
                     changed, self._pending = frozenset(self._pending), set()
@@ -168,6 +170,14 @@ class StatusLayer:
     def _ready(self, message: str) -> None:
         self._ever_ready = True
         self._pending.clear()
+        elapsed_ms = (anyio.current_time() - self._started) * 1000
+        flags = len(self._store.snapshot.flag_keys)
+        logger.info(
+            "aioflags client READY in %.0f ms with %d flags",
+            elapsed_ms,
+            flags,
+            extra={"elapsed_ms": round(elapsed_ms), "flags": flags},
+        )
         self._bus.emit(ProviderEvent.READY, message=message)
 
     def _error(self, message: str) -> None:

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DataSystemListener", "Supervisor"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 T = TypeVar("T")
 
 
@@ -121,7 +121,17 @@ class _StatusTracker:
         if error is not None:
             # The status carries the message; the log keeps the history of them.
             level = logging.ERROR if state is SourceState.OFF else logging.WARNING
-            logger.log(level, "aioflags data source: %s", error.message)
+            logger.log(
+                level,
+                "aioflags data source: %s",
+                error.message,
+                extra={
+                    "url": error.url or None,
+                    "status_code": error.status_code or None,
+                    "error_kind": error.kind.value,
+                    "state": state.value,
+                },
+            )
         fallback = old.fdv1_fallback if fdv1 is None else fdv1
         if state is old.state and error is None and fallback == old.fdv1_fallback:
             return

@@ -92,7 +92,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AioflagsProvider", "to_context"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
 #: The snapshot's typed evaluation method for each resolver kind.

@@ -322,7 +322,9 @@ def test_close_from_another_thread_aborts_a_start_that_is_waiting(
 
 
 FORK_SCRIPT = """
-import os, signal, sys, threading, warnings
+import logging, os, signal, sys, threading, warnings
+
+logging.basicConfig()  # an application that shows warnings (aioflags adds none)
 
 import aioflags
 import aioflags.blocking

@@ -40,7 +40,7 @@ __all__ = [
     "root_cause",
 ]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 FALLBACK_HEADER: Final = "X-LD-FD-Fallback"
 ENV_ID_HEADER: Final = "X-LD-EnvID"
@@ -229,14 +229,20 @@ def failure(
             message=f"{message}: {hint}" if hint else message,
             time=now,
             fatal=fatal,
+            url=where,
         )
         return error, recoverable
     if isinstance(cause, ProtocolError):
         message = f"invalid data from {what} to {where}: {cause}"
-        return ErrorInfo(kind=ErrorKind.INVALID_DATA, message=message, time=now), True
+        error = ErrorInfo(
+            kind=ErrorKind.INVALID_DATA, message=message, time=now, url=where
+        )
+        return error, True
     if isinstance(cause, SSEError):
         message = f"{what} to {where} failed: {cause}"
-        return ErrorInfo(kind=ErrorKind.UNKNOWN, message=message, time=now), True
+        return ErrorInfo(
+            kind=ErrorKind.UNKNOWN, message=message, time=now, url=where
+        ), True
     root = root_cause(cause)
     detail = _describe(cause)
     if root is not cause:
@@ -251,6 +257,7 @@ def failure(
         kind=ErrorKind.NETWORK_ERROR,
         message=f"{message} - {hint}" if hint else message,
         time=now,
+        url=where,
     ), True
 
 

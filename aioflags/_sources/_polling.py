@@ -19,6 +19,7 @@ from aioflags._payloads import fdv1_full, parse_fdv2_poll
 from ._common import (
     HttpOutcome,
     data_params,
+    display_url,
     environment_id,
     failure,
     fallback_directive,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 
 class _Requester:
@@ -148,6 +149,12 @@ def polling_synchronizer(
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
         requester = _Requester(ctx, url, fdv2=True)
         every = poll_interval(ctx, url, interval)
+        logger.info(
+            "Polling %s every %g s",
+            display_url(url),
+            every,
+            extra={"url": display_url(url), "source": "fdv2-poll"},
+        )
         while True:
             change_set, outcome = _fdv2_change_set(
                 ctx, requester, await requester.get()
@@ -190,6 +197,12 @@ def fdv1_polling_synchronizer(
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
         requester = _Requester(ctx, url, fdv2=False)
         every = poll_interval(ctx, url, interval)
+        logger.info(
+            "Polling %s every %g s (FDv1)",
+            display_url(url),
+            every,
+            extra={"url": display_url(url), "source": "fdv1-poll"},
+        )
         while True:
             outcome = await requester.get()
             if outcome.error is not None:

@@ -38,6 +38,7 @@ from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_pa
 
 from ._common import (
     data_params,
+    display_url,
     environment_id,
     failure,
     fallback_directive,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 _CLOSE_TIMEOUT: Final = 1.0
 
 
@@ -140,6 +141,11 @@ def streaming_synchronizer(
                     )
                     if error is None:
                         backoff.connected()
+                        logger.info(
+                            "Connected to the flag stream at %s",
+                            display_url(url),
+                            extra={"url": display_url(url), "source": "fdv2-stream"},
+                        )
                         builder = ChangeSetBuilder()
                         async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:

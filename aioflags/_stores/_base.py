@@ -37,7 +37,7 @@ __all__ = [
     "encode_change",
 ]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 #: An item as stored: its version and its JSON text.
 EncodedItem: TypeAlias = tuple[int, str]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["daemon_synchronizer", "read_until_initialized"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 #: Seconds between attempts while the store is down or not initialised.
 RETRY_INTERVAL: Final = 0.5

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreWriter", "open_writer"]
 
-logger = logging.getLogger("aioflags")
+logger = logging.getLogger("aioflags.datasource")
 
 _SLICE: Final = 0.005  # seconds of encoding between yields to the event loop
 _Item = tuple[ObjectKind, str, EncodedItem]

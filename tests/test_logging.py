@@ -1,0 +1,92 @@
+"""Logging that follows Python's conventions: a NullHandler, child loggers, fields, no key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import aioflags
+from aioflags import Client, Config, ProviderStatus
+from aioflags.testing import FlagServer
+
+FLAG: dict[str, Any] = {
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+SECRET = "sdk-0123456789abcdef-secret"
+
+
+class NotAContext:
+    """Something a caller might pass by mistake."""
+
+
+def test_the_library_logger_has_a_null_handler_and_no_level() -> None:
+    logger = logging.getLogger("aioflags")
+    assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
+    assert logger.level == logging.NOTSET  # the application decides
+    assert aioflags.__name__ == "aioflags"
+
+
+@pytest.mark.asyncio
+async def test_info_lines_for_polling_connecting_and_ready_with_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "aioflags")
+    async with FlagServer({"f": FLAG, "g": FLAG}) as server:
+        config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+        async with Client(config) as client:
+            await server.wait_for_stream()
+            assert client.status is ProviderStatus.READY
+    ready = [r for r in caplog.records if "READY in" in r.getMessage()]
+    assert len(ready) == 1 and ready[0].name == "aioflags.datasource"
+    assert "with 2 flags" in ready[0].getMessage()
+    assert ready[0].flags == 2 and ready[0].elapsed_ms >= 0  # type: ignore[attr-defined]
+    connected = [
+        r for r in caplog.records if "Connected to the flag stream" in r.getMessage()
+    ]
+    assert connected and connected[0].url == f"{server.url}/sdk/stream"  # type: ignore[attr-defined]
+    assert connected[0].source == "fdv2-stream"  # type: ignore[attr-defined]
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_source_errors_carry_url_and_status_as_fields_and_never_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", status=401)
+        server.fail("/sdk/stream", status=401)
+        config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.FATAL
+    errors = [r for r in caplog.records if getattr(r, "status_code", None) == 401]
+    assert errors, caplog.text
+    record = errors[0]
+    assert record.name == "aioflags.datasource"
+    assert record.url == f"{server.url}/sdk/poll"  # type: ignore[attr-defined]
+    assert record.error_kind == "error_response"  # type: ignore[attr-defined]
+    assert "server-side SDK key" in record.getMessage()
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_data_source_noise_can_be_silenced_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logging.getLogger("aioflags.datasource").setLevel(logging.CRITICAL)
+    try:
+        async with FlagServer({"f": FLAG}) as server:
+            server.fail("/sdk/poll", status=503)
+            config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+            async with Client(config) as client:
+                # A type of its own: "not a Context" is logged once per type.
+                await client.bool_variation("f", NotAContext(), False)  # type: ignore[arg-type]
+    finally:
+        logging.getLogger("aioflags.datasource").setLevel(logging.NOTSET)
+    names = {r.name for r in caplog.records}
+    assert "aioflags.datasource" not in names
+    assert "aioflags.evaluation" in names  # other areas still speak
