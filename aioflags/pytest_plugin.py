@@ -8,7 +8,8 @@ Fixtures:
 - ``flag_server`` (async): a running :class:`~aioflags.testing.FlagServer`
   serving ``aioflags_data``; later publications are pushed to open streams.
 - ``aioflags_config``: the :class:`~aioflags.Config` that ``aioflags_client``
-  uses (FDv2 streaming to ``flag_server``); override it to change options.
+  uses (FDv2 streaming from ``flag_server``, analytics events to it);
+  override it to change options.
 - ``aioflags_client`` (async): a started :class:`~aioflags.Client`, closed
   after the test.
 
@@ -217,11 +218,16 @@ async def flag_server(
 
 @pytest.fixture
 def aioflags_config(flag_server: FlagServer) -> Config:
-    """The client configuration: FDv2 streaming from ``flag_server``."""
+    """The client configuration: FDv2 streaming from ``flag_server``.
+
+    Analytics events go to ``flag_server`` too (it records them), never to
+    LaunchDarkly.
+    """
     return Config(
         "test-sdk-key",
         base_uri=flag_server.url,
         stream_uri=flag_server.url,
+        events_uri=flag_server.url,
         data_system=DataSystem.streaming(),
     )
 
