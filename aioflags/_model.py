@@ -389,6 +389,7 @@ class CompiledFlag:
         "constant",
         "debug_events_until_date",
         "deleted",
+        "exclude_from_summaries",
         "fallthrough",
         "key",
         "malformed",
@@ -398,6 +399,7 @@ class CompiledFlag:
         "prerequisites",
         "rules",
         "run",
+        "sampling_ratio",
         "segment_keys",
         "targets",
         "track_events",
@@ -429,6 +431,11 @@ class CompiledFlag:
     run: Runner
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
+    #: analytics events: send feature and debug events with probability
+    #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)
+    sampling_ratio: int
+    #: analytics events: leave the flag out of summary events
+    exclude_from_summaries: bool
 
 
 def _target_maps(
@@ -482,9 +489,14 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
+    flag.sampling_ratio = 1
+    flag.exclude_from_summaries = False
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object")
+        ratio = raw.get("samplingRatio", 1)
+        flag.sampling_ratio = 1 if ratio is None else ratio if type(ratio) is int else 0
+        flag.exclude_from_summaries = raw.get("excludeFromSummaries") is True
         version = raw.get("version")
         if type(version) is int:
             flag.version = version
