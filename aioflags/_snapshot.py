@@ -12,13 +12,22 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._evaluate import ERROR_RESULTS, Matcher, Memo, evaluate, evaluate_one, typed_check
+from ._evaluate import (
+    ERROR_RESULTS,
+    Matcher,
+    Memo,
+    Recorded,
+    evaluate,
+    evaluate_one,
+    typed_check,
+)
 from ._model import DETAIL
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._analytics._recorder import Recorder
     from ._context import Context
     from ._json import JSONObject, JSONValue
     from ._model import CompiledFlag, CompiledSegment, Result
@@ -91,7 +100,14 @@ class FlagSnapshot:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_all_flags_plan", "_flags", "_initialized", "_matcher", "_segments")
+    __slots__ = (
+        "_all_flags_plan",
+        "_events",
+        "_flags",
+        "_initialized",
+        "_matcher",
+        "_segments",
+    )
 
     def __init__(
         self,
@@ -99,6 +115,7 @@ class FlagSnapshot:
         segments: Mapping[str, CompiledSegment] = _EMPTY,
         *,
         initialized: bool = False,
+        recorder: Recorder | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
@@ -107,6 +124,17 @@ class FlagSnapshot:
         self._initialized = initialized
         self._matcher = Matcher(self._flags, self._segments)
         self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
+        # Analytics events: where evaluations are recorded (None: events off).
+        self._events = recorder
+
+    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
+        return FlagSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            recorder=recorder,
+        )
 
     @property
     def initialized(self) -> bool:
@@ -136,6 +164,51 @@ class FlagSnapshot:
                 pass  # as in variation(): the careful path does it again
         return evaluate_one(self._matcher, flag, context)
 
+    def _recorded(
+        self,
+        events: Recorder,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None,
+        detail: bool,
+    ) -> Result:
+        """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
+
+        The path of every evaluation while analytics events are on: the
+        prerequisites' evaluations are recorded too, before the flag's own.
+        """
+        if not self._initialized:
+            if context is not None and context._error is None:
+                events.unknown(key, context, default, _NOT_READY)
+            return _NOT_READY
+        if context is None or context._error is not None:
+            return _NO_CONTEXT  # no event for an invalid context
+        flag = self._flags.get(key)
+        if flag is None or flag.deleted:
+            events.unknown(key, context, default, _NOT_FOUND)
+            return _NOT_FOUND
+        result = flag.constant
+        if result is None:
+            if flag.prerequisites:
+                recorded: Recorded = []
+                result = evaluate_one(self._matcher, flag, context, recorded)
+                for pflag, presult, parent in recorded:
+                    events.evaluation(pflag, context, presult, None, detail, parent)
+            else:
+                try:
+                    result = flag.run(context, self._matcher)
+                except Exception:  # noqa: BLE001
+                    result = evaluate_one(self._matcher, flag, context)
+        if kind is not None and result[1] is not None and default is not None:
+            ok, value = typed_check(result[0], kind)
+            if not ok:
+                result = _WRONG_TYPE
+            elif value is not result[0]:
+                result = (value, result[1], result[2], result[3], None)
+        events.evaluation(flag, context, result, default, detail)
+        return result
+
     # --------------------------------------------------------------- untyped
     def variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -145,6 +218,10 @@ class FlagSnapshot:
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
         # variation.
+        events = self._events
+        if events is not None:
+            done = self._recorded(events, key, context, default, None, False)
+            return default if done[1] is None else done[0]
         flag = self._flags.get(key)
         if flag is None or context is None or context._error is not None:
             return default
@@ -165,7 +242,11 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        result = self._result(key, context)
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, None, True)
+        else:
+            result = self._result(key, context)
         cache = result[4]
         if cache is not None and result[1] is not None:
             detail = cache[DETAIL]
@@ -192,6 +273,10 @@ class FlagSnapshot:
     ) -> T:
         # The hot path of the typed methods: what _typed and typed_check do,
         # without their calls.
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, kind, False)
+            return default if result[1] is None else result[0]
         result = self._result(key, context)
         value = result[0]
         if result[1] is None:
@@ -208,6 +293,11 @@ class FlagSnapshot:
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
+        events = self._events
+        if events is not None:
+            return _detail(
+                self._recorded(events, key, context, default, kind, True), default
+            )
         return _detail(self._typed(key, context, default, kind), default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:

@@ -172,7 +172,7 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         url = line.rsplit(" at ", 1)[1].strip()
 
         async def check() -> None:
-            config = Config("sdk-key", base_uri=url, stream_uri=url)
+            config = Config("sdk-key", base_uri=url, stream_uri=url, events_uri=url)
             async with Client(config) as client:
                 assert await client.variation("f", USER, None) == "on"
                 changed = anyio.Event()
