@@ -404,6 +404,7 @@ class CompiledFlag:
         "targets",
         "track_events",
         "track_events_fallthrough",
+        "variations",
         "version",
     )
 
@@ -436,6 +437,8 @@ class CompiledFlag:
     sampling_ratio: int
     #: analytics events: leave the flag out of summary events
     exclude_from_summaries: bool
+    #: the variation values (summary events name them by index)
+    variations: tuple[JSONValue, ...]
 
 
 def _target_maps(
@@ -491,6 +494,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.run = _constant_only
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
+    flag.variations = ()
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object")
@@ -523,6 +527,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     _opt(raw, "key", str, key)
     salt = _opt(raw, "salt", str, "")
     variations = _Variations(_opt(raw, "variations", list, []))
+    flag.variations = tuple(variations.values)
     flag.on = bool(_opt(raw, "on", bool, False))
     off_variation = _opt(raw, "offVariation", int, None)
 

@@ -178,14 +178,13 @@ class FlagSnapshot:
         The path of every evaluation while analytics events are on: the
         prerequisites' evaluations are recorded too, before the flag's own.
         """
-        if not self._initialized:
-            if context is not None and context._error is None:
-                events.unknown(key, context, default, _NOT_READY)
-            return _NOT_READY
+        flag = self._flags.get(key)  # a snapshot that is not ready holds none
         if context is None or context._error is not None:
-            return _NO_CONTEXT  # no event for an invalid context
-        flag = self._flags.get(key)
+            return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
         if flag is None or flag.deleted:
+            if not self._initialized:
+                events.unknown(key, context, default, _NOT_READY)
+                return _NOT_READY
             events.unknown(key, context, default, _NOT_FOUND)
             return _NOT_FOUND
         result = flag.constant
@@ -200,13 +199,32 @@ class FlagSnapshot:
                     result = flag.run(context, self._matcher)
                 except Exception:  # noqa: BLE001
                     result = evaluate_one(self._matcher, flag, context)
-        if kind is not None and result[1] is not None and default is not None:
+        if (
+            kind is not None
+            and result[1] is not None
+            and default is not None
+            and kind is not object
+            and type(result[0]) is not kind
+        ):
             ok, value = typed_check(result[0], kind)
             if not ok:
                 result = _WRONG_TYPE
             elif value is not result[0]:
                 result = (value, result[1], result[2], result[3], None)
-        events.evaluation(flag, context, result, default, detail)
+        # As in variation(): the recorder's common case inlined.
+        counter = events.counters.get(flag)
+        if (
+            counter is None
+            or counter.tracked
+            or result[3]
+            or context is not events.last
+            or context._kind != counter.kind
+        ):
+            events.evaluation(flag, context, result, default, detail)
+        elif result[1] is None:
+            counter.none += 1
+        else:
+            counter.counts[result[1]] += 1
         return result
 
     # --------------------------------------------------------------- untyped
@@ -218,16 +236,19 @@ class FlagSnapshot:
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
         # variation.
-        events = self._events
-        if events is not None:
-            done = self._recorded(events, key, context, default, None, False)
-            return default if done[1] is None else done[0]
         flag = self._flags.get(key)
         if flag is None or context is None or context._error is not None:
+            if self._events is not None:  # analytics events: the careful path
+                self._recorded(self._events, key, context, default, None, False)
             return default
         result = flag.constant
         if result is None:
             if flag.prerequisites:
+                if self._events is not None:  # prerequisites are recorded too
+                    result = self._recorded(
+                        self._events, key, context, default, None, False
+                    )
+                    return default if result[1] is None else result[0]
                 result = evaluate_one(self._matcher, flag, context)
             else:
                 try:
@@ -236,6 +257,24 @@ class FlagSnapshot:
                     # Evaluation is pure: the careful path does it again, and
                     # logs it, or starts again with a state where one is needed.
                     result = evaluate_one(self._matcher, flag, context)
+        events = self._events
+        if events is not None:
+            # Analytics events: the recorder's common case inlined (count it
+            # in the summary; nothing else to do for this flag and context);
+            # evaluation() does the same and everything else.
+            counter = events.counters.get(flag)
+            if (
+                counter is None
+                or counter.tracked
+                or result[3]
+                or context is not events.last
+                or context._kind != counter.kind
+            ):
+                events.evaluation(flag, context, result, default, False)
+            elif result[1] is None:
+                counter.none += 1
+            else:
+                counter.counts[result[1]] += 1
         return default if result[1] is None else result[0]
 
     def variation_detail(

@@ -208,7 +208,7 @@ def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
                     {
                         "variation": index,
                         "version": flag.version,
-                        "value": counter.values[index],
+                        "value": flag.variations[index],
                         "count": count,
                     }
                 )

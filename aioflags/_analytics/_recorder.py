@@ -60,10 +60,10 @@ def wall_ms() -> int:
 class Counter:
     """One flag version's summary in a flush window, counted in place.
 
-    ``counts[i]`` counts evaluations that served variation ``i`` and
-    ``values[i]`` holds the value of the first of them; ``none`` counts those
-    that served no variation (the default), ``default`` is the caller's
-    default of the first evaluation.
+    ``counts[i]`` counts the evaluations that served variation ``i`` (the
+    list is allocated once, as long as the flag's variations); ``none``
+    counts those that served none (the default); ``default`` is the caller's
+    default of the first evaluation. ``flag`` is None for an unknown flag.
     """
 
     __slots__ = (
@@ -71,31 +71,31 @@ class Counter:
         "default",
         "excluded",
         "flag",
+        "kind",
         "kinds",
-        "last",
         "none",
         "tracked",
-        "values",
     )
 
     def __init__(self, flag: CompiledFlag | None, default: JSONValue) -> None:
-        self.flag = flag  # None for an unknown flag
+        if flag is not None and flag.deleted:
+            flag = None  # a deleted flag is an unknown one
+        self.flag = flag
         self.default = default
-        self.counts: list[int] = []
-        self.values: list[JSONValue] = []
+        self.counts = [0] * len(flag.variations) if flag is not None else []
         self.none = 0
         self.kinds: set[str] = set()
-        self.last: Context | None = None  # the context whose kinds were added last
+        #: the kind of the single-kind contexts last counted ("" otherwise)
+        self.kind = ""
         self.tracked = flag is not None and (
             flag.track_events or flag.debug_events_until_date is not None
         )
         self.excluded = flag is not None and flag.exclude_from_summaries
 
-    def grow(self, index: int) -> None:
-        """Make room for variation ``index``."""
-        extra = index + 1 - len(self.counts)
-        self.counts += [0] * extra
-        self.values += [None] * extra
+    def add_kinds(self, context: Context) -> None:
+        """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
+        self.kinds.update(context._parts)
+        self.kind = "" if context._kind == "multi" else context._kind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,10 +116,8 @@ class Recorder:
 
     __slots__ = (
         "_capacity",
-        "_counters",
         "_keys",
         "_keys_capacity",
-        "_last",
         "_now",
         "_omit_anonymous",
         "_outbox",
@@ -127,8 +125,10 @@ class Recorder:
         "_start",
         "_unknown",
         "_warned",
+        "counters",
         "deduplicated",
         "dropped",
+        "last",
         "server_time",
     )
 
@@ -144,11 +144,15 @@ class Recorder:
         self._random = random
         self._now = now_ms
         self._outbox: list[Record] = []
-        self._counters: dict[CompiledFlag, Counter] = {}
+        #: The summary of this flush window, by flag version. The snapshot's
+        #: hot path counts into it directly when :meth:`evaluation` would do
+        #: nothing else (see ``FlagSnapshot.variation``).
+        self.counters: dict[CompiledFlag, Counter] = {}
         self._unknown: dict[str, Counter] = {}
         self._start = 0
         self._keys: OrderedDict[str, None] = OrderedDict()
-        self._last: Context | None = None  # the context noticed last
+        #: The context noticed last (an index event was considered for it).
+        self.last: Context | None = None
         self._warned = False
         #: The event recorder's clock (epoch ms) from its last ``Date`` header.
         self.server_time = 0
@@ -168,30 +172,20 @@ class Recorder:
         prereq_of: str | None = None,
     ) -> None:
         """Record one evaluation of a known flag (a prerequisite has ``prereq_of``)."""
-        counter = self._counters.get(flag)
+        counter = self.counters.get(flag)
         if counter is None:
             counter = self._counter(flag, default)
         index = result[1]
         if index is None:
-            value = default
             counter.none += 1
         else:
-            value = result[0]
-            counts = counter.counts
-            try:
-                n = counts[index]
-            except IndexError:
-                counter.grow(index)
-                n = 0
-            if not n:
-                counter.values[index] = value
-            counts[index] = n + 1
-        if context is not counter.last:
-            counter.last = context
-            counter.kinds.update(context._parts)
-        if context is not self._last:
+            counter.counts[index] += 1
+        if context._kind != counter.kind:
+            counter.add_kinds(context)
+        if context is not self.last:
             self._notice(context, None)
         if counter.tracked or result[3]:
+            value = default if index is None else result[0]
             self._full(flag, context, result, value, default, detail, prereq_of)
 
     def unknown(
@@ -200,20 +194,19 @@ class Recorder:
         """Record an evaluation of a flag that does not exist (or a client not ready)."""
         counter = self._unknown.get(key)
         if counter is None:
-            if not self._counters and not self._unknown:
+            if not self.counters and not self._unknown:
                 self._start = self._now()
             counter = self._unknown[key] = Counter(None, default)
         counter.none += 1
-        if context is not counter.last:
-            counter.last = context
-            counter.kinds.update(context._parts)
-        if context is not self._last:
+        if context._kind != counter.kind:
+            counter.add_kinds(context)
+        if context is not self.last:
             self._notice(context, None)
 
     def _counter(self, flag: CompiledFlag, default: JSONValue) -> Counter:
-        if not self._counters and not self._unknown:
+        if not self.counters and not self._unknown:
             self._start = self._now()
-        counter = self._counters[flag] = Counter(flag, default)
+        counter = self.counters[flag] = Counter(flag, default)
         return counter
 
     def _full(
@@ -252,7 +245,7 @@ class Recorder:
     # ------------------------------------------------------------- contexts
     def _notice(self, context: Context, now: int | None) -> None:
         """A context not seen by the last record: an index event unless seen recently."""
-        self._last = context
+        self.last = context
         keys = self._keys
         key = context._fq_key
         if key in keys:
@@ -269,7 +262,7 @@ class Recorder:
     def reset_context_keys(self) -> None:
         """Forget the recently seen contexts (every ``context_keys_flush_interval``)."""
         self._keys.clear()
-        self._last = None
+        self.last = None
 
     # ------------------------------------------------------ custom, identify
     def custom(
@@ -281,7 +274,7 @@ class Recorder:
     ) -> None:
         """Record a custom event (``client.track``)."""
         now = self._now()
-        self._last = None  # always look the context up: it may need an index event
+        self.last = None  # always look the context up: it may need an index event
         self._notice(context, now)
         self._add((CUSTOM, now, context, key, data, metric_value))
 
@@ -317,7 +310,7 @@ class Recorder:
     def take(self) -> Batch | None:
         """Take everything buffered and summarised since the last call (or ``None``)."""
         records, self._outbox = self._outbox, []
-        counters, self._counters = self._counters, {}
+        counters, self.counters = self.counters, {}
         unknown, self._unknown = self._unknown, {}
         self._warned = False
         if not records and not counters and not unknown:
