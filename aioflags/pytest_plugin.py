@@ -12,6 +12,9 @@ Fixtures:
   override it to change options.
 - ``aioflags_client`` (async): a started :class:`~aioflags.Client`, closed
   after the test.
+- ``aioflags_events``: an :class:`~aioflags.testing.EventLog` of the analytics
+  events ``aioflags_client`` sent to ``flag_server``: ``await
+  aioflags_events.flush()`` sends what is buffered and returns them all.
 
 The marker presets flags for one test (on a class or module, for all of them)::
 
@@ -39,7 +42,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import pytest
 
 from aioflags import Client, Config, DataSystem
-from aioflags.testing import FlagBuilder, FlagData, FlagServer, SegmentBuilder
+from aioflags.testing import (
+    EventLog,
+    FlagBuilder,
+    FlagData,
+    FlagServer,
+    SegmentBuilder,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Mapping
@@ -51,6 +60,7 @@ __all__ = [
     "aioflags_client",
     "aioflags_config",
     "aioflags_data",
+    "aioflags_events",
     "flag_server",
 ]
 
@@ -240,3 +250,9 @@ async def aioflags_client(
     """A started client (READY once the first payload arrives), closed after the test."""
     async for client in _entered(Client(aioflags_config), request):
         yield client
+
+
+@pytest.fixture
+def aioflags_events(flag_server: FlagServer, aioflags_client: Client) -> EventLog:
+    """The analytics events ``aioflags_client`` sent to ``flag_server``."""
+    return EventLog(flag_server, aioflags_client)
