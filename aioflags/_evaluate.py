@@ -287,7 +287,7 @@ def evaluate_one(
     ``recorded``, every prerequisite evaluation is appended to it, depth first,
     as ``(prerequisite, its result, the key of the flag that required it)``.
     """
-    st = _State(matcher.flags, matcher.segments, flag.key, recorded=recorded)
+    st = _State(matcher.flags, matcher.segments, flag.key, None, recorded)
     try:
         result = flag.run(ctx, st)
     except MalformedAbort as exc:
