@@ -225,3 +225,34 @@ async def test_the_ticker_flushes_every_flush_interval() -> None:
         await clock.advance(5.0)
         await server.wait_for_events()
     assert [e["kind"] for e in server.events] == ["identify"]
+
+
+async def test_diagnostics_are_gzipped_too_and_name_the_wrapper() -> None:
+    options: dict[str, Any] = {
+        "diagnostic_opt_out": False,
+        "compress_events": True,
+        "wrapper_name": "my-wrapper",
+        "wrapper_version": "2.0",
+    }
+    async with running(**options) as (server, _, _clock):
+        await server.wait_until(lambda: len(server.diagnostic_events) == 1)
+    (init,) = server.diagnostic_events
+    assert init["sdk"]["wrapperName"] == "my-wrapper"
+    assert init["sdk"]["wrapperVersion"] == "2.0"
+    (request,) = server.requests_to("/diagnostic")
+    assert request.headers["content-encoding"] == "gzip"
+
+
+async def test_no_diagnostics_after_delivery_is_refused() -> None:
+    options: dict[str, Any] = {
+        "diagnostic_opt_out": False,
+        "diagnostic_recording_interval": 60.0,
+    }
+    async with running(**options) as (server, client, clock):
+        await server.wait_until(lambda: len(server.diagnostic_events) == 1)
+        server.fail("/bulk", status=401)
+        client.identify(USER)
+        await client.flush()
+        await clock.advance(60.0)
+        await anyio.wait_all_tasks_blocked()
+    assert len(server.requests_to("/diagnostic")) == 1

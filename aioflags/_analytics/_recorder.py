@@ -324,11 +324,6 @@ class Recorder:
             end_ms=self._now(),
         )
 
-    @property
-    def pending(self) -> int:
-        """How many events are buffered (not counting the summary)."""
-        return len(self._outbox)
-
 
 def _all_anonymous(context: Context) -> bool:
     return all(part._values.get("anonymous") for part in context._parts.values())
