@@ -115,10 +115,11 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
     from ._context import Context
     from ._datasystem import DataSystem
 
+    # A look from the command line is not a use of the flag: no analytics events.
     config = (
         Config(data_system=DataSystem.file(*files), ready_timeout=10)
         if files
-        else Config.from_env()
+        else Config.from_env(send_events=False)
     )
     ctx = Context.from_dict(context) if isinstance(context, dict) else None
     async with Client(config) as client:

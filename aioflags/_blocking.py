@@ -235,7 +235,7 @@ class Client:
     def close(self) -> None:
         """Stop the client and its thread; idempotent and bounded.
 
-        Returns within about a second even if the flag service hangs
+        Returns within a few seconds even if the flag service hangs
         mid-response, once the background thread has ended; a :meth:`start`
         still waiting for the client in another thread is aborted (it returns
         the status). Afterwards the status is ``NOT_READY`` (``FATAL`` stays

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Final, cast, final
 
 import anyio
 
+from ._analytics._processor import EventProcessor
 from ._clock import Clock, MonotonicClock
 from ._config import Config
 from ._datasystem import DataSystem, SourceContext
@@ -446,6 +447,11 @@ class Client:
                     )
                     return
                 store = run.store
+                if config.events_enabled:  # analytics events (stop with `inner`)
+                    processor = EventProcessor(
+                        config, made[0], store, self._clock, self._random
+                    )
+                    await inner.start(processor.run)
                 context = SourceContext(
                     selector=lambda: store.selector,
                     http=made[0],
@@ -490,8 +496,9 @@ class Client:
         """Stop the data system, close every connection, leave no task behind.
 
         Idempotent, callable from any task; returns once the client has
-        stopped (the SDK's own steps are each bounded, so this takes about a
-        second at most even if the server hangs mid-response). From one of
+        stopped (the SDK's own steps are each bounded, so this takes a few
+        seconds at most even if the servers hang; the final analytics flush
+        is one of them). From one of
         the client's own handlers it asks the client to stop and returns at
         once (the handler is then cancelled at its next await). Afterwards
         the status is NOT_READY (FATAL stays FATAL), evaluations return the
@@ -745,6 +752,64 @@ class Client:
             client_side_only=client_side_only,
             details_only_for_tracked_flags=details_only_for_tracked_flags,
         )
+
+    # ------------------------------------------------------ analytics events
+    def track(
+        self,
+        event_key: str,
+        context: Context,
+        data: JSONValue = None,
+        metric_value: float | None = None,
+    ) -> None:
+        """Send a custom event (a metric, a conversion) for ``context``.
+
+        Never blocks and never raises: the event is buffered and sent with
+        the next flush; bad input is logged and dropped. Does nothing while
+        events are off (see ``Config.events_enabled``) or the client is closed.
+
+        Args:
+            event_key: the event's key, as the metric in LaunchDarkly names it.
+            context: who did it.
+            data: any JSON value to attach.
+            metric_value: a number, for numeric metrics.
+
+        Added in version 0.1.0.
+        """
+        events = self._store.events
+        if events is not None:
+            try:
+                events.track(event_key, context, data, metric_value)
+            except Exception:  # never raises into the application
+                logger.exception("track(%r) failed", event_key)
+
+    def identify(self, context: Context) -> None:
+        """Tell LaunchDarkly about ``context`` (an ``identify`` event).
+
+        Never blocks and never raises; does nothing while events are off.
+
+        Added in version 0.1.0.
+        """
+        events = self._store.events
+        if events is not None:
+            try:
+                events.identify(context)
+            except Exception:  # never raises into the application
+                logger.exception("identify() failed")
+
+    # ASYNC109: a bound that is part of the contract ("flush is bounded"),
+    # as in wait_ready(); nothing is raised when it passes.
+    async def flush(self, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Send the buffered analytics events now, waiting up to ``timeout`` seconds.
+
+        Returns when the delivery (with its one retry) is over, or at the
+        deadline, whichever comes first; never raises because the events
+        endpoint is down. Closing the client flushes too.
+
+        Added in version 0.1.0.
+        """
+        events = self._store.events
+        if events is not None:
+            await events.flush(timeout)
 
     def secure_mode_hash(self, context: Context) -> str:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""

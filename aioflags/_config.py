@@ -22,6 +22,7 @@ logger = logging.getLogger("aioflags")
 
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
 
 
 def _sdk_key_problem(key: object) -> str | None:
@@ -139,6 +140,29 @@ class Config:
             selects are fetched (``filter=`` on every data request). An
             invalid key (not ``[A-Za-z0-9][A-Za-z0-9._-]*``) is dropped with a
             warning, as LaunchDarkly's SDKs do.
+        send_events: send analytics events (evaluations, ``track``,
+            ``identify``) to ``events_uri``. They are never sent when
+            ``offline``, without an ``sdk_key``, or with a data system that
+            needs none (``DataSystem.file``, ``FlagData.data_system()``): see
+            :attr:`events_enabled`. Added in version 0.1.0.
+        events_uri: the event recorder (``/bulk`` and ``/diagnostic``).
+        events_capacity: how many events (not counting the summary) are
+            buffered between flushes; more are dropped, with one warning.
+        flush_interval: seconds between flushes of the event buffer.
+        all_attributes_private: redact every context attribute but ``key``,
+            ``kind`` and ``anonymous`` from events.
+        private_attributes: attribute references redacted from every
+            context in events (``"email"``, ``"/address/street"``).
+        context_keys_capacity: how many context keys are remembered, so that
+            each context is sent once (in an ``index`` event) per window.
+        context_keys_flush_interval: seconds after which the remembered
+            context keys are forgotten.
+        diagnostic_opt_out: send no diagnostic events.
+        diagnostic_recording_interval: seconds between periodic diagnostic
+            events (at least 60).
+        omit_anonymous_contexts: leave anonymous contexts out of ``index``
+            and ``identify`` events.
+        compress_events: gzip the event payloads (``Content-Encoding: gzip``).
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -171,12 +195,24 @@ class Config:
     wrapper_version: str | None = None
     instance_id: str | None = None
     payload_filter_key: str | None = None
+    send_events: bool = True
+    events_uri: str = "https://events.launchdarkly.com"
+    events_capacity: int = 10000
+    flush_interval: float = 5.0
+    all_attributes_private: bool = False
+    private_attributes: tuple[str, ...] = ()
+    context_keys_capacity: int = 1000
+    context_keys_flush_interval: float = 300.0
+    diagnostic_opt_out: bool = False
+    diagnostic_recording_interval: float = 900.0
+    omit_anonymous_contexts: bool = False
+    compress_events: bool = False
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
         if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
             raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
-        for name in ("base_uri", "stream_uri"):
+        for name in ("base_uri", "stream_uri", "events_uri"):
             uri = getattr(self, name)
             if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
                 raise ConfigurationError(
@@ -192,8 +228,11 @@ class Config:
             "stream_read_timeout",
             "poll_interval",
             "retry_reset_after",
+            "flush_interval",
+            "context_keys_flush_interval",
         ):
             _positive(name, getattr(self, name))
+        self._check_events()
         _positive("grace_period", self.grace_period, allow_zero=True)
         if not 0 <= self.retry_jitter <= 1:
             raise ConfigurationError(
@@ -226,8 +265,9 @@ class Config:
         ``AIOFLAGS_READY_TIMEOUT``, ``AIOFLAGS_POLL_INTERVAL``,
         ``AIOFLAGS_GRACE_PERIOD``, ``AIOFLAGS_CONNECT_TIMEOUT``,
         ``AIOFLAGS_READ_TIMEOUT``, ``AIOFLAGS_PROXY``,
-        ``AIOFLAGS_APPLICATION_ID``, ``AIOFLAGS_APPLICATION_VERSION`` and
-        ``AIOFLAGS_PAYLOAD_FILTER_KEY`` set
+        ``AIOFLAGS_APPLICATION_ID``, ``AIOFLAGS_APPLICATION_VERSION``,
+        ``AIOFLAGS_PAYLOAD_FILTER_KEY``, ``AIOFLAGS_SEND_EVENTS`` and
+        ``AIOFLAGS_EVENTS_URI`` set
         the option of the same name (docs/configuration.md lists them);
         numbers are seconds, booleans are ``true``/``false``/``1``/``0``.
         Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
@@ -257,6 +297,51 @@ class Config:
         values.update(overrides)
         sdk_key = values.pop("sdk_key", None)
         return cls(sdk_key, **values)
+
+    def _check_events(self) -> None:
+        for name in ("events_capacity", "context_keys_capacity"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(
+                    f"{name} must be a positive integer, got {value!r}"
+                )
+        _positive("diagnostic_recording_interval", self.diagnostic_recording_interval)
+        if self.diagnostic_recording_interval < _MIN_DIAGNOSTIC_INTERVAL:
+            raise ConfigurationError(
+                "diagnostic_recording_interval must be at least "
+                f"{_MIN_DIAGNOSTIC_INTERVAL:g} seconds, "
+                f"got {self.diagnostic_recording_interval!r}"
+            )
+        private: object = self.private_attributes
+        if isinstance(private, str) or not all(
+            isinstance(p, str) and p
+            for p in private  # type: ignore[attr-defined]
+        ):
+            raise ConfigurationError(
+                "private_attributes must be a sequence of attribute references "
+                "(non-empty strings such as 'email' or '/address/street')"
+            )
+        object.__setattr__(self, "private_attributes", tuple(self.private_attributes))
+
+    @property
+    def events_enabled(self) -> bool:
+        """Whether analytics events are sent.
+
+        Only when ``send_events`` is on, the client is not ``offline``, there
+        is an ``sdk_key``, and the data system talks to a flag service (one
+        made only of local sources, such as ``DataSystem.file`` or
+        ``FlagData.data_system()``, needs no SDK key and sends no events).
+
+        Added in version 0.1.0.
+        """
+        from ._datasystem import is_local
+
+        return (
+            self.send_events
+            and not self.offline
+            and self.sdk_key is not None
+            and not (self.data_system is not None and is_local(self.data_system))
+        )
 
     @property
     def tags_header(self) -> str | None:
@@ -297,6 +382,8 @@ ENVIRONMENT: Final[dict[str, type]] = {
     "application_id": str,
     "application_version": str,
     "payload_filter_key": str,
+    "send_events": bool,
+    "events_uri": str,
 }
 
 

@@ -9,9 +9,10 @@ generator. An initializer yields :class:`Basis` results; a synchronizer yields
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, TypeVar, final
 
 from ._exceptions import ConfigurationError
 from ._stores._base import StoreMode
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from ._datatypes import Basis, Selector, Update
     from ._stores._base import PersistentStore
 
-__all__ = ["DataSystem", "InitializerFactory", "SourceContext", "SynchronizerFactory"]
+__all__ = [
+    "DataSystem",
+    "InitializerFactory",
+    "SourceContext",
+    "SynchronizerFactory",
+    "is_local",
+    "mark_local",
+]
 
 
 @final
@@ -53,6 +61,25 @@ class SourceContext:
 
 InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]
 SynchronizerFactory = Callable[[SourceContext], AsyncGenerator["Update", None]]
+_S = TypeVar("_S", bound=Callable[..., object])
+
+
+#: Sources that need no SDK key and no flag service (files, in-memory test data).
+_LOCAL_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def mark_local(source: _S) -> _S:
+    """Mark a source factory as local: it needs no SDK key and no flag service."""
+    _LOCAL_SOURCES.add(source)
+    return source
+
+
+def is_local(system: DataSystem) -> bool:
+    """Whether every source of ``system`` is local (then no events are sent)."""
+    sources = (*system.initializers, *system.synchronizers)
+    if system.fdv1_fallback is not None:
+        sources += (system.fdv1_fallback,)
+    return bool(sources) and all(s in _LOCAL_SOURCES for s in sources)
 
 
 @final
@@ -237,7 +264,9 @@ class DataSystem:
                 "the reload interval must be a positive number of seconds"
             )
         return cls(
-            synchronizers=(file_synchronizer(*paths, reload=reload, interval=interval),)
+            synchronizers=(
+                mark_local(file_synchronizer(*paths, reload=reload, interval=interval)),
+            )
         )
 
     @classmethod

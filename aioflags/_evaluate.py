@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from ._json import JSONValue
     from ._model import SegmentMatcher
 
-__all__ = ["ERROR_RESULTS", "Matcher", "evaluate", "evaluate_one", "typed_check"]
+__all__ = [
+    "ERROR_RESULTS",
+    "Matcher",
+    "Recorded",
+    "evaluate",
+    "evaluate_one",
+    "typed_check",
+]
 
 logger = logging.getLogger("aioflags.evaluation")
 
@@ -69,6 +76,10 @@ _FAILED: Final = _Outcome(None, None, FAILED)
 #: key: the result itself (the common case: nothing to allocate), or an
 #: outcome (aborted, failed, or with a big-segment status).
 Memo: TypeAlias = "dict[str, Result | _Outcome]"
+
+#: Prerequisite evaluations, for analytics events: ``(prerequisite flag, its
+#: result, the key of the flag that required it)``, depth first.
+Recorded: TypeAlias = "list[tuple[CompiledFlag, Result, str]]"
 
 
 class _NeedState(Exception):
@@ -149,7 +160,7 @@ class Matcher:
 class _State(Matcher):
     """Per-evaluation recursion state: prerequisites, nested and big segments."""
 
-    __slots__ = ("big", "chain", "memo", "prerequisites", "segment_stack")
+    __slots__ = ("big", "chain", "memo", "prerequisites", "recorded", "segment_stack")
 
     def __init__(
         self,
@@ -157,6 +168,7 @@ class _State(Matcher):
         segments: Mapping[str, CompiledSegment],
         key: str,
         memo: Memo | None = None,
+        recorded: Recorded | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
@@ -166,6 +178,8 @@ class _State(Matcher):
         self.big: str | None = None
         # The top-level flag's prerequisites, for all-flags state only.
         self.prerequisites: list[str] | None = None if memo is None else []
+        # Every prerequisite evaluation, for analytics events (or None).
+        self.recorded = recorded
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
@@ -185,6 +199,8 @@ class _State(Matcher):
             if not pflag.on or pflag.malformed is not None:
                 # An off prerequisite fails whatever it serves; so does a
                 # malformed one (it serves no variation).
+                if self.recorded is not None and pflag.constant is not None:
+                    self.recorded.append((pflag, pflag.constant, chain[-1]))
                 return prereq.failed
             if _prerequisite_index(pflag, ctx, self) != prereq.variation:
                 return prereq.failed
@@ -235,12 +251,17 @@ def _prerequisite_index(pflag: CompiledFlag, ctx: Context, st: _State) -> int | 
         st.big = hit.big
         return hit.index
     constant = pflag.constant
+    recorded = st.recorded
     if constant is not None:
+        if recorded is not None:
+            recorded.append((pflag, constant, st.chain[-1]))
         return constant[1]
     st.chain.append(key)
-    index = pflag.run(ctx, st)[1]
+    result = pflag.run(ctx, st)
     st.chain.pop()
-    return index
+    if recorded is not None:
+        recorded.append((pflag, result, st.chain[-1]))
+    return result[1]
 
 
 def _with_big(result: Result, big: str) -> Result:
@@ -249,7 +270,12 @@ def _with_big(result: Result, big: str) -> Result:
     return (result[0], result[1], reason, result[3], None)
 
 
-def evaluate_one(matcher: Matcher, flag: CompiledFlag, ctx: Context) -> Result:
+def evaluate_one(
+    matcher: Matcher,
+    flag: CompiledFlag,
+    ctx: Context,
+    recorded: Recorded | None = None,
+) -> Result:
     """Evaluate one (present) flag for a valid context, with a state; never raises.
 
     The careful path. The hot paths first try ``flag.run(ctx, matcher)`` on a
@@ -257,9 +283,11 @@ def evaluate_one(matcher: Matcher, flag: CompiledFlag, ctx: Context) -> Result:
     flag with prerequisites, or when that raised: evaluation is pure, so this
     does it again with a state (for big or nested segments), and logs and
     returns MALFORMED_FLAG or EXCEPTION if it fails again. The flag's result
-    is not constant (the callers return a constant one at once).
+    is not constant (the callers return a constant one at once). With
+    ``recorded``, every prerequisite evaluation is appended to it, depth first,
+    as ``(prerequisite, its result, the key of the flag that required it)``.
     """
-    st = _State(matcher.flags, matcher.segments, flag.key)
+    st = _State(matcher.flags, matcher.segments, flag.key, None, recorded)
     try:
         result = flag.run(ctx, st)
     except MalformedAbort as exc:

@@ -389,6 +389,7 @@ class CompiledFlag:
         "constant",
         "debug_events_until_date",
         "deleted",
+        "exclude_from_summaries",
         "fallthrough",
         "key",
         "malformed",
@@ -398,10 +399,12 @@ class CompiledFlag:
         "prerequisites",
         "rules",
         "run",
+        "sampling_ratio",
         "segment_keys",
         "targets",
         "track_events",
         "track_events_fallthrough",
+        "variations",
         "version",
     )
 
@@ -429,6 +432,13 @@ class CompiledFlag:
     run: Runner
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
+    #: analytics events: send feature and debug events with probability
+    #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)
+    sampling_ratio: int
+    #: analytics events: leave the flag out of summary events
+    exclude_from_summaries: bool
+    #: the variation values (summary events name them by index)
+    variations: tuple[JSONValue, ...]
 
 
 def _target_maps(
@@ -482,9 +492,15 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
+    flag.sampling_ratio = 1
+    flag.exclude_from_summaries = False
+    flag.variations = ()
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object")
+        ratio = raw.get("samplingRatio", 1)
+        flag.sampling_ratio = 1 if ratio is None else ratio if type(ratio) is int else 0
+        flag.exclude_from_summaries = raw.get("excludeFromSummaries") is True
         version = raw.get("version")
         if type(version) is int:
             flag.version = version
@@ -511,6 +527,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     _opt(raw, "key", str, key)
     salt = _opt(raw, "salt", str, "")
     variations = _Variations(_opt(raw, "variations", list, []))
+    flag.variations = tuple(variations.values)
     flag.on = bool(_opt(raw, "on", bool, False))
     off_variation = _opt(raw, "offVariation", int, None)
 

@@ -12,13 +12,22 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._evaluate import ERROR_RESULTS, Matcher, Memo, evaluate, evaluate_one, typed_check
+from ._evaluate import (
+    ERROR_RESULTS,
+    Matcher,
+    Memo,
+    Recorded,
+    evaluate,
+    evaluate_one,
+    typed_check,
+)
 from ._model import DETAIL
 from ._results import EvaluationDetail, FlagsState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._analytics._recorder import Recorder
     from ._context import Context
     from ._json import JSONObject, JSONValue
     from ._model import CompiledFlag, CompiledSegment, Result
@@ -110,7 +119,14 @@ class FlagSnapshot:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_all_flags_plan", "_flags", "_initialized", "_matcher", "_segments")
+    __slots__ = (
+        "_all_flags_plan",
+        "_events",
+        "_flags",
+        "_initialized",
+        "_matcher",
+        "_segments",
+    )
 
     def __init__(
         self,
@@ -118,6 +134,7 @@ class FlagSnapshot:
         segments: Mapping[str, CompiledSegment] = _EMPTY,
         *,
         initialized: bool = False,
+        recorder: Recorder | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
@@ -126,6 +143,17 @@ class FlagSnapshot:
         self._initialized = initialized
         self._matcher = Matcher(self._flags, self._segments)
         self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
+        # Analytics events: where evaluations are recorded (None: events off).
+        self._events = recorder
+
+    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
+        return FlagSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            recorder=recorder,
+        )
 
     @property
     def initialized(self) -> bool:
@@ -158,6 +186,72 @@ class FlagSnapshot:
                 pass  # as in variation(): the careful path does it again
         return evaluate_one(self._matcher, flag, context)
 
+    def _recorded(
+        self,
+        events: Recorder,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None,
+        detail: bool,
+    ) -> Result:
+        """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
+
+        The path of every evaluation while analytics events are on: the
+        prerequisites' evaluations are recorded too, before the flag's own.
+        """
+        flag = self._flags.get(key)  # a snapshot that is not ready holds none
+        try:
+            if context is None or context._error is not None:
+                return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, _NO_CONTEXT)
+        if flag is None or flag.deleted:
+            if not self._initialized:
+                events.unknown(key, context, default, _NOT_READY)
+                return _NOT_READY
+            events.unknown(key, context, default, _NOT_FOUND)
+            return _NOT_FOUND
+        result = flag.constant
+        if result is None:
+            if flag.prerequisites:
+                recorded: Recorded = []
+                result = evaluate_one(self._matcher, flag, context, recorded)
+                for pflag, presult, parent in recorded:
+                    events.evaluation(pflag, context, presult, None, detail, parent)
+            else:
+                try:
+                    result = flag.run(context, self._matcher)
+                except Exception:  # noqa: BLE001
+                    result = evaluate_one(self._matcher, flag, context)
+        if (
+            kind is not None
+            and result[1] is not None
+            and default is not None
+            and kind is not object
+            and type(result[0]) is not kind
+        ):
+            ok, value = typed_check(result[0], kind)
+            if not ok:
+                result = _WRONG_TYPE
+            elif value is not result[0]:
+                result = (value, result[1], result[2], result[3], None)
+        # As in variation(): the recorder's common case inlined.
+        counter = events.counters.get(flag)
+        if (
+            counter is None
+            or counter.tracked
+            or result[3]
+            or context is not events.last
+            or context._kind != counter.kind
+        ):
+            events.evaluation(flag, context, result, default, detail)
+        elif result[1] is None:
+            counter.none += 1
+        else:
+            counter.counts[result[1]] += 1
+        return result
+
     # --------------------------------------------------------------- untyped
     def variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -170,12 +264,19 @@ class FlagSnapshot:
         flag = self._flags.get(key)
         try:
             if flag is None or context is None or context._error is not None:
+                if self._events is not None:  # analytics events: the careful path
+                    self._recorded(self._events, key, context, default, None, False)
                 return default
         except AttributeError:  # not a Context: never raise, say so once
             return _not_a_context(context, default)
         result = flag.constant
         if result is None:
             if flag.prerequisites:
+                if self._events is not None:  # prerequisites are recorded too
+                    result = self._recorded(
+                        self._events, key, context, default, None, False
+                    )
+                    return default if result[1] is None else result[0]
                 result = evaluate_one(self._matcher, flag, context)
             else:
                 try:
@@ -184,13 +285,35 @@ class FlagSnapshot:
                     # Evaluation is pure: the careful path does it again, and
                     # logs it, or starts again with a state where one is needed.
                     result = evaluate_one(self._matcher, flag, context)
+        events = self._events
+        if events is not None:
+            # Analytics events: the recorder's common case inlined (count it
+            # in the summary; nothing else to do for this flag and context);
+            # evaluation() does the same and everything else.
+            counter = events.counters.get(flag)
+            if (
+                counter is None
+                or counter.tracked
+                or result[3]
+                or context is not events.last
+                or context._kind != counter.kind
+            ):
+                events.evaluation(flag, context, result, default, False)
+            elif result[1] is None:
+                counter.none += 1
+            else:
+                counter.counts[result[1]] += 1
         return default if result[1] is None else result[0]
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        result = self._result(key, context)
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, None, True)
+        else:
+            result = self._result(key, context)
         cache = result[4]
         if cache is not None and result[1] is not None:
             detail = cache[DETAIL]
@@ -217,6 +340,10 @@ class FlagSnapshot:
     ) -> T:
         # The hot path of the typed methods: what _typed and typed_check do,
         # without their calls.
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, kind, False)
+            return default if result[1] is None else result[0]
         result = self._result(key, context)
         value = result[0]
         if result[1] is None:
@@ -233,6 +360,11 @@ class FlagSnapshot:
     def _typed_detail(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
+        events = self._events
+        if events is not None:
+            return _detail(
+                self._recorded(events, key, context, default, kind, True), default
+            )
         return _detail(self._typed(key, context, default, kind), default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:

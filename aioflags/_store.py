@@ -39,6 +39,7 @@ from ._snapshot import FlagSnapshot
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ._analytics._processor import EventProcessor
     from ._datatypes import Change
 
 __all__ = ["Store"]
@@ -71,7 +72,7 @@ def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
 class Store:
     """Holds the current snapshot and the selector; applies change sets."""
 
-    __slots__ = ("_dependents", "_selector", "snapshot")
+    __slots__ = ("_dependents", "_selector", "events", "snapshot")
 
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
@@ -79,6 +80,20 @@ class Store:
         self._selector = NO_SELECTOR
         # dependency -> the flags and segments that use it
         self._dependents: dict[_Node, set[_Node]] = {}
+        #: The analytics event processor whose recorder every snapshot
+        #: records evaluations into (None: events are off).
+        self.events: EventProcessor | None = None
+
+    def attach_events(self, processor: EventProcessor) -> None:
+        """Record every evaluation from now on into ``processor``'s recorder."""
+        self.events = processor
+        self.snapshot = self.snapshot.recording(processor.recorder)
+
+    def detach_events(self, processor: EventProcessor) -> None:
+        """Stop recording into ``processor`` (if it is the attached one)."""
+        if self.events is processor:
+            self.events = None
+            self.snapshot = self.snapshot.recording(None)
 
     @property
     def selector(self) -> Selector:
@@ -153,7 +168,13 @@ class Store:
                     segments[item.key] = item
                 changed.add(node)
                 self._update_dependents(node, prev, item)
-        self.snapshot = FlagSnapshot(flags, segments, initialized=True)
+        events = self.events
+        self.snapshot = FlagSnapshot(
+            flags,
+            segments,
+            initialized=True,
+            recorder=None if events is None else events.recorder,
+        )
         self._selector = change_set.selector
         return self._affected_flags(changed)
 

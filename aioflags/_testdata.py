@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, cast, final
 
 import anyio
 
-from ._datasystem import DataSystem
+from ._datasystem import DataSystem, mark_local
 from ._datatypes import (
     Change,
     ChangeKind,
@@ -653,7 +653,8 @@ class FlagData:
         The client gets the data published so far at start, and every later
         publication at once.
         """
-        return DataSystem.custom(synchronizers=[self._synchronizer])
+        # Local: it needs no SDK key, so the client sends no analytics events.
+        return DataSystem.custom(synchronizers=[mark_local(self._synchronizer)])
 
     async def _synchronizer(self, ctx: SourceContext) -> AsyncGenerator[Update, None]:
         del ctx  # an in-memory source needs no HTTP, config or clock

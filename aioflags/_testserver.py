@@ -8,8 +8,11 @@ close, with awaitable waits so tests never sleep.
 
 from __future__ import annotations
 
+import email.utils
+import gzip
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, final
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +40,8 @@ FDV2_POLL: Final = "/sdk/poll"
 FDV2_STREAM: Final = "/sdk/stream"
 FDV1_POLL: Final = "/sdk/latest-all"
 FDV1_STREAM: Final = "/all"
+EVENTS_BULK: Final = "/bulk"
+EVENTS_DIAGNOSTIC: Final = "/diagnostic"
 _STREAMS: Final = (FDV2_STREAM, FDV1_STREAM)
 
 
@@ -151,6 +156,12 @@ class FlagServer:
         self._span: AbstractAsyncContextManager[Span] | None = None
         self._entering = False
         self.url = ""
+        #: Seconds added to the clock in the ``Date`` header of event responses
+        #: (analytics debug windows compare with the server's clock).
+        self.clock_skew = 0.0
+        self._payloads: list[list[JSONObject]] = []
+        self._payload_ids: set[str] = set()
+        self._diagnostics: list[JSONObject] = []
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
@@ -444,6 +455,76 @@ class FlagServer:
         """Wait until every stream connection (to ``path``) has been closed by the client."""
         await self.wait_until(lambda: self.open_streams(path) == 0)
 
+    # ------------------------------------------------------ analytics events
+    @property
+    def events(self) -> list[JSONObject]:
+        """Every analytics event received on ``/bulk``, in arrival order.
+
+        A payload is counted once even if the SDK retried it (same
+        ``X-LaunchDarkly-Payload-ID``), as LaunchDarkly does.
+        """
+        return [dict(e) for payload in self._payloads for e in payload]
+
+    @property
+    def event_payloads(self) -> list[list[JSONObject]]:
+        """The ``/bulk`` payloads (one per flush), in arrival order."""
+        return [[dict(e) for e in payload] for payload in self._payloads]
+
+    @property
+    def diagnostic_events(self) -> list[JSONObject]:
+        """Every diagnostic event received on ``/diagnostic``."""
+        return [dict(e) for e in self._diagnostics]
+
+    def events_of(self, kind: str) -> list[JSONObject]:
+        """The received analytics events of one ``kind`` (``"feature"``, ``"summary"``...)."""
+        return [e for e in self.events if e.get("kind") == kind]
+
+    def clear_events(self) -> None:
+        """Forget the analytics and diagnostic events received so far."""
+        self._payloads.clear()
+        self._diagnostics.clear()
+
+    async def wait_for_events(
+        self, count: int = 1, *, kind: str | None = None
+    ) -> list[JSONObject]:
+        """Wait until ``count`` analytics events (of ``kind``) have arrived; return them all."""
+        await self.wait_until(
+            lambda: len(self.events if kind is None else self.events_of(kind)) >= count
+        )
+        return self.events if kind is None else self.events_of(kind)
+
+    async def wait_for_payloads(self, count: int = 1) -> list[list[JSONObject]]:
+        """Wait until ``count`` ``/bulk`` payloads have arrived; return them all."""
+        await self.wait_until(lambda: len(self._payloads) >= count)
+        return self.event_payloads
+
+    def _receive_events(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        """Record an event post; the HTTP status to answer."""
+        try:
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            data = json.loads(body)
+        except (OSError, EOFError, ValueError):
+            return 400
+        if path == EVENTS_DIAGNOSTIC:
+            if not isinstance(data, dict):
+                return 400
+            self._diagnostics.append(data)
+            return 202
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            return 400
+        payload_id = headers.get("x-launchdarkly-payload-id")
+        if payload_id is not None:
+            if payload_id in self._payload_ids:
+                return 202  # a retry of a payload already received
+            self._payload_ids.add(payload_id)
+        self._payloads.append(data)
+        return 202
+
+    def _date(self) -> bytes:
+        now = time.time() + self.clock_skew  # noqa: TID251 - an HTTP Date header is wall-clock
+        return email.utils.formatdate(now, usegmt=True).encode()
+
     # -------------------------------------------------------- connections
     async def _connection(self, stream: SocketStream) -> None:
         self.connections_opened += 1
@@ -544,11 +625,20 @@ class FlagServer:
                 if fault.body is not None
                 else f"fault injected: HTTP {fault.status}".encode()
             )
+            if path in (EVENTS_BULK, EVENTS_DIAGNOSTIC):
+                extra = [(b"date", self._date()), *extra]
             await self._reply(conn, stream, fault.status, body, b"text/plain", extra)
             return True
         if path in _STREAMS:
             await self._stream(conn, stream, path, query, fault, extra, number)
             return False
+        if path in (EVENTS_BULK, EVENTS_DIAGNOSTIC) and request.method == b"POST":
+            status = self._receive_events(path, headers, body)
+            self._notify()
+            await self._reply(
+                conn, stream, status, b"", extra=[(b"date", self._date()), *extra]
+            )
+            return True
         if path == FDV2_POLL:
             payload = json.dumps(self._fdv2_poll_body(query.get("basis"))).encode()
         elif path == FDV1_POLL:

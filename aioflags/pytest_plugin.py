@@ -8,9 +8,13 @@ Fixtures:
 - ``flag_server`` (async): a running :class:`~aioflags.testing.FlagServer`
   serving ``aioflags_data``; later publications are pushed to open streams.
 - ``aioflags_config``: the :class:`~aioflags.Config` that ``aioflags_client``
-  uses (FDv2 streaming to ``flag_server``); override it to change options.
+  uses (FDv2 streaming from ``flag_server``, analytics events to it);
+  override it to change options.
 - ``aioflags_client`` (async): a started :class:`~aioflags.Client`, closed
   after the test.
+- ``aioflags_events``: an :class:`~aioflags.testing.EventLog` of the analytics
+  events ``aioflags_client`` sent to ``flag_server``: ``await
+  aioflags_events.flush()`` sends what is buffered and returns them all.
 
 The marker presets flags for one test (on a class or module, for all of them)::
 
@@ -41,7 +45,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 import pytest
 
 from aioflags import Client, Config, DataSystem
-from aioflags.testing import FlagBuilder, FlagData, FlagServer, SegmentBuilder
+from aioflags.testing import (
+    EventLog,
+    FlagBuilder,
+    FlagData,
+    FlagServer,
+    SegmentBuilder,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Mapping
@@ -53,6 +63,7 @@ __all__ = [
     "aioflags_client",
     "aioflags_config",
     "aioflags_data",
+    "aioflags_events",
     "flag_server",
 ]
 
@@ -246,11 +257,16 @@ async def flag_server(
 
 @pytest.fixture
 def aioflags_config(flag_server: FlagServer) -> Config:
-    """The client configuration: FDv2 streaming from ``flag_server``."""
+    """The client configuration: FDv2 streaming from ``flag_server``.
+
+    Analytics events go to ``flag_server`` too (it records them), never to
+    LaunchDarkly.
+    """
     return Config(
         "test-sdk-key",
         base_uri=flag_server.url,
         stream_uri=flag_server.url,
+        events_uri=flag_server.url,
         data_system=DataSystem.streaming(),
     )
 
@@ -269,3 +285,9 @@ async def aioflags_client(
     """A started client (READY once the first payload arrives), closed after the test."""
     async for client in _run_client(aioflags_config, request):
         yield client
+
+
+@pytest.fixture
+def aioflags_events(flag_server: FlagServer, aioflags_client: Client) -> EventLog:
+    """The analytics events ``aioflags_client`` sent to ``flag_server``."""
+    return EventLog(flag_server, aioflags_client)

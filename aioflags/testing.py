@@ -3,7 +3,9 @@
 - :class:`FakeClock`: a clock you advance by hand, so retry, failover and grace
   periods are tested without waiting.
 - :class:`FlagServer`: a real flag service on 127.0.0.1 (FDv2 and FDv1) with
-  fault injection and request/connection recording.
+  fault injection and request/connection recording; it also accepts and
+  records analytics events (``/bulk``, ``/diagnostic``).
+- :class:`EventLog`: the analytics events a client sent to a FlagServer.
 - :class:`FlagData` with :class:`FlagBuilder`, :class:`SegmentBuilder`,
   :func:`clause` and :func:`in_segment`: flags described in Python, served by
   an in-memory data system or by attached FlagServers.
@@ -34,7 +36,11 @@ from ._testserver import RecordedRequest as RecordedRequest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._client import Client
+    from ._json import JSONObject
+
 __all__ = [
+    "EventLog",
     "FakeClock",
     "Fault",
     "FlagBuilder",
@@ -126,3 +132,42 @@ class FakeClock:
             await anyio.wait_all_tasks_blocked()
         self._now = target
         await anyio.wait_all_tasks_blocked()
+
+
+@final
+class EventLog:
+    """The analytics events a client sent to a :class:`FlagServer`, for assertions.
+
+    ``await log.flush()`` makes the client send what it has buffered and
+    returns every event the server has received; :meth:`of` picks one kind::
+
+        client.track("checkout", user)
+        events = await log.flush()
+        assert log.of("custom")[0]["key"] == "checkout"
+
+    The pytest plugin's ``aioflags_events`` fixture is one of these.
+    """
+
+    __slots__ = ("_client", "_server")
+
+    def __init__(self, server: FlagServer, client: Client) -> None:
+        self._server = server
+        self._client = client
+
+    @property
+    def events(self) -> list[JSONObject]:
+        """Every analytics event received so far, in arrival order."""
+        return self._server.events
+
+    def of(self, kind: str) -> list[JSONObject]:
+        """The events of one kind: ``"feature"``, ``"custom"``, ``"summary"``..."""
+        return self._server.events_of(kind)
+
+    async def flush(self) -> list[JSONObject]:
+        """Send what the client has buffered; return every event received so far."""
+        await self._client.flush()
+        return self._server.events
+
+    def clear(self) -> None:
+        """Forget the events received so far."""
+        self._server.clear_events()

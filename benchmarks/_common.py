@@ -40,7 +40,7 @@ def ld_sync_client(data: dict[str, Any]) -> Any:
     )
 
 
-async def ld_async_client(data: dict[str, Any]) -> Any:
+async def ld_async_client(data: dict[str, Any], events_uri: str | None = None) -> Any:
     from ldclient.async_client import AsyncLDClient
     from ldclient.async_config import AsyncConfig
     from ldclient.async_feature_store import AsyncInMemoryFeatureStore
@@ -48,8 +48,13 @@ async def ld_async_client(data: dict[str, Any]) -> Any:
 
     store = AsyncInMemoryFeatureStore()
     await store.init({FEATURES: data["flags"], SEGMENTS: data["segments"]})
+    events: dict[str, Any] = (
+        {"send_events": False}
+        if events_uri is None
+        else {"send_events": True, "events_uri": events_uri}
+    )
     client = AsyncLDClient(
-        AsyncConfig("sdk-key", feature_store=store, use_ldd=True, send_events=False)
+        AsyncConfig("sdk-key", feature_store=store, use_ldd=True, **events)
     )
     await client.start(start_wait=5)
     return client

@@ -1,5 +1,8 @@
 """Evaluation speed: aioflags vs LaunchDarkly's LDClient and AsyncLDClient, same data, one run.
 
+Rows marked "events on" send analytics events (to a FlagServer on
+127.0.0.1): the cost of recording evaluations for LaunchDarkly.
+
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
 
 Three measurements, because wall-clock time on a shared machine swings 2x
@@ -39,6 +42,7 @@ from corpus import contexts, make_corpus
 
 import aioflags
 import aioflags.blocking
+from aioflags.testing import FlagServer
 
 
 async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
@@ -57,11 +61,23 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
         aioflags.Config(data_system=in_memory_system(data))
     )
     out = []
+    events_server = FlagServer()
+    await events_server.__aenter__()
+    async_ld_events = await ld_async_client(data, events_server.url)
+    with_events = aioflags.Client(
+        aioflags.Config(
+            "sdk-key",
+            data_system=in_memory_system(data),
+            events_uri=events_server.url,
+            diagnostic_opt_out=True,
+        )
+    )
     try:
         await asyncio.to_thread(blocking.start)
         assert blocking.status is aioflags.ProviderStatus.READY
-        async with client:
+        async with client, with_events:
             assert client.status is aioflags.ProviderStatus.READY
+            assert with_events.status is aioflags.ProviderStatus.READY
             # Same answers before timing anything.
             for c_ours, c_theirs in zip(ours[:10], theirs[:10], strict=True):
                 for key in keys:
@@ -94,26 +110,22 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
                         fn(c)
                 return (time.perf_counter() - start) / len(subset) * 1e3
 
-            for label, ours_fn, sync_fn, async_fn in (
-                ("variation", client.variation, sync_ld.variation, async_ld.variation),
-                (
-                    "variation_detail",
-                    client.variation_detail,
-                    sync_ld.variation_detail,
-                    async_ld.variation_detail,
-                ),
-            ):
+            for label in ("variation", "variation_detail"):
                 rows: dict[str, list[float]] = {
                     "aioflags await client." + label: [],
                     "aioflags snapshot()." + label + " (sync)": [],
                     "aioflags blocking.Client." + label: [],
+                    "aioflags await client." + label + " (events on)": [],
+                    "aioflags snapshot()." + label + " (sync, events on)": [],
                     "LaunchDarkly LDClient": [],
                     "LaunchDarkly AsyncLDClient": [],
+                    "LaunchDarkly AsyncLDClient (events on)": [],
                 }
                 snap = client.snapshot()
+                snap_events = with_events.snapshot()
                 for _ in range(repeat):
                     rows["aioflags await client." + label].append(
-                        await per_eval(ours_fn, ours, True)
+                        await per_eval(getattr(client, label), ours, True)
                     )
                     rows["aioflags snapshot()." + label + " (sync)"].append(
                         await per_eval(getattr(snap, label), ours, False)
@@ -121,12 +133,22 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
                     rows["aioflags blocking.Client." + label].append(
                         await per_eval(getattr(blocking, label), ours, False)
                     )
+                    rows["aioflags await client." + label + " (events on)"].append(
+                        await per_eval(getattr(with_events, label), ours, True)
+                    )
+                    rows["aioflags snapshot()." + label + " (sync, events on)"].append(
+                        await per_eval(getattr(snap_events, label), ours, False)
+                    )
                     rows["LaunchDarkly LDClient"].append(
-                        await per_eval(sync_fn, theirs, False)
+                        await per_eval(getattr(sync_ld, label), theirs, False)
                     )
                     rows["LaunchDarkly AsyncLDClient"].append(
-                        await per_eval(async_fn, theirs, True)
+                        await per_eval(getattr(async_ld, label), theirs, True)
                     )
+                    rows["LaunchDarkly AsyncLDClient (events on)"].append(
+                        await per_eval(getattr(async_ld_events, label), theirs, True)
+                    )
+                    await with_events.flush()  # between runs, as the timer would
                 out.append(
                     table(
                         f"{label}: µs per evaluation ({n_flags} flags x {n_contexts} contexts)",
@@ -162,6 +184,8 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
         await asyncio.to_thread(blocking.close)
         sync_ld.close()
         await async_ld.close()
+        await async_ld_events.close()
+        await events_server.__aexit__(None, None, None)
     return "\n".join(out)
 
 

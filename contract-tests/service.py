@@ -70,14 +70,20 @@ CAPABILITIES = (
     "secure-mode-hash",
     "flag-change-listeners",
     "flag-value-change-listeners",
+    # Analytics events (events.md §12).
+    "event-gzip",
+    "optional-event-gzip",
+    "event-sampling",
+    "inline-context",
+    "inline-context-all",
+    "anonymous-redaction",
+    "omit-anonymous-contexts",
+    "client-prereq-events",
 )
 
 #: Commands for features aioflags does not have, with the reason given.
 UNSUPPORTED = {
-    "identifyEvent": "aioflags sends no analytics events",
-    "customEvent": "aioflags sends no analytics events",
-    "flushEvents": "aioflags sends no analytics events",
-    "aliasEvent": "aioflags sends no analytics events",
+    "aliasEvent": "alias events are legacy: LaunchDarkly's SDKs no longer send them",
     "getBigSegmentStoreStatus": "aioflags has no big segments store",
     "migrationVariation": "aioflags has no migrations support",
     "migrationOperation": "aioflags has no migrations support",
@@ -88,7 +94,6 @@ UNSUPPORTED_CONFIG = {
     "bigSegments": "big segments",
     "hooks": "evaluation hooks",
     "persistentDataStore": "the FDv1 line's persistent data stores (use dataSystem.store)",
-    "clientSide": "client-side mode",
 }
 
 
@@ -249,6 +254,33 @@ def _fdv1_data_system(
     )
 
 
+def _events_options(spec: object, endpoints: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``events`` section: absent or null means events are off."""
+    if spec is None:
+        return {"send_events": False}
+    events = _obj(spec, "events")
+    options: dict[str, Any] = {
+        "send_events": True,
+        "diagnostic_opt_out": not events.get("enableDiagnostics"),
+        "all_attributes_private": bool(events.get("allAttributesPrivate")),
+        "private_attributes": tuple(
+            _get(events, "globalPrivateAttributes", list) or ()
+        ),
+        "omit_anonymous_contexts": bool(events.get("omitAnonymousContexts")),
+        "compress_events": bool(events.get("enableGzip")),
+    }
+    base = _get(events, "baseUri", str) or _get(endpoints, "events", str)
+    if base is not None:
+        options["events_uri"] = base
+    capacity = _get(events, "capacity", int)
+    if capacity is not None and capacity > 0:
+        options["events_capacity"] = capacity
+    interval = _seconds(events.get("flushIntervalMs"), "flushIntervalMs")
+    if interval:
+        options["flush_interval"] = interval
+    return options
+
+
 def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
     """Map the harness's configuration onto aioflags' public ``Config``.
 
@@ -278,6 +310,9 @@ def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
         options["verify"] = _get(tls, "customCAFile", str)
     proxy = _obj(spec.get("proxy"), "proxy")
     options["proxy"] = _get(proxy, "httpProxy", str)
+    # A clientSide section on a server-side client is ignored, as
+    # LaunchDarkly's own server-side services do.
+    options.update(_events_options(spec.get("events"), endpoints))
 
     if spec.get("dataSystem") is not None:
         options["data_system"] = _data_system(_obj(spec["dataSystem"], "dataSystem"))
@@ -512,6 +547,24 @@ class Service:
         one = _comparison_context(_obj(p.get("context1"), "context1"))
         two = _comparison_context(_obj(p.get("context2"), "context2"))
         return {"equals": one == two}
+
+    async def _cmd_customEvent(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        # Null data is left out of the event whether or not omitNullData is set.
+        entry.client.track(
+            _get(p, "eventKey", str) or "",
+            _context(p),
+            data=p.get("data"),
+            metric_value=_get(p, "metricValue", (int, float)),
+        )
+
+    async def _cmd_identifyEvent(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        entry.client.identify(_context(p))
+
+    async def _cmd_flushEvents(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
+        del p
+        # Answer at once: the harness waits for the POST itself, and a flush
+        # that waited for delivery would stall it when the sink is down.
+        self.tg.start_soon(entry.client.flush)
 
     async def _cmd_secureModeHash(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
         return {"result": entry.client.secure_mode_hash(_context(p))}

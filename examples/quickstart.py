@@ -57,6 +57,7 @@ async def main() -> None:
             "sdk-quickstart",
             base_uri=server.url,
             stream_uri=server.url,
+            events_uri=server.url,  # analytics events go to the local server too
             poll_interval=0.5,  # FDv1 polling after the fallback, quick for the demo
         )
         client = aioflags.Client(config)

@@ -36,7 +36,11 @@ class Served:
     def config(self, **options: Any) -> aioflags.Config:
         options.setdefault("data_system", aioflags.DataSystem.streaming())
         return aioflags.Config(
-            "sdk-key", base_uri=self.server.url, stream_uri=self.server.url, **options
+            "sdk-key",
+            base_uri=self.server.url,
+            stream_uri=self.server.url,
+            **options,
+            send_events=False,
         )
 
     def set_value(self, key: str, value: str) -> None:

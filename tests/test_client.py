@@ -31,7 +31,7 @@ USER = Context.create("u1")
 
 
 def test_construction_needs_no_event_loop_and_does_no_io() -> None:
-    client = Client(Config("sdk-key", base_uri="http://127.0.0.1:9"))
+    client = Client(Config("sdk-key", base_uri="http://127.0.0.1:9", send_events=False))
     assert client.status is ProviderStatus.NOT_READY
     assert client.data_source_status is None
     assert "NOT_READY" in repr(client)
@@ -91,7 +91,11 @@ async def test_ready_timeout_is_error_then_ready_when_data_arrives(
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
         config = Config(
-            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.05
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            send_events=False,
+            ready_timeout=0.05,
         )
         client = Client(config)
         errors: list[aioflags.EventDetails] = []
@@ -116,7 +120,13 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
         async with Client(
-            Config("k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.01)
+            Config(
+                "k",
+                base_uri=server.url,
+                stream_uri=server.url,
+                send_events=False,
+                ready_timeout=0.01,
+            )
         ) as client:
             assert await client.wait_ready(timeout=0.01) is ProviderStatus.ERROR
 
@@ -125,7 +135,9 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
 async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> None:
     async with (
         FlagServer({"f": FLAG}) as server,
-        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+        Client(
+            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
+        ) as client,
     ):
         got: list[aioflags.EventDetails] = []
         client.add_handler(ProviderEvent.READY, got.append)
@@ -140,7 +152,9 @@ async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> 
 async def test_typed_methods_and_all_flags_through_the_client() -> None:
     async with (
         FlagServer({"f": FLAG, "s": {**FLAG, "variations": ["a", "b"]}}) as server,
-        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+        Client(
+            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
+        ) as client,
     ):
         assert await client.bool_variation("f", USER, False) is True
         assert (
@@ -192,7 +206,9 @@ def test_the_client_runs_on_trio() -> None:
     async def main() -> None:
         async with FlagServer({"f": FLAG}) as server:
             async with Client(
-                Config("k", base_uri=server.url, stream_uri=server.url)
+                Config(
+                    "k", base_uri=server.url, stream_uri=server.url, send_events=False
+                )
             ) as client:
                 assert client.status is ProviderStatus.READY
                 await server.wait_for_stream()
@@ -234,7 +250,9 @@ async def test_flag_change_and_value_change_listeners() -> None:
     flags = {"f": FLAG, "g": {**FLAG, "variations": ["a", "b"]}}
     async with (
         FlagServer(flags) as server,
-        Client(Config("k", base_uri=server.url, stream_uri=server.url)) as client,
+        Client(
+            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
+        ) as client,
     ):
         await server.wait_for_stream()
         all_changes: list[frozenset[str]] = []

@@ -130,7 +130,7 @@ async def test_status_declares_what_aioflags_supports() -> None:
             "big-segments",
             "migrations",
             "evaluation-hooks",
-            "event-gzip",
+            "client-per-context-summaries",
         }
 
 
@@ -513,7 +513,7 @@ async def test_unsupported_and_unknown_commands() -> None:
     async with running() as harness:
         url = await harness.create()
         for name, message in (
-            ("customEvent", "no analytics events"),
+            ("aliasEvent", "legacy"),
             ("getBigSegmentStoreStatus", "big segments"),
             ("migrationVariation", "migrations"),
             ("fly", "unknown command"),

@@ -50,7 +50,9 @@ ALL_TRANSPORTS = pytest.mark.parametrize("transport", list(TRANSPORTS))
 async def first_error(transport: str, base: str) -> ErrorInfo:
     """The error that one transport's first attempt against ``base`` reports."""
     _, factory = TRANSPORTS[transport]
-    config = Config(SDK_KEY, base_uri=base, stream_uri=base, connect_timeout=5)
+    config = Config(
+        SDK_KEY, base_uri=base, stream_uri=base, connect_timeout=5, send_events=False
+    )
     async with make_http_client(config, "instance") as http:
         ctx = SourceContext(
             selector=lambda: Selector(),
@@ -194,7 +196,13 @@ async def test_the_client_status_and_the_log_carry_the_same_message(
         system = DataSystem.custom(
             synchronizers=[sources.polling_synchronizer(interval=5)]
         )
-        cfg = Config(SDK_KEY, base_uri=server.url, data_system=system, ready_timeout=5)
+        cfg = Config(
+            SDK_KEY,
+            base_uri=server.url,
+            data_system=system,
+            ready_timeout=5,
+            send_events=False,
+        )
         with caplog.at_level(logging.WARNING, logger="aioflags"):
             async with Client(cfg, clock=FakeClock()) as client:
                 status = client.data_source_status
@@ -241,7 +249,7 @@ def _chained(outer: Exception, root: BaseException) -> Exception:
 )
 def test_transport_hints(exc: Exception, expected: str) -> None:
     """The mapping alone, for failures a loopback socket cannot stage."""
-    config = Config(SDK_KEY)
+    config = Config(SDK_KEY, send_events=False)
     ctx = SourceContext(
         selector=lambda: Selector(),
         http=httpx.AsyncClient(),

@@ -228,7 +228,9 @@ async def test_file_edits_announce_exactly_the_changed_flags(tmp_path: Path) -> 
 async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
     flags = {"f": FLAG, "g": FLAG}
     async with FlagServer(flags) as server:
-        config = Config("sdk-key", base_uri=server.url, stream_uri=server.url)
+        config = Config(
+            "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
+        )
         async with Client(config) as client:
             send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
             client.add_flag_change_handler(send.send_nowait)
@@ -332,7 +334,7 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         url = line.rsplit(" at ", 1)[1].strip()
 
         async def check() -> None:
-            config = Config("sdk-key", base_uri=url, stream_uri=url)
+            config = Config("sdk-key", base_uri=url, stream_uri=url, events_uri=url)
             send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
             async with Client(config) as client, send, receive:
                 assert await client.variation("f", USER, None) == "on"

@@ -48,16 +48,18 @@ FLAG: dict[str, Any] = {
 )
 def test_a_bad_sdk_key_says_which_character_and_where(key: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        Config(key)
+        Config(key, send_events=False)
 
 
 def test_tags_follow_launchdarkly_empty_is_unset_invalid_is_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert Config("k", application_id="").tags_header is None
-    config = Config("k", application_id="has space", application_version="1.2")
+    assert Config("k", application_id="", send_events=False).tags_header is None
+    config = Config(
+        "k", application_id="has space", application_version="1.2", send_events=False
+    )
     assert config.tags_header == "application-version/1.2"  # the valid one is sent
-    config = Config("k", application_id="a" * 65)
+    config = Config("k", application_id="a" * 65, send_events=False)
     assert config.tags_header is None
     assert caplog.text.count("is dropped") == 2
     assert "application_id='has space'" in caplog.text
@@ -110,7 +112,11 @@ async def test_ready_timeout_zero_starts_without_waiting(
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
         config = Config(
-            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            ready_timeout=0,
+            send_events=False,
         )
         async with Client(config) as client:
             # No wait, and no ERROR either: nothing has failed yet.
@@ -127,7 +133,9 @@ async def test_evaluations_never_raise_for_something_that_is_not_a_context(
 ) -> None:
     data = FlagData()
     data.set_value("f", True)
-    async with Client(Config(data_system=data.data_system())) as client:
+    async with Client(
+        Config(data_system=data.data_system(), send_events=False)
+    ) as client:
         detail = await client.bool_variation_detail("f", "alice", False)  # type: ignore[arg-type]
         assert (detail.value, detail.error_kind) == (False, "USER_NOT_SPECIFIED")
         assert await client.variation("f", {"key": "alice"}, "d") == "d"  # type: ignore[arg-type]
@@ -142,7 +150,7 @@ async def test_evaluations_never_raise_for_something_that_is_not_a_context(
 async def test_evaluating_a_client_never_started_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = Client(Config("k"))
+    client = Client(Config("k", send_events=False))
     user = Context.create("u")
     for _ in range(3):
         detail = await client.variation_detail("f", user, 1)
@@ -155,7 +163,7 @@ async def test_evaluating_a_client_never_started_warns_once(
 async def test_registering_a_watcher_before_start_does_not_warn(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = Client(Config("k"))
+    client = Client(Config("k", send_events=False))
     client.add_flag_value_change_handler("f", Context.create("u"), print)
     assert "evaluated before" not in caplog.text
 
@@ -271,7 +279,7 @@ def test_logging_of_misuse_uses_the_library_logger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, "aioflags")
-    Config("k", application_version="bad version")
+    Config("k", application_version="bad version", send_events=False)
     assert caplog.records[-1].name == "aioflags"
 
 
@@ -285,6 +293,7 @@ async def test_a_payload_filter_is_sent_on_every_data_request() -> None:
             base_uri=server.url,
             stream_uri=server.url,
             payload_filter_key="mobile-flags",
+            send_events=False,
         )
         async with Client(config) as client:
             await server.wait_for_stream()
@@ -295,6 +304,7 @@ async def test_a_payload_filter_is_sent_on_every_data_request() -> None:
             stream_uri=server.url,
             payload_filter_key="mobile-flags",
             data_system=aioflags.DataSystem.fdv1(),
+            send_events=False,
         )
         async with Client(fdv1) as client:
             assert client.status is ProviderStatus.READY
@@ -309,9 +319,17 @@ async def test_a_payload_filter_is_sent_on_every_data_request() -> None:
 def test_an_invalid_filter_key_is_dropped_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert Config("k", payload_filter_key="-bad").payload_filter_key is None
-    assert Config("k", payload_filter_key="").payload_filter_key is None
-    assert Config("k", payload_filter_key="ok.key_1").payload_filter_key == "ok.key_1"
+    assert (
+        Config("k", payload_filter_key="-bad", send_events=False).payload_filter_key
+        is None
+    )
+    assert (
+        Config("k", payload_filter_key="", send_events=False).payload_filter_key is None
+    )
+    assert (
+        Config("k", payload_filter_key="ok.key_1", send_events=False).payload_filter_key
+        == "ok.key_1"
+    )
     assert caplog.text.count("payload_filter_key='-bad' is ignored") == 1
 
 
@@ -322,7 +340,7 @@ def test_polling_launchdarkly_faster_than_every_30_s_is_clamped(
 
     from aioflags._sources._common import poll_interval
 
-    ctx: Any = SimpleNamespace(config=Config("k", poll_interval=5))
+    ctx: Any = SimpleNamespace(config=Config("k", poll_interval=5, send_events=False))
     assert poll_interval(ctx, "https://sdk.launchdarkly.com/sdk/poll", None) == 30
     assert poll_interval(ctx, "https://sdk.launchdarkly.us/sdk/poll", 1) == 30
     assert poll_interval(ctx, "https://sdk.launchdarkly.com/sdk/poll", 60) == 60
@@ -341,7 +359,11 @@ async def test_messages_when_the_service_never_answers_or_has_no_such_path(
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
         config = Config(
-            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=0.2
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            ready_timeout=0.2,
+            send_events=False,
         )
         async with Client(config) as client:
             last = client._bus.last_status_event
@@ -354,7 +376,11 @@ async def test_messages_when_the_service_never_answers_or_has_no_such_path(
         server.fail("/sdk/poll", status=404)
         server.fail("/sdk/stream", status=404)
         config = Config(
-            "k", base_uri=server.url, stream_uri=server.url, ready_timeout=30
+            "k",
+            base_uri=server.url,
+            stream_uri=server.url,
+            ready_timeout=30,
+            send_events=False,
         )
         async with Client(config) as client:
             assert client.status is ProviderStatus.ERROR

@@ -156,6 +156,7 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
             base_uri=server.url,
             data_system=DataSystem.custom(synchronizers=[source]),
             grace_period=60,
+            send_events=False,
         )
         client = Client(cfg, clock=clock)
         watch = StatusWatch(client)
@@ -187,7 +188,7 @@ async def test_hostile_body_fails_the_polling_initializer_as_invalid_data(
     """The default data system's initializer reports it; the next source goes on."""
     async with FlagServer({"f": flag("v1")}) as server:
         server.fail(POLL, Fault(body=fdv2_poll_body(raw)))
-        config = Config("sdk-key", base_uri=server.url)
+        config = Config("sdk-key", base_uri=server.url, send_events=False)
         async with make_http_client(config, "instance") as http:
             ctx = SourceContext(
                 selector=lambda: Selector(),
@@ -210,7 +211,10 @@ async def test_hostile_first_poll_leaves_the_client_not_ready_until_good_data() 
     async with FlagServer({"f": flag("v1")}) as server:
         server.script(POLL, Fault(body=fdv2_poll_body(DEEP)))
         client = Client(
-            Config("sdk-key", base_uri=server.url, data_system=system), clock=clock
+            Config(
+                "sdk-key", base_uri=server.url, data_system=system, send_events=False
+            ),
+            clock=clock,
         )
         watch = StatusWatch(client)
         async with anyio.create_task_group() as tg:
@@ -247,7 +251,11 @@ async def test_huge_shallow_garbage_and_wrongly_typed_flags_never_crash_the_poll
     garbage = b"[" + b"0," * 1_000_000 + b"0]"  # 2 MB, parsed on a worker thread
     async with FlagServer({"f": flag("v1")}) as server:
         cfg = Config(
-            "sdk-key", base_uri=server.url, data_system=system, grace_period=60
+            "sdk-key",
+            base_uri=server.url,
+            data_system=system,
+            grace_period=60,
+            send_events=False,
         )
         client = Client(cfg, clock=clock)
         watch = StatusWatch(client)
@@ -369,6 +377,7 @@ async def test_hostile_stream_event_restarts_the_stream_and_it_recovers(
             stream_uri=server.url,
             data_system=DataSystem.custom(synchronizers=[source]),
             retry_jitter=0,
+            send_events=False,
         )
         client = Client(cfg, clock=clock)
         watch = StatusWatch(client)
@@ -401,7 +410,9 @@ async def test_hostile_flag_file_is_invalid_data_and_a_fixed_file_recovers(
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flagValues": {"f": "v1"}}))
     system = DataSystem.file(path, reload=True, interval=1)
-    client = Client(Config("sdk-key", data_system=system), clock=clock)
+    client = Client(
+        Config("sdk-key", data_system=system, send_events=False), clock=clock
+    )
     watch = StatusWatch(client)
     async with client:
         assert await value(client) == "v1"

@@ -21,7 +21,9 @@ aiohttp_app = load("examples/aiohttp_app.py", "aiohttp_example")
 
 
 def config(server: FlagServer) -> aioflags.Config:
-    return aioflags.Config("sdk-key", base_uri=server.url, stream_uri=server.url)
+    return aioflags.Config(
+        "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
+    )
 
 
 async def checkout_answers(get: Any) -> None:

@@ -38,7 +38,9 @@ class Shutdown(BaseException):
 
 
 def config_for(server: FlagServer, **kwargs: Any) -> Config:
-    return Config("k", base_uri=server.url, stream_uri=server.url, **kwargs)
+    return Config(
+        "k", base_uri=server.url, stream_uri=server.url, **kwargs, send_events=False
+    )
 
 
 def sdk_tasks() -> set[str]:
@@ -122,7 +124,12 @@ async def test_a_bug_in_the_sdks_tasks_never_reaches_the_caller(
 
 @pytest.mark.asyncio
 async def test_http_that_cannot_be_set_up_is_fatal_with_the_reason() -> None:
-    config = Config("k", base_uri="https://127.0.0.1:9", verify="/nonexistent/ca.pem")
+    config = Config(
+        "k",
+        base_uri="https://127.0.0.1:9",
+        verify="/nonexistent/ca.pem",
+        send_events=False,
+    )
     client = Client(config)
     async with client:
         assert client.status is ProviderStatus.FATAL
@@ -412,7 +419,7 @@ async def test_a_client_running_when_the_process_forks(
 def test_constructing_before_fork_warns_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = Client(Config("k"))
+    client = Client(Config("k", send_events=False))
     before = client._instance_id
     client._after_fork()  # what os.register_at_fork runs in the child
     assert client.status is ProviderStatus.NOT_READY
@@ -659,7 +666,12 @@ async def test_aclose_from_a_task_that_a_handler_started_waits_for_the_stop() ->
 
 @pytest.mark.asyncio
 async def test_a_fatal_set_up_reaches_error_handlers_early_and_late() -> None:
-    config = Config("k", base_uri="https://127.0.0.1:9", verify="/nonexistent/ca.pem")
+    config = Config(
+        "k",
+        base_uri="https://127.0.0.1:9",
+        verify="/nonexistent/ca.pem",
+        send_events=False,
+    )
     client = Client(config)
     before: list[str | None] = []
     client.add_handler(ProviderEvent.ERROR, lambda d: before.append(d.error_code))

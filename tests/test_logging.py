@@ -37,7 +37,9 @@ async def test_info_lines_for_polling_connecting_and_ready_with_fields(
 ) -> None:
     caplog.set_level(logging.INFO, "aioflags")
     async with FlagServer({"f": FLAG, "g": FLAG}) as server:
-        config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+        config = Config(
+            SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
+        )
         async with Client(config) as client:
             await server.wait_for_stream()
             assert client.status is ProviderStatus.READY
@@ -60,7 +62,9 @@ async def test_source_errors_carry_url_and_status_as_fields_and_never_the_key(
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", status=401)
         server.fail("/sdk/stream", status=401)
-        config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+        config = Config(
+            SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
+        )
         async with Client(config) as client:
             assert client.status is ProviderStatus.FATAL
     errors = [r for r in caplog.records if getattr(r, "status_code", None) == 401]
@@ -81,7 +85,9 @@ async def test_data_source_noise_can_be_silenced_alone(
     try:
         async with FlagServer({"f": FLAG}) as server:
             server.fail("/sdk/poll", status=503)
-            config = Config(SECRET, base_uri=server.url, stream_uri=server.url)
+            config = Config(
+                SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
+            )
             async with Client(config) as client:
                 # A type of its own: "not a Context" is logged once per type.
                 await client.bool_variation("f", NotAContext(), False)  # type: ignore[arg-type]

@@ -49,6 +49,7 @@ def config(server: FlagServer, **kwargs: Any) -> Config:
         "base_uri": server.url,
         "stream_uri": server.url,
         "ready_timeout": 5.0,
+        "send_events": False,  # these tests count requests to the data endpoints
     }
     options.update(kwargs)
     return Config("sdk-key", **options)

@@ -125,7 +125,11 @@ QUICK: dict[str, Any] = {
 
 def config(server: FlagServer, **options: Any) -> aioflags.Config:
     return aioflags.Config(
-        "sdk-key", base_uri=server.url, stream_uri=server.url, **options
+        "sdk-key",
+        base_uri=server.url,
+        stream_uri=server.url,
+        events_uri=server.url,
+        **options,
     )
 
 

@@ -99,7 +99,10 @@ import aioflags
 @pytest.fixture
 def aioflags_config(flag_server):
     return aioflags.Config(
-        "k", base_uri=flag_server.url, data_system=aioflags.DataSystem.polling(60)
+        "k",
+        base_uri=flag_server.url,
+        events_uri=flag_server.url,
+        data_system=aioflags.DataSystem.polling(60),
     )
 """
     )

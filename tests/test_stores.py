@@ -155,6 +155,7 @@ def network_config(server: FlagServer, system: DataSystem, **kwargs: Any) -> Con
         stream_uri=server.url,
         data_system=system,
         **kwargs,
+        send_events=False,
     )
 
 
@@ -499,6 +500,7 @@ async def test_daemon_serves_the_store_and_never_the_network(
             base_uri=server.url,
             stream_uri=server.url,
             data_system=DataSystem.daemon(store),
+            send_events=False,
         )
         async with Client(config) as client:
             assert client.status is ProviderStatus.READY
@@ -523,7 +525,9 @@ async def test_daemon_with_a_custom_prefix_reads_only_that_prefix(
         await raw.hset(
             "custom-prefix:features", "g", json.dumps(flag("custom", key="g"))
         )
-        async with Client(Config(data_system=DataSystem.daemon(store))) as client:
+        async with Client(
+            Config(data_system=DataSystem.daemon(store), send_events=False)
+        ) as client:
             assert await client.variation("g", USER, "default") == "custom"
             assert await client.variation("f", USER, "default") == "default"
 
@@ -542,7 +546,7 @@ async def test_daemon_reloads_when_the_cache_ttl_expires(
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1"), "g": flag("same", key="g")})
         async with Client(
-            Config(data_system=DataSystem.daemon(store)), clock=clock
+            Config(data_system=DataSystem.daemon(store), send_events=False), clock=clock
         ) as client:
             assert await hgetall_calls(raw) == 2  # one read: features and segments
             await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
@@ -572,7 +576,7 @@ async def test_daemon_with_an_infinite_cache_reads_the_store_once(
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1")})
         async with Client(
-            Config(data_system=DataSystem.daemon(store)), clock=clock
+            Config(data_system=DataSystem.daemon(store), send_events=False), clock=clock
         ) as client:
             await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
             await clock.advance(10**9)
@@ -589,7 +593,7 @@ async def test_daemon_with_the_cache_off_reloads_at_the_shortest_interval(
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1")})
         async with Client(
-            Config(data_system=DataSystem.daemon(store)), clock=clock
+            Config(data_system=DataSystem.daemon(store), send_events=False), clock=clock
         ) as client:
             await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
             await clock.wait_for_sleeper(within=MIN_RELOAD_INTERVAL)
@@ -604,7 +608,9 @@ async def test_daemon_on_an_uninitialised_store_is_not_ready_and_says_why(
 ) -> None:
     clock = FakeClock()
     store = RedisStore(url=redis_server.url)
-    config = Config(data_system=DataSystem.daemon(store), ready_timeout=1)
+    config = Config(
+        data_system=DataSystem.daemon(store), ready_timeout=1, send_events=False
+    )
     async with raw_redis(redis_server) as raw, Client(config, clock=clock) as client:
         status = client.data_source_status
         assert status is not None and status.state is SourceState.INITIALIZING
@@ -628,7 +634,9 @@ async def test_daemon_outage_is_stale_then_error_then_ready_again(
 ) -> None:
     clock = FakeClock()
     store = RedisStore(url=redis_server.url, cache_ttl=1)
-    config = Config(data_system=DataSystem.daemon(store), grace_period=5)
+    config = Config(
+        data_system=DataSystem.daemon(store), grace_period=5, send_events=False
+    )
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1")})
     async with Client(config, clock=clock) as client:

@@ -231,7 +231,9 @@ async def test_attached_server_gets_the_data_and_every_change() -> None:
     async with FlagServer() as server:
         data.attach(server)
         assert server.flags["f"]["variations"] == [1]
-        config = Config("k", base_uri=server.url, stream_uri=server.url)
+        config = Config(
+            "k", base_uri=server.url, stream_uri=server.url, send_events=False
+        )
         async with Client(config) as client:
             assert await client.variation("f", ALICE, None) == 1
             async with client.flag_value_changes("g", ALICE) as changes:

@@ -1,0 +1,11 @@
+"""Analytics events (events.md): what LaunchDarkly's event recorder receives.
+
+- ``_recorder``: the synchronous half, on the evaluation path: evaluations,
+  custom and identify events go into a bounded buffer and an in-place
+  summary; no I/O, next to no allocation.
+- ``_format``: turns a taken buffer into LaunchDarkly's JSON events, with
+  private attributes redacted.
+- ``_processor``: the asynchronous half: one task group, owned by the
+  :class:`~aioflags._analytics._processor.EventProcessor` async context
+  manager, flushes the buffer to ``{events_uri}/bulk`` and sends diagnostics.
+"""

@@ -1,0 +1,107 @@
+"""Diagnostic events: what LaunchDarkly learns about the SDK's setup and health (events.md §11)."""
+
+from __future__ import annotations
+
+import platform
+import uuid
+from typing import TYPE_CHECKING, Final
+
+from aioflags._version import __version__
+
+if TYPE_CHECKING:
+    from aioflags._config import Config
+    from aioflags._json import JSONObject
+
+__all__ = ["Diagnostics"]
+
+_DEFAULTS: Final = {
+    "base_uri": "https://sdk.launchdarkly.com",
+    "events_uri": "https://events.launchdarkly.com",
+    "stream_uri": "https://stream.launchdarkly.com",
+}
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _platform() -> JSONObject:
+    system = platform.system()
+    return {
+        "name": "python",
+        "osArch": platform.machine(),
+        "osName": "MacOS" if system == "Darwin" else system,
+        "osVersion": platform.release(),
+        "pythonVersion": platform.python_version(),
+        "pythonImplementation": platform.python_implementation(),
+    }
+
+
+class Diagnostics:
+    """Builds the ``diagnostic-init`` and periodic ``diagnostic`` events of one client."""
+
+    __slots__ = ("_config", "_id", "_since")
+
+    def __init__(self, config: Config, now_ms: int) -> None:
+        self._config = config
+        self._id: JSONObject = {
+            "diagnosticId": str(uuid.uuid4()),
+            "sdkKeySuffix": (config.sdk_key or "")[-6:],
+        }
+        self._since = now_ms
+
+    def init_event(self, now_ms: int) -> JSONObject:
+        """The ``diagnostic-init`` event, sent once when the client starts."""
+        config = self._config
+        sdk: JSONObject = {"name": "aioflags", "version": __version__}
+        if config.wrapper_name:
+            sdk["wrapperName"] = config.wrapper_name
+            if config.wrapper_version:
+                sdk["wrapperVersion"] = config.wrapper_version
+        system = config.data_system
+        streaming = system is None or any(
+            "stream" in getattr(s, "__qualname__", "") for s in system.synchronizers
+        )
+        return {
+            "kind": "diagnostic-init",
+            "id": self._id,
+            "creationDate": now_ms,
+            "sdk": sdk,
+            "platform": _platform(),
+            "configuration": {
+                "customBaseURI": config.base_uri != _DEFAULTS["base_uri"],
+                "customEventsURI": config.events_uri != _DEFAULTS["events_uri"],
+                "customStreamURI": config.stream_uri != _DEFAULTS["stream_uri"],
+                "eventsCapacity": config.events_capacity,
+                "connectTimeoutMillis": _ms(config.connect_timeout),
+                "socketTimeoutMillis": _ms(config.read_timeout),
+                "eventsFlushIntervalMillis": _ms(config.flush_interval),
+                "usingProxy": config.proxy is not None,
+                "streamingDisabled": not streaming,
+                "usingRelayDaemon": False,
+                "allAttributesPrivate": config.all_attributes_private,
+                "pollingIntervalMillis": _ms(config.poll_interval),
+                "userKeysCapacity": config.context_keys_capacity,
+                "userKeysFlushIntervalMillis": _ms(config.context_keys_flush_interval),
+                "diagnosticRecordingIntervalMillis": _ms(
+                    config.diagnostic_recording_interval
+                ),
+                "dataStoreType": "memory",
+            },
+        }
+
+    def periodic_event(
+        self, now_ms: int, *, dropped: int, deduplicated: int, last_batch: int
+    ) -> JSONObject:
+        """A periodic ``diagnostic`` event; the next one counts from ``now_ms``."""
+        since, self._since = self._since, now_ms
+        return {
+            "kind": "diagnostic",
+            "id": self._id,
+            "creationDate": now_ms,
+            "dataSinceDate": since,
+            "droppedEvents": dropped,
+            "deduplicatedUsers": deduplicated,
+            "eventsInLastBatch": last_batch,
+            "streamInits": [],
+        }

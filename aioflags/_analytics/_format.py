@@ -1,0 +1,222 @@
+"""Buffered records to LaunchDarkly's JSON events, with private attributes redacted.
+
+Runs at flush time, off the evaluation path (events.md §3, §4). Contexts are
+immutable, so a record holds the context itself and it is only serialised
+here; nothing the application passed in is mutated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from aioflags._context import parse_reference
+
+from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX
+
+if TYPE_CHECKING:
+    from aioflags._config import Config
+    from aioflags._context import Context
+    from aioflags._json import JSONObject, JSONValue
+
+    from ._recorder import Batch, Counter, Record
+
+__all__ = ["EventFormatter", "escape_reference"]
+
+#: Never redacted: they identify the context.
+_PROTECTED: Final = frozenset({"kind", "key", "anonymous", "_meta"})
+
+
+def escape_reference(path: tuple[str, ...]) -> str:
+    """How a redacted attribute is listed in ``_meta.redactedAttributes``.
+
+    A plain top-level name stays plain; a name containing ``/`` or ``~``, and
+    any nested path, is written as a reference (``~`` as ``~0``, ``/`` as
+    ``~1``, components joined by ``/``, with a leading ``/``).
+    """
+    if len(path) == 1 and "/" not in path[0] and "~" not in path[0]:
+        return path[0]
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _parse(references: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    parsed = (parse_reference(r, literal=False) for r in references)
+    return tuple(p for p in parsed if p is not None and p[0] not in _PROTECTED)
+
+
+def _redact(body: JSONObject, path: tuple[str, ...], redacted: list[str]) -> JSONObject:
+    """``body`` without the attribute at ``path`` (copied where changed), listing it."""
+    head = path[0]
+    if head not in body:
+        return body
+    if len(path) == 1:
+        body = dict(body)
+        del body[head]
+        name = escape_reference(path)
+        if name not in redacted:
+            redacted.append(name)
+        return body
+    inner = body[head]
+    if not isinstance(inner, dict):
+        return body
+    before = len(redacted)
+    changed = _redact(inner, path[1:], redacted)
+    if changed is inner:
+        return body
+    if len(redacted) > before:
+        # Listed as the whole path, not as the inner remainder.
+        redacted[-1] = escape_reference(path)
+    body = dict(body)
+    body[head] = changed
+    return body
+
+
+class EventFormatter:
+    """Turns a :class:`~aioflags._analytics._recorder.Batch` into the ``/bulk`` payload."""
+
+    __slots__ = ("_all_private", "_global", "_omit_anonymous")
+
+    def __init__(self, config: Config) -> None:
+        self._all_private = config.all_attributes_private
+        self._global = _parse(config.private_attributes)
+        self._omit_anonymous = config.omit_anonymous_contexts
+
+    # ------------------------------------------------------------- contexts
+    def _single(self, part: Context, redact_anonymous: bool) -> JSONObject:
+        values = part._values
+        body: JSONObject = {"kind": part._kind, "key": part._key}
+        anonymous = bool(values.get("anonymous"))
+        redacted: list[str] = []
+        if self._all_private or (anonymous and redact_anonymous):
+            redacted.extend(
+                escape_reference((name,)) for name in values if name not in _PROTECTED
+            )
+        else:
+            attrs: JSONObject = {k: v for k, v in values.items() if k not in _PROTECTED}
+            for path in (*self._global, *_parse(part._private)):
+                attrs = _redact(attrs, path, redacted)
+            body.update(attrs)
+        if anonymous:
+            body["anonymous"] = True
+        if redacted:
+            body["_meta"] = {"redactedAttributes": redacted}
+        return body
+
+    def context(
+        self, context: Context, *, redact_anonymous: bool, omit_anonymous: bool = False
+    ) -> JSONObject | None:
+        """The context as events carry it; ``None`` if omitted (all anonymous)."""
+        parts = list(context._parts.values())
+        if omit_anonymous:
+            parts = [p for p in parts if not p._values.get("anonymous")]
+            if not parts:
+                return None
+        if len(parts) == 1:
+            return self._single(parts[0], redact_anonymous)
+        out: JSONObject = {"kind": "multi"}
+        for part in parts:
+            body = self._single(part, redact_anonymous)
+            del body["kind"]
+            out[part._kind] = body
+        return out
+
+    # --------------------------------------------------------------- events
+    def _evaluation(self, record: Record) -> JSONObject:
+        kind, now, context, flag, result, value, default, detail, prereq_of = record
+        debug = kind == DEBUG
+        event: JSONObject = {
+            "kind": "debug" if debug else "feature",
+            "creationDate": now,
+            "key": flag.key,
+            "version": flag.version,
+            "context": self.context(context, redact_anonymous=not debug),
+            "value": value,
+        }
+        if result[1] is not None:
+            event["variation"] = result[1]
+        if prereq_of is None:
+            event["default"] = default
+        elif not debug:
+            event["prereqOf"] = prereq_of
+        if detail or result[3]:
+            event["reason"] = dict(result[2])
+        return event
+
+    def _record(self, record: Record) -> JSONObject | None:
+        kind = record[0]
+        if kind in (FEATURE, DEBUG):
+            return self._evaluation(record)
+        if kind in (INDEX, IDENTIFY):
+            context = self.context(
+                record[2],
+                redact_anonymous=False,
+                omit_anonymous=self._omit_anonymous,
+            )
+            if context is None:
+                return None
+            return {
+                "kind": "index" if kind == INDEX else "identify",
+                "creationDate": record[1],
+                "context": context,
+            }
+        assert kind == CUSTOM
+        _, now, context, key, data, metric_value = record
+        event = {
+            "kind": "custom",
+            "creationDate": now,
+            "key": key,
+            "context": self.context(context, redact_anonymous=True),
+        }
+        if data is not None:
+            event["data"] = data
+        if metric_value is not None:
+            event["metricValue"] = metric_value
+        return event
+
+    def events(self, batch: Batch) -> list[JSONObject]:
+        """Every buffered event, in order, then the summary (if anything was counted)."""
+        out = [e for e in map(self._record, batch.records) if e is not None]
+        if batch.counters:
+            out.append(
+                {
+                    "kind": "summary",
+                    "startDate": batch.start_ms,
+                    "endDate": batch.end_ms,
+                    "features": _features(batch.counters),
+                }
+            )
+        return out
+
+
+def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
+    features: dict[str, JSONObject] = {}
+    for key, counter in counters:
+        entry = features.get(key)
+        if entry is None:
+            entry = features[key] = {
+                "default": counter.default,
+                "contextKinds": [],
+                "counters": [],
+            }
+        kinds: list[JSONValue] = entry["contextKinds"]
+        kinds.extend(k for k in sorted(counter.kinds) if k not in kinds)
+        rows: list[JSONValue] = entry["counters"]
+        flag = counter.flag
+        for index, count in enumerate(counter.counts):
+            if count:
+                assert flag is not None
+                rows.append(
+                    {
+                        "variation": index,
+                        "version": flag.version,
+                        "value": flag.variations[index],
+                        "count": count,
+                    }
+                )
+        if counter.none:
+            row: JSONObject = (
+                {"unknown": True} if flag is None else {"version": flag.version}
+            )
+            row["value"] = counter.default
+            row["count"] = counter.none
+            rows.append(row)
+    return features

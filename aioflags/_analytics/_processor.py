@@ -1,0 +1,342 @@
+"""EventProcessor: ships analytics events from one task group it owns (events.md §1, §2, §9-§11).
+
+The client's runner starts :meth:`EventProcessor.run` in its task group. It
+attaches the recorder to the store (from then on evaluations record), then
+runs three tasks in the processor's own task group: a *ticker* (every
+``flush_interval`` it asks for a flush, and forgets recently seen contexts
+every ``context_keys_flush_interval``), a *sender* (takes the buffer and
+posts it to ``{events_uri}/bulk``, one payload at a time) and, unless opted
+out, *diagnostics*. When the client closes, the group is cancelled and a
+final flush runs shielded, bounded by ``CLOSE_BOUND`` seconds: a dead
+endpoint delays shutdown by that much at most, never more.
+
+Delivery: one retry after a one-second pause, with the same payload ID, on a
+network error, a 5xx, or 400/408/429; any other 4xx disables the processor
+for good (the SDK key is invalid or events are refused). Every response's
+``Date`` header tells the recorder the server's clock, for debug windows.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import httpx
+
+from aioflags._context import Context
+
+from ._diagnostics import Diagnostics
+from ._format import EventFormatter
+from ._recorder import Recorder, wall_ms
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup, TaskStatus
+
+    from aioflags._clock import Clock
+    from aioflags._config import Config
+    from aioflags._json import JSONValue
+    from aioflags._store import Store
+
+__all__ = ["CLOSE_BOUND", "EventProcessor"]
+
+logger = logging.getLogger("aioflags.events")
+
+#: Seconds the final flush may take when the client closes.
+CLOSE_BOUND: Final = 2.0
+#: The pause before the one retry of a failed delivery.
+RETRY_PAUSE: Final = 1.0
+#: 4xx statuses that are retried; any other 4xx disables event delivery.
+_RECOVERABLE: Final = frozenset({400, 408, 429})
+_SCHEMA: Final = "4"
+
+
+def _server_time(response: httpx.Response) -> int | None:
+    """The ``Date`` header in epoch milliseconds (None if absent or unreadable)."""
+    date = response.headers.get("date")
+    if not date:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(date).timestamp() * 1000)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Payload:
+    """One ``/bulk`` body and its ID, kept until delivered (a retry reuses both)."""
+
+    __slots__ = ("body", "count", "id")
+
+    def __init__(self, body: bytes, count: int) -> None:
+        self.body = body
+        self.count = count
+        self.id = str(uuid.uuid4())
+
+
+class EventProcessor:
+    """Owns the analytics event tasks of one running client.
+
+    An async context manager (``async with processor:``) that owns its task
+    group; :meth:`run` is the form the client's runner starts with
+    ``await tg.start(processor.run)``.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_diagnostics",
+        "_disabled",
+        "_formatter",
+        "_headers",
+        "_http",
+        "_in_flight",
+        "_last_batch",
+        "_round",
+        "_store",
+        "_tg",
+        "_wake",
+        "recorder",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        http: httpx.AsyncClient,
+        store: Store,
+        clock: Clock,
+        random: random.Random,
+        *,
+        now_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._config = config
+        self._http = http
+        self._store = store
+        self._clock = clock
+        #: The synchronous half: evaluations, track and identify record here.
+        self.recorder = Recorder(config, random, now_ms)
+        self._formatter = EventFormatter(config)
+        self._diagnostics = (
+            None if config.diagnostic_opt_out else Diagnostics(config, now_ms())
+        )
+        self._headers = {"Content-Type": "application/json"}
+        if config.compress_events:
+            self._headers["Content-Encoding"] = "gzip"
+        self._disabled = False
+        self._in_flight: _Payload | None = None
+        self._last_batch = 0
+        self._wake = anyio.Event()
+        self._round = anyio.Event()  # set when the next flush round has ended
+        self._tg: TaskGroup | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Record and ship events until cancelled; then flush, bounded."""
+        async with self:
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def __aenter__(self) -> EventProcessor:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        tg.start_soon(self._ticker)
+        tg.start_soon(self._sender)
+        if self._diagnostics is not None:
+            tg.start_soon(self._diagnostics_loop, self._diagnostics)
+        self._store.attach_events(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._store.detach_events(self)
+        tg, self._tg = self._tg, None
+        assert tg is not None
+        tg.cancel_scope.cancel()
+        try:
+            return await tg.__aexit__(exc_type, exc, tb)
+        finally:
+            with anyio.move_on_after(CLOSE_BOUND, shield=True):
+                await self._final_flush()
+            self._round.set()  # nobody waits for a round that will not come
+
+    # ------------------------------------------------------------ public face
+    @property
+    def disabled(self) -> bool:
+        """Whether delivery stopped for good (the recorder refused the SDK key)."""
+        return self._disabled
+
+    def track(
+        self,
+        event_key: object,
+        context: object,
+        data: JSONValue,
+        metric_value: object,
+    ) -> None:
+        """Record a custom event; never raises (bad input is logged and dropped).
+
+        The arguments are checked at run time: callers may not be typed.
+        """
+        if not isinstance(event_key, str) or not event_key:
+            logger.warning("track() needs a non-empty event key; event dropped")
+            return
+        if not isinstance(context, Context) or context._error is not None:
+            logger.warning("track(%r) got an invalid context; event dropped", event_key)
+            return
+        if metric_value is not None and (
+            isinstance(metric_value, bool) or not isinstance(metric_value, int | float)
+        ):
+            logger.warning("track(%r): metric_value must be a number", event_key)
+            metric_value = None
+        try:
+            json.dumps(data)
+        except (TypeError, ValueError):
+            logger.warning("track(%r): data is not JSON; event dropped", event_key)
+            return
+        if not self._disabled:
+            self.recorder.custom(event_key, context, data, metric_value)
+
+    def identify(self, context: object) -> None:
+        """Record an identify event; never raises (bad input is logged and dropped)."""
+        if not isinstance(context, Context) or context._error is not None:
+            logger.warning("identify() got an invalid context; event dropped")
+            return
+        if not self._disabled:
+            self.recorder.identify(context)
+
+    # ASYNC109: the client's flush() passes its own bound through.
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Ask for a flush now and wait (up to ``timeout`` seconds) until it is done."""
+        done = self._round
+        self._wake.set()
+        with anyio.move_on_after(timeout):
+            await done.wait()
+
+    # ------------------------------------------------------------------ tasks
+    async def _ticker(self) -> None:
+        config = self._config
+        clock = self._clock
+        forget_at = clock.now() + config.context_keys_flush_interval
+        while True:
+            await clock.sleep(config.flush_interval)
+            if clock.now() >= forget_at:
+                self.recorder.reset_context_keys()
+                forget_at = clock.now() + config.context_keys_flush_interval
+            self._wake.set()
+
+    async def _sender(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            done, self._round = self._round, anyio.Event()
+            try:
+                payload = self._take()
+                if payload is not None:
+                    self._in_flight = payload
+                    await self._deliver("/bulk", payload)
+                    self._in_flight = None
+            finally:
+                done.set()
+
+    async def _diagnostics_loop(self, diagnostics: Diagnostics) -> None:
+        recorder = self.recorder
+        await self._post_diagnostic(diagnostics.init_event(recorder._now()))
+        while True:
+            await self._clock.sleep(self._config.diagnostic_recording_interval)
+            event = diagnostics.periodic_event(
+                recorder._now(),
+                dropped=recorder.dropped,
+                deduplicated=recorder.deduplicated,
+                last_batch=self._last_batch,
+            )
+            recorder.dropped = recorder.deduplicated = 0
+            await self._post_diagnostic(event)
+
+    # --------------------------------------------------------------- delivery
+    def _take(self) -> _Payload | None:
+        if self._disabled:
+            self.recorder.take()  # discard
+            return None
+        batch = self.recorder.take()
+        if batch is None:
+            return None
+        events = self._formatter.events(batch)
+        self._last_batch = len(events)
+        body = json.dumps(events, separators=(",", ":")).encode()
+        if self._config.compress_events:
+            body = gzip.compress(body)
+        return _Payload(body, len(events))
+
+    async def _final_flush(self) -> None:
+        pending = self._in_flight
+        self._in_flight = None
+        if pending is not None and not self._disabled:
+            await self._deliver("/bulk", pending)
+        payload = self._take()
+        if payload is not None:
+            await self._deliver("/bulk", payload)
+
+    async def _post_diagnostic(self, event: JSONValue) -> None:
+        if self._disabled:
+            return
+        body = json.dumps(event, separators=(",", ":")).encode()
+        if self._config.compress_events:
+            body = gzip.compress(body)
+        await self._send("/diagnostic", body, dict(self._headers))
+
+    async def _deliver(self, path: str, payload: _Payload) -> None:
+        headers = {
+            **self._headers,
+            "X-LaunchDarkly-Event-Schema": _SCHEMA,
+            "X-LaunchDarkly-Payload-ID": payload.id,
+        }
+        await self._send(path, payload.body, headers)
+
+    async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
+        """POST once, and once more after a pause if that failed recoverably."""
+        url = self._config.events_uri + path
+        for attempt in range(2):
+            if attempt:
+                await self._clock.sleep(RETRY_PAUSE)
+            try:
+                response = await self._http.post(url, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                logger.warning("Sending analytics events to %s failed: %r", url, exc)
+                continue
+            server_time = _server_time(response)
+            if server_time is not None:
+                self.recorder.server_time = server_time
+            status = response.status_code
+            if response.is_success:
+                return True
+            if status < 400 or status >= 500 or status in _RECOVERABLE:
+                logger.warning(
+                    "Sending analytics events to %s failed: HTTP %d", url, status
+                )
+                continue
+            logger.error(
+                "Analytics events were refused (HTTP %d from %s): no more events "
+                "will be sent by this client (is the SDK key valid?)",
+                status,
+                url,
+            )
+            self._disable()
+            return False
+        logger.warning("Analytics events dropped after a retry (%s)", url)
+        return False
+
+    def _disable(self) -> None:
+        self._disabled = True
+        self.recorder.take()
+        self._store.detach_events(self)

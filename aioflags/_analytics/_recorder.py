@@ -1,0 +1,332 @@
+"""The recorder: the evaluation-path half of analytics events (events.md §3-§9).
+
+Everything here is synchronous and does no I/O. An evaluation is counted in
+the summary in place (one counter per flag version and variation, in lists
+allocated once per flag per flush window) and, only when LaunchDarkly asks
+for more (a tracked flag, an experiment, a debug window, a context not seen
+recently), a small record is appended to a bounded buffer. Records are turned
+into JSON at flush time, off the evaluation path (``_format``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+
+    from aioflags._config import Config
+    from aioflags._context import Context
+    from aioflags._json import JSONValue
+    from aioflags._model import CompiledFlag, Result
+
+__all__ = [
+    "CUSTOM",
+    "DEBUG",
+    "FEATURE",
+    "IDENTIFY",
+    "INDEX",
+    "Batch",
+    "Counter",
+    "Recorder",
+    "wall_ms",
+]
+
+logger = logging.getLogger("aioflags.events")
+
+# Record kinds: the first item of every buffered record.
+FEATURE: Final = (
+    0  # (FEATURE, ms, context, flag, result, value, default, detail, prereq_of)
+)
+DEBUG: Final = 1  # same shape as FEATURE
+CUSTOM: Final = 2  # (CUSTOM, ms, context, key, data, metric_value)
+IDENTIFY: Final = 3  # (IDENTIFY, ms, context)
+INDEX: Final = 4  # (INDEX, ms, context)
+
+#: One buffered event, as recorded (formatted at flush time).
+Record: TypeAlias = "tuple[Any, ...]"
+
+
+def wall_ms() -> int:
+    """Milliseconds since the epoch: event timestamps are wall-clock by protocol."""
+    return int(time.time() * 1000)  # noqa: TID251 - creationDate is epoch ms, not a duration
+
+
+class Counter:
+    """One flag version's summary in a flush window, counted in place.
+
+    ``counts[i]`` counts the evaluations that served variation ``i`` (the
+    list is allocated once, as long as the flag's variations); ``none``
+    counts those that served none (the default); ``default`` is the caller's
+    default of the first evaluation. ``flag`` is None for an unknown flag.
+    """
+
+    __slots__ = (
+        "counts",
+        "default",
+        "excluded",
+        "flag",
+        "kind",
+        "kinds",
+        "none",
+        "tracked",
+    )
+
+    def __init__(self, flag: CompiledFlag | None, default: JSONValue) -> None:
+        if flag is not None and flag.deleted:
+            flag = None  # a deleted flag is an unknown one
+        self.flag = flag
+        self.default = default
+        self.counts = [0] * len(flag.variations) if flag is not None else []
+        self.none = 0
+        self.kinds: set[str] = set()
+        #: the kind of the single-kind contexts last counted ("" otherwise)
+        self.kind = ""
+        self.tracked = flag is not None and (
+            flag.track_events or flag.debug_events_until_date is not None
+        )
+        self.excluded = flag is not None and flag.exclude_from_summaries
+
+    def add_kinds(self, context: Context) -> None:
+        """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
+        self.kinds.update(context._parts)
+        self.kind = "" if context._kind == "multi" else context._kind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Batch:
+    """What one flush takes from the recorder."""
+
+    records: list[Record]
+    counters: list[tuple[str, Counter]]
+    start_ms: int
+    end_ms: int
+
+
+class Recorder:
+    """Records evaluations, custom and identify events; never blocks, never raises.
+
+    Owned by the event processor, which takes the buffer at every flush.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_keys",
+        "_keys_capacity",
+        "_now",
+        "_omit_anonymous",
+        "_outbox",
+        "_random",
+        "_start",
+        "_unknown",
+        "_warned",
+        "counters",
+        "deduplicated",
+        "dropped",
+        "last",
+        "server_time",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        random: random.Random,
+        now_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._capacity = config.events_capacity
+        self._keys_capacity = config.context_keys_capacity
+        self._omit_anonymous = config.omit_anonymous_contexts
+        self._random = random
+        self._now = now_ms
+        self._outbox: list[Record] = []
+        #: The summary of this flush window, by flag version. The snapshot's
+        #: hot path counts into it directly when :meth:`evaluation` would do
+        #: nothing else (see ``FlagSnapshot.variation``).
+        self.counters: dict[CompiledFlag, Counter] = {}
+        self._unknown: dict[str, Counter] = {}
+        self._start = 0
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        #: The context noticed last (an index event was considered for it).
+        self.last: Context | None = None
+        self._warned = False
+        #: The event recorder's clock (epoch ms) from its last ``Date`` header.
+        self.server_time = 0
+        #: Diagnostics: events dropped because the buffer was full, contexts
+        #: found in the recently-seen set.
+        self.dropped = 0
+        self.deduplicated = 0
+
+    # ------------------------------------------------------------ the hot path
+    def evaluation(
+        self,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool,
+        prereq_of: str | None = None,
+    ) -> None:
+        """Record one evaluation of a known flag (a prerequisite has ``prereq_of``)."""
+        counter = self.counters.get(flag)
+        if counter is None:
+            counter = self._counter(flag, default)
+        index = result[1]
+        if index is None:
+            counter.none += 1
+        else:
+            counter.counts[index] += 1
+        if context._kind != counter.kind:
+            counter.add_kinds(context)
+        full = counter.tracked or result[3]
+        # One timestamp for the index event and the full event it comes with.
+        now = self._now() if full else None
+        if context is not self.last:
+            self._notice(context, now)
+        if now is not None:
+            value = default if index is None else result[0]
+            self._full(flag, context, result, value, default, detail, prereq_of, now)
+
+    def unknown(
+        self, key: str, context: Context, default: JSONValue, result: Result
+    ) -> None:
+        """Record an evaluation of a flag that does not exist (or a client not ready)."""
+        counter = self._unknown.get(key)
+        if counter is None:
+            if not self.counters and not self._unknown:
+                self._start = self._now()
+            counter = self._unknown[key] = Counter(None, default)
+        counter.none += 1
+        if context._kind != counter.kind:
+            counter.add_kinds(context)
+        if context is not self.last:
+            self._notice(context, None)
+
+    def _counter(self, flag: CompiledFlag, default: JSONValue) -> Counter:
+        if not self.counters and not self._unknown:
+            self._start = self._now()
+        counter = self.counters[flag] = Counter(flag, default)
+        return counter
+
+    def _full(
+        self,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        value: JSONValue,
+        default: JSONValue,
+        detail: bool,
+        prereq_of: str | None,
+        now: int,
+    ) -> None:
+        """A tracked flag, an experiment or a debug window: full event records."""
+        ratio = flag.sampling_ratio
+        if (flag.track_events or result[3]) and self._sampled(ratio):
+            self._add(
+                (FEATURE, now, context, flag, result, value, default, detail, prereq_of)
+            )
+        until = flag.debug_events_until_date
+        if (
+            until is not None
+            and until > now
+            and until > self.server_time
+            and self._sampled(ratio)
+        ):
+            self._add(
+                (DEBUG, now, context, flag, result, value, default, detail, prereq_of)
+            )
+
+    def _sampled(self, ratio: int) -> bool:
+        if ratio == 1:
+            return True
+        return ratio > 1 and self._random.randrange(ratio) == 0
+
+    # ------------------------------------------------------------- contexts
+    def _notice(self, context: Context, now: int | None) -> None:
+        """A context not seen by the last record: an index event unless seen recently."""
+        self.last = context
+        keys = self._keys
+        key = context._fq_key
+        if key in keys:
+            keys.move_to_end(key)
+            self.deduplicated += 1
+            return
+        keys[key] = None
+        if len(keys) > self._keys_capacity:
+            keys.popitem(last=False)
+        if self._omit_anonymous and _all_anonymous(context):
+            return
+        self._add((INDEX, self._now() if now is None else now, context))
+
+    def reset_context_keys(self) -> None:
+        """Forget the recently seen contexts (every ``context_keys_flush_interval``)."""
+        self._keys.clear()
+        self.last = None
+
+    # ------------------------------------------------------ custom, identify
+    def custom(
+        self,
+        key: str,
+        context: Context,
+        data: JSONValue,
+        metric_value: float | None,
+    ) -> None:
+        """Record a custom event (``client.track``)."""
+        now = self._now()
+        self.last = None  # always look the context up: it may need an index event
+        self._notice(context, now)
+        self._add((CUSTOM, now, context, key, data, metric_value))
+
+    def identify(self, context: Context) -> None:
+        """Record an identify event: it makes an index event for the context unnecessary."""
+        keys = self._keys
+        key = context._fq_key
+        if key in keys:
+            keys.move_to_end(key)
+        else:
+            keys[key] = None
+            if len(keys) > self._keys_capacity:
+                keys.popitem(last=False)
+        if self._omit_anonymous and _all_anonymous(context):
+            return
+        self._add((IDENTIFY, self._now(), context))
+
+    # --------------------------------------------------------------- buffer
+    def _add(self, record: Record) -> None:
+        if len(self._outbox) >= self._capacity:
+            self.dropped += 1
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "Analytics event buffer is full (events_capacity=%d): events are "
+                    "dropped until the next flush; raise events_capacity or lower "
+                    "flush_interval",
+                    self._capacity,
+                )
+            return
+        self._outbox.append(record)
+
+    def take(self) -> Batch | None:
+        """Take everything buffered and summarised since the last call (or ``None``)."""
+        records, self._outbox = self._outbox, []
+        counters, self.counters = self.counters, {}
+        unknown, self._unknown = self._unknown, {}
+        self._warned = False
+        if not records and not counters and not unknown:
+            return None
+        summary = [(flag.key, c) for flag, c in counters.items() if not c.excluded]
+        summary += unknown.items()
+        return Batch(
+            records=records,
+            counters=summary,
+            start_ms=self._start,
+            end_ms=self._now(),
+        )
+
+
+def _all_anonymous(context: Context) -> bool:
+    return all(part._values.get("anonymous") for part in context._parts.values())

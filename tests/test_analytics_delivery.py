@@ -1,0 +1,258 @@
+"""Delivering analytics events: headers, retry, refusal, bounds, capacity, gzip, diagnostics."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import anyio
+import pytest
+
+from aioflags import Context
+from aioflags._analytics._processor import CLOSE_BOUND
+from aioflags.testing import Fault
+from tests.analytics import flag, running
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("u1")
+
+
+async def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    return port
+
+
+async def test_bulk_posts_carry_launchdarkly_s_headers() -> None:
+    async with running(application_id="app") as (server, client, _):
+        client.identify(USER)
+        await client.flush()
+        client.identify(Context.create("u2"))
+        await client.flush()
+    first, second = server.requests_to("/bulk")
+    headers = first.headers
+    assert first.method == "POST"
+    assert headers["authorization"] == "sdk-key"
+    assert headers["user-agent"].startswith("aioflags/")
+    assert "application/json" in headers["content-type"]
+    assert headers["x-launchdarkly-event-schema"] == "4"
+    assert headers["x-launchdarkly-tags"] == "application-id/app"
+    assert "content-encoding" not in headers
+    assert uuid.UUID(headers["x-launchdarkly-payload-id"]).version == 4
+    assert (
+        second.headers["x-launchdarkly-payload-id"]
+        != headers["x-launchdarkly-payload-id"]
+    )
+
+
+async def test_a_5xx_is_retried_once_with_the_same_payload_id() -> None:
+    async with running() as (server, client, clock), anyio.create_task_group() as tg:
+        server.script("/bulk", Fault(status=503))
+        client.identify(USER)
+        tg.start_soon(client.flush)
+        await clock.wait_for_sleeper(within=1.0)  # the pause before the retry
+        await clock.advance(1.0)
+        await server.wait_for_requests("/bulk", 2)
+        first, retry = server.requests_to("/bulk")
+        assert (
+            first.headers["x-launchdarkly-payload-id"]
+            == retry.headers["x-launchdarkly-payload-id"]
+        )
+        assert first.body == retry.body
+        assert [e["kind"] for e in server.events] == ["identify"]
+
+
+async def test_a_payload_that_fails_twice_is_dropped_and_delivery_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running() as (server, client, clock), anyio.create_task_group() as tg:
+        server.script("/bulk", Fault(status=500), Fault(status=429))
+        client.identify(USER)
+        tg.start_soon(client.flush)
+        await clock.wait_for_sleeper(within=1.0)
+        await clock.advance(1.0)
+        await server.wait_for_requests("/bulk", 2)
+        await client.flush()  # the failed round is over; this one is empty
+        client.identify(Context.create("u2"))
+        await client.flush()
+    assert len(server.requests_to("/bulk")) == 3
+    assert [e["context"]["key"] for e in server.events] == ["u2"]
+    assert "dropped after a retry" in caplog.text
+
+
+async def test_a_network_error_is_retried_once() -> None:
+    port = await closed_port()
+    options: dict[str, Any] = {"events_uri": f"http://127.0.0.1:{port}"}
+    async with (
+        running(**options) as (_, client, clock),
+        anyio.create_task_group() as tg,
+    ):
+        client.identify(USER)
+        done = anyio.Event()
+
+        async def flush() -> None:
+            await client.flush()
+            done.set()
+
+        tg.start_soon(flush)
+        await clock.wait_for_sleeper(within=1.0)  # the first attempt failed
+        await clock.advance(1.0)
+        with anyio.fail_after(5):
+            await done.wait()
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 413])
+async def test_an_unrecoverable_status_stops_event_delivery_for_good(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running({"f": flag(trackEvents=True)}) as (server, client, _):
+        server.fail("/bulk", status=status)
+        client.identify(USER)
+        await client.flush()
+        await client.variation("f", USER, False)
+        client.track("k", USER)
+        client.identify(USER)
+        await client.flush()
+    assert len(server.requests_to("/bulk")) == 1  # not retried, nothing after
+    assert f"refused (HTTP {status}" in caplog.text
+
+
+async def test_flush_is_bounded_when_the_endpoint_hangs() -> None:
+    async with running() as (server, client, _):
+        server.fail("/bulk", hang=True)
+        client.identify(USER)
+        with anyio.fail_after(5):
+            await client.flush(timeout=0.1)
+        server.clear_faults()
+
+
+async def test_closing_is_bounded_when_the_endpoint_hangs() -> None:
+    with anyio.fail_after(CLOSE_BOUND + 5):  # a safety net, not a measurement
+        async with running() as (server, client, _):
+            server.fail("/bulk", hang=True)
+            client.identify(USER)
+    assert server.events == []
+    await server.wait_for_requests("/bulk")  # it was tried
+
+
+async def test_closing_retries_an_interrupted_delivery() -> None:
+    """A payload in flight when the client closes is sent again, with the same ID."""
+    async with running() as (server, client, _):
+        server.script("/bulk", Fault(hang=True))
+        client.identify(USER)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.flush)
+            await server.wait_for_requests("/bulk")
+            tg.cancel_scope.cancel()
+    hung, retried = server.requests_to("/bulk")
+    assert (
+        hung.headers["x-launchdarkly-payload-id"]
+        == retried.headers["x-launchdarkly-payload-id"]
+    )
+    assert [e["kind"] for e in server.events] == ["identify"]
+
+
+async def test_capacity_drops_events_with_one_warning_and_keeps_the_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running({"f": flag()}, events_capacity=3) as (server, client, _):
+        await client.variation("f", USER, False)  # an index event
+        for _ in range(5):
+            client.track("k", USER)
+        await client.flush()
+        for _ in range(4):
+            client.track("k", USER)
+        await client.flush()
+    first, second = server.event_payloads
+    assert [e["kind"] for e in first] == ["index", "custom", "custom", "summary"]
+    assert [e["kind"] for e in second] == ["custom"] * 3
+    warnings = [r for r in caplog.records if "buffer is full" in r.getMessage()]
+    assert len(warnings) == 2  # once per overflowing window
+    assert all(r.levelno == logging.WARNING for r in warnings)
+
+
+async def test_gzip() -> None:
+    async with running(compress_events=True) as (server, client, _):
+        client.identify(USER)
+        await client.flush()
+    (request,) = server.requests_to("/bulk")
+    assert request.headers["content-encoding"] == "gzip"
+    assert request.body[:2] == b"\x1f\x8b"
+    assert [e["kind"] for e in server.events] == ["identify"]
+
+
+async def test_diagnostic_init_and_periodic_events() -> None:
+    options: dict[str, Any] = {
+        "diagnostic_opt_out": False,
+        "diagnostic_recording_interval": 60.0,
+    }
+    async with running(**options) as (server, client, clock):
+        await server.wait_until(lambda: len(server.diagnostic_events) == 1)
+        for key in ("a", "b", "a"):
+            client.track("k", Context.create(key))
+        await clock.advance(60.0)
+        await server.wait_until(lambda: len(server.diagnostic_events) == 2)
+    init, periodic = server.diagnostic_events
+    assert init["kind"] == "diagnostic-init"
+    assert init["id"]["sdkKeySuffix"] == "sdk-key"[-6:]
+    assert init["sdk"]["name"] == "aioflags"
+    assert init["platform"]["name"] == "python"
+    assert init["configuration"]["customEventsURI"] is True
+    assert init["configuration"]["eventsCapacity"] == 10000
+    assert periodic["kind"] == "diagnostic"
+    assert periodic["id"] == init["id"]
+    assert periodic["deduplicatedUsers"] == 1
+    assert periodic["droppedEvents"] == 0
+    assert periodic["dataSinceDate"] <= periodic["creationDate"]
+    (request,) = server.requests_to("/diagnostic")[:1]
+    assert "x-launchdarkly-payload-id" not in request.headers
+
+
+async def test_diagnostic_opt_out_sends_none() -> None:
+    async with running(diagnostic_opt_out=True) as (server, client, _):
+        client.identify(USER)
+        await client.flush()
+    assert server.requests_to("/diagnostic") == []
+
+
+async def test_the_ticker_flushes_every_flush_interval() -> None:
+    async with running(flush_interval=5.0) as (server, client, clock):
+        client.identify(USER)
+        await clock.advance(5.0)
+        await server.wait_for_events()
+    assert [e["kind"] for e in server.events] == ["identify"]
+
+
+async def test_diagnostics_are_gzipped_too_and_name_the_wrapper() -> None:
+    options: dict[str, Any] = {
+        "diagnostic_opt_out": False,
+        "compress_events": True,
+        "wrapper_name": "my-wrapper",
+        "wrapper_version": "2.0",
+    }
+    async with running(**options) as (server, _, _clock):
+        await server.wait_until(lambda: len(server.diagnostic_events) == 1)
+    (init,) = server.diagnostic_events
+    assert init["sdk"]["wrapperName"] == "my-wrapper"
+    assert init["sdk"]["wrapperVersion"] == "2.0"
+    (request,) = server.requests_to("/diagnostic")
+    assert request.headers["content-encoding"] == "gzip"
+
+
+async def test_no_diagnostics_after_delivery_is_refused() -> None:
+    options: dict[str, Any] = {
+        "diagnostic_opt_out": False,
+        "diagnostic_recording_interval": 60.0,
+    }
+    async with running(**options) as (server, client, clock):
+        await server.wait_until(lambda: len(server.diagnostic_events) == 1)
+        server.fail("/bulk", status=401)
+        client.identify(USER)
+        await client.flush()
+        await clock.advance(60.0)
+        await anyio.wait_all_tasks_blocked()
+    assert len(server.requests_to("/diagnostic")) == 1

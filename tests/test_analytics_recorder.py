@@ -1,0 +1,157 @@
+"""The recorder on its own: what the evaluation path records, with no I/O."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from aioflags import Config, Context, DataSystem
+from aioflags._analytics._diagnostics import Diagnostics
+from aioflags._analytics._format import EventFormatter
+from aioflags._analytics._processor import _server_time
+from aioflags._analytics._recorder import Recorder
+from aioflags._snapshot import FlagSnapshot
+from aioflags._store import snapshot_from_data
+from tests.analytics import flag
+
+USER = Context.create("u1")
+ORG = Context.create("o1", "org")
+
+
+def recorder(**options: object) -> Recorder:
+    return Recorder(Config("k", **options), random.Random(0), now_ms=lambda: 1000)  # type: ignore[arg-type]
+
+
+def summary(rec: Recorder) -> dict:  # type: ignore[type-arg]
+    batch = rec.take()
+    assert batch is not None
+    events = EventFormatter(Config("k")).events(batch)
+    return events[-1]["features"]  # type: ignore[no-any-return]
+
+
+def test_a_snapshot_that_is_not_ready_records_unknown_flags() -> None:
+    rec = recorder()
+    snapshot = FlagSnapshot(recorder=rec)
+    assert snapshot.variation("f", USER, "d") == "d"
+    assert snapshot.bool_variation_detail("f", USER, True).error_kind == (
+        "CLIENT_NOT_READY"
+    )
+    assert snapshot.variation("f", None, "d") == "d"  # no context: no event
+    assert summary(rec)["f"]["counters"] == [
+        {"unknown": True, "value": "d", "count": 2}
+    ]
+
+
+def test_a_deleted_flag_counts_as_unknown() -> None:
+    rec = recorder()
+    snapshot = snapshot_from_data({"f": {"key": "f", "version": 2, "deleted": True}})
+    snapshot.recording(rec).variation("f", USER, "d")
+    assert summary(rec)["f"]["counters"] == [
+        {"unknown": True, "value": "d", "count": 1}
+    ]
+
+
+def test_context_kinds_are_collected_whatever_the_order() -> None:
+    rec = recorder()
+    snapshot = snapshot_from_data(
+        {"f": {**flag(), "key": "f", "version": 1}}
+    ).recording(rec)
+    for context in (USER, USER, ORG, USER, Context.create_multi(USER, ORG), ORG):
+        snapshot.variation("f", context, False)
+    features = summary(rec)
+    assert features["f"]["contextKinds"] == ["org", "user"]
+    assert features["f"]["counters"][0]["count"] == 6
+
+
+def test_nothing_recorded_means_nothing_to_take() -> None:
+    rec = recorder()
+    assert rec.take() is None
+    rec.identify(USER)
+    batch = rec.take()
+    assert batch is not None and batch.counters == [] and len(batch.records) == 1
+    assert rec.take() is None
+
+
+def test_typed_methods_record_what_the_caller_got() -> None:
+    rec = recorder()
+    flags: dict[str, object] = {
+        "n": {
+            "key": "n",
+            "version": 1,
+            "on": True,
+            "variations": [1, 2.5],
+            "fallthrough": {"variation": 1},
+            "trackEvents": True,
+        },
+        "i": {
+            "key": "i",
+            "version": 1,
+            "on": True,
+            "variations": [3],
+            "fallthrough": {"variation": 0},
+            "trackEvents": True,
+        },
+        "p": {
+            **flag(prerequisites=[{"key": "i", "variation": 0}]),
+            "key": "p",
+            "version": 1,
+        },
+    }
+    snapshot = snapshot_from_data(flags).recording(rec)
+    assert snapshot.int_variation("n", USER, 0) == 2
+    assert snapshot.float_variation_detail("i", USER, 0.0).value == 3.0
+    assert snapshot.string_variation("p", USER, "s") == "s"  # wrong type, prereq
+    assert snapshot.json_variation_detail("p", USER, None).value is True
+    batch = rec.take()
+    assert batch is not None
+    events = EventFormatter(Config("k")).events(batch)
+    features = [(e["key"], e["value"]) for e in events if e["kind"] == "feature"]
+    assert features == [("n", 2), ("i", 3.0), ("i", 3), ("i", 3)]
+
+
+def test_identify_refreshes_a_known_context_and_respects_capacity() -> None:
+    rec = recorder(context_keys_capacity=1)
+    rec.identify(USER)
+    rec.identify(USER)
+    rec.identify(ORG)  # USER is forgotten to make room
+    rec.custom("k", USER, None, None)
+    batch = rec.take()
+    assert batch is not None
+    assert [r[0] for r in batch.records] == [
+        3,
+        3,
+        3,
+        4,
+        2,
+    ]  # identify x3, index, custom
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"date": "Sun, 06 Nov 1994 08:49:37 GMT"}, 784111777000),
+        ({"date": "not a date"}, None),
+        ({}, None),
+    ],
+    ids=["rfc1123", "unreadable", "absent"],
+)
+def test_server_time_comes_from_the_date_header(
+    headers: dict[str, str], expected: int | None
+) -> None:
+    assert _server_time(httpx.Response(202, headers=headers)) == expected
+
+
+@pytest.mark.parametrize(
+    ("system", "disabled"),
+    [(None, False), (DataSystem.streaming(), False), (DataSystem.polling(), True)],
+    ids=["default", "streaming", "polling"],
+)
+def test_diagnostic_init_says_whether_streaming_is_off(
+    system: DataSystem | None, disabled: bool
+) -> None:
+    event = Diagnostics(Config("sdk-key-123456", data_system=system), 0).init_event(5)
+    assert event["configuration"]["streamingDisabled"] is disabled
+    assert event["id"]["sdkKeySuffix"] == "123456"
+    assert event["creationDate"] == 5

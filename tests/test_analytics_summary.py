@@ -1,0 +1,128 @@
+"""Summary counters equal a recount of the evaluations made (seeded, randomised)."""
+
+from __future__ import annotations
+
+import collections
+import random
+from typing import Any
+
+import pytest
+
+from aioflags import Context
+from aioflags._store import snapshot_from_data
+from tests.analytics import flag, running
+
+FLAGS: dict[str, dict[str, Any]] = {
+    "a": flag(
+        trackEvents=True,
+        rules=[
+            {
+                "id": "pro",
+                "variation": 1,
+                "clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}],
+            }
+        ],
+    ),
+    "b": {
+        "on": True,
+        "variations": ["x", "y", "z"],
+        "offVariation": 0,
+        "fallthrough": {
+            "rollout": {
+                "variations": [
+                    {"variation": 0, "weight": 30000},
+                    {"variation": 1, "weight": 30000},
+                    {"variation": 2, "weight": 40000},
+                ]
+            }
+        },
+    },
+    "c": flag(on=False),
+    "d": flag(
+        prerequisites=[{"key": "a", "variation": 0}, {"key": "b", "variation": 2}]
+    ),
+    "e": flag(prerequisites=[{"key": "d", "variation": 0}], trackEvents=True),
+    "n": {"on": True, "variations": [1, 2.5], "fallthrough": {"variation": 1}},
+}
+KEYS = [*FLAGS, "missing"]
+METHODS = [
+    ("variation", None),
+    ("variation_detail", None),
+    ("bool_variation", False),
+    ("bool_variation_detail", False),
+    ("string_variation", "s"),
+    ("int_variation_detail", 0),
+    ("float_variation", 0.0),
+    ("json_variation", None),
+]
+
+
+def recount(
+    snapshot: Any, key: str, context: Context, method: str, default: Any
+) -> list:  # type: ignore[type-arg]
+    """The (key, variation, version) of every evaluation one call makes, prerequisites first."""
+    typed = method.removesuffix("_detail") + "_detail"
+    out: list[tuple[str, int | None, int | None]] = []
+
+    def version(k: str) -> int | None:
+        return snapshot._flags[k].version if k in snapshot._flags else None
+
+    def visit(k: str) -> None:  # a prerequisite's own evaluation, depth first
+        raw = FLAGS[k]
+        if raw.get("on"):
+            for p in raw.get("prerequisites", []):
+                visit(p["key"])
+                if (
+                    snapshot.variation_detail(p["key"], context, None).variation_index
+                    != p["variation"]
+                ):
+                    break
+        out.append(
+            (k, snapshot.variation_detail(k, context, None).variation_index, version(k))
+        )
+
+    if key in FLAGS and FLAGS[key].get("on"):
+        for p in FLAGS[key].get("prerequisites", []):
+            visit(p["key"])
+            if (
+                snapshot.variation_detail(p["key"], context, None).variation_index
+                != p["variation"]
+            ):
+                break
+    detail = getattr(snapshot, typed)(key, context, default)
+    out.append((key, detail.variation_index, version(key)))
+    return out
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_summary_counters_equal_a_recount(seed: int) -> None:
+    rng = random.Random(seed)
+    expected: collections.Counter[tuple[str, int | None, int | None]] = (
+        collections.Counter()
+    )
+    async with running(FLAGS, seed=seed) as (server, client, _):
+        served = {k: v["version"] for k, v in server.flags.items()}
+        oracle = snapshot_from_data(
+            {k: {**v, "version": served[k]} for k, v in FLAGS.items()}
+        )
+        for _ in range(300):
+            key = rng.choice(KEYS)
+            method, default = rng.choice(METHODS)
+            context = Context.create(
+                f"u{rng.randrange(20)}",
+                attributes={"plan": rng.choice(["pro", "free"])},
+            )
+            await getattr(client, method)(key, context, default)
+            expected.update(recount(oracle, key, context, method, default))
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    counted: collections.Counter[tuple[str, int | None, int | None]] = (
+        collections.Counter()
+    )
+    for key, feature in summary["features"].items():
+        for row in feature["counters"]:
+            version = None if row.get("unknown") else row["version"]
+            counted[(key, row.get("variation"), version)] += row["count"]
+    assert counted == expected
+    assert sum(expected.values()) > 300  # prerequisites were counted too
