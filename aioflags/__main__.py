@@ -50,7 +50,8 @@ async def serve(path: Path, host: str, port: int) -> None:
     async with FlagServer(flags, segments, host=host, port=port) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(
-            f"  Config(sdk_key, base_uri={server.url!r}, stream_uri={server.url!r})",
+            f"  Config(sdk_key, base_uri={server.url!r}, stream_uri={server.url!r}, "
+            f"events_uri={server.url!r})",
             flush=True,
         )
         seen = _stamp((path,))

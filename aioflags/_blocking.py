@@ -496,6 +496,39 @@ class Client:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
         return self._client.secure_mode_hash(context)
 
+    # ------------------------------------------------------ analytics events
+    def track(
+        self,
+        event_key: str,
+        context: Context,
+        data: JSONValue = None,
+        metric_value: float | None = None,
+    ) -> None:
+        """Send a custom event, as :meth:`aioflags.Client.track`; never blocks or raises."""
+        self._client.track(event_key, context, data, metric_value)
+
+    def identify(self, context: Context) -> None:
+        """Send an identify event, as :meth:`aioflags.Client.identify`; never raises."""
+        self._client.identify(context)
+
+    def flush(self, *, timeout: float = 5.0) -> None:
+        """Send the buffered analytics events now; waits up to ``timeout`` seconds.
+
+        Does nothing when the client is not started; never raises because the
+        events endpoint is down.
+
+        Raises:
+            RuntimeError: called from a handler, on the client's own thread.
+        """
+        self._refuse_on_own_thread("flush()")
+        running = self._running
+        if running is None:
+            return
+        try:
+            running.portal.call(functools.partial(self._client.flush, timeout=timeout))
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return  # closed meanwhile
+
     def __repr__(self) -> str:
         state = "running" if self._running is not None else "stopped"
         return f"<aioflags.blocking.Client {state} status={self.status.name}>"

@@ -147,10 +147,21 @@ class _Entry:
 class _Run:
     """One start of the data system, in the span of one entry, with its own state."""
 
-    __slots__ = ("done", "entry", "inner", "layer", "live", "scope", "store", "task")
+    __slots__ = (
+        "done",
+        "entry",
+        "events",
+        "inner",
+        "layer",
+        "live",
+        "scope",
+        "store",
+        "task",
+    )
 
     def __init__(self, entry: _Entry, store: Store, layer: StatusLayer) -> None:
         self.entry = entry
+        self.events: EventProcessor | None = None
         self.store = store
         self.layer = layer
         self.scope = anyio.CancelScope()
@@ -175,6 +186,7 @@ class _WarningStore:
     """
 
     __slots__ = ("_client",)
+    events: EventProcessor | None = None  # track() and friends: events are off
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -325,6 +337,14 @@ class Client:
             self._bus, store, self._clock, self._config.grace_period, self._spawn
         )
         run = _Run(entry, store, layer)
+        if self._config.events_enabled:
+            # Recording starts now, synchronously: with ready_timeout=0 the
+            # caller evaluates before the runner has even begun; delivery
+            # starts once HTTP is set up.
+            run.events = EventProcessor(
+                self._config, None, store, self._clock, self._random
+            )
+            store.attach_events(run.events)
         self._run = run
         self._store = store
         self._status_layer = layer
@@ -447,11 +467,9 @@ class Client:
                     )
                     return
                 store = run.store
-                if config.events_enabled:  # analytics events (stop with `inner`)
-                    processor = EventProcessor(
-                        config, made[0], store, self._clock, self._random
-                    )
-                    await inner.start(processor.run)
+                if run.events is not None:  # analytics events (stop with `inner`)
+                    run.events.use_http(made[0])
+                    await inner.start(run.events.run)
                 context = SourceContext(
                     selector=lambda: store.selector,
                     http=made[0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from dataclasses import KW_ONLY, dataclass, field
@@ -89,7 +90,8 @@ def _filter_key(value: object) -> str | None:
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
+    # Written so that NaN fails too (every comparison with NaN is false).
+    if not (value > 0 or (allow_zero and value == 0)):
         raise ConfigurationError(
             f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
         )
@@ -293,6 +295,8 @@ class Config:
                     f"unknown environment variable {variable}: aioflags reads "
                     f"AIOFLAGS_SDK_KEY, {known}"
                 )
+            if kind is str and not text.strip():
+                continue  # an empty variable is an unset one
             values[name] = _parse_env(variable, text, kind)
         values.update(overrides)
         sdk_key = values.pop("sdk_key", None)
@@ -397,9 +401,12 @@ def _parse_env(variable: str, text: str, kind: type) -> object:
         raise ConfigurationError(f"{variable}={text!r}: expected true or false")
     if kind is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
             raise ConfigurationError(
                 f"{variable}={text!r}: expected a number of seconds"
             ) from None
+        return value
     return text

@@ -122,7 +122,9 @@ class FlagServer:
     Use it as an async context manager; ``url`` is set once it is listening::
 
         async with FlagServer(flags={"my-flag": flag_json}) as server:
-            config = aioflags.Config("sdk-key", base_uri=server.url, stream_uri=server.url)
+            config = aioflags.Config(
+                "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
+            )
 
     Added in version 0.1.0.
     """

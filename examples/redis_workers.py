@@ -40,6 +40,7 @@ async def main(url: str) -> None:
             "sdk-key",
             base_uri=server.url,
             stream_uri=server.url,
+            events_uri=server.url,  # analytics events to the local server too
             data_system=aioflags.DataSystem.streaming(store=store),
         )
         async with aioflags.Client(writer_config) as writer, AsyncExitStack() as stack:

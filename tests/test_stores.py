@@ -777,3 +777,21 @@ def test_redis_py_missing_is_a_configuration_error(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ConfigurationError, match=r"aioflags\[redis\]"):
         RedisStore()
+
+
+@pytest.mark.asyncio
+async def test_a_writer_closed_right_after_ready_leaves_the_store_initialised(
+    redis_server: RedisServer,
+) -> None:
+    """What was applied is written before the writer stops (bounded)."""
+    store = RedisStore(url=redis_server.url)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("on")}) as server,
+    ):
+        config = network_config(server, DataSystem.streaming(store=store))
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.READY
+        assert await raw.exists("launchdarkly:$inited") == 1
+        stored_flag = await raw.hget("launchdarkly:features", "f")
+        assert stored_flag is not None and json.loads(stored_flag)["key"] == "f"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import uuid
 from typing import TYPE_CHECKING, Final
@@ -22,6 +23,8 @@ _DEFAULTS: Final = {
 
 
 def _ms(seconds: float) -> int:
+    if not math.isfinite(seconds):  # "never": as large as a JSON integer goes
+        return 2**53 - 1 if seconds > 0 else 0
     return round(seconds * 1000)
 
 

@@ -36,7 +36,7 @@ from ._recorder import Recorder, wall_ms
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
 
     from anyio.abc import TaskGroup, TaskStatus
@@ -57,6 +57,14 @@ RETRY_PAUSE: Final = 1.0
 #: 4xx statuses that are retried; any other 4xx disables event delivery.
 _RECOVERABLE: Final = frozenset({400, 408, 429})
 _SCHEMA: Final = "4"
+
+
+def _serialisable(event: JSONValue) -> bool:
+    try:
+        json.dumps(event, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _server_time(response: httpx.Response) -> int | None:
@@ -109,7 +117,7 @@ class EventProcessor:
     def __init__(
         self,
         config: Config,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         store: Store,
         clock: Clock,
         random: random.Random,
@@ -137,6 +145,10 @@ class EventProcessor:
         self._tg: TaskGroup | None = None
 
     # ------------------------------------------------------------ lifecycle
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        """The client to deliver with, once the client has one (recording starts earlier)."""
+        self._http = http
+
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Record and ship events until cancelled; then flush, bounded."""
         async with self:
@@ -147,10 +159,11 @@ class EventProcessor:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        tg.start_soon(self._ticker)
-        tg.start_soon(self._sender)
+        tg.start_soon(self._guarded, self._ticker)
+        tg.start_soon(self._guarded, self._sender)
         if self._diagnostics is not None:
-            tg.start_soon(self._diagnostics_loop, self._diagnostics)
+            diagnostics = self._diagnostics
+            tg.start_soon(self._guarded, lambda: self._diagnostics_loop(diagnostics))
         self._store.attach_events(self)
         return self
 
@@ -168,8 +181,22 @@ class EventProcessor:
             return await tg.__aexit__(exc_type, exc, tb)
         finally:
             with anyio.move_on_after(CLOSE_BOUND, shield=True):
-                await self._final_flush()
+                await self._guarded(self._final_flush)
             self._round.set()  # nobody waits for a round that will not come
+
+    async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the processor's tasks; a bug in it must not stop the client.
+
+        The flags keep updating; what the failing task would have sent is lost,
+        and the log says so with the traceback.
+        """
+        try:
+            await task()
+        except Exception:
+            logger.exception(
+                "Analytics events failed unexpectedly; evaluation and flag updates "
+                "are unaffected"
+            )
 
     # ------------------------------------------------------------ public face
     @property
@@ -200,7 +227,9 @@ class EventProcessor:
             logger.warning("track(%r): metric_value must be a number", event_key)
             metric_value = None
         try:
-            json.dumps(data)
+            # A copy, so that later changes to the caller's object cannot make
+            # the event unsendable (or different from what was tracked).
+            data = json.loads(json.dumps(data, allow_nan=False))
         except (TypeError, ValueError):
             logger.warning("track(%r): data is not JSON; event dropped", event_key)
             return
@@ -246,6 +275,9 @@ class EventProcessor:
                     self._in_flight = payload
                     await self._deliver("/bulk", payload)
                     self._in_flight = None
+            except Exception:
+                self._in_flight = None
+                logger.exception("Analytics events could not be sent; they are dropped")
             finally:
                 done.set()
 
@@ -273,7 +305,18 @@ class EventProcessor:
             return None
         events = self._formatter.events(batch)
         self._last_batch = len(events)
-        body = json.dumps(events, separators=(",", ":")).encode()
+        try:
+            body = json.dumps(events, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError):
+            # A context changed after it was evaluated (its attributes are
+            # shared with the caller): drop the events that cannot be sent.
+            kept = [e for e in events if _serialisable(e)]
+            logger.warning(
+                "%d analytics event(s) dropped: not JSON (a context or data "
+                "changed after it was recorded?)",
+                len(events) - len(kept),
+            )
+            body = json.dumps(kept, separators=(",", ":")).encode()
         if self._config.compress_events:
             body = gzip.compress(body)
         return _Payload(body, len(events))
@@ -306,12 +349,15 @@ class EventProcessor:
     async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
         """POST once, and once more after a pause if that failed recoverably."""
         url = self._config.events_uri + path
+        http = self._http
+        if http is None:
+            return False
         for attempt in range(2):
             if attempt:
                 await self._clock.sleep(RETRY_PAUSE)
             try:
-                response = await self._http.post(url, content=body, headers=headers)
-            except httpx.TransportError as exc:
+                response = await http.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
                 logger.warning("Sending analytics events to %s failed: %r", url, exc)
                 continue
             server_time = _server_time(response)

@@ -45,10 +45,15 @@ _SLICE: Final = 0.005  # seconds of encoding between yields to the event loop
 _Item = tuple[ObjectKind, str, EncodedItem]
 
 
+#: Seconds a closing writer may spend writing what is still queued.
+DRAIN_BOUND: Final = 1.0
+
+
 class StoreWriter:
     """Writes applied change sets to a persistent store, in order, in one task."""
 
     __slots__ = (
+        "_broken",
         "_clock",
         "_dirty",
         "_full_seen",
@@ -71,6 +76,7 @@ class StoreWriter:
         }
         self._full_seen = False
         self._dirty = False
+        self._broken = False  # a bug stopped the writer: nothing more is written
 
     def submit(self, change_set: ChangeSet) -> None:
         """Queue an applied change set for writing (never blocks)."""
@@ -90,6 +96,7 @@ class StoreWriter:
         try:
             await self._loop(connection)
         except Exception as exc:
+            self._broken = True
             logger.exception("The aioflags store writer failed unexpectedly")
             self._store.status_tracker.failed(exc)
 
@@ -100,20 +107,46 @@ class StoreWriter:
                 await self._wake.wait()
                 self._wake = anyio.Event()
                 continue
-            batch, self._queue = self._queue, []
-            upserts, full = await self._fold(batch)
-            try:
-                if full or self._dirty:
-                    await self._write_all(connection)
-                else:
-                    await connection.upsert(upserts)
-            except StoreFailure as exc:
-                self._dirty = True
-                self._store.status_tracker.failed(exc)
+            if not await self._write_next(connection):
                 await self._wait_available(connection)
-                continue
-            self._dirty = False
-            self._store.status_tracker.succeeded()
+
+    async def _write_next(self, connection: StoreConnection) -> bool:
+        """Write what is queued; False if the store failed (it is then dirty)."""
+        batch, self._queue = self._queue, []
+        try:
+            upserts, full = await self._fold(batch)
+            if full or self._dirty:
+                await self._write_all(connection)
+            else:
+                await connection.upsert(upserts)
+        except StoreFailure as exc:
+            self._dirty = True
+            self._store.status_tracker.failed(exc)
+            return False
+        except BaseException:
+            # Cancelled mid-write (the client is closing): the batch goes back
+            # to the queue for drain(). Folding it again changes nothing.
+            self._queue = batch + self._queue
+            raise
+        self._dirty = False
+        self._store.status_tracker.succeeded()
+        return True
+
+    async def drain(self, connection: StoreConnection) -> None:
+        """Write what is still queued, in the caller's task (the writer has stopped).
+
+        Never raises: the client is closing, and a writer that failed with a
+        bug has said so already.
+        """
+        if self._broken:
+            return
+        try:
+            while self._queue or self._dirty:
+                if not await self._write_next(connection):
+                    return  # the store is down: nothing more can be done now
+        except Exception as exc:
+            logger.exception("The aioflags store writer failed unexpectedly")
+            self._store.status_tracker.failed(exc)
 
     async def _fold(self, batch: list[ChangeSet]) -> tuple[list[_Item], bool]:
         """Apply the batch to the mirror; return its upserts and whether it had a full."""
@@ -172,9 +205,18 @@ async def open_writer(
         yield None
         return
     writer = StoreWriter(store, clock)
-    async with store.connect() as connection, anyio.create_task_group() as tg:
-        tg.start_soon(writer.run, connection)
+    async with store.connect() as connection:
         try:
-            yield writer
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer.run, connection)
+                try:
+                    yield writer
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
-            tg.cancel_scope.cancel()
+            # What was applied is written before the store is let go (a client
+            # closed right after READY must leave it initialised), in this
+            # task, shielded from the close's cancellation, and bounded: a
+            # store that does not answer cannot hold the close up.
+            with anyio.move_on_after(DRAIN_BOUND, shield=True):
+                await writer.drain(connection)
