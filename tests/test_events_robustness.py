@@ -168,3 +168,22 @@ def test_the_blocking_client_sends_custom_and_identify_events() -> None:
     assert [e["key"] for e in kinds["custom"]] == ["clicked"]
     assert kinds["custom"][0]["metricValue"] == 2.0
     assert len(kinds["identify"]) == 1
+
+
+def test_diagnostics_say_daemon_mode_and_the_store_type() -> None:
+    from aioflags._analytics._diagnostics import Diagnostics
+    from aioflags.stores import RedisStore
+
+    store = RedisStore(url="redis://127.0.0.1:9/0")
+    daemon = Config("k", data_system=DataSystem.daemon(store))
+    writer = Config("k", data_system=DataSystem.streaming(store=store))
+    plain = Config("k")
+    configs = [
+        Diagnostics(c, 0).init_event(0)["configuration"]
+        for c in (daemon, writer, plain)
+    ]
+    assert [(c["usingRelayDaemon"], c["dataStoreType"]) for c in configs] == [
+        (True, "redis"),
+        (False, "redis"),
+        (False, "memory"),
+    ]

@@ -65,6 +65,19 @@ class Diagnostics:
         streaming = system is None or any(
             "stream" in getattr(s, "__qualname__", "") for s in system.synchronizers
         )
+        store = system.store if system is not None else None
+        # Daemon mode: flags only from a store, as with LaunchDarkly's relay.
+        daemon = (
+            system is not None
+            and store is not None
+            and not system.synchronizers
+            and not system.initializers
+        )
+        store_type = (
+            "memory"
+            if store is None
+            else type(store).__name__.removesuffix("Store").lower()
+        )
         return {
             "kind": "diagnostic-init",
             "id": self._id,
@@ -81,7 +94,7 @@ class Diagnostics:
                 "eventsFlushIntervalMillis": _ms(config.flush_interval),
                 "usingProxy": config.proxy is not None,
                 "streamingDisabled": not streaming,
-                "usingRelayDaemon": False,
+                "usingRelayDaemon": daemon,
                 "allAttributesPrivate": config.all_attributes_private,
                 "pollingIntervalMillis": _ms(config.poll_interval),
                 "userKeysCapacity": config.context_keys_capacity,
@@ -89,7 +102,7 @@ class Diagnostics:
                 "diagnosticRecordingIntervalMillis": _ms(
                     config.diagnostic_recording_interval
                 ),
-                "dataStoreType": "memory",
+                "dataStoreType": store_type,
             },
         }
 
