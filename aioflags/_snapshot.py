@@ -236,20 +236,7 @@ class FlagSnapshot:
                 result = _WRONG_TYPE
             elif value is not result[0]:
                 result = (value, result[1], result[2], result[3], None)
-        # As in variation(): the recorder's common case inlined.
-        counter = events.counters.get(flag)
-        if (
-            counter is None
-            or counter.tracked
-            or result[3]
-            or context is not events.last
-            or context._kind != counter.kind
-        ):
-            events.evaluation(flag, context, result, default, detail)
-        elif result[1] is None:
-            counter.none += 1
-        else:
-            counter.counts[result[1]] += 1
+        events.evaluation(flag, context, result, default, detail)
         return result
 
     # --------------------------------------------------------------- untyped
@@ -287,9 +274,9 @@ class FlagSnapshot:
                     result = evaluate_one(self._matcher, flag, context)
         events = self._events
         if events is not None:
-            # Analytics events: the recorder's common case inlined (count it
-            # in the summary; nothing else to do for this flag and context);
-            # evaluation() does the same and everything else.
+            # Analytics events: Recorder.evaluation()'s common case inlined
+            # for the hottest method (count it in the summary; nothing else
+            # to do for this flag and context); the other methods call it.
             counter = events.counters.get(flag)
             if (
                 counter is None

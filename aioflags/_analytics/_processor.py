@@ -37,7 +37,6 @@ from ._recorder import Recorder, wall_ms
 if TYPE_CHECKING:
     import random
     from collections.abc import Awaitable, Callable
-    from types import TracebackType
 
     from anyio.abc import TaskGroup, TaskStatus
 
@@ -92,9 +91,8 @@ class _Payload:
 class EventProcessor:
     """Owns the analytics event tasks of one running client.
 
-    An async context manager (``async with processor:``) that owns its task
-    group; :meth:`run` is the form the client's runner starts with
-    ``await tg.start(processor.run)``.
+    The client's runner starts it with ``await tg.start(processor.run)``;
+    cancelling that group stops it, after a final flush (shielded, bounded).
     """
 
     __slots__ = (
@@ -150,36 +148,27 @@ class EventProcessor:
         self._http = http
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
-        """Record and ship events until cancelled; then flush, bounded."""
-        async with self:
-            task_status.started()
-            await anyio.sleep_forever()
+        """Record and ship events until cancelled; then flush, bounded.
 
-    async def __aenter__(self) -> EventProcessor:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        tg.start_soon(self._guarded, self._ticker)
-        tg.start_soon(self._guarded, self._sender)
-        if self._diagnostics is not None:
-            diagnostics = self._diagnostics
-            tg.start_soon(self._guarded, lambda: self._diagnostics_loop(diagnostics))
-        self._store.attach_events(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        self._store.detach_events(self)
-        tg, self._tg = self._tg, None
-        assert tg is not None
-        tg.cancel_scope.cancel()
+        The processor's own task group lives here, inside this one task
+        (``await task_group.start(processor.run)``), so it never spans
+        anybody else's code.
+        """
         try:
-            return await tg.__aexit__(exc_type, exc, tb)
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._guarded, self._ticker)
+                tg.start_soon(self._guarded, self._sender)
+                if self._diagnostics is not None:
+                    diagnostics = self._diagnostics
+                    tg.start_soon(
+                        self._guarded, lambda: self._diagnostics_loop(diagnostics)
+                    )
+                self._store.attach_events(self)
+                task_status.started()
         finally:
+            self._tg = None
+            self._store.detach_events(self)
             with anyio.move_on_after(CLOSE_BOUND, shield=True):
                 await self._guarded(self._final_flush)
             self._round.set()  # nobody waits for a round that will not come
