@@ -1,12 +1,24 @@
-"""The clock the data system measures durations with (injectable for tests)."""
+"""The clocks: monotonic for durations (injectable for tests), and the wall clock.
+
+Durations are measured on the event loop's monotonic clock. The wall clock is
+read in one place, :func:`wall_ms`, for what the protocols define as
+wall-clock time: event ``creationDate`` values, the debug window
+(``debugEventsUntilDate``) and HTTP ``Date`` headers.
+"""
 
 from __future__ import annotations
 
+import datetime
 from typing import Protocol, final
 
 import anyio
 
-__all__ = ["Clock", "MonotonicClock"]
+__all__ = ["Clock", "MonotonicClock", "wall_ms"]
+
+
+def wall_ms() -> int:
+    """Milliseconds since the epoch, UTC (never use it to measure a duration)."""
+    return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
 
 
 class Clock(Protocol):

@@ -55,35 +55,29 @@ def _sdk_key_problem(key: object) -> str | None:
     return None
 
 
-def _tag(name: str, value: object) -> str | None:
-    """An application tag, or ``None`` with a warning when LaunchDarkly would drop it."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and _TAG.fullmatch(value):
-        return value
-    logger.warning(
-        "Config.%s=%r is dropped: a tag is 1-64 characters of letters, digits, "
-        "'.', '_' and '-' (the other tags are still sent)",
-        name,
-        value,
-    )
-    return None
-
-
 _FILTER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TAG_RULE: Final = (
+    "is dropped: a tag is 1-64 characters of letters, digits, '.', '_' and '-' "
+    "(the other tags are still sent)"
+)
+_FILTER_RULE: Final = (
+    "is ignored: a filter key starts with a letter or digit, then letters, "
+    "digits, '.', '_' and '-'; all flags are fetched"
+)
 
 
-def _filter_key(value: object) -> str | None:
-    """A payload filter key, or ``None`` with a warning if LaunchDarkly would ignore it."""
+def _lenient(
+    name: str, value: object, pattern: re.Pattern[str], rule: str
+) -> str | None:
+    """An option LaunchDarkly drops when invalid: ``None`` (and a warning) then.
+
+    ``""`` is unset, as in LaunchDarkly's SDKs (tags, the payload filter key).
+    """
     if value is None or value == "":
         return None
-    if isinstance(value, str) and _FILTER_KEY.fullmatch(value):
+    if isinstance(value, str) and pattern.fullmatch(value):
         return value
-    logger.warning(
-        "Config.payload_filter_key=%r is ignored: a filter key starts with a letter "
-        "or digit, then letters, digits, '.', '_' and '-'; all flags are fetched",
-        value,
-    )
+    logger.warning("Config.%s=%r %s", name, value, rule)
     return None
 
 
@@ -251,9 +245,14 @@ class Config:
             )
         object.__setattr__(self, "fatal_status_codes", codes)
         for name in ("application_id", "application_version"):
-            object.__setattr__(self, name, _tag(name, getattr(self, name)))
+            value = _lenient(name, getattr(self, name), _TAG, _TAG_RULE)
+            object.__setattr__(self, name, value)
         object.__setattr__(
-            self, "payload_filter_key", _filter_key(self.payload_filter_key)
+            self,
+            "payload_filter_key",
+            _lenient(
+                "payload_filter_key", self.payload_filter_key, _FILTER_KEY, _FILTER_RULE
+            ),
         )
 
     @classmethod

@@ -7,11 +7,11 @@ consistent version of the data.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
+from ._clock import wall_ms
 from ._evaluate import (
     ERROR_RESULTS,
     Matcher,
@@ -423,7 +423,7 @@ class FlagSnapshot:
                 return FlagsState(valid=False, values={}, meta={})
         except AttributeError:  # not a Context: never raise, say so once
             return _not_a_context(context, FlagsState(valid=False, values={}, meta={}))
-        now_ms = _dt.datetime.now(_dt.timezone.utc).timestamp() * 1000.0
+        now_ms = wall_ms()
         values: JSONObject = {}
         meta: dict[str, JSONObject] = {}
         memo: Memo = {}  # each flag is evaluated once, even when it is a prerequisite

@@ -12,7 +12,6 @@ import email.utils
 import gzip
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, final
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import h11
 
+from ._clock import wall_ms
 from ._datatypes import Change, ChangeKind
 from ._lifespan import Span, background_group
 from ._versions import same_content
@@ -524,7 +524,7 @@ class FlagServer:
         return 202
 
     def _date(self) -> bytes:
-        now = time.time() + self.clock_skew  # noqa: TID251 - an HTTP Date header is wall-clock
+        now = wall_ms() / 1000 + self.clock_skew
         return email.utils.formatdate(now, usegmt=True).encode()
 
     # -------------------------------------------------------- connections

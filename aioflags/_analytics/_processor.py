@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import httpx
 
+from aioflags._clock import wall_ms
 from aioflags._context import Context
 
 from ._diagnostics import Diagnostics
 from ._format import EventFormatter
-from ._recorder import Recorder, wall_ms
+from ._recorder import Recorder
 
 if TYPE_CHECKING:
     import random

@@ -11,10 +11,11 @@ into JSON at flush time, off the evaluation path (``_format``).
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+from aioflags._clock import wall_ms
 
 if TYPE_CHECKING:
     import random
@@ -34,7 +35,6 @@ __all__ = [
     "Batch",
     "Counter",
     "Recorder",
-    "wall_ms",
 ]
 
 logger = logging.getLogger("aioflags.events")
@@ -50,11 +50,6 @@ INDEX: Final = 4  # (INDEX, ms, context)
 
 #: One buffered event, as recorded (formatted at flush time).
 Record: TypeAlias = "tuple[Any, ...]"
-
-
-def wall_ms() -> int:
-    """Milliseconds since the epoch: event timestamps are wall-clock by protocol."""
-    return int(time.time() * 1000)  # noqa: TID251 - creationDate is epoch ms, not a duration
 
 
 class Counter:
