@@ -270,6 +270,7 @@ class Supervisor:
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
                 continue
+            self._store.record_environment_id(basis.environment_id)
             if basis.change_set is not None:
                 await self._apply(basis.change_set, persist=basis.persist)
             elif basis.error is not None:
@@ -418,6 +419,7 @@ class Supervisor:
         return result
 
     async def _handle(self, update: Update) -> _Outcome | None:
+        self._store.record_environment_id(update.environment_id)
         if update.change_set is not None:
             await self._apply(update.change_set)
         if update.state is SourceState.VALID:
@@ -463,6 +465,7 @@ class Supervisor:
                             "FDv1 source yielded %r, not an Update; ignoring it", item
                         )
                         continue
+                    self._store.record_environment_id(item.environment_id)
                     if item.change_set is not None:
                         await self._apply(item.change_set)
                     # Directives from the FDv1 source itself are ignored: the switch is one-way.
