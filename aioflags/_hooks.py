@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from ._exceptions import ConfigurationError
 from ._snapshot import FlagSnapshot
@@ -45,6 +45,7 @@ logger = logging.getLogger("aioflags.hooks")
 
 T = TypeVar("T")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_PROXY: Final = MappingProxyType
 _STAGES: Final = ("before_evaluation", "after_evaluation", "after_track")
 
 
@@ -63,9 +64,8 @@ class HookMetadata:
 
 
 @final
-@dataclass(frozen=True, slots=True)
 class EvaluationSeriesContext:
-    """What every stage of one evaluation's hook series is told about it.
+    """What every stage of one evaluation's hook series is told about it (read-only).
 
     Attributes:
         key: the flag key.
@@ -81,11 +81,66 @@ class EvaluationSeriesContext:
     Added in version 0.1.0.
     """
 
-    key: str
-    context: Context | None
-    default_value: Any
-    method: str
-    environment_id: str | None = None
+    # Built for every evaluation while hooks are registered: plain slots
+    # (a frozen dataclass takes twice as long to build), read through properties.
+    __slots__ = ("_context", "_default", "_env", "_key", "_method")
+
+    def __init__(
+        self,
+        key: str,
+        context: Context | None,
+        default_value: Any,
+        method: str,
+        environment_id: str | None = None,
+    ) -> None:
+        self._key = key
+        self._context = context
+        self._default = default_value
+        self._method = method
+        self._env = environment_id
+
+    @property
+    def key(self) -> str:
+        """The flag key."""
+        return self._key
+
+    @property
+    def context(self) -> Context | None:
+        """The evaluation context, as the caller passed it."""
+        return self._context
+
+    @property
+    def default_value(self) -> Any:
+        """The default the caller passed."""
+        return self._default
+
+    @property
+    def method(self) -> str:
+        """The public method called (``"bool_variation"``...)."""
+        return self._method
+
+    @property
+    def environment_id(self) -> str | None:
+        """The environment's id (``X-LD-EnvID``), or ``None`` until known."""
+        return self._env
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self._key, self._context, self._default, self._method, self._env)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvaluationSeriesContext):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self._key, self._method, self._env))
+
+    def __repr__(self) -> str:
+        return (
+            f"EvaluationSeriesContext(key={self._key!r}, context={self._context!r}, "
+            f"default_value={self._default!r}, method={self._method!r}, "
+            f"environment_id={self._env!r})"
+        )
 
 
 @final
@@ -275,16 +330,19 @@ class HookRunner:
         )
         datas: list[Mapping[str, Any]] = []
         for hook in hooks:
-            data: object
+            # Not trusted to be a mapping: a forgotten `return` is common.
+            data: Any
             try:
-                # Not trusted to be a mapping: a forgotten `return` is common.
-                data = cast("object", hook.before_evaluation(series, _EMPTY))
+                data = hook.before_evaluation(series, _EMPTY)
             except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
                 self._stage_failed(hook, "before_evaluation", None)
                 data = _EMPTY
             else:
-                if not isinstance(data, Mapping):
-                    self._stage_failed(hook, "before_evaluation", type(data).__name__)
+                kind = type(data)
+                if kind is not dict and kind is not _PROXY and not isinstance(
+                    data, Mapping
+                ):
+                    self._stage_failed(hook, "before_evaluation", kind.__name__)
                     data = _EMPTY
             datas.append(data)
         if value_of is None:
