@@ -34,6 +34,7 @@ import enum
 import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -63,6 +64,20 @@ if TYPE_CHECKING:
 __all__ = ["DataSystemListener", "Supervisor"]
 
 logger = logging.getLogger("aioflags.datasource")
+
+#: The ``source`` field of a failure's log record, from its URL's path (the
+#: names the connection records use).
+_SOURCES: Final = (
+    ("/sdk/stream", "fdv2-stream"),
+    ("/sdk/poll", "fdv2-poll"),
+    ("/sdk/latest-all", "fdv1-poll"),
+    ("/all", "fdv1-stream"),
+)
+
+
+def _source_of(url: str) -> str | None:
+    path = urlsplit(url).path
+    return next((name for end, name in _SOURCES if path.endswith(end)), None)
 T = TypeVar("T")
 
 
@@ -127,6 +142,7 @@ class _StatusTracker:
                 error.message,
                 extra={
                     "url": error.url or None,
+                    "source": _source_of(error.url) if error.url else None,
                     "status_code": error.status_code or None,
                     "error_kind": error.kind.value,
                     "state": state.value,
