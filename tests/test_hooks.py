@@ -250,6 +250,17 @@ def test_the_blocking_client_runs_the_series_once(
         assert stages(calls) == [("a", "before"), ("a", "after")]
 
 
+def test_the_blocking_client_adds_hooks_on_its_own_thread() -> None:
+    calls: Calls = []
+    with BlockingClient(Config(data_system=data().data_system())) as client:
+        assert client.bool_variation("b", USER, False) is True
+        assert calls == []
+        client.add_hook(Recording("a", calls))
+        assert client.bool_variation("b", USER, False) is True
+        client.track("e", USER)
+    assert stages(calls) == [("a", "before"), ("a", "after"), ("a", "track")]
+
+
 @pytest.mark.asyncio
 async def test_all_flags_state_and_prerequisites_run_no_hooks() -> None:
     calls: Calls = []
