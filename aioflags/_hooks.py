@@ -339,8 +339,10 @@ class HookRunner:
                 data = _EMPTY
             else:
                 kind = type(data)
-                if kind is not dict and kind is not _PROXY and not isinstance(
-                    data, Mapping
+                if (
+                    kind is not dict
+                    and kind is not _PROXY
+                    and not isinstance(data, Mapping)
                 ):
                     self._stage_failed(hook, "before_evaluation", kind.__name__)
                     data = _EMPTY
@@ -375,8 +377,6 @@ class HookRunner:
     ) -> None:
         """Run every hook's ``after_track``, in registration order."""
         hooks = self.hooks
-        if not hooks:
-            return
         series = TrackSeriesContext(
             key, context, data, metric_value, self.environment_id
         )

@@ -78,6 +78,8 @@ _SOURCES: Final = (
 def _source_of(url: str) -> str | None:
     path = urlsplit(url).path
     return next((name for end, name in _SOURCES if path.endswith(end)), None)
+
+
 T = TypeVar("T")
 
 

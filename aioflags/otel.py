@@ -113,15 +113,6 @@ class TracingHook(Hook):
     Added in version 0.1.0.
     """
 
-    __slots__ = (
-        "_add_spans",
-        "_evaluation_event",
-        "_include_value",
-        "_legacy_event",
-        "_provider",
-        "_tracer",
-    )
-
     def __init__(
         self,
         add_spans: bool = False,

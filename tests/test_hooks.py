@@ -611,3 +611,16 @@ async def test_the_environment_id_from_the_stream() -> None:
         async with Client(config) as client:
             await client.variation("f", USER, False)
     assert [c[2].environment_id for c in calls] == ["env-s"] * 2
+
+
+def test_series_contexts_are_values() -> None:
+    one = EvaluationSeriesContext("k", USER, None, "variation", "env")
+    same = EvaluationSeriesContext("k", USER, None, "variation", "env")
+    assert one == same and hash(one) == hash(same) and one != "k"
+    assert one != EvaluationSeriesContext("k", USER, None, "variation_detail", "env")
+    assert repr(one) == (
+        f"EvaluationSeriesContext(key='k', context={USER!r}, default_value=None, "
+        "method='variation', environment_id='env')"
+    )
+    with pytest.raises(AttributeError):
+        one.key = "other"  # type: ignore[misc]

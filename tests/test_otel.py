@@ -238,3 +238,45 @@ async def test_the_sync_snapshot_face_is_traced_and_the_set_id_is_the_environmen
     ((name, attributes),) = events_of(span)
     assert name == "feature_flag.evaluation"
     assert attributes["feature_flag.set.id"] == "env-1"
+
+
+async def test_legacy_event_set_id_metadata_and_a_caller_passing_no_context(
+    exporter: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory = exporter
+    hook = TracingHook(legacy_event=True)
+    assert hook.metadata.name == "aioflags.otel.TracingHook"
+    async with FlagServer({"f": flag()}) as server:
+        server.fail("/sdk/poll", headers={"X-LD-EnvID": "env-1"})
+        config = Config(
+            "sdk-key",
+            base_uri=server.url,
+            stream_uri=server.url,
+            send_events=False,
+            hooks=[hook],
+            data_system=DataSystem.polling(),
+        )
+        async with Client(config) as client:
+            with provider.get_tracer("app").start_as_current_span("request"):
+                assert await client.bool_variation("f", "not-a-context", False) is False  # type: ignore[arg-type]
+    (span,) = memory.get_finished_spans()
+    assert events_of(span) == [
+        (
+            "feature_flag.evaluation",
+            {
+                "feature_flag.key": "f",
+                "feature_flag.provider.name": "LaunchDarkly",
+                "feature_flag.result.reason": "error",
+                "error.type": "invalid_context",
+                "feature_flag.set.id": "env-1",
+            },
+        ),
+        (
+            "feature_flag",
+            {
+                "feature_flag.key": "f",
+                "feature_flag.provider.name": "LaunchDarkly",
+                "feature_flag.set.id": "env-1",
+            },
+        ),
+    ]
