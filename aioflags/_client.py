@@ -698,8 +698,11 @@ class Client:
     def add_hook(self, hook: Hook) -> None:
         """Register an evaluation and track hook, after those registered so far.
 
-        It applies to evaluations that start after this call, on this client
-        and on every snapshot it has handed out (docs/hooks.md).
+        It applies to evaluations that start after this call: on this client,
+        on the snapshots it hands out, and on those handed out since its
+        first hook was registered (docs/hooks.md). Call it on the client's
+        event loop (or before starting it); an ``aioflags.blocking.Client``
+        has an ``add_hook`` of its own that does so.
 
         Raises:
             ConfigurationError: ``hook`` is not an ``aioflags.Hook``, or has
