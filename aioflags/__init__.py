@@ -39,6 +39,10 @@ from ._exceptions import ConnectError as ConnectError
 from ._exceptions import NotReadyError as NotReadyError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SourceError as SourceError
+from ._hooks import EvaluationSeriesContext as EvaluationSeriesContext
+from ._hooks import Hook as Hook
+from ._hooks import HookMetadata as HookMetadata
+from ._hooks import TrackSeriesContext as TrackSeriesContext
 from ._listeners import FlagValueChange as FlagValueChange
 from ._results import EvaluationDetail as EvaluationDetail
 from ._results import FlagsState as FlagsState
@@ -64,10 +68,13 @@ __all__ = [
     "ErrorInfo",
     "ErrorKind",
     "EvaluationDetail",
+    "EvaluationSeriesContext",
     "EventDetails",
     "FlagSnapshot",
     "FlagValueChange",
     "FlagsState",
+    "Hook",
+    "HookMetadata",
     "IntentCode",
     "NotReadyError",
     "ObjectKind",
@@ -79,6 +86,7 @@ __all__ = [
     "SourceContext",
     "SourceError",
     "SourceState",
+    "TrackSeriesContext",
     "Update",
     "__version__",
 ]

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._datatypes import DataSourceStatus
     from ._events import EventDetails, ProviderEvent, ProviderStatus
+    from ._hooks import Hook
     from ._json import JSONValue
     from ._listeners import FlagValueChange
     from ._results import EvaluationDetail, FlagsState
@@ -491,6 +492,14 @@ class Client:
             client_side_only=client_side_only,
             details_only_for_tracked_flags=details_only_for_tracked_flags,
         )
+
+    def add_hook(self, hook: Hook) -> None:
+        """Register a hook, as :meth:`aioflags.Client.add_hook`.
+
+        Done on the client's thread, so that it cannot race with a data
+        update swapping the snapshot. Added in version 0.1.0.
+        """
+        self._call(self._client.add_hook, hook)
 
     def secure_mode_hash(self, context: Context) -> str:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""

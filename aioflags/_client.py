@@ -52,6 +52,7 @@ from ._config import Config
 from ._datasystem import DataSystem, SourceContext
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
+from ._hooks import HookRunner, check_hook, unhooked
 from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 
     from ._context import Context
     from ._datatypes import DataSourceStatus
+    from ._hooks import Hook
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
     from ._snapshot import FlagSnapshot
@@ -223,6 +225,7 @@ class Client:
         "_config",
         "_entries",
         "_forked_from",
+        "_hooks",
         "_instance_id",
         "_own_random",
         "_phase",
@@ -255,6 +258,8 @@ class Client:
         self._random = random or _random.Random()
         self._instance_id = config.instance_id or str(uuid.uuid4())
         self._bus = EventBus()
+        # None until a hook is registered: evaluations then pay nothing for hooks.
+        self._hooks = HookRunner(config.hooks) if config.hooks else None
         self._store = cast("Store", _WarningStore(self))  # until started
         self._phase = _Phase.IDLE
         self._pid = os.getpid()
@@ -332,7 +337,7 @@ class Client:
 
     async def _start(self, entry: _Entry) -> None:
         """Start one run in ``entry``'s span and wait for its first status."""
-        store = Store()
+        store = self._new_store()
         layer = StatusLayer(
             self._bus, store, self._clock, self._config.grace_period, self._spawn
         )
@@ -409,9 +414,16 @@ class Client:
         if run.scope.cancel_called:
             self._reset()
 
+    def _new_store(self) -> Store:
+        """A store for a run (or for a client not running), with the hooks."""
+        store = Store()
+        if self._hooks is not None:
+            store.attach_hooks(self._hooks)
+        return store
+
     def _reset(self) -> None:
         """Status and evaluations agree: NOT_READY and CLIENT_NOT_READY."""
-        self._store = Store()
+        self._store = self._new_store()
         self._bus.reset()
 
     async def _runner(self, run: _Run, *, task_status: TaskStatus[None]) -> None:
@@ -563,7 +575,7 @@ class Client:
         store: object = self._store  # a _WarningStore in disguise, until now
         if not isinstance(store, _WarningStore):
             return
-        self._store = Store()
+        self._store = self._new_store()
         if self._forked_from is None:
             logger.warning(
                 "aioflags client evaluated before it was started: evaluations "
@@ -580,7 +592,7 @@ class Client:
         self._forked_from = None
         store: object = self._store
         if isinstance(store, _WarningStore):
-            self._store = Store()
+            self._store = self._new_store()
         logger.warning(
             "aioflags client was running in process %d when it forked; in this "
             "process (%d) it has no connection and no data (status NOT_READY, "
@@ -681,7 +693,32 @@ class Client:
         store: object = self._store
         if isinstance(store, _WarningStore):
             return Store().snapshot
-        return self._store.snapshot
+        return unhooked(self._store.snapshot)  # the SDK's own evaluations
+
+    def add_hook(self, hook: Hook) -> None:
+        """Register an evaluation and track hook, after those registered so far.
+
+        It applies to evaluations that start after this call: on this client,
+        on the snapshots it hands out, and on those handed out since its
+        first hook was registered (docs/hooks.md). Call it on the client's
+        event loop (or before starting it); an ``aioflags.blocking.Client``
+        has an ``add_hook`` of its own that does so.
+
+        Raises:
+            ConfigurationError: ``hook`` is not an ``aioflags.Hook``, or has
+                an async stage.
+
+        Added in version 0.1.0.
+        """
+        check_hook(hook, "add_hook()")
+        runner = self._hooks
+        if runner is not None:
+            runner.add(hook)
+            return
+        self._hooks = HookRunner((hook,))
+        store: object = self._store
+        if not isinstance(store, _WarningStore):  # it attaches on replacement
+            self._store.attach_hooks(self._hooks)
 
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -782,8 +819,10 @@ class Client:
         """Send a custom event (a metric, a conversion) for ``context``.
 
         Never blocks and never raises: the event is buffered and sent with
-        the next flush; bad input is logged and dropped. Does nothing while
+        the next flush; bad input is logged and dropped. Sends nothing while
         events are off (see ``Config.events_enabled``) or the client is closed.
+        Then runs the hooks' ``after_track`` stages (docs/hooks.md), whether
+        or not events are on.
 
         Args:
             event_key: the event's key, as the metric in LaunchDarkly names it.
@@ -799,6 +838,9 @@ class Client:
                 events.track(event_key, context, data, metric_value)
             except Exception:  # never raises into the application
                 logger.exception("track(%r) failed", event_key)
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.after_track(event_key, context, data, metric_value)
 
     def identify(self, context: Context) -> None:
         """Tell LaunchDarkly about ``context`` (an ``identify`` event).

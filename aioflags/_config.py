@@ -13,9 +13,10 @@ from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from ._datasystem import DataSystem
+    from ._hooks import Hook
 
 __all__ = ["Config"]
 
@@ -159,6 +160,9 @@ class Config:
         omit_anonymous_contexts: leave anonymous contexts out of ``index``
             and ``identify`` events.
         compress_events: gzip the event payloads (``Content-Encoding: gzip``).
+        hooks: evaluation and track hooks (:class:`aioflags.Hook`), in
+            registration order; ``client.add_hook()`` appends more. See
+            docs/hooks.md. Added in version 0.1.0.
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -203,6 +207,7 @@ class Config:
     diagnostic_recording_interval: float = 900.0
     omit_anonymous_contexts: bool = False
     compress_events: bool = False
+    hooks: Sequence[Hook] = ()
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
@@ -229,6 +234,7 @@ class Config:
         ):
             _positive(name, getattr(self, name))
         self._check_events()
+        self._check_hooks()
         _positive("grace_period", self.grace_period, allow_zero=True)
         if not 0 <= self.retry_jitter <= 1:
             raise ConfigurationError(
@@ -300,6 +306,20 @@ class Config:
         values.update(overrides)
         sdk_key = values.pop("sdk_key", None)
         return cls(sdk_key, **values)
+
+    def _check_hooks(self) -> None:
+        from ._hooks import check_hook
+
+        hooks: object = self.hooks
+        if isinstance(hooks, (str, bytes)) or not hasattr(hooks, "__iter__"):
+            raise ConfigurationError(
+                f"hooks must be a sequence of aioflags.Hook instances, got {hooks!r}"
+            )
+        object.__setattr__(
+            self,
+            "hooks",
+            tuple(check_hook(h, "Config(hooks=...)") for h in self.hooks),
+        )
 
     def _check_events(self) -> None:
         for name in ("events_capacity", "context_keys_capacity"):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from ._analytics._processor import EventProcessor
     from ._datatypes import Change
+    from ._hooks import HookRunner
 
 __all__ = ["Store"]
 
@@ -72,7 +73,14 @@ def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
 class Store:
     """Holds the current snapshot and the selector; applies change sets."""
 
-    __slots__ = ("_dependents", "_selector", "events", "snapshot")
+    __slots__ = (
+        "_dependents",
+        "_selector",
+        "environment_id",
+        "events",
+        "hooks",
+        "snapshot",
+    )
 
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
@@ -83,6 +91,31 @@ class Store:
         #: The analytics event processor whose recorder every snapshot
         #: records evaluations into (None: events are off).
         self.events: EventProcessor | None = None
+        #: The client's hooks: every snapshot runs them once attached (None:
+        #: plain snapshots, whose evaluations pay nothing for hooks).
+        self.hooks: HookRunner | None = None
+        #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
+        self.environment_id: str | None = None
+
+    def attach_hooks(self, runner: HookRunner) -> None:
+        """Run ``runner``'s hooks around every evaluation from now on."""
+        self.hooks = runner
+        if self.environment_id is not None:
+            runner.environment_id = self.environment_id
+        old = self.snapshot
+        self.snapshot = runner.snapshot(
+            old._flags,
+            old._segments,
+            initialized=old.initialized,
+            recorder=None if self.events is None else self.events.recorder,
+        )
+
+    def record_environment_id(self, environment_id: str | None) -> None:
+        """The flag service named its environment (``X-LD-EnvID``): tell the hooks."""
+        if environment_id:
+            self.environment_id = environment_id
+            if self.hooks is not None:
+                self.hooks.environment_id = environment_id
 
     def attach_events(self, processor: EventProcessor) -> None:
         """Record every evaluation from now on into ``processor``'s recorder."""
@@ -169,7 +202,7 @@ class Store:
                 changed.add(node)
                 self._update_dependents(node, prev, item)
         events = self.events
-        self.snapshot = FlagSnapshot(
+        self.snapshot = (FlagSnapshot if self.hooks is None else self.hooks.snapshot)(
             flags,
             segments,
             initialized=True,

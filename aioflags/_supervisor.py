@@ -34,6 +34,7 @@ import enum
 import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -63,6 +64,22 @@ if TYPE_CHECKING:
 __all__ = ["DataSystemListener", "Supervisor"]
 
 logger = logging.getLogger("aioflags.datasource")
+
+#: The ``source`` field of a failure's log record, from its URL's path (the
+#: names the connection records use).
+_SOURCES: Final = (
+    ("/sdk/stream", "fdv2-stream"),
+    ("/sdk/poll", "fdv2-poll"),
+    ("/sdk/latest-all", "fdv1-poll"),
+    ("/all", "fdv1-stream"),
+)
+
+
+def _source_of(url: str) -> str | None:
+    path = urlsplit(url).path
+    return next((name for end, name in _SOURCES if path.endswith(end)), None)
+
+
 T = TypeVar("T")
 
 
@@ -127,6 +144,7 @@ class _StatusTracker:
                 error.message,
                 extra={
                     "url": error.url or None,
+                    "source": _source_of(error.url) if error.url else None,
                     "status_code": error.status_code or None,
                     "error_kind": error.kind.value,
                     "state": state.value,
@@ -270,6 +288,7 @@ class Supervisor:
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
                 continue
+            self._store.record_environment_id(basis.environment_id)
             if basis.change_set is not None:
                 await self._apply(basis.change_set, persist=basis.persist)
             elif basis.error is not None:
@@ -418,6 +437,7 @@ class Supervisor:
         return result
 
     async def _handle(self, update: Update) -> _Outcome | None:
+        self._store.record_environment_id(update.environment_id)
         if update.change_set is not None:
             await self._apply(update.change_set)
         if update.state is SourceState.VALID:
@@ -463,6 +483,7 @@ class Supervisor:
                             "FDv1 source yielded %r, not an Update; ignoring it", item
                         )
                         continue
+                    self._store.record_environment_id(item.environment_id)
                     if item.change_set is not None:
                         await self._apply(item.change_set)
                     # Directives from the FDv1 source itself are ignored: the switch is one-way.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, final
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
 
 __all__ = ["Fault", "FlagServer", "RecordedRequest"]
+
+#: The test tools' own logger: silence it alone without losing the client's.
+logger = logging.getLogger("aioflags.testing")
 
 FDV2_POLL: Final = "/sdk/poll"
 FDV2_STREAM: Final = "/sdk/stream"
@@ -187,6 +191,7 @@ class FlagServer:
         self._span = span
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         self.url = f"http://{self._host}:{port}"
+        logger.info("FlagServer listening on %s", self.url, extra={"url": self.url})
         self._tg.start_soon(self._serve, listener)
         return self
 
@@ -612,6 +617,14 @@ class FlagServer:
         )
         self._notify()
         fault = self._fault_for(path)
+        logger.debug(
+            "FlagServer %s: %s %s%s",
+            self.url,
+            request.method.decode(),
+            path,
+            "" if fault is None else f" ({fault!r})",
+            extra={"url": f"{self.url}{path}", "fault": fault is not None},
+        )
         if fault is not None and fault.delay:
             await anyio.sleep(fault.delay)
         if fault is not None and fault.hang:

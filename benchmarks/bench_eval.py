@@ -17,6 +17,8 @@ between runs:
   every flag for five contexts and one that does so for ten: the five added
   contexts are new objects, evaluated once each, as a request's are, and
   set-up cancels out. Skipped with a message when valgrind is not installed.
+  The same count with zero, one and three no-op hooks (``aioflags.Hook()``)
+  gives the cost of the hook series (``--hooks`` prints only that table).
 
 The summary line gives the worse of the block and interleaved ratios.
 Timings are printed, never asserted.
@@ -250,8 +252,12 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
     data = make_corpus(n_flags)
     keys = list(data["flags"])
     raw_contexts = contexts(n_contexts)  # the first five are the same for 5 and 10
-    if which == "aioflags":
-        client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+    if which == "aioflags" or which.startswith("hooks-"):
+        count = int(which.removeprefix("hooks-")) if which != "aioflags" else 0
+        hooks = [aioflags.Hook() for _ in range(count)]
+        client = aioflags.Client(
+            aioflags.Config(data_system=in_memory_system(data), hooks=hooks)
+        )
         async with client:
             for raw in raw_contexts:
                 c = aioflags.Context.from_dict(raw)
@@ -318,6 +324,35 @@ def instructions(n_flags: int) -> tuple[str, float | None]:
     )
 
 
+HOOK_COUNTS = (1, 3)
+
+
+def hook_instructions(n_flags: int, zero: float | None = None) -> str:
+    """Instructions per ``await variation`` with zero, one and three no-op hooks."""
+    if shutil.which("valgrind") is None:
+        return "\nhook instructions: skipped, valgrind is not installed"
+    evaluations = n_flags * CALLGRIND_CONTEXTS
+
+    def per(which: str) -> float:
+        five = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
+        ten = _instructions(which, n_flags, 2 * CALLGRIND_CONTEXTS)
+        return (ten - five) / evaluations
+
+    base = per("aioflags") if zero is None else zero
+    lines = [
+        f"\ninstructions per await variation with no-op hooks (callgrind, "
+        f"{n_flags} flags x {CALLGRIND_CONTEXTS} added contexts)",
+        f"  no hooks                     {base:>10,.0f}",
+    ]
+    for count in HOOK_COUNTS:
+        with_hooks = per(f"hooks-{count}")
+        lines.append(
+            f"  {count} hook{'s' if count > 1 else ' '}                      "
+            f"{with_hooks:>10,.0f}   +{with_hooks - base:,.0f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--flags", type=int, default=1000)
@@ -332,11 +367,21 @@ def main() -> None:
         "--no-callgrind", action="store_true", help="skip the instruction counts"
     )
     parser.add_argument(
-        "--callgrind-child", choices=["aioflags", "ld"], help=argparse.SUPPRESS
+        "--hooks",
+        action="store_true",
+        help="only the instruction counts with zero, one and three no-op hooks",
+    )
+    parser.add_argument(
+        "--callgrind-child",
+        choices=["aioflags", "ld", *(f"hooks-{n}" for n in HOOK_COUNTS)],
+        help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
     if args.callgrind_child:
         asyncio.run(_callgrind_child(args.callgrind_child, args.flags, args.contexts))
+        return
+    if args.hooks:
+        print(hook_instructions(args.flags), flush=True)
         return
     if args.smoke:
         args.flags, args.contexts, args.repeat = 20, 4, 1
@@ -349,6 +394,7 @@ def main() -> None:
         print("\ninstructions: skipped (--smoke or --no-callgrind)")
     else:
         print(instructions(args.flags)[0], flush=True)
+        print(hook_instructions(args.flags), flush=True)
     print(
         "\nworse of block and interleaved (see the tables above): interleaved "
         + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())

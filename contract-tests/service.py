@@ -79,6 +79,11 @@ CAPABILITIES = (
     "anonymous-redaction",
     "omit-anonymous-contexts",
     "client-prereq-events",
+    # Hooks (hooks.md §5): evaluation and track series, and the environment
+    # id from the flag service's X-LD-EnvID header.
+    "evaluation-hooks",
+    "track-hooks",
+    "hook-environment-id",
 )
 
 #: Commands for features aioflags does not have, with the reason given.
@@ -92,7 +97,6 @@ UNSUPPORTED = {
 #: Configuration sections for features aioflags does not have.
 UNSUPPORTED_CONFIG = {
     "bigSegments": "big segments",
-    "hooks": "evaluation hooks",
     "persistentDataStore": "the FDv1 line's persistent data stores (use dataSystem.store)",
 }
 
@@ -281,10 +285,116 @@ def _events_options(spec: object, endpoints: Mapping[str, Any]) -> dict[str, Any
     return options
 
 
-def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
+_STAGES = {
+    "beforeEvaluation": "before_evaluation",
+    "afterEvaluation": "after_evaluation",
+    "afterTrack": "after_track",
+}
+
+
+def _detail_json(detail: aioflags.EvaluationDetail[Any]) -> dict[str, Any]:
+    reply: dict[str, Any] = {"value": detail.value, "reason": dict(detail.reason)}
+    if detail.variation_index is not None:
+        reply["variationIndex"] = detail.variation_index
+    return reply
+
+
+class TestHook(aioflags.Hook):
+    """The harness's "test hook": reports each stage to its callback URI.
+
+    Stages are synchronous, so a stage queues its payload in ``outbox`` and
+    the service POSTs the queue, in order and one at a time, before it
+    answers the command that ran the stages. A stage configured with an
+    error raises instead (and reports nothing).
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self, spec: Mapping[str, Any], outbox: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        self.name = _get(spec, "name", str) or "test hook"
+        self.uri = _get(spec, "callbackUri", str)
+        if not self.uri:
+            raise BadRequest("a hook needs a callbackUri")
+        data = _obj(spec.get("data"), "hooks.data")
+        errors = _obj(spec.get("errors"), "hooks.errors")
+        self.data = {stage: _obj(data.get(stage), stage) for stage in _STAGES}
+        self.errors = {s: _get(errors, s, str) for s in _STAGES if errors.get(s)}
+        self.outbox = outbox
+
+    @property
+    def metadata(self) -> aioflags.HookMetadata:
+        return aioflags.HookMetadata(name=self.name)
+
+    def _stage(self, stage: str, payload: dict[str, Any]) -> None:
+        error = self.errors.get(stage)
+        if error is not None:
+            raise RuntimeError(error)
+        assert self.uri is not None
+        self.outbox.append((self.uri, {"stage": stage, **payload}))
+
+    def _series(
+        self, series: aioflags.EvaluationSeriesContext, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "evaluationSeriesContext": {
+                "flagKey": series.key,
+                "context": None if series.context is None else series.context.to_dict(),
+                "defaultValue": series.default_value,
+                "method": series.method,
+                "environmentId": series.environment_id,
+            },
+            "evaluationSeriesData": dict(data),
+        }
+
+    def before_evaluation(
+        self, series_context: aioflags.EvaluationSeriesContext, data: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        self._stage("beforeEvaluation", self._series(series_context, data))
+        return {**data, **self.data["beforeEvaluation"]}
+
+    def after_evaluation(
+        self,
+        series_context: aioflags.EvaluationSeriesContext,
+        data: Mapping[str, Any],
+        detail: aioflags.EvaluationDetail[Any],
+    ) -> Mapping[str, Any]:
+        payload = self._series(series_context, data)
+        payload["evaluationDetail"] = _detail_json(detail)
+        self._stage("afterEvaluation", payload)
+        return {**data, **self.data["afterEvaluation"]}
+
+    def after_track(self, series_context: aioflags.TrackSeriesContext) -> None:
+        self._stage(
+            "afterTrack",
+            {
+                "trackSeriesContext": {
+                    "key": series_context.key,
+                    "context": series_context.context.to_dict(),
+                    "data": series_context.data,
+                    "metricValue": series_context.metric_value,
+                    "environmentId": series_context.environment_id,
+                }
+            },
+        )
+
+
+def _hooks(spec: object, outbox: list[tuple[str, dict[str, Any]]]) -> list[TestHook]:
+    """The ``hooks`` section: one test hook per entry, in registration order."""
+    hooks = _obj(spec, "hooks").get("hooks") or []
+    if not isinstance(hooks, list):
+        raise BadRequest("hooks.hooks must be a list")
+    return [TestHook(_obj(h, "hooks.hooks[]"), outbox) for h in hooks]
+
+
+def config_from(
+    spec: Mapping[str, Any], outbox: list[tuple[str, dict[str, Any]]] | None = None
+) -> tuple[Config, bool]:
     """Map the harness's configuration onto aioflags' public ``Config``.
 
-    Returns the config and ``initCanFail``.
+    Returns the config and ``initCanFail``. Test hooks queue their stage
+    payloads in ``outbox``.
     """
     for name, what in UNSUPPORTED_CONFIG.items():
         if spec.get(name) is not None:
@@ -313,6 +423,8 @@ def config_from(spec: Mapping[str, Any]) -> tuple[Config, bool]:
     # A clientSide section on a server-side client is ignored, as
     # LaunchDarkly's own server-side services do.
     options.update(_events_options(spec.get("events"), endpoints))
+    if spec.get("hooks") is not None:
+        options["hooks"] = _hooks(spec["hooks"], [] if outbox is None else outbox)
 
     if spec.get("dataSystem") is not None:
         options["data_system"] = _data_system(_obj(spec["dataSystem"], "dataSystem"))
@@ -407,6 +519,8 @@ class TestClient:
     """One client created by the harness, and its listeners."""
 
     client: Client
+    #: Hook stage payloads to POST before the command that ran them answers.
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     stop: anyio.Event = field(default_factory=anyio.Event)
     stopped: anyio.Event = field(default_factory=anyio.Event)
     listeners: dict[str, Callable[[], None]] = field(default_factory=dict)
@@ -423,10 +537,11 @@ class Service:
         self.exit: Callable[[], None] = lambda: None
 
     async def create(self, body: Mapping[str, Any]) -> Response:
+        outbox: list[tuple[str, dict[str, Any]]] = []
         config, init_can_fail = config_from(
-            _obj(body.get("configuration"), "configuration")
+            _obj(body.get("configuration"), "configuration"), outbox
         )
-        entry = TestClient(Client(config))
+        entry = TestClient(Client(config), outbox)
         entered = anyio.Event()
         failure: list[BaseException] = []
 
@@ -455,6 +570,15 @@ class Service:
         client_id = str(next(self.ids))
         self.clients[client_id] = entry
         return Response(status_code=201, headers={"Location": f"/clients/{client_id}"})
+
+    async def _post_hook_stages(self, entry: TestClient) -> None:
+        """POST what the hooks reported, in order, one at a time (hooks.md §5)."""
+        while entry.outbox:
+            uri, payload = entry.outbox.pop(0)
+            try:
+                await self.http.post(uri, json=payload)
+            except httpx.HTTPError:
+                log.warning("hook callback to %s failed", uri, exc_info=True)
 
     async def _close(self, entry: TestClient) -> None:
         for remove in entry.listeners.values():
@@ -486,7 +610,10 @@ class Service:
         if handler is None:
             raise BadRequest(f"unknown command {name!r}")
         params = _obj(body.get(name), name)
-        result = await handler(entry, params)
+        try:
+            result = await handler(entry, params)
+        finally:
+            await self._post_hook_stages(entry)
         if result is None:
             return Response(status_code=204)
         return JSONResponse(result)
@@ -510,11 +637,7 @@ class Service:
         with_detail, plain = typed[value_type]
         if not p.get("detail"):
             return {"value": await plain(key, context, default)}
-        detail = await with_detail(key, context, default)
-        reply: dict[str, Any] = {"value": detail.value, "reason": dict(detail.reason)}
-        if detail.variation_index is not None:
-            reply["variationIndex"] = detail.variation_index
-        return reply
+        return _detail_json(await with_detail(key, context, default))
 
     async def _cmd_evaluateAll(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
         state = await entry.client.all_flags_state(

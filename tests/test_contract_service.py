@@ -125,11 +125,11 @@ async def test_status_declares_what_aioflags_supports() -> None:
         assert reply["clientVersion"] == aioflags.__version__
         caps = set(reply["capabilities"])
         assert {"server-side", "fdv1-fallback", "secure-mode-hash", "user-type"} <= caps
+        assert {"evaluation-hooks", "track-hooks", "hook-environment-id"} <= caps
         # Nothing aioflags lacks is declared.
         assert not caps & {
             "big-segments",
             "migrations",
-            "evaluation-hooks",
             "client-per-context-summaries",
         }
 
@@ -353,6 +353,163 @@ async def test_listeners_post_to_the_callback_and_can_be_removed() -> None:
         assert reply.status_code == 400 and "no listener" in reply.text
 
 
+def hook_config(harness: Harness, *hooks: dict[str, Any]) -> dict[str, Any]:
+    """The harness's ``hooks`` section: each hook posts to /hook-<name>."""
+    return {
+        "hooks": [
+            {
+                "name": h["name"],
+                "callbackUri": f"{harness.server.url}/hook-{h['name']}",
+                "data": h.get("data"),
+                "errors": h.get("errors"),
+            }
+            for h in hooks
+        ]
+    }
+
+
+def hook_posts(harness: Harness) -> list[tuple[str, Any]]:
+    """Every hook payload received, in arrival order, with the hook it came to."""
+    return [
+        (r.path.removeprefix("/hook-"), r.json())
+        for r in harness.server.requests
+        if r.path.startswith("/hook-")
+    ]
+
+
+@pytest.mark.asyncio
+async def test_evaluation_hooks_post_each_stage_in_order_with_their_data() -> None:
+    async with running() as harness:
+        harness.server.fail("/sdk/poll", headers={"X-LD-EnvID": "env-12345"})
+        harness.server.fail("/sdk/stream", headers={"X-LD-EnvID": "env-12345"})
+        url = await harness.create(
+            hooks=hook_config(
+                harness,
+                {
+                    "name": "a",
+                    "data": {
+                        "beforeEvaluation": {"someData": "the hookData"},
+                        "afterEvaluation": None,
+                    },
+                },
+                {"name": "b"},
+            )
+        )
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {
+                "flagKey": "color",
+                "context": USER,
+                "valueType": "string",
+                "defaultValue": "d",
+                "detail": True,
+            },
+        )
+        # Posted before the command answered, one at a time, in order.
+        posts = hook_posts(harness)
+        assert [(hook, body["stage"]) for hook, body in posts] == [
+            ("a", "beforeEvaluation"),
+            ("b", "beforeEvaluation"),
+            ("b", "afterEvaluation"),
+            ("a", "afterEvaluation"),
+        ]
+        before = posts[0][1]
+        assert before == {
+            "stage": "beforeEvaluation",
+            "evaluationSeriesContext": {
+                "flagKey": "color",
+                "context": USER,
+                "defaultValue": "d",
+                "method": "string_variation_detail",
+                "environmentId": "env-12345",
+            },
+            "evaluationSeriesData": {},
+        }
+        after = posts[3][1]
+        assert after["evaluationSeriesData"] == {"someData": "the hookData"}
+        assert after["evaluationDetail"] == reply
+        assert posts[2][1]["evaluationSeriesData"] == {}
+        # evaluateAll runs no hooks.
+        await harness.command(url, "evaluateAll", {"context": USER})
+        assert len(hook_posts(harness)) == 4
+
+
+@pytest.mark.asyncio
+async def test_hook_errors_post_nothing_for_that_stage_and_spare_the_rest() -> None:
+    async with running() as harness:
+        url = await harness.create(
+            hooks=hook_config(
+                harness,
+                {"name": "x", "errors": {"beforeEvaluation": "before failed"}},
+                {
+                    "name": "y",
+                    "errors": {
+                        "afterEvaluation": "after failed",
+                        "afterTrack": "track failed",
+                    },
+                },
+            ),
+            events={"baseUri": harness.server.url},
+        )
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {
+                "flagKey": "n",
+                "user": {"key": "k"},
+                "valueType": "int",
+                "defaultValue": 0,
+            },
+        )
+        assert reply == {"value": 7}
+        await harness.command(
+            url,
+            "customEvent",
+            {
+                "eventKey": "custom-event-4",
+                "context": USER,
+                "data": {"boolData": True},
+                "metricValue": 11111.0,
+            },
+        )
+        posts = hook_posts(harness)
+        assert [(hook, body["stage"]) for hook, body in posts] == [
+            ("y", "beforeEvaluation"),
+            ("x", "afterEvaluation"),  # with empty data after its before failed
+            ("x", "afterTrack"),
+        ]
+        assert posts[1][1]["evaluationSeriesData"] == {}
+        assert posts[1][1]["evaluationDetail"] == {
+            "value": 7,
+            "variationIndex": 0,
+            "reason": {"kind": "FALLTHROUGH"},
+        }
+        assert posts[2][1] == {
+            "stage": "afterTrack",
+            "trackSeriesContext": {
+                "key": "custom-event-4",
+                "context": USER,
+                "data": {"boolData": True},
+                "metricValue": 11111.0,
+                "environmentId": None,
+            },
+        }
+
+
+@pytest.mark.asyncio
+async def test_hook_configuration_errors_are_400() -> None:
+    async with running() as harness:
+        for hooks in (
+            {"hooks": [{"name": "a", "callbackUri": None}]},
+            {"hooks": {"name": "a"}},
+        ):
+            reply = await harness.http.post(
+                "/", json={"tag": "t", "configuration": harness.config(hooks=hooks)}
+            )
+            assert reply.status_code == 400, hooks
+
+
 @pytest.mark.asyncio
 async def test_fdv1_line_configuration_and_fallback_section() -> None:
     async with running() as harness:
@@ -469,7 +626,12 @@ async def test_init_failure_is_500_unless_init_can_fail() -> None:
         (b"{not json", "invalid JSON"),
         (b"[1]", "must be an object"),
         (json.dumps({"configuration": {"credential": 5}}).encode(), "wrong type"),
-        (json.dumps({"configuration": {"hooks": {"hooks": []}}}).encode(), "hooks"),
+        (
+            json.dumps(
+                {"configuration": {"hooks": {"hooks": [{"name": "a"}]}}}
+            ).encode(),
+            "callbackUri",
+        ),
         (
             json.dumps({"configuration": {"bigSegments": {}}}).encode(),
             "big segments",

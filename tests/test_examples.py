@@ -50,3 +50,29 @@ def test_redis_workers_share_one_redis(redis_server: RedisServer) -> None:
         f"4. worker {n}: new-checkout=True (via Redis)" for n in range(3)
     ]
     assert out[8] == "5. store status: DataStoreStatus(available=True, stale=False)"
+
+
+def test_prometheus_metrics_from_status_events_and_a_hook() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "prometheus_metrics.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = [line.strip() for line in result.stdout.splitlines()]
+    assert out == [
+        "1. READY, four evaluations:",
+        'aioflags_provider_status{status="READY"} 1.0',
+        'aioflags_evaluations_total{flag="new-checkout",reason="FALLTHROUGH"} 3.0',
+        'aioflags_evaluations_total{flag="new-checkout",reason="WRONG_TYPE"} 1.0',
+        "2. a flag changed:",
+        "aioflags_flags_changed_total 1.0",
+        "3. the flag service is down:",
+        'aioflags_provider_status{status="STALE"} 1.0',
+        'aioflags_provider_events_total{event="STALE"} 1.0',
+        'aioflags_data_source_state{state="interrupted"} 1.0',
+        "aioflags_data_source_last_error_status_code 503.0",
+    ]
+    assert result.stderr == ""

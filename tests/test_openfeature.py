@@ -8,7 +8,7 @@ import datetime
 import json
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from openfeature.exception import (
     ProviderFatalError,
     TargetingKeyMissingError,
 )
-from openfeature.flag_evaluation import Reason
+from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
+from openfeature.hook import Hook as OpenFeatureHook
+from openfeature.hook import HookContext
 from openfeature.provider import ProviderStatus
 
 import aioflags
@@ -608,3 +610,75 @@ async def test_set_provider_at_import_serves_evaluations_on_uvicorn() -> None:
     }
     assert answers["/static"] == {"value": "same", "reason": "STATIC"}
     assert answers["client_threads_after_shutdown"] == 0
+
+
+class OpenFeatureRecorder(OpenFeatureHook):
+    """An OpenFeature hook: records what OpenFeature hands it."""
+
+    def __init__(self, calls: list[tuple[str, Any]]) -> None:
+        self.calls = calls
+
+    def before(
+        self, hook_context: HookContext, hints: Mapping[str, Any]
+    ) -> EvaluationContext | None:
+        self.calls.append(("openfeature.before", hook_context.flag_key))
+        return None
+
+    def after(
+        self,
+        hook_context: HookContext,
+        details: FlagEvaluationDetails[Any],
+        hints: Mapping[str, Any],
+    ) -> None:
+        self.calls.append(("openfeature.after", (details.value, details.variant)))
+
+
+class AioflagsRecorder(aioflags.Hook):
+    """An aioflags hook on the same client."""
+
+    def __init__(self, calls: list[tuple[str, Any]]) -> None:
+        self.calls = calls
+
+    def before_evaluation(
+        self,
+        series_context: aioflags.EvaluationSeriesContext,
+        data: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        self.calls.append(("aioflags.before", series_context.method))
+        return data
+
+    def after_evaluation(
+        self,
+        series_context: aioflags.EvaluationSeriesContext,
+        data: Mapping[str, Any],
+        detail: aioflags.EvaluationDetail[Any],
+    ) -> Mapping[str, Any]:
+        self.calls.append(("aioflags.after", (detail.value, detail.variation_index)))
+        return data
+
+
+@pytest.mark.asyncio
+async def test_openfeature_hooks_pass_through_and_aioflags_hooks_run_inside() -> None:
+    calls: list[tuple[str, Any]] = []
+    async with serving() as server:
+        provider = AioflagsProvider(config(server, hooks=[AioflagsRecorder(calls)]))
+        await asyncio.to_thread(api.set_provider_and_wait, provider)
+        assert provider.get_provider_hooks() == []  # nothing added or taken away
+        api.add_hooks([OpenFeatureRecorder(calls)])
+        try:
+            client = api.get_client()
+            assert client.get_boolean_value("checkout", False, USER) is True
+            assert await client.get_boolean_value_async("checkout", False, USER)
+        finally:
+            api.clear_hooks()
+    # OpenFeature's hooks wrap the provider; aioflags' hooks wrap the evaluation.
+    assert (
+        calls
+        == [
+            ("openfeature.before", "checkout"),
+            ("aioflags.before", "bool_variation_detail"),
+            ("aioflags.after", (True, 0)),
+            ("openfeature.after", (True, "0")),
+        ]
+        * 2
+    )

@@ -231,17 +231,25 @@ def fdv1_streaming_synchronizer(
             try:
                 async with _open(ctx, url, data_params(ctx), {}) as source:
                     response = source.response
+                    env = environment_id(response.headers)
                     error, recoverable = _connect_failure(
                         ctx, response, "FDv1 stream connection", url
                     )
                     if error is None:
                         backoff.connected()
+                        logger.info(
+                            "Connected to the FDv1 flag stream at %s",
+                            display_url(url),
+                            extra={"url": display_url(url), "source": "fdv1-stream"},
+                        )
                         async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
                                 change_set = await _fdv1_event(sse)
                                 if change_set is not None:
                                     yield Update(
-                                        state=SourceState.VALID, change_set=change_set
+                                        state=SourceState.VALID,
+                                        change_set=change_set,
+                                        environment_id=env,
                                     )
             except (ProtocolError, httpx.HTTPError) as exc:
                 error, recoverable = failure(ctx, "FDv1 stream connection", url, exc)
