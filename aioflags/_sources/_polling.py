@@ -14,7 +14,8 @@ import httpx
 
 from aioflags._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._exceptions import ProtocolError
-from aioflags._payloads import fdv1_full, parse_fdv2_poll
+from aioflags._json import decode_text
+from aioflags._payloads import fdv1_full, parse_fdv2_poll_text
 
 from ._common import (
     HttpOutcome,
@@ -45,7 +46,13 @@ class _Requester:
         self.url = url
         self._fdv2 = fdv2
         self._etag: str | None = None
+        self._pending_etag: str | None = None
         self.what = "polling request" if fdv2 else "FDv1 polling request"
+
+    def accept_etag(self) -> None:
+        """The last body was usable: send its ETag from now on."""
+        if self._pending_etag:
+            self._etag, self._pending_etag = self._pending_etag, None
 
     async def get(self) -> HttpOutcome:
         ctx = self._ctx
@@ -73,7 +80,12 @@ class _Requester:
         if status == 304:
             return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
         try:
-            body = await parse_json(response.content)
+            # FDv2: the text, parsed one event at a time by parse_fdv2_poll_text.
+            body = (
+                decode_text(response.content)
+                if self._fdv2
+                else await parse_json(response.content)
+            )
         except ProtocolError as exc:
             return HttpOutcome(
                 error=failure(ctx, self.what, self.url, exc)[0],
@@ -81,12 +93,14 @@ class _Requester:
                 environment_id=env,
             )
         etag = response.headers.get("ETag")
-        if etag:
+        if self._fdv2:  # kept once the body has been parsed (accept_etag)
+            self._pending_etag = etag or None
+        elif etag:
             self._etag = etag
         return HttpOutcome(body=body, fallback=fallback, environment_id=env)
 
 
-def _fdv2_change_set(
+async def _fdv2_change_set(
     ctx: SourceContext, requester: _Requester, outcome: HttpOutcome
 ) -> tuple[ChangeSet | None, HttpOutcome]:
     if outcome.error is not None:
@@ -94,7 +108,7 @@ def _fdv2_change_set(
     if outcome.not_modified:
         return ChangeSet.no_changes(), outcome
     try:
-        return parse_fdv2_poll(outcome.body), outcome
+        change_set = await parse_fdv2_poll_text(outcome.body)
     except ProtocolError as exc:
         bad = HttpOutcome(
             error=failure(ctx, requester.what, requester.url, exc)[0],
@@ -102,6 +116,8 @@ def _fdv2_change_set(
             environment_id=outcome.environment_id,
         )
         return None, bad
+    requester.accept_etag()
+    return change_set, outcome
 
 
 def polling_initializer(
@@ -116,7 +132,9 @@ def polling_initializer(
     async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
         requester = _Requester(ctx, url, fdv2=True)
-        change_set, outcome = _fdv2_change_set(ctx, requester, await requester.get())
+        change_set, outcome = await _fdv2_change_set(
+            ctx, requester, await requester.get()
+        )
         if change_set is None:
             yield Basis(
                 change_set=None,
@@ -156,7 +174,7 @@ def polling_synchronizer(
             extra={"url": display_url(url), "source": "fdv2-poll"},
         )
         while True:
-            change_set, outcome = _fdv2_change_set(
+            change_set, outcome = await _fdv2_change_set(
                 ctx, requester, await requester.get()
             )
             if change_set is None:
