@@ -159,6 +159,15 @@ class Config:
         omit_anonymous_contexts: leave anonymous contexts out of ``index``
             and ``identify`` events.
         compress_events: gzip the event payloads (``Content-Encoding: gzip``).
+        gc_freeze: once a full payload's flags have all been compiled (in the
+            background, after READY), call ``gc.freeze()``: everything alive
+            in the process then moves to the garbage collector's permanent
+            generation, so later full collections no longer scan the flags
+            (a 10,000-flag data set otherwise adds tens of milliseconds to
+            each). Off by default: it affects the whole process, and garbage
+            cycles that were alive when it ran (an older data set's flags,
+            your own) are never collected. See docs/benchmarks.md. Added in
+            version 0.1.0.
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -203,6 +212,7 @@ class Config:
     diagnostic_recording_interval: float = 900.0
     omit_anonymous_contexts: bool = False
     compress_events: bool = False
+    gc_freeze: bool = False
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
