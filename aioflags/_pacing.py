@@ -8,6 +8,7 @@ every :data:`MAX_OBJECTS` objects, whatever the clock says.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Final
 
@@ -28,9 +29,13 @@ checkpoint = anyio.lowlevel.checkpoint
 class Pacer:
     """Counts objects done; :meth:`tick` yields when this slice is used up."""
 
-    __slots__ = ("_count", "_deadline", "yields")
+    __slots__ = ("_count", "_deadline", "freeze_gc", "yields")
 
-    def __init__(self) -> None:
+    def __init__(self, *, freeze_gc: bool = False) -> None:
+        #: ``Config.gc_freeze``: at each pause, ``gc.freeze()`` what the slice
+        #: allocated, so that the collections it would trigger (each walking
+        #: the whole heap) do not happen.
+        self.freeze_gc = freeze_gc
         self._count = 0
         self._deadline = time.perf_counter() + SLICE
         #: How many times this pacer yielded.
@@ -47,6 +52,8 @@ class Pacer:
     async def pause(self) -> None:
         """Yield to the event loop and start a new slice."""
         self.yields += 1
+        if self.freeze_gc:
+            gc.freeze()
         await checkpoint()
         self.restart()
 

@@ -270,7 +270,7 @@ def _expected(what: str, text: str, pos: int) -> ProtocolError:
     return ProtocolError(f"invalid JSON: expected {what} at char {pos}, found {found}")
 
 
-async def parse_fdv2_poll_text(text: str) -> ChangeSet:
+async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeSet:
     """A ``/sdk/poll`` body's text as a change set, parsed one event at a time.
 
     The whole document is checked as strictly as :func:`aioflags._json.parse`
@@ -279,11 +279,13 @@ async def parse_fdv2_poll_text(text: str) -> ChangeSet:
     slices of a few milliseconds. A ``put-object`` keeps its event's text
     (see :class:`Change`): no parsed object outlives its event.
 
+    ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._pacing.Pacer`).
+
     Raises:
         ProtocolError: invalid JSON, or a payload that is not a usable FDv2
             poll body.
     """
-    pacer = Pacer()
+    pacer = Pacer(freeze_gc=freeze_gc)
     builder = ChangeSetBuilder()
     result: ChangeSet | None = None
     seen_events = False

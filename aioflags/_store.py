@@ -204,7 +204,7 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        pacer = Pacer()
+        pacer = Pacer(freeze_gc=self.freeze_gc)
         steps = self._steps(change_set, pacer)
         try:
             while True:
@@ -437,14 +437,12 @@ class Store:
                 initialized=True,
                 recorder=snapshot._events,
             )
-        pacer = Pacer()
         freeze = self.freeze_gc
+        pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
         for flag in list(flags.values()):
             if is_cold(flag):
                 warm(flag)
                 if pacer.due():
-                    if freeze:  # what this slice compiled: never scanned again
-                        gc.freeze()
                     await pacer.pause()
                     if self.snapshot._flags is not flags:
                         return True  # replaced: start again on the new one

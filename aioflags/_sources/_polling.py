@@ -108,7 +108,9 @@ async def _fdv2_change_set(
     if outcome.not_modified:
         return ChangeSet.no_changes(), outcome
     try:
-        change_set = await parse_fdv2_poll_text(outcome.body)
+        change_set = await parse_fdv2_poll_text(
+            outcome.body, freeze_gc=ctx.config.gc_freeze
+        )
     except ProtocolError as exc:
         bad = HttpOutcome(
             error=failure(ctx, requester.what, requester.url, exc)[0],
