@@ -100,6 +100,9 @@ async def _serve(n_flags: int) -> None:
         "/sdk/latest-all": json.dumps(corpus).encode(),
     }
     del corpus, events
+    none = {"payloads": [{"id": "bench", "target": 1, "intentCode": "none"}]}
+    up_to_date = json.dumps({"events": [{"event": "server-intent", "data": none}]})
+    up_to_date = up_to_date.encode()
 
     async def handle(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -107,8 +110,9 @@ async def _serve(n_flags: int) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                path = head.split(b" ", 2)[1].decode().split("?")[0]
-                body = bodies.get(path)
+                path, _, query = head.split(b" ", 2)[1].decode().partition("?")
+                # A poll that names its basis is up to date: intent "none".
+                body = up_to_date if "basis=" in query else bodies.get(path)
                 status = b"200 OK" if body is not None else b"404 Not Found"
                 body = body or b""
                 writer.write(
