@@ -174,6 +174,10 @@ class Change:
     def __hash__(self) -> int:
         return hash(self._fields())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # copy and pickle rebuild it through the constructor (frozen).
+        return (_change, self._fields())
+
     def __repr__(self) -> str:
         return (
             f"Change(action={self.action!r}, kind={self.kind!r}, key={self.key!r}, "
@@ -182,6 +186,12 @@ class Change:
 
 
 _set = object.__setattr__
+
+
+def _change(
+    action: ChangeKind, kind: ObjectKind, key: str, version: int, obj: JSONObject | None
+) -> Change:
+    return Change(action=action, kind=kind, key=key, version=version, obj=obj)
 
 
 def raw_object(raw: str, path: int) -> JSONObject:

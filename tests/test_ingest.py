@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import json
 import logging
+import pickle
 import threading
 from typing import Any
 
@@ -207,6 +209,7 @@ def test_a_raw_change_is_the_same_value_as_a_parsed_one() -> None:
         Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="a", version=2)
     )
     assert deleted != parsed and deleted.obj is None
+    assert copy.deepcopy(raw) == raw and pickle.loads(pickle.dumps(raw)) == raw
 
 
 # -------------------------------------------------------------- cold flags
