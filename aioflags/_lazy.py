@@ -34,7 +34,11 @@ __all__ = ["cold_flag", "is_cold", "warm"]
 #: ``path`` of a source that is a parsed object, not text.
 PARSED: Final = -1
 _LOCK: Final = threading.Lock()
-_SLOTS: Final = tuple(CompiledFlag.__slots__)
+#: Every slot of a compiled flag (its bases' included).
+_SLOTS: Final = tuple(
+    name for cls in CompiledFlag.__mro__ for name in getattr(cls, "__slots__", ())
+)
+_UNSET: Final = object()
 _set = object.__setattr__
 
 
@@ -104,5 +108,7 @@ def warm(flag: CompiledFlag) -> None:
         _, source, path = flag.run.args  # type: ignore[attr-defined]
         compiled = compile_flag(flag.key, _source_object(source, path))
         for name in _SLOTS:
-            _set(flag, name, getattr(compiled, name))
-        flag.__class__ = CompiledFlag  # type: ignore[assignment]
+            value = getattr(compiled, name, _UNSET)
+            if value is not _UNSET:
+                _set(flag, name, value)
+        flag.__class__ = type(compiled)  # type: ignore[assignment]
