@@ -8,8 +8,9 @@ the supervisor applies the payload first, then switches to FDv1 for good.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+import json
+from dataclasses import FrozenInstanceError, dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 if TYPE_CHECKING:
     from ._json import JSONObject
@@ -74,16 +75,133 @@ class ChangeKind(enum.Enum):
     DELETE = "delete"
 
 
+#: Where a raw change's object sits in its JSON text.
+RAW_OBJECT: Final = 0  # the text is the object itself
+RAW_EVENT: Final = 1  # an FDv2 event: {"event": ..., "data": {..., "object": {...}}}
+RAW_DATA: Final = 2  # an FDv2 event's data: {"kind": ..., "object": {...}}
+
+#: What ingest learned about a put's object: its own ``version`` (0 if none),
+#: whether it is ``deleted``, and the keys it uses: (prerequisite flag keys,
+#: segment keys).
+ObjectMeta: TypeAlias = "tuple[int, bool, tuple[str, ...], tuple[str, ...]]"
+
+
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """One object put or deleted. ``obj`` is the flag or segment JSON for a put."""
+    """One object put or deleted. ``obj`` is the flag or segment JSON for a put.
+
+    A frozen value (keyword-only constructor, equality by fields). Changes
+    that aioflags' own sources build keep the object's JSON text and parse it
+    only when ``obj`` is read; the store compiles a flag from that text on its
+    first evaluation.
+    """
+
+    __slots__ = ("_meta", "_obj", "_path", "_raw", "action", "key", "kind", "version")
+    __match_args__ = ()
 
     action: ChangeKind
     kind: ObjectKind
     key: str
     version: int
-    obj: JSONObject | None = None
+    _obj: JSONObject | None
+    _raw: str | None
+    _path: int
+    _meta: ObjectMeta | None
+
+    def __init__(
+        self,
+        *,
+        action: ChangeKind,
+        kind: ObjectKind,
+        key: str,
+        version: int,
+        obj: JSONObject | None = None,
+    ) -> None:
+        _set(self, "action", action)
+        _set(self, "kind", kind)
+        _set(self, "key", key)
+        _set(self, "version", version)
+        _set(self, "_obj", obj)
+        _set(self, "_raw", None)
+        _set(self, "_path", RAW_OBJECT)
+        _set(self, "_meta", None)
+
+    @classmethod
+    def _raw_put(
+        cls,
+        kind: ObjectKind,
+        key: str,
+        version: int,
+        raw: str,
+        path: int,
+        meta: ObjectMeta,
+    ) -> Change:
+        """A put whose object stays JSON text until ``obj`` is read (ingest's path)."""
+        change = object.__new__(cls)
+        _set(change, "action", ChangeKind.PUT)
+        _set(change, "kind", kind)
+        _set(change, "key", key)
+        _set(change, "version", version)
+        _set(change, "_obj", None)
+        _set(change, "_raw", raw)
+        _set(change, "_path", path)
+        _set(change, "_meta", meta)
+        return change
+
+    @property
+    def obj(self) -> JSONObject | None:
+        """The flag or segment JSON for a put (None for a delete)."""
+        obj = self._obj
+        if obj is None and self._raw is not None:
+            obj = raw_object(self._raw, self._path)
+            _set(self, "_obj", obj)
+        return obj
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.action, self.kind, self.key, self.version, self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Change:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # copy and pickle rebuild it through the constructor (frozen).
+        return (_change, self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Change(action={self.action!r}, kind={self.kind!r}, key={self.key!r}, "
+            f"version={self.version!r}, obj={self.obj!r})"
+        )
+
+
+_set = object.__setattr__
+
+
+def _change(
+    action: ChangeKind, kind: ObjectKind, key: str, version: int, obj: JSONObject | None
+) -> Change:
+    return Change(action=action, kind=kind, key=key, version=version, obj=obj)
+
+
+def raw_object(raw: str, path: int) -> JSONObject:
+    """The object in a raw change's text (the text was validated at ingest)."""
+    value = json.loads(raw)
+    if path == RAW_EVENT:
+        value = value["data"]["object"]
+    elif path == RAW_DATA:
+        value = value["object"]
+    return value  # type: ignore[no-any-return]
 
 
 @final

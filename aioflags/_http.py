@@ -38,7 +38,13 @@ def make_http_client(config: Config, instance_id: str) -> httpx.AsyncClient:
         verify = ssl.create_default_context(cafile=config.verify)
     else:
         verify = config.verify
+    # Without a proxy, TLS (the CA bundle) is set up on the first https://
+    # request only: http:// URIs (a relay, a test server) never pay for it.
+    from ._transport import LazyTLSTransport
+
+    transport = None if config.proxy else LazyTLSTransport(verify)
     return httpx.AsyncClient(
+        transport=transport,
         headers=base_headers(config, instance_id),
         timeout=httpx.Timeout(
             connect=config.connect_timeout,

@@ -12,7 +12,7 @@ from typing import Any, Final, NoReturn, TypeAlias
 
 from ._exceptions import ProtocolError
 
-__all__ = ["JSONObject", "JSONValue", "parse"]
+__all__ = ["JSONObject", "JSONValue", "decode_text", "parse", "raw_decode"]
 
 #: Any JSON value: None, bool, int, float, str, list or dict of JSON values.
 #: Kept as ``Any`` on purpose: flag variations are user data whose shape the
@@ -46,12 +46,7 @@ def parse(data: bytes | str) -> JSONValue:
         ProtocolError: invalid UTF-8, invalid JSON, or nesting too deep; the
             message says which.
     """
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
-        ) from None
+    text = decode_text(data) if isinstance(data, bytes) else data
     if text.startswith("\ufeff"):  # a byte-order mark may be ignored (RFC 8259 §8.1)
         text = text[1:]
     try:
@@ -59,4 +54,32 @@ def parse(data: bytes | str) -> JSONValue:
     except RecursionError:
         raise ProtocolError("JSON nested too deeply to parse") from None
     except ValueError as exc:  # JSONDecodeError, and too many digits in a number
+        raise ProtocolError(f"invalid JSON: {exc}") from None
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 bytes as text, strictly (never U+FFFD).
+
+    Raises:
+        ProtocolError: invalid UTF-8.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"invalid UTF-8 at byte {exc.start} ({exc.reason})"
+        ) from None
+
+
+def raw_decode(text: str, pos: int) -> tuple[JSONValue, int]:
+    """The JSON value at ``text[pos:]`` and where it ends, as strictly as :func:`parse`.
+
+    Raises:
+        ProtocolError: invalid JSON there, or nested too deeply.
+    """
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise ProtocolError("JSON nested too deeply to parse") from None
+    except ValueError as exc:
         raise ProtocolError(f"invalid JSON: {exc}") from None

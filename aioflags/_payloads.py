@@ -7,10 +7,24 @@ raise :class:`ProtocolError` for data they cannot use (protocol.md §2, §4, §5
 from __future__ import annotations
 
 import logging
+import re
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Final
 
-from ._datatypes import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind, Selector
+from ._datatypes import (
+    RAW_DATA,
+    RAW_EVENT,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    ObjectMeta,
+    Selector,
+)
 from ._exceptions import ProtocolError
+from ._json import raw_decode
+from ._pacing import Pacer
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
@@ -20,7 +34,9 @@ __all__ = [
     "fdv1_delete",
     "fdv1_full",
     "fdv1_patch",
+    "object_meta",
     "parse_fdv2_poll",
+    "parse_fdv2_poll_text",
 ]
 
 logger = logging.getLogger("aioflags.datasource")
@@ -34,6 +50,48 @@ def _field(data: JSONObject, name: str, typ: type, event: str) -> JSONValue:
     if not ok:
         raise ProtocolError(f"{event}: {name!r} is missing or has the wrong type")
     return value
+
+
+def _strings(values: object) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    return tuple(v for v in values if isinstance(v, str))
+
+
+def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
+    """What the store needs of an object before compiling it.
+
+    Its own ``version`` (0 if it has none), whether it is ``deleted``, and
+    the keys it reaches: prerequisite flags and ``segmentMatch`` segments
+    (for change notifications). A superset is harmless: keys in malformed
+    entries are kept. ``raw``, the text the object came from, lets the
+    common case (no ``segmentMatch`` in it) skip the walk over the rules.
+    """
+    version = obj.get("version")
+    if type(version) is not int:
+        version = 0
+    if obj.get("deleted") is True:
+        return (version, True, (), ())
+    prerequisites: tuple[str, ...] = ()
+    items = obj.get("prerequisites")
+    if items and isinstance(items, list):
+        prerequisites = tuple(
+            p["key"]
+            for p in items
+            if isinstance(p, dict) and isinstance(p.get("key"), str)
+        )
+    if raw is not None and "segmentMatch" not in raw:
+        return (version, False, prerequisites, ())
+    found: list[str] = []
+    rules = obj.get("rules")
+    if rules and isinstance(rules, list):
+        for rule in rules:
+            clauses = rule.get("clauses") if isinstance(rule, dict) else None
+            if isinstance(clauses, list):
+                for c in clauses:
+                    if isinstance(c, dict) and c.get("op") == "segmentMatch":
+                        found.extend(_strings(c.get("values")))
+    return (version, False, prerequisites, tuple(dict.fromkeys(found)))
 
 
 def _object(data: JSONValue, event: str) -> JSONObject:
@@ -86,8 +144,15 @@ class ChangeSetBuilder:
         )
         return intent
 
-    def put_object(self, data: JSONValue) -> None:
-        """Queue a ``put-object`` (unknown kinds are ignored)."""
+    def put_object(
+        self, data: JSONValue, raw: str | None = None, path: int = RAW_DATA
+    ) -> None:
+        """Queue a ``put-object`` (unknown kinds are ignored).
+
+        ``raw`` is the JSON text ``data`` was parsed from (``path`` says
+        where the object sits in it): the change then keeps the text, not
+        the parsed object.
+        """
         body = _object(data, "put-object")
         kind = _field(body, "kind", str, "put-object")
         key = _field(body, "key", str, "put-object")
@@ -96,15 +161,24 @@ class ChangeSetBuilder:
         if kind not in _KINDS:
             logger.debug("Ignoring put-object of unknown kind %r", kind)
             return
-        self._changes.append(
-            Change(
+        if raw is not None:
+            change = Change._raw_put(
+                _KINDS[kind],
+                key,
+                version,
+                raw,
+                path,
+                object_meta(obj, raw),
+            )
+        else:
+            change = Change(
                 action=ChangeKind.PUT,
                 kind=_KINDS[kind],
                 key=key,
                 version=version,
                 obj=obj,
             )
-        )
+        self._changes.append(change)
 
     def delete_object(self, data: JSONValue) -> None:
         """Queue a ``delete-object`` (unknown kinds are ignored)."""
@@ -147,26 +221,135 @@ class ChangeSetBuilder:
         return change_set
 
 
+def _poll_event(
+    builder: ChangeSetBuilder, item: JSONValue, raw: str | None = None
+) -> ChangeSet | None:
+    """One element of a poll body's ``events``; a change set ends the payload."""
+    if not isinstance(item, dict):
+        raise ProtocolError("Invalid payload: every event must be an object")
+    name = item.get("event")
+    data = item.get("data")
+    if name == "server-intent":
+        if builder.server_intent(data) is IntentCode.TRANSFER_NONE:
+            return ChangeSet.no_changes()
+    elif name == "put-object":
+        builder.put_object(data, raw, RAW_EVENT)
+    elif name == "delete-object":
+        builder.delete_object(data)
+    elif name == "payload-transferred":
+        return builder.payload_transferred(data)
+    return None
+
+
+_NO_EVENTS: Final = "didn't receive any known protocol events in polling payload"
+_NOT_A_LIST: Final = "Invalid payload: 'events' key is missing or not a list"
+
+
 def parse_fdv2_poll(body: JSONValue) -> ChangeSet:
-    """A ``/sdk/poll`` body (``{"events": [...]}``) as a change set (§4)."""
+    """A parsed ``/sdk/poll`` body (``{"events": [...]}``) as a change set (§4)."""
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-        raise ProtocolError("Invalid payload: 'events' key is missing or not a list")
+        raise ProtocolError(_NOT_A_LIST)
     builder = ChangeSetBuilder()
     for item in body["events"]:
-        if not isinstance(item, dict):
-            raise ProtocolError("Invalid payload: every event must be an object")
-        name = item.get("event")
-        data = item.get("data")
-        if name == "server-intent":
-            if builder.server_intent(data) is IntentCode.TRANSFER_NONE:
-                return ChangeSet.no_changes()
-        elif name == "put-object":
-            builder.put_object(data)
-        elif name == "delete-object":
-            builder.delete_object(data)
-        elif name == "payload-transferred":
-            return builder.payload_transferred(data)
-    raise ProtocolError("didn't receive any known protocol events in polling payload")
+        change_set = _poll_event(builder, item)
+        if change_set is not None:
+            return change_set
+    raise ProtocolError(_NO_EVENTS)
+
+
+_WS: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, pos: int) -> int:
+    """The position after the JSON whitespace at ``pos``."""
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
+
+
+def _expected(what: str, text: str, pos: int) -> ProtocolError:
+    found = repr(text[pos]) if pos < len(text) else "the end"
+    return ProtocolError(f"invalid JSON: expected {what} at char {pos}, found {found}")
+
+
+async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeSet:
+    """A ``/sdk/poll`` body's text as a change set, parsed one event at a time.
+
+    The whole document is checked as strictly as :func:`aioflags._json.parse`
+    would (anything after the first ``payload-transferred`` is checked, not
+    used), but each event is parsed on its own and the event loop runs between
+    slices of a few milliseconds. A ``put-object`` keeps its event's text
+    (see :class:`Change`): no parsed object outlives its event.
+
+    ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._pacing.Pacer`).
+
+    Raises:
+        ProtocolError: invalid JSON, or a payload that is not a usable FDv2
+            poll body.
+    """
+    pacer = Pacer(freeze_gc=freeze_gc)
+    builder = ChangeSetBuilder()
+    result: ChangeSet | None = None
+    seen_events = False
+    pos = _skip(text, 1 if text.startswith("\ufeff") else 0)
+    if text[pos : pos + 1] != "{":
+        if pos < len(text) and text[pos] in '["-0123456789tfn':
+            raw_decode(text, pos)  # valid JSON of the wrong shape, or an error
+            raise ProtocolError(_NOT_A_LIST)
+        raise _expected("'{'", text, pos)
+    pos = _skip(text, pos + 1)
+    if text[pos : pos + 1] == "}":
+        pos += 1
+    else:
+        while True:
+            if text[pos : pos + 1] != '"':
+                raise _expected("a property name", text, pos)
+            try:
+                name, pos = scanstring(text, pos + 1, True)
+            except ValueError as exc:
+                raise ProtocolError(f"invalid JSON: {exc}") from None
+            pos = _skip(text, pos)
+            if text[pos : pos + 1] != ":":
+                raise _expected("':'", text, pos)
+            pos = _skip(text, pos + 1)
+            if name == "events" and text[pos : pos + 1] == "[":
+                seen_events = True
+                pos = _skip(text, pos + 1)
+                if text[pos : pos + 1] == "]":
+                    pos += 1
+                else:
+                    while True:
+                        item, end = raw_decode(text, pos)
+                        if result is None:
+                            raw = text[pos:end] if type(item) is dict else None
+                            result = _poll_event(builder, item, raw)
+                        pos = _skip(text, end)
+                        if pacer.due():
+                            await pacer.pause()
+                        if text[pos : pos + 1] == ",":
+                            pos = _skip(text, pos + 1)
+                        elif text[pos : pos + 1] == "]":
+                            pos += 1
+                            break
+                        else:
+                            raise _expected("',' or ']'", text, pos)
+            else:
+                _, pos = raw_decode(text, pos)
+                if name == "events":
+                    raise ProtocolError(_NOT_A_LIST)
+            pos = _skip(text, pos)
+            if text[pos : pos + 1] == ",":
+                pos = _skip(text, pos + 1)
+            elif text[pos : pos + 1] == "}":
+                pos += 1
+                break
+            else:
+                raise _expected("',' or '}'", text, pos)
+    if _skip(text, pos) != len(text):
+        raise ProtocolError(f"invalid JSON: extra data at char {pos}")
+    if not seen_events:
+        raise ProtocolError(_NOT_A_LIST)
+    if result is None:
+        raise ProtocolError(_NO_EVENTS)
+    return result
 
 
 def _items(data: JSONObject, field: str) -> list[Change]:

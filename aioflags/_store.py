@@ -1,10 +1,19 @@
 """The in-memory store: immutable snapshots swapped atomically (protocol.md §10).
 
-``apply`` compiles a change set's objects (in time-sliced chunks, yielding to
-the event loop so that ingesting 10,000 flags never stalls it), then swaps in a
-new :class:`FlagSnapshot` in one synchronous step. It returns the keys of the
-flags whose evaluation may have changed, including flags that reach a changed
-flag or segment through prerequisites or ``segmentMatch`` clauses.
+``apply`` turns a change set into entries in time slices (yielding to the
+event loop, so that ingesting 100,000 flags never stalls it), then swaps in
+a new :class:`FlagSnapshot` in one synchronous step. It returns the keys of
+the flags whose evaluation may have changed, including flags that reach a
+changed flag or segment through prerequisites or ``segmentMatch`` clauses
+(the keys come from the raw entries: nothing is compiled to find them).
+
+A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
+evaluation; :meth:`Store.maintain` compiles the rest in the background after
+the swap, in slices, so that an ``all_flags_state`` on a fresh snapshot does
+not compile 10,000 flags in one go. A delta does not copy the snapshot: the
+new one reads a small overlay over the previous data (:class:`Layered`),
+which the maintenance task merges into one plain dict soon after (or the
+delta itself, when the overlay has grown past an eighth of the data).
 
 Rules: ``xfer-full`` replaces everything; ``xfer-changes`` upserts without
 comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
@@ -13,10 +22,11 @@ comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Final, TypeAlias
+import gc
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
-import anyio.lowlevel
+import anyio
 
 from ._datatypes import (
     NO_SELECTOR,
@@ -26,6 +36,7 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
+from ._lazy import PARSED, cold_flag, is_cold, warm
 from ._model import (
     CompiledFlag,
     CompiledSegment,
@@ -34,40 +45,112 @@ from ._model import (
     flag_tombstone,
     segment_tombstone,
 )
+from ._pacing import Pacer
+from ._payloads import object_meta
 from ._snapshot import FlagSnapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Generator
 
     from ._analytics._processor import EventProcessor
     from ._datatypes import Change
     from ._hooks import HookRunner
 
-__all__ = ["Store"]
+__all__ = ["Layered", "Store"]
 
 _Node: TypeAlias = tuple[ObjectKind, str]
-_SLICE: Final = 0.005  # seconds of compiling between yields to the event loop
 _FLAG: Final = ObjectKind.FLAG
 _SEGMENT: Final = ObjectKind.SEGMENT
+_MISSING: Final = object()
+V = TypeVar("V")
 
 
-def _compile(change: Change) -> CompiledFlag | CompiledSegment:
-    if change.kind is _FLAG:
-        if change.action is ChangeKind.DELETE or change.obj is None:
-            return flag_tombstone(change.key, change.version)
-        return compile_flag(change.key, change.obj)
-    if change.action is ChangeKind.DELETE or change.obj is None:
-        return segment_tombstone(change.key, change.version)
-    return compile_segment(change.key, change.obj)
+class Layered(Mapping[str, V]):
+    """A read-only mapping: ``overlay`` over ``base`` (neither is ever written).
+
+    What a snapshot reads after a delta until the overlay is merged: lookups
+    cost one more dict probe; building one costs nothing like a copy.
+    """
+
+    __slots__ = ("_len", "base", "overlay")
+
+    def __init__(self, base: Mapping[str, V], overlay: dict[str, V]) -> None:
+        self.base = base
+        self.overlay = overlay
+        self._len = len(base) + sum(1 for k in overlay if k not in base)
+
+    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
+        value = self.overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self.base.get(key, default)
+        return value  # type: ignore[return-value]
+
+    def __getitem__(self, key: str) -> V:
+        value = self.overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self.base[key]
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.overlay or key in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        base = self.base
+        yield from (k for k in self.overlay if k not in base)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def merged(self) -> dict[str, V]:
+        """One plain dict with the same items (a C-speed copy)."""
+        merged = dict(self.base)
+        merged.update(self.overlay)
+        return merged
 
 
-def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
-    if item.deleted:
-        return ()
-    segments = [(_SEGMENT, k) for k in item.segment_keys]
-    if isinstance(item, CompiledFlag):
-        return [*((_FLAG, k) for k in item.prerequisite_keys), *segments]
-    return segments
+def _parts(mapping: Mapping[str, V]) -> tuple[Mapping[str, V], dict[str, V]]:
+    """(base, overlay) of a snapshot's mapping."""
+    if isinstance(mapping, Layered):
+        return mapping.base, mapping.overlay
+    return mapping, {}
+
+
+def _flag_entry(change: Change) -> tuple[CompiledFlag, tuple[_Node, ...]]:
+    """A flag change as the snapshot holds it (cold) and the nodes it uses."""
+    if change.action is ChangeKind.DELETE:
+        return flag_tombstone(change.key, change.version), ()
+    meta = change._meta
+    if meta is not None and change._raw is not None:
+        source: object = change._raw
+        path = change._path
+    else:
+        obj = change.obj
+        if not isinstance(obj, dict):
+            return compile_flag(change.key, obj), ()  # malformed: say so now
+        meta = object_meta(obj)
+        source, path = obj, PARSED
+    version, deleted, prerequisites, segments = meta
+    flag = cold_flag(change.key, version, deleted, source, path)  # type: ignore[arg-type]
+    if deleted or not (prerequisites or segments):
+        return flag, ()
+    return flag, (
+        *((_FLAG, k) for k in prerequisites),
+        *((_SEGMENT, k) for k in segments),
+    )
+
+
+def _segment_entry(change: Change) -> tuple[CompiledSegment, tuple[_Node, ...]]:
+    if change.action is ChangeKind.DELETE:
+        return segment_tombstone(change.key, change.version), ()
+    segment = compile_segment(change.key, change.obj)
+    if segment.deleted or not segment.segment_keys:
+        return segment, ()
+    return segment, tuple((_SEGMENT, k) for k in segment.segment_keys)
+
+
+def _live(item: CompiledFlag | CompiledSegment | None) -> bool:
+    return item is not None and not item.deleted
 
 
 class Store:
@@ -75,9 +158,13 @@ class Store:
 
     __slots__ = (
         "_dependents",
+        "_frozen",
         "_selector",
+        "_uses",
+        "_wake",
         "environment_id",
         "events",
+        "freeze_gc",
         "hooks",
         "snapshot",
     )
@@ -86,8 +173,9 @@ class Store:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
         self._selector = NO_SELECTOR
-        # dependency -> the flags and segments that use it
-        self._dependents: dict[_Node, set[_Node]] = {}
+        # node -> the nodes it uses; dependency -> the nodes that use it
+        self._uses: dict[_Node, tuple[_Node, ...]] = {}
+        self._dependents: dict[_Node, set[_Node]] | None = {}
         #: The analytics event processor whose recorder every snapshot
         #: records evaluations into (None: events are off).
         self.events: EventProcessor | None = None
@@ -96,6 +184,10 @@ class Store:
         self.hooks: HookRunner | None = None
         #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
         self.environment_id: str | None = None
+        #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
+        self.freeze_gc = False
+        self._wake: anyio.Event | None = None
+        self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
 
     def attach_hooks(self, runner: HookRunner) -> None:
         """Run ``runner``'s hooks around every evaluation from now on."""
@@ -140,112 +232,255 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        compiled: list[CompiledFlag | CompiledSegment] = []
-        deadline = time.perf_counter() + _SLICE
-        for change in change_set.changes:
-            compiled.append(_compile(change))
-            if time.perf_counter() > deadline:
-                await anyio.lowlevel.checkpoint()
-                deadline = time.perf_counter() + _SLICE
-        return self._swap(change_set, compiled)
+        pacer = Pacer(freeze_gc=self.freeze_gc)
+        steps = self._steps(change_set, pacer)
+        try:
+            while True:
+                next(steps)
+                await pacer.pause()
+        except StopIteration as done:
+            changed: frozenset[str] = done.value
+        if self._wake is not None:
+            self._wake.set()
+        return changed
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
-        return self._swap(change_set, [_compile(c) for c in change_set.changes])
+        pacer = Pacer()
+        steps = self._steps(change_set, pacer)
+        try:
+            while True:
+                next(steps)
+                pacer.restart()
+        except StopIteration as done:
+            changed: frozenset[str] = done.value
+        if self._wake is not None:
+            self._wake.set()
+        return changed
 
-    def _swap(
-        self, change_set: ChangeSet, compiled: list[CompiledFlag | CompiledSegment]
-    ) -> frozenset[str]:
+    # ---------------------------------------------------------------- apply
+    def _steps(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        """The work of an apply; it yields where the caller may pause (sliced)."""
         intent = change_set.intent
         if intent is IntentCode.TRANSFER_NONE:
             return frozenset()
+        if intent is IntentCode.TRANSFER_FULL:
+            return (yield from self._full(change_set, pacer))
+        return (yield from self._delta(change_set, pacer))
+
+    def _full(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
         old = self.snapshot
         old_flags, old_segments = old._flags, old._segments
+        initial = not old_flags and not old_segments  # everything is new
+        flags: dict[str, CompiledFlag] = {}
+        segments: dict[str, CompiledSegment] = {}
+        uses: dict[_Node, tuple[_Node, ...]] = {}
         changed: set[_Node] = set()
-        if intent is IntentCode.TRANSFER_FULL:
-            flags: dict[str, CompiledFlag] = {}
-            segments: dict[str, CompiledSegment] = {}
-            for item in compiled:
-                if isinstance(item, CompiledFlag):
-                    flags[item.key] = item
-                else:
-                    segments[item.key] = item
-            for kind, new, before in (
+        entry: CompiledFlag | CompiledSegment
+        before: CompiledFlag | CompiledSegment | None
+        for change in change_set.changes:
+            key = change.key
+            kind = change.kind
+            if kind is _FLAG:
+                entry, deps = _flag_entry(change)
+                flags[key] = entry
+            else:
+                entry, deps = _segment_entry(change)
+                segments[key] = entry
+            if deps:
+                uses[(kind, key)] = deps
+            if not initial:
+                before = (old_flags if kind is _FLAG else old_segments).get(key)
+                live = not entry.deleted
+                if live is not _live(before) or (
+                    live and before.version != entry.version  # type: ignore[union-attr]
+                ):
+                    changed.add((kind, key))
+            if pacer.due():
+                yield
+        if not initial:  # what the new data set no longer has
+            for kind, new, previous in (
                 (_FLAG, flags, old_flags),
                 (_SEGMENT, segments, old_segments),
             ):
-                for key in new.keys() | before.keys():
-                    a, b = before.get(key), new.get(key)
-                    live_a = a is not None and not a.deleted
-                    live_b = b is not None and not b.deleted
-                    if live_a != live_b or (live_a and a.version != b.version):  # type: ignore[union-attr]
+                for key, item in previous.items():
+                    if key not in new and not item.deleted:
                         changed.add((kind, key))
-            self._rebuild_dependents(flags, segments)
-        else:
-            flags = dict(old_flags)
-            segments = dict(old_segments)
-            compare = change_set.compare_versions
-            for item in compiled:
-                prev: CompiledFlag | CompiledSegment | None
-                if isinstance(item, CompiledFlag):
-                    node: _Node = (_FLAG, item.key)
-                    prev = flags.get(item.key)
-                    if compare and prev is not None and prev.version >= item.version:
-                        continue
-                    flags[item.key] = item
-                else:
-                    node = (_SEGMENT, item.key)
-                    prev = segments.get(item.key)
-                    if compare and prev is not None and prev.version >= item.version:
-                        continue
-                    segments[item.key] = item
-                changed.add(node)
-                self._update_dependents(node, prev, item)
+                    if pacer.due():
+                        yield
+        self._uses = uses
+        self._dependents = None  # indexed when a later change set needs it
+        self._install(flags, segments, change_set.selector)
+        if initial:  # every live flag is new: no need to walk the dependents
+            return frozenset(k for k, f in flags.items() if not f.deleted)
+        return (yield from self._affected(changed, pacer))
+
+    def _delta(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        old = self.snapshot
+        flag_base, flag_overlay = _parts(old._flags)
+        segment_base, segment_overlay = _parts(old._segments)
+        flag_overlay = dict(flag_overlay)  # small: what earlier deltas changed
+        segment_overlay = dict(segment_overlay)
+        flags = Layered(flag_base, flag_overlay)
+        segments = Layered(segment_base, segment_overlay)
+        compare = change_set.compare_versions
+        dependents = yield from self._index(pacer)
+        changed: set[_Node] = set()
+        entry: CompiledFlag | CompiledSegment
+        prev: CompiledFlag | CompiledSegment | None
+        for change in change_set.changes:
+            key = change.key
+            if change.kind is _FLAG:
+                entry, deps = _flag_entry(change)
+                prev = flags.get(key)
+                if compare and prev is not None and prev.version >= entry.version:
+                    continue
+                flag_overlay[key] = entry
+            else:
+                entry, deps = _segment_entry(change)
+                prev = segments.get(key)
+                if compare and prev is not None and prev.version >= entry.version:
+                    continue
+                segment_overlay[key] = entry
+            node = (change.kind, key)
+            changed.add(node)
+            self._set_uses(dependents, node, deps)
+            if pacer.due():
+                yield
+        self._install(
+            self._compact(flag_base, flag_overlay),
+            self._compact(segment_base, segment_overlay),
+            change_set.selector,
+        )
+        return (yield from self._affected(changed, pacer))
+
+    @staticmethod
+    def _compact(base: Mapping[str, V], overlay: dict[str, V]) -> Mapping[str, V]:
+        if not overlay:
+            return base
+        if len(overlay) * 8 > len(base):
+            return Layered(base, overlay).merged()
+        return Layered(base, overlay)
+
+    def _install(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        selector: Selector,
+    ) -> None:
+        self.snapshot = self._snapshot_of(flags, segments)
+        self._selector = selector
+
+    def _snapshot_of(
+        self, flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
+    ) -> FlagSnapshot:
+        """A ready snapshot of this data, recording events and running hooks."""
         events = self.events
-        self.snapshot = (FlagSnapshot if self.hooks is None else self.hooks.snapshot)(
+        return (FlagSnapshot if self.hooks is None else self.hooks.snapshot)(
             flags,
             segments,
             initialized=True,
             recorder=None if events is None else events.recorder,
         )
-        self._selector = change_set.selector
-        return self._affected_flags(changed)
 
     # ------------------------------------------------------------ dependents
-    def _rebuild_dependents(
-        self, flags: dict[str, CompiledFlag], segments: dict[str, CompiledSegment]
-    ) -> None:
-        dependents: dict[_Node, set[_Node]] = {}
-        for kind, items in ((_FLAG, flags), (_SEGMENT, segments)):
-            for key, item in items.items():
-                for dep in _dependencies(item):
-                    dependents.setdefault(dep, set()).add((kind, key))
-        self._dependents = dependents
+    def _index(self, pacer: Pacer) -> Generator[None, None, dict[_Node, set[_Node]]]:
+        """Each dependency and the nodes that use it (built on first need, in slices)."""
+        dependents = self._dependents
+        if dependents is None:
+            dependents = {}
+            for node, deps in self._uses.items():
+                for dep in deps:
+                    users = dependents.get(dep)
+                    if users is None:
+                        dependents[dep] = {node}
+                    else:
+                        users.add(node)
+                if pacer.due():
+                    yield
+            self._dependents = dependents
+        return dependents
 
-    def _update_dependents(
+    def _set_uses(
         self,
+        dependents: dict[_Node, set[_Node]],
         node: _Node,
-        prev: CompiledFlag | CompiledSegment | None,
-        item: CompiledFlag | CompiledSegment,
+        deps: tuple[_Node, ...],
     ) -> None:
-        if prev is not None:
-            for dep in _dependencies(prev):
-                users = self._dependents.get(dep)
-                if users is not None:
-                    users.discard(node)
-        for dep in _dependencies(item):
-            self._dependents.setdefault(dep, set()).add(node)
+        for dep in self._uses.pop(node, ()):
+            users = dependents.get(dep)
+            if users is not None:
+                users.discard(node)
+        if deps:
+            self._uses[node] = deps
+            for dep in deps:
+                dependents.setdefault(dep, set()).add(node)
 
-    def _affected_flags(self, changed: set[_Node]) -> frozenset[str]:
+    def _affected(
+        self, changed: set[_Node], pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        dependents = yield from self._index(pacer)
         seen = set(changed)
         stack = list(changed)
-        dependents = self._dependents
         while stack:
             for user in dependents.get(stack.pop(), ()):
                 if user not in seen:
                     seen.add(user)
                     stack.append(user)
+            if pacer.due():
+                yield
         return frozenset(key for kind, key in seen if kind is _FLAG)
+
+    # ---------------------------------------------------------- maintenance
+    async def maintain(self) -> None:
+        """The store's background task: merge overlays, compile cold flags.
+
+        Runs for as long as the data system; every step is sliced, and a new
+        snapshot restarts the work on it. With :attr:`freeze_gc`, once a
+        snapshot is fully compiled ``gc.freeze()`` moves everything alive to
+        the collector's permanent generation (later full collections then
+        skip the flags).
+        """
+        self._wake = anyio.Event()
+        try:
+            while True:
+                if not await self._maintain_once():
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+        finally:
+            self._wake = None
+
+    async def _maintain_once(self) -> bool:
+        """One pass over the current snapshot; False if it was not replaced meanwhile."""
+        snapshot = self.snapshot
+        if not snapshot.initialized:
+            return False
+        flags, segments = snapshot._flags, snapshot._segments
+        if isinstance(flags, Layered) or isinstance(segments, Layered):
+            flags = flags.merged() if isinstance(flags, Layered) else flags
+            segments = segments.merged() if isinstance(segments, Layered) else segments
+            self.snapshot = snapshot = self._snapshot_of(flags, segments)
+        freeze = self.freeze_gc
+        pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
+        for flag in list(flags.values()):
+            if is_cold(flag):
+                warm(flag)
+                if pacer.due():
+                    await pacer.pause()
+                    if self.snapshot._flags is not flags:
+                        return True  # replaced: start again on the new one
+        if self.snapshot._flags is not flags:
+            return True
+        if freeze and self._frozen is not flags:
+            self._frozen = flags
+            gc.freeze()
+        return False
 
 
 def snapshot_from_data(

@@ -222,6 +222,8 @@ class Supervisor:
             anyio.create_task_group() as store_reader,
         ):
             self._writer = writer
+            # Compiles cold flags and merges delta overlays in the background.
+            store_reader.start_soon(self._store.maintain)
             if store is not None and (system.initializers or system.synchronizers):
                 store_reader.start_soon(
                     read_until_initialized,

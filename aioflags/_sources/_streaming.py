@@ -27,6 +27,7 @@ from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from aioflags._backoff import Backoff
 from aioflags._datatypes import (
+    RAW_DATA,
     ChangeSet,
     ErrorInfo,
     IntentCode,
@@ -34,6 +35,7 @@ from aioflags._datatypes import (
     Update,
 )
 from aioflags._exceptions import ProtocolError
+from aioflags._pacing import Pacer
 from aioflags._payloads import ChangeSetBuilder, fdv1_delete, fdv1_full, fdv1_patch
 
 from ._common import (
@@ -147,8 +149,13 @@ def streaming_synchronizer(
                             extra={"url": display_url(url), "source": "fdv2-stream"},
                         )
                         builder = ChangeSetBuilder()
+                        # A payload of 100,000 events may arrive faster than it
+                        # is parsed: yield to the loop every few milliseconds.
+                        pacer = Pacer()
                         async with aclosing(aiter_sse(response)) as events:
                             async for sse in events:
+                                if pacer.due():
+                                    await pacer.pause()
                                 if sse.id:
                                     last_event_id = sse.id
                                 if sse.retry is not None:
@@ -194,7 +201,8 @@ async def _fdv2_event(
         if intent is IntentCode.TRANSFER_NONE:
             return Update(state=SourceState.VALID, environment_id=env)
     elif name == "put-object":
-        builder.put_object(await parse_json(sse.data))
+        # The change keeps the event's text: the store compiles it on first use.
+        builder.put_object(await parse_json(sse.data), sse.data, RAW_DATA)
     elif name == "delete-object":
         builder.delete_object(await parse_json(sse.data))
     elif name == "payload-transferred":

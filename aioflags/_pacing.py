@@ -1,0 +1,68 @@
+"""Pacing for long synchronous work on the event loop: yield every few milliseconds.
+
+Ingest (parsing a poll body, applying a change set, compiling flags in the
+background) runs on the event loop in slices: :class:`Pacer` is ticked once
+per object and yields to the loop when a slice is used up, or at the latest
+every :data:`MAX_OBJECTS` objects, whatever the clock says.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Final
+
+import anyio.lowlevel
+
+__all__ = ["MAX_OBJECTS", "SLICE", "Pacer", "checkpoint"]
+
+#: Seconds of work between yields to the event loop.
+SLICE: Final = 0.004
+#: Objects between yields at the most (the clock is read every few objects).
+MAX_OBJECTS: Final = 512
+_CHECK_EVERY: Final = 16
+
+#: Yields to the event loop (a module attribute, so tests can count the calls).
+checkpoint = anyio.lowlevel.checkpoint
+
+
+class Pacer:
+    """Counts objects done; :meth:`tick` yields when this slice is used up."""
+
+    __slots__ = ("_count", "_deadline", "freeze_gc", "yields")
+
+    def __init__(self, *, freeze_gc: bool = False) -> None:
+        #: ``Config.gc_freeze``: at each pause, ``gc.freeze()`` what the slice
+        #: allocated, so that the collections it would trigger (each walking
+        #: the whole heap) do not happen.
+        self.freeze_gc = freeze_gc
+        self._count = 0
+        self._deadline = time.perf_counter() + SLICE
+        #: How many times this pacer yielded.
+        self.yields = 0
+
+    def due(self) -> bool:
+        """Count one object; whether the slice is used up (then call :meth:`pause`)."""
+        self._count += 1
+        count = self._count
+        if count >= MAX_OBJECTS:
+            return True
+        return count % _CHECK_EVERY == 0 and time.perf_counter() > self._deadline
+
+    async def pause(self) -> None:
+        """Yield to the event loop and start a new slice."""
+        self.yields += 1
+        if self.freeze_gc:
+            gc.freeze()
+        await checkpoint()
+        self.restart()
+
+    def restart(self) -> None:
+        """Start a new slice (without yielding: the synchronous callers)."""
+        self._count = 0
+        self._deadline = time.perf_counter() + SLICE
+
+    async def tick(self) -> None:
+        """Count one object, yielding when the slice is used up."""
+        if self.due():
+            await self.pause()

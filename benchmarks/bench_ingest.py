@@ -1,0 +1,407 @@
+"""Ingest side by side: aioflags Client and LaunchDarkly's AsyncLDClient, 1k to 100k flags.
+
+For each flag count, one server process serves the corpus (``corpus.py``)
+on loopback, its bodies serialised once (as LaunchDarkly's service caches
+them: the server's own JSON work is not what is measured); each SDK then starts in a fresh
+subprocess of its own (interleaved, ``--repeat`` times) and measures:
+
+- time to READY: from creating the client to ``async with`` / ``start()``
+  returning initialised (polling: one GET of the whole payload);
+- worst stall: the worst oversleep of a 1 ms ticker on the same event loop,
+  from creating the client to 1 s after READY (aioflags compiles flags in the
+  background during that second);
+- RSS growth at READY, and after evaluating every flag once;
+- a full (generation 2) garbage collection's pause, with the data held.
+
+aioflags runs twice: as configured by default, and with
+``Config(gc_freeze=True)``. LaunchDarkly's 9.18 AsyncLDClient polls
+``/sdk/latest-all`` (FDv1, its fastest start-up path); aioflags polls
+``/sdk/poll`` (FDv2). Tables show the WORST run of each; ratios divide the
+worst aioflags run by LaunchDarkly's median run::
+
+    python benchmarks/bench_ingest.py [--sizes 1000,10000,50000,100000]
+        [--repeat 3] [--ld-max 50000] [--plot docs/img/ingest.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench_system import Ticker
+from corpus import make_corpus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+HERE = Path(__file__).resolve().parent
+OURS = "aioflags Client"
+FROZEN = "aioflags, gc_freeze=True"
+LD = "LaunchDarkly AsyncLDClient"
+FIGURES = (
+    ("ready_ms", "time to READY (ms)"),
+    ("stall_ms", "worst loop stall, start to READY + 1 s (ms)"),
+    ("step_cpu_ms", "longest loop step, CPU ms of the loop's thread"),
+    ("rss_ready_mib", "RSS growth at READY (MiB)"),
+    ("rss_eval_mib", "RSS growth after evaluating every flag (MiB)"),
+    ("gc_ms", "full GC pause with the data held (ms)"),
+)
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# ----------------------------------------------------------------- server
+async def _serve(n_flags: int) -> None:
+    """A static flag server: ``/sdk/poll`` (FDv2) and ``/sdk/latest-all`` (FDv1)."""
+    corpus = make_corpus(n_flags)
+    events: list[dict[str, Any]] = [
+        {
+            "event": "server-intent",
+            "data": {
+                "payloads": [
+                    {
+                        "id": "bench",
+                        "target": 1,
+                        "intentCode": "xfer-full",
+                        "reason": "",
+                    }
+                ]
+            },
+        }
+    ]
+    for kind, items in (("flag", corpus["flags"]), ("segment", corpus["segments"])):
+        events += [
+            {
+                "event": "put-object",
+                "data": {"kind": kind, "key": k, "version": o["version"], "object": o},
+            }
+            for k, o in items.items()
+        ]
+    events.append(
+        {"event": "payload-transferred", "data": {"state": "(p:bench:1)", "version": 1}}
+    )
+    bodies = {
+        "/sdk/poll": json.dumps({"events": events}).encode(),
+        "/sdk/latest-all": json.dumps(corpus).encode(),
+    }
+    del corpus, events
+    none = {"payloads": [{"id": "bench", "target": 1, "intentCode": "none"}]}
+    up_to_date = json.dumps({"events": [{"event": "server-intent", "data": none}]})
+    up_to_date = up_to_date.encode()
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path, _, query = head.split(b" ", 2)[1].decode().partition("?")
+                # A poll that names its basis is up to date: intent "none".
+                body = up_to_date if "basis=" in query else bodies.get(path)
+                status = b"200 OK" if body is not None else b"404 Not Found"
+                body = body or b""
+                writer.write(
+                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(f"serving http://127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+@contextlib.contextmanager
+def static_server(n_flags: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(n_flags)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().split()[-1]
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ child
+class StepMeter:
+    """The longest single step of the event loop, in CPU time of the loop's thread.
+
+    The ticker's wall-clock stall also counts the time the process waits for
+    a CPU on a loaded machine; this counts only what a callback (and any
+    garbage collection inside it) cost the loop's own thread.
+    """
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.active = False
+        run = asyncio.events.Handle._run
+        meter = self
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            start = time.thread_time()
+            try:
+                run(handle)
+            finally:
+                spent = time.thread_time() - start
+                if meter.active and spent > meter.worst:
+                    meter.worst = spent
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
+async def _child(which: str, url: str) -> dict[str, float]:
+    import ldclient  # noqa: F401 - both SDKs loaded in every child: one baseline
+
+    import aioflags
+    from aioflags import sources
+
+    gc.collect()
+    before = _rss_kb()
+    loop = asyncio.get_running_loop()
+    ticker = Ticker()
+    tick = loop.create_task(ticker.run())
+    await asyncio.sleep(0.01)
+    ticker.worst = 0.0
+    meter = StepMeter()
+    meter.active = True
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    if which == "ld":
+        from ldclient import Context as LDContext
+        from ldclient.async_client import AsyncLDClient
+        from ldclient.async_config import AsyncConfig
+
+        ld = AsyncLDClient(
+            AsyncConfig(
+                "sdk-key",
+                base_uri=url,
+                stream_uri=url,
+                events_uri=url,
+                stream=False,
+                send_events=False,
+                diagnostic_opt_out=True,
+            )
+        )
+        await ld.start(start_wait=300)
+        assert await ld.is_initialized()
+        out["ready_ms"] = (time.perf_counter() - start) * 1e3
+        out["rss_ready_mib"] = (_rss_kb() - before) / 1024
+        await asyncio.sleep(1)
+        ticker.stop()
+        await tick
+        out["stall_ms"] = ticker.worst * 1e3
+        meter.active = False
+        out["step_cpu_ms"] = meter.worst * 1e3
+        state = await ld.all_flags_state(LDContext.create("bench-user"))
+        keys = list(state.to_values_map())
+        ctx = LDContext.create("bench-user")
+        for key in keys:
+            await ld.variation(key, ctx, None)
+        out["rss_eval_mib"] = (_rss_kb() - before) / 1024
+        out["gc_ms"] = _gc_pause()
+        out["flags"] = len(keys)
+        await ld.close()
+        return out
+    config = aioflags.Config(
+        "sdk-key",
+        base_uri=url,
+        stream_uri=url,
+        ready_timeout=300,
+        send_events=False,
+        gc_freeze=which == "frozen",
+        data_system=aioflags.DataSystem.custom(
+            initializers=[sources.polling_initializer()],
+            synchronizers=[sources.polling_synchronizer(interval=3600)],
+        ),
+    )
+    async with aioflags.Client(config) as client:
+        assert client.status is aioflags.ProviderStatus.READY
+        out["ready_ms"] = (time.perf_counter() - start) * 1e3
+        out["rss_ready_mib"] = (_rss_kb() - before) / 1024
+        await asyncio.sleep(1)
+        ticker.stop()
+        await tick
+        out["stall_ms"] = ticker.worst * 1e3
+        meter.active = False
+        out["step_cpu_ms"] = meter.worst * 1e3
+        snapshot = client.snapshot()
+        user = aioflags.Context.create("bench-user")
+        keys = sorted(snapshot.flag_keys)
+        for key in keys:
+            snapshot.variation(key, user, None)
+        out["rss_eval_mib"] = (_rss_kb() - before) / 1024
+        out["gc_ms"] = _gc_pause()
+        out["flags"] = len(keys)
+    return out
+
+
+def _gc_pause() -> float:
+    gc.collect()  # whatever start-up left behind
+    start = time.perf_counter()
+    gc.collect(2)
+    return (time.perf_counter() - start) * 1e3
+
+
+def run_child(which: str, url: str) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", which, url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------- parent
+def measure(
+    sizes: list[int], repeat: int, ld_max: int, repeat_large: int
+) -> dict[int, dict[str, list[dict[str, float]]]]:
+    results: dict[int, dict[str, list[dict[str, float]]]] = {}
+    for n in sizes:
+        runs: dict[str, list[dict[str, float]]] = {OURS: [], FROZEN: [], LD: []}
+        with static_server(n) as url:
+            for _ in range(repeat if n <= 10000 else repeat_large):
+                # interleaved: every SDK sees the same machine state
+                runs[OURS].append(run_child("aioflags", url))
+                runs[FROZEN].append(run_child("frozen", url))
+                if n <= ld_max:
+                    runs[LD].append(run_child("ld", url))
+        for name, samples in runs.items():
+            if samples:
+                assert all(s["flags"] == n for s in samples), (name, samples)
+        results[n] = runs
+        print(report({n: runs}), flush=True)
+    return results
+
+
+def worst(samples: list[dict[str, float]], field: str) -> float:
+    return max(s[field] for s in samples)
+
+
+def report(results: dict[int, dict[str, list[dict[str, float]]]]) -> str:
+    lines = []
+    for n, runs in results.items():
+        lines.append(
+            f"\n{n} flags (worst of {len(runs[OURS])} runs; ratio: worst / LD median)"
+        )
+        lines.append(
+            f"  {'figure':<46}{OURS:>18}{FROZEN:>26}{LD:>28}   ratio  ratio frozen"
+        )
+        for field, title in FIGURES:
+            ours, frozen = worst(runs[OURS], field), worst(runs[FROZEN], field)
+            if runs[LD]:
+                theirs = statistics.median(s[field] for s in runs[LD])
+                ld_text = f"{worst(runs[LD], field):.1f} (median {theirs:.1f})"
+                ratio = f"{ours / theirs:7.2f}x {frozen / theirs:7.2f}x"
+            else:
+                ld_text, ratio = "not run", "      -        -"
+            lines.append(
+                f"  {title:<46}{ours:>18.1f}{frozen:>26.1f}{ld_text:>28}   {ratio}"
+            )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[int, dict[str, list[dict[str, float]]]]) -> str:
+    """The table docs/benchmarks.md shows."""
+    lines = [
+        "| flags | figure | aioflags (worst) | aioflags, gc_freeze (worst) "
+        "| AsyncLDClient (median) | ratio | ratio, gc_freeze |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for n, runs in results.items():
+        for field, title in FIGURES:
+            ours, frozen = worst(runs[OURS], field), worst(runs[FROZEN], field)
+            if runs[LD]:
+                theirs = statistics.median(s[field] for s in runs[LD])
+                cells = f"{theirs:.1f} | {ours / theirs:.2f}x | {frozen / theirs:.2f}x"
+            else:
+                cells = "not run | - | -"
+            lines.append(f"| {n:,} | {title} | {ours:.1f} | {frozen:.1f} | {cells} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (the table above is the figure)")
+        return
+    sizes = sorted(results)
+    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4.2 * len(FIGURES), 3.8))
+    for ax, (field, title) in zip(axes, FIGURES, strict=True):
+        for name, style in ((OURS, "o-"), (FROZEN, "s--"), (LD, "^-")):
+            xs = [n for n in sizes if results[n][name]]
+            ax.plot(xs, [worst(results[n][name], field) for n in xs], style, label=name)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("flags")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    print(f"plot written to {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000,100000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ld-max", type=int, default=50000)
+    parser.add_argument(
+        "--repeat-large", type=int, default=2, help="repeats above 10,000 flags"
+    )
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    parser.add_argument("--child", nargs=2, metavar=("WHICH", "URL"))
+    parser.add_argument("--serve", type=int, metavar="N")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    if args.serve:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args.serve))
+        return
+    if args.child:
+        print(json.dumps(asyncio.run(_child(args.child[0], args.child[1]))))
+        return
+    sizes = [20] if args.smoke else [int(s) for s in args.sizes.split(",")]
+    repeat = 1 if args.smoke else args.repeat
+    results = measure(sizes, repeat, args.ld_max, min(repeat, args.repeat_large))
+    print("\n" + markdown(results))
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,490 @@
+"""Ingest that never blocks the loop: sliced parsing, cold flags, overlays (no timings)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gc
+import json
+import logging
+import pickle
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+import aioflags._lazy
+import aioflags._model
+import aioflags._pacing
+from aioflags import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    Config,
+    Context,
+    EvaluationSeriesContext,
+    Hook,
+    HookMetadata,
+    IntentCode,
+    ObjectKind,
+    Selector,
+)
+from aioflags._datatypes import RAW_EVENT
+from aioflags._exceptions import ProtocolError
+from aioflags._hooks import HookRunner
+from aioflags._http import make_http_client
+from aioflags._lazy import is_cold
+from aioflags._model import CompiledFlag
+from aioflags._pacing import MAX_OBJECTS
+from aioflags._payloads import parse_fdv2_poll, parse_fdv2_poll_text
+from aioflags._store import Layered, Store
+from aioflags._transport import LazyTLSTransport
+from aioflags.testing import FlagServer
+
+USER = Context.create("user-1")
+
+
+def flag(key: str, version: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "version": version,
+        "on": True,
+        "variations": ["a", "b"],
+        "fallthrough": {"variation": 0},
+        "offVariation": 1,
+        **extra,
+    }
+
+
+def segment(
+    key: str, version: int = 1, included: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    return {"key": key, "version": version, "included": list(included), "salt": "s"}
+
+
+def poll_body(
+    flags: dict[str, Any],
+    segments: dict[str, Any] | None = None,
+    intent: str = "xfer-full",
+) -> str:
+    events: list[dict[str, Any]] = [
+        {
+            "event": "server-intent",
+            "data": {"payloads": [{"id": "p", "target": 1, "intentCode": intent}]},
+        }
+    ]
+    for kind, items in (("flag", flags), ("segment", segments or {})):
+        events += [
+            {
+                "event": "put-object",
+                "data": {"kind": kind, "key": k, "version": o["version"], "object": o},
+            }
+            for k, o in items.items()
+        ]
+    events.append(
+        {"event": "payload-transferred", "data": {"state": "(p:1)", "version": 1}}
+    )
+    return json.dumps({"events": events})
+
+
+def segment_rule(seg: str) -> dict[str, Any]:
+    return {
+        "id": f"r-{seg}",
+        "variation": 1,
+        "clauses": [{"attribute": "", "op": "segmentMatch", "values": [seg]}],
+    }
+
+
+@pytest.fixture
+def checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the pacer's yields to the event loop (an instrumented checkpoint)."""
+    calls: list[int] = []
+    real = aioflags._pacing.checkpoint
+
+    async def counting() -> None:
+        calls.append(1)
+        await real()
+
+    monkeypatch.setattr(aioflags._pacing, "checkpoint", counting)
+    return calls
+
+
+# ------------------------------------------------------------------ parsing
+@pytest.mark.asyncio
+async def test_poll_parsing_yields_to_the_loop_at_least_every_n_objects(
+    checkpoints: list[int],
+) -> None:
+    n = 5 * MAX_OBJECTS + 7
+    body = poll_body({f"f{i}": flag(f"f{i}") for i in range(n)})
+    change_set = await parse_fdv2_poll_text(body)
+    assert len(change_set.changes) == n
+    assert len(checkpoints) >= n // MAX_OBJECTS
+
+
+@pytest.mark.asyncio
+async def test_applying_yields_to_the_loop_at_least_every_n_objects(
+    checkpoints: list[int],
+) -> None:
+    n = 5 * MAX_OBJECTS + 7
+    change_set = await parse_fdv2_poll_text(
+        poll_body({f"f{i}": flag(f"f{i}") for i in range(n)})
+    )
+    checkpoints.clear()
+    await Store().apply(change_set)
+    assert len(checkpoints) >= n // MAX_OBJECTS
+
+
+@pytest.mark.asyncio
+async def test_background_compilation_yields_at_least_every_n_objects(
+    checkpoints: list[int],
+) -> None:
+    n = 3 * MAX_OBJECTS
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body({f"f{i}": flag(f"f{i}") for i in range(n)})
+        )
+    )
+    checkpoints.clear()
+    assert not await store._maintain_once()
+    assert len(checkpoints) >= n // MAX_OBJECTS - 1
+    assert not any(is_cold(f) for f in store.snapshot._flags.values())
+
+
+@pytest.mark.asyncio
+async def test_text_parser_agrees_with_the_parsed_body() -> None:
+    flags = {"a": flag("a"), "b": flag("b", 3, on=False)}
+    body = poll_body(flags, {"s": segment("s")})
+    from_text = await parse_fdv2_poll_text(body)
+    assert from_text == parse_fdv2_poll(json.loads(body))
+    assert from_text.changes[0]._raw is not None  # kept as text, not as a dict
+    assert from_text.changes[0].obj == flags["a"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"events": [', "invalid JSON"),
+        ('{"events": []} trailing', "extra data"),
+        ('{"events": [{"event": "heart-beat"},]}', "invalid JSON"),
+        ('{"events": {}}', "'events' key is missing"),
+        ("[]", "'events' key is missing"),
+        ("{}", "'events' key is missing"),
+        ('{"events": []}', "didn't receive any known protocol events"),
+        ('{"events": [NaN]}', "NaN is not valid JSON"),
+        ('{"events": [' + "[" * 100000 + "]" * 100000 + "]}", "nested too deeply"),
+        ('{"events": [1]}', "every event must be an object"),
+    ],
+)
+async def test_text_parser_rejects_what_the_strict_parser_rejects(
+    body: str, words: str
+) -> None:
+    with pytest.raises(ProtocolError, match=words):
+        await parse_fdv2_poll_text(body)
+
+
+@pytest.mark.asyncio
+async def test_text_parser_checks_but_ignores_what_follows_the_payload() -> None:
+    body = json.loads(poll_body({"a": flag("a")}))
+    body["events"].append({"event": "put-object", "data": {"bad": True}})
+    body["other"] = [1, {"x": None}]
+    change_set = await parse_fdv2_poll_text("\ufeff " + json.dumps(body, indent=2))
+    assert [c.key for c in change_set.changes] == ["a"]
+    broken = json.dumps(body)[:-1] + ", }"
+    with pytest.raises(ProtocolError):
+        await parse_fdv2_poll_text(broken)
+
+
+# ------------------------------------------------------------------ Change
+def test_a_raw_change_is_the_same_value_as_a_parsed_one() -> None:
+    obj = flag("a")
+    text = json.dumps({"event": "put-object", "data": {"object": obj}})
+    raw = Change._raw_put(ObjectKind.FLAG, "a", 1, text, RAW_EVENT, (1, False, (), ()))
+    parsed = Change(
+        action=ChangeKind.PUT, kind=ObjectKind.FLAG, key="a", version=1, obj=obj
+    )
+    assert raw == parsed and repr(raw) == repr(parsed)
+    assert raw.obj == obj and raw.obj is raw.obj  # parsed once
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        raw.key = "b"
+    deleted = Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="a", version=2)
+    assert hash(deleted) == hash(
+        Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="a", version=2)
+    )
+    assert deleted != parsed and deleted.obj is None
+    assert copy.deepcopy(raw) == raw and pickle.loads(pickle.dumps(raw)) == raw
+
+
+# -------------------------------------------------------------- cold flags
+@pytest.mark.asyncio
+async def test_flags_stay_cold_until_first_use_and_keep_their_identity() -> None:
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(poll_body({"a": flag("a"), "b": flag("b")}))
+    )
+    snapshot = store.snapshot
+    a = snapshot._flags["a"]
+    assert is_cold(a) and is_cold(snapshot._flags["b"])
+    assert snapshot.variation("a", USER, "x") == "a"
+    assert snapshot._flags["a"] is a and type(a) is CompiledFlag
+    assert is_cold(snapshot._flags["b"])
+    assert snapshot.flag_keys == {"a", "b"}  # keys and versions need no compiling
+    assert is_cold(snapshot._flags["b"])
+
+
+def test_first_evaluation_compiles_exactly_once_under_concurrency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store()
+    store.apply_now(
+        ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=(put("a", flag("a")),))
+    )
+    threads_n = 8
+    calls: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+    real = aioflags._model.compile_flag
+
+    def slow_compile(key: str, raw: Any) -> CompiledFlag:
+        calls.append(key)
+        inside.set()
+        assert release.wait(10)
+        return real(key, raw)
+
+    class CountingLock:
+        """The compile lock, telling when every thread has reached it."""
+
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+            self._count = 0
+            self._guard = threading.Lock()
+            self.all_arrived = threading.Event()
+
+        def __enter__(self) -> None:
+            with self._guard:
+                self._count += 1
+                if self._count == threads_n:
+                    self.all_arrived.set()
+            self._lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self._lock.release()
+
+    lock = CountingLock()
+    monkeypatch.setattr(aioflags._lazy, "_LOCK", lock)
+    monkeypatch.setattr(aioflags._lazy, "compile_flag", slow_compile)
+    snapshot = store.snapshot
+    started = threading.Barrier(threads_n + 1)
+    results: list[object] = []
+
+    def evaluate() -> None:
+        started.wait(10)
+        results.append(snapshot.variation_detail("a", USER, "x").value)
+
+    threads = [
+        threading.Thread(target=evaluate)  # noqa: TID251 - evaluations from threads, as the blocking client and OpenFeature do
+        for _ in range(threads_n)
+    ]
+    for t in threads:
+        t.start()
+    started.wait(10)  # every thread is about to evaluate
+    assert inside.wait(10)  # one of them is compiling...
+    assert lock.all_arrived.wait(10)  # ...and every one has come to compile it
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert calls == ["a"]
+    assert results == ["a"] * threads_n
+
+
+def put(key: str, obj: Any, kind: ObjectKind = ObjectKind.FLAG) -> Change:
+    return Change(action=ChangeKind.PUT, kind=kind, key=key, version=1, obj=obj)
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_flag_is_logged_once_and_evaluates_to_malformed_flag(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    bad = flag("bad", prerequisites=[{"variation": 0}])  # a prerequisite without key
+    store.apply_now(
+        await parse_fdv2_poll_text(poll_body({"bad": bad, "ok": flag("ok")}))
+    )
+    with caplog.at_level(logging.ERROR, logger="aioflags"):
+        for _ in range(3):
+            detail = store.snapshot.variation_detail("bad", USER, "x")
+            assert detail.value == "x"
+            assert detail.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}
+        await store._maintain_once()  # the background pass does not log it again
+    logged = [r for r in caplog.records if "'bad'" in r.getMessage()]
+    assert len(logged) == 1 and "malformed" in logged[0].getMessage()
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_flag_is_logged_by_the_background_pass_before_any_evaluation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    bad = flag("bad", variations="not a list")
+    store.apply_now(await parse_fdv2_poll_text(poll_body({"bad": bad})))
+    with caplog.at_level(logging.ERROR, logger="aioflags"):
+        await store._maintain_once()
+    assert any("'bad'" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------- change listeners
+@pytest.mark.asyncio
+async def test_changes_reach_flags_through_prerequisites_and_segments_while_cold() -> (
+    None
+):
+    flags = {
+        "base": flag("base"),
+        "child": flag("child", prerequisites=[{"key": "base", "variation": 0}]),
+        "grandchild": flag(
+            "grandchild", prerequisites=[{"key": "child", "variation": 0}]
+        ),
+        "seg-user": flag("seg-user", rules=[segment_rule("s")]),
+        "plain": flag("plain"),
+    }
+    store = Store()
+    first = await store.apply(
+        await parse_fdv2_poll_text(poll_body(flags, {"s": segment("s")}))
+    )
+    assert first == set(flags)
+    assert all(is_cold(f) for f in store.snapshot._flags.values())
+    changed = await store.apply(
+        delta(await parse_fdv2_poll_text(poll_body({"base": flag("base", 2)})))
+    )
+    assert changed == {"base", "child", "grandchild"}
+    changed = await store.apply(
+        delta(await parse_fdv2_poll_text(poll_body({}, {"s": segment("s", 2, ("u",))})))
+    )
+    assert changed == {"seg-user"}
+    # Dependencies came from the raw entries: nothing had to be compiled.
+    assert is_cold(store.snapshot._flags["grandchild"])
+    # A full transfer that changes only the segment reaches its user too.
+    changed = await store.apply(
+        await parse_fdv2_poll_text(
+            poll_body({**flags, "base": flag("base", 2)}, {"s": segment("s", 3)})
+        )
+    )
+    assert changed == {"seg-user"}
+
+
+def delta(change_set: ChangeSet) -> ChangeSet:
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES,
+        changes=change_set.changes,
+        selector=Selector(state="(p:2)", version=2),
+    )
+
+
+# ------------------------------------------------------------------ deltas
+@pytest.mark.asyncio
+async def test_a_delta_does_not_copy_the_snapshot() -> None:
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body({f"f{i}": flag(f"f{i}") for i in range(100)})
+        )
+    )
+    base = store.snapshot._flags
+    changed = store.apply_now(
+        delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
+    )
+    assert changed == {"f1"}
+    flags = store.snapshot._flags
+    assert isinstance(flags, Layered) and flags.base is base  # not copied
+    assert len(flags.overlay) == 1 and len(flags) == 100
+    assert store.snapshot.variation("f1", USER, "x") == "b"
+    assert store.snapshot.variation("f2", USER, "x") == "a"
+    assert base["f1"].version == 1  # the old snapshot is untouched
+    # The maintenance pass merges the overlay into one plain dict.
+    await store._maintain_once()
+    merged = store.snapshot._flags
+    assert type(merged) is dict and merged["f1"].version == 2 and len(merged) == 100
+    assert store.snapshot.variation("f1", USER, "x") == "b"
+
+
+@pytest.mark.asyncio
+async def test_a_large_delta_is_merged_at_once() -> None:
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body({f"f{i}": flag(f"f{i}") for i in range(16)})
+        )
+    )
+    store.apply_now(
+        delta(
+            await parse_fdv2_poll_text(
+                poll_body(
+                    {"f1": flag("f1", 2), "f2": flag("f2", 2), "new": flag("new")}
+                )
+            )
+        )
+    )
+    flags = store.snapshot._flags
+    assert type(flags) is dict and len(flags) == 17 and flags["f2"].version == 2
+
+
+# ------------------------------------------------------------------ gc_freeze
+@pytest.mark.asyncio
+@pytest.mark.parametrize("freeze", [False, True])
+async def test_gc_freeze_is_opt_in(
+    monkeypatch: pytest.MonkeyPatch, freeze: bool
+) -> None:
+    frozen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    store = Store()
+    store.freeze_gc = freeze
+    store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
+    await store._maintain_once()
+    await store._maintain_once()  # the same data: frozen once
+    assert len(frozen) == (1 if freeze else 0)
+
+
+def test_gc_freeze_is_a_config_option() -> None:
+    assert Config("sdk-key").gc_freeze is False
+    assert Config("sdk-key", gc_freeze=True).gc_freeze is True
+
+
+# -------------------------------------------------------------- transport
+@pytest.mark.asyncio
+async def test_plain_http_never_sets_up_tls() -> None:
+    async with FlagServer({"a": flag("a")}) as server:
+        config = Config("sdk-key", base_uri=server.url, send_events=False)
+        async with make_http_client(config, "instance") as http:
+            transport = http._transport
+            assert isinstance(transport, LazyTLSTransport)
+            response = await http.get(f"{server.url}/sdk/latest-all")
+            assert response.status_code == 200
+            assert not transport.tls_ready
+
+
+@pytest.mark.asyncio
+async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
+    calls: list[str] = []
+
+    class Seen(Hook):
+        @property
+        def metadata(self) -> HookMetadata:
+            return HookMetadata(name="seen")
+
+        def before_evaluation(
+            self, series_context: EvaluationSeriesContext, data: Mapping[str, Any]
+        ) -> Mapping[str, Any]:
+            calls.append(series_context.key)
+            return data
+
+    store = Store()
+    store.attach_hooks(HookRunner((Seen(),)))
+    store.apply_now(await parse_fdv2_poll_text(poll_body({"f1": flag("f1")})))
+    store.apply_now(
+        delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
+    )
+    await store._maintain_once()  # merges the overlay into a new snapshot
+    assert type(store.snapshot._flags) is dict
+    assert store.snapshot.variation("f1", USER, "x") == "b"
+    assert calls == ["f1"]
