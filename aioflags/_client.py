@@ -55,8 +55,10 @@ from ._exceptions import ClientClosedError, ConfigurationError
 from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
+from ._snapshot import FlagSnapshot
 from ._status import StatusLayer
 from ._store import Store
+from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
 from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -72,7 +74,6 @@ if TYPE_CHECKING:
     from ._datatypes import DataSourceStatus
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
-    from ._snapshot import FlagSnapshot
 
 __all__ = ["Client"]
 
@@ -187,6 +188,7 @@ class _WarningStore:
 
     __slots__ = ("_client",)
     events: EventProcessor | None = None  # track() and friends: events are off
+    big_segments: BigSegments | None = None  # evaluations: no big segments
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -218,6 +220,7 @@ class Client:
 
     __slots__ = (
         "__weakref__",
+        "_big_segment_listeners",
         "_bus",
         "_clock",
         "_config",
@@ -255,6 +258,7 @@ class Client:
         self._random = random or _random.Random()
         self._instance_id = config.instance_id or str(uuid.uuid4())
         self._bus = EventBus()
+        self._big_segment_listeners = StatusListeners()
         self._store = cast("Store", _WarningStore(self))  # until started
         self._phase = _Phase.IDLE
         self._pid = os.getpid()
@@ -345,6 +349,16 @@ class Client:
                 self._config, None, store, self._clock, self._random
             )
             store.attach_events(run.events)
+        if self._config.big_segments is not None:
+            # Attached now, so that no evaluation of this run misses it; its
+            # task (the store connection, the status poller) starts with the run.
+            store.attach_big_segments(
+                BigSegments(
+                    self._config.big_segments,
+                    self._clock,
+                    self._big_segment_listeners,
+                )
+            )
         self._run = run
         self._store = store
         self._status_layer = layer
@@ -447,6 +461,9 @@ class Client:
             # The inner group first: event delivery is attached before anything
             # can be reported, so even a FATAL set-up reaches the handlers.
             async with self._inner_group(run) as inner:
+                big = run.store.big_segments
+                if big is not None and not config.offline:
+                    inner.start_soon(big.run)  # stops with `inner`
                 if config.offline:
                     self._bus.emit(
                         ProviderEvent.READY,
@@ -604,6 +621,32 @@ class Client:
         """The data system's own status (state, since, last error, FDv1 fallback)."""
         return self._status_layer.data_source if self._status_layer else None
 
+    @property
+    def big_segment_store_status(self) -> BigSegmentStoreStatus | None:
+        """The big-segment store's status, as its last poll saw it.
+
+        ``None`` when big segments are not configured, or the client has not
+        polled the store yet (it does at start, then every
+        ``BigSegmentsConfig.status_poll_interval`` seconds).
+
+        Added in version 0.1.0.
+        """
+        big = self._store.big_segments
+        return big.status if big is not None else None
+
+    def add_big_segment_store_status_listener(
+        self, listener: Callable[[BigSegmentStoreStatus], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(status)`` when the big-segment store's status changes.
+
+        Called on the event loop with the first poll's status, then whenever
+        ``available`` or ``stale`` changes; a failing listener is logged. Returns a function that removes it. Listeners
+        stay across restarts of the client.
+
+        Added in version 0.1.0.
+        """
+        return self._big_segment_listeners.add(listener)
+
     # ASYNC109: the public contract (API.md) names the parameter; a status is
     # returned when it passes, never an exception.
     async def wait_ready(self, timeout: float | None = None) -> ProviderStatus:  # noqa: ASYNC109
@@ -687,72 +730,164 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.variation, self._store.snapshot, key, context, default
+            )
         return self._store.snapshot.variation(key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.variation_detail(key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.bool_variation, self._store.snapshot, key, context, default
+            )
         return self._store.snapshot.bool_variation(key, context, default)
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.int_variation, self._store.snapshot, key, context, default
+            )
         return self._store.snapshot.int_variation(key, context, default)
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.float_variation,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.float_variation(key, context, default)
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.string_variation,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.string_variation(key, context, default)
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.json_variation, self._store.snapshot, key, context, default
+            )
         return self._store.snapshot.json_variation(key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.bool_variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.bool_variation_detail(key, context, default)
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.int_variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.int_variation_detail(key, context, default)
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.float_variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.float_variation_detail(key, context, default)
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.string_variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.string_variation_detail(key, context, default)
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                FlagSnapshot.json_variation_detail,
+                self._store.snapshot,
+                key,
+                context,
+                default,
+            )
         return self._store.snapshot.json_variation_detail(key, context, default)
 
     async def all_flags_state(
@@ -764,6 +899,18 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
+        big = self._store.big_segments
+        if big is not None:  # unbounded segments may need their membership fetched
+            return await big.evaluate(
+                functools.partial(
+                    FlagSnapshot.all_flags_state,
+                    with_reasons=with_reasons,
+                    client_side_only=client_side_only,
+                    details_only_for_tracked_flags=details_only_for_tracked_flags,
+                ),
+                self._store.snapshot,
+                context,
+            )
         return self._store.snapshot.all_flags_state(
             context,
             with_reasons=with_reasons,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._json import JSONObject, JSONValue
     from ._model import CompiledFlag, CompiledSegment, Result
+    from ._stores._bigsegments import BigSegments
 
 __all__ = ["FlagSnapshot"]
 
@@ -135,13 +136,15 @@ class FlagSnapshot:
         *,
         initialized: bool = False,
         recorder: Recorder | None = None,
+        big_segments: BigSegments | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
         self._flags = flags if initialized else _EMPTY
         self._segments = segments if initialized else _EMPTY
         self._initialized = initialized
-        self._matcher = Matcher(self._flags, self._segments)
+        # Big segments: where unbounded segments' memberships come from.
+        self._matcher = Matcher(self._flags, self._segments, big_segments)
         self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
@@ -153,6 +156,17 @@ class FlagSnapshot:
             self._segments,
             initialized=self._initialized,
             recorder=recorder,
+            big_segments=self._matcher.big_segments,
+        )
+
+    def resolving(self, big_segments: BigSegments | None) -> FlagSnapshot:
+        """This snapshot's data, with big-segment memberships from ``big_segments``."""
+        return FlagSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            recorder=self._events,
+            big_segments=big_segments,
         )
 
     @property

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from ._analytics._processor import EventProcessor
     from ._datatypes import Change
+    from ._stores._bigsegments import BigSegments
 
 __all__ = ["Store"]
 
@@ -72,7 +73,7 @@ def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
 class Store:
     """Holds the current snapshot and the selector; applies change sets."""
 
-    __slots__ = ("_dependents", "_selector", "events", "snapshot")
+    __slots__ = ("_dependents", "_selector", "big_segments", "events", "snapshot")
 
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
@@ -83,6 +84,14 @@ class Store:
         #: The analytics event processor whose recorder every snapshot
         #: records evaluations into (None: events are off).
         self.events: EventProcessor | None = None
+        #: Where every snapshot's unbounded segments get their memberships
+        #: (None: big segments are not configured).
+        self.big_segments: BigSegments | None = None
+
+    def attach_big_segments(self, big_segments: BigSegments) -> None:
+        """Evaluate unbounded segments from ``big_segments`` from now on."""
+        self.big_segments = big_segments
+        self.snapshot = self.snapshot.resolving(big_segments)
 
     def attach_events(self, processor: EventProcessor) -> None:
         """Record every evaluation from now on into ``processor``'s recorder."""
@@ -174,6 +183,7 @@ class Store:
             segments,
             initialized=True,
             recorder=None if events is None else events.recorder,
+            big_segments=self.big_segments,
         )
         self._selector = change_set.selector
         return self._affected_flags(changed)
