@@ -59,6 +59,7 @@ from ._snapshot import FlagSnapshot
 from ._status import StatusLayer
 from ._store import Store
 from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
+from ._stores._gate import EvaluationGate, Refresher
 from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class _WarningStore:
 
     __slots__ = ("_client",)
     events: EventProcessor | None = None  # track() and friends: events are off
-    big_segments: BigSegments | None = None  # evaluations: no big segments
+    gate: EvaluationGate | None = None  # evaluations: nothing to await first
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -349,16 +350,7 @@ class Client:
                 self._config, None, store, self._clock, self._random
             )
             store.attach_events(run.events)
-        if self._config.big_segments is not None:
-            # Attached now, so that no evaluation of this run misses it; its
-            # task (the store connection, the status poller) starts with the run.
-            store.attach_big_segments(
-                BigSegments(
-                    self._config.big_segments,
-                    self._clock,
-                    self._big_segment_listeners,
-                )
-            )
+        self._attach_gate(store)
         self._run = run
         self._store = store
         self._status_layer = layer
@@ -384,6 +376,32 @@ class Client:
             layer.ready_timed_out(timeout, self._waiting_for())
         if self._phase is _Phase.STARTING:
             self._phase = _Phase.RUNNING
+
+    def _attach_gate(self, store: Store) -> None:
+        """What this run's awaited evaluations do first, if anything.
+
+        Attached before the run starts, so that no evaluation misses it; the
+        big segments' task (store connection, status poller) starts with the
+        run, and the store reader serves the refresher.
+        """
+        config = self._config
+        if config.offline:
+            return
+        big = None
+        if config.big_segments is not None:
+            big = BigSegments(
+                config.big_segments, self._clock, self._big_segment_listeners
+            )
+            store.attach_big_segments(big)
+        system = config.data_system
+        persistent = system.store if system is not None else None
+        refresher = (
+            Refresher()
+            if persistent is not None and persistent.cache_ttl == 0
+            else None
+        )
+        if big is not None or refresher is not None:
+            store.gate = EvaluationGate(store, refresher, big)
 
     def _waiting_for(self) -> str:
         """What a start that is not ready yet waits for, when no error says more."""
@@ -500,6 +518,9 @@ class Client:
                 )
                 inner.start_soon(self._supervisor.run)
         finally:
+            gate = run.store.gate
+            if gate is not None and gate.refresher is not None:
+                gate.refresher.stop()  # no reader any more: evaluations go on
             if made:
                 with anyio.move_on_after(_CLOSE_BOUND, shield=True):
                     await made[0].aclose()
@@ -730,25 +751,19 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.variation, self._store.snapshot, key, context, default
-            )
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(FlagSnapshot.variation, key, context, default)
         return self._store.snapshot.variation(key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.variation_detail, key, context, default
             )
         return self._store.snapshot.variation_detail(key, context, default)
 
@@ -756,10 +771,10 @@ class Client:
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.bool_variation, self._store.snapshot, key, context, default
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.bool_variation, key, context, default
             )
         return self._store.snapshot.bool_variation(key, context, default)
 
@@ -767,10 +782,10 @@ class Client:
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.int_variation, self._store.snapshot, key, context, default
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.int_variation, key, context, default
             )
         return self._store.snapshot.int_variation(key, context, default)
 
@@ -778,14 +793,10 @@ class Client:
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.float_variation,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.float_variation, key, context, default
             )
         return self._store.snapshot.float_variation(key, context, default)
 
@@ -793,14 +804,10 @@ class Client:
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.string_variation,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.string_variation, key, context, default
             )
         return self._store.snapshot.string_variation(key, context, default)
 
@@ -808,10 +815,10 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.json_variation, self._store.snapshot, key, context, default
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.json_variation, key, context, default
             )
         return self._store.snapshot.json_variation(key, context, default)
 
@@ -819,14 +826,10 @@ class Client:
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.bool_variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.bool_variation_detail, key, context, default
             )
         return self._store.snapshot.bool_variation_detail(key, context, default)
 
@@ -834,14 +837,10 @@ class Client:
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.int_variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.int_variation_detail, key, context, default
             )
         return self._store.snapshot.int_variation_detail(key, context, default)
 
@@ -849,14 +848,10 @@ class Client:
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.float_variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.float_variation_detail, key, context, default
             )
         return self._store.snapshot.float_variation_detail(key, context, default)
 
@@ -864,14 +859,10 @@ class Client:
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.string_variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.string_variation_detail, key, context, default
             )
         return self._store.snapshot.string_variation_detail(key, context, default)
 
@@ -879,14 +870,10 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
-                FlagSnapshot.json_variation_detail,
-                self._store.snapshot,
-                key,
-                context,
-                default,
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.json_variation_detail, key, context, default
             )
         return self._store.snapshot.json_variation_detail(key, context, default)
 
@@ -899,16 +886,15 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
-        big = self._store.big_segments
-        if big is not None:  # unbounded segments may need their membership fetched
-            return await big.evaluate(
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
                 functools.partial(
                     FlagSnapshot.all_flags_state,
                     with_reasons=with_reasons,
                     client_side_only=client_side_only,
                     details_only_for_tracked_flags=details_only_for_tracked_flags,
                 ),
-                self._store.snapshot,
                 context,
             )
         return self._store.snapshot.all_flags_state(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._analytics._processor import EventProcessor
     from ._datatypes import Change
     from ._stores._bigsegments import BigSegments
+    from ._stores._gate import EvaluationGate
 
 __all__ = ["Store"]
 
@@ -73,7 +74,14 @@ def _dependencies(item: CompiledFlag | CompiledSegment) -> Iterable[_Node]:
 class Store:
     """Holds the current snapshot and the selector; applies change sets."""
 
-    __slots__ = ("_dependents", "_selector", "big_segments", "events", "snapshot")
+    __slots__ = (
+        "_dependents",
+        "_selector",
+        "big_segments",
+        "events",
+        "gate",
+        "snapshot",
+    )
 
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
@@ -87,6 +95,9 @@ class Store:
         #: Where every snapshot's unbounded segments get their memberships
         #: (None: big segments are not configured).
         self.big_segments: BigSegments | None = None
+        #: What the async client's evaluations await first (store reads with
+        #: the cache off, big-segment memberships); None: nothing.
+        self.gate: EvaluationGate | None = None
 
     def attach_big_segments(self, big_segments: BigSegments) -> None:
         """Evaluate unbounded segments from ``big_segments`` from now on."""

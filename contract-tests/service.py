@@ -81,6 +81,8 @@ CAPABILITIES = (
     "client-prereq-events",
     # Big segments through the harness's callback store (shared/stores.md §8).
     "big-segments",
+    # dataSystem.store with a Redis persistent store (shared/stores.md §7).
+    "persistent-data-store-redis",
 )
 
 #: Commands for features aioflags does not have, with the reason given.
@@ -236,8 +238,7 @@ def _store(spec: Mapping[str, Any]) -> RedisStore:
     cache = _obj(persistent.get("cache"), "persistentDataStore.cache")
     mode = cache.get("mode") or "ttl"
     if mode == "off":
-        # aioflags evaluates from memory: "off" means the store is read again
-        # at the shortest interval (docs/stores.md).
+        # Every awaited evaluation reads the store (docs/stores.md).
         ttl: float | None = 0.0
     elif mode == "infinite":
         ttl = None

@@ -126,7 +126,7 @@ async def test_status_declares_what_aioflags_supports() -> None:
         assert reply["clientVersion"] == aioflags.__version__
         caps = set(reply["capabilities"])
         assert {"server-side", "fdv1-fallback", "secure-mode-hash", "user-type"} <= caps
-        assert "big-segments" in caps
+        assert {"big-segments", "persistent-data-store-redis"} <= caps
         # Nothing aioflags lacks is declared.
         assert not caps & {
             "migrations",
@@ -583,6 +583,28 @@ async def test_persistent_store_daemon_mode_reads_redis(
         )
         assert reply == {"value": "from-redis"}
         assert harness.server.requests_to("/sdk/poll") == []
+
+
+@pytest.mark.asyncio
+async def test_persistent_store_cache_off_shows_a_write_at_the_next_evaluation(
+    redis_server: RedisServer,
+) -> None:
+    async with running() as harness, raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")}, inited=False)
+        url = await harness.create(
+            dataSystem={
+                "store": _store_section(redis_server.url, "off", None),
+                "storeMode": 0,
+                "initializers": None,
+                "synchronizers": None,
+            }
+        )
+        params = {"flagKey": "f", "context": USER, "valueType": "any"}
+        reply = await harness.command(url, "evaluate", {**params, "defaultValue": None})
+        assert reply == {"value": "v1"}
+        await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+        reply = await harness.command(url, "evaluate", {**params, "defaultValue": None})
+        assert reply == {"value": "v2"}
 
 
 @pytest.mark.asyncio

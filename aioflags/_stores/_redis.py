@@ -94,12 +94,11 @@ class RedisStore:
             logs or messages.
         prefix: the key prefix (``<prefix>:features``, ``<prefix>:segments``,
             ``<prefix>:$inited``).
-        cache_ttl: in daemon mode, how long (seconds) flags read from Redis
-            are served before Redis is read again; with sources, how long
-            "not initialised" is believed before Redis is read again (until
-            the sources deliver). ``None`` or ``math.inf``: read once, never
-            again. ``0``: no cache as far as evaluating from memory allows:
-            Redis is read again every 0.1 s.
+        cache_ttl: how long (seconds) what was read from Redis is served
+            before Redis is read again: in daemon mode always, with sources
+            until they deliver. ``None`` or ``math.inf``: read once, never
+            again. ``0`` (off): every awaited evaluation reads Redis first
+            (the synchronous snapshot evaluates the data read last).
         timeout: seconds to connect and for each command's reply.
 
     Raises:
