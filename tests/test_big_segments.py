@@ -498,6 +498,8 @@ async def test_the_sync_snapshot_uses_the_cache_and_fetches_misses_in_the_backgr
             assert answers == [False]
             await big.fetch("v")
             assert client.snapshot().bool_variation("f", other, False) is True
+            await anyio.to_thread.run_sync(in_thread)  # a hit, read from the thread
+            assert answers == [False, True]
 
 
 @pytest.mark.asyncio

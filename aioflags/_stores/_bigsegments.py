@@ -38,6 +38,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar, final
 
@@ -273,8 +274,9 @@ class BigSegments:
         self._config = config
         self._clock = clock
         self._listeners = listeners
+        # key -> (membership, expiry on the client's clock, on time.monotonic)
         self._cache: collections.OrderedDict[
-            str, tuple[Mapping[str, bool] | None, float]
+            str, tuple[Mapping[str, bool] | None, float, float]
         ] = collections.OrderedDict()
         self._inflight: dict[str, _Pending] = {}
         self._status: BigSegmentStoreStatus | None = None
@@ -369,20 +371,35 @@ class BigSegments:
         self._listeners.notify(status)
 
     # ---------------------------------------------------------------- cache
-    def _cached(self, key: str) -> _Answer | None:
+    def _cached(self, key: str, *, touch: bool = True) -> _Answer | None:
+        """A fresh cached membership; ``touch``: mark it recently used.
+
+        Only the event loop's thread touches (changes) the cache; another
+        thread (the blocking client's callers) only reads it.
+        """
         entry = self._cache.get(key)
         if entry is None:
             return None
-        membership, expires = entry
-        if self._clock.now() >= expires:
-            del self._cache[key]
+        membership, expires, expires_monotonic = entry
+        # The client's clock is the event loop's: another thread has none.
+        expired = (
+            self._clock.now() >= expires
+            if touch
+            else time.monotonic() >= expires_monotonic
+        )
+        if expired:
+            if touch:
+                self._cache.pop(key, None)
             return None
-        self._cache.move_to_end(key)
+        if touch:
+            with contextlib.suppress(KeyError):  # evicted meanwhile: still fresh
+                self._cache.move_to_end(key)
         return membership, False
 
     def _remember(self, key: str, membership: Mapping[str, bool] | None) -> None:
         cache = self._cache
-        cache[key] = (membership, self._clock.now() + self._config.context_cache_time)
+        ttl = self._config.context_cache_time
+        cache[key] = (membership, self._clock.now() + ttl, time.monotonic() + ttl)
         cache.move_to_end(key)
         while len(cache) > self._config.context_cache_size:
             cache.popitem(last=False)
@@ -463,7 +480,7 @@ class BigSegments:
         """``key``'s membership and status for the evaluation running now."""
         known = _PASS.get()
         if known is None:  # a synchronous evaluation: the cache only
-            got = self._cached(key)
+            got = self._cached(key, touch=threading.get_ident() == self._thread)
             if got is None:
                 self.request(key)
                 return None, STORE_ERROR
