@@ -533,3 +533,81 @@ async def test_a_failing_listener_is_logged_and_others_still_run(
     async with client:
         await until_status(client, STALE)
     assert "big-segment store status listener failed" in caplog.text
+
+
+class SlowStore:
+    """A BigSegmentStore of the application's own: answers when the test says."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.queried = anyio.Event()
+        self.queries: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[SlowStore]:
+        yield self
+
+    async def get_metadata(self) -> int | None:
+        return wall_ms()
+
+    async def get_membership(self, context_hash: str) -> dict[str, bool] | None:
+        self.queries.append(context_hash)
+        self.queried.set()
+        await self.release.wait()
+        return {"big.g2": True}
+
+
+@pytest.mark.asyncio
+async def test_a_slow_store_never_blocks_the_loop_and_waiters_share_its_answer() -> (
+    None
+):
+    from aioflags.testing import FlagData
+
+    store = SlowStore()
+    data = FlagData()
+    system = data.data_system()
+    config = Config(
+        data_system=system,
+        big_segments=BigSegmentsConfig(store=store),
+        send_events=False,
+    )
+    async with Client(config) as client:
+        # Flags and an unbounded segment, applied as a source would.
+        await client._store.apply(_change_set([flag()], [segment()]))
+        user = Context.create("u")
+        results: list[bool] = []
+
+        async def evaluate() -> None:
+            results.append(await client.bool_variation("f", user, False))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(evaluate)
+            # The evaluations wait on the store; the loop runs on meanwhile.
+            with anyio.fail_after(5):
+                await store.queried.wait()
+            assert results == []
+            other = await client.bool_variation_detail(
+                "f", Context.create("org-only", kind="org"), False
+            )
+            assert dict(other.reason) == {"kind": "FALLTHROUGH"}  # no query needed
+            store.release.set()
+        assert results == [True, True, True]
+        assert store.queries == [context_hash("u")]  # one query for the three
+
+
+def _change_set(flags: list[dict[str, Any]], segments: list[dict[str, Any]]) -> Any:
+    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
+
+    changes = [
+        Change(
+            action=ChangeKind.PUT,
+            kind=kind,
+            key=obj["key"],
+            version=obj["version"],
+            obj=obj,
+        )
+        for kind, objs in ((ObjectKind.FLAG, flags), (ObjectKind.SEGMENT, segments))
+        for obj in objs
+    ]
+    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=tuple(changes))
