@@ -190,6 +190,7 @@ class _WarningStore:
     __slots__ = ("_client",)
     events: EventProcessor | None = None  # track() and friends: events are off
     gate: EvaluationGate | None = None  # evaluations: nothing to await first
+    big_segments: BigSegments | None = None  # no big-segment status yet
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -661,8 +662,9 @@ class Client:
         """Call ``listener(status)`` when the big-segment store's status changes.
 
         Called on the event loop with the first poll's status, then whenever
-        ``available`` or ``stale`` changes; a failing listener is logged. Returns a function that removes it. Listeners
-        stay across restarts of the client.
+        ``available`` or ``stale`` changes; a failing listener is logged.
+        Returns a function that removes it. Listeners stay across restarts of
+        the client.
 
         Added in version 0.1.0.
         """

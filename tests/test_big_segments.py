@@ -530,6 +530,7 @@ async def test_a_failing_listener_is_logged_and_others_still_run(
         raise RuntimeError("listener bug")
 
     client.add_big_segment_store_status_listener(broken)
+    assert client.big_segment_store_status is None  # not started: not polled
     async with client:
         await until_status(client, STALE)
     assert "big-segment store status listener failed" in caplog.text
