@@ -48,12 +48,14 @@ from ._results import EvaluationDetail as EvaluationDetail
 from ._results import FlagsState as FlagsState
 from ._results import Reason as Reason
 from ._snapshot import FlagSnapshot as FlagSnapshot
+from ._stores._bigsegments import BigSegmentsConfig as BigSegmentsConfig
 from ._version import __version__ as __version__
 
 __all__ = [
     "AioflagsError",
     "AuthenticationError",
     "Basis",
+    "BigSegmentsConfig",
     "Change",
     "ChangeKind",
     "ChangeSet",

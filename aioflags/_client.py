@@ -56,8 +56,11 @@ from ._hooks import HookRunner, check_hook, unhooked
 from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
+from ._snapshot import FlagSnapshot
 from ._status import StatusLayer
 from ._store import Store
+from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
+from ._stores._gate import EvaluationGate, Refresher
 from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -74,7 +77,6 @@ if TYPE_CHECKING:
     from ._hooks import Hook
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
-    from ._snapshot import FlagSnapshot
 
 __all__ = ["Client"]
 
@@ -189,6 +191,8 @@ class _WarningStore:
 
     __slots__ = ("_client",)
     events: EventProcessor | None = None  # track() and friends: events are off
+    gate: EvaluationGate | None = None  # evaluations: nothing to await first
+    big_segments: BigSegments | None = None  # no big-segment status yet
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -220,6 +224,7 @@ class Client:
 
     __slots__ = (
         "__weakref__",
+        "_big_segment_listeners",
         "_bus",
         "_clock",
         "_config",
@@ -260,6 +265,7 @@ class Client:
         self._bus = EventBus()
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(config.hooks) if config.hooks else None
+        self._big_segment_listeners = StatusListeners()
         self._store = cast("Store", _WarningStore(self))  # until started
         self._phase = _Phase.IDLE
         self._pid = os.getpid()
@@ -351,6 +357,7 @@ class Client:
                 self._config, None, store, self._clock, self._random
             )
             store.attach_events(run.events)
+        self._attach_gate(store)
         self._run = run
         self._store = store
         self._status_layer = layer
@@ -376,6 +383,32 @@ class Client:
             layer.ready_timed_out(timeout, self._waiting_for())
         if self._phase is _Phase.STARTING:
             self._phase = _Phase.RUNNING
+
+    def _attach_gate(self, store: Store) -> None:
+        """What this run's awaited evaluations do first, if anything.
+
+        Attached before the run starts, so that no evaluation misses it; the
+        big segments' task (store connection, status poller) starts with the
+        run, and the store reader serves the refresher.
+        """
+        config = self._config
+        if config.offline:
+            return
+        big = None
+        if config.big_segments is not None:
+            big = BigSegments(
+                config.big_segments, self._clock, self._big_segment_listeners
+            )
+            store.attach_big_segments(big)
+        system = config.data_system
+        persistent = system.store if system is not None else None
+        refresher = (
+            Refresher()
+            if persistent is not None and persistent.cache_ttl == 0
+            else None
+        )
+        if big is not None or refresher is not None:
+            store.gate = EvaluationGate(store, refresher, big)
 
     def _waiting_for(self) -> str:
         """What a start that is not ready yet waits for, when no error says more."""
@@ -460,6 +493,9 @@ class Client:
             # The inner group first: event delivery is attached before anything
             # can be reported, so even a FATAL set-up reaches the handlers.
             async with self._inner_group(run) as inner:
+                big = run.store.big_segments
+                if big is not None and not config.offline:
+                    inner.start_soon(big.run)  # stops with `inner`
                 if config.offline:
                     self._bus.emit(
                         ProviderEvent.READY,
@@ -496,6 +532,9 @@ class Client:
                 )
                 inner.start_soon(self._supervisor.run)
         finally:
+            gate = run.store.gate
+            if gate is not None and gate.refresher is not None:
+                gate.refresher.stop()  # no reader any more: evaluations go on
             if made:
                 with anyio.move_on_after(_CLOSE_BOUND, shield=True):
                     await made[0].aclose()
@@ -617,6 +656,33 @@ class Client:
         """The data system's own status (state, since, last error, FDv1 fallback)."""
         return self._status_layer.data_source if self._status_layer else None
 
+    @property
+    def big_segment_store_status(self) -> BigSegmentStoreStatus | None:
+        """The big-segment store's status, as its last poll saw it.
+
+        ``None`` when big segments are not configured, or the client has not
+        polled the store yet (it does at start, then every
+        ``BigSegmentsConfig.status_poll_interval`` seconds).
+
+        Added in version 0.1.0.
+        """
+        big = self._store.big_segments
+        return big.status if big is not None else None
+
+    def add_big_segment_store_status_listener(
+        self, listener: Callable[[BigSegmentStoreStatus], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(status)`` when the big-segment store's status changes.
+
+        Called on the event loop with the first poll's status, then whenever
+        ``available`` or ``stale`` changes; a failing listener is logged.
+        Returns a function that removes it. Listeners stay across restarts of
+        the client.
+
+        Added in version 0.1.0.
+        """
+        return self._big_segment_listeners.add(listener)
+
     # ASYNC109: the public contract (API.md) names the parameter; a status is
     # returned when it passes, never an exception.
     async def wait_ready(self, timeout: float | None = None) -> ProviderStatus:  # noqa: ASYNC109
@@ -725,72 +791,130 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(FlagSnapshot.variation, key, context, default)
         return self._store.snapshot.variation(key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.variation_detail, key, context, default
+            )
         return self._store.snapshot.variation_detail(key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.bool_variation, key, context, default
+            )
         return self._store.snapshot.bool_variation(key, context, default)
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.int_variation, key, context, default
+            )
         return self._store.snapshot.int_variation(key, context, default)
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.float_variation, key, context, default
+            )
         return self._store.snapshot.float_variation(key, context, default)
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.string_variation, key, context, default
+            )
         return self._store.snapshot.string_variation(key, context, default)
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.json_variation, key, context, default
+            )
         return self._store.snapshot.json_variation(key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.bool_variation_detail, key, context, default
+            )
         return self._store.snapshot.bool_variation_detail(key, context, default)
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.int_variation_detail, key, context, default
+            )
         return self._store.snapshot.int_variation_detail(key, context, default)
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.float_variation_detail, key, context, default
+            )
         return self._store.snapshot.float_variation_detail(key, context, default)
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.string_variation_detail, key, context, default
+            )
         return self._store.snapshot.string_variation_detail(key, context, default)
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.json_variation_detail, key, context, default
+            )
         return self._store.snapshot.json_variation_detail(key, context, default)
 
     async def all_flags_state(
@@ -802,6 +926,15 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
+        gate = self._store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(
+                FlagSnapshot.all_flags_state,
+                context,
+                with_reasons=with_reasons,
+                client_side_only=client_side_only,
+                details_only_for_tracked_flags=details_only_for_tracked_flags,
+            )
         return self._store.snapshot.all_flags_state(
             context,
             with_reasons=with_reasons,

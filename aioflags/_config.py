@@ -10,6 +10,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._exceptions import ConfigurationError
+from ._stores._bigsegments import BigSegmentsConfig
 
 if TYPE_CHECKING:
     import ssl
@@ -172,6 +173,10 @@ class Config:
             cycles that were alive when it ran (an older data set's flags,
             your own) are never collected. See docs/benchmarks.md. Added in
             version 0.1.0.
+        big_segments: where big (unbounded) segments' memberships come from:
+            an ``aioflags.BigSegmentsConfig``; ``None`` (the default): big
+            segments match only by their rules, with ``NOT_CONFIGURED`` in
+            the reason. Added in version 0.1.0.
 
     Raises:
         ConfigurationError: when a value is invalid; the message says which.
@@ -218,6 +223,7 @@ class Config:
     compress_events: bool = False
     hooks: Sequence[Hook] = ()
     gc_freeze: bool = False
+    big_segments: BigSegmentsConfig | None = None
 
     def __post_init__(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
@@ -245,6 +251,13 @@ class Config:
             _positive(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
+        if self.big_segments is not None and not isinstance(
+            self.big_segments, BigSegmentsConfig
+        ):
+            raise ConfigurationError(
+                "big_segments must be an aioflags.BigSegmentsConfig, "
+                f"got {self.big_segments!r}"
+            )
         _positive("grace_period", self.grace_period, allow_zero=True)
         if not 0 <= self.retry_jitter <= 1:
             raise ConfigurationError(

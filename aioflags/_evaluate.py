@@ -21,6 +21,7 @@ from ._model import (
     Result,
 )
 from ._results import Reason
+from ._stores._bigsegments import unbounded_member
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._json import JSONValue
     from ._model import SegmentMatcher
+    from ._stores._bigsegments import BigSegments
 
 __all__ = [
     "ERROR_RESULTS",
@@ -123,15 +125,18 @@ class Matcher:
     evaluation starts again with a :class:`_State` (evaluation is pure).
     """
 
-    __slots__ = ("flags", "segments")
+    __slots__ = ("big_segments", "flags", "segments")
 
     def __init__(
         self,
         flags: Mapping[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
+        big_segments: BigSegments | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
+        # Where unbounded segments' memberships come from (None: nowhere).
+        self.big_segments = big_segments
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
@@ -169,9 +174,11 @@ class _State(Matcher):
         key: str,
         memo: Memo | None = None,
         recorded: Recorded | None = None,
+        big_segments: BigSegments | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
+        self.big_segments = big_segments
         self.memo = memo
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
@@ -210,15 +217,10 @@ class _State(Matcher):
         if seg.malformed is not None:
             raise MalformedAbort(f"segment {seg.key!r} is malformed")
         if seg.unbounded:
-            # aioflags has no big-segment store, so membership is NOT_CONFIGURED
-            # (recorded only once the context has the segment's kind) and only the
-            # rules can match; without a generation nothing can (evaluation.md §7.2).
-            if seg.generation is None:
-                self.big = "NOT_CONFIGURED"
-                return False
-            if seg.unbounded_kind not in ctx._parts:
-                return False
-            self.big = "NOT_CONFIGURED"
+            # Membership from the big-segment store (shared/stores.md §6.2).
+            member, self.big = unbounded_member(self.big_segments, seg, ctx, self.big)
+            if member is not None:
+                return member
         else:
             member = _membership(seg, ctx._parts)
             if member is not None:
@@ -287,7 +289,9 @@ def evaluate_one(
     ``recorded``, every prerequisite evaluation is appended to it, depth first,
     as ``(prerequisite, its result, the key of the flag that required it)``.
     """
-    st = _State(matcher.flags, matcher.segments, flag.key, None, recorded)
+    st = _State(
+        matcher.flags, matcher.segments, flag.key, None, recorded, matcher.big_segments
+    )
     try:
         result = flag.run(ctx, st)
     except MalformedAbort as exc:
@@ -313,7 +317,7 @@ def evaluate(
     unexpected EXCEPTION.
     """
     key = flag.key
-    st = _State(matcher.flags, matcher.segments, key, memo)
+    st = _State(matcher.flags, matcher.segments, key, memo, None, matcher.big_segments)
     try:
         result = flag.run(ctx, st)
     except MalformedAbort as exc:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._json import JSONValue
     from ._model import CompiledFlag, CompiledSegment
     from ._results import EvaluationDetail
+    from ._stores._bigsegments import BigSegments
 
 __all__ = [
     "EvaluationSeriesContext",
@@ -276,10 +277,16 @@ class HookRunner:
         *,
         initialized: bool,
         recorder: Recorder | None,
+        big_segments: BigSegments | None = None,
     ) -> FlagSnapshot:
         """A snapshot of this data that runs these hooks around its evaluations."""
         return HookedSnapshot(
-            flags, segments, initialized=initialized, recorder=recorder, hooks=self
+            flags,
+            segments,
+            initialized=initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+            hooks=self,
         )
 
     def _stage_failed(self, hook: Hook, stage: str, problem: str | None) -> None:
@@ -403,17 +410,27 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         initialized: bool,
         recorder: Recorder | None,
         hooks: HookRunner,
+        big_segments: BigSegments | None = None,
     ) -> None:
-        super().__init__(flags, segments, initialized=initialized, recorder=recorder)
+        super().__init__(
+            flags,
+            segments,
+            initialized=initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+        )
         self._hooks = hooks
         self._quiet: FlagSnapshot | None = None
 
-    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+    def _with(
+        self, recorder: Recorder | None, big_segments: BigSegments | None
+    ) -> FlagSnapshot:
         return HookedSnapshot(
             self._flags,
             self._segments,
             initialized=self._initialized,
             recorder=recorder,
+            big_segments=big_segments,
             hooks=self._hooks,
         )
 
@@ -422,13 +439,16 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         quiet = self._quiet
         if quiet is None:
             quiet = self._quiet = FlagSnapshot(
-                self._flags, self._segments, initialized=self._initialized
+                self._flags,
+                self._segments,
+                initialized=self._initialized,
+                big_segments=self._matcher.big_segments,
             )
         return quiet
 
     def unhooked(self) -> FlagSnapshot:
         """The same data, recording events, without hooks (internal evaluations)."""
-        return FlagSnapshot.recording(self, self._events)
+        return FlagSnapshot._with(self, self._events, self._matcher.big_segments)
 
     def variation(
         self, key: str, context: Context | None, default: JSONValue

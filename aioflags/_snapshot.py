@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._json import JSONObject, JSONValue
     from ._model import CompiledFlag, CompiledSegment, Result
+    from ._stores._bigsegments import BigSegments
 
 __all__ = ["FlagSnapshot"]
 
@@ -135,25 +136,42 @@ class FlagSnapshot:
         *,
         initialized: bool = False,
         recorder: Recorder | None = None,
+        big_segments: BigSegments | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
         self._flags = flags if initialized else _EMPTY
         self._segments = segments if initialized else _EMPTY
         self._initialized = initialized
-        self._matcher = Matcher(self._flags, self._segments)
+        # Big segments: where unbounded segments' memberships come from.
+        self._matcher = Matcher(self._flags, self._segments, big_segments)
         self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
 
-    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
-        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
+    def _with(
+        self, recorder: Recorder | None, big_segments: BigSegments | None
+    ) -> FlagSnapshot:
+        """This snapshot's data with another recorder and big-segment source.
+
+        The one place a snapshot is rebuilt from another: a subclass (the
+        hooks') overrides it to keep what it adds.
+        """
         return FlagSnapshot(
             self._flags,
             self._segments,
             initialized=self._initialized,
             recorder=recorder,
+            big_segments=big_segments,
         )
+
+    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
+        return self._with(recorder, self._matcher.big_segments)
+
+    def resolving(self, big_segments: BigSegments | None) -> FlagSnapshot:
+        """This snapshot's data, with big-segment memberships from ``big_segments``."""
+        return self._with(self._events, big_segments)
 
     @property
     def initialized(self) -> bool:

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from ._analytics._processor import EventProcessor
     from ._datatypes import Change
     from ._hooks import HookRunner
+    from ._stores._bigsegments import BigSegments
+    from ._stores._gate import EvaluationGate
 
 __all__ = ["Layered", "Store"]
 
@@ -162,9 +164,11 @@ class Store:
         "_selector",
         "_uses",
         "_wake",
+        "big_segments",
         "environment_id",
         "events",
         "freeze_gc",
+        "gate",
         "hooks",
         "snapshot",
     )
@@ -188,6 +192,12 @@ class Store:
         self.freeze_gc = False
         self._wake: anyio.Event | None = None
         self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
+        #: Where every snapshot's unbounded segments get their memberships
+        #: (None: big segments are not configured).
+        self.big_segments: BigSegments | None = None
+        #: What the async client's evaluations await first (store reads with
+        #: the cache off, big-segment memberships); None: nothing.
+        self.gate: EvaluationGate | None = None
 
     def attach_hooks(self, runner: HookRunner) -> None:
         """Run ``runner``'s hooks around every evaluation from now on."""
@@ -200,6 +210,7 @@ class Store:
             old._segments,
             initialized=old.initialized,
             recorder=None if self.events is None else self.events.recorder,
+            big_segments=self.big_segments,
         )
 
     def record_environment_id(self, environment_id: str | None) -> None:
@@ -208,6 +219,11 @@ class Store:
             self.environment_id = environment_id
             if self.hooks is not None:
                 self.hooks.environment_id = environment_id
+
+    def attach_big_segments(self, big_segments: BigSegments) -> None:
+        """Evaluate unbounded segments from ``big_segments`` from now on."""
+        self.big_segments = big_segments
+        self.snapshot = self.snapshot.resolving(big_segments)
 
     def attach_events(self, processor: EventProcessor) -> None:
         """Record every evaluation from now on into ``processor``'s recorder."""
@@ -387,6 +403,7 @@ class Store:
             segments,
             initialized=True,
             recorder=None if events is None else events.recorder,
+            big_segments=self.big_segments,
         )
 
     # ------------------------------------------------------------ dependents

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ._datasystem import DataSystem, SourceContext
     from ._datatypes import ChangeSet
     from ._store import Store
+    from ._stores._gate import Refresher
     from ._stores._writer import StoreWriter
 
 __all__ = ["DataSystemListener", "Supervisor"]
@@ -187,12 +188,22 @@ class Supervisor:
         self.fdv1_engaged = False
         self._writer: StoreWriter | None = None
         self._apply_lock = anyio.Lock()
+        # The sources have applied data: the persistent store is not served any more.
+        self._delivered = False
         # A store and no sources at all: daemon mode, the store is the synchronizer.
         self._synchronizer_factories = system.synchronizers
         if system.store is not None and not (
             system.initializers or system.synchronizers
         ):
-            self._synchronizer_factories = (daemon_synchronizer(system.store),)
+            self._synchronizer_factories = (
+                daemon_synchronizer(system.store, self._refresher),
+            )
+
+    @property
+    def _refresher(self) -> Refresher | None:
+        """Store reads on demand (the store's cache is off), if the client has one."""
+        gate = self._store.gate
+        return gate.refresher if gate is not None else None
 
     @property
     def status(self) -> DataSourceStatus:
@@ -229,8 +240,9 @@ class Supervisor:
                     read_until_initialized,
                     store,
                     self._clock,
-                    lambda: self._store.initialized,
+                    lambda: self._delivered,
                     self._apply_from_store,
+                    self._refresher,
                 )
             await self._run(task_status=task_status)
             store_reader.cancel_scope.cancel()
@@ -461,6 +473,7 @@ class Supervisor:
     async def _apply(self, change_set: object, *, persist: bool = True) -> None:
         async with self._apply_lock:
             changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+            self._delivered = True
         if persist and self._writer is not None:
             self._writer.submit(change_set)  # type: ignore[arg-type]
         self._listener.data_changed(changed)
@@ -468,7 +481,7 @@ class Supervisor:
     async def _apply_from_store(self, change_set: ChangeSet) -> None:
         """The store's data, unless the sources delivered first (never written back)."""
         async with self._apply_lock:
-            if self._store.initialized:
+            if self._delivered:
                 return
             changed = await self._store.apply(change_set)
         self._listener.data_changed(changed)

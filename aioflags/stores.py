@@ -13,6 +13,10 @@ Redis in either direction. It needs the extra ``aioflags[redis]``
     # daemon mode: flags only from Redis, never from the network
     aioflags.Config(data_system=aioflags.DataSystem.daemon(store))
 
+Big segments: ``RedisBigSegmentStore`` reads the memberships LaunchDarkly's
+Relay Proxy writes, for ``aioflags.BigSegmentsConfig(store=...)``; implement
+``BigSegmentStore`` to read them from elsewhere (docs/big-segments.md).
+
 See docs/stores.md for the layout, the modes, caching and the store status.
 
 Added in version 0.1.0.
@@ -22,9 +26,25 @@ from __future__ import annotations
 
 from ._stores._base import DataStoreStatus as DataStoreStatus
 from ._stores._base import StoreMode as StoreMode
+from ._stores._bigsegments import BigSegmentStore as BigSegmentStore
+from ._stores._bigsegments import (
+    BigSegmentStoreConnection as BigSegmentStoreConnection,
+)
+from ._stores._bigsegments import BigSegmentStoreStatus as BigSegmentStoreStatus
+from ._stores._bigsegments import context_hash as context_hash
+from ._stores._redis import RedisBigSegmentStore as RedisBigSegmentStore
 from ._stores._redis import RedisStore as RedisStore
 
-__all__ = ["DataStoreStatus", "RedisStore", "StoreMode"]
+__all__ = [
+    "BigSegmentStore",
+    "BigSegmentStoreConnection",
+    "BigSegmentStoreStatus",
+    "DataStoreStatus",
+    "RedisBigSegmentStore",
+    "RedisStore",
+    "StoreMode",
+    "context_hash",
+]
 
 for _name in __all__:
     globals()[_name].__module__ = "aioflags.stores"

@@ -84,19 +84,21 @@ CAPABILITIES = (
     "evaluation-hooks",
     "track-hooks",
     "hook-environment-id",
+    # Big segments through the harness's callback store (shared/stores.md §8).
+    "big-segments",
+    # dataSystem.store with a Redis persistent store (shared/stores.md §7).
+    "persistent-data-store-redis",
 )
 
 #: Commands for features aioflags does not have, with the reason given.
 UNSUPPORTED = {
     "aliasEvent": "alias events are legacy: LaunchDarkly's SDKs no longer send them",
-    "getBigSegmentStoreStatus": "aioflags has no big segments store",
     "migrationVariation": "aioflags has no migrations support",
     "migrationOperation": "aioflags has no migrations support",
 }
 
 #: Configuration sections for features aioflags does not have.
 UNSUPPORTED_CONFIG = {
-    "bigSegments": "big segments",
     "persistentDataStore": "the FDv1 line's persistent data stores (use dataSystem.store)",
 }
 
@@ -130,6 +132,75 @@ def _seconds(ms: object, name: str) -> float | None:
     if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0:
         raise BadRequest(f"{name} must be a non-negative number")
     return max(ms / 1000, 0.001)
+
+
+# ------------------------------------------------------- big segments
+class CallbackBigSegmentStore:
+    """The harness's big-segment store, reached over HTTP callbacks.
+
+    ``POST {uri}/getMetadata`` answers ``{"lastUpToDate": ms}``;
+    ``POST {uri}/getMembership`` with ``{"contextHash": ...}`` answers
+    ``{"values": {ref: true|false|null}}``. A non-2xx answer is a store
+    error (the harness simulates STORE_ERROR with a 500).
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[CallbackBigSegmentStore.Connection]:
+        async with httpx.AsyncClient(timeout=5) as http:
+            yield CallbackBigSegmentStore.Connection(http, self.uri)
+
+    class Connection:
+        """One client run's connection: an HTTP client of its own."""
+
+        def __init__(self, http: httpx.AsyncClient, uri: str) -> None:
+            self.http = http
+            self.uri = uri
+
+        async def get_metadata(self) -> int | None:
+            reply = await self.http.post(f"{self.uri}/getMetadata")
+            reply.raise_for_status()
+            stamp = _obj(reply.json(), "metadata").get("lastUpToDate")
+            if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+                return None
+            return int(stamp)
+
+        async def get_membership(self, context_hash: str) -> dict[str, bool] | None:
+            reply = await self.http.post(
+                f"{self.uri}/getMembership", json={"contextHash": context_hash}
+            )
+            reply.raise_for_status()
+            values = _obj(reply.json(), "membership").get("values")
+            if not isinstance(values, dict):
+                return None
+            # A null value means "no value" for that ref.
+            return {ref: v for ref, v in values.items() if isinstance(v, bool)}
+
+
+def _big_segments(spec: Mapping[str, Any]) -> aioflags.BigSegmentsConfig:
+    """The ``bigSegments`` section: the callback store and its cache and polling."""
+    uri = _get(spec, "callbackUri", str)
+    if not uri:
+        raise BadRequest("bigSegments.callbackUri is required")
+    options: dict[str, Any] = {}
+    size = _get(spec, "userCacheSize", int)
+    if size is not None and size > 0:
+        options["context_cache_size"] = size
+    for field_name, option in (
+        ("userCacheTimeMs", "context_cache_time"),
+        ("statusPollIntervalMs", "status_poll_interval"),
+        ("statusPollIntervalMS", "status_poll_interval"),  # as the docs spell it
+        ("staleAfterMs", "stale_after"),
+    ):
+        seconds = _seconds(spec.get(field_name), field_name)
+        if seconds is not None:
+            options[option] = seconds
+    try:
+        return aioflags.BigSegmentsConfig(CallbackBigSegmentStore(uri), **options)
+    except aioflags.ConfigurationError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 # ------------------------------------------------------- configuration
@@ -171,8 +242,7 @@ def _store(spec: Mapping[str, Any]) -> RedisStore:
     cache = _obj(persistent.get("cache"), "persistentDataStore.cache")
     mode = cache.get("mode") or "ttl"
     if mode == "off":
-        # aioflags evaluates from memory: "off" means the store is read again
-        # at the shortest interval (docs/stores.md).
+        # Every awaited evaluation reads the store (docs/stores.md).
         ttl: float | None = 0.0
     elif mode == "infinite":
         ttl = None
@@ -425,6 +495,10 @@ def config_from(
     options.update(_events_options(spec.get("events"), endpoints))
     if spec.get("hooks") is not None:
         options["hooks"] = _hooks(spec["hooks"], [] if outbox is None else outbox)
+    if spec.get("bigSegments") is not None:
+        options["big_segments"] = _big_segments(
+            _obj(spec["bigSegments"], "bigSegments")
+        )
 
     if spec.get("dataSystem") is not None:
         options["data_system"] = _data_system(_obj(spec["dataSystem"], "dataSystem"))
@@ -688,6 +762,30 @@ class Service:
         # Answer at once: the harness waits for the POST itself, and a flush
         # that waited for delivery would stall it when the sink is down.
         self.tg.start_soon(entry.client.flush)
+
+    async def _cmd_getBigSegmentStoreStatus(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        del p
+        client = entry.client
+        status = client.big_segment_store_status
+        if status is None:
+            # Not polled yet (the first poll starts with the client): wait for it.
+            polled = anyio.Event()
+            remove = client.add_big_segment_store_status_listener(
+                lambda _: polled.set()
+            )
+            try:
+                status = client.big_segment_store_status
+                if status is None:
+                    with anyio.move_on_after(5):
+                        await polled.wait()
+                    status = client.big_segment_store_status
+            finally:
+                remove()
+        if status is None:
+            raise BadRequest("big segments are not configured for this client")
+        return {"available": status.available, "stale": status.stale}
 
     async def _cmd_secureModeHash(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
         return {"result": entry.client.secure_mode_hash(_context(p))}

@@ -6,6 +6,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 import aioflags
-from aioflags.stores import RedisStore, StoreMode
+from aioflags.stores import RedisStore, StoreMode, context_hash
 from aioflags.testing import FlagData, FlagServer, clause
 from tests.modules import ROOT, load
 from tests.redis_server import RedisServer
@@ -126,9 +127,9 @@ async def test_status_declares_what_aioflags_supports() -> None:
         caps = set(reply["capabilities"])
         assert {"server-side", "fdv1-fallback", "secure-mode-hash", "user-type"} <= caps
         assert {"evaluation-hooks", "track-hooks", "hook-environment-id"} <= caps
+        assert {"big-segments", "persistent-data-store-redis"} <= caps
         # Nothing aioflags lacks is declared.
         assert not caps & {
-            "big-segments",
             "migrations",
             "client-per-context-summaries",
         }
@@ -634,7 +635,7 @@ async def test_init_failure_is_500_unless_init_can_fail() -> None:
         ),
         (
             json.dumps({"configuration": {"bigSegments": {}}}).encode(),
-            "big segments",
+            "callbackUri is required",
         ),
         (
             json.dumps(
@@ -747,6 +748,28 @@ async def test_persistent_store_daemon_mode_reads_redis(
 
 
 @pytest.mark.asyncio
+async def test_persistent_store_cache_off_shows_a_write_at_the_next_evaluation(
+    redis_server: RedisServer,
+) -> None:
+    async with running() as harness, raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")}, inited=False)
+        url = await harness.create(
+            dataSystem={
+                "store": _store_section(redis_server.url, "off", None),
+                "storeMode": 0,
+                "initializers": None,
+                "synchronizers": None,
+            }
+        )
+        params = {"flagKey": "f", "context": USER, "valueType": "any"}
+        reply = await harness.command(url, "evaluate", {**params, "defaultValue": None})
+        assert reply == {"value": "v1"}
+        await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+        reply = await harness.command(url, "evaluate", {**params, "defaultValue": None})
+        assert reply == {"value": "v2"}
+
+
+@pytest.mark.asyncio
 async def test_persistent_store_read_write_mode_writes_redis(
     redis_server: RedisServer,
 ) -> None:
@@ -793,3 +816,229 @@ async def test_persistent_store_configuration_maps_cache_modes() -> None:
             "/", json={"tag": "t", "configuration": harness.config(dataSystem=system)}
         )
         assert reply.status_code == 400 and "storeMode" in reply.text
+
+
+# ------------------------------------------------------------ big segments
+class BigSegmentCallbacks:
+    """The harness's big-segment store fixture: a real HTTP server on loopback."""
+
+    def __init__(self) -> None:
+        self.last_up_to_date: int | None = 0  # None: answer 500
+        self.memberships: dict[str, dict[str, bool | None] | None] = {}
+        self.membership_fails = False
+        self.queried: list[str] = []
+        self.url = ""
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        async def metadata(request: Request) -> Response:
+            del request
+            if self.last_up_to_date is None:
+                return Response("store down", status_code=500)
+            return JSONResponse({"lastUpToDate": self.last_up_to_date})
+
+        async def membership(request: Request) -> Response:
+            digest = (await request.json())["contextHash"]
+            self.queried.append(digest)
+            if self.membership_fails:
+                return Response("store down", status_code=500)
+            return JSONResponse({"values": self.memberships.get(digest)})
+
+        return Starlette(
+            routes=[
+                Route("/getMetadata", metadata, methods=["POST"]),
+                Route("/getMembership", membership, methods=["POST"]),
+            ]
+        )
+
+
+@contextlib.asynccontextmanager
+async def callbacks() -> AsyncIterator[BigSegmentCallbacks]:
+    import socket
+
+    import uvicorn
+
+    fixture = BigSegmentCallbacks()
+    # Listening before uvicorn starts: requests wait in the backlog.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    fixture.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(
+        uvicorn.Config(fixture.app(), log_level="warning", lifespan="off")
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            try:
+                yield fixture
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+def _big_section(url: str, **overrides: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "callbackUri": url,
+        "userCacheSize": None,
+        "userCacheTimeMs": None,
+        # One poll, at start: each test sets the store's state before it.
+        "statusPollIntervalMs": 3_600_000,
+        "staleAfterMs": None,
+    }
+    section.update(overrides)
+    return section
+
+
+BIG_FLAG = {
+    "key": "big-flag",
+    "version": 1,
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 1},
+    "rules": [
+        {
+            "id": "r1",
+            "variation": 0,
+            "clauses": [{"attribute": "key", "op": "segmentMatch", "values": ["big"]}],
+        }
+    ],
+    "salt": "s",
+}
+BIG_SEGMENT = {
+    "key": "big",
+    "version": 1,
+    "unbounded": True,
+    "generation": 100,
+    "salt": "s",
+}
+
+
+async def _evaluate_big(harness: Harness, url: str, key: str) -> Any:
+    return await harness.command(
+        url,
+        "evaluate",
+        {
+            "flagKey": "big-flag",
+            "context": {"kind": "user", "key": key},
+            "valueType": "bool",
+            "defaultValue": False,
+            "detail": True,
+        },
+    )
+
+
+@pytest.mark.asyncio
+async def test_big_segments_through_the_callback_store() -> None:
+    async with running() as harness, callbacks() as store:
+        harness.server.set_flag("big-flag", BIG_FLAG)
+        harness.server.set_segment("big", BIG_SEGMENT)
+        store.last_up_to_date = int(time.time() * 1000)  # noqa: TID251 - the store's wall-clock stamp
+        user1 = context_hash("user1")
+        store.memberships[user1] = {"big.g100": True, "other.g1": None}
+        url = await harness.create(bigSegments=_big_section(store.url))
+        status = await harness.command(url, "getBigSegmentStoreStatus", {})
+        assert status == {"available": True, "stale": False}
+        reply = await _evaluate_big(harness, url, "user1")
+        assert reply == {
+            "value": True,
+            "variationIndex": 0,
+            "reason": {
+                "kind": "RULE_MATCH",
+                "ruleIndex": 0,
+                "ruleId": "r1",
+                "bigSegmentsStatus": "HEALTHY",
+            },
+        }
+        reply = await _evaluate_big(harness, url, "user2")
+        assert reply["reason"] == {
+            "kind": "FALLTHROUGH",
+            "bigSegmentsStatus": "HEALTHY",
+        }
+        await _evaluate_big(harness, url, "user1")  # cached: no query
+        assert store.queried == [user1, context_hash("user2")]
+
+
+@pytest.mark.asyncio
+async def test_big_segment_statuses_through_the_callback_store() -> None:
+    async with running() as harness, callbacks() as store:
+        harness.server.set_flag("big-flag", BIG_FLAG)
+        harness.server.set_segment("big", BIG_SEGMENT)
+        store.last_up_to_date = 1  # long ago: STALE
+        url = await harness.create(bigSegments=_big_section(store.url))
+        status = await harness.command(url, "getBigSegmentStoreStatus", {})
+        assert status == {"available": True, "stale": True}
+        reply = await _evaluate_big(harness, url, "user1")
+        assert reply["reason"]["bigSegmentsStatus"] == "STALE"
+        store.last_up_to_date = None  # the metadata query fails: STORE_ERROR
+        url = await harness.create(bigSegments=_big_section(store.url))
+        status = await harness.command(url, "getBigSegmentStoreStatus", {})
+        assert status == {"available": False, "stale": False}
+        reply = await _evaluate_big(harness, url, "user1")
+        assert reply["reason"]["bigSegmentsStatus"] == "STORE_ERROR"
+        # A membership query that fails: the rules only, STORE_ERROR.
+        store.last_up_to_date = int(time.time() * 1000)  # noqa: TID251 - the store's wall-clock stamp
+        store.membership_fails = True
+        url = await harness.create(bigSegments=_big_section(store.url))
+        reply = await _evaluate_big(harness, url, "user1")
+        assert reply["reason"] == {
+            "kind": "FALLTHROUGH",
+            "bigSegmentsStatus": "STORE_ERROR",
+        }
+
+
+@pytest.mark.asyncio
+async def test_big_segments_configuration_maps_onto_big_segments_config() -> None:
+    async with running() as harness:
+        config, _ = service.config_from(
+            harness.config(
+                bigSegments=_big_section(
+                    "http://127.0.0.1:9",
+                    userCacheSize=2,
+                    userCacheTimeMs=10,
+                    statusPollIntervalMs=10,
+                    staleAfterMs=2000,
+                )
+            )
+        )
+        big = config.big_segments
+        assert big is not None
+        assert (
+            big.context_cache_size,
+            big.context_cache_time,
+            big.status_poll_interval,
+            big.stale_after,
+        ) == (2, 0.01, 0.01, 2.0)
+        defaults, _ = service.config_from(
+            harness.config(
+                bigSegments=_big_section("http://h:9", statusPollIntervalMs=None)
+            )
+        )
+        assert defaults.big_segments is not None
+        assert defaults.big_segments == aioflags.BigSegmentsConfig(
+            defaults.big_segments.store
+        )
+        reply = await harness.http.post(
+            "/",
+            json={
+                "tag": "t",
+                "configuration": harness.config(bigSegments={"callbackUri": None}),
+            },
+        )
+        assert reply.status_code == 400 and "callbackUri" in reply.text
+        # A client without big segments says so.
+        url = await harness.create()
+        reply = await harness.http.post(
+            url,
+            json={
+                "command": "getBigSegmentStoreStatus",
+                "getBigSegmentStoreStatus": {},
+            },
+        )
+        assert reply.status_code == 400 and "not configured" in reply.text

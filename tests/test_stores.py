@@ -35,7 +35,7 @@ from aioflags import (
     sources,
 )
 from aioflags._stores._base import StoreFailure, encode_change
-from aioflags._stores._sources import MIN_RELOAD_INTERVAL, RETRY_INTERVAL
+from aioflags._stores._sources import RETRY_INTERVAL
 from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.redis_server import RedisServer
@@ -359,6 +359,58 @@ async def test_read_write_starts_from_an_initialised_store_while_the_network_fai
 
 
 @pytest.mark.asyncio
+async def test_an_initialised_store_is_read_again_per_ttl_until_the_sources_deliver(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=5)
+    async with raw_redis(redis_server) as raw, FlagServer({}) as server:
+        await seed(raw, {"f": flag("v1"), "g": flag("same", key="g")})
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = network_config(server, DataSystem.default(store=store))
+        async with Client(config, clock=clock) as client:
+            assert await client.variation("f", USER, "x") == "v1"
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            await clock.wait_for_sleeper(within=5)
+            await clock.advance(4.9)
+            assert await client.variation("f", USER, "x") == "v1"  # cached
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED) as got:
+                await clock.advance(0.1)
+            assert got[0].flags_changed == {"f"}  # only what changed
+            assert await client.variation("f", USER, "x") == "v2"
+
+
+@pytest.mark.asyncio
+async def test_the_store_is_not_read_once_the_sources_have_delivered(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=5)
+    async with (
+        raw_redis(redis_server) as raw,
+        FlagServer({"f": flag("from-network")}) as server,
+    ):
+        # Not initialised: READY can only come from the network.
+        await seed(raw, {"f": flag("from-redis", 1)}, inited=False)
+        system = DataSystem.custom(
+            synchronizers=[sources.streaming_synchronizer()],
+            store=store,
+            store_mode=StoreMode.READ_ONLY,
+        )
+        async with Client(network_config(server, system), clock=clock) as client:
+            assert client.status is ProviderStatus.READY
+            assert await client.variation("f", USER, "x") == "from-network"
+            # Initialised and changed behind its back: ignored, and not read.
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("direct", 5)))
+            await raw.set("launchdarkly:$inited", "1")
+            before = await hgetall_calls(raw)
+            await clock.advance(60)
+            assert await client.variation("f", USER, "x") == "from-network"
+            assert await hgetall_calls(raw) == before
+
+
+@pytest.mark.asyncio
 async def test_a_store_initialised_after_start_is_served_once_the_ttl_expires(
     redis_server: RedisServer,
 ) -> None:
@@ -584,22 +636,127 @@ async def test_daemon_with_an_infinite_cache_reads_the_store_once(
             assert await hgetall_calls(raw) == 2
 
 
+async def commands(raw: Redis) -> int:
+    """Every command Redis has run so far, but the INFO calls that count them."""
+    stats = await raw.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
 @pytest.mark.asyncio
-async def test_daemon_with_the_cache_off_reloads_at_the_shortest_interval(
+async def test_daemon_evaluations_from_a_warm_cache_cost_no_round_trip(
     redis_server: RedisServer,
 ) -> None:
-    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        await raw.hset("launchdarkly:segments", "s", json.dumps(SEGMENT))
+        async with Client(
+            Config(data_system=DataSystem.daemon(store), send_events=False),
+            clock=FakeClock(),
+        ) as client:
+            before = await commands(raw)
+            for _ in range(100):
+                assert await client.variation("f", USER, "default") == "v1"
+                await client.variation_detail("missing", USER, "default")
+            await client.all_flags_state(USER)
+            assert client.snapshot().variation("f", USER, "default") == "v1"
+            assert await commands(raw) == before  # not one command
+
+
+@pytest.mark.asyncio
+async def test_daemon_with_the_cache_off_reads_redis_for_every_evaluation(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()  # never advanced: no timer is involved
     store = RedisStore(url=redis_server.url, cache_ttl=0)
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1")})
         async with Client(
             Config(data_system=DataSystem.daemon(store), send_events=False), clock=clock
         ) as client:
+            assert await client.variation("f", USER, "default") == "v1"
             await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
-            await clock.wait_for_sleeper(within=MIN_RELOAD_INTERVAL)
-            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED):
-                await clock.advance(MIN_RELOAD_INTERVAL)
-            assert await client.variation("f", USER, "default") == "v2"
+            # The very next evaluation sees the write, and announces it.
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED) as got:
+                assert await client.variation("f", USER, "default") == "v2"
+            assert got[0].flags_changed == {"f"}
+            before = await hgetall_calls(raw)
+            assert await client.bool_variation("f", USER, False) is False  # v2: str
+            assert await hgetall_calls(raw) == before + 2  # one read per evaluation
+            # The sync snapshot cannot wait: it is the data read last.
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v3", 3)))
+            assert client.snapshot().variation("f", USER, "default") == "v2"
+            # Concurrent evaluations share reads: each sees v3, and far fewer
+            # reads than evaluations happen (the one running, and one more).
+            before = await hgetall_calls(raw)
+            values: list[object] = []
+
+            async def evaluate() -> None:
+                values.append(await client.variation("f", USER, "default"))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(evaluate)
+            assert values == ["v3"] * 50
+            assert await hgetall_calls(raw) - before <= 2 * 2
+            # A deletion straight in Redis: gone at the next evaluation.
+            await raw.hdel("launchdarkly:features", "f")
+            assert await client.variation("f", USER, "default") == "default"
+
+
+@pytest.mark.asyncio
+async def test_cache_off_outage_evaluates_last_data_without_waiting_for_retries(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+    async with Client(
+        Config(data_system=DataSystem.daemon(store), send_events=False), clock=clock
+    ) as client:
+        assert await client.variation("f", USER, "default") == "v1"
+        async with expect_store_status(store, DataStoreStatus(available=False)):
+            redis_server.stop()
+            # The read fails: the evaluation goes on with the last data.
+            assert await client.variation("f", USER, "default") == "v1"
+        redis_server.start()
+        async with raw_redis(redis_server) as raw:
+            await seed(raw, {"f": flag("v2", 2)})
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        async with expect_store_status(store, DataStoreStatus()):
+            await clock.advance(RETRY_INTERVAL)
+        assert await client.variation("f", USER, "default") == "v2"
+
+
+@pytest.mark.asyncio
+async def test_cache_off_with_sources_reads_redis_until_the_sources_deliver(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    async with raw_redis(redis_server) as raw, FlagServer({}) as server:
+        await seed(raw, {"f": flag("from-redis")}, inited=False)
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        system = DataSystem.custom(
+            synchronizers=[sources.streaming_synchronizer()],
+            store=store,
+            store_mode=StoreMode.READ_ONLY,
+        )
+        async with Client(
+            network_config(server, system, ready_timeout=0), clock=FakeClock()
+        ) as client:
+            # Not initialised: not served (the harness's "ignores database
+            # until init key is set"), however often it is read.
+            detail = await client.variation_detail("f", USER, "default")
+            assert detail.error_kind == "CLIENT_NOT_READY"
+            await raw.set("launchdarkly:$inited", "1")
+            assert await client.variation("f", USER, "default") == "from-redis"
+            # Until the sources deliver, Redis is read again for each evaluation.
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("changed", 2)))
+            before = await hgetall_calls(raw)
+            assert await client.variation("f", USER, "default") == "changed"
+            assert await hgetall_calls(raw) == before + 2
 
 
 @pytest.mark.asyncio

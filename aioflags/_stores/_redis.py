@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from ._base import EncodedItem
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisBigSegmentStore", "RedisStore"]
 
 _KINDS: Final = ((ObjectKind.FLAG, "features"), (ObjectKind.SEGMENT, "segments"))
 _MAX_ATTEMPTS: Final = (
@@ -94,12 +94,11 @@ class RedisStore:
             logs or messages.
         prefix: the key prefix (``<prefix>:features``, ``<prefix>:segments``,
             ``<prefix>:$inited``).
-        cache_ttl: in daemon mode, how long (seconds) flags read from Redis
-            are served before Redis is read again; with sources, how long
-            "not initialised" is believed before Redis is read again (until
-            the sources deliver). ``None`` or ``math.inf``: read once, never
-            again. ``0``: no cache as far as evaluating from memory allows:
-            Redis is read again every 0.1 s.
+        cache_ttl: how long (seconds) what was read from Redis is served
+            before Redis is read again: in daemon mode always, with sources
+            until they deliver. ``None`` or ``math.inf``: read once, never
+            again. ``0`` (off): every awaited evaluation reads Redis first
+            (the synchronous snapshot evaluates the data read last).
         timeout: seconds to connect and for each command's reply.
 
     Raises:
@@ -119,20 +118,9 @@ class RedisStore:
         timeout: float = 5.0,
     ) -> None:
         _require_redis()
-        from redis.connection import parse_url
-
         # Checked at run time: callers may not be typed.
         given: dict[str, object] = {"url": url, "prefix": prefix}
-        if not isinstance(given["url"], str) or not url.startswith(_SCHEMES):
-            raise ConfigurationError(
-                "RedisStore url must start with redis://, rediss:// or unix://"
-            )
-        try:
-            parse_url(url)  # type: ignore[no-untyped-call]  # unannotated in redis-py
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"RedisStore url {redact(url)!r} is invalid: {exc}"
-            ) from exc
+        _check_url(given["url"], "RedisStore")
         if not isinstance(given["prefix"], str) or not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty string")
         ttl = math.inf if cache_ttl is None else _seconds("cache_ttl", cache_ttl)
@@ -188,26 +176,48 @@ class RedisStore:
         redis-py connects lazily: opening does no I/O. Closing is bounded and
         shielded, so the pool's sockets close even when the caller is cancelled.
         """
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        client = Redis.from_url(
-            self._url,
-            decode_responses=True,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
-            # aioflags retries on its own schedule (and its own clock).
-            retry=Retry(NoBackoff(), 0),
-        )
-        try:
+        async with _client(self._url, self._timeout) as client:
             yield _RedisConnection(client, self._prefix)
-        finally:
-            with anyio.move_on_after(_CLOSE_BOUND, shield=True):
-                await client.aclose()
 
     def __repr__(self) -> str:
         return f"<RedisStore {redact(self._url)} prefix={self._prefix!r}>"
+
+
+@contextlib.asynccontextmanager
+async def _client(url: str, seconds: float) -> AsyncIterator[Redis]:
+    """A redis-py client (a lazy pool), closed bounded and shielded on exit."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client = Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        # aioflags retries on its own schedule (and its own clock).
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        yield client
+    finally:
+        with anyio.move_on_after(_CLOSE_BOUND, shield=True):
+            await client.aclose()
+
+
+def _check_url(url: object, what: str) -> None:
+    from redis.connection import parse_url
+
+    if not isinstance(url, str) or not url.startswith(_SCHEMES):
+        raise ConfigurationError(
+            f"{what} url must start with redis://, rediss:// or unix://"
+        )
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{what} url {redact(url)!r} is invalid: {exc}"
+        ) from exc
 
 
 class _RedisConnection:
@@ -317,3 +327,112 @@ class _RedisConnection:
             await self._redis.exists(self._inited)
         except self._errors as exc:
             raise self._failure("checking the store", exc) from exc
+
+
+@final
+class RedisBigSegmentStore:
+    """Big-segment memberships in Redis, in LaunchDarkly's layout (extra ``aioflags[redis]``).
+
+    Read what LaunchDarkly's Relay Proxy writes (aioflags never writes it)::
+
+        <prefix>:big_segments_synchronized_on       string  epoch ms of the last sync
+        <prefix>:big_segment_include:<contextHash>  set     segment refs included
+        <prefix>:big_segment_exclude:<contextHash>  set     segment refs excluded
+
+    where ``<contextHash>`` is the standard base64 of the SHA-256 of the
+    context key, and a segment ref is ``<segmentKey>.g<generation>``. Use it
+    in ``aioflags.BigSegmentsConfig(store=...)``. Creating it does no I/O.
+
+    Args:
+        url: a redis-py URL, as for :class:`RedisStore`.
+        prefix: the key prefix (the Relay Proxy's, ``launchdarkly`` by default).
+        timeout: seconds to connect and for each command's reply.
+
+    Raises:
+        ConfigurationError: an invalid argument, or redis-py is not installed.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_prefix", "_timeout", "_url")
+
+    def __init__(
+        self,
+        *,
+        url: str = "redis://localhost:6379/0",
+        prefix: str = "launchdarkly",
+        timeout: float = 5.0,
+    ) -> None:
+        _require_redis()
+        given: dict[str, object] = {"url": url, "prefix": prefix}
+        _check_url(given["url"], "RedisBigSegmentStore")
+        if not isinstance(given["prefix"], str) or not prefix:
+            raise ConfigurationError(
+                "RedisBigSegmentStore prefix must be a non-empty string"
+            )
+        if not 0 < _seconds("timeout", timeout) < math.inf:
+            raise ConfigurationError(f"timeout must be > 0 and finite, got {timeout!r}")
+        self._url = url
+        self._prefix = prefix
+        self._timeout = float(timeout)
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix."""
+        return self._prefix
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[_RedisBigSegmentConnection]:
+        """A connection pool for one client run (internal)."""
+        async with _client(self._url, self._timeout) as client:
+            yield _RedisBigSegmentConnection(client, self._prefix)
+
+    def __repr__(self) -> str:
+        return f"<RedisBigSegmentStore {redact(self._url)} prefix={self._prefix!r}>"
+
+
+class _RedisBigSegmentConnection:
+    """Big-segment queries over one redis-py client."""
+
+    __slots__ = ("_errors", "_prefix", "_redis")
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        from redis.exceptions import RedisError
+
+        self._redis = client
+        self._prefix = prefix
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
+
+    async def get_metadata(self) -> int | None:
+        """The last synchronisation (epoch ms); None if Redis does not say."""
+        try:
+            text = await self._redis.get(f"{self._prefix}:big_segments_synchronized_on")
+        except self._errors as exc:
+            raise StoreFailure(
+                f"reading the big-segment metadata failed: {str(exc) or type(exc).__name__}"
+            ) from exc
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            return None  # unusable: treated as unknown (stale)
+
+    async def get_membership(self, context_hash: str) -> dict[str, bool] | None:
+        """Excluded refs False, then included refs True (include wins)."""
+        prefix = self._prefix
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.smembers(f"{prefix}:big_segment_include:{context_hash}")
+                pipe.smembers(f"{prefix}:big_segment_exclude:{context_hash}")
+                included, excluded = await pipe.execute()
+        except self._errors as exc:
+            raise StoreFailure(
+                f"reading a big-segment membership failed: "
+                f"{str(exc) or type(exc).__name__}"
+            ) from exc
+        if not included and not excluded:
+            return None
+        membership = dict.fromkeys(excluded, False)
+        membership.update(dict.fromkeys(included, True))
+        return membership

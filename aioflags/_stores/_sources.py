@@ -2,10 +2,12 @@
 
 - :func:`read_until_initialized` (a store with sources: read-write, or
   read-only with sources): beside the network sources, serve the store if it
-  has been initialised, until the sources deliver; never written back.
+  has been initialised, reading it again as its cache says, until the
+  sources deliver; never written back.
 - :func:`daemon_synchronizer` (daemon mode): the store is the only source.
   The whole store is read, applied as the client's snapshot, and read again
-  when ``cache_ttl`` expires; evaluation never touches the store. After the
+  when ``cache_ttl`` expires (with the cache off, when an awaited evaluation
+  asks: see :class:`~aioflags._stores._gate.Refresher`). After the
   first read only the items whose stored JSON changed are decoded and applied,
   so a reload of an unchanged store costs one round trip and no compiling.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem import SourceContext
 
     from ._base import PersistentStore, RawData
+    from ._gate import Refresher
 
 __all__ = ["daemon_synchronizer", "read_until_initialized"]
 
@@ -65,55 +69,79 @@ def _store_error(ctx: SourceContext, message: str) -> ErrorInfo:
 async def read_until_initialized(
     store: PersistentStore,
     clock: Clock,
-    initialized: Callable[[], bool],
+    delivered: Callable[[], bool],
     apply: Callable[[ChangeSet], Awaitable[None]],
+    refresher: Refresher | None = None,
 ) -> None:
     """Serve the store until the data system has data of its own.
 
     For a data system with sources and a store (read-write, or read-only with
     sources): runs beside the sources, so a slow store never delays them. The
-    store's data is applied (never written back) once it is initialised
-    (``$inited``); a store that is not is read again when ``cache_ttl``
-    expires (never again with an infinite TTL). Stops as soon as the sources
-    have delivered; ``apply`` must not apply after that. A bug in here is
-    logged, never raised into the client.
+    store's data is applied (never written back) if it is initialised
+    (``$inited``); the store is read again when ``cache_ttl`` expires (never
+    with an infinite TTL; with the cache off, ``cache_ttl=0``, and a
+    ``refresher``, whenever an evaluation asks), and what changed is applied.
+    Stops as soon as the sources have delivered (``delivered()``); ``apply``
+    must not apply after that. A bug in here is logged, never raised into
+    the client.
     """
+    on_demand = refresher if refresher is not None and store.cache_ttl == 0 else None
+    if on_demand is not None:
+        on_demand.active = True
     try:
-        await _read_until_initialized(store, clock, initialized, apply)
+        await _read_until_initialized(store, clock, delivered, apply, on_demand)
     except Exception:
         logger.exception("Reading the %s failed unexpectedly", store.description)
+    finally:
+        if on_demand is not None:
+            on_demand.stop()
 
 
 async def _read_until_initialized(
     store: PersistentStore,
     clock: Clock,
-    initialized: Callable[[], bool],
+    delivered: Callable[[], bool],
     apply: Callable[[ChangeSet], Awaitable[None]],
+    on_demand: Refresher | None,
 ) -> None:
     tracker = store.status_tracker
     ttl = store.cache_ttl
     logged = False
+    seen: dict[tuple[ObjectKind, str], str] | None = None
     async with store.connect() as connection:
-        while not initialized():
+        while not delivered():
+            number = on_demand.current if on_demand is not None else 0
             try:
                 data = await connection.load()
             except StoreFailure as exc:
                 tracker.failed(exc)
+                if on_demand is not None:
+                    on_demand.served(number)  # tried: evaluate what there is
                 await clock.sleep(RETRY_INTERVAL)
                 continue
             tracker.succeeded()
             if data.initialized:
-                await apply(full_change_set(await decode_items(_flat(data))))
-                return
-            if not logged:
+                # Served, and read again as the cache says, until the sources
+                # deliver: the first read whole, then what changed.
+                items = {(kind, key): text for kind, key, text in _flat(data)}
+                change_set = await _changes(seen, items)
+                seen = items
+                if change_set is not None:
+                    await apply(change_set)
+            elif not logged:
                 logged = True
                 logger.info(
                     "The %s is not initialised yet: waiting for the flag service",
                     store.description,
                 )
+            if on_demand is not None:
+                on_demand.served(number)
             if math.isinf(ttl):
-                return
-            await clock.sleep(_interval(ttl))
+                return  # an infinite cache: read once, whatever it found
+            if on_demand is not None:
+                await on_demand.wait_request()
+            else:
+                await clock.sleep(_interval(ttl))
 
 
 def _interval(ttl: float) -> float:
@@ -121,55 +149,86 @@ def _interval(ttl: float) -> float:
 
 
 def daemon_synchronizer(
-    store: PersistentStore,
+    store: PersistentStore, refresher: Refresher | None = None
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
-    """The store as the only source, reloaded when ``cache_ttl`` expires."""
+    """The store as the only source, reloaded when ``cache_ttl`` expires.
+
+    With the cache off (``cache_ttl=0``) and a ``refresher``: reloaded when
+    an evaluation asks (each awaited evaluation sees the store as it is).
+    """
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        tracker = store.status_tracker
-        ttl = store.cache_ttl
-        seen: dict[tuple[ObjectKind, str], str] | None = None
-        warned = False
-        async with store.connect() as connection:
-            while True:
-                try:
-                    data = await connection.load()
-                except StoreFailure as exc:
-                    tracker.failed(exc)
-                    yield Update(
-                        state=SourceState.INTERRUPTED,
-                        error=_store_error(ctx, f"the {store.description}: {exc}"),
-                    )
-                    await ctx.clock.sleep(RETRY_INTERVAL)
-                    continue
-                tracker.succeeded()
-                items = {(kind, key): text for kind, key, text in _flat(data)}
-                if seen is None and not data.initialized and not items:
-                    message = (
-                        f"the {store.description} is not initialised (no flags, "
-                        "no $inited key): waiting for a writer such as the Relay "
-                        "Proxy or an SDK in read-write mode"
-                    )
-                    if not warned:  # once per run, not every retry
-                        warned = True
-                        logger.warning("aioflags daemon mode: %s", message)
-                    yield Update(
-                        state=SourceState.INTERRUPTED, error=_store_error(ctx, message)
-                    )
-                    await ctx.clock.sleep(RETRY_INTERVAL)
-                    continue
-                change_set = await _changes(seen, items)
-                seen = items
-                yield Update(state=SourceState.VALID, change_set=change_set)
-                if math.isinf(ttl):
-                    logger.info(
-                        "aioflags daemon mode: the %s was read once (infinite cache)",
-                        store.description,
-                    )
-                    await anyio.sleep_forever()
-                await ctx.clock.sleep(_interval(ttl))
+        on_demand = (
+            refresher if refresher is not None and store.cache_ttl == 0 else None
+        )
+        if on_demand is not None:
+            on_demand.active = True
+        try:
+            async with aclosing(_daemon(store, ctx, on_demand)) as updates:
+                async for update in updates:
+                    yield update
+        finally:
+            if on_demand is not None:
+                on_demand.stop()
 
     return synchronizer
+
+
+async def _daemon(
+    store: PersistentStore, ctx: SourceContext, on_demand: Refresher | None
+) -> AsyncGenerator[Update, None]:
+    tracker = store.status_tracker
+    ttl = store.cache_ttl
+    seen: dict[tuple[ObjectKind, str], str] | None = None
+    warned = False
+    async with store.connect() as connection:
+        while True:
+            number = on_demand.current if on_demand is not None else 0
+            try:
+                data = await connection.load()
+            except StoreFailure as exc:
+                tracker.failed(exc)
+                yield Update(
+                    state=SourceState.INTERRUPTED,
+                    error=_store_error(ctx, f"the {store.description}: {exc}"),
+                )
+                if on_demand is not None:
+                    on_demand.served(number)  # tried: evaluate what there is
+                await ctx.clock.sleep(RETRY_INTERVAL)
+                continue
+            tracker.succeeded()
+            items = {(kind, key): text for kind, key, text in _flat(data)}
+            if seen is None and not data.initialized and not items:
+                message = (
+                    f"the {store.description} is not initialised (no flags, "
+                    "no $inited key): waiting for a writer such as the Relay "
+                    "Proxy or an SDK in read-write mode"
+                )
+                if not warned:  # once per run, not every retry
+                    warned = True
+                    logger.warning("aioflags daemon mode: %s", message)
+                yield Update(
+                    state=SourceState.INTERRUPTED, error=_store_error(ctx, message)
+                )
+                if on_demand is not None:
+                    on_demand.served(number)
+                await ctx.clock.sleep(RETRY_INTERVAL)
+                continue
+            change_set = await _changes(seen, items)
+            seen = items
+            yield Update(state=SourceState.VALID, change_set=change_set)
+            # Resumed once the supervisor has applied it.
+            if on_demand is not None:
+                on_demand.served(number)
+                await on_demand.wait_request()
+                continue
+            if math.isinf(ttl):
+                logger.info(
+                    "aioflags daemon mode: the %s was read once (infinite cache)",
+                    store.description,
+                )
+                await anyio.sleep_forever()
+            await ctx.clock.sleep(_interval(ttl))
 
 
 async def _changes(
