@@ -389,7 +389,7 @@ def test_variation_comes_back_to_the_careful_path(
     assert snap.variation("big", ann, "default") == "on"
 
 
-def test_all_flags_state_remembers_failed_prerequisites(
+def test_all_flags_state_reports_failed_prerequisites(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = _snapshot(
@@ -423,14 +423,48 @@ def test_all_flags_state_remembers_failed_prerequisites(
     assert reasons["on-broken"]["errorKind"] == "MALFORMED_FLAG"
     assert reasons["failing"]["errorKind"] == "EXCEPTION"
     assert reasons["on-failing"]["errorKind"] == "EXCEPTION"
-    assert "failed unexpectedly" in caplog.text
+    assert "Unexpected error evaluating flag 'on-failing'" in caplog.text
 
 
-def test_the_shared_matcher_hands_prerequisites_to_a_state() -> None:
+def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
     from aioflags._evaluate import _NeedState
 
+    flags = {
+        "base": compile_flag("base", _flag("base")),
+        "middle": compile_flag(
+            "middle", _flag("middle", prerequisites=[{"key": "base", "variation": 1}])
+        ),
+    }
+    prerequisites = compile_flag(
+        "top", _flag("top", prerequisites=[{"key": "middle", "variation": 1}])
+    ).prerequisites
+    ann = Context.create("ann")
+    # A prerequisite without prerequisites of its own needs no state...
+    assert (
+        Matcher(flags, {}).prerequisites_failed(flags["middle"].prerequisites, ann)
+        is None
+    )
+    # ... one with its own goes to the careful path (cycles are found there).
     with pytest.raises(_NeedState):
-        Matcher({}, {}).prerequisites_failed((), Context.create("ann"))
+        Matcher(flags, {}).prerequisites_failed(prerequisites, ann)
+
+
+def test_a_prerequisite_cycle_is_found_on_the_careful_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snap = _snapshot(
+        {
+            "a": _flag("a", prerequisites=[{"key": "b", "variation": 1}]),
+            "b": _flag("b", prerequisites=[{"key": "a", "variation": 1}]),
+            "self": _flag("self", prerequisites=[{"key": "self", "variation": 1}]),
+            "on-a": _flag("on-a", prerequisites=[{"key": "a", "variation": 1}]),
+        }
+    )
+    ann = Context.create("ann")
+    for key in ("a", "b", "self", "on-a"):
+        detail = snap.variation_detail(key, ann, "default")
+        assert detail.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}, key
+    assert "prerequisite cycle" in caplog.text
 
 
 def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
