@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from ._codegen import InlineClause, Runner, build_predicate, build_runner
 from ._context import Context, parse_reference
-from ._operators import compile_test, fast_form
+from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, ResultCache
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
 
     if op == "segmentMatch":
         keys = tuple(v for v in values if isinstance(v, str))
-        return InlineClause("segment", "", "", keys, None, negate)
+        return InlineClause(op, "", "", (keys,), None, negate)
 
     test = compile_test(op, values)
     path = parse_reference(attribute, literal=not context_kind)
@@ -174,10 +174,11 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
         return invalid_clause
 
     if len(path) == 1:
-        form = fast_form(op, values)
-        if form is not None:
-            how, operand = form
-            return InlineClause(how, kind, path[0], operand, test, negate)
+        operator = OPERATORS.get(op)
+        inline = None if operator is None else operator.inline
+        operands = None if inline is None else inline(values)
+        if operands is not None:
+            return InlineClause(op, kind, path[0], operands, test, negate)
         name = path[0]
 
         def clause(ctx: Context, st: SegmentMatcher) -> bool:

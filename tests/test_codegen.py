@@ -250,33 +250,67 @@ def test_inline_forms_agree_with_the_generic_test(
 
 
 @pytest.mark.parametrize(
-    ("op", "values", "how"),
+    ("op", "values", "inline"),
     [
-        ("in", ["a"], "in"),
-        ("startsWith", ["a"], "startswith"),
-        ("endsWith", ["a"], "endswith"),
-        ("contains", ["a"], "contains"),
-        ("contains", ["a", "b"], None),
-        ("matches", ["^a"], "search"),
-        ("matches", ["["], None),
-        ("lessThan", [1, 2], "lessThan"),
-        ("before", ["1970-01-01T00:00:01Z"], "lessThan"),
-        ("after", [5], "greaterThan"),
-        ("after", ["bad"], None),
-        ("semVerEqual", ["2.1"], "semver="),
-        ("semVerLessThan", ["2.1"], "semver<"),
-        ("semVerGreaterThan", ["2.1"], "semver>"),
-        ("semVerGreaterThan", ["no"], None),
-        ("segmentMatch", ["s"], "segment"),
+        ("in", ["a"], True),
+        ("startsWith", ["a"], True),
+        ("endsWith", ["a"], True),
+        ("contains", ["a"], True),
+        ("contains", ["a", "b"], False),
+        ("matches", ["^a"], True),
+        ("matches", ["["], False),
+        ("lessThan", [1, 2], True),
+        ("before", ["1970-01-01T00:00:01Z"], True),
+        ("after", [5], True),
+        ("after", ["bad"], False),
+        ("semVerEqual", ["2.1"], True),
+        ("semVerLessThan", ["2.1"], True),
+        ("semVerGreaterThan", ["2.1"], True),
+        ("semVerGreaterThan", ["no"], False),
+        ("segmentMatch", ["s"], True),
+        ("unknown", ["s"], False),
     ],
 )
 def test_inline_forms_cover_the_common_operators(
-    op: str, values: list[Any], how: str | None
+    op: str, values: list[Any], inline: bool
 ) -> None:
     spec = _compile_clause({"attribute": "v", "op": op, "values": values})
-    assert (spec.how if isinstance(spec, InlineClause) else None) == how
+    assert isinstance(spec, InlineClause) == inline
+    assert not isinstance(spec, InlineClause) or spec.op == op
     path = _compile_clause({"attribute": "/v/w", "contextKind": "user", "op": op})
     assert not isinstance(path, InlineClause) or op == "segmentMatch"
+
+
+def test_every_operator_is_one_record_with_an_inline_form() -> None:
+    from aioflags._operators import OPERATORS
+
+    assert set(OPERATORS) == {
+        "in", "startsWith", "endsWith", "contains", "matches", "lessThan",
+        "lessThanOrEqual", "greaterThan", "greaterThanOrEqual", "before", "after",
+        "semVerEqual", "semVerLessThan", "semVerGreaterThan",
+    }  # fmt: skip
+    for name, operator in OPERATORS.items():
+        assert operator.name == name
+        assert operator.inline is not None and operator.template and operator.guard
+
+
+def test_generated_code_shows_in_tracebacks() -> None:
+    import traceback
+
+    class Failing:
+        def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
+            raise ZeroDivisionError
+
+    segment_rule = {
+        "variation": 0,
+        "clauses": [{"attribute": "", "op": "segmentMatch", "values": ["s"]}],
+    }
+    flag = compile_flag("f", _flag("f", rules=[segment_rule]))
+    with pytest.raises(ZeroDivisionError) as info:
+        flag.run(Context.create("ann"), Failing())
+    text = "".join(traceback.format_exception(info.value))
+    assert "<aioflags generated run" in text
+    assert "if (st.match_segments(_0, ctx) != False):" in text
 
 
 VERSIONS = [
