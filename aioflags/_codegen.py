@@ -18,17 +18,19 @@ its code is reused, and flag data can never become code.
 
 from __future__ import annotations
 
+import linecache
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from itertools import count
 from types import CodeType, FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
 
-from ._operators import semver_key
+from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._json import JSONValue
-    from ._model import Result
-    from ._regex import Matcher
+    from ._results import Result
 
 __all__ = [
     "MAX_CLAUSES",
@@ -51,17 +53,17 @@ _CACHE_SIZE: Final = 1024
 class InlineClause(NamedTuple):
     """A clause the generator can write inline.
 
-    ``how`` is ``"segment"`` (``operand``: the segment keys), a string form
-    (``"in"``, ``"startswith"``, ``"endswith"``, ``"contains"``; ``"search"``
-    with a bounded ``Matcher``) or a numeric comparison (``"lessThan"`` ...;
-    ``operand``: the bound).
-    ``test`` is the generic test, for values the inline form does not decide.
+    ``op`` is the operator's name in flag JSON: ``"segmentMatch"``
+    (``operands``: the segment keys), or an operator of
+    :data:`aioflags._operators.OPERATORS` whose inline form applies
+    (``operands``: what its template names ``{0}``, ``{1}``...; ``test``: its
+    generic test, for the values the inline form does not decide).
     """
 
-    how: str
+    op: str
     kind: str
     name: str
-    operand: object
+    operands: tuple[object, ...]
     test: Callable[[JSONValue], bool] | None
     negate: bool
 
@@ -73,30 +75,6 @@ def slow_clause(test: Callable[[JSONValue], bool], v: JSONValue, negate: bool) -
     return test(v) != negate
 
 
-_STRING_FORMS: Final = {
-    # (the test, its negation), on a string ``v`` and the operand ``{o}``
-    "in": ("v in {o}", "v not in {o}"),
-    "startswith": ("v.startswith({o})", "not v.startswith({o})"),
-    "endswith": ("v.endswith({o})", "not v.endswith({o})"),
-    "contains": ("{o} in v", "{o} not in v"),
-}
-#: ``matches`` (operand: a bounded Matcher from aioflags/_regex.py): a string
-#: within the matcher's fast limit is answered by its Python ``search`` here,
-#: as the matcher itself would; a longer one goes to the generic test, which
-#: is the matcher.
-_SEARCH: Final = ("{s}(v) is not None", "{s}(v) is None")
-_SEMVER_FORMS: Final = {
-    # on a string ``v``: its precedence key (``None`` if not SemVer) and the operand
-    "semver<": "(k := _semver(v)) is not None and k < {o}",
-    "semver>": "(k := _semver(v)) is not None and k > {o}",
-    "semver=": "_semver(v) in {o}",
-}
-_NUMERIC_FORMS: Final = {
-    "lessThan": "<",
-    "lessThanOrEqual": "<=",
-    "greaterThan": ">",
-    "greaterThanOrEqual": ">=",
-}
 _GLOBALS: Final[dict[str, object]] = {
     "__builtins__": {"type": type, "float": float, "int": int, "str": str, "len": len},
     "_slow": slow_clause,
@@ -104,6 +82,14 @@ _GLOBALS: Final[dict[str, object]] = {
     "_EMPTY": MappingProxyType({}),
 }
 _shapes: dict[str, tuple[CodeType, dict[str, object]]] = {}
+_names = count()
+
+
+def _register_source(code: CodeType, source: str) -> None:
+    """Let tracebacks and debuggers show generated code, while the code lives."""
+    filename = code.co_filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    weakref.finalize(code, linecache.cache.pop, filename, None).atexit = False
 
 
 class _Writer:
@@ -127,31 +113,18 @@ class _Writer:
     def clause(self, c: InlineClause | Callable[..., bool]) -> str:
         if not isinstance(c, InlineClause):
             return f"{self.operand(c)}(ctx, st)"
-        if c.how == "segment":
-            return f"(st.match_segments({self.operand(c.operand)}, ctx) != {c.negate})"
+        names = [self.operand(o) for o in c.operands]
+        if c.op == "segmentMatch":
+            return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
+        operator = OPERATORS[c.op]
         values = "a" + self.part(c.kind)[1:]
         lookup = f"(v := {values}.get({self.operand(c.name)})) is not None"
         slow = f"_slow({self.operand(c.test)}, v, {c.negate})"
-        if c.how == "search":
-            matcher = cast("Matcher", c.operand)
-            test = _SEARCH[c.negate].format(s=self.operand(matcher.search))
-            within = f"len(v) <= {self.operand(matcher.limit)}"
-            return (
-                f"({lookup} and (({test}) if type(v) is str and {within} else {slow}))"
-            )
-        o = self.operand(c.operand)
-        if c.how in _SEMVER_FORMS:
-            test = _SEMVER_FORMS[c.how].format(o=o)
-            if c.negate:
-                test = f"not ({test})"
-            return f"({lookup} and (({test}) if type(v) is str else {slow}))"
-        if c.how in _NUMERIC_FORMS:
-            test = f"float(v) {_NUMERIC_FORMS[c.how]} {o}"
-            if c.negate:
-                test = f"not ({test})"
-            return f"({lookup} and (({test}) if (type(v) is int or type(v) is float) else {slow}))"
-        test = _STRING_FORMS[c.how][c.negate].format(o=o)
-        return f"({lookup} and (({test}) if type(v) is str else {slow}))"
+        test = operator.template.format(*names)
+        if c.negate:
+            test = f"not ({test})"
+        guard = operator.guard.format(*names)
+        return f"({lookup} and (({test}) if {guard} else {slow}))"
 
     def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
         if fixed is not None:
@@ -177,8 +150,10 @@ class _Writer:
             globals_ = dict(_GLOBALS)
             # Safe: the source is built from the fixed fragments above and
             # operand names only; the flag data reaches the code as defaults.
-            exec(compile(source, "<aioflags flag>", "exec"), globals_, namespace)
+            filename = f"<aioflags generated {name} {next(_names)}>"
+            exec(compile(source, filename, "exec"), globals_, namespace)
             code = cast("FunctionType", namespace[name]).__code__
+            _register_source(code, source)
             shape = _shapes[source] = (code, globals_)
         # The operands are the defaults: read as fast locals, and one tuple per
         # function (no closure cells for the garbage collector to walk).

@@ -8,6 +8,7 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -18,9 +19,8 @@ from ._model import (
     CompiledSegment,
     MalformedAbort,
     Prerequisite,
-    Result,
 )
-from ._results import Reason
+from ._results import Reason, Result
 from ._stores._bigsegments import unbounded_member
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ __all__ = [
     "Matcher",
     "Recorded",
     "evaluate",
-    "evaluate_one",
+    "prerequisites_reached",
     "typed_check",
 ]
 
@@ -44,7 +44,7 @@ logger = logging.getLogger("aioflags.evaluation")
 
 
 def _error(kind: str) -> Result:
-    return (None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
+    return Result(None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
 
 
 #: The error results by errorKind (shared reasons: copy before exposing).
@@ -55,29 +55,6 @@ ERROR_RESULTS: Final[dict[str, Result]] = {
 ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
-
-
-OK, ABORTED, FAILED = 0, 1, 2
-
-
-class _Outcome:
-    """A memo entry for an evaluation that did not just return a result."""
-
-    __slots__ = ("big", "index", "status")
-
-    def __init__(self, index: int | None, big: str | None, status: int) -> None:
-        self.index = index
-        self.big = big
-        self.status = status
-
-
-_ABORTED: Final = _Outcome(None, None, ABORTED)
-_FAILED: Final = _Outcome(None, None, FAILED)
-
-#: Outcomes of flags already evaluated at top level in one all-flags pass, by
-#: key: the result itself (the common case: nothing to allocate), or an
-#: outcome (aborted, failed, or with a big-segment status).
-Memo: TypeAlias = "dict[str, Result | _Outcome]"
 
 #: Prerequisite evaluations, for analytics events: ``(prerequisite flag, its
 #: result, the key of the flag that required it)``, depth first.
@@ -116,13 +93,16 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 
 class Matcher:
-    """Answers ``segmentMatch`` for one snapshot, with no per-evaluation state.
+    """The evaluation state of the fast path: one per snapshot, never written to.
 
-    One is shared by every evaluation of a snapshot (it is never written to),
-    so a flag with segment clauses but no prerequisites allocates nothing. It
-    covers the common segments: bounded, their rules without ``segmentMatch``.
-    For the others (and for prerequisites) it raises :class:`_NeedState` and the
-    evaluation starts again with a :class:`_State` (evaluation is pure).
+    It answers what the common flags need with nothing allocated per
+    evaluation: ``segmentMatch`` for bounded segments whose rules reference
+    no segment, and prerequisites that have no prerequisites of their own
+    (no cycle can pass through them). For anything else (a prerequisite
+    chain, a big or nested segment) it raises :class:`_NeedState`, and
+    :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
+    Flags and segments are read by item access (``flags[key]``), so the
+    snapshot's mappings may compile them on first access.
     """
 
     __slots__ = ("big_segments", "flags", "segments")
@@ -141,13 +121,34 @@ class Matcher:
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
     ) -> Result | None:
-        raise _NeedState
+        """The result of the first prerequisite that fails, or ``None``."""
+        flags = self.flags
+        for prereq in prerequisites:
+            try:
+                pflag = flags[prereq.key]
+            except KeyError:
+                return prereq.failed
+            # An off, deleted or malformed prerequisite fails whatever it
+            # serves (evaluation.md §5.2).
+            if not pflag.on or pflag.malformed is not None:
+                return prereq.failed
+            result = pflag.constant
+            if result is None:
+                if pflag.prerequisites:
+                    raise _NeedState  # a chain: cycles are the state's to find
+                result = pflag.run(ctx, self)
+            if result[1] != prereq.variation:
+                return prereq.failed
+        return None
 
     def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
         segments = self.segments
         for key in keys:
-            seg = segments.get(key)
-            if seg is not None and not seg.deleted and self._contains(seg, ctx):
+            try:
+                seg = segments[key]
+            except KeyError:
+                continue
+            if not seg.deleted and self._contains(seg, ctx):
                 return True
         return False
 
@@ -163,29 +164,32 @@ class Matcher:
 
 
 class _State(Matcher):
-    """Per-evaluation recursion state: prerequisites, nested and big segments."""
+    """Per-evaluation state of the careful path.
 
-    __slots__ = ("big", "chain", "memo", "prerequisites", "recorded", "segment_stack")
+    The prerequisite chain (cycles), the segment stack (cycles), the
+    big-segment status, the prerequisites the top-level flag reached (for
+    all-flags state) and, for analytics events, every prerequisite
+    evaluation.
+    """
+
+    __slots__ = ("big", "chain", "prerequisites", "recorded", "segment_stack")
 
     def __init__(
         self,
         flags: Mapping[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
         key: str,
-        memo: Memo | None = None,
         recorded: Recorded | None = None,
         big_segments: BigSegments | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
         self.big_segments = big_segments
-        self.memo = memo
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
-        # The top-level flag's prerequisites, for all-flags state only.
-        self.prerequisites: list[str] | None = None if memo is None else []
-        # Every prerequisite evaluation, for analytics events (or None).
+        #: the top-level flag's prerequisites reached, in order
+        self.prerequisites: list[str] = []
         self.recorded = recorded
 
     def prerequisites_failed(
@@ -193,23 +197,32 @@ class _State(Matcher):
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
         chain = self.chain
-        record = self.prerequisites if len(chain) == 1 else None
+        reached = self.prerequisites if len(chain) == 1 else None
+        flags = self.flags
+        recorded = self.recorded
         for prereq in prerequisites:
             key = prereq.key
             if key in chain:
                 raise MalformedAbort(f"prerequisite cycle through {key!r}")
-            if record is not None:
-                record.append(key)
-            pflag = self.flags.get(key)
-            if pflag is None or pflag.deleted:
+            if reached is not None:
+                reached.append(key)
+            try:
+                pflag = flags[key]
+            except KeyError:
                 return prereq.failed
+            if pflag.deleted:
+                return prereq.failed
+            result = pflag.constant
+            if result is None:
+                chain.append(key)
+                result = pflag.run(ctx, self)
+                chain.pop()
+            if recorded is not None:
+                recorded.append((pflag, result, chain[-1]))
+            # An off or malformed prerequisite fails whatever it serves.
             if not pflag.on or pflag.malformed is not None:
-                # An off prerequisite fails whatever it serves; so does a
-                # malformed one (it serves no variation).
-                if self.recorded is not None and pflag.constant is not None:
-                    self.recorded.append((pflag, pflag.constant, chain[-1]))
                 return prereq.failed
-            if _prerequisite_index(pflag, ctx, self) != prereq.variation:
+            if result[1] != prereq.variation:
                 return prereq.failed
         return None
 
@@ -219,12 +232,10 @@ class _State(Matcher):
         if seg.unbounded:
             # Membership from the big-segment store (shared/stores.md §6.2).
             member, self.big = unbounded_member(self.big_segments, seg, ctx, self.big)
-            if member is not None:
-                return member
         else:
             member = _membership(seg, ctx._parts)
-            if member is not None:
-                return member
+        if member is not None:
+            return member
         if not seg.rules:
             return False
         if seg.key in self.segment_stack:
@@ -236,63 +247,37 @@ class _State(Matcher):
             self.segment_stack.pop()
 
 
-def _prerequisite_index(pflag: CompiledFlag, ctx: Context, st: _State) -> int | None:
-    """The variation index an (on) prerequisite serves, evaluated at most once."""
-    key = pflag.key
-    memo = st.memo
-    hit = memo.get(key) if memo is not None else None
-    if hit is not None:
-        # Evaluated at top level earlier in this pass: the outcome is the
-        # same here (a cycle through it would have aborted it there too).
-        if not isinstance(hit, _Outcome):
-            return hit[1]
-        if hit.status == ABORTED:
-            raise MalformedAbort(f"prerequisite {key!r} could not be evaluated")
-        if hit.status == FAILED:
-            raise RuntimeError(f"prerequisite {key!r} failed unexpectedly")
-        st.big = hit.big
-        return hit.index
-    constant = pflag.constant
-    recorded = st.recorded
-    if constant is not None:
-        if recorded is not None:
-            recorded.append((pflag, constant, st.chain[-1]))
-        return constant[1]
-    st.chain.append(key)
-    result = pflag.run(ctx, st)
-    st.chain.pop()
-    if recorded is not None:
-        recorded.append((pflag, result, st.chain[-1]))
-    return result[1]
-
-
 def _with_big(result: Result, big: str) -> Result:
     """The result with the big-segment status in its reason (for this evaluation)."""
     reason = Reason({**result[2], "bigSegmentsStatus": big})
-    return (result[0], result[1], reason, result[3], None)
+    return Result(result[0], result[1], reason, result[3], None)
 
 
-def evaluate_one(
+def evaluate(
     matcher: Matcher,
     flag: CompiledFlag,
     ctx: Context,
     recorded: Recorded | None = None,
 ) -> Result:
-    """Evaluate one (present) flag for a valid context, with a state; never raises.
+    """Evaluate a present flag whose result is not constant; never raises.
 
-    The careful path. The hot paths first try ``flag.run(ctx, matcher)`` on a
-    flag without prerequisites (nothing to allocate); they come here for a
-    flag with prerequisites, or when that raised: evaluation is pure, so this
-    does it again with a state (for big or nested segments), and logs and
-    returns MALFORMED_FLAG or EXCEPTION if it fails again. The flag's result
-    is not constant (the callers return a constant one at once). With
-    ``recorded``, every prerequisite evaluation is appended to it, depth first,
-    as ``(prerequisite, its result, the key of the flag that required it)``.
+    The one evaluation driver, for every method. The fast path runs the
+    flag's code with the snapshot's shared ``matcher`` (nothing allocated);
+    if that meets something only a per-evaluation state can do, the careful
+    path runs it again with a :class:`_State` (evaluation is pure). With
+    ``recorded`` (analytics events), it takes the careful path at once and
+    appends every prerequisite evaluation to it, depth first. An abort gives
+    MALFORMED_FLAG, anything unexpected EXCEPTION; both are logged.
     """
-    st = _State(
-        matcher.flags, matcher.segments, flag.key, None, recorded, matcher.big_segments
-    )
     try:
+        if recorded is None:
+            try:
+                return flag.run(ctx, matcher)
+            except _NeedState:
+                pass
+        st = _State(
+            matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
+        )
         result = flag.run(ctx, st)
     except MalformedAbort as exc:
         logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
@@ -304,36 +289,29 @@ def evaluate_one(
     return result if big is None else _with_big(result, big)
 
 
-def evaluate(
-    matcher: Matcher, flag: CompiledFlag, ctx: Context, memo: Memo
-) -> tuple[Result, _State]:
-    """Evaluate one (present, non-constant) flag in an all-flags pass, with a state.
+def prerequisites_reached(
+    matcher: Matcher, flag: CompiledFlag, ctx: Context, result: Result
+) -> list[str] | tuple[str, ...]:
+    """The keys of ``flag``'s prerequisites that its evaluation reached, in order.
 
-    The careful path, as :func:`evaluate_one`, for a flag with prerequisites or
-    whose ``run(ctx, matcher)`` raised. Returns the result and the state (for
-    the prerequisites it recorded), and records the outcome in
-    ``memo``, so that a prerequisite already evaluated in this pass is not
-    evaluated again. Never raises: aborts give MALFORMED_FLAG, anything
-    unexpected EXCEPTION.
+    For all-flags state (evaluation.md §11). Known from the result itself when
+    it is one of the flag's precompiled results (a prerequisite's own
+    failure, or anything past the prerequisites); else the careful path
+    evaluates the flag again to find out (pure, and rare: an abort, an
+    error, a big segment).
     """
-    key = flag.key
-    st = _State(matcher.flags, matcher.segments, key, memo, None, matcher.big_segments)
-    try:
-        result = flag.run(ctx, st)
-    except MalformedAbort as exc:
-        logger.warning("Flag %r could not be evaluated: %s", key, exc)
-        memo[key] = _ABORTED
-        return MALFORMED, st
-    except Exception:
-        logger.exception("Unexpected error evaluating flag %r", key)
-        memo[key] = _FAILED
-        return _EXCEPTION, st
-    big = st.big
-    if big is None:
-        memo[key] = result
-        return result, st
-    memo[key] = _Outcome(result[1], big, OK)
-    return _with_big(result, big), st
+    keys = flag.prerequisite_keys
+    if not keys or flag.constant is not None:  # off or malformed: none reached
+        return ()
+    if result[4] is not None:
+        for i, prereq in enumerate(flag.prerequisites):
+            if result is prereq.failed:
+                return keys[: i + 1]
+        return keys
+    st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
+    with contextlib.suppress(Exception):  # evaluate() has logged it already
+        flag.run(ctx, st)
+    return st.prerequisites
 
 
 def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:

@@ -17,18 +17,17 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from ._codegen import InlineClause, Runner, build_predicate, build_runner
 from ._context import Context, parse_reference
-from ._operators import compile_test, fast_form
-from ._results import Reason
+from ._operators import OPERATORS, compile_test
+from ._results import Reason, Result, ResultCache
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
 
 __all__ = [
-    "DETAIL",
     "MALFORMED",
     "NOT_FOUND",
     "CompiledFlag",
@@ -43,20 +42,6 @@ __all__ = [
 
 logger = logging.getLogger("aioflags.evaluation")
 
-#: ``(value, variation_index, reason, experiment, cache)``, precomputed at
-#: compile time. The reason dict is shared: copy it before handing it to
-#: application code. ``experiment`` is whether the result counts as an
-#: experiment for all-flags state (``inExperiment``, or a rule with
-#: ``trackEvents``, or the fallthrough of a flag with ``trackEventsFallthrough``):
-#: known when the flag is compiled. ``cache`` holds what is built from a
-#: result that belongs to one flag the first time it is needed, then shared:
-#: the all-flags ``$flagsState`` entries by ``with_reasons << 1 | omitted`` in
-#: slots 0-3 and the ``EvaluationDetail`` in slot 4 (for a result that serves
-#: a variation). It is ``None`` for results shared between flags, or built for
-#: one evaluation.
-Result: TypeAlias = "tuple[JSONValue, int | None, Reason, bool, list[Any] | None]"
-DETAIL: Final = 4  # the cache slot of the EvaluationDetail
-
 
 def _error_reason(kind: str) -> Reason:
     return Reason({"kind": "ERROR", "errorKind": kind})
@@ -64,24 +49,12 @@ def _error_reason(kind: str) -> Reason:
 
 def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
     """The result of serving variation ``index``, for one flag."""
-    return (value, index, reason, experiment, [None, None, None, None, None])
+    return Result(value, index, reason, experiment, ResultCache())
 
 
-MALFORMED: Final[Result] = (
-    None,
-    None,
-    _error_reason("MALFORMED_FLAG"),
-    False,
-    None,
-)
+MALFORMED: Final = Result(None, None, _error_reason("MALFORMED_FLAG"), False, None)
 #: A deleted flag's constant result.
-NOT_FOUND: Final[Result] = (
-    None,
-    None,
-    _error_reason("FLAG_NOT_FOUND"),
-    False,
-    None,
-)
+NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, None)
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
@@ -178,7 +151,7 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
 
     if op == "segmentMatch":
         keys = tuple(v for v in values if isinstance(v, str))
-        return InlineClause("segment", "", "", keys, None, negate)
+        return InlineClause(op, "", "", (keys,), None, negate)
 
     test = compile_test(op, values)
     path = parse_reference(attribute, literal=not context_kind)
@@ -201,10 +174,11 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
         return invalid_clause
 
     if len(path) == 1:
-        form = fast_form(op, values)
-        if form is not None:
-            how, operand = form
-            return InlineClause(how, kind, path[0], operand, test, negate)
+        operator = OPERATORS.get(op)
+        inline = None if operator is None else operator.inline
+        operands = None if inline is None else inline(values)
+        if operands is not None:
+            return InlineClause(op, kind, path[0], operands, test, negate)
         name = path[0]
 
         def clause(ctx: Context, st: SegmentMatcher) -> bool:
@@ -485,7 +459,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.client_side = False
     flag.malformed = None
     flag.on = False
-    flag.off_result = (None, None, _OFF, False, None)
+    flag.off_result = Result(None, None, _OFF, False, None)
     flag.prerequisites = ()
     flag.targets = ()
     flag.rules = ()
@@ -533,7 +507,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
 
     def off_value(reason: Reason) -> Result:
         if off_variation is None:
-            return (None, None, reason, False, [None, None, None, None, None])
+            return Result(None, None, reason, False, ResultCache())
         return variations.result(off_variation, reason)
 
     flag.off_result = off_value(_OFF)

@@ -12,7 +12,7 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from ._regex import compile_pattern
 
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from ._json import JSONValue
 
 __all__ = [
+    "OPERATORS",
+    "Operator",
     "SemVer",
     "compile_test",
-    "fast_form",
     "parse_instant",
     "parse_semver",
     "semver_key",
@@ -208,13 +209,6 @@ _BOUND: Final = {
     "greaterThan": min,
     "greaterThanOrEqual": min,
 }
-_SEMVER_FORMS: Final = {
-    "semVerEqual": "semver=",
-    "semVerLessThan": "semver<",
-    "semVerGreaterThan": "semver>",
-}
-
-
 _NUMBERS: Final = frozenset({int, float})
 
 
@@ -265,87 +259,205 @@ def _compile_semver(values: Sequence[JSONValue], want: int) -> Test:
     return lambda v: type(v) is str and (k := key(v)) is not None and k > low
 
 
-def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
-    """The predicate for ``op`` over the clause ``values`` (never raises).
+def _strings(values: Sequence[JSONValue]) -> tuple[str, ...]:
+    return tuple(c for c in values if isinstance(c, str))
 
-    Single-value clauses (the common case) get predicates without a generator.
-    """
-    if op == "in":
-        return _compile_in(values)
-    strs = tuple(c for c in values if isinstance(c, str))
-    if op in ("startsWith", "endsWith", "contains", "matches") and not strs:
+
+def _compile_strings(
+    values: Sequence[JSONValue], make: Callable[[tuple[str, ...]], Test]
+) -> Test:
+    strs = _strings(values)
+    return make(strs) if strs else _never
+
+
+def _compile_contains(strs: tuple[str, ...]) -> Test:
+    if len(strs) == 1:
+        (c,) = strs
+        return lambda v: type(v) is str and c in v
+    return lambda v: type(v) is str and any(c in v for c in strs)
+
+
+def _compile_matches(strs: tuple[str, ...]) -> Test:
+    # One bounded matcher per pattern (aioflags/_regex.py), the same one the
+    # generated code uses through the inline form.
+    matchers = tuple(m for m in map(compile_pattern, strs) if m is not None)
+    if not matchers:
         return _never
-    if op == "startsWith":
-        return lambda v: type(v) is str and v.startswith(strs)
-    if op == "endsWith":
-        return lambda v: type(v) is str and v.endswith(strs)
-    if op == "contains":
-        if len(strs) == 1:
-            (c,) = strs
-            return lambda v: type(v) is str and c in v
-        return lambda v: type(v) is str and any(c in v for c in strs)
-    if op == "matches":
-        # One bounded matcher per pattern (aioflags/_regex.py), the same one
-        # the generated code uses through fast_form.
-        matchers = tuple(m for m in map(compile_pattern, strs) if m is not None)
-        if not matchers:
-            return _never
-        if len(matchers) == 1:
-            (match,) = matchers
-            return lambda v: type(v) is str and match(v)
-        return lambda v: type(v) is str and any(m(v) for m in matchers)
-    if op in _COMPARE:
-        return _compile_numeric(values, op)
-    if op in ("before", "after"):
-        return _compile_dates(values, before=op == "before")
-    if op == "semVerEqual":
-        return _compile_semver(values, 0)
-    if op == "semVerLessThan":
-        return _compile_semver(values, -1)
-    if op == "semVerGreaterThan":
-        return _compile_semver(values, 1)
-    return _never
+    if len(matchers) == 1:
+        (match,) = matchers
+        return lambda v: type(v) is str and match(v)
+    return lambda v: type(v) is str and any(m(v) for m in matchers)
 
 
-def fast_form(op: str, values: Sequence[JSONValue]) -> tuple[str, object] | None:
-    """How a clause can decide the common value types inline, or ``None``.
+def _inline_contains(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
+    strs = _strings(values)
+    return (strs[0],) if len(strs) == 1 else None
 
-    The code generator uses this (through ``InlineClause``) to skip the generic
-    test call. For a string value: ``("in", frozenset)``, ``("startswith" |
-    "endswith", tuple)``, ``("contains", str)``, ``("search", Matcher)``,
-    ``("semver<" | "semver>", key)`` and ``("semver=", frozenset of keys)``.
-    For a number: ``(comparison, bound)``, where ``before`` and ``after``
-    are ``lessThan`` and ``greaterThan`` on epoch milliseconds. Values of
-    other types go to the generic test, which has the same semantics.
-    """
-    strs = tuple(c for c in values if isinstance(c, str))
-    if op == "in":
-        return ("in", frozenset(strs))
-    if op == "startsWith":
-        return ("startswith", strs)
-    if op == "endsWith":
-        return ("endswith", strs)
-    if op == "contains" and len(strs) == 1:
-        return ("contains", strs[0])
-    if op == "matches" and len(strs) == 1:
-        matcher = compile_pattern(strs[0])
-        return None if matcher is None else ("search", matcher)
-    if op in _BOUND:
+
+def _inline_matches(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
+    strs = _strings(values)
+    if len(strs) != 1:
+        return None
+    matcher = compile_pattern(strs[0])
+    return None if matcher is None else (matcher.search, matcher.limit)
+
+
+def _inline_numeric(op: str) -> Inline:
+    def inline(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
         numbers = [float(c) for c in values if _is_number(c)]
-        return (op, _BOUND[op](numbers)) if numbers else None
-    if op == "before" or op == "after":
+        return (_BOUND[op](numbers),) if numbers else None
+
+    return inline
+
+
+def _inline_date(before: bool) -> Inline:
+    # "Strictly before any clause instant" is "before the latest" (and after:
+    # the earliest), on epoch milliseconds; strings go to the generic test.
+    def inline(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
         instants = [t for t in map(parse_instant, values) if t is not None]
         if not instants:
             return None
-        if op == "before":
-            return ("lessThan", max(instants))
-        return ("greaterThan", min(instants))
-    form = _SEMVER_FORMS.get(op)
-    if form is not None:
+        return (max(instants) if before else min(instants),)
+
+    return inline
+
+
+def _inline_semver(reduce: Callable[[list[SemVerKey]], object]) -> Inline:
+    def inline(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
         keys = [_key_of(s) for s in map(_semver_of, values) if s is not None]
-        if not keys:
-            return None
-        if form == "semver=":
-            return (form, frozenset(keys))
-        return (form, max(keys) if form == "semver<" else min(keys))
-    return None
+        return (reduce(keys),) if keys else None
+
+    return inline
+
+
+Inline: TypeAlias = "Callable[[Sequence[JSONValue]], tuple[object, ...] | None]"
+_STR: Final = "type(v) is str"
+_NUMBER: Final = "(type(v) is int or type(v) is float)"
+
+
+class Operator(NamedTuple):
+    """One LaunchDarkly clause operator (evaluation.md §6.2), in one place.
+
+    ``test(values)`` compiles the generic predicate over one context value,
+    which decides every value. ``inline(values)`` gives the operands of the
+    inline form (or ``None``: the generated code calls the test instead);
+    the inline form is ``template`` on a value ``v`` for which ``guard``
+    holds (both formatted with the operands' names as ``{0}``, ``{1}``...),
+    and the generated code asks the test about any other value. The code
+    generator (aioflags/_codegen.py) writes them; tests hold the inline form
+    to the test, value by value.
+    """
+
+    name: str
+    test: Callable[[Sequence[JSONValue]], Test]
+    inline: Inline | None = None
+    guard: str = ""
+    template: str = ""
+
+
+#: Every operator, by its name in flag JSON. ``segmentMatch`` is not an
+#: operator on a value: aioflags/_model.py compiles it on its own. An unknown
+#: operator matches nothing.
+OPERATORS: Final[dict[str, Operator]] = {
+    op.name: op
+    for op in (
+        Operator(
+            "in",
+            _compile_in,
+            lambda values: (frozenset(_strings(values)),),
+            _STR,
+            "v in {0}",
+        ),
+        Operator(
+            "startsWith",
+            lambda values: _compile_strings(
+                values, lambda strs: lambda v: type(v) is str and v.startswith(strs)
+            ),
+            lambda values: (_strings(values),),
+            _STR,
+            "v.startswith({0})",
+        ),
+        Operator(
+            "endsWith",
+            lambda values: _compile_strings(
+                values, lambda strs: lambda v: type(v) is str and v.endswith(strs)
+            ),
+            lambda values: (_strings(values),),
+            _STR,
+            "v.endswith({0})",
+        ),
+        Operator(
+            "contains",
+            lambda values: _compile_strings(values, _compile_contains),
+            _inline_contains,
+            _STR,
+            "{0} in v",
+        ),
+        Operator(
+            # A string within the matcher's fast limit is answered by its
+            # Python ``search`` inline, as the matcher itself would; a longer
+            # one goes to the test, which is the matcher.
+            "matches",
+            lambda values: _compile_strings(values, _compile_matches),
+            _inline_matches,
+            f"{_STR} and len(v) <= {{1}}",
+            "{0}(v) is not None",
+        ),
+        *(
+            Operator(
+                op,
+                lambda values, op=op: _compile_numeric(values, op),  # type: ignore[misc]
+                _inline_numeric(op),
+                _NUMBER,
+                f"float(v) {symbol} {{0}}",
+            )
+            for op, symbol in (
+                ("lessThan", "<"),
+                ("lessThanOrEqual", "<="),
+                ("greaterThan", ">"),
+                ("greaterThanOrEqual", ">="),
+            )
+        ),
+        Operator(
+            "before",
+            lambda values: _compile_dates(values, before=True),
+            _inline_date(before=True),
+            _NUMBER,
+            "float(v) < {0}",
+        ),
+        Operator(
+            "after",
+            lambda values: _compile_dates(values, before=False),
+            _inline_date(before=False),
+            _NUMBER,
+            "float(v) > {0}",
+        ),
+        Operator(
+            "semVerEqual",
+            lambda values: _compile_semver(values, 0),
+            _inline_semver(frozenset),
+            _STR,
+            "_semver(v) in {0}",
+        ),
+        Operator(
+            "semVerLessThan",
+            lambda values: _compile_semver(values, -1),
+            _inline_semver(max),
+            _STR,
+            "(k := _semver(v)) is not None and k < {0}",
+        ),
+        Operator(
+            "semVerGreaterThan",
+            lambda values: _compile_semver(values, 1),
+            _inline_semver(min),
+            _STR,
+            "(k := _semver(v)) is not None and k > {0}",
+        ),
+    )
+}
+
+
+def compile_test(op: str, values: Sequence[JSONValue]) -> Test:
+    """The predicate for ``op`` over the clause ``values`` (never raises)."""
+    operator = OPERATORS.get(op)
+    return _never if operator is None else operator.test(values)

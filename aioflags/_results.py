@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, final
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
 
-__all__ = ["EvaluationDetail", "FlagsState", "Reason"]
+__all__ = ["EvaluationDetail", "FlagsState", "Reason", "Result", "ResultCache"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,49 @@ class Reason(dict):  # type: ignore[type-arg]
 
     def __reduce__(self) -> tuple[type[Reason], tuple[dict[str, JSONValue]]]:
         return (Reason, (dict(self),))
+
+
+class ResultCache:
+    """What is built from one flag's precompiled result on first use, then shared.
+
+    ``detail`` is the ``EvaluationDetail`` (for a result that serves a
+    variation); ``flags_state`` holds the result's ``$flagsState`` entries
+    for all-flags state, one per combination of options, at
+    :func:`flags_state_slot`.
+    """
+
+    __slots__ = ("detail", "flags_state")
+
+    def __init__(self) -> None:
+        self.detail: EvaluationDetail[JSONValue] | None = None
+        self.flags_state: list[JSONObject | None] = [None, None, None, None]
+
+
+def flags_state_slot(with_reasons: bool, omit_details: bool) -> int:
+    """Where in ``ResultCache.flags_state`` the entry for these options is kept."""
+    return with_reasons << 1 | omit_details
+
+
+class Result(NamedTuple):
+    """The outcome of evaluating one flag, mostly precomputed at compile time.
+
+    The reason dict is shared: copy it before handing it to application code.
+    Hot code may index it (``result[1]`` is ``result.variation_index``).
+    """
+
+    #: the variation's value (``None`` when no variation is served)
+    value: JSONValue
+    #: the served variation's index, ``None`` when the default is returned
+    variation_index: int | None
+    reason: Reason
+    #: whether the result counts as an experiment for all-flags state
+    #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
+    #: flag with ``trackEventsFallthrough``): known when the flag is compiled
+    experiment: bool
+    #: for a result that belongs to one flag: what is built from it on first
+    #: use; ``None`` for results shared between flags or built for one
+    #: evaluation
+    cache: ResultCache | None
 
 
 @final

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
 
 from ._clock import wall_ms
 from ._evaluate import (
     ERROR_RESULTS,
     Matcher,
-    Memo,
     Recorded,
     evaluate,
-    evaluate_one,
+    prerequisites_reached,
     typed_check,
 )
-from ._model import DETAIL
-from ._results import EvaluationDetail, FlagsState
+from ._results import EvaluationDetail, FlagsState, Result, flags_state_slot
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from ._analytics._recorder import Recorder
     from ._context import Context
     from ._json import JSONObject, JSONValue
-    from ._model import CompiledFlag, CompiledSegment, Result
+    from ._model import CompiledFlag, CompiledSegment
     from ._stores._bigsegments import BigSegments
 
 __all__ = ["FlagSnapshot"]
@@ -61,6 +59,12 @@ _NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
 _NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
 _WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
+#: all-flags state's plan: the constant flags' values and entries, in flag
+#: order with placeholders for the others, and the others to evaluate
+_Plan: TypeAlias = (
+    "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag], ...]]"
+)
 
 
 def _meta_entry(
@@ -68,7 +72,7 @@ def _meta_entry(
     result: Result,
     with_reasons: bool,
     omit: bool,
-    prerequisites: list[str],
+    prerequisites: list[str] | tuple[str, ...],
 ) -> JSONObject:
     """A flag's ``$flagsState`` entry (evaluation.md §11)."""
     _, index, reason, experiment, _ = result
@@ -100,12 +104,12 @@ def _detail(result: Result, default: Any) -> EvaluationDetail[Any]:
         return EvaluationDetail(
             value=result[0], variation_index=index, reason=result[2]
         )
-    detail = cache[DETAIL]
+    detail = cache.detail
     if detail is None:
-        detail = cache[DETAIL] = EvaluationDetail(
+        detail = cache.detail = EvaluationDetail(
             value=result[0], variation_index=index, reason=result[2]
         )
-    return detail  # type: ignore[no-any-return]
+    return detail
 
 
 @final
@@ -145,7 +149,7 @@ class FlagSnapshot:
         self._initialized = initialized
         # Big segments: where unbounded segments' memberships come from.
         self._matcher = Matcher(self._flags, self._segments, big_segments)
-        self._all_flags_plan: tuple[tuple[str, CompiledFlag, bool], ...] | None = None
+        self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
 
@@ -191,18 +195,14 @@ class FlagSnapshot:
                 return _NO_CONTEXT
         except AttributeError:  # not a Context: never raise, say so once
             return _not_a_context(context, _NO_CONTEXT)
-        flag = self._flags.get(key)
-        if flag is None:
+        try:
+            flag = self._flags[key]
+        except KeyError:
             return _NOT_FOUND
         result = flag.constant  # a deleted flag's is FLAG_NOT_FOUND
-        if result is not None:
-            return result
-        if not flag.prerequisites:
-            try:
-                return flag.run(context, self._matcher)
-            except Exception:  # noqa: BLE001
-                pass  # as in variation(): the careful path does it again
-        return evaluate_one(self._matcher, flag, context)
+        if result is None:
+            return evaluate(self._matcher, flag, context)
+        return result
 
     def _recorded(
         self,
@@ -218,7 +218,10 @@ class FlagSnapshot:
         The path of every evaluation while analytics events are on: the
         prerequisites' evaluations are recorded too, before the flag's own.
         """
-        flag = self._flags.get(key)  # a snapshot that is not ready holds none
+        try:
+            flag: CompiledFlag | None = self._flags[key]
+        except KeyError:  # a snapshot that is not ready holds none
+            flag = None
         try:
             if context is None or context._error is not None:
                 return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
@@ -234,14 +237,11 @@ class FlagSnapshot:
         if result is None:
             if flag.prerequisites:
                 recorded: Recorded = []
-                result = evaluate_one(self._matcher, flag, context, recorded)
+                result = evaluate(self._matcher, flag, context, recorded)
                 for pflag, presult, parent in recorded:
                     events.evaluation(pflag, context, presult, None, detail, parent)
             else:
-                try:
-                    result = flag.run(context, self._matcher)
-                except Exception:  # noqa: BLE001
-                    result = evaluate_one(self._matcher, flag, context)
+                result = evaluate(self._matcher, flag, context)
         if (
             kind is not None
             and result[1] is not None
@@ -253,7 +253,7 @@ class FlagSnapshot:
             if not ok:
                 result = _WRONG_TYPE
             elif value is not result[0]:
-                result = (value, result[1], result[2], result[3], None)
+                result = result._replace(value=value, cache=None)
         events.evaluation(flag, context, result, default, detail)
         return result
 
@@ -266,7 +266,10 @@ class FlagSnapshot:
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
         # variation.
-        flag = self._flags.get(key)
+        try:
+            flag: CompiledFlag | None = self._flags[key]
+        except KeyError:
+            flag = None
         try:
             if flag is None or context is None or context._error is not None:
                 if self._events is not None:  # analytics events: the careful path
@@ -276,20 +279,13 @@ class FlagSnapshot:
             return _not_a_context(context, default)
         result = flag.constant
         if result is None:
-            if flag.prerequisites:
-                if self._events is not None:  # prerequisites are recorded too
-                    result = self._recorded(
-                        self._events, key, context, default, None, False
-                    )
-                    return default if result[1] is None else result[0]
-                result = evaluate_one(self._matcher, flag, context)
-            else:
-                try:
-                    result = flag.run(context, self._matcher)
-                except Exception:  # noqa: BLE001
-                    # Evaluation is pure: the careful path does it again, and
-                    # logs it, or starts again with a state where one is needed.
-                    result = evaluate_one(self._matcher, flag, context)
+            if flag.prerequisites and self._events is not None:
+                # Analytics events record the prerequisites' evaluations too.
+                result = self._recorded(
+                    self._events, key, context, default, None, False
+                )
+                return default if result[1] is None else result[0]
+            result = evaluate(self._matcher, flag, context)
         events = self._events
         if events is not None:
             # Analytics events: Recorder.evaluation()'s common case inlined
@@ -321,9 +317,9 @@ class FlagSnapshot:
             result = self._result(key, context)
         cache = result[4]
         if cache is not None and result[1] is not None:
-            detail = cache[DETAIL]
+            detail = cache.detail
             if detail is not None:
-                return detail  # type: ignore[no-any-return]
+                return detail
         return _detail(result, default)
 
     # ----------------------------------------------------------------- typed
@@ -338,7 +334,7 @@ class FlagSnapshot:
             return _WRONG_TYPE
         if value is result[0]:
             return result
-        return (value, result[1], result[2], result[3], None)  # int <-> float
+        return result._replace(value=value, cache=None)  # int <-> float
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
@@ -441,76 +437,78 @@ class FlagSnapshot:
                 return FlagsState(valid=False, values={}, meta={})
         except AttributeError:  # not a Context: never raise, say so once
             return _not_a_context(context, FlagsState(valid=False, values={}, meta={}))
-        now_ms = wall_ms()
-        values: JSONObject = {}
-        meta: dict[str, JSONObject] = {}
-        memo: Memo = {}  # each flag is evaluated once, even when it is a prerequisite
-        matcher = self._matcher
-        reasons = with_reasons << 1
-        plan = self._all_flags_plan
+        plans = self._all_flags_plan
+        if plans is None:
+            plans = self._all_flags_plan = {}
+        options = (with_reasons, client_side_only, details_only_for_tracked_flags)
+        plan = plans.get(options)
         if plan is None:
-            plan = self._all_flags_plan = self._plan()
-        for key, flag, is_prerequisite in plan:
-            if client_side_only and not flag.client_side:
-                continue
-            st = None
+            plan = plans[options] = self._plan(*options)
+        values, meta, dynamic = plan
+        values = dict(values)  # constant flags filled in, the others in order
+        meta = dict(meta)
+        now_ms = wall_ms()
+        matcher = self._matcher
+        slot = flags_state_slot(with_reasons, False)  # | omit, per flag
+        for key, flag in dynamic:
             result = flag.constant
             if result is None:
-                if flag.prerequisites:
-                    result, st = evaluate(matcher, flag, context, memo)
-                else:
-                    try:
-                        result = flag.run(context, matcher)
-                    except Exception:  # noqa: BLE001
-                        # As in variation(): the careful path does it again.
-                        result, st = evaluate(matcher, flag, context, memo)
-                    else:
-                        if is_prerequisite:
-                            memo[key] = result
-            elif is_prerequisite:
-                memo[key] = result
+                result = evaluate(matcher, flag, context)
             values[key] = result[0]
+            debug = flag.debug_events_until_date
             omit = details_only_for_tracked_flags and not (
-                flag.track_events
-                or result[3]
-                or (
-                    flag.debug_events_until_date is not None
-                    and flag.debug_events_until_date > now_ms
-                )
+                flag.track_events or result[3] or (debug is not None and debug > now_ms)
             )
-            metas = result[4]
-            reached = st.prerequisites or [] if st is not None else []
-            if metas is None:
-                # Shared between flags, or built for this evaluation: so is its entry.
-                entry = _meta_entry(flag, result, with_reasons, omit, reached)
-            else:
-                # A function of this flag's precompiled result and the options
-                # (even the prerequisites reached: all of them, or up to the one
-                # whose own result this is), so built once per flag version.
-                cached = metas[reasons | omit]
-                if cached is None:
-                    cached = metas[reasons | omit] = _meta_entry(
-                        flag, result, with_reasons, omit, reached
-                    )
-                entry = cached
+            # A function of this flag's precompiled result and the options
+            # (even the prerequisites reached), so built once per flag version
+            # and kept in the result; a result shared between flags or built
+            # for this evaluation has no cache: so is its entry.
+            cache = result[4]
+            entry = None if cache is None else cache.flags_state[slot | omit]
+            if entry is None:
+                entry = _meta_entry(
+                    flag,
+                    result,
+                    with_reasons,
+                    omit,
+                    prerequisites_reached(matcher, flag, context, result),
+                )
+                if cache is not None:
+                    cache.flags_state[slot | omit] = entry
             meta[key] = entry
         return FlagsState(valid=True, values=values, meta=meta)
 
-    def _plan(self) -> tuple[tuple[str, CompiledFlag, bool], ...]:
-        """The live flags in order, each with whether another flag requires it.
+    def _plan(
+        self, with_reasons: bool, client_side_only: bool, details_only: bool
+    ) -> _Plan:
+        """What ``all_flags_state`` with these options can know before a context.
 
-        Built once per snapshot, on its first all-flags pass: only the outcomes
-        of flags that are prerequisites need to be remembered during a pass.
+        Built once per snapshot and options: the values and ``$flagsState``
+        entries of the flags whose result is constant (off, or a fixed
+        fallthrough, ~a quarter of a typical environment), in flag order with
+        placeholders for the others, and the others to evaluate.
         """
-        flags = self._flags
-        required = {
-            k for f in flags.values() if not f.deleted for k in f.prerequisite_keys
-        }
-        return tuple(
-            (key, flag, key in required)
-            for key, flag in flags.items()
-            if not flag.deleted
-        )
+        values: JSONObject = {}
+        meta: dict[str, JSONObject] = {}
+        dynamic: list[tuple[str, CompiledFlag]] = []
+        for key, flag in self._flags.items():
+            if flag.deleted or (client_side_only and not flag.client_side):
+                continue
+            result = flag.constant
+            if result is None or (
+                # whether details are omitted depends on the time
+                details_only
+                and flag.debug_events_until_date is not None
+                and not (flag.track_events or result[3])
+            ):
+                values[key] = None
+                meta[key] = _EMPTY_ENTRY
+                dynamic.append((key, flag))
+                continue
+            omit = details_only and not (flag.track_events or result[3])
+            values[key] = result[0]
+            meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
+        return values, meta, tuple(dynamic)
 
     def __repr__(self) -> str:
         return (

@@ -12,11 +12,15 @@ between runs:
 - *interleaved*: the implementations take turns per context, so a burst of
   load elsewhere hits both alike; the ratio is of the summed times;
 - *instructions*: CPU instructions per ``await variation`` counted by
-  valgrind's callgrind (deterministic: the same count on every run, whatever
-  the machine is doing), as the difference between a run that evaluates
-  every flag for five contexts and one that does so for ten: the five added
-  contexts are new objects, evaluated once each, as a request's are, and
-  set-up cancels out. Skipped with a message when valgrind is not installed.
+  valgrind's callgrind (steady: within ~1% whatever the machine is doing),
+  as the difference between a run that evaluates every flag for five
+  contexts and one that does so for more (100 more for aioflags, 25 for
+  LaunchDarkly's slower SDK): the added contexts are new objects, evaluated
+  once each, as a request's are, and set-up cancels out. Set-up is ~2
+  billion instructions and not exactly the same in two processes, so the
+  added work must be large against it: with only five added contexts,
+  aioflags' 12 million instructions of evaluation moved by a third between
+  runs. Skipped with a message when valgrind is not installed.
   The same count with zero, one and three no-op hooks (``aioflags.Hook()``)
   gives the cost of the hook series (``--hooks`` prints only that table).
 
@@ -245,20 +249,30 @@ async def interleaved(
 
 # ------------------------------------------------------------ instructions
 CALLGRIND_CONTEXTS = 5
+#: contexts added to the second run, per SDK: enough work to dwarf set-up's
+#: variation between processes (~100 million instructions for each SDK)
+CALLGRIND_ADDED: dict[str, int] = {"aioflags": 100, "ld": 25}
 
 
 async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
     """The measured process: set up, then every flag once for each context."""
     data = make_corpus(n_flags)
     keys = list(data["flags"])
-    raw_contexts = contexts(n_contexts)  # the first five are the same for 5 and 10
+    raw_contexts = contexts(n_contexts)  # the first five are the same in each run
     if which == "aioflags" or which.startswith("hooks-"):
         count = int(which.removeprefix("hooks-")) if which != "aioflags" else 0
         hooks = [aioflags.Hook() for _ in range(count)]
+        # Under valgrind everything runs ~50x slower: compiling the corpus
+        # takes longer than the default ready_timeout, and a client that is
+        # not ready yet answers CLIENT_NOT_READY (which is what an earlier
+        # version of this script measured, 2,431 instructions).
         client = aioflags.Client(
-            aioflags.Config(data_system=in_memory_system(data), hooks=hooks)
+            aioflags.Config(
+                data_system=in_memory_system(data), hooks=hooks, ready_timeout=3600
+            )
         )
         async with client:
+            assert client.snapshot().initialized, "measure a ready client"
             for raw in raw_contexts:
                 c = aioflags.Context.from_dict(raw)
                 for key in keys:
@@ -267,6 +281,7 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
     import ldclient
 
     ld = await ld_async_client(data)
+    assert await ld.is_initialized(), "measure a ready client"
     for raw in raw_contexts:
         ld_c = ldclient.Context.from_dict(raw)
         for key in keys:
@@ -308,16 +323,17 @@ def instructions(n_flags: int) -> tuple[str, float | None]:
             "(apt-get install valgrind)",
             None,
         )
-    evaluations = n_flags * CALLGRIND_CONTEXTS
     per: dict[str, float] = {}
     for which in ("aioflags", "ld"):
-        five = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
-        ten = _instructions(which, n_flags, 2 * CALLGRIND_CONTEXTS)
-        per[which] = (ten - five) / evaluations
+        added = CALLGRIND_ADDED[which]
+        base = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
+        more = _instructions(which, n_flags, CALLGRIND_CONTEXTS + added)
+        per[which] = (more - base) / (n_flags * added)
     ratio = per["ld"] / per["aioflags"]
     return (
         f"\ninstructions per await variation (callgrind, {n_flags} flags x "
-        f"{CALLGRIND_CONTEXTS} added contexts)\n"
+        f"{CALLGRIND_ADDED['aioflags']} (aioflags) or {CALLGRIND_ADDED['ld']} "
+        "(LaunchDarkly) added contexts)\n"
         f"  aioflags Client              {per['aioflags']:>10,.0f}\n"
         f"  LaunchDarkly AsyncLDClient   {per['ld']:>10,.0f}   ratio {ratio:.1f}x",
         ratio,
@@ -331,17 +347,17 @@ def hook_instructions(n_flags: int, zero: float | None = None) -> str:
     """Instructions per ``await variation`` with zero, one and three no-op hooks."""
     if shutil.which("valgrind") is None:
         return "\nhook instructions: skipped, valgrind is not installed"
-    evaluations = n_flags * CALLGRIND_CONTEXTS
+    added = CALLGRIND_ADDED["aioflags"]
 
     def per(which: str) -> float:
-        five = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
-        ten = _instructions(which, n_flags, 2 * CALLGRIND_CONTEXTS)
-        return (ten - five) / evaluations
+        base = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
+        more = _instructions(which, n_flags, CALLGRIND_CONTEXTS + added)
+        return (more - base) / (n_flags * added)
 
     base = per("aioflags") if zero is None else zero
     lines = [
         f"\ninstructions per await variation with no-op hooks (callgrind, "
-        f"{n_flags} flags x {CALLGRIND_CONTEXTS} added contexts)",
+        f"{n_flags} flags x {added} added contexts)",
         f"  no hooks                     {base:>10,.0f}",
     ]
     for count in HOOK_COUNTS:
@@ -390,14 +406,20 @@ def main() -> None:
         interleaved(args.flags, max(1, args.contexts // 4), args.repeat)
     )
     print(text, flush=True)
+    instruction_ratio: float | None = None
     if args.smoke or args.no_callgrind:
         print("\ninstructions: skipped (--smoke or --no-callgrind)")
     else:
-        print(instructions(args.flags)[0], flush=True)
+        text, instruction_ratio = instructions(args.flags)
+        print(text, flush=True)
         print(hook_instructions(args.flags), flush=True)
+    # Side by side: the steady count, and the wall clock on this machine.
     print(
-        "\nworse of block and interleaved (see the tables above): interleaved "
+        "\nratios vs AsyncLDClient: instructions per await variation "
+        + (f"{instruction_ratio:.1f}x" if instruction_ratio else "(not measured)")
+        + "; interleaved wall clock "
         + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())
+        + " (block runs above are less stable: report the worse)"
     )
 
 

@@ -250,33 +250,67 @@ def test_inline_forms_agree_with_the_generic_test(
 
 
 @pytest.mark.parametrize(
-    ("op", "values", "how"),
+    ("op", "values", "inline"),
     [
-        ("in", ["a"], "in"),
-        ("startsWith", ["a"], "startswith"),
-        ("endsWith", ["a"], "endswith"),
-        ("contains", ["a"], "contains"),
-        ("contains", ["a", "b"], None),
-        ("matches", ["^a"], "search"),
-        ("matches", ["["], None),
-        ("lessThan", [1, 2], "lessThan"),
-        ("before", ["1970-01-01T00:00:01Z"], "lessThan"),
-        ("after", [5], "greaterThan"),
-        ("after", ["bad"], None),
-        ("semVerEqual", ["2.1"], "semver="),
-        ("semVerLessThan", ["2.1"], "semver<"),
-        ("semVerGreaterThan", ["2.1"], "semver>"),
-        ("semVerGreaterThan", ["no"], None),
-        ("segmentMatch", ["s"], "segment"),
+        ("in", ["a"], True),
+        ("startsWith", ["a"], True),
+        ("endsWith", ["a"], True),
+        ("contains", ["a"], True),
+        ("contains", ["a", "b"], False),
+        ("matches", ["^a"], True),
+        ("matches", ["["], False),
+        ("lessThan", [1, 2], True),
+        ("before", ["1970-01-01T00:00:01Z"], True),
+        ("after", [5], True),
+        ("after", ["bad"], False),
+        ("semVerEqual", ["2.1"], True),
+        ("semVerLessThan", ["2.1"], True),
+        ("semVerGreaterThan", ["2.1"], True),
+        ("semVerGreaterThan", ["no"], False),
+        ("segmentMatch", ["s"], True),
+        ("unknown", ["s"], False),
     ],
 )
 def test_inline_forms_cover_the_common_operators(
-    op: str, values: list[Any], how: str | None
+    op: str, values: list[Any], inline: bool
 ) -> None:
     spec = _compile_clause({"attribute": "v", "op": op, "values": values})
-    assert (spec.how if isinstance(spec, InlineClause) else None) == how
+    assert isinstance(spec, InlineClause) == inline
+    assert not isinstance(spec, InlineClause) or spec.op == op
     path = _compile_clause({"attribute": "/v/w", "contextKind": "user", "op": op})
     assert not isinstance(path, InlineClause) or op == "segmentMatch"
+
+
+def test_every_operator_is_one_record_with_an_inline_form() -> None:
+    from aioflags._operators import OPERATORS
+
+    assert set(OPERATORS) == {
+        "in", "startsWith", "endsWith", "contains", "matches", "lessThan",
+        "lessThanOrEqual", "greaterThan", "greaterThanOrEqual", "before", "after",
+        "semVerEqual", "semVerLessThan", "semVerGreaterThan",
+    }  # fmt: skip
+    for name, operator in OPERATORS.items():
+        assert operator.name == name
+        assert operator.inline is not None and operator.template and operator.guard
+
+
+def test_generated_code_shows_in_tracebacks() -> None:
+    import traceback
+
+    class Failing:
+        def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
+            raise ZeroDivisionError
+
+    segment_rule = {
+        "variation": 0,
+        "clauses": [{"attribute": "", "op": "segmentMatch", "values": ["s"]}],
+    }
+    flag = compile_flag("f", _flag("f", rules=[segment_rule]))
+    with pytest.raises(ZeroDivisionError) as info:
+        flag.run(Context.create("ann"), Failing())
+    text = "".join(traceback.format_exception(info.value))
+    assert "<aioflags generated run" in text
+    assert "if (st.match_segments(_0, ctx) != False):" in text
 
 
 VERSIONS = [
@@ -389,7 +423,7 @@ def test_variation_comes_back_to_the_careful_path(
     assert snap.variation("big", ann, "default") == "on"
 
 
-def test_all_flags_state_remembers_failed_prerequisites(
+def test_all_flags_state_reports_failed_prerequisites(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = _snapshot(
@@ -423,14 +457,48 @@ def test_all_flags_state_remembers_failed_prerequisites(
     assert reasons["on-broken"]["errorKind"] == "MALFORMED_FLAG"
     assert reasons["failing"]["errorKind"] == "EXCEPTION"
     assert reasons["on-failing"]["errorKind"] == "EXCEPTION"
-    assert "failed unexpectedly" in caplog.text
+    assert "Unexpected error evaluating flag 'on-failing'" in caplog.text
 
 
-def test_the_shared_matcher_hands_prerequisites_to_a_state() -> None:
+def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
     from aioflags._evaluate import _NeedState
 
+    flags = {
+        "base": compile_flag("base", _flag("base")),
+        "middle": compile_flag(
+            "middle", _flag("middle", prerequisites=[{"key": "base", "variation": 1}])
+        ),
+    }
+    prerequisites = compile_flag(
+        "top", _flag("top", prerequisites=[{"key": "middle", "variation": 1}])
+    ).prerequisites
+    ann = Context.create("ann")
+    # A prerequisite without prerequisites of its own needs no state...
+    assert (
+        Matcher(flags, {}).prerequisites_failed(flags["middle"].prerequisites, ann)
+        is None
+    )
+    # ... one with its own goes to the careful path (cycles are found there).
     with pytest.raises(_NeedState):
-        Matcher({}, {}).prerequisites_failed((), Context.create("ann"))
+        Matcher(flags, {}).prerequisites_failed(prerequisites, ann)
+
+
+def test_a_prerequisite_cycle_is_found_on_the_careful_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snap = _snapshot(
+        {
+            "a": _flag("a", prerequisites=[{"key": "b", "variation": 1}]),
+            "b": _flag("b", prerequisites=[{"key": "a", "variation": 1}]),
+            "self": _flag("self", prerequisites=[{"key": "self", "variation": 1}]),
+            "on-a": _flag("on-a", prerequisites=[{"key": "a", "variation": 1}]),
+        }
+    )
+    ann = Context.create("ann")
+    for key in ("a", "b", "self", "on-a"):
+        detail = snap.variation_detail(key, ann, "default")
+        assert detail.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}, key
+    assert "prerequisite cycle" in caplog.text
 
 
 def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.reference import Generator, compare
 
-CASES = 150
+CASES = 240
 
 
 @pytest.mark.differential
