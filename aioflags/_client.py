@@ -203,6 +203,9 @@ class _WarningStore:
         client._warn_misuse()
         return client._store.snapshot
 
+    async def warm(self) -> FlagSnapshot:
+        return self.snapshot  # empty: nothing to compile
+
 
 @final
 class Client:
@@ -926,6 +929,8 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
+        # Every flag is evaluated: compile the cold ones first, in slices.
+        await self._store.warm()
         gate = self._store.gate
         if gate is not None:  # a store read, big-segment memberships: awaited
             return await gate.evaluate(

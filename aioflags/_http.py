@@ -31,6 +31,13 @@ def base_headers(config: Config, instance_id: str) -> dict[str, str]:
     return headers
 
 
+def _environment_proxies() -> bool:
+    """Whether the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...)."""
+    import urllib.request  # only here: it is slow to import
+
+    return bool(urllib.request.getproxies())
+
+
 def make_http_client(config: Config, instance_id: str) -> httpx.AsyncClient:
     """A pooled client with explicit timeouts, TLS and proxy from the config."""
     verify: bool | ssl.SSLContext
@@ -42,7 +49,11 @@ def make_http_client(config: Config, instance_id: str) -> httpx.AsyncClient:
     # request only: http:// URIs (a relay, a test server) never pay for it.
     from ._transport import LazyTLSTransport
 
-    transport = None if config.proxy else LazyTLSTransport(verify)
+    # httpx reads proxies from the environment (HTTPS_PROXY, ...) only when
+    # no transport is given: a proxy named there keeps httpx's own transport.
+    transport = (
+        None if config.proxy or _environment_proxies() else LazyTLSTransport(verify)
+    )
     return httpx.AsyncClient(
         transport=transport,
         headers=base_headers(config, instance_id),

@@ -9,8 +9,9 @@ changed flag or segment through prerequisites or ``segmentMatch`` clauses
 
 A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
 evaluation; :meth:`Store.maintain` compiles the rest in the background after
-the swap, in slices, so that an ``all_flags_state`` on a fresh snapshot does
-not compile 10,000 flags in one go. A delta does not copy the snapshot: the
+the swap, in slices, and the async client's ``all_flags_state`` awaits
+:meth:`Store.warm` (the same, in slices, for what the background pass has not
+reached yet), so that it never compiles 10,000 flags in one go. A delta does not copy the snapshot: the
 new one reads a small overlay over the previous data (:class:`Layered`),
 which the maintenance task merges into one plain dict soon after (or the
 delta itself, when the overlay has grown past an eighth of the data).
@@ -164,6 +165,7 @@ class Store:
         "_selector",
         "_uses",
         "_wake",
+        "_warm",
         "big_segments",
         "environment_id",
         "events",
@@ -192,6 +194,7 @@ class Store:
         self.freeze_gc = False
         self._wake: anyio.Event | None = None
         self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
+        self._warm: Mapping[str, CompiledFlag] | None = None  # last fully compiled
         #: Where every snapshot's unbounded segments get their memberships
         #: (None: big segments are not configured).
         self.big_segments: BigSegments | None = None
@@ -455,6 +458,30 @@ class Store:
         return frozenset(key for kind, key in seen if kind is _FLAG)
 
     # ---------------------------------------------------------- maintenance
+    async def warm(self) -> FlagSnapshot:
+        """The current snapshot with every flag compiled, compiling in slices.
+
+        What ``all_flags_state`` awaits first: right after a full transfer
+        the background pass may not have reached every flag yet, and
+        evaluating them all would otherwise compile the rest in one step on
+        the event loop. Costs nothing once the snapshot's flags are warm.
+        """
+        while True:
+            snapshot = self.snapshot
+            flags = snapshot._flags
+            if flags is self._warm or not snapshot.initialized:
+                return snapshot
+            pacer = Pacer(freeze_gc=False)
+            for flag in list(flags.values()):
+                if is_cold(flag):
+                    warm(flag)
+                    if pacer.due():
+                        await pacer.pause()
+            if self.snapshot._flags is flags:
+                self._warm = flags
+                return self.snapshot
+            # replaced meanwhile: warm the new one (its flags are mostly the same)
+
     async def maintain(self) -> None:
         """The store's background task: merge overlays, compile cold flags.
 
@@ -494,6 +521,7 @@ class Store:
                         return True  # replaced: start again on the new one
         if self.snapshot._flags is not flags:
             return True
+        self._warm = flags
         if freeze and self._frozen is not flags:
             self._frozen = flags
             gc.freeze()

@@ -655,3 +655,33 @@ async def test_hooks_run_once_per_evaluation_that_fetches_memberships(
             assert await client.bool_variation("f", Context.create("in"), False)
             assert await calls(raw, "smembers") > before
             assert stages == [("before", "f", None), ("after", "f", True)]
+
+
+class NeverConnects(SlowStore):
+    """A store of the application's own whose connect() never returns."""
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[SlowStore]:
+        await anyio.sleep_forever()
+        yield self  # pragma: no cover - never reached
+
+
+@pytest.mark.asyncio
+async def test_a_store_that_never_connects_answers_store_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aioflags._stores._bigsegments as bigsegments
+    from aioflags.testing import FlagData
+
+    monkeypatch.setattr(bigsegments, "QUERY_BOUND", 0.05)  # the bound, shortened
+    config = Config(
+        data_system=FlagData().data_system(),
+        big_segments=BigSegmentsConfig(store=NeverConnects()),
+        send_events=False,
+    )
+    async with Client(config) as client:
+        await client._store.apply(_change_set([flag()], [segment()]))
+        with anyio.fail_after(5):  # the evaluation must not hang
+            detail = await client.bool_variation_detail("f", Context.create("u"), False)
+        assert detail.value is False
+        assert detail.reason["bigSegmentsStatus"] == "STORE_ERROR"

@@ -21,6 +21,7 @@ from aioflags import (
     Change,
     ChangeKind,
     ChangeSet,
+    Client,
     Config,
     Context,
     EvaluationSeriesContext,
@@ -488,3 +489,49 @@ async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
     assert type(store.snapshot._flags) is dict
     assert store.snapshot.variation("f1", USER, "x") == "b"
     assert calls == ["f1"]
+
+
+@pytest.mark.asyncio
+async def test_a_proxy_named_in_the_environment_is_still_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # httpx reads HTTP(S)_PROXY only when it builds its own transport: the
+    # lazy-TLS transport must step aside, or the proxy would be bypassed.
+    async with (
+        FlagServer({"a": flag("a")}) as origin,
+        FlagServer({"a": flag("a")}) as proxy,
+    ):
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        config = Config("sdk-key", base_uri=origin.url, send_events=False)
+        async with make_http_client(config, "instance") as http:
+            response = await http.get(f"{origin.url}/sdk/latest-all")
+        assert response.status_code == 200
+        assert proxy.requests_to("/sdk/latest-all") and not origin.requests
+
+
+@pytest.mark.asyncio
+async def test_all_flags_state_compiles_cold_flags_in_slices_first(
+    checkpoints: list[int],
+) -> None:
+    # Right after a full transfer every flag is cold; all_flags_state evaluates
+    # them all, so the client compiles them in slices before (never in one
+    # step on the loop), and only once per snapshot.
+    from aioflags.testing import FlagData
+
+    n = 6 * MAX_OBJECTS
+    flags = {f"f{i}": flag(f"f{i}") for i in range(n)}
+    config = Config(data_system=FlagData().data_system(), send_events=False)
+    async with Client(config) as c:
+        await c._store.apply(await parse_fdv2_poll_text(poll_body(flags)))
+        assert all(is_cold(f) for f in c._store.snapshot._flags.values())
+        checkpoints.clear()
+        state = await c.all_flags_state(USER)
+        assert state.valid and state.get_flag_value(f"f{n - 1}") == "a"
+        # (the background pass may compile some of them meanwhile: both pace)
+        assert len(checkpoints) >= n // MAX_OBJECTS - 2
+        assert not any(is_cold(f) for f in c._store.snapshot._flags.values())
+        checkpoints.clear()
+        await c.all_flags_state(USER)
+        assert checkpoints == []  # warm already: nothing to do

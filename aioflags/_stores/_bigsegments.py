@@ -407,7 +407,12 @@ class BigSegments:
     # -------------------------------------------------------------- fetches
     async def fetch(self, key: str) -> _Answer:
         """``key``'s membership: cached, or queried (one query per key at a time)."""
-        await self._started.wait()
+        # Bounded: a store whose connect() never returns must not hang the
+        # caller's evaluation (it answers STORE_ERROR instead).
+        with anyio.move_on_after(QUERY_BOUND):
+            await self._started.wait()
+        if not self._started.is_set():
+            return _FAILED
         cached = self._cached(key)
         if cached is not None:
             return cached
