@@ -355,6 +355,17 @@ def client_threads() -> int:
     return [t.name for t in threading.enumerate()].count("aioflags-client")
 
 
+async def streams_closed(server: FlagServer) -> None:
+    """The server has seen every stream close.
+
+    The client closed its socket on its own thread before shutdown returned;
+    the server runs on this loop and notices the close when it next runs, so
+    the test waits for that (bounded) instead of reading the count at once.
+    """
+    with anyio.fail_after(5):
+        await server.wait_until(lambda: server.open_streams() == 0)
+
+
 @pytest.mark.asyncio
 async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own() -> (
     None
@@ -395,7 +406,7 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
             await asyncio.to_thread(api.shutdown)  # also drops the API's handlers
             assert client_threads() == 0
             assert provider.client.status is aioflags.ProviderStatus.NOT_READY
-            assert server.open_streams() == 0
+            await streams_closed(server)
             await asyncio.to_thread(provider.shutdown)  # idempotent
             # Initialised again after shutdown: a fresh thread and client run.
             await asyncio.to_thread(api.set_provider_and_wait, provider)
@@ -584,7 +595,7 @@ async def test_shutdown_closes_an_owned_client() -> None:
         await asyncio.to_thread(api.set_provider_and_wait, provider)
         await asyncio.to_thread(api.shutdown)
         assert provider.client.status is aioflags.ProviderStatus.NOT_READY
-        assert server.open_streams() == 0
+        await streams_closed(server)
 
 
 @pytest.mark.asyncio
