@@ -706,7 +706,9 @@ async def test_leaving_flag_value_changes_with_a_change_queued_logs_nothing(
     assert "handler raised" not in caplog.text
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    "backend", ["asyncio", pytest.param("trio", marks=HTTPX_TRIO_GENERATORS)]
+)
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_fork_from_a_worker_thread_resets_the_child(backend: str) -> None:
     def fork_and_report(client: Client) -> dict[str, Any]:
