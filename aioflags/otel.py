@@ -179,9 +179,10 @@ class TracingHook(Hook):
             )
         return data
 
-    def _evaluation_attributes(
-        self, series: EvaluationSeriesContext, detail: EvaluationDetail[Any]
+    def _common_attributes(
+        self, series: EvaluationSeriesContext
     ) -> dict[str, AttributeValue]:
+        """The attributes both event forms open with: flag, provider, context."""
         attributes: dict[str, AttributeValue] = {
             "feature_flag.key": series.key,
             "feature_flag.provider.name": self._provider,
@@ -189,6 +190,12 @@ class TracingHook(Hook):
         context_id = _context_id(series)
         if context_id is not None:
             attributes["feature_flag.context.id"] = context_id
+        return attributes
+
+    def _evaluation_attributes(
+        self, series: EvaluationSeriesContext, detail: EvaluationDetail[Any]
+    ) -> dict[str, AttributeValue]:
+        attributes = self._common_attributes(series)
         if detail.variation_index is not None:
             attributes["feature_flag.result.variant"] = str(detail.variation_index)
         reason = detail.reason
@@ -212,13 +219,7 @@ class TracingHook(Hook):
     def _legacy_attributes(
         self, series: EvaluationSeriesContext, detail: EvaluationDetail[Any]
     ) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {
-            "feature_flag.key": series.key,
-            "feature_flag.provider.name": self._provider,
-        }
-        context_id = _context_id(series)
-        if context_id is not None:
-            attributes["feature_flag.context.id"] = context_id
+        attributes = self._common_attributes(series)
         if detail.variation_index is not None:
             attributes["feature_flag.result.variationIndex"] = str(
                 detail.variation_index
