@@ -167,6 +167,23 @@ class EventBus:
             await self._changed.wait()
         return self.status
 
+    async def wait_delivered(self) -> None:
+        """Wait until every event emitted so far has been handed to its handlers.
+
+        A handshake, not a poll: a marker is queued behind what is pending, and
+        delivery is in order, so when the marker is reached every earlier
+        event has been passed to each handler (an async handler's awaitable
+        has been started or queued behind its earlier ones). Only while the
+        bus is attached.
+        """
+        reached = anyio.Event()
+        marker = _Subscriber(ProviderEvent.READY, lambda _: reached.set(), False)
+        self._push(
+            EventDetails(event=ProviderEvent.READY, status=self.status, seq=0),
+            (marker,),
+        )
+        await reached.wait()
+
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()

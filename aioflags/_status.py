@@ -53,6 +53,7 @@ class StatusLayer:
         self._grace: anyio.CancelScope | None = None
         self.data_source: DataSourceStatus | None = None
         self.settled_event = anyio.Event()
+        self._data_source_changed = anyio.Event()
         self._started = anyio.current_time()  # for "READY in N ms" (real time)
 
     # ------------------------------------------------------- from the data system
@@ -72,8 +73,17 @@ class StatusLayer:
         else:
             self._pending |= flags
 
+    async def wait_data_source(
+        self, predicate: Callable[[DataSourceStatus | None], bool]
+    ) -> None:
+        """Wait until ``predicate(data_source)`` holds (re-checked on each report)."""
+        while not predicate(self.data_source):
+            await self._data_source_changed.wait()
+
     def data_source_status(self, status: DataSourceStatus) -> None:
         self.data_source = status
+        self._data_source_changed.set()
+        self._data_source_changed = anyio.Event()
         state, error = status.state, status.error
         current = self._bus.status
         if state is SourceState.VALID:

@@ -59,13 +59,19 @@ class FakeClock:
 
     Sleepers wake in deadline order when time passes their deadline. Pass it to
     ``Client(config, clock=...)`` to drive backoff, failover and grace periods.
+
+    Every wait here is a handshake, never a poll: :meth:`advance` returns
+    once each sleeper it woke has run up to its next ``await``; what that
+    task then waits for (a response, another task) is the test's to wait
+    for, with :meth:`wait_for_sleeper` or the waits of
+    :class:`FlagServer` and of the client.
     """
 
     __slots__ = ("_counter", "_now", "_sleeper_added", "_sleepers")
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._sleepers: list[tuple[float, int, anyio.Event, anyio.Event]] = []
         self._counter = itertools.count()
         self._sleeper_added: anyio.Event | None = None
 
@@ -78,17 +84,18 @@ class FakeClock:
         if seconds <= 0:
             await anyio.lowlevel.checkpoint()
             return
-        event = anyio.Event()
+        wake, resumed = anyio.Event(), anyio.Event()
         heapq.heappush(
-            self._sleepers, (self._now + seconds, next(self._counter), event)
+            self._sleepers, (self._now + seconds, next(self._counter), wake, resumed)
         )
         if self._sleeper_added is not None:
             self._sleeper_added.set()
             self._sleeper_added = None
         try:
-            await event.wait()
+            await wake.wait()
         finally:
-            event.set()  # a cancelled sleeper no longer counts as sleeping
+            wake.set()  # a cancelled sleeper no longer counts as sleeping
+            resumed.set()  # the handshake advance() waits for
 
     async def wait_for_sleepers(self, count: int = 1) -> None:
         """Wait until at least ``count`` tasks are sleeping on this clock."""
@@ -102,7 +109,7 @@ class FakeClock:
         """
         limit = self._now + within
         await self._wait_until(
-            lambda: any(d <= limit for d, _, e in self._sleepers if not e.is_set())
+            lambda: any(d <= limit for d, _, e, _ in self._sleepers if not e.is_set())
         )
 
     async def _wait_until(self, predicate: Callable[[], bool]) -> None:
@@ -114,24 +121,32 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         """How many tasks are sleeping on this clock."""
-        return sum(1 for _, _, e in self._sleepers if not e.is_set())
+        return sum(1 for _, _, e, _ in self._sleepers if not e.is_set())
 
     @property
     def next_deadline(self) -> float | None:
         """The earliest deadline of a sleeping task, if any."""
-        live = [d for d, _, e in self._sleepers if not e.is_set()]
+        live = [d for d, _, e, _ in self._sleepers if not e.is_set()]
         return min(live) if live else None
 
     async def advance(self, seconds: float) -> None:
-        """Move time forward, waking sleepers in order and letting them run."""
+        """Move time forward, waking sleepers in deadline order.
+
+        Tasks already scheduled run first (one pass of the event loop), so
+        a timer started just before the call is counted. Each woken sleeper
+        runs up to its next ``await`` before the next one wakes, and before
+        this returns; a sleeper that goes back to sleep on this clock within
+        the advance is woken again.
+        """
+        await anyio.lowlevel.checkpoint()
         target = self._now + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, event = heapq.heappop(self._sleepers)
+            deadline, _, wake, resumed = heapq.heappop(self._sleepers)
             self._now = max(self._now, deadline)
-            event.set()
-            await anyio.wait_all_tasks_blocked()
+            wake.set()
+            await resumed.wait()
         self._now = target
-        await anyio.wait_all_tasks_blocked()
+        await anyio.lowlevel.checkpoint()
 
 
 @final

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -31,7 +31,14 @@ OPEN: list[Scripted[object]] = []
 
 
 class Scripted(Generic[T]):
-    """A source factory: each run's generator yields what the test `put`s."""
+    """A source factory: each run's generator yields what the test `put`s.
+
+    Every wait is a handshake: `put` returns once the consumer has taken the
+    item and asked for the next one (or closed the source), `wait_started` /
+    `wait_ended` once a run has started / run its ``finally``. `started_at`
+    records the fake time of each start, so "not before 10 s" is asserted
+    as a fact rather than by waiting for nothing to happen.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -42,27 +49,59 @@ class Scripted(Generic[T]):
         self.finallies = 0
         self.active = False
         self.contexts: list[SourceContext] = []
+        self.started_at: list[float] = []
+        self._sent = 0
+        self._consumed = 0
+        self._changed = anyio.Event()
         OPEN.append(self)  # type: ignore[arg-type]
 
     def __call__(self, context: SourceContext) -> AsyncGenerator[T, None]:
         self.contexts.append(context)
-        return self._run()
+        return self._run(context)
 
-    async def _run(self) -> AsyncGenerator[T, None]:
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _run(self, context: SourceContext) -> AsyncGenerator[T, None]:
         self.starts += 1
+        self.started_at.append(context.clock.now())
         self.active = True
+        self._notify()
         try:
             async for item in self._recv:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                try:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                finally:
+                    self._consumed += 1
+                    self._notify()
         finally:
             self.active = False
             self.finallies += 1
+            self._notify()
+
+    async def _wait(self, predicate: Callable[[], bool], what: str) -> None:
+        try:
+            with anyio.fail_after(10):  # a guard with a message, not a timing
+                while not predicate():
+                    await self._changed.wait()
+        except TimeoutError:  # pragma: no cover - a test bug
+            raise AssertionError(f"{self.name}: never {what}") from None
 
     async def put(self, item: T | BaseException) -> None:
+        """Hand `item` to the running source; return once it was consumed."""
         await self._send.send(item)
-        await anyio.wait_all_tasks_blocked()
+        self._sent += 1
+        sent = self._sent
+        await self._wait(lambda: self._consumed >= sent, f"consumed item {sent}")
+
+    async def wait_started(self, count: int = 1) -> None:
+        await self._wait(lambda: self.starts >= count, f"started {count} time(s)")
+
+    async def wait_ended(self, count: int = 1) -> None:
+        await self._wait(lambda: self.finallies >= count, f"ended {count} time(s)")
 
     def close(self) -> None:
         self._send.close()
@@ -92,15 +131,29 @@ class Recorder:
         self.statuses: list[DataSourceStatus] = []
         self.changes: list[frozenset[str]] = []
         self.settled_count = 0
+        self._told = anyio.Event()
+
+    def _notify(self) -> None:
+        self._told.set()
+        self._told = anyio.Event()
 
     def data_source_status(self, status: DataSourceStatus) -> None:
         self.statuses.append(status)
+        self._notify()
 
     def data_changed(self, flags: frozenset[str]) -> None:
         self.changes.append(flags)
+        self._notify()
 
     def settled(self) -> None:
         self.settled_count += 1
+        self._notify()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate` holds, re-checked each time the listener is told."""
+        with anyio.fail_after(10):  # a guard with a message, not a timing
+            while not predicate():
+                await self._told.wait()
 
     @property
     def states(self) -> list[SourceState]:

@@ -253,6 +253,9 @@ async def test_no_diagnostics_after_delivery_is_refused() -> None:
         server.fail("/bulk", status=401)
         client.identify(USER)
         await client.flush()
+        await clock.wait_for_sleepers(2)  # the flush ticker and the diagnostics
         await clock.advance(60.0)
-        await anyio.wait_all_tasks_blocked()
+        # Back asleep: had the diagnostics loop posted, it would have waited
+        # for the answer, so the server would have the request by now.
+        await clock.wait_for_sleepers(2)
     assert len(server.requests_to("/diagnostic")) == 1

@@ -141,7 +141,7 @@ async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> 
     ):
         got: list[aioflags.EventDetails] = []
         client.add_handler(ProviderEvent.READY, got.append)
-        await anyio.wait_all_tasks_blocked()
+        await client._bus.wait_delivered()
         assert [(d.event, d.status, d.message) for d in got] == [
             (ProviderEvent.READY, ProviderStatus.READY, "flag data received")
         ]
@@ -281,11 +281,14 @@ async def test_flag_change_and_value_change_listeners() -> None:
             True,
             False,
         )
-        await anyio.wait_all_tasks_blocked()
+        await client._bus.wait_delivered()
         assert value_changes == [change]
         assert {"g"} in all_changes and {"f"} in all_changes
         remove_all()
         remove_value()
+        changed_again = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed_again.set())
         server.set_flag("f", FLAG)
-        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(5):
+            await changed_again.wait()  # delivered after the removed handlers' turn
         assert len(value_changes) == 1

@@ -38,7 +38,7 @@ async def test_status_is_updated_before_any_handler_runs() -> None:
         bus.add(ProviderEvent.STALE, lambda d: seen.append((d.status, bus.status)))
         bus.emit(ProviderEvent.READY)
         bus.emit(ProviderEvent.STALE, message="down")
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         bus.detach()
         tg.cancel_scope.cancel()
     assert seen == [(ProviderStatus.STALE, ProviderStatus.STALE)]
@@ -54,12 +54,12 @@ async def test_late_handler_replay_exactly_once_with_real_details() -> None:
         bus.add(ProviderEvent.ERROR, got.append)
         bus.add(ProviderEvent.READY, got.append)  # not in READY: no replay
         bus.add(ProviderEvent.CONFIGURATION_CHANGED, got.append)  # never replayed
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         assert [(d.event, d.error_code, d.message, d.seq) for d in got] == [
             (ProviderEvent.ERROR, "PROVIDER_NOT_READY", "slow", 1)
         ]
         bus.emit(ProviderEvent.READY)
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         assert [d.seq for d in got] == [1, 2]
         bus.detach()
         tg.cancel_scope.cancel()
@@ -76,7 +76,7 @@ async def test_fatal_is_sticky_and_replayed_to_error_handlers() -> None:
         bus.reset()
         assert bus.status is ProviderStatus.FATAL
         bus.add(ProviderEvent.ERROR, got.append)
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         bus.detach()
         tg.cancel_scope.cancel()
     assert [(d.status, d.error_code) for d in got] == [
@@ -93,9 +93,13 @@ async def test_handlers_are_isolated_ordered_and_may_be_async(
     slow: list[int] = []
     fast: list[int] = []
 
+    slow_done = anyio.Event()
+
     async def slow_handler(d: EventDetails) -> None:
         await slow_gate.wait()
         slow.append(d.seq)
+        if len(slow) == 5:
+            slow_done.set()
 
     def broken(d: EventDetails) -> None:
         raise RuntimeError("handler bug")
@@ -109,16 +113,16 @@ async def test_handlers_are_isolated_ordered_and_may_be_async(
             bus.emit(
                 ProviderEvent.CONFIGURATION_CHANGED, flags_changed=frozenset({"f"})
             )
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         assert (
             fast == [1, 2, 3, 4, 5] and slow == []
         )  # the slow handler delays only itself
         slow_gate.set()
-        await anyio.wait_all_tasks_blocked()
+        await slow_done.wait()
         assert slow == [1, 2, 3, 4, 5]
         bus.remove(ProviderEvent.CONFIGURATION_CHANGED, slow_handler)
         bus.emit(ProviderEvent.CONFIGURATION_CHANGED)
-        await anyio.wait_all_tasks_blocked()
+        await bus.wait_delivered()
         assert slow == [1, 2, 3, 4, 5] and fast[-1] == 6
         bus.detach()
         tg.cancel_scope.cancel()
@@ -142,7 +146,7 @@ async def test_handlers_persist_across_restarts() -> None:
         async with anyio.create_task_group() as tg:
             bus.attach(tg)
             bus.emit(ProviderEvent.READY)
-            await anyio.wait_all_tasks_blocked()
+            await bus.wait_delivered()
             bus.detach()
             bus.reset()
             tg.cancel_scope.cancel()

@@ -71,9 +71,20 @@ async def value(client: Client, key: str = "f") -> object:
 
 
 async def eventually(client: Client, expected: object, key: str = "f") -> None:
-    with anyio.fail_after(5):
-        while await value(client, key) != expected:
-            await anyio.wait_all_tasks_blocked()
+    """Wait until `key` serves `expected`, re-checked at each change event."""
+    told = [anyio.Event()]
+
+    def on_change(keys: frozenset[str]) -> None:
+        told[0].set()
+
+    remove = client.add_flag_change_handler(on_change)
+    try:
+        with anyio.fail_after(5):
+            while await value(client, key) != expected:
+                await told[0].wait()
+                told[0] = anyio.Event()
+    finally:
+        remove()
 
 
 async def test_default_data_system_end_to_end() -> None:
@@ -93,9 +104,7 @@ async def test_default_data_system_end_to_end() -> None:
             await server.wait_for_stream()
             server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
             await eventually(client, "off")
-            with anyio.fail_after(5):
-                while not changes:
-                    await anyio.wait_all_tasks_blocked()
+            await client._bus.wait_delivered()
             assert changes[0].flags_changed == {"f"}
             assert client.data_source_status is not None
             assert client.data_source_status.state is SourceState.VALID
@@ -240,10 +249,12 @@ async def test_polling_etag_and_304_mean_no_change() -> None:
         ) as client,
     ):
         assert await value(client) == "on"
+        await clock.wait_for_sleeper(within=30)
         await clock.advance(30)
         second = await server.wait_for_requests(POLL, 2)
         assert second.headers["if-none-match"] == '"1"'
         assert second.query["basis"] == server.state
+        await clock.wait_for_sleeper(within=30)  # the 304 was handled
         assert await value(client) == "on"  # 304: no change, not empty data
         server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
         await clock.advance(30)
@@ -305,7 +316,7 @@ async def test_directive_without_fdv1_is_off_and_retries_nothing() -> None:
             assert client.status is ProviderStatus.ERROR
             assert client.data_source_status is not None
             assert client.data_source_status.state is SourceState.OFF
-            await anyio.wait_all_tasks_blocked()
+            await client._bus.wait_delivered()
             assert len(server.requests) == 1
             assert errors[0].error_code == "GENERAL"
 
@@ -390,7 +401,7 @@ async def test_stale_then_error_after_grace_then_ready_with_changes() -> None:
             with anyio.fail_after(5):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
             await eventually(client, "off")
-            await anyio.wait_all_tasks_blocked()
+            await client._bus.wait_delivered()
         assert statuses[:3] == [
             ProviderStatus.READY,
             ProviderStatus.STALE,
@@ -600,12 +611,11 @@ async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
         await server.wait_for_requests(FDV1_STREAM, 3)
+        assert client._status_layer is not None
         with anyio.fail_after(5):
-            while (
-                client.data_source_status is None
-                or client.data_source_status.state is not SourceState.OFF
-            ):
-                await anyio.wait_all_tasks_blocked()
+            await client._status_layer.wait_data_source(
+                lambda status: status is not None and status.state is SourceState.OFF
+            )
         assert await value(client) == "on"
 
 

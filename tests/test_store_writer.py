@@ -165,10 +165,13 @@ async def test_a_bug_in_the_writer_is_logged_and_never_escapes(
 ) -> None:
     store = MemoryStore()
     store.connection.bug = RuntimeError("boom")
+    unavailable = anyio.Event()
+    store.status_tracker.add(lambda status: unavailable.set())
     async with open_writer(store, FakeClock()) as writer:
         assert writer is not None
         writer.submit(full(put("a", 1)))
-        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(5):
+            await unavailable.wait()
     assert "store writer failed unexpectedly" in caplog.text
     assert store.status_tracker.status.available is False
 

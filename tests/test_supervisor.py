@@ -42,6 +42,10 @@ class Harness:
     def value(self, key: str) -> object:
         return self.store.snapshot.variation(key, USER, "default")
 
+    async def wait_value(self, key: str, expected: object) -> None:
+        """Wait until the store serves `expected` for `key` (told by the listener)."""
+        await self.recorder.wait_for(lambda: self.value(key) == expected)
+
 
 @asynccontextmanager
 async def running(system: DataSystem) -> AsyncIterator[Harness]:
@@ -58,7 +62,6 @@ async def running(system: DataSystem) -> AsyncIterator[Harness]:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
-            await anyio.wait_all_tasks_blocked()
             yield Harness(sup, store, recorder, clock, done)
             tg.cancel_scope.cancel()
 
@@ -87,16 +90,18 @@ async def test_initializers_run_in_order_until_a_defined_selector() -> None:
         DataSystem.custom(initializers=[first, second, third], synchronizers=[sync])
     ) as h:
         await first.put(Basis(change_set=None, error=error(503)))
-        assert first.finallies == 1 and second.starts == 1
+        await second.wait_started()
+        assert first.finallies == 1
         await second.put(
             basis(put("a", "from-file"), state="")
         )  # data, but no selector
+        await third.wait_started()
         assert h.value("a") == "from-file"
-        assert h.recorder.settled_count == 0 and third.starts == 1
+        assert h.recorder.settled_count == 0
         await third.put(basis(put("a", "fresh")))
+        await sync.wait_started()
         assert h.value("a") == "fresh"
         assert h.recorder.settled_count == 1
-        assert sync.starts == 1
         # Initializers never report VALID; the error stays sticky.
         assert h.state() is SourceState.INITIALIZING
         assert h.supervisor.status.error == error(503)
@@ -196,15 +201,18 @@ async def test_interrupted_while_initializing_stays_initializing_and_errors_are_
 async def test_failover_after_initializing_timeout_then_recovery() -> None:
     primary, secondary = Scripted[Update]("primary"), Scripted[Update]("secondary")
     async with running(DataSystem.custom(synchronizers=[primary, secondary])) as h:
+        await primary.wait_started()
+        await h.clock.wait_for_sleeper(within=10)
         await h.clock.advance(9.9)
-        assert secondary.starts == 0
         await h.clock.advance(0.1)
-        assert primary.finallies == 1 and secondary.starts == 1
+        await secondary.wait_started()
+        assert primary.finallies == 1 and secondary.started_at == [10]
         await secondary.put(valid(put("a")))
+        await h.clock.wait_for_sleeper(within=300)  # the recovery timer
         await h.clock.advance(299)
-        assert primary.starts == 1
         await h.clock.advance(1)
-        assert secondary.finallies == 1 and primary.starts == 2
+        await primary.wait_started(2)
+        assert secondary.finallies == 1 and primary.started_at == [0, 310]
 
 
 @pytest.mark.asyncio
@@ -216,16 +224,17 @@ async def test_failover_after_interrupted_timeout_and_wraps() -> None:
     async with running(system) as h:
         await primary.put(valid(put("a")))
         await h.clock.advance(1000)  # VALID on the primary: nothing happens
-        assert secondary.starts == 0
         await primary.put(Update(state=SourceState.INTERRUPTED, error=error(503)))
+        await h.clock.wait_for_sleeper(within=30)
         await h.clock.advance(29)
-        assert secondary.starts == 0
         await h.clock.advance(1)
-        assert secondary.starts == 1
-        await h.clock.advance(
-            10
-        )  # the secondary never reports: back to the primary (wraps)
-        assert primary.starts == 2
+        await secondary.wait_started()
+        assert secondary.started_at == [1030]
+        await h.clock.wait_for_sleeper(within=10)
+        # the secondary never reports: back to the primary (wraps)
+        await h.clock.advance(10)
+        await primary.wait_started(2)
+        assert primary.started_at == [0, 1040]
         assert h.value("a") is True  # last good data served throughout
 
 
@@ -238,9 +247,11 @@ async def test_a_new_synchronizer_that_hangs_fails_over_even_after_a_valid_one()
     async with running(DataSystem.custom(synchronizers=[primary, secondary])) as h:
         await primary.put(valid(put("a")))
         await primary.put(Update(state=SourceState.OFF, error=error(404)))
-        assert secondary.starts == 1
+        await secondary.wait_started()
+        await h.clock.wait_for_sleeper(within=10)
         await h.clock.advance(10)
-        assert secondary.starts == 2  # the only one left: restarted
+        await secondary.wait_started(2)  # the only one left: restarted
+        assert secondary.started_at == [0, 10]
 
 
 @pytest.mark.asyncio
@@ -267,13 +278,15 @@ async def test_a_synchronizer_that_ends_or_raises_is_removed(
     boom = Scripted[Update]("boom")
     last = Scripted[Update]("last")
     async with running(DataSystem.custom(synchronizers=[ended, boom, last])) as h:
-        assert ended.starts == 1 and boom.starts == 1
+        await boom.wait_started()
+        assert ended.starts == 1
         await boom.put(ValueError("source bug"))
-        assert last.starts == 1
+        await last.wait_started()
         await last.put(valid(put("a", "still")))
         assert h.value("a") == "still"
         await h.clock.advance(10_000)
-        assert ended.starts == 1 and boom.starts == 1
+        await last.put(valid(put("a", "later")))  # still the only one running
+        assert ended.starts == 1 and boom.starts == 1 and last.starts == 1
     assert "source bug" in caplog.text
 
 
@@ -301,17 +314,21 @@ async def test_directive_in_the_initializer_phase(result: str, with_fdv1: bool) 
     async with running(system) as h:
         if result == "basis":
             await init.put(basis(put("a", "payload"), fallback=True))
-            assert h.value("a") == "payload"  # the payload is applied before the switch
+            # the payload is applied before the switch
+            await h.wait_value("a", "payload")
         else:
             await init.put(
                 Basis(change_set=None, error=error(500), fallback_to_fdv1=True)
             )
+        if with_fdv1:
+            await fdv1.wait_started()
+        else:
+            await h.done.wait()
         assert init.finallies == 1
         assert h.supervisor.fdv2_cancelled
         assert sync.starts == 0  # FDv2 synchronizers are never contacted
         assert h.supervisor.status.fdv1_fallback
         if with_fdv1:
-            assert fdv1.starts == 1
             await fdv1.put(valid(put("a", "fdv1"), state=""))
             assert h.value("a") == "fdv1"
             assert h.state() is SourceState.VALID
@@ -320,6 +337,9 @@ async def test_directive_in_the_initializer_phase(result: str, with_fdv1: bool) 
             assert h.state() is SourceState.OFF
             assert h.recorder.settled_count == 1
         await h.clock.advance(10_000)
+        if with_fdv1:
+            await fdv1.put(valid(put("a", "fdv1 later"), state=""))
+            assert fdv1.starts == 1
         assert sync.starts == 0
 
 
@@ -351,14 +371,20 @@ async def test_directive_in_the_synchronizer_phase(
                 fallback_to_fdv1=True,
             )
         )
+        if with_fdv1:
+            await fdv1.wait_started()
+        else:
+            await h.done.wait()
         assert primary.finallies == 1
         assert h.value("a") == ("payload" if state is SourceState.VALID else "old")
         assert h.supervisor.fdv2_cancelled
         assert fdv1.starts == (1 if with_fdv1 else 0)
         await h.clock.advance(10_000)  # past every failover and recovery window
+        if with_fdv1:
+            await fdv1.put(valid(put("a", "fdv1"), state=""))  # still running
+            assert fdv1.starts == 1
         assert primary.starts == 1 and secondary.starts == 0
         if not with_fdv1:
-            await h.done.wait()
             assert h.state() is SourceState.OFF
             assert h.supervisor.status.fdv1_fallback
 
@@ -425,7 +451,9 @@ async def test_shutdown_in_each_phase_runs_every_finally(phase: str) -> None:
         if phase == "fdv1":
             await primary.put(valid(put("a"), fallback=True))
         elif phase == "failover-timer":
+            await h.clock.wait_for_sleeper(within=10)
             await h.clock.advance(10)
+            await secondary.wait_started()
             assert secondary.active
     for source in (init, primary, secondary, fdv1):
         assert not source.active
