@@ -598,6 +598,8 @@ class TestClient:
     stop: anyio.Event = field(default_factory=anyio.Event)
     stopped: anyio.Event = field(default_factory=anyio.Event)
     listeners: dict[str, Callable[[], None]] = field(default_factory=dict)
+    #: Whether the configuration has big segments (else no status will come).
+    big_segments: bool = False
 
 
 class Service:
@@ -615,7 +617,9 @@ class Service:
         config, init_can_fail = config_from(
             _obj(body.get("configuration"), "configuration"), outbox
         )
-        entry = TestClient(Client(config), outbox)
+        entry = TestClient(
+            Client(config), outbox, big_segments=config.big_segments is not None
+        )
         entered = anyio.Event()
         failure: list[BaseException] = []
 
@@ -769,7 +773,7 @@ class Service:
         del p
         client = entry.client
         status = client.big_segment_store_status
-        if status is None:
+        if status is None and entry.big_segments:
             # Not polled yet (the first poll starts with the client): wait for it.
             polled = anyio.Event()
             remove = client.add_big_segment_store_status_listener(
