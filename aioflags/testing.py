@@ -138,6 +138,11 @@ class FakeClock:
         this returns; a sleeper that goes back to sleep on this clock within
         the advance is woken again.
         """
+        # Two checkpoints: asyncio runs ready tasks in order, so one would do;
+        # trio runs each batch of ready tasks in a random order, so a task
+        # scheduled before the call is sure to have run only once this task
+        # has been through two batches.
+        await anyio.lowlevel.checkpoint()
         await anyio.lowlevel.checkpoint()
         target = self._now + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
