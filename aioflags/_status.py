@@ -52,7 +52,6 @@ class StatusLayer:
         self._pending: set[str] = set()
         self._grace: anyio.CancelScope | None = None
         self.data_source: DataSourceStatus | None = None
-        self.settled_event = anyio.Event()
         self._data_source_changed = anyio.Event()
         self._started = anyio.current_time()  # for "READY in N ms" (real time)
 
@@ -135,9 +134,6 @@ class StatusLayer:
                 self._error(
                     message if self._ever_ready else f"initialisation failed: {message}"
                 )
-
-    def settled(self) -> None:
-        self.settled_event.set()
 
     # ---------------------------------------------------------------- timers
     def ready_timed_out(self, timeout: float, waiting_for: str = "") -> None:

@@ -10,9 +10,9 @@ State machine (also in docs/data-system.md)::
                  └──(directive)──┐      ┌──(directive)──┘
                                  ▼      ▼
                    apply the payload, close the source,
-                   cancel the FDv2 task group
+                   cancel the FDv2 scope
                                  │
-               FDv1 poller configured? ──no──► OFF (settled, no retries)
+               FDv1 poller configured? ──no──► OFF (no retries)
                                  │ yes
                                  ▼
                               FDV1 (one-way, for the life of the client)
@@ -56,7 +56,12 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from ._clock import Clock
-    from ._datasystem import DataSystem, SourceContext
+    from ._datasystem import (
+        DataSystem,
+        InitializerFactory,
+        SourceContext,
+        SynchronizerFactory,
+    )
     from ._datatypes import ChangeSet
     from ._store import Store
     from ._stores._gate import Refresher
@@ -93,13 +98,22 @@ class DataSystemListener(Protocol):
     def data_changed(self, flags: frozenset[str]) -> None:
         """A change set was applied; ``flags`` may have changed value."""
 
-    def settled(self) -> None:
-        """Initialisation concluded: data arrived, or every source gave up."""
+
+def _effective(state: SourceState, current: SourceState) -> SourceState:
+    """Interrupted before it was ever valid is still initializing (protocol.md §8)."""
+    if state is SourceState.INTERRUPTED and current is SourceState.INITIALIZING:
+        return SourceState.INITIALIZING
+    return state
 
 
 def _is_update(item: object) -> bool:
     """Runtime guard: custom sources are user code and may yield anything."""
     return isinstance(item, Update)
+
+
+def _is_basis(item: object) -> bool:
+    """Runtime guard: custom sources are user code and may yield anything."""
+    return isinstance(item, Basis)
 
 
 class _Outcome(enum.Enum):
@@ -126,6 +140,18 @@ class _StatusTracker:
             state=SourceState.INITIALIZING, since=clock.now()
         )
 
+    def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
+        """A source (or the supervisor) raised: log the traceback, report it."""
+        logger.exception("%s failed unexpectedly", name)
+        self.update(
+            state,
+            ErrorInfo(
+                kind=ErrorKind.UNKNOWN,
+                message=f"{name} raised {exc!r}",
+                time=self._clock.now(),
+            ),
+        )
+
     def update(
         self,
         state: SourceState,
@@ -134,8 +160,7 @@ class _StatusTracker:
         fdv1: bool | None = None,
     ) -> None:
         old = self.status
-        if state is SourceState.INTERRUPTED and old.state is SourceState.INITIALIZING:
-            state = SourceState.INITIALIZING
+        state = _effective(state, old.state)
         if error is not None:
             # The status carries the message; the log keeps the history of them.
             level = logging.ERROR if state is SourceState.OFF else logging.WARNING
@@ -183,7 +208,6 @@ class Supervisor:
         self._listener = listener
         self._clock = clock
         self._status = _StatusTracker(listener, clock)
-        self._settled = False
         self._fdv2_scope: anyio.CancelScope | None = None
         self.fdv1_engaged = False
         self._writer: StoreWriter | None = None
@@ -212,13 +236,8 @@ class Supervisor:
 
     @property
     def fdv2_cancelled(self) -> bool:
-        """Whether the FDv2 task group was cancelled by the fallback directive."""
+        """Whether the FDv2 scope was cancelled by the fallback directive."""
         return self._fdv2_scope is not None and self._fdv2_scope.cancel_called
-
-    def _settle(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._listener.settled()
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -250,25 +269,15 @@ class Supervisor:
     async def _run(self, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
         try:
-            async with anyio.create_task_group() as fdv2:
-                self._fdv2_scope = fdv2.cancel_scope
-                fdv2.start_soon(self._fdv2)
+            # The directive cancels this scope from inside: whatever FDv2 work
+            # is still under way (a source, a failover timer) stops there.
+            with anyio.CancelScope() as self._fdv2_scope:
+                await self._fdv2()
             if self.fdv1_engaged:
                 await self._fdv1()
-        except Exception as exc:
-            logger.exception(
-                "The aioflags data system failed unexpectedly; serving last known data"
-            )
-            self._status.update(
-                SourceState.OFF,
-                ErrorInfo(
-                    kind=ErrorKind.UNKNOWN,
-                    message=f"internal error: {exc!r}",
-                    time=self._clock.now(),
-                ),
-            )
-        finally:
-            self._settle()
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            # A bug of ours: the last known data stays served.
+            self._status.crashed("The aioflags data system", exc, SourceState.OFF)
 
     # ----------------------------------------------------------------- FDv2
     async def _engage_fdv1(self) -> None:
@@ -281,7 +290,6 @@ class Supervisor:
             )
             self._status.update(SourceState.OFF, fdv1=True)
             self.fdv1_engaged = False
-            self._settle()
         else:
             logger.warning(
                 "The flag service directed a fallback to FDv1: switching for good"
@@ -310,33 +318,23 @@ class Supervisor:
             if basis.fallback_to_fdv1:
                 return True
             if basis.change_set is not None and basis.change_set.selector.defined:
-                self._settle()
                 return False
         if not self._synchronizer_factories:
             # Nothing to keep data fresh: what the initializers gave is final.
             self._status.update(
                 SourceState.VALID if self._store.initialized else SourceState.OFF
             )
-            self._settle()
         return False
 
-    async def _first(self, factory: object, name: str) -> Basis | None:
+    async def _first(self, factory: InitializerFactory, name: str) -> Basis | None:
         try:
-            async with aclosing(factory(self._context)) as gen:  # type: ignore[operator]
+            async with aclosing(factory(self._context)) as gen:
                 async for item in gen:
-                    if isinstance(item, Basis):
+                    if _is_basis(item):
                         return item
                     logger.error("%s yielded %r, not a Basis; ignoring it", name, item)
-        except Exception as exc:
-            logger.exception("Data source %s failed unexpectedly", name)
-            self._status.update(
-                SourceState.INTERRUPTED,
-                ErrorInfo(
-                    kind=ErrorKind.UNKNOWN,
-                    message=f"{name} raised {exc!r}",
-                    time=self._clock.now(),
-                ),
-            )
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
         return None
 
     async def _synchronizers(self) -> None:
@@ -362,7 +360,6 @@ class Supervisor:
             else "no flag data was received, evaluations return defaults",
         )
         self._status.update(SourceState.OFF)
-        self._settle()
 
     def _deadline(
         self, state: SourceState, since: float, index: int
@@ -376,11 +373,13 @@ class Supervisor:
             return since + system.recovery_after, _Outcome.RECOVER
         return None, _Outcome.FALLBACK
 
-    async def _run_synchronizer(self, factory: object, index: int) -> _Outcome:
+    async def _run_synchronizer(
+        self, factory: SynchronizerFactory, index: int
+    ) -> _Outcome:
         name = f"synchronizer {index}"
         run_state, since = SourceState.INITIALIZING, self._clock.now()
         try:
-            async with aclosing(factory(self._context)) as gen:  # type: ignore[operator]
+            async with aclosing(factory(self._context)) as gen:
                 while True:
                     deadline, on_timeout = self._deadline(run_state, since, index)
                     item = await self._next(gen, deadline)
@@ -403,24 +402,11 @@ class Supervisor:
                     outcome = await self._handle(item)
                     if outcome is not None:
                         return outcome
-                    new_state = item.state
-                    if (
-                        new_state is SourceState.INTERRUPTED
-                        and run_state is SourceState.INITIALIZING
-                    ):
-                        new_state = SourceState.INITIALIZING
+                    new_state = _effective(item.state, run_state)
                     if new_state is not run_state:
                         run_state, since = new_state, self._clock.now()
-        except Exception as exc:
-            logger.exception("Data source %s failed unexpectedly", name)
-            self._status.update(
-                SourceState.INTERRUPTED,
-                ErrorInfo(
-                    kind=ErrorKind.UNKNOWN,
-                    message=f"{name} raised {exc!r}",
-                    time=self._clock.now(),
-                ),
-            )
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
             return _Outcome.REMOVE
 
     async def _next(
@@ -456,7 +442,6 @@ class Supervisor:
             await self._apply(update.change_set)
         if update.state is SourceState.VALID:
             self._status.update(SourceState.VALID, update.error)
-            self._settle()
         elif update.fallback_to_fdv1:
             # A switch, not an outage: keep the state, record the error.
             self._status.update(self._status.status.state, update.error)
@@ -470,12 +455,12 @@ class Supervisor:
             return _Outcome.REMOVE
         return None
 
-    async def _apply(self, change_set: object, *, persist: bool = True) -> None:
+    async def _apply(self, change_set: ChangeSet, *, persist: bool = True) -> None:
         async with self._apply_lock:
-            changed = await self._store.apply(change_set)  # type: ignore[arg-type]
+            changed = await self._store.apply(change_set)
             self._delivered = True
         if persist and self._writer is not None:
-            self._writer.submit(change_set)  # type: ignore[arg-type]
+            self._writer.submit(change_set)
         self._listener.data_changed(changed)
 
     async def _apply_from_store(self, change_set: ChangeSet) -> None:
@@ -503,20 +488,10 @@ class Supervisor:
                         await self._apply(item.change_set)
                     # Directives from the FDv1 source itself are ignored: the switch is one-way.
                     self._status.update(item.state, item.error)
-                    if item.state is SourceState.VALID:
-                        self._settle()
-                    elif item.state is SourceState.OFF:
+                    if item.state is SourceState.OFF:
                         break
-        except Exception as exc:
-            logger.exception("The FDv1 fallback source failed unexpectedly")
-            self._status.update(
-                SourceState.OFF,
-                ErrorInfo(
-                    kind=ErrorKind.UNKNOWN,
-                    message=f"FDv1 source raised {exc!r}",
-                    time=self._clock.now(),
-                ),
-            )
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed("The FDv1 fallback source", exc, SourceState.OFF)
             return
         logger.error("The FDv1 fallback source stopped: serving last known data")
         self._status.update(SourceState.OFF)

@@ -130,7 +130,6 @@ class Recorder:
     def __init__(self) -> None:
         self.statuses: list[DataSourceStatus] = []
         self.changes: list[frozenset[str]] = []
-        self.settled_count = 0
         self._told = anyio.Event()
 
     def _notify(self) -> None:
@@ -143,10 +142,6 @@ class Recorder:
 
     def data_changed(self, flags: frozenset[str]) -> None:
         self.changes.append(flags)
-        self._notify()
-
-    def settled(self) -> None:
-        self.settled_count += 1
         self._notify()
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:

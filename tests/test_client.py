@@ -212,11 +212,14 @@ def test_the_client_runs_on_trio() -> None:
             ) as client:
                 assert client.status is ProviderStatus.READY
                 await server.wait_for_stream()
+                changed = anyio.Event()
+                client.add_flag_change_handler(lambda keys: changed.set())
                 server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
                 with anyio.fail_after(5):
-                    while await client.variation("f", USER, None) is not False:
-                        await anyio.lowlevel.checkpoint()
-            assert server.open_streams() == 0
+                    await changed.wait()
+                assert await client.variation("f", USER, None) is False
+            with anyio.fail_after(5):  # the server sees the EOF a step later
+                await server.wait_for_streams_closed()
 
     anyio.run(main, backend="trio")
 
