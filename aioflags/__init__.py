@@ -32,11 +32,8 @@ from ._events import EventDetails as EventDetails
 from ._events import ProviderEvent as ProviderEvent
 from ._events import ProviderStatus as ProviderStatus
 from ._exceptions import AioflagsError as AioflagsError
-from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ClientClosedError as ClientClosedError
 from ._exceptions import ConfigurationError as ConfigurationError
-from ._exceptions import ConnectError as ConnectError
-from ._exceptions import NotReadyError as NotReadyError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SourceError as SourceError
 from ._hooks import EvaluationSeriesContext as EvaluationSeriesContext
@@ -53,7 +50,6 @@ from ._version import __version__ as __version__
 
 __all__ = [
     "AioflagsError",
-    "AuthenticationError",
     "Basis",
     "BigSegmentsConfig",
     "Change",
@@ -63,7 +59,6 @@ __all__ = [
     "ClientClosedError",
     "Config",
     "ConfigurationError",
-    "ConnectError",
     "Context",
     "DataSourceStatus",
     "DataSystem",
@@ -78,7 +73,6 @@ __all__ = [
     "Hook",
     "HookMetadata",
     "IntentCode",
-    "NotReadyError",
     "ObjectKind",
     "ProtocolError",
     "ProviderEvent",

@@ -3,13 +3,17 @@
 The tree (mirrored in ``docs/exceptions.md``)::
 
     AioflagsError
-    ├── ConfigurationError     bad configuration, raised eagerly at construction
-    ├── ClientClosedError      a client used outside its ``async with`` / after close
-    ├── NotReadyError          a deadline passed before the client was ready
-    └── SourceError            a data source failed (reported through the status,
-        ├── ConnectError       never raised into application code by the SDK)
-        ├── AuthenticationError
-        └── ProtocolError      a bad payload or SSE frame
+    ├── ConfigurationError     bad configuration, raised when it is constructed
+    ├── ClientClosedError      a client used after it was closed, or restarted
+    │                          after it failed for good
+    └── SourceError            a source reports its failure by raising it
+        └── ProtocolError      the flag service sent data that cannot be used
+
+Application code meets only the first two. ``SourceError`` is for the authors
+of sources (:mod:`aioflags.sources`): a source that raises it ends with a
+reason, logged and reported in the data-source status as a failure of that
+source, not as a bug (no traceback). aioflags' own sources raise
+``ProtocolError`` at their parsing boundary and report it the same way.
 
 Evaluation never raises for bad data, a missing flag or a wrong type: it returns
 the default value with an ``ERROR`` reason. Exceptions are for programmer errors
@@ -22,11 +26,8 @@ from typing import final
 
 __all__ = [
     "AioflagsError",
-    "AuthenticationError",
     "ClientClosedError",
     "ConfigurationError",
-    "ConnectError",
-    "NotReadyError",
     "ProtocolError",
     "SourceError",
 ]
@@ -43,16 +44,23 @@ class ConfigurationError(AioflagsError, ValueError):
 
 @final
 class ClientClosedError(AioflagsError, RuntimeError):
-    """The client was used after it was closed, or before it was started."""
+    """The client's lifecycle does not allow the call.
 
-
-@final
-class NotReadyError(AioflagsError, TimeoutError):
-    """A deadline passed before the client reached a ready status."""
+    Raised when a FATAL client (an invalid SDK key) is started again, when
+    the client is closed while it is starting, and when an
+    :class:`aioflags.blocking.Client` is used before it was started.
+    """
 
 
 class SourceError(AioflagsError):
-    """A data source failed. Reported through the status, never raised to the app.
+    """Raised by a data source to end with a reason; never reaches the application.
+
+    The supervisor logs ``str(exc)`` as a warning (no traceback) and reports
+    it in the data-source status: as an ``ERROR_RESPONSE`` with
+    ``status_code`` when one is given, else a ``NETWORK_ERROR``
+    (:class:`ProtocolError`: ``INVALID_DATA``). The source is then treated
+    as having failed: an initializer is followed by the next one, a
+    synchronizer is dropped, the FDv1 source stops.
 
     Attributes:
         status_code: the HTTP status code involved, or 0 when there was none.
@@ -61,16 +69,6 @@ class SourceError(AioflagsError):
     def __init__(self, message: str, *, status_code: int = 0) -> None:
         super().__init__(message)
         self.status_code = status_code
-
-
-@final
-class ConnectError(SourceError):
-    """The flag service could not be reached, or the connection broke."""
-
-
-@final
-class AuthenticationError(SourceError):
-    """The flag service rejected the SDK key (HTTP 401 or 403)."""
 
 
 @final

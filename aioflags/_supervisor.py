@@ -23,9 +23,10 @@ fallback synchronizer returns to the primary after ``recovery_after`` VALID.
 The timings are tracked per run, so a new synchronizer that hangs fails over
 even when the previous one left the status VALID.
 
-Faults are isolated: an exception escaping a source is logged with its
-traceback and treated as that source failing. Nothing escapes into the task
-group that the client owns.
+Faults are isolated: an exception escaping a source is treated as that
+source failing, logged with its traceback unless it is a ``SourceError`` (a
+source ending with a reason, whose message is the report). Nothing escapes
+into the task group that the client owns.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ._datatypes import (
     SourceState,
     Update,
 )
+from ._exceptions import ProtocolError, SourceError
 from ._stores._base import StoreMode
 from ._stores._sources import daemon_synchronizer, read_until_initialized
 from ._stores._writer import open_writer
@@ -141,16 +143,33 @@ class _StatusTracker:
         )
 
     def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
-        """A source (or the supervisor) raised: log the traceback, report it."""
-        logger.exception("%s failed unexpectedly", name)
-        self.update(
-            state,
-            ErrorInfo(
+        """A source (or the supervisor) raised: report it.
+
+        A :class:`SourceError` is a source ending with a reason: its message
+        is the report. Anything else is a bug: logged with its traceback.
+        """
+        if isinstance(exc, SourceError):
+            kind = (
+                ErrorKind.INVALID_DATA
+                if isinstance(exc, ProtocolError)
+                else ErrorKind.ERROR_RESPONSE
+                if exc.status_code
+                else ErrorKind.NETWORK_ERROR
+            )
+            error = ErrorInfo(
+                kind=kind,
+                status_code=exc.status_code,
+                message=f"{name}: {exc}",
+                time=self._clock.now(),
+            )
+        else:
+            logger.exception("%s failed unexpectedly", name)
+            error = ErrorInfo(
                 kind=ErrorKind.UNKNOWN,
                 message=f"{name} raised {exc!r}",
                 time=self._clock.now(),
-            ),
-        )
+            )
+        self.update(state, error)
 
     def update(
         self,
@@ -422,6 +441,7 @@ class Supervisor:
         if remaining <= 0:
             return _TIMEOUT
         result: T | _Timeout | None = _TIMEOUT
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
 
             async def timer() -> None:
@@ -433,7 +453,14 @@ class Supervisor:
                 result = await gen.__anext__()
             except StopAsyncIteration:
                 result = None
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                failure = exc  # raised here, the group would wrap it in a group
             tg.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
         return result
 
     async def _handle(self, update: Update) -> _Outcome | None:

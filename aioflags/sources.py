@@ -12,7 +12,9 @@ Each function returns a *source factory* that ``DataSystem.custom`` accepts::
 
 Every option defaults to the client's :class:`~aioflags.Config`.
 ``InitializerFactory`` and ``SynchronizerFactory`` are the types of a source
-factory, for writing your own.
+factory, for writing your own; a source of your own may raise
+:class:`SourceError` (or :class:`ProtocolError` for data it cannot use) to
+end with a reason rather than a traceback.
 
 Added in version 0.1.0.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from ._datasystem import InitializerFactory as InitializerFactory
 from ._datasystem import SynchronizerFactory as SynchronizerFactory
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import SourceError as SourceError
 from ._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
 )
@@ -39,6 +43,8 @@ from ._sources._streaming import (
 
 __all__ = [
     "InitializerFactory",
+    "ProtocolError",
+    "SourceError",
     "SynchronizerFactory",
     "fdv1_polling_synchronizer",
     "fdv1_streaming_synchronizer",

@@ -21,6 +21,7 @@ from aioflags import (
 )
 from aioflags._store import Store
 from aioflags._supervisor import Supervisor
+from aioflags.sources import ProtocolError, SourceError
 from aioflags.testing import FakeClock
 from tests.sources import Ended, Recorder, Scripted, basis, put, source_context, valid
 
@@ -284,6 +285,38 @@ async def test_a_synchronizer_that_ends_or_raises_is_removed(
         await last.put(valid(put("a", "later")))  # still the only one running
         assert ended.starts == 1 and boom.starts == 1 and last.starts == 1
     assert "source bug" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind", "status_code"),
+    [
+        (
+            SourceError("the gateway said no", status_code=503),
+            ErrorKind.ERROR_RESPONSE,
+            503,
+        ),
+        (SourceError("no route to the service"), ErrorKind.NETWORK_ERROR, 0),
+        (ProtocolError("not a flag payload"), ErrorKind.INVALID_DATA, 0),
+    ],
+    ids=["status", "network", "protocol"],
+)
+@pytest.mark.asyncio
+async def test_a_source_error_is_a_reported_failure_not_a_bug(
+    raised: SourceError,
+    kind: ErrorKind,
+    status_code: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, last = Scripted[Update]("first"), Scripted[Update]("last")
+    async with running(DataSystem.custom(synchronizers=[first, last])) as h:
+        await first.put(raised)
+        await last.wait_started()  # the failed synchronizer was dropped
+        error = h.supervisor.status.error
+        assert error is not None
+        assert (error.kind, error.status_code) == (kind, status_code)
+        assert error.message == f"Data source synchronizer 0: {raised}"
+    assert str(raised) in caplog.text
+    assert "Traceback" not in caplog.text and "unexpectedly" not in caplog.text
 
 
 # ---------------------------------------------------------------- directive
