@@ -56,9 +56,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package and the tests."""
+    """mypy --strict on the package and the tests; pyright on tests/typing/."""
     _install(session, "typing")
     session.run("mypy")
+    session.run("pyright", "--pythonpath", f"{session.bin}/python", "tests/typing/")
 
 
 @nox.session

@@ -1,0 +1,91 @@
+"""Documented usage, type-checked (mypy --strict and pyright), never run.
+
+Each ``assert_type`` pins what a user's type checker infers from the public
+API: a change that loses or widens a type fails ``mypy`` and
+``tests/test_typing.py`` (pyright), not a user's build.
+"""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+import aioflags
+import aioflags.blocking
+import aioflags.sources
+import aioflags.testing
+from aioflags import (
+    Config,
+    Context,
+    DataSystem,
+    EvaluationDetail,
+    EventDetails,
+    FlagsState,
+    FlagValueChange,
+    ProviderEvent,
+    ProviderStatus,
+)
+
+
+async def lifespan() -> None:
+    config = Config("sdk-key", data_system=DataSystem.streaming())
+    async with aioflags.Client(config) as client:
+        user = Context.create("user-42", attributes={"plan": "pro"})
+        assert_type(await client.bool_variation("f", user, False), bool)
+        assert_type(await client.int_variation("f", user, 0), int)
+        assert_type(await client.float_variation("f", user, 0.0), float)
+        assert_type(await client.string_variation("f", user, ""), str)
+        assert_type(
+            await client.bool_variation_detail("f", user, False),
+            EvaluationDetail[bool],
+        )
+        assert_type(
+            await client.string_variation_detail("f", user, ""),
+            EvaluationDetail[str],
+        )
+        assert_type(await client.all_flags_state(user), FlagsState)
+        assert_type(client.status, ProviderStatus)
+        assert_type(await client.wait_ready(timeout=5), ProviderStatus)
+
+        snapshot = client.snapshot()  # request-consistent, synchronous
+        assert_type(snapshot.bool_variation("f", user, False), bool)
+
+        def on_ready(details: EventDetails) -> None:
+            assert_type(details.status, ProviderStatus)
+
+        client.add_handler(ProviderEvent.READY, on_ready)
+        remove = client.add_flag_change_handler(lambda keys: None)
+        remove()
+        async with client.flag_value_changes("f", user) as changes:
+            async for change in changes:
+                assert_type(change, FlagValueChange)
+        client.track("checkout", user, {"cart": [1, 2]}, metric_value=9.5)
+        await client.flush()
+
+
+def blocking_use() -> None:
+    with aioflags.blocking.Client(Config("sdk-key")) as client:
+        user = Context.create("user-42")
+        assert_type(client.bool_variation("f", user, False), bool)
+
+
+async def custom_data_system() -> None:
+    system = DataSystem.custom(
+        initializers=[aioflags.sources.polling_initializer()],
+        synchronizers=[
+            aioflags.sources.streaming_synchronizer(),
+            aioflags.sources.polling_synchronizer(interval=60),
+        ],
+        fdv1_fallback=aioflags.sources.fdv1_polling_synchronizer(),
+    )
+    assert_type(system, DataSystem)
+
+
+async def in_tests() -> None:
+    data = aioflags.testing.FlagData()
+    data.update(data.flag("new-checkout").variations(True, False).fallthrough(True))
+    async with aioflags.testing.FlagServer() as server:
+        data.attach(server)
+        assert_type(server.url, str)
+        clock = aioflags.testing.FakeClock()
+        await clock.advance(5)
+        assert_type(clock.now(), float)
