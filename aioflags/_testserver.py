@@ -151,8 +151,8 @@ class FlagServer:
         for key, seg in (segments or {}).items():
             self._segments[key] = {"key": key, "version": 1, **seg}
         self.requests: list[RecordedRequest] = []
-        self.connections_opened = 0
-        self.connections_closed = 0
+        self.connections_opened: int = 0
+        self.connections_closed: int = 0
         self._open_streams: dict[int, str] = {}
         self._faults: dict[str, list[Fault]] = {}
         self._sticky: dict[str, Fault] = {}
@@ -161,10 +161,10 @@ class FlagServer:
         self._tg: TaskGroup | None = None
         self._span: AbstractAsyncContextManager[Span] | None = None
         self._entering = False
-        self.url = ""
+        self.url: str = ""
         #: Seconds added to the clock in the ``Date`` header of event responses
         #: (analytics debug windows compare with the server's clock).
-        self.clock_skew = 0.0
+        self.clock_skew: float = 0.0
         self._payloads: list[list[JSONObject]] = []
         self._payload_ids: set[str] = set()
         self._diagnostics: list[JSONObject] = []

@@ -69,10 +69,10 @@ try:
     )
     from openfeature.flag_evaluation import FlagResolutionDetails, Reason
     from openfeature.provider import AbstractProvider, Metadata
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
+except ImportError as _missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "aioflags.openfeature needs the OpenFeature SDK: pip install 'aioflags[openfeature]'"
-    ) from exc
+    ) from _missing
 
 import anyio
 
@@ -92,7 +92,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AioflagsProvider", "to_context"]
 
-logger = logging.getLogger("aioflags.openfeature")
+logger: logging.Logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
 #: The snapshot's typed evaluation method for each resolver kind.

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Final, final
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-except ImportError as exc:  # pragma: no cover - exercised without the extra only
+except ImportError as _missing:  # pragma: no cover - exercised without the extra only
     raise ImportError(
         "aioflags.otel needs the OpenTelemetry API: pip install 'aioflags[otel]'"
-    ) from exc
+    ) from _missing
 
 from ._hooks import EvaluationSeriesContext, Hook, HookMetadata
 from ._version import __version__

@@ -150,11 +150,11 @@ class Recorder:
         self.last: Context | None = None
         self._warned = False
         #: The event recorder's clock (epoch ms) from its last ``Date`` header.
-        self.server_time = 0
+        self.server_time: int = 0
         #: Diagnostics: events dropped because the buffer was full, contexts
         #: found in the recently-seen set.
-        self.dropped = 0
-        self.deduplicated = 0
+        self.dropped: int = 0
+        self.deduplicated: int = 0
 
     # ------------------------------------------------------------ the hot path
     def evaluation(

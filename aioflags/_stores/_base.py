@@ -85,7 +85,7 @@ class StoreStatusTracker:
     def __init__(self, description: str) -> None:
         self._description = description
         self._listeners: list[Callable[[DataStoreStatus], None]] = []
-        self.status = DataStoreStatus()
+        self.status: DataStoreStatus = DataStoreStatus()
 
     def add(self, listener: Callable[[DataStoreStatus], None]) -> Callable[[], None]:
         self._listeners.append(listener)
