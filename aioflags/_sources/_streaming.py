@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing, asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import anyio
 import httpx
@@ -110,6 +110,116 @@ def _connect_failure(
     return None, True
 
 
+class _Stream:
+    """What one reconnect loop carries from connection to connection."""
+
+    __slots__ = ("backoff", "last_event_id", "latched")
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        #: The fallback directive, latched from any connect response (FDv2 only).
+        self.latched = False
+        self.last_event_id: str | None = None
+
+
+class _Refused(Exception):
+    """The connect response was not a stream: the failure, and whether to retry."""
+
+    def __init__(self, error: ErrorInfo, recoverable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.recoverable = recoverable
+
+
+#: Reads one connection's events: yields updates; the last one it yields may
+#: carry the fallback directive, and then the stream ends for good.
+_Reader: TypeAlias = (
+    "Callable[[httpx.Response, _Stream, str | None], AsyncGenerator[Update, None]]"
+)
+
+
+async def _reconnecting(
+    ctx: SourceContext,
+    url: str,
+    stream: _Stream,
+    read: _Reader,
+    *,
+    what: str,
+    source: str,
+    fdv2: bool,
+) -> AsyncGenerator[Update, None]:
+    """The reconnect loop both protocols share (protocol.md §3).
+
+    Reads connection after connection; on a failure reports INTERRUPTED and
+    retries with backoff; an unrecoverable status, or a failure once the
+    directive is latched, reports OFF and ends.
+    """
+    while True:
+        error: ErrorInfo | None = None
+        recoverable = True
+        try:
+            connection = _connection(ctx, url, stream, read, what, source, fdv2)
+            async with aclosing(connection) as updates:
+                async for update in updates:
+                    yield update
+                    if update.fallback_to_fdv1:
+                        return
+        except _Refused as refused:
+            error, recoverable = refused.error, refused.recoverable
+        except (ProtocolError, httpx.HTTPError) as exc:
+            # Bad bytes, JSON or fields (ProtocolError) or a broken
+            # connection: start again from the basis (protocol.md §3).
+            error, recoverable = failure(ctx, what, url, exc)
+        if error is not None:
+            if stream.latched or not recoverable:
+                yield Update(
+                    state=SourceState.OFF, error=error, fallback_to_fdv1=stream.latched
+                )
+                return
+            yield Update(state=SourceState.INTERRUPTED, error=error)
+        elif fdv2:
+            logger.info("The flag stream closed; reconnecting")
+        await ctx.clock.sleep(stream.backoff.next_delay())
+
+
+async def _connection(
+    ctx: SourceContext,
+    url: str,
+    stream: _Stream,
+    read: _Reader,
+    what: str,
+    source: str,
+    fdv2: bool,
+) -> AsyncGenerator[Update, None]:
+    """One connection's updates; raises :class:`_Refused` if it is not a stream."""
+    params = data_params(ctx)
+    headers: dict[str, str] = {}
+    if fdv2:
+        selector = ctx.selector()  # reconnect from the current basis
+        if selector.defined:
+            params["basis"] = selector.state
+        if stream.last_event_id:
+            headers["Last-Event-ID"] = stream.last_event_id
+    async with _open(ctx, url, params, headers) as connection:
+        response = connection.response
+        if fdv2 and fallback_directive(response.headers):
+            stream.latched = True
+        error, recoverable = _connect_failure(ctx, response, what, url)
+        if error is not None:
+            raise _Refused(error, recoverable)
+        stream.backoff.connected()
+        logger.info(
+            "Connected to the %s at %s",
+            "flag stream" if fdv2 else "FDv1 flag stream",
+            display_url(url),
+            extra={"url": display_url(url), "source": source},
+        )
+        env = environment_id(response.headers)
+        async with aclosing(read(response, stream, env)) as updates:
+            async for update in updates:
+                yield update
+
+
 def streaming_synchronizer(
     *, base_uri: str | None = None, initial_retry_delay: float | None = None
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
@@ -120,73 +230,50 @@ def streaming_synchronizer(
         initial_retry_delay: overrides ``Config.initial_retry_delay``.
     """
 
-    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+    def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/sdk/stream"
-        backoff = _backoff(ctx, initial_retry_delay)
-        latched = False  # the fallback directive, from any connect response
-        last_event_id: str | None = None
-        while True:
-            error: ErrorInfo | None = None
-            recoverable = True
-            selector = ctx.selector()
-            params = data_params(ctx)
-            if selector.defined:
-                params["basis"] = selector.state
-            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-            try:
-                async with _open(ctx, url, params, headers) as source:
-                    response = source.response
-                    latched = latched or fallback_directive(response.headers)
-                    env = environment_id(response.headers)
-                    error, recoverable = _connect_failure(
-                        ctx, response, "stream connection", url
-                    )
-                    if error is None:
-                        backoff.connected()
-                        logger.info(
-                            "Connected to the flag stream at %s",
-                            display_url(url),
-                            extra={"url": display_url(url), "source": "fdv2-stream"},
-                        )
-                        builder = ChangeSetBuilder()
-                        # A payload of 100,000 events may arrive faster than it
-                        # is parsed: yield to the loop every few milliseconds.
-                        pacer = Pacer()
-                        async with aclosing(aiter_sse(response)) as events:
-                            async for sse in events:
-                                if pacer.due():
-                                    await pacer.pause()
-                                if sse.id:
-                                    last_event_id = sse.id
-                                if sse.retry is not None:
-                                    backoff.initial = sse.retry / 1000
-                                update = await _fdv2_event(builder, sse, env)
-                                if update is not None:
-                                    if latched:
-                                        yield Update(
-                                            state=update.state,
-                                            change_set=update.change_set,
-                                            fallback_to_fdv1=True,
-                                            environment_id=env,
-                                        )
-                                        return
-                                    yield update
-            except (ProtocolError, httpx.HTTPError) as exc:
-                # Bad bytes, JSON or fields (ProtocolError) or a broken
-                # connection: start again from the basis (protocol.md §3).
-                error, recoverable = failure(ctx, "stream connection", url, exc)
-            if error is not None:
-                if latched or not recoverable:
-                    yield Update(
-                        state=SourceState.OFF, error=error, fallback_to_fdv1=latched
-                    )
-                    return
-                yield Update(state=SourceState.INTERRUPTED, error=error)
-            else:
-                logger.info("The flag stream closed; reconnecting")
-            await ctx.clock.sleep(backoff.next_delay())
+        stream = _Stream(_backoff(ctx, initial_retry_delay))
+        return _reconnecting(
+            ctx,
+            url,
+            stream,
+            _fdv2_updates,
+            what="stream connection",
+            source="fdv2-stream",
+            fdv2=True,
+        )
 
     return synchronizer
+
+
+async def _fdv2_updates(
+    response: httpx.Response, stream: _Stream, env: str | None
+) -> AsyncGenerator[Update, None]:
+    """One FDv2 connection's events, as updates (a payload at a time)."""
+    builder = ChangeSetBuilder()
+    # A payload of 100,000 events may arrive faster than it is parsed: yield
+    # to the loop every few milliseconds.
+    pacer = Pacer()
+    async with aclosing(aiter_sse(response)) as events:
+        async for sse in events:
+            if pacer.due():
+                await pacer.pause()
+            if sse.id:
+                stream.last_event_id = sse.id
+            if sse.retry is not None:
+                stream.backoff.initial = sse.retry / 1000
+            update = await _fdv2_event(builder, sse, env)
+            if update is None:
+                continue
+            if stream.latched:  # the payload first, then the switch
+                yield Update(
+                    state=update.state,
+                    change_set=update.change_set,
+                    fallback_to_fdv1=True,
+                    environment_id=env,
+                )
+                return
+            yield update
 
 
 async def _fdv2_event(
@@ -230,45 +317,34 @@ def fdv1_streaming_synchronizer(
         initial_retry_delay: overrides ``Config.initial_retry_delay``.
     """
 
-    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+    def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/all"
-        backoff = _backoff(ctx, initial_retry_delay)
-        while True:
-            error: ErrorInfo | None = None
-            recoverable = True
-            try:
-                async with _open(ctx, url, data_params(ctx), {}) as source:
-                    response = source.response
-                    env = environment_id(response.headers)
-                    error, recoverable = _connect_failure(
-                        ctx, response, "FDv1 stream connection", url
-                    )
-                    if error is None:
-                        backoff.connected()
-                        logger.info(
-                            "Connected to the FDv1 flag stream at %s",
-                            display_url(url),
-                            extra={"url": display_url(url), "source": "fdv1-stream"},
-                        )
-                        async with aclosing(aiter_sse(response)) as events:
-                            async for sse in events:
-                                change_set = await _fdv1_event(sse)
-                                if change_set is not None:
-                                    yield Update(
-                                        state=SourceState.VALID,
-                                        change_set=change_set,
-                                        environment_id=env,
-                                    )
-            except (ProtocolError, httpx.HTTPError) as exc:
-                error, recoverable = failure(ctx, "FDv1 stream connection", url, exc)
-            if error is not None:
-                if not recoverable:
-                    yield Update(state=SourceState.OFF, error=error)
-                    return
-                yield Update(state=SourceState.INTERRUPTED, error=error)
-            await ctx.clock.sleep(backoff.next_delay())
+        stream = _Stream(_backoff(ctx, initial_retry_delay))
+        return _reconnecting(
+            ctx,
+            url,
+            stream,
+            _fdv1_updates,
+            what="FDv1 stream connection",
+            source="fdv1-stream",
+            fdv2=False,
+        )
 
     return synchronizer
+
+
+async def _fdv1_updates(
+    response: httpx.Response, stream: _Stream, env: str | None
+) -> AsyncGenerator[Update, None]:
+    """One FDv1 connection's events: each put, patch or delete is an update."""
+    del stream  # FDv1 has no event ids, retry hints or directive
+    async with aclosing(aiter_sse(response)) as events:
+        async for sse in events:
+            change_set = await _fdv1_event(sse)
+            if change_set is not None:
+                yield Update(
+                    state=SourceState.VALID, change_set=change_set, environment_id=env
+                )
 
 
 async def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
