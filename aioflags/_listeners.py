@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import anyio
+
+from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,16 +24,21 @@ __all__ = ["FlagValueChange", "ValueWatcher", "value_changes"]
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FlagValueChange:
+class FlagValueChange(Frozen):
     """A flag's value for one context changed.
 
     Added in version 0.1.0.
     """
 
+    __slots__ = ("key", "old_value", "new_value")  # noqa: RUF023 - fields in order
     key: str
     old_value: JSONValue
     new_value: JSONValue
+
+    def __init__(self, *, key: str, old_value: JSONValue, new_value: JSONValue) -> None:
+        set_field(self, "key", key)
+        set_field(self, "old_value", old_value)
+        set_field(self, "new_value", new_value)
 
 
 class ValueWatcher:
