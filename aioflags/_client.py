@@ -33,36 +33,31 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
-import hmac
+import importlib
 import logging
 import os
 import random as _random
-import ssl
-import uuid
+import sys
 import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, cast, final
 
 import anyio
 
-from ._analytics._processor import EventProcessor
 from ._clock import Clock, MonotonicClock
 from ._config import Config
 from ._datasystem import DataSystem, SourceContext
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._hooks import HookRunner, check_hook, unhooked
-from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 from ._snapshot import FlagSnapshot
-from ._status import StatusLayer
-from ._store import Store
-from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
-from ._stores._gate import EvaluationGate, Refresher
-from ._supervisor import Supervisor
+from ._stores._bigsegments import StatusListeners
 
+# What only a running client needs (HTTP, TLS, the data sources, the store,
+# analytics) is imported when it starts, before READY: not with aioflags, and
+# never by an evaluation (docs/benchmarks.md, "Import").
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
     from contextlib import AbstractAsyncContextManager
@@ -72,11 +67,17 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup, TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
+    from ._analytics._processor import EventProcessor
     from ._context import Context
     from ._datatypes import DataSourceStatus
     from ._hooks import Hook
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
+    from ._status import StatusLayer
+    from ._store import Store
+    from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus
+    from ._stores._gate import EvaluationGate
+    from ._supervisor import Supervisor
 
 __all__ = ["Client"]
 
@@ -103,11 +104,54 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _new_instance_id() -> str:
+    """A random UUID (version 4) in text, as ``str(uuid.uuid4())`` makes it.
+
+    Written out because :mod:`uuid` imports :mod:`platform` (milliseconds),
+    and clients are often constructed while an application is imported.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _running_parts(config: Config) -> list[str]:
+    """The modules a client with ``config`` needs once it runs (not to evaluate).
+
+    HTTP (httpx, with ssl, email, http, urllib...), the network sources, the
+    store and its status, the supervisor, analytics: most of what
+    ``import aioflags`` used to take (docs/benchmarks.md, "Import").
+    """
+    names = ["aioflags._store", "aioflags._status"]
+    if not config.offline:
+        names += ["aioflags._http", "aioflags._supervisor"]
+        if config.data_system is None:
+            names.append("aioflags.sources")
+        if config.events_enabled:
+            names.append("aioflags._analytics._processor")
+    return names
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+def _make_http(config: Config, instance_id: str) -> httpx.AsyncClient:
+    """The client's ``httpx.AsyncClient`` (built on a worker thread: :func:`_in_thread`)."""
+    from ._http import make_http_client
+
+    return make_http_client(config, instance_id)
+
+
 async def _in_thread(func: Callable[[], object]) -> None:
     """Run ``func`` on a worker thread (a seam for tests).
 
     Building an httpx client loads the CA bundle: 25-150 ms of blocking file
-    and TLS work, so it is done on a worker thread, not on the loop.
+    and TLS work, so it is done on a worker thread, not on the loop; so is
+    importing the modules a running client needs (:func:`_running_parts`).
     """
     await anyio.to_thread.run_sync(func)
 
@@ -264,7 +308,7 @@ class Client:
         self._clock: Clock = clock or MonotonicClock()
         self._own_random = random is None
         self._random = random or _random.Random()
-        self._instance_id = config.instance_id or str(uuid.uuid4())
+        self._instance_id = config.instance_id or _new_instance_id()
         self._bus = EventBus()
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(config.hooks) if config.hooks else None
@@ -282,6 +326,12 @@ class Client:
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Client:
         self._warn_forked()
+        # What a running client needs is imported now, before READY, on a
+        # worker thread (the event loop goes on meanwhile): not with aioflags,
+        # and never by an evaluation. Once loaded, there is nothing to wait for.
+        missing = [n for n in _running_parts(self._config) if n not in sys.modules]
+        if missing:
+            await _in_thread(functools.partial(_import_all, missing))
         if self._bus.status is ProviderStatus.FATAL:
             raise ClientClosedError(
                 "this client is FATAL (e.g. an invalid SDK key): create a new one"
@@ -346,6 +396,8 @@ class Client:
 
     async def _start(self, entry: _Entry) -> None:
         """Start one run in ``entry``'s span and wait for its first status."""
+        from ._status import StatusLayer
+
         store = self._new_store()
         store.freeze_gc = self._config.gc_freeze
         layer = StatusLayer(
@@ -356,6 +408,8 @@ class Client:
             # Recording starts now, synchronously: with ready_timeout=0 the
             # caller evaluates before the runner has even begun; delivery
             # starts once HTTP is set up.
+            from ._analytics._processor import EventProcessor
+
             run.events = EventProcessor(
                 self._config, None, store, self._clock, self._random
             )
@@ -397,6 +451,9 @@ class Client:
         config = self._config
         if config.offline:
             return
+        from ._stores._bigsegments import BigSegments
+        from ._stores._gate import EvaluationGate, Refresher
+
         big = None
         if config.big_segments is not None:
             big = BigSegments(
@@ -453,6 +510,8 @@ class Client:
 
     def _new_store(self) -> Store:
         """A store for a run (or for a client not running), with the hooks."""
+        from ._store import Store
+
         store = Store()
         if self._hooks is not None:
             store.attach_hooks(self._hooks)
@@ -490,6 +549,8 @@ class Client:
             run.done.set()
 
     async def _run_data_system(self, run: _Run) -> None:
+        from ._supervisor import Supervisor
+
         config = self._config
         made: list[httpx.AsyncClient] = []
         try:
@@ -507,9 +568,10 @@ class Client:
                     return  # the group lives on (delivery) until the client closes
                 try:
                     await _in_thread(
-                        lambda: made.append(make_http_client(config, self._instance_id))
+                        lambda: made.append(_make_http(config, self._instance_id))
                     )
-                except (OSError, ssl.SSLError, ValueError) as exc:
+                # ssl.SSLError is an OSError.
+                except (OSError, ValueError) as exc:
                     message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
                     logger.error("aioflags client %s", message)
                     self._bus.emit(
@@ -599,7 +661,7 @@ class Client:
         Only references are dropped, and nothing of the parent's loop is
         touched: the fork may have happened on any thread.
         """
-        self._instance_id = self._config.instance_id or str(uuid.uuid4())
+        self._instance_id = self._config.instance_id or _new_instance_id()
         if self._own_random:
             self._random = _random.Random()
         if self._run is None and not self._entries:
@@ -762,6 +824,8 @@ class Client:
         """The snapshot, without the warning an evaluation before start gives."""
         store: object = self._store
         if isinstance(store, _WarningStore):
+            from ._store import Store
+
             return Store().snapshot
         return unhooked(self._store.snapshot)  # the SDK's own evaluations
 
@@ -1012,6 +1076,9 @@ class Client:
 
     def secure_mode_hash(self, context: Context) -> str:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
+        import hashlib  # its one use: not with aioflags
+        import hmac
+
         key = (self._config.sdk_key or "").encode()
         return hmac.new(
             key, context.fully_qualified_key.encode(), hashlib.sha256

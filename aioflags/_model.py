@@ -13,7 +13,6 @@ when evaluation actually reaches them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from ._codegen import InlineClause, Runner, build_predicate, build_runner
 from ._context import Context, parse_reference
+from ._digest import sha1
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, ResultCache
 
@@ -242,9 +242,7 @@ class Bucketer:
             text = str(v)
         else:
             return 0.0
-        digest = hashlib.sha1(
-            (self._prefix + text).encode(), usedforsecurity=False
-        ).digest()
+        digest = sha1((self._prefix + text).encode(), usedforsecurity=False).digest()
         # The first 15 hex digits of the digest are its first 60 bits.
         return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
 
