@@ -42,8 +42,6 @@ import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, cast, final
 
-import anyio
-
 from ._clock import Clock, MonotonicClock
 from ._config import Config
 from ._datasystem import DataSystem, SourceContext
@@ -57,7 +55,8 @@ from ._stores._bigsegments import StatusListeners
 
 # What only a running client needs (HTTP, TLS, the data sources, the store,
 # analytics) is imported when it starts, before READY: not with aioflags, and
-# never by an evaluation (docs/benchmarks.md, "Import").
+# never by an evaluation (docs/benchmarks.md, "Import"). So is anyio: the
+# methods that use it import it (they run once a client runs).
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
     from contextlib import AbstractAsyncContextManager
@@ -153,11 +152,15 @@ async def _in_thread(func: Callable[[], object]) -> None:
     and TLS work, so it is done on a worker thread, not on the loop; so is
     importing the modules a running client needs (:func:`_running_parts`).
     """
+    import anyio
+
     await anyio.to_thread.run_sync(func)
 
 
 def _not_cancellation(exc: BaseException) -> BaseException | None:
     """The first exception in ``exc`` (a group, maybe) that is not a cancellation."""
+    import anyio
+
     cancelled = anyio.get_cancelled_exc_class()
     pending = [exc]
     while pending:
@@ -208,6 +211,8 @@ class _Run:
     )
 
     def __init__(self, entry: _Entry, store: Store, layer: StatusLayer) -> None:
+        import anyio
+
         self.entry = entry
         self.events: EventProcessor | None = None
         self.store = store
@@ -325,6 +330,8 @@ class Client:
 
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Client:
+        import anyio
+
         self._warn_forked()
         # What a running client needs is imported now, before READY, on a
         # worker thread (the event loop goes on meanwhile): not with aioflags,
@@ -368,6 +375,8 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        import anyio
+
         if not self._entries:  # closed and forgotten (a fork), or exited twice
             await self.aclose()
             return None
@@ -396,6 +405,8 @@ class Client:
 
     async def _start(self, entry: _Entry) -> None:
         """Start one run in ``entry``'s span and wait for its first status."""
+        import anyio
+
         from ._status import StatusLayer
 
         store = self._new_store()
@@ -493,6 +504,8 @@ class Client:
         SDK's own cleanup steps are each bounded; only a handler of yours that
         shields itself from cancellation can make this wait longer.
         """
+        import anyio
+
         self._phase = _Phase.CLOSING
         run.scope.cancel()
         with anyio.CancelScope(shield=True):
@@ -523,6 +536,8 @@ class Client:
         self._bus.reset()
 
     async def _runner(self, run: _Run, *, task_status: TaskStatus[None]) -> None:
+        import anyio
+
         run.live = True
         run.task = anyio.get_current_task().id
         task_status.started()
@@ -549,6 +564,8 @@ class Client:
             run.done.set()
 
     async def _run_data_system(self, run: _Run) -> None:
+        import anyio
+
         from ._supervisor import Supervisor
 
         config = self._config
@@ -607,6 +624,8 @@ class Client:
     @asynccontextmanager
     async def _inner_group(self, run: _Run) -> AsyncIterator[TaskGroup]:
         """The run's task group, with event delivery attached to it."""
+        import anyio
+
         try:
             async with anyio.create_task_group() as inner:
                 run.inner = inner
@@ -618,6 +637,8 @@ class Client:
 
     def _in_run(self, run: _Run) -> bool:
         """Whether the current task is one of ``run``'s (a handler, a source...)."""
+        import anyio
+
         tasks = {t.id: t for t in anyio.get_running_tasks()}
         task: int | None = anyio.get_current_task().id
         while task is not None:
@@ -755,6 +776,8 @@ class Client:
 
         Returns the status then; never raises because the network is bad.
         """
+        import anyio
+
         with anyio.move_on_after(timeout):
             await self._bus.wait_status(
                 lambda s: s is ProviderStatus.READY or s is ProviderStatus.FATAL

@@ -24,12 +24,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeGuard, final
 
-import anyio
-
 from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
+    import anyio
     from anyio.abc import TaskGroup
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = ["EventBus", "EventDetails", "Handler", "ProviderEvent", "ProviderStatus"]
 
@@ -203,6 +205,8 @@ class EventBus:
         self, predicate: Callable[[ProviderStatus], bool]
     ) -> ProviderStatus:
         """Wait until ``predicate(status)`` holds (level-triggered: may coalesce)."""
+        import anyio
+
         while not predicate(self.status):
             if self._changed is None:
                 self._changed = anyio.Event()
@@ -357,9 +361,13 @@ class EventBus:
 
     def in_delivery_task(self) -> bool:
         """Whether the current task is delivering events (running a handler)."""
+        import anyio
+
         return anyio.get_current_task().id in self._delivery_tasks
 
     async def _dispatch(self) -> None:
+        import anyio
+
         me = anyio.get_current_task().id
         self._delivery_tasks.add(me)
         pending = self._pending
@@ -414,6 +422,8 @@ class EventBus:
 
     async def _drain(self, sub: _Subscriber, pending: Awaitable[None]) -> None:
         """Await the handler's result, then deliver the events it owes, in order."""
+        import anyio
+
         me = anyio.get_current_task().id
         self._delivery_tasks.add(me)
         cancelled = anyio.get_cancelled_exc_class()

@@ -6,8 +6,6 @@ import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, final
 
-import anyio
-
 from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
@@ -19,6 +17,9 @@ if TYPE_CHECKING:
     from ._events import EventDetails
     from ._json import JSONValue
     from ._snapshot import FlagSnapshot
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = ["FlagValueChange", "ValueWatcher", "value_changes"]
 
@@ -77,6 +78,8 @@ async def value_changes(
     add: Callable[[Callable[[FlagValueChange], None]], Callable[[], None]],
 ) -> AsyncIterator[MemoryObjectReceiveStream[FlagValueChange]]:
     """An async iterator of changes, registered for the ``async with`` block."""
+    import anyio
+
     send, recv = anyio.create_memory_object_stream[FlagValueChange](math.inf)
     remove = add(send.send_nowait)
     try:

@@ -39,8 +39,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-import anyio
-
 from aioflags._clock import wall_ms
 from aioflags._exceptions import ConfigurationError
 from aioflags._frozen import Frozen, set_field
@@ -55,6 +53,9 @@ if TYPE_CHECKING:
     from aioflags._context import Context
     from aioflags._model import CompiledSegment
     from aioflags._snapshot import FlagSnapshot
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = [
     "BigSegmentStore",
@@ -247,6 +248,8 @@ class _Pending:
     __slots__ = ("answer", "done")
 
     def __init__(self) -> None:
+        import anyio
+
         self.done = anyio.Event()
         self.answer: _Answer = _FAILED
 
@@ -298,6 +301,8 @@ class BigSegments:
     def __init__(
         self, config: BigSegmentsConfig, clock: Clock, listeners: StatusListeners
     ) -> None:
+        import anyio
+
         self._config = config
         self._clock = clock
         self._listeners = listeners
@@ -330,6 +335,8 @@ class BigSegments:
         A bug or a store that cannot even be opened is logged; evaluations
         then answer STORE_ERROR. Never raises an ``Exception``.
         """
+        import anyio
+
         try:
             self._thread = threading.get_ident()
             self._call_soon = _call_soon_threadsafe()
@@ -360,6 +367,8 @@ class BigSegments:
             await self._clock.sleep(interval)
 
     async def _poll_once(self) -> None:
+        import anyio
+
         connection = self._connection
         assert connection is not None
         try:
@@ -434,6 +443,8 @@ class BigSegments:
     # -------------------------------------------------------------- fetches
     async def fetch(self, key: str) -> _Answer:
         """``key``'s membership: cached, or queried (one query per key at a time)."""
+        import anyio
+
         # Bounded: a store whose connect() never returns must not hang the
         # caller's evaluation (it answers STORE_ERROR instead).
         with anyio.move_on_after(QUERY_BOUND):
@@ -460,6 +471,8 @@ class BigSegments:
         return pending
 
     async def _query(self, key: str, pending: _Pending) -> None:
+        import anyio
+
         connection = self._connection
         try:
             assert connection is not None
@@ -499,6 +512,8 @@ class BigSegments:
 
     async def _fetcher(self) -> None:
         """Start the fetches requested by synchronous evaluations."""
+        import anyio
+
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
