@@ -20,6 +20,12 @@ It also counts the CPU instructions of each whole process with valgrind's
 callgrind (steady whatever else the machine is doing; skipped with a message
 when valgrind is not installed, and in ``--smoke``).
 
+``--start`` measures where the import cost went: fresh processes import
+aioflags, then start a client (events on) against a local ``FlagServer``
+of 100 flags; it prints the import, the time from ``async with client`` to
+READY (which now includes the imports a running client needs), their sum,
+and the first evaluation after READY.
+
 ``--importtime`` adds ``python -X importtime`` for ``import aioflags``: the
 self time summed per top-level package (aioflags' own modules one by one),
 largest first.
@@ -109,6 +115,67 @@ def pairs(n: int) -> str:
     return "\n".join(lines)
 
 
+_START_CHILD = """
+import sys, time
+t0 = time.perf_counter()
+import anyio, aioflags
+t1 = time.perf_counter()
+
+async def main(url):
+    config = aioflags.Config("sdk-key", base_uri=url, stream_uri=url, events_uri=url)
+    t2 = time.perf_counter()
+    async with aioflags.Client(config) as client:
+        t3 = time.perf_counter()
+        assert client.status is aioflags.ProviderStatus.READY, client.status
+        await client.variation("flag-0", aioflags.Context.create("u"), False)
+        t4 = time.perf_counter()
+    print((t1 - t0) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
+
+anyio.run(main, sys.argv[1])
+"""
+
+
+def start(n: int) -> str:
+    """Import, then the first start: where the deferred imports are paid."""
+    import anyio
+
+    from aioflags.testing import FlagServer
+
+    flag = {
+        "on": True,
+        "variations": [True, False],
+        "offVariation": 1,
+        "fallthrough": {"variation": 0},
+    }
+    env = child_env()
+
+    async def measure() -> list[list[float]]:
+        rows = []
+        async with FlagServer({f"flag-{i}": flag for i in range(100)}) as server:
+            for i in range(n + 1):
+                out = await anyio.run_process(
+                    [sys.executable, "-c", _START_CHILD, server.url], env=env
+                )
+                if i:  # the first one writes the caches
+                    rows.append([float(x) for x in out.stdout.split()])
+        return rows
+
+    rows = anyio.run(measure)
+    imports, ready, first = (list(column) for column in zip(*rows, strict=True))
+    total = [a + b for a, b in zip(imports, ready, strict=True)]
+    header = f"  {'ms':<34}{'median':>9}{'min':>9}{'max':>9}"
+    return "\n".join(
+        [
+            f"first start: {n} fresh processes, 100 flags from a local FlagServer",
+            header,
+            _row("import aioflags", imports),
+            _row("async with client: until READY", ready),
+            _row("import + READY", total),
+            _row("first evaluation after READY", first),
+        ]
+    )
+
+
 def _instructions(code: str, env: dict[str, str]) -> int:
     err = subprocess.run(
         [
@@ -187,12 +254,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument("--start", action="store_true", help="import, then READY")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--smoke", action="store_true", help="two pairs (CI)")
     args = parser.parse_args()
     print(pairs(2 if args.smoke else args.pairs), flush=True)
     if not args.smoke:
         print(instructions(), flush=True)
+    if args.start or args.smoke:
+        print(start(2 if args.smoke else 10), flush=True)
     if args.importtime or args.smoke:
         print(importtime(args.top, 1 if args.smoke else 5), flush=True)
 
