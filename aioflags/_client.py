@@ -566,8 +566,6 @@ class Client:
     async def _run_data_system(self, run: _Run) -> None:
         import anyio
 
-        from ._supervisor import Supervisor
-
         config = self._config
         made: list[httpx.AsyncClient] = []
         try:
@@ -609,6 +607,8 @@ class Client:
                     random=self._random,
                 )
                 system = config.data_system or DataSystem.default()
+                from ._supervisor import Supervisor  # loaded by __aenter__
+
                 self._supervisor = Supervisor(
                     system, store, context, run.layer, self._clock
                 )
