@@ -8,9 +8,8 @@ microseconds, and reports its status with OpenFeature semantics.
 from __future__ import annotations
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from . import sources as sources  # the documented subpackage of network sources
-from . import stores as stores  # the documented module of persistent stores
 from ._client import Client as Client
 from ._config import Config as Config
 from ._context import Context as Context
@@ -47,6 +46,10 @@ from ._results import Reason as Reason
 from ._snapshot import FlagSnapshot as FlagSnapshot
 from ._stores._bigsegments import BigSegmentsConfig as BigSegmentsConfig
 from ._version import __version__ as __version__
+
+if _TYPE_CHECKING:
+    from . import sources as sources  # the documented module of network sources
+    from . import stores as stores  # the documented module of persistent stores
 
 __all__ = [
     "AioflagsError",
@@ -96,3 +99,21 @@ for _name in __all__:
     if isinstance(_obj, type):
         _obj.__module__ = "aioflags"
 del _name, _obj
+
+#: Submodules loaded on first use: ``aioflags.sources`` works after a plain
+#: ``import aioflags``, but only a program that uses it pays for importing
+#: it (the network sources import httpx; the stores, redis-py).
+_LAZY_SUBMODULES = frozenset({"sources", "stores"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        # import_module binds the attribute: this runs once per submodule.
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_SUBMODULES})

@@ -33,36 +33,30 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
-import hmac
+import importlib
 import logging
 import os
 import random as _random
-import ssl
-import uuid
+import sys
 import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, cast, final
 
-import anyio
-
-from ._analytics._processor import EventProcessor
 from ._clock import Clock, MonotonicClock
 from ._config import Config
 from ._datasystem import DataSystem, SourceContext
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._hooks import HookRunner, check_hook, unhooked
-from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 from ._snapshot import FlagSnapshot
-from ._status import StatusLayer
-from ._store import Store
-from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
-from ._stores._gate import EvaluationGate, Refresher
-from ._supervisor import Supervisor
+from ._stores._bigsegments import StatusListeners
 
+# What only a running client needs (HTTP, TLS, the data sources, the store,
+# analytics) is imported when it starts, before READY: not with aioflags, and
+# never by an evaluation (docs/benchmarks.md, "Import"). So is anyio: the
+# methods that use it import it (they run once a client runs).
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
     from contextlib import AbstractAsyncContextManager
@@ -72,11 +66,17 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup, TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
+    from ._analytics._processor import EventProcessor
     from ._context import Context
     from ._datatypes import DataSourceStatus
     from ._hooks import Hook
     from ._json import JSONValue
     from ._results import EvaluationDetail, FlagsState
+    from ._status import StatusLayer
+    from ._store import Store
+    from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus
+    from ._stores._gate import EvaluationGate
+    from ._supervisor import Supervisor
 
 __all__ = ["Client"]
 
@@ -103,17 +103,64 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _new_instance_id() -> str:
+    """A random UUID (version 4) in text, as ``str(uuid.uuid4())`` makes it.
+
+    Written out because :mod:`uuid` imports :mod:`platform` (milliseconds),
+    and clients are often constructed while an application is imported.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _running_parts(config: Config) -> list[str]:
+    """The modules a client with ``config`` needs once it runs (not to evaluate).
+
+    HTTP (httpx, with ssl, email, http, urllib...), the network sources, the
+    store and its status, the supervisor, analytics: most of what
+    ``import aioflags`` used to take (docs/benchmarks.md, "Import").
+    """
+    names = ["aioflags._store", "aioflags._status"]
+    if not config.offline:
+        names += ["aioflags._http", "aioflags._supervisor"]
+        if config.data_system is None:
+            names.append("aioflags.sources")
+        if config.events_enabled:
+            names.append("aioflags._analytics._processor")
+    return names
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+def _make_http(config: Config, instance_id: str) -> httpx.AsyncClient:
+    """The client's ``httpx.AsyncClient`` (built on a worker thread: :func:`_in_thread`)."""
+    from ._http import make_http_client
+
+    return make_http_client(config, instance_id)
+
+
 async def _in_thread(func: Callable[[], object]) -> None:
     """Run ``func`` on a worker thread (a seam for tests).
 
     Building an httpx client loads the CA bundle: 25-150 ms of blocking file
-    and TLS work, so it is done on a worker thread, not on the loop.
+    and TLS work, so it is done on a worker thread, not on the loop; so is
+    importing the modules a running client needs (:func:`_running_parts`).
     """
+    import anyio
+
     await anyio.to_thread.run_sync(func)
 
 
 def _not_cancellation(exc: BaseException) -> BaseException | None:
     """The first exception in ``exc`` (a group, maybe) that is not a cancellation."""
+    import anyio
+
     cancelled = anyio.get_cancelled_exc_class()
     pending = [exc]
     while pending:
@@ -164,6 +211,8 @@ class _Run:
     )
 
     def __init__(self, entry: _Entry, store: Store, layer: StatusLayer) -> None:
+        import anyio
+
         self.entry = entry
         self.events: EventProcessor | None = None
         self.store = store
@@ -264,7 +313,7 @@ class Client:
         self._clock: Clock = clock or MonotonicClock()
         self._own_random = random is None
         self._random = random or _random.Random()
-        self._instance_id = config.instance_id or str(uuid.uuid4())
+        self._instance_id = config.instance_id or _new_instance_id()
         self._bus = EventBus()
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(config.hooks) if config.hooks else None
@@ -281,7 +330,15 @@ class Client:
 
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Client:
+        import anyio
+
         self._warn_forked()
+        # What a running client needs is imported now, before READY, on a
+        # worker thread (the event loop goes on meanwhile): not with aioflags,
+        # and never by an evaluation. Once loaded, there is nothing to wait for.
+        missing = [n for n in _running_parts(self._config) if n not in sys.modules]
+        if missing:
+            await _in_thread(functools.partial(_import_all, missing))
         if self._bus.status is ProviderStatus.FATAL:
             raise ClientClosedError(
                 "this client is FATAL (e.g. an invalid SDK key): create a new one"
@@ -318,6 +375,8 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        import anyio
+
         if not self._entries:  # closed and forgotten (a fork), or exited twice
             await self.aclose()
             return None
@@ -346,6 +405,10 @@ class Client:
 
     async def _start(self, entry: _Entry) -> None:
         """Start one run in ``entry``'s span and wait for its first status."""
+        import anyio
+
+        from ._status import StatusLayer
+
         store = self._new_store()
         store.freeze_gc = self._config.gc_freeze
         layer = StatusLayer(
@@ -356,6 +419,8 @@ class Client:
             # Recording starts now, synchronously: with ready_timeout=0 the
             # caller evaluates before the runner has even begun; delivery
             # starts once HTTP is set up.
+            from ._analytics._processor import EventProcessor
+
             run.events = EventProcessor(
                 self._config, None, store, self._clock, self._random
             )
@@ -397,6 +462,9 @@ class Client:
         config = self._config
         if config.offline:
             return
+        from ._stores._bigsegments import BigSegments
+        from ._stores._gate import EvaluationGate, Refresher
+
         big = None
         if config.big_segments is not None:
             big = BigSegments(
@@ -436,6 +504,8 @@ class Client:
         SDK's own cleanup steps are each bounded; only a handler of yours that
         shields itself from cancellation can make this wait longer.
         """
+        import anyio
+
         self._phase = _Phase.CLOSING
         run.scope.cancel()
         with anyio.CancelScope(shield=True):
@@ -453,6 +523,8 @@ class Client:
 
     def _new_store(self) -> Store:
         """A store for a run (or for a client not running), with the hooks."""
+        from ._store import Store
+
         store = Store()
         if self._hooks is not None:
             store.attach_hooks(self._hooks)
@@ -464,6 +536,8 @@ class Client:
         self._bus.reset()
 
     async def _runner(self, run: _Run, *, task_status: TaskStatus[None]) -> None:
+        import anyio
+
         run.live = True
         run.task = anyio.get_current_task().id
         task_status.started()
@@ -490,6 +564,8 @@ class Client:
             run.done.set()
 
     async def _run_data_system(self, run: _Run) -> None:
+        import anyio
+
         config = self._config
         made: list[httpx.AsyncClient] = []
         try:
@@ -507,9 +583,10 @@ class Client:
                     return  # the group lives on (delivery) until the client closes
                 try:
                     await _in_thread(
-                        lambda: made.append(make_http_client(config, self._instance_id))
+                        lambda: made.append(_make_http(config, self._instance_id))
                     )
-                except (OSError, ssl.SSLError, ValueError) as exc:
+                # ssl.SSLError is an OSError.
+                except (OSError, ValueError) as exc:
                     message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
                     logger.error("aioflags client %s", message)
                     self._bus.emit(
@@ -530,6 +607,8 @@ class Client:
                     random=self._random,
                 )
                 system = config.data_system or DataSystem.default()
+                from ._supervisor import Supervisor  # loaded by __aenter__
+
                 self._supervisor = Supervisor(
                     system, store, context, run.layer, self._clock
                 )
@@ -545,6 +624,8 @@ class Client:
     @asynccontextmanager
     async def _inner_group(self, run: _Run) -> AsyncIterator[TaskGroup]:
         """The run's task group, with event delivery attached to it."""
+        import anyio
+
         try:
             async with anyio.create_task_group() as inner:
                 run.inner = inner
@@ -556,6 +637,8 @@ class Client:
 
     def _in_run(self, run: _Run) -> bool:
         """Whether the current task is one of ``run``'s (a handler, a source...)."""
+        import anyio
+
         tasks = {t.id: t for t in anyio.get_running_tasks()}
         task: int | None = anyio.get_current_task().id
         while task is not None:
@@ -599,7 +682,7 @@ class Client:
         Only references are dropped, and nothing of the parent's loop is
         touched: the fork may have happened on any thread.
         """
-        self._instance_id = self._config.instance_id or str(uuid.uuid4())
+        self._instance_id = self._config.instance_id or _new_instance_id()
         if self._own_random:
             self._random = _random.Random()
         if self._run is None and not self._entries:
@@ -693,6 +776,8 @@ class Client:
 
         Returns the status then; never raises because the network is bad.
         """
+        import anyio
+
         with anyio.move_on_after(timeout):
             await self._bus.wait_status(
                 lambda s: s is ProviderStatus.READY or s is ProviderStatus.FATAL
@@ -762,6 +847,8 @@ class Client:
         """The snapshot, without the warning an evaluation before start gives."""
         store: object = self._store
         if isinstance(store, _WarningStore):
+            from ._store import Store
+
             return Store().snapshot
         return unhooked(self._store.snapshot)  # the SDK's own evaluations
 
@@ -1012,6 +1099,9 @@ class Client:
 
     def secure_mode_hash(self, context: Context) -> str:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
+        import hashlib  # its one use: not with aioflags
+        import hmac
+
         key = (self._config.sdk_key or "").encode()
         return hmac.new(
             key, context.fully_qualified_key.encode(), hashlib.sha256

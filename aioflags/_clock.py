@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime
 from typing import Protocol, final
 
-import anyio
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = ["Clock", "MonotonicClock", "wall_ms"]
 
@@ -41,8 +42,12 @@ class MonotonicClock:
 
     def now(self) -> float:
         """Seconds on the event loop's monotonic clock."""
+        import anyio
+
         return anyio.current_time()
 
     async def sleep(self, seconds: float) -> None:
         """``anyio.sleep``."""
+        import anyio
+
         await anyio.sleep(seconds)

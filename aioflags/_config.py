@@ -6,11 +6,10 @@ import logging
 import math
 import os
 import re
-from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._exceptions import ConfigurationError
-from ._stores._bigsegments import BigSegmentsConfig
+from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     import ssl
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
     from ._datasystem import DataSystem
     from ._hooks import Hook
+    from ._stores._bigsegments import BigSegmentsConfig
 
 __all__ = ["Config"]
 
@@ -83,6 +83,13 @@ def _lenient(
     return None
 
 
+def _is_big_segments_config(value: object) -> bool:
+    # Imported only when big segments are configured (not with aioflags).
+    from ._stores._bigsegments import BigSegmentsConfig
+
+    return isinstance(value, BigSegmentsConfig)
+
+
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
@@ -94,8 +101,7 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(Frozen):
     """The configuration of a :class:`Client`. Construction does no I/O.
 
     Args:
@@ -184,48 +190,175 @@ class Config:
     Added in version 0.1.0.
     """
 
-    sdk_key: str | None = field(default=None, repr=False)  # a secret: never in logs
-    _: KW_ONLY
-    base_uri: str = "https://sdk.launchdarkly.com"
-    stream_uri: str = "https://stream.launchdarkly.com"
-    data_system: DataSystem | None = None
-    ready_timeout: float = 5.0
-    offline: bool = False
-    poll_interval: float = 30.0
-    initial_retry_delay: float = 1.0
-    max_retry_delay: float = 30.0
-    retry_jitter: float = 0.5
-    retry_reset_after: float = 60.0
-    grace_period: float = 5.0
-    fatal_status_codes: frozenset[int] = frozenset({401, 403})
-    connect_timeout: float = 10.0
-    read_timeout: float = 10.0
-    stream_read_timeout: float = 300.0
-    verify: bool | str | ssl.SSLContext = True
-    proxy: str | None = None
-    application_id: str | None = None
-    application_version: str | None = None
-    wrapper_name: str | None = None
-    wrapper_version: str | None = None
-    instance_id: str | None = None
-    payload_filter_key: str | None = None
-    send_events: bool = True
-    events_uri: str = "https://events.launchdarkly.com"
-    events_capacity: int = 10000
-    flush_interval: float = 5.0
-    all_attributes_private: bool = False
-    private_attributes: tuple[str, ...] = ()
-    context_keys_capacity: int = 1000
-    context_keys_flush_interval: float = 300.0
-    diagnostic_opt_out: bool = False
-    diagnostic_recording_interval: float = 900.0
-    omit_anonymous_contexts: bool = False
-    compress_events: bool = False
-    hooks: Sequence[Hook] = ()
-    gc_freeze: bool = False
-    big_segments: BigSegmentsConfig | None = None
+    __slots__ = (  # noqa: RUF023 - fields in order (repr)
+        "sdk_key",
+        "base_uri",
+        "stream_uri",
+        "data_system",
+        "ready_timeout",
+        "offline",
+        "poll_interval",
+        "initial_retry_delay",
+        "max_retry_delay",
+        "retry_jitter",
+        "retry_reset_after",
+        "grace_period",
+        "fatal_status_codes",
+        "connect_timeout",
+        "read_timeout",
+        "stream_read_timeout",
+        "verify",
+        "proxy",
+        "application_id",
+        "application_version",
+        "wrapper_name",
+        "wrapper_version",
+        "instance_id",
+        "payload_filter_key",
+        "send_events",
+        "events_uri",
+        "events_capacity",
+        "flush_interval",
+        "all_attributes_private",
+        "private_attributes",
+        "context_keys_capacity",
+        "context_keys_flush_interval",
+        "diagnostic_opt_out",
+        "diagnostic_recording_interval",
+        "omit_anonymous_contexts",
+        "compress_events",
+        "hooks",
+        "gc_freeze",
+        "big_segments",
+    )
+    __match_args__ = ("sdk_key",)
+    _hidden = ("sdk_key",)  # a secret: never in logs
 
-    def __post_init__(self) -> None:
+    sdk_key: str | None
+    base_uri: str
+    stream_uri: str
+    data_system: DataSystem | None
+    ready_timeout: float
+    offline: bool
+    poll_interval: float
+    initial_retry_delay: float
+    max_retry_delay: float
+    retry_jitter: float
+    retry_reset_after: float
+    grace_period: float
+    fatal_status_codes: frozenset[int]
+    connect_timeout: float
+    read_timeout: float
+    stream_read_timeout: float
+    verify: bool | str | ssl.SSLContext
+    proxy: str | None
+    application_id: str | None
+    application_version: str | None
+    wrapper_name: str | None
+    wrapper_version: str | None
+    instance_id: str | None
+    payload_filter_key: str | None
+    send_events: bool
+    events_uri: str
+    events_capacity: int
+    flush_interval: float
+    all_attributes_private: bool
+    private_attributes: tuple[str, ...]
+    context_keys_capacity: int
+    context_keys_flush_interval: float
+    diagnostic_opt_out: bool
+    diagnostic_recording_interval: float
+    omit_anonymous_contexts: bool
+    compress_events: bool
+    hooks: Sequence[Hook]
+    gc_freeze: bool
+    big_segments: BigSegmentsConfig | None
+
+    def __init__(
+        self,
+        sdk_key: str | None = None,
+        *,
+        base_uri: str = "https://sdk.launchdarkly.com",
+        stream_uri: str = "https://stream.launchdarkly.com",
+        data_system: DataSystem | None = None,
+        ready_timeout: float = 5.0,
+        offline: bool = False,
+        poll_interval: float = 30.0,
+        initial_retry_delay: float = 1.0,
+        max_retry_delay: float = 30.0,
+        retry_jitter: float = 0.5,
+        retry_reset_after: float = 60.0,
+        grace_period: float = 5.0,
+        fatal_status_codes: frozenset[int] = frozenset({401, 403}),
+        connect_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+        stream_read_timeout: float = 300.0,
+        verify: bool | str | ssl.SSLContext = True,
+        proxy: str | None = None,
+        application_id: str | None = None,
+        application_version: str | None = None,
+        wrapper_name: str | None = None,
+        wrapper_version: str | None = None,
+        instance_id: str | None = None,
+        payload_filter_key: str | None = None,
+        send_events: bool = True,
+        events_uri: str = "https://events.launchdarkly.com",
+        events_capacity: int = 10000,
+        flush_interval: float = 5.0,
+        all_attributes_private: bool = False,
+        private_attributes: tuple[str, ...] = (),
+        context_keys_capacity: int = 1000,
+        context_keys_flush_interval: float = 300.0,
+        diagnostic_opt_out: bool = False,
+        diagnostic_recording_interval: float = 900.0,
+        omit_anonymous_contexts: bool = False,
+        compress_events: bool = False,
+        hooks: Sequence[Hook] = (),
+        gc_freeze: bool = False,
+        big_segments: BigSegmentsConfig | None = None,
+    ) -> None:
+        set_field(self, "sdk_key", sdk_key)
+        set_field(self, "base_uri", base_uri)
+        set_field(self, "stream_uri", stream_uri)
+        set_field(self, "data_system", data_system)
+        set_field(self, "ready_timeout", ready_timeout)
+        set_field(self, "offline", offline)
+        set_field(self, "poll_interval", poll_interval)
+        set_field(self, "initial_retry_delay", initial_retry_delay)
+        set_field(self, "max_retry_delay", max_retry_delay)
+        set_field(self, "retry_jitter", retry_jitter)
+        set_field(self, "retry_reset_after", retry_reset_after)
+        set_field(self, "grace_period", grace_period)
+        set_field(self, "fatal_status_codes", fatal_status_codes)
+        set_field(self, "connect_timeout", connect_timeout)
+        set_field(self, "read_timeout", read_timeout)
+        set_field(self, "stream_read_timeout", stream_read_timeout)
+        set_field(self, "verify", verify)
+        set_field(self, "proxy", proxy)
+        set_field(self, "application_id", application_id)
+        set_field(self, "application_version", application_version)
+        set_field(self, "wrapper_name", wrapper_name)
+        set_field(self, "wrapper_version", wrapper_version)
+        set_field(self, "instance_id", instance_id)
+        set_field(self, "payload_filter_key", payload_filter_key)
+        set_field(self, "send_events", send_events)
+        set_field(self, "events_uri", events_uri)
+        set_field(self, "events_capacity", events_capacity)
+        set_field(self, "flush_interval", flush_interval)
+        set_field(self, "all_attributes_private", all_attributes_private)
+        set_field(self, "private_attributes", private_attributes)
+        set_field(self, "context_keys_capacity", context_keys_capacity)
+        set_field(self, "context_keys_flush_interval", context_keys_flush_interval)
+        set_field(self, "diagnostic_opt_out", diagnostic_opt_out)
+        set_field(self, "diagnostic_recording_interval", diagnostic_recording_interval)
+        set_field(self, "omit_anonymous_contexts", omit_anonymous_contexts)
+        set_field(self, "compress_events", compress_events)
+        set_field(self, "hooks", hooks)
+        set_field(self, "gc_freeze", gc_freeze)
+        set_field(self, "big_segments", big_segments)
+        self._validate()
+
+    def _validate(self) -> None:
         key: object = self.sdk_key  # checked at run time: callers may not be typed
         if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
             raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
@@ -235,7 +368,7 @@ class Config:
                 raise ConfigurationError(
                     f"{name} must be an http:// or https:// URL, got {uri!r}"
                 )
-            object.__setattr__(self, name, uri.rstrip("/"))
+            set_field(self, name, uri.rstrip("/"))
         _positive("ready_timeout", self.ready_timeout, allow_zero=True)
         for name in (
             "initial_retry_delay",
@@ -251,8 +384,8 @@ class Config:
             _positive(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
-        if self.big_segments is not None and not isinstance(
-            self.big_segments, BigSegmentsConfig
+        if self.big_segments is not None and not _is_big_segments_config(
+            self.big_segments
         ):
             raise ConfigurationError(
                 "big_segments must be an aioflags.BigSegmentsConfig, "
@@ -272,11 +405,11 @@ class Config:
             raise ConfigurationError(
                 "fatal_status_codes must be HTTP error statuses (400-599)"
             )
-        object.__setattr__(self, "fatal_status_codes", codes)
+        set_field(self, "fatal_status_codes", codes)
         for name in ("application_id", "application_version"):
             value = _lenient(name, getattr(self, name), _TAG, _TAG_RULE)
-            object.__setattr__(self, name, value)
-        object.__setattr__(
+            set_field(self, name, value)
+        set_field(
             self,
             "payload_filter_key",
             _lenient(
@@ -338,7 +471,7 @@ class Config:
             raise ConfigurationError(
                 f"hooks must be a sequence of aioflags.Hook instances, got {hooks!r}"
             )
-        object.__setattr__(
+        set_field(
             self,
             "hooks",
             tuple(check_hook(h, "Config(hooks=...)") for h in self.hooks),
@@ -367,7 +500,7 @@ class Config:
                 "private_attributes must be a sequence of attribute references "
                 "(non-empty strings such as 'email' or '/address/street')"
             )
-        object.__setattr__(self, "private_attributes", tuple(self.private_attributes))
+        set_field(self, "private_attributes", tuple(self.private_attributes))
 
     @property
     def events_enabled(self) -> bool:

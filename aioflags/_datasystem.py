@@ -8,18 +8,17 @@ generator. An initializer yields :class:`Basis` results; a synchronizer yields
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, final
 
 from ._exceptions import ConfigurationError
+from ._frozen import Frozen, set_field
 from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
     import os
-    import random
+    import random as _random
 
     import httpx
 
@@ -39,8 +38,7 @@ __all__ = [
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SourceContext:
+class SourceContext(Frozen):
     """What a source factory receives: the current selector, HTTP, config, clock.
 
     Attributes:
@@ -52,11 +50,27 @@ class SourceContext:
         random: the random source for jitter.
     """
 
+    __slots__ = ("selector", "http", "config", "clock", "random")  # noqa: RUF023 - fields in order
     selector: Callable[[], Selector]
     http: httpx.AsyncClient
     config: Config
     clock: Clock
-    random: random.Random
+    random: _random.Random
+
+    def __init__(
+        self,
+        *,
+        selector: Callable[[], Selector],
+        http: httpx.AsyncClient,
+        config: Config,
+        clock: Clock,
+        random: _random.Random,
+    ) -> None:
+        set_field(self, "selector", selector)
+        set_field(self, "http", http)
+        set_field(self, "config", config)
+        set_field(self, "clock", clock)
+        set_field(self, "random", random)
 
 
 InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]
@@ -83,8 +97,7 @@ def is_local(system: DataSystem) -> bool:
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DataSystem:
+class DataSystem(Frozen):
     """The data system's sources and failover timings.
 
     Use a preset (:meth:`default`, :meth:`streaming`, :meth:`polling`,
@@ -110,16 +123,48 @@ class DataSystem:
     Added in version 0.1.0.
     """
 
-    initializers: tuple[InitializerFactory, ...] = ()
-    synchronizers: tuple[SynchronizerFactory, ...] = ()
-    fdv1_fallback: SynchronizerFactory | None = None
-    initializing_timeout: float = 10.0
-    interrupted_timeout: float = 60.0
-    recovery_after: float = 300.0
-    store: PersistentStore | None = None
-    store_mode: StoreMode = StoreMode.READ_ONLY
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "initializers",
+        "synchronizers",
+        "fdv1_fallback",
+        "initializing_timeout",
+        "interrupted_timeout",
+        "recovery_after",
+        "store",
+        "store_mode",
+    )
+    initializers: tuple[InitializerFactory, ...]
+    synchronizers: tuple[SynchronizerFactory, ...]
+    fdv1_fallback: SynchronizerFactory | None
+    initializing_timeout: float
+    interrupted_timeout: float
+    recovery_after: float
+    store: PersistentStore | None
+    store_mode: StoreMode
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        initializers: tuple[InitializerFactory, ...] = (),
+        synchronizers: tuple[SynchronizerFactory, ...] = (),
+        fdv1_fallback: SynchronizerFactory | None = None,
+        initializing_timeout: float = 10.0,
+        interrupted_timeout: float = 60.0,
+        recovery_after: float = 300.0,
+        store: PersistentStore | None = None,
+        store_mode: StoreMode = StoreMode.READ_ONLY,
+    ) -> None:
+        set_field(self, "initializers", initializers)
+        set_field(self, "synchronizers", synchronizers)
+        set_field(self, "fdv1_fallback", fdv1_fallback)
+        set_field(self, "initializing_timeout", initializing_timeout)
+        set_field(self, "interrupted_timeout", interrupted_timeout)
+        set_field(self, "recovery_after", recovery_after)
+        set_field(self, "store", store)
+        set_field(self, "store_mode", store_mode)
+        self._validate()
+
+    def _validate(self) -> None:
         for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(
@@ -222,7 +267,7 @@ class DataSystem:
         """This system serving ``store`` until its sources deliver; writing it in read-write mode."""
         if store is None:
             return self
-        return dataclasses.replace(self, store=store, store_mode=mode)
+        return self.__replace__(store=store, store_mode=mode)
 
     @classmethod
     def fdv1(cls) -> DataSystem:
@@ -302,8 +347,7 @@ class DataSystem:
         recovery_after: float | None = None,
     ) -> DataSystem:
         """A copy with other failover and recovery timings (seconds)."""
-        return dataclasses.replace(
-            self,
+        return self.__replace__(
             initializing_timeout=self.initializing_timeout
             if initializing_timeout is None
             else initializing_timeout,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import FrozenInstanceError, dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias, final
+
+from ._frozen import Frozen, refuse, set_field
 
 if TYPE_CHECKING:
     from ._json import JSONObject
@@ -32,16 +33,20 @@ __all__ = [
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Selector:
+class Selector(Frozen):
     """Where a payload stands: the server's ``state`` string and ``version``.
 
     A selector is *defined* unless it is ``("", 0)``; only a defined selector
     is sent back to the server as ``basis=<state>``.
     """
 
-    state: str = ""
-    version: int = 0
+    __slots__ = ("state", "version")
+    state: str
+    version: int
+
+    def __init__(self, *, state: str = "", version: int = 0) -> None:
+        set_field(self, "state", state)
+        set_field(self, "version", version)
 
     @property
     def defined(self) -> bool:
@@ -117,14 +122,14 @@ class Change:
         version: int,
         obj: JSONObject | None = None,
     ) -> None:
-        _set(self, "action", action)
-        _set(self, "kind", kind)
-        _set(self, "key", key)
-        _set(self, "version", version)
-        _set(self, "_obj", obj)
-        _set(self, "_raw", None)
-        _set(self, "_path", RAW_OBJECT)
-        _set(self, "_meta", None)
+        set_field(self, "action", action)
+        set_field(self, "kind", kind)
+        set_field(self, "key", key)
+        set_field(self, "version", version)
+        set_field(self, "_obj", obj)
+        set_field(self, "_raw", None)
+        set_field(self, "_path", RAW_OBJECT)
+        set_field(self, "_meta", None)
 
     @classmethod
     def _raw_put(
@@ -138,14 +143,14 @@ class Change:
     ) -> Change:
         """A put whose object stays JSON text until ``obj`` is read (ingest's path)."""
         change = object.__new__(cls)
-        _set(change, "action", ChangeKind.PUT)
-        _set(change, "kind", kind)
-        _set(change, "key", key)
-        _set(change, "version", version)
-        _set(change, "_obj", None)
-        _set(change, "_raw", raw)
-        _set(change, "_path", path)
-        _set(change, "_meta", meta)
+        set_field(change, "action", ChangeKind.PUT)
+        set_field(change, "kind", kind)
+        set_field(change, "key", key)
+        set_field(change, "version", version)
+        set_field(change, "_obj", None)
+        set_field(change, "_raw", raw)
+        set_field(change, "_path", path)
+        set_field(change, "_meta", meta)
         return change
 
     @property
@@ -154,14 +159,14 @@ class Change:
         obj = self._obj
         if obj is None and self._raw is not None:
             obj = raw_object(self._raw, self._path)
-            _set(self, "_obj", obj)
+            set_field(self, "_obj", obj)
         return obj
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        refuse(name, "assign to")
 
     def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+        refuse(name, "delete")
 
     def _fields(self) -> tuple[object, ...]:
         return (self.action, self.kind, self.key, self.version, self.obj)
@@ -185,9 +190,6 @@ class Change:
         )
 
 
-_set = object.__setattr__
-
-
 def _change(
     action: ChangeKind, kind: ObjectKind, key: str, version: int, obj: JSONObject | None
 ) -> Change:
@@ -205,18 +207,36 @@ def raw_object(raw: str, path: int) -> JSONObject:
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChangeSet:
+class ChangeSet(Frozen):
     """A complete payload: the intent, its changes, and the selector it reaches.
 
     ``compare_versions`` is set for FDv1 patches, which only apply when newer;
     FDv2 deltas never compare item versions (protocol.md §10).
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "intent",
+        "changes",
+        "selector",
+        "compare_versions",
+    )
     intent: IntentCode
-    changes: tuple[Change, ...] = ()
-    selector: Selector = NO_SELECTOR
-    compare_versions: bool = False
+    changes: tuple[Change, ...]
+    selector: Selector
+    compare_versions: bool
+
+    def __init__(
+        self,
+        *,
+        intent: IntentCode,
+        changes: tuple[Change, ...] = (),
+        selector: Selector = NO_SELECTOR,
+        compare_versions: bool = False,
+    ) -> None:
+        set_field(self, "intent", intent)
+        set_field(self, "changes", changes)
+        set_field(self, "selector", selector)
+        set_field(self, "compare_versions", compare_versions)
 
     @classmethod
     def no_changes(cls) -> ChangeSet:
@@ -244,8 +264,7 @@ class ErrorKind(enum.Enum):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorInfo:
+class ErrorInfo(Frozen):
     """What went wrong in a data source.
 
     Attributes:
@@ -265,46 +284,115 @@ class ErrorInfo:
             error has no request).
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "kind",
+        "status_code",
+        "message",
+        "time",
+        "fatal",
+        "action_required",
+        "url",
+    )
     kind: ErrorKind
-    status_code: int = 0
-    message: str = ""
-    time: float = 0.0
-    fatal: bool = False
-    action_required: bool = False
-    url: str = ""
+    status_code: int
+    message: str
+    time: float
+    fatal: bool
+    action_required: bool
+    url: str
+
+    def __init__(
+        self,
+        *,
+        kind: ErrorKind,
+        status_code: int = 0,
+        message: str = "",
+        time: float = 0.0,
+        fatal: bool = False,
+        action_required: bool = False,
+        url: str = "",
+    ) -> None:
+        set_field(self, "kind", kind)
+        set_field(self, "status_code", status_code)
+        set_field(self, "message", message)
+        set_field(self, "time", time)
+        set_field(self, "fatal", fatal)
+        set_field(self, "action_required", action_required)
+        set_field(self, "url", url)
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Basis:
+class Basis(Frozen):
     """What an initializer yields: a payload to start from, or a failure.
 
     A failed attempt has ``change_set=None`` and ``error`` set; it may still
     carry the fallback directive (read from an error response's headers).
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "change_set",
+        "persist",
+        "environment_id",
+        "fallback_to_fdv1",
+        "error",
+    )
     change_set: ChangeSet | None
-    persist: bool = False
-    environment_id: str | None = None
-    fallback_to_fdv1: bool = False
-    error: ErrorInfo | None = None
+    persist: bool
+    environment_id: str | None
+    fallback_to_fdv1: bool
+    error: ErrorInfo | None
+
+    def __init__(
+        self,
+        *,
+        change_set: ChangeSet | None,
+        persist: bool = False,
+        environment_id: str | None = None,
+        fallback_to_fdv1: bool = False,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        set_field(self, "change_set", change_set)
+        set_field(self, "persist", persist)
+        set_field(self, "environment_id", environment_id)
+        set_field(self, "fallback_to_fdv1", fallback_to_fdv1)
+        set_field(self, "error", error)
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Update:
+class Update(Frozen):
     """What a synchronizer yields, for as long as it runs."""
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "state",
+        "change_set",
+        "error",
+        "fallback_to_fdv1",
+        "environment_id",
+    )
     state: SourceState
-    change_set: ChangeSet | None = None
-    error: ErrorInfo | None = None
-    fallback_to_fdv1: bool = False
-    environment_id: str | None = None
+    change_set: ChangeSet | None
+    error: ErrorInfo | None
+    fallback_to_fdv1: bool
+    environment_id: str | None
+
+    def __init__(
+        self,
+        *,
+        state: SourceState,
+        change_set: ChangeSet | None = None,
+        error: ErrorInfo | None = None,
+        fallback_to_fdv1: bool = False,
+        environment_id: str | None = None,
+    ) -> None:
+        set_field(self, "state", state)
+        set_field(self, "change_set", change_set)
+        set_field(self, "error", error)
+        set_field(self, "fallback_to_fdv1", fallback_to_fdv1)
+        set_field(self, "environment_id", environment_id)
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DataSourceStatus:
+class DataSourceStatus(Frozen):
     """The data system's state as the status layer sees it.
 
     Attributes:
@@ -316,7 +404,26 @@ class DataSourceStatus:
             data system to FDv1.
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "state",
+        "since",
+        "error",
+        "fdv1_fallback",
+    )
     state: SourceState
     since: float
-    error: ErrorInfo | None = None
-    fdv1_fallback: bool = False
+    error: ErrorInfo | None
+    fdv1_fallback: bool
+
+    def __init__(
+        self,
+        *,
+        state: SourceState,
+        since: float,
+        error: ErrorInfo | None = None,
+        fdv1_fallback: bool = False,
+    ) -> None:
+        set_field(self, "state", state)
+        set_field(self, "since", since)
+        set_field(self, "error", error)
+        set_field(self, "fdv1_fallback", fdv1_fallback)

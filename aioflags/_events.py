@@ -19,18 +19,19 @@ Guarantees, all on one event loop:
 from __future__ import annotations
 
 import enum
-import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeGuard, final
 
-import anyio
-import anyio.lowlevel
+from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
+    import anyio
     from anyio.abc import TaskGroup
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = ["EventBus", "EventDetails", "Handler", "ProviderEvent", "ProviderStatus"]
 
@@ -66,8 +67,7 @@ class ProviderEvent(enum.Enum):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventDetails:
+class EventDetails(Frozen):
     """What a handler receives.
 
     Attributes:
@@ -84,16 +84,60 @@ class EventDetails:
     Added in version 0.1.0.
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "event",
+        "status",
+        "seq",
+        "message",
+        "error_code",
+        "flags_changed",
+        "provider_name",
+    )
     event: ProviderEvent
     status: ProviderStatus
     seq: int
-    message: str = ""
-    error_code: str | None = None
-    flags_changed: frozenset[str] = field(default_factory=frozenset)
-    provider_name: str = "aioflags"
+    message: str
+    error_code: str | None
+    flags_changed: frozenset[str]
+    provider_name: str
+
+    def __init__(
+        self,
+        *,
+        event: ProviderEvent,
+        status: ProviderStatus,
+        seq: int,
+        message: str = "",
+        error_code: str | None = None,
+        flags_changed: frozenset[str] = frozenset(),
+        provider_name: str = "aioflags",
+    ) -> None:
+        set_field(self, "event", event)
+        set_field(self, "status", status)
+        set_field(self, "seq", seq)
+        set_field(self, "message", message)
+        set_field(self, "error_code", error_code)
+        set_field(self, "flags_changed", flags_changed)
+        set_field(self, "provider_name", provider_name)
 
 
 Handler: TypeAlias = Callable[[EventDetails], "Awaitable[None] | None"]
+
+
+async def _checkpoint() -> None:
+    # anyio.lowlevel (and the dataclasses it imports) once events flow, not
+    # with aioflags.
+    from anyio.lowlevel import checkpoint
+
+    await checkpoint()
+
+
+def _awaitable(result: object) -> TypeGuard[Awaitable[None]]:
+    """Whether a handler's result must be awaited (``inspect.isawaitable``)."""
+    import inspect  # an async handler's first event, not aioflags' import
+
+    return inspect.isawaitable(result)
+
 
 _REPLAYED: Final = {
     ProviderEvent.READY: (ProviderStatus.READY,),
@@ -161,6 +205,8 @@ class EventBus:
         self, predicate: Callable[[ProviderStatus], bool]
     ) -> ProviderStatus:
         """Wait until ``predicate(status)`` holds (level-triggered: may coalesce)."""
+        import anyio
+
         while not predicate(self.status):
             if self._changed is None:
                 self._changed = anyio.Event()
@@ -176,6 +222,8 @@ class EventBus:
         has been started or queued behind its earlier ones). Only while the
         bus is attached.
         """
+        import anyio
+
         reached = anyio.Event()
         marker = _Subscriber(ProviderEvent.READY, lambda _: reached.set(), False)
         self._push(
@@ -332,9 +380,13 @@ class EventBus:
 
     def in_delivery_task(self) -> bool:
         """Whether the current task is delivering events (running a handler)."""
+        import anyio
+
         return anyio.get_current_task().id in self._delivery_tasks
 
     async def _dispatch(self) -> None:
+        import anyio
+
         me = anyio.get_current_task().id
         self._delivery_tasks.add(me)
         pending = self._pending
@@ -363,7 +415,7 @@ class EventBus:
         self.calls_since_yield += 1
         if self.calls_since_yield >= _BATCH:
             self.calls_since_yield = 0
-            await anyio.lowlevel.checkpoint()
+            await _checkpoint()
 
     def _deliver(self, sub: _Subscriber, details: EventDetails) -> None:
         """Call the handler; if it returns an awaitable, a task awaits it."""
@@ -376,7 +428,7 @@ class EventBus:
         except BaseException as exc:  # noqa: BLE001
             self._forward(exc)
             return
-        if result is not None and inspect.isawaitable(result):
+        if result is not None and _awaitable(result):
             sub.draining = True
             assert self._tg is not None
             self._tg.start_soon(self._drain, sub, result)
@@ -389,6 +441,8 @@ class EventBus:
 
     async def _drain(self, sub: _Subscriber, pending: Awaitable[None]) -> None:
         """Await the handler's result, then deliver the events it owes, in order."""
+        import anyio
+
         me = anyio.get_current_task().id
         self._delivery_tasks.add(me)
         cancelled = anyio.get_cancelled_exc_class()
@@ -400,7 +454,7 @@ class EventBus:
                     # Ours (the client is closing) arrives again at the next
                     # checkpoint; a foreign one (the handler awaited a future
                     # that something else cancelled) is the handler's failure.
-                    await anyio.lowlevel.checkpoint()
+                    await _checkpoint()
                     logger.error("%s: it was cancelled from outside", _HANDLER_RAISED)
                 except Exception:
                     logger.exception(_HANDLER_RAISED)
@@ -422,7 +476,7 @@ class EventBus:
                         return
                     finally:
                         await self._count_call()
-                    if result is not None and inspect.isawaitable(result):
+                    if result is not None and _awaitable(result):
                         pending = result
                         break
         finally:

@@ -13,14 +13,13 @@ await on, and a hook that waited on I/O would stall every evaluation.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from ._exceptions import ConfigurationError
+from ._frozen import Frozen, set_field
 from ._snapshot import FlagSnapshot
 
 if TYPE_CHECKING:
@@ -51,8 +50,7 @@ _STAGES: Final = ("before_evaluation", "after_evaluation", "after_track")
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class HookMetadata:
+class HookMetadata(Frozen):
     """What a hook says about itself.
 
     Attributes:
@@ -61,7 +59,12 @@ class HookMetadata:
     Added in version 0.1.0.
     """
 
+    __slots__ = ("name",)
+    __match_args__ = ("name",)
     name: str
+
+    def __init__(self, name: str) -> None:
+        set_field(self, "name", name)
 
 
 @final
@@ -145,8 +148,7 @@ class EvaluationSeriesContext:
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class TrackSeriesContext:
+class TrackSeriesContext(Frozen):
     """What ``after_track`` is told about one ``client.track()`` call.
 
     Attributes:
@@ -159,11 +161,33 @@ class TrackSeriesContext:
     Added in version 0.1.0.
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "key",
+        "context",
+        "data",
+        "metric_value",
+        "environment_id",
+    )
+    __match_args__ = ("key", "context", "data", "metric_value", "environment_id")
     key: str
     context: Context
     data: JSONValue
     metric_value: float | None
-    environment_id: str | None = None
+    environment_id: str | None
+
+    def __init__(
+        self,
+        key: str,
+        context: Context,
+        data: JSONValue,
+        metric_value: float | None,
+        environment_id: str | None = None,
+    ) -> None:
+        set_field(self, "key", key)
+        set_field(self, "context", context)
+        set_field(self, "data", data)
+        set_field(self, "metric_value", metric_value)
+        set_field(self, "environment_id", environment_id)
 
 
 class Hook:
@@ -234,6 +258,8 @@ def check_hook(hook: object, where: str) -> Hook:
             f"{where} takes aioflags.Hook instances (subclass aioflags.Hook), "
             f"got {hook!r}"
         )
+    import inspect  # when hooks are registered, not with aioflags
+
     for stage in _STAGES:
         if inspect.iscoroutinefunction(getattr(hook, stage)):
             raise ConfigurationError(

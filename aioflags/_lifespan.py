@@ -21,12 +21,13 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, final
 
-import anyio
-
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from anyio.abc import TaskGroup
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = ["Span", "background_group"]
 
@@ -58,6 +59,8 @@ async def background_group(
     connections); it runs whether the block ended normally, raised, or was
     cancelled.
     """
+    import anyio
+
     caught: BaseException | None = None
     span: Span | None = None
     with anyio.CancelScope() as guard:

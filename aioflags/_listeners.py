@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
-import anyio
+from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,20 +18,28 @@ if TYPE_CHECKING:
     from ._json import JSONValue
     from ._snapshot import FlagSnapshot
 
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
+
 __all__ = ["FlagValueChange", "ValueWatcher", "value_changes"]
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FlagValueChange:
+class FlagValueChange(Frozen):
     """A flag's value for one context changed.
 
     Added in version 0.1.0.
     """
 
+    __slots__ = ("key", "old_value", "new_value")  # noqa: RUF023 - fields in order
     key: str
     old_value: JSONValue
     new_value: JSONValue
+
+    def __init__(self, *, key: str, old_value: JSONValue, new_value: JSONValue) -> None:
+        set_field(self, "key", key)
+        set_field(self, "old_value", old_value)
+        set_field(self, "new_value", new_value)
 
 
 class ValueWatcher:
@@ -71,6 +78,8 @@ async def value_changes(
     add: Callable[[Callable[[FlagValueChange], None]], Callable[[], None]],
 ) -> AsyncIterator[MemoryObjectReceiveStream[FlagValueChange]]:
     """An async iterator of changes, registered for the ``async with`` block."""
+    import anyio
+
     send, recv = anyio.create_memory_object_stream[FlagValueChange](math.inf)
     remove = add(send.send_nowait)
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, final
+
+from ._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from ._json import JSONObject, JSONValue
@@ -89,8 +90,7 @@ class Result(NamedTuple):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EvaluationDetail(Generic[T]):
+class EvaluationDetail(Frozen, Generic[T]):
     """The value a flag evaluated to, with the variation index and the reason.
 
     Attributes:
@@ -105,9 +105,17 @@ class EvaluationDetail(Generic[T]):
     Added in version 0.1.0.
     """
 
+    __slots__ = ("value", "variation_index", "reason")  # noqa: RUF023 - fields in order
     value: T
     variation_index: int | None
     reason: Reason
+
+    def __init__(
+        self, *, value: T, variation_index: int | None, reason: Reason
+    ) -> None:
+        set_field(self, "value", value)
+        set_field(self, "variation_index", variation_index)
+        set_field(self, "reason", reason)
 
     @property
     def is_default_value(self) -> bool:

@@ -494,22 +494,10 @@ def memory(n_flags: int, repeat: int) -> str:
 
 # ----------------------------------------------------------------- import
 def import_time(repeat: int) -> str:
-    rows: dict[str, list[float]] = {
-        "import aioflags": [],
-        "import ldclient.async_client": [],
-        "import ldclient": [],
-    }
-    for _ in range(repeat):
-        for name in rows:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", name], check=True)
-            rows[name].append((time.perf_counter() - start) * 1e3)
-    return table(
-        "import: ms of wall time for `python -c 'import ...'` (interpreter start included)",
-        "ms",
-        list(rows.items()),
-        "import ldclient.async_client",
-    )
+    """Alternating pairs with bytecode caches written (benchmarks/bench_import.py)."""
+    from bench_import import pairs
+
+    return pairs(repeat)
 
 
 # ------------------------------------------------------------------- main
@@ -523,7 +511,7 @@ async def run(args: argparse.Namespace) -> None:
     print(await loop_lag(sizes[-1], repeat), flush=True)
     print(await handlers(100 if args.smoke else 10000, repeat), flush=True)
     print(memory(sizes[-1], 1 if args.smoke else 3), flush=True)
-    print(import_time(2 if args.smoke else 10), flush=True)
+    print(import_time(2 if args.smoke else 20), flush=True)
 
 
 def main() -> None:

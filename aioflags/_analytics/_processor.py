@@ -26,7 +26,6 @@ import uuid
 from typing import TYPE_CHECKING, Final
 
 import anyio
-import httpx
 
 from aioflags._clock import wall_ms
 from aioflags._context import Context
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Awaitable, Callable
 
+    import httpx
     from anyio.abc import TaskGroup, TaskStatus
 
     from aioflags._clock import Clock
@@ -338,6 +338,8 @@ class EventProcessor:
 
     async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
         """POST once, and once more after a pause if that failed recoverably."""
+        import httpx  # loaded with the HTTP client (a worker thread), not here
+
         url = self._config.events_uri + path
         http = self._http
         if http is None:

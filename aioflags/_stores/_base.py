@@ -13,12 +13,10 @@ import enum
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, final
 
-import anyio.lowlevel
-
 from aioflags._datatypes import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
+from aioflags._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -61,8 +59,7 @@ class StoreMode(enum.Enum):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DataStoreStatus:
+class DataStoreStatus(Frozen):
     """A persistent store's health, as the data system last saw it.
 
     Attributes:
@@ -73,8 +70,13 @@ class DataStoreStatus:
     Added in version 0.1.0.
     """
 
-    available: bool = True
-    stale: bool = False
+    __slots__ = ("available", "stale")
+    available: bool
+    stale: bool
+
+    def __init__(self, *, available: bool = True, stale: bool = False) -> None:
+        set_field(self, "available", available)
+        set_field(self, "stale", stale)
 
 
 class StoreStatusTracker:
@@ -125,12 +127,18 @@ def _notify(
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RawData:
+class RawData(Frozen):
     """A whole store as read in one transaction: JSON text per kind and key."""
 
+    __slots__ = ("items", "initialized")  # noqa: RUF023 - fields in order
     items: Mapping[ObjectKind, Mapping[str, str]]
     initialized: bool
+
+    def __init__(
+        self, *, items: Mapping[ObjectKind, Mapping[str, str]], initialized: bool
+    ) -> None:
+        set_field(self, "items", items)
+        set_field(self, "initialized", initialized)
 
 
 class StoreConnection(Protocol):
@@ -229,6 +237,8 @@ async def decode_items(
     items: Sequence[tuple[ObjectKind, str, str]],
 ) -> list[Change]:
     """Decode stored items in time slices, yielding to the event loop between them."""
+    import anyio.lowlevel  # with a store only: not with aioflags
+
     changes: list[Change] = []
     deadline = time.perf_counter() + _SLICE
     for kind, key, text in items:

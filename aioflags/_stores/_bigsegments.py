@@ -30,22 +30,18 @@ STORE_ERROR) from the last poll.
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import contextvars
-import hashlib
 import logging
 import math
 import threading
 import time
-from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
-
-import anyio
 
 from aioflags._clock import wall_ms
 from aioflags._exceptions import ConfigurationError
+from aioflags._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -57,6 +53,9 @@ if TYPE_CHECKING:
     from aioflags._context import Context
     from aioflags._model import CompiledSegment
     from aioflags._snapshot import FlagSnapshot
+
+# anyio is imported in the functions that use it: they run once a client
+# runs, so `import aioflags` does not load it (tests/test_import.py).
 
 __all__ = [
     "BigSegmentStore",
@@ -90,8 +89,7 @@ _FAILED: Final[_Answer] = (None, True)
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BigSegmentStoreStatus:
+class BigSegmentStoreStatus(Frozen):
     """The big-segment store's health, as the last status poll saw it.
 
     Attributes:
@@ -103,8 +101,13 @@ class BigSegmentStoreStatus:
     Added in version 0.1.0.
     """
 
+    __slots__ = ("available", "stale")
     available: bool
     stale: bool
+
+    def __init__(self, *, available: bool, stale: bool) -> None:
+        set_field(self, "available", available)
+        set_field(self, "stale", stale)
 
 
 class BigSegmentStoreConnection(Protocol):
@@ -152,8 +155,7 @@ def _number(name: str, value: object, *, integer: bool = False) -> float:
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class BigSegmentsConfig:
+class BigSegmentsConfig(Frozen):
     """Where big-segment memberships come from, and how they are cached.
 
     Args:
@@ -173,14 +175,37 @@ class BigSegmentsConfig:
     Added in version 0.1.0.
     """
 
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "store",
+        "context_cache_size",
+        "context_cache_time",
+        "status_poll_interval",
+        "stale_after",
+    )
+    __match_args__ = ("store",)
     store: BigSegmentStore
-    _: KW_ONLY
-    context_cache_size: int = 1000
-    context_cache_time: float = 5.0
-    status_poll_interval: float = 5.0
-    stale_after: float = 120.0
+    context_cache_size: int
+    context_cache_time: float
+    status_poll_interval: float
+    stale_after: float
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        store: BigSegmentStore,
+        *,
+        context_cache_size: int = 1000,
+        context_cache_time: float = 5.0,
+        status_poll_interval: float = 5.0,
+        stale_after: float = 120.0,
+    ) -> None:
+        set_field(self, "store", store)
+        set_field(self, "context_cache_size", context_cache_size)
+        set_field(self, "context_cache_time", context_cache_time)
+        set_field(self, "status_poll_interval", status_poll_interval)
+        set_field(self, "stale_after", stale_after)
+        self._validate()
+
+    def _validate(self) -> None:
         store: Any = self.store
         if not callable(getattr(store, "connect", None)):
             raise ConfigurationError(
@@ -194,6 +219,9 @@ class BigSegmentsConfig:
 
 def context_hash(key: str) -> str:
     """The store's name for a context key: base64 (standard, padded) of its SHA-256."""
+    import base64  # a membership query's, not aioflags' import
+    import hashlib
+
     return base64.b64encode(hashlib.sha256(key.encode()).digest()).decode("ascii")
 
 
@@ -220,6 +248,8 @@ class _Pending:
     __slots__ = ("answer", "done")
 
     def __init__(self) -> None:
+        import anyio
+
         self.done = anyio.Event()
         self.answer: _Answer = _FAILED
 
@@ -271,6 +301,8 @@ class BigSegments:
     def __init__(
         self, config: BigSegmentsConfig, clock: Clock, listeners: StatusListeners
     ) -> None:
+        import anyio
+
         self._config = config
         self._clock = clock
         self._listeners = listeners
@@ -303,6 +335,8 @@ class BigSegments:
         A bug or a store that cannot even be opened is logged; evaluations
         then answer STORE_ERROR. Never raises an ``Exception``.
         """
+        import anyio
+
         try:
             self._thread = threading.get_ident()
             self._call_soon = _call_soon_threadsafe()
@@ -333,6 +367,8 @@ class BigSegments:
             await self._clock.sleep(interval)
 
     async def _poll_once(self) -> None:
+        import anyio
+
         connection = self._connection
         assert connection is not None
         try:
@@ -407,6 +443,8 @@ class BigSegments:
     # -------------------------------------------------------------- fetches
     async def fetch(self, key: str) -> _Answer:
         """``key``'s membership: cached, or queried (one query per key at a time)."""
+        import anyio
+
         # Bounded: a store whose connect() never returns must not hang the
         # caller's evaluation (it answers STORE_ERROR instead).
         with anyio.move_on_after(QUERY_BOUND):
@@ -433,6 +471,8 @@ class BigSegments:
         return pending
 
     async def _query(self, key: str, pending: _Pending) -> None:
+        import anyio
+
         connection = self._connection
         try:
             assert connection is not None
@@ -472,6 +512,8 @@ class BigSegments:
 
     async def _fetcher(self) -> None:
         """Start the fetches requested by synchronous evaluations."""
+        import anyio
+
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()

@@ -1,0 +1,252 @@
+"""What `import aioflags` loads, and where the rest is loaded: at start, never at evaluation.
+
+Each check runs in a fresh interpreter (the test process has imported
+everything already) and looks at ``sys.modules``; no timing is asserted
+(docs/benchmarks.md has the figures, benchmarks/bench_import.py measures them).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags.testing import FlagServer
+from tests.modules import ROOT, load
+
+#: Imported only once a client starts (or a rarely used module is used),
+#: never by ``import aioflags``: what they cost is the bulk of what the
+#: import used to take.
+NOT_AT_IMPORT = (
+    # HTTP: httpx drags in click, pygments, email, http, urllib.request...
+    "httpx",
+    "httpx_sse",
+    "h11",
+    "ssl",
+    "_ssl",
+    "socket",
+    "http.client",
+    "urllib.request",
+    "email",
+    # identifiers and digests: OpenSSL's libcrypto, platform
+    "hashlib",
+    "_hashlib",
+    "hmac",
+    "uuid",
+    "platform",
+    "base64",
+    "gzip",
+    # generated class machinery, and anyio (which parses its own source
+    # with ast and inspect when imported): they load when a client starts
+    "dataclasses",
+    "anyio",
+    "inspect",
+    "ast",
+    # what a plain user of aioflags.Client never needs at import
+    "aioflags.sources",
+    "aioflags.stores",
+    "aioflags._sources",
+    "aioflags._stores._redis",
+    "aioflags._stores._writer",
+    "aioflags._stores._sources",
+    "aioflags._analytics",
+    "aioflags._http",
+    "aioflags._transport",
+    "aioflags._store",
+    "aioflags._supervisor",
+    "aioflags._status",
+    "aioflags._payloads",
+    "aioflags._testserver",
+    "aioflags._testdata",
+    "aioflags._files",
+    "aioflags.testing",
+    "aioflags.otel",
+    "aioflags.openfeature",
+    "aioflags.blocking",
+    "redis",
+)
+
+
+def _child(code: str, *args: str) -> Any:
+    """Run ``code`` in a fresh interpreter; what it prints last, as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _loaded(names: list[str], modules: list[str]) -> list[str]:
+    """The names in ``names`` that are ``modules`` or a package of them."""
+    return sorted(
+        {n for n in names for m in modules if m == n or m.startswith(n + ".")}
+    )
+
+
+def test_import_aioflags_loads_none_of_the_heavy_modules() -> None:
+    got = _child(
+        """
+        import sys
+        before = set(sys.modules)
+        import aioflags
+        import json
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    assert "aioflags._client" in got  # the check sees what the import loads
+    assert _loaded(list(NOT_AT_IMPORT), got) == []
+
+
+def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
+    got = _child(
+        """
+        import sys, json
+        import aioflags
+        listed = "sources" in dir(aioflags) and "stores" in dir(aioflags)
+        loaded = "aioflags.sources" in sys.modules
+        sources = aioflags.sources.__name__
+        stores = aioflags.stores.StoreMode.__module__
+        print(json.dumps([listed, loaded, sources, stores]))
+        """
+    )
+    assert got == [True, False, "aioflags.sources", "aioflags.stores"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        aioflags.nope  # noqa: B018
+    assert all(hasattr(aioflags, name) for name in aioflags.__all__)
+
+
+def test_the_sha1_of_bucketing_is_hashlibs() -> None:
+    import hashlib
+
+    from aioflags import _model
+
+    sha1 = vars(_model)["_sha1"]  # what Bucketer.bucket hashes with
+    for text in ("", "flag.salt.user-1", "é" * 100):
+        data = text.encode()
+        assert sha1(data).digest() == hashlib.sha1(data).digest()
+
+
+# The child starts a client (events on) against the parent's flag server,
+# then evaluates every flag of a corpus with every kind of rule, operator,
+# segment, rollout and prerequisite, plus an unbounded segment, through
+# every evaluation method. Flags are compiled on their first evaluation, so
+# this also covers what compiling needs.
+_START_THEN_EVALUATE = """
+import json, sys
+import anyio
+import aioflags
+
+def rest(before):
+    return sorted(set(sys.modules) - before)
+
+async def main(url, keys):
+    at_import = set(sys.modules)
+    config = aioflags.Config(
+        "sdk-key", base_uri=url, stream_uri=url, events_uri=url, ready_timeout=10
+    )
+    contexts = [
+        aioflags.Context.from_dict(
+            {"kind": "user", "key": f"user-{i}", "email": f"{c}{i}@example.com",
+             "name": "Alice", "country": "de", "age": 20 + i,
+             "appVersion": "2.2.1", "createdAt": 1600000000000 + i}
+        )
+        for i, c in enumerate("abcxyz")
+    ]
+    contexts.append(aioflags.Context.create("bare"))  # no rule matches: rollouts
+    async with aioflags.Client(config) as client:
+        ready = client.status.name
+        at_ready = set(sys.modules)
+        for context in contexts:
+            for key in keys:
+                await client.variation(key, context, False)
+                await client.variation_detail(key, context, False)
+                client.snapshot().variation(key, context, False)
+            await client.all_flags_state(context, with_reasons=True)
+        await client.bool_variation("missing", contexts[0], False)
+        evaluated = rest(at_ready)
+    print(json.dumps([ready, rest(at_import), evaluated]))
+
+anyio.run(main, sys.argv[1], json.loads(sys.argv[2]))
+"""
+
+
+@pytest.mark.asyncio
+async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -> None:
+    corpus = load("benchmarks/corpus.py", "import_corpus").make_corpus(60, 8)
+    flags = corpus["flags"]
+    segments = dict(corpus["segments"])
+    segments["big"] = {"unbounded": True, "generation": 1, "salt": "big"}
+    flags["in-big"] = {
+        "on": True,
+        "variations": [True, False],
+        "offVariation": 1,
+        "fallthrough": {"variation": 1},
+        "rules": [
+            {
+                "id": "big",
+                "variation": 0,
+                "clauses": [{"attribute": "", "op": "segmentMatch", "values": ["big"]}],
+            }
+        ],
+    }
+    rollout = {
+        "variations": [
+            {"variation": 0, "weight": 50000},
+            {"variation": 1, "weight": 50000},
+        ]
+    }
+    variants: dict[str, dict[str, Any]] = {
+        "rollout": {"fallthrough": {"rollout": rollout}},
+        "experiment": {"fallthrough": {"rollout": {**rollout, "kind": "experiment"}}},
+        "rule-rollout": {
+            "rules": [
+                {
+                    "id": "everyone",
+                    "rollout": rollout,
+                    "clauses": [
+                        {"attribute": "key", "op": "startsWith", "values": [""]}
+                    ],
+                }
+            ]
+        },
+    }
+    for key, extra in variants.items():
+        flags[key] = {
+            "on": True,
+            "variations": [True, False],
+            "offVariation": 1,
+            "fallthrough": {"variation": 1},
+            **extra,
+        }
+    async with FlagServer(flags, segments) as server:
+        out = await anyio.run_process(
+            [
+                sys.executable,
+                "-c",
+                _START_THEN_EVALUATE,
+                server.url,
+                json.dumps(sorted(flags)),
+            ],
+            cwd=ROOT,
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr.decode()
+    ready, started, evaluated = json.loads(out.stdout.decode().splitlines()[-1])
+    assert ready == "READY"
+    # Loaded by the start, before READY: HTTP, the sources, the store...
+    assert {"httpx", "httpx_sse", "aioflags._supervisor", "aioflags._store"} <= set(
+        started
+    )
+    # ...and nothing at all by the evaluations (nor by compiling the flags).
+    assert evaluated == []
