@@ -200,15 +200,15 @@ class DataSystem(Frozen):
         sources and, if it is initialised, served until the network delivers;
         every change set applied from the network is written to it.
         """
-        from . import sources
+        from ._sources import _polling, _streaming
 
         return cls(
-            initializers=(sources.polling_initializer(),),
+            initializers=(_polling.polling_initializer(),),
             synchronizers=(
-                sources.streaming_synchronizer(),
-                sources.polling_synchronizer(),
+                _streaming.streaming_synchronizer(),
+                _polling.polling_synchronizer(),
             ),
-            fdv1_fallback=sources.fdv1_polling_synchronizer(),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(),
         )._with_store(store)
 
     @classmethod
@@ -217,11 +217,11 @@ class DataSystem(Frozen):
 
         ``store``: read-write mode, as for :meth:`default`.
         """
-        from . import sources
+        from ._sources import _polling, _streaming
 
         return cls(
-            synchronizers=(sources.streaming_synchronizer(),),
-            fdv1_fallback=sources.fdv1_polling_synchronizer(),
+            synchronizers=(_streaming.streaming_synchronizer(),),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(),
         )._with_store(store)
 
     @classmethod
@@ -232,15 +232,15 @@ class DataSystem(Frozen):
 
         ``store``: read-write mode, as for :meth:`default`.
         """
-        from . import sources
+        from ._sources import _polling
 
         if not interval > 0:
             raise ConfigurationError(
                 "the polling interval must be a positive number of seconds"
             )
         return cls(
-            synchronizers=(sources.polling_synchronizer(interval=interval),),
-            fdv1_fallback=sources.fdv1_polling_synchronizer(interval=interval),
+            synchronizers=(_polling.polling_synchronizer(interval=interval),),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
         )._with_store(store)
 
     @classmethod
@@ -275,12 +275,12 @@ class DataSystem(Frozen):
 
         FDv1 streaming, with FDv1 polling as the secondary synchronizer.
         """
-        from . import sources
+        from ._sources import _polling, _streaming
 
         return cls(
             synchronizers=(
-                sources.fdv1_streaming_synchronizer(),
-                sources.fdv1_polling_synchronizer(),
+                _streaming.fdv1_streaming_synchronizer(),
+                _polling.fdv1_polling_synchronizer(),
             ),
         )
 
