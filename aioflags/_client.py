@@ -347,7 +347,7 @@ class Client:
     async def _start(self, entry: _Entry) -> None:
         """Start one run in ``entry``'s span and wait for its first status."""
         store = self._new_store()
-        store.freeze_gc = self._config.gc_freeze
+        store.freeze_gc = store.compile_ahead = self._config.gc_freeze
         layer = StatusLayer(
             self._bus, store, self._clock, self._config.grace_period, self._spawn
         )

@@ -8,10 +8,11 @@ changed flag or segment through prerequisites or ``segmentMatch`` clauses
 (the keys come from the raw entries: nothing is compiled to find them).
 
 A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
-evaluation; :meth:`Store.maintain` compiles the rest in the background after
-the swap, in slices, and the async client's ``all_flags_state`` awaits
-:meth:`Store.warm` (the same, in slices, for what the background pass has not
-reached yet), so that it never compiles 10,000 flags in one go. A delta does not copy the snapshot: the
+evaluation; the async client's ``all_flags_state`` awaits :meth:`Store.warm`
+(compiling every cold flag in slices), so that it never compiles 10,000 flags
+in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
+:meth:`Store.maintain` compiles them all in the background after the swap, in
+slices, freezing what it made. A delta does not copy the snapshot: the
 new one reads a small overlay over the previous data (:class:`Layered`),
 which the maintenance task merges into one plain dict soon after (or the
 delta itself, when the overlay has grown past an eighth of the data).
@@ -167,8 +168,10 @@ class Store:
         "_wake",
         "_warm",
         "big_segments",
+        "compile_ahead",
         "environment_id",
         "events",
+        "flag_count",
         "freeze_gc",
         "gate",
         "hooks",
@@ -178,6 +181,9 @@ class Store:
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
+        #: How many flags the snapshot holds that are not deleted (kept as
+        #: change sets are applied: counting 100,000 flags is a stall).
+        self.flag_count = 0
         self._selector = NO_SELECTOR
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
@@ -192,6 +198,14 @@ class Store:
         self.environment_id: str | None = None
         #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
         self.freeze_gc = False
+        #: Compile every cold flag in the background after a change set
+        #: (the client sets it with ``gc_freeze``). Off, a flag is compiled
+        #: on its first evaluation: a compiled flag is some 50 objects the
+        #: garbage collector tracks, and compiling 10,000 at once grows the
+        #: heap fast enough to set off full collections (each walking the
+        #: whole heap, 50-200 ms at that size) unless they are frozen as
+        #: they are made.
+        self.compile_ahead = False
         self._wake: anyio.Event | None = None
         self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
         self._warm: Mapping[str, CompiledFlag] | None = None  # last fully compiled
@@ -299,6 +313,8 @@ class Store:
         segments: dict[str, CompiledSegment] = {}
         uses: dict[_Node, tuple[_Node, ...]] = {}
         changed: set[_Node] = set()
+        live_flags: list[str] = []
+        flag_changes = 0
         entry: CompiledFlag | CompiledSegment
         before: CompiledFlag | CompiledSegment | None
         for change in change_set.changes:
@@ -307,6 +323,9 @@ class Store:
             if kind is _FLAG:
                 entry, deps = _flag_entry(change)
                 flags[key] = entry
+                flag_changes += 1
+                if not entry.deleted:
+                    live_flags.append(key)
             else:
                 entry, deps = _segment_entry(change)
                 segments[key] = entry
@@ -333,9 +352,14 @@ class Store:
                         yield
         self._uses = uses
         self._dependents = None  # indexed when a later change set needs it
+        live_keys = frozenset(live_flags)
+        if len(live_keys) != len(live_flags) or len(flags) != flag_changes:
+            # a key seen twice: its last change counts (rare, so not sliced)
+            live_keys = frozenset(k for k, f in flags.items() if not f.deleted)
+        self.flag_count = len(live_keys)
         self._install(flags, segments, change_set.selector)
         if initial:  # every live flag is new: no need to walk the dependents
-            return frozenset(k for k, f in flags.items() if not f.deleted)
+            return live_keys
         return (yield from self._affected(changed, pacer))
 
     def _delta(
@@ -351,6 +375,7 @@ class Store:
         compare = change_set.compare_versions
         dependents = yield from self._index(pacer)
         changed: set[_Node] = set()
+        count = self.flag_count
         entry: CompiledFlag | CompiledSegment
         prev: CompiledFlag | CompiledSegment | None
         for change in change_set.changes:
@@ -361,6 +386,7 @@ class Store:
                 if compare and prev is not None and prev.version >= entry.version:
                     continue
                 flag_overlay[key] = entry
+                count += (not entry.deleted) - _live(prev)
             else:
                 entry, deps = _segment_entry(change)
                 prev = segments.get(key)
@@ -372,6 +398,7 @@ class Store:
             self._set_uses(dependents, node, deps)
             if pacer.due():
                 yield
+        self.flag_count = count
         self._install(
             self._compact(flag_base, flag_overlay),
             self._compact(segment_base, segment_overlay),
@@ -486,10 +513,11 @@ class Store:
         """The store's background task: merge overlays, compile cold flags.
 
         Runs for as long as the data system; every step is sliced, and a new
-        snapshot restarts the work on it. With :attr:`freeze_gc`, once a
-        snapshot is fully compiled ``gc.freeze()`` moves everything alive to
-        the collector's permanent generation (later full collections then
-        skip the flags).
+        snapshot restarts the work on it. Cold flags are compiled only with
+        :attr:`compile_ahead`; with :attr:`freeze_gc`, once a snapshot is
+        fully compiled ``gc.freeze()`` moves everything alive to the
+        collector's permanent generation (later full collections then skip
+        the flags).
         """
         self._wake = anyio.Event()
         try:
@@ -510,6 +538,8 @@ class Store:
             flags = flags.merged() if isinstance(flags, Layered) else flags
             segments = segments.merged() if isinstance(segments, Layered) else segments
             self.snapshot = snapshot = self._snapshot_of(flags, segments)
+        if not self.compile_ahead:
+            return False
         freeze = self.freeze_gc
         pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
         for flag in list(flags.values()):
