@@ -425,8 +425,8 @@ async def _events(
         pos = end + 1
         if text[pos : pos + 1] in _SPACE:
             pos = _skip(text, pos)
-            if pos >= size:
-                return end, result  # the window ends: the caller refills
+        if pos >= size:
+            return end, result  # the window ends: the caller refills
 
 
 _SPACE: Final = frozenset(" \t\n\r")

@@ -215,6 +215,20 @@ async def test_a_body_parsed_as_it_arrives_is_the_body_parsed_whole(size: int) -
 
 
 @pytest.mark.asyncio
+async def test_a_body_cut_in_two_anywhere_parses_the_same() -> None:
+    text = poll_body({"a": flag("a"), "b": flag("b", 2)}, {"s": segment("s")})
+    whole = await parse_fdv2_poll_text(text)
+    for cut in range(len(text) + 1):
+        parsed = await parse_fdv2_poll_stream(in_chunks2(text[:cut], text[cut:]))
+        assert parsed == whole, cut
+
+
+async def in_chunks2(*parts: str) -> AsyncIterator[str]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("size", [1, 5, 4096])
 @pytest.mark.parametrize(
     ("body", "words"),
