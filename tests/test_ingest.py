@@ -540,6 +540,35 @@ async def test_a_large_delta_is_merged_at_once() -> None:
     assert type(flags) is dict and len(flags) == 17 and flags["f2"].version == 2
 
 
+@pytest.mark.asyncio
+async def test_a_cold_flag_is_one_object_for_the_garbage_collector() -> None:
+    # Every full collection walks every tracked object: what a snapshot of
+    # cold flags adds is one per flag (the flag), whatever its dependencies;
+    # its text, version and the dependency index are untracked.
+    n = 1000
+    flags = {
+        f"f{i}": flag(
+            f"f{i}",
+            prerequisites=[{"key": "f0", "variation": 0}] if i % 2 else [],
+            rules=[segment_rule("s")] if i % 3 == 0 else [],
+        )
+        for i in range(n)
+    }
+    text = poll_body(flags, {"s": segment("s")})
+    Store().apply_now(await parse_fdv2_poll_text(text))  # imports, caches
+    store = Store()
+    gc.collect()
+    before = len(gc.get_objects())
+    store.apply_now(await parse_fdv2_poll_text(text))
+    gc.collect()
+    added = len(gc.get_objects()) - before
+    assert all(is_cold(f) for f in store.snapshot._flags.values())
+    assert n <= added <= n * 1.1
+    # A flag compiled on first use: the same object, compiled.
+    assert store.snapshot.variation("f3", USER, "x") == "a"
+    assert not is_cold(store.snapshot._flags["f3"])
+
+
 # ------------------------------------------------------------------ gc_freeze
 @pytest.mark.asyncio
 @pytest.mark.parametrize("freeze", [False, True])
