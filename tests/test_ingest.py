@@ -569,6 +569,37 @@ async def test_a_cold_flag_is_one_object_for_the_garbage_collector() -> None:
     assert not is_cold(store.snapshot._flags["f3"])
 
 
+def test_the_store_counts_live_flags_as_change_sets_apply() -> None:
+    # What READY's log line reports, without a set of every key.
+    store = Store()
+    changed = store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=(
+                put("a", flag("a")),
+                put("b", flag("b")),
+                put("a", flag("a", 2)),  # a key twice: the last change counts
+                put("b", flag("b", 2, deleted=True)),
+                put("s", segment("s"), ObjectKind.SEGMENT),
+            ),
+        )
+    )
+    assert changed == {"a"} and store.flag_count == 1
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_CHANGES,
+            changes=(
+                put("b", flag("b", 3)),
+                put("c", flag("c")),
+                Change(
+                    action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="a", version=3
+                ),
+            ),
+        )
+    )
+    assert store.flag_count == 2 == len(store.snapshot.flag_keys)
+
+
 # ------------------------------------------------------------------ gc_freeze
 @pytest.mark.asyncio
 @pytest.mark.parametrize("freeze", [False, True])
