@@ -435,8 +435,13 @@ def plot(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> N
         print("matplotlib is not installed: no plot (the table above is the figure)")
         return
     sizes = sorted(results)
-    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4.2 * len(FIGURES), 3.8))
-    for ax, (field, title) in zip(axes, FIGURES, strict=True):
+    columns = 3
+    rows = -(-len(FIGURES) // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.4 * rows))
+    axes = list(grid.flat)
+    for ax in axes[len(FIGURES) :]:
+        ax.set_visible(False)
+    for ax, (field, title) in zip(axes, FIGURES, strict=False):
         for name, style in ((OURS, "o-"), (FROZEN, "s--"), (LD, "^-")):
             xs = [n for n in sizes if results[n][name]]
             ax.plot(xs, [worst(results[n][name], field) for n in xs], style, label=name)
