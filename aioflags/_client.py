@@ -410,7 +410,7 @@ class Client:
         from ._status import StatusLayer
 
         store = self._new_store()
-        store.freeze_gc = self._config.gc_freeze
+        store.freeze_gc = store.compile_ahead = self._config.gc_freeze
         layer = StatusLayer(
             self._bus, store, self._clock, self._config.grace_period, self._spawn
         )

@@ -9,22 +9,25 @@ for one compilation) and the object *becomes* a plain :class:`CompiledFlag`
 (its class is swapped), so the evaluation code and its speed are those of a
 compiled flag, and the object's identity never changes.
 
-Until then the flag's ``run`` is a partial of :func:`_cold_run` with the source;
-called directly (no evaluation path does that before reading another
-attribute) it compiles a throw-away copy and runs it, so it is never wrong.
+Until then the flag's ``run`` slot holds ``(source, path)``, a tuple of a
+string and an int, which the garbage collector stops tracking: a cold flag is
+one tracked object (the collector walks every tracked object at each full
+collection, and 100,000 flags load at once). Reading ``run`` on a cold flag
+compiles it like any other attribute.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from ._datatypes import RAW_DATA, RAW_EVENT
 from ._model import CompiledFlag, compile_flag
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._context import Context
     from ._json import JSONObject
     from ._model import EvalState, Result
@@ -34,10 +37,14 @@ __all__ = ["cold_flag", "is_cold", "warm"]
 #: ``path`` of a source that is a parsed object, not text.
 PARSED: Final = -1
 _LOCK: Final = threading.Lock()
-#: Every slot of a compiled flag (its bases' included).
+#: Every slot of a compiled flag (its bases' included), with its descriptor:
+#: set through it, as ``_ColdFlag.run`` is a property over the ``run`` slot.
 _SLOTS: Final = tuple(
-    name for cls in CompiledFlag.__mro__ for name in getattr(cls, "__slots__", ())
+    (name, cls.__dict__[name])
+    for cls in CompiledFlag.__mro__
+    for name in cls.__dict__.get("__slots__", ())
 )
+_RUN: Final = next(d for name, d in _SLOTS if name == "run")
 _UNSET: Final = object()
 _set = object.__setattr__
 
@@ -53,20 +60,16 @@ def _source_object(source: str | JSONObject, path: int) -> object:
     return value
 
 
-def _cold_run(
-    key: str, source: str | JSONObject, path: int, ctx: Context, st: EvalState
-) -> Result:
-    """A cold flag's ``run`` (a partial of this): compile a copy, run it."""
-    flag = compile_flag(key, _source_object(source, path))
-    if flag.constant is not None:
-        return flag.constant
-    return flag.run(ctx, st)
-
-
 class _ColdFlag(CompiledFlag):
     """A :class:`CompiledFlag` not compiled yet (same layout: its class is swapped)."""
 
     __slots__ = ()
+
+    @property
+    def run(self) -> Callable[[Context, EvalState], Result]:  # type: ignore[override]
+        """The compiled flag's ``run`` (compiling it first)."""
+        warm(self)
+        return self.run
 
     def __getattr__(self, name: str) -> Any:
         # Only called for attributes that are not set: compile, then read.
@@ -89,7 +92,7 @@ def cold_flag(
     _set(flag, "key", key)
     _set(flag, "version", version)
     _set(flag, "deleted", deleted)
-    _set(flag, "run", partial(_cold_run, key, source, path))
+    _RUN.__set__(flag, (source, path))
     return flag
 
 
@@ -105,10 +108,12 @@ def warm(flag: CompiledFlag) -> None:
     with _LOCK:
         if type(flag) is not _ColdFlag:
             return  # another thread compiled it while this one waited
-        _, source, path = flag.run.args  # type: ignore[attr-defined]
+        source, path = _RUN.__get__(flag)
         compiled = compile_flag(flag.key, _source_object(source, path))
-        for name in _SLOTS:
+        for name, slot in _SLOTS:
             value = getattr(compiled, name, _UNSET)
             if value is not _UNSET:
-                _set(flag, name, value)
+                slot.__set__(flag, value)
+            elif slot is _RUN:
+                slot.__delete__(flag)  # (every compiled flag has one today)
         flag.__class__ = type(compiled)  # type: ignore[assignment]

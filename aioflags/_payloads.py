@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from json import JSONDecodeError
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Final
 
@@ -23,10 +24,12 @@ from ._datatypes import (
     Selector,
 )
 from ._exceptions import ProtocolError
-from ._json import raw_decode
+from ._json import _DECODER
 from ._pacing import Pacer
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from ._json import JSONObject, JSONValue
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "fdv1_patch",
     "object_meta",
     "parse_fdv2_poll",
+    "parse_fdv2_poll_stream",
     "parse_fdv2_poll_text",
 ]
 
@@ -153,11 +157,29 @@ class ChangeSetBuilder:
         where the object sits in it): the change then keeps the text, not
         the parsed object.
         """
-        body = _object(data, "put-object")
-        kind = _field(body, "kind", str, "put-object")
-        key = _field(body, "key", str, "put-object")
-        version = _field(body, "version", int, "put-object")
-        obj = _field(body, "object", dict, "put-object")
+        kind: JSONValue
+        key: JSONValue
+        version: JSONValue
+        obj: JSONValue
+        if type(data) is dict:  # the common case, checked in one go
+            kind = data.get("kind")
+            key = data.get("key")
+            version = data.get("version")
+            obj = data.get("object")
+            fine = (
+                type(kind) is str
+                and type(key) is str
+                and type(version) is int
+                and type(obj) is dict
+            )
+        else:
+            fine = False
+        if not fine:  # the same checks, one at a time: the first failure is named
+            body = _object(data, "put-object")
+            kind = _field(body, "kind", str, "put-object")
+            key = _field(body, "key", str, "put-object")
+            version = _field(body, "version", int, "put-object")
+            obj = _field(body, "object", dict, "put-object")
         if kind not in _KINDS:
             logger.debug("Ignoring put-object of unknown kind %r", kind)
             return
@@ -265,19 +287,173 @@ def _skip(text: str, pos: int) -> int:
     return _WS.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
 
 
-def _expected(what: str, text: str, pos: int) -> ProtocolError:
-    found = repr(text[pos]) if pos < len(text) else "the end"
-    return ProtocolError(f"invalid JSON: expected {what} at char {pos}, found {found}")
+class _Window:
+    """The part of a body not parsed yet, refilled from its chunks as it arrives.
+
+    Positions are in :attr:`text`; :attr:`base` is how many characters of
+    the body came before it (for error messages). A refill drops what was
+    parsed, so the window holds about one chunk and one event, never the
+    body.
+    """
+
+    __slots__ = ("_chunks", "base", "eof", "text")
+
+    def __init__(self, chunks: AsyncIterator[str]) -> None:
+        self._chunks = chunks
+        self.text = ""
+        self.base = 0
+        #: Whether the body has ended (the window then holds all that is left).
+        self.eof = False
+
+    async def more(self, pos: int, at_least: int = 1) -> int:
+        """Keep ``text[pos:]`` and append ``at_least`` more characters (or the rest).
+
+        Returns ``pos``'s new position (0). Asking for as much as the
+        window already holds after a failed attempt (doubling) keeps the
+        work linear even when the text at ``pos`` is invalid: it is tried
+        again a logarithmic number of times until the body ends.
+        """
+        pieces = [self.text[pos:]]
+        got = 0
+        while got < at_least:
+            chunk = await anext(self._chunks, None)
+            if chunk is None:
+                self.eof = True
+                break
+            pieces.append(chunk)
+            got += len(chunk)
+        self.base += pos
+        self.text = "".join(pieces)
+        return 0
+
+    def error(self, what: str, pos: int) -> ProtocolError:
+        text = self.text
+        found = repr(text[pos]) if pos < len(text) else "the end"
+        return ProtocolError(
+            f"invalid JSON: expected {what} at char {self.base + pos}, found {found}"
+        )
+
+    async def skip(self, pos: int) -> int:
+        """The position of the next non-whitespace character (or the end)."""
+        while True:
+            pos = _skip(self.text, pos)
+            if pos < len(self.text) or self.eof:
+                return pos
+            pos = await self.more(pos)
+
+    async def peek(self, pos: int) -> tuple[str, int]:
+        """The character at ``pos`` after whitespace ("" at the end), and its position."""
+        pos = await self.skip(pos)
+        return self.text[pos : pos + 1], pos
+
+    async def string(self, pos: int) -> tuple[str, int]:
+        """The JSON string whose opening quote is at ``pos``, and where it ends."""
+        while True:
+            try:
+                return scanstring(self.text, pos + 1, True)  # type: ignore[no-any-return]
+            except ValueError as exc:
+                if self.eof:
+                    raise ProtocolError(
+                        f"invalid JSON: {self._describe(exc)}"
+                    ) from None
+            pos = await self.more(pos, max(1, len(self.text) - pos))
+
+    async def value(self, pos: int) -> tuple[JSONValue, int, int]:
+        """The JSON value at ``pos``, where it starts and ends now (strictly, as :func:`parse`)."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, pos)
+            except RecursionError:
+                raise ProtocolError("JSON nested too deeply to parse") from None
+            except ValueError as exc:
+                if self.eof:
+                    raise ProtocolError(
+                        f"invalid JSON: {self._describe(exc)}"
+                    ) from None
+                pos = await self.more(pos, max(1, len(self.text) - pos))
+                continue
+            # A number at the window's end may go on in the next chunk.
+            if end < len(self.text) or self.eof:
+                return value, pos, end
+            pos = await self.more(pos)
+
+    def _describe(self, exc: ValueError) -> str:
+        if isinstance(exc, JSONDecodeError):
+            return f"{exc.msg} at char {self.base + exc.pos}"
+        return str(exc)
+
+
+async def _events(
+    w: _Window,
+    pos: int,
+    builder: ChangeSetBuilder,
+    pacer: Pacer,
+    result: ChangeSet | None,
+) -> tuple[int, ChangeSet | None]:
+    """Parse the events at ``pos`` in the ``events`` list; where the list goes on.
+
+    The fast path: every event the window holds whole, separated by commas,
+    without a call per character; returns at the first thing it does not
+    handle (the list's end, a refill, an error), which the caller sorts out.
+    """
+    decode = _DECODER.raw_decode
+    put = builder.put_object
+    due = pacer.due
+    while True:
+        text = w.text
+        size = len(text)
+        try:
+            item, end = decode(text, pos)
+        except RecursionError:
+            raise ProtocolError("JSON nested too deeply to parse") from None
+        except ValueError:
+            end = -1  # incomplete, or invalid: the slow path says which
+        if end < 0 or (end >= size and not w.eof):
+            item, pos, end = await w.value(pos)
+            text = w.text
+            size = len(text)
+        if result is None:
+            if type(item) is dict and item.get("event") == "put-object":
+                put(item.get("data"), text[pos:end], RAW_EVENT)
+            else:
+                raw = text[pos:end] if type(item) is dict else None
+                result = _poll_event(builder, item, raw)
+        if due():
+            await pacer.pause()
+        if text[end : end + 1] != ",":
+            return end, result  # "]", whitespace, or an error
+        pos = end + 1
+        if text[pos : pos + 1] in _SPACE:
+            pos = _skip(text, pos)
+        if pos >= size:
+            return end, result  # the window ends: the caller refills
+
+
+_SPACE: Final = frozenset(" \t\n\r")
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeSet:
-    """A ``/sdk/poll`` body's text as a change set, parsed one event at a time.
+    """A whole ``/sdk/poll`` body's text as a change set (see :func:`parse_fdv2_poll_stream`)."""
+    return await parse_fdv2_poll_stream(_one(text), freeze_gc=freeze_gc)
 
-    The whole document is checked as strictly as :func:`aioflags._json.parse`
-    would (anything after the first ``payload-transferred`` is checked, not
-    used), but each event is parsed on its own and the event loop runs between
-    slices of a few milliseconds. A ``put-object`` keeps its event's text
-    (see :class:`Change`): no parsed object outlives its event.
+
+async def parse_fdv2_poll_stream(
+    chunks: AsyncIterator[str], *, freeze_gc: bool = False
+) -> ChangeSet:
+    """A ``/sdk/poll`` body as a change set, parsed one event at a time as it arrives.
+
+    ``chunks`` is the body's text in pieces (as the network delivers it):
+    each event is parsed as soon as its text is there, so parsing overlaps
+    the download and the body is never held whole. The whole document is
+    checked as strictly as :func:`aioflags._json.parse` would (anything
+    after the first ``payload-transferred`` is checked, not used), and the
+    event loop runs between slices of a few milliseconds. A ``put-object``
+    keeps its event's text (see :class:`Change`): no parsed object outlives
+    its event.
 
     ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._pacing.Pacer`).
 
@@ -289,62 +465,56 @@ async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeS
     builder = ChangeSetBuilder()
     result: ChangeSet | None = None
     seen_events = False
-    pos = _skip(text, 1 if text.startswith("\ufeff") else 0)
-    if text[pos : pos + 1] != "{":
-        if pos < len(text) and text[pos] in '["-0123456789tfn':
-            raw_decode(text, pos)  # valid JSON of the wrong shape, or an error
+    w = _Window(chunks)
+    char, pos = await w.peek(0)
+    if char == "\ufeff" and w.base == 0 and pos == 0:  # a byte-order mark
+        char, pos = await w.peek(1)
+    if char != "{":
+        if char and char in '["-0123456789tfn':
+            await w.value(pos)  # valid JSON of the wrong shape, or an error
             raise ProtocolError(_NOT_A_LIST)
-        raise _expected("'{'", text, pos)
-    pos = _skip(text, pos + 1)
-    if text[pos : pos + 1] == "}":
+        raise w.error("'{'", pos)
+    char, pos = await w.peek(pos + 1)
+    if char == "}":
         pos += 1
     else:
         while True:
-            if text[pos : pos + 1] != '"':
-                raise _expected("a property name", text, pos)
-            try:
-                name, pos = scanstring(text, pos + 1, True)
-            except ValueError as exc:
-                raise ProtocolError(f"invalid JSON: {exc}") from None
-            pos = _skip(text, pos)
-            if text[pos : pos + 1] != ":":
-                raise _expected("':'", text, pos)
-            pos = _skip(text, pos + 1)
-            if name == "events" and text[pos : pos + 1] == "[":
+            if char != '"':
+                raise w.error("a property name", pos)
+            name, pos = await w.string(pos)
+            char, pos = await w.peek(pos)
+            if char != ":":
+                raise w.error("':'", pos)
+            char, pos = await w.peek(pos + 1)
+            if name == "events" and char == "[":
                 seen_events = True
-                pos = _skip(text, pos + 1)
-                if text[pos : pos + 1] == "]":
+                char, pos = await w.peek(pos + 1)
+                if char == "]":
                     pos += 1
                 else:
                     while True:
-                        item, end = raw_decode(text, pos)
-                        if result is None:
-                            raw = text[pos:end] if type(item) is dict else None
-                            result = _poll_event(builder, item, raw)
-                        pos = _skip(text, end)
-                        if pacer.due():
-                            await pacer.pause()
-                        if text[pos : pos + 1] == ",":
-                            pos = _skip(text, pos + 1)
-                        elif text[pos : pos + 1] == "]":
+                        pos, result = await _events(w, pos, builder, pacer, result)
+                        char, pos = await w.peek(pos)
+                        if char == "]":
                             pos += 1
                             break
-                        else:
-                            raise _expected("',' or ']'", text, pos)
+                        if char != ",":
+                            raise w.error("',' or ']'", pos)
+                        pos = await w.skip(pos + 1)
             else:
-                _, pos = raw_decode(text, pos)
+                _, _, pos = await w.value(pos)
                 if name == "events":
                     raise ProtocolError(_NOT_A_LIST)
-            pos = _skip(text, pos)
-            if text[pos : pos + 1] == ",":
-                pos = _skip(text, pos + 1)
-            elif text[pos : pos + 1] == "}":
+            char, pos = await w.peek(pos)
+            if char == ",":
+                char, pos = await w.peek(pos + 1)
+            elif char == "}":
                 pos += 1
                 break
             else:
-                raise _expected("',' or '}'", text, pos)
-    if _skip(text, pos) != len(text):
-        raise ProtocolError(f"invalid JSON: extra data at char {pos}")
+                raise w.error("',' or '}'", pos)
+    if (await w.peek(pos))[0]:
+        raise ProtocolError(f"invalid JSON: extra data at char {w.base + pos}")
     if not seen_events:
         raise ProtocolError(_NOT_A_LIST)
     if result is None:

@@ -177,7 +177,7 @@ class StatusLayer:
         self._ever_ready = True
         self._pending.clear()
         elapsed_ms = (anyio.current_time() - self._started) * 1000
-        flags = len(self._store.snapshot.flag_keys)
+        flags = self._store.flag_count
         logger.info(
             "aioflags client READY in %.0f ms with %d flags",
             elapsed_ms,

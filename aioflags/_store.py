@@ -8,10 +8,11 @@ changed flag or segment through prerequisites or ``segmentMatch`` clauses
 (the keys come from the raw entries: nothing is compiled to find them).
 
 A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
-evaluation; :meth:`Store.maintain` compiles the rest in the background after
-the swap, in slices, and the async client's ``all_flags_state`` awaits
-:meth:`Store.warm` (the same, in slices, for what the background pass has not
-reached yet), so that it never compiles 10,000 flags in one go. A delta does not copy the snapshot: the
+evaluation; the async client's ``all_flags_state`` awaits :meth:`Store.warm`
+(compiling every cold flag in slices), so that it never compiles 10,000 flags
+in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
+:meth:`Store.maintain` compiles them all in the background after the swap, in
+slices, freezing what it made. A delta does not copy the snapshot: the
 new one reads a small overlay over the previous data (:class:`Layered`),
 which the maintenance task merges into one plain dict soon after (or the
 delta itself, when the overlay has grown past an eighth of the data).
@@ -61,9 +62,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Layered", "Store"]
 
-_Node: TypeAlias = tuple[ObjectKind, str]
+#: A flag or segment in the dependency index: "f" or "s", then its key. A
+#: string, not a tuple holding the kind: the garbage collector does not
+#: track it (at 100,000 flags, tuples here were ~180,000 objects more for
+#: every full collection to walk while the data loads).
+_Node: TypeAlias = str
+_PREFIX: Final = {ObjectKind.FLAG: "f", ObjectKind.SEGMENT: "s"}
 _FLAG: Final = ObjectKind.FLAG
-_SEGMENT: Final = ObjectKind.SEGMENT
 _MISSING: Final = object()
 V = TypeVar("V")
 
@@ -138,8 +143,8 @@ def _flag_entry(change: Change) -> tuple[CompiledFlag, tuple[_Node, ...]]:
     if deleted or not (prerequisites or segments):
         return flag, ()
     return flag, (
-        *((_FLAG, k) for k in prerequisites),
-        *((_SEGMENT, k) for k in segments),
+        *("f" + k for k in prerequisites),
+        *("s" + k for k in segments),
     )
 
 
@@ -149,7 +154,7 @@ def _segment_entry(change: Change) -> tuple[CompiledSegment, tuple[_Node, ...]]:
     segment = compile_segment(change.key, change.obj)
     if segment.deleted or not segment.segment_keys:
         return segment, ()
-    return segment, tuple((_SEGMENT, k) for k in segment.segment_keys)
+    return segment, tuple("s" + k for k in segment.segment_keys)
 
 
 def _live(item: CompiledFlag | CompiledSegment | None) -> bool:
@@ -167,8 +172,10 @@ class Store:
         "_wake",
         "_warm",
         "big_segments",
+        "compile_ahead",
         "environment_id",
         "events",
+        "flag_count",
         "freeze_gc",
         "gate",
         "hooks",
@@ -178,6 +185,9 @@ class Store:
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
+        #: How many flags the snapshot holds that are not deleted (kept as
+        #: change sets are applied: counting 100,000 flags is a stall).
+        self.flag_count = 0
         self._selector = NO_SELECTOR
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
@@ -192,6 +202,14 @@ class Store:
         self.environment_id: str | None = None
         #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
         self.freeze_gc = False
+        #: Compile every cold flag in the background after a change set
+        #: (the client sets it with ``gc_freeze``). Off, a flag is compiled
+        #: on its first evaluation: a compiled flag is some 50 objects the
+        #: garbage collector tracks, and compiling 10,000 at once grows the
+        #: heap fast enough to set off full collections (each walking the
+        #: whole heap, 50-200 ms at that size) unless they are frozen as
+        #: they are made.
+        self.compile_ahead = False
         self._wake: anyio.Event | None = None
         self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
         self._warm: Mapping[str, CompiledFlag] | None = None  # last fully compiled
@@ -299,6 +317,8 @@ class Store:
         segments: dict[str, CompiledSegment] = {}
         uses: dict[_Node, tuple[_Node, ...]] = {}
         changed: set[_Node] = set()
+        live_flags: set[str] = set()  # built as it goes: a frozenset of
+        # 100,000 keys from a list at the end was a 10-20 ms step
         entry: CompiledFlag | CompiledSegment
         before: CompiledFlag | CompiledSegment | None
         for change in change_set.changes:
@@ -307,35 +327,41 @@ class Store:
             if kind is _FLAG:
                 entry, deps = _flag_entry(change)
                 flags[key] = entry
+                if entry.deleted:
+                    live_flags.discard(key)  # the last change of a key counts
+                else:
+                    live_flags.add(key)
             else:
                 entry, deps = _segment_entry(change)
                 segments[key] = entry
             if deps:
-                uses[(kind, key)] = deps
+                uses[_PREFIX[kind] + key] = deps
             if not initial:
                 before = (old_flags if kind is _FLAG else old_segments).get(key)
                 live = not entry.deleted
                 if live is not _live(before) or (
                     live and before.version != entry.version  # type: ignore[union-attr]
                 ):
-                    changed.add((kind, key))
+                    changed.add(_PREFIX[kind] + key)
             if pacer.due():
                 yield
         if not initial:  # what the new data set no longer has
-            for kind, new, previous in (
-                (_FLAG, flags, old_flags),
-                (_SEGMENT, segments, old_segments),
+            for prefix, new, previous in (
+                ("f", flags, old_flags),
+                ("s", segments, old_segments),
             ):
                 for key, item in previous.items():
                     if key not in new and not item.deleted:
-                        changed.add((kind, key))
+                        changed.add(prefix + key)
                     if pacer.due():
                         yield
         self._uses = uses
         self._dependents = None  # indexed when a later change set needs it
+        live_keys = frozenset(live_flags)
+        self.flag_count = len(live_keys)
         self._install(flags, segments, change_set.selector)
         if initial:  # every live flag is new: no need to walk the dependents
-            return frozenset(k for k, f in flags.items() if not f.deleted)
+            return live_keys
         return (yield from self._affected(changed, pacer))
 
     def _delta(
@@ -351,6 +377,7 @@ class Store:
         compare = change_set.compare_versions
         dependents = yield from self._index(pacer)
         changed: set[_Node] = set()
+        count = self.flag_count
         entry: CompiledFlag | CompiledSegment
         prev: CompiledFlag | CompiledSegment | None
         for change in change_set.changes:
@@ -361,17 +388,19 @@ class Store:
                 if compare and prev is not None and prev.version >= entry.version:
                     continue
                 flag_overlay[key] = entry
+                count += (not entry.deleted) - _live(prev)
             else:
                 entry, deps = _segment_entry(change)
                 prev = segments.get(key)
                 if compare and prev is not None and prev.version >= entry.version:
                     continue
                 segment_overlay[key] = entry
-            node = (change.kind, key)
+            node = _PREFIX[change.kind] + key
             changed.add(node)
             self._set_uses(dependents, node, deps)
             if pacer.due():
                 yield
+        self.flag_count = count
         self._install(
             self._compact(flag_base, flag_overlay),
             self._compact(segment_base, segment_overlay),
@@ -455,7 +484,7 @@ class Store:
                     stack.append(user)
             if pacer.due():
                 yield
-        return frozenset(key for kind, key in seen if kind is _FLAG)
+        return frozenset(node[1:] for node in seen if node[0] == "f")
 
     # ---------------------------------------------------------- maintenance
     async def warm(self) -> FlagSnapshot:
@@ -486,10 +515,11 @@ class Store:
         """The store's background task: merge overlays, compile cold flags.
 
         Runs for as long as the data system; every step is sliced, and a new
-        snapshot restarts the work on it. With :attr:`freeze_gc`, once a
-        snapshot is fully compiled ``gc.freeze()`` moves everything alive to
-        the collector's permanent generation (later full collections then
-        skip the flags).
+        snapshot restarts the work on it. Cold flags are compiled only with
+        :attr:`compile_ahead`; with :attr:`freeze_gc`, once a snapshot is
+        fully compiled ``gc.freeze()`` moves everything alive to the
+        collector's permanent generation (later full collections then skip
+        the flags).
         """
         self._wake = anyio.Event()
         try:
@@ -510,6 +540,8 @@ class Store:
             flags = flags.merged() if isinstance(flags, Layered) else flags
             segments = segments.merged() if isinstance(segments, Layered) else segments
             self.snapshot = snapshot = self._snapshot_of(flags, segments)
+        if not self.compile_ahead:
+            return False
         freeze = self.freeze_gc
         pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
         for flag in list(flags.values()):

@@ -3,13 +3,18 @@
 For each flag count, one server process serves the corpus (``corpus.py``)
 on loopback, its bodies serialised once (as LaunchDarkly's service caches
 them: the server's own JSON work is not what is measured); each SDK then starts in a fresh
-subprocess of its own (interleaved, ``--repeat`` times) and measures:
+subprocess of its own (interleaved, ``--repeat`` times). In each child the
+SDK first starts once against a 5-flag corpus (its imports on first use,
+first TLS and socket set-up: the same cost whatever the flag count, shown as
+its own figure), then measures:
 
 - time to READY: from creating the client to ``async with`` / ``start()``
-  returning initialised (polling: one GET of the whole payload);
+  returning initialised (polling: one GET of the whole payload), on the wall
+  clock and in CPU time of the process (all threads: what a loaded machine
+  does not inflate);
 - worst stall: the worst oversleep of a 1 ms ticker on the same event loop,
-  from creating the client to 1 s after READY (aioflags compiles flags in the
-  background during that second);
+  from creating the client to 1 s after READY; the longest loop step in CPU
+  time; the longest garbage collection in that window;
 - RSS growth at READY, and after evaluating every flag once;
 - a full (generation 2) garbage collection's pause, with the data held.
 
@@ -45,16 +50,21 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
+WARM_UP = "/warm-up"
+_SLICE = 256 * 1024
 OURS = "aioflags Client"
 FROZEN = "aioflags, gc_freeze=True"
 LD = "LaunchDarkly AsyncLDClient"
 FIGURES = (
     ("ready_ms", "time to READY (ms)"),
+    ("ready_cpu_ms", "CPU time to READY, all threads (ms)"),
     ("stall_ms", "worst loop stall, start to READY + 1 s (ms)"),
     ("step_cpu_ms", "longest loop step, CPU ms of the loop's thread"),
     ("rss_ready_mib", "RSS growth at READY (MiB)"),
     ("rss_eval_mib", "RSS growth after evaluating every flag (MiB)"),
+    ("gc_worst_ms", "longest GC pause, start to READY + 1 s (ms)"),
     ("gc_ms", "full GC pause with the data held (ms)"),
+    ("first_ready_ms", "first start in the process, 5 flags (ms)"),
 )
 
 
@@ -66,8 +76,8 @@ def _rss_kb() -> int:
 
 
 # ----------------------------------------------------------------- server
-async def _serve(n_flags: int) -> None:
-    """A static flag server: ``/sdk/poll`` (FDv2) and ``/sdk/latest-all`` (FDv1)."""
+def _bodies(n_flags: int, prefix: str = "") -> dict[str, bytes]:
+    """The FDv2 poll body and the FDv1 payload of ``make_corpus(n_flags)``."""
     corpus = make_corpus(n_flags)
     events: list[dict[str, Any]] = [
         {
@@ -95,11 +105,21 @@ async def _serve(n_flags: int) -> None:
     events.append(
         {"event": "payload-transferred", "data": {"state": "(p:bench:1)", "version": 1}}
     )
-    bodies = {
-        "/sdk/poll": json.dumps({"events": events}).encode(),
-        "/sdk/latest-all": json.dumps(corpus).encode(),
+    return {
+        f"{prefix}/sdk/poll": json.dumps({"events": events}).encode(),
+        f"{prefix}/sdk/latest-all": json.dumps(corpus).encode(),
     }
-    del corpus, events
+
+
+async def _serve(n_flags: int) -> None:
+    """A static flag server: ``/sdk/poll`` (FDv2) and ``/sdk/latest-all`` (FDv1).
+
+    Under ``/warm-up`` it serves a 5-flag corpus: each child starts its SDK
+    once against it first, so that what is measured is not the one-off cost
+    of a process's first start (imports done on first use, first TLS and
+    socket set-up), which is the same whatever the flag count.
+    """
+    bodies = {**_bodies(n_flags), **_bodies(5, WARM_UP)}
     none = {"payloads": [{"id": "bench", "target": 1, "intentCode": "none"}]}
     up_to_date = json.dumps({"events": [{"event": "server-intent", "data": none}]})
     up_to_date = up_to_date.encode()
@@ -117,9 +137,16 @@ async def _serve(n_flags: int) -> None:
                 body = body or b""
                 writer.write(
                     b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
                 )
-                await writer.drain()
+                # In slices: a 90 MB write() is buffered whole, and Python
+                # 3.11's transport then moves the rest of it down after each
+                # send (quadratic: tens of seconds when the client reads as
+                # it parses).
+                view = memoryview(body)
+                for at in range(0, len(body), _SLICE):
+                    writer.write(view[at : at + _SLICE])
+                    await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -175,12 +202,82 @@ class StepMeter:
         asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
 
+class GcMeter:
+    """The longest garbage collection (any generation) while active."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.active = False
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self.active:
+            self.worst = max(self.worst, time.perf_counter() - self._start)
+
+
+async def _start_ld(url: str) -> Any:
+    from ldclient.async_client import AsyncLDClient
+    from ldclient.async_config import AsyncConfig
+
+    ld = AsyncLDClient(
+        AsyncConfig(
+            "sdk-key",
+            base_uri=url,
+            stream_uri=url,
+            events_uri=url,
+            stream=False,
+            send_events=False,
+            diagnostic_opt_out=True,
+        )
+    )
+    await ld.start(start_wait=300)
+    assert await ld.is_initialized()
+    return ld
+
+
+def _config(url: str, *, frozen: bool) -> Any:
+    import aioflags
+    from aioflags import sources
+
+    return aioflags.Config(
+        "sdk-key",
+        base_uri=url,
+        stream_uri=url,
+        ready_timeout=300,
+        send_events=False,
+        gc_freeze=frozen,
+        data_system=aioflags.DataSystem.custom(
+            initializers=[sources.polling_initializer()],
+            synchronizers=[sources.polling_synchronizer(interval=3600)],
+        ),
+    )
+
+
+async def _first_start(which: str, url: str) -> float:
+    """Start and close the SDK once against the 5-flag corpus: ms to READY."""
+    import aioflags
+
+    start = time.perf_counter()
+    if which == "ld":
+        ld = await _start_ld(url + WARM_UP)
+        elapsed = time.perf_counter() - start
+        await ld.close()
+    else:
+        # (gc_freeze here would freeze the heap before the measured start)
+        async with aioflags.Client(_config(url + WARM_UP, frozen=False)):
+            elapsed = time.perf_counter() - start
+    return elapsed * 1e3
+
+
 async def _child(which: str, url: str) -> dict[str, float]:
     import ldclient  # noqa: F401 - both SDKs loaded in every child: one baseline
 
     import aioflags
-    from aioflags import sources
 
+    out: dict[str, float] = {"first_ready_ms": await _first_start(which, url)}
     gc.collect()
     before = _rss_kb()
     loop = asyncio.get_running_loop()
@@ -189,35 +286,24 @@ async def _child(which: str, url: str) -> dict[str, float]:
     await asyncio.sleep(0.01)
     ticker.worst = 0.0
     meter = StepMeter()
-    meter.active = True
-    out: dict[str, float] = {}
+    gcs = GcMeter()
+    meter.active = gcs.active = True
     start = time.perf_counter()
+    cpu = time.process_time()
     if which == "ld":
         from ldclient import Context as LDContext
-        from ldclient.async_client import AsyncLDClient
-        from ldclient.async_config import AsyncConfig
 
-        ld = AsyncLDClient(
-            AsyncConfig(
-                "sdk-key",
-                base_uri=url,
-                stream_uri=url,
-                events_uri=url,
-                stream=False,
-                send_events=False,
-                diagnostic_opt_out=True,
-            )
-        )
-        await ld.start(start_wait=300)
-        assert await ld.is_initialized()
+        ld = await _start_ld(url)
+        out["ready_cpu_ms"] = (time.process_time() - cpu) * 1e3
         out["ready_ms"] = (time.perf_counter() - start) * 1e3
         out["rss_ready_mib"] = (_rss_kb() - before) / 1024
         await asyncio.sleep(1)
         ticker.stop()
         await tick
         out["stall_ms"] = ticker.worst * 1e3
-        meter.active = False
+        meter.active = gcs.active = False
         out["step_cpu_ms"] = meter.worst * 1e3
+        out["gc_worst_ms"] = gcs.worst * 1e3
         state = await ld.all_flags_state(LDContext.create("bench-user"))
         keys = list(state.to_values_map())
         ctx = LDContext.create("bench-user")
@@ -228,19 +314,8 @@ async def _child(which: str, url: str) -> dict[str, float]:
         out["flags"] = len(keys)
         await ld.close()
         return out
-    config = aioflags.Config(
-        "sdk-key",
-        base_uri=url,
-        stream_uri=url,
-        ready_timeout=300,
-        send_events=False,
-        gc_freeze=which == "frozen",
-        data_system=aioflags.DataSystem.custom(
-            initializers=[sources.polling_initializer()],
-            synchronizers=[sources.polling_synchronizer(interval=3600)],
-        ),
-    )
-    async with aioflags.Client(config) as client:
+    async with aioflags.Client(_config(url, frozen=which == "frozen")) as client:
+        out["ready_cpu_ms"] = (time.process_time() - cpu) * 1e3
         assert client.status is aioflags.ProviderStatus.READY
         out["ready_ms"] = (time.perf_counter() - start) * 1e3
         out["rss_ready_mib"] = (_rss_kb() - before) / 1024
@@ -248,8 +323,9 @@ async def _child(which: str, url: str) -> dict[str, float]:
         ticker.stop()
         await tick
         out["stall_ms"] = ticker.worst * 1e3
-        meter.active = False
+        meter.active = gcs.active = False
         out["step_cpu_ms"] = meter.worst * 1e3
+        out["gc_worst_ms"] = gcs.worst * 1e3
         snapshot = client.snapshot()
         user = aioflags.Context.create("bench-user")
         keys = sorted(snapshot.flag_keys)
@@ -359,8 +435,13 @@ def plot(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> N
         print("matplotlib is not installed: no plot (the table above is the figure)")
         return
     sizes = sorted(results)
-    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4.2 * len(FIGURES), 3.8))
-    for ax, (field, title) in zip(axes, FIGURES, strict=True):
+    columns = 3
+    rows = -(-len(FIGURES) // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.4 * rows))
+    axes = list(grid.flat)
+    for ax in axes[len(FIGURES) :]:
+        ax.set_visible(False)
+    for ax, (field, title) in zip(axes, FIGURES, strict=False):
         for name, style in ((OURS, "o-"), (FROZEN, "s--"), (LD, "^-")):
             xs = [n for n in sizes if results[n][name]]
             ax.plot(xs, [worst(results[n][name], field) for n in xs], style, label=name)

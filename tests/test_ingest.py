@@ -9,7 +9,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 import aioflags._lazy
 import aioflags._model
 import aioflags._pacing
+import aioflags._payloads
 from aioflags import (
     Change,
     ChangeKind,
@@ -38,7 +39,11 @@ from aioflags._http import make_http_client
 from aioflags._lazy import is_cold
 from aioflags._model import CompiledFlag
 from aioflags._pacing import MAX_OBJECTS
-from aioflags._payloads import parse_fdv2_poll, parse_fdv2_poll_text
+from aioflags._payloads import (
+    parse_fdv2_poll,
+    parse_fdv2_poll_stream,
+    parse_fdv2_poll_text,
+)
 from aioflags._store import Layered, Store
 from aioflags._transport import LazyTLSTransport
 from aioflags.testing import FlagServer
@@ -142,6 +147,7 @@ async def test_background_compilation_yields_at_least_every_n_objects(
 ) -> None:
     n = 3 * MAX_OBJECTS
     store = Store()
+    store.compile_ahead = True
     store.apply_now(
         await parse_fdv2_poll_text(
             poll_body({f"f{i}": flag(f"f{i}") for i in range(n)})
@@ -184,6 +190,109 @@ async def test_text_parser_rejects_what_the_strict_parser_rejects(
 ) -> None:
     with pytest.raises(ProtocolError, match=words):
         await parse_fdv2_poll_text(body)
+
+
+async def in_chunks(text: str, size: int) -> AsyncIterator[str]:
+    for i in range(0, len(text), size):
+        yield text[i : i + size]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 4096])
+async def test_a_body_parsed_as_it_arrives_is_the_body_parsed_whole(size: int) -> None:
+    # Every cut: inside strings, numbers, whitespace, between events.
+    body = json.loads(
+        poll_body(
+            {f"f{i}": flag(f"f{i}", 10 * i + 7, salt='é\\u00e9"') for i in range(5)},
+            {"s": segment("s")},
+        )
+    )
+    body["n"] = 1234567  # a number a cut would shorten
+    text = "\ufeff " + json.dumps(body, indent=1)
+    whole = await parse_fdv2_poll_text(text)
+    assert await parse_fdv2_poll_stream(in_chunks(text, size)) == whole
+    assert [c.version for c in whole.changes] == [7, 17, 27, 37, 47, 1]
+
+
+@pytest.mark.asyncio
+async def test_a_body_cut_in_two_anywhere_parses_the_same() -> None:
+    text = poll_body({"a": flag("a"), "b": flag("b", 2)}, {"s": segment("s")})
+    whole = await parse_fdv2_poll_text(text)
+    for cut in range(len(text) + 1):
+        parsed = await parse_fdv2_poll_stream(in_chunks2(text[:cut], text[cut:]))
+        assert parsed == whole, cut
+
+
+async def in_chunks2(*parts: str) -> AsyncIterator[str]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [1, 5, 4096])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"events": [', "invalid JSON"),
+        ('{"events": []} trailing', "extra data"),
+        ('{"events": [{"event": "heart-beat"},]}', "invalid JSON"),
+        ('{"events": [{"event": "x"} {"event": "y"}]}', "expected ',' or ']'"),
+        ('{"events": []', "expected ',' or '}'"),
+        ('{"events": [{"event": "heart-beat"}, {"ev', "invalid JSON"),
+        ('{"events": {}}', "'events' key is missing"),
+        ('{"n": 12', "invalid JSON"),
+        ('{"events": [NaN]}', "NaN is not valid JSON"),
+        ("", "expected '{'"),
+    ],
+)
+async def test_a_body_parsed_as_it_arrives_is_checked_as_strictly(
+    size: int, body: str, words: str
+) -> None:
+    with pytest.raises(ProtocolError, match=words):
+        await parse_fdv2_poll_stream(in_chunks(body, size))
+
+
+@pytest.mark.asyncio
+async def test_the_parser_never_holds_the_whole_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What it keeps is what it has not parsed yet: about a chunk and an event.
+    windows: list[int] = []
+    more = aioflags._payloads._Window.more
+
+    async def recording(self: Any, pos: int, at_least: int = 1) -> int:
+        new = await more(self, pos, at_least)
+        windows.append(len(self.text))
+        return new
+
+    monkeypatch.setattr(aioflags._payloads._Window, "more", recording)
+    text = poll_body({f"f{i}": flag(f"f{i}") for i in range(2000)})
+    change_set = await parse_fdv2_poll_stream(in_chunks(text, 4096))
+    assert len(change_set.changes) == 2000
+    assert len(windows) >= len(text) // 4096
+    assert max(windows) < 2 * 4096 < len(text) // 20
+
+
+@pytest.mark.asyncio
+async def test_an_invalid_event_is_retried_a_logarithmic_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Text that is invalid (not just cut short) is tried again only when the
+    # window has doubled, so a big body after it costs linear work, once.
+    refills: list[int] = []
+    more = aioflags._payloads._Window.more
+
+    async def counting(self: Any, pos: int, at_least: int = 1) -> int:
+        refills.append(at_least)
+        return await more(self, pos, at_least)
+
+    monkeypatch.setattr(aioflags._payloads._Window, "more", counting)
+    text = '{"events": [{"event": "x", "data": tru}, ' + " " * 400_000 + "]}"
+    with pytest.raises(ProtocolError, match="invalid JSON"):
+        await parse_fdv2_poll_stream(in_chunks(text, 16))
+    assert len(refills) < 2 * 400_000 // 16  # one pass over the chunks
+    retries = [n for n in refills if n > 1]
+    assert 0 < len(retries) < 20
 
 
 @pytest.mark.asyncio
@@ -328,6 +437,7 @@ async def test_a_malformed_flag_is_logged_by_the_background_pass_before_any_eval
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = Store()
+    store.compile_ahead = True  # Config(gc_freeze=True)
     bad = flag("bad", variations="not a list")
     store.apply_now(await parse_fdv2_poll_text(poll_body({"bad": bad})))
     with caplog.at_level(logging.ERROR, logger="aioflags"):
@@ -430,6 +540,66 @@ async def test_a_large_delta_is_merged_at_once() -> None:
     assert type(flags) is dict and len(flags) == 17 and flags["f2"].version == 2
 
 
+@pytest.mark.asyncio
+async def test_a_cold_flag_is_one_object_for_the_garbage_collector() -> None:
+    # Every full collection walks every tracked object: what a snapshot of
+    # cold flags adds is one per flag (the flag), whatever its dependencies;
+    # its text, version and the dependency index are untracked.
+    n = 1000
+    flags = {
+        f"f{i}": flag(
+            f"f{i}",
+            prerequisites=[{"key": "f0", "variation": 0}] if i % 2 else [],
+            rules=[segment_rule("s")] if i % 3 == 0 else [],
+        )
+        for i in range(n)
+    }
+    text = poll_body(flags, {"s": segment("s")})
+    Store().apply_now(await parse_fdv2_poll_text(text))  # imports, caches
+    store = Store()
+    gc.collect()
+    before = len(gc.get_objects())
+    store.apply_now(await parse_fdv2_poll_text(text))
+    gc.collect()
+    added = len(gc.get_objects()) - before
+    assert all(is_cold(f) for f in store.snapshot._flags.values())
+    assert n <= added <= n * 1.1
+    # A flag compiled on first use: the same object, compiled.
+    assert store.snapshot.variation("f3", USER, "x") == "a"
+    assert not is_cold(store.snapshot._flags["f3"])
+
+
+def test_the_store_counts_live_flags_as_change_sets_apply() -> None:
+    # What READY's log line reports, without a set of every key.
+    store = Store()
+    changed = store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=(
+                put("a", flag("a")),
+                put("b", flag("b")),
+                put("a", flag("a", 2)),  # a key twice: the last change counts
+                put("b", flag("b", 2, deleted=True)),
+                put("s", segment("s"), ObjectKind.SEGMENT),
+            ),
+        )
+    )
+    assert changed == {"a"} and store.flag_count == 1
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_CHANGES,
+            changes=(
+                put("b", flag("b", 3)),
+                put("c", flag("c")),
+                Change(
+                    action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="a", version=3
+                ),
+            ),
+        )
+    )
+    assert store.flag_count == 2 == len(store.snapshot.flag_keys)
+
+
 # ------------------------------------------------------------------ gc_freeze
 @pytest.mark.asyncio
 @pytest.mark.parametrize("freeze", [False, True])
@@ -439,11 +609,43 @@ async def test_gc_freeze_is_opt_in(
     frozen: list[int] = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
     store = Store()
-    store.freeze_gc = freeze
+    store.freeze_gc = store.compile_ahead = freeze
     store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
     await store._maintain_once()
     await store._maintain_once()  # the same data: frozen once
     assert len(frozen) == (1 if freeze else 0)
+    assert is_cold(store.snapshot._flags["a"]) is not freeze
+
+
+@pytest.mark.asyncio
+async def test_by_default_flags_are_compiled_on_first_use_only() -> None:
+    # The background pass merges overlays but compiles nothing: the heap
+    # grows with the flags evaluated, not with the whole data set at once.
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(poll_body({"a": flag("a"), "b": flag("b")}))
+    )
+    await store._maintain_once()
+    flags = store.snapshot._flags
+    assert is_cold(flags["a"]) and is_cold(flags["b"])
+    assert store.snapshot.variation("a", USER, "x") == "a"
+    assert not is_cold(flags["a"]) and is_cold(flags["b"])
+
+
+@pytest.mark.asyncio
+async def test_the_client_compiles_ahead_with_gc_freeze_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aioflags.testing import FlagData
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # not this test process's heap
+    for freeze in (False, True):
+        config = Config(
+            data_system=FlagData().data_system(), send_events=False, gc_freeze=freeze
+        )
+        async with Client(config) as c:
+            assert c._store.compile_ahead is freeze
+            assert c._store.freeze_gc is freeze
 
 
 def test_gc_freeze_is_a_config_option() -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import codecs
 import logging
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import httpx
 
 from aioflags._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._exceptions import ProtocolError
-from aioflags._pacing import Pacer
-from aioflags._payloads import fdv1_full, parse_fdv2_poll_text
+from aioflags._payloads import fdv1_full, parse_fdv2_poll_stream
 
 from ._common import (
     HttpOutcome,
@@ -87,12 +87,15 @@ class _Requester:
         if status == 304:
             return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
         try:
-            # FDv2: the text, parsed one event at a time by parse_fdv2_poll_text.
-            body = (
-                await read_text(response)
-                if self._fdv2
-                else await parse_json(await response.aread())
-            )
+            # FDv2: parsed one event at a time as the body arrives (the
+            # body is a ChangeSet then); FDv1: parsed whole.
+            if self._fdv2:
+                async with aclosing(text_chunks(response)) as chunks:
+                    body = await parse_fdv2_poll_stream(
+                        chunks, freeze_gc=ctx.config.gc_freeze
+                    )
+            else:
+                body = await parse_json(await response.aread())
         except ProtocolError as exc:
             return HttpOutcome(
                 error=failure(ctx, self.what, self.url, exc)[0],
@@ -100,60 +103,46 @@ class _Requester:
                 environment_id=env,
             )
         etag = response.headers.get("ETag")
-        if self._fdv2:  # kept once the body has been parsed (accept_etag)
+        if self._fdv2:  # kept once the change set is taken (accept_etag)
             self._pending_etag = etag or None
         elif etag:
             self._etag = etag
         return HttpOutcome(body=body, fallback=fallback, environment_id=env)
 
 
-async def read_text(response: httpx.Response) -> str:
+async def text_chunks(response: httpx.Response) -> AsyncGenerator[str, None]:
     """A response's body as text, decoded strictly chunk by chunk as it arrives.
-
-    A 90 MB body read whole and then decoded is two copies in one piece
-    (tens of milliseconds of loop time); here each chunk is decoded as it
-    comes, and the one remaining copy is the final join.
 
     Raises:
         ProtocolError: the body is not UTF-8.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    pieces: list[str] = []
     start = 0  # where the bytes the decoder holds begin in the body
-    pacer = Pacer()
     try:
         async for chunk in response.aiter_bytes():
-            pieces.append(decoder.decode(chunk))
+            text = decoder.decode(chunk)
             start += len(chunk) - len(decoder.getstate()[0])
-            if pacer.due():
-                await pacer.pause()
-        pieces.append(decoder.decode(b"", final=True))
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         at = start + exc.start
         raise ProtocolError(f"invalid UTF-8 at byte {at} ({exc.reason})") from None
-    return "".join(pieces)
+    if text:
+        yield text
 
 
-async def _fdv2_change_set(
+def _fdv2_change_set(
     ctx: SourceContext, requester: _Requester, outcome: HttpOutcome
-) -> tuple[ChangeSet | None, HttpOutcome]:
+) -> ChangeSet | None:
+    """The change set a poll brought (None: an error, in ``outcome``)."""
     if outcome.error is not None:
-        return None, outcome
+        return None
     if outcome.not_modified:
-        return ChangeSet.no_changes(), outcome
-    try:
-        change_set = await parse_fdv2_poll_text(
-            outcome.body, freeze_gc=ctx.config.gc_freeze
-        )
-    except ProtocolError as exc:
-        bad = HttpOutcome(
-            error=failure(ctx, requester.what, requester.url, exc)[0],
-            fallback=outcome.fallback,
-            environment_id=outcome.environment_id,
-        )
-        return None, bad
+        return ChangeSet.no_changes()
     requester.accept_etag()
-    return change_set, outcome
+    change_set: ChangeSet = outcome.body
+    return change_set
 
 
 def polling_initializer(
@@ -168,9 +157,8 @@ def polling_initializer(
     async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
         requester = _Requester(ctx, url, fdv2=True)
-        change_set, outcome = await _fdv2_change_set(
-            ctx, requester, await requester.get()
-        )
+        outcome = await requester.get()
+        change_set = _fdv2_change_set(ctx, requester, outcome)
         if change_set is None:
             yield Basis(
                 change_set=None,
@@ -210,9 +198,8 @@ def polling_synchronizer(
             extra={"url": display_url(url), "source": "fdv2-poll"},
         )
         while True:
-            change_set, outcome = await _fdv2_change_set(
-                ctx, requester, await requester.get()
-            )
+            outcome = await requester.get()
+            change_set = _fdv2_change_set(ctx, requester, outcome)
             if change_set is None:
                 if outcome.fallback or not outcome.recoverable:
                     yield Update(
