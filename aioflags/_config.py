@@ -170,8 +170,9 @@ class Config(Frozen):
         hooks: evaluation and track hooks (:class:`aioflags.Hook`), in
             registration order; ``client.add_hook()`` appends more. See
             docs/hooks.md. Added in version 0.1.0.
-        gc_freeze: once a full payload's flags have all been compiled (in the
-            background, after READY), call ``gc.freeze()``: everything alive
+        gc_freeze: compile every flag in the background after READY
+            (without it a flag compiles on its first evaluation), then call
+            ``gc.freeze()``: everything alive
             in the process then moves to the garbage collector's permanent
             generation, so later full collections no longer scan the flags
             (a 10,000-flag data set otherwise adds tens of milliseconds to
