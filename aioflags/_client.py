@@ -42,7 +42,7 @@ import ssl
 import uuid
 import weakref
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final, cast, final
+from typing import TYPE_CHECKING, Any, Final, cast, final
 
 import anyio
 
@@ -50,13 +50,14 @@ from ._analytics._processor import EventProcessor
 from ._clock import Clock, MonotonicClock
 from ._config import Config
 from ._datasystem import DataSystem, SourceContext
+from ._evaluate import evaluate
 from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._hooks import HookRunner, check_hook, unhooked
 from ._http import make_http_client
 from ._lifespan import Span, background_group
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
-from ._snapshot import FlagSnapshot
+from ._snapshot import FlagSnapshot, detail_of
 from ._status import StatusLayer
 from ._store import Store
 from ._stores._bigsegments import BigSegments, BigSegmentStoreStatus, StatusListeners
@@ -790,135 +791,130 @@ class Client:
         if not isinstance(store, _WarningStore):  # it attaches on replacement
             self._store.attach_hooks(self._hooks)
 
+    async def _evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The current snapshot's ``method(*args, **kwargs)``, after the gate if any.
+
+        By name, so that a snapshot's own override (the hooks') is what runs.
+        """
+        store = self._store
+        gate = store.gate
+        if gate is not None:  # a store read, big-segment memberships: awaited
+            return await gate.evaluate(method, *args, **kwargs)
+        return getattr(store.snapshot, method)(*args, **kwargs)
+
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(FlagSnapshot.variation, key, context, default)
-        return self._store.snapshot.variation(key, context, default)
+        # The common case in this frame (no gate, events or hooks; a present
+        # flag; a valid context): what FlagSnapshot.variation does then.
+        store = self._store
+        matcher = store.snapshot._direct
+        if matcher is not None and store.gate is None:
+            try:
+                flag = matcher.flags[key]
+                valid = context._error is None  # type: ignore[union-attr]
+            except (KeyError, AttributeError):  # missing flag, not a Context
+                valid = False
+            if valid:
+                result = flag.constant
+                if result is None:
+                    try:
+                        result = flag.run(context, matcher)  # type: ignore[arg-type]
+                    # Anything the flag's code cannot finish alone (a
+                    # prerequisite chain, a big segment, an abort): the
+                    # driver runs it again (evaluation is pure) and handles it.
+                    except Exception:  # noqa: BLE001
+                        result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
+                return default if result[1] is None else result[0]
+        return await self._evaluate("variation", key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.variation_detail, key, context, default
-            )
-        return self._store.snapshot.variation_detail(key, context, default)
+        store = self._store
+        matcher = store.snapshot._direct
+        if matcher is not None and store.gate is None:  # as in variation()
+            try:
+                flag = matcher.flags[key]
+                valid = context._error is None  # type: ignore[union-attr]
+            except (KeyError, AttributeError):
+                valid = False
+            if valid:
+                result = flag.constant
+                if result is None:
+                    try:
+                        result = flag.run(context, matcher)  # type: ignore[arg-type]
+                    except Exception:  # noqa: BLE001
+                        result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
+                cache = result[4]
+                if cache is not None and result[1] is not None:
+                    detail = cache.detail
+                    if detail is not None:
+                        return detail
+                return detail_of(result, default)
+        return await self._evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.bool_variation, key, context, default
-            )
-        return self._store.snapshot.bool_variation(key, context, default)
+        return await self._evaluate("bool_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.int_variation, key, context, default
-            )
-        return self._store.snapshot.int_variation(key, context, default)
+        return await self._evaluate("int_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.float_variation, key, context, default
-            )
-        return self._store.snapshot.float_variation(key, context, default)
+        return await self._evaluate("float_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.string_variation, key, context, default
-            )
-        return self._store.snapshot.string_variation(key, context, default)
+        return await self._evaluate("string_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.json_variation, key, context, default
-            )
-        return self._store.snapshot.json_variation(key, context, default)
+        return await self._evaluate("json_variation", key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.bool_variation_detail, key, context, default
-            )
-        return self._store.snapshot.bool_variation_detail(key, context, default)
+        return await self._evaluate("bool_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.int_variation_detail, key, context, default
-            )
-        return self._store.snapshot.int_variation_detail(key, context, default)
+        return await self._evaluate("int_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.float_variation_detail, key, context, default
-            )
-        return self._store.snapshot.float_variation_detail(key, context, default)
+        return await self._evaluate("float_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.string_variation_detail, key, context, default
-            )
-        return self._store.snapshot.string_variation_detail(key, context, default)
+        return await self._evaluate("string_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.json_variation_detail, key, context, default
-            )
-        return self._store.snapshot.json_variation_detail(key, context, default)
+        return await self._evaluate("json_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def all_flags_state(
         self,
@@ -931,16 +927,8 @@ class Client:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
         # Every flag is evaluated: compile the cold ones first, in slices.
         await self._store.warm()
-        gate = self._store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(
-                FlagSnapshot.all_flags_state,
-                context,
-                with_reasons=with_reasons,
-                client_side_only=client_side_only,
-                details_only_for_tracked_flags=details_only_for_tracked_flags,
-            )
-        return self._store.snapshot.all_flags_state(
+        return await self._evaluate(  # type: ignore[no-any-return]
+            "all_flags_state",
             context,
             with_reasons=with_reasons,
             client_side_only=client_side_only,

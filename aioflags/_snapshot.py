@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag, CompiledSegment
     from ._stores._bigsegments import BigSegments
 
-__all__ = ["FlagSnapshot"]
+__all__ = ["FlagSnapshot", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -94,7 +94,7 @@ def _meta_entry(
     return entry
 
 
-def _detail(result: Result, default: Any) -> EvaluationDetail[Any]:
+def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail of a result: built once for a flag's own result, then shared."""
     index = result[1]
     if index is None:
@@ -126,6 +126,7 @@ class FlagSnapshot:
 
     __slots__ = (
         "_all_flags_plan",
+        "_direct",
         "_events",
         "_flags",
         "_initialized",
@@ -152,6 +153,12 @@ class FlagSnapshot:
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
+        #: The matcher, when an evaluation here is only the flag's own code
+        #: (no events to record, no subclass such as the hooks' in between):
+        #: the async client's straight-line path then evaluates in its own frame.
+        self._direct = (
+            self._matcher if recorder is None and type(self) is FlagSnapshot else None
+        )
 
     def _with(
         self, recorder: Recorder | None, big_segments: BigSegments | None
@@ -320,7 +327,7 @@ class FlagSnapshot:
             detail = cache.detail
             if detail is not None:
                 return detail
-        return _detail(result, default)
+        return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
     def _typed(
@@ -363,10 +370,10 @@ class FlagSnapshot:
     ) -> EvaluationDetail[T]:
         events = self._events
         if events is not None:
-            return _detail(
+            return detail_of(
                 self._recorded(events, key, context, default, kind, True), default
             )
-        return _detail(self._typed(key, context, default, kind), default)
+        return detail_of(self._typed(key, context, default, kind), default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
