@@ -118,13 +118,15 @@ class _Writer:
             return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
         operator = OPERATORS[c.op]
         values = "a" + self.part(c.kind)[1:]
-        lookup = f"(v := {values}.get({self.operand(c.name)})) is not None"
-        slow = f"_slow({self.operand(c.test)}, v, {c.negate})"
+        # The attribute is looked up in the guard's first type test; a value
+        # the guard refuses is absent (no match, even negated) or the test's.
+        lookup = f"type(v := {values}.get({self.operand(c.name)}))"
+        guard = operator.guard.format(*names).replace("type(v)", lookup, 1)
         test = operator.template.format(*names)
         if c.negate:
             test = f"not ({test})"
-        guard = operator.guard.format(*names)
-        return f"({lookup} and (({test}) if {guard} else {slow}))"
+        slow = f"v is not None and _slow({self.operand(c.test)}, v, {c.negate})"
+        return f"(({test}) if {guard} else ({slow}))"
 
     def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
         if fixed is not None:
@@ -134,9 +136,10 @@ class _Writer:
 
     def function(self, name: str) -> FunctionType:
         """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
-        head = ["    parts = ctx._parts"] if self.parts else []
+        head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
+        parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
-            head.append(f"    p{index} = parts.get({self.operand(kind)})")
+            head.append(f"    p{index} = {parts}.get({self.operand(kind)})")
             head.append(
                 f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
             )
