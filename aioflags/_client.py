@@ -826,7 +826,7 @@ class Client:
                     # driver runs it again (evaluation is pure) and handles it.
                     except Exception:  # noqa: BLE001
                         result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                return default if result[1] is None else result[0]
+                return default if result.variation_index is None else result.value
         return await self._evaluate("variation", key, context, default)
 
     async def variation_detail(
@@ -848,8 +848,8 @@ class Client:
                         result = flag.run(context, matcher)  # type: ignore[arg-type]
                     except Exception:  # noqa: BLE001
                         result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                cache = result[4]
-                if cache is not None and result[1] is not None:
+                cache = result.cache
+                if cache is not None and result.variation_index is not None:
                     detail = cache.detail
                     if detail is not None:
                         return detail

@@ -137,7 +137,7 @@ class Matcher:
                 if pflag.prerequisites:
                     raise _NeedState  # a chain: cycles are the state's to find
                 result = pflag.run(ctx, self)
-            if result[1] != prereq.variation:
+            if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
 
@@ -222,7 +222,7 @@ class _State(Matcher):
             # An off or malformed prerequisite fails whatever it serves.
             if not pflag.on or pflag.malformed is not None:
                 return prereq.failed
-            if result[1] != prereq.variation:
+            if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
 
@@ -249,8 +249,8 @@ class _State(Matcher):
 
 def _with_big(result: Result, big: str) -> Result:
     """The result with the big-segment status in its reason (for this evaluation)."""
-    reason = Reason({**result[2], "bigSegmentsStatus": big})
-    return Result(result[0], result[1], reason, result[3], None)
+    reason = Reason({**result.reason, "bigSegmentsStatus": big})
+    return Result(result.value, result.variation_index, reason, result.experiment, None)
 
 
 def evaluate(
@@ -303,7 +303,7 @@ def prerequisites_reached(
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
-    if result[4] is not None:
+    if result.cache is not None:
         for i, prereq in enumerate(flag.prerequisites):
             if result is prereq.failed:
                 return keys[: i + 1]

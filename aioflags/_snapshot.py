@@ -75,7 +75,7 @@ def _meta_entry(
     prerequisites: list[str] | tuple[str, ...],
 ) -> JSONObject:
     """A flag's ``$flagsState`` entry (evaluation.md §11)."""
-    _, index, reason, experiment, _ = result
+    index, reason, experiment = result.variation_index, result.reason, result.experiment
     entry: JSONObject = {}
     if index is not None:
         entry["variation"] = index
@@ -96,18 +96,20 @@ def _meta_entry(
 
 def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail of a result: built once for a flag's own result, then shared."""
-    index = result[1]
+    index = result.variation_index
     if index is None:
-        return EvaluationDetail(value=default, variation_index=None, reason=result[2])
-    cache = result[4]
+        return EvaluationDetail(
+            value=default, variation_index=None, reason=result.reason
+        )
+    cache = result.cache
     if cache is None:  # shared between flags, or built for this evaluation
         return EvaluationDetail(
-            value=result[0], variation_index=index, reason=result[2]
+            value=result.value, variation_index=index, reason=result.reason
         )
     detail = cache.detail
     if detail is None:
         detail = cache.detail = EvaluationDetail(
-            value=result[0], variation_index=index, reason=result[2]
+            value=result.value, variation_index=index, reason=result.reason
         )
     return detail
 
@@ -251,16 +253,16 @@ class FlagSnapshot:
                 result = evaluate(self._matcher, flag, context)
         if (
             kind is not None
-            and result[1] is not None
+            and result.variation_index is not None
             and default is not None
             and kind is not object
-            and type(result[0]) is not kind
+            and type(result.value) is not kind
         ):
-            ok, value = typed_check(result[0], kind)
+            ok, value = typed_check(result.value, kind)
             if not ok:
                 result = _WRONG_TYPE
-            elif value is not result[0]:
-                result = result._replace(value=value, cache=None)
+            elif value is not result.value:
+                result = result.with_value(value)
         events.evaluation(flag, context, result, default, detail)
         return result
 
@@ -291,7 +293,7 @@ class FlagSnapshot:
                 result = self._recorded(
                     self._events, key, context, default, None, False
                 )
-                return default if result[1] is None else result[0]
+                return default if result.variation_index is None else result.value
             result = evaluate(self._matcher, flag, context)
         events = self._events
         if events is not None:
@@ -302,16 +304,16 @@ class FlagSnapshot:
             if (
                 counter is None
                 or counter.tracked
-                or result[3]
+                or result.experiment
                 or context is not events.last
                 or context._kind != counter.kind
             ):
                 events.evaluation(flag, context, result, default, False)
-            elif result[1] is None:
+            elif result.variation_index is None:
                 counter.none += 1
             else:
-                counter.counts[result[1]] += 1
-        return default if result[1] is None else result[0]
+                counter.counts[result.variation_index] += 1
+        return default if result.variation_index is None else result.value
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
@@ -322,8 +324,8 @@ class FlagSnapshot:
             result = self._recorded(events, key, context, default, None, True)
         else:
             result = self._result(key, context)
-        cache = result[4]
-        if cache is not None and result[1] is not None:
+        cache = result.cache
+        if cache is not None and result.variation_index is not None:
             detail = cache.detail
             if detail is not None:
                 return detail
@@ -334,14 +336,14 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: T, kind: type
     ) -> Result:
         result = self._result(key, context)
-        if result[1] is None or default is None:
+        if result.variation_index is None or default is None:
             return result
-        ok, value = typed_check(result[0], kind)
+        ok, value = typed_check(result.value, kind)
         if not ok:
             return _WRONG_TYPE
-        if value is result[0]:
+        if value is result.value:
             return result
-        return result._replace(value=value, cache=None)  # int <-> float
+        return result.with_value(value)  # int <-> float
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
@@ -351,10 +353,10 @@ class FlagSnapshot:
         events = self._events
         if events is not None:
             result = self._recorded(events, key, context, default, kind, False)
-            return default if result[1] is None else result[0]
+            return default if result.variation_index is None else result.value
         result = self._result(key, context)
-        value = result[0]
-        if result[1] is None:
+        value = result.value
+        if result.variation_index is None:
             return default
         tv = type(value)
         if tv is kind or kind is object or default is None:
@@ -461,16 +463,18 @@ class FlagSnapshot:
             result = flag.constant
             if result is None:
                 result = evaluate(matcher, flag, context)
-            values[key] = result[0]
+            values[key] = result.value
             debug = flag.debug_events_until_date
             omit = details_only_for_tracked_flags and not (
-                flag.track_events or result[3] or (debug is not None and debug > now_ms)
+                flag.track_events
+                or result.experiment
+                or (debug is not None and debug > now_ms)
             )
             # A function of this flag's precompiled result and the options
             # (even the prerequisites reached), so built once per flag version
             # and kept in the result; a result shared between flags or built
             # for this evaluation has no cache: so is its entry.
-            cache = result[4]
+            cache = result.cache
             entry = None if cache is None else cache.flags_state[slot | omit]
             if entry is None:
                 entry = _meta_entry(
@@ -506,14 +510,14 @@ class FlagSnapshot:
                 # whether details are omitted depends on the time
                 details_only
                 and flag.debug_events_until_date is not None
-                and not (flag.track_events or result[3])
+                and not (flag.track_events or result.experiment)
             ):
                 values[key] = None
                 meta[key] = _EMPTY_ENTRY
                 dynamic.append((key, flag))
                 continue
-            omit = details_only and not (flag.track_events or result[3])
-            values[key] = result[0]
+            omit = details_only and not (flag.track_events or result.experiment)
+            values[key] = result.value
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
         return values, meta, tuple(dynamic)
 
