@@ -806,27 +806,24 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        # The common case in this frame (no gate, events or hooks; a present
-        # flag; a valid context): what FlagSnapshot.variation does then.
+        # The common case in this frame: no gate, events or hooks (the
+        # snapshot's matcher is then _direct), a valid context, a present
+        # flag. Anything the flag's code cannot finish alone (a prerequisite
+        # chain, an abort) goes to the driver, which runs it again (evaluation
+        # is pure) and handles it; anything else to the snapshot's method.
         store = self._store
         matcher = store.snapshot._direct
         if matcher is not None and store.gate is None:
             try:
-                flag = matcher.flags[key]
-                valid = context._error is None  # type: ignore[union-attr]
-            except (KeyError, AttributeError):  # missing flag, not a Context
-                valid = False
-            if valid:
-                result = flag.constant
-                if result is None:
+                if context._error is None:  # type: ignore[union-attr]
+                    flag = matcher.flags[key]
                     try:
-                        result = flag.run(context, matcher)  # type: ignore[arg-type]
-                    # Anything the flag's code cannot finish alone (a
-                    # prerequisite chain, a big segment, an abort): the
-                    # driver runs it again (evaluation is pure) and handles it.
+                        result = flag.constant or flag.run(context, matcher)  # type: ignore[arg-type]
                     except Exception:  # noqa: BLE001
                         result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                return default if result.variation_index is None else result.value
+                    return default if result.variation_index is None else result.value
+            except (KeyError, AttributeError):  # a missing flag, not a Context
+                pass
         return await self._evaluate("variation", key, context, default)
 
     async def variation_detail(
@@ -837,23 +834,20 @@ class Client:
         matcher = store.snapshot._direct
         if matcher is not None and store.gate is None:  # as in variation()
             try:
-                flag = matcher.flags[key]
-                valid = context._error is None  # type: ignore[union-attr]
-            except (KeyError, AttributeError):
-                valid = False
-            if valid:
-                result = flag.constant
-                if result is None:
+                if context._error is None:  # type: ignore[union-attr]
+                    flag = matcher.flags[key]
                     try:
-                        result = flag.run(context, matcher)  # type: ignore[arg-type]
+                        result = flag.constant or flag.run(context, matcher)  # type: ignore[arg-type]
                     except Exception:  # noqa: BLE001
                         result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                cache = result.cache
-                if cache is not None and result.variation_index is not None:
-                    detail = cache.detail
-                    if detail is not None:
-                        return detail
-                return detail_of(result, default)
+                    cache = result.cache
+                    if cache is not None and result.variation_index is not None:
+                        detail = cache.detail
+                        if detail is not None:
+                            return detail
+                    return detail_of(result, default)
+            except (KeyError, AttributeError):
+                pass
         return await self._evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def bool_variation(
