@@ -38,6 +38,7 @@ __all__ = [
     "Runner",
     "build_predicate",
     "build_runner",
+    "build_segment",
     "slow_clause",
 ]
 
@@ -99,6 +100,7 @@ class _Writer:
         self.lines: list[str] = []
         self.operands: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
+        self.values: set[int] = set()  # the parts whose attributes a clause reads
 
     def operand(self, value: object) -> str:
         self.operands.append(value)
@@ -117,7 +119,9 @@ class _Writer:
         if c.op == "segmentMatch":
             return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
         operator = OPERATORS[c.op]
-        values = "a" + self.part(c.kind)[1:]
+        index = int(self.part(c.kind)[1:])
+        self.values.add(index)
+        values = f"a{index}"
         # The attribute is looked up in the guard's first type test; a value
         # the guard refuses is absent (no match, even negated) or the test's.
         lookup = f"type(v := {values}.get({self.operand(c.name)}))"
@@ -140,9 +144,10 @@ class _Writer:
         parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
             head.append(f"    p{index} = {parts}.get({self.operand(kind)})")
-            head.append(
-                f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
-            )
+            if index in self.values:
+                head.append(
+                    f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
+                )
         names = "".join(f", _{i}=None" for i in range(len(self.operands)))
         source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
         shape = _shapes.get(source)
@@ -233,3 +238,43 @@ def build_predicate(
     w = _Writer()
     w.lines.append(f"    return {' and '.join(map(w.clause, clauses)) or 'True'}")
     return w.function("match")
+
+
+def build_segment(
+    included: tuple[tuple[str, frozenset[str]], ...],
+    excluded: tuple[tuple[str, frozenset[str]], ...],
+    rules: Sequence[
+        tuple[
+            Sequence[InlineClause | Callable[..., bool]],
+            float | None,
+            Callable[[Context], float],
+        ]
+    ],
+) -> Callable[[Context, Any], bool] | None:
+    """A bounded segment's membership as one ``contains(context, state) -> bool``.
+
+    ``included`` and ``excluded`` hold the context keys listed per kind
+    (``user`` first: the segment's plain lists), in the order they are
+    checked; ``rules`` holds, per rule, its clauses, its weight threshold
+    (or ``None``) and its bucket function. ``None`` if it is too big.
+    """
+    if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
+        return None
+    w = _Writer()
+    body = w.lines
+    for lists, answer in ((included, True), (excluded, False)):
+        for kind, keys in lists:
+            if keys:
+                p = w.part(kind)
+                body.append(
+                    f"    if {p} is not None and {p}._key in {w.operand(keys)}:"
+                )
+                body.append(f"        return {answer}")
+    for clauses, threshold, bucket in rules:
+        test = " and ".join(w.clause(c) for c in clauses) or "True"
+        if threshold is not None:
+            test = f"{test} and {w.operand(bucket)}(ctx) < {w.operand(threshold)}"
+        body.append(f"    if {test}:")
+        body.append("        return True")
+    body.append("    return False")
+    return w.function("contains")

@@ -148,7 +148,8 @@ class Matcher:
                 seg = segments[key]
             except KeyError:
                 continue
-            if not seg.deleted and self._contains(seg, ctx):
+            contains = seg.contains  # generated for the common segments
+            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
                 return True
         return False
 
