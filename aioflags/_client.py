@@ -840,12 +840,9 @@ class Client:
                         result = flag.constant or flag.run(context, matcher)  # type: ignore[arg-type]
                     except Exception:  # noqa: BLE001
                         result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                    cache = result.cache
-                    if cache is not None and result.variation_index is not None:
-                        detail = cache.detail
-                        if detail is not None:
-                            return detail
-                    return detail_of(result, default)
+                    cache = result.cache  # the detail is kept once built
+                    detail = None if cache is None else cache.detail
+                    return detail_of(result, default) if detail is None else detail
             except (KeyError, AttributeError):
                 pass
         return await self._evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]

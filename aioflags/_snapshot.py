@@ -456,38 +456,76 @@ class FlagSnapshot:
         values, meta, dynamic = plan
         values = dict(values)  # constant flags filled in, the others in order
         meta = dict(meta)
-        now_ms = wall_ms()
         matcher = self._matcher
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
+        if not details_only_for_tracked_flags:
+            # The common call: no per-flag omission to work out.
+            for key, flag in dynamic:
+                try:
+                    result = flag.constant or flag.run(context, matcher)
+                except Exception:  # noqa: BLE001 - as in the loop below
+                    result = evaluate(matcher, flag, context)
+                values[key] = result.value
+                cache = result.cache
+                entry = None if cache is None else cache.flags_state[slot]
+                meta[key] = (
+                    self._entry(flag, result, context, with_reasons, False)
+                    if entry is None
+                    else entry
+                )
+            return FlagsState(valid=True, values=values, meta=meta)
+        now_ms = wall_ms()
         for key, flag in dynamic:
-            result = flag.constant
-            if result is None:
+            try:
+                result = flag.constant or flag.run(context, matcher)
+            # What the flag's code cannot finish alone (a prerequisite chain,
+            # a big segment, an abort): the driver runs it again and handles it.
+            except Exception:  # noqa: BLE001
                 result = evaluate(matcher, flag, context)
             values[key] = result.value
-            debug = flag.debug_events_until_date
-            omit = details_only_for_tracked_flags and not (
+            omit = not (
                 flag.track_events
                 or result.experiment
-                or (debug is not None and debug > now_ms)
+                or (
+                    (debug := flag.debug_events_until_date) is not None
+                    and debug > now_ms
+                )
             )
-            # A function of this flag's precompiled result and the options
-            # (even the prerequisites reached), so built once per flag version
-            # and kept in the result; a result shared between flags or built
-            # for this evaluation has no cache: so is its entry.
             cache = result.cache
             entry = None if cache is None else cache.flags_state[slot | omit]
-            if entry is None:
-                entry = _meta_entry(
-                    flag,
-                    result,
-                    with_reasons,
-                    omit,
-                    prerequisites_reached(matcher, flag, context, result),
-                )
-                if cache is not None:
-                    cache.flags_state[slot | omit] = entry
-            meta[key] = entry
+            meta[key] = (
+                self._entry(flag, result, context, with_reasons, omit)
+                if entry is None
+                else entry
+            )
         return FlagsState(valid=True, values=values, meta=meta)
+
+    def _entry(
+        self,
+        flag: CompiledFlag,
+        result: Result,
+        context: Context,
+        with_reasons: bool,
+        omit: bool,
+    ) -> JSONObject:
+        """A flag's ``$flagsState`` entry for all-flags state.
+
+        A function of this flag's precompiled result and the options (even
+        the prerequisites reached), so built once per flag version and kept
+        in the result; a result shared between flags or built for this
+        evaluation has no cache: so is its entry.
+        """
+        entry = _meta_entry(
+            flag,
+            result,
+            with_reasons,
+            omit,
+            prerequisites_reached(self._matcher, flag, context, result),
+        )
+        cache = result.cache
+        if cache is not None:
+            cache.flags_state[flags_state_slot(with_reasons, omit)] = entry
+        return entry
 
     def _plan(
         self, with_reasons: bool, client_side_only: bool, details_only: bool
