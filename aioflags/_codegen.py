@@ -224,9 +224,27 @@ def build_runner(
     w = _Writer()
     body = w.lines
     if prerequisites:
-        body.append(f"    r = st.prerequisites_failed({w.operand(prerequisites)}, ctx)")
-        body.append("    if r is not None:")
-        body.append("        return r")
+        # The state's method on the careful path (cycles, recording); else
+        # each prerequisite inline, as Matcher.prerequisites_failed does it.
+        every = w.operand(prerequisites)
+        body.append("    if st.careful:")
+        body.append(f"        r = st.prerequisites_failed({every}, ctx)")
+        body.append("        if r is not None:")
+        body.append("            return r")
+        body.append("    else:")
+        for prereq in prerequisites:
+            key = w.operand(prereq.key)  # type: ignore[attr-defined]
+            failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
+            variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
+            body.append(f"        f = st.flags.get({key})")
+            body.append("        if f is None or not f.on or f.malformed is not None:")
+            body.append(f"            return {failed}")
+            body.append("        if f.prerequisites:")
+            body.append("            st.need_state()  # a chain: the careful path's")
+            body.append(
+                f"        if (f.constant or f.run(ctx, st)).variation_index != {variation}:"
+            )
+            body.append(f"            return {failed}")
     for kind, lookup in targets:
         p = w.part(kind)
         body.append(f"    if {p} is not None:")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
 from ._model import (
     MALFORMED,
@@ -105,7 +105,7 @@ class Matcher:
     snapshot's mappings may compile them on first access.
     """
 
-    __slots__ = ("big_segments", "flags", "segments")
+    __slots__ = ("big_segments", "careful", "flags", "segments")
 
     def __init__(
         self,
@@ -117,6 +117,13 @@ class Matcher:
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
+        #: False: the generated code checks prerequisites inline, as
+        #: prerequisites_failed() below does (True: it calls the method)
+        self.careful = False
+
+    def need_state(self) -> NoReturn:
+        """Give up for the careful path (the generated code's way to say so)."""
+        raise _NeedState
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
@@ -186,6 +193,7 @@ class _State(Matcher):
         self.flags = flags
         self.segments = segments
         self.big_segments = big_segments
+        self.careful = True
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
