@@ -224,10 +224,11 @@ def build_runner(
     w = _Writer()
     body = w.lines
     if prerequisites:
-        # The state's method on the careful path (cycles, recording); else
-        # each prerequisite inline, as Matcher.prerequisites_failed does it.
+        # The state's method on the careful path (cycles, recording) and in
+        # all-flags state (results known); else each prerequisite inline, as
+        # Matcher.prerequisites_failed does it.
         every = w.operand(prerequisites)
-        body.append("    if st.careful:")
+        body.append("    if not st.inline_prerequisites:")
         body.append(f"        r = st.prerequisites_failed({every}, ctx)")
         body.append("        if r is not None:")
         body.append("            return r")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
 from ._model import (
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_RESULTS",
+    "Batch",
     "Matcher",
     "Recorded",
     "evaluate",
@@ -105,7 +107,10 @@ class Matcher:
     snapshot's mappings may compile them on first access.
     """
 
-    __slots__ = ("big_segments", "careful", "flags", "segments")
+    __slots__ = ("big_segments", "flags", "inline_prerequisites", "segments")
+
+    #: results of flags already evaluated for this context (see :class:`Batch`)
+    done: Mapping[str, Result] = MappingProxyType({})
 
     def __init__(
         self,
@@ -117,9 +122,9 @@ class Matcher:
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
-        #: False: the generated code checks prerequisites inline, as
-        #: prerequisites_failed() below does (True: it calls the method)
-        self.careful = False
+        #: True: the generated code checks prerequisites inline, as
+        #: prerequisites_failed() below does (False: it calls the method)
+        self.inline_prerequisites = True
 
     def need_state(self) -> NoReturn:
         """Give up for the careful path (the generated code's way to say so)."""
@@ -130,20 +135,24 @@ class Matcher:
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
         flags = self.flags
+        done = self.done
         for prereq in prerequisites:
-            try:
-                pflag = flags[prereq.key]
-            except KeyError:
-                return prereq.failed
-            # An off, deleted or malformed prerequisite fails whatever it
-            # serves (evaluation.md §5.2).
-            if not pflag.on or pflag.malformed is not None:
-                return prereq.failed
-            result = pflag.constant
+            key = prereq.key
+            result = done.get(key)
             if result is None:
-                if pflag.prerequisites:
-                    raise _NeedState  # a chain: cycles are the state's to find
-                result = pflag.run(ctx, self)
+                try:
+                    pflag = flags[key]
+                except KeyError:
+                    return prereq.failed
+                # An off, deleted or malformed prerequisite fails whatever it
+                # serves (evaluation.md §5.2).
+                if not pflag.on or pflag.malformed is not None:
+                    return prereq.failed
+                result = pflag.constant
+                if result is None:
+                    if pflag.prerequisites:
+                        raise _NeedState  # a chain: cycles are the state's to find
+                    result = pflag.run(ctx, self)
             if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
@@ -171,6 +180,23 @@ class Matcher:
         return bool(seg.rules) and _rules_match(seg, ctx, self)
 
 
+class Batch(Matcher):
+    """The matcher of one all-flags evaluation: a prerequisite evaluated once.
+
+    ``all_flags_state`` evaluates every flag for one context, and puts in
+    :attr:`done` each result that a flag's code returned (so an on flag's,
+    reached with no chain and no abort); a flag that requires one of them
+    then reads it instead of evaluating it again. It lives for one call.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self, matcher: Matcher) -> None:
+        super().__init__(matcher.flags, matcher.segments, matcher.big_segments)
+        self.inline_prerequisites = False  # the method reads done
+        self.done: dict[str, Result] = {}
+
+
 class _State(Matcher):
     """Per-evaluation state of the careful path.
 
@@ -193,7 +219,7 @@ class _State(Matcher):
         self.flags = flags
         self.segments = segments
         self.big_segments = big_segments
-        self.careful = True
+        self.inline_prerequisites = False
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
 from ._clock import wall_ms
 from ._evaluate import (
     ERROR_RESULTS,
+    Batch,
     Matcher,
     Recorded,
     evaluate,
@@ -457,12 +458,16 @@ class FlagSnapshot:
         values = dict(values)  # constant flags filled in, the others in order
         meta = dict(meta)
         matcher = self._matcher
+        batch = Batch(matcher)  # each prerequisite evaluated once in this call
+        done = batch.done
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         if not details_only_for_tracked_flags:
             # The common call: no per-flag omission to work out.
             for key, flag in dynamic:
                 try:
-                    result = flag.constant or flag.run(context, matcher)
+                    result = flag.constant
+                    if result is None:
+                        result = done[key] = flag.run(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, flag, context)
                 values[key] = result.value
@@ -477,7 +482,9 @@ class FlagSnapshot:
         now_ms = wall_ms()
         for key, flag in dynamic:
             try:
-                result = flag.constant or flag.run(context, matcher)
+                result = flag.constant
+                if result is None:
+                    result = done[key] = flag.run(context, batch)
             # What the flag's code cannot finish alone (a prerequisite chain,
             # a big segment, an abort): the driver runs it again and handles it.
             except Exception:  # noqa: BLE001
