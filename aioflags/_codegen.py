@@ -243,7 +243,7 @@ def build_runner(
             body.append("        if f.prerequisites:")
             body.append("            st.need_state()  # a chain: the careful path's")
             body.append(
-                f"        if (f.constant or f.run(ctx, st)).variation_index != {variation}:"
+                f"        if (f.constant or (g := f.run)(ctx, st)).variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
     for kind, lookup in targets:

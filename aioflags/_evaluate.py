@@ -152,7 +152,7 @@ class Matcher:
                 if result is None:
                     if pflag.prerequisites:
                         raise _NeedState  # a chain: cycles are the state's to find
-                    result = pflag.run(ctx, self)
+                    result = (run := pflag.run)(ctx, self)  # noqa: F841 (a slot: see the client)
             if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
@@ -307,7 +307,7 @@ def evaluate(
     try:
         if recorded is None:
             try:
-                return flag.run(ctx, matcher)
+                return (run := flag.run)(ctx, matcher)  # noqa: F841
             except _NeedState:
                 pass
         st = _State(

@@ -467,7 +467,7 @@ class FlagSnapshot:
                 try:
                     result = flag.constant
                     if result is None:
-                        result = done[key] = flag.run(context, batch)
+                        result = done[key] = (run := flag.run)(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, flag, context)
                 values[key] = result.value
@@ -484,7 +484,7 @@ class FlagSnapshot:
             try:
                 result = flag.constant
                 if result is None:
-                    result = done[key] = flag.run(context, batch)
+                    result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
             # What the flag's code cannot finish alone (a prerequisite chain,
             # a big segment, an abort): the driver runs it again and handles it.
             except Exception:  # noqa: BLE001
