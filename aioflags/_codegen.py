@@ -147,7 +147,9 @@ class _Writer:
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
-            head.append(f"    p{index} = {parts}.get({self.operand(kind)})")
+            # A single-kind context is its own part: no dict lookup for it.
+            k = self.operand(kind)
+            head.append(f"    p{index} = ctx if ctx._kind == {k} else {parts}.get({k})")
             if index in self.values:
                 head.append(
                     f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
@@ -248,10 +250,10 @@ def build_runner(
             body.append(f"            return {failed}")
     for kind, lookup in targets:
         p = w.part(kind)
-        body.append(f"    if {p} is not None:")
-        body.append(f"        r = {w.operand(lookup)}.get({p}._key)")
-        body.append("        if r is not None:")
-        body.append("            return r")
+        keys = w.operand(lookup)
+        # Most contexts are in no target list: one membership test for them.
+        body.append(f"    if {p} is not None and {p}._key in {keys}:")
+        body.append(f"        return {keys}[{p}._key]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
