@@ -462,29 +462,27 @@ class FlagSnapshot:
         done = batch.done
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         if not details_only_for_tracked_flags:
-            # The common call: no per-flag omission to work out.
+            # The common call: no per-flag omission to work out, and every
+            # flag to evaluate has code (the plan holds the constant ones).
             for key, flag in dynamic:
                 try:
-                    result = flag.constant
-                    if result is None:
-                        result = done[key] = (run := flag.run)(context, batch)
+                    result = done[key] = (run := flag.run)(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, flag, context)
                 values[key] = result.value
                 cache = result.cache
-                entry = None if cache is None else cache.flags_state[slot]
+                # An entry is never empty here (it has the flag's version).
                 meta[key] = (
-                    self._entry(flag, result, context, with_reasons, False)
-                    if entry is None
-                    else entry
-                )
+                    cache is not None and cache.flags_state[slot]
+                ) or self._entry(flag, result, context, with_reasons, False)
             return FlagsState(valid=True, values=values, meta=meta)
         now_ms = wall_ms()
         for key, flag in dynamic:
             try:
-                result = flag.constant
-                if result is None:
+                if flag.constant is None:
                     result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
+                else:  # a debug window decides whether details are omitted
+                    result = flag.constant
             # What the flag's code cannot finish alone (a prerequisite chain,
             # a big segment, an abort): the driver runs it again and handles it.
             except Exception:  # noqa: BLE001
