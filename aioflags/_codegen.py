@@ -9,19 +9,16 @@ compiled predicate. Segment rules, and the rules of a flag too big to generate
 whole, get the same inline forms from :func:`build_predicate`.
 
 The generated source holds nothing from the flag data: every key, attribute
-name, clause value and result is an *operand*, and the source names it
-``_0``, ``_1``, ... So two flags of the same shape (the same targets kinds
-count, the same operators in the same places) have the same source: it is
-compiled once, and flag data can never become code. Each flag's function
-gets a copy of that code whose constants are its operands (read by
-``LOAD_CONST``, with nothing to set up per call).
+name, clause value and result is an *operand*, passed to the generated
+function as an argument default, and the source names it ``_0``, ``_1``,
+... So two flags of the same shape (the same targets kinds count, the same
+operators in the same places) have the same source: it is compiled once and
+its code is reused, and flag data can never become code.
 """
 
 from __future__ import annotations
 
 import linecache
-import re
-import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
@@ -85,8 +82,7 @@ _GLOBALS: Final[dict[str, object]] = {
     "_semver": semver_key,
     "_EMPTY": MappingProxyType({}),
 }
-_shapes: dict[str, tuple[CodeType, dict[str, object], tuple[tuple[int, int], ...]]] = {}
-_PLACEHOLDER: Final = re.compile(r"_\d+")
+_shapes: dict[str, tuple[CodeType, dict[str, object]]] = {}
 _names = count()
 
 
@@ -143,7 +139,7 @@ class _Writer:
             self.lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
 
     def function(self, name: str) -> FunctionType:
-        """``name(ctx, st)`` with the lines as its body and the operands as constants."""
+        """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
@@ -154,54 +150,25 @@ class _Writer:
                 head.append(
                     f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
                 )
-        source = "\n".join([f"def {name}(ctx, st):", *head, *self.lines])
+        names = "".join(f", _{i}=None" for i in range(len(self.operands)))
+        source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
         shape = _shapes.get(source)
         if shape is None:
             if len(_shapes) >= _CACHE_SIZE:
                 _shapes.clear()  # a cache only: built functions keep their code
-            shape = _shapes[source] = _compile_shape(name, source, len(self.operands))
-        # Each function gets its own copy of the shape's code with the
-        # operands in place of the placeholders: LOAD_CONST, with nothing to
-        # set up per call (a default costs ~20 instructions a call).
-        code, globals_, slots = shape
-        consts = list(code.co_consts)
-        for position, index in slots:
-            consts[position] = self.operands[index]
-        consts.append(code)  # keeps the shape's source in linecache while used
-        return FunctionType(code.replace(co_consts=tuple(consts)), globals_, name)
-
-
-def _compile_shape(
-    name: str, source: str, n_operands: int
-) -> tuple[CodeType, dict[str, object], tuple[tuple[int, int], ...]]:
-    """The code of one shape, and where in its constants each operand goes.
-
-    The source names the operands ``_0``, ``_1``...; the code compiled
-    from it has string placeholders there instead (``'_0'``: the generated
-    source holds no other string), so that every function of this shape
-    can share the code with its own operands as the constants. Safe: the
-    source is built from the fixed fragments above and operand names only;
-    the flag data never becomes source.
-    """
-    placeholders = re.sub(r"\b(_\d+)\b", r"'\1'", source)
-    namespace: dict[str, object] = {}
-    globals_ = dict(_GLOBALS)
-    filename = f"<aioflags generated {name} {next(_names)}>"
-    with warnings.catch_warnings():
-        # "'str' object is not callable": a placeholder stands for a callable
-        warnings.simplefilter("ignore", SyntaxWarning)
-        compiled = compile(placeholders, filename, "exec")
-    exec(compiled, globals_, namespace)
-    code = cast("FunctionType", namespace[name]).__code__
-    _register_source(code, source)  # same lines: tracebacks show the names
-    slots = tuple(
-        (position, int(const[1:]))
-        for position, const in enumerate(code.co_consts)
-        if type(const) is str and _PLACEHOLDER.fullmatch(const)
-    )
-    if sorted(index for _, index in slots) != list(range(n_operands)):
-        raise AssertionError(f"operand placeholders folded away in:\n{source}")
-    return code, globals_, slots
+            namespace: dict[str, object] = {}
+            globals_ = dict(_GLOBALS)
+            # Safe: the source is built from the fixed fragments above and
+            # operand names only; the flag data reaches the code as defaults.
+            filename = f"<aioflags generated {name} {next(_names)}>"
+            exec(compile(source, filename, "exec"), globals_, namespace)
+            code = cast("FunctionType", namespace[name]).__code__
+            _register_source(code, source)
+            shape = _shapes[source] = (code, globals_)
+        # The operands are the defaults: read as fast locals, and one tuple per
+        # function (no closure cells for the garbage collector to walk).
+        code, globals_ = shape
+        return FunctionType(code, globals_, name, tuple(self.operands))
 
 
 def build_runner(
@@ -325,14 +292,10 @@ def build_segment(
                 )
                 body.append(f"        return {answer}")
     for clauses, threshold, bucket in rules:
-        tests = [w.clause(c) for c in clauses]
+        test = " and ".join(w.clause(c) for c in clauses) or "True"
         if threshold is not None:
-            tests.append(f"{w.operand(bucket)}(ctx) < {w.operand(threshold)}")
-        if not tests:  # matches every context: the rules after it never run
-            body.append("    return True")
-            break
-        body.append(f"    if {' and '.join(tests)}:")
+            test = f"{test} and {w.operand(bucket)}(ctx) < {w.operand(threshold)}"
+        body.append(f"    if {test}:")
         body.append("        return True")
-    else:
-        body.append("    return False")
+    body.append("    return False")
     return w.function("contains")
