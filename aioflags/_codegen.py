@@ -38,6 +38,7 @@ __all__ = [
     "Runner",
     "build_predicate",
     "build_runner",
+    "build_segment",
     "slow_clause",
 ]
 
@@ -99,6 +100,7 @@ class _Writer:
         self.lines: list[str] = []
         self.operands: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
+        self.values: set[int] = set()  # the parts whose attributes a clause reads
 
     def operand(self, value: object) -> str:
         self.operands.append(value)
@@ -117,14 +119,18 @@ class _Writer:
         if c.op == "segmentMatch":
             return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
         operator = OPERATORS[c.op]
-        values = "a" + self.part(c.kind)[1:]
-        lookup = f"(v := {values}.get({self.operand(c.name)})) is not None"
-        slow = f"_slow({self.operand(c.test)}, v, {c.negate})"
+        index = int(self.part(c.kind)[1:])
+        self.values.add(index)
+        values = f"a{index}"
+        # The attribute is looked up in the guard's first type test; a value
+        # the guard refuses is absent (no match, even negated) or the test's.
+        lookup = f"type(v := {values}.get({self.operand(c.name)}))"
+        guard = operator.guard.format(*names).replace("type(v)", lookup, 1)
         test = operator.template.format(*names)
         if c.negate:
             test = f"not ({test})"
-        guard = operator.guard.format(*names)
-        return f"({lookup} and (({test}) if {guard} else {slow}))"
+        slow = f"v is not None and _slow({self.operand(c.test)}, v, {c.negate})"
+        return f"(({test}) if {guard} else ({slow}))"
 
     def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
         if fixed is not None:
@@ -134,12 +140,16 @@ class _Writer:
 
     def function(self, name: str) -> FunctionType:
         """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
-        head = ["    parts = ctx._parts"] if self.parts else []
+        head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
+        parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
-            head.append(f"    p{index} = parts.get({self.operand(kind)})")
-            head.append(
-                f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
-            )
+            # A single-kind context is its own part: no dict lookup for it.
+            k = self.operand(kind)
+            head.append(f"    p{index} = ctx if ctx._kind == {k} else {parts}.get({k})")
+            if index in self.values:
+                head.append(
+                    f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
+                )
         names = "".join(f", _{i}=None" for i in range(len(self.operands)))
         source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
         shape = _shapes.get(source)
@@ -183,15 +193,34 @@ def build_runner(
     w = _Writer()
     body = w.lines
     if prerequisites:
-        body.append(f"    r = st.prerequisites_failed({w.operand(prerequisites)}, ctx)")
-        body.append("    if r is not None:")
-        body.append("        return r")
-    for kind, lookup in targets:
-        p = w.part(kind)
-        body.append(f"    if {p} is not None:")
-        body.append(f"        r = {w.operand(lookup)}.get({p}._key)")
+        # The state's method on the careful path (cycles, recording) and in
+        # all-flags state (results known); else each prerequisite inline, as
+        # Matcher.prerequisites_failed does it.
+        every = w.operand(prerequisites)
+        body.append("    if not st.inline_prerequisites:")
+        body.append(f"        r = st.prerequisites_failed({every}, ctx)")
         body.append("        if r is not None:")
         body.append("            return r")
+        body.append("    else:")
+        for prereq in prerequisites:
+            key = w.operand(prereq.key)  # type: ignore[attr-defined]
+            failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
+            variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
+            body.append(f"        f = st.flags.get({key})")
+            body.append("        if f is None or not f.on or f.malformed is not None:")
+            body.append(f"            return {failed}")
+            body.append("        if f.prerequisites:")
+            body.append("            st.need_state()  # a chain: the careful path's")
+            body.append(
+                f"        if (f.constant or (g := f.run)(ctx, st)).variation_index != {variation}:"
+            )
+            body.append(f"            return {failed}")
+    for kind, lookup in targets:
+        p = w.part(kind)
+        keys = w.operand(lookup)
+        # Most contexts are in no target list: one membership test for them.
+        body.append(f"    if {p} is not None and {p}._key in {keys}:")
+        body.append(f"        return {keys}[{p}._key]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
@@ -230,3 +259,43 @@ def build_predicate(
     w = _Writer()
     w.lines.append(f"    return {' and '.join(map(w.clause, clauses)) or 'True'}")
     return w.function("match")
+
+
+def build_segment(
+    included: tuple[tuple[str, frozenset[str]], ...],
+    excluded: tuple[tuple[str, frozenset[str]], ...],
+    rules: Sequence[
+        tuple[
+            Sequence[InlineClause | Callable[..., bool]],
+            float | None,
+            Callable[[Context], float],
+        ]
+    ],
+) -> Callable[[Context, Any], bool] | None:
+    """A bounded segment's membership as one ``contains(context, state) -> bool``.
+
+    ``included`` and ``excluded`` hold the context keys listed per kind
+    (``user`` first: the segment's plain lists), in the order they are
+    checked; ``rules`` holds, per rule, its clauses, its weight threshold
+    (or ``None``) and its bucket function. ``None`` if it is too big.
+    """
+    if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
+        return None
+    w = _Writer()
+    body = w.lines
+    for lists, answer in ((included, True), (excluded, False)):
+        for kind, keys in lists:
+            if keys:
+                p = w.part(kind)
+                body.append(
+                    f"    if {p} is not None and {p}._key in {w.operand(keys)}:"
+                )
+                body.append(f"        return {answer}")
+    for clauses, threshold, bucket in rules:
+        test = " and ".join(w.clause(c) for c in clauses) or "True"
+        if threshold is not None:
+            test = f"{test} and {w.operand(bucket)}(ctx) < {w.operand(threshold)}"
+        body.append(f"    if {test}:")
+        body.append("        return True")
+    body.append("    return False")
+    return w.function("contains")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final, TypeAlias
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
 from ._model import (
     MALFORMED,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_RESULTS",
+    "Batch",
     "Matcher",
     "Recorded",
     "evaluate",
@@ -105,7 +107,10 @@ class Matcher:
     snapshot's mappings may compile them on first access.
     """
 
-    __slots__ = ("big_segments", "flags", "segments")
+    __slots__ = ("big_segments", "flags", "inline_prerequisites", "segments")
+
+    #: results of flags already evaluated for this context (see :class:`Batch`)
+    done: Mapping[str, Result] = MappingProxyType({})
 
     def __init__(
         self,
@@ -117,27 +122,38 @@ class Matcher:
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
+        #: True: the generated code checks prerequisites inline, as
+        #: prerequisites_failed() below does (False: it calls the method)
+        self.inline_prerequisites = True
+
+    def need_state(self) -> NoReturn:
+        """Give up for the careful path (the generated code's way to say so)."""
+        raise _NeedState
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
         flags = self.flags
+        done = self.done
         for prereq in prerequisites:
-            try:
-                pflag = flags[prereq.key]
-            except KeyError:
-                return prereq.failed
-            # An off, deleted or malformed prerequisite fails whatever it
-            # serves (evaluation.md §5.2).
-            if not pflag.on or pflag.malformed is not None:
-                return prereq.failed
-            result = pflag.constant
+            key = prereq.key
+            result = done.get(key)
             if result is None:
-                if pflag.prerequisites:
-                    raise _NeedState  # a chain: cycles are the state's to find
-                result = pflag.run(ctx, self)
-            if result[1] != prereq.variation:
+                try:
+                    pflag = flags[key]
+                except KeyError:
+                    return prereq.failed
+                # An off, deleted or malformed prerequisite fails whatever it
+                # serves (evaluation.md §5.2).
+                if not pflag.on or pflag.malformed is not None:
+                    return prereq.failed
+                result = pflag.constant
+                if result is None:
+                    if pflag.prerequisites:
+                        raise _NeedState  # a chain: cycles are the state's to find
+                    result = (run := pflag.run)(ctx, self)  # noqa: F841 (a slot: see the client)
+            if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
 
@@ -148,7 +164,8 @@ class Matcher:
                 seg = segments[key]
             except KeyError:
                 continue
-            if not seg.deleted and self._contains(seg, ctx):
+            contains = seg.contains  # generated for the common segments
+            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
                 return True
         return False
 
@@ -161,6 +178,23 @@ class Matcher:
         if member is not None:
             return member
         return bool(seg.rules) and _rules_match(seg, ctx, self)
+
+
+class Batch(Matcher):
+    """The matcher of one all-flags evaluation: a prerequisite evaluated once.
+
+    ``all_flags_state`` evaluates every flag for one context, and puts in
+    :attr:`done` each result that a flag's code returned (so an on flag's,
+    reached with no chain and no abort); a flag that requires one of them
+    then reads it instead of evaluating it again. It lives for one call.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self, matcher: Matcher) -> None:
+        super().__init__(matcher.flags, matcher.segments, matcher.big_segments)
+        self.inline_prerequisites = False  # the method reads done
+        self.done: dict[str, Result] = {}
 
 
 class _State(Matcher):
@@ -185,6 +219,7 @@ class _State(Matcher):
         self.flags = flags
         self.segments = segments
         self.big_segments = big_segments
+        self.inline_prerequisites = False
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
@@ -222,7 +257,7 @@ class _State(Matcher):
             # An off or malformed prerequisite fails whatever it serves.
             if not pflag.on or pflag.malformed is not None:
                 return prereq.failed
-            if result[1] != prereq.variation:
+            if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
 
@@ -249,8 +284,8 @@ class _State(Matcher):
 
 def _with_big(result: Result, big: str) -> Result:
     """The result with the big-segment status in its reason (for this evaluation)."""
-    reason = Reason({**result[2], "bigSegmentsStatus": big})
-    return Result(result[0], result[1], reason, result[3], None)
+    reason = Reason({**result.reason, "bigSegmentsStatus": big})
+    return Result(result.value, result.variation_index, reason, result.experiment, None)
 
 
 def evaluate(
@@ -272,7 +307,7 @@ def evaluate(
     try:
         if recorded is None:
             try:
-                return flag.run(ctx, matcher)
+                return (run := flag.run)(ctx, matcher)  # noqa: F841
             except _NeedState:
                 pass
         st = _State(
@@ -303,7 +338,7 @@ def prerequisites_reached(
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
-    if result[4] is not None:
+    if result.cache is not None:
         for i, prereq in enumerate(flag.prerequisites):
             if result is prereq.failed:
                 return keys[: i + 1]

@@ -18,7 +18,13 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
-from ._codegen import InlineClause, Runner, build_predicate, build_runner
+from ._codegen import (
+    InlineClause,
+    Runner,
+    build_predicate,
+    build_runner,
+    build_segment,
+)
 from ._context import Context, parse_reference
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, ResultCache
@@ -682,6 +688,7 @@ class CompiledSegment:
     """A segment ready for membership checks."""
 
     __slots__ = (
+        "contains",
         "deleted",
         "excluded",
         "excluded_contexts",
@@ -705,6 +712,10 @@ class CompiledSegment:
     included_contexts: tuple[tuple[str, frozenset[str]], ...]
     excluded_contexts: tuple[tuple[str, frozenset[str]], ...]
     rules: tuple[SegmentRule, ...]
+    #: ``contains(context, state)``: the membership of a bounded segment
+    #: whose rules reference no segment (a deleted one has nobody); ``None``
+    #: for the others (unbounded, nested, malformed): the state decides
+    contains: Callable[[Context, SegmentMatcher], bool] | None
     unbounded: bool
     unbounded_kind: str
     generation: int | None
@@ -721,6 +732,11 @@ def _context_lists(
     )
 
 
+def _no_member(ctx: Context, st: SegmentMatcher) -> bool:
+    """A deleted segment's membership: nobody."""
+    return False
+
+
 def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
     """Compile segment JSON; a malformed segment never matches and is logged."""
     seg = object.__new__(CompiledSegment)
@@ -735,6 +751,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
     seg.unbounded_kind = "user"
     seg.generation = None
     seg.segment_keys = frozenset()
+    seg.contains = None
     try:
         if not isinstance(raw, dict):
             raise _Bad("a segment must be a JSON object")
@@ -743,6 +760,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
             seg.version = version
         if raw.get("deleted") is True:
             seg.deleted = True
+            seg.contains = _no_member
             return seg
         salt = _opt(raw, "salt", str, "")
         seg.included = frozenset(_strings(raw, "included"))
@@ -753,29 +771,40 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
         seg.unbounded_kind = _opt(raw, "unboundedContextKind", str, "") or "user"
         seg.generation = _opt(raw, "generation", int, None)
         rules = []
+        compiled = []
         refs: set[str] = set()
         for r in _objects(raw, "rules"):
             weight = _opt(r, "weight", int, None)
             kind = _opt(r, "rolloutContextKind", str, "")
             clauses = _objects(r, "clauses")
             refs |= _segment_refs(clauses)
-            rules.append(
-                SegmentRule(
-                    build_predicate(tuple(_compile_clause(c) for c in clauses)),
-                    None if weight is None else weight / 100000.0,
-                    Bucketer(
-                        prefix=f"{key}.{salt}.",
-                        kind=kind or "user",
-                        attribute=_opt(r, "bucketBy", str, "") or "key",
-                        literal=not kind,
-                    ),
-                )
+            inline = tuple(_compile_clause(c) for c in clauses)
+            rule = SegmentRule(
+                build_predicate(inline),
+                None if weight is None else weight / 100000.0,
+                Bucketer(
+                    prefix=f"{key}.{salt}.",
+                    kind=kind or "user",
+                    attribute=_opt(r, "bucketBy", str, "") or "key",
+                    literal=not kind,
+                ),
             )
+            rules.append(rule)
+            compiled.append((inline, rule.threshold, rule.bucketer.bucket))
         seg.rules = tuple(rules)
         seg.segment_keys = frozenset(refs)
+        if not (seg.unbounded or refs):
+            # Bounded, and no rule references a segment (no cycle): its
+            # lists and rules as one generated function.
+            seg.contains = build_segment(
+                (("user", seg.included), *seg.included_contexts),
+                (("user", seg.excluded), *seg.excluded_contexts),
+                compiled,
+            )
     except _Bad as exc:
         seg.malformed = str(exc)
         seg.rules = ()
+        seg.contains = None
         logger.error(
             "Segment %r is malformed: flags that reach it evaluate to MALFORMED_FLAG: %s",
             key,

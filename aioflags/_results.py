@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, final
+from typing import TYPE_CHECKING, Generic, TypeVar, final
 
 from ._frozen import Frozen, set_field
 
@@ -67,12 +67,17 @@ def flags_state_slot(with_reasons: bool, omit_details: bool) -> int:
     return with_reasons << 1 | omit_details
 
 
-class Result(NamedTuple):
+@final
+class Result:
     """The outcome of evaluating one flag, mostly precomputed at compile time.
 
-    The reason dict is shared: copy it before handing it to application code.
-    Hot code may index it (``result[1]`` is ``result.variation_index``).
+    A slotted class rather than a tuple: evaluation reads its fields by name
+    at the speed of a local (a ``NamedTuple``'s index or field costs ~100
+    more CPU instructions). Results are never mutated. The reason dict is
+    shared: copy it before handing it to application code.
     """
+
+    __slots__ = ("cache", "experiment", "reason", "value", "variation_index")
 
     #: the variation's value (``None`` when no variation is served)
     value: JSONValue
@@ -87,6 +92,30 @@ class Result(NamedTuple):
     #: use; ``None`` for results shared between flags or built for one
     #: evaluation
     cache: ResultCache | None
+
+    def __init__(
+        self,
+        value: JSONValue,
+        variation_index: int | None,
+        reason: Reason,
+        experiment: bool,
+        cache: ResultCache | None,
+    ) -> None:
+        self.value = value
+        self.variation_index = variation_index
+        self.reason = reason
+        self.experiment = experiment
+        self.cache = cache
+
+    def with_value(self, value: JSONValue) -> Result:
+        """The same result serving ``value`` (a typed conversion), for one evaluation."""
+        return Result(value, self.variation_index, self.reason, self.experiment, None)
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(value={self.value!r}, variation_index={self.variation_index!r}, "
+            f"reason={dict(self.reason)!r}, experiment={self.experiment!r})"
+        )
 
 
 @final

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
 from ._clock import wall_ms
 from ._evaluate import (
     ERROR_RESULTS,
+    Batch,
     Matcher,
     Recorded,
     evaluate,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag, CompiledSegment
     from ._stores._bigsegments import BigSegments
 
-__all__ = ["FlagSnapshot"]
+__all__ = ["FlagSnapshot", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -75,7 +76,7 @@ def _meta_entry(
     prerequisites: list[str] | tuple[str, ...],
 ) -> JSONObject:
     """A flag's ``$flagsState`` entry (evaluation.md §11)."""
-    _, index, reason, experiment, _ = result
+    index, reason, experiment = result.variation_index, result.reason, result.experiment
     entry: JSONObject = {}
     if index is not None:
         entry["variation"] = index
@@ -94,20 +95,22 @@ def _meta_entry(
     return entry
 
 
-def _detail(result: Result, default: Any) -> EvaluationDetail[Any]:
+def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail of a result: built once for a flag's own result, then shared."""
-    index = result[1]
+    index = result.variation_index
     if index is None:
-        return EvaluationDetail(value=default, variation_index=None, reason=result[2])
-    cache = result[4]
+        return EvaluationDetail(
+            value=default, variation_index=None, reason=result.reason
+        )
+    cache = result.cache
     if cache is None:  # shared between flags, or built for this evaluation
         return EvaluationDetail(
-            value=result[0], variation_index=index, reason=result[2]
+            value=result.value, variation_index=index, reason=result.reason
         )
     detail = cache.detail
     if detail is None:
         detail = cache.detail = EvaluationDetail(
-            value=result[0], variation_index=index, reason=result[2]
+            value=result.value, variation_index=index, reason=result.reason
         )
     return detail
 
@@ -126,6 +129,7 @@ class FlagSnapshot:
 
     __slots__ = (
         "_all_flags_plan",
+        "_direct",
         "_events",
         "_flags",
         "_initialized",
@@ -152,6 +156,12 @@ class FlagSnapshot:
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
+        #: The matcher, when an evaluation here is only the flag's own code
+        #: (no events to record, no subclass such as the hooks' in between):
+        #: the async client's straight-line path then evaluates in its own frame.
+        self._direct = (
+            self._matcher if recorder is None and type(self) is FlagSnapshot else None
+        )
 
     def _with(
         self, recorder: Recorder | None, big_segments: BigSegments | None
@@ -244,16 +254,16 @@ class FlagSnapshot:
                 result = evaluate(self._matcher, flag, context)
         if (
             kind is not None
-            and result[1] is not None
+            and result.variation_index is not None
             and default is not None
             and kind is not object
-            and type(result[0]) is not kind
+            and type(result.value) is not kind
         ):
-            ok, value = typed_check(result[0], kind)
+            ok, value = typed_check(result.value, kind)
             if not ok:
                 result = _WRONG_TYPE
-            elif value is not result[0]:
-                result = result._replace(value=value, cache=None)
+            elif value is not result.value:
+                result = result.with_value(value)
         events.evaluation(flag, context, result, default, detail)
         return result
 
@@ -284,7 +294,7 @@ class FlagSnapshot:
                 result = self._recorded(
                     self._events, key, context, default, None, False
                 )
-                return default if result[1] is None else result[0]
+                return default if result.variation_index is None else result.value
             result = evaluate(self._matcher, flag, context)
         events = self._events
         if events is not None:
@@ -295,16 +305,16 @@ class FlagSnapshot:
             if (
                 counter is None
                 or counter.tracked
-                or result[3]
+                or result.experiment
                 or context is not events.last
                 or context._kind != counter.kind
             ):
                 events.evaluation(flag, context, result, default, False)
-            elif result[1] is None:
+            elif result.variation_index is None:
                 counter.none += 1
             else:
-                counter.counts[result[1]] += 1
-        return default if result[1] is None else result[0]
+                counter.counts[result.variation_index] += 1
+        return default if result.variation_index is None else result.value
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
@@ -315,26 +325,26 @@ class FlagSnapshot:
             result = self._recorded(events, key, context, default, None, True)
         else:
             result = self._result(key, context)
-        cache = result[4]
-        if cache is not None and result[1] is not None:
+        cache = result.cache
+        if cache is not None and result.variation_index is not None:
             detail = cache.detail
             if detail is not None:
                 return detail
-        return _detail(result, default)
+        return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
     def _typed(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> Result:
         result = self._result(key, context)
-        if result[1] is None or default is None:
+        if result.variation_index is None or default is None:
             return result
-        ok, value = typed_check(result[0], kind)
+        ok, value = typed_check(result.value, kind)
         if not ok:
             return _WRONG_TYPE
-        if value is result[0]:
+        if value is result.value:
             return result
-        return result._replace(value=value, cache=None)  # int <-> float
+        return result.with_value(value)  # int <-> float
 
     def _typed_value(
         self, key: str, context: Context | None, default: T, kind: type
@@ -344,10 +354,10 @@ class FlagSnapshot:
         events = self._events
         if events is not None:
             result = self._recorded(events, key, context, default, kind, False)
-            return default if result[1] is None else result[0]
+            return default if result.variation_index is None else result.value
         result = self._result(key, context)
-        value = result[0]
-        if result[1] is None:
+        value = result.value
+        if result.variation_index is None:
             return default
         tv = type(value)
         if tv is kind or kind is object or default is None:
@@ -363,10 +373,10 @@ class FlagSnapshot:
     ) -> EvaluationDetail[T]:
         events = self._events
         if events is not None:
-            return _detail(
+            return detail_of(
                 self._recorded(events, key, context, default, kind, True), default
             )
-        return _detail(self._typed(key, context, default, kind), default)
+        return detail_of(self._typed(key, context, default, kind), default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
@@ -447,36 +457,80 @@ class FlagSnapshot:
         values, meta, dynamic = plan
         values = dict(values)  # constant flags filled in, the others in order
         meta = dict(meta)
-        now_ms = wall_ms()
         matcher = self._matcher
+        batch = Batch(matcher)  # each prerequisite evaluated once in this call
+        done = batch.done
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
+        if not details_only_for_tracked_flags:
+            # The common call: no per-flag omission to work out, and every
+            # flag to evaluate has code (the plan holds the constant ones).
+            for key, flag in dynamic:
+                try:
+                    result = done[key] = (run := flag.run)(context, batch)
+                except Exception:  # noqa: BLE001 - as in the loop below
+                    result = evaluate(matcher, flag, context)
+                values[key] = result.value
+                cache = result.cache
+                # An entry is never empty here (it has the flag's version).
+                meta[key] = (
+                    cache is not None and cache.flags_state[slot]
+                ) or self._entry(flag, result, context, with_reasons, False)
+            return FlagsState(valid=True, values=values, meta=meta)
+        now_ms = wall_ms()
         for key, flag in dynamic:
-            result = flag.constant
-            if result is None:
+            try:
+                if flag.constant is None:
+                    result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
+                else:  # a debug window decides whether details are omitted
+                    result = flag.constant
+            # What the flag's code cannot finish alone (a prerequisite chain,
+            # a big segment, an abort): the driver runs it again and handles it.
+            except Exception:  # noqa: BLE001
                 result = evaluate(matcher, flag, context)
-            values[key] = result[0]
-            debug = flag.debug_events_until_date
-            omit = details_only_for_tracked_flags and not (
-                flag.track_events or result[3] or (debug is not None and debug > now_ms)
-            )
-            # A function of this flag's precompiled result and the options
-            # (even the prerequisites reached), so built once per flag version
-            # and kept in the result; a result shared between flags or built
-            # for this evaluation has no cache: so is its entry.
-            cache = result[4]
-            entry = None if cache is None else cache.flags_state[slot | omit]
-            if entry is None:
-                entry = _meta_entry(
-                    flag,
-                    result,
-                    with_reasons,
-                    omit,
-                    prerequisites_reached(matcher, flag, context, result),
+            values[key] = result.value
+            omit = not (
+                flag.track_events
+                or result.experiment
+                or (
+                    (debug := flag.debug_events_until_date) is not None
+                    and debug > now_ms
                 )
-                if cache is not None:
-                    cache.flags_state[slot | omit] = entry
-            meta[key] = entry
+            )
+            cache = result.cache
+            entry = None if cache is None else cache.flags_state[slot | omit]
+            meta[key] = (
+                self._entry(flag, result, context, with_reasons, omit)
+                if entry is None
+                else entry
+            )
         return FlagsState(valid=True, values=values, meta=meta)
+
+    def _entry(
+        self,
+        flag: CompiledFlag,
+        result: Result,
+        context: Context,
+        with_reasons: bool,
+        omit: bool,
+    ) -> JSONObject:
+        """A flag's ``$flagsState`` entry for all-flags state.
+
+        A function of this flag's precompiled result and the options (even
+        the prerequisites reached), so built once per flag version and kept
+        in the result; a result shared between flags or built for this
+        evaluation has no cache: so is its entry.
+        """
+        entry = _meta_entry(
+            flag,
+            result,
+            with_reasons,
+            omit,
+            prerequisites_reached(self._matcher, flag, context, result),
+        )
+        cache = result.cache
+        if cache is not None:
+            cache.flags_state[flags_state_slot(with_reasons, omit)] = entry
+        return entry
 
     def _plan(
         self, with_reasons: bool, client_side_only: bool, details_only: bool
@@ -499,14 +553,14 @@ class FlagSnapshot:
                 # whether details are omitted depends on the time
                 details_only
                 and flag.debug_events_until_date is not None
-                and not (flag.track_events or result[3])
+                and not (flag.track_events or result.experiment)
             ):
                 values[key] = None
                 meta[key] = _EMPTY_ENTRY
                 dynamic.append((key, flag))
                 continue
-            omit = details_only and not (flag.track_events or result[3])
-            values[key] = result[0]
+            omit = details_only and not (flag.track_events or result.experiment)
+            values[key] = result.value
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
         return values, meta, tuple(dynamic)
 

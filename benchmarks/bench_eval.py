@@ -216,6 +216,12 @@ async def interleaved(
     ]
     try:
         async with client:
+            # Steady state, as in run(): each SDK evaluates every flag once
+            # before anything is timed (aioflags compiles a flag on first
+            # use, so the first row would otherwise time the compiler).
+            for key in keys:
+                await client.variation(key, ours[0], None)
+                await async_ld.variation(key, theirs[0], None)
             for label in ("variation", "variation_detail", "all_flags_state"):
                 mine = getattr(client, label)
                 other = getattr(async_ld, label)

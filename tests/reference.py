@@ -379,9 +379,38 @@ def ours(case: Case) -> aioflags.FlagSnapshot:
     return snapshot_from_data(case.flags, case.segments)
 
 
+class _OneSnapshot:
+    """A store that holds one snapshot and no gate (the client's common case)."""
+
+    def __init__(self, snapshot: aioflags.FlagSnapshot) -> None:
+        self.snapshot = snapshot
+        self.gate = None
+
+
+def _awaited(coro: Any) -> Any:
+    """The value of a coroutine that never suspends (no gate: nothing to await)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the evaluation suspended")
+
+
+def client_over(snapshot: aioflags.FlagSnapshot) -> aioflags.Client:
+    """A client evaluating ``snapshot`` on its straight-line path (never started)."""
+    client = aioflags.Client(aioflags.Config(offline=True))
+    client._store = _OneSnapshot(snapshot)  # type: ignore[assignment]
+    return client
+
+
 def compare(case: Case) -> list[str]:
-    """Evaluate every flag for every context both ways; return the differences."""
+    """Evaluate every flag for every context both ways; return the differences.
+
+    aioflags evaluates each flag on the snapshot, and again on the async
+    client's straight-line path (which must agree with the snapshot).
+    """
     snap = ours(case)
+    client = client_over(snap)
     ref = Reference(case)
     problems = []
     try:
@@ -395,7 +424,15 @@ def compare(case: Case) -> list[str]:
                     problems.append(
                         f"{key} for {cdict}: aioflags {mine} != LaunchDarkly {theirs}"
                     )
+                b = _awaited(client.variation_detail(key, ctx, "default"))
+                value = _awaited(client.variation(key, ctx, "default"))
+                if (b.value, b.variation_index, b.reason) != mine or value != a.value:
+                    problems.append(
+                        f"{key} for {cdict}: the client's path gave {b} and "
+                        f"{value!r}, the snapshot {a}"
+                    )
             for options in (
+                {},
                 {"with_reasons": True},
                 {"client_side_only": True},
                 {"details_only_for_tracked_flags": True, "with_reasons": True},

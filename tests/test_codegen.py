@@ -85,8 +85,8 @@ def test_flags_of_one_shape_share_their_code_and_not_their_data() -> None:
     assert one.run.__code__ is two.run.__code__
     ann = Context.from_dict({"kind": "user", "key": "ann", "email": "ann@b.com"})
     matcher = Matcher({}, {})
-    assert one.run(ann, matcher)[0] == "a"
-    assert two.run(ann, matcher)[0] == "c"
+    assert one.run(ann, matcher).value == "a"
+    assert two.run(ann, matcher).value == "c"
 
 
 def test_flag_data_never_becomes_code() -> None:
@@ -120,14 +120,14 @@ def test_flag_data_never_becomes_code() -> None:
     for text in (flag.run.__code__.co_names, flag.run.__code__.co_consts):
         assert hostile not in repr(text)
     matcher = Matcher({}, {})
-    assert flag.run(Context.create(hostile), matcher)[1] == 0
+    assert flag.run(Context.create(hostile), matcher).variation_index == 0
     assert (
         flag.run(
             Context.from_dict({"kind": "user", "key": "x", hostile: hostile}), matcher
-        )[1]
+        ).variation_index
         == 0
     )
-    assert flag.run(Context.create("x"), matcher)[1] == 1
+    assert flag.run(Context.create("x"), matcher).variation_index == 1
 
 
 def test_a_flag_too_big_to_generate_is_interpreted() -> None:
@@ -149,11 +149,13 @@ def test_a_flag_too_big_to_generate_is_interpreted() -> None:
     assert not hasattr(flag.run, "__code__")  # a partial of the interpreter
     matcher = Matcher({}, {})
     assert (
-        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher)[0]
+        flag.run(
+            Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher
+        ).value
         is True
     )
     assert (
-        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher)[0]
+        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher).value
         is False
     )
 
@@ -243,10 +245,10 @@ def test_inline_forms_agree_with_the_generic_test(
         ctx = Context.from_dict({"kind": "user", "key": "k", "v": value})
         expected = _expected(op, values, negate, value)
         assert fast(ctx, matcher) == expected, (value, spec)
-        assert inline.run(ctx, matcher)[0] == expected, (value, spec)
+        assert inline.run(ctx, matcher).value == expected, (value, spec)
     no_attribute = Context.create("k")
     assert fast(no_attribute, matcher) is False
-    assert inline.run(no_attribute, matcher)[0] is False
+    assert inline.run(no_attribute, matcher).value is False
 
 
 @pytest.mark.parametrize(
@@ -514,4 +516,8 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     two = compile_flag("two", _flag("two", rules=[rule, rule]))
     assert len(codegen._shapes) == 1
     ann = Context.from_dict({"kind": "user", "key": "x"})
-    assert one.run(ann, Matcher({}, {}))[0] == two.run(ann, Matcher({}, {}))[0] == "off"
+    assert (
+        one.run(ann, Matcher({}, {})).value
+        == two.run(ann, Matcher({}, {})).value
+        == "off"
+    )

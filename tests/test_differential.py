@@ -12,7 +12,7 @@ import pytest
 
 from tests.reference import Generator, compare
 
-CASES = 240
+CASES = 480
 
 
 @pytest.mark.differential

@@ -131,14 +131,14 @@ class EventFormatter:
             "context": self.context(context, redact_anonymous=not debug),
             "value": value,
         }
-        if result[1] is not None:
-            event["variation"] = result[1]
+        if result.variation_index is not None:
+            event["variation"] = result.variation_index
         if prereq_of is None:
             event["default"] = default
         elif not debug:
             event["prereqOf"] = prereq_of
-        if detail or result[3]:
-            event["reason"] = dict(result[2])
+        if detail or result.experiment:
+            event["reason"] = dict(result.reason)
         return event
 
     def _record(self, record: Record) -> JSONObject | None:

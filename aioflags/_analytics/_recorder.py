@@ -170,20 +170,20 @@ class Recorder:
         counter = self.counters.get(flag)
         if counter is None:
             counter = self._counter(flag, default)
-        index = result[1]
+        index = result.variation_index
         if index is None:
             counter.none += 1
         else:
             counter.counts[index] += 1
         if context._kind != counter.kind:
             counter.add_kinds(context)
-        full = counter.tracked or result[3]
+        full = counter.tracked or result.experiment
         # One timestamp for the index event and the full event it comes with.
         now = self._now() if full else None
         if context is not self.last:
             self._notice(context, now)
         if now is not None:
-            value = default if index is None else result[0]
+            value = default if index is None else result.value
             self._full(flag, context, result, value, default, detail, prereq_of, now)
 
     def unknown(
@@ -220,7 +220,7 @@ class Recorder:
     ) -> None:
         """A tracked flag, an experiment or a debug window: full event records."""
         ratio = flag.sampling_ratio
-        if (flag.track_events or result[3]) and self._sampled(ratio):
+        if (flag.track_events or result.experiment) and self._sampled(ratio):
             self._add(
                 (FEATURE, now, context, flag, result, value, default, detail, prereq_of)
             )

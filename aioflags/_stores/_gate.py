@@ -15,18 +15,14 @@ unless the run has an :class:`EvaluationGate`:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from aioflags._store import Store
 
     from ._bigsegments import BigSegments
-
-R = TypeVar("R")
 
 __all__ = ["EvaluationGate", "Refresher"]
 
@@ -117,11 +113,11 @@ class EvaluationGate:
         self.refresher = refresher
         self.big_segments = big_segments
 
-    async def evaluate(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        """``method(*args, **kwargs)`` of the snapshot current after the steps.
+    async def evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The ``method(*args, **kwargs)`` of the snapshot current after the steps.
 
-        ``method`` is a ``FlagSnapshot`` method; it is looked up by name on the
-        snapshot, so that a snapshot's own override (hooks) is what runs.
+        ``method`` names a ``FlagSnapshot`` method: looked up on the snapshot,
+        so that a snapshot's own override (the hooks') is what runs.
         """
         refresher = self.refresher
         if refresher is not None:
@@ -129,7 +125,5 @@ class EvaluationGate:
         snapshot = self.store.snapshot
         big = self.big_segments
         if big is None:
-            run: Callable[..., R] = getattr(snapshot, method.__name__)
-            return run(*args, **kwargs)
-        answer: R = await big.evaluate(snapshot, method.__name__, *args, **kwargs)
-        return answer
+            return getattr(snapshot, method)(*args, **kwargs)
+        return await big.evaluate(snapshot, method, *args, **kwargs)
