@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import re
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 from ._exceptions import ConfigurationError
 from ._frozen import Frozen, set_field
@@ -232,7 +232,7 @@ class Config(Frozen):
         "gc_freeze",
         "big_segments",
     )
-    __match_args__ = ("sdk_key",)
+    __match_args__: ClassVar[tuple[str, ...]] = ("sdk_key",)
     _hidden = ("sdk_key",)  # a secret: never in logs
 
     sdk_key: str | None

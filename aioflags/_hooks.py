@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from ._exceptions import ConfigurationError
 from ._frozen import Frozen, set_field
@@ -60,7 +60,7 @@ class HookMetadata(Frozen):
     """
 
     __slots__ = ("name",)
-    __match_args__ = ("name",)
+    __match_args__: ClassVar[tuple[str, ...]] = ("name",)
     name: str
 
     def __init__(self, name: str) -> None:
@@ -168,7 +168,13 @@ class TrackSeriesContext(Frozen):
         "metric_value",
         "environment_id",
     )
-    __match_args__ = ("key", "context", "data", "metric_value", "environment_id")
+    __match_args__: ClassVar[tuple[str, ...]] = (
+        "key",
+        "context",
+        "data",
+        "metric_value",
+        "environment_id",
+    )
     key: str
     context: Context
     data: JSONValue

@@ -269,7 +269,7 @@ class _Variations:
     __slots__ = ("values",)
 
     def __init__(self, values: list[JSONValue]) -> None:
-        self.values = values
+        self.values: list[JSONValue] = values
 
     def result(self, index: int, reason: Reason, experiment: bool = False) -> Result:
         if 0 <= index < len(self.values):

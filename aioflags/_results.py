@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from typing import TYPE_CHECKING, ClassVar, Generic, NoReturn, TypeVar, final
 
 from ._frozen import Frozen, set_field
 
@@ -15,7 +15,7 @@ __all__ = ["EvaluationDetail", "FlagsState", "Reason", "Result", "ResultCache"]
 T = TypeVar("T")
 
 
-def _read_only(*args: object, **kwargs: object) -> None:
+def _read_only() -> NoReturn:
     """Refuse to mutate a reason (reasons are shared between evaluations)."""
     raise TypeError(
         "evaluation reasons are read-only; use dict(reason) for a mutable copy"
@@ -23,7 +23,7 @@ def _read_only(*args: object, **kwargs: object) -> None:
 
 
 @final
-class Reason(dict):  # type: ignore[type-arg]
+class Reason(dict[str, "JSONValue"]):
     """LaunchDarkly's JSON reason, as a read-only ``dict``.
 
     It is a real ``dict`` (``isinstance``, ``json.dumps`` and ``==`` work as
@@ -34,9 +34,31 @@ class Reason(dict):  # type: ignore[type-arg]
     """
 
     __slots__ = ()
-    __setitem__ = __delitem__ = _read_only
-    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
-    __ior__ = _read_only  # type: ignore[assignment]
+
+    # Every mutator refuses (declared one by one, so type checkers agree).
+    def __setitem__(self, *args: object) -> NoReturn:
+        _read_only()
+
+    def __delitem__(self, *args: object) -> NoReturn:
+        _read_only()
+
+    def clear(self) -> NoReturn:
+        _read_only()
+
+    def pop(self, *args: object) -> NoReturn:
+        _read_only()
+
+    def popitem(self) -> NoReturn:
+        _read_only()
+
+    def setdefault(self, *args: object) -> NoReturn:
+        _read_only()
+
+    def update(self, *args: object, **kwargs: object) -> NoReturn:
+        _read_only()
+
+    def __ior__(self, *args: object) -> NoReturn:  # type: ignore[misc]
+        _read_only()
 
     def copy(self) -> dict[str, JSONValue]:
         """A mutable plain-dict copy."""
@@ -219,7 +241,7 @@ class FlagsState:
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"FlagsState(valid={self._valid}, flags={len(self._values)})"

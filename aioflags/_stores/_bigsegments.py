@@ -37,7 +37,7 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeAlias, final
 
 from aioflags._clock import wall_ms
 from aioflags._exceptions import ConfigurationError
@@ -182,7 +182,7 @@ class BigSegmentsConfig(Frozen):
         "status_poll_interval",
         "stale_after",
     )
-    __match_args__ = ("store",)
+    __match_args__: ClassVar[tuple[str, ...]] = ("store",)
     store: BigSegmentStore
     context_cache_size: int
     context_cache_time: float
