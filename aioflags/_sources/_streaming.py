@@ -111,12 +111,35 @@ def _connect_failure(
 
 
 class _Stream:
-    """What one reconnect loop carries from connection to connection."""
+    """One streaming source: its protocol, and what it carries across connections."""
 
-    __slots__ = ("backoff", "last_event_id", "latched")
+    __slots__ = (
+        "backoff",
+        "fdv2",
+        "last_event_id",
+        "latched",
+        "read",
+        "source",
+        "url",
+        "what",
+    )
 
-    def __init__(self, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        url: str,
+        backoff: Backoff,
+        read: _Reader,
+        *,
+        fdv2: bool,
+        what: str,
+        source: str,
+    ) -> None:
+        self.url = url
         self.backoff = backoff
+        self.read = read  # reads one connection's events
+        self.fdv2 = fdv2
+        self.what = what  # for messages: "stream connection"...
+        self.source = source  # the log records' ``source`` field
         #: The fallback directive, latched from any connect response (FDv2 only).
         self.latched = False
         self.last_event_id: str | None = None
@@ -139,14 +162,7 @@ _Reader: TypeAlias = (
 
 
 async def _reconnecting(
-    ctx: SourceContext,
-    url: str,
-    stream: _Stream,
-    read: _Reader,
-    *,
-    what: str,
-    source: str,
-    fdv2: bool,
+    ctx: SourceContext, stream: _Stream
 ) -> AsyncGenerator[Update, None]:
     """The reconnect loop both protocols share (protocol.md §3).
 
@@ -158,7 +174,7 @@ async def _reconnecting(
         error: ErrorInfo | None = None
         recoverable = True
         try:
-            connection = _connection(ctx, url, stream, read, what, source, fdv2)
+            connection = _connection(ctx, stream)
             async with aclosing(connection) as updates:
                 async for update in updates:
                     yield update
@@ -169,7 +185,7 @@ async def _reconnecting(
         except (ProtocolError, httpx.HTTPError) as exc:
             # Bad bytes, JSON or fields (ProtocolError) or a broken
             # connection: start again from the basis (protocol.md §3).
-            error, recoverable = failure(ctx, what, url, exc)
+            error, recoverable = failure(ctx, stream.what, stream.url, exc)
         if error is not None:
             if stream.latched or not recoverable:
                 yield Update(
@@ -177,21 +193,16 @@ async def _reconnecting(
                 )
                 return
             yield Update(state=SourceState.INTERRUPTED, error=error)
-        elif fdv2:
+        elif stream.fdv2:
             logger.info("The flag stream closed; reconnecting")
         await ctx.clock.sleep(stream.backoff.next_delay())
 
 
 async def _connection(
-    ctx: SourceContext,
-    url: str,
-    stream: _Stream,
-    read: _Reader,
-    what: str,
-    source: str,
-    fdv2: bool,
+    ctx: SourceContext, stream: _Stream
 ) -> AsyncGenerator[Update, None]:
     """One connection's updates; raises :class:`_Refused` if it is not a stream."""
+    url, fdv2 = stream.url, stream.fdv2
     params = data_params(ctx)
     headers: dict[str, str] = {}
     if fdv2:
@@ -204,7 +215,7 @@ async def _connection(
         response = connection.response
         if fdv2 and fallback_directive(response.headers):
             stream.latched = True
-        error, recoverable = _connect_failure(ctx, response, what, url)
+        error, recoverable = _connect_failure(ctx, response, stream.what, url)
         if error is not None:
             raise _Refused(error, recoverable)
         stream.backoff.connected()
@@ -212,10 +223,10 @@ async def _connection(
             "Connected to the %s at %s",
             "flag stream" if fdv2 else "FDv1 flag stream",
             display_url(url),
-            extra={"url": display_url(url), "source": source},
+            extra={"url": display_url(url), "source": stream.source},
         )
         env = environment_id(response.headers)
-        async with aclosing(read(response, stream, env)) as updates:
+        async with aclosing(stream.read(response, stream, env)) as updates:
             async for update in updates:
                 yield update
 
@@ -231,17 +242,15 @@ def streaming_synchronizer(
     """
 
     def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/sdk/stream"
-        stream = _Stream(_backoff(ctx, initial_retry_delay))
-        return _reconnecting(
-            ctx,
-            url,
-            stream,
+        stream = _Stream(
+            f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/sdk/stream",
+            _backoff(ctx, initial_retry_delay),
             _fdv2_updates,
+            fdv2=True,
             what="stream connection",
             source="fdv2-stream",
-            fdv2=True,
         )
+        return _reconnecting(ctx, stream)
 
     return synchronizer
 
@@ -318,17 +327,15 @@ def fdv1_streaming_synchronizer(
     """
 
     def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/all"
-        stream = _Stream(_backoff(ctx, initial_retry_delay))
-        return _reconnecting(
-            ctx,
-            url,
-            stream,
+        stream = _Stream(
+            f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/all",
+            _backoff(ctx, initial_retry_delay),
             _fdv1_updates,
+            fdv2=False,
             what="FDv1 stream connection",
             source="fdv1-stream",
-            fdv2=False,
         )
+        return _reconnecting(ctx, stream)
 
     return synchronizer
 
