@@ -579,6 +579,13 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
         ),
         clock=FakeClock(),
     ) as client:
+        # ready_timeout is real time: on a slow machine the refusal may be
+        # reported after it, so wait for the report itself.
+        assert client._status_layer is not None
+        with anyio.fail_after(5):
+            await client._status_layer.wait_data_source(
+                lambda status: status is not None and status.error is not None
+            )
         status = client.data_source_status
         assert status is not None and status.error is not None
         assert status.error.kind is aioflags.ErrorKind.NETWORK_ERROR
