@@ -30,6 +30,25 @@ T = TypeVar("T")
 OPEN: list[Scripted[object]] = []
 
 
+class _Told:
+    """Wakes waiters each time something changed; a wait re-checks its predicate."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        try:
+            with anyio.fail_after(10):  # a guard with a message, not a timing
+                while not predicate():
+                    await self._event.wait()
+        except TimeoutError:  # pragma: no cover - a test bug
+            raise AssertionError(f"never {what}") from None
+
+
 class Scripted(Generic[T]):
     """A source factory: each run's generator yields what the test `put`s.
 
@@ -52,22 +71,18 @@ class Scripted(Generic[T]):
         self.started_at: list[float] = []
         self._sent = 0
         self._consumed = 0
-        self._changed = anyio.Event()
+        self._told = _Told()
         OPEN.append(self)  # type: ignore[arg-type]
 
     def __call__(self, context: SourceContext) -> AsyncGenerator[T, None]:
         self.contexts.append(context)
         return self._run(context)
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
     async def _run(self, context: SourceContext) -> AsyncGenerator[T, None]:
         self.starts += 1
         self.started_at.append(context.clock.now())
         self.active = True
-        self._notify()
+        self._told.notify()
         try:
             async for item in self._recv:
                 try:
@@ -76,19 +91,14 @@ class Scripted(Generic[T]):
                     yield item
                 finally:
                     self._consumed += 1
-                    self._notify()
+                    self._told.notify()
         finally:
             self.active = False
             self.finallies += 1
-            self._notify()
+            self._told.notify()
 
     async def _wait(self, predicate: Callable[[], bool], what: str) -> None:
-        try:
-            with anyio.fail_after(10):  # a guard with a message, not a timing
-                while not predicate():
-                    await self._changed.wait()
-        except TimeoutError:  # pragma: no cover - a test bug
-            raise AssertionError(f"{self.name}: never {what}") from None
+        await self._told.wait(predicate, f"{self.name}: {what}")
 
     async def put(self, item: T | BaseException) -> None:
         """Hand `item` to the running source; return once it was consumed."""
@@ -130,25 +140,19 @@ class Recorder:
     def __init__(self) -> None:
         self.statuses: list[DataSourceStatus] = []
         self.changes: list[frozenset[str]] = []
-        self._told = anyio.Event()
-
-    def _notify(self) -> None:
-        self._told.set()
-        self._told = anyio.Event()
+        self._told = _Told()
 
     def data_source_status(self, status: DataSourceStatus) -> None:
         self.statuses.append(status)
-        self._notify()
+        self._told.notify()
 
     def data_changed(self, flags: frozenset[str]) -> None:
         self.changes.append(flags)
-        self._notify()
+        self._told.notify()
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until `predicate` holds, re-checked each time the listener is told."""
-        with anyio.fail_after(10):  # a guard with a message, not a timing
-            while not predicate():
-                await self._told.wait()
+        await self._told.wait(predicate, "told what was waited for")
 
     @property
     def states(self) -> list[SourceState]:
