@@ -9,11 +9,55 @@ from typing import Any
 
 import pytest
 
-from tests import sources
+from tests import benchmark_smoke, sources
 from tests.redis_server import RedisServer, executable
 
 #: Hosts a test may connect to: the loopback interface only.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+#: The session's benchmark smoke runs (tests/benchmark_smoke.py), once started.
+SMOKE_RUN = pytest.StashKey[benchmark_smoke.SmokeRun]()
+
+
+def _smoke_script(item: pytest.Item) -> str | None:
+    """The benchmark script a smoke test item checks, or None for any other test."""
+    if not item.nodeid.startswith("tests/test_benchmarks.py::test_benchmark_smoke["):
+        return None
+    script: str = item.callspec.params["script"]  # type: ignore[attr-defined]
+    return script
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The benchmark smoke tests last: their scripts run meanwhile, in the background."""
+    items.sort(key=lambda item: _smoke_script(item) is not None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[object]:
+    """Start the selected benchmark smoke runs as the tests start; stop them at the end."""
+    scripts = [s for s in map(_smoke_script, session.items) if s is not None]
+    if scripts:
+        session.stash[SMOKE_RUN] = benchmark_smoke.SmokeRun(scripts)
+    try:
+        return (yield)
+    finally:
+        if scripts:
+            session.stash[SMOKE_RUN].close()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeRun]:
+    """The session's benchmark smoke runs (started now if the session did not)."""
+    run = request.session.stash.get(SMOKE_RUN, None)
+    if run is not None:
+        yield run
+        return
+    run = benchmark_smoke.SmokeRun(benchmark_smoke.SCRIPTS)
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 @pytest.fixture(autouse=True)
