@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +17,47 @@ from tests.redis_server import RedisServer, executable
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+# --------------------------------------------------------- asyncio debug mode
+class DebugLoop(asyncio.SelectorEventLoop):
+    """asyncio's debug mode (``asyncio_debug = true``) without its source tracebacks.
+
+    Every check of the debug mode reads ``loop._debug``, which pytest-asyncio
+    sets: a call from another thread raises, a blocking socket is refused, a
+    slow callback is logged, a coroutine's origin is tracked for "never
+    awaited" (CPython 3.10 to 3.13 alike). What reads ``get_debug()`` is only
+    diagnostics: transports' DEBUG logs, and the stack each Handle, Future and
+    Task records where it is created, which the C Future takes with
+    ``traceback.extract_stack()`` (the whole pytest stack, each line looked up,
+    each file stat'ed): ~40% of the CPU time of the asyncio tests. Run with
+    ``--asyncio-source-tracebacks`` to get them back when debugging.
+    """
+
+    def get_debug(self) -> bool:
+        """False: no source tracebacks, no transport DEBUG logs (the checks stay on)."""
+        return False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--asyncio-source-tracebacks",
+        action="store_true",
+        help="asyncio's full debug mode: record where each handle, future and "
+        "task was created (slower; see DebugLoop in tests/conftest.py)",
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """The event loop of pytest-asyncio's tests."""
+    del item
+    if config.getoption("asyncio_source_tracebacks"):
+        return {"debug": asyncio.SelectorEventLoop}
+    return {"debug": DebugLoop}
+
+
+# ------------------------------------------------------ benchmark smoke runs
 #: The session's benchmark smoke runs (tests/benchmark_smoke.py), once started.
 SMOKE_RUN = pytest.StashKey[benchmark_smoke.SmokeRun]()
 
