@@ -76,19 +76,19 @@ except ImportError as _missing:  # pragma: no cover - depends on the installed e
 
 import anyio
 
-from ._blocking import Client as _Blocking
-from ._client import Client
-from ._config import Config
-from ._context import Context
-from ._events import EventDetails, ProviderEvent, ProviderStatus
-from ._exceptions import ClientClosedError
+from ._client._blocking import Client as _Blocking
+from ._client._client import Client
+from ._client._config import Config
+from ._client._events import EventDetails, ProviderEvent, ProviderStatus
+from ._core._exceptions import ClientClosedError
+from ._evaluation._context import Context
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
 
-    from ._json import JSONValue
-    from ._model import CompiledFlag
-    from ._results import EvaluationDetail
+    from ._core._json import JSONValue
+    from ._evaluation._model import CompiledFlag
+    from ._evaluation._results import EvaluationDetail
 
 __all__ = ["AioflagsProvider", "to_context"]
 

@@ -21,23 +21,23 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
-from ._datasystem import InitializerFactory as InitializerFactory
-from ._datasystem import SynchronizerFactory as SynchronizerFactory
-from ._exceptions import ProtocolError as ProtocolError
-from ._exceptions import SourceError as SourceError
-from ._sources._polling import (
+from ._core._exceptions import ProtocolError as ProtocolError
+from ._core._exceptions import SourceError as SourceError
+from ._datasystem._config import InitializerFactory as InitializerFactory
+from ._datasystem._config import SynchronizerFactory as SynchronizerFactory
+from ._datasystem._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
 )
-from ._sources._polling import (
+from ._datasystem._sources._polling import (
     polling_initializer as polling_initializer,
 )
-from ._sources._polling import (
+from ._datasystem._sources._polling import (
     polling_synchronizer as polling_synchronizer,
 )
-from ._sources._streaming import (
+from ._datasystem._sources._streaming import (
     fdv1_streaming_synchronizer as fdv1_streaming_synchronizer,
 )
-from ._sources._streaming import (
+from ._datasystem._sources._streaming import (
     streaming_synchronizer as streaming_synchronizer,
 )
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aioflags
-from aioflags._payloads import fdv1_full
+from aioflags._datasystem._payloads import fdv1_full
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator

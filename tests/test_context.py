@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._context import parse_reference
+from aioflags._evaluation._context import parse_reference
 
 
 def test_create_defaults_to_user() -> None:

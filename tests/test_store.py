@@ -17,7 +17,7 @@ from aioflags import (
     ObjectKind,
     Selector,
 )
-from aioflags._store import Store
+from aioflags._datasystem._store import Store
 
 USER = Context.create("u1")
 

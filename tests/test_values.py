@@ -1,6 +1,6 @@
 """The public value classes behave as the frozen dataclasses they replaced.
 
-They are plain slotted classes (aioflags/_frozen.py) so that importing
+They are plain slotted classes (aioflags/_core/_frozen.py) so that importing
 aioflags runs no dataclass machinery: equality, hashing, repr, immutability,
 keyword construction, copy/pickle and ``copy.replace`` are checked here.
 """
@@ -41,7 +41,7 @@ from aioflags import (
     TrackSeriesContext,
     Update,
 )
-from aioflags._client import _new_instance_id
+from aioflags._client._client import _new_instance_id
 from aioflags.stores import BigSegmentStoreStatus, DataStoreStatus
 
 

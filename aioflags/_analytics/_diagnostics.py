@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Final
 from aioflags._version import __version__
 
 if TYPE_CHECKING:
-    from aioflags._config import Config
-    from aioflags._json import JSONObject
+    from aioflags._client._config import Config
+    from aioflags._core._json import JSONObject
 
 __all__ = ["Diagnostics"]
 
