@@ -133,7 +133,10 @@ def _running_parts(config: Config) -> list[str]:
     if not config.offline:
         names += ["aioflags._core._http", "aioflags._datasystem._supervisor"]
         if config.data_system is None:
-            names.append("aioflags.sources")
+            names += [
+                "aioflags._datasystem._sources._polling",
+                "aioflags._datasystem._sources._streaming",
+            ]
         if config.events_enabled:
             names.append("aioflags._analytics._processor")
     return names

@@ -12,7 +12,17 @@ from typing import Any, Final, NoReturn, TypeAlias
 
 from ._exceptions import ProtocolError
 
-__all__ = ["JSONObject", "JSONValue", "decode_text", "parse", "raw_decode"]
+__all__ = [
+    "RAW_DATA",
+    "RAW_EVENT",
+    "RAW_OBJECT",
+    "JSONObject",
+    "JSONValue",
+    "decode_text",
+    "parse",
+    "raw_decode",
+    "raw_object",
+]
 
 #: Any JSON value: None, bool, int, float, str, list or dict of JSON values.
 #: Kept as ``Any`` on purpose: flag variations are user data whose shape the
@@ -83,3 +93,19 @@ def raw_decode(text: str, pos: int) -> tuple[JSONValue, int]:
         raise ProtocolError("JSON nested too deeply to parse") from None
     except ValueError as exc:
         raise ProtocolError(f"invalid JSON: {exc}") from None
+
+
+#: Where a raw change's object sits in its JSON text.
+RAW_OBJECT: Final = 0  # the text is the object itself
+RAW_EVENT: Final = 1  # an FDv2 event: {"event": ..., "data": {..., "object": {...}}}
+RAW_DATA: Final = 2  # an FDv2 event's data: {"kind": ..., "object": {...}}
+
+
+def raw_object(raw: str, path: int) -> JSONObject:
+    """The object in a raw change's text (the text was validated at ingest)."""
+    value = json.loads(raw)
+    if path == RAW_EVENT:
+        value = value["data"]["object"]
+    elif path == RAW_DATA:
+        value = value["object"]
+    return value  # type: ignore[no-any-return]

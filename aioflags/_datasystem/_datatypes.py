@@ -8,10 +8,10 @@ the supervisor applies the payload first, then switches to FDv1 for good.
 from __future__ import annotations
 
 import enum
-import json
-from typing import TYPE_CHECKING, Final, TypeAlias, final
+from typing import TYPE_CHECKING, TypeAlias, final
 
 from aioflags._core._frozen import Frozen, refuse, set_field
+from aioflags._core._json import RAW_OBJECT, raw_object
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject
@@ -79,11 +79,6 @@ class ChangeKind(enum.Enum):
     PUT = "put"
     DELETE = "delete"
 
-
-#: Where a raw change's object sits in its JSON text.
-RAW_OBJECT: Final = 0  # the text is the object itself
-RAW_EVENT: Final = 1  # an FDv2 event: {"event": ..., "data": {..., "object": {...}}}
-RAW_DATA: Final = 2  # an FDv2 event's data: {"kind": ..., "object": {...}}
 
 #: What ingest learned about a put's object: its own ``version`` (0 if none),
 #: whether it is ``deleted``, and the keys it uses: (prerequisite flag keys,
@@ -194,16 +189,6 @@ def _change(
     action: ChangeKind, kind: ObjectKind, key: str, version: int, obj: JSONObject | None
 ) -> Change:
     return Change(action=action, kind=kind, key=key, version=version, obj=obj)
-
-
-def raw_object(raw: str, path: int) -> JSONObject:
-    """The object in a raw change's text (the text was validated at ingest)."""
-    value = json.loads(raw)
-    if path == RAW_EVENT:
-        value = value["data"]["object"]
-    elif path == RAW_DATA:
-        value = value["object"]
-    return value  # type: ignore[no-any-return]
 
 
 @final

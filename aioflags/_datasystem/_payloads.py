@@ -13,12 +13,10 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import _DECODER
+from aioflags._core._json import _DECODER, RAW_DATA, RAW_EVENT
 from aioflags._core._pacing import Pacer
 
 from ._datatypes import (
-    RAW_DATA,
-    RAW_EVENT,
     Change,
     ChangeKind,
     ChangeSet,

@@ -13,8 +13,7 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
-from aioflags._datasystem._stores._bigsegments import unbounded_member
-
+from ._membership import unbounded_member
 from ._model import (
     MALFORMED,
     NOT_FOUND,

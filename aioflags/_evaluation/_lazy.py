@@ -22,7 +22,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from aioflags._datasystem._datatypes import RAW_DATA, RAW_EVENT
+from aioflags._core._json import RAW_DATA, RAW_EVENT
 
 from ._model import CompiledFlag, compile_flag
 

@@ -26,9 +26,9 @@ import httpx
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import RAW_DATA
 from aioflags._core._pacing import Pacer
 from aioflags._datasystem._datatypes import (
-    RAW_DATA,
     ChangeSet,
     ErrorInfo,
     IntentCode,

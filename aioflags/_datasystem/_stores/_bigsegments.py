@@ -7,7 +7,7 @@ refs (``<segmentKey>.g<generation>``) it is included in or excluded from.
 
 Evaluation is pure and never waits, so the lookup happens around it:
 
-- The evaluator asks :func:`unbounded_member` at the one point where an
+- The evaluator asks ``unbounded_member`` (``aioflags._evaluation._membership``) at the one point where an
   unbounded segment is reached. A membership in the LRU (per context key,
   ``context_cache_size`` entries, ``context_cache_time`` seconds) answers at
   once.
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeAlias, fin
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._evaluation._membership import HEALTHY, STALE, STORE_ERROR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from aioflags._core._clock import Clock
-    from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledSegment
     from aioflags._evaluation._snapshot import FlagSnapshot
 
 # anyio is imported in the functions that use it: they run once a client
@@ -66,17 +65,10 @@ __all__ = [
     "MembershipNeeded",
     "StatusListeners",
     "context_hash",
-    "unbounded_member",
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
 
-HEALTHY: Final = "HEALTHY"
-STALE: Final = "STALE"
-NOT_CONFIGURED: Final = "NOT_CONFIGURED"
-STORE_ERROR: Final = "STORE_ERROR"
-#: When statuses differ within one evaluation, the reason reports the worst.
-_RANK: Final = {None: -1, HEALTHY: 0, STALE: 1, NOT_CONFIGURED: 2, STORE_ERROR: 3}
 #: Seconds a store query may take before it counts as a store error.
 QUERY_BOUND: Final = 5.0
 
@@ -608,36 +600,3 @@ def _call_soon_threadsafe() -> Callable[..., object] | None:
         return trio.lowlevel.current_trio_token().run_sync_soon
     except (ImportError, RuntimeError):  # pragma: no cover - neither loop
         return None
-
-
-def worse(current: str | None, new: str) -> str:
-    """The less healthy of two big-segment statuses."""
-    return new if _RANK[new] > _RANK[current] else current  # type: ignore[return-value]
-
-
-def unbounded_member(
-    big: BigSegments | None, seg: CompiledSegment, ctx: Context, current: str | None
-) -> tuple[bool | None, str | None]:
-    """An unbounded segment reached by an evaluation (shared/stores.md §6.2).
-
-    Returns ``(answer, status)``: ``answer`` True/False decides (no rules are
-    consulted), None means "evaluate the segment's rules"; ``status`` is the
-    big-segment status for the reason (the worse of ``current`` and this
-    lookup's). Without a generation nothing matches (NOT_CONFIGURED); a
-    context without the segment's kind does not match and records nothing.
-    Raises :class:`MembershipNeeded` from an awaited evaluation on a cache miss.
-    """
-    if seg.generation is None:
-        return False, worse(current, NOT_CONFIGURED)
-    part = ctx._parts.get(seg.unbounded_kind)
-    if part is None:
-        return False, current
-    if big is None:
-        return None, worse(current, NOT_CONFIGURED)
-    membership, status = big.answer(part._key)
-    status = worse(current, status)
-    if membership is not None:
-        member = membership.get(f"{seg.key}.g{seg.generation}")
-        if member is not None:
-            return member, status
-    return None, status
