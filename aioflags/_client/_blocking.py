@@ -328,6 +328,34 @@ class Client:
         """The data system's own status (state, since, last error, FDv1 fallback)."""
         return self._client.data_source_status
 
+    @property
+    def status_details(self) -> EventDetails | None:
+        """The status event that set the current status (see ``aioflags.Client.status_details``).
+
+        Added in version 0.1.0.
+        """
+        return self._client.status_details
+
+    @property
+    def config(self) -> Config:
+        """The configuration this client was constructed with (immutable).
+
+        Added in version 0.1.0.
+        """
+        return self._client.config
+
+    @property
+    def async_client(self) -> _AsyncClient:
+        """The :class:`aioflags.Client` this client runs on its background thread.
+
+        Its evaluation methods (``snapshot()`` and the snapshot's methods) and
+        ``status`` may be used from any thread; its other methods belong to
+        the background thread's event loop.
+
+        Added in version 0.1.0.
+        """
+        return self._client
+
     def wait_ready(self, timeout: float | None = None) -> ProviderStatus:
         """Wait until the status is READY (or FATAL), up to ``timeout`` seconds.
 

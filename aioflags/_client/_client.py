@@ -51,7 +51,7 @@ from aioflags._evaluation._evaluate import evaluate
 from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
 
 from ._config import Config
-from ._events import EventBus, Handler, ProviderEvent, ProviderStatus
+from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook, unhooked
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 
@@ -747,6 +747,46 @@ class Client:
         if self._forked_from is not None:
             self._warn_forked()
         return self._bus.status
+
+    @property
+    def status_details(self) -> EventDetails | None:
+        """The status event that set the current status (its message, error code, seq).
+
+        ``None`` while the status is the NOT_READY the client starts with (or
+        returns to after it closes). The OpenFeature provider reports its
+        ``message`` when initialisation does not end READY.
+
+        Added in version 0.1.0.
+        """
+        return self._bus.last_status_event
+
+    @property
+    def config(self) -> Config:
+        """The configuration this client was constructed with (immutable).
+
+        Added in version 0.1.0.
+        """
+        return self._config
+
+    async def wait_for_status(self, *statuses: ProviderStatus) -> ProviderStatus:
+        """Wait until the status is one of ``statuses``; return it.
+
+        Returns at once when it already is. Level-triggered: a status held
+        only briefly between two checks may be missed, so wait for the set
+        of statuses you can act on (``READY, ERROR, FATAL`` to wait for the
+        first settled status, say) rather than for one transition. Bound it
+        with your own timeout (``anyio.fail_after``, ``asyncio.timeout``);
+        :meth:`wait_ready` is this with a timeout, for READY or FATAL.
+
+        Raises:
+            ValueError: no status was given.
+
+        Added in version 0.1.0.
+        """
+        if not statuses:
+            raise ValueError("wait_for_status() needs at least one ProviderStatus")
+        wanted = frozenset(statuses)
+        return await self._bus.wait_status(wanted.__contains__)
 
     @property
     def data_source_status(self) -> DataSourceStatus | None:

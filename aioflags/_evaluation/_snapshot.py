@@ -566,6 +566,44 @@ class FlagSnapshot:
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
         return values, meta, tuple(dynamic)
 
+    def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
+        """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
+
+        ``DISABLED`` for an off flag; ``SPLIT`` when a percentage rollout chose
+        the variation (a rule's or the fallthrough's); ``TARGETING_MATCH`` for
+        a target or a rule that serves one variation; ``STATIC`` for a flag
+        with no targeting at all; ``DEFAULT`` for any other fallthrough;
+        ``ERROR`` for an error. Any other kind keeps LaunchDarkly's word
+        (``PREREQUISITE_FAILED``). The OpenFeature provider reports this.
+
+        Added in version 0.1.0.
+        """
+        kind = detail.reason["kind"]
+        if kind == "OFF":
+            return "DISABLED"
+        flag = self._flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
+        if kind == "RULE_MATCH":
+            rule = detail.reason.get("ruleIndex")
+            if (
+                flag is not None
+                and isinstance(rule, int)
+                and rule < len(flag.rules)
+                and flag.rules[rule][1].fixed is None
+            ):
+                return "SPLIT"
+            return "TARGETING_MATCH"
+        if kind == "TARGET_MATCH":
+            return "TARGETING_MATCH"
+        if kind == "FALLTHROUGH":
+            if flag is None:
+                return "DEFAULT"
+            if flag.fallthrough is not None and flag.fallthrough.fixed is None:
+                return "SPLIT"
+            if not (flag.prerequisites or flag.targets or flag.rules):
+                return "STATIC"
+            return "DEFAULT"
+        return str(kind)
+
     def __repr__(self) -> str:
         return (
             f"FlagSnapshot(flags={len(self._flags)}, initialized={self._initialized})"
