@@ -23,22 +23,11 @@ from ._client._listeners import FlagValueChange as FlagValueChange
 from ._core._exceptions import AioflagsError as AioflagsError
 from ._core._exceptions import ClientClosedError as ClientClosedError
 from ._core._exceptions import ConfigurationError as ConfigurationError
-from ._core._exceptions import ProtocolError as ProtocolError
-from ._core._exceptions import SourceError as SourceError
 from ._datasystem._config import DataSystem as DataSystem
-from ._datasystem._config import SourceContext as SourceContext
-from ._datasystem._datatypes import Basis as Basis
-from ._datasystem._datatypes import Change as Change
-from ._datasystem._datatypes import ChangeKind as ChangeKind
-from ._datasystem._datatypes import ChangeSet as ChangeSet
 from ._datasystem._datatypes import DataSourceStatus as DataSourceStatus
 from ._datasystem._datatypes import ErrorInfo as ErrorInfo
 from ._datasystem._datatypes import ErrorKind as ErrorKind
-from ._datasystem._datatypes import IntentCode as IntentCode
-from ._datasystem._datatypes import ObjectKind as ObjectKind
-from ._datasystem._datatypes import Selector as Selector
 from ._datasystem._datatypes import SourceState as SourceState
-from ._datasystem._datatypes import Update as Update
 from ._datasystem._stores._bigsegments import BigSegmentsConfig as BigSegmentsConfig
 from ._evaluation._context import Context as Context
 from ._evaluation._results import EvaluationDetail as EvaluationDetail
@@ -51,13 +40,23 @@ if _TYPE_CHECKING:
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores
 
+    # Source-authoring names: documented in aioflags.sources, still importable
+    # from here (they were exported here until 2026-11-23).
+    from ._core._exceptions import ProtocolError as ProtocolError
+    from ._core._exceptions import SourceError as SourceError
+    from ._datasystem._config import SourceContext as SourceContext
+    from ._datasystem._datatypes import Basis as Basis
+    from ._datasystem._datatypes import Change as Change
+    from ._datasystem._datatypes import ChangeKind as ChangeKind
+    from ._datasystem._datatypes import ChangeSet as ChangeSet
+    from ._datasystem._datatypes import IntentCode as IntentCode
+    from ._datasystem._datatypes import ObjectKind as ObjectKind
+    from ._datasystem._datatypes import Selector as Selector
+    from ._datasystem._datatypes import Update as Update
+
 __all__ = [
     "AioflagsError",
-    "Basis",
     "BigSegmentsConfig",
-    "Change",
-    "ChangeKind",
-    "ChangeSet",
     "Client",
     "ClientClosedError",
     "Config",
@@ -75,18 +74,11 @@ __all__ = [
     "FlagsState",
     "Hook",
     "HookMetadata",
-    "IntentCode",
-    "ObjectKind",
-    "ProtocolError",
     "ProviderEvent",
     "ProviderStatus",
     "Reason",
-    "Selector",
-    "SourceContext",
-    "SourceError",
     "SourceState",
     "TrackSeriesContext",
-    "Update",
     "__version__",
 ]
 
@@ -100,6 +92,39 @@ for _name in __all__:
         _obj.__module__ = "aioflags"
 del _name, _obj
 
+
+def _source_names() -> dict[str, object]:
+    """The names a source author needs: ``aioflags.sources`` documents them."""
+    from ._core import _exceptions
+    from ._datasystem import _config, _datatypes
+
+    names: dict[str, object] = {
+        name: getattr(_datatypes, name)
+        for name in (
+            "Basis",
+            "Change",
+            "ChangeKind",
+            "ChangeSet",
+            "IntentCode",
+            "ObjectKind",
+            "Selector",
+            "Update",
+        )
+    }
+    names["SourceContext"] = _config.SourceContext
+    names["ProtocolError"] = _exceptions.ProtocolError
+    names["SourceError"] = _exceptions.SourceError
+    return names
+
+
+#: Source-authoring names, importable from here as before (``from aioflags
+#: import Basis``) but documented, and listed in ``__all__``, in
+#: ``aioflags.sources``: ``aioflags.__all__`` is the application's API.
+_SOURCE_NAMES: dict[str, object] = _source_names()
+for _obj in _SOURCE_NAMES.values():
+    _obj.__module__ = "aioflags.sources"
+del _obj
+
 #: Submodules loaded on first use: ``aioflags.sources`` works after a plain
 #: ``import aioflags``, but only a program that uses it pays for importing
 #: it (the network sources import httpx; the stores, redis-py).
@@ -107,6 +132,8 @@ _LAZY_SUBMODULES = frozenset({"sources", "stores"})
 
 
 def __getattr__(name: str) -> object:
+    if name in _SOURCE_NAMES:
+        return _SOURCE_NAMES[name]
     if name in _LAZY_SUBMODULES:
         import importlib
 
@@ -116,4 +143,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_SUBMODULES})
+    return sorted({*globals(), *_LAZY_SUBMODULES, *_SOURCE_NAMES})

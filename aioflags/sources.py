@@ -11,10 +11,15 @@ Each function returns a *source factory* that ``DataSystem.custom`` accepts::
     )
 
 Every option defaults to the client's :class:`~aioflags.Config`.
-``InitializerFactory`` and ``SynchronizerFactory`` are the types of a source
-factory, for writing your own; a source of your own may raise
+Writing a source of your own (docs/data-system.md, "Writing a source"): a
+source factory takes a :class:`SourceContext` and returns an async
+generator. An initializer yields one :class:`Basis`; a synchronizer yields
+:class:`Update` values, each with a :class:`ChangeSet` of :class:`Change`
+values (or a status with no data). ``InitializerFactory`` and
+``SynchronizerFactory`` are the factories' types. A source may raise
 :class:`SourceError` (or :class:`ProtocolError` for data it cannot use) to
-end with a reason rather than a traceback.
+end with a reason rather than a traceback. These names are importable from
+``aioflags`` too, as they were before they moved here.
 
 Added in version 0.1.0.
 """
@@ -24,7 +29,16 @@ from __future__ import annotations
 from ._core._exceptions import ProtocolError as ProtocolError
 from ._core._exceptions import SourceError as SourceError
 from ._datasystem._config import InitializerFactory as InitializerFactory
+from ._datasystem._config import SourceContext as SourceContext
 from ._datasystem._config import SynchronizerFactory as SynchronizerFactory
+from ._datasystem._datatypes import Basis as Basis
+from ._datasystem._datatypes import Change as Change
+from ._datasystem._datatypes import ChangeKind as ChangeKind
+from ._datasystem._datatypes import ChangeSet as ChangeSet
+from ._datasystem._datatypes import IntentCode as IntentCode
+from ._datasystem._datatypes import ObjectKind as ObjectKind
+from ._datasystem._datatypes import Selector as Selector
+from ._datasystem._datatypes import Update as Update
 from ._datasystem._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
 )
@@ -42,10 +56,19 @@ from ._datasystem._sources._streaming import (
 )
 
 __all__ = [
+    "Basis",
+    "Change",
+    "ChangeKind",
+    "ChangeSet",
     "InitializerFactory",
+    "IntentCode",
+    "ObjectKind",
     "ProtocolError",
+    "Selector",
+    "SourceContext",
     "SourceError",
     "SynchronizerFactory",
+    "Update",
     "fdv1_polling_synchronizer",
     "fdv1_streaming_synchronizer",
     "polling_initializer",

@@ -41,6 +41,39 @@ def test_exports_claim_the_package_and_are_final_or_bases() -> None:
         assert final or issubclass(obj, enum.Enum) or is_base or extension_point, name
 
 
+def test_source_authoring_names_live_in_sources_and_stay_importable_from_aioflags() -> (
+    None
+):
+    import aioflags.sources
+
+    moved = {
+        "Basis",
+        "Change",
+        "ChangeKind",
+        "ChangeSet",
+        "IntentCode",
+        "ObjectKind",
+        "ProtocolError",
+        "Selector",
+        "SourceContext",
+        "SourceError",
+        "Update",
+    }
+    assert moved <= set(aioflags.sources.__all__)
+    assert not moved & set(aioflags.__all__)
+    assert list(aioflags.sources.__all__) == sorted(aioflags.sources.__all__)
+    for name in moved:
+        obj = getattr(aioflags.sources, name)
+        # The documented alias: the very same object, from the old path.
+        assert getattr(aioflags, name) is obj, name
+        assert obj.__module__ == "aioflags.sources", name
+        assert obj.__doc__, f"{name} has no docstring"
+        assert name in dir(aioflags)
+    namespace: dict[str, object] = {}
+    exec("from aioflags import Basis, SourceError", namespace)
+    assert namespace["Basis"] is aioflags.sources.Basis
+
+
 def test_public_callables_have_docstrings() -> None:
     for name in aioflags.__all__:
         obj = getattr(aioflags, name)
