@@ -25,6 +25,8 @@ from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
 from aioflags._datasystem._sources._versions import same_content
 
+from . import _wire as wire
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from contextlib import AbstractAsyncContextManager
@@ -112,11 +114,6 @@ async def _until_client_closes(stream: SocketStream) -> None:
             pass
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass
-
-
-def sse(event: str, data: JSONValue) -> str:
-    """One SSE message."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @final
@@ -255,9 +252,8 @@ class FlagServer:
         self._version += 1
         (self._flags if kind == "flag" else self._segments).pop(key, None)
         self._push(
-            sse("delete-object", {"kind": kind, "key": key, "version": self._version})
-            + self._transferred(),
-            sse("delete", {"path": f"/{kind}s/{key}", "version": self._version}),
+            wire.fdv2_delete(kind, key, self.state, self._version),
+            wire.fdv1_delete(kind, key, self._version),
         )
 
     def replace_all(
@@ -273,9 +269,7 @@ class FlagServer:
         self._version += 1
         self._flags = self._reversioned(self._flags, flags)
         self._segments = self._reversioned(self._segments, segments or {})
-        self._push(
-            self._fdv2_full(), sse("put", {"path": "/", "data": self._fdv1_body()})
-        )
+        self._push(self._fdv2_full(), wire.fdv1_put(self._flags, self._segments))
 
     def _reversioned(
         self, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
@@ -293,14 +287,9 @@ class FlagServer:
         self._version += 1
         item = {**obj, "key": key, "version": self._version}
         (self._flags if kind == "flag" else self._segments)[key] = item
-        path = f"/{kind}s/{key}"
         self._push(
-            sse(
-                "put-object",
-                {"kind": kind, "key": key, "version": self._version, "object": item},
-            )
-            + self._transferred(),
-            sse("patch", {"path": path, "data": item}),
+            wire.fdv2_put(kind, item, self.state, self._version),
+            wire.fdv1_patch(kind, item),
         )
 
     def disconnect_streams(self, *, abort: bool = False) -> None:
@@ -312,97 +301,13 @@ class FlagServer:
         for path, send in self._subscribers.values():
             send.send_nowait(fdv2 if path == FDV2_STREAM else fdv1)
 
-    def _transferred(self) -> str:
-        return sse(
-            "payload-transferred", {"state": self.state, "version": self._version}
-        )
-
     def _objects(self) -> list[tuple[str, JSONObject]]:
         return [("flag", f) for f in self._flags.values()] + [
             ("segment", s) for s in self._segments.values()
         ]
 
     def _fdv2_full(self) -> str:
-        intent = {
-            "payloads": [
-                {
-                    "id": "aioflags-test",
-                    "target": self._version,
-                    "intentCode": "xfer-full",
-                    "reason": "payload-missing",
-                }
-            ]
-        }
-        parts = [sse("server-intent", intent)]
-        parts += [
-            sse(
-                "put-object",
-                {"kind": k, "key": o["key"], "version": o["version"], "object": o},
-            )
-            for k, o in self._objects()
-        ]
-        parts.append(self._transferred())
-        return "".join(parts)
-
-    def _fdv2_poll_body(self, basis: str | None) -> JSONObject:
-        if basis == self.state:
-            return {
-                "events": [
-                    {
-                        "event": "server-intent",
-                        "data": {
-                            "payloads": [
-                                {
-                                    "id": "aioflags-test",
-                                    "target": self._version,
-                                    "intentCode": "none",
-                                    "reason": "up-to-date",
-                                }
-                            ]
-                        },
-                    }
-                ]
-            }
-        events: list[JSONObject] = [
-            {
-                "event": "server-intent",
-                "data": {
-                    "payloads": [
-                        {
-                            "id": "aioflags-test",
-                            "target": self._version,
-                            "intentCode": "xfer-full",
-                            "reason": "payload-missing",
-                        }
-                    ]
-                },
-            }
-        ]
-        events += [
-            {
-                "event": "put-object",
-                "data": {
-                    "kind": k,
-                    "key": o["key"],
-                    "version": o["version"],
-                    "object": o,
-                },
-            }
-            for k, o in self._objects()
-        ]
-        events.append(
-            {
-                "event": "payload-transferred",
-                "data": {"state": self.state, "version": self._version},
-            }
-        )
-        return {"events": events}
-
-    def _fdv1_body(self) -> JSONObject:
-        return {
-            "flags": self.flags,
-            "segments": {k: dict(v) for k, v in self._segments.items()},
-        }
+        return wire.fdv2_full(self._objects(), self.state, self._version)
 
     # -------------------------------------------------------------- faults
     def fail(self, path: str, fault: Fault | None = None, /, **kwargs: object) -> None:
@@ -655,9 +560,12 @@ class FlagServer:
             )
             return True
         if path == FDV2_POLL:
-            payload = json.dumps(self._fdv2_poll_body(query.get("basis"))).encode()
+            poll = wire.fdv2_poll_body(
+                self._objects(), self.state, self._version, query.get("basis")
+            )
+            payload = json.dumps(poll).encode()
         elif path == FDV1_POLL:
-            payload = json.dumps(self._fdv1_body()).encode()
+            payload = json.dumps(wire.fdv1_body(self._flags, self._segments)).encode()
         else:
             await self._reply(conn, stream, 404, b'{"message": "not found"}')
             return True
@@ -712,23 +620,11 @@ class FlagServer:
             first = fault.events
         elif path == FDV2_STREAM:
             if query.get("basis") == self.state:
-                first = sse(
-                    "server-intent",
-                    {
-                        "payloads": [
-                            {
-                                "id": "aioflags-test",
-                                "target": self._version,
-                                "intentCode": "none",
-                                "reason": "up-to-date",
-                            }
-                        ]
-                    },
-                )
+                first = wire.fdv2_up_to_date(self._version)
             else:
                 first = self._fdv2_full()
         else:
-            first = sse("put", {"path": "/", "data": self._fdv1_body()})
+            first = wire.fdv1_put(self._flags, self._segments)
         # The first payload is computed and the subscriber registered in one step
         # (no await between): every later change is pushed after that payload.
         # Created right before the try that closes it: nothing between can raise.
