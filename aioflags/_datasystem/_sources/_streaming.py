@@ -245,15 +245,38 @@ def streaming_synchronizer(
         base_uri: overrides ``Config.stream_uri`` for this source.
         initial_retry_delay: overrides ``Config.initial_retry_delay``.
     """
+    return _synchronizer(
+        "/sdk/stream",
+        _fdv2_updates,
+        base_uri=base_uri,
+        initial_retry_delay=initial_retry_delay,
+        fdv2=True,
+        what="stream connection",
+        source="fdv2-stream",
+    )
+
+
+def _synchronizer(
+    path: str,
+    read: _Reader,
+    *,
+    base_uri: str | None,
+    initial_retry_delay: float | None,
+    fdv2: bool,
+    what: str,
+    source: str,
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """A streaming synchronizer factory: one reconnect loop, ``read`` per connection."""
 
     def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}{path}"
         stream = _Stream(
-            f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/sdk/stream",
+            url,
             _backoff(ctx, initial_retry_delay),
-            _fdv2_updates,
-            fdv2=True,
-            what="stream connection",
-            source="fdv2-stream",
+            read,
+            fdv2=fdv2,
+            what=what,
+            source=source,
         )
         return _reconnecting(ctx, stream)
 
@@ -330,19 +353,15 @@ def fdv1_streaming_synchronizer(
         base_uri: overrides ``Config.stream_uri`` for this source.
         initial_retry_delay: overrides ``Config.initial_retry_delay``.
     """
-
-    def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        stream = _Stream(
-            f"{(base_uri or ctx.config.stream_uri).rstrip('/')}/all",
-            _backoff(ctx, initial_retry_delay),
-            _fdv1_updates,
-            fdv2=False,
-            what="FDv1 stream connection",
-            source="fdv1-stream",
-        )
-        return _reconnecting(ctx, stream)
-
-    return synchronizer
+    return _synchronizer(
+        "/all",
+        _fdv1_updates,
+        base_uri=base_uri,
+        initial_retry_delay=initial_retry_delay,
+        fdv2=False,
+        what="FDv1 stream connection",
+        source="fdv1-stream",
+    )
 
 
 async def _fdv1_updates(
