@@ -830,9 +830,7 @@ class Client:
         import anyio
 
         with anyio.move_on_after(timeout):
-            await self._bus.wait_status(
-                lambda s: s is ProviderStatus.READY or s is ProviderStatus.FATAL
-            )
+            await self.wait_for_status(ProviderStatus.READY, ProviderStatus.FATAL)
         return self._bus.status
 
     def add_handler(self, event: ProviderEvent, handler: Handler) -> None:
