@@ -44,7 +44,7 @@ if _TYPE_CHECKING:
     # from here (they were exported here until 2026-11-23).
     from ._core._exceptions import ProtocolError as ProtocolError
     from ._core._exceptions import SourceError as SourceError
-    from ._datasystem._config import SourceContext as SourceContext
+    from ._datasystem._context import SourceContext as SourceContext
     from ._datasystem._datatypes import Basis as Basis
     from ._datasystem._datatypes import Change as Change
     from ._datasystem._datatypes import ChangeKind as ChangeKind
@@ -96,7 +96,7 @@ del _name, _obj
 def _source_names() -> dict[str, object]:
     """The names a source author needs: ``aioflags.sources`` documents them."""
     from ._core import _exceptions
-    from ._datasystem import _config, _datatypes
+    from ._datasystem import _context, _datatypes
 
     names: dict[str, object] = {
         name: getattr(_datatypes, name)
@@ -111,7 +111,7 @@ def _source_names() -> dict[str, object]:
             "Update",
         )
     }
-    names["SourceContext"] = _config.SourceContext
+    names["SourceContext"] = _context.SourceContext
     names["ProtocolError"] = _exceptions.ProtocolError
     names["SourceError"] = _exceptions.SourceError
     return names

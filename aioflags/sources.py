@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from ._core._exceptions import ProtocolError as ProtocolError
 from ._core._exceptions import SourceError as SourceError
-from ._datasystem._config import InitializerFactory as InitializerFactory
-from ._datasystem._config import SourceContext as SourceContext
-from ._datasystem._config import SynchronizerFactory as SynchronizerFactory
+from ._datasystem._context import InitializerFactory as InitializerFactory
+from ._datasystem._context import SourceContext as SourceContext
+from ._datasystem._context import SynchronizerFactory as SynchronizerFactory
 from ._datasystem._datatypes import Basis as Basis
 from ._datasystem._datatypes import Change as Change
 from ._datasystem._datatypes import ChangeKind as ChangeKind

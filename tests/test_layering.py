@@ -27,9 +27,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._evaluation",),
     ("aioflags._datasystem._datatypes",),
     ("aioflags._datasystem._payloads",),
+    ("aioflags._datasystem._context",),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
     ("aioflags._datasystem._store",),
-    ("aioflags._datasystem._supervisor", "aioflags._datasystem._config"),
+    ("aioflags._datasystem._config",),
+    ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
     ("aioflags._client",),
     ("aioflags._testing",),
@@ -57,16 +59,23 @@ def _group(module: str) -> tuple[int, str]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return "TYPE_CHECKING" in ast.unparse(test)
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``), exactly."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
-def _imports(module: str, path: Path) -> set[str]:
-    """The aioflags modules ``module`` imports at run time."""
+def _imports(module: str, path: Path, *, annotations: bool = False) -> set[str]:
+    """The aioflags modules ``module`` imports at run time (``annotations``: or for types)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if (
+            isinstance(node, ast.If)
+            and _is_type_checking(node.test)
+            and not annotations
+        ):
             for branch in node.orelse:
                 visit(branch)
             return
@@ -86,12 +95,11 @@ def _imports(module: str, path: Path) -> set[str]:
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    source = path.read_text(encoding="utf-8")
-    tree = ast.parse(source)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     visit(tree)
-    if "import_module(" in source:
-        # Modules imported by name (the client's start-up imports them
-        # ahead of use) count as imports too.
+    if _dynamic_imports(path):
+        # Modules imported by name (the client's start-up imports them ahead
+        # of use) count too: every aioflags module name written as a string.
         found.update(
             n.value
             for n in ast.walk(tree)
@@ -104,7 +112,58 @@ def _imports(module: str, path: Path) -> set[str]:
     return {m for m in found if m in MODULES}
 
 
+def _dynamic_imports(path: Path) -> list[str]:
+    """Calls of ``import_module`` or ``__import__`` (the walk reads their names as strings)."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else getattr(func, "id", "")
+            )
+            if name in ("import_module", "__import__"):
+                calls.append(ast.unparse(node))
+    return calls
+
+
 GRAPH: dict[str, set[str]] = {m: _imports(m, p) for m, p in MODULES.items()}
+#: With the imports made for annotations only (under ``if TYPE_CHECKING:``).
+TYPED: dict[str, set[str]] = {
+    m: _imports(m, p, annotations=True) for m, p in MODULES.items()
+}
+
+#: Annotations that name a type from a layer above, and why they may. Each
+#: is the type of an object a higher layer hands down at run time; nothing
+#: below imports these modules to run. Any new one fails
+#: test_annotations_name_upper_layers_only_where_listed.
+_CONFIG = (
+    "Config is handed down to every part that reads a setting; it sits with "
+    "the client because it holds the data system and hooks it validates"
+)
+TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
+    ("aioflags._analytics._diagnostics", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._format", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._recorder", "aioflags._client._config"): _CONFIG,
+    ("aioflags._core._http", "aioflags._client._config"): _CONFIG,
+    ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
+    ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
+        "the store keeps the EventProcessor the client attaches, to build "
+        "each new snapshot recording into it"
+    ),
+    ("aioflags._datasystem._store", "aioflags._client._hooks"): (
+        "the store keeps the HookRunner the client attaches, to build each "
+        "new snapshot through it"
+    ),
+    ("aioflags._datasystem._stores._gate", "aioflags._datasystem._store"): (
+        "a gate (uncached persistent store) refreshes the store the client gives it"
+    ),
+    ("aioflags._evaluation._snapshot", "aioflags._analytics._recorder"): (
+        "a snapshot records evaluations into the Recorder analytics attaches"
+    ),
+}
 
 
 def _public() -> set[str]:
@@ -137,6 +196,36 @@ def test_imports_run_down_the_layers(module: str) -> None:
         if target_rank > rank or (target_rank == rank and target_entry != entry):
             upward.append(target)
     assert upward == [], f"{module} imports from its own layer or above: {upward}"
+
+
+def _upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    edges = set()
+    for module, targets in graph.items():
+        rank, entry = _group(module)
+        for target in targets:
+            target_rank, target_entry = _group(target)
+            if target_rank > rank or (target_rank == rank and target_entry != entry):
+                edges.add((module, target))
+    return edges
+
+
+def test_annotations_name_upper_layers_only_where_listed() -> None:
+    assert _upward(TYPED) - _upward(GRAPH) == set(TYPE_ONLY_UPWARD)
+
+
+def test_imports_by_name_are_found_by_the_walk() -> None:
+    # A dynamic import the walk cannot read would hide an edge: private
+    # modules import others by name only from a list of string constants.
+    for module, path in MODULES.items():
+        if _group(module)[0] == PUBLIC:
+            continue
+        for call in _dynamic_imports(path):
+            assert any(
+                isinstance(n, ast.Constant)
+                and isinstance(n.value, str)
+                and n.value.startswith("aioflags.")
+                for n in ast.walk(ast.parse(path.read_text("utf-8")))
+            ), f"{module}: {call} imports a name the layering test cannot see"
 
 
 def test_no_import_cycles() -> None:
@@ -197,11 +286,19 @@ def test_the_architecture_page_draws_these_layers() -> None:
     assert set(drawn[-1]) == _public()
 
 
-def test_the_architecture_page_lists_every_module() -> None:
-    listed = {
-        line.split("`")[1]
+def _summary(path: Path) -> str:
+    """A module's docstring's first paragraph, as the page's table cell."""
+    doc = ast.get_docstring(ast.parse(path.read_text("utf-8"))) or ""
+    return doc.split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+
+
+def test_the_architecture_page_lists_every_module_with_its_docstring() -> None:
+    rows = {
+        line.split("`")[1]: line.split(" | ", 1)[1].removesuffix(" |")
         for line in _section("Modules").splitlines()
         if line.startswith("| `aioflags/")
     }
-    files = {str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")}
-    assert listed == files
+    expected = {
+        str(p.relative_to(ROOT.parent)): _summary(p) for p in ROOT.rglob("*.py")
+    }
+    assert rows == expected

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, Final, cast, final
 from aioflags._core._clock import Clock, MonotonicClock
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._lifespan import Span, background_group
-from aioflags._datasystem._config import DataSystem, SourceContext
+from aioflags._datasystem._config import DataSystem
+from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._evaluate import evaluate
 from aioflags._evaluation._snapshot import FlagSnapshot, detail_of

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONValue
-    from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._membership import MembershipSource
     from aioflags._evaluation._model import CompiledFlag, CompiledSegment
     from aioflags._evaluation._results import EvaluationDetail
 
@@ -309,7 +309,7 @@ class HookRunner:
         *,
         initialized: bool,
         recorder: Recorder | None,
-        big_segments: BigSegments | None = None,
+        big_segments: MembershipSource | None = None,
     ) -> FlagSnapshot:
         """A snapshot of this data that runs these hooks around its evaluations."""
         return HookedSnapshot(
@@ -442,7 +442,7 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         initialized: bool,
         recorder: Recorder | None,
         hooks: HookRunner,
-        big_segments: BigSegments | None = None,
+        big_segments: MembershipSource | None = None,
     ) -> None:
         super().__init__(
             flags,
@@ -455,7 +455,7 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         self._quiet: FlagSnapshot | None = None
 
     def _with(
-        self, recorder: Recorder | None, big_segments: BigSegments | None
+        self, recorder: Recorder | None, big_segments: MembershipSource | None
     ) -> FlagSnapshot:
         return HookedSnapshot(
             self._flags,

@@ -8,86 +8,21 @@ generator. An initializer yields :class:`Basis` results; a synchronizer yields
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TYPE_CHECKING, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
+from ._context import local_sources, mark_local
 from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
     import os
-    import random as _random
 
-    import httpx
-
-    from aioflags._client._config import Config
-    from aioflags._core._clock import Clock
-
-    from ._datatypes import Basis, Selector, Update
+    from ._context import InitializerFactory, SynchronizerFactory
     from ._stores._base import PersistentStore
 
-__all__ = [
-    "DataSystem",
-    "InitializerFactory",
-    "SourceContext",
-    "SynchronizerFactory",
-    "is_local",
-    "mark_local",
-]
-
-
-@final
-class SourceContext(Frozen):
-    """What a source factory receives: the current selector, HTTP, config, clock.
-
-    Attributes:
-        selector: returns the store's current selector (read it on every
-            request: the basis must be recomputed each time).
-        http: the client's shared ``httpx.AsyncClient`` (pooled connections).
-        config: the client's configuration.
-        clock: the clock to measure durations and sleep with.
-        random: the random source for jitter.
-    """
-
-    __slots__ = ("selector", "http", "config", "clock", "random")  # noqa: RUF023 - fields in order
-    selector: Callable[[], Selector]
-    http: httpx.AsyncClient
-    config: Config
-    clock: Clock
-    random: _random.Random
-
-    def __init__(
-        self,
-        *,
-        selector: Callable[[], Selector],
-        http: httpx.AsyncClient,
-        config: Config,
-        clock: Clock,
-        random: _random.Random,
-    ) -> None:
-        set_field(self, "selector", selector)
-        set_field(self, "http", http)
-        set_field(self, "config", config)
-        set_field(self, "clock", clock)
-        set_field(self, "random", random)
-
-
-InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]
-SynchronizerFactory = Callable[[SourceContext], AsyncGenerator["Update", None]]
-_S = TypeVar("_S", bound=Callable[..., object])
-
-
-#: Sources that need no SDK key and no flag service (files, in-memory test data).
-_LOCAL_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
-
-
-def mark_local(source: _S) -> _S:
-    """Mark a source factory as local: it needs no SDK key and no flag service."""
-    _LOCAL_SOURCES.add(source)
-    return source
+__all__ = ["DataSystem", "is_local"]
 
 
 def is_local(system: DataSystem) -> bool:
@@ -95,7 +30,8 @@ def is_local(system: DataSystem) -> bool:
     sources = (*system.initializers, *system.synchronizers)
     if system.fdv1_fallback is not None:
         sources += (system.fdv1_fallback,)
-    return bool(sources) and all(s in _LOCAL_SOURCES for s in sources)
+    local = local_sources()
+    return bool(sources) and all(s in local for s in sources)
 
 
 @final

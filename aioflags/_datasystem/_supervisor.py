@@ -60,12 +60,8 @@ if TYPE_CHECKING:
 
     from aioflags._core._clock import Clock
 
-    from ._config import (
-        DataSystem,
-        InitializerFactory,
-        SourceContext,
-        SynchronizerFactory,
-    )
+    from ._config import DataSystem
+    from ._context import InitializerFactory, SourceContext, SynchronizerFactory
     from ._datatypes import ChangeSet
     from ._store import Store
     from ._stores._gate import Refresher

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aioflags._core._json import JSONValue
-    from aioflags._datasystem._stores._bigsegments import BigSegments
 
     from ._context import Context
+    from ._membership import MembershipSource
     from ._model import SegmentMatcher
 
 __all__ = [
@@ -117,7 +117,7 @@ class Matcher:
         self,
         flags: Mapping[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
-        big_segments: BigSegments | None = None,
+        big_segments: MembershipSource | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments
@@ -215,7 +215,7 @@ class _State(Matcher):
         segments: Mapping[str, CompiledSegment],
         key: str,
         recorded: Recorded | None = None,
-        big_segments: BigSegments | None = None,
+        big_segments: MembershipSource | None = None,
     ) -> None:
         self.flags = flags
         self.segments = segments

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
     from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONObject, JSONValue
-    from aioflags._datasystem._stores._bigsegments import BigSegments
 
     from ._context import Context
+    from ._membership import MembershipSource
     from ._model import CompiledFlag, CompiledSegment
 
 __all__ = ["FlagSnapshot", "detail_of"]
@@ -146,7 +146,7 @@ class FlagSnapshot:
         *,
         initialized: bool = False,
         recorder: Recorder | None = None,
-        big_segments: BigSegments | None = None,
+        big_segments: MembershipSource | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
@@ -166,7 +166,7 @@ class FlagSnapshot:
         )
 
     def _with(
-        self, recorder: Recorder | None, big_segments: BigSegments | None
+        self, recorder: Recorder | None, big_segments: MembershipSource | None
     ) -> FlagSnapshot:
         """This snapshot's data with another recorder and big-segment source.
 
@@ -185,7 +185,7 @@ class FlagSnapshot:
         """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
         return self._with(recorder, self._matcher.big_segments)
 
-    def resolving(self, big_segments: BigSegments | None) -> FlagSnapshot:
+    def resolving(self, big_segments: MembershipSource | None) -> FlagSnapshot:
         """This snapshot's data, with big-segment memberships from ``big_segments``."""
         return self._with(self._events, big_segments)
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Final, cast, final
 
 import anyio
 
-from aioflags._datasystem._config import DataSystem, mark_local
+from aioflags._datasystem._config import DataSystem
+from aioflags._datasystem._context import mark_local
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
     from aioflags._core._json import JSONObject, JSONValue
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
     from ._testserver import FlagServer
 

@@ -25,7 +25,7 @@ from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
 __all__ = [
     "FALLBACK_HEADER",

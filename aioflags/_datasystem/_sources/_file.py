@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
 
     from aioflags._core._json import JSONObject
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
 __all__ = ["file_synchronizer"]
 

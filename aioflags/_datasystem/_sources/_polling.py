@@ -32,7 +32,7 @@ from ._common import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
 
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
 __all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
 

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
     from httpx_sse import ServerSentEvent
 
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable
 
     from aioflags._core._clock import Clock
-    from aioflags._datasystem._config import SourceContext
+    from aioflags._datasystem._context import SourceContext
 
     from ._base import PersistentStore, RawData
     from ._gate import Refresher
