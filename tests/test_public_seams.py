@@ -49,6 +49,8 @@ async def test_status_details_config_and_wait_for_status() -> None:
     assert details_of(client) is None  # NOT_READY, as constructed
     with pytest.raises(ValueError, match="at least one"):
         await client.wait_for_status()
+    with pytest.raises(TypeError, match="ProviderStatus values, got 'READY'"):
+        await client.wait_for_status("READY")  # type: ignore[arg-type]
     async with client:
         # Not ready in time: ERROR, and the details say why.
         assert client.status is ProviderStatus.ERROR
@@ -80,6 +82,26 @@ async def test_status_details_config_and_wait_for_status() -> None:
         assert ready.status is ProviderStatus.READY
         assert ready.seq > details.seq
     assert details_of(client) is None  # closed: NOT_READY again
+
+
+def test_a_wait_ended_on_one_event_loop_leaves_the_next_loop_free() -> None:
+    # A client outlives event loops (tests, scripts calling asyncio.run twice):
+    # an abandoned wait must not tie the next wait to the old loop.
+    client = Client(Config("k", offline=True))
+
+    async def wait_briefly() -> bool:
+        with anyio.move_on_after(0.01) as scope:
+            await client.wait_for_status(ProviderStatus.READY)
+        return scope.cancelled_caught
+
+    assert anyio.run(wait_briefly) is True  # NOT_READY: the wait timed out
+    assert anyio.run(wait_briefly) is True  # not "bound to a different loop"
+
+    async def started() -> ProviderStatus:
+        async with client:
+            return await client.wait_for_status(ProviderStatus.READY)
+
+    assert anyio.run(started) is ProviderStatus.READY
 
 
 def test_the_blocking_client_shows_the_same_seams() -> None:

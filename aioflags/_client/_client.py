@@ -781,11 +781,18 @@ class Client:
 
         Raises:
             ValueError: no status was given.
+            TypeError: a value is not a :class:`ProviderStatus`.
 
         Added in version 0.1.0.
         """
         if not statuses:
             raise ValueError("wait_for_status() needs at least one ProviderStatus")
+        # Checked at run time too: a string ("READY") would wait forever.
+        wrong = [s for s in statuses if not isinstance(s, ProviderStatus)]  # type: ignore[redundant-expr]
+        if wrong:
+            raise TypeError(
+                f"wait_for_status() takes ProviderStatus values, got {wrong[0]!r}"
+            )
         wanted = frozenset(statuses)
         return await self._bus.wait_status(wanted.__contains__)
 

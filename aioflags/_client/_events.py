@@ -194,7 +194,10 @@ class EventBus:
         self._wake: anyio.Event | None = None
         self._closing = False
         self._delivery_tasks: set[int] = set()  # the dispatcher's and drains' ids
-        self._changed: anyio.Event | None = None  # created on first wait (needs a loop)
+        #: One event per waiting task, set when the status changes: each is
+        #: made by its waiter, on the waiter's loop, and dropped when that
+        #: wait ends (a client may run on one loop, then on another).
+        self._waiters: list[anyio.Event] = []
         #: Where a handler's BaseException (KeyboardInterrupt...) goes: the
         #: client hands it to the caller's task. ``None``: raised in place.
         self.forward: Callable[[BaseException], None] | None = None
@@ -208,9 +211,13 @@ class EventBus:
         import anyio
 
         while not predicate(self.status):
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+            changed = anyio.Event()
+            self._waiters.append(changed)
+            try:
+                await changed.wait()
+            finally:
+                if changed in self._waiters:  # cancelled before it was set
+                    self._waiters.remove(changed)
         return self.status
 
     async def wait_delivered(self) -> None:
@@ -233,9 +240,9 @@ class EventBus:
         await reached.wait()
 
     def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        waiters, self._waiters = self._waiters, []
+        for changed in waiters:
+            changed.set()
 
     # ----------------------------------------------------------------- emit
     def emit(
@@ -373,7 +380,7 @@ class EventBus:
         """
         self._closing = True
         self._forget_delivery()
-        self._changed = None
+        self._waiters = []
         if self.status is not ProviderStatus.FATAL:
             self.status = ProviderStatus.NOT_READY
             self.last_status_event = None
