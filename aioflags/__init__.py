@@ -8,7 +8,7 @@ microseconds, and reports its status with OpenFeature semantics.
 from __future__ import annotations
 
 import logging as _logging
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+import typing as _typing
 
 from ._client._client import Client as Client
 from ._client._config import Config as Config
@@ -36,7 +36,7 @@ from ._evaluation._results import Reason as Reason
 from ._evaluation._snapshot import FlagSnapshot as FlagSnapshot
 from ._version import __version__ as __version__
 
-if _TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores
 
@@ -119,11 +119,9 @@ def _source_names() -> dict[str, object]:
 
 #: Source-authoring names, importable from here as before (``from aioflags
 #: import Basis``) but documented, and listed in ``__all__``, in
-#: ``aioflags.sources``: ``aioflags.__all__`` is the application's API.
+#: ``aioflags.sources`` (which names itself their module when it is
+#: imported): ``aioflags.__all__`` is the application's API.
 _SOURCE_NAMES: dict[str, object] = _source_names()
-for _obj in _SOURCE_NAMES.values():
-    _obj.__module__ = "aioflags.sources"
-del _obj
 
 #: Submodules loaded on first use: ``aioflags.sources`` works after a plain
 #: ``import aioflags``, but only a program that uses it pays for importing
@@ -131,15 +129,19 @@ del _obj
 _LAZY_SUBMODULES = frozenset({"sources", "stores"})
 
 
-def __getattr__(name: str) -> object:
-    if name in _SOURCE_NAMES:
-        return _SOURCE_NAMES[name]
-    if name in _LAZY_SUBMODULES:
-        import importlib
+if not _typing.TYPE_CHECKING:
+    # Hidden from type checkers: a module __getattr__ would make them accept
+    # any name (``from aioflags import Cleint``); they see the names above.
 
-        # import_module binds the attribute: this runs once per submodule.
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        if name in _SOURCE_NAMES:
+            return _SOURCE_NAMES[name]
+        if name in _LAZY_SUBMODULES:
+            import importlib
+
+            # import_module binds the attribute: this runs once per submodule.
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

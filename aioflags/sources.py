@@ -15,7 +15,8 @@ Writing a source of your own (docs/data-system.md, "Writing a source"): a
 source factory takes a :class:`SourceContext` and returns an async
 generator. An initializer yields one :class:`Basis`; a synchronizer yields
 :class:`Update` values, each with a :class:`ChangeSet` of :class:`Change`
-values (or a status with no data). ``InitializerFactory`` and
+values (or a :class:`SourceState` with an :class:`ErrorInfo` and no data).
+``InitializerFactory`` and
 ``SynchronizerFactory`` are the factories' types. A source may raise
 :class:`SourceError` (or :class:`ProtocolError` for data it cannot use) to
 end with a reason rather than a traceback. These names are importable from
@@ -35,9 +36,13 @@ from ._datasystem._datatypes import Basis as Basis
 from ._datasystem._datatypes import Change as Change
 from ._datasystem._datatypes import ChangeKind as ChangeKind
 from ._datasystem._datatypes import ChangeSet as ChangeSet
+from ._datasystem._datatypes import DataSourceStatus as DataSourceStatus
+from ._datasystem._datatypes import ErrorInfo as ErrorInfo
+from ._datasystem._datatypes import ErrorKind as ErrorKind
 from ._datasystem._datatypes import IntentCode as IntentCode
 from ._datasystem._datatypes import ObjectKind as ObjectKind
 from ._datasystem._datatypes import Selector as Selector
+from ._datasystem._datatypes import SourceState as SourceState
 from ._datasystem._datatypes import Update as Update
 from ._datasystem._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
@@ -60,6 +65,9 @@ __all__ = [
     "Change",
     "ChangeKind",
     "ChangeSet",
+    "DataSourceStatus",
+    "ErrorInfo",
+    "ErrorKind",
     "InitializerFactory",
     "IntentCode",
     "ObjectKind",
@@ -67,6 +75,7 @@ __all__ = [
     "Selector",
     "SourceContext",
     "SourceError",
+    "SourceState",
     "SynchronizerFactory",
     "Update",
     "fdv1_polling_synchronizer",
@@ -75,3 +84,23 @@ __all__ = [
     "polling_synchronizer",
     "streaming_synchronizer",
 ]
+
+# The names documented here (not in ``aioflags.__all__``) name this module as
+# theirs: reprs and the API reference say ``aioflags.sources.Basis``. Done
+# here, not by ``aioflags``, so that annotations resolve in this namespace
+# (``typing.get_type_hints``): it holds every name they use.
+for _cls in (
+    Basis,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    ProtocolError,
+    Selector,
+    SourceContext,
+    SourceError,
+    Update,
+):
+    _cls.__module__ = __name__
+del _cls

@@ -122,7 +122,7 @@ def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
     )
     assert got == [True, False, "aioflags.sources", "aioflags.stores"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        aioflags.nope  # noqa: B018
+        aioflags.nope  # type: ignore[attr-defined]  # noqa: B018
     assert all(hasattr(aioflags, name) for name in aioflags.__all__)
 
 

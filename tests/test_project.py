@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,6 +73,24 @@ def test_source_authoring_names_live_in_sources_and_stay_importable_from_aioflag
     namespace: dict[str, object] = {}
     exec("from aioflags import Basis, SourceError", namespace)
     assert namespace["Basis"] is aioflags.sources.Basis
+
+
+def test_source_types_annotations_resolve_before_and_after_sources_is_imported() -> (
+    None
+):
+    # typing.get_type_hints reads a class's annotations in the namespace of
+    # its __module__: renaming it to a module that lacks the names breaks it.
+    code = (
+        "import typing, aioflags\n"
+        "names = ('Basis', 'Update', 'ChangeSet', 'Selector')\n"
+        "for n in names: typing.get_type_hints(getattr(aioflags, n))\n"
+        "import aioflags.sources\n"
+        "for n in names:\n"
+        "    cls = getattr(aioflags.sources, n)\n"
+        "    assert cls.__module__ == 'aioflags.sources', cls\n"
+        "    typing.get_type_hints(cls)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_public_callables_have_docstrings() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import aioflags
+import aioflags.sources  # names itself the module of the source-authoring types
 from aioflags import (
     Basis,
     BigSegmentsConfig,
