@@ -67,7 +67,7 @@ try:
         TargetingKeyMissingError,
         TypeMismatchError,
     )
-    from openfeature.flag_evaluation import FlagResolutionDetails
+    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
     from openfeature.provider import AbstractProvider, Metadata
 except ImportError as _missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -184,6 +184,15 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
 
 
 # ------------------------------------------------------------------- reasons
+#: OpenFeature's reason words, to hand back its own enum members.
+_REASONS: Final = {reason.value: reason for reason in Reason}
+
+
+def _reason(word: str) -> Reason | str:
+    """OpenFeature's ``Reason`` member for ``word``; LaunchDarkly's own words as they are."""
+    return _REASONS.get(word, word)
+
+
 def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
     error = detail.reason.get("errorKind")
     if error is None:
@@ -532,7 +541,7 @@ class AioflagsProvider(AbstractProvider):
         index = detail.variation_index
         return FlagResolutionDetails(
             value=value,
-            reason=snapshot.openfeature_reason(flag_key, detail),
+            reason=_reason(snapshot.openfeature_reason(flag_key, detail)),
             variant=None if index is None else str(index),
         )
 

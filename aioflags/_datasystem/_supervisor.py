@@ -208,7 +208,7 @@ class _StatusTracker:
 class Supervisor:
     """Runs initializers, then synchronizers with failover, then maybe FDv1.
 
-    Owned by the client: ``await task_group.start(supervisor.run)``.
+    Owned by the client, which starts ``supervisor.run`` in its run's task group.
     """
 
     def __init__(

@@ -11,6 +11,7 @@ a clause lookup during evaluation is one ``dict.get``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, final
@@ -157,14 +158,20 @@ class Context:
                 Built-in names (``kind``, ``key``, ``name``, ``anonymous``)
                 are set through the parameters above, not here.
             private_attributes: attribute references to redact from events
-                (metadata only; never used in evaluation).
+                (metadata only; never used in evaluation): an iterable of
+                strings; a single string is invalid (not a list of letters).
 
         Returns:
             The context; check :attr:`valid` / :attr:`error` for bad input.
         """
-        return cls._build(
-            kind, key, name, anonymous, dict(attributes or {}), list(private_attributes)
-        )
+        private: object = private_attributes
+        if not isinstance(private_attributes, (str, bytes)):
+            # A string is refused, not split into letters: "email" would
+            # otherwise redact "e", "m"... and send the email.
+            # (Not iterable: refused as not a list of strings.)
+            with contextlib.suppress(TypeError):
+                private = list(private_attributes)
+        return cls._build(kind, key, name, anonymous, dict(attributes or {}), private)
 
     @classmethod
     def _build(

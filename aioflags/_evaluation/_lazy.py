@@ -18,11 +18,10 @@ compiles it like any other attribute.
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from aioflags._core._json import RAW_DATA, RAW_EVENT
+from aioflags._core._json import raw_object
 
 from ._model import CompiledFlag, compile_flag
 
@@ -54,12 +53,7 @@ _set = object.__setattr__
 def _source_object(source: str | JSONObject, path: int) -> object:
     if path == PARSED:
         return source
-    value = json.loads(source)  # type: ignore[arg-type]
-    if path == RAW_EVENT:
-        return value["data"]["object"]
-    if path == RAW_DATA:
-        return value["object"]
-    return value
+    return raw_object(source, path)  # type: ignore[arg-type]
 
 
 class _ColdFlag(CompiledFlag):
