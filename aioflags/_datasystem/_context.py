@@ -26,8 +26,10 @@ __all__ = [
     "InitializerFactory",
     "SourceContext",
     "SynchronizerFactory",
+    "is_streaming",
     "local_sources",
     "mark_local",
+    "mark_streaming",
 ]
 
 
@@ -85,3 +87,18 @@ def mark_local(source: _S) -> _S:
     """Mark a source factory as local: it needs no SDK key and no flag service."""
     _LOCAL_SOURCES.add(source)
     return source
+
+
+#: The streaming synchronizers (what diagnostic events call "streaming").
+_STREAMING_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def mark_streaming(source: _S) -> _S:
+    """Mark a source factory as a streaming synchronizer."""
+    _STREAMING_SOURCES.add(source)
+    return source
+
+
+def is_streaming(source: object) -> bool:
+    """Whether ``source`` is one of the streaming synchronizers."""
+    return source in _STREAMING_SOURCES

@@ -28,6 +28,7 @@ from httpx_sse import EventSource, SSEError, aconnect_sse
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import RAW_DATA
 from aioflags._core._pacing import Pacer
+from aioflags._datasystem._context import mark_streaming
 from aioflags._datasystem._datatypes import (
     ChangeSet,
     ErrorInfo,
@@ -280,7 +281,7 @@ def _synchronizer(
         )
         return _reconnecting(ctx, stream)
 
-    return synchronizer
+    return mark_streaming(synchronizer)
 
 
 async def _fdv2_updates(
