@@ -10,10 +10,12 @@ for one compilation) and the object *becomes* a plain :class:`CompiledFlag`
 compiled flag, and the object's identity never changes.
 
 Until then the flag's ``run`` slot holds ``(source, path)``, a tuple of a
-string and an int, which the garbage collector stops tracking: a cold flag is
-one tracked object (the collector walks every tracked object at each full
-collection, and 100,000 flags load at once). Reading ``run`` on a cold flag
-compiles it like any other attribute.
+string and an int, or the change set's own :data:`~._datatypes.RawPut` tuple
+(what ingest made: no new tuple, and freeing the change set then frees
+nothing but its list), which the garbage collector stops tracking: a cold
+flag is one tracked object (the collector walks every tracked object at each
+full collection, and 100,000 flags load at once). Reading ``run`` on a cold
+flag compiles it like any other attribute.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._context import Context
+    from ._datatypes import RawPut
     from ._json import JSONObject
     from ._model import EvalState, Result
 
-__all__ = ["cold_flag", "is_cold", "warm"]
+__all__ = ["cold_flag", "cold_flag_of", "is_cold", "warm"]
 
 #: ``path`` of a source that is a parsed object, not text.
 PARSED: Final = -1
@@ -96,6 +99,16 @@ def cold_flag(
     return flag
 
 
+def cold_flag_of(item: RawPut) -> CompiledFlag:
+    """A flag that compiles itself from an ingested put (its version and deleted from its meta)."""
+    flag = object.__new__(_ColdFlag)
+    _set(flag, "key", item[1])
+    _set(flag, "version", item[5])
+    _set(flag, "deleted", item[6])
+    _RUN.__set__(flag, item)
+    return flag
+
+
 def is_cold(flag: CompiledFlag) -> bool:
     """Whether ``flag`` has not been compiled yet."""
     return type(flag) is _ColdFlag
@@ -108,7 +121,8 @@ def warm(flag: CompiledFlag) -> None:
     with _LOCK:
         if type(flag) is not _ColdFlag:
             return  # another thread compiled it while this one waited
-        source, path = _RUN.__get__(flag)
+        run = _RUN.__get__(flag)
+        source, path = run if len(run) == 2 else (run[3], run[4])
         compiled = compile_flag(flag.key, _source_object(source, path))
         for name, slot in _SLOTS:
             value = getattr(compiled, name, _UNSET)

@@ -311,7 +311,7 @@ async def test_text_parser_checks_but_ignores_what_follows_the_payload() -> None
 def test_a_raw_change_is_the_same_value_as_a_parsed_one() -> None:
     obj = flag("a")
     text = json.dumps({"event": "put-object", "data": {"object": obj}})
-    raw = Change._raw_put(ObjectKind.FLAG, "a", 1, text, RAW_EVENT, (1, False, (), ()))
+    raw = Change._raw_put(ObjectKind.FLAG, "a", 1, text, RAW_EVENT)
     parsed = Change(
         action=ChangeKind.PUT, kind=ObjectKind.FLAG, key="a", version=1, obj=obj
     )
