@@ -456,8 +456,10 @@ async def _events(
         if text[end : end + 1] != ",":
             return end, result  # "]", whitespace, or an error
         pos = end + 1
-        if text[pos : pos + 1] in _SPACE:
-            pos = _skip(text, pos)
+        if text[pos : pos + 1] in _SPACE:  # (", " is one space: no regex)
+            pos += 1
+            if text[pos : pos + 1] in _SPACE:
+                pos = _skip(text, pos)
         if pos >= size:
             return end, result  # the window ends: the caller refills
 

@@ -325,23 +325,36 @@ class Store:
         entry: CompiledFlag | CompiledSegment
         before: CompiledFlag | CompiledSegment | None
         for change in change_set._items:
-            kind, key = (
-                (_RAW_KINDS[change[0]], change[1])
-                if isinstance(change, tuple)
-                else (change.kind, change.key)
-            )
-            if kind is _FLAG:
-                entry, deps = _flag_entry(change)
-                flags[key] = entry
-                if entry.deleted:
-                    live_flags.discard(key)  # the last change of a key counts
+            if isinstance(change, tuple) and change[0] == "flag":
+                # ingest's flag put (the common case, inline): cold, and
+                # its dependency nodes already made
+                kind = _FLAG
+                key = change[1]
+                entry = flags[key] = cold_flag_of(change)
+                if change[6]:  # deleted
+                    live_flags.discard(key)
                 else:
                     live_flags.add(key)
+                    if len(change) > 7:
+                        uses["f" + key] = change[7:]
             else:
-                entry, deps = _segment_entry(change)
-                segments[key] = entry
-            if deps:
-                uses[_PREFIX[kind] + key] = deps
+                kind, key = (
+                    (_RAW_KINDS[change[0]], change[1])
+                    if isinstance(change, tuple)
+                    else (change.kind, change.key)
+                )
+                if kind is _FLAG:
+                    entry, deps = _flag_entry(change)
+                    flags[key] = entry
+                    if entry.deleted:
+                        live_flags.discard(key)  # the last change of a key counts
+                    else:
+                        live_flags.add(key)
+                else:
+                    entry, deps = _segment_entry(change)
+                    segments[key] = entry
+                if deps:
+                    uses[_PREFIX[kind] + key] = deps
             if not initial:
                 before = (old_flags if kind is _FLAG else old_segments).get(key)
                 live = not entry.deleted
