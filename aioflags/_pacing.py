@@ -10,7 +10,8 @@ expressions, a big flag compiled) never stretches a slice by more than itself.
 
 With ``hold_gc``, the cyclic garbage collector does not run *inside* a
 slice (it is disabled at the slice's start and enabled again before each
-yield, and when the work ends: :meth:`Pacer.close`). Parsing allocates some
+yield, around any other wait, :meth:`Pacer.outside`, and when the work
+ends: :meth:`Pacer.close`). Parsing allocates some
 fifty containers an event that die with it; the collections they set off
 (every 700 allocations, each young one now and then an older one) were a
 quarter of the parser's time. Nothing is collected less: the counts the
@@ -22,9 +23,12 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio.lowlevel
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
 __all__ = ["MAX_OBJECTS", "SLICE", "Pacer", "checkpoint"]
 
@@ -33,6 +37,7 @@ SLICE: Final = 0.004
 #: Objects between yields at the most.
 MAX_OBJECTS: Final = 512
 
+T = TypeVar("T")
 _now: Final = time.perf_counter
 #: Yields to the event loop (a module attribute, so tests can count the calls).
 checkpoint = anyio.lowlevel.checkpoint
@@ -79,6 +84,22 @@ class Pacer:
                 if held:
                     gc.disable()
         self.restart()
+
+    async def outside(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` (a wait for something else) with the collector enabled.
+
+        Any await may run other tasks: the collector is held within a
+        slice only, never while the loop runs anything else.
+        """
+        if not self._held:
+            return await awaitable
+        gc.enable()
+        try:
+            return await awaitable
+        finally:
+            self._held = gc.isenabled()  # (someone else may have disabled it)
+            if self._held:
+                gc.disable()
 
     def restart(self) -> None:
         """Start a new slice (without yielding: the synchronous callers)."""

@@ -296,10 +296,11 @@ class _Window:
     body.
     """
 
-    __slots__ = ("_chunks", "base", "eof", "reserve", "text")
+    __slots__ = ("_chunks", "_pacer", "base", "eof", "reserve", "text")
 
-    def __init__(self, chunks: AsyncIterator[str]) -> None:
+    def __init__(self, chunks: AsyncIterator[str], pacer: Pacer) -> None:
         self._chunks = chunks
+        self._pacer = pacer
         self.text = ""
         self.base = 0
         #: How much text the event parser wants ahead of an event before it
@@ -319,7 +320,8 @@ class _Window:
         pieces = [self.text[pos:]]
         got = 0
         while got < at_least:
-            chunk = await anext(self._chunks, None)
+            # a wait for the network: the collector runs meanwhile
+            chunk = await self._pacer.outside(anext(self._chunks, None))
             if chunk is None:
                 self.eof = True
                 break
@@ -507,7 +509,7 @@ async def _parse_stream(chunks: AsyncIterator[str], pacer: Pacer) -> ChangeSet:
     builder = ChangeSetBuilder()
     result: ChangeSet | None = None
     seen_events = False
-    w = _Window(chunks)
+    w = _Window(chunks, pacer)
     char, pos = await w.peek(0)
     if char == "\ufeff" and w.base == 0 and pos == 0:  # a byte-order mark
         char, pos = await w.peek(1)

@@ -415,6 +415,23 @@ async def test_the_collector_is_held_within_slices_only(
 
 
 @pytest.mark.asyncio
+async def test_the_collector_runs_while_the_parser_waits_for_the_network() -> None:
+    # Waiting for the next chunk runs other tasks: never with it held.
+    at_reads: list[bool] = []
+
+    async def chunks(text: str) -> AsyncIterator[str]:
+        for i in range(0, len(text), 512):
+            at_reads.append(gc.isenabled())
+            yield text[i : i + 512]
+
+    body = poll_body({f"f{i}": flag(f"f{i}") for i in range(200)})
+    change_set = await parse_fdv2_poll_stream(chunks(body))
+    assert len(change_set.changes) == 200
+    assert len(at_reads) > 20 and all(at_reads)
+    assert gc.isenabled()
+
+
+@pytest.mark.asyncio
 async def test_a_disabled_collector_stays_disabled() -> None:
     body = poll_body({f"f{i}": flag(f"f{i}") for i in range(2 * MAX_OBJECTS)})
     gc.disable()
