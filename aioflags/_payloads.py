@@ -292,8 +292,8 @@ class _Window:
 
     Positions are in :attr:`text`; :attr:`base` is how many characters of
     the body came before it (for error messages). A refill drops what was
-    parsed, so the window holds about one chunk and one event, never the
-    body.
+    parsed, so the window holds about one chunk and :attr:`reserve` (twice
+    the longest event so far), never the body.
     """
 
     __slots__ = ("_chunks", "_pacer", "base", "eof", "reserve", "text")
