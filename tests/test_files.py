@@ -23,9 +23,9 @@ from aioflags import (
     ProviderEvent,
     ProviderStatus,
 )
-from aioflags._files import FlagFileError, load_flag_files
-from aioflags._store import snapshot_from_data
-from aioflags._versions import ContentVersions
+from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
+from aioflags._datasystem._sources._versions import ContentVersions
+from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
 
 USER = Context.create("u1")

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import aioflags._json
-import aioflags._lazy
-import aioflags._model
-import aioflags._pacing
-import aioflags._payloads
+import aioflags._core._json
+import aioflags._core._pacing
+import aioflags._datasystem._payloads
+import aioflags._evaluation._lazy
+import aioflags._evaluation._model
 from aioflags import (
     Change,
     ChangeKind,
@@ -33,20 +33,20 @@ from aioflags import (
     ObjectKind,
     Selector,
 )
-from aioflags._datatypes import RAW_EVENT
-from aioflags._exceptions import ProtocolError
-from aioflags._hooks import HookRunner
-from aioflags._http import make_http_client
-from aioflags._lazy import is_cold
-from aioflags._model import CompiledFlag
-from aioflags._pacing import MAX_OBJECTS
-from aioflags._payloads import (
+from aioflags._client._hooks import HookRunner
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._http import make_http_client
+from aioflags._core._json import RAW_EVENT
+from aioflags._core._pacing import MAX_OBJECTS
+from aioflags._core._transport import LazyTLSTransport
+from aioflags._datasystem._payloads import (
     parse_fdv2_poll,
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
 )
-from aioflags._store import Layered, Store
-from aioflags._transport import LazyTLSTransport
+from aioflags._datasystem._store import Layered, Store
+from aioflags._evaluation._lazy import is_cold
+from aioflags._evaluation._model import CompiledFlag
 from aioflags.testing import FlagServer
 
 USER = Context.create("user-1")
@@ -107,13 +107,13 @@ def segment_rule(seg: str) -> dict[str, Any]:
 def checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the pacer's yields to the event loop (an instrumented checkpoint)."""
     calls: list[int] = []
-    real = aioflags._pacing.checkpoint
+    real = aioflags._core._pacing.checkpoint
 
     async def counting() -> None:
         calls.append(1)
         await real()
 
-    monkeypatch.setattr(aioflags._pacing, "checkpoint", counting)
+    monkeypatch.setattr(aioflags._core._pacing, "checkpoint", counting)
     return calls
 
 
@@ -259,14 +259,14 @@ async def test_the_parser_never_holds_the_whole_body(
 ) -> None:
     # What it keeps is what it has not parsed yet: about a chunk and an event.
     windows: list[int] = []
-    more = aioflags._payloads._Window.more
+    more = aioflags._datasystem._payloads._Window.more
 
     async def recording(self: Any, pos: int, at_least: int = 1) -> int:
         new = await more(self, pos, at_least)
         windows.append(len(self.text))
         return new
 
-    monkeypatch.setattr(aioflags._payloads._Window, "more", recording)
+    monkeypatch.setattr(aioflags._datasystem._payloads._Window, "more", recording)
     text = poll_body({f"f{i}": flag(f"f{i}") for i in range(2000)})
     change_set = await parse_fdv2_poll_stream(in_chunks(text, 4096))
     assert len(change_set.changes) == 2000
@@ -281,13 +281,13 @@ async def test_an_invalid_event_is_retried_a_logarithmic_number_of_times(
     # Text that is invalid (not just cut short) is tried again only when the
     # window has doubled, so a big body after it costs linear work, once.
     refills: list[int] = []
-    more = aioflags._payloads._Window.more
+    more = aioflags._datasystem._payloads._Window.more
 
     async def counting(self: Any, pos: int, at_least: int = 1) -> int:
         refills.append(at_least)
         return await more(self, pos, at_least)
 
-    monkeypatch.setattr(aioflags._payloads._Window, "more", counting)
+    monkeypatch.setattr(aioflags._datasystem._payloads._Window, "more", counting)
     text = '{"events": [{"event": "x", "data": tru}, ' + " " * 400_000 + "]}"
     with pytest.raises(ProtocolError, match="invalid JSON"):
         await parse_fdv2_poll_stream(in_chunks(text, 16))
@@ -371,7 +371,7 @@ async def test_ingested_puts_are_not_tracked_by_the_garbage_collector() -> None:
     store.apply_now(change_set)
     cold = store.snapshot._flags["f3"]
     assert is_cold(cold)
-    assert aioflags._lazy._RUN.__get__(cold) is items[3]
+    assert aioflags._evaluation._lazy._RUN.__get__(cold) is items[3]
     assert store.apply_now(
         await parse_fdv2_poll_text(poll_body({**flags, "f0": flag("f0", 2)}))
     ) >= {"f0", "f1", "f3"}  # f1 and f3 reach f0: the nodes came through
@@ -385,21 +385,21 @@ async def test_the_collector_is_held_within_slices_only(
     # Disabled while a slice parses, enabled at every yield to the loop and
     # once the work is over, however it ends.
     at_yields: list[bool] = []
-    real = aioflags._pacing.checkpoint
+    real = aioflags._core._pacing.checkpoint
 
     async def recording() -> None:
         at_yields.append(gc.isenabled())
         await real()
 
-    monkeypatch.setattr(aioflags._pacing, "checkpoint", recording)
+    monkeypatch.setattr(aioflags._core._pacing, "checkpoint", recording)
     seen: list[bool] = []
-    object_meta = aioflags._payloads.object_meta
+    object_meta = aioflags._datasystem._payloads.object_meta
 
     def spying(obj: Any, raw: str | None = None) -> Any:
         seen.append(gc.isenabled())
         return object_meta(obj, raw)
 
-    monkeypatch.setattr(aioflags._payloads, "object_meta", spying)
+    monkeypatch.setattr(aioflags._datasystem._payloads, "object_meta", spying)
     body = poll_body({f"f{i}": flag(f"f{i}") for i in range(3 * MAX_OBJECTS)})
     if broken:
         body = body[: len(body) // 2]
@@ -449,7 +449,7 @@ async def test_the_window_is_refilled_before_an_event_that_may_be_cut(
     # json's error for an event cut by the window's end counts the lines of
     # the whole window: the parser refills first, so that error is rare.
     failures: list[int] = []
-    decoder = aioflags._json._DECODER
+    decoder = aioflags._core._json._DECODER
 
     class Counting:
         def raw_decode(self, text: str, pos: int) -> tuple[Any, int]:
@@ -459,7 +459,7 @@ async def test_the_window_is_refilled_before_an_event_that_may_be_cut(
                 failures.append(pos)
                 raise
 
-    monkeypatch.setattr(aioflags._payloads, "_DECODER", Counting())
+    monkeypatch.setattr(aioflags._datasystem._payloads, "_DECODER", Counting())
     text = poll_body({f"f{i}": flag(f"f{i}") for i in range(2000)})
     change_set = await parse_fdv2_poll_stream(in_chunks(text, 4096))
     assert len(change_set.changes) == 2000
@@ -494,7 +494,7 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
     calls: list[str] = []
     inside = threading.Event()
     release = threading.Event()
-    real = aioflags._model.compile_flag
+    real = aioflags._evaluation._model.compile_flag
 
     def slow_compile(key: str, raw: Any) -> CompiledFlag:
         calls.append(key)
@@ -522,8 +522,8 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
             self._lock.release()
 
     lock = CountingLock()
-    monkeypatch.setattr(aioflags._lazy, "_LOCK", lock)
-    monkeypatch.setattr(aioflags._lazy, "compile_flag", slow_compile)
+    monkeypatch.setattr(aioflags._evaluation._lazy, "_LOCK", lock)
+    monkeypatch.setattr(aioflags._evaluation._lazy, "compile_flag", slow_compile)
     snapshot = store.snapshot
     started = threading.Barrier(threads_n + 1)
     results: list[object] = []

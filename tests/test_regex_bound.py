@@ -1,4 +1,4 @@
-"""``matches`` in bounded time, with Python ``re``'s answers (aioflags/_regex.py)."""
+"""``matches`` in bounded time, with Python ``re``'s answers (aioflags/_evaluation/_regex.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aioflags import Context
-from aioflags._codegen import MAX_CLAUSES
-from aioflags._regex import (
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._codegen import MAX_CLAUSES
+from aioflags._evaluation._regex import (
     CAP_BUDGET,
     FAST_BUDGET,
     Matcher,
@@ -32,7 +33,6 @@ from aioflags._regex import (
     re2_available,
     translate,
 )
-from aioflags._store import snapshot_from_data
 from tests.reference import Case, compare
 
 HOSTILE = "a" * 10_000 + "!"
@@ -218,7 +218,7 @@ def test_hostile_evaluations_finish_in_a_subprocess() -> None:
     script = textwrap.dedent(
         """
         from aioflags import Context
-        from aioflags._store import snapshot_from_data
+        from aioflags._datasystem._store import snapshot_from_data
         from tests.test_regex_bound import CATASTROPHIC, HOSTILE, flag
         for interpreted in (False, True):
             for pattern in CATASTROPHIC:
