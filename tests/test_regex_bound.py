@@ -462,7 +462,7 @@ def _patterns() -> st.SearchStrategy[str]:
     ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     _patterns(),
     st.lists(st.text("abéK\n\u0130\u01311 _", max_size=8), min_size=1, max_size=4),
@@ -478,7 +478,7 @@ def test_random_patterns_agree_with_python(pattern: str, values: list[str]) -> N
         assert answer is None or answer is expected, (pattern, value)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(_patterns())
 def test_the_work_estimate_grows_with_the_value(pattern: str) -> None:
     works = [backtracking_work(pattern, n) for n in (0, 1, 2, 5, 20, 100)]
