@@ -8,12 +8,14 @@ the supervisor applies the payload first, then switches to FDv1 for good.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 from aioflags._core._frozen import Frozen, refuse, set_field
 from aioflags._core._json import RAW_OBJECT, raw_object
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aioflags._core._json import JSONObject
 
 __all__ = [
@@ -81,9 +83,12 @@ class ChangeKind(enum.Enum):
 
 
 #: What ingest learned about a put's object: its own ``version`` (0 if none),
-#: whether it is ``deleted``, and the keys it uses: (prerequisite flag keys,
-#: segment keys).
-ObjectMeta: TypeAlias = "tuple[int, bool, tuple[str, ...], tuple[str, ...]]"
+#: whether it is ``deleted``, then the flags and segments it uses, each as
+#: ``"f" + key`` or ``"s" + key`` (the store's dependency nodes). Flat, all
+#: strings, ints and a bool: the garbage collector stops tracking such a
+#: tuple at its first collection (a tuple nested in it would take a
+#: collection more).
+ObjectMeta: TypeAlias = tuple[Any, ...]
 
 
 @final
@@ -96,7 +101,7 @@ class Change:
     first evaluation.
     """
 
-    __slots__ = ("_meta", "_obj", "_path", "_raw", "action", "key", "kind", "version")
+    __slots__ = ("_obj", "_path", "_raw", "action", "key", "kind", "version")
     __match_args__ = ()
 
     action: ChangeKind
@@ -106,7 +111,6 @@ class Change:
     _obj: JSONObject | None
     _raw: str | None
     _path: int
-    _meta: ObjectMeta | None
 
     def __init__(
         self,
@@ -124,7 +128,6 @@ class Change:
         set_field(self, "_obj", obj)
         set_field(self, "_raw", None)
         set_field(self, "_path", RAW_OBJECT)
-        set_field(self, "_meta", None)
 
     @classmethod
     def _raw_put(
@@ -134,7 +137,6 @@ class Change:
         version: int,
         raw: str,
         path: int,
-        meta: ObjectMeta,
     ) -> Change:
         """A put whose object stays JSON text until ``obj`` is read (ingest's path)."""
         change = object.__new__(cls)
@@ -145,7 +147,6 @@ class Change:
         set_field(change, "_obj", None)
         set_field(change, "_raw", raw)
         set_field(change, "_path", path)
-        set_field(change, "_meta", meta)
         return change
 
     @property
@@ -191,6 +192,17 @@ def _change(
     return Change(action=action, kind=kind, key=key, version=version, obj=obj)
 
 
+#: A put as ingest keeps it, before anything asks for a :class:`Change`:
+#: ``(kind, key, version, raw, path, *meta)`` (see :meth:`Change._raw_put`
+#: and :data:`ObjectMeta`), ``kind`` being an :class:`ObjectKind`'s value
+#: ("flag", "segment"). Flat, and only strings, ints and bools, so the
+#: garbage collector stops tracking it at its first collection (an enum
+#: member or a tuple inside would keep it tracked longer), where a
+#: :class:`Change` stays a tracked object: at 100,000 flags, 100,000 objects
+#: fewer for each full collection during the ingest to walk.
+RawPut: TypeAlias = tuple[Any, ...]
+
+
 @final
 class ChangeSet(Frozen):
     """A complete payload: the intent, its changes, and the selector it reaches.
@@ -201,14 +213,20 @@ class ChangeSet(Frozen):
 
     __slots__ = (  # noqa: RUF023 - fields in order
         "intent",
-        "changes",
+        "_changes",
         "selector",
         "compare_versions",
+        "_items",
     )
     intent: IntentCode
-    changes: tuple[Change, ...]
     selector: Selector
     compare_versions: bool
+    _changes: tuple[Change, ...] | None
+    if TYPE_CHECKING:  # (not for get_type_hints: the class is re-exported)
+        #: The changes as the store reads them: :class:`Change` objects, or
+        #: :data:`RawPut` tuples (ingest's puts) that become ``Change``
+        #: objects only if :attr:`changes` is read.
+        _items: Sequence[Change | RawPut]
 
     def __init__(
         self,
@@ -219,14 +237,65 @@ class ChangeSet(Frozen):
         compare_versions: bool = False,
     ) -> None:
         set_field(self, "intent", intent)
-        set_field(self, "changes", changes)
+        set_field(self, "_changes", changes)
         set_field(self, "selector", selector)
         set_field(self, "compare_versions", compare_versions)
+        set_field(self, "_items", changes)
+
+    @classmethod
+    def _raw(
+        cls, intent: IntentCode, items: list[Change | RawPut], selector: Selector
+    ) -> ChangeSet:
+        """A change set of ingest's items (puts as :data:`RawPut` tuples)."""
+        change_set = object.__new__(cls)
+        set_field(change_set, "intent", intent)
+        set_field(change_set, "_changes", None)
+        set_field(change_set, "selector", selector)
+        set_field(change_set, "compare_versions", False)
+        set_field(change_set, "_items", items)
+        return change_set
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """The changes, in order (built on first read for ingest's change sets)."""
+        changes = self._changes
+        if changes is None:
+            changes = tuple(
+                Change._raw_put(ObjectKind(item[0]), *item[1:5])
+                if isinstance(item, tuple)
+                else item
+                for item in self._items
+            )
+            set_field(self, "_changes", changes)
+        return changes
+
+    def _names(self) -> tuple[str, ...]:
+        return _CHANGE_SET_FIELDS
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_change_set, self._astuple())
 
     @classmethod
     def no_changes(cls) -> ChangeSet:
         """The change set for "nothing changed" (intent ``none``, a 304)."""
         return cls(intent=IntentCode.TRANSFER_NONE)
+
+
+_CHANGE_SET_FIELDS: Final = ("intent", "changes", "selector", "compare_versions")
+
+
+def _change_set(
+    intent: IntentCode,
+    changes: tuple[Change, ...],
+    selector: Selector,
+    compare_versions: bool,
+) -> ChangeSet:
+    return ChangeSet(
+        intent=intent,
+        changes=changes,
+        selector=selector,
+        compare_versions=compare_versions,
+    )
 
 
 class SourceState(enum.Enum):

@@ -23,6 +23,7 @@ from ._datatypes import (
     IntentCode,
     ObjectKind,
     ObjectMeta,
+    RawPut,
     Selector,
 )
 
@@ -55,14 +56,8 @@ def _field(data: JSONObject, name: str, typ: type, event: str) -> JSONValue:
     return value
 
 
-def _strings(values: object) -> tuple[str, ...]:
-    if not isinstance(values, list):
-        return ()
-    return tuple(v for v in values if isinstance(v, str))
-
-
 def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
-    """What the store needs of an object before compiling it.
+    """What the store needs of an object before compiling it (:data:`ObjectMeta`).
 
     Its own ``version`` (0 if it has none), whether it is ``deleted``, and
     the keys it reaches: prerequisite flags and ``segmentMatch`` segments
@@ -74,27 +69,36 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
     if type(version) is not int:
         version = 0
     if obj.get("deleted") is True:
-        return (version, True, (), ())
-    prerequisites: tuple[str, ...] = ()
+        return (version, True)
     items = obj.get("prerequisites")
+    if (raw is None or "segmentMatch" in raw) and obj.get("rules"):
+        nodes = dict.fromkeys(_segment_nodes(obj["rules"]))
+    elif not items:
+        return (version, False)
+    else:
+        nodes = {}
     if items and isinstance(items, list):
-        prerequisites = tuple(
-            p["key"]
-            for p in items
-            if isinstance(p, dict) and isinstance(p.get("key"), str)
-        )
-    if raw is not None and "segmentMatch" not in raw:
-        return (version, False, prerequisites, ())
+        for p in items:
+            if isinstance(p, dict):
+                key = p.get("key")
+                if type(key) is str:
+                    nodes["f" + key] = None
+    return (version, False, *nodes)
+
+
+def _segment_nodes(rules: JSONValue) -> list[str]:
+    """``"s" + key`` for each segment a ``segmentMatch`` clause names."""
     found: list[str] = []
-    rules = obj.get("rules")
-    if rules and isinstance(rules, list):
+    if isinstance(rules, list):
         for rule in rules:
             clauses = rule.get("clauses") if isinstance(rule, dict) else None
             if isinstance(clauses, list):
                 for c in clauses:
                     if isinstance(c, dict) and c.get("op") == "segmentMatch":
-                        found.extend(_strings(c.get("values")))
-    return (version, False, prerequisites, tuple(dict.fromkeys(found)))
+                        values = c.get("values")
+                        if isinstance(values, list):
+                            found += ["s" + v for v in values if type(v) is str]
+    return found
 
 
 def _object(data: JSONValue, event: str) -> JSONObject:
@@ -115,7 +119,9 @@ class ChangeSetBuilder:
 
     def __init__(self) -> None:
         self._intent: IntentCode | None = None
-        self._changes: list[Change] = []
+        #: Deletes as :class:`Change` objects, puts with their text as
+        #: :data:`RawPut` tuples (untracked by the garbage collector).
+        self._changes: list[Change | RawPut] = []
 
     @property
     def intent(self) -> IntentCode | None:
@@ -183,23 +189,19 @@ class ChangeSetBuilder:
             logger.debug("Ignoring put-object of unknown kind %r", kind)
             return
         if raw is not None:
-            change = Change._raw_put(
-                _KINDS[kind],
-                key,
-                version,
-                raw,
-                path,
-                object_meta(obj, raw),
+            self._changes.append(
+                (kind, key, version, raw, path, *object_meta(obj, raw))
             )
         else:
-            change = Change(
-                action=ChangeKind.PUT,
-                kind=_KINDS[kind],
-                key=key,
-                version=version,
-                obj=obj,
+            self._changes.append(
+                Change(
+                    action=ChangeKind.PUT,
+                    kind=_KINDS[kind],
+                    key=key,
+                    version=version,
+                    obj=obj,
+                )
             )
-        self._changes.append(change)
 
     def delete_object(self, data: JSONValue) -> None:
         """Queue a ``delete-object`` (unknown kinds are ignored)."""
@@ -232,10 +234,8 @@ class ChangeSetBuilder:
         version = _field(body, "version", int, "payload-transferred")
         if self._intent is None:
             raise ProtocolError("changeset: cannot complete without a server-intent")
-        change_set = ChangeSet(
-            intent=self._intent,
-            changes=tuple(self._changes),
-            selector=Selector(state=state, version=version),
+        change_set = ChangeSet._raw(
+            self._intent, self._changes, Selector(state=state, version=version)
         )
         self._changes = []
         self._intent = IntentCode.TRANSFER_CHANGES
@@ -291,16 +291,20 @@ class _Window:
 
     Positions are in :attr:`text`; :attr:`base` is how many characters of
     the body came before it (for error messages). A refill drops what was
-    parsed, so the window holds about one chunk and one event, never the
-    body.
+    parsed, so the window holds about one chunk and :attr:`reserve` (twice
+    the longest event so far), never the body.
     """
 
-    __slots__ = ("_chunks", "base", "eof", "text")
+    __slots__ = ("_chunks", "_pacer", "base", "eof", "reserve", "text")
 
-    def __init__(self, chunks: AsyncIterator[str]) -> None:
+    def __init__(self, chunks: AsyncIterator[str], pacer: Pacer) -> None:
         self._chunks = chunks
+        self._pacer = pacer
         self.text = ""
         self.base = 0
+        #: How much text the event parser wants ahead of an event before it
+        #: tries to parse it: twice the longest event so far.
+        self.reserve = 1024
         #: Whether the body has ended (the window then holds all that is left).
         self.eof = False
 
@@ -315,7 +319,8 @@ class _Window:
         pieces = [self.text[pos:]]
         got = 0
         while got < at_least:
-            chunk = await anext(self._chunks, None)
+            # a wait for the network: the collector runs meanwhile
+            chunk = await self._pacer.outside(anext(self._chunks, None))
             if chunk is None:
                 self.eof = True
                 break
@@ -394,13 +399,22 @@ async def _events(
     The fast path: every event the window holds whole, separated by commas,
     without a call per character; returns at the first thing it does not
     handle (the list's end, a refill, an error), which the caller sorts out.
+    The window is refilled *before* an event that may not be whole in it (a
+    failed attempt at a cut event costs ``json``'s error, which counts the
+    lines of the whole window), and a ``put-object`` of a known kind is
+    queued here, in one step.
     """
     decode = _DECODER.raw_decode
-    put = builder.put_object
     due = pacer.due
+    kinds = _KINDS
+    changes = builder._changes
     while True:
         text = w.text
         size = len(text)
+        if size - pos < w.reserve and not w.eof:
+            pos = await w.more(pos, w.reserve - (size - pos))
+            text = w.text
+            size = len(text)
         try:
             item, end = decode(text, pos)
         except RecursionError:
@@ -411,19 +425,42 @@ async def _events(
             item, pos, end = await w.value(pos)
             text = w.text
             size = len(text)
+        if end - pos > w.reserve >> 1:
+            w.reserve = 2 * (end - pos)
         if result is None:
-            if type(item) is dict and item.get("event") == "put-object":
-                put(item.get("data"), text[pos:end], RAW_EVENT)
+            data = item.get("data") if type(item) is dict else None
+            if type(data) is dict and item.get("event") == "put-object":
+                kind = data.get("kind")
+                key = data.get("key")
+                version = data.get("version")
+                obj = data.get("object")
+                raw = text[pos:end]
+                if (
+                    type(kind) is str
+                    and type(key) is str
+                    and type(version) is int
+                    and type(obj) is dict
+                    and kind in kinds
+                ):
+                    changes.append(
+                        (kind, key, version, raw, RAW_EVENT, *object_meta(obj, raw))
+                    )
+                else:  # the checks again, one at a time, and the failure named
+                    builder.put_object(data, raw, RAW_EVENT)
             else:
-                raw = text[pos:end] if type(item) is dict else None
-                result = _poll_event(builder, item, raw)
+                result = _poll_event(
+                    builder, item, text[pos:end] if type(item) is dict else None
+                )
+                changes = builder._changes  # a server-intent starts a new list
         if due():
             await pacer.pause()
         if text[end : end + 1] != ",":
             return end, result  # "]", whitespace, or an error
         pos = end + 1
-        if text[pos : pos + 1] in _SPACE:
-            pos = _skip(text, pos)
+        if text[pos : pos + 1] in _SPACE:  # (", " is one space: no regex)
+            pos += 1
+            if text[pos : pos + 1] in _SPACE:
+                pos = _skip(text, pos)
         if pos >= size:
             return end, result  # the window ends: the caller refills
 
@@ -460,11 +497,18 @@ async def parse_fdv2_poll_stream(
         ProtocolError: invalid JSON, or a payload that is not a usable FDv2
             poll body.
     """
-    pacer = Pacer(freeze_gc=freeze_gc)
+    pacer = Pacer(freeze_gc=freeze_gc, hold_gc=True)
+    try:
+        return await _parse_stream(chunks, pacer)
+    finally:
+        pacer.close()
+
+
+async def _parse_stream(chunks: AsyncIterator[str], pacer: Pacer) -> ChangeSet:
     builder = ChangeSetBuilder()
     result: ChangeSet | None = None
     seen_events = False
-    w = _Window(chunks)
+    w = _Window(chunks, pacer)
     char, pos = await w.peek(0)
     if char == "\ufeff" and w.base == 0 and pos == 0:  # a byte-order mark
         char, pos = await w.peek(1)

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
 import anyio
 
+from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
-from aioflags._evaluation._lazy import PARSED, cold_flag, is_cold, warm
+from aioflags._evaluation._lazy import PARSED, cold_flag, cold_flag_of, is_cold, warm
 from aioflags._evaluation._model import (
     CompiledFlag,
     CompiledSegment,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from aioflags._analytics._processor import EventProcessor
     from aioflags._client._hooks import HookRunner
 
-    from ._datatypes import Change
+    from ._datatypes import Change, RawPut
     from ._stores._bigsegments import BigSegments
     from ._stores._gate import EvaluationGate
 
@@ -71,6 +72,7 @@ __all__ = ["Layered", "Store"]
 _Node: TypeAlias = str
 _PREFIX: Final = {ObjectKind.FLAG: "f", ObjectKind.SEGMENT: "s"}
 _FLAG: Final = ObjectKind.FLAG
+_RAW_KINDS: Final = {k.value: k for k in ObjectKind}  # a RawPut's kind
 _MISSING: Final = object()
 V = TypeVar("V")
 
@@ -126,34 +128,33 @@ def _parts(mapping: Mapping[str, V]) -> tuple[Mapping[str, V], dict[str, V]]:
     return mapping, {}
 
 
-def _flag_entry(change: Change) -> tuple[CompiledFlag, tuple[_Node, ...]]:
+def _flag_entry(change: Change | RawPut) -> tuple[CompiledFlag, tuple[_Node, ...]]:
     """A flag change as the snapshot holds it (cold) and the nodes it uses."""
-    if change.action is ChangeKind.DELETE:
-        return flag_tombstone(change.key, change.version), ()
-    meta = change._meta
-    if meta is not None and change._raw is not None:
-        source: object = change._raw
-        path = change._path
+    if isinstance(change, tuple):  # ingest's put: its text and what it uses
+        flag = cold_flag_of(change)
+        deps = change[7:]
     else:
+        key = change.key
+        if change.action is ChangeKind.DELETE:
+            return flag_tombstone(key, change.version), ()
         obj = change.obj
         if not isinstance(obj, dict):
-            return compile_flag(change.key, obj), ()  # malformed: say so now
+            return compile_flag(key, obj), ()  # malformed: say so now
         meta = object_meta(obj)
-        source, path = obj, PARSED
-    version, deleted, prerequisites, segments = meta
-    flag = cold_flag(change.key, version, deleted, source, path)  # type: ignore[arg-type]
-    if deleted or not (prerequisites or segments):
-        return flag, ()
-    return flag, (
-        *("f" + k for k in prerequisites),
-        *("s" + k for k in segments),
-    )
+        flag = cold_flag(key, meta[0], meta[1], obj, PARSED)
+        deps = meta[2:]
+    return flag, (() if flag.deleted else deps)
 
 
-def _segment_entry(change: Change) -> tuple[CompiledSegment, tuple[_Node, ...]]:
-    if change.action is ChangeKind.DELETE:
+def _segment_entry(
+    change: Change | RawPut,
+) -> tuple[CompiledSegment, tuple[_Node, ...]]:
+    if isinstance(change, tuple):
+        segment = compile_segment(change[1], raw_object(change[3], change[4]))
+    elif change.action is ChangeKind.DELETE:
         return segment_tombstone(change.key, change.version), ()
-    segment = compile_segment(change.key, change.obj)
+    else:
+        segment = compile_segment(change.key, change.obj)
     if segment.deleted or not segment.segment_keys:
         return segment, ()
     return segment, tuple("s" + k for k in segment.segment_keys)
@@ -271,7 +272,7 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        pacer = Pacer(freeze_gc=self.freeze_gc)
+        pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
         steps = self._steps(change_set, pacer)
         try:
             while True:
@@ -279,6 +280,8 @@ class Store:
                 await pacer.pause()
         except StopIteration as done:
             changed: frozenset[str] = done.value
+        finally:
+            pacer.close()
         if self._wake is not None:
             self._wake.set()
         return changed
@@ -323,21 +326,37 @@ class Store:
         # 100,000 keys from a list at the end was a 10-20 ms step
         entry: CompiledFlag | CompiledSegment
         before: CompiledFlag | CompiledSegment | None
-        for change in change_set.changes:
-            key = change.key
-            kind = change.kind
-            if kind is _FLAG:
-                entry, deps = _flag_entry(change)
-                flags[key] = entry
-                if entry.deleted:
-                    live_flags.discard(key)  # the last change of a key counts
+        for change in change_set._items:
+            if isinstance(change, tuple) and change[0] == "flag":
+                # ingest's flag put (the common case, inline): cold, and
+                # its dependency nodes already made
+                kind = _FLAG
+                key = change[1]
+                entry = flags[key] = cold_flag_of(change)
+                if change[6]:  # deleted
+                    live_flags.discard(key)
                 else:
                     live_flags.add(key)
+                    if len(change) > 7:
+                        uses["f" + key] = change[7:]
             else:
-                entry, deps = _segment_entry(change)
-                segments[key] = entry
-            if deps:
-                uses[_PREFIX[kind] + key] = deps
+                kind, key = (
+                    (_RAW_KINDS[change[0]], change[1])
+                    if isinstance(change, tuple)
+                    else (change.kind, change.key)
+                )
+                if kind is _FLAG:
+                    entry, deps = _flag_entry(change)
+                    flags[key] = entry
+                    if entry.deleted:
+                        live_flags.discard(key)  # the last change of a key counts
+                    else:
+                        live_flags.add(key)
+                else:
+                    entry, deps = _segment_entry(change)
+                    segments[key] = entry
+                if deps:
+                    uses[_PREFIX[kind] + key] = deps
             if not initial:
                 before = (old_flags if kind is _FLAG else old_segments).get(key)
                 live = not entry.deleted
@@ -382,9 +401,13 @@ class Store:
         count = self.flag_count
         entry: CompiledFlag | CompiledSegment
         prev: CompiledFlag | CompiledSegment | None
-        for change in change_set.changes:
-            key = change.key
-            if change.kind is _FLAG:
+        for change in change_set._items:
+            kind, key = (
+                (_RAW_KINDS[change[0]], change[1])
+                if isinstance(change, tuple)
+                else (change.kind, change.key)
+            )
+            if kind is _FLAG:
                 entry, deps = _flag_entry(change)
                 prev = flags.get(key)
                 if compare and prev is not None and prev.version >= entry.version:
@@ -397,7 +420,7 @@ class Store:
                 if compare and prev is not None and prev.version >= entry.version:
                     continue
                 segment_overlay[key] = entry
-            node = _PREFIX[change.kind] + key
+            node = _PREFIX[kind] + key
             changed.add(node)
             self._set_uses(dependents, node, deps)
             if pacer.due():
