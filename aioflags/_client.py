@@ -906,10 +906,12 @@ class Client:
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     flag = matcher.flags[key]
-                    try:
-                        result = flag.constant or (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
-                    except Exception:  # noqa: BLE001
-                        result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
+                    result = flag.constant  # "is None" below: no truth test
+                    if result is None:
+                        try:
+                            result = (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
+                        except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
+                            result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
                     return default if result.variation_index is None else result.value
             except (KeyError, AttributeError):  # a missing flag, not a Context
                 pass
@@ -925,10 +927,12 @@ class Client:
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     flag = matcher.flags[key]
-                    try:
-                        result = flag.constant or (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
-                    except Exception:  # noqa: BLE001
-                        result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
+                    result = flag.constant  # "is None" below: no truth test
+                    if result is None:
+                        try:
+                            result = (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
+                        except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
+                            result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
                     cache = result.cache  # the detail is kept once built
                     detail = None if cache is None else cache.detail
                     return detail_of(result, default) if detail is None else detail
