@@ -915,7 +915,12 @@ class Client:
                     return default if result.variation_index is None else result.value
             except (KeyError, AttributeError):  # a missing flag, not a Context
                 pass
-        return await self._evaluate("variation", key, context, default)
+        # As _evaluate() does it, without a second coroutine (~1,100
+        # instructions, on every hooked or recorded evaluation).
+        gate = store.gate
+        if gate is not None:
+            return await gate.evaluate("variation", key, context, default)
+        return store.snapshot.variation(key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
@@ -938,7 +943,10 @@ class Client:
                     return detail_of(result, default) if detail is None else detail
             except (KeyError, AttributeError):
                 pass
-        return await self._evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
+        gate = store.gate  # as in variation()
+        if gate is not None:
+            return await gate.evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return store.snapshot.variation_detail(key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
