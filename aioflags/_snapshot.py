@@ -465,7 +465,7 @@ class FlagSnapshot:
             # flag to evaluate has code (the plan holds the constant ones).
             for key, flag, required in dynamic:
                 try:
-                    result = (run := flag.run)(context, batch)  # noqa: F841
+                    result = (run := flag.run)(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, flag, context)
                 else:
