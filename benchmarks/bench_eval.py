@@ -360,17 +360,19 @@ def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         dumps = sorted(p.name for p in Path(tmp).iterdir())
-        # the marked dump is part 1 of the main thread (01); the rest is the
-        # dump at exit, and other threads'
-        marked = [name for name in dumps if re.fullmatch(r"callgrind\.out\.1-01", name)]
-        if not marked or any(
-            re.fullmatch(r"callgrind\.out\.[2-9]\d*-01", n) for n in dumps
-        ):
+        # The marked dump is part 1 of the main thread (01); the rest is the
+        # dump at exit (no part number), and other threads' (02...).
+        parts = [
+            m.group(1)
+            for name in dumps
+            if (m := re.fullmatch(r"callgrind\.out\.(\d+)-01", name))
+        ]
+        if parts != ["1"]:
             raise RuntimeError(
                 f"expected one dump at {CALLGRIND_MARKS[1]} (is the Python "
                 f"binary stripped of its symbols?): {dumps}"
             )
-        text = (Path(tmp) / marked[0]).read_text()
+        text = (Path(tmp) / "callgrind.out.1-01").read_text()
         # summary: the part's cost, the total callgrind_annotate shows
         match = re.search(r"^summary:\s*(\d+)", text, re.M)
         assert match, "no summary in the callgrind output"
