@@ -11,7 +11,7 @@ whole, get the same inline forms from :func:`build_predicate`.
 The generated source holds nothing from the flag data: every key, attribute
 name, clause value and result is an *operand*, passed to the generated
 function as an argument default, and the source names it ``_0``, ``_1``,
-... So two flags of the same shape (the same targets kinds count, the same
+... (or as an item of the default ``_c``: see :class:`_Writer`). So two flags of the same shape (the same targets kinds count, the same
 operators in the same places) have the same source: it is compiled once and
 its code is reused, and flag data can never become code.
 """
