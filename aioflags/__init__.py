@@ -8,56 +8,55 @@ microseconds, and reports its status with OpenFeature semantics.
 from __future__ import annotations
 
 import logging as _logging
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+import typing as _typing
 
-from ._client import Client as Client
-from ._config import Config as Config
-from ._context import Context as Context
-from ._datasystem import DataSystem as DataSystem
-from ._datasystem import SourceContext as SourceContext
-from ._datatypes import Basis as Basis
-from ._datatypes import Change as Change
-from ._datatypes import ChangeKind as ChangeKind
-from ._datatypes import ChangeSet as ChangeSet
-from ._datatypes import DataSourceStatus as DataSourceStatus
-from ._datatypes import ErrorInfo as ErrorInfo
-from ._datatypes import ErrorKind as ErrorKind
-from ._datatypes import IntentCode as IntentCode
-from ._datatypes import ObjectKind as ObjectKind
-from ._datatypes import Selector as Selector
-from ._datatypes import SourceState as SourceState
-from ._datatypes import Update as Update
-from ._events import EventDetails as EventDetails
-from ._events import ProviderEvent as ProviderEvent
-from ._events import ProviderStatus as ProviderStatus
-from ._exceptions import AioflagsError as AioflagsError
-from ._exceptions import ClientClosedError as ClientClosedError
-from ._exceptions import ConfigurationError as ConfigurationError
-from ._exceptions import ProtocolError as ProtocolError
-from ._exceptions import SourceError as SourceError
-from ._hooks import EvaluationSeriesContext as EvaluationSeriesContext
-from ._hooks import Hook as Hook
-from ._hooks import HookMetadata as HookMetadata
-from ._hooks import TrackSeriesContext as TrackSeriesContext
-from ._listeners import FlagValueChange as FlagValueChange
-from ._results import EvaluationDetail as EvaluationDetail
-from ._results import FlagsState as FlagsState
-from ._results import Reason as Reason
-from ._snapshot import FlagSnapshot as FlagSnapshot
-from ._stores._bigsegments import BigSegmentsConfig as BigSegmentsConfig
+from ._client._client import Client as Client
+from ._client._config import Config as Config
+from ._client._events import EventDetails as EventDetails
+from ._client._events import ProviderEvent as ProviderEvent
+from ._client._events import ProviderStatus as ProviderStatus
+from ._client._hooks import EvaluationSeriesContext as EvaluationSeriesContext
+from ._client._hooks import Hook as Hook
+from ._client._hooks import HookMetadata as HookMetadata
+from ._client._hooks import TrackSeriesContext as TrackSeriesContext
+from ._client._listeners import FlagValueChange as FlagValueChange
+from ._core._exceptions import AioflagsError as AioflagsError
+from ._core._exceptions import ClientClosedError as ClientClosedError
+from ._core._exceptions import ConfigurationError as ConfigurationError
+from ._datasystem._config import DataSystem as DataSystem
+from ._datasystem._datatypes import DataSourceStatus as DataSourceStatus
+from ._datasystem._datatypes import ErrorInfo as ErrorInfo
+from ._datasystem._datatypes import ErrorKind as ErrorKind
+from ._datasystem._datatypes import SourceState as SourceState
+from ._datasystem._stores._bigsegments import BigSegmentsConfig as BigSegmentsConfig
+from ._evaluation._context import Context as Context
+from ._evaluation._results import EvaluationDetail as EvaluationDetail
+from ._evaluation._results import FlagsState as FlagsState
+from ._evaluation._results import Reason as Reason
+from ._evaluation._snapshot import FlagSnapshot as FlagSnapshot
 from ._version import __version__ as __version__
 
-if _TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores
 
+    # Source-authoring names: documented in aioflags.sources, still importable
+    # from here (they were exported here until 2026-11-23).
+    from ._core._exceptions import ProtocolError as ProtocolError
+    from ._core._exceptions import SourceError as SourceError
+    from ._datasystem._context import SourceContext as SourceContext
+    from ._datasystem._datatypes import Basis as Basis
+    from ._datasystem._datatypes import Change as Change
+    from ._datasystem._datatypes import ChangeKind as ChangeKind
+    from ._datasystem._datatypes import ChangeSet as ChangeSet
+    from ._datasystem._datatypes import IntentCode as IntentCode
+    from ._datasystem._datatypes import ObjectKind as ObjectKind
+    from ._datasystem._datatypes import Selector as Selector
+    from ._datasystem._datatypes import Update as Update
+
 __all__ = [
     "AioflagsError",
-    "Basis",
     "BigSegmentsConfig",
-    "Change",
-    "ChangeKind",
-    "ChangeSet",
     "Client",
     "ClientClosedError",
     "Config",
@@ -75,18 +74,11 @@ __all__ = [
     "FlagsState",
     "Hook",
     "HookMetadata",
-    "IntentCode",
-    "ObjectKind",
-    "ProtocolError",
     "ProviderEvent",
     "ProviderStatus",
     "Reason",
-    "Selector",
-    "SourceContext",
-    "SourceError",
     "SourceState",
     "TrackSeriesContext",
-    "Update",
     "__version__",
 ]
 
@@ -100,20 +92,57 @@ for _name in __all__:
         _obj.__module__ = "aioflags"
 del _name, _obj
 
+
+def _source_names() -> dict[str, object]:
+    """The names a source author needs: ``aioflags.sources`` documents them."""
+    from ._core import _exceptions
+    from ._datasystem import _context, _datatypes
+
+    names: dict[str, object] = {
+        name: getattr(_datatypes, name)
+        for name in (
+            "Basis",
+            "Change",
+            "ChangeKind",
+            "ChangeSet",
+            "IntentCode",
+            "ObjectKind",
+            "Selector",
+            "Update",
+        )
+    }
+    names["SourceContext"] = _context.SourceContext
+    names["ProtocolError"] = _exceptions.ProtocolError
+    names["SourceError"] = _exceptions.SourceError
+    return names
+
+
+#: Source-authoring names, importable from here as before (``from aioflags
+#: import Basis``) but documented, and listed in ``__all__``, in
+#: ``aioflags.sources`` (which names itself their module when it is
+#: imported): ``aioflags.__all__`` is the application's API.
+_SOURCE_NAMES: dict[str, object] = _source_names()
+
 #: Submodules loaded on first use: ``aioflags.sources`` works after a plain
 #: ``import aioflags``, but only a program that uses it pays for importing
 #: it (the network sources import httpx; the stores, redis-py).
 _LAZY_SUBMODULES = frozenset({"sources", "stores"})
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY_SUBMODULES:
-        import importlib
+if not _typing.TYPE_CHECKING:
+    # Hidden from type checkers: a module __getattr__ would make them accept
+    # any name (``from aioflags import Cleint``); they see the names above.
 
-        # import_module binds the attribute: this runs once per submodule.
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        if name in _SOURCE_NAMES:
+            return _SOURCE_NAMES[name]
+        if name in _LAZY_SUBMODULES:
+            import importlib
+
+            # import_module binds the attribute: this runs once per submodule.
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_SUBMODULES})
+    return sorted({*globals(), *_LAZY_SUBMODULES, *_SOURCE_NAMES})

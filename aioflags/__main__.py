@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._exceptions import AioflagsError
-from ._files import FlagFileError, load_flag_files
-from ._sources._file import _stamp
-from ._testserver import FlagServer
+from ._core._exceptions import AioflagsError
+from ._datasystem._sources._file import _stamp
+from ._datasystem._sources._files import FlagFileError, load_flag_files
+from ._testing._testserver import FlagServer
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._json import JSONValue
+    from ._core._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
 
@@ -75,7 +75,7 @@ async def serve(path: Path, host: str, port: int) -> None:
 
 def validate(paths: list[Path]) -> int:
     """Load and compile every flag and segment; print what is wrong. 0 if nothing."""
-    from ._model import compile_flag, compile_segment
+    from ._evaluation._model import compile_flag, compile_segment
 
     try:
         flags, segments = load_flag_files(*paths)
@@ -111,10 +111,10 @@ def _context(text: str) -> JSONValue:
 
 async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
     """Evaluate ``key`` from files, or from the service the environment names."""
-    from ._client import Client
-    from ._config import Config
-    from ._context import Context
-    from ._datasystem import DataSystem
+    from ._client._client import Client
+    from ._client._config import Config
+    from ._datasystem._config import DataSystem
+    from ._evaluation._context import Context
 
     # A look from the command line is not a use of the flag: no analytics events.
     config = (

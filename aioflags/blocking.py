@@ -20,7 +20,7 @@ See docs/sync.md. Added in version 0.1.0.
 
 from __future__ import annotations
 
-from ._blocking import Client as Client
+from ._client._blocking import Client as Client
 
 __all__ = ["Client"]
 

@@ -76,19 +76,18 @@ except ImportError as _missing:  # pragma: no cover - depends on the installed e
 
 import anyio
 
-from ._blocking import Client as _Blocking
-from ._client import Client
-from ._config import Config
-from ._context import Context
-from ._events import EventDetails, ProviderEvent, ProviderStatus
-from ._exceptions import ClientClosedError
+from ._client._blocking import Client as _Blocking
+from ._client._client import Client
+from ._client._config import Config
+from ._client._events import EventDetails, ProviderEvent, ProviderStatus
+from ._core._exceptions import ClientClosedError
+from ._evaluation._context import Context
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
 
-    from ._json import JSONValue
-    from ._model import CompiledFlag
-    from ._results import EvaluationDetail
+    from ._core._json import JSONValue
+    from ._evaluation._results import EvaluationDetail
 
 __all__ = ["AioflagsProvider", "to_context"]
 
@@ -131,7 +130,14 @@ def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
         for k, v in attributes.items()
         if k not in _RESERVED and k not in ("name", "anonymous")
     }
-    context = Context._build(kind, key, name, anonymous, custom, list(private))
+    context = Context.create(
+        key,
+        kind,
+        name=name,
+        anonymous=anonymous,
+        attributes=custom,
+        private_attributes=private,
+    )
     if not context.valid:
         raise InvalidContextError(context.error)
     return context
@@ -178,31 +184,13 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
 
 
 # ------------------------------------------------------------------- reasons
-def _reason(detail: EvaluationDetail[Any], flag: CompiledFlag | None) -> str:
-    kind = detail.reason["kind"]
-    if kind == "OFF":
-        return Reason.DISABLED
-    if kind == "TARGET_MATCH":
-        return Reason.TARGETING_MATCH
-    if kind == "RULE_MATCH":
-        rule = detail.reason.get("ruleIndex")
-        if (
-            flag is not None
-            and isinstance(rule, int)
-            and rule < len(flag.rules)
-            and flag.rules[rule][1].fixed is None
-        ):
-            return Reason.SPLIT
-        return Reason.TARGETING_MATCH
-    if kind == "FALLTHROUGH":
-        if flag is None:
-            return Reason.DEFAULT
-        if flag.fallthrough is not None and flag.fallthrough.fixed is None:
-            return Reason.SPLIT
-        if not (flag.prerequisites or flag.targets or flag.rules):
-            return Reason.STATIC
-        return Reason.DEFAULT
-    return str(kind)  # PREREQUISITE_FAILED: LaunchDarkly's own word
+#: OpenFeature's reason words, to hand back its own enum members.
+_REASONS: Final = {reason.value: reason for reason in Reason}
+
+
+def _reason(word: str) -> Reason | str:
+    """OpenFeature's ``Reason`` member for ``word``; LaunchDarkly's own words as they are."""
+    return _REASONS.get(word, word)
 
 
 def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
@@ -259,7 +247,7 @@ class AioflagsProvider(AbstractProvider):
         if isinstance(source, Client):
             self._client, self._owned = source, False
         elif isinstance(source, _Blocking):
-            self._client, self._owned = source._client, False
+            self._client, self._owned = source.async_client, False
             self._thread = source
         elif isinstance(source, Config):
             self._client, self._owned = Client(source), True
@@ -277,7 +265,7 @@ class AioflagsProvider(AbstractProvider):
         self._init_timeout = (
             init_timeout
             if init_timeout is not None
-            else self._client._config.ready_timeout + 5.0
+            else self._client.config.ready_timeout + 5.0
         )
         self._host: concurrent.futures.Future[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -396,7 +384,7 @@ class AioflagsProvider(AbstractProvider):
             )
 
     def _message(self, default: str) -> str:
-        event = self._client._bus.last_status_event
+        event = self._client.status_details
         return event.message if event is not None and event.message else default
 
     async def _hosted(self, entered: concurrent.futures.Future[None]) -> None:
@@ -416,12 +404,15 @@ class AioflagsProvider(AbstractProvider):
         # The first status the client settles on: READY, ERROR (not ready in
         # time: it keeps trying) or FATAL. An owned client has already waited.
         with anyio.move_on_after(max(self._init_timeout - 1.0, 0.0)):
-            await self._client._bus.wait_status(
-                lambda s: s is not ProviderStatus.NOT_READY
+            await self._client.wait_for_status(
+                ProviderStatus.READY,
+                ProviderStatus.STALE,
+                ProviderStatus.ERROR,
+                ProviderStatus.FATAL,
             )
         status = self._client.status
         if not self._handlers:
-            last = self._client._bus.last_status_event
+            last = self._client.status_details
             self._baseline = last.seq if last is not None else 0
             for event in ProviderEvent:
                 self._client.add_handler(event, self._forward)
@@ -467,7 +458,7 @@ class AioflagsProvider(AbstractProvider):
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.005)
-        last = self._client._bus.last_status_event
+        last = self._client.status_details
         if (
             self._live
             and last is not None
@@ -518,7 +509,7 @@ class AioflagsProvider(AbstractProvider):
         host, self._host = self._host, None
         if host is not None:
             try:
-                host.result(self._client._config.ready_timeout + 5.0)
+                host.result(self._client.config.ready_timeout + 5.0)
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 logger.warning("the aioflags client did not close in time")
             except Exception:
@@ -550,7 +541,7 @@ class AioflagsProvider(AbstractProvider):
         index = detail.variation_index
         return FlagResolutionDetails(
             value=value,
-            reason=_reason(detail, snapshot._flags.get(flag_key)),
+            reason=_reason(snapshot.openfeature_reason(flag_key, detail)),
             variant=None if index is None else str(index),
         )
 

@@ -28,7 +28,7 @@ except ImportError as _missing:  # pragma: no cover - exercised without the extr
         "aioflags.otel needs the OpenTelemetry API: pip install 'aioflags[otel]'"
     ) from _missing
 
-from ._hooks import EvaluationSeriesContext, Hook, HookMetadata
+from ._client._hooks import EvaluationSeriesContext, Hook, HookMetadata
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.util.types import AttributeValue
 
-    from ._results import EvaluationDetail
+    from ._evaluation._results import EvaluationDetail
 
 __all__ = ["TracingHook"]
 

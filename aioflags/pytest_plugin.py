@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Mapping
     from contextlib import AbstractAsyncContextManager
 
-    from aioflags._json import JSONObject, JSONValue
+    from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
     "aioflags_client",

@@ -11,44 +11,96 @@ Each function returns a *source factory* that ``DataSystem.custom`` accepts::
     )
 
 Every option defaults to the client's :class:`~aioflags.Config`.
-``InitializerFactory`` and ``SynchronizerFactory`` are the types of a source
-factory, for writing your own; a source of your own may raise
+Writing a source of your own (docs/data-system.md, "Writing a source"): a
+source factory takes a :class:`SourceContext` and returns an async
+generator. An initializer yields one :class:`Basis`; a synchronizer yields
+:class:`Update` values, each with a :class:`ChangeSet` of :class:`Change`
+values (or a :class:`SourceState` with an :class:`ErrorInfo` and no data).
+``InitializerFactory`` and
+``SynchronizerFactory`` are the factories' types. A source may raise
 :class:`SourceError` (or :class:`ProtocolError` for data it cannot use) to
-end with a reason rather than a traceback.
+end with a reason rather than a traceback. These names are importable from
+``aioflags`` too, as they were before they moved here.
 
 Added in version 0.1.0.
 """
 
 from __future__ import annotations
 
-from ._datasystem import InitializerFactory as InitializerFactory
-from ._datasystem import SynchronizerFactory as SynchronizerFactory
-from ._exceptions import ProtocolError as ProtocolError
-from ._exceptions import SourceError as SourceError
-from ._sources._polling import (
+from ._core._exceptions import ProtocolError as ProtocolError
+from ._core._exceptions import SourceError as SourceError
+from ._datasystem._context import InitializerFactory as InitializerFactory
+from ._datasystem._context import SourceContext as SourceContext
+from ._datasystem._context import SynchronizerFactory as SynchronizerFactory
+from ._datasystem._datatypes import Basis as Basis
+from ._datasystem._datatypes import Change as Change
+from ._datasystem._datatypes import ChangeKind as ChangeKind
+from ._datasystem._datatypes import ChangeSet as ChangeSet
+from ._datasystem._datatypes import DataSourceStatus as DataSourceStatus
+from ._datasystem._datatypes import ErrorInfo as ErrorInfo
+from ._datasystem._datatypes import ErrorKind as ErrorKind
+from ._datasystem._datatypes import IntentCode as IntentCode
+from ._datasystem._datatypes import ObjectKind as ObjectKind
+from ._datasystem._datatypes import Selector as Selector
+from ._datasystem._datatypes import SourceState as SourceState
+from ._datasystem._datatypes import Update as Update
+from ._datasystem._sources._polling import (
     fdv1_polling_synchronizer as fdv1_polling_synchronizer,
 )
-from ._sources._polling import (
+from ._datasystem._sources._polling import (
     polling_initializer as polling_initializer,
 )
-from ._sources._polling import (
+from ._datasystem._sources._polling import (
     polling_synchronizer as polling_synchronizer,
 )
-from ._sources._streaming import (
+from ._datasystem._sources._streaming import (
     fdv1_streaming_synchronizer as fdv1_streaming_synchronizer,
 )
-from ._sources._streaming import (
+from ._datasystem._sources._streaming import (
     streaming_synchronizer as streaming_synchronizer,
 )
 
 __all__ = [
+    "Basis",
+    "Change",
+    "ChangeKind",
+    "ChangeSet",
+    "DataSourceStatus",
+    "ErrorInfo",
+    "ErrorKind",
     "InitializerFactory",
+    "IntentCode",
+    "ObjectKind",
     "ProtocolError",
+    "Selector",
+    "SourceContext",
     "SourceError",
+    "SourceState",
     "SynchronizerFactory",
+    "Update",
     "fdv1_polling_synchronizer",
     "fdv1_streaming_synchronizer",
     "polling_initializer",
     "polling_synchronizer",
     "streaming_synchronizer",
 ]
+
+# The names documented here (not in ``aioflags.__all__``) name this module as
+# theirs: reprs and the API reference say ``aioflags.sources.Basis``. Done
+# here, not by ``aioflags``, so that annotations resolve in this namespace
+# (``typing.get_type_hints``): it holds every name they use.
+for _cls in (
+    Basis,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    ProtocolError,
+    Selector,
+    SourceContext,
+    SourceError,
+    Update,
+):
+    _cls.__module__ = __name__
+del _cls

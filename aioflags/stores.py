@@ -24,16 +24,18 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
-from ._stores._base import DataStoreStatus as DataStoreStatus
-from ._stores._base import StoreMode as StoreMode
-from ._stores._bigsegments import BigSegmentStore as BigSegmentStore
-from ._stores._bigsegments import (
+from ._datasystem._stores._base import DataStoreStatus as DataStoreStatus
+from ._datasystem._stores._base import StoreMode as StoreMode
+from ._datasystem._stores._bigsegments import BigSegmentStore as BigSegmentStore
+from ._datasystem._stores._bigsegments import (
     BigSegmentStoreConnection as BigSegmentStoreConnection,
 )
-from ._stores._bigsegments import BigSegmentStoreStatus as BigSegmentStoreStatus
-from ._stores._bigsegments import context_hash as context_hash
-from ._stores._redis import RedisBigSegmentStore as RedisBigSegmentStore
-from ._stores._redis import RedisStore as RedisStore
+from ._datasystem._stores._bigsegments import (
+    BigSegmentStoreStatus as BigSegmentStoreStatus,
+)
+from ._datasystem._stores._bigsegments import context_hash as context_hash
+from ._datasystem._stores._redis import RedisBigSegmentStore as RedisBigSegmentStore
+from ._datasystem._stores._redis import RedisStore as RedisStore
 
 __all__ = [
     "BigSegmentStore",

@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
-from ._testdata import FlagBuilder as FlagBuilder
-from ._testdata import FlagData as FlagData
-from ._testdata import SegmentBuilder as SegmentBuilder
-from ._testdata import clause as clause
-from ._testdata import in_segment as in_segment
-from ._testserver import Fault as Fault
-from ._testserver import FlagServer as FlagServer
-from ._testserver import RecordedRequest as RecordedRequest
+from ._testing._testdata import FlagBuilder as FlagBuilder
+from ._testing._testdata import FlagData as FlagData
+from ._testing._testdata import SegmentBuilder as SegmentBuilder
+from ._testing._testdata import clause as clause
+from ._testing._testdata import in_segment as in_segment
+from ._testing._testserver import Fault as Fault
+from ._testing._testserver import FlagServer as FlagServer
+from ._testing._testserver import RecordedRequest as RecordedRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._client import Client
-    from ._json import JSONObject
+    from ._client._client import Client
+    from ._core._json import JSONObject
 
 __all__ = [
     "EventLog",

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aioflags
-from aioflags._payloads import fdv1_full
+import aioflags.sources
+from aioflags._datasystem._payloads import fdv1_full
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -20,9 +21,9 @@ def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:
     """A data system whose one initializer yields ``data`` (no network)."""
 
     async def initializer(
-        ctx: aioflags.SourceContext,
-    ) -> AsyncGenerator[aioflags.Basis, None]:
-        yield aioflags.Basis(change_set=fdv1_full(data))
+        ctx: aioflags.sources.SourceContext,
+    ) -> AsyncGenerator[aioflags.sources.Basis, None]:
+        yield aioflags.sources.Basis(change_set=fdv1_full(data))
 
     return aioflags.DataSystem.custom(initializers=[initializer])
 

@@ -36,6 +36,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -364,6 +365,7 @@ def measure(
     results: dict[int, dict[str, list[dict[str, float]]]] = {}
     for n in sizes:
         runs: dict[str, list[dict[str, float]]] = {OURS: [], FROZEN: [], LD: []}
+        load = os.getloadavg()[0]
         with static_server(n) as url:
             for _ in range(repeat if n <= 10000 else repeat_large):
                 # interleaved: every SDK sees the same machine state
@@ -375,6 +377,11 @@ def measure(
             if samples:
                 assert all(s["flags"] == n for s in samples), (name, samples)
         results[n] = runs
+        # The wall-clock figures count the time spent waiting for a CPU.
+        print(
+            f"\n{n} flags: load average {load:.1f} -> {os.getloadavg()[0]:.1f}",
+            end="",
+        )
         print(report({n: runs}), flush=True)
     return results
 

@@ -19,8 +19,8 @@ from typing import Any
 from _common import ld_sync_client, table
 
 import aioflags
-from aioflags import _regex
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation import _regex
 
 PATTERN = r"^(a+)+$"
 

@@ -12,7 +12,7 @@ from aioflags.testing import FakeClock, FlagServer
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from aioflags._json import JSONObject
+    from aioflags._core._json import JSONObject
 
 #: The keys LaunchDarkly's harness allows on each server-side event kind.
 ALLOWED_KEYS = {

@@ -8,9 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests import sources
 from tests.redis_server import RedisServer, executable
+
+# No test asserts a wall-clock time, Hypothesis' per-example deadline (200 ms)
+# included: on a loaded CI machine one example of the bucketing test took
+# 650 ms. Profiles apply to every @given that does not set its own deadline.
+settings.register_profile("aioflags", deadline=None)
+settings.load_profile("aioflags")
 
 #: Hosts a test may connect to: the loopback interface only.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioflags
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
 
 KINDS = ["user", "org", "device"]
 ATTRS = [

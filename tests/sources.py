@@ -22,7 +22,7 @@ from aioflags import (
     SourceState,
     Update,
 )
-from aioflags._config import Config
+from aioflags._client._config import Config
 from aioflags.testing import FakeClock
 
 T = TypeVar("T")

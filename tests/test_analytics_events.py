@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from aioflags import Context
-from aioflags._clock import wall_ms
+from aioflags._core._clock import wall_ms
 from tests.analytics import by_kind, flag, running
 
 pytestmark = pytest.mark.asyncio

@@ -12,8 +12,8 @@ from aioflags._analytics._diagnostics import Diagnostics
 from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._processor import _server_time
 from aioflags._analytics._recorder import Recorder
-from aioflags._snapshot import FlagSnapshot
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._snapshot import FlagSnapshot
 from tests.analytics import flag
 
 USER = Context.create("u1")

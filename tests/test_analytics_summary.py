@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
 from tests.analytics import flag, running
 
 FLAGS: dict[str, dict[str, Any]] = {

@@ -7,7 +7,7 @@ import random
 import anyio
 import pytest
 
-from aioflags._backoff import Backoff
+from aioflags._datasystem._sources._backoff import Backoff
 from aioflags.testing import FakeClock
 
 

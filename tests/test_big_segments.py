@@ -26,7 +26,7 @@ from aioflags import (
     Context,
     DataSystem,
 )
-from aioflags._clock import wall_ms
+from aioflags._core._clock import wall_ms
 from aioflags.stores import (
     BigSegmentStoreStatus,
     RedisBigSegmentStore,
@@ -670,7 +670,7 @@ class NeverConnects(SlowStore):
 async def test_a_store_that_never_connects_answers_store_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import aioflags._stores._bigsegments as bigsegments
+    import aioflags._datasystem._stores._bigsegments as bigsegments
     from aioflags.testing import FlagData
 
     monkeypatch.setattr(bigsegments, "QUERY_BOUND", 0.05)  # the bound, shortened

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aioflags import Context
-from aioflags._model import Bucketer
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._model import Bucketer
 
 
 def bucketer(prefix: str = "flag.salt.", attribute: str = "key") -> Bucketer:

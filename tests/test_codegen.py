@@ -1,4 +1,4 @@
-"""Flags compiled to Python functions (aioflags/_codegen.py).
+"""Flags compiled to Python functions (aioflags/_evaluation/_codegen.py).
 
 The generated code must do exactly what the interpreter (``interpret``) does,
 must never turn flag data into code, and must share compiled code between
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._codegen import MAX_CLAUSES, InlineClause
-from aioflags._evaluate import Matcher, _State
-from aioflags._model import (
+from aioflags._evaluation._codegen import MAX_CLAUSES, InlineClause
+from aioflags._evaluation._evaluate import Matcher, _State
+from aioflags._evaluation._model import (
     CompiledFlag,
     MalformedAbort,
     _compile_clause,
@@ -24,7 +24,7 @@ from aioflags._model import (
     interpret,
     predicate,
 )
-from aioflags._operators import (
+from aioflags._evaluation._operators import (
     compare_semver,
     compile_test,
     parse_semver,
@@ -305,7 +305,7 @@ def test_inline_forms_cover_the_common_operators(
 
 
 def test_every_operator_is_one_record_with_an_inline_form() -> None:
-    from aioflags._operators import OPERATORS
+    from aioflags._evaluation._operators import OPERATORS
 
     assert set(OPERATORS) == {
         "in", "startsWith", "endsWith", "contains", "matches", "lessThan",
@@ -383,7 +383,7 @@ BROKEN_RULE = {
 
 
 def _snapshot(flags: dict[str, Any], segments: dict[str, Any] | None = None) -> Any:
-    from aioflags._store import snapshot_from_data
+    from aioflags._datasystem._store import snapshot_from_data
 
     return snapshot_from_data(flags, segments or {})
 
@@ -484,7 +484,7 @@ def test_all_flags_state_reports_failed_prerequisites(
 
 
 def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
-    from aioflags._evaluate import _NeedState
+    from aioflags._evaluation._evaluate import _NeedState
 
     flags = {
         "base": compile_flag("base", _flag("base")),
@@ -525,7 +525,7 @@ def test_a_prerequisite_cycle_is_found_on_the_careful_path(
 
 
 def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import aioflags._codegen as codegen
+    import aioflags._evaluation._codegen as codegen
 
     monkeypatch.setattr(codegen, "_CACHE_SIZE", 1)
     monkeypatch.setattr(codegen, "_shapes", {})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._context import parse_reference
+from aioflags._evaluation._context import parse_reference
 
 
 def test_create_defaults_to_user() -> None:
@@ -62,6 +62,9 @@ def test_create_with_everything() -> None:
         ({"key": "k", "attributes": {"": 1}}, "non-empty"),
         ({"key": "k", "attributes": {"key": "x"}}, "built-in"),
         ({"key": "k", "private_attributes": [1]}, "list of strings"),
+        # One string is not a list of letters: "email" must not redact "e"...
+        ({"key": "k", "private_attributes": "email"}, "list of strings"),
+        ({"key": "k", "private_attributes": 5}, "list of strings"),
     ],
     ids=lambda v: str(v)[:40],
 )

@@ -3,7 +3,7 @@
 Every failure here happens on a real socket on 127.0.0.1: TLS spoken to a
 plain-HTTP port, a connection reset (RST), a connection dropped mid-body, a
 refused connection, and 401/404 answers. Each transport goes through the one
-translation in ``aioflags._sources._common.failure``.
+translation in ``aioflags._datasystem._sources._common.failure``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from aioflags import (
     Update,
     sources,
 )
-from aioflags._http import make_http_client
-from aioflags._sources._common import display_url, failure
+from aioflags._core._http import make_http_client
+from aioflags._datasystem._sources._common import display_url, failure
 from aioflags.testing import FakeClock, Fault, FlagServer
 
 SDK_KEY = "sdk-0123-secret-key"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aioflags import Context, FlagSnapshot
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
 
 USER = Context.create(
     "u1",

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from aioflags import EventDetails, ProviderEvent, ProviderStatus
-from aioflags._events import EventBus
+from aioflags._client._events import EventBus
 
 FOLD = {
     ProviderEvent.READY: ProviderStatus.READY,

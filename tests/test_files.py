@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,9 @@ from aioflags import (
     ProviderEvent,
     ProviderStatus,
 )
-from aioflags._files import FlagFileError, load_flag_files
-from aioflags._store import snapshot_from_data
-from aioflags._versions import ContentVersions
+from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
+from aioflags._datasystem._sources._versions import ContentVersions
+from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
 
 USER = Context.create("u1")
@@ -315,10 +317,18 @@ def test_serve_refuses_remote_addresses(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not a loopback address" in result.stderr
 
 
-def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
-    """Toggling one flag in the served file announces that flag, and only it."""
-    data = {"flags": {"f": FLAG, "g": FLAG}, "flagValues": {"v": 1}}
-    path = write(tmp_path / "flags.json", data)
+class Served:
+    """A ``python -m aioflags serve`` process: its URL, then what it printed."""
+
+    url = ""
+    out = ""
+    err = ""
+
+
+@contextlib.contextmanager
+def serve(path: Path) -> Iterator[Served]:
+    """Run the serve command on ``path``; stop it with SIGINT (Ctrl-C) afterwards."""
+    served = Served()
     proc = subprocess.Popen(
         [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -331,7 +341,21 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         assert "aioflags flag service" in line, line + (
             proc.stderr.read() if proc.stderr else ""
         )
-        url = line.rsplit(" at ", 1)[1].strip()
+        served.url = line.rsplit(" at ", 1)[1].strip()
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        served.out, served.err = proc.communicate(timeout=60)  # a guard, not a timing
+    assert proc.returncode == 0, served.err
+    assert "stopped" in served.out
+
+
+def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
+    """Toggling one flag in the served file announces that flag, and only it."""
+    data = {"flags": {"f": FLAG, "g": FLAG}, "flagValues": {"v": 1}}
+    path = write(tmp_path / "flags.json", data)
+    with serve(path) as served:
+        url = served.url
 
         async def check() -> None:
             config = Config("sdk-key", base_uri=url, stream_uri=url, events_uri=url)
@@ -356,32 +380,17 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
                 assert await client.variation("v", USER, None) == 22
 
         anyio.run(check)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert "stopped" in out
 
 
 def test_serve_warns_about_a_variation_index_out_of_range(tmp_path: Path) -> None:
     bad = {**FLAG, "fallthrough": {"variation": 5}}
     path = write(tmp_path / "flags.json", {"flags": {"bad": bad}})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert "aioflags flag service" in proc.stdout.readline()  # it serves
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+    with serve(path) as served:
+        pass  # it serves
     assert (
         f"{path}: flag 'bad' has 2 variations, but fallthrough.variation is 5; "
         "evaluations that reach it return the default with MALFORMED_FLAG"
-    ) in err
+    ) in served.err
 
 
 def test_serve_reports_a_bad_file_and_exits_2(

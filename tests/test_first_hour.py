@@ -338,7 +338,7 @@ def test_polling_launchdarkly_faster_than_every_30_s_is_clamped(
 ) -> None:
     from types import SimpleNamespace
 
-    from aioflags._sources._common import poll_interval
+    from aioflags._datasystem._sources._common import poll_interval
 
     ctx: Any = SimpleNamespace(config=Config("k", poll_interval=5, send_events=False))
     assert poll_interval(ctx, "https://sdk.launchdarkly.com/sdk/poll", None) == 30

@@ -20,7 +20,7 @@ from aioflags import (
     HookMetadata,
     TrackSeriesContext,
 )
-from aioflags._hooks import HookedSnapshot, HookRunner
+from aioflags._client._hooks import HookedSnapshot, HookRunner
 from aioflags.blocking import Client as BlockingClient
 from aioflags.testing import FlagData, FlagServer
 from tests.analytics import by_kind, flag, running
@@ -555,7 +555,7 @@ async def test_an_evaluation_with_no_hooks_does_no_hook_work(
     for name in ("evaluate", "after_track", "snapshot", "__init__"):
         monkeypatch.setattr(HookRunner, name, fail)
     monkeypatch.setattr(HookedSnapshot, "__init__", fail)
-    monkeypatch.setattr(aioflags._hooks, "EvaluationSeriesContext", fail)
+    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system())) as client:
         snapshot = client.snapshot()
         assert type(snapshot) is FlagSnapshot

@@ -36,9 +36,9 @@ from aioflags import (
     SourceState,
     sources,
 )
-from aioflags._http import make_http_client
-from aioflags._json import parse
-from aioflags._sources._common import parse_json
+from aioflags._core._http import make_http_client
+from aioflags._core._json import parse
+from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
 
 USER = Context.create("user-1")

@@ -11,8 +11,8 @@ import pytest
 import respx
 
 from aioflags import Basis, Config, ErrorKind, Selector, SourceContext, sources
-from aioflags._http import base_headers, make_http_client
-from aioflags._sources._common import failure, is_recoverable
+from aioflags._core._http import base_headers, make_http_client
+from aioflags._datasystem._sources._common import failure, is_recoverable
 from aioflags.testing import FakeClock
 
 NO_SELECTOR = Selector()

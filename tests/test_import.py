@@ -51,20 +51,20 @@ NOT_AT_IMPORT = (
     # what a plain user of aioflags.Client never needs at import
     "aioflags.sources",
     "aioflags.stores",
-    "aioflags._sources",
-    "aioflags._stores._redis",
-    "aioflags._stores._writer",
-    "aioflags._stores._sources",
+    "aioflags._datasystem._sources",
+    "aioflags._datasystem._stores._redis",
+    "aioflags._datasystem._stores._writer",
+    "aioflags._datasystem._stores._sources",
     "aioflags._analytics",
-    "aioflags._http",
-    "aioflags._transport",
-    "aioflags._store",
-    "aioflags._supervisor",
-    "aioflags._status",
-    "aioflags._payloads",
-    "aioflags._testserver",
-    "aioflags._testdata",
-    "aioflags._files",
+    "aioflags._core._http",
+    "aioflags._core._transport",
+    "aioflags._datasystem._store",
+    "aioflags._datasystem._supervisor",
+    "aioflags._client._status",
+    "aioflags._datasystem._payloads",
+    "aioflags._testing._testserver",
+    "aioflags._testing._testdata",
+    "aioflags._datasystem._sources._files",
     "aioflags.testing",
     "aioflags.otel",
     "aioflags.openfeature",
@@ -104,7 +104,7 @@ def test_import_aioflags_loads_none_of_the_heavy_modules() -> None:
         print(json.dumps(sorted(set(sys.modules) - before)))
         """
     )
-    assert "aioflags._client" in got  # the check sees what the import loads
+    assert "aioflags._client._client" in got  # the check sees what the import loads
     assert _loaded(list(NOT_AT_IMPORT), got) == []
 
 
@@ -122,14 +122,14 @@ def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
     )
     assert got == [True, False, "aioflags.sources", "aioflags.stores"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        aioflags.nope  # noqa: B018
+        aioflags.nope  # type: ignore[attr-defined]  # noqa: B018
     assert all(hasattr(aioflags, name) for name in aioflags.__all__)
 
 
 def test_the_sha1_of_bucketing_is_hashlibs() -> None:
     import hashlib
 
-    from aioflags import _model
+    from aioflags._evaluation import _model
 
     sha1 = vars(_model)["_sha1"]  # what Bucketer.bucket hashes with
     for text in ("", "flag.salt.user-1", "é" * 100):
@@ -245,8 +245,11 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     ready, started, evaluated = json.loads(out.stdout.decode().splitlines()[-1])
     assert ready == "READY"
     # Loaded by the start, before READY: HTTP, the sources, the store...
-    assert {"httpx", "httpx_sse", "aioflags._supervisor", "aioflags._store"} <= set(
-        started
-    )
+    assert {
+        "httpx",
+        "httpx_sse",
+        "aioflags._datasystem._supervisor",
+        "aioflags._datasystem._store",
+    } <= set(started)
     # ...and nothing at all by the evaluations (nor by compiling the flags).
     assert evaluated == []

@@ -17,8 +17,9 @@ import anyio.lowlevel
 import pytest
 
 import aioflags
-from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus, _supervisor
-from aioflags import _client as client_module
+from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus
+from aioflags._client import _client as client_module
+from aioflags._datasystem import _supervisor
 from aioflags.testing import FlagServer
 
 if TYPE_CHECKING:

@@ -154,9 +154,11 @@ async def test_evaluations_through_the_openfeature_client() -> None:
         details = await client.get_boolean_details_async("checkout", False, USER)
         assert details.value is True and details.reason == Reason.TARGETING_MATCH
         assert client.get_string_details("target", "", USER).value == "y"
-        assert client.get_string_details("color", "", USER).reason == Reason.SPLIT
+        assert (
+            client.get_string_details("color", "", USER).reason is Reason.SPLIT
+        )  # the enum member
         assert client.get_string_details("split-rule", "", USER).reason == Reason.SPLIT
-        assert client.get_string_details("static", "", USER).reason == Reason.STATIC
+        assert client.get_string_details("static", "", USER).reason is Reason.STATIC
         off = client.get_boolean_details("off", True, USER)
         assert (off.value, off.reason) == (False, Reason.DISABLED)
         assert client.get_integer_value("num", 0, USER) == 3
@@ -228,6 +230,8 @@ def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
     for bad, error in (
         (None, TargetingKeyMissingError),
         (EvaluationContext("k", {"kind": 5}), InvalidContextError),
+        # A string, not a list: refused rather than redacting its letters.
+        (EvaluationContext("k", {"privateAttributes": "email"}), InvalidContextError),
         (EvaluationContext("k", {"kind": "bad kind!"}), InvalidContextError),
         (EvaluationContext(None, {"kind": "multi"}), InvalidContextError),
         (EvaluationContext(None, {"kind": "multi", "user": "x"}), InvalidContextError),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aioflags._operators import (
+from aioflags._evaluation._operators import (
     compare_semver,
     compile_test,
     parse_instant,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aioflags import ChangeKind, IntentCode, ObjectKind, ProtocolError, Selector
-from aioflags._payloads import (
+from aioflags._datasystem._payloads import (
     ChangeSetBuilder,
     fdv1_delete,
     fdv1_full,

@@ -1,4 +1,4 @@
-"""``matches`` in bounded time, with Python ``re``'s answers (aioflags/_regex.py)."""
+"""``matches`` in bounded time, with Python ``re``'s answers (aioflags/_evaluation/_regex.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aioflags import Context
-from aioflags._codegen import MAX_CLAUSES
-from aioflags._regex import (
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._codegen import MAX_CLAUSES
+from aioflags._evaluation._regex import (
     CAP_BUDGET,
     FAST_BUDGET,
     Matcher,
@@ -32,7 +33,6 @@ from aioflags._regex import (
     re2_available,
     translate,
 )
-from aioflags._store import snapshot_from_data
 from tests.reference import Case, compare
 
 HOSTILE = "a" * 10_000 + "!"
@@ -218,7 +218,7 @@ def test_hostile_evaluations_finish_in_a_subprocess() -> None:
     script = textwrap.dedent(
         """
         from aioflags import Context
-        from aioflags._store import snapshot_from_data
+        from aioflags._datasystem._store import snapshot_from_data
         from tests.test_regex_bound import CATASTROPHIC, HOSTILE, flag
         for interpreted in (False, True):
             for pattern in CATASTROPHIC:
@@ -462,7 +462,7 @@ def _patterns() -> st.SearchStrategy[str]:
     ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     _patterns(),
     st.lists(st.text("abéK\n\u0130\u01311 _", max_size=8), min_size=1, max_size=4),
@@ -478,7 +478,7 @@ def test_random_patterns_agree_with_python(pattern: str, values: list[str]) -> N
         assert answer is None or answer is expected, (pattern, value)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(_patterns())
 def test_the_work_estimate_grows_with_the_value(pattern: str) -> None:
     works = [backtracking_work(pattern, n) for n in (0, 1, 2, 5, 20, 100)]

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from aioflags import ProtocolError
-from aioflags._sources._sse import LineSplitter, aiter_sse
+from aioflags._datasystem._sources._sse import LineSplitter, aiter_sse
 
 STREAM = (
     "\ufeff: a comment\r\n"

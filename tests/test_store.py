@@ -17,20 +17,14 @@ from aioflags import (
     ObjectKind,
     Selector,
 )
-from aioflags._store import Store
+from aioflags._datasystem._store import Store
+from tests.sources import flag_json
 
 USER = Context.create("u1")
 
 
 def flag(key: str, version: int = 1, value: Any = True, **extra: Any) -> dict[str, Any]:
-    return {
-        "key": key,
-        "version": version,
-        "on": True,
-        "variations": [value],
-        "fallthrough": {"variation": 0},
-        **extra,
-    }
+    return {**flag_json(key, value, version), **extra}
 
 
 def put(key: str, obj: dict[str, Any], kind: ObjectKind = ObjectKind.FLAG) -> Change:

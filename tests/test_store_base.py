@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from aioflags import ChangeKind, ObjectKind
-from aioflags._stores._base import (
+from aioflags._datasystem._stores._base import (
     DataStoreStatus,
     StoreFailure,
     StoreStatusTracker,
@@ -33,7 +33,7 @@ def test_a_failing_status_listener_is_logged(caplog: pytest.LogCaptureFixture) -
 async def test_decoding_yields_to_the_event_loop_and_skips_bad_items(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aioflags._stores import _base
+    from aioflags._datasystem._stores import _base
 
     monkeypatch.setattr(_base, "_SLICE", -1.0)  # yield after every item
     changes = await decode_items(

@@ -9,15 +9,15 @@ import anyio
 import pytest
 
 from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
-from aioflags._stores._base import (
+from aioflags._datasystem._stores._base import (
     DataStoreStatus,
     EncodedItem,
     RawData,
     StoreFailure,
     StoreStatusTracker,
 )
-from aioflags._stores._sources import RETRY_INTERVAL
-from aioflags._stores._writer import open_writer
+from aioflags._datasystem._stores._sources import RETRY_INTERVAL
+from aioflags._datasystem._stores._writer import open_writer
 from aioflags.testing import FakeClock
 
 

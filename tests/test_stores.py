@@ -34,8 +34,8 @@ from aioflags import (
     SourceState,
     sources,
 )
-from aioflags._stores._base import StoreFailure, encode_change
-from aioflags._stores._sources import RETRY_INTERVAL
+from aioflags._datasystem._stores._base import StoreFailure, encode_change
+from aioflags._datasystem._stores._sources import RETRY_INTERVAL
 from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.redis_server import RedisServer
@@ -903,7 +903,7 @@ async def test_an_upsert_retries_when_another_writer_changes_the_hash(
     """WATCH conflicts retry (up to 10 attempts), then fail."""
     import redis
 
-    from aioflags._stores._base import stored_version as real
+    from aioflags._datasystem._stores._base import stored_version as real
 
     conflicts = [1]
 
@@ -915,7 +915,7 @@ async def test_an_upsert_retries_when_another_writer_changes_the_hash(
                 other.hset("launchdarkly:features", "other", "{}")
         return real(text)
 
-    monkeypatch.setattr("aioflags._stores._redis.stored_version", meddle)
+    monkeypatch.setattr("aioflags._datasystem._stores._redis.stored_version", meddle)
     store = RedisStore(url=redis_server.url)
     item = (ObjectKind.FLAG, "f", (1, json.dumps(flag("v1"))))
     async with raw_redis(redis_server) as raw, store.connect() as connection:

@@ -19,8 +19,8 @@ from aioflags import (
     SourceState,
     Update,
 )
-from aioflags._store import Store
-from aioflags._supervisor import Supervisor
+from aioflags._datasystem._store import Store
+from aioflags._datasystem._supervisor import Supervisor
 from aioflags.sources import ProtocolError, SourceError
 from aioflags.testing import FakeClock
 from tests.sources import Ended, Recorder, Scripted, basis, put, source_context, valid

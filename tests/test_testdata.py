@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from aioflags import Client, Config, Context, ProviderStatus
-from aioflags._store import snapshot_from_data
+from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import (
     FlagBuilder,
     FlagData,

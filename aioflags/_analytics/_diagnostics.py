@@ -7,11 +7,12 @@ import platform
 import uuid
 from typing import TYPE_CHECKING, Final
 
+from aioflags._datasystem._context import is_streaming
 from aioflags._version import __version__
 
 if TYPE_CHECKING:
-    from aioflags._config import Config
-    from aioflags._json import JSONObject
+    from aioflags._client._config import Config
+    from aioflags._core._json import JSONObject
 
 __all__ = ["Diagnostics"]
 
@@ -62,9 +63,7 @@ class Diagnostics:
             if config.wrapper_version:
                 sdk["wrapperVersion"] = config.wrapper_version
         system = config.data_system
-        streaming = system is None or any(
-            "stream" in getattr(s, "__qualname__", "") for s in system.synchronizers
-        )
+        streaming = system is None or any(is_streaming(s) for s in system.synchronizers)
         store = system.store if system is not None else None
         # Daemon mode: flags only from a store, as with LaunchDarkly's relay.
         daemon = (

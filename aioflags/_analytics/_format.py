@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from aioflags._context import parse_reference
+from aioflags._evaluation._context import parse_reference
 
 from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX
 
 if TYPE_CHECKING:
-    from aioflags._config import Config
-    from aioflags._context import Context
-    from aioflags._json import JSONObject, JSONValue
+    from aioflags._client._config import Config
+    from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._context import Context
 
     from ._recorder import Batch, Counter, Record
 

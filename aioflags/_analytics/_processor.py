@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from aioflags._clock import wall_ms
-from aioflags._context import Context
+from aioflags._core._clock import wall_ms
+from aioflags._evaluation._context import Context
 
 from ._diagnostics import Diagnostics
 from ._format import EventFormatter
@@ -41,10 +41,10 @@ if TYPE_CHECKING:
     import httpx
     from anyio.abc import TaskGroup, TaskStatus
 
-    from aioflags._clock import Clock
-    from aioflags._config import Config
-    from aioflags._json import JSONValue
-    from aioflags._store import Store
+    from aioflags._client._config import Config
+    from aioflags._core._clock import Clock
+    from aioflags._core._json import JSONValue
+    from aioflags._datasystem._store import Store
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
 

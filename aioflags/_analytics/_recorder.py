@@ -15,16 +15,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from aioflags._clock import wall_ms
+from aioflags._core._clock import wall_ms
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable
 
-    from aioflags._config import Config
-    from aioflags._context import Context
-    from aioflags._json import JSONValue
-    from aioflags._model import CompiledFlag, Result
+    from aioflags._client._config import Config
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._model import CompiledFlag, Result
 
 __all__ = [
     "CUSTOM",

@@ -45,6 +45,15 @@ async def lifespan() -> None:
         assert_type(await client.all_flags_state(user), FlagsState)
         assert_type(client.status, ProviderStatus)
         assert_type(await client.wait_ready(timeout=5), ProviderStatus)
+        assert_type(
+            await client.wait_for_status(ProviderStatus.READY, ProviderStatus.FATAL),
+            ProviderStatus,
+        )
+        assert_type(client.status_details, EventDetails | None)
+        assert_type(client.config, Config)
+        snapshot = client.snapshot()
+        detail = snapshot.variation_detail("f", user, None)
+        assert_type(snapshot.openfeature_reason("f", detail), str)
 
         snapshot = client.snapshot()  # request-consistent, synchronous
         assert_type(snapshot.bool_variation("f", user, False), bool)
@@ -66,6 +75,9 @@ def blocking_use() -> None:
     with aioflags.blocking.Client(Config("sdk-key")) as client:
         user = Context.create("user-42")
         assert_type(client.bool_variation("f", user, False), bool)
+        assert_type(client.async_client, aioflags.Client)
+        assert_type(client.status_details, EventDetails | None)
+        assert_type(client.config, Config)
 
 
 async def custom_data_system() -> None:

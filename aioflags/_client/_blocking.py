@@ -1,0 +1,573 @@
+"""The sync face: :class:`aioflags.blocking.Client`, for code that is not async.
+
+The async :class:`~aioflags.Client` runs on an event loop of its own in one
+background thread, started and stopped with anyio's blocking portal: the one
+place aioflags runs a thread, because a sync caller forces it.
+
+- **Evaluations never cross threads.** They read the async client's current
+  immutable snapshot in the calling thread (the store swaps whole snapshots,
+  so a read is one reference), costing what ``client.snapshot().variation()``
+  costs, from any number of threads at once.
+- **Everything that touches the running client** (starting, closing, adding
+  handlers, ``wait_ready``) is handed to the loop thread with ``portal.call``;
+  a lock keeps handler registration from racing with the portal starting or
+  stopping. Called from the loop thread itself (from a handler), it runs
+  there directly; ``close()``, ``start()`` and ``wait_ready()`` refuse there.
+- **Start and stop are deterministic.** ``start()`` (or ``with``) starts the
+  thread and enters ``async with client`` there, waiting for a first status
+  outside the lock; ``close()`` leaves it (bounded, like ``aclose()``),
+  stops the portal, which cancels what still waits on the loop (a
+  ``wait_ready`` or a ``start()`` in another thread return the status),
+  and joins the thread and the loop's worker threads.
+- **Fork.** In a forked child the loop thread does not exist: the client
+  forgets it, so ``close()`` returns at once and ``start()`` starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import os
+import threading
+import weakref
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+from anyio.from_thread import start_blocking_portal
+
+from aioflags._core._exceptions import ClientClosedError, ConfigurationError
+
+from ._client import Client as _AsyncClient
+from ._config import Config
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+    from types import TracebackType
+
+    from anyio.from_thread import BlockingPortal
+
+    from aioflags._core._json import JSONValue
+    from aioflags._datasystem._datatypes import DataSourceStatus
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._results import EvaluationDetail, FlagsState
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+    from ._events import EventDetails, ProviderEvent, ProviderStatus
+    from ._hooks import Hook
+    from ._listeners import FlagValueChange
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+THREAD_NAME: Final = "aioflags-client"
+_LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
+#: How long close() waits for each of the loop's worker threads to end (they
+#: have been told to stop and are idle: they end at once).
+_JOIN_BOUND: Final = 5.0
+
+
+class _Running:
+    """One start: the portal, its thread's ident, its loop, and how to undo it all."""
+
+    __slots__ = ("entered", "loop", "portal", "stack", "thread")
+
+    portal: BlockingPortal
+    thread: int
+
+    def __init__(self) -> None:
+        self.stack = ExitStack()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: ``async with client`` as entered on the loop, once start() is done.
+        self.entered: AbstractContextManager[object] | None = None
+
+    def join_workers(self) -> None:
+        """After the loop has ended: join its worker threads (see _join_workers)."""
+        if self.loop is not None:
+            _join_workers(self.loop)
+
+    def close(self) -> None:
+        """Leave ``async with client`` (bounded), then stop and join everything.
+
+        If start() is still waiting for the client, stopping the portal
+        cancels that wait: the client's start-up is cancelled and cleans up.
+        """
+        try:
+            if self.entered is not None:
+                self.entered.__exit__(None, None, None)
+        finally:
+            self.stack.close()
+
+
+def _identify() -> tuple[int, asyncio.AbstractEventLoop]:
+    """On the loop thread: name it, and say which thread and loop it is."""
+    threading.current_thread().name = THREAD_NAME
+    # The portal runs the asyncio backend (chosen in start()): its loop is the
+    # key to the worker threads that close() joins.
+    return threading.get_ident(), asyncio.get_running_loop()
+
+
+def _stop_portal(portal: BlockingPortal) -> None:
+    """Stop the portal, cancelling what still runs on it (a pending wait_ready)."""
+    portal.call(portal.stop, True)
+
+
+def _join_workers(loop: asyncio.AbstractEventLoop) -> None:
+    """Join the worker threads of a finished loop, so that no thread outlives close().
+
+    anyio stops the worker threads of ``anyio.to_thread.run_sync`` (the client
+    loads its TLS certificates on one) when the loop ends, but does not join
+    them; each keeps its loop as ``.loop``.
+    """
+    for thread in threading.enumerate():
+        if getattr(thread, "loop", None) is loop:
+            thread.join(_JOIN_BOUND)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@final
+class Client:
+    """The aioflags client for sync code: ``with aioflags.blocking.Client(config) as client:``.
+
+    The same client as :class:`aioflags.Client`, running on an event loop of
+    its own in a background thread, with sync methods: for Celery tasks,
+    Django and Flask views, scripts, or any mix of sync and async code.
+
+    ``Client(config)`` does no I/O and starts no thread. ``with client:`` (or
+    ``client.start()``) starts the thread and the client and waits up to
+    ``config.ready_timeout`` for a first status, never raising because the
+    network is bad; leaving the block (or ``client.close()``) stops both,
+    bounded, leaving no thread behind. A closed client can be started again.
+
+    Evaluations are thread-safe and never wait for the background thread:
+    they read the current immutable snapshot in the calling thread. Like the
+    async client's, they never raise for bad data, a missing flag, a wrong
+    type, an invalid context or a client that is not ready (or not started):
+    they return the default with an ``ERROR`` reason.
+
+    Handlers run on the client's background thread: keep them short, and do
+    not call :meth:`close` or :meth:`wait_ready` from them.
+
+    Args:
+        config: the configuration.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("__weakref__", "_client", "_lock", "_running")
+
+    def __init__(self, config: Config) -> None:
+        if not isinstance(config, Config):
+            raise ConfigurationError(
+                f"aioflags.blocking.Client takes an aioflags.Config, got {config!r}"
+            )
+        self._client = _AsyncClient(config)
+        self._lock = threading.Lock()
+        self._running: _Running | None = None
+        _LIVE_CLIENTS.add(self)
+
+    @classmethod
+    def _over(cls, client: _AsyncClient) -> Client:
+        """A blocking client that runs an existing async client (the OpenFeature provider's)."""
+        self = cls.__new__(cls)
+        self._client = client
+        self._lock = threading.Lock()
+        self._running = None
+        _LIVE_CLIENTS.add(self)
+        return self
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> ProviderStatus:
+        """Start the background thread and the client; wait for a first status.
+
+        Waits up to ``config.ready_timeout`` seconds for READY, ERROR or FATAL
+        and returns the status then (``ERROR`` if the client was not ready in
+        time: it keeps trying). Never raises because the network is bad.
+
+        Raises:
+            RuntimeError: the client is already started.
+            ClientClosedError: the client is FATAL (an invalid SDK key): create
+                a new one with the right key.
+        """
+        self._refuse_on_own_thread("start()")
+        with self._lock:
+            if self._running is not None:
+                raise RuntimeError(
+                    "this aioflags.blocking.Client is already started: "
+                    "close() it before starting it again"
+                )
+            running = _Running()
+            with running.stack as stack:
+                # Undone in reverse: stop the portal (cancelling what still
+                # runs on it: a pending wait_ready, or this start-up), join
+                # its thread, then the loop's worker threads.
+                stack.callback(running.join_workers)
+                portal = stack.enter_context(start_blocking_portal("asyncio"))
+                running.portal = portal
+                running.thread, running.loop = portal.call(_identify)
+                stack.callback(_stop_portal, portal)
+                running.stack = stack.pop_all()
+            self._running = running
+        # The ready wait runs outside the lock: close() from another thread
+        # (an OpenFeature shutdown) aborts it rather than waiting for it.
+        hosted = portal.wrap_async_context_manager(self._client)
+        try:
+            hosted.__enter__()
+        except BaseException:
+            with self._lock:
+                closed = self._running is not running
+                if not closed:
+                    self._running = None
+                    running.stack.close()
+            if closed:
+                return self._client.status  # aborted by close()
+            raise
+        with self._lock:
+            if self._running is running:
+                running.entered = hosted
+        return self._client.status
+
+    def close(self) -> None:
+        """Stop the client and its thread; idempotent and bounded.
+
+        Returns within a few seconds even if the flag service hangs
+        mid-response, once the background thread has ended; a :meth:`start`
+        still waiting for the client in another thread is aborted (it returns
+        the status). Afterwards the status is ``NOT_READY`` (``FATAL`` stays
+        ``FATAL``), evaluations return the default with ``CLIENT_NOT_READY``,
+        and :meth:`start` can start the client again (unless it is ``FATAL``).
+
+        Raises:
+            RuntimeError: called from a handler, on the client's own thread,
+                which cannot wait for itself to end.
+        """
+        self._refuse_on_own_thread("close()")
+        with self._lock:
+            running, self._running = self._running, None
+            if running is not None:
+                running.close()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the loop thread is not here; forget it.
+
+        The async client forgets its run by itself (and warns on first use);
+        this makes close() a no-op and start() start afresh in the child.
+        """
+        self._lock = threading.Lock()  # another thread may have held it
+        running, self._running = self._running, None
+        if running is not None:
+            # Let the portal refuse calls at once rather than wait forever for
+            # a thread that does not exist here: its context manager calls it
+            # when it is finalized (anyio has no public way to say this).
+            running.portal._event_loop_thread_id = None
+
+    def __enter__(self) -> Client:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _refuse_on_own_thread(self, what: str) -> None:
+        running = self._running
+        if running is not None and running.thread == threading.get_ident():
+            raise RuntimeError(
+                f"{what} was called on the aioflags client's own thread (from a "
+                "handler), where it would wait for itself: call it from another "
+                "thread, or from the async client's handler use `await client.aclose()`"
+            )
+
+    def _call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` on the loop thread if the client runs, else here."""
+        running = self._running
+        if running is not None and running.thread == threading.get_ident():
+            return func(*args)  # in a handler: already on the loop thread
+        with self._lock:
+            running = self._running
+            if running is None:
+                return func(*args)  # nothing runs that it could race with
+            return running.portal.call(func, *args)
+
+    def _call_async(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Await ``func()`` on the running loop thread (from another thread)."""
+        with self._lock:
+            running = self._running
+            if running is None:  # closed meanwhile (the provider's shutdown)
+                raise ClientClosedError("this aioflags.blocking.Client is not started")
+            return running.portal.call(func)
+
+    def _spawn(
+        self, func: Callable[[], Coroutine[Any, Any, None]]
+    ) -> concurrent.futures.Future[None] | None:
+        """Start ``func()`` on the loop (cancelled by close()); ``None`` if not running."""
+        with self._lock:
+            running = self._running
+            return None if running is None else running.portal.start_task_soon(func)
+
+    # ---------------------------------------------------------------- status
+    @property
+    def status(self) -> ProviderStatus:
+        """The current provider status."""
+        return self._client.status
+
+    @property
+    def data_source_status(self) -> DataSourceStatus | None:
+        """The data system's own status (state, since, last error, FDv1 fallback)."""
+        return self._client.data_source_status
+
+    @property
+    def status_details(self) -> EventDetails | None:
+        """The status event that set the current status (see ``aioflags.Client.status_details``).
+
+        Added in version 0.1.0.
+        """
+        return self._client.status_details
+
+    @property
+    def config(self) -> Config:
+        """The configuration this client was constructed with (immutable).
+
+        Added in version 0.1.0.
+        """
+        return self._client.config
+
+    @property
+    def async_client(self) -> _AsyncClient:
+        """The :class:`aioflags.Client` this client runs on its background thread.
+
+        Its evaluation methods (``snapshot()`` and the snapshot's methods) and
+        ``status`` may be used from any thread; its other methods belong to
+        the background thread's event loop.
+
+        Added in version 0.1.0.
+        """
+        return self._client
+
+    def wait_ready(self, timeout: float | None = None) -> ProviderStatus:
+        """Wait until the status is READY (or FATAL), up to ``timeout`` seconds.
+
+        Returns the status then; never raises because the network is bad. If
+        the client is closed meanwhile (from another thread), returns at once.
+
+        Raises:
+            ClientClosedError: the client is not started.
+            RuntimeError: called from a handler, on the client's own thread.
+        """
+        self._refuse_on_own_thread("wait_ready()")
+        running = self._running
+        if running is None:
+            raise ClientClosedError(
+                "this aioflags.blocking.Client is not started: use "
+                "`with client:` or client.start() first"
+            )
+        try:
+            return running.portal.call(self._client.wait_ready, timeout)
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return self._client.status  # closed meanwhile
+
+    def add_handler(
+        self, event: ProviderEvent, handler: Callable[[EventDetails], None]
+    ) -> None:
+        """Call ``handler(details)`` for every ``event``, in order, on the client's thread.
+
+        If the client is already in the status the event sets, the handler runs
+        once at once with the details of the event that set it.
+        """
+        self._call(self._client.add_handler, event, handler)
+
+    def remove_handler(
+        self, event: ProviderEvent, handler: Callable[[EventDetails], None]
+    ) -> None:
+        """Stop calling ``handler`` for ``event``."""
+        self._call(self._client.remove_handler, event, handler)
+
+    def add_flag_change_handler(
+        self, handler: Callable[[frozenset[str]], Awaitable[None] | None]
+    ) -> Callable[[], None]:
+        """Call ``handler(flag_keys)`` on the client's thread whenever flags change.
+
+        The keys include flags changed through segments and prerequisites.
+        Returns a function that removes the handler (callable from any thread).
+        """
+        remove = self._call(self._client.add_flag_change_handler, handler)
+        return functools.partial(self._call, remove)
+
+    def add_flag_value_change_handler(
+        self,
+        key: str,
+        context: Context,
+        handler: Callable[[FlagValueChange], Awaitable[None] | None],
+        *,
+        default: JSONValue = None,
+    ) -> Callable[[], None]:
+        """Call ``handler(FlagValueChange)`` when ``key``'s value for ``context`` changes.
+
+        Runs on the client's thread. Returns a function that removes the
+        handler (callable from any thread).
+        """
+        remove = self._call(
+            functools.partial(
+                self._client.add_flag_value_change_handler,
+                key,
+                context,
+                handler,
+                default=default,
+            )
+        )
+        return functools.partial(self._call, remove)
+
+    # ------------------------------------------------------------ evaluation
+    # Each method reads the store's current snapshot (a plain attribute that
+    # the loop thread replaces whole) in the calling thread: one call fewer
+    # than ``client.snapshot()``, so as cheap as evaluating a snapshot.
+    def snapshot(self) -> FlagSnapshot:
+        """The current immutable snapshot, for request-consistent evaluation."""
+        return self._client.snapshot()
+
+    def variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value for ``context``, or ``default``."""
+        return self._client._store.snapshot.variation(key, context, default)
+
+    def variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """The value, the variation index and the reason."""
+        return self._client._store.snapshot.variation_detail(key, context, default)
+
+    def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
+        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        return self._client._store.snapshot.bool_variation(key, context, default)
+
+    def int_variation(self, key: str, context: Context | None, default: int) -> int:
+        """The flag's value if it is a number (truncated), else ``default``."""
+        return self._client._store.snapshot.int_variation(key, context, default)
+
+    def float_variation(
+        self, key: str, context: Context | None, default: float
+    ) -> float:
+        """The flag's value if it is a number, else ``default``."""
+        return self._client._store.snapshot.float_variation(key, context, default)
+
+    def string_variation(self, key: str, context: Context | None, default: str) -> str:
+        """The flag's value if it is a string, else ``default``."""
+        return self._client._store.snapshot.string_variation(key, context, default)
+
+    def json_variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value, whatever its JSON type."""
+        return self._client._store.snapshot.json_variation(key, context, default)
+
+    def bool_variation_detail(
+        self, key: str, context: Context | None, default: bool
+    ) -> EvaluationDetail[bool]:
+        """Like :meth:`bool_variation`, with the index and reason."""
+        return self._client._store.snapshot.bool_variation_detail(key, context, default)
+
+    def int_variation_detail(
+        self, key: str, context: Context | None, default: int
+    ) -> EvaluationDetail[int]:
+        """Like :meth:`int_variation`, with the index and reason."""
+        return self._client._store.snapshot.int_variation_detail(key, context, default)
+
+    def float_variation_detail(
+        self, key: str, context: Context | None, default: float
+    ) -> EvaluationDetail[float]:
+        """Like :meth:`float_variation`, with the index and reason."""
+        return self._client._store.snapshot.float_variation_detail(
+            key, context, default
+        )
+
+    def string_variation_detail(
+        self, key: str, context: Context | None, default: str
+    ) -> EvaluationDetail[str]:
+        """Like :meth:`string_variation`, with the index and reason."""
+        return self._client._store.snapshot.string_variation_detail(
+            key, context, default
+        )
+
+    def json_variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """Like :meth:`json_variation`, with the index and reason."""
+        return self._client._store.snapshot.json_variation_detail(key, context, default)
+
+    def all_flags_state(
+        self,
+        context: Context | None,
+        *,
+        with_reasons: bool = False,
+        client_side_only: bool = False,
+        details_only_for_tracked_flags: bool = False,
+    ) -> FlagsState:
+        """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
+        return self._client._store.snapshot.all_flags_state(
+            context,
+            with_reasons=with_reasons,
+            client_side_only=client_side_only,
+            details_only_for_tracked_flags=details_only_for_tracked_flags,
+        )
+
+    def add_hook(self, hook: Hook) -> None:
+        """Register a hook, as :meth:`aioflags.Client.add_hook`.
+
+        Done on the client's thread, so that it cannot race with a data
+        update swapping the snapshot. Added in version 0.1.0.
+        """
+        self._call(self._client.add_hook, hook)
+
+    def secure_mode_hash(self, context: Context) -> str:
+        """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
+        return self._client.secure_mode_hash(context)
+
+    # ------------------------------------------------------ analytics events
+    def track(
+        self,
+        event_key: str,
+        context: Context,
+        data: JSONValue = None,
+        metric_value: float | None = None,
+    ) -> None:
+        """Send a custom event, as :meth:`aioflags.Client.track`; never blocks or raises."""
+        self._client.track(event_key, context, data, metric_value)
+
+    def identify(self, context: Context) -> None:
+        """Send an identify event, as :meth:`aioflags.Client.identify`; never raises."""
+        self._client.identify(context)
+
+    def flush(self, *, timeout: float = 5.0) -> None:
+        """Send the buffered analytics events now; waits up to ``timeout`` seconds.
+
+        Does nothing when the client is not started; never raises because the
+        events endpoint is down.
+
+        Raises:
+            RuntimeError: called from a handler, on the client's own thread.
+        """
+        self._refuse_on_own_thread("flush()")
+        running = self._running
+        if running is None:
+            return
+        try:
+            running.portal.call(functools.partial(self._client.flush, timeout=timeout))
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return  # closed meanwhile
+
+    def __repr__(self) -> str:
+        state = "running" if self._running is not None else "stopped"
+        return f"<aioflags.blocking.Client {state} status={self.status.name}>"

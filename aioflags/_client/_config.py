@@ -1,0 +1,589 @@
+"""Config: everything a Client needs, validated when it is constructed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Final, final
+
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._frozen import Frozen, set_field
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Mapping, Sequence
+
+    from aioflags._datasystem._config import DataSystem
+    from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
+
+    from ._hooks import Hook
+
+__all__ = ["Config"]
+
+logger = logging.getLogger("aioflags")
+
+_SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
+_TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
+
+
+def _sdk_key_problem(key: object) -> str | None:
+    """What is wrong with an SDK key, precisely enough to fix it; ``None`` if nothing."""
+    if not isinstance(key, str):
+        return f"sdk_key must be a string, got {type(key).__name__}"
+    if not key:
+        return "sdk_key is empty (use offline=True to run without one)"
+    if len(key) > 8192:
+        return f"sdk_key is {len(key)} characters long; the limit is 8192"
+    for index, char in enumerate(key):
+        if not (char.isascii() and (char.isalnum() or char in "._-")):
+            where = (
+                "at the end"
+                if index == len(key) - 1
+                else "at the start"
+                if index == 0
+                else f"at position {index}"
+            )
+            hint = (
+                " (read from a file or an environment variable? strip it)"
+                if char.isspace()
+                else ""
+            )
+            return (
+                f"sdk_key has {char!r} {where}{hint}: an SDK key is letters, "
+                "digits, '.', '_' and '-'"
+            )
+    return None
+
+
+_FILTER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TAG_RULE: Final = (
+    "is dropped: a tag is 1-64 characters of letters, digits, '.', '_' and '-' "
+    "(the other tags are still sent)"
+)
+_FILTER_RULE: Final = (
+    "is ignored: a filter key starts with a letter or digit, then letters, "
+    "digits, '.', '_' and '-'; all flags are fetched"
+)
+
+
+def _lenient(
+    name: str, value: object, pattern: re.Pattern[str], rule: str
+) -> str | None:
+    """An option LaunchDarkly drops when invalid: ``None`` (and a warning) then.
+
+    ``""`` is unset, as in LaunchDarkly's SDKs (tags, the payload filter key).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return value
+    logger.warning("Config.%s=%r %s", name, value, rule)
+    return None
+
+
+def _is_big_segments_config(value: object) -> bool:
+    # Imported only when big segments are configured (not with aioflags).
+    from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
+
+    return isinstance(value, BigSegmentsConfig)
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    # Written so that NaN fails too (every comparison with NaN is false).
+    if not (value > 0 or (allow_zero and value == 0)):
+        raise ConfigurationError(
+            f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+        )
+
+
+@final
+class Config(Frozen):
+    """The configuration of a :class:`Client`. Construction does no I/O.
+
+    Args:
+        sdk_key: the server-side SDK key; required unless ``offline`` or a data
+            system that needs no network (``DataSystem.file``, custom sources).
+        base_uri: polling endpoints (FDv2 ``/sdk/poll``, FDv1 ``/sdk/latest-all``).
+        stream_uri: streaming endpoints (FDv2 ``/sdk/stream``, FDv1 ``/all``).
+        data_system: which sources run; ``None`` means ``DataSystem.default()``.
+        ready_timeout: how long ``async with client`` waits for the first
+            status (READY, ERROR or FATAL) before carrying on; 0 starts the
+            client without waiting (the status says when it is READY).
+        offline: no data system at all; evaluations return defaults.
+        poll_interval: seconds between polls (minimum 30 against LaunchDarkly's
+            own endpoints is recommended; smaller values are allowed for relays
+            and tests).
+        initial_retry_delay: first reconnect delay after a recoverable failure.
+        max_retry_delay: the cap of the exponential backoff.
+        retry_jitter: the fraction (0-1) of each delay that is randomly subtracted.
+        retry_reset_after: a connection healthy this long resets the backoff.
+        grace_period: how long the status stays STALE after the connection is
+            interrupted before it becomes ERROR (0: straight to ERROR).
+        fatal_status_codes: HTTP statuses that remove a source at once with no
+            retry; during initialisation with no source left, the client is FATAL.
+        connect_timeout: seconds to establish a connection.
+        read_timeout: seconds to wait for a polling response.
+        stream_read_timeout: seconds without a byte (not even a heart-beat)
+            before a stream reconnects.
+        verify: TLS verification: ``True``, ``False``, a CA bundle path or an
+            ``ssl.SSLContext``.
+        proxy: an HTTP(S) proxy URL.
+        application_id: sent in ``X-LaunchDarkly-Tags``; an empty string is
+            unset, and an invalid value (not 1-64 of ``[A-Za-z0-9._-]``) is
+            dropped with a warning, as LaunchDarkly's SDKs do.
+        application_version: like ``application_id``.
+        wrapper_name: sent in ``X-LaunchDarkly-Wrapper``.
+        wrapper_version: sent in ``X-LaunchDarkly-Wrapper``.
+        instance_id: sent in ``X-LaunchDarkly-Instance-Id``; by default each
+            client makes a uuid4 of its own, and a new one in a forked child.
+        payload_filter_key: a LaunchDarkly payload filter: only the flags it
+            selects are fetched (``filter=`` on every data request). An
+            invalid key (not ``[A-Za-z0-9][A-Za-z0-9._-]*``) is dropped with a
+            warning, as LaunchDarkly's SDKs do.
+        send_events: send analytics events (evaluations, ``track``,
+            ``identify``) to ``events_uri``. They are never sent when
+            ``offline``, without an ``sdk_key``, or with a data system that
+            needs none (``DataSystem.file``, ``FlagData.data_system()``): see
+            :attr:`events_enabled`. Added in version 0.1.0.
+        events_uri: the event recorder (``/bulk`` and ``/diagnostic``).
+        events_capacity: how many events (not counting the summary) are
+            buffered between flushes; more are dropped, with one warning.
+        flush_interval: seconds between flushes of the event buffer.
+        all_attributes_private: redact every context attribute but ``key``,
+            ``kind`` and ``anonymous`` from events.
+        private_attributes: attribute references redacted from every
+            context in events (``"email"``, ``"/address/street"``).
+        context_keys_capacity: how many context keys are remembered, so that
+            each context is sent once (in an ``index`` event) per window.
+        context_keys_flush_interval: seconds after which the remembered
+            context keys are forgotten.
+        diagnostic_opt_out: send no diagnostic events.
+        diagnostic_recording_interval: seconds between periodic diagnostic
+            events (at least 60).
+        omit_anonymous_contexts: leave anonymous contexts out of ``index``
+            and ``identify`` events.
+        compress_events: gzip the event payloads (``Content-Encoding: gzip``).
+        hooks: evaluation and track hooks (:class:`aioflags.Hook`), in
+            registration order; ``client.add_hook()`` appends more. See
+            docs/hooks.md. Added in version 0.1.0.
+        gc_freeze: compile every flag in the background after READY
+            (without it a flag compiles on its first evaluation), then call
+            ``gc.freeze()``: everything alive
+            in the process then moves to the garbage collector's permanent
+            generation, so later full collections no longer scan the flags
+            (a 10,000-flag data set otherwise adds tens of milliseconds to
+            each). Off by default: it affects the whole process, and garbage
+            cycles that were alive when it ran (an older data set's flags,
+            your own) are never collected. See docs/benchmarks.md. Added in
+            version 0.1.0.
+        big_segments: where big (unbounded) segments' memberships come from:
+            an ``aioflags.BigSegmentsConfig``; ``None`` (the default): big
+            segments match only by their rules, with ``NOT_CONFIGURED`` in
+            the reason. Added in version 0.1.0.
+
+    Raises:
+        ConfigurationError: when a value is invalid; the message says which.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order (repr)
+        "sdk_key",
+        "base_uri",
+        "stream_uri",
+        "data_system",
+        "ready_timeout",
+        "offline",
+        "poll_interval",
+        "initial_retry_delay",
+        "max_retry_delay",
+        "retry_jitter",
+        "retry_reset_after",
+        "grace_period",
+        "fatal_status_codes",
+        "connect_timeout",
+        "read_timeout",
+        "stream_read_timeout",
+        "verify",
+        "proxy",
+        "application_id",
+        "application_version",
+        "wrapper_name",
+        "wrapper_version",
+        "instance_id",
+        "payload_filter_key",
+        "send_events",
+        "events_uri",
+        "events_capacity",
+        "flush_interval",
+        "all_attributes_private",
+        "private_attributes",
+        "context_keys_capacity",
+        "context_keys_flush_interval",
+        "diagnostic_opt_out",
+        "diagnostic_recording_interval",
+        "omit_anonymous_contexts",
+        "compress_events",
+        "hooks",
+        "gc_freeze",
+        "big_segments",
+    )
+    __match_args__: ClassVar[tuple[str, ...]] = ("sdk_key",)
+    _hidden = ("sdk_key",)  # a secret: never in logs
+
+    sdk_key: str | None
+    base_uri: str
+    stream_uri: str
+    data_system: DataSystem | None
+    ready_timeout: float
+    offline: bool
+    poll_interval: float
+    initial_retry_delay: float
+    max_retry_delay: float
+    retry_jitter: float
+    retry_reset_after: float
+    grace_period: float
+    fatal_status_codes: frozenset[int]
+    connect_timeout: float
+    read_timeout: float
+    stream_read_timeout: float
+    verify: bool | str | ssl.SSLContext
+    proxy: str | None
+    application_id: str | None
+    application_version: str | None
+    wrapper_name: str | None
+    wrapper_version: str | None
+    instance_id: str | None
+    payload_filter_key: str | None
+    send_events: bool
+    events_uri: str
+    events_capacity: int
+    flush_interval: float
+    all_attributes_private: bool
+    private_attributes: tuple[str, ...]
+    context_keys_capacity: int
+    context_keys_flush_interval: float
+    diagnostic_opt_out: bool
+    diagnostic_recording_interval: float
+    omit_anonymous_contexts: bool
+    compress_events: bool
+    hooks: Sequence[Hook]
+    gc_freeze: bool
+    big_segments: BigSegmentsConfig | None
+
+    def __init__(
+        self,
+        sdk_key: str | None = None,
+        *,
+        base_uri: str = "https://sdk.launchdarkly.com",
+        stream_uri: str = "https://stream.launchdarkly.com",
+        data_system: DataSystem | None = None,
+        ready_timeout: float = 5.0,
+        offline: bool = False,
+        poll_interval: float = 30.0,
+        initial_retry_delay: float = 1.0,
+        max_retry_delay: float = 30.0,
+        retry_jitter: float = 0.5,
+        retry_reset_after: float = 60.0,
+        grace_period: float = 5.0,
+        fatal_status_codes: frozenset[int] = frozenset({401, 403}),
+        connect_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+        stream_read_timeout: float = 300.0,
+        verify: bool | str | ssl.SSLContext = True,
+        proxy: str | None = None,
+        application_id: str | None = None,
+        application_version: str | None = None,
+        wrapper_name: str | None = None,
+        wrapper_version: str | None = None,
+        instance_id: str | None = None,
+        payload_filter_key: str | None = None,
+        send_events: bool = True,
+        events_uri: str = "https://events.launchdarkly.com",
+        events_capacity: int = 10000,
+        flush_interval: float = 5.0,
+        all_attributes_private: bool = False,
+        private_attributes: tuple[str, ...] = (),
+        context_keys_capacity: int = 1000,
+        context_keys_flush_interval: float = 300.0,
+        diagnostic_opt_out: bool = False,
+        diagnostic_recording_interval: float = 900.0,
+        omit_anonymous_contexts: bool = False,
+        compress_events: bool = False,
+        hooks: Sequence[Hook] = (),
+        gc_freeze: bool = False,
+        big_segments: BigSegmentsConfig | None = None,
+    ) -> None:
+        set_field(self, "sdk_key", sdk_key)
+        set_field(self, "base_uri", base_uri)
+        set_field(self, "stream_uri", stream_uri)
+        set_field(self, "data_system", data_system)
+        set_field(self, "ready_timeout", ready_timeout)
+        set_field(self, "offline", offline)
+        set_field(self, "poll_interval", poll_interval)
+        set_field(self, "initial_retry_delay", initial_retry_delay)
+        set_field(self, "max_retry_delay", max_retry_delay)
+        set_field(self, "retry_jitter", retry_jitter)
+        set_field(self, "retry_reset_after", retry_reset_after)
+        set_field(self, "grace_period", grace_period)
+        set_field(self, "fatal_status_codes", fatal_status_codes)
+        set_field(self, "connect_timeout", connect_timeout)
+        set_field(self, "read_timeout", read_timeout)
+        set_field(self, "stream_read_timeout", stream_read_timeout)
+        set_field(self, "verify", verify)
+        set_field(self, "proxy", proxy)
+        set_field(self, "application_id", application_id)
+        set_field(self, "application_version", application_version)
+        set_field(self, "wrapper_name", wrapper_name)
+        set_field(self, "wrapper_version", wrapper_version)
+        set_field(self, "instance_id", instance_id)
+        set_field(self, "payload_filter_key", payload_filter_key)
+        set_field(self, "send_events", send_events)
+        set_field(self, "events_uri", events_uri)
+        set_field(self, "events_capacity", events_capacity)
+        set_field(self, "flush_interval", flush_interval)
+        set_field(self, "all_attributes_private", all_attributes_private)
+        set_field(self, "private_attributes", private_attributes)
+        set_field(self, "context_keys_capacity", context_keys_capacity)
+        set_field(self, "context_keys_flush_interval", context_keys_flush_interval)
+        set_field(self, "diagnostic_opt_out", diagnostic_opt_out)
+        set_field(self, "diagnostic_recording_interval", diagnostic_recording_interval)
+        set_field(self, "omit_anonymous_contexts", omit_anonymous_contexts)
+        set_field(self, "compress_events", compress_events)
+        set_field(self, "hooks", hooks)
+        set_field(self, "gc_freeze", gc_freeze)
+        set_field(self, "big_segments", big_segments)
+        self._validate()
+
+    def _validate(self) -> None:
+        key: object = self.sdk_key  # checked at run time: callers may not be typed
+        if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
+            raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
+        for name in ("base_uri", "stream_uri", "events_uri"):
+            uri = getattr(self, name)
+            if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"{name} must be an http:// or https:// URL, got {uri!r}"
+                )
+            set_field(self, name, uri.rstrip("/"))
+        _positive("ready_timeout", self.ready_timeout, allow_zero=True)
+        for name in (
+            "initial_retry_delay",
+            "max_retry_delay",
+            "connect_timeout",
+            "read_timeout",
+            "stream_read_timeout",
+            "poll_interval",
+            "retry_reset_after",
+            "flush_interval",
+            "context_keys_flush_interval",
+        ):
+            _positive(name, getattr(self, name))
+        self._check_events()
+        self._check_hooks()
+        if self.big_segments is not None and not _is_big_segments_config(
+            self.big_segments
+        ):
+            raise ConfigurationError(
+                "big_segments must be an aioflags.BigSegmentsConfig, "
+                f"got {self.big_segments!r}"
+            )
+        _positive("grace_period", self.grace_period, allow_zero=True)
+        if not 0 <= self.retry_jitter <= 1:
+            raise ConfigurationError(
+                f"retry_jitter must be between 0 and 1, got {self.retry_jitter!r}"
+            )
+        if self.max_retry_delay < self.initial_retry_delay:
+            raise ConfigurationError(
+                "max_retry_delay must not be smaller than initial_retry_delay"
+            )
+        codes: frozenset[object] = frozenset(self.fatal_status_codes)
+        if not all(isinstance(c, int) and 400 <= c <= 599 for c in codes):
+            raise ConfigurationError(
+                "fatal_status_codes must be HTTP error statuses (400-599)"
+            )
+        set_field(self, "fatal_status_codes", codes)
+        for name in ("application_id", "application_version"):
+            value = _lenient(name, getattr(self, name), _TAG, _TAG_RULE)
+            set_field(self, name, value)
+        set_field(
+            self,
+            "payload_filter_key",
+            _lenient(
+                "payload_filter_key", self.payload_filter_key, _FILTER_KEY, _FILTER_RULE
+            ),
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Config:
+        """A Config from ``AIOFLAGS_*`` environment variables; keyword arguments win.
+
+        The SDK key comes from ``AIOFLAGS_SDK_KEY``, else ``LAUNCHDARKLY_SDK_KEY``.
+        ``AIOFLAGS_BASE_URI``, ``AIOFLAGS_STREAM_URI``, ``AIOFLAGS_OFFLINE``,
+        ``AIOFLAGS_READY_TIMEOUT``, ``AIOFLAGS_POLL_INTERVAL``,
+        ``AIOFLAGS_GRACE_PERIOD``, ``AIOFLAGS_CONNECT_TIMEOUT``,
+        ``AIOFLAGS_READ_TIMEOUT``, ``AIOFLAGS_PROXY``,
+        ``AIOFLAGS_APPLICATION_ID``, ``AIOFLAGS_APPLICATION_VERSION``,
+        ``AIOFLAGS_PAYLOAD_FILTER_KEY``, ``AIOFLAGS_SEND_EVENTS`` and
+        ``AIOFLAGS_EVENTS_URI`` set
+        the option of the same name (docs/configuration.md lists them);
+        numbers are seconds, booleans are ``true``/``false``/``1``/``0``.
+        Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
+        be ignored silently).
+
+        Raises:
+            ConfigurationError: a variable cannot be parsed, or is unknown; the
+                message names it.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        key = env.get("AIOFLAGS_SDK_KEY") or env.get("LAUNCHDARKLY_SDK_KEY")
+        if key:
+            values["sdk_key"] = key
+        for variable, text in env.items():
+            if not variable.startswith("AIOFLAGS_") or variable == "AIOFLAGS_SDK_KEY":
+                continue
+            name = variable.removeprefix("AIOFLAGS_").lower()
+            kind = ENVIRONMENT.get(name)
+            if kind is None:
+                known = ", ".join(f"AIOFLAGS_{n.upper()}" for n in ENVIRONMENT)
+                raise ConfigurationError(
+                    f"unknown environment variable {variable}: aioflags reads "
+                    f"AIOFLAGS_SDK_KEY, {known}"
+                )
+            if kind is str and not text.strip():
+                continue  # an empty variable is an unset one
+            values[name] = _parse_env(variable, text, kind)
+        values.update(overrides)
+        sdk_key = values.pop("sdk_key", None)
+        return cls(sdk_key, **values)
+
+    def _check_hooks(self) -> None:
+        from ._hooks import check_hook
+
+        hooks: object = self.hooks
+        if isinstance(hooks, (str, bytes)) or not hasattr(hooks, "__iter__"):
+            raise ConfigurationError(
+                f"hooks must be a sequence of aioflags.Hook instances, got {hooks!r}"
+            )
+        set_field(
+            self,
+            "hooks",
+            tuple(check_hook(h, "Config(hooks=...)") for h in self.hooks),
+        )
+
+    def _check_events(self) -> None:
+        for name in ("events_capacity", "context_keys_capacity"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(
+                    f"{name} must be a positive integer, got {value!r}"
+                )
+        _positive("diagnostic_recording_interval", self.diagnostic_recording_interval)
+        if self.diagnostic_recording_interval < _MIN_DIAGNOSTIC_INTERVAL:
+            raise ConfigurationError(
+                "diagnostic_recording_interval must be at least "
+                f"{_MIN_DIAGNOSTIC_INTERVAL:g} seconds, "
+                f"got {self.diagnostic_recording_interval!r}"
+            )
+        private: object = self.private_attributes
+        if isinstance(private, str) or not all(
+            isinstance(p, str) and p
+            for p in private  # type: ignore[attr-defined]
+        ):
+            raise ConfigurationError(
+                "private_attributes must be a sequence of attribute references "
+                "(non-empty strings such as 'email' or '/address/street')"
+            )
+        set_field(self, "private_attributes", tuple(self.private_attributes))
+
+    @property
+    def events_enabled(self) -> bool:
+        """Whether analytics events are sent.
+
+        Only when ``send_events`` is on, the client is not ``offline``, there
+        is an ``sdk_key``, and the data system talks to a flag service (one
+        made only of local sources, such as ``DataSystem.file`` or
+        ``FlagData.data_system()``, needs no SDK key and sends no events).
+
+        Added in version 0.1.0.
+        """
+        from aioflags._datasystem._config import is_local
+
+        return (
+            self.send_events
+            and not self.offline
+            and self.sdk_key is not None
+            and not (self.data_system is not None and is_local(self.data_system))
+        )
+
+    @property
+    def tags_header(self) -> str | None:
+        """The ``X-LaunchDarkly-Tags`` value, if any tag is set."""
+        parts = [
+            f"application-{name}/{value}"
+            for name, value in (
+                ("id", self.application_id),
+                ("version", self.application_version),
+            )
+            if value
+        ]
+        return " ".join(parts) or None
+
+    @property
+    def wrapper_header(self) -> str | None:
+        """The ``X-LaunchDarkly-Wrapper`` value, if a wrapper is set."""
+        if not self.wrapper_name:
+            return None
+        return (
+            f"{self.wrapper_name}/{self.wrapper_version}"
+            if self.wrapper_version
+            else self.wrapper_name
+        )
+
+
+#: The options ``Config.from_env()`` reads, as ``AIOFLAGS_<NAME>``, and their types.
+ENVIRONMENT: Final[dict[str, type]] = {
+    "base_uri": str,
+    "stream_uri": str,
+    "offline": bool,
+    "ready_timeout": float,
+    "poll_interval": float,
+    "grace_period": float,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "proxy": str,
+    "application_id": str,
+    "application_version": str,
+    "payload_filter_key": str,
+    "send_events": bool,
+    "events_uri": str,
+}
+
+
+def _parse_env(variable: str, text: str, kind: type) -> object:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigurationError(f"{variable}={text!r}: expected true or false")
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ConfigurationError(
+                f"{variable}={text!r}: expected a number of seconds"
+            ) from None
+        return value
+    return text

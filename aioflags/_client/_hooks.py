@@ -1,0 +1,640 @@
+"""Evaluation and track hooks: the public types, and the runner the client uses.
+
+Hooks cost nothing until one is registered: the store then hands out
+:class:`HookedSnapshot` objects instead of plain :class:`FlagSnapshot` ones,
+so the unhooked evaluation path is not touched at all (not even a check).
+Every evaluation entry point of ``Client``, ``FlagSnapshot`` and
+``aioflags.blocking.Client`` goes through the store's snapshot, so all of them
+run the series; ``all_flags_state`` and prerequisites do not.
+
+Stages are synchronous: the sync ``FlagSnapshot`` face has no event loop to
+await on, and a hook that waited on I/O would stall every evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
+
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._frozen import Frozen, set_field
+from aioflags._evaluation._snapshot import FlagSnapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from aioflags._analytics._recorder import Recorder
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._membership import MembershipSource
+    from aioflags._evaluation._model import CompiledFlag, CompiledSegment
+    from aioflags._evaluation._results import EvaluationDetail
+
+__all__ = [
+    "EvaluationSeriesContext",
+    "Hook",
+    "HookMetadata",
+    "HookRunner",
+    "HookedSnapshot",
+    "TrackSeriesContext",
+]
+
+logger = logging.getLogger("aioflags.hooks")
+
+T = TypeVar("T")
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_PROXY: Final = MappingProxyType
+_STAGES: Final = ("before_evaluation", "after_evaluation", "after_track")
+
+
+@final
+class HookMetadata(Frozen):
+    """What a hook says about itself.
+
+    Attributes:
+        name: the hook's name, used in log messages about it.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("name",)
+    __match_args__: ClassVar[tuple[str, ...]] = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        set_field(self, "name", name)
+
+
+@final
+class EvaluationSeriesContext:
+    """What every stage of one evaluation's hook series is told about it (read-only).
+
+    Attributes:
+        key: the flag key.
+        context: the evaluation context, as the caller passed it.
+        default_value: the default the caller passed.
+        method: the public method called: ``"variation"``,
+            ``"variation_detail"``, ``"bool_variation"``,
+            ``"bool_variation_detail"``, ... (the same names on ``Client``,
+            ``FlagSnapshot`` and ``aioflags.blocking.Client``).
+        environment_id: the LaunchDarkly environment's id, from the flag
+            service's ``X-LD-EnvID`` response header; ``None`` until known.
+
+    Added in version 0.1.0.
+    """
+
+    # Built for every evaluation while hooks are registered: plain slots
+    # (a frozen dataclass takes twice as long to build), read through properties.
+    __slots__ = ("_context", "_default", "_env", "_key", "_method")
+
+    def __init__(
+        self,
+        key: str,
+        context: Context | None,
+        default_value: Any,
+        method: str,
+        environment_id: str | None = None,
+    ) -> None:
+        self._key = key
+        self._context = context
+        self._default = default_value
+        self._method = method
+        self._env = environment_id
+
+    @property
+    def key(self) -> str:
+        """The flag key."""
+        return self._key
+
+    @property
+    def context(self) -> Context | None:
+        """The evaluation context, as the caller passed it."""
+        return self._context
+
+    @property
+    def default_value(self) -> Any:
+        """The default the caller passed."""
+        return self._default
+
+    @property
+    def method(self) -> str:
+        """The public method called (``"bool_variation"``...)."""
+        return self._method
+
+    @property
+    def environment_id(self) -> str | None:
+        """The environment's id (``X-LD-EnvID``), or ``None`` until known."""
+        return self._env
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self._key, self._context, self._default, self._method, self._env)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvaluationSeriesContext):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self._key, self._method, self._env))
+
+    def __repr__(self) -> str:
+        return (
+            f"EvaluationSeriesContext(key={self._key!r}, context={self._context!r}, "
+            f"default_value={self._default!r}, method={self._method!r}, "
+            f"environment_id={self._env!r})"
+        )
+
+
+@final
+class TrackSeriesContext(Frozen):
+    """What ``after_track`` is told about one ``client.track()`` call.
+
+    Attributes:
+        key: the event key.
+        context: the context the event is about.
+        data: the JSON data attached, or ``None``.
+        metric_value: the metric value, or ``None``.
+        environment_id: the LaunchDarkly environment's id; ``None`` until known.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "key",
+        "context",
+        "data",
+        "metric_value",
+        "environment_id",
+    )
+    __match_args__: ClassVar[tuple[str, ...]] = (
+        "key",
+        "context",
+        "data",
+        "metric_value",
+        "environment_id",
+    )
+    key: str
+    context: Context
+    data: JSONValue
+    metric_value: float | None
+    environment_id: str | None
+
+    def __init__(
+        self,
+        key: str,
+        context: Context,
+        data: JSONValue,
+        metric_value: float | None,
+        environment_id: str | None = None,
+    ) -> None:
+        set_field(self, "key", key)
+        set_field(self, "context", context)
+        set_field(self, "data", data)
+        set_field(self, "metric_value", metric_value)
+        set_field(self, "environment_id", environment_id)
+
+
+class Hook:
+    """Base class of evaluation and track hooks: override the stages you need.
+
+    Every stage has a pass-through default, so a hook written today keeps
+    working when stages are added. Stages are synchronous and run on the
+    caller's task (or thread), inside the evaluation: keep them fast, and
+    hand anything slow (I/O) to a task or a queue of your own. A stage that
+    raises is logged (once per hook and stage) and otherwise ignored: the
+    evaluation, the other hooks and the returned value are unaffected.
+
+    Register hooks with ``Config(hooks=[...])`` or ``client.add_hook(hook)``.
+    ``before_evaluation`` stages run in registration order,
+    ``after_evaluation`` stages in reverse order, ``after_track`` in order.
+
+    Added in version 0.1.0.
+    """
+
+    @property
+    def metadata(self) -> HookMetadata:
+        """The hook's metadata (by default, named after its class)."""
+        return HookMetadata(name=type(self).__qualname__)
+
+    def before_evaluation(
+        self, series_context: EvaluationSeriesContext, data: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """Called before a flag is evaluated; returns the data for ``after_evaluation``.
+
+        Args:
+            series_context: the evaluation's key, context, default and method.
+            data: this hook's series data so far (empty: this is the first stage).
+
+        Returns:
+            The data this hook's ``after_evaluation`` receives: return a new
+            mapping with your additions (``{**data, "span": span}``).
+        """
+        return data
+
+    def after_evaluation(
+        self,
+        series_context: EvaluationSeriesContext,
+        data: Mapping[str, Any],
+        detail: EvaluationDetail[Any],
+    ) -> Mapping[str, Any]:
+        """Called after a flag is evaluated, before the caller gets the value.
+
+        Args:
+            series_context: as given to ``before_evaluation``.
+            data: what this hook's ``before_evaluation`` returned (empty if it
+                raised).
+            detail: exactly what the caller gets: the value (the default on
+                error), the variation index and the reason.
+
+        Returns:
+            The series data (unused for now: the last stage of the series).
+        """
+        return data
+
+    def after_track(self, series_context: TrackSeriesContext) -> None:
+        """Called after ``client.track()`` handed a custom event to the event processor."""
+
+
+def check_hook(hook: object, where: str) -> Hook:
+    """``hook`` if it is a usable :class:`Hook`; a clear error otherwise."""
+    if not isinstance(hook, Hook):
+        raise ConfigurationError(
+            f"{where} takes aioflags.Hook instances (subclass aioflags.Hook), "
+            f"got {hook!r}"
+        )
+    import inspect  # when hooks are registered, not with aioflags
+
+    for stage in _STAGES:
+        if inspect.iscoroutinefunction(getattr(hook, stage)):
+            raise ConfigurationError(
+                f"{type(hook).__qualname__}.{stage} is async: hook stages are "
+                "synchronous (they also run on the sync FlagSnapshot face); hand "
+                "slow work to a task or queue of your own (docs/hooks.md)"
+            )
+    return hook
+
+
+def _name(hook: Hook) -> str:
+    try:
+        return str(hook.metadata.name)
+    except Exception:  # noqa: BLE001 - a broken metadata property must not break evaluation
+        return type(hook).__qualname__
+
+
+class HookRunner:
+    """A client's hooks (copy-on-write) and the environment id; runs the series.
+
+    Shared by every snapshot and store of one client, so a hook added at run
+    time applies to later evaluations of any snapshot, old or new. Each
+    series reads ``hooks`` once, so a hook added during an evaluation (by a
+    hook, or another thread) applies from the next evaluation on.
+    """
+
+    __slots__ = ("_failed", "environment_id", "hooks")
+
+    def __init__(self, hooks: Iterable[Hook] = ()) -> None:
+        self.hooks: tuple[Hook, ...] = tuple(hooks)
+        self.environment_id: str | None = None
+        self._failed: set[tuple[int, str]] = set()
+
+    def add(self, hook: Hook) -> None:
+        self.hooks = (*self.hooks, hook)
+
+    def snapshot(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        *,
+        initialized: bool,
+        recorder: Recorder | None,
+        big_segments: MembershipSource | None = None,
+    ) -> FlagSnapshot:
+        """A snapshot of this data that runs these hooks around its evaluations."""
+        return HookedSnapshot(
+            flags,
+            segments,
+            initialized=initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+            hooks=self,
+        )
+
+    def _stage_failed(self, hook: Hook, stage: str, problem: str | None) -> None:
+        """Log a failed stage once per hook and stage (then at DEBUG)."""
+        key = (id(hook), stage)
+        first = key not in self._failed
+        self._failed.add(key)
+        name = _name(hook)
+        if problem is None:
+            logger.log(
+                logging.ERROR if first else logging.DEBUG,
+                "aioflags hook %r raised in %s; the evaluation is unaffected%s",
+                name,
+                stage,
+                " (logged once per hook and stage)" if first else "",
+                exc_info=True,
+                extra={"hook": name, "stage": stage},
+            )
+        elif first:
+            logger.error(
+                "aioflags hook %r: %s returned %s, not a mapping; its next stage "
+                "gets empty data (return the data, e.g. `return {**data, ...}`)",
+                name,
+                stage,
+                problem,
+                extra={"hook": name, "stage": stage},
+            )
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        snapshot: HookedSnapshot,
+        method: str,
+        key: str,
+        context: Context | None,
+        default: Any,
+        detail_of: Callable[[FlagSnapshot, str, Any, Any], EvaluationDetail[Any]],
+        value_of: Callable[[FlagSnapshot, str, Any, Any], Any] | None,
+    ) -> Any:
+        """Run the series around one evaluation; return what the caller gets.
+
+        ``detail_of`` is the unhooked ``*_detail`` method; ``value_of`` the
+        unhooked value method (``None`` for a ``*_detail`` entry point).
+        """
+        hooks = self.hooks  # once: a hook added meanwhile applies next time
+        series = EvaluationSeriesContext(
+            key, context, default, method, self.environment_id
+        )
+        datas: list[Mapping[str, Any]] = []
+        for hook in hooks:
+            # Not trusted to be a mapping: a forgotten `return` is common.
+            data: Any
+            try:
+                data = hook.before_evaluation(series, _EMPTY)
+            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                self._stage_failed(hook, "before_evaluation", None)
+                data = _EMPTY
+            else:
+                kind = type(data)
+                if (
+                    kind is not dict
+                    and kind is not _PROXY
+                    and not isinstance(data, Mapping)
+                ):
+                    self._stage_failed(hook, "before_evaluation", kind.__name__)
+                    data = _EMPTY
+            datas.append(data)
+        if value_of is None:
+            detail = result = detail_of(snapshot, key, context, default)
+        elif snapshot._events is None:
+            detail = detail_of(snapshot, key, context, default)
+            result = detail.value
+        else:
+            # Analytics events record a value method's evaluation without its
+            # reason: the value comes from the recording method, the detail
+            # for the hooks from a twin that records nothing (evaluation is
+            # pure, so both see the same result).
+            result = value_of(snapshot, key, context, default)
+            detail = detail_of(snapshot.quiet(), key, context, default)
+        for index in range(len(hooks) - 1, -1, -1):
+            hook = hooks[index]
+            try:
+                hook.after_evaluation(series, datas[index], detail)
+            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                self._stage_failed(hook, "after_evaluation", None)
+        return result
+
+    # ----------------------------------------------------------------- track
+    def after_track(
+        self,
+        key: str,
+        context: Context,
+        data: JSONValue,
+        metric_value: float | None,
+    ) -> None:
+        """Run every hook's ``after_track``, in registration order."""
+        hooks = self.hooks
+        series = TrackSeriesContext(
+            key, context, data, metric_value, self.environment_id
+        )
+        for hook in hooks:
+            try:
+                hook.after_track(series)
+            except Exception:  # noqa: BLE001, PERF203 - isolated, logged once per hook and stage
+                self._stage_failed(hook, "after_track", None)
+
+
+# The one subclass of FlagSnapshot, private: the data and the unhooked
+# methods are FlagSnapshot's own; each public evaluation method runs the
+# series around its unhooked twin.
+class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
+    """A :class:`FlagSnapshot` whose evaluations run the client's hooks."""
+
+    __slots__ = ("_hooks", "_quiet")
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        *,
+        initialized: bool,
+        recorder: Recorder | None,
+        hooks: HookRunner,
+        big_segments: MembershipSource | None = None,
+    ) -> None:
+        super().__init__(
+            flags,
+            segments,
+            initialized=initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+        )
+        self._hooks = hooks
+        self._quiet: FlagSnapshot | None = None
+
+    def _with(
+        self, recorder: Recorder | None, big_segments: MembershipSource | None
+    ) -> FlagSnapshot:
+        return HookedSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+            hooks=self._hooks,
+        )
+
+    def quiet(self) -> FlagSnapshot:
+        """The same data, unhooked and recording no analytics events."""
+        quiet = self._quiet
+        if quiet is None:
+            quiet = self._quiet = FlagSnapshot(
+                self._flags,
+                self._segments,
+                initialized=self._initialized,
+                big_segments=self._matcher.big_segments,
+            )
+        return quiet
+
+    def unhooked(self) -> FlagSnapshot:
+        """The same data, recording events, without hooks (internal evaluations)."""
+        return FlagSnapshot._with(self, self._events, self._matcher.big_segments)
+
+    def variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        return self._hooks.evaluate(
+            self,
+            "variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.variation_detail,
+            FlagSnapshot.variation,
+        )
+
+    def variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.variation_detail,
+            None,
+        )
+
+    def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "bool_variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.bool_variation_detail,
+            FlagSnapshot.bool_variation,
+        )
+
+    def int_variation(self, key: str, context: Context | None, default: int) -> int:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "int_variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.int_variation_detail,
+            FlagSnapshot.int_variation,
+        )
+
+    def float_variation(
+        self, key: str, context: Context | None, default: float
+    ) -> float:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "float_variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.float_variation_detail,
+            FlagSnapshot.float_variation,
+        )
+
+    def string_variation(self, key: str, context: Context | None, default: str) -> str:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "string_variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.string_variation_detail,
+            FlagSnapshot.string_variation,
+        )
+
+    def json_variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        return self._hooks.evaluate(
+            self,
+            "json_variation",
+            key,
+            context,
+            default,
+            FlagSnapshot.json_variation_detail,
+            FlagSnapshot.json_variation,
+        )
+
+    def bool_variation_detail(
+        self, key: str, context: Context | None, default: bool
+    ) -> EvaluationDetail[bool]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "bool_variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.bool_variation_detail,
+            None,
+        )
+
+    def int_variation_detail(
+        self, key: str, context: Context | None, default: int
+    ) -> EvaluationDetail[int]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "int_variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.int_variation_detail,
+            None,
+        )
+
+    def float_variation_detail(
+        self, key: str, context: Context | None, default: float
+    ) -> EvaluationDetail[float]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "float_variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.float_variation_detail,
+            None,
+        )
+
+    def string_variation_detail(
+        self, key: str, context: Context | None, default: str
+    ) -> EvaluationDetail[str]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "string_variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.string_variation_detail,
+            None,
+        )
+
+    def json_variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        return self._hooks.evaluate(  # type: ignore[no-any-return]
+            self,
+            "json_variation_detail",
+            key,
+            context,
+            default,
+            FlagSnapshot.json_variation_detail,
+            None,
+        )
+
+
+def unhooked(snapshot: FlagSnapshot) -> FlagSnapshot:
+    """``snapshot`` without hooks: for the SDK's own evaluations (value watchers)."""
+    if isinstance(snapshot, HookedSnapshot):
+        return snapshot.unhooked()
+    return snapshot

@@ -1,0 +1,191 @@
+"""From data-system reports to provider status and events (status-and-events.md §2-§3).
+
+The status is derived only from what the data system reports; nothing is
+synthesised: NOT_READY until the first data or a terminal failure; READY on
+the first data; STALE as soon as a ready client's connection is interrupted,
+ERROR if that lasts past the grace period; READY again on recovery (with
+CONFIGURATION_CHANGED if the data changed meanwhile); ERROR when the data
+system goes OFF, when ``ready_timeout`` passes while sources are still trying,
+or at once when a source reports an error that waiting will not fix
+(``ErrorInfo.action_required``: a watched flag file that is missing); FATAL
+when initialisation ends on a fatal error with no source left.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+
+from aioflags._datasystem._datatypes import DataSourceStatus, SourceState
+
+from ._events import EventBus, ProviderEvent, ProviderStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from aioflags._core._clock import Clock
+    from aioflags._datasystem._store import Store
+
+__all__ = ["StatusLayer"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+
+class StatusLayer:
+    """The data system's listener: turns its reports into provider events."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        store: Store,
+        clock: Clock,
+        grace_period: float,
+        spawn: Callable[[Callable[[], Coroutine[object, object, None]]], object],
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._clock = clock
+        self._grace_period = grace_period
+        self._spawn = spawn
+        self._ever_ready = False
+        self._pending: set[str] = set()
+        self._grace: anyio.CancelScope | None = None
+        self.data_source: DataSourceStatus | None = None
+        self._data_source_changed = anyio.Event()
+        self._started = anyio.current_time()  # for "READY in N ms" (real time)
+
+    # ------------------------------------------------------- from the data system
+    def data_changed(self, flags: frozenset[str]) -> None:
+        status = self._bus.status
+        if not self._ever_ready:
+            if self._store.initialized:
+                self._ready("flag data received")
+            return
+        if status is ProviderStatus.READY:
+            if flags:
+                self._bus.emit(
+                    ProviderEvent.CONFIGURATION_CHANGED,
+                    flags_changed=flags,
+                    message=f"{len(flags)} flag(s) changed",
+                )
+        else:
+            self._pending |= flags
+
+    async def wait_data_source(
+        self, predicate: Callable[[DataSourceStatus | None], bool]
+    ) -> None:
+        """Wait until ``predicate(data_source)`` holds (re-checked on each report)."""
+        while not predicate(self.data_source):
+            await self._data_source_changed.wait()
+
+    def data_source_status(self, status: DataSourceStatus) -> None:
+        self.data_source = status
+        self._data_source_changed.set()
+        self._data_source_changed = anyio.Event()
+        state, error = status.state, status.error
+        current = self._bus.status
+        if state is SourceState.VALID:
+            if self._ever_ready and current in (
+                ProviderStatus.STALE,
+                ProviderStatus.ERROR,
+            ):
+                self._cancel_grace()
+                logger.info("aioflags client recovered: READY again")
+                self._bus.emit(ProviderEvent.READY, message="connection recovered")
+                if self._pending:
+                    changed, self._pending = frozenset(self._pending), set()
+                    self._bus.emit(
+                        ProviderEvent.CONFIGURATION_CHANGED,
+                        flags_changed=changed,
+                        message=f"{len(changed)} flag(s) changed while disconnected",
+                    )
+            elif not self._ever_ready and self._store.initialized:
+                self._ready("flag data received")
+        elif state is SourceState.INITIALIZING:
+            if (
+                error is not None
+                and error.action_required
+                and current is ProviderStatus.NOT_READY
+            ):
+                logger.error("aioflags cannot initialise yet: %s", error.message)
+                self._error(f"initialisation failed: {error.message}")
+        elif state is SourceState.INTERRUPTED:
+            if current is ProviderStatus.READY:
+                message = error.message if error else "connection interrupted"
+                self._bus.emit(
+                    ProviderEvent.STALE, message=f"{message}; serving last known data"
+                )
+                if self._grace_period == 0:
+                    self._error(f"{message}; no grace period")
+                else:
+                    self._spawn(self._grace_timer)
+        elif state is SourceState.OFF:
+            self._cancel_grace()
+            message = error.message if error else "the data system stopped"
+            if status.fdv1_fallback and error is None:
+                message = "the flag service directed a fallback to FDv1 and none is configured"
+            if not self._ever_ready and error is not None and error.fatal:
+                logger.error("aioflags cannot initialise: %s (fatal)", message)
+                self._bus.emit(
+                    ProviderEvent.ERROR, error_code="PROVIDER_FATAL", message=message
+                )
+            elif current is not ProviderStatus.ERROR:
+                self._error(
+                    message if self._ever_ready else f"initialisation failed: {message}"
+                )
+
+    # ---------------------------------------------------------------- timers
+    def ready_timed_out(self, timeout: float, waiting_for: str = "") -> None:
+        """``ready_timeout`` passed: ERROR while sources keep trying (READY may follow).
+
+        ``waiting_for`` says what has not answered, when no error says more.
+        """
+        if self._bus.status is ProviderStatus.NOT_READY:
+            error = self.data_source.error if self.data_source else None
+            detail = (
+                f" (last error: {error.message})"
+                if error
+                else f" ({waiting_for})"
+                if waiting_for
+                else ""
+            )
+            message = f"not ready after {timeout:g} s; still trying{detail}"
+            logger.warning("aioflags client %s", message)
+            self._bus.emit(
+                ProviderEvent.ERROR, error_code="PROVIDER_NOT_READY", message=message
+            )
+
+    async def _grace_timer(self) -> None:
+        with anyio.CancelScope() as scope:
+            self._grace = scope
+            await self._clock.sleep(self._grace_period)
+            if self._bus.status is ProviderStatus.STALE:
+                self._error(
+                    f"still disconnected after the {self._grace_period:g} s grace period"
+                )
+        if self._grace is scope:
+            self._grace = None
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    # --------------------------------------------------------------- helpers
+    def _ready(self, message: str) -> None:
+        self._ever_ready = True
+        self._pending.clear()
+        elapsed_ms = (anyio.current_time() - self._started) * 1000
+        flags = self._store.flag_count
+        logger.info(
+            "aioflags client READY in %.0f ms with %d flags",
+            elapsed_ms,
+            flags,
+            extra={"elapsed_ms": round(elapsed_ms), "flags": flags},
+        )
+        self._bus.emit(ProviderEvent.READY, message=message)
+
+    def _error(self, message: str) -> None:
+        self._bus.emit(ProviderEvent.ERROR, error_code="GENERAL", message=message)

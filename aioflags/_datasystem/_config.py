@@ -1,0 +1,298 @@
+"""DataSystem: which sources run, in what order, and the failover timings.
+
+Sources are async generators built by *factories*: a factory is called with a
+:class:`SourceContext` each time the source (re)starts and returns the
+generator. An initializer yields :class:`Basis` results; a synchronizer yields
+:class:`Update` results for as long as it runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, final
+
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._frozen import Frozen, set_field
+
+from ._context import local_sources, mark_local
+from ._stores._base import StoreMode
+
+if TYPE_CHECKING:
+    import os
+
+    from ._context import InitializerFactory, SynchronizerFactory
+    from ._stores._base import PersistentStore
+
+__all__ = ["DataSystem", "is_local"]
+
+
+def is_local(system: DataSystem) -> bool:
+    """Whether every source of ``system`` is local (then no events are sent)."""
+    sources = (*system.initializers, *system.synchronizers)
+    if system.fdv1_fallback is not None:
+        sources += (system.fdv1_fallback,)
+    local = local_sources()
+    return bool(sources) and all(s in local for s in sources)
+
+
+@final
+class DataSystem(Frozen):
+    """The data system's sources and failover timings.
+
+    Use a preset (:meth:`default`, :meth:`streaming`, :meth:`polling`,
+    :meth:`fdv1`, :meth:`file`, :meth:`daemon`) or :meth:`custom`.
+
+    Attributes:
+        initializers: run in order until one yields data with a defined selector.
+        synchronizers: the primary first, then fallbacks.
+        fdv1_fallback: the FDv1 synchronizer the server's fallback directive
+            switches to, for good; ``None`` means the directive turns the data
+            system OFF.
+        initializing_timeout: fail over when a synchronizer has not reported
+            valid data for this many seconds (10).
+        interrupted_timeout: fail over when a synchronizer stays interrupted
+            this long (60).
+        recovery_after: go back to the primary after this long valid on a
+            fallback synchronizer (300).
+        store: the persistent store (``aioflags.stores.RedisStore``) the
+            presets read and, in read-write mode, write; ``None``: none.
+        store_mode: ``StoreMode.READ_WRITE``: every applied change set is
+            written to ``store``; ``StoreMode.READ_ONLY``: never written.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "initializers",
+        "synchronizers",
+        "fdv1_fallback",
+        "initializing_timeout",
+        "interrupted_timeout",
+        "recovery_after",
+        "store",
+        "store_mode",
+    )
+    initializers: tuple[InitializerFactory, ...]
+    synchronizers: tuple[SynchronizerFactory, ...]
+    fdv1_fallback: SynchronizerFactory | None
+    initializing_timeout: float
+    interrupted_timeout: float
+    recovery_after: float
+    store: PersistentStore | None
+    store_mode: StoreMode
+
+    def __init__(
+        self,
+        *,
+        initializers: tuple[InitializerFactory, ...] = (),
+        synchronizers: tuple[SynchronizerFactory, ...] = (),
+        fdv1_fallback: SynchronizerFactory | None = None,
+        initializing_timeout: float = 10.0,
+        interrupted_timeout: float = 60.0,
+        recovery_after: float = 300.0,
+        store: PersistentStore | None = None,
+        store_mode: StoreMode = StoreMode.READ_ONLY,
+    ) -> None:
+        set_field(self, "initializers", initializers)
+        set_field(self, "synchronizers", synchronizers)
+        set_field(self, "fdv1_fallback", fdv1_fallback)
+        set_field(self, "initializing_timeout", initializing_timeout)
+        set_field(self, "interrupted_timeout", interrupted_timeout)
+        set_field(self, "recovery_after", recovery_after)
+        set_field(self, "store", store)
+        set_field(self, "store_mode", store_mode)
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(
+                    f"DataSystem.{name} must be a positive number of seconds"
+                )
+        for source in (*self.initializers, *self.synchronizers):
+            if not callable(source):
+                raise ConfigurationError(
+                    f"data sources must be callables, got {source!r}"
+                )
+        if self.fdv1_fallback is not None and not callable(self.fdv1_fallback):
+            raise ConfigurationError("fdv1_fallback must be a callable or None")
+        if not isinstance(self.store_mode, StoreMode):
+            raise ConfigurationError(
+                f"store_mode must be a StoreMode, got {self.store_mode!r}"
+            )
+        if self.store is not None and not callable(
+            getattr(self.store, "connect", None)
+        ):
+            raise ConfigurationError(
+                f"store must be a persistent store such as "
+                f"aioflags.stores.RedisStore, got {self.store!r}"
+            )
+
+    @classmethod
+    def default(cls, *, store: PersistentStore | None = None) -> DataSystem:
+        """The recommended data system: streaming, with polling to fall back on.
+
+        FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
+        polling (secondary); FDv1 polling as the directed fallback.
+
+        With ``store`` (read-write mode): the store is read beside the network
+        sources and, if it is initialised, served until the network delivers;
+        every change set applied from the network is written to it.
+        """
+        from ._sources import _polling, _streaming
+
+        return cls(
+            initializers=(_polling.polling_initializer(),),
+            synchronizers=(
+                _streaming.streaming_synchronizer(),
+                _polling.polling_synchronizer(),
+            ),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(),
+        )._with_store(store)
+
+    @classmethod
+    def streaming(cls, *, store: PersistentStore | None = None) -> DataSystem:
+        """FDv2 streaming only; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
+        from ._sources import _polling, _streaming
+
+        return cls(
+            synchronizers=(_streaming.streaming_synchronizer(),),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(),
+        )._with_store(store)
+
+    @classmethod
+    def polling(
+        cls, interval: float = 30.0, *, store: PersistentStore | None = None
+    ) -> DataSystem:
+        """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback.
+
+        ``store``: read-write mode, as for :meth:`default`.
+        """
+        from ._sources import _polling
+
+        if not interval > 0:
+            raise ConfigurationError(
+                "the polling interval must be a positive number of seconds"
+            )
+        return cls(
+            synchronizers=(_polling.polling_synchronizer(interval=interval),),
+            fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
+        )._with_store(store)
+
+    @classmethod
+    def daemon(cls, store: PersistentStore) -> DataSystem:
+        """Daemon mode: flags only from ``store``, never from the network.
+
+        Another process (LaunchDarkly's Relay Proxy, an SDK or an aioflags
+        client in read-write mode) keeps the store current. The whole store is
+        read into memory and read again when its ``cache_ttl`` expires (once
+        only with an infinite TTL); evaluation never waits on the store. The
+        store is never written.
+
+        Added in version 0.1.0.
+        """
+        if store is None:
+            raise ConfigurationError("DataSystem.daemon() needs a store")
+        # No sources and a store: the supervisor runs the store as the only
+        # synchronizer (stores.md: no data sources configured = daemon mode).
+        return cls(store=store, store_mode=StoreMode.READ_ONLY)
+
+    def _with_store(
+        self, store: PersistentStore | None, mode: StoreMode = StoreMode.READ_WRITE
+    ) -> DataSystem:
+        """This system serving ``store`` until its sources deliver; writing it in read-write mode."""
+        if store is None:
+            return self
+        return self.__replace__(store=store, store_mode=mode)
+
+    @classmethod
+    def fdv1(cls) -> DataSystem:
+        """For services that only speak FDv1 (older relay proxies).
+
+        FDv1 streaming, with FDv1 polling as the secondary synchronizer.
+        """
+        from ._sources import _polling, _streaming
+
+        return cls(
+            synchronizers=(
+                _streaming.fdv1_streaming_synchronizer(),
+                _polling.fdv1_polling_synchronizer(),
+            ),
+        )
+
+    @classmethod
+    def file(
+        cls, *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
+    ) -> DataSystem:
+        """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
+
+        LaunchDarkly's file-data-source shape: ``flags``, ``flagValues`` and
+        ``segments``. With ``reload`` the files are checked every
+        ``interval`` seconds and edits are applied; each announces exactly
+        the flags whose content it changes.
+
+        Files that cannot be loaded at start fail at once: without
+        ``reload`` the client is FATAL (nothing reads them again); with it,
+        ERROR until they load, then READY. A bad edit later keeps the last
+        good data. The status's error message names the file and the cause.
+        """
+        from ._sources._file import file_synchronizer
+
+        if not paths:
+            raise ConfigurationError("DataSystem.file() needs at least one path")
+        if not interval > 0:
+            raise ConfigurationError(
+                "the reload interval must be a positive number of seconds"
+            )
+        return cls(
+            synchronizers=(
+                mark_local(file_synchronizer(*paths, reload=reload, interval=interval)),
+            )
+        )
+
+    @classmethod
+    def custom(
+        cls,
+        *,
+        initializers: list[InitializerFactory] | tuple[InitializerFactory, ...] = (),
+        synchronizers: list[SynchronizerFactory] | tuple[SynchronizerFactory, ...] = (),
+        fdv1_fallback: SynchronizerFactory | None = None,
+        store: PersistentStore | None = None,
+        store_mode: StoreMode = StoreMode.READ_WRITE,
+    ) -> DataSystem:
+        """Any sources: async-generator factories called with a SourceContext.
+
+        With ``store``, the store is served until the sources deliver (as in
+        read-write mode) and, in ``StoreMode.READ_WRITE``, every applied change
+        set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
+        sources at all is daemon mode (:meth:`daemon`).
+        """
+        if store is not None and not initializers and not synchronizers:
+            return cls.daemon(store)
+        return cls(
+            initializers=tuple(initializers),
+            synchronizers=tuple(synchronizers),
+            fdv1_fallback=fdv1_fallback,
+        )._with_store(store, store_mode)
+
+    def with_timings(
+        self,
+        *,
+        initializing_timeout: float | None = None,
+        interrupted_timeout: float | None = None,
+        recovery_after: float | None = None,
+    ) -> DataSystem:
+        """A copy with other failover and recovery timings (seconds)."""
+        return self.__replace__(
+            initializing_timeout=self.initializing_timeout
+            if initializing_timeout is None
+            else initializing_timeout,
+            interrupted_timeout=self.interrupted_timeout
+            if interrupted_timeout is None
+            else interrupted_timeout,
+            recovery_after=self.recovery_after
+            if recovery_after is None
+            else recovery_after,
+        )

@@ -1,0 +1,104 @@
+"""What a source factory receives (``SourceContext``) and the factories' types.
+
+Below the sources in the layers: every source names these types, and the
+``DataSystem`` presets above build sources from them (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, TypeVar, final
+
+from aioflags._core._frozen import Frozen, set_field
+
+if TYPE_CHECKING:
+    import random as _random
+
+    import httpx
+
+    from aioflags._client._config import Config
+    from aioflags._core._clock import Clock
+
+    from ._datatypes import Basis, Selector, Update
+
+__all__ = [
+    "InitializerFactory",
+    "SourceContext",
+    "SynchronizerFactory",
+    "is_streaming",
+    "local_sources",
+    "mark_local",
+    "mark_streaming",
+]
+
+
+@final
+class SourceContext(Frozen):
+    """What a source factory receives: the current selector, HTTP, config, clock.
+
+    Attributes:
+        selector: returns the store's current selector (read it on every
+            request: the basis must be recomputed each time).
+        http: the client's shared ``httpx.AsyncClient`` (pooled connections).
+        config: the client's configuration.
+        clock: the clock to measure durations and sleep with.
+        random: the random source for jitter.
+    """
+
+    __slots__ = ("selector", "http", "config", "clock", "random")  # noqa: RUF023 - fields in order
+    selector: Callable[[], Selector]
+    http: httpx.AsyncClient
+    config: Config
+    clock: Clock
+    random: _random.Random
+
+    def __init__(
+        self,
+        *,
+        selector: Callable[[], Selector],
+        http: httpx.AsyncClient,
+        config: Config,
+        clock: Clock,
+        random: _random.Random,
+    ) -> None:
+        set_field(self, "selector", selector)
+        set_field(self, "http", http)
+        set_field(self, "config", config)
+        set_field(self, "clock", clock)
+        set_field(self, "random", random)
+
+
+InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]
+SynchronizerFactory = Callable[[SourceContext], AsyncGenerator["Update", None]]
+_S = TypeVar("_S", bound=Callable[..., object])
+
+
+#: Sources that need no SDK key and no flag service (files, in-memory test data).
+_LOCAL_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def local_sources() -> weakref.WeakSet[object]:
+    """The source factories marked local (read by ``is_local``)."""
+    return _LOCAL_SOURCES
+
+
+def mark_local(source: _S) -> _S:
+    """Mark a source factory as local: it needs no SDK key and no flag service."""
+    _LOCAL_SOURCES.add(source)
+    return source
+
+
+#: The streaming synchronizers (what diagnostic events call "streaming").
+_STREAMING_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def mark_streaming(source: _S) -> _S:
+    """Mark a source factory as a streaming synchronizer."""
+    _STREAMING_SOURCES.add(source)
+    return source
+
+
+def is_streaming(source: object) -> bool:
+    """Whether ``source`` is one of the streaming synchronizers."""
+    return source in _STREAMING_SOURCES

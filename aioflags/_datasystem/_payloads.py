@@ -1,0 +1,643 @@
+"""Payload assembly: FDv2 events into change sets, FDv1 JSON into change sets.
+
+Pure functions and one small state machine; the network sources feed them and
+raise :class:`ProtocolError` for data they cannot use (protocol.md §2, §4, §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from json import JSONDecodeError
+from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Final
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import _DECODER, RAW_DATA, RAW_EVENT
+from aioflags._core._pacing import Pacer
+
+from ._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    ObjectMeta,
+    RawPut,
+    Selector,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aioflags._core._json import JSONObject, JSONValue
+
+__all__ = [
+    "ChangeSetBuilder",
+    "fdv1_delete",
+    "fdv1_full",
+    "fdv1_patch",
+    "object_meta",
+    "parse_fdv2_poll",
+    "parse_fdv2_poll_stream",
+    "parse_fdv2_poll_text",
+]
+
+logger = logging.getLogger("aioflags.datasource")
+_KINDS: Final = {"flag": ObjectKind.FLAG, "segment": ObjectKind.SEGMENT}
+_INTENTS: Final = {i.value: i for i in IntentCode}
+
+
+def _field(data: JSONObject, name: str, typ: type, event: str) -> JSONValue:
+    value = data.get(name)
+    ok = type(value) is int if typ is int else isinstance(value, typ)
+    if not ok:
+        raise ProtocolError(f"{event}: {name!r} is missing or has the wrong type")
+    return value
+
+
+def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
+    """What the store needs of an object before compiling it (:data:`ObjectMeta`).
+
+    Its own ``version`` (0 if it has none), whether it is ``deleted``, and
+    the keys it reaches: prerequisite flags and ``segmentMatch`` segments
+    (for change notifications). A superset is harmless: keys in malformed
+    entries are kept. ``raw``, the text the object came from, lets the
+    common case (no ``segmentMatch`` in it) skip the walk over the rules.
+    """
+    version = obj.get("version")
+    if type(version) is not int:
+        version = 0
+    if obj.get("deleted") is True:
+        return (version, True)
+    items = obj.get("prerequisites")
+    if (raw is None or "segmentMatch" in raw) and obj.get("rules"):
+        nodes = dict.fromkeys(_segment_nodes(obj["rules"]))
+    elif not items:
+        return (version, False)
+    else:
+        nodes = {}
+    if items and isinstance(items, list):
+        for p in items:
+            if isinstance(p, dict):
+                key = p.get("key")
+                if type(key) is str:
+                    nodes["f" + key] = None
+    return (version, False, *nodes)
+
+
+def _segment_nodes(rules: JSONValue) -> list[str]:
+    """``"s" + key`` for each segment a ``segmentMatch`` clause names."""
+    found: list[str] = []
+    if isinstance(rules, list):
+        for rule in rules:
+            clauses = rule.get("clauses") if isinstance(rule, dict) else None
+            if isinstance(clauses, list):
+                for c in clauses:
+                    if isinstance(c, dict) and c.get("op") == "segmentMatch":
+                        values = c.get("values")
+                        if isinstance(values, list):
+                            found += ["s" + v for v in values if type(v) is str]
+    return found
+
+
+def _object(data: JSONValue, event: str) -> JSONObject:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{event}: data must be a JSON object")
+    return data
+
+
+class ChangeSetBuilder:
+    """Assembles FDv2 events into change sets (protocol.md §2.2).
+
+    Nothing is emitted before ``payload-transferred``. After a completed
+    ``xfer-full`` the intent becomes ``xfer-changes``: later payloads on the
+    same connection are deltas until a new ``server-intent``.
+    """
+
+    __slots__ = ("_changes", "_intent")
+
+    def __init__(self) -> None:
+        self._intent: IntentCode | None = None
+        #: Deletes as :class:`Change` objects, puts with their text as
+        #: :data:`RawPut` tuples (untracked by the garbage collector).
+        self._changes: list[Change | RawPut] = []
+
+    @property
+    def intent(self) -> IntentCode | None:
+        """The current intent, if a ``server-intent`` has been seen."""
+        return self._intent
+
+    def server_intent(self, data: JSONValue) -> IntentCode:
+        """Handle ``server-intent``; returns the intent (``none`` means up to date)."""
+        body = _object(data, "server-intent")
+        payloads = body.get("payloads")
+        if (
+            not isinstance(payloads, list)
+            or not payloads
+            or not isinstance(payloads[0], dict)
+        ):
+            raise ProtocolError(
+                "server-intent: 'payloads' must be a non-empty list of objects"
+            )
+        code = payloads[0].get("intentCode")
+        intent = _INTENTS.get(code) if isinstance(code, str) else None
+        if intent is None:
+            raise ProtocolError(f"server-intent: unknown intentCode {code!r}")
+        self._changes = []
+        # Intent "none" means later objects (without a new intent) are deltas.
+        self._intent = (
+            IntentCode.TRANSFER_CHANGES
+            if intent is IntentCode.TRANSFER_NONE
+            else intent
+        )
+        return intent
+
+    def put_object(
+        self, data: JSONValue, raw: str | None = None, path: int = RAW_DATA
+    ) -> None:
+        """Queue a ``put-object`` (unknown kinds are ignored).
+
+        ``raw`` is the JSON text ``data`` was parsed from (``path`` says
+        where the object sits in it): the change then keeps the text, not
+        the parsed object.
+        """
+        kind: JSONValue
+        key: JSONValue
+        version: JSONValue
+        obj: JSONValue
+        if type(data) is dict:  # the common case, checked in one go
+            kind = data.get("kind")
+            key = data.get("key")
+            version = data.get("version")
+            obj = data.get("object")
+            fine = (
+                type(kind) is str
+                and type(key) is str
+                and type(version) is int
+                and type(obj) is dict
+            )
+        else:
+            fine = False
+        if not fine:  # the same checks, one at a time: the first failure is named
+            body = _object(data, "put-object")
+            kind = _field(body, "kind", str, "put-object")
+            key = _field(body, "key", str, "put-object")
+            version = _field(body, "version", int, "put-object")
+            obj = _field(body, "object", dict, "put-object")
+        if kind not in _KINDS:
+            logger.debug("Ignoring put-object of unknown kind %r", kind)
+            return
+        if raw is not None:
+            self._changes.append(
+                (kind, key, version, raw, path, *object_meta(obj, raw))
+            )
+        else:
+            self._changes.append(
+                Change(
+                    action=ChangeKind.PUT,
+                    kind=_KINDS[kind],
+                    key=key,
+                    version=version,
+                    obj=obj,
+                )
+            )
+
+    def delete_object(self, data: JSONValue) -> None:
+        """Queue a ``delete-object`` (unknown kinds are ignored)."""
+        body = _object(data, "delete-object")
+        kind = _field(body, "kind", str, "delete-object")
+        key = _field(body, "key", str, "delete-object")
+        version = _field(body, "version", int, "delete-object")
+        if kind not in _KINDS:
+            logger.debug("Ignoring delete-object of unknown kind %r", kind)
+            return
+        self._changes.append(
+            Change(
+                action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
+            )
+        )
+
+    def error(self) -> None:
+        """Handle an ``error`` event: drop pending changes, keep the intent."""
+        self._changes = []
+
+    def reset(self) -> None:
+        """Forget everything (a new connection)."""
+        self._intent = None
+        self._changes = []
+
+    def payload_transferred(self, data: JSONValue) -> ChangeSet:
+        """Handle ``payload-transferred``: emit the change set and clear the queue."""
+        body = _object(data, "payload-transferred")
+        state = _field(body, "state", str, "payload-transferred")
+        version = _field(body, "version", int, "payload-transferred")
+        if self._intent is None:
+            raise ProtocolError("changeset: cannot complete without a server-intent")
+        change_set = ChangeSet._raw(
+            self._intent, self._changes, Selector(state=state, version=version)
+        )
+        self._changes = []
+        self._intent = IntentCode.TRANSFER_CHANGES
+        return change_set
+
+
+def _poll_event(
+    builder: ChangeSetBuilder, item: JSONValue, raw: str | None = None
+) -> ChangeSet | None:
+    """One element of a poll body's ``events``; a change set ends the payload."""
+    if not isinstance(item, dict):
+        raise ProtocolError("Invalid payload: every event must be an object")
+    name = item.get("event")
+    data = item.get("data")
+    if name == "server-intent":
+        if builder.server_intent(data) is IntentCode.TRANSFER_NONE:
+            return ChangeSet.no_changes()
+    elif name == "put-object":
+        builder.put_object(data, raw, RAW_EVENT)
+    elif name == "delete-object":
+        builder.delete_object(data)
+    elif name == "payload-transferred":
+        return builder.payload_transferred(data)
+    return None
+
+
+_NO_EVENTS: Final = "didn't receive any known protocol events in polling payload"
+_NOT_A_LIST: Final = "Invalid payload: 'events' key is missing or not a list"
+
+
+def parse_fdv2_poll(body: JSONValue) -> ChangeSet:
+    """A parsed ``/sdk/poll`` body (``{"events": [...]}``) as a change set (§4)."""
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ProtocolError(_NOT_A_LIST)
+    builder = ChangeSetBuilder()
+    for item in body["events"]:
+        change_set = _poll_event(builder, item)
+        if change_set is not None:
+            return change_set
+    raise ProtocolError(_NO_EVENTS)
+
+
+_WS: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, pos: int) -> int:
+    """The position after the JSON whitespace at ``pos``."""
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
+
+
+class _Window:
+    """The part of a body not parsed yet, refilled from its chunks as it arrives.
+
+    Positions are in :attr:`text`; :attr:`base` is how many characters of
+    the body came before it (for error messages). A refill drops what was
+    parsed, so the window holds about one chunk and :attr:`reserve` (twice
+    the longest event so far), never the body.
+    """
+
+    __slots__ = ("_chunks", "_pacer", "base", "eof", "reserve", "text")
+
+    def __init__(self, chunks: AsyncIterator[str], pacer: Pacer) -> None:
+        self._chunks = chunks
+        self._pacer = pacer
+        self.text = ""
+        self.base = 0
+        #: How much text the event parser wants ahead of an event before it
+        #: tries to parse it: twice the longest event so far.
+        self.reserve = 1024
+        #: Whether the body has ended (the window then holds all that is left).
+        self.eof = False
+
+    async def more(self, pos: int, at_least: int = 1) -> int:
+        """Keep ``text[pos:]`` and append ``at_least`` more characters (or the rest).
+
+        Returns ``pos``'s new position (0). Asking for as much as the
+        window already holds after a failed attempt (doubling) keeps the
+        work linear even when the text at ``pos`` is invalid: it is tried
+        again a logarithmic number of times until the body ends.
+        """
+        pieces = [self.text[pos:]]
+        got = 0
+        while got < at_least:
+            # a wait for the network: the collector runs meanwhile
+            chunk = await self._pacer.outside(anext(self._chunks, None))
+            if chunk is None:
+                self.eof = True
+                break
+            pieces.append(chunk)
+            got += len(chunk)
+        self.base += pos
+        self.text = "".join(pieces)
+        return 0
+
+    def error(self, what: str, pos: int) -> ProtocolError:
+        text = self.text
+        found = repr(text[pos]) if pos < len(text) else "the end"
+        return ProtocolError(
+            f"invalid JSON: expected {what} at char {self.base + pos}, found {found}"
+        )
+
+    async def skip(self, pos: int) -> int:
+        """The position of the next non-whitespace character (or the end)."""
+        while True:
+            pos = _skip(self.text, pos)
+            if pos < len(self.text) or self.eof:
+                return pos
+            pos = await self.more(pos)
+
+    async def peek(self, pos: int) -> tuple[str, int]:
+        """The character at ``pos`` after whitespace ("" at the end), and its position."""
+        pos = await self.skip(pos)
+        return self.text[pos : pos + 1], pos
+
+    async def string(self, pos: int) -> tuple[str, int]:
+        """The JSON string whose opening quote is at ``pos``, and where it ends."""
+        while True:
+            try:
+                return scanstring(self.text, pos + 1, True)  # type: ignore[no-any-return]
+            except ValueError as exc:
+                if self.eof:
+                    raise ProtocolError(
+                        f"invalid JSON: {self._describe(exc)}"
+                    ) from None
+            pos = await self.more(pos, max(1, len(self.text) - pos))
+
+    async def value(self, pos: int) -> tuple[JSONValue, int, int]:
+        """The JSON value at ``pos``, where it starts and ends now (strictly, as :func:`parse`)."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, pos)
+            except RecursionError:
+                raise ProtocolError("JSON nested too deeply to parse") from None
+            except ValueError as exc:
+                if self.eof:
+                    raise ProtocolError(
+                        f"invalid JSON: {self._describe(exc)}"
+                    ) from None
+                pos = await self.more(pos, max(1, len(self.text) - pos))
+                continue
+            # A number at the window's end may go on in the next chunk.
+            if end < len(self.text) or self.eof:
+                return value, pos, end
+            pos = await self.more(pos)
+
+    def _describe(self, exc: ValueError) -> str:
+        if isinstance(exc, JSONDecodeError):
+            return f"{exc.msg} at char {self.base + exc.pos}"
+        return str(exc)
+
+
+async def _events(
+    w: _Window,
+    pos: int,
+    builder: ChangeSetBuilder,
+    pacer: Pacer,
+    result: ChangeSet | None,
+) -> tuple[int, ChangeSet | None]:
+    """Parse the events at ``pos`` in the ``events`` list; where the list goes on.
+
+    The fast path: every event the window holds whole, separated by commas,
+    without a call per character; returns at the first thing it does not
+    handle (the list's end, a refill, an error), which the caller sorts out.
+    The window is refilled *before* an event that may not be whole in it (a
+    failed attempt at a cut event costs ``json``'s error, which counts the
+    lines of the whole window), and a ``put-object`` of a known kind is
+    queued here, in one step.
+    """
+    decode = _DECODER.raw_decode
+    due = pacer.due
+    kinds = _KINDS
+    changes = builder._changes
+    while True:
+        text = w.text
+        size = len(text)
+        if size - pos < w.reserve and not w.eof:
+            pos = await w.more(pos, w.reserve - (size - pos))
+            text = w.text
+            size = len(text)
+        try:
+            item, end = decode(text, pos)
+        except RecursionError:
+            raise ProtocolError("JSON nested too deeply to parse") from None
+        except ValueError:
+            end = -1  # incomplete, or invalid: the slow path says which
+        if end < 0 or (end >= size and not w.eof):
+            item, pos, end = await w.value(pos)
+            text = w.text
+            size = len(text)
+        if end - pos > w.reserve >> 1:
+            w.reserve = 2 * (end - pos)
+        if result is None:
+            data = item.get("data") if type(item) is dict else None
+            if type(data) is dict and item.get("event") == "put-object":
+                kind = data.get("kind")
+                key = data.get("key")
+                version = data.get("version")
+                obj = data.get("object")
+                raw = text[pos:end]
+                if (
+                    type(kind) is str
+                    and type(key) is str
+                    and type(version) is int
+                    and type(obj) is dict
+                    and kind in kinds
+                ):
+                    changes.append(
+                        (kind, key, version, raw, RAW_EVENT, *object_meta(obj, raw))
+                    )
+                else:  # the checks again, one at a time, and the failure named
+                    builder.put_object(data, raw, RAW_EVENT)
+            else:
+                result = _poll_event(
+                    builder, item, text[pos:end] if type(item) is dict else None
+                )
+                changes = builder._changes  # a server-intent starts a new list
+        if due():
+            await pacer.pause()
+        if text[end : end + 1] != ",":
+            return end, result  # "]", whitespace, or an error
+        pos = end + 1
+        if text[pos : pos + 1] in _SPACE:  # (", " is one space: no regex)
+            pos += 1
+            if text[pos : pos + 1] in _SPACE:
+                pos = _skip(text, pos)
+        if pos >= size:
+            return end, result  # the window ends: the caller refills
+
+
+_SPACE: Final = frozenset(" \t\n\r")
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeSet:
+    """A whole ``/sdk/poll`` body's text as a change set (see :func:`parse_fdv2_poll_stream`)."""
+    return await parse_fdv2_poll_stream(_one(text), freeze_gc=freeze_gc)
+
+
+async def parse_fdv2_poll_stream(
+    chunks: AsyncIterator[str], *, freeze_gc: bool = False
+) -> ChangeSet:
+    """A ``/sdk/poll`` body as a change set, parsed one event at a time as it arrives.
+
+    ``chunks`` is the body's text in pieces (as the network delivers it):
+    each event is parsed as soon as its text is there, so parsing overlaps
+    the download and the body is never held whole. The whole document is
+    checked as strictly as :func:`aioflags._core._json.parse` would (anything
+    after the first ``payload-transferred`` is checked, not used), and the
+    event loop runs between slices of a few milliseconds. A ``put-object``
+    keeps its event's text (see :class:`Change`): no parsed object outlives
+    its event.
+
+    ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._core._pacing.Pacer`).
+
+    Raises:
+        ProtocolError: invalid JSON, or a payload that is not a usable FDv2
+            poll body.
+    """
+    pacer = Pacer(freeze_gc=freeze_gc, hold_gc=True)
+    try:
+        return await _parse_stream(chunks, pacer)
+    finally:
+        pacer.close()
+
+
+async def _parse_stream(chunks: AsyncIterator[str], pacer: Pacer) -> ChangeSet:
+    builder = ChangeSetBuilder()
+    result: ChangeSet | None = None
+    seen_events = False
+    w = _Window(chunks, pacer)
+    char, pos = await w.peek(0)
+    if char == "\ufeff" and w.base == 0 and pos == 0:  # a byte-order mark
+        char, pos = await w.peek(1)
+    if char != "{":
+        if char and char in '["-0123456789tfn':
+            await w.value(pos)  # valid JSON of the wrong shape, or an error
+            raise ProtocolError(_NOT_A_LIST)
+        raise w.error("'{'", pos)
+    char, pos = await w.peek(pos + 1)
+    if char == "}":
+        pos += 1
+    else:
+        while True:
+            if char != '"':
+                raise w.error("a property name", pos)
+            name, pos = await w.string(pos)
+            char, pos = await w.peek(pos)
+            if char != ":":
+                raise w.error("':'", pos)
+            char, pos = await w.peek(pos + 1)
+            if name == "events" and char == "[":
+                seen_events = True
+                char, pos = await w.peek(pos + 1)
+                if char == "]":
+                    pos += 1
+                else:
+                    while True:
+                        pos, result = await _events(w, pos, builder, pacer, result)
+                        char, pos = await w.peek(pos)
+                        if char == "]":
+                            pos += 1
+                            break
+                        if char != ",":
+                            raise w.error("',' or ']'", pos)
+                        pos = await w.skip(pos + 1)
+            else:
+                _, _, pos = await w.value(pos)
+                if name == "events":
+                    raise ProtocolError(_NOT_A_LIST)
+            char, pos = await w.peek(pos)
+            if char == ",":
+                char, pos = await w.peek(pos + 1)
+            elif char == "}":
+                pos += 1
+                break
+            else:
+                raise w.error("',' or '}'", pos)
+    if (await w.peek(pos))[0]:
+        raise ProtocolError(f"invalid JSON: extra data at char {w.base + pos}")
+    if not seen_events:
+        raise ProtocolError(_NOT_A_LIST)
+    if result is None:
+        raise ProtocolError(_NO_EVENTS)
+    return result
+
+
+def _items(data: JSONObject, field: str) -> list[Change]:
+    items = data.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, dict):
+        raise ProtocolError(f"FDv1 payload: {field!r} must be an object")
+    kind = ObjectKind.FLAG if field == "flags" else ObjectKind.SEGMENT
+    out = []
+    for key, obj in items.items():
+        if not isinstance(obj, dict) or type(obj.get("version")) is not int:
+            raise ProtocolError(
+                f"FDv1 payload: {field}/{key} must be an object with a version"
+            )
+        out.append(
+            Change(
+                action=ChangeKind.PUT,
+                kind=kind,
+                key=key,
+                version=obj["version"],
+                obj=obj,
+            )
+        )
+    return out
+
+
+def fdv1_full(data: JSONValue) -> ChangeSet:
+    """An FDv1 ``{"flags": {...}, "segments": {...}}`` payload as a full transfer."""
+    body = _object(data, "FDv1 payload")
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_FULL,
+        changes=(*_items(body, "flags"), *_items(body, "segments")),
+    )
+
+
+def _path(path: JSONValue) -> tuple[ObjectKind, str] | None:
+    if isinstance(path, str):
+        for prefix, kind in (
+            ("/flags/", ObjectKind.FLAG),
+            ("/segments/", ObjectKind.SEGMENT),
+        ):
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return kind, path[len(prefix) :]
+    return None
+
+
+def fdv1_patch(data: JSONValue) -> ChangeSet | None:
+    """An FDv1 stream ``patch`` as a version-compared upsert (None: unknown path)."""
+    body = _object(data, "patch")
+    target = _path(body.get("path"))
+    if target is None:
+        logger.debug("Ignoring patch for unknown path %r", body.get("path"))
+        return None
+    obj = _field(body, "data", dict, "patch")
+    version = _field(obj, "version", int, "patch")
+    change = Change(
+        action=ChangeKind.PUT, kind=target[0], key=target[1], version=version, obj=obj
+    )
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
+    )
+
+
+def fdv1_delete(data: JSONValue) -> ChangeSet | None:
+    """An FDv1 stream ``delete`` as a version-compared tombstone (None: unknown path)."""
+    body = _object(data, "delete")
+    target = _path(body.get("path"))
+    if target is None:
+        logger.debug("Ignoring delete for unknown path %r", body.get("path"))
+        return None
+    version = _field(body, "version", int, "delete")
+    change = Change(
+        action=ChangeKind.DELETE, kind=target[0], key=target[1], version=version
+    )
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
+    )

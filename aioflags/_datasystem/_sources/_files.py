@@ -1,0 +1,175 @@
+"""Flag files: LaunchDarkly's file-data-source shape, in JSON or YAML.
+
+A file has any of ``flags`` (full flag objects by key), ``flagValues`` (key to
+a plain value: a flag that serves it to everyone) and ``segments``. Several
+files merge; a key defined twice is an error. A flag that names a variation
+it does not have is loaded with a warning on the ``aioflags`` logger (it
+evaluates to MALFORMED_FLAG where it reaches that index).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aioflags._core._exceptions import AioflagsError, ProtocolError
+from aioflags._core._json import parse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from aioflags._core._json import JSONObject
+
+__all__ = ["FlagFileError", "load_flag_files"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+
+class FlagFileError(AioflagsError):
+    """A flag file is missing, unreadable or malformed (the message says which and why)."""
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise FlagFileError(
+                f"{path}: YAML flag files need PyYAML: pip install 'aioflags[yaml]'"
+            ) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlagFileError(
+                f"{path}: invalid UTF-8 at byte {exc.start} ({exc.reason})"
+            ) from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FlagFileError(f"{path}: invalid YAML: {exc}") from None
+        except RecursionError:  # PyYAML's composer recurses per nesting level
+            raise FlagFileError(f"{path}: YAML nested too deeply to parse") from None
+    try:
+        return parse(data)
+    except ProtocolError as exc:
+        message = str(exc)
+        if not message.startswith("invalid JSON"):
+            message = f"invalid JSON: {message}"
+        raise FlagFileError(f"{path}: {message}") from None
+
+
+def load_flag_files(
+    *paths: str | Path,
+) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
+    """Read and merge flag files into ``(flags, segments)`` JSON.
+
+    Raises:
+        FlagFileError: a file is missing or malformed, or a key is defined twice.
+    """
+    flags: dict[str, JSONObject] = {}
+    segments: dict[str, JSONObject] = {}
+    for raw_path in paths:
+        path = Path(raw_path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise FlagFileError(
+                f"{path}: cannot read the flag file: {exc.strerror or exc}"
+            ) from None
+        data = _parse(path, raw)
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise FlagFileError(
+                f"{path}: a flag file must be an object with flags, flagValues or segments"
+            )
+        unknown = set(data) - {"flags", "flagValues", "segments"}
+        if unknown:
+            raise FlagFileError(f"{path}: unknown top-level keys {sorted(unknown)}")
+        for field, target in (
+            ("flags", flags),
+            ("flagValues", flags),
+            ("segments", segments),
+        ):
+            items = data.get(field)
+            if items is None:
+                continue
+            if not isinstance(items, dict):
+                raise FlagFileError(
+                    f"{path}: {field!r} must be an object keyed by {field[:-1]} key"
+                )
+            for key, item in items.items():
+                if key in target:
+                    raise FlagFileError(
+                        f"{path}: {field[:-1]} {key!r} is defined more than once"
+                    )
+                if field == "flagValues":
+                    target[key] = {
+                        "key": key,
+                        "version": 1,
+                        "on": True,
+                        "variations": [item],
+                        "fallthrough": {"variation": 0},
+                    }
+                elif not isinstance(item, dict):
+                    raise FlagFileError(f"{path}: {field}/{key} must be an object")
+                else:
+                    target[key] = {"version": 1, **item, "key": key}
+                    if field == "flags":
+                        _warn_out_of_range(path, key, item)
+    return flags, segments
+
+
+def _variation_refs(flag: JSONObject) -> Iterator[tuple[str, object]]:
+    """Every place a flag names one of its own variations, and the index there."""
+
+    def result(where: str, holder: object) -> Iterator[tuple[str, object]]:
+        if not isinstance(holder, dict):
+            return
+        if "variation" in holder:
+            yield f"{where}.variation", holder["variation"]
+        rollout = holder.get("rollout")
+        buckets = rollout.get("variations") if isinstance(rollout, dict) else None
+        for n, bucket in enumerate(buckets if isinstance(buckets, list) else ()):
+            if isinstance(bucket, dict):
+                yield (
+                    f"{where}.rollout.variations[{n}].variation",
+                    bucket.get("variation"),
+                )
+
+    if "offVariation" in flag:
+        yield "offVariation", flag["offVariation"]
+    yield from result("fallthrough", flag.get("fallthrough"))
+    for field in ("targets", "contextTargets", "rules"):
+        items = flag.get(field)
+        for n, item in enumerate(items if isinstance(items, list) else ()):
+            yield from result(f"{field}[{n}]", item)
+
+
+def _warn_out_of_range(path: Path, key: str, flag: JSONObject) -> None:
+    """Warn about variation indexes past the flag's variations (loaded all the same).
+
+    Like every LaunchDarkly SDK, aioflags keeps such a flag: an evaluation
+    that reaches the bad index returns the default with MALFORMED_FLAG.
+    """
+    variations = flag.get("variations")
+    if not isinstance(variations, list):
+        return  # malformed as a whole: evaluation says MALFORMED_FLAG
+    count = len(variations)
+    bad = [
+        f"{where} is {index}"
+        for where, index in _variation_refs(flag)
+        if type(index) is int and not 0 <= index < count
+    ]
+    if bad:
+        logger.warning(
+            "%s: flag %r has %d variation%s, but %s; evaluations that reach "
+            "%s return the default with MALFORMED_FLAG",
+            path,
+            key,
+            count,
+            "" if count == 1 else "s",
+            ", ".join(bad),
+            "it" if len(bad) == 1 else "them",
+        )

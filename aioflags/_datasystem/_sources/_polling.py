@@ -1,0 +1,272 @@
+"""Polling sources: FDv2 ``/sdk/poll`` (initializer and synchronizer), FDv1 ``/sdk/latest-all``.
+
+Each source instance keeps its own ETag (never shared, protocol.md §12.13);
+304 means "no change", not "empty data". The fallback directive is read on
+every response, success or error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import httpx
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
+from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
+
+from ._common import (
+    HttpOutcome,
+    data_params,
+    display_url,
+    environment_id,
+    failure,
+    fallback_directive,
+    parse_json,
+    poll_interval,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable
+
+    from aioflags._datasystem._context import SourceContext
+
+__all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+
+class _Requester:
+    """GETs one endpoint with this instance's ETag; reads the directive every time."""
+
+    def __init__(self, ctx: SourceContext, url: str, *, fdv2: bool) -> None:
+        self._ctx = ctx
+        self.url = url
+        self._fdv2 = fdv2
+        self._etag: str | None = None
+        self._pending_etag: str | None = None
+        self.what = "polling request" if fdv2 else "FDv1 polling request"
+
+    def accept_etag(self) -> None:
+        """The last body was usable: send its ETag from now on."""
+        if self._pending_etag:
+            self._etag, self._pending_etag = self._pending_etag, None
+
+    async def get(self) -> HttpOutcome:
+        ctx = self._ctx
+        params = data_params(ctx)
+        if self._fdv2:
+            selector = ctx.selector()
+            if selector.defined:
+                params["basis"] = selector.state
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        try:
+            async with ctx.http.stream(
+                "GET", self.url, params=params, headers=headers
+            ) as response:
+                return await self._outcome(response)
+        except httpx.HTTPError as exc:
+            return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
+
+    async def _outcome(self, response: httpx.Response) -> HttpOutcome:
+        ctx = self._ctx
+        fallback = fallback_directive(response.headers)
+        env = environment_id(response.headers)
+        status = response.status_code
+        if status >= 400:
+            error, recoverable = failure(ctx, self.what, self.url, status)
+            return HttpOutcome(
+                error=error,
+                recoverable=recoverable,
+                fallback=fallback,
+                environment_id=env,
+            )
+        if status == 304:
+            return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
+        try:
+            # FDv2: parsed one event at a time as the body arrives (the
+            # body is a ChangeSet then); FDv1: parsed whole.
+            if self._fdv2:
+                async with aclosing(text_chunks(response)) as chunks:
+                    body = await parse_fdv2_poll_stream(
+                        chunks, freeze_gc=ctx.config.gc_freeze
+                    )
+            else:
+                body = await parse_json(await response.aread())
+        except ProtocolError as exc:
+            return HttpOutcome(
+                error=failure(ctx, self.what, self.url, exc)[0],
+                fallback=fallback,
+                environment_id=env,
+            )
+        etag = response.headers.get("ETag")
+        if self._fdv2:  # kept once the change set is taken (accept_etag)
+            self._pending_etag = etag or None
+        elif etag:
+            self._etag = etag
+        return HttpOutcome(body=body, fallback=fallback, environment_id=env)
+
+
+async def text_chunks(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """A response's body as text, decoded strictly chunk by chunk as it arrives.
+
+    Raises:
+        ProtocolError: the body is not UTF-8.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    start = 0  # where the bytes the decoder holds begin in the body
+    try:
+        async for chunk in response.aiter_bytes():
+            text = decoder.decode(chunk)
+            start += len(chunk) - len(decoder.getstate()[0])
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        at = start + exc.start
+        raise ProtocolError(f"invalid UTF-8 at byte {at} ({exc.reason})") from None
+    if text:
+        yield text
+
+
+def _fdv2_change_set(
+    ctx: SourceContext, requester: _Requester, outcome: HttpOutcome
+) -> ChangeSet | None:
+    """The change set a poll brought (None: an error, in ``outcome``)."""
+    if outcome.error is not None:
+        return None
+    if outcome.not_modified:
+        return ChangeSet.no_changes()
+    requester.accept_etag()
+    change_set: ChangeSet = outcome.body
+    return change_set
+
+
+def polling_initializer(
+    *, base_uri: str | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Basis, None]]:
+    """An FDv2 polling initializer: one ``GET /sdk/poll``, yielding one Basis.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+    """
+
+    async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
+        requester = _Requester(ctx, url, fdv2=True)
+        outcome = await requester.get()
+        change_set = _fdv2_change_set(ctx, requester, outcome)
+        if change_set is None:
+            yield Basis(
+                change_set=None,
+                error=outcome.error,
+                fallback_to_fdv1=outcome.fallback,
+                environment_id=outcome.environment_id,
+            )
+            return
+        yield Basis(
+            change_set=change_set,
+            persist=change_set.selector.defined,
+            environment_id=outcome.environment_id,
+            fallback_to_fdv1=outcome.fallback,
+        )
+
+    return initializer
+
+
+def polling_synchronizer(
+    *, base_uri: str | None = None, interval: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv2 polling synchronizer: ``GET /sdk/poll`` now, then every ``interval``.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+        interval: seconds between polls; overrides ``Config.poll_interval``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
+        requester = _Requester(ctx, url, fdv2=True)
+        every = poll_interval(ctx, url, interval)
+        logger.info(
+            "Polling %s every %g s",
+            display_url(url),
+            every,
+            extra={"url": display_url(url), "source": "fdv2-poll"},
+        )
+        while True:
+            outcome = await requester.get()
+            change_set = _fdv2_change_set(ctx, requester, outcome)
+            if change_set is None:
+                if outcome.fallback or not outcome.recoverable:
+                    yield Update(
+                        state=SourceState.OFF,
+                        error=outcome.error,
+                        fallback_to_fdv1=outcome.fallback,
+                        environment_id=outcome.environment_id,
+                    )
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
+            else:
+                yield Update(
+                    state=SourceState.VALID,
+                    change_set=change_set,
+                    fallback_to_fdv1=outcome.fallback,
+                    environment_id=outcome.environment_id,
+                )
+                if outcome.fallback:
+                    return
+            await ctx.clock.sleep(every)
+
+    return synchronizer
+
+
+def fdv1_polling_synchronizer(
+    *, base_uri: str | None = None, interval: float | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """An FDv1 polling synchronizer (``GET /sdk/latest-all``): the directed fallback.
+
+    Args:
+        base_uri: overrides ``Config.base_uri`` for this source.
+        interval: seconds between polls; overrides ``Config.poll_interval``.
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
+        requester = _Requester(ctx, url, fdv2=False)
+        every = poll_interval(ctx, url, interval)
+        logger.info(
+            "Polling %s every %g s (FDv1)",
+            display_url(url),
+            every,
+            extra={"url": display_url(url), "source": "fdv1-poll"},
+        )
+        while True:
+            outcome = await requester.get()
+            if outcome.error is not None:
+                if not outcome.recoverable:
+                    yield Update(state=SourceState.OFF, error=outcome.error)
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
+            elif outcome.not_modified:
+                yield Update(state=SourceState.VALID, change_set=ChangeSet.no_changes())
+            else:
+                try:
+                    change_set = fdv1_full(outcome.body)
+                except ProtocolError as exc:
+                    yield Update(
+                        state=SourceState.INTERRUPTED,
+                        error=failure(ctx, requester.what, requester.url, exc)[0],
+                    )
+                else:
+                    yield Update(
+                        state=SourceState.VALID,
+                        change_set=change_set,
+                        environment_id=outcome.environment_id,
+                    )
+            await ctx.clock.sleep(every)
+
+    return synchronizer

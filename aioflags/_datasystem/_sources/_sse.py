@@ -1,0 +1,164 @@
+r"""Server-sent events read from raw bytes, with strict UTF-8.
+
+httpx-sse reads a stream through httpx's text decoding, which replaces invalid
+UTF-8 with U+FFFD: a corrupted payload would be applied as if it were good
+(``"v\xff\xfe2"`` served as ``"v\ufffd\ufffd2"``). Here lines are split on
+the raw bytes and each line is decoded strictly; a line that is not UTF-8
+raises :class:`ProtocolError`, so the stream is restarted as invalid data.
+
+Line ends and fields follow the WHATWG event-stream format: ``\r\n``, ``\r``
+or ``\n`` end a line (never inside a multi-byte UTF-8 sequence, so splitting
+the bytes first is safe); a leading byte-order mark is skipped; ``retry`` is
+honoured only when it is all ASCII digits; an ``id`` containing NUL is
+ignored. As with httpx-sse, a blank line dispatches an event when any field
+was set since the last one.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import TYPE_CHECKING, AnyStr, Final, cast
+
+from httpx_sse import ServerSentEvent
+
+from aioflags._core._exceptions import ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    import httpx
+
+__all__ = ["LineSplitter", "aiter_sse"]
+
+_BOM: Final = "\ufeff"
+
+
+class LineSplitter:
+    """Splits a byte stream into strictly decoded lines, across chunk borders.
+
+    Each chunk is cut after its last line end; the complete lines before it
+    are decoded and split in one go (C speed), the rest waits for the next
+    chunk without being copied again.
+    """
+
+    __slots__ = ("_lines", "_partial", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._partial: list[bytes] = []  # an unfinished line, in pieces
+        self._skip_lf = False  # the last block ended in CR: drop a leading LF
+        self._lines = 0  # lines returned so far (for error messages)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines, without their ends, that ``chunk`` completes.
+
+        Raises:
+            ProtocolError: a completed line is not valid UTF-8.
+        """
+        if not chunk:
+            return []
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        # A CR that ends the chunk may be the first half of a CR LF.
+        self._skip_lf = chunk.endswith(b"\r")
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if not end:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        block = chunk[:end]
+        if self._partial:
+            block = b"".join((*self._partial, block))
+            self._partial = []
+        if end < len(chunk):
+            self._partial.append(chunk[end:])
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self._lines + len(_split(block[: exc.start]))
+            raise ProtocolError(
+                f"invalid UTF-8 in stream line {line} ({exc.reason})"
+            ) from None
+        lines = _split(text)
+        lines.pop()  # the block ends with a line end: nothing follows it
+        self._lines += len(lines)
+        return lines
+
+
+def _split(text: AnyStr) -> list[AnyStr]:
+    """Split on CR LF, CR or LF only (str.splitlines knows more line ends)."""
+    if isinstance(text, str):
+        return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+
+
+class _EventBuilder:
+    """Collects fields until a blank line dispatches them as one event."""
+
+    __slots__ = ("_data", "_event", "_fresh", "_last_id", "_retry")
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+        self._last_id = ""  # kept across events, as the format requires
+        self._retry: int | None = None
+        self._fresh = False  # a field was seen since the last dispatch
+
+    def line(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            if not self._fresh:
+                return None
+            sse = ServerSentEvent(
+                event=self._event,
+                data="\n".join(self._data),
+                id=self._last_id,
+                retry=self._retry,
+            )
+            self._event, self._data, self._retry = "", [], None
+            self._fresh = False
+            return sse
+        if line.startswith(":"):  # a comment (keep-alive)
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" in value:
+                return None
+            self._last_id = value
+        elif name == "retry":
+            if not (value.isascii() and value.isdigit()):
+                return None
+            self._retry = int(value)
+        else:
+            return None  # unknown fields are ignored
+        self._fresh = True
+        return None
+
+
+async def aiter_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
+    """The events in a streaming response's body.
+
+    Raises:
+        ProtocolError: a line is not valid UTF-8.
+    """
+    splitter = LineSplitter()
+    builder = _EventBuilder()
+    first = True
+    # httpx types aiter_bytes() as an iterator; it is an async generator, and
+    # closing it now (not when it is garbage collected) releases the body at once.
+    body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+    async with aclosing(body) as chunks:
+        async for chunk in chunks:
+            for line in splitter.feed(chunk):
+                if first:
+                    first = False
+                    if line.startswith(_BOM):
+                        line = line[1:]
+                sse = builder.line(line)
+                if sse is not None:
+                    yield sse
+    # Only a blank line dispatches an event: an unterminated last line is dropped.

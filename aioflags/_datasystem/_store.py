@@ -1,0 +1,596 @@
+"""The in-memory store: immutable snapshots swapped atomically (protocol.md §10).
+
+``apply`` turns a change set into entries in time slices (yielding to the
+event loop, so that ingesting 100,000 flags never stalls it), then swaps in
+a new :class:`FlagSnapshot` in one synchronous step. It returns the keys of
+the flags whose evaluation may have changed, including flags that reach a
+changed flag or segment through prerequisites or ``segmentMatch`` clauses
+(the keys come from the raw entries: nothing is compiled to find them).
+
+A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
+evaluation; the async client's ``all_flags_state`` awaits :meth:`Store.warm`
+(compiling every cold flag in slices), so that it never compiles 10,000 flags
+in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
+:meth:`Store.maintain` compiles them all in the background after the swap, in
+slices, freezing what it made. A delta does not copy the snapshot: the
+new one reads a small overlay over the previous data (:class:`Layered`),
+which the maintenance task merges into one plain dict soon after (or the
+delta itself, when the overlay has grown past an eighth of the data).
+
+Rules: ``xfer-full`` replaces everything; ``xfer-changes`` upserts without
+comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
+``none`` changes nothing. Deleted items are kept as tombstones.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
+
+import anyio
+
+from aioflags._core._json import raw_object
+from aioflags._core._pacing import Pacer
+from aioflags._evaluation._lazy import PARSED, cold_flag, cold_flag_of, is_cold, warm
+from aioflags._evaluation._model import (
+    CompiledFlag,
+    CompiledSegment,
+    compile_flag,
+    compile_segment,
+    flag_tombstone,
+    segment_tombstone,
+)
+from aioflags._evaluation._snapshot import FlagSnapshot
+
+from ._datatypes import (
+    NO_SELECTOR,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    Selector,
+)
+from ._payloads import object_meta
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from aioflags._analytics._processor import EventProcessor
+    from aioflags._client._hooks import HookRunner
+
+    from ._datatypes import Change, RawPut
+    from ._stores._bigsegments import BigSegments
+    from ._stores._gate import EvaluationGate
+
+__all__ = ["Layered", "Store"]
+
+#: A flag or segment in the dependency index: "f" or "s", then its key. A
+#: string, not a tuple holding the kind: the garbage collector does not
+#: track it (at 100,000 flags, tuples here were ~180,000 objects more for
+#: every full collection to walk while the data loads).
+_Node: TypeAlias = str
+_PREFIX: Final = {ObjectKind.FLAG: "f", ObjectKind.SEGMENT: "s"}
+_FLAG: Final = ObjectKind.FLAG
+_RAW_KINDS: Final = {k.value: k for k in ObjectKind}  # a RawPut's kind
+_MISSING: Final = object()
+V = TypeVar("V")
+
+
+class Layered(Mapping[str, V]):
+    """A read-only mapping: ``overlay`` over ``base`` (neither is ever written).
+
+    What a snapshot reads after a delta until the overlay is merged: lookups
+    cost one more dict probe; building one costs nothing like a copy.
+    """
+
+    __slots__ = ("_len", "base", "overlay")
+
+    def __init__(self, base: Mapping[str, V], overlay: dict[str, V]) -> None:
+        self.base = base
+        self.overlay = overlay
+        self._len = len(base) + sum(1 for k in overlay if k not in base)
+
+    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
+        value = self.overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self.base.get(key, default)
+        return value  # type: ignore[return-value]
+
+    def __getitem__(self, key: str) -> V:
+        value = self.overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self.base[key]
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.overlay or key in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        base = self.base
+        yield from (k for k in self.overlay if k not in base)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def merged(self) -> dict[str, V]:
+        """One plain dict with the same items (a C-speed copy)."""
+        merged = dict(self.base)
+        merged.update(self.overlay)
+        return merged
+
+
+def _parts(mapping: Mapping[str, V]) -> tuple[Mapping[str, V], dict[str, V]]:
+    """(base, overlay) of a snapshot's mapping."""
+    if isinstance(mapping, Layered):
+        return mapping.base, mapping.overlay
+    return mapping, {}
+
+
+def _flag_entry(change: Change | RawPut) -> tuple[CompiledFlag, tuple[_Node, ...]]:
+    """A flag change as the snapshot holds it (cold) and the nodes it uses."""
+    if isinstance(change, tuple):  # ingest's put: its text and what it uses
+        flag = cold_flag_of(change)
+        deps = change[7:]
+    else:
+        key = change.key
+        if change.action is ChangeKind.DELETE:
+            return flag_tombstone(key, change.version), ()
+        obj = change.obj
+        if not isinstance(obj, dict):
+            return compile_flag(key, obj), ()  # malformed: say so now
+        meta = object_meta(obj)
+        flag = cold_flag(key, meta[0], meta[1], obj, PARSED)
+        deps = meta[2:]
+    return flag, (() if flag.deleted else deps)
+
+
+def _segment_entry(
+    change: Change | RawPut,
+) -> tuple[CompiledSegment, tuple[_Node, ...]]:
+    if isinstance(change, tuple):
+        segment = compile_segment(change[1], raw_object(change[3], change[4]))
+    elif change.action is ChangeKind.DELETE:
+        return segment_tombstone(change.key, change.version), ()
+    else:
+        segment = compile_segment(change.key, change.obj)
+    if segment.deleted or not segment.segment_keys:
+        return segment, ()
+    return segment, tuple("s" + k for k in segment.segment_keys)
+
+
+def _live(item: CompiledFlag | CompiledSegment | None) -> bool:
+    return item is not None and not item.deleted
+
+
+class Store:
+    """Holds the current snapshot and the selector; applies change sets."""
+
+    __slots__ = (
+        "_dependents",
+        "_frozen",
+        "_selector",
+        "_uses",
+        "_wake",
+        "_warm",
+        "big_segments",
+        "compile_ahead",
+        "environment_id",
+        "events",
+        "flag_count",
+        "freeze_gc",
+        "gate",
+        "hooks",
+        "snapshot",
+    )
+
+    def __init__(self) -> None:
+        #: The current immutable snapshot (a plain attribute: read on every evaluation).
+        self.snapshot = FlagSnapshot()
+        #: How many flags the snapshot holds that are not deleted (kept as
+        #: change sets are applied: counting 100,000 flags is a stall).
+        self.flag_count = 0
+        self._selector = NO_SELECTOR
+        # node -> the nodes it uses; dependency -> the nodes that use it
+        self._uses: dict[_Node, tuple[_Node, ...]] = {}
+        self._dependents: dict[_Node, set[_Node]] | None = {}
+        #: The analytics event processor whose recorder every snapshot
+        #: records evaluations into (None: events are off).
+        self.events: EventProcessor | None = None
+        #: The client's hooks: every snapshot runs them once attached (None:
+        #: plain snapshots, whose evaluations pay nothing for hooks).
+        self.hooks: HookRunner | None = None
+        #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
+        self.environment_id: str | None = None
+        #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
+        self.freeze_gc = False
+        #: Compile every cold flag in the background after a change set
+        #: (the client sets it with ``gc_freeze``). Off, a flag is compiled
+        #: on its first evaluation: a compiled flag is some 50 objects the
+        #: garbage collector tracks, and compiling 10,000 at once grows the
+        #: heap fast enough to set off full collections (each walking the
+        #: whole heap, 50-200 ms at that size) unless they are frozen as
+        #: they are made.
+        self.compile_ahead = False
+        self._wake: anyio.Event | None = None
+        self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
+        self._warm: Mapping[str, CompiledFlag] | None = None  # last fully compiled
+        #: Where every snapshot's unbounded segments get their memberships
+        #: (None: big segments are not configured).
+        self.big_segments: BigSegments | None = None
+        #: What the async client's evaluations await first (store reads with
+        #: the cache off, big-segment memberships); None: nothing.
+        self.gate: EvaluationGate | None = None
+
+    def attach_hooks(self, runner: HookRunner) -> None:
+        """Run ``runner``'s hooks around every evaluation from now on."""
+        self.hooks = runner
+        if self.environment_id is not None:
+            runner.environment_id = self.environment_id
+        old = self.snapshot
+        self.snapshot = runner.snapshot(
+            old._flags,
+            old._segments,
+            initialized=old.initialized,
+            recorder=None if self.events is None else self.events.recorder,
+            big_segments=self.big_segments,
+        )
+
+    def record_environment_id(self, environment_id: str | None) -> None:
+        """The flag service named its environment (``X-LD-EnvID``): tell the hooks."""
+        if environment_id:
+            self.environment_id = environment_id
+            if self.hooks is not None:
+                self.hooks.environment_id = environment_id
+
+    def attach_big_segments(self, big_segments: BigSegments) -> None:
+        """Evaluate unbounded segments from ``big_segments`` from now on."""
+        self.big_segments = big_segments
+        self.snapshot = self.snapshot.resolving(big_segments)
+
+    def attach_events(self, processor: EventProcessor) -> None:
+        """Record every evaluation from now on into ``processor``'s recorder."""
+        self.events = processor
+        self.snapshot = self.snapshot.recording(processor.recorder)
+
+    def detach_events(self, processor: EventProcessor) -> None:
+        """Stop recording into ``processor`` (if it is the attached one)."""
+        if self.events is processor:
+            self.events = None
+            self.snapshot = self.snapshot.recording(None)
+
+    @property
+    def selector(self) -> Selector:
+        """The selector of the last applied full or delta change set."""
+        return self._selector
+
+    @property
+    def initialized(self) -> bool:
+        """Whether any data has been applied."""
+        return self.snapshot.initialized
+
+    async def apply(self, change_set: ChangeSet) -> frozenset[str]:
+        """Apply a change set; return the keys of flags that may have changed."""
+        pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
+        steps = self._steps(change_set, pacer)
+        try:
+            while True:
+                next(steps)
+                await pacer.pause()
+        except StopIteration as done:
+            changed: frozenset[str] = done.value
+        finally:
+            pacer.close()
+        if self._wake is not None:
+            self._wake.set()
+        return changed
+
+    def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
+        """Apply a change set synchronously (for sync callers and tests)."""
+        pacer = Pacer()
+        steps = self._steps(change_set, pacer)
+        try:
+            while True:
+                next(steps)
+                pacer.restart()
+        except StopIteration as done:
+            changed: frozenset[str] = done.value
+        if self._wake is not None:
+            self._wake.set()
+        return changed
+
+    # ---------------------------------------------------------------- apply
+    def _steps(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        """The work of an apply; it yields where the caller may pause (sliced)."""
+        intent = change_set.intent
+        if intent is IntentCode.TRANSFER_NONE:
+            return frozenset()
+        if intent is IntentCode.TRANSFER_FULL:
+            return (yield from self._full(change_set, pacer))
+        return (yield from self._delta(change_set, pacer))
+
+    def _full(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        old = self.snapshot
+        old_flags, old_segments = old._flags, old._segments
+        initial = not old_flags and not old_segments  # everything is new
+        flags: dict[str, CompiledFlag] = {}
+        segments: dict[str, CompiledSegment] = {}
+        uses: dict[_Node, tuple[_Node, ...]] = {}
+        changed: set[_Node] = set()
+        live_flags: set[str] = set()  # built as it goes: a frozenset of
+        # 100,000 keys from a list at the end was a 10-20 ms step
+        entry: CompiledFlag | CompiledSegment
+        before: CompiledFlag | CompiledSegment | None
+        for change in change_set._items:
+            if isinstance(change, tuple) and change[0] == "flag":
+                # ingest's flag put (the common case, inline): cold, and
+                # its dependency nodes already made
+                kind = _FLAG
+                key = change[1]
+                entry = flags[key] = cold_flag_of(change)
+                if change[6]:  # deleted
+                    live_flags.discard(key)
+                else:
+                    live_flags.add(key)
+                    if len(change) > 7:
+                        uses["f" + key] = change[7:]
+            else:
+                kind, key = (
+                    (_RAW_KINDS[change[0]], change[1])
+                    if isinstance(change, tuple)
+                    else (change.kind, change.key)
+                )
+                if kind is _FLAG:
+                    entry, deps = _flag_entry(change)
+                    flags[key] = entry
+                    if entry.deleted:
+                        live_flags.discard(key)  # the last change of a key counts
+                    else:
+                        live_flags.add(key)
+                else:
+                    entry, deps = _segment_entry(change)
+                    segments[key] = entry
+                if deps:
+                    uses[_PREFIX[kind] + key] = deps
+            if not initial:
+                before = (old_flags if kind is _FLAG else old_segments).get(key)
+                live = not entry.deleted
+                if live is not _live(before) or (
+                    live and before.version != entry.version  # type: ignore[union-attr]
+                ):
+                    changed.add(_PREFIX[kind] + key)
+            if pacer.due():
+                yield
+        if not initial:  # what the new data set no longer has
+            for prefix, new, previous in (
+                ("f", flags, old_flags),
+                ("s", segments, old_segments),
+            ):
+                for key, item in previous.items():
+                    if key not in new and not item.deleted:
+                        changed.add(prefix + key)
+                    if pacer.due():
+                        yield
+        self._uses = uses
+        self._dependents = None  # indexed when a later change set needs it
+        live_keys = frozenset(live_flags)
+        self.flag_count = len(live_keys)
+        self._install(flags, segments, change_set.selector)
+        if initial:  # every live flag is new: no need to walk the dependents
+            return live_keys
+        return (yield from self._affected(changed, pacer))
+
+    def _delta(
+        self, change_set: ChangeSet, pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        old = self.snapshot
+        flag_base, flag_overlay = _parts(old._flags)
+        segment_base, segment_overlay = _parts(old._segments)
+        flag_overlay = dict(flag_overlay)  # small: what earlier deltas changed
+        segment_overlay = dict(segment_overlay)
+        flags = Layered(flag_base, flag_overlay)
+        segments = Layered(segment_base, segment_overlay)
+        compare = change_set.compare_versions
+        dependents = yield from self._index(pacer)
+        changed: set[_Node] = set()
+        count = self.flag_count
+        entry: CompiledFlag | CompiledSegment
+        prev: CompiledFlag | CompiledSegment | None
+        for change in change_set._items:
+            kind, key = (
+                (_RAW_KINDS[change[0]], change[1])
+                if isinstance(change, tuple)
+                else (change.kind, change.key)
+            )
+            if kind is _FLAG:
+                entry, deps = _flag_entry(change)
+                prev = flags.get(key)
+                if compare and prev is not None and prev.version >= entry.version:
+                    continue
+                flag_overlay[key] = entry
+                count += (not entry.deleted) - _live(prev)
+            else:
+                entry, deps = _segment_entry(change)
+                prev = segments.get(key)
+                if compare and prev is not None and prev.version >= entry.version:
+                    continue
+                segment_overlay[key] = entry
+            node = _PREFIX[kind] + key
+            changed.add(node)
+            self._set_uses(dependents, node, deps)
+            if pacer.due():
+                yield
+        self.flag_count = count
+        self._install(
+            self._compact(flag_base, flag_overlay),
+            self._compact(segment_base, segment_overlay),
+            change_set.selector,
+        )
+        return (yield from self._affected(changed, pacer))
+
+    @staticmethod
+    def _compact(base: Mapping[str, V], overlay: dict[str, V]) -> Mapping[str, V]:
+        if not overlay:
+            return base
+        if len(overlay) * 8 > len(base):
+            return Layered(base, overlay).merged()
+        return Layered(base, overlay)
+
+    def _install(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        selector: Selector,
+    ) -> None:
+        self.snapshot = self._snapshot_of(flags, segments)
+        self._selector = selector
+
+    def _snapshot_of(
+        self, flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
+    ) -> FlagSnapshot:
+        """A ready snapshot of this data, recording events and running hooks."""
+        events = self.events
+        return (FlagSnapshot if self.hooks is None else self.hooks.snapshot)(
+            flags,
+            segments,
+            initialized=True,
+            recorder=None if events is None else events.recorder,
+            big_segments=self.big_segments,
+        )
+
+    # ------------------------------------------------------------ dependents
+    def _index(self, pacer: Pacer) -> Generator[None, None, dict[_Node, set[_Node]]]:
+        """Each dependency and the nodes that use it (built on first need, in slices)."""
+        dependents = self._dependents
+        if dependents is None:
+            dependents = {}
+            for node, deps in self._uses.items():
+                for dep in deps:
+                    users = dependents.get(dep)
+                    if users is None:
+                        dependents[dep] = {node}
+                    else:
+                        users.add(node)
+                if pacer.due():
+                    yield
+            self._dependents = dependents
+        return dependents
+
+    def _set_uses(
+        self,
+        dependents: dict[_Node, set[_Node]],
+        node: _Node,
+        deps: tuple[_Node, ...],
+    ) -> None:
+        for dep in self._uses.pop(node, ()):
+            users = dependents.get(dep)
+            if users is not None:
+                users.discard(node)
+        if deps:
+            self._uses[node] = deps
+            for dep in deps:
+                dependents.setdefault(dep, set()).add(node)
+
+    def _affected(
+        self, changed: set[_Node], pacer: Pacer
+    ) -> Generator[None, None, frozenset[str]]:
+        dependents = yield from self._index(pacer)
+        seen = set(changed)
+        stack = list(changed)
+        while stack:
+            for user in dependents.get(stack.pop(), ()):
+                if user not in seen:
+                    seen.add(user)
+                    stack.append(user)
+            if pacer.due():
+                yield
+        return frozenset(node[1:] for node in seen if node[0] == "f")
+
+    # ---------------------------------------------------------- maintenance
+    async def warm(self) -> FlagSnapshot:
+        """The current snapshot with every flag compiled, compiling in slices.
+
+        What ``all_flags_state`` awaits first: right after a full transfer
+        the background pass may not have reached every flag yet, and
+        evaluating them all would otherwise compile the rest in one step on
+        the event loop. Costs nothing once the snapshot's flags are warm.
+        """
+        while True:
+            snapshot = self.snapshot
+            flags = snapshot._flags
+            if flags is self._warm or not snapshot.initialized:
+                return snapshot
+            pacer = Pacer(freeze_gc=False)
+            for flag in list(flags.values()):
+                if is_cold(flag):
+                    warm(flag)
+                    if pacer.due():
+                        await pacer.pause()
+            if self.snapshot._flags is flags:
+                self._warm = flags
+                return self.snapshot
+            # replaced meanwhile: warm the new one (its flags are mostly the same)
+
+    async def maintain(self) -> None:
+        """The store's background task: merge overlays, compile cold flags.
+
+        Runs for as long as the data system; every step is sliced, and a new
+        snapshot restarts the work on it. Cold flags are compiled only with
+        :attr:`compile_ahead`; with :attr:`freeze_gc`, once a snapshot is
+        fully compiled ``gc.freeze()`` moves everything alive to the
+        collector's permanent generation (later full collections then skip
+        the flags).
+        """
+        self._wake = anyio.Event()
+        try:
+            while True:
+                if not await self._maintain_once():
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+        finally:
+            self._wake = None
+
+    async def _maintain_once(self) -> bool:
+        """One pass over the current snapshot; False if it was not replaced meanwhile."""
+        snapshot = self.snapshot
+        if not snapshot.initialized:
+            return False
+        flags, segments = snapshot._flags, snapshot._segments
+        if isinstance(flags, Layered) or isinstance(segments, Layered):
+            flags = flags.merged() if isinstance(flags, Layered) else flags
+            segments = segments.merged() if isinstance(segments, Layered) else segments
+            self.snapshot = snapshot = self._snapshot_of(flags, segments)
+        if not self.compile_ahead:
+            return False
+        freeze = self.freeze_gc
+        pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
+        for flag in list(flags.values()):
+            if is_cold(flag):
+                warm(flag)
+                if pacer.due():
+                    await pacer.pause()
+                    if self.snapshot._flags is not flags:
+                        return True  # replaced: start again on the new one
+        if self.snapshot._flags is not flags:
+            return True
+        self._warm = flags
+        if freeze and self._frozen is not flags:
+            self._frozen = flags
+            gc.freeze()
+        return False
+
+
+def snapshot_from_data(
+    flags: dict[str, object] | None = None, segments: dict[str, object] | None = None
+) -> FlagSnapshot:
+    """Build a snapshot straight from flag and segment JSON (tests, files)."""
+    return FlagSnapshot(
+        {k: compile_flag(k, v) for k, v in (flags or {}).items()},
+        {k: compile_segment(k, v) for k, v in (segments or {}).items()},
+        initialized=True,
+    )

@@ -1,0 +1,262 @@
+"""What every persistent store shares: its status, its connection protocol, item JSON.
+
+Items are stored the way LaunchDarkly's SDKs and Relay Proxy store them: the
+whole flag or segment as JSON text including ``key`` and ``version``; a
+deleted item is a *tombstone* ``{"key": ..., "version": N, "deleted": true}``.
+Readers treat any value with ``"deleted": true`` as absent, whatever else it
+holds (Go writes ``"key": "$deleted"``), while keeping its version.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, final
+
+from aioflags._core._frozen import Frozen, set_field
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+__all__ = [
+    "DataStoreStatus",
+    "EncodedItem",
+    "PersistentStore",
+    "RawData",
+    "StoreConnection",
+    "StoreFailure",
+    "StoreMode",
+    "StoreStatusTracker",
+    "decode_items",
+    "encode_change",
+]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: An item as stored: its version and its JSON text.
+EncodedItem: TypeAlias = tuple[int, str]
+_SLICE: Final = 0.005  # seconds of JSON work between yields to the event loop
+
+
+class StoreFailure(Exception):
+    """A store operation failed (connection refused, timeout, conflict...)."""
+
+
+class StoreMode(enum.Enum):
+    """Whether the data system writes what its sources deliver to the store.
+
+    Added in version 0.1.0.
+    """
+
+    #: Read the store, never write it (daemon mode).
+    READ_ONLY = "read-only"
+    #: Write every applied change set to the store.
+    READ_WRITE = "read-write"
+
+
+@final
+class DataStoreStatus(Frozen):
+    """A persistent store's health, as the data system last saw it.
+
+    Attributes:
+        available: the last operation on the store succeeded.
+        stale: the store came back after an outage and may be out of date;
+            in read-write mode the data system is rewriting it.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("available", "stale")
+    available: bool
+    stale: bool
+
+    def __init__(self, *, available: bool = True, stale: bool = False) -> None:
+        set_field(self, "available", available)
+        set_field(self, "stale", stale)
+
+
+class StoreStatusTracker:
+    """Holds a store's status, logs its transitions, calls its listeners."""
+
+    __slots__ = ("_description", "_listeners", "status")
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._listeners: list[Callable[[DataStoreStatus], None]] = []
+        self.status: DataStoreStatus = DataStoreStatus()
+
+    def add(self, listener: Callable[[DataStoreStatus], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def failed(self, exc: BaseException) -> None:
+        if self.status.available:
+            logger.warning("The %s is unavailable: %s", self._description, exc)
+        self._set(DataStoreStatus(available=False))
+
+    def succeeded(self, *, stale: bool = False) -> None:
+        if not self.status.available:
+            logger.warning("The %s is available again", self._description)
+        self._set(DataStoreStatus(available=True, stale=stale))
+
+    def _set(self, status: DataStoreStatus) -> None:
+        if status == self.status:
+            return
+        self.status = status
+        for listener in list(self._listeners):
+            _notify(listener, status)
+
+
+def _notify(
+    listener: Callable[[DataStoreStatus], None], status: DataStoreStatus
+) -> None:
+    """Call a status listener; a failing listener is logged, never raised."""
+    try:
+        listener(status)
+    except Exception:
+        logger.exception("A data store status listener failed")
+
+
+@final
+class RawData(Frozen):
+    """A whole store as read in one transaction: JSON text per kind and key."""
+
+    __slots__ = ("items", "initialized")  # noqa: RUF023 - fields in order
+    items: Mapping[ObjectKind, Mapping[str, str]]
+    initialized: bool
+
+    def __init__(
+        self, *, items: Mapping[ObjectKind, Mapping[str, str]], initialized: bool
+    ) -> None:
+        set_field(self, "items", items)
+        set_field(self, "initialized", initialized)
+
+
+class StoreConnection(Protocol):
+    """An open connection to a persistent store; every method may raise StoreFailure."""
+
+    async def load(self) -> RawData:
+        """Read every item and the "initialised" marker, atomically."""
+        ...
+
+    async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
+        """Replace the whole data set atomically and mark the store initialised."""
+        ...
+
+    async def upsert(
+        self, items: Sequence[tuple[ObjectKind, str, EncodedItem]]
+    ) -> None:
+        """Write the items newer than the store's copies, atomically."""
+        ...
+
+    async def ping(self) -> None:
+        """Check that the store answers."""
+        ...
+
+
+class PersistentStore(Protocol):
+    """What the data system needs of a persistent store (``RedisStore``)."""
+
+    @property
+    def cache_ttl(self) -> float:
+        """Seconds a daemon-mode snapshot is kept before the store is read again."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What to call the store in messages (no secrets)."""
+        ...
+
+    @property
+    def status_tracker(self) -> StoreStatusTracker:
+        """Where readers and writers report the store's health."""
+        ...
+
+    def connect(self) -> AbstractAsyncContextManager[StoreConnection]:
+        """Open a connection, closed when the context exits."""
+        ...
+
+
+def encode_change(change: Change) -> EncodedItem:
+    """A change as the store keeps it: the item's JSON, or a tombstone."""
+    if change.action is ChangeKind.DELETE or change.obj is None:
+        obj: dict[str, object] = {
+            "key": change.key,
+            "version": change.version,
+            "deleted": True,
+        }
+    else:
+        obj = {**change.obj, "key": change.key, "version": change.version}
+    return change.version, json.dumps(obj, separators=(",", ":"))
+
+
+def decode_item(kind: ObjectKind, key: str, text: str) -> Change | None:
+    """A stored item as a put or (for a tombstone) a delete; None if unusable."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or type(obj.get("version")) is not int:
+        logger.error(
+            "Ignoring the stored %s %r: not a JSON object with an integer version",
+            kind.value,
+            key,
+        )
+        return None
+    if obj.get("deleted") is True:
+        return Change(
+            action=ChangeKind.DELETE, kind=kind, key=key, version=obj["version"]
+        )
+    return Change(
+        action=ChangeKind.PUT, kind=kind, key=key, version=obj["version"], obj=obj
+    )
+
+
+def stored_version(text: str | bytes | None) -> int | None:
+    """The version of a stored item's JSON text (None: absent or unusable)."""
+    if text is None:
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    version = obj.get("version") if isinstance(obj, dict) else None
+    return version if type(version) is int else None
+
+
+async def decode_items(
+    items: Sequence[tuple[ObjectKind, str, str]],
+) -> list[Change]:
+    """Decode stored items in time slices, yielding to the event loop between them."""
+    import anyio.lowlevel  # with a store only: not with aioflags
+
+    changes: list[Change] = []
+    deadline = time.perf_counter() + _SLICE
+    for kind, key, text in items:
+        change = decode_item(kind, key, text)
+        if change is not None:
+            changes.append(change)
+        if time.perf_counter() > deadline:
+            await anyio.lowlevel.checkpoint()
+            deadline = time.perf_counter() + _SLICE
+    return changes
+
+
+def full_change_set(changes: Sequence[Change]) -> ChangeSet:
+    """A whole data set read from a store, as a full transfer with no selector."""
+    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=tuple(changes))

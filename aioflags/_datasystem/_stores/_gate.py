@@ -1,0 +1,129 @@
+"""What an awaited evaluation may do before it evaluates: refresh, fetch memberships.
+
+The async client's evaluation methods evaluate the current snapshot at once,
+unless the run has an :class:`EvaluationGate`:
+
+- a :class:`Refresher`, when the persistent store's cache is off
+  (``cache_ttl=0``) and the store is being served (daemon mode, or with
+  sources before they deliver): the evaluation waits until the store has
+  been read again and applied, so it sees every write that finished before
+  it began (concurrent evaluations share one read);
+- big segments (:class:`~aioflags._datasystem._stores._bigsegments.BigSegments`): the
+  memberships it needs are fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+if TYPE_CHECKING:
+    from aioflags._datasystem._store import Store
+
+    from ._bigsegments import BigSegments
+
+__all__ = ["EvaluationGate", "Refresher"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: Seconds an evaluation waits for a store read before it evaluates what it has.
+REFRESH_BOUND: Final = 5.0
+
+
+class Refresher:
+    """Store reads on demand: the uncached ("off") mode of a persistent store.
+
+    The reader (daemon synchronizer, or the reader before the sources
+    deliver) notes :attr:`current`, reads and applies the store, calls
+    :meth:`served` with that number, then :meth:`wait_request`. An evaluation calls
+    :meth:`refresh`, which returns once a read that began after the call has
+    been applied (or has failed). It is active from the start (a request made
+    before the reader runs is served by its first read) until :meth:`stop`:
+    the reader stops it when it ends, and so does the end of the client's run.
+    """
+
+    __slots__ = ("_done", "_requested", "_served", "_wake", "active")
+
+    def __init__(self) -> None:
+        self.active = True
+        self._requested = 0
+        self._served = 0
+        self._wake = anyio.Event()
+        self._done = anyio.Event()
+
+    async def refresh(self) -> None:
+        """Wait until the store has been read and applied after this call."""
+        if not self.active:
+            return
+        self._requested += 1
+        mine = self._requested
+        self._wake.set()
+        with anyio.move_on_after(REFRESH_BOUND) as scope:
+            while self._unserved(mine):
+                await self._done.wait()
+        if scope.cancelled_caught:
+            logger.warning(
+                "The persistent store was not read within %g s: evaluating the "
+                "data read last",
+                REFRESH_BOUND,
+            )
+
+    def _unserved(self, number: int) -> bool:
+        return self.active and self._served < number
+
+    @property
+    def current(self) -> int:
+        """The number of the last request: what a read that begins now serves."""
+        return self._requested
+
+    async def wait_request(self) -> None:
+        """Wait until an evaluation asks for a read that has not been served."""
+        while self._requested <= self._served:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+
+    def served(self, number: int) -> None:
+        """Requests up to ``number`` are served (the read was applied, or failed)."""
+        if number > self._served:
+            self._served = number
+        self._done.set()
+        self._done = anyio.Event()
+
+    def stop(self) -> None:
+        """No reader any more: waiting evaluations go on, later ones do not wait."""
+        self.active = False
+        self._done.set()
+        self._done = anyio.Event()
+
+
+class EvaluationGate:
+    """One run's steps before an awaited evaluation (see the module docstring)."""
+
+    __slots__ = ("big_segments", "refresher", "store")
+
+    def __init__(
+        self,
+        store: Store,
+        refresher: Refresher | None,
+        big_segments: BigSegments | None,
+    ) -> None:
+        self.store = store
+        self.refresher = refresher
+        self.big_segments = big_segments
+
+    async def evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The ``method(*args, **kwargs)`` of the snapshot current after the steps.
+
+        ``method`` names a ``FlagSnapshot`` method: looked up on the snapshot,
+        so that a snapshot's own override (the hooks') is what runs.
+        """
+        refresher = self.refresher
+        if refresher is not None:
+            await refresher.refresh()  # returns at once while it is not active
+        snapshot = self.store.snapshot
+        big = self.big_segments
+        if big is None:
+            return getattr(snapshot, method)(*args, **kwargs)
+        return await big.evaluate(snapshot, method, *args, **kwargs)

@@ -1,0 +1,256 @@
+"""The sources that read a persistent store.
+
+- :func:`read_until_initialized` (a store with sources: read-write, or
+  read-only with sources): beside the network sources, serve the store if it
+  has been initialised, reading it again as its cache says, until the
+  sources deliver; never written back.
+- :func:`daemon_synchronizer` (daemon mode): the store is the only source.
+  The whole store is read, applied as the client's snapshot, and read again
+  when ``cache_ttl`` expires (with the cache off, when an awaited evaluation
+  asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`). After the
+  first read only the items whose stored JSON changed are decoded and applied,
+  so a reload of an unchanged store costs one round trip and no compiling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    ErrorInfo,
+    ErrorKind,
+    IntentCode,
+    ObjectKind,
+    SourceState,
+    Update,
+)
+
+from ._base import StoreFailure, decode_items, full_change_set
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Awaitable, Callable
+
+    from aioflags._core._clock import Clock
+    from aioflags._datasystem._context import SourceContext
+
+    from ._base import PersistentStore, RawData
+    from ._gate import Refresher
+
+__all__ = ["daemon_synchronizer", "read_until_initialized"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: Seconds between attempts while the store is down or not initialised.
+RETRY_INTERVAL: Final = 0.5
+#: The shortest reload interval: what ``cache_ttl=0`` ("off") means here.
+MIN_RELOAD_INTERVAL: Final = 0.1
+
+
+def _flat(data: RawData) -> list[tuple[ObjectKind, str, str]]:
+    return [
+        (kind, key, text)
+        for kind, items in data.items.items()
+        for key, text in items.items()
+    ]
+
+
+def _store_error(ctx: SourceContext, message: str) -> ErrorInfo:
+    return ErrorInfo(kind=ErrorKind.STORE_ERROR, message=message, time=ctx.clock.now())
+
+
+async def read_until_initialized(
+    store: PersistentStore,
+    clock: Clock,
+    delivered: Callable[[], bool],
+    apply: Callable[[ChangeSet], Awaitable[None]],
+    refresher: Refresher | None = None,
+) -> None:
+    """Serve the store until the data system has data of its own.
+
+    For a data system with sources and a store (read-write, or read-only with
+    sources): runs beside the sources, so a slow store never delays them. The
+    store's data is applied (never written back) if it is initialised
+    (``$inited``); the store is read again when ``cache_ttl`` expires (never
+    with an infinite TTL; with the cache off, ``cache_ttl=0``, and a
+    ``refresher``, whenever an evaluation asks), and what changed is applied.
+    Stops as soon as the sources have delivered (``delivered()``); ``apply``
+    must not apply after that. A bug in here is logged, never raised into
+    the client.
+    """
+    on_demand = refresher if refresher is not None and store.cache_ttl == 0 else None
+    if on_demand is not None:
+        on_demand.active = True
+    try:
+        await _read_until_initialized(store, clock, delivered, apply, on_demand)
+    except Exception:
+        logger.exception("Reading the %s failed unexpectedly", store.description)
+    finally:
+        if on_demand is not None:
+            on_demand.stop()
+
+
+async def _read_until_initialized(
+    store: PersistentStore,
+    clock: Clock,
+    delivered: Callable[[], bool],
+    apply: Callable[[ChangeSet], Awaitable[None]],
+    on_demand: Refresher | None,
+) -> None:
+    tracker = store.status_tracker
+    ttl = store.cache_ttl
+    logged = False
+    seen: dict[tuple[ObjectKind, str], str] | None = None
+    async with store.connect() as connection:
+        while not delivered():
+            number = on_demand.current if on_demand is not None else 0
+            try:
+                data = await connection.load()
+            except StoreFailure as exc:
+                tracker.failed(exc)
+                if on_demand is not None:
+                    on_demand.served(number)  # tried: evaluate what there is
+                await clock.sleep(RETRY_INTERVAL)
+                continue
+            tracker.succeeded()
+            if data.initialized:
+                # Served, and read again as the cache says, until the sources
+                # deliver: the first read whole, then what changed.
+                items = {(kind, key): text for kind, key, text in _flat(data)}
+                change_set = await _changes(seen, items)
+                seen = items
+                if change_set is not None:
+                    await apply(change_set)
+            elif not logged:
+                logged = True
+                logger.info(
+                    "The %s is not initialised yet: waiting for the flag service",
+                    store.description,
+                )
+            if on_demand is not None:
+                on_demand.served(number)
+            if math.isinf(ttl):
+                return  # an infinite cache: read once, whatever it found
+            if on_demand is not None:
+                await on_demand.wait_request()
+            else:
+                await clock.sleep(_interval(ttl))
+
+
+def _interval(ttl: float) -> float:
+    return max(ttl, MIN_RELOAD_INTERVAL)
+
+
+def daemon_synchronizer(
+    store: PersistentStore, refresher: Refresher | None = None
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """The store as the only source, reloaded when ``cache_ttl`` expires.
+
+    With the cache off (``cache_ttl=0``) and a ``refresher``: reloaded when
+    an evaluation asks (each awaited evaluation sees the store as it is).
+    """
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        on_demand = (
+            refresher if refresher is not None and store.cache_ttl == 0 else None
+        )
+        if on_demand is not None:
+            on_demand.active = True
+        try:
+            async with aclosing(_daemon(store, ctx, on_demand)) as updates:
+                async for update in updates:
+                    yield update
+        finally:
+            if on_demand is not None:
+                on_demand.stop()
+
+    return synchronizer
+
+
+async def _daemon(
+    store: PersistentStore, ctx: SourceContext, on_demand: Refresher | None
+) -> AsyncGenerator[Update, None]:
+    tracker = store.status_tracker
+    ttl = store.cache_ttl
+    seen: dict[tuple[ObjectKind, str], str] | None = None
+    warned = False
+    async with store.connect() as connection:
+        while True:
+            number = on_demand.current if on_demand is not None else 0
+            try:
+                data = await connection.load()
+            except StoreFailure as exc:
+                tracker.failed(exc)
+                yield Update(
+                    state=SourceState.INTERRUPTED,
+                    error=_store_error(ctx, f"the {store.description}: {exc}"),
+                )
+                if on_demand is not None:
+                    on_demand.served(number)  # tried: evaluate what there is
+                await ctx.clock.sleep(RETRY_INTERVAL)
+                continue
+            tracker.succeeded()
+            items = {(kind, key): text for kind, key, text in _flat(data)}
+            if seen is None and not data.initialized and not items:
+                message = (
+                    f"the {store.description} is not initialised (no flags, "
+                    "no $inited key): waiting for a writer such as the Relay "
+                    "Proxy or an SDK in read-write mode"
+                )
+                if not warned:  # once per run, not every retry
+                    warned = True
+                    logger.warning("aioflags daemon mode: %s", message)
+                yield Update(
+                    state=SourceState.INTERRUPTED, error=_store_error(ctx, message)
+                )
+                if on_demand is not None:
+                    on_demand.served(number)
+                await ctx.clock.sleep(RETRY_INTERVAL)
+                continue
+            change_set = await _changes(seen, items)
+            seen = items
+            yield Update(state=SourceState.VALID, change_set=change_set)
+            # Resumed once the supervisor has applied it.
+            if on_demand is not None:
+                on_demand.served(number)
+                await on_demand.wait_request()
+                continue
+            if math.isinf(ttl):
+                logger.info(
+                    "aioflags daemon mode: the %s was read once (infinite cache)",
+                    store.description,
+                )
+                await anyio.sleep_forever()
+            await ctx.clock.sleep(_interval(ttl))
+
+
+async def _changes(
+    seen: dict[tuple[ObjectKind, str], str] | None,
+    items: dict[tuple[ObjectKind, str], str],
+) -> ChangeSet | None:
+    """The first read as a full transfer; later ones as the differences only."""
+    if seen is None:
+        return full_change_set(
+            await decode_items([(k, key, t) for (k, key), t in items.items()])
+        )
+    changed = [
+        (kind, key, text)
+        for (kind, key), text in items.items()
+        if seen.get((kind, key)) != text
+    ]
+    decoded = await decode_items(changed)
+    removed = [
+        # A key gone from the hash (not a tombstone): absent from now on.
+        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=0)
+        for kind, key in seen.keys() - items.keys()
+    ]
+    if not decoded and not removed:
+        return None
+    return ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=(*decoded, *removed))

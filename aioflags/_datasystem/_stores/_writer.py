@@ -1,0 +1,222 @@
+"""Read-write mode: every applied change set is written through to the store.
+
+The supervisor hands each applied change set to :meth:`StoreWriter.submit`
+(synchronous, never blocks); one task writes them in order. The in-memory
+snapshot is never held back or rolled back by the store: a failed write only
+flips the store's status.
+
+- A full transfer replaces the store's data set atomically (and sets
+  ``$inited``); changes are written with the store's version check, deletions
+  as tombstones.
+- The writer keeps a mirror of what it was asked to persist (each item's
+  version and JSON text). When a write fails, the store is marked unavailable
+  and probed every 0.5 s; when it answers it is marked available but stale,
+  the whole mirror is rewritten (a full init if a full transfer was ever seen,
+  otherwise version-checked upserts), and the status becomes healthy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.lowlevel
+
+from aioflags._datasystem._datatypes import ChangeSet, IntentCode, ObjectKind
+
+from ._base import EncodedItem, StoreFailure, encode_change
+from ._sources import RETRY_INTERVAL
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aioflags._core._clock import Clock
+
+    from ._base import PersistentStore, StoreConnection
+
+__all__ = ["StoreWriter", "open_writer"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+_SLICE: Final = 0.005  # seconds of encoding between yields to the event loop
+_Item = tuple[ObjectKind, str, EncodedItem]
+
+
+#: Seconds a closing writer may spend writing what is still queued.
+DRAIN_BOUND: Final = 1.0
+
+
+class StoreWriter:
+    """Writes applied change sets to a persistent store, in order, in one task."""
+
+    __slots__ = (
+        "_broken",
+        "_clock",
+        "_dirty",
+        "_full_seen",
+        "_idle",
+        "_mirror",
+        "_queue",
+        "_store",
+        "_wake",
+    )
+
+    def __init__(self, store: PersistentStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._queue: list[ChangeSet] = []
+        self._wake = anyio.Event()
+        self._idle = anyio.Event()
+        self._mirror: dict[ObjectKind, dict[str, EncodedItem]] = {
+            ObjectKind.FLAG: {},
+            ObjectKind.SEGMENT: {},
+        }
+        self._full_seen = False
+        self._dirty = False
+        self._broken = False  # a bug stopped the writer: nothing more is written
+
+    def submit(self, change_set: ChangeSet) -> None:
+        """Queue an applied change set for writing (never blocks)."""
+        if change_set.intent is IntentCode.TRANSFER_NONE:
+            return
+        self._queue.append(change_set)
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until everything submitted so far has been written."""
+        await self._idle.wait()
+
+    async def run(self, connection: StoreConnection) -> None:
+        """The writer task; a bug in it stops writing, never the client."""
+        try:
+            await self._loop(connection)
+        except Exception as exc:
+            self._broken = True
+            logger.exception("The aioflags store writer failed unexpectedly")
+            self._store.status_tracker.failed(exc)
+
+    async def _loop(self, connection: StoreConnection) -> None:
+        while True:
+            if not self._queue and not self._dirty:
+                self._idle.set()
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            if not await self._write_next(connection):
+                await self._wait_available(connection)
+
+    async def _write_next(self, connection: StoreConnection) -> bool:
+        """Write what is queued; False if the store failed (it is then dirty)."""
+        batch, self._queue = self._queue, []
+        try:
+            upserts, full = await self._fold(batch)
+            if full or self._dirty:
+                await self._write_all(connection)
+            else:
+                await connection.upsert(upserts)
+        except StoreFailure as exc:
+            self._dirty = True
+            self._store.status_tracker.failed(exc)
+            return False
+        except BaseException:
+            # Cancelled mid-write (the client is closing): the batch goes back
+            # to the queue for drain(). Folding it again changes nothing.
+            self._queue = batch + self._queue
+            raise
+        self._dirty = False
+        self._store.status_tracker.succeeded()
+        return True
+
+    async def drain(self, connection: StoreConnection) -> None:
+        """Write what is still queued, in the caller's task (the writer has stopped).
+
+        Never raises: the client is closing, and a writer that failed with a
+        bug has said so already.
+        """
+        if self._broken:
+            return
+        try:
+            while self._queue or self._dirty:
+                if not await self._write_next(connection):
+                    return  # the store is down: nothing more can be done now
+        except Exception as exc:
+            logger.exception("The aioflags store writer failed unexpectedly")
+            self._store.status_tracker.failed(exc)
+
+    async def _fold(self, batch: list[ChangeSet]) -> tuple[list[_Item], bool]:
+        """Apply the batch to the mirror; return its upserts and whether it had a full."""
+        upserts: list[_Item] = []
+        full = False
+        deadline = time.perf_counter() + _SLICE
+        for change_set in batch:
+            if change_set.intent is IntentCode.TRANSFER_FULL:
+                full = self._full_seen = True
+                upserts = []
+                for items in self._mirror.values():
+                    items.clear()
+            for change in change_set.changes:
+                items = self._mirror[change.kind]
+                old = items.get(change.key)
+                if change_set.compare_versions and old and old[0] >= change.version:
+                    continue
+                encoded = encode_change(change)
+                items[change.key] = encoded
+                upserts.append((change.kind, change.key, encoded))
+                if time.perf_counter() > deadline:
+                    await anyio.lowlevel.checkpoint()
+                    deadline = time.perf_counter() + _SLICE
+        return upserts, full
+
+    async def _write_all(self, connection: StoreConnection) -> None:
+        if self._full_seen:
+            await connection.init(self._mirror)
+        else:
+            await connection.upsert(
+                [
+                    (kind, key, item)
+                    for kind, items in self._mirror.items()
+                    for key, item in items.items()
+                ]
+            )
+
+    async def _wait_available(self, connection: StoreConnection) -> None:
+        while True:
+            await self._clock.sleep(RETRY_INTERVAL)
+            try:
+                await connection.ping()
+            except StoreFailure:
+                continue
+            # Back, but missing what failed: rewrite it before calling it healthy.
+            self._store.status_tracker.succeeded(stale=True)
+            return
+
+
+@contextlib.asynccontextmanager
+async def open_writer(
+    store: PersistentStore | None, clock: Clock
+) -> AsyncIterator[StoreWriter | None]:
+    """A running writer for ``store`` (None: nothing to write), stopped on exit."""
+    if store is None:
+        yield None
+        return
+    writer = StoreWriter(store, clock)
+    async with store.connect() as connection:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer.run, connection)
+                try:
+                    yield writer
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            # What was applied is written before the store is let go (a client
+            # closed right after READY must leave it initialised), in this
+            # task, shielded from the close's cancellation, and bounded: a
+            # store that does not answer cannot hold the close up.
+            with anyio.move_on_after(DRAIN_BOUND, shield=True):
+                await writer.drain(connection)

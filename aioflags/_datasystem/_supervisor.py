@@ -1,0 +1,522 @@
+"""The supervisor: one task that runs the data system's sources (protocol.md §7).
+
+State machine (also in docs/data-system.md)::
+
+    start ──► INITIALIZERS ──(defined selector)──► SYNCHRONIZERS ◄─┐
+                 │  failure/no selector: next one       │  FALLBACK: next (wraps)
+                 │  all tried ───────────────────────►  │  RECOVER: back to primary
+                 │                                      │  REMOVE: drop it for good;
+                 │                                      │          none left ──► OFF
+                 └──(directive)──┐      ┌──(directive)──┘
+                                 ▼      ▼
+                   apply the payload, close the source,
+                   cancel the FDv2 scope
+                                 │
+               FDv1 poller configured? ──no──► OFF (no retries)
+                                 │ yes
+                                 ▼
+                              FDV1 (one-way, for the life of the client)
+
+A synchronizer run fails over when it stays INITIALIZING for
+``initializing_timeout`` or INTERRUPTED for ``interrupted_timeout``; a run on a
+fallback synchronizer returns to the primary after ``recovery_after`` VALID.
+The timings are tracked per run, so a new synchronizer that hangs fails over
+even when the previous one left the status VALID.
+
+Faults are isolated: an exception escaping a source is treated as that
+source failing, logged with its traceback unless it is a ``SourceError`` (a
+source ending with a reason, whose message is the report). Nothing escapes
+into the task group that the client owns.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+
+from aioflags._core._exceptions import ProtocolError, SourceError
+
+from ._datatypes import (
+    Basis,
+    DataSourceStatus,
+    ErrorInfo,
+    ErrorKind,
+    SourceState,
+    Update,
+)
+from ._stores._base import StoreMode
+from ._stores._sources import daemon_synchronizer, read_until_initialized
+from ._stores._writer import open_writer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from anyio.abc import TaskStatus
+
+    from aioflags._core._clock import Clock
+
+    from ._config import DataSystem
+    from ._context import InitializerFactory, SourceContext, SynchronizerFactory
+    from ._datatypes import ChangeSet
+    from ._store import Store
+    from ._stores._gate import Refresher
+    from ._stores._writer import StoreWriter
+
+__all__ = ["DataSystemListener", "Supervisor"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: The ``source`` field of a failure's log record, from its URL's path (the
+#: names the connection records use).
+_SOURCES: Final = (
+    ("/sdk/stream", "fdv2-stream"),
+    ("/sdk/poll", "fdv2-poll"),
+    ("/sdk/latest-all", "fdv1-poll"),
+    ("/all", "fdv1-stream"),
+)
+
+
+def _source_of(url: str) -> str | None:
+    path = urlsplit(url).path
+    return next((name for end, name in _SOURCES if path.endswith(end)), None)
+
+
+T = TypeVar("T")
+
+
+class DataSystemListener(Protocol):
+    """What the supervisor reports to (the client's status layer)."""
+
+    def data_source_status(self, status: DataSourceStatus) -> None:
+        """The data system's status changed."""
+
+    def data_changed(self, flags: frozenset[str]) -> None:
+        """A change set was applied; ``flags`` may have changed value."""
+
+
+def _effective(state: SourceState, current: SourceState) -> SourceState:
+    """Interrupted before it was ever valid is still initializing (protocol.md §8)."""
+    if state is SourceState.INTERRUPTED and current is SourceState.INITIALIZING:
+        return SourceState.INITIALIZING
+    return state
+
+
+def _is_update(item: object) -> bool:
+    """Runtime guard: custom sources are user code and may yield anything."""
+    return isinstance(item, Update)
+
+
+def _is_basis(item: object) -> bool:
+    """Runtime guard: custom sources are user code and may yield anything."""
+    return isinstance(item, Basis)
+
+
+class _Outcome(enum.Enum):
+    FDV1 = "fdv1"
+    REMOVE = "remove"
+    FALLBACK = "fallback"
+    RECOVER = "recover"
+
+
+class _Timeout:
+    """Marker: the read deadline passed before the source yielded."""
+
+
+_TIMEOUT: Final = _Timeout()
+
+
+class _StatusTracker:
+    """Data-source status rules (protocol.md §8)."""
+
+    def __init__(self, listener: DataSystemListener, clock: Clock) -> None:
+        self._listener = listener
+        self._clock = clock
+        self.status = DataSourceStatus(
+            state=SourceState.INITIALIZING, since=clock.now()
+        )
+
+    def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
+        """A source (or the supervisor) raised: report it.
+
+        A :class:`SourceError` is a source ending with a reason: its message
+        is the report. Anything else is a bug: logged with its traceback.
+        """
+        if isinstance(exc, SourceError):
+            kind = (
+                ErrorKind.INVALID_DATA
+                if isinstance(exc, ProtocolError)
+                else ErrorKind.ERROR_RESPONSE
+                if exc.status_code
+                else ErrorKind.NETWORK_ERROR
+            )
+            error = ErrorInfo(
+                kind=kind,
+                status_code=exc.status_code,
+                message=f"{name}: {exc}",
+                time=self._clock.now(),
+            )
+        else:
+            logger.exception("%s failed unexpectedly", name)
+            error = ErrorInfo(
+                kind=ErrorKind.UNKNOWN,
+                message=f"{name} raised {exc!r}",
+                time=self._clock.now(),
+            )
+        self.update(state, error)
+
+    def update(
+        self,
+        state: SourceState,
+        error: ErrorInfo | None = None,
+        *,
+        fdv1: bool | None = None,
+    ) -> None:
+        old = self.status
+        state = _effective(state, old.state)
+        if error is not None:
+            # The status carries the message; the log keeps the history of them.
+            level = logging.ERROR if state is SourceState.OFF else logging.WARNING
+            logger.log(
+                level,
+                "aioflags data source: %s",
+                error.message,
+                extra={
+                    "url": error.url or None,
+                    "source": _source_of(error.url) if error.url else None,
+                    "status_code": error.status_code or None,
+                    "error_kind": error.kind.value,
+                    "state": state.value,
+                },
+            )
+        fallback = old.fdv1_fallback if fdv1 is None else fdv1
+        if state is old.state and error is None and fallback == old.fdv1_fallback:
+            return
+        self.status = DataSourceStatus(
+            state=state,
+            since=old.since if state is old.state else self._clock.now(),
+            error=error if error is not None else old.error,
+            fdv1_fallback=fallback,
+        )
+        self._listener.data_source_status(self.status)
+
+
+class Supervisor:
+    """Runs initializers, then synchronizers with failover, then maybe FDv1.
+
+    Owned by the client, which starts ``supervisor.run`` in its run's task group.
+    """
+
+    def __init__(
+        self,
+        system: DataSystem,
+        store: Store,
+        context: SourceContext,
+        listener: DataSystemListener,
+        clock: Clock,
+    ) -> None:
+        self._system = system
+        self._store = store
+        self._context = context
+        self._listener = listener
+        self._clock = clock
+        self._status = _StatusTracker(listener, clock)
+        self._fdv2_scope: anyio.CancelScope | None = None
+        self.fdv1_engaged = False
+        self._writer: StoreWriter | None = None
+        self._apply_lock = anyio.Lock()
+        # The sources have applied data: the persistent store is not served any more.
+        self._delivered = False
+        # A store and no sources at all: daemon mode, the store is the synchronizer.
+        self._synchronizer_factories = system.synchronizers
+        if system.store is not None and not (
+            system.initializers or system.synchronizers
+        ):
+            self._synchronizer_factories = (
+                daemon_synchronizer(system.store, self._refresher),
+            )
+
+    @property
+    def _refresher(self) -> Refresher | None:
+        """Store reads on demand (the store's cache is off), if the client has one."""
+        gate = self._store.gate
+        return gate.refresher if gate is not None else None
+
+    @property
+    def status(self) -> DataSourceStatus:
+        """The current data-source status."""
+        return self._status.status
+
+    @property
+    def fdv2_cancelled(self) -> bool:
+        """Whether the FDv2 scope was cancelled by the fallback directive."""
+        return self._fdv2_scope is not None and self._fdv2_scope.cancel_called
+
+    async def run(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The supervisor task. Returns when the data system is OFF."""
+        # Read-write mode: applied change sets are also written to the store.
+        # With sources, the store is served beside them until they deliver.
+        system, store = self._system, self._system.store
+        writes = system.store_mode is StoreMode.READ_WRITE
+        async with (
+            open_writer(store if writes else None, self._clock) as writer,
+            anyio.create_task_group() as store_reader,
+        ):
+            self._writer = writer
+            # Compiles cold flags and merges delta overlays in the background.
+            store_reader.start_soon(self._store.maintain)
+            if store is not None and (system.initializers or system.synchronizers):
+                store_reader.start_soon(
+                    read_until_initialized,
+                    store,
+                    self._clock,
+                    lambda: self._delivered,
+                    self._apply_from_store,
+                    self._refresher,
+                )
+            await self._run(task_status=task_status)
+            store_reader.cancel_scope.cancel()
+
+    async def _run(self, *, task_status: TaskStatus[None]) -> None:
+        task_status.started()
+        try:
+            # The directive cancels this scope from inside: whatever FDv2 work
+            # is still under way (a source, a failover timer) stops there.
+            with anyio.CancelScope() as self._fdv2_scope:
+                await self._fdv2()
+            if self.fdv1_engaged:
+                await self._fdv1()
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            # A bug of ours: the last known data stays served.
+            self._status.crashed("The aioflags data system", exc, SourceState.OFF)
+
+    # ----------------------------------------------------------------- FDv2
+    async def _engage_fdv1(self) -> None:
+        """Called inside the FDv2 group once the payload is applied and the source closed."""
+        self.fdv1_engaged = True
+        if self._system.fdv1_fallback is None:
+            logger.warning(
+                "The flag service sent the FDv1 fallback directive and no FDv1 source is "
+                "configured: the data system is OFF, serving last known data"
+            )
+            self._status.update(SourceState.OFF, fdv1=True)
+            self.fdv1_engaged = False
+        else:
+            logger.warning(
+                "The flag service directed a fallback to FDv1: switching for good"
+            )
+            self._status.update(self._status.status.state, fdv1=True)
+        assert self._fdv2_scope is not None
+        self._fdv2_scope.cancel()
+
+    async def _fdv2(self) -> None:
+        if await self._initializers():
+            await self._engage_fdv1()
+        elif self._synchronizer_factories:
+            await self._synchronizers()
+
+    async def _initializers(self) -> bool:
+        """Run initializers; return True if the fallback directive arrived."""
+        for index, factory in enumerate(self._system.initializers):
+            basis = await self._first(factory, f"initializer {index}")
+            if basis is None:
+                continue
+            self._store.record_environment_id(basis.environment_id)
+            if basis.change_set is not None:
+                await self._apply(basis.change_set, persist=basis.persist)
+            elif basis.error is not None:
+                self._status.update(SourceState.INTERRUPTED, basis.error)
+            if basis.fallback_to_fdv1:
+                return True
+            if basis.change_set is not None and basis.change_set.selector.defined:
+                return False
+        if not self._synchronizer_factories:
+            # Nothing to keep data fresh: what the initializers gave is final.
+            self._status.update(
+                SourceState.VALID if self._store.initialized else SourceState.OFF
+            )
+        return False
+
+    async def _first(self, factory: InitializerFactory, name: str) -> Basis | None:
+        try:
+            async with aclosing(factory(self._context)) as gen:
+                async for item in gen:
+                    if _is_basis(item):
+                        return item
+                    logger.error("%s yielded %r, not a Basis; ignoring it", name, item)
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
+        return None
+
+    async def _synchronizers(self) -> None:
+        active = list(self._synchronizer_factories)
+        index = 0
+        while active:
+            outcome = await self._run_synchronizer(active[index], index)
+            if outcome is _Outcome.FDV1:
+                await self._engage_fdv1()
+                return
+            if outcome is _Outcome.REMOVE:
+                del active[index]
+                if index >= len(active):
+                    index = 0
+            elif outcome is _Outcome.RECOVER:
+                index = 0
+            else:
+                index = (index + 1) % len(active)
+        logger.error(
+            "Every aioflags synchronizer has stopped: %s",
+            "serving last known data"
+            if self._store.initialized
+            else "no flag data was received, evaluations return defaults",
+        )
+        self._status.update(SourceState.OFF)
+
+    def _deadline(
+        self, state: SourceState, since: float, index: int
+    ) -> tuple[float | None, _Outcome]:
+        system = self._system
+        if state is SourceState.INITIALIZING:
+            return since + system.initializing_timeout, _Outcome.FALLBACK
+        if state is SourceState.INTERRUPTED:
+            return since + system.interrupted_timeout, _Outcome.FALLBACK
+        if index != 0:
+            return since + system.recovery_after, _Outcome.RECOVER
+        return None, _Outcome.FALLBACK
+
+    async def _run_synchronizer(
+        self, factory: SynchronizerFactory, index: int
+    ) -> _Outcome:
+        name = f"synchronizer {index}"
+        run_state, since = SourceState.INITIALIZING, self._clock.now()
+        try:
+            async with aclosing(factory(self._context)) as gen:
+                while True:
+                    deadline, on_timeout = self._deadline(run_state, since, index)
+                    item = await self._next(gen, deadline)
+                    if item is None:
+                        logger.info("Data source %s ended", name)
+                        return _Outcome.REMOVE
+                    if isinstance(item, _Timeout):
+                        logger.warning(
+                            "Data source %s was %s for too long: %s",
+                            name,
+                            run_state.value,
+                            on_timeout.value,
+                        )
+                        return on_timeout
+                    if not _is_update(item):
+                        logger.error(
+                            "%s yielded %r, not an Update; ignoring it", name, item
+                        )
+                        continue
+                    outcome = await self._handle(item)
+                    if outcome is not None:
+                        return outcome
+                    new_state = _effective(item.state, run_state)
+                    if new_state is not run_state:
+                        run_state, since = new_state, self._clock.now()
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
+            return _Outcome.REMOVE
+
+    async def _next(
+        self, gen: AsyncIterator[T], deadline: float | None
+    ) -> T | _Timeout | None:
+        """The next item, ``None`` at the end, or ``_TIMEOUT`` past the deadline."""
+        if deadline is None:
+            try:
+                return await gen.__anext__()
+            except StopAsyncIteration:
+                return None
+        remaining = deadline - self._clock.now()
+        if remaining <= 0:
+            return _TIMEOUT
+        result: T | _Timeout | None = _TIMEOUT
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def timer() -> None:
+                await self._clock.sleep(remaining)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(timer)
+            try:
+                result = await gen.__anext__()
+            except StopAsyncIteration:
+                result = None
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                failure = exc  # raised here, the group would wrap it in a group
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        return result
+
+    async def _handle(self, update: Update) -> _Outcome | None:
+        self._store.record_environment_id(update.environment_id)
+        if update.change_set is not None:
+            await self._apply(update.change_set)
+        if update.state is SourceState.VALID:
+            self._status.update(SourceState.VALID, update.error)
+        elif update.fallback_to_fdv1:
+            # A switch, not an outage: keep the state, record the error.
+            self._status.update(self._status.status.state, update.error)
+        else:
+            # One synchronizer going OFF is not the data system going OFF: the
+            # next one takes over; OFF is reported when none is left.
+            self._status.update(SourceState.INTERRUPTED, update.error)
+        if update.fallback_to_fdv1:
+            return _Outcome.FDV1
+        if update.state is SourceState.OFF:
+            return _Outcome.REMOVE
+        return None
+
+    async def _apply(self, change_set: ChangeSet, *, persist: bool = True) -> None:
+        async with self._apply_lock:
+            changed = await self._store.apply(change_set)
+            self._delivered = True
+        if persist and self._writer is not None:
+            self._writer.submit(change_set)
+        self._listener.data_changed(changed)
+
+    async def _apply_from_store(self, change_set: ChangeSet) -> None:
+        """The store's data, unless the sources delivered first (never written back)."""
+        async with self._apply_lock:
+            if self._delivered:
+                return
+            changed = await self._store.apply(change_set)
+        self._listener.data_changed(changed)
+
+    # ----------------------------------------------------------------- FDv1
+    async def _fdv1(self) -> None:
+        factory = self._system.fdv1_fallback
+        assert factory is not None
+        try:
+            async with aclosing(factory(self._context)) as gen:
+                async for item in gen:
+                    if not _is_update(item):
+                        logger.error(
+                            "FDv1 source yielded %r, not an Update; ignoring it", item
+                        )
+                        continue
+                    self._store.record_environment_id(item.environment_id)
+                    if item.change_set is not None:
+                        await self._apply(item.change_set)
+                    # Directives from the FDv1 source itself are ignored: the switch is one-way.
+                    self._status.update(item.state, item.error)
+                    if item.state is SourceState.OFF:
+                        break
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            self._status.crashed("The FDv1 fallback source", exc, SourceState.OFF)
+            return
+        logger.error("The FDv1 fallback source stopped: serving last known data")
+        self._status.update(SourceState.OFF)

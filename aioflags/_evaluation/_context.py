@@ -1,0 +1,474 @@
+"""Evaluation contexts: single and multi-kind, the old user shape, validation.
+
+A ``Context`` never raises on bad input. An invalid one records why in
+``Context.error``; evaluating a flag for it returns the default value with the
+reason ``{"kind": "ERROR", "errorKind": "USER_NOT_SPECIFIED"}``.
+
+Internally each single-kind context keeps one dict of every attribute it has
+(``kind``, ``key``, ``anonymous``, ``name`` when set, and the custom ones), so
+a clause lookup during evaluation is one ``dict.get``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final, final
+
+if TYPE_CHECKING:
+    from aioflags._core._json import JSONObject, JSONValue
+
+__all__ = ["Context", "parse_reference"]
+
+_KIND_CHARS: Final = re.compile(r"[A-Za-z0-9._-]+")
+_BUILTINS: Final = frozenset({"kind", "key", "name", "anonymous"})
+_OLD_USER_STRINGS: Final = (
+    "name",
+    "firstName",
+    "lastName",
+    "email",
+    "country",
+    "avatar",
+    "ip",
+)
+_OLD_USER_RESERVED: Final = frozenset({"kind", "key", "name", "anonymous", "_meta"})
+_BAD_ESCAPE: Final = re.compile(r"~(?![01])")
+
+
+def parse_reference(ref: str, *, literal: bool) -> tuple[str, ...] | None:
+    """Parse an attribute reference into its components; ``None`` if invalid.
+
+    With ``literal`` the whole string is one attribute name (data written before
+    contexts existed). Otherwise ``/a/b`` is a path with ``~1`` for ``/`` and
+    ``~0`` for ``~``, and a string without a leading slash is one name.
+    """
+    if not ref:
+        return None
+    if literal or ref[0] != "/":
+        return (ref,)
+    parts = ref[1:].split("/")
+    out: list[str] = []
+    for part in parts:
+        if not part or _BAD_ESCAPE.search(part):
+            return None
+        out.append(part.replace("~1", "/").replace("~0", "~"))
+    return tuple(out)
+
+
+def _valid_kind(kind: object) -> str | None:
+    """Return an error message if ``kind`` is not a valid context kind."""
+    if not isinstance(kind, str):
+        return "context kind must be a string"
+    if kind == "":
+        return "context kind must not be empty"
+    if kind in ("kind", "multi"):
+        return f"context kind must not be {kind!r}"
+    if not _KIND_CHARS.fullmatch(kind):
+        return "context kind contains characters other than ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
+def _nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _is_context(value: object) -> bool:
+    return isinstance(value, Context)
+
+
+def _escape_key(key: str) -> str:
+    return key.replace("%", "%25").replace(":", "%3A")
+
+
+@final
+class Context:
+    """Who or what a flag is evaluated for: a user, an organisation, a device...
+
+    Build one with :meth:`create`, :meth:`create_multi` or :meth:`from_dict`.
+    Contexts are immutable. An invalid context is still a ``Context``:
+    :attr:`valid` is false and :attr:`error` says why.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_error", "_fq_key", "_key", "_kind", "_parts", "_private", "_values")
+
+    _kind: str
+    _key: str
+    _values: JSONObject
+    _private: tuple[str, ...]
+    _parts: dict[str, Context]
+    _error: str | None
+    _fq_key: str
+
+    def __init__(self) -> None:
+        raise TypeError(
+            "use Context.create(), Context.create_multi() or Context.from_dict()"
+        )
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def _single(
+        cls,
+        kind: str,
+        key: str,
+        values: JSONObject,
+        private: tuple[str, ...],
+        error: str | None,
+    ) -> Context:
+        self = object.__new__(cls)
+        self._kind = kind
+        self._key = key
+        self._values = values
+        self._private = private
+        self._error = error
+        self._parts = {} if error else {kind: self}
+        self._fq_key = (
+            "" if error else (key if kind == "user" else f"{kind}:{_escape_key(key)}")
+        )
+        return self
+
+    @classmethod
+    def _invalid(cls, error: str, kind: str = "user", key: str = "") -> Context:
+        return cls._single(
+            kind, key, {"kind": kind, "key": key, "anonymous": False}, (), error
+        )
+
+    @classmethod
+    def create(
+        cls,
+        key: str,
+        kind: str = "user",
+        *,
+        name: str | None = None,
+        anonymous: bool = False,
+        attributes: Mapping[str, JSONValue] | None = None,
+        private_attributes: Iterable[str] = (),
+    ) -> Context:
+        """Create a single-kind context.
+
+        Args:
+            key: the context key; must be a non-empty string.
+            kind: the context kind (``"user"`` by default): ASCII letters,
+                digits, ``.``, ``_`` and ``-``; not ``"kind"`` or ``"multi"``.
+            name: an optional display name (the ``name`` attribute).
+            anonymous: whether the context is anonymous.
+            attributes: custom attributes; a ``None`` value means "absent".
+                Built-in names (``kind``, ``key``, ``name``, ``anonymous``)
+                are set through the parameters above, not here.
+            private_attributes: attribute references to redact from events
+                (metadata only; never used in evaluation): an iterable of
+                strings; a single string is invalid (not a list of letters).
+
+        Returns:
+            The context; check :attr:`valid` / :attr:`error` for bad input.
+        """
+        private: object = private_attributes
+        if not isinstance(private_attributes, (str, bytes)):
+            # A string is refused, not split into letters: "email" would
+            # otherwise redact "e", "m"... and send the email.
+            # (Not iterable: refused as not a list of strings.)
+            with contextlib.suppress(TypeError):
+                private = list(private_attributes)
+        return cls._build(kind, key, name, anonymous, dict(attributes or {}), private)
+
+    @classmethod
+    def _build(
+        cls,
+        kind: object,
+        key: object,
+        name: object,
+        anonymous: object,
+        attributes: Mapping[str, JSONValue],
+        private: object,
+        *,
+        allow_empty_key: bool = False,
+    ) -> Context:
+        error = _valid_kind(kind)
+        if error:
+            return cls._invalid(error)
+        assert isinstance(kind, str)
+        if not isinstance(key, str):
+            return cls._invalid("context key must be a string", kind)
+        if key == "" and not allow_empty_key:
+            return cls._invalid("context key must not be empty", kind)
+        if name is not None and not isinstance(name, str):
+            return cls._invalid("context name must be a string", kind, key)
+        if not isinstance(anonymous, bool):
+            return cls._invalid("context anonymous must be a boolean", kind, key)
+        if private is None:
+            private = []
+        if not isinstance(private, list) or not all(
+            isinstance(p, str) for p in private
+        ):
+            return cls._invalid(
+                "private attributes must be a list of strings", kind, key
+            )
+        values: JSONObject = {"kind": kind, "key": key, "anonymous": anonymous}
+        if name is not None:
+            values["name"] = name
+        for attr, value in attributes.items():
+            if not _nonempty_str(attr):
+                return cls._invalid(
+                    "context attribute names must be non-empty strings", kind, key
+                )
+            if attr in _BUILTINS or attr == "_meta":
+                return cls._invalid(
+                    f"{attr!r} is a built-in attribute; pass it as a parameter, not in attributes",
+                    kind,
+                    key,
+                )
+            if value is not None:
+                values[attr] = value
+        return cls._single(kind, key, values, tuple(private), None)
+
+    @classmethod
+    def create_multi(cls, *contexts: Context) -> Context:
+        """Combine single-kind contexts of distinct kinds into a multi-kind context.
+
+        A multi-kind context built from exactly one context is that context.
+        """
+        if not contexts:
+            return cls._invalid(
+                "a multi-kind context needs at least one context", "multi"
+            )
+        parts: dict[str, Context] = {}
+        for ctx in contexts:
+            if not _is_context(ctx):
+                return cls._invalid("create_multi takes Context objects", "multi")
+            if ctx._error:
+                return cls._invalid(
+                    f"invalid part {ctx._kind!r}: {ctx._error}", "multi"
+                )
+            if ctx.multiple:
+                return cls._invalid(
+                    "a multi-kind context cannot contain a multi-kind context", "multi"
+                )
+            if ctx._kind in parts:
+                return cls._invalid(
+                    f"kind {ctx._kind!r} appears more than once", "multi"
+                )
+            parts[ctx._kind] = ctx
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        self = object.__new__(cls)
+        self._kind = "multi"
+        self._key = ""
+        self._values = {}
+        self._private = ()
+        self._error = None
+        self._parts = dict(sorted(parts.items()))
+        self._fq_key = ":".join(
+            f"{k}:{_escape_key(p._key)}" for k, p in self._parts.items()
+        )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JSONValue] | None) -> Context:
+        """Parse LaunchDarkly's context JSON (or the old user JSON, without ``kind``)."""
+        if not isinstance(data, Mapping):
+            return cls._invalid("context JSON must be an object")
+        if "kind" not in data:
+            return cls._from_old_user(data)
+        kind = data["kind"]
+        if kind == "multi":
+            parts: list[Context] = []
+            for part_kind, part in data.items():
+                if part_kind == "kind":
+                    continue
+                if not isinstance(part, Mapping):
+                    return cls._invalid(
+                        f"multi-kind part {part_kind!r} must be an object", "multi"
+                    )
+                part_ctx = cls._from_single_dict(part.get("kind", part_kind), part)
+                if part_ctx._error:
+                    return cls._invalid(
+                        f"invalid part {part_kind!r}: {part_ctx._error}", "multi"
+                    )
+                parts.append(part_ctx)
+            if not parts:
+                return cls._invalid(
+                    "a multi-kind context needs at least one part", "multi"
+                )
+            return cls.create_multi(*parts)
+        return cls._from_single_dict(kind, data)
+
+    @classmethod
+    def _from_single_dict(cls, kind: object, data: Mapping[str, JSONValue]) -> Context:
+        if "anonymous" in data and data["anonymous"] is None:
+            return cls._invalid("context anonymous must be a boolean, not null")
+        meta = data.get("_meta")
+        private: object = None
+        if meta is not None:
+            if not isinstance(meta, Mapping):
+                return cls._invalid("_meta must be an object")
+            private = meta.get("privateAttributes")
+        attributes = {k: v for k, v in data.items() if k not in _OLD_USER_RESERVED}
+        return cls._build(
+            kind,
+            data.get("key"),
+            data.get("name"),
+            data.get("anonymous", False),
+            attributes,
+            private,
+        )
+
+    @classmethod
+    def _from_old_user(cls, data: Mapping[str, JSONValue]) -> Context:
+        key = data.get("key")
+        if not isinstance(key, str):
+            return cls._invalid("user key must be a string")
+        attributes: JSONObject = {}
+        for attr in _OLD_USER_STRINGS:
+            value = data.get(attr)
+            if value is not None and not isinstance(value, str):
+                return cls._invalid(
+                    f"user attribute {attr!r} must be a string", "user", key
+                )
+            if value is not None and attr != "name":
+                attributes[attr] = value
+        anonymous = data.get("anonymous")
+        if anonymous is None:
+            anonymous = False
+        custom = data.get("custom")
+        if custom is not None:
+            if not isinstance(custom, Mapping):
+                return cls._invalid(
+                    "user custom attributes must be an object", "user", key
+                )
+            for attr, value in custom.items():
+                if attr not in _OLD_USER_RESERVED:
+                    attributes[attr] = value
+        names = data.get("privateAttributeNames")
+        private: object = None
+        if names is not None:
+            if not isinstance(names, list) or not all(
+                isinstance(n, str) for n in names
+            ):
+                return cls._invalid(
+                    "privateAttributeNames must be a list of strings", "user", key
+                )
+            # Literal names become references: a leading slash must be escaped.
+            private = [
+                "/" + n.replace("~", "~0").replace("/", "~1")
+                if n.startswith("/")
+                else n
+                for n in names
+            ]
+        return cls._build(
+            "user",
+            key,
+            data.get("name"),
+            anonymous,
+            attributes,
+            private,
+            allow_empty_key=True,
+        )
+
+    # ------------------------------------------------------------- properties
+    @property
+    def valid(self) -> bool:
+        """Whether the context can be evaluated."""
+        return self._error is None
+
+    @property
+    def error(self) -> str | None:
+        """Why the context is invalid, or ``None`` if it is valid."""
+        return self._error
+
+    @property
+    def kind(self) -> str:
+        """The kind, or ``"multi"`` for a multi-kind context."""
+        return self._kind
+
+    @property
+    def key(self) -> str:
+        """The key (``""`` for a multi-kind context)."""
+        return self._key
+
+    @property
+    def name(self) -> str | None:
+        """The ``name`` attribute, if set."""
+        name = self._values.get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether the context is anonymous (false for a multi-kind context)."""
+        return bool(self._values.get("anonymous", False))
+
+    @property
+    def multiple(self) -> bool:
+        """Whether this is a multi-kind context."""
+        return self._kind == "multi"
+
+    @property
+    def fully_qualified_key(self) -> str:
+        """The key used by events and secure-mode hashes.
+
+        For a single ``user`` context it is the key; otherwise ``kind:key``
+        pairs (``%`` and ``:`` escaped), joined by ``:`` in kind order.
+        """
+        return self._fq_key
+
+    @property
+    def private_attributes(self) -> tuple[str, ...]:
+        """The private attribute references (metadata for events)."""
+        return self._private
+
+    @property
+    def custom_attributes(self) -> tuple[str, ...]:
+        """The names of the custom (non-built-in) attributes that are set."""
+        return tuple(k for k in self._values if k not in _BUILTINS)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds this context holds (one, or each part's in order)."""
+        return tuple(self._parts)
+
+    def individual_context(self, kind: str) -> Context | None:
+        """The single-kind context of ``kind`` in this context, if there is one."""
+        return self._parts.get(kind)
+
+    def get(self, attribute: str) -> JSONValue:
+        """Return a top-level attribute's value (``None`` if unset or multi-kind)."""
+        return self._values.get(attribute)
+
+    # ---------------------------------------------------------- serialisation
+    def to_dict(self) -> JSONObject:
+        """LaunchDarkly's context JSON for this context."""
+        if self.multiple:
+            out: JSONObject = {"kind": "multi"}
+            for kind, part in self._parts.items():
+                body = part.to_dict()
+                del body["kind"]
+                out[kind] = body
+            return out
+        body = {k: v for k, v in self._values.items() if k != "anonymous"}
+        if self._values.get("anonymous"):
+            body["anonymous"] = True
+        if self._private:
+            body["_meta"] = {"privateAttributes": list(self._private)}
+        return body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Context):
+            return NotImplemented
+        if self._error or other._error:
+            return self is other
+        if self.multiple:
+            return other.multiple and self._parts == other._parts
+        return (
+            self._values == other._values
+            and sorted(self._private) == sorted(other._private)
+            and not other.multiple
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._kind, self._fq_key))
+
+    def __repr__(self) -> str:
+        if self._error:
+            return f"Context(invalid: {self._error})"
+        return f"Context({self.to_dict()!r})"

@@ -1,0 +1,372 @@
+"""The evaluator: pure, synchronous, no I/O (evaluation.md §4-§11).
+
+Everything here reads one immutable snapshot of compiled flags and segments.
+Recursion state (the prerequisite chain, the segment stack, prerequisites
+recorded for all-flags state, big-segment status) lives in a per-evaluation
+:class:`_State`, so evaluations are re-entrant and thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+
+from ._membership import unbounded_member
+from ._model import (
+    MALFORMED,
+    NOT_FOUND,
+    CompiledFlag,
+    CompiledSegment,
+    MalformedAbort,
+    Prerequisite,
+)
+from ._results import Reason, Result
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aioflags._core._json import JSONValue
+
+    from ._context import Context
+    from ._membership import MembershipSource
+    from ._model import SegmentMatcher
+
+__all__ = [
+    "ERROR_RESULTS",
+    "Batch",
+    "Matcher",
+    "Recorded",
+    "evaluate",
+    "prerequisites_reached",
+    "typed_check",
+]
+
+logger = logging.getLogger("aioflags.evaluation")
+
+
+def _error(kind: str) -> Result:
+    return Result(None, None, Reason({"kind": "ERROR", "errorKind": kind}), False, None)
+
+
+#: The error results by errorKind (shared reasons: copy before exposing).
+ERROR_RESULTS: Final[dict[str, Result]] = {
+    kind: _error(kind)
+    for kind in ("CLIENT_NOT_READY", "USER_NOT_SPECIFIED", "WRONG_TYPE", "EXCEPTION")
+}
+ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
+ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
+_EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
+
+#: Prerequisite evaluations, for analytics events: ``(prerequisite flag, its
+#: result, the key of the flag that required it)``, depth first.
+Recorded: TypeAlias = "list[tuple[CompiledFlag, Result, str]]"
+
+
+class _NeedState(Exception):
+    """The shared matcher met something only a per-evaluation state can do."""
+
+
+def _membership(seg: CompiledSegment, parts: Mapping[str, Context]) -> bool | None:
+    """A bounded segment's lists: included (True), excluded (False) or neither."""
+    user = parts.get("user")
+    if user is not None and user._key in seg.included:
+        return True
+    for kind, keys in seg.included_contexts:
+        part = parts.get(kind)
+        if part is not None and part._key in keys:
+            return True
+    if user is not None and user._key in seg.excluded:
+        return False
+    for kind, keys in seg.excluded_contexts:
+        part = parts.get(kind)
+        if part is not None and part._key in keys:
+            return False
+    return None
+
+
+def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool:
+    for rule in seg.rules:
+        if rule.match(ctx, st) and (
+            rule.threshold is None or rule.bucketer.bucket(ctx) < rule.threshold
+        ):
+            return True
+    return False
+
+
+class Matcher:
+    """The evaluation state of the fast path: one per snapshot, never written to.
+
+    It answers what the common flags need with nothing allocated per
+    evaluation: ``segmentMatch`` for bounded segments whose rules reference
+    no segment, and prerequisites that have no prerequisites of their own
+    (no cycle can pass through them). For anything else (a prerequisite
+    chain, a big or nested segment) it raises :class:`_NeedState`, and
+    :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
+    Flags and segments are read by item access (``flags[key]``), so the
+    snapshot's mappings may compile them on first access.
+    """
+
+    __slots__ = ("big_segments", "flags", "inline_prerequisites", "segments")
+
+    #: results of flags already evaluated for this context (see :class:`Batch`)
+    done: Mapping[str, Result] = MappingProxyType({})
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        big_segments: MembershipSource | None = None,
+    ) -> None:
+        self.flags = flags
+        self.segments = segments
+        # Where unbounded segments' memberships come from (None: nowhere).
+        self.big_segments = big_segments
+        #: True: the generated code checks prerequisites inline, as
+        #: prerequisites_failed() below does (False: it calls the method)
+        self.inline_prerequisites = True
+
+    def need_state(self) -> NoReturn:
+        """Give up for the careful path (the generated code's way to say so)."""
+        raise _NeedState
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
+    ) -> Result | None:
+        """The result of the first prerequisite that fails, or ``None``."""
+        flags = self.flags
+        done = self.done
+        for prereq in prerequisites:
+            key = prereq.key
+            result = done.get(key)
+            if result is None:
+                try:
+                    pflag = flags[key]
+                except KeyError:
+                    return prereq.failed
+                # An off, deleted or malformed prerequisite fails whatever it
+                # serves (evaluation.md §5.2).
+                if not pflag.on or pflag.malformed is not None:
+                    return prereq.failed
+                result = pflag.constant
+                if result is None:
+                    if pflag.prerequisites:
+                        raise _NeedState  # a chain: cycles are the state's to find
+                    result = (run := pflag.run)(ctx, self)  # noqa: F841 (a slot: see the client)
+            if result.variation_index != prereq.variation:
+                return prereq.failed
+        return None
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
+        segments = self.segments
+        for key in keys:
+            try:
+                seg = segments[key]
+            except KeyError:
+                continue
+            contains = seg.contains  # generated for the common segments
+            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
+                return True
+        return False
+
+    def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
+        if seg.malformed is not None:
+            raise MalformedAbort(f"segment {seg.key!r} is malformed")
+        if seg.unbounded or seg.segment_keys:
+            raise _NeedState
+        member = _membership(seg, ctx._parts)
+        if member is not None:
+            return member
+        return bool(seg.rules) and _rules_match(seg, ctx, self)
+
+
+class Batch(Matcher):
+    """The matcher of one all-flags evaluation: a prerequisite evaluated once.
+
+    ``all_flags_state`` evaluates every flag for one context, and puts in
+    :attr:`done` each result that a flag's code returned (so an on flag's,
+    reached with no chain and no abort); a flag that requires one of them
+    then reads it instead of evaluating it again. It lives for one call.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self, matcher: Matcher) -> None:
+        super().__init__(matcher.flags, matcher.segments, matcher.big_segments)
+        self.inline_prerequisites = False  # the method reads done
+        self.done: dict[str, Result] = {}
+
+
+class _State(Matcher):
+    """Per-evaluation state of the careful path.
+
+    The prerequisite chain (cycles), the segment stack (cycles), the
+    big-segment status, the prerequisites the top-level flag reached (for
+    all-flags state) and, for analytics events, every prerequisite
+    evaluation.
+    """
+
+    __slots__ = ("big", "chain", "prerequisites", "recorded", "segment_stack")
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag],
+        segments: Mapping[str, CompiledSegment],
+        key: str,
+        recorded: Recorded | None = None,
+        big_segments: MembershipSource | None = None,
+    ) -> None:
+        self.flags = flags
+        self.segments = segments
+        self.big_segments = big_segments
+        self.inline_prerequisites = False
+        self.chain: list[str] = [key]
+        self.segment_stack: list[str] = []
+        self.big: str | None = None
+        #: the top-level flag's prerequisites reached, in order
+        self.prerequisites: list[str] = []
+        self.recorded = recorded
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
+    ) -> Result | None:
+        """The result of the first prerequisite that fails, or ``None``."""
+        chain = self.chain
+        reached = self.prerequisites if len(chain) == 1 else None
+        flags = self.flags
+        recorded = self.recorded
+        for prereq in prerequisites:
+            key = prereq.key
+            if key in chain:
+                raise MalformedAbort(f"prerequisite cycle through {key!r}")
+            if reached is not None:
+                reached.append(key)
+            try:
+                pflag = flags[key]
+            except KeyError:
+                return prereq.failed
+            if pflag.deleted:
+                return prereq.failed
+            result = pflag.constant
+            if result is None:
+                chain.append(key)
+                result = pflag.run(ctx, self)
+                chain.pop()
+            if recorded is not None:
+                recorded.append((pflag, result, chain[-1]))
+            # An off or malformed prerequisite fails whatever it serves.
+            if not pflag.on or pflag.malformed is not None:
+                return prereq.failed
+            if result.variation_index != prereq.variation:
+                return prereq.failed
+        return None
+
+    def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
+        if seg.malformed is not None:
+            raise MalformedAbort(f"segment {seg.key!r} is malformed")
+        if seg.unbounded:
+            # Membership from the big-segment store (shared/stores.md §6.2).
+            member, self.big = unbounded_member(self.big_segments, seg, ctx, self.big)
+        else:
+            member = _membership(seg, ctx._parts)
+        if member is not None:
+            return member
+        if not seg.rules:
+            return False
+        if seg.key in self.segment_stack:
+            raise MalformedAbort(f"segment rule cycle through {seg.key!r}")
+        self.segment_stack.append(seg.key)
+        try:
+            return _rules_match(seg, ctx, self)
+        finally:
+            self.segment_stack.pop()
+
+
+def _with_big(result: Result, big: str) -> Result:
+    """The result with the big-segment status in its reason (for this evaluation)."""
+    reason = Reason({**result.reason, "bigSegmentsStatus": big})
+    return Result(result.value, result.variation_index, reason, result.experiment, None)
+
+
+def evaluate(
+    matcher: Matcher,
+    flag: CompiledFlag,
+    ctx: Context,
+    recorded: Recorded | None = None,
+) -> Result:
+    """Evaluate a present flag whose result is not constant; never raises.
+
+    The one evaluation driver, for every method. The fast path runs the
+    flag's code with the snapshot's shared ``matcher`` (nothing allocated);
+    if that meets something only a per-evaluation state can do, the careful
+    path runs it again with a :class:`_State` (evaluation is pure). With
+    ``recorded`` (analytics events), it takes the careful path at once and
+    appends every prerequisite evaluation to it, depth first. An abort gives
+    MALFORMED_FLAG, anything unexpected EXCEPTION; both are logged.
+    """
+    try:
+        if recorded is None:
+            try:
+                return (run := flag.run)(ctx, matcher)  # noqa: F841
+            except _NeedState:
+                pass
+        st = _State(
+            matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
+        )
+        result = flag.run(ctx, st)
+    except MalformedAbort as exc:
+        logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
+        return MALFORMED
+    except Exception:
+        logger.exception("Unexpected error evaluating flag %r", flag.key)
+        return _EXCEPTION
+    big = st.big
+    return result if big is None else _with_big(result, big)
+
+
+def prerequisites_reached(
+    matcher: Matcher, flag: CompiledFlag, ctx: Context, result: Result
+) -> list[str] | tuple[str, ...]:
+    """The keys of ``flag``'s prerequisites that its evaluation reached, in order.
+
+    For all-flags state (evaluation.md §11). Known from the result itself when
+    it is one of the flag's precompiled results (a prerequisite's own
+    failure, or anything past the prerequisites); else the careful path
+    evaluates the flag again to find out (pure, and rare: an abort, an
+    error, a big segment).
+    """
+    keys = flag.prerequisite_keys
+    if not keys or flag.constant is not None:  # off or malformed: none reached
+        return ()
+    if result.cache is not None:
+        for i, prereq in enumerate(flag.prerequisites):
+            if result is prereq.failed:
+                return keys[: i + 1]
+        return keys
+    st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
+    with contextlib.suppress(Exception):  # evaluate() has logged it already
+        flag.run(ctx, st)
+    return st.prerequisites
+
+
+def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
+    """Check a variation value against a typed method (§10); return (ok, value)."""
+    tv = type(value)
+    if kind is bool:
+        return tv is bool, value
+    if kind is int:
+        if tv is int:
+            return True, value
+        if tv is float:
+            return True, int(value)
+        return False, value
+    if kind is float:
+        if tv is float:
+            return True, value
+        if tv is int:
+            return True, float(value)
+        return False, value
+    if kind is str:
+        return tv is str, value
+    return True, value

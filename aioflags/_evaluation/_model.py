@@ -1,0 +1,823 @@
+"""Flags and segments compiled at ingest (evaluation.md §1, §2, §13).
+
+Flag JSON is parsed once, when it arrives, into slotted objects: target lists
+become sets, clauses become predicates, rule and fallthrough results become
+precomputed ``(value, variation_index, reason)`` tuples, bucketing prefixes are
+built. Evaluation (``_evaluate.py``) then touches no JSON.
+
+A flag whose JSON has the wrong types is kept as *malformed*: it evaluates to
+``MALFORMED_FLAG`` and does not poison the others. Out-of-range variation
+indexes and invalid attribute references stay lazy: they are only an error
+when evaluation actually reaches them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+
+from ._codegen import (
+    InlineClause,
+    Runner,
+    build_predicate,
+    build_runner,
+    build_segment,
+)
+from ._context import Context, parse_reference
+from ._operators import OPERATORS, compile_test
+from ._results import Reason, Result, ResultCache
+
+try:
+    # CPython's own SHA-1: half the instructions of OpenSSL's per bucket (no
+    # EVP context to set up), and no hashlib import. Bucketing is not
+    # security: any SHA-1 gives the same buckets.
+    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - a build without the builtin hashes
+    from hashlib import sha1 as _sha1
+
+if TYPE_CHECKING:
+    from aioflags._core._json import JSONObject, JSONValue
+
+__all__ = [
+    "MALFORMED",
+    "NOT_FOUND",
+    "CompiledFlag",
+    "CompiledSegment",
+    "MalformedAbort",
+    "Result",
+    "compile_flag",
+    "compile_segment",
+    "flag_tombstone",
+    "segment_tombstone",
+]
+
+logger = logging.getLogger("aioflags.evaluation")
+
+
+def _error_reason(kind: str) -> Reason:
+    return Reason({"kind": "ERROR", "errorKind": kind})
+
+
+def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
+    """The result of serving variation ``index``, for one flag."""
+    return Result(value, index, reason, experiment, ResultCache())
+
+
+MALFORMED: Final = Result(None, None, _error_reason("MALFORMED_FLAG"), False, None)
+#: A deleted flag's constant result.
+NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, None)
+_OFF: Final = Reason({"kind": "OFF"})
+_FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
+_TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
+_BUCKET_SCALE: Final = float(0xFFFFFFFFFFFFFFF)
+
+
+class MalformedAbort(Exception):
+    """Aborts a whole evaluation with MALFORMED_FLAG (cycles, invalid references)."""
+
+
+class _Bad(Exception):
+    """Raised while compiling JSON of the wrong shape."""
+
+
+class SegmentMatcher(Protocol):
+    """What a ``segmentMatch`` clause needs from the evaluation state."""
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context, /) -> bool: ...
+
+
+class EvalState(SegmentMatcher, Protocol):
+    """What evaluating a flag needs from the per-evaluation state."""
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context, /
+    ) -> Result | None: ...
+
+
+Clause: TypeAlias = Callable[[Context, SegmentMatcher], bool]
+Resolve: TypeAlias = Callable[[Context], "Result"]
+
+# ------------------------------------------------------------- JSON readers
+
+
+def _opt(
+    obj: Mapping[str, JSONValue], field: str, typ: type, default: JSONValue
+) -> JSONValue:
+    value = obj.get(field)
+    if value is None:
+        return default
+    if typ is int or typ is bool:
+        if type(value) is not typ:
+            raise _Bad(
+                f"{field!r} must be {'an integer' if typ is int else 'a boolean'}"
+            )
+    elif not isinstance(value, typ):
+        raise _Bad(f"{field!r} must be of type {typ.__name__}")
+    return value
+
+
+def _objects(obj: Mapping[str, JSONValue], field: str) -> list[JSONObject]:
+    items = _opt(obj, field, list, [])
+    for item in items:
+        if not isinstance(item, dict):
+            raise _Bad(f"every entry of {field!r} must be an object")
+    return items  # type: ignore[no-any-return]
+
+
+def _strings(obj: Mapping[str, JSONValue], field: str) -> list[str]:
+    items = _opt(obj, field, list, [])
+    if not all(isinstance(s, str) for s in items):
+        raise _Bad(f"{field!r} must be a list of strings")
+    return items  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- clauses
+#
+# A clause on one top-level attribute with a common operator becomes an
+# InlineClause, which the code generator writes inline (aioflags/_evaluation/_codegen.py);
+# any other clause is compiled here into a predicate.
+
+
+def _lookup(values: JSONObject, path: tuple[str, ...]) -> JSONValue:
+    value = values.get(path[0])
+    for component in path[1:]:
+        if type(value) is not dict:
+            return None
+        value = value.get(component)
+    return value
+
+
+def predicate(clause: InlineClause | Clause) -> Clause:
+    """The predicate of one compiled clause (generated for an inline one)."""
+    return build_predicate((clause,)) if isinstance(clause, InlineClause) else clause
+
+
+def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
+    """What the code generator can inline, or else the clause's predicate."""
+    op = _opt(raw, "op", str, "")
+    values = _opt(raw, "values", list, [])
+    negate = bool(_opt(raw, "negate", bool, False))
+    context_kind = _opt(raw, "contextKind", str, "")
+    attribute = _opt(raw, "attribute", str, "")
+
+    if op == "segmentMatch":
+        keys = tuple(v for v in values if isinstance(v, str))
+        return InlineClause(op, "", "", (keys,), None, negate)
+
+    test = compile_test(op, values)
+    path = parse_reference(attribute, literal=not context_kind)
+    kind = context_kind or "user"
+
+    if path == ("kind",):
+
+        def kind_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            return any(test(k) for k in ctx._parts) != negate
+
+        return kind_clause
+
+    if path is None:
+
+        def invalid_clause(ctx: Context, st: SegmentMatcher) -> bool:
+            if kind not in ctx._parts:
+                return False
+            raise MalformedAbort(f"invalid attribute reference {attribute!r}")
+
+        return invalid_clause
+
+    if len(path) == 1:
+        operator = OPERATORS.get(op)
+        inline = None if operator is None else operator.inline
+        operands = None if inline is None else inline(values)
+        if operands is not None:
+            return InlineClause(op, kind, path[0], operands, test, negate)
+        name = path[0]
+
+        def clause(ctx: Context, st: SegmentMatcher) -> bool:
+            part = ctx._parts.get(kind)
+            if part is None:
+                return False
+            v = part._values.get(name)
+            if v is None:
+                return False
+            if type(v) is list:
+                return any(test(e) for e in v) != negate
+            return test(v) != negate
+
+        return clause
+
+    def path_clause(ctx: Context, st: SegmentMatcher) -> bool:
+        part = ctx._parts.get(kind)
+        if part is None:
+            return False
+        v = _lookup(part._values, path)
+        if v is None:
+            return False
+        if type(v) is list:
+            return any(test(e) for e in v) != negate
+        return test(v) != negate
+
+    return path_clause
+
+
+# -------------------------------------------------------------- bucketing
+
+
+class Bucketer:
+    """Computes a context's bucket in ``[0, 1)`` (or -1 if it lacks the kind)."""
+
+    __slots__ = ("_attribute", "_kind", "_path", "_prefix")
+
+    def __init__(
+        self, *, prefix: str, kind: str, attribute: str, literal: bool
+    ) -> None:
+        self._prefix = prefix
+        self._kind = kind
+        self._attribute = attribute
+        self._path = parse_reference(attribute, literal=literal)
+
+    def bucket(self, ctx: Context) -> float:
+        part = ctx._parts.get(self._kind)
+        if part is None:
+            return -1.0
+        path = self._path
+        if path is None:
+            raise MalformedAbort(f"invalid bucketBy reference {self._attribute!r}")
+        v: JSONValue = (
+            part._values.get(path[0]) if len(path) == 1 else _lookup(part._values, path)
+        )
+        tv = type(v)
+        text: str
+        if tv is str:
+            text = v
+        elif tv is int:
+            text = str(v)
+        else:
+            return 0.0
+        digest = _sha1((self._prefix + text).encode()).digest()
+        # The first 15 hex digits of the digest are its first 60 bits.
+        return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
+
+
+# --------------------------------------------------------- variation/rollout
+
+
+class _Variations:
+    """A flag's variations and the results that name them."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[JSONValue]) -> None:
+        self.values: list[JSONValue] = values
+
+    def result(self, index: int, reason: Reason, experiment: bool = False) -> Result:
+        if 0 <= index < len(self.values):
+            return served(self.values[index], index, reason, experiment)
+        return MALFORMED
+
+
+class Resolver:
+    """A rule's or the fallthrough's variation or rollout, ready to serve.
+
+    ``fixed`` is the precomputed result when there is no rollout to compute.
+    """
+
+    __slots__ = ("_bucketer", "_entries", "_experiment", "_last", "fixed")
+
+    def __init__(
+        self,
+        raw: JSONObject,
+        flag_key: str,
+        salt: str,
+        variations: _Variations,
+        reason: Reason,
+        track: bool,
+    ) -> None:
+        self.fixed: Result | None = None
+        variation = _opt(raw, "variation", int, None)
+        rollout = _opt(raw, "rollout", dict, None)
+        if variation is not None:
+            self.fixed = variations.result(variation, reason, track)
+            return
+        entries = _objects(rollout, "variations") if rollout is not None else []
+        if rollout is None or not entries:
+            self.fixed = MALFORMED
+            return
+        experiment = rollout.get("kind") == "experiment"
+        seed = _opt(rollout, "seed", int, None)
+        context_kind = _opt(rollout, "contextKind", str, "")
+        bucket_by = _opt(rollout, "bucketBy", str, "") or "key"
+        self._experiment = experiment
+        self._bucketer = Bucketer(
+            prefix=f"{seed}." if seed is not None else f"{flag_key}.{salt}.",
+            kind=context_kind or "user",
+            attribute="key" if experiment else bucket_by,
+            literal=not context_kind,
+        )
+        in_exp = Reason({**reason, "inExperiment": True})
+        total = 0.0
+        built: list[tuple[float, Result, Result]] = []
+        for entry in entries:
+            index = _opt(entry, "variation", int, None)
+            weight = _opt(entry, "weight", int, 0)
+            untracked = bool(_opt(entry, "untracked", bool, False))
+            total += weight / 100000.0
+            plain = (
+                variations.result(index, reason, track)
+                if index is not None
+                else MALFORMED
+            )
+            tracked = plain
+            if experiment and not untracked:
+                tracked = (
+                    variations.result(index, in_exp, True)
+                    if index is not None
+                    else MALFORMED
+                )
+            built.append((total, plain, tracked))
+        self._entries = tuple(built)
+        self._last = built[-1]
+
+    def resolve(self, ctx: Context) -> Result:
+        """The result for ``ctx`` (a rollout buckets it; a fixed result is returned as is)."""
+        fixed = self.fixed
+        if fixed is not None:
+            return fixed
+        b = self._bucketer.bucket(ctx)
+        for threshold, plain, tracked in self._entries:
+            if b < threshold:
+                return tracked if self._experiment and b >= 0 else plain
+        _, plain, tracked = self._last
+        return tracked if self._experiment and b >= 0 else plain
+
+
+# -------------------------------------------------------------------- flags
+
+
+class Prerequisite:
+    """A prerequisite: the flag key, the required index, the result if it fails."""
+
+    __slots__ = ("failed", "key", "variation")
+
+    def __init__(self, key: str, variation: int, failed: Result) -> None:
+        self.key = key
+        self.variation = variation
+        self.failed = failed
+
+
+class CompiledFlag:
+    """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
+
+    __slots__ = (
+        "client_side",
+        "constant",
+        "debug_events_until_date",
+        "deleted",
+        "exclude_from_summaries",
+        "fallthrough",
+        "key",
+        "malformed",
+        "off_result",
+        "on",
+        "prerequisite_keys",
+        "prerequisites",
+        "rules",
+        "run",
+        "sampling_ratio",
+        "segment_keys",
+        "targets",
+        "track_events",
+        "track_events_fallthrough",
+        "variations",
+        "version",
+    )
+
+    key: str
+    version: int
+    deleted: bool
+    on: bool
+    off_result: Result
+    prerequisites: tuple[Prerequisite, ...]
+    #: runs of same-kind targets: (context kind, {context key: result})
+    targets: tuple[tuple[str, dict[str, Result]], ...]
+    #: (the rule's clauses, what it serves); the generated code inlines the
+    #: inline ones, the interpreter makes predicates of them
+    rules: tuple[tuple[tuple[InlineClause | Clause, ...], Resolver], ...]
+    fallthrough: Resolver | None
+    track_events: bool
+    track_events_fallthrough: bool
+    debug_events_until_date: int | float | None
+    client_side: bool
+    malformed: str | None
+    #: the result for every context, when it depends on none (off, malformed,
+    #: or on with nothing but a fixed fallthrough); ``None`` otherwise
+    constant: Result | None
+    #: evaluates the flag when ``constant`` is None: ``run(context, state)``
+    run: Runner
+    prerequisite_keys: tuple[str, ...]
+    segment_keys: frozenset[str]
+    #: analytics events: send feature and debug events with probability
+    #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)
+    sampling_ratio: int
+    #: analytics events: leave the flag out of summary events
+    exclude_from_summaries: bool
+    #: the variation values (summary events name them by index)
+    variations: tuple[JSONValue, ...]
+
+
+def _target_maps(
+    targets: list[tuple[str, frozenset[str], Result]],
+) -> tuple[tuple[str, dict[str, Result]], ...]:
+    """Merge runs of same-kind target lists into one lookup per run.
+
+    The first list holding a key wins, as in a linear scan; runs keep their
+    order, so a multi-kind context still meets the kinds in the flag's order.
+    """
+    maps: list[tuple[str, dict[str, Result]]] = []
+    for kind, keys, result in targets:
+        if not keys:
+            continue
+        if not maps or maps[-1][0] != kind:
+            maps.append((kind, {}))
+        lookup = maps[-1][1]
+        for k in keys:
+            lookup.setdefault(k, result)
+    return tuple(maps)
+
+
+def _segment_refs(clauses: list[JSONObject]) -> set[str]:
+    return {
+        v
+        for c in clauses
+        if c.get("op") == "segmentMatch" and isinstance(c.get("values"), list)
+        for v in c["values"]
+        if isinstance(v, str)
+    }
+
+
+def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
+    """Compile flag JSON; a malformed flag is returned marked, never raised."""
+    flag = object.__new__(CompiledFlag)
+    flag.key = key
+    flag.version = 0
+    flag.deleted = False
+    flag.prerequisite_keys = ()
+    flag.segment_keys = frozenset()
+    flag.track_events = False
+    flag.track_events_fallthrough = False
+    flag.debug_events_until_date = None
+    flag.client_side = False
+    flag.malformed = None
+    flag.on = False
+    flag.off_result = Result(None, None, _OFF, False, None)
+    flag.prerequisites = ()
+    flag.targets = ()
+    flag.rules = ()
+    flag.fallthrough = None
+    flag.constant = None
+    flag.run = _constant_only
+    flag.sampling_ratio = 1
+    flag.exclude_from_summaries = False
+    flag.variations = ()
+    try:
+        if not isinstance(raw, dict):
+            raise _Bad("a flag must be a JSON object")
+        ratio = raw.get("samplingRatio", 1)
+        flag.sampling_ratio = 1 if ratio is None else ratio if type(ratio) is int else 0
+        flag.exclude_from_summaries = raw.get("excludeFromSummaries") is True
+        version = raw.get("version")
+        if type(version) is int:
+            flag.version = version
+        if raw.get("deleted") is True:
+            flag.deleted = True
+            flag.constant = NOT_FOUND
+            return flag
+        _compile_flag_body(flag, raw)
+        if not flag.on:
+            flag.constant = flag.off_result
+    except _Bad as exc:
+        flag.malformed = str(exc)
+        flag.constant = MALFORMED
+        logger.error(
+            "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
+        )
+    return flag
+
+
+def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
+    key = flag.key
+    if type(raw.get("version")) is not int:
+        raise _Bad("'version' must be an integer")
+    _opt(raw, "key", str, key)
+    salt = _opt(raw, "salt", str, "")
+    variations = _Variations(_opt(raw, "variations", list, []))
+    flag.variations = tuple(variations.values)
+    flag.on = bool(_opt(raw, "on", bool, False))
+    off_variation = _opt(raw, "offVariation", int, None)
+
+    def off_value(reason: Reason) -> Result:
+        if off_variation is None:
+            return Result(None, None, reason, False, ResultCache())
+        return variations.result(off_variation, reason)
+
+    flag.off_result = off_value(_OFF)
+    prereqs = []
+    for p in _objects(raw, "prerequisites"):
+        pkey = _opt(p, "key", str, None)
+        pvar = _opt(p, "variation", int, None)
+        if pkey is None or pvar is None:
+            raise _Bad("a prerequisite needs a string 'key' and an integer 'variation'")
+        prereqs.append(
+            Prerequisite(
+                pkey,
+                pvar,
+                off_value(
+                    Reason({"kind": "PREREQUISITE_FAILED", "prerequisiteKey": pkey})
+                ),
+            )
+        )
+    flag.prerequisites = tuple(prereqs)
+    flag.prerequisite_keys = tuple(p.key for p in prereqs)
+
+    # Targets (evaluation.md §5.3).
+    target_sets = [
+        (_opt(t, "variation", int, 0), frozenset(_strings(t, "values")))
+        for t in _objects(raw, "targets")
+    ]
+    targets: list[tuple[str, frozenset[str], Result]] = []
+    context_targets = _objects(raw, "contextTargets")
+    if not context_targets:
+        targets = [
+            ("user", values, variations.result(v, _TARGET_MATCH))
+            for v, values in target_sets
+        ]
+    else:
+        for t in context_targets:
+            kind = _opt(t, "contextKind", str, "") or "user"
+            v = _opt(t, "variation", int, 0)
+            if kind == "user":
+                found = next((values for tv, values in target_sets if tv == v), None)
+                if found is not None:
+                    targets.append(("user", found, variations.result(v, _TARGET_MATCH)))
+            else:
+                targets.append(
+                    (
+                        kind,
+                        frozenset(_strings(t, "values")),
+                        variations.result(v, _TARGET_MATCH),
+                    )
+                )
+    flag.targets = _target_maps(targets)
+
+    rules = []
+    inline: list[tuple[tuple[InlineClause | Clause, ...], Result | None, Resolve]] = []
+    segments: set[str] = set()
+    for index, r in enumerate(_objects(raw, "rules")):
+        rule_id = _opt(r, "id", str, "")
+        fields: JSONObject = {"kind": "RULE_MATCH", "ruleIndex": index}
+        if rule_id:
+            fields["ruleId"] = rule_id
+        reason = Reason(fields)
+        clauses = _objects(r, "clauses")
+        segments |= _segment_refs(clauses)
+        track = bool(_opt(r, "trackEvents", bool, False))
+        compiled = tuple(_compile_clause(c) for c in clauses)
+        resolver = Resolver(r, key, salt, variations, reason, track)
+        rules.append((compiled, resolver))
+        inline.append((compiled, resolver.fixed, resolver.resolve))
+    flag.rules = tuple(rules)
+    flag.segment_keys = frozenset(segments)
+    flag.track_events = bool(_opt(raw, "trackEvents", bool, False))
+    flag.track_events_fallthrough = bool(
+        _opt(raw, "trackEventsFallthrough", bool, False)
+    )
+    flag.fallthrough = Resolver(
+        _opt(raw, "fallthrough", dict, {}),
+        key,
+        salt,
+        variations,
+        _FALLTHROUGH,
+        flag.track_events_fallthrough,
+    )
+    fallthrough = flag.fallthrough
+    if not (prereqs or flag.targets or rules) and fallthrough.fixed is not None:
+        flag.constant = fallthrough.fixed
+    else:
+        flag.run = build_runner(
+            flag.prerequisites,
+            flag.targets,
+            inline,
+            (fallthrough.fixed, fallthrough.resolve),
+        ) or partial(interpret, flag, matchers=_matchers(flag))
+    debug = raw.get("debugEventsUntilDate")
+    if debug is not None and type(debug) not in (int, float):
+        raise _Bad("'debugEventsUntilDate' must be a number")
+    flag.debug_events_until_date = debug
+    availability = _opt(raw, "clientSideAvailability", dict, None)
+    if availability is not None:
+        flag.client_side = bool(_opt(availability, "usingEnvironmentId", bool, False))
+    else:
+        flag.client_side = bool(_opt(raw, "clientSide", bool, False))
+
+
+def _constant_only(ctx: Context, st: EvalState) -> Result:
+    raise AssertionError("a flag with a constant result is never run")
+
+
+def _matchers(flag: CompiledFlag) -> tuple[Clause, ...]:
+    """One predicate per rule, for the interpreter."""
+    return tuple(build_predicate(clauses) for clauses, _ in flag.rules)
+
+
+def interpret(
+    flag: CompiledFlag,
+    ctx: Context,
+    st: EvalState,
+    *,
+    matchers: tuple[Clause, ...] | None = None,
+) -> Result:
+    """Evaluate an on, well-formed flag by walking its compiled parts.
+
+    What the generated code does, for flags too big to generate code for
+    (``matchers``, built once, are the rules' predicates); the tests also hold
+    the two against each other.
+    """
+    if matchers is None:
+        matchers = _matchers(flag)
+    if flag.prerequisites:
+        failed = st.prerequisites_failed(flag.prerequisites, ctx)
+        if failed is not None:
+            return failed
+    targets = flag.targets
+    if targets:
+        parts = ctx._parts
+        for kind, lookup in targets:
+            part = parts.get(kind)
+            if part is not None:
+                hit = lookup.get(part._key)
+                if hit is not None:
+                    return hit
+    for match, (_, resolver) in zip(matchers, flag.rules, strict=True):
+        if match(ctx, st):
+            fixed = resolver.fixed
+            return fixed if fixed is not None else resolver.resolve(ctx)
+    fallthrough = flag.fallthrough
+    assert fallthrough is not None
+    fixed = fallthrough.fixed
+    return fixed if fixed is not None else fallthrough.resolve(ctx)
+
+
+# ----------------------------------------------------------------- segments
+
+
+class SegmentRule:
+    """A segment rule: all its clauses as one predicate, and an optional weight."""
+
+    __slots__ = ("bucketer", "match", "threshold")
+
+    def __init__(
+        self, match: Clause, threshold: float | None, bucketer: Bucketer
+    ) -> None:
+        self.match = match
+        self.threshold = threshold
+        self.bucketer = bucketer
+
+
+class CompiledSegment:
+    """A segment ready for membership checks."""
+
+    __slots__ = (
+        "contains",
+        "deleted",
+        "excluded",
+        "excluded_contexts",
+        "generation",
+        "included",
+        "included_contexts",
+        "key",
+        "malformed",
+        "rules",
+        "segment_keys",
+        "unbounded",
+        "unbounded_kind",
+        "version",
+    )
+
+    key: str
+    version: int
+    deleted: bool
+    included: frozenset[str]
+    excluded: frozenset[str]
+    included_contexts: tuple[tuple[str, frozenset[str]], ...]
+    excluded_contexts: tuple[tuple[str, frozenset[str]], ...]
+    rules: tuple[SegmentRule, ...]
+    #: ``contains(context, state)``: the membership of a bounded segment
+    #: whose rules reference no segment (a deleted one has nobody); ``None``
+    #: for the others (unbounded, nested, malformed): the state decides
+    contains: Callable[[Context, SegmentMatcher], bool] | None
+    unbounded: bool
+    unbounded_kind: str
+    generation: int | None
+    malformed: str | None
+    segment_keys: frozenset[str]
+
+
+def _context_lists(
+    raw: JSONObject, field: str
+) -> tuple[tuple[str, frozenset[str]], ...]:
+    return tuple(
+        ((_opt(e, "contextKind", str, "") or "user"), frozenset(_strings(e, "values")))
+        for e in _objects(raw, field)
+    )
+
+
+def _no_member(ctx: Context, st: SegmentMatcher) -> bool:
+    """A deleted segment's membership: nobody."""
+    return False
+
+
+def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
+    """Compile segment JSON; a malformed segment never matches and is logged."""
+    seg = object.__new__(CompiledSegment)
+    seg.key = key
+    seg.version = 0
+    seg.deleted = False
+    seg.malformed = None
+    seg.included = seg.excluded = frozenset()
+    seg.included_contexts = seg.excluded_contexts = ()
+    seg.rules = ()
+    seg.unbounded = False
+    seg.unbounded_kind = "user"
+    seg.generation = None
+    seg.segment_keys = frozenset()
+    seg.contains = None
+    try:
+        if not isinstance(raw, dict):
+            raise _Bad("a segment must be a JSON object")
+        version = raw.get("version")
+        if type(version) is int:
+            seg.version = version
+        if raw.get("deleted") is True:
+            seg.deleted = True
+            seg.contains = _no_member
+            return seg
+        salt = _opt(raw, "salt", str, "")
+        seg.included = frozenset(_strings(raw, "included"))
+        seg.excluded = frozenset(_strings(raw, "excluded"))
+        seg.included_contexts = _context_lists(raw, "includedContexts")
+        seg.excluded_contexts = _context_lists(raw, "excludedContexts")
+        seg.unbounded = bool(_opt(raw, "unbounded", bool, False))
+        seg.unbounded_kind = _opt(raw, "unboundedContextKind", str, "") or "user"
+        seg.generation = _opt(raw, "generation", int, None)
+        rules = []
+        compiled = []
+        refs: set[str] = set()
+        for r in _objects(raw, "rules"):
+            weight = _opt(r, "weight", int, None)
+            kind = _opt(r, "rolloutContextKind", str, "")
+            clauses = _objects(r, "clauses")
+            refs |= _segment_refs(clauses)
+            inline = tuple(_compile_clause(c) for c in clauses)
+            rule = SegmentRule(
+                build_predicate(inline),
+                None if weight is None else weight / 100000.0,
+                Bucketer(
+                    prefix=f"{key}.{salt}.",
+                    kind=kind or "user",
+                    attribute=_opt(r, "bucketBy", str, "") or "key",
+                    literal=not kind,
+                ),
+            )
+            rules.append(rule)
+            compiled.append((inline, rule.threshold, rule.bucketer.bucket))
+        seg.rules = tuple(rules)
+        seg.segment_keys = frozenset(refs)
+        if not (seg.unbounded or refs):
+            # Bounded, and no rule references a segment (no cycle): its
+            # lists and rules as one generated function.
+            seg.contains = build_segment(
+                (("user", seg.included), *seg.included_contexts),
+                (("user", seg.excluded), *seg.excluded_contexts),
+                compiled,
+            )
+    except _Bad as exc:
+        seg.malformed = str(exc)
+        seg.rules = ()
+        seg.contains = None
+        logger.error(
+            "Segment %r is malformed: flags that reach it evaluate to MALFORMED_FLAG: %s",
+            key,
+            exc,
+        )
+    return seg
+
+
+def flag_tombstone(key: str, version: int) -> CompiledFlag:
+    """A deleted flag (kept so that older versions cannot resurrect it)."""
+    return compile_flag(key, {"key": key, "version": version, "deleted": True})
+
+
+def segment_tombstone(key: str, version: int) -> CompiledSegment:
+    """A deleted segment."""
+    return compile_segment(key, {"key": key, "version": version, "deleted": True})

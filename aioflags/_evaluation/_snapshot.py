@@ -1,0 +1,622 @@
+"""FlagSnapshot: one immutable version of the flag data, with a sync evaluation face.
+
+The store swaps whole snapshots atomically, so an evaluation, or a request that
+takes ``client.snapshot()`` once and evaluates many flags, always sees one
+consistent version of the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
+
+from aioflags._core._clock import wall_ms
+
+from ._evaluate import (
+    ERROR_RESULTS,
+    Batch,
+    Matcher,
+    Recorded,
+    evaluate,
+    prerequisites_reached,
+    typed_check,
+)
+from ._results import EvaluationDetail, FlagsState, Result, flags_state_slot
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aioflags._analytics._recorder import Recorder
+    from aioflags._core._json import JSONObject, JSONValue
+
+    from ._context import Context
+    from ._membership import MembershipSource
+    from ._model import CompiledFlag, CompiledSegment
+
+__all__ = ["FlagSnapshot", "detail_of"]
+
+logger = logging.getLogger("aioflags.evaluation")
+_MISUSED: set[str] = set()  # the argument types already logged as not a Context
+R = TypeVar("R")
+
+
+def _not_a_context(context: object, answer: R) -> R:
+    """An evaluation got something other than a Context: log once per type."""
+    kind = type(context).__name__
+    if kind not in _MISUSED:
+        _MISUSED.add(kind)
+        logger.error(
+            "aioflags evaluations take an aioflags.Context, got %s %r: the default "
+            "is returned with USER_NOT_SPECIFIED. Use Context.create(key) or "
+            "Context.from_dict({...}).",
+            kind,
+            context,
+        )
+    return answer
+
+
+T = TypeVar("T")
+_NOT_READY: Final = ERROR_RESULTS["CLIENT_NOT_READY"]
+_NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
+_NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
+_WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
+#: all-flags state's plan: the constant flags' values and entries, in flag
+#: order with placeholders for the others, and the others to evaluate, each
+#: with whether it is another flag's prerequisite
+_Plan: TypeAlias = "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag, bool], ...]]"
+
+
+def _meta_entry(
+    flag: CompiledFlag,
+    result: Result,
+    with_reasons: bool,
+    omit: bool,
+    prerequisites: list[str] | tuple[str, ...],
+) -> JSONObject:
+    """A flag's ``$flagsState`` entry (evaluation.md §11)."""
+    index, reason, experiment = result.variation_index, result.reason, result.experiment
+    entry: JSONObject = {}
+    if index is not None:
+        entry["variation"] = index
+    if not omit:
+        entry["version"] = flag.version
+        if with_reasons or experiment:
+            entry["reason"] = reason
+    if flag.track_events or experiment:
+        entry["trackEvents"] = True
+    if experiment:
+        entry["trackReason"] = True
+    if flag.debug_events_until_date is not None:
+        entry["debugEventsUntilDate"] = flag.debug_events_until_date
+    if prerequisites:
+        entry["prerequisites"] = list(prerequisites)
+    return entry
+
+
+def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
+    """The detail of a result: built once for a flag's own result, then shared."""
+    index = result.variation_index
+    if index is None:
+        return EvaluationDetail(
+            value=default, variation_index=None, reason=result.reason
+        )
+    cache = result.cache
+    if cache is None:  # shared between flags, or built for this evaluation
+        return EvaluationDetail(
+            value=result.value, variation_index=index, reason=result.reason
+        )
+    detail = cache.detail
+    if detail is None:
+        detail = cache.detail = EvaluationDetail(
+            value=result.value, variation_index=index, reason=result.reason
+        )
+    return detail
+
+
+@final
+class FlagSnapshot:
+    """One immutable version of the flag data, evaluated synchronously.
+
+    Get the current one with ``client.snapshot()``. Every method is pure and
+    non-blocking: it never does I/O and never raises for bad data, a missing
+    flag, a wrong type or an invalid context (it returns the default with an
+    ``ERROR`` reason instead).
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (
+        "_all_flags_plan",
+        "_direct",
+        "_events",
+        "_flags",
+        "_initialized",
+        "_matcher",
+        "_segments",
+    )
+
+    def __init__(
+        self,
+        flags: Mapping[str, CompiledFlag] = _EMPTY,
+        segments: Mapping[str, CompiledSegment] = _EMPTY,
+        *,
+        initialized: bool = False,
+        recorder: Recorder | None = None,
+        big_segments: MembershipSource | None = None,
+    ) -> None:
+        # Not ready means no flags: variation()'s hot path relies on it and
+        # skips the readiness check.
+        self._flags = flags if initialized else _EMPTY
+        self._segments = segments if initialized else _EMPTY
+        self._initialized = initialized
+        # Big segments: where unbounded segments' memberships come from.
+        self._matcher = Matcher(self._flags, self._segments, big_segments)
+        self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
+        # Analytics events: where evaluations are recorded (None: events off).
+        self._events = recorder
+        #: The matcher, when an evaluation here is only the flag's own code
+        #: (no events to record, no subclass such as the hooks' in between):
+        #: the async client's straight-line path then evaluates in its own frame.
+        self._direct = (
+            self._matcher if recorder is None and type(self) is FlagSnapshot else None
+        )
+
+    def _with(
+        self, recorder: Recorder | None, big_segments: MembershipSource | None
+    ) -> FlagSnapshot:
+        """This snapshot's data with another recorder and big-segment source.
+
+        The one place a snapshot is rebuilt from another: a subclass (the
+        hooks') overrides it to keep what it adds.
+        """
+        return FlagSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            recorder=recorder,
+            big_segments=big_segments,
+        )
+
+    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
+        return self._with(recorder, self._matcher.big_segments)
+
+    def resolving(self, big_segments: MembershipSource | None) -> FlagSnapshot:
+        """This snapshot's data, with big-segment memberships from ``big_segments``."""
+        return self._with(self._events, big_segments)
+
+    @property
+    def initialized(self) -> bool:
+        """Whether this snapshot holds data from a source (else CLIENT_NOT_READY)."""
+        return self._initialized
+
+    @property
+    def flag_keys(self) -> frozenset[str]:
+        """The keys of the flags that exist (not deleted) in this snapshot."""
+        return frozenset(k for k, f in self._flags.items() if not f.deleted)
+
+    def _result(self, key: str, context: Context | None) -> Result:
+        if not self._initialized:
+            return _NOT_READY
+        try:
+            if context is None or context._error is not None:
+                return _NO_CONTEXT
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, _NO_CONTEXT)
+        try:
+            flag = self._flags[key]
+        except KeyError:
+            return _NOT_FOUND
+        result = flag.constant  # a deleted flag's is FLAG_NOT_FOUND
+        if result is None:
+            return evaluate(self._matcher, flag, context)
+        return result
+
+    def _recorded(
+        self,
+        events: Recorder,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None,
+        detail: bool,
+    ) -> Result:
+        """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
+
+        The path of every evaluation while analytics events are on: the
+        prerequisites' evaluations are recorded too, before the flag's own.
+        """
+        try:
+            flag: CompiledFlag | None = self._flags[key]
+        except KeyError:  # a snapshot that is not ready holds none
+            flag = None
+        try:
+            if context is None or context._error is not None:
+                return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, _NO_CONTEXT)
+        if flag is None or flag.deleted:
+            if not self._initialized:
+                events.unknown(key, context, default, _NOT_READY)
+                return _NOT_READY
+            events.unknown(key, context, default, _NOT_FOUND)
+            return _NOT_FOUND
+        result = flag.constant
+        if result is None:
+            if flag.prerequisites:
+                recorded: Recorded = []
+                result = evaluate(self._matcher, flag, context, recorded)
+                for pflag, presult, parent in recorded:
+                    events.evaluation(pflag, context, presult, None, detail, parent)
+            else:
+                result = evaluate(self._matcher, flag, context)
+        if (
+            kind is not None
+            and result.variation_index is not None
+            and default is not None
+            and kind is not object
+            and type(result.value) is not kind
+        ):
+            ok, value = typed_check(result.value, kind)
+            if not ok:
+                result = _WRONG_TYPE
+            elif value is not result.value:
+                result = result.with_value(value)
+        events.evaluation(flag, context, result, default, detail)
+        return result
+
+    # --------------------------------------------------------------- untyped
+    def variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value for ``context``, or ``default`` if none is served."""
+        # The hot path: every failure returns the default, so the checks can be
+        # merged (the reason is not needed here); a snapshot that is not ready
+        # holds no flags, and a deleted flag's constant result serves no
+        # variation.
+        try:
+            flag: CompiledFlag | None = self._flags[key]
+        except KeyError:
+            flag = None
+        try:
+            if flag is None or context is None or context._error is not None:
+                if self._events is not None:  # analytics events: the careful path
+                    self._recorded(self._events, key, context, default, None, False)
+                return default
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, default)
+        result = flag.constant
+        if result is None:
+            if flag.prerequisites and self._events is not None:
+                # Analytics events record the prerequisites' evaluations too.
+                result = self._recorded(
+                    self._events, key, context, default, None, False
+                )
+                return default if result.variation_index is None else result.value
+            result = evaluate(self._matcher, flag, context)
+        events = self._events
+        if events is not None:
+            # Analytics events: Recorder.evaluation()'s common case inlined
+            # for the hottest method (count it in the summary; nothing else
+            # to do for this flag and context); the other methods call it.
+            counter = events.counters.get(flag)
+            if (
+                counter is None
+                or counter.tracked
+                or result.experiment
+                or context is not events.last
+                or context._kind != counter.kind
+            ):
+                events.evaluation(flag, context, result, default, False)
+            elif result.variation_index is None:
+                counter.none += 1
+            else:
+                counter.counts[result.variation_index] += 1
+        return default if result.variation_index is None else result.value
+
+    def variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """The value, the variation index and the reason."""
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, None, True)
+        else:
+            result = self._result(key, context)
+        cache = result.cache
+        if cache is not None and result.variation_index is not None:
+            detail = cache.detail
+            if detail is not None:
+                return detail
+        return detail_of(result, default)
+
+    # ----------------------------------------------------------------- typed
+    def _typed(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> Result:
+        result = self._result(key, context)
+        if result.variation_index is None or default is None:
+            return result
+        ok, value = typed_check(result.value, kind)
+        if not ok:
+            return _WRONG_TYPE
+        if value is result.value:
+            return result
+        return result.with_value(value)  # int <-> float
+
+    def _typed_value(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> T:
+        # The hot path of the typed methods: what _typed and typed_check do,
+        # without their calls.
+        events = self._events
+        if events is not None:
+            result = self._recorded(events, key, context, default, kind, False)
+            return default if result.variation_index is None else result.value
+        result = self._result(key, context)
+        value = result.value
+        if result.variation_index is None:
+            return default
+        tv = type(value)
+        if tv is kind or kind is object or default is None:
+            return value  # type: ignore[no-any-return]
+        if kind is int and tv is float:
+            return int(value)  # type: ignore[return-value]
+        if kind is float and tv is int:
+            return float(value)  # type: ignore[return-value]
+        return default  # WRONG_TYPE
+
+    def _typed_detail(
+        self, key: str, context: Context | None, default: T, kind: type
+    ) -> EvaluationDetail[T]:
+        events = self._events
+        if events is not None:
+            return detail_of(
+                self._recorded(events, key, context, default, kind, True), default
+            )
+        return detail_of(self._typed(key, context, default, kind), default)
+
+    def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
+        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        return self._typed_value(key, context, default, bool)
+
+    def int_variation(self, key: str, context: Context | None, default: int) -> int:
+        """The flag's value if it is a number (truncated toward zero), else ``default``."""
+        return self._typed_value(key, context, default, int)
+
+    def float_variation(
+        self, key: str, context: Context | None, default: float
+    ) -> float:
+        """The flag's value if it is a number (as a float), else ``default``."""
+        return self._typed_value(key, context, default, float)
+
+    def string_variation(self, key: str, context: Context | None, default: str) -> str:
+        """The flag's value if it is a string, else ``default``."""
+        return self._typed_value(key, context, default, str)
+
+    def json_variation(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> JSONValue:
+        """The flag's value, whatever its JSON type."""
+        return self._typed_value(key, context, default, object)
+
+    def bool_variation_detail(
+        self, key: str, context: Context | None, default: bool
+    ) -> EvaluationDetail[bool]:
+        """Like :meth:`bool_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, bool)
+
+    def int_variation_detail(
+        self, key: str, context: Context | None, default: int
+    ) -> EvaluationDetail[int]:
+        """Like :meth:`int_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, int)
+
+    def float_variation_detail(
+        self, key: str, context: Context | None, default: float
+    ) -> EvaluationDetail[float]:
+        """Like :meth:`float_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, float)
+
+    def string_variation_detail(
+        self, key: str, context: Context | None, default: str
+    ) -> EvaluationDetail[str]:
+        """Like :meth:`string_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, str)
+
+    def json_variation_detail(
+        self, key: str, context: Context | None, default: JSONValue
+    ) -> EvaluationDetail[JSONValue]:
+        """Like :meth:`json_variation`, with the index and reason."""
+        return self._typed_detail(key, context, default, object)
+
+    # ------------------------------------------------------------- all flags
+    def all_flags_state(
+        self,
+        context: Context | None,
+        *,
+        with_reasons: bool = False,
+        client_side_only: bool = False,
+        details_only_for_tracked_flags: bool = False,
+    ) -> FlagsState:
+        """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
+        try:
+            if not self._initialized or context is None or context._error is not None:
+                return FlagsState(valid=False, values={}, meta={})
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, FlagsState(valid=False, values={}, meta={}))
+        plans = self._all_flags_plan
+        if plans is None:
+            plans = self._all_flags_plan = {}
+        options = (with_reasons, client_side_only, details_only_for_tracked_flags)
+        plan = plans.get(options)
+        if plan is None:
+            plan = plans[options] = self._plan(*options)
+        values, meta, dynamic = plan
+        values = dict(values)  # constant flags filled in, the others in order
+        meta = dict(meta)
+        matcher = self._matcher
+        batch = Batch(matcher)  # each prerequisite evaluated once in this call
+        done = batch.done
+        slot = flags_state_slot(with_reasons, False)  # | omit, per flag
+        if not details_only_for_tracked_flags:
+            # The common call: no per-flag omission to work out, and every
+            # flag to evaluate has code (the plan holds the constant ones).
+            for key, flag, required in dynamic:
+                try:
+                    result = (run := flag.run)(context, batch)
+                except Exception:  # noqa: BLE001 - as in the loop below
+                    result = evaluate(matcher, flag, context)
+                else:
+                    if required:  # another flag's prerequisite: kept for it
+                        done[key] = result
+                values[key] = result.value
+                cache = result.cache
+                entry = None if cache is None else cache.flags_state[slot]
+                meta[key] = (
+                    self._entry(flag, result, context, with_reasons, False)
+                    if entry is None
+                    else entry
+                )
+            return FlagsState(valid=True, values=values, meta=meta)
+        now_ms = wall_ms()
+        for key, flag, _ in dynamic:
+            try:
+                if flag.constant is None:
+                    result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
+                else:  # a debug window decides whether details are omitted
+                    result = flag.constant
+            # What the flag's code cannot finish alone (a prerequisite chain,
+            # a big segment, an abort): the driver runs it again and handles it.
+            except Exception:  # noqa: BLE001
+                result = evaluate(matcher, flag, context)
+            values[key] = result.value
+            omit = not (
+                flag.track_events
+                or result.experiment
+                or (
+                    (debug := flag.debug_events_until_date) is not None
+                    and debug > now_ms
+                )
+            )
+            cache = result.cache
+            entry = None if cache is None else cache.flags_state[slot | omit]
+            meta[key] = (
+                self._entry(flag, result, context, with_reasons, omit)
+                if entry is None
+                else entry
+            )
+        return FlagsState(valid=True, values=values, meta=meta)
+
+    def _entry(
+        self,
+        flag: CompiledFlag,
+        result: Result,
+        context: Context,
+        with_reasons: bool,
+        omit: bool,
+    ) -> JSONObject:
+        """A flag's ``$flagsState`` entry for all-flags state.
+
+        A function of this flag's precompiled result and the options (even
+        the prerequisites reached), so built once per flag version and kept
+        in the result; a result shared between flags or built for this
+        evaluation has no cache: so is its entry.
+        """
+        entry = _meta_entry(
+            flag,
+            result,
+            with_reasons,
+            omit,
+            prerequisites_reached(self._matcher, flag, context, result),
+        )
+        cache = result.cache
+        if cache is not None:
+            cache.flags_state[flags_state_slot(with_reasons, omit)] = entry
+        return entry
+
+    def _plan(
+        self, with_reasons: bool, client_side_only: bool, details_only: bool
+    ) -> _Plan:
+        """What ``all_flags_state`` with these options can know before a context.
+
+        Built once per snapshot and options: the values and ``$flagsState``
+        entries of the flags whose result is constant (off, or a fixed
+        fallthrough, ~a quarter of a typical environment), in flag order with
+        placeholders for the others, and the others to evaluate.
+        """
+        values: JSONObject = {}
+        meta: dict[str, JSONObject] = {}
+        dynamic: list[tuple[str, CompiledFlag, bool]] = []
+        # Only a prerequisite's result is kept for the flags that require it
+        # (storing every flag's cost a dict insert each).
+        required = {
+            key
+            for flag in self._flags.values()
+            if not flag.deleted
+            for key in flag.prerequisite_keys
+        }
+        for key, flag in self._flags.items():
+            if flag.deleted or (client_side_only and not flag.client_side):
+                continue
+            result = flag.constant
+            if result is None or (
+                # whether details are omitted depends on the time
+                details_only
+                and flag.debug_events_until_date is not None
+                and not (flag.track_events or result.experiment)
+            ):
+                values[key] = None
+                meta[key] = _EMPTY_ENTRY
+                dynamic.append((key, flag, key in required))
+                continue
+            omit = details_only and not (flag.track_events or result.experiment)
+            values[key] = result.value
+            meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
+        return values, meta, tuple(dynamic)
+
+    def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
+        """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
+
+        ``DISABLED`` for an off flag; ``SPLIT`` when a percentage rollout chose
+        the variation (a rule's or the fallthrough's); ``TARGETING_MATCH`` for
+        a target or a rule that serves one variation; ``STATIC`` for a flag
+        with no targeting at all; ``DEFAULT`` for any other fallthrough;
+        ``ERROR`` for an error. Any other kind keeps LaunchDarkly's word
+        (``PREREQUISITE_FAILED``). The OpenFeature provider reports this.
+
+        Added in version 0.1.0.
+        """
+        kind = detail.reason["kind"]
+        if kind == "OFF":
+            return "DISABLED"
+        flag = self._flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
+        if kind == "RULE_MATCH":
+            rule = detail.reason.get("ruleIndex")
+            if (
+                flag is not None
+                and isinstance(rule, int)
+                and rule < len(flag.rules)
+                and flag.rules[rule][1].fixed is None
+            ):
+                return "SPLIT"
+            return "TARGETING_MATCH"
+        if kind == "TARGET_MATCH":
+            return "TARGETING_MATCH"
+        if kind == "FALLTHROUGH":
+            if flag is None:
+                return "DEFAULT"
+            if flag.fallthrough is not None and flag.fallthrough.fixed is None:
+                return "SPLIT"
+            if not (flag.prerequisites or flag.targets or flag.rules):
+                return "STATIC"
+            return "DEFAULT"
+        return str(kind)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlagSnapshot(flags={len(self._flags)}, initialized={self._initialized})"
+        )

@@ -1,0 +1,1 @@
+"""Test aids: FlagData builders and the loopback FlagServer (public as ``aioflags.testing``)."""

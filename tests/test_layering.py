@@ -1,0 +1,304 @@
+"""The package's layers (docs/architecture.md): imports run down, never up, never in a cycle.
+
+An AST walk of every module under ``aioflags/``: every import of an
+``aioflags`` module, at the top or inside a function, counts, except those
+under ``if TYPE_CHECKING:`` (annotations only, never executed). The layers
+below are the ones docs/architecture.md draws; a module may import from its
+own layer's package or from any lower layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import aioflags
+
+ROOT = Path(aioflags.__file__).parent
+
+#: Lowest first. A module belongs to the first entry that is its name or a
+#: package containing it; the public modules (``aioflags`` and its
+#: documented submodules) are the top layer.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("aioflags._version",),
+    ("aioflags._core",),
+    ("aioflags._evaluation",),
+    ("aioflags._datasystem._datatypes",),
+    ("aioflags._datasystem._payloads",),
+    ("aioflags._datasystem._context",),
+    ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
+    ("aioflags._datasystem._store",),
+    ("aioflags._datasystem._config",),
+    ("aioflags._datasystem._supervisor",),
+    ("aioflags._analytics",),
+    ("aioflags._client",),
+    ("aioflags._testing",),
+)
+PUBLIC = len(LAYERS)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {_module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def _group(module: str) -> tuple[int, str]:
+    """The layer index and the package (layer entry) a module belongs to."""
+    for rank, entries in enumerate(LAYERS):
+        for entry in entries:
+            if module == entry or module.startswith(entry + "."):
+                return rank, entry
+    return PUBLIC, "aioflags"
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``), exactly."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(module: str, path: Path, *, annotations: bool = False) -> set[str]:
+    """The aioflags modules ``module`` imports at run time (``annotations``: or for types)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if (
+            isinstance(node, ast.If)
+            and _is_type_checking(node.test)
+            and not annotations
+        ):
+            for branch in node.orelse:
+                visit(branch)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("aioflags"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if target.split(".")[0] == "aioflags":
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    found.add(sub if sub in MODULES else target)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    visit(tree)
+    if _dynamic_imports(path):
+        # Modules imported by name (the client's start-up imports them ahead
+        # of use) count too: every aioflags module name written as a string.
+        found.update(
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and n.value.startswith("aioflags.")
+            and n.value in MODULES
+        )
+    found.discard(module)
+    return {m for m in found if m in MODULES}
+
+
+def _dynamic_imports(path: Path) -> list[str]:
+    """Calls of ``import_module`` or ``__import__`` (the walk reads their names as strings)."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else getattr(func, "id", "")
+            )
+            if name in ("import_module", "__import__"):
+                calls.append(ast.unparse(node))
+    return calls
+
+
+GRAPH: dict[str, set[str]] = {m: _imports(m, p) for m, p in MODULES.items()}
+#: With the imports made for annotations only (under ``if TYPE_CHECKING:``).
+TYPED: dict[str, set[str]] = {
+    m: _imports(m, p, annotations=True) for m, p in MODULES.items()
+}
+
+#: Annotations that name a type from a layer above, and why they may. Each
+#: is the type of an object a higher layer hands down at run time; nothing
+#: below imports these modules to run. Any new one fails
+#: test_annotations_name_upper_layers_only_where_listed.
+_CONFIG = (
+    "Config is handed down to every part that reads a setting; it sits with "
+    "the client because it holds the data system and hooks it validates"
+)
+TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
+    ("aioflags._analytics._diagnostics", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._format", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
+    ("aioflags._analytics._recorder", "aioflags._client._config"): _CONFIG,
+    ("aioflags._core._http", "aioflags._client._config"): _CONFIG,
+    ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
+    ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
+        "the store keeps the EventProcessor the client attaches, to build "
+        "each new snapshot recording into it"
+    ),
+    ("aioflags._datasystem._store", "aioflags._client._hooks"): (
+        "the store keeps the HookRunner the client attaches, to build each "
+        "new snapshot through it"
+    ),
+    ("aioflags._datasystem._stores._gate", "aioflags._datasystem._store"): (
+        "a gate (uncached persistent store) refreshes the store the client gives it"
+    ),
+    ("aioflags._evaluation._snapshot", "aioflags._analytics._recorder"): (
+        "a snapshot records evaluations into the Recorder analytics attaches"
+    ),
+}
+
+
+def _public() -> set[str]:
+    """``aioflags``, its documented submodules and ``__main__``."""
+    return {
+        m
+        for m in MODULES
+        if m == "aioflags.__main__" or not m.rpartition(".")[2].startswith("_")
+    }
+
+
+def test_every_private_module_has_a_layer() -> None:
+    public = _public()
+    unplaced = [
+        m
+        for m in MODULES
+        if _group(m)[0] == PUBLIC
+        and m not in public
+        and GRAPH[m]  # a bare package is not placed
+    ]
+    assert unplaced == []
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_run_down_the_layers(module: str) -> None:
+    rank, entry = _group(module)
+    upward = []
+    for target in sorted(GRAPH[module]):
+        target_rank, target_entry = _group(target)
+        if target_rank > rank or (target_rank == rank and target_entry != entry):
+            upward.append(target)
+    assert upward == [], f"{module} imports from its own layer or above: {upward}"
+
+
+def _upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    edges = set()
+    for module, targets in graph.items():
+        rank, entry = _group(module)
+        for target in targets:
+            target_rank, target_entry = _group(target)
+            if target_rank > rank or (target_rank == rank and target_entry != entry):
+                edges.add((module, target))
+    return edges
+
+
+def test_annotations_name_upper_layers_only_where_listed() -> None:
+    assert _upward(TYPED) - _upward(GRAPH) == set(TYPE_ONLY_UPWARD)
+
+
+def test_imports_by_name_are_found_by_the_walk() -> None:
+    # A dynamic import the walk cannot read would hide an edge: private
+    # modules import others by name only from a list of string constants.
+    for module, path in MODULES.items():
+        if _group(module)[0] == PUBLIC:
+            continue
+        for call in _dynamic_imports(path):
+            assert any(
+                isinstance(n, ast.Constant)
+                and isinstance(n.value, str)
+                and n.value.startswith("aioflags.")
+                for n in ast.walk(ast.parse(path.read_text("utf-8")))
+            ), f"{module}: {call} imports a name the layering test cannot see"
+
+
+def test_no_import_cycles() -> None:
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def walk(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == 1:
+                cycles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                walk(target, stack)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            walk(module, [])
+    assert cycles == []
+
+
+def test_the_walk_sees_imports() -> None:
+    # A walk that found nothing would pass every test above.
+    assert "aioflags._evaluation._model" in GRAPH["aioflags._evaluation._lazy"]
+    # Function-level and by-name imports count: the client imports these so.
+    assert "aioflags._client._status" in GRAPH["aioflags._client._client"]
+    assert "aioflags._datasystem._sources._polling" in GRAPH["aioflags._client._client"]
+    # ...and TYPE_CHECKING imports do not (the store names the hook runner).
+    assert "aioflags._client._hooks" not in GRAPH["aioflags._datasystem._store"]
+    assert (
+        _group("aioflags._evaluation._lazy")[0]
+        < _group("aioflags._datasystem._store")[0]
+    )
+    assert "aioflags._datasystem._store" in GRAPH["aioflags._client._client"]
+    assert sum(len(v) for v in GRAPH.values()) > 100
+
+
+ARCHITECTURE = ROOT.parent / "docs" / "architecture.md"
+
+
+def _section(title: str) -> str:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_architecture_page_draws_these_layers() -> None:
+    rows = [
+        line.split("|")[2]
+        for line in _section("Layers").splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    drawn = [tuple(name.strip(" `") for name in row.split(",")) for row in rows]
+    assert drawn[:-1] == list(LAYERS)
+    assert set(drawn[-1]) == _public()
+
+
+def _summary(path: Path) -> str:
+    """A module's docstring's first paragraph, as the page's table cell."""
+    doc = ast.get_docstring(ast.parse(path.read_text("utf-8"))) or ""
+    return doc.split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+
+
+def test_the_architecture_page_lists_every_module_with_its_docstring() -> None:
+    rows = {
+        line.split("`")[1]: line.split(" | ", 1)[1].removesuffix(" |")
+        for line in _section("Modules").splitlines()
+        if line.startswith("| `aioflags/")
+    }
+    expected = {
+        str(p.relative_to(ROOT.parent)): _summary(p) for p in ROOT.rglob("*.py")
+    }
+    assert rows == expected
