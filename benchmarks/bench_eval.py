@@ -4,6 +4,7 @@ Rows marked "events on" send analytics events (to a FlagServer on
 127.0.0.1): the cost of recording evaluations for LaunchDarkly.
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
+    python benchmarks/bench_eval.py --instructions | --hooks
 
 Three measurements, because wall-clock time on a shared machine swings 2x
 between runs:
@@ -12,17 +13,20 @@ between runs:
 - *interleaved*: the implementations take turns per context, so a burst of
   load elsewhere hits both alike; the ratio is of the summed times;
 - *instructions*: CPU instructions per ``await variation`` counted by
-  valgrind's callgrind (steady: within ~1% whatever the machine is doing),
-  as the difference between a run that evaluates every flag for five
-  contexts and one that does so for more (100 more for aioflags, 25 for
-  LaunchDarkly's slower SDK): the added contexts are new objects, evaluated
-  once each, as a request's are, and set-up cancels out. Set-up is ~2
-  billion instructions and not exactly the same in two processes, so the
-  added work must be large against it: with only five added contexts,
-  aioflags' 12 million instructions of evaluation moved by a third between
-  runs. Skipped with a message when valgrind is not installed.
+  valgrind's callgrind, of the measured loop alone: after set-up and a
+  warm-up (every flag evaluated for five contexts), each SDK evaluates every
+  flag once for 25 more contexts, new objects it has not seen before, as a
+  request's are, the same contexts for both. The child process calls
+  ``os.getpgrp()`` just before that loop and ``os.getppid()`` just after
+  it, and callgrind zeroes its counters on entering the first and writes
+  them out on entering the second. Set-up paces itself by the wall clock,
+  so how much work it does depends on the machine's load: an earlier
+  version of this script took the difference of two processes' whole runs
+  and moved from 5,565 to 6,698 instructions when the machine was busy.
+  Skipped with a message when valgrind is not installed.
   The same count with zero, one and three no-op hooks (``aioflags.Hook()``)
-  gives the cost of the hook series (``--hooks`` prints only that table).
+  gives the cost of the hook series (``--hooks`` prints only that table;
+  ``--instructions`` only the count without hooks).
 
 The summary line gives the worse of the block and interleaved ratios.
 Timings are printed, never asserted.
@@ -254,17 +258,37 @@ async def interleaved(
 
 
 # ------------------------------------------------------------ instructions
-CALLGRIND_CONTEXTS = 5
-#: contexts added to the second run, per SDK: enough work to dwarf set-up's
-#: variation between processes (~100 million instructions for each SDK)
-CALLGRIND_ADDED: dict[str, int] = {"aioflags": 100, "ld": 25}
+#: contexts each SDK evaluates every flag for before counting starts (a flag
+#: is compiled on its first evaluation, and a client's first calls fill its
+#: caches): the state a service is in after its first requests
+CALLGRIND_WARM = 5
+#: contexts counted, each new to the process and the same for both SDKs
+#: (25,000 evaluations with 1,000 flags; the count is of the loop alone, so
+#: it needs no more to be steady, and LaunchDarkly's SDK takes ~3 billion
+#: instructions for them)
+CALLGRIND_MEASURED = 25
+#: callgrind zeroes its counters when the measured process enters the first
+#: of these C functions and writes them out when it enters the second: the
+#: child calls ``os.getpgrp()`` just before its measured loop and
+#: ``os.getppid()`` just after it, and nothing on an evaluation's path calls
+#: either. So the count is of the measured loop alone, whatever set-up did
+#: (set-up paces itself by the wall clock, so its work depends on the load).
+CALLGRIND_MARKS = ("os_getpgrp", "os_getppid")
 
 
 async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
-    """The measured process: set up, then every flag once for each context."""
+    """The measured process: set up, warm up, then count one loop.
+
+    The loop evaluates every flag once for each of ``n_contexts`` contexts
+    that the process has not evaluated before, as a request's are.
+    """
     data = make_corpus(n_flags)
     keys = list(data["flags"])
-    raw_contexts = contexts(n_contexts)  # the first five are the same in each run
+    raw_contexts = contexts(CALLGRIND_WARM + n_contexts)
+    warm_raw, measured_raw = (
+        raw_contexts[:CALLGRIND_WARM],
+        raw_contexts[CALLGRIND_WARM:],
+    )
     if which == "aioflags" or which.startswith("hooks-"):
         count = int(which.removeprefix("hooks-")) if which != "aioflags" else 0
         hooks = [aioflags.Hook() for _ in range(count)]
@@ -279,23 +303,38 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
         )
         async with client:
             assert client.snapshot().initialized, "measure a ready client"
-            for raw in raw_contexts:
+            for raw in warm_raw:
                 c = aioflags.Context.from_dict(raw)
                 for key in keys:
                     await client.variation(key, c, False)
+            measured = [aioflags.Context.from_dict(raw) for raw in measured_raw]
+            gc.collect()  # the same collector state in every run
+            os.getpgrp()  # callgrind: zero the counters
+            for c in measured:
+                for key in keys:
+                    await client.variation(key, c, False)
+            os.getppid()  # callgrind: dump the counters
         return
     import ldclient
 
     ld = await ld_async_client(data)
     assert await ld.is_initialized(), "measure a ready client"
-    for raw in raw_contexts:
+    for raw in warm_raw:
         ld_c = ldclient.Context.from_dict(raw)
         for key in keys:
             await ld.variation(key, ld_c, False)
+    ld_measured = [ldclient.Context.from_dict(raw) for raw in measured_raw]
+    gc.collect()
+    os.getpgrp()  # callgrind: zero the counters
+    for ld_c in ld_measured:
+        for key in keys:
+            await ld.variation(key, ld_c, False)
+    os.getppid()  # callgrind: dump the counters
     await ld.close()
 
 
 def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
+    """Instructions of the child's measured loop (its main thread's)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
@@ -303,6 +342,10 @@ def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}",
+                f"--zero-before={CALLGRIND_MARKS[0]}",
+                f"--dump-before={CALLGRIND_MARKS[1]}",
+                # a thread of the SDK's, if it has one, is counted apart
+                "--separate-threads=yes",
                 sys.executable,
                 __file__,
                 "--callgrind-child",
@@ -316,8 +359,23 @@ def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
             capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
-        match = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
-        assert match, "no totals in the callgrind output"
+        dumps = sorted(p.name for p in Path(tmp).iterdir())
+        # The marked dump is part 1 of the main thread (01); the rest is the
+        # dump at exit (no part number), and other threads' (02...).
+        parts = [
+            m.group(1)
+            for name in dumps
+            if (m := re.fullmatch(r"callgrind\.out\.(\d+)-01", name))
+        ]
+        if parts != ["1"]:
+            raise RuntimeError(
+                f"expected one dump at {CALLGRIND_MARKS[1]} (is the Python "
+                f"binary stripped of its symbols?): {dumps}"
+            )
+        text = (Path(tmp) / "callgrind.out.1-01").read_text()
+        # summary: the part's cost, the total callgrind_annotate shows
+        match = re.search(r"^summary:\s*(\d+)", text, re.M)
+        assert match, "no summary in the callgrind output"
         return int(match.group(1))
 
 
@@ -331,15 +389,13 @@ def instructions(n_flags: int) -> tuple[str, float | None]:
         )
     per: dict[str, float] = {}
     for which in ("aioflags", "ld"):
-        added = CALLGRIND_ADDED[which]
-        base = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
-        more = _instructions(which, n_flags, CALLGRIND_CONTEXTS + added)
-        per[which] = (more - base) / (n_flags * added)
+        per[which] = _instructions(which, n_flags, CALLGRIND_MEASURED) / (
+            n_flags * CALLGRIND_MEASURED
+        )
     ratio = per["ld"] / per["aioflags"]
     return (
-        f"\ninstructions per await variation (callgrind, {n_flags} flags x "
-        f"{CALLGRIND_ADDED['aioflags']} (aioflags) or {CALLGRIND_ADDED['ld']} "
-        "(LaunchDarkly) added contexts)\n"
+        f"\ninstructions per await variation (callgrind, the measured loop only: "
+        f"{n_flags} flags x {CALLGRIND_MEASURED} new contexts, the same for both)\n"
         f"  aioflags Client              {per['aioflags']:>10,.0f}\n"
         f"  LaunchDarkly AsyncLDClient   {per['ld']:>10,.0f}   ratio {ratio:.1f}x",
         ratio,
@@ -353,17 +409,15 @@ def hook_instructions(n_flags: int, zero: float | None = None) -> str:
     """Instructions per ``await variation`` with zero, one and three no-op hooks."""
     if shutil.which("valgrind") is None:
         return "\nhook instructions: skipped, valgrind is not installed"
-    added = CALLGRIND_ADDED["aioflags"]
+    added = CALLGRIND_MEASURED
 
     def per(which: str) -> float:
-        base = _instructions(which, n_flags, CALLGRIND_CONTEXTS)
-        more = _instructions(which, n_flags, CALLGRIND_CONTEXTS + added)
-        return (more - base) / (n_flags * added)
+        return _instructions(which, n_flags, added) / (n_flags * added)
 
     base = per("aioflags") if zero is None else zero
     lines = [
         f"\ninstructions per await variation with no-op hooks (callgrind, "
-        f"{n_flags} flags x {added} added contexts)",
+        f"{n_flags} flags x {added} new contexts)",
         f"  no hooks                     {base:>10,.0f}",
     ]
     for count in HOOK_COUNTS:
@@ -389,6 +443,11 @@ def main() -> None:
         "--no-callgrind", action="store_true", help="skip the instruction counts"
     )
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="only the instruction counts without hooks (callgrind)",
+    )
+    parser.add_argument(
         "--hooks",
         action="store_true",
         help="only the instruction counts with zero, one and three no-op hooks",
@@ -404,6 +463,9 @@ def main() -> None:
         return
     if args.hooks:
         print(hook_instructions(args.flags), flush=True)
+        return
+    if args.instructions:
+        print(instructions(args.flags)[0], flush=True)
         return
     if args.smoke:
         args.flags, args.contexts, args.repeat = 20, 4, 1

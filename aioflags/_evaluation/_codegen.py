@@ -11,7 +11,7 @@ whole, get the same inline forms from :func:`build_predicate`.
 The generated source holds nothing from the flag data: every key, attribute
 name, clause value and result is an *operand*, passed to the generated
 function as an argument default, and the source names it ``_0``, ``_1``,
-... So two flags of the same shape (the same targets kinds count, the same
+... (or as an item of the default ``_c``: see :class:`_Writer`). So two flags of the same shape (the same targets kinds count, the same
 operators in the same places) have the same source: it is compiled once and
 its code is reused, and flag data can never become code.
 """
@@ -95,17 +95,30 @@ def _register_source(code: CodeType, source: str) -> None:
 
 
 class _Writer:
-    """Collects the source lines and the operands of one flag."""
+    """Collects the source lines and the operands of one flag.
+
+    Operands are *hot* (read on the common path: keys, attribute names,
+    clause values), each its own argument default, or *cold* (read at most
+    once per evaluation: a result to return, a clause's generic test for the
+    values its inline form leaves), items of one tuple default ``_c``. Each
+    default costs on every call, used or not (the call copies it into the
+    frame, leaving clears it): a cold operand costs an index when used.
+    """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.operands: list[object] = []
+        self.cold: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
 
     def operand(self, value: object) -> str:
         self.operands.append(value)
         return f"_{len(self.operands) - 1}"
+
+    def cold_operand(self, value: object) -> str:
+        self.cold.append(value)
+        return f"_c[{len(self.cold) - 1}]"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -115,7 +128,7 @@ class _Writer:
 
     def clause(self, c: InlineClause | Callable[..., bool]) -> str:
         if not isinstance(c, InlineClause):
-            return f"{self.operand(c)}(ctx, st)"
+            return f"{self.cold_operand(c)}(ctx, st)"
         names = [self.operand(o) for o in c.operands]
         if c.op == "segmentMatch":
             return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
@@ -130,14 +143,14 @@ class _Writer:
         test = operator.template.format(*names)
         if c.negate:
             test = f"not ({test})"
-        slow = f"v is not None and _slow({self.operand(c.test)}, v, {c.negate})"
+        slow = f"v is not None and _slow({self.cold_operand(c.test)}, v, {c.negate})"
         return f"(({test}) if {guard} else ({slow}))"
 
     def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
         if fixed is not None:
-            self.lines.append(f"{indent}return {self.operand(fixed)}")
+            self.lines.append(f"{indent}return {self.cold_operand(fixed)}")
         else:
-            self.lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
+            self.lines.append(f"{indent}return {self.cold_operand(resolve)}(ctx)")
 
     def function(self, name: str) -> FunctionType:
         """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
@@ -152,6 +165,10 @@ class _Writer:
                     f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
                 )
         names = "".join(f", _{i}=None" for i in range(len(self.operands)))
+        defaults = tuple(self.operands)
+        if self.cold:
+            names += ", _c=None"
+            defaults += (tuple(self.cold),)
         source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
         shape = _shapes.get(source)
         if shape is None:
@@ -169,7 +186,7 @@ class _Writer:
         # The operands are the defaults: read as fast locals, and one tuple per
         # function (no closure cells for the garbage collector to walk).
         code, globals_ = shape
-        return FunctionType(code, globals_, name, tuple(self.operands))
+        return FunctionType(code, globals_, name, defaults)
 
 
 def build_runner(
@@ -197,7 +214,7 @@ def build_runner(
         # The state's method on the careful path (cycles, recording) and in
         # all-flags state (results known); else each prerequisite inline, as
         # Matcher.prerequisites_failed does it.
-        every = w.operand(prerequisites)
+        every = w.cold_operand(prerequisites)
         body.append("    if not st.inline_prerequisites:")
         body.append(f"        r = st.prerequisites_failed({every}, ctx)")
         body.append("        if r is not None:")
@@ -205,7 +222,7 @@ def build_runner(
         body.append("    else:")
         for prereq in prerequisites:
             key = w.operand(prereq.key)  # type: ignore[attr-defined]
-            failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
+            failed = w.cold_operand(prereq.failed)  # type: ignore[attr-defined]
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
             body.append(f"        f = st.flags.get({key})")
             body.append("        if f is None or not f.on or f.malformed is not None:")
@@ -213,7 +230,8 @@ def build_runner(
             body.append("        if f.prerequisites:")
             body.append("            st.need_state()  # a chain: the careful path's")
             body.append(
-                f"        if (f.constant or (g := f.run)(ctx, st)).variation_index != {variation}:"
+                "        if (q if (q := f.constant) is not None else (g := f.run)(ctx, st))"
+                f".variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
     for kind, lookup in targets:
@@ -295,7 +313,7 @@ def build_segment(
     for clauses, threshold, bucket in rules:
         test = " and ".join(w.clause(c) for c in clauses) or "True"
         if threshold is not None:
-            test = f"{test} and {w.operand(bucket)}(ctx) < {w.operand(threshold)}"
+            test = f"{test} and {w.cold_operand(bucket)}(ctx) < {w.operand(threshold)}"
         body.append(f"    if {test}:")
         body.append("        return True")
     body.append("    return False")

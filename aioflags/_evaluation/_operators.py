@@ -302,10 +302,30 @@ def _inline_matches(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
     return None if matcher is None else (matcher.search, matcher.limit)
 
 
+#: 2**53: every integer of smaller magnitude is exactly a float
+_EXACT: Final = 2.0**53
+
+
+def _exact_bound(bound: float) -> tuple[object, ...] | None:
+    """The operand of an inline comparison ``v OP bound`` with no ``float(v)``.
+
+    LaunchDarkly compares numbers as floats: ``float(v) OP bound``. Compared
+    directly, Python compares an int and a float exactly, and the two differ
+    only when ``float(v)`` rounds to ``bound``, which needs ``bound`` to be a
+    whole number of magnitude 2**53 or more: such a bound is left to the
+    generic test (``None``). Any other whole bound becomes an int, so that
+    an int value compares with it in one specialised step (converting the
+    value costs ~250 CPU instructions).
+    """
+    if not bound.is_integer():
+        return (bound,)  # a fraction, an infinity or NaN: compares as it is
+    return (int(bound),) if abs(bound) < _EXACT else None
+
+
 def _inline_numeric(op: str) -> Inline:
     def inline(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
         numbers = [float(c) for c in values if _is_number(c)]
-        return (_BOUND[op](numbers),) if numbers else None
+        return _exact_bound(_BOUND[op](numbers)) if numbers else None
 
     return inline
 
@@ -317,7 +337,7 @@ def _inline_date(before: bool) -> Inline:
         instants = [t for t in map(parse_instant, values) if t is not None]
         if not instants:
             return None
-        return (max(instants) if before else min(instants),)
+        return _exact_bound(max(instants) if before else min(instants))
 
     return inline
 
@@ -409,7 +429,7 @@ OPERATORS: Final[dict[str, Operator]] = {
                 lambda values, op=op: _compile_numeric(values, op),  # type: ignore[misc]
                 _inline_numeric(op),
                 _NUMBER,
-                f"float(v) {symbol} {{0}}",
+                f"v {symbol} {{0}}",
             )
             for op, symbol in (
                 ("lessThan", "<"),
@@ -423,14 +443,14 @@ OPERATORS: Final[dict[str, Operator]] = {
             lambda values: _compile_dates(values, before=True),
             _inline_date(before=True),
             _NUMBER,
-            "float(v) < {0}",
+            "v < {0}",
         ),
         Operator(
             "after",
             lambda values: _compile_dates(values, before=False),
             _inline_date(before=False),
             _NUMBER,
-            "float(v) > {0}",
+            "v > {0}",
         ),
         Operator(
             "semVerEqual",

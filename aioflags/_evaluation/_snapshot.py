@@ -64,10 +64,9 @@ _WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
 #: all-flags state's plan: the constant flags' values and entries, in flag
-#: order with placeholders for the others, and the others to evaluate
-_Plan: TypeAlias = (
-    "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag], ...]]"
-)
+#: order with placeholders for the others, and the others to evaluate, each
+#: with whether it is another flag's prerequisite
+_Plan: TypeAlias = "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag, bool], ...]]"
 
 
 def _meta_entry(
@@ -466,20 +465,25 @@ class FlagSnapshot:
         if not details_only_for_tracked_flags:
             # The common call: no per-flag omission to work out, and every
             # flag to evaluate has code (the plan holds the constant ones).
-            for key, flag in dynamic:
+            for key, flag, required in dynamic:
                 try:
-                    result = done[key] = (run := flag.run)(context, batch)
+                    result = (run := flag.run)(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, flag, context)
+                else:
+                    if required:  # another flag's prerequisite: kept for it
+                        done[key] = result
                 values[key] = result.value
                 cache = result.cache
-                # An entry is never empty here (it has the flag's version).
+                entry = None if cache is None else cache.flags_state[slot]
                 meta[key] = (
-                    cache is not None and cache.flags_state[slot]
-                ) or self._entry(flag, result, context, with_reasons, False)
+                    self._entry(flag, result, context, with_reasons, False)
+                    if entry is None
+                    else entry
+                )
             return FlagsState(valid=True, values=values, meta=meta)
         now_ms = wall_ms()
-        for key, flag in dynamic:
+        for key, flag, _ in dynamic:
             try:
                 if flag.constant is None:
                     result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
@@ -546,7 +550,15 @@ class FlagSnapshot:
         """
         values: JSONObject = {}
         meta: dict[str, JSONObject] = {}
-        dynamic: list[tuple[str, CompiledFlag]] = []
+        dynamic: list[tuple[str, CompiledFlag, bool]] = []
+        # Only a prerequisite's result is kept for the flags that require it
+        # (storing every flag's cost a dict insert each).
+        required = {
+            key
+            for flag in self._flags.values()
+            if not flag.deleted
+            for key in flag.prerequisite_keys
+        }
         for key, flag in self._flags.items():
             if flag.deleted or (client_side_only and not flag.client_side):
                 continue
@@ -559,7 +571,7 @@ class FlagSnapshot:
             ):
                 values[key] = None
                 meta[key] = _EMPTY_ENTRY
-                dynamic.append((key, flag))
+                dynamic.append((key, flag, key in required))
                 continue
             omit = details_only and not (flag.track_events or result.experiment)
             values[key] = result.value
