@@ -256,13 +256,13 @@ def main() -> None:
     parser.add_argument("--importtime", action="store_true")
     parser.add_argument("--start", action="store_true", help="import, then READY")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--smoke", action="store_true", help="two pairs (CI)")
+    parser.add_argument("--smoke", action="store_true", help="one pair (tests)")
     args = parser.parse_args()
-    print(pairs(2 if args.smoke else args.pairs), flush=True)
+    print(pairs(1 if args.smoke else args.pairs), flush=True)
     if not args.smoke:
         print(instructions(), flush=True)
     if args.start or args.smoke:
-        print(start(2 if args.smoke else 10), flush=True)
+        print(start(1 if args.smoke else 10), flush=True)
     if args.importtime or args.smoke:
         print(importtime(args.top, 1 if args.smoke else 5), flush=True)
 

@@ -529,7 +529,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     args = parser.parse_args()
     if args.smoke:
-        args.workers, args.runs, args.duration = "2", 1, 0.3
+        args.workers, args.runs, args.duration = "1", 1, 0.3
         args.updates, args.cache_ttl, args.flags = 2, 0.2, 5
     role = args.role or "controller"
     if role == "flagserver":

@@ -511,7 +511,7 @@ async def run(args: argparse.Namespace) -> None:
     print(await loop_lag(sizes[-1], repeat), flush=True)
     print(await handlers(100 if args.smoke else 10000, repeat), flush=True)
     print(memory(sizes[-1], 1 if args.smoke else 3), flush=True)
-    print(import_time(2 if args.smoke else 20), flush=True)
+    print(import_time(1 if args.smoke else 20), flush=True)
 
 
 def main() -> None:

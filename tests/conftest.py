@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
 from hypothesis import settings
 
-from tests import sources
+from tests import benchmark_smoke, sources
 from tests.redis_server import RedisServer, executable
 
 # No test asserts a wall-clock time, Hypothesis' per-example deadline (200 ms)
@@ -21,6 +22,98 @@ settings.load_profile("aioflags")
 
 #: Hosts a test may connect to: the loopback interface only.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+# --------------------------------------------------------- asyncio debug mode
+class DebugLoop(asyncio.SelectorEventLoop):
+    """asyncio's debug mode (``asyncio_debug = true``) without its source tracebacks.
+
+    Every check of the debug mode reads ``loop._debug``, which pytest-asyncio
+    sets: a call from another thread raises, a blocking socket is refused, a
+    slow callback is logged, a coroutine's origin is tracked for "never
+    awaited" (CPython 3.10 to 3.13 alike). What reads ``get_debug()`` is only
+    diagnostics: transports' DEBUG logs, and the stack each Handle, Future and
+    Task records where it is created, which the C Future takes with
+    ``traceback.extract_stack()`` (the whole pytest stack, each line looked up,
+    each file stat'ed): ~40% of the CPU time of the asyncio tests. Run with
+    ``--asyncio-source-tracebacks`` to get them back when debugging.
+    """
+
+    def get_debug(self) -> bool:
+        """False: no source tracebacks, no transport DEBUG logs (the checks stay on)."""
+        return False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--asyncio-source-tracebacks",
+        action="store_true",
+        help="asyncio's full debug mode: record where each handle, future and "
+        "task was created (slower; see DebugLoop in tests/conftest.py)",
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """The event loop of pytest-asyncio's tests."""
+    del item
+    if config.getoption("asyncio_source_tracebacks"):
+        return {"debug": asyncio.SelectorEventLoop}
+    return {"debug": DebugLoop}
+
+
+# ------------------------------------------------------ benchmark smoke runs
+#: The session's benchmark smoke runs (tests/benchmark_smoke.py), once started.
+SMOKE_RUN = pytest.StashKey[benchmark_smoke.SmokeRun]()
+
+
+def _smoke_script(item: pytest.Item) -> str | None:
+    """The benchmark script a smoke test item checks, or None for any other test."""
+    if not (
+        isinstance(item, pytest.Function)
+        and item.originalname == "test_benchmark_smoke"
+        and item.path.name == "test_benchmarks.py"
+    ):
+        return None
+    script = item.callspec.params["script"]
+    assert isinstance(script, str)
+    return script
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The benchmark smoke tests last: their scripts run meanwhile, in the background."""
+    items.sort(key=lambda item: _smoke_script(item) is not None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Start the selected benchmark smoke runs as the tests start; stop them at the end."""
+    scripts = [s for s in map(_smoke_script, session.items) if s is not None]
+    if session.config.option.collectonly:  # nothing will run
+        scripts = []
+    if scripts:
+        session.stash[SMOKE_RUN] = benchmark_smoke.SmokeRun(scripts)
+    try:
+        return (yield)
+    finally:
+        if scripts:
+            session.stash[SMOKE_RUN].close()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeRun]:
+    """The session's benchmark smoke runs (started now if the session did not)."""
+    run = request.session.stash.get(SMOKE_RUN, None)
+    if run is not None:
+        yield run
+        return
+    run = benchmark_smoke.SmokeRun(benchmark_smoke.SCRIPTS)
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 @pytest.fixture(autouse=True)

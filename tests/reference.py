@@ -352,22 +352,28 @@ class Reference:
         self.client = ldclient.LDClient(
             Config("sdk-key", feature_store=store, use_ldd=True, send_events=False)
         )
+        # One LaunchDarkly Context per context dict (they are immutable): the
+        # same dict is evaluated for every flag and four all-flags states.
+        self._contexts: dict[int, tuple[dict[str, Any], Any]] = {}
 
     def close(self) -> None:
         self.client.close()
 
+    def _context(self, context: dict[str, Any]) -> Any:
+        known = self._contexts.get(id(context))
+        if known is None or known[0] is not context:
+            known = (context, self._ld.Context.from_dict(context))
+            self._contexts[id(context)] = known
+        return known[1]
+
     def detail(
         self, key: str, context: dict[str, Any], default: Any
     ) -> tuple[Any, Any, Any]:
-        d = self.client.variation_detail(
-            key, self._ld.Context.from_dict(context), default
-        )
+        d = self.client.variation_detail(key, self._context(context), default)
         return d.value, d.variation_index, _normalize_reason(d.reason)
 
     def all_flags(self, context: dict[str, Any], **options: bool) -> dict[str, Any]:
-        state = self.client.all_flags_state(
-            self._ld.Context.from_dict(context), **options
-        )
+        state = self.client.all_flags_state(self._context(context), **options)
         out: dict[str, Any] = state.to_json_dict()
         for meta in out.get("$flagsState", {}).values():
             if "reason" in meta:
