@@ -329,12 +329,20 @@ class Served:
 def serve(path: Path) -> Iterator[Served]:
     """Run the serve command on ``path``; stop it with SIGINT (Ctrl-C) afterwards."""
     served = Served()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # A shell without job control starts background jobs with SIGINT ignored,
+    # and an ignored signal stays ignored across exec: the child would never
+    # see the Ctrl-C. A handler is reset to the default by exec, so the child
+    # gets Python's KeyboardInterrupt whatever this process inherited.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
