@@ -27,6 +27,7 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
+from . import _SOURCE_NAMES
 from ._core._exceptions import ProtocolError as ProtocolError
 from ._core._exceptions import SourceError as SourceError
 from ._datasystem._context import InitializerFactory as InitializerFactory
@@ -89,18 +90,6 @@ __all__ = [
 # theirs: reprs and the API reference say ``aioflags.sources.Basis``. Done
 # here, not by ``aioflags``, so that annotations resolve in this namespace
 # (``typing.get_type_hints``): it holds every name they use.
-for _cls in (
-    Basis,
-    Change,
-    ChangeKind,
-    ChangeSet,
-    IntentCode,
-    ObjectKind,
-    ProtocolError,
-    Selector,
-    SourceContext,
-    SourceError,
-    Update,
-):
+for _cls in _SOURCE_NAMES.values():  # the names aioflags keeps as aliases
     _cls.__module__ = __name__
 del _cls

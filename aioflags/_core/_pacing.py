@@ -72,17 +72,7 @@ class Pacer:
         self.yields += 1
         if self.freeze_gc:
             gc.freeze()
-        held = self._held
-        if held:
-            gc.enable()
-        try:
-            await checkpoint()
-        finally:
-            if held:
-                held = gc.isenabled()  # (someone else may have disabled it)
-                self._held = held
-                if held:
-                    gc.disable()
+        await self.outside(checkpoint())
         self.restart()
 
     async def outside(self, awaitable: Awaitable[T]) -> T:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, final
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
-from ._context import local_sources, mark_local
+from ._context import is_local_source, mark_local
 from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ def is_local(system: DataSystem) -> bool:
     sources = (*system.initializers, *system.synchronizers)
     if system.fdv1_fallback is not None:
         sources += (system.fdv1_fallback,)
-    local = local_sources()
-    return bool(sources) and all(s in local for s in sources)
+    return bool(sources) and all(is_local_source(s) for s in sources)
 
 
 @final

@@ -26,8 +26,8 @@ __all__ = [
     "InitializerFactory",
     "SourceContext",
     "SynchronizerFactory",
+    "is_local_source",
     "is_streaming",
-    "local_sources",
     "mark_local",
     "mark_streaming",
 ]
@@ -78,9 +78,9 @@ _S = TypeVar("_S", bound=Callable[..., object])
 _LOCAL_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
 
 
-def local_sources() -> weakref.WeakSet[object]:
-    """The source factories marked local (read by ``is_local``)."""
-    return _LOCAL_SOURCES
+def is_local_source(source: object) -> bool:
+    """Whether ``source`` was marked local (:func:`mark_local`)."""
+    return source in _LOCAL_SOURCES
 
 
 def mark_local(source: _S) -> _S:
