@@ -83,7 +83,7 @@ def test_missing_kind_is_minus_one_and_missing_attribute_zero() -> None:
     assert bucketer(attribute="nope").bucket(Context.create("u")) == 0.0
 
 
-@settings(max_examples=20, deadline=None)  # 4,000 evaluations an example: no timing
+@settings(max_examples=20)  # no deadline: tests/conftest.py
 @given(st.integers(min_value=0, max_value=100000))
 def test_rollout_distribution_within_tolerance(weight: int) -> None:
     snap = snapshot_from_data(
