@@ -300,7 +300,8 @@ class Needs(enum.IntFlag):
     """What a translated pattern needs of a value to mean what Python means."""
 
     NOTHING = 0
-    #: Python's ``\b`` uses Unicode ``\w``; RE2's is ASCII: same on ASCII text.
+    #: Python's ``\b`` uses Unicode ``\w``; RE2's is ASCII, and RE2's ``\B``
+    #: also matches inside a multi-byte character: same on ASCII text.
     ASCII_TEXT = 1
     #: Python's ``$`` also matches before a final newline, written here as
     #: RE2's multi-line ``$``: the same when no newline comes before the last
@@ -354,7 +355,10 @@ class _Translator:
         if name == "AT":
             at = av.name
             if at in ("AT_BOUNDARY", "AT_NON_BOUNDARY"):
-                if not flags & _A:
+                # RE2 tests positions in UTF-8 bytes: between the two bytes
+                # of "é" it sees two non-word bytes, where its \B (even under
+                # (?a)) matches and Python has no position at all.
+                if not flags & _A or at == "AT_NON_BOUNDARY":
                     self.needs |= Needs.ASCII_TEXT
                 if at == "AT_NON_BOUNDARY":
                     self.needs |= Needs.NOT_EMPTY
