@@ -994,9 +994,10 @@ class Client:
                             result = (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
                         except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                    cache = result.cache  # the detail is kept once built
-                    detail = None if cache is None else cache.detail
-                    return detail_of(result, default) if detail is None else detail
+                    # A result that serves a variation is its own detail.
+                    if result.variation_index is None:
+                        return detail_of(result, default)
+                    return result
             except (KeyError, AttributeError):
                 pass
         gate = store.gate  # as in variation()
@@ -1008,61 +1009,101 @@ class Client:
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return await self._evaluate("bool_variation", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.bool_variation(key, context, default)
+        return await gate.evaluate("bool_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        return await self._evaluate("int_variation", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.int_variation(key, context, default)
+        return await gate.evaluate("int_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        return await self._evaluate("float_variation", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.float_variation(key, context, default)
+        return await gate.evaluate("float_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return await self._evaluate("string_variation", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.string_variation(key, context, default)
+        return await gate.evaluate("string_variation", key, context, default)  # type: ignore[no-any-return]
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return await self._evaluate("json_variation", key, context, default)
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.json_variation(key, context, default)
+        return await gate.evaluate("json_variation", key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return await self._evaluate("bool_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.bool_variation_detail(key, context, default)
+        return await gate.evaluate("bool_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return await self._evaluate("int_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.int_variation_detail(key, context, default)
+        return await gate.evaluate("int_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return await self._evaluate("float_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.float_variation_detail(key, context, default)
+        return await gate.evaluate("float_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return await self._evaluate("string_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.string_variation_detail(key, context, default)
+        return await gate.evaluate("string_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return await self._evaluate("json_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        store = self._store  # as _evaluate(), without a second coroutine
+        gate = store.gate
+        if gate is None:
+            return store.snapshot.json_variation_detail(key, context, default)
+        return await gate.evaluate("json_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
     async def all_flags_state(
         self,

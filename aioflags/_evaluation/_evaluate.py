@@ -39,6 +39,7 @@ __all__ = [
     "Matcher",
     "Recorded",
     "evaluate",
+    "own_prerequisites",
     "prerequisites_reached",
     "typed_check",
 ]
@@ -336,18 +337,30 @@ def prerequisites_reached(
     evaluates the flag again to find out (pure, and rare: an abort, an
     error, a big segment).
     """
+    if result.cache is not None:
+        return own_prerequisites(flag, result)
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
-    if result.cache is not None:
-        for i, prereq in enumerate(flag.prerequisites):
-            if result is prereq.failed:
-                return keys[: i + 1]
-        return keys
     st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
     with contextlib.suppress(Exception):  # evaluate() has logged it already
         flag.run(ctx, st)
     return st.prerequisites
+
+
+def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:
+    """The prerequisites reached, for one of ``flag``'s precompiled results.
+
+    A prerequisite's own failure reached those up to it; any other result
+    of an on flag reached them all; an off or malformed flag reached none.
+    """
+    keys = flag.prerequisite_keys
+    if not keys or flag.constant is not None:
+        return ()
+    for i, prereq in enumerate(flag.prerequisites):
+        if result is prereq.failed:
+            return keys[: i + 1]
+    return keys
 
 
 def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:

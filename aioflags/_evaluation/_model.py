@@ -27,7 +27,7 @@ from ._codegen import (
 )
 from ._context import Context, parse_reference
 from ._operators import OPERATORS, compile_test
-from ._results import Reason, Result, ResultCache
+from ._results import Reason, Result, own_cache
 
 try:
     # CPython's own SHA-1: half the instructions of OpenSSL's per bucket (no
@@ -62,7 +62,7 @@ def _error_reason(kind: str) -> Reason:
 
 def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
     """The result of serving variation ``index``, for one flag."""
-    return Result(value, index, reason, experiment, ResultCache())
+    return Result(value, index, reason, experiment, own_cache())
 
 
 MALFORMED: Final = Result(None, None, _error_reason("MALFORMED_FLAG"), False, None)
@@ -518,7 +518,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
 
     def off_value(reason: Reason) -> Result:
         if off_variation is None:
-            return Result(None, None, reason, False, ResultCache())
+            return Result(None, None, reason, False, own_cache())
         return variations.result(off_variation, reason)
 
     flag.off_result = off_value(_OFF)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, ClassVar, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, final
 
-from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._frozen import Frozen, _rebuild, set_field
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aioflags._core._json import JSONObject, JSONValue
 
-__all__ = ["EvaluationDetail", "FlagsState", "Reason", "Result", "ResultCache"]
+__all__ = ["EvaluationDetail", "FlagsState", "Reason", "Result", "own_cache"]
 
 T = TypeVar("T")
 
@@ -68,79 +70,12 @@ class Reason(dict[str, "JSONValue"]):
         return (Reason, (dict(self),))
 
 
-class ResultCache:
-    """What is built from one flag's precompiled result on first use, then shared.
-
-    ``detail`` is the ``EvaluationDetail`` (for a result that serves a
-    variation); ``flags_state`` holds the result's ``$flagsState`` entries
-    for all-flags state, one per combination of options, at
-    :func:`flags_state_slot`.
-    """
-
-    __slots__ = ("detail", "flags_state")
-
-    def __init__(self) -> None:
-        self.detail: EvaluationDetail[JSONValue] | None = None
-        self.flags_state: list[JSONObject | None] = [None, None, None, None]
-
-
 def flags_state_slot(with_reasons: bool, omit_details: bool) -> int:
-    """Where in ``ResultCache.flags_state`` the entry for these options is kept."""
+    """Where in ``Result.cache`` the entry for these options is kept."""
     return with_reasons << 1 | omit_details
 
 
-@final
-class Result:
-    """The outcome of evaluating one flag, mostly precomputed at compile time.
-
-    A slotted class rather than a tuple: evaluation reads its fields by name
-    at the speed of a local (a ``NamedTuple``'s index or field costs ~100
-    more CPU instructions). Results are never mutated. The reason dict is
-    shared: copy it before handing it to application code.
-    """
-
-    __slots__ = ("cache", "experiment", "reason", "value", "variation_index")
-
-    #: the variation's value (``None`` when no variation is served)
-    value: JSONValue
-    #: the served variation's index, ``None`` when the default is returned
-    variation_index: int | None
-    reason: Reason
-    #: whether the result counts as an experiment for all-flags state
-    #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
-    #: flag with ``trackEventsFallthrough``): known when the flag is compiled
-    experiment: bool
-    #: for a result that belongs to one flag: what is built from it on first
-    #: use; ``None`` for results shared between flags or built for one
-    #: evaluation
-    cache: ResultCache | None
-
-    def __init__(
-        self,
-        value: JSONValue,
-        variation_index: int | None,
-        reason: Reason,
-        experiment: bool,
-        cache: ResultCache | None,
-    ) -> None:
-        self.value = value
-        self.variation_index = variation_index
-        self.reason = reason
-        self.experiment = experiment
-        self.cache = cache
-
-    def with_value(self, value: JSONValue) -> Result:
-        """The same result serving ``value`` (a typed conversion), for one evaluation."""
-        return Result(value, self.variation_index, self.reason, self.experiment, None)
-
-    def __repr__(self) -> str:
-        return (
-            f"Result(value={self.value!r}, variation_index={self.variation_index!r}, "
-            f"reason={dict(self.reason)!r}, experiment={self.experiment!r})"
-        )
-
-
-@final
+@final  # to applications: the SDK's own Result (below) is its one subclass
 class EvaluationDetail(Frozen, Generic[T]):
     """The value a flag evaluated to, with the variation index and the reason.
 
@@ -153,10 +88,16 @@ class EvaluationDetail(Frozen, Generic[T]):
             "errorKind": "FLAG_NOT_FOUND"}``, as a read-only dict
             (:class:`Reason`).
 
+    An evaluation may hand out an instance of an internal subclass (a
+    flag's precompiled result, shared between evaluations): it compares,
+    hashes, prints, copies and pickles as an ``EvaluationDetail``.
+
     Added in version 0.1.0.
     """
 
     __slots__ = ("value", "variation_index", "reason")  # noqa: RUF023 - fields in order
+    #: the fields, in order (a subclass's own slots are not fields)
+    _FIELDS: ClassVar[tuple[str, ...]] = ("value", "variation_index", "reason")
     value: T
     variation_index: int | None
     reason: Reason
@@ -167,6 +108,35 @@ class EvaluationDetail(Frozen, Generic[T]):
         set_field(self, "value", value)
         set_field(self, "variation_index", variation_index)
         set_field(self, "reason", reason)
+
+    def _names(self) -> tuple[str, ...]:
+        return self._FIELDS
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvaluationDetail):
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        return (
+            f"EvaluationDetail(value={self.value!r}, "
+            f"variation_index={self.variation_index!r}, reason={self.reason!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (EvaluationDetail, self._astuple()))
+
+    def __replace__(self, **changes: Any) -> EvaluationDetail[T]:
+        """A copy with ``changes`` (``copy.replace``, 3.13)."""
+        values = dict(zip(self._FIELDS, self._astuple(), strict=True))
+        unknown = changes.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"EvaluationDetail has no field {sorted(unknown)[0]!r}")
+        values.update(changes)
+        return EvaluationDetail(**values)
 
     @property
     def is_default_value(self) -> bool:
@@ -185,6 +155,61 @@ class EvaluationDetail(Frozen, Generic[T]):
 
 
 @final
+class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see EvaluationDetail
+    """The outcome of evaluating one flag, mostly precomputed at compile time.
+
+    A flag's results are built when it is compiled, and a result that
+    serves a variation *is* the :class:`EvaluationDetail` that
+    ``variation_detail`` hands out: no detail is built per evaluation and
+    no other object is touched for it (the wall clock of
+    ``variation_detail`` is mostly the memory an evaluation touches, once
+    another program's work has evicted it from the CPU's caches). A
+    result that serves no variation has ``value`` ``None``; the detail
+    then carries the caller's default and is built per call.
+
+    A slotted class: evaluation reads its fields by name at the speed of a
+    local (a ``NamedTuple``'s index or field costs ~100 more CPU
+    instructions). Results are never mutated (assignment raises, as for
+    any ``EvaluationDetail``). The reason dict is shared and read-only.
+    """
+
+    __slots__ = ("cache", "experiment")
+
+    #: whether the result counts as an experiment for all-flags state
+    #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
+    #: flag with ``trackEventsFallthrough``): known when the flag is compiled
+    experiment: bool
+    #: for a result that belongs to one flag: its ``$flagsState`` entries for
+    #: all-flags state, built on first use, one per combination of options
+    #: at :func:`flags_state_slot`; ``None`` for results shared between
+    #: flags or built for one evaluation
+    cache: list[JSONObject | None] | None
+
+    def __init__(
+        self,
+        value: JSONValue,
+        variation_index: int | None,
+        reason: Reason,
+        experiment: bool,
+        cache: list[JSONObject | None] | None,
+    ) -> None:
+        set_field(self, "value", value)
+        set_field(self, "variation_index", variation_index)
+        set_field(self, "reason", reason)
+        set_field(self, "experiment", experiment)
+        set_field(self, "cache", cache)
+
+    def with_value(self, value: JSONValue) -> Result:
+        """The same result serving ``value`` (a typed conversion), for one evaluation."""
+        return Result(value, self.variation_index, self.reason, self.experiment, None)
+
+
+def own_cache() -> list[JSONObject | None]:
+    """The ``cache`` of a result that belongs to one flag (nothing built yet)."""
+    return [None, None, None, None]
+
+
+@final
 class FlagsState:
     """All flags' values for one context: the result of ``all_flags_state``.
 
@@ -194,7 +219,7 @@ class FlagsState:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_meta", "_valid", "_values")
+    __slots__ = ("_meta", "_pending", "_valid", "_values")
 
     def __init__(
         self, *, valid: bool, values: JSONObject, meta: dict[str, JSONObject]
@@ -202,6 +227,30 @@ class FlagsState:
         self._valid = valid
         self._values = values
         self._meta = meta
+        self._pending: Callable[[], tuple[JSONObject, dict[str, JSONObject]]] | None = (
+            None
+        )
+
+    @classmethod
+    def _deferred(
+        cls, build: Callable[[], tuple[JSONObject, dict[str, JSONObject]]]
+    ) -> FlagsState:
+        """A valid state whose values and entries ``build()`` gives on first read.
+
+        ``all_flags_state`` evaluates every flag and keeps the results;
+        their values and ``$flagsState`` entries (a function of each result
+        and the options alone) are put in dicts when first read.
+        """
+        state = cls(valid=True, values={}, meta={})
+        state._pending = build
+        return state
+
+    def _built(self) -> tuple[JSONObject, dict[str, JSONObject]]:
+        build = self._pending
+        if build is not None:
+            self._values, self._meta = build()  # the same dicts in any thread
+            self._pending = None
+        return self._values, self._meta
 
     @property
     def valid(self) -> bool:
@@ -210,24 +259,25 @@ class FlagsState:
 
     def get_flag_value(self, key: str) -> JSONValue:
         """The value of one flag (``None`` if absent or if it served no variation)."""
-        return self._values.get(key)
+        return self._built()[0].get(key)
 
     def get_flag_reason(self, key: str) -> JSONObject | None:
         """The reason of one flag, if reasons were recorded for it."""
-        reason = self._meta.get(key, {}).get("reason")
+        reason = self._built()[1].get(key, {}).get("reason")
         return dict(reason) if reason is not None else None
 
     def to_dict(self) -> JSONObject:
         """LaunchDarkly's bootstrap JSON shape, as a fresh dict."""
-        out: JSONObject = dict(self._values)
+        values, meta = self._built()
+        out: JSONObject = dict(values)
         out["$flagsState"] = {
             key: {
                 k: (
                     dict(v) if k == "reason" else list(v) if k == "prerequisites" else v
                 )
-                for k, v in meta.items()
+                for k, v in entry.items()
             }
-            for key, meta in self._meta.items()
+            for key, entry in meta.items()
         }
         out["$valid"] = self._valid
         return out
@@ -244,4 +294,4 @@ class FlagsState:
     __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"FlagsState(valid={self._valid}, flags={len(self._values)})"
+        return f"FlagsState(valid={self._valid}, flags={len(self._built()[0])})"

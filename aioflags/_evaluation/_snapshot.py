@@ -8,6 +8,7 @@ consistent version of the data.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
 
@@ -19,6 +20,7 @@ from ._evaluate import (
     Matcher,
     Recorded,
     evaluate,
+    own_prerequisites,
     prerequisites_reached,
     typed_check,
 )
@@ -97,23 +99,44 @@ def _meta_entry(
 
 
 def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
-    """The detail of a result: built once for a flag's own result, then shared."""
-    index = result.variation_index
-    if index is None:
+    """The detail of a result: the result itself when it serves a variation."""
+    if result.variation_index is None:
         return EvaluationDetail(
             value=default, variation_index=None, reason=result.reason
         )
-    cache = result.cache
-    if cache is None:  # shared between flags, or built for this evaluation
-        return EvaluationDetail(
-            value=result.value, variation_index=index, reason=result.reason
-        )
-    detail = cache.detail
-    if detail is None:
-        detail = cache.detail = EvaluationDetail(
-            value=result.value, variation_index=index, reason=result.reason
-        )
-    return detail
+    return result
+
+
+def _built_state(
+    plan: _Plan,
+    results: list[Result],
+    odd: dict[str, JSONObject],
+    with_reasons: bool,
+) -> tuple[JSONObject, dict[str, JSONObject]]:
+    """All-flags state's values and entries: the plan's, with ``results`` in place.
+
+    ``results`` are those of the plan's flags to evaluate, in order; a
+    result that belongs to its flag keeps its entry once built (a function
+    of the result and the options alone: the prerequisites it reached are
+    known from it), and ``odd`` holds the entries of the others.
+    """
+    values, meta, dynamic = plan
+    values = dict(values)
+    meta = dict(meta)
+    slot = flags_state_slot(with_reasons, False)
+    for (key, flag, _), result in zip(dynamic, results, strict=True):
+        values[key] = result.value
+        cache = result.cache
+        if cache is None:
+            meta[key] = odd[key]
+            continue
+        entry = cache[slot]
+        if entry is None:
+            entry = cache[slot] = _meta_entry(
+                flag, result, with_reasons, False, own_prerequisites(flag, result)
+            )
+        meta[key] = entry
+    return values, meta
 
 
 @final
@@ -326,12 +349,9 @@ class FlagSnapshot:
             result = self._recorded(events, key, context, default, None, True)
         else:
             result = self._result(key, context)
-        cache = result.cache
-        if cache is not None and result.variation_index is not None:
-            detail = cache.detail
-            if detail is not None:
-                return detail
-        return detail_of(result, default)
+        if result.variation_index is None:
+            return detail_of(result, default)
+        return result
 
     # ----------------------------------------------------------------- typed
     def _typed(
@@ -356,7 +376,20 @@ class FlagSnapshot:
         if events is not None:
             result = self._recorded(events, key, context, default, kind, False)
             return default if result.variation_index is None else result.value
-        result = self._result(key, context)
+        # As _result() does it, in this frame; every failure gives the
+        # default (a snapshot that is not ready holds no flags).
+        try:
+            if context is None or context._error is not None:
+                return default
+        except AttributeError:  # not a Context: never raise, say so once
+            return _not_a_context(context, default)
+        flag = self._flags.get(key)
+        if flag is None:
+            return default
+        constant = flag.constant  # a deleted flag's serves no variation
+        result = (
+            evaluate(self._matcher, flag, context) if constant is None else constant
+        )
         value = result.value
         if result.variation_index is None:
             return default
@@ -456,15 +489,18 @@ class FlagSnapshot:
         if plan is None:
             plan = plans[options] = self._plan(*options)
         values, meta, dynamic = plan
-        values = dict(values)  # constant flags filled in, the others in order
-        meta = dict(meta)
         matcher = self._matcher
         batch = Batch(matcher)  # each prerequisite evaluated once in this call
         done = batch.done
-        slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         if not details_only_for_tracked_flags:
-            # The common call: no per-flag omission to work out, and every
-            # flag to evaluate has code (the plan holds the constant ones).
+            # The common call: every flag to evaluate has code (the plan holds
+            # the constant ones), and each result's entry is a function of
+            # the result and the options alone, kept in the result once
+            # built: the results are kept, and the values and entries put in
+            # dicts when the state is first read (_built_state).
+            results: list[Result] = []
+            keep = results.append
+            odd: dict[str, JSONObject] = {}  # entries of results built for this call
             for key, flag, required in dynamic:
                 try:
                     result = (run := flag.run)(context, batch)
@@ -473,15 +509,15 @@ class FlagSnapshot:
                 else:
                     if required:  # another flag's prerequisite: kept for it
                         done[key] = result
-                values[key] = result.value
-                cache = result.cache
-                entry = None if cache is None else cache.flags_state[slot]
-                meta[key] = (
-                    self._entry(flag, result, context, with_reasons, False)
-                    if entry is None
-                    else entry
-                )
-            return FlagsState(valid=True, values=values, meta=meta)
+                if result.cache is None:  # an error or a big segment's status
+                    odd[key] = self._entry(flag, result, context, with_reasons, False)
+                keep(result)
+            return FlagsState._deferred(
+                partial(_built_state, plan, results, odd, with_reasons)
+            )
+        values = dict(values)  # constant flags filled in, the others in order
+        meta = dict(meta)
+        slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         now_ms = wall_ms()
         for key, flag, _ in dynamic:
             try:
@@ -503,7 +539,7 @@ class FlagSnapshot:
                 )
             )
             cache = result.cache
-            entry = None if cache is None else cache.flags_state[slot | omit]
+            entry = None if cache is None else cache[slot | omit]
             meta[key] = (
                 self._entry(flag, result, context, with_reasons, omit)
                 if entry is None
@@ -535,7 +571,7 @@ class FlagSnapshot:
         )
         cache = result.cache
         if cache is not None:
-            cache.flags_state[flags_state_slot(with_reasons, omit)] = entry
+            cache[flags_state_slot(with_reasons, omit)] = entry
         return entry
 
     def _plan(
