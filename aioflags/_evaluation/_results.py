@@ -270,21 +270,28 @@ class FlagsState:
         """LaunchDarkly's bootstrap JSON shape, as a fresh dict."""
         values, meta = self._built()
         out: JSONObject = dict(values)
-        out["$flagsState"] = {
-            key: {
-                k: (
-                    dict(v) if k == "reason" else list(v) if k == "prerequisites" else v
-                )
-                for k, v in entry.items()
-            }
-            for key, entry in meta.items()
-        }
+        entries: JSONObject = {}
+        for key, shared in meta.items():
+            # Entries are shared between calls: each a copy, and its nested
+            # reason and prerequisites too (only they are containers).
+            entry = dict(shared)
+            if "reason" in entry:
+                entry["reason"] = dict(entry["reason"])
+            if "prerequisites" in entry:
+                entry["prerequisites"] = list(entry["prerequisites"])
+            entries[key] = entry
+        out["$flagsState"] = entries
         out["$valid"] = self._valid
         return out
 
     def to_json(self) -> str:
         """``to_dict()`` serialised as JSON."""
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        # Serialising reads the shared entries and copies nothing.
+        values, meta = self._built()
+        out: JSONObject = dict(values)
+        out["$flagsState"] = meta
+        out["$valid"] = self._valid
+        return json.dumps(out, separators=(",", ":"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FlagsState):
