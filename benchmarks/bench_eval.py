@@ -4,14 +4,16 @@ Rows marked "events on" send analytics events (to a FlagServer on
 127.0.0.1): the cost of recording evaluations for LaunchDarkly.
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
-    python benchmarks/bench_eval.py --instructions | --hooks
+    python benchmarks/bench_eval.py --instructions | --hooks | --interleaved
 
 Three measurements, because wall-clock time on a shared machine swings 2x
 between runs:
 
 - *block*: each implementation evaluates every flag for every context in turn;
 - *interleaved*: the implementations take turns per context, so a burst of
-  load elsewhere hits both alike; the ratio is of the summed times;
+  load elsewhere hits both alike; the ratio is of the summed times
+  (``--interleaved`` prints only these; its last row adds serialising the
+  state to JSON, ``to_json()`` and LaunchDarkly's ``to_json_string()``);
 - *instructions*: CPU instructions per ``await variation`` counted by
   valgrind's callgrind, of the measured loop alone: after set-up and a
   warm-up (every flag evaluated for five contexts), each SDK evaluates every
@@ -226,9 +228,15 @@ async def interleaved(
             for key in keys:
                 await client.variation(key, ours[0], None)
                 await async_ld.variation(key, theirs[0], None)
-            for label in ("variation", "variation_detail", "all_flags_state"):
-                mine = getattr(client, label)
-                other = getattr(async_ld, label)
+            for label in (
+                "variation",
+                "variation_detail",
+                "all_flags_state",
+                "all_flags_state+json",
+            ):
+                whole = label.startswith("all_flags_state")
+                mine = getattr(client, label.removesuffix("+json"))
+                other = getattr(async_ld, label.removesuffix("+json"))
                 totals = [0.0, 0.0]
                 gc.collect()
                 for _ in range(repeat):
@@ -237,16 +245,18 @@ async def interleaved(
                             start = time.perf_counter()
                             if label == "all_flags_state":
                                 await fn(ctx)
+                            elif whole:  # and the bootstrap JSON a page embeds
+                                state = await fn(ctx)
+                                if slot == 0:
+                                    state.to_json()
+                                else:
+                                    state.to_json_string()
                             else:
                                 for key in keys:
                                     await fn(key, ctx, False)
                             totals[slot] += time.perf_counter() - start
-                calls = (
-                    repeat
-                    * len(ours)
-                    * (1 if label == "all_flags_state" else len(keys))
-                )
-                scale = 1e3 if label == "all_flags_state" else 1e6
+                calls = repeat * len(ours) * (1 if whole else len(keys))
+                scale = 1e3 if whole else 1e6
                 ratios[label] = totals[1] / totals[0]
                 lines.append(
                     f"  {label:<20}{totals[0] / calls * scale:>12.3f}"
@@ -448,6 +458,11 @@ def main() -> None:
         help="only the instruction counts without hooks (callgrind)",
     )
     parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only the interleaved wall-clock ratios (1,000 flags x 25 contexts x 3)",
+    )
+    parser.add_argument(
         "--hooks",
         action="store_true",
         help="only the instruction counts with zero, one and three no-op hooks",
@@ -466,6 +481,12 @@ def main() -> None:
         return
     if args.instructions:
         print(instructions(args.flags)[0], flush=True)
+        return
+    if args.interleaved:
+        print(
+            asyncio.run(interleaved(args.flags, max(1, args.contexts // 4), 3))[0],
+            flush=True,
+        )
         return
     if args.smoke:
         args.flags, args.contexts, args.repeat = 20, 4, 1

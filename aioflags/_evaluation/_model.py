@@ -369,21 +369,26 @@ class Prerequisite:
 class CompiledFlag:
     """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
 
-    __slots__ = (
-        "client_side",
+    # Hot slots first, beside the reference count an evaluation's reads
+    # touch anyway: every evaluation reads ``constant`` and ``run``, and a
+    # prerequisite check ``on``, ``malformed`` and ``prerequisites``; once
+    # other work has evicted a flag from the CPU's caches, each further
+    # 64-byte line read costs a miss (``run`` used to be the 14th slot).
+    __slots__ = (  # noqa: RUF023 - hot first, then sorted
         "constant",
+        "run",
+        "on",
+        "malformed",
+        "prerequisites",
+        "client_side",
         "debug_events_until_date",
         "deleted",
         "exclude_from_summaries",
         "fallthrough",
         "key",
-        "malformed",
         "off_result",
-        "on",
         "prerequisite_keys",
-        "prerequisites",
         "rules",
-        "run",
         "sampling_ratio",
         "segment_keys",
         "targets",

@@ -12,7 +12,14 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
 
-__all__ = ["EvaluationDetail", "FlagsState", "Reason", "Result", "own_cache"]
+__all__ = [
+    "EvaluationDetail",
+    "FlagsState",
+    "Reason",
+    "Result",
+    "keep_entry",
+    "own_cache",
+]
 
 T = TypeVar("T")
 
@@ -173,7 +180,7 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
     any ``EvaluationDetail``). The reason dict is shared and read-only.
     """
 
-    __slots__ = ("cache", "experiment")
+    __slots__ = ("cache", "entry", "experiment")
 
     #: whether the result counts as an experiment for all-flags state
     #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
@@ -184,6 +191,10 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
     #: at :func:`flags_state_slot`; ``None`` for results shared between
     #: flags or built for one evaluation
     cache: list[JSONObject | None] | None
+    #: ``cache[0]`` (the entry for the default options), read without the
+    #: list: once other work has evicted them from the CPU's caches, each
+    #: object read costs
+    entry: JSONObject | None
 
     def __init__(
         self,
@@ -198,10 +209,20 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         set_field(self, "reason", reason)
         set_field(self, "experiment", experiment)
         set_field(self, "cache", cache)
+        set_field(self, "entry", None)
 
     def with_value(self, value: JSONValue) -> Result:
         """The same result serving ``value`` (a typed conversion), for one evaluation."""
         return Result(value, self.variation_index, self.reason, self.experiment, None)
+
+
+def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
+    """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
+    cache = result.cache
+    assert cache is not None, "only a flag's own result keeps its entries"
+    cache[slot] = entry
+    if slot == 0:
+        set_field(result, "entry", entry)
 
 
 def own_cache() -> list[JSONObject | None]:

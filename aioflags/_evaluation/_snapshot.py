@@ -24,7 +24,13 @@ from ._evaluate import (
     prerequisites_reached,
     typed_check,
 )
-from ._results import EvaluationDetail, FlagsState, Result, flags_state_slot
+from ._results import (
+    EvaluationDetail,
+    FlagsState,
+    Result,
+    flags_state_slot,
+    keep_entry,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -126,15 +132,22 @@ def _built_state(
     slot = flags_state_slot(with_reasons, False)
     for (key, flag, _), result in zip(dynamic, results, strict=True):
         values[key] = result.value
-        cache = result.cache
-        if cache is None:
-            meta[key] = odd[key]
-            continue
-        entry = cache[slot]
+        entry = result.entry if slot == 0 else None  # the common options'
         if entry is None:
-            entry = cache[slot] = _meta_entry(
-                flag, result, with_reasons, False, own_prerequisites(flag, result)
-            )
+            cache = result.cache
+            if cache is None:
+                entry = odd[key]
+            else:
+                entry = cache[slot]
+                if entry is None:
+                    entry = _meta_entry(
+                        flag,
+                        result,
+                        with_reasons,
+                        False,
+                        own_prerequisites(flag, result),
+                    )
+                    keep_entry(result, slot, entry)
         meta[key] = entry
     return values, meta
 
@@ -569,9 +582,8 @@ class FlagSnapshot:
             omit,
             prerequisites_reached(self._matcher, flag, context, result),
         )
-        cache = result.cache
-        if cache is not None:
-            cache[flags_state_slot(with_reasons, omit)] = entry
+        if result.cache is not None:
+            keep_entry(result, flags_state_slot(with_reasons, omit), entry)
         return entry
 
     def _plan(
