@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from aioflags import Context, FlagSnapshot
+from aioflags import Context, EvaluationDetail, FlagSnapshot
 from aioflags._datasystem._store import snapshot_from_data
 
 USER = Context.create(
@@ -699,6 +700,42 @@ class TestTyped:
             "kind": "FALLTHROUGH"
         }
 
+    def test_a_result_handed_out_as_detail_behaves_as_an_evaluation_detail(
+        self,
+    ) -> None:
+        import copy
+        import dataclasses
+        import pickle
+
+        d = self.snap.variation_detail("s", USER, "")
+        # A flag's own result, shared between evaluations...
+        assert self.snap.variation_detail("s", USER, "") is d
+        # ...that is an EvaluationDetail to every reader.
+        built = EvaluationDetail(
+            value=d.value, variation_index=d.variation_index, reason=d.reason
+        )
+        assert isinstance(d, EvaluationDetail)
+        assert d == built and built == d
+        assert not d != built  # noqa: SIM202 - __ne__ too
+        assert repr(d) == repr(built)
+        assert repr(d).startswith("EvaluationDetail(value=")
+        for copied in (pickle.loads(pickle.dumps(d)), copy.copy(d), copy.deepcopy(d)):
+            assert type(copied) is EvaluationDetail
+            assert copied == d
+        changed = d.__replace__(value="other")
+        assert type(changed) is EvaluationDetail
+        assert changed.value == "other"
+        with pytest.raises(TypeError, match="no field"):
+            d.__replace__(experiment=True)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            d.value = "x"
+        with pytest.raises(TypeError):  # the reason is a dict, as before
+            hash(d)
+        # No variation: the caller's default, in a detail built for this call.
+        off = self.snap.variation_detail("off", USER, "mine")
+        assert off.value == "mine" and off.variation_index is None
+        assert type(off) is EvaluationDetail
+
 
 class TestAllFlagsState:
     def test_shape(self) -> None:
@@ -758,8 +795,52 @@ class TestAllFlagsState:
             "inExperiment": True,
         }
         assert '"$valid":true' in state.to_json()
+        assert json.loads(state.to_json()) == state.to_dict()
         assert state == snap.all_flags_state(USER)
         assert "flags=4" in repr(state)
+
+    def test_the_state_is_built_on_first_read_and_copied_out(self) -> None:
+        snap = snapshot_from_data(
+            {
+                "a": flag("a", trackEvents=True),
+                "c": flag("c", prerequisites=[{"key": "a", "variation": 1}]),
+                "k": flag("k", on=False),
+            }
+        )
+        expected = {
+            "a": "a",
+            "c": "b",
+            "k": "b",
+            "$flagsState": {
+                "a": {"variation": 0, "version": 1, "trackEvents": True},
+                "c": {"variation": 1, "version": 1, "prerequisites": ["a"]},
+                "k": {"variation": 1, "version": 1},
+            },
+            "$valid": True,
+        }
+        # Each way in first: the same state, whichever read builds it.
+        reads: list[Callable[[Any], object]] = [
+            lambda s: s.get_flag_value("a"),
+            lambda s: s.get_flag_reason("a"),
+            lambda s: s.to_dict(),
+            lambda s: s.to_json(),
+            repr,
+        ]
+        for read in reads:
+            state = snap.all_flags_state(USER)
+            read(state)
+            assert state.to_dict() == expected
+            assert json.loads(state.to_json()) == expected
+        # The entries are shared between calls: to_dict hands out copies.
+        out = snap.all_flags_state(USER).to_dict()
+        out["$flagsState"]["c"]["prerequisites"].append("x")
+        out["$flagsState"]["a"]["version"] = 99
+        assert snap.all_flags_state(USER).to_dict() == expected
+        with_reasons = snap.all_flags_state(USER, with_reasons=True).to_dict()
+        with_reasons["$flagsState"]["a"]["reason"]["kind"] = "X"
+        assert snap.all_flags_state(USER, with_reasons=True).get_flag_reason("a") == {
+            "kind": "FALLTHROUGH"
+        }
 
     def test_options(self) -> None:
         snap = snapshot_from_data(
