@@ -9,6 +9,7 @@ rather than ``clientSideAvailability``.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -443,11 +444,17 @@ def compare(case: Case) -> list[str]:
                 {"client_side_only": True},
                 {"details_only_for_tracked_flags": True, "with_reasons": True},
             ):
-                mine_all = snap.all_flags_state(ctx, **options).to_dict()
+                state = snap.all_flags_state(ctx, **options)
+                text = state.to_json()  # joined from kept pieces, first
+                mine_all = state.to_dict()
                 theirs_all = ref.all_flags(cdict, **options)
                 if mine_all != theirs_all:
                     problems.append(
                         f"all_flags_state{options} for {cdict}:\n  {mine_all}\n  {theirs_all}"
+                    )
+                if text != json.dumps(mine_all, separators=(",", ":")):
+                    problems.append(
+                        f"all_flags_state{options} for {cdict}: to_json() {text}"
                     )
     finally:
         ref.close()

@@ -826,21 +826,43 @@ class TestAllFlagsState:
             lambda s: s.to_json(),
             repr,
         ]
+        text = json.dumps(expected, separators=(",", ":"))
         for read in reads:
+            for with_reasons in (False, True):
+                state = snap.all_flags_state(USER, with_reasons=with_reasons)
+                read(state)
+                # to_json() joins kept pieces: json.dumps' very text
+                assert state.to_json() == json.dumps(
+                    state.to_dict(), separators=(",", ":")
+                )
             state = snap.all_flags_state(USER)
             read(state)
             assert state.to_dict() == expected
-            assert json.loads(state.to_json()) == expected
+            assert state.to_json() == text
         # The entries are shared between calls: to_dict hands out copies.
         out = snap.all_flags_state(USER).to_dict()
         out["$flagsState"]["c"]["prerequisites"].append("x")
         out["$flagsState"]["a"]["version"] = 99
         assert snap.all_flags_state(USER).to_dict() == expected
-        with_reasons = snap.all_flags_state(USER, with_reasons=True).to_dict()
-        with_reasons["$flagsState"]["a"]["reason"]["kind"] = "X"
+        reasons_out = snap.all_flags_state(USER, with_reasons=True).to_dict()
+        reasons_out["$flagsState"]["a"]["reason"]["kind"] = "X"
         assert snap.all_flags_state(USER, with_reasons=True).get_flag_reason("a") == {
             "kind": "FALLTHROUGH"
         }
+
+    def test_to_json_of_flags_named_as_its_own_keys(self) -> None:
+        # to_dict()'s "$flagsState" and "$valid" replace such flags' values
+        # in place; to_json() says the same.
+        snap = snapshot_from_data(
+            {
+                "$valid": flag("$valid", targets=[{"values": ["u"], "variation": 2}]),
+                'x\u00e9"': flag('x\u00e9"', fallthrough={"variation": 2}),
+                "$flagsState": flag("$flagsState", on=False),
+            }
+        )
+        state = snap.all_flags_state(USER)
+        assert state.to_json() == json.dumps(state.to_dict(), separators=(",", ":"))
+        assert list(state.to_dict()) == ["$valid", 'x\u00e9"', "$flagsState"]
 
     def test_options(self) -> None:
         snap = snapshot_from_data(

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    NoReturn,
+    Protocol,
+    TypeVar,
+    final,
+)
 
 from aioflags._core._frozen import Frozen, _rebuild, set_field
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
@@ -18,6 +26,8 @@ __all__ = [
     "Reason",
     "Result",
     "keep_entry",
+    "keep_json",
+    "keep_json_value",
     "own_cache",
 ]
 
@@ -180,7 +190,7 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
     any ``EvaluationDetail``). The reason dict is shared and read-only.
     """
 
-    __slots__ = ("cache", "entry", "experiment")
+    __slots__ = ("cache", "entry", "experiment", "json_entry", "json_value")
 
     #: whether the result counts as an experiment for all-flags state
     #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
@@ -190,11 +200,15 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
     #: all-flags state, built on first use, one per combination of options
     #: at :func:`flags_state_slot`; ``None`` for results shared between
     #: flags or built for one evaluation
-    cache: list[JSONObject | None] | None
+    cache: list[Any] | None
     #: ``cache[0]`` (the entry for the default options), read without the
     #: list: once other work has evicted them from the CPU's caches, each
     #: object read costs
     entry: JSONObject | None
+    #: all-flags state's JSON of ``entry`` (``"key":{...}``) and of the
+    #: value (``"key":value``), kept once made, for ``FlagsState.to_json``
+    json_entry: str | None
+    json_value: str | None
 
     def __init__(
         self,
@@ -202,7 +216,7 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         variation_index: int | None,
         reason: Reason,
         experiment: bool,
-        cache: list[JSONObject | None] | None,
+        cache: list[Any] | None,
     ) -> None:
         set_field(self, "value", value)
         set_field(self, "variation_index", variation_index)
@@ -210,10 +224,24 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         set_field(self, "experiment", experiment)
         set_field(self, "cache", cache)
         set_field(self, "entry", None)
+        set_field(self, "json_entry", None)
+        set_field(self, "json_value", None)
 
     def with_value(self, value: JSONValue) -> Result:
         """The same result serving ``value`` (a typed conversion), for one evaluation."""
         return Result(value, self.variation_index, self.reason, self.experiment, None)
+
+
+class Deferred(Protocol):
+    """What a :class:`FlagsState` built on first read is built from."""
+
+    def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
+        """The values and the ``$flagsState`` entries, in flag order."""
+        ...
+
+    def json(self) -> str | None:
+        """``to_json()``'s text, or ``None`` to serialise :meth:`build`'s dicts."""
+        ...
 
 
 def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
@@ -225,9 +253,33 @@ def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
         set_field(result, "entry", entry)
 
 
-def own_cache() -> list[JSONObject | None]:
-    """The ``cache`` of a result that belongs to one flag (nothing built yet)."""
-    return [None, None, None, None]
+#: where in ``Result.cache`` the JSON of the entry at slot ``s`` is kept
+#: (``"key":{...}``): at ``JSON_ENTRY + s`` (for slot 0, in ``json_entry``)
+JSON_ENTRY: Final = 4
+
+
+def keep_json(result: Result, slot: int, text: str) -> None:
+    """Keep the JSON of a result's entry at ``slot`` (see :data:`JSON_ENTRY`)."""
+    cache = result.cache
+    assert cache is not None, "only a flag's own result keeps its entries"
+    if slot == 0:
+        set_field(result, "json_entry", text)
+    else:
+        cache[JSON_ENTRY + slot] = text
+
+
+def keep_json_value(result: Result, text: str) -> None:
+    """Keep the JSON of a result's value (``"key":value``)."""
+    set_field(result, "json_value", text)
+
+
+def own_cache() -> list[Any]:
+    """The ``cache`` of a result that belongs to one flag (nothing built yet).
+
+    Its entries for all-flags state at :func:`flags_state_slot`, then their
+    JSON (see :data:`JSON_ENTRY`).
+    """
+    return [None] * 8
 
 
 @final
@@ -246,32 +298,32 @@ class FlagsState:
         self, *, valid: bool, values: JSONObject, meta: dict[str, JSONObject]
     ) -> None:
         self._valid = valid
-        self._values = values
+        self._values: JSONObject | None = values
         self._meta = meta
-        self._pending: Callable[[], tuple[JSONObject, dict[str, JSONObject]]] | None = (
-            None
-        )
+        self._pending: Deferred | None = None
 
     @classmethod
-    def _deferred(
-        cls, build: Callable[[], tuple[JSONObject, dict[str, JSONObject]]]
-    ) -> FlagsState:
-        """A valid state whose values and entries ``build()`` gives on first read.
+    def _deferred(cls, pending: Deferred) -> FlagsState:
+        """A valid state whose values and entries ``pending`` gives on first read.
 
         ``all_flags_state`` evaluates every flag and keeps the results;
         their values and ``$flagsState`` entries (a function of each result
-        and the options alone) are put in dicts when first read.
+        and the options alone) are put in dicts when first read, and
+        ``to_json()`` joins JSON kept beside them.
         """
         state = cls(valid=True, values={}, meta={})
-        state._pending = build
+        state._values = None
+        state._pending = pending
         return state
 
     def _built(self) -> tuple[JSONObject, dict[str, JSONObject]]:
-        build = self._pending
-        if build is not None:
-            self._values, self._meta = build()  # the same dicts in any thread
-            self._pending = None
-        return self._values, self._meta
+        values = self._values
+        if values is None:
+            assert self._pending is not None
+            # Two threads may both build: the same dicts, either kept.
+            values, self._meta = self._pending.build()
+            self._values = values
+        return values, self._meta
 
     @property
     def valid(self) -> bool:
@@ -307,6 +359,11 @@ class FlagsState:
 
     def to_json(self) -> str:
         """``to_dict()`` serialised as JSON."""
+        pending = self._pending
+        if pending is not None:
+            text = pending.json()
+            if text is not None:
+                return text
         # Serialising reads the shared entries and copies nothing.
         values, meta = self._built()
         out: JSONObject = dict(values)

@@ -7,8 +7,8 @@ consistent version of the data.
 
 from __future__ import annotations
 
+import json
 import logging
-from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
 
@@ -25,11 +25,14 @@ from ._evaluate import (
     typed_check,
 )
 from ._results import (
+    JSON_ENTRY,
     EvaluationDetail,
     FlagsState,
     Result,
     flags_state_slot,
     keep_entry,
+    keep_json,
+    keep_json_value,
 )
 
 if TYPE_CHECKING:
@@ -73,8 +76,9 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
 #: all-flags state's plan: the constant flags' values and entries, in flag
 #: order with placeholders for the others, and the others to evaluate, each
-#: with whether it is another flag's prerequisite
-_Plan: TypeAlias = "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag, bool], ...]]"
+#: with whether it is another flag's prerequisite, and where its JSON
+#: pieces are kept once built (:func:`_plan_json`)
+_Plan: TypeAlias = "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag, bool], ...], list[tuple[list[str], list[str], tuple[int, ...] | None] | None]]"
 
 
 def _meta_entry(
@@ -113,43 +117,123 @@ def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
     return result
 
 
-def _built_state(
-    plan: _Plan,
-    results: list[Result],
-    odd: dict[str, JSONObject],
-    with_reasons: bool,
-) -> tuple[JSONObject, dict[str, JSONObject]]:
-    """All-flags state's values and entries: the plan's, with ``results`` in place.
+_DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
+
+
+class _Pending:
+    """An all-flags state's results, for the :class:`FlagsState` built on first read.
 
     ``results`` are those of the plan's flags to evaluate, in order; a
     result that belongs to its flag keeps its entry once built (a function
     of the result and the options alone: the prerequisites it reached are
-    known from it), and ``odd`` holds the entries of the others.
+    known from it), and the JSON of its entry and value; ``odd`` holds the
+    entries of the others.
     """
-    values, meta, dynamic = plan
-    values = dict(values)
-    meta = dict(meta)
-    slot = flags_state_slot(with_reasons, False)
-    for (key, flag, _), result in zip(dynamic, results, strict=True):
-        values[key] = result.value
-        entry = result.entry if slot == 0 else None  # the common options'
+
+    __slots__ = ("odd", "plan", "results", "with_reasons")
+
+    def __init__(
+        self,
+        plan: _Plan,
+        results: list[Result],
+        odd: dict[str, JSONObject],
+        with_reasons: bool,
+    ) -> None:
+        self.plan = plan
+        self.results = results
+        self.odd = odd
+        self.with_reasons = with_reasons
+
+    def _own_entry(self, flag: CompiledFlag, result: Result, slot: int) -> JSONObject:
+        cache = result.cache
+        assert cache is not None
+        entry: JSONObject | None = cache[slot]
         if entry is None:
+            entry = _meta_entry(
+                flag, result, self.with_reasons, False, own_prerequisites(flag, result)
+            )
+            keep_entry(result, slot, entry)
+        return entry
+
+    def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
+        """The values and entries: the plan's, with the results in place."""
+        values, meta, dynamic, _ = self.plan
+        values = dict(values)
+        meta = dict(meta)
+        slot = flags_state_slot(self.with_reasons, False)
+        odd = self.odd
+        for (key, flag, _), result in zip(dynamic, self.results, strict=True):
+            values[key] = result.value
+            entry = result.entry if slot == 0 else None  # the common options'
+            if entry is None:
+                if result.cache is None:
+                    entry = odd[key]
+                else:
+                    entry = self._own_entry(flag, result, slot)
+            meta[key] = entry
+        return values, meta
+
+    def json(self) -> str | None:
+        """``to_json()``'s text, joined from JSON kept in the plan and the results.
+
+        What ``json.dumps(to_dict())`` gives, without building the dicts:
+        the constant flags' pieces are the plan's, each result's are kept in
+        it once made. ``None`` when a flag's key is ``$flagsState`` or
+        ``$valid`` (to_dict's own keys replace it: serialise that instead).
+        """
+        values_json, meta_json, positions = _plan_json(self.plan)
+        if positions is None:
+            return None
+        _, _, dynamic, _ = self.plan
+        values_json = list(values_json)
+        meta_json = list(meta_json)
+        slot = flags_state_slot(self.with_reasons, False)
+        odd = self.odd
+        # Only the results are read (dynamic, when a piece is first made).
+        for i, result in enumerate(self.results):
+            at = positions[i]
             cache = result.cache
             if cache is None:
-                entry = odd[key]
-            else:
-                entry = cache[slot]
-                if entry is None:
-                    entry = _meta_entry(
-                        flag,
-                        result,
-                        with_reasons,
-                        False,
-                        own_prerequisites(flag, result),
-                    )
-                    keep_entry(result, slot, entry)
-        meta[key] = entry
-    return values, meta
+                name = _DUMPS(dynamic[i][0])
+                values_json[at] = f"{name}:{_DUMPS(result.value)}"
+                meta_json[at] = f"{name}:{_DUMPS(odd[dynamic[i][0]])}"
+                continue
+            value = result.json_value
+            if value is None:
+                value = f"{_DUMPS(dynamic[i][0])}:{_DUMPS(result.value)}"
+                keep_json_value(result, value)
+            values_json[at] = value
+            entry = result.json_entry if slot == 0 else cache[JSON_ENTRY + slot]
+            if entry is None:
+                key, flag, _ = dynamic[i]
+                entry = f"{_DUMPS(key)}:{_DUMPS(self._own_entry(flag, result, slot))}"
+                keep_json(result, slot, entry)
+            meta_json[at] = entry
+        values_json.append('"$flagsState":{' + ",".join(meta_json) + "}")
+        values_json.append('"$valid":true')
+        return "{" + ",".join(values_json) + "}"
+
+
+def _plan_json(plan: _Plan) -> tuple[list[str], list[str], tuple[int, ...] | None]:
+    """The plan's JSON pieces (``"key":value`` and ``"key":{entry}``), built once.
+
+    In flag order, with empty placeholders for the flags to evaluate, whose
+    places are ``positions``; ``positions`` is ``None`` if a flag's key
+    is one of to_dict's own keys.
+    """
+    values, meta, dynamic, kept = plan
+    pieces = kept[0]
+    if pieces is None:
+        if "$flagsState" in values or "$valid" in values:
+            pieces = kept[0] = ([], [], None)
+        else:
+            index = {key: i for i, key in enumerate(values)}
+            pieces = kept[0] = (
+                [f"{_DUMPS(k)}:{_DUMPS(v)}" for k, v in values.items()],
+                [f"{_DUMPS(k)}:{_DUMPS(v)}" for k, v in meta.items()],
+                tuple(index[key] for key, _, _ in dynamic),
+            )
+    return pieces
 
 
 @final
@@ -501,7 +585,7 @@ class FlagSnapshot:
         plan = plans.get(options)
         if plan is None:
             plan = plans[options] = self._plan(*options)
-        values, meta, dynamic = plan
+        values, meta, dynamic, _ = plan
         matcher = self._matcher
         batch = Batch(matcher)  # each prerequisite evaluated once in this call
         done = batch.done
@@ -510,7 +594,7 @@ class FlagSnapshot:
             # the constant ones), and each result's entry is a function of
             # the result and the options alone, kept in the result once
             # built: the results are kept, and the values and entries put in
-            # dicts when the state is first read (_built_state).
+            # dicts when the state is first read (_Pending).
             results: list[Result] = []
             keep = results.append
             odd: dict[str, JSONObject] = {}  # entries of results built for this call
@@ -525,9 +609,7 @@ class FlagSnapshot:
                 if result.cache is None:  # an error or a big segment's status
                     odd[key] = self._entry(flag, result, context, with_reasons, False)
                 keep(result)
-            return FlagsState._deferred(
-                partial(_built_state, plan, results, odd, with_reasons)
-            )
+            return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
         values = dict(values)  # constant flags filled in, the others in order
         meta = dict(meta)
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
@@ -624,7 +706,7 @@ class FlagSnapshot:
             omit = details_only and not (flag.track_events or result.experiment)
             values[key] = result.value
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
-        return values, meta, tuple(dynamic)
+        return values, meta, tuple(dynamic), [None]
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
