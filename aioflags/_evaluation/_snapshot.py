@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
@@ -74,11 +74,6 @@ _NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
 _WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
-#: all-flags state's plan: the constant flags' values and entries, in flag
-#: order with placeholders for the others, and the others to evaluate, each
-#: with whether it is another flag's prerequisite, and where its JSON
-#: pieces are kept once built (:func:`_plan_json`)
-_Plan: TypeAlias = "tuple[JSONObject, dict[str, JSONObject], tuple[tuple[str, CompiledFlag, bool], ...], list[tuple[list[str], list[str], tuple[int, ...] | None] | None]]"
 
 
 def _meta_entry(
@@ -115,6 +110,34 @@ def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
             value=default, variation_index=None, reason=result.reason
         )
     return result
+
+
+class _Plan:
+    """What ``all_flags_state`` with given options knows before a context.
+
+    Built once per snapshot and options: the values and ``$flagsState``
+    entries of the flags whose result is constant (off, or a fixed
+    fallthrough, ~a quarter of a typical environment), in flag order with
+    placeholders for the others; the others to evaluate, as three flat
+    tuples (a loop over them reads no per-flag tuple); and the JSON pieces,
+    once ``to_json`` has made them (:func:`_plan_json`).
+    """
+
+    __slots__ = ("flags", "json", "keys", "meta", "required", "values")
+
+    def __init__(
+        self,
+        values: JSONObject,
+        meta: dict[str, JSONObject],
+        dynamic: list[tuple[str, CompiledFlag, bool]],
+    ) -> None:
+        self.values = values
+        self.meta = meta
+        self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
+        self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
+        #: whether each is another flag's prerequisite (its result is kept)
+        self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
+        self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
@@ -157,12 +180,12 @@ class _Pending:
 
     def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
         """The values and entries: the plan's, with the results in place."""
-        values, meta, dynamic, _ = self.plan
-        values = dict(values)
-        meta = dict(meta)
+        plan = self.plan
+        values = dict(plan.values)
+        meta = dict(plan.meta)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        for (key, flag, _), result in zip(dynamic, self.results, strict=True):
+        for key, flag, result in zip(plan.keys, plan.flags, self.results, strict=True):
             values[key] = result.value
             entry = result.entry if slot == 0 else None  # the common options'
             if entry is None:
@@ -184,29 +207,29 @@ class _Pending:
         values_json, meta_json, positions = _plan_json(self.plan)
         if positions is None:
             return None
-        _, _, dynamic, _ = self.plan
+        keys = self.plan.keys
         values_json = list(values_json)
         meta_json = list(meta_json)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        # Only the results are read (dynamic, when a piece is first made).
+        # Only the results are read (the plan's flags when a piece is made).
         for i, result in enumerate(self.results):
             at = positions[i]
             cache = result.cache
             if cache is None:
-                name = _DUMPS(dynamic[i][0])
+                name = _DUMPS(keys[i])
                 values_json[at] = f"{name}:{_DUMPS(result.value)}"
-                meta_json[at] = f"{name}:{_DUMPS(odd[dynamic[i][0]])}"
+                meta_json[at] = f"{name}:{_DUMPS(odd[keys[i]])}"
                 continue
             value = result.json_value
             if value is None:
-                value = f"{_DUMPS(dynamic[i][0])}:{_DUMPS(result.value)}"
+                value = f"{_DUMPS(keys[i])}:{_DUMPS(result.value)}"
                 keep_json_value(result, value)
             values_json[at] = value
             entry = result.json_entry if slot == 0 else cache[JSON_ENTRY + slot]
             if entry is None:
-                key, flag, _ = dynamic[i]
-                entry = f"{_DUMPS(key)}:{_DUMPS(self._own_entry(flag, result, slot))}"
+                own = self._own_entry(self.plan.flags[i], result, slot)
+                entry = f"{_DUMPS(keys[i])}:{_DUMPS(own)}"
                 keep_json(result, slot, entry)
             meta_json[at] = entry
         values_json.append('"$flagsState":{' + ",".join(meta_json) + "}")
@@ -221,17 +244,17 @@ def _plan_json(plan: _Plan) -> tuple[list[str], list[str], tuple[int, ...] | Non
     places are ``positions``; ``positions`` is ``None`` if a flag's key
     is one of to_dict's own keys.
     """
-    values, meta, dynamic, kept = plan
-    pieces = kept[0]
+    pieces = plan.json
     if pieces is None:
+        values = plan.values
         if "$flagsState" in values or "$valid" in values:
-            pieces = kept[0] = ([], [], None)
+            pieces = plan.json = ([], [], None)
         else:
             index = {key: i for i, key in enumerate(values)}
-            pieces = kept[0] = (
+            pieces = plan.json = (
                 [f"{_DUMPS(k)}:{_DUMPS(v)}" for k, v in values.items()],
-                [f"{_DUMPS(k)}:{_DUMPS(v)}" for k, v in meta.items()],
-                tuple(index[key] for key, _, _ in dynamic),
+                [f"{_DUMPS(k)}:{_DUMPS(v)}" for k, v in plan.meta.items()],
+                tuple(index[key] for key in plan.keys),
             )
     return pieces
 
@@ -585,7 +608,6 @@ class FlagSnapshot:
         plan = plans.get(options)
         if plan is None:
             plan = plans[options] = self._plan(*options)
-        values, meta, dynamic, _ = plan
         matcher = self._matcher
         batch = Batch(matcher)  # each prerequisite evaluated once in this call
         done = batch.done
@@ -598,7 +620,9 @@ class FlagSnapshot:
             results: list[Result] = []
             keep = results.append
             odd: dict[str, JSONObject] = {}  # entries of results built for this call
-            for key, flag, required in dynamic:
+            for key, flag, required in zip(
+                plan.keys, plan.flags, plan.required, strict=True
+            ):
                 try:
                     result = (run := flag.run)(context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
@@ -610,11 +634,11 @@ class FlagSnapshot:
                     odd[key] = self._entry(flag, result, context, with_reasons, False)
                 keep(result)
             return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
-        values = dict(values)  # constant flags filled in, the others in order
-        meta = dict(meta)
+        values = dict(plan.values)  # constant flags filled in, the others in order
+        meta = dict(plan.meta)
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         now_ms = wall_ms()
-        for key, flag, _ in dynamic:
+        for key, flag in zip(plan.keys, plan.flags, strict=True):
             try:
                 if flag.constant is None:
                     result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
@@ -706,7 +730,7 @@ class FlagSnapshot:
             omit = details_only and not (flag.track_events or result.experiment)
             values[key] = result.value
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
-        return values, meta, tuple(dynamic), [None]
+        return _Plan(values, meta, dynamic)
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
