@@ -61,6 +61,19 @@ async def serving(**flags: dict[str, Any]) -> AsyncIterator[FlagServer]:
         yield server
 
 
+@asynccontextmanager
+async def streaming(clock: FakeClock) -> AsyncIterator[tuple[FlagServer, Client]]:
+    """FlagServer and a streaming client on ``clock``, its stream open."""
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream()
+        yield server, client
+
+
 def status_of(client: Client) -> ProviderStatus:
     """Read through a call so mypy does not narrow the status across awaits."""
     return client.status
@@ -211,13 +224,7 @@ async def test_error_event_drops_pending_changes_and_unknown_things_are_ignored(
 
 async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> None:
     clock = FakeClock()
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.fail(
             STREAM,
             events="event: put-object\ndata: {not json\n\n",
@@ -352,13 +359,7 @@ async def test_invalid_sdk_key_is_fatal_and_never_retried() -> None:
 
 async def test_a_403_after_start_removes_the_source_and_is_error_not_fatal() -> None:
     clock = FakeClock()
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.fail(STREAM, status=403)
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=2)
@@ -719,13 +720,7 @@ async def test_failover_closes_the_abandoned_stream() -> None:
 async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
     clock = FakeClock()
     cut = 'event: server-intent\ndata: {"payloads":[{"id":"x","target":2,"intentCode":"xfer-full"}]}\n\nevent: put-obj'
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.script(STREAM, Fault(events=cut, abort_after_events=True))
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=1)

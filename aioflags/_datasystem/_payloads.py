@@ -599,45 +599,47 @@ def fdv1_full(data: JSONValue) -> ChangeSet:
     )
 
 
-def _path(path: JSONValue) -> tuple[ObjectKind, str] | None:
+def _target(data: JSONValue, what: str) -> tuple[JSONObject, ObjectKind, str] | None:
+    """A ``patch`` or ``delete`` body, with the kind and key its path names."""
+    body = _object(data, what)
+    path = body.get("path")
     if isinstance(path, str):
         for prefix, kind in (
             ("/flags/", ObjectKind.FLAG),
             ("/segments/", ObjectKind.SEGMENT),
         ):
             if path.startswith(prefix) and len(path) > len(prefix):
-                return kind, path[len(prefix) :]
+                return body, kind, path[len(prefix) :]
+    logger.debug("Ignoring %s for unknown path %r", what, path)
     return None
+
+
+def _one_change(change: Change) -> ChangeSet:
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
+    )
 
 
 def fdv1_patch(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``patch`` as a version-compared upsert (None: unknown path)."""
-    body = _object(data, "patch")
-    target = _path(body.get("path"))
+    target = _target(data, "patch")
     if target is None:
-        logger.debug("Ignoring patch for unknown path %r", body.get("path"))
         return None
+    body, kind, key = target
     obj = _field(body, "data", dict, "patch")
     version = _field(obj, "version", int, "patch")
-    change = Change(
-        action=ChangeKind.PUT, kind=target[0], key=target[1], version=version, obj=obj
-    )
-    return ChangeSet(
-        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
+    return _one_change(
+        Change(action=ChangeKind.PUT, kind=kind, key=key, version=version, obj=obj)
     )
 
 
 def fdv1_delete(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``delete`` as a version-compared tombstone (None: unknown path)."""
-    body = _object(data, "delete")
-    target = _path(body.get("path"))
+    target = _target(data, "delete")
     if target is None:
-        logger.debug("Ignoring delete for unknown path %r", body.get("path"))
         return None
+    body, kind, key = target
     version = _field(body, "version", int, "delete")
-    change = Change(
-        action=ChangeKind.DELETE, kind=target[0], key=target[1], version=version
-    )
-    return ChangeSet(
-        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
+    return _one_change(
+        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=version)
     )

@@ -177,6 +177,27 @@ def polling_initializer(
     return initializer
 
 
+def _polling(
+    ctx: SourceContext, base_uri: str | None, interval: float | None, *, fdv2: bool
+) -> tuple[_Requester, float]:
+    """A polling synchronizer's requester and interval, announced in the log."""
+    path, label, source = (
+        ("/sdk/poll", "", "fdv2-poll")
+        if fdv2
+        else ("/sdk/latest-all", " (FDv1)", "fdv1-poll")
+    )
+    url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}{path}"
+    every = poll_interval(ctx, url, interval)
+    logger.info(
+        "Polling %s every %g s%s",
+        display_url(url),
+        every,
+        label,
+        extra={"url": display_url(url), "source": source},
+    )
+    return _Requester(ctx, url, fdv2=fdv2), every
+
+
 def polling_synchronizer(
     *, base_uri: str | None = None, interval: float | None = None
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
@@ -188,15 +209,7 @@ def polling_synchronizer(
     """
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
-        requester = _Requester(ctx, url, fdv2=True)
-        every = poll_interval(ctx, url, interval)
-        logger.info(
-            "Polling %s every %g s",
-            display_url(url),
-            every,
-            extra={"url": display_url(url), "source": "fdv2-poll"},
-        )
+        requester, every = _polling(ctx, base_uri, interval, fdv2=True)
         while True:
             outcome = await requester.get()
             change_set = _fdv2_change_set(ctx, requester, outcome)
@@ -235,15 +248,7 @@ def fdv1_polling_synchronizer(
     """
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
-        requester = _Requester(ctx, url, fdv2=False)
-        every = poll_interval(ctx, url, interval)
-        logger.info(
-            "Polling %s every %g s (FDv1)",
-            display_url(url),
-            every,
-            extra={"url": display_url(url), "source": "fdv1-poll"},
-        )
+        requester, every = _polling(ctx, base_uri, interval, fdv2=False)
         while True:
             outcome = await requester.get()
             if outcome.error is not None:
