@@ -20,13 +20,9 @@ from aioflags import (
     ProviderStatus,
 )
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 USER = Context.create("u1")
 
 

@@ -29,14 +29,10 @@ from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
+from tests.flags import STRING_FLAG
 
 USER = Context.create("u1")
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": ["on", "off"],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = STRING_FLAG
 
 
 def write(path: Path, data: Any) -> Path:

@@ -17,13 +17,9 @@ import aioflags
 from aioflags import Client, Config, ConfigurationError, Context, ProviderStatus
 from aioflags.__main__ import main
 from aioflags.testing import FlagData, FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 
 
 # ----------------------------------------------------------------- config

@@ -11,7 +11,6 @@ the bytes on the wire must be exactly the hostile ones.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -31,8 +30,6 @@ from aioflags import (
     EventDetails,
     ProviderEvent,
     ProviderStatus,
-    Selector,
-    SourceContext,
     SourceState,
     sources,
 )
@@ -40,6 +37,7 @@ from aioflags._core._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.sources import source_context
 
 USER = Context.create("user-1")
 POLL, FDV1_POLL = "/sdk/poll", "/sdk/latest-all"
@@ -190,13 +188,7 @@ async def test_hostile_body_fails_the_polling_initializer_as_invalid_data(
         server.fail(POLL, Fault(body=fdv2_poll_body(raw)))
         config = Config("sdk-key", base_uri=server.url, send_events=False)
         async with make_http_client(config, "instance") as http:
-            ctx = SourceContext(
-                selector=lambda: Selector(),
-                http=http,
-                config=config,
-                clock=FakeClock(),
-                random=random.Random(0),
-            )
+            ctx = source_context(http, config=config)
             async with aclosing(sources.polling_initializer()(ctx)) as bases:
                 basis = await bases.__anext__()
     assert basis.change_set is None and basis.error is not None

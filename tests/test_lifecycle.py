@@ -21,16 +21,12 @@ from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus
 from aioflags._client import _client as client_module
 from aioflags._datasystem import _supervisor
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 USER = Context.create("u1")
 
 

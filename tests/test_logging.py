@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 
 import aioflags
 from aioflags import Client, Config, ProviderStatus
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 SECRET = "sdk-0123456789abcdef-secret"
 
 

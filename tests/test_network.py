@@ -25,16 +25,12 @@ from aioflags import (
     SourceState,
 )
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.flags import STRING_FLAG
 
 pytestmark = pytest.mark.asyncio
 
 USER = Context.create("user-1")
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": ["on", "off"],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = STRING_FLAG
 FALLBACK = {"X-LD-FD-Fallback": "true"}
 POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
     "/sdk/poll",
