@@ -542,6 +542,27 @@ async def test_fdv1_polling_304_is_no_change() -> None:
         assert await value(client) == "on"
 
 
+async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -> None:
+    """The ETag of a body that failed to parse is not sent: a 304 would keep it."""
+    clock = FakeClock()
+    system = DataSystem.custom(
+        synchronizers=[aioflags.sources.fdv1_polling_synchronizer(interval=5)]
+    )
+    async with serving() as server:
+        server.script(FDV1_POLL, Fault(body=b'{"flags": 5}'))  # JSON, not a payload
+        async with Client(
+            config(server, data_system=system, ready_timeout=0), clock=clock
+        ) as client:
+            await clock.wait_for_sleeper(within=5)
+            assert client.status is ProviderStatus.NOT_READY
+            await clock.advance(5)
+            second = await server.wait_for_requests(FDV1_POLL, 2)
+            assert "if-none-match" not in second.headers
+            with anyio.fail_after(5):
+                await client.wait_for_status(ProviderStatus.READY)
+            assert await value(client) == "on"
+
+
 @pytest.mark.parametrize("fdv1", [False, True], ids=["fdv2", "fdv1"])
 async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> None:
     clock = FakeClock()

@@ -599,47 +599,41 @@ def fdv1_full(data: JSONValue) -> ChangeSet:
     )
 
 
-def _target(data: JSONValue, what: str) -> tuple[JSONObject, ObjectKind, str] | None:
-    """A ``patch`` or ``delete`` body, with the kind and key its path names."""
-    body = _object(data, what)
-    path = body.get("path")
-    if isinstance(path, str):
-        for prefix, kind in (
-            ("/flags/", ObjectKind.FLAG),
-            ("/segments/", ObjectKind.SEGMENT),
-        ):
-            if path.startswith(prefix) and len(path) > len(prefix):
-                return body, kind, path[len(prefix) :]
-    logger.debug("Ignoring %s for unknown path %r", what, path)
-    return None
-
-
-def _one_change(change: Change) -> ChangeSet:
-    return ChangeSet(
-        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
-    )
+#: Where an FDv1 ``patch`` or ``delete`` path points.
+_FDV1_PATHS: Final = (("/flags/", ObjectKind.FLAG), ("/segments/", ObjectKind.SEGMENT))
 
 
 def fdv1_patch(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``patch`` as a version-compared upsert (None: unknown path)."""
-    target = _target(data, "patch")
-    if target is None:
-        return None
-    body, kind, key = target
-    obj = _field(body, "data", dict, "patch")
-    version = _field(obj, "version", int, "patch")
-    return _one_change(
-        Change(action=ChangeKind.PUT, kind=kind, key=key, version=version, obj=obj)
-    )
+    return _fdv1_change(data, ChangeKind.PUT)
 
 
 def fdv1_delete(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``delete`` as a version-compared tombstone (None: unknown path)."""
-    target = _target(data, "delete")
+    return _fdv1_change(data, ChangeKind.DELETE)
+
+
+def _fdv1_change(data: JSONValue, action: ChangeKind) -> ChangeSet | None:
+    what = "patch" if action is ChangeKind.PUT else "delete"
+    body = _object(data, what)
+    path = body.get("path")
+    target = next(
+        (
+            (kind, path[len(prefix) :])
+            for prefix, kind in _FDV1_PATHS
+            if isinstance(path, str) and path.startswith(prefix) and path != prefix
+        ),
+        None,
+    )
     if target is None:
+        logger.debug("Ignoring %s for unknown path %r", what, path)
         return None
-    body, kind, key = target
-    version = _field(body, "version", int, "delete")
-    return _one_change(
-        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=version)
+    # A patch carries the object (with its version); a delete, the version.
+    obj = _field(body, "data", dict, what) if action is ChangeKind.PUT else None
+    version = _field(body if obj is None else obj, "version", int, what)
+    change = Change(
+        action=action, kind=target[0], key=target[1], version=version, obj=obj
+    )
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
     )
