@@ -226,9 +226,7 @@ async def test_file_edits_announce_exactly_the_changed_flags(tmp_path: Path) -> 
 async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
     flags = {"f": FLAG, "g": FLAG}
     async with FlagServer(flags) as server:
-        config = Config(
-            "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
-        )
+        config = server.config()
         async with Client(config) as client:
             send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
             client.add_flag_change_handler(send.send_nowait)

@@ -35,9 +35,7 @@ class Shutdown(BaseException):
 
 
 def config_for(server: FlagServer, **kwargs: Any) -> Config:
-    return Config(
-        "k", base_uri=server.url, stream_uri=server.url, **kwargs, send_events=False
-    )
+    return server.config("k", **kwargs, send_events=False)
 
 
 def sdk_tasks() -> set[str]:

@@ -41,14 +41,8 @@ POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
 
 
 def config(server: FlagServer, **kwargs: Any) -> Config:
-    options: dict[str, Any] = {
-        "base_uri": server.url,
-        "stream_uri": server.url,
-        "ready_timeout": 5.0,
-        "send_events": False,  # these tests count requests to the data endpoints
-    }
-    options.update(kwargs)
-    return Config("sdk-key", **options)
+    # send_events: these tests count requests to the data endpoints
+    return server.config(**{"ready_timeout": 5.0, "send_events": False, **kwargs})
 
 
 @asynccontextmanager

@@ -220,9 +220,7 @@ def fdv1_polling_synchronizer(
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """An FDv1 polling synchronizer (``GET /sdk/latest-all``): the directed fallback.
 
-    Args:
-        base_uri: overrides ``Config.base_uri`` for this source.
-        interval: seconds between polls; overrides ``Config.poll_interval``.
+    Its arguments are those of :func:`polling_synchronizer`.
     """
     return _synchronizer(base_uri, interval, fdv2=False)
 
