@@ -189,12 +189,8 @@ async def test_the_client_status_and_the_log_carry_the_same_message(
         system = DataSystem.custom(
             synchronizers=[sources.polling_synchronizer(interval=5)]
         )
-        cfg = Config(
-            SDK_KEY,
-            base_uri=server.url,
-            data_system=system,
-            ready_timeout=5,
-            send_events=False,
+        cfg = server.config(
+            SDK_KEY, data_system=system, ready_timeout=5, send_events=False
         )
         with caplog.at_level(logging.WARNING, logger="aioflags"):
             async with Client(cfg, clock=FakeClock()) as client:

@@ -8,7 +8,7 @@ import datetime
 import json
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,16 @@ class Events:
 
     def close(self) -> None:
         for event, handler in self.handlers:
-            api.remove_handler(event, handler)
+            with contextlib.suppress(ValueError):  # api.shutdown() dropped it
+                api.remove_handler(event, handler)
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """The provider events the OpenFeature API delivers during one test."""
+    seen = Events()
+    yield seen
+    seen.close()
 
 
 @contextlib.asynccontextmanager
@@ -235,59 +244,51 @@ def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
 
 
 @pytest.mark.asyncio
-async def test_events_are_forwarded_after_initialisation() -> None:
+async def test_events_are_forwarded_after_initialisation(events: Events) -> None:
     data = flag_data()
     async with serving(data) as server:
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = AioflagsProvider(server.config(data_system=streaming))
-            await asyncio.to_thread(api.set_provider_and_wait, provider)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            data.set_value("static", "changed")
-            changed = await events.wait_for(
-                ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
-            )
-            assert changed.flags_changed == ["static"]
-            # Only the SDK's own READY: the replay of the client's is not forwarded.
-            assert [e for e, _ in events.seen].count(ProviderEvent.PROVIDER_READY) == 1
-            # Losing the only source after READY is ERROR; the last data is served.
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams()
-            error = await events.wait_for(ProviderEvent.PROVIDER_ERROR)
-            assert error.error_code is ErrorCode.GENERAL and "401" in str(error.message)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            assert client.get_boolean_value("checkout", False, USER) is True
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = AioflagsProvider(server.config(data_system=streaming))
+        await asyncio.to_thread(api.set_provider_and_wait, provider)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        data.set_value("static", "changed")
+        changed = await events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
+        assert changed.flags_changed == ["static"]
+        # Only the SDK's own READY: the replay of the client's is not forwarded.
+        assert [e for e, _ in events.seen].count(ProviderEvent.PROVIDER_READY) == 1
+        # Losing the only source after READY is ERROR; the last data is served.
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams()
+        error = await events.wait_for(ProviderEvent.PROVIDER_ERROR)
+        assert error.error_code is ErrorCode.GENERAL and "401" in str(error.message)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        assert client.get_boolean_value("checkout", False, USER) is True
 
 
 @pytest.mark.asyncio
-async def test_fatal_after_a_failed_start_is_forwarded_as_provider_fatal() -> None:
+async def test_fatal_after_a_failed_start_is_forwarded_as_provider_fatal(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = AioflagsProvider(server.config(**QUICK, data_system=streaming))
-            with pytest.raises(GeneralError):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams(abort=True)
-            await events.wait_for(
-                ProviderEvent.PROVIDER_ERROR,
-                lambda d: d.error_code is ErrorCode.PROVIDER_FATAL,
-            )
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.FATAL
-            details = client.get_boolean_details("checkout", False, USER)
-            assert details.error_code is ErrorCode.PROVIDER_FATAL
-            with pytest.raises(ProviderFatalError):
-                provider.resolve_boolean_details("checkout", False, USER)
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = AioflagsProvider(server.config(**QUICK, data_system=streaming))
+        with pytest.raises(GeneralError):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams(abort=True)
+        await events.wait_for(
+            ProviderEvent.PROVIDER_ERROR,
+            lambda d: d.error_code is ErrorCode.PROVIDER_FATAL,
+        )
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.FATAL
+        details = client.get_boolean_details("checkout", False, USER)
+        assert details.error_code is ErrorCode.PROVIDER_FATAL
+        with pytest.raises(ProviderFatalError):
+            provider.resolve_boolean_details("checkout", False, USER)
 
 
 @pytest.mark.asyncio
@@ -302,26 +303,24 @@ async def test_a_fatal_start_raises_provider_fatal() -> None:
 
 
 @pytest.mark.asyncio
-async def test_not_ready_in_time_is_an_error_and_later_ready_is_forwarded() -> None:
+async def test_not_ready_in_time_is_an_error_and_later_ready_is_forwarded(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            provider = AioflagsProvider(server.config(**QUICK))
-            with pytest.raises(GeneralError, match="not ready"):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            assert (
-                client.get_boolean_details("checkout", False, USER).error_code
-                is ErrorCode.PROVIDER_NOT_READY
-            )
-            server.clear_faults()
-            server.disconnect_streams(abort=True)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-        finally:
-            events.close()
+        provider = AioflagsProvider(server.config(**QUICK))
+        with pytest.raises(GeneralError, match="not ready"):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        assert (
+            client.get_boolean_details("checkout", False, USER).error_code
+            is ErrorCode.PROVIDER_NOT_READY
+        )
+        server.clear_faults()
+        server.disconnect_streams(abort=True)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
 
 
 @pytest.mark.asyncio
@@ -412,48 +411,40 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
 
 
 @pytest.mark.asyncio
-async def test_set_provider_from_sync_set_up_becomes_ready() -> None:
+async def test_set_provider_from_sync_set_up_becomes_ready(events: Events) -> None:
     async with serving() as server:
-        events = Events()
-        try:
-            provider = await asyncio.to_thread(AioflagsProvider, server.config())
-            api.set_provider(provider)  # returns at once; initialises on a thread
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.READY
-            assert (
-                await client.get_boolean_details_async("checkout", False, USER)
-            ).value
-        finally:
-            events.close()
+        provider = await asyncio.to_thread(AioflagsProvider, server.config())
+        api.set_provider(provider)  # returns at once; initialises on a thread
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.READY
+        assert (await client.get_boolean_details_async("checkout", False, USER)).value
 
 
 @pytest.mark.asyncio
-async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal() -> None:
+async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = await asyncio.to_thread(
-                AioflagsProvider, server.config(**QUICK, data_system=streaming)
-            )
-            with pytest.raises(GeneralError, match="not ready"):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            server.clear_faults()
-            server.disconnect_streams(abort=True)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            assert client.get_boolean_value("checkout", False, USER) is True
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams()
-            await events.wait_for(ProviderEvent.PROVIDER_ERROR)
-            await asyncio.to_thread(provider.shutdown)
-            assert client_threads() == 0
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = await asyncio.to_thread(
+            AioflagsProvider, server.config(**QUICK, data_system=streaming)
+        )
+        with pytest.raises(GeneralError, match="not ready"):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        server.clear_faults()
+        server.disconnect_streams(abort=True)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        assert client.get_boolean_value("checkout", False, USER) is True
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams()
+        await events.wait_for(ProviderEvent.PROVIDER_ERROR)
+        await asyncio.to_thread(provider.shutdown)
+        assert client_threads() == 0
 
 
 @pytest.mark.asyncio
