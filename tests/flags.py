@@ -26,3 +26,24 @@ SEMVER_ASCENDING = [
     "1.0.0-rc.1",
     "1.0.0",
 ]
+
+
+def match_flag(
+    clause: dict[str, Any],
+    *,
+    key: str = "f",
+    rule_id: str = "r1",
+    rules_before: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """On; serves ``True`` (variation 0, rule ``rule_id``) where ``clause`` matches, else ``False``."""
+    rule = {"id": rule_id, "variation": 0, "clauses": [clause]}
+    return {
+        "key": key,
+        "version": 1,
+        "on": True,
+        "variations": [True, False],
+        "offVariation": 1,
+        "fallthrough": {"variation": 1},
+        "rules": [*(rules_before or []), rule],
+        "salt": "s",
+    }
