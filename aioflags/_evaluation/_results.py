@@ -12,12 +12,15 @@ from typing import (
     NoReturn,
     Protocol,
     TypeVar,
+    cast,
     final,
 )
 
 from aioflags._core._frozen import Frozen, _rebuild, set_field
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
@@ -218,14 +221,16 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         experiment: bool,
         cache: list[Any] | None,
     ) -> None:
-        set_field(self, "value", value)
-        set_field(self, "variation_index", variation_index)
-        set_field(self, "reason", reason)
-        set_field(self, "experiment", experiment)
-        set_field(self, "cache", cache)
-        set_field(self, "entry", None)
-        set_field(self, "json_entry", None)
-        set_field(self, "json_value", None)
+        # Through the slots' own setters: object.__setattr__ looks each up
+        # first, and a flag's compilation builds several results.
+        _SET_VALUE(self, value)
+        _SET_INDEX(self, variation_index)
+        _SET_REASON(self, reason)
+        _SET_EXPERIMENT(self, experiment)
+        _SET_CACHE(self, cache)
+        _SET_ENTRY(self, None)
+        _SET_JSON_ENTRY(self, None)
+        _SET_JSON_VALUE(self, None)
 
     def with_value(self, value: JSONValue) -> Result:
         """The same result serving ``value`` (a typed conversion), for one evaluation."""
@@ -244,13 +249,29 @@ class Deferred(Protocol):
         ...
 
 
+def _setter(cls: type, name: str) -> Callable[[object, object], None]:
+    """The setter of slot ``name`` of ``cls``."""
+    return cast("Callable[[object, object], None]", vars(cls)[name].__set__)
+
+
+# The slots' setters (Result refuses assignment, as EvaluationDetail does).
+_SET_VALUE: Final = _setter(EvaluationDetail, "value")
+_SET_INDEX: Final = _setter(EvaluationDetail, "variation_index")
+_SET_REASON: Final = _setter(EvaluationDetail, "reason")
+_SET_EXPERIMENT: Final = _setter(Result, "experiment")
+_SET_CACHE: Final = _setter(Result, "cache")
+_SET_ENTRY: Final = _setter(Result, "entry")
+_SET_JSON_ENTRY: Final = _setter(Result, "json_entry")
+_SET_JSON_VALUE: Final = _setter(Result, "json_value")
+
+
 def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
     """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
     cache[slot] = entry
     if slot == 0:
-        set_field(result, "entry", entry)
+        _SET_ENTRY(result, entry)
 
 
 #: where in ``Result.cache`` the JSON of the entry at slot ``s`` is kept
@@ -263,14 +284,14 @@ def keep_json(result: Result, slot: int, text: str) -> None:
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
     if slot == 0:
-        set_field(result, "json_entry", text)
+        _SET_JSON_ENTRY(result, text)
     else:
         cache[JSON_ENTRY + slot] = text
 
 
 def keep_json_value(result: Result, text: str) -> None:
     """Keep the JSON of a result's value (``"key":value``)."""
-    set_field(result, "json_value", text)
+    _SET_JSON_VALUE(result, text)
 
 
 def own_cache() -> list[Any]:
