@@ -44,7 +44,7 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
 )
-from aioflags._datasystem._store import FlagTable, Layered, Store
+from aioflags._datasystem._store import FlagTable, Layered, SegmentTable, Store
 from aioflags._evaluation._lazy import is_cold
 from aioflags._evaluation._model import CompiledFlag
 from aioflags.testing import FlagServer
@@ -716,6 +716,43 @@ async def test_cold_flags_are_no_objects_for_the_garbage_collector() -> None:
     assert store.snapshot.variation("f3", USER, "x") == "a"
     assert table["f3"] is f3 and not is_cold(f3)
     assert all(is_cold(f) for k, f in table.items() if k not in ("f0", "f3"))
+
+
+@pytest.mark.asyncio
+async def test_segments_are_compiled_on_first_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body(
+                {"f": flag("f", rules=[segment_rule("s")]), "g": flag("g")},
+                {
+                    "s": segment("s", included=("u",)),
+                    "t": segment("t"),
+                    "bad": {"key": "bad", "version": 1, "rules": 7},  # malformed
+                },
+            )
+        )
+    )
+    segments = store.snapshot._segments
+    assert type(segments) is SegmentTable and len(segments) == 3
+    assert dict.__len__(segments) == 0  # nothing compiled at ingest
+    assert store.snapshot.variation("f", Context.create("u"), "x") == "b"
+    assert store.snapshot.variation("f", USER, "x") == "a"
+    assert list(dict.keys(segments)) == ["s"]  # the one the flag reads
+    assert segments["s"] is segments["s"]  # compiled once
+    assert "bad" in segments and segments["bad"].malformed is not None
+    # A change to a segment still reaches the flags that use it (no compiling).
+    changed = store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body(
+                {"f": flag("f", rules=[segment_rule("s")]), "g": flag("g")},
+                {"s": segment("s", 2), "t": segment("t"), "bad": segment("bad")},
+            )
+        )
+    )
+    assert changed == {"f"}
 
 
 def test_the_store_counts_live_flags_as_change_sets_apply() -> None:
