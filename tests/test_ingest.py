@@ -17,6 +17,7 @@ import pytest
 import aioflags._core._json
 import aioflags._core._pacing
 import aioflags._datasystem._payloads
+import aioflags._datasystem._store
 import aioflags._evaluation._lazy
 import aioflags._evaluation._model
 from aioflags import (
@@ -546,6 +547,56 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
         t.join(10)
     assert calls == ["a"]
     assert results == ["a"] * threads_n
+
+
+@pytest.mark.asyncio
+async def test_a_first_lookup_makes_one_object_whatever_the_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store()
+    store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
+    table = store.snapshot._flags
+    assert type(table) is FlagTable and dict.__len__(table) == 0
+    threads_n = 8
+    made: list[str] = []
+    arrived = threading.Semaphore(0)
+    real_lock = aioflags._datasystem._store._TABLE_LOCK
+    real_make = aioflags._datasystem._store.cold_flag_of
+
+    class CountingLock:
+        """The table's lock, telling each thread's arrival."""
+
+        def __enter__(self) -> None:
+            arrived.release()
+            real_lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            real_lock.release()
+
+    release = threading.Event()
+
+    def slow_make(item: tuple[Any, ...]) -> CompiledFlag:
+        made.append(item[1])
+        assert release.wait(10)  # until every thread has come to the lock
+        return real_make(item)
+
+    monkeypatch.setattr(aioflags._datasystem._store, "_TABLE_LOCK", CountingLock())
+    monkeypatch.setattr(aioflags._datasystem._store, "cold_flag_of", slow_make)
+    found: list[CompiledFlag] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(table["a"]))  # noqa: TID251 - lookups from threads, as the blocking client makes them
+        for _ in range(threads_n)
+    ]
+    for t in threads:
+        t.start()
+    for _ in range(threads_n):
+        assert arrived.acquire(timeout=10)  # every thread is at the lock
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert made == ["a"]
+    assert len(found) == threads_n and all(f is found[0] for f in found)
+    assert table["a"] is found[0] and is_cold(found[0])
 
 
 def put(key: str, obj: Any, kind: ObjectKind = ObjectKind.FLAG) -> Change:
