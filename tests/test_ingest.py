@@ -561,7 +561,7 @@ async def test_a_first_lookup_makes_one_object_whatever_the_threads(
     made: list[str] = []
     arrived = threading.Semaphore(0)
     real_lock = aioflags._datasystem._store._TABLE_LOCK
-    real_make = aioflags._datasystem._store.cold_flag_of
+    real_make = vars(aioflags._datasystem._store)["cold_flag_of"]
 
     class CountingLock:
         """The table's lock, telling each thread's arrival."""
