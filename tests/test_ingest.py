@@ -9,7 +9,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -561,7 +561,9 @@ async def test_a_first_lookup_makes_one_object_whatever_the_threads(
     made: list[str] = []
     arrived = threading.Semaphore(0)
     real_lock = aioflags._datasystem._store._TABLE_LOCK
-    real_make = vars(aioflags._datasystem._store)["cold_flag_of"]
+    real_make: Callable[[tuple[Any, ...]], CompiledFlag] = vars(
+        aioflags._datasystem._store
+    )["cold_flag_of"]
 
     class CountingLock:
         """The table's lock, telling each thread's arrival."""
