@@ -262,13 +262,7 @@ def aioflags_config(flag_server: FlagServer) -> Config:
     Analytics events go to ``flag_server`` too (it records them), never to
     LaunchDarkly.
     """
-    return Config(
-        "test-sdk-key",
-        base_uri=flag_server.url,
-        stream_uri=flag_server.url,
-        events_uri=flag_server.url,
-        data_system=DataSystem.streaming(),
-    )
+    return flag_server.config("test-sdk-key", data_system=DataSystem.streaming())
 
 
 async def _run_client(

@@ -203,11 +203,19 @@ def valid(*changes: Change, fallback: bool = False, state: str = "(p:2)") -> Upd
     )
 
 
-def source_context(http: httpx.AsyncClient, clock: FakeClock) -> SourceContext:
+def source_context(
+    http: httpx.AsyncClient,
+    clock: FakeClock | None = None,
+    *,
+    config: Config | None = None,
+    selector: Selector | None = None,
+) -> SourceContext:
+    """What a source gets from the supervisor: a fixed selector and seeded random."""
+    fixed = Selector() if selector is None else selector
     return SourceContext(
-        selector=Selector,
+        selector=lambda: fixed,
         http=http,
-        config=Config("sdk-key"),
-        clock=clock,
+        config=config or Config("sdk-key"),
+        clock=clock or FakeClock(),
         random=random.Random(0),
     )

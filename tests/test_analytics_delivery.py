@@ -105,6 +105,13 @@ async def test_a_network_error_is_retried_once() -> None:
             await done.wait()
 
 
+#: Diagnostic events on, a periodic one every minute.
+DIAGNOSTICS: dict[str, Any] = {
+    "diagnostic_opt_out": False,
+    "diagnostic_recording_interval": 60.0,
+}
+
+
 @pytest.mark.parametrize("status", [401, 403, 404, 413])
 async def test_an_unrecoverable_status_stops_event_delivery_for_good(
     status: int, caplog: pytest.LogCaptureFixture
@@ -186,11 +193,7 @@ async def test_gzip() -> None:
 
 
 async def test_diagnostic_init_and_periodic_events() -> None:
-    options: dict[str, Any] = {
-        "diagnostic_opt_out": False,
-        "diagnostic_recording_interval": 60.0,
-    }
-    async with running(**options) as (server, client, clock):
+    async with running(**DIAGNOSTICS) as (server, client, clock):
         await server.wait_until(lambda: len(server.diagnostic_events) == 1)
         for key in ("a", "b", "a"):
             client.track("k", Context.create(key))
@@ -244,11 +247,7 @@ async def test_diagnostics_are_gzipped_too_and_name_the_wrapper() -> None:
 
 
 async def test_no_diagnostics_after_delivery_is_refused() -> None:
-    options: dict[str, Any] = {
-        "diagnostic_opt_out": False,
-        "diagnostic_recording_interval": 60.0,
-    }
-    async with running(**options) as (server, client, clock):
+    async with running(**DIAGNOSTICS) as (server, client, clock):
         await server.wait_until(lambda: len(server.diagnostic_events) == 1)
         server.fail("/bulk", status=401)
         client.identify(USER)

@@ -34,6 +34,7 @@ from aioflags.stores import (
     context_hash,
 )
 from aioflags.testing import FakeClock
+from tests.flags import match_flag
 from tests.redis_server import RedisServer
 
 HEALTHY = BigSegmentStoreStatus(available=True, stale=False)
@@ -60,28 +61,12 @@ def segment(
 
 def flag(key: str = "f", *segments: str) -> dict[str, Any]:
     """True for contexts in any of ``segments`` (default: "big"), else False."""
-    return {
-        "key": key,
-        "version": 1,
-        "on": True,
-        "variations": [True, False],
-        "offVariation": 1,
-        "fallthrough": {"variation": 1},
-        "rules": [
-            {
-                "id": "r1",
-                "variation": 0,
-                "clauses": [
-                    {
-                        "attribute": "key",
-                        "op": "segmentMatch",
-                        "values": list(segments or ("big",)),
-                    }
-                ],
-            }
-        ],
-        "salt": "s",
+    clause = {
+        "attribute": "key",
+        "op": "segmentMatch",
+        "values": list(segments or ("big",)),
     }
+    return match_flag(clause, key=key)
 
 
 @contextlib.asynccontextmanager

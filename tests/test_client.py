@@ -20,13 +20,9 @@ from aioflags import (
     ProviderStatus,
 )
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 USER = Context.create("u1")
 
 
@@ -90,13 +86,7 @@ async def test_ready_timeout_is_error_then_ready_when_data_arrives(
         gate = anyio.Event()
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            send_events=False,
-            ready_timeout=0.05,
-        )
+        config = server.config("k", send_events=False, ready_timeout=0.05)
         client = Client(config)
         errors: list[aioflags.EventDetails] = []
         client.add_handler(ProviderEvent.ERROR, errors.append)
@@ -120,13 +110,7 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
         async with Client(
-            Config(
-                "k",
-                base_uri=server.url,
-                stream_uri=server.url,
-                send_events=False,
-                ready_timeout=0.01,
-            )
+            server.config("k", send_events=False, ready_timeout=0.01)
         ) as client:
             assert await client.wait_ready(timeout=0.01) is ProviderStatus.ERROR
 
@@ -135,9 +119,7 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
 async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> None:
     async with (
         FlagServer({"f": FLAG}) as server,
-        Client(
-            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
-        ) as client,
+        Client(server.config("k", send_events=False)) as client,
     ):
         got: list[aioflags.EventDetails] = []
         client.add_handler(ProviderEvent.READY, got.append)
@@ -152,9 +134,7 @@ async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> 
 async def test_typed_methods_and_all_flags_through_the_client() -> None:
     async with (
         FlagServer({"f": FLAG, "s": {**FLAG, "variations": ["a", "b"]}}) as server,
-        Client(
-            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
-        ) as client,
+        Client(server.config("k", send_events=False)) as client,
     ):
         assert await client.bool_variation("f", USER, False) is True
         assert (
@@ -205,11 +185,7 @@ def test_secure_mode_hash_matches_launchdarkly() -> None:
 def test_the_client_runs_on_trio() -> None:
     async def main() -> None:
         async with FlagServer({"f": FLAG}) as server:
-            async with Client(
-                Config(
-                    "k", base_uri=server.url, stream_uri=server.url, send_events=False
-                )
-            ) as client:
+            async with Client(server.config("k", send_events=False)) as client:
                 assert client.status is ProviderStatus.READY
                 await server.wait_for_stream()
                 changed = anyio.Event()
@@ -253,9 +229,7 @@ async def test_flag_change_and_value_change_listeners() -> None:
     flags = {"f": FLAG, "g": {**FLAG, "variations": ["a", "b"]}}
     async with (
         FlagServer(flags) as server,
-        Client(
-            Config("k", base_uri=server.url, stream_uri=server.url, send_events=False)
-        ) as client,
+        Client(server.config("k", send_events=False)) as client,
     ):
         await server.wait_for_stream()
         all_changes: list[frozenset[str]] = []

@@ -30,6 +30,7 @@ from aioflags._evaluation._operators import (
     parse_semver,
     semver_key,
 )
+from tests.flags import SEMVER_ASCENDING
 from tests.reference import Generator
 
 
@@ -337,14 +338,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
 
 
 VERSIONS = [
-    "1.0.0-alpha",
-    "1.0.0-alpha.1",
-    "1.0.0-alpha.beta",
-    "1.0.0-beta",
-    "1.0.0-beta.2",
-    "1.0.0-beta.11",
-    "1.0.0-rc.1",
-    "1.0.0",
+    *SEMVER_ASCENDING,
     "1.0.0+build",
     "1.0.1",
     "1.1",

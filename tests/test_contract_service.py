@@ -17,6 +17,7 @@ import pytest
 import aioflags
 from aioflags.stores import RedisStore, StoreMode, context_hash
 from aioflags.testing import FlagData, FlagServer, clause
+from tests.flags import match_flag
 from tests.modules import ROOT, load
 from tests.redis_server import RedisServer
 from tests.test_stores import expect_write, flag, raw_redis, seed
@@ -895,22 +896,9 @@ def _big_section(url: str, **overrides: Any) -> dict[str, Any]:
     return section
 
 
-BIG_FLAG = {
-    "key": "big-flag",
-    "version": 1,
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 1},
-    "rules": [
-        {
-            "id": "r1",
-            "variation": 0,
-            "clauses": [{"attribute": "key", "op": "segmentMatch", "values": ["big"]}],
-        }
-    ],
-    "salt": "s",
-}
+BIG_FLAG = match_flag(
+    {"attribute": "key", "op": "segmentMatch", "values": ["big"]}, key="big-flag"
+)
 BIG_SEGMENT = {
     "key": "big",
     "version": 1,

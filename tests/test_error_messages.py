@@ -9,7 +9,6 @@ translation in ``aioflags._datasystem._sources._common.failure``.
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import ssl
 import struct
@@ -27,7 +26,6 @@ from aioflags import (
     DataSystem,
     ErrorInfo,
     ErrorKind,
-    Selector,
     SourceContext,
     Update,
     sources,
@@ -35,6 +33,7 @@ from aioflags import (
 from aioflags._core._http import make_http_client
 from aioflags._datasystem._sources._common import display_url, failure
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.sources import source_context
 
 SDK_KEY = "sdk-0123-secret-key"
 POLL, STREAM, FDV1_POLL = "/sdk/poll", "/sdk/stream", "/sdk/latest-all"
@@ -54,13 +53,7 @@ async def first_error(transport: str, base: str) -> ErrorInfo:
         SDK_KEY, base_uri=base, stream_uri=base, connect_timeout=5, send_events=False
     )
     async with make_http_client(config, "instance") as http:
-        ctx = SourceContext(
-            selector=lambda: Selector(),
-            http=http,
-            config=config,
-            clock=FakeClock(),
-            random=random.Random(0),
-        )
+        ctx = source_context(http, config=config)
         async with aclosing(factory()(ctx)) as updates:
             with anyio.fail_after(10):
                 update = await updates.__anext__()
@@ -196,12 +189,8 @@ async def test_the_client_status_and_the_log_carry_the_same_message(
         system = DataSystem.custom(
             synchronizers=[sources.polling_synchronizer(interval=5)]
         )
-        cfg = Config(
-            SDK_KEY,
-            base_uri=server.url,
-            data_system=system,
-            ready_timeout=5,
-            send_events=False,
+        cfg = server.config(
+            SDK_KEY, data_system=system, ready_timeout=5, send_events=False
         )
         with caplog.at_level(logging.WARNING, logger="aioflags"):
             async with Client(cfg, clock=FakeClock()) as client:
@@ -250,13 +239,8 @@ def _chained(outer: Exception, root: BaseException) -> Exception:
 def test_transport_hints(exc: Exception, expected: str) -> None:
     """The mapping alone, for failures a loopback socket cannot stage."""
     config = Config(SDK_KEY, send_events=False)
-    ctx = SourceContext(
-        selector=lambda: Selector(),
-        http=httpx.AsyncClient(verify=False),  # never sends: no CA bundle to load
-        config=config,
-        clock=FakeClock(),
-        random=random.Random(0),
-    )
+    # verify=False: it never sends, so no CA bundle to load
+    ctx = source_context(httpx.AsyncClient(verify=False), config=config)
     error, retry = failure(
         ctx, "polling request", "https://relay.example/sdk/poll", exc
     )

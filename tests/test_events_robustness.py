@@ -83,13 +83,8 @@ async def test_a_context_changed_after_evaluation_drops_only_its_events(
 @pytest.mark.asyncio
 async def test_infinite_timings_with_diagnostics_on() -> None:
     async with FlagServer({"f": flag()}) as server:
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            events_uri=server.url,
-            read_timeout=math.inf,
-            context_keys_flush_interval=math.inf,
+        config = server.config(
+            "k", read_timeout=math.inf, context_keys_flush_interval=math.inf
         )
         async with Client(config) as client:
             assert client.status is ProviderStatus.READY
@@ -108,14 +103,7 @@ async def test_track_identify_flush_on_a_client_never_started() -> None:
 @pytest.mark.asyncio
 async def test_evaluations_before_a_start_that_does_not_wait_are_counted() -> None:
     async with FlagServer({"f": flag()}) as server:
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            events_uri=server.url,
-            ready_timeout=0,
-            diagnostic_opt_out=True,
-        )
+        config = server.config("k", ready_timeout=0, diagnostic_opt_out=True)
         async with Client(config) as client:
             client.track("at-start", USER)  # before the runner has even begun
             await client.variation("f", USER, None)

@@ -11,15 +11,21 @@ from tests.redis_server import RedisServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_tells_the_whole_story() -> None:
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>``, which must exit 0."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_quickstart_tells_the_whole_story() -> None:
+    result = run_example("quickstart.py")
     out = result.stdout
     assert "status: READY" in out
     assert "bob    new-checkout=True  (FALLTHROUGH)" in out  # the live change arrived
@@ -35,15 +41,7 @@ def test_quickstart_tells_the_whole_story() -> None:
 
 
 def test_redis_workers_share_one_redis(redis_server: RedisServer) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "redis_workers.py"), redis_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout.splitlines()
+    out = run_example("redis_workers.py", redis_server.url).stdout.splitlines()
     assert out[0] == "1. writer: READY, streaming and writing to Redis"
     assert out[1:4] == [f"2. worker {n}: READY, new-checkout=False" for n in range(3)]
     assert sorted(out[5:8]) == [
@@ -53,14 +51,7 @@ def test_redis_workers_share_one_redis(redis_server: RedisServer) -> None:
 
 
 def test_prometheus_metrics_from_status_events_and_a_hook() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "prometheus_metrics.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_example("prometheus_metrics.py")
     out = [line.strip() for line in result.stdout.splitlines()]
     assert out == [
         "1. READY, four evaluations:",

@@ -29,14 +29,10 @@ from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
+from tests.flags import STRING_FLAG
 
 USER = Context.create("u1")
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": ["on", "off"],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = STRING_FLAG
 
 
 def write(path: Path, data: Any) -> Path:
@@ -230,9 +226,7 @@ async def test_file_edits_announce_exactly_the_changed_flags(tmp_path: Path) -> 
 async def test_flag_server_replace_all_reversions_only_what_changed() -> None:
     flags = {"f": FLAG, "g": FLAG}
     async with FlagServer(flags) as server:
-        config = Config(
-            "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
-        )
+        config = server.config()
         async with Client(config) as client:
             send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
             client.add_flag_change_handler(send.send_nowait)

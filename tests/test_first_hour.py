@@ -17,13 +17,9 @@ import aioflags
 from aioflags import Client, Config, ConfigurationError, Context, ProviderStatus
 from aioflags.__main__ import main
 from aioflags.testing import FlagData, FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 
 
 # ----------------------------------------------------------------- config
@@ -111,13 +107,7 @@ async def test_ready_timeout_zero_starts_without_waiting(
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            ready_timeout=0,
-            send_events=False,
-        )
+        config = server.config("k", ready_timeout=0, send_events=False)
         async with Client(config) as client:
             # No wait, and no ERROR either: nothing has failed yet.
             assert client.status is ProviderStatus.NOT_READY
@@ -288,20 +278,14 @@ def test_logging_of_misuse_uses_the_library_logger(
 async def test_a_payload_filter_is_sent_on_every_data_request() -> None:
     flags = {"f": FLAG}
     async with FlagServer(flags) as server:
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            payload_filter_key="mobile-flags",
-            send_events=False,
+        config = server.config(
+            "k", payload_filter_key="mobile-flags", send_events=False
         )
         async with Client(config) as client:
             await server.wait_for_stream()
             assert client.status is ProviderStatus.READY
-        fdv1 = Config(
+        fdv1 = server.config(
             "k",
-            base_uri=server.url,
-            stream_uri=server.url,
             payload_filter_key="mobile-flags",
             data_system=aioflags.DataSystem.fdv1(),
             send_events=False,
@@ -358,13 +342,7 @@ async def test_messages_when_the_service_never_answers_or_has_no_such_path(
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            ready_timeout=0.2,
-            send_events=False,
-        )
+        config = server.config("k", ready_timeout=0.2, send_events=False)
         async with Client(config) as client:
             last = client._bus.last_status_event
             assert last is not None
@@ -375,13 +353,7 @@ async def test_messages_when_the_service_never_answers_or_has_no_such_path(
         server.clear_faults()
         server.fail("/sdk/poll", status=404)
         server.fail("/sdk/stream", status=404)
-        config = Config(
-            "k",
-            base_uri=server.url,
-            stream_uri=server.url,
-            ready_timeout=30,
-            send_events=False,
-        )
+        config = server.config("k", ready_timeout=30, send_events=False)
         async with Client(config) as client:
             assert client.status is ProviderStatus.ERROR
     assert "no flag data was received, evaluations return defaults" in caplog.text

@@ -579,13 +579,7 @@ async def test_the_environment_id_comes_from_the_flag_service(path: str) -> None
                 synchronizers=[aioflags.sources.fdv1_polling_synchronizer()]
             )
         )
-        config = Config(
-            "sdk-key",
-            base_uri=server.url,
-            stream_uri=server.url,
-            data_system=system,
-            send_events=False,
-        )
+        config = server.config(data_system=system, send_events=False)
         client = Client(config)
         async with client:
             await client.variation("f", USER, False)
@@ -600,10 +594,7 @@ async def test_the_environment_id_from_the_stream() -> None:
     calls: Calls = []
     async with FlagServer({"f": flag()}) as server:
         server.fail("/sdk/stream", headers={"X-LD-EnvID": "env-s"})
-        config = Config(
-            "sdk-key",
-            base_uri=server.url,
-            stream_uri=server.url,
+        config = server.config(
             data_system=aioflags.DataSystem.streaming(),
             send_events=False,
             hooks=[Recording("a", calls)],

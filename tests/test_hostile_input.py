@@ -11,7 +11,6 @@ the bytes on the wire must be exactly the hostile ones.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -31,8 +30,6 @@ from aioflags import (
     EventDetails,
     ProviderEvent,
     ProviderStatus,
-    Selector,
-    SourceContext,
     SourceState,
     sources,
 )
@@ -40,6 +37,7 @@ from aioflags._core._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.sources import source_context
 
 USER = Context.create("user-1")
 POLL, FDV1_POLL = "/sdk/poll", "/sdk/latest-all"
@@ -151,9 +149,7 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
     )
     body = fdv2_poll_body(raw) if path == POLL else fdv1_body(raw)
     async with FlagServer({"f": flag("v1")}) as server:
-        cfg = Config(
-            "sdk-key",
-            base_uri=server.url,
+        cfg = server.config(
             data_system=DataSystem.custom(synchronizers=[source]),
             grace_period=60,
             send_events=False,
@@ -188,15 +184,9 @@ async def test_hostile_body_fails_the_polling_initializer_as_invalid_data(
     """The default data system's initializer reports it; the next source goes on."""
     async with FlagServer({"f": flag("v1")}) as server:
         server.fail(POLL, Fault(body=fdv2_poll_body(raw)))
-        config = Config("sdk-key", base_uri=server.url, send_events=False)
+        config = server.config(send_events=False)
         async with make_http_client(config, "instance") as http:
-            ctx = SourceContext(
-                selector=lambda: Selector(),
-                http=http,
-                config=config,
-                clock=FakeClock(),
-                random=random.Random(0),
-            )
+            ctx = source_context(http, config=config)
             async with aclosing(sources.polling_initializer()(ctx)) as bases:
                 basis = await bases.__anext__()
     assert basis.change_set is None and basis.error is not None
@@ -211,9 +201,7 @@ async def test_hostile_first_poll_leaves_the_client_not_ready_until_good_data() 
     async with FlagServer({"f": flag("v1")}) as server:
         server.script(POLL, Fault(body=fdv2_poll_body(DEEP)))
         client = Client(
-            Config(
-                "sdk-key", base_uri=server.url, data_system=system, send_events=False
-            ),
+            server.config(data_system=system, send_events=False),
             clock=clock,
         )
         watch = StatusWatch(client)
@@ -250,13 +238,7 @@ async def test_huge_shallow_garbage_and_wrongly_typed_flags_never_crash_the_poll
     )
     garbage = b"[" + b"0," * 1_000_000 + b"0]"  # 2 MB, parsed on a worker thread
     async with FlagServer({"f": flag("v1")}) as server:
-        cfg = Config(
-            "sdk-key",
-            base_uri=server.url,
-            data_system=system,
-            grace_period=60,
-            send_events=False,
-        )
+        cfg = server.config(data_system=system, grace_period=60, send_events=False)
         client = Client(cfg, clock=clock)
         watch = StatusWatch(client)
         async with client:

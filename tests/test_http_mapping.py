@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import ssl
 from typing import Any
 
@@ -13,7 +12,7 @@ import respx
 from aioflags import Basis, Config, ErrorKind, Selector, SourceContext, sources
 from aioflags._core._http import base_headers, make_http_client
 from aioflags._datasystem._sources._common import failure, is_recoverable
-from aioflags.testing import FakeClock
+from tests.sources import source_context
 
 NO_SELECTOR = Selector()
 
@@ -22,13 +21,7 @@ def context(
     http: httpx.AsyncClient, selector: Selector = NO_SELECTOR, **options: Any
 ) -> SourceContext:
     config = Config("sdk-key", base_uri="https://relay.example/", **options)
-    return SourceContext(
-        selector=lambda: selector,
-        http=http,
-        config=config,
-        clock=FakeClock(),
-        random=random.Random(0),
-    )
+    return source_context(http, config=config, selector=selector)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import pytest
 
 import aioflags
 from aioflags.testing import FlagServer
+from tests.flags import match_flag
 from tests.modules import ROOT, load
 
 #: Imported only once a client starts (or a rarely used module is used),
@@ -187,19 +188,11 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     flags = corpus["flags"]
     segments = dict(corpus["segments"])
     segments["big"] = {"unbounded": True, "generation": 1, "salt": "big"}
-    flags["in-big"] = {
-        "on": True,
-        "variations": [True, False],
-        "offVariation": 1,
-        "fallthrough": {"variation": 1},
-        "rules": [
-            {
-                "id": "big",
-                "variation": 0,
-                "clauses": [{"attribute": "", "op": "segmentMatch", "values": ["big"]}],
-            }
-        ],
-    }
+    flags["in-big"] = match_flag(
+        {"attribute": "", "op": "segmentMatch", "values": ["big"]},
+        key="in-big",
+        rule_id="big",
+    )
     rollout = {
         "variations": [
             {"variation": 0, "weight": 50000},

@@ -896,7 +896,7 @@ def test_gc_freeze_is_a_config_option() -> None:
 @pytest.mark.asyncio
 async def test_plain_http_never_sets_up_tls() -> None:
     async with FlagServer({"a": flag("a")}) as server:
-        config = Config("sdk-key", base_uri=server.url, send_events=False)
+        config = server.config(send_events=False)
         async with make_http_client(config, "instance") as http:
             transport = http._transport
             assert isinstance(transport, LazyTLSTransport)
@@ -945,7 +945,7 @@ async def test_a_proxy_named_in_the_environment_is_still_used(
         for name in ("NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        config = Config("sdk-key", base_uri=origin.url, send_events=False)
+        config = origin.config(send_events=False)
         async with make_http_client(config, "instance") as http:
             response = await http.get(f"{origin.url}/sdk/latest-all")
         assert response.status_code == 200

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import aioflags
 from aioflags.testing import FlagServer
 from tests.modules import ROOT, load
 
@@ -18,12 +17,6 @@ FLAGS = json.loads((ROOT / "examples" / "flags.json").read_text())
 fastapi_app = load("examples/fastapi_app.py", "fastapi_example")
 starlette_app = load("examples/starlette_app.py", "starlette_example")
 aiohttp_app = load("examples/aiohttp_app.py", "aiohttp_example")
-
-
-def config(server: FlagServer) -> aioflags.Config:
-    return aioflags.Config(
-        "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
-    )
 
 
 async def checkout_answers(get: Any) -> None:
@@ -39,7 +32,7 @@ async def checkout_answers(get: Any) -> None:
 @pytest.mark.asyncio
 async def test_asgi_apps_own_the_client_through_the_lifespan(module: Any) -> None:
     async with FlagServer(FLAGS["flags"]) as server:
-        app = module.create_app(config(server))
+        app = module.create_app(server.config())
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
@@ -66,7 +59,7 @@ async def test_asgi_apps_own_the_client_through_the_lifespan(module: Any) -> Non
 @pytest.mark.asyncio
 async def test_aiohttp_app_owns_the_client_through_cleanup_ctx() -> None:
     async with FlagServer(FLAGS["flags"]) as server:
-        app = aiohttp_app.create_app(config(server))
+        app = aiohttp_app.create_app(server.config())
         async with TestClient(TestServer(app)) as http:
 
             async def get(path: str) -> Any:

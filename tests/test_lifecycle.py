@@ -21,16 +21,12 @@ from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus
 from aioflags._client import _client as client_module
 from aioflags._datasystem import _supervisor
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 USER = Context.create("u1")
 
 
@@ -39,9 +35,7 @@ class Shutdown(BaseException):
 
 
 def config_for(server: FlagServer, **kwargs: Any) -> Config:
-    return Config(
-        "k", base_uri=server.url, stream_uri=server.url, **kwargs, send_events=False
-    )
+    return server.config("k", **kwargs, send_events=False)
 
 
 def sdk_tasks() -> set[str]:
@@ -67,6 +61,13 @@ async def all_connections_closed(server: FlagServer) -> None:
 
 
 # ------------------------------------------------------------- exceptions
+
+#: A config whose HTTP client cannot be built: its CA bundle does not exist.
+UNBUILDABLE_HTTP = Config(
+    "k", base_uri="https://127.0.0.1:9", verify="/nonexistent/ca.pem", send_events=False
+)
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("exc_type", [KeyError, Shutdown])
 def test_the_callers_exception_leaves_async_with_unchanged(
@@ -125,13 +126,7 @@ async def test_a_bug_in_the_sdks_tasks_never_reaches_the_caller(
 
 @pytest.mark.asyncio
 async def test_http_that_cannot_be_set_up_is_fatal_with_the_reason() -> None:
-    config = Config(
-        "k",
-        base_uri="https://127.0.0.1:9",
-        verify="/nonexistent/ca.pem",
-        send_events=False,
-    )
-    client = Client(config)
+    client = Client(UNBUILDABLE_HTTP)
     async with client:
         assert client.status is ProviderStatus.FATAL
     last = client._bus.last_status_event
@@ -667,13 +662,7 @@ async def test_aclose_from_a_task_that_a_handler_started_waits_for_the_stop() ->
 
 @pytest.mark.asyncio
 async def test_a_fatal_set_up_reaches_error_handlers_early_and_late() -> None:
-    config = Config(
-        "k",
-        base_uri="https://127.0.0.1:9",
-        verify="/nonexistent/ca.pem",
-        send_events=False,
-    )
-    client = Client(config)
+    client = Client(UNBUILDABLE_HTTP)
     before: list[str | None] = []
     client.add_handler(ProviderEvent.ERROR, lambda d: before.append(d.error_code))
     async with client:

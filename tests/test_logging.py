@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 
 import aioflags
-from aioflags import Client, Config, ProviderStatus
+from aioflags import Client, ProviderStatus
 from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
 
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": [True, False],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = BOOL_FLAG
 SECRET = "sdk-0123456789abcdef-secret"
 
 
@@ -37,9 +32,7 @@ async def test_info_lines_for_polling_connecting_and_ready_with_fields(
 ) -> None:
     caplog.set_level(logging.INFO, "aioflags")
     async with FlagServer({"f": FLAG, "g": FLAG}) as server:
-        config = Config(
-            SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
-        )
+        config = server.config(SECRET, send_events=False)
         async with Client(config) as client:
             await server.wait_for_stream()
             assert client.status is ProviderStatus.READY
@@ -62,9 +55,7 @@ async def test_source_errors_carry_url_and_status_as_fields_and_never_the_key(
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", status=401)
         server.fail("/sdk/stream", status=401)
-        config = Config(
-            SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
-        )
+        config = server.config(SECRET, send_events=False)
         async with Client(config) as client:
             assert client.status is ProviderStatus.FATAL
     errors = [r for r in caplog.records if getattr(r, "status_code", None) == 401]
@@ -86,9 +77,7 @@ async def test_data_source_noise_can_be_silenced_alone(
     try:
         async with FlagServer({"f": FLAG}) as server:
             server.fail("/sdk/poll", status=503)
-            config = Config(
-                SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
-            )
+            config = server.config(SECRET, send_events=False)
             async with Client(config) as client:
                 # A type of its own: "not a Context" is logged once per type.
                 await client.bool_variation("f", NotAContext(), False)  # type: ignore[arg-type]
@@ -110,10 +99,8 @@ async def test_the_switch_to_fdv1_is_logged_with_the_source_and_never_the_key(
     caplog.set_level(logging.DEBUG, "aioflags")
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", headers={"X-LD-FD-Fallback": "true"})
-        config = Config(
+        config = server.config(
             SECRET,
-            base_uri=server.url,
-            stream_uri=server.url,
             send_events=False,
             data_system=aioflags.DataSystem.custom(
                 initializers=[aioflags.sources.polling_initializer()],
@@ -140,9 +127,7 @@ async def test_the_test_tools_log_on_their_own_child_logger(
 ) -> None:
     caplog.set_level(logging.DEBUG, "aioflags")
     async with FlagServer({"f": FLAG}) as server:
-        config = Config(
-            SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
-        )
+        config = server.config(SECRET, send_events=False)
         async with Client(config):
             await server.wait_for_stream()
     testing = [r for r in caplog.records if r.name == "aioflags.testing"]
@@ -153,9 +138,7 @@ async def test_the_test_tools_log_on_their_own_child_logger(
     logging.getLogger("aioflags.testing").setLevel(logging.CRITICAL)
     try:
         async with FlagServer({"f": FLAG}) as server:
-            config = Config(
-                SECRET, base_uri=server.url, stream_uri=server.url, send_events=False
-            )
+            config = server.config(SECRET, send_events=False)
             async with Client(config):
                 await server.wait_for_stream()
     finally:

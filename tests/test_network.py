@@ -25,16 +25,12 @@ from aioflags import (
     SourceState,
 )
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.flags import STRING_FLAG
 
 pytestmark = pytest.mark.asyncio
 
 USER = Context.create("user-1")
-FLAG: dict[str, Any] = {
-    "on": True,
-    "variations": ["on", "off"],
-    "offVariation": 1,
-    "fallthrough": {"variation": 0},
-}
+FLAG = STRING_FLAG
 FALLBACK = {"X-LD-FD-Fallback": "true"}
 POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
     "/sdk/poll",
@@ -45,20 +41,27 @@ POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
 
 
 def config(server: FlagServer, **kwargs: Any) -> Config:
-    options: dict[str, Any] = {
-        "base_uri": server.url,
-        "stream_uri": server.url,
-        "ready_timeout": 5.0,
-        "send_events": False,  # these tests count requests to the data endpoints
-    }
-    options.update(kwargs)
-    return Config("sdk-key", **options)
+    # send_events: these tests count requests to the data endpoints
+    return server.config(**{"ready_timeout": 5.0, "send_events": False, **kwargs})
 
 
 @asynccontextmanager
 async def serving(**flags: dict[str, Any]) -> AsyncIterator[FlagServer]:
     async with FlagServer(flags or {"f": FLAG}) as server:
         yield server
+
+
+@asynccontextmanager
+async def streaming(clock: FakeClock) -> AsyncIterator[tuple[FlagServer, Client]]:
+    """FlagServer and a streaming client on ``clock``, its stream open."""
+    async with (
+        serving() as server,
+        Client(
+            config(server, data_system=DataSystem.streaming()), clock=clock
+        ) as client,
+    ):
+        await server.wait_for_stream()
+        yield server, client
 
 
 def status_of(client: Client) -> ProviderStatus:
@@ -211,13 +214,7 @@ async def test_error_event_drops_pending_changes_and_unknown_things_are_ignored(
 
 async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> None:
     clock = FakeClock()
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.fail(
             STREAM,
             events="event: put-object\ndata: {not json\n\n",
@@ -352,13 +349,7 @@ async def test_invalid_sdk_key_is_fatal_and_never_retried() -> None:
 
 async def test_a_403_after_start_removes_the_source_and_is_error_not_fatal() -> None:
     clock = FakeClock()
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.fail(STREAM, status=403)
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=2)
@@ -545,6 +536,27 @@ async def test_fdv1_polling_304_is_no_change() -> None:
         assert await value(client) == "on"
 
 
+async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -> None:
+    """The ETag of a body that failed to parse is not sent: a 304 would keep it."""
+    clock = FakeClock()
+    system = DataSystem.custom(
+        synchronizers=[aioflags.sources.fdv1_polling_synchronizer(interval=5)]
+    )
+    async with serving() as server:
+        server.script(FDV1_POLL, Fault(body=b'{"flags": 5}'))  # JSON, not a payload
+        async with Client(
+            config(server, data_system=system, ready_timeout=0), clock=clock
+        ) as client:
+            await clock.wait_for_sleeper(within=5)
+            assert client.status is ProviderStatus.NOT_READY
+            await clock.advance(5)
+            second = await server.wait_for_requests(FDV1_POLL, 2)
+            assert "if-none-match" not in second.headers
+            with anyio.fail_after(5):
+                await client.wait_for_status(ProviderStatus.READY)
+            assert await value(client) == "on"
+
+
 @pytest.mark.parametrize("fdv1", [False, True], ids=["fdv2", "fdv1"])
 async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> None:
     clock = FakeClock()
@@ -719,13 +731,7 @@ async def test_failover_closes_the_abandoned_stream() -> None:
 async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
     clock = FakeClock()
     cut = 'event: server-intent\ndata: {"payloads":[{"id":"x","target":2,"intentCode":"xfer-full"}]}\n\nevent: put-obj'
-    async with (
-        serving() as server,
-        Client(
-            config(server, data_system=DataSystem.streaming()), clock=clock
-        ) as client,
-    ):
-        await server.wait_for_stream()
+    async with streaming(clock) as (server, client):
         server.script(STREAM, Fault(events=cut, abort_after_events=True))
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=1)

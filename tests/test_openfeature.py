@@ -8,7 +8,7 @@ import datetime
 import json
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,16 @@ class Events:
 
     def close(self) -> None:
         for event, handler in self.handlers:
-            api.remove_handler(event, handler)
+            with contextlib.suppress(ValueError):  # api.shutdown() dropped it
+                api.remove_handler(event, handler)
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """The provider events the OpenFeature API delivers during one test."""
+    seen = Events()
+    yield seen
+    seen.close()
 
 
 @contextlib.asynccontextmanager
@@ -125,20 +134,10 @@ QUICK: dict[str, Any] = {
 }
 
 
-def config(server: FlagServer, **options: Any) -> aioflags.Config:
-    return aioflags.Config(
-        "sdk-key",
-        base_uri=server.url,
-        stream_uri=server.url,
-        events_uri=server.url,
-        **options,
-    )
-
-
 @pytest.mark.asyncio
 async def test_evaluations_through_the_openfeature_client() -> None:
     async with serving() as server:
-        provider = AioflagsProvider(config(server))
+        provider = AioflagsProvider(server.config())
         await asyncio.to_thread(api.set_provider_and_wait, provider)
         client = api.get_client()
         assert client.get_provider_status() is ProviderStatus.READY
@@ -245,59 +244,51 @@ def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
 
 
 @pytest.mark.asyncio
-async def test_events_are_forwarded_after_initialisation() -> None:
+async def test_events_are_forwarded_after_initialisation(events: Events) -> None:
     data = flag_data()
     async with serving(data) as server:
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = AioflagsProvider(config(server, data_system=streaming))
-            await asyncio.to_thread(api.set_provider_and_wait, provider)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            data.set_value("static", "changed")
-            changed = await events.wait_for(
-                ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
-            )
-            assert changed.flags_changed == ["static"]
-            # Only the SDK's own READY: the replay of the client's is not forwarded.
-            assert [e for e, _ in events.seen].count(ProviderEvent.PROVIDER_READY) == 1
-            # Losing the only source after READY is ERROR; the last data is served.
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams()
-            error = await events.wait_for(ProviderEvent.PROVIDER_ERROR)
-            assert error.error_code is ErrorCode.GENERAL and "401" in str(error.message)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            assert client.get_boolean_value("checkout", False, USER) is True
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = AioflagsProvider(server.config(data_system=streaming))
+        await asyncio.to_thread(api.set_provider_and_wait, provider)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        data.set_value("static", "changed")
+        changed = await events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
+        assert changed.flags_changed == ["static"]
+        # Only the SDK's own READY: the replay of the client's is not forwarded.
+        assert [e for e, _ in events.seen].count(ProviderEvent.PROVIDER_READY) == 1
+        # Losing the only source after READY is ERROR; the last data is served.
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams()
+        error = await events.wait_for(ProviderEvent.PROVIDER_ERROR)
+        assert error.error_code is ErrorCode.GENERAL and "401" in str(error.message)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        assert client.get_boolean_value("checkout", False, USER) is True
 
 
 @pytest.mark.asyncio
-async def test_fatal_after_a_failed_start_is_forwarded_as_provider_fatal() -> None:
+async def test_fatal_after_a_failed_start_is_forwarded_as_provider_fatal(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = AioflagsProvider(config(server, **QUICK, data_system=streaming))
-            with pytest.raises(GeneralError):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams(abort=True)
-            await events.wait_for(
-                ProviderEvent.PROVIDER_ERROR,
-                lambda d: d.error_code is ErrorCode.PROVIDER_FATAL,
-            )
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.FATAL
-            details = client.get_boolean_details("checkout", False, USER)
-            assert details.error_code is ErrorCode.PROVIDER_FATAL
-            with pytest.raises(ProviderFatalError):
-                provider.resolve_boolean_details("checkout", False, USER)
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = AioflagsProvider(server.config(**QUICK, data_system=streaming))
+        with pytest.raises(GeneralError):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams(abort=True)
+        await events.wait_for(
+            ProviderEvent.PROVIDER_ERROR,
+            lambda d: d.error_code is ErrorCode.PROVIDER_FATAL,
+        )
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.FATAL
+        details = client.get_boolean_details("checkout", False, USER)
+        assert details.error_code is ErrorCode.PROVIDER_FATAL
+        with pytest.raises(ProviderFatalError):
+            provider.resolve_boolean_details("checkout", False, USER)
 
 
 @pytest.mark.asyncio
@@ -305,39 +296,37 @@ async def test_a_fatal_start_raises_provider_fatal() -> None:
     async with serving() as server:
         server.fail("/sdk/poll", status=401)
         server.fail("/sdk/stream", status=401)
-        provider = AioflagsProvider(config(server))
+        provider = AioflagsProvider(server.config())
         with pytest.raises(ProviderFatalError):
             await asyncio.to_thread(api.set_provider_and_wait, provider)
         assert api.get_client().get_provider_status() is ProviderStatus.FATAL
 
 
 @pytest.mark.asyncio
-async def test_not_ready_in_time_is_an_error_and_later_ready_is_forwarded() -> None:
+async def test_not_ready_in_time_is_an_error_and_later_ready_is_forwarded(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            provider = AioflagsProvider(config(server, **QUICK))
-            with pytest.raises(GeneralError, match="not ready"):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            assert (
-                client.get_boolean_details("checkout", False, USER).error_code
-                is ErrorCode.PROVIDER_NOT_READY
-            )
-            server.clear_faults()
-            server.disconnect_streams(abort=True)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-        finally:
-            events.close()
+        provider = AioflagsProvider(server.config(**QUICK))
+        with pytest.raises(GeneralError, match="not ready"):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        assert (
+            client.get_boolean_details("checkout", False, USER).error_code
+            is ErrorCode.PROVIDER_NOT_READY
+        )
+        server.clear_faults()
+        server.disconnect_streams(abort=True)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
 
 
 @pytest.mark.asyncio
 async def test_initialize_on_the_loop_thread_says_what_to_do() -> None:
     async with serving() as server:
-        provider = AioflagsProvider(config(server))
+        provider = AioflagsProvider(server.config())
         with pytest.raises(GeneralError, match=r"asyncio\.to_thread"):
             provider.initialize(EvaluationContext())
         provider.shutdown()  # nothing started: a no-op
@@ -381,7 +370,7 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
             streaming = aioflags.DataSystem.streaming()
             # As at import or in sync start-up code: no loop in this thread.
             provider = await asyncio.to_thread(
-                AioflagsProvider, config(server, data_system=streaming)
+                AioflagsProvider, server.config(data_system=streaming)
             )
             await asyncio.to_thread(api.set_provider_and_wait, provider)
             assert client_threads() == 1
@@ -422,48 +411,40 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
 
 
 @pytest.mark.asyncio
-async def test_set_provider_from_sync_set_up_becomes_ready() -> None:
+async def test_set_provider_from_sync_set_up_becomes_ready(events: Events) -> None:
     async with serving() as server:
-        events = Events()
-        try:
-            provider = await asyncio.to_thread(AioflagsProvider, config(server))
-            api.set_provider(provider)  # returns at once; initialises on a thread
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.READY
-            assert (
-                await client.get_boolean_details_async("checkout", False, USER)
-            ).value
-        finally:
-            events.close()
+        provider = await asyncio.to_thread(AioflagsProvider, server.config())
+        api.set_provider(provider)  # returns at once; initialises on a thread
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.READY
+        assert (await client.get_boolean_details_async("checkout", False, USER)).value
 
 
 @pytest.mark.asyncio
-async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal() -> None:
+async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal(
+    events: Events,
+) -> None:
     async with serving() as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
-        events = Events()
-        try:
-            streaming = aioflags.DataSystem.streaming()
-            provider = await asyncio.to_thread(
-                AioflagsProvider, config(server, **QUICK, data_system=streaming)
-            )
-            with pytest.raises(GeneralError, match="not ready"):
-                await asyncio.to_thread(api.set_provider_and_wait, provider)
-            client = api.get_client()
-            assert client.get_provider_status() is ProviderStatus.ERROR
-            server.clear_faults()
-            server.disconnect_streams(abort=True)
-            await events.wait_for(ProviderEvent.PROVIDER_READY)
-            assert client.get_boolean_value("checkout", False, USER) is True
-            server.fail("/sdk/stream", status=401)
-            server.disconnect_streams()
-            await events.wait_for(ProviderEvent.PROVIDER_ERROR)
-            await asyncio.to_thread(provider.shutdown)
-            assert client_threads() == 0
-        finally:
-            events.close()
+        streaming = aioflags.DataSystem.streaming()
+        provider = await asyncio.to_thread(
+            AioflagsProvider, server.config(**QUICK, data_system=streaming)
+        )
+        with pytest.raises(GeneralError, match="not ready"):
+            await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        assert client.get_provider_status() is ProviderStatus.ERROR
+        server.clear_faults()
+        server.disconnect_streams(abort=True)
+        await events.wait_for(ProviderEvent.PROVIDER_READY)
+        assert client.get_boolean_value("checkout", False, USER) is True
+        server.fail("/sdk/stream", status=401)
+        server.disconnect_streams()
+        await events.wait_for(ProviderEvent.PROVIDER_ERROR)
+        await asyncio.to_thread(provider.shutdown)
+        assert client_threads() == 0
 
 
 @pytest.mark.asyncio
@@ -473,7 +454,7 @@ async def test_on_a_thread_a_fatal_start_raises_provider_fatal_and_stays_fatal()
     async with serving() as server:
         server.fail("/sdk/poll", status=401)
         server.fail("/sdk/stream", status=401)
-        provider = await asyncio.to_thread(AioflagsProvider, config(server))
+        provider = await asyncio.to_thread(AioflagsProvider, server.config())
         with pytest.raises(ProviderFatalError):
             await asyncio.to_thread(api.set_provider_and_wait, provider)
         assert api.get_client().get_provider_status() is ProviderStatus.FATAL
@@ -491,7 +472,7 @@ async def test_on_a_thread_shutdown_aborts_an_initialize_that_is_waiting() -> No
         streaming = aioflags.DataSystem.streaming()
         provider = await asyncio.to_thread(
             AioflagsProvider,
-            config(server, data_system=streaming, ready_timeout=60.0),
+            server.config(data_system=streaming, ready_timeout=60.0),
         )
         outcome: list[BaseException] = []
         async with anyio.create_task_group() as tg:
@@ -554,7 +535,7 @@ def test_under_trio_initialise_on_a_worker_thread_and_evaluate() -> None:
 
 @pytest.mark.asyncio
 async def test_a_shared_client_is_not_closed_by_the_provider() -> None:
-    async with serving() as server, aioflags.Client(config(server)) as shared:
+    async with serving() as server, aioflags.Client(server.config()) as shared:
         provider = AioflagsProvider(shared)
         await asyncio.to_thread(api.set_provider_and_wait, provider)
         assert api.get_client().get_boolean_value("checkout", False, USER)
@@ -571,7 +552,7 @@ async def test_a_shared_client_is_not_closed_by_the_provider() -> None:
 @pytest.mark.asyncio
 async def test_a_shared_blocking_client_serves_openfeature_and_sync_code() -> None:
     async with serving() as server:
-        shared = aioflags.blocking.Client(config(server))
+        shared = aioflags.blocking.Client(server.config())
         provider = AioflagsProvider(shared)
         with pytest.raises(GeneralError, match=r"not started: start it"):
             await asyncio.to_thread(provider.initialize, EvaluationContext())
@@ -595,7 +576,7 @@ async def test_a_shared_blocking_client_serves_openfeature_and_sync_code() -> No
 @pytest.mark.asyncio
 async def test_shutdown_closes_an_owned_client() -> None:
     async with serving() as server:
-        provider = AioflagsProvider(config(server))
+        provider = AioflagsProvider(server.config())
         await asyncio.to_thread(api.set_provider_and_wait, provider)
         await asyncio.to_thread(api.shutdown)
         assert provider.client.status is aioflags.ProviderStatus.NOT_READY
@@ -676,7 +657,7 @@ class AioflagsRecorder(aioflags.Hook):
 async def test_openfeature_hooks_pass_through_and_aioflags_hooks_run_inside() -> None:
     calls: list[tuple[str, Any]] = []
     async with serving() as server:
-        provider = AioflagsProvider(config(server, hooks=[AioflagsRecorder(calls)]))
+        provider = AioflagsProvider(server.config(hooks=[AioflagsRecorder(calls)]))
         await asyncio.to_thread(api.set_provider_and_wait, provider)
         assert provider.get_provider_hooks() == []  # nothing added or taken away
         api.add_hooks([OpenFeatureRecorder(calls)])

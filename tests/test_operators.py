@@ -13,6 +13,7 @@ from aioflags._evaluation._operators import (
     parse_instant,
     parse_semver,
 )
+from tests.flags import SEMVER_ASCENDING
 
 CASES: list[tuple[str, Any, list[Any], bool]] = [
     # in
@@ -146,17 +147,7 @@ def test_parse_semver_build_may_have_leading_zero() -> None:
 
 
 def test_compare_semver_orders_prereleases() -> None:
-    ordered = [
-        "1.0.0-alpha",
-        "1.0.0-alpha.1",
-        "1.0.0-alpha.beta",
-        "1.0.0-beta",
-        "1.0.0-beta.2",
-        "1.0.0-beta.11",
-        "1.0.0-rc.1",
-        "1.0.0",
-    ]
-    parsed = [parse_semver(v) for v in ordered]
+    parsed = [parse_semver(v) for v in SEMVER_ASCENDING]
     for a, b in itertools.pairwise(parsed):
         assert a is not None and b is not None
         assert compare_semver(a, b) == -1

@@ -222,13 +222,8 @@ async def test_the_sync_snapshot_face_is_traced_and_the_set_id_is_the_environmen
     provider, memory = exporter
     async with FlagServer({"f": flag()}) as server:
         server.fail("/sdk/poll", headers={"X-LD-EnvID": "env-1"})
-        config = Config(
-            "sdk-key",
-            base_uri=server.url,
-            stream_uri=server.url,
-            send_events=False,
-            hooks=[TracingHook()],
-            data_system=DataSystem.polling(),
+        config = server.config(
+            send_events=False, hooks=[TracingHook()], data_system=DataSystem.polling()
         )
         async with Client(config) as client:
             snapshot = client.snapshot()
@@ -248,13 +243,8 @@ async def test_legacy_event_set_id_metadata_and_a_caller_passing_no_context(
     assert hook.metadata.name == "aioflags.otel.TracingHook"
     async with FlagServer({"f": flag()}) as server:
         server.fail("/sdk/poll", headers={"X-LD-EnvID": "env-1"})
-        config = Config(
-            "sdk-key",
-            base_uri=server.url,
-            stream_uri=server.url,
-            send_events=False,
-            hooks=[hook],
-            data_system=DataSystem.polling(),
+        config = server.config(
+            send_events=False, hooks=[hook], data_system=DataSystem.polling()
         )
         async with Client(config) as client:
             with provider.get_tracer("app").start_as_current_span("request"):

@@ -33,6 +33,7 @@ from aioflags._evaluation._regex import (
     re2_available,
     translate,
 )
+from tests.flags import match_flag
 from tests.reference import Case, compare
 
 HOSTILE = "a" * 10_000 + "!"
@@ -81,28 +82,15 @@ def forced(matcher: Matcher, *, limit: int = -1) -> Matcher:
 
 def flag(pattern: str | list[str], *, interpreted: bool = False) -> dict[str, Any]:
     values = pattern if isinstance(pattern, list) else [pattern]
-    rules = [
-        {
-            "id": "m",
-            "clauses": [{"attribute": "ua", "op": "matches", "values": values}],
-            "variation": 1,
-        }
-    ]
+    fillers = None
     if interpreted:  # too many clauses to generate: the interpreter runs it
         filler = {"attribute": "zz", "op": "in", "values": ["q"]}
-        rules = [
-            {"id": f"p{i}", "clauses": [filler], "variation": 0}
+        fillers = [
+            {"id": f"p{i}", "clauses": [filler], "variation": 1}
             for i in range(MAX_CLAUSES + 1)
-        ] + rules
-    return {
-        "key": "f",
-        "version": 1,
-        "on": True,
-        "variations": [False, True],
-        "offVariation": 0,
-        "fallthrough": {"variation": 0},
-        "rules": rules,
-    }
+        ]
+    clause = {"attribute": "ua", "op": "matches", "values": values}
+    return match_flag(clause, rule_id="m", rules_before=fillers)
 
 
 def evaluate(f: dict[str, Any], value: str) -> Any:

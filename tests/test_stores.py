@@ -548,12 +548,7 @@ async def test_daemon_serves_the_store_and_never_the_network(
         )
         await raw.hset("launchdarkly:segments", "s", json.dumps(SEGMENT))
         before = await stored(raw)
-        config = Config(
-            base_uri=server.url,
-            stream_uri=server.url,
-            data_system=DataSystem.daemon(store),
-            send_events=False,
-        )
+        config = server.config(data_system=DataSystem.daemon(store), send_events=False)
         async with Client(config) as client:
             assert client.status is ProviderStatus.READY
             assert await client.variation("f", USER, "default") == "from-redis"

@@ -231,9 +231,7 @@ async def test_attached_server_gets_the_data_and_every_change() -> None:
     async with FlagServer() as server:
         data.attach(server)
         assert server.flags["f"]["variations"] == [1]
-        config = Config(
-            "k", base_uri=server.url, stream_uri=server.url, send_events=False
-        )
+        config = server.config("k", send_events=False)
         async with Client(config) as client:
             assert await client.variation("f", ALICE, None) == 1
             async with client.flag_value_changes("g", ALICE) as changes:
@@ -297,3 +295,23 @@ def test_values_that_are_not_json_say_which_flag_and_where(
     with pytest.raises(TypeError, match=message):
         publish(data)
     assert data.flags == {} and data.segments == {}
+
+
+@pytest.mark.asyncio
+async def test_flag_server_config_points_data_and_events_at_the_server() -> None:
+    server = FlagServer(
+        {"f": {"on": True, "variations": [1], "fallthrough": {"variation": 0}}}
+    )
+    with pytest.raises(RuntimeError, match="not listening yet"):
+        server.config()
+    async with server:
+        config = server.config(ready_timeout=1)
+        assert (config.sdk_key, config.ready_timeout) == ("sdk-key", 1)
+        assert config.base_uri == config.stream_uri == config.events_uri == server.url
+        assert server.config("k", events_uri="http://127.0.0.1:9").events_uri == (
+            "http://127.0.0.1:9"
+        )
+        async with Client(config) as client:
+            assert await client.variation("f", Context.create("u"), 0) == 1
+            await client.flush()
+            await server.wait_for_events(1)  # the evaluation's summary reached it

@@ -600,44 +600,40 @@ def fdv1_full(data: JSONValue) -> ChangeSet:
     )
 
 
-def _path(path: JSONValue) -> tuple[ObjectKind, str] | None:
-    if isinstance(path, str):
-        for prefix, kind in (
-            ("/flags/", ObjectKind.FLAG),
-            ("/segments/", ObjectKind.SEGMENT),
-        ):
-            if path.startswith(prefix) and len(path) > len(prefix):
-                return kind, path[len(prefix) :]
-    return None
+#: Where an FDv1 ``patch`` or ``delete`` path points.
+_FDV1_PATHS: Final = (("/flags/", ObjectKind.FLAG), ("/segments/", ObjectKind.SEGMENT))
 
 
 def fdv1_patch(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``patch`` as a version-compared upsert (None: unknown path)."""
-    body = _object(data, "patch")
-    target = _path(body.get("path"))
-    if target is None:
-        logger.debug("Ignoring patch for unknown path %r", body.get("path"))
-        return None
-    obj = _field(body, "data", dict, "patch")
-    version = _field(obj, "version", int, "patch")
-    change = Change(
-        action=ChangeKind.PUT, kind=target[0], key=target[1], version=version, obj=obj
-    )
-    return ChangeSet(
-        intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True
-    )
+    return _fdv1_change(data, ChangeKind.PUT)
 
 
 def fdv1_delete(data: JSONValue) -> ChangeSet | None:
     """An FDv1 stream ``delete`` as a version-compared tombstone (None: unknown path)."""
-    body = _object(data, "delete")
-    target = _path(body.get("path"))
+    return _fdv1_change(data, ChangeKind.DELETE)
+
+
+def _fdv1_change(data: JSONValue, action: ChangeKind) -> ChangeSet | None:
+    what = "patch" if action is ChangeKind.PUT else "delete"
+    body = _object(data, what)
+    path = body.get("path")
+    target = next(
+        (
+            (kind, path[len(prefix) :])
+            for prefix, kind in _FDV1_PATHS
+            if isinstance(path, str) and path.startswith(prefix) and path != prefix
+        ),
+        None,
+    )
     if target is None:
-        logger.debug("Ignoring delete for unknown path %r", body.get("path"))
+        logger.debug("Ignoring %s for unknown path %r", what, path)
         return None
-    version = _field(body, "version", int, "delete")
+    # A patch carries the object (with its version); a delete, the version.
+    obj = _field(body, "data", dict, what) if action is ChangeKind.PUT else None
+    version = _field(body if obj is None else obj, "version", int, what)
     change = Change(
-        action=ChangeKind.DELETE, kind=target[0], key=target[1], version=version
+        action=action, kind=target[0], key=target[1], version=version, obj=obj
     )
     return ChangeSet(
         intent=IntentCode.TRANSFER_CHANGES, changes=(change,), compare_versions=True

@@ -14,12 +14,13 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import h11
 
+from aioflags._client._config import Config
 from aioflags._core._clock import wall_ms
 from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
@@ -123,9 +124,7 @@ class FlagServer:
     Use it as an async context manager; ``url`` is set once it is listening::
 
         async with FlagServer(flags={"my-flag": flag_json}) as server:
-            config = aioflags.Config(
-                "sdk-key", base_uri=server.url, stream_uri=server.url, events_uri=server.url
-            )
+            config = server.config()  # flags and events from and to this server
 
     Added in version 0.1.0.
     """
@@ -206,6 +205,20 @@ class FlagServer:
     async def _serve(self, listener: anyio.abc.Listener[SocketStream]) -> None:
         async with listener:
             await listener.serve(self._connection, task_group=self._tg)
+
+    def config(self, sdk_key: str = "sdk-key", /, **options: Any) -> Config:
+        """A :class:`~aioflags.Config` that takes flags from and sends events to this server.
+
+        ``base_uri``, ``stream_uri`` and ``events_uri`` are this server's
+        ``url``; ``options`` are any other ``Config`` arguments (they may
+        override those three too). Call it once the server is listening.
+
+        Added in version 0.1.0.
+        """
+        if not self.url:
+            raise RuntimeError("this FlagServer is not listening yet: enter it first")
+        uris = {"base_uri": self.url, "stream_uri": self.url, "events_uri": self.url}
+        return Config(sdk_key, **{**uris, **options})
 
     # ---------------------------------------------------------------- data
     @property

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
 
     from aioflags._datasystem._context import SourceContext
+    from aioflags._datasystem._datatypes import ErrorInfo
 
 __all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
 
@@ -45,7 +46,7 @@ class _Requester:
     def __init__(self, ctx: SourceContext, url: str, *, fdv2: bool) -> None:
         self._ctx = ctx
         self.url = url
-        self._fdv2 = fdv2
+        self.fdv2 = fdv2
         self._etag: str | None = None
         self._pending_etag: str | None = None
         self.what = "polling request" if fdv2 else "FDv1 polling request"
@@ -58,7 +59,7 @@ class _Requester:
     async def get(self) -> HttpOutcome:
         ctx = self._ctx
         params = data_params(ctx)
-        if self._fdv2:
+        if self.fdv2:
             selector = ctx.selector()
             if selector.defined:
                 params["basis"] = selector.state
@@ -89,7 +90,7 @@ class _Requester:
         try:
             # FDv2: parsed one event at a time as the body arrives (the
             # body is a ChangeSet then); FDv1: parsed whole.
-            if self._fdv2:
+            if self.fdv2:
                 async with aclosing(text_chunks(response)) as chunks:
                     body = await parse_fdv2_poll_stream(
                         chunks, freeze_gc=ctx.config.gc_freeze
@@ -102,11 +103,9 @@ class _Requester:
                 fallback=fallback,
                 environment_id=env,
             )
-        etag = response.headers.get("ETag")
-        if self._fdv2:  # kept once the change set is taken (accept_etag)
-            self._pending_etag = etag or None
-        elif etag:
-            self._etag = etag
+        # Sent from the next poll on once the body is taken (accept_etag): a
+        # body that fails to parse is asked for again in full.
+        self._pending_etag = response.headers.get("ETag") or None
         return HttpOutcome(body=body, fallback=fallback, environment_id=env)
 
 
@@ -132,16 +131,22 @@ async def text_chunks(response: httpx.Response) -> AsyncGenerator[str, None]:
         yield text
 
 
-def _fdv2_change_set(
+def _change_set(
     ctx: SourceContext, requester: _Requester, outcome: HttpOutcome
-) -> ChangeSet | None:
-    """The change set a poll brought (None: an error, in ``outcome``)."""
+) -> ChangeSet | ErrorInfo:
+    """The change set a poll brought, or what went wrong."""
     if outcome.error is not None:
-        return None
+        return outcome.error
     if outcome.not_modified:
         return ChangeSet.no_changes()
+    if requester.fdv2:
+        change_set: ChangeSet = outcome.body  # parsed as it arrived
+    else:
+        try:
+            change_set = fdv1_full(outcome.body)
+        except ProtocolError as exc:
+            return failure(ctx, requester.what, requester.url, exc)[0]
     requester.accept_etag()
-    change_set: ChangeSet = outcome.body
     return change_set
 
 
@@ -158,11 +163,11 @@ def polling_initializer(
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
         requester = _Requester(ctx, url, fdv2=True)
         outcome = await requester.get()
-        change_set = _fdv2_change_set(ctx, requester, outcome)
-        if change_set is None:
+        change_set = _change_set(ctx, requester, outcome)
+        if not isinstance(change_set, ChangeSet):
             yield Basis(
                 change_set=None,
-                error=outcome.error,
+                error=change_set,
                 fallback_to_fdv1=outcome.fallback,
                 environment_id=outcome.environment_id,
             )
@@ -177,6 +182,27 @@ def polling_initializer(
     return initializer
 
 
+def _polling(
+    ctx: SourceContext, base_uri: str | None, interval: float | None, *, fdv2: bool
+) -> tuple[_Requester, float]:
+    """A polling synchronizer's requester and interval, announced in the log."""
+    path, label, source = (
+        ("/sdk/poll", "", "fdv2-poll")
+        if fdv2
+        else ("/sdk/latest-all", " (FDv1)", "fdv1-poll")
+    )
+    url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}{path}"
+    every = poll_interval(ctx, url, interval)
+    logger.info(
+        "Polling %s every %g s%s",
+        display_url(url),
+        every,
+        label,
+        extra={"url": display_url(url), "source": source},
+    )
+    return _Requester(ctx, url, fdv2=fdv2), every
+
+
 def polling_synchronizer(
     *, base_uri: str | None = None, interval: float | None = None
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
@@ -186,42 +212,7 @@ def polling_synchronizer(
         base_uri: overrides ``Config.base_uri`` for this source.
         interval: seconds between polls; overrides ``Config.poll_interval``.
     """
-
-    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
-        requester = _Requester(ctx, url, fdv2=True)
-        every = poll_interval(ctx, url, interval)
-        logger.info(
-            "Polling %s every %g s",
-            display_url(url),
-            every,
-            extra={"url": display_url(url), "source": "fdv2-poll"},
-        )
-        while True:
-            outcome = await requester.get()
-            change_set = _fdv2_change_set(ctx, requester, outcome)
-            if change_set is None:
-                if outcome.fallback or not outcome.recoverable:
-                    yield Update(
-                        state=SourceState.OFF,
-                        error=outcome.error,
-                        fallback_to_fdv1=outcome.fallback,
-                        environment_id=outcome.environment_id,
-                    )
-                    return
-                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
-            else:
-                yield Update(
-                    state=SourceState.VALID,
-                    change_set=change_set,
-                    fallback_to_fdv1=outcome.fallback,
-                    environment_id=outcome.environment_id,
-                )
-                if outcome.fallback:
-                    return
-            await ctx.clock.sleep(every)
-
-    return synchronizer
+    return _synchronizer(base_uri, interval, fdv2=True)
 
 
 def fdv1_polling_synchronizer(
@@ -229,44 +220,41 @@ def fdv1_polling_synchronizer(
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """An FDv1 polling synchronizer (``GET /sdk/latest-all``): the directed fallback.
 
-    Args:
-        base_uri: overrides ``Config.base_uri`` for this source.
-        interval: seconds between polls; overrides ``Config.poll_interval``.
+    Its arguments are those of :func:`polling_synchronizer`.
     """
+    return _synchronizer(base_uri, interval, fdv2=False)
+
+
+def _synchronizer(
+    base_uri: str | None, interval: float | None, *, fdv2: bool
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """The polling loop both protocols share (FDv1 has no fallback to direct)."""
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/latest-all"
-        requester = _Requester(ctx, url, fdv2=False)
-        every = poll_interval(ctx, url, interval)
-        logger.info(
-            "Polling %s every %g s (FDv1)",
-            display_url(url),
-            every,
-            extra={"url": display_url(url), "source": "fdv1-poll"},
-        )
+        requester, every = _polling(ctx, base_uri, interval, fdv2=fdv2)
         while True:
             outcome = await requester.get()
-            if outcome.error is not None:
-                if not outcome.recoverable:
-                    yield Update(state=SourceState.OFF, error=outcome.error)
-                    return
-                yield Update(state=SourceState.INTERRUPTED, error=outcome.error)
-            elif outcome.not_modified:
-                yield Update(state=SourceState.VALID, change_set=ChangeSet.no_changes())
-            else:
-                try:
-                    change_set = fdv1_full(outcome.body)
-                except ProtocolError as exc:
+            fallback = fdv2 and outcome.fallback
+            change_set = _change_set(ctx, requester, outcome)
+            if not isinstance(change_set, ChangeSet):
+                if fallback or not outcome.recoverable:
                     yield Update(
-                        state=SourceState.INTERRUPTED,
-                        error=failure(ctx, requester.what, requester.url, exc)[0],
-                    )
-                else:
-                    yield Update(
-                        state=SourceState.VALID,
-                        change_set=change_set,
+                        state=SourceState.OFF,
+                        error=change_set,
+                        fallback_to_fdv1=fallback,
                         environment_id=outcome.environment_id,
                     )
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=change_set)
+            else:
+                yield Update(
+                    state=SourceState.VALID,
+                    change_set=change_set,
+                    fallback_to_fdv1=fallback,
+                    environment_id=outcome.environment_id,
+                )
+                if fallback:
+                    return
             await ctx.clock.sleep(every)
 
     return synchronizer

@@ -350,9 +350,7 @@ def fdv1_streaming_synchronizer(
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """An FDv1 streaming synchronizer (``GET /all`` with put/patch/delete).
 
-    Args:
-        base_uri: overrides ``Config.stream_uri`` for this source.
-        initial_retry_delay: overrides ``Config.initial_retry_delay``.
+    Its arguments are those of :func:`streaming_synchronizer`.
     """
     return _synchronizer(
         "/all",

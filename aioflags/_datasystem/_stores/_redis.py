@@ -117,12 +117,7 @@ class RedisStore:
         cache_ttl: float | None = 15.0,
         timeout: float = 5.0,
     ) -> None:
-        _require_redis()
-        # Checked at run time: callers may not be typed.
-        given: dict[str, object] = {"url": url, "prefix": prefix}
-        _check_url(given["url"], "RedisStore")
-        if not isinstance(given["prefix"], str) or not prefix:
-            raise ConfigurationError("RedisStore prefix must be a non-empty string")
+        _check_location(url, prefix, "RedisStore")
         ttl = math.inf if cache_ttl is None else _seconds("cache_ttl", cache_ttl)
         if not ttl >= 0:
             raise ConfigurationError(
@@ -203,6 +198,14 @@ async def _client(url: str, seconds: float) -> AsyncIterator[Redis]:
     finally:
         with anyio.move_on_after(_CLOSE_BOUND, shield=True):
             await client.aclose()
+
+
+def _check_location(url: object, prefix: object, owner: str) -> None:
+    """Checked at run time (callers may not be typed); redis-py must be installed."""
+    _require_redis()
+    _check_url(url, owner)
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(f"{owner} prefix must be a non-empty string")
 
 
 def _check_url(url: object, what: str) -> None:
@@ -363,13 +366,7 @@ class RedisBigSegmentStore:
         prefix: str = "launchdarkly",
         timeout: float = 5.0,
     ) -> None:
-        _require_redis()
-        given: dict[str, object] = {"url": url, "prefix": prefix}
-        _check_url(given["url"], "RedisBigSegmentStore")
-        if not isinstance(given["prefix"], str) or not prefix:
-            raise ConfigurationError(
-                "RedisBigSegmentStore prefix must be a non-empty string"
-            )
+        _check_location(url, prefix, "RedisBigSegmentStore")
         if not 0 < _seconds("timeout", timeout) < math.inf:
             raise ConfigurationError(f"timeout must be > 0 and finite, got {timeout!r}")
         self._url = url
