@@ -205,6 +205,10 @@ class Table(dict[str, _Item]):
             return dict(self.items()) == dict(other.items())
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     __hash__ = None
 
     def __repr__(self) -> str:
