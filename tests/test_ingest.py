@@ -9,7 +9,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 import aioflags._core._json
 import aioflags._core._pacing
 import aioflags._datasystem._payloads
+import aioflags._datasystem._store
 import aioflags._evaluation._lazy
 import aioflags._evaluation._model
 from aioflags import (
@@ -44,7 +45,7 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
 )
-from aioflags._datasystem._store import Layered, Store
+from aioflags._datasystem._store import FlagTable, Layered, SegmentTable, Store
 from aioflags._evaluation._lazy import is_cold
 from aioflags._evaluation._model import CompiledFlag
 from aioflags.testing import FlagServer
@@ -548,6 +549,58 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
     assert results == ["a"] * threads_n
 
 
+@pytest.mark.asyncio
+async def test_a_first_lookup_makes_one_object_whatever_the_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store()
+    store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
+    table = store.snapshot._flags
+    assert type(table) is FlagTable and dict.__len__(table) == 0
+    threads_n = 8
+    made: list[str] = []
+    arrived = threading.Semaphore(0)
+    real_lock = aioflags._datasystem._store._TABLE_LOCK
+    real_make: Callable[[tuple[Any, ...]], CompiledFlag] = vars(
+        aioflags._datasystem._store
+    )["cold_flag_of"]
+
+    class CountingLock:
+        """The table's lock, telling each thread's arrival."""
+
+        def __enter__(self) -> None:
+            arrived.release()
+            real_lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            real_lock.release()
+
+    release = threading.Event()
+
+    def slow_make(item: tuple[Any, ...]) -> CompiledFlag:
+        made.append(item[1])
+        assert release.wait(10)  # until every thread has come to the lock
+        return real_make(item)
+
+    monkeypatch.setattr(aioflags._datasystem._store, "_TABLE_LOCK", CountingLock())
+    monkeypatch.setattr(aioflags._datasystem._store, "cold_flag_of", slow_make)
+    found: list[CompiledFlag] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(table["a"]))  # noqa: TID251 - lookups from threads, as the blocking client makes them
+        for _ in range(threads_n)
+    ]
+    for t in threads:
+        t.start()
+    for _ in range(threads_n):
+        assert arrived.acquire(timeout=10)  # every thread is at the lock
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert made == ["a"]
+    assert len(found) == threads_n and all(f is found[0] for f in found)
+    assert table["a"] is found[0] and is_cold(found[0])
+
+
 def put(key: str, obj: Any, kind: ObjectKind = ObjectKind.FLAG) -> Change:
     return Change(action=ChangeKind.PUT, kind=kind, key=key, version=1, obj=obj)
 
@@ -651,10 +704,12 @@ async def test_a_delta_does_not_copy_the_snapshot() -> None:
     assert store.snapshot.variation("f1", USER, "x") == "b"
     assert store.snapshot.variation("f2", USER, "x") == "a"
     assert base["f1"].version == 1  # the old snapshot is untouched
-    # The maintenance pass merges the overlay into one plain dict.
+    # The maintenance pass merges the overlay into one table.
     await store._maintain_once()
     merged = store.snapshot._flags
-    assert type(merged) is dict and merged["f1"].version == 2 and len(merged) == 100
+    assert (
+        type(merged) is FlagTable and merged["f1"].version == 2 and len(merged) == 100
+    )
     assert store.snapshot.variation("f1", USER, "x") == "b"
 
 
@@ -676,14 +731,15 @@ async def test_a_large_delta_is_merged_at_once() -> None:
         )
     )
     flags = store.snapshot._flags
-    assert type(flags) is dict and len(flags) == 17 and flags["f2"].version == 2
+    assert type(flags) is FlagTable and len(flags) == 17 and flags["f2"].version == 2
 
 
 @pytest.mark.asyncio
-async def test_a_cold_flag_is_one_object_for_the_garbage_collector() -> None:
-    # Every full collection walks every tracked object: what a snapshot of
-    # cold flags adds is one per flag (the flag), whatever its dependencies;
-    # its text, version and the dependency index are untracked.
+async def test_cold_flags_are_no_objects_for_the_garbage_collector() -> None:
+    # Every full collection walks every tracked object, and objects that
+    # survive set off the next full collection: a snapshot of flags never
+    # evaluated adds none per flag (its entries are untracked tuples of
+    # strings and ints; the dependency index holds strings).
     n = 1000
     flags = {
         f"f{i}": flag(
@@ -701,11 +757,55 @@ async def test_a_cold_flag_is_one_object_for_the_garbage_collector() -> None:
     store.apply_now(await parse_fdv2_poll_text(text))
     gc.collect()
     added = len(gc.get_objects()) - before
-    assert all(is_cold(f) for f in store.snapshot._flags.values())
-    assert n <= added <= n * 1.1
-    # A flag compiled on first use: the same object, compiled.
+    assert added < 50  # a few containers, whatever n
+    table = store.snapshot._flags
+    assert type(table) is FlagTable and len(table) == n
+    assert not any(gc.is_tracked(e) for e in table.entries.values())
+    assert not any(gc.is_tracked(d) for d in store._uses.values())
+    # A flag looked up becomes one object, compiled on first use, the same
+    # object from then on (f3 evaluates its prerequisite f0 too).
+    f3 = table["f3"]
+    assert is_cold(f3) and gc.is_tracked(f3)
     assert store.snapshot.variation("f3", USER, "x") == "a"
-    assert not is_cold(store.snapshot._flags["f3"])
+    assert table["f3"] is f3 and not is_cold(f3)
+    assert all(is_cold(f) for k, f in table.items() if k not in ("f0", "f3"))
+
+
+@pytest.mark.asyncio
+async def test_segments_are_compiled_on_first_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store()
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body(
+                {"f": flag("f", rules=[segment_rule("s")]), "g": flag("g")},
+                {
+                    "s": segment("s", included=("u",)),
+                    "t": segment("t"),
+                    "bad": {"key": "bad", "version": 1, "rules": 7},  # malformed
+                },
+            )
+        )
+    )
+    segments = store.snapshot._segments
+    assert type(segments) is SegmentTable and len(segments) == 3
+    assert dict.__len__(segments) == 0  # nothing compiled at ingest
+    assert store.snapshot.variation("f", Context.create("u"), "x") == "b"
+    assert store.snapshot.variation("f", USER, "x") == "a"
+    assert list(dict.keys(segments)) == ["s"]  # the one the flag reads
+    assert segments["s"] is segments["s"]  # compiled once
+    assert "bad" in segments and segments["bad"].malformed is not None
+    # A change to a segment still reaches the flags that use it (no compiling).
+    changed = store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body(
+                {"f": flag("f", rules=[segment_rule("s")]), "g": flag("g")},
+                {"s": segment("s", 2), "t": segment("t"), "bad": segment("bad")},
+            )
+        )
+    )
+    assert changed == {"f"}
 
 
 def test_the_store_counts_live_flags_as_change_sets_apply() -> None:
@@ -827,7 +927,7 @@ async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
         delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
     )
     await store._maintain_once()  # merges the overlay into a new snapshot
-    assert type(store.snapshot._flags) is dict
+    assert type(store.snapshot._flags) is FlagTable
     assert store.snapshot.variation("f1", USER, "x") == "b"
     assert calls == ["f1"]
 

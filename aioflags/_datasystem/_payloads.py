@@ -71,8 +71,9 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
     if obj.get("deleted") is True:
         return (version, True)
     items = obj.get("prerequisites")
-    if (raw is None or "segmentMatch" in raw) and obj.get("rules"):
-        nodes = dict.fromkeys(_segment_nodes(obj["rules"]))
+    rules = obj.get("rules")  # (before the text search: most flags have none)
+    if rules and (raw is None or "segmentMatch" in raw):
+        nodes = dict.fromkeys(_segment_nodes(rules))
     elif not items:
         return (version, False)
     else:

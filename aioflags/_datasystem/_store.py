@@ -25,10 +25,12 @@ comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
@@ -41,6 +43,7 @@ from aioflags._evaluation._model import (
     flag_tombstone,
     segment_tombstone,
 )
+from aioflags._evaluation._regex import re2_available
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._datatypes import (
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
     from ._stores._bigsegments import BigSegments
     from ._stores._gate import EvaluationGate
 
-__all__ = ["Layered", "Store"]
+__all__ = ["FlagTable", "Layered", "SegmentTable", "Store", "Table"]
 
 #: A flag or segment in the dependency index: "f" or "s", then its key. A
 #: string, not a tuple holding the kind: the garbage collector does not
@@ -115,10 +118,162 @@ class Layered(Mapping[str, V]):
         return self._len
 
     def merged(self) -> dict[str, V]:
-        """One plain dict with the same items (a C-speed copy)."""
+        """One dict with the same items (a C-speed copy; a FlagTable over one)."""
+        if isinstance(self.base, Table):
+            return self.base.with_overlay(self.overlay)
         merged = dict(self.base)
         merged.update(self.overlay)
         return merged
+
+
+#: Held while a table makes an entry's object (one object a key).
+_TABLE_LOCK: Final = threading.Lock()
+_Item = TypeVar("_Item", CompiledFlag, CompiledSegment)
+
+
+class Table(dict[str, _Item]):
+    """A snapshot's flags or segments: an object made for one only when it is looked up.
+
+    What a full transfer installs. Every item's entry (:attr:`entries`) is
+    ingest's :data:`RawPut` tuple, which the garbage collector does not
+    track (strings and ints), or an object (tombstones, items from parsed
+    objects); the dict itself holds the items looked up so far, each made
+    from its entry on its first lookup (``__missing__``): a flag as a cold
+    flag (:mod:`aioflags._evaluation._lazy`), compiled on its first
+    evaluation; a segment compiled. So a snapshot of 100,000 flags that are
+    never evaluated adds no object per flag for the collector to track:
+    loading it sets off no full collection, and a later full collection
+    does not walk it.
+
+    It reads as a mapping of every item (``len``, ``in``, iteration, ``get``,
+    ``items()`` and ``values()`` cover every entry, in ingest's order); a
+    lookup that finds the item costs what a ``dict`` lookup costs (one not
+    specialised for ``dict``). Read-only once built: the store makes a new
+    one for new data.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[str, RawPut | _Item]) -> None:
+        super().__init__()
+        #: Every item's entry, by key (never written once the table is built).
+        self.entries: dict[str, RawPut | _Item] = entries
+
+    def _make(self, entry: RawPut) -> _Item:  # pragma: no cover - subclasses'
+        raise NotImplementedError
+
+    def __missing__(self, key: str) -> _Item:
+        entry = self.entries[key]  # (KeyError: no such item)
+        with _TABLE_LOCK:  # one object a key, whatever the threads
+            item = dict.get(self, key)
+            if item is None:
+                item = self._make(entry) if isinstance(entry, tuple) else entry
+                dict.__setitem__(self, key, item)
+        return item
+
+    def get(self, key: str, default: _Item | None = None) -> _Item | None:  # type: ignore[override]
+        """The item of ``key`` (made on first lookup), or ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        """Every item's key."""
+        keys: KeysView[str] = self.entries.keys()
+        return keys
+
+    def values(self) -> ValuesView[_Item]:  # type: ignore[override]
+        """Every item (an object is made for each one not looked up yet)."""
+        return ValuesView(self)
+
+    def items(self) -> ItemsView[str, _Item]:  # type: ignore[override]
+        """Every item with its key (as :meth:`values`)."""
+        return ItemsView(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({len(self)} items, {dict.__len__(self)} looked up)"
+        )
+
+    def state_of(self, key: str) -> tuple[bool, int] | None:
+        """(live, version) of ``key``'s item without making its object; None: absent."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if isinstance(entry, tuple):
+            return (not entry[6], entry[5])
+        return (not entry.deleted, entry.version)
+
+    def with_overlay(self, overlay: Mapping[str, _Item]) -> Table[_Item]:
+        """A new table: these entries, then ``overlay``'s items over them.
+
+        The items already looked up here are kept (compiled work is not
+        lost); the copies are C-speed (no object is made per entry).
+        """
+        entries = dict(self.entries)
+        entries.update(overlay)
+        table = type(self)(entries)
+        # (the dict's own items: dict.copy would go through keys(), this
+        # table's, and make an object for every entry)
+        looked_up = dict(dict.items(self))
+        for key in overlay:
+            looked_up.pop(key, None)
+        dict.update(table, looked_up)
+        return table
+
+
+class FlagTable(Table[CompiledFlag]):
+    """A snapshot's flags (see :class:`Table`): a cold flag made on first lookup."""
+
+    __slots__ = ()
+
+    def _make(self, entry: RawPut) -> CompiledFlag:
+        return cold_flag_of(entry)
+
+
+class SegmentTable(Table[CompiledSegment]):
+    """A snapshot's segments (see :class:`Table`): compiled on first lookup."""
+
+    __slots__ = ()
+
+    def _make(self, entry: RawPut) -> CompiledSegment:
+        return compile_segment(entry[1], raw_object(entry[3], entry[4]))
+
+
+def _state_of(mapping: Mapping[str, _Item], key: str) -> tuple[bool, int] | None:
+    """(live, version) of ``key``'s flag in a snapshot's mapping (None: absent)."""
+    if isinstance(mapping, Table):
+        return mapping.state_of(key)
+    if isinstance(mapping, Layered):
+        flag = mapping.overlay.get(key)
+        if flag is None:
+            return _state_of(mapping.base, key)
+    else:
+        flag = mapping.get(key)
+    if flag is None:
+        return None
+    return (not flag.deleted, flag.version)
 
 
 def _parts(mapping: Mapping[str, V]) -> tuple[Mapping[str, V], dict[str, V]]:
@@ -182,12 +337,18 @@ class Store:
         "freeze_gc",
         "gate",
         "hooks",
+        "needs_regex",
         "snapshot",
     )
 
     def __init__(self) -> None:
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
+        #: Whether the last full transfer may hold a ``matches`` clause:
+        #: :meth:`apply` then loads the regular-expression engine (RE2, an
+        #: import of 5-15 ms) on a worker thread before it returns, so that
+        #: compiling on first use never imports anything on the event loop.
+        self.needs_regex = False
         #: How many flags the snapshot holds that are not deleted (kept as
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
@@ -282,6 +443,9 @@ class Store:
             changed: frozenset[str] = done.value
         finally:
             pacer.close()
+        if self.needs_regex:
+            self.needs_regex = False
+            await anyio.to_thread.run_sync(re2_available)
         if self._wake is not None:
             self._wake.set()
         return changed
@@ -318,36 +482,44 @@ class Store:
         old = self.snapshot
         old_flags, old_segments = old._flags, old._segments
         initial = not old_flags and not old_segments  # everything is new
-        flags: dict[str, CompiledFlag] = {}
-        segments: dict[str, CompiledSegment] = {}
+        # Every item's entry: ingest's put tuple itself (no object per item;
+        # see Table), or an object for anything else.
+        entries: dict[str, RawPut | CompiledFlag] = {}
+        segments: dict[str, RawPut | CompiledSegment] = {}
         uses: dict[_Node, tuple[_Node, ...]] = {}
         changed: set[_Node] = set()
         live_flags: set[str] = set()  # built as it goes: a frozenset of
         # 100,000 keys from a list at the end was a 10-20 ms step
-        entry: CompiledFlag | CompiledSegment
-        before: CompiledFlag | CompiledSegment | None
+        live: bool
+        version: int
+        regex = False  # whether some item may have a "matches" clause
         for change in change_set._items:
-            if isinstance(change, tuple) and change[0] == "flag":
-                # ingest's flag put (the common case, inline): cold, and
-                # its dependency nodes already made
-                kind = _FLAG
+            if isinstance(change, tuple):
+                # ingest's put (the common case, inline): its dependency
+                # nodes already made
                 key = change[1]
-                entry = flags[key] = cold_flag_of(change)
-                if change[6]:  # deleted
-                    live_flags.discard(key)
+                live = not change[6]  # deleted
+                version = change[5]
+                if change[0] == "flag":
+                    kind = _FLAG
+                    entries[key] = change
+                    if live:
+                        live_flags.add(key)
+                    else:
+                        live_flags.discard(key)
                 else:
-                    live_flags.add(key)
-                    if len(change) > 7:
-                        uses["f" + key] = change[7:]
+                    kind = _RAW_KINDS[change[0]]
+                    segments[key] = change
+                if live and len(change) > 7:
+                    uses[_PREFIX[kind] + key] = change[7:]
+                if not regex and '"matches"' in change[3]:
+                    regex = True  # (a string search, until the first one)
             else:
-                kind, key = (
-                    (_RAW_KINDS[change[0]], change[1])
-                    if isinstance(change, tuple)
-                    else (change.kind, change.key)
-                )
+                kind, key = change.kind, change.key
+                entry: CompiledFlag | CompiledSegment
                 if kind is _FLAG:
                     entry, deps = _flag_entry(change)
-                    flags[key] = entry
+                    entries[key] = entry
                     if entry.deleted:
                         live_flags.discard(key)  # the last change of a key counts
                     else:
@@ -357,30 +529,34 @@ class Store:
                     segments[key] = entry
                 if deps:
                     uses[_PREFIX[kind] + key] = deps
-            if not initial:
-                before = (old_flags if kind is _FLAG else old_segments).get(key)
                 live = not entry.deleted
-                if live is not _live(before) or (
-                    live and before.version != entry.version  # type: ignore[union-attr]
+                version = entry.version
+            if not initial:
+                before = _state_of(old_flags if kind is _FLAG else old_segments, key)
+                if (False if before is None else before[0]) is not live or (
+                    live and before[1] != version  # type: ignore[index]
                 ):
                     changed.add(_PREFIX[kind] + key)
             if pacer.due():
                 yield
         if not initial:  # what the new data set no longer has
             for prefix, new, previous in (
-                ("f", flags, old_flags),
+                ("f", entries, old_flags),
                 ("s", segments, old_segments),
             ):
-                for key, item in previous.items():
-                    if key not in new and not item.deleted:
-                        changed.add(prefix + key)
+                for key in previous:  # (keys only: no object made)
+                    if key not in new:
+                        state = _state_of(previous, key)
+                        if state is not None and state[0]:
+                            changed.add(prefix + key)
                     if pacer.due():
                         yield
         self._uses = uses
         self._dependents = None  # indexed when a later change set needs it
         live_keys = frozenset(live_flags)
         self.flag_count = len(live_keys)
-        self._install(flags, segments, change_set.selector)
+        self.needs_regex = regex
+        self._install(FlagTable(entries), SegmentTable(segments), change_set.selector)
         if initial:  # every live flag is new: no need to walk the dependents
             return live_keys
         return (yield from self._affected(changed, pacer))
@@ -526,11 +702,12 @@ class Store:
             if flags is self._warm or not snapshot.initialized:
                 return snapshot
             pacer = Pacer(freeze_gc=False)
-            for flag in list(flags.values()):
-                if is_cold(flag):
+            for key in list(flags):  # (keys: an object is made as it goes)
+                flag = flags.get(key)
+                if flag is not None and is_cold(flag):
                     warm(flag)
-                    if pacer.due():
-                        await pacer.pause()
+                if pacer.due():
+                    await pacer.pause()
             if self.snapshot._flags is flags:
                 self._warm = flags
                 return self.snapshot
@@ -569,13 +746,14 @@ class Store:
             return False
         freeze = self.freeze_gc
         pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
-        for flag in list(flags.values()):
-            if is_cold(flag):
+        for key in list(flags):  # (keys: an object is made as it goes)
+            flag = flags.get(key)
+            if flag is not None and is_cold(flag):
                 warm(flag)
-                if pacer.due():
-                    await pacer.pause()
-                    if self.snapshot._flags is not flags:
-                        return True  # replaced: start again on the new one
+            if pacer.due():
+                await pacer.pause()
+                if self.snapshot._flags is not flags:
+                    return True  # replaced: start again on the new one
         if self.snapshot._flags is not flags:
             return True
         self._warm = flags
