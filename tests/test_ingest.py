@@ -601,6 +601,38 @@ async def test_a_first_lookup_makes_one_object_whatever_the_threads(
     assert table["a"] is found[0] and is_cold(found[0])
 
 
+@pytest.mark.asyncio
+async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> None:
+    # CPython specialises item access for an exact dict only: the fast
+    # paths index Table.hot, and fall back to the table on a miss.
+    store = Store()
+    child = flag("child", prerequisites=[{"key": "parent", "variation": 0}])
+    body = poll_body({"parent": flag("parent"), "child": child, "other": flag("other")})
+    store.apply_now(await parse_fdv2_poll_text(body))
+    table = store.snapshot._flags
+    hot = store.snapshot._matcher.hot
+    assert type(table) is FlagTable and type(hot) is dict and hot is table.hot
+    assert hot == {}
+    # A prerequisite never looked up is made, not taken for a missing one.
+    assert store.snapshot.variation("child", USER, "x") == "a"
+    assert hot.keys() == {"child", "parent"}
+    assert all(hot[k] is table[k] for k in hot)
+    async with aioflags.Client(aioflags.Config(offline=True)) as client:
+        client._store.snapshot = store.snapshot  # the client's own fast path
+        assert await client.variation("other", USER, "x") == "a"
+        assert await client.variation("absent", USER, "x") == "x"
+    assert hot.keys() == {"child", "parent", "other"}
+    # A merged delta's table starts with what was made, but the changed flag.
+    store.apply_now(
+        delta(await parse_fdv2_poll_text(poll_body({"parent": flag("parent", 2)})))
+    )
+    await store._maintain_once()
+    merged = store.snapshot._flags
+    assert type(merged) is FlagTable and store.snapshot._matcher.hot is merged.hot
+    assert merged.hot.keys() == {"child", "other"}
+    assert merged.hot["child"] is table["child"]
+
+
 def put(key: str, obj: Any, kind: ObjectKind = ObjectKind.FLAG) -> Change:
     return Change(action=ChangeKind.PUT, kind=kind, key=key, version=1, obj=obj)
 

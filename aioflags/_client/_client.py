@@ -961,7 +961,7 @@ class Client:
         if matcher is not None and store.gate is None:
             try:
                 if context._error is None:  # type: ignore[union-attr]
-                    flag = matcher.flags[key]
+                    flag = matcher.hot[key]  # (a miss: the snapshot's method)
                     result = flag.constant  # "is None" below: no truth test
                     if result is None:
                         try:
@@ -987,7 +987,7 @@ class Client:
         if matcher is not None and store.gate is None:  # as in variation()
             try:
                 if context._error is None:  # type: ignore[union-attr]
-                    flag = matcher.flags[key]
+                    flag = matcher.hot[key]  # (a miss: the snapshot's method)
                     result = flag.constant  # "is None" below: no truth test
                     if result is None:
                         try:

@@ -78,7 +78,14 @@ def slow_clause(test: Callable[[JSONValue], bool], v: JSONValue, negate: bool) -
 
 
 _GLOBALS: Final[dict[str, object]] = {
-    "__builtins__": {"type": type, "float": float, "int": int, "str": str, "len": len},
+    "__builtins__": {
+        "type": type,
+        "float": float,
+        "int": int,
+        "str": str,
+        "len": len,
+        "KeyError": KeyError,
+    },
     "_slow": slow_clause,
     "_semver": semver_key,
     "_EMPTY": MappingProxyType({}),
@@ -224,7 +231,11 @@ def build_runner(
             key = w.operand(prereq.key)  # type: ignore[attr-defined]
             failed = w.cold_operand(prereq.failed)  # type: ignore[attr-defined]
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
-            body.append(f"        f = st.flags.get({key})")
+            # (Matcher.hot first: see there)
+            body.append("        try:")
+            body.append(f"            f = st.hot[{key}]")
+            body.append("        except KeyError:")
+            body.append(f"            f = st.flags.get({key})")
             body.append("        if f is None or not f.on or f.malformed is not None:")
             body.append(f"            return {failed}")
             body.append("        if f.prerequisites:")

@@ -106,10 +106,11 @@ class Matcher:
     chain, a big or nested segment) it raises :class:`_NeedState`, and
     :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
     Flags and segments are read by item access (``flags[key]``), so the
-    snapshot's mappings may compile them on first access.
+    snapshot's mappings may compile them on first access; a flag is looked
+    up in :attr:`hot` first.
     """
 
-    __slots__ = ("big_segments", "flags", "inline_prerequisites", "segments")
+    __slots__ = ("big_segments", "flags", "hot", "inline_prerequisites", "segments")
 
     #: results of flags already evaluated for this context (see :class:`Batch`)
     done: Mapping[str, Result] = MappingProxyType({})
@@ -121,6 +122,15 @@ class Matcher:
         big_segments: MembershipSource | None = None,
     ) -> None:
         self.flags = flags
+        #: Flags by key in a plain dict, the one the fast paths index first
+        #: (CPython specialises item access for an exact dict only): a
+        #: snapshot table's ``hot`` (the flags it has made so far), the
+        #: mapping itself if it is a dict, else empty. A key missing here
+        #: may still be in :attr:`flags`.
+        hot = getattr(flags, "hot", None)
+        self.hot: dict[str, CompiledFlag] = (
+            hot if hot is not None else flags if type(flags) is dict else {}
+        )
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
@@ -137,15 +147,19 @@ class Matcher:
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
         flags = self.flags
+        hot = self.hot
         done = self.done
         for prereq in prerequisites:
             key = prereq.key
             result = done.get(key)
             if result is None:
+                pflag: CompiledFlag | None
                 try:
-                    pflag = flags[key]
+                    pflag = hot[key]
                 except KeyError:
-                    return prereq.failed
+                    pflag = flags.get(key)  # (made on first lookup)
+                    if pflag is None:
+                        return prereq.failed
                 # An off, deleted or malformed prerequisite fails whatever it
                 # serves (evaluation.md §5.2).
                 if not pflag.on or pflag.malformed is not None:
