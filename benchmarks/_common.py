@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +16,23 @@ import aioflags.sources
 from aioflags._datasystem._payloads import fdv1_full
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Iterator
+
+
+@contextlib.contextmanager
+def server_process(*argv: str) -> Iterator[str]:
+    """Run ``python *argv`` (a server that prints its URL last on its first
+    line) and yield that URL; the process is stopped on exit."""
+    process = subprocess.Popen(
+        [sys.executable, *argv], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().split()[-1]
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()  # type: ignore[union-attr]
 
 
 def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:

@@ -42,13 +42,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from _common import server_process
 from bench_system import Ticker
 from corpus import make_corpus
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
 WARM_UP = "/warm-up"
@@ -160,20 +158,8 @@ async def _serve(n_flags: int) -> None:
         await server.serve_forever()
 
 
-@contextlib.contextmanager
-def static_server(n_flags: int) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(n_flags)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().split()[-1]
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stdout.close()  # type: ignore[union-attr]
+def static_server(n_flags: int) -> contextlib.AbstractContextManager[str]:
+    return server_process(__file__, "--serve", str(n_flags))
 
 
 # ------------------------------------------------------------------ child
@@ -291,10 +277,9 @@ async def _child(which: str, url: str) -> dict[str, float]:
     meter.active = gcs.active = True
     start = time.perf_counter()
     cpu = time.process_time()
-    if which == "ld":
-        from ldclient import Context as LDContext
 
-        ld = await _start_ld(url)
+    async def ready() -> None:
+        """READY now: the figures of the start, then one more second of ticks."""
         out["ready_cpu_ms"] = (time.process_time() - cpu) * 1e3
         out["ready_ms"] = (time.perf_counter() - start) * 1e3
         out["rss_ready_mib"] = (_rss_kb() - before) / 1024
@@ -305,6 +290,12 @@ async def _child(which: str, url: str) -> dict[str, float]:
         meter.active = gcs.active = False
         out["step_cpu_ms"] = meter.worst * 1e3
         out["gc_worst_ms"] = gcs.worst * 1e3
+
+    if which == "ld":
+        from ldclient import Context as LDContext
+
+        ld = await _start_ld(url)
+        await ready()
         state = await ld.all_flags_state(LDContext.create("bench-user"))
         keys = list(state.to_values_map())
         ctx = LDContext.create("bench-user")
@@ -316,17 +307,8 @@ async def _child(which: str, url: str) -> dict[str, float]:
         await ld.close()
         return out
     async with aioflags.Client(_config(url, frozen=which == "frozen")) as client:
-        out["ready_cpu_ms"] = (time.process_time() - cpu) * 1e3
+        await ready()
         assert client.status is aioflags.ProviderStatus.READY
-        out["ready_ms"] = (time.perf_counter() - start) * 1e3
-        out["rss_ready_mib"] = (_rss_kb() - before) / 1024
-        await asyncio.sleep(1)
-        ticker.stop()
-        await tick
-        out["stall_ms"] = ticker.worst * 1e3
-        meter.active = gcs.active = False
-        out["step_cpu_ms"] = meter.worst * 1e3
-        out["gc_worst_ms"] = gcs.worst * 1e3
         snapshot = client.snapshot()
         user = aioflags.Context.create("bench-user")
         keys = sorted(snapshot.flag_keys)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _common import in_memory_system, table
+from _common import in_memory_system, server_process, table
 from corpus import make_corpus
 
 import aioflags
@@ -108,18 +108,8 @@ def separate_server(n_flags: int) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "flags.json"
         path.write_text(json.dumps(make_corpus(n_flags)))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            yield process.stdout.readline().split()[-1]
-        finally:
-            process.terminate()
-            process.wait(10)
-            process.stdout.close()  # type: ignore[union-attr]
+        with server_process("-m", "aioflags", "serve", str(path), "--port", "0") as url:
+            yield url
 
 
 # ---------------------------------------------------------------- start-up
