@@ -158,10 +158,6 @@ async def _serve(n_flags: int) -> None:
         await server.serve_forever()
 
 
-def static_server(n_flags: int) -> contextlib.AbstractContextManager[str]:
-    return server_process(__file__, "--serve", str(n_flags))
-
-
 # ------------------------------------------------------------------ child
 class StepMeter:
     """The longest single step of the event loop, in CPU time of the loop's thread.
@@ -348,7 +344,7 @@ def measure(
     for n in sizes:
         runs: dict[str, list[dict[str, float]]] = {OURS: [], FROZEN: [], LD: []}
         load = os.getloadavg()[0]
-        with static_server(n) as url:
+        with server_process(__file__, "--serve", str(n)) as url:
             for _ in range(repeat if n <= 10000 else repeat_large):
                 # interleaved: every SDK sees the same machine state
                 runs[OURS].append(run_child("aioflags", url))
