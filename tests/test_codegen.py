@@ -8,6 +8,7 @@ flags of one shape. The differential test holds both against LaunchDarkly.
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from aioflags._evaluation._operators import (
     parse_semver,
     semver_key,
 )
+from aioflags._evaluation._results import Reason, Result
 from tests.flags import SEMVER_ASCENDING
 from tests.reference import Generator
 
@@ -54,7 +56,7 @@ def test_generated_code_does_what_the_interpreter_does(seed: int) -> None:
         for key, flag in flags.items():
             if flag.constant is not None:
                 continue
-            generated = _outcome(flag.run, ctx, _State(flags, segments, key))
+            generated = _outcome(flag.run, flag.ops, ctx, _State(flags, segments, key))
             interpreted = _outcome(interpret, flag, ctx, _State(flags, segments, key))
             assert generated == interpreted, (key, raw)
             compared += 1
@@ -86,8 +88,8 @@ def test_flags_of_one_shape_share_their_code_and_not_their_data() -> None:
     assert one.run.__code__ is two.run.__code__
     ann = Context.from_dict({"kind": "user", "key": "ann", "email": "ann@b.com"})
     matcher = Matcher({}, {})
-    assert one.run(ann, matcher).value == "a"
-    assert two.run(ann, matcher).value == "c"
+    assert one.run(one.ops, ann, matcher).value == "a"
+    assert two.run(two.ops, ann, matcher).value == "c"
 
 
 def test_flag_data_never_becomes_code() -> None:
@@ -121,14 +123,16 @@ def test_flag_data_never_becomes_code() -> None:
     for text in (flag.run.__code__.co_names, flag.run.__code__.co_consts):
         assert hostile not in repr(text)
     matcher = Matcher({}, {})
-    assert flag.run(Context.create(hostile), matcher).variation_index == 0
+    assert flag.run(flag.ops, Context.create(hostile), matcher).variation_index == 0
     assert (
         flag.run(
-            Context.from_dict({"kind": "user", "key": "x", hostile: hostile}), matcher
+            flag.ops,
+            Context.from_dict({"kind": "user", "key": "x", hostile: hostile}),
+            matcher,
         ).variation_index
         == 0
     )
-    assert flag.run(Context.create("x"), matcher).variation_index == 1
+    assert flag.run(flag.ops, Context.create("x"), matcher).variation_index == 1
 
 
 def test_a_flag_too_big_to_generate_is_interpreted() -> None:
@@ -147,16 +151,18 @@ def test_a_flag_too_big_to_generate_is_interpreted() -> None:
             "rules": [{"variation": 1, "clauses": clauses}],
         },
     )
-    assert not hasattr(flag.run, "__code__")  # a partial of the interpreter
+    assert flag.run.__name__ == "_interpreted"  # no generated code
     matcher = Matcher({}, {})
     assert (
         flag.run(
-            Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher
+            flag.ops, Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher
         ).value
         is True
     )
     assert (
-        flag.run(Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher).value
+        flag.run(
+            flag.ops, Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher
+        ).value
         is False
     )
 
@@ -267,10 +273,10 @@ def test_inline_forms_agree_with_the_generic_test(
         ctx = Context.from_dict({"kind": "user", "key": "k", "v": value})
         expected = _expected(op, values, negate, value)
         assert fast(ctx, matcher) == expected, (value, spec)
-        assert inline.run(ctx, matcher).value == expected, (value, spec)
+        assert inline.run(inline.ops, ctx, matcher).value == expected, (value, spec)
     no_attribute = Context.create("k")
     assert fast(no_attribute, matcher) is False
-    assert inline.run(no_attribute, matcher).value is False
+    assert inline.run(inline.ops, no_attribute, matcher).value is False
 
 
 @pytest.mark.parametrize(
@@ -331,10 +337,10 @@ def test_generated_code_shows_in_tracebacks() -> None:
     }
     flag = compile_flag("f", _flag("f", rules=[segment_rule]))
     with pytest.raises(ZeroDivisionError) as info:
-        flag.run(Context.create("ann"), Failing())
+        flag.run(flag.ops, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
-    assert "if (st.match_segments(_0, ctx) != False):" in text
+    assert "if (st.match_segments(o[2], ctx) != False):" in text
 
 
 VERSIONS = [
@@ -464,10 +470,12 @@ def test_all_flags_state_reports_failed_prerequisites(
         }
     )
 
-    def boom(ctx: Context, st: object) -> object:
+    def boom(ops: object, ctx: Context, st: object) -> object:
         raise ZeroDivisionError
 
-    monkeypatch.setattr(snap._flags["failing"], "run", boom)
+    failing = snap._flags["failing"]
+    monkeypatch.setattr(failing, "run", boom)
+    monkeypatch.setattr(failing, "ops", (None, boom, *failing.ops[2:]))
     state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
     reasons = {k: v["reason"] for k, v in state["$flagsState"].items()}
     assert reasons["broken"]["errorKind"] == "MALFORMED_FLAG"
@@ -532,7 +540,69 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(codegen._shapes) == 1
     ann = Context.from_dict({"kind": "user", "key": "x"})
     assert (
-        one.run(ann, Matcher({}, {})).value
-        == two.run(ann, Matcher({}, {})).value
+        one.run(one.ops, ann, Matcher({}, {})).value
+        == two.run(two.ops, ann, Matcher({}, {})).value
         == "off"
     )
+
+
+def _offsets(obj: object, names: tuple[str, ...]) -> dict[str, int]:
+    """Where in ``obj`` each slot is (bytes from its start): CPython's layout."""
+    import ctypes
+
+    words = sys.getsizeof(obj) // 8
+    found = {}
+    for name in names:
+        marker = object()
+        old = getattr(obj, name, marker)
+        object.__setattr__(obj, name, marker)
+        memory = (ctypes.c_void_p * words).from_address(id(obj))
+        found[name] = next(i * 8 for i in range(words) if memory[i] == id(marker))
+        if old is marker:
+            object.__delattr__(obj, name)
+        else:
+            object.__setattr__(obj, name, old)
+    return found
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython", reason="CPython's object layout"
+)
+def test_an_evaluation_reads_one_line_of_a_flag_and_of_a_result() -> None:
+    # Slots are laid out sorted, a base's first (what the names say is the
+    # order is not); with its collector header each object is a whole number
+    # of 64-byte lines, so CPython's allocator puts each at a line boundary
+    # and what an evaluation reads shares the reference count's line.
+    flag = compile_flag("f", _flag("f"))
+    hot = ("constant", "run", "ops", "on", "malformed", "prerequisites")
+    assert max(_offsets(flag, hot).values()) < 64
+    result = flag.ops[0] or flag.fallthrough.fixed  # type: ignore[union-attr]
+    assert isinstance(result, Result)
+    assert max(_offsets(result, ("value", "variation_index", "cache")).values()) < 64
+    for obj in (flag, result):
+        assert sys.getsizeof(obj) % 64 == 0, type(obj)
+    results = [Result(i, 0, Reason({}), False, None) for i in range(64)]
+    flags = [compile_flag(f"f{i}", _flag(f"f{i}")) for i in range(64)]
+    assert {id(o) % 64 for o in (*results, *flags)} == {0}
+
+
+def test_flag_operands_are_one_object_per_value() -> None:
+    # Flags that test the same attribute against the same values read the
+    # same objects (one another's cache lines): only the results are theirs.
+    def flag(key: str) -> CompiledFlag:
+        rule = {
+            "variation": 1,
+            "clauses": [
+                {"attribute": "country", "op": "in", "values": ["de", "fr"]},
+                {"attribute": "age", "op": "lessThan", "values": [30.5]},
+            ],
+        }
+        return compile_flag(key, _flag(key, rules=[rule]))
+
+    one, two = flag("one"), flag("two")
+    assert one.run is two.run
+    pairs = list(zip(one.ops, two.ops, strict=True))
+    shared = [a for a, b in pairs if a is b and not isinstance(a, Result)]
+    assert len(shared) >= 5  # the code, the kind, the set, a name, the bound
+    results = [(a, b) for a, b in pairs if isinstance(a, Result)]
+    assert results and all(a is not b and a == b for a, b in results)

@@ -130,9 +130,9 @@ def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
 def test_the_sha1_of_bucketing_is_hashlibs() -> None:
     import hashlib
 
-    from aioflags._evaluation import _model
+    from aioflags._evaluation import _codegen
 
-    sha1 = vars(_model)["_sha1"]  # what Bucketer.bucket hashes with
+    sha1 = vars(_codegen)["_sha1"]  # what bucketing hashes with
     for text in ("", "flag.salt.user-1", "é" * 100):
         data = text.encode()
         assert sha1(data).digest() == hashlib.sha1(data).digest()

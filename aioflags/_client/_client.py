@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._datasystem._supervisor import Supervisor
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import EvaluationDetail, FlagsState
+    from aioflags._evaluation._results import EvaluationDetail, FlagsState, Result
 
     from ._hooks import Hook
     from ._status import StatusLayer
@@ -951,22 +951,26 @@ class Client:
         """The flag's value for ``context``, or ``default``."""
         # The common case in this frame: no gate, events or hooks (the
         # snapshot's matcher is then _direct), a valid context, a present
-        # flag. Anything the flag's code cannot finish alone (a prerequisite
-        # chain, an abort) goes to the driver, which runs it again (evaluation
-        # is pure) and handles it; anything else to the snapshot's method.
-        # (run := flag.run)(...) reads the slot and calls it: ~90 instructions
-        # less than flag.run(...), which CPython looks up as a method.
+        # flag, read as its ops (its constant result or None, its code, then
+        # the code's operands: nothing of the flag object). Anything the
+        # flag's code cannot finish alone (a prerequisite chain, an abort)
+        # goes to the driver, which runs it again (evaluation is pure) and
+        # handles it; anything else to the snapshot's method.
         store = self._store
         matcher = store.snapshot._direct
         if matcher is not None and store.gate is None:
             try:
                 if context._error is None:  # type: ignore[union-attr]
-                    flag = matcher.hot[key]  # (a miss: the snapshot's method)
-                    result = flag.constant  # "is None" below: no truth test
+                    try:
+                        ops = matcher.heads[key]
+                    except KeyError:  # first evaluated in this snapshot
+                        ops = matcher.head_of(key)  # (KeyError: no such flag)
+                    result: Result | None = ops[0]  # "is None" below: no truth test
                     if result is None:
                         try:
-                            result = (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
+                            result = ops[1](ops, context, matcher)
                         except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
+                            flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
                     return default if result.variation_index is None else result.value
             except (KeyError, AttributeError):  # a missing flag, not a Context
@@ -987,12 +991,16 @@ class Client:
         if matcher is not None and store.gate is None:  # as in variation()
             try:
                 if context._error is None:  # type: ignore[union-attr]
-                    flag = matcher.hot[key]  # (a miss: the snapshot's method)
-                    result = flag.constant  # "is None" below: no truth test
+                    try:
+                        ops = matcher.heads[key]
+                    except KeyError:
+                        ops = matcher.head_of(key)
+                    result: Result | None = ops[0]
                     if result is None:
                         try:
-                            result = (run := flag.run)(context, matcher)  # type: ignore[arg-type]  # noqa: F841
-                        except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
+                            result = ops[1](ops, context, matcher)
+                        except Exception:  # noqa: BLE001
+                            flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
                     # A result that serves a variation is its own detail.
                     if result.variation_index is None:

@@ -1,4 +1,4 @@
-"""Flags compiled to Python functions, one per flag (evaluation.md §13).
+"""Flags compiled to Python functions, one per shape of flag (evaluation.md §13).
 
 A flag's targets, rules and fallthrough become the body of one generated
 function, so an evaluation is one call instead of a walk over rule objects
@@ -9,20 +9,25 @@ compiled predicate. Segment rules, and the rules of a flag too big to generate
 whole, get the same inline forms from :func:`build_predicate`.
 
 The generated source holds nothing from the flag data: every key, attribute
-name, clause value and result is an *operand*, passed to the generated
-function as an argument default, and the source names it ``_0``, ``_1``,
-... (or as an item of the default ``_c``: see :class:`_Writer`). So two flags of the same shape (the same targets kinds count, the same
-operators in the same places) have the same source: it is compiled once and
-its code is reused, and flag data can never become code.
+name, clause value, rollout weight and result is an *operand*, an item of
+the tuple the function is called with (a flag's ``ops``), which the source
+reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
+same shape (the same target kinds, the same operators in the same places)
+have the same source: it is compiled once and the function is shared, and
+flag data can never become code. Equal operand values are one object
+(:func:`_shared`), and a rollout that is not an experiment is bucketed
+inline.
 """
 
 from __future__ import annotations
 
 import linecache
+import re
+import sys
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
-from types import CodeType, FunctionType, MappingProxyType
+from types import CodeType, FunctionType, MappingProxyType, MethodType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
 
 from ._operators import OPERATORS, semver_key
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from ._results import Result
 
 __all__ = [
+    "HEAD",
     "MAX_CLAUSES",
     "InlineClause",
     "Runner",
@@ -43,8 +49,12 @@ __all__ = [
     "slow_clause",
 ]
 
-#: ``run(context, state) -> Result``
-Runner: TypeAlias = Callable[["Context", Any], "Result"]
+#: ``run(ops, context, state) -> Result``: a flag's code, shared by the flags
+#: of its shape, called with the flag's ``ops``: its constant result (or
+#: None) and its ``run`` (the :data:`HEAD`), then its operands
+Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
+#: how many items of a flag's ``ops`` come before its operands
+HEAD: Final = 2
 
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
@@ -77,6 +87,55 @@ def slow_clause(test: Callable[[JSONValue], bool], v: JSONValue, negate: bool) -
     return test(v) != negate
 
 
+try:
+    # CPython's own SHA-1: half the instructions of OpenSSL's per bucket (no
+    # EVP context to set up), and no hashlib import. Bucketing is not
+    # security: any SHA-1 gives the same buckets.
+    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - a build without the builtin hashes
+    from hashlib import sha1 as _sha1
+
+_BUCKET_SCALE: Final = float(0xFFFFFFFFFFFFFFF)
+
+
+def bucket_value(prefix: str, v: object) -> float:
+    """The bucket in ``[0, 1)`` of attribute value ``v`` (0 if not a string or int)."""
+    tv = type(v)
+    text: str
+    if tv is str:
+        text = v  # type: ignore[assignment]
+    elif tv is int:
+        text = str(v)
+    else:
+        return 0.0
+    digest = _sha1((prefix + text).encode()).digest()
+    # The first 15 hex digits of the digest are its first 60 bits.
+    return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
+
+
+def _bucket(prefix: str, part: Context | None, name: str) -> float:
+    """The generated code's bucket: -1 for a context without the kind."""
+    if part is None:
+        return -1.0
+    return bucket_value(prefix, part._values.get(name))
+
+
+class Rollout(NamedTuple):
+    """A rollout the generator writes inline (not an experiment).
+
+    The context's part of kind ``kind`` is bucketed by its top-level
+    attribute ``attribute`` with ``prefix``; the first of ``results`` whose
+    cumulative weight in ``thresholds`` exceeds the bucket is served, the
+    last one if none does.
+    """
+
+    prefix: str
+    kind: str
+    attribute: str
+    thresholds: tuple[float, ...]
+    results: tuple[object, ...]
+
+
 _GLOBALS: Final[dict[str, object]] = {
     "__builtins__": {
         "type": type,
@@ -87,10 +146,44 @@ _GLOBALS: Final[dict[str, object]] = {
         "KeyError": KeyError,
     },
     "_slow": slow_clause,
+    "_bucket": _bucket,
     "_semver": semver_key,
     "_EMPTY": MappingProxyType({}),
 }
-_shapes: dict[str, tuple[CodeType, dict[str, object]]] = {}
+_shapes: dict[str, FunctionType] = {}
+#: Operands that are equal values, one object each: flags that test the same
+#: attribute, value or weight share it, so an evaluation more often reads
+#: one another evaluation has just read (a cache only, cleared when full).
+_operands: dict[tuple[type, object], object] = {}
+
+
+def _shared(value: object) -> object:
+    """One object for each operand value (strings, numbers, sets and tuples of them)."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(cast("str", value))
+    key: object
+    if kind is int:
+        key = value
+    elif kind is float:
+        key = repr(value)  # -0.0 and 0.0 are equal, NaN is not itself
+    elif kind is frozenset or kind is tuple:
+        # Only of strings: 1 == 1.0 == True, and a tuple's items are compared
+        # by value (a semantic version's key mixes ints and strings: left alone).
+        if not all(type(item) is str for item in cast("tuple[object, ...]", value)):
+            return value
+        key = value
+    else:
+        return value
+    found = _operands.get((kind, key))
+    if found is None:
+        if len(_operands) >= _CACHE_SIZE * 16:
+            _operands.clear()
+        found = _operands[(kind, key)] = value
+    return found
+
+
+_PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
 _names = count()
 
 
@@ -104,28 +197,41 @@ def _register_source(code: CodeType, source: str) -> None:
 class _Writer:
     """Collects the source lines and the operands of one flag.
 
-    Operands are *hot* (read on the common path: keys, attribute names,
-    clause values), each its own argument default, or *cold* (read at most
-    once per evaluation: a result to return, a clause's generic test for the
-    values its inline form leaves), items of one tuple default ``_c``. Each
-    default costs on every call, used or not (the call copies it into the
-    frame, leaving clears it): a cold operand costs an index when used.
+    Every operand (a key, an attribute name, a clause value, a result to
+    return, a clause's generic test) is an item of one tuple, the generated
+    function's first argument ``o``, read as ``o[i]`` where it is used. The
+    function is shared by every flag of the same shape, so what an
+    evaluation reads of one flag's own is the flag, its tuple and the items
+    it uses. (Once another program's work has evicted them from the CPU's
+    caches, each 64-byte line read is a miss: the operands used to be
+    argument defaults of a function per flag, and the call read that
+    function and its defaults and wrote every default's reference count,
+    used or not: ~2.5 more lines a flag, ~15% of an evaluation's misses.)
+    A segment's or a rule's predicate is the function bound to its tuple
+    (:meth:`bound`): what calls it passes no operands.
     """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.operands: list[object] = []
-        self.cold: list[object] = []
+        self.cold: set[int] = set()  # the operands read at most once a call
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
 
     def operand(self, value: object) -> str:
-        self.operands.append(value)
-        return f"_{len(self.operands) - 1}"
+        """A placeholder for ``value``, numbered in :meth:`function`."""
+        self.operands.append(_shared(value))
+        return f"\x00{len(self.operands) - 1}\x01"
 
     def cold_operand(self, value: object) -> str:
-        self.cold.append(value)
-        return f"_c[{len(self.cold) - 1}]"
+        """:meth:`operand`, for one that few calls read.
+
+        A slow path's test, a target's result: the tuple keeps these after
+        the others, so that the ones a call reads share as few lines as
+        they can.
+        """
+        self.cold.add(len(self.operands))
+        return self.operand(value)
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -135,7 +241,7 @@ class _Writer:
 
     def clause(self, c: InlineClause | Callable[..., bool]) -> str:
         if not isinstance(c, InlineClause):
-            return f"{self.cold_operand(c)}(ctx, st)"
+            return f"{self.operand(c)}(ctx, st)"
         names = [self.operand(o) for o in c.operands]
         if c.op == "segmentMatch":
             return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
@@ -153,16 +259,37 @@ class _Writer:
         slow = f"v is not None and _slow({self.cold_operand(c.test)}, v, {c.negate})"
         return f"(({test}) if {guard} else ({slow}))"
 
-    def serve(self, indent: str, fixed: object, resolve: Callable[..., object]) -> None:
+    def serve(
+        self, indent: str, fixed: object, resolve: Callable[..., object] | Rollout
+    ) -> None:
+        lines = self.lines
         if fixed is not None:
-            self.lines.append(f"{indent}return {self.cold_operand(fixed)}")
+            lines.append(f"{indent}return {self.operand(fixed)}")
+        elif isinstance(resolve, Rollout):
+            prefix, kind, attribute, thresholds, results = resolve
+            p = self.part(kind)
+            lines.append(
+                f"{indent}b = _bucket({self.operand(prefix)}, {p}, "
+                f"{self.operand(attribute)})"
+            )
+            for threshold, result in zip(thresholds, results, strict=False):
+                lines.append(f"{indent}if b < {self.operand(threshold)}:")
+                lines.append(f"{indent}    return {self.operand(result)}")
+            lines.append(f"{indent}return {self.operand(results[-1])}")
         else:
-            self.lines.append(f"{indent}return {self.cold_operand(resolve)}(ctx)")
+            lines.append(f"{indent}return {self.cold_operand(resolve)}(ctx)")
 
-    def function(self, name: str) -> FunctionType:
-        """``name(ctx, st)`` with the lines as its body and the operands as defaults."""
+    def function(
+        self, name: str, offset: int = 0
+    ) -> tuple[FunctionType, tuple[object, ...]]:
+        """``name(o, ctx, st)``, shared by every flag of this shape, and ``o``.
+
+        The code reads the operands from ``o[offset]`` on (what the tuple
+        holds before them is the caller's).
+        """
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
+        first = len(self.operands)
         for kind, index in self.parts.items():
             # A single-kind context is its own part: no dict lookup for it.
             k = self.operand(kind)
@@ -171,29 +298,38 @@ class _Writer:
                 head.append(
                     f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
                 )
-        names = "".join(f", _{i}=None" for i in range(len(self.operands)))
-        defaults = tuple(self.operands)
-        if self.cold:
-            names += ", _c=None"
-            defaults += (tuple(self.cold),)
-        source = "\n".join([f"def {name}(ctx, st{names}):", *head, *self.lines])
-        shape = _shapes.get(source)
-        if shape is None:
+        # The head's operands first, then the rest in the order the code
+        # reads them, the cold ones last.
+        order = [
+            *range(first, len(self.operands)),
+            *(i for i in range(first) if i not in self.cold),
+            *sorted(self.cold),
+        ]
+        where = {old: new for new, old in enumerate(order)}
+        operands = tuple(self.operands[old] for old in order)
+        source = _PLACEHOLDER.sub(
+            lambda m: f"o[{where[int(m.group(1))] + offset}]",
+            "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
+        )
+        shared = _shapes.get(source)
+        if shared is None:
             if len(_shapes) >= _CACHE_SIZE:
-                _shapes.clear()  # a cache only: built functions keep their code
+                _shapes.clear()  # a cache only: built methods keep their function
             namespace: dict[str, object] = {}
             globals_ = dict(_GLOBALS)
             # Safe: the source is built from the fixed fragments above and
-            # operand names only; the flag data reaches the code as defaults.
+            # operand indices only; the flag data reaches the code as items
+            # of the tuple the function is bound to.
             filename = f"<aioflags generated {name} {next(_names)}>"
             exec(compile(source, filename, "exec"), globals_, namespace)
-            code = cast("FunctionType", namespace[name]).__code__
-            _register_source(code, source)
-            shape = _shapes[source] = (code, globals_)
-        # The operands are the defaults: read as fast locals, and one tuple per
-        # function (no closure cells for the garbage collector to walk).
-        code, globals_ = shape
-        return FunctionType(code, globals_, name, defaults)
+            shared = cast("FunctionType", namespace[name])
+            _register_source(shared.__code__, source)
+            _shapes[source] = shared
+        return shared, operands
+
+    def bound(self, name: str) -> Callable[[Context, Any], bool]:
+        """``name(ctx, st)``: :meth:`function` bound to the operands."""
+        return MethodType(*self.function(name))
 
 
 def build_runner(
@@ -203,12 +339,15 @@ def build_runner(
         tuple[
             Sequence[InlineClause | Callable[..., bool]],
             object,
-            Callable[..., object],
+            Callable[..., object] | Rollout,
         ]
     ],
-    fallthrough: tuple[object, Callable[..., object]],
-) -> Runner | None:
-    """The generated function for a flag, or ``None`` if it is too big.
+    fallthrough: tuple[object, Callable[..., object] | Rollout],
+) -> tuple[Runner, tuple[object, ...]] | None:
+    """The generated function for a flag and its operands, or ``None`` if too big.
+
+    The flag is evaluated by ``run(ops, context, state)``, ``ops`` being the
+    :data:`HEAD` and the operands.
 
     ``rules`` holds, per rule, its clauses, its fixed result (or ``None``) and
     its resolve function; ``fallthrough`` the same pair.
@@ -229,7 +368,7 @@ def build_runner(
         body.append("    else:")
         for prereq in prerequisites:
             key = w.operand(prereq.key)  # type: ignore[attr-defined]
-            failed = w.cold_operand(prereq.failed)  # type: ignore[attr-defined]
+            failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
             # (Matcher.hot first: see there)
             body.append("        try:")
@@ -241,16 +380,18 @@ def build_runner(
             body.append("        if f.prerequisites:")
             body.append("            st.need_state()  # a chain: the careful path's")
             body.append(
-                "        if (q if (q := f.constant) is not None else (g := f.run)(ctx, st))"
+                "        if (q if (q := f.constant) is not None else (g := f.run)(f.ops, ctx, st))"
                 f".variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
     for kind, lookup in targets:
         p = w.part(kind)
-        keys = w.operand(lookup)
-        # Most contexts are in no target list: one membership test for them.
+        # Most contexts are in no target list: one membership test for them,
+        # in a set (it keeps each key's hash beside it: no key read to
+        # compare, as a dict of strings must).
+        keys = w.operand(frozenset(lookup))
         body.append(f"    if {p} is not None and {p}._key in {keys}:")
-        body.append(f"        return {keys}[{p}._key]")
+        body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
@@ -261,7 +402,7 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    return w.function("run")
+    return w.function("run", HEAD)
 
 
 def build_predicate(
@@ -288,7 +429,7 @@ def build_predicate(
         return all_of
     w = _Writer()
     w.lines.append(f"    return {' and '.join(map(w.clause, clauses)) or 'True'}")
-    return w.function("match")
+    return w.bound("match")
 
 
 def build_segment(
@@ -328,4 +469,4 @@ def build_segment(
         body.append(f"    if {test}:")
         body.append("        return True")
     body.append("    return False")
-    return w.function("contains")
+    return w.bound("contains")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 from ._membership import unbounded_member
 from ._model import (
@@ -110,7 +110,14 @@ class Matcher:
     up in :attr:`hot` first.
     """
 
-    __slots__ = ("big_segments", "flags", "hot", "inline_prerequisites", "segments")
+    __slots__ = (
+        "big_segments",
+        "flags",
+        "heads",
+        "hot",
+        "inline_prerequisites",
+        "segments",
+    )
 
     #: results of flags already evaluated for this context (see :class:`Batch`)
     done: Mapping[str, Result] = MappingProxyType({})
@@ -131,12 +138,28 @@ class Matcher:
         self.hot: dict[str, CompiledFlag] = (
             hot if hot is not None else flags if type(flags) is dict else {}
         )
+        #: Each flag's ``ops`` by key, for the flags evaluated so far: what
+        #: the client's fast paths read, so that an evaluation reads nothing
+        #: of the flag object (:meth:`head_of` adds to it).
+        self.heads: dict[str, tuple[Any, ...]] = {}
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
         #: True: the generated code checks prerequisites inline, as
         #: prerequisites_failed() below does (False: it calls the method)
         self.inline_prerequisites = True
+
+    def head_of(self, key: str) -> tuple[Any, ...]:
+        """The ``ops`` of flag ``key`` (compiling it), kept in :attr:`heads`.
+
+        Raises ``KeyError`` if there is no such flag.
+        """
+        try:
+            flag = self.hot[key]
+        except KeyError:
+            flag = self.flags[key]  # (made on first lookup)
+        head = self.heads[key] = flag.ops
+        return head
 
     def need_state(self) -> NoReturn:
         """Give up for the careful path (the generated code's way to say so)."""
@@ -168,7 +191,7 @@ class Matcher:
                 if result is None:
                     if pflag.prerequisites:
                         raise _NeedState  # a chain: cycles are the state's to find
-                    result = (run := pflag.run)(ctx, self)  # noqa: F841 (a slot: see the client)
+                    result = (run := pflag.run)(pflag.ops, ctx, self)  # noqa: F841 (a slot: see the client)
             if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
@@ -266,7 +289,7 @@ class _State(Matcher):
             result = pflag.constant
             if result is None:
                 chain.append(key)
-                result = pflag.run(ctx, self)
+                result = pflag.run(pflag.ops, ctx, self)
                 chain.pop()
             if recorded is not None:
                 recorded.append((pflag, result, chain[-1]))
@@ -323,13 +346,13 @@ def evaluate(
     try:
         if recorded is None:
             try:
-                return (run := flag.run)(ctx, matcher)  # noqa: F841
+                return (run := flag.run)(flag.ops, ctx, matcher)  # noqa: F841
             except _NeedState:
                 pass
         st = _State(
             matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
         )
-        result = flag.run(ctx, st)
+        result = flag.run(flag.ops, ctx, st)
     except MalformedAbort as exc:
         logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
         return MALFORMED
@@ -358,7 +381,7 @@ def prerequisites_reached(
         return ()
     st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
     with contextlib.suppress(Exception):  # evaluate() has logged it already
-        flag.run(ctx, st)
+        flag.run(flag.ops, ctx, st)
     return st.prerequisites
 
 

@@ -86,7 +86,7 @@ class _ColdFlag(CompiledFlag):
         return _RUN.__get__(self)[6]  # type: ignore[no-any-return]
 
     @property
-    def run(self) -> Callable[[Context, EvalState], Result]:  # type: ignore[override]
+    def run(self) -> Callable[[Any, Context, EvalState], Result]:  # type: ignore[override]
         """The compiled flag's ``run`` (compiling it first)."""
         warm(self)
         return self.run

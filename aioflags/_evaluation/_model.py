@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from functools import partial
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from ._codegen import (
+    HEAD,
     InlineClause,
+    Rollout,
     Runner,
+    bucket_value,
     build_predicate,
     build_runner,
     build_segment,
@@ -28,14 +30,6 @@ from ._codegen import (
 from ._context import Context, parse_reference
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
-
-try:
-    # CPython's own SHA-1: half the instructions of OpenSSL's per bucket (no
-    # EVP context to set up), and no hashlib import. Bucketing is not
-    # security: any SHA-1 gives the same buckets.
-    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - a build without the builtin hashes
-    from hashlib import sha1 as _sha1
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
@@ -71,7 +65,6 @@ NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, No
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
-_BUCKET_SCALE: Final = float(0xFFFFFFFFFFFFFFF)
 
 
 class MalformedAbort(Exception):
@@ -247,17 +240,7 @@ class Bucketer:
         v: JSONValue = (
             part._values.get(path[0]) if len(path) == 1 else _lookup(part._values, path)
         )
-        tv = type(v)
-        text: str
-        if tv is str:
-            text = v
-        elif tv is int:
-            text = str(v)
-        else:
-            return 0.0
-        digest = _sha1((self._prefix + text).encode()).digest()
-        # The first 15 hex digits of the digest are its first 60 bits.
-        return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
+        return bucket_value(self._prefix, v)
 
 
 # --------------------------------------------------------- variation/rollout
@@ -283,7 +266,7 @@ class Resolver:
     ``fixed`` is the precomputed result when there is no rollout to compute.
     """
 
-    __slots__ = ("_bucketer", "_entries", "_experiment", "_last", "fixed")
+    __slots__ = ("_bucketer", "_entries", "_experiment", "_last", "fixed", "rollout")
 
     def __init__(
         self,
@@ -295,6 +278,9 @@ class Resolver:
         track: bool,
     ) -> None:
         self.fixed: Result | None = None
+        #: the rollout as the code generator writes it inline (not an
+        #: experiment, bucketed by a top-level attribute), else None
+        self.rollout: Rollout | None = None
         variation = _opt(raw, "variation", int, None)
         rollout = _opt(raw, "rollout", dict, None)
         if variation is not None:
@@ -338,6 +324,15 @@ class Resolver:
             built.append((total, plain, tracked))
         self._entries = tuple(built)
         self._last = built[-1]
+        path = self._bucketer._path
+        if not experiment and path is not None and len(path) == 1:
+            self.rollout = Rollout(
+                self._bucketer._prefix,
+                self._bucketer._kind,
+                path[0],
+                tuple(threshold for threshold, _, _ in built[:-1]),
+                tuple(plain for _, plain, _ in built),
+            )
 
     def resolve(self, ctx: Context) -> Result:
         """The result for ``ctx`` (a rollout buckets it; a fixed result is returned as is)."""
@@ -366,20 +361,32 @@ class Prerequisite:
         self.failed = failed
 
 
-class CompiledFlag:
+class _FlagHead:
+    """The slots of a flag that evaluations read, in its first 64 bytes.
+
+    CPython lays a class's own ``__slots__`` out in *sorted* order (the
+    order written is ignored), after its bases' slots: so these, which
+    every evaluation reads (``constant``, ``run``, ``ops``) and a
+    prerequisite check (``on``, ``malformed``, ``prerequisites``), are a
+    base class's, laid out right after the reference count and type that
+    an evaluation touches anyway: one 64-byte line of the flag is read.
+    (Once another program's work has evicted a flag from the CPU's caches,
+    each further line read costs a miss: ``run`` was 112 bytes further.)
+    """
+
+    __slots__ = ("constant", "malformed", "on", "ops", "prerequisites", "run")
+
+
+class CompiledFlag(_FlagHead):
     """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
 
-    # Hot slots first, beside the reference count an evaluation's reads
-    # touch anyway: every evaluation reads ``constant`` and ``run``, and a
-    # prerequisite check ``on``, ``malformed`` and ``prerequisites``; once
-    # other work has evicted a flag from the CPU's caches, each further
-    # 64-byte line read costs a miss (``run`` used to be the 14th slot).
-    __slots__ = (  # noqa: RUF023 - hot first, then sorted
-        "constant",
-        "run",
-        "on",
-        "malformed",
-        "prerequisites",
+    # With the garbage collector's 16-byte header, a flag takes 256 bytes
+    # (the padding_ slots), so that CPython's allocator, which places
+    # objects of one size one after another from a 64-byte boundary + 48,
+    # puts every flag at a line boundary, and _FlagHead's slots in the line
+    # of its reference count (at 208 bytes, half the flags had them across
+    # two lines).
+    __slots__ = (
         "client_side",
         "debug_events_until_date",
         "deleted",
@@ -387,6 +394,12 @@ class CompiledFlag:
         "fallthrough",
         "key",
         "off_result",
+        "padding_1",
+        "padding_2",
+        "padding_3",
+        "padding_4",
+        "padding_5",
+        "padding_6",
         "prerequisite_keys",
         "rules",
         "sampling_ratio",
@@ -418,8 +431,12 @@ class CompiledFlag:
     #: the result for every context, when it depends on none (off, malformed,
     #: or on with nothing but a fixed fallthrough); ``None`` otherwise
     constant: Result | None
-    #: evaluates the flag when ``constant`` is None: ``run(context, state)``
+    #: evaluates the flag when ``constant`` is None: ``run(ops, context,
+    #: state)``, code shared by the flags of the same shape
     run: Runner
+    #: ``(constant, run, *operands)``: all an evaluation of the flag reads of
+    #: its own (the matcher's ``heads`` map keys to it), the operands for ``run``
+    ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
     #: analytics events: send feature and debug events with probability
@@ -482,6 +499,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
+    flag.ops = ()
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
     flag.variations = ()
@@ -497,6 +515,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         if raw.get("deleted") is True:
             flag.deleted = True
             flag.constant = NOT_FOUND
+            flag.ops = (NOT_FOUND, flag.run)
             return flag
         _compile_flag_body(flag, raw)
         if not flag.on:
@@ -507,6 +526,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         logger.error(
             "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
         )
+    flag.ops = (flag.constant, flag.run, *flag.ops)  # the HEAD, then the operands
     return flag
 
 
@@ -576,7 +596,9 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     flag.targets = _target_maps(targets)
 
     rules = []
-    inline: list[tuple[tuple[InlineClause | Clause, ...], Result | None, Resolve]] = []
+    inline: list[
+        tuple[tuple[InlineClause | Clause, ...], Result | None, Resolve | Rollout]
+    ] = []
     segments: set[str] = set()
     for index, r in enumerate(_objects(raw, "rules")):
         rule_id = _opt(r, "id", str, "")
@@ -590,7 +612,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         compiled = tuple(_compile_clause(c) for c in clauses)
         resolver = Resolver(r, key, salt, variations, reason, track)
         rules.append((compiled, resolver))
-        inline.append((compiled, resolver.fixed, resolver.resolve))
+        inline.append((compiled, resolver.fixed, resolver.rollout or resolver.resolve))
     flag.rules = tuple(rules)
     flag.segment_keys = frozenset(segments)
     flag.track_events = bool(_opt(raw, "trackEvents", bool, False))
@@ -609,12 +631,13 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
     if not (prereqs or flag.targets or rules) and fallthrough.fixed is not None:
         flag.constant = fallthrough.fixed
     else:
-        flag.run = build_runner(
+        built = build_runner(
             flag.prerequisites,
             flag.targets,
             inline,
-            (fallthrough.fixed, fallthrough.resolve),
-        ) or partial(interpret, flag, matchers=_matchers(flag))
+            (fallthrough.fixed, fallthrough.rollout or fallthrough.resolve),
+        )
+        flag.run, flag.ops = built or (_interpreted, (flag, _matchers(flag)))
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
@@ -626,8 +649,16 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         flag.client_side = bool(_opt(raw, "clientSide", bool, False))
 
 
-def _constant_only(ctx: Context, st: EvalState) -> Result:
+def _constant_only(ops: object, ctx: Context, st: EvalState) -> Result:
     raise AssertionError("a flag with a constant result is never run")
+
+
+def _interpreted(ops: tuple[Any, ...], ctx: Context, st: EvalState) -> Result:
+    """The ``run`` of a flag too big to generate code for.
+
+    Its operands: the flag and its rules' predicates.
+    """
+    return interpret(ops[HEAD], ctx, st, matchers=ops[HEAD + 1])
 
 
 def _matchers(flag: CompiledFlag) -> tuple[Clause, ...]:

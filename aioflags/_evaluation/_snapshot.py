@@ -118,12 +118,13 @@ class _Plan:
     Built once per snapshot and options: the values and ``$flagsState``
     entries of the flags whose result is constant (off, or a fixed
     fallthrough, ~a quarter of a typical environment), in flag order with
-    placeholders for the others; the others to evaluate, as three flat
-    tuples (a loop over them reads no per-flag tuple); and the JSON pieces,
-    once ``to_json`` has made them (:func:`_plan_json`).
+    placeholders for the others; the others to evaluate, as flat tuples (a
+    loop over them reads no per-flag tuple) with each one's ``ops`` (the
+    loop reads nothing of a flag object but for an error); and the JSON
+    pieces, once ``to_json`` has made them (:func:`_plan_json`).
     """
 
-    __slots__ = ("flags", "json", "keys", "meta", "required", "values")
+    __slots__ = ("flags", "json", "keys", "meta", "ops", "required", "values")
 
     def __init__(
         self,
@@ -135,6 +136,7 @@ class _Plan:
         self.meta = meta
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
+        self.ops: tuple[tuple[Any, ...], ...] = tuple(flag.ops for flag in self.flags)
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
@@ -620,18 +622,20 @@ class FlagSnapshot:
             results: list[Result] = []
             keep = results.append
             odd: dict[str, JSONObject] = {}  # entries of results built for this call
-            for key, flag, required in zip(
-                plan.keys, plan.flags, plan.required, strict=True
+            for key, ops, required in zip(
+                plan.keys, plan.ops, plan.required, strict=True
             ):
                 try:
-                    result = (run := flag.run)(context, batch)
+                    result = ops[1](ops, context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
-                    result = evaluate(matcher, flag, context)
+                    result = evaluate(matcher, self._flags[key], context)
                 else:
                     if required:  # another flag's prerequisite: kept for it
                         done[key] = result
                 if result.cache is None:  # an error or a big segment's status
-                    odd[key] = self._entry(flag, result, context, with_reasons, False)
+                    odd[key] = self._entry(
+                        self._flags[key], result, context, with_reasons, False
+                    )
                 keep(result)
             return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
         values = dict(plan.values)  # constant flags filled in, the others in order
@@ -641,7 +645,7 @@ class FlagSnapshot:
         for key, flag in zip(plan.keys, plan.flags, strict=True):
             try:
                 if flag.constant is None:
-                    result = done[key] = (run := flag.run)(context, batch)  # noqa: F841
+                    result = done[key] = (run := flag.run)(flag.ops, context, batch)  # noqa: F841
                 else:  # a debug window decides whether details are omitted
                     result = flag.constant
             # What the flag's code cannot finish alone (a prerequisite chain,
