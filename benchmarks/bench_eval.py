@@ -4,7 +4,7 @@ Rows marked "events on" send analytics events (to a FlagServer on
 127.0.0.1): the cost of recording evaluations for LaunchDarkly.
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
-    python benchmarks/bench_eval.py --instructions | --hooks | --interleaved
+    python benchmarks/bench_eval.py --instructions | --hooks | --interleaved | --misses
 
 Three measurements, because wall-clock time on a shared machine swings 2x
 between runs:
@@ -29,6 +29,14 @@ between runs:
   The same count with zero, one and three no-op hooks (``aioflags.Hook()``)
   gives the cost of the hook series (``--hooks`` prints only that table;
   ``--instructions`` only the count without hooks).
+
+- *misses*: what the interleaved wall clock mostly pays for, counted
+  instead of timed: callgrind's cache simulation (``--cache-sim=yes``, a
+  1 MiB last level, as this machine's L2 per core) of aioflags' pass over
+  every flag right after one of LaunchDarkly's, in one process: the
+  last-level misses (reads and writes) per ``await variation``, the same
+  in every run. Each line missed is a wait on memory when the other SDK's
+  work has evicted it (``--misses`` prints only this).
 
 The summary line gives the worse of the block and interleaved ratios.
 Timings are printed, never asserted.
@@ -343,6 +351,103 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
     await ld.close()
 
 
+#: contexts whose pass is simulated for ``--misses``, each after a pass of
+#: LaunchDarkly's (the count varies ~15% with the context: it is averaged)
+MISSES_CONTEXTS = 4
+
+
+async def _misses_child(n_flags: int) -> None:
+    """Both SDKs in one process; each measured pass of ours follows one of theirs."""
+    import ldclient
+
+    data = make_corpus(n_flags)
+    keys = list(data["flags"])
+    # One pass more than reported: callgrind's first dump also holds the
+    # set-up (its first zeroing does not take, whatever the marks), so the
+    # first measured pass is left out.
+    raw_contexts = contexts(CALLGRIND_WARM + 1 + MISSES_CONTEXTS)
+    ld = await ld_async_client(data)
+    client = aioflags.Client(
+        aioflags.Config(data_system=in_memory_system(data), ready_timeout=3600)
+    )
+    async with client:
+        assert client.snapshot().initialized, "measure a ready client"
+        pairs = [
+            (aioflags.Context.from_dict(raw), ldclient.Context.from_dict(raw))
+            for raw in raw_contexts
+        ]
+        for ours, theirs in pairs[:CALLGRIND_WARM]:
+            for key in keys:
+                await client.variation(key, ours, False)
+                await ld.variation(key, theirs, False)
+        gc.collect()
+        for ours, theirs in pairs[CALLGRIND_WARM:]:
+            for key in keys:
+                await ld.variation(key, theirs, False)
+            os.getpgrp()  # callgrind: zero the counters
+            for key in keys:
+                await client.variation(key, ours, False)
+            os.getppid()  # callgrind: dump the counters
+    await ld.close()
+
+
+def misses(n_flags: int) -> str:
+    """Last-level misses per ``await variation`` after LaunchDarkly's pass (simulated)."""
+    if shutil.which("valgrind") is None:
+        return "\nmisses: skipped, valgrind is not installed (apt-get install valgrind)"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--cache-sim=yes",
+                "--LL=1048576,16,64",
+                f"--callgrind-out-file={out}",
+                f"--zero-before={CALLGRIND_MARKS[0]}",
+                f"--dump-before={CALLGRIND_MARKS[1]}",
+                sys.executable,
+                __file__,
+                "--callgrind-child",
+                "misses",
+                "--flags",
+                str(n_flags),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        # One dump per measured pass; the first also holds the set-up.
+        parts = sorted(
+            (int(m.group(1)), p)
+            for p in Path(tmp).iterdir()
+            if (m := re.fullmatch(r"callgrind\.out\.(\d+)", p.name))
+        )
+        if len(parts) != MISSES_CONTEXTS + 1:
+            raise RuntimeError(f"expected {MISSES_CONTEXTS + 1} dumps: {parts}")
+        parts = parts[1:]
+        per_pass = []
+        for _, path in parts:
+            text = path.read_text()
+            events = re.search(r"^events:\s*(.+)$", text, re.M)
+            summary = re.search(r"^summary:\s*(.+)$", text, re.M)
+            assert events, "no events in the callgrind output"
+            assert summary, "no summary in the callgrind output"
+            counts = dict(
+                zip(
+                    events.group(1).split(),
+                    map(int, summary.group(1).split()),
+                    strict=True,
+                )
+            )
+            per_pass.append((counts["DLmr"] + counts["DLmw"]) / n_flags)
+    return (
+        f"\nlast-level misses per await variation after a LaunchDarkly pass "
+        f"(callgrind's cache simulation, 1 MiB last level, {n_flags} flags, "
+        f"{MISSES_CONTEXTS} contexts): " + ", ".join(f"{m:.2f}" for m in per_pass)
+    )
+
+
 def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
     """Instructions of the child's measured loop (its main thread's)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -468,11 +573,22 @@ def main() -> None:
         help="only the instruction counts with zero, one and three no-op hooks",
     )
     parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="only the simulated cache misses per evaluation after a LaunchDarkly pass",
+    )
+    parser.add_argument(
         "--callgrind-child",
-        choices=["aioflags", "ld", *(f"hooks-{n}" for n in HOOK_COUNTS)],
+        choices=["aioflags", "ld", "misses", *(f"hooks-{n}" for n in HOOK_COUNTS)],
         help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
+    if args.callgrind_child == "misses":
+        asyncio.run(_misses_child(args.flags))
+        return
+    if args.misses:
+        print(misses(args.flags), flush=True)
+        return
     if args.callgrind_child:
         asyncio.run(_callgrind_child(args.callgrind_child, args.flags, args.contexts))
         return
@@ -502,6 +618,7 @@ def main() -> None:
         text, instruction_ratio = instructions(args.flags)
         print(text, flush=True)
         print(hook_instructions(args.flags), flush=True)
+        print(misses(args.flags), flush=True)
     # Side by side: the steady count, and the wall clock on this machine.
     print(
         "\nratios vs AsyncLDClient: instructions per await variation "
