@@ -606,3 +606,48 @@ def test_flag_operands_are_one_object_per_value() -> None:
     assert len(shared) >= 5  # the code, the kind, the set, a name, the bound
     results = [(a, b) for a, b in pairs if isinstance(a, Result)]
     assert results and all(a is not b and a == b for a, b in results)
+
+
+def test_operands_shared_are_small_ones() -> None:
+    # A target list or a segment's keys is one flag's own: shared, each old
+    # version would stay alive in the cache.
+    from aioflags._evaluation import _codegen
+
+    keys = ["only-in-this-test-1", "only-in-this-test-2"]
+    compile_flag("one", _flag("one", targets=[{"values": keys, "variation": 0}]))
+    assert (frozenset, frozenset(keys)) not in _codegen._operands
+    big = frozenset(f"user-{i}" for i in range(20))
+    assert _codegen._shared(big) is big
+    assert (frozenset, big) not in _codegen._operands
+    small = frozenset({"de", "fr"})
+    assert _codegen._shared(frozenset({"fr", "de"})) is _codegen._shared(small)
+    long = "x" * 1000
+    assert (str, long) not in _codegen._operands
+    assert _codegen._shared(long) is long
+
+
+def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:
+    # No context has a part of kind "multi" (a multi-kind context is not its
+    # own part): the bucket is -1, the first variation, as the interpreter.
+    flag = compile_flag(
+        "f",
+        _flag(
+            "f",
+            variations=["a", "b"],
+            fallthrough={
+                "rollout": {
+                    "contextKind": "multi",
+                    "variations": [
+                        {"variation": 0, "weight": 0},
+                        {"variation": 1, "weight": 100000},
+                    ],
+                }
+            },
+        ),
+    )
+    multi = Context.from_dict(
+        {"kind": "multi", "user": {"key": "u"}, "org": {"key": "o"}}
+    )
+    matcher = Matcher({}, {})
+    assert flag.run(flag.ops, multi, matcher).value == "a"
+    assert interpret(flag, multi, matcher).value == "a"

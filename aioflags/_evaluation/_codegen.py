@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import linecache
 import re
-import sys
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
@@ -153,31 +152,38 @@ _GLOBALS: Final[dict[str, object]] = {
 _shapes: dict[str, FunctionType] = {}
 #: Operands that are equal values, one object each: flags that test the same
 #: attribute, value or weight share it, so an evaluation more often reads
-#: one another evaluation has just read (a cache only, cleared when full).
+#: one another evaluation has just read. A cache only, of small values
+#: (target lists and segments' keys, one flag's own, are not shared: an
+#: entry would keep every old version alive), cleared when full: strong
+#: references, so nothing outlives it (sys.intern'ed strings are immortal
+#: on Python 3.12).
 _operands: dict[tuple[type, object], object] = {}
+#: the longest string, set or tuple shared
+_SHARED_SIZE: Final = 16
 
 
 def _shared(value: object) -> object:
-    """One object for each operand value (strings, numbers, sets and tuples of them)."""
+    """One object for each small operand value (strings, numbers, sets and tuples of strings)."""
     kind = type(value)
-    if kind is str:
-        return sys.intern(cast("str", value))
     key: object
-    if kind is int:
+    if kind is int or kind is str:
+        if kind is str and len(cast("str", value)) > _SHARED_SIZE:
+            return value
         key = value
     elif kind is float:
         key = repr(value)  # -0.0 and 0.0 are equal, NaN is not itself
     elif kind is frozenset or kind is tuple:
         # Only of strings: 1 == 1.0 == True, and a tuple's items are compared
         # by value (a semantic version's key mixes ints and strings: left alone).
-        if not all(type(item) is str for item in cast("tuple[object, ...]", value)):
+        items = cast("tuple[object, ...]", value)
+        if len(items) > _SHARED_SIZE or not all(type(i) is str for i in items):
             return value
         key = value
     else:
         return value
     found = _operands.get((kind, key))
     if found is None:
-        if len(_operands) >= _CACHE_SIZE * 16:
+        if len(_operands) >= _CACHE_SIZE * 4:
             _operands.clear()
         found = _operands[(kind, key)] = value
     return found
@@ -218,9 +224,13 @@ class _Writer:
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
 
-    def operand(self, value: object) -> str:
-        """A placeholder for ``value``, numbered in :meth:`function`."""
-        self.operands.append(_shared(value))
+    def operand(self, value: object, *, shared: bool = True) -> str:
+        """A placeholder for ``value``, numbered in :meth:`function`.
+
+        ``shared``: one object for equal values (:func:`_shared`); not for
+        a flag's or a segment's own context keys.
+        """
+        self.operands.append(_shared(value) if shared else value)
         return f"\x00{len(self.operands) - 1}\x01"
 
     def cold_operand(self, value: object) -> str:
@@ -291,6 +301,11 @@ class _Writer:
         parts = "parts" if head else "ctx._parts"
         first = len(self.operands)
         for kind, index in self.parts.items():
+            if kind == "multi":
+                # No context has a part of kind "multi" (a multi-kind
+                # context's own kind is "multi": it is not its own part).
+                head.append(f"    p{index} = None")
+                continue
             # A single-kind context is its own part: no dict lookup for it.
             k = self.operand(kind)
             head.append(f"    p{index} = ctx if ctx._kind == {k} else {parts}.get({k})")
@@ -350,7 +365,8 @@ def build_runner(
     :data:`HEAD` and the operands.
 
     ``rules`` holds, per rule, its clauses, its fixed result (or ``None``) and
-    its resolve function; ``fallthrough`` the same pair.
+    its resolve function, or the :class:`Rollout` to write inline;
+    ``fallthrough`` the same pair.
     """
     if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
         return None
@@ -389,7 +405,7 @@ def build_runner(
         # Most contexts are in no target list: one membership test for them,
         # in a set (it keeps each key's hash beside it: no key read to
         # compare, as a dict of strings must).
-        keys = w.operand(frozenset(lookup))
+        keys = w.operand(frozenset(lookup), shared=False)
         body.append(f"    if {p} is not None and {p}._key in {keys}:")
         body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")
     unconditional = False
@@ -459,7 +475,7 @@ def build_segment(
             if keys:
                 p = w.part(kind)
                 body.append(
-                    f"    if {p} is not None and {p}._key in {w.operand(keys)}:"
+                    f"    if {p} is not None and {p}._key in {w.operand(keys, shared=False)}:"
                 )
                 body.append(f"        return {answer}")
     for clauses, threshold, bucket in rules:

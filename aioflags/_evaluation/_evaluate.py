@@ -97,7 +97,10 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 
 class Matcher:
-    """The evaluation state of the fast path: one per snapshot, never written to.
+    """The evaluation state of the fast path: one per snapshot.
+
+    Evaluations never write to it but for :attr:`heads`, a cache of each
+    evaluated flag's ``ops`` (one dict store per flag and snapshot).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
