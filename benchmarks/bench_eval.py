@@ -396,27 +396,7 @@ def misses(n_flags: int) -> str:
     if shutil.which("valgrind") is None:
         return "\nmisses: skipped, valgrind is not installed (apt-get install valgrind)"
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--cache-sim=yes",
-                "--LL=1048576,16,64",
-                f"--callgrind-out-file={out}",
-                f"--zero-before={CALLGRIND_MARKS[0]}",
-                f"--dump-before={CALLGRIND_MARKS[1]}",
-                sys.executable,
-                __file__,
-                "--callgrind-child",
-                "misses",
-                "--flags",
-                str(n_flags),
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
+        _callgrind(tmp, ["--cache-sim=yes", "--LL=1048576,16,64"], "misses", n_flags, 0)
         # One dump per measured pass; the first also holds the set-up.
         parts = sorted(
             (int(m.group(1)), p)
@@ -448,32 +428,41 @@ def misses(n_flags: int) -> str:
     )
 
 
+def _callgrind(
+    tmp: str, options: list[str], which: str, n_flags: int, n_contexts: int
+) -> None:
+    """Run the child ``which`` under callgrind, its dumps written in ``tmp``.
+
+    Counters are zeroed and dumped at :data:`CALLGRIND_MARKS`.
+    """
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={Path(tmp) / 'callgrind.out'}",
+            f"--zero-before={CALLGRIND_MARKS[0]}",
+            f"--dump-before={CALLGRIND_MARKS[1]}",
+            *options,
+            sys.executable,
+            __file__,
+            "--callgrind-child",
+            which,
+            "--flags",
+            str(n_flags),
+            "--contexts",
+            str(n_contexts),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+
+
 def _instructions(which: str, n_flags: int, n_contexts: int) -> int:
     """Instructions of the child's measured loop (its main thread's)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                f"--zero-before={CALLGRIND_MARKS[0]}",
-                f"--dump-before={CALLGRIND_MARKS[1]}",
-                # a thread of the SDK's, if it has one, is counted apart
-                "--separate-threads=yes",
-                sys.executable,
-                __file__,
-                "--callgrind-child",
-                which,
-                "--flags",
-                str(n_flags),
-                "--contexts",
-                str(n_contexts),
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
+        # a thread of the SDK's, if it has one, is counted apart
+        _callgrind(tmp, ["--separate-threads=yes"], which, n_flags, n_contexts)
         dumps = sorted(p.name for p in Path(tmp).iterdir())
         # The marked dump is part 1 of the main thread (01); the rest is the
         # dump at exit (no part number), and other threads' (02...).

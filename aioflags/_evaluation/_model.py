@@ -515,11 +515,10 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         if raw.get("deleted") is True:
             flag.deleted = True
             flag.constant = NOT_FOUND
-            flag.ops = (NOT_FOUND, flag.run)
-            return flag
-        _compile_flag_body(flag, raw)
-        if not flag.on:
-            flag.constant = flag.off_result
+        else:
+            _compile_flag_body(flag, raw)
+            if not flag.on:
+                flag.constant = flag.off_result
     except _Bad as exc:
         flag.malformed = str(exc)
         flag.constant = MALFORMED
