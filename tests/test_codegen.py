@@ -340,7 +340,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
         flag.run(flag.ops, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
-    assert "if (st.match_segments(o[2], ctx) != False):" in text
+    assert "if (st.match_segments(o[3], ctx) != False):" in text
 
 
 VERSIONS = [
@@ -407,6 +407,59 @@ def test_variation_of_a_flag_with_prerequisites() -> None:
     )
     assert snap.variation("top", Context.create("ann"), "default") == "on"
     assert snap.variation("top", Context.create("bob"), "default") == "off"
+
+
+@pytest.mark.parametrize("prerequisite_first", [False, True])
+def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
+    prerequisite_first: bool,
+) -> None:
+    bob_is_off = {
+        "variation": 0,
+        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
+    }
+    required = {
+        "plain": _flag("plain", rules=[bob_is_off]),
+        "constant": _flag("constant"),
+        "off": _flag("off", on=False, offVariation=1),
+        "malformed": _flag("malformed", fallthrough={"variation": 99}),
+        "chain": _flag("chain", prerequisites=[{"key": "plain", "variation": 1}]),
+        "aborts": _flag("aborts", rules=[BROKEN_RULE]),
+        "deleted": {"key": "deleted", "version": 2, "deleted": True},
+    }
+    keys = [*required, "missing"]
+    snap = _snapshot(
+        {
+            **required,
+            **{
+                f"on-{key}": _flag(
+                    f"on-{key}", prerequisites=[{"key": key, "variation": 1}]
+                )
+                for key in keys
+            },
+        }
+    )
+    heads = snap._direct.heads
+    met = {"plain", "constant", "chain"}
+    for name in ("ann", "bob"):
+        ctx = Context.create(name)
+        for key in keys:
+            if prerequisite_first and key != "missing":
+                snap.variation(key, ctx, "default")
+            detail = snap.variation_detail(f"on-{key}", ctx, "default")
+            if key in met and not (name == "bob" and key in ("plain", "chain")):
+                assert (detail.value, detail.reason) == ("on", {"kind": "FALLTHROUGH"})
+            elif key == "aborts":  # the prerequisite's abort is the flag's
+                assert detail.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}
+            else:
+                assert (detail.value, detail.reason) == (
+                    "off",
+                    {"kind": "PREREQUISITE_FAILED", "prerequisiteKey": key},
+                ), (name, key)
+    # The plain ones' and the others' ops were read through the heads (the
+    # missing flag is not kept there: the client's fast path reads them).
+    assert {key for key in keys if key in heads} == set(required)
+    plain = [heads[key][2] for key in required]
+    assert plain == [True, True, False, True, False, True, False]
 
 
 def test_variation_comes_back_to_the_careful_path(
@@ -624,6 +677,59 @@ def test_operands_shared_are_small_ones() -> None:
     long = "x" * 1000
     assert (str, long) not in _codegen._operands
     assert _codegen._shared(long) is long
+
+
+def test_targets_are_tested_in_the_keys_targeted_lately_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aioflags._evaluation import _codegen
+
+    monkeypatch.setattr(_codegen, "_UNION_SIZE", 8)
+    monkeypatch.setattr(_codegen, "_union", set())
+
+    def targeting(key: str, *users: str) -> CompiledFlag:
+        return compile_flag(
+            key,
+            _flag(key, targets=[{"values": list(users), "variation": 0}]),
+        )
+
+    def unions(flag: CompiledFlag) -> list[set[str]]:
+        return [o for o in flag.ops if type(o) is set]
+
+    one = targeting("one", "ann", "cy")
+    two = targeting("two", "dee")
+    # Flags compiled one after the other test their keys in one set, which
+    # holds each one's keys.
+    assert unions(one) == unions(two) == [{"ann", "cy", "dee"}]
+    assert unions(one)[0] is unions(two)[0]
+    # A key another flag targets is only a first answer: the flag's own set
+    # decides (and one that targets nobody has no target test).
+    matcher = Matcher({}, {})
+    for flag, name, value in (
+        (one, "ann", "off"),
+        (one, "dee", "on"),
+        (two, "ann", "on"),
+        (two, "dee", "off"),
+        (one, "eve", "on"),
+    ):
+        assert flag.run(flag.ops, Context.create(name), matcher).value == value
+    # When one set is full the next flags start another; the flags compiled
+    # earlier keep theirs.
+    three = targeting("three", "user-0", "user-1")
+    four = targeting("four", "user-2", "user-3")
+    five = targeting("five", "user-4", "user-5")
+    assert unions(three)[0] is unions(four)[0] is unions(one)[0]
+    assert len(unions(one)[0]) == 7
+    assert unions(five)[0] is not unions(one)[0]
+    assert unions(five) == [{"user-4", "user-5"}]
+    assert five.run(five.ops, Context.create("user-5"), matcher).value == "off"
+    assert five.run(five.ops, Context.create("ann"), matcher).value == "on"
+    assert one.run(one.ops, Context.create("ann"), matcher).value == "off"
+    # A list longer than a quarter of a set is tested in its own set alone.
+    long = targeting("long", "user-6", "user-7", "user-8")
+    assert unions(long) == []
+    assert long.run(long.ops, Context.create("user-8"), matcher).value == "off"
+    assert long.run(long.ops, Context.create("user-9"), matcher).value == "on"
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

@@ -50,10 +50,13 @@ __all__ = [
 
 #: ``run(ops, context, state) -> Result``: a flag's code, shared by the flags
 #: of its shape, called with the flag's ``ops``: its constant result (or
-#: None) and its ``run`` (the :data:`HEAD`), then its operands
+#: None), its ``run`` and whether it is *plain* (the :data:`HEAD`), then
+#: its operands. A plain flag is on, well formed and has no prerequisites
+#: of its own: as another flag's prerequisite, its result is what its
+#: ``ops`` give.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
 #: how many items of a flag's ``ops`` come before its operands
-HEAD: Final = 2
+HEAD: Final = 3
 
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
@@ -187,6 +190,36 @@ def _shared(value: object) -> object:
             _operands.clear()
         found = _operands[(kind, key)] = value
     return found
+
+
+#: The context keys that the flags compiled since it was made target, in
+#: any of their lists, one set: a flag tests a key in it before its own set
+#: (:func:`_targeted`). Most keys are in no list, and the set's line for a
+#: key is the same for every flag that uses the set: once one of them has
+#: tested a context's key, the others read no line of their own for their
+#: targets (their own set costs two, its object and its table, once other
+#: work has evicted them from the CPU's caches). It never shrinks (a key a
+#: flag no longer targets only sends a test on to the flag's own set); when
+#: full, the next flags start another, and a set lives as long as a flag
+#: using it.
+_union: set[str] = set()
+#: The most keys in one such set. Small, because a key found there costs
+#: the flag's own test too: with 512, the benchmark corpus's flags (ten
+#: random keys each, of 10,000) share a set fifty at a time, and one
+#: context in twenty is in it (two in three in one set of all their keys).
+_UNION_SIZE: Final = 512
+
+
+def _targeted(keys: frozenset[str]) -> set[str] | None:
+    """The set of keys targeted lately, ``keys`` added (``None``: too many to add)."""
+    global _union  # the current one, replaced when full
+    if len(keys) > _UNION_SIZE // 4:
+        return None  # a long list: its own set alone
+    union = _union
+    if len(union) + len(keys) > _UNION_SIZE:
+        union = _union = set()
+    union.update(keys)
+    return union
 
 
 _PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
@@ -386,17 +419,21 @@ def build_runner(
             key = w.operand(prereq.key)  # type: ignore[attr-defined]
             failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
-            # (Matcher.hot first: see there)
+            # Through the prerequisite's ops in st.heads, where the client's
+            # fast path has most often just read them: nothing of the flag
+            # object, and no second dict. A flag that is not plain (off,
+            # malformed, missing, a chain) goes to the method.
             body.append("        try:")
-            body.append(f"            f = st.hot[{key}]")
+            body.append(f"            h = st.heads[{key}]")
             body.append("        except KeyError:")
-            body.append(f"            f = st.flags.get({key})")
-            body.append("        if f is None or not f.on or f.malformed is not None:")
-            body.append(f"            return {failed}")
-            body.append("        if f.prerequisites:")
-            body.append("            st.need_state()  # a chain: the careful path's")
+            body.append(f"            h = st.prerequisite_head({key})")
+            one = every if len(prerequisites) == 1 else w.cold_operand((prereq,))
+            body.append("        if not h[2]:")
+            body.append(f"            r = st.prerequisites_failed({one}, ctx)")
+            body.append("            if r is not None:")
+            body.append("                return r")
             body.append(
-                "        if (q if (q := f.constant) is not None else (g := f.run)(f.ops, ctx, st))"
+                "        elif (q if (q := h[0]) is not None else h[1](h, ctx, st))"
                 f".variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
@@ -404,8 +441,13 @@ def build_runner(
         p = w.part(kind)
         # Most contexts are in no target list: one membership test for them,
         # in a set (it keeps each key's hash beside it: no key read to
-        # compare, as a dict of strings must).
-        keys = w.operand(frozenset(lookup), shared=False)
+        # compare, as a dict of strings must), and first in the set of
+        # every key the flags compiled lately target (see _targeted).
+        own = frozenset(lookup)
+        keys = w.operand(own, shared=False)
+        union = _targeted(own)
+        if union is not None:
+            keys = f"{w.operand(union, shared=False)} and {p}._key in {keys}"
         body.append(f"    if {p} is not None and {p}._key in {keys}:")
         body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")
     unconditional = False

@@ -96,6 +96,10 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
     return False
 
 
+#: the ``ops`` head of a flag that is not there: not plain (see HEAD)
+_NO_FLAG: Final[tuple[None, None, bool]] = (None, None, False)
+
+
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
@@ -105,7 +109,9 @@ class Matcher:
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
     no segment, and prerequisites that have no prerequisites of their own
-    (no cycle can pass through them). For anything else (a prerequisite
+    (no cycle can pass through them; the generated code reads a plain
+    prerequisite's ``ops`` in :attr:`heads`, the others go to
+    :meth:`prerequisites_failed`). For anything else (a prerequisite
     chain, a big or nested segment) it raises :class:`_NeedState`, and
     :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
     Flags and segments are read by item access (``flags[key]``), so the
@@ -163,6 +169,17 @@ class Matcher:
             flag = self.flags[key]  # (made on first lookup)
         head = self.heads[key] = flag.ops
         return head
+
+    def prerequisite_head(self, key: str) -> tuple[Any, ...]:
+        """:meth:`head_of` for the generated prerequisite checks.
+
+        A missing flag's is :data:`_NO_FLAG`, which is not plain: the check
+        then goes to :meth:`prerequisites_failed`.
+        """
+        try:
+            return self.head_of(key)
+        except KeyError:
+            return _NO_FLAG
 
     def need_state(self) -> NoReturn:
         """Give up for the careful path (the generated code's way to say so)."""

@@ -434,8 +434,9 @@ class CompiledFlag(_FlagHead):
     #: evaluates the flag when ``constant`` is None: ``run(ops, context,
     #: state)``, code shared by the flags of the same shape
     run: Runner
-    #: ``(constant, run, *operands)``: all an evaluation of the flag reads of
-    #: its own (the matcher's ``heads`` map keys to it), the operands for ``run``
+    #: ``(constant, run, plain, *operands)`` (see ``_codegen.HEAD``): all an
+    #: evaluation of the flag reads of its own (the matcher's ``heads`` map
+    #: keys to it), the operands for ``run``
     ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
@@ -525,7 +526,9 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         logger.error(
             "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
         )
-    flag.ops = (flag.constant, flag.run, *flag.ops)  # the HEAD, then the operands
+    # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
+    plain = flag.on and flag.malformed is None and not flag.prerequisites
+    flag.ops = (flag.constant, flag.run, plain, *flag.ops)
     return flag
 
 
