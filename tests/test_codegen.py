@@ -455,11 +455,23 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
                     "off",
                     {"kind": "PREREQUISITE_FAILED", "prerequisiteKey": key},
                 ), (name, key)
-    # The plain ones' and the others' ops were read through the heads (the
-    # missing flag is not kept there: the client's fast path reads them).
+    # Every one was read through the heads (the missing flag is not kept
+    # there: the client's fast path reads them): a constant flag is its
+    # result, a plain one (on, well formed, no prerequisites) is run.
     assert {key for key in keys if key in heads} == set(required)
-    plain = [heads[key][2] for key in required]
-    assert plain == [True, True, False, True, False, True, False]
+    plain = {
+        key: "result" if isinstance(head := heads[key], Result) else head[2]
+        for key in required
+    }
+    assert plain == {
+        "plain": True,
+        "constant": "result",
+        "off": "result",
+        "malformed": "result",
+        "chain": False,
+        "aborts": True,
+        "deleted": "result",
+    }
 
 
 def test_variation_comes_back_to_the_careful_path(

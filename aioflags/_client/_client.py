@@ -49,6 +49,7 @@ from aioflags._datasystem._config import DataSystem
 from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._evaluate import evaluate
+from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
 
 from ._config import Config
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._datasystem._supervisor import Supervisor
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import EvaluationDetail, FlagsState, Result
+    from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
     from ._hooks import Hook
     from ._status import StatusLayer
@@ -951,24 +952,26 @@ class Client:
         """The flag's value for ``context``, or ``default``."""
         # The common case in this frame: no gate, events or hooks (the
         # snapshot's matcher is then _direct), a valid context, a present
-        # flag, read as its ops (its constant result or None, its code, then
-        # the code's operands: nothing of the flag object). Anything the
-        # flag's code cannot finish alone (a prerequisite chain, an abort)
-        # goes to the driver, which runs it again (evaluation is pure) and
-        # handles it; anything else to the snapshot's method.
+        # flag, read as its head: its result if it is constant, else its
+        # ops (its code, then the code's operands): nothing of the flag
+        # object. Anything the flag's code cannot finish alone (a
+        # prerequisite chain, an abort) goes to the driver, which runs it
+        # again (evaluation is pure) and handles it; anything else to the
+        # snapshot's method.
         store = self._store
         matcher = store.snapshot._direct
         if matcher is not None and store.gate is None:
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     try:
-                        ops = matcher.heads[key]
+                        head = matcher.heads[key]
                     except KeyError:  # first evaluated in this snapshot
-                        ops = matcher.head_of(key)  # (KeyError: no such flag)
-                    result: Result | None = ops[0]  # "is None" below: no truth test
-                    if result is None:
+                        head = matcher.head_of(key)  # (KeyError: no such flag)
+                    if type(head) is Result:
+                        result = head
+                    else:
                         try:
-                            result = ops[1](ops, context, matcher)
+                            result = head[1](head, context, matcher)
                         except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
                             flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
@@ -992,13 +995,14 @@ class Client:
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     try:
-                        ops = matcher.heads[key]
+                        head = matcher.heads[key]
                     except KeyError:
-                        ops = matcher.head_of(key)
-                    result: Result | None = ops[0]
-                    if result is None:
+                        head = matcher.head_of(key)
+                    if type(head) is Result:
+                        result = head
+                    else:
                         try:
-                            result = ops[1](ops, context, matcher)
+                            result = head[1](head, context, matcher)
                         except Exception:  # noqa: BLE001
                             flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]

@@ -145,6 +145,7 @@ _GLOBALS: Final[dict[str, object]] = {
         "int": int,
         "str": str,
         "len": len,
+        "tuple": tuple,
         "KeyError": KeyError,
     },
     "_slow": slow_clause,
@@ -199,15 +200,18 @@ def _shared(value: object) -> object:
 #: tested a context's key, the others read no line of their own for their
 #: targets (their own set costs two, its object and its table, once other
 #: work has evicted them from the CPU's caches). It never shrinks (a key a
-#: flag no longer targets only sends a test on to the flag's own set); when
-#: full, the next flags start another, and a set lives as long as a flag
-#: using it.
+#: flag no longer targets only sends a test on to the flag's own set), and
+#: only a key it does not hold yet adds to it (recompiling a flag with the
+#: same targets adds nothing); when full, the next flags start another. A
+#: set lives as long as a flag compiled with it: in the worst case each
+#: live flag with targets keeps one of its own (8 KiB and 256 keys).
 _union: set[str] = set()
-#: The most keys in one such set. Small, because a key found there costs
-#: the flag's own test too: with 512, the benchmark corpus's flags (ten
-#: random keys each, of 10,000) share a set fifty at a time, and one
-#: context in twenty is in it (two in three in one set of all their keys).
-_UNION_SIZE: Final = 512
+#: The most keys in one such set. Few, because a key found there costs the
+#: flag's own test too: with 256 (a table of 512 entries, 8 KiB), the
+#: benchmark corpus's flags (ten random keys each, of 10,000) share a set
+#: 25 at a time, and one context in 40 is in it (two in three would be in
+#: one set of all their keys).
+_UNION_SIZE: Final = 256
 
 
 def _targeted(keys: frozenset[str]) -> set[str] | None:
@@ -421,20 +425,20 @@ def build_runner(
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
             # Through the prerequisite's ops in st.heads, where the client's
             # fast path has most often just read them: nothing of the flag
-            # object, and no second dict. A flag that is not plain (off,
-            # malformed, missing, a chain) goes to the method.
+            # object, and no second dict. A constant flag (its head is its
+            # result) or one that is not plain (malformed, missing, a
+            # chain) goes to the method.
             body.append("        try:")
             body.append(f"            h = st.heads[{key}]")
             body.append("        except KeyError:")
             body.append(f"            h = st.prerequisite_head({key})")
             one = every if len(prerequisites) == 1 else w.cold_operand((prereq,))
-            body.append("        if not h[2]:")
+            body.append("        if type(h) is not tuple or not h[2]:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
             body.append("                return r")
             body.append(
-                "        elif (q if (q := h[0]) is not None else h[1](h, ctx, st))"
-                f".variation_index != {variation}:"
+                f"        elif h[1](h, ctx, st).variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
     for kind, lookup in targets:

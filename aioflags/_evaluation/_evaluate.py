@@ -110,8 +110,8 @@ class Matcher:
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
     no segment, and prerequisites that have no prerequisites of their own
     (no cycle can pass through them; the generated code reads a plain
-    prerequisite's ``ops`` in :attr:`heads`, the others go to
-    :meth:`prerequisites_failed`). For anything else (a prerequisite
+    prerequisite's ``ops`` in :attr:`heads`, the others and the constant
+    ones go to :meth:`prerequisites_failed`). For anything else (a prerequisite
     chain, a big or nested segment) it raises :class:`_NeedState`, and
     :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
     Flags and segments are read by item access (``flags[key]``), so the
@@ -147,10 +147,11 @@ class Matcher:
         self.hot: dict[str, CompiledFlag] = (
             hot if hot is not None else flags if type(flags) is dict else {}
         )
-        #: Each flag's ``ops`` by key, for the flags evaluated so far: what
-        #: the client's fast paths read, so that an evaluation reads nothing
-        #: of the flag object (:meth:`head_of` adds to it).
-        self.heads: dict[str, tuple[Any, ...]] = {}
+        #: What the client's fast paths read of each flag evaluated so far,
+        #: by key (:meth:`head_of` adds to it), so that an evaluation reads
+        #: nothing of the flag object: its result if it is constant, else
+        #: its ``ops``.
+        self.heads: dict[str, tuple[Any, ...] | Result] = {}
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
@@ -158,23 +159,26 @@ class Matcher:
         #: prerequisites_failed() below does (False: it calls the method)
         self.inline_prerequisites = True
 
-    def head_of(self, key: str) -> tuple[Any, ...]:
-        """The ``ops`` of flag ``key`` (compiling it), kept in :attr:`heads`.
+    def head_of(self, key: str) -> tuple[Any, ...] | Result:
+        """Flag ``key``'s constant result, or its ``ops`` (compiling it), kept in :attr:`heads`.
 
-        Raises ``KeyError`` if there is no such flag.
+        A constant flag (off, or nothing but a fixed fallthrough) is its
+        result there: an evaluation of it reads that alone, not the
+        ``ops`` tuple too. Raises ``KeyError`` if there is no such flag.
         """
         try:
             flag = self.hot[key]
         except KeyError:
             flag = self.flags[key]  # (made on first lookup)
-        head = self.heads[key] = flag.ops
+        constant = flag.constant
+        head = self.heads[key] = flag.ops if constant is None else constant
         return head
 
-    def prerequisite_head(self, key: str) -> tuple[Any, ...]:
+    def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.
 
         A missing flag's is :data:`_NO_FLAG`, which is not plain: the check
-        then goes to :meth:`prerequisites_failed`.
+        then goes to :meth:`prerequisites_failed`, as for a constant flag.
         """
         try:
             return self.head_of(key)
