@@ -971,7 +971,7 @@ class Client:
                         result = head
                     else:
                         try:
-                            result = head[1](head, context, matcher)
+                            result = head[0](head, context, matcher)
                         except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
                             flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
@@ -1002,7 +1002,7 @@ class Client:
                         result = head
                     else:
                         try:
-                            result = head[1](head, context, matcher)
+                            result = head[0](head, context, matcher)
                         except Exception:  # noqa: BLE001
                             flag = matcher.flags[key]
                             result = evaluate(matcher, flag, context)  # type: ignore[arg-type]

@@ -49,14 +49,13 @@ __all__ = [
 ]
 
 #: ``run(ops, context, state) -> Result``: a flag's code, shared by the flags
-#: of its shape, called with the flag's ``ops``: its constant result (or
-#: None), its ``run`` and whether it is *plain* (the :data:`HEAD`), then
-#: its operands. A plain flag is on, well formed and has no prerequisites
-#: of its own: as another flag's prerequisite, its result is what its
-#: ``ops`` give.
+#: of its shape, called with the flag's ``ops``: its ``run`` and whether it
+#: is *plain* (the :data:`HEAD`), then its operands. A plain flag is on,
+#: well formed and has no prerequisites of its own: as another flag's
+#: prerequisite, its result is what its ``ops`` give.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
 #: how many items of a flag's ``ops`` come before its operands
-HEAD: Final = 3
+HEAD: Final = 2
 
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
@@ -270,7 +269,7 @@ class _Writer:
         self.operands.append(_shared(value) if shared else value)
         return f"\x00{len(self.operands) - 1}\x01"
 
-    def cold_operand(self, value: object) -> str:
+    def cold_operand(self, value: object, *, shared: bool = True) -> str:
         """:meth:`operand`, for one that few calls read.
 
         A slow path's test, a target's result: the tuple keeps these after
@@ -278,7 +277,7 @@ class _Writer:
         they can.
         """
         self.cold.add(len(self.operands))
-        return self.operand(value)
+        return self.operand(value, shared=shared)
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -433,12 +432,12 @@ def build_runner(
             body.append("        except KeyError:")
             body.append(f"            h = st.prerequisite_head({key})")
             one = every if len(prerequisites) == 1 else w.cold_operand((prereq,))
-            body.append("        if type(h) is not tuple or not h[2]:")
+            body.append("        if type(h) is not tuple or not h[1]:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
             body.append("                return r")
             body.append(
-                f"        elif h[1](h, ctx, st).variation_index != {variation}:"
+                f"        elif h[0](h, ctx, st).variation_index != {variation}:"
             )
             body.append(f"            return {failed}")
     for kind, lookup in targets:
@@ -448,9 +447,11 @@ def build_runner(
         # compare, as a dict of strings must), and first in the set of
         # every key the flags compiled lately target (see _targeted).
         own = frozenset(lookup)
-        keys = w.operand(own, shared=False)
         union = _targeted(own)
-        if union is not None:
+        if union is None:
+            keys = w.operand(own, shared=False)
+        else:  # (the flag's own set is read when the key is in the union)
+            keys = w.cold_operand(own, shared=False)
             keys = f"{w.operand(union, shared=False)} and {p}._key in {keys}"
         body.append(f"    if {p} is not None and {p}._key in {keys}:")
         body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")

@@ -97,7 +97,7 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 
 #: the ``ops`` head of a flag that is not there: not plain (see HEAD)
-_NO_FLAG: Final[tuple[None, None, bool]] = (None, None, False)
+_NO_FLAG: Final[tuple[None, bool]] = (None, False)
 
 
 class Matcher:

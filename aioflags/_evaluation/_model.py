@@ -434,9 +434,9 @@ class CompiledFlag(_FlagHead):
     #: evaluates the flag when ``constant`` is None: ``run(ops, context,
     #: state)``, code shared by the flags of the same shape
     run: Runner
-    #: ``(constant, run, plain, *operands)`` (see ``_codegen.HEAD``): all an
-    #: evaluation of the flag reads of its own (the matcher's ``heads`` map
-    #: keys to it), the operands for ``run``
+    #: ``(run, plain, *operands)`` (see ``_codegen.HEAD``): all an evaluation
+    #: of the flag reads of its own (the matcher's ``heads`` map keys to it
+    #: if it is not constant), the operands for ``run``
     ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
@@ -528,7 +528,12 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
-    flag.ops = (flag.constant, flag.run, plain, *flag.ops)
+    ops = (flag.run, plain, *flag.ops)
+    # As many items as make 3, 11, 19... (a multiple of 64 bytes with the
+    # garbage collector's header): CPython's allocator then puts the tuple
+    # at a line boundary, and an evaluation reads the reference count, the
+    # HEAD and the first three operands in one line (see _codegen._Writer).
+    flag.ops = (*ops, *(None,) * ((3 - len(ops)) % 8))
     return flag
 
 

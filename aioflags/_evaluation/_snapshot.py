@@ -626,7 +626,7 @@ class FlagSnapshot:
                 plan.keys, plan.ops, plan.required, strict=True
             ):
                 try:
-                    result = ops[1](ops, context, batch)
+                    result = ops[0](ops, context, batch)
                 except Exception:  # noqa: BLE001 - as in the loop below
                     result = evaluate(matcher, self._flags[key], context)
                 else:
