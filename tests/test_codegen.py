@@ -753,6 +753,32 @@ def test_targets_are_tested_in_the_keys_targeted_lately_first(
     assert five.run(five.ops, Context.create("ann"), matcher).value == "on"
     assert one.run(one.ops, Context.create("ann"), matcher).value == "off"
     # A list longer than a quarter of a set is tested in its own set alone.
+    # A segment's lists too.
+    segment = compile_segment(
+        "s",
+        {
+            "key": "s",
+            "version": 1,
+            "included": ["user-6"],
+            "excluded": ["user-0"],
+            "rules": [
+                {
+                    "clauses": [
+                        {"attribute": "key", "op": "in", "values": ["user-0", "eve"]}
+                    ]
+                }
+            ],
+        },
+    )
+    assert segment.contains is not None
+    assert unions(five)[0] >= {"user-6", "user-0"}
+    for name, member in (
+        ("user-6", True),
+        ("user-0", False),
+        ("eve", True),
+        ("ann", False),
+    ):
+        assert segment.contains(Context.create(name), matcher) is member, name
     long = targeting("long", "user-6", "user-7", "user-8")
     assert unions(long) == []
     assert long.run(long.ops, Context.create("user-8"), matcher).value == "off"

@@ -192,18 +192,19 @@ def _shared(value: object) -> object:
     return found
 
 
-#: The context keys that the flags compiled since it was made target, in
-#: any of their lists, one set: a flag tests a key in it before its own set
+#: The context keys listed by the flags and segments compiled since it was
+#: made (their target lists, a segment's included and excluded keys), one
+#: set: a flag or segment tests a key in it before its own set
 #: (:func:`_targeted`). Most keys are in no list, and the set's line for a
-#: key is the same for every flag that uses the set: once one of them has
-#: tested a context's key, the others read no line of their own for their
-#: targets (their own set costs two, its object and its table, once other
-#: work has evicted them from the CPU's caches). It never shrinks (a key a
-#: flag no longer targets only sends a test on to the flag's own set), and
-#: only a key it does not hold yet adds to it (recompiling a flag with the
-#: same targets adds nothing); when full, the next flags start another. A
-#: set lives as long as a flag compiled with it: in the worst case each
-#: live flag with targets keeps one of its own (8 KiB and 256 keys).
+#: key is the same for everything that uses the set: once one flag has
+#: tested a context's key, the others read no line of their own for it
+#: (their own set costs two, its object and its table, once other work has
+#: evicted them from the CPU's caches). It never shrinks (a key no longer
+#: listed only sends a test on to the flag's own set), and only a key it
+#: does not hold yet adds to it (recompiling a flag with the same targets
+#: adds nothing); when full, the next flags start another. A set lives as
+#: long as a flag or segment compiled with it: in the worst case each live
+#: one keeps one of its own (8 KiB and 256 keys).
 _union: set[str] = set()
 #: The most keys in one such set. Few, because a key found there costs the
 #: flag's own test too: with 256 (a table of 512 entries, 8 KiB), the
@@ -278,6 +279,18 @@ class _Writer:
         """
         self.cold.add(len(self.operands))
         return self.operand(value, shared=shared)
+
+    def key_in(self, p: str, keys: frozenset[str]) -> str:
+        """The test that part ``p``'s key is in ``keys`` (a target list, a segment's).
+
+        In the set of the keys listed lately first (:func:`_targeted`);
+        ``keys`` itself is then a cold operand.
+        """
+        union = _targeted(keys)
+        if union is None:
+            return f"{p}._key in {self.operand(keys, shared=False)}"
+        own = self.cold_operand(keys, shared=False)
+        return f"{p}._key in {self.operand(union, shared=False)} and {p}._key in {own}"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -446,14 +459,7 @@ def build_runner(
         # in a set (it keeps each key's hash beside it: no key read to
         # compare, as a dict of strings must), and first in the set of
         # every key the flags compiled lately target (see _targeted).
-        own = frozenset(lookup)
-        union = _targeted(own)
-        if union is None:
-            keys = w.operand(own, shared=False)
-        else:  # (the flag's own set is read when the key is in the union)
-            keys = w.cold_operand(own, shared=False)
-            keys = f"{w.operand(union, shared=False)} and {p}._key in {keys}"
-        body.append(f"    if {p} is not None and {p}._key in {keys}:")
+        body.append(f"    if {p} is not None and {w.key_in(p, frozenset(lookup))}:")
         body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")
     unconditional = False
     for clauses, fixed, resolve in rules:
@@ -521,9 +527,7 @@ def build_segment(
         for kind, keys in lists:
             if keys:
                 p = w.part(kind)
-                body.append(
-                    f"    if {p} is not None and {p}._key in {w.operand(keys, shared=False)}:"
-                )
+                body.append(f"    if {p} is not None and {w.key_in(p, keys)}:")
                 body.append(f"        return {answer}")
     for clauses, threshold, bucket in rules:
         test = " and ".join(w.clause(c) for c in clauses) or "True"
