@@ -15,8 +15,9 @@ reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
 flag data can never become code. Equal operand values are one object
-(:func:`_shared`), and a rollout that is not an experiment is bucketed
-inline.
+(:func:`_shared`), a rollout that is not an experiment is bucketed
+inline, and a context's key is looked for in a set shared by the flags
+and segments compiled together before their own lists (:func:`_targeted`).
 """
 
 from __future__ import annotations
