@@ -953,8 +953,8 @@ class Client:
         # The common case in this frame: no gate, events or hooks (the
         # snapshot's matcher is then _direct), a valid context, a present
         # flag, read as its head: its result if it is constant, else its
-        # ops (its code, then the code's operands): nothing of the flag
-        # object. Anything the flag's code cannot finish alone (a
+        # ops (its code, whether it is plain, then the code's operands):
+        # nothing of the flag object. Anything the flag's code cannot finish alone (a
         # prerequisite chain, an abort) goes to the driver, which runs it
         # again (evaluation is pure) and handles it; anything else to the
         # snapshot's method.

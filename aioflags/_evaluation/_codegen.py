@@ -204,8 +204,14 @@ def _shared(value: object) -> object:
 #: listed only sends a test on to the flag's own set), and only a key it
 #: does not hold yet adds to it (recompiling a flag with the same targets
 #: adds nothing); when full, the next flags start another. A set lives as
-#: long as a flag or segment compiled with it: in the worst case each live
-#: one keeps one of its own (8 KiB and 256 keys).
+#: long as a flag or segment compiled with it, and one compile uses one set
+#: for all its lists while they fit (a flag whose lists do not fit in what
+#: is left of the current set starts the next one): in the worst case each
+#: live flag or segment keeps a set of its own (8 KiB and 256 keys, most
+#: of them perhaps other flags', long gone). Compiles in two threads at
+#: once (a segment's is not under the lazy flags' lock) may take a set a
+#: little past its size or start two; each list is in the set its code
+#: tests, whatever the order.
 _union: set[str] = set()
 #: The most keys in one such set. Few, because a key found there costs the
 #: flag's own test too: with 256 (a table of 512 entries, 8 KiB), the
@@ -215,15 +221,23 @@ _union: set[str] = set()
 _UNION_SIZE: Final = 256
 
 
-def _targeted(keys: frozenset[str]) -> set[str] | None:
-    """The set of keys targeted lately, ``keys`` added (``None``: too many to add)."""
+def _targeted(keys: frozenset[str], union: set[str] | None) -> set[str] | None:
+    """A set of keys listed lately, ``keys`` added (``None``: too many to add).
+
+    ``union``, if it is given (the set of the same compile's other lists)
+    and ``keys`` fit in it; else the current set, or a new one when they do
+    not fit in that.
+    """
     global _union  # the current one, replaced when full
     if len(keys) > _UNION_SIZE // 4:
         return None  # a long list: its own set alone
-    union = _union
-    if len(union) + len(keys) > _UNION_SIZE:
+    if union is None:
+        union = _union
+    new = keys - union
+    if len(union) + len(new) > _UNION_SIZE:
         union = _union = set()
-    union.update(keys)
+        new = keys
+    union.update(new)
     return union
 
 
@@ -261,6 +275,7 @@ class _Writer:
         self.cold: set[int] = set()  # the operands read at most once a call
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
+        self.union: set[str] | None = None  # the set of listed keys used so far
 
     def operand(self, value: object, *, shared: bool = True) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`.
@@ -287,9 +302,10 @@ class _Writer:
         In the set of the keys listed lately first (:func:`_targeted`);
         ``keys`` itself is then a cold operand.
         """
-        union = _targeted(keys)
+        union = _targeted(keys, self.union)
         if union is None:
             return f"{p}._key in {self.operand(keys, shared=False)}"
+        self.union = union
         own = self.cold_operand(keys, shared=False)
         return f"{p}._key in {self.operand(union, shared=False)} and {p}._key in {own}"
 

@@ -103,8 +103,9 @@ _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
-    Evaluations never write to it but for :attr:`heads`, a cache of each
-    evaluated flag's ``ops`` (one dict store per flag and snapshot).
+    Evaluations never write to it but for :attr:`heads`, a cache of what
+    the fast paths read of each evaluated flag, its constant result or its
+    ``ops`` (one dict store per flag and snapshot).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference

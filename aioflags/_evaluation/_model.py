@@ -82,7 +82,12 @@ class SegmentMatcher(Protocol):
 
 
 class EvalState(SegmentMatcher, Protocol):
-    """What evaluating a flag needs from the per-evaluation state."""
+    """What evaluating a flag needs from the per-evaluation state.
+
+    The generated code also reads its ``inline_prerequisites``; when that
+    is true (``Matcher`` itself), its ``heads`` and ``prerequisite_head``
+    (see ``aioflags._evaluation._evaluate.Matcher``).
+    """
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context, /
@@ -365,11 +370,14 @@ class _FlagHead:
     """The slots of a flag that evaluations read, in its first 64 bytes.
 
     CPython lays a class's own ``__slots__`` out in *sorted* order (the
-    order written is ignored), after its bases' slots: so these, which
-    every evaluation reads (``constant``, ``run``, ``ops``) and a
-    prerequisite check (``on``, ``malformed``, ``prerequisites``), are a
-    base class's, laid out right after the reference count and type that
-    an evaluation touches anyway: one 64-byte line of the flag is read.
+    order written is ignored), after its bases' slots: so these, which an
+    evaluation through the flag object reads (``constant``, ``run``,
+    ``ops``: the driver, ``evaluate``, the careful path and the first
+    evaluation in a snapshot; the fast paths read the matcher's ``heads``)
+    and a prerequisite check through it (``on``, ``malformed``,
+    ``prerequisites``), are a base class's, laid out right after the
+    reference count and type that it touches anyway: one 64-byte line of
+    the flag is read.
     (Once another program's work has evicted a flag from the CPU's caches,
     each further line read costs a miss: ``run`` was 112 bytes further.)
     """
