@@ -8,6 +8,7 @@ flags of one shape. The differential test holds both against LaunchDarkly.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import sys
 from typing import Any
@@ -769,7 +770,10 @@ def test_flag_operands_are_one_object_per_value() -> None:
     shared = [a for a, b in pairs if a is b and not isinstance(a, Result)]
     assert len(shared) >= 5  # the code, the kind, the set, a name, the bound
     results = [(a, b) for a, b in pairs if isinstance(a, Result)]
-    assert results and all(a is not b and a == b for a, b in results)
+    rules = [(a, b) for a, b in results if a.reason["kind"] == "RULE_MATCH"]
+    assert rules and all(a is not b and a == b for a, b in rules)
+    # A result that names no rule (the fallthrough's) is one for both.
+    assert [a.reason for a, b in results if a is b] == [{"kind": "FALLTHROUGH"}]
 
 
 def test_operands_shared_are_small_ones() -> None:
@@ -896,6 +900,72 @@ def test_targets_are_tested_in_the_keys_targeted_lately_first(
     assert unions(long) == []
     assert long.run(long.ops, Context.create("user-8"), matcher).value == "off"
     assert long.run(long.ops, Context.create("user-9"), matcher).value == "on"
+
+
+def test_common_results_are_one_object_for_every_flag_and_their_entries_each_flags() -> (
+    None
+):
+    # Off, fallthrough and target-match results of a scalar value name no
+    # rule nor flag: one object for every flag that serves them (one line in
+    # the CPU's caches for all), their all-flags state entries the flag's.
+    from aioflags._evaluation._model import served
+    from aioflags._evaluation._results import SHARED
+
+    def result(value: Any, reason: str = "FALLTHROUGH", **kw: Any) -> Result:
+        return served(value, 1, Reason({"kind": reason, **kw}), False)
+
+    assert result(True) is result(True)
+    assert result(True).cache is SHARED
+    assert result("x" * 64) is result("x" * 64)
+    assert result(None, "OFF") is result(None, "OFF")
+    assert result("a", "TARGET_MATCH") is result("a", "TARGET_MATCH")
+    distinct = [result(v) for v in (True, 1, 1.0, 0.0, -0.0, "1")]
+    assert len({id(r) for r in distinct}) == len(distinct)
+    assert result(True) is not result(True, "OFF")
+    assert served(True, 0, Reason({"kind": "FALLTHROUGH"}), False) is not result(True)
+    for own in (
+        result(True, "RULE_MATCH", ruleIndex=0),
+        result({"a": 1}),  # a mutable value: each flag's
+        result("x" * 65),
+        served(True, 1, Reason({"kind": "FALLTHROUGH"}), True),  # an experiment
+    ):
+        assert isinstance(own.cache, list) and own.cache is not SHARED, own
+    # Two flags serving one such result keep their own entries and JSON.
+    snap = _snapshot(
+        {
+            "a": _flag("a", version=3, targets=[{"values": ["x"], "variation": 0}]),
+            "b": _flag(
+                "b",
+                version=7,
+                trackEvents=True,
+                targets=[{"values": ["y"], "variation": 0}],
+            ),
+            "c": _flag("c", version=9, on=False, offVariation=1),
+        }
+    )
+    a, b = snap._flags["a"], snap._flags["b"]
+    ann = Context.create("ann")
+    assert snap.variation_detail("a", ann, None) is snap.variation_detail(
+        "b", ann, None
+    )
+    for with_reasons in (False, True):
+        for details_only in (False, True):
+            state = snap.all_flags_state(
+                ann,
+                with_reasons=with_reasons,
+                details_only_for_tracked_flags=details_only,
+            )
+            meta = state.to_dict()["$flagsState"]
+            assert meta["b"]["version"] == 7  # tracked: never omitted
+            assert meta["a"].get("version") == (None if details_only else 3)
+            assert meta["b"]["trackEvents"] is True and "trackEvents" not in meta["a"]
+            assert meta["a"]["variation"] == meta["b"]["variation"] == 1
+            assert meta["c"]["variation"] == 1
+            if with_reasons and not details_only:
+                assert meta["a"]["reason"] == {"kind": "FALLTHROUGH"}
+            assert json.loads(state.to_json()) == state.to_dict()
+    assert a.shared_caches and b.shared_caches
+    assert a.shared_caches.keys() == b.shared_caches.keys()
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

@@ -29,7 +29,7 @@ from ._codegen import (
 )
 from ._context import Context, parse_reference
 from ._operators import OPERATORS, compile_test
-from ._results import Reason, Result, own_cache
+from ._results import SHARED, Reason, Result, own_cache
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
@@ -55,8 +55,30 @@ def _error_reason(kind: str) -> Reason:
 
 
 def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
-    """The result of serving variation ``index``, for one flag."""
-    return Result(value, index, reason, experiment, own_cache())
+    """The result of serving variation ``index``.
+
+    One object for every flag that serves the same scalar value at the
+    same index for the same reason when the reason names no rule nor flag
+    (off, fallthrough, target match) and the flag records no experiment:
+    those are most evaluations, and such a result is then most often in
+    the CPU's caches when an evaluation returns it (one line less). Its
+    all-flags state entries are kept per flag (:data:`SHARED`). The others
+    are the flag's own.
+    """
+    kind = type(value)
+    if experiment or reason not in _SHARED_REASONS or kind not in _SCALARS:
+        return Result(value, index, reason, experiment, own_cache())
+    if kind is str and len(value) > _SHARED_SIZE:
+        return Result(value, index, reason, experiment, own_cache())
+    # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
+    # type keeps 1, 1.0 and True apart.
+    key = (reason["kind"], index, kind, repr(value) if kind is float else value)
+    found = _shared_results.get(key)
+    if found is None:
+        if len(_shared_results) >= _SHARED_RESULTS:
+            _shared_results.clear()  # a cache: flags keep theirs
+        found = _shared_results[key] = Result(value, index, reason, False, SHARED)
+    return found
 
 
 MALFORMED: Final = Result(None, None, _error_reason("MALFORMED_FLAG"), False, None)
@@ -65,6 +87,13 @@ NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, No
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
+#: the reasons of results shared between flags (see served())
+_SHARED_REASONS: Final = (_OFF, _FALLTHROUGH, _TARGET_MATCH)
+_SCALARS: Final = (bool, int, float, str, type(None))
+#: the longest string value shared
+_SHARED_SIZE: Final = 64
+_SHARED_RESULTS: Final = 4096
+_shared_results: dict[tuple[object, ...], Result] = {}
 
 
 class MalformedAbort(Exception):
@@ -407,11 +436,11 @@ class CompiledFlag(_FlagHead):
         "padding_3",
         "padding_4",
         "padding_5",
-        "padding_6",
         "prerequisite_keys",
         "rules",
         "sampling_ratio",
         "segment_keys",
+        "shared_caches",
         "targets",
         "track_events",
         "track_events_fallthrough",
@@ -448,6 +477,10 @@ class CompiledFlag(_FlagHead):
     ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
+    #: all-flags state's entries (and their JSON) for each result this flag
+    #: serves that is shared between flags, by the result's id (the flag's
+    #: ops keep the result alive), made on first use
+    shared_caches: dict[int, list[Any]] | None
     #: analytics events: send feature and debug events with probability
     #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)
     sampling_ratio: int
@@ -495,6 +528,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.deleted = False
     flag.prerequisite_keys = ()
     flag.segment_keys = frozenset()
+    flag.shared_caches = None
     flag.track_events = False
     flag.track_events_fallthrough = False
     flag.debug_events_until_date = None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
+    "SHARED",
     "EvaluationDetail",
     "FlagsState",
     "Reason",
@@ -178,7 +179,8 @@ class EvaluationDetail(Frozen, Generic[T]):
 class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see EvaluationDetail
     """The outcome of evaluating one flag, mostly precomputed at compile time.
 
-    A flag's results are built when it is compiled, and a result that
+    A flag's results are built when it is compiled (the common ones are
+    shared between flags: see ``_model.served``), and a result that
     serves a variation *is* the :class:`EvaluationDetail` that
     ``variation_detail`` hands out: no detail is built per evaluation and
     no other object is touched for it (the wall clock of
@@ -218,8 +220,10 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
     experiment: bool
     #: for a result that belongs to one flag: its ``$flagsState`` entries for
     #: all-flags state, built on first use, one per combination of options
-    #: at :func:`flags_state_slot`; ``None`` for results shared between
-    #: flags or built for one evaluation
+    #: at :func:`flags_state_slot`; :data:`SHARED` for a precompiled result
+    #: shared between flags (off, fallthrough and target-match results of a
+    #: scalar value: their entries are each flag's); ``None`` for an error's
+    #: or one built for one evaluation
     cache: list[Any] | None
     #: ``cache[0]`` (the entry for the default options), read without the
     #: list: once other work has evicted them from the CPU's caches, each
@@ -286,6 +290,7 @@ def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
     """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
+    assert cache is not SHARED, "a shared result's entries are each flag's"
     cache[slot] = entry
     if slot == 0:
         _SET_ENTRY(result, entry)
@@ -300,6 +305,7 @@ def keep_json(result: Result, slot: int, text: str) -> None:
     """Keep the JSON of a result's entry at ``slot`` (see :data:`JSON_ENTRY`)."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
+    assert cache is not SHARED, "a shared result's entries are each flag's"
     if slot == 0:
         _SET_JSON_ENTRY(result, text)
     else:
@@ -308,7 +314,16 @@ def keep_json(result: Result, slot: int, text: str) -> None:
 
 def keep_json_value(result: Result, text: str) -> None:
     """Keep the JSON of a result's value (``"key":value``)."""
+    assert result.cache is not SHARED, "a shared result's is each flag's"
     _SET_JSON_VALUE(result, text)
+
+
+#: The ``cache`` of a result shared between flags (it is no one flag's
+#: own): its entries and their JSON are kept in each flag that serves it
+#: (``CompiledFlag.shared_caches``), not in it. Never indexed.
+SHARED: Final[list[Any]] = []
+#: where in a flag's cache for a shared result the JSON of its value is kept
+JSON_VALUE: Final = 8
 
 
 def own_cache() -> list[Any]:

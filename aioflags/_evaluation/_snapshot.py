@@ -26,6 +26,8 @@ from ._evaluate import (
 )
 from ._results import (
     JSON_ENTRY,
+    JSON_VALUE,
+    SHARED,
     EvaluationDetail,
     FlagsState,
     Result,
@@ -103,6 +105,21 @@ def _meta_entry(
     return entry
 
 
+def _shared_cache(flag: CompiledFlag, result: Result) -> list[Any]:
+    """Where ``flag`` keeps the entries of a result shared between flags.
+
+    As a result's own ``cache`` (``own_cache()``), and the JSON of its
+    value at :data:`JSON_VALUE`.
+    """
+    caches = flag.shared_caches
+    if caches is None:
+        caches = flag.shared_caches = {}
+    cache = caches.get(id(result))
+    if cache is None:
+        cache = caches[id(result)] = [None] * (JSON_VALUE + 1)
+    return cache
+
+
 def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail of a result: the result itself when it serves a variation."""
     if result.variation_index is None:
@@ -172,12 +189,18 @@ class _Pending:
     def _own_entry(self, flag: CompiledFlag, result: Result, slot: int) -> JSONObject:
         cache = result.cache
         assert cache is not None
+        shared = cache is SHARED
+        if shared:
+            cache = _shared_cache(flag, result)
         entry: JSONObject | None = cache[slot]
         if entry is None:
             entry = _meta_entry(
                 flag, result, self.with_reasons, False, own_prerequisites(flag, result)
             )
-            keep_entry(result, slot, entry)
+            if shared:
+                cache[slot] = entry
+            else:
+                keep_entry(result, slot, entry)
         return entry
 
     def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
@@ -222,6 +245,23 @@ class _Pending:
                 name = _DUMPS(keys[i])
                 values_json[at] = f"{name}:{_DUMPS(result.value)}"
                 meta_json[at] = f"{name}:{_DUMPS(odd[keys[i]])}"
+                continue
+            if cache is SHARED:  # its pieces are the flag's
+                flag = self.plan.flags[i]
+                cache = _shared_cache(flag, result)
+                value = cache[JSON_VALUE]
+                if value is None:
+                    value = cache[JSON_VALUE] = (
+                        f"{_DUMPS(keys[i])}:{_DUMPS(result.value)}"
+                    )
+                values_json[at] = value
+                entry = cache[JSON_ENTRY + slot]
+                if entry is None:
+                    own = self._own_entry(flag, result, slot)
+                    entry = cache[JSON_ENTRY + slot] = (
+                        f"{_DUMPS(keys[i])}:{_DUMPS(own)}"
+                    )
+                meta_json[at] = entry
                 continue
             value = result.json_value
             if value is None:
@@ -662,6 +702,8 @@ class FlagSnapshot:
                 )
             )
             cache = result.cache
+            if cache is SHARED:
+                cache = _shared_cache(flag, result)
             entry = None if cache is None else cache[slot | omit]
             meta[key] = (
                 self._entry(flag, result, context, with_reasons, omit)
@@ -682,8 +724,9 @@ class FlagSnapshot:
 
         A function of this flag's precompiled result and the options (even
         the prerequisites reached), so built once per flag version and kept
-        in the result; a result shared between flags or built for this
-        evaluation has no cache: so is its entry.
+        in the result (in the flag for a result shared between flags); a
+        result built for this evaluation, or an error's, has no cache: nor
+        has its entry.
         """
         entry = _meta_entry(
             flag,
@@ -692,7 +735,10 @@ class FlagSnapshot:
             omit,
             prerequisites_reached(self._matcher, flag, context, result),
         )
-        if result.cache is not None:
+        cache = result.cache
+        if cache is SHARED:
+            _shared_cache(flag, result)[flags_state_slot(with_reasons, omit)] = entry
+        elif cache is not None:
             keep_entry(result, flags_state_slot(with_reasons, omit), entry)
         return entry
 
