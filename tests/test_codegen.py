@@ -966,6 +966,20 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
             assert json.loads(state.to_json()) == state.to_dict()
     assert a.shared_caches and b.shared_caches
     assert a.shared_caches.keys() == b.shared_caches.keys()
+    # A flag that serves another shared result for another context: each
+    # state has its own, whichever is read first.
+    for with_reasons in (False, True):
+        for as_json in (False, True):
+            ann_state = snap.all_flags_state(ann, with_reasons=with_reasons)
+            x_state = snap.all_flags_state(
+                Context.create("x"), with_reasons=with_reasons
+            )
+            read = [
+                json.loads(state.to_json()) if as_json else state.to_dict()
+                for state in (x_state, ann_state, x_state)
+            ]
+            assert [r["$flagsState"]["a"]["variation"] for r in read] == [0, 1, 0]
+            assert [r["a"] for r in read] == ["off", "on", "off"]
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

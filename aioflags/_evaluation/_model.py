@@ -477,9 +477,10 @@ class CompiledFlag(_FlagHead):
     ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
-    #: all-flags state's entries (and their JSON) for each result this flag
-    #: serves that is shared between flags, by the result's id (the flag's
-    #: ops keep the result alive), made on first use
+    #: all-flags state's entries with ``details_only_for_tracked_flags``
+    #: for each result this flag serves that is shared between flags, by
+    #: the result's id (the flag's ops keep the result alive), made on
+    #: first use
     shared_caches: dict[int, list[Any]] | None
     #: analytics events: send feature and debug events with probability
     #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)

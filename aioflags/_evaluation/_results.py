@@ -319,11 +319,10 @@ def keep_json_value(result: Result, text: str) -> None:
 
 
 #: The ``cache`` of a result shared between flags (it is no one flag's
-#: own): its entries and their JSON are kept in each flag that serves it
+#: own): its entries and their JSON are each flag's, kept in all-flags
+#: state's plan (``_snapshot._Plan.shared_entries``) or the flag
 #: (``CompiledFlag.shared_caches``), not in it. Never indexed.
 SHARED: Final[list[Any]] = []
-#: where in a flag's cache for a shared result the JSON of its value is kept
-JSON_VALUE: Final = 8
 
 
 def own_cache() -> list[Any]:

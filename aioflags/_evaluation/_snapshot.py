@@ -26,7 +26,6 @@ from ._evaluate import (
 )
 from ._results import (
     JSON_ENTRY,
-    JSON_VALUE,
     SHARED,
     EvaluationDetail,
     FlagsState,
@@ -106,17 +105,18 @@ def _meta_entry(
 
 
 def _shared_cache(flag: CompiledFlag, result: Result) -> list[Any]:
-    """Where ``flag`` keeps the entries of a result shared between flags.
+    """Where ``flag`` keeps its entries for a result shared between flags.
 
-    As a result's own ``cache`` (``own_cache()``), and the JSON of its
-    value at :data:`JSON_VALUE`.
+    By :func:`flags_state_slot` with ``omit``, as a result's own ``cache``:
+    for ``details_only_for_tracked_flags``, whose entries may change with
+    the time (the common options keep theirs in the plan).
     """
     caches = flag.shared_caches
     if caches is None:
         caches = flag.shared_caches = {}
     cache = caches.get(id(result))
     if cache is None:
-        cache = caches[id(result)] = [None] * (JSON_VALUE + 1)
+        cache = caches[id(result)] = [None] * 4
     return cache
 
 
@@ -137,11 +137,23 @@ class _Plan:
     fallthrough, ~a quarter of a typical environment), in flag order with
     placeholders for the others; the others to evaluate, as flat tuples (a
     loop over them reads no per-flag tuple) with each one's ``ops`` (the
-    loop reads nothing of a flag object but for an error); and the JSON
-    pieces, once ``to_json`` has made them (:func:`_plan_json`).
+    loop reads nothing of a flag object but for an error); the JSON
+    pieces, once ``to_json`` has made them (:func:`_plan_json`); and, for
+    a result shared between flags, the entry and JSON that a flag to
+    evaluate last gave it (:attr:`shared_entries`).
     """
 
-    __slots__ = ("flags", "json", "keys", "meta", "ops", "required", "values")
+    __slots__ = (
+        "flags",
+        "json",
+        "keys",
+        "meta",
+        "ops",
+        "required",
+        "shared_entries",
+        "shared_json",
+        "values",
+    )
 
     def __init__(
         self,
@@ -157,6 +169,16 @@ class _Plan:
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
+        #: By position among the flags to evaluate: the last result shared
+        #: between flags (see ``_model.served``) that the flag served, with
+        #: its entry for the flag, and with its JSON pieces (``"key":value``,
+        #: ``"key":{entry}``). Its entry is the flag's (version, events...),
+        #: so it cannot be kept in the result; a flag serves the same one
+        #: from call to call, mostly. One item each (a pair, a triple), so
+        #: that threads reading two states at once never mix two results'.
+        n = len(self.keys)
+        self.shared_entries: list[tuple[Result, JSONObject] | None] = [None] * n
+        self.shared_json: list[tuple[Result, str, str] | None] = [None] * n
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
@@ -189,18 +211,24 @@ class _Pending:
     def _own_entry(self, flag: CompiledFlag, result: Result, slot: int) -> JSONObject:
         cache = result.cache
         assert cache is not None
-        shared = cache is SHARED
-        if shared:
-            cache = _shared_cache(flag, result)
         entry: JSONObject | None = cache[slot]
         if entry is None:
             entry = _meta_entry(
                 flag, result, self.with_reasons, False, own_prerequisites(flag, result)
             )
-            if shared:
-                cache[slot] = entry
-            else:
-                keep_entry(result, slot, entry)
+            keep_entry(result, slot, entry)
+        return entry
+
+    def _shared_entry(self, i: int, result: Result) -> JSONObject:
+        """The entry of the ``i``-th flag to evaluate for a result shared between flags."""
+        kept = self.plan.shared_entries[i]
+        if kept is not None and kept[0] is result:
+            return kept[1]
+        flag = self.plan.flags[i]
+        entry = _meta_entry(
+            flag, result, self.with_reasons, False, own_prerequisites(flag, result)
+        )
+        self.plan.shared_entries[i] = (result, entry)
         return entry
 
     def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
@@ -210,12 +238,23 @@ class _Pending:
         meta = dict(plan.meta)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        for key, flag, result in zip(plan.keys, plan.flags, self.results, strict=True):
+        shared = plan.shared_entries
+        for i, (key, flag, result) in enumerate(
+            zip(plan.keys, plan.flags, self.results, strict=True)
+        ):
             values[key] = result.value
             entry = result.entry if slot == 0 else None  # the common options'
             if entry is None:
-                if result.cache is None:
+                cache = result.cache
+                if cache is None:
                     entry = odd[key]
+                elif cache is SHARED:
+                    kept = shared[i]
+                    entry = (
+                        kept[1]
+                        if kept is not None and kept[0] is result
+                        else self._shared_entry(i, result)
+                    )
                 else:
                     entry = self._own_entry(flag, result, slot)
             meta[key] = entry
@@ -238,6 +277,7 @@ class _Pending:
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
         # Only the results are read (the plan's flags when a piece is made).
+        shared_json = self.plan.shared_json
         for i, result in enumerate(self.results):
             at = positions[i]
             cache = result.cache
@@ -246,22 +286,18 @@ class _Pending:
                 values_json[at] = f"{name}:{_DUMPS(result.value)}"
                 meta_json[at] = f"{name}:{_DUMPS(odd[keys[i]])}"
                 continue
-            if cache is SHARED:  # its pieces are the flag's
-                flag = self.plan.flags[i]
-                cache = _shared_cache(flag, result)
-                value = cache[JSON_VALUE]
-                if value is None:
-                    value = cache[JSON_VALUE] = (
-                        f"{_DUMPS(keys[i])}:{_DUMPS(result.value)}"
+            if cache is SHARED:  # its pieces are the flag's, kept in the plan
+                kept = shared_json[i]
+                if kept is None or kept[0] is not result:
+                    name = _DUMPS(keys[i])
+                    own = self._shared_entry(i, result)
+                    kept = shared_json[i] = (
+                        result,
+                        f"{name}:{_DUMPS(result.value)}",
+                        f"{name}:{_DUMPS(own)}",
                     )
-                values_json[at] = value
-                entry = cache[JSON_ENTRY + slot]
-                if entry is None:
-                    own = self._own_entry(flag, result, slot)
-                    entry = cache[JSON_ENTRY + slot] = (
-                        f"{_DUMPS(keys[i])}:{_DUMPS(own)}"
-                    )
-                meta_json[at] = entry
+                values_json[at] = kept[1]
+                meta_json[at] = kept[2]
                 continue
             value = result.json_value
             if value is None:
