@@ -916,6 +916,7 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
 
     assert result(True) is result(True)
     assert result(True).cache is SHARED
+    assert result(1) is result(1) and result(0.5) is result(0.5)
     assert result("x" * 64) is result("x" * 64)
     assert result(None, "OFF") is result(None, "OFF")
     assert result("a", "TARGET_MATCH") is result("a", "TARGET_MATCH")
@@ -930,7 +931,27 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
         served(True, 1, Reason({"kind": "FALLTHROUGH"}), True),  # an experiment
     ):
         assert isinstance(own.cache, list) and own.cache is not SHARED, own
-    # Two flags serving one such result keep their own entries and JSON.
+    # A rollout's results are the flag's own (a flag serves one or another
+    # from call to call: all-flags state keeps one shared result's entry).
+    rollout = compile_flag(
+        "r",
+        _flag(
+            "r",
+            fallthrough={
+                "rollout": {
+                    "variations": [
+                        {"variation": 0, "weight": 50000},
+                        {"variation": 1, "weight": 50000},
+                    ]
+                }
+            },
+        ),
+    )
+    rollout_results = [o for o in rollout.ops if isinstance(o, Result)]
+    assert len(rollout_results) == 2
+    assert all(o.cache is not SHARED for o in rollout_results)
+    # Two flags serving one such result keep their own entries and JSON
+    # (versions, events, the prerequisites reached).
     snap = _snapshot(
         {
             "a": _flag("a", version=3, targets=[{"values": ["x"], "variation": 0}]),
@@ -941,12 +962,19 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
                 targets=[{"values": ["y"], "variation": 0}],
             ),
             "c": _flag("c", version=9, on=False, offVariation=1),
+            "d": _flag(
+                "d",
+                prerequisites=[{"key": "a", "variation": 1}],
+                targets=[{"values": ["z"], "variation": 0}],
+            ),
         }
     )
     a, b = snap._flags["a"], snap._flags["b"]
     ann = Context.create("ann")
-    assert snap.variation_detail("a", ann, None) is snap.variation_detail(
-        "b", ann, None
+    assert (
+        snap.variation_detail("a", ann, None)
+        is snap.variation_detail("b", ann, None)
+        is snap.variation_detail("d", ann, None)
     )
     for with_reasons in (False, True):
         for details_only in (False, True):
@@ -961,6 +989,8 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
             assert meta["b"]["trackEvents"] is True and "trackEvents" not in meta["a"]
             assert meta["a"]["variation"] == meta["b"]["variation"] == 1
             assert meta["c"]["variation"] == 1
+            assert meta["d"]["prerequisites"] == ["a"]
+            assert "prerequisites" not in meta["a"]
             if with_reasons and not details_only:
                 assert meta["a"]["reason"] == {"kind": "FALLTHROUGH"}
             assert json.loads(state.to_json()) == state.to_dict()
@@ -980,6 +1010,17 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
             ]
             assert [r["$flagsState"]["a"]["variation"] for r in read] == [0, 1, 0]
             assert [r["a"] for r in read] == ["off", "on", "off"]
+    # The cache of shared results is bounded; flags compiled before it was
+    # cleared keep theirs, and a result is shared again from then on.
+    from aioflags._evaluation import _model
+
+    before = result(True)
+    _model._shared_results.clear()
+    after = result(True)
+    assert after is not before and after is result(True) and after == before
+    assert snap.variation_detail("a", ann, None) is snap.variation_detail(
+        "b", ann, None
+    )
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

@@ -54,19 +54,27 @@ def _error_reason(kind: str) -> Reason:
     return Reason({"kind": "ERROR", "errorKind": kind})
 
 
-def served(value: JSONValue, index: int, reason: Reason, experiment: bool) -> Result:
-    """The result of serving variation ``index``.
+def served(
+    value: JSONValue,
+    index: int,
+    reason: Reason,
+    experiment: bool,
+    *,
+    share: bool = True,
+) -> Result:
+    """The result of serving variation ``index`` (the flag's own unless ``share``).
 
     One object for every flag that serves the same scalar value at the
     same index for the same reason when the reason names no rule nor flag
-    (off, fallthrough, target match) and the flag records no experiment:
+    (off, a fixed fallthrough, target match; not a rollout's) and the flag
+    records no experiment:
     those are most evaluations, and such a result is then most often in
     the CPU's caches when an evaluation returns it (one line less). Its
     all-flags state entries are kept per flag (:data:`SHARED`). The others
     are the flag's own.
     """
     kind = type(value)
-    if experiment or reason not in _SHARED_REASONS or kind not in _SCALARS:
+    if not share or experiment or reason not in _SHARED_REASONS or kind not in _SCALARS:
         return Result(value, index, reason, experiment, own_cache())
     if kind is str and len(value) > _SHARED_SIZE:
         return Result(value, index, reason, experiment, own_cache())
@@ -288,9 +296,16 @@ class _Variations:
     def __init__(self, values: list[JSONValue]) -> None:
         self.values: list[JSONValue] = values
 
-    def result(self, index: int, reason: Reason, experiment: bool = False) -> Result:
+    def result(
+        self,
+        index: int,
+        reason: Reason,
+        experiment: bool = False,
+        *,
+        share: bool = True,
+    ) -> Result:
         if 0 <= index < len(self.values):
-            return served(self.values[index], index, reason, experiment)
+            return served(self.values[index], index, reason, experiment, share=share)
         return MALFORMED
 
 
@@ -343,8 +358,11 @@ class Resolver:
             weight = _opt(entry, "weight", int, 0)
             untracked = bool(_opt(entry, "untracked", bool, False))
             total += weight / 100000.0
+            # A rollout's results are the flag's own: a flag serves one or
+            # another from call to call, and all-flags state keeps the
+            # entry of one shared result per flag only.
             plain = (
-                variations.result(index, reason, track)
+                variations.result(index, reason, track, share=False)
                 if index is not None
                 else MALFORMED
             )
@@ -479,8 +497,9 @@ class CompiledFlag(_FlagHead):
     segment_keys: frozenset[str]
     #: all-flags state's entries with ``details_only_for_tracked_flags``
     #: for each result this flag serves that is shared between flags, by
-    #: the result's id (the flag's ops keep the result alive), made on
-    #: first use
+    #: the result's id (the flag keeps the result alive: its ``constant``,
+    #: ``off_result``, targets, rules or fallthrough hold it), made on first
+    #: use
     shared_caches: dict[int, list[Any]] | None
     #: analytics events: send feature and debug events with probability
     #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)

@@ -110,8 +110,9 @@ class EvaluationDetail(Frozen, Generic[T]):
             (:class:`Reason`).
 
     An evaluation may hand out an instance of an internal subclass (a
-    flag's precompiled result, shared between evaluations): it compares,
-    hashes, prints, copies and pickles as an ``EvaluationDetail``.
+    flag's precompiled result, shared between evaluations, and between
+    flags for the common off, fallthrough and target-match results): it
+    compares, hashes, prints, copies and pickles as an ``EvaluationDetail``.
 
     Added in version 0.1.0.
     """
@@ -359,8 +360,8 @@ class FlagsState:
         """A valid state whose values and entries ``pending`` gives on first read.
 
         ``all_flags_state`` evaluates every flag and keeps the results;
-        their values and ``$flagsState`` entries (a function of each result
-        and the options alone) are put in dicts when first read, and
+        their values and ``$flagsState`` entries (a function of each result,
+        its flag and the options) are put in dicts when first read, and
         ``to_json()`` joins JSON kept beside them.
         """
         state = cls(valid=True, values={}, meta={})

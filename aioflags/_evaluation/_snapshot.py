@@ -139,8 +139,8 @@ class _Plan:
     loop over them reads no per-flag tuple) with each one's ``ops`` (the
     loop reads nothing of a flag object but for an error); the JSON
     pieces, once ``to_json`` has made them (:func:`_plan_json`); and, for
-    a result shared between flags, the entry and JSON that a flag to
-    evaluate last gave it (:attr:`shared_entries`).
+    each flag to evaluate, the last result shared between flags that it
+    served, with its entry and JSON (:attr:`shared_entries`).
     """
 
     __slots__ = (
@@ -190,8 +190,9 @@ class _Pending:
     ``results`` are those of the plan's flags to evaluate, in order; a
     result that belongs to its flag keeps its entry once built (a function
     of the result and the options alone: the prerequisites it reached are
-    known from it), and the JSON of its entry and value; ``odd`` holds the
-    entries of the others.
+    known from it), and the JSON of its entry and value; the plan keeps a
+    flag's for a result shared between flags (their entries are each
+    flag's); ``odd`` holds the entries of the others.
     """
 
     __slots__ = ("odd", "plan", "results", "with_reasons")
@@ -276,7 +277,8 @@ class _Pending:
         meta_json = list(meta_json)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        # Only the results are read (the plan's flags when a piece is made).
+        # Only the results are read (the plan's flags when a piece is made;
+        # a shared result's pieces are the plan's).
         shared_json = self.plan.shared_json
         for i, result in enumerate(self.results):
             at = positions[i]
@@ -692,7 +694,8 @@ class FlagSnapshot:
         if not details_only_for_tracked_flags:
             # The common call: every flag to evaluate has code (the plan holds
             # the constant ones), and each result's entry is a function of
-            # the result and the options alone, kept in the result once
+            # the result and the options alone (and of the flag, for a result
+            # shared between flags), kept in the result (the plan) once
             # built: the results are kept, and the values and entries put in
             # dicts when the state is first read (_Pending).
             results: list[Result] = []
