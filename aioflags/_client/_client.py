@@ -954,10 +954,10 @@ class Client:
         # snapshot's matcher is then _direct), a valid context, a present
         # flag, read as its head: its result if it is constant, else its
         # ops (its code, whether it is plain, then the code's operands):
-        # nothing of the flag object. Anything the flag's code cannot finish alone (a
-        # prerequisite chain, an abort) goes to the driver, which runs it
-        # again (evaluation is pure) and handles it; anything else to the
-        # snapshot's method.
+        # nothing of the flag object. Anything the flag's code cannot
+        # finish alone (a prerequisite chain, an abort) goes to the driver,
+        # which runs it again (evaluation is pure) and handles it; anything
+        # else to the snapshot's method.
         store = self._store
         matcher = store.snapshot._direct
         if matcher is not None and store.gate is None:

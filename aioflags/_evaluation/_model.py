@@ -67,16 +67,19 @@ def served(
     One object for every flag that serves the same scalar value at the
     same index for the same reason when the reason names no rule nor flag
     (off, a fixed fallthrough, target match; not a rollout's) and the flag
-    records no experiment:
-    those are most evaluations, and such a result is then most often in
-    the CPU's caches when an evaluation returns it (one line less). Its
-    all-flags state entries are kept per flag (:data:`SHARED`). The others
-    are the flag's own.
+    records no experiment: those are most evaluations, and such a result is
+    then most often in the CPU's caches when an evaluation returns it (one
+    line less). Its all-flags state entries are kept per flag
+    (:data:`SHARED`). The others are the flag's own.
     """
     kind = type(value)
-    if not share or experiment or reason not in _SHARED_REASONS or kind not in _SCALARS:
-        return Result(value, index, reason, experiment, own_cache())
-    if kind is str and len(value) > _SHARED_SIZE:
+    if (
+        not share
+        or experiment
+        or reason not in _SHARED_REASONS
+        or kind not in _SCALARS
+        or (kind is str and len(value) > _SHARED_STRING)
+    ):
         return Result(value, index, reason, experiment, own_cache())
     # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
     # type keeps 1, 1.0 and True apart.
@@ -99,7 +102,7 @@ _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
 _SHARED_REASONS: Final = (_OFF, _FALLTHROUGH, _TARGET_MATCH)
 _SCALARS: Final = (bool, int, float, str, type(None))
 #: the longest string value shared
-_SHARED_SIZE: Final = 64
+_SHARED_STRING: Final = 64
 _SHARED_RESULTS: Final = 4096
 _shared_results: dict[tuple[object, ...], Result] = {}
 

@@ -239,7 +239,6 @@ class _Pending:
         meta = dict(plan.meta)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        shared = plan.shared_entries
         for i, (key, flag, result) in enumerate(
             zip(plan.keys, plan.flags, self.results, strict=True)
         ):
@@ -250,12 +249,7 @@ class _Pending:
                 if cache is None:
                     entry = odd[key]
                 elif cache is SHARED:
-                    kept = shared[i]
-                    entry = (
-                        kept[1]
-                        if kept is not None and kept[0] is result
-                        else self._shared_entry(i, result)
-                    )
+                    entry = self._shared_entry(i, result)
                 else:
                     entry = self._own_entry(flag, result, slot)
             meta[key] = entry
