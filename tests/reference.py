@@ -431,8 +431,10 @@ def compare(case: Case) -> list[str]:
                     problems.append(
                         f"{key} for {cdict}: aioflags {mine} != LaunchDarkly {theirs}"
                     )
-                b = _awaited(client.variation_detail(key, ctx, "default"))
+                # variation() first: its heads hold value-only results,
+                # which variation_detail() must never hand out.
                 value = _awaited(client.variation(key, ctx, "default"))
+                b = _awaited(client.variation_detail(key, ctx, "default"))
                 if (b.value, b.variation_index, b.reason) != mine or value != a.value:
                     problems.append(
                         f"{key} for {cdict}: the client's path gave {b} and "

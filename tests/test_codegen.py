@@ -625,6 +625,7 @@ def test_all_flags_state_reports_failed_prerequisites(
     failing = snap._flags["failing"]
     monkeypatch.setattr(failing, "run", boom)
     monkeypatch.setattr(failing, "ops", (boom, *failing.ops[1:]))
+    monkeypatch.setattr(failing, "value_ops", (boom, *failing.value_ops[1:]))
     state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
     reasons = {k: v["reason"] for k, v in state["$flagsState"].items()}
     assert reasons["broken"]["errorKind"] == "MALFORMED_FLAG"
@@ -1021,6 +1022,81 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
     assert snap.variation_detail("a", ann, None) is snap.variation_detail(
         "b", ann, None
     )
+
+
+def test_variation_reads_one_result_for_every_flag_serving_a_value() -> None:
+    # variation() reads a result's value and index alone: through a flag's
+    # value_ops, every result serving the same scalar at the same index is
+    # one object, whatever its reason (a rule match's is the flag's own in
+    # its ops: the reason names the rule). variation_detail() and all-flags
+    # state read the ops, and hand out the flag's own results.
+    from aioflags._evaluation._model import MALFORMED, value_only
+    from tests.reference import _awaited, client_over
+
+    def key_is(name: str) -> dict[str, Any]:
+        return {"attribute": "key", "op": "in", "values": [name]}
+
+    rules = [
+        {"id": "r0", "variation": 1, "clauses": [key_is("ann")]},
+        {"id": "r1", "variation": 0, "clauses": [key_is("bob")]},
+    ]
+    rollout = {
+        "rollout": {
+            "variations": [
+                {"variation": 0, "weight": 50000},
+                {"variation": 1, "weight": 50000},
+            ]
+        }
+    }
+    raw = {
+        "a": _flag("a", rules=rules),
+        "b": _flag("b", rules=rules[::-1], fallthrough=rollout),
+        "c": _flag("c", prerequisites=[{"key": "a", "variation": 0}]),
+        "big": _flag("big", variations=[{"x": 1}, "y" * 65], rules=rules),
+    }
+    a, b, c, big = (compile_flag(k, v) for k, v in raw.items())
+
+    def results(ops: tuple[object, ...]) -> list[Result]:
+        return [o for o in ops if type(o) is Result]
+
+    for flag in (a, b, c):
+        assert len(flag.value_ops) == len(flag.ops)
+        for own, value in zip(results(flag.ops), results(flag.value_ops), strict=True):
+            assert value is value_only(own) and value is not own
+            assert (value.value, value.variation_index) == (
+                own.value,
+                own.variation_index,
+            )
+    # One object for a's and b's rule matches, b's rollout and fallthrough,
+    # and c's prerequisite failure, by value and index alone.
+    served = {id(r) for f in (a, b, c) for r in results(f.value_ops)}
+    assert len(served) == 2
+    assert {r.reason["kind"] for r in results(a.ops)} == {"RULE_MATCH", "FALLTHROUGH"}
+    # Not a value a result can share: the flag's own; nothing replaced, the
+    # ops themselves (no second tuple).
+    assert big.value_ops is big.ops
+    assert value_only(MALFORMED) is MALFORMED
+    assert value_only(a.off_result) is not a.off_result  # (its reason: OFF)
+    for one, other in ((True, 1), (1, 1.0), (0.0, -0.0), ("1", 1)):
+        first = Result(one, 0, Reason({"kind": "OFF"}), False, None)
+        second = Result(other, 0, Reason({"kind": "OFF"}), False, None)
+        assert value_only(first) is not value_only(second), (one, other)
+    # The client's variation reads value_ops, variation_detail the ops:
+    # never a value-only result as a detail.
+    snap = _snapshot(raw)
+    client = client_over(snap)
+    for name, expected in (("ann", "on"), ("bob", "off"), ("cat", "on")):
+        ctx = Context.create(name)
+        for key in raw:
+            value = _awaited(client.variation(key, ctx, "default"))
+            detail = _awaited(client.variation_detail(key, ctx, "default"))
+            assert detail == snap.variation_detail(key, ctx, "default")
+            assert detail.reason["kind"] != "VALUE_ONLY"
+            assert value == detail.value
+        assert _awaited(client.variation("a", ctx, None)) == expected
+    assert isinstance(snap._direct.heads["a"], tuple)
+    assert snap._direct.heads["a"] is snap._flags["a"].value_ops
+    assert snap._direct.details["a"] is snap._flags["a"].ops
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

@@ -953,8 +953,10 @@ class Client:
         # The common case in this frame: no gate, events or hooks (the
         # snapshot's matcher is then _direct), a valid context, a present
         # flag, read as its head: its result if it is constant, else its
-        # ops (its code, whether it is plain, then the code's operands):
-        # nothing of the flag object. Anything the flag's code cannot
+        # value_ops (its code, whether it is plain, then the code's
+        # operands, with results that are one object for every flag that
+        # serves the same value: the reason is not read here): nothing of
+        # the flag object. Anything the flag's code cannot
         # finish alone (a prerequisite chain, an abort) goes to the driver,
         # which runs it again (evaluation is pure) and handles it; anything
         # else to the snapshot's method.
@@ -994,10 +996,10 @@ class Client:
         if matcher is not None and store.gate is None:  # as in variation()
             try:
                 if context._error is None:  # type: ignore[union-attr]
-                    try:
-                        head = matcher.heads[key]
+                    try:  # (its own results: not variation()'s heads)
+                        head = matcher.details[key]
                     except KeyError:
-                        head = matcher.head_of(key)
+                        head = matcher.detail_head_of(key)
                     if type(head) is Result:
                         result = head
                     else:

@@ -21,6 +21,7 @@ from ._model import (
     CompiledSegment,
     MalformedAbort,
     Prerequisite,
+    value_only,
 )
 from ._results import Reason, Result
 
@@ -122,6 +123,7 @@ class Matcher:
 
     __slots__ = (
         "big_segments",
+        "details",
         "flags",
         "heads",
         "hot",
@@ -148,11 +150,17 @@ class Matcher:
         self.hot: dict[str, CompiledFlag] = (
             hot if hot is not None else flags if type(flags) is dict else {}
         )
-        #: What the client's fast paths read of each flag evaluated so far,
-        #: by key (:meth:`head_of` adds to it), so that an evaluation reads
-        #: nothing of the flag object: its result if it is constant, else
-        #: its ``ops``.
+        #: What the client's ``variation`` and the inline prerequisite
+        #: checks read of each flag evaluated so far, by key (:meth:`head_of`
+        #: adds to it), so that an evaluation reads nothing of the flag
+        #: object: its result if it is constant, else its ``value_ops``.
+        #: Both read a result's value and variation index alone: the
+        #: results there are :func:`~._model.value_only`'s.
         self.heads: dict[str, tuple[Any, ...] | Result] = {}
+        #: The same for ``variation_detail`` (:meth:`detail_head_of`): the
+        #: flag's constant result or its ``ops``, whose results are the
+        #: details handed out.
+        self.details: dict[str, tuple[Any, ...] | Result] = {}
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
@@ -161,19 +169,36 @@ class Matcher:
         self.inline_prerequisites = True
 
     def head_of(self, key: str) -> tuple[Any, ...] | Result:
-        """Flag ``key``'s constant result, or its ``ops`` (compiling it), kept in :attr:`heads`.
+        """Flag ``key``'s head for ``variation`` (compiling it), kept in :attr:`heads`.
 
-        A constant flag (off, or nothing but a fixed fallthrough) is its
-        result there: an evaluation of it reads that alone, not the
-        ``ops`` tuple too. Raises ``KeyError`` if there is no such flag.
+        Its ``value_ops``, or for a constant flag (off, or nothing but a
+        fixed fallthrough) its result's :func:`~._model.value_only` one: an
+        evaluation of it reads that alone, not an ``ops`` tuple too.
+        Raises ``KeyError`` if there is no such flag.
         """
-        try:
-            flag = self.hot[key]
-        except KeyError:
-            flag = self.flags[key]  # (made on first lookup)
+        flag = self._flag(key)
         constant = flag.constant
-        head = self.heads[key] = flag.ops if constant is None else constant
+        head = self.heads[key] = (
+            flag.value_ops if constant is None else value_only(constant)
+        )
         return head
+
+    def detail_head_of(self, key: str) -> tuple[Any, ...] | Result:
+        """:meth:`head_of` for ``variation_detail``, kept in :attr:`details`.
+
+        The flag's constant result or its ``ops``: the results it gives
+        are the details handed out.
+        """
+        flag = self._flag(key)
+        constant = flag.constant
+        head = self.details[key] = flag.ops if constant is None else constant
+        return head
+
+    def _flag(self, key: str) -> CompiledFlag:
+        try:
+            return self.hot[key]
+        except KeyError:
+            return self.flags[key]  # (made on first lookup)
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.

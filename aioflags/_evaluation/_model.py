@@ -14,6 +14,7 @@ when evaluation actually reaches them.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
@@ -45,6 +46,7 @@ __all__ = [
     "compile_segment",
     "flag_tombstone",
     "segment_tombstone",
+    "value_only",
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
@@ -81,6 +83,34 @@ def served(
         or (kind is str and len(value) > _SHARED_STRING)
     ):
         return Result(value, index, reason, experiment, own_cache())
+    return _shared(value, index, reason, SHARED)
+
+
+def value_only(result: Result) -> Result:
+    """What ``variation`` reads of ``result``, shared by every flag that serves it.
+
+    For a flag's ``value_ops``: ``variation`` reads a result's value and
+    variation index alone, so every result that serves the same scalar
+    value at the same index, whatever its reason, can be one object there
+    (a rule match's result is the flag's own: its reason names the rule).
+    Such a result is then most often in the CPU's caches when an
+    evaluation returns it. Its reason is :data:`_VALUE_ONLY`: it is never
+    handed out as a detail. Any other result is returned as it is.
+    """
+    value = result.value
+    kind = type(value)
+    if (
+        result.variation_index is None
+        or kind not in _SCALARS
+        or (kind is str and len(value) > _SHARED_STRING)
+    ):
+        return result
+    return _shared(value, result.variation_index, _VALUE_ONLY, None)
+
+
+def _shared(value: JSONValue, index: int, reason: Reason, cache: object) -> Result:
+    """The one result of a scalar ``value`` at ``index`` for ``reason``'s kind."""
+    kind = type(value)
     # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
     # type keeps 1, 1.0 and True apart.
     key = (reason["kind"], index, kind, repr(value) if kind is float else value)
@@ -88,7 +118,7 @@ def served(
     if found is None:
         if len(_shared_results) >= _SHARED_RESULTS:
             _shared_results.clear()  # a cache: flags keep theirs
-        found = _shared_results[key] = Result(value, index, reason, False, SHARED)
+        found = _shared_results[key] = Result(value, index, reason, False, cache)  # type: ignore[arg-type]
     return found
 
 
@@ -98,6 +128,8 @@ NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, No
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
+#: the reason of value_only()'s results, which only ``variation`` reads
+_VALUE_ONLY: Final = Reason({"kind": "VALUE_ONLY"})
 #: the reasons of results shared between flags (see served())
 _SHARED_REASONS: Final = (_OFF, _FALLTHROUGH, _TARGET_MATCH)
 _SCALARS: Final = (bool, int, float, str, type(None))
@@ -456,7 +488,6 @@ class CompiledFlag(_FlagHead):
         "padding_2",
         "padding_3",
         "padding_4",
-        "padding_5",
         "prerequisite_keys",
         "rules",
         "sampling_ratio",
@@ -465,6 +496,7 @@ class CompiledFlag(_FlagHead):
         "targets",
         "track_events",
         "track_events_fallthrough",
+        "value_ops",
         "variations",
         "version",
     )
@@ -496,6 +528,11 @@ class CompiledFlag(_FlagHead):
     #: of the flag reads of its own (the matcher's ``heads`` map keys to it
     #: if it is not constant), the operands for ``run``
     ops: tuple[object, ...]
+    #: ``ops`` with each result replaced by its :func:`value_only` one: the
+    #: matcher's ``heads`` (``variation``, inline prerequisite checks) hold
+    #: these, as they read a result's value and variation index alone
+    #: (``ops`` itself when no result is replaced)
+    value_ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
     #: all-flags state's entries with ``details_only_for_tracked_flags``
@@ -565,7 +602,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
-    flag.ops = ()
+    flag.ops = flag.value_ops = ()
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
     flag.variations = ()
@@ -599,6 +636,9 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     # at a line boundary, and an evaluation reads the reference count, the
     # HEAD and the first three operands in one line (see _codegen._Writer).
     flag.ops = (*ops, *(None,) * ((3 - len(ops)) % 8))
+    values = tuple(value_only(o) if type(o) is Result else o for o in flag.ops)
+    same = all(map(operator.is_, values, flag.ops))
+    flag.value_ops = flag.ops if same else values
     return flag
 
 
