@@ -500,7 +500,7 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
     segments = {k: compile_segment(k, v) for k, v in case.segments.items()}
     order = list(flags)
     random.Random(seed).shuffle(order)
-    compared = 0
+    compared = ran = 0
     for raw in case.contexts:
         ctx = Context.from_dict(raw)
         if not ctx.valid:
@@ -515,7 +515,104 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
             careful = evaluate(matcher, flag, ctx, recorded=[])
             assert inline == careful, (seed, key, raw)
             compared += 1
-    assert compared
+            # The heads the client runs, prerequisites linked in: what they
+            # finish alone (the client hands the rest to evaluate()).
+            for head in (matcher.head_of(key), matcher.detail_head_of(key)):
+                try:
+                    got = head[0](head, ctx, matcher)  # type: ignore[index]
+                except Exception:  # noqa: BLE001 (the client's evaluate() redoes it)
+                    continue
+                if head is matcher.details[key]:
+                    assert got == careful, (seed, key, raw)
+                assert (got.value, got.variation_index) == (
+                    careful.value,
+                    careful.variation_index,
+                ), (seed, key, raw)
+                ran += 1
+    assert compared and ran
+
+
+def test_a_snapshot_links_plain_prerequisites_into_its_heads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The heads a snapshot's matcher makes for a flag hold each plain
+    # prerequisite's ops at its key's place (variation's its value_ops,
+    # variation_detail's its ops): the check reads no key and no dict.
+    # The others keep their key, looked up when the check runs.
+    from tests.reference import _awaited, client_over
+
+    bob_is_off = {
+        "variation": 0,
+        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
+    }
+    required = {
+        "plain": _flag("plain", rules=[bob_is_off]),
+        "plain-too": _flag("plain-too", rules=[bob_is_off], variations=["x", "on"]),
+        "constant": _flag("constant"),
+        "chain": _flag("chain", prerequisites=[{"key": "plain", "variation": 1}]),
+    }
+    every = [*required, "missing"]
+    raw = {
+        **required,
+        "all": _flag(
+            "all", prerequisites=[{"key": key, "variation": 1} for key in every]
+        ),
+    }
+    snap = _snapshot(raw)
+    flag = snap._flags["all"]
+    matcher = snap._direct
+    value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
+    assert isinstance(value, tuple) and isinstance(detail, tuple)
+    slots = dict(zip(every, flag.prerequisite_slots, strict=True))
+    for key, slot in slots.items():
+        assert flag.ops[slot] == flag.value_ops[slot] == key
+        if key.startswith("plain"):
+            assert value[slot] is snap._flags[key].value_ops
+            assert detail[slot] is snap._flags[key].ops
+        else:
+            assert value[slot] == detail[slot] == key
+    # Only those places differ from the flag's own tuples, and the tuples
+    # are made once a snapshot.
+    pairs = enumerate(zip(value, flag.value_ops, strict=True))
+    assert [i for i, (a, b) in pairs if a is not b] == [
+        slots["plain"],
+        slots["plain-too"],
+    ]
+    assert matcher.heads["all"] is value and matcher.details["all"] is detail
+    # A flag whose prerequisites are all plain: its heads run without a
+    # lookup, and give what the careful path gives.
+    linked = _snapshot(
+        {
+            **required,
+            "both": _flag(
+                "both",
+                prerequisites=[
+                    {"key": "plain", "variation": 1},
+                    {"key": "plain-too", "variation": 1},
+                ],
+            ),
+        }
+    )
+    client = client_over(linked)
+    contexts = [Context.create("ann"), Context.create("bob")]
+    expected = [linked.variation_detail("both", ctx, None) for ctx in contexts]
+    assert [e.value for e in expected] == ["on", "off"]
+    linked._direct.heads.clear()
+
+    def no_lookup(self: Matcher, key: str) -> object:
+        raise AssertionError(f"looked up {key}")
+
+    monkeypatch.setattr(Matcher, "prerequisite_head", no_lookup)
+    for ctx, detail in zip(contexts, expected, strict=True):
+        assert _awaited(client.variation("both", ctx, None)) == detail.value
+        assert _awaited(client.variation_detail("both", ctx, None)) == detail
+    assert "plain" not in linked._direct.heads  # never looked up
+    # A snapshot with another version of a prerequisite links that one.
+    newer = _snapshot({**raw, "plain": _flag("plain", version=2, rules=[bob_is_off])})
+    assert newer._direct.head_of("all")[slots["plain"]] is (
+        newer._flags["plain"].value_ops
+    )
+    assert newer._flags["plain"] is not snap._flags["plain"]
 
 
 def test_inline_prerequisites_stop_at_the_first_that_fails() -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD",
     "MAX_CLAUSES",
+    "Built",
     "InlineClause",
     "Runner",
     "build_predicate",
@@ -276,6 +277,8 @@ class _Writer:
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
         self.union: set[str] | None = None  # the set of listed keys used so far
+        #: the operands' places in the function's tuple, set by :meth:`function`
+        self.places: dict[int, int] = {}
 
     def operand(self, value: object, *, shared: bool = True) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`.
@@ -386,10 +389,10 @@ class _Writer:
             *(i for i in range(first) if i not in self.cold),
             *sorted(self.cold),
         ]
-        where = {old: new for new, old in enumerate(order)}
+        where = self.places = {old: new + offset for new, old in enumerate(order)}
         operands = tuple(self.operands[old] for old in order)
         source = _PLACEHOLDER.sub(
-            lambda m: f"o[{where[int(m.group(1))] + offset}]",
+            lambda m: f"o[{where[int(m.group(1))]}]",
             "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
         )
         shared = _shapes.get(source)
@@ -413,6 +416,19 @@ class _Writer:
         return MethodType(*self.function(name))
 
 
+class Built(NamedTuple):
+    """What :func:`build_runner` makes of a flag."""
+
+    #: the code, shared by the flags of the flag's shape
+    run: Runner
+    #: its operands (the flag's ``ops`` after the :data:`HEAD`)
+    operands: tuple[object, ...]
+    #: where in the flag's ``ops`` each prerequisite's key is, in order: a
+    #: snapshot's matcher may put the prerequisite's head there instead
+    #: (see ``Matcher.head_of``)
+    prerequisite_slots: tuple[int, ...]
+
+
 def build_runner(
     prerequisites: tuple[object, ...],
     targets: tuple[tuple[str, Mapping[str, object]], ...],
@@ -424,7 +440,7 @@ def build_runner(
         ]
     ],
     fallthrough: tuple[object, Callable[..., object] | Rollout],
-) -> tuple[Runner, tuple[object, ...]] | None:
+) -> Built | None:
     """The generated function for a flag and its operands, or ``None`` if too big.
 
     The flag is evaluated by ``run(ops, context, state)``, ``ops`` being the
@@ -438,6 +454,7 @@ def build_runner(
         return None
     w = _Writer()
     body = w.lines
+    keys: list[int] = []  # the prerequisites' key operands
     if prerequisites:
         # The state's method on the careful path (cycles, recording) and in
         # all-flags state (results known); else each prerequisite inline, as
@@ -450,17 +467,22 @@ def build_runner(
         body.append("    else:")
         for prereq in prerequisites:
             key = w.operand(prereq.key)  # type: ignore[attr-defined]
+            keys.append(len(w.operands) - 1)
             failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
             variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
-            # Through the prerequisite's ops in st.heads, where the client's
-            # fast path has most often just read them: nothing of the flag
-            # object, and no second dict. A constant flag (its head is its
-            # result) or one that is not plain (malformed, missing, a
-            # chain) goes to the method.
-            body.append("        try:")
-            body.append(f"            h = st.heads[{key}]")
-            body.append("        except KeyError:")
-            body.append(f"            h = st.prerequisite_head({key})")
+            # Through the prerequisite's ops, where the client's fast path
+            # has most often just read them: nothing of the flag object. The
+            # key's place holds them already in the tuple a snapshot's
+            # matcher made for it (no key string to read, no dict);
+            # else they are looked up in st.heads. A constant flag (its
+            # head is its result) or one that is not plain (malformed,
+            # missing, a chain) goes to the method.
+            body.append(f"        h = {key}")
+            body.append("        if type(h) is str:")
+            body.append("            try:")
+            body.append("                h = st.heads[h]")
+            body.append("            except KeyError:")
+            body.append("                h = st.prerequisite_head(h)")
             one = every if len(prerequisites) == 1 else w.cold_operand((prereq,))
             body.append("        if type(h) is not tuple or not h[1]:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
@@ -488,7 +510,8 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    return w.function("run", HEAD)
+    run, operands = w.function("run", HEAD)
+    return Built(run, operands, tuple(w.places[k] for k in keys))
 
 
 def build_predicate(

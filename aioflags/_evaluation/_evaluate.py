@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
@@ -26,7 +27,7 @@ from ._model import (
 from ._results import Reason, Result
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from aioflags._core._json import JSONValue
 
@@ -99,21 +100,27 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 #: the ``ops`` head of a flag that is not there: not plain (see HEAD)
 _NO_FLAG: Final[tuple[None, bool]] = (None, False)
+#: a flag's ops for variation() and for variation_detail() (see Matcher._linked)
+_VALUE_OPS: Final = operator.attrgetter("value_ops")
+_OPS: Final = operator.attrgetter("ops")
 
 
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
-    Evaluations never write to it but for :attr:`heads`, a cache of what
-    the fast paths read of each evaluated flag, its constant result or its
-    ``ops`` (one dict store per flag and snapshot).
+    Evaluations never write to it but for :attr:`heads` and
+    :attr:`details`, caches of what the client's fast paths read of each
+    evaluated flag, its constant result or its ops (one dict store per
+    flag, path and snapshot; the ops with its plain prerequisites' own
+    linked in, see :meth:`_linked`).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
     no segment, and prerequisites that have no prerequisites of their own
-    (no cycle can pass through them; the generated code reads a plain
-    prerequisite's ``ops`` in :attr:`heads`, the others and the constant
-    ones go to :meth:`prerequisites_failed`). For anything else (a prerequisite
+    (no cycle can pass through them; the generated code runs a plain
+    prerequisite's ops, linked into the tuple it runs with or looked up in
+    :attr:`heads`; the others and the constant ones go to
+    :meth:`prerequisites_failed`). For anything else (a prerequisite
     chain, a big or nested segment) it raises :class:`_NeedState`, and
     :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
     Flags and segments are read by item access (``flags[key]``), so the
@@ -178,9 +185,11 @@ class Matcher:
         """
         flag = self._flag(key)
         constant = flag.constant
-        head = self.heads[key] = (
-            flag.value_ops if constant is None else value_only(constant)
-        )
+        if constant is not None:
+            head: tuple[Any, ...] | Result = value_only(constant)
+        else:
+            head = self._linked(flag, flag.value_ops, _VALUE_OPS)
+        self.heads[key] = head
         return head
 
     def detail_head_of(self, key: str) -> tuple[Any, ...] | Result:
@@ -191,7 +200,11 @@ class Matcher:
         """
         flag = self._flag(key)
         constant = flag.constant
-        head = self.details[key] = flag.ops if constant is None else constant
+        if constant is not None:
+            head: tuple[Any, ...] | Result = constant
+        else:
+            head = self._linked(flag, flag.ops, _OPS)
+        self.details[key] = head
         return head
 
     def _flag(self, key: str) -> CompiledFlag:
@@ -199,6 +212,33 @@ class Matcher:
             return self.hot[key]
         except KeyError:
             return self.flags[key]  # (made on first lookup)
+
+    def _linked(
+        self,
+        flag: CompiledFlag,
+        ops: tuple[Any, ...],
+        which: Callable[[CompiledFlag], Any],
+    ) -> tuple[Any, ...]:
+        """``ops`` with each plain prerequisite's own (``which``) at its key's place.
+
+        The generated check then reads the prerequisite's ops from the
+        tuple: no key string (cold, most often: two lines of it) and no
+        dict lookup. This snapshot's flags never change, so the tuple, one
+        per flag and snapshot, stays right. A prerequisite that is missing,
+        constant or not plain keeps its key: the check looks it up and
+        hands it to the method.
+        """
+        linked: list[Any] | None = None
+        for slot in flag.prerequisite_slots:
+            try:
+                prerequisite = self._flag(ops[slot])
+            except KeyError:
+                continue
+            if prerequisite.constant is None and prerequisite.ops[1]:  # plain
+                if linked is None:
+                    linked = list(ops)
+                linked[slot] = which(prerequisite)
+        return ops if linked is None else tuple(linked)
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.

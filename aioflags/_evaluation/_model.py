@@ -487,8 +487,8 @@ class CompiledFlag(_FlagHead):
         "padding_1",
         "padding_2",
         "padding_3",
-        "padding_4",
         "prerequisite_keys",
+        "prerequisite_slots",
         "rules",
         "sampling_ratio",
         "segment_keys",
@@ -534,6 +534,9 @@ class CompiledFlag(_FlagHead):
     #: (``ops`` itself when no result is replaced)
     value_ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
+    #: where in ``ops`` each prerequisite's key is (``_codegen.Built``);
+    #: empty for an interpreted flag
+    prerequisite_slots: tuple[int, ...]
     segment_keys: frozenset[str]
     #: all-flags state's entries with ``details_only_for_tracked_flags``
     #: for each result this flag serves that is shared between flags, by
@@ -586,7 +589,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.key = key
     flag.version = 0
     flag.deleted = False
-    flag.prerequisite_keys = ()
+    flag.prerequisite_keys = flag.prerequisite_slots = ()
     flag.segment_keys = frozenset()
     flag.shared_caches = None
     flag.track_events = False
@@ -749,7 +752,10 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
             inline,
             (fallthrough.fixed, fallthrough.rollout or fallthrough.resolve),
         )
-        flag.run, flag.ops = built or (_interpreted, (flag, _matchers(flag)))
+        if built is None:
+            flag.run, flag.ops = _interpreted, (flag, _matchers(flag))
+        else:
+            flag.run, flag.ops, flag.prerequisite_slots = built
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
