@@ -376,7 +376,9 @@ class _Writer:
                 head.append(f"    p{index} = None")
                 continue
             # A single-kind context is its own part: no dict lookup for it.
-            k = self.operand(kind)
+            # The kind "user" is written as a literal (ours, not the flag
+            # data's): one operand less in most flags' tuples.
+            k = '"user"' if kind == "user" else self.operand(kind)
             head.append(f"    p{index} = ctx if ctx._kind == {k} else {parts}.get({k})")
             if index in self.values:
                 head.append(
