@@ -383,8 +383,29 @@ async def test_an_initialised_store_is_read_again_per_ttl_until_the_sources_deli
 
 @pytest.mark.asyncio
 async def test_the_store_is_not_read_once_the_sources_have_delivered(
-    redis_server: RedisServer,
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aioflags._datasystem._stores._redis import _RedisConnection
+
+    # Each read of the store begun, and whether the client was READY then;
+    # and the end of the reader's connection (the reader has stopped).
+    began: list[bool] = []
+    ready = anyio.Event()
+    closed = anyio.Event()
+    load, connect = _RedisConnection.load, RedisStore.connect
+
+    async def counted(self: _RedisConnection) -> Any:
+        began.append(ready.is_set())
+        return await load(self)
+
+    @contextlib.asynccontextmanager
+    async def watched(self: RedisStore) -> AsyncIterator[_RedisConnection]:
+        async with connect(self) as connection:
+            yield connection
+        closed.set()
+
+    monkeypatch.setattr(_RedisConnection, "load", counted)
+    monkeypatch.setattr(RedisStore, "connect", watched)
     clock = FakeClock()
     store = RedisStore(url=redis_server.url, cache_ttl=5)
     async with (
@@ -400,14 +421,27 @@ async def test_the_store_is_not_read_once_the_sources_have_delivered(
         )
         async with Client(network_config(server, system), clock=clock) as client:
             assert client.status is ProviderStatus.READY
+            ready.set()
             assert await client.variation("f", USER, "x") == "from-network"
             # Initialised and changed behind its back: ignored, and not read.
             await raw.hset("launchdarkly:features", "f", json.dumps(flag("direct", 5)))
             await raw.set("launchdarkly:$inited", "1")
-            before = await hgetall_calls(raw)
-            await clock.advance(60)
+            # The reader stops: at once if it had not read yet; if it had
+            # (a read may even be under way: it began before READY), once
+            # the cache expires, when it looks again.
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+
+                    async def expire() -> None:
+                        while True:
+                            await clock.wait_for_sleeper(within=5)
+                            await clock.advance(5)
+
+                    tg.start_soon(expire)
+                    await closed.wait()
+                    tg.cancel_scope.cancel()
             assert await client.variation("f", USER, "x") == "from-network"
-            assert await hgetall_calls(raw) == before
+            assert True not in began  # no read begun once READY
 
 
 @pytest.mark.asyncio
