@@ -493,7 +493,7 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
     # against the careful path (a state per evaluation), on random flags;
     # flags in a random order, so that a prerequisite is read before its
     # flag or not.
-    from aioflags._evaluation._evaluate import evaluate
+    from aioflags._evaluation._evaluate import _NeedState, evaluate
 
     case = Generator(seed).case(n_flags=10, n_contexts=10)
     flags = {k: compile_flag(k, v) for k, v in case.flags.items()}
@@ -520,7 +520,10 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
             for head in (matcher.head_of(key), matcher.detail_head_of(key)):
                 try:
                     got = head[0](head, ctx, matcher)  # type: ignore[index]
-                except Exception:  # noqa: BLE001 (the client's evaluate() redoes it)
+                except (
+                    _NeedState,
+                    MalformedAbort,
+                ):  # the client's evaluate() redoes it
                     continue
                 if head is matcher.details[key]:
                     assert got == careful, (seed, key, raw)
@@ -613,6 +616,49 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
         newer._flags["plain"].value_ops
     )
     assert newer._flags["plain"] is not snap._flags["plain"]
+
+
+def test_json_no_check_foresaw_makes_a_malformed_flag_not_an_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Valid JSON that compiling cannot take (a float overflows): the flag
+    # is malformed, logged, and every path gives MALFORMED_FLAG or, for a
+    # flag that requires it, what the careful path gives; nothing raises
+    # (the client's heads compile a prerequisite when they link it).
+    from tests.reference import _awaited, client_over
+
+    huge = 10**400
+    raw = {
+        "weight": _flag(
+            "weight",
+            fallthrough={"rollout": {"variations": [{"variation": 1, "weight": huge}]}},
+        ),
+        "bound": _flag(
+            "bound",
+            rules=[
+                {
+                    "variation": 0,
+                    "clauses": [{"attribute": "n", "op": "lessThan", "values": [huge]}],
+                }
+            ],
+        ),
+        "needs-weight": _flag(
+            "needs-weight", prerequisites=[{"key": "weight", "variation": 1}]
+        ),
+    }
+    segment = {"key": "s", "version": 1, "rules": [{"weight": huge, "clauses": []}]}
+    snap = _snapshot(raw, {"s": segment})
+    client = client_over(snap)
+    ann = Context.create("ann")
+    for key in ("weight", "bound"):
+        detail = _awaited(client.variation_detail(key, ann, "default"))
+        assert detail.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}
+        assert _awaited(client.variation(key, ann, "default")) == "default"
+    expected = snap.variation_detail("needs-weight", ann, "default")
+    assert _awaited(client.variation_detail("needs-weight", ann, "default")) == expected
+    assert _awaited(client.variation("needs-weight", ann, "default")) == expected.value
+    assert compile_segment("s", segment).malformed
+    assert "could not be compiled" in caplog.text and "OverflowError" in caplog.text
 
 
 def test_inline_prerequisites_stop_at_the_first_that_fails() -> None:

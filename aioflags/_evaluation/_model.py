@@ -631,6 +631,12 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         logger.error(
             "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
         )
+    except Exception as exc:  # JSON no check foresaw (a weight of 10**400)
+        flag.malformed = f"{type(exc).__name__}: {exc}"
+        flag.constant = MALFORMED
+        logger.exception(
+            "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG", key
+        )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
     ops = (flag.run, plain, *flag.ops)
@@ -955,14 +961,17 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
                 (("user", seg.excluded), *seg.excluded_contexts),
                 compiled,
             )
-    except _Bad as exc:
-        seg.malformed = str(exc)
+    except Exception as exc:  # _Bad, or JSON no check foresaw
+        seg.malformed = (
+            str(exc) if isinstance(exc, _Bad) else f"{type(exc).__name__}: {exc}"
+        )
         seg.rules = ()
         seg.contains = None
         logger.error(
             "Segment %r is malformed: flags that reach it evaluate to MALFORMED_FLAG: %s",
             key,
-            exc,
+            seg.malformed,
+            exc_info=not isinstance(exc, _Bad),
         )
     return seg
 
