@@ -618,6 +618,94 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
     assert newer._flags["plain"] is not snap._flags["plain"]
 
 
+def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
+    # Through a real store, deltas change a prerequisite while the flag that
+    # requires it stays the same compiled object, shared by the snapshots:
+    # each snapshot's heads link that snapshot's prerequisite, so the
+    # client's paths agree with the snapshot's at every step.
+    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind, Selector
+    from aioflags._datasystem._store import Store
+    from tests.reference import _awaited, client_over
+
+    bob_off = {
+        "variation": 0,
+        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
+    }
+    ann_off = {
+        "variation": 0,
+        "clauses": [{"attribute": "key", "op": "in", "values": ["ann"]}],
+    }
+
+    def put(key: str, version: int, **fields: Any) -> Change:
+        obj = {**_flag(key, **fields), "version": version}
+        return Change(
+            action=ChangeKind.PUT,
+            kind=ObjectKind.FLAG,
+            key=key,
+            version=version,
+            obj=obj,
+        )
+
+    def delta(n: int, *changes: Change) -> ChangeSet:
+        return ChangeSet(
+            intent=IntentCode.TRANSFER_CHANGES,
+            changes=changes,
+            selector=Selector(state=f"(p:{n})", version=n),
+        )
+
+    requires_p = {"prerequisites": [{"key": "P", "variation": 1}]}
+    store = Store()
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=[
+                *(put(f"x{i}", 1) for i in range(40)),
+                put("P", 1, rules=[bob_off]),
+                put("F", 1, **requires_p),
+            ],
+            selector=Selector(state="(p:1)", version=1),
+        )
+    )
+    client = client_over(store.snapshot)
+    client._store = store  # type: ignore[assignment]  # each step's snapshot
+    steps = [
+        ("P constant", put("P", 2)),
+        ("P plain, ann off", put("P", 3, rules=[ann_off])),
+        (
+            "P deleted",
+            Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="P", version=4),
+        ),
+        (
+            "P requires a missing Q",
+            put("P", 5, rules=[bob_off], prerequisites=[{"key": "Q", "variation": 1}]),
+        ),
+        ("Q added", put("Q", 1)),
+        (
+            "a cycle F -> P -> F",
+            put("P", 6, rules=[bob_off], prerequisites=[{"key": "F", "variation": 1}]),
+        ),
+        ("P plain, bob off", put("P", 7, rules=[bob_off])),
+    ]
+    seen: dict[str, set[int]] = {}
+    for n, (label, change) in enumerate([("initial", None), *steps], start=1):
+        if change is not None:
+            store.apply_now(delta(n, change))
+        snap = store.snapshot
+        seen.setdefault("F", set()).add(id(snap._flags["F"]))
+        for name in ("ann", "bob"):
+            ctx = Context.create(name)
+            expected = snap.variation_detail("F", ctx, "default")
+            assert _awaited(client.variation_detail("F", ctx, "default")) == expected, (
+                label
+            )
+            assert _awaited(client.variation("F", ctx, "default")) == expected.value, (
+                label
+            )
+    # The flag requiring P was one compiled object through P's changes
+    # (else this test would not show that its heads follow them).
+    assert len(seen["F"]) < len(steps)
+
+
 def test_json_no_check_foresaw_makes_a_malformed_flag_not_an_exception(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
