@@ -658,16 +658,16 @@ def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
     store.apply_now(
         ChangeSet(
             intent=IntentCode.TRANSFER_FULL,
-            changes=[
+            changes=(
                 *(put(f"x{i}", 1) for i in range(40)),
                 put("P", 1, rules=[bob_off]),
                 put("F", 1, **requires_p),
-            ],
+            ),
             selector=Selector(state="(p:1)", version=1),
         )
     )
     client = client_over(store.snapshot)
-    client._store = store  # type: ignore[assignment]  # each step's snapshot
+    client._store = store  # each step's snapshot
     steps = [
         ("P constant", put("P", 2)),
         ("P plain, ann off", put("P", 3, rules=[ann_off])),
