@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import operator
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
@@ -27,7 +26,7 @@ from ._model import (
 from ._results import Reason, Result
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from aioflags._core._json import JSONValue
 
@@ -100,9 +99,6 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 #: the ``ops`` head of a flag that is not there: not plain (see HEAD)
 _NO_FLAG: Final[tuple[None, bool]] = (None, False)
-#: a flag's ops for variation() and for variation_detail() (see Matcher._linked)
-_VALUE_OPS: Final = operator.attrgetter("value_ops")
-_OPS: Final = operator.attrgetter("ops")
 
 
 class Matcher:
@@ -183,14 +179,7 @@ class Matcher:
         evaluation of it reads that alone, not an ``ops`` tuple too.
         Raises ``KeyError`` if there is no such flag.
         """
-        flag = self._flag(key)
-        constant = flag.constant
-        if constant is not None:
-            head: tuple[Any, ...] | Result = value_only(constant)
-        else:
-            head = self._linked(flag, flag.value_ops, _VALUE_OPS)
-        self.heads[key] = head
-        return head
+        return self._head(key, self.heads, values=True)
 
     def detail_head_of(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for ``variation_detail``, kept in :attr:`details`.
@@ -198,13 +187,20 @@ class Matcher:
         The flag's constant result or its ``ops``: the results it gives
         are the details handed out.
         """
+        return self._head(key, self.details, values=False)
+
+    def _head(
+        self, key: str, into: dict[str, tuple[Any, ...] | Result], *, values: bool
+    ) -> tuple[Any, ...] | Result:
         flag = self._flag(key)
         constant = flag.constant
         if constant is not None:
-            head: tuple[Any, ...] | Result = constant
+            head: tuple[Any, ...] | Result = (
+                value_only(constant) if values else constant
+            )
         else:
-            head = self._linked(flag, flag.ops, _OPS)
-        self.details[key] = head
+            head = self._linked(flag, values=values)
+        into[key] = head
         return head
 
     def _flag(self, key: str) -> CompiledFlag:
@@ -213,13 +209,8 @@ class Matcher:
         except KeyError:
             return self.flags[key]  # (made on first lookup)
 
-    def _linked(
-        self,
-        flag: CompiledFlag,
-        ops: tuple[Any, ...],
-        which: Callable[[CompiledFlag], Any],
-    ) -> tuple[Any, ...]:
-        """``ops`` with each plain prerequisite's own (``which``) at its key's place.
+    def _linked(self, flag: CompiledFlag, *, values: bool) -> tuple[Any, ...]:
+        """The flag's ops (``values``: its value_ops), each plain prerequisite's at its key's place.
 
         The generated check then reads the prerequisite's ops from the
         tuple: no key string (cold, most often: two lines of it) and no
@@ -228,6 +219,7 @@ class Matcher:
         constant or not plain keeps its key: the check looks it up and
         hands it to the method.
         """
+        ops: tuple[Any, ...] = flag.value_ops if values else flag.ops
         linked: list[Any] | None = None
         for slot in flag.prerequisite_slots:
             try:
@@ -237,7 +229,7 @@ class Matcher:
             if prerequisite.constant is None and prerequisite.ops[1]:  # plain
                 if linked is None:
                     linked = list(ops)
-                linked[slot] = which(prerequisite)
+                linked[slot] = prerequisite.value_ops if values else prerequisite.ops
         return ops if linked is None else tuple(linked)
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:

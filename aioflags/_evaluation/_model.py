@@ -74,14 +74,7 @@ def served(
     line less). Its all-flags state entries are kept per flag
     (:data:`SHARED`). The others are the flag's own.
     """
-    kind = type(value)
-    if (
-        not share
-        or experiment
-        or reason not in _SHARED_REASONS
-        or kind not in _SCALARS
-        or (kind is str and len(value) > _SHARED_STRING)
-    ):
+    if not share or experiment or reason not in _SHARED_REASONS or not _scalar(value):
         return Result(value, index, reason, experiment, own_cache())
     return _shared(value, index, reason, SHARED)
 
@@ -98,14 +91,15 @@ def value_only(result: Result) -> Result:
     handed out as a detail. Any other result is returned as it is.
     """
     value = result.value
-    kind = type(value)
-    if (
-        result.variation_index is None
-        or kind not in _SCALARS
-        or (kind is str and len(value) > _SHARED_STRING)
-    ):
+    if result.variation_index is None or not _scalar(value):
         return result
     return _shared(value, result.variation_index, _VALUE_ONLY, None)
+
+
+def _scalar(value: JSONValue) -> bool:
+    """Whether a result of ``value`` may be shared: a scalar, a short string."""
+    kind = type(value)
+    return kind in _SCALARS and not (kind is str and len(value) > _SHARED_STRING)
 
 
 def _shared(value: JSONValue, index: int, reason: Reason, cache: object) -> Result:
