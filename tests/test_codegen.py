@@ -378,6 +378,16 @@ def _flag(key: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def _key_in(*keys: str) -> dict[str, Any]:
+    """A clause: the context's key is one of ``keys``."""
+    return {"attribute": "key", "op": "in", "values": list(keys)}
+
+
+def _off_for(key: str) -> dict[str, Any]:
+    """A rule serving variation 0 ("off") to the context keyed ``key``."""
+    return {"variation": 0, "clauses": [_key_in(key)]}
+
+
 BROKEN_RULE = {
     "variation": 0,
     "clauses": [{"attribute": "/", "contextKind": "user", "op": "in", "values": ["x"]}],
@@ -415,10 +425,7 @@ def test_variation_of_a_flag_with_prerequisites() -> None:
 def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
     prerequisite_first: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bob_is_off = {
-        "variation": 0,
-        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
-    }
+    bob_is_off = _off_for("bob")
     required = {
         "plain": _flag("plain", rules=[bob_is_off]),
         "constant": _flag("constant"),
@@ -544,10 +551,7 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
     # The others keep their key, looked up when the check runs.
     from tests.reference import _awaited, client_over
 
-    bob_is_off = {
-        "variation": 0,
-        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
-    }
+    bob_is_off = _off_for("bob")
     required = {
         "plain": _flag("plain", rules=[bob_is_off]),
         "plain-too": _flag("plain-too", rules=[bob_is_off], variations=["x", "on"]),
@@ -627,14 +631,7 @@ def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
     from aioflags._datasystem._store import Store
     from tests.reference import _awaited, client_over
 
-    bob_off = {
-        "variation": 0,
-        "clauses": [{"attribute": "key", "op": "in", "values": ["bob"]}],
-    }
-    ann_off = {
-        "variation": 0,
-        "clauses": [{"attribute": "key", "op": "in", "values": ["ann"]}],
-    }
+    bob_off, ann_off = _off_for("bob"), _off_for("ann")
 
     def put(key: str, version: int, **fields: Any) -> Change:
         obj = {**_flag(key, **fields), "version": version}
@@ -1264,12 +1261,9 @@ def test_variation_reads_one_result_for_every_flag_serving_a_value() -> None:
     from aioflags._evaluation._model import MALFORMED, value_only
     from tests.reference import _awaited, client_over
 
-    def key_is(name: str) -> dict[str, Any]:
-        return {"attribute": "key", "op": "in", "values": [name]}
-
     rules = [
-        {"id": "r0", "variation": 1, "clauses": [key_is("ann")]},
-        {"id": "r1", "variation": 0, "clauses": [key_is("bob")]},
+        {"id": "r0", "variation": 1, "clauses": [_key_in("ann")]},
+        {"id": "r1", "variation": 0, "clauses": [_key_in("bob")]},
     ]
     rollout = {
         "rollout": {
