@@ -76,7 +76,7 @@ def served(
     """
     if not share or experiment or reason not in _SHARED_REASONS or not _scalar(value):
         return Result(value, index, reason, experiment, own_cache())
-    return _shared(value, index, reason, SHARED)
+    return _shared_result(value, index, reason, SHARED)
 
 
 def value_only(result: Result) -> Result:
@@ -93,7 +93,7 @@ def value_only(result: Result) -> Result:
     value = result.value
     if result.variation_index is None or not _scalar(value):
         return result
-    return _shared(value, result.variation_index, _VALUE_ONLY, None)
+    return _shared_result(value, result.variation_index, _VALUE_ONLY, None)
 
 
 def _scalar(value: JSONValue) -> bool:
@@ -102,7 +102,9 @@ def _scalar(value: JSONValue) -> bool:
     return kind in _SCALARS and not (kind is str and len(value) > _SHARED_STRING)
 
 
-def _shared(value: JSONValue, index: int, reason: Reason, cache: object) -> Result:
+def _shared_result(
+    value: JSONValue, index: int, reason: Reason, cache: object
+) -> Result:
     """The one result of a scalar ``value`` at ``index`` for ``reason``'s kind."""
     kind = type(value)
     # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
