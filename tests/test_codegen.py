@@ -342,7 +342,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
         flag.run(flag.ops, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
-    assert "if (st.match_segments(o[2], ctx) != False):" in text
+    assert "if (st.match_segments(o[2], ctx)):" in text
 
 
 VERSIONS = [

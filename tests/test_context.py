@@ -236,3 +236,33 @@ def test_parse_reference(
     ref: str, literal: bool, expected: tuple[str, ...] | None
 ) -> None:
     assert parse_reference(ref, literal=literal) == expected
+
+
+def test_the_user_part_and_attribute_lookups_are_at_hand() -> None:
+    # The generated code reads ctx._user and ctx._user_get for the kind
+    # "user", and part._get for the others: each must be what a lookup in
+    # the parts and their values gives.
+    from aioflags._evaluation._context import NO_ATTRIBUTES
+
+    user = Context.from_dict({"kind": "user", "key": "u", "email": "a@b"})
+    org = Context.from_dict({"kind": "org", "key": "o", "tier": 3})
+    cases = [
+        user,
+        org,
+        Context.create_multi(user, org),
+        Context.create_multi(org, Context.from_dict({"kind": "dev", "key": "d"})),
+    ]
+    for ctx in cases:
+        part = ctx._parts.get("user")
+        assert ctx._user is part
+        if part is None:
+            assert ctx._user_get is NO_ATTRIBUTES
+        else:
+            assert ctx._user_get("email") == "a@b"
+            assert ctx._user_get("missing") is None
+        for p in ctx._parts.values():
+            for name, value in p._values.items():
+                assert p._get(name) == value
+    assert NO_ATTRIBUTES("email") is None
+    invalid = Context.from_dict({"kind": "user"})  # no key
+    assert not invalid.valid and invalid._user is None

@@ -27,9 +27,10 @@ import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
-from types import CodeType, FunctionType, MappingProxyType, MethodType
+from types import CodeType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
 
+from ._context import NO_ATTRIBUTES
 from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ _GLOBALS: Final[dict[str, object]] = {
     "_slow": slow_clause,
     "_bucket": _bucket,
     "_semver": semver_key,
-    "_EMPTY": MappingProxyType({}),
+    "_NOTHING": NO_ATTRIBUTES,
 }
 _shapes: dict[str, FunctionType] = {}
 #: Operands that are equal values, one object each: flags that test the same
@@ -323,14 +324,15 @@ class _Writer:
             return f"{self.operand(c)}(ctx, st)"
         names = [self.operand(o) for o in c.operands]
         if c.op == "segmentMatch":
-            return f"(st.match_segments({names[0]}, ctx) != {c.negate})"
+            not_ = "not " if c.negate else ""  # (it gives a bool)
+            return f"({not_}st.match_segments({names[0]}, ctx))"
         operator = OPERATORS[c.op]
         index = int(self.part(c.kind)[1:])
         self.values.add(index)
         values = f"a{index}"
         # The attribute is looked up in the guard's first type test; a value
         # the guard refuses is absent (no match, even negated) or the test's.
-        lookup = f"type(v := {values}.get({self.operand(c.name)}))"
+        lookup = f"type(v := {values}({self.operand(c.name)}))"
         guard = operator.guard.format(*names).replace("type(v)", lookup, 1)
         test = operator.template.format(*names)
         if c.negate:
@@ -375,14 +377,19 @@ class _Writer:
                 # context's own kind is "multi": it is not its own part).
                 head.append(f"    p{index} = None")
                 continue
+            if kind == "user":
+                # Most flags': the context has it at hand (no operand, no
+                # test of its kind, no dict).
+                head.append(f"    p{index} = ctx._user")
+                if index in self.values:
+                    head.append(f"    a{index} = ctx._user_get")
+                continue
             # A single-kind context is its own part: no dict lookup for it.
-            # The kind "user" is written as a literal (ours, not the flag
-            # data's): one operand less in most flags' tuples.
-            k = '"user"' if kind == "user" else self.operand(kind)
+            k = self.operand(kind)
             head.append(f"    p{index} = ctx if ctx._kind == {k} else {parts}.get({k})")
             if index in self.values:
                 head.append(
-                    f"    a{index} = _EMPTY if p{index} is None else p{index}._values"
+                    f"    a{index} = _NOTHING if p{index} is None else p{index}._get"
                 )
         # The head's operands first, then the rest in the order the code
         # reads them, the cold ones last.

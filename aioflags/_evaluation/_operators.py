@@ -355,7 +355,7 @@ def _inline_semver(reduce: Callable[[list[SemVerKey]], object]) -> Inline:
 
 Inline: TypeAlias = "Callable[[Sequence[JSONValue]], tuple[object, ...] | None]"
 _STR: Final = "type(v) is str"
-_NUMBER: Final = "(type(v) is int or type(v) is float)"
+_NUMBER: Final = "((t := type(v)) is int or t is float)"
 
 
 class Operator(NamedTuple):
