@@ -342,7 +342,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
         flag.run(flag.ops, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
-    assert "if (st.match_segments(o[2], ctx)):" in text
+    assert "else st.match_segments(sg, ctx))):" in text
 
 
 VERSIONS = [
@@ -613,7 +613,14 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
     for ctx, detail in zip(contexts, expected, strict=True):
         assert _awaited(client.variation("both", ctx, None)) == detail.value
         assert _awaited(client.variation_detail("both", ctx, None)) == detail
-    assert "plain" not in linked._direct.heads  # never looked up
+    # Never looked up: linked, and their heads are the ones linked in (the
+    # tuple their own evaluations read).
+    heads, details = linked._direct.heads, linked._direct.details
+    for slot, key in zip(
+        linked._flags["both"].prerequisite_slots, ("plain", "plain-too"), strict=True
+    ):
+        assert heads["both"][slot] is heads[key]
+        assert details["both"][slot] is details[key]
     # A snapshot with another version of a prerequisite links that one.
     newer = _snapshot({**raw, "plain": _flag("plain", version=2, rules=[bob_is_off])})
     assert newer._direct.head_of("all")[slots["plain"]] is (
@@ -701,6 +708,184 @@ def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
     # The flag requiring P was one compiled object through P's changes
     # (else this test would not show that its heads follow them).
     assert len(seen["F"]) < len(steps)
+
+
+def _in_segment(*keys: str, variation: int = 0) -> dict[str, Any]:
+    """A rule serving ``variation`` to the members of segments ``keys``."""
+    clause = {"attribute": "", "op": "segmentMatch", "values": list(keys)}
+    return {"variation": variation, "clauses": [clause]}
+
+
+def _segment(key: str, **fields: Any) -> dict[str, Any]:
+    return {"key": key, "version": 1, **fields}
+
+
+def test_a_snapshot_links_bounded_segments_into_its_heads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A one-key segment clause of a flag's heads holds the segment's own
+    # code (its contains) where the flag's ops hold the key, for a bounded
+    # segment that references no segment, or a deleted one: the code calls
+    # it without the method, the dict or the segment. The others keep the
+    # key and go to the method, as a clause of two keys does.
+    from tests.reference import _awaited, client_over
+
+    segments = {
+        "bounded": _segment("bounded", included=["ann"]),
+        "deleted": _segment("deleted", deleted=True, included=["ann"]),
+        "unbounded": _segment("unbounded", unbounded=True),
+        "nested": _segment("nested", rules=[_in_segment("bounded")]),
+        "malformed": _segment("malformed", rules="not a list"),
+    }
+    every = [*segments, "missing"]
+    raw = {
+        "all": _flag(
+            "all",
+            rules=[
+                *(_in_segment(key) for key in every),
+                _in_segment("bounded", "deleted"),
+            ],
+        ),
+        "bounded-only": _flag("bounded-only", rules=[_in_segment("bounded")]),
+        "plain": _flag("plain", rules=[_in_segment("bounded")]),
+        "requires-plain": _flag(
+            "requires-plain", prerequisites=[{"key": "plain", "variation": 1}]
+        ),
+    }
+    snap = _snapshot(raw, segments)
+    matcher = snap._direct
+    flag = snap._flags["all"]
+    value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
+    assert isinstance(value, tuple) and isinstance(detail, tuple)
+    slots = dict(zip(every, flag.segment_slots, strict=True))
+    assert len(flag.segment_slots) == len(every)  # not the clause of two keys
+    for key, slot in slots.items():
+        assert flag.ops[slot] == flag.value_ops[slot] == (key,)
+        if key in ("bounded", "deleted"):
+            contains = snap._segments[key].contains
+            assert contains is not None
+            assert value[slot] is detail[slot] is contains
+        else:
+            assert value[slot] == detail[slot] == (key,)
+    # A plain prerequisite's head, linked into the flag that requires it,
+    # is the one with its segment linked.
+    requiring = matcher.head_of("requires-plain")
+    assert isinstance(requiring, tuple)
+    plain = matcher.heads["plain"]
+    assert requiring[snap._flags["requires-plain"].prerequisite_slots[0]] is plain
+    assert isinstance(plain, tuple)
+    (segment_slot,) = snap._flags["plain"].segment_slots
+    assert plain[segment_slot] is snap._segments["bounded"].contains
+    # Every path gives what the careful path gives.
+    client = client_over(snap)
+    contexts = [Context.create("ann"), Context.create("bob")]
+    for key in raw:
+        for ctx in contexts:
+            expected = snap.variation_detail(key, ctx, None)
+            assert _awaited(client.variation_detail(key, ctx, None)) == expected, key
+            assert _awaited(client.variation(key, ctx, None)) == expected.value, key
+    assert [snap.variation("bounded-only", ctx, None) for ctx in contexts] == [
+        "off",
+        "on",
+    ]
+    # The linked ones run without the method.
+    fresh = _snapshot(raw, segments)
+
+    def no_method(self: Matcher, keys: tuple[str, ...], ctx: Context) -> bool:
+        raise AssertionError(f"match_segments({keys})")
+
+    monkeypatch.setattr(Matcher, "match_segments", no_method)
+    client = client_over(fresh)
+    for key in ("bounded-only", "requires-plain"):
+        assert [_awaited(client.variation(key, ctx, None)) for ctx in contexts] == [
+            "off",
+            "on",
+        ]
+        assert [
+            _awaited(client.variation_detail(key, ctx, None)).value for ctx in contexts
+        ] == ["off", "on"]
+
+
+def test_linked_segments_follow_a_segment_through_deltas() -> None:
+    # Through a real store, deltas change a segment while the flag that
+    # matches it stays the same compiled object: each snapshot's heads link
+    # that snapshot's segment (or none), so the client's paths agree with
+    # the snapshot's at every step.
+    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind, Selector
+    from aioflags._datasystem._store import Store
+    from tests.reference import _awaited, client_over
+
+    def put(kind: ObjectKind, key: str, version: int, obj: dict[str, Any]) -> Change:
+        return Change(
+            action=ChangeKind.PUT,
+            kind=kind,
+            key=key,
+            version=version,
+            obj={**obj, "version": version},
+        )
+
+    def segment(version: int, **fields: Any) -> Change:
+        return put(ObjectKind.SEGMENT, "S", version, _segment("S", **fields))
+
+    store = Store()
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=(
+                put(ObjectKind.FLAG, "F", 1, _flag("F", rules=[_in_segment("S")])),
+                segment(1, included=["ann"]),
+            ),
+            selector=Selector(state="(p:1)", version=1),
+        )
+    )
+    client = client_over(store.snapshot)
+    client._store = store  # each step's snapshot
+    steps = [
+        ("bob included instead", segment(2, included=["bob"])),
+        ("a rule: ann's key", segment(3, rules=[{"clauses": [_key_in("ann")]}])),
+        ("nested: in T, missing", segment(4, rules=[_in_segment("T")])),
+        (
+            "T added, bob in it",
+            put(ObjectKind.SEGMENT, "T", 1, _segment("T", included=["bob"])),
+        ),
+        ("unbounded", segment(5, unbounded=True, included=["ann"])),
+        ("malformed", segment(6, included="ann")),
+        (
+            "deleted",
+            Change(
+                action=ChangeKind.DELETE, kind=ObjectKind.SEGMENT, key="S", version=7
+            ),
+        ),
+        ("back, ann included", segment(8, included=["ann"])),
+    ]
+    seen = set()
+    answers = set()
+    for n, (label, change) in enumerate([("initial", None), *steps], start=1):
+        if change is not None:
+            store.apply_now(
+                ChangeSet(
+                    intent=IntentCode.TRANSFER_CHANGES,
+                    changes=(change,),
+                    selector=Selector(state=f"(p:{n})", version=n),
+                )
+            )
+        snap = store.snapshot
+        seen.add(id(snap._flags["F"]))
+        for name in ("ann", "bob"):
+            ctx = Context.create(name)
+            expected = snap.variation_detail("F", ctx, "default")
+            got = _awaited(client.variation_detail("F", ctx, "default"))
+            assert got == expected, label
+            assert _awaited(client.variation("F", ctx, "default")) == expected.value, (
+                label
+            )
+            answers.add((label, name, expected.value))
+    # The flag was one compiled object through S's changes, and the
+    # answers changed with them (else this test would show nothing).
+    assert len(seen) == 1
+    assert ("initial", "ann", "off") in answers and ("initial", "bob", "on") in answers
+    assert ("bob included instead", "ann", "on") in answers
+    assert ("bob included instead", "bob", "off") in answers
 
 
 def test_json_no_check_foresaw_makes_a_malformed_flag_not_an_exception(

@@ -280,6 +280,10 @@ class _Writer:
         self.union: set[str] | None = None  # the set of listed keys used so far
         #: the operands' places in the function's tuple, set by :meth:`function`
         self.places: dict[int, int] = {}
+        #: a flag's writer (``build_runner``): the operands that are one
+        #: segment's key in a tuple (a snapshot's matcher may put the
+        #: segment's ``contains`` there instead); ``None`` for a predicate's
+        self.segment_operands: list[int] | None = None
 
     def operand(self, value: object, *, shared: bool = True) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`.
@@ -324,8 +328,17 @@ class _Writer:
             return f"{self.operand(c)}(ctx, st)"
         names = [self.operand(o) for o in c.operands]
         if c.op == "segmentMatch":
-            not_ = "not " if c.negate else ""  # (it gives a bool)
-            return f"({not_}st.match_segments({names[0]}, ctx))"
+            keys = cast("tuple[str, ...]", c.operands[0])
+            not_ = "not " if c.negate else ""  # (both give a bool)
+            if self.segment_operands is None or len(keys) != 1:
+                return f"({not_}st.match_segments({names[0]}, ctx))"
+            # The segment's own code, if a matcher has linked it in: no
+            # method, no dict, no segment object (as match_segments calls it).
+            self.segment_operands.append(len(self.operands) - 1)
+            return (
+                f"({not_}(sg(ctx, st) if type(sg := {names[0]}) is not tuple"
+                f" else st.match_segments(sg, ctx)))"
+            )
         operator = OPERATORS[c.op]
         index = int(self.part(c.kind)[1:])
         self.values.add(index)
@@ -436,6 +449,9 @@ class Built(NamedTuple):
     #: snapshot's matcher may put the prerequisite's head there instead
     #: (see ``Matcher.head_of``)
     prerequisite_slots: tuple[int, ...]
+    #: where in the flag's ``ops`` a segment clause's one key is (a tuple of
+    #: it): a snapshot's matcher may put the segment's ``contains`` there
+    segment_slots: tuple[int, ...]
 
 
 def build_runner(
@@ -462,6 +478,7 @@ def build_runner(
     if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
         return None
     w = _Writer()
+    w.segment_operands = []
     body = w.lines
     keys: list[int] = []  # the prerequisites' key operands
     if prerequisites:
@@ -520,7 +537,12 @@ def build_runner(
     if not unconditional:
         w.serve("    ", *fallthrough)
     run, operands = w.function("run", HEAD)
-    return Built(run, operands, tuple(w.places[k] for k in keys))
+    return Built(
+        run,
+        operands,
+        tuple(w.places[k] for k in keys),
+        tuple(w.places[k] for k in w.segment_operands),
+    )
 
 
 def build_predicate(

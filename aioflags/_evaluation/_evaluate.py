@@ -210,14 +210,21 @@ class Matcher:
             return self.flags[key]  # (made on first lookup)
 
     def _linked(self, flag: CompiledFlag, *, values: bool) -> tuple[Any, ...]:
-        """The flag's ops (``values``: its value_ops), each plain prerequisite's at its key's place.
+        """The flag's ops (``values``: its value_ops), with what this snapshot can link in.
 
-        The generated check then reads the prerequisite's ops from the
-        tuple: no key string (cold, most often: two lines of it) and no
-        dict lookup. This snapshot's flags never change, so the tuple, one
-        per flag and snapshot, stays right. A prerequisite that is missing,
-        constant or not plain keeps its key: the check looks it up and
-        hands it to the method.
+        - **A plain prerequisite's head** at its key's place: the generated
+          check then reads the prerequisite's ops from the tuple, no key
+          string (cold, most often: two lines of it) and no dict lookup.
+          A prerequisite that is missing, constant or not plain keeps its
+          key: the check looks it up and hands it to the method.
+        - **A bounded segment's ``contains``** in place of a one-key segment
+          clause's keys: the code calls it, as :meth:`match_segments` would,
+          without the method, the dict or the segment object. A missing,
+          unbounded, nested or malformed segment keeps its key, for the
+          method.
+
+        This snapshot's flags and segments never change, so the tuple, one
+        per flag, path and snapshot, stays right.
         """
         ops: tuple[Any, ...] = flag.value_ops if values else flag.ops
         linked: list[Any] | None = None
@@ -229,7 +236,23 @@ class Matcher:
             if prerequisite.constant is None and prerequisite.ops[1]:  # plain
                 if linked is None:
                     linked = list(ops)
-                linked[slot] = prerequisite.value_ops if values else prerequisite.ops
+                # Its own head: the tuple its own evaluations read.
+                into = self.heads if values else self.details
+                head = into.get(prerequisite.key)
+                if head is None:
+                    head = into[prerequisite.key] = self._linked(
+                        prerequisite, values=values
+                    )
+                linked[slot] = head
+        for slot in flag.segment_slots:
+            try:
+                contains = self.segments[ops[slot][0]].contains
+            except KeyError:
+                continue
+            if contains is not None:
+                if linked is None:
+                    linked = list(ops)
+                linked[slot] = contains
         return ops if linked is None else tuple(linked)
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:

@@ -482,12 +482,12 @@ class CompiledFlag(_FlagHead):
         "off_result",
         "padding_1",
         "padding_2",
-        "padding_3",
         "prerequisite_keys",
         "prerequisite_slots",
         "rules",
         "sampling_ratio",
         "segment_keys",
+        "segment_slots",
         "shared_caches",
         "targets",
         "track_events",
@@ -533,6 +533,8 @@ class CompiledFlag(_FlagHead):
     #: where in ``ops`` each prerequisite's key is (``_codegen.Built``);
     #: empty for an interpreted flag
     prerequisite_slots: tuple[int, ...]
+    #: where in ``ops`` a one-key segment clause's keys are (``_codegen.Built``)
+    segment_slots: tuple[int, ...]
     segment_keys: frozenset[str]
     #: all-flags state's entries with ``details_only_for_tracked_flags``
     #: for each result this flag serves that is shared between flags, by
@@ -585,7 +587,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.key = key
     flag.version = 0
     flag.deleted = False
-    flag.prerequisite_keys = flag.prerequisite_slots = ()
+    flag.prerequisite_keys = flag.prerequisite_slots = flag.segment_slots = ()
     flag.segment_keys = frozenset()
     flag.shared_caches = None
     flag.track_events = False
@@ -757,7 +759,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         if built is None:
             flag.run, flag.ops = _interpreted, (flag, _matchers(flag))
         else:
-            flag.run, flag.ops, flag.prerequisite_slots = built
+            flag.run, flag.ops, flag.prerequisite_slots, flag.segment_slots = built
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
