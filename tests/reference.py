@@ -392,6 +392,7 @@ class _OneSnapshot:
     def __init__(self, snapshot: aioflags.FlagSnapshot) -> None:
         self.snapshot = snapshot
         self.gate = None
+        self.direct = snapshot._direct  # as Store keeps it
 
 
 def _awaited(coro: Any) -> Any:

@@ -241,3 +241,47 @@ def test_segments_in_full_transfers_are_tracked() -> None:
         store.apply_now(full(put("s", {"key": "s", "version": 2}, ObjectKind.SEGMENT)))
         == frozenset()
     )
+
+
+def test_direct_follows_the_snapshot_and_the_gate() -> None:
+    # The client's straight-line paths read store.direct alone: it must be
+    # the snapshot's matcher exactly when that snapshot evaluates the flags'
+    # own code (no events, no hooks) and no gate is set, after any change.
+    from aioflags._client._hooks import HookRunner
+
+    store = Store()
+
+    def check(expect_direct: bool) -> None:
+        snapshot = store.snapshot
+        assert store.direct is (snapshot._direct if store.gate is None else None)
+        assert (store.direct is not None) is expect_direct
+        if expect_direct:
+            assert store.direct is snapshot._matcher
+
+    check(True)  # the empty snapshot's own
+    store.apply_now(full(put("a", flag("a"))))
+    check(True)
+    first = store.direct
+    store.apply_now(delta(put("a", flag("a", version=2))))
+    check(True)
+    assert store.direct is not first  # the new snapshot's
+
+    class Processor:
+        recorder = object()
+
+    processor: Any = Processor()
+    store.attach_events(processor)
+    check(False)  # evaluations are recorded
+    store.apply_now(delta(put("b", flag("b"))))
+    check(False)
+    store.detach_events(processor)
+    check(True)
+    gate: Any = object()
+    store.gate = gate
+    check(False)
+    store.apply_now(delta(put("c", flag("c"))))
+    check(False)
+    store.gate = None
+    check(True)
+    store.attach_hooks(HookRunner([]))
+    check(False)  # the hooks' snapshot runs them

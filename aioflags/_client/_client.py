@@ -48,7 +48,7 @@ from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._config import DataSystem
 from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
-from aioflags._evaluation._evaluate import evaluate
+from aioflags._evaluation._evaluate import Matcher, evaluate
 from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
 
@@ -244,8 +244,8 @@ class _WarningStore:
     """Stands in for the store until the first evaluation, which it warns about once.
 
     Used while a client has never been started, and in a child process for a
-    client that was running when the process forked. Only ``snapshot`` is read
-    before a start replaces it; the first read warns (through the client) and
+    client that was running when the process forked. Only ``snapshot`` (or
+    ``direct``) is read before a start replaces it; the first read warns (through the client) and
     puts a plain empty store in place, so evaluations pay nothing for this.
     """
 
@@ -262,6 +262,12 @@ class _WarningStore:
         client = self._client
         client._warn_misuse()
         return client._store.snapshot
+
+    @property
+    def direct(self) -> Matcher | None:  # as snapshot, for the straight-line paths
+        client = self._client
+        client._warn_misuse()
+        return client._store.direct
 
     async def warm(self) -> FlagSnapshot:
         return self.snapshot  # empty: nothing to compile
@@ -951,7 +957,7 @@ class Client:
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
         # The common case in this frame: no gate, events or hooks (the
-        # snapshot's matcher is then _direct), a valid context, a present
+        # store's ``direct`` is then the snapshot's matcher), a valid context, a present
         # flag, read as its head: its result if it is constant, else its
         # value_ops (its code, whether it is plain, then the code's
         # operands, with results that are one object for every flag that
@@ -961,8 +967,8 @@ class Client:
         # which runs it again (evaluation is pure) and handles it; anything
         # else to the snapshot's method.
         store = self._store
-        matcher = store.snapshot._direct
-        if matcher is not None and store.gate is None:
+        matcher = store.direct
+        if matcher is not None:
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     try:
@@ -992,8 +998,8 @@ class Client:
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
         store = self._store
-        matcher = store.snapshot._direct
-        if matcher is not None and store.gate is None:  # as in variation()
+        matcher = store.direct
+        if matcher is not None:  # as in variation()
             try:
                 if context._error is None:  # type: ignore[union-attr]
                     try:  # (its own results: not variation()'s heads)

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from aioflags._analytics._processor import EventProcessor
     from aioflags._client._hooks import HookRunner
+    from aioflags._evaluation._evaluate import Matcher
 
     from ._datatypes import Change, RawPut
     from ._stores._bigsegments import BigSegments
@@ -341,6 +342,7 @@ class Store:
         "_warm",
         "big_segments",
         "compile_ahead",
+        "direct",
         "environment_id",
         "events",
         "flag_count",
@@ -352,6 +354,9 @@ class Store:
     )
 
     def __init__(self) -> None:
+        #: What the async client's evaluations await first (store reads with
+        #: the cache off, big-segment memberships); None: nothing.
+        self.gate: EvaluationGate | None = None
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
         #: Whether the last full transfer may hold a ``matches`` clause:
@@ -390,9 +395,21 @@ class Store:
         #: Where every snapshot's unbounded segments get their memberships
         #: (None: big segments are not configured).
         self.big_segments: BigSegments | None = None
-        #: What the async client's evaluations await first (store reads with
-        #: the cache off, big-segment memberships); None: nothing.
-        self.gate: EvaluationGate | None = None
+
+    #: The snapshot's matcher when its evaluations are the flags' own code
+    #: and nothing gates them (``snapshot._direct`` if ``gate`` is None, else
+    #: None): the one attribute the async client's straight-line paths read.
+    #: Kept by :meth:`__setattr__` as either changes.
+    direct: Matcher | None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "snapshot" or name == "gate":  # (rare: a change set, a start)
+            snapshot = getattr(self, "snapshot", None)  # (either unset yet)
+            direct = None
+            if snapshot is not None and getattr(self, "gate", None) is None:
+                direct = snapshot._direct
+            object.__setattr__(self, "direct", direct)
 
     def attach_hooks(self, runner: HookRunner) -> None:
         """Run ``runner``'s hooks around every evaluation from now on."""
