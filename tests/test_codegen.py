@@ -747,6 +747,22 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
             ],
         ),
         "bounded-only": _flag("bounded-only", rules=[_in_segment("bounded")]),
+        "negated": _flag(
+            "negated",
+            rules=[
+                {
+                    "variation": 0,
+                    "clauses": [
+                        {
+                            "attribute": "",
+                            "op": "segmentMatch",
+                            "values": ["bounded"],
+                            "negate": True,
+                        }
+                    ],
+                }
+            ],
+        ),
         "plain": _flag("plain", rules=[_in_segment("bounded")]),
         "requires-plain": _flag(
             "requires-plain", prerequisites=[{"key": "plain", "variation": 1}]
@@ -779,8 +795,9 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
     # Every path gives what the careful path gives.
     client = client_over(snap)
     contexts = [Context.create("ann"), Context.create("bob")]
+    org = Context.create("ann", "org")
     for key in raw:
-        for ctx in contexts:
+        for ctx in [*contexts, org, Context.create_multi(contexts[0], org)]:
             expected = snap.variation_detail(key, ctx, None)
             assert _awaited(client.variation_detail(key, ctx, None)) == expected, key
             assert _awaited(client.variation(key, ctx, None)) == expected.value, key
@@ -788,6 +805,7 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
         "off",
         "on",
     ]
+    assert [snap.variation("negated", ctx, None) for ctx in contexts] == ["on", "off"]
     # The linked ones run without the method.
     fresh = _snapshot(raw, segments)
 

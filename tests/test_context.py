@@ -266,3 +266,51 @@ def test_the_user_part_and_attribute_lookups_are_at_hand() -> None:
     assert NO_ATTRIBUTES("email") is None
     invalid = Context.from_dict({"kind": "user"})  # no key
     assert not invalid.valid and invalid._user is None
+
+
+def test_contexts_pickle_and_copy_with_what_the_code_reads() -> None:
+    # A context pickles and copies the slots it is made of; the ones the
+    # generated code reads (_get, _user, _user_get) are made again, bound to
+    # the copy's own values. A pickle from before those slots existed
+    # (CPython's default state of a slotted object) loads the same way.
+    import copy
+    import pickle
+
+    from aioflags._evaluation._context import NO_ATTRIBUTES
+
+    user = Context.from_dict({"kind": "user", "key": "u", "email": "a@b"})
+    org = Context.from_dict({"kind": "org", "key": "o", "tier": 3})
+    cases = [
+        user,
+        org,
+        Context.create_multi(user, org),
+        Context.create_multi(org, Context.from_dict({"kind": "dev", "key": "d"})),
+        Context.from_dict({"kind": "user"}),  # invalid
+    ]
+
+    def check(original: Context, made: Context) -> None:
+        assert (made.valid, made.error, repr(made)) == (
+            original.valid,
+            original.error,
+            repr(original),
+        )
+        assert made == original or not original.valid  # (invalid: equal to none)
+        for part in made._parts.values():
+            assert part._get.__self__ is part._values  # type: ignore[attr-defined]
+        user_part = made._parts.get("user")
+        assert made._user is user_part
+        if user_part is None:
+            assert made._user_get is NO_ATTRIBUTES
+        else:
+            assert made._user_get.__self__ is user_part._values  # type: ignore[attr-defined]
+
+    for ctx in cases:
+        for made in (
+            pickle.loads(pickle.dumps(ctx)),
+            copy.copy(ctx),
+            copy.deepcopy(ctx),
+        ):
+            check(ctx, made)
+        old = object.__new__(Context)
+        old.__setstate__((None, {name: getattr(ctx, name) for name in Context._STATE}))
+        check(ctx, old)

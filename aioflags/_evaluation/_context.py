@@ -115,7 +115,7 @@ class Context:
     #: ``_values.get``, bound once: the generated code's attribute lookup
     #: (a call of it is 20 bytes of bytecode fewer than ``_values.get(...)``)
     _get: Callable[[str], JSONValue]
-    #: the part of kind ``user`` (or ``None``) and its ``_get`` (or
+    #: the part of kind ``user`` (or ``None``) and its values' ``get`` (or
     #: :data:`NO_ATTRIBUTES`): most flags test that kind's attributes alone,
     #: and the generated code reads these two instead of looking the part up
     _user: Context | None
@@ -144,17 +144,52 @@ class Context:
         self._kind = kind
         self._key = key
         self._values = values
-        self._get = values.get
         self._private = private
         self._error = error
         self._parts = {} if error else {kind: self}
-        user = self if kind == "user" and not error else None
-        self._user = user
-        self._user_get = values.get if user is not None else NO_ATTRIBUTES
         self._fq_key = (
             "" if error else (key if kind == "user" else f"{kind}:{_escape_key(key)}")
         )
+        self._derive()
         return self
+
+    #: the slots a context is made of (what it pickles and copies); the
+    #: others are derived from these (:meth:`_derive`)
+    _STATE: Final = (
+        "_error",
+        "_fq_key",
+        "_key",
+        "_kind",
+        "_parts",
+        "_private",
+        "_values",
+    )
+
+    def _derive(self) -> None:
+        """Set the slots the generated code reads instead of looking things up."""
+        self._get = self._values.get
+        user = self._parts.get("user")
+        self._user = user
+        self._user_get = (
+            NO_ATTRIBUTES
+            if user is None
+            else self._get
+            if user is self
+            else user._values.get
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def __setstate__(self, state: object) -> None:
+        # A pickle from a version without __getstate__ holds CPython's
+        # default state of a slotted object: (None, {slot: value}).
+        if isinstance(state, tuple):
+            state = state[1]
+        assert isinstance(state, dict)
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self._derive()
 
     @classmethod
     def _invalid(cls, error: str, kind: str = "user", key: str = "") -> Context:
@@ -283,16 +318,13 @@ class Context:
         self._kind = "multi"
         self._key = ""
         self._values = {}
-        self._get = self._values.get
         self._private = ()
         self._error = None
         self._parts = dict(sorted(parts.items()))
-        user = self._parts.get("user")
-        self._user = user
-        self._user_get = user._get if user is not None else NO_ATTRIBUTES
         self._fq_key = ":".join(
             f"{k}:{_escape_key(p._key)}" for k, p in self._parts.items()
         )
+        self._derive()
         return self
 
     @classmethod

@@ -107,14 +107,14 @@ class Matcher:
     Evaluations never write to it but for :attr:`heads` and
     :attr:`details`, caches of what the client's fast paths read of each
     evaluated flag, its constant result or its ops (one dict store per
-    flag, path and snapshot; the ops with its plain prerequisites' own
-    linked in, see :meth:`_linked`).
+    flag, path and snapshot; the ops with its plain prerequisites' heads
+    and its bounded segments' code linked in, see :meth:`_linked`).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
     no segment, and prerequisites that have no prerequisites of their own
     (no cycle can pass through them; the generated code runs a plain
-    prerequisite's ops, linked into the tuple it runs with or looked up in
+    prerequisite's head, linked into the tuple it runs with or looked up in
     :attr:`heads`; the others and the constant ones go to
     :meth:`prerequisites_failed`). For anything else (a prerequisite
     chain, a big or nested segment) it raises :class:`_NeedState`, and
@@ -229,20 +229,21 @@ class Matcher:
         ops: tuple[Any, ...] = flag.value_ops if values else flag.ops
         linked: list[Any] | None = None
         for slot in flag.prerequisite_slots:
+            key = ops[slot]
             try:
-                prerequisite = self._flag(ops[slot])
+                prerequisite = self._flag(key)
             except KeyError:
                 continue
             if prerequisite.constant is None and prerequisite.ops[1]:  # plain
                 if linked is None:
                     linked = list(ops)
-                # Its own head: the tuple its own evaluations read.
+                # Its own head: the tuple its own evaluations read. (By the
+                # key in ops: the flag's own slots are not read while
+                # another thread may be compiling it.)
                 into = self.heads if values else self.details
-                head = into.get(prerequisite.key)
+                head = into.get(key)
                 if head is None:
-                    head = into[prerequisite.key] = self._linked(
-                        prerequisite, values=values
-                    )
+                    head = into[key] = self._linked(prerequisite, values=values)
                 linked[slot] = head
         for slot in flag.segment_slots:
             try:
