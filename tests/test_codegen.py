@@ -1066,6 +1066,57 @@ def test_all_flags_state_reports_failed_prerequisites(
     assert "Unexpected error evaluating flag 'on-failing'" in caplog.text
 
 
+def test_all_flags_state_checks_plain_prerequisites_inline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # All-flags state runs the snapshot's heads: a plain prerequisite's
+    # check is inline (no method), a segment's code is called directly, and
+    # the state is what each flag's careful evaluation gives; a constant or
+    # missing prerequisite still goes to the method.
+    bob_is_off = _off_for("bob")
+    segments = {"s": _segment("s", included=["ann"])}
+    raw = {
+        "plain": _flag("plain", rules=[bob_is_off, _in_segment("s")]),
+        "needs-plain": _flag(
+            "needs-plain", prerequisites=[{"key": "plain", "variation": 1}]
+        ),
+        "constant": _flag("constant"),
+        "needs-constant": _flag(
+            "needs-constant",
+            prerequisites=[{"key": "constant", "variation": 1}],
+            rules=[bob_is_off],
+        ),
+        "needs-missing": _flag(
+            "needs-missing", prerequisites=[{"key": "missing", "variation": 1}]
+        ),
+    }
+    contexts = [Context.create(name) for name in ("ann", "bob", "cy")]
+    snap = _snapshot(raw, segments)
+    expected = {
+        ctx.key: {key: snap.variation_detail(key, ctx, None) for key in raw}
+        for ctx in contexts
+    }
+    asked: list[tuple[str, ...]] = []
+    method = Matcher.prerequisites_failed
+
+    def counted(self: Matcher, prerequisites: Any, ctx: Context) -> Any:
+        asked.append(tuple(p.key for p in prerequisites))
+        return method(self, prerequisites, ctx)
+
+    def no_method(self: Matcher, keys: tuple[str, ...], ctx: Context) -> bool:
+        raise AssertionError(f"match_segments({keys})")
+
+    fresh = _snapshot(raw, segments)
+    monkeypatch.setattr(Matcher, "prerequisites_failed", counted)
+    monkeypatch.setattr(Matcher, "match_segments", no_method)
+    for ctx in contexts:
+        state = fresh.all_flags_state(ctx, with_reasons=True).to_dict()
+        for key, detail in expected[ctx.key].items():
+            assert state[key] == detail.value, (ctx.key, key)
+            assert state["$flagsState"][key]["reason"] == detail.reason, (ctx.key, key)
+    assert asked and all(keys in (("constant",), ("missing",)) for keys in asked)
+
+
 def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
     from aioflags._evaluation._evaluate import _NeedState
 

@@ -256,6 +256,19 @@ class Matcher:
                 linked[slot] = contains
         return ops if linked is None else tuple(linked)
 
+    def linked_ops(self, flag: CompiledFlag) -> tuple[Any, ...]:
+        """``flag``'s ops with this snapshot's links, as :meth:`detail_head_of` makes them.
+
+        For all-flags state's plan (one tuple per flag shared with
+        ``variation_detail``'s heads). A constant flag's own ops.
+        """
+        if flag.constant is not None:
+            return flag.ops
+        head = self.details.get(flag.key)
+        if type(head) is not tuple:
+            head = self.details[flag.key] = self._linked(flag, values=False)
+        return head
+
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.
 
@@ -326,19 +339,26 @@ class Matcher:
 
 
 class Batch(Matcher):
-    """The matcher of one all-flags evaluation: a prerequisite evaluated once.
+    """The matcher of one all-flags evaluation.
 
     ``all_flags_state`` evaluates every flag for one context, and puts in
     :attr:`done` each result that a flag's code returned (so an on flag's,
-    reached with no chain and no abort); a flag that requires one of them
-    then reads it instead of evaluating it again. It lives for one call.
+    reached with no chain and no abort). A plain prerequisite is checked
+    inline, as on the client's paths: the plan's ops are the snapshot's
+    heads, with it linked in, and its code runs again (evaluation is pure;
+    it most often ran just before, so what it reads is in the CPU's
+    caches, where reading its result from :attr:`done` would read the
+    flag's cold prerequisite records). The others go to the method, which
+    reads :attr:`done` instead of evaluating them again. It lives for one
+    call and shares the snapshot matcher's heads.
     """
 
     __slots__ = ("done",)
 
     def __init__(self, matcher: Matcher) -> None:
         super().__init__(matcher.flags, matcher.segments, matcher.big_segments)
-        self.inline_prerequisites = False  # the method reads done
+        self.heads = matcher.heads  # (the same snapshot: the same heads)
+        self.details = matcher.details
         self.done: dict[str, Result] = {}
 
 

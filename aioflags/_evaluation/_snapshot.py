@@ -136,7 +136,8 @@ class _Plan:
     entries of the flags whose result is constant (off, or a fixed
     fallthrough, ~a quarter of a typical environment), in flag order with
     placeholders for the others; the others to evaluate, as flat tuples (a
-    loop over them reads no per-flag tuple) with each one's ``ops`` (the
+    loop over them reads no per-flag tuple) with each one's ``ops`` as the
+    matcher's heads hold them, prerequisites and segments linked in (the
     loop reads nothing of a flag object but for an error); the JSON
     pieces, once ``to_json`` has made them (:func:`_plan_json`); and, for
     each flag to evaluate, the last result shared between flags that it
@@ -160,12 +161,16 @@ class _Plan:
         values: JSONObject,
         meta: dict[str, JSONObject],
         dynamic: list[tuple[str, CompiledFlag, bool]],
+        matcher: Matcher,
     ) -> None:
         self.values = values
         self.meta = meta
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
-        self.ops: tuple[tuple[Any, ...], ...] = tuple(flag.ops for flag in self.flags)
+        #: as the snapshot's variation_detail runs them (its segments linked)
+        self.ops: tuple[tuple[Any, ...], ...] = tuple(
+            map(matcher.linked_ops, self.flags)
+        )
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
@@ -813,7 +818,7 @@ class FlagSnapshot:
             omit = details_only and not (flag.track_events or result.experiment)
             values[key] = result.value
             meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
-        return _Plan(values, meta, dynamic)
+        return _Plan(values, meta, dynamic, self._matcher)
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
