@@ -238,21 +238,25 @@ def test_parse_reference(
     assert parse_reference(ref, literal=literal) == expected
 
 
+def _kinds_of_contexts() -> list[Context]:
+    """A user, an org, and multi-kind contexts with and without a user part."""
+    user = Context.from_dict({"kind": "user", "key": "u", "email": "a@b"})
+    org = Context.from_dict({"kind": "org", "key": "o", "tier": 3})
+    return [
+        user,
+        org,
+        Context.create_multi(user, org),
+        Context.create_multi(org, Context.from_dict({"kind": "dev", "key": "d"})),
+    ]
+
+
 def test_the_user_part_and_attribute_lookups_are_at_hand() -> None:
     # The generated code reads ctx._user and ctx._user_get for the kind
     # "user", and part._get for the others: each must be what a lookup in
     # the parts and their values gives.
     from aioflags._evaluation._context import NO_ATTRIBUTES
 
-    user = Context.from_dict({"kind": "user", "key": "u", "email": "a@b"})
-    org = Context.from_dict({"kind": "org", "key": "o", "tier": 3})
-    cases = [
-        user,
-        org,
-        Context.create_multi(user, org),
-        Context.create_multi(org, Context.from_dict({"kind": "dev", "key": "d"})),
-    ]
-    for ctx in cases:
+    for ctx in _kinds_of_contexts():
         part = ctx._parts.get("user")
         assert ctx._user is part
         if part is None:
@@ -278,15 +282,7 @@ def test_contexts_pickle_and_copy_with_what_the_code_reads() -> None:
 
     from aioflags._evaluation._context import NO_ATTRIBUTES
 
-    user = Context.from_dict({"kind": "user", "key": "u", "email": "a@b"})
-    org = Context.from_dict({"kind": "org", "key": "o", "tier": 3})
-    cases = [
-        user,
-        org,
-        Context.create_multi(user, org),
-        Context.create_multi(org, Context.from_dict({"kind": "dev", "key": "d"})),
-        Context.from_dict({"kind": "user"}),  # invalid
-    ]
+    cases = [*_kinds_of_contexts(), Context.from_dict({"kind": "user"})]  # + invalid
 
     def check(original: Context, made: Context) -> None:
         assert (made.valid, made.error, repr(made)) == (

@@ -170,13 +170,8 @@ class Context:
         self._get = self._values.get
         user = self._parts.get("user")
         self._user = user
-        self._user_get = (
-            NO_ATTRIBUTES
-            if user is None
-            else self._get
-            if user is self
-            else user._values.get
-        )
+        # (A part's _derive ran first: made first, or loaded first.)
+        self._user_get = NO_ATTRIBUTES if user is None else user._get
 
     def __getstate__(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self._STATE}

@@ -237,14 +237,9 @@ class Matcher:
             if prerequisite.constant is None and prerequisite.ops[1]:  # plain
                 if linked is None:
                     linked = list(ops)
-                # Its own head: the tuple its own evaluations read. (By the
-                # key in ops: the flag's own slots are not read while
-                # another thread may be compiling it.)
+                # Its own head: the tuple its own evaluations read.
                 into = self.heads if values else self.details
-                head = into.get(key)
-                if head is None:
-                    head = into[key] = self._linked(prerequisite, values=values)
-                linked[slot] = head
+                linked[slot] = self._own_head(key, into, values=values)
         for slot in flag.segment_slots:
             try:
                 contains = self.segments[ops[slot][0]].contains
@@ -256,18 +251,28 @@ class Matcher:
                 linked[slot] = contains
         return ops if linked is None else tuple(linked)
 
-    def linked_ops(self, flag: CompiledFlag) -> tuple[Any, ...]:
-        """``flag``'s ops with this snapshot's links, as :meth:`detail_head_of` makes them.
+    def _own_head(
+        self, key: str, into: dict[str, tuple[Any, ...] | Result], *, values: bool
+    ) -> tuple[Any, ...]:
+        """Non-constant flag ``key``'s head in ``into``, made once.
+
+        By the key, not the flag object's: its slots are not read while
+        another thread may be compiling it.
+        """
+        head = into.get(key)
+        if type(head) is not tuple:
+            head = into[key] = self._linked(self._flag(key), values=values)
+        return head
+
+    def linked_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
+        """Flag ``key``'s ops with this snapshot's links, as :meth:`detail_head_of` makes them.
 
         For all-flags state's plan (one tuple per flag shared with
         ``variation_detail``'s heads). A constant flag's own ops.
         """
         if flag.constant is not None:
             return flag.ops
-        head = self.details.get(flag.key)
-        if type(head) is not tuple:
-            head = self.details[flag.key] = self._linked(flag, values=False)
-        return head
+        return self._own_head(key, self.details, values=False)
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.

@@ -169,7 +169,7 @@ class _Plan:
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
         #: as the snapshot's variation_detail runs them (its segments linked)
         self.ops: tuple[tuple[Any, ...], ...] = tuple(
-            map(matcher.linked_ops, self.flags)
+            map(matcher.linked_ops, self.keys, self.flags)
         )
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
