@@ -18,6 +18,10 @@ import aioflags
 from aioflags._datasystem._store import snapshot_from_data
 
 KINDS = ["user", "org", "device"]
+# Every kind a clause, a rollout or a target may name: the contexts' own, the
+# one no context has a part of ("multi": a multi-kind context's own kind) and
+# one no context here has at all.
+ANY_KINDS = [*KINDS, "multi", "team"]
 ATTRS = [
     "email",
     "name",
@@ -141,7 +145,7 @@ class Generator:
                     f"seg-{r.randrange(n_segments + 1)}" for _ in range(r.randint(1, 2))
                 ],
             }
-        kind = r.choice(["", "user", "org", "device", "user"])
+        kind = r.choice(["", "user", *ANY_KINDS])
         attr = r.choice(
             [
                 *ATTRS,
@@ -158,7 +162,7 @@ class Generator:
         if attr in ("/nested/a/b",):
             pool: list[Any] = STRINGS
         elif attr == "kind":
-            pool = [*KINDS, "x"]
+            pool = [*ANY_KINDS, "x"]
         elif op in ("before", "after"):
             pool = DATES
         elif op.startswith("semVer"):
@@ -203,7 +207,7 @@ class Generator:
         if r.random() < 0.3:
             ro["bucketBy"] = r.choice(["email", "age", "score", "missing", "key"])
         if r.random() < 0.3:
-            ro["contextKind"] = r.choice(KINDS)
+            ro["contextKind"] = r.choice(ANY_KINDS)
         return ro
 
     def vor(self, n_vars: int) -> dict[str, Any]:
@@ -233,14 +237,14 @@ class Generator:
                 "excluded": [f"user-{r.randrange(12)}" for _ in range(r.randint(0, 2))],
                 "includedContexts": [
                     {
-                        "contextKind": r.choice(KINDS),
+                        "contextKind": r.choice(ANY_KINDS),
                         "values": [f"org-{r.randrange(12)}"],
                     }
                     for _ in range(r.randint(0, 1))
                 ],
                 "excludedContexts": [
                     {
-                        "contextKind": r.choice(KINDS),
+                        "contextKind": r.choice(ANY_KINDS),
                         "values": [f"device-{r.randrange(12)}"],
                     }
                     for _ in range(r.randint(0, 1))
@@ -259,7 +263,7 @@ class Generator:
                     if r.random() < 0.5:
                         rule["bucketBy"] = r.choice(["email", "age", "key"])
                     if r.random() < 0.4:
-                        rule["rolloutContextKind"] = r.choice(KINDS)
+                        rule["rolloutContextKind"] = r.choice(ANY_KINDS)
                 seg["rules"].append(rule)
             if r.random() < 0.1:
                 seg["unbounded"] = True
@@ -299,7 +303,7 @@ class Generator:
                 )
             if r.random() < 0.4:
                 for _ in range(r.randint(1, 3)):
-                    kind = r.choice(KINDS)
+                    kind = r.choice(ANY_KINDS)
                     flag["contextTargets"].append(
                         {
                             "contextKind": kind,

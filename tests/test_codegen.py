@@ -28,6 +28,7 @@ from aioflags._evaluation._model import (
     predicate,
 )
 from aioflags._evaluation._operators import (
+    OPERATORS,
     compare_semver,
     compile_test,
     parse_semver,
@@ -1603,3 +1604,40 @@ def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:
     matcher = Matcher({}, {})
     assert flag.run(flag.ops, multi, matcher).value == "a"
     assert interpret(flag, multi, matcher).value == "a"
+
+
+@pytest.mark.parametrize("op", sorted(set(OPERATORS) - {"segmentMatch"}))
+def test_a_clause_on_kind_multi_matches_nothing(op: str) -> None:
+    """No context has a part of kind "multi": the rule never matches, negated or not.
+
+    LaunchDarkly's SDK serves the fallthrough; the generated code once raised
+    NameError for such a clause (every evaluation of the flag an EXCEPTION).
+    """
+    rules = [
+        {
+            "variation": 0,
+            "clauses": [
+                {
+                    "contextKind": "multi",
+                    "attribute": attribute,
+                    "op": op,
+                    "negate": negate,
+                    "values": ["x", "multi", 1, "2020-01-01T00:00:00Z", "1.0.0"],
+                }
+            ],
+        }
+        for attribute in ("key", "name")
+        for negate in (False, True)
+    ]
+    snap = _snapshot({"f": _flag("f", rules=rules)})
+    contexts = [
+        Context.create("x"),
+        Context.from_dict({"kind": "org", "key": "x", "name": "x"}),
+        Context.from_dict(
+            {"kind": "multi", "user": {"key": "x"}, "org": {"key": "x", "name": "x"}}
+        ),
+    ]
+    for context in contexts:
+        assert snap.variation("f", context, "default") == "on"
+        detail = snap.variation_detail("f", context, "default")
+        assert (detail.value, detail.reason) == ("on", {"kind": "FALLTHROUGH"})

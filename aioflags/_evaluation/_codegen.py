@@ -387,8 +387,12 @@ class _Writer:
         for kind, index in self.parts.items():
             if kind == "multi":
                 # No context has a part of kind "multi" (a multi-kind
-                # context's own kind is "multi": it is not its own part).
+                # context's own kind is "multi": it is not its own part), so
+                # a clause on it finds no value and matches nothing, negated
+                # or not, as LaunchDarkly's SDK has it.
                 head.append(f"    p{index} = None")
+                if index in self.values:
+                    head.append(f"    a{index} = _NOTHING")
                 continue
             if kind == "user":
                 # Most flags': the context has it at hand (no operand, no
