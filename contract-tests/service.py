@@ -50,6 +50,9 @@ CAPABILITIES = (
     "strongly-typed",
     "server-side-polling",
     "filtering",
+    # An invalid filter key is dropped (logged), never sent: the strict
+    # behaviour, which the harness tests under this capability.
+    "filtering-strict",
     "service-endpoints",
     "tags",
     "wrapper",
@@ -95,11 +98,6 @@ UNSUPPORTED = {
     "aliasEvent": "alias events are legacy: LaunchDarkly's SDKs no longer send them",
     "migrationVariation": "aioflags has no migrations support",
     "migrationOperation": "aioflags has no migrations support",
-}
-
-#: Configuration sections for features aioflags does not have.
-UNSUPPORTED_CONFIG = {
-    "persistentDataStore": "the FDv1 line's persistent data stores (use dataSystem.store)",
 }
 
 
@@ -232,8 +230,11 @@ def _synchronizer(spec: Mapping[str, Any]) -> sources.SynchronizerFactory:
 
 
 def _store(spec: Mapping[str, Any]) -> RedisStore:
-    """``dataSystem.store.persistentDataStore``: a Redis store and its cache."""
-    persistent = _obj(spec.get("persistentDataStore"), "store.persistentDataStore")
+    """``persistentDataStore`` (``dataSystem.store``'s or the FDv1 line's top-level one).
+
+    A Redis store and its cache.
+    """
+    persistent = _obj(spec.get("persistentDataStore"), "persistentDataStore")
     store = _obj(persistent.get("store"), "persistentDataStore.store")
     if store.get("type") != "redis":
         raise BadRequest(
@@ -303,28 +304,34 @@ def _sources(spec: Mapping[str, Any]) -> DataSystem:
 
 
 def _fdv1_data_system(
-    streaming: Mapping[str, Any] | None, polling: Mapping[str, Any] | None
+    streaming: Mapping[str, Any] | None,
+    polling: Mapping[str, Any] | None,
+    store: RedisStore | None = None,
 ) -> DataSystem:
-    """The FDv1 line's top-level ``streaming`` / ``polling``: polling only if only polling."""
+    """The FDv1 line's top-level ``streaming`` / ``polling`` / ``persistentDataStore``.
+
+    Polling only if only polling; with a store and neither, daemon mode (the
+    store read only); with a store and a source, the source writes it.
+    """
+    if store is not None and streaming is None and polling is None:
+        return DataSystem.daemon(store)
     if polling is not None and streaming is None:
-        return DataSystem.custom(
-            synchronizers=[
-                sources.fdv1_polling_synchronizer(
-                    base_uri=_get(polling, "baseUri", str),
-                    interval=_seconds(polling.get("pollIntervalMs"), "pollIntervalMs"),
-                )
-            ]
+        synchronizer = sources.fdv1_polling_synchronizer(
+            base_uri=_get(polling, "baseUri", str),
+            interval=_seconds(polling.get("pollIntervalMs"), "pollIntervalMs"),
         )
-    streaming = streaming or {}
+    else:
+        streaming = streaming or {}
+        synchronizer = sources.fdv1_streaming_synchronizer(
+            base_uri=_get(streaming, "baseUri", str),
+            initial_retry_delay=_seconds(
+                streaming.get("initialRetryDelayMs"), "initialRetryDelayMs"
+            ),
+        )
+    if store is None:
+        return DataSystem.custom(synchronizers=[synchronizer])
     return DataSystem.custom(
-        synchronizers=[
-            sources.fdv1_streaming_synchronizer(
-                base_uri=_get(streaming, "baseUri", str),
-                initial_retry_delay=_seconds(
-                    streaming.get("initialRetryDelayMs"), "initialRetryDelayMs"
-                ),
-            )
-        ]
+        synchronizers=[synchronizer], store=store, store_mode=StoreMode.READ_WRITE
     )
 
 
@@ -463,12 +470,12 @@ def config_from(
 ) -> tuple[Config, bool]:
     """Map the harness's configuration onto aioflags' public ``Config``.
 
-    Returns the config and ``initCanFail``. Test hooks queue their stage
-    payloads in ``outbox``.
+    Returns the config and whether the service keeps a client that is not
+    ready: ``initCanFail``, or daemon mode. A daemon-mode client on a store
+    nobody has initialised is honestly not ready (docs/stores.md), where
+    LaunchDarkly's SDKs report ready at once; the harness needs it to exist
+    and evaluate. Test hooks queue their stage payloads in ``outbox``.
     """
-    for name, what in UNSUPPORTED_CONFIG.items():
-        if spec.get(name) is not None:
-            raise BadRequest(f"aioflags does not support {what} ({name})")
     options: dict[str, Any] = {}
     endpoints = _obj(spec.get("serviceEndpoints"), "serviceEndpoints")
     if endpoints.get("polling") is not None:
@@ -505,9 +512,11 @@ def config_from(
     else:
         streaming = spec.get("streaming")
         polling = spec.get("polling")
+        persistent = spec.get("persistentDataStore")
         options["data_system"] = _fdv1_data_system(
             None if streaming is None else _obj(streaming, "streaming"),
             None if polling is None else _obj(polling, "polling"),
+            None if persistent is None else _store({"persistentDataStore": persistent}),
         )
         for section in (streaming, polling):
             if isinstance(section, dict) and section.get("filter") is not None:
@@ -520,7 +529,15 @@ def config_from(
         config = Config(_get(spec, "credential", str), **options)
     except (aioflags.ConfigurationError, TypeError) as exc:
         raise BadRequest(str(exc)) from exc
-    return config, bool(spec.get("initCanFail"))
+    system = config.data_system
+    daemon = (
+        system is not None
+        and system.store is not None
+        and not system.initializers
+        and not system.synchronizers
+        and system.fdv1_fallback is None
+    )
+    return config, bool(spec.get("initCanFail")) or daemon
 
 
 # ------------------------------------------------------------ contexts

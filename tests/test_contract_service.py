@@ -129,6 +129,8 @@ async def test_status_declares_what_aioflags_supports() -> None:
         assert {"server-side", "fdv1-fallback", "secure-mode-hash", "user-type"} <= caps
         assert {"evaluation-hooks", "track-hooks", "hook-environment-id"} <= caps
         assert {"big-segments", "persistent-data-store-redis"} <= caps
+        # An invalid filter key is dropped, never sent: the strict behaviour.
+        assert {"filtering", "filtering-strict"} <= caps
         # Nothing aioflags lacks is declared.
         assert not caps & {
             "migrations",
@@ -781,6 +783,63 @@ async def test_persistent_store_read_write_mode_writes_redis(
             await harness.create(dataSystem=system)
         features = await raw.hgetall("launchdarkly:features")
         assert sorted(features) == ["color", "n"]
+
+
+@pytest.mark.asyncio
+async def test_fdv1_line_persistent_store_daemon_and_read_write(
+    redis_server: RedisServer,
+) -> None:
+    """The FDv1 line's top-level ``persistentDataStore``: daemon mode, or written by the source."""
+    async with running() as harness, raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("from-redis")}, inited=False)
+        store = _store_section(redis_server.url)["persistentDataStore"]
+        url = await harness.create(dataSystem=None, persistentDataStore=store)
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {"flagKey": "f", "context": USER, "valueType": "any", "defaultValue": None},
+        )
+        assert reply == {"value": "from-redis"}
+        assert harness.server.requests_to("/all") == []
+        assert harness.server.requests_to("/sdk/latest-all") == []
+
+        async with expect_write(raw, "launchdarkly:$inited", "set"):
+            await harness.create(
+                dataSystem=None,
+                polling={"baseUri": harness.server.url},
+                persistentDataStore=store,
+            )
+        assert sorted(await raw.hgetall("launchdarkly:features")) == ["color", "n"]
+
+
+@pytest.mark.asyncio
+async def test_a_daemon_client_on_an_empty_store_is_created_and_evaluates(
+    redis_server: RedisServer,
+) -> None:
+    """Not ready (nobody initialised the store), but the harness gets its client."""
+    async with running() as harness:
+        url = await harness.create(
+            startWaitTimeMs=1,
+            dataSystem={
+                "store": _store_section(redis_server.url),
+                "storeMode": 0,
+                "initializers": None,
+                "synchronizers": None,
+            },
+        )
+        reply = await harness.command(
+            url,
+            "evaluate",
+            {
+                "flagKey": "f",
+                "context": USER,
+                "valueType": "string",
+                "defaultValue": "default",
+                "detail": True,
+            },
+        )
+        assert reply["value"] == "default"
+        assert reply["reason"]["kind"] == "ERROR"
 
 
 @pytest.mark.asyncio
