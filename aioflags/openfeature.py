@@ -50,7 +50,6 @@ import concurrent.futures
 import datetime
 import logging
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -77,6 +76,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the installed e
 import anyio
 
 from ._client._blocking import Client as _Blocking
+from ._client._blocking import running_library as _running_library
 from ._client._client import Client
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
@@ -652,24 +652,6 @@ _ON_LOOP: Final = {
         "of its own and evaluations work from trio and asyncio"
     ),
 }
-
-
-def _running_library() -> str | None:
-    """The async library running in this thread: ``"asyncio"``, ``"trio"`` or ``None``."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return "asyncio"
-    trio = sys.modules.get("trio")  # only if the application uses it
-    if trio is not None:
-        try:
-            trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            return None
-        return "trio"
-    return None
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

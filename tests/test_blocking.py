@@ -306,6 +306,57 @@ async def test_works_beside_a_running_event_loop() -> None:
     await anyio.to_thread.run_sync(client.close)
 
 
+def client_threads() -> int:
+    return sum(t.name == THREAD for t in threading.enumerate())
+
+
+@pytest.mark.asyncio
+async def test_start_on_the_event_loop_thread_refuses_rather_than_block_it() -> None:
+    """It would block this loop for ready_timeout: refused, no thread started."""
+    client = Client(aioflags.Config(offline=True, ready_timeout=5))
+    with pytest.raises(RuntimeError) as raised:
+        client.start()
+    message = str(raised.value)
+    assert "start() was called on a running asyncio event loop's own thread" in message
+    assert "ready_timeout=5 s" in message
+    assert "await asyncio.to_thread(client.start)" in message
+    assert "async with aioflags.Client(config)" in message
+    assert client_threads() == 0
+    with pytest.raises(RuntimeError, match="own thread"):
+        with client:
+            pass
+    status = await anyio.to_thread.run_sync(client.start)  # what it says: works
+    assert status is aioflags.ProviderStatus.READY
+    await anyio.to_thread.run_sync(client.close)
+
+
+@pytest.mark.asyncio
+async def test_start_without_waiting_is_allowed_on_the_event_loop_thread() -> None:
+    client = Client(aioflags.Config(offline=True, ready_timeout=0))
+    client.start()
+    try:
+        assert client.bool_variation("x", USER, True) is True
+    finally:
+        client.close()
+    assert client_threads() == 0
+
+
+def test_start_inside_trio_refuses_and_names_trio_s_worker_thread() -> None:
+    import trio
+
+    client = Client(aioflags.Config(offline=True, ready_timeout=5))
+
+    async def main() -> str:
+        with pytest.raises(RuntimeError) as raised:
+            client.start()
+        return str(raised.value)
+
+    message = trio.run(main)
+    assert "start() was called inside trio.run" in message
+    assert "await trio.to_thread.run_sync(client.start)" in message
+    assert client_threads() == 0
+
+
 def test_close_from_another_thread_aborts_a_start_that_is_waiting(
     served: Served,
 ) -> None:

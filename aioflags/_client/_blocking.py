@@ -29,6 +29,7 @@ import asyncio
 import concurrent.futures
 import functools
 import os
+import sys
 import threading
 import weakref
 from contextlib import AbstractContextManager, ExitStack
@@ -97,6 +98,44 @@ class _Running:
                 self.entered.__exit__(None, None, None)
         finally:
             self.stack.close()
+
+
+#: What to do instead of waiting for the client on a running event loop's own
+#: thread (the OpenFeature provider refuses there too, in the same words).
+_ON_LOOP: Final = {
+    "asyncio": (
+        "{what} was called on a running asyncio event loop's own thread, where "
+        "waiting up to ready_timeout={timeout:g} s for the aioflags client would "
+        "block the loop: in async code use `async with aioflags.Client(config)`; "
+        "or start it on a worker thread, `await asyncio.to_thread(client.start)`; "
+        "or pass ready_timeout=0, which does not wait"
+    ),
+    "trio": (
+        "{what} was called inside trio.run, where waiting up to "
+        "ready_timeout={timeout:g} s for the aioflags client would block trio: in "
+        "async code use `async with aioflags.Client(config)`; or start it on a "
+        "worker thread, `await trio.to_thread.run_sync(client.start)`; or pass "
+        "ready_timeout=0, which does not wait"
+    ),
+}
+
+
+def running_library() -> str | None:
+    """The async library running in this thread: ``"asyncio"``, ``"trio"`` or ``None``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    trio = sys.modules.get("trio")  # only if the application uses it
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        return "trio"
+    return None
 
 
 def _identify() -> tuple[int, asyncio.AbstractEventLoop]:
@@ -193,11 +232,14 @@ class Client:
         time: it keeps trying). Never raises because the network is bad.
 
         Raises:
-            RuntimeError: the client is already started.
+            RuntimeError: the client is already started; or it would wait
+                (``ready_timeout`` > 0) on a running event loop's own thread,
+                blocking that loop (the message says what to call instead).
             ClientClosedError: the client is FATAL (an invalid SDK key): create
                 a new one with the right key.
         """
         self._refuse_on_own_thread("start()")
+        self._refuse_on_a_loop("start()")
         with self._lock:
             if self._running is not None:
                 raise RuntimeError(
@@ -289,6 +331,15 @@ class Client:
                 "handler), where it would wait for itself: call it from another "
                 "thread, or from the async client's handler use `await client.aclose()`"
             )
+
+    def _refuse_on_a_loop(self, what: str) -> None:
+        """Waiting for the client here would block a running event loop: refuse."""
+        timeout = self._client.config.ready_timeout
+        if timeout == 0:
+            return  # nothing to wait for: starting the thread is quick
+        library = running_library()
+        if library is not None:
+            raise RuntimeError(_ON_LOOP[library].format(what=what, timeout=timeout))
 
     def _call(self, func: Callable[..., T], *args: Any) -> T:
         """Run ``func(*args)`` on the loop thread if the client runs, else here."""
