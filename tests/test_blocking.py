@@ -322,9 +322,8 @@ async def test_start_on_the_event_loop_thread_refuses_rather_than_block_it() -> 
     assert "await asyncio.to_thread(client.start)" in message
     assert "async with aioflags.Client(config)" in message
     assert client_threads() == 0
-    with pytest.raises(RuntimeError, match="own thread"):
-        with client:
-            pass
+    with pytest.raises(RuntimeError, match="own thread"), client:
+        pass
     status = await anyio.to_thread.run_sync(client.start)  # what it says: works
     assert status is aioflags.ProviderStatus.READY
     await anyio.to_thread.run_sync(client.close)

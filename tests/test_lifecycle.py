@@ -269,9 +269,97 @@ async def test_aclose_from_a_handler_returns_at_once(
                 await server.wait_for_stream()
                 server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
                 await returned.wait()
-                await client._bus.wait_status(lambda s: s is ProviderStatus.NOT_READY)
+                assert client.status is ProviderStatus.NOT_READY  # at once
+                await client.aclose()  # waits for the run the handler stopped
                 assert client._run is None  # closed for good, within the block
                 await client.aclose()  # idempotent
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_closes_the_client_runs_to_its_end() -> None:
+    """Its code after aclose() runs, and sees the client closed at once."""
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        seen: list[object] = []
+        finished = anyio.Event()
+
+        async def on_change(keys: frozenset[str]) -> None:
+            await client.aclose()
+            seen.append(client.status)
+            detail = await client.variation_detail("f", USER, "default")
+            seen.append(detail.error_kind)
+            for _ in range(10):  # checkpoints where it used to be cancelled
+                await anyio.lowlevel.checkpoint()
+            seen.append("finished")
+            finished.set()
+
+        client.add_flag_change_handler(on_change)
+        with anyio.fail_after(10):
+            async with client:
+                await server.wait_for_stream()
+                server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
+                await finished.wait()
+                await client.aclose()  # waits for the run's end
+                assert client._run is None
+                assert client.status is ProviderStatus.NOT_READY
+        assert seen == [ProviderStatus.NOT_READY, "CLIENT_NOT_READY", "finished"]
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_closes_the_client_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that never ends after aclose() is cancelled at the bound."""
+    monkeypatch.setattr(client_module, "_HANDLER_BOUND", 0.01)
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        outcome: list[str] = []
+
+        async def on_ready(details: aioflags.EventDetails) -> None:
+            await client.aclose()
+            try:
+                await anyio.Event().wait()  # never set
+            except anyio.get_cancelled_exc_class():
+                outcome.append("cancelled")
+                raise
+
+        client.add_handler(ProviderEvent.READY, on_ready)
+        with anyio.fail_after(10):
+            async with client:
+                await client.wait_for_status(ProviderStatus.NOT_READY)
+                await client.aclose()  # waits for the run's end: the bound
+                assert client._run is None
+        assert outcome == ["cancelled"]
+        assert "did not finish within its bound" in caplog.text
+        await all_connections_closed(server)
+
+
+@pytest.mark.asyncio
+async def test_aclose_from_outside_cancels_a_running_handler() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        client = Client(config_for(server))
+        started = anyio.Event()
+        outcome: list[str] = []
+
+        async def on_ready(details: aioflags.EventDetails) -> None:
+            started.set()
+            try:
+                await anyio.Event().wait()  # never set
+            except anyio.get_cancelled_exc_class():
+                outcome.append("cancelled")
+                raise
+
+        client.add_handler(ProviderEvent.READY, on_ready)
+        with anyio.fail_after(10):
+            async with client:
+                await started.wait()
+                await client.aclose()
+                assert outcome == ["cancelled"]
+                assert client.status is ProviderStatus.NOT_READY
+                assert client._run is None
+                assert bus_tasks_now() == set()
         await all_connections_closed(server)
 
 

@@ -90,6 +90,8 @@ __all__ = ["Client"]
 
 logger = logging.getLogger("aioflags")
 _CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
+#: Seconds a handler that called aclose() may run on while the client stops.
+_HANDLER_BOUND: Final = 2.0
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 
 
@@ -654,18 +656,24 @@ class Client:
             run.inner = None
             self._bus.release()
 
-    def _in_run(self, run: _Run) -> bool:
-        """Whether the current task is one of ``run``'s (a handler, a source...)."""
+    def _in_run(self, run: _Run) -> list[int] | None:
+        """The current task and its ancestors up to ``run``'s runner, if it is one of ``run``'s.
+
+        ``None`` when the current task is not one of ``run``'s (a handler, a
+        source...).
+        """
         import anyio
 
         tasks = {t.id: t for t in anyio.get_running_tasks()}
         task: int | None = anyio.get_current_task().id
+        chain: list[int] = []
         while task is not None:
             if task == run.task:
-                return True
+                return chain
+            chain.append(task)
             info = tasks.get(task)
             task = info.parent_id if info is not None else None
-        return False
+        return None
 
     async def aclose(self) -> None:
         """Stop the data system, close every connection, leave no task behind.
@@ -675,7 +683,8 @@ class Client:
         seconds at most even if the servers hang; the final analytics flush
         is one of them). From one of
         the client's own handlers it asks the client to stop and returns at
-        once (the handler is then cancelled at its next await). Afterwards
+        once; that handler then runs on to its end (for up to 2 seconds)
+        while the rest of the client stops. Afterwards (from a handler too)
         the status is NOT_READY (FATAL stays FATAL), evaluations return the
         default with ``CLIENT_NOT_READY``, and the client can be started
         again unless it is FATAL. It does not leave the ``async with`` block:
@@ -687,10 +696,15 @@ class Client:
             if not self._entries or self._phase is _Phase.IDLE:
                 self._reset()  # a run that ended by itself is closed now
             return
-        if self._in_run(run):
-            # Waiting here would wait for this very task: request the stop only.
+        chain = self._in_run(run)
+        if chain is not None:
+            # Waiting here would wait for this very task: request the stop
+            # only, let the handler that asked finish, and be closed for it.
             self._phase = _Phase.CLOSING
+            self._bus.let_finish(chain, _HANDLER_BOUND)
             run.scope.cancel()
+            self._store = self._new_store()
+            self._bus.close()
             return
         await self._stop(run)
 

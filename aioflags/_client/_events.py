@@ -193,7 +193,11 @@ class EventBus:
         self._tg: TaskGroup | None = None
         self._wake: anyio.Event | None = None
         self._closing = False
+        self._closed = False  # the client is closing: its status stays NOT_READY
         self._delivery_tasks: set[int] = set()  # the dispatcher's and drains' ids
+        #: The cancel scope around each drain's await of a handler, by task id:
+        #: a handler that closes the client is shielded in it (let_finish).
+        self._awaiting: dict[int, anyio.CancelScope] = {}
         #: One event per waiting task, set when the status changes: each is
         #: made by its waiter, on the waiter's loop, and dropped when that
         #: wait ends (a client may run on one loop, then on another).
@@ -260,6 +264,9 @@ class EventBus:
         if self.status is ProviderStatus.FATAL:
             logger.debug("Dropping %s: the client is FATAL", event.name)
             return None
+        if self._closed:
+            logger.debug("Dropping %s: the client is closing", event.name)
+            return None
         if event is ProviderEvent.READY:
             self.status = ProviderStatus.READY
         elif event is ProviderEvent.STALE:
@@ -287,10 +294,36 @@ class EventBus:
 
     def reset(self) -> None:
         """Back to NOT_READY after shutdown (the one status the SDK infers)."""
+        self._closed = False
         if self.status is not ProviderStatus.FATAL:
             self.status = ProviderStatus.NOT_READY
             self.last_status_event = None
             self._notify()
+
+    def close(self) -> None:
+        """The client is closing: NOT_READY now, and no status until :meth:`reset`.
+
+        For a close requested from inside the client (a handler), which
+        returns before the run has ended: what the ending run still reports
+        must not turn the status back from NOT_READY.
+        """
+        self.reset()
+        self._closed = True
+
+    def let_finish(self, tasks: list[int], bound: float) -> None:
+        """Shield the handler that one of ``tasks`` awaits, for ``bound`` seconds.
+
+        The handler asked the client to close: it runs on to its end (or
+        until ``bound`` passes) while the rest of the client stops.
+        """
+        import anyio
+
+        for task in tasks:
+            scope = self._awaiting.get(task)
+            if scope is not None:
+                scope.shield = True
+                scope.deadline = min(scope.deadline, anyio.current_time() + bound)
+                return
 
     # ------------------------------------------------------------- handlers
     def add(
@@ -456,7 +489,17 @@ class EventBus:
         try:
             while True:
                 try:
-                    await pending
+                    with anyio.CancelScope() as awaiting:
+                        self._awaiting[me] = awaiting
+                        try:
+                            await pending
+                        finally:
+                            del self._awaiting[me]
+                    if awaiting.cancelled_caught:  # shielded by let_finish()
+                        logger.warning(
+                            "An aioflags event handler that closed the client did "
+                            "not finish within its bound: it was cancelled"
+                        )
                 except cancelled:
                     # Ours (the client is closing) arrives again at the next
                     # checkpoint; a foreign one (the handler awaited a future
