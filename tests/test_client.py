@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
@@ -19,7 +20,7 @@ from aioflags import (
     ProviderEvent,
     ProviderStatus,
 )
-from aioflags.testing import FlagServer
+from aioflags.testing import FakeClock, FlagServer
 from tests.flags import BOOL_FLAG
 
 FLAG = BOOL_FLAG
@@ -102,6 +103,70 @@ async def test_ready_timeout_is_error_then_ready_when_data_arrives(
                 await gate.wait()
             assert await client.wait_ready(timeout=5) is ProviderStatus.READY
         assert errors[0].error_code == "PROVIDER_NOT_READY"
+
+
+async def refused_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    async with await anyio.create_tcp_listener(
+        local_host="127.0.0.1", local_port=0
+    ) as listener:
+        return int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+
+@pytest.mark.asyncio
+async def test_not_waiting_a_refused_connection_is_error_at_the_first_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base = f"http://127.0.0.1:{await refused_port()}"
+    config = Config(
+        "k", base_uri=base, stream_uri=base, send_events=False, ready_timeout=0
+    )
+    # A fake clock that nobody advances: no grace period can pass.
+    async with Client(config, clock=FakeClock()) as client:
+        assert client.status is ProviderStatus.NOT_READY  # it did not wait
+        with anyio.fail_after(10):
+            status = await client.wait_for_status(ProviderStatus.ERROR)
+        assert status is ProviderStatus.ERROR
+        details = client.status_details
+        assert details is not None and details.error_code == "PROVIDER_NOT_READY"
+        assert "ConnectionRefusedError" in details.message
+        assert details.message.endswith("still trying")
+    assert "aioflags client not ready: " in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_not_waiting_a_server_that_answers_errors_is_error_at_once() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", status=503)
+        server.fail("/sdk/stream", status=503)
+        config = server.config("k", send_events=False, ready_timeout=0)
+        async with Client(config, clock=FakeClock()) as client:
+            with anyio.fail_after(10):
+                await client.wait_for_status(ProviderStatus.ERROR)
+            details = client.status_details
+            assert details is not None and "HTTP error 503" in details.message
+            assert details.error_code == "PROVIDER_NOT_READY"
+
+
+@pytest.mark.asyncio
+async def test_not_waiting_a_silent_server_is_error_after_the_grace_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        clock = FakeClock()
+        config = server.config("k", send_events=False, ready_timeout=0, grace_period=7)
+        async with Client(config, clock=clock) as client:
+            await clock.wait_for_sleeper(within=7)
+            await clock.advance(6.9)
+            seen = [client.status]  # still starting
+            await clock.advance(0.1)
+            seen.append(client.status)  # broken
+            assert seen == [ProviderStatus.NOT_READY, ProviderStatus.ERROR]
+            details = client.status_details
+            assert details is not None and details.error_code == "PROVIDER_NOT_READY"
+    assert "not ready after 7 s; still trying (no answer yet" in caplog.text
 
 
 @pytest.mark.asyncio

@@ -545,10 +545,14 @@ async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -
     async with serving() as server:
         server.script(FDV1_POLL, Fault(body=b'{"flags": 5}'))  # JSON, not a payload
         async with Client(
-            config(server, data_system=system, ready_timeout=0), clock=clock
+            # A grace period past the poll interval: its timer is not the
+            # sleeper within 5 s.
+            config(server, data_system=system, ready_timeout=0, grace_period=60),
+            clock=clock,
         ) as client:
             await clock.wait_for_sleeper(within=5)
-            assert client.status is ProviderStatus.NOT_READY
+            # Not waited for: the first failure is ERROR (still trying).
+            assert client.status is ProviderStatus.ERROR
             await clock.advance(5)
             second = await server.wait_for_requests(FDV1_POLL, 2)
             assert "if-none-match" not in second.headers

@@ -600,6 +600,8 @@ class Client:
                         message="offline: evaluations return defaults",
                     )
                     return  # the group lives on (delivery) until the client closes
+                if config.ready_timeout == 0:  # nobody waited: ERROR in time
+                    inner.start_soon(run.layer.unwaited, self._waiting_for())
                 try:
                     await _in_thread(
                         lambda: made.append(_make_http(config, self._instance_id))

@@ -8,7 +8,10 @@ CONFIGURATION_CHANGED if the data changed meanwhile); ERROR when the data
 system goes OFF, when ``ready_timeout`` passes while sources are still trying,
 or at once when a source reports an error that waiting will not fix
 (``ErrorInfo.action_required``: a watched flag file that is missing); FATAL
-when initialisation ends on a fatal error with no source left.
+when initialisation ends on a fatal error with no source left. A start that
+does not wait (``ready_timeout=0``) reaches ERROR the same way, its deadline
+being the grace period, or at a source's first failure, whichever comes first
+(:meth:`StatusLayer.unwaited`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class StatusLayer:
         self._grace_period = grace_period
         self._spawn = spawn
         self._ever_ready = False
+        self._unwaited = False  # ready_timeout=0: the first failure is ERROR
         self._pending: set[str] = set()
         self._grace: anyio.CancelScope | None = None
         self.data_source: DataSourceStatus | None = None
@@ -104,13 +108,18 @@ class StatusLayer:
             elif not self._ever_ready and self._store.initialized:
                 self._ready("flag data received")
         elif state is SourceState.INITIALIZING:
-            if (
-                error is not None
-                and error.action_required
-                and current is ProviderStatus.NOT_READY
-            ):
-                logger.error("aioflags cannot initialise yet: %s", error.message)
-                self._error(f"initialisation failed: {error.message}")
+            if error is not None and current is ProviderStatus.NOT_READY:
+                if error.action_required:
+                    logger.error("aioflags cannot initialise yet: %s", error.message)
+                    self._error(f"initialisation failed: {error.message}")
+                elif self._unwaited:
+                    message = f"not ready: {error.message}; still trying"
+                    logger.warning("aioflags client %s", message)
+                    self._bus.emit(
+                        ProviderEvent.ERROR,
+                        error_code="PROVIDER_NOT_READY",
+                        message=message,
+                    )
         elif state is SourceState.INTERRUPTED:
             if current is ProviderStatus.READY:
                 message = error.message if error else "connection interrupted"
@@ -156,6 +165,19 @@ class StatusLayer:
             self._bus.emit(
                 ProviderEvent.ERROR, error_code="PROVIDER_NOT_READY", message=message
             )
+
+    async def unwaited(self, waiting_for: str) -> None:
+        """A start that did not wait (``ready_timeout=0``): ERROR when not ready in time.
+
+        As a waited start at its ``ready_timeout``, with the grace period as
+        the deadline (on the client's clock); a source's first failure before
+        then is ERROR at once. So a health check tells "starting" (NOT_READY)
+        from "broken" (ERROR). Sources keep trying: READY follows data.
+        """
+        self._unwaited = True
+        if self._grace_period > 0:
+            await self._clock.sleep(self._grace_period)
+            self.ready_timed_out(self._grace_period, waiting_for)
 
     async def _grace_timer(self) -> None:
         with anyio.CancelScope() as scope:
