@@ -117,6 +117,15 @@ def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeR
 
 
 @pytest.fixture(autouse=True)
+def _forget_logged_evaluation_noise() -> None:
+    """Each test sees the first warning for a flag key or failure (logged once per process)."""
+    from aioflags._evaluation import _evaluate, _snapshot
+
+    _evaluate._FAILURES.clear()
+    _snapshot._UNKNOWN_KEYS.clear()
+
+
+@pytest.fixture(autouse=True)
 def _close_scripted_sources() -> Iterator[None]:
     yield
     while sources.OPEN:

@@ -13,6 +13,7 @@ import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
+from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
     MALFORMED,
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
+#: Flags and error kinds whose failures are remembered (then counted, not logged).
+_MAX_FAILING: Final = 1000
+_FAILURES: Final = Occurrences(_MAX_FAILING)
 
 
 def _error(kind: str) -> Result:
@@ -485,13 +489,67 @@ def evaluate(
         )
         result = flag.run(flag.ops, ctx, st)
     except MalformedAbort as exc:
-        logger.warning("Flag %r could not be evaluated: %s", flag.key, exc)
+        _failed(flag.key, "MALFORMED_FLAG", exc)
         return MALFORMED
-    except Exception:
-        logger.exception("Unexpected error evaluating flag %r", flag.key)
+    except Exception as exc:  # noqa: BLE001 - logged by _failed, with its traceback once
+        _failed(flag.key, "EXCEPTION", exc)
         return _EXCEPTION
     big = st.big
     return result if big is None else _with_big(result, big)
+
+
+def _failed(key: str, kind: str, exc: Exception) -> None:
+    """Log an evaluation's failure once per flag and kind, then count it.
+
+    The first is logged in full (an unexpected error with its traceback,
+    once); then a WARNING line at the 10th, 100th, 1,000th... failure says
+    how many there were, and each one in between is a DEBUG line without a
+    traceback. A flag that fails on every evaluation so logs a few lines, not
+    one traceback per evaluation (a deep prerequisite chain's is ~1,000
+    frames).
+    """
+    count = _FAILURES.add((key, kind))
+    if count == 1:
+        if kind == "EXCEPTION":
+            logger.error(
+                "Unexpected error evaluating flag %r: the default is returned "
+                "(EXCEPTION). Logged once with its traceback; later failures "
+                "of this flag are counted",
+                key,
+                exc_info=exc,
+            )
+        else:
+            logger.warning(
+                "Flag %r could not be evaluated: %s; the default is returned "
+                "(%s). Logged once; later failures of this flag are counted",
+                key,
+                exc,
+                kind,
+            )
+    elif count == 0:  # too many failing flags remembered: not counted
+        if _FAILURES.newly_full():
+            logger.warning(
+                "Failures of %d flags have been logged: failures of further "
+                "flags are logged at DEBUG level only",
+                _MAX_FAILING,
+            )
+        logger.debug("Flag %r could not be evaluated (%s): %s", key, kind, exc)
+    elif _is_power_of_ten(count):
+        logger.warning(
+            "Flag %r has failed %d times (%s), last: %s",
+            key,
+            count,
+            kind,
+            f"{type(exc).__name__}: {exc}" if kind == "EXCEPTION" else exc,
+        )
+    else:
+        logger.debug("Flag %r could not be evaluated again (%s): %s", key, kind, exc)
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count % 10 == 0:
+        count //= 10
+    return count == 1
 
 
 def prerequisites_reached(

@@ -24,6 +24,7 @@ from ._evaluate import (
     prerequisites_reached,
     typed_check,
 )
+from ._logonce import Occurrences
 from ._results import (
     JSON_ENTRY,
     SHARED,
@@ -66,6 +67,31 @@ def _not_a_context(context: object, answer: R) -> R:
             context,
         )
     return answer
+
+
+#: Unknown flag keys already logged: at most this many, then none are logged.
+_MAX_UNKNOWN_KEYS: Final = 1000
+_UNKNOWN_KEYS: Final = Occurrences(_MAX_UNKNOWN_KEYS)
+
+
+def _unknown_flag(key: str) -> Result:
+    """An evaluation of a key that no flag has: warn once per key (a typo?)."""
+    if key not in _UNKNOWN_KEYS:  # the lock only for a key not logged yet
+        count = _UNKNOWN_KEYS.add(key)
+        if count == 1:
+            logger.warning(
+                "No flag %r in the flag data: the default is returned "
+                "(FLAG_NOT_FOUND). A typo in the key, or a flag not created in "
+                "this environment? (logged once per key)",
+                key,
+            )
+        elif count == 0 and _UNKNOWN_KEYS.newly_full():
+            logger.warning(
+                "%d unknown flag keys have been logged: further unknown keys are "
+                "not (their evaluations still return the default, FLAG_NOT_FOUND)",
+                _MAX_UNKNOWN_KEYS,
+            )
+    return _NOT_FOUND
 
 
 T = TypeVar("T")
@@ -431,7 +457,7 @@ class FlagSnapshot:
         try:
             flag = self._flags[key]
         except KeyError:
-            return _NOT_FOUND
+            return _unknown_flag(key)
         result = flag.constant  # a deleted flag's is FLAG_NOT_FOUND
         if result is None:
             return evaluate(self._matcher, flag, context)
@@ -465,7 +491,7 @@ class FlagSnapshot:
                 events.unknown(key, context, default, _NOT_READY)
                 return _NOT_READY
             events.unknown(key, context, default, _NOT_FOUND)
-            return _NOT_FOUND
+            return _NOT_FOUND if flag is not None else _unknown_flag(key)
         result = flag.constant
         if result is None:
             if flag.prerequisites:
@@ -503,6 +529,8 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:
             flag = None
+            if self._initialized:
+                _unknown_flag(key)
         try:
             if flag is None or context is None or context._error is not None:
                 if self._events is not None:  # analytics events: the careful path
@@ -584,6 +612,8 @@ class FlagSnapshot:
             return _not_a_context(context, default)
         flag = self._flags.get(key)
         if flag is None:
+            if self._initialized:
+                _unknown_flag(key)
             return default
         constant = flag.constant  # a deleted flag's serves no variation
         result = (

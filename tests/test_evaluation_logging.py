@@ -1,0 +1,194 @@
+"""What evaluations log: an unknown flag key once, a failing flag once then counted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from aioflags import Client, Config, Context
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation import _evaluate, _snapshot
+from aioflags._evaluation._logonce import Occurrences
+from aioflags.testing import FlagData
+
+USER = Context.create("u1")
+#: A context attribute too large for a float: the rule's comparison raises.
+HUGE = Context.create("u2", attributes={"big": 10**400})
+
+
+def flag(key: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "version": 1,
+        "on": True,
+        "variations": [True, False],
+        "fallthrough": {"variation": 0},
+        "offVariation": 1,
+        "salt": "s",
+        **fields,
+    }
+
+
+def raising(key: str) -> dict[str, Any]:
+    """A flag whose evaluation raises for ``HUGE`` (EXCEPTION)."""
+    clause = {"attribute": "big", "op": "lessThan", "values": [2**60], "negate": False}
+    rule = {"id": "r", "clauses": [clause], "variation": 1}
+    return flag(key, rules=[rule])
+
+
+def chain(length: int) -> dict[str, object]:
+    """``length`` flags, each the prerequisite of the one before: too deep to evaluate."""
+    return {
+        f"c{i}": flag(
+            f"c{i}",
+            prerequisites=[{"key": f"c{i + 1}", "variation": 0}]
+            if i + 1 < length
+            else [],
+        )
+        for i in range(length)
+    }
+
+
+def lines(caplog: pytest.LogCaptureFixture, text: str, level: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if text in r.getMessage() and r.levelno == level
+    ]
+
+
+# ------------------------------------------------------------ unknown keys
+def test_an_unknown_key_is_warned_once_per_key_by_every_method(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snap = snapshot_from_data({"known": flag("known")}, {})
+    for _ in range(3):
+        assert snap.variation("knwon", USER, "d") == "d"
+        assert snap.variation_detail("knwon", USER, "d").error_kind == "FLAG_NOT_FOUND"
+        assert snap.bool_variation("knwon", USER, False) is False
+        assert snap.string_variation("other", USER, "d") == "d"
+        assert snap.variation("known", USER, False) is True
+    warned = lines(caplog, "No flag", logging.WARNING)
+    assert len(warned) == 2
+    assert warned[0].startswith("No flag 'knwon' in the flag data")
+    assert "FLAG_NOT_FOUND" in warned[0] and "typo" in warned[0]
+    assert warned[1].startswith("No flag 'other'")
+    assert "known" not in _snapshot._UNKNOWN_KEYS  # known keys: nothing remembered
+
+
+def test_a_snapshot_that_is_not_ready_warns_of_no_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aioflags import FlagSnapshot
+
+    snap = FlagSnapshot()  # no data yet: CLIENT_NOT_READY, not a typo
+    assert snap.variation_detail("f", USER, "d").error_kind == "CLIENT_NOT_READY"
+    assert snap.bool_variation("f", USER, False) is False
+    assert "No flag" not in caplog.text
+
+
+def test_unknown_keys_are_remembered_up_to_a_bound_which_is_said_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_snapshot, "_UNKNOWN_KEYS", Occurrences(3))
+    monkeypatch.setattr(_snapshot, "_MAX_UNKNOWN_KEYS", 3)
+    snap = snapshot_from_data({"known": flag("known")}, {})
+    for round_ in range(2):
+        for i in range(6):
+            assert snap.variation(f"typo-{i}", USER, round_) == round_
+    assert len(lines(caplog, "No flag", logging.WARNING)) == 3
+    assert lines(caplog, "unknown flag keys have been logged", logging.WARNING) == [
+        "3 unknown flag keys have been logged: further unknown keys are not "
+        "(their evaluations still return the default, FLAG_NOT_FOUND)"
+    ]
+    assert len(_snapshot._UNKNOWN_KEYS._counts) == 3  # bounded
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_warns_of_an_unknown_key_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = FlagData()
+    data.set_value("checkout", True)
+    config = Config(data_system=data.data_system(), send_events=False)
+    async with Client(config) as client:
+        for _ in range(3):
+            assert await client.variation("chekcout", USER, "d") == "d"
+            assert await client.bool_variation("chekcout", USER, False) is False
+            detail = await client.variation_detail("chekcout", USER, "d")
+            assert detail.error_kind == "FLAG_NOT_FOUND"
+            assert await client.bool_variation("checkout", USER, False) is True
+    assert len(lines(caplog, "No flag 'chekcout'", logging.WARNING)) == 1
+
+
+# --------------------------------------------------------- failing flags
+def test_a_failing_flag_logs_its_traceback_once_then_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "aioflags")
+    snap = snapshot_from_data({"f": raising("f"), "g": raising("g")}, {})
+    for _ in range(1000):
+        detail = snap.variation_detail("f", HUGE, "d")
+        assert (detail.value, detail.error_kind) == ("d", "EXCEPTION")
+    snap.variation("g", HUGE, "d")
+    first = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage().split(":")[0] for r in first] == [
+        "Unexpected error evaluating flag 'f'",
+        "Unexpected error evaluating flag 'g'",
+    ]
+    assert all(r.exc_info is not None for r in first)  # the traceback, once each
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert len(tracebacks) == 2
+    counted = lines(caplog, "Flag 'f' has failed", logging.WARNING)
+    assert [line.split(" (")[0] for line in counted] == [
+        "Flag 'f' has failed 10 times",
+        "Flag 'f' has failed 100 times",
+        "Flag 'f' has failed 1000 times",
+    ]
+    assert "OverflowError" in counted[0]
+    assert len(lines(caplog, "could not be evaluated again", logging.DEBUG)) == 996
+
+
+def test_a_deep_prerequisite_chain_logs_one_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    snap = snapshot_from_data(chain(600), {})
+    for _ in range(5):
+        assert snap.variation_detail("c0", USER, "d").error_kind == "EXCEPTION"
+    assert len([r for r in caplog.records if r.exc_info is not None]) == 1
+    assert "RecursionError" in caplog.text
+
+
+def test_a_malformed_flag_is_logged_once_per_flag(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A prerequisite cycle is found only when evaluating.
+    bad = flag("bad", prerequisites=[{"key": "other", "variation": 0}])
+    other = flag("other", prerequisites=[{"key": "bad", "variation": 0}])
+    snap = snapshot_from_data({"bad": bad, "other": other}, {})
+    for _ in range(20):
+        assert snap.variation_detail("bad", USER, "d").error_kind == "MALFORMED_FLAG"
+    warned = lines(caplog, "Flag 'bad'", logging.WARNING)
+    assert len(warned) == 2
+    assert "could not be evaluated" in warned[0] and "MALFORMED_FLAG" in warned[0]
+    assert warned[1].startswith("Flag 'bad' has failed 10 times (MALFORMED_FLAG)")
+
+
+def test_failing_flags_are_remembered_up_to_a_bound_which_is_said_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_evaluate, "_FAILURES", Occurrences(2))
+    monkeypatch.setattr(_evaluate, "_MAX_FAILING", 2)
+    keys = [f"f{i}" for i in range(5)]
+    snap = snapshot_from_data({k: raising(k) for k in keys}, {})
+    for _ in range(3):
+        for key in keys:
+            assert snap.variation(key, HUGE, "d") == "d"
+    assert len([r for r in caplog.records if r.exc_info is not None]) == 2
+    assert lines(caplog, "have been logged", logging.WARNING) == [
+        "Failures of 2 flags have been logged: failures of further flags are "
+        "logged at DEBUG level only"
+    ]
+    assert len(_evaluate._FAILURES._counts) == 2  # bounded
