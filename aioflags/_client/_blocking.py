@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 from anyio.from_thread import start_blocking_portal
 
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
+from aioflags._core._renamed import point_to
 
+from ._client import LAUNCHDARKLY_NAMES
 from ._client import Client as _AsyncClient
 from ._config import Config
 
@@ -622,3 +624,6 @@ class Client:
     def __repr__(self) -> str:
         state = "running" if self._running is not None else "stopped"
         return f"<aioflags.blocking.Client {state} status={self.status.name}>"
+
+
+point_to(Client, "aioflags.blocking.Client", **LAUNCHDARKLY_NAMES)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, cast, final
 from aioflags._core._clock import Clock, MonotonicClock
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._lifespan import Span, background_group
+from aioflags._core._renamed import point_to
 from aioflags._datasystem._config import DataSystem
 from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
@@ -1235,3 +1236,41 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<aioflags.Client status={self._bus.status.name}>"
+
+
+#: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
+LAUNCHDARKLY_NAMES: Final = {
+    "is_initialized": (
+        "check `client.status is ProviderStatus.READY` (or STALE: serving "
+        "last known data), or `await client.wait_ready(timeout)`"
+    ),
+    "is_offline": "read client.config.offline",
+    "get_sdk_key": "read client.config.sdk_key",
+    "flag_tracker": (
+        "use client.add_flag_change_handler(fn) or "
+        "client.add_flag_value_change_handler(key, context, fn)"
+    ),
+    "data_source_status_provider": (
+        "read client.data_source_status, or add a handler with "
+        "client.add_handler(ProviderEvent.READY / STALE / ERROR, fn)"
+    ),
+    "big_segment_store_status_provider": (
+        "read client.big_segment_store_status, or add a listener with "
+        "client.add_big_segment_store_status_listener(fn)"
+    ),
+    "postfork": (
+        "there is nothing to call: a client running at a fork warns in the "
+        "child and starts afresh when it is started there"
+    ),
+}
+
+point_to(
+    Client,
+    "aioflags.Client",
+    start=(
+        "the client starts with `async with client:` (or `await "
+        "client.__aenter__()`); for sync code, aioflags.blocking.Client has start()"
+    ),
+    close="leave the `async with client:` block, or `await client.aclose()`",
+    **LAUNCHDARKLY_NAMES,
+)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, cast, final
 
+from aioflags._core._renamed import point_to
+
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
@@ -530,3 +532,20 @@ class Context:
         if self._error:
             return f"Context(invalid: {self._error})"
         return f"Context({self.to_dict()!r})"
+
+
+point_to(
+    Context,
+    "aioflags.Context",
+    builder=(
+        "build a context with Context.create(key, kind=..., name=..., "
+        "attributes={...}, private_attributes=[...])"
+    ),
+    multi_builder="build a multi-context with Context.create_multi(*contexts)",
+    builder_from_context=(
+        "build a changed copy with Context.from_dict({**context.to_dict(), ...})"
+    ),
+    get_individual_context="use context.individual_context(kind)",
+    individual_context_count="use len(context.kinds)",
+    to_json_string="use json.dumps(context.to_dict())",
+)
