@@ -52,6 +52,9 @@ NOT_AT_IMPORT = (
     # what a plain user of aioflags.Client never needs at import
     "aioflags.sources",
     "aioflags.stores",
+    "aioflags.migrations",
+    "aioflags._client._migrator",
+    "aioflags._evaluation._migration",
     "aioflags._datasystem._sources",
     "aioflags._datasystem._stores._redis",
     "aioflags._datasystem._stores._writer",

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Final
 
 from aioflags._evaluation._context import parse_reference
 
-from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX
+from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX, MIGRATION_OP
 
 if TYPE_CHECKING:
     from aioflags._client._config import Config
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._migration import MigrationOpEvent
 
     from ._recorder import Batch, Counter, Record
 
@@ -158,6 +159,8 @@ class EventFormatter:
                 "creationDate": record[1],
                 "context": context,
             }
+        if kind == MIGRATION_OP:
+            return self._migration_op(record[1], record[2])
         assert kind == CUSTOM
         _, now, context, key, data, metric_value = record
         event = {
@@ -170,6 +173,42 @@ class EventFormatter:
             event["data"] = data
         if metric_value is not None:
             event["metricValue"] = metric_value
+        return event
+
+    def _migration_op(self, now: int, op: MigrationOpEvent) -> JSONObject:
+        """A ``migration_op`` event, as LaunchDarkly's SDKs send it."""
+        detail = op.detail
+        evaluation: JSONObject = {"key": op.key, "value": detail.value}
+        if op.version is not None:
+            evaluation["version"] = op.version
+        evaluation["default"] = op.default_stage.value
+        if detail.variation_index is not None:
+            evaluation["variation"] = detail.variation_index
+        evaluation["reason"] = dict(detail.reason)
+        event: JSONObject = {
+            "kind": "migration_op",
+            "creationDate": now,
+            "operation": op.operation.value,
+            "context": self.context(op.context, redact_anonymous=True),
+            "evaluation": evaluation,
+        }
+        if op.sampling_ratio != 1:
+            event["samplingRatio"] = op.sampling_ratio
+        measurements: list[JSONValue] = [
+            {"key": "invoked", "values": {o.value: True for o in op.invoked}}
+        ]
+        if op.consistent is not None:
+            consistent: JSONObject = {"key": "consistent", "value": op.consistent}
+            if op.consistent_ratio != 1:
+                consistent["samplingRatio"] = op.consistent_ratio
+            measurements.append(consistent)
+        if op.latencies:
+            latency = {o.value: ms for o, ms in op.latencies}
+            measurements.append({"key": "latency_ms", "values": latency})
+        if op.errors:
+            errors = {o.value: True for o in op.errors}
+            measurements.append({"key": "error", "values": errors})
+        event["measurements"] = measurements
         return event
 
     def events(self, batch: Batch) -> list[JSONObject]:

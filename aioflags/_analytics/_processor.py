@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._core._json import JSONValue
     from aioflags._datasystem._store import Store
+    from aioflags._evaluation._migration import MigrationOpEvent
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
 
@@ -233,6 +234,11 @@ class EventProcessor:
             return
         if not self._disabled:
             self.recorder.identify(context)
+
+    def migration_op(self, event: MigrationOpEvent) -> None:
+        """Record a ``migration_op`` event (built and checked by the caller)."""
+        if not self._disabled:
+            self.recorder.migration_op(event)
 
     # ASYNC109: the client's flush() passes its own bound through.
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109

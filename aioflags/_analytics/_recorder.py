@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aioflags._client._config import Config
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "FEATURE",
     "IDENTIFY",
     "INDEX",
+    "MIGRATION_OP",
     "Batch",
     "Counter",
     "Recorder",
@@ -47,6 +49,7 @@ DEBUG: Final = 1  # same shape as FEATURE
 CUSTOM: Final = 2  # (CUSTOM, ms, context, key, data, metric_value)
 IDENTIFY: Final = 3  # (IDENTIFY, ms, context)
 INDEX: Final = 4  # (INDEX, ms, context)
+MIGRATION_OP: Final = 5  # (MIGRATION_OP, ms, MigrationOpEvent)
 
 #: One buffered event, as recorded (formatted at flush time).
 Record: TypeAlias = "tuple[Any, ...]"
@@ -262,7 +265,7 @@ class Recorder:
         self._keys.clear()
         self.last = None
 
-    # ------------------------------------------------------ custom, identify
+    # ------------------------------------- custom, identify, migration_op
     def custom(
         self,
         key: str,
@@ -278,6 +281,23 @@ class Recorder:
 
     def identify(self, context: Context) -> None:
         """Record an identify event: it makes an index event for the context unnecessary."""
+        self._remember(context)
+        if self._omit_anonymous and _all_anonymous(context):
+            return
+        self._add((IDENTIFY, self._now(), context))
+
+    def migration_op(self, event: MigrationOpEvent) -> None:
+        """Record a ``migration_op`` event, sampled as the flag's ``samplingRatio`` asks.
+
+        It carries its context in full, so the context needs no index event
+        (as LaunchDarkly does it: the context is remembered, none is made).
+        """
+        self._remember(event.context)
+        if self._sampled(event.sampling_ratio):
+            self._add((MIGRATION_OP, self._now(), event))
+
+    def _remember(self, context: Context) -> None:
+        """Mark ``context`` as seen recently, without an index event."""
         keys = self._keys
         key = context._fq_key
         if key in keys:
@@ -286,9 +306,6 @@ class Recorder:
             keys[key] = None
             if len(keys) > self._keys_capacity:
                 keys.popitem(last=False)
-        if self._omit_anonymous and _all_anonymous(context):
-            return
-        self._add((IDENTIFY, self._now(), context))
 
     # --------------------------------------------------------------- buffer
     def _add(self, record: Record) -> None:

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._datasystem._supervisor import Supervisor
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
     from ._hooks import Hook
@@ -1160,6 +1161,43 @@ class Client:
             client_side_only=client_side_only,
             details_only_for_tracked_flags=details_only_for_tracked_flags,
         )
+
+    # ------------------------------------------------------------ migrations
+    async def migration_variation(
+        self, key: str, context: Context | None, default_stage: Stage
+    ) -> tuple[Stage, OpTracker]:
+        """The migration flag's stage for ``context``, and a tracker for the operation.
+
+        Evaluated as any flag is (hooks see the method ``migration_variation``;
+        analytics events record it). A value that names no stage gives
+        ``default_stage`` with a ``WRONG_TYPE`` error reason, as LaunchDarkly
+        does. Record the operation's measurements on the tracker and pass it
+        to :meth:`track_migration_op`; a ``Migrator`` does both for you
+        (docs/migrations.md).
+
+        Added in version 0.1.0.
+        """
+        return await self._evaluate(  # type: ignore[no-any-return]
+            "migration_variation", key, context, default_stage
+        )
+
+    def track_migration_op(self, tracker: OpTracker) -> None:
+        """Send a ``migration_op`` event with the measurements ``tracker`` holds.
+
+        Never blocks and never raises: the event is buffered and sent with
+        the next flush. A tracker that lacks what the event needs (an
+        operation, an invoked origin, a valid context...) is refused, and
+        the reason is logged (logger ``aioflags.migrations``). Sends nothing
+        while events are off.
+
+        Added in version 0.1.0.
+        """
+        from aioflags._evaluation._migration import event_of
+
+        event = event_of(tracker)
+        events = self._store.events
+        if event is not None and events is not None:
+            events.migration_op(event)
 
     # ------------------------------------------------------ analytics events
     def track(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._membership import MembershipSource
+    from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._model import CompiledFlag, CompiledSegment
     from aioflags._evaluation._results import EvaluationDetail
 
@@ -631,6 +632,23 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
             FlagSnapshot.json_variation_detail,
             None,
         )
+
+    def migration_variation(
+        self, key: str, context: Context | None, default_stage: Stage
+    ) -> tuple[Stage, OpTracker]:
+        from aioflags._evaluation._migration import checked_default, tracked_stage
+
+        default = checked_default(default_stage)
+        detail = self._hooks.evaluate(
+            self,
+            "migration_variation",
+            key,
+            context,
+            default.value,
+            FlagSnapshot._migration_detail,
+            None,
+        )
+        return tracked_stage(self._flags, key, context, detail, default)
 
 
 def unhooked(snapshot: FlagSnapshot) -> FlagSnapshot:

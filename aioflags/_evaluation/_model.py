@@ -479,8 +479,8 @@ class CompiledFlag(_FlagHead):
         "exclude_from_summaries",
         "fallthrough",
         "key",
+        "migration_check_ratio",
         "off_result",
-        "padding_1",
         "padding_2",
         "prerequisite_keys",
         "prerequisite_slots",
@@ -547,6 +547,9 @@ class CompiledFlag(_FlagHead):
     sampling_ratio: int
     #: analytics events: leave the flag out of summary events
     exclude_from_summaries: bool
+    #: a migration flag's ``migration.checkRatio``: run the consistency check
+    #: with probability 1/ratio (1: always, 0: never; as ``sampling_ratio``)
+    migration_check_ratio: int
     #: the variation values (summary events name them by index)
     variations: tuple[JSONValue, ...]
 
@@ -606,6 +609,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.ops = flag.value_ops = ()
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
+    flag.migration_check_ratio = 1
     flag.variations = ()
     try:
         if not isinstance(raw, dict):
@@ -613,6 +617,12 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         ratio = raw.get("samplingRatio", 1)
         flag.sampling_ratio = 1 if ratio is None else ratio if type(ratio) is int else 0
         flag.exclude_from_summaries = raw.get("excludeFromSummaries") is True
+        migration = raw.get("migration")
+        if isinstance(migration, dict):
+            check = migration.get("checkRatio", 1)
+            flag.migration_check_ratio = (
+                1 if check is None else check if type(check) is int else 0
+            )
         version = raw.get("version")
         if type(version) is int:
             flag.version = version

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from ._context import Context
     from ._membership import MembershipSource
+    from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
 
 __all__ = ["FlagSnapshot", "detail_of"]
@@ -694,6 +695,37 @@ class FlagSnapshot:
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
         return self._typed_detail(key, context, default, object)
+
+    # ------------------------------------------------------------ migrations
+    def migration_variation(
+        self, key: str, context: Context | None, default_stage: Stage
+    ) -> tuple[Stage, OpTracker]:
+        """The migration flag's stage for ``context``, and the operation's tracker.
+
+        A value that names no stage gives ``default_stage`` with a
+        ``WRONG_TYPE`` error reason; a ``default_stage`` that is not a
+        :class:`~aioflags.migrations.Stage` is logged and ``OFF`` is used.
+
+        Added in version 0.1.0.
+        """
+        from ._migration import checked_default, tracked_stage
+
+        default = checked_default(default_stage)
+        detail = self._migration_detail(key, context, default.value)
+        return tracked_stage(self._flags, key, context, detail, default)
+
+    def _migration_detail(
+        self, key: str, context: Context | None, default: str
+    ) -> EvaluationDetail[object]:
+        """The detail ``migration_variation`` serves (``default`` names a stage)."""
+        from ._migration import Stage, stage_detail
+
+        events = self._events
+        if events is not None:  # recorded as a value evaluation, as LaunchDarkly does
+            result = self._recorded(events, key, context, default, None, False)
+        else:
+            result = self._result(key, context)
+        return stage_detail(detail_of(result, default), Stage(default))
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(

@@ -1,0 +1,466 @@
+"""The migrator: reads and writes through a migration flag's stage, measured.
+
+``MigratorBuilder(client).read(old, new).write(old, new).build()`` makes a
+:class:`Migrator`; each ``await migrator.read(...)`` or ``write(...)``
+evaluates the flag (``client.migration_variation``), calls the origins the
+stage names, records what happened on the operation's tracker and tracks it
+(``client.track_migration_op``). The stages, orders and results are
+LaunchDarkly's; the origins are coroutine functions, and a ``PARALLEL``
+read runs both in a task group of the caller's.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import random
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
+
+import anyio
+
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._frozen import Frozen, set_field
+from aioflags._evaluation._migration import Operation, Origin, Stage
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._migration import OpTracker
+
+    from ._client import Client
+
+__all__ = [
+    "ExecutionOrder",
+    "Migrator",
+    "MigratorBuilder",
+    "MigratorCompareFn",
+    "MigratorFn",
+    "OperationResult",
+    "Result",
+    "WriteResult",
+]
+
+T = TypeVar("T")
+
+#: Where ``RANDOM`` draws its order from (a seam for tests).
+_random: random.Random = random.Random()
+#: The monotonic clock latencies are measured on (a seam for tests).
+_now: Callable[[], float] = anyio.current_time
+
+
+@final
+class Result(Frozen, Generic[T]):
+    """The outcome of a call to an origin: a value, or an error.
+
+    Make one with :meth:`success` or :meth:`fail`. An origin may also
+    return any other value (a success with that value) or raise (a
+    failure, whose ``exception`` is what it raised).
+
+    Attributes:
+        value: what a successful call returned (``None`` for a failure).
+        error: what went wrong, for a failure (``None`` for a success).
+        exception: the exception a failure comes from, if any.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("value", "error", "exception")  # noqa: RUF023 - fields in order
+    value: T | None
+    error: str | None
+    exception: Exception | None
+
+    def __init__(
+        self,
+        *,
+        value: T | None = None,
+        error: str | None = None,
+        exception: Exception | None = None,
+    ) -> None:
+        set_field(self, "value", value)
+        set_field(self, "error", error)
+        set_field(self, "exception", exception)
+
+    @staticmethod
+    def success(value: T) -> Result[T]:
+        """A successful outcome with ``value``."""
+        return Result(value=value)
+
+    @staticmethod
+    def fail(error: str, exception: Exception | None = None) -> Result[Any]:
+        """A failed outcome, described by ``error`` (and the ``exception``, if any)."""
+        return Result(error=error, exception=exception)
+
+    def is_success(self) -> bool:
+        """Whether the call succeeded."""
+        return self.error is None
+
+
+@final
+class OperationResult(Frozen):
+    """The outcome of a migration operation on one origin.
+
+    Attributes:
+        origin: the origin that was called.
+        value: what it returned, for a success.
+        error: what went wrong, for a failure (``None`` for a success).
+        exception: the exception a failure comes from, if any.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("origin", "value", "error", "exception")  # noqa: RUF023 - fields in order
+    origin: Origin
+    value: Any
+    error: str | None
+    exception: Exception | None
+
+    def __init__(self, *, origin: Origin, result: Result[Any]) -> None:
+        set_field(self, "origin", origin)
+        set_field(self, "value", result.value)
+        set_field(self, "error", result.error)
+        set_field(self, "exception", result.exception)
+
+    def is_success(self) -> bool:
+        """Whether the call succeeded."""
+        return self.error is None
+
+
+@final
+class WriteResult(Frozen):
+    """The outcome of a migration write: the authoritative write, and the other.
+
+    The authoritative origin is written first; if that fails, the other is
+    not written and ``nonauthoritative`` is ``None`` (as it is in the stages
+    that write to one origin).
+
+    Attributes:
+        authoritative: the write to the origin the stage trusts.
+        nonauthoritative: the write to the other origin, if it was made.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("authoritative", "nonauthoritative")
+    authoritative: OperationResult
+    nonauthoritative: OperationResult | None
+
+    def __init__(
+        self,
+        authoritative: OperationResult,
+        nonauthoritative: OperationResult | None = None,
+    ) -> None:
+        set_field(self, "authoritative", authoritative)
+        set_field(self, "nonauthoritative", nonauthoritative)
+
+
+class ExecutionOrder(enum.Enum):
+    """How a read that calls both origins runs them.
+
+    Added in version 0.1.0.
+    """
+
+    SERIAL = "serial"
+    """The authoritative origin, then the other."""
+    RANDOM = "random"
+    """One, then the other, in an order drawn at random for each read."""
+    PARALLEL = "parallel"
+    """Both at once, in a task group of the caller's (the default)."""
+
+
+#: An origin: called with the operation's payload, returns a :class:`Result`
+#: (or any other value, a success) or an awaitable of one; raising is a failure.
+MigratorFn: TypeAlias = "Callable[[Any], Awaitable[Any] | Any]"
+#: Compares the two origins' values of a successful read: ``True`` if they agree.
+MigratorCompareFn: TypeAlias = "Callable[[Any, Any], bool]"
+
+_READS: Final = {  # stage → (authoritative origin, the other one or None)
+    Stage.OFF: (Origin.OLD, None),
+    Stage.DUALWRITE: (Origin.OLD, None),
+    Stage.SHADOW: (Origin.OLD, Origin.NEW),
+    Stage.LIVE: (Origin.NEW, Origin.OLD),
+    Stage.RAMPDOWN: (Origin.NEW, None),
+    Stage.COMPLETE: (Origin.NEW, None),
+}
+_WRITES: Final = {
+    Stage.OFF: (Origin.OLD, None),
+    Stage.DUALWRITE: (Origin.OLD, Origin.NEW),
+    Stage.SHADOW: (Origin.OLD, Origin.NEW),
+    Stage.LIVE: (Origin.NEW, Origin.OLD),
+    Stage.RAMPDOWN: (Origin.NEW, Origin.OLD),
+    Stage.COMPLETE: (Origin.NEW, None),
+}
+
+
+class _Call:
+    """One operation's calls to its origins, measured on its tracker."""
+
+    __slots__ = ("_errors", "_latency", "_origins", "_payload", "_tracker")
+
+    def __init__(
+        self,
+        origins: dict[Origin, MigratorFn],
+        tracker: OpTracker,
+        payload: Any,
+        *,
+        latency: bool,
+        errors: bool,
+    ) -> None:
+        self._origins = origins
+        self._tracker = tracker
+        self._payload = payload
+        self._latency = latency
+        self._errors = errors
+
+    async def run(self, origin: Origin) -> OperationResult:
+        """Call ``origin``; an exception it raises is a failed result."""
+        start = _now()
+        try:
+            outcome = self._origins[origin](self._payload)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+        except Exception as exc:  # noqa: BLE001 - an origin's failure is its result
+            outcome = Result.fail(
+                f"'{origin.value}' operation raised an exception", exc
+            )
+        if not isinstance(outcome, Result):
+            outcome = Result.success(outcome)
+        tracker = self._tracker
+        if self._latency:
+            elapsed = _now() - start
+            tracker.latency(origin, timedelta(seconds=elapsed))
+        if self._errors and not outcome.is_success():
+            tracker.error(origin)
+        tracker.invoked(origin)
+        return OperationResult(origin=origin, result=outcome)
+
+
+@final
+class Migrator:
+    """Reads and writes through a migration flag's stage (made by :class:`MigratorBuilder`).
+
+    Which origins each stage calls (docs/migrations.md has the table):
+
+    ========== ================================ ================================
+    stage      read                             write
+    ========== ================================ ================================
+    off        old                              old
+    dualwrite  old                              old, then new
+    shadow     old (authoritative) and new      old, then new
+    live       new (authoritative) and old      new, then old
+    rampdown   new                              new, then old
+    complete   new                              new
+    ========== ================================ ================================
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (
+        "_client",
+        "_comparison",
+        "_errors",
+        "_latency",
+        "_order",
+        "_reads",
+        "_writes",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        order: ExecutionOrder,
+        reads: dict[Origin, MigratorFn],
+        comparison: MigratorCompareFn | None,
+        writes: dict[Origin, MigratorFn],
+        latency: bool,
+        errors: bool,
+    ) -> None:
+        """Made by :meth:`MigratorBuilder.build`."""
+        self._client = client
+        self._order = order
+        self._reads = reads
+        self._comparison = comparison
+        self._writes = writes
+        self._latency = latency
+        self._errors = errors
+
+    async def read(
+        self,
+        key: str,
+        context: Context,
+        default_stage: Stage,
+        payload: Any = None,
+    ) -> OperationResult:
+        """Read through the stage of flag ``key``: the authoritative origin's result.
+
+        In ``shadow`` and ``live`` both origins are read (in the builder's
+        :class:`ExecutionOrder`) and, with a comparison function and two
+        successes, their values are compared as the flag's
+        ``migration.checkRatio`` samples. Cancelling the caller cancels the
+        origins' calls. ``payload`` is passed to the origins.
+        """
+        client = self._client
+        stage, tracker = await client.migration_variation(key, context, default_stage)
+        tracker.operation(Operation.READ)
+        call = self._call(self._reads, tracker, payload)
+        first, second = _READS[stage]
+        if second is None:
+            result = await call.run(first)
+        else:
+            result = await self._read_both(call, first, second, tracker)
+        client.track_migration_op(tracker)
+        return result
+
+    async def _read_both(
+        self, call: _Call, first: Origin, second: Origin, tracker: OpTracker
+    ) -> OperationResult:
+        results: dict[Origin, OperationResult] = {}
+        if self._order is ExecutionOrder.PARALLEL:
+
+            async def run(origin: Origin) -> None:
+                results[origin] = await call.run(origin)
+
+            # call.run never raises but for cancellation: the group never
+            # makes an ExceptionGroup of an origin's failure.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, first)
+                tg.start_soon(run, second)
+        else:
+            order = (first, second)
+            if self._order is ExecutionOrder.RANDOM and _random.random() < 0.5:
+                order = (second, first)
+            for origin in order:
+                results[origin] = await call.run(origin)
+        authoritative, other = results[first], results[second]
+        compare = self._comparison
+        if compare is not None and authoritative.is_success() and other.is_success():
+            tracker.consistent(lambda: compare(authoritative.value, other.value))
+        return authoritative
+
+    async def write(
+        self,
+        key: str,
+        context: Context,
+        default_stage: Stage,
+        payload: Any = None,
+    ) -> WriteResult:
+        """Write through the stage of flag ``key``: authoritative origin first.
+
+        In the stages that write to both, the other origin is written only
+        if the authoritative write succeeded. ``payload`` is passed to the
+        origins.
+        """
+        client = self._client
+        stage, tracker = await client.migration_variation(key, context, default_stage)
+        tracker.operation(Operation.WRITE)
+        call = self._call(self._writes, tracker, payload)
+        first, second = _WRITES[stage]
+        authoritative = await call.run(first)
+        other = None
+        if second is not None and authoritative.is_success():
+            other = await call.run(second)
+        client.track_migration_op(tracker)
+        return WriteResult(authoritative, other)
+
+    def _call(
+        self, origins: dict[Origin, MigratorFn], tracker: OpTracker, payload: Any
+    ) -> _Call:
+        return _Call(
+            origins, tracker, payload, latency=self._latency, errors=self._errors
+        )
+
+
+@final
+class MigratorBuilder:
+    """Configures a :class:`Migrator`, as LaunchDarkly's ``MigratorBuilder`` does.
+
+    ``read`` and ``write`` are required; by default reads that call both
+    origins run them in ``PARALLEL``, and latency and errors are tracked.
+    Each method returns the builder, so calls chain.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_client", "_errors", "_latency", "_order", "_read", "_write")
+
+    def __init__(self, client: Client) -> None:
+        """A builder of migrators that evaluate and track through ``client``."""
+        self._client = client
+        self._order = ExecutionOrder.PARALLEL
+        self._latency = True
+        self._errors = True
+        self._read: tuple[MigratorFn, MigratorFn, MigratorCompareFn | None] | None
+        self._read = None
+        self._write: tuple[MigratorFn, MigratorFn] | None = None
+
+    def read(
+        self,
+        old: MigratorFn,
+        new: MigratorFn,
+        comparison: MigratorCompareFn | None = None,
+    ) -> MigratorBuilder:
+        """The read from each origin, and how to compare their values (optional).
+
+        ``old`` and ``new`` take the payload of ``migrator.read`` and return
+        a :class:`Result` or a value (a coroutine function, or a plain
+        function that does not block the event loop). ``comparison``
+        (a plain function) gets both values when both reads succeeded and
+        returns whether they agree: the ``consistent`` measurement.
+        """
+        self._read = (old, new, comparison)
+        return self
+
+    def write(self, old: MigratorFn, new: MigratorFn) -> MigratorBuilder:
+        """The write to each origin: as :meth:`read`'s, with ``migrator.write``'s payload."""
+        self._write = (old, new)
+        return self
+
+    def read_execution_order(self, order: ExecutionOrder) -> MigratorBuilder:
+        """How a read that calls both origins runs them (default ``PARALLEL``).
+
+        Anything but an :class:`ExecutionOrder` is ignored, as LaunchDarkly does.
+        """
+        if isinstance(order, ExecutionOrder):
+            self._order = order
+        return self
+
+    def track_latency(self, enabled: bool) -> MigratorBuilder:
+        """Whether to measure each origin's latency (on the monotonic clock; default on)."""
+        self._latency = enabled
+        return self
+
+    def track_errors(self, enabled: bool) -> MigratorBuilder:
+        """Whether to report the origins whose call failed (default on)."""
+        self._errors = enabled
+        return self
+
+    def build(self) -> Migrator:
+        """The migrator.
+
+        Raises:
+            ConfigurationError: ``read`` or ``write`` was not configured
+                (LaunchDarkly's ``build`` returns the message instead).
+        """
+        if self._read is None:
+            raise ConfigurationError(
+                "MigratorBuilder.build(): read configuration not provided; "
+                "call .read(old, new) first"
+            )
+        if self._write is None:
+            raise ConfigurationError(
+                "MigratorBuilder.build(): write configuration not provided; "
+                "call .write(old, new) first"
+            )
+        old_read, new_read, comparison = self._read
+        old_write, new_write = self._write
+        return Migrator(
+            self._client,
+            order=self._order,
+            reads={Origin.OLD: old_read, Origin.NEW: new_read},
+            comparison=comparison,
+            writes={Origin.OLD: old_write, Origin.NEW: new_write},
+            latency=self._latency,
+            errors=self._errors,
+        )

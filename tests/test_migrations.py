@@ -1,0 +1,689 @@
+"""Technology migrations: stages, the migrator, and migration_op events (docs/migrations.md).
+
+A client on 127.0.0.1 (tests/analytics.py's FlagServer, which also receives
+the events); origins are scripted coroutines that record their calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import aioflags
+import aioflags._client._migrator as migrator_module
+import aioflags._evaluation._migration as migration_module
+from aioflags import Context, EvaluationSeriesContext, Hook, HookMetadata
+from aioflags.migrations import (
+    ExecutionOrder,
+    Migrator,
+    MigratorBuilder,
+    Operation,
+    OperationResult,
+    Origin,
+    Result,
+    Stage,
+    WriteResult,
+)
+from tests.analytics import running
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from aioflags._core._json import JSONObject
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("u1", name="Ann")
+STAGES = [stage.value for stage in Stage]
+
+
+def migration_flag(stage: str | Any, **fields: Any) -> JSONObject:
+    """A migration flag serving ``stage`` to everyone (its variations: the stages)."""
+    variations: list[Any] = list(STAGES)
+    if stage not in variations:
+        variations.append(stage)
+    return {
+        "on": True,
+        "version": 7,
+        "variations": variations,
+        "fallthrough": {"variation": variations.index(stage)},
+        "offVariation": 0,
+        **fields,
+    }
+
+
+def migration_ops(events: list[JSONObject]) -> list[JSONObject]:
+    return [e for e in events if e["kind"] == "migration_op"]
+
+
+def measurement(event: JSONObject, key: str) -> Any:
+    found = [m for m in event["measurements"] if m["key"] == key]
+    return found[0] if found else None
+
+
+class Origins:
+    """Scripted origins: each records its call and returns ``(name, payload)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fail: set[str] = set()
+
+    def origin(self, name: str) -> Callable[[Any], Any]:
+        async def call(payload: Any) -> Result[Any]:
+            self.calls.append(name)
+            if name in self.fail:
+                return Result.fail(f"{name} failed")
+            return Result.success((name, payload))
+
+        return call
+
+    def migrator(
+        self,
+        client: aioflags.Client,
+        order: ExecutionOrder = ExecutionOrder.SERIAL,
+        comparison: Callable[[Any, Any], bool] | None = None,
+    ) -> Migrator:
+        return (
+            MigratorBuilder(client)
+            .read(self.origin("read-old"), self.origin("read-new"), comparison)
+            .write(self.origin("write-old"), self.origin("write-new"))
+            .read_execution_order(order)
+            .build()
+        )
+
+
+# --------------------------------------------------------- migration_variation
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+async def test_migration_variation_serves_each_stage(stage: Stage) -> None:
+    async with running({"m": migration_flag(stage.value)}) as (_, client, _):
+        got, tracker = await client.migration_variation("m", USER, Stage.OFF)
+    assert got is stage
+    assert isinstance(tracker, aioflags.migrations.OpTracker)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("bogus", {"kind": "ERROR", "errorKind": "WRONG_TYPE"}),
+        (3, {"kind": "ERROR", "errorKind": "WRONG_TYPE"}),
+        ("LIVE", {"kind": "ERROR", "errorKind": "WRONG_TYPE"}),
+    ],
+    ids=["unknown-name", "number", "wrong-case"],
+)
+async def test_a_value_that_names_no_stage_gives_the_default_and_wrong_type(
+    value: Any, reason: JSONObject
+) -> None:
+    async with running({"m": migration_flag(value)}) as (server, client, _):
+        stage, tracker = await client.migration_variation("m", USER, Stage.LIVE)
+        tracker.operation(Operation.READ).invoked(Origin.NEW)
+        client.track_migration_op(tracker)
+        await client.flush()
+    assert stage is Stage.LIVE
+    (event,) = migration_ops(server.events)
+    # The default, no variation, the reason: as LaunchDarkly sends it.
+    assert event["evaluation"] == {
+        "key": "m",
+        "value": "live",
+        "version": 7,
+        "default": "live",
+        "reason": reason,
+    }
+    # The evaluation itself is counted as it was served.
+    (summary,) = [e for e in server.events if e["kind"] == "summary"]
+    (counter,) = summary["features"]["m"]["counters"]
+    assert counter["value"] == value
+    assert summary["features"]["m"]["default"] == "live"
+
+
+async def test_a_missing_flag_gives_the_default_stage_with_flag_not_found() -> None:
+    async with running({}) as (server, client, _):
+        stage, tracker = await client.migration_variation("nope", USER, Stage.SHADOW)
+        client.track_migration_op(
+            tracker.operation(Operation.WRITE).invoked(Origin.OLD)
+        )
+        await client.flush()
+    assert stage is Stage.SHADOW
+    (event,) = migration_ops(server.events)
+    assert event["evaluation"] == {
+        "key": "nope",
+        "value": "shadow",
+        "default": "shadow",
+        "reason": {"kind": "ERROR", "errorKind": "FLAG_NOT_FOUND"},
+    }
+
+
+async def test_a_default_that_is_not_a_stage_is_logged_and_off_is_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running({}) as (_, client, _):
+        stage, _ = await client.migration_variation("nope", USER, "live")  # type: ignore[arg-type]
+    assert stage is Stage.OFF
+    assert "default stage 'live' is not a valid stage" in caplog.text
+
+
+async def test_hooks_see_migration_variation_as_its_own_method() -> None:
+    seen: list[tuple[str, Any, Any]] = []
+
+    class Recording(Hook):
+        @property
+        def metadata(self) -> HookMetadata:
+            return HookMetadata("recording")
+
+        def after_evaluation(
+            self,
+            series_context: EvaluationSeriesContext,
+            data: Mapping[str, Any],
+            detail: aioflags.EvaluationDetail[Any],
+        ) -> Mapping[str, Any]:
+            seen.append((series_context.method, series_context.default_value, detail))
+            return data
+
+    flags = {"m": migration_flag("live"), "bad": migration_flag("bogus")}
+    async with running(flags, hooks=[Recording()]) as (_, client, _):
+        await client.migration_variation("m", USER, Stage.OFF)
+        await client.migration_variation("bad", USER, Stage.SHADOW)
+    assert [(m, d) for m, d, _ in seen] == [
+        ("migration_variation", "off"),
+        ("migration_variation", "shadow"),
+    ]
+    assert seen[0][2].value == "live"
+    assert seen[1][2].value == "shadow"  # what the caller gets, with its reason
+    assert seen[1][2].error_kind == "WRONG_TYPE"
+
+
+async def test_the_snapshot_serves_stages_too() -> None:
+    from aioflags._datasystem._store import snapshot_from_data
+
+    snapshot = snapshot_from_data({"m": migration_flag("rampdown")}, {})
+    stage, _ = snapshot.migration_variation("m", USER, Stage.OFF)
+    assert stage is Stage.RAMPDOWN
+
+
+# ----------------------------------------------------------- stage x operation
+#: stage → (origins read, in SERIAL order; the authoritative one)
+READS = {
+    Stage.OFF: (["read-old"], Origin.OLD),
+    Stage.DUALWRITE: (["read-old"], Origin.OLD),
+    Stage.SHADOW: (["read-old", "read-new"], Origin.OLD),
+    Stage.LIVE: (["read-new", "read-old"], Origin.NEW),
+    Stage.RAMPDOWN: (["read-new"], Origin.NEW),
+    Stage.COMPLETE: (["read-new"], Origin.NEW),
+}
+#: stage → origins written, in order (the first is authoritative)
+WRITES = {
+    Stage.OFF: ["write-old"],
+    Stage.DUALWRITE: ["write-old", "write-new"],
+    Stage.SHADOW: ["write-old", "write-new"],
+    Stage.LIVE: ["write-new", "write-old"],
+    Stage.RAMPDOWN: ["write-new", "write-old"],
+    Stage.COMPLETE: ["write-new"],
+}
+ORIGIN = {"old": Origin.OLD, "new": Origin.NEW}
+
+
+class _Draws(random.Random):
+    """A random source whose ``random()`` returns the values given, in turn."""
+
+    def __init__(self, *values: float) -> None:
+        super().__init__(0)
+        self.values = list(values)
+
+    def random(self) -> float:
+        return self.values.pop(0)
+
+
+@pytest.mark.parametrize("order", list(ExecutionOrder), ids=lambda o: o.value)
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+async def test_read_calls_the_origins_the_stage_names(
+    stage: Stage, order: ExecutionOrder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RANDOM: the first read draws "authoritative first", the second "other first".
+    monkeypatch.setattr(migrator_module, "_random", _Draws(0.5, 0.49))
+    origins = Origins()
+    async with running({"m": migration_flag(stage.value)}) as (server, client, _):
+        migrator = origins.migrator(client, order)
+        first = await migrator.read("m", USER, Stage.OFF, payload="p")
+        calls_first, origins.calls = origins.calls, []
+        await migrator.read("m", USER, Stage.OFF, payload="p")
+        await client.flush()
+    expected, authoritative = READS[stage]
+    assert first == OperationResult(
+        origin=authoritative,
+        result=Result.success((f"read-{authoritative.value}", "p")),
+    )
+    if order is ExecutionOrder.PARALLEL:
+        assert sorted(calls_first) == sorted(expected)
+    else:
+        assert calls_first == expected
+    if order is ExecutionOrder.RANDOM:
+        assert origins.calls == expected[::-1]
+    events = migration_ops(server.events)
+    assert [e["operation"] for e in events] == ["read", "read"]
+    invoked = {ORIGIN[name.split("-")[1]].value: True for name in expected}
+    assert measurement(events[0], "invoked")["values"] == invoked
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+async def test_write_calls_the_authoritative_origin_first(stage: Stage) -> None:
+    origins = Origins()
+    async with running({"m": migration_flag(stage.value)}) as (server, client, _):
+        result = await origins.migrator(client).write("m", USER, Stage.OFF, payload=1)
+        await client.flush()
+    expected = WRITES[stage]
+    assert origins.calls == expected
+    assert isinstance(result, WriteResult)
+    assert result.authoritative.origin is ORIGIN[expected[0].split("-")[1]]
+    assert result.authoritative.value == (expected[0], 1)
+    if len(expected) == 1:
+        assert result.nonauthoritative is None
+    else:
+        assert result.nonauthoritative is not None
+        assert result.nonauthoritative.value == (expected[1], 1)
+    (event,) = migration_ops(server.events)
+    assert event["operation"] == "write"
+    assert set(measurement(event, "invoked")["values"]) == {
+        name.split("-")[1] for name in expected
+    }
+
+
+@pytest.mark.parametrize("stage", [Stage.DUALWRITE, Stage.LIVE], ids=lambda s: s.value)
+async def test_a_failed_authoritative_write_skips_the_other(stage: Stage) -> None:
+    origins = Origins()
+    authoritative = WRITES[stage][0]
+    origins.fail.add(authoritative)
+    async with running({"m": migration_flag(stage.value)}) as (server, client, _):
+        result = await origins.migrator(client).write("m", USER, Stage.OFF)
+        await client.flush()
+    assert origins.calls == [authoritative]
+    assert not result.authoritative.is_success()
+    assert result.authoritative.error == f"{authoritative} failed"
+    assert result.nonauthoritative is None
+    (event,) = migration_ops(server.events)
+    side = authoritative.split("-")[1]
+    assert measurement(event, "invoked")["values"] == {side: True}
+    assert measurement(event, "error")["values"] == {side: True}
+
+
+# ------------------------------------------------------------------ PARALLEL
+async def test_parallel_reads_really_overlap() -> None:
+    """Each origin waits for the other to have started: only concurrency finishes."""
+    started = {"old": anyio.Event(), "new": anyio.Event()}
+
+    def origin(me: str, other: str) -> Callable[[Any], Any]:
+        async def call(payload: Any) -> str:
+            started[me].set()
+            await started[other].wait()
+            return me
+
+        return call
+
+    async with running({"m": migration_flag("live")}) as (_, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("old", "new"), origin("new", "old"))
+            .write(origin("old", "new"), origin("new", "old"))
+            .build()  # PARALLEL is the default
+        )
+        with anyio.fail_after(5):
+            result = await migrator.read("m", USER, Stage.OFF)
+    assert result.origin is Origin.NEW
+    assert result.value == "new"
+
+
+async def test_cancelling_the_caller_cancels_both_origins() -> None:
+    started = {"old": anyio.Event(), "new": anyio.Event()}
+    cancelled: list[str] = []
+    returned: list[OperationResult] = []
+
+    def origin(me: str) -> Callable[[Any], Any]:
+        async def call(payload: Any) -> None:
+            started[me].set()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                cancelled.append(me)
+                raise
+
+        return call
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("old"), origin("new"))
+            .write(origin("old"), origin("new"))
+            .build()
+        )
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+
+                async def caller() -> None:
+                    returned.append(await migrator.read("m", USER, Stage.OFF))
+
+                tg.start_soon(caller)
+                await started["old"].wait()
+                await started["new"].wait()
+                tg.cancel_scope.cancel()
+        await client.flush()
+    assert sorted(cancelled) == ["new", "old"]
+    assert returned == []
+    assert migration_ops(server.events) == []  # an operation cut short: no event
+
+
+async def test_an_origin_that_raises_is_a_failed_result_not_an_exception_group() -> (
+    None
+):
+    boom = ValueError("connection refused")
+
+    async def old(payload: Any) -> str:
+        raise boom
+
+    async def new(payload: Any) -> str:
+        return "fine"
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(old, new, lambda a, b: a == b)
+            .write(old, new)
+            .build()
+        )
+        result = await migrator.read("m", USER, Stage.OFF)
+        await client.flush()
+    assert result.origin is Origin.OLD
+    assert not result.is_success()
+    assert result.exception is boom
+    assert result.error == "'old' operation raised an exception"
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "error")["values"] == {"old": True}
+    assert measurement(event, "consistent") is None  # one read failed: no check
+
+
+async def test_plain_functions_are_origins_too() -> None:
+    async with running({"m": migration_flag("live")}) as (_, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(lambda p: ("old", p), lambda p: Result.success(("new", p)))
+            .write(lambda p: None, lambda p: Result.fail("read-only"))
+            .build()
+        )
+        read = await migrator.read("m", USER, Stage.OFF, payload=5)
+        write = await migrator.write("m", USER, Stage.OFF)
+    assert read.value == ("new", 5)
+    assert write.authoritative.error == "read-only"
+    assert write.nonauthoritative is None
+
+
+# ---------------------------------------------------- measurements, sampling
+async def test_latency_is_measured_on_the_monotonic_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ticks = iter([10.0, 10.5, 20.0, 20.25])  # old: start, end; new: start, end
+    monkeypatch.setattr(migrator_module, "_now", lambda: next(ticks))
+    origins = Origins()
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        await origins.migrator(client).read("m", USER, Stage.OFF)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "latency_ms")["values"] == {"old": 500.0, "new": 250.0}
+
+
+async def test_latency_and_errors_are_not_tracked_when_turned_off() -> None:
+    async def fails(payload: Any) -> Result[Any]:
+        return Result.fail("no")
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(fails, fails)
+            .write(fails, fails)
+            .track_latency(False)
+            .track_errors(False)
+            .build()
+        )
+        await migrator.read("m", USER, Stage.OFF)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert [m["key"] for m in event["measurements"]] == ["invoked"]
+
+
+@pytest.mark.parametrize(
+    ("check_ratio", "draw", "expected"),
+    [
+        (None, 0.99, {"key": "consistent", "value": True}),
+        (1, 0.99, {"key": "consistent", "value": True}),
+        (0, 0.0, None),
+        (4, 0.2, {"key": "consistent", "value": True, "samplingRatio": 4}),
+        (4, 0.3, None),
+    ],
+    ids=["no-ratio", "ratio-1", "ratio-0", "ratio-4-sampled", "ratio-4-not"],
+)
+async def test_the_consistency_check_honours_check_ratio(
+    check_ratio: int | None,
+    draw: float,
+    expected: JSONObject | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(migration_module, "_random", _Draws(draw))
+    compared: list[tuple[Any, Any]] = []
+
+    def compare(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return True
+
+    fields = {} if check_ratio is None else {"migration": {"checkRatio": check_ratio}}
+    origins = Origins()
+    async with running({"m": migration_flag("live", **fields)}) as (server, client, _):
+        migrator = origins.migrator(client, comparison=compare)
+        await migrator.read("m", USER, Stage.OFF, payload=0)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") == expected
+    # The comparison runs only for a sampled check, authoritative value first.
+    assert compared == (
+        [] if expected is None else [(("read-new", 0), ("read-old", 0))]
+    )
+
+
+async def test_a_comparison_that_raises_records_no_consistency(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def compare(a: Any, b: Any) -> bool:
+        raise RuntimeError("cannot compare")
+
+    origins = Origins()
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        await origins.migrator(client, comparison=compare).read("m", USER, Stage.OFF)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") is None
+    assert "consistency check for 'm' raised" in caplog.text
+
+
+class _AlwaysSample(random.Random):
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+
+class _NeverSample(random.Random):
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("ratio", "rng", "expected"),
+    [
+        (None, random.Random(0), [None]),
+        (0, _AlwaysSample(), []),
+        (3, _AlwaysSample(), [3]),
+        (3, _NeverSample(), []),
+    ],
+    ids=["none", "zero", "three-sampled", "three-not"],
+)
+async def test_the_event_is_sampled_as_the_flag_asks(
+    ratio: int | None, rng: random.Random, expected: list[int | None]
+) -> None:
+    fields = {} if ratio is None else {"samplingRatio": ratio}
+    origins = Origins()
+    async with running({"m": migration_flag("off", **fields)}) as (server, client, _):
+        recorder = client._store.events.recorder  # type: ignore[union-attr]
+        recorder._random = rng
+        await origins.migrator(client).read("m", USER, Stage.OFF)
+        await client.flush()
+    assert [e.get("samplingRatio") for e in migration_ops(server.events)] == expected
+
+
+# ----------------------------------------------------------- the event itself
+async def test_migration_op_event_shape() -> None:
+    origins = Origins()
+    origins.fail.add("read-new")
+    context = Context.create(
+        "u2", "org", attributes={"secret": "x"}, private_attributes=["secret"]
+    )
+    flags = {"m": migration_flag("shadow", migration={"checkRatio": 1})}
+    async with running(flags) as (server, client, _):
+        await origins.migrator(client, comparison=lambda a, b: a == b).read(
+            "m", context, Stage.DUALWRITE
+        )
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    latency = measurement(event, "latency_ms")["values"]
+    assert set(latency) == {"old", "new"}
+    assert all(isinstance(ms, float) and ms >= 0 for ms in latency.values())
+    assert event == {
+        "kind": "migration_op",
+        "creationDate": event["creationDate"],
+        "operation": "read",
+        "context": {
+            "kind": "org",
+            "key": "u2",
+            "_meta": {"redactedAttributes": ["secret"]},
+        },
+        "evaluation": {
+            "key": "m",
+            "value": "shadow",
+            "version": 7,
+            "default": "dualwrite",
+            "variation": 2,
+            "reason": {"kind": "FALLTHROUGH"},
+        },
+        "measurements": [
+            {"key": "invoked", "values": {"old": True, "new": True}},
+            {"key": "latency_ms", "values": latency},
+            {"key": "error", "values": {"new": True}},
+        ],
+    }
+    assert isinstance(event["creationDate"], int)
+
+
+async def test_a_migration_op_makes_no_index_event_of_its_own() -> None:
+    async with running({"m": migration_flag("off")}) as (server, client, _):
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        await client.flush()
+        server.clear_events()
+        client._store.events.recorder.reset_context_keys()  # type: ignore[union-attr]
+        client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
+        await client.flush()
+    assert [e["kind"] for e in server.events] == ["migration_op"]
+
+
+# ----------------------------------------------------------------- refusals
+def _no_latency_new(t: Any) -> Any:
+    return (
+        t.operation(Operation.READ)
+        .invoked(Origin.OLD)
+        .latency(Origin.NEW, timedelta(milliseconds=1))
+    )
+
+
+@pytest.mark.parametrize(
+    ("fill", "reason"),
+    [
+        (lambda t: t.invoked(Origin.OLD), "operation not provided"),
+        (lambda t: t.operation(Operation.READ), "no origins were invoked"),
+        (
+            _no_latency_new,
+            "provided latency for origin 'new' without recording invocation",
+        ),
+        (
+            lambda t: t.operation(Operation.READ).invoked(Origin.NEW).error(Origin.OLD),
+            "provided error for origin 'old' without recording invocation",
+        ),
+        (
+            lambda t: (
+                t.operation(Operation.READ).invoked(Origin.NEW).consistent(lambda: True)
+            ),
+            "provided consistency without recording both invocations",
+        ),
+    ],
+    ids=["no-operation", "nothing-invoked", "latency", "error", "consistency"],
+)
+async def test_a_tracker_lacking_what_an_event_needs_is_refused_with_a_reason(
+    fill: Callable[[Any], Any], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running({"m": migration_flag("off")}) as (server, client, _):
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        with caplog.at_level(logging.ERROR, "aioflags.migrations"):
+            client.track_migration_op(fill(tracker))
+        await client.flush()
+    assert migration_ops(server.events) == []
+    assert f"{reason}; no event will be emitted" in caplog.text
+
+
+async def test_an_invalid_context_or_key_or_tracker_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running({"m": migration_flag("off")}) as (server, client, _):
+        _, bad_context = await client.migration_variation(
+            "m", Context.create(""), Stage.OFF
+        )
+        _, no_key = await client.migration_variation("", USER, Stage.OFF)
+        client.track_migration_op(
+            bad_context.operation(Operation.READ).invoked(Origin.OLD)
+        )
+        client.track_migration_op(no_key.operation(Operation.READ).invoked(Origin.OLD))
+        client.track_migration_op("not a tracker")  # type: ignore[arg-type]
+        await client.flush()
+    assert migration_ops(server.events) == []
+    assert "provided context was invalid" in caplog.text
+    assert "migration operation cannot contain an empty key" in caplog.text
+    assert "takes the OpTracker that migration_variation() returned" in caplog.text
+
+
+async def test_nothing_is_sent_while_events_are_off() -> None:
+    origins = Origins()
+    flags = {"m": migration_flag("shadow")}
+    async with running(flags, send_events=False) as (server, client, _):
+        result = await origins.migrator(client).read("m", USER, Stage.OFF)
+        await client.flush()
+    assert result.is_success()
+    assert server.events == []
+
+
+# ------------------------------------------------------------------ builder
+async def test_build_without_read_or_write_raises_configuration_error() -> None:
+    async with running({}) as (_, client, _):
+        origins = Origins()
+        with pytest.raises(aioflags.ConfigurationError, match="read configuration"):
+            MigratorBuilder(client).write(
+                origins.origin("a"), origins.origin("b")
+            ).build()
+        with pytest.raises(aioflags.ConfigurationError, match="write configuration"):
+            MigratorBuilder(client).read(
+                origins.origin("a"), origins.origin("b")
+            ).build()
+
+
+async def test_the_public_module_names_its_own() -> None:
+    import aioflags.migrations as public
+
+    assert list(public.__all__) == sorted(public.__all__)
+    for name in public.__all__:
+        obj = getattr(public, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "aioflags.migrations", name
+            assert obj.__doc__, name
