@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import httpx
@@ -34,6 +34,13 @@ from starlette.routing import Route
 
 import aioflags
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus, sources
+from aioflags.migrations import (
+    ExecutionOrder,
+    MigratorBuilder,
+    Operation,
+    Result,
+    Stage,
+)
 from aioflags.stores import RedisStore, StoreMode
 
 if TYPE_CHECKING:
@@ -91,13 +98,14 @@ CAPABILITIES = (
     "big-segments",
     # dataSystem.store with a Redis persistent store (shared/stores.md §7).
     "persistent-data-store-redis",
+    # Technology migrations (docs/migrations.md): the origins are the
+    # harness's callback endpoints.
+    "migrations",
 )
 
 #: Commands for features aioflags does not have, with the reason given.
 UNSUPPORTED = {
     "aliasEvent": "alias events are legacy: LaunchDarkly's SDKs no longer send them",
-    "migrationVariation": "aioflags has no migrations support",
-    "migrationOperation": "aioflags has no migrations support",
 }
 
 
@@ -548,6 +556,16 @@ def _context(params: Mapping[str, Any]) -> Context:
     return Context.from_dict(data)
 
 
+def _stage(params: Mapping[str, Any]) -> Stage:
+    """``defaultStage``; a name that is no stage is passed on for the SDK to refuse."""
+    name = params.get("defaultStage")
+    try:
+        return Stage(name)
+    except ValueError:
+        # Passed on: the client logs it and uses OFF, as LaunchDarkly's SDK does.
+        return cast("Stage", name)
+
+
 def _build_single(params: Mapping[str, Any]) -> Context:
     return Context.create(
         _get(params, "key", str) or "",
@@ -810,6 +828,57 @@ class Service:
 
     async def _cmd_secureModeHash(self, entry: TestClient, p: Mapping[str, Any]) -> Any:
         return {"result": entry.client.secure_mode_hash(_context(p))}
+
+    async def _cmd_migrationVariation(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        stage, _ = await entry.client.migration_variation(
+            _get(p, "key", str) or "", _context(p), _stage(p)
+        )
+        return {"result": stage.value}
+
+    async def _cmd_migrationOperation(
+        self, entry: TestClient, p: Mapping[str, Any]
+    ) -> Any:
+        order = _get(p, "readExecutionOrder", str) or "parallel"
+        try:
+            # The harness says "concurrent" for what LaunchDarkly's SDK calls PARALLEL.
+            execution = ExecutionOrder("parallel" if order == "concurrent" else order)
+            operation = Operation(_get(p, "operation", str))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        old, new = _get(p, "oldEndpoint", str), _get(p, "newEndpoint", str)
+        if not old or not new:
+            raise BadRequest("oldEndpoint and newEndpoint are required")
+        comparison = (lambda a, b: a == b) if p.get("trackConsistency") else None
+        migrator = (
+            MigratorBuilder(entry.client)
+            .read(self._origin(old), self._origin(new), comparison)
+            .write(self._origin(old), self._origin(new))
+            .read_execution_order(execution)
+            .track_latency(bool(p.get("trackLatency")))
+            .track_errors(bool(p.get("trackErrors")))
+            .build()
+        )
+        args = (_get(p, "key", str) or "", _context(p), _stage(p), p.get("payload"))
+        if operation is Operation.READ:
+            result = await migrator.read(*args)
+        else:
+            result = (await migrator.write(*args)).authoritative
+        return {"result": result.value if result.is_success() else result.error}
+
+    def _origin(self, uri: str) -> Callable[[Any], Any]:
+        """An origin that POSTs the payload to one of the harness's endpoints."""
+
+        async def call(payload: Any) -> Result[str]:
+            response = await self.http.post(uri, content=payload or b"")
+            if response.status_code == 200:
+                return Result.success(response.text)
+            return Result.fail(
+                f"Request failed with status code {response.status_code}"
+            )
+
+        return call
 
     async def _notify(self, uri: str, payload: dict[str, Any]) -> None:
         payload["timestamp"] = int(time.time() * 1000)  # noqa: TID251 - wall-clock stamp for the harness

@@ -16,7 +16,7 @@ import pytest
 
 import aioflags
 from aioflags.stores import RedisStore, StoreMode, context_hash
-from aioflags.testing import FlagData, FlagServer, clause
+from aioflags.testing import Fault, FlagData, FlagServer, clause
 from tests.flags import match_flag
 from tests.modules import ROOT, load
 from tests.redis_server import RedisServer
@@ -131,11 +131,9 @@ async def test_status_declares_what_aioflags_supports() -> None:
         assert {"big-segments", "persistent-data-store-redis"} <= caps
         # An invalid filter key is dropped, never sent: the strict behaviour.
         assert {"filtering", "filtering-strict"} <= caps
+        assert "migrations" in caps
         # Nothing aioflags lacks is declared.
-        assert not caps & {
-            "migrations",
-            "client-per-context-summaries",
-        }
+        assert not caps & {"client-per-context-summaries"}
 
 
 @pytest.mark.asyncio
@@ -681,7 +679,6 @@ async def test_unsupported_and_unknown_commands() -> None:
         for name, message in (
             ("aliasEvent", "legacy"),
             ("getBigSegmentStoreStatus", "big segments"),
-            ("migrationVariation", "migrations"),
             ("fly", "unknown command"),
         ):
             reply = await harness.http.post(url, json={"command": name, name: {}})
@@ -1089,3 +1086,135 @@ async def test_big_segments_configuration_maps_onto_big_segments_config() -> Non
             },
         )
         assert reply.status_code == 400 and "not configured" in reply.text
+
+
+# --------------------------------------------------------------- migrations
+STAGES = ["off", "dualwrite", "shadow", "live", "rampdown", "complete"]
+
+
+def migration_flag(stage: str) -> dict[str, Any]:
+    return {
+        "key": "move",
+        "version": 2,
+        "on": True,
+        "variations": [*STAGES, "bogus"],
+        "fallthrough": {"variation": [*STAGES, "bogus"].index(stage)},
+        "offVariation": 0,
+        "salt": "s",
+    }
+
+
+def migration_operation(harness: Harness, **fields: Any) -> dict[str, Any]:
+    # The harness's MigrationOperationParams, every field sent.
+    params: dict[str, Any] = {
+        "key": "move",
+        "context": USER,
+        "defaultStage": "off",
+        "readExecutionOrder": "serial",
+        "operation": "read",
+        "oldEndpoint": f"{harness.server.url}/old",
+        "newEndpoint": f"{harness.server.url}/new",
+        "payload": "the payload",
+        "trackLatency": True,
+        "trackErrors": True,
+        "trackConsistency": True,
+    }
+    params.update(fields)
+    return params
+
+
+@pytest.mark.asyncio
+async def test_migration_variation_command() -> None:
+    async with running() as harness:
+        harness.data.set_flag("move", migration_flag("rampdown"))
+        harness.data.set_flag("bogus", {**migration_flag("bogus"), "key": "bogus"})
+        url = await harness.create()
+        for key, default, expected in (
+            ("move", "off", "rampdown"),
+            ("missing", "live", "live"),
+            ("missing", "not-a-stage", "off"),  # logged; OFF, as LaunchDarkly
+        ):
+            reply = await harness.command(
+                url,
+                "migrationVariation",
+                {"key": key, "context": USER, "defaultStage": default},
+            )
+            assert reply == {"result": expected}, (key, default)
+        reply = await harness.command(
+            url,
+            "migrationVariation",
+            {"key": "bogus", "context": USER, "defaultStage": "shadow"},
+        )
+        assert reply == {"result": "shadow"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("order", ["serial", "random", "concurrent", "parallel"])
+async def test_migration_read_calls_the_callback_origins_and_sends_the_event(
+    order: str,
+) -> None:
+    from tests.test_contract_events import events_config
+
+    async with running() as harness:
+        harness.data.set_flag("move", migration_flag("live"))
+        harness.server.fail("/old", Fault(status=200, body=b"same"))
+        harness.server.fail("/new", Fault(status=200, body=b"same"))
+        url = await harness.create(events=events_config(harness.server.url))
+        reply = await harness.command(
+            url,
+            "migrationOperation",
+            migration_operation(harness, readExecutionOrder=order),
+        )
+        await harness.command(url, "flushEvents", {})
+        await harness.server.wait_for_events(kind="migration_op")
+        (event,) = harness.server.events_of("migration_op")
+    assert reply == {"result": "same"}
+    for path in ("/old", "/new"):
+        (request,) = harness.server.requests_to(path)
+        assert request.method == "POST" and request.body == b"the payload"
+    assert event["operation"] == "read"
+    assert event["evaluation"]["value"] == "live"
+    keys = [m["key"] for m in event["measurements"]]
+    assert keys == ["invoked", "consistent", "latency_ms"]
+    assert event["measurements"][1] == {"key": "consistent", "value": True}
+
+
+@pytest.mark.asyncio
+async def test_migration_write_reports_the_authoritative_failure() -> None:
+    from tests.test_contract_events import events_config
+
+    async with running() as harness:
+        harness.data.set_flag("move", migration_flag("live"))
+        harness.server.fail("/new", Fault(status=503))
+        url = await harness.create(events=events_config(harness.server.url))
+        reply = await harness.command(
+            url,
+            "migrationOperation",
+            migration_operation(harness, operation="write", payload=None),
+        )
+        await harness.command(url, "flushEvents", {})
+        await harness.server.wait_for_events(kind="migration_op")
+        (event,) = harness.server.events_of("migration_op")
+        old_calls = harness.server.requests_to("/old")
+    assert reply == {"result": "Request failed with status code 503"}
+    assert old_calls == []  # the authoritative write failed: no other write
+    assert event["operation"] == "write"
+    assert event["measurements"][0] == {"key": "invoked", "values": {"new": True}}
+    assert event["measurements"][-1] == {"key": "error", "values": {"new": True}}
+
+
+@pytest.mark.asyncio
+async def test_migration_operation_bad_parameters_are_400() -> None:
+    async with running() as harness:
+        url = await harness.create()
+        for fields in (
+            {"operation": "delete"},
+            {"readExecutionOrder": "sideways"},
+            {"oldEndpoint": None},
+        ):
+            params = migration_operation(harness, **fields)
+            reply = await harness.http.post(
+                url,
+                json={"command": "migrationOperation", "migrationOperation": params},
+            )
+            assert reply.status_code == 400, fields
