@@ -11,6 +11,7 @@ from typing_extensions import assert_type
 
 import aioflags
 import aioflags.blocking
+import aioflags.migrations
 import aioflags.sources
 import aioflags.testing
 from aioflags import (
@@ -69,6 +70,34 @@ async def lifespan() -> None:
                 assert_type(change, FlagValueChange)
         client.track("checkout", user, {"cart": [1, 2]}, metric_value=9.5)
         await client.flush()
+
+
+async def migrations(client: aioflags.Client, user: Context) -> None:
+    from aioflags.migrations import (
+        MigratorBuilder,
+        OperationResult,
+        OpTracker,
+        Result,
+        Stage,
+        WriteResult,
+    )
+
+    stage, tracker = await client.migration_variation("move", user, Stage.OFF)
+    assert_type(stage, Stage)
+    assert_type(tracker, OpTracker)
+    client.track_migration_op(tracker)
+
+    async def read_old(payload: object) -> Result[str]:
+        return Result.success("value")
+
+    migrator = (
+        MigratorBuilder(client)
+        .read(read_old, lambda payload: "value", lambda a, b: a == b)
+        .write(read_old, read_old)
+        .build()
+    )
+    assert_type(await migrator.read("move", user, Stage.OFF), OperationResult)
+    assert_type(await migrator.write("move", user, Stage.OFF, 1), WriteResult)
 
 
 def blocking_use() -> None:
