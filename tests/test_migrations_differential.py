@@ -114,7 +114,7 @@ def _theirs(cases: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]
 
     captured: list[Any] = []
 
-    class Capture(EventProcessor):  # type: ignore[misc]
+    class Capture(EventProcessor):
         def __init__(self, config: Any) -> None:
             pass
 
@@ -128,17 +128,17 @@ def _theirs(cases: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]
         def stop(self) -> None:
             pass
 
-    store = InMemoryFeatureStore()
+    store: Any = InMemoryFeatureStore()  # type: ignore[no-untyped-call]
     store.init({FEATURES: {c["flag"]["key"]: c["flag"] for c in cases}, SEGMENTS: {}})
     config = Config(
         "sdk-key", feature_store=store, use_ldd=True, event_processor_class=Capture
     )
-    client = ldclient.LDClient(config)
+    client: Any = ldclient.LDClient(config)
     results = []
     try:
         for case in cases:
             out = case["outcomes"]
-            migrator = (
+            migrator: Any = (
                 LDBuilder(client)
                 .read(
                     _origin(out["read-old"], ldclient.Result),
