@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import random
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from aioflags._evaluation._codegen import MAX_CLAUSES
 from aioflags._evaluation._regex import (
     CAP_BUDGET,
     FAST_BUDGET,
+    MAX_PATTERN_LENGTH,
     Matcher,
     Needs,
     Route,
@@ -477,6 +479,108 @@ def test_the_work_estimate_grows_with_the_value(pattern: str) -> None:
     assert m is not None
     assert backtracking_work(pattern, m.cap) <= CAP_BUDGET
     assert m.limit <= m.cap
+
+
+# ------------------------------------------------------- which engine, by structure
+
+#: Case-insensitive counted repeats of classes (and their kin): linear for
+#: Python's re, thousands of RE2 instructions (each folded class a dozen,
+#: for the Kelvin sign and the long s in UTF-8), on which RE2's DFA runs out
+#: of memory and its fallback cost 100-360 ms an evaluation.
+SLOW_IN_RE2 = [
+    r"(?i)[a-z0-9]{1,1000}\.",
+    r"(?i)[^x]{1000}y",
+    r"(?i)[a-z]{1000}",
+    r"(?i)[a-z]{500}[0-9]{500}",
+    r".{1000}y",
+    r"\w{100}",
+]
+
+
+def _words(alphabet: str, size: int, rng: random.Random) -> str:
+    out = ""
+    while len(out) < size:
+        out += "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 1500))) + " "
+    return out[:size]
+
+
+_RNG = random.Random(38)
+#: Values that made RE2's DFA run out of memory on those patterns.
+DFA_BUSTERS = {
+    "folds": _words("kK\u212as\u017fS", 4000, _RNG),
+    "unicode": "".join(chr(_RNG.randint(32, 0x3000)) for _ in range(4000)),
+    "ascii": _words("abcdefghijklmnopqrstuvwxyz0123456789.", 4000, _RNG),
+}
+
+
+def re2_steps(pattern: str, value: str) -> float:
+    """RE2's worst case for ``value``: a step per instruction per byte."""
+    size = re2.compile(translate(pattern)[0], _options()).programsize
+    return float(size * len(value.encode()))
+
+
+def _options() -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    return options
+
+
+@pytest.mark.parametrize("value", list(DFA_BUSTERS), ids=list(DFA_BUSTERS))
+@pytest.mark.parametrize("pattern", SLOW_IN_RE2)
+def test_a_pattern_whose_re2_program_is_large_stays_with_python_re(
+    pattern: str, value: str
+) -> None:
+    """The choice, not the time: re's worst case is the smaller, so re answers."""
+    text = DFA_BUSTERS[value]
+    m = compile_pattern(pattern)
+    assert m is not None
+    assert m.engine == "re"
+    assert m.route(text) in (Route.RE, Route.RE_CAPPED)
+    assert backtracking_work(pattern, len(text)) < re2_steps(pattern, text)
+    assert backtracking_work(pattern, len(text)) <= CAP_BUDGET
+    assert m(text) is python(pattern, text)
+
+
+@pytest.mark.parametrize("pattern", CATASTROPHIC)
+def test_a_catastrophic_pattern_takes_re2_where_its_bound_is_the_smaller(
+    pattern: str,
+) -> None:
+    m = compile_pattern(pattern)
+    assert m is not None
+    n = max(m.re2_from_ascii, m.limit + 1)
+    assert backtracking_work(pattern, n) > re2_steps(pattern, "a" * n)
+    assert m.route("a" * n) is Route.RE2
+    assert m.route("a" * m.limit) is Route.RE
+    assert m.re2_from_ascii <= m.re2_from  # non-ASCII text: up to 4 bytes a character
+
+
+def test_beyond_its_cap_a_linear_pattern_takes_re2_within_the_budget() -> None:
+    m = compile_pattern("^ab+")
+    assert m is not None
+    value = "a" + "b" * m.cap
+    assert m.re2_from_ascii > len(value)  # RE2 is never the cheaper...
+    assert re2_steps("^ab+", value) <= CAP_BUDGET  # ...but it is within the budget
+    assert m.route(value) is Route.RE2
+    assert m(value) is True
+
+
+def test_a_pattern_over_the_length_cap_never_matches_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("WARNING", logger="aioflags")
+    at_cap = "^" + "c" * (MAX_PATTERN_LENGTH - 2) + "d"
+    over = at_cap + "e"
+    assert compile_pattern(at_cap) is not None
+    assert evaluate(flag(at_cap), at_cap[1:]) is True
+    assert caplog.records == []
+    for _ in range(3):
+        assert compile_pattern(over) is None
+        assert evaluate(flag(over), over[1:]) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        f"matches pattern {over[:40]!r}... ({MAX_PATTERN_LENGTH + 1} characters) is"
+        f" longer than {MAX_PATTERN_LENGTH} characters: it never matches;"
+        " see docs/faq.md"
+    ]
 
 
 # ----------------------------------------------------- LaunchDarkly's results

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
-from ._regex import compile_pattern
+from ._regex import matcher_for
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
@@ -280,7 +280,7 @@ def _compile_contains(strs: tuple[str, ...]) -> Test:
 def _compile_matches(strs: tuple[str, ...]) -> Test:
     # One bounded matcher per pattern (aioflags/_evaluation/_regex.py), the same one the
     # generated code uses through the inline form.
-    matchers = tuple(m for m in map(compile_pattern, strs) if m is not None)
+    matchers = tuple(m for m in map(matcher_for, strs) if m is not None)
     if not matchers:
         return _never
     if len(matchers) == 1:
@@ -301,7 +301,7 @@ def _inline_matches(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
     # The matcher alone (its search and limit are read from it, one
     # object shared by every clause of the pattern): one operand less in
     # the flag's tuple than the two.
-    matcher = compile_pattern(strs[0])
+    matcher = matcher_for(strs[0])
     return None if matcher is None else (matcher,)
 
 

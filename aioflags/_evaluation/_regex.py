@@ -12,7 +12,8 @@ flag is compiled:
   from the pattern's structure (:func:`backtracking_work`), stays within
   :data:`FAST_BUDGET` steps.
 * **Longer values** go to RE2 (the optional ``google-re2`` package, extra
-  ``aioflags[re2]``), a linear-time engine, with the pattern *translated* from
+  ``aioflags[re2]``), a linear-time engine, where RE2's own worst case is the
+  smaller (below), with the pattern *translated* from
   Python's own parse of it so that both engines accept the same strings:
   Unicode ``\d``, ``\s``, ``\w`` become the code points Python's :mod:`re`
   gives them, case-insensitive letters become explicit classes, ``$`` keeps its
@@ -24,6 +25,28 @@ flag is compiled:
   value within :data:`CAP_BUDGET` steps; a longer value does not match, and the
   first time a pattern is capped below :data:`LOG_BELOW` characters it is
   logged.
+
+A pattern longer than :data:`MAX_PATTERN_LENGTH` is not compiled: it never
+matches, and it is logged once. Patterns are compiled when flag data arrives,
+on a worker thread (``aioflags/_datasystem/_patterns.py``), and a store holds
+the matchers of its data, so that :func:`matcher_for` finds them when a flag
+is compiled on its first evaluation.
+
+**Which engine** is decided by structure, never by a clock. RE2's worst
+case for a value is one step per instruction of its compiled program
+(``programsize``) per byte of the value: when its DFA runs out of memory,
+RE2 simulates the program's threads, each at most once a byte (measured at
+0.1-0.7 ns a step, no more than a step of Python's ``re``). Python's
+``re``'s is :func:`backtracking_work`. RE2 answers a value only from the
+length at which its bound is the smaller (``Matcher.re2_from``; ASCII text is
+a byte a character, other text up to four): a pattern that backtracks
+catastrophically goes to RE2 past a short length, while a large counted
+repeat of a case-insensitive class (``(?i)[a-z0-9]{1,1000}\.``: 10,004 RE2
+instructions, each class a dozen for its folds such as the Kelvin sign, for
+a backtracking cost linear in the value) never does. Beyond a pattern's cap,
+RE2 also answers a value if its bound there is within :data:`CAP_BUDGET`
+(``^ab+`` is linear in both engines: RE2 takes values over a million
+characters). Otherwise the pattern behaves as one without RE2.
 
 Only the ``True``/``False`` answer of ``search`` matters here, so greedy and
 lazy repetition, and which alternative wins, never change a result.
@@ -39,6 +62,7 @@ import math
 import re
 import sys
 import warnings
+import weakref
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -48,11 +72,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CAP_BUDGET",
     "FAST_BUDGET",
+    "MAX_PATTERN_LENGTH",
     "Matcher",
     "Needs",
     "Route",
     "backtracking_work",
     "compile_pattern",
+    "matcher_for",
     "re2_available",
     "translate",
 ]
@@ -68,6 +94,16 @@ CAP_BUDGET: Final = 10_000_000
 MAX_LIMIT: Final = 1 << 20
 #: A pattern capped below this many characters is logged once.
 LOG_BELOW: Final = 10_000
+#: The longest pattern compiled, in characters: a longer one never matches
+#: (and is logged once). Compiling costs about 12 microseconds a character,
+#: on a worker thread when flag data arrives; LaunchDarkly's own SDKs set no
+#: limit, and patterns written for targeting are a few dozen characters.
+MAX_PATTERN_LENGTH: Final = 4096
+#: A value's length from which RE2 is never the cheaper engine (see
+#: :func:`re2_threshold`).
+NEVER: Final = sys.maxsize
+#: UTF-8 bytes a character takes at most: RE2 reads the value as UTF-8.
+_UTF8_MAX: Final = 4
 
 if sys.version_info >= (3, 11):
     _sre_parse: Any = importlib.import_module("re._parser")
@@ -624,6 +660,25 @@ def _limit(plan: Plan, anchored: bool, budget: float) -> int:
     return lo
 
 
+def _re2_from(plan: Plan, anchored: bool, per_char: float, start: int) -> int:
+    """The shortest length above ``start`` whose estimate exceeds ``per_char`` steps a character.
+
+    That is, where RE2's worst case (``per_char``: its program's size times
+    the bytes a character takes) is below Python's ``re``'s (module
+    docstring); :data:`NEVER` if no length up to :data:`MAX_LIMIT` is.
+    """
+    if _work(plan, anchored, MAX_LIMIT) <= per_char * MAX_LIMIT:
+        return NEVER
+    lo, hi = start + 1, MAX_LIMIT
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _work(plan, anchored, mid) > per_char * mid:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 # ------------------------------------------------------------------ matching
 
 
@@ -647,9 +702,25 @@ class Matcher:
     Call it with a string. ``search`` (Python's compiled ``search``) and
     ``limit`` are public so that generated flag code can answer values of at
     most ``limit`` characters inline, exactly as :meth:`__call__` would.
+    RE2, when given, answers values from ``re2_from`` characters (ASCII
+    text: ``re2_from_ascii``), the lengths at which its worst case is below
+    Python's ``re``'s, and values beyond the cap for which its worst case
+    (``re2_size`` steps a byte) is within :data:`CAP_BUDGET` (module
+    docstring).
     """
 
-    __slots__ = ("_needs", "_re2", "cap", "limit", "pattern", "search")
+    __slots__ = (
+        "__weakref__",
+        "_needs",
+        "_re2",
+        "cap",
+        "limit",
+        "pattern",
+        "re2_from",
+        "re2_from_ascii",
+        "re2_size",
+        "search",
+    )
 
     def __init__(
         self,
@@ -660,6 +731,9 @@ class Matcher:
         cap: int,
         re2: Any = None,
         needs: int = 0,
+        re2_from: int = 0,
+        re2_from_ascii: int = 0,
+        re2_size: int = 0,
     ) -> None:
         self.pattern = pattern
         self.search = search
@@ -667,6 +741,14 @@ class Matcher:
         self.cap = cap
         self._re2 = re2
         self._needs = int(needs)
+        self.re2_from = re2_from
+        self.re2_from_ascii = re2_from_ascii
+        self.re2_size = re2_size
+
+    @property
+    def engine(self) -> str:
+        """``"re2"`` if RE2 answers some values, else ``"re"``."""
+        return "re2" if self._re2 is not None else "re"
 
     def route(self, value: str) -> Route:
         """The engine that answers for ``value``."""
@@ -674,7 +756,12 @@ class Matcher:
         if n <= self.limit:
             return Route.RE
         if self._re2 is not None and self._re2_takes(value):
-            return Route.RE2
+            if value.isascii():
+                start, steps = self.re2_from_ascii, n * self.re2_size
+            else:
+                start, steps = self.re2_from, n * self.re2_size * _UTF8_MAX
+            if n >= start or (n > self.cap and steps <= CAP_BUDGET):
+                return Route.RE2
         return Route.RE_CAPPED if n <= self.cap else Route.NO_MATCH
 
     def _re2_takes(self, value: str) -> bool:
@@ -699,8 +786,10 @@ class Matcher:
         return False
 
     def __repr__(self) -> str:
-        engine = "re2" if self._re2 is not None else "re"
-        return f"<Matcher {self.pattern!r} limit={self.limit} cap={self.cap} {engine}>"
+        return (
+            f"<Matcher {self.pattern!r} limit={self.limit} cap={self.cap}"
+            f" {self.engine}>"
+        )
 
 
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
@@ -731,11 +820,22 @@ def _compile_re2(pattern: str) -> tuple[Any, int]:
 
 @lru_cache(maxsize=1024)
 def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
-    """The bounded matcher for ``pattern``; ``None`` if Python's ``re`` rejects it.
+    """The bounded matcher for ``pattern``; ``None`` if it never matches.
 
-    A pattern is compiled once per process (the cache is keyed by the
-    pattern), when flag data arrives, never during an evaluation.
+    ``None`` for a pattern Python's ``re`` rejects, as in LaunchDarkly's
+    SDKs, and for one longer than :data:`MAX_PATTERN_LENGTH` (logged once).
+    The cache is keyed by the pattern; flag code gets its matchers through
+    :func:`matcher_for`, which also finds those a store holds.
     """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        logger.warning(
+            "matches pattern %r... (%d characters) is longer than %d characters:"
+            " it never matches; see docs/faq.md",
+            pattern[:40],
+            len(pattern),
+            MAX_PATTERN_LENGTH,
+        )
+        return None
     try:
         # Some patterns raise FutureWarning at compile time (e.g. "[[a]"):
         # flag data must never turn into a warning in the host application.
@@ -751,9 +851,18 @@ def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
         plan, anchored, cap = _ONE, True, 0
     re2, needs = _compile_re2(pattern) if use_re2 else (None, 0)
     limit = cap
+    re2_from = re2_from_ascii = NEVER
+    size = 0
     if re2 is not None:
         limit = min(cap, _limit(plan, anchored, FAST_BUDGET))
-    if re2 is None and cap < LOG_BELOW:
+        size = int(re2.programsize)
+        re2_from_ascii = _re2_from(plan, anchored, float(size), limit)
+        re2_from = _re2_from(plan, anchored, float(size * _UTF8_MAX), limit)
+        if re2_from_ascii == NEVER and (cap + 1) * size > CAP_BUDGET:
+            # RE2's worst case is never the smaller, nor within the budget
+            # beyond the cap: the pattern is Python's re's alone.
+            re2, needs, limit, size = None, 0, cap, 0
+    if re2_from == NEVER and cap < LOG_BELOW:
         logger.warning(
             "matches %r: values of more than %d characters never match it (%s);"
             " see docs/faq.md",
@@ -763,4 +872,34 @@ def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
             if use_re2 and re2_available()
             else "aioflags[re2] would lift this",
         )
-    return Matcher(pattern, compiled.search, limit=limit, cap=cap, re2=re2, needs=needs)
+    return Matcher(
+        pattern,
+        compiled.search,
+        limit=limit,
+        cap=cap,
+        re2=re2,
+        needs=needs,
+        re2_from=re2_from,
+        re2_from_ascii=re2_from_ascii,
+        re2_size=size,
+    )
+
+
+#: Every matcher something holds (a compiled flag, a store's patterns): the
+#: one :func:`matcher_for` gives, however many patterns the LRU cache of
+#: :func:`compile_pattern` has seen since.
+_live: weakref.WeakValueDictionary[str, Matcher] = weakref.WeakValueDictionary()
+
+
+def matcher_for(pattern: str) -> Matcher | None:
+    """The matcher of ``pattern``, one object for every clause and store holding it.
+
+    Compiles only a pattern that nothing holds (and that the cache has
+    lost): flag data's patterns are compiled when the data arrives.
+    """
+    found = _live.get(pattern)
+    if found is None:
+        found = compile_pattern(pattern)
+        if found is not None:
+            _live[pattern] = found
+    return found
