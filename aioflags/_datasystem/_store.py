@@ -43,7 +43,6 @@ from aioflags._evaluation._model import (
     flag_tombstone,
     segment_tombstone,
 )
-from aioflags._evaluation._regex import re2_available
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._datatypes import (
@@ -54,6 +53,7 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
+from ._patterns import compile_patterns
 from ._payloads import object_meta
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from aioflags._analytics._processor import EventProcessor
     from aioflags._client._hooks import HookRunner
     from aioflags._evaluation._evaluate import Matcher
+    from aioflags._evaluation._regex import Matcher as Pattern
 
     from ._datatypes import Change, RawPut
     from ._stores._bigsegments import BigSegments
@@ -336,6 +337,7 @@ class Store:
     __slots__ = (
         "_dependents",
         "_frozen",
+        "_patterns",
         "_selector",
         "_uses",
         "_wake",
@@ -349,7 +351,6 @@ class Store:
         "freeze_gc",
         "gate",
         "hooks",
-        "needs_regex",
         "snapshot",
     )
 
@@ -359,11 +360,11 @@ class Store:
         self.gate: EvaluationGate | None = None
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
-        #: Whether the last full transfer may hold a ``matches`` clause:
-        #: :meth:`apply` then loads the regular-expression engine (RE2, an
-        #: import of 5-15 ms) on a worker thread before it returns, so that
-        #: compiling on first use never imports anything on the event loop.
-        self.needs_regex = False
+        #: The compiled ``matches`` patterns of the data (by pattern): made
+        #: on a worker thread before a change set is installed (see
+        #: ``_patterns.py``), held so that compiling a flag on its first
+        #: evaluation finds them. A full transfer replaces them; a delta adds.
+        self._patterns: Mapping[str, Pattern | None] = {}
         #: How many flags the snapshot holds that are not deleted (kept as
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
@@ -460,6 +461,11 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
+        if change_set._items:  # its patterns compiled off the event loop, first
+            patterns = await anyio.to_thread.run_sync(
+                compile_patterns, change_set._items
+            )
+            self._hold_patterns(change_set.intent, patterns)
         pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
         steps = self._steps(change_set, pacer)
         try:
@@ -470,15 +476,14 @@ class Store:
             changed: frozenset[str] = done.value
         finally:
             pacer.close()
-        if self.needs_regex:
-            self.needs_regex = False
-            await anyio.to_thread.run_sync(re2_available)
         if self._wake is not None:
             self._wake.set()
         return changed
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
+        if change_set._items:
+            self._hold_patterns(change_set.intent, compile_patterns(change_set._items))
         pacer = Pacer()
         steps = self._steps(change_set, pacer)
         try:
@@ -492,6 +497,14 @@ class Store:
         return changed
 
     # ---------------------------------------------------------------- apply
+    def _hold_patterns(
+        self, intent: IntentCode, patterns: Mapping[str, Pattern | None]
+    ) -> None:
+        if intent is IntentCode.TRANSFER_FULL:
+            self._patterns = patterns
+        elif patterns:
+            self._patterns = {**self._patterns, **patterns}
+
     def _steps(
         self, change_set: ChangeSet, pacer: Pacer
     ) -> Generator[None, None, frozenset[str]]:
@@ -519,7 +532,6 @@ class Store:
         # 100,000 keys from a list at the end was a 10-20 ms step
         live: bool
         version: int
-        regex = False  # whether some item may have a "matches" clause
         for change in change_set._items:
             if isinstance(change, tuple):
                 # ingest's put (the common case, inline): its dependency
@@ -539,8 +551,6 @@ class Store:
                     segments[key] = change
                 if live and len(change) > 7:
                     uses[_PREFIX[kind] + key] = change[7:]
-                if not regex and '"matches"' in change[3]:
-                    regex = True  # (a string search, until the first one)
             else:
                 kind, key = change.kind, change.key
                 entry: CompiledFlag | CompiledSegment
@@ -582,7 +592,6 @@ class Store:
         self._dependents = None  # indexed when a later change set needs it
         live_keys = frozenset(live_flags)
         self.flag_count = len(live_keys)
-        self.needs_regex = regex
         self._install(FlagTable(entries), SegmentTable(segments), change_set.selector)
         if initial:  # every live flag is new: no need to walk the dependents
             return live_keys

@@ -1,0 +1,158 @@
+"""``matches`` patterns compiled when data arrives, off the loop (aioflags/_datasystem/_patterns.py)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from aioflags import Context
+from aioflags._core._json import RAW_OBJECT
+from aioflags._datasystem._datatypes import ChangeKind, ChangeSet, IntentCode
+from aioflags._datasystem._patterns import compile_patterns, patterns_in
+from aioflags._datasystem._payloads import parse_fdv2_poll_text
+from aioflags._datasystem._store import Store
+from aioflags._evaluation import _regex
+from aioflags._evaluation._regex import MAX_PATTERN_LENGTH, Matcher, compile_pattern
+from tests.flags import match_flag
+from tests.test_ingest import poll_body
+from tests.test_store import delete, put
+
+
+def big(tag: str) -> str:
+    """An alternation of emails as long as a pattern may be (some 50 ms to compile)."""
+    emails = "|".join(f"user{i}@big\\.example" for i in range(300))
+    body = f"|{tag})$"
+    return ("^(" + emails)[: MAX_PATTERN_LENGTH - len(body)] + body
+
+
+def matches(*patterns: str, key: str = "f") -> dict[str, Any]:
+    return match_flag(
+        {"attribute": "email", "op": "matches", "values": list(patterns)}, key=key
+    )
+
+
+def segment(key: str, pattern: str) -> dict[str, Any]:
+    clause = {"attribute": "email", "op": "matches", "values": [pattern]}
+    return {
+        "key": key,
+        "version": 1,
+        "rules": [{"id": "r", "clauses": [clause]}],
+        "salt": "s",
+    }
+
+
+@pytest.fixture
+def compiled_on(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Each pattern ``compile_pattern`` compiles, with the thread it ran on."""
+    seen: list[tuple[str, int]] = []
+    real = _regex.compile_pattern
+
+    def spy(pattern: str) -> Matcher | None:
+        seen.append((pattern, threading.get_ident()))
+        return real(pattern)
+
+    monkeypatch.setattr(_regex, "compile_pattern", spy)
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_patterns_are_compiled_off_the_loop_before_any_evaluation(
+    compiled_on: list[tuple[str, int]],
+) -> None:
+    """Ingest's path: the patterns of flags and segments, on a worker thread."""
+    flag_pattern, segment_pattern = big("off-loop"), "off-loop-segment$"
+    assert len(flag_pattern) == MAX_PATTERN_LENGTH
+    body = poll_body(
+        {
+            "f": matches(flag_pattern),
+            "plain": match_flag(
+                {"attribute": "key", "op": "in", "values": ["u"]}, key="plain"
+            ),
+        },
+        {"s": segment("s", segment_pattern)},
+    )
+    store = Store()
+    await store.apply(await parse_fdv2_poll_text(body))
+    loop = threading.get_ident()
+    assert {p for p, _ in compiled_on} == {flag_pattern, segment_pattern}
+    assert all(thread != loop for _, thread in compiled_on)
+    held = store._patterns[flag_pattern]
+    assert isinstance(held, Matcher) and held.pattern == flag_pattern
+    compiled_on.clear()
+    ctx = Context.create("u", attributes={"email": "off-loop"})
+    assert store.snapshot.variation("f", ctx, None) is True
+    assert compiled_on == []  # the flag's first evaluation compiled nothing
+
+
+@pytest.mark.asyncio
+async def test_the_store_holds_its_patterns_whatever_the_cache_forgets(
+    compiled_on: list[tuple[str, int]],
+) -> None:
+    pattern = "^held-by-the-store-(x+)+$"
+    store = Store()
+    await store.apply(await parse_fdv2_poll_text(poll_body({"f": matches(pattern)})))
+    compile_pattern.cache_clear()  # 1024 other patterns since, say
+    compiled_on.clear()
+    ctx = Context.create("u", attributes={"email": "held-by-the-store-xx"})
+    assert store.snapshot.variation("f", ctx, None) is True
+    assert compiled_on == []
+
+
+@pytest.mark.asyncio
+async def test_a_delta_adds_patterns_and_a_full_transfer_replaces_them() -> None:
+    store = Store()
+    await store.apply(await parse_fdv2_poll_text(poll_body({"f": matches("^one$")})))
+    changes = (put("g", matches("^two$", key="g")),)
+    await store.apply(ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=changes))
+    assert set(store._patterns) == {"^one$", "^two$"}
+    await store.apply(
+        await parse_fdv2_poll_text(poll_body({"h": matches("^three$", key="h")}))
+    )
+    assert set(store._patterns) == {"^three$"}
+
+
+def test_the_sync_apply_compiles_them_too() -> None:
+    store = Store()
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=(put("f", matches("^sync-apply$")), delete("gone", 2)),
+        )
+    )
+    assert isinstance(store._patterns["^sync-apply$"], Matcher)
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (matches("a", "b", "a"), ["a", "b", "a"]),
+        (segment("s", "c"), ["c"]),
+        (
+            {"rules": [{"clauses": [{"op": "matches", "values": ["d", 1, None]}]}]},
+            ["d"],
+        ),
+        ({"rules": [{"clauses": [{"op": "in", "values": ["e"]}]}]}, []),
+        ({"rules": "no"}, []),
+        ({"rules": ["no", {"clauses": "no"}, {"clauses": ["no"]}]}, []),
+        ({"rules": [{"clauses": [{"op": "matches", "values": "no"}]}]}, []),
+        ("not an object", []),
+    ],
+)
+def test_patterns_are_read_from_rules_whatever_their_shape(
+    obj: Any, expected: list[str]
+) -> None:
+    assert list(patterns_in(obj)) == expected
+
+
+def test_deletes_and_texts_without_the_operator_are_skipped() -> None:
+    escaped = '{"rules": [{"clauses": [{"op": "m\\u0061tches", "values": ["esc"]}]}]}'
+    items: list[Any] = [
+        ("flag", "a", 1, '{"key": "a"}', RAW_OBJECT, 1, False),
+        ("flag", "b", 2, '{"op": "matches"}', RAW_OBJECT, 2, True),  # deleted
+        ("flag", "c", 1, escaped, RAW_OBJECT, 1, False),
+        delete("d", 3),
+    ]
+    assert list(compile_patterns(items)) == ["esc"]
+    assert delete("d", 3).action is ChangeKind.DELETE
