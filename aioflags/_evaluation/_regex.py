@@ -854,14 +854,17 @@ def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
     re2_from = re2_from_ascii = NEVER
     size = 0
     if re2 is not None:
-        limit = min(cap, _limit(plan, anchored, FAST_BUDGET))
         size = int(re2.programsize)
-        re2_from_ascii = _re2_from(plan, anchored, float(size), limit)
-        re2_from = _re2_from(plan, anchored, float(size * _UTF8_MAX), limit)
+        re2_from_ascii = _re2_from(plan, anchored, float(size), 0)
         if re2_from_ascii == NEVER and (cap + 1) * size > CAP_BUDGET:
             # RE2's worst case is never the smaller, nor within the budget
             # beyond the cap: the pattern is Python's re's alone.
-            re2, needs, limit, size = None, 0, cap, 0
+            re2, needs, size = None, 0, 0
+        else:
+            limit = min(cap, _limit(plan, anchored, FAST_BUDGET))
+            if re2_from_ascii != NEVER:  # (up to 4 bytes a character: not sooner)
+                per_char = float(size * _UTF8_MAX)
+                re2_from = _re2_from(plan, anchored, per_char, re2_from_ascii - 1)
     if re2_from == NEVER and cap < LOG_BELOW:
         logger.warning(
             "matches %r: values of more than %d characters never match it (%s);"
