@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._core",),
     ("aioflags._evaluation",),
     ("aioflags._datasystem._datatypes",),
-    ("aioflags._datasystem._payloads",),
+    ("aioflags._datasystem._payloads", "aioflags._datasystem._patterns"),
     ("aioflags._datasystem._context",),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
     ("aioflags._datasystem._store",),
