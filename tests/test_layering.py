@@ -123,7 +123,14 @@ def _dynamic_imports(path: Path) -> list[str]:
                 if isinstance(func, ast.Attribute)
                 else getattr(func, "id", "")
             )
-            if name in ("import_module", "__import__"):
+            named = (
+                node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and not node.args[0].value.startswith("aioflags")
+            )
+            if name in ("import_module", "__import__") and not named:
+                # (a literal outside aioflags, e.g. "re._parser", hides no edge)
                 calls.append(ast.unparse(node))
     return calls
 

@@ -20,20 +20,22 @@ from hypothesis import strategies as st
 from aioflags import Context
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags._evaluation._codegen import MAX_CLAUSES
+from aioflags._evaluation._re2syntax import (
+    Needs,
+    Untranslatable,
+    _ascii_folds,
+    _literal,
+    translate,
+)
 from aioflags._evaluation._regex import (
     CAP_BUDGET,
     FAST_BUDGET,
     MAX_PATTERN_LENGTH,
     Matcher,
-    Needs,
     Route,
-    Untranslatable,
-    _ascii_folds,
-    _literal,
     backtracking_work,
     compile_pattern,
     re2_available,
-    translate,
 )
 from tests.flags import match_flag
 from tests.reference import Case, compare

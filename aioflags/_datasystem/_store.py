@@ -462,8 +462,10 @@ class Store:
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
         if change_set._items:  # its patterns compiled off the event loop, first
+            # (Abandoned if cancelled, as parsing is: a payload of many long
+            # patterns must not hold up a shutdown.)
             patterns = await anyio.to_thread.run_sync(
-                compile_patterns, change_set._items
+                compile_patterns, change_set._items, abandon_on_cancel=True
             )
             self._hold_patterns(change_set.intent, patterns)
         pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
