@@ -282,13 +282,15 @@ class EventProcessor:
         await self._post_diagnostic(diagnostics.init_event(recorder._now()))
         while True:
             await self._clock.sleep(self._config.diagnostic_recording_interval)
+            with recorder.lock:  # threads count these as they record
+                dropped, deduplicated = recorder.dropped, recorder.deduplicated
+                recorder.dropped = recorder.deduplicated = 0
             event = diagnostics.periodic_event(
                 recorder._now(),
-                dropped=recorder.dropped,
-                deduplicated=recorder.deduplicated,
+                dropped=dropped,
+                deduplicated=deduplicated,
                 last_batch=self._last_batch,
             )
-            recorder.dropped = recorder.deduplicated = 0
             await self._post_diagnostic(event)
 
     # --------------------------------------------------------------- delivery

@@ -494,12 +494,11 @@ class FlagSnapshot:
             events.unknown(key, context, default, _NOT_FOUND)
             return _NOT_FOUND if flag is not None else _unknown_flag(key)
         result = flag.constant
+        recorded: Recorded | None = None
         if result is None:
             if flag.prerequisites:
-                recorded: Recorded = []
+                recorded = []
                 result = evaluate(self._matcher, flag, context, recorded)
-                for pflag, presult, parent in recorded:
-                    events.evaluation(pflag, context, presult, None, detail, parent)
             else:
                 result = evaluate(self._matcher, flag, context)
         if (
@@ -514,7 +513,19 @@ class FlagSnapshot:
                 result = _WRONG_TYPE
             elif value is not result.value:
                 result = result.with_value(value)
-        events.evaluation(flag, context, result, default, detail)
+        # One hold of the recorder's lock for the prerequisites' records and
+        # the flag's (acquire() and release() cost half what `with` does).
+        lock = events.lock
+        lock.acquire()
+        try:
+            if recorded:
+                for pflag, presult, parent in recorded:
+                    events.evaluation_locked(
+                        pflag, context, presult, None, detail, parent
+                    )
+            events.evaluation_locked(flag, context, result, default, detail)
+        finally:
+            lock.release()
         return result
 
     # --------------------------------------------------------------- untyped
@@ -553,19 +564,26 @@ class FlagSnapshot:
             # Analytics events: Recorder.evaluation()'s common case inlined
             # for the hottest method (count it in the summary; nothing else
             # to do for this flag and context); the other methods call it.
-            counter = events.counters.get(flag)
-            if (
-                counter is None
-                or counter.tracked
-                or result.experiment
-                or context is not events.last
-                or context._kind != counter.kind
-            ):
-                events.evaluation(flag, context, result, default, False)
-            elif result.variation_index is None:
-                counter.none += 1
-            else:
-                counter.counts[result.variation_index] += 1
+            # Under the recorder's lock, as every count (threads evaluate);
+            # acquire() and release(), which cost half what `with` does.
+            lock = events.lock
+            lock.acquire()
+            try:
+                counter = events.counters.get(flag)
+                if (
+                    counter is None
+                    or counter.tracked
+                    or result.experiment
+                    or context is not events.last
+                    or context._kind != counter.kind
+                ):
+                    events.evaluation_locked(flag, context, result, default, False)
+                elif result.variation_index is None:
+                    counter.none += 1
+                else:
+                    counter.counts[result.variation_index] += 1
+            finally:
+                lock.release()
         return default if result.variation_index is None else result.value
 
     def variation_detail(
