@@ -259,6 +259,28 @@ async def test_a_context_is_indexed_once_per_window() -> None:
     ]
 
 
+async def test_contexts_are_forgotten_on_their_own_schedule_when_it_is_shorter() -> (
+    None
+):
+    """``context_keys_flush_interval`` below ``flush_interval`` is not rounded up."""
+    options: dict[str, Any] = {
+        "flush_interval": 60.0,
+        "context_keys_flush_interval": 2.0,
+    }
+    async with running({"f": flag()}, **options) as (server, client, clock):
+        await client.variation("f", USER, False)
+        await clock.advance(2.0)  # the ticker forgets the contexts
+        await client.variation("f", USER, False)
+        await clock.advance(2.0)
+        await client.variation("f", USER, False)
+        await client.variation("f", USER, False)  # seen in this window
+        assert server.event_payloads == []
+        await clock.advance(56.0)  # and flushes on its own schedule
+        events = await server.wait_for_payloads()
+    assert len(server.event_payloads) == 1
+    assert [e["kind"] for e in events[0]] == ["index", "index", "index", "summary"]
+
+
 async def test_context_keys_capacity_bounds_the_memory() -> None:
     async with running({"f": flag()}, context_keys_capacity=2) as (server, client, _):
         for key in ("a", "b", "c", "a"):  # "a" was forgotten to make room for "c"

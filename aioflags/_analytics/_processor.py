@@ -250,15 +250,25 @@ class EventProcessor:
 
     # ------------------------------------------------------------------ tasks
     async def _ticker(self) -> None:
+        """Flush every ``flush_interval``; forget contexts every ``context_keys_...``.
+
+        Two deadlines, each on its own schedule: the ticker sleeps until the
+        earlier one (either interval may be the shorter).
+        """
         config = self._config
         clock = self._clock
-        forget_at = clock.now() + config.context_keys_flush_interval
+        now = clock.now()
+        flush_at = now + config.flush_interval
+        forget_at = now + config.context_keys_flush_interval
         while True:
-            await clock.sleep(config.flush_interval)
-            if clock.now() >= forget_at:
+            await clock.sleep(min(flush_at, forget_at) - now)
+            now = clock.now()
+            if now >= forget_at:
                 self.recorder.reset_context_keys()
-                forget_at = clock.now() + config.context_keys_flush_interval
-            self._wake.set()
+                forget_at = now + config.context_keys_flush_interval
+            if now >= flush_at:
+                flush_at = now + config.flush_interval
+                self._wake.set()
 
     async def _sender(self) -> None:
         while True:
