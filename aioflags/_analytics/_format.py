@@ -142,7 +142,8 @@ class EventFormatter:
             event["reason"] = dict(result.reason)
         return event
 
-    def _record(self, record: Record) -> JSONObject | None:
+    def record(self, record: Record) -> JSONObject | None:
+        """One buffered record as its event; ``None`` if omitted (all anonymous)."""
         kind = record[0]
         if kind in (FEATURE, DEBUG):
             return self._evaluation(record)
@@ -213,17 +214,22 @@ class EventFormatter:
 
     def events(self, batch: Batch) -> list[JSONObject]:
         """Every buffered event, in order, then the summary (if anything was counted)."""
-        out = [e for e in map(self._record, batch.records) if e is not None]
-        if batch.counters:
-            out.append(
-                {
-                    "kind": "summary",
-                    "startDate": batch.start_ms,
-                    "endDate": batch.end_ms,
-                    "features": _features(batch.counters),
-                }
-            )
+        out = [e for e in map(self.record, batch.records) if e is not None]
+        summary = self.summary(batch)
+        if summary is not None:
+            out.append(summary)
         return out
+
+    def summary(self, batch: Batch) -> JSONObject | None:
+        """The batch's summary event (``None`` if nothing was counted)."""
+        if not batch.counters:
+            return None
+        return {
+            "kind": "summary",
+            "startDate": batch.start_ms,
+            "endDate": batch.end_ms,
+            "features": _features(batch.counters),
+        }
 
 
 def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
