@@ -10,8 +10,9 @@ Redis in either direction. It needs the extra ``aioflags[redis]``
     # read-write: stream from the flag service, write every change to Redis
     aioflags.Config("sdk-key", data_system=aioflags.DataSystem.default(store=store))
 
-    # daemon mode: flags only from Redis, never from the network
-    aioflags.Config(data_system=aioflags.DataSystem.daemon(store))
+    # daemon mode: flags only from Redis, never from the flag service (the
+    # key is for analytics events: without it none are sent, with a warning)
+    aioflags.Config("sdk-key", data_system=aioflags.DataSystem.daemon(store))
 
 Big segments: ``RedisBigSegmentStore`` reads the memberships LaunchDarkly's
 Relay Proxy writes, for ``aioflags.BigSegmentsConfig(store=...)``; implement

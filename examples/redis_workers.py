@@ -47,9 +47,14 @@ async def main(url: str) -> None:
             say(f"1. writer: {writer.status.name}, streaming and writing to Redis")
             workers = []
             for _ in range(3):
-                # Daemon mode: no SDK key, no network; flags only from Redis.
+                # Daemon mode: flags only from Redis. The SDK key is for
+                # analytics events (without it none are sent, with a warning).
                 worker = aioflags.Client(
-                    aioflags.Config(data_system=aioflags.DataSystem.daemon(store))
+                    aioflags.Config(
+                        "sdk-key",
+                        events_uri=server.url,
+                        data_system=aioflags.DataSystem.daemon(store),
+                    )
                 )
                 workers.append(await stack.enter_async_context(worker))
             for n, worker in enumerate(workers):

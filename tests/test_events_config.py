@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 import aioflags
+import aioflags.sources
 from aioflags import Config, ConfigurationError, DataSystem
+from aioflags._datasystem._payloads import fdv1_full
 from aioflags.testing import FlagData
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from tests.redis_server import RedisServer
 
 
 def test_defaults_are_launchdarkly_s() -> None:
@@ -94,3 +103,92 @@ def test_a_custom_source_without_a_key_sends_no_events() -> None:
     assert not Config(
         data_system=DataSystem.custom(synchronizers=[source])
     ).events_enabled
+
+
+# ------------------------------------------------- events off for want of a key
+NO_KEY = "Analytics events are off: no sdk_key is configured"
+
+
+def in_memory() -> DataSystem:
+    """A data system with one source that is not local (as a flag service is)."""
+
+    async def initializer(
+        ctx: aioflags.SourceContext,
+    ) -> AsyncGenerator[aioflags.sources.Basis, None]:
+        yield aioflags.sources.Basis(change_set=fdv1_full({"flags": {}}))
+
+    return DataSystem.custom(initializers=[initializer])
+
+
+def warnings_about_the_key(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.events" and r.getMessage().startswith(NO_KEY)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_events_off_only_for_want_of_a_key_are_warned_about_once_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = aioflags.Context.create("u")
+    async with aioflags.Client(Config(data_system=in_memory())) as client:
+        assert warnings_about_the_key(caplog) == [
+            NO_KEY + ". Flags are served, but LaunchDarkly receives no evaluations, "
+            "experiment data or track() events. Pass the SDK key to Config to send "
+            "them, or send_events=False to turn them off without this warning"
+        ]
+        for _ in range(3):
+            await client.variation("f", user, False)
+        client.track("clicked", user)
+    (record,) = [r for r in caplog.records if r.getMessage().startswith(NO_KEY)]
+    assert record.levelname == "WARNING"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "config",
+    [
+        Config(
+            "k",
+            data_system=in_memory(),
+            events_uri="http://127.0.0.1:9",
+            diagnostic_opt_out=True,
+        ),
+        Config(data_system=in_memory(), send_events=False),
+        Config(data_system=FlagData().data_system()),
+        Config(offline=True),
+    ],
+    ids=["with-a-key", "send_events-off", "local-source", "offline"],
+)
+async def test_no_warning_when_events_are_on_or_off_on_purpose(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with aioflags.Client(config):
+        pass
+    assert warnings_about_the_key(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_daemon_mode_without_a_key_warns_that_events_are_off(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aioflags.stores import RedisStore
+
+    store = RedisStore(url=redis_server.url)
+    config = Config(data_system=DataSystem.daemon(store), ready_timeout=0)
+    async with aioflags.Client(config):
+        assert len(warnings_about_the_key(caplog)) == 1
+    caplog.clear()
+    keyed = Config(
+        "k",
+        data_system=DataSystem.daemon(store),
+        ready_timeout=0,
+        events_uri="http://127.0.0.1:9",
+        diagnostic_opt_out=True,
+    )
+    assert keyed.events_enabled
+    async with aioflags.Client(keyed):
+        pass
+    assert warnings_about_the_key(caplog) == []

@@ -91,6 +91,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 logger = logging.getLogger("aioflags")
+events_logger = logging.getLogger("aioflags.events")
 _CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
 #: Seconds a handler that called aclose() may run on while the client stops.
 _HANDLER_BOUND: Final = 2.0
@@ -446,6 +447,15 @@ class Client:
                 self._config, None, store, self._clock, self._random
             )
             store.attach_events(run.events)
+        elif self._config.sdk_key is None and self._config._events_wanted():
+            # Daemon mode needs no key for flags, but LaunchDarkly needs one to
+            # receive events: say so, or every flag looks "never evaluated".
+            events_logger.warning(
+                "Analytics events are off: no sdk_key is configured. Flags are "
+                "served, but LaunchDarkly receives no evaluations, experiment "
+                "data or track() events. Pass the SDK key to Config to send "
+                "them, or send_events=False to turn them off without this warning"
+            )
         self._attach_gate(store)
         self._run = run
         self._store = store

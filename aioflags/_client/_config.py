@@ -149,7 +149,9 @@ class Config(Frozen):
             ``identify``) to ``events_uri``. They are never sent when
             ``offline``, without an ``sdk_key``, or with a data system that
             needs none (``DataSystem.file``, ``FlagData.data_system()``): see
-            :attr:`events_enabled`. Added in version 0.1.0.
+            :attr:`events_enabled`. When the missing ``sdk_key`` is the only
+            reason (daemon mode), the client logs a warning at start.
+            Added in version 0.1.0.
         events_uri: the event recorder (``/bulk`` and ``/diagnostic``).
         events_capacity: how many events (not counting the summary) are
             buffered between flushes; more are dropped, with one warning.
@@ -515,12 +517,15 @@ class Config(Frozen):
 
         Added in version 0.1.0.
         """
+        return self.sdk_key is not None and self._events_wanted()
+
+    def _events_wanted(self) -> bool:
+        """Whether events would be sent given an SDK key (the client warns if none)."""
         from aioflags._datasystem._config import is_local
 
         return (
             self.send_events
             and not self.offline
-            and self.sdk_key is not None
             and not (self.data_system is not None and is_local(self.data_system))
         )
 

@@ -188,7 +188,9 @@ class DataSystem(Frozen):
         client in read-write mode) keeps the store current. The whole store is
         read into memory and read again when its ``cache_ttl`` expires (once
         only with an infinite TTL); evaluation never waits on the store. The
-        store is never written.
+        store is never written. Flags need no SDK key here, but analytics
+        events do: give ``Config`` the key (without it the client sends no
+        events and warns at start), or ``send_events=False``.
 
         Added in version 0.1.0.
         """
