@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import random
+from typing import cast
 
 import httpx
 import pytest
@@ -10,10 +12,12 @@ import pytest
 from aioflags import Config, Context, DataSystem
 from aioflags._analytics._diagnostics import Diagnostics
 from aioflags._analytics._format import EventFormatter
-from aioflags._analytics._processor import _server_time
+from aioflags._analytics._processor import EventProcessor, _server_time
 from aioflags._analytics._recorder import Recorder
-from aioflags._datasystem._store import snapshot_from_data
+from aioflags._datasystem._payloads import fdv1_full
+from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._snapshot import FlagSnapshot
+from aioflags.testing import FakeClock
 from tests.analytics import flag
 
 USER = Context.create("u1")
@@ -155,3 +159,35 @@ def test_diagnostic_init_says_whether_streaming_is_off(
     assert event["configuration"]["streamingDisabled"] is disabled
     assert event["id"]["sdkKeySuffix"] == "123456"
     assert event["creationDate"] == 5
+
+
+def test_identical_full_transfers_give_one_row_per_version_and_variation() -> None:
+    """Issue 42: a full transfer makes new flag objects; the rows stay one per
+    (version, variation), and one default row per version."""
+    processor = EventProcessor(
+        Config("k"),
+        None,
+        cast(Store, None),  # only its recorder is used
+        FakeClock(),
+        random.Random(0),
+        now_ms=lambda: 1000,
+    )
+    data = {
+        "flags": {
+            "on": {**flag(), "key": "on", "version": 4},
+            "off": {**flag(on=False, offVariation=None), "key": "off", "version": 2},
+        },
+        "segments": {},
+    }
+    store = Store()
+    store.attach_events(processor)
+    for _ in range(2):  # the same data twice, as a stream reconnect would send it
+        store.apply_now(fdv1_full(copy.deepcopy(data)))
+        for method in ("variation", "variation_detail", "bool_variation"):
+            getattr(store.snapshot, method)("on", USER, False)
+            getattr(store.snapshot, method)("off", USER, False)
+    features = summary(processor.recorder)
+    assert features["on"]["counters"] == [
+        {"variation": 0, "version": 4, "value": True, "count": 6}
+    ]
+    assert features["off"]["counters"] == [{"version": 2, "value": False, "count": 6}]

@@ -233,7 +233,16 @@ class EventFormatter:
 
 
 def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
+    """The summary's ``features``: one row per (version, variation) of each flag.
+
+    A flag may have several counters for one version: each full transfer
+    makes new flag objects, unchanged or not (issue 42). Their counts are
+    summed into one row per variation served and one default row per
+    version (``version`` None: the flag was unknown).
+    """
     features: dict[str, JSONObject] = {}
+    rows: dict[str, dict[tuple[int | None, int | None], JSONObject]] = {}
+    totals: dict[tuple[str, int | None, int | None], int] = {}
     for key, counter in counters:
         entry = features.get(key)
         if entry is None:
@@ -242,26 +251,36 @@ def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
                 "contextKinds": [],
                 "counters": [],
             }
+            rows[key] = {}
         kinds: list[JSONValue] = entry["contextKinds"]
         kinds.extend(k for k in sorted(counter.kinds) if k not in kinds)
-        rows: list[JSONValue] = entry["counters"]
+        flag_rows = rows[key]
         flag = counter.flag
+        version = None if flag is None else flag.version
         for index, count in enumerate(counter.counts):
             if count:
                 assert flag is not None
-                rows.append(
-                    {
+                if (version, index) not in flag_rows:
+                    flag_rows[version, index] = {
                         "variation": index,
-                        "version": flag.version,
+                        "version": version,
                         "value": flag.variations[index],
-                        "count": count,
                     }
+                totals[key, version, index] = (
+                    totals.get((key, version, index), 0) + count
                 )
         if counter.none:
-            row: JSONObject = (
-                {"unknown": True} if flag is None else {"version": flag.version}
+            if (version, None) not in flag_rows:
+                row: JSONObject = (
+                    {"unknown": True} if flag is None else {"version": version}
+                )
+                row["value"] = counter.default
+                flag_rows[version, None] = row
+            totals[key, version, None] = (
+                totals.get((key, version, None), 0) + counter.none
             )
-            row["value"] = counter.default
-            row["count"] = counter.none
-            rows.append(row)
+    for key, flag_rows in rows.items():
+        for (row_version, row_index), row in flag_rows.items():
+            row["count"] = totals[key, row_version, row_index]
+        features[key]["counters"] = list(flag_rows.values())
     return features

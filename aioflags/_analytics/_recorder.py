@@ -156,7 +156,9 @@ class Recorder:
         #: once); the snapshot's hot path holds it while it counts.
         self.lock = threading.Lock()
         self._outbox: list[Record] = []
-        #: The summary of this flush window, by flag version. The snapshot's
+        #: The summary of this flush window, by flag object (a full transfer
+        #: makes new objects for unchanged versions: ``_format._features``
+        #: merges their rows by version and variation). The snapshot's
         #: hot path counts into it directly, holding :attr:`lock`, when
         #: :meth:`evaluation_locked` would do nothing else
         #: (``FlagSnapshot.variation``).
