@@ -8,9 +8,13 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from aioflags import Config, Context
+from anyio.from_thread import start_blocking_portal
+
+from aioflags import Config, Context, DataSystem
 from aioflags._analytics._recorder import Recorder
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags.blocking import Client
+from aioflags.testing import FlagData, FlagServer
 from tests.analytics import flag
 
 if TYPE_CHECKING:
@@ -100,3 +104,61 @@ def test_summary_counts_are_exact_with_threads_flag_changes_and_flushes() -> Non
         "tracked": total,
         "missing": total,
     }
+
+
+def test_a_blocking_client_sends_a_count_of_every_evaluation() -> None:
+    """The same through ``blocking.Client``: threads evaluate while the flag
+    changes on the flag service and flushes post summaries to it, ten times."""
+    threads, changes = 6, 10
+    data = FlagData()
+    data.update(data.flag("f").variations("a", "b").fallthrough("a"))
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(FlagServer()) as server,
+    ):
+        portal.call(data.attach, server)
+        config = Config(
+            "sdk-key",
+            base_uri=server.url,
+            stream_uri=server.url,
+            events_uri=server.url,
+            data_system=DataSystem.streaming(),
+            diagnostic_opt_out=True,
+            flush_interval=3600.0,  # flushes are this test's
+        )
+        ready, stop = threading.Barrier(threads + 1), threading.Event()
+
+        def evaluate(n: int) -> int:
+            context = Context.create(f"user-{n}")
+            evaluated = 0
+            ready.wait(BOUND)
+            while not stop.is_set():
+                client.variation("f", context, "default")
+                client.string_variation_detail("f", context, "default")
+                evaluated += 2
+            return evaluated
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            with (
+                Client(config) as client,
+                concurrent.futures.ThreadPoolExecutor(threads) as pool,
+            ):
+                done = [pool.submit(evaluate, n) for n in range(threads)]
+                ready.wait(BOUND)
+                for change in range(changes):
+                    client.flush(timeout=BOUND)
+                    portal.call(data.set_value, "f", f"v{change}")
+                stop.set()
+                evaluated = sum(future.result(BOUND) for future in done)
+        finally:
+            sys.setswitchinterval(interval)
+        # Closing the client flushed the rest.
+        summaries = server.events_of("summary")
+    counted = sum(
+        row["count"]
+        for summary in summaries
+        for row in summary["features"]["f"]["counters"]
+    )
+    assert counted == evaluated
