@@ -162,3 +162,40 @@ def test_a_blocking_client_sends_a_count_of_every_evaluation() -> None:
         for row in summary["features"]["f"]["counters"]
     )
     assert counted == evaluated
+
+
+def test_a_log_handler_that_evaluates_under_the_full_buffer_warning() -> None:
+    """The "buffer full" warning is logged under the recorder's lock: re-entrant.
+
+    An application's log handler that evaluates a flag (a flag-gated log
+    filter, say) runs on the same thread while the lock is held; with a
+    plain lock that evaluation would wait for itself for ever.
+    """
+    import logging
+
+    rec = Recorder(Config("k", events_capacity=1), random.Random(0))
+    snapshot = next(versions(rec))
+    context = Context.create("u")
+    seen: list[object] = []
+
+    class Evaluating(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "buffer is full" in record.getMessage():
+                # A plain lock would make the evaluation below wait for
+                # ever: fail instead, after a second.
+                if rec.lock.acquire(timeout=1):
+                    rec.lock.release()
+                    seen.append(snapshot.variation("plain", context, False))
+                else:
+                    seen.append("the lock is not re-entrant")
+
+    handler = Evaluating()
+    log = logging.getLogger("aioflags.events")
+    log.addHandler(handler)
+    try:
+        # Two tracked evaluations: the second finds the buffer full.
+        snapshot.variation("tracked", context, False)
+        snapshot.variation("tracked", context, False)
+    finally:
+        log.removeHandler(handler)
+    assert seen == [True]

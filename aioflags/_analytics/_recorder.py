@@ -153,8 +153,10 @@ class Recorder:
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
-        #: once); the snapshot's hot path holds it while it counts.
-        self.lock = threading.Lock()
+        #: once); the snapshot's hot path holds it while it counts. Re-entrant:
+        #: the "buffer full" warning is logged under it, and a log handler of
+        #: the application's may evaluate a flag on the same thread.
+        self.lock = threading.RLock()
         self._outbox: list[Record] = []
         #: The summary of this flush window, by flag object (a full transfer
         #: makes new objects for unchanged versions: ``_format._features``
