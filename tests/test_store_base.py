@@ -24,7 +24,7 @@ def test_a_failing_status_listener_is_logged(caplog: pytest.LogCaptureFixture) -
 
     tracker.add(broken)
     with caplog.at_level(logging.ERROR, logger="aioflags"):
-        tracker.failed(StoreFailure("down"))
+        tracker.failed(StoreFailure("down"), 0.0)
     assert "status listener failed" in caplog.text
     assert tracker.status == DataStoreStatus(available=False)
 
@@ -53,3 +53,30 @@ async def test_decoding_yields_to_the_event_loop_and_skips_bad_items(
         None,
         4,
     ]
+
+
+def test_an_outage_is_logged_when_it_begins_once_a_minute_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracker = StoreStatusTracker("memory store")
+    with caplog.at_level(logging.WARNING, logger="aioflags"):
+        for now in (0.0, 0.5, 30.0, 59.5):
+            tracker.failed(StoreFailure("down"), now)
+        assert [r.getMessage() for r in caplog.records] == [
+            "The memory store is unavailable: down"
+        ]
+        for now in (60.0, 60.5, 119.5, 120.0):
+            tracker.failed(StoreFailure("still down"), now)
+        tracker.succeeded(125.0, stale=True)
+        tracker.failed(StoreFailure("again"), 200.0, announced=True)
+        tracker.succeeded(200.5)
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        "The memory store is still unavailable after 60 s (4 more failures since "
+        "the last message): still down",
+        "The memory store is still unavailable after 120 s (3 more failures since "
+        "the last message): still down",
+        "The memory store is available again (unavailable for 125 s)",
+        # The caller reported the first failure itself (the data-source status).
+        "The memory store is available again (unavailable for 0 s)",
+    ]
+    assert tracker.status == DataStoreStatus()

@@ -60,6 +60,10 @@ class MemoryConnection:
             self.ping_failures -= 1
             raise StoreFailure("still down")
 
+    async def initialized(self) -> bool:
+        await self.ping()
+        return True
+
 
 class MemoryStore:
     def __init__(self) -> None:

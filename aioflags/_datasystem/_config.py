@@ -8,6 +8,7 @@ generator. An initializer yields :class:`Basis` results; a synchronizer yields
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, final
 
 from aioflags._core._exceptions import ConfigurationError
@@ -188,7 +189,10 @@ class DataSystem(Frozen):
         client in read-write mode) keeps the store current. The whole store is
         read into memory and read again when its ``cache_ttl`` expires (once
         only with an infinite TTL); evaluation never waits on the store. The
-        store is never written. Flags need no SDK key here, but analytics
+        store is never written. The store being the only source, there is
+        nothing to fail over to: the failover timeouts are infinite, and an
+        outage or a store that lost its data is retried every 0.5 s while the
+        data read last stays served. Flags need no SDK key here, but analytics
         events do: give ``Config`` the key (without it the client sends no
         events and warns at start), or ``send_events=False``.
 
@@ -198,7 +202,12 @@ class DataSystem(Frozen):
             raise ConfigurationError("DataSystem.daemon() needs a store")
         # No sources and a store: the supervisor runs the store as the only
         # synchronizer (stores.md: no data sources configured = daemon mode).
-        return cls(store=store, store_mode=StoreMode.READ_ONLY)
+        return cls(
+            store=store,
+            store_mode=StoreMode.READ_ONLY,
+            initializing_timeout=math.inf,
+            interrupted_timeout=math.inf,
+        )
 
     def _with_store(
         self, store: PersistentStore | None, mode: StoreMode = StoreMode.READ_WRITE

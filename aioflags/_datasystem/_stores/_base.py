@@ -46,6 +46,8 @@ logger = logging.getLogger("aioflags.datasource")
 #: An item as stored: its version and its JSON text.
 EncodedItem: TypeAlias = tuple[int, str]
 _SLICE: Final = 0.005  # seconds of JSON work between yields to the event loop
+#: Seconds between two log lines about one store outage.
+OUTAGE_LOG_INTERVAL: Final = 60.0
 
 
 class StoreFailure(Exception):
@@ -86,14 +88,31 @@ class DataStoreStatus(Frozen):
 
 
 class StoreStatusTracker:
-    """Holds a store's status, logs its transitions, calls its listeners."""
+    """Holds a store's status, logs its outages, calls its listeners.
 
-    __slots__ = ("_description", "_listeners", "status")
+    An outage is logged when it begins (WARNING), then at most once per
+    :data:`OUTAGE_LOG_INTERVAL` while it lasts (WARNING, with the number of
+    failures since the line before), and when it ends (WARNING, with its
+    length): a store that is down for ten minutes and retried every 0.5 s
+    logs a dozen lines, not 1,200. ``now`` is the caller's clock.
+    """
+
+    __slots__ = (
+        "_description",
+        "_down_since",
+        "_failures",
+        "_listeners",
+        "_logged_at",
+        "status",
+    )
 
     def __init__(self, description: str) -> None:
         self._description = description
         self._listeners: list[Callable[[DataStoreStatus], None]] = []
         self.status: DataStoreStatus = DataStoreStatus()
+        self._down_since = 0.0  # when the outage began
+        self._logged_at = 0.0  # when it was last logged
+        self._failures = 0  # failures since then
 
     def add(self, listener: Callable[[DataStoreStatus], None]) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -104,14 +123,43 @@ class StoreStatusTracker:
 
         return remove
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(
+        self, exc: BaseException, now: float, *, announced: bool = False
+    ) -> None:
+        """An operation failed; ``announced``: the caller reports it (not logged here).
+
+        Daemon mode reports an outage's first failure through the data-source
+        status, whose line the supervisor logs: it passes ``announced=True``
+        so that the failure is logged once, not twice.
+        """
         if self.status.available:
-            logger.warning("The %s is unavailable: %s", self._description, exc)
+            self._down_since = self._logged_at = now
+            self._failures = 0
+            if not announced:
+                logger.warning("The %s is unavailable: %s", self._description, exc)
+        else:
+            self._failures += 1
+            if now - self._logged_at >= OUTAGE_LOG_INTERVAL:
+                logger.warning(
+                    "The %s is still unavailable after %.0f s (%d more failures "
+                    "since the last message): %s",
+                    self._description,
+                    now - self._down_since,
+                    self._failures,
+                    exc,
+                )
+                self._logged_at = now
+                self._failures = 0
         self._set(DataStoreStatus(available=False))
 
-    def succeeded(self, *, stale: bool = False) -> None:
+    def succeeded(self, now: float, *, stale: bool = False) -> None:
+        """An operation succeeded; ``stale``: the store's data needs rewriting."""
         if not self.status.available:
-            logger.warning("The %s is available again", self._description)
+            logger.warning(
+                "The %s is available again (unavailable for %.0f s)",
+                self._description,
+                now - self._down_since,
+            )
         self._set(DataStoreStatus(available=True, stale=stale))
 
     def _set(self, status: DataStoreStatus) -> None:
@@ -166,6 +214,10 @@ class StoreConnection(Protocol):
 
     async def ping(self) -> None:
         """Check that the store answers."""
+        ...
+
+    async def initialized(self) -> bool:
+        """Whether the store holds a full data set (its "initialised" marker)."""
         ...
 
 

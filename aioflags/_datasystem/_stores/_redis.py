@@ -326,8 +326,11 @@ class _RedisConnection:
         return True
 
     async def ping(self) -> None:
+        await self.initialized()
+
+    async def initialized(self) -> bool:
         try:
-            await self._redis.exists(self._inited)
+            return bool(await self._redis.exists(self._inited))
         except self._errors as exc:
             raise self._failure("checking the store", exc) from exc
 

@@ -10,10 +10,18 @@
   asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`). After the
   first read only the items whose stored JSON changed are decoded and applied,
   so a reload of an unchanged store costs one round trip and no compiling.
+  A store that had its ``$inited`` key and lost it (``FLUSHDB``, a restart
+  without persistence, a failover to an empty replica) is not applied: the
+  data read last stays served, the status is INTERRUPTED (the client STALE,
+  then ERROR after the grace period) until a writer initialises it again.
+  Each trouble (outage, not initialised, lost) is reported once when it
+  begins, not at every retry; the status tracker logs a long outage at most
+  once a minute.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from contextlib import aclosing
@@ -114,12 +122,12 @@ async def _read_until_initialized(
             try:
                 data = await connection.load()
             except StoreFailure as exc:
-                tracker.failed(exc)
+                tracker.failed(exc, clock.now())
                 if on_demand is not None:
                     on_demand.served(number)  # tried: evaluate what there is
                 await clock.sleep(RETRY_INTERVAL)
                 continue
-            tracker.succeeded()
+            tracker.succeeded(clock.now())
             if data.initialized:
                 # Served, and read again as the cache says, until the sources
                 # deliver: the first read whole, then what changed.
@@ -179,41 +187,48 @@ async def _daemon(
 ) -> AsyncGenerator[Update, None]:
     tracker = store.status_tracker
     ttl = store.cache_ttl
-    seen: dict[tuple[ObjectKind, str], str] | None = None
-    warned = False
+    seen: dict[tuple[ObjectKind, str], str] | None = None  # what was applied last
+    inited = False  # the store has had its $inited key during this run
+    reported: _Trouble | None = None  # what the status says is wrong: once each
     async with store.connect() as connection:
         while True:
             number = on_demand.current if on_demand is not None else 0
             try:
                 data = await connection.load()
             except StoreFailure as exc:
-                tracker.failed(exc)
-                yield Update(
-                    state=SourceState.INTERRUPTED,
-                    error=_store_error(ctx, f"the {store.description}: {exc}"),
-                )
+                # An outage's first failure goes into the status (the
+                # supervisor logs it); the tracker logs the rest, rate-limited.
+                first = reported is not _Trouble.DOWN
+                tracker.failed(exc, ctx.clock.now(), announced=first)
+                if first:
+                    reported = _Trouble.DOWN
+                    yield _interrupted(ctx, f"the {store.description}: {exc}")
                 if on_demand is not None:
                     on_demand.served(number)  # tried: evaluate what there is
                 await ctx.clock.sleep(RETRY_INTERVAL)
                 continue
-            tracker.succeeded()
             items = {(kind, key): text for kind, key, text in _flat(data)}
-            if seen is None and not data.initialized and not items:
-                message = (
-                    f"the {store.description} is not initialised (no flags, "
-                    "no $inited key): waiting for a writer such as the Relay "
-                    "Proxy or an SDK in read-write mode"
-                )
-                if not warned:  # once per run, not every retry
-                    warned = True
-                    logger.warning("aioflags daemon mode: %s", message)
-                yield Update(
-                    state=SourceState.INTERRUPTED, error=_store_error(ctx, message)
-                )
+            inited = inited or data.initialized
+            # Without $inited, the items are served only if this store never
+            # had it (written that way, as Relay and SDKs may): a store that
+            # had it and lost it was flushed or restarted empty.
+            usable = data.initialized or (bool(items) and not inited)
+            tracker.succeeded(ctx.clock.now(), stale=not usable and seen is not None)
+            if not usable:
+                trouble = _Trouble.UNINITIALISED if seen is None else _Trouble.LOST
+                if reported is not trouble:
+                    reported = trouble
+                    yield _interrupted(ctx, _unusable(store, trouble))
                 if on_demand is not None:
                     on_demand.served(number)
                 await ctx.clock.sleep(RETRY_INTERVAL)
                 continue
+            if reported is _Trouble.LOST:
+                logger.info(
+                    "aioflags daemon mode: the %s is initialised again: serving it",
+                    store.description,
+                )
+            reported = None
             change_set = await _changes(seen, items)
             seen = items
             yield Update(state=SourceState.VALID, change_set=change_set)
@@ -229,6 +244,34 @@ async def _daemon(
                 )
                 await anyio.sleep_forever()
             await ctx.clock.sleep(_interval(ttl))
+
+
+def _interrupted(ctx: SourceContext, message: str) -> Update:
+    return Update(state=SourceState.INTERRUPTED, error=_store_error(ctx, message))
+
+
+class _Trouble(enum.Enum):
+    """What keeps the daemon from serving the store (reported once each time)."""
+
+    DOWN = "down"
+    UNINITIALISED = "uninitialised"
+    LOST = "lost"
+
+
+def _unusable(store: PersistentStore, trouble: _Trouble) -> str:
+    """Why the store's content is not served (uninitialised, or lost)."""
+    if trouble is _Trouble.UNINITIALISED:
+        return (
+            f"the {store.description} is not initialised (no flags, no $inited "
+            "key): waiting for a writer such as the Relay Proxy or an SDK in "
+            "read-write mode"
+        )
+    return (
+        f"the {store.description} has lost its data (its $inited key is gone: "
+        "flushed, or restarted without persistence): serving the data read "
+        "last until a writer such as the Relay Proxy or an SDK in read-write "
+        "mode initialises it again"
+    )
 
 
 async def _changes(

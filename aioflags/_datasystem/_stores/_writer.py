@@ -13,6 +13,9 @@ flips the store's status.
   and probed every 0.5 s; when it answers it is marked available but stale,
   the whole mirror is rewritten (a full init if a full transfer was ever seen,
   otherwise version-checked upserts), and the status becomes healthy.
+- A store that lost its data while the writer had nothing to write (its
+  ``$inited`` key gone: ``FLUSHDB``, a restart without persistence) is
+  noticed within 5 s (:meth:`StoreWriter.watch`) and rewritten the same way.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ _Item = tuple[ObjectKind, str, EncodedItem]
 
 #: Seconds a closing writer may spend writing what is still queued.
 DRAIN_BOUND: Final = 1.0
+#: Seconds between two checks that the store still holds the data set written.
+CHECK_INTERVAL: Final = 5.0
 
 
 class StoreWriter:
@@ -98,7 +103,7 @@ class StoreWriter:
         except Exception as exc:
             self._broken = True
             logger.exception("The aioflags store writer failed unexpectedly")
-            self._store.status_tracker.failed(exc)
+            self._store.status_tracker.failed(exc, self._clock.now())
 
     async def _loop(self, connection: StoreConnection) -> None:
         while True:
@@ -121,7 +126,7 @@ class StoreWriter:
                 await connection.upsert(upserts)
         except StoreFailure as exc:
             self._dirty = True
-            self._store.status_tracker.failed(exc)
+            self._store.status_tracker.failed(exc, self._clock.now())
             return False
         except BaseException:
             # Cancelled mid-write (the client is closing): the batch goes back
@@ -129,7 +134,7 @@ class StoreWriter:
             self._queue = batch + self._queue
             raise
         self._dirty = False
-        self._store.status_tracker.succeeded()
+        self._store.status_tracker.succeeded(self._clock.now())
         return True
 
     async def drain(self, connection: StoreConnection) -> None:
@@ -146,7 +151,7 @@ class StoreWriter:
                     return  # the store is down: nothing more can be done now
         except Exception as exc:
             logger.exception("The aioflags store writer failed unexpectedly")
-            self._store.status_tracker.failed(exc)
+            self._store.status_tracker.failed(exc, self._clock.now())
 
     async def _fold(self, batch: list[ChangeSet]) -> tuple[list[_Item], bool]:
         """Apply the batch to the mirror; return its upserts and whether it had a full."""
@@ -185,15 +190,51 @@ class StoreWriter:
             )
 
     async def _wait_available(self, connection: StoreConnection) -> None:
+        tracker = self._store.status_tracker
         while True:
             await self._clock.sleep(RETRY_INTERVAL)
             try:
                 await connection.ping()
-            except StoreFailure:
+            except StoreFailure as exc:
+                tracker.failed(exc, self._clock.now())  # counted, rate-limited
                 continue
             # Back, but missing what failed: rewrite it before calling it healthy.
-            self._store.status_tracker.succeeded(stale=True)
+            tracker.succeeded(self._clock.now(), stale=True)
             return
+
+    async def watch(self, connection: StoreConnection) -> None:
+        """Rewrite the whole data set when the store lost it (``$inited`` gone).
+
+        Runs beside :meth:`run`: every :data:`CHECK_INTERVAL` while the writer
+        is idle, once a full data set has been written, checks that the store
+        still has it. A store flushed or restarted empty, or one that does not
+        answer, is rewritten by the writer (through its outage handling if it
+        is down), so that readers in daemon mode recover even when no flag
+        changes.
+        """
+        while True:
+            await self._clock.sleep(CHECK_INTERVAL)
+            if self._broken or not (self._full_seen and self._idle.is_set()):
+                continue  # nothing written whole yet, or busy writing
+            try:
+                lost = not await connection.initialized()
+            except StoreFailure:
+                lost = False  # down: the rewrite fails and reports the outage
+            else:
+                if not lost:
+                    continue
+            # Only while idle: a write under way would clear the request.
+            if self._idle.is_set():
+                if lost:
+                    logger.warning(
+                        "The %s has lost its data (its $inited key is gone): "
+                        "writing the whole data set again",
+                        self._store.description,
+                    )
+                    self._store.status_tracker.succeeded(self._clock.now(), stale=True)
+                self._dirty = True
+                self._idle = anyio.Event()
+                self._wake.set()
 
 
 @contextlib.asynccontextmanager
@@ -209,6 +250,7 @@ async def open_writer(
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(writer.run, connection)
+                tg.start_soon(writer.watch, connection)
                 try:
                     yield writer
                 finally:
