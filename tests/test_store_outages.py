@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
+import anyio
 import pytest
 
 from aioflags import Client, Config, DataSystem, ProviderEvent, ProviderStatus
@@ -123,7 +124,8 @@ async def test_read_write_rewrites_the_whole_data_set_when_redis_is_flushed(
             written = await stored(raw)
             assert set(written["launchdarkly:features"][1]) == {"f", "g"}
             await raw.flushdb()
-            await clock.wait_for_sleeper(within=CHECK_INTERVAL)
+            with anyio.fail_after(5):
+                await clock.wait_for_sleeper(within=CHECK_INTERVAL)
             async with (
                 expect_store_status(store, DataStoreStatus(stale=True)),
                 expect_store_status(store, DataStoreStatus()),
