@@ -108,6 +108,27 @@ async def test_daemon_keeps_serving_when_redis_comes_back_empty_and_says_so_once
 
 
 @pytest.mark.asyncio
+async def test_daemon_with_the_cache_off_evaluates_the_last_data_once_redis_is_empty(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    config = Config(data_system=DataSystem.daemon(store), send_events=False)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(config, clock=FakeClock()) as client:
+            assert await client.variation("f", USER, "default") == "v1"
+            await raw.flushdb()
+            # Each evaluation reads Redis first: it finds it empty, and
+            # evaluates what was read last, at once.
+            async with expect_event(client, ProviderEvent.STALE):
+                detail = await client.variation_detail("f", USER, "default")
+            assert detail.value == "v1" and detail.error_kind is None
+            await seed(raw, {"f": flag("v2", 2)})
+            async with expect_event(client, ProviderEvent.READY):
+                assert await client.variation("f", USER, "default") == "v2"
+
+
+@pytest.mark.asyncio
 async def test_read_write_rewrites_the_whole_data_set_when_redis_is_flushed(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

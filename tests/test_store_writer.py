@@ -17,7 +17,7 @@ from aioflags._datasystem._stores._base import (
     StoreStatusTracker,
 )
 from aioflags._datasystem._stores._sources import RETRY_INTERVAL
-from aioflags._datasystem._stores._writer import open_writer
+from aioflags._datasystem._stores._writer import CHECK_INTERVAL, open_writer
 from aioflags.testing import FakeClock
 
 
@@ -34,6 +34,8 @@ class MemoryConnection:
         self.failures = 0
         self.ping_failures = 0
         self.bug: Exception | None = None
+        self.inited = True  # what initialized() answers
+        self.write_gate: anyio.Event | None = None  # holds upsert() up
 
     def _maybe_fail(self) -> None:
         if self.bug is not None:
@@ -52,6 +54,8 @@ class MemoryConnection:
     async def upsert(
         self, items: Sequence[tuple[ObjectKind, str, EncodedItem]]
     ) -> None:
+        if self.write_gate is not None:
+            await self.write_gate.wait()
         self._maybe_fail()
         self.calls.append(("upsert", [(key, item[0]) for _, key, item in items]))
 
@@ -61,8 +65,9 @@ class MemoryConnection:
             raise StoreFailure("still down")
 
     async def initialized(self) -> bool:
+        self.calls.append(("initialized", None))
         await self.ping()
-        return True
+        return self.inited
 
 
 class MemoryStore:
@@ -184,3 +189,91 @@ async def test_a_bug_in_the_writer_is_logged_and_never_escapes(
 async def test_no_store_no_writer() -> None:
     async with open_writer(None, FakeClock()) as writer:
         assert writer is None
+
+
+async def check(clock: FakeClock) -> None:
+    """Let the writer's check for a store that lost its data run once."""
+    await clock.wait_for_sleeper(within=CHECK_INTERVAL)
+    await clock.advance(CHECK_INTERVAL)
+
+
+@pytest.mark.asyncio
+async def test_a_store_that_lost_its_data_is_rewritten_whole_while_idle() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    seen: list[DataStoreStatus] = []
+    store.status_tracker.add(seen.append)
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        writer.submit(delta(put("a", 1)))
+        await writer.wait_idle()
+        store.connection.inited = False
+        await check(clock)  # no full data set written yet: nothing to check
+        writer.submit(full(put("a", 2), put("b", 1)))
+        await writer.wait_idle()
+        store.connection.inited = True
+        await check(clock)  # still initialised: nothing to do
+        store.connection.inited = False
+        await check(clock)
+        await writer.wait_idle()
+    assert store.connection.calls == [
+        ("upsert", [("a", 1)]),
+        ("init", {"flag": ["a", "b"]}),
+        ("initialized", None),
+        ("initialized", None),
+        ("init", {"flag": ["a", "b"]}),
+    ]
+    assert seen == [DataStoreStatus(stale=True), DataStoreStatus()]
+
+
+@pytest.mark.asyncio
+async def test_a_store_down_while_idle_is_reported_and_rewritten_when_back() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    seen: list[DataStoreStatus] = []
+    store.status_tracker.add(seen.append)
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        writer.submit(full(put("a", 1)))
+        await writer.wait_idle()
+        store.connection.ping_failures = 1  # the check fails
+        store.connection.failures = 1  # and so does the rewrite it asks for
+        await check(clock)
+        await clock.wait_for_sleeper(within=RETRY_INTERVAL)
+        await clock.advance(RETRY_INTERVAL)  # the probe answers
+        await writer.wait_idle()
+    assert store.connection.calls == [
+        ("init", {"flag": ["a"]}),
+        ("initialized", None),
+        ("init", {"flag": ["a"]}),
+    ]
+    assert seen == [
+        DataStoreStatus(available=False),
+        DataStoreStatus(available=True, stale=True),
+        DataStoreStatus(),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_rewrite_asked_for_during_a_write_follows_it() -> None:
+    """The check finds $inited gone while a change is being written: both happen."""
+    clock = FakeClock()
+    store = MemoryStore()
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        writer.submit(full(put("a", 1)))
+        await writer.wait_idle()
+        store.connection.inited = False
+        store.connection.write_gate = written = anyio.Event()
+        writer.submit(delta(put("b", 1)))  # the write waits to be done
+        await check(clock)
+        await clock.wait_for_sleeper(within=CHECK_INTERVAL)  # the check is over
+        written.set()
+        await writer.wait_idle()
+    assert store.connection.calls == [
+        ("init", {"flag": ["a"]}),
+        ("initialized", None),
+        ("upsert", [("b", 1)]),
+        ("init", {"flag": ["a", "b"]}),
+    ]
+    assert store.status_tracker.status == DataStoreStatus()

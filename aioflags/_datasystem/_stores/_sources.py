@@ -221,6 +221,10 @@ async def _daemon(
                     yield _interrupted(ctx, _unusable(store, trouble))
                 if on_demand is not None:
                     on_demand.served(number)
+                    if trouble is _Trouble.LOST:
+                        # Read again when evaluated, as when it was served.
+                        await on_demand.wait_request()
+                        continue
                 await ctx.clock.sleep(RETRY_INTERVAL)
                 continue
             if reported is _Trouble.LOST:

@@ -116,11 +116,16 @@ class StoreWriter:
                 await self._wait_available(connection)
 
     async def _write_next(self, connection: StoreConnection) -> bool:
-        """Write what is queued; False if the store failed (it is then dirty)."""
+        """Write what is queued; False if the store failed (it is then dirty).
+
+        A rewrite asked for while this write runs (by :meth:`watch`) stays
+        asked for: the next round does it.
+        """
         batch, self._queue = self._queue, []
+        rewrite, self._dirty = self._dirty, False
         try:
             upserts, full = await self._fold(batch)
-            if full or self._dirty:
+            if full or rewrite:
                 await self._write_all(connection)
             else:
                 await connection.upsert(upserts)
@@ -132,9 +137,9 @@ class StoreWriter:
             # Cancelled mid-write (the client is closing): the batch goes back
             # to the queue for drain(). Folding it again changes nothing.
             self._queue = batch + self._queue
+            self._dirty = self._dirty or rewrite
             raise
-        self._dirty = False
-        self._store.status_tracker.succeeded(self._clock.now())
+        self._store.status_tracker.succeeded(self._clock.now(), stale=self._dirty)
         return True
 
     async def drain(self, connection: StoreConnection) -> None:
@@ -205,36 +210,33 @@ class StoreWriter:
     async def watch(self, connection: StoreConnection) -> None:
         """Rewrite the whole data set when the store lost it (``$inited`` gone).
 
-        Runs beside :meth:`run`: every :data:`CHECK_INTERVAL` while the writer
-        is idle, once a full data set has been written, checks that the store
-        still has it. A store flushed or restarted empty, or one that does not
-        answer, is rewritten by the writer (through its outage handling if it
-        is down), so that readers in daemon mode recover even when no flag
-        changes.
+        Runs beside :meth:`run`: every :data:`CHECK_INTERVAL`, once a full
+        data set has been written, checks that the store still has it. A
+        store flushed or restarted empty (changes written since do not bring
+        ``$inited`` back), or one that does not answer, is rewritten whole by
+        the writer (through its outage handling if it is down), so that
+        readers in daemon mode recover even when no flag changes.
         """
         while True:
             await self._clock.sleep(CHECK_INTERVAL)
-            if self._broken or not (self._full_seen and self._idle.is_set()):
-                continue  # nothing written whole yet, or busy writing
+            if self._broken or self._dirty or not self._full_seen:
+                continue  # a rewrite is due anyway, or nothing was written whole
             try:
-                lost = not await connection.initialized()
-            except StoreFailure:
-                lost = False  # down: the rewrite fails and reports the outage
-            else:
-                if not lost:
+                if await connection.initialized():
                     continue
-            # Only while idle: a write under way would clear the request.
+            except StoreFailure:
+                pass  # down: the rewrite fails and reports the outage
+            else:
+                logger.warning(
+                    "The %s has lost its data (its $inited key is gone): "
+                    "writing the whole data set again",
+                    self._store.description,
+                )
+                self._store.status_tracker.succeeded(self._clock.now(), stale=True)
+            self._dirty = True
             if self._idle.is_set():
-                if lost:
-                    logger.warning(
-                        "The %s has lost its data (its $inited key is gone): "
-                        "writing the whole data set again",
-                        self._store.description,
-                    )
-                    self._store.status_tracker.succeeded(self._clock.now(), stale=True)
-                self._dirty = True
                 self._idle = anyio.Event()
-                self._wake.set()
+            self._wake.set()
 
 
 @contextlib.asynccontextmanager
