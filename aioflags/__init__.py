@@ -7,7 +7,6 @@ microseconds, and reports its status with OpenFeature semantics.
 
 from __future__ import annotations
 
-import logging as _logging
 import typing as _typing
 
 from ._client._client import Client as Client
@@ -82,9 +81,10 @@ __all__ = [
     "__version__",
 ]
 
-# A library leaves logging to the application: no output unless it configures
-# some (docs/logging.md). Child loggers: aioflags.datasource, .evaluation, ...
-_logging.getLogger("aioflags").addHandler(_logging.NullHandler())
+# No handler and no level of our own (docs/logging.md): the application's
+# configuration decides, and when it configured nothing, Python's last-resort
+# handler prints WARNING and above to stderr (as httpx's logs do), so a failure
+# is not silent under a server that configures only its own loggers (uvicorn).
 
 for _name in __all__:
     _obj = globals()[_name]

@@ -1,10 +1,16 @@
-"""Logging that follows Python's conventions: a NullHandler, child loggers, fields, no key."""
+"""Logging that follows Python's conventions: no handler, child loggers, fields, no key."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 import aioflags
 from aioflags import Client, ProviderStatus
@@ -19,11 +25,88 @@ class NotAContext:
     """Something a caller might pass by mistake."""
 
 
-def test_the_library_logger_has_a_null_handler_and_no_level() -> None:
-    logger = logging.getLogger("aioflags")
-    assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
-    assert logger.level == logging.NOTSET  # the application decides
+@pytest.mark.asyncio
+async def test_the_library_configures_no_handler_and_no_level_on_any_logger() -> None:
+    """The application decides; with nothing configured, WARNING reaches stderr."""
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/stream", status=503)
+        async with Client(server.config(SECRET, send_events=False)):
+            await server.wait_for_requests("/sdk/stream", 2)
+    loggers = [
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+        and (name == "aioflags" or name.startswith("aioflags."))
+    ]
+    assert {"aioflags", "aioflags.datasource", "aioflags.evaluation"} <= {
+        logger.name for logger in loggers
+    }
+    for logger in loggers:
+        assert logger.handlers == [], logger.name  # no NullHandler either
+        assert logger.level == logging.NOTSET, logger.name
+        assert logger.propagate, logger.name
     assert aioflags.__name__ == "aioflags"
+
+
+# An ASGI app as the docs write one, served by uvicorn with its default logging
+# (which configures only uvicorn's own loggers) and nothing else.
+UVICORN_APP = """\
+import os
+
+import aioflags
+
+URL = os.environ["FLAG_SERVICE_URL"]
+client = aioflags.Client(
+    aioflags.Config("sdk-key", base_uri=URL, stream_uri=URL, send_events=False)
+)
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    async with client:
+        print(f"app: started {client.status.name}", flush=True)
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_warning_reaches_the_terminal_of_a_uvicorn_app_that_configured_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flags_app.py").write_text(UVICORN_APP)
+    lines: list[str] = []
+    async with FlagServer({"f": FLAG}) as server:
+        # The poll makes the client READY (an INFO line), then every stream
+        # connection fails with a 503 (a WARNING, retried).
+        server.fail("/sdk/stream", status=503)
+        command = [sys.executable, "-m", "uvicorn", "flags_app:app", "--port", "0"]
+        env = {**os.environ, "FLAG_SERVICE_URL": server.url}
+        env.pop("PYTHONWARNINGS", None)
+        async with await anyio.open_process(
+            command, cwd=tmp_path, env=env, stderr=subprocess.STDOUT
+        ) as process:
+            assert process.stdout is not None
+            output = BufferedByteReceiveStream(process.stdout)
+            try:
+                with anyio.fail_after(30):
+                    while not (
+                        any(line.startswith("app: started") for line in lines)
+                        and any("/sdk/stream" in line for line in lines)
+                    ):
+                        line = await output.receive_until(b"\n", 65536)
+                        lines.append(line.decode())
+            finally:
+                process.terminate()
+    text = "\n".join(lines)
+    assert "app: started READY" in text, text
+    warning = next(line for line in lines if "/sdk/stream" in line)
+    assert warning.startswith("aioflags data source: Received HTTP error 503"), text
+    assert warning.endswith("- will retry"), text
+    # INFO stays quiet: the client became READY, and its INFO line is not shown.
+    assert not any("READY in" in line for line in lines), text
+    assert "Polling" not in text and "Connected to" not in text, text
 
 
 @pytest.mark.asyncio
