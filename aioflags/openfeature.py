@@ -37,6 +37,9 @@ aioflags client lives on an event loop. The provider bridges the two:
   the provider checks once the SDK has written it and re-emits the client's
   status if it is not READY (this reads the SDK's registry, a private API; see
   status-and-events.md §4).
+- ``track`` (OpenFeature's tracking API) sends a custom event through the
+  client: ``metricValue`` from the details' ``value``, ``data`` from their
+  attributes.
 - ``shutdown`` closes an owned client (and stops its thread); a shared
   client is left running.
 
@@ -85,6 +88,7 @@ from ._evaluation._context import Context
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
+    from openfeature.track import TrackingEventDetails
 
     from ._core._json import JSONValue
     from ._evaluation._results import EvaluationDetail
@@ -514,6 +518,39 @@ class AioflagsProvider(AbstractProvider):
                 logger.warning("the aioflags client did not close in time")
             except Exception:
                 logger.exception("the aioflags client failed while closing")
+
+    # ------------------------------------------------------------ tracking
+    def track(
+        self,
+        tracking_event_name: str,
+        evaluation_context: EvaluationContext | None = None,
+        tracking_event_details: TrackingEventDetails | None = None,
+    ) -> None:
+        """Send a custom event, as :meth:`aioflags.Client.track` does.
+
+        OpenFeature's ``client.track(name, context, details)`` lands here:
+        the event's key is ``tracking_event_name``, its context is the
+        evaluation context (mapped by :func:`to_context`), its
+        ``metricValue`` is ``details.value`` and its ``data`` is
+        ``details.attributes`` (as LaunchDarkly's provider maps them). Never
+        raises and never blocks: a context without a targeting key or that
+        is otherwise invalid is logged (WARNING) and the event dropped.
+
+        Added in version 0.1.0.
+        """
+        try:
+            context = to_context(evaluation_context)
+        except (TargetingKeyMissingError, InvalidContextError) as exc:
+            logger.warning(
+                "track(%r): %s; event dropped", tracking_event_name, exc.error_message
+            )
+            return
+        data: JSONValue = None
+        metric_value: float | None = None
+        if tracking_event_details is not None:
+            data = _json(tracking_event_details.attributes) or None
+            metric_value = tracking_event_details.value
+        self._client.track(tracking_event_name, context, data, metric_value)
 
     # ---------------------------------------------------------- evaluation
     def _resolve(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -28,6 +29,7 @@ from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
 from openfeature.hook import Hook as OpenFeatureHook
 from openfeature.hook import HookContext
 from openfeature.provider import ProviderStatus
+from openfeature.track import TrackingEventDetails
 
 import aioflags
 import aioflags.blocking
@@ -185,6 +187,44 @@ async def test_evaluations_through_the_openfeature_client() -> None:
         assert as_obj.value == {"d": 1}
         missing = client.get_boolean_details("checkout", False, EvaluationContext())
         assert missing.error_code is ErrorCode.TARGETING_KEY_MISSING
+
+
+@pytest.mark.asyncio
+async def test_track_through_the_openfeature_client_reaches_the_events_endpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serving() as server:
+        provider = AioflagsProvider(server.config())
+        await asyncio.to_thread(api.set_provider_and_wait, provider)
+        client = api.get_client()
+        details = TrackingEventDetails(99.5, {"currency": "EUR", "items": ("a", "b")})
+        client.track("checkout-completed", USER, details)
+        client.track("page-viewed", EvaluationContext("u2"))
+        client.track("with-value-only", USER, TrackingEventDetails(value=3))
+        client.track("no-key", EvaluationContext(), details)  # dropped, not raised
+        await provider.client.flush()
+        with anyio.fail_after(10):
+            custom = await server.wait_for_events(3, kind="custom")
+    assert [e["key"] for e in custom] == [
+        "checkout-completed",
+        "page-viewed",
+        "with-value-only",
+    ]
+    checkout, viewed, value_only = custom
+    assert checkout["metricValue"] == 99.5
+    assert checkout["data"] == {"currency": "EUR", "items": ["a", "b"]}
+    assert checkout["context"] == {
+        "kind": "user",
+        "key": "u1",
+        "email": "u1@example.com",
+    }
+    assert viewed.get("metricValue") is None and viewed.get("data") is None
+    assert viewed["context"] == {"kind": "user", "key": "u2"}
+    assert value_only["metricValue"] == 3 and value_only.get("data") is None
+    dropped = [r for r in caplog.records if "'no-key'" in r.getMessage()]
+    assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING
+    assert dropped[0].name == "aioflags.openfeature"
+    assert "targeting key" in dropped[0].getMessage()
 
 
 def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
@@ -393,11 +433,17 @@ async def test_built_where_no_loop_runs_the_client_runs_on_a_thread_of_its_own()
             )
             assert changed.flags_changed == ["static"]
             assert client.get_string_value("static", "", USER) == "changed"
+            client.track("on-another-thread", USER, TrackingEventDetails(1.5))
         finally:
             events.close()
         try:
             await asyncio.to_thread(api.shutdown)  # also drops the API's handlers
             assert client_threads() == 0
+            # Closing the client flushed the event tracked from this thread.
+            tracked = server.events_of("custom")
+            assert [(e["key"], e["metricValue"]) for e in tracked] == [
+                ("on-another-thread", 1.5)
+            ]
             assert provider.client.status is aioflags.ProviderStatus.NOT_READY
             await streams_closed(server)
             await asyncio.to_thread(provider.shutdown)  # idempotent
