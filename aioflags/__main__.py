@@ -30,6 +30,8 @@ from ._testing._testserver import FlagServer
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from ._core._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
@@ -73,26 +75,67 @@ async def serve(path: Path, host: str, port: int) -> None:
             )
 
 
+def _cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Each cycle of a graph once, as its path from its first node back to it."""
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycles.append([*path[path.index(node) :], node])
+            return
+        if node in done or node not in edges:
+            return
+        path.append(node)
+        for target in edges[node]:
+            visit(target, path)
+        path.pop()
+        done.add(node)
+
+    for node in edges:
+        visit(node, [])
+    return cycles
+
+
 def validate(paths: list[Path]) -> int:
-    """Load and compile every flag and segment; print what is wrong. 0 if nothing."""
-    from ._evaluation._model import compile_flag, compile_segment
+    """Load and compile every flag and segment; print what is wrong. 0 if nothing.
+
+    What is wrong is what makes evaluations return MALFORMED_FLAG: the
+    compiler's own verdicts (a malformed flag or segment, a variation index
+    out of range, a rule that serves nothing, an invalid attribute
+    reference), and the prerequisite and segment cycles the evaluator aborts.
+    """
+    from ._evaluation._model import checked_flag, checked_segment
 
     try:
         flags, segments = load_flag_files(*paths)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    problems = [
-        f"flag {key!r}: {compiled.malformed}"
-        for key, raw in flags.items()
-        if (compiled := compile_flag(key, raw)).malformed
-    ] + [
-        f"segment {key!r}: {segment.malformed}"
-        for key, raw in segments.items()
-        if (segment := compile_segment(key, raw)).malformed
-    ]
+    problems: list[str] = []
+    prerequisites: dict[str, tuple[str, ...]] = {}
+    for key, raw in flags.items():
+        flag, found = checked_flag(key, raw)
+        problems += (f"flag {key!r}: {problem}" for problem in found)
+        prerequisites[key] = flag.prerequisite_keys
+    nested: dict[str, frozenset[str]] = {}
+    for key, raw in segments.items():
+        segment, found = checked_segment(key, raw)
+        problems += (f"segment {key!r}: {problem}" for problem in found)
+        nested[key] = segment.segment_keys
+    problems += (
+        f"flag {cycle[0]!r}: prerequisite cycle {' -> '.join(cycle)}"
+        for cycle in _cycles(prerequisites)
+    )
+    problems += (
+        f"segment {cycle[0]!r}: segment rule cycle {' -> '.join(cycle)}"
+        for cycle in _cycles({k: sorted(v) for k, v in nested.items()})
+    )
     for problem in problems:
-        print(f"error: {problem} (it evaluates as MALFORMED_FLAG)", file=sys.stderr)
+        print(
+            f"error: {problem} (evaluations that reach it are MALFORMED_FLAG)",
+            file=sys.stderr,
+        )
     names = ", ".join(str(p) for p in paths)
     verdict = f"{len(problems)} problem(s)" if problems else "valid"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")

@@ -8,14 +8,18 @@ built. Evaluation (``_evaluate.py``) then touches no JSON.
 A flag whose JSON has the wrong types is kept as *malformed*: it evaluates to
 ``MALFORMED_FLAG`` and does not poison the others. Out-of-range variation
 indexes and invalid attribute references stay lazy: they are only an error
-when evaluation actually reaches them.
+when evaluation actually reaches them. :func:`checked_flag` and
+:func:`checked_segment` list both kinds, as the compiler decides them
+(``aioflags validate``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from ._codegen import (
@@ -42,6 +46,8 @@ __all__ = [
     "CompiledSegment",
     "MalformedAbort",
     "Result",
+    "checked_flag",
+    "checked_segment",
     "compile_flag",
     "compile_segment",
     "flag_tombstone",
@@ -141,6 +147,44 @@ class MalformedAbort(Exception):
 
 class _Bad(Exception):
     """Raised while compiling JSON of the wrong shape."""
+
+
+#: Where the compiler notes each place it decides "MALFORMED_FLAG if
+#: reached" while :func:`checked_flag` or :func:`checked_segment` runs (a
+#: context variable, so the hot compile path's signatures stay as they are
+#: and a compile anywhere else, on any thread, notes nothing).
+_problems: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "aioflags_compile_problems", default=None
+)
+
+
+def _note(problem: str) -> None:
+    """Record a lazy MALFORMED_FLAG path (only while problems are being listed)."""
+    problems = _problems.get()
+    if problems is not None and problem not in problems:
+        problems.append(problem)
+
+
+@contextlib.contextmanager
+def _noting() -> Iterator[list[str]]:
+    problems: list[str] = []
+    token = _problems.set(problems)
+    try:
+        yield problems
+    finally:
+        _problems.reset(token)
+
+
+def _where(reason: Reason) -> str:
+    """The part of a flag that serves a result with ``reason``, as the JSON names it."""
+    kind = reason["kind"]
+    if kind == "RULE_MATCH":
+        return f"rules[{reason['ruleIndex']}]"
+    if kind == "FALLTHROUGH":
+        return "the fallthrough"
+    if kind == "TARGET_MATCH":
+        return "a target"
+    return "offVariation"  # OFF, and PREREQUISITE_FAILED (the off variation)
 
 
 class SegmentMatcher(Protocol):
@@ -244,6 +288,7 @@ def _compile_clause(raw: JSONObject) -> InlineClause | Clause:
         return kind_clause
 
     if path is None:
+        _note(f"a clause has an invalid attribute reference {attribute!r}")
 
         def invalid_clause(ctx: Context, st: SegmentMatcher) -> bool:
             if kind not in ctx._parts:
@@ -302,6 +347,8 @@ class Bucketer:
         self._kind = kind
         self._attribute = attribute
         self._path = parse_reference(attribute, literal=literal)
+        if self._path is None:
+            _note(f"a rollout has an invalid bucketBy reference {attribute!r}")
 
     def bucket(self, ctx: Context) -> float:
         part = ctx._parts.get(self._kind)
@@ -337,6 +384,11 @@ class _Variations:
     ) -> Result:
         if 0 <= index < len(self.values):
             return served(self.values[index], index, reason, experiment, share=share)
+        count = len(self.values)
+        _note(
+            f"{_where(reason)} serves variation {index}, but the flag has "
+            f"{count} variation{'' if count == 1 else 's'}"
+        )
         return MALFORMED
 
 
@@ -368,6 +420,9 @@ class Resolver:
             return
         entries = _objects(rollout, "variations") if rollout is not None else []
         if rollout is None or not entries:
+            _note(
+                f"{_where(reason)} has neither a variation nor a rollout with variations"
+            )
             self.fixed = MALFORMED
             return
         experiment = rollout.get("kind") == "experiment"
@@ -392,6 +447,8 @@ class Resolver:
             # A rollout's results are the flag's own: a flag serves one or
             # another from call to call, and all-flags state keeps the
             # entry of one shared result per flag only.
+            if index is None:
+                _note(f"a rollout bucket of {_where(reason)} has no variation")
             plain = (
                 variations.result(index, reason, track, share=False)
                 if index is not None
@@ -982,6 +1039,27 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
             exc_info=not isinstance(exc, _Bad),
         )
     return seg
+
+
+def checked_flag(key: str, raw: JSONValue) -> tuple[CompiledFlag, list[str]]:
+    """Compile a flag, and say why evaluations of it return MALFORMED_FLAG.
+
+    The problems are the JSON's shape, when the flag is malformed as a whole
+    (every evaluation is MALFORMED_FLAG); else each part that makes the
+    evaluations reaching it MALFORMED_FLAG, as the compiler decides them (a
+    variation index out of range, a rule or fallthrough that serves nothing,
+    an invalid attribute reference). Empty: none.
+    """
+    with _noting() as problems:
+        flag = compile_flag(key, raw)
+    return flag, [flag.malformed] if flag.malformed is not None else problems
+
+
+def checked_segment(key: str, raw: JSONValue) -> tuple[CompiledSegment, list[str]]:
+    """Compile a segment, and say why flags that reach it evaluate to MALFORMED_FLAG."""
+    with _noting() as problems:
+        seg = compile_segment(key, raw)
+    return seg, [seg.malformed] if seg.malformed is not None else problems
 
 
 def flag_tombstone(key: str, version: int) -> CompiledFlag:

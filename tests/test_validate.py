@@ -1,0 +1,306 @@
+"""`aioflags validate` finds every flag that evaluates to MALFORMED_FLAG.
+
+Each case is a flag (with what it needs) that the evaluator answers with
+MALFORMED_FLAG for some context: the command must say so and exit 1, and the
+same file, evaluated for that context, must give MALFORMED_FLAG (so the
+command and the evaluator cannot drift apart).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from aioflags.__main__ import main
+
+#: A well-formed flag: on, serving true; ``**ON`` and override a part.
+ON: dict[str, Any] = {
+    "version": 1,
+    "on": True,
+    "variations": [True, False],
+    "offVariation": 1,
+    "fallthrough": {"variation": 0},
+}
+IN_A = {"attribute": "email", "op": "in", "values": ["a@example.com"]}
+USER_A = {"kind": "user", "key": "u", "email": "a@example.com"}
+
+
+def rule(**fields: Any) -> dict[str, Any]:
+    return {"id": "r0", "clauses": [IN_A], **fields}
+
+
+def in_segment(key: str) -> dict[str, Any]:
+    """A flag that serves false to the members of segment ``key``."""
+    clause = {"attribute": "", "op": "segmentMatch", "values": [key]}
+    return {**ON, "rules": [{"id": "r0", "clauses": [clause], "variation": 1}]}
+
+
+def nested_in(key: str) -> dict[str, Any]:
+    """A segment whose members are the members of segment ``key``."""
+    clause = {"attribute": "", "op": "segmentMatch", "values": [key]}
+    return {"version": 1, "rules": [{"clauses": [clause]}]}
+
+
+class Case(NamedTuple):
+    flags: dict[str, Any]
+    segments: dict[str, Any]
+    context: dict[str, Any]
+    message: str
+
+
+CASES: dict[str, Case] = {
+    "the flag's JSON has the wrong shape": Case(
+        {"f": {**ON, "rules": "nope"}},
+        {},
+        USER_A,
+        "flag 'f': 'rules' must be of type list",
+    ),
+    "the fallthrough serves nothing": Case(
+        {"f": {**ON, "fallthrough": {}}},
+        {},
+        USER_A,
+        "flag 'f': the fallthrough has neither a variation nor a rollout",
+    ),
+    "a rollout without buckets": Case(
+        {"f": {**ON, "fallthrough": {"rollout": {"variations": []}}}},
+        {},
+        USER_A,
+        "flag 'f': the fallthrough has neither a variation nor a rollout",
+    ),
+    "a rollout bucket without a variation": Case(
+        {
+            "f": {
+                **ON,
+                "fallthrough": {"rollout": {"variations": [{"weight": 100000}]}},
+            }
+        },
+        {},
+        USER_A,
+        "flag 'f': a rollout bucket of the fallthrough has no variation",
+    ),
+    "the off variation is out of range": Case(
+        {"f": {**ON, "on": False, "offVariation": 2}},
+        {},
+        USER_A,
+        "flag 'f': offVariation serves variation 2, but the flag has 2 variations",
+    ),
+    "a failed prerequisite serves an off variation out of range": Case(
+        {
+            "f": {
+                **ON,
+                "offVariation": 5,
+                "prerequisites": [{"key": "p", "variation": 0}],
+            },
+            "p": {**ON, "on": False},
+        },
+        {},
+        USER_A,
+        "flag 'f': offVariation serves variation 5, but the flag has 2 variations",
+    ),
+    "a user target's variation is out of range": Case(
+        {"f": {**ON, "targets": [{"variation": 3, "values": ["u"]}]}},
+        {},
+        USER_A,
+        "flag 'f': a target serves variation 3",
+    ),
+    "a context target's variation is out of range": Case(
+        {
+            "f": {
+                **ON,
+                "contextTargets": [
+                    {"contextKind": "org", "variation": -1, "values": ["o"]}
+                ],
+            }
+        },
+        {},
+        {"kind": "org", "key": "o"},
+        "flag 'f': a target serves variation -1",
+    ),
+    "a rule's variation is out of range": Case(
+        {"f": {**ON, "rules": [rule(variation=7)]}},
+        {},
+        USER_A,
+        "flag 'f': rules[0] serves variation 7, but the flag has 2 variations",
+    ),
+    "a rule's rollout names a variation out of range": Case(
+        {
+            "f": {
+                **ON,
+                "rules": [
+                    rule(rollout={"variations": [{"variation": 9, "weight": 100000}]})
+                ],
+            }
+        },
+        {},
+        USER_A,
+        "flag 'f': rules[0] serves variation 9",
+    ),
+    "a rule serves nothing": Case(
+        {"f": {**ON, "rules": [rule()]}},
+        {},
+        USER_A,
+        "flag 'f': rules[0] has neither a variation nor a rollout",
+    ),
+    "an invalid attribute reference in a clause": Case(
+        {
+            "f": {
+                **ON,
+                "rules": [
+                    {
+                        "clauses": [
+                            {
+                                "contextKind": "user",
+                                "attribute": "/",
+                                "op": "in",
+                                "values": ["x"],
+                            }
+                        ],
+                        "variation": 1,
+                    }
+                ],
+            }
+        },
+        {},
+        USER_A,
+        "flag 'f': a clause has an invalid attribute reference '/'",
+    ),
+    "an invalid bucketBy reference": Case(
+        {
+            "f": {
+                **ON,
+                "fallthrough": {
+                    "rollout": {
+                        "contextKind": "user",
+                        "bucketBy": "//",
+                        "variations": [{"variation": 0, "weight": 100000}],
+                    }
+                },
+            }
+        },
+        {},
+        USER_A,
+        "flag 'f': a rollout has an invalid bucketBy reference '//'",
+    ),
+    "a prerequisite cycle": Case(
+        {
+            "f": {**ON, "prerequisites": [{"key": "g", "variation": 0}]},
+            "g": {**ON, "prerequisites": [{"key": "f", "variation": 0}]},
+        },
+        {},
+        USER_A,
+        "flag 'f': prerequisite cycle f -> g -> f",
+    ),
+    "a flag that is its own prerequisite": Case(
+        {"f": {**ON, "prerequisites": [{"key": "f", "variation": 0}]}},
+        {},
+        USER_A,
+        "flag 'f': prerequisite cycle f -> f",
+    ),
+    "a malformed segment": Case(
+        {"f": in_segment("s")},
+        {"s": {"version": 1, "included": "u"}},
+        USER_A,
+        "segment 's': 'included' must be of type list",
+    ),
+    "an invalid attribute reference in a segment rule": Case(
+        {"f": in_segment("s")},
+        {
+            "s": {
+                "version": 1,
+                "rules": [
+                    {
+                        "clauses": [
+                            {
+                                "contextKind": "user",
+                                "attribute": "/",
+                                "op": "in",
+                                "values": ["x"],
+                            }
+                        ]
+                    }
+                ],
+            }
+        },
+        USER_A,
+        "segment 's': a clause has an invalid attribute reference '/'",
+    ),
+    "an invalid bucketBy reference in a segment rule": Case(
+        {"f": in_segment("s")},
+        {
+            "s": {
+                "version": 1,
+                "rules": [
+                    {
+                        "clauses": [IN_A],
+                        "weight": 50000,
+                        "rolloutContextKind": "user",
+                        "bucketBy": "//",
+                    }
+                ],
+            }
+        },
+        USER_A,
+        "segment 's': a rollout has an invalid bucketBy reference '//'",
+    ),
+    "a segment rule cycle": Case(
+        {"f": in_segment("s")},
+        {"s": nested_in("t"), "t": nested_in("s")},
+        USER_A,
+        "segment 's': segment rule cycle s -> t -> s",
+    ),
+}
+
+
+def write(tmp_path: Path, flags: dict[str, Any], segments: dict[str, Any]) -> Path:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flags": flags, "segments": segments}))
+    return path
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_validate_reports_what_the_evaluator_answers_with_malformed_flag(
+    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, case.flags, case.segments)
+    assert main(["validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    problems = [
+        line for line in captured.err.splitlines() if line.startswith("error: ")
+    ]
+    assert len(problems) == 1, captured.err
+    assert problems[0].startswith(f"error: {case.message}"), captured.err
+    assert problems[0].endswith("(evaluations that reach it are MALFORMED_FLAG)")
+    assert "1 problem(s)" in captured.out
+    # The evaluator agrees: this context reaches the problem.
+    context = json.dumps(case.context)
+    assert main(["eval", "f", "--context", context, "--file", str(path)]) == 1
+    reason = json.loads(capsys.readouterr().out)["reason"]
+    assert reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}
+
+
+def test_validate_passes_well_formed_flags_and_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = {
+        "f": {
+            **ON,
+            "targets": [{"variation": 1, "values": ["u"]}],
+            "rules": [
+                rule(variation=1),
+                rule(rollout={"variations": [{"variation": 0, "weight": 100000}]}),
+            ],
+            "prerequisites": [{"key": "p", "variation": 0}],
+        },
+        "p": {**ON, "prerequisites": [{"key": "q", "variation": 0}]},
+        "q": ON,
+        "seg": in_segment("s"),
+    }
+    segments = {"s": nested_in("t"), "t": {"version": 1, "included": ["u"]}}
+    path = write(tmp_path, flags, segments)
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "4 flags, 2 segments: valid" in captured.out
+    assert "error" not in captured.err
