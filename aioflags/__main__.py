@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._core._exceptions import AioflagsError
+from ._core._exceptions import AioflagsError, ConfigurationError
 from ._datasystem._sources._file import _stamp
 from ._datasystem._sources._files import FlagFileError, load_flag_files
 from ._testing._testserver import FlagServer
@@ -165,6 +165,13 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
         if files
         else Config.from_env(send_events=False)
     )
+    if not files and config.sdk_key is None and not config.offline:
+        raise ConfigurationError(
+            "no flag file and no SDK key: evaluate from a flag file with "
+            "--file FLAGS.json (repeatable), or set AIOFLAGS_SDK_KEY (and "
+            "AIOFLAGS_BASE_URI and AIOFLAGS_STREAM_URI for a relay proxy or "
+            "`aioflags serve`) to ask the flag service"
+        )
     ctx = Context.from_dict(context) if isinstance(context, dict) else None
     async with Client(config) as client:
         detail = await client.variation_detail(key, ctx, None)

@@ -9,6 +9,7 @@ translation in ``aioflags._datasystem._sources._common.failure``.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -23,6 +24,7 @@ import pytest
 from aioflags import (
     Client,
     Config,
+    ConfigurationError,
     DataSystem,
     ErrorInfo,
     ErrorKind,
@@ -30,6 +32,7 @@ from aioflags import (
     Update,
     sources,
 )
+from aioflags.__main__ import main
 from aioflags._core._http import make_http_client
 from aioflags._datasystem._sources._common import display_url, failure
 from aioflags.testing import FakeClock, Fault, FlagServer
@@ -247,3 +250,59 @@ def test_transport_hints(exc: Exception, expected: str) -> None:
     assert retry and error.kind is ErrorKind.NETWORK_ERROR
     assert error.message.startswith("polling request to https://relay.example/sdk/poll")
     assert expected in error.message
+
+
+# ------------------------------------------------- configuration from the env
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"AIOFLAGS_SDK_KEY": "k\n"},
+            "AIOFLAGS_SDK_KEY: sdk_key has '\\n' at the end (read from a file or "
+            "an environment variable? strip it)",
+        ),
+        (
+            {"LAUNCHDARKLY_SDK_KEY": "sdk key"},
+            "LAUNCHDARKLY_SDK_KEY: sdk_key has ' ' at position 3",
+        ),
+        (
+            {"AIOFLAGS_SDK_KEY": "k", "AIOFLAGS_BASE_URI": "relay:8030"},
+            "AIOFLAGS_BASE_URI: base_uri must be an http:// or https:// URL, "
+            "got 'relay:8030'",
+        ),
+        (
+            {"AIOFLAGS_SDK_KEY": "k", "AIOFLAGS_READY_TIMEOUT": "-1"},
+            "AIOFLAGS_READY_TIMEOUT: ready_timeout must be >= 0, got -1.0",
+        ),
+        (
+            {"AIOFLAGS_SDK_KEY": "k", "AIOFLAGS_POLL_INTERVAL": "0"},
+            "AIOFLAGS_POLL_INTERVAL: poll_interval must be > 0, got 0.0",
+        ),
+    ],
+    ids=["key-newline", "ld-key-space", "base-uri", "ready-timeout", "poll-interval"],
+)
+def test_config_from_env_errors_name_the_variable(
+    env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env(env)
+    assert str(raised.value).startswith(expected), raised.value
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_config_from_env_names_no_variable_for_a_keyword_that_wins() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env({"AIOFLAGS_READY_TIMEOUT": "1"}, ready_timeout=-1)
+    assert str(raised.value) == "ready_timeout must be >= 0, got -1"
+
+
+def test_eval_without_a_key_or_a_file_suggests_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("AIOFLAGS_") or variable == "LAUNCHDARKLY_SDK_KEY":
+            monkeypatch.delenv(variable)
+    assert main(["eval", "f", "--context", "u1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no flag file and no SDK key: evaluate from a flag ")
+    assert "--file FLAGS.json" in err and "set AIOFLAGS_SDK_KEY" in err

@@ -446,9 +446,13 @@ class Config(Frozen):
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        key = env.get("AIOFLAGS_SDK_KEY") or env.get("LAUNCHDARKLY_SDK_KEY")
-        if key:
-            values["sdk_key"] = key
+        #: the variable each option was read from, to name it in an error
+        read_from: dict[str, str] = {}
+        for variable in ("AIOFLAGS_SDK_KEY", "LAUNCHDARKLY_SDK_KEY"):
+            if env.get(variable):
+                values["sdk_key"] = env[variable]
+                read_from["sdk_key"] = variable
+                break
         for variable, text in env.items():
             if not variable.startswith("AIOFLAGS_") or variable == "AIOFLAGS_SDK_KEY":
                 continue
@@ -463,9 +467,21 @@ class Config(Frozen):
             if kind is str and not text.strip():
                 continue  # an empty variable is an unset one
             values[name] = _parse_env(variable, text, kind)
+            read_from[name] = variable
         values.update(overrides)
+        for name in overrides:
+            read_from.pop(name, None)
         sdk_key = values.pop("sdk_key", None)
-        return cls(sdk_key, **values)
+        try:
+            return cls(sdk_key, **values)
+        except ConfigurationError as exc:
+            # Config's messages start with the option's name: say which
+            # variable set it (never its value: it may be the SDK key).
+            message = str(exc)
+            for name, variable in read_from.items():
+                if message.startswith(f"{name} "):
+                    raise ConfigurationError(f"{variable}: {message}") from None
+            raise
 
     def _check_hooks(self) -> None:
         from ._hooks import check_hook
