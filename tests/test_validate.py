@@ -298,7 +298,12 @@ def test_validate_passes_well_formed_flags_and_segments(
         "q": ON,
         "seg": in_segment("s"),
     }
-    segments = {"s": nested_in("t"), "t": {"version": 1, "included": ["u"]}}
+    # A segment rule without a weight never buckets: its bucketBy is unused.
+    unweighted = {"clauses": [IN_A], "rolloutContextKind": "user", "bucketBy": "//"}
+    segments = {
+        "s": nested_in("t"),
+        "t": {"version": 1, "included": ["u"], "rules": [unweighted]},
+    }
     path = write(tmp_path, flags, segments)
     assert main(["validate", str(path)]) == 0
     captured = capsys.readouterr()

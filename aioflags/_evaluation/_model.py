@@ -347,8 +347,11 @@ class Bucketer:
         self._kind = kind
         self._attribute = attribute
         self._path = parse_reference(attribute, literal=literal)
+
+    def note_if_invalid(self) -> None:
+        """Note an invalid reference (for a bucketer that evaluations use)."""
         if self._path is None:
-            _note(f"a rollout has an invalid bucketBy reference {attribute!r}")
+            _note(f"a rollout has an invalid bucketBy reference {self._attribute!r}")
 
     def bucket(self, ctx: Context) -> float:
         part = ctx._parts.get(self._kind)
@@ -436,6 +439,7 @@ class Resolver:
             attribute="key" if experiment else bucket_by,
             literal=not context_kind,
         )
+        self._bucketer.note_if_invalid()
         in_exp = Reason({**reason, "inExperiment": True})
         total = 0.0
         built: list[tuple[float, Result, Result]] = []
@@ -1014,6 +1018,8 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
                     literal=not kind,
                 ),
             )
+            if rule.threshold is not None:  # else it never buckets
+                rule.bucketer.note_if_invalid()
             rules.append(rule)
             compiled.append((inline, rule.threshold, rule.bucketer.bucket))
         seg.rules = tuple(rules)
