@@ -58,6 +58,19 @@ CASES: dict[str, Case] = {
         USER_A,
         "flag 'f': 'rules' must be of type list",
     ),
+    "JSON that no check foresaw": Case(
+        {
+            "f": {
+                **ON,
+                "fallthrough": {
+                    "rollout": {"variations": [{"variation": 0, "weight": 10**400}]}
+                },
+            }
+        },
+        {},
+        USER_A,
+        "flag 'f': OverflowError: ",
+    ),
     "the fallthrough serves nothing": Case(
         {"f": {**ON, "fallthrough": {}}},
         {},
