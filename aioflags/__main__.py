@@ -56,6 +56,7 @@ async def serve(path: Path, host: str, port: int) -> None:
             f"events_uri={server.url!r})",
             flush=True,
         )
+        print(f"Console: {server.url}/ui/", flush=True)
         seen = _stamp((path,))
         while True:
             await anyio.sleep(_WATCH_INTERVAL)

@@ -3,7 +3,8 @@
 Built on h11 over anyio (h11 already comes with httpx: no new dependency).
 It serves an in-memory flag set, pushes changes to open streams, injects
 faults per endpoint, and records every request and every connection's open and
-close, with awaitable waits so tests never sleep.
+close, with awaitable waits so tests never sleep. Under ``/ui/`` it serves the
+flag console (``_console.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
 from aioflags._datasystem._sources._versions import same_content
 
+from . import _console as console
 from . import _wire as wire
 
 if TYPE_CHECKING:
@@ -126,6 +128,9 @@ class FlagServer:
         async with FlagServer(flags={"my-flag": flag_json}) as server:
             config = server.config()  # flags and events from and to this server
 
+    ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
+    them and shows what connected SDKs evaluated (see docs/console.md).
+
     Added in version 0.1.0.
     """
 
@@ -164,6 +169,7 @@ class FlagServer:
         self._payloads: list[list[JSONObject]] = []
         self._payload_ids: set[str] = set()
         self._diagnostics: list[JSONObject] = []
+        self._console = console.Console()
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
@@ -312,7 +318,17 @@ class FlagServer:
 
     def _push(self, fdv2: str, fdv1: str) -> None:
         for path, send in self._subscribers.values():
-            send.send_nowait(fdv2 if path == FDV2_STREAM else fdv1)
+            if path != console.EVENTS:
+                send.send_nowait(fdv2 if path == FDV2_STREAM else fdv1)
+        self._push_console()
+
+    def _push_console(self) -> None:
+        """Send the console's state to every open console page."""
+        pages = [s for p, s in self._subscribers.values() if p == console.EVENTS]
+        if pages:
+            state = self._console.state_event(self._flags)
+            for send in pages:
+                send.send_nowait(state)
 
     def _objects(self) -> list[tuple[str, JSONObject]]:
         return [("flag", f) for f in self._flags.values()] + [
@@ -444,6 +460,8 @@ class FlagServer:
                 return 202  # a retry of a payload already received
             self._payload_ids.add(payload_id)
         self._payloads.append(data)
+        self._console.record(data)
+        self._push_console()
         return 202
 
     def _date(self) -> bytes:
@@ -565,6 +583,18 @@ class FlagServer:
         if path in _STREAMS:
             await self._stream(conn, stream, path, query, fault, extra, number)
             return False
+        if path == console.PREFIX or path.startswith(f"{console.PREFIX}/"):
+            method = request.method.decode()
+            reply = self._console.respond(self, method, path, headers, body)
+            if reply is None:  # the console page's event stream
+                extra = [*console.HEADERS, *extra]
+                await self._stream(conn, stream, path, query, fault, extra, number)
+                return False
+            extra = [*reply.headers, *extra]
+            await self._reply(
+                conn, stream, reply.status, reply.body, reply.content_type, extra
+            )
+            return True
         if path in (EVENTS_BULK, EVENTS_DIAGNOSTIC) and request.method == b"POST":
             status = self._receive_events(path, headers, body)
             self._notify()
@@ -631,6 +661,8 @@ class FlagServer:
     ) -> None:
         if fault is not None and fault.events is not None:
             first = fault.events
+        elif path == console.EVENTS:
+            first = self._console.state_event(self._flags)
         elif path == FDV2_STREAM:
             if query.get("basis") == self.state:
                 first = wire.fdv2_up_to_date(self._version)

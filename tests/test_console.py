@@ -1,0 +1,358 @@
+"""The flag console's HTTP API (``/ui/`` on FlagServer and ``aioflags serve``), without a browser."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+from aioflags import Client, Context
+from aioflags._testing import _console as console
+from aioflags.testing import FlagBuilder, FlagServer
+
+USER = Context.create("u1")
+BANNER: dict[str, Any] = {
+    "on": True,
+    "variations": ["<img src=x onerror=alert(1)>", "plain", "bold"],
+    "fallthrough": {"variation": 0},
+    "offVariation": 1,
+}
+RULED = FlagBuilder("ruled").boolean().target(True, "u2").build()
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[FlagServer, httpx.AsyncClient]]:
+    """A FlagServer with two flags, and an HTTP client for its console."""
+    async with (
+        FlagServer({"banner": BANNER, "ruled": RULED}) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        yield server, http
+
+
+async def token_of(http: httpx.AsyncClient) -> str:
+    page = await http.get("/ui/")
+    found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)
+    assert found is not None
+    return found[1]
+
+
+async def post(http: httpx.AsyncClient, body: object, **headers: str) -> httpx.Response:
+    return await http.post("/ui/api/flag", content=json.dumps(body), headers=headers)
+
+
+# ----------------------------------------------------------------- the page
+@pytest.mark.asyncio
+async def test_the_page_and_its_assets_are_served_with_a_strict_policy() -> None:
+    async with serving() as (_, http):
+        page = await http.get("/ui/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert 'aria-label="Flags"' in page.text
+        assert 'role="log" aria-label="Evaluations"' in page.text
+        assert "{{token}}" not in page.text
+        # Nothing from another host: every src and href is relative.
+        assert not re.search(r'(src|href)="(https?:)?//', page.text)
+        for asset, kind in (
+            ("console.js", "text/javascript"),
+            ("console.css", "text/css"),
+        ):
+            response = await http.get(f"/ui/{asset}")
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith(kind)
+            assert "default-src 'self'" in response.headers["content-security-policy"]
+        bare = await http.get("/ui")
+        assert (bare.status_code, bare.headers["location"]) == (308, "/ui/")
+        assert (await http.get("/ui/nothing")).status_code == 404
+        assert (await http.delete("/ui/api/state")).status_code == 403  # no token
+
+
+def test_the_script_never_writes_markup() -> None:
+    """Flag data reaches the page as text only: the script has no innerHTML at all."""
+    script = Path(console.__file__).parent / "console" / "console.js"
+    text = script.read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+        assert sink not in text
+
+
+@pytest.mark.asyncio
+async def test_state_lists_every_flag() -> None:
+    async with serving() as (_, http):
+        state = (await http.get("/ui/api/state")).json()
+        assert state["flags"] == [
+            {
+                "key": "banner",
+                "on": True,
+                "variations": ['"<img src=x onerror=alert(1)>"', '"plain"', '"bold"'],
+                "serves": 0,
+                "version": 1,
+            },
+            {
+                "key": "ruled",
+                "on": True,
+                "variations": ["true", "false"],
+                "serves": "rules",
+                "version": 1,
+            },
+        ]
+        assert state["evaluations"] == []
+        assert "not written to the flag file" in state["persistence"]
+
+
+# ------------------------------------------------------------ changing flags
+@pytest.mark.asyncio
+async def test_a_flip_reaches_a_connected_client() -> None:
+    async with serving() as (server, http):
+        token = await token_of(http)
+        async with Client(server.config(send_events=False)) as client:
+            assert (
+                await client.variation("banner", USER, None) == BANNER["variations"][0]
+            )
+            send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+            client.add_flag_change_handler(send.send_nowait)
+            async with send, receive:
+                response = await post(
+                    http, {"key": "banner", "on": False}, **{"x-aioflags-token": token}
+                )
+                assert response.status_code == 200
+                row = response.json()
+                assert row["on"] is False and row["version"] > 1
+                with anyio.fail_after(10):
+                    assert await receive.receive() == {"banner"}
+                assert await client.variation("banner", USER, None) == "plain"
+
+                response = await post(
+                    http,
+                    {"key": "ruled", "variation": 1},
+                    **{"x-aioflags-token": token, "origin": server.url},
+                )
+                assert response.status_code == 200 and response.json()["serves"] == 1
+                with anyio.fail_after(10):
+                    assert await receive.receive() == {"ruled"}
+                # Served to everyone now: the target for u2 is gone.
+                assert (
+                    await client.variation("ruled", Context.create("u2"), None) is False
+                )
+        assert server.flags["banner"]["version"] == row["version"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, "token"),
+        ({"x-aioflags-token": "guessed"}, "token"),
+        ({"origin": "http://evil.test"}, "cross-origin"),
+        ({"origin": "http://localhost:1"}, "cross-origin"),
+        ({"origin": "null"}, "cross-origin"),
+    ],
+    ids=["no-token", "wrong-token", "foreign-origin", "other-port", "null-origin"],
+)
+@pytest.mark.asyncio
+async def test_a_change_without_token_or_from_another_origin_is_refused(
+    headers: dict[str, str],
+    why: str,
+) -> None:
+    async with serving() as (server, http):
+        token = await token_of(http)
+        if "origin" in headers:  # the right token does not make a foreign origin right
+            headers = {**headers, "x-aioflags-token": token}
+        before = server.flags
+        response = await post(http, {"key": "banner", "on": False}, **headers)
+        assert response.status_code == 403
+        assert why in response.json()["message"]
+        assert server.flags == before
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.test", "evil.test:80", "192.168.1.10:8765", "localhost.evil.test"]
+)
+@pytest.mark.asyncio
+async def test_a_foreign_host_is_refused(host: str) -> None:
+    """DNS rebinding: a name that resolves to 127.0.0.1 is not one of ours."""
+    async with serving() as (server, http):
+        token = await token_of(http)
+        before = server.flags
+        for method, path in (
+            ("GET", "/ui/"),
+            ("GET", "/ui/api/state"),
+            ("GET", "/ui/api/events"),
+        ):
+            response = await http.request(method, path, headers={"host": host})
+            assert response.status_code == 403
+            assert "localhost" in response.json()["message"]
+        response = await post(
+            http,
+            {"key": "banner", "on": False},
+            host=host,
+            **{"x-aioflags-token": token},
+        )
+        assert response.status_code == 403
+        assert server.flags == before
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("localhost:8765", True),
+        ("LOCALHOST:1", True),
+        ("127.0.0.1:8765", True),
+        ("127.1.2.3", True),
+        ("[::1]:8765", True),
+        ("[::1]", True),
+        ("[::1", False),
+        ("", False),
+        (None, False),
+        ("evil.test", False),
+        ("10.0.0.1:8765", False),
+        ("[::2]:80", False),
+    ],
+)
+def test_loopback_hosts(host: str | None, loopback: bool) -> None:
+    assert console.is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"[]", 400),
+        (b'{"on": false}', 400),
+        (b'{"key": "banner"}', 400),
+        (b'{"key": "banner", "on": "no"}', 400),
+        (b'{"key": "banner", "variation": 3}', 400),
+        (b'{"key": "banner", "variation": -1}', 400),
+        (b'{"key": "banner", "variation": true}', 400),
+        (b'{"key": "missing", "on": false}', 404),
+    ],
+)
+@pytest.mark.asyncio
+async def test_a_bad_change_is_answered_and_changes_nothing(
+    body: bytes, status: int
+) -> None:
+    async with serving() as (server, http):
+        token = await token_of(http)
+        before = server.flags
+        response = await http.post(
+            "/ui/api/flag", content=body, headers={"x-aioflags-token": token}
+        )
+        assert response.status_code == status
+        assert response.json()["message"]
+        assert server.flags == before
+
+
+# --------------------------------------------------------------- evaluations
+@pytest.mark.asyncio
+async def test_evaluations_come_from_the_events_the_sdk_posts() -> None:
+    async with serving() as (server, http):
+        server.set_flag(
+            "tracked", FlagBuilder("tracked").boolean().track_events().build()
+        )
+        async with Client(server.config()) as client:
+            for _ in range(3):
+                await client.variation("banner", USER, None)
+            await client.variation("tracked", USER, False)
+            await client.variation("unknown", USER, "fallback")
+            await client.flush()
+            await server.wait_for_events(kind="summary")
+        evaluations = (await http.get("/ui/api/state")).json()["evaluations"]
+        # The tracked flag's feature event is in the summary too: counted once.
+        assert sorted(evaluations, key=lambda e: e["key"]) == [
+            {
+                "key": "banner",
+                "variation": 0,
+                "value": '"<img src=x onerror=alert(1)>"',
+                "count": 3,
+            },
+            {"key": "tracked", "variation": 0, "value": "true", "count": 1},
+            {"key": "unknown", "variation": None, "value": '"fallback"', "count": 1},
+        ]
+
+
+def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
+    log = console.Console()
+    log.record([{"kind": "feature", "key": "a", "value": 1, "variation": 0}])
+    log.record(
+        [
+            {"kind": "feature", "key": "a", "value": 1, "variation": 0},
+            {"kind": "feature", "key": "b", "value": "x" * 1000, "variation": 2},
+            {"kind": "custom", "key": "a"},
+            {"kind": "summary", "features": "not an object"},
+            {"kind": "summary", "features": {"c": {"counters": [{"count": "x"}]}}},
+        ]
+    )
+    newest, oldest = log.evaluations
+    assert oldest == {"key": "a", "variation": 0, "value": "1", "count": 2}
+    assert newest["key"] == "b" and len(newest["value"]) == 200
+    for n in range(console.LOG_SIZE + 10):
+        log.record([{"kind": "feature", "key": f"k{n}", "value": n}])
+    assert len(log.evaluations) == console.LOG_SIZE
+    assert log.evaluations[0]["key"] == f"k{console.LOG_SIZE + 9}"
+    # A row seen again moves to the top.
+    log.record([{"kind": "feature", "key": "k20", "value": 20}])
+    assert log.evaluations[0] == {
+        "key": "k20",
+        "variation": None,
+        "value": "20",
+        "count": 2,
+    }
+
+
+# ------------------------------------------------------------- event stream
+@pytest.mark.asyncio
+async def test_the_page_stream_follows_changes_and_evaluations() -> None:
+    async with (
+        serving() as (server, http),
+        aconnect_sse(http, "GET", "/ui/api/events") as source,
+    ):
+        assert (
+            "default-src 'self'" in source.response.headers["content-security-policy"]
+        )
+        events = source.aiter_sse()
+        with anyio.fail_after(10):
+            first = json.loads((await anext(events)).data)
+            assert [f["key"] for f in first["flags"]] == ["banner", "ruled"]
+            server.set_flag("new", {"on": False, "variations": [1, 2]})
+            second = json.loads((await anext(events)).data)
+            assert [f["key"] for f in second["flags"]] == ["banner", "new", "ruled"]
+            server.delete_flag("ruled")
+            third = json.loads((await anext(events)).data)
+            assert [f["key"] for f in third["flags"]] == ["banner", "new"]
+            async with Client(server.config()) as client:
+                await client.variation("banner", USER, None)
+            fourth = json.loads((await anext(events)).data)
+            assert fourth["evaluations"][0]["key"] == "banner"
+
+
+# ----------------------------------------------------------------- the command
+def test_serve_prints_the_console_url(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flagValues": {"v": 1}}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
+        process.stdout.readline()  # the Config(...) line
+        assert process.stdout.readline().strip() == f"Console: {url}/ui/"
+        page = httpx.get(f"{url}/ui/")
+        assert page.status_code == 200 and 'aria-label="Flags"' in page.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)  # a guard, not a timing
