@@ -356,3 +356,18 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=60)  # a guard, not a timing
+
+
+def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import chromium
+
+    monkeypatch.setattr("shutil.which", lambda *a, **k: None)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CHROMIUM_TESTS_REQUIRED", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        chromium.executable()
+    monkeypatch.setenv("CHROMIUM_TESTS_REQUIRED", "1")
+    with pytest.raises(pytest.fail.Exception, match="required under CI"):
+        chromium.executable()
