@@ -46,6 +46,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _console_url(url: str, host: str) -> str:
+    """The console's address (``Console: ...`` at start).
+
+    The console answers loopback names only (DNS rebinding): with
+    ``--allow-remote`` on a wildcard address, it is at localhost.
+    """
+    if _is_loopback(host):
+        return f"{url}/ui/"
+    return f"http://localhost:{url.rsplit(':', 1)[1]}/ui/"
+
+
 async def serve(path: Path, host: str, port: int) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     flags, segments = load_flag_files(path)
@@ -56,7 +67,7 @@ async def serve(path: Path, host: str, port: int) -> None:
             f"events_uri={server.url!r})",
             flush=True,
         )
-        print(f"Console: {server.url}/ui/", flush=True)
+        print(f"Console: {_console_url(server.url, host)}", flush=True)
         seen = _stamp((path,))
         while True:
             await anyio.sleep(_WATCH_INTERVAL)

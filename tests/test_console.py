@@ -358,6 +358,23 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
         process.communicate(timeout=60)  # a guard, not a timing
 
 
+@pytest.mark.parametrize(
+    ("host", "url", "console_url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8765", "http://127.0.0.1:8765/ui/"),
+        ("localhost", "http://localhost:1", "http://localhost:1/ui/"),
+        ("0.0.0.0", "http://0.0.0.0:8765", "http://localhost:8765/ui/"),
+        ("::", "http://:::8765", "http://localhost:8765/ui/"),
+    ],
+)
+def test_with_allow_remote_the_console_is_printed_at_localhost(
+    host: str, url: str, console_url: str
+) -> None:
+    from aioflags.__main__ import _console_url
+
+    assert _console_url(url, host) == console_url
+
+
 def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
