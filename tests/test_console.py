@@ -324,6 +324,8 @@ async def test_the_page_stream_follows_changes_and_evaluations() -> None:
         with anyio.fail_after(10):
             first = json.loads((await anext(events)).data)
             assert [f["key"] for f in first["flags"]] == ["banner", "ruled"]
+            await server.wait_for_stream(console.EVENTS)
+            assert server.open_streams() == 0  # a page is not an SDK stream
             server.set_flag("new", {"on": False, "variations": [1, 2]})
             second = json.loads((await anext(events)).data)
             assert [f["key"] for f in second["flags"]] == ["banner", "new", "ruled"]

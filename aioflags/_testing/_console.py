@@ -79,7 +79,7 @@ class FlagHost(Protocol):
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
     """A complete response: status, body, content type and extra headers."""
 
@@ -90,7 +90,7 @@ class Reply:
 
 
 def _json_reply(status: int, data: JSONValue) -> Reply:
-    return Reply(status, json.dumps(data).encode())
+    return Reply(status=status, body=json.dumps(data).encode())
 
 
 def _error(status: int, message: str) -> Reply:
@@ -255,7 +255,12 @@ class Console:
         if refused is not None:
             return refused
         if path == PREFIX:
-            return Reply(308, b"", b"text/plain", [*HEADERS, (b"location", b"/ui/")])
+            return Reply(
+                status=308,
+                body=b"",
+                content_type=b"text/plain",
+                headers=[*HEADERS, (b"location", b"/ui/")],
+            )
         if method == "POST" and path == _FLAG:
             return self._change(server, body)
         if method != "GET":
@@ -269,9 +274,8 @@ class Console:
             return _error(404, "not found")
         name, content_type = static
         data = resources.files(__package__).joinpath("console", name).read_bytes()
-        return Reply(
-            200, data.replace(_TOKEN_PLACEHOLDER, self.token.encode()), content_type
-        )
+        body = data.replace(_TOKEN_PLACEHOLDER, self.token.encode())
+        return Reply(status=200, body=body, content_type=content_type)
 
     def _change(self, server: FlagHost, body: bytes) -> Reply:
         try:

@@ -385,8 +385,15 @@ class FlagServer:
         return self.requests_to(path)[count - 1]
 
     def open_streams(self, path: str | None = None) -> int:
-        """How many stream connections are open (to ``path``, or to either stream)."""
-        return sum(1 for p in self._open_streams.values() if path is None or p == path)
+        """How many stream connections are open (to ``path``, or to either SDK stream).
+
+        A console page's event stream (``/ui/api/events``) counts only when asked by path.
+        """
+        return sum(
+            1
+            for p in self._open_streams.values()
+            if p == path or (path is None and p in _STREAMS)
+        )
 
     async def wait_for_stream(self, path: str = FDV2_STREAM) -> None:
         """Wait until a stream to ``path`` is open."""
