@@ -253,6 +253,49 @@ async def test_a_bad_change_is_answered_and_changes_nothing(
         assert server.flags == before
 
 
+@pytest.mark.parametrize(
+    ("flag", "serves"),
+    [
+        ({"fallthrough": {"variation": 1}}, 1),
+        ({"fallthrough": {"variation": True}}, None),
+        ({"fallthrough": {"rollout": {"variations": []}}}, "rules"),
+        ({"fallthrough": {}}, None),
+        ({}, None),
+        ({"targets": [{"values": ["u"], "variation": 0}]}, "rules"),
+        ({"contextTargets": [{}], "fallthrough": {"variation": 0}}, "rules"),
+        ({"rules": [{}], "fallthrough": {"variation": 0}}, "rules"),
+    ],
+    ids=[
+        "fallthrough",
+        "bool-index",
+        "rollout",
+        "no-variation",
+        "no-fallthrough",
+        "targets",
+        "context-targets",
+        "rules",
+    ],
+)
+def test_what_a_row_says_the_flag_serves(flag: dict[str, Any], serves: object) -> None:
+    row = console.flag_row({"key": "k", **flag})
+    assert row["serves"] == serves
+    assert row["variations"] == [] and row["on"] is False
+
+
+@pytest.mark.asyncio
+async def test_other_methods_are_not_allowed() -> None:
+    async with serving() as (server, http):
+        token = await token_of(http)
+        before = server.flags
+        for method in ("PUT", "PATCH", "DELETE"):
+            response = await http.request(
+                method, "/ui/api/flag", headers={"x-aioflags-token": token}
+            )
+            assert response.status_code == 405
+        assert (await http.request("OPTIONS", "/ui/api/flag")).status_code == 405
+        assert server.flags == before
+
+
 # --------------------------------------------------------------- evaluations
 @pytest.mark.asyncio
 async def test_evaluations_come_from_the_events_the_sdk_posts() -> None:
@@ -289,6 +332,8 @@ def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
             {"kind": "feature", "key": "a", "value": 1, "variation": 0},
             {"kind": "feature", "key": "b", "value": "x" * 1000, "variation": 2},
             {"kind": "custom", "key": "a"},
+            {"kind": "feature", "value": 1},  # no key: nothing to count
+            {"kind": "summary", "features": {"d": {"counters": [{"count": 0}]}}},
             {"kind": "summary", "features": "not an object"},
             {"kind": "summary", "features": {"c": {"counters": [{"count": "x"}]}}},
         ]
