@@ -383,6 +383,26 @@ async def test_the_page_stream_follows_changes_and_evaluations() -> None:
             assert fourth["evaluations"][0]["key"] == "banner"
 
 
+@pytest.mark.asyncio
+async def test_a_page_that_reads_slowly_gets_the_latest_state_once() -> None:
+    """Changes made while a page's stream is busy are not queued one by one."""
+    async with (
+        serving() as (server, http),
+        aconnect_sse(http, "GET", "/ui/api/events") as source,
+    ):
+        events = source.aiter_sse()
+        with anyio.fail_after(10):
+            await anext(events)
+            for n in range(100):  # no await: the page's stream cannot send meanwhile
+                server.set_flag("counter", {"on": True, "variations": [n]})
+            latest = json.loads((await anext(events)).data)
+            counter = next(f for f in latest["flags"] if f["key"] == "counter")
+            assert counter["variations"] == ["99"]
+            server.delete_flag("counter")
+            after = json.loads((await anext(events)).data)
+            assert "counter" not in [f["key"] for f in after["flags"]]
+
+
 # ----------------------------------------------------------------- the command
 def test_serve_prints_the_console_url(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"

@@ -108,6 +108,9 @@ _CLOSE: Final = (
     "\x00close"  # sentinels pushed to a stream's queue (compared by identity)
 )
 _ABORT: Final = "\x00abort"
+#: A console page's "the state changed": its state is written when sent, so a
+#: page that reads slowly gets the latest state once, not every one queued.
+_STATE: Final = "\x00state"
 
 
 async def _until_client_closes(stream: SocketStream) -> None:
@@ -323,12 +326,10 @@ class FlagServer:
         self._push_console()
 
     def _push_console(self) -> None:
-        """Send the console's state to every open console page."""
-        pages = [s for p, s in self._subscribers.values() if p == console.EVENTS]
-        if pages:
-            state = self._console.state_event(self._flags)
-            for send in pages:
-                send.send_nowait(state)
+        """Tell every open console page that the state changed (at most one pending)."""
+        for path, send in self._subscribers.values():
+            if path == console.EVENTS and not send.statistics().current_buffer_used:
+                send.send_nowait(_STATE)
 
     def _objects(self) -> list[tuple[str, JSONObject]]:
         return [("flag", f) for f in self._flags.values()] + [
@@ -732,6 +733,8 @@ class FlagServer:
                     if text is _ABORT:
                         tg.cancel_scope.cancel()
                         return
+                    if text is _STATE:
+                        text = self._console.state_event(self._flags)
                     await self._send(conn, stream, h11.Data(data=text.encode()))
         finally:
             self._subscribers.pop(number, None)
