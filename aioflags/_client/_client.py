@@ -46,7 +46,7 @@ from aioflags._core._clock import Clock, MonotonicClock
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._lifespan import Span, background_group
 from aioflags._core._renamed import point_to
-from aioflags._datasystem._config import DataSystem
+from aioflags._datasystem._config import DataSystem, is_local
 from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._evaluate import Matcher, evaluate
@@ -154,19 +154,71 @@ def _import_all(names: list[str]) -> None:
         importlib.import_module(name)
 
 
-def _make_http(config: Config, instance_id: str) -> httpx.AsyncClient:
-    """The client's ``httpx.AsyncClient`` (built on a worker thread: :func:`_in_thread`)."""
-    from aioflags._core._http import make_http_client
+def _needs_tls(config: Config) -> bool:
+    """Whether a client with ``config`` will send ``https://`` requests itself.
 
-    return make_http_client(config, instance_id)
+    To its flag service (unless its data system is local) and to its event
+    recorder (when events are on), through its own transport (no proxy:
+    httpx's transports then do TLS). A source given its own ``base_uri`` is
+    not looked at: an ``https://`` one sets TLS up on its first request.
+    """
+    from aioflags._core._http import proxied
+
+    uris = []
+    if config.data_system is None or not is_local(config.data_system):
+        uris += [config.base_uri, config.stream_uri]
+    if config.events_enabled:
+        uris.append(config.events_uri)
+    return any(uri.startswith("https://") for uri in uris) and not proxied(config)
+
+
+async def _open_http(config: Config, instance_id: str) -> httpx.AsyncClient:
+    """The client's ``httpx.AsyncClient``, built on worker threads (:func:`_in_thread`).
+
+    When the client will send ``https://`` requests, their TLS transport is
+    made now rather than on the first one: loading the CA bundle (tens of
+    milliseconds, the GIL released) runs on one thread while another imports
+    what httpx's transports need (a process's first start), and the first
+    request does not wait for it. A client talking ``http://`` loads no CA
+    bundle. Errors are raised as they are (``OSError``, ``ValueError``).
+    """
+    import anyio
+
+    from aioflags._core import _http, _transport
+
+    tls: list[httpx.AsyncHTTPTransport] = []
+    if _needs_tls(config):
+        failed: list[OSError | ValueError] = []
+
+        async def make_tls() -> None:
+            try:
+                await _in_thread(
+                    lambda: tls.append(_transport.tls_transport(config.verify))
+                )
+            except (OSError, ValueError) as exc:  # raised below, not as a group
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(make_tls)
+            await _in_thread(functools.partial(importlib.import_module, "httpcore"))
+        if failed:
+            raise failed[0]
+    made: list[httpx.AsyncClient] = []
+    await _in_thread(
+        lambda: made.append(
+            _http.make_http_client(config, instance_id, tls=tls[0] if tls else None)
+        )
+    )
+    return made[0]
 
 
 async def _in_thread(func: Callable[[], object]) -> None:
     """Run ``func`` on a worker thread (a seam for tests).
 
-    Building an httpx client loads the CA bundle: 25-150 ms of blocking file
-    and TLS work, so it is done on a worker thread, not on the loop; so is
-    importing the modules a running client needs (:func:`_running_parts`).
+    Loading a CA bundle is 25-150 ms of blocking file and TLS work, and the
+    first httpx transport imports httpcore: both are done on worker threads,
+    not on the loop (:func:`_open_http`); so is importing the modules a
+    running client needs (:func:`_running_parts`).
     """
     import anyio
 
@@ -615,9 +667,7 @@ class Client:
                 if config.ready_timeout == 0:  # nobody waited: ERROR in time
                     inner.start_soon(run.layer.unwaited, self._waiting_for())
                 try:
-                    await _in_thread(
-                        lambda: made.append(_make_http(config, self._instance_id))
-                    )
+                    made.append(await _open_http(config, self._instance_id))
                 # ssl.SSLError is an OSError.
                 except (OSError, ValueError) as exc:
                     message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"

@@ -12,7 +12,7 @@ from aioflags._version import __version__
 if TYPE_CHECKING:
     from aioflags._client._config import Config
 
-__all__ = ["USER_AGENT", "base_headers", "make_http_client"]
+__all__ = ["USER_AGENT", "base_headers", "make_http_client", "proxied"]
 
 USER_AGENT = f"aioflags/{__version__}"
 
@@ -38,22 +38,39 @@ def _environment_proxies() -> bool:
     return bool(urllib.request.getproxies())
 
 
-def make_http_client(config: Config, instance_id: str) -> httpx.AsyncClient:
-    """A pooled client with explicit timeouts, TLS and proxy from the config."""
-    verify: bool | ssl.SSLContext
-    if isinstance(config.verify, str):
-        verify = ssl.create_default_context(cafile=config.verify)
-    else:
-        verify = config.verify
-    # Without a proxy, TLS (the CA bundle) is set up on the first https://
-    # request only: http:// URIs (a relay, a test server) never pay for it.
-    from ._transport import LazyTLSTransport
+def proxied(config: Config) -> bool:
+    """Whether requests go through a proxy: httpx's own transports then do TLS."""
+    return bool(config.proxy) or _environment_proxies()
 
+
+def make_http_client(
+    config: Config,
+    instance_id: str,
+    *,
+    tls: httpx.AsyncHTTPTransport | None = None,
+) -> httpx.AsyncClient:
+    """A pooled client with explicit timeouts, TLS and proxy from the config.
+
+    ``tls``: the transport for ``https://`` requests, already made (see
+    :func:`~aioflags._core._transport.tls_transport`); without it, it is made
+    on the first ``https://`` request. Neither when a proxy is used: httpx's
+    own transports are, with ``Config.verify``.
+    """
     # httpx reads proxies from the environment (HTTPS_PROXY, ...) only when
     # no transport is given: a proxy named there keeps httpx's own transport.
-    transport = (
-        None if config.proxy or _environment_proxies() else LazyTLSTransport(verify)
-    )
+    transport: httpx.AsyncBaseTransport | None = None
+    verify: bool | ssl.SSLContext = True  # unused with our own transport
+    if proxied(config):
+        if isinstance(config.verify, str):
+            verify = ssl.create_default_context(cafile=config.verify)
+        else:
+            verify = config.verify
+    else:
+        # TLS (the CA bundle) is set up for https:// only: http:// URIs (a
+        # relay, a test server) never pay for it.
+        from ._transport import LazyTLSTransport
+
+        transport = LazyTLSTransport(config.verify, tls)
     return httpx.AsyncClient(
         transport=transport,
         headers=base_headers(config, instance_id),
