@@ -42,11 +42,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from _common import server_process
 from bench_system import Ticker
 from corpus import make_corpus
+
+if TYPE_CHECKING:
+    import ssl
 
 HERE = Path(__file__).resolve().parent
 WARM_UP = "/warm-up"
@@ -110,7 +113,7 @@ def _bodies(n_flags: int, prefix: str = "") -> dict[str, bytes]:
     }
 
 
-async def _serve(n_flags: int) -> None:
+async def serve(n_flags: int, ssl_context: ssl.SSLContext | None = None) -> None:
     """A static flag server: ``/sdk/poll`` (FDv2) and ``/sdk/latest-all`` (FDv1).
 
     Under ``/warm-up`` it serves a 5-flag corpus: each child starts its SDK
@@ -151,9 +154,10 @@ async def _serve(n_flags: int) -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_context)
     port = server.sockets[0].getsockname()[1]
-    print(f"serving http://127.0.0.1:{port}", flush=True)
+    scheme = "http" if ssl_context is None else "https"
+    print(f"serving {scheme}://127.0.0.1:{port}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -456,7 +460,7 @@ def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)
     if args.serve:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args.serve))
+            asyncio.run(serve(args.serve))
         return
     if args.child:
         print(json.dumps(asyncio.run(_child(args.child[0], args.child[1]))))

@@ -1,0 +1,382 @@
+"""Start-up in fresh processes: aioflags Client against AsyncLDClient, over http and https.
+
+    python benchmarks/bench_startup.py [--flags 1000] [--pairs 10]
+        [--schemes http,https] [--data-system default|polling]
+        [--python PATH] [--instructions] [--smoke]
+
+Each run is a **fresh process** that imports its SDK, then times
+constructing the client (its ``Config`` included) until it is READY
+(``async with`` / ``start()`` returning initialised): everything a process's
+first start pays, the imports an SDK does on first use, its TLS set-up and
+its first socket included. The import is timed too, and *import + READY* is
+the two together: what each SDK costs a fresh process from nothing to READY
+(the interpreter's own start left out). The runs come in **pairs**, one of
+each SDK back to back, the order alternating from one pair to the next, so a
+burst of load on a shared machine hits both sides of a pair alike; the ratio
+aioflags / AsyncLDClient is taken per pair, and its median and **worst** pair
+are printed. CPU time is that of the whole process (all threads): waiting
+for a CPU does not inflate it, but work overlapped on two threads counts in
+full.
+
+The flags (``corpus.py``) come from a server process on loopback, its bodies
+serialised once: FDv2 ``/sdk/poll`` for aioflags, FDv1 ``/sdk/latest-all``
+for LaunchDarkly's 9.18 SDK (``stream=False``, its fastest start-up path).
+aioflags runs its default data system (a poll, then streaming after READY)
+with only ``import aioflags`` done before the clock starts, as an
+application would; ``--data-system polling`` polls only, and imports
+``aioflags.sources`` (which brings httpx) before the clock. Events are off on
+both sides.
+
+Over https the server presents a certificate of the test CA
+(``tests/certs``). Both SDKs are given one CA file, certifi's bundle with
+the test CA appended (``Config(verify=path)``, ``HTTPConfig(ca_certs=path)``):
+each loads as many certificates as it would from the default bundle.
+Over http, aioflags sets up no TLS at all; AsyncLDClient builds its SSL
+context either way.
+
+``--instructions`` also counts each whole process's instructions under
+valgrind's callgrind (stopped once the SDK is imported, and at READY):
+steady whatever the load, but blind to overlap.
+
+``--python`` runs the children with another interpreter, e.g. a virtual
+environment holding only aioflags and LaunchDarkly's SDK: with trio
+installed (the test environment), httpcore imports it on a first start
+(tens of milliseconds), and httpx imports click when it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Nothing from aioflags or LaunchDarkly's SDK at the top, and no more of the
+# standard library than a child needs: a child imports only the SDK it
+# measures (ssl with it, for instance); the parent's helpers are imported
+# where they are used.
+HERE = Path(__file__).resolve().parent
+CERTS = HERE.parent / "tests" / "certs"
+OURS = "aioflags Client"
+LD = "LaunchDarkly AsyncLDClient"
+
+
+# ------------------------------------------------------------------ child
+def _stop_here(point: str) -> None:
+    """End the process at once at ``point`` if asked (``--stop``): instruction counts."""
+    if os.environ.get("BENCH_STOP") == point:
+        sys.stdout.flush()
+        os._exit(0)
+
+
+async def _ours(url: str, ca: str | None, data_system: str) -> float:
+    import aioflags
+
+    options: dict[str, Any] = {}
+    if data_system == "polling":
+        from aioflags import sources
+
+        options["data_system"] = aioflags.DataSystem.custom(
+            initializers=[sources.polling_initializer()],
+            synchronizers=[sources.polling_synchronizer(interval=3600)],
+        )
+    start = time.perf_counter()
+    config = aioflags.Config(
+        "sdk-key",
+        base_uri=url,
+        stream_uri=url,
+        events_uri=url,
+        ready_timeout=300,
+        send_events=False,
+        verify=ca if ca else True,
+        **options,
+    )
+    async with aioflags.Client(config) as client:
+        elapsed = time.perf_counter() - start
+        _stop_here("ready")
+        assert client.status is aioflags.ProviderStatus.READY, client.status
+        assert len(client.snapshot().flag_keys) > 0
+    return elapsed
+
+
+async def _ld(url: str, ca: str | None) -> float:
+    from ldclient import Context
+    from ldclient.async_client import AsyncLDClient
+    from ldclient.async_config import AsyncConfig
+    from ldclient.config import HTTPConfig
+
+    start = time.perf_counter()
+    client = AsyncLDClient(
+        AsyncConfig(
+            "sdk-key",
+            base_uri=url,
+            stream_uri=url,
+            events_uri=url,
+            stream=False,
+            send_events=False,
+            diagnostic_opt_out=True,
+            http=HTTPConfig(ca_certs=ca),
+        )
+    )
+    await client.start(start_wait=300)
+    elapsed = time.perf_counter() - start
+    _stop_here("ready")
+    assert await client.is_initialized()
+    state = await client.all_flags_state(Context.create("bench-user"))
+    assert state.valid
+    assert len(state.to_values_map()) > 0
+    await client.close()
+    return elapsed
+
+
+def child(which: str, url: str, ca: str | None, data_system: str) -> None:
+    """One fresh process: import the SDK, then time one start; print JSON."""
+    start = time.perf_counter()
+    if which == "ld":
+        import ldclient.async_client
+        import ldclient.async_config  # noqa: F401
+    else:
+        import aioflags
+
+        if data_system == "polling":
+            import aioflags.sources  # noqa: F401
+    imported = time.perf_counter() - start
+    _stop_here("imported")
+    cpu = time.process_time()
+    wall = asyncio.run(_ld(url, ca) if which == "ld" else _ours(url, ca, data_system))
+    # (the CPU time includes closing the client and the loop: small, both sides)
+    out = {
+        "import_ms": imported * 1e3,
+        "wall_ms": wall * 1e3,
+        "cpu_ms": (time.process_time() - cpu) * 1e3,
+    }
+    out["total_ms"] = out["import_ms"] + out["wall_ms"]
+    print(json.dumps(out))
+
+
+def run_child(
+    python: str, which: str, url: str, ca: str | None, data_system: str
+) -> dict[str, float]:
+    import subprocess
+
+    argv = [python, __file__, "--child", which, url, "--data-system", data_system]
+    argv += ["--ca", ca] if ca else []
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode caches read and written
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=300, env=env
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------- server
+def serve_main(n_flags: int, tls: bool) -> None:
+    import ssl
+
+    from bench_ingest import serve
+
+    context = None
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(CERTS / "server.pem", CERTS / "server.key")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(n_flags, ssl_context=context))
+
+
+@contextlib.contextmanager
+def ca_bundle() -> Any:
+    """certifi's bundle with the test CA appended: the size of a real default."""
+    import tempfile
+
+    import certifi
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.pem"
+        path.write_text(
+            Path(certifi.where()).read_text() + (CERTS / "ca.pem").read_text()
+        )
+        yield str(path)
+
+
+# ----------------------------------------------------------------- parent
+FIGURES = (
+    ("wall_ms", "client created to READY, wall"),
+    ("cpu_ms", "client created to READY, CPU"),
+    ("import_ms", "import, wall"),
+    ("total_ms", "import + READY, wall"),
+)
+
+
+def measure(
+    python: str, n_flags: int, pairs: int, scheme: str, data_system: str
+) -> dict[str, list[dict[str, float]]]:
+    """``pairs`` alternating pairs of fresh processes over ``scheme``."""
+    from _common import server_process
+
+    tls = scheme == "https"
+    runs: dict[str, list[dict[str, float]]] = {OURS: [], LD: []}
+    with contextlib.ExitStack() as stack:
+        ca = stack.enter_context(ca_bundle()) if tls else None
+        argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
+        url = stack.enter_context(server_process(*argv))
+        for which in ("aioflags", "ld"):  # the bytecode caches, the disk warm
+            run_child(python, which, url, ca, data_system)
+        for i in range(pairs):
+            order = ("aioflags", "ld") if i % 2 == 0 else ("ld", "aioflags")
+            for which in order:
+                runs[OURS if which == "aioflags" else LD].append(
+                    run_child(python, which, url, ca, data_system)
+                )
+    return runs
+
+
+def _instructions(argv: list[str], stop: str) -> int:
+    import re
+    import subprocess
+
+    env = {**os.environ, "BENCH_STOP": stop, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    err = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=900,
+    ).stderr
+    match = re.search(r"Collected : (\d+)", err)
+    assert match, err
+    return int(match.group(1))
+
+
+def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> str:
+    """Instructions (callgrind, all threads) from the SDK imported to READY.
+
+    Whole processes (interpreter start included), stopped once the SDK is
+    imported and stopped at READY; the window is the difference: what no load
+    on the machine changes. They count work, not waiting, so they cannot show
+    work overlapped on two threads (the wall clock does).
+    """
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return "instructions: skipped, valgrind is not installed"
+    from _common import server_process
+
+    tls = scheme == "https"
+    counts: dict[str, tuple[int, int]] = {}
+    with contextlib.ExitStack() as stack:
+        ca = stack.enter_context(ca_bundle()) if tls else None
+        argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
+        url = stack.enter_context(server_process(*argv))
+        for which, name in (("aioflags", OURS), ("ld", LD)):
+            child = [python, __file__, "--child", which, url]
+            child += ["--data-system", data_system, *(["--ca", ca] if ca else [])]
+            run_child(python, which, url, ca, data_system)  # bytecode caches
+            counts[name] = (
+                _instructions(child, "imported"),
+                _instructions(child, "ready"),
+            )
+    ours, theirs = counts[OURS], counts[LD]
+    return "\n".join(
+        [
+            f"instructions (callgrind, all threads), {scheme}, {n_flags} flags, "
+            f"aioflags' {data_system} data system",
+            f"  {'millions':<34}{'imported':>12}{'READY':>12}{'window':>12}",
+            *(
+                f"  {name:<34}{imported / 1e6:>12,.1f}{ready / 1e6:>12,.1f}"
+                f"{(ready - imported) / 1e6:>12,.1f}"
+                for name, (imported, ready) in counts.items()
+            ),
+            "  ratio aioflags / AsyncLDClient: from the SDK imported to READY "
+            f"{(ours[1] - ours[0]) / (theirs[1] - theirs[0]):.2f}x, whole process "
+            f"to READY {ours[1] / theirs[1]:.2f}x",
+        ]
+    )
+
+
+def report(runs: dict[str, list[dict[str, float]]], title: str) -> str:
+    """Each figure's median, min and max; the per-pair ratios, median and worst."""
+    import statistics
+
+    lines = [
+        title,
+        f"  {'ms':<44}{'median':>9}{'min':>9}{'max':>9}",
+    ]
+    for field, name in FIGURES:
+        for sdk in (OURS, LD):
+            values = [r[field] for r in runs[sdk]]
+            lines.append(
+                f"  {sdk + ', ' + name:<44}{statistics.median(values):>9.1f}"
+                f"{min(values):>9.1f}{max(values):>9.1f}"
+            )
+    for field, name in FIGURES:
+        ratios = [
+            ours[field] / theirs[field]
+            for ours, theirs in zip(runs[OURS], runs[LD], strict=True)
+        ]
+        lines.append(
+            f"  ratio aioflags / AsyncLDClient per pair, {name}: "
+            f"median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x, "
+            f"best {min(ratios):.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flags", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--schemes", default="http,https")
+    parser.add_argument(
+        "--data-system",
+        choices=("default", "polling"),
+        default="default",
+        help="aioflags' data system: the default (only `import aioflags` before "
+        "the clock starts), or polling (`aioflags.sources` imported too)",
+    )
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions with valgrind's callgrind (slow)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="one small pair (tests)")
+    parser.add_argument("--child", nargs=2, metavar=("WHICH", "URL"))
+    parser.add_argument("--ca")
+    parser.add_argument("--serve", type=int, metavar="N")
+    parser.add_argument("--tls", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    if args.serve:
+        serve_main(args.serve, args.tls)
+        return
+    if args.child:
+        child(args.child[0], args.child[1], args.ca, args.data_system)
+        return
+    n_flags, pairs = (20, 1) if args.smoke else (args.flags, args.pairs)
+    for scheme in args.schemes.split(","):
+        load = os.getloadavg()[0]
+        runs = measure(args.python, n_flags, pairs, scheme, args.data_system)
+        title = (
+            f"\nstart-up over {scheme}, {n_flags} flags, aioflags' {args.data_system} "
+            f"data system: {pairs} alternating pairs of fresh processes (load "
+            f"average {load:.1f} -> {os.getloadavg()[0]:.1f})"
+        )
+        print(report(runs, title), flush=True)
+        if args.instructions and not args.smoke:
+            print(
+                instructions(args.python, n_flags, scheme, args.data_system), flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()
