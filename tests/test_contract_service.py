@@ -1176,7 +1176,12 @@ async def test_migration_read_calls_the_callback_origins_and_sends_the_event(
     assert event["evaluation"]["value"] == "live"
     keys = [m["key"] for m in event["measurements"]]
     assert keys == ["invoked", "consistent", "latency_ms"]
-    assert event["measurements"][1] == {"key": "consistent", "value": True}
+    # samplingRatio even when it is 1: the harness requires it.
+    assert event["measurements"][1] == {
+        "key": "consistent",
+        "value": True,
+        "samplingRatio": 1,
+    }
 
 
 @pytest.mark.asyncio

@@ -454,8 +454,8 @@ async def test_latency_and_errors_are_not_tracked_when_turned_off() -> None:
 @pytest.mark.parametrize(
     ("check_ratio", "draw", "expected"),
     [
-        (None, 0.99, {"key": "consistent", "value": True}),
-        (1, 0.99, {"key": "consistent", "value": True}),
+        (None, 0.99, {"key": "consistent", "value": True, "samplingRatio": 1}),
+        (1, 0.99, {"key": "consistent", "value": True, "samplingRatio": 1}),
         (0, 0.0, None),
         (4, 0.2, {"key": "consistent", "value": True, "samplingRatio": 4}),
         (4, 0.3, None),

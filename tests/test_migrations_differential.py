@@ -6,7 +6,9 @@ stage, an operation, an execution order, origins that succeed, fail or
 raise, a comparison or none, latency and error tracking on or off. Each
 runs through both SDKs' migrators; the results and the ``migration_op``
 events (LaunchDarkly's formatted by its own ``EventOutputFormatter``) must
-agree field by field, timings excepted (only which origins have one).
+agree field by field, timings excepted (only which origins have one), and
+the ``consistent`` measurement's ``samplingRatio`` of 1, which LaunchDarkly's
+SDK omits and aioflags sends (see ``_as_harness_requires``).
 Sampled ratios above 1 draw from each SDK's own random source, so they are
 left to tests/test_migrations.py.
 """
@@ -168,7 +170,26 @@ def _theirs(cases: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]
     finally:
         client.close()
     formatter = EventOutputFormatter(config)
-    return results, [formatter.make_output_event(e) for e in captured]
+    events = [formatter.make_output_event(e) for e in captured]
+    return results, [_as_harness_requires(e) for e in events]
+
+
+def _as_harness_requires(event: dict[str, Any]) -> dict[str, Any]:
+    """LaunchDarkly's event with the one documented difference normalised.
+
+    LaunchDarkly's SDK omits the ``consistent`` measurement's
+    ``samplingRatio`` when the flag's ``checkRatio`` is 1 or unset; its
+    conformance harness requires the field, so aioflags always sends it
+    (docs/events.md). Only that field is filled in here, and only when
+    absent; everything else is compared as LaunchDarkly sent it.
+    """
+    measurements = [
+        {**m, "samplingRatio": 1}
+        if m["key"] == "consistent" and "samplingRatio" not in m
+        else m
+        for m in event.get("measurements", [])
+    ]
+    return {**event, "measurements": measurements}
 
 
 def _result(result: Any) -> Any:

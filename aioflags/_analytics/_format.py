@@ -199,9 +199,13 @@ class EventFormatter:
             {"key": "invoked", "values": {o.value: True for o in op.invoked}}
         ]
         if op.consistent is not None:
-            consistent: JSONObject = {"key": "consistent", "value": op.consistent}
-            if op.consistent_ratio != 1:
-                consistent["samplingRatio"] = op.consistent_ratio
+            # samplingRatio always, 1 included: LaunchDarkly's conformance
+            # harness requires it (its SDKs omit it when it is 1; docs/events.md).
+            consistent: JSONObject = {
+                "key": "consistent",
+                "value": op.consistent,
+                "samplingRatio": op.consistent_ratio,
+            }
             measurements.append(consistent)
         if op.latencies:
             latency = {o.value: ms for o, ms in op.latencies}
