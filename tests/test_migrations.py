@@ -22,6 +22,7 @@ from aioflags.migrations import (
     ExecutionOrder,
     Migrator,
     MigratorBuilder,
+    MigratorCompareFn,
     Operation,
     OperationResult,
     Origin,
@@ -86,7 +87,7 @@ class Origins:
         self,
         client: aioflags.Client,
         order: ExecutionOrder = ExecutionOrder.SERIAL,
-        comparison: Callable[[Any, Any], bool] | None = None,
+        comparison: MigratorCompareFn | None = None,
     ) -> Migrator:
         return (
             MigratorBuilder(client)
@@ -502,6 +503,74 @@ async def test_a_comparison_that_raises_records_no_consistency(
     (event,) = migration_ops(server.events)
     assert measurement(event, "consistent") is None
     assert "consistency check for 'm' raised" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [(("ok", "ok"), True), (("ok", "other"), False)],
+    ids=["agree", "differ"],
+)
+async def test_an_async_comparison_is_awaited(
+    outcomes: tuple[str, str], expected: bool
+) -> None:
+    """A coroutine is truthy: unawaited, values that differ would be "consistent"."""
+    compared: list[tuple[Any, Any]] = []
+
+    async def compare(a: Any, b: Any) -> bool:
+        await anyio.lowlevel.checkpoint()
+        compared.append((a, b))
+        return bool(a == b)
+
+    old_value, new_value = outcomes
+
+    async def old(payload: Any) -> str:
+        return old_value
+
+    async def new(payload: Any) -> str:
+        return new_value
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        migrator = MigratorBuilder(client).read(old, new, compare).write(old, new)
+        await migrator.build().read("m", USER, Stage.OFF)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent")["value"] is expected
+    assert compared == [outcomes]
+
+
+async def test_an_async_comparison_that_raises_records_no_consistency(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def compare(a: Any, b: Any) -> bool:
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError("cannot compare")
+
+    origins = Origins()
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        await origins.migrator(client, comparison=compare).read("m", USER, Stage.OFF)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") is None
+    assert "consistency check for 'm' raised" in caplog.text
+
+
+async def test_the_tracker_refuses_an_awaitable_consistency_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OpTracker.consistent() is sync: a coroutine is logged, never taken as True."""
+
+    async def compare() -> bool:
+        return False
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        tracker.operation(Operation.READ).invoked(Origin.OLD).invoked(Origin.NEW)
+        # The misuse under test: the type checker refuses it too.
+        client.track_migration_op(tracker.consistent(compare))  # type: ignore[arg-type]
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") is None
+    assert "returned an awaitable" in caplog.text
 
 
 class _AlwaysSample(random.Random):

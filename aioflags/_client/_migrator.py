@@ -173,7 +173,8 @@ class ExecutionOrder(enum.Enum):
 #: (or any other value, a success) or an awaitable of one; raising is a failure.
 MigratorFn: TypeAlias = "Callable[[Any], Awaitable[Any] | Any]"
 #: Compares the two origins' values of a successful read: ``True`` if they agree.
-MigratorCompareFn: TypeAlias = "Callable[[Any, Any], bool]"
+#: A coroutine function too: the migrator awaits what it returns.
+MigratorCompareFn: TypeAlias = "Callable[[Any, Any], bool | Awaitable[bool]]"
 
 _READS: Final = {  # stage → (authoritative origin, the other one or None)
     Stage.OFF: (Origin.OLD, None),
@@ -335,8 +336,21 @@ class Migrator:
                 results[origin] = await call.run(origin)
         authoritative, other = results[first], results[second]
         compare = self._comparison
-        if compare is not None and authoritative.is_success() and other.is_success():
-            tracker.consistent(lambda: compare(authoritative.value, other.value))
+        if (
+            compare is not None
+            and authoritative.is_success()
+            and other.is_success()
+            and tracker._check_sampled()
+        ):
+            # As tracker.consistent(), but an async comparison is awaited.
+            try:
+                outcome = compare(authoritative.value, other.value)
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
+            except Exception:  # noqa: BLE001 - logged: a failed check records nothing
+                tracker._check_failed()
+            else:
+                tracker._record_consistency(outcome)
         return authoritative
 
     async def write(
@@ -406,8 +420,10 @@ class MigratorBuilder:
         ``old`` and ``new`` take the payload of ``migrator.read`` and return
         a :class:`Result` or a value (a coroutine function, or a plain
         function that does not block the event loop). ``comparison``
-        (a plain function) gets both values when both reads succeeded and
-        returns whether they agree: the ``consistent`` measurement.
+        (a plain function or a coroutine function, which is awaited) gets
+        both values when both reads succeeded and returns whether they
+        agree: the ``consistent`` measurement. It runs only for the
+        operations the flag's ``migration.checkRatio`` samples.
         """
         self._read = (old, new, comparison)
         return self

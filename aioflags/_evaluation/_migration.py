@@ -12,6 +12,7 @@ values and rules are LaunchDarkly's (its Python SDK's
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import random
 from typing import TYPE_CHECKING, Final, final
@@ -264,18 +265,48 @@ class OpTracker:
         ``is_consistent`` is called only for the sample the flag's
         ``migration.checkRatio`` asks for (1 in ``checkRatio`` operations;
         every one when the flag sets none), so an expensive comparison runs
-        only then. If it raises, the error is logged and nothing is recorded.
+        only then. If it raises, or returns an awaitable (pass a plain
+        function here; a ``Migrator`` awaits an async comparison itself),
+        the error is logged and nothing is recorded.
         """
-        if _sampled(self._check_ratio):
+        if self._check_sampled():
             try:
-                self._consistent = bool(is_consistent())
-            except Exception:
-                logger.exception(
-                    "The migration's consistency check for %r raised; "
-                    "no consistency is recorded",
-                    self._key,
-                )
+                outcome = is_consistent()
+            except Exception:  # noqa: BLE001 - logged: a failed check records nothing
+                self._check_failed()
+            else:
+                self._record_consistency(outcome)
         return self
+
+    def _check_sampled(self) -> bool:
+        """Whether this operation is in the sample ``migration.checkRatio`` asks for."""
+        return _sampled(self._check_ratio)
+
+    def _check_failed(self) -> None:
+        """Log the exception the comparison raised (nothing is recorded)."""
+        logger.exception(
+            "The migration's consistency check for %r raised; "
+            "no consistency is recorded",
+            self._key,
+        )
+
+    def _record_consistency(self, outcome: object) -> None:
+        """Record what the comparison returned; an awaitable is refused, logged.
+
+        :meth:`consistent` is sync: it cannot await a coroutine (whose truth
+        is always ``True``). A ``Migrator`` awaits an async comparison itself.
+        """
+        if inspect.isawaitable(outcome):
+            if inspect.iscoroutine(outcome):
+                outcome.close()  # never awaited: no RuntimeWarning
+            logger.error(
+                "The migration's consistency check for %r returned an awaitable; "
+                "OpTracker.consistent() takes a plain function (a Migrator awaits "
+                "an async comparison); no consistency is recorded",
+                self._key,
+            )
+            return
+        self._consistent = bool(outcome)
 
     def error(self, origin: Origin) -> OpTracker:
         """Record that the call to ``origin`` failed."""
