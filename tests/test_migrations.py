@@ -375,6 +375,56 @@ async def test_cancelling_the_caller_cancels_both_origins() -> None:
     assert migration_ops(server.events) == []  # an operation cut short: no event
 
 
+@pytest.mark.parametrize(
+    ("cancelled_in", "reported"),
+    [("write-new", {"old": True}), ("write-old", None)],
+    ids=["after-the-authoritative-write", "during-the-authoritative-write"],
+)
+async def test_a_cancelled_write_still_reports_the_writes_that_completed(
+    cancelled_in: str,
+    reported: dict[str, bool] | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The authoritative write is not undone by the caller's cancellation."""
+    written: list[str] = []
+    entered = anyio.Event()
+
+    def origin(name: str) -> Callable[[Any], Any]:
+        async def call(payload: Any) -> str:
+            if name == cancelled_in:
+                entered.set()
+                await anyio.sleep_forever()
+            written.append(name)
+            return name
+
+        return call
+
+    async with running({"m": migration_flag("dualwrite")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("read-old"), origin("read-new"))
+            .write(origin("write-old"), origin("write-new"))
+            .build()
+        )
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(migrator.write, "m", USER, Stage.OFF)
+                await entered.wait()
+                tg.cancel_scope.cancel()
+        await client.flush()
+    events = migration_ops(server.events)
+    if reported is None:
+        assert written == []
+        assert events == []  # nothing completed: nothing to report
+        assert "no event will be emitted" not in caplog.text  # and no error logged
+    else:
+        assert written == ["write-old"]
+        (event,) = events
+        assert event["operation"] == "write"
+        assert measurement(event, "invoked")["values"] == reported
+        assert set(measurement(event, "latency_ms")["values"]) == set(reported)
+
+
 async def test_an_origin_that_raises_is_a_failed_result_not_an_exception_group() -> (
     None
 ):

@@ -364,17 +364,27 @@ class Migrator:
 
         In the stages that write to both, the other origin is written only
         if the authoritative write succeeded. ``payload`` is passed to the
-        origins.
+        origins. If the caller is cancelled after a write completed, the
+        ``migration_op`` event still reports the writes that completed
+        (they are not undone), and the cancellation propagates.
         """
         client = self._client
         stage, tracker = await client.migration_variation(key, context, default_stage)
         tracker.operation(Operation.WRITE)
         call = self._call(self._writes, tracker, payload)
         first, second = _WRITES[stage]
-        authoritative = await call.run(first)
-        other = None
-        if second is not None and authoritative.is_success():
-            other = await call.run(second)
+        try:
+            authoritative = await call.run(first)
+            other = None
+            if second is not None and authoritative.is_success():
+                other = await call.run(second)
+        except anyio.get_cancelled_exc_class():
+            # A write that completed is not undone by the cancellation: report
+            # it (as LaunchDarkly's async migrator does). Recording is sync and
+            # does no I/O, so it cannot be cut short; the cancellation goes on.
+            if tracker._invoked:
+                client.track_migration_op(tracker)
+            raise
         client.track_migration_op(tracker)
         return WriteResult(authoritative, other)
 
