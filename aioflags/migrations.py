@@ -22,7 +22,9 @@ The origins are coroutine functions (plain functions that do not block are
 accepted too); a ``PARALLEL`` read runs both in a task group of the caller's.
 Without a migrator, ``await client.migration_variation(...)`` gives the stage
 and an :class:`OpTracker` to fill in and pass to ``client.track_migration_op``.
-The names are those of LaunchDarkly's Python SDK (``ldclient.migrations``).
+The names are those of LaunchDarkly's Python SDK (``ldclient.migrations``);
+``AsyncMigratorBuilder``, ``AsyncMigrator`` and ``AsyncMigratorFn``, the
+names its async client uses, are aliases of the same classes and type.
 See docs/migrations.md.
 
 Added in version 0.1.0.
@@ -30,6 +32,7 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
+from ._client._migrator import AsyncMigratorFn as AsyncMigratorFn
 from ._client._migrator import ExecutionOrder as ExecutionOrder
 from ._client._migrator import Migrator as Migrator
 from ._client._migrator import MigratorBuilder as MigratorBuilder
@@ -43,7 +46,15 @@ from ._evaluation._migration import OpTracker as OpTracker
 from ._evaluation._migration import Origin as Origin
 from ._evaluation._migration import Stage as Stage
 
+#: LaunchDarkly's async client's name for :class:`Migrator` (the same class).
+AsyncMigrator = Migrator
+#: LaunchDarkly's async client's name for :class:`MigratorBuilder` (the same class).
+AsyncMigratorBuilder = MigratorBuilder
+
 __all__ = [
+    "AsyncMigrator",
+    "AsyncMigratorBuilder",
+    "AsyncMigratorFn",
     "ExecutionOrder",
     "Migrator",
     "MigratorBuilder",

@@ -4,9 +4,11 @@
 
 Each origin takes ``D`` ms (50 by default): aioflags' origins are coroutines
 (``await anyio.sleep``), LaunchDarkly's are plain functions that block
-(``time.sleep``), run by its thread pool. The wall time of each
-``migrator.read`` on the monotonic clock, both SDKs with a migration flag in
-``shadow`` and analytics events off; the median and the **worst** run are
+(``time.sleep``), run by its thread pool; its async client's (9.18) are
+coroutines (``await asyncio.sleep``) run under ``asyncio.gather``. The wall
+time of each ``migrator.read`` on the monotonic clock, every client with a
+migration flag in ``shadow`` and analytics events off; the median and the
+**worst** run are
 printed for each, and their ratio to one origin's delay (1.0: the two reads
 fully overlapped; 2.0: one after the other).
 """
@@ -98,6 +100,44 @@ def theirs(runs: int, delay: float) -> list[float]:
     return times
 
 
+async def theirs_async(runs: int, delay: float) -> list[float]:
+    """LaunchDarkly's async client (9.18): coroutine origins under ``asyncio.gather``."""
+    import asyncio
+
+    import ldclient
+    from ldclient.async_client import AsyncLDClient
+    from ldclient.async_config import AsyncConfig
+    from ldclient.async_feature_store import AsyncInMemoryFeatureStore
+    from ldclient.migrations import AsyncMigratorBuilder, ExecutionOrder, Stage
+    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+    async def origin(payload: Any) -> Any:
+        await asyncio.sleep(delay)
+        return ldclient.Result.success("value")
+
+    store = AsyncInMemoryFeatureStore()
+    await store.init({FEATURES: {"move": FLAG}, SEGMENTS: {}})
+    config = AsyncConfig(
+        "sdk-key", feature_store=store, use_ldd=True, send_events=False
+    )
+    async with AsyncLDClient(config) as client:
+        migrator: Any = (
+            AsyncMigratorBuilder(client)
+            .read(origin, origin)
+            .write(origin, origin)
+            .read_execution_order(ExecutionOrder.PARALLEL)
+            .build()
+        )
+        user = ldclient.Context.create("u")
+        times = []
+        for _ in range(runs):
+            start = time.monotonic()
+            result = await migrator.read("move", user, Stage.OFF)
+            times.append(time.monotonic() - start)
+            assert result.value == "value"
+    return times
+
+
 def _report(name: str, times: list[float], delay: float) -> None:
     median, worst = statistics.median(times), max(times)
     print(
@@ -118,6 +158,7 @@ def main() -> None:
     logging.getLogger("ldclient").setLevel(logging.ERROR)
     _report("aioflags (task group)", anyio.run(ours, runs, delay), delay)
     _report("LaunchDarkly (threads)", theirs(runs, delay), delay)
+    _report("LaunchDarkly (async)", anyio.run(theirs_async, runs, delay), delay)
 
 
 if __name__ == "__main__":

@@ -806,3 +806,49 @@ async def test_the_public_module_names_its_own() -> None:
         if isinstance(obj, type):
             assert obj.__module__ == "aioflags.migrations", name
             assert obj.__doc__, name
+
+
+# ------------------------------------------------- LaunchDarkly's names, ported
+@pytest.mark.parametrize(
+    "text", [*STAGES, "LIVE", "bogus", "", "serial", "parallel", "random"]
+)
+async def test_from_str_answers_as_launchdarkly_does(text: str) -> None:
+    from ldclient.migrations import ExecutionOrder as LDOrder
+    from ldclient.migrations import Stage as LDStage
+
+    stage, ld_stage = Stage.from_str(text), LDStage.from_str(text)
+    assert (stage and stage.value) == (ld_stage and ld_stage.value)
+    order, ld_order = ExecutionOrder.from_str(text), LDOrder.from_str(text)
+    assert (order and order.value) == (ld_order and ld_order.value)
+
+
+async def test_from_str_gives_none_for_an_unknown_name() -> None:
+    assert Stage.from_str("shadow") is Stage.SHADOW
+    assert Stage.from_str("Shadow") is None
+    assert ExecutionOrder.from_str("parallel") is ExecutionOrder.PARALLEL
+    assert ExecutionOrder.from_str("concurrent") is None
+
+
+async def test_results_are_made_positionally_as_launchdarkly_makes_them() -> None:
+    boom = ValueError("x")
+    assert Result(None, "failed", boom) == Result.fail("failed", boom)
+    assert Result(5) == Result.success(5)
+    made = OperationResult(Origin.NEW, Result("v", None, None))
+    assert made == OperationResult(origin=Origin.NEW, result=Result.success("v"))
+    assert (made.origin, made.value, made.is_success()) == (Origin.NEW, "v", True)
+
+
+async def test_launchdarkly_async_names_are_aliases() -> None:
+    """Code written for LaunchDarkly's async client imports these names."""
+    import ldclient.migrations
+
+    import aioflags.migrations as public
+
+    assert public.AsyncMigratorBuilder is MigratorBuilder
+    assert public.AsyncMigrator is Migrator
+    # A type alias of the same (at run time, the alias's text).
+    assert vars(public)["AsyncMigratorFn"] == "MigratorFn"
+    # Every name LaunchDarkly's module exports, but for its config holders
+    # (MigratorBuilder.read/.write take their fields instead).
+    theirs = set(ldclient.migrations.__all__)
+    assert theirs - set(public.__all__) == {"MigrationConfig", "AsyncMigrationConfig"}

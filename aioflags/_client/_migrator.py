@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._client import Client
 
 __all__ = [
+    "AsyncMigratorFn",
     "ExecutionOrder",
     "Migrator",
     "MigratorBuilder",
@@ -54,9 +55,10 @@ _now: Callable[[], float] = anyio.current_time
 class Result(Frozen, Generic[T]):
     """The outcome of a call to an origin: a value, or an error.
 
-    Make one with :meth:`success` or :meth:`fail`. An origin may also
-    return any other value (a success with that value) or raise (a
-    failure, whose ``exception`` is what it raised).
+    Make one with :meth:`success` or :meth:`fail` (the constructor takes
+    ``value, error, exception``, positionally too, as LaunchDarkly's). An
+    origin may also return any other value (a success with that value) or
+    raise (a failure, whose ``exception`` is what it raised).
 
     Attributes:
         value: what a successful call returned (``None`` for a failure).
@@ -73,7 +75,6 @@ class Result(Frozen, Generic[T]):
 
     def __init__(
         self,
-        *,
         value: T | None = None,
         error: str | None = None,
         exception: Exception | None = None,
@@ -116,7 +117,8 @@ class OperationResult(Frozen):
     error: str | None
     exception: Exception | None
 
-    def __init__(self, *, origin: Origin, result: Result[Any]) -> None:
+    def __init__(self, origin: Origin, result: Result[Any]) -> None:
+        """``result``, from ``origin`` (positional too, as LaunchDarkly's)."""
         set_field(self, "origin", origin)
         set_field(self, "value", result.value)
         set_field(self, "error", result.error)
@@ -168,10 +170,20 @@ class ExecutionOrder(enum.Enum):
     PARALLEL = "parallel"
     """Both at once, in a task group of the caller's (the default)."""
 
+    @staticmethod
+    def from_str(order: str) -> ExecutionOrder | None:
+        """The order named ``order`` (``"serial"``...), or ``None``, as LaunchDarkly's."""
+        for member in ExecutionOrder:
+            if member.value == order:
+                return member
+        return None
+
 
 #: An origin: called with the operation's payload, returns a :class:`Result`
 #: (or any other value, a success) or an awaitable of one; raising is a failure.
 MigratorFn: TypeAlias = "Callable[[Any], Awaitable[Any] | Any]"
+#: LaunchDarkly's async name for :data:`MigratorFn` (``ldclient.migrations``).
+AsyncMigratorFn: TypeAlias = "MigratorFn"
 #: Compares the two origins' values of a successful read: ``True`` if they agree.
 #: A coroutine function too: the migrator awaits what it returns.
 MigratorCompareFn: TypeAlias = "Callable[[Any, Any], bool | Awaitable[bool]]"

@@ -67,6 +67,14 @@ class Stage(enum.Enum):
     COMPLETE = "complete"
     """Finished: read from and write to the new origin only."""
 
+    @staticmethod
+    def from_str(stage: str) -> Stage | None:
+        """The stage named ``stage`` (``"off"``...), or ``None``, as LaunchDarkly's."""
+        for member in Stage:
+            if member.value == stage:
+                return member
+        return None
+
 
 class Operation(enum.Enum):
     """The kind of migration operation a ``migration_op`` event reports.

@@ -74,9 +74,14 @@ async def lifespan() -> None:
 
 async def migrations(client: aioflags.Client, user: Context) -> None:
     from aioflags.migrations import (
+        AsyncMigrator,
+        AsyncMigratorBuilder,
+        AsyncMigratorFn,
+        ExecutionOrder,
         MigratorBuilder,
         OperationResult,
         OpTracker,
+        Origin,
         Result,
         Stage,
         WriteResult,
@@ -98,6 +103,19 @@ async def migrations(client: aioflags.Client, user: Context) -> None:
     )
     assert_type(await migrator.read("move", user, Stage.OFF), OperationResult)
     assert_type(await migrator.write("move", user, Stage.OFF, 1), WriteResult)
+
+    # LaunchDarkly's async names, and an async comparison.
+    async def same(a: object, b: object) -> bool:
+        return a == b
+
+    origin: AsyncMigratorFn = read_old
+    ported: AsyncMigrator = (
+        AsyncMigratorBuilder(client).read(origin, origin, same).write(origin, origin)
+    ).build()
+    assert_type(Stage.from_str("live"), Stage | None)
+    assert_type(ExecutionOrder.from_str("serial"), ExecutionOrder | None)
+    assert_type(await ported.read("move", user, Stage.OFF), OperationResult)
+    assert_type(OperationResult(Origin.OLD, Result("v", None, None)), OperationResult)
 
 
 def blocking_use() -> None:
