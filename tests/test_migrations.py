@@ -773,6 +773,29 @@ async def test_an_invalid_context_or_key_or_tracker_is_refused(
     assert "takes the OpTracker that migration_variation() returned" in caplog.text
 
 
+@pytest.mark.parametrize("where", ["tracker", "recorder"])
+async def test_track_migration_op_never_raises(
+    where: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug behind it is logged and the event dropped, as for track()."""
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    async with running({"m": migration_flag("off")}) as (server, client, _):
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        if where == "tracker":
+            monkeypatch.setattr(migration_module.OpTracker, "_build", broken)
+        else:
+            recorder = client._store.events.recorder  # type: ignore[union-attr]
+            monkeypatch.setattr(type(recorder), "migration_op", broken)
+        client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
+        await client.flush()
+    assert migration_ops(server.events) == []
+    assert "track_migration_op() failed" in caplog.text
+    assert "RuntimeError: a bug" in caplog.text
+
+
 async def test_nothing_is_sent_while_events_are_off() -> None:
     origins = Origins()
     flags = {"m": migration_flag("shadow")}

@@ -1254,10 +1254,13 @@ class Client:
         """
         from aioflags._evaluation._migration import event_of
 
-        event = event_of(tracker)
-        events = self._store.events
-        if event is not None and events is not None:
-            events.migration_op(event)
+        try:
+            event = event_of(tracker)
+            events = self._store.events
+            if event is not None and events is not None:
+                events.migration_op(event)
+        except Exception:  # never raises into the application
+            logger.exception("track_migration_op() failed")
 
     # ------------------------------------------------------ analytics events
     def track(
