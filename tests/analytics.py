@@ -59,9 +59,15 @@ def flag(**fields: Any) -> JSONObject:
 
 @contextlib.asynccontextmanager
 async def running(
-    flags: dict[str, JSONObject] | None = None, *, seed: int = 0, **options: Any
+    flags: dict[str, JSONObject] | None = None,
+    *,
+    seed: int = 0,
+    rng: random.Random | None = None,
+    **options: Any,
 ) -> AsyncIterator[tuple[FlagServer, Client, FakeClock]]:
     """A FlagServer and a READY client sending events to it, on a fake clock.
+
+    The client's random source is ``rng``, or one seeded with ``seed``.
 
     The fake clock never moves unless the test moves it, so nothing is
     flushed but by ``client.flush()`` (or closing the client).
@@ -77,7 +83,9 @@ async def running(
             data_system=DataSystem.streaming(),
             **options,
         )
-        async with Client(config, clock=clock, random=random.Random(seed)) as client:
+        if rng is None:
+            rng = random.Random(seed)
+        async with Client(config, clock=clock, random=rng) as client:
             yield server, client, clock
 
 

@@ -241,12 +241,14 @@ class _Draws(random.Random):
 @pytest.mark.parametrize("order", list(ExecutionOrder), ids=lambda o: o.value)
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
 async def test_read_calls_the_origins_the_stage_names(
-    stage: Stage, order: ExecutionOrder, monkeypatch: pytest.MonkeyPatch
+    stage: Stage, order: ExecutionOrder
 ) -> None:
-    # RANDOM: the first read draws "authoritative first", the second "other first".
-    monkeypatch.setattr(migrator_module, "_random", _Draws(0.5, 0.49))
+    # RANDOM: the first read draws "authoritative first", the second "other
+    # first", from the client's random source (Client(random=...)).
+    draws = _Draws(0.5, 0.49) if order is ExecutionOrder.RANDOM else _Draws()
     origins = Origins()
-    async with running({"m": migration_flag(stage.value)}) as (server, client, _):
+    flags = {"m": migration_flag(stage.value)}
+    async with running(flags, rng=draws) as (server, client, _):
         migrator = origins.migrator(client, order)
         first = await migrator.read("m", USER, Stage.OFF, payload="p")
         calls_first, origins.calls = origins.calls, []
@@ -263,6 +265,8 @@ async def test_read_calls_the_origins_the_stage_names(
         assert calls_first == expected
     if order is ExecutionOrder.RANDOM:
         assert origins.calls == expected[::-1]
+    if len(expected) == 2 and order is ExecutionOrder.RANDOM:
+        assert draws.values == []  # both draws taken, one per read
     events = migration_ops(server.events)
     assert [e["operation"] for e in events] == ["read", "read"]
     invoked = {ORIGIN[name.split("-")[1]].value: True for name in expected}
@@ -514,12 +518,8 @@ async def test_latency_and_errors_are_not_tracked_when_turned_off() -> None:
     ids=["no-ratio", "ratio-1", "ratio-0", "ratio-4-sampled", "ratio-4-not"],
 )
 async def test_the_consistency_check_honours_check_ratio(
-    check_ratio: int | None,
-    draw: float,
-    expected: JSONObject | None,
-    monkeypatch: pytest.MonkeyPatch,
+    check_ratio: int | None, draw: float, expected: JSONObject | None
 ) -> None:
-    monkeypatch.setattr(migration_module, "_random", _Draws(draw))
     compared: list[tuple[Any, Any]] = []
 
     def compare(a: Any, b: Any) -> bool:
@@ -528,10 +528,14 @@ async def test_the_consistency_check_honours_check_ratio(
 
     fields = {} if check_ratio is None else {"migration": {"checkRatio": check_ratio}}
     origins = Origins()
-    async with running({"m": migration_flag("live", **fields)}) as (server, client, _):
+    flags = {"m": migration_flag("live", **fields)}
+    # The draw comes from the client's random source (Client(random=...)).
+    rng = _Draws(draw)
+    async with running(flags, rng=rng) as (server, client, _):
         migrator = origins.migrator(client, comparison=compare)
         await migrator.read("m", USER, Stage.OFF, payload=0)
         await client.flush()
+    assert rng.values == ([] if check_ratio == 4 else [draw])  # drawn only for 4
     (event,) = migration_ops(server.events)
     assert measurement(event, "consistent") == expected
     # The comparison runs only for a sampled check, authoritative value first.

@@ -338,8 +338,9 @@ class Client:
         config: the configuration.
         clock: the clock for retries, failover and the grace period (tests pass
             ``aioflags.testing.FakeClock``).
-        random: the random source for backoff jitter (a fresh one, reseeded
-            in a forked child, by default).
+        random: the random source for backoff jitter, event sampling and
+            migrations (``RANDOM`` order, ``checkRatio``); a fresh one,
+            reseeded in a forked child, by default.
 
     Evaluation methods never raise for bad data, a missing flag, a wrong type,
     an invalid context or a client that is not ready: they return the default
@@ -1237,9 +1238,12 @@ class Client:
 
         Added in version 0.1.0.
         """
-        return await self._evaluate(  # type: ignore[no-any-return]
+        stage, tracker = await self._evaluate(
             "migration_variation", key, context, default_stage
         )
+        # Its consistency sampling draws from the client's random source.
+        tracker._random = self._random
+        return stage, tracker
 
     def track_migration_op(self, tracker: OpTracker) -> None:
         """Send a ``migration_op`` event with the measurements ``tracker`` holds.

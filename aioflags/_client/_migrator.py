@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import random
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
 
@@ -45,8 +44,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Where ``RANDOM`` draws its order from (a seam for tests).
-_random: random.Random = random.Random()
 #: The monotonic clock latencies are measured on (a seam for tests).
 _now: Callable[[], float] = anyio.current_time
 
@@ -342,7 +339,9 @@ class Migrator:
                 tg.start_soon(run, second)
         else:
             order = (first, second)
-            if self._order is ExecutionOrder.RANDOM and _random.random() < 0.5:
+            # RANDOM draws from the client's random source, as its others do.
+            rng = self._client._random
+            if self._order is ExecutionOrder.RANDOM and rng.random() < 0.5:
                 order = (second, first)
             for origin in order:
                 results[origin] = await call.run(origin)

@@ -41,8 +41,10 @@ __all__ = [
 
 logger = logging.getLogger("aioflags.migrations")
 
-#: Where the consistency check's sampling draws from (a seam for tests).
-_random: random.Random = random.Random()
+#: Where the consistency check of a tracker made by a bare snapshot draws
+#: from; the client's ``migration_variation`` gives its trackers the
+#: client's own random source (``Client(random=...)``).
+_snapshot_random: Final = random.Random()
 
 
 class Stage(enum.Enum):
@@ -143,11 +145,11 @@ def checked_default(default: object) -> Stage:
     return Stage.OFF
 
 
-def _sampled(ratio: int) -> bool:
+def _sampled(ratio: int, rng: random.Random) -> bool:
     """Whether to take a sample at a rate of 1 in ``ratio`` (0: never, 1: always)."""
     if ratio == 1:
         return True
-    return ratio > 1 and _random.random() < 1 / ratio
+    return ratio > 1 and rng.random() < 1 / ratio
 
 
 @final
@@ -232,6 +234,7 @@ class OpTracker:
         "_key",
         "_latencies",
         "_operation",
+        "_random",
     )
 
     def __init__(
@@ -254,6 +257,8 @@ class OpTracker:
         self._consistent: bool | None = None
         self._errors: set[Origin] = set()
         self._latencies: dict[Origin, float] = {}
+        #: the consistency check's sampling draws from it (see _snapshot_random)
+        self._random: random.Random = _snapshot_random
 
     def operation(self, op: Operation) -> OpTracker:
         """Record which operation this is (a read or a write)."""
@@ -288,7 +293,7 @@ class OpTracker:
 
     def _check_sampled(self) -> bool:
         """Whether this operation is in the sample ``migration.checkRatio`` asks for."""
-        return _sampled(self._check_ratio)
+        return _sampled(self._check_ratio, self._random)
 
     def _check_failed(self) -> None:
         """Log the exception the comparison raised (nothing is recorded)."""
