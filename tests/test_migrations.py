@@ -879,3 +879,60 @@ async def test_launchdarkly_async_names_are_aliases() -> None:
     # (MigratorBuilder.read/.write take their fields instead).
     theirs = set(ldclient.migrations.__all__)
     assert theirs - set(public.__all__) == {"MigrationConfig", "AsyncMigrationConfig"}
+
+
+# ------------------------------------------------------------------- the docs
+def _fastapi_sample() -> str:
+    from tests.modules import ROOT
+
+    page = (ROOT / "docs" / "migrations.md").read_text()
+    (sample,) = [
+        block
+        for block in page.split("```python\n")[1:]
+        if "FastAPI(lifespan=lifespan)" in block
+    ]
+    return sample.split("```")[0]
+
+
+@pytest.mark.parametrize("stage", ["shadow", "live", "complete"])
+async def test_the_fastapi_example_answers_404_for_a_missing_order(stage: str) -> None:
+    """docs/migrations.md's service, its origins on in-memory stores: no 200 null."""
+    from types import SimpleNamespace
+
+    from fastapi import HTTPException
+
+    rows = {1: {"id": 1, "total": 5}}
+
+    class Pool:
+        async def fetchrow(self, query: str, order_id: int) -> Any:
+            return rows.get(order_id)
+
+    class Orders:
+        async def find_one(self, query: JSONObject, projection: JSONObject) -> Any:
+            return rows.get(query["_id"])
+
+    namespace: dict[str, Any] = {
+        "pg_pool": Pool(),
+        "docs": SimpleNamespace(orders=Orders()),
+        "pg_write": None,
+        "docs_write": None,
+        "sdk_key": "sdk-key",
+    }
+    exec(_fastapi_sample(), namespace)
+    flags = {"orders-to-documents": migration_flag(stage)}
+    async with running(flags) as (_, client, _):
+        orders = (
+            MigratorBuilder(client)
+            .read(namespace["pg_read"], namespace["docs_read"])
+            .write(namespace["pg_read"], namespace["docs_read"])
+            .build()
+        )
+        request = SimpleNamespace(
+            headers={"x-user-id": "u1"},
+            app=SimpleNamespace(state=SimpleNamespace(orders=orders)),
+        )
+        get_order = namespace["get_order"]
+        assert await get_order(1, request) == {"id": 1, "total": 5}
+        with pytest.raises(HTTPException) as raised:
+            await get_order(2, request)
+    assert raised.value.status_code == 404
