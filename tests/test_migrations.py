@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,9 @@ from aioflags.migrations import (
     WriteResult,
 )
 from tests.analytics import running
+
+if sys.version_info < (3, 11):  # a builtin from 3.11; anyio's dependency before
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -456,6 +460,57 @@ async def test_an_origin_that_raises_is_a_failed_result_not_an_exception_group()
     (event,) = migration_ops(server.events)
     assert measurement(event, "error")["values"] == {"old": True}
     assert measurement(event, "consistent") is None  # one read failed: no check
+
+
+class _Stop(BaseException):
+    """Neither an Exception nor a cancellation: not an origin's failed result."""
+
+
+@pytest.mark.parametrize("order", list(ExecutionOrder), ids=lambda o: o.value)
+async def test_a_base_exception_from_an_origin_propagates(
+    order: ExecutionOrder,
+) -> None:
+    """As docs/migrations.md says: PARALLEL cancels the other call and groups it."""
+    other_started = anyio.Event()
+    other_cancelled: list[bool] = []
+
+    async def stops(payload: Any) -> str:
+        if order is ExecutionOrder.PARALLEL:
+            await other_started.wait()
+        raise _Stop
+
+    async def other(payload: Any) -> str:
+        other_started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            other_cancelled.append(True)
+            raise
+        return "unreachable"
+
+    # RANDOM draws "authoritative first": the origin that stops runs first.
+    flags = {"m": migration_flag("shadow")}
+    async with running(flags, rng=_Draws(0.5)) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(stops, other)
+            .write(stops, other)
+            .read_execution_order(order)
+            .build()
+        )
+        with anyio.fail_after(5):
+            try:
+                await migrator.read("m", USER, Stage.OFF)
+            except BaseException as exc:  # noqa: BLE001 - the raised shape is the subject
+                raised = exc
+        await client.flush()
+    if order is ExecutionOrder.PARALLEL:
+        assert isinstance(raised, BaseExceptionGroup)
+        assert [type(e) for e in raised.exceptions] == [_Stop]
+        assert other_cancelled == [True]  # waited for, never left running
+    else:
+        assert type(raised) is _Stop
+    assert migration_ops(server.events) == []
 
 
 async def test_plain_functions_are_origins_too() -> None:
