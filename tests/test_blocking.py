@@ -288,6 +288,77 @@ def test_misuse_says_what_happened_and_what_to_do(served: Served) -> None:
             client.start()
 
 
+def test_migration_variation_and_track_migration_op_in_sync_code(
+    served: Served,
+) -> None:
+    from aioflags.migrations import Operation, Origin, Stage
+
+    stages = [stage.value for stage in Stage]
+    flag = {
+        "key": "move",
+        "version": 3,
+        "on": True,
+        "variations": stages,
+        "fallthrough": {"variation": stages.index("live")},
+        "offVariation": 0,
+    }
+    served.portal.call(served.data.set_flag, "move", flag)
+    flag = {**flag, "key": "orders-to-documents"}
+    served.portal.call(served.data.set_flag, "orders-to-documents", flag)
+    # docs/migrations.md's sync example, its origins on a dict.
+    orders = {1: {"id": 1}}
+
+    def docs_read(order_id: int) -> Any:
+        return orders[order_id]
+
+    def pg_read(order_id: int) -> Any:
+        raise ConnectionError("the old database is down")
+
+    sample: dict[str, Any] = {"pg_read": pg_read, "docs_read": docs_read}
+    exec(_sync_migration_sample(), sample)
+    config = aioflags.Config(
+        "sdk-key",
+        base_uri=served.server.url,
+        stream_uri=served.server.url,
+        events_uri=served.server.url,
+        data_system=aioflags.DataSystem.streaming(),
+        diagnostic_opt_out=True,
+    )
+    with Client(config) as client:
+        stage, tracker = client.migration_variation("move", USER, Stage.OFF)
+        assert stage is Stage.LIVE
+        tracker.operation(Operation.READ).invoked(Origin.NEW).invoked(Origin.OLD)
+        client.track_migration_op(tracker.consistent(lambda: False))
+        client.track_migration_op("not a tracker")  # type: ignore[arg-type]
+        missing, _ = client.migration_variation("missing", USER, Stage.SHADOW)
+        assert missing is Stage.SHADOW
+        assert sample["read_order"](client, USER, 1) == {"id": 1}
+        client.flush(timeout=BOUND)
+    event, example = served.server.events_of("migration_op")
+    assert event["evaluation"]["value"] == "live"
+    assert event["evaluation"]["version"] == 3
+    assert event["measurements"][:2] == [
+        {"key": "invoked", "values": {"old": True, "new": True}},
+        {"key": "consistent", "value": False, "samplingRatio": 1},
+    ]
+    assert example["evaluation"]["key"] == "orders-to-documents"
+    keys = [m["key"] for m in example["measurements"]]
+    assert keys == ["invoked", "latency_ms", "error"]  # old failed: no check
+    assert example["measurements"][2] == {"key": "error", "values": {"old": True}}
+
+
+def _sync_migration_sample() -> str:
+    from tests.modules import ROOT
+
+    page = (ROOT / "docs" / "migrations.md").read_text()
+    (sample,) = [
+        block.split("```")[0]
+        for block in page.split("```python\n")[1:]
+        if "def read_order(" in block
+    ]
+    return sample
+
+
 def test_the_blocking_module_is_a_documented_public_module() -> None:
     assert aioflags.blocking.__all__ == ["Client"]
     assert Client.__module__ == "aioflags.blocking"

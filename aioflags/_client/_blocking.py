@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
     from aioflags._datasystem._datatypes import DataSourceStatus
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -575,6 +576,30 @@ class Client:
             client_side_only=client_side_only,
             details_only_for_tracked_flags=details_only_for_tracked_flags,
         )
+
+    # ------------------------------------------------------------ migrations
+    def migration_variation(
+        self, key: str, context: Context | None, default_stage: Stage
+    ) -> tuple[Stage, OpTracker]:
+        """The migration flag's stage and a tracker, as :meth:`aioflags.Client.migration_variation`.
+
+        Evaluated in the calling thread like the other evaluations. Record the
+        operation on the tracker and pass it to :meth:`track_migration_op`
+        (docs/migrations.md, "In sync code"). Added in version 0.1.0.
+        """
+        stage, tracker = self._client._store.snapshot.migration_variation(
+            key, context, default_stage
+        )
+        tracker._random = self._client._random  # as the async client's trackers
+        return stage, tracker
+
+    def track_migration_op(self, tracker: OpTracker) -> None:
+        """Send a ``migration_op`` event, as :meth:`aioflags.Client.track_migration_op`.
+
+        Never blocks and never raises; a tracker that lacks what the event
+        needs is refused with a logged reason. Added in version 0.1.0.
+        """
+        self._client.track_migration_op(tracker)
 
     def add_hook(self, hook: Hook) -> None:
         """Register a hook, as :meth:`aioflags.Client.add_hook`.

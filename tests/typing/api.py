@@ -125,6 +125,11 @@ def blocking_use() -> None:
         assert_type(client.async_client, aioflags.Client)
         assert_type(client.status_details, EventDetails | None)
         assert_type(client.config, Config)
+        from aioflags.migrations import OpTracker, Stage
+
+        stage, tracker = client.migration_variation("move", user, Stage.OFF)
+        assert_type(stage, Stage)
+        client.track_migration_op(assert_type(tracker, OpTracker))
 
 
 async def custom_data_system() -> None:
