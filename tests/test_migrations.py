@@ -769,6 +769,21 @@ async def test_a_migration_op_makes_no_index_event_of_its_own() -> None:
     assert [e["kind"] for e in server.events] == ["migration_op"]
 
 
+async def test_a_migration_op_for_a_context_seen_counts_as_deduplicated() -> None:
+    """As LaunchDarkly's diagnostics count it (identify events too)."""
+    async with running({"m": migration_flag("off")}) as (_, client, _):
+        recorder = client._store.events.recorder  # type: ignore[union-attr]
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        before = recorder.deduplicated  # the evaluation noticed USER
+        client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
+        assert recorder.deduplicated == before + 1
+        client.identify(USER)
+        assert recorder.deduplicated == before + 2
+        recorder.reset_context_keys()
+        client.identify(USER)  # not seen since the reset
+        assert recorder.deduplicated == before + 2
+
+
 # ----------------------------------------------------------------- refusals
 def _no_latency_new(t: Any) -> Any:
     return (

@@ -328,11 +328,16 @@ class Recorder:
                 self._add((MIGRATION_OP, now, event))
 
     def _remember(self, context: Context) -> None:
-        """Mark ``context`` as seen recently, without an index event (lock held)."""
+        """Mark ``context`` as seen recently, without an index event (lock held).
+
+        A context seen already counts as deduplicated (diagnostics), as
+        LaunchDarkly counts it for identify and migration_op events.
+        """
         keys = self._keys
         key = context._fq_key
         if key in keys:
             keys.move_to_end(key)
+            self.deduplicated += 1
         else:
             keys[key] = None
             if len(keys) > self._keys_capacity:
