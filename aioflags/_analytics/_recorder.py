@@ -156,7 +156,7 @@ class Recorder:
         #: once); the snapshot's hot path holds it while it counts. Re-entrant:
         #: the "buffer full" warning is logged under it, and a log handler of
         #: the application's may evaluate a flag on the same thread.
-        self.lock = threading.RLock()
+        self.lock: threading.RLock = threading.RLock()
         self._outbox: list[Record] = []
         #: The summary of this flush window, by flag object (a full transfer
         #: makes new objects for unchanged versions: ``_format._features``

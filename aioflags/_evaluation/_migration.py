@@ -187,22 +187,22 @@ class MigrationOpEvent:
         errors: tuple[Origin, ...],
         latencies: tuple[tuple[Origin, float], ...],
     ) -> None:
-        self.key = key
-        self.context = context
+        self.key: str = key
+        self.context: Context = context
         #: the flag's version; ``None`` when there was no flag
-        self.version = version
+        self.version: int | None = version
         #: send the event with probability 1/ratio (the flag's ``samplingRatio``)
-        self.sampling_ratio = sampling_ratio
-        self.operation = operation
-        self.default_stage = default_stage
-        self.detail = detail
-        self.invoked = invoked
-        self.consistent = consistent
+        self.sampling_ratio: int = sampling_ratio
+        self.operation: Operation = operation
+        self.default_stage: Stage = default_stage
+        self.detail: EvaluationDetail[object] = detail
+        self.invoked: tuple[Origin, ...] = invoked
+        self.consistent: bool | None = consistent
         #: the flag's ``migration.checkRatio``, when a check ran
-        self.consistent_ratio = consistent_ratio
-        self.errors = errors
+        self.consistent_ratio: int = consistent_ratio
+        self.errors: tuple[Origin, ...] = errors
         #: (origin, milliseconds)
-        self.latencies = latencies
+        self.latencies: tuple[tuple[Origin, float], ...] = latencies
 
 
 @final
