@@ -234,6 +234,10 @@ ORIGIN = {"old": Origin.OLD, "new": Origin.NEW}
 class _Draws(random.Random):
     """A random source whose ``random()`` returns the values given, in turn."""
 
+    def __new__(cls, *values: float) -> _Draws:
+        # Python 3.10's Random.__new__ refuses more than one argument.
+        return super().__new__(cls)
+
     def __init__(self, *values: float) -> None:
         super().__init__(0)
         self.values = list(values)
