@@ -5,19 +5,35 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from aioflags import Context
 from aioflags._core._json import RAW_OBJECT
-from aioflags._datasystem._datatypes import ChangeKind, ChangeSet, IntentCode
-from aioflags._datasystem._patterns import compile_patterns, patterns_in
+from aioflags._datasystem._datatypes import (
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+)
+from aioflags._datasystem._patterns import (
+    compile_patterns,
+    held_patterns,
+    patterns_in,
+)
 from aioflags._datasystem._payloads import parse_fdv2_poll_text
 from aioflags._datasystem._store import Store
 from aioflags._evaluation import _regex
-from aioflags._evaluation._regex import MAX_PATTERN_LENGTH, Matcher, compile_pattern
+from aioflags._evaluation._regex import (
+    MAX_PATTERN_LENGTH,
+    Matcher,
+    NoMatcher,
+    compile_pattern,
+)
 from tests.flags import match_flag
 from tests.test_ingest import poll_body
-from tests.test_store import delete, put
+from tests.test_store import delete, delta, put
 
 
 def big(tag: str) -> str:
@@ -31,6 +47,11 @@ def matches(*patterns: str, key: str = "f") -> dict[str, Any]:
     return match_flag(
         {"attribute": "email", "op": "matches", "values": list(patterns)}, key=key
     )
+
+
+def held_by(store: Store) -> dict[str, Matcher | NoMatcher]:
+    """What ``store`` holds, by pattern."""
+    return {m.pattern: m for held in store._patterns.values() for m in held}
 
 
 def segment(key: str, pattern: str) -> dict[str, Any]:
@@ -78,7 +99,7 @@ async def test_patterns_are_compiled_off_the_loop_before_any_evaluation(
     loop = threading.get_ident()
     assert {p for p, _ in compiled_on} == {flag_pattern, segment_pattern}
     assert all(thread != loop for _, thread in compiled_on)
-    held = store._patterns[flag_pattern]
+    held = held_by(store)[flag_pattern]
     assert isinstance(held, Matcher) and held.pattern == flag_pattern
     compiled_on.clear()
     ctx = Context.create("u", attributes={"email": "off-loop"})
@@ -106,11 +127,43 @@ async def test_a_delta_adds_patterns_and_a_full_transfer_replaces_them() -> None
     await store.apply(await parse_fdv2_poll_text(poll_body({"f": matches("^one$")})))
     changes = (put("g", matches("^two$", key="g")),)
     await store.apply(ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=changes))
-    assert set(store._patterns) == {"^one$", "^two$"}
+    assert set(held_by(store)) == {"^one$", "^two$"}
     await store.apply(
         await parse_fdv2_poll_text(poll_body({"h": matches("^three$", key="h")}))
     )
-    assert set(store._patterns) == {"^three$"}
+    assert set(held_by(store)) == {"^three$"}
+
+
+@pytest.mark.asyncio
+async def test_a_delta_replaces_a_changed_items_patterns_and_drops_a_deleted_ones() -> (
+    None
+):
+    """What a store holds never outgrows its data between full transfers."""
+    store = Store()
+    body = poll_body(
+        {"f": matches("^one$"), "g": matches("^two$", key="g")},
+        {"s": segment("s", "^seg$")},
+    )
+    await store.apply(await parse_fdv2_poll_text(body))
+    assert set(held_by(store)) == {"^one$", "^two$", "^seg$"}
+    changed = {**matches("^uno$"), "version": 2}  # f's pattern changes (raw put)
+    await store.apply(
+        await parse_fdv2_poll_text(poll_body({"f": changed}, intent="xfer-changes"))
+    )
+    assert set(held_by(store)) == {"^uno$", "^two$", "^seg$"}
+    await store.apply(delta(delete("g", 2), delete("s", 2, ObjectKind.SEGMENT)))
+    assert set(held_by(store)) == {"^uno$"}
+    plain = {**matches("^uno$"), "rules": [], "version": 3}  # its clause removed
+    await store.apply(delta(put("f", plain)))
+    assert held_by(store) == {}
+
+
+@pytest.mark.asyncio
+async def test_a_patch_the_store_refuses_leaves_its_patterns() -> None:
+    store = Store()
+    await store.apply(delta(put("f", {**matches("^new$"), "version": 5}), fdv1=True))
+    await store.apply(delta(put("f", {**matches("^old$"), "version": 4}), fdv1=True))
+    assert set(held_by(store)) == {"^new$"}
 
 
 def test_the_sync_apply_compiles_them_too() -> None:
@@ -121,7 +174,75 @@ def test_the_sync_apply_compiles_them_too() -> None:
             changes=(put("f", matches("^sync-apply$")), delete("gone", 2)),
         )
     )
-    assert isinstance(store._patterns["^sync-apply$"], Matcher)
+    assert isinstance(held_by(store)["^sync-apply$"], Matcher)
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each function handed to a worker thread (``anyio.to_thread.run_sync``)."""
+    seen: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def spy(func: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_a_change_set_with_nothing_to_compile_makes_no_thread_hop(
+    hops: list[object],
+) -> None:
+    plain = match_flag({"attribute": "key", "op": "in", "values": ["u"]}, key="p")
+    store = Store()
+    await store.apply(
+        await parse_fdv2_poll_text(
+            poll_body({"f": matches("^kept-no-hop$"), "p": plain})
+        )
+    )
+    assert hops == [compile_patterns]  # a new pattern: compiled off the loop
+    hops.clear()
+
+    async def changes(flag: dict[str, Any]) -> None:  # streamed, as raw puts
+        body = poll_body({flag["key"]: flag}, intent="xfer-changes")
+        await store.apply(await parse_fdv2_poll_text(body))
+
+    await changes({**plain, "version": 2})  # no matches clause
+    await changes(
+        {**matches("^kept-no-hop$"), "version": 2, "fallthrough": {"variation": 0}}
+    )
+    await store.apply(
+        delta(put("g", matches("^kept-no-hop$", key="g")))
+    )  # held already
+    await store.apply(delta(delete("p", 3)))
+    assert hops == []
+    ctx = Context.create("u", attributes={"email": "kept-no-hop"})
+    assert store.snapshot.variation("g", ctx, None) is True
+    await store.apply(delta(put("h", matches("^new-no-hop$", key="h"))))
+    assert hops == [compile_patterns]
+
+
+@pytest.mark.asyncio
+async def test_patterns_that_never_match_are_held_and_never_parsed_again(
+    compiled_on: list[tuple[str, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    invalid, too_long = "[", "x" * (MAX_PATTERN_LENGTH + 1)
+    store = Store()
+    await store.apply(
+        await parse_fdv2_poll_text(poll_body({"f": matches(invalid, too_long)}))
+    )
+    assert [p for p, _ in compiled_on] == [invalid, too_long]
+    assert all(isinstance(m, NoMatcher) for m in held_by(store).values())
+    compile_pattern.cache_clear()  # 1024 other patterns since, say
+    compiled_on.clear()
+    caplog.clear()
+    ctx = Context.create("u", attributes={"email": "x" * 10})
+    assert store.snapshot.variation("f", ctx, None) is False
+    assert compiled_on == []  # evaluation parsed neither again
+    assert "never matches" not in caplog.text  # nor logged the long one again
+    assert held_patterns([put("g", matches(invalid, key="g"))]) is not None
 
 
 @pytest.mark.parametrize(
@@ -154,5 +275,7 @@ def test_deletes_and_texts_without_the_operator_are_skipped() -> None:
         ("flag", "c", 1, escaped, RAW_OBJECT, 1, False),
         delete("d", 3),
     ]
-    assert list(compile_patterns(items)) == ["esc"]
+    compiled = compile_patterns(items)
+    assert list(compiled) == ["fc"]
+    assert [m.pattern for m in compiled["fc"]] == ["esc"]
     assert delete("d", 3).action is ChangeKind.DELETE

@@ -40,6 +40,7 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._context import Context
 
 from ._diagnostics import Diagnostics
@@ -400,7 +401,9 @@ class EventProcessor:
             if len(body) < _THREAD_GZIP_BYTES:
                 body = gzip.compress(body)
             else:  # zlib lets the GIL go while it works
-                body = await anyio.to_thread.run_sync(gzip.compress, body)
+                body = await anyio.to_thread.run_sync(
+                    gzip.compress, body, limiter=sdk_limiter()
+                )
         self._last_batch = count
         return _Payload(body, count)
 

@@ -222,7 +222,9 @@ async def _in_thread(func: Callable[[], object]) -> None:
     """
     import anyio
 
-    await anyio.to_thread.run_sync(func)
+    from aioflags._core._threads import sdk_limiter
+
+    await anyio.to_thread.run_sync(func, limiter=sdk_limiter())
 
 
 def _not_cancellation(exc: BaseException) -> BaseException | None:

@@ -19,6 +19,8 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from ._threads import sdk_limiter
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -68,7 +70,7 @@ class LazyTLSTransport(httpx.AsyncBaseTransport):
             if self._tls is None:
                 verify = self._verify
                 self._tls = await anyio.to_thread.run_sync(
-                    lambda: tls_transport(verify)
+                    lambda: tls_transport(verify), limiter=sdk_limiter()
                 )
         return self._tls
 

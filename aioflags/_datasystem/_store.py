@@ -34,6 +34,7 @@ import anyio.to_thread
 
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
+from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._lazy import PARSED, cold_flag, cold_flag_of, is_cold, warm
 from aioflags._evaluation._model import (
     CompiledFlag,
@@ -53,7 +54,7 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
-from ._patterns import compile_patterns
+from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from aioflags._analytics._processor import EventProcessor
     from aioflags._client._hooks import HookRunner
     from aioflags._evaluation._evaluate import Matcher
-    from aioflags._evaluation._regex import Matcher as Pattern
 
     from ._datatypes import Change, RawPut
     from ._stores._bigsegments import BigSegments
@@ -360,11 +360,13 @@ class Store:
         self.gate: EvaluationGate | None = None
         #: The current immutable snapshot (a plain attribute: read on every evaluation).
         self.snapshot = FlagSnapshot()
-        #: The compiled ``matches`` patterns of the data (by pattern): made
-        #: on a worker thread before a change set is installed (see
-        #: ``_patterns.py``), held so that compiling a flag on its first
-        #: evaluation finds them. A full transfer replaces them; a delta adds.
-        self._patterns: Mapping[str, Pattern | None] = {}
+        #: The compiled ``matches`` patterns of the data, by flag and
+        #: segment (node): made before a change set is installed (on a
+        #: worker thread, if any is new: see ``_patterns.py``), held so that
+        #: compiling a flag on its first evaluation finds them. A full
+        #: transfer replaces them all; a delta, those of the items it changes
+        #: or deletes (so a pattern nothing uses any more is let go).
+        self._patterns: HeldPatterns = {}
         #: How many flags the snapshot holds that are not deleted (kept as
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
@@ -461,15 +463,19 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        if change_set._items:  # its patterns compiled off the event loop, first
-            # (Abandoned if cancelled, as parsing is: a payload of many long
-            # patterns must not hold up a shutdown.)
+        patterns = held_patterns(change_set._items)  # None: something to compile
+        if patterns is None:  # its patterns compiled off the event loop, first,
+            # on the SDK's own threads (the app's pool may be full). Abandoned
+            # if cancelled, as parsing is: a payload of many long patterns
+            # must not hold up a shutdown.
             patterns = await anyio.to_thread.run_sync(
-                compile_patterns, change_set._items, abandon_on_cancel=True
+                compile_patterns,
+                change_set._items,
+                abandon_on_cancel=True,
+                limiter=sdk_limiter(),
             )
-            self._hold_patterns(change_set.intent, patterns)
         pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
-        steps = self._steps(change_set, pacer)
+        steps = self._steps(change_set, pacer, patterns)
         try:
             while True:
                 next(steps)
@@ -484,10 +490,9 @@ class Store:
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
-        if change_set._items:
-            self._hold_patterns(change_set.intent, compile_patterns(change_set._items))
+        patterns = compile_patterns(change_set._items)
         pacer = Pacer()
-        steps = self._steps(change_set, pacer)
+        steps = self._steps(change_set, pacer, patterns)
         try:
             while True:
                 next(steps)
@@ -499,24 +504,18 @@ class Store:
         return changed
 
     # ---------------------------------------------------------------- apply
-    def _hold_patterns(
-        self, intent: IntentCode, patterns: Mapping[str, Pattern | None]
-    ) -> None:
-        if intent is IntentCode.TRANSFER_FULL:
-            self._patterns = patterns
-        elif patterns:
-            self._patterns = {**self._patterns, **patterns}
-
     def _steps(
-        self, change_set: ChangeSet, pacer: Pacer
+        self, change_set: ChangeSet, pacer: Pacer, patterns: HeldPatterns
     ) -> Generator[None, None, frozenset[str]]:
         """The work of an apply; it yields where the caller may pause (sliced)."""
         intent = change_set.intent
         if intent is IntentCode.TRANSFER_NONE:
             return frozenset()
         if intent is IntentCode.TRANSFER_FULL:
-            return (yield from self._full(change_set, pacer))
-        return (yield from self._delta(change_set, pacer))
+            changed = yield from self._full(change_set, pacer)
+            self._patterns = patterns
+            return changed
+        return (yield from self._delta(change_set, pacer, patterns))
 
     def _full(
         self, change_set: ChangeSet, pacer: Pacer
@@ -600,7 +599,7 @@ class Store:
         return (yield from self._affected(changed, pacer))
 
     def _delta(
-        self, change_set: ChangeSet, pacer: Pacer
+        self, change_set: ChangeSet, pacer: Pacer, patterns: HeldPatterns
     ) -> Generator[None, None, frozenset[str]]:
         old = self.snapshot
         flag_base, flag_overlay = _parts(old._flags)
@@ -645,6 +644,13 @@ class Store:
             self._compact(segment_base, segment_overlay),
             change_set.selector,
         )
+        held = self._patterns
+        for node in changed:  # an item's patterns replace its old ones
+            outcomes = patterns.get(node)
+            if outcomes:
+                held[node] = outcomes
+            else:
+                held.pop(node, None)
         return (yield from self._affected(changed, pacer))
 
     @staticmethod

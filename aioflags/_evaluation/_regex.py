@@ -29,8 +29,9 @@ flag is compiled:
 A pattern longer than :data:`MAX_PATTERN_LENGTH` is not compiled: it never
 matches, and it is logged once. Patterns are compiled when flag data arrives,
 on a worker thread (``aioflags/_datasystem/_patterns.py``), and a store holds
-the matchers of its data, so that :func:`matcher_for` finds them when a flag
-is compiled on its first evaluation.
+the matchers of its data (a :class:`NoMatcher` for a pattern that never
+matches), so that :func:`matcher_for` finds them when a flag is compiled on
+its first evaluation, and never parses a pattern of the data again.
 
 **Which engine** is decided by structure, never by a clock. RE2's worst
 case for a value is one step per instruction of its compiled program
@@ -91,9 +92,12 @@ __all__ = [
     "FAST_BUDGET",
     "MAX_PATTERN_LENGTH",
     "Matcher",
+    "NoMatcher",
     "Route",
     "backtracking_work",
     "compile_pattern",
+    "held",
+    "hold",
     "matcher_for",
     "re2_available",
 ]
@@ -582,21 +586,57 @@ def compile_pattern(pattern: str, *, use_re2: bool = True) -> Matcher | None:
     )
 
 
+@final
+class NoMatcher:
+    """What a store holds for a pattern that never matches (invalid, too long).
+
+    Held as a :class:`Matcher` is, so that :func:`matcher_for` answers
+    ``None`` for it without parsing the pattern again (nor logging it again)
+    once :func:`compile_pattern`'s cache has forgotten it.
+    """
+
+    __slots__ = ("__weakref__", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __repr__(self) -> str:
+        return f"<NoMatcher {self.pattern[:40]!r}>"
+
+
 #: Every matcher something holds (a compiled flag, a store's patterns): the
 #: one :func:`matcher_for` gives, however many patterns the LRU cache of
 #: :func:`compile_pattern` has seen since.
-_live: weakref.WeakValueDictionary[str, Matcher] = weakref.WeakValueDictionary()
+_live: weakref.WeakValueDictionary[str, Matcher | NoMatcher] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def held(pattern: str) -> Matcher | NoMatcher | None:
+    """The outcome something holds for ``pattern`` already; ``None``: nothing does."""
+    return _live.get(pattern)
+
+
+def hold(pattern: str) -> Matcher | NoMatcher:
+    """The outcome of ``pattern`` for a store to hold: compiled unless held already."""
+    found = _live.get(pattern)
+    if found is None:
+        compiled = compile_pattern(pattern)
+        found = NoMatcher(pattern) if compiled is None else compiled
+        _live[pattern] = found
+    return found
 
 
 def matcher_for(pattern: str) -> Matcher | None:
     """The matcher of ``pattern``, one object for every clause and store holding it.
 
     Compiles only a pattern that nothing holds (and that the cache has
-    lost): flag data's patterns are compiled when the data arrives.
+    lost): flag data's patterns are compiled when the data arrives, and a
+    store holds those that never match too (:class:`NoMatcher`).
     """
     found = _live.get(pattern)
     if found is None:
         found = compile_pattern(pattern)
         if found is not None:
             _live[pattern] = found
-    return found
+    return found if isinstance(found, Matcher) else None

@@ -21,6 +21,7 @@ from httpx_sse import SSEError
 
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
+from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
 if TYPE_CHECKING:
@@ -269,7 +270,9 @@ async def parse_json(body: bytes | str) -> JSONValue:
     """
     if len(body) < _THREAD_PARSE_BYTES:
         return parse(body)
-    return await anyio.to_thread.run_sync(parse, body, abandon_on_cancel=True)
+    return await anyio.to_thread.run_sync(
+        parse, body, abandon_on_cancel=True, limiter=sdk_limiter()
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

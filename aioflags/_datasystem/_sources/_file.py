@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -79,12 +80,12 @@ def file_synchronizer(
         seen: tuple[tuple[int, int] | None, ...] | None = None
         loaded = False
         while True:
-            stamp = await anyio.to_thread.run_sync(_stamp, files)
+            stamp = await anyio.to_thread.run_sync(_stamp, files, limiter=sdk_limiter())
             if stamp != seen:
                 seen = stamp
                 try:
                     flags, segments = await anyio.to_thread.run_sync(
-                        load_flag_files, *files
+                        load_flag_files, *files, limiter=sdk_limiter()
                     )
                 except FlagFileError as exc:
                     if not reload:
