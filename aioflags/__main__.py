@@ -88,25 +88,85 @@ async def serve(path: Path, host: str, port: int) -> None:
 
 
 def _cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """Each cycle of a graph once, as its path from its first node back to it."""
+    """Each cycle of a graph once, as its path from its first node back to it.
+
+    Depth first with a stack of its own, not Python's: a chain of thousands
+    of flags is no deeper for it than a short one.
+    """
     cycles: list[list[str]] = []
     done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        if node in path:
-            cycles.append([*path[path.index(node) :], node])
-            return
-        if node in done or node not in edges:
-            return
-        path.append(node)
-        for target in edges[node]:
-            visit(target, path)
-        path.pop()
-        done.add(node)
-
-    for node in edges:
-        visit(node, [])
+    for start in edges:
+        if start in done:
+            continue
+        path = [start]
+        on_path = {start}
+        targets = [iter(edges[start])]
+        while targets:
+            target = next(targets[-1], None)
+            if target is None:  # every edge of path[-1] followed
+                node = path.pop()
+                on_path.discard(node)
+                done.add(node)
+                targets.pop()
+            elif target in on_path:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in done and target in edges:
+                path.append(target)
+                on_path.add(target)
+                targets.append(iter(edges[target]))
     return cycles
+
+
+def _too_deep(runs: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """The nodes whose chains go deeper than the evaluator follows them.
+
+    ``runs`` maps each flag the evaluator runs (not constant) to its
+    prerequisites' keys, or each segment with rules to the segments its
+    rules reference. The evaluator aborts (MALFORMED_FLAG) when it is about
+    to run one deeper than ``MAX_CHAIN_DEPTH`` levels below the first, so a
+    node is listed when its longest chain is longer than that: with the
+    chain, from it to the deepest node.
+    Cycles are left to :func:`_cycles` (an edge back into the path is not
+    followed). Iterative, as :func:`_cycles`.
+    """
+    from ._evaluation._evaluate import MAX_CHAIN_DEPTH
+
+    #: the longest chain below each flag whose chains are all known
+    below: dict[str, list[str]] = {}
+    for start in runs:
+        if start in below:
+            continue
+        path = [start]
+        targets = [iter(runs[start])]
+        deepest: list[list[str]] = [[]]
+        while targets:
+            target = next(targets[-1], None)
+            if target is None:
+                node = path.pop()
+                targets.pop()
+                below[node] = chain = deepest.pop()
+                if deepest and len(chain) + 1 > len(deepest[-1]):
+                    deepest[-1] = [node, *chain]
+            elif target in below:
+                if len(below[target]) + 1 > len(deepest[-1]):
+                    deepest[-1] = [target, *below[target]]
+            elif target in runs and target not in path:
+                path.append(target)
+                targets.append(iter(runs[target]))
+                deepest.append([])
+    return {
+        key: [key, *below[key]] for key in runs if len(below[key]) > MAX_CHAIN_DEPTH
+    }
+
+
+def _shortened(chain: list[str]) -> str:
+    """A chain of flags for a message: its ends, and how many are between."""
+    if len(chain) <= 6:
+        return " -> ".join(chain)
+    return (
+        f"{' -> '.join(chain[:3])} -> ... ({len(chain) - 6} more) -> "
+        f"{' -> '.join(chain[-3:])}"
+    )
 
 
 def validate(paths: list[Path]) -> int:
@@ -117,6 +177,7 @@ def validate(paths: list[Path]) -> int:
     out of range, a rule that serves nothing, an invalid attribute
     reference), and the prerequisite and segment cycles the evaluator aborts.
     """
+    from ._evaluation._evaluate import MAX_CHAIN_DEPTH
     from ._evaluation._model import checked_flag, checked_segment
 
     try:
@@ -126,18 +187,34 @@ def validate(paths: list[Path]) -> int:
         return 1
     problems: list[str] = []
     prerequisites: dict[str, tuple[str, ...]] = {}
+    runs: dict[str, tuple[str, ...]] = {}  # the flags the evaluator runs
     for key, raw in flags.items():
         flag, found = checked_flag(key, raw)
         problems += (f"flag {key!r}: {problem}" for problem in found)
         prerequisites[key] = flag.prerequisite_keys
+        if flag.constant is None:
+            runs[key] = flag.prerequisite_keys
     nested: dict[str, frozenset[str]] = {}
+    matched: dict[str, list[str]] = {}  # the segments whose rules are matched
     for key, raw in segments.items():
         segment, found = checked_segment(key, raw)
         problems += (f"segment {key!r}: {problem}" for problem in found)
         nested[key] = segment.segment_keys
+        if segment.rules:  # the evaluator follows a segment's rules alone
+            matched[key] = sorted(segment.segment_keys)
     problems += (
         f"flag {cycle[0]!r}: prerequisite cycle {' -> '.join(cycle)}"
         for cycle in _cycles(prerequisites)
+    )
+    problems += (
+        f"flag {key!r}: prerequisite chain {len(chain) - 1} levels deep, "
+        f"more than the evaluator's {MAX_CHAIN_DEPTH}: {_shortened(chain)}"
+        for key, chain in _too_deep(runs).items()
+    )
+    problems += (
+        f"segment {key!r}: segment rule chain {len(chain) - 1} levels deep, "
+        f"more than the evaluator's {MAX_CHAIN_DEPTH}: {_shortened(chain)}"
+        for key, chain in _too_deep(matched).items()
     )
     problems += (
         f"segment {cycle[0]!r}: segment rule cycle {' -> '.join(cycle)}"

@@ -8,6 +8,7 @@ command and the evaluator cannot drift apart).
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from aioflags.__main__ import main
+from aioflags._evaluation._evaluate import MAX_CHAIN_DEPTH
 
 #: A well-formed flag: on, serving true; ``**ON`` and override a part.
 ON: dict[str, Any] = {
@@ -42,6 +44,17 @@ def nested_in(key: str) -> dict[str, Any]:
     """A segment whose members are the members of segment ``key``."""
     clause = {"attribute": "", "op": "segmentMatch", "values": [key]}
     return {"version": 1, "rules": [{"clauses": [clause]}]}
+
+
+def prerequisite_chain(top: str, depth: int) -> dict[str, Any]:
+    """``top`` -> p1 -> ... -> p<depth>: flags that all run (none is constant)."""
+    keys = [top, *(f"p{i}" for i in range(1, depth + 1))]
+    flags = {
+        key: {**ON, "prerequisites": [{"key": below, "variation": 0}]}
+        for key, below in itertools.pairwise(keys)
+    }
+    flags[keys[-1]] = {**ON, "rules": [rule(variation=0)]}  # not constant
+    return flags
 
 
 class Case(NamedTuple):
@@ -264,6 +277,21 @@ CASES: dict[str, Case] = {
         USER_A,
         "segment 's': segment rule cycle s -> t -> s",
     ),
+    # MAX_CHAIN_DEPTH levels below f run; one more is too deep (p1 is fine).
+    "a prerequisite chain deeper than the evaluator follows": Case(
+        prerequisite_chain("f", MAX_CHAIN_DEPTH + 1),
+        {},
+        USER_A,
+        f"flag 'f': prerequisite chain {MAX_CHAIN_DEPTH + 1} levels deep, more "
+        f"than the evaluator's {MAX_CHAIN_DEPTH}: f -> p1 -> p2 -> ... ",
+    ),
+    "a segment rule chain deeper than the evaluator follows": Case(
+        {"f": in_segment("s0")},
+        {f"s{i}": nested_in(f"s{i + 1}") for i in range(MAX_CHAIN_DEPTH + 2)},
+        USER_A,
+        f"segment 's0': segment rule chain {MAX_CHAIN_DEPTH + 1} levels deep, "
+        f"more than the evaluator's {MAX_CHAIN_DEPTH}: s0 -> s1 -> s2 -> ... ",
+    ),
 }
 
 
@@ -322,3 +350,41 @@ def test_validate_passes_well_formed_flags_and_segments(
     captured = capsys.readouterr()
     assert "4 flags, 2 segments: valid" in captured.out
     assert "error" not in captured.err
+
+
+def test_chains_as_deep_as_the_evaluator_follows_are_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The limit's other side: validate and the evaluator agree there too."""
+    flags = prerequisite_chain("f", MAX_CHAIN_DEPTH)
+    flags["g"] = in_segment("s0")
+    segments = {f"s{i}": nested_in(f"s{i + 1}") for i in range(MAX_CHAIN_DEPTH + 1)}
+    path = write(tmp_path, flags, segments)
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    for key, kind in (("f", "FALLTHROUGH"), ("g", "FALLTHROUGH")):
+        assert main(["eval", key, "--context", "u", "--file", str(path)]) == 0
+        assert json.loads(capsys.readouterr().out)["reason"] == {"kind": kind}
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["chain", "cycle"])
+def test_validate_follows_chains_of_thousands_of_flags(
+    closed: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No RecursionError, however long the chain (the cycle check has its own stack)."""
+    n = 5000
+    flags = prerequisite_chain("f", n)
+    if closed:
+        flags[f"p{n}"]["prerequisites"] = [{"key": "f", "variation": 0}]
+    path = write(tmp_path, flags, {})
+    assert main(["validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    problems = captured.err.splitlines()
+    if closed:
+        assert problems[0].startswith("error: flag 'f': prerequisite cycle f -> p1")
+    else:
+        assert problems[0].startswith(
+            f"error: flag 'f': prerequisite chain {n} levels deep"
+        )
+        assert f"{n - MAX_CHAIN_DEPTH} problem(s)" in captured.out

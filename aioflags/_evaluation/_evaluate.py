@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_RESULTS",
+    "MAX_CHAIN_DEPTH",
     "Batch",
     "Matcher",
     "Recorded",
@@ -64,6 +65,19 @@ ERROR_RESULTS: Final[dict[str, Result]] = {
 ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
+
+#: The deepest the evaluator follows a chain of prerequisites (or of segments
+#: nested in segment rules): a flag's prerequisite is at level 1, its
+#: prerequisite's at level 2, and so on; so are the segments nested in a
+#: segment's rules below it. Running a flag or matching a segment's rules
+#: deeper aborts the evaluation (MALFORMED_FLAG), as a cycle does. Each
+#: level costs the evaluator's recursion a few Python frames, and a chain
+#: must fail by a rule that ``aioflags validate`` states (it reads this),
+#: not when the interpreter's stack runs out (``RecursionError``, which
+#: depends on the caller's stack). What is not run does not count: a
+#: constant prerequisite (an off flag, a fixed fallthrough), a segment
+#: without rules.
+MAX_CHAIN_DEPTH: Final = 100
 
 #: Prerequisite evaluations, for analytics events: ``(prerequisite flag, its
 #: result, the key of the flag that required it)``, depth first.
@@ -423,6 +437,11 @@ class _State(Matcher):
                 return prereq.failed
             result = pflag.constant
             if result is None:
+                if len(chain) > MAX_CHAIN_DEPTH:
+                    raise MalformedAbort(
+                        f"prerequisite chain deeper than {MAX_CHAIN_DEPTH} "
+                        f"levels at {key!r}"
+                    )
                 chain.append(key)
                 result = pflag.run(pflag.ops, ctx, self)
                 chain.pop()
@@ -449,6 +468,11 @@ class _State(Matcher):
             return False
         if seg.key in self.segment_stack:
             raise MalformedAbort(f"segment rule cycle through {seg.key!r}")
+        if len(self.segment_stack) > MAX_CHAIN_DEPTH:
+            raise MalformedAbort(
+                f"segment rule chain deeper than {MAX_CHAIN_DEPTH} levels at "
+                f"{seg.key!r}"
+            )
         self.segment_stack.append(seg.key)
         try:
             return _rules_match(seg, ctx, self)
