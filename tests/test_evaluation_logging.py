@@ -39,7 +39,7 @@ def raising(key: str) -> dict[str, Any]:
 
 
 def chain(length: int) -> dict[str, object]:
-    """``length`` flags, each the prerequisite of the one before: too deep to evaluate."""
+    """``length`` flags, each the prerequisite of the one before."""
     return {
         f"c{i}": flag(
             f"c{i}",
@@ -151,14 +151,19 @@ def test_a_failing_flag_logs_its_traceback_once_then_counts(
     assert len(lines(caplog, "could not be evaluated again", logging.DEBUG)) == 996
 
 
-def test_a_deep_prerequisite_chain_logs_one_traceback(
+def test_a_deep_prerequisite_chain_is_malformed_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Too deep is the evaluator's rule (MAX_CHAIN_DEPTH), not a RecursionError."""
     snap = snapshot_from_data(chain(600), {})
     for _ in range(5):
-        assert snap.variation_detail("c0", USER, "d").error_kind == "EXCEPTION"
-    assert len([r for r in caplog.records if r.exc_info is not None]) == 1
-    assert "RecursionError" in caplog.text
+        assert snap.variation_detail("c0", USER, "d").error_kind == "MALFORMED_FLAG"
+    assert not [r for r in caplog.records if r.exc_info is not None]
+    assert lines(caplog, "Flag 'c0'", logging.WARNING) == [
+        "Flag 'c0' could not be evaluated: prerequisite chain deeper than 100 "
+        "levels at 'c101'; the default is returned (MALFORMED_FLAG). Logged "
+        "once; later failures of this flag are counted"
+    ]
 
 
 def test_a_malformed_flag_is_logged_once_per_flag(

@@ -529,8 +529,7 @@ def _failed(key: str, kind: str, exc: Exception) -> None:
     once); then a WARNING line at the 10th, 100th, 1,000th... failure says
     how many there were, and each one in between is a DEBUG line without a
     traceback. A flag that fails on every evaluation so logs a few lines, not
-    one traceback per evaluation (a deep prerequisite chain's is ~1,000
-    frames).
+    one traceback per evaluation (a deep recursion's can be ~1,000 frames).
     """
     count = _FAILURES.add((key, kind))
     if count == 1:
