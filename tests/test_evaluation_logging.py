@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import pytest
 
 from aioflags import Client, Config, Context
+from aioflags._analytics._recorder import Recorder
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags._evaluation import _evaluate, _snapshot
 from aioflags._evaluation._logonce import Occurrences
@@ -76,6 +78,27 @@ def test_an_unknown_key_is_warned_once_per_key_by_every_method(
     assert "FLAG_NOT_FOUND" in warned[0] and "typo" in warned[0]
     assert warned[1].startswith("No flag 'other'")
     assert "known" not in _snapshot._UNKNOWN_KEYS  # known keys: nothing remembered
+
+
+def test_an_unknown_key_with_events_on_is_looked_into_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``variation`` leaves the warning to the recording path: one call, not two."""
+    calls: list[str] = []
+    unknown_flag = _snapshot._unknown_flag
+
+    def counted(key: str) -> Any:
+        calls.append(key)
+        return unknown_flag(key)
+
+    monkeypatch.setattr(_snapshot, "_unknown_flag", counted)
+    recorder = Recorder(Config("k"), random.Random(0), now_ms=lambda: 1000)
+    snap = snapshot_from_data({"known": flag("known")}, {}).recording(recorder)
+    assert snap.variation("knwon", USER, "d") == "d"
+    assert calls == ["knwon"]
+    assert len(lines(caplog, "No flag 'knwon'", logging.WARNING)) == 1
+    batch = recorder.take()
+    assert batch is not None  # counted as an unknown flag's evaluation
 
 
 def test_a_snapshot_that_is_not_ready_warns_of_no_key(

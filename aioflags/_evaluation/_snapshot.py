@@ -541,12 +541,13 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:
             flag = None
-            if self._initialized:
-                _unknown_flag(key)
         try:
             if flag is None or context is None or context._error is not None:
                 if self._events is not None:  # analytics events: the careful path
+                    # (which warns of an unknown key itself)
                     self._recorded(self._events, key, context, default, None, False)
+                elif flag is None and self._initialized:
+                    _unknown_flag(key)
                 return default
         except AttributeError:  # not a Context: never raise, say so once
             return _not_a_context(context, default)
