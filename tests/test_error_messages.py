@@ -290,6 +290,49 @@ def test_config_from_env_errors_name_the_variable(
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AIOFLAGS_CONNECT_TIMEOUT": "1000"}, "AIOFLAGS_CONNECT_TIMEOUT"),
+        ({"AIOFLAGS_READ_TIMEOUT": "0.5"}, "AIOFLAGS_READ_TIMEOUT"),
+        (
+            {"AIOFLAGS_CONNECT_TIMEOUT": "5", "AIOFLAGS_READ_TIMEOUT": "1"},
+            "AIOFLAGS_READ_TIMEOUT, AIOFLAGS_CONNECT_TIMEOUT",
+        ),
+    ],
+    ids=["second-option", "first-option", "both"],
+)
+def test_config_from_env_names_each_variable_an_error_is_about(
+    env: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message about two options names the variables that set either, not the first word's."""
+    validate = Config._validate
+
+    def with_a_check_of_two_options(config: Config) -> None:
+        validate(config)
+        if config.read_timeout < config.connect_timeout:
+            raise ConfigurationError(
+                "read_timeout must not be smaller than connect_timeout"
+            )
+
+    monkeypatch.setattr(Config, "_validate", with_a_check_of_two_options)
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env({"AIOFLAGS_SDK_KEY": "k", **env})
+    assert str(raised.value) == (
+        f"{named}: read_timeout must not be smaller than connect_timeout"
+    )
+
+
+def test_config_from_env_names_no_variable_for_the_value_it_got() -> None:
+    """A value that reads like an option's name names no variable of its own."""
+    env = {"AIOFLAGS_BASE_URI": "proxy", "AIOFLAGS_PROXY": "http://127.0.0.1:3128"}
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env(env)
+    assert str(raised.value) == (
+        "AIOFLAGS_BASE_URI: base_uri must be an http:// or https:// URL, got 'proxy'"
+    )
+
+
 def test_config_from_env_names_no_variable_for_a_keyword_that_wins() -> None:
     with pytest.raises(ConfigurationError) as raised:
         Config.from_env({"AIOFLAGS_READY_TIMEOUT": "1"}, ready_timeout=-1)

@@ -475,12 +475,14 @@ class Config(Frozen):
         try:
             return cls(sdk_key, **values)
         except ConfigurationError as exc:
-            # Config's messages start with the option's name: say which
-            # variable set it (never its value: it may be the SDK key).
+            # Config's messages name the options they are about: say which
+            # variables set them (never a value: it may be the SDK key).
             message = str(exc)
-            for name, variable in read_from.items():
-                if message.startswith(f"{name} "):
-                    raise ConfigurationError(f"{variable}: {message}") from None
+            subject = message.split(", got ", 1)[0]  # not the value it got
+            named = dict.fromkeys(re.findall(r"[a-z][a-z0-9_]*", subject))
+            variables = [read_from[name] for name in named if name in read_from]
+            if variables:
+                raise ConfigurationError(f"{', '.join(variables)}: {message}") from None
             raise
 
     def _check_hooks(self) -> None:
