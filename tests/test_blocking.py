@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import queue
 import subprocess
@@ -409,6 +410,52 @@ async def test_start_without_waiting_is_allowed_on_the_event_loop_thread() -> No
     finally:
         client.close()
     assert client_threads() == 0
+
+
+@pytest.mark.asyncio
+async def test_waits_on_the_event_loop_thread_are_refused_unless_they_do_not_wait() -> (
+    None
+):
+    """wait_ready() and flush() would block this loop as start() would: refused."""
+    client = Client(aioflags.Config(offline=True, ready_timeout=0))
+    client.start()  # does not wait: allowed here
+    try:
+        for wait, words in (
+            (client.wait_ready, "with no bound (timeout=None)"),
+            (functools.partial(client.wait_ready, 5), "up to timeout=5 s"),
+            (functools.partial(client.flush, timeout=5), "up to timeout=5 s"),
+        ):
+            with pytest.raises(RuntimeError) as raised:
+                wait()
+            message = str(raised.value)
+            assert "was called on a running asyncio event loop's own thread" in message
+            assert f"waiting {words} for the aioflags client" in message
+            assert "await asyncio.to_thread(client." in message
+        # Without a wait, allowed; on a worker thread, as the message says.
+        assert client.wait_ready(0) is aioflags.ProviderStatus.READY
+        client.flush(timeout=0)
+        status = await anyio.to_thread.run_sync(client.wait_ready, 5)
+        assert status is aioflags.ProviderStatus.READY
+        await anyio.to_thread.run_sync(functools.partial(client.flush, timeout=5))
+    finally:
+        client.close()  # never refused: closing must always work
+    assert client_threads() == 0
+
+
+def test_wait_ready_inside_trio_refuses_and_names_trio_s_worker_thread() -> None:
+    import trio
+
+    client = Client(aioflags.Config(offline=True, ready_timeout=0))
+
+    async def main() -> str:
+        with pytest.raises(RuntimeError) as raised:
+            client.wait_ready(5)
+        return str(raised.value)
+
+    with client:
+        message = trio.run(main)
+    assert "wait_ready() was called inside trio.run" in message
+    assert "await trio.to_thread.run_sync(client.wait_ready, timeout)" in message
 
 
 def test_start_inside_trio_refuses_and_names_trio_s_worker_thread() -> None:

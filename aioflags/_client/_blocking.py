@@ -104,21 +104,22 @@ class _Running:
 
 
 #: What to do instead of waiting for the client on a running event loop's own
-#: thread (the OpenFeature provider refuses there too, in the same words).
+#: thread (the OpenFeature provider refuses there too, in the same words):
+#: ``{what}`` is the call, ``{wait}`` how long it could wait, ``{call}`` the
+#: method to run on a worker thread and ``{instead}`` how to call it without
+#: waiting.
 _ON_LOOP: Final = {
     "asyncio": (
         "{what} was called on a running asyncio event loop's own thread, where "
-        "waiting up to ready_timeout={timeout:g} s for the aioflags client would "
-        "block the loop: in async code use `async with aioflags.Client(config)`; "
-        "or start it on a worker thread, `await asyncio.to_thread(client.start)`; "
-        "or pass ready_timeout=0, which does not wait"
+        "waiting {wait} for the aioflags client would block the loop: in async "
+        "code use `async with aioflags.Client(config)`; or call it on a worker "
+        "thread, `await asyncio.to_thread({call})`; or {instead}"
     ),
     "trio": (
-        "{what} was called inside trio.run, where waiting up to "
-        "ready_timeout={timeout:g} s for the aioflags client would block trio: in "
-        "async code use `async with aioflags.Client(config)`; or start it on a "
-        "worker thread, `await trio.to_thread.run_sync(client.start)`; or pass "
-        "ready_timeout=0, which does not wait"
+        "{what} was called inside trio.run, where waiting {wait} for the "
+        "aioflags client would block trio: in async code use `async with "
+        "aioflags.Client(config)`; or call it on a worker thread, `await "
+        "trio.to_thread.run_sync({call})`; or {instead}"
     ),
 }
 
@@ -242,7 +243,13 @@ class Client:
                 a new one with the right key.
         """
         self._refuse_on_own_thread("start()")
-        self._refuse_on_a_loop("start()")
+        self._refuse_on_a_loop(
+            "start()",
+            self._client.config.ready_timeout,
+            "ready_timeout",
+            "client.start",
+            "pass ready_timeout=0, which does not wait",
+        )
         with self._lock:
             if self._running is not None:
                 raise RuntimeError(
@@ -290,6 +297,11 @@ class Client:
         ``FATAL``), evaluations return the default with ``CLIENT_NOT_READY``,
         and :meth:`start` can start the client again (unless it is ``FATAL``).
 
+        Unlike :meth:`start`, :meth:`wait_ready` and :meth:`flush`, it is not
+        refused on a running event loop's own thread (closing must always
+        work), but it blocks that loop while the client stops: briefly, and
+        at most the few seconds above.
+
         Raises:
             RuntimeError: called from a handler, on the client's own thread,
                 which cannot wait for itself to end.
@@ -335,14 +347,29 @@ class Client:
                 "thread, or from the async client's handler use `await client.aclose()`"
             )
 
-    def _refuse_on_a_loop(self, what: str) -> None:
-        """Waiting for the client here would block a running event loop: refuse."""
-        timeout = self._client.config.ready_timeout
-        if timeout == 0:
-            return  # nothing to wait for: starting the thread is quick
+    def _refuse_on_a_loop(
+        self, what: str, timeout: float | None, option: str, call: str, instead: str
+    ) -> None:
+        """Waiting up to ``timeout`` seconds here would block a running event loop: refuse.
+
+        A ``timeout`` of 0 waits for nothing and is allowed; ``None`` is no
+        bound. ``option`` names the timeout in the message, ``call`` is what
+        to run on a worker thread, and ``instead`` says how not to wait.
+        """
+        if timeout is not None and timeout <= 0:
+            return  # nothing to wait for: a call to the client's loop is quick
         library = running_library()
         if library is not None:
-            raise RuntimeError(_ON_LOOP[library].format(what=what, timeout=timeout))
+            wait = (
+                f"up to {option}={timeout:g} s"
+                if timeout is not None
+                else f"with no bound ({option}=None)"
+            )
+            raise RuntimeError(
+                _ON_LOOP[library].format(
+                    what=what, wait=wait, call=call, instead=instead
+                )
+            )
 
     def _call(self, func: Callable[..., T], *args: Any) -> T:
         """Run ``func(*args)`` on the loop thread if the client runs, else here."""
@@ -418,9 +445,19 @@ class Client:
 
         Raises:
             ClientClosedError: the client is not started.
-            RuntimeError: called from a handler, on the client's own thread.
+            RuntimeError: called from a handler, on the client's own thread;
+                or it would wait (``timeout`` None or > 0) on a running event
+                loop's own thread, blocking that loop (the message says what
+                to call instead).
         """
         self._refuse_on_own_thread("wait_ready()")
+        self._refuse_on_a_loop(
+            "wait_ready()",
+            timeout,
+            "timeout",
+            "client.wait_ready, timeout",
+            "read `client.status`, or wait_ready(timeout=0), which does not wait",
+        )
         running = self._running
         if running is None:
             raise ClientClosedError(
@@ -632,12 +669,21 @@ class Client:
         """Send the buffered analytics events now; waits up to ``timeout`` seconds.
 
         Does nothing when the client is not started; never raises because the
-        events endpoint is down.
+        events endpoint is down. ``timeout=0`` starts the flush and returns.
 
         Raises:
-            RuntimeError: called from a handler, on the client's own thread.
+            RuntimeError: called from a handler, on the client's own thread;
+                or it would wait (``timeout`` > 0) on a running event loop's
+                own thread, blocking that loop.
         """
         self._refuse_on_own_thread("flush()")
+        self._refuse_on_a_loop(
+            "flush()",
+            timeout,
+            "timeout",
+            "client.flush",
+            "flush(timeout=0), which starts the flush without waiting for it",
+        )
         running = self._running
         if running is None:
             return
