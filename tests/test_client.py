@@ -113,39 +113,97 @@ async def refused_port() -> int:
         return int(listener.extra(anyio.abc.SocketAttribute.local_port))
 
 
+async def first_failure(client: Client) -> None:
+    """Wait until a source has reported a failure (the client is starting)."""
+    layer = client._status_layer
+    assert layer is not None
+    with anyio.fail_after(10):
+        await layer.wait_data_source(lambda s: s is not None and s.error is not None)
+
+
+async def not_ready_until_the_grace_period(client: Client, clock: FakeClock) -> str:
+    """NOT_READY through retryable failures; ERROR when grace_period=7 s has passed.
+
+    Returns the ERROR's message.
+    """
+    await first_failure(client)
+    await clock.advance(6.9)  # retries come and fail meanwhile
+    await first_failure(client)
+    await client._bus.wait_delivered()
+    seen = [client.status]  # still starting
+    await clock.advance(0.1)
+    seen.append(client.status)  # broken
+    assert seen == [ProviderStatus.NOT_READY, ProviderStatus.ERROR]
+    details = client.status_details
+    assert details is not None and details.error_code == "PROVIDER_NOT_READY"
+    assert details.message.startswith("not ready after 7 s; still trying")
+    return details.message
+
+
 @pytest.mark.asyncio
-async def test_not_waiting_a_refused_connection_is_error_at_the_first_failure(
+async def test_not_waiting_a_refused_connection_is_error_after_the_grace_period(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A refused connection may be fixed by waiting: NOT_READY until grace_period."""
     base = f"http://127.0.0.1:{await refused_port()}"
+    clock = FakeClock()
     config = Config(
-        "k", base_uri=base, stream_uri=base, send_events=False, ready_timeout=0
+        "k",
+        base_uri=base,
+        stream_uri=base,
+        send_events=False,
+        ready_timeout=0,
+        grace_period=7,
     )
-    # A fake clock that nobody advances: no grace period can pass.
-    async with Client(config, clock=FakeClock()) as client:
+    async with Client(config, clock=clock) as client:
         assert client.status is ProviderStatus.NOT_READY  # it did not wait
-        with anyio.fail_after(10):
-            status = await client.wait_for_status(ProviderStatus.ERROR)
-        assert status is ProviderStatus.ERROR
-        details = client.status_details
-        assert details is not None and details.error_code == "PROVIDER_NOT_READY"
-        assert "ConnectionRefusedError" in details.message
-        assert details.message.endswith("still trying")
-    assert "aioflags client not ready: " in caplog.text
+        message = await not_ready_until_the_grace_period(client, clock)
+        assert "ConnectionRefusedError" in message
+    assert "aioflags client not ready after 7 s" in caplog.text
 
 
 @pytest.mark.asyncio
-async def test_not_waiting_a_server_that_answers_errors_is_error_at_once() -> None:
+async def test_not_waiting_a_server_that_answers_503_is_error_after_the_grace_period() -> (
+    None
+):
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", status=503)
         server.fail("/sdk/stream", status=503)
-        config = server.config("k", send_events=False, ready_timeout=0)
+        clock = FakeClock()
+        config = server.config("k", send_events=False, ready_timeout=0, grace_period=7)
+        async with Client(config, clock=clock) as client:
+            message = await not_ready_until_the_grace_period(client, clock)
+            assert "HTTP error 503" in message
+
+
+@pytest.mark.asyncio
+async def test_not_waiting_without_a_grace_period_the_first_failure_is_error() -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", status=503)
+        server.fail("/sdk/stream", status=503)
+        config = server.config("k", send_events=False, ready_timeout=0, grace_period=0)
+        # A fake clock that nobody advances: only the failure can make it ERROR.
         async with Client(config, clock=FakeClock()) as client:
             with anyio.fail_after(10):
                 await client.wait_for_status(ProviderStatus.ERROR)
             details = client.status_details
             assert details is not None and "HTTP error 503" in details.message
             assert details.error_code == "PROVIDER_NOT_READY"
+
+
+@pytest.mark.asyncio
+async def test_not_waiting_a_hard_failure_is_fatal_at_once() -> None:
+    """401: waiting will not fix it, so no grace period is waited out."""
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", status=401)
+        server.fail("/sdk/stream", status=401)
+        config = server.config("k", send_events=False, ready_timeout=0, grace_period=7)
+        async with Client(config, clock=FakeClock()) as client:
+            with anyio.fail_after(10):
+                status = await client.wait_for_status(
+                    ProviderStatus.ERROR, ProviderStatus.FATAL
+                )
+            assert status is ProviderStatus.FATAL
 
 
 @pytest.mark.asyncio

@@ -551,8 +551,11 @@ async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -
             clock=clock,
         ) as client:
             await clock.wait_for_sleeper(within=5)
-            # Not waited for: the first failure is ERROR (still trying).
-            assert client.status is ProviderStatus.ERROR
+            # Not waited for: a failure the next poll may fix leaves it
+            # NOT_READY until the grace period ends.
+            assert client.data_source_status is not None
+            assert client.data_source_status.error is not None
+            assert client.status is ProviderStatus.NOT_READY
             await clock.advance(5)
             second = await server.wait_for_requests(FDV1_POLL, 2)
             assert "if-none-match" not in second.headers

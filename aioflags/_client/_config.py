@@ -123,7 +123,9 @@ class Config(Frozen):
         retry_jitter: the fraction (0-1) of each delay that is randomly subtracted.
         retry_reset_after: a connection healthy this long resets the backoff.
         grace_period: how long the status stays STALE after the connection is
-            interrupted before it becomes ERROR (0: straight to ERROR).
+            interrupted before it becomes ERROR (0: straight to ERROR); with
+            ``ready_timeout=0``, how long a start stays NOT_READY through
+            failures that waiting may fix before it becomes ERROR.
         fatal_status_codes: HTTP statuses that remove a source at once with no
             retry; during initialisation with no source left, the client is FATAL.
         connect_timeout: seconds to establish a connection.

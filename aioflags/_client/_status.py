@@ -9,9 +9,8 @@ system goes OFF, when ``ready_timeout`` passes while sources are still trying,
 or at once when a source reports an error that waiting will not fix
 (``ErrorInfo.action_required``: a watched flag file that is missing); FATAL
 when initialisation ends on a fatal error with no source left. A start that
-does not wait (``ready_timeout=0``) reaches ERROR the same way, its deadline
-being the grace period, or at a source's first failure, whichever comes first
-(:meth:`StatusLayer.unwaited`).
+does not wait (``ready_timeout=0``) reaches ERROR the same way, the grace
+period being its deadline (:meth:`StatusLayer.unwaited`).
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ class StatusLayer:
         self._grace_period = grace_period
         self._spawn = spawn
         self._ever_ready = False
-        self._unwaited = False  # ready_timeout=0: the first failure is ERROR
+        self._unwaited = False  # ready_timeout=0: the grace period is the deadline
         self._pending: set[str] = set()
         self._grace: anyio.CancelScope | None = None
         self.data_source: DataSourceStatus | None = None
@@ -112,7 +111,9 @@ class StatusLayer:
                 if error.action_required:
                     logger.error("aioflags cannot initialise yet: %s", error.message)
                     self._error(f"initialisation failed: {error.message}")
-                elif self._unwaited:
+                elif self._unwaited and self._grace_period == 0:
+                    # Not waited, no grace: a failure that waiting may fix
+                    # is ERROR at once (with a grace period, at its end).
                     message = f"not ready: {error.message}; still trying"
                     logger.warning("aioflags client %s", message)
                     self._bus.emit(
@@ -170,9 +171,13 @@ class StatusLayer:
         """A start that did not wait (``ready_timeout=0``): ERROR when not ready in time.
 
         As a waited start at its ``ready_timeout``, with the grace period as
-        the deadline (on the client's clock); a source's first failure before
-        then is ERROR at once. So a health check tells "starting" (NOT_READY)
-        from "broken" (ERROR). Sources keep trying: READY follows data.
+        the deadline (on the client's clock): failures that waiting may fix
+        (a refused connection, a 503) leave it NOT_READY until then; those
+        it will not fix end it at once, as for a waited start (ERROR for an
+        ``action_required`` error or a data system that stops, FATAL for a
+        fatal status such as 401). With no grace period, the first failure is
+        ERROR. So a health check tells "starting" (NOT_READY) from "broken"
+        (ERROR). Sources keep trying: READY follows data.
         """
         self._unwaited = True
         if self._grace_period > 0:
