@@ -177,8 +177,10 @@ async def test_capacity_drops_events_with_one_warning_and_keeps_the_summary(
     first, second = server.event_payloads
     assert [e["kind"] for e in first] == ["index", "custom", "custom", "summary"]
     assert [e["kind"] for e in second] == ["custom"] * 3
-    warnings = [r for r in caplog.records if "buffer is full" in r.getMessage()]
-    assert len(warnings) == 2  # once per overflowing window
+    warnings = [r for r in caplog.records if "buffer was full" in r.getMessage()]
+    # Once per overflowing window, at its flush, with the count dropped.
+    assert ["3 event(s) dropped" in r.getMessage() for r in warnings] == [True, False]
+    assert "1 event(s) dropped" in warnings[1].getMessage()
     assert all(r.levelno == logging.WARNING for r in warnings)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import random
 import sys
 import threading
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 THREADS = 8
 ROUNDS = 10_000  # per thread; each round evaluates four ways
 BOUND = 60.0  # a safety net for waits on threads, never a synchronisation
+DEADLOCKED_AFTER = 5.0  # two threads still waiting then are waiting for ever
 
 
 def versions(rec: Recorder) -> Iterator[FlagSnapshot]:
@@ -164,38 +166,63 @@ def test_a_blocking_client_sends_a_count_of_every_evaluation() -> None:
     assert counted == evaluated
 
 
-def test_a_log_handler_that_evaluates_under_the_full_buffer_warning() -> None:
-    """The "buffer full" warning is logged under the recorder's lock: re-entrant.
+def test_a_log_handler_that_evaluates_does_not_deadlock_with_a_full_buffer() -> None:
+    """Thread B, inside an application's log handler (holding the handler's
+    lock), evaluates a flag while thread A evaluates into a full buffer.
 
-    An application's log handler that evaluates a flag (a flag-gated log
-    filter, say) runs on the same thread while the lock is held; with a
-    plain lock that evaluation would wait for itself for ever.
+    The recorder logs nothing under its lock (the flush warns, on the loop):
+    were A to log "buffer full" holding the recorder's lock, it would wait for
+    the handler's lock, which B holds while it waits for the recorder's.
+    Deterministic: B evaluates once A has either started to log (a filter
+    sees A's record before the handler's lock is taken) or finished.
     """
-    import logging
-
     rec = Recorder(Config("k", events_capacity=1), random.Random(0))
     snapshot = next(versions(rec))
-    context = Context.create("u")
-    seen: list[object] = []
+    rec.identify(Context.create("u"))  # the buffer is full (capacity 1)
+    b_in_handler, a_logs_or_is_done = threading.Event(), threading.Event()
+    b_saw: list[object] = []
 
-    class Evaluating(logging.Handler):
+    class FlagGated(logging.Handler):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if threading.current_thread().name == "A":
+                a_logs_or_is_done.set()  # A holds the recorder's lock, if any
+            return True
+
         def emit(self, record: logging.LogRecord) -> None:
-            if "buffer is full" in record.getMessage():
-                # A plain lock would make the evaluation below wait for
-                # ever: fail instead, after a second.
-                if rec.lock.acquire(timeout=1):
-                    rec.lock.release()
-                    seen.append(snapshot.variation("plain", context, False))
-                else:
-                    seen.append("the lock is not re-entrant")
+            if threading.current_thread().name == "B":
+                b_in_handler.set()
+                a_logs_or_is_done.wait(BOUND)
+                b_saw.append(snapshot.variation("plain", Context.create("x"), 0))
 
-    handler = Evaluating()
-    log = logging.getLogger("aioflags.events")
-    log.addHandler(handler)
+    handler = FlagGated()
+    app, events = logging.getLogger("app.gated"), logging.getLogger("aioflags.events")
+    app.addHandler(handler)
+    events.addHandler(handler)
+    app.propagate = False
+
+    def a() -> None:
+        b_in_handler.wait(BOUND)
+        snapshot.variation("tracked", Context.create("u"), False)  # dropped
+        a_logs_or_is_done.set()
+
+    # Daemon threads (a pool's are joined at exit): if they deadlock, the
+    # test fails rather than hangs.
+    ta = threading.Thread(target=a, name="A", daemon=True)  # noqa: TID251
+    tb = threading.Thread(  # noqa: TID251
+        target=lambda: app.warning("app line"), name="B", daemon=True
+    )
     try:
-        # Two tracked evaluations: the second finds the buffer full.
-        snapshot.variation("tracked", context, False)
-        snapshot.variation("tracked", context, False)
+        ta.start()
+        tb.start()
+        ta.join(DEADLOCKED_AFTER)
+        tb.join(DEADLOCKED_AFTER)
+        deadlocked = ta.is_alive() and tb.is_alive()
     finally:
-        log.removeHandler(handler)
-    assert seen == [True]
+        app.removeHandler(handler)
+        events.removeHandler(handler)
+        app.propagate = True
+    assert not deadlocked
+    assert b_saw == [True]
+    batch = rec.take()
+    assert batch is not None
+    assert batch.dropped == 2  # A's feature event, B's index event: counted

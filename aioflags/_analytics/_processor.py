@@ -370,6 +370,16 @@ class EventProcessor:
         batch = self.recorder.take()
         if batch is None:
             return None
+        if batch.dropped:
+            # Here, not where the events were dropped: the recorder's lock is
+            # held there, and no log handler may run under it.
+            logger.warning(
+                "Analytics event buffer was full (events_capacity=%d): %d event(s) "
+                "dropped since the last flush; raise events_capacity or lower "
+                "flush_interval",
+                self._config.events_capacity,
+                batch.dropped,
+            )
         formatter = self._formatter
         records = batch.records
         pieces: list[bytes] = []  # slices of JSON: joined once, at the end

@@ -13,11 +13,17 @@ happens under :attr:`Recorder.lock`, so that no count is lost between an
 increment and a flush, or between two threads creating the same counter.
 An increment alone is not atomic: ``+=`` reads, adds and writes, and free-
 threaded builds run threads in parallel.
+
+Nothing is logged here, and no code of the application's runs under the lock:
+events dropped because the buffer is full are only counted, and the event
+processor says so at flush time, on the loop. A warning logged under the lock
+would wait for the log handler's own lock, which a thread inside that handler
+holds while it evaluates a flag (and so waits for ours): a deadlock, and a
+slow handler would stall every evaluating thread.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,8 +52,6 @@ __all__ = [
     "Counter",
     "Recorder",
 ]
-
-logger = logging.getLogger("aioflags.events")
 
 # Record kinds: the first item of every buffered record.
 FEATURE: Final = (
@@ -112,6 +116,8 @@ class Batch:
     counters: list[tuple[str, Counter]]
     start_ms: int
     end_ms: int
+    #: Events dropped in this flush window because the buffer was full.
+    dropped: int = 0
 
 
 class Recorder:
@@ -132,7 +138,7 @@ class Recorder:
         "_random",
         "_start",
         "_unknown",
-        "_warned",
+        "_window_dropped",
         "counters",
         "deduplicated",
         "dropped",
@@ -153,9 +159,10 @@ class Recorder:
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
-        #: once); the snapshot's hot path holds it while it counts. Re-entrant:
-        #: the "buffer full" warning is logged under it, and a log handler of
-        #: the application's may evaluate a flag on the same thread.
+        #: once); the snapshot's hot path holds it while it counts. Nothing
+        #: under it logs or calls the application. Re-entrant all the same,
+        #: at no cost (a plain lock costs as much, ~70 ns): a signal handler
+        #: or a finalizer that evaluates a flag may run on a thread holding it.
         self.lock: threading.RLock = threading.RLock()
         self._outbox: list[Record] = []
         #: The summary of this flush window, by flag object (a full transfer
@@ -170,7 +177,8 @@ class Recorder:
         self._keys: OrderedDict[str, None] = OrderedDict()
         #: The context noticed last (an index event was considered for it).
         self.last: Context | None = None
-        self._warned = False
+        #: Events dropped since the last :meth:`take` (the flush warns).
+        self._window_dropped = 0
         #: The event recorder's clock (epoch ms) from its last ``Date`` header.
         self.server_time: int = 0
         #: Diagnostics: events dropped because the buffer was full, contexts
@@ -346,15 +354,9 @@ class Recorder:
     # --------------------------------------------------------------- buffer
     def _add(self, record: Record) -> None:
         if len(self._outbox) >= self._capacity:
+            # Counted only: the flush logs it, outside the lock.
             self.dropped += 1
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "Analytics event buffer is full (events_capacity=%d): events are "
-                    "dropped until the next flush; raise events_capacity or lower "
-                    "flush_interval",
-                    self._capacity,
-                )
+            self._window_dropped += 1
             return
         self._outbox.append(record)
 
@@ -367,7 +369,7 @@ class Recorder:
             records, self._outbox = self._outbox, []
             counters, self.counters = self.counters, {}
             unknown, self._unknown = self._unknown, {}
-            self._warned = False
+            dropped, self._window_dropped = self._window_dropped, 0
             start = self._start
         if not records and not counters and not unknown:
             return None
@@ -378,6 +380,7 @@ class Recorder:
             counters=summary,
             start_ms=start,
             end_ms=self._now(),
+            dropped=dropped,
         )
 
 
