@@ -85,6 +85,7 @@ from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
 from ._core._exceptions import ClientClosedError
 from ._evaluation._context import Context
+from ._evaluation._logonce import Occurrences
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
@@ -277,6 +278,9 @@ class AioflagsProvider(AbstractProvider):
         self._handlers: list[tuple[ProviderEvent, Any]] = []
         self._live = False
         self._baseline = 0
+        #: track() calls dropped, by the kind of context error: the first of
+        #: each kind is a WARNING, the rest DEBUG (it may be every call).
+        self._dropped_tracks = Occurrences(8)
 
     @property
     def client(self) -> Client:
@@ -534,16 +538,27 @@ class AioflagsProvider(AbstractProvider):
         ``metricValue`` is ``details.value`` and its ``data`` is
         ``details.attributes`` (as LaunchDarkly's provider maps them). Never
         raises and never blocks: a context without a targeting key or that
-        is otherwise invalid is logged (WARNING) and the event dropped.
+        is otherwise invalid drops the event, logged at WARNING the first
+        time (for each kind of error), then at DEBUG.
 
         Added in version 0.1.0.
         """
         try:
             context = to_context(evaluation_context)
         except (TargetingKeyMissingError, InvalidContextError) as exc:
-            logger.warning(
-                "track(%r): %s; event dropped", tracking_event_name, exc.error_message
-            )
+            if self._dropped_tracks.add(type(exc).__name__) == 1:
+                logger.warning(
+                    "track(%r): %s; event dropped (logged once: later events "
+                    "dropped for this reason are logged at DEBUG)",
+                    tracking_event_name,
+                    exc.error_message,
+                )
+            else:
+                logger.debug(
+                    "track(%r): %s; event dropped",
+                    tracking_event_name,
+                    exc.error_message,
+                )
             return
         data: JSONValue = None
         metric_value: float | None = None
