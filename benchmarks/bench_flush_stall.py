@@ -1,10 +1,15 @@
 """How long an analytics event flush stalls the event loop, by a loop-lag probe.
 
-    python benchmarks/bench_flush_stall.py [--events 10000] [--runs 5] [--compress] [--smoke]
+    python benchmarks/bench_flush_stall.py [--events 10000] [--flags 1] [--runs 5]
+        [--compress] [--smoke]
 
 A client with analytics events on evaluates one flag for ``--events``
 contexts new to it (``benchmarks/corpus.py`` contexts with distinct keys: one
-``index`` event each, and the summary), then ``await client.flush()``
+``index`` event each, and the summary). With ``--flags N`` (say 10,000) the
+flag data has N flags, and one ``user`` and one ``org`` context evaluate
+every one of them in each flush window too: a summary of N flags, two
+context kinds each, the events a flush encodes besides. Then
+``await client.flush()``
 formats, encodes and posts them to an events sink in another process (so
 that receiving them costs this loop nothing). Meanwhile a *probe* task
 sleeps 1 ms at a time and records how late each wake-up is: the loop's
@@ -60,6 +65,19 @@ FLAG = {
     "offVariation": 1,
     "fallthrough": {"variation": 0},
 }
+
+
+def flag_data(n_flags: int) -> dict[str, Any]:
+    """``f`` and, with ``n_flags`` > 1, more flags (string values, as rv/summary)."""
+    flags: dict[str, Any] = {"f": FLAG}
+    for i in range(1, n_flags):
+        flags[f"f{i}"] = {
+            **FLAG,
+            "key": f"f{i}",
+            "version": 3,
+            "variations": ["a" * 20, "b" * 20],
+        }
+    return {"flags": flags, "segments": {}}
 
 
 class _Sink(http.server.BaseHTTPRequestHandler):
@@ -142,7 +160,7 @@ def figures(values: list[float]) -> tuple[float, float]:
     return max(values) * 1000, p99 * 1000
 
 
-async def main(n_events: int, runs: int, compress: bool) -> None:
+async def main(n_events: int, n_flags: int, runs: int, compress: bool) -> None:
     print(f"aioflags from {Path(aioflags.__file__).parent}")
     raw = contexts(n_events * runs)
     for i, c in enumerate(raw):
@@ -152,7 +170,7 @@ async def main(n_events: int, runs: int, compress: bool) -> None:
     with server_process(__file__, "--sink") as url:
         config = aioflags.Config(
             "sdk-key",
-            data_system=in_memory_system({"flags": {"f": FLAG}, "segments": {}}),
+            data_system=in_memory_system(flag_data(n_flags)),
             events_uri=url,
             events_capacity=n_events + 10,
             flush_interval=3600.0,
@@ -160,10 +178,17 @@ async def main(n_events: int, runs: int, compress: bool) -> None:
             compress_events=compress,
         )
         async with aioflags.Client(config) as client:
-            assert client.snapshot().initialized
+            snapshot = client.snapshot()
+            assert snapshot.initialized
+            keys = list(flag_data(n_flags)["flags"])
             for run in range(runs):
                 for c in raw[run * n_events : (run + 1) * n_events]:
                     await client.variation("f", aioflags.Context.from_dict(c), False)
+                if n_flags > 1:  # one summary entry per flag, two kinds each
+                    for kind in ("user", "org"):
+                        context = aioflags.Context.create(f"{kind}-{run}", kind=kind)
+                        for key in keys:
+                            snapshot.variation(key, context, "default")
                 flush, took = await probed(lambda: client.flush(timeout=60.0), pauses)
                 gc_pause = pauses.longest
                 idle, _ = await probed(lambda t=took: anyio.sleep(t), pauses)
@@ -184,6 +209,7 @@ async def main(n_events: int, runs: int, compress: bool) -> None:
     worst = [max(r[i] for r in rows) for i in range(8)]
     print(
         f"\nloop stall during a flush of {n_events} events"
+        f"{f' and a summary of {n_flags} flags' if n_flags > 1 else ''}"
         f"{' (gzip)' if compress else ''}, worst of {runs} runs (ms):\n"
         f"  lag: worst {worst[0]:.1f}, p99 {worst[1]:.1f}"
         f"   (idle: worst {worst[4]:.1f}, p99 {worst[5]:.1f})\n"
@@ -196,6 +222,9 @@ async def main(n_events: int, runs: int, compress: bool) -> None:
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument(
+        "--flags", type=int, default=1, help="flags evaluated in each window"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--compress", action="store_true", help="gzip the payloads")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes")
@@ -205,8 +234,8 @@ def run() -> None:
         sink()
         return
     if args.smoke:
-        args.events, args.runs = 200, 1
-    anyio.run(main, args.events, args.runs, args.compress)
+        args.events, args.flags, args.runs = 200, 300, 1  # both parts of a flush
+    anyio.run(main, args.events, args.flags, args.runs, args.compress)
 
 
 if __name__ == "__main__":

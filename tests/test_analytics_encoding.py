@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from typing import TYPE_CHECKING, Any, cast
@@ -11,7 +12,7 @@ import anyio
 import pytest
 
 from aioflags import Config, Context
-from aioflags._analytics import _processor
+from aioflags._analytics import _format, _processor
 from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
@@ -77,20 +78,58 @@ def omitted_in_the_middle(rec: Recorder) -> None:
     identifies(30)(rec)
 
 
+MANY = 450  # flags: several summary slices
+
+
+def many_flags(rec: Recorder) -> None:
+    """A summary of many flags, some with several counters for one key.
+
+    Two full transfers (new flag objects, the same versions, then a new
+    version of every other flag), two context kinds, off and fallthrough
+    variations, the default, and unknown keys among them.
+    """
+    for transfer in range(2):
+        data: dict[str, object] = {
+            f"f{i}": {
+                **flag(on=i % 3 != 0),
+                "key": f"f{i}",
+                "version": 1 + transfer * (i % 2),
+            }
+            for i in range(MANY)
+        }
+        snapshot = snapshot_from_data(data).recording(rec)
+        for kind in ("user", "org"):
+            context = Context.create(f"c{transfer}", kind=kind)
+            for i in range(MANY):
+                snapshot.variation(f"f{i}", context, "default")
+                if i % 50 == 0:
+                    snapshot.variation(f"missing{i}", context, i)
+            snapshot.variation("f1", context, ["another", "default"])
+
+
 CASES: dict[str, tuple[Callable[[Recorder], None], dict[str, Any]]] = {
     "many-slices": (evaluations(130), {}),
     "one-slice": (evaluations(10), {}),
     "no-summary": (identifies(120), {}),
     "summary-only": (same_context_again, {}),
+    "many-flags": (many_flags, {}),
     "omitted-slices": (omitted_in_the_middle, {"omit_anonymous_contexts": True}),
     "gzip-on-a-thread": (evaluations(400), {"compress_events": True}),
     "gzip-on-the-loop": (identifies(3), {"compress_events": True}),
 }
 
 
+@pytest.mark.parametrize("group_slice", [_processor._GROUP_SLICE, 7])
 @pytest.mark.parametrize("case", list(CASES))
-async def test_a_payload_is_the_json_of_every_event_byte_for_byte(case: str) -> None:
-    """The sliced encoding gives what one ``json.dumps`` of the batch gave."""
+async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
+    case: str, group_slice: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sliced encoding gives what one ``json.dumps`` of the batch gave.
+
+    Also with the summary's counters grouped by key a few at a time (a
+    key's counters then span groups).
+    """
+    monkeypatch.setattr(_processor, "_GROUP_SLICE", group_slice)
     feed, options = CASES[case]
     config = Config("k", **options)
 
@@ -119,6 +158,67 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(case: str) -> 
         assert len(batch.records) > 4 * _processor._ENCODE_SLICE
     if case == "gzip-on-a-thread":
         assert len(expected) >= _processor._THREAD_GZIP_BYTES
+    if case == "many-flags":
+        assert len(batch.counters) > 4 * _processor._SUMMARY_SLICE
+        assert len(batch.counters) > len(events[-1]["features"])  # merged rows
+
+
+async def test_a_summary_of_many_flags_is_encoded_a_slice_of_flags_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between two checkpoints, at most ``_SUMMARY_SLICE`` flags are formatted."""
+    formatted: list[int] = []
+    at_checkpoints: list[int] = []
+
+    def features(groups: list[Any]) -> Any:
+        formatted.append(len(groups))
+        return _format.features(groups)
+
+    async def checkpoint() -> None:
+        at_checkpoints.append(sum(formatted))
+
+    monkeypatch.setattr(_processor, "features", features)
+    monkeypatch.setattr(_processor, "checkpoint", checkpoint)
+    config = Config("k")
+    processor = EventProcessor(
+        config, None, cast("Store", None), FakeClock(), random.Random(0)
+    )
+    snapshot = snapshot_from_data(
+        {f"f{i}": {**flag(), "key": f"f{i}", "version": 1} for i in range(MANY)}
+    ).recording(processor.recorder)
+    context = Context.create("u")
+    for i in range(MANY):
+        snapshot.variation(f"f{i}", context, False)
+    payload = await processor._take()
+    assert payload is not None
+    (*_, summary) = json.loads(payload.body)
+    assert len(summary["features"]) == MANY
+    assert sum(formatted) == MANY
+    steps = [b - a for a, b in itertools.pairwise([0, *at_checkpoints, MANY])]
+    assert max(steps) <= _processor._SUMMARY_SLICE
+
+
+async def test_a_summary_entry_that_is_not_json_drops_only_its_flag(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A default changed after it was counted: the other flags' counts are sent."""
+    processor = EventProcessor(
+        Config("k"), None, cast("Store", None), FakeClock(), random.Random(0)
+    )
+    snapshot = snapshot_from_data(
+        {key: {**flag(), "key": key, "version": 1} for key in ("a", "b", "c")}
+    ).recording(processor.recorder)
+    context = Context.create("u")
+    default: dict[str, Any] = {}
+    snapshot.variation("a", context, False)
+    snapshot.variation("b", context, default)
+    snapshot.variation("c", context, False)
+    default["when"] = object()  # the caller's dict, shared
+    payload = await processor._take()
+    assert payload is not None
+    (*_, summary) = json.loads(payload.body)
+    assert list(summary["features"]) == ["a", "c"]
+    assert "summary of 1 flag(s) was dropped: not JSON" in caplog.text
 
 
 async def test_closing_during_a_flush_still_sends_the_whole_batch(

@@ -14,6 +14,8 @@ from aioflags._evaluation._context import parse_reference
 from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX, MIGRATION_OP
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from aioflags._client._config import Config
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from ._recorder import Batch, Counter, Record
 
-__all__ = ["EventFormatter", "escape_reference"]
+__all__ = ["EventFormatter", "by_flag", "escape_reference", "features", "summary_head"]
 
 #: Never redacted: they identify the context.
 _PROTECTED: Final = frozenset({"kind", "key", "anonymous", "_meta"})
@@ -225,66 +227,79 @@ class EventFormatter:
         return out
 
     def summary(self, batch: Batch) -> JSONObject | None:
-        """The batch's summary event (``None`` if nothing was counted)."""
+        """The batch's summary event (``None`` if nothing was counted).
+
+        In one step: the flush builds the same event a slice of flags at a
+        time (:func:`summary_head`, :func:`by_flag`, :func:`features`).
+        """
         if not batch.counters:
             return None
-        return {
-            "kind": "summary",
-            "startDate": batch.start_ms,
-            "endDate": batch.end_ms,
-            "features": _features(batch.counters),
-        }
+        groups = by_flag(batch.counters, {})
+        return {**summary_head(batch), "features": features(list(groups.items()))}
 
 
-def _features(counters: list[tuple[str, Counter]]) -> JSONObject:
-    """The summary's ``features``: one row per (version, variation) of each flag.
+def summary_head(batch: Batch) -> JSONObject:
+    """The summary event without its ``features`` (which come last)."""
+    return {"kind": "summary", "startDate": batch.start_ms, "endDate": batch.end_ms}
 
-    A flag may have several counters for one version: each full transfer
-    makes new flag objects, unchanged or not (issue 42). Their counts are
-    summed into one row per variation served and one default row per
-    version (``version`` None: the flag was unknown).
+
+def by_flag(
+    counters: Iterable[tuple[str, Counter]], groups: dict[str, list[Counter]]
+) -> dict[str, list[Counter]]:
+    """Add ``counters`` to ``groups`` (returned): each flag key's counters.
+
+    Keys are in the order they were first counted. A flag may have several counters: each full transfer makes new flag
+    objects, unchanged or not (issue 42), and an unknown key has its own.
     """
-    features: dict[str, JSONObject] = {}
-    rows: dict[str, dict[tuple[int | None, int | None], JSONObject]] = {}
-    totals: dict[tuple[str, int | None, int | None], int] = {}
     for key, counter in counters:
-        entry = features.get(key)
-        if entry is None:
-            entry = features[key] = {
-                "default": counter.default,
-                "contextKinds": [],
-                "counters": [],
-            }
-            rows[key] = {}
-        kinds: list[JSONValue] = entry["contextKinds"]
+        same = groups.get(key)
+        if same is None:
+            groups[key] = [counter]
+        else:
+            same.append(counter)
+    return groups
+
+
+def features(groups: list[tuple[str, list[Counter]]]) -> JSONObject:
+    """The summary's ``features`` for these flags (:func:`by_flag`), by key."""
+    return {key: _feature(counters) for key, counters in groups}
+
+
+def _feature(counters: list[Counter]) -> JSONObject:
+    """One flag's entry: a row per (version, variation) served, counts summed.
+
+    Counters of one version (see :func:`by_flag`) are summed into one row
+    per variation served and one default row per version (``version`` None:
+    the flag was unknown).
+    """
+    kinds: list[JSONValue] = []
+    rows: dict[tuple[int | None, int | None], JSONObject] = {}
+    for counter in counters:
         kinds.extend(k for k in sorted(counter.kinds) if k not in kinds)
-        flag_rows = rows[key]
         flag = counter.flag
         version = None if flag is None else flag.version
         for index, count in enumerate(counter.counts):
             if count:
                 assert flag is not None
-                if (version, index) not in flag_rows:
-                    flag_rows[version, index] = {
+                row = rows.get((version, index))
+                if row is None:
+                    row = rows[version, index] = {
                         "variation": index,
                         "version": version,
                         "value": flag.variations[index],
+                        "count": 0,
                     }
-                totals[key, version, index] = (
-                    totals.get((key, version, index), 0) + count
-                )
+                row["count"] += count
         if counter.none:
-            if (version, None) not in flag_rows:
-                row: JSONObject = (
-                    {"unknown": True} if flag is None else {"version": version}
-                )
+            row = rows.get((version, None))
+            if row is None:
+                row = {"unknown": True} if flag is None else {"version": version}
                 row["value"] = counter.default
-                flag_rows[version, None] = row
-            totals[key, version, None] = (
-                totals.get((key, version, None), 0) + counter.none
-            )
-    for key, flag_rows in rows.items():
-        for (row_version, row_index), row in flag_rows.items():
-            row["count"] = totals[key, row_version, row_index]
-        features[key]["counters"] = list(flag_rows.values())
-    return features
+                row["count"] = 0
+                rows[version, None] = row
+            row["count"] += counter.none
+    return {
+        "default": counters[0].default,
+        "contextKinds": kinds,
+        "counters": list(rows.values()),
+    }

@@ -11,10 +11,13 @@ final flush runs shielded, bounded by ``CLOSE_BOUND`` seconds: a dead
 endpoint delays shutdown by that much at most, never more.
 
 Encoding: a batch is formatted and JSON-encoded on the loop a slice of
-events at a time (:data:`_ENCODE_SLICE`), with a checkpoint between slices,
-so that a flush of thousands of events never holds the loop for long
+events at a time (:data:`_ENCODE_SLICE`), and its summary a slice of flags
+at a time (:data:`_SUMMARY_SLICE`), with a checkpoint between slices, so
+that a flush of thousands of events or flags never holds the loop for long
 (``benchmarks/bench_flush_stall.py``: a 10,000-event flush held it 64 ms at
-once; now ~4 ms at most, the body's join and send). Slices rather than a
+once, a summary of 10,000 flags ~80 ms; now ~4-8 ms at most, the batch's
+take and the body's join and send). The batch is consumed as it is encoded,
+so that freeing it is spread over the slices too. Slices rather than a
 worker thread: a thread formatting Python objects holds the GIL for up to
 ``sys.getswitchinterval()`` (5 ms) each time the loop wants it back, and the
 loop wants it several times per wake-up (measured: ~30 ms stalls). Compressing
@@ -44,8 +47,11 @@ from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._context import Context
 
 from ._diagnostics import Diagnostics
-from ._format import EventFormatter
+from ._format import EventFormatter, by_flag, features, summary_head
 from ._recorder import Recorder
+
+if TYPE_CHECKING:
+    from ._recorder import Batch, Counter
 
 if TYPE_CHECKING:
     import random
@@ -73,6 +79,10 @@ _RECOVERABLE: Final = frozenset({400, 408, 429})
 _SCHEMA: Final = "4"
 #: Events formatted and encoded between two checkpoints of a flush (~0.6 ms).
 _ENCODE_SLICE: Final = 50
+#: The summary's flags formatted and encoded between two checkpoints (~1 ms).
+_SUMMARY_SLICE: Final = 100
+#: Counters grouped by flag key between two checkpoints (~0.3 ms).
+_GROUP_SLICE: Final = 2_000
 #: Bodies this long or longer are compressed in a worker thread.
 _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
@@ -104,9 +114,25 @@ def _dumps(events: list[JSONObject]) -> tuple[bytes, int]:
     return text[1:-1].encode(), 0
 
 
-def _array(items: list[bytes]) -> bytes:
-    """The JSON array of ``items`` (comma-separated elements; empty ones skipped).
+def _dumps_features(entries: JSONObject) -> tuple[bytes, int]:
+    """Compact JSON of the summary's ``entries`` without braces; flags dropped.
 
+    An entry that is not JSON (a default changed after it was counted) is
+    dropped. Slices joined with ``,`` give the bytes of one ``json.dumps``.
+    """
+    try:
+        text = json.dumps(entries, separators=_SEPARATORS, allow_nan=False)
+    except (TypeError, ValueError):
+        kept = {k: v for k, v in entries.items() if _serialisable(v)}
+        text = json.dumps(kept, separators=_SEPARATORS)
+        return text[1:-1].encode(), len(entries) - len(kept)
+    return text[1:-1].encode(), 0
+
+
+def _array(items: list[bytes], last: list[bytes]) -> bytes:
+    """The JSON array of ``items``, then of the element in pieces ``last``.
+
+    Empty items are skipped; ``last`` (the summary, if any) is one element.
     Joined once: a flush's body is megabytes, and each copy costs the loop ~1 ms.
     """
     out = [b"["]
@@ -115,6 +141,10 @@ def _array(items: list[bytes]) -> bytes:
             if len(out) > 1:
                 out.append(b",")
             out.append(item)
+    if last:
+        if len(out) > 1:
+            out.append(b",")
+        out += last
     out.append(b"]")
     return b"".join(out)
 
@@ -381,32 +411,33 @@ class EventProcessor:
                 batch.dropped,
             )
         formatter = self._formatter
+        # The batch is consumed as it is encoded, a slice at a time: freed in
+        # one go at the end, a big one would hold the loop too (~3 ms).
         records = batch.records
         pieces: list[bytes] = []  # slices of JSON: joined once, at the end
         count = dropped = 0
-        for start in range(0, len(records), _ENCODE_SLICE):
-            if start:
+        first = True
+        while records:
+            if not first:
                 await checkpoint()
-            events = [
-                e
-                for e in map(formatter.record, records[start : start + _ENCODE_SLICE])
-                if e is not None
-            ]
+            first = False
+            chunk = records[:_ENCODE_SLICE]
+            del records[:_ENCODE_SLICE]
+            events = [e for e in map(formatter.record, chunk) if e is not None]
             json_bytes, lost = _dumps(events)
             pieces.append(json_bytes)
             count, dropped = count + len(events), dropped + lost
-        summary = formatter.summary(batch)
-        if summary is not None:
-            json_bytes, lost = _dumps([summary])
-            pieces.append(json_bytes)
-            count, dropped = count + 1, dropped + lost
+        summary: list[bytes] = []
+        if batch.counters:
+            summary = await self._summary(batch)
+            count += 1
         if dropped:
             logger.warning(
                 "%d analytics event(s) dropped: not JSON (a context or data "
                 "changed after it was recorded?)",
                 dropped,
             )
-        body = _array(pieces)
+        body = _array(pieces, summary)
         if self._config.compress_events:
             if len(body) < _THREAD_GZIP_BYTES:
                 body = gzip.compress(body)
@@ -416,6 +447,44 @@ class EventProcessor:
                 )
         self._last_batch = count
         return _Payload(body, count)
+
+    async def _summary(self, batch: Batch) -> list[bytes]:
+        """The summary event's JSON, in pieces, a slice of flags at a time.
+
+        Joined, the same bytes as one ``json.dumps`` of
+        :meth:`EventFormatter.summary`'s event, whose ``features`` come
+        last: its head, then each slice's entries, joined with ``,``. The
+        batch's counters are consumed (see :meth:`_take`).
+        """
+        counters = batch.counters
+        by_key: dict[str, list[Counter]] = {}
+        while counters:
+            await checkpoint()
+            by_flag(counters[:_GROUP_SLICE], by_key)
+            del counters[:_GROUP_SLICE]
+        groups = list(by_key.items())
+        by_key.clear()
+        head = json.dumps(summary_head(batch), separators=_SEPARATORS)
+        out = [head[:-1].encode(), b',"features":{']
+        lost = 0
+        while groups:
+            await checkpoint()
+            chunk = groups[:_SUMMARY_SLICE]
+            del groups[:_SUMMARY_SLICE]
+            json_bytes, dropped = _dumps_features(features(chunk))
+            lost += dropped
+            if json_bytes:
+                if len(out) > 2:
+                    out.append(b",")
+                out.append(json_bytes)
+        out.append(b"}}")
+        if lost:
+            logger.warning(
+                "The analytics summary of %d flag(s) was dropped: not JSON (a "
+                "default changed after it was evaluated?)",
+                lost,
+            )
+        return out
 
     async def _final_flush(self) -> None:
         pending = self._in_flight

@@ -166,7 +166,7 @@ class Recorder:
         self.lock: threading.RLock = threading.RLock()
         self._outbox: list[Record] = []
         #: The summary of this flush window, by flag object (a full transfer
-        #: makes new objects for unchanged versions: ``_format._features``
+        #: makes new objects for unchanged versions: ``_format._feature``
         #: merges their rows by version and variation). The snapshot's
         #: hot path counts into it directly, holding :attr:`lock`, when
         #: :meth:`evaluation_locked` would do nothing else
