@@ -293,10 +293,12 @@ def _feature(counters: list[Counter]) -> JSONObject:
         if counter.none:
             row = rows.get((version, None))
             if row is None:
-                row = {"unknown": True} if flag is None else {"version": version}
-                row["value"] = counter.default
-                row["count"] = 0
-                rows[version, None] = row
+                new: JSONObject = (
+                    {"unknown": True} if flag is None else {"version": version}
+                )
+                new["value"] = counter.default
+                new["count"] = 0
+                row = rows[version, None] = new
             row["count"] += counter.none
     return {
         "default": counters[0].default,
