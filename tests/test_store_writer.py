@@ -47,6 +47,9 @@ class MemoryConnection:
     async def load(self) -> RawData:
         raise NotImplementedError
 
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+        raise NotImplementedError
+
     async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
         self._maybe_fail()
         self.calls.append(("init", {k.value: sorted(v) for k, v in items.items() if v}))
@@ -75,6 +78,7 @@ class MemoryStore:
         self.connection = MemoryConnection()
         self.status_tracker = StoreStatusTracker("memory store")
         self.cache_ttl = 15.0
+        self.timeout = 5.0
         self.description = "memory store"
 
     @contextlib.asynccontextmanager

@@ -543,13 +543,14 @@ class Client:
 
         Attached before the run starts, so that no evaluation misses it; the
         big segments' task (store connection, status poller) starts with the
-        run, and the store reader serves the refresher.
+        run, and the store reader serves the refresher or the lookups.
         """
         config = self._config
         if config.offline:
             return
         from aioflags._datasystem._stores._bigsegments import BigSegments
         from aioflags._datasystem._stores._gate import EvaluationGate, Refresher
+        from aioflags._datasystem._stores._lookups import StoreLookups
 
         big = None
         if config.big_segments is not None:
@@ -559,13 +560,15 @@ class Client:
             store.attach_big_segments(big)
         system = config.data_system
         persistent = system.store if system is not None else None
-        refresher = (
-            Refresher()
-            if persistent is not None and persistent.cache_ttl == 0
-            else None
-        )
-        if big is not None or refresher is not None:
-            store.gate = EvaluationGate(store, refresher, big)
+        refresher = lookups = None
+        if persistent is not None and persistent.cache_ttl == 0:
+            refresher = Refresher()  # every awaited evaluation reads the store
+        elif persistent is not None:  # the first read; missing keys read through
+            lookups = StoreLookups(
+                self._clock, persistent.cache_ttl, persistent.timeout
+            )
+        if big is not None or refresher is not None or lookups is not None:
+            store.gate = EvaluationGate(store, refresher, big, lookups)
 
     def _waiting_for(self) -> str:
         """What a start that is not ready yet waits for, when no error says more."""
@@ -703,8 +706,11 @@ class Client:
                 inner.start_soon(self._supervisor.run)
         finally:
             gate = run.store.gate
-            if gate is not None and gate.refresher is not None:
-                gate.refresher.stop()  # no reader any more: evaluations go on
+            if gate is not None:  # no reader any more: evaluations go on
+                if gate.refresher is not None:
+                    gate.refresher.stop()
+                if gate.lookups is not None:
+                    gate.lookups.stop()
             if made:
                 with anyio.move_on_after(_CLOSE_BOUND, shield=True):
                     await made[0].aclose()

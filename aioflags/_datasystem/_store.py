@@ -400,8 +400,8 @@ class Store:
         self.big_segments: BigSegments | None = None
 
     #: The snapshot's matcher when its evaluations are the flags' own code
-    #: and nothing gates them (``snapshot._direct`` if ``gate`` is None, else
-    #: None): the one attribute the async client's straight-line paths read.
+    #: and nothing gates them (``snapshot._direct`` if ``gate`` is None or
+    #: gates only keys the snapshot lacks, else None): the one attribute the async client's straight-line paths read.
     #: Kept by :meth:`__setattr__` as either changes.
     direct: Matcher | None
 
@@ -409,8 +409,9 @@ class Store:
         object.__setattr__(self, name, value)
         if name == "snapshot" or name == "gate":  # (rare: a change set, a start)
             snapshot = getattr(self, "snapshot", None)  # (either unset yet)
+            gate = getattr(self, "gate", None)
             direct = None
-            if snapshot is not None and getattr(self, "gate", None) is None:
+            if snapshot is not None and (gate is None or not gate.always):
                 direct = snapshot._direct
             object.__setattr__(self, "direct", direct)
 

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ._datatypes import ChangeSet
     from ._store import Store
     from ._stores._gate import Refresher
+    from ._stores._lookups import StoreLookups
     from ._stores._writer import StoreWriter
 
 __all__ = ["DataSystemListener", "Supervisor"]
@@ -231,13 +232,15 @@ class Supervisor:
         self._apply_lock = anyio.Lock()
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False
+        # A store and sources: the store is served beside them until they deliver.
+        self._store_beside_sources = system.store is not None and bool(
+            system.initializers or system.synchronizers
+        )
         # A store and no sources at all: daemon mode, the store is the synchronizer.
         self._synchronizer_factories = system.synchronizers
-        if system.store is not None and not (
-            system.initializers or system.synchronizers
-        ):
+        if system.store is not None and not self._store_beside_sources:
             self._synchronizer_factories = (
-                daemon_synchronizer(system.store, self._refresher),
+                daemon_synchronizer(system.store, self._refresher, self._lookups),
             )
 
     @property
@@ -245,6 +248,12 @@ class Supervisor:
         """Store reads on demand (the store's cache is off), if the client has one."""
         gate = self._store.gate
         return gate.refresher if gate is not None else None
+
+    @property
+    def _lookups(self) -> StoreLookups | None:
+        """The first read and keys read through (the store's cache is on), if any."""
+        gate = self._store.gate
+        return gate.lookups if gate is not None else None
 
     @property
     def status(self) -> DataSourceStatus:
@@ -279,6 +288,7 @@ class Supervisor:
                     lambda: self._delivered,
                     self._apply_from_store,
                     self._refresher,
+                    self._lookups,
                 )
             await self._run(task_status=task_status)
             store_reader.cancel_scope.cancel()
@@ -484,6 +494,11 @@ class Supervisor:
         async with self._apply_lock:
             changed = await self._store.apply(change_set)
             self._delivered = True
+        lookups = self._lookups
+        if lookups is not None and self._store_beside_sources:
+            # The sources delivered: their data is authoritative, nothing is
+            # waited for or read through from the store from now on.
+            lookups.stop()
         if persist and self._writer is not None:
             self._writer.submit(change_set)
         self._listener.data_changed(changed)

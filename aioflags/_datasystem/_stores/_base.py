@@ -202,6 +202,10 @@ class StoreConnection(Protocol):
         """Read every item and the "initialised" marker, atomically."""
         ...
 
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+        """The stored JSON text of those of ``keys`` the store holds (one read)."""
+        ...
+
     async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
         """Replace the whole data set atomically and mark the store initialised."""
         ...
@@ -232,6 +236,11 @@ class PersistentStore(Protocol):
     @property
     def description(self) -> str:
         """What to call the store in messages (no secrets)."""
+        ...
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one operation may take (connecting, then each reply)."""
         ...
 
     @property

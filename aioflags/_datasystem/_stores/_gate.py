@@ -8,6 +8,12 @@ unless the run has an :class:`EvaluationGate`:
   sources before they deliver): the evaluation waits until the store has
   been read again and applied, so it sees every write that finished before
   it began (concurrent evaluations share one read);
+- :class:`~aioflags._datasystem._stores._lookups.StoreLookups`, when the
+  store's cache is on (``cache_ttl`` > 0) and the store is being served: the
+  evaluation waits for the first read, and a key the snapshot lacks is read
+  through. Only evaluations of keys the snapshot lacks go through the gate
+  for it (:attr:`EvaluationGate.always` is False): the others keep the
+  client's straight-line path;
 - big segments (:class:`~aioflags._datasystem._stores._bigsegments.BigSegments`): the
   memberships it needs are fetched.
 """
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._store import Store
 
     from ._bigsegments import BigSegments
+    from ._lookups import StoreLookups
 
 __all__ = ["EvaluationGate", "Refresher"]
 
@@ -101,17 +108,23 @@ class Refresher:
 class EvaluationGate:
     """One run's steps before an awaited evaluation (see the module docstring)."""
 
-    __slots__ = ("big_segments", "refresher", "store")
+    __slots__ = ("always", "big_segments", "lookups", "refresher", "store")
 
     def __init__(
         self,
         store: Store,
         refresher: Refresher | None,
         big_segments: BigSegments | None,
+        lookups: StoreLookups | None = None,
     ) -> None:
         self.store = store
         self.refresher = refresher
         self.big_segments = big_segments
+        self.lookups = lookups
+        #: Every evaluation goes through the gate; False: only those of keys
+        #: the snapshot lacks (the lookups' alone), the others may evaluate
+        #: the snapshot straight away (``Store.direct``).
+        self.always = refresher is not None or big_segments is not None
 
     async def evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The ``method(*args, **kwargs)`` of the snapshot current after the steps.
@@ -122,8 +135,17 @@ class EvaluationGate:
         refresher = self.refresher
         if refresher is not None:
             await refresher.refresh()  # returns at once while it is not active
+        lookups = self.lookups
+        if lookups is not None:
+            # The flag key, for the methods that take one (first, a str).
+            key = args[0] if args and type(args[0]) is str else None
+            await lookups.before(key, self._holds)
         snapshot = self.store.snapshot
         big = self.big_segments
         if big is None:
             return getattr(snapshot, method)(*args, **kwargs)
         return await big.evaluate(snapshot, method, *args, **kwargs)
+
+    def _holds(self, key: str) -> bool:
+        """Whether the current snapshot has ``key`` (a flag, or its tombstone)."""
+        return key in self.store.snapshot._flags

@@ -144,6 +144,14 @@ class RedisStore:
         return self._cache_ttl
 
     @property
+    def timeout(self) -> float:
+        """Seconds to connect and for each command's reply.
+
+        Added in version 0.1.0.
+        """
+        return self._timeout
+
+    @property
     def description(self) -> str:
         """The store in words, for messages: URL without password, and prefix."""
         return f"Redis store {redact(self._url)} (prefix {self._prefix!r})"
@@ -253,6 +261,19 @@ class _RedisConnection:
             items={ObjectKind.FLAG: flags, ObjectKind.SEGMENT: segments},
             initialized=bool(inited),
         )
+
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        try:
+            texts = await self._redis.hmget(self._hashes[kind], list(keys))
+        except self._errors as exc:
+            raise self._failure("reading items", exc) from exc
+        return {  # (str: the client decodes responses; None: not there)
+            key: text
+            for key, text in zip(keys, texts, strict=True)
+            if isinstance(text, str)
+        }
 
     async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
         try:

@@ -7,7 +7,9 @@
 - :func:`daemon_synchronizer` (daemon mode): the store is the only source.
   The whole store is read, applied as the client's snapshot, and read again
   when ``cache_ttl`` expires (with the cache off, when an awaited evaluation
-  asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`). After the
+  asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`).
+  Between full reads, both readers read through the flag keys awaited
+  evaluations miss (see :mod:`~aioflags._datasystem._stores._lookups`). After the
   first read only the items whose stored JSON changed are decoded and applied,
   so a reload of an unchanged store costs one round trip and no compiling.
   A store that had its ``$inited`` key and lost it (``FLUSHDB``, a restart
@@ -25,7 +27,7 @@ import enum
 import logging
 import math
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import anyio
 
@@ -41,7 +43,14 @@ from aioflags._datasystem._datatypes import (
     Update,
 )
 
-from ._base import StoreFailure, decode_items, full_change_set
+from ._base import (
+    StoreFailure,
+    StoreStatusTracker,
+    decode_item,
+    decode_items,
+    full_change_set,
+)
+from ._lookups import LookupMode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -49,8 +58,9 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._context import SourceContext
 
-    from ._base import PersistentStore, RawData
+    from ._base import PersistentStore, RawData, StoreConnection
     from ._gate import Refresher
+    from ._lookups import StoreLookups
 
 __all__ = ["daemon_synchronizer", "read_until_initialized"]
 
@@ -80,29 +90,36 @@ async def read_until_initialized(
     delivered: Callable[[], bool],
     apply: Callable[[ChangeSet], Awaitable[None]],
     refresher: Refresher | None = None,
+    lookups: StoreLookups | None = None,
 ) -> None:
     """Serve the store until the data system has data of its own.
 
     For a data system with sources and a store (read-write, or read-only with
     sources): runs beside the sources, so a slow store never delays them. The
     store's data is applied (never written back) if it is initialised
-    (``$inited``); the store is read again when ``cache_ttl`` expires (never
-    with an infinite TTL; with the cache off, ``cache_ttl=0``, and a
-    ``refresher``, whenever an evaluation asks), and what changed is applied.
-    Stops as soon as the sources have delivered (``delivered()``); ``apply``
-    must not apply after that. A bug in here is logged, never raised into
-    the client.
+    (``$inited``); the store is read again when ``cache_ttl`` expires (with
+    the cache off, ``cache_ttl=0``, and a ``refresher``, whenever an
+    evaluation asks), and what changed is applied. While an initialised store
+    is served, ``lookups`` (the cache on) reads through the flag keys
+    evaluations miss (with an infinite TTL too, which is never read whole
+    again). Stops as soon as the sources have delivered (``delivered()``);
+    ``apply`` must not apply after that. A bug in here is logged, never
+    raised into the client.
     """
     on_demand = refresher if refresher is not None and store.cache_ttl == 0 else None
     if on_demand is not None:
         on_demand.active = True
     try:
-        await _read_until_initialized(store, clock, delivered, apply, on_demand)
+        await _read_until_initialized(
+            store, clock, delivered, apply, on_demand, lookups
+        )
     except Exception:
         logger.exception("Reading the %s failed unexpectedly", store.description)
     finally:
         if on_demand is not None:
             on_demand.stop()
+        if lookups is not None:
+            lookups.stop()
 
 
 async def _read_until_initialized(
@@ -111,6 +128,7 @@ async def _read_until_initialized(
     delivered: Callable[[], bool],
     apply: Callable[[ChangeSet], Awaitable[None]],
     on_demand: Refresher | None,
+    lookups: StoreLookups | None,
 ) -> None:
     tracker = store.status_tracker
     ttl = store.cache_ttl
@@ -119,15 +137,18 @@ async def _read_until_initialized(
     async with store.connect() as connection:
         while not delivered():
             number = on_demand.current if on_demand is not None else 0
+            keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
             except StoreFailure as exc:
                 tracker.failed(exc, clock.now())
                 if on_demand is not None:
                     on_demand.served(number)  # tried: evaluate what there is
+                _read(lookups, keys, LookupMode.IDLE)
                 await clock.sleep(RETRY_INTERVAL)
                 continue
             tracker.succeeded(clock.now())
+            items: dict[tuple[ObjectKind, str], str] = {}
             if data.initialized:
                 # Served, and read again as the cache says, until the sources
                 # deliver: the first read whole, then what changed.
@@ -144,6 +165,22 @@ async def _read_until_initialized(
                 )
             if on_demand is not None:
                 on_demand.served(number)
+            if lookups is not None and seen is not None and data.initialized:
+                _read(lookups, keys, LookupMode.READ_THROUGH, items)
+                # Served: missing keys read through until the TTL expires
+                # (never, if infinite) or the sources deliver.
+                reload_at = clock.now() + _interval(ttl)
+                while not delivered() and await _sleep_or_request(
+                    clock, reload_at - clock.now(), lookups
+                ):
+                    found = await _look_up(
+                        connection, lookups.requested(), seen, tracker, clock
+                    )
+                    if found.change_set is not None:
+                        await apply(found.change_set)
+                    found.answer(lookups)
+                continue
+            _read(lookups, keys, LookupMode.IDLE)  # not initialised: not served
             if math.isinf(ttl):
                 return  # an infinite cache: read once, whatever it found
             if on_demand is not None:
@@ -156,13 +193,132 @@ def _interval(ttl: float) -> float:
     return max(ttl, MIN_RELOAD_INTERVAL)
 
 
+def _read(
+    lookups: StoreLookups | None,
+    keys: list[str],
+    mode: LookupMode,
+    items: dict[tuple[ObjectKind, str], str] | None = None,
+) -> None:
+    """Tell ``lookups`` a full read is over; ``items``: what it found, and served.
+
+    The keys asked before it began are answered: absent if it found and
+    served the store without them, else asked again next time.
+    """
+    if lookups is not None:
+        lookups.read(mode)
+        lookups.answered(keys, () if items is None else _absent(keys, items))
+
+
+def _absent(keys: list[str], items: dict[tuple[ObjectKind, str], str]) -> list[str]:
+    """The flag keys that ``items`` (as read from the store) has no live flag for."""
+    return [key for key in keys if not _live(key, items.get((ObjectKind.FLAG, key)))]
+
+
+def _live(key: str, text: str | None) -> bool:
+    """Whether a flag's stored JSON is a flag (not absent, unusable or a tombstone)."""
+    if text is None:
+        return False
+    change = decode_item(ObjectKind.FLAG, key, text)
+    return change is not None and change.action is ChangeKind.PUT
+
+
+async def _sleep_or_request(
+    clock: Clock, seconds: float, lookups: StoreLookups
+) -> bool:
+    """Sleep ``seconds`` (inf: for ever) unless an evaluation asks for a key first.
+
+    True: keys are waiting to be read through. False: the time is up, or
+    nothing is read through any more (:meth:`StoreLookups.stop`).
+    """
+    if seconds <= 0:
+        return False
+    async with anyio.create_task_group() as race:  # the first to finish wins
+
+        async def timer() -> None:
+            if math.isinf(seconds):
+                await anyio.sleep_forever()
+            await clock.sleep(seconds)
+            race.cancel_scope.cancel()
+
+        async def request() -> None:
+            await lookups.wait_request()
+            race.cancel_scope.cancel()
+
+        race.start_soon(timer)
+        race.start_soon(request)
+    return bool(lookups.requested())
+
+
+class _Found(NamedTuple):
+    """What reading keys through found: apply ``change_set``, then answer the keys."""
+
+    keys: list[str]
+    change_set: ChangeSet | None
+    absent: list[str]
+    seconds: float | None = None  # how long they are absent (None: the TTL)
+
+    def answer(self, lookups: StoreLookups) -> None:
+        lookups.answered(self.keys, self.absent, self.seconds)
+
+
+async def _look_up(
+    connection: StoreConnection,
+    keys: list[str],
+    seen: dict[tuple[ObjectKind, str], str],
+    tracker: StoreStatusTracker,
+    clock: Clock,
+    *,
+    require_inited: bool = True,
+) -> _Found:
+    """Read ``keys`` through: what to apply, and which keys the store lacks.
+
+    One ``HMGET`` for every key asked. If one of them is there, the store is
+    read whole (once) and what the snapshot lacks is applied: the flags, and
+    the segments and prerequisites they may need. What the snapshot holds is
+    left as it is until the TTL expires, as in LaunchDarkly's per-item cache.
+    ``seen`` (what was applied) is updated; with ``require_inited``, a store
+    without its ``$inited`` key is not applied. The keys the store lacks are
+    absent for the TTL; those of a read that failed for
+    :data:`RETRY_INTERVAL`, so that a down or hung store does not hold up
+    every evaluation of a missing key.
+    """
+    try:
+        found = await connection.get(ObjectKind.FLAG, keys)
+        data = None
+        if any(_live(key, text) for key, text in found.items()):
+            data = await connection.load()
+    except StoreFailure as exc:
+        tracker.failed(exc, clock.now())
+        return _Found(keys, None, keys, RETRY_INTERVAL)
+    if data is None:
+        return _Found(keys, None, keys)
+    if require_inited and not data.initialized:
+        # Lost its data meanwhile: the next full read says so.
+        return _Found(keys, None, [])
+    items = {(kind, key): text for kind, key, text in _flat(data)}
+    new = {item: text for item, text in items.items() if item not in seen}
+    seen.update(new)
+    decoded = await decode_items([(kind, key, t) for (kind, key), t in new.items()])
+    change_set = (
+        ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=tuple(decoded))
+        if decoded
+        else None
+    )
+    return _Found(keys, change_set, _absent(keys, items))
+
+
 def daemon_synchronizer(
-    store: PersistentStore, refresher: Refresher | None = None
+    store: PersistentStore,
+    refresher: Refresher | None = None,
+    lookups: StoreLookups | None = None,
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """The store as the only source, reloaded when ``cache_ttl`` expires.
 
     With the cache off (``cache_ttl=0``) and a ``refresher``: reloaded when
     an evaluation asks (each awaited evaluation sees the store as it is).
+    With the cache on and ``lookups``: the flag keys evaluations miss are
+    read through between reloads; while the store is not initialised, a
+    missing key makes the next read happen at once.
     """
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
@@ -172,18 +328,23 @@ def daemon_synchronizer(
         if on_demand is not None:
             on_demand.active = True
         try:
-            async with aclosing(_daemon(store, ctx, on_demand)) as updates:
+            async with aclosing(_daemon(store, ctx, on_demand, lookups)) as updates:
                 async for update in updates:
                     yield update
         finally:
             if on_demand is not None:
                 on_demand.stop()
+            if lookups is not None:
+                lookups.stop()
 
     return synchronizer
 
 
 async def _daemon(
-    store: PersistentStore, ctx: SourceContext, on_demand: Refresher | None
+    store: PersistentStore,
+    ctx: SourceContext,
+    on_demand: Refresher | None,
+    lookups: StoreLookups | None,
 ) -> AsyncGenerator[Update, None]:
     tracker = store.status_tracker
     ttl = store.cache_ttl
@@ -193,6 +354,7 @@ async def _daemon(
     async with store.connect() as connection:
         while True:
             number = on_demand.current if on_demand is not None else 0
+            keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
             except StoreFailure as exc:
@@ -205,6 +367,7 @@ async def _daemon(
                     yield _interrupted(ctx, f"the {store.description}: {exc}")
                 if on_demand is not None:
                     on_demand.served(number)  # tried: evaluate what there is
+                _read(lookups, keys, LookupMode.IDLE)
                 await ctx.clock.sleep(RETRY_INTERVAL)
                 continue
             items = {(kind, key): text for kind, key, text in _flat(data)}
@@ -225,6 +388,13 @@ async def _daemon(
                         # Read again when evaluated, as when it was served.
                         await on_demand.wait_request()
                         continue
+                if lookups is not None and trouble is _Trouble.UNINITIALISED:
+                    # Nothing to serve: a key evaluated meanwhile is read
+                    # (with the whole store) at once, not at the next retry.
+                    _read(lookups, keys, LookupMode.RELOAD, {})
+                    await _sleep_or_request(ctx.clock, RETRY_INTERVAL, lookups)
+                    continue
+                _read(lookups, keys, LookupMode.IDLE)
                 await ctx.clock.sleep(RETRY_INTERVAL)
                 continue
             if reported is _Trouble.LOST:
@@ -246,6 +416,30 @@ async def _daemon(
                     "aioflags daemon mode: the %s was read once (infinite cache)",
                     store.description,
                 )
+            if lookups is not None:
+                _read(lookups, keys, LookupMode.READ_THROUGH, items)
+                # Served: missing keys read through until the TTL expires
+                # (never, with an infinite cache).
+                reload_at = ctx.clock.now() + _interval(ttl)
+                while await _sleep_or_request(
+                    ctx.clock, reload_at - ctx.clock.now(), lookups
+                ):
+                    found = await _look_up(
+                        connection,
+                        lookups.requested(),
+                        seen,
+                        tracker,
+                        ctx.clock,
+                        require_inited=inited,
+                    )
+                    if found.change_set is not None:
+                        yield Update(
+                            state=SourceState.VALID, change_set=found.change_set
+                        )
+                    found.answer(lookups)
+                if not math.isinf(ttl):
+                    continue  # the TTL expired: read the whole store again
+            if math.isinf(ttl):
                 await anyio.sleep_forever()
             await ctx.clock.sleep(_interval(ttl))
 

@@ -1,0 +1,355 @@
+"""Awaited evaluations with a cached Redis store: the first read, keys read through.
+
+A client started without waiting evaluates Redis' data on its first awaited
+evaluation, not an empty snapshot; a flag key the cached snapshot lacks is
+read from Redis when evaluated (LaunchDarkly's per-item read-through cache),
+its absence cached for the TTL, for ever with an infinite cache (issue 42).
+Against a real redis-server; store reads are held on events, time is a
+FakeClock, Redis commands are counted with INFO commandstats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from aioflags import (
+    Client,
+    Config,
+    DataSystem,
+    ProviderEvent,
+    ProviderStatus,
+    sources,
+)
+from aioflags._datasystem._stores._base import RawData
+from aioflags._datasystem._stores._lookups import StoreLookups
+from aioflags._datasystem._stores._redis import _RedisConnection
+from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
+from aioflags.testing import FakeClock, FlagServer
+from tests.redis_server import RedisServer
+from tests.test_stores import (
+    USER,
+    expect_event,
+    expect_store_status,
+    flag,
+    network_config,
+    raw_redis,
+    seed,
+)
+
+
+class HeldReads:
+    """Holds every full read of the store until :meth:`release` (monkeypatched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.began = anyio.Event()
+        self.released = anyio.Event()
+        load = _RedisConnection.load
+        held = self
+
+        async def held_load(connection: _RedisConnection) -> RawData:
+            held.began.set()
+            await held.released.wait()
+            return await load(connection)
+
+        monkeypatch.setattr(_RedisConnection, "load", held_load)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+async def calls(raw: Redis, command: str) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def daemon(store: RedisStore, **kwargs: Any) -> Config:
+    return Config(data_system=DataSystem.daemon(store), send_events=False, **kwargs)
+
+
+def with_sources(store: RedisStore, mode: StoreMode) -> DataSystem:
+    return DataSystem.custom(
+        synchronizers=[sources.streaming_synchronizer()], store=store, store_mode=mode
+    )
+
+
+@contextlib.asynccontextmanager
+async def hung_network() -> AsyncIterator[FlagServer]:
+    """A flag service that never answers: only Redis can serve."""
+    async with FlagServer({"f": flag("from-network")}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        yield server
+
+
+# ----------------------------------------------------------------- first read
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", list(StoreMode), ids=lambda m: m.value)
+@pytest.mark.parametrize("ttl", [15.0, None], ids=["ttl", "infinite"])
+async def test_a_client_started_without_waiting_evaluates_the_first_read(
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: StoreMode,
+    ttl: float | None,
+) -> None:
+    """The harness's "with data source - ignores database when ds sends data"."""
+    reads = HeldReads(monkeypatch)
+    store = RedisStore(url=redis_server.url, cache_ttl=ttl)
+    async with raw_redis(redis_server) as raw, hung_network() as server:
+        await seed(raw, {"f": flag("from-redis")})
+        config = network_config(server, with_sources(store, mode), ready_timeout=0)
+        async with Client(config, clock=FakeClock()) as client:
+            await reads.began.wait()  # the first read is in flight
+            results: list[object] = []
+
+            async def evaluate() -> None:
+                results.append(await client.variation("f", USER, "default"))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(evaluate)
+                await anyio.wait_all_tasks_blocked()
+                # The sync snapshot does not wait: nothing has been read yet.
+                assert client.snapshot().variation("f", USER, "default") == "default"
+                assert results == []  # the awaited one waits for the read
+                reads.release()
+            assert results == ["from-redis"]
+
+
+@pytest.mark.asyncio
+async def test_a_daemon_started_without_waiting_evaluates_the_first_read(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = HeldReads(monkeypatch)
+    store = RedisStore(url=redis_server.url)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("from-redis")})
+        async with Client(daemon(store, ready_timeout=0), clock=FakeClock()) as client:
+            await reads.began.wait()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.wait_ready)
+                await anyio.wait_all_tasks_blocked()
+                reads.release()
+                assert await client.variation("f", USER, "default") == "from-redis"
+
+
+@pytest.mark.asyncio
+async def test_the_wait_for_the_first_read_is_bounded_by_the_store_timeout(
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reads = HeldReads(monkeypatch)  # never released: a read that never ends
+    store = RedisStore(url=redis_server.url, timeout=0.05)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("from-redis")})
+    async with Client(daemon(store, ready_timeout=0), clock=FakeClock()) as client:
+        await reads.began.wait()
+        with anyio.fail_after(5):
+            assert await client.variation("f", USER, "default") == "default"
+    assert any(
+        "not read within 0.05 s (its timeout)" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_sources_delivering_release_evaluations_waiting_for_the_store(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = HeldReads(monkeypatch)  # never released, and a 30 s timeout
+    store = RedisStore(url=redis_server.url, timeout=30)
+    async with FlagServer({"f": flag("from-network")}) as server:
+        system = with_sources(store, StoreMode.READ_ONLY)
+        config = network_config(server, system, ready_timeout=0)
+        async with Client(config, clock=FakeClock()) as client:
+            await reads.began.wait()
+            with anyio.fail_after(5):
+                assert await client.variation("f", USER, "x") == "from-network"
+                assert client.status is ProviderStatus.READY
+
+
+# ---------------------------------------------------------------- read-through
+@pytest.mark.asyncio
+async def test_a_flag_created_after_start_is_read_through_with_its_segment(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()  # never advanced: the TTL never expires here
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=clock) as client:
+            new = flag("new", key="g") | {
+                "rules": [
+                    {
+                        "id": "r",
+                        "variation": 1,
+                        "clauses": [
+                            {"attribute": "", "op": "segmentMatch", "values": ["s"]}
+                        ],
+                    }
+                ]
+            }
+            segment = {"key": "s", "version": 1, "included": ["u1"], "salt": "x"}
+            await raw.hset("launchdarkly:segments", "s", json.dumps(segment))
+            await raw.hset("launchdarkly:features", "g", json.dumps(new))
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            assert client.snapshot().variation("g", USER, "default") == "default"
+            # Read through, with the segment it needs: u1 is in it ("off").
+            assert await client.variation("g", USER, "default") == "off"
+            assert client.snapshot().variation("g", USER, "default") == "off"
+            # What the snapshot held stays until the TTL expires.
+            assert await client.variation("f", USER, "default") == "v1"
+
+
+@pytest.mark.asyncio
+async def test_a_missing_key_costs_one_read_per_ttl_however_many_evaluate_it(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=clock) as client:
+            before = await calls(raw, "hmget")
+            results: list[object] = []
+
+            async def evaluate() -> None:
+                results.append(await client.variation("typo", USER, "default"))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(evaluate)
+            assert results == ["default"] * 50
+            assert await calls(raw, "hmget") == before + 1  # one read for all
+            for _ in range(10):  # its absence is cached
+                assert await client.variation("typo", USER, "default") == "default"
+            assert await calls(raw, "hmget") == before + 1
+            await raw.hset("launchdarkly:features", "typo", json.dumps(flag("now")))
+            await clock.wait_for_sleeper(within=15)
+            await clock.advance(14.9)
+            assert await client.variation("typo", USER, "default") == "default"
+            # The TTL expired: the store is read again (whole: "typo" with it).
+            await clock.advance(0.1)
+            await clock.wait_for_sleeper(within=15)
+            assert await client.variation("typo", USER, "default") == "now"
+            assert await calls(raw, "hmget") == before + 1
+
+
+@pytest.mark.asyncio
+async def test_with_an_infinite_cache_absence_and_cached_flags_are_kept_for_ever(
+    redis_server: RedisServer,
+) -> None:
+    """The harness's "infinite cache - shows changes never"."""
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=None)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=clock) as client:
+            assert await client.variation("later", USER, "default") == "default"
+            # A flag created after start-up and never evaluated is read through.
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g", key="g")))
+            assert await client.variation("g", USER, "default") == "g"
+            await raw.hset("launchdarkly:features", "later", json.dumps(flag("l")))
+            await raw.hset("launchdarkly:features", "f", json.dumps(flag("v2", 2)))
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g2", 2)))
+            await clock.advance(10**9)
+            assert await client.variation("later", USER, "default") == "default"
+            assert await client.variation("f", USER, "default") == "v1"
+            assert await client.variation("g", USER, "default") == "g"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ttl", [1.0, None], ids=["ttl", "infinite"])
+async def test_a_daemon_on_an_empty_store_reads_it_when_a_key_is_evaluated(
+    redis_server: RedisServer, ttl: float | None
+) -> None:
+    """The harness's "store mode * - no data source - {ttl, infinite} cache" leaves."""
+    clock = FakeClock()  # never advanced: the 0.5 s retry never runs
+    store = RedisStore(url=redis_server.url, cache_ttl=ttl)
+    async with (
+        raw_redis(redis_server) as raw,
+        Client(daemon(store, ready_timeout=0), clock=clock) as client,
+    ):
+        assert await client.variation("other", USER, "default") == "default"
+        # Written the way the harness does: flags, no $inited.
+        await seed(raw, {"f": flag("fallthrough")}, inited=False)
+        await clock.wait_for_sleeper(within=0.5)
+        assert await client.variation("f", USER, "default") == "fallthrough"
+        assert client.status is ProviderStatus.READY
+        await raw.hset("launchdarkly:features", "f", json.dumps(flag("new", 2)))
+        if ttl is None:
+            await clock.advance(10**9)
+            assert await client.variation("f", USER, "default") == "fallthrough"
+        else:
+            await clock.wait_for_sleeper(within=ttl)
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED):
+                await clock.advance(ttl)
+            assert await client.variation("f", USER, "default") == "new"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", list(StoreMode), ids=lambda m: m.value)
+async def test_with_sources_keys_are_read_through_until_the_sources_deliver(
+    redis_server: RedisServer, mode: StoreMode
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=math.inf)
+    async with raw_redis(redis_server) as raw, hung_network() as server:
+        await seed(raw, {"f": flag("from-redis")})
+        config = network_config(server, with_sources(store, mode))
+        async with Client(config, clock=FakeClock()) as client:
+            assert client.status is ProviderStatus.READY  # from Redis
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g", key="g")))
+            assert await client.variation("g", USER, "default") == "g"
+
+
+@pytest.mark.asyncio
+async def test_once_the_sources_deliver_nothing_is_read_through(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("from-redis")})
+        async with FlagServer({"f": flag("from-network")}) as server:
+            system = with_sources(store, StoreMode.READ_ONLY)
+            async with Client(
+                network_config(server, system), clock=FakeClock()
+            ) as client:
+                assert await client.variation("f", USER, "x") == "from-network"
+                await raw.hset("launchdarkly:features", "g", json.dumps(flag("g")))
+                before = await calls(raw, "hmget")
+                assert await client.variation("g", USER, "default") == "default"
+                assert await calls(raw, "hmget") == before
+
+
+@pytest.mark.asyncio
+async def test_a_read_through_on_a_stopped_redis_answers_the_default_at_once(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+    async with Client(daemon(store), clock=FakeClock()) as client:
+        async with expect_store_status(store, DataStoreStatus(available=False)):
+            redis_server.stop()
+            with anyio.fail_after(5):
+                assert await client.variation("g", USER, "default") == "default"
+        assert await client.variation("f", USER, "default") == "v1"  # cached
+
+
+@pytest.mark.asyncio
+async def test_expired_absences_are_pruned_once_there_are_many() -> None:
+    clock = FakeClock()
+    lookups = StoreLookups(clock, 1.0, 5.0)
+    lookups.answered([], [f"k{i}" for i in range(1024)])
+    await clock.advance(2)  # all expired
+    lookups.answered([], ["new"])
+    assert list(lookups._absent) == ["new"]
