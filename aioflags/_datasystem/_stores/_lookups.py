@@ -80,6 +80,7 @@ class StoreLookups:
         "_mode",
         "_pending",
         "_prune_at",
+        "_stopped",
         "_ttl",
         "_wake",
     )
@@ -94,6 +95,7 @@ class StoreLookups:
         self._wake = anyio.Event()
         self._absent: dict[str, float] = {}  # key -> until when it is absent
         self._prune_at = _PRUNE_AT
+        self._stopped = False
 
     # ------------------------------------------------------------ evaluations
     async def before(self, key: str | None, holds: Callable[[str], bool]) -> None:
@@ -128,10 +130,14 @@ class StoreLookups:
 
     # ----------------------------------------------------------------- reader
     def read(self, mode: LookupMode) -> None:
-        """A full read is over (applied, or failed): what missing keys get now."""
-        self._mode = mode
+        """A full read is over (applied, or failed): what missing keys get now.
+
+        After :meth:`stop`, nothing is read through whatever a read that was
+        under way then found.
+        """
+        self._mode = LookupMode.IDLE if self._stopped else mode
         self._first.set()
-        if mode is LookupMode.IDLE:
+        if self._mode is LookupMode.IDLE:
             self._release(list(self._pending))
             self._wake.set()  # a reader waiting for requests looks again
 
@@ -169,6 +175,7 @@ class StoreLookups:
 
     def stop(self) -> None:
         """No reader any more: waiting evaluations go on, later ones do not wait."""
+        self._stopped = True
         self.read(LookupMode.IDLE)
 
     def _release(self, keys: Collection[str]) -> None:
