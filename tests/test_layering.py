@@ -165,7 +165,8 @@ TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
         "new snapshot through it"
     ),
     ("aioflags._datasystem._stores._gate", "aioflags._datasystem._store"): (
-        "a gate (uncached persistent store) refreshes the store the client gives it"
+        "a gate (persistent store) refreshes the store the client gives it, "
+        "or checks its snapshot for the key evaluated"
     ),
     ("aioflags._evaluation._snapshot", "aioflags._analytics._recorder"): (
         "a snapshot records evaluations into the Recorder analytics attaches"

@@ -1,4 +1,4 @@
-"""What an awaited evaluation may do before it evaluates: refresh, fetch memberships.
+"""What an awaited evaluation may do before it evaluates: refresh, read through, fetch memberships.
 
 The async client's evaluation methods evaluate the current snapshot at once,
 unless the run has an :class:`EvaluationGate`:
