@@ -246,14 +246,19 @@ def test_segments_in_full_transfers_are_tracked() -> None:
 def test_direct_follows_the_snapshot_and_the_gate() -> None:
     # The client's straight-line paths read store.direct alone: it must be
     # the snapshot's matcher exactly when that snapshot evaluates the flags'
-    # own code (no events, no hooks) and no gate is set, after any change.
+    # own code (no events, no hooks) and no gate is set that every
+    # evaluation must go through, after any change.
+    from types import SimpleNamespace
+
     from aioflags._client._hooks import HookRunner
 
     store = Store()
 
     def check(expect_direct: bool) -> None:
         snapshot = store.snapshot
-        assert store.direct is (snapshot._direct if store.gate is None else None)
+        gate = store.gate
+        through_gate = gate is not None and gate.always
+        assert store.direct is (None if through_gate else snapshot._direct)
         assert (store.direct is not None) is expect_direct
         if expect_direct:
             assert store.direct is snapshot._matcher
@@ -276,11 +281,17 @@ def test_direct_follows_the_snapshot_and_the_gate() -> None:
     check(False)
     store.detach_events(processor)
     check(True)
-    gate: Any = object()
+    gate: Any = SimpleNamespace(always=True)  # a refresher, big segments
     store.gate = gate
     check(False)
     store.apply_now(delta(put("c", flag("c"))))
     check(False)
+    # A gate for the keys the snapshot lacks only (a cached persistent
+    # store's lookups): the flags it holds keep the straight-line path.
+    store.gate = SimpleNamespace(always=False)  # type: ignore[assignment]
+    check(True)
+    store.apply_now(delta(put("d", flag("d"))))
+    check(True)
     store.gate = None
     check(True)
     store.attach_hooks(HookRunner([]))
