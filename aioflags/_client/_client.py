@@ -1076,7 +1076,7 @@ class Client:
         # As _evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
-        if gate is not None:
+        if gate is not None and not gate.passes(key):
             return await gate.evaluate("variation", key, context, default)
         return store.snapshot.variation(key, context, default)
 
@@ -1108,7 +1108,7 @@ class Client:
             except (KeyError, AttributeError):
                 pass
         gate = store.gate  # as in variation()
-        if gate is not None:
+        if gate is not None and not gate.passes(key):
             return await gate.evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
         return store.snapshot.variation_detail(key, context, default)
 
@@ -1118,7 +1118,7 @@ class Client:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.bool_variation(key, context, default)
         return await gate.evaluate("bool_variation", key, context, default)  # type: ignore[no-any-return]
 
@@ -1128,7 +1128,7 @@ class Client:
         """The flag's value if it is a number (truncated), else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.int_variation(key, context, default)
         return await gate.evaluate("int_variation", key, context, default)  # type: ignore[no-any-return]
 
@@ -1138,7 +1138,7 @@ class Client:
         """The flag's value if it is a number, else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.float_variation(key, context, default)
         return await gate.evaluate("float_variation", key, context, default)  # type: ignore[no-any-return]
 
@@ -1148,7 +1148,7 @@ class Client:
         """The flag's value if it is a string, else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.string_variation(key, context, default)
         return await gate.evaluate("string_variation", key, context, default)  # type: ignore[no-any-return]
 
@@ -1158,7 +1158,7 @@ class Client:
         """The flag's value, whatever its JSON type."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.json_variation(key, context, default)
         return await gate.evaluate("json_variation", key, context, default)
 
@@ -1168,7 +1168,7 @@ class Client:
         """Like :meth:`bool_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.bool_variation_detail(key, context, default)
         return await gate.evaluate("bool_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
@@ -1178,7 +1178,7 @@ class Client:
         """Like :meth:`int_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.int_variation_detail(key, context, default)
         return await gate.evaluate("int_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
@@ -1188,7 +1188,7 @@ class Client:
         """Like :meth:`float_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.float_variation_detail(key, context, default)
         return await gate.evaluate("float_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
@@ -1198,7 +1198,7 @@ class Client:
         """Like :meth:`string_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.string_variation_detail(key, context, default)
         return await gate.evaluate("string_variation_detail", key, context, default)  # type: ignore[no-any-return]
 
@@ -1208,7 +1208,7 @@ class Client:
         """Like :meth:`json_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None:
+        if gate is None or gate.passes(key):
             return store.snapshot.json_variation_detail(key, context, default)
         return await gate.evaluate("json_variation_detail", key, context, default)  # type: ignore[no-any-return]
 

@@ -126,6 +126,17 @@ class EvaluationGate:
         #: the snapshot straight away (``Store.direct``).
         self.always = refresher is not None or big_segments is not None
 
+    def passes(self, key: str) -> bool:
+        """Whether an evaluation of flag ``key`` needs nothing from this gate.
+
+        True when the gate only serves keys the snapshot lacks (a cached
+        store's lookups, :attr:`always` False) and the snapshot holds
+        ``key``: the client then evaluates the snapshot at once, without a
+        coroutine (holding a key means the first read is over, or the
+        sources have delivered).
+        """
+        return not self.always and key in self.store.snapshot._flags
+
     async def evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The ``method(*args, **kwargs)`` of the snapshot current after the steps.
 
