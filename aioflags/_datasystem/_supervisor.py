@@ -227,7 +227,8 @@ class Supervisor:
         self._clock = clock
         self._status = _StatusTracker(listener, clock)
         self._fdv2_scope: anyio.CancelScope | None = None
-        self.fdv1_engaged = False
+        # Set once, when the directive arrives and an FDv1 source is configured.
+        self._run_fdv1 = False
         self._writer: StoreWriter | None = None
         self._apply_lock = anyio.Lock()
         # The sources have applied data: the persistent store is not served any more.
@@ -259,11 +260,6 @@ class Supervisor:
     def status(self) -> DataSourceStatus:
         """The current data-source status."""
         return self._status.status
-
-    @property
-    def fdv2_cancelled(self) -> bool:
-        """Whether the FDv2 scope was cancelled by the fallback directive."""
-        return self._fdv2_scope is not None and self._fdv2_scope.cancel_called
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -300,34 +296,33 @@ class Supervisor:
             # is still under way (a source, a failover timer) stops there.
             with anyio.CancelScope() as self._fdv2_scope:
                 await self._fdv2()
-            if self.fdv1_engaged:
+            if self._run_fdv1:
                 await self._fdv1()
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             # A bug of ours: the last known data stays served.
             self._status.crashed("The aioflags data system", exc, SourceState.OFF)
 
     # ----------------------------------------------------------------- FDv2
-    async def _engage_fdv1(self) -> None:
-        """Called inside the FDv2 group once the payload is applied and the source closed."""
-        self.fdv1_engaged = True
-        if self._system.fdv1_fallback is None:
+    def _fall_back_to_fdv1(self) -> None:
+        """The directive arrived (payload applied, source closed): leave FDv2 for good."""
+        self._run_fdv1 = self._system.fdv1_fallback is not None
+        if self._run_fdv1:
+            logger.warning(
+                "The flag service directed a fallback to FDv1: switching for good"
+            )
+            self._status.update(self._status.status.state, fdv1=True)
+        else:
             logger.warning(
                 "The flag service sent the FDv1 fallback directive and no FDv1 source is "
                 "configured: the data system is OFF, serving last known data"
             )
             self._status.update(SourceState.OFF, fdv1=True)
-            self.fdv1_engaged = False
-        else:
-            logger.warning(
-                "The flag service directed a fallback to FDv1: switching for good"
-            )
-            self._status.update(self._status.status.state, fdv1=True)
         assert self._fdv2_scope is not None
         self._fdv2_scope.cancel()
 
     async def _fdv2(self) -> None:
         if await self._initializers():
-            await self._engage_fdv1()
+            self._fall_back_to_fdv1()
         elif self._synchronizer_factories:
             await self._synchronizers()
 
@@ -370,7 +365,7 @@ class Supervisor:
         while active:
             outcome = await self._run_synchronizer(active[index], index)
             if outcome is _Outcome.FDV1:
-                await self._engage_fdv1()
+                self._fall_back_to_fdv1()
                 return
             if outcome is _Outcome.REMOVE:
                 del active[index]
