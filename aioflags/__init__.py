@@ -39,19 +39,6 @@ if _typing.TYPE_CHECKING:
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores
 
-    # Source-authoring names: documented in aioflags.sources, still importable
-    # from here (they were exported here until 2026-11-23).
-    from ._core._exceptions import ProtocolError as ProtocolError
-    from ._core._exceptions import SourceError as SourceError
-    from ._datasystem._context import SourceContext as SourceContext
-    from ._datasystem._datatypes import Basis as Basis
-    from ._datasystem._datatypes import Change as Change
-    from ._datasystem._datatypes import ChangeKind as ChangeKind
-    from ._datasystem._datatypes import ChangeSet as ChangeSet
-    from ._datasystem._datatypes import IntentCode as IntentCode
-    from ._datasystem._datatypes import ObjectKind as ObjectKind
-    from ._datasystem._datatypes import Selector as Selector
-    from ._datasystem._datatypes import Update as Update
 
 __all__ = [
     "AioflagsError",
@@ -93,36 +80,6 @@ for _name in __all__:
 del _name, _obj
 
 
-def _source_names() -> dict[str, object]:
-    """The names a source author needs: ``aioflags.sources`` documents them."""
-    from ._core import _exceptions
-    from ._datasystem import _context, _datatypes
-
-    names: dict[str, object] = {
-        name: getattr(_datatypes, name)
-        for name in (
-            "Basis",
-            "Change",
-            "ChangeKind",
-            "ChangeSet",
-            "IntentCode",
-            "ObjectKind",
-            "Selector",
-            "Update",
-        )
-    }
-    names["SourceContext"] = _context.SourceContext
-    names["ProtocolError"] = _exceptions.ProtocolError
-    names["SourceError"] = _exceptions.SourceError
-    return names
-
-
-#: Source-authoring names, importable from here as before (``from aioflags
-#: import Basis``) but documented, and listed in ``__all__``, in
-#: ``aioflags.sources`` (which names itself their module when it is
-#: imported): ``aioflags.__all__`` is the application's API.
-_SOURCE_NAMES: dict[str, object] = _source_names()
-
 #: Submodules loaded on first use: ``aioflags.sources`` works after a plain
 #: ``import aioflags``, but only a program that uses it pays for importing
 #: it (the network sources import httpx; the stores, redis-py).
@@ -134,8 +91,6 @@ if not _typing.TYPE_CHECKING:
     # any name (``from aioflags import Cleint``); they see the names above.
 
     def __getattr__(name: str) -> object:
-        if name in _SOURCE_NAMES:
-            return _SOURCE_NAMES[name]
         if name in _LAZY_SUBMODULES:
             import importlib
 
@@ -145,4 +100,4 @@ if not _typing.TYPE_CHECKING:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_SUBMODULES, *_SOURCE_NAMES})
+    return sorted({*globals(), *_LAZY_SUBMODULES})

@@ -19,15 +19,13 @@ values (or a :class:`SourceState` with an :class:`ErrorInfo` and no data).
 ``InitializerFactory`` and
 ``SynchronizerFactory`` are the factories' types. A source may raise
 :class:`SourceError` (or :class:`ProtocolError` for data it cannot use) to
-end with a reason rather than a traceback. These names are importable from
-``aioflags`` too, as they were before they moved here.
+end with a reason rather than a traceback.
 
 Added in version 0.1.0.
 """
 
 from __future__ import annotations
 
-from . import _SOURCE_NAMES
 from ._core._exceptions import ProtocolError as ProtocolError
 from ._core._exceptions import SourceError as SourceError
 from ._datasystem._context import InitializerFactory as InitializerFactory
@@ -90,6 +88,18 @@ __all__ = [
 # theirs: reprs and the API reference say ``aioflags.sources.Basis``. Done
 # here, not by ``aioflags``, so that annotations resolve in this namespace
 # (``typing.get_type_hints``): it holds every name they use.
-for _cls in _SOURCE_NAMES.values():  # the names aioflags keeps as aliases
+for _cls in (
+    Basis,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    ProtocolError,
+    Selector,
+    SourceContext,
+    SourceError,
+    Update,
+):
     _cls.__module__ = __name__
 del _cls

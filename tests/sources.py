@@ -9,20 +9,19 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
-from aioflags import (
+from aioflags import DataSourceStatus, SourceState
+from aioflags._client._config import Config
+from aioflags.sources import (
     Basis,
     Change,
     ChangeKind,
     ChangeSet,
-    DataSourceStatus,
     IntentCode,
     ObjectKind,
     Selector,
     SourceContext,
-    SourceState,
     Update,
 )
-from aioflags._client._config import Config
 from aioflags.testing import FakeClock
 
 T = TypeVar("T")

@@ -583,7 +583,7 @@ async def test_a_slow_store_never_blocks_the_loop_and_waiters_share_its_answer()
 
 
 def _change_set(flags: list[dict[str, Any]], segments: list[dict[str, Any]]) -> Any:
-    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
+    from aioflags.sources import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
 
     changes = [
         Change(

@@ -328,9 +328,10 @@ async def test_custom_fatal_source_makes_the_client_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR, "aioflags")
-    from aioflags import ErrorInfo, ErrorKind, SourceState, Update
+    from aioflags import ErrorInfo, ErrorKind, SourceState
+    from aioflags.sources import Update
 
-    async def revoked(ctx: aioflags.SourceContext) -> Any:
+    async def revoked(ctx: aioflags.sources.SourceContext) -> Any:
         yield Update(
             state=SourceState.OFF,
             error=ErrorInfo(

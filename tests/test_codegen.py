@@ -635,8 +635,15 @@ def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
     # requires it stays the same compiled object, shared by the snapshots:
     # each snapshot's heads link that snapshot's prerequisite, so the
     # client's paths agree with the snapshot's at every step.
-    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind, Selector
     from aioflags._datasystem._store import Store
+    from aioflags.sources import (
+        Change,
+        ChangeKind,
+        ChangeSet,
+        IntentCode,
+        ObjectKind,
+        Selector,
+    )
     from tests.reference import _awaited, client_over
 
     bob_off, ann_off = _off_for("bob"), _off_for("ann")
@@ -830,8 +837,15 @@ def test_linked_segments_follow_a_segment_through_deltas() -> None:
     # matches it stays the same compiled object: each snapshot's heads link
     # that snapshot's segment (or none), so the client's paths agree with
     # the snapshot's at every step.
-    from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind, Selector
     from aioflags._datasystem._store import Store
+    from aioflags.sources import (
+        Change,
+        ChangeKind,
+        ChangeSet,
+        IntentCode,
+        ObjectKind,
+        Selector,
+    )
     from tests.reference import _awaited, client_over
 
     def put(kind: ObjectKind, key: str, version: int, obj: dict[str, Any]) -> Change:

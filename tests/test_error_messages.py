@@ -28,13 +28,12 @@ from aioflags import (
     DataSystem,
     ErrorInfo,
     ErrorKind,
-    SourceContext,
-    Update,
     sources,
 )
 from aioflags.__main__ import main
 from aioflags._core._http import make_http_client
 from aioflags._datasystem._sources._common import display_url, failure
+from aioflags.sources import SourceContext, Update
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.sources import source_context
 

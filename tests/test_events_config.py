@@ -97,7 +97,7 @@ def test_events_are_on_only_with_a_flag_service(config: Config, enabled: bool) -
 
 
 def test_a_custom_source_without_a_key_sends_no_events() -> None:
-    async def source(ctx: aioflags.SourceContext):  # type: ignore[no-untyped-def]
+    async def source(ctx: aioflags.sources.SourceContext):  # type: ignore[no-untyped-def]
         yield  # pragma: no cover
 
     assert not Config(
@@ -113,7 +113,7 @@ def in_memory() -> DataSystem:
     """A data system with one source that is not local (as a flag service is)."""
 
     async def initializer(
-        ctx: aioflags.SourceContext,
+        ctx: aioflags.sources.SourceContext,
     ) -> AsyncGenerator[aioflags.sources.Basis, None]:
         yield aioflags.sources.Basis(change_set=fdv1_full({"flags": {}}))
 

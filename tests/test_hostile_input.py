@@ -417,9 +417,9 @@ async def test_hostile_flag_file_is_invalid_data_and_a_fixed_file_recovers(
 async def test_deep_json_is_refused_on_the_worker_thread_too() -> None:
     """Bodies over 256 KiB are parsed on a worker thread: the same rules apply."""
     deep = b"[" * 300_000 + b"]" * 300_000
-    with pytest.raises(aioflags.ProtocolError, match="nested too deeply"):
+    with pytest.raises(aioflags.sources.ProtocolError, match="nested too deeply"):
         await parse_json(deep)
-    with pytest.raises(aioflags.ProtocolError, match="invalid UTF-8"):
+    with pytest.raises(aioflags.sources.ProtocolError, match="invalid UTF-8"):
         await parse_json(b"[" + b'"x",' * 100_000 + b'"\xff"]')
 
 
@@ -449,7 +449,7 @@ async def test_deep_json_is_refused_on_the_worker_thread_too() -> None:
     ],
 )
 def test_parse_refuses_with_a_reason(data: bytes, message: str) -> None:
-    with pytest.raises(aioflags.ProtocolError, match=message):
+    with pytest.raises(aioflags.sources.ProtocolError, match=message):
         parse(data)
 
 

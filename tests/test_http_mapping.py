@@ -9,9 +9,10 @@ import httpx
 import pytest
 import respx
 
-from aioflags import Basis, Config, ErrorKind, Selector, SourceContext, sources
+from aioflags import Config, ErrorKind, sources
 from aioflags._core._http import base_headers, make_http_client
 from aioflags._datasystem._sources._common import failure, is_recoverable
+from aioflags.sources import Basis, Selector, SourceContext
 from tests.sources import source_context
 
 NO_SELECTOR = Selector()

@@ -21,18 +21,12 @@ import aioflags._datasystem._store
 import aioflags._evaluation._lazy
 import aioflags._evaluation._model
 from aioflags import (
-    Change,
-    ChangeKind,
-    ChangeSet,
     Client,
     Config,
     Context,
     EvaluationSeriesContext,
     Hook,
     HookMetadata,
-    IntentCode,
-    ObjectKind,
-    Selector,
 )
 from aioflags._client._hooks import HookRunner
 from aioflags._core._exceptions import ProtocolError
@@ -48,6 +42,14 @@ from aioflags._datasystem._payloads import (
 from aioflags._datasystem._store import FlagTable, Layered, SegmentTable, Store
 from aioflags._evaluation._lazy import is_cold
 from aioflags._evaluation._model import CompiledFlag
+from aioflags.sources import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    Selector,
+)
 from aioflags.testing import FlagServer
 
 USER = Context.create("user-1")

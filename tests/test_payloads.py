@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from aioflags import ChangeKind, IntentCode, ObjectKind, ProtocolError, Selector
 from aioflags._datasystem._payloads import (
     ChangeSetBuilder,
     fdv1_delete,
@@ -14,6 +13,7 @@ from aioflags._datasystem._payloads import (
     fdv1_patch,
     parse_fdv2_poll,
 )
+from aioflags.sources import ChangeKind, IntentCode, ObjectKind, ProtocolError, Selector
 
 INTENT_FULL = {
     "payloads": [

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import aioflags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,38 +44,30 @@ def test_exports_claim_the_package_and_are_final_or_bases() -> None:
         assert final or issubclass(obj, enum.Enum) or is_base or extension_point, name
 
 
-def test_source_authoring_names_live_in_sources_and_stay_importable_from_aioflags() -> (
-    None
-):
+def test_source_authoring_names_live_in_sources_only() -> None:
     import aioflags.sources
 
-    moved = set(aioflags._SOURCE_NAMES)  # the aliases aioflags keeps
-    assert "Basis" in moved and "SourceContext" in moved
+    moved = {"Basis", "SourceContext", "SourceError", "Update"}
     assert moved <= set(aioflags.sources.__all__)
     assert not moved & set(aioflags.__all__)
     assert list(aioflags.sources.__all__) == sorted(aioflags.sources.__all__)
     for name in moved:
         obj = getattr(aioflags.sources, name)
-        # The documented alias: the very same object, from the old path.
-        assert getattr(aioflags, name) is obj, name
         assert obj.__module__ == "aioflags.sources", name
         assert obj.__doc__, f"{name} has no docstring"
-        assert name in dir(aioflags)
-    namespace: dict[str, object] = {}
-    exec("from aioflags import Basis, SourceError", namespace)
-    assert namespace["Basis"] is aioflags.sources.Basis
+        # One path for each name (no alias kept from before the package's release).
+        assert not hasattr(aioflags, name), name
+        assert name not in dir(aioflags)
+    with pytest.raises(ImportError):
+        exec("from aioflags import Basis", {})
 
 
-def test_source_types_annotations_resolve_before_and_after_sources_is_imported() -> (
-    None
-):
+def test_source_types_annotations_resolve() -> None:
     # typing.get_type_hints reads a class's annotations in the namespace of
     # its __module__: renaming it to a module that lacks the names breaks it.
     code = (
-        "import typing, aioflags\n"
+        "import typing, aioflags.sources\n"
         "names = ('Basis', 'Update', 'ChangeSet', 'Selector')\n"
-        "for n in names: typing.get_type_hints(getattr(aioflags, n))\n"
-        "import aioflags.sources\n"
         "for n in names:\n"
         "    cls = getattr(aioflags.sources, n)\n"
         "    assert cls.__module__ == 'aioflags.sources', cls\n"

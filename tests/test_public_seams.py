@@ -15,15 +15,9 @@ import anyio.lowlevel
 import pytest
 
 import aioflags
-from aioflags import (
-    Client,
-    Config,
-    Context,
-    DataSystem,
-    ProviderStatus,
-    Update,
-)
+from aioflags import Client, Config, Context, DataSystem, ProviderStatus
 from aioflags.blocking import Client as BlockingClient
+from aioflags.sources import Update
 from aioflags.testing import FlagData, clause
 from tests.sources import Scripted, put, valid
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from aioflags import ProtocolError
 from aioflags._datasystem._sources._sse import LineSplitter, aiter_sse
+from aioflags.sources import ProtocolError
 
 STREAM = (
     "\ufeff: a comment\r\n"

@@ -8,16 +8,16 @@ from typing import Any
 import anyio
 import pytest
 
-from aioflags import (
+from aioflags import Context
+from aioflags._datasystem._store import Store
+from aioflags.sources import (
     Change,
     ChangeKind,
     ChangeSet,
-    Context,
     IntentCode,
     ObjectKind,
     Selector,
 )
-from aioflags._datasystem._store import Store
 from tests.sources import flag_json
 
 USER = Context.create("u1")

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from aioflags import ChangeKind, ObjectKind
 from aioflags._datasystem._stores._base import (
     DataStoreStatus,
     StoreFailure,
@@ -14,6 +13,7 @@ from aioflags._datasystem._stores._base import (
     decode_items,
     stored_version,
 )
+from aioflags.sources import ChangeKind, ObjectKind
 
 
 def test_a_failing_status_listener_is_logged(caplog: pytest.LogCaptureFixture) -> None:

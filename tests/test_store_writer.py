@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import anyio
 import pytest
 
-from aioflags import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
 from aioflags._datasystem._stores._base import (
     DataStoreStatus,
     EncodedItem,
@@ -18,6 +17,7 @@ from aioflags._datasystem._stores._base import (
 )
 from aioflags._datasystem._stores._sources import RETRY_INTERVAL
 from aioflags._datasystem._stores._writer import CHECK_INTERVAL, open_writer
+from aioflags.sources import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
 from aioflags.testing import FakeClock
 
 

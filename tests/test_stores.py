@@ -28,7 +28,6 @@ from aioflags import (
     DataSourceStatus,
     DataSystem,
     EventDetails,
-    ObjectKind,
     ProviderEvent,
     ProviderStatus,
     SourceState,
@@ -36,6 +35,7 @@ from aioflags import (
 )
 from aioflags._datasystem._stores._base import StoreFailure, encode_change
 from aioflags._datasystem._stores._sources import RETRY_INTERVAL
+from aioflags.sources import ObjectKind
 from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.redis_server import RedisServer
@@ -905,7 +905,7 @@ async def test_read_write_outage_keeps_serving_and_rewrites_redis_when_it_return
 
 
 def test_tombstones_are_encoded_like_launchdarklys_python_sdk() -> None:
-    from aioflags import Change, ChangeKind
+    from aioflags.sources import Change, ChangeKind
 
     change = Change(action=ChangeKind.DELETE, kind=ObjectKind.FLAG, key="f", version=9)
     assert encode_change(change) == (9, '{"key":"f","version":9,"deleted":true}')

@@ -10,18 +10,10 @@ import anyio
 import httpx
 import pytest
 
-from aioflags import (
-    Basis,
-    Context,
-    DataSystem,
-    ErrorInfo,
-    ErrorKind,
-    SourceState,
-    Update,
-)
+from aioflags import Context, DataSystem, ErrorInfo, ErrorKind, SourceState
 from aioflags._datasystem._store import Store
 from aioflags._datasystem._supervisor import Supervisor
-from aioflags.sources import ProtocolError, SourceError
+from aioflags.sources import Basis, ProtocolError, SourceError, Update
 from aioflags.testing import FakeClock
 from tests.sources import Ended, Recorder, Scripted, basis, put, source_context, valid
 
