@@ -1079,6 +1079,11 @@ def test_all_flags_state_reports_failed_prerequisites(
     assert reasons["failing"]["errorKind"] == "EXCEPTION"
     assert reasons["on-failing"]["errorKind"] == "EXCEPTION"
     assert "Unexpected error evaluating flag 'on-failing'" in caplog.text
+    # A malformed prerequisite was reached; after an unexpected error (a bug,
+    # logged once) none are reported, as LaunchDarkly's SDKs do.
+    prerequisites = {k: v.get("prerequisites") for k, v in state["$flagsState"].items()}
+    assert prerequisites["on-broken"] == ["broken"]
+    assert prerequisites["on-failing"] is None
 
 
 def test_all_flags_state_checks_plain_prerequisites_inline(

@@ -591,8 +591,11 @@ def prerequisites_reached(
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
+    if result is _EXCEPTION:  # a bug (evaluate() logged it): it would raise again
+        return ()
     st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
-    with contextlib.suppress(Exception):  # evaluate() has logged it already
+    # A malformed part (logged by evaluate()) ends it; those reached before count.
+    with contextlib.suppress(MalformedAbort):
         flag.run(flag.ops, ctx, st)
     return st.prerequisites
 
