@@ -31,7 +31,7 @@ from aioflags import (
     sources,
 )
 from aioflags.__main__ import main
-from aioflags._core._http import make_http_client
+from aioflags._client._http import make_http_client
 from aioflags._datasystem._sources._common import display_url, failure
 from aioflags.sources import SourceContext, Update
 from aioflags.testing import FakeClock, Fault, FlagServer

@@ -33,7 +33,7 @@ from aioflags import (
     SourceState,
     sources,
 )
-from aioflags._core._http import make_http_client
+from aioflags._client._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from aioflags import Config, ErrorKind, sources
-from aioflags._core._http import base_headers, make_http_client
+from aioflags._client._http import base_headers, make_http_client
 from aioflags._datasystem._sources._common import failure, is_recoverable
 from aioflags.sources import Basis, Selector, SourceContext
 from tests.sources import source_context

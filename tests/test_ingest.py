@@ -29,11 +29,11 @@ from aioflags import (
     HookMetadata,
 )
 from aioflags._client._hooks import HookRunner
+from aioflags._client._http import make_http_client
+from aioflags._client._transport import LazyTLSTransport
 from aioflags._core._exceptions import ProtocolError
-from aioflags._core._http import make_http_client
 from aioflags._core._json import RAW_EVENT
 from aioflags._core._pacing import MAX_OBJECTS
-from aioflags._core._transport import LazyTLSTransport
 from aioflags._datasystem._payloads import (
     parse_fdv2_poll,
     parse_fdv2_poll_stream,

@@ -154,7 +154,6 @@ TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
     ("aioflags._analytics._format", "aioflags._client._config"): _CONFIG,
     ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
     ("aioflags._analytics._recorder", "aioflags._client._config"): _CONFIG,
-    ("aioflags._core._http", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
         "the store keeps the EventProcessor the client attaches, to build "

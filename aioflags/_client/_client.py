@@ -138,7 +138,7 @@ def _running_parts(config: Config) -> list[str]:
     """
     names = ["aioflags._datasystem._store", "aioflags._client._status"]
     if not config.offline:
-        names += ["aioflags._core._http", "aioflags._datasystem._supervisor"]
+        names += ["aioflags._client._http", "aioflags._datasystem._supervisor"]
         if config.data_system is None:
             names += [
                 "aioflags._datasystem._sources._polling",
@@ -162,7 +162,7 @@ def _needs_tls(config: Config) -> bool:
     httpx's transports then do TLS). A source given its own ``base_uri`` is
     not looked at: an ``https://`` one sets TLS up on its first request.
     """
-    from aioflags._core._http import proxied
+    from ._http import proxied
 
     uris = []
     if config.data_system is None or not is_local(config.data_system):
@@ -184,7 +184,7 @@ async def _open_http(config: Config, instance_id: str) -> httpx.AsyncClient:
     """
     import anyio
 
-    from aioflags._core import _http, _transport
+    from . import _http, _transport
 
     tls: list[httpx.AsyncHTTPTransport] = []
     if _needs_tls(config):

@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from ._threads import sdk_limiter
+from aioflags._core._threads import sdk_limiter
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -10,7 +10,7 @@ import httpx
 from aioflags._version import __version__
 
 if TYPE_CHECKING:
-    from aioflags._client._config import Config
+    from ._config import Config
 
 __all__ = ["USER_AGENT", "base_headers", "make_http_client", "proxied"]
 
@@ -52,7 +52,7 @@ def make_http_client(
     """A pooled client with explicit timeouts, TLS and proxy from the config.
 
     ``tls``: the transport for ``https://`` requests, already made (see
-    :func:`~aioflags._core._transport.tls_transport`); without it, it is made
+    :func:`~aioflags._client._transport.tls_transport`); without it, it is made
     on the first ``https://`` request. Neither when a proxy is used: httpx's
     own transports are, with ``Config.verify``.
     """
