@@ -7,10 +7,11 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from aioflags import Client, Config, DataSystem
+from aioflags._analytics._recorder import Recorder
 from aioflags.testing import FakeClock, FlagServer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from aioflags._core._json import JSONObject
 
@@ -97,3 +98,14 @@ def by_kind(events: list[JSONObject]) -> dict[str, list[JSONObject]]:
         assert set(event) <= ALLOWED_KEYS[kind], (kind, set(event) - ALLOWED_KEYS[kind])
         out.setdefault(kind, []).append(event)
     return out
+
+
+def recorder_for(config: Config, now_ms: Callable[[], int] | None = None) -> Recorder:
+    """The Recorder an EventProcessor makes for ``config``, seeded."""
+    return Recorder(
+        capacity=config.events_capacity,
+        keys_capacity=config.context_keys_capacity,
+        omit_anonymous=config.omit_anonymous_contexts,
+        random=random.Random(0),
+        **({} if now_ms is None else {"now_ms": now_ms}),
+    )

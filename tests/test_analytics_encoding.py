@@ -18,7 +18,7 @@ from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock
-from tests.analytics import flag, running
+from tests.analytics import flag, recorder_for, running
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,7 +133,7 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
     feed, options = CASES[case]
     config = Config("k", **options)
 
-    reference = Recorder(config, random.Random(0), now_ms=lambda: 1000)
+    reference = recorder_for(config, now_ms=lambda: 1000)
     feed(reference)
     batch = reference.take()
     assert batch is not None

@@ -18,14 +18,14 @@ from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags.testing import FakeClock
-from tests.analytics import flag
+from tests.analytics import flag, recorder_for
 
 USER = Context.create("u1")
 ORG = Context.create("o1", "org")
 
 
 def recorder(**options: object) -> Recorder:
-    return Recorder(Config("k", **options), random.Random(0), now_ms=lambda: 1000)  # type: ignore[arg-type]
+    return recorder_for(Config("k", **options), now_ms=lambda: 1000)  # type: ignore[arg-type]
 
 
 def summary(rec: Recorder) -> dict:  # type: ignore[type-arg]

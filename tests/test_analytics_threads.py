@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import random
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from aioflags._analytics._recorder import Recorder
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.blocking import Client
 from aioflags.testing import FlagData, FlagServer
-from tests.analytics import flag
+from tests.analytics import flag, recorder_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,7 +55,7 @@ def test_summary_counts_are_exact_with_threads_flag_changes_and_flushes() -> Non
     A short switch interval makes the threads interleave often enough that
     unguarded counters lose counts in every run.
     """
-    rec = Recorder(Config("k", events_capacity=10**9), random.Random(0))
+    rec = recorder_for(Config("k", events_capacity=10**9))
     snapshots = versions(rec)
     current = [next(snapshots)]
     counted: dict[str, int] = {}
@@ -176,7 +175,7 @@ def test_a_log_handler_that_evaluates_does_not_deadlock_with_a_full_buffer() -> 
     Deterministic: B evaluates once A has either started to log (a filter
     sees A's record before the handler's lock is taken) or finished.
     """
-    rec = Recorder(Config("k", events_capacity=1), random.Random(0))
+    rec = recorder_for(Config("k", events_capacity=1))
     snapshot = next(versions(rec))
     rec.identify(Context.create("u"))  # the buffer is full (capacity 1)
     b_in_handler, a_logs_or_is_done = threading.Event(), threading.Event()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 import pytest
 
 from aioflags import Client, Config, Context
-from aioflags._analytics._recorder import Recorder
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags._evaluation import _evaluate, _snapshot
 from aioflags._evaluation._logonce import Occurrences
 from aioflags.testing import FlagData
+from tests.analytics import recorder_for
 
 USER = Context.create("u1")
 #: A context attribute too large for a float: the rule's comparison raises.
@@ -92,7 +91,7 @@ def test_an_unknown_key_with_events_on_is_looked_into_once(
         return unknown_flag(key)
 
     monkeypatch.setattr(_snapshot, "_unknown_flag", counted)
-    recorder = Recorder(Config("k"), random.Random(0), now_ms=lambda: 1000)
+    recorder = recorder_for(Config("k"), now_ms=lambda: 1000)
     snap = snapshot_from_data({"known": flag("known")}, {}).recording(recorder)
     assert snap.variation("knwon", USER, "d") == "d"
     assert calls == ["knwon"]

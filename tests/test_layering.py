@@ -155,7 +155,6 @@ TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
     ("aioflags._analytics._diagnostics", "aioflags._client._config"): _CONFIG,
     ("aioflags._analytics._format", "aioflags._client._config"): _CONFIG,
     ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
-    ("aioflags._analytics._recorder", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
         "the store keeps the EventProcessor the client attaches, to build "
@@ -294,22 +293,18 @@ def _components(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 TYPE_CYCLES: dict[frozenset[str], str] = {
     frozenset(
         {
-            "aioflags._analytics._recorder",
             "aioflags._client._config",
-            "aioflags._client._hooks",
             "aioflags._datasystem._config",
             "aioflags._datasystem._context",
             "aioflags._datasystem._sources._common",
             "aioflags._datasystem._sources._file",
             "aioflags._datasystem._sources._polling",
             "aioflags._datasystem._sources._streaming",
-            "aioflags._datasystem._stores._bigsegments",
-            "aioflags._evaluation._snapshot",
         }
     ): (
         "Config (client layer) holds the DataSystem, whose source factories "
-        "take a SourceContext that holds the Config; analytics annotates "
-        "with Config, the hooks and snapshots with the Recorder"
+        "(the presets build the network and file sources) take a "
+        "SourceContext that holds the Config"
     ),
     frozenset(
         {

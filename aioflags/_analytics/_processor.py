@@ -210,7 +210,13 @@ class EventProcessor:
         self._store = store
         self._clock = clock
         #: The synchronous half: evaluations, track and identify record here.
-        self.recorder = Recorder(config, random, now_ms)
+        self.recorder = Recorder(
+            capacity=config.events_capacity,
+            keys_capacity=config.context_keys_capacity,
+            omit_anonymous=config.omit_anonymous_contexts,
+            random=random,
+            now_ms=now_ms,
+        )
         self._formatter = EventFormatter(config)
         self._diagnostics = (
             None if config.diagnostic_opt_out else Diagnostics(config, now_ms())

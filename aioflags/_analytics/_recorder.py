@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Callable
 
-    from aioflags._client._config import Config
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import MigrationOpEvent
@@ -149,13 +148,19 @@ class Recorder:
 
     def __init__(
         self,
-        config: Config,
+        *,
+        capacity: int,
+        keys_capacity: int,
+        omit_anonymous: bool,
         random: random.Random,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
-        self._capacity = config.events_capacity
-        self._keys_capacity = config.context_keys_capacity
-        self._omit_anonymous = config.omit_anonymous_contexts
+        # The three settings (Config's events_capacity, context_keys_capacity
+        # and omit_anonymous_contexts), not the Config: analytics sits below
+        # the client layer that holds it.
+        self._capacity = capacity
+        self._keys_capacity = keys_capacity
+        self._omit_anonymous = omit_anonymous
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
