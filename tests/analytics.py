@@ -7,6 +7,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from aioflags import Client, Config, DataSystem
+from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._recorder import Recorder
 from aioflags.testing import FakeClock, FlagServer
 
@@ -108,4 +109,13 @@ def recorder_for(config: Config, now_ms: Callable[[], int] | None = None) -> Rec
         omit_anonymous=config.omit_anonymous_contexts,
         random=random.Random(0),
         **({} if now_ms is None else {"now_ms": now_ms}),
+    )
+
+
+def formatter_for(config: Config) -> EventFormatter:
+    """The EventFormatter an EventProcessor makes for ``config``."""
+    return EventFormatter(
+        all_private=config.all_attributes_private,
+        private=config.private_attributes,
+        omit_anonymous=config.omit_anonymous_contexts,
     )

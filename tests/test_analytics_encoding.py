@@ -13,12 +13,11 @@ import pytest
 
 from aioflags import Config, Context
 from aioflags._analytics import _format, _processor
-from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock
-from tests.analytics import flag, recorder_for, running
+from tests.analytics import flag, formatter_for, recorder_for, running
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -137,7 +136,7 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
     feed(reference)
     batch = reference.take()
     assert batch is not None
-    events = EventFormatter(config).events(batch)
+    events = formatter_for(config).events(batch)
     expected = json.dumps(events, separators=(",", ":"), allow_nan=False).encode()
 
     processor = EventProcessor(

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from aioflags import Config, Context
-from aioflags._analytics._format import EventFormatter, escape_reference
-from tests.analytics import flag, running
+from aioflags._analytics._format import escape_reference
+from tests.analytics import flag, formatter_for, running
 
 
 def fmt(
     context: dict[str, Any], *, redact_anonymous: bool = False, **options: Any
 ) -> dict[str, Any] | None:
-    formatter = EventFormatter(Config("k", **options))
+    formatter = formatter_for(Config("k", **options))
     return formatter.context(
         Context.from_dict(context),
         redact_anonymous=redact_anonymous,
@@ -124,7 +124,7 @@ def test_private_attributes(
 
 def test_the_context_itself_is_not_changed() -> None:
     context = Context.from_dict({"kind": "user", "key": "u", "address": ADDRESS})
-    formatter = EventFormatter(Config("k", private_attributes=("/address/street",)))
+    formatter = formatter_for(Config("k", private_attributes=("/address/street",)))
     formatter.context(context, redact_anonymous=False)
     assert context.get("address") == ADDRESS
 

@@ -11,14 +11,13 @@ import pytest
 
 from aioflags import Config, Context, DataSystem
 from aioflags._analytics._diagnostics import Diagnostics
-from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._processor import EventProcessor, _server_time
 from aioflags._analytics._recorder import Recorder
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags.testing import FakeClock
-from tests.analytics import flag, recorder_for
+from tests.analytics import flag, formatter_for, recorder_for
 
 USER = Context.create("u1")
 ORG = Context.create("o1", "org")
@@ -31,7 +30,7 @@ def recorder(**options: object) -> Recorder:
 def summary(rec: Recorder) -> dict:  # type: ignore[type-arg]
     batch = rec.take()
     assert batch is not None
-    events = EventFormatter(Config("k")).events(batch)
+    events = formatter_for(Config("k")).events(batch)
     return events[-1]["features"]  # type: ignore[no-any-return]
 
 
@@ -110,7 +109,7 @@ def test_typed_methods_record_what_the_caller_got() -> None:
     assert snapshot.json_variation_detail("p", USER, None).value is True
     batch = rec.take()
     assert batch is not None
-    events = EventFormatter(Config("k")).events(batch)
+    events = formatter_for(Config("k")).events(batch)
     features = [(e["key"], e["value"]) for e in events if e["kind"] == "feature"]
     assert features == [("n", 2), ("i", 3.0), ("i", 3), ("i", 3)]
 

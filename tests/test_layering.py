@@ -153,7 +153,6 @@ _CONFIG = (
 )
 TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
     ("aioflags._analytics._diagnostics", "aioflags._client._config"): _CONFIG,
-    ("aioflags._analytics._format", "aioflags._client._config"): _CONFIG,
     ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._store", "aioflags._analytics._processor"): (

@@ -14,9 +14,8 @@ from aioflags._evaluation._context import parse_reference
 from ._recorder import CUSTOM, DEBUG, FEATURE, IDENTIFY, INDEX, MIGRATION_OP
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
-    from aioflags._client._config import Config
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import MigrationOpEvent
@@ -41,7 +40,7 @@ def escape_reference(path: tuple[str, ...]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _parse(references: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+def _parse(references: Iterable[str]) -> tuple[tuple[str, ...], ...]:
     parsed = (parse_reference(r, literal=False) for r in references)
     return tuple(p for p in parsed if p is not None and p[0] not in _PROTECTED)
 
@@ -78,10 +77,18 @@ class EventFormatter:
 
     __slots__ = ("_all_private", "_global", "_omit_anonymous")
 
-    def __init__(self, config: Config) -> None:
-        self._all_private = config.all_attributes_private
-        self._global = _parse(config.private_attributes)
-        self._omit_anonymous = config.omit_anonymous_contexts
+    def __init__(
+        self,
+        *,
+        all_private: bool,
+        private: Sequence[str],
+        omit_anonymous: bool,
+    ) -> None:
+        # Config's all_attributes_private, private_attributes and
+        # omit_anonymous_contexts (analytics sits below the client's Config).
+        self._all_private = all_private
+        self._global = _parse(private)
+        self._omit_anonymous = omit_anonymous
 
     # ------------------------------------------------------------- contexts
     def _single(self, part: Context, redact_anonymous: bool) -> JSONObject:

@@ -217,7 +217,11 @@ class EventProcessor:
             random=random,
             now_ms=now_ms,
         )
-        self._formatter = EventFormatter(config)
+        self._formatter = EventFormatter(
+            all_private=config.all_attributes_private,
+            private=config.private_attributes,
+            omit_anonymous=config.omit_anonymous_contexts,
+        )
         self._diagnostics = (
             None if config.diagnostic_opt_out else Diagnostics(config, now_ms())
         )
