@@ -49,6 +49,9 @@ def test_construction_needs_no_event_loop_and_does_no_io() -> None:
             "max_retry_delay",
         ),
         ({"sdk_key": "k", "fatal_status_codes": {200}}, "fatal_status_codes"),
+        ({"private_attributes": "email"}, "private_attributes"),
+        ({"private_attributes": ("email", "")}, "private_attributes"),
+        ({"private_attributes": 5}, "private_attributes"),  # was a TypeError
     ],
 )
 def test_config_validation(kwargs: dict[str, Any], message: str) -> None:

@@ -882,7 +882,8 @@ class Client:
         if not statuses:
             raise ValueError("wait_for_status() needs at least one ProviderStatus")
         # Checked at run time too: a string ("READY") would wait forever.
-        wrong = [s for s in statuses if not isinstance(s, ProviderStatus)]  # type: ignore[redundant-expr]
+        given: tuple[object, ...] = statuses  # callers may not be typed
+        wrong = [s for s in given if not isinstance(s, ProviderStatus)]
         if wrong:
             raise TypeError(
                 f"wait_for_status() takes ProviderStatus values, got {wrong[0]!r}"

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 from aioflags._core._exceptions import ConfigurationError
@@ -515,10 +516,11 @@ class Config(Frozen):
                 f"{_MIN_DIAGNOSTIC_INTERVAL:g} seconds, "
                 f"got {self.diagnostic_recording_interval!r}"
             )
-        private: object = self.private_attributes
-        if isinstance(private, str) or not all(
-            isinstance(p, str) and p
-            for p in private  # type: ignore[attr-defined]
+        private: object = self.private_attributes  # callers may not be typed
+        if (
+            isinstance(private, str)
+            or not isinstance(private, Iterable)
+            or not all(isinstance(p, str) and p for p in private)
         ):
             raise ConfigurationError(
                 "private_attributes must be a sequence of attribute references "

@@ -108,4 +108,5 @@ def raw_object(raw: str, path: int) -> JSONObject:
         value = value["data"]["object"]
     elif path == RAW_DATA:
         value = value["object"]
-    return value  # type: ignore[no-any-return]
+    found: JSONObject = value  # validated at ingest
+    return found

@@ -127,10 +127,13 @@ def held_patterns(items: Sequence[Change | RawPut]) -> HeldPatterns | None:
         return None
     outcomes: HeldPatterns = {}
     for node, patterns in patterns_by_item(items).items():
-        found = tuple(map(held, patterns))
-        if any(outcome is None for outcome in found):
-            return None  # something to compile
-        outcomes[node] = found  # type: ignore[assignment]
+        found = []
+        for pattern in patterns:
+            outcome = held(pattern)
+            if outcome is None:
+                return None  # something to compile
+            found.append(outcome)
+        outcomes[node] = tuple(found)
     return outcomes
 
 

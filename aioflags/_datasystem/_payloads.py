@@ -355,7 +355,8 @@ class _Window:
         """The JSON string whose opening quote is at ``pos``, and where it ends."""
         while True:
             try:
-                return scanstring(self.text, pos + 1, True)  # type: ignore[no-any-return]
+                found: tuple[str, int] = scanstring(self.text, pos + 1, True)
+                return found
             except ValueError as exc:
                 if self.eof:
                     raise ProtocolError(
