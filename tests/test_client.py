@@ -351,6 +351,13 @@ async def test_custom_fatal_source_makes_the_client_fatal(
     assert "cannot initialise" in caplog.text
 
 
+def test_flag_change_handler_must_be_callable() -> None:
+    # Checked when it is added, not when the first change would call it.
+    client = Client(Config(offline=True))
+    with pytest.raises(TypeError, match="callable"):
+        client.add_flag_change_handler("on_change")  # type: ignore[arg-type]
+
+
 @pytest.mark.asyncio
 async def test_flag_change_and_value_change_listeners() -> None:
     flags = {"f": FLAG, "g": {**FLAG, "variations": ["a", "b"]}}

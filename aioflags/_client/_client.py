@@ -956,10 +956,11 @@ class Client:
 
         The keys include flags changed through segments and prerequisites.
         """
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
         token = self._bus.add(
             ProviderEvent.CONFIGURATION_CHANGED,
-            handler,  # type: ignore[arg-type]  # called with the keys: keys_only
-            keys_only=True,
+            lambda details: handler(details.flags_changed),
         )
         return functools.partial(self._bus.discard, token)
 

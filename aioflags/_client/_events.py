@@ -153,19 +153,16 @@ _HANDLER_RAISED: Final = (
 class _Subscriber:
     """A handler and, while an async delivery to it runs, the events it still owes."""
 
-    __slots__ = ("draining", "event", "handler", "keys_only", "queue", "removed")
+    __slots__ = ("draining", "event", "handler", "queue", "removed")
 
-    def __init__(self, event: ProviderEvent, handler: Handler, keys_only: bool) -> None:
+    def __init__(self, event: ProviderEvent, handler: Handler) -> None:
         self.event = event
         self.handler = handler
-        self.keys_only = keys_only  # pass ``details.flags_changed``, not the details
         self.queue: deque[EventDetails] = deque()
         self.draining = False  # a task is awaiting this handler's result
         self.removed = False  # unregistered: receives nothing more
 
     def call(self, details: EventDetails) -> object:
-        if self.keys_only:
-            return self.handler(details.flags_changed)  # type: ignore[arg-type]
         return self.handler(details)
 
 
@@ -236,7 +233,7 @@ class EventBus:
         import anyio
 
         reached = anyio.Event()
-        marker = _Subscriber(ProviderEvent.READY, lambda _: reached.set(), False)
+        marker = _Subscriber(ProviderEvent.READY, lambda _: reached.set())
         self._push(
             EventDetails(event=ProviderEvent.READY, status=self.status, seq=0),
             (marker,),
@@ -326,21 +323,18 @@ class EventBus:
                 return
 
     # ------------------------------------------------------------- handlers
-    def add(
-        self, event: ProviderEvent, handler: Handler, *, keys_only: bool = False
-    ) -> _Subscriber:
+    def add(self, event: ProviderEvent, handler: Handler) -> _Subscriber:
         """Register a handler; replay the current status's event if it matches.
 
         Registration and replay are one synchronous step: no event can be
         emitted between them, so the handler sees every event exactly once.
-        With ``keys_only`` the handler receives ``details.flags_changed``.
         Returns a token for :meth:`discard`.
         """
         if not isinstance(event, ProviderEvent):
             raise TypeError(f"event must be an aioflags.ProviderEvent, got {event!r}")
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
-        sub = _Subscriber(event, handler, keys_only)
+        sub = _Subscriber(event, handler)
         self._subscribers[event][sub] = None
         if self._tg is not None and not self._closing:
             self._replay(sub)
