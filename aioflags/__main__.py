@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ._core._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
+#: ``serve`` keeps the last this many requests and event payloads (memory stays
+#: bounded however long it runs; the console's log is bounded by itself).
+SERVE_KEEP = 1000
 
 
 def _is_loopback(host: str) -> bool:
@@ -49,18 +52,29 @@ def _is_loopback(host: str) -> bool:
 def _console_url(url: str, host: str) -> str:
     """The console's address (``Console: ...`` at start).
 
-    The console answers loopback names only (DNS rebinding): with
-    ``--allow-remote`` on a wildcard address, it is at localhost.
+    The console answers loopback names and the IP address the service is
+    bound to, never another name (DNS rebinding): with ``--allow-remote`` on
+    a wildcard address or a host name, it is at localhost.
     """
+    port = url.rsplit(":", 1)[1]
     if _is_loopback(host):
         return f"{url}/ui/"
-    return f"http://localhost:{url.rsplit(':', 1)[1]}/ui/"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or address.is_unspecified:
+        return f"http://localhost:{port}/ui/"
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{literal}:{port}/ui/"
 
 
 async def serve(path: Path, host: str, port: int) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     flags, segments = load_flag_files(path)
-    async with FlagServer(flags, segments, host=host, port=port) as server:
+    async with FlagServer(
+        flags, segments, host=host, port=port, keep=SERVE_KEEP
+    ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(
             f"  Config(sdk_key, base_uri={server.url!r}, stream_uri={server.url!r}, "

@@ -225,6 +225,46 @@ def test_loopback_hosts(host: str | None, loopback: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("host", "bound", "allowed"),
+    [
+        ("localhost:8765", "192.0.2.2", True),
+        ("127.0.0.1:8765", "0.0.0.0", True),
+        # The IP address the server is bound to: no name to rebind.
+        ("192.0.2.2:8765", "192.0.2.2", True),
+        ("192.0.2.2", "192.0.2.2", True),
+        ("[2001:db8::1]:8765", "2001:db8::1", True),
+        ("[2001:db8::1]:8765", "2001:db8:0::1", True),
+        # Any other address or name stays refused.
+        ("192.0.2.2:8765", "127.0.0.1", False),
+        ("192.0.2.3:8765", "192.0.2.2", False),
+        ("0.0.0.0:8765", "0.0.0.0", False),
+        ("[::]:8765", "::", False),
+        ("my-box.example:8765", "my-box.example", False),
+        ("evil.test:8765", "192.0.2.2", False),
+        ("192.0.2.2.evil.test", "192.0.2.2", False),
+        (None, "192.0.2.2", False),
+        ("[2001:db8::1", "2001:db8::1", False),
+    ],
+)
+def test_allowed_hosts(host: str | None, bound: str, allowed: bool) -> None:
+    assert console.is_allowed_host(host, bound) is allowed
+    headers = {} if host is None else {"host": host}
+    refused = console.Console(bound).refusal("GET", headers)
+    assert (refused is None) is allowed
+    if refused is not None:
+        assert refused.status == 403
+
+
+def test_the_bound_address_can_change_flags_with_the_token() -> None:
+    """--allow-remote --host 192.0.2.2: the page at that address works, same origin."""
+    page = console.Console("192.0.2.2")
+    headers = {"host": "192.0.2.2:8765", "x-aioflags-token": page.token}
+    assert page.refusal("POST", {**headers, "origin": "http://192.0.2.2:8765"}) is None
+    foreign = page.refusal("POST", {**headers, "origin": "http://evil.test"})
+    assert foreign is not None and foreign.status == 403
+
+
+@pytest.mark.parametrize(
     ("body", "status"),
     [
         (b"not json", 400),
@@ -432,9 +472,13 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
         ("localhost", "http://localhost:1", "http://localhost:1/ui/"),
         ("0.0.0.0", "http://0.0.0.0:8765", "http://localhost:8765/ui/"),
         ("::", "http://:::8765", "http://localhost:8765/ui/"),
+        ("my-box.example", "http://my-box.example:1", "http://localhost:1/ui/"),
+        # Bound to one address: the console answers there (see is_allowed_host).
+        ("192.0.2.2", "http://192.0.2.2:8765", "http://192.0.2.2:8765/ui/"),
+        ("2001:db8::1", "http://2001:db8::1:8765", "http://[2001:db8::1]:8765/ui/"),
     ],
 )
-def test_with_allow_remote_the_console_is_printed_at_localhost(
+def test_with_allow_remote_the_console_is_printed_where_it_answers(
     host: str, url: str, console_url: str
 ) -> None:
     from aioflags.__main__ import _console_url
@@ -455,3 +499,196 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
     monkeypatch.setenv("CHROMIUM_TESTS_REQUIRED", "1")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         chromium.executable()
+
+
+# -------------------------------------------- the service beside the console
+SUMMARY = [
+    {
+        "kind": "summary",
+        "startDate": 0,
+        "endDate": 1,
+        "features": {"spoofed": {"counters": [{"value": "x", "count": 99}]}},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # A page of another site: a no-cors text/plain POST needs no preflight.
+        {"origin": "http://evil.test"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+        # DNS rebinding: evil.test resolving to 127.0.0.1.
+        {"host": "evil.test:80"},
+        {"host": "evil.test:80", "origin": "http://evil.test:80"},
+    ],
+)
+@pytest.mark.parametrize("path", ["/bulk", "/diagnostic"])
+@pytest.mark.asyncio
+async def test_a_web_page_cannot_post_events(
+    headers: dict[str, str], path: str
+) -> None:
+    async with serving() as (server, http):
+        body = SUMMARY if path == "/bulk" else {"kind": "diagnostic"}
+        response = await http.post(
+            path,
+            content=json.dumps(body),
+            headers={"content-type": "text/plain", **headers},
+        )
+        assert response.status_code == 403
+        assert server.events == [] and server.diagnostic_events == []
+        assert (await http.get("/ui/api/state")).json()["evaluations"] == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # an SDK
+        {"sec-fetch-site": "same-origin"},
+        {"sec-fetch-site": "none"},
+    ],
+)
+@pytest.mark.asyncio
+async def test_event_posts_of_sdks_and_the_service_itself_land(
+    headers: dict[str, str],
+) -> None:
+    async with serving() as (server, http):
+        own = {"origin": str(http.base_url).rstrip("/")}
+        for extra in (headers, {**headers, **own}):
+            response = await http.post(
+                "/bulk", content=json.dumps(SUMMARY), headers=extra
+            )
+            assert response.status_code == 202
+        evaluations = (await http.get("/ui/api/state")).json()["evaluations"]
+        assert evaluations[0]["count"] == 2 * 99
+        assert len(server.events) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_client_delivers_its_events_to_the_log() -> None:
+    async with serving() as (server, http):
+        async with Client(server.config()) as client:
+            await client.variation("banner", USER, None)
+        assert server.events_of("summary")
+        [row] = (await http.get("/ui/api/state")).json()["evaluations"]
+        assert row["key"] == "banner" and row["count"] == 1
+
+
+@pytest.mark.parametrize("path", ["/sdk/latest-all", "/sdk/poll", "/all"])
+@pytest.mark.asyncio
+async def test_bound_to_loopback_the_sdk_endpoints_refuse_a_foreign_host(
+    path: str,
+) -> None:
+    """DNS rebinding: a page of evil.test (resolving to 127.0.0.1) reads no flag."""
+    async with serving() as (_, http):
+        response = await http.get(path, headers={"host": "evil.test"})
+        assert response.status_code == 403
+        assert "banner" not in response.text
+
+
+@pytest.mark.asyncio
+async def test_bound_beyond_loopback_the_sdk_endpoints_answer_any_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --allow-remote --host 0.0.0.0``: SDKs of other machines use its name.
+
+    Tests may not bind beyond loopback (conftest's guard): the server is
+    told it is bound to 0.0.0.0, which is all its rules look at.
+    """
+    async with serving() as (server, http):
+        monkeypatch.setattr(server, "_host", "0.0.0.0")
+        host = {"host": "flags.example:8765"}
+        flags = await http.get("/sdk/latest-all", headers=host)
+        assert flags.status_code == 200 and "banner" in flags.json()["flags"]
+        posted = await http.post("/bulk", content=json.dumps(SUMMARY), headers=host)
+        assert posted.status_code == 202
+        foreign = {**host, "origin": "http://evil.test"}
+        posted = await http.post("/bulk", content=json.dumps(SUMMARY), headers=foreign)
+        assert posted.status_code == 403
+        assert len(server.events) == 1
+        # The console still answers only loopback names and its own address.
+        assert (await http.get("/ui/", headers=host)).status_code == 403
+        async with Client(server.config()) as client:
+            assert (
+                await client.variation("banner", USER, None) == BANNER["variations"][0]
+            )
+            await client.flush()
+        await server.wait_for_events(kind="summary")
+
+
+@pytest.mark.asyncio
+async def test_a_header_byte_beyond_ascii_does_not_bring_the_server_down() -> None:
+    async with serving() as (server, http):
+        host, port = server.url.rsplit("/", 1)[1].split(":")
+        async with await anyio.connect_tcp(host, int(port)) as raw:
+            await raw.send(
+                b"GET /ui/api/state HTTP/1.1\r\nHost: localhost\r\n"
+                b"X-Name: caf\xe9\r\nConnection: close\r\n\r\n"
+            )
+            answer = b""
+            with anyio.fail_after(10):  # a guard, not a timing
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        answer += await raw.receive()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert (
+            server.requests[-1].headers["x-name"]
+            == "caf\N{LATIN SMALL LETTER E WITH ACUTE}"
+        )
+        assert (await http.get("/ui/api/state")).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_keep_bounds_what_the_server_remembers() -> None:
+    async with (
+        FlagServer({"banner": BANNER}, keep=3) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for n in range(5):
+            await http.get("/sdk/latest-all", params={"n": str(n)})
+            payload = [{"kind": "custom", "key": f"e{n}"}]
+            ids = {"x-launchdarkly-payload-id": f"p{n}"}
+            await http.post("/bulk", content=json.dumps(payload), headers=ids)
+            await http.post("/diagnostic", content=json.dumps({"n": n}))
+        assert len(server.requests) == 3
+        assert server.requests[-1].path == "/diagnostic"
+        assert [e["key"] for e in server.events] == ["e2", "e3", "e4"]
+        assert [e["n"] for e in server.diagnostic_events] == [2, 3, 4]
+        assert len(server._payload_ids) == 3
+        # A retry of a kept payload is still counted once.
+        retry = {"x-launchdarkly-payload-id": "p4"}
+        await http.post("/bulk", content=json.dumps([{"kind": "x"}]), headers=retry)
+        assert len(server.events) == 3
+    with pytest.raises(ValueError, match="keep"):
+        FlagServer(keep=0)
+
+
+def test_serve_keeps_a_bounded_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aioflags.__main__ as command
+
+    class Made(Exception):
+        """The server was made (and is not started)."""
+
+    made: list[dict[str, object]] = []
+
+    def server(*args: object, **options: object) -> FlagServer:
+        made.append(options)
+        raise Made
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flagValues": {"v": 1}}))
+    monkeypatch.setattr(command, "FlagServer", server)
+    with pytest.raises(Made):
+        anyio.run(command.serve, path, "127.0.0.1", 0)
+    assert made == [{"host": "127.0.0.1", "port": 0, "keep": command.SERVE_KEEP}]
+
+
+def test_a_payload_without_evaluations_records_nothing() -> None:
+    log = console.Console()
+    assert log.record([]) is False
+    assert log.record([{"kind": "custom", "key": "a"}]) is False
+    assert log.record([{"kind": "feature", "key": "a", "value": 1}]) is True

@@ -8,8 +8,8 @@ the console answers, holds its evaluations log and writes its event stream:
   ``GET /ui/api/events`` (the same state as server-sent events, again on every
   change) and ``POST /ui/api/flag`` (``{"key": ..., "on": bool}`` and/or
   ``{"key": ..., "variation": int}``).
-- Safety: a request whose ``Host`` is not a loopback name is refused (DNS
-  rebinding); a state-changing request needs the page's token (the
+- Safety: a request whose ``Host`` is not a loopback name, nor the IP
+  address the server is bound to, is refused (DNS rebinding); a state-changing request needs the page's token (the
   ``X-Aioflags-Token`` header) and no foreign ``Origin``; every response
   carries a ``Content-Security-Policy`` of ``default-src 'self'``.
 - Changes live in the server until it restarts, or until ``serve`` reloads
@@ -97,23 +97,72 @@ def _error(status: int, message: str) -> Reply:
     return _json_reply(status, {"message": message})
 
 
+def _host_name(host: str) -> str | None:
+    """The name or address of a ``Host`` header without its port; None if malformed."""
+    if host.startswith("["):  # [::1]:port
+        name, bracket, _ = host[1:].partition("]")
+        return name if bracket else None
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+def _address(name: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name or "")
+    except ValueError:
+        return None
+
+
 def is_loopback_host(host: str | None) -> bool:
     """Whether a ``Host`` header names this machine: localhost or a loopback address."""
-    if not host:
+    name = _host_name(host) if host else None
+    if name is None:
         return False
-    name = host
-    if name.startswith("["):  # [::1]:port
-        name, bracket, _ = name[1:].partition("]")
-        if not bracket:
-            return False
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
     if name.lower() == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    address = _address(name)
+    return address is not None and address.is_loopback
+
+
+def is_loopback_bind(bound: str) -> bool:
+    """Whether the address a server binds is loopback only (``localhost`` included)."""
+    address = _address(bound)
+    return bound == "localhost" or (address is not None and address.is_loopback)
+
+
+def is_allowed_host(host: str | None, bound: str) -> bool:
+    """Whether the console answers a request with this ``Host`` header.
+
+    A loopback name or address, or the very IP address the server is bound to
+    (``--allow-remote --host 192.0.2.2``): an IP literal is no name a DNS
+    rebinding attacker controls. A wildcard bind (``0.0.0.0``, ``::``) adds
+    nothing: its console is at localhost.
+    """
+    if is_loopback_host(host):
+        return True
+    address = _address(_host_name(host) if host else None)
+    return (
+        address is not None
+        and not address.is_unspecified
+        and address == _address(bound)
+    )
+
+
+def foreign_events_post(headers: Mapping[str, str], bound: str) -> bool:
+    """Whether a ``/bulk`` or ``/diagnostic`` POST comes from a web page of another site.
+
+    SDKs send neither ``Origin`` nor ``Sec-Fetch-Site``; a browser sends
+    them with any page's request, even a no-cors one that needs no
+    preflight. Bound to loopback, a foreign ``Host`` is DNS rebinding.
+    """
+    host = headers.get("host")
+    if is_loopback_bind(bound) and not is_loopback_host(host):
+        return True
+    origin = headers.get("origin")
+    if origin is not None and origin != f"http://{host}":
+        return True
+    return headers.get("sec-fetch-site") in ("cross-site", "same-site")
 
 
 def _cut(text: str) -> str:
@@ -151,9 +200,11 @@ def flag_row(flag: Mapping[str, JSONValue]) -> JSONObject:
 class Console:
     """The console of one FlagServer: its token, its evaluations log, its answers."""
 
-    __slots__ = ("_log", "token")
+    __slots__ = ("_bound", "_log", "token")
 
-    def __init__(self) -> None:
+    def __init__(self, bound: str = "127.0.0.1") -> None:
+        #: The address the server binds (its IP literal is an allowed ``Host``).
+        self._bound = bound
         #: The same-origin token: only the page (served same-origin) can read it.
         self.token = secrets.token_urlsafe(32)
         self._log: OrderedDict[tuple[str, int | None, str], int] = OrderedDict()
@@ -167,24 +218,26 @@ class Console:
             for (key, variation, value), count in reversed(self._log.items())
         ]
 
-    def _count(self, key: object, variation: object, value: object, n: int) -> None:
+    def _count(self, key: object, variation: object, value: object, n: int) -> bool:
         if not isinstance(key, str) or n <= 0:
-            return
+            return False
         if not isinstance(variation, int) or isinstance(variation, bool):
             variation = None
         row = (_cut(key), variation, _cut(json.dumps(value)))
         self._log[row] = self._log.pop(row, 0) + n
         while len(self._log) > LOG_SIZE:
             self._log.popitem(last=False)
+        return True
 
-    def record(self, payload: Iterable[JSONObject]) -> None:
-        """Count one ``/bulk`` payload's evaluations.
+    def record(self, payload: Iterable[JSONObject]) -> bool:
+        """Count one ``/bulk`` payload's evaluations; whether it had any.
 
         Summary counters count every evaluation; a feature event counts one
         only for a flag the payload's summaries do not cover (SDKs that send
         both would otherwise be counted twice).
         """
         events = list(payload)
+        counted = False
         summarised: set[str] = set()
         for event in events:
             features = event.get("features")
@@ -199,7 +252,7 @@ class Console:
                     if isinstance(counter, dict) and isinstance(
                         counter.get("count"), int
                     ):
-                        self._count(
+                        counted |= self._count(
                             key,
                             counter.get("variation"),
                             counter.get("value"),
@@ -207,9 +260,10 @@ class Console:
                         )
         for event in events:
             if event.get("kind") == "feature" and event.get("key") not in summarised:
-                self._count(
+                counted |= self._count(
                     event.get("key"), event.get("variation"), event.get("value"), 1
                 )
+        return counted
 
     # ---------------------------------------------------------------- state
     def state(self, flags: Mapping[str, JSONObject]) -> JSONObject:
@@ -228,9 +282,11 @@ class Console:
     def refusal(self, method: str, headers: Mapping[str, str]) -> Reply | None:
         """A 403 for a request the console must not serve, else None."""
         host = headers.get("host")
-        if not is_loopback_host(host):
+        if not is_allowed_host(host, self._bound):
             return _error(
-                403, "the console answers only to localhost, 127.0.0.1 or [::1]"
+                403,
+                "the console answers only to localhost, 127.0.0.1, [::1] "
+                "or the address it is bound to",
             )
         if method not in _STATE_CHANGING:
             return None

@@ -134,6 +134,13 @@ class FlagServer:
     ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
     them and shows what connected SDKs evaluated (see docs/console.md).
 
+    ``keep``: remember only the last ``keep`` requests (``requests``), event
+    payloads and diagnostic events (None, the default: all of them, as tests
+    want). ``aioflags serve`` keeps 1000, so its memory stays bounded. Bound to
+    loopback, the server refuses (403) a request whose ``Host`` is not a
+    loopback name (DNS rebinding), and every server refuses an event post from
+    a web page of another site.
+
     Added in version 0.1.0.
     """
 
@@ -144,8 +151,12 @@ class FlagServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        keep: int | None = None,
     ) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be at least 1 or None, not {keep!r}")
         self._host = host
+        self._keep = keep
         self._port = port
         self._flags: dict[str, JSONObject] = {}
         self._segments: dict[str, JSONObject] = {}
@@ -170,9 +181,9 @@ class FlagServer:
         #: (analytics debug windows compare with the server's clock).
         self.clock_skew: float = 0.0
         self._payloads: list[list[JSONObject]] = []
-        self._payload_ids: set[str] = set()
+        self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
         self._diagnostics: list[JSONObject] = []
-        self._console = console.Console()
+        self._console = console.Console(host)
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
@@ -459,6 +470,7 @@ class FlagServer:
             if not isinstance(data, dict):
                 return 400
             self._diagnostics.append(data)
+            self._trim(self._diagnostics)
             return 202
         if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
             return 400
@@ -466,11 +478,19 @@ class FlagServer:
         if payload_id is not None:
             if payload_id in self._payload_ids:
                 return 202  # a retry of a payload already received
-            self._payload_ids.add(payload_id)
+            self._payload_ids[payload_id] = None
+            if self._keep is not None and len(self._payload_ids) > self._keep:
+                del self._payload_ids[next(iter(self._payload_ids))]
         self._payloads.append(data)
-        self._console.record(data)
-        self._push_console()
+        self._trim(self._payloads)
+        if self._console.record(data):
+            self._push_console()
         return 202
+
+    def _trim(self, kept: list[Any]) -> None:
+        """Forget the oldest items beyond ``keep``."""
+        if self._keep is not None and len(kept) > self._keep:
+            del kept[: len(kept) - self._keep]
 
     def _date(self) -> bytes:
         now = wall_ms() / 1000 + self.clock_skew
@@ -548,7 +568,10 @@ class FlagServer:
         query = {
             k: v[0] for k, v in parse_qs(target.query, keep_blank_values=True).items()
         }
-        headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+        # Latin-1 is HTTP's own: any byte decodes (h11 has checked the rest).
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers
+        }
         self.requests.append(
             RecordedRequest(
                 method=request.method.decode(),
@@ -559,7 +582,12 @@ class FlagServer:
                 body=body,
             )
         )
+        self._trim(self.requests)
         self._notify()
+        is_console = path == console.PREFIX or path.startswith(f"{console.PREFIX}/")
+        if not is_console and self._refused(path, request.method, headers):
+            await self._reply(conn, stream, 403, b'{"message": "refused"}')
+            return True
         fault = self._fault_for(path)
         logger.debug(
             "FlagServer %s: %s %s%s",
@@ -591,7 +619,7 @@ class FlagServer:
         if path in _STREAMS:
             await self._stream(conn, stream, path, query, fault, extra, number)
             return False
-        if path == console.PREFIX or path.startswith(f"{console.PREFIX}/"):
+        if is_console:
             method = request.method.decode()
             reply = self._console.respond(self, method, path, headers, body)
             if reply is None:  # the console page's event stream
@@ -634,6 +662,18 @@ class FlagServer:
         body = fault.body if fault is not None and fault.body is not None else payload
         await self._reply(conn, stream, 200, body, extra=[(b"etag", etag), *extra])
         return True
+
+    def _refused(self, path: str, method: bytes, headers: Mapping[str, str]) -> bool:
+        """Whether to refuse an SDK request: DNS rebinding, or a foreign page's event post."""
+        if console.is_loopback_bind(self._host) and not console.is_loopback_host(
+            headers.get("host")
+        ):
+            return True
+        return (
+            path in (EVENTS_BULK, EVENTS_DIAGNOSTIC)
+            and method == b"POST"
+            and console.foreign_events_post(headers, self._host)
+        )
 
     async def _reply(
         self,
