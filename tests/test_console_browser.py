@@ -16,7 +16,7 @@ import anyio
 import pytest
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from aioflags import Client, Context
 from aioflags.testing import FlagServer
@@ -202,7 +202,18 @@ async def test_a_cross_origin_post_is_refused_and_changes_nothing() -> None:
         )
         await page.goto(attacker)
         target = f"{server.url}/ui/api/flag"
-        async with page.expect_response(target) as answer:
+        answers: list[tuple[int, Any]] = []
+
+        async def forward(route: Route) -> None:
+            # The page's own request, headers and all (its Origin), sent on to
+            # the server: a no-cors answer is opaque to the browser, and the
+            # test must see which rule refused it.
+            response = await route.fetch()
+            answers.append((response.status, await response.json()))
+            await route.fulfill(response=response)
+
+        await page.route(target, forward)
+        async with page.expect_response(target):
             # A "simple" request (no preflight): the browser sends it, with
             # the attacker's Origin; only the server can refuse it.
             await page.evaluate(
@@ -213,11 +224,39 @@ async def test_a_cross_origin_post_is_refused_and_changes_nothing() -> None:
                 }).catch(() => null)""",
                 target,
             )
-        assert (await answer.value).status == 403
+        # The Origin rule refused it, not only the token's (it has none).
+        assert answers == [(403, {"message": "cross-origin request refused"})]
         request = server.requests_to("/ui/api/flag")[-1]
         assert request.headers["origin"] == "http://evil.test"
         assert server.flags["banner"]["on"] is True
         assert server.flags["banner"]["version"] == 1
+
+
+@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
+    failure: str,
+) -> None:
+    """The select does not keep showing a choice the service does not serve."""
+    async with (
+        FlagServer({"banner": BANNER}) as server,
+        console_page(f"{server.url}/ui/") as page,
+    ):
+
+        async def fail(route: Route) -> None:
+            if failure == "refused":
+                body = json.dumps({"message": "no, thanks"})
+                await route.fulfill(status=403, body=body)
+            else:
+                await route.abort()
+
+        await page.route(f"{server.url}/ui/api/flag", fail)
+        serves = page.get_by_role("combobox", name="banner serves", exact=True)
+        await expect(serves).to_have_value("0")
+        await serves.select_option(label='"narrow"')
+        # The page says why (just before it shows the served value again).
+        await expect(page.get_by_role("alert")).to_contain_text("banner: ")
+        await expect(serves).to_have_value("0")
+        assert server.flags["banner"]["fallthrough"] == {"variation": 0}
 
 
 async def test_a_foreign_host_is_refused() -> None:

@@ -5,6 +5,7 @@
 
 const token = document.querySelector('meta[name="aioflags-token"]').content;
 const rows = new Map(); // flag key -> {row, toggle, serves, version}
+let served = []; // the flags as the service last said it serves them
 
 function element(tag, attributes = {}, text = null) {
   const node = document.createElement(tag);
@@ -25,11 +26,13 @@ async function change(body) {
       body: JSON.stringify(body),
     });
     if (!response.ok) {
-      const answer = await response.json();
+      const answer = await response.json().catch(() => ({ message: response.statusText }));
       problem.textContent = `${body.key}: ${answer.message}`;
+      showFlags(served); // nothing changed: show what is served, not the choice
     }
   } catch (error) {
     problem.textContent = `${body.key}: ${error}`;
+    showFlags(served);
   }
 }
 
@@ -117,7 +120,8 @@ function connect() {
   source.addEventListener("state", (event) => {
     const state = JSON.parse(event.data);
     document.getElementById("persistence").textContent = state.persistence;
-    showFlags(state.flags);
+    served = state.flags;
+    showFlags(served);
     showEvaluations(state.evaluations);
     status.textContent = "Live";
   });
