@@ -692,3 +692,19 @@ def test_a_payload_without_evaluations_records_nothing() -> None:
     assert log.record([]) is False
     assert log.record([{"kind": "custom", "key": "a"}]) is False
     assert log.record([{"kind": "feature", "key": "a", "value": 1}]) is True
+
+
+@pytest.mark.asyncio
+async def test_pages_are_told_only_when_the_log_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with serving() as (server, http):
+        pushes: list[None] = []
+        push = server._push_console
+        monkeypatch.setattr(server, "_push_console", lambda: pushes.append(push()))
+        for nothing in ([], [{"kind": "custom", "key": "a"}], [{"kind": "index"}]):
+            response = await http.post("/bulk", content=json.dumps(nothing))
+            assert response.status_code == 202
+        assert pushes == []
+        await http.post("/bulk", content=json.dumps(SUMMARY))
+        assert pushes == [None]
