@@ -33,7 +33,7 @@ from aioflags.stores import (
     RedisStore,
     context_hash,
 )
-from aioflags.testing import FakeClock
+from aioflags.testing import FakeClock, FlagServer
 from tests.flags import match_flag
 from tests.redis_server import RedisServer
 
@@ -640,6 +640,36 @@ async def test_hooks_run_once_per_evaluation_that_fetches_memberships(
             assert await client.bool_variation("f", Context.create("in"), False)
             assert await calls(raw, "smembers") > before
             assert stages == [("before", "f", None), ("after", "f", True)]
+
+
+@pytest.mark.asyncio
+async def test_an_evaluation_that_fetches_memberships_is_recorded_once(
+    redis_server: RedisServer,
+) -> None:
+    """The passes that meet an uncached membership record nothing; the last one does."""
+    async with raw_redis(redis_server) as raw, FlagServer({}) as events:
+        await seed(raw, [flag()], [segment()], synchronized_on=wall_ms())
+        await member(raw, "in", include=("big.g2",))
+        cfg = config(redis_server)
+        cfg = Config(
+            "sdk-key",
+            data_system=cfg.data_system,
+            big_segments=cfg.big_segments,
+            events_uri=events.url,
+            diagnostic_opt_out=True,
+        )
+        async with Client(cfg) as client:
+            await until_status(client, HEALTHY)
+            before = await calls(raw, "smembers")
+            # A cache miss: one pass needs the membership, it is fetched,
+            # the evaluation runs again and is recorded once, with its answer.
+            assert await client.bool_variation("f", Context.create("in"), False)
+            assert await calls(raw, "smembers") > before
+            await client.flush()
+        (summary,) = [e for e in events.events if e["kind"] == "summary"]
+        assert summary["features"]["f"]["counters"] == [
+            {"variation": 0, "version": 1, "value": True, "count": 1}
+        ]
 
 
 class NeverConnects(SlowStore):

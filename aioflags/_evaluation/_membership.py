@@ -59,7 +59,9 @@ def unbounded_member(
     big-segment status for the reason (the worse of ``current`` and this
     lookup's). Without a generation nothing matches (NOT_CONFIGURED); a
     context without the segment's kind does not match and records nothing.
-    An awaited evaluation's source raises ``MembershipNeeded`` on a cache miss.
+    In an awaited evaluation the source answers a cache miss as a store
+    error for now and notes the key: that evaluation's result is dropped,
+    and it runs again once the membership is fetched.
     """
     if seg.generation is None:
         return False, worse(current, NOT_CONFIGURED)

@@ -437,6 +437,21 @@ class FlagSnapshot:
         """This snapshot's data, with big-segment memberships from ``big_segments``."""
         return self._with(self._events, big_segments)
 
+    def quiet(self) -> FlagSnapshot:
+        """This snapshot's data, recording no analytics events and running no hooks.
+
+        Itself if it does neither. What an evaluation that may be dropped
+        runs on (an awaited one that needs big-segment memberships).
+        """
+        if self._direct is not None:
+            return self
+        return FlagSnapshot(
+            self._flags,
+            self._segments,
+            initialized=self._initialized,
+            big_segments=self._matcher.big_segments,
+        )
+
     @property
     def initialized(self) -> bool:
         """Whether this snapshot holds data from a source (else CLIENT_NOT_READY)."""

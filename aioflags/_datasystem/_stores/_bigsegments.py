@@ -11,13 +11,15 @@ Evaluation is pure and never waits, so the lookup happens around it:
   unbounded segment is reached. A membership in the LRU (per context key,
   ``context_cache_size`` entries, ``context_cache_time`` seconds) answers at
   once.
-- On a miss in an ``await``-ed evaluation (:meth:`BigSegments.evaluate`, what
-  the async client's methods use) the evaluator raises
-  :class:`MembershipNeeded`; the evaluation is dropped (it recorded nothing),
-  the membership is fetched (one query per key at a time, however many
-  evaluations want it, in this object's task group), and the evaluation runs
-  again with the answer in hand. Each pass learns a new key, so an
-  evaluation runs at most once more per distinct key of its context.
+- In an ``await``-ed evaluation (:meth:`BigSegments.evaluate`, what the
+  async client's methods use) a miss is noted in the pass (:class:`_Pass`)
+  and answered for now as a store error: the evaluation runs to its end on
+  a twin of the snapshot that records nothing and runs no hooks, and its
+  result is dropped. The memberships it needed are fetched (one query per
+  key at a time, however many evaluations want it, in this object's task
+  group), and the evaluation runs again with the answers in hand: a value
+  (the keys a pass needed), not an exception, says so. Each pass learns
+  every key it met, so this ends; the recording evaluation runs once.
 - On a miss in a synchronous evaluation (``client.snapshot()``, the blocking
   client) nothing can wait: the fetch is requested in the background and
   this evaluation answers as LaunchDarkly's SDKs do when the store fails:
@@ -62,7 +64,6 @@ __all__ = [
     "BigSegmentStoreStatus",
     "BigSegments",
     "BigSegmentsConfig",
-    "MembershipNeeded",
     "StatusListeners",
     "context_hash",
 ]
@@ -217,22 +218,25 @@ def context_hash(key: str) -> str:
     return base64.b64encode(hashlib.sha256(key.encode()).digest()).decode("ascii")
 
 
-class MembershipNeeded(BaseException):
-    """Raised out of an awaited evaluation: fetch ``key``'s membership, evaluate again.
+class _Pass:
+    """The memberships of one awaited evaluation: known, and needed.
 
-    A ``BaseException`` so that the evaluator's own ``except Exception``
-    guards let it through (and record nothing); only
-    :meth:`BigSegments.evaluate` catches it.
+    ``known``: the answers this evaluation has (fetched, or read from the
+    cache once: later passes see the same). ``needed``: the context keys it
+    met without an answer, in order; while it has any, the pass's result is
+    not the evaluation's (a miss answered as a store error for now).
     """
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+    __slots__ = ("known", "needed")
+
+    def __init__(self) -> None:
+        self.known: dict[str, _Answer] = {}
+        self.needed: list[str] = []
 
 
-#: The answers an awaited evaluation has fetched (None: a synchronous one).
-_PASS: Final[contextvars.ContextVar[dict[str, _Answer] | None]] = (
-    contextvars.ContextVar("aioflags_big_segments_pass", default=None)
+#: The awaited evaluation running now (None: a synchronous one).
+_PASS: Final[contextvars.ContextVar[_Pass | None]] = contextvars.ContextVar(
+    "aioflags_big_segments_pass", default=None
 )
 
 
@@ -287,6 +291,7 @@ class BigSegments:
         "_status",
         "_tg",
         "_thread",
+        "_twin",
         "_wake",
     )
 
@@ -314,6 +319,8 @@ class BigSegments:
         #: Keys synchronous evaluations asked for (from any thread).
         self._requested: set[str] = set()
         self._wake = anyio.Event()
+        #: The last snapshot evaluated here and its quiet twin.
+        self._twin: tuple[FlagSnapshot, FlagSnapshot] | None = None
 
     @property
     def status(self) -> BigSegmentStoreStatus | None:
@@ -517,18 +524,22 @@ class BigSegments:
     # ----------------------------------------------------------- evaluation
     def answer(self, key: str) -> tuple[Mapping[str, bool] | None, str]:
         """``key``'s membership and status for the evaluation running now."""
-        known = _PASS.get()
-        if known is None:  # a synchronous evaluation: the cache only
+        running = _PASS.get()
+        if running is None:  # a synchronous evaluation: the cache only
             got = self._cached(key, touch=threading.get_ident() == self._thread)
             if got is None:
                 self.request(key)
                 return None, STORE_ERROR
         else:
+            known = running.known
             got = known.get(key)
             if got is None:
                 got = self._cached(key)
                 if got is None or self._status is None:
-                    raise MembershipNeeded(key)
+                    # For now; this pass's result is dropped (see evaluate()).
+                    if key not in running.needed:
+                        running.needed.append(key)
+                    return None, STORE_ERROR
                 known[key] = got
         membership, failed = got
         return membership, STORE_ERROR if failed else self._word()
@@ -544,28 +555,44 @@ class BigSegments:
     ) -> Any:
         """``snapshot``'s ``method(*args, **kwargs)``, fetching what it needs.
 
-        The evaluation runs; if it meets a context key whose membership is
-        not cached it is dropped, the membership is fetched, and it runs
-        again on the same snapshot with the answer (each pass learns one
-        more key, so this ends). A snapshot that runs hooks is probed on its
-        quiet twin (no hooks, no events) until every membership is known, and
-        then evaluated once: the hooks' series runs exactly once per call.
+        The evaluation runs on the snapshot's quiet twin (no analytics
+        events, no hooks; the snapshot itself if it has neither) and reports
+        the memberships it met uncached (:class:`_Pass`): they are fetched
+        and it runs again on the same snapshot (evaluation is pure), until
+        it needs none. Then the snapshot evaluates once with every answer in
+        hand: its events are recorded and its hooks' series runs exactly
+        once per call.
         """
-        known: dict[str, _Answer] = {}
+        running = _Pass()
         run = getattr(snapshot, method)
-        quiet = getattr(snapshot, "quiet", None)
-        probe = None if quiet is None else getattr(quiet(), method)
+        quiet = self._quiet(snapshot)
+        probe = run if quiet is snapshot else getattr(quiet, method)
         while True:
-            token = _PASS.set(known)
+            token = _PASS.set(running)
             try:
-                if probe is not None:
-                    probe(*args, **kwargs)
-                return run(*args, **kwargs)
-            except MembershipNeeded as need:
-                key = need.key
+                result = probe(*args, **kwargs)
             finally:
                 _PASS.reset(token)
-            known[key] = await self.fetch(key)
+            needed = running.needed
+            if not needed:
+                break
+            for key in needed:
+                running.known[key] = await self.fetch(key)
+            needed.clear()
+        if probe is run:
+            return result
+        token = _PASS.set(running)
+        try:
+            return run(*args, **kwargs)
+        finally:
+            _PASS.reset(token)
+
+    def _quiet(self, snapshot: FlagSnapshot) -> FlagSnapshot:
+        """``snapshot``'s quiet twin, kept while it is the one evaluated here."""
+        twin = self._twin
+        if twin is None or twin[0] is not snapshot:
+            twin = self._twin = (snapshot, snapshot.quiet())
+        return twin[1]
 
 
 def _call(
