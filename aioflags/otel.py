@@ -29,6 +29,7 @@ except ImportError as _missing:  # pragma: no cover - exercised without the extr
     ) from _missing
 
 from ._client._hooks import EvaluationSeriesContext, Hook, HookMetadata
+from ._evaluation._context import Context
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -68,10 +69,8 @@ _TOKEN: Final = "aioflags.otel.token"
 
 def _context_id(series: EvaluationSeriesContext) -> str | None:
     context = series.context
-    try:
-        return context.fully_qualified_key if context is not None else None
-    except AttributeError:  # not a Context: the evaluation says so in its reason
-        return None
+    # Anything but a Context: the evaluation says so in its reason.
+    return context.fully_qualified_key if type(context) is Context else None
 
 
 def _value(value: Any) -> AttributeValue:

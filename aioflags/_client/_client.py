@@ -49,7 +49,8 @@ from aioflags._core._renamed import point_to
 from aioflags._datasystem._config import DataSystem, is_local
 from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
-from aioflags._evaluation._evaluate import Matcher, evaluate
+from aioflags._evaluation._context import Context
+from aioflags._evaluation._evaluate import Matcher, finish
 from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
 
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
     )
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._datasystem._supervisor import Supervisor
-    from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -1051,30 +1051,29 @@ class Client:
         # value_ops (its code, whether it is plain, then the code's
         # operands, with results that are one object for every flag that
         # serves the same value: the reason is not read here): nothing of
-        # the flag object. Anything the flag's code cannot
-        # finish alone (a prerequisite chain, an abort) goes to the driver,
-        # which runs it again (evaluation is pure) and handles it; anything
-        # else to the snapshot's method.
+        # the flag object. The context's type is checked here, at the door.
+        # Anything the flag's code cannot finish alone (a prerequisite
+        # chain, an abort) goes to the driver, which runs it again
+        # (evaluation is pure) and handles it, and a bug in it is reported
+        # as EXCEPTION (finish()); anything else (no such flag, not a valid
+        # Context) to the snapshot's method.
         store = self._store
         matcher = store.direct
-        if matcher is not None:
+        if matcher is not None and type(context) is Context and context._error is None:
+            head: tuple[Any, ...] | Result | None
             try:
-                if context._error is None:  # type: ignore[union-attr]
+                head = matcher.heads[key]
+            except KeyError:  # first evaluated in this snapshot
+                head = matcher.find_head(key)  # (None: no such flag)
+            if head is not None:
+                if type(head) is Result:
+                    result = head
+                else:
                     try:
-                        head = matcher.heads[key]
-                    except KeyError:  # first evaluated in this snapshot
-                        head = matcher.head_of(key)  # (KeyError: no such flag)
-                    if type(head) is Result:
-                        result = head
-                    else:
-                        try:
-                            result = head[0](head, context, matcher)
-                        except Exception:  # noqa: BLE001 (the driver runs it again, handles it)
-                            flag = matcher.flags[key]
-                            result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                    return default if result.variation_index is None else result.value
-            except (KeyError, AttributeError):  # a missing flag, not a Context
-                pass
+                        result = head[0](head, context, matcher)
+                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                        result = finish(matcher, key, context, exc)
+                return default if result.variation_index is None else result.value
         # As _evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
@@ -1088,27 +1087,24 @@ class Client:
         """The value, the variation index and the reason."""
         store = self._store
         matcher = store.direct
-        if matcher is not None:  # as in variation()
-            try:
-                if context._error is None:  # type: ignore[union-attr]
-                    try:  # (its own results: not variation()'s heads)
-                        head = matcher.details[key]
-                    except KeyError:
-                        head = matcher.detail_head_of(key)
-                    if type(head) is Result:
-                        result = head
-                    else:
-                        try:
-                            result = head[0](head, context, matcher)
-                        except Exception:  # noqa: BLE001
-                            flag = matcher.flags[key]
-                            result = evaluate(matcher, flag, context)  # type: ignore[arg-type]
-                    # A result that serves a variation is its own detail.
-                    if result.variation_index is None:
-                        return detail_of(result, default)
-                    return result
-            except (KeyError, AttributeError):
-                pass
+        if matcher is not None and type(context) is Context and context._error is None:
+            head: tuple[Any, ...] | Result | None
+            try:  # as in variation(); its own results, not variation()'s heads
+                head = matcher.details[key]
+            except KeyError:
+                head = matcher.find_head(key, details=True)
+            if head is not None:
+                if type(head) is Result:
+                    result = head
+                else:
+                    try:
+                        result = head[0](head, context, matcher)
+                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                        result = finish(matcher, key, context, exc)
+                # A result that serves a variation is its own detail.
+                if result.variation_index is None:
+                    return detail_of(result, default)
+                return result
         gate = store.gate  # as in variation()
         if gate is not None and not gate.passes(key):
             return await gate.evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]

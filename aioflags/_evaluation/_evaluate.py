@@ -42,6 +42,7 @@ __all__ = [
     "Matcher",
     "Recorded",
     "evaluate",
+    "finish",
     "own_prerequisites",
     "prerequisites_reached",
     "typed_check",
@@ -197,7 +198,7 @@ class Matcher:
         evaluation of it reads that alone, not an ``ops`` tuple too.
         Raises ``KeyError`` if there is no such flag.
         """
-        return self._head(key, self.heads, values=True)
+        return self._head(key, self._flag(key), self.heads, values=True)
 
     def detail_head_of(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for ``variation_detail``, kept in :attr:`details`.
@@ -205,12 +206,28 @@ class Matcher:
         The flag's constant result or its ``ops``: the results it gives
         are the details handed out.
         """
-        return self._head(key, self.details, values=False)
+        return self._head(key, self._flag(key), self.details, values=False)
+
+    def find_head(
+        self, key: str, *, details: bool = False
+    ) -> tuple[Any, ...] | Result | None:
+        """:meth:`head_of` (``details``: :meth:`detail_head_of`); None: no such flag."""
+        try:
+            flag = self._flag(key)
+        except KeyError:
+            return None
+        if details:
+            return self._head(key, flag, self.details, values=False)
+        return self._head(key, flag, self.heads, values=True)
 
     def _head(
-        self, key: str, into: dict[str, tuple[Any, ...] | Result], *, values: bool
+        self,
+        key: str,
+        flag: CompiledFlag,
+        into: dict[str, tuple[Any, ...] | Result],
+        *,
+        values: bool,
     ) -> tuple[Any, ...] | Result:
-        flag = self._flag(key)
         constant = flag.constant
         if constant is not None:
             head: tuple[Any, ...] | Result = (
@@ -520,6 +537,22 @@ def evaluate(
         return _EXCEPTION
     big = st.big
     return result if big is None else _with_big(result, big)
+
+
+def finish(matcher: Matcher, key: str, ctx: Context, exc: Exception) -> Result:
+    """The answer of a fast path whose run of flag ``key``'s code raised ``exc``.
+
+    For the fast paths that run a flag's code outside :func:`evaluate` (the
+    client's, all-flags state's). The code gave up for the careful path, or
+    aborted: the driver runs the flag again and handles it (evaluation is
+    pure). Anything else is a bug in the code or in what was linked into its
+    ops: EXCEPTION, logged as any evaluation's, never answered by another
+    path.
+    """
+    if isinstance(exc, (_NeedState, MalformedAbort)):
+        return evaluate(matcher, matcher.flags[key], ctx)
+    _failed(key, "EXCEPTION", exc)
+    return _EXCEPTION
 
 
 def _failed(key: str, kind: str, exc: Exception) -> None:

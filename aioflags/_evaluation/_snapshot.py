@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
+from ._context import Context
 from ._evaluate import (
     ERROR_RESULTS,
     Batch,
     Matcher,
     Recorded,
     evaluate,
+    finish,
     own_prerequisites,
     prerequisites_reached,
     typed_check,
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONObject, JSONValue
 
-    from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
@@ -53,6 +54,16 @@ __all__ = ["FlagSnapshot", "detail_of"]
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
 R = TypeVar("R")
+
+
+def _misused(context: object) -> bool:
+    """Whether an evaluation got something other than a Context or None."""
+    return context is not None and type(context) is not Context
+
+
+def _refused(context: object, answer: R) -> R:
+    """The answer of an evaluation without a valid Context (a misuse is logged)."""
+    return _not_a_context(context, answer) if _misused(context) else answer
 
 
 def _not_a_context(context: object, answer: R) -> R:
@@ -465,11 +476,8 @@ class FlagSnapshot:
     def _result(self, key: str, context: Context | None) -> Result:
         if not self._initialized:
             return _NOT_READY
-        try:
-            if context is None or context._error is not None:
-                return _NO_CONTEXT
-        except AttributeError:  # not a Context: never raise, say so once
-            return _not_a_context(context, _NO_CONTEXT)
+        if type(context) is not Context or context._error is not None:
+            return _refused(context, _NO_CONTEXT)
         try:
             flag = self._flags[key]
         except KeyError:
@@ -497,11 +505,10 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:  # a snapshot that is not ready holds none
             flag = None
-        try:
-            if context is None or context._error is not None:
-                return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
-        except AttributeError:  # not a Context: never raise, say so once
-            return _not_a_context(context, _NO_CONTEXT)
+        if type(context) is not Context or context._error is not None:
+            if _misused(context):
+                return _not_a_context(context, _NO_CONTEXT)
+            return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
         if flag is None or flag.deleted:
             if not self._initialized:
                 events.unknown(key, context, default, _NOT_READY)
@@ -556,16 +563,15 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:
             flag = None
-        try:
-            if flag is None or context is None or context._error is not None:
-                if self._events is not None:  # analytics events: the careful path
-                    # (which warns of an unknown key itself)
-                    self._recorded(self._events, key, context, default, None, False)
-                elif flag is None and self._initialized:
-                    _unknown_flag(key)
-                return default
-        except AttributeError:  # not a Context: never raise, say so once
-            return _not_a_context(context, default)
+        if flag is None or type(context) is not Context or context._error is not None:
+            if _misused(context):
+                return _not_a_context(context, default)
+            if self._events is not None:  # analytics events: the careful path
+                # (which warns of an unknown key itself)
+                self._recorded(self._events, key, context, default, None, False)
+            elif flag is None and self._initialized:
+                _unknown_flag(key)
+            return default
         result = flag.constant
         if result is None:
             if flag.prerequisites and self._events is not None:
@@ -640,11 +646,8 @@ class FlagSnapshot:
             return default if result.variation_index is None else result.value
         # As _result() does it, in this frame; every failure gives the
         # default (a snapshot that is not ready holds no flags).
-        try:
-            if context is None or context._error is not None:
-                return default
-        except AttributeError:  # not a Context: never raise, say so once
-            return _not_a_context(context, default)
+        if type(context) is not Context or context._error is not None:
+            return _refused(context, default)
         flag = self._flags.get(key)
         if flag is None:
             if self._initialized:
@@ -771,11 +774,12 @@ class FlagSnapshot:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
-        try:
-            if not self._initialized or context is None or context._error is not None:
-                return FlagsState(valid=False, values={}, meta={})
-        except AttributeError:  # not a Context: never raise, say so once
-            return _not_a_context(context, FlagsState(valid=False, values={}, meta={}))
+        if (
+            not self._initialized
+            or type(context) is not Context
+            or context._error is not None
+        ):
+            return _refused(context, FlagsState(valid=False, values={}, meta={}))
         plans = self._all_flags_plan
         if plans is None:
             plans = self._all_flags_plan = {}
@@ -801,8 +805,8 @@ class FlagSnapshot:
             ):
                 try:
                     result = ops[0](ops, context, batch)
-                except Exception:  # noqa: BLE001 - as in the loop below
-                    result = evaluate(matcher, self._flags[key], context)
+                except Exception as exc:  # noqa: BLE001 - finish() reports it
+                    result = finish(matcher, key, context, exc)
                 else:
                     if required:  # another flag's prerequisite: kept for it
                         done[key] = result
@@ -823,9 +827,10 @@ class FlagSnapshot:
                 else:  # a debug window decides whether details are omitted
                     result = flag.constant
             # What the flag's code cannot finish alone (a prerequisite chain,
-            # a big segment, an abort): the driver runs it again and handles it.
-            except Exception:  # noqa: BLE001
-                result = evaluate(matcher, flag, context)
+            # a big segment, an abort): the driver runs it again and handles
+            # it; a bug in it is EXCEPTION (finish()).
+            except Exception as exc:  # noqa: BLE001
+                result = finish(matcher, key, context, exc)
             values[key] = result.value
             omit = not (
                 flag.track_events

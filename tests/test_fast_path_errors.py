@@ -1,0 +1,74 @@
+"""A bug inside a fast path is an evaluation error, not a reason to take another path."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import pytest
+
+from aioflags import Context
+from aioflags._datasystem._store import snapshot_from_data
+from tests.reference import _awaited, client_over
+
+
+def _broken(ops: Any, context: Any, state: Any) -> NoReturn:
+    raise AttributeError("a bug in the flag's code")
+
+
+def _snapshot_with_a_broken_fast_path() -> Any:
+    """A flag whose code, as the fast paths run it (its ops), raises AttributeError.
+
+    Its ``run`` (what the driver runs) is intact: a fast path that hands the
+    error to the driver answers the flag's real value, silently.
+    """
+    snap = snapshot_from_data(
+        {
+            "f": {
+                "key": "f",
+                "version": 1,
+                "on": True,
+                "variations": ["off", "on"],
+                "offVariation": 0,
+                "fallthrough": {"variation": 1},
+                "rules": [
+                    {
+                        "id": "r",
+                        "variation": 0,
+                        "clauses": [
+                            {"attribute": "key", "op": "in", "values": ["bob"]}
+                        ],
+                    }
+                ],
+            }
+        },
+        {},
+    )
+    flag = snap._flags["f"]
+    assert flag.constant is None  # its code runs
+    assert snap.variation("f", Context.create("ann"), "default") == "on"
+    flag.ops = (_broken, *flag.ops[1:])
+    flag.value_ops = (_broken, *flag.value_ops[1:])
+    return snap
+
+
+def test_an_attribute_error_in_the_client_fast_path_is_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = client_over(_snapshot_with_a_broken_fast_path())
+    ann = Context.create("ann")
+    with caplog.at_level(logging.ERROR, "aioflags.evaluation"):
+        detail = _awaited(client.variation_detail("f", ann, "default"))
+        value = _awaited(client.variation("f", ann, "default"))
+    assert detail.value == "default"
+    assert dict(detail.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+    assert value == "default"
+    assert "Unexpected error evaluating flag 'f'" in caplog.text
+
+
+def test_an_attribute_error_in_all_flags_state_is_exception() -> None:
+    snap = _snapshot_with_a_broken_fast_path()
+    state = snap.all_flags_state(Context.create("ann"), with_reasons=True)
+    assert state.valid
+    assert state.get_flag_value("f") is None
+    assert state.get_flag_reason("f") == {"kind": "ERROR", "errorKind": "EXCEPTION"}
