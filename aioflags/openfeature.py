@@ -53,8 +53,8 @@ import concurrent.futures
 import datetime
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 try:
     from openfeature.event import ProviderEventDetails
@@ -93,19 +93,24 @@ if TYPE_CHECKING:
 
     from ._core._json import JSONValue
     from ._evaluation._results import EvaluationDetail
+    from ._evaluation._snapshot import FlagSnapshot
 
 __all__ = ["AioflagsProvider", "to_context"]
+
+_Typed: TypeAlias = (
+    "Callable[[FlagSnapshot, str, Context | None, Any], EvaluationDetail[Any]]"
+)
 
 logger: logging.Logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
-#: The snapshot's typed evaluation method for each resolver kind.
-_TYPED_DETAIL: Final = {
-    "bool": "bool_variation_detail",
-    "int": "int_variation_detail",
-    "float": "float_variation_detail",
-    "str": "string_variation_detail",
-    "object": "json_variation_detail",
+#: The snapshot's typed evaluation method for each resolver kind, called.
+_TYPED_DETAIL: Final[dict[str, _Typed]] = {
+    "bool": lambda s, key, ctx, default: s.bool_variation_detail(key, ctx, default),
+    "int": lambda s, key, ctx, default: s.int_variation_detail(key, ctx, default),
+    "float": lambda s, key, ctx, default: s.float_variation_detail(key, ctx, default),
+    "str": lambda s, key, ctx, default: s.string_variation_detail(key, ctx, default),
+    "object": lambda s, key, ctx, default: s.json_variation_detail(key, ctx, default),
 }
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 
@@ -580,8 +585,10 @@ class AioflagsProvider(AbstractProvider):
             raise ProviderFatalError("the aioflags client is FATAL")
         context = to_context(evaluation_context)
         snapshot = self._client.snapshot()
-        typed = getattr(snapshot, _TYPED_DETAIL[kind])
-        detail: EvaluationDetail[Any] = typed(flag_key, context, default_value)
+        typed = _TYPED_DETAIL[kind]
+        detail: EvaluationDetail[Any] = typed(
+            snapshot, flag_key, context, default_value
+        )
         _raise_for(detail, status)
         value: Any = detail.value
         if kind == "float" and isinstance(value, int):

@@ -40,7 +40,7 @@ import random as _random
 import sys
 import weakref
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, cast, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, final
 
 from aioflags._core._clock import Clock, MonotonicClock
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
@@ -89,6 +89,8 @@ if TYPE_CHECKING:
     from ._status import StatusLayer
 
 __all__ = ["Client"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("aioflags")
 events_logger = logging.getLogger("aioflags.events")
@@ -1030,16 +1032,18 @@ class Client:
         if not isinstance(store, _WarningStore):  # it attaches on replacement
             self._store.attach_hooks(self._hooks)
 
-    async def _evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The current snapshot's ``method(*args, **kwargs)``, after the gate if any.
+    async def _evaluate(self, call: Callable[[FlagSnapshot], T]) -> T:
+        """``call(snapshot)`` on the current snapshot, after the gate if any.
 
-        By name, so that a snapshot's own override (the hooks') is what runs.
+        ``call`` calls one of the snapshot's methods (``lambda s:
+        s.all_flags_state(...)``), so that a snapshot's own override (the
+        hooks') is what runs.
         """
         store = self._store
         gate = store.gate
         if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(method, *args, **kwargs)
-        return getattr(store.snapshot, method)(*args, **kwargs)
+            return await gate.evaluate(call)
+        return call(store.snapshot)
 
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -1078,7 +1082,7 @@ class Client:
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
         if gate is not None and not gate.passes(key):
-            return await gate.evaluate("variation", key, context, default)
+            return await gate.evaluate(_variation, key, context, default)
         return store.snapshot.variation(key, context, default)
 
     async def variation_detail(
@@ -1107,7 +1111,7 @@ class Client:
                 return result
         gate = store.gate  # as in variation()
         if gate is not None and not gate.passes(key):
-            return await gate.evaluate("variation_detail", key, context, default)  # type: ignore[no-any-return]
+            return await gate.evaluate(_variation_detail, key, context, default)
         return store.snapshot.variation_detail(key, context, default)
 
     async def bool_variation(
@@ -1118,7 +1122,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.bool_variation(key, context, default)
-        return await gate.evaluate("bool_variation", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_bool_variation, key, context, default)
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
@@ -1128,7 +1132,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.int_variation(key, context, default)
-        return await gate.evaluate("int_variation", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_int_variation, key, context, default)
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
@@ -1138,7 +1142,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.float_variation(key, context, default)
-        return await gate.evaluate("float_variation", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_float_variation, key, context, default)
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
@@ -1148,7 +1152,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.string_variation(key, context, default)
-        return await gate.evaluate("string_variation", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_string_variation, key, context, default)
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -1158,7 +1162,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.json_variation(key, context, default)
-        return await gate.evaluate("json_variation", key, context, default)
+        return await gate.evaluate(_json_variation, key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
@@ -1168,7 +1172,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.bool_variation_detail(key, context, default)
-        return await gate.evaluate("bool_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_bool_variation_detail, key, context, default)
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
@@ -1178,7 +1182,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.int_variation_detail(key, context, default)
-        return await gate.evaluate("int_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_int_variation_detail, key, context, default)
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
@@ -1188,7 +1192,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.float_variation_detail(key, context, default)
-        return await gate.evaluate("float_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_float_variation_detail, key, context, default)
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
@@ -1198,7 +1202,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.string_variation_detail(key, context, default)
-        return await gate.evaluate("string_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_string_variation_detail, key, context, default)
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
@@ -1208,7 +1212,7 @@ class Client:
         gate = store.gate
         if gate is None or gate.passes(key):
             return store.snapshot.json_variation_detail(key, context, default)
-        return await gate.evaluate("json_variation_detail", key, context, default)  # type: ignore[no-any-return]
+        return await gate.evaluate(_json_variation_detail, key, context, default)
 
     async def all_flags_state(
         self,
@@ -1221,12 +1225,13 @@ class Client:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
         # Every flag is evaluated: compile the cold ones first, in slices.
         await self._store.warm()
-        return await self._evaluate(  # type: ignore[no-any-return]
-            "all_flags_state",
-            context,
-            with_reasons=with_reasons,
-            client_side_only=client_side_only,
-            details_only_for_tracked_flags=details_only_for_tracked_flags,
+        return await self._evaluate(
+            lambda s: s.all_flags_state(
+                context,
+                with_reasons=with_reasons,
+                client_side_only=client_side_only,
+                details_only_for_tracked_flags=details_only_for_tracked_flags,
+            )
         )
 
     # ------------------------------------------------------------ migrations
@@ -1245,7 +1250,7 @@ class Client:
         Added in version 0.1.0.
         """
         stage, tracker = await self._evaluate(
-            "migration_variation", key, context, default_stage
+            lambda s: s.migration_variation(key, context, default_stage)
         )
         # Its consistency sampling draws from the client's random source.
         tracker._random = self._random
@@ -1350,6 +1355,82 @@ class Client:
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
+# What the gate calls on the snapshot it picks (ordinary calls: a snapshot's
+# own override, the hooks', is what runs). Functions of the module, not
+# lambdas in the methods: a lambda would make the method's arguments cells,
+# which costs the straight-line path ~700 instructions per call.
+
+
+def _variation(s: FlagSnapshot, key: str, context: Context | None, default: Any) -> Any:
+    return s.variation(key, context, default)
+
+
+def _variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.variation_detail(key, context, default)
+
+
+def _bool_variation(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.bool_variation(key, context, default)
+
+
+def _int_variation(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.int_variation(key, context, default)
+
+
+def _float_variation(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.float_variation(key, context, default)
+
+
+def _string_variation(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.string_variation(key, context, default)
+
+
+def _json_variation(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.json_variation(key, context, default)
+
+
+def _bool_variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.bool_variation_detail(key, context, default)
+
+
+def _int_variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.int_variation_detail(key, context, default)
+
+
+def _float_variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.float_variation_detail(key, context, default)
+
+
+def _string_variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.string_variation_detail(key, context, default)
+
+
+def _json_variation_detail(
+    s: FlagSnapshot, key: str, context: Context | None, default: Any
+) -> Any:
+    return s.json_variation_detail(key, context, default)
+
+
 LAUNCHDARKLY_NAMES: Final = {
     "is_initialized": (
         "check `client.status is ProviderStatus.READY` (or STALE: serving "

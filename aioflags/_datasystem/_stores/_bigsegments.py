@@ -39,7 +39,17 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeAlias, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    final,
+)
 
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError
@@ -49,6 +59,7 @@ from aioflags._evaluation._membership import HEALTHY, STALE, STORE_ERROR
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from contextlib import AbstractAsyncContextManager
+    from typing import Concatenate
 
     from anyio.abc import TaskGroup
 
@@ -79,6 +90,9 @@ Membership: TypeAlias = "Mapping[str, bool]"
 #: whether the query failed.
 _Answer: TypeAlias = "tuple[Mapping[str, bool] | None, bool]"
 _FAILED: Final[_Answer] = (None, True)
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @final
@@ -551,9 +565,13 @@ class BigSegments:
         return STALE if status.stale else HEALTHY
 
     async def evaluate(
-        self, snapshot: FlagSnapshot, method: str, *args: Any, **kwargs: Any
-    ) -> Any:
-        """``snapshot``'s ``method(*args, **kwargs)``, fetching what it needs.
+        self,
+        snapshot: FlagSnapshot,
+        call: Callable[Concatenate[FlagSnapshot, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call(snapshot, *args, **kwargs)`` (one of its methods), fetching what it needs.
 
         The evaluation runs on the snapshot's quiet twin (no analytics
         events, no hooks; the snapshot itself if it has neither) and reports
@@ -564,13 +582,11 @@ class BigSegments:
         once per call.
         """
         running = _Pass()
-        run = getattr(snapshot, method)
         quiet = self._quiet(snapshot)
-        probe = run if quiet is snapshot else getattr(quiet, method)
         while True:
             token = _PASS.set(running)
             try:
-                result = probe(*args, **kwargs)
+                result = call(quiet, *args, **kwargs)
             finally:
                 _PASS.reset(token)
             needed = running.needed
@@ -579,11 +595,11 @@ class BigSegments:
             for key in needed:
                 running.known[key] = await self.fetch(key)
             needed.clear()
-        if probe is run:
+        if quiet is snapshot:
             return result
         token = _PASS.set(running)
         try:
-            return run(*args, **kwargs)
+            return call(snapshot, *args, **kwargs)
         finally:
             _PASS.reset(token)
 

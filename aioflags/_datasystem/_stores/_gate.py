@@ -21,12 +21,16 @@ unless the run has an :class:`EvaluationGate`:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import anyio
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Concatenate
+
     from aioflags._datasystem._store import Store
+    from aioflags._evaluation._snapshot import FlagSnapshot
 
     from ._bigsegments import BigSegments
     from ._lookups import StoreLookups
@@ -37,6 +41,9 @@ logger = logging.getLogger("aioflags.datasource")
 
 #: Seconds an evaluation waits for a store read before it evaluates what it has.
 REFRESH_BOUND: Final = 5.0
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Refresher:
@@ -137,11 +144,16 @@ class EvaluationGate:
         """
         return not self.always and key in self.store.snapshot._flags
 
-    async def evaluate(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The ``method(*args, **kwargs)`` of the snapshot current after the steps.
+    async def evaluate(
+        self,
+        call: Callable[Concatenate[FlagSnapshot, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call(snapshot, *args, **kwargs)`` on the snapshot current after the steps.
 
-        ``method`` names a ``FlagSnapshot`` method: looked up on the snapshot,
-        so that a snapshot's own override (the hooks') is what runs.
+        ``call`` calls one of the snapshot's methods, so that a snapshot's
+        own override (the hooks') is what runs.
         """
         refresher = self.refresher
         if refresher is not None:
@@ -154,8 +166,8 @@ class EvaluationGate:
         snapshot = self.store.snapshot
         big = self.big_segments
         if big is None:
-            return getattr(snapshot, method)(*args, **kwargs)
-        return await big.evaluate(snapshot, method, *args, **kwargs)
+            return call(snapshot, *args, **kwargs)
+        return await big.evaluate(snapshot, call, *args, **kwargs)
 
     def _holds(self, key: str) -> bool:
         """Whether the current snapshot has ``key`` (a flag, or its tombstone)."""
