@@ -1055,7 +1055,9 @@ class Client:
         # value_ops (its code, whether it is plain, then the code's
         # operands, with results that are one object for every flag that
         # serves the same value: the reason is not read here): nothing of
-        # the flag object. The context's type is checked here, at the door.
+        # the flag object. The context's type is checked here, at the door
+        # (``__class__``: an attribute load, ~80 instructions less than
+        # calling type()).
         # Anything the flag's code cannot finish alone (a prerequisite
         # chain, an abort) goes to the driver, which runs it again
         # (evaluation is pure) and handles it, and a bug in it is reported
@@ -1063,21 +1065,26 @@ class Client:
         # Context) to the snapshot's method.
         store = self._store
         matcher = store.direct
-        if matcher is not None and type(context) is Context and context._error is None:
-            head: tuple[Any, ...] | Result | None
+        if (
+            matcher is not None
+            and context.__class__ is Context
+            and context._error is None
+        ):
             try:
                 head = matcher.heads[key]
             except KeyError:  # first evaluated in this snapshot
-                head = matcher.find_head(key)  # (None: no such flag)
-            if head is not None:
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](head, context, matcher)
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(matcher, key, context, exc)
-                return default if result.variation_index is None else result.value
+                found = matcher.find_head(key)
+                if found is None:  # no such flag (and no gate: `direct` is set)
+                    return store.snapshot.variation(key, context, default)
+                head = found
+            if type(head) is Result:
+                result = head
+            else:
+                try:
+                    result = head[0](head, context, matcher)
+                except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                    result = finish(matcher, key, context, exc)
+            return default if result.variation_index is None else result.value
         # As _evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
@@ -1091,24 +1098,29 @@ class Client:
         """The value, the variation index and the reason."""
         store = self._store
         matcher = store.direct
-        if matcher is not None and type(context) is Context and context._error is None:
-            head: tuple[Any, ...] | Result | None
+        if (
+            matcher is not None
+            and context.__class__ is Context
+            and context._error is None
+        ):
             try:  # as in variation(); its own results, not variation()'s heads
                 head = matcher.details[key]
             except KeyError:
-                head = matcher.find_head(key, details=True)
-            if head is not None:
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](head, context, matcher)
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(matcher, key, context, exc)
-                # A result that serves a variation is its own detail.
-                if result.variation_index is None:
-                    return detail_of(result, default)
-                return result
+                found = matcher.find_head(key, details=True)
+                if found is None:
+                    return store.snapshot.variation_detail(key, context, default)
+                head = found
+            if type(head) is Result:
+                result = head
+            else:
+                try:
+                    result = head[0](head, context, matcher)
+                except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                    result = finish(matcher, key, context, exc)
+            # A result that serves a variation is its own detail.
+            if result.variation_index is None:
+                return detail_of(result, default)
+            return result
         gate = store.gate  # as in variation()
         if gate is not None and not gate.passes(key):
             return await gate.evaluate(_variation_detail, key, context, default)

@@ -57,7 +57,13 @@ R = TypeVar("R")
 
 
 def _misused(context: object) -> bool:
-    """Whether an evaluation got something other than a Context or None."""
+    """Whether an evaluation got something other than a Context or None.
+
+    The evaluation methods check ``context.__class__ is Context`` at the
+    door (an attribute load: cheaper than calling ``type()``); an object
+    that only claims the class is found out here, as it has no ``_error``
+    of None.
+    """
     return context is not None and type(context) is not Context
 
 
@@ -476,7 +482,7 @@ class FlagSnapshot:
     def _result(self, key: str, context: Context | None) -> Result:
         if not self._initialized:
             return _NOT_READY
-        if type(context) is not Context or context._error is not None:
+        if context.__class__ is not Context or context._error is not None:
             return _refused(context, _NO_CONTEXT)
         try:
             flag = self._flags[key]
@@ -505,7 +511,7 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:  # a snapshot that is not ready holds none
             flag = None
-        if type(context) is not Context or context._error is not None:
+        if context.__class__ is not Context or context._error is not None:
             if _misused(context):
                 return _not_a_context(context, _NO_CONTEXT)
             return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
@@ -563,7 +569,11 @@ class FlagSnapshot:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:
             flag = None
-        if flag is None or type(context) is not Context or context._error is not None:
+        if (
+            flag is None
+            or context.__class__ is not Context
+            or context._error is not None
+        ):
             if _misused(context):
                 return _not_a_context(context, default)
             if self._events is not None:  # analytics events: the careful path
@@ -646,7 +656,7 @@ class FlagSnapshot:
             return default if result.variation_index is None else result.value
         # As _result() does it, in this frame; every failure gives the
         # default (a snapshot that is not ready holds no flags).
-        if type(context) is not Context or context._error is not None:
+        if context.__class__ is not Context or context._error is not None:
             return _refused(context, default)
         flag = self._flags.get(key)
         if flag is None:
@@ -776,7 +786,7 @@ class FlagSnapshot:
         """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
         if (
             not self._initialized
-            or type(context) is not Context
+            or context.__class__ is not Context
             or context._error is not None
         ):
             return _refused(context, FlagsState(valid=False, values={}, meta={}))
