@@ -1373,74 +1373,52 @@ class Client:
 # which costs the straight-line path ~700 instructions per call.
 
 
-def _variation(s: FlagSnapshot, key: str, context: Context | None, default: Any) -> Any:
-    return s.variation(key, context, default)
+def _variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.variation(k, c, d)
 
 
-def _variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.variation_detail(key, context, default)
+def _variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.variation_detail(k, c, d)
 
 
-def _bool_variation(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.bool_variation(key, context, default)
+def _bool_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.bool_variation(k, c, d)
 
 
-def _int_variation(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.int_variation(key, context, default)
+def _int_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.int_variation(k, c, d)
 
 
-def _float_variation(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.float_variation(key, context, default)
+def _float_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.float_variation(k, c, d)
 
 
-def _string_variation(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.string_variation(key, context, default)
+def _string_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.string_variation(k, c, d)
 
 
-def _json_variation(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.json_variation(key, context, default)
+def _json_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.json_variation(k, c, d)
 
 
-def _bool_variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.bool_variation_detail(key, context, default)
+def _bool_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.bool_variation_detail(k, c, d)
 
 
-def _int_variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.int_variation_detail(key, context, default)
+def _int_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.int_variation_detail(k, c, d)
 
 
-def _float_variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.float_variation_detail(key, context, default)
+def _float_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.float_variation_detail(k, c, d)
 
 
-def _string_variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.string_variation_detail(key, context, default)
+def _string_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.string_variation_detail(k, c, d)
 
 
-def _json_variation_detail(
-    s: FlagSnapshot, key: str, context: Context | None, default: Any
-) -> Any:
-    return s.json_variation_detail(key, context, default)
+def _json_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
+    return s.json_variation_detail(k, c, d)
 
 
 LAUNCHDARKLY_NAMES: Final = {
