@@ -1070,21 +1070,22 @@ class Client:
             and context.__class__ is Context
             and context._error is None
         ):
+            head: tuple[Any, ...] | Result | None
             try:
                 head = matcher.heads[key]
             except KeyError:  # first evaluated in this snapshot
-                found = matcher.find_head(key)
-                if found is None:  # no such flag (and no gate: `direct` is set)
-                    return store.snapshot.variation(key, context, default)
-                head = found
-            if type(head) is Result:
-                result = head
-            else:
-                try:
-                    result = head[0](head, context, matcher)
-                except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                    result = finish(matcher, key, context, exc)
-            return default if result.variation_index is None else result.value
+                head = matcher.find_head(key)
+            # None: no such flag here, for the snapshot's method (or a
+            # cached store's gate, which may read it through) below.
+            if head is not None:
+                if type(head) is Result:
+                    result = head
+                else:
+                    try:
+                        result = head[0](head, context, matcher)
+                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                        result = finish(matcher, key, context, exc)
+                return default if result.variation_index is None else result.value
         # As _evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
@@ -1103,24 +1104,23 @@ class Client:
             and context.__class__ is Context
             and context._error is None
         ):
+            head: tuple[Any, ...] | Result | None
             try:  # as in variation(); its own results, not variation()'s heads
                 head = matcher.details[key]
             except KeyError:
-                found = matcher.find_head(key, details=True)
-                if found is None:
-                    return store.snapshot.variation_detail(key, context, default)
-                head = found
-            if type(head) is Result:
-                result = head
-            else:
-                try:
-                    result = head[0](head, context, matcher)
-                except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                    result = finish(matcher, key, context, exc)
-            # A result that serves a variation is its own detail.
-            if result.variation_index is None:
-                return detail_of(result, default)
-            return result
+                head = matcher.find_head(key, details=True)
+            if head is not None:  # (None: as in variation())
+                if type(head) is Result:
+                    result = head
+                else:
+                    try:
+                        result = head[0](head, context, matcher)
+                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                        result = finish(matcher, key, context, exc)
+                # A result that serves a variation is its own detail.
+                if result.variation_index is None:
+                    return detail_of(result, default)
+                return result
         gate = store.gate  # as in variation()
         if gate is not None and not gate.passes(key):
             return await gate.evaluate(_variation_detail, key, context, default)
