@@ -30,7 +30,11 @@ from aioflags import (
     sources,
 )
 from aioflags._datasystem._stores._base import RawData
-from aioflags._datasystem._stores._lookups import StoreLookups
+from aioflags._datasystem._stores._lookups import (
+    MAX_ABSENT,
+    LookupMode,
+    StoreLookups,
+)
 from aioflags._datasystem._stores._redis import _RedisConnection
 from aioflags.stores import DataStoreStatus, RedisStore, StoreMode
 from aioflags.testing import FakeClock, FlagServer
@@ -155,7 +159,7 @@ async def test_the_wait_for_the_first_read_is_bounded_by_the_store_timeout(
         with anyio.fail_after(5):
             assert await client.variation("f", USER, "default") == "default"
     assert any(
-        "not read within 0.05 s (its timeout)" in r.getMessage()
+        "waited 0.15 s (3 times the persistent store's timeout)" in r.getMessage()
         for r in caplog.records
         if r.levelno == logging.WARNING
     )
@@ -346,10 +350,121 @@ async def test_a_read_through_on_a_stopped_redis_answers_the_default_at_once(
 
 
 @pytest.mark.asyncio
-async def test_expired_absences_are_pruned_once_there_are_many() -> None:
-    clock = FakeClock()
-    lookups = StoreLookups(clock, 1.0, 5.0)
-    lookups.answered([], [f"k{i}" for i in range(1024)])
-    await clock.advance(2)  # all expired
+async def test_a_flag_found_on_a_slow_store_is_served_though_its_reads_outlast_the_timeout(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read takes 0.15 s, within the 0.2 s timeout; the chain takes 0.3 s.
+
+    The sleeps make the store slow (the behaviour under test), they
+    synchronise nothing: the evaluation must wait for the whole chain.
+    """
+    store = RedisStore(url=redis_server.url, cache_ttl=15, timeout=0.2)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=FakeClock()) as client:
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g", key="g")))
+            get, load = _RedisConnection.get, _RedisConnection.load
+
+            async def slow_get(connection: _RedisConnection, *args: Any) -> Any:
+                await anyio.sleep(0.15)
+                return await get(connection, *args)
+
+            async def slow_load(connection: _RedisConnection) -> RawData:
+                await anyio.sleep(0.15)
+                return await load(connection)
+
+            monkeypatch.setattr(_RedisConnection, "get", slow_get)
+            monkeypatch.setattr(_RedisConnection, "load", slow_load)
+            assert await client.variation("g", USER, "default") == "g"
+
+
+# ------------------------------------------------------------ StoreLookups alone
+def _holds(key: str) -> bool:
+    return key == "f"
+
+
+@pytest.mark.asyncio
+async def test_absent_keys_are_bounded_the_oldest_forgotten_first() -> None:
+    lookups = StoreLookups(FakeClock(), math.inf, 5.0)
+    for batch in range(50):  # 50,000 typos, with an infinite cache
+        lookups.answered([], [f"typo-{batch}-{i}" for i in range(1000)])
+    assert len(lookups._absent) == MAX_ABSENT == 1000
+    assert next(iter(lookups._absent)) == "typo-49-0"  # the newest kept
+    lookups.answered([], ["typo-49-0"])  # asked again: the newest now
     lookups.answered([], ["new"])
-    assert list(lookups._absent) == ["new"]
+    assert list(lookups._absent)[:1] == ["typo-49-2"]
+    assert list(lookups._absent)[-2:] == ["typo-49-0", "new"]
+
+
+@pytest.mark.asyncio
+async def test_expired_absences_are_dropped_before_the_oldest_live_ones() -> None:
+    clock = FakeClock()
+    lookups = StoreLookups(clock, 100.0, 5.0)
+    lookups.answered([], ["oldest"])
+    lookups.answered([], [f"k{i}" for i in range(999)], seconds=0.5)
+    await clock.advance(1)  # the 999 expired; "oldest" has not
+    lookups.answered([], ["new"])
+    assert list(lookups._absent) == ["oldest", "new"]
+
+
+class CountedScopes:
+    """Counts the cancel scopes ``move_on_after`` opens (monkeypatched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = 0
+        move_on_after = anyio.move_on_after
+
+        def counted(*args: Any, **kwargs: Any) -> anyio.CancelScope:
+            self.opened += 1
+            return move_on_after(*args, **kwargs)
+
+        monkeypatch.setattr(anyio, "move_on_after", counted)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ttl", [15.0, math.inf], ids=["ttl", "infinite"])
+async def test_a_key_known_absent_is_answered_without_a_scope_or_a_wait(
+    monkeypatch: pytest.MonkeyPatch, ttl: float
+) -> None:
+    clock = FakeClock()
+    lookups = StoreLookups(clock, ttl, 5.0)
+    lookups.read(LookupMode.READ_THROUGH)
+    lookups.answered([], ["typo"])
+    scopes = CountedScopes(monkeypatch)
+    for _ in range(10):
+        await lookups.before("typo", _holds)
+        await lookups.before("f", _holds)
+    assert scopes.opened == 0
+    assert lookups.requested() == []
+    if math.isinf(ttl):
+        return
+    await clock.advance(ttl)  # expired: asked again, and waited for
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lookups.before, "typo", _holds)
+        await anyio.wait_all_tasks_blocked()
+        assert lookups.requested() == ["typo"]
+        lookups.answered(["typo"], ["typo"])
+    assert scopes.opened == 1
+
+
+@pytest.mark.asyncio
+async def test_waits_that_run_out_are_logged_once_a_minute_with_their_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    lookups = StoreLookups(clock, 15.0, 0.01)  # no reader: every wait runs out
+    lookups.read(LookupMode.READ_THROUGH)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    for key in ("a", "b", "c"):
+        with anyio.fail_after(5):
+            await lookups.before(key, _holds)
+    assert len(warnings()) == 1
+    assert "waited 0.03 s (3 times the persistent store's timeout)" in warnings()[0]
+    await clock.advance(60)
+    with anyio.fail_after(5):
+        await lookups.before("d", _holds)
+    assert len(warnings()) == 2
+    assert "(3 such evaluations since the last message)" in warnings()[1]

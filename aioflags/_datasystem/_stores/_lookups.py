@@ -13,8 +13,18 @@ evaluation (``await client.variation(...)``) does first, through
   reader looks it up (``HMGET``; every key asked meanwhile in one read),
   applies it if it exists (with what it needs that the snapshot lacks), and
   remembers its absence otherwise, for ``cache_ttl`` (for ever with an
-  infinite cache), as LaunchDarkly's per-item cache does. Concurrent
-  evaluations of one key share one read.
+  infinite cache), as LaunchDarkly's per-item cache does, for at most
+  :data:`MAX_ABSENT` keys (the oldest forgotten first, as LaunchDarkly's
+  ``ExpiringDict(max_len=1000)``). Concurrent evaluations of one key share
+  one read; an evaluation of a key known absent waits for nothing.
+
+An evaluation never waits longer than :data:`WAIT_TIMEOUTS` times the
+store's ``timeout``: what it waits for is a chain of store operations (a full
+read under way when it asks, the ``HMGET``, and for a key found the full read
+that brings it with what it needs), each bounded by that timeout. A wait that
+runs out is logged (WARNING) once, then at most once per
+:data:`~aioflags._datasystem._stores._base.OUTAGE_LOG_INTERVAL` with the
+number of evaluations it happened to since.
 
 The store reader (``_sources.py``) does every read and every apply, in its
 own task; evaluations only ask and wait. The synchronous snapshot never
@@ -31,19 +41,24 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from ._base import OUTAGE_LOG_INTERVAL
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
     from aioflags._core._clock import Clock
 
-__all__ = ["LookupMode", "StoreLookups"]
+__all__ = ["MAX_ABSENT", "WAIT_TIMEOUTS", "LookupMode", "StoreLookups"]
 
 logger = logging.getLogger("aioflags.datasource")
 
-#: Absent keys remembered before expired ones are first pruned; then again
-#: each time their number doubles (pruning is a bound on the work, not on the
-#: keys: a key whose absence has not expired is kept).
-_PRUNE_AT: Final = 1024
+#: The most absent keys remembered: once there are as many, the expired ones
+#: are dropped, then the oldest (typos and keys from request input are not
+#: kept for ever, even with an infinite cache).
+MAX_ABSENT: Final = 1000
+#: An evaluation waits at most this many store timeouts: a full read under
+#: way, the ``HMGET``, and for a key found the full read that brings it.
+WAIT_TIMEOUTS: Final = 3
 
 
 class LookupMode(enum.Enum):
@@ -77,24 +92,27 @@ class StoreLookups:
         "_bound",
         "_clock",
         "_first",
+        "_late",
+        "_late_logged_at",
         "_mode",
         "_pending",
-        "_prune_at",
         "_stopped",
         "_ttl",
         "_wake",
     )
 
-    def __init__(self, clock: Clock, ttl: float, bound: float) -> None:
+    def __init__(self, clock: Clock, ttl: float, timeout: float) -> None:
         self._clock = clock
         self._ttl = ttl  # how long an absence is believed (inf: for ever)
-        self._bound = bound  # the longest an evaluation waits (the store's timeout)
+        self._bound = WAIT_TIMEOUTS * timeout  # the longest an evaluation waits
         self._first = anyio.Event()  # set once the first read is over
         self._mode = LookupMode.STARTING
         self._pending: dict[str, anyio.Event] = {}  # keys asked, not answered
         self._wake = anyio.Event()
-        self._absent: dict[str, float] = {}  # key -> until when it is absent
-        self._prune_at = _PRUNE_AT
+        # key -> until when it is absent, oldest first (at most MAX_ABSENT)
+        self._absent: dict[str, float] = {}
+        self._late = 0  # waits run out since the last WARNING about them
+        self._late_logged_at = -math.inf  # when that WARNING was logged
         self._stopped = False
 
     # ------------------------------------------------------------ evaluations
@@ -103,18 +121,25 @@ class StoreLookups:
 
         ``holds(key)``: whether the current snapshot has the key (a flag or
         its tombstone). ``key`` None (all flags): the first read only. Never
-        waits longer than the store's timeout in all; never raises.
+        waits longer than :data:`WAIT_TIMEOUTS` store timeouts in all; never
+        raises. A key known absent, like a key the snapshot holds, returns at
+        once, without a cancel scope.
         """
         if self._first.is_set() and (
-            key is None or self._mode is LookupMode.IDLE or holds(key)
+            key is None
+            or self._mode is LookupMode.IDLE
+            or holds(key)
+            or self._known_absent(key)
         ):
-            return  # the common case, without a cancel scope
+            return  # the common cases, without a cancel scope
         with anyio.move_on_after(self._bound) as scope:
             await self._first.wait()
-            if key is None or self._mode is LookupMode.IDLE or holds(key):
-                return
-            until = self._absent.get(key)
-            if until is not None and self._clock.now() < until:
+            if (
+                key is None
+                or self._mode is LookupMode.IDLE
+                or holds(key)
+                or self._known_absent(key)
+            ):
                 return
             done = self._pending.get(key)
             if done is None:  # the first to ask: later ones share its read
@@ -122,11 +147,29 @@ class StoreLookups:
                 self._wake.set()
             await done.wait()
         if scope.cancelled_caught:
-            logger.warning(
-                "The persistent store was not read within %g s (its timeout): "
-                "evaluating the data read last",
-                self._bound,
-            )
+            self._log_late()
+
+    def _known_absent(self, key: str) -> bool:
+        """Whether ``key``'s absence was read and has not expired."""
+        until = self._absent.get(key)
+        return until is not None and (until == math.inf or self._clock.now() < until)
+
+    def _log_late(self) -> None:
+        """A wait ran out: a WARNING now, at most once per OUTAGE_LOG_INTERVAL."""
+        self._late += 1
+        now = self._clock.now()
+        if now - self._late_logged_at < OUTAGE_LOG_INTERVAL:
+            return
+        logger.warning(
+            "An awaited evaluation waited %g s (%d times the persistent store's "
+            "timeout) for the store, then evaluated the flags held without it "
+            "(%d such evaluations since the last message)",
+            self._bound,
+            WAIT_TIMEOUTS,
+            self._late,
+        )
+        self._late_logged_at = now
+        self._late = 0
 
     # ----------------------------------------------------------------- reader
     def read(self, mode: LookupMode) -> None:
@@ -164,13 +207,19 @@ class StoreLookups:
         """
         if absent:
             now = self._clock.now()
-            if len(self._absent) >= self._prune_at:
-                self._absent = {k: t for k, t in self._absent.items() if t > now}
-                self._prune_at = max(_PRUNE_AT, 2 * len(self._absent))
             ttl = self._ttl if seconds is None else seconds
             until = now + ttl if not math.isinf(ttl) else math.inf
+            remembered = self._absent
+            if len(remembered) + len(absent) > MAX_ABSENT:
+                # Drop the expired ones first (one pass per batch), then the
+                # oldest as long as there are too many.
+                remembered = {k: t for k, t in remembered.items() if t > now}
+                self._absent = remembered
             for key in absent:
-                self._absent[key] = until
+                remembered.pop(key, None)  # the newest last
+                remembered[key] = until
+            while len(remembered) > MAX_ABSENT:
+                del remembered[next(iter(remembered))]
         self._release(keys)
 
     def stop(self) -> None:
