@@ -378,6 +378,28 @@ async def test_a_flag_found_on_a_slow_store_is_served_though_its_reads_outlast_t
             assert await client.variation("g", USER, "default") == "g"
 
 
+@pytest.mark.asyncio
+async def test_a_key_found_without_inited_is_not_asked_again_before_the_retry(
+    redis_server: RedisServer,
+) -> None:
+    """While ``$inited`` is missing (Relay repopulating), not a read per evaluation."""
+    clock = FakeClock()
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=clock) as client:
+            await raw.delete("launchdarkly:$inited")
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g", key="g")))
+            before = await calls(raw, "hmget")
+            for _ in range(5):
+                assert await client.variation("g", USER, "default") == "default"
+            assert await calls(raw, "hmget") == before + 1
+            await clock.advance(0.5)  # the retry interval: asked again
+            await raw.set("launchdarkly:$inited", "1")
+            assert await client.variation("g", USER, "default") == "g"
+            assert await calls(raw, "hmget") == before + 2
+
+
 # ------------------------------------------------------------ StoreLookups alone
 def _holds(key: str) -> bool:
     return key == "f"

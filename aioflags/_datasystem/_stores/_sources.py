@@ -278,9 +278,10 @@ async def _look_up(
     left as it is until the TTL expires, as in LaunchDarkly's per-item cache.
     ``seen`` (what was applied) is updated; with ``require_inited``, a store
     without its ``$inited`` key is not applied. The keys the store lacks are
-    absent for the TTL; those of a read that failed for
-    :data:`RETRY_INTERVAL`, so that a down or hung store does not hold up
-    every evaluation of a missing key.
+    absent for the TTL; those of a read that failed, or found the store
+    without its ``$inited`` key, for :data:`RETRY_INTERVAL`, so that a down,
+    hung or emptied store does not cost every evaluation of a missing key a
+    round trip and a wait.
     """
     try:
         found = await connection.get(ObjectKind.FLAG, keys)
@@ -293,8 +294,10 @@ async def _look_up(
     if data is None:
         return _Found(keys, None, keys)
     if require_inited and not data.initialized:
-        # Lost its data meanwhile: the next full read says so.
-        return _Found(keys, None, [])
+        # Lost its data meanwhile (or being written again): not served, and
+        # the keys not asked again before the next retry, as on a failure;
+        # the next full read says what the store holds.
+        return _Found(keys, None, keys, RETRY_INTERVAL)
     items = {(kind, key): text for kind, key, text in _flat(data)}
     new = {item: text for item, text in items.items() if item not in seen}
     seen.update(new)
