@@ -286,8 +286,17 @@ async def test_a_daemon_on_an_empty_store_reads_it_when_a_key_is_evaluated(
         assert await client.variation("other", USER, "default") == "default"
         # Written the way the harness does: flags, no $inited.
         await seed(raw, {"f": flag("fallthrough")}, inited=False)
-        await clock.wait_for_sleeper(within=0.5)
-        assert await client.variation("f", USER, "default") == "fallthrough"
+        results: list[object] = []
+
+        async def evaluate() -> None:
+            results.append(await client.variation("f", USER, "default"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(evaluate)
+            # "other" was read at once: "f" waits for the retry.
+            await clock.wait_for_sleeper(within=0.5)
+            await clock.advance(0.5)
+        assert results == ["fallthrough"]
         assert client.status is ProviderStatus.READY
         await raw.hset("launchdarkly:features", "f", json.dumps(flag("new", 2)))
         if ttl is None:
@@ -298,6 +307,24 @@ async def test_a_daemon_on_an_empty_store_reads_it_when_a_key_is_evaluated(
             async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED):
                 await clock.advance(ttl)
             assert await client.variation("f", USER, "default") == "new"
+
+
+@pytest.mark.asyncio
+async def test_a_daemon_on_an_empty_store_reads_it_at_once_once_per_retry(
+    redis_server: RedisServer,
+) -> None:
+    """Distinct missing keys do not cost a full read each (at most one early)."""
+    clock = FakeClock()  # never advanced: the 0.5 s retry never runs
+    store = RedisStore(url=redis_server.url, cache_ttl=15, timeout=0.1)
+    async with (
+        raw_redis(redis_server) as raw,
+        Client(daemon(store, ready_timeout=0), clock=clock) as client,
+    ):
+        await clock.wait_for_sleeper(within=0.5)  # the first read is over
+        before = await calls(raw, "exec")  # one MULTI/EXEC per full read
+        for i in range(4):  # after the first, each waits out its 0.3 s bound
+            assert await client.variation(f"k{i}", USER, "default") == "default"
+        assert await calls(raw, "exec") == before + 1
 
 
 @pytest.mark.asyncio

@@ -69,7 +69,8 @@ class LookupMode(enum.Enum):
     #: The store is served: a missing key is looked up in the store.
     READ_THROUGH = "read-through"
     #: Daemon mode on a store that is not initialised yet: a missing key
-    #: makes the reader read the whole store now (rather than at its next retry).
+    #: makes the reader read the whole store now (rather than at its next
+    #: retry), unless it did so for another key since its last retry.
     RELOAD = "reload"
     #: Nothing is read through (the store is down, has lost its data, is not
     #: initialised while sources run, or the sources have delivered).

@@ -321,7 +321,8 @@ def daemon_synchronizer(
     an evaluation asks (each awaited evaluation sees the store as it is).
     With the cache on and ``lookups``: the flag keys evaluations miss are
     read through between reloads; while the store is not initialised, a
-    missing key makes the next read happen at once.
+    missing key makes the next read happen at once, at most once per
+    :data:`RETRY_INTERVAL` (the keys asked after it wait for the retry).
     """
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
@@ -353,6 +354,7 @@ async def _daemon(
     ttl = store.cache_ttl
     seen: dict[tuple[ObjectKind, str], str] | None = None  # what was applied last
     inited = False  # the store has had its $inited key during this run
+    early = False  # the last read was one an evaluation asked for
     reported: _Trouble | None = None  # what the status says is wrong: once each
     async with store.connect() as connection:
         while True:
@@ -393,9 +395,17 @@ async def _daemon(
                         continue
                 if lookups is not None and trouble is _Trouble.UNINITIALISED:
                     # Nothing to serve: a key evaluated meanwhile is read
-                    # (with the whole store) at once, not at the next retry.
+                    # (with the whole store) at once, not at the next retry;
+                    # after such a read, the next one waits for the retry,
+                    # so that distinct keys cost one full read per interval.
                     _read(lookups, keys, LookupMode.RELOAD, {})
-                    await _sleep_or_request(ctx.clock, RETRY_INTERVAL, lookups)
+                    if early:
+                        early = False
+                        await ctx.clock.sleep(RETRY_INTERVAL)
+                    else:
+                        early = await _sleep_or_request(
+                            ctx.clock, RETRY_INTERVAL, lookups
+                        )
                     continue
                 _read(lookups, keys, LookupMode.IDLE)
                 await ctx.clock.sleep(RETRY_INTERVAL)
