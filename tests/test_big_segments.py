@@ -27,6 +27,7 @@ from aioflags import (
     DataSystem,
 )
 from aioflags._core._clock import wall_ms
+from aioflags._datasystem._stores._gate import EvaluationGate
 from aioflags.stores import (
     BigSegmentStoreStatus,
     RedisBigSegmentStore,
@@ -700,3 +701,29 @@ async def test_a_store_that_never_connects_answers_store_error(
             detail = await client.bool_variation_detail("f", Context.create("u"), False)
         assert detail.value is False
         assert detail.reason["bigSegmentsStatus"] == "STORE_ERROR"
+
+
+@pytest.mark.asyncio
+async def test_typed_evaluations_go_to_the_gate_without_asking_whether_it_passes(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With big segments every evaluation goes through the gate: no passes() call."""
+    asked: list[str] = []
+    passes = EvaluationGate.passes
+
+    def counted(gate: EvaluationGate, key: str) -> bool:
+        asked.append(key)
+        return passes(gate, key)
+
+    monkeypatch.setattr(EvaluationGate, "passes", counted)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, [flag()], [segment()], synchronized_on=wall_ms())
+        await member(raw, "in", include=("big.g2",))
+        async with Client(config(redis_server)) as client:
+            await until_status(client, HEALTHY)
+            ctx = Context.create("in")
+            assert await client.bool_variation("f", ctx, False) is True
+            assert (await client.bool_variation_detail("f", ctx, False)).value is True
+            assert await client.variation("f", ctx, False) is True
+            assert (await client.variation_detail("f", ctx, False)).value is True
+    assert asked == []

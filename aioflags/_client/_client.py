@@ -1089,7 +1089,7 @@ class Client:
         # As _evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
         gate = store.gate
-        if gate is not None and not gate.passes(key):
+        if gate is not None and (gate.always or not gate.passes(key)):
             return await gate.evaluate(_variation, key, context, default)
         return store.snapshot.variation(key, context, default)
 
@@ -1122,7 +1122,7 @@ class Client:
                     return detail_of(result, default)
                 return result
         gate = store.gate  # as in variation()
-        if gate is not None and not gate.passes(key):
+        if gate is not None and (gate.always or not gate.passes(key)):
             return await gate.evaluate(_variation_detail, key, context, default)
         return store.snapshot.variation_detail(key, context, default)
 
@@ -1132,7 +1132,7 @@ class Client:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.bool_variation(key, context, default)
         return await gate.evaluate(_bool_variation, key, context, default)
 
@@ -1142,7 +1142,7 @@ class Client:
         """The flag's value if it is a number (truncated), else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.int_variation(key, context, default)
         return await gate.evaluate(_int_variation, key, context, default)
 
@@ -1152,7 +1152,7 @@ class Client:
         """The flag's value if it is a number, else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.float_variation(key, context, default)
         return await gate.evaluate(_float_variation, key, context, default)
 
@@ -1162,7 +1162,7 @@ class Client:
         """The flag's value if it is a string, else ``default``."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.string_variation(key, context, default)
         return await gate.evaluate(_string_variation, key, context, default)
 
@@ -1172,7 +1172,7 @@ class Client:
         """The flag's value, whatever its JSON type."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.json_variation(key, context, default)
         return await gate.evaluate(_json_variation, key, context, default)
 
@@ -1182,7 +1182,7 @@ class Client:
         """Like :meth:`bool_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.bool_variation_detail(key, context, default)
         return await gate.evaluate(_bool_variation_detail, key, context, default)
 
@@ -1192,7 +1192,7 @@ class Client:
         """Like :meth:`int_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.int_variation_detail(key, context, default)
         return await gate.evaluate(_int_variation_detail, key, context, default)
 
@@ -1202,7 +1202,7 @@ class Client:
         """Like :meth:`float_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.float_variation_detail(key, context, default)
         return await gate.evaluate(_float_variation_detail, key, context, default)
 
@@ -1212,7 +1212,7 @@ class Client:
         """Like :meth:`string_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.string_variation_detail(key, context, default)
         return await gate.evaluate(_string_variation_detail, key, context, default)
 
@@ -1222,7 +1222,7 @@ class Client:
         """Like :meth:`json_variation`, with the index and reason."""
         store = self._store  # as _evaluate(), without a second coroutine
         gate = store.gate
-        if gate is None or gate.passes(key):
+        if gate is None or (not gate.always and gate.passes(key)):
             return store.snapshot.json_variation_detail(key, context, default)
         return await gate.evaluate(_json_variation_detail, key, context, default)
 
