@@ -29,6 +29,8 @@ from aioflags import (
     ProviderStatus,
     sources,
 )
+from aioflags._datasystem._datatypes import Change, ObjectKind
+from aioflags._datasystem._stores import _base, _sources
 from aioflags._datasystem._stores._base import RawData
 from aioflags._datasystem._stores._lookups import (
     MAX_ABSENT,
@@ -425,6 +427,30 @@ async def test_a_key_found_without_inited_is_not_asked_again_before_the_retry(
             await raw.set("launchdarkly:$inited", "1")
             assert await client.variation("g", USER, "default") == "g"
             assert await calls(raw, "hmget") == before + 2
+
+
+@pytest.mark.asyncio
+async def test_a_flag_read_through_is_decoded_once_by_the_read_that_applies_it(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once to see that the HMGET found a flag, once to apply it: not a third time."""
+    decoded: list[str] = []
+    decode = _base.decode_item
+
+    def counted(kind: ObjectKind, key: str, text: str) -> Change | None:
+        decoded.append(key)
+        return decode(kind, key, text)
+
+    store = RedisStore(url=redis_server.url, cache_ttl=15)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=FakeClock()) as client:
+            await raw.hset("launchdarkly:features", "g", json.dumps(flag("g", key="g")))
+            monkeypatch.setattr(_base, "decode_item", counted)
+            monkeypatch.setattr(_sources, "decode_item", counted)
+            assert await client.variation("g", USER, "default") == "g"
+            assert await client.variation("g", USER, "default") == "g"
+    assert decoded == ["g", "g"]
 
 
 # ------------------------------------------------------------ StoreLookups alone

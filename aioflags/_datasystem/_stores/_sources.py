@@ -307,7 +307,24 @@ async def _look_up(
         if decoded
         else None
     )
-    return _Found(keys, change_set, _absent(keys, items))
+    # Absent: not put by this read (its new items are decoded once, above),
+    # nor live in it among the items applied before (rare: a key asked while
+    # the snapshot lacks it was unusable when it was applied).
+    put = {
+        change.key
+        for change in decoded
+        if change.kind is ObjectKind.FLAG and change.action is ChangeKind.PUT
+    }
+    absent = [
+        key
+        for key in keys
+        if key not in put
+        and (
+            (ObjectKind.FLAG, key) in new
+            or not _live(key, items.get((ObjectKind.FLAG, key)))
+        )
+    ]
+    return _Found(keys, change_set, absent)
 
 
 def daemon_synchronizer(
