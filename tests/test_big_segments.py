@@ -673,6 +673,55 @@ async def test_an_evaluation_that_fetches_memberships_is_recorded_once(
         ]
 
 
+@pytest.mark.asyncio
+async def test_cached_memberships_cost_one_pass_with_events_on(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every membership of the context cached, the snapshot evaluates once.
+
+    The quiet passes that discover what to fetch are for cache misses only:
+    with events on (a recording snapshot), a second pass per call would
+    double every awaited evaluation of a client with big segments.
+    """
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+    passes: list[str] = []
+    for name in ("bool_variation", "all_flags_state"):
+        method = getattr(FlagSnapshot, name)
+
+        def counted(
+            self: Any, *args: Any, _m: Any = method, _n: str = name, **kw: Any
+        ) -> Any:
+            passes.append(_n)
+            return _m(self, *args, **kw)
+
+        monkeypatch.setattr(FlagSnapshot, name, counted)
+    async with raw_redis(redis_server) as raw, FlagServer({}) as events:
+        await seed(raw, [flag()], [segment()], synchronized_on=wall_ms())
+        await member(raw, "in", include=("big.g2",))
+        cfg = config(redis_server)
+        cfg = Config(
+            "sdk-key",
+            data_system=cfg.data_system,
+            big_segments=cfg.big_segments,
+            events_uri=events.url,
+            diagnostic_opt_out=True,
+        )
+        context = Context.create("in")
+        async with Client(cfg) as client:
+            await until_status(client, HEALTHY)
+            assert await client.bool_variation("f", context, False)  # fetched
+            passes.clear()
+            assert await client.bool_variation("f", context, False)  # cached
+            await client.all_flags_state(context)
+            assert passes == ["bool_variation", "all_flags_state"]
+            await client.flush()
+        (summary,) = [e for e in events.events if e["kind"] == "summary"]
+        assert summary["features"]["f"]["counters"] == [
+            {"variation": 0, "version": 1, "value": True, "count": 2}
+        ]
+
+
 class NeverConnects(SlowStore):
     """A store of the application's own whose connect() never returns."""
 

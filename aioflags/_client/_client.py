@@ -40,7 +40,16 @@ import random as _random
 import sys
 import weakref
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Final,
+    ParamSpec,
+    TypeVar,
+    cast,
+    final,
+)
 
 from aioflags._core._clock import Clock, MonotonicClock
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
@@ -91,6 +100,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 logger = logging.getLogger("aioflags")
 events_logger = logging.getLogger("aioflags.events")
@@ -1032,18 +1042,23 @@ class Client:
         if not isinstance(store, _WarningStore):  # it attaches on replacement
             self._store.attach_hooks(self._hooks)
 
-    async def _evaluate(self, call: Callable[[FlagSnapshot], T]) -> T:
-        """``call(snapshot)`` on the current snapshot, after the gate if any.
+    async def _evaluate(
+        self,
+        call: Callable[Concatenate[FlagSnapshot, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call(snapshot, *args, **kwargs)`` on the current snapshot, after the gate if any.
 
-        ``call`` calls one of the snapshot's methods (``lambda s:
-        s.all_flags_state(...)``), so that a snapshot's own override (the
-        hooks') is what runs.
+        ``call`` calls one of the snapshot's methods (``_all_flags_state``),
+        so that a snapshot's own override (the hooks') is what runs; the
+        context among ``args`` tells big segments what it may ask.
         """
         store = self._store
         gate = store.gate
         if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(call)
-        return call(store.snapshot)
+            return await gate.evaluate(call, *args, **kwargs)
+        return call(store.snapshot, *args, **kwargs)
 
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -1238,12 +1253,11 @@ class Client:
         # Every flag is evaluated: compile the cold ones first, in slices.
         await self._store.warm()
         return await self._evaluate(
-            lambda s: s.all_flags_state(
-                context,
-                with_reasons=with_reasons,
-                client_side_only=client_side_only,
-                details_only_for_tracked_flags=details_only_for_tracked_flags,
-            )
+            _all_flags_state,
+            context,
+            with_reasons=with_reasons,
+            client_side_only=client_side_only,
+            details_only_for_tracked_flags=details_only_for_tracked_flags,
         )
 
     # ------------------------------------------------------------ migrations
@@ -1262,7 +1276,7 @@ class Client:
         Added in version 0.1.0.
         """
         stage, tracker = await self._evaluate(
-            lambda s: s.migration_variation(key, context, default_stage)
+            _migration_variation, key, context, default_stage
         )
         # Its consistency sampling draws from the client's random source.
         tracker._random = self._random
@@ -1371,6 +1385,18 @@ class Client:
 # own override, the hooks', is what runs). Functions of the module, not
 # lambdas in the methods: a lambda would make the method's arguments cells,
 # which costs the straight-line path ~700 instructions per call.
+
+
+def _all_flags_state(
+    s: FlagSnapshot, /, c: Context | None, **options: bool
+) -> FlagsState:
+    return s.all_flags_state(c, **options)
+
+
+def _migration_variation(
+    s: FlagSnapshot, /, k: str, c: Context | None, d: Stage
+) -> tuple[Stage, OpTracker]:
+    return s.migration_variation(k, c, d)
 
 
 def _variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:

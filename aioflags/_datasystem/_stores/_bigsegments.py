@@ -54,6 +54,7 @@ from typing import (
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._evaluation._context import Context
 from aioflags._evaluation._membership import HEALTHY, STALE, STORE_ERROR
 
 if TYPE_CHECKING:
@@ -580,8 +581,19 @@ class BigSegments:
         it needs none. Then the snapshot evaluates once with every answer in
         hand: its events are recorded and its hooks' series runs exactly
         once per call.
+
+        When every membership the call can ask is cached already (each key
+        of the context among its arguments), the snapshot evaluates at once,
+        with those answers in hand: one pass, as without big segments.
         """
         running = _Pass()
+        context = next((a for a in args if isinstance(a, Context)), None)
+        if context is not None and self._all_cached(context, running.known):
+            token = _PASS.set(running)
+            try:
+                return call(snapshot, *args, **kwargs)
+            finally:
+                _PASS.reset(token)
         quiet = self._quiet(snapshot)
         while True:
             token = _PASS.set(running)
@@ -602,6 +614,21 @@ class BigSegments:
             return call(snapshot, *args, **kwargs)
         finally:
             _PASS.reset(token)
+
+    def _all_cached(self, context: Context, known: dict[str, _Answer]) -> bool:
+        """Whether each of ``context``'s keys has a fresh cached membership (into ``known``).
+
+        A membership is asked by a context's key (one of its parts'), so
+        with all of them in ``known`` no evaluation of ``context`` can miss.
+        """
+        if self._status is None:
+            return False
+        for part in context._parts.values():
+            got = self._cached(part._key)
+            if got is None:
+                return False
+            known[part._key] = got
+        return True
 
     def _quiet(self, snapshot: FlagSnapshot) -> FlagSnapshot:
         """``snapshot``'s quiet twin, kept while it is the one evaluated here."""
