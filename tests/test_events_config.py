@@ -45,6 +45,12 @@ def test_private_attributes_become_a_tuple() -> None:
     assert config.private_attributes == ("email", "/address/street")
 
 
+def test_private_attributes_from_a_generator_are_kept() -> None:
+    """The check reads them once: a generator is not used up before it is kept."""
+    config = Config("k", private_attributes=(a for a in ["email"]))  # type: ignore[arg-type]
+    assert config.private_attributes == ("email",)
+
+
 @pytest.mark.parametrize(
     "options",
     [

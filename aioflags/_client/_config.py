@@ -517,16 +517,19 @@ class Config(Frozen):
                 f"got {self.diagnostic_recording_interval!r}"
             )
         private: object = self.private_attributes  # callers may not be typed
-        if (
-            isinstance(private, str)
-            or not isinstance(private, Iterable)
-            or not all(isinstance(p, str) and p for p in private)
-        ):
+        if isinstance(private, str) or not isinstance(private, Iterable):
             raise ConfigurationError(
                 "private_attributes must be a sequence of attribute references "
                 "(non-empty strings such as 'email' or '/address/street')"
             )
-        set_field(self, "private_attributes", tuple(self.private_attributes))
+        # Once: an iterator (a generator) would be used up by the check.
+        private = tuple(private)
+        if not all(isinstance(p, str) and p for p in private):
+            raise ConfigurationError(
+                "private_attributes must be a sequence of attribute references "
+                "(non-empty strings such as 'email' or '/address/street')"
+            )
+        set_field(self, "private_attributes", private)
 
     @property
     def events_enabled(self) -> bool:
