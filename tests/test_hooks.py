@@ -565,6 +565,112 @@ async def test_an_evaluation_with_no_hooks_does_no_hook_work(
         client.track("e", USER)
 
 
+class TrackOnly(Hook):
+    """Observes ``track()`` only: it has no evaluation stage of its own."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def after_track(self, series_context: TrackSeriesContext) -> None:
+        self.calls.append(("track-only", "track", series_context))
+
+
+@pytest.mark.asyncio
+async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No series context is built, and the async client's inlined paths stay so."""
+    calls: Calls = []
+    hooks = [Hook(), TrackOnly(calls)]
+    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
+    async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
+        snapshot = client.snapshot()
+        assert isinstance(snapshot, HookedSnapshot)
+        with monkeypatch.context() as patched:
+            patched.setattr(HookRunner, "evaluate", fail)
+            await client.variation("b", USER, False)
+            await client.variation_detail("b", USER, False)
+        for method, key, default in METHODS:
+            await getattr(client, method)(key, USER, default)
+        for method, key, default in METHODS:
+            plain = getattr(FlagSnapshot, method)(snapshot, key, USER, default)
+            assert getattr(snapshot, method)(key, USER, default) == plain, method
+        client.track("e", USER)
+    assert stages(calls) == [("track-only", "track")]
+
+
+class BeforeOnly(Recording):
+    """Has a ``before_evaluation`` of its own, and Hook's ``after_evaluation``."""
+
+    after_evaluation = Hook.after_evaluation
+
+
+class AfterOnly(Recording):
+    """Has an ``after_evaluation`` of its own, and Hook's ``before_evaluation``."""
+
+    before_evaluation = Hook.before_evaluation
+
+
+@pytest.mark.asyncio
+async def test_only_a_hooks_own_stages_run_each_with_its_own_data() -> None:
+    calls: Calls = []
+    hooks = [
+        AfterOnly("after-only", calls),
+        Hook(),
+        BeforeOnly("before-only", calls),
+        Recording("both", calls),
+    ]
+    async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
+        assert await client.int_variation("n", USER, 0) == 7
+        expected = await client.int_variation_detail("n", USER, 0)
+    assert (
+        stages(calls)
+        == [
+            ("before-only", "before"),
+            ("both", "before"),
+            ("both", "after"),
+            ("after-only", "after"),
+        ]
+        * 2
+    )
+    both, after_only = calls[2], calls[3]
+    assert both[3] == {"both": "seen"}
+    assert after_only[3] == {}  # Hook's before_evaluation: its empty data
+    assert both[4] == after_only[4] == expected
+    assert both[2] == after_only[2] == calls[1][2]  # one series context
+
+
+@pytest.mark.asyncio
+async def test_a_stage_set_on_the_instance_before_registration_runs() -> None:
+    calls: Calls = []
+    hook = Hook()
+
+    def before(
+        series_context: EvaluationSeriesContext, data: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        calls.append(("instance", "before", series_context))
+        return data
+
+    hook.before_evaluation = before  # type: ignore[method-assign]
+    async with Client(Config(data_system=data().data_system(), hooks=[hook])) as client:
+        await client.variation("b", USER, False)
+    assert stages(calls) == [("instance", "before")]
+
+
+@pytest.mark.asyncio
+async def test_a_hook_with_stages_added_after_a_no_op_one_runs_everywhere() -> None:
+    calls: Calls = []
+    client = Client(Config(data_system=data().data_system(), hooks=[Hook()]))
+    async with client:
+        await client.variation("b", USER, False)
+        old_snapshot = client.snapshot()
+        client.add_hook(Recording("a", calls))
+        await client.variation("b", USER, False)
+        old_snapshot.variation("b", USER, False)
+        client.snapshot().variation("b", USER, False)
+    assert stages(calls) == [("a", "before"), ("a", "after")] * 3
+
+
 # ---------------------------------------------------------- environment id
 @pytest.mark.asyncio
 @pytest.mark.parametrize("path", ["/sdk/poll", "/sdk/latest-all"])

@@ -250,7 +250,7 @@ def test_direct_follows_the_snapshot_and_the_gate() -> None:
     # evaluation must go through, after any change.
     from types import SimpleNamespace
 
-    from aioflags._client._hooks import HookRunner
+    from aioflags._client._hooks import Hook, HookRunner
 
     store = Store()
 
@@ -294,5 +294,12 @@ def test_direct_follows_the_snapshot_and_the_gate() -> None:
     check(True)
     store.gate = None
     check(True)
-    store.attach_hooks(HookRunner([]))
+    store.attach_hooks(HookRunner([Hook()]))
+    check(True)  # a hook with no evaluation stage of its own runs nothing
+
+    class Observing(Hook):
+        def after_evaluation(self, *args: Any) -> Any:
+            return args[1]
+
+    store.attach_hooks(HookRunner([Observing()]))
     check(False)  # the hooks' snapshot runs them

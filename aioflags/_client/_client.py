@@ -1035,12 +1035,17 @@ class Client:
         check_hook(hook, "add_hook()")
         runner = self._hooks
         if runner is not None:
+            observed = runner.observes_evaluations
             runner.add(hook)
-            return
-        self._hooks = HookRunner((hook,))
+            if observed or not runner.observes_evaluations:
+                return
+            # The first hook with an evaluation stage: the store's snapshot
+            # may let the client evaluate around the hooks (HookedSnapshot).
+        else:
+            runner = self._hooks = HookRunner((hook,))
         store: object = self._store
         if not isinstance(store, _WarningStore):  # it attaches on replacement
-            self._store.attach_hooks(self._hooks)
+            self._store.attach_hooks(runner)
 
     async def _evaluate(
         self,

@@ -277,6 +277,16 @@ def check_hook(hook: object, where: str) -> Hook:
     return hook
 
 
+def _own(hook: Hook, stage: str) -> bool:
+    """Whether ``hook``'s ``stage`` is its own, not :class:`Hook`'s pass-through.
+
+    Read once, at registration: a class attribute, or one set on the
+    instance before it was registered.
+    """
+    method = getattr(hook, stage)
+    return getattr(method, "__func__", method) is not getattr(Hook, stage)
+
+
 def _name(hook: Hook) -> str:
     try:
         return str(hook.metadata.name)
@@ -293,14 +303,44 @@ class HookRunner:
     hook, or another thread) applies from the next evaluation on.
     """
 
-    __slots__ = ("_failed", "environment_id", "hooks")
+    __slots__ = ("_failed", "environment_id", "hooks", "stages")
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
-        self.hooks: tuple[Hook, ...] = tuple(hooks)
+        self.hooks: tuple[Hook, ...] = ()
+        #: The evaluation stages that run, as one value (read once per
+        #: series, so a hook added meanwhile is all in or all out): the
+        #: hooks whose ``before_evaluation`` is their own (not
+        #: :class:`Hook`'s pass-through), in registration order; and those
+        #: whose ``after_evaluation`` is, each with the position of its
+        #: ``before_evaluation`` in the first (-1: it gets empty data). A
+        #: hook that observes no evaluation thus costs an evaluation
+        #: nothing, and the detail is built only for an ``after_evaluation``.
+        self.stages: tuple[tuple[Hook, ...], tuple[tuple[Hook, int], ...]] = (
+            (),
+            (),
+        )
         self.environment_id: str | None = None
         self._failed: set[tuple[int, str]] = set()
+        for hook in hooks:
+            self.add(hook)
+
+    @property
+    def observes_evaluations(self) -> bool:
+        """Whether any hook has an evaluation stage of its own."""
+        before, after = self.stages
+        return bool(before or after)
 
     def add(self, hook: Hook) -> None:
+        """Register ``hook`` after the others (its stages are looked up now)."""
+        before, after = self.stages
+        if _own(hook, "before_evaluation"):
+            before = (*before, hook)
+            position = len(before) - 1
+        else:
+            position = -1
+        if _own(hook, "after_evaluation"):
+            after = (*after, (hook, position))
+        self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 
     def snapshot(
@@ -364,12 +404,19 @@ class HookRunner:
         ``detail_of`` is the unhooked ``*_detail`` method; ``value_of`` the
         unhooked value method (``None`` for a ``*_detail`` entry point).
         """
-        hooks = self.hooks  # once: a hook added meanwhile applies next time
+        # Once each: a hook added meanwhile applies next time. Hooks whose
+        # stage is Hook's pass-through are left out: running them would
+        # change nothing (before returns its empty data; after reads nothing).
+        before, after = self.stages
+        if not before and not after:
+            if value_of is None:
+                return detail_of(snapshot, key, context, default)
+            return value_of(snapshot, key, context, default)
         series = EvaluationSeriesContext(
             key, context, default, method, self.environment_id
         )
         datas: list[Mapping[str, Any]] = []
-        for hook in hooks:
+        for hook in before:
             # Not trusted to be a mapping: a forgotten `return` is common.
             data: Any
             try:
@@ -387,6 +434,10 @@ class HookRunner:
                     self._stage_failed(hook, "before_evaluation", kind.__name__)
                     data = _EMPTY
             datas.append(data)
+        if not after:  # no stage reads the detail: the caller's result only
+            if value_of is None:
+                return detail_of(snapshot, key, context, default)
+            return value_of(snapshot, key, context, default)
         if value_of is None:
             detail = result = detail_of(snapshot, key, context, default)
         elif snapshot._events is None:
@@ -399,10 +450,12 @@ class HookRunner:
             # pure, so both see the same result).
             result = value_of(snapshot, key, context, default)
             detail = detail_of(snapshot.quiet(), key, context, default)
-        for index in range(len(hooks) - 1, -1, -1):
-            hook = hooks[index]
+        for index in range(len(after) - 1, -1, -1):
+            hook, position = after[index]
             try:
-                hook.after_evaluation(series, datas[index], detail)
+                hook.after_evaluation(
+                    series, _EMPTY if position < 0 else datas[position], detail
+                )
             except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
                 self._stage_failed(hook, "after_evaluation", None)
         return result
@@ -454,6 +507,13 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         )
         self._hooks = hooks
         self._quiet: FlagSnapshot | None = None
+        if recorder is None and not hooks.observes_evaluations:
+            # No stage to run (only after_track, or no-op hooks): the async
+            # client's straight-line path may evaluate in its own frame, as
+            # for a plain snapshot. Client.add_hook() replaces the store's
+            # snapshot when a hook that observes evaluations arrives; one
+            # handed out before still runs it (its methods are the series').
+            self._direct = self._matcher
 
     def _with(
         self, recorder: Recorder | None, big_segments: MembershipSource | None
