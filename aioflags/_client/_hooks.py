@@ -3,6 +3,9 @@
 Hooks cost nothing until one is registered: the store then hands out
 :class:`HookedSnapshot` objects instead of plain :class:`FlagSnapshot` ones,
 so the unhooked evaluation path is not touched at all (not even a check).
+Once registered, only a hook's own stages run (which of its stages are
+:class:`Hook`'s pass-through is looked up at registration): a hook with no
+evaluation stage of its own leaves evaluations on that unhooked path.
 Every evaluation entry point of ``Client``, ``FlagSnapshot`` and
 ``aioflags.blocking.Client`` goes through the store's snapshot, so all of them
 run the series; ``all_flags_state`` and prerequisites do not.
