@@ -59,7 +59,9 @@ def ld_sync_client(data: dict[str, Any]) -> Any:
     )
 
 
-async def ld_async_client(data: dict[str, Any], events_uri: str | None = None) -> Any:
+async def ld_async_client(
+    data: dict[str, Any], events_uri: str | None = None, hooks: list[Any] | None = None
+) -> Any:
     from ldclient.async_client import AsyncLDClient
     from ldclient.async_config import AsyncConfig
     from ldclient.async_feature_store import AsyncInMemoryFeatureStore
@@ -73,7 +75,9 @@ async def ld_async_client(data: dict[str, Any], events_uri: str | None = None) -
         else {"send_events": True, "events_uri": events_uri}
     )
     client = AsyncLDClient(
-        AsyncConfig("sdk-key", feature_store=store, use_ldd=True, **events)
+        AsyncConfig(
+            "sdk-key", feature_store=store, use_ldd=True, hooks=hooks or [], **events
+        )
     )
     await client.start(start_wait=5)
     return client

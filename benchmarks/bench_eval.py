@@ -26,9 +26,11 @@ between runs:
   version of this script took the difference of two processes' whole runs
   and moved from 5,565 to 6,698 instructions when the machine was busy.
   Skipped with a message when valgrind is not installed.
-  The same count with zero, one and three no-op hooks (``aioflags.Hook()``)
-  gives the cost of the hook series (``--hooks`` prints only that table;
-  ``--instructions`` only the count without hooks).
+  The same count with zero, one and three no-op hooks gives the cost of
+  hooks: ``aioflags.Hook()`` (no stage of its own, so nothing runs), a
+  hook whose own stages return the data (the series runs), and
+  LaunchDarkly's ``AsyncHook`` with its pass-through stages (``--hooks``
+  prints only that table; ``--instructions`` only the count without hooks).
 
 - *misses*: what the interleaved wall clock mostly pays for, counted
   instead of timed: callgrind's cache simulation (``--cache-sim=yes``, a
@@ -307,9 +309,10 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
         raw_contexts[:CALLGRIND_WARM],
         raw_contexts[CALLGRIND_WARM:],
     )
-    if which == "aioflags" or which.startswith("hooks-"):
-        count = int(which.removeprefix("hooks-")) if which != "aioflags" else 0
-        hooks = [aioflags.Hook() for _ in range(count)]
+    kind, _, count = which.rpartition("-")
+    if which == "aioflags" or kind in ("hooks", "stages"):
+        hook = PassThrough if kind == "stages" else aioflags.Hook
+        hooks = [hook() for _ in range(int(count) if kind else 0)]
         # Under valgrind everything runs ~50x slower: compiling the corpus
         # takes longer than the default ready_timeout, and a client that is
         # not ready yet answers CLIENT_NOT_READY (which is what an earlier
@@ -334,8 +337,17 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
             os.getppid()  # callgrind: dump the counters
         return
     import ldclient
+    from ldclient.hook import AsyncHook, Metadata
 
-    ld = await ld_async_client(data)
+    class LDNoOp(AsyncHook):  # type: ignore[misc]
+        """LaunchDarkly's no-op hook: the stages are AsyncHook's pass-through."""
+
+        @property
+        def metadata(self) -> Metadata:
+            return Metadata(name="no-op")
+
+    ld_hooks = [LDNoOp() for _ in range(int(count) if kind == "ld-hooks" else 0)]
+    ld = await ld_async_client(data, hooks=ld_hooks)
     assert await ld.is_initialized(), "measure a ready client"
     for raw in warm_raw:
         ld_c = ldclient.Context.from_dict(raw)
@@ -507,10 +519,31 @@ def instructions(n_flags: int) -> tuple[str, float | None]:
 
 
 HOOK_COUNTS = (1, 3)
+HOOK_CHILDREN = tuple(
+    f"{kind}-{n}" for kind in ("hooks", "stages", "ld-hooks") for n in HOOK_COUNTS
+)
 
 
-def hook_instructions(n_flags: int, zero: float | None = None) -> str:
-    """Instructions per ``await variation`` with zero, one and three no-op hooks."""
+class PassThrough(aioflags.Hook):
+    """A hook with stages of its own that do nothing: the series' own cost."""
+
+    def before_evaluation(self, series_context: Any, data: Any) -> Any:
+        return data
+
+    def after_evaluation(self, series_context: Any, data: Any, detail: Any) -> Any:
+        return data
+
+
+def hook_instructions(n_flags: int) -> str:
+    """Instructions per ``await variation`` with zero, one and three no-op hooks.
+
+    Three columns: aioflags with ``aioflags.Hook()`` (no stage of its own:
+    detected at registration, it runs nothing), aioflags with a hook whose
+    stages are its own and return the data (the series runs), and
+    LaunchDarkly's AsyncLDClient with an ``AsyncHook`` that overrides no
+    stage (LaunchDarkly runs its pass-through stages); the ratio is
+    LaunchDarkly's over aioflags' ``Hook()`` column.
+    """
     if shutil.which("valgrind") is None:
         return "\nhook instructions: skipped, valgrind is not installed"
     added = CALLGRIND_MEASURED
@@ -518,17 +551,22 @@ def hook_instructions(n_flags: int, zero: float | None = None) -> str:
     def per(which: str) -> float:
         return _instructions(which, n_flags, added) / (n_flags * added)
 
-    base = per("aioflags") if zero is None else zero
+    base, ld_base = per("aioflags"), per("ld")
     lines = [
         f"\ninstructions per await variation with no-op hooks (callgrind, "
         f"{n_flags} flags x {added} new contexts)",
-        f"  no hooks                     {base:>10,.0f}",
+        "  hooks     aioflags Hook()   aioflags own stages   "
+        "LaunchDarkly AsyncHook   ratio",
+        f"  none      {base:>15,.0f}   {base:>19,.0f}   {ld_base:>22,.0f}   "
+        f"{ld_base / base:.1f}x",
     ]
     for count in HOOK_COUNTS:
-        with_hooks = per(f"hooks-{count}")
+        ours, stages, theirs = (
+            per(f"{kind}-{count}") for kind in ("hooks", "stages", "ld-hooks")
+        )
         lines.append(
-            f"  {count} hook{'s' if count > 1 else ' '}                      "
-            f"{with_hooks:>10,.0f}   +{with_hooks - base:,.0f}"
+            f"  {count:<8}  {ours:>15,.0f}   {stages:>19,.0f}   {theirs:>22,.0f}   "
+            f"{theirs / ours:.1f}x"
         )
     return "\n".join(lines)
 
@@ -568,7 +606,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--callgrind-child",
-        choices=["aioflags", "ld", "misses", *(f"hooks-{n}" for n in HOOK_COUNTS)],
+        choices=["aioflags", "ld", "misses", *HOOK_CHILDREN],
         help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
