@@ -77,10 +77,12 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
     theirs = [ldclient.Context.from_dict(c) for c in raw_contexts]
     sync_ld = ld_sync_client(data)
     async_ld = await ld_async_client(data)
-    client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+    client = aioflags.Client(
+        aioflags.Config(data_system=in_memory_system(data), send_events=False)
+    )
     # The sync face runs its own copy of the client on its own thread.
     blocking = aioflags.blocking.Client(
-        aioflags.Config(data_system=in_memory_system(data))
+        aioflags.Config(data_system=in_memory_system(data), send_events=False)
     )
     out = []
     events_server = FlagServer()
@@ -223,7 +225,9 @@ async def interleaved(
 
     theirs = [ldclient.Context.from_dict(c) for c in raw_contexts]
     async_ld = await ld_async_client(data)
-    client = aioflags.Client(aioflags.Config(data_system=in_memory_system(data)))
+    client = aioflags.Client(
+        aioflags.Config(data_system=in_memory_system(data), send_events=False)
+    )
     ratios: dict[str, float] = {}
     lines = [
         f"\ninterleaved (turns per context, {n_flags} flags x {n_contexts} "
@@ -319,7 +323,10 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
         # version of this script measured, 2,431 instructions).
         client = aioflags.Client(
             aioflags.Config(
-                data_system=in_memory_system(data), hooks=hooks, ready_timeout=3600
+                data_system=in_memory_system(data),
+                hooks=hooks,
+                ready_timeout=3600,
+                send_events=False,
             )
         )
         async with client:
@@ -380,7 +387,9 @@ async def _misses_child(n_flags: int) -> None:
     raw_contexts = contexts(CALLGRIND_WARM + 1 + MISSES_CONTEXTS)
     ld = await ld_async_client(data)
     client = aioflags.Client(
-        aioflags.Config(data_system=in_memory_system(data), ready_timeout=3600)
+        aioflags.Config(
+            data_system=in_memory_system(data), ready_timeout=3600, send_events=False
+        )
     )
     async with client:
         assert client.snapshot().initialized, "measure a ready client"
