@@ -531,15 +531,10 @@ class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
         )
 
     def quiet(self) -> FlagSnapshot:
-        """The same data, unhooked and recording no analytics events."""
+        """The same data, unhooked and recording no analytics events (made once)."""
         quiet = self._quiet
         if quiet is None:
-            quiet = self._quiet = FlagSnapshot(
-                self._flags,
-                self._segments,
-                initialized=self._initialized,
-                big_segments=self._matcher.big_segments,
-            )
+            quiet = self._quiet = super().quiet()
         return quiet
 
     def unhooked(self) -> FlagSnapshot:

@@ -460,7 +460,7 @@ class FlagSnapshot:
         Itself if it does neither. What an evaluation that may be dropped
         runs on (an awaited one that needs big-segment memberships).
         """
-        if self._direct is not None:
+        if self._events is None and type(self) is FlagSnapshot:
             return self
         return FlagSnapshot(
             self._flags,
