@@ -147,14 +147,7 @@ TYPED: dict[str, set[str]] = {
 #: is the type of an object a higher layer hands down at run time; nothing
 #: below imports these modules to run. Any new one fails
 #: test_annotations_name_upper_layers_only_where_listed.
-_CONFIG = (
-    "Config is handed down to every part that reads a setting; it sits with "
-    "the client because it holds the data system and hooks it validates"
-)
 TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
-    ("aioflags._analytics._diagnostics", "aioflags._client._config"): _CONFIG,
-    ("aioflags._analytics._processor", "aioflags._client._config"): _CONFIG,
-    ("aioflags._datasystem._context", "aioflags._client._config"): _CONFIG,
     ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
         "the store keeps the EventProcessor the client attaches, to build "
         "each new snapshot recording into it"
@@ -292,21 +285,6 @@ def _components(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 TYPE_CYCLES: dict[frozenset[str], str] = {
     frozenset(
         {
-            "aioflags._client._config",
-            "aioflags._datasystem._config",
-            "aioflags._datasystem._context",
-            "aioflags._datasystem._sources._common",
-            "aioflags._datasystem._sources._file",
-            "aioflags._datasystem._sources._polling",
-            "aioflags._datasystem._sources._streaming",
-        }
-    ): (
-        "Config (client layer) holds the DataSystem, whose source factories "
-        "(the presets build the network and file sources) take a "
-        "SourceContext that holds the Config"
-    ),
-    frozenset(
-        {
             "aioflags._analytics._processor",
             "aioflags._datasystem._store",
             "aioflags._datasystem._stores._gate",
@@ -323,6 +301,26 @@ def test_no_cycles_through_annotations_but_those_listed() -> None:
     assert set(_components(TYPED)) == set(TYPE_CYCLES)
 
 
+def test_below_the_client_the_configuration_is_a_protocol() -> None:
+    # Config holds the DataSystem (whose sources take a SourceContext) and
+    # the hooks, so nothing below the client names it: those layers name
+    # _core/_settings.py's Settings, every plain option of Config, and
+    # Config satisfies it (mypy checks each place one is handed down).
+    below = [
+        m
+        for m, targets in TYPED.items()
+        if "aioflags._client._config" in targets
+        and _group(m)[0] < _group("aioflags._client._config")[0]
+    ]
+    assert below == []
+    from aioflags._core._settings import Settings
+
+    members = {n for n, v in vars(Settings).items() if isinstance(v, property)}
+    derived = {n for n, v in vars(aioflags.Config).items() if isinstance(v, property)}
+    holding = {"data_system", "hooks", "big_segments"}  # objects of higher layers
+    assert members == (set(aioflags.Config.__slots__) - holding) | derived
+
+
 def test_the_walk_sees_imports() -> None:
     # A walk that found nothing would pass every test above.
     assert "aioflags._evaluation._model" in GRAPH["aioflags._evaluation._lazy"]
@@ -331,6 +329,7 @@ def test_the_walk_sees_imports() -> None:
     assert "aioflags._datasystem._sources._polling" in GRAPH["aioflags._client._client"]
     # ...and TYPE_CHECKING imports do not (the store names the hook runner).
     assert "aioflags._client._hooks" not in GRAPH["aioflags._datasystem._store"]
+    assert "aioflags._core._settings" in TYPED["aioflags._datasystem._context"]
     assert (
         _group("aioflags._evaluation._lazy")[0]
         < _group("aioflags._datasystem._store")[0]

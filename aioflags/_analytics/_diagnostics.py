@@ -5,16 +5,29 @@ from __future__ import annotations
 import math
 import platform
 import uuid
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
+from aioflags._core._settings import Settings
 from aioflags._datasystem._context import is_streaming
 from aioflags._version import __version__
 
 if TYPE_CHECKING:
-    from aioflags._client._config import Config
     from aioflags._core._json import JSONObject
+    from aioflags._datasystem._config import DataSystem
 
-__all__ = ["Diagnostics"]
+__all__ = ["AnalyticsSettings", "Diagnostics"]
+
+
+class AnalyticsSettings(Settings, Protocol):
+    """What analytics reads of the client's ``Config``: the plain options and the data system.
+
+    Diagnostic events describe the data system (streaming or not, its
+    store); analytics sits above the data system and below the client.
+    """
+
+    @property
+    def data_system(self) -> DataSystem | None: ...
+
 
 _DEFAULTS: Final = {
     "base_uri": "https://sdk.launchdarkly.com",
@@ -46,7 +59,7 @@ class Diagnostics:
 
     __slots__ = ("_config", "_id", "_since")
 
-    def __init__(self, config: Config, now_ms: int) -> None:
+    def __init__(self, config: AnalyticsSettings, now_ms: int) -> None:
         self._config = config
         self._id: JSONObject = {
             "diagnosticId": str(uuid.uuid4()),

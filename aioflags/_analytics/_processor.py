@@ -60,11 +60,12 @@ if TYPE_CHECKING:
     import httpx
     from anyio.abc import TaskGroup, TaskStatus
 
-    from aioflags._client._config import Config
     from aioflags._core._clock import Clock
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._datasystem._store import Store
     from aioflags._evaluation._migration import MigrationOpEvent
+
+    from ._diagnostics import AnalyticsSettings
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
 
@@ -197,7 +198,7 @@ class EventProcessor:
 
     def __init__(
         self,
-        config: Config,
+        config: AnalyticsSettings,
         http: httpx.AsyncClient | None,
         store: Store,
         clock: Clock,

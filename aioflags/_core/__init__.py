@@ -1,4 +1,6 @@
-"""What every layer uses: value classes, JSON, clocks, pacing, the lifespan task group, exceptions.
+"""What every layer uses: value classes, JSON, clocks, pacing, the lifespan task group, exceptions, settings.
 
-Nothing here imports the layers above at run time (docs/architecture.md).
+Nothing here imports the layers above, not even for annotations: the layers
+above hand their objects down typed by the protocols here (``Clock``,
+``Settings``; docs/architecture.md).
 """

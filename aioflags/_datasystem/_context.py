@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from aioflags._client._config import Config
     from aioflags._core._clock import Clock
+    from aioflags._core._settings import Settings
 
     from ._datatypes import Basis, Selector, Update
 
@@ -41,7 +41,9 @@ class SourceContext(Frozen):
         selector: returns the store's current selector (read it on every
             request: the basis must be recomputed each time).
         http: the client's shared ``httpx.AsyncClient`` (pooled connections).
-        config: the client's configuration.
+        config: the client's configuration (its ``Config``), typed by the
+            options a source may read: every one but ``data_system``,
+            ``hooks`` and ``big_segments``.
         clock: the clock to measure durations and sleep with.
         random: the random source for jitter.
     """
@@ -49,7 +51,7 @@ class SourceContext(Frozen):
     __slots__ = ("selector", "http", "config", "clock", "random")  # noqa: RUF023 - fields in order
     selector: Callable[[], Selector]
     http: httpx.AsyncClient
-    config: Config
+    config: Settings
     clock: Clock
     random: _random.Random
 
@@ -58,7 +60,7 @@ class SourceContext(Frozen):
         *,
         selector: Callable[[], Selector],
         http: httpx.AsyncClient,
-        config: Config,
+        config: Settings,
         clock: Clock,
         random: _random.Random,
     ) -> None:
