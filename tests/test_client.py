@@ -118,7 +118,7 @@ async def refused_port() -> int:
 
 async def first_failure(client: Client) -> None:
     """Wait until a source has reported a failure (the client is starting)."""
-    layer = client._status_layer
+    layer = client._life.layer
     assert layer is not None
     with anyio.fail_after(10):
         await layer.wait_data_source(lambda s: s is not None and s.error is not None)

@@ -324,9 +324,11 @@ def test_below_the_client_the_configuration_is_a_protocol() -> None:
 def test_the_walk_sees_imports() -> None:
     # A walk that found nothing would pass every test above.
     assert "aioflags._evaluation._model" in GRAPH["aioflags._evaluation._lazy"]
-    # Function-level and by-name imports count: the client imports these so.
-    assert "aioflags._client._status" in GRAPH["aioflags._client._client"]
-    assert "aioflags._datasystem._sources._polling" in GRAPH["aioflags._client._client"]
+    # Function-level and by-name imports count: the lifecycle imports these so.
+    assert "aioflags._client._status" in GRAPH["aioflags._client._lifecycle"]
+    assert (
+        "aioflags._datasystem._sources._polling" in GRAPH["aioflags._client._lifecycle"]
+    )
     # ...and TYPE_CHECKING imports do not (the store names the hook runner).
     assert "aioflags._client._hooks" not in GRAPH["aioflags._datasystem._store"]
     assert "aioflags._core._settings" in TYPED["aioflags._datasystem._context"]

@@ -18,7 +18,7 @@ import pytest
 
 import aioflags
 from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus
-from aioflags._client import _client as client_module
+from aioflags._client import _lifecycle
 from aioflags._datasystem import _supervisor
 from aioflags.testing import FlagServer
 from tests.flags import BOOL_FLAG
@@ -181,7 +181,7 @@ def test_cancellation_at_every_checkpoint_leaves_nothing_behind(
         func()
         await anyio.lowlevel.checkpoint()
 
-    monkeypatch.setattr(client_module, "_in_thread", inline)
+    monkeypatch.setattr(_lifecycle, "_in_thread", inline)
 
     async def main() -> None:
         async with FlagServer({"f": FLAG}) as server:
@@ -254,7 +254,7 @@ async def test_aclose_from_a_handler_returns_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # If aclose() waited for its bound here, the test would hang, not pass.
-    monkeypatch.setattr(client_module, "_CLOSE_BOUND", 3600.0)
+    monkeypatch.setattr(_lifecycle, "_CLOSE_BOUND", 3600.0)
     async with FlagServer({"f": FLAG}) as server:
         returned = anyio.Event()
         client = Client(config_for(server))
@@ -271,7 +271,7 @@ async def test_aclose_from_a_handler_returns_at_once(
                 await returned.wait()
                 assert client.status is ProviderStatus.NOT_READY  # at once
                 await client.aclose()  # waits for the run the handler stopped
-                assert client._run is None  # closed for good, within the block
+                assert client._life.run is None  # closed for good, within the block
                 await client.aclose()  # idempotent
         await all_connections_closed(server)
 
@@ -301,7 +301,7 @@ async def test_a_handler_that_closes_the_client_runs_to_its_end() -> None:
                 server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
                 await finished.wait()
                 await client.aclose()  # waits for the run's end
-                assert client._run is None
+                assert client._life.run is None
                 assert client.status is ProviderStatus.NOT_READY
         assert seen == [ProviderStatus.NOT_READY, "CLIENT_NOT_READY", "finished"]
         await all_connections_closed(server)
@@ -312,7 +312,7 @@ async def test_a_handler_that_closes_the_client_is_bounded(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A handler that never ends after aclose() is cancelled at the bound."""
-    monkeypatch.setattr(client_module, "_HANDLER_BOUND", 0.01)
+    monkeypatch.setattr(_lifecycle, "_HANDLER_BOUND", 0.01)
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server))
         outcome: list[str] = []
@@ -330,7 +330,7 @@ async def test_a_handler_that_closes_the_client_is_bounded(
             async with client:
                 await client.wait_for_status(ProviderStatus.NOT_READY)
                 await client.aclose()  # waits for the run's end: the bound
-                assert client._run is None
+                assert client._life.run is None
         assert outcome == ["cancelled"]
         assert "did not finish within its bound" in caplog.text
         await all_connections_closed(server)
@@ -358,7 +358,7 @@ async def test_aclose_from_outside_cancels_a_running_handler() -> None:
                 await client.aclose()
                 assert outcome == ["cancelled"]
                 assert client.status is ProviderStatus.NOT_READY
-                assert client._run is None
+                assert client._life.run is None
                 assert bus_tasks_now() == set()
         await all_connections_closed(server)
 

@@ -600,9 +600,9 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
     ) as client:
         # ready_timeout is real time: on a slow machine the refusal may be
         # reported after it, so wait for the report itself.
-        assert client._status_layer is not None
+        assert client._life.layer is not None
         with anyio.fail_after(5):
-            await client._status_layer.wait_data_source(
+            await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.error is not None
             )
         status = client.data_source_status
@@ -639,9 +639,9 @@ async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
         await server.wait_for_requests(FDV1_STREAM, 3)
-        assert client._status_layer is not None
+        assert client._life.layer is not None
         with anyio.fail_after(5):
-            await client._status_layer.wait_data_source(
+            await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.state is SourceState.OFF
             )
         assert await value(client) == "on"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from aioflags import Client, Config, Context, ProviderStatus
-from aioflags._client._client import _needs_tls, _open_http
 from aioflags._client._http import make_http_client
+from aioflags._client._lifecycle import _needs_tls, _open_http
 from aioflags._client._transport import LazyTLSTransport
 from aioflags.testing import FlagData, FlagServer
 from tests.flags import BOOL_FLAG

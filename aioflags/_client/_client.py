@@ -1,45 +1,27 @@
-"""Client: the SDK's face. Owns the data system's task group and the HTTP client.
+"""Client: the SDK's face. Its lifecycle runs in ``_lifecycle.py``.
 
 Lifecycle (docs/lifecycle.md): ``Client(config)`` does no I/O and needs no
 event loop (construct before fork, start per worker). ``async with client``
 starts the data system and waits up to ``ready_timeout`` for READY, ERROR or
 FATAL, never raising because the network is bad. ``aclose()`` is idempotent,
-bounded and callable from any task, the client's own handlers included.
+bounded and callable from any task, the client's own handlers included. The
+blocks, the run and its task groups are the :class:`Lifecycle`'s; the client
+hands it the store a run serves and takes back what evaluations read.
 
-One explicit state machine::
-
-    IDLE ──async with──► STARTING ──first status──► RUNNING
-      ▲                     │ cancelled / aclose()     │ aclose() / block exits
-      └── (every task ended) ◄── CLOSING ◄─────────────┘
-
-IDLE covers "constructed" and "closed": a closed client can be started again
-unless it is FATAL. After close the status is NOT_READY (FATAL stays FATAL)
-and evaluations return the default with ``CLIENT_NOT_READY``: they agree.
-
-Structure: each ``async with`` (an *entry*) opens its own
-:func:`background_group` around the caller's block, so the caller's own
-exceptions leave it unwrapped, and starts one *run* in it: a runner task that
-owns an inner task group where all background work runs (the supervisor,
-event delivery, timers), inside a cancel scope that ``aclose()`` cancels. A
-run has its own store and status layer, so a closing run can never touch the
-next one. Nothing a run does raises into the caller, except a
-``BaseException`` that belongs to the application (``KeyboardInterrupt``...),
-which leaves ``async with`` unwrapped. A fork is noticed in the child (``os.register_at_fork``): the parent's
-run is dropped there, a warning is logged on first use, and the next
-``async with`` starts afresh with a new instance id and reseeded jitter.
+After close the status is NOT_READY (FATAL stays FATAL) and evaluations return
+the default with ``CLIENT_NOT_READY``: they agree. A fork is noticed in the
+child (``os.register_at_fork``): the parent's run is dropped there, a warning
+is logged on first use, and the next ``async with`` starts afresh with a new
+instance id and reseeded jitter.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
-import importlib
 import logging
 import os
 import random as _random
-import sys
 import weakref
-from contextlib import asynccontextmanager
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -52,11 +34,8 @@ from typing import (
 )
 
 from aioflags._core._clock import Clock, MonotonicClock
-from aioflags._core._exceptions import ClientClosedError, ConfigurationError
-from aioflags._core._lifespan import Span, background_group
+from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._renamed import point_to
-from aioflags._datasystem._config import DataSystem, is_local
-from aioflags._datasystem._context import SourceContext
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._evaluate import Matcher, finish
@@ -66,19 +45,18 @@ from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
 from ._config import Config
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook, unhooked
+from ._lifecycle import Lifecycle
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 
 # What only a running client needs (HTTP, TLS, the data sources, the store,
-# analytics) is imported when it starts, before READY: not with aioflags, and
-# never by an evaluation (docs/benchmarks.md, "Import"). So is anyio: the
-# methods that use it import it (they run once a client runs).
+# analytics) is imported when it starts (_lifecycle.py), before READY: not
+# with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
+# So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+    from collections.abc import Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
-    import httpx
-    from anyio.abc import TaskGroup, TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from aioflags._analytics._processor import EventProcessor
@@ -90,12 +68,11 @@ if TYPE_CHECKING:
         BigSegmentStoreStatus,
     )
     from aioflags._datasystem._stores._gate import EvaluationGate
-    from aioflags._datasystem._supervisor import Supervisor
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
     from ._hooks import Hook
-    from ._status import StatusLayer
+
 
 __all__ = ["Client"]
 
@@ -104,9 +81,6 @@ P = ParamSpec("P")
 
 logger = logging.getLogger("aioflags")
 events_logger = logging.getLogger("aioflags.events")
-_CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
-#: Seconds a handler that called aclose() may run on while the client stops.
-_HANDLER_BOUND: Final = 2.0
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 
 
@@ -139,176 +113,6 @@ def _new_instance_id() -> str:
     raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _running_parts(config: Config) -> list[str]:
-    """The modules a client with ``config`` needs once it runs (not to evaluate).
-
-    HTTP (httpx, with ssl, email, http, urllib...), the network sources, the
-    store and its status, the supervisor, analytics: most of what
-    ``import aioflags`` used to take (docs/benchmarks.md, "Import").
-    """
-    names = ["aioflags._datasystem._store", "aioflags._client._status"]
-    if not config.offline:
-        names += ["aioflags._client._http", "aioflags._datasystem._supervisor"]
-        if config.data_system is None:
-            names += [
-                "aioflags._datasystem._sources._polling",
-                "aioflags._datasystem._sources._streaming",
-            ]
-        if config.events_enabled:
-            names.append("aioflags._analytics._processor")
-    return names
-
-
-def _import_all(names: list[str]) -> None:
-    for name in names:
-        importlib.import_module(name)
-
-
-def _needs_tls(config: Config) -> bool:
-    """Whether a client with ``config`` will send ``https://`` requests itself.
-
-    To its flag service (unless its data system is local) and to its event
-    recorder (when events are on), through its own transport (no proxy:
-    httpx's transports then do TLS). A source given its own ``base_uri`` is
-    not looked at: an ``https://`` one sets TLS up on its first request.
-    """
-    from ._http import proxied
-
-    uris = []
-    if config.data_system is None or not is_local(config.data_system):
-        uris += [config.base_uri, config.stream_uri]
-    if config.events_enabled:
-        uris.append(config.events_uri)
-    return any(uri.startswith("https://") for uri in uris) and not proxied(config)
-
-
-async def _open_http(config: Config, instance_id: str) -> httpx.AsyncClient:
-    """The client's ``httpx.AsyncClient``, built on worker threads (:func:`_in_thread`).
-
-    When the client will send ``https://`` requests, their TLS transport is
-    made now rather than on the first one: loading the CA bundle (tens of
-    milliseconds, the GIL released) runs on one thread while another imports
-    what httpx's transports need (a process's first start), and the first
-    request does not wait for it. A client talking ``http://`` loads no CA
-    bundle. Errors are raised as they are (``OSError``, ``ValueError``).
-    """
-    import anyio
-
-    from . import _http, _transport
-
-    tls: list[httpx.AsyncHTTPTransport] = []
-    if _needs_tls(config):
-        failed: list[OSError | ValueError] = []
-
-        async def make_tls() -> None:
-            try:
-                await _in_thread(
-                    lambda: tls.append(_transport.tls_transport(config.verify))
-                )
-            except (OSError, ValueError) as exc:  # raised below, not as a group
-                failed.append(exc)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(make_tls)
-            await _in_thread(functools.partial(importlib.import_module, "httpcore"))
-        if failed:
-            raise failed[0]
-    made: list[httpx.AsyncClient] = []
-    await _in_thread(
-        lambda: made.append(
-            _http.make_http_client(config, instance_id, tls=tls[0] if tls else None)
-        )
-    )
-    return made[0]
-
-
-async def _in_thread(func: Callable[[], object]) -> None:
-    """Run ``func`` on a worker thread (a seam for tests).
-
-    Loading a CA bundle is 25-150 ms of blocking file and TLS work, and the
-    first httpx transport imports httpcore: both are done on worker threads,
-    not on the loop (:func:`_open_http`); so is importing the modules a
-    running client needs (:func:`_running_parts`).
-    """
-    import anyio
-
-    from aioflags._core._threads import sdk_limiter
-
-    await anyio.to_thread.run_sync(func, limiter=sdk_limiter())
-
-
-def _not_cancellation(exc: BaseException) -> BaseException | None:
-    """The first exception in ``exc`` (a group, maybe) that is not a cancellation."""
-    import anyio
-
-    cancelled = anyio.get_cancelled_exc_class()
-    pending = [exc]
-    while pending:
-        current = pending.pop(0)
-        inner = getattr(current, "exceptions", None)
-        if inner is not None:
-            pending.extend(inner)
-        elif not isinstance(current, cancelled):
-            return current
-    return None
-
-
-class _Phase(enum.Enum):
-    """Where the client is in its life (see the module docstring)."""
-
-    IDLE = "idle"
-    STARTING = "starting"
-    RUNNING = "running"
-    CLOSING = "closing"
-
-
-class _Entry:
-    """One ``async with client`` (or ``__aenter__``): its span and its task."""
-
-    __slots__ = ("cm", "span", "task")
-
-    def __init__(
-        self, cm: AbstractAsyncContextManager[Span], span: Span, task: int
-    ) -> None:
-        self.cm = cm
-        self.span = span
-        self.task = task
-
-
-class _Run:
-    """One start of the data system, in the span of one entry, with its own state."""
-
-    __slots__ = (
-        "done",
-        "entry",
-        "events",
-        "inner",
-        "layer",
-        "live",
-        "scope",
-        "store",
-        "task",
-    )
-
-    def __init__(self, entry: _Entry, store: Store, layer: StatusLayer) -> None:
-        import anyio
-
-        self.entry = entry
-        self.events: EventProcessor | None = None
-        self.store = store
-        self.layer = layer
-        self.scope = anyio.CancelScope()
-        self.done = anyio.Event()
-        self.live = False  # the runner task has begun (so it will set ``done``)
-        self.task: int | None = None  # the runner task's id
-        self.inner: TaskGroup | None = None
-
-    def spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
-        """Start a status timer in this run's inner group (never after it ended)."""
-        if self.inner is not None:
-            self.inner.start_soon(func)
 
 
 class _WarningStore:
@@ -369,18 +173,13 @@ class Client:
         "_bus",
         "_clock",
         "_config",
-        "_entries",
         "_forked_from",
         "_hooks",
         "_instance_id",
+        "_life",
         "_own_random",
-        "_phase",
-        "_pid",
         "_random",
-        "_run",
-        "_status_layer",
         "_store",
-        "_supervisor",
     )
 
     def __init__(
@@ -408,54 +207,16 @@ class Client:
         self._hooks = HookRunner(config.hooks) if config.hooks else None
         self._big_segment_listeners = StatusListeners()
         self._store = cast("Store", _WarningStore(self))  # until started
-        self._phase = _Phase.IDLE
-        self._pid = os.getpid()
         self._forked_from: int | None = None
-        self._entries: list[_Entry] = []  # open `async with` blocks, innermost last
-        self._run: _Run | None = None
-        self._status_layer: StatusLayer | None = None
-        self._supervisor: Supervisor | None = None
+        self._life = Lifecycle(
+            config, self._clock, self._bus, self._store_for_run, self._serve
+        )
         _LIVE_CLIENTS.add(self)
 
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Client:
-        import anyio
-
         self._warn_forked()
-        # What a running client needs is imported now, before READY, on a
-        # worker thread (the event loop goes on meanwhile): not with aioflags,
-        # and never by an evaluation. Once loaded, there is nothing to wait for.
-        missing = [n for n in _running_parts(self._config) if n not in sys.modules]
-        if missing:
-            await _in_thread(functools.partial(_import_all, missing))
-        if self._bus.status is ProviderStatus.FATAL:
-            raise ClientClosedError(
-                "this client is FATAL (e.g. an invalid SDK key): create a new one"
-            )
-        if self._phase is not _Phase.IDLE:
-            raise RuntimeError(
-                f"this client is already {'closing' if self._phase is _Phase.CLOSING else 'started'}: "
-                "use one `async with client:` at a time (leave it, or await "
-                "client.aclose(), before starting it again)"
-            )
-        self._phase = _Phase.STARTING  # claimed before the first await
-        holder: list[_Entry] = []
-        cm = background_group(functools.partial(self._on_span_exit, holder))
-        try:
-            span = await cm.__aenter__()
-        except BaseException:
-            self._phase = _Phase.IDLE
-            raise
-        entry = _Entry(cm, span, anyio.get_current_task().id)
-        holder.append(entry)
-        self._entries.append(entry)
-        try:
-            await self._start(entry)
-        except BaseException as exc:
-            self._entries.remove(entry)
-            # The span's exit stops the run (shielded) and raises ``exc`` again.
-            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
+        await self._life.enter(self._instance_id, self._random)
         return self
 
     async def __aexit__(
@@ -464,16 +225,8 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        import anyio
-
-        if not self._entries:  # closed and forgotten (a fork), or exited twice
-            await self.aclose()
-            return None
-        entry = self._entries[-1]
-        if entry.task != anyio.get_current_task().id:
-            raise RuntimeError("leave `async with client:` in the task that entered it")
-        self._entries.pop()
-        return await entry.cm.__aexit__(exc_type, exc, tb)
+        self._warn_forked()
+        return await self._life.exit(exc_type, exc, tb)
 
     def __enter__(self) -> None:
         raise TypeError(
@@ -484,36 +237,19 @@ class Client:
     def __exit__(self, *args: object) -> None:  # pragma: no cover - never entered
         raise TypeError("use `async with client:`")
 
-    async def _on_span_exit(self, holder: list[_Entry]) -> None:
-        """The span is closing: stop the run that lives in it; then NOT_READY."""
-        run = self._run
-        if run is not None and holder and run.entry is holder[0]:
-            await self._stop(run)
-        elif run is None:
-            self._reset()  # a run that ended by itself (a crash) is closed now
-
-    async def _start(self, entry: _Entry) -> None:
-        """Start one run in ``entry``'s span and wait for its first status."""
-        import anyio
-
-        from ._status import StatusLayer
-
+    def _store_for_run(self) -> Store:
+        """The store one run serves: the hooks, analytics and the gate attached."""
         store = self._new_store()
         store.freeze_gc = store.compile_ahead = self._config.gc_freeze
-        layer = StatusLayer(
-            self._bus, store, self._clock, self._config.grace_period, self._spawn
-        )
-        run = _Run(entry, store, layer)
         if self._config.events_enabled:
             # Recording starts now, synchronously: with ready_timeout=0 the
-            # caller evaluates before the runner has even begun; delivery
+            # caller evaluates before the run has even begun; delivery
             # starts once HTTP is set up.
             from aioflags._analytics._processor import EventProcessor
 
-            run.events = EventProcessor(
-                self._config, None, store, self._clock, self._random
+            store.attach_events(
+                EventProcessor(self._config, None, store, self._clock, self._random)
             )
-            store.attach_events(run.events)
         elif self._config.sdk_key is None and self._config._events_wanted():
             # Daemon mode needs no key for flags, but LaunchDarkly needs one to
             # receive events: say so, or every flag looks "never evaluated".
@@ -524,31 +260,11 @@ class Client:
                 "them, or send_events=False to turn them off without this warning"
             )
         self._attach_gate(store)
-        self._run = run
-        self._store = store
-        self._status_layer = layer
-        self._bus.reset()
-        self._bus.forward = entry.span.raise_in_host
-        self._pid = os.getpid()
-        try:
-            await entry.span.tg.start(self._runner, run, name="aioflags client")
-        except BaseException:
-            if not run.live:  # cancelled before it began: nothing will set it
-                self._end_run(run)
-                run.done.set()
-            raise
-        timeout = self._config.ready_timeout
-        if timeout > 0:
-            with anyio.move_on_after(timeout):
-                await self._bus.wait_status(
-                    lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
-                )
-        if run.scope.cancel_called:
-            raise ClientClosedError("the client was closed while it was starting")
-        if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
-            layer.ready_timed_out(timeout, self._waiting_for())
-        if self._phase is _Phase.STARTING:
-            self._phase = _Phase.RUNNING
+        return store
+
+    def _serve(self, store: Store | None) -> None:
+        """Evaluations read ``store`` from now on; ``None``: a fresh empty one."""
+        self._store = store if store is not None else self._new_store()
 
     def _attach_gate(self, store: Store) -> None:
         """What this run's awaited evaluations do first, if anything.
@@ -582,46 +298,6 @@ class Client:
         if big is not None or refresher is not None or lookups is not None:
             store.gate = EvaluationGate(store, refresher, big, lookups)
 
-    def _waiting_for(self) -> str:
-        """What a start that is not ready yet waits for, when no error says more."""
-        config = self._config
-        if config.data_system is not None:
-            return "no data source has answered yet"
-        return (
-            f"no answer yet from the flag service at {config.base_uri} and "
-            f"{config.stream_uri}: is it reachable from here? A request gives "
-            f"up after connect_timeout={config.connect_timeout:g} s or "
-            f"read_timeout={config.read_timeout:g} s"
-        )
-
-    def _spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
-        if self._run is not None:
-            self._run.spawn(func)
-
-    async def _stop(self, run: _Run) -> None:
-        """Cancel ``run`` and wait until it has ended (every task, every socket).
-
-        Shielded: a caller cancelled meanwhile still gets a closed client. The
-        SDK's own cleanup steps are each bounded; only a handler of yours that
-        shields itself from cancellation can make this wait longer.
-        """
-        import anyio
-
-        self._phase = _Phase.CLOSING
-        run.scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await run.done.wait()
-
-    def _end_run(self, run: _Run) -> None:
-        """``run`` has ended: back to IDLE; if it was asked to stop, reset too."""
-        if self._run is not run:
-            return
-        self._run = None
-        self._phase = _Phase.IDLE
-        self._bus.forward = None
-        if run.scope.cancel_called:
-            self._reset()
-
     def _new_store(self) -> Store:
         """A store for a run (or for a client not running), with the hooks."""
         from aioflags._datasystem._store import Store
@@ -630,135 +306,6 @@ class Client:
         if self._hooks is not None:
             store.attach_hooks(self._hooks)
         return store
-
-    def _reset(self) -> None:
-        """Status and evaluations agree: NOT_READY and CLIENT_NOT_READY."""
-        self._store = self._new_store()
-        self._bus.reset()
-
-    async def _runner(self, run: _Run, *, task_status: TaskStatus[None]) -> None:
-        import anyio
-
-        run.live = True
-        run.task = anyio.get_current_task().id
-        task_status.started()
-        try:
-            with run.scope:
-                await self._run_data_system(run)
-        except Exception as exc:
-            # A bug, not a network fault: the caller's task must not see it.
-            logger.exception("The aioflags client failed unexpectedly")
-            self._bus.emit(
-                ProviderEvent.ERROR,
-                error_code="GENERAL",
-                message=f"internal error: {exc!r}; serving last known data",
-            )
-        except BaseException as exc:
-            forwarded = _not_cancellation(exc)
-            if forwarded is None:
-                raise
-            # KeyboardInterrupt, SystemExit... in one of the client's tasks:
-            # it belongs to the application, unwrapped, in the caller's task.
-            run.entry.span.raise_in_host(forwarded)
-        finally:
-            self._end_run(run)
-            run.done.set()
-
-    async def _run_data_system(self, run: _Run) -> None:
-        import anyio
-
-        config = self._config
-        made: list[httpx.AsyncClient] = []
-        try:
-            # The inner group first: event delivery is attached before anything
-            # can be reported, so even a FATAL set-up reaches the handlers.
-            async with self._inner_group(run) as inner:
-                big = run.store.big_segments
-                if big is not None and not config.offline:
-                    inner.start_soon(big.run)  # stops with `inner`
-                if config.offline:
-                    self._bus.emit(
-                        ProviderEvent.READY,
-                        message="offline: evaluations return defaults",
-                    )
-                    return  # the group lives on (delivery) until the client closes
-                if config.ready_timeout == 0:  # nobody waited: ERROR in time
-                    inner.start_soon(run.layer.unwaited, self._waiting_for())
-                try:
-                    made.append(await _open_http(config, self._instance_id))
-                # ssl.SSLError is an OSError.
-                except (OSError, ValueError) as exc:
-                    message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
-                    logger.error("aioflags client %s", message)
-                    self._bus.emit(
-                        ProviderEvent.ERROR,
-                        error_code="PROVIDER_FATAL",
-                        message=message,
-                    )
-                    return
-                store = run.store
-                if run.events is not None:  # analytics events (stop with `inner`)
-                    run.events.use_http(made[0])
-                    await inner.start(run.events.run)
-                context = SourceContext(
-                    selector=lambda: store.selector,
-                    http=made[0],
-                    config=config,
-                    clock=self._clock,
-                    random=self._random,
-                )
-                system = config.data_system or DataSystem.default()
-                from aioflags._datasystem._supervisor import (
-                    Supervisor,  # loaded by __aenter__
-                )
-
-                self._supervisor = Supervisor(
-                    system, store, context, run.layer, self._clock
-                )
-                inner.start_soon(self._supervisor.run)
-        finally:
-            gate = run.store.gate
-            if gate is not None:  # no reader any more: evaluations go on
-                if gate.refresher is not None:
-                    gate.refresher.stop()
-                if gate.lookups is not None:
-                    gate.lookups.stop()
-            if made:
-                with anyio.move_on_after(_CLOSE_BOUND, shield=True):
-                    await made[0].aclose()
-
-    @asynccontextmanager
-    async def _inner_group(self, run: _Run) -> AsyncIterator[TaskGroup]:
-        """The run's task group, with event delivery attached to it."""
-        import anyio
-
-        try:
-            async with anyio.create_task_group() as inner:
-                run.inner = inner
-                self._bus.attach(inner)
-                yield inner
-        finally:
-            run.inner = None
-            self._bus.release()
-
-    def _in_run(self, run: _Run) -> list[int] | None:
-        """The current task and its ancestors up to ``run``'s runner, if it is one of ``run``'s.
-
-        ``None`` when the current task is not one of ``run``'s (a handler, a
-        source...).
-        """
-        import anyio
-
-        tasks = {t.id: t for t in anyio.get_running_tasks()}
-        task: int | None = anyio.get_current_task().id
-        chain: list[int] = []
-        while task is not None:
-            if task == run.task:
-                return chain
-            chain.append(task)
-            info = tasks.get(task)
-            task = info.parent_id if info is not None else None
-        return None
 
     async def aclose(self) -> None:
         """Stop the data system, close every connection, leave no task behind.
@@ -776,43 +323,17 @@ class Client:
         the block still ends where you wrote it.
         """
         self._warn_forked()
-        run = self._run
-        if run is None:
-            if not self._entries or self._phase is _Phase.IDLE:
-                self._reset()  # a run that ended by itself is closed now
-            return
-        chain = self._in_run(run)
-        if chain is not None:
-            # Waiting here would wait for this very task: request the stop
-            # only, let the handler that asked finish, and be closed for it.
-            self._phase = _Phase.CLOSING
-            self._bus.let_finish(chain, _HANDLER_BOUND)
-            run.scope.cancel()
-            self._store = self._new_store()
-            self._bus.close()
-            return
-        await self._stop(run)
+        await self._life.aclose()
 
     # ----------------------------------------------------------------- fork
     def _after_fork(self) -> None:
-        """In a forked child: forget the parent's run (its loop, sockets and tasks).
-
-        Only references are dropped, and nothing of the parent's loop is
-        touched: the fork may have happened on any thread.
-        """
+        """In a forked child: a new identity, and the parent's run forgotten."""
         self._instance_id = self._config.instance_id or _new_instance_id()
         if self._own_random:
             self._random = _random.Random()
-        if self._run is None and not self._entries:
-            return  # constructed or closed before the fork: the supported pattern
-        self._forked_from = self._pid
-        self._store = cast("Store", _WarningStore(self))
-        self._bus.after_fork()
-        self._run = None
-        self._entries = []
-        self._status_layer = None
-        self._supervisor = None
-        self._phase = _Phase.IDLE
+        if self._life.after_fork():  # it was running: warn on first use
+            self._forked_from = os.getppid()
+            self._store = cast("Store", _WarningStore(self))
 
     def _warn_misuse(self) -> None:
         """First evaluation of a client never started, or forked while running."""
@@ -906,7 +427,8 @@ class Client:
     @property
     def data_source_status(self) -> DataSourceStatus | None:
         """The data system's own status (state, since, last error, FDv1 fallback)."""
-        return self._status_layer.data_source if self._status_layer else None
+        layer = self._life.layer
+        return layer.data_source if layer is not None else None
 
     @property
     def big_segment_store_status(self) -> BigSegmentStoreStatus | None:

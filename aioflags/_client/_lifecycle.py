@@ -1,0 +1,557 @@
+"""The client's lifecycle: one run of the data system at a time, in an ``async with`` block.
+
+A :class:`Lifecycle` is in one of three states (docs/lifecycle.md)::
+
+    IDLE ──async with──► RUNNING ──aclose() / the block ends / cancelled──► CLOSING
+      ▲                                                                        │
+      └──────────────────────────── every task ended ◄─────────────────────────┘
+
+IDLE covers "constructed" and "closed": a closed client can be started again
+unless it is FATAL. The state is read off the one :class:`Run` there may be
+(none: IDLE; asked to stop: CLOSING), never kept beside it.
+
+Each ``async with`` is one async context manager, :meth:`Lifecycle._block`:
+a :func:`background_group` around the caller's block, so the caller's own
+exceptions leave it unwrapped, with one run started in it. The run is a
+runner task owning the task group where all background work runs (the
+supervisor, event delivery, timers), inside a cancel scope that ``aclose()``
+cancels. A run has its own store and status layer, so a closing run can never
+touch the next one. Nothing a run does raises into the caller, except a
+``BaseException`` that belongs to the application (``KeyboardInterrupt``...),
+which leaves ``async with`` unwrapped.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib
+import logging
+import sys
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final, final
+
+from aioflags._core._exceptions import ClientClosedError
+from aioflags._core._lifespan import Span, background_group
+from aioflags._datasystem._config import DataSystem, is_local
+from aioflags._datasystem._context import SourceContext
+
+from ._events import ProviderEvent, ProviderStatus
+
+# What only a running client needs is imported when it starts (see
+# _running_parts), and anyio by the methods that use it: not with aioflags.
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Coroutine
+    from contextlib import AbstractAsyncContextManager
+    from random import Random
+    from types import TracebackType
+
+    import httpx
+    from anyio.abc import TaskGroup, TaskStatus
+
+    from aioflags._core._clock import Clock
+    from aioflags._datasystem._store import Store
+
+    from ._config import Config
+    from ._events import EventBus
+    from ._status import StatusLayer
+
+__all__ = ["Lifecycle", "State"]
+
+logger = logging.getLogger("aioflags")
+_CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
+#: Seconds a handler that called aclose() may run on while the client stops.
+_HANDLER_BOUND: Final = 2.0
+
+
+class State(enum.Enum):
+    """Where a client is in its life (see the module docstring)."""
+
+    IDLE = "idle"
+    RUNNING = "running"  # starting, or started
+    CLOSING = "closing"
+
+
+@final
+class Run:
+    """One start of the data system: its store, status layer and cancel scope."""
+
+    __slots__ = ("done", "inner", "layer", "scope", "store", "task")
+
+    def __init__(self, store: Store, bus: EventBus, clock: Clock, grace: float) -> None:
+        import anyio
+
+        from ._status import StatusLayer
+
+        self.store = store
+        self.layer = StatusLayer(bus, store, clock, grace, self.spawn)
+        self.scope = anyio.CancelScope()  # what aclose() cancels
+        self.done = anyio.Event()  # the runner task has ended
+        self.task: int | None = None  # the runner task's id, once it has begun
+        self.inner: TaskGroup | None = None
+
+    def spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
+        """Start a status timer in this run's task group (never after it ended)."""
+        if self.inner is not None:
+            self.inner.start_soon(func)
+
+
+@final
+class Lifecycle:
+    """Starts and stops one client's data system: its ``async with`` blocks and its run.
+
+    Args:
+        config: the client's configuration.
+        clock: the client's clock.
+        bus: the client's status and handlers.
+        new_store: makes the store for a run (hooks, analytics and the
+            evaluation gate attached).
+        serve: puts a run's store in front of evaluations; ``None`` puts a
+            fresh empty one (the client is not running: CLIENT_NOT_READY).
+    """
+
+    __slots__ = (
+        "_blocks",
+        "_bus",
+        "_clock",
+        "_config",
+        "_new_store",
+        "_serve",
+        "layer",
+        "run",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        bus: EventBus,
+        new_store: Callable[[], Store],
+        serve: Callable[[Store | None], None],
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._bus = bus
+        self._new_store = new_store
+        self._serve = serve
+        #: The open blocks, innermost last: the task that entered each, and its manager.
+        self._blocks: list[tuple[int, AbstractAsyncContextManager[None]]] = []
+        self.run: Run | None = None  # the run not ended yet, in the innermost block
+        self.layer: StatusLayer | None = None  # the last run's (data_source_status)
+
+    @property
+    def state(self) -> State:
+        """IDLE, RUNNING or CLOSING, read off the run."""
+        run = self.run
+        if run is None:
+            return State.IDLE
+        return State.CLOSING if run.scope.cancel_called else State.RUNNING
+
+    # ------------------------------------------------------------ the block
+    async def enter(self, instance_id: str, random: Random) -> None:
+        """``async with client``: start a run and wait up to ``ready_timeout`` for a status."""
+        import anyio
+
+        # What a running client needs is imported now, before READY, on a
+        # worker thread (the event loop goes on meanwhile): not with aioflags,
+        # and never by an evaluation. Once loaded, there is nothing to wait for.
+        missing = [n for n in _running_parts(self._config) if n not in sys.modules]
+        if missing:
+            await _in_thread(functools.partial(_import_all, missing))
+        if self._bus.status is ProviderStatus.FATAL:
+            raise ClientClosedError(
+                "this client is FATAL (e.g. an invalid SDK key): create a new one"
+            )
+        state = self.state
+        if state is not State.IDLE:
+            raise RuntimeError(
+                f"this client is already {'closing' if state is State.CLOSING else 'started'}: "
+                "use one `async with client:` at a time (leave it, or await "
+                "client.aclose(), before starting it again)"
+            )
+        self.run = run = self._begin()  # claimed before the next await
+        block = self._block(run, instance_id, random)
+        entry = (anyio.get_current_task().id, block)
+        self._blocks.append(entry)
+        try:
+            await block.__aenter__()
+        except BaseException:
+            self._blocks.remove(entry)
+            raise
+
+    async def exit(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Leave the innermost block: stop its run (bounded), then NOT_READY."""
+        import anyio
+
+        if not self._blocks:  # closed and forgotten (a fork), or exited twice
+            await self.aclose()
+            return None
+        task, block = self._blocks[-1]
+        if task != anyio.get_current_task().id:
+            raise RuntimeError("leave `async with client:` in the task that entered it")
+        self._blocks.pop()
+        return await block.__aexit__(exc_type, exc, tb)
+
+    def _begin(self) -> Run:
+        """A new run, serving evaluations from now on (status NOT_READY)."""
+        run = Run(self._new_store(), self._bus, self._clock, self._config.grace_period)
+        self.layer = run.layer
+        self._serve(run.store)
+        self._bus.reset()
+        return run
+
+    @asynccontextmanager
+    async def _block(
+        self, run: Run, instance_id: str, random: Random
+    ) -> AsyncIterator[None]:
+        """The caller's block: ``run`` in a background group, stopped as it ends."""
+        import anyio
+
+        async with background_group(functools.partial(self._leave, run)) as span:
+            self._bus.forward = span.raise_in_host
+            try:
+                await span.tg.start(
+                    self._runner, run, span, instance_id, random, name="aioflags client"
+                )
+            except BaseException:
+                if run.task is None:  # cancelled before it began: end it here
+                    self._end(run)
+                raise
+            timeout = self._config.ready_timeout
+            if timeout > 0:
+                with anyio.move_on_after(timeout):
+                    await self._bus.wait_status(
+                        lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
+                    )
+            if run.scope.cancel_called:
+                raise ClientClosedError("the client was closed while it was starting")
+            if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
+                run.layer.ready_timed_out(timeout, _waiting_for(self._config))
+            yield
+
+    async def _leave(self, run: Run) -> None:
+        """The block is closing: stop the run that lives in it; then NOT_READY."""
+        if self.run is run:
+            await self._stop(run)
+        elif self.run is None:
+            self._reset()  # a run that ended by itself (a crash) is closed now
+
+    # ------------------------------------------------------------- closing
+    async def aclose(self) -> None:
+        """``Client.aclose()``: stop the run, or ask it to stop from one of its handlers."""
+        run = self.run
+        if run is None:
+            self._reset()  # a run that ended by itself is closed now
+            return
+        chain = _in_run(run)
+        if chain is not None:
+            # Waiting here would wait for this very task: request the stop
+            # only, let the handler that asked finish, and be closed for it.
+            self._bus.let_finish(chain, _HANDLER_BOUND)
+            run.scope.cancel()
+            self._serve(None)
+            self._bus.close()
+            return
+        await self._stop(run)
+
+    async def _stop(self, run: Run) -> None:
+        """Cancel ``run`` and wait until it has ended (every task, every socket).
+
+        Shielded: a caller cancelled meanwhile still gets a closed client. The
+        SDK's own cleanup steps are each bounded; only a handler of yours that
+        shields itself from cancellation can make this wait longer.
+        """
+        import anyio
+
+        run.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await run.done.wait()
+
+    def _end(self, run: Run) -> None:
+        """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""
+        run.done.set()
+        if self.run is not run:
+            return
+        self.run = None
+        self._bus.forward = None
+        if run.scope.cancel_called:
+            self._reset()
+
+    def _reset(self) -> None:
+        """Status and evaluations agree: NOT_READY and CLIENT_NOT_READY."""
+        self._serve(None)
+        self._bus.reset()
+
+    def after_fork(self) -> bool:
+        """In a forked child: forget the parent's run; whether there was one.
+
+        Only references are dropped, and nothing of the parent's loop is
+        touched: the fork may have happened on any thread.
+        """
+        if self.run is None and not self._blocks:
+            return False  # constructed or closed before the fork: nothing to drop
+        self._bus.after_fork()
+        self.run = None
+        self._blocks = []
+        self.layer = None
+        return True
+
+    # ------------------------------------------------------------- the run
+    async def _runner(
+        self,
+        run: Run,
+        span: Span,
+        instance_id: str,
+        random: Random,
+        *,
+        task_status: TaskStatus[None],
+    ) -> None:
+        import anyio
+
+        run.task = anyio.get_current_task().id
+        task_status.started()
+        try:
+            with run.scope:
+                await self._run_data_system(run, instance_id, random)
+        except Exception as exc:
+            # A bug, not a network fault: the caller's task must not see it.
+            logger.exception("The aioflags client failed unexpectedly")
+            self._bus.emit(
+                ProviderEvent.ERROR,
+                error_code="GENERAL",
+                message=f"internal error: {exc!r}; serving last known data",
+            )
+        except BaseException as exc:
+            forwarded = _not_cancellation(exc)
+            if forwarded is None:
+                raise
+            # KeyboardInterrupt, SystemExit... in one of the client's tasks:
+            # it belongs to the application, unwrapped, in the caller's task.
+            span.raise_in_host(forwarded)
+        finally:
+            self._end(run)
+
+    async def _run_data_system(
+        self, run: Run, instance_id: str, random: Random
+    ) -> None:
+        import anyio
+
+        config = self._config
+        bus = self._bus
+        store = run.store
+        made: list[httpx.AsyncClient] = []
+        try:
+            # The task group, with event delivery attached first: even a
+            # FATAL set-up reaches the handlers.
+            async with anyio.create_task_group() as inner:
+                run.inner = inner
+                bus.attach(inner)
+                big = store.big_segments
+                if big is not None and not config.offline:
+                    inner.start_soon(big.run)  # stops with `inner`
+                if config.offline:
+                    bus.emit(
+                        ProviderEvent.READY,
+                        message="offline: evaluations return defaults",
+                    )
+                    return  # the group lives on (delivery) until the client closes
+                if config.ready_timeout == 0:  # nobody waited: ERROR in time
+                    inner.start_soon(run.layer.unwaited, _waiting_for(config))
+                try:
+                    made.append(await _open_http(config, instance_id))
+                # ssl.SSLError is an OSError.
+                except (OSError, ValueError) as exc:
+                    message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
+                    logger.error("aioflags client %s", message)
+                    bus.emit(
+                        ProviderEvent.ERROR,
+                        error_code="PROVIDER_FATAL",
+                        message=message,
+                    )
+                    return
+                if store.events is not None:  # analytics events (stop with `inner`)
+                    store.events.use_http(made[0])
+                    await inner.start(store.events.run)
+                context = SourceContext(
+                    selector=lambda: store.selector,
+                    http=made[0],
+                    config=config,
+                    clock=self._clock,
+                    random=random,
+                )
+                from aioflags._datasystem._supervisor import (
+                    Supervisor,  # loaded by enter()
+                )
+
+                supervisor = Supervisor(
+                    config.data_system or DataSystem.default(),
+                    store,
+                    context,
+                    run.layer,
+                    self._clock,
+                )
+                inner.start_soon(supervisor.run)
+        finally:
+            run.inner = None
+            bus.release()  # what was never delivered is dropped
+            gate = store.gate
+            if gate is not None:  # no reader any more: evaluations go on
+                if gate.refresher is not None:
+                    gate.refresher.stop()
+                if gate.lookups is not None:
+                    gate.lookups.stop()
+            if made:
+                with anyio.move_on_after(_CLOSE_BOUND, shield=True):
+                    await made[0].aclose()
+
+
+def _waiting_for(config: Config) -> str:
+    """What a start that is not ready yet waits for, when no error says more."""
+    if config.data_system is not None:
+        return "no data source has answered yet"
+    return (
+        f"no answer yet from the flag service at {config.base_uri} and "
+        f"{config.stream_uri}: is it reachable from here? A request gives "
+        f"up after connect_timeout={config.connect_timeout:g} s or "
+        f"read_timeout={config.read_timeout:g} s"
+    )
+
+
+def _in_run(run: Run) -> list[int] | None:
+    """The current task and its ancestors up to ``run``'s runner, if it is one of ``run``'s.
+
+    ``None`` when the current task is not one of ``run``'s (a handler, a
+    source...).
+    """
+    import anyio
+
+    tasks = {t.id: t for t in anyio.get_running_tasks()}
+    task: int | None = anyio.get_current_task().id
+    chain: list[int] = []
+    while task is not None:
+        if task == run.task:
+            return chain
+        chain.append(task)
+        info = tasks.get(task)
+        task = info.parent_id if info is not None else None
+    return None
+
+
+def _not_cancellation(exc: BaseException) -> BaseException | None:
+    """The first exception in ``exc`` (a group, maybe) that is not a cancellation."""
+    import anyio
+
+    cancelled = anyio.get_cancelled_exc_class()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        inner = getattr(current, "exceptions", None)
+        if inner is not None:
+            pending.extend(inner)
+        elif not isinstance(current, cancelled):
+            return current
+    return None
+
+
+# ------------------------------------------------------------ start-up I/O
+def _running_parts(config: Config) -> list[str]:
+    """The modules a client with ``config`` needs once it runs (not to evaluate).
+
+    HTTP (httpx, with ssl, email, http, urllib...), the network sources, the
+    store and its status, the supervisor, analytics: most of what
+    ``import aioflags`` used to take (docs/benchmarks.md, "Import").
+    """
+    names = ["aioflags._datasystem._store", "aioflags._client._status"]
+    if not config.offline:
+        names += ["aioflags._client._http", "aioflags._datasystem._supervisor"]
+        if config.data_system is None:
+            names += [
+                "aioflags._datasystem._sources._polling",
+                "aioflags._datasystem._sources._streaming",
+            ]
+        if config.events_enabled:
+            names.append("aioflags._analytics._processor")
+    return names
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+def _needs_tls(config: Config) -> bool:
+    """Whether a client with ``config`` will send ``https://`` requests itself.
+
+    To its flag service (unless its data system is local) and to its event
+    recorder (when events are on), through its own transport (no proxy:
+    httpx's transports then do TLS). A source given its own ``base_uri`` is
+    not looked at: an ``https://`` one sets TLS up on its first request.
+    """
+    from ._http import proxied
+
+    uris = []
+    if config.data_system is None or not is_local(config.data_system):
+        uris += [config.base_uri, config.stream_uri]
+    if config.events_enabled:
+        uris.append(config.events_uri)
+    return any(uri.startswith("https://") for uri in uris) and not proxied(config)
+
+
+async def _open_http(config: Config, instance_id: str) -> httpx.AsyncClient:
+    """The client's ``httpx.AsyncClient``, built on worker threads (:func:`_in_thread`).
+
+    When the client will send ``https://`` requests, their TLS transport is
+    made now rather than on the first one: loading the CA bundle (tens of
+    milliseconds, the GIL released) runs on one thread while another imports
+    what httpx's transports need (a process's first start), and the first
+    request does not wait for it. A client talking ``http://`` loads no CA
+    bundle. Errors are raised as they are (``OSError``, ``ValueError``).
+    """
+    import anyio
+
+    from . import _http, _transport
+
+    tls: list[httpx.AsyncHTTPTransport] = []
+    if _needs_tls(config):
+        failed: list[OSError | ValueError] = []
+
+        async def make_tls() -> None:
+            try:
+                await _in_thread(
+                    lambda: tls.append(_transport.tls_transport(config.verify))
+                )
+            except (OSError, ValueError) as exc:  # raised below, not as a group
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(make_tls)
+            await _in_thread(functools.partial(importlib.import_module, "httpcore"))
+        if failed:
+            raise failed[0]
+    made: list[httpx.AsyncClient] = []
+    await _in_thread(
+        lambda: made.append(
+            _http.make_http_client(config, instance_id, tls=tls[0] if tls else None)
+        )
+    )
+    return made[0]
+
+
+async def _in_thread(func: Callable[[], object]) -> None:
+    """Run ``func`` on a worker thread (a seam for tests).
+
+    Loading a CA bundle is 25-150 ms of blocking file and TLS work, and the
+    first httpx transport imports httpcore: both are done on worker threads,
+    not on the loop (:func:`_open_http`); so is importing the modules a
+    running client needs (:func:`_running_parts`).
+    """
+    import anyio
+
+    from aioflags._core._threads import sdk_limiter
+
+    await anyio.to_thread.run_sync(func, limiter=sdk_limiter())
