@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioflags
+from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._store import snapshot_from_data
+
+if TYPE_CHECKING:
+    from aioflags._datasystem._store import Store
 
 KINDS = ["user", "org", "device"]
 # Every kind a clause, a rollout or a target may name: the contexts' own, the
@@ -391,12 +395,13 @@ def ours(case: Case) -> aioflags.FlagSnapshot:
 
 
 class _OneSnapshot:
-    """A store that holds one snapshot and no gate (the client's common case)."""
+    """A store that holds one snapshot (the client's common case: no gate)."""
 
     def __init__(self, snapshot: aioflags.FlagSnapshot) -> None:
         self.snapshot = snapshot
-        self.gate = None
-        self.direct = snapshot._direct  # as Store keeps it
+
+    async def warm(self) -> aioflags.FlagSnapshot:
+        return self.snapshot
 
 
 def _awaited(coro: Any) -> Any:
@@ -411,7 +416,7 @@ def _awaited(coro: Any) -> Any:
 def client_over(snapshot: aioflags.FlagSnapshot) -> aioflags.Client:
     """A client evaluating ``snapshot`` on its straight-line path (never started)."""
     client = aioflags.Client(aioflags.Config(offline=True))
-    client._store = _OneSnapshot(snapshot)  # type: ignore[assignment]
+    client._evaluator = Evaluator(cast("Store", _OneSnapshot(snapshot)))
     return client
 
 

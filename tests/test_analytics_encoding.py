@@ -6,7 +6,7 @@ import gzip
 import itertools
 import json
 import random
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -22,7 +22,6 @@ from tests.analytics import flag, formatter_for, recorder_for, running
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from aioflags._datasystem._store import Store
 
 pytestmark = pytest.mark.asyncio
 
@@ -142,7 +141,7 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
     processor = EventProcessor(
         config,
         None,
-        cast("Store", None),  # not attached: only the encoding runs
+        None,  # not attached: only the encoding runs
         FakeClock(),
         random.Random(0),
         now_ms=lambda: 1000,
@@ -179,9 +178,7 @@ async def test_a_summary_of_many_flags_is_encoded_a_slice_of_flags_at_a_time(
     monkeypatch.setattr(_processor, "features", features)
     monkeypatch.setattr(_processor, "checkpoint", checkpoint)
     config = Config("k")
-    processor = EventProcessor(
-        config, None, cast("Store", None), FakeClock(), random.Random(0)
-    )
+    processor = EventProcessor(config, None, None, FakeClock(), random.Random(0))
     snapshot = snapshot_from_data(
         {f"f{i}": {**flag(), "key": f"f{i}", "version": 1} for i in range(MANY)}
     ).recording(processor.recorder)
@@ -201,9 +198,7 @@ async def test_a_summary_entry_that_is_not_json_drops_only_its_flag(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A default changed after it was counted: the other flags' counts are sent."""
-    processor = EventProcessor(
-        Config("k"), None, cast("Store", None), FakeClock(), random.Random(0)
-    )
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
     snapshot = snapshot_from_data(
         {key: {**flag(), "key": key, "version": 1} for key in ("a", "b", "c")}
     ).recording(processor.recorder)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import cast
 
 import httpx
 import pytest
@@ -13,6 +12,7 @@ from aioflags import Config, Context, DataSystem
 from aioflags._analytics._diagnostics import Diagnostics
 from aioflags._analytics._processor import EventProcessor, _server_time
 from aioflags._analytics._recorder import Recorder
+from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._snapshot import FlagSnapshot
@@ -166,7 +166,7 @@ def test_identical_full_transfers_give_one_row_per_version_and_variation() -> No
     processor = EventProcessor(
         Config("k"),
         None,
-        cast(Store, None),  # only its recorder is used
+        None,  # only its recorder is used
         FakeClock(),
         random.Random(0),
         now_ms=lambda: 1000,
@@ -179,12 +179,13 @@ def test_identical_full_transfers_give_one_row_per_version_and_variation() -> No
         "segments": {},
     }
     store = Store()
-    store.attach_events(processor)
+    evaluator = Evaluator(store)
+    evaluator.record(processor, True)
     for _ in range(2):  # the same data twice, as a stream reconnect would send it
         store.apply_now(fdv1_full(copy.deepcopy(data)))
         for method in ("variation", "variation_detail", "bool_variation"):
-            getattr(store.snapshot, method)("on", USER, False)
-            getattr(store.snapshot, method)("off", USER, False)
+            getattr(evaluator.snapshot(), method)("on", USER, False)
+            getattr(evaluator.snapshot(), method)("off", USER, False)
     features = summary(processor.recorder)
     assert features["on"]["counters"] == [
         {"variation": 0, "version": 4, "value": True, "count": 6}

@@ -464,7 +464,7 @@ async def test_the_sync_snapshot_uses_the_cache_and_fetches_misses_in_the_backgr
             # A miss cannot wait: answered as a store failure, fetch requested.
             assert got.value is False
             assert dict(got.reason)["bigSegmentsStatus"] == "STORE_ERROR"
-            big = client._store.big_segments
+            big = client._evaluator.big_segments
             assert big is not None
             await big.fetch("u")  # joins the requested fetch (or reads its result)
             got = client.snapshot().bool_variation_detail("f", user, False)

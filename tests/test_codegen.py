@@ -448,7 +448,7 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
             },
         }
     )
-    heads = snap._direct.heads
+    heads = snap._matcher.heads
     handed_on: list[str] = []
     method = Matcher.prerequisites_failed
 
@@ -568,7 +568,7 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
     }
     snap = _snapshot(raw)
     flag = snap._flags["all"]
-    matcher = snap._direct
+    matcher = snap._matcher
     value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
     assert isinstance(value, tuple) and isinstance(detail, tuple)
     slots = dict(zip(every, flag.prerequisite_slots, strict=True))
@@ -605,7 +605,7 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
     contexts = [Context.create("ann"), Context.create("bob")]
     expected = [linked.variation_detail("both", ctx, None) for ctx in contexts]
     assert [e.value for e in expected] == ["on", "off"]
-    linked._direct.heads.clear()
+    linked._matcher.heads.clear()
 
     def no_lookup(self: Matcher, key: str) -> object:
         raise AssertionError(f"looked up {key}")
@@ -616,7 +616,7 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
         assert _awaited(client.variation_detail("both", ctx, None)) == detail
     # Never looked up: linked, and their heads are the ones linked in (the
     # tuple their own evaluations read).
-    heads, details = linked._direct.heads, linked._direct.details
+    heads, details = linked._matcher.heads, linked._matcher.details
     for slot, key in zip(
         linked._flags["both"].prerequisite_slots, ("plain", "plain-too"), strict=True
     ):
@@ -624,7 +624,7 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
         assert details["both"][slot] is details[key]
     # A snapshot with another version of a prerequisite links that one.
     newer = _snapshot({**raw, "plain": _flag("plain", version=2, rules=[bob_is_off])})
-    assert newer._direct.head_of("all")[slots["plain"]] is (
+    assert newer._matcher.head_of("all")[slots["plain"]] is (
         newer._flags["plain"].value_ops
     )
     assert newer._flags["plain"] is not snap._flags["plain"]
@@ -679,7 +679,7 @@ def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
         )
     )
     client = client_over(store.snapshot)
-    client._store = store  # each step's snapshot
+    client._use(store)  # each step's snapshot
     steps = [
         ("P constant", put("P", 2)),
         ("P plain, ann off", put("P", 3, rules=[ann_off])),
@@ -777,7 +777,7 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
         ),
     }
     snap = _snapshot(raw, segments)
-    matcher = snap._direct
+    matcher = snap._matcher
     flag = snap._flags["all"]
     value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
     assert isinstance(value, tuple) and isinstance(detail, tuple)
@@ -872,7 +872,7 @@ def test_linked_segments_follow_a_segment_through_deltas() -> None:
         )
     )
     client = client_over(store.snapshot)
-    client._store = store  # each step's snapshot
+    client._use(store)  # each step's snapshot
     steps = [
         ("bob included instead", segment(2, included=["bob"])),
         ("a rule: ann's key", segment(3, rules=[{"clauses": [_key_in("ann")]}])),
@@ -1593,9 +1593,9 @@ def test_variation_reads_one_result_for_every_flag_serving_a_value() -> None:
             assert detail.reason["kind"] != "VALUE_ONLY"
             assert value == detail.value
         assert _awaited(client.variation("a", ctx, None)) == expected
-    assert isinstance(snap._direct.heads["a"], tuple)
-    assert snap._direct.heads["a"] is snap._flags["a"].value_ops
-    assert snap._direct.details["a"] is snap._flags["a"].ops
+    assert isinstance(snap._matcher.heads["a"], tuple)
+    assert snap._matcher.heads["a"] is snap._flags["a"].value_ops
+    assert snap._matcher.details["a"] is snap._flags["a"].ops
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

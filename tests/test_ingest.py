@@ -28,6 +28,7 @@ from aioflags import (
     Hook,
     HookMetadata,
 )
+from aioflags._client._evaluator import Evaluator
 from aioflags._client._hooks import HookRunner
 from aioflags._client._http import make_http_client
 from aioflags._client._transport import LazyTLSTransport
@@ -955,14 +956,14 @@ async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
             return data
 
     store = Store()
-    store.attach_hooks(HookRunner((Seen(),)))
+    evaluator = Evaluator(store, HookRunner((Seen(),)))
     store.apply_now(await parse_fdv2_poll_text(poll_body({"f1": flag("f1")})))
     store.apply_now(
         delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
     )
     await store._maintain_once()  # merges the overlay into a new snapshot
     assert type(store.snapshot._flags) is FlagTable
-    assert store.snapshot.variation("f1", USER, "x") == "b"
+    assert evaluator.snapshot().variation("f1", USER, "x") == "b"
     assert calls == ["f1"]
 
 

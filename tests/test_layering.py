@@ -148,18 +148,6 @@ TYPED: dict[str, set[str]] = {
 #: below imports these modules to run. Any new one fails
 #: test_annotations_name_upper_layers_only_where_listed.
 TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
-    ("aioflags._datasystem._store", "aioflags._analytics._processor"): (
-        "the store keeps the EventProcessor the client attaches, to build "
-        "each new snapshot recording into it"
-    ),
-    ("aioflags._datasystem._store", "aioflags._client._hooks"): (
-        "the store keeps the HookRunner the client attaches, to build each "
-        "new snapshot through it"
-    ),
-    ("aioflags._datasystem._stores._gate", "aioflags._datasystem._store"): (
-        "a gate (persistent store) refreshes the store the client gives it, "
-        "or checks its snapshot for the key evaluated"
-    ),
     ("aioflags._evaluation._snapshot", "aioflags._analytics._recorder"): (
         "a snapshot records evaluations into the Recorder analytics attaches"
     ),
@@ -282,18 +270,7 @@ def _components(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 #: each a strongly connected component, and why. Issue 39 is to break them;
 #: a new one fails test_no_cycles_through_annotations_but_those_listed, and
 #: one broken must leave this list.
-TYPE_CYCLES: dict[frozenset[str], str] = {
-    frozenset(
-        {
-            "aioflags._analytics._processor",
-            "aioflags._datasystem._store",
-            "aioflags._datasystem._stores._gate",
-        }
-    ): (
-        "the store keeps the EventProcessor (and HookRunner) the client "
-        "attaches, the processor reads the store, a gate refreshes it"
-    ),
-}
+TYPE_CYCLES: dict[frozenset[str], str] = {}
 
 
 def test_no_cycles_through_annotations_but_those_listed() -> None:
@@ -329,8 +306,9 @@ def test_the_walk_sees_imports() -> None:
     assert (
         "aioflags._datasystem._sources._polling" in GRAPH["aioflags._client._lifecycle"]
     )
-    # ...and TYPE_CHECKING imports do not (the store names the hook runner).
-    assert "aioflags._client._hooks" not in GRAPH["aioflags._datasystem._store"]
+    # ...and TYPE_CHECKING imports do not (the evaluator names the processor).
+    assert "aioflags._analytics._processor" not in GRAPH["aioflags._client._evaluator"]
+    assert "aioflags._analytics._processor" in TYPED["aioflags._client._evaluator"]
     assert "aioflags._core._settings" in TYPED["aioflags._datasystem._context"]
     assert (
         _group("aioflags._evaluation._lazy")[0]

@@ -712,7 +712,7 @@ async def test_the_event_is_sampled_as_the_flag_asks(
     fields = {} if ratio is None else {"samplingRatio": ratio}
     origins = Origins()
     async with running({"m": migration_flag("off", **fields)}) as (server, client, _):
-        recorder = client._store.events.recorder  # type: ignore[union-attr]
+        recorder = client._evaluator.events.recorder  # type: ignore[union-attr]
         recorder._random = rng
         await origins.migrator(client).read("m", USER, Stage.OFF)
         await client.flush()
@@ -767,7 +767,7 @@ async def test_a_migration_op_makes_no_index_event_of_its_own() -> None:
         _, tracker = await client.migration_variation("m", USER, Stage.OFF)
         await client.flush()
         server.clear_events()
-        client._store.events.recorder.reset_context_keys()  # type: ignore[union-attr]
+        client._evaluator.events.recorder.reset_context_keys()  # type: ignore[union-attr]
         client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
         await client.flush()
     assert [e["kind"] for e in server.events] == ["migration_op"]
@@ -776,7 +776,7 @@ async def test_a_migration_op_makes_no_index_event_of_its_own() -> None:
 async def test_a_migration_op_for_a_context_seen_counts_as_deduplicated() -> None:
     """As LaunchDarkly's diagnostics count it (identify events too)."""
     async with running({"m": migration_flag("off")}) as (_, client, _):
-        recorder = client._store.events.recorder  # type: ignore[union-attr]
+        recorder = client._evaluator.events.recorder  # type: ignore[union-attr]
         _, tracker = await client.migration_variation("m", USER, Stage.OFF)
         before = recorder.deduplicated  # the evaluation noticed USER
         client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
@@ -865,7 +865,7 @@ async def test_track_migration_op_never_raises(
         if where == "tracker":
             monkeypatch.setattr(migration_module.OpTracker, "_build", broken)
         else:
-            recorder = client._store.events.recorder  # type: ignore[union-attr]
+            recorder = client._evaluator.events.recorder  # type: ignore[union-attr]
             monkeypatch.setattr(type(recorder), "migration_op", broken)
         client.track_migration_op(tracker.operation(Operation.READ).invoked(Origin.OLD))
         await client.flush()

@@ -1,7 +1,7 @@
 """EventProcessor: ships analytics events from one task group it owns (events.md §1, §2, §9-§11).
 
 The client's runner starts :meth:`EventProcessor.run` in its task group. It
-attaches the recorder to the store (from then on evaluations record), then
+turns recording on for the client's evaluations (its ``switch``), then
 runs three tasks in the processor's own task group: a *ticker* (every
 ``flush_interval`` it asks for a flush, and forgets recently seen contexts
 every ``context_keys_flush_interval``), a *sender* (takes the buffer and
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 
     from aioflags._core._clock import Clock
     from aioflags._core._json import JSONObject, JSONValue
-    from aioflags._datasystem._store import Store
     from aioflags._evaluation._migration import MigrationOpEvent
 
     from ._diagnostics import AnalyticsSettings
@@ -190,7 +189,7 @@ class EventProcessor:
         "_in_flight",
         "_last_batch",
         "_round",
-        "_store",
+        "_switch",
         "_tg",
         "_wake",
         "recorder",
@@ -200,7 +199,7 @@ class EventProcessor:
         self,
         config: AnalyticsSettings,
         http: httpx.AsyncClient | None,
-        store: Store,
+        switch: Callable[[EventProcessor, bool], None] | None,
         clock: Clock,
         random: random.Random,
         *,
@@ -208,7 +207,9 @@ class EventProcessor:
     ) -> None:
         self._config = config
         self._http = http
-        self._store = store
+        #: Turns recording into this processor on (True) or off (False) for
+        #: the client's evaluations (its evaluator's; None: nothing records).
+        self._switch = switch
         self._clock = clock
         #: The synchronous half: evaluations, track and identify record here.
         self.recorder = Recorder(
@@ -237,6 +238,10 @@ class EventProcessor:
         self._tg: TaskGroup | None = None
 
     # ------------------------------------------------------------ lifecycle
+    def _record(self, on: bool) -> None:
+        if self._switch is not None:
+            self._switch(self, on)
+
     def use_http(self, http: httpx.AsyncClient) -> None:
         """The client to deliver with, once the client has one (recording starts earlier)."""
         self._http = http
@@ -258,11 +263,11 @@ class EventProcessor:
                     tg.start_soon(
                         self._guarded, lambda: self._diagnostics_loop(diagnostics)
                     )
-                self._store.attach_events(self)
+                self._record(True)
                 task_status.started()
         finally:
             self._tg = None
-            self._store.detach_events(self)
+            self._record(False)
             with anyio.move_on_after(CLOSE_BOUND, shield=True):
                 await self._guarded(self._final_flush)
             self._round.set()  # nobody waits for a round that will not come
@@ -563,4 +568,4 @@ class EventProcessor:
     def _disable(self) -> None:
         self._disabled = True
         self.recorder.take()
-        self._store.detach_events(self)
+        self._record(False)

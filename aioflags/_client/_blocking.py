@@ -532,55 +532,63 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        return self._client._store.snapshot.variation(key, context, default)
+        return self._client._evaluator.snapshot().variation(key, context, default)
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        return self._client._store.snapshot.variation_detail(key, context, default)
+        return self._client._evaluator.snapshot().variation_detail(
+            key, context, default
+        )
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return self._client._store.snapshot.bool_variation(key, context, default)
+        return self._client._evaluator.snapshot().bool_variation(key, context, default)
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        return self._client._store.snapshot.int_variation(key, context, default)
+        return self._client._evaluator.snapshot().int_variation(key, context, default)
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        return self._client._store.snapshot.float_variation(key, context, default)
+        return self._client._evaluator.snapshot().float_variation(key, context, default)
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return self._client._store.snapshot.string_variation(key, context, default)
+        return self._client._evaluator.snapshot().string_variation(
+            key, context, default
+        )
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._client._store.snapshot.json_variation(key, context, default)
+        return self._client._evaluator.snapshot().json_variation(key, context, default)
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return self._client._store.snapshot.bool_variation_detail(key, context, default)
+        return self._client._evaluator.snapshot().bool_variation_detail(
+            key, context, default
+        )
 
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return self._client._store.snapshot.int_variation_detail(key, context, default)
+        return self._client._evaluator.snapshot().int_variation_detail(
+            key, context, default
+        )
 
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return self._client._store.snapshot.float_variation_detail(
+        return self._client._evaluator.snapshot().float_variation_detail(
             key, context, default
         )
 
@@ -588,7 +596,7 @@ class Client:
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return self._client._store.snapshot.string_variation_detail(
+        return self._client._evaluator.snapshot().string_variation_detail(
             key, context, default
         )
 
@@ -596,7 +604,9 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return self._client._store.snapshot.json_variation_detail(key, context, default)
+        return self._client._evaluator.snapshot().json_variation_detail(
+            key, context, default
+        )
 
     def all_flags_state(
         self,
@@ -607,7 +617,7 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
-        return self._client._store.snapshot.all_flags_state(
+        return self._client._evaluator.snapshot().all_flags_state(
             context,
             with_reasons=with_reasons,
             client_side_only=client_side_only,
@@ -624,7 +634,7 @@ class Client:
         operation on the tracker and pass it to :meth:`track_migration_op`
         (docs/migrations.md, "In sync code"). Added in version 0.1.0.
         """
-        stage, tracker = self._client._store.snapshot.migration_variation(
+        stage, tracker = self._client._evaluator.snapshot().migration_variation(
             key, context, default_stage
         )
         tracker._random = self._client._random  # as the async client's trackers

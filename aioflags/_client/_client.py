@@ -25,9 +25,7 @@ import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
-    Concatenate,
     Final,
-    ParamSpec,
     TypeVar,
     cast,
     final,
@@ -38,13 +36,14 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import Matcher, finish
+from aioflags._evaluation._evaluate import finish
 from aioflags._evaluation._results import Result
-from aioflags._evaluation._snapshot import FlagSnapshot, detail_of
+from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._config import Config
+from ._evaluator import Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
-from ._hooks import HookRunner, check_hook, unhooked
+from ._hooks import HookRunner, check_hook
 from ._lifecycle import Lifecycle
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 
@@ -59,15 +58,12 @@ if TYPE_CHECKING:
 
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from aioflags._analytics._processor import EventProcessor
     from aioflags._core._json import JSONValue
     from aioflags._datasystem._datatypes import DataSourceStatus
     from aioflags._datasystem._store import Store
     from aioflags._datasystem._stores._bigsegments import (
-        BigSegments,
         BigSegmentStoreStatus,
     )
-    from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -77,7 +73,6 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 logger = logging.getLogger("aioflags")
 events_logger = logging.getLogger("aioflags.events")
@@ -119,15 +114,13 @@ class _WarningStore:
     """Stands in for the store until the first evaluation, which it warns about once.
 
     Used while a client has never been started, and in a child process for a
-    client that was running when the process forked. Only ``snapshot`` (or
-    ``direct``) is read before a start replaces it; the first read warns (through the client) and
-    puts a plain empty store in place, so evaluations pay nothing for this.
+    client that was running when the process forked: the client's evaluator
+    reads its data here. The first read warns (through the client) and puts
+    a plain empty store and evaluator in place, so evaluations pay nothing
+    for this.
     """
 
     __slots__ = ("_client",)
-    events: EventProcessor | None = None  # track() and friends: events are off
-    gate: EvaluationGate | None = None  # evaluations: nothing to await first
-    big_segments: BigSegments | None = None  # no big-segment status yet
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -137,12 +130,6 @@ class _WarningStore:
         client = self._client
         client._warn_misuse()
         return client._store.snapshot
-
-    @property
-    def direct(self) -> Matcher | None:  # as snapshot, for the straight-line paths
-        client = self._client
-        client._warn_misuse()
-        return client._store.direct
 
     async def warm(self) -> FlagSnapshot:
         return self.snapshot  # empty: nothing to compile
@@ -173,6 +160,7 @@ class Client:
         "_bus",
         "_clock",
         "_config",
+        "_evaluator",
         "_forked_from",
         "_hooks",
         "_instance_id",
@@ -206,10 +194,10 @@ class Client:
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(config.hooks) if config.hooks else None
         self._big_segment_listeners = StatusListeners()
-        self._store = cast("Store", _WarningStore(self))  # until started
+        self._use(cast("Store", _WarningStore(self)))  # until started
         self._forked_from: int | None = None
         self._life = Lifecycle(
-            config, self._clock, self._bus, self._store_for_run, self._serve
+            config, self._clock, self._bus, self._evaluator_for_run, self._serve
         )
         _LIVE_CLIENTS.add(self)
 
@@ -237,18 +225,22 @@ class Client:
     def __exit__(self, *args: object) -> None:  # pragma: no cover - never entered
         raise TypeError("use `async with client:`")
 
-    def _store_for_run(self) -> Store:
-        """The store one run serves: the hooks, analytics and the gate attached."""
+    def _evaluator_for_run(self) -> Evaluator:
+        """What one run's evaluations go through: its store, with hooks, analytics, gate."""
         store = self._new_store()
         store.freeze_gc = store.compile_ahead = self._config.gc_freeze
+        evaluator = Evaluator(store, self._hooks)
         if self._config.events_enabled:
             # Recording starts now, synchronously: with ready_timeout=0 the
             # caller evaluates before the run has even begun; delivery
             # starts once HTTP is set up.
             from aioflags._analytics._processor import EventProcessor
 
-            store.attach_events(
-                EventProcessor(self._config, None, store, self._clock, self._random)
+            evaluator.record(
+                EventProcessor(
+                    self._config, None, evaluator.record, self._clock, self._random
+                ),
+                True,
             )
         elif self._config.sdk_key is None and self._config._events_wanted():
             # Daemon mode needs no key for flags, but LaunchDarkly needs one to
@@ -259,14 +251,23 @@ class Client:
                 "data or track() events. Pass the SDK key to Config to send "
                 "them, or send_events=False to turn them off without this warning"
             )
-        self._attach_gate(store)
-        return store
+        self._attach_gate(evaluator)
+        return evaluator
 
-    def _serve(self, store: Store | None) -> None:
-        """Evaluations read ``store`` from now on; ``None``: a fresh empty one."""
-        self._store = store if store is not None else self._new_store()
+    def _serve(self, evaluator: Evaluator | None) -> None:
+        """Evaluations go through ``evaluator`` from now on; ``None``: a fresh empty store."""
+        if evaluator is None:
+            self._use(self._new_store())
+        else:
+            self._store = evaluator.store
+            self._evaluator = evaluator
 
-    def _attach_gate(self, store: Store) -> None:
+    def _use(self, store: Store) -> None:
+        """Evaluate ``store``'s data, with the hooks, from now on (no run's parts)."""
+        self._store = store
+        self._evaluator = Evaluator(store, self._hooks)
+
+    def _attach_gate(self, evaluator: Evaluator) -> None:
         """What this run's awaited evaluations do first, if anything.
 
         Attached before the run starts, so that no evaluation misses it; the
@@ -285,7 +286,7 @@ class Client:
             big = BigSegments(
                 config.big_segments, self._clock, self._big_segment_listeners
             )
-            store.attach_big_segments(big)
+            evaluator.use_big_segments(big)
         system = config.data_system
         persistent = system.store if system is not None else None
         refresher = lookups = None
@@ -296,16 +297,15 @@ class Client:
                 self._clock, persistent.cache_ttl, persistent.timeout
             )
         if big is not None or refresher is not None or lookups is not None:
-            store.gate = EvaluationGate(store, refresher, big, lookups)
+            evaluator.use_gate(
+                EvaluationGate(evaluator.snapshot, refresher, big, lookups)
+            )
 
     def _new_store(self) -> Store:
-        """A store for a run (or for a client not running), with the hooks."""
+        """A store for a run (or for a client not running)."""
         from aioflags._datasystem._store import Store
 
-        store = Store()
-        if self._hooks is not None:
-            store.attach_hooks(self._hooks)
-        return store
+        return Store()
 
     async def aclose(self) -> None:
         """Stop the data system, close every connection, leave no task behind.
@@ -333,14 +333,14 @@ class Client:
             self._random = _random.Random()
         if self._life.after_fork():  # it was running: warn on first use
             self._forked_from = os.getppid()
-            self._store = cast("Store", _WarningStore(self))
+            self._use(cast("Store", _WarningStore(self)))
 
     def _warn_misuse(self) -> None:
         """First evaluation of a client never started, or forked while running."""
         store: object = self._store  # a _WarningStore in disguise, until now
         if not isinstance(store, _WarningStore):
             return
-        self._store = self._new_store()
+        self._use(self._new_store())
         if self._forked_from is None:
             logger.warning(
                 "aioflags client evaluated before it was started: evaluations "
@@ -357,7 +357,7 @@ class Client:
         self._forked_from = None
         store: object = self._store
         if isinstance(store, _WarningStore):
-            self._store = self._new_store()
+            self._use(self._new_store())
         logger.warning(
             "aioflags client was running in process %d when it forked; in this "
             "process (%d) it has no connection and no data (status NOT_READY, "
@@ -440,7 +440,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        big = self._store.big_segments
+        big = self._evaluator.big_segments
         return big.status if big is not None else None
 
     def add_big_segment_store_status_listener(
@@ -528,16 +528,16 @@ class Client:
     # ------------------------------------------------------------ evaluation
     def snapshot(self) -> FlagSnapshot:
         """The current immutable snapshot, for sync and request-consistent evaluation."""
-        return self._store.snapshot
+        return self._evaluator.snapshot()
 
     def _snapshot_quietly(self) -> FlagSnapshot:
-        """The snapshot, without the warning an evaluation before start gives."""
+        """The snapshot without hooks, and without the warning an evaluation before start gives."""
         store: object = self._store
         if isinstance(store, _WarningStore):
             from aioflags._datasystem._store import Store
 
             return Store().snapshot
-        return unhooked(self._store.snapshot)  # the SDK's own evaluations
+        return self._evaluator.unhooked()  # the SDK's own evaluations
 
     def add_hook(self, hook: Hook) -> None:
         """Register an evaluation and track hook, after those registered so far.
@@ -556,62 +556,39 @@ class Client:
         """
         check_hook(hook, "add_hook()")
         runner = self._hooks
-        if runner is not None:
-            observed = runner.observes_evaluations
-            runner.add(hook)
-            if observed or not runner.observes_evaluations:
-                return
-            # The first hook with an evaluation stage: the store's snapshot
-            # may let the client evaluate around the hooks (HookedSnapshot).
-        else:
-            runner = self._hooks = HookRunner((hook,))
-        store: object = self._store
-        if not isinstance(store, _WarningStore):  # it attaches on replacement
-            self._store.attach_hooks(runner)
-
-    async def _evaluate(
-        self,
-        call: Callable[Concatenate[FlagSnapshot, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """``call(snapshot, *args, **kwargs)`` on the current snapshot, after the gate if any.
-
-        ``call`` calls one of the snapshot's methods (``_all_flags_state``),
-        so that a snapshot's own override (the hooks') is what runs; the
-        context among ``args`` tells big segments what it may ask.
-        """
-        store = self._store
-        gate = store.gate
-        if gate is not None:  # a store read, big-segment memberships: awaited
-            return await gate.evaluate(call, *args, **kwargs)
-        return call(store.snapshot, *args, **kwargs)
+        if runner is None:
+            runner = self._hooks = HookRunner()
+        runner.add(hook)
+        # (runs are started with the client's runner: this one's evaluator
+        # composes it from now on, and its hot path may close)
+        self._evaluator.use_hooks(runner)
 
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        # The common case in this frame: no gate, events or hooks (the
-        # store's ``direct`` is then the snapshot's matcher), a valid context, a present
-        # flag, read as its head: its result if it is constant, else its
-        # value_ops (its code, whether it is plain, then the code's
-        # operands, with results that are one object for every flag that
-        # serves the same value: the reason is not read here): nothing of
-        # the flag object. The context's type is checked here, at the door
-        # (``__class__``: an attribute load, ~80 instructions less than
-        # calling type()).
+        # The one inlined hot path. The common case in this frame: nothing
+        # composed or gated (the evaluator's ``plain`` is then the store), a
+        # valid context, a present flag, read as its head: its result if it
+        # is constant, else its value_ops (its code, whether it is plain,
+        # then the code's operands, with results that are one object for
+        # every flag that serves the same value: the reason is not read
+        # here): nothing of the flag object. The context's type is checked
+        # here, at the door (``__class__``: an attribute load, ~80
+        # instructions less than calling type()).
         # Anything the flag's code cannot finish alone (a prerequisite
         # chain, an abort) goes to the driver, which runs it again
         # (evaluation is pure) and handles it, and a bug in it is reported
         # as EXCEPTION (finish()); anything else (no such flag, not a valid
         # Context) to the snapshot's method.
-        store = self._store
-        matcher = store.direct
+        evaluator = self._evaluator
+        store = evaluator.plain
         if (
-            matcher is not None
+            store is not None
             and context.__class__ is Context
             and context._error is None
         ):
+            matcher = store.snapshot._matcher
             head: tuple[Any, ...] | Result | None
             try:
                 head = matcher.heads[key]
@@ -628,145 +605,100 @@ class Client:
                     except Exception as exc:  # noqa: BLE001 (finish() reports it)
                         result = finish(matcher, key, context, exc)
                 return default if result.variation_index is None else result.value
-        # As _evaluate() does it, without a second coroutine (~1,100
+        # As Evaluator.evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).
-        gate = store.gate
-        if gate is not None and (gate.always or not gate.passes(key)):
-            return await gate.evaluate(_variation, key, context, default)
-        return store.snapshot.variation(key, context, default)
+        gate = evaluator.gate
+        if gate is None or (not gate.always and gate.passes(key)):
+            return evaluator.snapshot().variation(key, context, default)
+        return await gate.evaluate(FlagSnapshot.variation, key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        store = self._store
-        matcher = store.direct
-        if (
-            matcher is not None
-            and context.__class__ is Context
-            and context._error is None
-        ):
-            head: tuple[Any, ...] | Result | None
-            try:  # as in variation(); its own results, not variation()'s heads
-                head = matcher.details[key]
-            except KeyError:
-                head = matcher.find_head(key, details=True)
-            if head is not None:  # (None: as in variation())
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](head, context, matcher)
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(matcher, key, context, exc)
-                # A result that serves a variation is its own detail.
-                if result.variation_index is None:
-                    return detail_of(result, default)
-                return result
-        gate = store.gate  # as in variation()
-        if gate is not None and (gate.always or not gate.passes(key)):
-            return await gate.evaluate(_variation_detail, key, context, default)
-        return store.snapshot.variation_detail(key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.variation_detail, key, context, default
+        )
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.bool_variation(key, context, default)
-        return await gate.evaluate(_bool_variation, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.bool_variation, key, context, default
+        )
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.int_variation(key, context, default)
-        return await gate.evaluate(_int_variation, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.int_variation, key, context, default
+        )
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.float_variation(key, context, default)
-        return await gate.evaluate(_float_variation, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.float_variation, key, context, default
+        )
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.string_variation(key, context, default)
-        return await gate.evaluate(_string_variation, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.string_variation, key, context, default
+        )
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.json_variation(key, context, default)
-        return await gate.evaluate(_json_variation, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.json_variation, key, context, default
+        )
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.bool_variation_detail(key, context, default)
-        return await gate.evaluate(_bool_variation_detail, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.bool_variation_detail, key, context, default
+        )
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.int_variation_detail(key, context, default)
-        return await gate.evaluate(_int_variation_detail, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.int_variation_detail, key, context, default
+        )
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.float_variation_detail(key, context, default)
-        return await gate.evaluate(_float_variation_detail, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.float_variation_detail, key, context, default
+        )
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.string_variation_detail(key, context, default)
-        return await gate.evaluate(_string_variation_detail, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.string_variation_detail, key, context, default
+        )
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        store = self._store  # as _evaluate(), without a second coroutine
-        gate = store.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return store.snapshot.json_variation_detail(key, context, default)
-        return await gate.evaluate(_json_variation_detail, key, context, default)
+        return await self._evaluator.evaluate(
+            FlagSnapshot.json_variation_detail, key, context, default
+        )
 
     async def all_flags_state(
         self,
@@ -777,10 +709,7 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
-        # Every flag is evaluated: compile the cold ones first, in slices.
-        await self._store.warm()
-        return await self._evaluate(
-            _all_flags_state,
+        return await self._evaluator.all_flags_state(
             context,
             with_reasons=with_reasons,
             client_side_only=client_side_only,
@@ -802,8 +731,8 @@ class Client:
 
         Added in version 0.1.0.
         """
-        stage, tracker = await self._evaluate(
-            _migration_variation, key, context, default_stage
+        stage, tracker = await self._evaluator.evaluate(
+            FlagSnapshot.migration_variation, key, context, default_stage
         )
         # Its consistency sampling draws from the client's random source.
         tracker._random = self._random
@@ -824,7 +753,7 @@ class Client:
 
         try:
             event = event_of(tracker)
-            events = self._store.events
+            events = self._evaluator.events
             if event is not None and events is not None:
                 events.migration_op(event)
         except Exception:  # never raises into the application
@@ -854,7 +783,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        events = self._store.events
+        events = self._evaluator.events
         if events is not None:
             try:
                 events.track(event_key, context, data, metric_value)
@@ -871,7 +800,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        events = self._store.events
+        events = self._evaluator.events
         if events is not None:
             try:
                 events.identify(context)
@@ -889,7 +818,7 @@ class Client:
 
         Added in version 0.1.0.
         """
-        events = self._store.events
+        events = self._evaluator.events
         if events is not None:
             await events.flush(timeout)
 
@@ -908,72 +837,6 @@ class Client:
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
-# What the gate calls on the snapshot it picks (ordinary calls: a snapshot's
-# own override, the hooks', is what runs). Functions of the module, not
-# lambdas in the methods: a lambda would make the method's arguments cells,
-# which costs the straight-line path ~700 instructions per call.
-
-
-def _all_flags_state(
-    s: FlagSnapshot, /, c: Context | None, **options: bool
-) -> FlagsState:
-    return s.all_flags_state(c, **options)
-
-
-def _migration_variation(
-    s: FlagSnapshot, /, k: str, c: Context | None, d: Stage
-) -> tuple[Stage, OpTracker]:
-    return s.migration_variation(k, c, d)
-
-
-def _variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.variation(k, c, d)
-
-
-def _variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.variation_detail(k, c, d)
-
-
-def _bool_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.bool_variation(k, c, d)
-
-
-def _int_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.int_variation(k, c, d)
-
-
-def _float_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.float_variation(k, c, d)
-
-
-def _string_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.string_variation(k, c, d)
-
-
-def _json_variation(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.json_variation(k, c, d)
-
-
-def _bool_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.bool_variation_detail(k, c, d)
-
-
-def _int_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.int_variation_detail(k, c, d)
-
-
-def _float_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.float_variation_detail(k, c, d)
-
-
-def _string_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.string_variation_detail(k, c, d)
-
-
-def _json_variation_detail(s: FlagSnapshot, k: str, c: Context | None, d: Any) -> Any:
-    return s.json_variation_detail(k, c, d)
-
-
 LAUNCHDARKLY_NAMES: Final = {
     "is_initialized": (
         "check `client.status is ProviderStatus.READY` (or STALE: serving "

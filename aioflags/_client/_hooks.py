@@ -1,14 +1,15 @@
 """Evaluation and track hooks: the public types, and the runner the client uses.
 
-Hooks cost nothing until one is registered: the store then hands out
-:class:`HookedSnapshot` objects instead of plain :class:`FlagSnapshot` ones,
-so the unhooked evaluation path is not touched at all (not even a check).
-Once registered, only a hook's own stages run (which of its stages are
-:class:`Hook`'s pass-through is looked up at registration): a hook with no
-evaluation stage of its own leaves evaluations on that unhooked path.
-Every evaluation entry point of ``Client``, ``FlagSnapshot`` and
-``aioflags.blocking.Client`` goes through the store's snapshot, so all of them
-run the series; ``all_flags_state`` and prerequisites do not.
+Hooks cost nothing until one is registered: the client's evaluator then
+hands out snapshots composed with the :class:`HookRunner`, whose public
+evaluation methods run the series (:meth:`HookRunner.run`) around the
+snapshot's own evaluation, once. Only a hook's own stages run (which of its
+stages are :class:`Hook`'s pass-through is looked up at registration): a
+hook with no evaluation stage of its own leaves the async client on its
+straight-line path. Every evaluation entry point of ``Client``,
+``FlagSnapshot`` and ``aioflags.blocking.Client`` goes through the
+evaluator's snapshot, so all of them run the series; ``all_flags_state``
+and prerequisites do not.
 
 Stages are synchronous: the sync ``FlagSnapshot`` face has no event loop to
 await on, and a hook that waited on I/O would stall every evaluation.
@@ -23,25 +24,21 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._snapshot import FlagSnapshot
+from aioflags._evaluation._snapshot import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._membership import MembershipSource
-    from aioflags._evaluation._migration import OpTracker, Stage
-    from aioflags._evaluation._model import CompiledFlag, CompiledSegment
-    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._results import EvaluationDetail, Result
+    from aioflags._evaluation._snapshot import Evaluation
 
 __all__ = [
     "EvaluationSeriesContext",
     "Hook",
     "HookMetadata",
     "HookRunner",
-    "HookedSnapshot",
     "TrackSeriesContext",
 ]
 
@@ -346,25 +343,6 @@ class HookRunner:
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 
-    def snapshot(
-        self,
-        flags: Mapping[str, CompiledFlag],
-        segments: Mapping[str, CompiledSegment],
-        *,
-        initialized: bool,
-        recorder: Recorder | None,
-        big_segments: MembershipSource | None = None,
-    ) -> FlagSnapshot:
-        """A snapshot of this data that runs these hooks around its evaluations."""
-        return HookedSnapshot(
-            flags,
-            segments,
-            initialized=initialized,
-            recorder=recorder,
-            big_segments=big_segments,
-            hooks=self,
-        )
-
     def _stage_failed(self, hook: Hook, stage: str, problem: str | None) -> None:
         """Log a failed stage once per hook and stage (then at DEBUG)."""
         key = (id(hook), stage)
@@ -392,29 +370,31 @@ class HookRunner:
             )
 
     # ------------------------------------------------------------ evaluation
-    def evaluate(
+    def run(
         self,
-        snapshot: HookedSnapshot,
         method: str,
+        evaluation: Evaluation,
         key: str,
         context: Context | None,
         default: Any,
-        detail_of: Callable[[FlagSnapshot, str, Any, Any], EvaluationDetail[Any]],
-        value_of: Callable[[FlagSnapshot, str, Any, Any], Any] | None,
-    ) -> Any:
-        """Run the series around one evaluation; return what the caller gets.
+        kind: type | None,
+        detail: bool = False,
+        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+    ) -> Result:
+        """Run the series around one evaluation; return its result.
 
-        ``detail_of`` is the unhooked ``*_detail`` method; ``value_of`` the
-        unhooked value method (``None`` for a ``*_detail`` entry point).
+        ``evaluation(key, context, default, kind, detail)`` is the
+        snapshot's own (recording as the public ``method`` records); it
+        runs once. ``after_evaluation`` stages see ``present(result,
+        default)``: the detail the caller's method would hand out (a result
+        that serves a variation is its own detail: nothing is built).
         """
         # Once each: a hook added meanwhile applies next time. Hooks whose
         # stage is Hook's pass-through are left out: running them would
         # change nothing (before returns its empty data; after reads nothing).
         before, after = self.stages
         if not before and not after:
-            if value_of is None:
-                return detail_of(snapshot, key, context, default)
-            return value_of(snapshot, key, context, default)
+            return evaluation(key, context, default, kind, detail)
         series = EvaluationSeriesContext(
             key, context, default, method, self.environment_id
         )
@@ -428,39 +408,26 @@ class HookRunner:
                 self._stage_failed(hook, "before_evaluation", None)
                 data = _EMPTY
             else:
-                kind = type(data)
+                kind_of = type(data)
                 if (
-                    kind is not dict
-                    and kind is not _PROXY
+                    kind_of is not dict
+                    and kind_of is not _PROXY
                     and not isinstance(data, Mapping)
                 ):
-                    self._stage_failed(hook, "before_evaluation", kind.__name__)
+                    self._stage_failed(hook, "before_evaluation", kind_of.__name__)
                     data = _EMPTY
             datas.append(data)
-        if not after:  # no stage reads the detail: the caller's result only
-            if value_of is None:
-                return detail_of(snapshot, key, context, default)
-            return value_of(snapshot, key, context, default)
-        if value_of is None:
-            detail = result = detail_of(snapshot, key, context, default)
-        elif snapshot._events is None:
-            detail = detail_of(snapshot, key, context, default)
-            result = detail.value
-        else:
-            # Analytics events record a value method's evaluation without its
-            # reason: the value comes from the recording method, the detail
-            # for the hooks from a twin that records nothing (evaluation is
-            # pure, so both see the same result).
-            result = value_of(snapshot, key, context, default)
-            detail = detail_of(snapshot.quiet(), key, context, default)
-        for index in range(len(after) - 1, -1, -1):
-            hook, position = after[index]
-            try:
-                hook.after_evaluation(
-                    series, _EMPTY if position < 0 else datas[position], detail
-                )
-            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
-                self._stage_failed(hook, "after_evaluation", None)
+        result = evaluation(key, context, default, kind, detail)
+        if after:
+            shown = present(result, default)
+            for index in range(len(after) - 1, -1, -1):
+                hook, position = after[index]
+                try:
+                    hook.after_evaluation(
+                        series, _EMPTY if position < 0 else datas[position], shown
+                    )
+                except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                    self._stage_failed(hook, "after_evaluation", None)
         return result
 
     # ----------------------------------------------------------------- track
@@ -481,236 +448,3 @@ class HookRunner:
                 hook.after_track(series)
             except Exception:  # noqa: BLE001, PERF203 - isolated, logged once per hook and stage
                 self._stage_failed(hook, "after_track", None)
-
-
-# The one subclass of FlagSnapshot, private: the data and the unhooked
-# methods are FlagSnapshot's own; each public evaluation method runs the
-# series around its unhooked twin.
-class HookedSnapshot(FlagSnapshot):  # type: ignore[misc]
-    """A :class:`FlagSnapshot` whose evaluations run the client's hooks."""
-
-    __slots__ = ("_hooks", "_quiet")
-
-    def __init__(
-        self,
-        flags: Mapping[str, CompiledFlag],
-        segments: Mapping[str, CompiledSegment],
-        *,
-        initialized: bool,
-        recorder: Recorder | None,
-        hooks: HookRunner,
-        big_segments: MembershipSource | None = None,
-    ) -> None:
-        super().__init__(
-            flags,
-            segments,
-            initialized=initialized,
-            recorder=recorder,
-            big_segments=big_segments,
-        )
-        self._hooks = hooks
-        self._quiet: FlagSnapshot | None = None
-        if recorder is None and not hooks.observes_evaluations:
-            # No stage to run (only after_track, or no-op hooks): the async
-            # client's straight-line path may evaluate in its own frame, as
-            # for a plain snapshot. Client.add_hook() replaces the store's
-            # snapshot when a hook that observes evaluations arrives; one
-            # handed out before still runs it (its methods are the series').
-            self._direct = self._matcher
-
-    def _with(
-        self, recorder: Recorder | None, big_segments: MembershipSource | None
-    ) -> FlagSnapshot:
-        return HookedSnapshot(
-            self._flags,
-            self._segments,
-            initialized=self._initialized,
-            recorder=recorder,
-            big_segments=big_segments,
-            hooks=self._hooks,
-        )
-
-    def quiet(self) -> FlagSnapshot:
-        """The same data, unhooked and recording no analytics events (made once)."""
-        quiet = self._quiet
-        if quiet is None:
-            quiet = self._quiet = super().quiet()
-        return quiet
-
-    def unhooked(self) -> FlagSnapshot:
-        """The same data, recording events, without hooks (internal evaluations)."""
-        return FlagSnapshot._with(self, self._events, self._matcher.big_segments)
-
-    def variation(
-        self, key: str, context: Context | None, default: JSONValue
-    ) -> JSONValue:
-        return self._hooks.evaluate(
-            self,
-            "variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.variation_detail,
-            FlagSnapshot.variation,
-        )
-
-    def variation_detail(
-        self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.variation_detail,
-            None,
-        )
-
-    def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "bool_variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.bool_variation_detail,
-            FlagSnapshot.bool_variation,
-        )
-
-    def int_variation(self, key: str, context: Context | None, default: int) -> int:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "int_variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.int_variation_detail,
-            FlagSnapshot.int_variation,
-        )
-
-    def float_variation(
-        self, key: str, context: Context | None, default: float
-    ) -> float:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "float_variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.float_variation_detail,
-            FlagSnapshot.float_variation,
-        )
-
-    def string_variation(self, key: str, context: Context | None, default: str) -> str:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "string_variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.string_variation_detail,
-            FlagSnapshot.string_variation,
-        )
-
-    def json_variation(
-        self, key: str, context: Context | None, default: JSONValue
-    ) -> JSONValue:
-        return self._hooks.evaluate(
-            self,
-            "json_variation",
-            key,
-            context,
-            default,
-            FlagSnapshot.json_variation_detail,
-            FlagSnapshot.json_variation,
-        )
-
-    def bool_variation_detail(
-        self, key: str, context: Context | None, default: bool
-    ) -> EvaluationDetail[bool]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "bool_variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.bool_variation_detail,
-            None,
-        )
-
-    def int_variation_detail(
-        self, key: str, context: Context | None, default: int
-    ) -> EvaluationDetail[int]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "int_variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.int_variation_detail,
-            None,
-        )
-
-    def float_variation_detail(
-        self, key: str, context: Context | None, default: float
-    ) -> EvaluationDetail[float]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "float_variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.float_variation_detail,
-            None,
-        )
-
-    def string_variation_detail(
-        self, key: str, context: Context | None, default: str
-    ) -> EvaluationDetail[str]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "string_variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.string_variation_detail,
-            None,
-        )
-
-    def json_variation_detail(
-        self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
-        return self._hooks.evaluate(  # type: ignore[no-any-return]
-            self,
-            "json_variation_detail",
-            key,
-            context,
-            default,
-            FlagSnapshot.json_variation_detail,
-            None,
-        )
-
-    def migration_variation(
-        self, key: str, context: Context | None, default_stage: Stage
-    ) -> tuple[Stage, OpTracker]:
-        from aioflags._evaluation._migration import checked_default, tracked_stage
-
-        default = checked_default(default_stage)
-        detail = self._hooks.evaluate(
-            self,
-            "migration_variation",
-            key,
-            context,
-            default.value,
-            FlagSnapshot._migration_detail,
-            None,
-        )
-        return tracked_stage(self._flags, key, context, detail, default)
-
-
-def unhooked(snapshot: FlagSnapshot) -> FlagSnapshot:
-    """``snapshot`` without hooks: for the SDK's own evaluations (value watchers)."""
-    if isinstance(snapshot, HookedSnapshot):
-        return snapshot.unhooked()
-    return snapshot

@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup, TaskStatus
 
     from aioflags._core._clock import Clock
-    from aioflags._datasystem._store import Store
 
     from ._config import Config
+    from ._evaluator import Evaluator
     from ._events import EventBus
     from ._status import StatusLayer
 
@@ -76,14 +76,17 @@ class State(enum.Enum):
 class Run:
     """One start of the data system: its store, status layer and cancel scope."""
 
-    __slots__ = ("done", "inner", "layer", "scope", "store", "task")
+    __slots__ = ("done", "evaluator", "inner", "layer", "scope", "store", "task")
 
-    def __init__(self, store: Store, bus: EventBus, clock: Clock, grace: float) -> None:
+    def __init__(
+        self, evaluator: Evaluator, bus: EventBus, clock: Clock, grace: float
+    ) -> None:
         import anyio
 
         from ._status import StatusLayer
 
-        self.store = store
+        self.evaluator = evaluator  # its events, hooks, big segments and gate
+        self.store = store = evaluator.store
         self.layer = StatusLayer(bus, store, clock, grace, self.spawn)
         self.scope = anyio.CancelScope()  # what aclose() cancels
         self.done = anyio.Event()  # the runner task has ended
@@ -104,10 +107,10 @@ class Lifecycle:
         config: the client's configuration.
         clock: the client's clock.
         bus: the client's status and handlers.
-        new_store: makes the store for a run (hooks, analytics and the
-            evaluation gate attached).
-        serve: puts a run's store in front of evaluations; ``None`` puts a
-            fresh empty one (the client is not running: CLIENT_NOT_READY).
+        new_store: makes the evaluator for a run: a new store, with the
+            hooks, analytics and the evaluation gate.
+        serve: puts a run's evaluator in front of evaluations; ``None`` puts
+            a fresh empty store (the client is not running: CLIENT_NOT_READY).
     """
 
     __slots__ = (
@@ -126,8 +129,8 @@ class Lifecycle:
         config: Config,
         clock: Clock,
         bus: EventBus,
-        new_store: Callable[[], Store],
-        serve: Callable[[Store | None], None],
+        new_store: Callable[[], Evaluator],
+        serve: Callable[[Evaluator | None], None],
     ) -> None:
         self._config = config
         self._clock = clock
@@ -201,7 +204,7 @@ class Lifecycle:
         """A new run, serving evaluations from now on (status NOT_READY)."""
         run = Run(self._new_store(), self._bus, self._clock, self._config.grace_period)
         self.layer = run.layer
-        self._serve(run.store)
+        self._serve(run.evaluator)
         self._bus.reset()
         return run
 
@@ -351,7 +354,7 @@ class Lifecycle:
             async with anyio.create_task_group() as inner:
                 run.inner = inner
                 bus.attach(inner)
-                big = store.big_segments
+                big = run.evaluator.big_segments
                 if big is not None and not config.offline:
                     inner.start_soon(big.run)  # stops with `inner`
                 if config.offline:
@@ -374,9 +377,10 @@ class Lifecycle:
                         message=message,
                     )
                     return
-                if store.events is not None:  # analytics events (stop with `inner`)
-                    store.events.use_http(made[0])
-                    await inner.start(store.events.run)
+                events = run.evaluator.events
+                if events is not None:  # analytics events (stop with `inner`)
+                    events.use_http(made[0])
+                    await inner.start(events.run)
                 context = SourceContext(
                     selector=lambda: store.selector,
                     http=made[0],
@@ -388,18 +392,22 @@ class Lifecycle:
                     Supervisor,  # loaded by enter()
                 )
 
+                gate = run.evaluator.gate
                 supervisor = Supervisor(
                     config.data_system or DataSystem.default(),
                     store,
                     context,
                     run.layer,
                     self._clock,
+                    refresher=None if gate is None else gate.refresher,
+                    lookups=None if gate is None else gate.lookups,
+                    environment=run.evaluator.record_environment_id,
                 )
                 inner.start_soon(supervisor.run)
         finally:
             run.inner = None
             bus.release()  # what was never delivered is dropped
-            gate = store.gate
+            gate = run.evaluator.gate
             if gate is not None:  # no reader any more: evaluations go on
                 if gate.refresher is not None:
                     gate.refresher.stop()

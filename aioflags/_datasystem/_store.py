@@ -60,13 +60,7 @@ from ._payloads import object_meta
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from aioflags._analytics._processor import EventProcessor
-    from aioflags._client._hooks import HookRunner
-    from aioflags._evaluation._evaluate import Matcher
-
     from ._datatypes import Change, RawPut
-    from ._stores._bigsegments import BigSegments
-    from ._stores._gate import EvaluationGate
 
 __all__ = ["FlagTable", "Layered", "SegmentTable", "Store", "Table"]
 
@@ -342,23 +336,16 @@ class Store:
         "_uses",
         "_wake",
         "_warm",
-        "big_segments",
         "compile_ahead",
-        "direct",
-        "environment_id",
-        "events",
         "flag_count",
         "freeze_gc",
-        "gate",
-        "hooks",
         "snapshot",
     )
 
     def __init__(self) -> None:
-        #: What the async client's evaluations await first (store reads with
-        #: the cache off, big-segment memberships); None: nothing.
-        self.gate: EvaluationGate | None = None
-        #: The current immutable snapshot (a plain attribute: read on every evaluation).
+        #: The current immutable snapshot of the data (a plain attribute: read
+        #: on every evaluation). Data alone: the client's evaluator composes
+        #: it with analytics events, hooks and big segments.
         self.snapshot = FlagSnapshot()
         #: The compiled ``matches`` patterns of the data, by flag and
         #: segment (node): made before a change set is installed (on a
@@ -374,14 +361,6 @@ class Store:
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
         self._dependents: dict[_Node, set[_Node]] | None = {}
-        #: The analytics event processor whose recorder every snapshot
-        #: records evaluations into (None: events are off).
-        self.events: EventProcessor | None = None
-        #: The client's hooks: every snapshot runs them once attached (None:
-        #: plain snapshots, whose evaluations pay nothing for hooks).
-        self.hooks: HookRunner | None = None
-        #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
-        self.environment_id: str | None = None
         #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
         self.freeze_gc = False
         #: Compile every cold flag in the background after a change set
@@ -395,62 +374,6 @@ class Store:
         self._wake: anyio.Event | None = None
         self._frozen: Mapping[str, CompiledFlag] | None = None  # last frozen data
         self._warm: Mapping[str, CompiledFlag] | None = None  # last fully compiled
-        #: Where every snapshot's unbounded segments get their memberships
-        #: (None: big segments are not configured).
-        self.big_segments: BigSegments | None = None
-
-    #: The snapshot's matcher when its evaluations are the flags' own code
-    #: and nothing gates them (``snapshot._direct`` if ``gate`` is None or
-    #: gates only keys the snapshot lacks, else None): the one attribute the async client's straight-line paths read.
-    #: Kept by :meth:`__setattr__` as either changes.
-    direct: Matcher | None
-
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name == "snapshot" or name == "gate":  # (rare: a change set, a start)
-            snapshot = getattr(self, "snapshot", None)  # (either unset yet)
-            gate = getattr(self, "gate", None)
-            direct = None
-            if snapshot is not None and (gate is None or not gate.always):
-                direct = snapshot._direct
-            object.__setattr__(self, "direct", direct)
-
-    def attach_hooks(self, runner: HookRunner) -> None:
-        """Run ``runner``'s hooks around every evaluation from now on."""
-        self.hooks = runner
-        if self.environment_id is not None:
-            runner.environment_id = self.environment_id
-        old = self.snapshot
-        self.snapshot = runner.snapshot(
-            old._flags,
-            old._segments,
-            initialized=old.initialized,
-            recorder=None if self.events is None else self.events.recorder,
-            big_segments=self.big_segments,
-        )
-
-    def record_environment_id(self, environment_id: str | None) -> None:
-        """The flag service named its environment (``X-LD-EnvID``): tell the hooks."""
-        if environment_id:
-            self.environment_id = environment_id
-            if self.hooks is not None:
-                self.hooks.environment_id = environment_id
-
-    def attach_big_segments(self, big_segments: BigSegments) -> None:
-        """Evaluate unbounded segments from ``big_segments`` from now on."""
-        self.big_segments = big_segments
-        self.snapshot = self.snapshot.resolving(big_segments)
-
-    def attach_events(self, processor: EventProcessor) -> None:
-        """Record every evaluation from now on into ``processor``'s recorder."""
-        self.events = processor
-        self.snapshot = self.snapshot.recording(processor.recorder)
-
-    def detach_events(self, processor: EventProcessor) -> None:
-        """Stop recording into ``processor`` (if it is the attached one)."""
-        if self.events is processor:
-            self.events = None
-            self.snapshot = self.snapshot.recording(None)
 
     @property
     def selector(self) -> Selector:
@@ -671,18 +594,12 @@ class Store:
         self.snapshot = self._snapshot_of(flags, segments)
         self._selector = selector
 
+    @staticmethod
     def _snapshot_of(
-        self, flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
+        flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
     ) -> FlagSnapshot:
-        """A ready snapshot of this data, recording events and running hooks."""
-        events = self.events
-        return (FlagSnapshot if self.hooks is None else self.hooks.snapshot)(
-            flags,
-            segments,
-            initialized=True,
-            recorder=None if events is None else events.recorder,
-            big_segments=self.big_segments,
-        )
+        """A ready snapshot of this data."""
+        return FlagSnapshot(flags, segments, initialized=True)
 
     # ------------------------------------------------------------ dependents
     def _index(self, pacer: Pacer) -> Generator[None, None, dict[_Node, set[_Node]]]:

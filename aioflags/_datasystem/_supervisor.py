@@ -54,7 +54,7 @@ from ._stores._sources import daemon_synchronizer, read_until_initialized
 from ._stores._writer import open_writer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from anyio.abc import TaskStatus
 
@@ -219,9 +219,19 @@ class Supervisor:
         context: SourceContext,
         listener: DataSystemListener,
         clock: Clock,
+        *,
+        refresher: Refresher | None = None,
+        lookups: StoreLookups | None = None,
+        environment: Callable[[str], None] | None = None,
     ) -> None:
         self._system = system
         self._store = store
+        #: Store reads on demand (the store's cache is off), if the client has one.
+        self._refresher = refresher
+        #: The first read and keys read through (the store's cache is on), if any.
+        self._lookups = lookups
+        #: Told the environment's id when the flag service names it (the hooks').
+        self._environment = environment
         self._context = context
         self._listener = listener
         self._clock = clock
@@ -244,17 +254,10 @@ class Supervisor:
                 daemon_synchronizer(system.store, self._refresher, self._lookups),
             )
 
-    @property
-    def _refresher(self) -> Refresher | None:
-        """Store reads on demand (the store's cache is off), if the client has one."""
-        gate = self._store.gate
-        return gate.refresher if gate is not None else None
-
-    @property
-    def _lookups(self) -> StoreLookups | None:
-        """The first read and keys read through (the store's cache is on), if any."""
-        gate = self._store.gate
-        return gate.lookups if gate is not None else None
+    def _environment_id(self, environment_id: str | None) -> None:
+        """A source named its environment (``X-LD-EnvID``): pass it on."""
+        if environment_id and self._environment is not None:
+            self._environment(environment_id)
 
     @property
     def status(self) -> DataSourceStatus:
@@ -332,7 +335,7 @@ class Supervisor:
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
                 continue
-            self._store.record_environment_id(basis.environment_id)
+            self._environment_id(basis.environment_id)
             if basis.change_set is not None:
                 await self._apply(basis.change_set, persist=basis.persist)
             elif basis.error is not None:
@@ -467,7 +470,7 @@ class Supervisor:
         return result
 
     async def _handle(self, update: Update) -> _Outcome | None:
-        self._store.record_environment_id(update.environment_id)
+        self._environment_id(update.environment_id)
         if update.change_set is not None:
             await self._apply(update.change_set)
         if update.state is SourceState.VALID:
@@ -518,7 +521,7 @@ class Supervisor:
                             "FDv1 source yielded %r, not an Update; ignoring it", item
                         )
                         continue
-                    self._store.record_environment_id(item.environment_id)
+                    self._environment_id(item.environment_id)
                     if item.change_set is not None:
                         await self._apply(item.change_set)
                     # Directives from the FDv1 source itself are ignored: the switch is one-way.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
@@ -40,7 +40,7 @@ from ._results import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONObject, JSONValue
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
 
-__all__ = ["FlagSnapshot", "detail_of"]
+__all__ = ["Evaluation", "FlagSnapshot", "Series", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -171,6 +171,47 @@ def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
             value=default, variation_index=None, reason=result.reason
         )
     return result
+
+
+def _value(result: Result, default: Any) -> Any:
+    """What a value method hands out for ``result``."""
+    return default if result.variation_index is None else result.value
+
+
+def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
+    """The detail ``migration_variation`` serves (``default`` names a stage)."""
+    from ._migration import Stage, stage_detail
+
+    return stage_detail(detail_of(result, default), Stage(default))
+
+
+#: One evaluation as a method hands it out: (key, context, default, kind,
+#: detail) -> its result (:meth:`FlagSnapshot._evaluation`).
+Evaluation: TypeAlias = (
+    "Callable[[str, Context | None, Any, type | None, bool], Result]"
+)
+
+
+class Series(Protocol):
+    """What runs around a snapshot's public evaluations: the client's hooks."""
+
+    def run(
+        self,
+        method: str,
+        evaluation: Evaluation,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None,
+        detail: bool = False,
+        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+    ) -> Result:
+        """``evaluation(key, context, default, kind, detail)``, with the series around it.
+
+        ``method`` is the public method called; ``present`` makes the
+        detail the ``after_evaluation`` stages see from the result.
+        """
+        ...
 
 
 class _Plan:
@@ -396,9 +437,9 @@ class FlagSnapshot:
 
     __slots__ = (
         "_all_flags_plan",
-        "_direct",
         "_events",
         "_flags",
+        "_hooks",
         "_initialized",
         "_matcher",
         "_segments",
@@ -412,6 +453,7 @@ class FlagSnapshot:
         initialized: bool = False,
         recorder: Recorder | None = None,
         big_segments: MembershipSource | None = None,
+        hooks: Series | None = None,
     ) -> None:
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
@@ -423,20 +465,19 @@ class FlagSnapshot:
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
-        #: The matcher, when an evaluation here is only the flag's own code
-        #: (no events to record, no subclass such as the hooks' in between):
-        #: the async client's straight-line path then evaluates in its own frame.
-        self._direct = (
-            self._matcher if recorder is None and type(self) is FlagSnapshot else None
-        )
+        # The hooks' series around every public evaluation (None: no hooks).
+        self._hooks = hooks
 
-    def _with(
-        self, recorder: Recorder | None, big_segments: MembershipSource | None
+    def composed(
+        self,
+        recorder: Recorder | None,
+        big_segments: MembershipSource | None,
+        hooks: Series | None,
     ) -> FlagSnapshot:
-        """This snapshot's data with another recorder and big-segment source.
+        """This snapshot's data with these parts: what the client's evaluator hands out.
 
-        The one place a snapshot is rebuilt from another: a subclass (the
-        hooks') overrides it to keep what it adds.
+        The one place a snapshot is built from another (the flags and
+        segments are shared; the matcher, its heads and plans are new).
         """
         return FlagSnapshot(
             self._flags,
@@ -444,15 +485,12 @@ class FlagSnapshot:
             initialized=self._initialized,
             recorder=recorder,
             big_segments=big_segments,
+            hooks=hooks,
         )
 
     def recording(self, recorder: Recorder | None) -> FlagSnapshot:
         """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
-        return self._with(recorder, self._matcher.big_segments)
-
-    def resolving(self, big_segments: MembershipSource | None) -> FlagSnapshot:
-        """This snapshot's data, with big-segment memberships from ``big_segments``."""
-        return self._with(self._events, big_segments)
+        return self.composed(recorder, self._matcher.big_segments, self._hooks)
 
     def quiet(self) -> FlagSnapshot:
         """This snapshot's data, recording no analytics events and running no hooks.
@@ -460,14 +498,9 @@ class FlagSnapshot:
         Itself if it does neither. What an evaluation that may be dropped
         runs on (an awaited one that needs big-segment memberships).
         """
-        if self._events is None and type(self) is FlagSnapshot:
+        if self._events is None and self._hooks is None:
             return self
-        return FlagSnapshot(
-            self._flags,
-            self._segments,
-            initialized=self._initialized,
-            big_segments=self._matcher.big_segments,
-        )
+        return self.composed(None, self._matcher.big_segments, None)
 
     @property
     def initialized(self) -> bool:
@@ -480,18 +513,52 @@ class FlagSnapshot:
         return frozenset(k for k, f in self._flags.items() if not f.deleted)
 
     def _result(self, key: str, context: Context | None) -> Result:
+        """The flag's result for ``context`` (its detail when it serves a variation).
+
+        Through the flag's head for ``variation_detail`` (:meth:`Matcher.detail_head_of`):
+        its constant result, or its ops with this snapshot's links, run here.
+        """
         if not self._initialized:
             return _NOT_READY
         if context.__class__ is not Context or context._error is not None:
             return _refused(context, _NO_CONTEXT)
+        matcher = self._matcher
+        head: tuple[Any, ...] | Result | None
         try:
-            flag = self._flags[key]
-        except KeyError:
-            return _unknown_flag(key)
-        result = flag.constant  # a deleted flag's is FLAG_NOT_FOUND
-        if result is None:
-            return evaluate(self._matcher, flag, context)
-        return result
+            head = matcher.details[key]
+        except KeyError:  # first evaluated in this snapshot
+            head = matcher.find_head(key, details=True)
+            if head is None:
+                return _unknown_flag(key)
+        if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
+            return head
+        try:
+            return head[0](head, context, matcher)  # type: ignore[no-any-return]
+        # What the flag's code cannot finish alone (a prerequisite chain, a
+        # big segment, an abort): the driver runs it again and handles it; a
+        # bug in it is EXCEPTION (finish()).
+        except Exception as exc:  # noqa: BLE001
+            return finish(matcher, key, context, exc)
+
+    def _evaluation(
+        self,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None,
+        detail: bool,
+    ) -> Result:
+        """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
+
+        Recorded as that method records it when analytics events are on (a
+        value method's event has no reason). What the hooks' series runs.
+        """
+        events = self._events
+        if events is not None:
+            return self._recorded(events, key, context, default, kind, detail)
+        if kind is None:
+            return self._result(key, context)
+        return self._typed(key, context, default, kind)
 
     def _recorded(
         self,
@@ -561,6 +628,12 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
+        hooks = self._hooks
+        if hooks is not None:
+            return _value(
+                hooks.run("variation", self._evaluation, key, context, default, None),
+                default,
+            )
         # The hot path: every failure returns the default, so the checks can be
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
@@ -622,14 +695,14 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        events = self._events
-        if events is not None:
-            result = self._recorded(events, key, context, default, None, True)
+        hooks = self._hooks
+        if hooks is not None:
+            result = hooks.run(
+                "variation_detail", self._evaluation, key, context, default, None, True
+            )
         else:
-            result = self._result(key, context)
-        if result.variation_index is None:
-            return detail_of(result, default)
-        return result
+            result = self._evaluation(key, context, default, None, True)
+        return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
     def _typed(
@@ -646,10 +719,14 @@ class FlagSnapshot:
         return result.with_value(value)  # int <-> float
 
     def _typed_value(
-        self, key: str, context: Context | None, default: T, kind: type
+        self, method: str, key: str, context: Context | None, default: T, kind: type
     ) -> T:
-        # The hot path of the typed methods: what _typed and typed_check do,
+        # The path of the typed methods: what _typed and typed_check do,
         # without their calls.
+        hooks = self._hooks
+        if hooks is not None:
+            result = hooks.run(method, self._evaluation, key, context, default, kind)
+            return default if result.variation_index is None else result.value
         events = self._events
         if events is not None:
             result = self._recorded(events, key, context, default, kind, False)
@@ -680,68 +757,74 @@ class FlagSnapshot:
         return default  # WRONG_TYPE
 
     def _typed_detail(
-        self, key: str, context: Context | None, default: T, kind: type
+        self, method: str, key: str, context: Context | None, default: T, kind: type
     ) -> EvaluationDetail[T]:
-        events = self._events
-        if events is not None:
-            return detail_of(
-                self._recorded(events, key, context, default, kind, True), default
+        hooks = self._hooks
+        if hooks is not None:
+            result = hooks.run(
+                method, self._evaluation, key, context, default, kind, True
             )
-        return detail_of(self._typed(key, context, default, kind), default)
+        else:
+            result = self._evaluation(key, context, default, kind, True)
+        return detail_of(result, default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return self._typed_value(key, context, default, bool)
+        return self._typed_value("bool_variation", key, context, default, bool)
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated toward zero), else ``default``."""
-        return self._typed_value(key, context, default, int)
+        return self._typed_value("int_variation", key, context, default, int)
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number (as a float), else ``default``."""
-        return self._typed_value(key, context, default, float)
+        return self._typed_value("float_variation", key, context, default, float)
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return self._typed_value(key, context, default, str)
+        return self._typed_value("string_variation", key, context, default, str)
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._typed_value(key, context, default, object)
+        return self._typed_value("json_variation", key, context, default, object)
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return self._typed_detail(key, context, default, bool)
+        return self._typed_detail("bool_variation_detail", key, context, default, bool)
 
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return self._typed_detail(key, context, default, int)
+        return self._typed_detail("int_variation_detail", key, context, default, int)
 
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return self._typed_detail(key, context, default, float)
+        return self._typed_detail(
+            "float_variation_detail", key, context, default, float
+        )
 
     def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return self._typed_detail(key, context, default, str)
+        return self._typed_detail("string_variation_detail", key, context, default, str)
 
     def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return self._typed_detail(key, context, default, object)
+        return self._typed_detail(
+            "json_variation_detail", key, context, default, object
+        )
 
     # ------------------------------------------------------------ migrations
     def migration_variation(
@@ -752,27 +835,31 @@ class FlagSnapshot:
         A value that names no stage gives ``default_stage`` with a
         ``WRONG_TYPE`` error reason; a ``default_stage`` that is not a
         :class:`~aioflags.migrations.Stage` is logged and ``OFF`` is used.
+        Recorded as a value evaluation, as LaunchDarkly does; the hooks see
+        the stage's detail.
 
         Added in version 0.1.0.
         """
         from ._migration import checked_default, tracked_stage
 
-        default = checked_default(default_stage)
-        detail = self._migration_detail(key, context, default.value)
-        return tracked_stage(self._flags, key, context, detail, default)
-
-    def _migration_detail(
-        self, key: str, context: Context | None, default: str
-    ) -> EvaluationDetail[object]:
-        """The detail ``migration_variation`` serves (``default`` names a stage)."""
-        from ._migration import Stage, stage_detail
-
-        events = self._events
-        if events is not None:  # recorded as a value evaluation, as LaunchDarkly does
-            result = self._recorded(events, key, context, default, None, False)
+        stage = checked_default(default_stage)
+        default = stage.value
+        hooks = self._hooks
+        if hooks is not None:
+            result = hooks.run(
+                "migration_variation",
+                self._evaluation,
+                key,
+                context,
+                default,
+                None,
+                False,
+                _stage_detail,
+            )
         else:
-            result = self._result(key, context)
-        return stage_detail(detail_of(result, default), Stage(default))
+            result = self._evaluation(key, context, default, None, False)
+        detail = _stage_detail(result, default)
+        return tracked_stage(self._flags, key, context, detail, stage)
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Concatenate
 
-    from aioflags._datasystem._store import Store
     from aioflags._evaluation._snapshot import FlagSnapshot
 
     from ._bigsegments import BigSegments
@@ -115,22 +114,24 @@ class Refresher:
 class EvaluationGate:
     """One run's steps before an awaited evaluation (see the module docstring)."""
 
-    __slots__ = ("always", "big_segments", "lookups", "refresher", "store")
+    __slots__ = ("always", "big_segments", "lookups", "refresher", "snapshot")
 
     def __init__(
         self,
-        store: Store,
+        snapshot: Callable[[], FlagSnapshot],
         refresher: Refresher | None,
         big_segments: BigSegments | None,
         lookups: StoreLookups | None = None,
     ) -> None:
-        self.store = store
+        #: The snapshot evaluations run on, current when called (the
+        #: client's evaluator's: the store's data with events and hooks).
+        self.snapshot = snapshot
         self.refresher = refresher
         self.big_segments = big_segments
         self.lookups = lookups
         #: Every evaluation goes through the gate; False: only those of keys
         #: the snapshot lacks (the lookups' alone), the others may evaluate
-        #: the snapshot straight away (``Store.direct``).
+        #: the snapshot straight away.
         self.always = refresher is not None or big_segments is not None
 
     def passes(self, key: str) -> bool:
@@ -142,7 +143,7 @@ class EvaluationGate:
         coroutine (holding a key means the first read is over, or the
         sources have delivered).
         """
-        return not self.always and key in self.store.snapshot._flags
+        return not self.always and key in self.snapshot()._flags
 
     async def evaluate(
         self,
@@ -163,7 +164,7 @@ class EvaluationGate:
             # The flag key, for the methods that take one (first, a str).
             key = args[0] if args and type(args[0]) is str else None
             await lookups.before(key, self._holds)
-        snapshot = self.store.snapshot
+        snapshot = self.snapshot()
         big = self.big_segments
         if big is None:
             return call(snapshot, *args, **kwargs)
@@ -171,4 +172,4 @@ class EvaluationGate:
 
     def _holds(self, key: str) -> bool:
         """Whether the current snapshot has ``key`` (a flag, or its tombstone)."""
-        return key in self.store.snapshot._flags
+        return key in self.snapshot()._flags

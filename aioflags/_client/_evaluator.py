@@ -1,0 +1,179 @@
+"""The evaluator: the one way a client's evaluations reach the data.
+
+The store holds data alone (its current immutable :class:`FlagSnapshot`).
+The :class:`Evaluator` composes it with what a run adds: the analytics
+recorder, the hooks, the big segments' memberships, and the gate an awaited
+evaluation passes first (a persistent store's reads, memberships to fetch).
+Every evaluation entry point goes through it: ``Client``'s methods (awaited:
+:meth:`Evaluator.evaluate`, through the gate), the snapshot ``client.snapshot()``
+hands out and ``aioflags.blocking.Client``'s methods
+(:meth:`Evaluator.snapshot`: synchronous, no gate).
+
+The snapshot it hands out is the store's data composed with the recorder,
+the big segments and the hooks (:meth:`FlagSnapshot.composed`), made once
+per data version and parts: a hook added later applies to it (the hook
+runner is shared); a recorder attached later does not (as a snapshot is
+immutable). ``Client.variation`` has the one inlined hot path: while
+:attr:`Evaluator.plain` is the store (nothing composed, nothing gated), it
+evaluates the store's data in its own frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar, final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aioflags._analytics._processor import EventProcessor
+    from aioflags._datasystem._store import Store
+    from aioflags._datasystem._stores._bigsegments import BigSegments
+    from aioflags._datasystem._stores._gate import EvaluationGate
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._results import FlagsState
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+    from ._hooks import HookRunner
+
+__all__ = ["Evaluator"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@final
+class Evaluator:
+    """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
+
+    __slots__ = (
+        "_made",
+        "big_segments",
+        "environment_id",
+        "events",
+        "gate",
+        "hooks",
+        "plain",
+        "store",
+    )
+
+    def __init__(self, store: Store, hooks: HookRunner | None = None) -> None:
+        self.store = store
+        #: The client's hooks (shared by its runs; None: none registered).
+        self.hooks = hooks
+        #: The event processor evaluations record into (None: events off).
+        self.events: EventProcessor | None = None
+        #: Where unbounded segments' memberships come from (None: not configured).
+        self.big_segments: BigSegments | None = None
+        #: What awaited evaluations pass first (None: nothing).
+        self.gate: EvaluationGate | None = None
+        #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
+        self.environment_id: str | None = None
+        #: The store when an evaluation is the flags' own code alone (no
+        #: recorder, no hook stage, no big segments, no gate for present
+        #: keys): ``Client.variation`` then evaluates its data in its own
+        #: frame. None otherwise.
+        self.plain: Store | None = store
+        # (the store's data, the snapshot composed of it): one tuple, so a
+        # thread never reads one's data with another's snapshot
+        self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        self._changed()
+
+    # ------------------------------------------------------------ composing
+    def _changed(self) -> None:
+        """A part changed: snapshots are composed anew; is the hot path open?"""
+        self._made = None
+        hooks = self.hooks
+        gate = self.gate
+        plain = (
+            self.events is None
+            and self.big_segments is None
+            and (gate is None or not gate.always)
+            and (hooks is None or not hooks.observes_evaluations)
+        )
+        self.plain = self.store if plain else None
+
+    def use_hooks(self, hooks: HookRunner) -> None:
+        """Run ``hooks`` around evaluations from now on (a hook was added)."""
+        self.hooks = hooks
+        if self.environment_id is not None:
+            hooks.environment_id = self.environment_id
+        self._changed()
+
+    def use_big_segments(self, big_segments: BigSegments) -> None:
+        """Evaluate unbounded segments with ``big_segments``' memberships."""
+        self.big_segments = big_segments
+        self._changed()
+
+    def use_gate(self, gate: EvaluationGate) -> None:
+        """Awaited evaluations pass ``gate`` first."""
+        self.gate = gate
+        self._changed()
+
+    def record(self, processor: EventProcessor, on: bool) -> None:
+        """Record evaluations into ``processor`` (``on``), or stop (if it is the one)."""
+        if on:
+            self.events = processor
+        elif self.events is processor:
+            self.events = None
+        else:
+            return
+        self._changed()
+
+    def record_environment_id(self, environment_id: str) -> None:
+        """The flag service named its environment (``X-LD-EnvID``): tell the hooks."""
+        self.environment_id = environment_id
+        if self.hooks is not None:
+            self.hooks.environment_id = environment_id
+
+    def _compose(self, data: FlagSnapshot, hooks: HookRunner | None) -> FlagSnapshot:
+        events = self.events
+        recorder = None if events is None else events.recorder
+        big = self.big_segments
+        if recorder is None and big is None and hooks is None:
+            return data
+        return data.composed(recorder, big, hooks)
+
+    def snapshot(self) -> FlagSnapshot:
+        """The store's current data with events, big segments and hooks (made once each)."""
+        data = self.store.snapshot
+        made = self._made
+        if made is None or made[0] is not data:
+            made = self._made = (data, self._compose(data, self.hooks))
+        return made[1]
+
+    def unhooked(self) -> FlagSnapshot:
+        """:meth:`snapshot` without hooks: the SDK's own evaluations (value watchers)."""
+        return self._compose(self.store.snapshot, None)
+
+    # ----------------------------------------------------------- evaluating
+    async def evaluate(
+        self,
+        call: Callable[[FlagSnapshot, str, Context | None, T], R],
+        key: str,
+        context: Context | None,
+        default: T,
+    ) -> R:
+        """``call(snapshot, key, context, default)`` after the gate, if any.
+
+        ``call`` is a :class:`FlagSnapshot` method (``FlagSnapshot.bool_variation``...).
+        """
+        gate = self.gate
+        if gate is None or (not gate.always and gate.passes(key)):
+            return call(self.snapshot(), key, context, default)
+        return await gate.evaluate(call, key, context, default)
+
+    async def all_flags_state(
+        self, context: Context | None, **options: bool
+    ) -> FlagsState:
+        """Every flag's state for ``context``, the cold flags compiled first, in slices."""
+        await self.store.warm()
+        gate = self.gate
+        if gate is None:
+            return self.snapshot().all_flags_state(context, **options)
+        return await gate.evaluate(_all_flags_state, context, **options)
+
+
+def _all_flags_state(
+    snapshot: FlagSnapshot, /, context: Context | None, **options: Any
+) -> FlagsState:
+    return snapshot.all_flags_state(context, **options)
