@@ -616,9 +616,13 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.variation_detail, key, context, default
-        )
+        # As Evaluator.evaluate() does it, without a second coroutine (~1,100
+        # instructions on the most common detail call).
+        evaluator = self._evaluator
+        gate = evaluator.gate
+        if gate is None or (not gate.always and gate.passes(key)):
+            return evaluator.snapshot().variation_detail(key, context, default)
+        return await gate.evaluate(FlagSnapshot.variation_detail, key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool

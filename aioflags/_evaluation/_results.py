@@ -29,6 +29,7 @@ __all__ = [
     "FlagsState",
     "Reason",
     "Result",
+    "detail_of",
     "keep_entry",
     "keep_json",
     "keep_json_value",
@@ -96,7 +97,7 @@ def flags_state_slot(with_reasons: bool, omit_details: bool) -> int:
     return with_reasons << 1 | omit_details
 
 
-@final  # to applications: the SDK's own Result (below) is its one subclass
+@final
 class EvaluationDetail(Frozen, Generic[T]):
     """The value a flag evaluated to, with the variation index and the reason.
 
@@ -109,16 +110,11 @@ class EvaluationDetail(Frozen, Generic[T]):
             "errorKind": "FLAG_NOT_FOUND"}``, as a read-only dict
             (:class:`Reason`).
 
-    An evaluation may hand out an instance of an internal subclass (a
-    flag's precompiled result, shared between evaluations, and between
-    flags for the common off, fallthrough and target-match results): it
-    compares, hashes, prints, copies and pickles as an ``EvaluationDetail``.
-
     Added in version 0.1.0.
     """
 
     __slots__ = ("value", "variation_index", "reason")  # noqa: RUF023 - fields in order
-    #: the fields, in order (a subclass's own slots are not fields)
+    #: the fields, in order
     _FIELDS: ClassVar[tuple[str, ...]] = ("value", "variation_index", "reason")
     value: T
     variation_index: int | None
@@ -176,17 +172,26 @@ class EvaluationDetail(Frozen, Generic[T]):
         )
 
 
+class _Outcome:
+    """A result's first slots: the fields an evaluation reads (see :class:`Result`).
+
+    In a base class so that they come first in a result's layout (CPython
+    lays out a class's own slots in sorted order, after its bases').
+    """
+
+    __slots__ = ("value", "variation_index", "reason")  # noqa: RUF023 - fields in order
+
+
 @final
-class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see EvaluationDetail
+class Result(_Outcome):
     """The outcome of evaluating one flag, mostly precomputed at compile time.
 
-    A flag's results are built when it is compiled (the common ones are
-    shared between flags: see ``_model.served``), and a result that
-    serves a variation *is* the :class:`EvaluationDetail` that
-    ``variation_detail`` hands out: no detail is built per evaluation and
-    no other object is touched for it (the wall clock of
-    ``variation_detail`` is mostly the memory an evaluation touches, once
-    another program's work has evicted it from the CPU's caches). A
+    Private: what applications get is an :class:`EvaluationDetail`, made
+    from a result at the public boundary (:func:`detail_of`). A flag's
+    results are built when it is compiled (the common ones are shared
+    between flags: see ``_model.served``), and a result that serves a
+    variation keeps the detail made of it (:attr:`detail`), so that
+    ``variation_detail`` builds one per result, not per evaluation. A
     result that serves no variation has ``value`` ``None``; the detail
     then carries the caller's default and is built per call.
 
@@ -205,6 +210,7 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
 
     __slots__ = (
         "cache",
+        "detail",
         "entry",
         "experiment",
         "json_entry",
@@ -212,8 +218,13 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         "padding_1",
         "padding_2",
         "padding_3",
-        "padding_4",
     )
+
+    value: JSONValue
+    variation_index: int | None
+    reason: Reason
+    #: the public detail made of this result (None until first handed out)
+    detail: EvaluationDetail[JSONValue] | None
 
     #: whether the result counts as an experiment for all-flags state
     #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
@@ -253,6 +264,32 @@ class Result(EvaluationDetail["JSONValue"]):  # type: ignore[misc]  # see Evalua
         _SET_ENTRY(self, None)
         _SET_JSON_ENTRY(self, None)
         _SET_JSON_VALUE(self, None)
+        _SET_DETAIL(self, None)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        _read_only()
+
+    def __delattr__(self, name: str) -> NoReturn:
+        _read_only()
+
+    def _fields(self) -> tuple[JSONValue, int | None, Reason]:
+        return (self.value, self.variation_index, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Result):
+            return self._fields() == other._fields()
+        if isinstance(other, EvaluationDetail):
+            return self._fields() == other._astuple()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(value={self.value!r}, variation_index={self.variation_index!r}, "
+            f"reason={self.reason!r})"
+        )
 
     def with_value(self, value: JSONValue) -> Result:
         """The same result serving ``value`` (a typed conversion), for one evaluation."""
@@ -277,9 +314,38 @@ def _setter(cls: type, name: str) -> Callable[[object, object], None]:
 
 
 # The slots' setters (Result refuses assignment, as EvaluationDetail does).
-_SET_VALUE: Final = _setter(EvaluationDetail, "value")
-_SET_INDEX: Final = _setter(EvaluationDetail, "variation_index")
-_SET_REASON: Final = _setter(EvaluationDetail, "reason")
+_SET_VALUE: Final = _setter(_Outcome, "value")
+_SET_INDEX: Final = _setter(_Outcome, "variation_index")
+_SET_REASON: Final = _setter(_Outcome, "reason")
+_SET_DETAIL: Final = _setter(Result, "detail")
+_DETAIL: Final = EvaluationDetail.__new__
+_SET_DETAIL_VALUE: Final = _setter(EvaluationDetail, "value")
+_SET_DETAIL_INDEX: Final = _setter(EvaluationDetail, "variation_index")
+_SET_DETAIL_REASON: Final = _setter(EvaluationDetail, "reason")
+
+
+def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
+    """The public detail of ``result`` (``default`` if it serves no variation).
+
+    A result that serves a variation keeps the detail made of it: made
+    once per result (a flag's precompiled results live as long as the
+    flag), through the slots' setters.
+    """
+    index = result.variation_index
+    if index is None:
+        return EvaluationDetail(
+            value=default, variation_index=None, reason=result.reason
+        )
+    detail = result.detail
+    if detail is None:
+        detail = _DETAIL(EvaluationDetail)
+        _SET_DETAIL_VALUE(detail, result.value)
+        _SET_DETAIL_INDEX(detail, index)
+        _SET_DETAIL_REASON(detail, result.reason)
+        _SET_DETAIL(result, detail)  # (two threads at once: either is right)
+    return detail
+
+
 _SET_EXPERIMENT: Final = _setter(Result, "experiment")
 _SET_CACHE: Final = _setter(Result, "cache")
 _SET_ENTRY: Final = _setter(Result, "entry")

@@ -33,6 +33,7 @@ from ._results import (
     EvaluationDetail,
     FlagsState,
     Result,
+    detail_of,
     flags_state_slot,
     keep_entry,
     keep_json,
@@ -162,15 +163,6 @@ def _shared_cache(flag: CompiledFlag, result: Result) -> list[Any]:
     if cache is None:
         cache = caches[id(result)] = [None] * 4
     return cache
-
-
-def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
-    """The detail of a result: the result itself when it serves a variation."""
-    if result.variation_index is None:
-        return EvaluationDetail(
-            value=default, variation_index=None, reason=result.reason
-        )
-    return result
 
 
 def _value(result: Result, default: Any) -> Any:
@@ -700,8 +692,10 @@ class FlagSnapshot:
             result = hooks.run(
                 "variation_detail", self._evaluation, key, context, default, None, True
             )
+        elif self._events is None:  # the common case: one call fewer
+            result = self._result(key, context)
         else:
-            result = self._evaluation(key, context, default, None, True)
+            result = self._recorded(self._events, key, context, default, None, True)
         return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
