@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -10,7 +11,8 @@ import anyio.to_thread
 import pytest
 
 from aioflags import Context
-from aioflags._core._json import RAW_OBJECT
+from aioflags._core._json import RAW_DATA, RAW_OBJECT
+from aioflags._datasystem import _patterns
 from aioflags._datasystem._datatypes import (
     ChangeKind,
     ChangeSet,
@@ -18,11 +20,13 @@ from aioflags._datasystem._datatypes import (
     ObjectKind,
 )
 from aioflags._datasystem._patterns import (
+    FoundPatterns,
     compile_patterns,
     held_patterns,
+    patterns_by_item,
     patterns_in,
 )
-from aioflags._datasystem._payloads import parse_fdv2_poll_text
+from aioflags._datasystem._payloads import ChangeSetBuilder, parse_fdv2_poll_text
 from aioflags._datasystem._store import Store
 from aioflags._evaluation import _regex
 from aioflags._evaluation._regex import (
@@ -279,3 +283,66 @@ def test_deletes_and_texts_without_the_operator_are_skipped() -> None:
     assert list(compiled) == ["fc"]
     assert [m.pattern for m in compiled["fc"]] == ["esc"]
     assert delete("d", 3).action is ChangeKind.DELETE
+
+
+@pytest.mark.asyncio
+async def test_a_parsed_poll_body_brings_its_patterns_and_no_text_is_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deleted = {**matches("^gone$", key="d"), "deleted": True}
+    body = poll_body(
+        {
+            "f": matches("^a", "^b", "^a"),
+            "e": matches("^esc$", key="e"),
+            "d": deleted,
+            "n": match_flag({"attribute": "k", "op": "in", "values": ["x"]}, key="n"),
+        },
+        {"s": segment("s", "^seg")},
+    )
+    # The operator spelled with an escape in one flag: found all the same.
+    body = body.replace(
+        '"op": "matches", "values": ["^esc$"]',
+        '"op": "m\\u0061tches", "values": ["^esc$"]',
+    )
+    assert "m\\u0061tches" in body
+    change_set = await parse_fdv2_poll_text(body)
+    items, found = change_set._items, change_set._patterns
+    assert found is not None
+    expected = {"ff": ("^a", "^b"), "fe": ("^esc$",), "ss": ("^seg",)}
+    assert patterns_by_item(items) == expected  # parsing the texts again
+    with monkeypatch.context() as m:
+        m.setattr(_patterns, "raw_object", no_reparse_guard)
+        assert patterns_by_item(items, found) == expected
+        store = Store()
+        await store.apply(change_set)
+        assert set(held_by(store)) == {"^a", "^b", "^esc$", "^seg"}
+    ctx = Context.create("u", attributes={"email": "esc"})
+    assert store.snapshot.variation("e", ctx, None) is True
+
+
+def no_reparse_guard(raw: str, path: int) -> Any:
+    raise AssertionError(f"parsed again: {raw[:40]}")
+
+
+def test_a_streamed_put_brings_its_patterns_and_an_error_drops_them() -> None:
+    builder = ChangeSetBuilder()
+    builder.server_intent(
+        {"payloads": [{"id": "p", "target": 1, "intentCode": "xfer-changes"}]}
+    )
+    data = {"kind": "flag", "key": "f", "version": 1, "object": matches("^x")}
+    raw = json.dumps(data)
+    builder.put_object(data, raw, RAW_DATA)
+    builder.error()  # the server abandons the payload: its puts are dropped
+    builder.put_object(data, raw, RAW_DATA)
+    change_set = builder.payload_transferred({"state": "(p:2)", "version": 2})
+    assert change_set._patterns == {raw: (RAW_DATA, ("^x",))}
+    assert builder._patterns == {}
+
+
+def test_patterns_found_at_another_path_of_the_same_text_are_not_used() -> None:
+    raw = json.dumps(matches("^real$"))
+    item = ("flag", "f", 1, raw, RAW_OBJECT, 1, False)
+    wrong: FoundPatterns = {raw: (RAW_DATA, ("^not-this$",))}
+    assert patterns_by_item([item], wrong) == {"ff": ("^real$",)}
+    right: FoundPatterns = {raw: (RAW_OBJECT, ("^found$",))}
+    assert patterns_by_item([item], right) == {"ff": ("^found$",)}

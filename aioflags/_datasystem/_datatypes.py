@@ -217,6 +217,7 @@ class ChangeSet(Frozen):
         "selector",
         "compare_versions",
         "_items",
+        "_patterns",
     )
     intent: IntentCode
     selector: Selector
@@ -227,6 +228,10 @@ class ChangeSet(Frozen):
         #: :data:`RawPut` tuples (ingest's puts) that become ``Change``
         #: objects only if :attr:`changes` is read.
         _items: Sequence[Change | RawPut]
+        #: The ``matches`` patterns of its raw puts, found as ingest parsed
+        #: them (see :data:`aioflags._datasystem._patterns.FoundPatterns`), so
+        #: that the store does not parse their texts again; ``None``: none known.
+        _patterns: dict[str, tuple[int, tuple[str, ...]]] | None
 
     def __init__(
         self,
@@ -241,18 +246,27 @@ class ChangeSet(Frozen):
         set_field(self, "selector", selector)
         set_field(self, "compare_versions", compare_versions)
         set_field(self, "_items", changes)
+        set_field(self, "_patterns", None)
 
     @classmethod
     def _raw(
-        cls, intent: IntentCode, items: list[Change | RawPut], selector: Selector
+        cls,
+        intent: IntentCode,
+        items: list[Change | RawPut],
+        selector: Selector,
+        patterns: dict[str, tuple[int, tuple[str, ...]]] | None = None,
     ) -> ChangeSet:
-        """A change set of ingest's items (puts as :data:`RawPut` tuples)."""
+        """A change set of ingest's items (puts as :data:`RawPut` tuples).
+
+        ``patterns``: the puts' ``matches`` patterns, found as they were parsed.
+        """
         change_set = object.__new__(cls)
         set_field(change_set, "intent", intent)
         set_field(change_set, "_changes", None)
         set_field(change_set, "selector", selector)
         set_field(change_set, "compare_versions", False)
         set_field(change_set, "_items", items)
+        set_field(change_set, "_patterns", patterns)
         return change_set
 
     @property

@@ -26,6 +26,7 @@ from ._datatypes import (
     RawPut,
     Selector,
 )
+from ._patterns import FoundPatterns, note_patterns
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -116,13 +117,16 @@ class ChangeSetBuilder:
     same connection are deltas until a new ``server-intent``.
     """
 
-    __slots__ = ("_changes", "_intent")
+    __slots__ = ("_changes", "_intent", "_patterns")
 
     def __init__(self) -> None:
         self._intent: IntentCode | None = None
         #: Deletes as :class:`Change` objects, puts with their text as
         #: :data:`RawPut` tuples (untracked by the garbage collector).
         self._changes: list[Change | RawPut] = []
+        #: The ``matches`` patterns of those puts, found as they are parsed
+        #: (the store would parse their texts again to find them).
+        self._patterns: FoundPatterns = {}
 
     @property
     def intent(self) -> IntentCode | None:
@@ -146,6 +150,7 @@ class ChangeSetBuilder:
         if intent is None:
             raise ProtocolError(f"server-intent: unknown intentCode {code!r}")
         self._changes = []
+        self._patterns = {}
         # Intent "none" means later objects (without a new intent) are deltas.
         self._intent = (
             IntentCode.TRANSFER_CHANGES
@@ -193,6 +198,7 @@ class ChangeSetBuilder:
             self._changes.append(
                 (kind, key, version, raw, path, *object_meta(obj, raw))
             )
+            note_patterns(self._patterns, raw, path, obj)
         else:
             self._changes.append(
                 Change(
@@ -222,11 +228,13 @@ class ChangeSetBuilder:
     def error(self) -> None:
         """Handle an ``error`` event: drop pending changes, keep the intent."""
         self._changes = []
+        self._patterns = {}
 
     def reset(self) -> None:
         """Forget everything (a new connection)."""
         self._intent = None
         self._changes = []
+        self._patterns = {}
 
     def payload_transferred(self, data: JSONValue) -> ChangeSet:
         """Handle ``payload-transferred``: emit the change set and clear the queue."""
@@ -236,9 +244,13 @@ class ChangeSetBuilder:
         if self._intent is None:
             raise ProtocolError("changeset: cannot complete without a server-intent")
         change_set = ChangeSet._raw(
-            self._intent, self._changes, Selector(state=state, version=version)
+            self._intent,
+            self._changes,
+            Selector(state=state, version=version),
+            self._patterns or None,
         )
         self._changes = []
+        self._patterns = {}
         self._intent = IntentCode.TRANSFER_CHANGES
         return change_set
 
@@ -410,6 +422,7 @@ async def _events(
     due = pacer.due
     kinds = _KINDS
     changes = builder._changes
+    found = builder._patterns
     while True:
         text = w.text
         size = len(text)
@@ -447,6 +460,7 @@ async def _events(
                     changes.append(
                         (kind, key, version, raw, RAW_EVENT, *object_meta(obj, raw))
                     )
+                    note_patterns(found, raw, RAW_EVENT, obj)
                 else:  # the checks again, one at a time, and the failure named
                     builder.put_object(data, raw, RAW_EVENT)
             else:
@@ -454,6 +468,7 @@ async def _events(
                     builder, item, text[pos:end] if type(item) is dict else None
                 )
                 changes = builder._changes  # a server-intent starts a new list
+                found = builder._patterns
         if due():
             await pacer.pause()
         if text[end : end + 1] != ",":

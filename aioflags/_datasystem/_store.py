@@ -387,14 +387,16 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        patterns = held_patterns(change_set._items)  # None: something to compile
+        items, found = change_set._items, change_set._patterns
+        patterns = held_patterns(items, found)  # None: something to compile
         if patterns is None:  # its patterns compiled off the event loop, first,
             # on the SDK's own threads (the app's pool may be full). Abandoned
             # if cancelled, as parsing is: a payload of many long patterns
             # must not hold up a shutdown.
             patterns = await anyio.to_thread.run_sync(
                 compile_patterns,
-                change_set._items,
+                items,
+                found,
                 abandon_on_cancel=True,
                 limiter=sdk_limiter(),
             )
@@ -414,7 +416,7 @@ class Store:
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
-        patterns = compile_patterns(change_set._items)
+        patterns = compile_patterns(change_set._items, change_set._patterns)
         pacer = Pacer()
         steps = self._steps(change_set, pacer, patterns)
         try:
