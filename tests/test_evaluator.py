@@ -195,3 +195,17 @@ def test_no_class_of_ours_subclasses_a_final_class_of_ours() -> None:
         if base in final
     }
     assert offenders == set()
+
+
+def test_the_series_context_built_for_a_series_is_the_public_one() -> None:
+    from aioflags._client._hooks import _series
+
+    made = _series("k", USER, False, "variation", "env")
+    assert made == EvaluationSeriesContext("k", USER, False, "variation", "env")
+    assert (made.key, made.context, made.default_value, made.method) == (
+        "k",
+        USER,
+        False,
+        "variation",
+    )
+    assert made.environment_id == "env"

@@ -46,12 +46,12 @@ class Evaluator:
     """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
 
     __slots__ = (
-        "_made",
         "big_segments",
         "environment_id",
         "events",
         "gate",
         "hooks",
+        "made",
         "plain",
         "store",
     )
@@ -73,15 +73,16 @@ class Evaluator:
         #: keys): ``Client.variation`` then evaluates its data in its own
         #: frame. None otherwise.
         self.plain: Store | None = store
-        # (the store's data, the snapshot composed of it): one tuple, so a
-        # thread never reads one's data with another's snapshot
-        self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        #: (the store's data, the snapshot composed of it), the last made:
+        #: one tuple, so a thread never reads one's data with another's
+        #: snapshot (``Client.variation`` reads it, as :meth:`snapshot` does)
+        self.made: tuple[FlagSnapshot, FlagSnapshot] | None = None
         self._changed()
 
     # ------------------------------------------------------------ composing
     def _changed(self) -> None:
         """A part changed: snapshots are composed anew; is the hot path open?"""
-        self._made = None
+        self.made = None
         hooks = self.hooks
         gate = self.gate
         plain = (
@@ -135,11 +136,16 @@ class Evaluator:
 
     def snapshot(self) -> FlagSnapshot:
         """The store's current data with events, big segments and hooks (made once each)."""
-        data = self.store.snapshot
-        made = self._made
-        if made is None or made[0] is not data:
-            made = self._made = (data, self._compose(data, self.hooks))
+        made = self.made
+        if made is None or made[0] is not self.store.snapshot:
+            made = self.made_now()
         return made[1]
+
+    def made_now(self) -> tuple[FlagSnapshot, FlagSnapshot]:
+        """Compose the store's current data: (the data, the snapshot), kept in :attr:`made`."""
+        data = self.store.snapshot
+        made = self.made = (data, self._compose(data, self.hooks))
+        return made
 
     def unhooked(self) -> FlagSnapshot:
         """:meth:`snapshot` without hooks: the SDK's own evaluations (value watchers)."""

@@ -148,6 +148,26 @@ class EvaluationSeriesContext:
         )
 
 
+_NEW_SERIES: Final = object.__new__
+
+
+def _series(
+    key: str,
+    context: Context | None,
+    default: Any,
+    method: str,
+    environment_id: str | None,
+) -> EvaluationSeriesContext:
+    """``EvaluationSeriesContext(...)`` without the call of its ``__init__`` (half the cost)."""
+    series: EvaluationSeriesContext = _NEW_SERIES(EvaluationSeriesContext)
+    series._key = key
+    series._context = context
+    series._default = default
+    series._method = method
+    series._env = environment_id
+    return series
+
+
 @final
 class TrackSeriesContext(Frozen):
     """What ``after_track`` is told about one ``client.track()`` call.
@@ -338,8 +358,8 @@ class HookRunner:
             position = len(before) - 1
         else:
             position = -1
-        if _own(hook, "after_evaluation"):
-            after = (*after, (hook, position))
+        if _own(hook, "after_evaluation"):  # (in the order they run: the last first)
+            after = ((hook, position), *after)
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 
@@ -395,9 +415,7 @@ class HookRunner:
         before, after = self.stages
         if not before and not after:
             return evaluation(key, context, default, kind, detail)
-        series = EvaluationSeriesContext(
-            key, context, default, method, self.environment_id
-        )
+        series = _series(key, context, default, method, self.environment_id)
         datas: list[Mapping[str, Any]] = []
         for hook in before:
             # Not trusted to be a mapping: a forgotten `return` is common.
@@ -419,14 +437,16 @@ class HookRunner:
             datas.append(data)
         result = evaluation(key, context, default, kind, detail)
         if after:
-            shown = present(result, default)
-            for index in range(len(after) - 1, -1, -1):
-                hook, position = after[index]
+            # (a result's own detail, kept in it, without a call)
+            shown = result.detail if present is detail_of else None
+            if shown is None:
+                shown = present(result, default)
+            for hook, position in after:
                 try:
                     hook.after_evaluation(
                         series, _EMPTY if position < 0 else datas[position], shown
                     )
-                except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                except Exception:  # noqa: BLE001, PERF203 - isolated: logged once per hook and stage
                     self._stage_failed(hook, "after_evaluation", None)
         return result
 

@@ -165,11 +165,6 @@ def _shared_cache(flag: CompiledFlag, result: Result) -> list[Any]:
     return cache
 
 
-def _value(result: Result, default: Any) -> Any:
-    """What a value method hands out for ``result``."""
-    return default if result.variation_index is None else result.value
-
-
 def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail ``migration_variation`` serves (``default`` names a stage)."""
     from ._migration import Stage, stage_detail
@@ -504,8 +499,18 @@ class FlagSnapshot:
         """The keys of the flags that exist (not deleted) in this snapshot."""
         return frozenset(k for k, f in self._flags.items() if not f.deleted)
 
-    def _result(self, key: str, context: Context | None) -> Result:
-        """The flag's result for ``context`` (its detail when it serves a variation).
+    def _result(
+        self,
+        key: str,
+        context: Context | None,
+        default: Any = None,
+        kind: type | None = None,
+        detail: bool = False,
+    ) -> Result:
+        """The flag's result for ``context``: an untyped evaluation recording nothing.
+
+        Takes (and ignores) what :meth:`_evaluation` takes, so that the
+        hooks' series may call it straight away when no event is recorded.
 
         Through the flag's head for ``variation_detail`` (:meth:`Matcher.detail_head_of`):
         its constant result, or its ops with this snapshot's links, run here.
@@ -622,10 +627,15 @@ class FlagSnapshot:
         """The flag's value for ``context``, or ``default`` if none is served."""
         hooks = self._hooks
         if hooks is not None:
-            return _value(
-                hooks.run("variation", self._evaluation, key, context, default, None),
+            hooked = hooks.run(
+                "variation",
+                self._evaluation if self._events is not None else self._result,
+                key,
+                context,
                 default,
+                None,
             )
+            return default if hooked.variation_index is None else hooked.value
         # The hot path: every failure returns the default, so the checks can be
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
