@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -446,9 +447,10 @@ async def test_the_store_is_not_read_once_the_sources_have_delivered(
 
 @pytest.mark.asyncio
 async def test_a_store_initialised_after_start_is_served_once_the_ttl_expires(
-    redis_server: RedisServer,
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """While the sources have not delivered, "not initialised" is cached for the TTL."""
+    caplog.set_level(logging.INFO, logger="aioflags")
     clock = FakeClock()
     store = RedisStore(url=redis_server.url, cache_ttl=5)
     async with raw_redis(redis_server) as raw, FlagServer({}) as server:
@@ -464,8 +466,12 @@ async def test_a_store_initialised_after_start_is_served_once_the_ttl_expires(
             try:
                 assert client.status is not ProviderStatus.READY
                 # The store was read and found not initialised: cached for 5 s.
+                # Two tasks sleep 5 s on the clock: the store's reload and the
+                # status's grace period (a start that did not wait for READY);
+                # the grace period's sleep alone must not let the test go on.
                 with anyio.fail_after(5):
-                    await clock.wait_for_sleeper(within=5)
+                    await clock.wait_for_sleepers(2)
+                assert "is not initialised yet" in caplog.text
                 await raw.set("launchdarkly:$inited", "1")
                 await clock.advance(4.9)
                 assert await client.variation("f", USER, "x") == "x"
