@@ -17,7 +17,7 @@ import pytest
 
 from aioflags import Context
 from aioflags._evaluation._codegen import MAX_CLAUSES, InlineClause
-from aioflags._evaluation._evaluate import Matcher, _State
+from aioflags._evaluation._evaluate import Matcher, _careful_run, _State
 from aioflags._evaluation._model import (
     CompiledFlag,
     MalformedAbort,
@@ -474,25 +474,31 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
                     {"kind": "PREREQUISITE_FAILED", "prerequisiteKey": key},
                 ), (name, key)
     # Every one was read through the heads (the missing flag is not kept
-    # there: the client's fast path reads them): a constant flag is its
-    # result, a plain one (on, well formed, no prerequisites) is run.
-    assert {key for key in keys if key in heads} == set(required)
+    # there: the client's fast path reads them), but the chain: the flag
+    # that requires it takes the careful path from the start (a state of
+    # its own). A constant flag is its result, a plain one (on, well
+    # formed, no prerequisites) is run.
+    read = {**heads, **snap._matcher.details}
+    assert {key for key in keys if key in read} == set(required) - (
+        set() if prerequisite_first else {"chain"}
+    )
     plain = {
-        key: "result" if isinstance(head := heads[key], Result) else head[1]
+        key: "result" if isinstance(head := read[key], Result) else head[1]
         for key in required
+        if key in read
     }
     assert plain == {
         "plain": True,
         "constant": "result",
         "off": "result",
         "malformed": "result",
-        "chain": False,
+        **({"chain": False} if prerequisite_first else {}),
         "aborts": True,
         "deleted": "result",
     }
-    # Only those that are not plain went to the method (which hands the
-    # chain on to the careful path, a state of its own).
-    assert set(handed_on) == set(keys) - {"plain", "aborts"}
+    # Only those that are not plain went to the method; the chain to the
+    # careful path's.
+    assert set(handed_on) == set(keys) - {"plain", "aborts", "chain"}
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -501,7 +507,7 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
     # against the careful path (a state per evaluation), on random flags;
     # flags in a random order, so that a prerequisite is read before its
     # flag or not.
-    from aioflags._evaluation._evaluate import _NeedState, evaluate
+    from aioflags._evaluation._evaluate import evaluate
 
     case = Generator(seed).case(n_flags=10, n_contexts=10)
     flags = {k: compile_flag(k, v) for k, v in case.flags.items()}
@@ -523,15 +529,13 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
             careful = evaluate(matcher, flag, ctx, recorded=[])
             assert inline == careful, (seed, key, raw)
             compared += 1
-            # The heads the client runs, prerequisites linked in: what they
-            # finish alone (the client hands the rest to evaluate()).
+            # The heads the client runs, prerequisites linked in, or the
+            # careful path for a flag that needs it: the same answer.
             for head in (matcher.head_of(key), matcher.detail_head_of(key)):
                 try:
                     got = head[0](head, ctx, matcher)  # type: ignore[index]
-                except (
-                    _NeedState,
-                    MalformedAbort,
-                ):  # the client's evaluate() redoes it
+                except MalformedAbort:  # an abort: MALFORMED_FLAG (finish())
+                    assert careful.reason["errorKind"] == "MALFORMED_FLAG"
                     continue
                 if head is matcher.details[key]:
                     assert got == careful, (seed, key, raw)
@@ -559,16 +563,20 @@ def test_a_snapshot_links_plain_prerequisites_into_its_heads(
         "constant": _flag("constant"),
         "chain": _flag("chain", prerequisites=[{"key": "plain", "variation": 1}]),
     }
-    every = [*required, "missing"]
+    # (A flag requiring the chain takes the careful path: no links.)
+    every = [key for key in required if key != "chain"] + ["missing"]
     raw = {
         **required,
         "all": _flag(
             "all", prerequisites=[{"key": key, "variation": 1} for key in every]
         ),
+        "on-chain": _flag("on-chain", prerequisites=[{"key": "chain", "variation": 1}]),
     }
     snap = _snapshot(raw)
     flag = snap._flags["all"]
     matcher = snap._matcher
+    on_chain = matcher.head_of("on-chain")
+    assert isinstance(on_chain, tuple) and on_chain[0] is _careful_run
     value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
     assert isinstance(value, tuple) and isinstance(detail, tuple)
     slots = dict(zip(every, flag.prerequisite_slots, strict=True))
@@ -745,7 +753,9 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
         "nested": _segment("nested", rules=[_in_segment("bounded")]),
         "malformed": _segment("malformed", rules="not a list"),
     }
-    every = [*segments, "missing"]
+    # (A flag with a big or nested segment takes the careful path: no links.)
+    every = [key for key in segments if key not in ("unbounded", "nested")]
+    every.append("missing")
     raw = {
         "all": _flag(
             "all",
@@ -754,6 +764,8 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
                 _in_segment("bounded", "deleted"),
             ],
         ),
+        "big": _flag("big", rules=[_in_segment("unbounded")]),
+        "nested": _flag("nested", rules=[_in_segment("nested")]),
         "bounded-only": _flag("bounded-only", rules=[_in_segment("bounded")]),
         "negated": _flag(
             "negated",
@@ -778,6 +790,9 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
     }
     snap = _snapshot(raw, segments)
     matcher = snap._matcher
+    for key in ("big", "nested"):
+        careful = matcher.head_of(key)
+        assert isinstance(careful, tuple) and careful[0] is _careful_run
     flag = snap._flags["all"]
     value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
     assert isinstance(value, tuple) and isinstance(detail, tuple)
@@ -1137,9 +1152,84 @@ def test_all_flags_state_checks_plain_prerequisites_inline(
     assert asked and all(keys in (("constant",), ("missing",)) for keys in asked)
 
 
-def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
-    from aioflags._evaluation._evaluate import _NeedState
+def test_a_flag_that_needs_a_state_has_a_head_that_takes_the_careful_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Known from the snapshot's data when the head is made: a prerequisite
+    # chain, a cycle, a big or a nested segment, in the flag's rules or in a
+    # prerequisite's, sends the flag to the careful path (a state per
+    # evaluation); a plain prerequisite or a bounded segment does not.
+    from aioflags._evaluation._evaluate import evaluate
 
+    def on(key: str, *prerequisites: str, **fields: Any) -> dict[str, Any]:
+        required = [{"key": p, "variation": 1} for p in prerequisites]
+        return _flag(key, prerequisites=required, **fields)
+
+    flags = {
+        key: compile_flag(key, raw)
+        for key, raw in {
+            "base": _flag("base", rules=[_off_for("bob")]),
+            "off": _flag("off", on=False),
+            "middle": on("middle", "base"),
+            "top": on("top", "middle"),
+            "cycle": on("cycle", "loop"),
+            "loop": on("loop", "cycle"),
+            "big": _flag("big", rules=[_in_segment("big")]),
+            "on-big": on("on-big", "big"),
+            "nested": _flag("nested", rules=[_in_segment("nested")]),
+            "bounded": _flag("bounded", rules=[_in_segment("bounded", "missing")]),
+            "on-off": on("on-off", "off", "missing"),
+        }.items()
+    }
+    segments = {
+        key: compile_segment(key, raw)
+        for key, raw in {
+            "big": _segment("big", unbounded=True),
+            "nested": _segment(
+                "nested", rules=[{"clauses": [_in_segment("bounded")["clauses"][0]]}]
+            ),
+            "bounded": _segment("bounded", included=["bob"]),
+        }.items()
+    }
+    careful = {"top", "cycle", "loop", "big", "on-big", "nested"}
+    states: list[str] = []
+    real = _State.__init__
+
+    def counted(self: _State, *args: Any) -> None:
+        real(self, *args)
+        states.append(self.chain[0])
+
+    monkeypatch.setattr(_State, "__init__", counted)
+    matcher = Matcher(flags, segments)
+    for key, flag in flags.items():
+        if flag.constant is not None:
+            continue
+        for head in (matcher.head_of(key), matcher.detail_head_of(key)):
+            assert isinstance(head, tuple)
+            assert (head[0] is _careful_run) == (key in careful), key
+            assert head[1] is (flag.ops[1] and key not in careful), key
+        for name in ("ann", "bob"):
+            ctx = Context.create(name)
+            states.clear()
+            fast = evaluate(matcher, flag, ctx)
+            assert states == ([key] if key in careful else []), key
+            assert fast == evaluate(matcher, flag, ctx, recorded=[]), (key, name)
+            head = matcher.detail_head_of(key)
+            assert head[0](head, ctx, matcher) == fast, (key, name)  # type: ignore[index]
+    assert evaluate(matcher, flags["top"], Context.create("bob")).reason == {
+        "kind": "PREREQUISITE_FAILED",
+        "prerequisiteKey": "middle",
+    }
+    assert evaluate(matcher, flags["loop"], Context.create("ann")).reason == {
+        "kind": "ERROR",
+        "errorKind": "MALFORMED_FLAG",
+    }
+
+
+def test_the_shared_matcher_never_meets_what_needs_a_state() -> None:
+    # The careful path is chosen before the code runs, so the shared
+    # matcher's checks reaching a chain or a big segment would be a bug,
+    # not a request to start again.
     flags = {
         "base": compile_flag("base", _flag("base")),
         "middle": compile_flag(
@@ -1150,14 +1240,61 @@ def test_the_shared_matcher_hands_prerequisite_chains_to_a_state() -> None:
         "top", _flag("top", prerequisites=[{"key": "middle", "variation": 1}])
     ).prerequisites
     ann = Context.create("ann")
-    # A prerequisite without prerequisites of its own needs no state...
     assert (
         Matcher(flags, {}).prerequisites_failed(flags["middle"].prerequisites, ann)
         is None
     )
-    # ... one with its own goes to the careful path (cycles are found there).
-    with pytest.raises(_NeedState):
+    with pytest.raises(AssertionError, match="prerequisite chain"):
         Matcher(flags, {}).prerequisites_failed(prerequisites, ann)
+    big = {"big": compile_segment("big", _segment("big", unbounded=True))}
+    with pytest.raises(AssertionError, match="big or nested"):
+        Matcher({}, big).match_segments(("big",), ann)
+
+
+def test_the_careful_path_is_taken_without_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No exception steers an evaluation: a chain's or a big segment's
+    # evaluations, through the client's head and the driver, raise nothing
+    # once the snapshot's heads are made (a first evaluation's lookups may
+    # miss a cache, a KeyError caught where it is raised).
+    from aioflags._evaluation._evaluate import evaluate
+
+    snap = _snapshot(
+        {
+            "base": _flag("base", rules=[_off_for("bob")]),
+            "middle": _flag("middle", prerequisites=[{"key": "base", "variation": 1}]),
+            "top": _flag("top", prerequisites=[{"key": "middle", "variation": 1}]),
+            "big": _flag("big", rules=[_in_segment("big")]),
+        },
+        {"big": _segment("big", unbounded=True)},
+    )
+    matcher = snap._matcher
+    raised: list[str] = []
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if event == "exception":
+            raised.append(f"{arg[0].__name__} in {frame.f_code.co_name}")
+        return trace
+
+    for name in ("ann", "bob"):
+        ctx = Context.create(name)
+        for key in ("top", "big"):
+            expected = snap.variation_detail(key, ctx, "default")  # heads made
+            head = matcher.head_of(key)
+            sys.settrace(trace)
+            try:
+                value = head[0](head, ctx, matcher).value
+                detail = evaluate(matcher, snap._flags[key], ctx)
+            finally:
+                sys.settrace(None)
+            assert raised == [], (key, name)
+            assert (value, detail.value) == (expected.value, expected.value)
+    assert snap.variation_detail("top", Context.create("bob"), "x").value == "off"
+    assert snap.variation_detail("big", Context.create("ann"), "x").reason == {
+        "kind": "FALLTHROUGH",
+        "bigSegmentsStatus": "NOT_CONFIGURED",
+    }
 
 
 def test_a_prerequisite_cycle_is_found_on_the_careful_path(

@@ -576,11 +576,10 @@ class Client:
         # here): nothing of the flag object. The context's type is checked
         # here, at the door (``__class__``: an attribute load, ~80
         # instructions less than calling type()).
-        # Anything the flag's code cannot finish alone (a prerequisite
-        # chain, an abort) goes to the driver, which runs it again
-        # (evaluation is pure) and handles it, and a bug in it is reported
-        # as EXCEPTION (finish()); anything else (no such flag, not a valid
-        # Context) to the snapshot's method.
+        # A flag that needs the careful path (a prerequisite chain, a big
+        # segment) has a head that takes it. An abort is MALFORMED_FLAG and
+        # a bug in the code EXCEPTION, both logged (finish()); anything else
+        # (no such flag, not a valid Context) goes to the snapshot's method.
         evaluator = self._evaluator
         store = evaluator.plain
         if (
@@ -603,7 +602,7 @@ class Client:
                     try:
                         result = head[0](head, context, matcher)
                     except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(matcher, key, context, exc)
+                        result = finish(key, exc)
                 return default if result.variation_index is None else result.value
         # As Evaluator.evaluate() does it, without a second coroutine (~1,100
         # instructions, on every hooked or recorded evaluation).

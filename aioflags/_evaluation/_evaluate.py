@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
+from ._codegen import HEAD
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -85,10 +86,6 @@ MAX_CHAIN_DEPTH: Final = 100
 Recorded: TypeAlias = "list[tuple[CompiledFlag, Result, str]]"
 
 
-class _NeedState(Exception):
-    """The shared matcher met something only a per-evaluation state can do."""
-
-
 def _membership(seg: CompiledSegment, parts: Mapping[str, Context]) -> bool | None:
     """A bounded segment's lists: included (True), excluded (False) or neither."""
     user = parts.get("user")
@@ -135,9 +132,11 @@ class Matcher:
     (no cycle can pass through them; the generated code runs a plain
     prerequisite's head, linked into the tuple it runs with or looked up in
     :attr:`heads`; the others and the constant ones go to
-    :meth:`prerequisites_failed`). For anything else (a prerequisite
-    chain, a big or nested segment) it raises :class:`_NeedState`, and
-    :func:`evaluate` starts again with a :class:`_State` (evaluation is pure).
+    :meth:`prerequisites_failed`). A flag that needs more (a prerequisite
+    chain, a big or nested segment: :meth:`_needs_state`, known from the
+    snapshot's data) has a head that runs it on the careful path, with a
+    :class:`_State` of its own (:func:`_careful_run`): the shared matcher
+    never meets what it cannot do.
     Flags and segments are read by item access (``flags[key]``), so the
     snapshot's mappings may compile them on first access; a flag is looked
     up in :attr:`hot` first.
@@ -234,9 +233,59 @@ class Matcher:
                 value_only(constant) if values else constant
             )
         else:
-            head = self._linked(flag, values=values)
+            head = self._runnable(flag, values=values)
         into[key] = head
         return head
+
+    def _runnable(self, flag: CompiledFlag, *, values: bool) -> tuple[Any, ...]:
+        """What the fast paths run for non-constant ``flag`` in this snapshot.
+
+        Its ops with this snapshot's links (:meth:`_linked`); for a flag
+        that needs a per-evaluation state (:meth:`_needs_state`), the ops of
+        :func:`_careful_run`, which evaluates it on the careful path. Not plain
+        (the HEAD's second item): as a prerequisite, the checks hand it to
+        :meth:`prerequisites_failed`.
+        """
+        if self._needs_state(flag):
+            return (_careful_run, False, flag)
+        return self._linked(flag, values=values)
+
+    def _needs_state(self, flag: CompiledFlag) -> bool:
+        """Whether evaluating non-constant ``flag`` needs a per-evaluation state.
+
+        It does when its code can reach a prerequisite chain (a prerequisite
+        whose code runs and has prerequisites of its own: cycles are the
+        state's to find) or a big or nested segment (membership from the
+        big-segment store, its status in the result; cycles), in its own
+        rules or a prerequisite's. This snapshot's flags and segments never
+        change: decided once per flag, when its head is made.
+        """
+        if self._stateful_segments(flag.segment_keys):
+            return True
+        for key in flag.prerequisite_keys:
+            try:
+                prerequisite = self._flag(key)
+            except KeyError:
+                continue  # missing: the prerequisite fails
+            # A constant one (off, malformed, deleted, fixed) runs no code.
+            if prerequisite.constant is None and (
+                prerequisite.prerequisites
+                or self._stateful_segments(prerequisite.segment_keys)
+            ):
+                return True
+        return False
+
+    def _stateful_segments(self, keys: frozenset[str]) -> bool:
+        """Whether any of the segments ``keys`` is big or references segments."""
+        segments = self.segments
+        for key in keys:
+            try:
+                seg = segments[key]
+            except KeyError:
+                continue  # missing: matches nothing
+            if seg.unbounded or seg.segment_keys:
+                return True
+        return False
 
     def _flag(self, key: str) -> CompiledFlag:
         try:
@@ -296,7 +345,7 @@ class Matcher:
         """
         head = into.get(key)
         if type(head) is not tuple:
-            head = into[key] = self._linked(self._flag(key), values=values)
+            head = into[key] = self._runnable(self._flag(key), values=values)
         return head
 
     def linked_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
@@ -319,10 +368,6 @@ class Matcher:
             return self.head_of(key)
         except KeyError:
             return _NO_FLAG
-
-    def need_state(self) -> NoReturn:
-        """Give up for the careful path (the generated code's way to say so)."""
-        raise _NeedState
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
@@ -349,7 +394,8 @@ class Matcher:
                 result = pflag.constant
                 if result is None:
                     if pflag.prerequisites:
-                        raise _NeedState  # a chain: cycles are the state's to find
+                        # (_needs_state() sends its flag to the careful path)
+                        raise AssertionError(f"a prerequisite chain at {key!r}")
                     result = (run := pflag.run)(pflag.ops, ctx, self)  # noqa: F841 (a slot: see the client)
             if result.variation_index != prereq.variation:
                 return prereq.failed
@@ -371,7 +417,8 @@ class Matcher:
         if seg.malformed is not None:
             raise MalformedAbort(f"segment {seg.key!r} is malformed")
         if seg.unbounded or seg.segment_keys:
-            raise _NeedState
+            # (_needs_state() sends its flag to the careful path)
+            raise AssertionError(f"segment {seg.key!r} is big or nested")
         member = _membership(seg, ctx._parts)
         if member is not None:
             return member
@@ -511,46 +558,68 @@ def evaluate(
 ) -> Result:
     """Evaluate a present flag whose result is not constant; never raises.
 
-    The one evaluation driver, for every method. The fast path runs the
-    flag's code with the snapshot's shared ``matcher`` (nothing allocated);
-    if that meets something only a per-evaluation state can do, the careful
-    path runs it again with a :class:`_State` (evaluation is pure). With
+    The one evaluation driver, for every method. It runs what the fast
+    paths run (:meth:`Matcher.linked_ops`): the flag's code with the
+    snapshot's shared ``matcher`` (nothing allocated), or, for a flag that
+    needs a per-evaluation state, the careful path (:func:`_careful`). With
     ``recorded`` (analytics events), it takes the careful path at once and
     appends every prerequisite evaluation to it, depth first. An abort gives
     MALFORMED_FLAG, anything unexpected EXCEPTION; both are logged.
     """
+    if recorded is not None:
+        return _careful(matcher, flag, ctx, recorded)
     try:
-        if recorded is None:
-            try:
-                return (run := flag.run)(flag.ops, ctx, matcher)  # noqa: F841
-            except _NeedState:
-                pass
-        st = _State(
-            matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
-        )
+        ops = matcher.linked_ops(flag.key, flag)
+        result: Result = ops[0](ops, ctx, matcher)
+    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
+        return finish(flag.key, exc)
+    return result
+
+
+def _careful(
+    matcher: Matcher,
+    flag: CompiledFlag,
+    ctx: Context,
+    recorded: Recorded | None = None,
+) -> Result:
+    """Evaluate non-constant ``flag`` with a per-evaluation state; never raises.
+
+    The careful path: prerequisite chains (cycles and depth are checked),
+    big segments (their status goes in the result's reason), nested
+    segments; ``recorded`` as for :func:`evaluate`.
+    """
+    st = _State(
+        matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
+    )
+    try:
         result = flag.run(flag.ops, ctx, st)
-    except MalformedAbort as exc:
-        _failed(flag.key, "MALFORMED_FLAG", exc)
-        return MALFORMED
-    except Exception as exc:  # noqa: BLE001 - logged by _failed, with its traceback once
-        _failed(flag.key, "EXCEPTION", exc)
-        return _EXCEPTION
+    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
+        return finish(flag.key, exc)
     big = st.big
     return result if big is None else _with_big(result, big)
 
 
-def finish(matcher: Matcher, key: str, ctx: Context, exc: Exception) -> Result:
-    """The answer of a fast path whose run of flag ``key``'s code raised ``exc``.
+def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
 
-    For the fast paths that run a flag's code outside :func:`evaluate` (the
-    client's, all-flags state's). The code gave up for the careful path, or
-    aborted: the driver runs the flag again and handles it (evaluation is
-    pure). Anything else is a bug in the code or in what was linked into its
-    ops: EXCEPTION, logged as any evaluation's, never answered by another
-    path.
+    ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
+    snapshot's matcher (or all-flags state's), whose data it evaluates.
     """
-    if isinstance(exc, (_NeedState, MalformedAbort)):
-        return evaluate(matcher, matcher.flags[key], ctx)
+    return _careful(st, ops[HEAD], ctx)
+
+
+def finish(key: str, exc: Exception) -> Result:
+    """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
+
+    For every path that runs a flag's code (the driver, the client's fast
+    path, all-flags state's). An abort (a malformed part reached, a cycle,
+    a chain too deep) is MALFORMED_FLAG. Anything else is a bug in the code
+    or in what was linked into its ops: EXCEPTION. Both are logged, once
+    per flag and kind (:func:`_failed`).
+    """
+    if isinstance(exc, MalformedAbort):
+        _failed(key, "MALFORMED_FLAG", exc)
+        return MALFORMED
     _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
 

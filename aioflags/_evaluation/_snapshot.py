@@ -531,11 +531,9 @@ class FlagSnapshot:
             return head
         try:
             return head[0](head, context, matcher)  # type: ignore[no-any-return]
-        # What the flag's code cannot finish alone (a prerequisite chain, a
-        # big segment, an abort): the driver runs it again and handles it; a
-        # bug in it is EXCEPTION (finish()).
+        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
         except Exception as exc:  # noqa: BLE001
-            return finish(matcher, key, context, exc)
+            return finish(key, exc)
 
     def _evaluation(
         self,
@@ -907,7 +905,7 @@ class FlagSnapshot:
                 try:
                     result = ops[0](ops, context, batch)
                 except Exception as exc:  # noqa: BLE001 - finish() reports it
-                    result = finish(matcher, key, context, exc)
+                    result = finish(key, exc)
                 else:
                     if required:  # another flag's prerequisite: kept for it
                         done[key] = result
@@ -921,17 +919,15 @@ class FlagSnapshot:
         meta = dict(plan.meta)
         slot = flags_state_slot(with_reasons, False)  # | omit, per flag
         now_ms = wall_ms()
-        for key, flag in zip(plan.keys, plan.flags, strict=True):
+        for key, flag, ops in zip(plan.keys, plan.flags, plan.ops, strict=True):
             try:
                 if flag.constant is None:
-                    result = done[key] = (run := flag.run)(flag.ops, context, batch)  # noqa: F841
+                    result = done[key] = ops[0](ops, context, batch)
                 else:  # a debug window decides whether details are omitted
                     result = flag.constant
-            # What the flag's code cannot finish alone (a prerequisite chain,
-            # a big segment, an abort): the driver runs it again and handles
-            # it; a bug in it is EXCEPTION (finish()).
+            # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
             except Exception as exc:  # noqa: BLE001
-                result = finish(matcher, key, context, exc)
+                result = finish(key, exc)
             values[key] = result.value
             omit = not (
                 flag.track_events
