@@ -161,6 +161,35 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
         assert len(batch.counters) > len(events[-1]["features"])  # merged rows
 
 
+async def test_the_events_are_encoded_a_slice_at_a_time_with_a_checkpoint_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between two checkpoints, at most ``_ENCODE_SLICE`` events are encoded."""
+    steps: list[int | None] = []  # events encoded by one _dumps; None: a checkpoint
+    dumps = _processor._dumps
+
+    def counting_dumps(events: list[Any]) -> tuple[bytes, int]:
+        steps.append(len(events))
+        return dumps(events)
+
+    async def checkpoint() -> None:
+        steps.append(None)
+
+    monkeypatch.setattr(_processor, "_dumps", counting_dumps)
+    monkeypatch.setattr(_processor, "checkpoint", checkpoint)
+    config = Config("k")
+    processor = EventProcessor(config, None, None, FakeClock(), random.Random(0))
+    evaluations(130)(processor.recorder)  # 260 index and feature events
+    payload = await processor._take()
+    assert payload is not None
+    encoded = [n for n in steps if n is not None]
+    assert sum(encoded) == len(json.loads(payload.body)) - 1  # and the summary
+    assert len(encoded) > 4
+    assert max(encoded) <= _processor._ENCODE_SLICE
+    # No two slices without a checkpoint between them.
+    assert all(a is None or b is None for a, b in itertools.pairwise(steps)), steps
+
+
 async def test_a_summary_of_many_flags_is_encoded_a_slice_of_flags_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
