@@ -185,9 +185,12 @@ def _our_classes() -> set[type]:
 
 
 def test_no_class_of_ours_subclasses_a_final_class_of_ours() -> None:
+    from aioflags._evaluation._evaluate import Matcher, _State
+
     classes = _our_classes()
     final = {c for c in classes if getattr(c, "__final__", False)}
-    assert {FlagSnapshot, EvaluationDetail, Client} <= final  # the walk works
+    # (the walk works; the evaluation states are final: they compose)
+    assert {FlagSnapshot, EvaluationDetail, Client, Matcher, _State} <= final
     offenders = {
         (c.__name__, base.__name__)
         for c in classes
@@ -195,6 +198,33 @@ def test_no_class_of_ours_subclasses_a_final_class_of_ours() -> None:
         if base in final
     }
     assert offenders == set()
+
+
+#: The classes of ours that classes of ours subclass, and why each is made
+#: to be a base (by module and qualified name: a class that goes may stay
+#: listed). Any other fails the test below: compose, don't subclass.
+BASES_BY_DESIGN: dict[str, str] = {
+    "aioflags._core._frozen.Frozen": "the immutable value classes' base: fields only",
+    "aioflags.AioflagsError": "the exception hierarchy callers catch",
+    "aioflags.sources.SourceError": "the exception hierarchy callers catch",
+    "aioflags._datasystem._store.Table": "a snapshot's table, one per kind of item",
+    "aioflags._evaluation._model._FlagHead": "CPython slot layout (issue 39: tricks)",
+    "aioflags._evaluation._model.CompiledFlag": "a cold flag (issue 39: tricks)",
+    "aioflags._evaluation._results._Outcome": "CPython slot layout (issue 39: tricks)",
+}
+
+
+def test_no_class_of_ours_subclasses_a_concrete_class_of_ours() -> None:
+    # A Protocol is an interface, not a class to inherit behaviour from.
+    classes = _our_classes()
+    bases = {
+        f"{base.__module__}.{base.__qualname__}"
+        for c in classes
+        for base in c.__mro__[1:]
+        if base in classes and not getattr(base, "_is_protocol", False)
+    }
+    assert "aioflags._core._frozen.Frozen" in bases  # the walk finds them
+    assert bases - set(BASES_BY_DESIGN) == set()
 
 
 def test_the_series_context_built_for_a_series_is_the_public_one() -> None:

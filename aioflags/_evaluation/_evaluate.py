@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 from ._codegen import HEAD
 from ._logonce import Occurrences
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_RESULTS",
     "MAX_CHAIN_DEPTH",
-    "Batch",
     "Matcher",
     "Recorded",
     "evaluate",
@@ -117,6 +116,11 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 
 
+#: :attr:`Matcher.done` of a snapshot's own matcher
+_NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
+
+
+@final
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
@@ -145,15 +149,13 @@ class Matcher:
     __slots__ = (
         "big_segments",
         "details",
+        "done",
         "flags",
         "heads",
         "hot",
         "inline_prerequisites",
         "segments",
     )
-
-    #: results of flags already evaluated for this context (see :class:`Batch`)
-    done: Mapping[str, Result] = MappingProxyType({})
 
     def __init__(
         self,
@@ -188,6 +190,31 @@ class Matcher:
         #: True: the generated code checks prerequisites inline, as
         #: prerequisites_failed() below does (False: it calls the method)
         self.inline_prerequisites = True
+        #: Results of flags already evaluated for this context, which
+        #: :meth:`prerequisites_failed` reads first: a batch's (see
+        #: :meth:`batch`); none for the snapshot's own.
+        self.done: Mapping[str, Result] = _NO_RESULTS
+
+    def batch(self, done: Mapping[str, Result]) -> Matcher:
+        """A matcher for one all-flags evaluation, which reads results from ``done``.
+
+        ``all_flags_state`` evaluates every flag for one context, and puts
+        in ``done`` each result that a flag's code returned (so an on
+        flag's, reached with no chain and no abort). A plain prerequisite
+        is checked inline, as on the client's paths: the plan's ops are the
+        snapshot's heads, with it linked in, and its code runs again
+        (evaluation is pure; it most often ran just before, so what it
+        reads is in the CPU's caches, where reading its result from
+        ``done`` would read the flag's cold prerequisite records). The
+        others go to :meth:`prerequisites_failed`, which reads ``done``
+        instead of evaluating them again. It lives for one call and shares
+        this matcher's data and heads.
+        """
+        batch = Matcher(self.flags, self.segments, self.big_segments)
+        batch.heads = self.heads  # (the same snapshot: the same heads)
+        batch.details = self.details
+        batch.done = done
+        return batch
 
     def head_of(self, key: str) -> tuple[Any, ...] | Result:
         """Flag ``key``'s head for ``variation`` (compiling it), kept in :attr:`heads`.
@@ -425,40 +452,31 @@ class Matcher:
         return bool(seg.rules) and _rules_match(seg, ctx, self)
 
 
-class Batch(Matcher):
-    """The matcher of one all-flags evaluation.
-
-    ``all_flags_state`` evaluates every flag for one context, and puts in
-    :attr:`done` each result that a flag's code returned (so an on flag's,
-    reached with no chain and no abort). A plain prerequisite is checked
-    inline, as on the client's paths: the plan's ops are the snapshot's
-    heads, with it linked in, and its code runs again (evaluation is pure;
-    it most often ran just before, so what it reads is in the CPU's
-    caches, where reading its result from :attr:`done` would read the
-    flag's cold prerequisite records). The others go to the method, which
-    reads :attr:`done` instead of evaluating them again. It lives for one
-    call and shares the snapshot matcher's heads.
-    """
-
-    __slots__ = ("done",)
-
-    def __init__(self, matcher: Matcher) -> None:
-        super().__init__(matcher.flags, matcher.segments, matcher.big_segments)
-        self.heads = matcher.heads  # (the same snapshot: the same heads)
-        self.details = matcher.details
-        self.done: dict[str, Result] = {}
-
-
-class _State(Matcher):
+@final
+class _State:
     """Per-evaluation state of the careful path.
 
     The prerequisite chain (cycles), the segment stack (cycles), the
     big-segment status, the prerequisites the top-level flag reached (for
     all-flags state) and, for analytics events, every prerequisite
-    evaluation.
+    evaluation. What a flag's code calls on its state (``EvalState``), as
+    :class:`Matcher` answers it on the fast path, with the checks that path
+    does not need: a state of its own, not a kind of matcher.
     """
 
-    __slots__ = ("big", "chain", "prerequisites", "recorded", "segment_stack")
+    __slots__ = (
+        "big",
+        "big_segments",
+        "chain",
+        "flags",
+        "prerequisites",
+        "recorded",
+        "segment_stack",
+        "segments",
+    )
+
+    #: the generated code calls prerequisites_failed() for every prerequisite
+    inline_prerequisites: Final = False
 
     def __init__(
         self,
@@ -471,7 +489,6 @@ class _State(Matcher):
         self.flags = flags
         self.segments = segments
         self.big_segments = big_segments
-        self.inline_prerequisites = False
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
@@ -517,6 +534,19 @@ class _State(Matcher):
             if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
+        """Whether ``ctx`` is in any of the segments ``keys`` (missing ones: no)."""
+        segments = self.segments
+        for key in keys:
+            try:
+                seg = segments[key]
+            except KeyError:
+                continue
+            contains = seg.contains  # generated for the common segments
+            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
+                return True
+        return False
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
         if seg.malformed is not None:

@@ -17,7 +17,6 @@ from aioflags._core._clock import wall_ms
 from ._context import Context
 from ._evaluate import (
     ERROR_RESULTS,
-    Batch,
     Matcher,
     Recorded,
     evaluate,
@@ -887,8 +886,8 @@ class FlagSnapshot:
         if plan is None:
             plan = plans[options] = self._plan(*options)
         matcher = self._matcher
-        batch = Batch(matcher)  # each prerequisite evaluated once in this call
-        done = batch.done
+        done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
+        batch = matcher.batch(done)
         if not details_only_for_tracked_flags:
             # The common call: every flag to evaluate has code (the plan holds
             # the constant ones), and each result's entry is a function of
