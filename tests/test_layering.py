@@ -3,8 +3,9 @@
 An AST walk of every module under ``aioflags/``: every import of an
 ``aioflags`` module, at the top or inside a function, counts. Those under
 ``if TYPE_CHECKING:`` (annotations only, never executed) count apart: they
-may name an upper layer only where TYPE_ONLY_UPWARD says why, and close no
-cycle but those TYPE_CYCLES lists. The layers below are the ones
+name no upper layer either (a type a higher layer hands down is named by a
+Protocol of its own layer or a lower one), and close no cycle but those
+TYPE_CYCLES lists. The layers below are the ones
 docs/architecture.md draws; a module may import from its own layer's
 package or from any lower layer.
 """
@@ -143,16 +144,6 @@ TYPED: dict[str, set[str]] = {
     m: _imports(m, p, annotations=True) for m, p in MODULES.items()
 }
 
-#: Annotations that name a type from a layer above, and why they may. Each
-#: is the type of an object a higher layer hands down at run time; nothing
-#: below imports these modules to run. Any new one fails
-#: test_annotations_name_upper_layers_only_where_listed.
-TYPE_ONLY_UPWARD: dict[tuple[str, str], str] = {
-    ("aioflags._evaluation._snapshot", "aioflags._analytics._recorder"): (
-        "a snapshot records evaluations into the Recorder analytics attaches"
-    ),
-}
-
 
 def _public() -> set[str]:
     """``aioflags``, its documented submodules and ``__main__``."""
@@ -197,8 +188,9 @@ def _upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
     return edges
 
 
-def test_annotations_name_upper_layers_only_where_listed() -> None:
-    assert _upward(TYPED) - _upward(GRAPH) == set(TYPE_ONLY_UPWARD)
+def test_annotations_name_no_upper_layer() -> None:
+    # (The imports made to run are test_imports_run_down_the_layers's.)
+    assert _upward(TYPED) - _upward(GRAPH) == set()
 
 
 def test_imports_by_name_are_found_by_the_walk() -> None:

@@ -42,12 +42,12 @@ from ._results import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from aioflags._analytics._recorder import Recorder
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
+    from ._recording import EvaluationRecorder
 
 __all__ = ["Evaluation", "FlagSnapshot", "Series", "detail_of"]
 
@@ -437,7 +437,7 @@ class FlagSnapshot:
         segments: Mapping[str, CompiledSegment] = _EMPTY,
         *,
         initialized: bool = False,
-        recorder: Recorder | None = None,
+        recorder: EvaluationRecorder | None = None,
         big_segments: MembershipSource | None = None,
         hooks: Series | None = None,
     ) -> None:
@@ -456,7 +456,7 @@ class FlagSnapshot:
 
     def composed(
         self,
-        recorder: Recorder | None,
+        recorder: EvaluationRecorder | None,
         big_segments: MembershipSource | None,
         hooks: Series | None,
     ) -> FlagSnapshot:
@@ -474,7 +474,7 @@ class FlagSnapshot:
             hooks=hooks,
         )
 
-    def recording(self, recorder: Recorder | None) -> FlagSnapshot:
+    def recording(self, recorder: EvaluationRecorder | None) -> FlagSnapshot:
         """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
         return self.composed(recorder, self._matcher.big_segments, self._hooks)
 
@@ -556,7 +556,7 @@ class FlagSnapshot:
 
     def _recorded(
         self,
-        events: Recorder,
+        events: EvaluationRecorder,
         key: str,
         context: Context | None,
         default: Any,
@@ -665,8 +665,8 @@ class FlagSnapshot:
             result = evaluate(self._matcher, flag, context)
         events = self._events
         if events is not None:
-            # Analytics events: Recorder.evaluation()'s common case inlined
-            # for the hottest method (count it in the summary; nothing else
+            # Analytics events: the recorder's common case inlined for the
+            # hottest method (count it in the summary; nothing else
             # to do for this flag and context); the other methods call it.
             # Under the recorder's lock, as every count (threads evaluate);
             # acquire() and release(), which cost half what `with` does.
