@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import sys
 from typing import Any
 
 import pytest
@@ -1335,62 +1334,6 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _offsets(obj: object, names: tuple[str, ...]) -> dict[str, int]:
-    """Where in ``obj`` each slot is (bytes from its start): CPython's layout."""
-    import ctypes
-
-    words = sys.getsizeof(obj) // 8
-    found = {}
-    for name in names:
-        marker = object()
-        old = getattr(obj, name, marker)
-        object.__setattr__(obj, name, marker)
-        memory = (ctypes.c_void_p * words).from_address(id(obj))
-        found[name] = next(i * 8 for i in range(words) if memory[i] == id(marker))
-        if old is marker:
-            object.__delattr__(obj, name)
-        else:
-            object.__setattr__(obj, name, old)
-    return found
-
-
-@pytest.mark.skipif(
-    sys.implementation.name != "cpython", reason="CPython's object layout"
-)
-def test_an_evaluation_reads_one_line_of_a_flag_and_of_a_result() -> None:
-    # Slots are laid out sorted, a base's first (what the names say is the
-    # order is not); with its collector header each object is a whole number
-    # of 64-byte lines, so CPython's allocator puts each at a line boundary
-    # and what an evaluation reads shares the reference count's line.
-    flag = compile_flag("f", _flag("f"))
-    hot = ("constant", "run", "ops", "on", "malformed", "prerequisites")
-    assert max(_offsets(flag, hot).values()) < 64
-    result = flag.constant
-    assert isinstance(result, Result)
-    assert max(_offsets(result, ("value", "variation_index", "cache")).values()) < 64
-    for obj in (flag, result):
-        assert sys.getsizeof(obj) % 64 == 0, type(obj)
-    results = [Result(i, 0, Reason({}), False, None) for i in range(64)]
-    flags = [compile_flag(f"f{i}", _flag(f"f{i}")) for i in range(64)]
-    assert {id(o) % 64 for o in (*results, *flags)} == {0}
-    # A flag's ops too (the HEAD and the first three operands share the
-    # reference count's line), whatever its number of operands.
-    targets = [{"values": ["ann", "bob"], "variation": 0}]
-    rule = {"variation": 0, "clauses": [{"attribute": "n", "op": "in", "values": [1]}]}
-    shapes = [
-        compile_flag(f"g{i}", _flag(f"g{i}", targets=targets, rules=[rule] * (i % 9)))
-        for i in range(64)
-    ]
-    assert {len(f.ops) % 8 for f in shapes} == {3}
-    assert len({len(f.ops) for f in shapes}) > 3
-    assert {sys.getsizeof(f.ops) % 64 for f in shapes} == {0}
-    # (A tuple of fewer than 20 items may come from CPython's free list,
-    # where one that was shrunk in place keeps its block: the longer ones,
-    # allocated afresh, show the layout.)
-    fresh = [f.ops for f in shapes if len(f.ops) >= 20 and sys.getsizeof(f.ops) <= 512]
-    assert fresh and {id(ops) % 64 for ops in fresh} == {0}
-
-
 def test_flag_operands_are_one_object_per_value() -> None:
     # Flags that test the same attribute against the same values read the
     # same objects (one another's cache lines): only the results are theirs.
@@ -1432,114 +1375,6 @@ def test_operands_shared_are_small_ones() -> None:
     long = "x" * 1000
     assert (str, long) not in _codegen._operands
     assert _codegen._shared(long) is long
-
-
-def test_targets_are_tested_in_the_keys_targeted_lately_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from aioflags._evaluation import _codegen
-
-    monkeypatch.setattr(_codegen, "_UNION_SIZE", 8)
-    monkeypatch.setattr(_codegen, "_union", set())
-
-    def targeting(key: str, *users: str) -> CompiledFlag:
-        return compile_flag(
-            key,
-            _flag(key, targets=[{"values": list(users), "variation": 0}]),
-        )
-
-    def unions(flag: CompiledFlag) -> list[set[str]]:
-        return [o for o in flag.ops if type(o) is set]
-
-    one = targeting("one", "ann", "cy")
-    two = targeting("two", "dee")
-    # Flags compiled one after the other test their keys in one set, which
-    # holds each one's keys.
-    assert unions(one) == unions(two) == [{"ann", "cy", "dee"}]
-    assert unions(one)[0] is unions(two)[0]
-    # A key another flag targets is only a first answer: the flag's own set
-    # decides (and one that targets nobody has no target test).
-    matcher = Matcher({}, {})
-    for flag, name, value in (
-        (one, "ann", "off"),
-        (one, "dee", "on"),
-        (two, "ann", "on"),
-        (two, "dee", "off"),
-        (one, "eve", "on"),
-    ):
-        assert flag.run(flag.ops, Context.create(name), matcher).value == value
-    # When one set is full the next flags start another; the flags compiled
-    # earlier keep theirs.
-    three = targeting("three", "user-0", "user-1")
-    four = targeting("four", "user-2", "user-3")
-    five = targeting("five", "user-4", "user-5")
-    assert unions(three)[0] is unions(four)[0] is unions(one)[0]
-    assert len(unions(one)[0]) == 7
-    assert unions(five)[0] is not unions(one)[0]
-    assert unions(five) == [{"user-4", "user-5"}]
-    assert five.run(five.ops, Context.create("user-5"), matcher).value == "off"
-    assert five.run(five.ops, Context.create("ann"), matcher).value == "on"
-    assert one.run(one.ops, Context.create("ann"), matcher).value == "off"
-    # Recompiling a flag adds no key: it takes no new set.
-    assert unions(targeting("five", "user-4", "user-5"))[0] is unions(five)[0]
-    # A segment's lists too.
-    segment = compile_segment(
-        "s",
-        {
-            "key": "s",
-            "version": 1,
-            "included": ["user-6"],
-            "excluded": ["user-0"],
-            "rules": [
-                {
-                    "clauses": [
-                        {"attribute": "key", "op": "in", "values": ["user-0", "eve"]}
-                    ]
-                }
-            ],
-        },
-    )
-    assert segment.contains is not None
-    assert unions(five)[0] >= {"user-6", "user-0"}
-    for name, member in (
-        ("user-6", True),
-        ("user-0", False),
-        ("user-4", False),  # in the set, in neither list
-        ("eve", True),
-        ("ann", False),
-    ):
-        assert segment.contains(Context.create(name), matcher) is member, name
-    # Lists of other kinds, and multi-kind contexts: one set for a compile's
-    # lists while they fit; the kind is the flag's own set's to decide.
-    org = compile_flag(
-        "org",
-        _flag(
-            "org",
-            contextTargets=[
-                {"contextKind": "org", "values": ["acme"], "variation": 0},
-                {"contextKind": "user", "values": [], "variation": 0},
-            ],
-            targets=[{"values": ["user-7"], "variation": 0}],
-        ),
-    )
-    assert len(unions(org)) == 2 and unions(org)[0] is unions(org)[1]
-    assert unions(org)[0] >= {"acme", "user-7"}
-    acme_org = {"kind": "org", "key": "acme"}
-    for raw, value in (
-        (acme_org, "off"),
-        ({"kind": "user", "key": "acme"}, "on"),
-        ({"kind": "org", "key": "user-7"}, "on"),
-        ({"kind": "multi", "user": {"key": "ann"}, "org": {"key": "acme"}}, "off"),
-        ({"kind": "multi", "user": {"key": "user-7"}, "org": {"key": "x"}}, "off"),
-        ({"kind": "multi", "user": {"key": "acme"}, "org": {"key": "user-7"}}, "on"),
-    ):
-        ctx = Context.from_dict(raw)
-        assert org.run(org.ops, ctx, matcher).value == value, raw
-    # A list longer than a quarter of a set is tested in its own set alone.
-    long = targeting("long", "user-6", "user-7", "user-8")
-    assert unions(long) == []
-    assert long.run(long.ops, Context.create("user-8"), matcher).value == "off"
-    assert long.run(long.ops, Context.create("user-9"), matcher).value == "on"
 
 
 def test_common_results_are_one_object_for_every_flag_and_their_entries_each_flags() -> (

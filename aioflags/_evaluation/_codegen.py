@@ -15,9 +15,8 @@ reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
 flag data can never become code. Equal operand values are one object
-(:func:`_shared`), a rollout that is not an experiment is bucketed
-inline, and a context's key is looked for in a set shared by the flags
-and segments compiled together before their own lists (:func:`_targeted`).
+(:func:`_shared`), and a rollout that is not an experiment is bucketed
+inline.
 """
 
 from __future__ import annotations
@@ -195,54 +194,6 @@ def _shared(value: object) -> object:
     return found
 
 
-#: The context keys listed by the flags and segments compiled since it was
-#: made (their target lists, a segment's included and excluded keys), one
-#: set: a flag or segment tests a key in it before its own set
-#: (:func:`_targeted`). Most keys are in no list, and the set's line for a
-#: key is the same for everything that uses the set: once one flag has
-#: tested a context's key, the others read no line of their own for it
-#: (their own set costs two, its object and its table, once other work has
-#: evicted them from the CPU's caches). It never shrinks (a key no longer
-#: listed only sends a test on to the flag's own set), and only a key it
-#: does not hold yet adds to it (recompiling a flag with the same targets
-#: adds nothing); when full, the next flags start another. A set lives as
-#: long as a flag or segment compiled with it, and one compile uses one set
-#: for all its lists while they fit (a flag whose lists do not fit in what
-#: is left of the current set starts the next one): in the worst case each
-#: live flag or segment keeps a set of its own (8 KiB and 256 keys, most
-#: of them perhaps other flags', long gone). Compiles in two threads at
-#: once (a segment's is not under the lazy flags' lock) may take a set a
-#: little past its size or start two; each list is in the set its code
-#: tests, whatever the order.
-_union: set[str] = set()
-#: The most keys in one such set. Few, because a key found there costs the
-#: flag's own test too: with 256 (a table of 512 entries, 8 KiB), the
-#: benchmark corpus's flags (ten random keys each, of 10,000) share a set
-#: 25 at a time, and one context in 40 is in it (two in three would be in
-#: one set of all their keys).
-_UNION_SIZE: Final = 256
-
-
-def _targeted(keys: frozenset[str], union: set[str] | None) -> set[str] | None:
-    """A set of keys listed lately, ``keys`` added (``None``: too many to add).
-
-    ``union``, if it is given (the set of the same compile's other lists)
-    and ``keys`` fit in it; else the current set, or a new one when they do
-    not fit in that.
-    """
-    global _union  # the current one, replaced when full
-    if len(keys) > _UNION_SIZE // 4:
-        return None  # a long list: its own set alone
-    if union is None:
-        union = _union
-    new = keys - union
-    if len(union) + len(new) > _UNION_SIZE:
-        union = _union = set()
-        new = keys
-    union.update(new)
-    return union
-
-
 _PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
 _names = count()
 
@@ -274,10 +225,8 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.operands: list[object] = []
-        self.cold: set[int] = set()  # the operands read at most once a call
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
-        self.union: set[str] | None = None  # the set of listed keys used so far
         #: the operands' places in the function's tuple, set by :meth:`function`
         self.places: dict[int, int] = {}
         #: a flag's writer (``build_runner``): the operands that are one
@@ -294,28 +243,9 @@ class _Writer:
         self.operands.append(_shared(value) if shared else value)
         return f"\x00{len(self.operands) - 1}\x01"
 
-    def cold_operand(self, value: object, *, shared: bool = True) -> str:
-        """:meth:`operand`, for one that few calls read.
-
-        A slow path's test, a target's result: the tuple keeps these after
-        the others, so that the ones a call reads share as few lines as
-        they can.
-        """
-        self.cold.add(len(self.operands))
-        return self.operand(value, shared=shared)
-
     def key_in(self, p: str, keys: frozenset[str]) -> str:
-        """The test that part ``p``'s key is in ``keys`` (a target list, a segment's).
-
-        In the set of the keys listed lately first (:func:`_targeted`);
-        ``keys`` itself is then a cold operand.
-        """
-        union = _targeted(keys, self.union)
-        if union is None:
-            return f"{p}._key in {self.operand(keys, shared=False)}"
-        self.union = union
-        own = self.cold_operand(keys, shared=False)
-        return f"{p}._key in {self.operand(union, shared=False)} and {p}._key in {own}"
+        """The test that part ``p``'s key is in ``keys`` (a target list, a segment's)."""
+        return f"{p}._key in {self.operand(keys, shared=False)}"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -350,7 +280,7 @@ class _Writer:
         test = operator.template.format(*names)
         if c.negate:
             test = f"not ({test})"
-        slow = f"v is not None and _slow({self.cold_operand(c.test)}, v, {c.negate})"
+        slow = f"v is not None and _slow({self.operand(c.test)}, v, {c.negate})"
         return f"(({test}) if {guard} else ({slow}))"
 
     def serve(
@@ -371,7 +301,7 @@ class _Writer:
                 lines.append(f"{indent}    return {self.operand(result)}")
             lines.append(f"{indent}return {self.operand(results[-1])}")
         else:
-            lines.append(f"{indent}return {self.cold_operand(resolve)}(ctx)")
+            lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
 
     def function(
         self, name: str, offset: int = 0
@@ -383,7 +313,6 @@ class _Writer:
         """
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
-        first = len(self.operands)
         for kind, index in self.parts.items():
             if kind == "multi":
                 # No context has a part of kind "multi" (a multi-kind
@@ -408,15 +337,8 @@ class _Writer:
                 head.append(
                     f"    a{index} = _NOTHING if p{index} is None else p{index}._get"
                 )
-        # The head's operands first, then the rest in the order the code
-        # reads them, the cold ones last.
-        order = [
-            *range(first, len(self.operands)),
-            *(i for i in range(first) if i not in self.cold),
-            *sorted(self.cold),
-        ]
-        where = self.places = {old: new + offset for new, old in enumerate(order)}
-        operands = tuple(self.operands[old] for old in order)
+        where = self.places = {i: i + offset for i in range(len(self.operands))}
+        operands = tuple(self.operands)
         source = _PLACEHOLDER.sub(
             lambda m: f"o[{where[int(m.group(1))]}]",
             "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
@@ -489,7 +411,7 @@ def build_runner(
         # The state's method on the careful path (cycles, recording) and in
         # all-flags state (results known); else each prerequisite inline, as
         # Matcher.prerequisites_failed does it.
-        every = w.cold_operand(prerequisites)
+        every = w.operand(prerequisites)
         body.append("    if not st.inline_prerequisites:")
         body.append(f"        r = st.prerequisites_failed({every}, ctx)")
         body.append("        if r is not None:")
@@ -513,7 +435,7 @@ def build_runner(
             body.append("                h = st.heads[h]")
             body.append("            except KeyError:")
             body.append("                h = st.prerequisite_head(h)")
-            one = every if len(prerequisites) == 1 else w.cold_operand((prereq,))
+            one = every if len(prerequisites) == 1 else w.operand((prereq,))
             body.append("        if type(h) is not tuple or not h[1]:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
@@ -526,10 +448,9 @@ def build_runner(
         p = w.part(kind)
         # Most contexts are in no target list: one membership test for them,
         # in a set (it keeps each key's hash beside it: no key read to
-        # compare, as a dict of strings must), and first in the set of
-        # every key the flags compiled lately target (see _targeted).
+        # compare, as a dict of strings must).
         body.append(f"    if {p} is not None and {w.key_in(p, frozenset(lookup))}:")
-        body.append(f"        return {w.cold_operand(lookup)}[{p}._key]")
+        body.append(f"        return {w.operand(lookup)}[{p}._key]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
@@ -607,7 +528,7 @@ def build_segment(
     for clauses, threshold, bucket in rules:
         test = " and ".join(w.clause(c) for c in clauses) or "True"
         if threshold is not None:
-            test = f"{test} and {w.cold_operand(bucket)}(ctx) < {w.operand(threshold)}"
+            test = f"{test} and {w.operand(bucket)}(ctx) < {w.operand(threshold)}"
         body.append(f"    if {test}:")
         body.append("        return True")
     body.append("    return False")

@@ -505,47 +505,27 @@ class Prerequisite:
         self.failed = failed
 
 
-class _FlagHead:
-    """The slots of a flag that evaluations read, in its first 64 bytes.
-
-    CPython lays a class's own ``__slots__`` out in *sorted* order (the
-    order written is ignored), after its bases' slots: so these, which an
-    evaluation through the flag object reads (``constant``, ``run``,
-    ``ops``: the driver, ``evaluate``, the careful path and the first
-    evaluation in a snapshot; the fast paths read the matcher's ``heads``)
-    and a prerequisite check through it (``on``, ``malformed``,
-    ``prerequisites``), are a base class's, laid out right after the
-    reference count and type that it touches anyway: one 64-byte line of
-    the flag is read.
-    (Once another program's work has evicted a flag from the CPU's caches,
-    each further line read costs a miss: ``run`` was 112 bytes further.)
-    """
-
-    __slots__ = ("constant", "malformed", "on", "ops", "prerequisites", "run")
-
-
-class CompiledFlag(_FlagHead):
+class CompiledFlag:
     """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
 
-    # With the garbage collector's 16-byte header, a flag takes 256 bytes
-    # (the padding_ slots), so that CPython's allocator, which places
-    # objects of one size one after another from a 64-byte boundary + 48,
-    # puts every flag at a line boundary, and _FlagHead's slots in the line
-    # of its reference count (at 208 bytes, half the flags had them across
-    # two lines).
     __slots__ = (
         "client_side",
+        "constant",
         "debug_events_until_date",
         "deleted",
         "exclude_from_summaries",
         "fallthrough",
         "key",
+        "malformed",
         "migration_check_ratio",
         "off_result",
-        "padding_2",
+        "on",
+        "ops",
         "prerequisite_keys",
         "prerequisite_slots",
+        "prerequisites",
         "rules",
+        "run",
         "sampling_ratio",
         "segment_keys",
         "segment_slots",
@@ -708,12 +688,8 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
-    ops = (flag.run, plain, *flag.ops)
-    # As many items as make 3, 11, 19... (a multiple of 64 bytes with the
-    # garbage collector's header): CPython's allocator then puts the tuple
-    # at a line boundary, and an evaluation reads the reference count, the
-    # HEAD and the first three operands in one line (see _codegen._Writer).
-    flag.ops = (*ops, *(None,) * ((3 - len(ops)) % 8))
+    ops: tuple[object, ...] = (flag.run, plain, *flag.ops)
+    flag.ops = ops
     values = tuple(value_only(o) if type(o) is Result else o for o in flag.ops)
     same = all(map(operator.is_, values, flag.ops))
     flag.value_ops = flag.ops if same else values

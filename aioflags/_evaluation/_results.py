@@ -172,18 +172,8 @@ class EvaluationDetail(Frozen, Generic[T]):
         )
 
 
-class _Outcome:
-    """A result's first slots: the fields an evaluation reads (see :class:`Result`).
-
-    In a base class so that they come first in a result's layout (CPython
-    lays out a class's own slots in sorted order, after its bases').
-    """
-
-    __slots__ = ("value", "variation_index", "reason")  # noqa: RUF023 - fields in order
-
-
 @final
-class Result(_Outcome):
+class Result:
     """The outcome of evaluating one flag, mostly precomputed at compile time.
 
     Private: what applications get is an :class:`EvaluationDetail`, made
@@ -199,13 +189,6 @@ class Result(_Outcome):
     local (a ``NamedTuple``'s index or field costs ~100 more CPU
     instructions). Results are never mutated (assignment raises, as for
     any ``EvaluationDetail``). The reason dict is shared and read-only.
-
-    With the garbage collector's 16-byte header a result takes 128 bytes
-    (the ``padding_`` slots), so that CPython's allocator puts each one at
-    a 64-byte line boundary: the fields an evaluation reads (the reference
-    count, ``value``, ``variation_index``, ``cache``; CPython lays slots
-    out in sorted order, a base class's first) are then in one line,
-    where at 96 bytes half the results had ``variation_index`` in a second.
     """
 
     __slots__ = (
@@ -215,9 +198,9 @@ class Result(_Outcome):
         "experiment",
         "json_entry",
         "json_value",
-        "padding_1",
-        "padding_2",
-        "padding_3",
+        "reason",
+        "value",
+        "variation_index",
     )
 
     value: JSONValue
@@ -314,9 +297,9 @@ def _setter(cls: type, name: str) -> Callable[[object, object], None]:
 
 
 # The slots' setters (Result refuses assignment, as EvaluationDetail does).
-_SET_VALUE: Final = _setter(_Outcome, "value")
-_SET_INDEX: Final = _setter(_Outcome, "variation_index")
-_SET_REASON: Final = _setter(_Outcome, "reason")
+_SET_VALUE: Final = _setter(Result, "value")
+_SET_INDEX: Final = _setter(Result, "variation_index")
+_SET_REASON: Final = _setter(Result, "reason")
 _SET_DETAIL: Final = _setter(Result, "detail")
 _DETAIL: Final = EvaluationDetail.__new__
 _SET_DETAIL_VALUE: Final = _setter(EvaluationDetail, "value")
