@@ -208,9 +208,7 @@ BASES_BY_DESIGN: dict[str, str] = {
     "aioflags.AioflagsError": "the exception hierarchy callers catch",
     "aioflags.sources.SourceError": "the exception hierarchy callers catch",
     "aioflags._datasystem._store.Table": "a snapshot's table, one per kind of item",
-    "aioflags._evaluation._model._FlagHead": "CPython slot layout (issue 39: tricks)",
-    "aioflags._evaluation._model.CompiledFlag": "a cold flag (issue 39: tricks)",
-    "aioflags._evaluation._results._Outcome": "CPython slot layout (issue 39: tricks)",
+    "aioflags._evaluation._model.CompiledFlag": "a cold flag, compiled on first use",
 }
 
 
