@@ -343,7 +343,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
         flag.run(flag.ops, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
-    assert "else st.match_segments(sg, ctx))):" in text
+    assert "st.match_segments(o[" in text
 
 
 VERSIONS = [
@@ -478,7 +478,7 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
     # that requires it takes the careful path from the start (a state of
     # its own). A constant flag is its result, a plain one (on, well
     # formed, no prerequisites) is run.
-    read = {**heads, **snap._matcher.details}
+    read = heads
     assert {key for key in keys if key in read} == set(required) - (
         set() if prerequisite_first else {"chain"}
     )
@@ -529,119 +529,24 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
             careful = evaluate(matcher, flag, ctx, recorded=[])
             assert inline == careful, (seed, key, raw)
             compared += 1
-            # The heads the client runs, prerequisites linked in, or the
-            # careful path for a flag that needs it: the same answer.
-            for head in (matcher.head_of(key), matcher.detail_head_of(key)):
-                try:
-                    got = head[0](head, ctx, matcher)  # type: ignore[index]
-                except MalformedAbort:  # an abort: MALFORMED_FLAG (finish())
-                    assert careful.reason["errorKind"] == "MALFORMED_FLAG"
-                    continue
-                if head is matcher.details[key]:
-                    assert got == careful, (seed, key, raw)
-                assert (got.value, got.variation_index) == (
-                    careful.value,
-                    careful.variation_index,
-                ), (seed, key, raw)
-                ran += 1
+            # The head the client runs, or the careful path for a flag
+            # that needs it: the same answer.
+            head = matcher.head_of(key)
+            assert isinstance(head, tuple)
+            try:
+                got = head[0](head, ctx, matcher)
+            except MalformedAbort:  # an abort: MALFORMED_FLAG (finish())
+                assert careful.reason["errorKind"] == "MALFORMED_FLAG"
+                continue
+            assert got == careful, (seed, key, raw)
+            ran += 1
     assert compared and ran
 
 
-def test_a_snapshot_links_plain_prerequisites_into_its_heads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The heads a snapshot's matcher makes for a flag hold each plain
-    # prerequisite's ops at its key's place (variation's its value_ops,
-    # variation_detail's its ops): the check reads no key and no dict.
-    # The others keep their key, looked up when the check runs.
-    from tests.reference import _awaited, client_over
-
-    bob_is_off = _off_for("bob")
-    required = {
-        "plain": _flag("plain", rules=[bob_is_off]),
-        "plain-too": _flag("plain-too", rules=[bob_is_off], variations=["x", "on"]),
-        "constant": _flag("constant"),
-        "chain": _flag("chain", prerequisites=[{"key": "plain", "variation": 1}]),
-    }
-    # (A flag requiring the chain takes the careful path: no links.)
-    every = [key for key in required if key != "chain"] + ["missing"]
-    raw = {
-        **required,
-        "all": _flag(
-            "all", prerequisites=[{"key": key, "variation": 1} for key in every]
-        ),
-        "on-chain": _flag("on-chain", prerequisites=[{"key": "chain", "variation": 1}]),
-    }
-    snap = _snapshot(raw)
-    flag = snap._flags["all"]
-    matcher = snap._matcher
-    on_chain = matcher.head_of("on-chain")
-    assert isinstance(on_chain, tuple) and on_chain[0] is _careful_run
-    value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
-    assert isinstance(value, tuple) and isinstance(detail, tuple)
-    slots = dict(zip(every, flag.prerequisite_slots, strict=True))
-    for key, slot in slots.items():
-        assert flag.ops[slot] == flag.value_ops[slot] == key
-        if key.startswith("plain"):
-            assert value[slot] is snap._flags[key].value_ops
-            assert detail[slot] is snap._flags[key].ops
-        else:
-            assert value[slot] == detail[slot] == key
-    # Only those places differ from the flag's own tuples, and the tuples
-    # are made once a snapshot.
-    pairs = enumerate(zip(value, flag.value_ops, strict=True))
-    assert [i for i, (a, b) in pairs if a is not b] == [
-        slots["plain"],
-        slots["plain-too"],
-    ]
-    assert matcher.heads["all"] is value and matcher.details["all"] is detail
-    # A flag whose prerequisites are all plain: its heads run without a
-    # lookup, and give what the careful path gives.
-    linked = _snapshot(
-        {
-            **required,
-            "both": _flag(
-                "both",
-                prerequisites=[
-                    {"key": "plain", "variation": 1},
-                    {"key": "plain-too", "variation": 1},
-                ],
-            ),
-        }
-    )
-    client = client_over(linked)
-    contexts = [Context.create("ann"), Context.create("bob")]
-    expected = [linked.variation_detail("both", ctx, None) for ctx in contexts]
-    assert [e.value for e in expected] == ["on", "off"]
-    linked._matcher.heads.clear()
-
-    def no_lookup(self: Matcher, key: str) -> object:
-        raise AssertionError(f"looked up {key}")
-
-    monkeypatch.setattr(Matcher, "prerequisite_head", no_lookup)
-    for ctx, detail in zip(contexts, expected, strict=True):
-        assert _awaited(client.variation("both", ctx, None)) == detail.value
-        assert _awaited(client.variation_detail("both", ctx, None)) == detail
-    # Never looked up: linked, and their heads are the ones linked in (the
-    # tuple their own evaluations read).
-    heads, details = linked._matcher.heads, linked._matcher.details
-    for slot, key in zip(
-        linked._flags["both"].prerequisite_slots, ("plain", "plain-too"), strict=True
-    ):
-        assert heads["both"][slot] is heads[key]
-        assert details["both"][slot] is details[key]
-    # A snapshot with another version of a prerequisite links that one.
-    newer = _snapshot({**raw, "plain": _flag("plain", version=2, rules=[bob_is_off])})
-    assert newer._matcher.head_of("all")[slots["plain"]] is (
-        newer._flags["plain"].value_ops
-    )
-    assert newer._flags["plain"] is not snap._flags["plain"]
-
-
-def test_linked_heads_follow_a_prerequisite_through_deltas() -> None:
+def test_heads_follow_a_prerequisite_through_deltas() -> None:
     # Through a real store, deltas change a prerequisite while the flag that
     # requires it stays the same compiled object, shared by the snapshots:
-    # each snapshot's heads link that snapshot's prerequisite, so the
+    # each snapshot's heads read that snapshot's prerequisite, so the
     # client's paths agree with the snapshot's at every step.
     from aioflags._datasystem._store import Store
     from aioflags.sources import (
@@ -736,14 +641,11 @@ def _segment(key: str, **fields: Any) -> dict[str, Any]:
     return {"key": key, "version": 1, **fields}
 
 
-def test_a_snapshot_links_bounded_segments_into_its_heads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A one-key segment clause of a flag's heads holds the segment's own
-    # code (its contains) where the flag's ops hold the key, for a bounded
-    # segment that references no segment, or a deleted one: the code calls
-    # it without the method, the dict or the segment. The others keep the
-    # key and go to the method, as a clause of two keys does.
+def test_segment_clauses_give_what_the_careful_path_gives() -> None:
+    # Bounded, deleted, big, nested, malformed and missing segments, in
+    # clauses of one key and of two, negated: the client's paths and the
+    # snapshot's agree, and a flag with a big or nested segment takes the
+    # careful path.
     from tests.reference import _awaited, client_over
 
     segments = {
@@ -753,7 +655,6 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
         "nested": _segment("nested", rules=[_in_segment("bounded")]),
         "malformed": _segment("malformed", rules="not a list"),
     }
-    # (A flag with a big or nested segment takes the careful path: no links.)
     every = [key for key in segments if key not in ("unbounded", "nested")]
     every.append("missing")
     raw = {
@@ -793,28 +694,6 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
     for key in ("big", "nested"):
         careful = matcher.head_of(key)
         assert isinstance(careful, tuple) and careful[0] is _careful_run
-    flag = snap._flags["all"]
-    value, detail = matcher.head_of("all"), matcher.detail_head_of("all")
-    assert isinstance(value, tuple) and isinstance(detail, tuple)
-    slots = dict(zip(every, flag.segment_slots, strict=True))
-    assert len(flag.segment_slots) == len(every)  # not the clause of two keys
-    for key, slot in slots.items():
-        assert flag.ops[slot] == flag.value_ops[slot] == (key,)
-        if key in ("bounded", "deleted"):
-            contains = snap._segments[key].contains
-            assert contains is not None
-            assert value[slot] is detail[slot] is contains
-        else:
-            assert value[slot] == detail[slot] == (key,)
-    # A plain prerequisite's head, linked into the flag that requires it,
-    # is the one with its segment linked.
-    requiring = matcher.head_of("requires-plain")
-    assert isinstance(requiring, tuple)
-    plain = matcher.heads["plain"]
-    assert requiring[snap._flags["requires-plain"].prerequisite_slots[0]] is plain
-    assert isinstance(plain, tuple)
-    (segment_slot,) = snap._flags["plain"].segment_slots
-    assert plain[segment_slot] is snap._segments["bounded"].contains
     # Every path gives what the careful path gives.
     client = client_over(snap)
     contexts = [Context.create("ann"), Context.create("bob")]
@@ -829,27 +708,11 @@ def test_a_snapshot_links_bounded_segments_into_its_heads(
         "on",
     ]
     assert [snap.variation("negated", ctx, None) for ctx in contexts] == ["on", "off"]
-    # The linked ones run without the method.
-    fresh = _snapshot(raw, segments)
-
-    def no_method(self: Matcher, keys: tuple[str, ...], ctx: Context) -> bool:
-        raise AssertionError(f"match_segments({keys})")
-
-    monkeypatch.setattr(Matcher, "match_segments", no_method)
-    client = client_over(fresh)
-    for key in ("bounded-only", "requires-plain"):
-        assert [_awaited(client.variation(key, ctx, None)) for ctx in contexts] == [
-            "off",
-            "on",
-        ]
-        assert [
-            _awaited(client.variation_detail(key, ctx, None)).value for ctx in contexts
-        ] == ["off", "on"]
 
 
-def test_linked_segments_follow_a_segment_through_deltas() -> None:
+def test_segment_clauses_follow_a_segment_through_deltas() -> None:
     # Through a real store, deltas change a segment while the flag that
-    # matches it stays the same compiled object: each snapshot's heads link
+    # matches it stays the same compiled object: each snapshot's heads read
     # that snapshot's segment (or none), so the client's paths agree with
     # the snapshot's at every step.
     from aioflags._datasystem._store import Store
@@ -1086,7 +949,6 @@ def test_all_flags_state_reports_failed_prerequisites(
     failing = snap._flags["failing"]
     monkeypatch.setattr(failing, "run", boom)
     monkeypatch.setattr(failing, "ops", (boom, *failing.ops[1:]))
-    monkeypatch.setattr(failing, "value_ops", (boom, *failing.value_ops[1:]))
     state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
     reasons = {k: v["reason"] for k, v in state["$flagsState"].items()}
     assert reasons["broken"]["errorKind"] == "MALFORMED_FLAG"
@@ -1105,9 +967,9 @@ def test_all_flags_state_checks_plain_prerequisites_inline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # All-flags state runs the snapshot's heads: a plain prerequisite's
-    # check is inline (no method), a segment's code is called directly, and
-    # the state is what each flag's careful evaluation gives; a constant or
-    # missing prerequisite still goes to the method.
+    # check is inline (no method), and the state is what each flag's
+    # careful evaluation gives; a constant or missing prerequisite still
+    # goes to the method.
     bob_is_off = _off_for("bob")
     segments = {"s": _segment("s", included=["ann"])}
     raw = {
@@ -1138,12 +1000,8 @@ def test_all_flags_state_checks_plain_prerequisites_inline(
         asked.append(tuple(p.key for p in prerequisites))
         return method(self, prerequisites, ctx)
 
-    def no_method(self: Matcher, keys: tuple[str, ...], ctx: Context) -> bool:
-        raise AssertionError(f"match_segments({keys})")
-
     fresh = _snapshot(raw, segments)
     monkeypatch.setattr(Matcher, "prerequisites_failed", counted)
-    monkeypatch.setattr(Matcher, "match_segments", no_method)
     for ctx in contexts:
         state = fresh.all_flags_state(ctx, with_reasons=True).to_dict()
         for key, detail in expected[ctx.key].items():
@@ -1204,18 +1062,17 @@ def test_a_flag_that_needs_a_state_has_a_head_that_takes_the_careful_path(
     for key, flag in flags.items():
         if flag.constant is not None:
             continue
-        for head in (matcher.head_of(key), matcher.detail_head_of(key)):
-            assert isinstance(head, tuple)
-            assert (head[0] is _careful_run) == (key in careful), key
-            assert head[1] is (flag.ops[1] and key not in careful), key
+        head = matcher.head_of(key)
+        assert isinstance(head, tuple)
+        assert (head[0] is _careful_run) == (key in careful), key
+        assert head[1] is (flag.ops[1] and key not in careful), key
         for name in ("ann", "bob"):
             ctx = Context.create(name)
             states.clear()
             fast = evaluate(matcher, flag, ctx)
             assert states == ([key] if key in careful else []), key
             assert fast == evaluate(matcher, flag, ctx, recorded=[]), (key, name)
-            head = matcher.detail_head_of(key)
-            assert head[0](head, ctx, matcher) == fast, (key, name)  # type: ignore[index]
+            assert head[0](head, ctx, matcher) == fast, (key, name)
     assert evaluate(matcher, flags["top"], Context.create("bob")).reason == {
         "kind": "PREREQUISITE_FAILED",
         "prerequisiteKey": "middle",
@@ -1497,78 +1354,6 @@ def test_common_results_are_one_object_for_every_flag_and_their_entries_each_fla
     assert snap.variation_detail("a", ann, None) is snap.variation_detail(
         "b", ann, None
     )
-
-
-def test_variation_reads_one_result_for_every_flag_serving_a_value() -> None:
-    # variation() reads a result's value and index alone: through a flag's
-    # value_ops, every result serving the same scalar at the same index is
-    # one object, whatever its reason (a rule match's is the flag's own in
-    # its ops: the reason names the rule). variation_detail() and all-flags
-    # state read the ops, and hand out the flag's own results.
-    from aioflags._evaluation._model import MALFORMED, value_only
-    from tests.reference import _awaited, client_over
-
-    rules = [
-        {"id": "r0", "variation": 1, "clauses": [_key_in("ann")]},
-        {"id": "r1", "variation": 0, "clauses": [_key_in("bob")]},
-    ]
-    rollout = {
-        "rollout": {
-            "variations": [
-                {"variation": 0, "weight": 50000},
-                {"variation": 1, "weight": 50000},
-            ]
-        }
-    }
-    raw = {
-        "a": _flag("a", rules=rules),
-        "b": _flag("b", rules=rules[::-1], fallthrough=rollout),
-        "c": _flag("c", prerequisites=[{"key": "a", "variation": 0}]),
-        "big": _flag("big", variations=[{"x": 1}, "y" * 65], rules=rules),
-    }
-    a, b, c, big = (compile_flag(k, v) for k, v in raw.items())
-
-    def results(ops: tuple[object, ...]) -> list[Result]:
-        return [o for o in ops if type(o) is Result]
-
-    for flag in (a, b, c):
-        assert len(flag.value_ops) == len(flag.ops)
-        for own, value in zip(results(flag.ops), results(flag.value_ops), strict=True):
-            assert value is value_only(own) and value is not own
-            assert (value.value, value.variation_index) == (
-                own.value,
-                own.variation_index,
-            )
-    # One object for a's and b's rule matches, b's rollout and fallthrough,
-    # and c's prerequisite failure, by value and index alone.
-    served = {id(r) for f in (a, b, c) for r in results(f.value_ops)}
-    assert len(served) == 2
-    assert {r.reason["kind"] for r in results(a.ops)} == {"RULE_MATCH", "FALLTHROUGH"}
-    # Not a value a result can share: the flag's own; nothing replaced, the
-    # ops themselves (no second tuple).
-    assert big.value_ops is big.ops
-    assert value_only(MALFORMED) is MALFORMED
-    assert value_only(a.off_result) is not a.off_result  # (its reason: OFF)
-    for one, other in ((True, 1), (1, 1.0), (0.0, -0.0), ("1", 1)):
-        first = Result(one, 0, Reason({"kind": "OFF"}), False, None)
-        second = Result(other, 0, Reason({"kind": "OFF"}), False, None)
-        assert value_only(first) is not value_only(second), (one, other)
-    # The client's variation reads value_ops, variation_detail the ops:
-    # never a value-only result as a detail.
-    snap = _snapshot(raw)
-    client = client_over(snap)
-    for name, expected in (("ann", "on"), ("bob", "off"), ("cat", "on")):
-        ctx = Context.create(name)
-        for key in raw:
-            value = _awaited(client.variation(key, ctx, "default"))
-            detail = _awaited(client.variation_detail(key, ctx, "default"))
-            assert detail == snap.variation_detail(key, ctx, "default")
-            assert detail.reason["kind"] != "VALUE_ONLY"
-            assert value == detail.value
-        assert _awaited(client.variation("a", ctx, None)) == expected
-    assert isinstance(snap._matcher.heads["a"], tuple)
-    assert snap._matcher.heads["a"] is snap._flags["a"].value_ops
-    assert snap._matcher.details["a"] is snap._flags["a"].ops
 
 
 def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:

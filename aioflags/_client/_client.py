@@ -570,10 +570,8 @@ class Client:
         # The one inlined hot path. The common case in this frame: nothing
         # composed or gated (the evaluator's ``plain`` is then the store), a
         # valid context, a present flag, read as its head: its result if it
-        # is constant, else its value_ops (its code, whether it is plain,
-        # then the code's operands, with results that are one object for
-        # every flag that serves the same value: the reason is not read
-        # here): nothing of the flag object. The context's type is checked
+        # is constant, else its ops (its code, whether it is plain, then
+        # the code's operands): nothing of the flag object. The context's type is checked
         # here, at the door (``__class__``: an attribute load, ~80
         # instructions less than calling type()).
         # A flag that needs the careful path (a prerequisite chain, a big

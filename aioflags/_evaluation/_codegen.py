@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
 from types import CodeType, FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, cast
 
 from ._context import NO_ATTRIBUTES
 from ._operators import OPERATORS, semver_key
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD",
     "MAX_CLAUSES",
-    "Built",
     "InlineClause",
+    "Prerequisite",
     "Runner",
     "build_predicate",
     "build_runner",
@@ -227,12 +227,6 @@ class _Writer:
         self.operands: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
-        #: the operands' places in the function's tuple, set by :meth:`function`
-        self.places: dict[int, int] = {}
-        #: a flag's writer (``build_runner``): the operands that are one
-        #: segment's key in a tuple (a snapshot's matcher may put the
-        #: segment's ``contains`` there instead); ``None`` for a predicate's
-        self.segment_operands: list[int] | None = None
 
     def operand(self, value: object, *, shared: bool = True) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`.
@@ -258,17 +252,8 @@ class _Writer:
             return f"{self.operand(c)}(ctx, st)"
         names = [self.operand(o) for o in c.operands]
         if c.op == "segmentMatch":
-            keys = cast("tuple[str, ...]", c.operands[0])
             not_ = "not " if c.negate else ""  # (both give a bool)
-            if self.segment_operands is None or len(keys) != 1:
-                return f"({not_}st.match_segments({names[0]}, ctx))"
-            # The segment's own code, if a matcher has linked it in: no
-            # method, no dict, no segment object (as match_segments calls it).
-            self.segment_operands.append(len(self.operands) - 1)
-            return (
-                f"({not_}(sg(ctx, st) if type(sg := {names[0]}) is not tuple"
-                f" else st.match_segments(sg, ctx)))"
-            )
+            return f"({not_}st.match_segments({names[0]}, ctx))"
         operator = OPERATORS[c.op]
         index = int(self.part(c.kind)[1:])
         self.values.add(index)
@@ -337,10 +322,9 @@ class _Writer:
                 head.append(
                     f"    a{index} = _NOTHING if p{index} is None else p{index}._get"
                 )
-        where = self.places = {i: i + offset for i in range(len(self.operands))}
         operands = tuple(self.operands)
         source = _PLACEHOLDER.sub(
-            lambda m: f"o[{where[int(m.group(1))]}]",
+            lambda m: f"o[{int(m.group(1)) + offset}]",
             "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
         )
         shared = _shapes.get(source)
@@ -364,24 +348,27 @@ class _Writer:
         return MethodType(*self.function(name))
 
 
-class Built(NamedTuple):
-    """What :func:`build_runner` makes of a flag."""
+class Prerequisite(Protocol):
+    """What the generated code reads of a prerequisite (``_model.Prerequisite``)."""
 
-    #: the code, shared by the flags of the flag's shape
-    run: Runner
-    #: its operands (the flag's ``ops`` after the :data:`HEAD`)
-    operands: tuple[object, ...]
-    #: where in the flag's ``ops`` each prerequisite's key is, in order: a
-    #: snapshot's matcher may put the prerequisite's head there instead
-    #: (see ``Matcher.head_of``)
-    prerequisite_slots: tuple[int, ...]
-    #: where in the flag's ``ops`` a segment clause's one key is (a tuple of
-    #: it): a snapshot's matcher may put the segment's ``contains`` there
-    segment_slots: tuple[int, ...]
+    @property
+    def key(self) -> str:
+        """The prerequisite flag's key."""
+        ...
+
+    @property
+    def variation(self) -> int:
+        """The variation it must serve."""
+        ...
+
+    @property
+    def failed(self) -> object:
+        """The result when it does not."""
+        ...
 
 
 def build_runner(
-    prerequisites: tuple[object, ...],
+    prerequisites: tuple[Prerequisite, ...],
     targets: tuple[tuple[str, Mapping[str, object]], ...],
     rules: Sequence[
         tuple[
@@ -391,7 +378,7 @@ def build_runner(
         ]
     ],
     fallthrough: tuple[object, Callable[..., object] | Rollout],
-) -> Built | None:
+) -> tuple[Runner, tuple[object, ...]] | None:
     """The generated function for a flag and its operands, or ``None`` if too big.
 
     The flag is evaluated by ``run(ops, context, state)``, ``ops`` being the
@@ -404,9 +391,7 @@ def build_runner(
     if sum(len(clauses) for clauses, _, _ in rules) > MAX_CLAUSES:
         return None
     w = _Writer()
-    w.segment_operands = []
     body = w.lines
-    keys: list[int] = []  # the prerequisites' key operands
     if prerequisites:
         # The state's method on the careful path (cycles, recording) and in
         # all-flags state (results known); else each prerequisite inline, as
@@ -418,23 +403,17 @@ def build_runner(
         body.append("            return r")
         body.append("    else:")
         for prereq in prerequisites:
-            key = w.operand(prereq.key)  # type: ignore[attr-defined]
-            keys.append(len(w.operands) - 1)
-            failed = w.operand(prereq.failed)  # type: ignore[attr-defined]
-            variation = w.operand(prereq.variation)  # type: ignore[attr-defined]
-            # Through the prerequisite's ops, where the client's fast path
-            # has most often just read them: nothing of the flag object. The
-            # key's place holds them already in the tuple a snapshot's
-            # matcher made for it (no key string to read, no dict);
-            # else they are looked up in st.heads. A constant flag (its
-            # head is its result) or one that is not plain (malformed,
+            key = w.operand(prereq.key)
+            failed = w.operand(prereq.failed)
+            variation = w.operand(prereq.variation)
+            # Through the prerequisite's head in st.heads, where the
+            # client's fast path has most often just put it. A constant flag
+            # (its head is its result) or one that is not plain (malformed,
             # missing, a chain) goes to the method.
-            body.append(f"        h = {key}")
-            body.append("        if type(h) is str:")
-            body.append("            try:")
-            body.append("                h = st.heads[h]")
-            body.append("            except KeyError:")
-            body.append("                h = st.prerequisite_head(h)")
+            body.append("        try:")
+            body.append(f"            h = st.heads[{key}]")
+            body.append("        except KeyError:")
+            body.append(f"            h = st.prerequisite_head({key})")
             one = every if len(prerequisites) == 1 else w.operand((prereq,))
             body.append("        if type(h) is not tuple or not h[1]:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
@@ -461,13 +440,7 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    run, operands = w.function("run", HEAD)
-    return Built(
-        run,
-        operands,
-        tuple(w.places[k] for k in keys),
-        tuple(w.places[k] for k in w.segment_operands),
-    )
+    return w.function("run", HEAD)
 
 
 def build_predicate(

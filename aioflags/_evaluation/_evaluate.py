@@ -23,7 +23,6 @@ from ._model import (
     CompiledSegment,
     MalformedAbort,
     Prerequisite,
-    value_only,
 )
 from ._results import Reason, Result
 
@@ -124,18 +123,15 @@ _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
-    Evaluations never write to it but for :attr:`heads` and
-    :attr:`details`, caches of what the client's fast paths read of each
-    evaluated flag, its constant result or its ops (one dict store per
-    flag, path and snapshot; the ops with its plain prerequisites' heads
-    and its bounded segments' code linked in, see :meth:`_linked`).
+    Evaluations never write to it but for :attr:`heads`, a cache of what
+    the fast paths run of each evaluated flag, its constant result or its
+    ops (one dict store per flag and snapshot).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
     no segment, and prerequisites that have no prerequisites of their own
     (no cycle can pass through them; the generated code runs a plain
-    prerequisite's head, linked into the tuple it runs with or looked up in
-    :attr:`heads`; the others and the constant ones go to
+    prerequisite's head, looked up in :attr:`heads`; the others and the constant ones go to
     :meth:`prerequisites_failed`). A flag that needs more (a prerequisite
     chain, a big or nested segment: :meth:`_needs_state`, known from the
     snapshot's data) has a head that runs it on the careful path, with a
@@ -148,7 +144,6 @@ class Matcher:
 
     __slots__ = (
         "big_segments",
-        "details",
         "done",
         "flags",
         "heads",
@@ -173,17 +168,10 @@ class Matcher:
         self.hot: dict[str, CompiledFlag] = (
             hot if hot is not None else flags if type(flags) is dict else {}
         )
-        #: What the client's ``variation`` and the inline prerequisite
-        #: checks read of each flag evaluated so far, by key (:meth:`head_of`
-        #: adds to it), so that an evaluation reads nothing of the flag
-        #: object: its result if it is constant, else its ``value_ops``.
-        #: Both read a result's value and variation index alone: the
-        #: results there are :func:`~._model.value_only`'s.
+        #: What the fast paths and the inline prerequisite checks run of
+        #: each flag evaluated so far, by key (:meth:`head_of` adds to it):
+        #: its result if it is constant, else its ops (:meth:`_runnable`).
         self.heads: dict[str, tuple[Any, ...] | Result] = {}
-        #: The same for ``variation_detail`` (:meth:`detail_head_of`): the
-        #: flag's constant result or its ``ops``, whose results are the
-        #: details handed out.
-        self.details: dict[str, tuple[Any, ...] | Result] = {}
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
@@ -201,81 +189,48 @@ class Matcher:
         ``all_flags_state`` evaluates every flag for one context, and puts
         in ``done`` each result that a flag's code returned (so an on
         flag's, reached with no chain and no abort). A plain prerequisite
-        is checked inline, as on the client's paths: the plan's ops are the
-        snapshot's heads, with it linked in, and its code runs again
-        (evaluation is pure; it most often ran just before, so what it
-        reads is in the CPU's caches, where reading its result from
-        ``done`` would read the flag's cold prerequisite records). The
-        others go to :meth:`prerequisites_failed`, which reads ``done``
-        instead of evaluating them again. It lives for one call and shares
-        this matcher's data and heads.
+        is checked inline, as on the client's paths: its head runs again
+        (evaluation is pure). The others go to :meth:`prerequisites_failed`,
+        which reads ``done`` instead of evaluating them again. It lives for
+        one call and shares this matcher's data and heads.
         """
         batch = Matcher(self.flags, self.segments, self.big_segments)
         batch.heads = self.heads  # (the same snapshot: the same heads)
-        batch.details = self.details
         batch.done = done
         return batch
 
     def head_of(self, key: str) -> tuple[Any, ...] | Result:
-        """Flag ``key``'s head for ``variation`` (compiling it), kept in :attr:`heads`.
+        """Flag ``key``'s head (compiling it), kept in :attr:`heads`.
 
-        Its ``value_ops``, or for a constant flag (off, or nothing but a
-        fixed fallthrough) its result's :func:`~._model.value_only` one: an
-        evaluation of it reads that alone, not an ``ops`` tuple too.
-        Raises ``KeyError`` if there is no such flag.
+        Its constant result (off, or nothing but a fixed fallthrough), else
+        what runs it (:meth:`_runnable`). Raises ``KeyError`` if there is
+        no such flag.
         """
-        return self._head(key, self._flag(key), self.heads, values=True)
-
-    def detail_head_of(self, key: str) -> tuple[Any, ...] | Result:
-        """:meth:`head_of` for ``variation_detail``, kept in :attr:`details`.
-
-        The flag's constant result or its ``ops``: the results it gives
-        are the details handed out.
-        """
-        return self._head(key, self._flag(key), self.details, values=False)
-
-    def find_head(
-        self, key: str, *, details: bool = False
-    ) -> tuple[Any, ...] | Result | None:
-        """:meth:`head_of` (``details``: :meth:`detail_head_of`); None: no such flag."""
-        try:
-            flag = self._flag(key)
-        except KeyError:
-            return None
-        if details:
-            return self._head(key, flag, self.details, values=False)
-        return self._head(key, flag, self.heads, values=True)
-
-    def _head(
-        self,
-        key: str,
-        flag: CompiledFlag,
-        into: dict[str, tuple[Any, ...] | Result],
-        *,
-        values: bool,
-    ) -> tuple[Any, ...] | Result:
-        constant = flag.constant
-        if constant is not None:
-            head: tuple[Any, ...] | Result = (
-                value_only(constant) if values else constant
-            )
-        else:
-            head = self._runnable(flag, values=values)
-        into[key] = head
+        flag = self._flag(key)
+        head = self.heads[key] = (
+            self._runnable(flag) if flag.constant is None else flag.constant
+        )
         return head
 
-    def _runnable(self, flag: CompiledFlag, *, values: bool) -> tuple[Any, ...]:
+    def find_head(self, key: str) -> tuple[Any, ...] | Result | None:
+        """:meth:`head_of`, or None if there is no such flag."""
+        try:
+            return self.head_of(key)
+        except KeyError:
+            return None
+
+    def _runnable(self, flag: CompiledFlag) -> tuple[Any, ...]:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
 
-        Its ops with this snapshot's links (:meth:`_linked`); for a flag
-        that needs a per-evaluation state (:meth:`_needs_state`), the ops of
-        :func:`_careful_run`, which evaluates it on the careful path. Not plain
-        (the HEAD's second item): as a prerequisite, the checks hand it to
+        Its ops; for a flag that needs a per-evaluation state
+        (:meth:`_needs_state`), the ops of :func:`_careful_run`, which
+        evaluates it on the careful path. Not plain (the HEAD's second
+        item): as a prerequisite, the checks hand it to
         :meth:`prerequisites_failed`.
         """
         if self._needs_state(flag):
             return (_careful_run, False, flag)
-        return self._linked(flag, values=values)
+        return flag.ops
 
     def _needs_state(self, flag: CompiledFlag) -> bool:
         """Whether evaluating non-constant ``flag`` needs a per-evaluation state.
@@ -320,70 +275,17 @@ class Matcher:
         except KeyError:
             return self.flags[key]  # (made on first lookup)
 
-    def _linked(self, flag: CompiledFlag, *, values: bool) -> tuple[Any, ...]:
-        """The flag's ops (``values``: its value_ops), with what this snapshot can link in.
+    def runnable_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
+        """What runs flag ``key`` here, as its head holds it (a constant flag's ops).
 
-        - **A plain prerequisite's head** at its key's place: the generated
-          check then reads the prerequisite's ops from the tuple, no key
-          string (cold, most often: two lines of it) and no dict lookup.
-          A prerequisite that is missing, constant or not plain keeps its
-          key: the check looks it up and hands it to the method.
-        - **A bounded segment's ``contains``** in place of a one-key segment
-          clause's keys: the code calls it, as :meth:`match_segments` would,
-          without the method, the dict or the segment object. A missing,
-          unbounded, nested or malformed segment keeps its key, for the
-          method.
-
-        This snapshot's flags and segments never change, so the tuple, one
-        per flag, path and snapshot, stays right.
-        """
-        ops: tuple[Any, ...] = flag.value_ops if values else flag.ops
-        linked: list[Any] | None = None
-        for slot in flag.prerequisite_slots:
-            key = ops[slot]
-            try:
-                prerequisite = self._flag(key)
-            except KeyError:
-                continue
-            if prerequisite.constant is None and prerequisite.ops[1]:  # plain
-                if linked is None:
-                    linked = list(ops)
-                # Its own head: the tuple its own evaluations read.
-                into = self.heads if values else self.details
-                linked[slot] = self._own_head(key, into, values=values)
-        for slot in flag.segment_slots:
-            try:
-                contains = self.segments[ops[slot][0]].contains
-            except KeyError:
-                continue
-            if contains is not None:
-                if linked is None:
-                    linked = list(ops)
-                linked[slot] = contains
-        return ops if linked is None else tuple(linked)
-
-    def _own_head(
-        self, key: str, into: dict[str, tuple[Any, ...] | Result], *, values: bool
-    ) -> tuple[Any, ...]:
-        """Non-constant flag ``key``'s head in ``into``, made once.
-
-        By the key, not the flag object's: its slots are not read while
-        another thread may be compiling it.
-        """
-        head = into.get(key)
-        if type(head) is not tuple:
-            head = into[key] = self._runnable(self._flag(key), values=values)
-        return head
-
-    def linked_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
-        """Flag ``key``'s ops with this snapshot's links, as :meth:`detail_head_of` makes them.
-
-        For all-flags state's plan (one tuple per flag shared with
-        ``variation_detail``'s heads). A constant flag's own ops.
+        For all-flags state's plan (one tuple per flag shared with the heads).
         """
         if flag.constant is not None:
             return flag.ops
-        return self._own_head(key, self.details, values=False)
+        head = self.heads.get(key)
+        if type(head) is not tuple:
+            head = self.heads[key] = self._runnable(flag)
+        return head
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
         """:meth:`head_of` for the generated prerequisite checks.
@@ -589,7 +491,7 @@ def evaluate(
     """Evaluate a present flag whose result is not constant; never raises.
 
     The one evaluation driver, for every method. It runs what the fast
-    paths run (:meth:`Matcher.linked_ops`): the flag's code with the
+    paths run (:meth:`Matcher.runnable_ops`): the flag's code with the
     snapshot's shared ``matcher`` (nothing allocated), or, for a flag that
     needs a per-evaluation state, the careful path (:func:`_careful`). With
     ``recorded`` (analytics events), it takes the careful path at once and
@@ -599,7 +501,7 @@ def evaluate(
     if recorded is not None:
         return _careful(matcher, flag, ctx, recorded)
     try:
-        ops = matcher.linked_ops(flag.key, flag)
+        ops = matcher.runnable_ops(flag.key, flag)
         result: Result = ops[0](ops, ctx, matcher)
     except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
         return finish(flag.key, exc)
@@ -644,7 +546,7 @@ def finish(key: str, exc: Exception) -> Result:
     For every path that runs a flag's code (the driver, the client's fast
     path, all-flags state's). An abort (a malformed part reached, a cycle,
     a chain too deep) is MALFORMED_FLAG. Anything else is a bug in the code
-    or in what was linked into its ops: EXCEPTION. Both are logged, once
+    or in its ops: EXCEPTION. Both are logged, once
     per flag and kind (:func:`_failed`).
     """
     if isinstance(exc, MalformedAbort):

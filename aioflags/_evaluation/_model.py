@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
@@ -52,7 +51,6 @@ __all__ = [
     "compile_segment",
     "flag_tombstone",
     "segment_tombstone",
-    "value_only",
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
@@ -82,24 +80,7 @@ def served(
     """
     if not share or experiment or reason not in _SHARED_REASONS or not _scalar(value):
         return Result(value, index, reason, experiment, own_cache())
-    return _shared_result(value, index, reason, SHARED)
-
-
-def value_only(result: Result) -> Result:
-    """What ``variation`` reads of ``result``, shared by every flag that serves it.
-
-    For a flag's ``value_ops``: ``variation`` reads a result's value and
-    variation index alone, so every result that serves the same scalar
-    value at the same index, whatever its reason, can be one object there
-    (a rule match's result is the flag's own: its reason names the rule).
-    Such a result is then most often in the CPU's caches when an
-    evaluation returns it. Its reason is :data:`_VALUE_ONLY`: it is never
-    handed out as a detail. Any other result is returned as it is.
-    """
-    value = result.value
-    if result.variation_index is None or not _scalar(value):
-        return result
-    return _shared_result(value, result.variation_index, _VALUE_ONLY, None)
+    return _shared_result(value, index, reason)
 
 
 def _scalar(value: JSONValue) -> bool:
@@ -108,9 +89,7 @@ def _scalar(value: JSONValue) -> bool:
     return kind in _SCALARS and not (kind is str and len(value) > _SHARED_STRING)
 
 
-def _shared_result(
-    value: JSONValue, index: int, reason: Reason, cache: object
-) -> Result:
+def _shared_result(value: JSONValue, index: int, reason: Reason) -> Result:
     """The one result of a scalar ``value`` at ``index`` for ``reason``'s kind."""
     kind = type(value)
     # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
@@ -120,7 +99,7 @@ def _shared_result(
     if found is None:
         if len(_shared_results) >= _SHARED_RESULTS:
             _shared_results.clear()  # a cache: flags keep theirs
-        found = _shared_results[key] = Result(value, index, reason, False, cache)  # type: ignore[arg-type]
+        found = _shared_results[key] = Result(value, index, reason, False, SHARED)
     return found
 
 
@@ -130,8 +109,6 @@ NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, No
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
-#: the reason of value_only()'s results, which only ``variation`` reads
-_VALUE_ONLY: Final = Reason({"kind": "VALUE_ONLY"})
 #: the reasons of results shared between flags (see served())
 _SHARED_REASONS: Final = (_OFF, _FALLTHROUGH, _TARGET_MATCH)
 _SCALARS: Final = (bool, int, float, str, type(None))
@@ -522,18 +499,15 @@ class CompiledFlag:
         "on",
         "ops",
         "prerequisite_keys",
-        "prerequisite_slots",
         "prerequisites",
         "rules",
         "run",
         "sampling_ratio",
         "segment_keys",
-        "segment_slots",
         "shared_caches",
         "targets",
         "track_events",
         "track_events_fallthrough",
-        "value_ops",
         "variations",
         "version",
     )
@@ -565,17 +539,7 @@ class CompiledFlag:
     #: of the flag reads of its own (the matcher's ``heads`` map keys to it
     #: if it is not constant), the operands for ``run``
     ops: tuple[object, ...]
-    #: ``ops`` with each result replaced by its :func:`value_only` one: the
-    #: matcher's ``heads`` (``variation``, inline prerequisite checks) hold
-    #: these, as they read a result's value and variation index alone
-    #: (``ops`` itself when no result is replaced)
-    value_ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
-    #: where in ``ops`` each prerequisite's key is (``_codegen.Built``);
-    #: empty for an interpreted flag
-    prerequisite_slots: tuple[int, ...]
-    #: where in ``ops`` a one-key segment clause's keys are (``_codegen.Built``)
-    segment_slots: tuple[int, ...]
     segment_keys: frozenset[str]
     #: all-flags state's entries with ``details_only_for_tracked_flags``
     #: for each result this flag serves that is shared between flags, by
@@ -631,7 +595,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.key = key
     flag.version = 0
     flag.deleted = False
-    flag.prerequisite_keys = flag.prerequisite_slots = flag.segment_slots = ()
+    flag.prerequisite_keys = ()
     flag.segment_keys = frozenset()
     flag.shared_caches = None
     flag.track_events = False
@@ -647,7 +611,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
-    flag.ops = flag.value_ops = ()
+    flag.ops = ()
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
     flag.migration_check_ratio = 1
@@ -688,11 +652,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
-    ops: tuple[object, ...] = (flag.run, plain, *flag.ops)
-    flag.ops = ops
-    values = tuple(value_only(o) if type(o) is Result else o for o in flag.ops)
-    same = all(map(operator.is_, values, flag.ops))
-    flag.value_ops = flag.ops if same else values
+    flag.ops = (flag.run, plain, *flag.ops)
     return flag
 
 
@@ -806,7 +766,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         if built is None:
             flag.run, flag.ops = _interpreted, (flag, _matchers(flag))
         else:
-            flag.run, flag.ops, flag.prerequisite_slots, flag.segment_slots = built
+            flag.run, flag.ops = built
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")

@@ -208,8 +208,8 @@ class _Plan:
     fallthrough, ~a quarter of a typical environment), in flag order with
     placeholders for the others; the others to evaluate, as flat tuples (a
     loop over them reads no per-flag tuple) with each one's ``ops`` as the
-    matcher's heads hold them, prerequisites and segments linked in (the
-    loop reads nothing of a flag object but for an error); the JSON
+    matcher's heads hold them (the loop reads nothing of a flag object but
+    for an error); the JSON
     pieces, once ``to_json`` has made them (:func:`_plan_json`); and, for
     each flag to evaluate, the last result shared between flags that it
     served, with its entry and JSON (:attr:`shared_entries`).
@@ -238,9 +238,9 @@ class _Plan:
         self.meta = meta
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
-        #: as the snapshot's variation_detail runs them (its segments linked)
+        #: as the snapshot's heads run them
         self.ops: tuple[tuple[Any, ...], ...] = tuple(
-            map(matcher.linked_ops, self.keys, self.flags)
+            map(matcher.runnable_ops, self.keys, self.flags)
         )
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
@@ -511,8 +511,8 @@ class FlagSnapshot:
         Takes (and ignores) what :meth:`_evaluation` takes, so that the
         hooks' series may call it straight away when no event is recorded.
 
-        Through the flag's head for ``variation_detail`` (:meth:`Matcher.detail_head_of`):
-        its constant result, or its ops with this snapshot's links, run here.
+        Through the flag's head (:meth:`Matcher.head_of`): its constant
+        result, or its ops, run here.
         """
         if not self._initialized:
             return _NOT_READY
@@ -521,18 +521,19 @@ class FlagSnapshot:
         matcher = self._matcher
         head: tuple[Any, ...] | Result | None
         try:
-            head = matcher.details[key]
+            head = matcher.heads[key]
         except KeyError:  # first evaluated in this snapshot
-            head = matcher.find_head(key, details=True)
+            head = matcher.find_head(key)
             if head is None:
                 return _unknown_flag(key)
         if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
             return head
         try:
-            return head[0](head, context, matcher)  # type: ignore[no-any-return]
+            result: Result = head[0](head, context, matcher)
         # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
         except Exception as exc:  # noqa: BLE001
             return finish(key, exc)
+        return result
 
     def _evaluation(
         self,
