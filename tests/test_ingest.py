@@ -9,7 +9,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ import aioflags._core._json
 import aioflags._core._pacing
 import aioflags._datasystem._payloads
 import aioflags._datasystem._store
-import aioflags._evaluation._lazy
 import aioflags._evaluation._model
 from aioflags import (
     Client,
@@ -40,8 +39,7 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
 )
-from aioflags._datasystem._store import FlagTable, Layered, SegmentTable, Store
-from aioflags._evaluation._lazy import is_cold
+from aioflags._datasystem._store import Layered, Store, Table
 from aioflags._evaluation._model import CompiledFlag
 from aioflags.sources import (
     Change,
@@ -54,6 +52,16 @@ from aioflags.sources import (
 from aioflags.testing import FlagServer
 
 USER = Context.create("user-1")
+
+
+def made(flags: Mapping[str, CompiledFlag], key: str) -> bool:
+    """Whether the snapshot's table has compiled flag ``key`` (a lookup compiles it)."""
+    if isinstance(flags, Layered):
+        if key in flags.overlay.entries:
+            return key in flags.overlay.hot
+        flags = flags.base
+    assert isinstance(flags, Table)
+    return key in flags.hot
 
 
 def flag(key: str, version: int = 1, **extra: Any) -> dict[str, Any]:
@@ -161,7 +169,7 @@ async def test_background_compilation_yields_at_least_every_n_objects(
     checkpoints.clear()
     assert not await store._maintain_once()
     assert len(checkpoints) >= n // MAX_OBJECTS - 1
-    assert not any(is_cold(f) for f in store.snapshot._flags.values())
+    assert all(made(store.snapshot._flags, k) for k in store.snapshot._flags)
 
 
 @pytest.mark.asyncio
@@ -373,9 +381,9 @@ async def test_ingested_puts_are_not_tracked_by_the_garbage_collector() -> None:
     assert not any(gc.is_tracked(item) for item in items)
     store = Store()
     store.apply_now(change_set)
-    cold = store.snapshot._flags["f3"]
-    assert is_cold(cold)
-    assert aioflags._evaluation._lazy._RUN.__get__(cold) is items[3]
+    table = store.snapshot._flags
+    assert isinstance(table, Table) and table.entries["f3"] is items[3]
+    assert not made(table, "f3")
     assert store.apply_now(
         await parse_fdv2_poll_text(poll_body({**flags, "f0": flag("f0", 2)}))
     ) >= {"f0", "f1", "f3"}  # f1 and f3 reach f0: the nodes came through
@@ -472,19 +480,20 @@ async def test_the_window_is_refilled_before_an_event_that_may_be_cut(
 
 # -------------------------------------------------------------- cold flags
 @pytest.mark.asyncio
-async def test_flags_stay_cold_until_first_use_and_keep_their_identity() -> None:
+async def test_flags_are_compiled_on_first_use_and_keep_their_identity() -> None:
     store = Store()
     store.apply_now(
         await parse_fdv2_poll_text(poll_body({"a": flag("a"), "b": flag("b")}))
     )
     snapshot = store.snapshot
-    a = snapshot._flags["a"]
-    assert is_cold(a) and is_cold(snapshot._flags["b"])
+    flags = snapshot._flags
+    assert not made(flags, "a") and not made(flags, "b")
     assert snapshot.variation("a", USER, "x") == "a"
-    assert snapshot._flags["a"] is a and type(a) is CompiledFlag
-    assert is_cold(snapshot._flags["b"])
+    a = flags["a"]
+    assert made(flags, "a") and flags["a"] is a and type(a) is CompiledFlag
+    assert not made(flags, "b")
     assert snapshot.flag_keys == {"a", "b"}  # keys and versions need no compiling
-    assert is_cold(snapshot._flags["b"])
+    assert not made(flags, "b")
 
 
 def test_first_evaluation_compiles_exactly_once_under_concurrency(
@@ -526,8 +535,8 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
             self._lock.release()
 
     lock = CountingLock()
-    monkeypatch.setattr(aioflags._evaluation._lazy, "_LOCK", lock)
-    monkeypatch.setattr(aioflags._evaluation._lazy, "compile_flag", slow_compile)
+    monkeypatch.setattr(aioflags._datasystem._store, "_TABLE_LOCK", lock)
+    monkeypatch.setattr(aioflags._datasystem._store, "compile_flag", slow_compile)
     snapshot = store.snapshot
     started = threading.Barrier(threads_n + 1)
     results: list[object] = []
@@ -553,58 +562,6 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
 
 
 @pytest.mark.asyncio
-async def test_a_first_lookup_makes_one_object_whatever_the_threads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    store = Store()
-    store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
-    table = store.snapshot._flags
-    assert type(table) is FlagTable and dict.__len__(table) == 0
-    threads_n = 8
-    made: list[str] = []
-    arrived = threading.Semaphore(0)
-    real_lock = aioflags._datasystem._store._TABLE_LOCK
-    real_make: Callable[[tuple[Any, ...]], CompiledFlag] = vars(
-        aioflags._datasystem._store
-    )["cold_flag_of"]
-
-    class CountingLock:
-        """The table's lock, telling each thread's arrival."""
-
-        def __enter__(self) -> None:
-            arrived.release()
-            real_lock.acquire()
-
-        def __exit__(self, *exc: object) -> None:
-            real_lock.release()
-
-    release = threading.Event()
-
-    def slow_make(item: tuple[Any, ...]) -> CompiledFlag:
-        made.append(item[1])
-        assert release.wait(10)  # until every thread has come to the lock
-        return real_make(item)
-
-    monkeypatch.setattr(aioflags._datasystem._store, "_TABLE_LOCK", CountingLock())
-    monkeypatch.setattr(aioflags._datasystem._store, "cold_flag_of", slow_make)
-    found: list[CompiledFlag] = []
-    threads = [
-        threading.Thread(target=lambda: found.append(table["a"]))  # noqa: TID251 - lookups from threads, as the blocking client makes them
-        for _ in range(threads_n)
-    ]
-    for t in threads:
-        t.start()
-    for _ in range(threads_n):
-        assert arrived.acquire(timeout=10)  # every thread is at the lock
-    release.set()
-    for t in threads:
-        t.join(10)
-    assert made == ["a"]
-    assert len(found) == threads_n and all(f is found[0] for f in found)
-    assert table["a"] is found[0] and is_cold(found[0])
-
-
-@pytest.mark.asyncio
 async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> None:
     # CPython specialises item access for an exact dict only: the fast
     # paths index Table.hot, and fall back to the table on a miss.
@@ -614,7 +571,7 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     store.apply_now(await parse_fdv2_poll_text(body))
     table = store.snapshot._flags
     hot = store.snapshot._matcher.hot
-    assert type(table) is FlagTable and type(hot) is dict and hot is table.hot
+    assert type(table) is Table and type(hot) is dict and hot is table.hot
     assert hot == {}
     # A prerequisite never looked up is made, not taken for a missing one.
     assert store.snapshot.variation("child", USER, "x") == "a"
@@ -631,7 +588,7 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     )
     await store._maintain_once()
     merged = store.snapshot._flags
-    assert type(merged) is FlagTable and store.snapshot._matcher.hot is merged.hot
+    assert type(merged) is Table and store.snapshot._matcher.hot is merged.hot
     assert merged.hot.keys() == {"child", "other"}
     assert merged.hot["child"] is table["child"]
 
@@ -691,7 +648,7 @@ async def test_changes_reach_flags_through_prerequisites_and_segments_while_cold
         await parse_fdv2_poll_text(poll_body(flags, {"s": segment("s")}))
     )
     assert first == set(flags)
-    assert all(is_cold(f) for f in store.snapshot._flags.values())
+    assert not any(made(store.snapshot._flags, k) for k in flags)
     changed = await store.apply(
         delta(await parse_fdv2_poll_text(poll_body({"base": flag("base", 2)})))
     )
@@ -701,7 +658,7 @@ async def test_changes_reach_flags_through_prerequisites_and_segments_while_cold
     )
     assert changed == {"seg-user"}
     # Dependencies came from the raw entries: nothing had to be compiled.
-    assert is_cold(store.snapshot._flags["grandchild"])
+    assert not made(store.snapshot._flags, "grandchild")
     # A full transfer that changes only the segment reaches its user too.
     changed = await store.apply(
         await parse_fdv2_poll_text(
@@ -742,9 +699,7 @@ async def test_a_delta_does_not_copy_the_snapshot() -> None:
     # The maintenance pass merges the overlay into one table.
     await store._maintain_once()
     merged = store.snapshot._flags
-    assert (
-        type(merged) is FlagTable and merged["f1"].version == 2 and len(merged) == 100
-    )
+    assert type(merged) is Table and merged["f1"].version == 2 and len(merged) == 100
     assert store.snapshot.variation("f1", USER, "x") == "b"
 
 
@@ -766,7 +721,7 @@ async def test_a_large_delta_is_merged_at_once() -> None:
         )
     )
     flags = store.snapshot._flags
-    assert type(flags) is FlagTable and len(flags) == 17 and flags["f2"].version == 2
+    assert type(flags) is Table and len(flags) == 17 and flags["f2"].version == 2
 
 
 @pytest.mark.asyncio
@@ -794,16 +749,15 @@ async def test_cold_flags_are_no_objects_for_the_garbage_collector() -> None:
     added = len(gc.get_objects()) - before
     assert added < 50  # a few containers, whatever n
     table = store.snapshot._flags
-    assert type(table) is FlagTable and len(table) == n
+    assert type(table) is Table and len(table) == n
     assert not any(gc.is_tracked(e) for e in table.entries.values())
     assert not any(gc.is_tracked(d) for d in store._uses.values())
-    # A flag looked up becomes one object, compiled on first use, the same
-    # object from then on (f3 evaluates its prerequisite f0 too).
-    f3 = table["f3"]
-    assert is_cold(f3) and gc.is_tracked(f3)
+    # A flag is compiled on its first lookup, the same object from then on
+    # (f3 evaluates its prerequisite f0 too).
     assert store.snapshot.variation("f3", USER, "x") == "a"
-    assert table["f3"] is f3 and not is_cold(f3)
-    assert all(is_cold(f) for k, f in table.items() if k not in ("f0", "f3"))
+    f3 = table["f3"]
+    assert table["f3"] is f3 and made(table, "f0")
+    assert not any(made(table, k) for k in table if k not in ("f0", "f3"))
 
 
 @pytest.mark.asyncio
@@ -824,11 +778,11 @@ async def test_segments_are_compiled_on_first_use(
         )
     )
     segments = store.snapshot._segments
-    assert type(segments) is SegmentTable and len(segments) == 3
-    assert dict.__len__(segments) == 0  # nothing compiled at ingest
+    assert type(segments) is Table and len(segments) == 3
+    assert not segments.hot  # nothing compiled at ingest
     assert store.snapshot.variation("f", Context.create("u"), "x") == "b"
     assert store.snapshot.variation("f", USER, "x") == "a"
-    assert list(dict.keys(segments)) == ["s"]  # the one the flag reads
+    assert list(segments.hot) == ["s"]  # the one the flag reads
     assert segments["s"] is segments["s"]  # compiled once
     assert "bad" in segments and segments["bad"].malformed is not None
     # A change to a segment still reaches the flags that use it (no compiling).
@@ -888,7 +842,7 @@ async def test_gc_freeze_is_opt_in(
     await store._maintain_once()
     await store._maintain_once()  # the same data: frozen once
     assert len(frozen) == (1 if freeze else 0)
-    assert is_cold(store.snapshot._flags["a"]) is not freeze
+    assert made(store.snapshot._flags, "a") is freeze
 
 
 @pytest.mark.asyncio
@@ -901,9 +855,9 @@ async def test_by_default_flags_are_compiled_on_first_use_only() -> None:
     )
     await store._maintain_once()
     flags = store.snapshot._flags
-    assert is_cold(flags["a"]) and is_cold(flags["b"])
+    assert not made(flags, "a") and not made(flags, "b")
     assert store.snapshot.variation("a", USER, "x") == "a"
-    assert not is_cold(flags["a"]) and is_cold(flags["b"])
+    assert made(flags, "a") and not made(flags, "b")
 
 
 @pytest.mark.asyncio
@@ -962,7 +916,7 @@ async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
         delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
     )
     await store._maintain_once()  # merges the overlay into a new snapshot
-    assert type(store.snapshot._flags) is FlagTable
+    assert type(store.snapshot._flags) is Table
     assert evaluator.snapshot().variation("f1", USER, "x") == "b"
     assert calls == ["f1"]
 
@@ -1001,13 +955,13 @@ async def test_all_flags_state_compiles_cold_flags_in_slices_first(
     config = Config(data_system=FlagData().data_system(), send_events=False)
     async with Client(config) as c:
         await c._store.apply(await parse_fdv2_poll_text(poll_body(flags)))
-        assert all(is_cold(f) for f in c._store.snapshot._flags.values())
+        assert not any(made(c._store.snapshot._flags, k) for k in flags)
         checkpoints.clear()
         state = await c.all_flags_state(USER)
         assert state.valid and state.get_flag_value(f"f{n - 1}") == "a"
         # (the background pass may compile some of them meanwhile: both pace)
         assert len(checkpoints) >= n // MAX_OBJECTS - 2
-        assert not any(is_cold(f) for f in c._store.snapshot._flags.values())
+        assert all(made(c._store.snapshot._flags, k) for k in flags)
         checkpoints.clear()
         await c.all_flags_state(USER)
         assert checkpoints == []  # warm already: nothing to do

@@ -292,7 +292,7 @@ def test_below_the_client_the_configuration_is_a_protocol() -> None:
 
 def test_the_walk_sees_imports() -> None:
     # A walk that found nothing would pass every test above.
-    assert "aioflags._evaluation._model" in GRAPH["aioflags._evaluation._lazy"]
+    assert "aioflags._evaluation._codegen" in GRAPH["aioflags._evaluation._model"]
     # Function-level and by-name imports count: the lifecycle imports these so.
     assert "aioflags._client._status" in GRAPH["aioflags._client._lifecycle"]
     assert (
@@ -303,7 +303,7 @@ def test_the_walk_sees_imports() -> None:
     assert "aioflags._analytics._processor" in TYPED["aioflags._client._evaluator"]
     assert "aioflags._core._settings" in TYPED["aioflags._datasystem._context"]
     assert (
-        _group("aioflags._evaluation._lazy")[0]
+        _group("aioflags._evaluation._model")[0]
         < _group("aioflags._datasystem._store")[0]
     )
     assert "aioflags._datasystem._store" in GRAPH["aioflags._client._client"]

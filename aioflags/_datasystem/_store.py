@@ -7,14 +7,14 @@ the flags whose evaluation may have changed, including flags that reach a
 changed flag or segment through prerequisites or ``segmentMatch`` clauses
 (the keys come from the raw entries: nothing is compiled to find them).
 
-A flag is held as a cold entry (:mod:`._lazy`) and compiled on its first
-evaluation; the async client's ``all_flags_state`` awaits :meth:`Store.warm`
-(compiling every cold flag in slices), so that it never compiles 10,000 flags
-in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
+A flag is held as its entry (:class:`Table`: ingest's raw put) and compiled
+on its first lookup; the async client's ``all_flags_state`` awaits
+:meth:`Store.warm` (compiling every flag not compiled yet, in slices), so
+that it never compiles 10,000 flags in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
 :meth:`Store.maintain` compiles them all in the background after the swap, in
 slices, freezing what it made. A delta does not copy the snapshot: the
 new one reads a small overlay over the previous data (:class:`Layered`),
-which the maintenance task merges into one plain dict soon after (or the
+which the maintenance task merges into one table soon after (or the
 delta itself, when the overlay has grown past an eighth of the data).
 
 Rules: ``xfer-full`` replaces everything; ``xfer-changes`` upserts without
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
 import anyio
@@ -35,7 +35,6 @@ import anyio.to_thread
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
 from aioflags._core._threads import sdk_limiter
-from aioflags._evaluation._lazy import PARSED, cold_flag, cold_flag_of, is_cold, warm
 from aioflags._evaluation._model import (
     CompiledFlag,
     CompiledSegment,
@@ -62,7 +61,7 @@ if TYPE_CHECKING:
 
     from ._datatypes import Change, RawPut
 
-__all__ = ["FlagTable", "Layered", "SegmentTable", "Store", "Table"]
+__all__ = ["Layered", "Store", "Table", "flag_table", "segment_table"]
 
 #: A flag or segment in the dependency index: "f" or "s", then its key. A
 #: string, not a tuple holding the kind: the garbage collector does not
@@ -72,116 +71,73 @@ _Node: TypeAlias = str
 _PREFIX: Final = {ObjectKind.FLAG: "f", ObjectKind.SEGMENT: "s"}
 _FLAG: Final = ObjectKind.FLAG
 _RAW_KINDS: Final = {k.value: k for k in ObjectKind}  # a RawPut's kind
-_MISSING: Final = object()
-V = TypeVar("V")
 
 
-class Layered(Mapping[str, V]):
-    """A read-only mapping: ``overlay`` over ``base`` (neither is ever written).
-
-    What a snapshot reads after a delta until the overlay is merged: lookups
-    cost one more dict probe; building one costs nothing like a copy.
-    """
-
-    __slots__ = ("_len", "base", "overlay")
-
-    def __init__(self, base: Mapping[str, V], overlay: dict[str, V]) -> None:
-        self.base = base
-        self.overlay = overlay
-        self._len = len(base) + sum(1 for k in overlay if k not in base)
-
-    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
-        value = self.overlay.get(key, _MISSING)
-        if value is _MISSING:
-            return self.base.get(key, default)
-        return value  # type: ignore[return-value]
-
-    def __getitem__(self, key: str) -> V:
-        value = self.overlay.get(key, _MISSING)
-        if value is _MISSING:
-            return self.base[key]
-        return value  # type: ignore[return-value]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.overlay or key in self.base
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.base
-        base = self.base
-        yield from (k for k in self.overlay if k not in base)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def merged(self) -> dict[str, V]:
-        """One dict with the same items (a C-speed copy; a FlagTable over one)."""
-        if isinstance(self.base, Table):
-            return self.base.with_overlay(self.overlay)
-        merged = dict(self.base)
-        merged.update(self.overlay)
-        return merged
-
-
+#: ``path`` of a flag entry whose source is a parsed object, not text.
+PARSED: Final = -1
 #: Held while a table makes an entry's object (one object a key).
 _TABLE_LOCK: Final = threading.Lock()
 _Item = TypeVar("_Item", CompiledFlag, CompiledSegment)
 
 
-class Table(dict[str, _Item]):
-    """A snapshot's flags or segments: an object made for one only when it is looked up.
+def _make_flag(entry: RawPut) -> CompiledFlag:
+    source, path = entry[3], entry[4]
+    return compile_flag(
+        entry[1], source if path == PARSED else raw_object(source, path)
+    )
 
-    What a full transfer installs. Every item's entry (:attr:`entries`) is
-    ingest's :data:`RawPut` tuple, which the garbage collector does not
-    track (strings and ints), or an object (tombstones, items from parsed
-    objects); the dict itself holds the items looked up so far, each made
-    from its entry on its first lookup (``__missing__``): a flag as a cold
-    flag (:mod:`aioflags._evaluation._lazy`), compiled on its first
-    evaluation; a segment compiled. So a snapshot of 100,000 flags that are
-    never evaluated adds no object per flag for the collector to track:
-    loading it sets off no full collection, and a later full collection
-    does not walk it.
 
-    It reads as a mapping of every item (``len``, ``in``, iteration, ``get``,
-    ``items()`` and ``values()`` cover every entry, in ingest's order); a
-    lookup that finds the item costs what a ``dict`` lookup costs (one not
-    specialised for ``dict``). Read-only once built: the store makes a new
-    one for new data.
+def _make_segment(entry: RawPut) -> CompiledSegment:
+    return compile_segment(entry[1], raw_object(entry[3], entry[4]))
 
-    The items looked up so far are also in :attr:`hot`, a plain ``dict``,
-    which is what evaluation's fast paths index: CPython specialises item
-    access for an exact ``dict`` only, and a subclass's goes through a
-    generic slot (``dict.__getitem__`` looked up and called), ~300 CPU
-    instructions more per ``variation``.
+
+def _entry_state(entry: RawPut | CompiledFlag | CompiledSegment) -> tuple[bool, int]:
+    """(live, version) of a table's entry, without making its object."""
+    if isinstance(entry, tuple):
+        return (not entry[6], entry[5])
+    return (not entry.deleted, entry.version)
+
+
+class Table(Mapping[str, _Item]):
+    """A snapshot's flags or segments: each item made from its entry on its first lookup.
+
+    Every item's entry (:attr:`entries`) is ingest's :data:`RawPut` tuple
+    (which the garbage collector does not track: strings and ints), a
+    tuple of the same shape for a parsed object, or an object (tombstones,
+    malformed items). The first lookup of a key makes its item (``make``:
+    compiles it) and keeps it in :attr:`hot`, a plain ``dict``: so a
+    snapshot of 100,000 flags that are never evaluated adds no object per
+    flag for the collector to track, and no flag is compiled before it is
+    used. The evaluation fast paths index :attr:`hot` (CPython specialises
+    item access for an exact ``dict`` only). Read-only once built: the store
+    makes a new one for new data.
     """
 
-    __slots__ = ("entries", "hot")
+    __slots__ = ("entries", "hot", "make")
 
-    def __init__(self, entries: dict[str, RawPut | _Item]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        entries: dict[str, RawPut | _Item],
+        make: Callable[[RawPut], _Item],
+        hot: dict[str, _Item] | None = None,
+    ) -> None:
         #: Every item's entry, by key (never written once the table is built).
         self.entries: dict[str, RawPut | _Item] = entries
-        #: The items looked up so far (the same as the table's own), by key.
-        self.hot: dict[str, _Item] = {}
+        #: The items looked up so far, by key.
+        self.hot: dict[str, _Item] = {} if hot is None else hot
+        self.make: Callable[[RawPut], _Item] = make
 
-    def _make(self, entry: RawPut) -> _Item:  # pragma: no cover - subclasses'
-        raise NotImplementedError
-
-    def __missing__(self, key: str) -> _Item:
-        entry = self.entries[key]  # (KeyError: no such item)
+    def __getitem__(self, key: str) -> _Item:
+        try:
+            return self.hot[key]
+        except KeyError:
+            entry = self.entries[key]  # (KeyError: no such item)
         with _TABLE_LOCK:  # one object a key, whatever the threads
-            item = dict.get(self, key)
+            item = self.hot.get(key)
             if item is None:
-                item = self._make(entry) if isinstance(entry, tuple) else entry
-                dict.__setitem__(self, key, item)
+                item = self.make(entry) if isinstance(entry, tuple) else entry
                 self.hot[key] = item
         return item
-
-    def get(self, key: str, default: _Item | None = None) -> _Item | None:  # type: ignore[override]
-        """The item of ``key`` (made on first lookup), or ``default``."""
-        try:
-            return self[key]
-        except KeyError:
-            return default
 
     def __contains__(self, key: object) -> bool:
         return key in self.entries
@@ -192,119 +148,127 @@ class Table(dict[str, _Item]):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def keys(self) -> KeysView[str]:  # type: ignore[override]
-        """Every item's key."""
-        keys: KeysView[str] = self.entries.keys()
-        return keys
-
-    def values(self) -> ValuesView[_Item]:  # type: ignore[override]
-        """Every item (an object is made for each one not looked up yet)."""
-        return ValuesView(self)
-
-    def items(self) -> ItemsView[str, _Item]:  # type: ignore[override]
-        """Every item with its key (as :meth:`values`)."""
-        return ItemsView(self)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self.items()) == dict(other.items())
-        return NotImplemented
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    __hash__ = None
-
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({len(self)} items, {dict.__len__(self)} looked up)"
-        )
+        return f"Table({len(self)} items, {len(self.hot)} looked up)"
 
     def state_of(self, key: str) -> tuple[bool, int] | None:
         """(live, version) of ``key``'s item without making its object; None: absent."""
         entry = self.entries.get(key)
-        if entry is None:
-            return None
-        if isinstance(entry, tuple):
-            return (not entry[6], entry[5])
-        return (not entry.deleted, entry.version)
+        return None if entry is None else _entry_state(entry)
 
-    def with_overlay(self, overlay: Mapping[str, _Item]) -> Table[_Item]:
-        """A new table: these entries, then ``overlay``'s items over them.
+    def with_overlay(self, overlay: Table[_Item]) -> Table[_Item]:
+        """A new table: these entries, then ``overlay``'s over them.
 
-        The items already looked up here are kept (compiled work is not
+        The items already made in either are kept (compiled work is not
         lost); the copies are C-speed (no object is made per entry).
         """
-        entries = dict(self.entries)
-        entries.update(overlay)
-        table = type(self)(entries)
-        # (the dict's own items: dict.copy would go through keys(), this
-        # table's, and make an object for every entry)
-        looked_up = self.hot.copy()
-        for key in overlay:
-            looked_up.pop(key, None)
-        dict.update(table, looked_up)
-        table.hot = looked_up
-        return table
+        entries = {**self.entries, **overlay.entries}
+        hot = {k: v for k, v in self.hot.items() if k not in overlay.entries}
+        hot.update(overlay.hot)
+        return Table(entries, self.make, hot)
 
 
-class FlagTable(Table[CompiledFlag]):
-    """A snapshot's flags (see :class:`Table`): a cold flag made on first lookup."""
-
-    __slots__ = ()
-
-    def _make(self, entry: RawPut) -> CompiledFlag:
-        return cold_flag_of(entry)
+def flag_table(entries: dict[str, RawPut | CompiledFlag]) -> Table[CompiledFlag]:
+    """A snapshot's flags (see :class:`Table`): each compiled on its first lookup."""
+    return Table(entries, _make_flag)
 
 
-class SegmentTable(Table[CompiledSegment]):
-    """A snapshot's segments (see :class:`Table`): compiled on first lookup."""
+def segment_table(
+    entries: dict[str, RawPut | CompiledSegment],
+) -> Table[CompiledSegment]:
+    """A snapshot's segments (see :class:`Table`): each compiled on its first lookup."""
+    return Table(entries, _make_segment)
 
-    __slots__ = ()
 
-    def _make(self, entry: RawPut) -> CompiledSegment:
-        return compile_segment(entry[1], raw_object(entry[3], entry[4]))
+class Layered(Mapping[str, _Item]):
+    """A read-only mapping: ``overlay`` over ``base`` (neither is ever written).
+
+    What a snapshot reads after a delta until the overlay is merged: lookups
+    cost one more dict probe; building one costs nothing like a copy.
+    """
+
+    __slots__ = ("_len", "base", "overlay")
+
+    def __init__(self, base: Table[_Item], overlay: Table[_Item]) -> None:
+        self.base: Table[_Item] = base
+        self.overlay: Table[_Item] = overlay
+        self._len = len(base) + sum(1 for k in overlay if k not in base)
+
+    def __getitem__(self, key: str) -> _Item:
+        if key in self.overlay.entries:
+            return self.overlay[key]
+        return self.base[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.overlay.entries or key in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        base = self.base
+        yield from (k for k in self.overlay if k not in base)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def state_of(self, key: str) -> tuple[bool, int] | None:
+        """(live, version) of ``key``'s item without making its object; None: absent."""
+        state = self.overlay.state_of(key)
+        return self.base.state_of(key) if state is None else state
+
+    def merged(self) -> Table[_Item]:
+        """One table with the same items (C-speed copies)."""
+        return self.base.with_overlay(self.overlay)
+
+
+def _table(
+    mapping: Mapping[str, _Item], make: Callable[[RawPut], _Item]
+) -> Table[_Item]:
+    """``mapping`` as a table (a snapshot built from objects holds a dict)."""
+    if isinstance(mapping, Table):
+        return mapping
+    return Table(dict(mapping), make, dict(mapping))
 
 
 def _state_of(mapping: Mapping[str, _Item], key: str) -> tuple[bool, int] | None:
-    """(live, version) of ``key``'s flag in a snapshot's mapping (None: absent)."""
-    if isinstance(mapping, Table):
+    """(live, version) of ``key``'s item in a snapshot's mapping (None: absent)."""
+    if isinstance(mapping, (Table, Layered)):
         return mapping.state_of(key)
-    if isinstance(mapping, Layered):
-        flag = mapping.overlay.get(key)
-        if flag is None:
-            return _state_of(mapping.base, key)
-    else:
-        flag = mapping.get(key)
-    if flag is None:
-        return None
-    return (not flag.deleted, flag.version)
+    item = mapping.get(key)
+    return None if item is None else _entry_state(item)
 
 
-def _parts(mapping: Mapping[str, V]) -> tuple[Mapping[str, V], dict[str, V]]:
+def _state_over(
+    entries: dict[str, RawPut | _Item], base: Table[_Item], key: str
+) -> tuple[bool, int] | None:
+    """(live, version) of ``key``'s item in ``entries`` over ``base`` (None: absent)."""
+    entry = entries.get(key)
+    return base.state_of(key) if entry is None else _entry_state(entry)
+
+
+def _parts(
+    mapping: Mapping[str, _Item], make: Callable[[RawPut], _Item]
+) -> tuple[Table[_Item], Table[_Item]]:
     """(base, overlay) of a snapshot's mapping."""
     if isinstance(mapping, Layered):
         return mapping.base, mapping.overlay
-    return mapping, {}
+    return _table(mapping, make), Table({}, make)
 
 
-def _flag_entry(change: Change | RawPut) -> tuple[CompiledFlag, tuple[_Node, ...]]:
-    """A flag change as the snapshot holds it (cold) and the nodes it uses."""
+def _flag_entry(
+    change: Change | RawPut,
+) -> tuple[RawPut | CompiledFlag, tuple[_Node, ...]]:
+    """A flag change as a table holds it (see :class:`Table`) and the nodes it uses."""
     if isinstance(change, tuple):  # ingest's put: its text and what it uses
-        flag = cold_flag_of(change)
-        deps = change[7:]
-    else:
-        key = change.key
-        if change.action is ChangeKind.DELETE:
-            return flag_tombstone(key, change.version), ()
-        obj = change.obj
-        if not isinstance(obj, dict):
-            return compile_flag(key, obj), ()  # malformed: say so now
-        meta = object_meta(obj)
-        flag = cold_flag(key, meta[0], meta[1], obj, PARSED)
-        deps = meta[2:]
-    return flag, (() if flag.deleted else deps)
+        return change, (() if change[6] else change[7:])
+    key = change.key
+    if change.action is ChangeKind.DELETE:
+        return flag_tombstone(key, change.version), ()
+    obj = change.obj
+    if not isinstance(obj, dict):
+        return compile_flag(key, obj), ()  # malformed: say so now
+    meta = object_meta(obj)
+    entry = ("flag", key, meta[0], obj, PARSED, meta[0], meta[1])
+    return entry, (() if meta[1] else meta[2:])
 
 
 def _segment_entry(
@@ -319,10 +283,6 @@ def _segment_entry(
     if segment.deleted or not segment.segment_keys:
         return segment, ()
     return segment, tuple("s" + k for k in segment.segment_keys)
-
-
-def _live(item: CompiledFlag | CompiledSegment | None) -> bool:
-    return item is not None and not item.deleted
 
 
 class Store:
@@ -363,7 +323,7 @@ class Store:
         self._dependents: dict[_Node, set[_Node]] | None = {}
         #: Call ``gc.freeze()`` once a full transfer is compiled (opt-in).
         self.freeze_gc = False
-        #: Compile every cold flag in the background after a change set
+        #: Compile every flag not compiled yet in the background after a change set
         #: (the client sets it with ``gc_freeze``). Off, a flag is compiled
         #: on its first evaluation: a compiled flag is some 50 objects the
         #: garbage collector tracks, and compiling 10,000 at once grows the
@@ -480,21 +440,20 @@ class Store:
                     uses[_PREFIX[kind] + key] = change[7:]
             else:
                 kind, key = change.kind, change.key
-                entry: CompiledFlag | CompiledSegment
                 if kind is _FLAG:
                     entry, deps = _flag_entry(change)
                     entries[key] = entry
-                    if entry.deleted:
-                        live_flags.discard(key)  # the last change of a key counts
-                    else:
+                    live, version = _entry_state(entry)
+                    if live:
                         live_flags.add(key)
+                    else:
+                        live_flags.discard(key)  # the last change of a key counts
                 else:
-                    entry, deps = _segment_entry(change)
-                    segments[key] = entry
+                    segment, deps = _segment_entry(change)
+                    segments[key] = segment
+                    live, version = _entry_state(segment)
                 if deps:
                     uses[_PREFIX[kind] + key] = deps
-                live = not entry.deleted
-                version = entry.version
             if not initial:
                 before = _state_of(old_flags if kind is _FLAG else old_segments, key)
                 if (False if before is None else before[0]) is not live or (
@@ -519,7 +478,7 @@ class Store:
         self._dependents = None  # indexed when a later change set needs it
         live_keys = frozenset(live_flags)
         self.flag_count = len(live_keys)
-        self._install(FlagTable(entries), SegmentTable(segments), change_set.selector)
+        self._install(flag_table(entries), segment_table(segments), change_set.selector)
         if initial:  # every live flag is new: no need to walk the dependents
             return live_keys
         return (yield from self._affected(changed, pacer))
@@ -528,18 +487,15 @@ class Store:
         self, change_set: ChangeSet, pacer: Pacer, patterns: HeldPatterns
     ) -> Generator[None, None, frozenset[str]]:
         old = self.snapshot
-        flag_base, flag_overlay = _parts(old._flags)
-        segment_base, segment_overlay = _parts(old._segments)
-        flag_overlay = dict(flag_overlay)  # small: what earlier deltas changed
-        segment_overlay = dict(segment_overlay)
-        flags = Layered(flag_base, flag_overlay)
-        segments = Layered(segment_base, segment_overlay)
+        flag_base, flag_overlay = _parts(old._flags, _make_flag)
+        segment_base, segment_overlay = _parts(old._segments, _make_segment)
+        # What earlier deltas changed (small), then this one's changes.
+        flag_entries = dict(flag_overlay.entries)
+        segment_entries = dict(segment_overlay.entries)
         compare = change_set.compare_versions
         dependents = yield from self._index(pacer)
         changed: set[_Node] = set()
         count = self.flag_count
-        entry: CompiledFlag | CompiledSegment
-        prev: CompiledFlag | CompiledSegment | None
         for change in change_set._items:
             kind, key = (
                 (_RAW_KINDS[change[0]], change[1])
@@ -547,18 +503,19 @@ class Store:
                 else (change.kind, change.key)
             )
             if kind is _FLAG:
-                entry, deps = _flag_entry(change)
-                prev = flags.get(key)
-                if compare and prev is not None and prev.version >= entry.version:
+                flag, deps = _flag_entry(change)
+                prev = _state_over(flag_entries, flag_base, key)
+                live, version = _entry_state(flag)
+                if compare and prev is not None and prev[1] >= version:
                     continue
-                flag_overlay[key] = entry
-                count += (not entry.deleted) - _live(prev)
+                flag_entries[key] = flag
+                count += live - (prev is not None and prev[0])
             else:
-                entry, deps = _segment_entry(change)
-                prev = segments.get(key)
-                if compare and prev is not None and prev.version >= entry.version:
+                segment, deps = _segment_entry(change)
+                prev = _state_over(segment_entries, segment_base, key)
+                if compare and prev is not None and prev[1] >= segment.version:
                     continue
-                segment_overlay[key] = entry
+                segment_entries[key] = segment
             node = _PREFIX[kind] + key
             changed.add(node)
             self._set_uses(dependents, node, deps)
@@ -566,8 +523,8 @@ class Store:
                 yield
         self.flag_count = count
         self._install(
-            self._compact(flag_base, flag_overlay),
-            self._compact(segment_base, segment_overlay),
+            self._compact(flag_base, flag_overlay, flag_entries),
+            self._compact(segment_base, segment_overlay, segment_entries),
             change_set.selector,
         )
         held = self._patterns
@@ -580,12 +537,19 @@ class Store:
         return (yield from self._affected(changed, pacer))
 
     @staticmethod
-    def _compact(base: Mapping[str, V], overlay: dict[str, V]) -> Mapping[str, V]:
-        if not overlay:
+    def _compact(
+        base: Table[_Item], overlay: Table[_Item], entries: dict[str, RawPut | _Item]
+    ) -> Mapping[str, _Item]:
+        """``base`` with ``entries`` over it (``overlay``: the items made of the last)."""
+        if not entries:
             return base
-        if len(overlay) * 8 > len(base):
-            return Layered(base, overlay).merged()
-        return Layered(base, overlay)
+        changed = Table(entries, overlay.make)
+        changed.hot.update(
+            (k, v) for k, v in overlay.hot.items() if entries[k] is overlay.entries[k]
+        )
+        if len(entries) * 8 > len(base):
+            return base.with_overlay(changed)
+        return Layered(base, changed)
 
     def _install(
         self,
@@ -666,10 +630,8 @@ class Store:
             if flags is self._warm or not snapshot.initialized:
                 return snapshot
             pacer = Pacer(freeze_gc=False)
-            for key in list(flags):  # (keys: an object is made as it goes)
-                flag = flags.get(key)
-                if flag is not None and is_cold(flag):
-                    warm(flag)
+            for key in list(flags):  # (keys: each flag is compiled as it goes)
+                flags[key]
                 if pacer.due():
                     await pacer.pause()
             if self.snapshot._flags is flags:
@@ -678,10 +640,10 @@ class Store:
             # replaced meanwhile: warm the new one (its flags are mostly the same)
 
     async def maintain(self) -> None:
-        """The store's background task: merge overlays, compile cold flags.
+        """The store's background task: merge overlays, compile the flags.
 
         Runs for as long as the data system; every step is sliced, and a new
-        snapshot restarts the work on it. Cold flags are compiled only with
+        snapshot restarts the work on it. Flags are compiled ahead only with
         :attr:`compile_ahead`; with :attr:`freeze_gc`, once a snapshot is
         fully compiled ``gc.freeze()`` moves everything alive to the
         collector's permanent generation (later full collections then skip
@@ -710,10 +672,8 @@ class Store:
             return False
         freeze = self.freeze_gc
         pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
-        for key in list(flags):  # (keys: an object is made as it goes)
-            flag = flags.get(key)
-            if flag is not None and is_cold(flag):
-                warm(flag)
+        for key in list(flags):  # (keys: each flag is compiled as it goes)
+            flags[key]
             if pacer.due():
                 await pacer.pause()
                 if self.snapshot._flags is not flags:

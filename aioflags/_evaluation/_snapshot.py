@@ -496,7 +496,14 @@ class FlagSnapshot:
     @property
     def flag_keys(self) -> frozenset[str]:
         """The keys of the flags that exist (not deleted) in this snapshot."""
-        return frozenset(k for k, f in self._flags.items() if not f.deleted)
+        flags = self._flags
+        # A store's table tells without compiling a flag it has not made yet.
+        state_of: Callable[[str], tuple[bool, int]] | None = getattr(
+            flags, "state_of", None
+        )
+        if state_of is None:
+            return frozenset(k for k, f in flags.items() if not f.deleted)
+        return frozenset(k for k in flags if state_of(k)[0])
 
     def _result(
         self,
