@@ -1192,49 +1192,6 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_flag_operands_are_one_object_per_value() -> None:
-    # Flags that test the same attribute against the same values read the
-    # same objects (one another's cache lines): only the results are theirs.
-    def flag(key: str) -> CompiledFlag:
-        rule = {
-            "variation": 1,
-            "clauses": [
-                {"attribute": "country", "op": "in", "values": ["de", "fr"]},
-                {"attribute": "age", "op": "lessThan", "values": [30.5]},
-            ],
-        }
-        return compile_flag(key, _flag(key, rules=[rule]))
-
-    one, two = flag("one"), flag("two")
-    assert one.run is two.run
-    pairs = list(zip(one.ops, two.ops, strict=True))
-    shared = [a for a, b in pairs if a is b and not isinstance(a, Result)]
-    assert len(shared) >= 5  # the code, the kind, the set, a name, the bound
-    results = [(a, b) for a, b in pairs if isinstance(a, Result)]
-    rules = [(a, b) for a, b in results if a.reason["kind"] == "RULE_MATCH"]
-    assert rules and all(a is not b and a == b for a, b in rules)
-    # A result that names no rule (the fallthrough's) is one for both.
-    assert [a.reason for a, b in results if a is b] == [{"kind": "FALLTHROUGH"}]
-
-
-def test_operands_shared_are_small_ones() -> None:
-    # A target list or a segment's keys is one flag's own: shared, each old
-    # version would stay alive in the cache.
-    from aioflags._evaluation import _codegen
-
-    keys = ["only-in-this-test-1", "only-in-this-test-2"]
-    compile_flag("one", _flag("one", targets=[{"values": keys, "variation": 0}]))
-    assert (frozenset, frozenset(keys)) not in _codegen._operands
-    big = frozenset(f"user-{i}" for i in range(20))
-    assert _codegen._shared(big) is big
-    assert (frozenset, big) not in _codegen._operands
-    small = frozenset({"de", "fr"})
-    assert _codegen._shared(frozenset({"fr", "de"})) is _codegen._shared(small)
-    long = "x" * 1000
-    assert (str, long) not in _codegen._operands
-    assert _codegen._shared(long) is long
-
-
 def test_common_results_are_one_object_for_every_flag_and_their_entries_each_flags() -> (
     None
 ):

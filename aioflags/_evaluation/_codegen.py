@@ -14,9 +14,8 @@ the tuple the function is called with (a flag's ``ops``), which the source
 reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
-flag data can never become code. Equal operand values are one object
-(:func:`_shared`), and a rollout that is not an experiment is bucketed
-inline.
+flag data can never become code. A rollout that is not an experiment is
+bucketed inline.
 """
 
 from __future__ import annotations
@@ -155,43 +154,6 @@ _GLOBALS: Final[dict[str, object]] = {
     "_NOTHING": NO_ATTRIBUTES,
 }
 _shapes: dict[str, FunctionType] = {}
-#: Operands that are equal values, one object each: flags that test the same
-#: attribute, value or weight share it, so an evaluation more often reads
-#: one another evaluation has just read. A cache only, of small values
-#: (target lists and segments' keys, one flag's own, are not shared: an
-#: entry would keep every old version alive), cleared when full: strong
-#: references, so nothing outlives it (sys.intern'ed strings are immortal
-#: on Python 3.12).
-_operands: dict[tuple[type, object], object] = {}
-#: the longest string, set or tuple shared
-_SHARED_SIZE: Final = 16
-
-
-def _shared(value: object) -> object:
-    """One object for each small operand value (strings, numbers, sets and tuples of strings)."""
-    kind = type(value)
-    key: object
-    if kind is int or kind is str:
-        if kind is str and len(cast("str", value)) > _SHARED_SIZE:
-            return value
-        key = value
-    elif kind is float:
-        key = repr(value)  # -0.0 and 0.0 are equal, NaN is not itself
-    elif kind is frozenset or kind is tuple:
-        # Only of strings: 1 == 1.0 == True, and a tuple's items are compared
-        # by value (a semantic version's key mixes ints and strings: left alone).
-        items = cast("tuple[object, ...]", value)
-        if len(items) > _SHARED_SIZE or not all(type(i) is str for i in items):
-            return value
-        key = value
-    else:
-        return value
-    found = _operands.get((kind, key))
-    if found is None:
-        if len(_operands) >= _CACHE_SIZE * 4:
-            _operands.clear()
-        found = _operands[(kind, key)] = value
-    return found
 
 
 _PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
@@ -228,18 +190,14 @@ class _Writer:
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
 
-    def operand(self, value: object, *, shared: bool = True) -> str:
-        """A placeholder for ``value``, numbered in :meth:`function`.
-
-        ``shared``: one object for equal values (:func:`_shared`); not for
-        a flag's or a segment's own context keys.
-        """
-        self.operands.append(_shared(value) if shared else value)
+    def operand(self, value: object) -> str:
+        """A placeholder for ``value``, numbered in :meth:`function`."""
+        self.operands.append(value)
         return f"\x00{len(self.operands) - 1}\x01"
 
     def key_in(self, p: str, keys: frozenset[str]) -> str:
         """The test that part ``p``'s key is in ``keys`` (a target list, a segment's)."""
-        return f"{p}._key in {self.operand(keys, shared=False)}"
+        return f"{p}._key in {self.operand(keys)}"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
