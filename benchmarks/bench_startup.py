@@ -2,7 +2,8 @@
 
     python benchmarks/bench_startup.py [--flags 1000] [--pairs 10] [--runs 1]
         [--schemes http,https] [--data-system default|polling]
-        [--python PATH] [--instructions] [--smoke]
+        [--envs test,minimal] [--python PATH] [--venvs DIR]
+        [--instructions] [--smoke]
 
 Each run is a **fresh process** that imports its SDK, constructs its client
 (its ``Config`` included) and waits until it is READY (``async with`` /
@@ -50,13 +51,23 @@ valgrind's callgrind, stopped before the SDK's import, once it is imported,
 and at READY: the differences are the figures above, steady whatever the
 load, but blind to overlap (work on two threads counts in full).
 
-``--python`` runs the children with another interpreter. What else is
-installed changes the figures: with click and pygments installed (this
-repository's test environment), ``import httpx`` imports them
-(``httpx._main``), and with trio installed httpcore imports it on a first
-start (tens of milliseconds each). A service's own environment holds only
-its dependencies: measure in both, e.g. a virtual environment holding only
-aioflags and ``launchdarkly-server-sdk[async]`` (docs/benchmarks.md).
+**Two environments** (``--envs``), because what else is installed changes
+the figures: with click, pygments and rich installed, ``import httpx``
+imports them (``httpx._main``, about 26 ms), and with trio installed
+httpcore imports it on a first start (tens of milliseconds); LaunchDarkly's
+SDK imports neither.
+
+- ``test``: both SDKs' children run ``--python`` (by default the
+  interpreter running this script: this repository's test environment, with
+  every dependency group installed);
+- ``minimal``: each SDK's children run in a virtual environment of its own
+  holding only that SDK and its runtime dependencies, as a service installs
+  it: ``DIR/aioflags`` (``pip install -e .`` of this checkout) and
+  ``DIR/ld`` (``pip install "launchdarkly-server-sdk[async]==9.18.0"``),
+  made in ``--venvs DIR`` if missing (with pip, once) and reused.
+
+The run ends with a summary: per environment and scheme, the worst of the
+runs' per-pair ratios and, with ``--instructions``, the whole process's.
 """
 
 from __future__ import annotations
@@ -179,11 +190,19 @@ def child(which: str, url: str, ca: str | None, data_system: str) -> None:
 
 
 def run_child(
-    python: str, which: str, url: str, ca: str | None, data_system: str
+    pythons: dict[str, str], which: str, url: str, ca: str | None, data_system: str
 ) -> dict[str, float]:
     import subprocess
 
-    argv = [python, __file__, "--child", which, url, "--data-system", data_system]
+    argv = [
+        pythons[which],
+        __file__,
+        "--child",
+        which,
+        url,
+        "--data-system",
+        data_system,
+    ]
     argv += ["--ca", ca] if ca else []
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode caches read and written
@@ -235,7 +254,7 @@ FIGURES = (
 
 
 def measure(
-    python: str, n_flags: int, pairs: int, scheme: str, data_system: str
+    pythons: dict[str, str], n_flags: int, pairs: int, scheme: str, data_system: str
 ) -> dict[str, list[dict[str, float]]]:
     """``pairs`` alternating pairs of fresh processes over ``scheme``."""
     from _common import server_process
@@ -247,12 +266,12 @@ def measure(
         argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
         url = stack.enter_context(server_process(*argv))
         for which in ("aioflags", "ld"):  # the bytecode caches, the disk warm
-            run_child(python, which, url, ca, data_system)
+            run_child(pythons, which, url, ca, data_system)
         for i in range(pairs):
             order = ("aioflags", "ld") if i % 2 == 0 else ("ld", "aioflags")
             for which in order:
                 runs[OURS if which == "aioflags" else LD].append(
-                    run_child(python, which, url, ca, data_system)
+                    run_child(pythons, which, url, ca, data_system)
                 )
     return runs
 
@@ -276,7 +295,9 @@ def _instructions(argv: list[str], stop: str) -> int:
     return int(match.group(1))
 
 
-def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> str:
+def instructions(
+    pythons: dict[str, str], n_flags: int, scheme: str, data_system: str
+) -> tuple[str, float]:
     """Instructions (callgrind, all threads): the import, the window, the whole.
 
     Whole processes, stopped before the SDK is imported, once it is imported,
@@ -287,7 +308,7 @@ def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> st
     import shutil
 
     if shutil.which("valgrind") is None:
-        return "instructions: skipped, valgrind is not installed"
+        return "instructions: skipped, valgrind is not installed", float("nan")
     from _common import server_process
 
     tls = scheme == "https"
@@ -297,9 +318,9 @@ def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> st
         argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
         url = stack.enter_context(server_process(*argv))
         for which, name in (("aioflags", OURS), ("ld", LD)):
-            child = [python, __file__, "--child", which, url]
+            child = [pythons[which], __file__, "--child", which, url]
             child += ["--data-system", data_system, *(["--ca", ca] if ca else [])]
-            run_child(python, which, url, ca, data_system)  # bytecode caches
+            run_child(pythons, which, url, ca, data_system)  # bytecode caches
             start, imported, ready = (
                 _instructions(child, stop) for stop in ("start", "imported", "ready")
             )
@@ -311,7 +332,7 @@ def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> st
             return (ours[2] - ours[0]) / (theirs[2] - theirs[0])
         return (ours[field] - ours[field - 1]) / (theirs[field] - theirs[field - 1])
 
-    return "\n".join(
+    text = "\n".join(
         [
             f"instructions (callgrind, all threads), {scheme}, {n_flags} flags, "
             f"aioflags' {data_system} data system",
@@ -330,6 +351,7 @@ def instructions(python: str, n_flags: int, scheme: str, data_system: str) -> st
             f"{counts[OURS][2] / counts[LD][2]:.2f}x",
         ]
     )
+    return text, ratio(-1)
 
 
 def report(runs: dict[str, list[dict[str, float]]], title: str) -> str:
@@ -375,6 +397,36 @@ def worst(all_runs: list[dict[str, list[dict[str, float]]]], field: str) -> str:
     return f"median {max(medians):.2f}x, pair {max(pairs):.2f}x"
 
 
+#: What each minimal environment holds: one SDK and its runtime dependencies.
+MINIMAL = {
+    "aioflags": ["-e", str(HERE.parent)],
+    "ld": ["launchdarkly-server-sdk[async]==9.18.0"],
+}
+
+
+def minimal_pythons(directory: Path) -> dict[str, str]:
+    """Each SDK's interpreter in a virtual environment of its own (made if missing).
+
+    ``directory/aioflags`` holds this checkout installed as ``pip install -e
+    .`` does (anyio, httpx, httpx-sse and what they need: no click, pygments,
+    rich or trio); ``directory/ld`` only ``launchdarkly-server-sdk[async]``.
+    A service installs its SDK with its dependencies and nothing else.
+    """
+    import subprocess
+
+    pythons = {}
+    for which, requirement in MINIMAL.items():
+        venv = directory / which
+        python = venv / "bin" / "python"
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", *requirement], check=True
+            )
+        pythons[which] = str(python)
+    return pythons
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flags", type=int, default=1000)
@@ -390,7 +442,24 @@ def main() -> None:
         help="aioflags' data system: the default (only `import aioflags` before "
         "the clock starts), or polling (`aioflags.sources` imported too)",
     )
-    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument(
+        "--envs",
+        default="test",
+        help="comma-separated: test (both SDKs under --python, by default this "
+        "interpreter: the test environment) and/or minimal (each SDK in a virtual "
+        "environment holding only it and its runtime dependencies, in --venvs)",
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="both SDKs' interpreter in the test environment",
+    )
+    parser.add_argument(
+        "--venvs",
+        type=Path,
+        default=Path(os.environ.get("TMPDIR", "/tmp")) / "aioflags-bench-startup",
+        help="where the minimal environments are made, if missing, and reused",
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",
@@ -411,31 +480,42 @@ def main() -> None:
         return
     n_flags, pairs = (20, 1) if args.smoke else (args.flags, args.pairs)
     n_runs = 1 if args.smoke else args.runs
-    for scheme in args.schemes.split(","):
-        all_runs = []
-        for i in range(n_runs):
-            load = os.getloadavg()[0]
-            runs = measure(args.python, n_flags, pairs, scheme, args.data_system)
-            title = (
-                f"\nstart-up over {scheme}, {n_flags} flags, aioflags' "
-                f"{args.data_system} data system, run {i + 1} of {n_runs}: {pairs} "
-                f"alternating pairs of fresh processes (load average {load:.1f} -> "
-                f"{os.getloadavg()[0]:.1f})"
+    summary = []
+    for env in args.envs.split(","):
+        if env == "test":
+            pythons = {"aioflags": args.python, "ld": args.python}
+        elif env == "minimal":
+            pythons = minimal_pythons(args.venvs)
+        else:
+            parser.error(f"--envs: unknown environment {env!r}")
+        for scheme in args.schemes.split(","):
+            all_runs = []
+            for i in range(n_runs):
+                load = os.getloadavg()[0]
+                runs = measure(pythons, n_flags, pairs, scheme, args.data_system)
+                title = (
+                    f"\nstart-up over {scheme}, {env} environment, {n_flags} flags, "
+                    f"aioflags' {args.data_system} data system, run {i + 1} of "
+                    f"{n_runs}: {pairs} alternating pairs of fresh processes (load "
+                    f"average {load:.1f} -> {os.getloadavg()[0]:.1f})"
+                )
+                print(report(runs, title), flush=True)
+                all_runs.append(runs)
+            line = (
+                f"{env:<8} {scheme:<6} worst of {n_runs} run(s), aioflags / "
+                f"AsyncLDClient: whole, wall: {worst(all_runs, 'total_ms')}; whole, "
+                f"CPU: {worst(all_runs, 'total_cpu_ms')}; window, wall: "
+                f"{worst(all_runs, 'wall_ms')}"
             )
-            print(report(runs, title), flush=True)
-            all_runs.append(runs)
-        if n_runs > 1:
-            print(
-                f"worst of {n_runs} runs over {scheme}, aioflags / AsyncLDClient: "
-                f"whole, wall: {worst(all_runs, 'total_ms')}; whole, CPU: "
-                f"{worst(all_runs, 'total_cpu_ms')}; window, wall: "
-                f"{worst(all_runs, 'wall_ms')}",
-                flush=True,
-            )
-        if args.instructions and not args.smoke:
-            print(
-                instructions(args.python, n_flags, scheme, args.data_system), flush=True
-            )
+            print(line, flush=True)
+            summary.append(line)
+            if args.instructions and not args.smoke:
+                text, whole = instructions(pythons, n_flags, scheme, args.data_system)
+                print(text, flush=True)
+                summary.append(
+                    f"{env:<8} {scheme:<6} instructions, whole: {whole:.2f}x"
+                )
+    print("\nsummary\n  " + "\n  ".join(summary), flush=True)
 
 
 if __name__ == "__main__":
