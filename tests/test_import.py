@@ -130,6 +130,32 @@ def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
     assert all(hasattr(aioflags, name) for name in aioflags.__all__)
 
 
+def test_import_aioflags_compiles_no_operator_regex() -> None:
+    # The date, semantic-version and surrogate patterns are compiled on their
+    # first use (5.5 M instructions of `import aioflags` they were), and they
+    # still answer once used.
+    got = _child(
+        """
+        import json
+        import aioflags
+        from aioflags._evaluation import _operators, _regex
+        at_import = [
+            _operators._compiled.cache_info().currsize,
+            _regex._surrogates.cache_info().currsize,
+        ]
+        used = [
+            _operators.parse_semver("2.1.0") is not None,
+            _operators.parse_instant("2024-01-01T00:00:00Z") is not None,
+            _regex._has_surrogate("a\\ud800"),
+            _operators._compiled.cache_info().currsize,
+            _regex._surrogates.cache_info().currsize,
+        ]
+        print(json.dumps([at_import, used]))
+        """
+    )
+    assert got == [[0, 0], [True, True, True, 2, 1]]
+
+
 def test_the_sha1_of_bucketing_is_hashlibs() -> None:
     import hashlib
 
