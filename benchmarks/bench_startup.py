@@ -81,7 +81,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 # Nothing from aioflags or LaunchDarkly's SDK at the top, and no more of the
 # standard library than a child needs: a child imports only the SDK it
@@ -96,9 +96,134 @@ LD = "LaunchDarkly AsyncLDClient"
 # ------------------------------------------------------------------ child
 def _stop_here(point: str) -> None:
     """End the process at once at ``point`` if asked (``--stop``): instruction counts."""
+    if _WHERE is not None:
+        _WHERE.phase(point)
     if os.environ.get("BENCH_STOP") == point:
         sys.stdout.flush()
         os._exit(0)
+
+
+class _Where:
+    """``--where``: segment marks for callgrind, each labelled with what ran in it.
+
+    A mark is a call of ``os.getppid()``, which callgrind is told to dump its
+    counts before (``--dump-before=os_getppid``): one file per segment. A
+    segment is labelled with the module whose own code ran in it (an import
+    marks where it starts and ends: the modules it imports are theirs), a
+    function of :data:`LABELLED` (its own code), or ``<own code>`` for the
+    rest: the script, the SDK's code already imported, the event loop.
+    Threads mark too (the labels are per thread, the counts are not: work
+    overlapped on two threads is split by whichever marks first).
+    """
+
+    #: Functions whose own code is labelled apart, as ``module: [qualname]``.
+    LABELLED: Final = {
+        "aioflags._datasystem._payloads": ["parse_fdv2_poll_stream"],
+        "aioflags._datasystem._store": ["Store.apply"],
+    }
+
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self._path = path
+        self._local = threading.local()
+        self._phase = "before"
+        self.marks: list[tuple[str, str]] = []
+
+    def _stack(self) -> list[str]:
+        stack: list[str] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def mark(self, label: str) -> None:
+        """End the segment that ran since the last mark, as ``label``'s."""
+        self.marks.append((self._phase, label))
+        os.getppid()
+
+    def enter(self, label: str) -> None:
+        stack = self._stack()
+        self.mark(stack[-1] if stack else "<own code>")
+        stack.append(label)
+
+    def leave(self, label: str) -> None:
+        self.mark(label)
+        self._stack().pop()
+
+    def phase(self, point: str) -> None:
+        """``start``, ``imported`` or ``ready``: the phase that ends there."""
+        stack = self._stack()
+        self.mark(stack[-1] if stack else "<own code>")
+        self._phase = {"start": "import", "imported": "window"}.get(point, "after")
+        if point == "ready":
+            Path(self._path).write_text(json.dumps(self.marks))
+            os._exit(0)
+
+    def install(self) -> None:
+        """Mark every module's execution, and the functions of :data:`LABELLED`."""
+        import importlib.abc
+        import importlib.machinery
+
+        where = self
+
+        class Finder(importlib.abc.MetaPathFinder):
+            def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+                spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+                loader = getattr(spec, "loader", None)
+                if loader is None or not hasattr(loader, "exec_module"):
+                    return spec
+                run = loader.exec_module
+
+                def exec_module(module: Any) -> None:
+                    where.enter(name)
+                    try:
+                        run(module)
+                        where.label(name, module)
+                    finally:
+                        where.leave(name)
+
+                loader.exec_module = exec_module
+                return spec
+
+        sys.meta_path.insert(0, Finder())
+
+    def label(self, name: str, module: Any) -> None:
+        for qualname in self.LABELLED.get(name, ()):
+            owner = module
+            *path, attr = qualname.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            setattr(owner, attr, self._wrap(getattr(owner, attr), f"{qualname}()"))
+
+    def _wrap(self, func: Any, label: str) -> Any:
+        import functools
+        import inspect
+
+        where = self
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+                where.enter(label)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    where.leave(label)
+
+            return wrapped_async
+
+        @functools.wraps(func)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            where.enter(label)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                where.leave(label)
+
+        return wrapped
+
+
+_WHERE = _Where(os.environ["BENCH_WHERE"]) if os.environ.get("BENCH_WHERE") else None
 
 
 async def _ours(url: str, ca: str | None, data_system: str) -> tuple[float, float]:
@@ -163,6 +288,8 @@ async def _ld(url: str, ca: str | None) -> tuple[float, float]:
 
 def child(which: str, url: str, ca: str | None, data_system: str) -> None:
     """One fresh process: import the SDK, then time one start; print JSON."""
+    if _WHERE is not None:
+        _WHERE.install()
     _stop_here("start")
     start, cpu = time.perf_counter(), time.process_time()
     if which == "ld":
@@ -354,6 +481,95 @@ def instructions(
     return text, ratio(-1)
 
 
+def _group(label: str) -> str:
+    """A segment's row: an aioflags subpackage, another top-level package, or a label."""
+    if label.startswith("aioflags."):
+        return ".".join(label.split(".")[:2])
+    if label.startswith("<") or label.endswith("()"):
+        return label
+    return label.split(".")[0]
+
+
+def where(pythons: dict[str, str], n_flags: int, scheme: str, data_system: str) -> str:
+    """Where each SDK's whole-process instructions go (``--where``): a table.
+
+    One process each under callgrind, its segments labelled (:class:`_Where`):
+    the rows are the import, per package (an aioflags module apart), and
+    the first start's own code, each with its share of the whole.
+    """
+    import collections
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("valgrind") is None:
+        return "where: skipped, valgrind is not installed"
+    from _common import server_process
+
+    tls = scheme == "https"
+    lines = [f"where the instructions go, {scheme}, {n_flags} flags (millions)"]
+    with contextlib.ExitStack() as stack:
+        ca = stack.enter_context(ca_bundle()) if tls else None
+        argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
+        url = stack.enter_context(server_process(*argv))
+        for which, name in (("aioflags", OURS), ("ld", LD)):
+            run_child(pythons, which, url, ca, data_system)  # bytecode caches
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            env = {**os.environ, "BENCH_WHERE": str(tmp / "marks.json")}
+            env["PYTHONHASHSEED"] = "0"
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--dump-before=os_getppid",
+                    "--dump-instr=no",
+                    f"--callgrind-out-file={tmp / 'cg'}",
+                    pythons[which],
+                    __file__,
+                    "--child",
+                    which,
+                    url,
+                    "--data-system",
+                    data_system,
+                    *(["--ca", ca] if ca else []),
+                ],
+                capture_output=True,
+                check=True,
+                env=env,
+                timeout=1800,
+            )
+            marks = json.loads((tmp / "marks.json").read_text())
+            rows: dict[str, collections.Counter[str]] = {
+                "import": collections.Counter(),
+                "window": collections.Counter(),
+            }
+            for i, (phase, label) in enumerate(marks, 1):
+                if phase in rows:
+                    for line in (tmp / f"cg.{i}").open():
+                        if line.startswith("summary:"):
+                            rows[phase][_group(label)] += int(line.split()[1])
+                            break
+            whole = sum(sum(c.values()) for c in rows.values())
+            lines.append(f"  {name}: whole {whole / 1e6:,.1f}")
+            for phase, title in (("import", "import"), ("window", "first start")):
+                counts = rows[phase]
+                lines.append(f"    {title}: {sum(counts.values()) / 1e6:,.1f}")
+                shown = 0
+                for row, count in counts.most_common():
+                    if count < whole / 100:
+                        break
+                    shown += count
+                    lines.append(
+                        f"      {count / 1e6:>8,.1f} {count / whole:>6.1%}  {row}"
+                    )
+                rest = sum(counts.values()) - shown
+                lines.append(
+                    f"      {rest / 1e6:>8,.1f} {rest / whole:>6.1%}  (the rest, each < 1 %)"
+                )
+    return "\n".join(lines)
+
+
 def report(runs: dict[str, list[dict[str, float]]], title: str) -> str:
     """Each figure's median, min and max; the per-pair ratios, median and worst."""
     import statistics
@@ -465,6 +681,11 @@ def main() -> None:
         action="store_true",
         help="also count instructions with valgrind's callgrind (slow)",
     )
+    parser.add_argument(
+        "--where",
+        action="store_true",
+        help="also show where each SDK's instructions go, per package (callgrind)",
+    )
     parser.add_argument("--smoke", action="store_true", help="one small pair (tests)")
     parser.add_argument("--child", nargs=2, metavar=("WHICH", "URL"))
     parser.add_argument("--ca")
@@ -515,6 +736,8 @@ def main() -> None:
                 summary.append(
                     f"{env:<8} {scheme:<6} instructions, whole: {whole:.2f}x"
                 )
+            if args.where and not args.smoke:
+                print(where(pythons, n_flags, scheme, args.data_system), flush=True)
     print("\nsummary\n  " + "\n  ".join(summary), flush=True)
 
 
