@@ -325,7 +325,7 @@ class Matcher:
                     if pflag.prerequisites:
                         # (_needs_state() sends its flag to the careful path)
                         raise AssertionError(f"a prerequisite chain at {key!r}")
-                    result = (run := pflag.run)(pflag.ops, ctx, self)  # noqa: F841 (a slot: see the client)
+                    result = pflag.run(pflag.ops, ctx, self)
             if result.variation_index != prereq.variation:
                 return prereq.failed
         return None
