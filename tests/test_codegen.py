@@ -8,7 +8,6 @@ flags of one shape. The differential test holds both against LaunchDarkly.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import sys
 from typing import Any
@@ -34,7 +33,7 @@ from aioflags._evaluation._operators import (
     parse_semver,
     semver_key,
 )
-from aioflags._evaluation._results import Reason, Result
+from aioflags._evaluation._results import Result
 from tests.flags import SEMVER_ASCENDING
 from tests.reference import Generator
 
@@ -1189,127 +1188,6 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         one.run(one.ops, ann, Matcher({}, {})).value
         == two.run(two.ops, ann, Matcher({}, {})).value
         == "off"
-    )
-
-
-def test_common_results_are_one_object_for_every_flag_and_their_entries_each_flags() -> (
-    None
-):
-    # Off, fallthrough and target-match results of a scalar value name no
-    # rule nor flag: one object for every flag that serves them (one line in
-    # the CPU's caches for all), their all-flags state entries the flag's.
-    from aioflags._evaluation._model import served
-    from aioflags._evaluation._results import SHARED
-
-    def result(value: Any, reason: str = "FALLTHROUGH", **kw: Any) -> Result:
-        return served(value, 1, Reason({"kind": reason, **kw}), False)
-
-    assert result(True) is result(True)
-    assert result(True).cache is SHARED
-    assert result(1) is result(1) and result(0.5) is result(0.5)
-    assert result("x" * 64) is result("x" * 64)
-    assert result(None, "OFF") is result(None, "OFF")
-    assert result("a", "TARGET_MATCH") is result("a", "TARGET_MATCH")
-    distinct = [result(v) for v in (True, 1, 1.0, 0.0, -0.0, "1")]
-    assert len({id(r) for r in distinct}) == len(distinct)
-    assert result(True) is not result(True, "OFF")
-    assert served(True, 0, Reason({"kind": "FALLTHROUGH"}), False) is not result(True)
-    for own in (
-        result(True, "RULE_MATCH", ruleIndex=0),
-        result({"a": 1}),  # a mutable value: each flag's
-        result("x" * 65),
-        served(True, 1, Reason({"kind": "FALLTHROUGH"}), True),  # an experiment
-    ):
-        assert isinstance(own.cache, list) and own.cache is not SHARED, own
-    # A rollout's results are the flag's own (a flag serves one or another
-    # from call to call: all-flags state keeps one shared result's entry).
-    rollout = compile_flag(
-        "r",
-        _flag(
-            "r",
-            fallthrough={
-                "rollout": {
-                    "variations": [
-                        {"variation": 0, "weight": 50000},
-                        {"variation": 1, "weight": 50000},
-                    ]
-                }
-            },
-        ),
-    )
-    rollout_results = [o for o in rollout.ops if isinstance(o, Result)]
-    assert len(rollout_results) == 2
-    assert all(o.cache is not SHARED for o in rollout_results)
-    # Two flags serving one such result keep their own entries and JSON
-    # (versions, events, the prerequisites reached).
-    snap = _snapshot(
-        {
-            "a": _flag("a", version=3, targets=[{"values": ["x"], "variation": 0}]),
-            "b": _flag(
-                "b",
-                version=7,
-                trackEvents=True,
-                targets=[{"values": ["y"], "variation": 0}],
-            ),
-            "c": _flag("c", version=9, on=False, offVariation=1),
-            "d": _flag(
-                "d",
-                prerequisites=[{"key": "a", "variation": 1}],
-                targets=[{"values": ["z"], "variation": 0}],
-            ),
-        }
-    )
-    a, b = snap._flags["a"], snap._flags["b"]
-    ann = Context.create("ann")
-    assert (
-        snap.variation_detail("a", ann, None)
-        is snap.variation_detail("b", ann, None)
-        is snap.variation_detail("d", ann, None)
-    )
-    for with_reasons in (False, True):
-        for details_only in (False, True):
-            state = snap.all_flags_state(
-                ann,
-                with_reasons=with_reasons,
-                details_only_for_tracked_flags=details_only,
-            )
-            meta = state.to_dict()["$flagsState"]
-            assert meta["b"]["version"] == 7  # tracked: never omitted
-            assert meta["a"].get("version") == (None if details_only else 3)
-            assert meta["b"]["trackEvents"] is True and "trackEvents" not in meta["a"]
-            assert meta["a"]["variation"] == meta["b"]["variation"] == 1
-            assert meta["c"]["variation"] == 1
-            assert meta["d"]["prerequisites"] == ["a"]
-            assert "prerequisites" not in meta["a"]
-            if with_reasons and not details_only:
-                assert meta["a"]["reason"] == {"kind": "FALLTHROUGH"}
-            assert json.loads(state.to_json()) == state.to_dict()
-    assert a.shared_caches and b.shared_caches
-    assert a.shared_caches.keys() == b.shared_caches.keys()
-    # A flag that serves another shared result for another context: each
-    # state has its own, whichever is read first.
-    for with_reasons in (False, True):
-        for as_json in (False, True):
-            ann_state = snap.all_flags_state(ann, with_reasons=with_reasons)
-            x_state = snap.all_flags_state(
-                Context.create("x"), with_reasons=with_reasons
-            )
-            read = [
-                json.loads(state.to_json()) if as_json else state.to_dict()
-                for state in (x_state, ann_state, x_state)
-            ]
-            assert [r["$flagsState"]["a"]["variation"] for r in read] == [0, 1, 0]
-            assert [r["a"] for r in read] == ["off", "on", "off"]
-    # The cache of shared results is bounded; flags compiled before it was
-    # cleared keep theirs, and a result is shared again from then on.
-    from aioflags._evaluation import _model
-
-    before = result(True)
-    _model._shared_results.clear()
-    after = result(True)
-    assert after is not before and after is result(True) and after == before
-    assert snap.variation_detail("a", ann, None) is snap.variation_detail(
-        "b", ann, None
     )
 
 

@@ -33,7 +33,7 @@ from ._codegen import (
 )
 from ._context import Context, parse_reference
 from ._operators import OPERATORS, compile_test
-from ._results import SHARED, Reason, Result, own_cache
+from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
@@ -60,62 +60,12 @@ def _error_reason(kind: str) -> Reason:
     return Reason({"kind": "ERROR", "errorKind": kind})
 
 
-def served(
-    value: JSONValue,
-    index: int,
-    reason: Reason,
-    experiment: bool,
-    *,
-    share: bool = True,
-) -> Result:
-    """The result of serving variation ``index`` (the flag's own unless ``share``).
-
-    One object for every flag that serves the same scalar value at the
-    same index for the same reason when the reason names no rule nor flag
-    (off, a fixed fallthrough, target match; not a rollout's) and the flag
-    records no experiment: those are most evaluations, and such a result is
-    then most often in the CPU's caches when an evaluation returns it (one
-    line less). Its all-flags state entries are kept per flag
-    (:data:`SHARED`). The others are the flag's own.
-    """
-    if not share or experiment or reason not in _SHARED_REASONS or not _scalar(value):
-        return Result(value, index, reason, experiment, own_cache())
-    return _shared_result(value, index, reason)
-
-
-def _scalar(value: JSONValue) -> bool:
-    """Whether a result of ``value`` may be shared: a scalar, a short string."""
-    kind = type(value)
-    return kind in _SCALARS and not (kind is str and len(value) > _SHARED_STRING)
-
-
-def _shared_result(value: JSONValue, index: int, reason: Reason) -> Result:
-    """The one result of a scalar ``value`` at ``index`` for ``reason``'s kind."""
-    kind = type(value)
-    # A float by its repr (-0.0 and 0.0 are equal, NaN is not itself); the
-    # type keeps 1, 1.0 and True apart.
-    key = (reason["kind"], index, kind, repr(value) if kind is float else value)
-    found = _shared_results.get(key)
-    if found is None:
-        if len(_shared_results) >= _SHARED_RESULTS:
-            _shared_results.clear()  # a cache: flags keep theirs
-        found = _shared_results[key] = Result(value, index, reason, False, SHARED)
-    return found
-
-
 MALFORMED: Final = Result(None, None, _error_reason("MALFORMED_FLAG"), False, None)
 #: A deleted flag's constant result.
 NOT_FOUND: Final = Result(None, None, _error_reason("FLAG_NOT_FOUND"), False, None)
 _OFF: Final = Reason({"kind": "OFF"})
 _FALLTHROUGH: Final = Reason({"kind": "FALLTHROUGH"})
 _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
-#: the reasons of results shared between flags (see served())
-_SHARED_REASONS: Final = (_OFF, _FALLTHROUGH, _TARGET_MATCH)
-_SCALARS: Final = (bool, int, float, str, type(None))
-#: the longest string value shared
-_SHARED_STRING: Final = 64
-_SHARED_RESULTS: Final = 4096
-_shared_results: dict[tuple[object, ...], Result] = {}
 
 
 class MalformedAbort(Exception):
@@ -354,16 +304,10 @@ class _Variations:
     def __init__(self, values: list[JSONValue]) -> None:
         self.values: list[JSONValue] = values
 
-    def result(
-        self,
-        index: int,
-        reason: Reason,
-        experiment: bool = False,
-        *,
-        share: bool = True,
-    ) -> Result:
+    def result(self, index: int, reason: Reason, experiment: bool = False) -> Result:
+        """The flag's own result serving variation ``index`` (MALFORMED if none)."""
         if 0 <= index < len(self.values):
-            return served(self.values[index], index, reason, experiment, share=share)
+            return Result(self.values[index], index, reason, experiment, own_cache())
         count = len(self.values)
         _note(
             f"{_where(reason)} serves variation {index}, but the flag has "
@@ -425,13 +369,10 @@ class Resolver:
             weight = _opt(entry, "weight", int, 0)
             untracked = bool(_opt(entry, "untracked", bool, False))
             total += weight / 100000.0
-            # A rollout's results are the flag's own: a flag serves one or
-            # another from call to call, and all-flags state keeps the
-            # entry of one shared result per flag only.
             if index is None:
                 _note(f"a rollout bucket of {_where(reason)} has no variation")
             plain = (
-                variations.result(index, reason, track, share=False)
+                variations.result(index, reason, track)
                 if index is not None
                 else MALFORMED
             )
@@ -504,7 +445,6 @@ class CompiledFlag:
         "run",
         "sampling_ratio",
         "segment_keys",
-        "shared_caches",
         "targets",
         "track_events",
         "track_events_fallthrough",
@@ -541,12 +481,6 @@ class CompiledFlag:
     ops: tuple[object, ...]
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
-    #: all-flags state's entries with ``details_only_for_tracked_flags``
-    #: for each result this flag serves that is shared between flags, by
-    #: the result's id (the flag keeps the result alive: its ``constant``,
-    #: ``off_result``, targets, rules or fallthrough hold it), made on first
-    #: use
-    shared_caches: dict[int, list[Any]] | None
     #: analytics events: send feature and debug events with probability
     #: 1/ratio (1: always, 0: never; anything but an integer counts as 0)
     sampling_ratio: int
@@ -597,7 +531,6 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.deleted = False
     flag.prerequisite_keys = ()
     flag.segment_keys = frozenset()
-    flag.shared_caches = None
     flag.track_events = False
     flag.track_events_fallthrough = False
     flag.debug_events_until_date = None

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
-    "SHARED",
     "EvaluationDetail",
     "FlagsState",
     "Reason",
@@ -178,8 +177,7 @@ class Result:
 
     Private: what applications get is an :class:`EvaluationDetail`, made
     from a result at the public boundary (:func:`detail_of`). A flag's
-    results are built when it is compiled (the common ones are shared
-    between flags: see ``_model.served``), and a result that serves a
+    results are built when it is compiled, and a result that serves a
     variation keeps the detail made of it (:attr:`detail`), so that
     ``variation_detail`` builds one per result, not per evaluation. A
     result that serves no variation has ``value`` ``None``; the detail
@@ -215,10 +213,8 @@ class Result:
     experiment: bool
     #: for a result that belongs to one flag: its ``$flagsState`` entries for
     #: all-flags state, built on first use, one per combination of options
-    #: at :func:`flags_state_slot`; :data:`SHARED` for a precompiled result
-    #: shared between flags (off, fallthrough and target-match results of a
-    #: scalar value: their entries are each flag's); ``None`` for an error's
-    #: or one built for one evaluation
+    #: at :func:`flags_state_slot`; ``None`` for an error's or one built
+    #: for one evaluation
     cache: list[Any] | None
     #: ``cache[0]`` (the entry for the default options), read without the
     #: list: once other work has evicted them from the CPU's caches, each
@@ -340,7 +336,6 @@ def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
     """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
-    assert cache is not SHARED, "a shared result's entries are each flag's"
     cache[slot] = entry
     if slot == 0:
         _SET_ENTRY(result, entry)
@@ -355,7 +350,6 @@ def keep_json(result: Result, slot: int, text: str) -> None:
     """Keep the JSON of a result's entry at ``slot`` (see :data:`JSON_ENTRY`)."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
-    assert cache is not SHARED, "a shared result's entries are each flag's"
     if slot == 0:
         _SET_JSON_ENTRY(result, text)
     else:
@@ -364,15 +358,7 @@ def keep_json(result: Result, slot: int, text: str) -> None:
 
 def keep_json_value(result: Result, text: str) -> None:
     """Keep the JSON of a result's value (``"key":value``)."""
-    assert result.cache is not SHARED, "a shared result's is each flag's"
     _SET_JSON_VALUE(result, text)
-
-
-#: The ``cache`` of a result shared between flags (it is no one flag's
-#: own): its entries and their JSON are each flag's, kept in all-flags
-#: state's plan (``_snapshot._Plan.shared_entries``) or the flag
-#: (``CompiledFlag.shared_caches``), not in it. Never indexed.
-SHARED: Final[list[Any]] = []
 
 
 def own_cache() -> list[Any]:

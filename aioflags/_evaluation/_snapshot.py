@@ -28,7 +28,6 @@ from ._evaluate import (
 from ._logonce import Occurrences
 from ._results import (
     JSON_ENTRY,
-    SHARED,
     EvaluationDetail,
     FlagsState,
     Result,
@@ -148,22 +147,6 @@ def _meta_entry(
     return entry
 
 
-def _shared_cache(flag: CompiledFlag, result: Result) -> list[Any]:
-    """Where ``flag`` keeps its entries for a result shared between flags.
-
-    By :func:`flags_state_slot` with ``omit``, as a result's own ``cache``:
-    for ``details_only_for_tracked_flags``, whose entries may change with
-    the time (the common options keep theirs in the plan).
-    """
-    caches = flag.shared_caches
-    if caches is None:
-        caches = flag.shared_caches = {}
-    cache = caches.get(id(result))
-    if cache is None:
-        cache = caches[id(result)] = [None] * 4
-    return cache
-
-
 def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
     """The detail ``migration_variation`` serves (``default`` names a stage)."""
     from ._migration import Stage, stage_detail
@@ -209,10 +192,8 @@ class _Plan:
     placeholders for the others; the others to evaluate, as flat tuples (a
     loop over them reads no per-flag tuple) with each one's ``ops`` as the
     matcher's heads hold them (the loop reads nothing of a flag object but
-    for an error); the JSON
-    pieces, once ``to_json`` has made them (:func:`_plan_json`); and, for
-    each flag to evaluate, the last result shared between flags that it
-    served, with its entry and JSON (:attr:`shared_entries`).
+    for an error); and the JSON pieces, once ``to_json`` has made them
+    (:func:`_plan_json`).
     """
 
     __slots__ = (
@@ -222,8 +203,6 @@ class _Plan:
         "meta",
         "ops",
         "required",
-        "shared_entries",
-        "shared_json",
         "values",
     )
 
@@ -245,16 +224,6 @@ class _Plan:
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
-        #: By position among the flags to evaluate: the last result shared
-        #: between flags (see ``_model.served``) that the flag served, with
-        #: its entry for the flag, and with its JSON pieces (``"key":value``,
-        #: ``"key":{entry}``). Its entry is the flag's (version, events...),
-        #: so it cannot be kept in the result; a flag serves the same one
-        #: from call to call, mostly. One item each (a pair, a triple), so
-        #: that threads reading two states at once never mix two results'.
-        n = len(self.keys)
-        self.shared_entries: list[tuple[Result, JSONObject] | None] = [None] * n
-        self.shared_json: list[tuple[Result, str, str] | None] = [None] * n
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
@@ -266,9 +235,8 @@ class _Pending:
     ``results`` are those of the plan's flags to evaluate, in order; a
     result that belongs to its flag keeps its entry once built (a function
     of the result and the options alone: the prerequisites it reached are
-    known from it), and the JSON of its entry and value; the plan keeps a
-    flag's for a result shared between flags (their entries are each
-    flag's); ``odd`` holds the entries of the others.
+    known from it), and the JSON of its entry and value; ``odd`` holds the
+    entries of the others.
     """
 
     __slots__ = ("odd", "plan", "results", "with_reasons")
@@ -296,18 +264,6 @@ class _Pending:
             keep_entry(result, slot, entry)
         return entry
 
-    def _shared_entry(self, i: int, result: Result) -> JSONObject:
-        """The entry of the ``i``-th flag to evaluate for a result shared between flags."""
-        kept = self.plan.shared_entries[i]
-        if kept is not None and kept[0] is result:
-            return kept[1]
-        flag = self.plan.flags[i]
-        entry = _meta_entry(
-            flag, result, self.with_reasons, False, own_prerequisites(flag, result)
-        )
-        self.plan.shared_entries[i] = (result, entry)
-        return entry
-
     def build(self) -> tuple[JSONObject, dict[str, JSONObject]]:
         """The values and entries: the plan's, with the results in place."""
         plan = self.plan
@@ -315,17 +271,12 @@ class _Pending:
         meta = dict(plan.meta)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        for i, (key, flag, result) in enumerate(
-            zip(plan.keys, plan.flags, self.results, strict=True)
-        ):
+        for key, flag, result in zip(plan.keys, plan.flags, self.results, strict=True):
             values[key] = result.value
             entry = result.entry if slot == 0 else None  # the common options'
             if entry is None:
-                cache = result.cache
-                if cache is None:
+                if result.cache is None:
                     entry = odd[key]
-                elif cache is SHARED:
-                    entry = self._shared_entry(i, result)
                 else:
                     entry = self._own_entry(flag, result, slot)
             meta[key] = entry
@@ -347,9 +298,7 @@ class _Pending:
         meta_json = list(meta_json)
         slot = flags_state_slot(self.with_reasons, False)
         odd = self.odd
-        # Only the results are read (the plan's flags when a piece is made;
-        # a shared result's pieces are the plan's).
-        shared_json = self.plan.shared_json
+        # Only the results are read (the plan's flags when a piece is made).
         for i, result in enumerate(self.results):
             at = positions[i]
             cache = result.cache
@@ -357,19 +306,6 @@ class _Pending:
                 name = _DUMPS(keys[i])
                 values_json[at] = f"{name}:{_DUMPS(result.value)}"
                 meta_json[at] = f"{name}:{_DUMPS(odd[keys[i]])}"
-                continue
-            if cache is SHARED:  # its pieces are the flag's, kept in the plan
-                kept = shared_json[i]
-                if kept is None or kept[0] is not result:
-                    name = _DUMPS(keys[i])
-                    own = self._shared_entry(i, result)
-                    kept = shared_json[i] = (
-                        result,
-                        f"{name}:{_DUMPS(result.value)}",
-                        f"{name}:{_DUMPS(own)}",
-                    )
-                values_json[at] = kept[1]
-                meta_json[at] = kept[2]
                 continue
             value = result.json_value
             if value is None:
@@ -899,8 +835,7 @@ class FlagSnapshot:
         if not details_only_for_tracked_flags:
             # The common call: every flag to evaluate has code (the plan holds
             # the constant ones), and each result's entry is a function of
-            # the result and the options alone (and of the flag, for a result
-            # shared between flags), kept in the result (the plan) once
+            # the result and the options alone, kept in the result once
             # built: the results are kept, and the values and entries put in
             # dicts when the state is first read (_Pending).
             results: list[Result] = []
@@ -945,8 +880,6 @@ class FlagSnapshot:
                 )
             )
             cache = result.cache
-            if cache is SHARED:
-                cache = _shared_cache(flag, result)
             entry = None if cache is None else cache[slot | omit]
             meta[key] = (
                 self._entry(flag, result, context, with_reasons, omit)
@@ -967,8 +900,7 @@ class FlagSnapshot:
 
         A function of this flag's precompiled result and the options (even
         the prerequisites reached), so built once per flag version and kept
-        in the result (in the flag for a result shared between flags); a
-        result built for this evaluation, or an error's, has no cache: nor
+        in the result; a result built for this evaluation, or an error's, has no cache: nor
         has its entry.
         """
         entry = _meta_entry(
@@ -978,10 +910,7 @@ class FlagSnapshot:
             omit,
             prerequisites_reached(self._matcher, flag, context, result),
         )
-        cache = result.cache
-        if cache is SHARED:
-            _shared_cache(flag, result)[flags_state_slot(with_reasons, omit)] = entry
-        elif cache is not None:
+        if result.cache is not None:
             keep_entry(result, flags_state_slot(with_reasons, omit), entry)
         return entry
 
