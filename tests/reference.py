@@ -12,14 +12,11 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import aioflags
 from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._store import snapshot_from_data
-
-if TYPE_CHECKING:
-    from aioflags._datasystem._store import Store
 
 KINDS = ["user", "org", "device"]
 # Every kind a clause, a rollout or a target may name: the contexts' own, the
@@ -416,7 +413,7 @@ def _awaited(coro: Any) -> Any:
 def client_over(snapshot: aioflags.FlagSnapshot) -> aioflags.Client:
     """A client evaluating ``snapshot`` on its straight-line path (never started)."""
     client = aioflags.Client(aioflags.Config(offline=True))
-    client._evaluator = Evaluator(cast("Store", _OneSnapshot(snapshot)))
+    client._evaluator = Evaluator(_OneSnapshot(snapshot))
     return client
 
 

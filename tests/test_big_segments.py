@@ -27,6 +27,7 @@ from aioflags import (
     DataSystem,
 )
 from aioflags._core._clock import wall_ms
+from aioflags._datasystem._store import Store
 from aioflags._datasystem._stores._gate import EvaluationGate
 from aioflags.stores import (
     BigSegmentStoreStatus,
@@ -560,7 +561,9 @@ async def test_a_slow_store_never_blocks_the_loop_and_waiters_share_its_answer()
     )
     async with Client(config) as client:
         # Flags and an unbounded segment, applied as a source would.
-        await client._store.apply(_change_set([flag()], [segment()]))
+        served = client._store
+        assert isinstance(served, Store)
+        await served.apply(_change_set([flag()], [segment()]))
         user = Context.create("u")
         results: list[bool] = []
 
@@ -745,7 +748,9 @@ async def test_a_store_that_never_connects_answers_store_error(
         send_events=False,
     )
     async with Client(config) as client:
-        await client._store.apply(_change_set([flag()], [segment()]))
+        served = client._store
+        assert isinstance(served, Store)
+        await served.apply(_change_set([flag()], [segment()]))
         with anyio.fail_after(5):  # the evaluation must not hang
             detail = await client.bool_variation_detail("f", Context.create("u"), False)
         assert detail.value is False

@@ -223,17 +223,3 @@ def test_no_class_of_ours_subclasses_a_concrete_class_of_ours() -> None:
     }
     assert "aioflags._core._frozen.Frozen" in bases  # the walk finds them
     assert bases - set(BASES_BY_DESIGN) == set()
-
-
-def test_the_series_context_built_for_a_series_is_the_public_one() -> None:
-    from aioflags._client._hooks import _series
-
-    made = _series("k", USER, False, "variation", "env")
-    assert made == EvaluationSeriesContext("k", USER, False, "variation", "env")
-    assert (made.key, made.context, made.default_value, made.method) == (
-        "k",
-        USER,
-        False,
-        "variation",
-    )
-    assert made.environment_id == "env"

@@ -578,7 +578,9 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     assert hot.keys() == {"child", "parent"}
     assert all(hot[k] is table[k] for k in hot)
     async with aioflags.Client(aioflags.Config(offline=True)) as client:
-        client._store.snapshot = store.snapshot  # the client's own fast path
+        served = client._store  # the run's store
+        assert isinstance(served, Store)
+        served.snapshot = store.snapshot  # the client's own fast path
         assert await client.variation("other", USER, "x") == "a"
         assert await client.variation("absent", USER, "x") == "x"
     assert hot.keys() == {"child", "parent", "other"}
@@ -872,8 +874,10 @@ async def test_the_client_compiles_ahead_with_gc_freeze_only(
             data_system=FlagData().data_system(), send_events=False, gc_freeze=freeze
         )
         async with Client(config) as c:
-            assert c._store.compile_ahead is freeze
-            assert c._store.freeze_gc is freeze
+            served = c._store
+            assert isinstance(served, Store)
+            assert served.compile_ahead is freeze
+            assert served.freeze_gc is freeze
 
 
 def test_gc_freeze_is_a_config_option() -> None:
@@ -954,8 +958,10 @@ async def test_all_flags_state_compiles_cold_flags_in_slices_first(
     flags = {f"f{i}": flag(f"f{i}") for i in range(n)}
     config = Config(data_system=FlagData().data_system(), send_events=False)
     async with Client(config) as c:
-        await c._store.apply(await parse_fdv2_poll_text(poll_body(flags)))
-        assert not any(made(c._store.snapshot._flags, k) for k in flags)
+        served = c._store
+        assert isinstance(served, Store)
+        await served.apply(await parse_fdv2_poll_text(poll_body(flags)))
+        assert not any(made(served.snapshot._flags, k) for k in flags)
         checkpoints.clear()
         state = await c.all_flags_state(USER)
         assert state.valid and state.get_flag_value(f"f{n - 1}") == "a"

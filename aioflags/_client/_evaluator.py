@@ -20,13 +20,12 @@ evaluates the store's data in its own frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aioflags._analytics._processor import EventProcessor
-    from aioflags._datasystem._store import Store
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
@@ -35,10 +34,27 @@ if TYPE_CHECKING:
 
     from ._hooks import HookRunner
 
-__all__ = ["Evaluator"]
+__all__ = ["Data", "Evaluator"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Data(Protocol):
+    """Where an evaluator reads the flag data: what it uses of a run's ``Store``.
+
+    The client's stand-in before it is started (``_client._WarnOnUse``) is
+    one too.
+    """
+
+    @property
+    def snapshot(self) -> FlagSnapshot:
+        """The current data (an immutable snapshot, composed with nothing)."""
+        ...
+
+    async def warm(self) -> FlagSnapshot:
+        """The current data with every flag compiled (``all_flags_state``)."""
+        ...
 
 
 @final
@@ -46,17 +62,17 @@ class Evaluator:
     """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
 
     __slots__ = (
+        "_made",
         "big_segments",
         "environment_id",
         "events",
         "gate",
         "hooks",
-        "made",
         "plain",
         "store",
     )
 
-    def __init__(self, store: Store, hooks: HookRunner | None = None) -> None:
+    def __init__(self, store: Data, hooks: HookRunner | None = None) -> None:
         self.store = store
         #: The client's hooks (shared by its runs; None: none registered).
         self.hooks = hooks
@@ -72,17 +88,16 @@ class Evaluator:
         #: recorder, no hook stage, no big segments, no gate for present
         #: keys): ``Client.variation`` then evaluates its data in its own
         #: frame. None otherwise.
-        self.plain: Store | None = store
-        #: (the store's data, the snapshot composed of it), the last made:
-        #: one tuple, so a thread never reads one's data with another's
-        #: snapshot (``Client.variation`` reads it, as :meth:`snapshot` does)
-        self.made: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        self.plain: Data | None = store
+        # (the store's data, the snapshot composed of it), the last made: one
+        # tuple, so a thread never reads one's data with another's snapshot
+        self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
         self._changed()
 
     # ------------------------------------------------------------ composing
     def _changed(self) -> None:
         """A part changed: snapshots are composed anew; is the hot path open?"""
-        self.made = None
+        self._made = None
         hooks = self.hooks
         gate = self.gate
         plain = (
@@ -136,16 +151,11 @@ class Evaluator:
 
     def snapshot(self) -> FlagSnapshot:
         """The store's current data with events, big segments and hooks (made once each)."""
-        made = self.made
-        if made is None or made[0] is not self.store.snapshot:
-            made = self.made_now()
-        return made[1]
-
-    def made_now(self) -> tuple[FlagSnapshot, FlagSnapshot]:
-        """Compose the store's current data: (the data, the snapshot), kept in :attr:`made`."""
         data = self.store.snapshot
-        made = self.made = (data, self._compose(data, self.hooks))
-        return made
+        made = self._made
+        if made is None or made[0] is not data:
+            made = self._made = (data, self._compose(data, self.hooks))
+        return made[1]
 
     def unhooked(self) -> FlagSnapshot:
         """:meth:`snapshot` without hooks: the SDK's own evaluations (value watchers)."""

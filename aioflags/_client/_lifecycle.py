@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup, TaskStatus
 
     from aioflags._core._clock import Clock
+    from aioflags._datasystem._store import Store
 
     from ._config import Config
     from ._evaluator import Evaluator
@@ -79,14 +80,19 @@ class Run:
     __slots__ = ("done", "evaluator", "inner", "layer", "scope", "store", "task")
 
     def __init__(
-        self, evaluator: Evaluator, bus: EventBus, clock: Clock, grace: float
+        self,
+        store: Store,
+        evaluator: Evaluator,
+        bus: EventBus,
+        clock: Clock,
+        grace: float,
     ) -> None:
         import anyio
 
         from ._status import StatusLayer
 
         self.evaluator = evaluator  # its events, hooks, big segments and gate
-        self.store = store = evaluator.store
+        self.store = store  # the data the evaluator reads
         self.layer = StatusLayer(bus, store, clock, grace, self.spawn)
         self.scope = anyio.CancelScope()  # what aclose() cancels
         self.done = anyio.Event()  # the runner task has ended
@@ -107,8 +113,8 @@ class Lifecycle:
         config: the client's configuration.
         clock: the client's clock.
         bus: the client's status and handlers.
-        new_store: makes the evaluator for a run: a new store, with the
-            hooks, analytics and the evaluation gate.
+        new_store: makes a run's new store and the evaluator over it, with
+            the hooks, analytics and the evaluation gate.
         serve: puts a run's evaluator in front of evaluations; ``None`` puts
             a fresh empty store (the client is not running: CLIENT_NOT_READY).
     """
@@ -129,7 +135,7 @@ class Lifecycle:
         config: Config,
         clock: Clock,
         bus: EventBus,
-        new_store: Callable[[], Evaluator],
+        new_store: Callable[[], tuple[Store, Evaluator]],
         serve: Callable[[Evaluator | None], None],
     ) -> None:
         self._config = config
@@ -202,7 +208,7 @@ class Lifecycle:
 
     def _begin(self) -> Run:
         """A new run, serving evaluations from now on (status NOT_READY)."""
-        run = Run(self._new_store(), self._bus, self._clock, self._config.grace_period)
+        run = Run(*self._new_store(), self._bus, self._clock, self._config.grace_period)
         self.layer = run.layer
         self._serve(run.evaluator)
         self._bus.reset()
