@@ -73,3 +73,28 @@ def test_an_attribute_error_in_all_flags_state_is_exception() -> None:
     assert state.valid
     assert state.get_flag_value("f") is None
     assert state.get_flag_reason("f") == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+
+
+def test_a_key_error_in_making_a_flag_head_is_exception_not_a_missing_flag(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug while the head is made (compiling the flag, choosing its path),
+    # a KeyError at that, is the evaluation's EXCEPTION, logged: not
+    # FLAG_NOT_FOUND, and not raised into the caller.
+    from aioflags._evaluation._evaluate import Matcher
+
+    snap = _snapshot_with_a_broken_fast_path()
+
+    def buggy(self: Matcher, flag: object) -> NoReturn:
+        raise KeyError("a bug in choosing the path")
+
+    monkeypatch.setattr(Matcher, "_runnable", buggy)
+    client = client_over(snap)
+    ann = Context.create("ann")
+    with caplog.at_level(logging.ERROR, "aioflags.evaluation"):
+        detail = snap.variation_detail("f", ann, "default")
+        value = _awaited(client.variation("f", ann, "default"))
+    assert dict(detail.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+    assert value == "default"
+    assert "Unexpected error evaluating flag 'f'" in caplog.text
+    assert "No flag 'f'" not in caplog.text

@@ -213,11 +213,19 @@ class Matcher:
         return head
 
     def find_head(self, key: str) -> tuple[Any, ...] | Result | None:
-        """:meth:`head_of`, or None if there is no such flag."""
+        """:meth:`head_of`, or None if there is no such flag.
+
+        A bug in making the head (compiling the flag, choosing its path)
+        is that evaluation's EXCEPTION, logged (:func:`finish`), as a bug
+        in running it is; the flag's presence is asked first, so that a
+        ``KeyError`` from such a bug is never taken for a missing flag.
+        """
+        if key not in self.hot and key not in self.flags:
+            return None
         try:
             return self.head_of(key)
-        except KeyError:
-            return None
+        except Exception as exc:  # noqa: BLE001 (finish() reports it)
+            return finish(key, exc)
 
     def _runnable(self, flag: CompiledFlag) -> tuple[Any, ...]:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
