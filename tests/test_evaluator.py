@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -184,6 +185,9 @@ def _our_classes() -> set[type]:
     return classes
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="typing.final sets __final__ from 3.11"
+)
 def test_no_class_of_ours_subclasses_a_final_class_of_ours() -> None:
     from aioflags._evaluation._evaluate import Matcher, _State
 
