@@ -16,6 +16,7 @@ from typing import Any
 
 import aioflags
 from aioflags._client._evaluator import Evaluator
+from aioflags._client._hooks import HookRunner
 from aioflags._datasystem._store import snapshot_from_data
 
 KINDS = ["user", "org", "device"]
@@ -410,11 +411,42 @@ def _awaited(coro: Any) -> Any:
     raise AssertionError("the evaluation suspended")
 
 
-def client_over(snapshot: aioflags.FlagSnapshot) -> aioflags.Client:
-    """A client evaluating ``snapshot`` on its straight-line path (never started)."""
+def client_over(
+    snapshot: aioflags.FlagSnapshot, hooks: HookRunner | None = None
+) -> aioflags.Client:
+    """A client evaluating ``snapshot`` on its straight-line path (never started).
+
+    With ``hooks``, on its hooked one: their series around the same evaluation.
+    """
     client = aioflags.Client(aioflags.Config(offline=True))
-    client._evaluator = Evaluator(_OneSnapshot(snapshot))
+    client._evaluator = Evaluator(_OneSnapshot(snapshot), hooks)
     return client
+
+
+class LastDetail(aioflags.Hook):
+    """A hook with stages of its own that keeps the last detail its after stage saw."""
+
+    detail: aioflags.EvaluationDetail[Any] | None = None
+
+    def before_evaluation(
+        self, series_context: aioflags.EvaluationSeriesContext, data: Any
+    ) -> Any:
+        return {"key": series_context.key}
+
+    def after_evaluation(
+        self,
+        series_context: aioflags.EvaluationSeriesContext,
+        data: Any,
+        detail: aioflags.EvaluationDetail[Any],
+    ) -> Any:
+        assert data == {"key": series_context.key}
+        self.detail = detail
+        return data
+
+    def take(self) -> aioflags.EvaluationDetail[Any] | None:
+        """The last detail seen (None: none since the last take)."""
+        detail, self.detail = self.detail, None
+        return detail
 
 
 def compare(case: Case) -> list[str]:
@@ -425,6 +457,8 @@ def compare(case: Case) -> list[str]:
     """
     snap = ours(case)
     client = client_over(snap)
+    seen = LastDetail()
+    hooked = client_over(snap, HookRunner([seen]))
     ref = Reference(case)
     problems = []
     try:
@@ -446,6 +480,18 @@ def compare(case: Case) -> list[str]:
                     problems.append(
                         f"{key} for {cdict}: the client's path gave {b} and "
                         f"{value!r}, the snapshot {a}"
+                    )
+                # The hooked path: the same value, and its hook shown the detail.
+                value = _awaited(hooked.variation(key, ctx, "default"))
+                shown = seen.take()
+                if (
+                    value != a.value
+                    or shown is None
+                    or (shown.value, shown.variation_index, shown.reason) != mine
+                ):
+                    problems.append(
+                        f"{key} for {cdict}: the hooked path gave {value!r}, its "
+                        f"hook saw {shown}, the snapshot {a}"
                     )
             for options in (
                 {},

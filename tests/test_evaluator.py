@@ -60,6 +60,10 @@ def _plain(evaluator: Evaluator) -> object:
     return evaluator.plain  # (read anew: mypy would narrow the attribute)
 
 
+def _series(evaluator: Evaluator) -> object:
+    return evaluator.series
+
+
 def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     # Client.variation evaluates the store's data in its own frame while
     # ``plain`` is the store: no recorder, no hook stage, no big segments,
@@ -93,9 +97,16 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     evaluator.use_hooks(runner)
     assert _plain(evaluator) is store  # no stage of its own: nothing runs
     assert evaluator.snapshot()._hooks is runner  # later hooks apply to it
+    assert _series(evaluator) is None
     runner.add(Observing())
     evaluator.use_hooks(runner)
     assert _plain(evaluator) is None
+    # Hooks alone: the hot path runs their series around the same evaluation.
+    assert _series(evaluator) is runner
+    evaluator.record(processor, True)
+    assert _plain(evaluator) is None and _series(evaluator) is None
+    evaluator.record(processor, False)
+    assert _series(evaluator) is runner
 
 
 def test_the_store_holds_data_only() -> None:

@@ -98,3 +98,23 @@ def test_a_key_error_in_making_a_flag_head_is_exception_not_a_missing_flag(
     assert value == "default"
     assert "Unexpected error evaluating flag 'f'" in caplog.text
     assert "No flag 'f'" not in caplog.text
+
+
+def test_a_bug_in_the_flags_code_on_the_hooked_path_is_exception_the_hook_sees(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Hooks alone: the client runs their series around the flag's head in
+    # the hook runner; a bug there is the evaluation's EXCEPTION, logged,
+    # and what the after stage is shown (the caller's default).
+    from aioflags._client._hooks import HookRunner
+    from tests.reference import LastDetail
+
+    seen = LastDetail()
+    client = client_over(_snapshot_with_a_broken_fast_path(), HookRunner([seen]))
+    with caplog.at_level(logging.ERROR, "aioflags.evaluation"):
+        value = _awaited(client.variation("f", Context.create("ann"), "default"))
+    assert value == "default"
+    assert seen.detail is not None
+    assert seen.detail.value == "default" and seen.detail.variation_index is None
+    assert dict(seen.detail.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+    assert "Unexpected error evaluating flag 'f'" in caplog.text

@@ -599,6 +599,19 @@ class Client:
                     except Exception as exc:  # noqa: BLE001 (finish() reports it)
                         result = finish(key, exc)
                 return default if result.variation_index is None else result.value
+        # Hooks alone (nothing else composed or gated): their series around
+        # the same evaluation of the flag's head (HookRunner.run).
+        hooks = evaluator.series
+        if (
+            hooks is not None
+            and context.__class__ is Context
+            and context._error is None
+        ):
+            matcher = evaluator.store.snapshot._matcher
+            head = matcher.head(key)
+            if head is not None:
+                result = hooks.run("variation", key, context, default, head, matcher)
+                return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
         # coroutine: ~1,400 instructions per recorded or hooked evaluation.
         gate = evaluator.gate

@@ -69,6 +69,7 @@ class Evaluator:
         "gate",
         "hooks",
         "plain",
+        "series",
         "store",
     )
 
@@ -89,6 +90,11 @@ class Evaluator:
         #: keys): ``Client.variation`` then evaluates its data in its own
         #: frame. None otherwise.
         self.plain: Data | None = store
+        #: The hooks when they are all that is composed (as :attr:`plain`,
+        #: but a hook has an evaluation stage of its own):
+        #: ``Client.variation`` then runs their series around the store's
+        #: data's own evaluation. None otherwise.
+        self.series: HookRunner | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
@@ -100,13 +106,14 @@ class Evaluator:
         self._made = None
         hooks = self.hooks
         gate = self.gate
-        plain = (
+        own = (
             self.events is None
             and self.big_segments is None
             and (gate is None or not gate.always)
-            and (hooks is None or not hooks.observes_evaluations)
         )
-        self.plain = self.store if plain else None
+        observed = hooks is not None and hooks.observes_evaluations
+        self.plain = self.store if own and not observed else None
+        self.series = hooks if own and observed else None
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""

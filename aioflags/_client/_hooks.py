@@ -3,7 +3,9 @@
 Hooks cost nothing until one is registered: the client's evaluator then
 hands out snapshots composed with the :class:`HookRunner`, whose public
 evaluation methods run the series (:meth:`HookRunner.run`) around the
-snapshot's own evaluation, once. Only a hook's own stages run (which of its
+snapshot's own evaluation, once (``Client.variation``, while hooks are
+all that is composed, hands it the flag's head itself). Only a hook's own
+stages run (which of its
 stages are :class:`Hook`'s pass-through is looked up at registration): a
 hook with no evaluation stage of its own leaves the async client on its
 straight-line path. Every evaluation entry point of ``Client``,
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._evaluation._evaluate import finish
+from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import detail_of
 
 if TYPE_CHECKING:
@@ -31,8 +35,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import EvaluationDetail, Result
-    from aioflags._evaluation._snapshot import Evaluation
+    from aioflags._evaluation._results import EvaluationDetail
 
 __all__ = [
     "EvaluationSeriesContext",
@@ -373,51 +376,58 @@ class HookRunner:
     def run(
         self,
         method: str,
-        evaluation: Evaluation,
         key: str,
         context: Context | None,
         default: Any,
-        kind: type | None,
-        detail: bool = False,
+        head: tuple[Any, ...] | Result,
+        matcher: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
     ) -> Result:
-        """Run the series around one evaluation; return its result.
+        """Run the series around one evaluation, ``head``'s; return its result.
 
-        ``evaluation(key, context, default, kind, detail)`` is the
-        snapshot's own (recording as the public ``method`` records); it
-        runs once. ``after_evaluation`` stages see ``present(result,
-        default)``: the detail the caller's method would hand out (a result
-        that serves a variation is its own detail: nothing is built).
+        ``head`` is what runs a flag (``Matcher.heads``): its constant
+        result, or a tuple whose first item runs it, called with
+        ``(head, context, matcher)`` (the public ``method``'s evaluation
+        for the snapshot's methods). It runs once; if it raises, the result
+        is EXCEPTION, logged (``finish()``). The ``after_evaluation`` stages
+        see ``present(result, default)``: the detail the caller's method
+        hands out (a result that serves a variation is its own detail:
+        nothing is built).
         """
         # Once each: a hook added meanwhile applies next time. Hooks whose
         # stage is Hook's pass-through are left out: running them would
         # change nothing (before returns its empty data; after reads nothing).
         before, after = self.stages
-        if not before and not after:
-            return evaluation(key, context, default, kind, detail)
-        series = EvaluationSeriesContext(
-            key, context, default, method, self.environment_id
-        )
-        datas: list[Mapping[str, Any]] = []
-        for hook in before:
-            # Not trusted to be a mapping: a forgotten `return` is common.
-            data: Any
-            try:
-                data = hook.before_evaluation(series, _EMPTY)
-            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
-                self._stage_failed(hook, "before_evaluation", None)
-                data = _EMPTY
-            else:
-                kind_of = type(data)
-                if (
-                    kind_of is not dict
-                    and kind_of is not _PROXY
-                    and not isinstance(data, Mapping)
-                ):
-                    self._stage_failed(hook, "before_evaluation", kind_of.__name__)
+        if before or after:
+            series = EvaluationSeriesContext(
+                key, context, default, method, self.environment_id
+            )
+            datas: list[Mapping[str, Any]] = []
+            for hook in before:
+                # Not trusted to be a mapping: a forgotten `return` is common.
+                data: Any
+                try:
+                    data = hook.before_evaluation(series, _EMPTY)
+                except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                    self._stage_failed(hook, "before_evaluation", None)
                     data = _EMPTY
-            datas.append(data)
-        result = evaluation(key, context, default, kind, detail)
+                else:
+                    kind_of = type(data)
+                    if (
+                        kind_of is not dict
+                        and kind_of is not _PROXY
+                        and not isinstance(data, Mapping)
+                    ):
+                        self._stage_failed(hook, "before_evaluation", kind_of.__name__)
+                        data = _EMPTY
+                datas.append(data)
+        if type(head) is Result:
+            result = head
+        else:
+            try:
+                result = head[0](head, context, matcher)
+            except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                result = finish(key, exc)
         if after:
             shown = present(result, default)
             for hook, position in after:

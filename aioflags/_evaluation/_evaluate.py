@@ -212,6 +212,13 @@ class Matcher:
         )
         return head
 
+    def head(self, key: str) -> tuple[Any, ...] | Result | None:
+        """Flag ``key``'s head: the one made so far, else :meth:`find_head`'s."""
+        try:
+            return self.heads[key]
+        except KeyError:  # first evaluated in this snapshot
+            return self.find_head(key)
+
     def find_head(self, key: str) -> tuple[Any, ...] | Result | None:
         """:meth:`head_of`, or None if there is no such flag.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag, CompiledSegment
     from ._recording import EvaluationRecorder
 
-__all__ = ["Evaluation", "FlagSnapshot", "Series", "detail_of"]
+__all__ = ["FlagSnapshot", "Series", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -154,11 +154,13 @@ def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
     return stage_detail(detail_of(result, default), Stage(default))
 
 
-#: One evaluation as a method hands it out: (key, context, default, kind,
-#: detail) -> its result (:meth:`FlagSnapshot._evaluation`).
-Evaluation: TypeAlias = (
-    "Callable[[str, Context | None, Any, type | None, bool], Result]"
-)
+def _run_evaluation(
+    head: tuple[Any, ...], context: Context | None, _: object
+) -> Result:
+    """Run the head :meth:`FlagSnapshot._head` made."""
+    _, snapshot, key, default, kind, detail = head
+    result: Result = snapshot._evaluation(key, context, default, kind, detail)
+    return result
 
 
 class Series(Protocol):
@@ -167,15 +169,14 @@ class Series(Protocol):
     def run(
         self,
         method: str,
-        evaluation: Evaluation,
         key: str,
         context: Context | None,
         default: Any,
-        kind: type | None,
-        detail: bool = False,
+        head: tuple[Any, ...] | Result,
+        matcher: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
     ) -> Result:
-        """``evaluation(key, context, default, kind, detail)``, with the series around it.
+        """``head``'s result for ``context``, with the series around it.
 
         ``method`` is the public method called; ``present`` makes the
         detail the ``after_evaluation`` stages see from the result.
@@ -498,6 +499,17 @@ class FlagSnapshot:
             return self._result(key, context)
         return self._typed(key, context, default, kind)
 
+    def _head(
+        self, key: str, default: Any, kind: type | None = None, detail: bool = False
+    ) -> tuple[Any, ...]:
+        """A public method's evaluation as a head, for the hooks' series to run.
+
+        A head (``Matcher.heads``) is a tuple whose first item runs it,
+        called with ``(head, context, matcher)``: here
+        :meth:`_evaluation`, the method's own (recording as it records).
+        """
+        return (_run_evaluation, self, key, default, kind, detail)
+
     def _recorded(
         self,
         events: EvaluationRecorder,
@@ -569,12 +581,7 @@ class FlagSnapshot:
         hooks = self._hooks
         if hooks is not None:
             hooked = hooks.run(
-                "variation",
-                self._evaluation if self._events is not None else self._result,
-                key,
-                context,
-                default,
-                None,
+                "variation", key, context, default, self._head(key, default), None
             )
             return default if hooked.variation_index is None else hooked.value
         # The hot path: every failure returns the default, so the checks can be
@@ -641,7 +648,12 @@ class FlagSnapshot:
         hooks = self._hooks
         if hooks is not None:
             result = hooks.run(
-                "variation_detail", self._evaluation, key, context, default, None, True
+                "variation_detail",
+                key,
+                context,
+                default,
+                self._head(key, default, None, True),
+                None,
             )
         elif self._events is None:  # the common case: one call fewer
             result = self._result(key, context)
@@ -670,7 +682,9 @@ class FlagSnapshot:
         # without their calls.
         hooks = self._hooks
         if hooks is not None:
-            result = hooks.run(method, self._evaluation, key, context, default, kind)
+            result = hooks.run(
+                method, key, context, default, self._head(key, default, kind), None
+            )
             return default if result.variation_index is None else result.value
         events = self._events
         if events is not None:
@@ -707,7 +721,12 @@ class FlagSnapshot:
         hooks = self._hooks
         if hooks is not None:
             result = hooks.run(
-                method, self._evaluation, key, context, default, kind, True
+                method,
+                key,
+                context,
+                default,
+                self._head(key, default, kind, True),
+                None,
             )
         else:
             result = self._evaluation(key, context, default, kind, True)
@@ -793,12 +812,11 @@ class FlagSnapshot:
         if hooks is not None:
             result = hooks.run(
                 "migration_variation",
-                self._evaluation,
                 key,
                 context,
                 default,
+                self._head(key, default),
                 None,
-                False,
                 _stage_detail,
             )
         else:
