@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
 from ._codegen import HEAD
 from ._logonce import Occurrences
@@ -117,6 +117,35 @@ _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 
 #: :attr:`Matcher.done` of a snapshot's own matcher
 _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
+
+
+class _Segments(Protocol):
+    """What :func:`_match_segments` reads of a matcher (``Matcher``, ``_State``)."""
+
+    @property
+    def segments(self) -> Mapping[str, CompiledSegment]: ...
+
+    def _contains(self, seg: CompiledSegment, ctx: Context) -> bool: ...
+
+    def match_segments(self, keys: tuple[str, ...], ctx: Context, /) -> bool: ...
+
+
+def _match_segments(self: _Segments, keys: tuple[str, ...], ctx: Context) -> bool:
+    """Whether ``ctx`` is in any of the segments ``keys`` (missing ones: no).
+
+    ``Matcher.match_segments`` and ``_State.match_segments``: each decides
+    what a segment its code was not generated for contains (``_contains``).
+    """
+    segments = self.segments
+    for key in keys:
+        try:
+            seg = segments[key]
+        except KeyError:
+            continue
+        contains = seg.contains  # generated for the common segments
+        if self._contains(seg, ctx) if contains is None else contains(ctx, self):
+            return True
+    return False
 
 
 @final
@@ -345,17 +374,7 @@ class Matcher:
                 return prereq.failed
         return None
 
-    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
-        segments = self.segments
-        for key in keys:
-            try:
-                seg = segments[key]
-            except KeyError:
-                continue
-            contains = seg.contains  # generated for the common segments
-            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
-                return True
-        return False
+    match_segments = _match_segments
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
         if seg.malformed is not None:
@@ -452,18 +471,7 @@ class _State:
                 return prereq.failed
         return None
 
-    def match_segments(self, keys: tuple[str, ...], ctx: Context) -> bool:
-        """Whether ``ctx`` is in any of the segments ``keys`` (missing ones: no)."""
-        segments = self.segments
-        for key in keys:
-            try:
-                seg = segments[key]
-            except KeyError:
-                continue
-            contains = seg.contains  # generated for the common segments
-            if self._contains(seg, ctx) if contains is None else contains(ctx, self):
-                return True
-        return False
+    match_segments = _match_segments
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
         if seg.malformed is not None:
