@@ -614,10 +614,10 @@ class Client:
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
         # coroutine: ~1,400 instructions per recorded or hooked evaluation.
-        gate = evaluator.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return evaluator.snapshot().variation(key, context, default)
-        return await gate.evaluate(FlagSnapshot.variation, key, context, default)
+        snapshot = evaluator.now(key)
+        if snapshot is not None:
+            return snapshot.variation(key, context, default)
+        return await evaluator.later(FlagSnapshot.variation, key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
@@ -626,10 +626,12 @@ class Client:
         # As Evaluator.evaluate() does it, without a second coroutine: ~1,300
         # instructions, 12 % of the call.
         evaluator = self._evaluator
-        gate = evaluator.gate
-        if gate is None or (not gate.always and gate.passes(key)):
-            return evaluator.snapshot().variation_detail(key, context, default)
-        return await gate.evaluate(FlagSnapshot.variation_detail, key, context, default)
+        snapshot = evaluator.now(key)
+        if snapshot is not None:
+            return snapshot.variation_detail(key, context, default)
+        return await evaluator.later(
+            FlagSnapshot.variation_detail, key, context, default
+        )
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool

@@ -180,9 +180,33 @@ class Evaluator:
 
         ``call`` is a :class:`FlagSnapshot` method (``FlagSnapshot.bool_variation``...).
         """
+        snapshot = self.now(key)
+        if snapshot is not None:
+            return call(snapshot, key, context, default)
+        return await self.later(call, key, context, default)
+
+    def now(self, key: str) -> FlagSnapshot | None:
+        """:meth:`snapshot`, if flag ``key`` can be evaluated now; None: await :meth:`later`.
+
+        Now unless there is a gate that every evaluation must pass (a
+        refresher, big segments) or one that this key does not pass (a
+        cached store reads a key the data lacks through).
+        """
         gate = self.gate
         if gate is None or (not gate.always and gate.passes(key)):
-            return call(self.snapshot(), key, context, default)
+            return self.snapshot()
+        return None
+
+    async def later(
+        self,
+        call: Callable[[FlagSnapshot, str, Context | None, T], R],
+        key: str,
+        context: Context | None,
+        default: T,
+    ) -> R:
+        """``call(snapshot, key, context, default)`` once the gate has let it through."""
+        gate = self.gate
+        assert gate is not None, "later() is for what now() did not evaluate"
         return await gate.evaluate(call, key, context, default)
 
     async def all_flags_state(
