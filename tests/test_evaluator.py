@@ -129,20 +129,29 @@ def _data() -> FlagData:
 
 @pytest.mark.asyncio
 async def test_a_snapshot_handed_out_records_events_and_runs_hooks() -> None:
+    from tests import analytics
+
     hook = Observing()
-    config = Config(data_system=_data().data_system(), hooks=[hook])
-    async with Client(config) as client:
-        processor = client._evaluator.events
-        assert processor is None  # no sdk_key: events are off
+    flags = {"f": analytics.flag(trackEvents=True)}
+    async with analytics.running(flags, hooks=[hook]) as (server, client, _):
+        assert client._evaluator.events is not None  # events are on
         snapshot = client.snapshot()
         assert snapshot.bool_variation("f", USER, False) is True
         detail = snapshot.bool_variation_detail("f", USER, False)
+        await client.flush()
+        events = analytics.by_kind(server.events)
     assert hook.seen == [
         ("before", "bool_variation"),
         ("after", detail),
         ("before", "bool_variation_detail"),
         ("after", detail),
     ]
+    # Both recorded as their methods record them: a tracked flag's feature
+    # events (the detail method's with its reason), one summary counting two.
+    features = events["feature"]
+    assert [("reason" in e) for e in features] == [False, True]
+    (summary,) = events["summary"]
+    assert [c["count"] for c in summary["features"]["f"]["counters"]] == [2]
 
 
 @pytest.mark.asyncio
