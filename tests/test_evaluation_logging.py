@@ -219,3 +219,38 @@ def test_failing_flags_are_remembered_up_to_a_bound_which_is_said_once(
         "logged at DEBUG level only"
     ]
     assert len(_evaluate._FAILURES._counts) == 2  # bounded
+
+
+def test_each_error_kind_of_one_flag_is_logged_once_and_counted_apart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One flag, two ways to fail: its first rule raises for HUGE
+    # (EXCEPTION); its second reaches a malformed segment for USER
+    # (MALFORMED_FLAG). Each kind is logged once in full, then counted on
+    # its own: neither one's count hides or advances the other's.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    bad_rule = {
+        "id": "bad",
+        "clauses": [
+            {"attribute": "", "op": "segmentMatch", "values": ["s"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    both = raising("f")
+    both["rules"] = [*both["rules"], bad_rule]
+    malformed = {"key": "s", "version": 1, "included": "not a list"}
+    snap = snapshot_from_data({"f": both}, {"s": malformed})
+    for _ in range(10):
+        assert snap.variation_detail("f", HUGE, "d").error_kind == "EXCEPTION"
+    for _ in range(100):
+        assert snap.variation_detail("f", USER, "d").error_kind == "MALFORMED_FLAG"
+    assert (
+        len(lines(caplog, "Unexpected error evaluating flag 'f'", logging.ERROR)) == 1
+    )
+    assert len(lines(caplog, "Flag 'f' could not be evaluated", logging.WARNING)) == 1
+    counted = lines(caplog, "Flag 'f' has failed", logging.WARNING)
+    assert [line.split(",")[0] for line in counted] == [
+        "Flag 'f' has failed 10 times (EXCEPTION)",
+        "Flag 'f' has failed 10 times (MALFORMED_FLAG)",
+        "Flag 'f' has failed 100 times (MALFORMED_FLAG)",
+    ]
