@@ -442,18 +442,8 @@ class FlagSnapshot:
             return frozenset(k for k, f in flags.items() if not f.deleted)
         return frozenset(k for k in flags if state_of(k)[0])
 
-    def _result(
-        self,
-        key: str,
-        context: Context | None,
-        default: Any = None,
-        kind: type | None = None,
-        detail: bool = False,
-    ) -> Result:
+    def _result(self, key: str, context: Context | None) -> Result:
         """The flag's result for ``context``: an untyped evaluation recording nothing.
-
-        Takes (and ignores) what :meth:`_evaluation` takes, so that the
-        hooks' series may call it straight away when no event is recorded.
 
         Through the flag's head (:meth:`Matcher.head_of`): its constant
         result, or its ops, run here.
