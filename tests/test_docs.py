@@ -71,3 +71,21 @@ def test_examples_are_linked_from_docs() -> None:
     docs = "".join(p.read_text() for p in PAGES)
     for example in (ROOT / "examples").glob("*.py"):
         assert f"examples/{example.name}" in docs, example.name
+
+
+@pytest.mark.parametrize("page", ["quickstart.md", "integrations.md"])
+def test_the_pages_that_show_evaluations_warn_of_a_forgotten_await(page: str) -> None:
+    # A coroutine is always true: `if client.bool_variation(...)` without
+    # `await` takes the flagged path every time (issue 38). The warning, and
+    # the type-checker settings that catch it, stay on these pages.
+    text = " ".join((ROOT / "docs" / page).read_text().split())
+    assert "always true" in text
+    assert 'enable_error_code = ["truthy-bool"]' in text
+    assert "reportUnnecessaryComparison" in text
+
+
+def test_every_page_that_uses_store_mode_says_how_to_install_the_redis_store() -> None:
+    pages = [p for p in PAGES if "StoreMode" in p.read_text()]
+    assert pages
+    for page in pages:
+        assert "pip install 'aioflags[redis]'" in page.read_text(), page.name
