@@ -192,9 +192,7 @@ class Result:
     __slots__ = (
         "cache",
         "detail",
-        "entry",
         "experiment",
-        "json_entry",
         "json_value",
         "reason",
         "value",
@@ -216,13 +214,8 @@ class Result:
     #: at :func:`flags_state_slot`; ``None`` for an error's or one built
     #: for one evaluation
     cache: list[Any] | None
-    #: ``cache[0]`` (the entry for the default options), read without the
-    #: list: once other work has evicted them from the CPU's caches, each
-    #: object read costs
-    entry: JSONObject | None
-    #: all-flags state's JSON of ``entry`` (``"key":{...}``) and of the
-    #: value (``"key":value``), kept once made, for ``FlagsState.to_json``
-    json_entry: str | None
+    #: all-flags state's JSON of the value (``"key":value``), kept once
+    #: made, for ``FlagsState.to_json`` (the entries' JSON is in ``cache``)
     json_value: str | None
 
     def __init__(
@@ -240,8 +233,6 @@ class Result:
         _SET_REASON(self, reason)
         _SET_EXPERIMENT(self, experiment)
         _SET_CACHE(self, cache)
-        _SET_ENTRY(self, None)
-        _SET_JSON_ENTRY(self, None)
         _SET_JSON_VALUE(self, None)
         _SET_DETAIL(self, None)
 
@@ -327,8 +318,6 @@ def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
 
 _SET_EXPERIMENT: Final = _setter(Result, "experiment")
 _SET_CACHE: Final = _setter(Result, "cache")
-_SET_ENTRY: Final = _setter(Result, "entry")
-_SET_JSON_ENTRY: Final = _setter(Result, "json_entry")
 _SET_JSON_VALUE: Final = _setter(Result, "json_value")
 
 
@@ -337,12 +326,10 @@ def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
     cache[slot] = entry
-    if slot == 0:
-        _SET_ENTRY(result, entry)
 
 
 #: where in ``Result.cache`` the JSON of the entry at slot ``s`` is kept
-#: (``"key":{...}``): at ``JSON_ENTRY + s`` (for slot 0, in ``json_entry``)
+#: (``"key":{...}``): at ``JSON_ENTRY + s``
 JSON_ENTRY: Final = 4
 
 
@@ -350,10 +337,7 @@ def keep_json(result: Result, slot: int, text: str) -> None:
     """Keep the JSON of a result's entry at ``slot`` (see :data:`JSON_ENTRY`)."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
-    if slot == 0:
-        _SET_JSON_ENTRY(result, text)
-    else:
-        cache[JSON_ENTRY + slot] = text
+    cache[JSON_ENTRY + slot] = text
 
 
 def keep_json_value(result: Result, text: str) -> None:

@@ -274,11 +274,12 @@ class _Pending:
         odd = self.odd
         for key, flag, result in zip(plan.keys, plan.flags, self.results, strict=True):
             values[key] = result.value
-            entry = result.entry if slot == 0 else None  # the common options'
-            if entry is None:
-                if result.cache is None:
-                    entry = odd[key]
-                else:
+            cache = result.cache
+            if cache is None:
+                entry = odd[key]
+            else:
+                entry = cache[slot]
+                if entry is None:
                     entry = self._own_entry(flag, result, slot)
             meta[key] = entry
         return values, meta
@@ -313,7 +314,7 @@ class _Pending:
                 value = f"{_DUMPS(keys[i])}:{_DUMPS(result.value)}"
                 keep_json_value(result, value)
             values_json[at] = value
-            entry = result.json_entry if slot == 0 else cache[JSON_ENTRY + slot]
+            entry = cache[JSON_ENTRY + slot]
             if entry is None:
                 own = self._own_entry(self.plan.flags[i], result, slot)
                 entry = f"{_DUMPS(keys[i])}:{_DUMPS(own)}"
