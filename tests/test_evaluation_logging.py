@@ -254,3 +254,62 @@ def test_each_error_kind_of_one_flag_is_logged_once_and_counted_apart(
         "Flag 'f' has failed 10 times (MALFORMED_FLAG)",
         "Flag 'f' has failed 100 times (MALFORMED_FLAG)",
     ]
+
+
+def test_a_part_that_evaluates_to_malformed_flag_is_logged_when_compiled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A rule serving a variation the flag does not have is MALFORMED_FLAG
+    # only where an evaluation reaches it (LaunchDarkly's rule), from a
+    # precomputed result: nothing raises, so nothing logged it. It is said
+    # once, when the flag is compiled, naming the flag and the part; the
+    # evaluations that reach it add nothing. A segment's, the same way.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    bad_rule = {
+        "id": "bad",
+        "clauses": [{"attribute": "key", "op": "in", "values": ["u1"]}],
+        "variation": 7,
+    }
+    segment = {
+        "key": "s",
+        "version": 1,
+        "rules": [
+            {
+                "id": "r",
+                "clauses": [],
+                "weight": 50000,
+                "bucketBy": "/a~x",  # a reference (with the kind): ~x is invalid
+                "rolloutContextKind": "user",
+            }
+        ],
+    }
+    snap = snapshot_from_data(
+        {"f": flag("f", rules=[bad_rule]), "g": flag("g")}, {"s": segment}
+    )
+    for _ in range(5):
+        assert snap.variation_detail("f", USER, "d").error_kind == "MALFORMED_FLAG"
+        assert snap.variation("g", USER, "d") is True
+    said = sorted(
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+    )
+    tail = " (logged as it is compiled; `aioflags validate` lists them)"
+    assert said == [
+        "Flag 'f' evaluates to MALFORMED_FLAG wherever an evaluation reaches "
+        "these parts: rules[0] serves variation 7, but the flag has 2 "
+        "variations" + tail,
+        "Segment 's' evaluates to MALFORMED_FLAG wherever an evaluation "
+        "reaches these parts: a rollout has an invalid bucketBy reference "
+        "'/a~x'" + tail,
+    ]
+
+
+def test_validate_lists_such_parts_without_logging_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aioflags._evaluation._model import checked_flag
+
+    caplog.set_level(logging.DEBUG, "aioflags")
+    bad_rule = {"id": "bad", "clauses": [], "variation": 7}
+    _, problems = checked_flag("f", flag("f", rules=[bad_rule]))
+    assert problems == ["rules[0] serves variation 7, but the flag has 2 variations"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

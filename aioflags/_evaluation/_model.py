@@ -10,7 +10,8 @@ A flag whose JSON has the wrong types is kept as *malformed*: it evaluates to
 indexes and invalid attribute references stay lazy: they are only an error
 when evaluation actually reaches them. :func:`checked_flag` and
 :func:`checked_segment` list both kinds, as the compiler decides them
-(``aioflags validate``).
+(``aioflags validate``); a compile for evaluation logs the lazy ones once,
+as a WARNING naming the flag or segment.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
@@ -85,11 +87,45 @@ _problems: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 
 
+#: Elsewhere (a flag or segment compiled to be evaluated), each thread's
+#: notes of the compile under way, logged when it ends (:func:`_say_noted`).
+_unlisted = threading.local()
+
+
 def _note(problem: str) -> None:
-    """Record a lazy MALFORMED_FLAG path (only while problems are being listed)."""
+    """Record a lazy MALFORMED_FLAG path: listed by ``checked_*``, else logged.
+
+    While :func:`checked_flag` or :func:`checked_segment` runs, the problem
+    joins its list (``aioflags validate``); otherwise it is kept for the
+    compile under way on this thread, which logs it once it ends.
+    """
     problems = _problems.get()
-    if problems is not None and problem not in problems:
+    if problems is None:
+        problems = _unlisted.__dict__.setdefault("noted", [])
+    if problem not in problems:
         problems.append(problem)
+
+
+def _said(malformed: str | None, what: str, key: str) -> None:
+    """A compile ended: log what it noted, unless it is malformed as a whole (logged)."""
+    if malformed is None:
+        _say_noted(what, key)
+    else:
+        _unlisted.__dict__.pop("noted", None)
+
+
+def _say_noted(what: str, key: str) -> None:
+    """Log the lazy MALFORMED_FLAG paths noted while ``what`` ``key`` compiled."""
+    noted: list[str] | None = _unlisted.__dict__.pop("noted", None)
+    if noted:
+        logger.warning(
+            "%s %r evaluates to MALFORMED_FLAG wherever an evaluation reaches "
+            "these parts: %s (logged as it is compiled; `aioflags validate` "
+            "lists them)",
+            what,
+            key,
+            "; ".join(noted),
+        )
 
 
 @contextlib.contextmanager
@@ -586,6 +622,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
     flag.ops = (flag.run, plain, *flag.ops)
+    _said(flag.malformed, "Flag", key)
     return flag
 
 
@@ -913,6 +950,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
             seg.malformed,
             exc_info=not isinstance(exc, _Bad),
         )
+    _said(seg.malformed, "Segment", key)
     return seg
 
 
