@@ -119,10 +119,11 @@ def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeR
 @pytest.fixture(autouse=True)
 def _forget_logged_evaluation_noise() -> None:
     """Each test sees the first warning for a flag key or failure (logged once per process)."""
-    from aioflags._evaluation import _evaluate, _snapshot
+    from aioflags._evaluation import _evaluate, _model, _snapshot
 
     _evaluate._FAILURES.clear()
     _snapshot._UNKNOWN_KEYS.clear()
+    _model._SAID.clear()
 
 
 @pytest.fixture(autouse=True)

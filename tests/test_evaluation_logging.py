@@ -289,6 +289,9 @@ def test_a_part_that_evaluates_to_malformed_flag_is_logged_when_compiled(
     for _ in range(5):
         assert snap.variation_detail("f", USER, "d").error_kind == "MALFORMED_FLAG"
         assert snap.variation("g", USER, "d") is True
+    # The same data again (a reconnect's full transfer): not said again.
+    again = snapshot_from_data({"f": flag("f", rules=[bad_rule])}, {"s": segment})
+    assert again.variation_detail("f", USER, "d").error_kind == "MALFORMED_FLAG"
     said = sorted(
         r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
     )

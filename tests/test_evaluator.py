@@ -245,3 +245,34 @@ def test_no_class_of_ours_subclasses_a_concrete_class_of_ours() -> None:
         if base in classes and not getattr(base, "_is_protocol", False)
     }
     assert bases == set(BASES_BY_DESIGN)
+
+
+@pytest.mark.asyncio
+async def test_now_or_later_evaluates_once_with_or_without_a_gate() -> None:
+    store = Store()
+    store.apply_now(full(put("a", flag("a", value="on"))))
+    evaluator = Evaluator(store)
+    # No gate: now() is the snapshot, and later() evaluates at once too.
+    assert evaluator.now("a") is store.snapshot
+    assert await evaluator.later(FlagSnapshot.variation, "a", USER, "d") == "on"
+    asked: list[str] = []
+
+    class Gate:
+        always = False
+
+        def passes(self, key: str) -> bool:
+            asked.append(key)
+            return key == "a"
+
+        async def evaluate(self, call: Any, *args: Any) -> Any:
+            return ("gated", call(store.snapshot, *args))
+
+    gate: Any = Gate()  # (the part of EvaluationGate an evaluator uses)
+    evaluator.use_gate(gate)
+    assert evaluator.now("a") is store.snapshot
+    assert evaluator.now("b") is None  # held back: later() goes through the gate
+    assert await evaluator.later(FlagSnapshot.variation, "b", USER, "d") == (
+        "gated",
+        "d",
+    )
+    assert asked == ["a", "b"]

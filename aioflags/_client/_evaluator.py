@@ -204,9 +204,14 @@ class Evaluator:
         context: Context | None,
         default: T,
     ) -> R:
-        """``call(snapshot, key, context, default)`` once the gate has let it through."""
+        """``call(snapshot, key, context, default)`` once the gate has let it through.
+
+        For what :meth:`now` did not evaluate (with no gate, it is evaluated
+        at once).
+        """
         gate = self.gate
-        assert gate is not None, "later() is for what now() did not evaluate"
+        if gate is None:
+            return call(self.snapshot(), key, context, default)
         return await gate.evaluate(call, key, context, default)
 
     async def all_flags_state(

@@ -34,6 +34,7 @@ from ._codegen import (
     build_segment,
 )
 from ._context import Context, parse_reference
+from ._logonce import Occurrences
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
 
@@ -88,7 +89,7 @@ _problems: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 
 
 #: Elsewhere (a flag or segment compiled to be evaluated), each thread's
-#: notes of the compile under way, logged when it ends (:func:`_say_noted`).
+#: notes of the compile under way, logged when it ends (:func:`_said`).
 _unlisted = threading.local()
 
 
@@ -106,18 +107,14 @@ def _note(problem: str) -> None:
         problems.append(problem)
 
 
-def _said(malformed: str | None, what: str, key: str) -> None:
+def _said(malformed: str | None, what: str, key: str, version: int) -> None:
     """A compile ended: log what it noted, unless it is malformed as a whole (logged)."""
-    if malformed is None:
-        _say_noted(what, key)
-    else:
-        _unlisted.__dict__.pop("noted", None)
-
-
-def _say_noted(what: str, key: str) -> None:
-    """Log the lazy MALFORMED_FLAG paths noted while ``what`` ``key`` compiled."""
     noted: list[str] | None = _unlisted.__dict__.pop("noted", None)
-    if noted:
+    if not noted or malformed is not None:
+        return
+    # Once per flag or segment version: a full transfer (a reconnect, a
+    # poll) compiles it again, and would say it again.
+    if _SAID.add((what, key, version)) == 1:
         logger.warning(
             "%s %r evaluates to MALFORMED_FLAG wherever an evaluation reaches "
             "these parts: %s (logged as it is compiled; `aioflags validate` "
@@ -126,6 +123,10 @@ def _say_noted(what: str, key: str) -> None:
             key,
             "; ".join(noted),
         )
+
+
+#: The flag and segment versions whose lazy MALFORMED_FLAG parts were logged.
+_SAID: Final = Occurrences(1000)
 
 
 @contextlib.contextmanager
@@ -561,6 +562,7 @@ def _segment_refs(clauses: list[JSONObject]) -> set[str]:
 
 def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     """Compile flag JSON; a malformed flag is returned marked, never raised."""
+    _unlisted.__dict__.pop("noted", None)  # (a compile interrupted by a BaseException)
     flag = object.__new__(CompiledFlag)
     flag.key = key
     flag.version = 0
@@ -622,7 +624,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
     flag.ops = (flag.run, plain, *flag.ops)
-    _said(flag.malformed, "Flag", key)
+    _said(flag.malformed, "Flag", key, flag.version)
     return flag
 
 
@@ -874,6 +876,7 @@ def _no_member(ctx: Context, st: SegmentMatcher) -> bool:
 
 def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
     """Compile segment JSON; a malformed segment never matches and is logged."""
+    _unlisted.__dict__.pop("noted", None)  # (a compile interrupted by a BaseException)
     seg = object.__new__(CompiledSegment)
     seg.key = key
     seg.version = 0
@@ -950,7 +953,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
             seg.malformed,
             exc_info=not isinstance(exc, _Bad),
         )
-    _said(seg.malformed, "Segment", key)
+    _said(seg.malformed, "Segment", key, seg.version)
     return seg
 
 
