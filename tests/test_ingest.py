@@ -573,6 +573,8 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     hot = store.snapshot._matcher.hot
     assert type(table) is Table and type(hot) is dict and hot is table.hot
     assert hot == {}
+    # A snapshot composed of this data (events, hooks...) indexes the same.
+    assert store.snapshot.composed(None, None, None)._matcher.hot is table.hot
     # A prerequisite never looked up is made, not taken for a missing one.
     assert store.snapshot.variation("child", USER, "x") == "a"
     assert hot.keys() == {"child", "parent"}

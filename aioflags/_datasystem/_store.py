@@ -564,8 +564,14 @@ class Store:
     def _snapshot_of(
         flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
     ) -> FlagSnapshot:
-        """A ready snapshot of this data."""
-        return FlagSnapshot(flags, segments, initialized=True)
+        """A ready snapshot of this data, with what its table tells (hot flags, states)."""
+        return FlagSnapshot(
+            flags,
+            segments,
+            initialized=True,
+            hot=flags.hot if isinstance(flags, Table) else None,
+            state_of=flags.state_of if isinstance(flags, (Table, Layered)) else None,
+        )
 
     # ------------------------------------------------------------ dependents
     def _index(self, pacer: Pacer) -> Generator[None, None, dict[_Node, set[_Node]]]:

@@ -186,14 +186,14 @@ class Matcher:
         flags: Mapping[str, CompiledFlag],
         segments: Mapping[str, CompiledSegment],
         big_segments: MembershipSource | None = None,
+        hot: dict[str, CompiledFlag] | None = None,
     ) -> None:
         self.flags = flags
         #: Flags by key in a plain dict, the one the fast paths index first
-        #: (CPython specialises item access for an exact dict only): a
-        #: snapshot table's ``hot`` (the flags it has made so far), the
+        #: (CPython specialises item access for an exact dict only): ``hot``
+        #: if given (a store's table: the flags it has made so far), the
         #: mapping itself if it is a dict, else empty. A key missing here
         #: may still be in :attr:`flags`.
-        hot = getattr(flags, "hot", None)
         self.hot: dict[str, CompiledFlag] = (
             hot if hot is not None else flags if type(flags) is dict else {}
         )
@@ -223,7 +223,7 @@ class Matcher:
         which reads ``done`` instead of evaluating them again. It lives for
         one call and shares this matcher's data and heads.
         """
-        batch = Matcher(self.flags, self.segments, self.big_segments)
+        batch = Matcher(self.flags, self.segments, self.big_segments, self.hot)
         batch.heads = self.heads  # (the same snapshot: the same heads)
         batch.done = done
         return batch

@@ -367,6 +367,7 @@ class FlagSnapshot:
         "_initialized",
         "_matcher",
         "_segments",
+        "_state_of",
     )
 
     def __init__(
@@ -378,14 +379,24 @@ class FlagSnapshot:
         recorder: EvaluationRecorder | None = None,
         big_segments: MembershipSource | None = None,
         hooks: Series | None = None,
+        hot: dict[str, CompiledFlag] | None = None,
+        state_of: Callable[[str], tuple[bool, int] | None] | None = None,
     ) -> None:
+        """``hot`` and ``state_of``: what a store's table of ``flags`` tells.
+
+        The flags it has made so far (:attr:`Matcher.hot`), and whether a
+        key's flag exists without making it (:attr:`flag_keys`).
+        """
         # Not ready means no flags: variation()'s hot path relies on it and
         # skips the readiness check.
         self._flags = flags if initialized else _EMPTY
         self._segments = segments if initialized else _EMPTY
         self._initialized = initialized
+        self._state_of = state_of if initialized else None
         # Big segments: where unbounded segments' memberships come from.
-        self._matcher = Matcher(self._flags, self._segments, big_segments)
+        self._matcher = Matcher(
+            self._flags, self._segments, big_segments, hot if initialized else None
+        )
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         # Analytics events: where evaluations are recorded (None: events off).
         self._events = recorder
@@ -410,6 +421,8 @@ class FlagSnapshot:
             recorder=recorder,
             big_segments=big_segments,
             hooks=hooks,
+            hot=self._matcher.hot,
+            state_of=self._state_of,
         )
 
     def recording(self, recorder: EvaluationRecorder | None) -> FlagSnapshot:
@@ -436,12 +449,12 @@ class FlagSnapshot:
         """The keys of the flags that exist (not deleted) in this snapshot."""
         flags = self._flags
         # A store's table tells without compiling a flag it has not made yet.
-        state_of: Callable[[str], tuple[bool, int]] | None = getattr(
-            flags, "state_of", None
-        )
+        state_of = self._state_of
         if state_of is None:
             return frozenset(k for k, f in flags.items() if not f.deleted)
-        return frozenset(k for k in flags if state_of(k)[0])
+        return frozenset(
+            k for k in flags if (state := state_of(k)) is not None and state[0]
+        )
 
     def _result(self, key: str, context: Context | None) -> Result:
         """The flag's result for ``context``: an untyped evaluation recording nothing.
