@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._evaluate import finish
-from aioflags._evaluation._results import Result
+from aioflags._evaluation._evaluate import run_head
 from aioflags._evaluation._snapshot import detail_of
 
 if TYPE_CHECKING:
@@ -35,7 +34,8 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._evaluate import Matcher
+    from aioflags._evaluation._results import EvaluationDetail, Result
 
 __all__ = [
     "EvaluationSeriesContext",
@@ -380,7 +380,7 @@ class HookRunner:
         context: Context | None,
         default: Any,
         head: tuple[Any, ...] | Result,
-        matcher: Any,
+        matcher: Matcher | None,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
     ) -> Result:
         """Run the series around one evaluation, ``head``'s; return its result.
@@ -421,13 +421,7 @@ class HookRunner:
                         self._stage_failed(hook, "before_evaluation", kind_of.__name__)
                         data = _EMPTY
                 datas.append(data)
-        if type(head) is Result:
-            result = head
-        else:
-            try:
-                result = head[0](head, context, matcher)
-            except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                result = finish(key, exc)
+        result = run_head(head, key, context, matcher)
         if after:
             shown = present(result, default)
             for hook, position in after:

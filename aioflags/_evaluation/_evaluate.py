@@ -44,6 +44,7 @@ __all__ = [
     "finish",
     "own_prerequisites",
     "prerequisites_reached",
+    "run_head",
     "typed_check",
 ]
 
@@ -561,6 +562,24 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
     snapshot's matcher (or all-flags state's), whose data it evaluates.
     """
     return _careful(st, ops[HEAD], ctx)
+
+
+def run_head(
+    head: tuple[Any, ...] | Result, key: str, ctx: Context | None, st: Matcher | None
+) -> Result:
+    """Flag ``key``'s result from its head (``Matcher.heads``) for ``ctx``.
+
+    A constant result as it is; else the head's code run, with ``st`` the
+    matcher whose data it reads (an abort or a bug: :func:`finish`). The
+    client's inlined hot path does the same in its own frame.
+    """
+    if type(head) is Result:
+        return head
+    try:
+        result: Result = head[0](head, ctx, st)
+    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+        return finish(key, exc)
+    return result
 
 
 def finish(key: str, exc: Exception) -> Result:
