@@ -316,25 +316,33 @@ def child(which: str, url: str, ca: str | None, data_system: str) -> None:
     print(json.dumps(out))
 
 
+def child_argv(
+    pythons: dict[str, str], which: str, url: str, ca: str | None, data_system: str
+) -> list[str]:
+    """The command of one measured process: ``which`` SDK starting from ``url``."""
+    argv = [pythons[which], __file__, "--child", which, url]
+    return [*argv, "--data-system", data_system, *(["--ca", ca] if ca else [])]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A measured process's environment: this one's, bytecode caches read and written."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_child(
     pythons: dict[str, str], which: str, url: str, ca: str | None, data_system: str
 ) -> dict[str, float]:
     import subprocess
 
-    argv = [
-        pythons[which],
-        __file__,
-        "--child",
-        which,
-        url,
-        "--data-system",
-        data_system,
-    ]
-    argv += ["--ca", ca] if ca else []
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode caches read and written
     result = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=300, env=env
+        child_argv(pythons, which, url, ca, data_system),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=child_env(),
     )
     if result.returncode != 0:
         raise RuntimeError(result.stdout + result.stderr)
@@ -407,8 +415,7 @@ def _instructions(argv: list[str], stop: str) -> int:
     import re
     import subprocess
 
-    env = {**os.environ, "BENCH_STOP": stop, "PYTHONHASHSEED": "0"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = child_env(BENCH_STOP=stop, PYTHONHASHSEED="0")
     err = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
         capture_output=True,
@@ -445,8 +452,7 @@ def instructions(
         argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
         url = stack.enter_context(server_process(*argv))
         for which, name in (("aioflags", OURS), ("ld", LD)):
-            child = [pythons[which], __file__, "--child", which, url]
-            child += ["--data-system", data_system, *(["--ca", ca] if ca else [])]
+            child = child_argv(pythons, which, url, ca, data_system)
             run_child(pythons, which, url, ca, data_system)  # bytecode caches
             start, imported, ready = (
                 _instructions(child, stop) for stop in ("start", "imported", "ready")
@@ -515,9 +521,7 @@ def where(pythons: dict[str, str], n_flags: int, scheme: str, data_system: str) 
         for which, name in (("aioflags", OURS), ("ld", LD)):
             run_child(pythons, which, url, ca, data_system)  # bytecode caches
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            env = {**os.environ, "BENCH_WHERE": str(tmp / "marks.json")}
-            env["PYTHONHASHSEED"] = "0"
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env = child_env(BENCH_WHERE=str(tmp / "marks.json"), PYTHONHASHSEED="0")
             subprocess.run(
                 [
                     "valgrind",
@@ -525,14 +529,7 @@ def where(pythons: dict[str, str], n_flags: int, scheme: str, data_system: str) 
                     "--dump-before=os_getppid",
                     "--dump-instr=no",
                     f"--callgrind-out-file={tmp / 'cg'}",
-                    pythons[which],
-                    __file__,
-                    "--child",
-                    which,
-                    url,
-                    "--data-system",
-                    data_system,
-                    *(["--ca", ca] if ca else []),
+                    *child_argv(pythons, which, url, ca, data_system),
                 ],
                 capture_output=True,
                 check=True,
