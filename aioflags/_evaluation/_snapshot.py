@@ -157,7 +157,7 @@ def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
 def _run_evaluation(
     head: tuple[Any, ...], context: Context | None, _: object
 ) -> Result:
-    """Run the head :meth:`FlagSnapshot._head` made."""
+    """Run the head :meth:`FlagSnapshot._hooked` made."""
     _, snapshot, key, default, kind, detail = head
     result: Result = snapshot._evaluation(key, context, default, kind, detail)
     return result
@@ -503,16 +503,24 @@ class FlagSnapshot:
             return self._result(key, context)
         return self._typed(key, context, default, kind)
 
-    def _head(
-        self, key: str, default: Any, kind: type | None = None, detail: bool = False
-    ) -> tuple[Any, ...]:
-        """A public method's evaluation as a head, for the hooks' series to run.
+    def _hooked(
+        self,
+        hooks: Series,
+        method: str,
+        key: str,
+        context: Context | None,
+        default: Any,
+        kind: type | None = None,
+        detail: bool = False,
+        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+    ) -> Result:
+        """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
 
-        A head (``Matcher.heads``) is a tuple whose first item runs it,
-        called with ``(head, context, matcher)``: here
-        :meth:`_evaluation`, the method's own (recording as it records).
+        Handed over as a head (``Matcher.heads``: a tuple whose first item
+        runs it, called with ``(head, context, matcher)``).
         """
-        return (_run_evaluation, self, key, default, kind, detail)
+        head = (_run_evaluation, self, key, default, kind, detail)
+        return hooks.run(method, key, context, default, head, None, present)
 
     def _recorded(
         self,
@@ -584,9 +592,7 @@ class FlagSnapshot:
         """The flag's value for ``context``, or ``default`` if none is served."""
         hooks = self._hooks
         if hooks is not None:
-            hooked = hooks.run(
-                "variation", key, context, default, self._head(key, default), None
-            )
+            hooked = self._hooked(hooks, "variation", key, context, default)
             return default if hooked.variation_index is None else hooked.value
         # The hot path: every failure returns the default, so the checks can be
         # merged (the reason is not needed here); a snapshot that is not ready
@@ -651,13 +657,8 @@ class FlagSnapshot:
         """The value, the variation index and the reason."""
         hooks = self._hooks
         if hooks is not None:
-            result = hooks.run(
-                "variation_detail",
-                key,
-                context,
-                default,
-                self._head(key, default, None, True),
-                None,
+            result = self._hooked(
+                hooks, "variation_detail", key, context, default, detail=True
             )
         elif self._events is None:  # the common case: one call fewer
             result = self._result(key, context)
@@ -686,9 +687,7 @@ class FlagSnapshot:
         # without their calls.
         hooks = self._hooks
         if hooks is not None:
-            result = hooks.run(
-                method, key, context, default, self._head(key, default, kind), None
-            )
+            result = self._hooked(hooks, method, key, context, default, kind)
             return default if result.variation_index is None else result.value
         events = self._events
         if events is not None:
@@ -724,14 +723,7 @@ class FlagSnapshot:
     ) -> EvaluationDetail[T]:
         hooks = self._hooks
         if hooks is not None:
-            result = hooks.run(
-                method,
-                key,
-                context,
-                default,
-                self._head(key, default, kind, True),
-                None,
-            )
+            result = self._hooked(hooks, method, key, context, default, kind, True)
         else:
             result = self._evaluation(key, context, default, kind, True)
         return detail_of(result, default)
@@ -814,14 +806,13 @@ class FlagSnapshot:
         default = stage.value
         hooks = self._hooks
         if hooks is not None:
-            result = hooks.run(
+            result = self._hooked(
+                hooks,
                 "migration_variation",
                 key,
                 context,
                 default,
-                self._head(key, default),
-                None,
-                _stage_detail,
+                present=_stage_detail,
             )
         else:
             result = self._evaluation(key, context, default, None, False)
