@@ -5,8 +5,8 @@ hands out snapshots composed with the :class:`HookRunner`, whose public
 evaluation methods run the series (:meth:`HookRunner.run`) around the
 snapshot's own evaluation, once (``Client.variation``, while hooks are
 all that is composed, hands it the flag's head itself). Only a hook's own
-stages run (which of its
-stages are :class:`Hook`'s pass-through is looked up at registration): a
+stages run (which of its stages are :class:`Hook`'s pass-through is looked
+up at registration): a
 hook with no evaluation stage of its own leaves the async client on its
 straight-line path. Every evaluation entry point of ``Client``,
 ``FlagSnapshot`` and ``aioflags.blocking.Client`` goes through the
@@ -398,29 +398,30 @@ class HookRunner:
         # stage is Hook's pass-through are left out: running them would
         # change nothing (before returns its empty data; after reads nothing).
         before, after = self.stages
-        if before or after:
-            series = EvaluationSeriesContext(
-                key, context, default, method, self.environment_id
-            )
-            datas: list[Mapping[str, Any]] = []
-            for hook in before:
-                # Not trusted to be a mapping: a forgotten `return` is common.
-                data: Any
-                try:
-                    data = hook.before_evaluation(series, _EMPTY)
-                except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
-                    self._stage_failed(hook, "before_evaluation", None)
+        if not before and not after:
+            return run_head(head, key, context, matcher)
+        series = EvaluationSeriesContext(
+            key, context, default, method, self.environment_id
+        )
+        datas: list[Mapping[str, Any]] = []
+        for hook in before:
+            # Not trusted to be a mapping: a forgotten `return` is common.
+            data: Any
+            try:
+                data = hook.before_evaluation(series, _EMPTY)
+            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
+                self._stage_failed(hook, "before_evaluation", None)
+                data = _EMPTY
+            else:
+                kind_of = type(data)
+                if (
+                    kind_of is not dict
+                    and kind_of is not _PROXY
+                    and not isinstance(data, Mapping)
+                ):
+                    self._stage_failed(hook, "before_evaluation", kind_of.__name__)
                     data = _EMPTY
-                else:
-                    kind_of = type(data)
-                    if (
-                        kind_of is not dict
-                        and kind_of is not _PROXY
-                        and not isinstance(data, Mapping)
-                    ):
-                        self._stage_failed(hook, "before_evaluation", kind_of.__name__)
-                        data = _EMPTY
-                datas.append(data)
+            datas.append(data)
         result = run_head(head, key, context, matcher)
         if after:
             shown = present(result, default)
