@@ -173,7 +173,7 @@ class Series(Protocol):
         context: Context | None,
         default: Any,
         head: tuple[Any, ...] | Result,
-        matcher: Matcher | None,
+        matcher: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
     ) -> Result:
         """``head``'s result for ``context``, with the series around it.
