@@ -13,6 +13,7 @@ import pytest
 import aioflags
 from aioflags import (
     Client,
+    ClientClosedError,
     Config,
     ConfigurationError,
     Context,
@@ -242,6 +243,59 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
 
 
 @pytest.mark.asyncio
+async def test_waiting_on_a_client_not_started_refuses_at_once() -> None:
+    client = Client(Config(offline=True))
+    with anyio.fail_after(10):
+        with pytest.raises(ClientClosedError) as refused:
+            await client.wait_ready()
+        assert str(refused.value) == (
+            "wait_ready() on an aioflags.Client that is not started would wait "
+            "for ever: start it with `async with client:` (in your app's "
+            "lifespan, for example) first"
+        )
+        with pytest.raises(ClientClosedError, match=r"^wait_for_status\(\) on an"):
+            await client.wait_for_status(ProviderStatus.READY)
+        # What it already is needs no waiting.
+        status = await client.wait_for_status(ProviderStatus.NOT_READY)
+        assert status is ProviderStatus.NOT_READY
+        async with client:
+            assert await client.wait_ready(5) is ProviderStatus.READY
+        with pytest.raises(ClientClosedError):  # closed: not started either
+            await client.wait_ready(5)
+
+
+@pytest.mark.asyncio
+async def test_waiting_returns_when_the_client_closes_meanwhile() -> None:
+    """No timeout, no data: closing the client ends both waits."""
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        ended: list[object] = []
+
+        async def wait_ready() -> None:
+            ended.append(await client.wait_ready())
+
+        async def wait_for_ready() -> None:
+            with pytest.raises(ClientClosedError) as closed:
+                await client.wait_for_status(ProviderStatus.READY)
+            ended.append(str(closed.value))
+
+        config = server.config("k", send_events=False, ready_timeout=0)
+        async with Client(config) as client:
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait_ready)
+                    tg.start_soon(wait_for_ready)
+                    await anyio.wait_all_tasks_blocked()
+                    assert ended == []
+                    await client.aclose()
+        assert sorted(map(str, ended)) == [
+            "ProviderStatus.NOT_READY",
+            "the aioflags client closed while wait_for_status() waited for READY",
+        ]
+
+
+@pytest.mark.asyncio
 async def test_late_handler_runs_once_with_the_details_that_set_the_status() -> None:
     async with (
         FlagServer({"f": FLAG}) as server,
@@ -356,6 +410,8 @@ def test_flag_change_handler_must_be_callable() -> None:
     client = Client(Config(offline=True))
     with pytest.raises(TypeError, match="callable"):
         client.add_flag_change_handler("on_change")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="handler must be callable, got None"):
+        client.add_flag_value_change_handler("f", USER, None)  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio

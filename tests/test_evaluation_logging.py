@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
@@ -143,6 +144,80 @@ async def test_the_async_client_warns_of_an_unknown_key_once(
             assert detail.error_kind == "FLAG_NOT_FOUND"
             assert await client.bool_variation("checkout", USER, False) is True
     assert len(lines(caplog, "No flag 'chekcout'", logging.WARNING)) == 1
+
+
+# --------------------------------------------------------- not a key
+#: Flag keys of the wrong type, an unhashable one first (a dict lookup
+#: with it raises TypeError: checked before any lookup).
+NOT_KEYS: list[Any] = [["known"], None, 5, b"known"]
+
+
+class Key(str, enum.Enum):
+    """A ``StrEnum``-style key: a str subclass is a key like any other."""
+
+    KNOWN = "known"
+
+
+def test_a_key_that_is_not_a_str_gives_the_default_by_every_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain = snapshot_from_data({"known": flag("known")}, {})
+    recorder = recorder_for(Config("k"), now_ms=lambda: 1000)
+    recording = plain.recording(recorder)
+    for snap in (plain, recording):
+        for key in NOT_KEYS:
+            assert snap.variation(key, USER, "d") == "d"
+            detail = snap.variation_detail(key, USER, "d")
+            assert (detail.value, detail.error_kind) == ("d", "FLAG_NOT_FOUND")
+            assert snap.bool_variation(key, USER, False) is False
+            assert snap.string_variation_detail(key, USER, "d").value == "d"
+        assert snap.variation(Key.KNOWN, USER, False) is True
+        assert snap.bool_variation_detail(Key.KNOWN, USER, False).value is True
+    assert recorder.take() is not None  # the enum key's evaluations only
+    said = lines(caplog, "aioflags flag keys are str", logging.ERROR)
+    assert said == [
+        "aioflags flag keys are str, got list ['known']: the default is returned "
+        "(FLAG_NOT_FOUND)",
+        "aioflags flag keys are str, got NoneType None: the default is returned "
+        "(FLAG_NOT_FOUND)",
+        "aioflags flag keys are str, got int 5: the default is returned "
+        "(FLAG_NOT_FOUND)",
+        "aioflags flag keys are str, got bytes b'known': the default is returned "
+        "(FLAG_NOT_FOUND)",
+    ]  # once per type, not per call or per snapshot
+    assert "No flag" not in caplog.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hooked", [False, True])
+async def test_the_async_client_gives_the_default_for_a_key_that_is_not_a_str(
+    caplog: pytest.LogCaptureFixture, hooked: bool
+) -> None:
+    from aioflags import Hook
+
+    class Seen(Hook):
+        def before_evaluation(self, series_context: Any, data: Any) -> Any:
+            keys.append(series_context.key)
+            return data
+
+    keys: list[Any] = []
+    data = FlagData()
+    data.set_value("known", True)
+    config = Config(
+        data_system=data.data_system(),
+        send_events=False,
+        hooks=[Seen()] if hooked else [],
+    )
+    async with Client(config) as client:
+        for key in NOT_KEYS:
+            assert await client.variation(key, USER, "d") == "d"
+            detail = await client.variation_detail(key, USER, "d")
+            assert detail.error_kind == "FLAG_NOT_FOUND"
+            assert await client.int_variation(key, USER, 3) == 3
+        assert await client.variation(Key.KNOWN, USER, False) is True
+        assert (await client.variation_detail(Key.KNOWN, USER, False)).value is True
+    assert len(lines(caplog, "aioflags flag keys are str", logging.ERROR)) == 4
+    assert keys == ([k for k in NOT_KEYS for _ in range(3)] + [Key.KNOWN] * 2) * hooked
 
 
 # --------------------------------------------------------- failing flags

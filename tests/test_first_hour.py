@@ -136,6 +136,21 @@ async def test_evaluations_never_raise_for_something_that_is_not_a_context(
     assert "Context.create(key) or Context.from_dict" in caplog.text
 
 
+def test_a_blocking_client_never_started_says_how_to_start_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import aioflags.blocking
+
+    client = aioflags.blocking.Client(Config("k", send_events=False))
+    assert client.variation("f", Context.create("u"), 1) == 1
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        "aioflags client evaluated before it was started: evaluations return "
+        "defaults (CLIENT_NOT_READY) until it is started: call client.start() "
+        "or use `with client:`"
+    ]
+
+
 @pytest.mark.asyncio
 async def test_evaluating_a_client_never_started_warns_once(
     caplog: pytest.LogCaptureFixture,

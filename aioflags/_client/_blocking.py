@@ -213,6 +213,7 @@ class Client:
                 f"aioflags.blocking.Client takes an aioflags.Config, got {config!r}"
             )
         self._client = _AsyncClient(config)
+        self._client._start_hint = "call client.start() or use `with client:`"
         self._lock = threading.Lock()
         self._running: _Running | None = None
         _LIVE_CLIENTS.add(self)

@@ -31,7 +31,7 @@ from typing import (
 )
 
 from aioflags._core._clock import Clock, MonotonicClock
-from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
@@ -43,7 +43,7 @@ from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook
-from ._lifecycle import Lifecycle
+from ._lifecycle import Lifecycle, State
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 
 # What only a running client needs (HTTP, TLS, the data sources, the store,
@@ -74,6 +74,7 @@ __all__ = ["Client"]
 T = TypeVar("T")
 
 logger = logging.getLogger("aioflags")
+_READY_OR_FATAL = frozenset({ProviderStatus.READY, ProviderStatus.FATAL})
 events_logger = logging.getLogger("aioflags.events")
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 
@@ -167,6 +168,7 @@ class Client:
         "_life",
         "_own_random",
         "_random",
+        "_start_hint",
         "_store",
     )
 
@@ -190,6 +192,11 @@ class Client:
         self._own_random = random is None
         self._random = random or _random.Random()
         self._instance_id = config.instance_id or _new_instance_id()
+        #: How the messages about a client not started say to start it
+        #: (aioflags.blocking.Client says its own way).
+        self._start_hint = (
+            "start it with `async with client:` (in your app's lifespan, for example)"
+        )
         self._bus = EventBus()
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(config.hooks) if config.hooks else None
@@ -343,8 +350,8 @@ class Client:
         if self._forked_from is None:
             logger.warning(
                 "aioflags client evaluated before it was started: evaluations "
-                "return defaults (CLIENT_NOT_READY) until `async with client:` "
-                "starts it (in your app's lifespan, for example)"
+                "return defaults (CLIENT_NOT_READY) until it is started: %s",
+                self._start_hint,
             )
             return
         self._warn_forked()
@@ -407,6 +414,9 @@ class Client:
         Raises:
             ValueError: no status was given.
             TypeError: a value is not a :class:`ProviderStatus`.
+            ClientClosedError: the client is not started (and the status is
+                not one of ``statuses``), or it closed while waiting: its
+                status would not change again.
 
         Added in version 0.1.0.
         """
@@ -420,7 +430,31 @@ class Client:
                 f"wait_for_status() takes ProviderStatus values, got {wrong[0]!r}"
             )
         wanted = frozenset(statuses)
-        return await self._bus.wait_status(wanted.__contains__)
+        status = await self._wait_running("wait_for_status()", wanted.__contains__)
+        if status not in wanted:
+            raise ClientClosedError(
+                "the aioflags client closed while wait_for_status() waited for "
+                + " or ".join(sorted(s.name for s in wanted))
+            )
+        return status
+
+    async def _wait_running(
+        self, method: str, wanted: Callable[[ProviderStatus], bool]
+    ) -> ProviderStatus:
+        """The status once ``wanted`` holds, or once the client is not running.
+
+        Never waits on a client that is not started: nothing would change
+        its status (ClientClosedError, unless ``wanted`` holds already).
+        """
+        life = self._life
+        if not wanted(self._bus.status) and life.state is State.IDLE:
+            raise ClientClosedError(
+                f"{method} on an aioflags.Client that is not started would wait "
+                f"for ever: {self._start_hint} first"
+            )
+        return await self._bus.wait_status(
+            lambda status: wanted(status) or life.state is not State.RUNNING
+        )
 
     @property
     def data_source_status(self) -> DataSourceStatus | None:
@@ -460,12 +494,18 @@ class Client:
     async def wait_ready(self, timeout: float | None = None) -> ProviderStatus:  # noqa: ASYNC109
         """Wait until the status is READY (or FATAL), up to ``timeout`` seconds.
 
-        Returns the status then; never raises because the network is bad.
+        Returns the status then; never raises because the network is bad. If
+        the client closes meanwhile, returns its status (NOT_READY) then.
+
+        Raises:
+            ClientClosedError: the client is not started (``async with
+                client:`` first), unless it is FATAL: nothing would make it
+                READY.
         """
         import anyio
 
         with anyio.move_on_after(timeout):
-            await self.wait_for_status(ProviderStatus.READY, ProviderStatus.FATAL)
+            await self._wait_running("wait_ready()", _READY_OR_FATAL.__contains__)
         return self._bus.status
 
     def add_handler(self, event: ProviderEvent, handler: Handler) -> None:
@@ -509,6 +549,8 @@ class Client:
         The value is evaluated now, then again on each change of that flag;
         the handler runs only when it differs. Returns a remover.
         """
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
         watcher = ValueWatcher(self._snapshot_quietly, key, context, default, handler)
         token = self._bus.add(ProviderEvent.CONFIGURATION_CHANGED, watcher)
         return functools.partial(self._bus.discard, token)
@@ -574,7 +616,8 @@ class Client:
         # A flag that needs the careful path (a prerequisite chain, a big
         # segment) has a head that takes it. An abort is MALFORMED_FLAG and
         # a bug in the code EXCEPTION, both logged (finish()); anything else
-        # (no such flag, not a valid Context) goes to the snapshot's method.
+        # (no such flag, not a valid Context, a key not a str) goes to the
+        # snapshot's method.
         evaluator = self._evaluator
         store = evaluator.plain
         if (
@@ -588,6 +631,9 @@ class Client:
                 head = matcher.heads[key]
             except KeyError:  # first evaluated in this snapshot
                 head = matcher.find_head(key)
+            except TypeError:  # an unhashable key (a list), for the method below
+                # (a check of the key's type here would cost 2.5 %, callgrind)
+                head = None
             # None: no such flag here, for the snapshot's method (or a
             # cached store's gate, which may read it through) below.
             if head is not None:
@@ -606,6 +652,7 @@ class Client:
             hooks is not None
             and context.__class__ is Context
             and context._error is None
+            and isinstance(key, str)
         ):
             matcher = evaluator.store.snapshot._matcher
             head = matcher.head(key)

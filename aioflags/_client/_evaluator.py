@@ -193,7 +193,12 @@ class Evaluator:
         cached store reads a key the data lacks through).
         """
         gate = self.gate
-        if gate is None or (not gate.always and gate.passes(key)):
+        given: object = key  # typed str; callers may not be
+        if (
+            gate is None
+            or not isinstance(given, str)  # no gate: the snapshot refuses it
+            or (not gate.always and gate.passes(key))
+        ):
             return self.snapshot()
         return None
 

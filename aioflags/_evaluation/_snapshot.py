@@ -86,6 +86,28 @@ def _not_a_context(context: object, answer: R) -> R:
     return answer
 
 
+_NOT_KEYS: set[str] = set()  # the key types already logged as not a str
+
+
+def _not_a_key(key: object, answer: R) -> R:
+    """An evaluation got a flag key that is not a str: log once per type.
+
+    Checked at the door before any lookup (``key.__class__ is not str``
+    first: a str subclass, a ``StrEnum`` member, is a key too): an
+    unhashable key (a list) would otherwise raise from the lookup.
+    """
+    kind = type(key).__name__
+    if kind not in _NOT_KEYS:
+        _NOT_KEYS.add(kind)
+        logger.error(
+            "aioflags flag keys are str, got %s %r: the default is returned "
+            "(FLAG_NOT_FOUND)",
+            kind,
+            key,
+        )
+    return answer
+
+
 #: Unknown flag keys already logged: at most this many, then none are logged.
 _MAX_UNKNOWN_KEYS: Final = 1000
 _UNKNOWN_KEYS: Final = Occurrences(_MAX_UNKNOWN_KEYS)
@@ -466,6 +488,9 @@ class FlagSnapshot:
             return _NOT_READY
         if context.__class__ is not Context or context._error is not None:
             return _refused(context, _NO_CONTEXT)
+        given: object = key  # typed str; callers may not be
+        if given.__class__ is not str and not isinstance(given, str):
+            return _not_a_key(given, _NOT_FOUND)
         matcher = self._matcher
         head: tuple[Any, ...] | Result | None
         try:
@@ -536,6 +561,9 @@ class FlagSnapshot:
         The path of every evaluation while analytics events are on: the
         prerequisites' evaluations are recorded too, before the flag's own.
         """
+        given: object = key  # typed str; callers may not be
+        if given.__class__ is not str and not isinstance(given, str):  # no event either
+            return _not_a_key(given, _NOT_FOUND)
         try:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:  # a snapshot that is not ready holds none
@@ -598,6 +626,9 @@ class FlagSnapshot:
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
         # variation.
+        given: object = key  # typed str; callers may not be
+        if given.__class__ is not str and not isinstance(given, str):
+            return _not_a_key(given, default)
         try:
             flag: CompiledFlag | None = self._flags[key]
         except KeyError:
@@ -697,6 +728,9 @@ class FlagSnapshot:
         # default (a snapshot that is not ready holds no flags).
         if context.__class__ is not Context or context._error is not None:
             return _refused(context, default)
+        given: object = key  # typed str; callers may not be
+        if given.__class__ is not str and not isinstance(given, str):
+            return _not_a_key(given, default)
         flag = self._flags.get(key)
         if flag is None:
             if self._initialized:
