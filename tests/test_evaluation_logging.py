@@ -278,6 +278,28 @@ def test_a_malformed_flag_is_logged_once_per_flag(
     assert warned[1].startswith("Flag 'bad' has failed 10 times (MALFORMED_FLAG)")
 
 
+def test_a_malformed_flag_or_segment_is_logged_once_per_version_however_often_it_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each poll or reconnect makes a new snapshot, whose flags compile again."""
+    bad = flag("bad", variations="not a list")
+    rollout = {"variations": [{"variation": 0, "weight": 10**400}]}
+    heavy = flag("heavy", fallthrough={"rollout": rollout})
+    seg = {"key": "s", "version": 1, "included": "not a list"}
+    clause = {"attribute": "", "op": "segmentMatch", "values": ["s"]}
+    reach = flag("reach", rules=[{"id": "r", "variation": 0, "clauses": [clause]}])
+    flags: dict[str, object] = {"bad": bad, "heavy": heavy, "reach": reach}
+    for version in (1, 1, 1, 2):  # three transfers of version 1, then version 2
+        flags["bad"] = {**bad, "version": version}
+        snap = snapshot_from_data(flags, {"s": seg})
+        for key in flags:
+            assert snap.variation_detail(key, USER, "d").error_kind == "MALFORMED_FLAG"
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert sum(m.startswith("Flag 'bad' is malformed") for m in said) == 2
+    assert sum(m.startswith("Flag 'heavy' could not be compiled") for m in said) == 1
+    assert sum(m.startswith("Segment 's' is malformed") for m in said) == 1
+
+
 def test_failing_flags_are_remembered_up_to_a_bound_which_is_said_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,9 +112,7 @@ def _said(malformed: str | None, what: str, key: str, version: int) -> None:
     noted: list[str] | None = _unlisted.__dict__.pop("noted", None)
     if not noted or malformed is not None:
         return
-    # Once per flag or segment version: a full transfer (a reconnect, a
-    # poll) compiles it again, and would say it again.
-    if _SAID.add((what, key, version)) == 1:
+    if _first(what, key, version):
         logger.warning(
             "%s %r evaluates to MALFORMED_FLAG wherever an evaluation reaches "
             "these parts: %s (logged as it is compiled; `aioflags validate` "
@@ -125,8 +123,18 @@ def _said(malformed: str | None, what: str, key: str, version: int) -> None:
         )
 
 
-#: The flag and segment versions whose lazy MALFORMED_FLAG parts were logged.
+#: The flag and segment versions whose MALFORMED_FLAG parts were logged.
 _SAID: Final = Occurrences(1000)
+
+
+def _first(what: str, key: str, version: int) -> bool:
+    """Whether this flag or segment version's problems are to be logged: once.
+
+    A full transfer (a reconnect, each poll) makes a new snapshot, whose
+    flags compile again on their first evaluation: without this a
+    malformed flag would be logged again at every poll.
+    """
+    return _SAID.add((what, key, version)) == 1
 
 
 @contextlib.contextmanager
@@ -612,15 +620,18 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     except _Bad as exc:
         flag.malformed = str(exc)
         flag.constant = MALFORMED
-        logger.error(
-            "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
-        )
+        if _first("Flag", key, flag.version):
+            logger.error(
+                "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
+            )
     except Exception as exc:  # JSON no check foresaw (a weight of 10**400)
         flag.malformed = f"{type(exc).__name__}: {exc}"
         flag.constant = MALFORMED
-        logger.exception(
-            "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG", key
-        )
+        if _first("Flag", key, flag.version):
+            logger.exception(
+                "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG",
+                key,
+            )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
     flag.ops = (flag.run, plain, *flag.ops)
@@ -947,12 +958,14 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
         )
         seg.rules = ()
         seg.contains = None
-        logger.error(
-            "Segment %r is malformed: flags that reach it evaluate to MALFORMED_FLAG: %s",
-            key,
-            seg.malformed,
-            exc_info=not isinstance(exc, _Bad),
-        )
+        if _first("Segment", key, seg.version):
+            logger.error(
+                "Segment %r is malformed: flags that reach it evaluate to "
+                "MALFORMED_FLAG: %s",
+                key,
+                seg.malformed,
+                exc_info=not isinstance(exc, _Bad),
+            )
     _said(seg.malformed, "Segment", key, seg.version)
     return seg
 
