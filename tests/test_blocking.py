@@ -277,6 +277,8 @@ def test_misuse_says_what_happened_and_what_to_do(served: Served) -> None:
     with pytest.raises(aioflags.ConfigurationError, match=r"takes an aioflags\.Config"):
         Client("sdk-key")  # type: ignore[arg-type]
     client = Client(served.config())
+    with pytest.raises(TypeError, match=r"takes an aioflags\.Context"):
+        client.secure_mode_hash("u1")  # type: ignore[arg-type]
     with pytest.raises(aioflags.ClientClosedError, match=r"not started: use `with"):
         client.wait_ready(1)
     # Not started: evaluations answer, handlers register for the next start.

@@ -362,6 +362,12 @@ def test_secure_mode_hash_matches_launchdarkly() -> None:
         ld.close()  # type: ignore[no-untyped-call]
 
 
+def test_secure_mode_hash_of_a_string_says_it_takes_a_context() -> None:
+    client = Client(Config("secret", offline=True))
+    with pytest.raises(TypeError, match=r"takes an aioflags\.Context.*got 'u1'"):
+        client.secure_mode_hash("u1")  # type: ignore[arg-type]
+
+
 def test_the_client_runs_on_trio() -> None:
     async def main() -> None:
         async with FlagServer({"f": FLAG}) as server:

@@ -883,10 +883,20 @@ class Client:
             await events.flush(timeout)
 
     def secure_mode_hash(self, context: Context) -> str:
-        """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
+        """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex.
+
+        Raises:
+            TypeError: ``context`` is not an :class:`aioflags.Context`.
+        """
         import hashlib  # its one use: not with aioflags
         import hmac
 
+        given: object = context  # checked at run time: callers may not be typed
+        if not isinstance(given, Context):
+            raise TypeError(
+                "secure_mode_hash() takes an aioflags.Context "
+                f"(aioflags.Context.create(key)), got {context!r}"
+            )
         key = (self._config.sdk_key or "").encode()
         return hmac.new(
             key, context.fully_qualified_key.encode(), hashlib.sha256
