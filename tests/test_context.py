@@ -65,6 +65,10 @@ def test_create_with_everything() -> None:
         # One string is not a list of letters: "email" must not redact "e"...
         ({"key": "k", "private_attributes": "email"}, "list of strings"),
         ({"key": "k", "private_attributes": 5}, "list of strings"),
+        # Was a ValueError from dict("abc"), a TypeError from dict(5).
+        ({"key": "k", "attributes": "abc"}, "attributes must be a mapping"),
+        ({"key": "k", "attributes": 5}, "attributes must be a mapping"),
+        ({"key": "k", "attributes": [("a", 1)]}, "got list"),
     ],
     ids=lambda v: str(v)[:40],
 )

@@ -213,7 +213,8 @@ class Context:
                 digits, ``.``, ``_`` and ``-``; not ``"kind"`` or ``"multi"``.
             name: an optional display name (the ``name`` attribute).
             anonymous: whether the context is anonymous.
-            attributes: custom attributes; a ``None`` value means "absent".
+            attributes: custom attributes, a mapping of names to JSON values;
+                a ``None`` value means "absent".
                 Built-in names (``kind``, ``key``, ``name``, ``anonymous``)
                 are set through the parameters above, not here.
             private_attributes: attribute references to redact from events
@@ -230,7 +231,14 @@ class Context:
             # (Not iterable: refused as not a list of strings.)
             with contextlib.suppress(TypeError):
                 private = list(private_attributes)
-        return cls._build(kind, key, name, anonymous, dict(attributes or {}), private)
+        return cls._build(
+            kind,
+            key,
+            name,
+            anonymous,
+            {} if attributes is None else attributes,
+            private,
+        )
 
     @classmethod
     def _build(
@@ -239,7 +247,7 @@ class Context:
         key: object,
         name: object,
         anonymous: object,
-        attributes: Mapping[str, JSONValue],
+        attributes: object,
         private: object,
         *,
         allow_empty_key: bool = False,
@@ -263,6 +271,13 @@ class Context:
         ):
             return cls._invalid(
                 "private attributes must be a list of strings", kind, key
+            )
+        if not isinstance(attributes, Mapping):
+            return cls._invalid(
+                "context attributes must be a mapping of attribute names to "
+                f"values (a dict), got {type(attributes).__name__}",
+                kind,
+                key,
             )
         values: JSONObject = {"kind": kind, "key": key, "anonymous": anonymous}
         if name is not None:
