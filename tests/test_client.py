@@ -53,7 +53,35 @@ def test_construction_needs_no_event_loop_and_does_no_io() -> None:
         ({"private_attributes": "email"}, "private_attributes"),
         ({"private_attributes": ("email", "")}, "private_attributes"),
         ({"private_attributes": 5}, "private_attributes"),  # was a TypeError
+        # Below: accepted (or a bare TypeError) until these were checked.
+        ({"sdk_key": "k", "data_system": "polling"}, "data_system"),
+        ({"sdk_key": "k", "data_system": DataSystem.polling}, "data_system"),
+        ({"sdk_key": "k", "data_system": object()}, "data_system"),
+        *(
+            ({"sdk_key": "k", name: "false"}, f"{name} must be True or False")
+            for name in (
+                "offline",
+                "send_events",
+                "all_attributes_private",
+                "diagnostic_opt_out",
+                "omit_anonymous_contexts",
+                "compress_events",
+                "gc_freeze",
+            )
+        ),
+        ({"sdk_key": "k", "offline": 1}, "offline must be True or False"),
+        ({"sdk_key": "k", "wrapper_name": "w\r\nX-Evil: 1"}, "wrapper_name"),
+        ({"sdk_key": "k", "wrapper_name": 5}, "wrapper_name"),
+        ({"sdk_key": "k", "wrapper_version": "1.0\n"}, "wrapper_version"),
+        ({"sdk_key": "k", "instance_id": "id\r\n"}, "instance_id"),
+        ({"sdk_key": "k", "instance_id": "caf\u00e9"}, "instance_id"),
+        ({"sdk_key": "k", "retry_jitter": "0.5"}, "retry_jitter"),
+        ({"sdk_key": "k", "fatal_status_codes": 401}, "fatal_status_codes"),
+        ({"sdk_key": "k", "verify": 1}, "verify"),
+        ({"sdk_key": "k", "proxy": 3128}, "proxy"),
+        ({"sdk_key": "k", "proxy": "127.0.0.1:3128"}, "proxy"),
     ],
+    ids=lambda v: str(v)[:50],
 )
 def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
@@ -66,6 +94,9 @@ def test_config_headers_and_secret_repr() -> None:
     assert config.tags_header == "application-id/app"
     assert config.wrapper_header == "w"
     assert Config("k").tags_header is None and Config("k").wrapper_header is None
+    spaced = Config("k", wrapper_name="my wrapper", wrapper_version="1.0 beta")
+    assert spaced.wrapper_header == "my wrapper/1.0 beta"  # spaces inside are valid
+    assert Config("k", instance_id="").instance_id == ""  # unset: a uuid4 each
 
 
 def test_client_needs_a_config_and_a_key_for_the_network() -> None:

@@ -251,6 +251,43 @@ def test_transport_hints(exc: Exception, expected: str) -> None:
     assert expected in error.message
 
 
+# ------------------------------------------------------ wrong types in Config
+def test_config_data_system_not_called_says_to_call_it() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config("k", data_system=DataSystem.polling)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "data_system must be an aioflags.DataSystem, got the method that makes "
+        "one: call it, as in data_system=DataSystem.polling()"
+    )
+
+
+def test_config_data_system_as_a_string_names_the_preset() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config("k", data_system="streaming")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "data_system must be an aioflags.DataSystem, got 'streaming': "
+        "use data_system=DataSystem.streaming()"
+    )
+
+
+def test_config_boolean_as_a_string_points_at_from_env() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config("k", send_events="false")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "send_events must be True or False, got 'false': a string is not parsed "
+        "here (Config.from_env() reads true/false from the environment)"
+    )
+
+
+def test_config_header_option_with_a_newline_fails_at_construction() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config("k", wrapper_name="w\r\n")
+    assert str(raised.value) == (
+        "wrapper_name is sent as an HTTP header value: it must be a string of "
+        "visible ASCII characters (spaces only inside), got 'w\\r\\n'"
+    )
+
+
 # ------------------------------------------------- configuration from the env
 @pytest.mark.parametrize(
     ("env", "expected"),

@@ -9,14 +9,15 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
+from aioflags._core._checks import check_bool, check_seconds, check_url
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._datasystem._config import DataSystem
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Mapping, Sequence
 
-    from aioflags._datasystem._config import DataSystem
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
 
     from ._hooks import Hook
@@ -92,14 +93,44 @@ def _is_big_segments_config(value: object) -> bool:
     return isinstance(value, BigSegmentsConfig)
 
 
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
-    # Written so that NaN fails too (every comparison with NaN is false).
-    if not (value > 0 or (allow_zero and value == 0)):
-        raise ConfigurationError(
-            f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+#: The options that are True or False (a truthy ``"false"`` would be True).
+_BOOLEANS: Final = (
+    "offline",
+    "send_events",
+    "all_attributes_private",
+    "diagnostic_opt_out",
+    "omit_anonymous_contexts",
+    "compress_events",
+    "gc_freeze",
+)
+_FROM_TEXT: Final = (
+    ": a string is not parsed here (Config.from_env() reads true/false "
+    "from the environment)"
+)
+#: The options sent as HTTP header values as they are (the tags are lenient).
+_HEADERS: Final = ("wrapper_name", "wrapper_version", "instance_id")
+#: Visible ASCII, spaces only inside: what every HTTP stack sends as a value.
+_HEADER_VALUE: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_PROXY_SCHEMES: Final = ("http://", "https://", "socks5://", "socks5h://")
+
+
+def _data_system_problem(value: object) -> str:
+    """Why ``value`` is not a data system, and the call that makes one."""
+    made_by = getattr(value, "__self__", None) is DataSystem
+    if made_by and callable(value):  # DataSystem.polling, not called
+        call = f"{getattr(value, '__qualname__', 'DataSystem.default')}()"
+        return (
+            f"data_system must be an aioflags.DataSystem, got the method that "
+            f"makes one: call it, as in data_system={call}"
         )
+    preset = getattr(DataSystem, value, None) if isinstance(value, str) else None
+    hint = (
+        f": use data_system=DataSystem.{value}()"
+        if isinstance(value, str) and callable(preset) and not value.startswith("_")
+        else " (DataSystem.default(), DataSystem.polling(), "
+        "DataSystem.custom(synchronizers=[...]), ...)"
+    )
+    return f"data_system must be an aioflags.DataSystem, got {value!r}{hint}"
 
 
 @final
@@ -140,10 +171,13 @@ class Config(Frozen):
             unset, and an invalid value (not 1-64 of ``[A-Za-z0-9._-]``) is
             dropped with a warning, as LaunchDarkly's SDKs do.
         application_version: like ``application_id``.
-        wrapper_name: sent in ``X-LaunchDarkly-Wrapper``.
-        wrapper_version: sent in ``X-LaunchDarkly-Wrapper``.
-        instance_id: sent in ``X-LaunchDarkly-Instance-Id``; by default each
-            client makes a uuid4 of its own, and a new one in a forked child.
+        wrapper_name: sent in ``X-LaunchDarkly-Wrapper``: visible ASCII
+            characters, spaces only inside (an HTTP header value).
+        wrapper_version: sent in ``X-LaunchDarkly-Wrapper``; like
+            ``wrapper_name``.
+        instance_id: sent in ``X-LaunchDarkly-Instance-Id``; like
+            ``wrapper_name``. By default each client makes a uuid4 of its
+            own, and a new one in a forked child.
         payload_filter_key: a LaunchDarkly payload filter: only the flags it
             selects are fetched (``filter=`` on every data request). An
             invalid key (not ``[A-Za-z0-9][A-Za-z0-9._-]*``) is dropped with a
@@ -192,7 +226,9 @@ class Config(Frozen):
             the reason. Added in version 0.1.0.
 
     Raises:
-        ConfigurationError: when a value is invalid; the message says which.
+        ConfigurationError: when a value is invalid or of the wrong type (a
+            boolean option is ``True`` or ``False``, not a truthy string);
+            the message says which.
 
     Added in version 0.1.0.
     """
@@ -370,13 +406,14 @@ class Config(Frozen):
         if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
             raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
         for name in ("base_uri", "stream_uri", "events_uri"):
-            uri = getattr(self, name)
-            if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
-                raise ConfigurationError(
-                    f"{name} must be an http:// or https:// URL, got {uri!r}"
-                )
-            set_field(self, name, uri.rstrip("/"))
-        _positive("ready_timeout", self.ready_timeout, allow_zero=True)
+            set_field(self, name, check_url(name, getattr(self, name)))
+        for name in _BOOLEANS:
+            check_bool(name, getattr(self, name), text_hint=_FROM_TEXT)
+        if self.data_system is not None and not isinstance(
+            self.data_system, DataSystem
+        ):
+            raise ConfigurationError(_data_system_problem(self.data_system))
+        check_seconds("ready_timeout", self.ready_timeout, allow_zero=True)
         for name in (
             "initial_retry_delay",
             "max_retry_delay",
@@ -388,7 +425,7 @@ class Config(Frozen):
             "flush_interval",
             "context_keys_flush_interval",
         ):
-            _positive(name, getattr(self, name))
+            check_seconds(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
         if self.big_segments is not None and not _is_big_segments_config(
@@ -398,8 +435,13 @@ class Config(Frozen):
                 "big_segments must be an aioflags.BigSegmentsConfig, "
                 f"got {self.big_segments!r}"
             )
-        _positive("grace_period", self.grace_period, allow_zero=True)
-        if not 0 <= self.retry_jitter <= 1:
+        check_seconds("grace_period", self.grace_period, allow_zero=True)
+        jitter: object = self.retry_jitter  # callers may not be typed
+        if (
+            isinstance(jitter, bool)
+            or not isinstance(jitter, (int, float))
+            or not 0 <= jitter <= 1
+        ):
             raise ConfigurationError(
                 f"retry_jitter must be between 0 and 1, got {self.retry_jitter!r}"
             )
@@ -407,12 +449,19 @@ class Config(Frozen):
             raise ConfigurationError(
                 "max_retry_delay must not be smaller than initial_retry_delay"
             )
-        codes: frozenset[object] = frozenset(self.fatal_status_codes)
-        if not all(isinstance(c, int) and 400 <= c <= 599 for c in codes):
+        given: object = self.fatal_status_codes  # callers may not be typed
+        codes = tuple(given) if isinstance(given, Iterable) else ()
+        if (
+            isinstance(given, (str, bytes))
+            or not isinstance(given, Iterable)
+            or not all(isinstance(c, int) and 400 <= c <= 599 for c in codes)
+        ):
             raise ConfigurationError(
-                "fatal_status_codes must be HTTP error statuses (400-599)"
+                "fatal_status_codes must be a set of HTTP error statuses "
+                f"(400-599), got {given!r}"
             )
-        set_field(self, "fatal_status_codes", codes)
+        set_field(self, "fatal_status_codes", frozenset(codes))
+        self._check_http()
         for name in ("application_id", "application_version"):
             value = _lenient(name, getattr(self, name), _TAG, _TAG_RULE)
             set_field(self, name, value)
@@ -488,6 +537,36 @@ class Config(Frozen):
                 raise ConfigurationError(f"{', '.join(variables)}: {message}") from None
             raise
 
+    def _check_http(self) -> None:
+        """The TLS and proxy options, and the options sent as header values."""
+        verify: object = self.verify
+        if not isinstance(verify, (bool, str)):
+            import ssl  # only here: it is slow to import
+
+            if not isinstance(verify, ssl.SSLContext):
+                raise ConfigurationError(
+                    "verify must be True, False, the path of a CA bundle or an "
+                    f"ssl.SSLContext, got {verify!r}"
+                )
+        proxy: object = self.proxy
+        if proxy is not None and not (
+            isinstance(proxy, str) and proxy.startswith(_PROXY_SCHEMES)
+        ):
+            raise ConfigurationError(
+                "proxy must be a proxy URL (http://, https:// or socks5://) "
+                f"or None, got {proxy!r}"
+            )
+        for name in _HEADERS:
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue  # unset ("" as for the tags)
+            if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+                raise ConfigurationError(
+                    f"{name} is sent as an HTTP header value: it must be a "
+                    "string of visible ASCII characters (spaces only inside), "
+                    f"got {value!r}"
+                )
+
     def _check_hooks(self) -> None:
         from ._hooks import check_hook
 
@@ -509,7 +588,9 @@ class Config(Frozen):
                 raise ConfigurationError(
                     f"{name} must be a positive integer, got {value!r}"
                 )
-        _positive("diagnostic_recording_interval", self.diagnostic_recording_interval)
+        check_seconds(
+            "diagnostic_recording_interval", self.diagnostic_recording_interval
+        )
         if self.diagnostic_recording_interval < _MIN_DIAGNOSTIC_INTERVAL:
             raise ConfigurationError(
                 "diagnostic_recording_interval must be at least "

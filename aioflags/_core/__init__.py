@@ -1,4 +1,4 @@
-"""What every layer uses: value classes, JSON, clocks, pacing, the lifespan task group, exceptions, settings.
+"""What every layer uses: value classes, JSON, clocks, pacing, the lifespan task group, exceptions, settings, the checks of options.
 
 Nothing here imports the layers above, not even for annotations: the layers
 above hand their objects down typed by the protocols here (``Clock``,
