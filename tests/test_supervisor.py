@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from aioflags import Context, DataSystem, ErrorInfo, ErrorKind, SourceState
+from aioflags import Context, DataSystem, ErrorInfo, ErrorKind, SourceState, sources
 from aioflags._datasystem._store import Store
 from aioflags._datasystem._supervisor import Supervisor
 from aioflags.sources import Basis, ProtocolError, SourceError, Update
@@ -496,6 +496,72 @@ async def test_supervisor_bug_is_contained(
         assert h.supervisor.status.error is not None
         assert "store exploded" in h.supervisor.status.error.message
     assert "failed unexpectedly" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: DataSystem.polling(interval="5"),  # type: ignore[arg-type]
+            r"^DataSystem\.polling\(interval=\.\.\.\) must be a number of seconds, "
+            r"got '5'$",
+        ),
+        (lambda: DataSystem.polling(interval=True), r"polling\(interval="),
+        (lambda: DataSystem.file("f.json", reload="yes"), r"file\(reload=.*'yes'"),  # type: ignore[arg-type]
+        (lambda: DataSystem.file("f.json", interval="1"), r"file\(interval="),  # type: ignore[arg-type]
+        (lambda: DataSystem.file(5), "takes file paths, got 5"),  # type: ignore[arg-type]
+        (
+            lambda: DataSystem.custom(initializers=sources.polling_initializer()),  # type: ignore[arg-type]
+            "initializers must be a list of source factories",
+        ),
+        (
+            lambda: DataSystem.default().with_timings(recovery_after="5"),  # type: ignore[arg-type]
+            "recovery_after must be a number of seconds",
+        ),
+        (
+            lambda: sources.polling_synchronizer(interval="60"),  # type: ignore[arg-type]
+            r"^polling_synchronizer\(interval=\.\.\.\) must be a number",
+        ),
+        (
+            lambda: sources.fdv1_polling_synchronizer(interval=0),
+            r"^fdv1_polling_synchronizer\(interval=\.\.\.\) must be > 0",
+        ),
+        (
+            lambda: sources.polling_initializer(base_uri="relay:8030"),
+            r"^polling_initializer\(base_uri=\.\.\.\) must be an http",
+        ),
+        (
+            lambda: sources.streaming_synchronizer(initial_retry_delay="1"),  # type: ignore[arg-type]
+            r"^streaming_synchronizer\(initial_retry_delay=\.\.\.\)",
+        ),
+        (
+            lambda: sources.fdv1_streaming_synchronizer(base_uri=5),  # type: ignore[arg-type]
+            r"^fdv1_streaming_synchronizer\(base_uri=\.\.\.\)",
+        ),
+    ],
+    ids=[
+        "polling-interval-str",
+        "polling-interval-bool",
+        "file-reload-str",
+        "file-interval-str",
+        "file-path-int",
+        "custom-one-factory",
+        "with-timings-str",
+        "polling-sync-interval",
+        "fdv1-polling-zero",
+        "initializer-uri",
+        "streaming-delay",
+        "fdv1-streaming-uri",
+    ],
+)
+def test_datasystem_and_source_options_of_a_wrong_type_name_the_option(
+    make: Callable[[], object], message: str
+) -> None:
+    """A ConfigurationError when made, not a TypeError (or worse) when the source runs."""
+    from aioflags import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        make()
 
 
 def test_datasystem_validation() -> None:

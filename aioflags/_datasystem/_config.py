@@ -9,8 +9,10 @@ generator. An initializer yields :class:`Basis` results; a synchronizer yields
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, final
 
+from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
@@ -18,8 +20,6 @@ from ._context import is_local_source, mark_local
 from ._stores._base import StoreMode
 
 if TYPE_CHECKING:
-    import os
-
     from ._context import InitializerFactory, SynchronizerFactory
     from ._stores._base import PersistentStore
 
@@ -104,9 +104,13 @@ class DataSystem(Frozen):
 
     def _validate(self) -> None:
         for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
-            if not getattr(self, name) > 0:
+            check_seconds(f"DataSystem {name}", getattr(self, name))
+        for name in ("initializers", "synchronizers"):
+            sources = getattr(self, name)
+            if not isinstance(sources, tuple):
                 raise ConfigurationError(
-                    f"DataSystem.{name} must be a positive number of seconds"
+                    f"DataSystem {name} must be a list of source factories, "
+                    f"got {sources!r}"
                 )
         for source in (*self.initializers, *self.synchronizers):
             if not callable(source):
@@ -172,10 +176,7 @@ class DataSystem(Frozen):
         """
         from ._sources import _polling
 
-        if not interval > 0:
-            raise ConfigurationError(
-                "the polling interval must be a positive number of seconds"
-            )
+        check_seconds("DataSystem.polling(interval=...)", interval)
         return cls(
             synchronizers=(_polling.polling_synchronizer(interval=interval),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
@@ -252,10 +253,13 @@ class DataSystem(Frozen):
 
         if not paths:
             raise ConfigurationError("DataSystem.file() needs at least one path")
-        if not interval > 0:
-            raise ConfigurationError(
-                "the reload interval must be a positive number of seconds"
-            )
+        for path in paths:
+            if not isinstance(path, (str, os.PathLike)):
+                raise ConfigurationError(
+                    f"DataSystem.file() takes file paths, got {path!r}"
+                )
+        check_bool("DataSystem.file(reload=...)", reload)
+        check_seconds("DataSystem.file(interval=...)", interval)
         return cls(
             synchronizers=(
                 mark_local(file_synchronizer(*paths, reload=reload, interval=interval)),
@@ -282,8 +286,13 @@ class DataSystem(Frozen):
         if store is not None and not initializers and not synchronizers:
             return cls.daemon(store)
         return cls(
-            initializers=tuple(initializers),
-            synchronizers=tuple(synchronizers),
+            # Lists as tuples; anything else as it is, for _validate to refuse.
+            initializers=tuple(initializers)
+            if isinstance(initializers, list)
+            else initializers,
+            synchronizers=tuple(synchronizers)
+            if isinstance(synchronizers, list)
+            else synchronizers,
             fdv1_fallback=fdv1_fallback,
         )._with_store(store, store_mode)
 

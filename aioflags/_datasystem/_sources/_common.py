@@ -19,6 +19,7 @@ import anyio
 import httpx
 from httpx_sse import SSEError
 
+from aioflags._core._checks import check_seconds, check_url
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
 from aioflags._core._threads import sdk_limiter
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_HEADER",
     "HttpOutcome",
+    "check_source_options",
     "data_params",
     "display_url",
     "failure",
@@ -55,6 +57,28 @@ def data_params(ctx: SourceContext) -> dict[str, str]:
     """Query parameters every data request carries (``filter`` first, protocol.md §1)."""
     key = ctx.config.payload_filter_key
     return {"filter": key} if key else {}
+
+
+def check_source_options(
+    factory: str,
+    *,
+    base_uri: object = None,
+    interval: object = None,
+    initial_retry_delay: object = None,
+) -> None:
+    """A network source's options, checked when its factory is made, not when it runs.
+
+    ``None`` is "the Config's"; anything else must be an http(s) URL or a
+    number of seconds > 0. The message names the factory and the option.
+    """
+    if base_uri is not None:
+        check_url(f"{factory}(base_uri=...)", base_uri)
+    for name, value in (
+        ("interval", interval),
+        ("initial_retry_delay", initial_retry_delay),
+    ):
+        if value is not None:
+            check_seconds(f"{factory}({name}=...)", value)
 
 
 def poll_interval(ctx: SourceContext, url: str, interval: float | None) -> float:

@@ -20,6 +20,7 @@ from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
 
 from ._common import (
     HttpOutcome,
+    check_source_options,
     data_params,
     display_url,
     environment_id,
@@ -157,7 +158,11 @@ def polling_initializer(
 
     Args:
         base_uri: overrides ``Config.base_uri`` for this source.
+
+    Raises:
+        ConfigurationError: ``base_uri`` is not an http(s) URL.
     """
+    check_source_options("polling_initializer", base_uri=base_uri)
 
     async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
         url = f"{(base_uri or ctx.config.base_uri).rstrip('/')}/sdk/poll"
@@ -211,6 +216,10 @@ def polling_synchronizer(
     Args:
         base_uri: overrides ``Config.base_uri`` for this source.
         interval: seconds between polls; overrides ``Config.poll_interval``.
+
+    Raises:
+        ConfigurationError: ``base_uri`` is not an http(s) URL, or
+            ``interval`` not a number of seconds > 0.
     """
     return _synchronizer(base_uri, interval, fdv2=True)
 
@@ -229,6 +238,11 @@ def _synchronizer(
     base_uri: str | None, interval: float | None, *, fdv2: bool
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """The polling loop both protocols share (FDv1 has no fallback to direct)."""
+    check_source_options(
+        "polling_synchronizer" if fdv2 else "fdv1_polling_synchronizer",
+        base_uri=base_uri,
+        interval=interval,
+    )
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         requester, every = _polling(ctx, base_uri, interval, fdv2=fdv2)

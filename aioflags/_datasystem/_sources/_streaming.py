@@ -45,6 +45,7 @@ from aioflags._datasystem._payloads import (
 from aioflags._datasystem._sources._backoff import Backoff
 
 from ._common import (
+    check_source_options,
     data_params,
     display_url,
     environment_id,
@@ -245,6 +246,10 @@ def streaming_synchronizer(
     Args:
         base_uri: overrides ``Config.stream_uri`` for this source.
         initial_retry_delay: overrides ``Config.initial_retry_delay``.
+
+    Raises:
+        ConfigurationError: ``base_uri`` is not an http(s) URL, or
+            ``initial_retry_delay`` not a number of seconds > 0.
     """
     return _synchronizer(
         "/sdk/stream",
@@ -268,6 +273,11 @@ def _synchronizer(
     source: str,
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """A streaming synchronizer factory: one reconnect loop, ``read`` per connection."""
+    check_source_options(
+        "streaming_synchronizer" if fdv2 else "fdv1_streaming_synchronizer",
+        base_uri=base_uri,
+        initial_retry_delay=initial_retry_delay,
+    )
 
     def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
         url = f"{(base_uri or ctx.config.stream_uri).rstrip('/')}{path}"
