@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import gzip
 import itertools
 import json
@@ -168,7 +170,7 @@ async def test_the_events_are_encoded_a_slice_at_a_time_with_a_checkpoint_betwee
     steps: list[int | None] = []  # events encoded by one _dumps; None: a checkpoint
     dumps = _processor._dumps
 
-    def counting_dumps(events: list[Any]) -> tuple[bytes, int]:
+    def counting_dumps(events: list[Any]) -> tuple[bytes, list[str]]:
         steps.append(len(events))
         return dumps(events)
 
@@ -223,25 +225,85 @@ async def test_a_summary_of_many_flags_is_encoded_a_slice_of_flags_at_a_time(
     assert max(steps) <= _processor._SUMMARY_SLICE
 
 
-async def test_a_summary_entry_that_is_not_json_drops_only_its_flag(
+async def test_a_default_that_is_not_json_is_sent_as_null_with_every_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A default changed after it was counted: the other flags' counts are sent."""
+    """Changed after it was counted, or never JSON: the counts are all sent."""
     processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
     snapshot = snapshot_from_data(
-        {key: {**flag(), "key": key, "version": 1} for key in ("a", "b", "c")}
+        {key: {**flag(), "key": key, "version": 1} for key in ("a", "b", "c", "d")}
     ).recording(processor.recorder)
     context = Context.create("u")
     default: dict[str, Any] = {}
     snapshot.variation("a", context, False)
     snapshot.variation("b", context, default)
     snapshot.variation("c", context, False)
+    for _ in range(3):
+        snapshot.variation("d", context, decimal.Decimal("1.5"))
     default["when"] = object()  # the caller's dict, shared
     payload = await processor._take()
     assert payload is not None
     (*_, summary) = json.loads(payload.body)
-    assert list(summary["features"]) == ["a", "c"]
-    assert "summary of 1 flag(s) was dropped: not JSON" in caplog.text
+    features = summary["features"]
+    assert list(features) == ["a", "b", "c", "d"]
+    assert features["b"]["default"] == {"when": None}
+    assert features["d"]["default"] is None
+    assert [c["count"] for c in features["d"]["counters"]] == [3]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        "2 analytics value(s) sent as null: not JSON (object, Decimal). Context "
+        "attributes, defaults and event data must be JSON values"
+    )
+
+
+async def test_context_attributes_that_are_not_json_are_sent_as_null(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The event is sent; only the values that JSON cannot hold become null."""
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    attributes = {
+        "score": float("nan"),
+        "when": datetime.datetime(2026, 1, 1),
+        "tags": {"a", "b"},
+        "nested": {"ok": 1, "inf": float("inf"), "list": [1, decimal.Decimal(2)]},
+        "plain": "kept",
+    }
+    context = Context.create("u-odd", attributes=attributes)
+    assert context.valid
+    processor.identify(context)
+    payload = await processor._take()
+    assert payload is not None
+    (identify,) = [e for e in json.loads(payload.body) if e["kind"] == "identify"]
+    assert identify["context"] == {
+        "kind": "user",
+        "key": "u-odd",
+        "score": None,
+        "when": None,
+        "tags": None,
+        "nested": {"ok": 1, "inf": None, "list": [1, None]},
+        "plain": "kept",
+    }
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "5 analytics value(s) sent as null: not JSON (float nan, datetime, " in (
+        warning
+    )
+
+
+@pytest.mark.parametrize("metric", [float("nan"), float("inf"), -float("inf")])
+async def test_a_metric_value_that_is_not_finite_is_left_out_and_said(
+    caplog: pytest.LogCaptureFixture, metric: float
+) -> None:
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    processor.track("checkout", Context.create("u"), {"n": 1}, metric)
+    payload = await processor._take()
+    assert payload is not None
+    (custom,) = [e for e in json.loads(payload.body) if e["kind"] == "custom"]
+    assert custom["data"] == {"n": 1} and "metricValue" not in custom
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning == (
+        f"track('checkout'): metric_value must be a finite number, got {metric!r}; "
+        "the event is sent without it"
+    )
 
 
 async def test_closing_during_a_flush_still_sends_the_whole_batch(

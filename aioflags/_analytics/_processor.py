@@ -35,6 +35,7 @@ import email.utils
 import gzip
 import json
 import logging
+import math
 import uuid
 from typing import TYPE_CHECKING, Final
 
@@ -96,37 +97,77 @@ def _serialisable(event: JSONValue) -> bool:
     return True
 
 
-def _dumps(events: list[JSONObject]) -> tuple[bytes, int]:
-    """Compact JSON of ``events`` without its brackets, and how many were dropped.
+def _as_json(value: object, odd: list[str]) -> JSONValue:
+    """``value`` with each part that is not JSON as ``None``; each such part named in ``odd``.
 
-    An event that is not JSON is dropped. The slices of a flush are joined
-    with ``,``: the same bytes as one ``json.dumps`` of every event.
+    Not JSON: NaN and the infinities, and any object that is not a str,
+    number, bool, None, dict with str keys, list or tuple (a ``Decimal``, a
+    ``datetime``, a set). A context's attributes and an evaluation's
+    default are the caller's values, recorded as given: one such value
+    must not cost the rest of its event, or a flag's whole summary.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        odd.append(f"float {value!r}")
+        return None
+    if isinstance(value, dict):
+        out: dict[str, JSONValue] = {}
+        for key, item in value.items():
+            if isinstance(key, str):
+                out[key] = _as_json(item, odd)
+            else:
+                odd.append(f"a key of type {type(key).__name__}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_as_json(item, odd) for item in value]
+    odd.append(type(value).__name__)
+    return None
+
+
+def _dumps(events: list[JSONObject]) -> tuple[bytes, list[str]]:
+    """Compact JSON of ``events`` without its brackets; the values that are not JSON.
+
+    Such a value is sent as ``null`` (:func:`_as_json`), the rest of its
+    event as recorded. The slices of a flush are joined with ``,``: the
+    same bytes as one ``json.dumps`` of every event.
     """
     try:
         text = json.dumps(events, separators=_SEPARATORS, allow_nan=False)
     except (TypeError, ValueError):
-        # A context changed after it was evaluated (its attributes are
-        # shared with the caller): drop the events that cannot be sent.
-        kept = [e for e in events if _serialisable(e)]
-        return json.dumps(kept, separators=_SEPARATORS)[1:-1].encode(), len(
-            events
-        ) - len(kept)
-    return text[1:-1].encode(), 0
+        odd: list[str] = []
+        mended = [e if _serialisable(e) else _as_json(e, odd) for e in events]
+        return json.dumps(mended, separators=_SEPARATORS)[1:-1].encode(), odd
+    return text[1:-1].encode(), []
 
 
-def _dumps_features(entries: JSONObject) -> tuple[bytes, int]:
-    """Compact JSON of the summary's ``entries`` without braces; flags dropped.
+def _dumps_features(entries: JSONObject) -> tuple[bytes, list[str]]:
+    """Compact JSON of the summary's ``entries`` without braces; the values that are not JSON.
 
-    An entry that is not JSON (a default changed after it was counted) is
-    dropped. Slices joined with ``,`` give the bytes of one ``json.dumps``.
+    Such a value (a default) is sent as ``null``, the flag's counts as
+    counted. Slices joined with ``,`` give the bytes of one ``json.dumps``.
     """
     try:
         text = json.dumps(entries, separators=_SEPARATORS, allow_nan=False)
     except (TypeError, ValueError):
-        kept = {k: v for k, v in entries.items() if _serialisable(v)}
-        text = json.dumps(kept, separators=_SEPARATORS)
-        return text[1:-1].encode(), len(entries) - len(kept)
-    return text[1:-1].encode(), 0
+        odd: list[str] = []
+        text = json.dumps(_as_json(entries, odd), separators=_SEPARATORS)
+        return text[1:-1].encode(), odd
+    return text[1:-1].encode(), []
+
+
+def _say_not_json(odd: list[str]) -> None:
+    """One WARNING per flush for the values that were sent as ``null``."""
+    if odd:
+        logger.warning(
+            "%d analytics value(s) sent as null: not JSON (%s). Context "
+            "attributes, defaults and event data must be JSON values: str, "
+            "a finite number, bool, None, lists and dicts of them",
+            len(odd),
+            ", ".join(dict.fromkeys(odd)),
+        )
 
 
 def _array(items: list[bytes], last: list[bytes]) -> bytes:
@@ -310,9 +351,16 @@ class EventProcessor:
             logger.warning("track(%r) got an invalid context; event dropped", event_key)
             return
         if metric_value is not None and (
-            isinstance(metric_value, bool) or not isinstance(metric_value, int | float)
+            isinstance(metric_value, bool)
+            or not isinstance(metric_value, int | float)
+            or (isinstance(metric_value, float) and not math.isfinite(metric_value))
         ):
-            logger.warning("track(%r): metric_value must be a number", event_key)
+            logger.warning(
+                "track(%r): metric_value must be a finite number, got %r; the "
+                "event is sent without it",
+                event_key,
+                metric_value,
+            )
             metric_value = None
         try:
             # A copy, so that later changes to the caller's object cannot make
@@ -431,7 +479,8 @@ class EventProcessor:
         # one go at the end, a big one would hold the loop too (~3 ms).
         records = batch.records
         pieces: list[bytes] = []  # slices of JSON: joined once, at the end
-        count = dropped = 0
+        count = 0
+        odd: list[str] = []  # the values that are not JSON, sent as null
         first = True
         while records:
             if not first:
@@ -440,19 +489,15 @@ class EventProcessor:
             chunk = records[:_ENCODE_SLICE]
             del records[:_ENCODE_SLICE]
             events = [e for e in map(formatter.record, chunk) if e is not None]
-            json_bytes, lost = _dumps(events)
+            json_bytes, mended = _dumps(events)
             pieces.append(json_bytes)
-            count, dropped = count + len(events), dropped + lost
+            count += len(events)
+            odd += mended
         summary: list[bytes] = []
         if batch.counters:
-            summary = await self._summary(batch)
+            summary = await self._summary(batch, odd)
             count += 1
-        if dropped:
-            logger.warning(
-                "%d analytics event(s) dropped: not JSON (a context or data "
-                "changed after it was recorded?)",
-                dropped,
-            )
+        _say_not_json(odd)
         body = _array(pieces, summary)
         if self._config.compress_events:
             if len(body) < _THREAD_GZIP_BYTES:
@@ -464,13 +509,14 @@ class EventProcessor:
         self._last_batch = count
         return _Payload(body, count)
 
-    async def _summary(self, batch: Batch) -> list[bytes]:
+    async def _summary(self, batch: Batch, odd: list[str]) -> list[bytes]:
         """The summary event's JSON, in pieces, a slice of flags at a time.
 
         Joined, the same bytes as one ``json.dumps`` of
         :meth:`EventFormatter.summary`'s event, whose ``features`` come
         last: its head, then each slice's entries, joined with ``,``. The
-        batch's counters are consumed (see :meth:`_take`).
+        batch's counters are consumed (see :meth:`_take`); the values that
+        are not JSON are added to ``odd``.
         """
         counters = batch.counters
         by_key: dict[str, list[Counter]] = {}
@@ -482,24 +528,17 @@ class EventProcessor:
         by_key.clear()
         head = json.dumps(summary_head(batch), separators=_SEPARATORS)
         out = [head[:-1].encode(), b',"features":{']
-        lost = 0
         while groups:
             await checkpoint()
             chunk = groups[:_SUMMARY_SLICE]
             del groups[:_SUMMARY_SLICE]
-            json_bytes, dropped = _dumps_features(features(chunk))
-            lost += dropped
+            json_bytes, mended = _dumps_features(features(chunk))
+            odd += mended
             if json_bytes:
                 if len(out) > 2:
                     out.append(b",")
                 out.append(json_bytes)
         out.append(b"}}")
-        if lost:
-            logger.warning(
-                "The analytics summary of %d flag(s) was dropped: not JSON (a "
-                "default changed after it was evaluated?)",
-                lost,
-            )
         return out
 
     async def _final_flush(self) -> None:
