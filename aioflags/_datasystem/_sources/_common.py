@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import sys
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
@@ -25,7 +27,12 @@ from aioflags._core._json import parse
 from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
+if sys.version_info < (3, 11):  # anyio's own dependency there
+    from exceptiongroup import ExceptionGroup
+
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from aioflags._core._json import JSONValue
     from aioflags._datasystem._context import SourceContext
 
@@ -41,6 +48,7 @@ __all__ = [
     "parse_json",
     "poll_interval",
     "root_cause",
+    "send",
 ]
 
 logger = logging.getLogger("aioflags.datasource")
@@ -51,6 +59,14 @@ ENV_ID_HEADER: Final = "X-LD-EnvID"
 POLL_FLOOR: Final = 30.0
 _LAUNCHDARKLY_HOSTS: Final = ("launchdarkly.com", "launchdarkly.us")
 _floor_warned: set[str] = set()
+#: Seconds to close a response in, even when the source is being cancelled.
+_CLOSE_TIMEOUT: Final = 1.0
+#: What sending a request raises besides httpx's own errors: a redirect to a
+#: URL httpx cannot use (``data:,x``: InvalidURL), a header value that does
+#: not encode (UnicodeError), a port out of range from the socket layer
+#: (OverflowError, inside anyio's ExceptionGroup).
+_REQUEST_ERRORS: Final = (httpx.InvalidURL, UnicodeError, OverflowError)
+_GROUPED_ERRORS: Final = (httpx.HTTPError, *_REQUEST_ERRORS)
 
 
 def data_params(ctx: SourceContext) -> dict[str, str]:
@@ -105,6 +121,58 @@ def poll_interval(ctx: SourceContext, url: str, interval: float | None) -> float
             )
         return POLL_FLOOR
     return every
+
+
+@asynccontextmanager
+async def send(
+    ctx: SourceContext,
+    url: str,
+    *,
+    params: dict[str, str],
+    headers: dict[str, str],
+    timeouts: httpx.Timeout | None = None,
+) -> AsyncIterator[httpx.Response]:
+    """``GET url``, its response streamed, closed on exit even under cancellation.
+
+    Whatever keeps the request from getting a response is an
+    :class:`httpx.HTTPError`: the failures httpx does not translate itself
+    are raised as :class:`httpx.TransportError`, caused by the original, so
+    a source retries them as it retries a refused connection (protocol.md §3,
+    §12.10). Nothing else is caught: a bug still surfaces as itself.
+
+    Raises:
+        httpx.HTTPError: no response.
+    """
+    try:
+        request = ctx.http.build_request(
+            "GET",
+            url,
+            params=params,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeouts is None else timeouts,
+        )
+        response = await ctx.http.send(request, stream=True)
+    except _REQUEST_ERRORS as exc:
+        raise httpx.TransportError(str(exc)) from exc
+    except ExceptionGroup as group:
+        leaves = _leaves(group)
+        if not all(isinstance(leaf, _GROUPED_ERRORS) for leaf in leaves):
+            raise
+        raise httpx.TransportError(str(leaves[0])) from leaves[0]
+    try:
+        yield response
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+            await response.aclose()
+
+
+def _leaves(group: ExceptionGroup[Exception]) -> list[Exception]:
+    """The exceptions in ``group`` and in the groups nested in it."""
+    return [
+        leaf
+        for exc in group.exceptions
+        for leaf in (_leaves(exc) if isinstance(exc, ExceptionGroup) else [exc])
+    ]
 
 
 _THREAD_PARSE_BYTES: Final = 256 * 1024  # parse bigger bodies off the event loop

@@ -28,6 +28,7 @@ from ._common import (
     fallback_directive,
     parse_json,
     poll_interval,
+    send,
 )
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ class _Requester:
                 params["basis"] = selector.state
         headers = {"If-None-Match": self._etag} if self._etag else {}
         try:
-            async with ctx.http.stream(
-                "GET", self.url, params=params, headers=headers
-            ) as response:
+            async with send(ctx, self.url, params=params, headers=headers) as response:
                 return await self._outcome(response)
         except httpx.HTTPError as exc:
             return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])

@@ -1,7 +1,7 @@
 """Streaming sources: FDv2 ``/sdk/stream`` and FDv1 ``/all``.
 
-httpx-sse opens the connection; the events are read by :mod:`._sse`, which
-decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
+:func:`._common.send` opens the connection; the events are read by
+:mod:`._sse`, which decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
 :class:`ProtocolError` (bad bytes, JSON or fields) drops the connection and
 reconnects with backoff from the current basis, keeping the last good data.
 
@@ -18,12 +18,11 @@ the generator finishes, even under cancellation.
 from __future__ import annotations
 
 import logging
-from contextlib import aclosing, asynccontextmanager
-from typing import TYPE_CHECKING, Final, TypeAlias
+from contextlib import aclosing
+from typing import TYPE_CHECKING, TypeAlias
 
-import anyio
 import httpx
-from httpx_sse import EventSource, SSEError, aconnect_sse
+from httpx_sse import SSEError
 
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import RAW_DATA
@@ -52,11 +51,13 @@ from ._common import (
     failure,
     fallback_directive,
     parse_json,
+    send,
 )
 from ._sse import aiter_sse
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, Callable
+    from contextlib import AbstractAsyncContextManager
 
     from httpx_sse import ServerSentEvent
 
@@ -65,13 +66,11 @@ if TYPE_CHECKING:
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
 
 logger = logging.getLogger("aioflags.datasource")
-_CLOSE_TIMEOUT: Final = 1.0
 
 
-@asynccontextmanager
-async def _open(
+def _open(
     ctx: SourceContext, url: str, params: dict[str, str], headers: dict[str, str]
-) -> AsyncIterator[EventSource]:
+) -> AbstractAsyncContextManager[httpx.Response]:
     config = ctx.config
     timeout = httpx.Timeout(
         connect=config.connect_timeout,
@@ -79,15 +78,8 @@ async def _open(
         write=config.connect_timeout,
         pool=config.connect_timeout,
     )
-    async with aconnect_sse(
-        ctx.http, "GET", url, params=params, headers=headers, timeout=timeout
-    ) as source:
-        try:
-            yield source
-        finally:
-            # Close the socket now, even when we are being cancelled.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                await source.response.aclose()
+    headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+    return send(ctx, url, params=params, headers=headers, timeouts=timeout)
 
 
 def _backoff(ctx: SourceContext, initial: float | None) -> Backoff:
@@ -218,8 +210,7 @@ async def _connection(
             params["basis"] = selector.state
         if stream.last_event_id:
             headers["Last-Event-ID"] = stream.last_event_id
-    async with _open(ctx, url, params, headers) as connection:
-        response = connection.response
+    async with _open(ctx, url, params, headers) as response:
         if fdv2 and fallback_directive(response.headers):
             stream.latched = True
         error, recoverable = _connect_failure(ctx, response, stream.what, url)
