@@ -159,3 +159,48 @@ async def test_a_redirect_it_cannot_follow_fails_the_initializer_as_a_network_er
             _, kind, message = error_of(client)  # errors are sticky
             assert kind is ErrorKind.NETWORK_ERROR
             assert cause in message and f"{server.url}{POLL}" in message
+
+
+# ------------------------------------------------- values sent back as headers
+@pytest.mark.parametrize("path", [POLL, FDV1_POLL], ids=["fdv2-poll", "fdv1-poll"])
+async def test_an_etag_that_is_no_header_value_is_not_sent_back(path: str) -> None:
+    clock = FakeClock()
+    source = (
+        sources.polling_synchronizer(interval=10)
+        if path == POLL
+        else sources.fdv1_polling_synchronizer(interval=10)
+    )
+    system = DataSystem.custom(synchronizers=[source])
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail(path, Fault(headers={"ETag": '"caf\u00e9"'}))
+        async with Client(config(server, system), clock=clock) as client:
+            assert client.status is ProviderStatus.READY
+            with anyio.fail_after(5):
+                await clock.wait_for_sleeper(within=10)
+                await clock.advance(10)
+                second = await server.wait_for_requests(path, 2)
+                await clock.wait_for_sleeper(within=10)  # the poll was taken
+            assert "if-none-match" not in second.headers
+            assert client.status is ProviderStatus.READY
+            status = client.data_source_status
+            assert status is not None and status.error is None
+
+
+async def test_a_stream_event_id_that_is_no_header_value_is_ignored() -> None:
+    """The last usable id is sent on reconnect; the unusable one never is."""
+    clock = FakeClock()
+    system = DataSystem.custom(synchronizers=[sources.streaming_synchronizer()])
+    events = (
+        "id: good-1\nevent: heart-beat\ndata: {}\n\n"
+        "id: caf\u00e9\nevent: heart-beat\ndata: {}\n\n"
+    )
+    async with FlagServer({"f": FLAG}) as server:
+        server.script(STREAM, Fault(events=events, close_after_events=True))
+        cfg = config(server, system, ready_timeout=0)
+        async with Client(cfg, clock=clock) as client:
+            with anyio.fail_after(5):
+                await clock.wait_for_sleeper(within=1)  # the clean close's backoff
+                await clock.advance(1)
+                second = await server.wait_for_requests(STREAM, 2)
+            assert second.headers["last-event-id"] == "good-1"
+            await until(client, ProviderStatus.READY)

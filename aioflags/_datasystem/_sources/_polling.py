@@ -26,6 +26,7 @@ from ._common import (
     environment_id,
     failure,
     fallback_directive,
+    header_safe,
     parse_json,
     poll_interval,
     send,
@@ -105,7 +106,11 @@ class _Requester:
             )
         # Sent from the next poll on once the body is taken (accept_etag): a
         # body that fails to parse is asked for again in full.
-        self._pending_etag = response.headers.get("ETag") or None
+        etag: str = response.headers.get("ETag", "")
+        if not header_safe(etag):
+            logger.debug("Ignoring an ETag that is not a valid header value: %r", etag)
+            etag = ""
+        self._pending_etag = etag or None
         return HttpOutcome(body=body, fallback=fallback, environment_id=env)
 
 

@@ -10,12 +10,15 @@ Line ends and fields follow the WHATWG event-stream format: ``\r\n``, ``\r``
 or ``\n`` end a line (never inside a multi-byte UTF-8 sequence, so splitting
 the bytes first is safe); a leading byte-order mark is skipped; ``retry`` is
 honoured only when it is all ASCII digits; an ``id`` containing NUL is
-ignored. As with httpx-sse, a blank line dispatches an event when any field
+ignored, and so is one that could not be sent back as ``Last-Event-ID``
+(anything but printable ASCII, or spaces at either end): the last good one
+stays. As with httpx-sse, a blank line dispatches an event when any field
 was set since the last one.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, AnyStr, Final, cast
 
@@ -23,12 +26,16 @@ from httpx_sse import ServerSentEvent
 
 from aioflags._core._exceptions import ProtocolError
 
+from ._common import header_safe
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
     import httpx
 
 __all__ = ["LineSplitter", "aiter_sse"]
+
+logger = logging.getLogger("aioflags.datasource")
 
 _BOM: Final = "\ufeff"
 
@@ -127,6 +134,12 @@ class _EventBuilder:
             self._event = value
         elif name == "id":
             if "\0" in value:
+                return None
+            if not header_safe(value):
+                logger.debug(
+                    "Ignoring a stream event id that is not a valid header value: %r",
+                    value,
+                )
                 return None
             self._last_id = value
         elif name == "retry":
