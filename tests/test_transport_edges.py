@@ -204,3 +204,31 @@ async def test_a_stream_event_id_that_is_no_header_value_is_ignored() -> None:
                 second = await server.wait_for_requests(STREAM, 2)
             assert second.headers["last-event-id"] == "good-1"
             await until(client, ProviderStatus.READY)
+
+
+# --------------------------------------------------------------- retry: field
+@pytest.mark.parametrize(
+    ("retry", "delay"),
+    [
+        ("0", 0.1),  # raised to the floor: 0 reconnected in a hot loop
+        ("9" * 5000, 1.0),  # no sane integer: ignored (int() raised ValueError)
+    ],
+    ids=["zero", "5000-digits"],
+)
+async def test_a_server_retry_field_never_makes_a_hot_loop_or_a_crash(
+    retry: str, delay: float
+) -> None:
+    clock = FakeClock()
+    system = DataSystem.custom(synchronizers=[sources.streaming_synchronizer()])
+    events = f"retry: {retry}\nevent: heart-beat\ndata: {{}}\n\n"
+    async with FlagServer({"f": FLAG}) as server:
+        server.script(STREAM, Fault(events=events, close_after_events=True))
+        cfg = config(server, system, ready_timeout=0, initial_retry_delay=1.0)
+        async with Client(cfg, clock=clock) as client:
+            with anyio.fail_after(5):
+                await clock.wait_for_sleeper(within=delay)  # the reconnect backoff
+            assert clock.next_deadline == pytest.approx(delay)
+            assert len(server.requests_to(STREAM)) == 1
+            await clock.advance(delay)
+            await until(client, ProviderStatus.READY)
+            assert len(server.requests_to(STREAM)) == 2

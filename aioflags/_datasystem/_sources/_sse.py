@@ -9,7 +9,9 @@ raises :class:`ProtocolError`, so the stream is restarted as invalid data.
 Line ends and fields follow the WHATWG event-stream format: ``\r\n``, ``\r``
 or ``\n`` end a line (never inside a multi-byte UTF-8 sequence, so splitting
 the bytes first is safe); a leading byte-order mark is skipped; ``retry`` is
-honoured only when it is all ASCII digits; an ``id`` containing NUL is
+honoured only when it is all ASCII digits, at most nine of them (11 days
+in milliseconds; a longer one is no sane delay, and past 4,300 digits
+``int()`` refuses it); an ``id`` containing NUL is
 ignored, and so is one that could not be sent back as ``Last-Event-ID``
 (anything but printable ASCII, or spaces at either end): the last good one
 stays. As with httpx-sse, a blank line dispatches an event when any field
@@ -38,6 +40,7 @@ __all__ = ["LineSplitter", "aiter_sse"]
 logger = logging.getLogger("aioflags.datasource")
 
 _BOM: Final = "\ufeff"
+_MAX_RETRY_DIGITS: Final = 9
 
 
 class LineSplitter:
@@ -143,7 +146,9 @@ class _EventBuilder:
                 return None
             self._last_id = value
         elif name == "retry":
-            if not (value.isascii() and value.isdigit()):
+            if not (
+                value.isascii() and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS
+            ):
                 return None
             self._retry = int(value)
         else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import httpx
 from httpx_sse import SSEError
@@ -66,6 +66,11 @@ if TYPE_CHECKING:
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
 
 logger = logging.getLogger("aioflags.datasource")
+#: The least initial delay a server's ``retry:`` field can set, in seconds.
+#: Above zero, the backoff's doubling (reset only after ``retry_reset_after``
+#: of healthy connection) spreads out even a server that drops every
+#: connection at once; at zero every delay was zero: a hot loop.
+RETRY_FLOOR: Final = 0.1
 
 
 def _open(
@@ -300,7 +305,7 @@ async def _fdv2_updates(
             if sse.id:
                 stream.last_event_id = sse.id
             if sse.retry is not None:
-                stream.backoff.initial = sse.retry / 1000
+                stream.backoff.initial = max(sse.retry / 1000, RETRY_FLOOR)
             update = await _fdv2_event(builder, sse, env)
             if update is None:
                 continue
