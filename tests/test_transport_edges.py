@@ -232,3 +232,30 @@ async def test_a_server_retry_field_never_makes_a_hot_loop_or_a_crash(
             await clock.advance(delay)
             await until(client, ProviderStatus.READY)
             assert len(server.requests_to(STREAM)) == 2
+
+
+# ------------------------------------------------------ initializer deadline
+async def test_an_initializer_that_never_answers_gives_way_to_the_synchronizers() -> (
+    None
+):
+    """A poll that never completes (a slow loris never trips the read timeout)."""
+    clock = FakeClock()
+    system = DataSystem.custom(
+        initializers=[sources.polling_initializer()],
+        synchronizers=[sources.streaming_synchronizer()],
+    )
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail(POLL, Fault(hang=True))
+        cfg = config(server, system, ready_timeout=0, read_timeout=600)
+        async with Client(cfg, clock=clock) as client:
+            with anyio.fail_after(5):
+                await server.wait_for_requests(POLL)
+                await clock.wait_for_sleeper(within=10)  # initializing_timeout
+            assert not server.requests_to(STREAM)
+            await clock.advance(10)
+            await until(client, ProviderStatus.READY)  # from the stream
+            assert await client.variation("f", USER, "default") == "v1"
+            with anyio.fail_after(5):  # the abandoned poll's socket is closed
+                await server.wait_until(lambda: server.connections_closed >= 1)
+            status = client.data_source_status
+            assert status is not None and status.state is SourceState.VALID

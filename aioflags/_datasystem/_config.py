@@ -48,7 +48,8 @@ class DataSystem(Frozen):
             switches to, for good; ``None`` means the directive turns the data
             system OFF.
         initializing_timeout: fail over when a synchronizer has not reported
-            valid data for this many seconds (10).
+            valid data for this many seconds (10); an initializer that has
+            given no result by then is cancelled for the next source.
         interrupted_timeout: fail over when a synchronizer stays interrupted
             this long (60).
         recovery_after: go back to the primary after this long valid on a

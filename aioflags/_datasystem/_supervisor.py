@@ -17,7 +17,9 @@ State machine (also in docs/data-system.md)::
                                  ▼
                               FDV1 (one-way, for the life of the client)
 
-A synchronizer run fails over when it stays INITIALIZING for
+An initializer that gives no result within ``initializing_timeout`` is
+cancelled and the next source starts. A synchronizer run fails over when it
+stays INITIALIZING for
 ``initializing_timeout`` or INTERRUPTED for ``interrupted_timeout``; a run on a
 fallback synchronizer returns to the primary after ``recovery_after`` VALID.
 The timings are tracked per run, so a new synchronizer that hangs fails over
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -352,9 +355,28 @@ class Supervisor:
         return False
 
     async def _first(self, factory: InitializerFactory, name: str) -> Basis | None:
+        """The initializer's first result; None if it ended, failed or took too long.
+
+        It has ``initializing_timeout`` to answer: a server that trickles a
+        byte at a time never trips the read timeout, and would stall the
+        start for good while a healthy synchronizer waits its turn.
+        """
+        timeout = self._system.initializing_timeout
+        deadline = None if math.isinf(timeout) else self._clock.now() + timeout
         try:
             async with aclosing(factory(self._context)) as gen:
-                async for item in gen:
+                while True:
+                    item = await self._next(gen, deadline)
+                    if item is None:
+                        return None
+                    if isinstance(item, _Timeout):
+                        logger.warning(
+                            "Data source %s gave no result within %g s: "
+                            "starting the next data source",
+                            name,
+                            timeout,
+                        )
+                        return None
                     if _is_basis(item):
                         return item
                     logger.error("%s yielded %r, not a Basis; ignoring it", name, item)
