@@ -652,10 +652,12 @@ class Client:
             hooks is not None
             and context.__class__ is Context
             and context._error is None
-            and isinstance(key, str)
         ):
             matcher = evaluator.store.snapshot._matcher
-            head = matcher.head(key)
+            try:
+                head = matcher.head(key)
+            except TypeError:  # an unhashable key, as above
+                head = None
             if head is not None:
                 result = hooks.run("variation", key, context, default, head, matcher)
                 return default if result.variation_index is None else result.value
