@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import logging
 import math
@@ -86,6 +87,14 @@ from ._client._events import EventDetails, ProviderEvent, ProviderStatus
 from ._core._exceptions import ClientClosedError
 from ._evaluation._context import Context
 from ._evaluation._logonce import Occurrences
+
+#: The statuses a client settles on first (it keeps trying after ERROR).
+_SETTLED = (
+    ProviderStatus.READY,
+    ProviderStatus.STALE,
+    ProviderStatus.ERROR,
+    ProviderStatus.FATAL,
+)
 
 if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
@@ -416,13 +425,11 @@ class AioflagsProvider(AbstractProvider):
         """On the loop: wait for the first status, then forward later events."""
         # The first status the client settles on: READY, ERROR (not ready in
         # time: it keeps trying) or FATAL. An owned client has already waited.
-        with anyio.move_on_after(max(self._init_timeout - 1.0, 0.0)):
-            await self._client.wait_for_status(
-                ProviderStatus.READY,
-                ProviderStatus.STALE,
-                ProviderStatus.ERROR,
-                ProviderStatus.FATAL,
-            )
+        with (
+            anyio.move_on_after(max(self._init_timeout - 1.0, 0.0)),
+            contextlib.suppress(ClientClosedError),  # a shared client closed
+        ):
+            await self._client.wait_for_status(*_SETTLED)
         status = self._client.status
         if not self._handlers:
             last = self._client.status_details

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -274,25 +275,33 @@ async def test_wait_ready_returns_the_status_on_timeout() -> None:
 
 
 @pytest.mark.asyncio
-async def test_waiting_on_a_client_not_started_refuses_at_once() -> None:
+async def test_a_wait_begun_before_the_client_starts_waits_for_its_start() -> None:
+    """``tg.start_soon(serve)`` then a wait: the wait runs first, on an idle client."""
     client = Client(Config(offline=True))
-    with anyio.fail_after(10):
-        with pytest.raises(ClientClosedError) as refused:
-            await client.wait_ready()
-        assert str(refused.value) == (
-            "wait_ready() on an aioflags.Client that is not started would wait "
-            "for ever: start it with `async with client:` (in your app's "
-            "lifespan, for example) first"
-        )
-        with pytest.raises(ClientClosedError, match=r"^wait_for_status\(\) on an"):
-            await client.wait_for_status(ProviderStatus.READY)
-        # What it already is needs no waiting.
-        status = await client.wait_for_status(ProviderStatus.NOT_READY)
-        assert status is ProviderStatus.NOT_READY
+    order: list[str] = []
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
         async with client:
-            assert await client.wait_ready(5) is ProviderStatus.READY
-        with pytest.raises(ClientClosedError):  # closed: not started either
-            await client.wait_ready(5)
+            order.append("started")
+            task_status.started()
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                functools.partial(serve, task_status=anyio.TASK_STATUS_IGNORED)
+            )
+            order.append("waiting")
+            assert await client.wait_ready() is ProviderStatus.READY
+            assert await client.wait_for_status(ProviderStatus.READY) is (
+                ProviderStatus.READY
+            )
+            tg.cancel_scope.cancel()
+    assert order == ["waiting", "started"]
+    # Never started: a bounded wait returns the status it found.
+    assert await Client(Config(offline=True)).wait_ready(0.01) is (
+        ProviderStatus.NOT_READY
+    )
 
 
 @pytest.mark.asyncio

@@ -43,7 +43,7 @@ from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook
-from ._lifecycle import Lifecycle, State
+from ._lifecycle import Lifecycle
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
 
 # What only a running client needs (HTTP, TLS, the data sources, the store,
@@ -414,9 +414,9 @@ class Client:
         Raises:
             ValueError: no status was given.
             TypeError: a value is not a :class:`ProviderStatus`.
-            ClientClosedError: the client is not started (and the status is
-                not one of ``statuses``), or it closed while waiting: its
-                status would not change again.
+            ClientClosedError: the client closed while waiting (its status
+                would not change again). A client not started yet is waited
+                for: another task may be starting it.
 
         Added in version 0.1.0.
         """
@@ -430,7 +430,7 @@ class Client:
                 f"wait_for_status() takes ProviderStatus values, got {wrong[0]!r}"
             )
         wanted = frozenset(statuses)
-        status = await self._wait_running("wait_for_status()", wanted.__contains__)
+        status = await self._wait_running(wanted.__contains__)
         if status not in wanted:
             raise ClientClosedError(
                 "the aioflags client closed while wait_for_status() waited for "
@@ -439,21 +439,18 @@ class Client:
         return status
 
     async def _wait_running(
-        self, method: str, wanted: Callable[[ProviderStatus], bool]
+        self, wanted: Callable[[ProviderStatus], bool]
     ) -> ProviderStatus:
-        """The status once ``wanted`` holds, or once the client is not running.
+        """The status once ``wanted`` holds, or once the client has stopped.
 
-        Never waits on a client that is not started: nothing would change
-        its status (ClientClosedError, unless ``wanted`` holds already).
+        Stopped: a run that was going when the wait began, or began since,
+        has ended. A client not started yet is waited for: another task
+        may be starting it (``tg.start_soon(serve)``, then a wait).
         """
         life = self._life
-        if not wanted(self._bus.status) and life.state is State.IDLE:
-            raise ClientClosedError(
-                f"{method} on an aioflags.Client that is not started would wait "
-                f"for ever: {self._start_hint} first"
-            )
+        ended = life.ended
         return await self._bus.wait_status(
-            lambda status: wanted(status) or life.state is not State.RUNNING
+            lambda status: wanted(status) or life.ended != ended
         )
 
     @property
@@ -494,18 +491,15 @@ class Client:
     async def wait_ready(self, timeout: float | None = None) -> ProviderStatus:  # noqa: ASYNC109
         """Wait until the status is READY (or FATAL), up to ``timeout`` seconds.
 
-        Returns the status then; never raises because the network is bad. If
-        the client closes meanwhile, returns its status (NOT_READY) then.
-
-        Raises:
-            ClientClosedError: the client is not started (``async with
-                client:`` first), unless it is FATAL: nothing would make it
-                READY.
+        Returns the status then; never raises. If the client closes
+        meanwhile, returns its status then (NOT_READY). A client not started
+        yet is waited for (another task may be starting it): bound the wait
+        with ``timeout`` where nothing may start it.
         """
         import anyio
 
         with anyio.move_on_after(timeout):
-            await self._wait_running("wait_ready()", _READY_OR_FATAL.__contains__)
+            await self._wait_running(_READY_OR_FATAL.__contains__)
         return self._bus.status
 
     def add_handler(self, event: ProviderEvent, handler: Handler) -> None:

@@ -126,6 +126,7 @@ class Lifecycle:
         "_config",
         "_new_store",
         "_serve",
+        "ended",
         "layer",
         "run",
     )
@@ -146,6 +147,9 @@ class Lifecycle:
         #: The open blocks, innermost last: the task that entered each, and its manager.
         self._blocks: list[tuple[int, AbstractAsyncContextManager[None]]] = []
         self.run: Run | None = None  # the run not ended yet, in the innermost block
+        #: How many runs have ended: a wait that began before an end knows
+        #: the client it waits on has stopped (its status will not change).
+        self.ended = 0
         self.layer: StatusLayer | None = None  # the last run's (data_source_status)
 
     @property
@@ -284,6 +288,7 @@ class Lifecycle:
     def _end(self, run: Run) -> None:
         """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""
         run.done.set()
+        self.ended += 1
         if self.run is not run:
             return
         self.run = None

@@ -49,9 +49,7 @@ class ClientClosedError(AioflagsError, RuntimeError):
     Raised when a FATAL client (an invalid SDK key) is started again, when
     the client is closed while it is starting, when an
     :class:`aioflags.blocking.Client` is used before it was started, and
-    when a client that is not started is waited on (``wait_ready()``,
-    ``wait_for_status()``: nothing would change its status) or closes
-    while ``wait_for_status()`` waits.
+    when the client closes while ``wait_for_status()`` waits.
     """
 
 
