@@ -68,7 +68,7 @@ def test_create_with_everything() -> None:
         # Was a ValueError from dict("abc"), a TypeError from dict(5).
         ({"key": "k", "attributes": "abc"}, "attributes must be a mapping"),
         ({"key": "k", "attributes": 5}, "attributes must be a mapping"),
-        ({"key": "k", "attributes": [("a", 1)]}, "got list"),
+        ({"key": "k", "attributes": [1, 2]}, "got list"),
     ],
     ids=lambda v: str(v)[:40],
 )
@@ -77,6 +77,20 @@ def test_create_invalid_never_raises(kwargs: dict[str, Any], message: str) -> No
     assert not ctx.valid
     assert ctx.error is not None and message in ctx.error
     assert "invalid" in repr(ctx)
+
+
+def test_attributes_given_as_pairs_make_a_mapping() -> None:
+    """What ``dict()`` takes is taken: pairs, a mapping's items, nothing."""
+    pairs: list[Any] = [
+        [("plan", "gold")],
+        {"plan": "gold"}.items(),
+        (("plan", "gold"),),
+    ]
+    for given in pairs:  # (typed as a Mapping; untyped callers pass these)
+        ctx = Context.create("k", attributes=given)
+        assert ctx.valid and ctx.get("plan") == "gold"
+    nothing: Any = []
+    assert Context.create("k", attributes=nothing).valid
 
 
 def test_multi_kind_sorted_and_escaped() -> None:

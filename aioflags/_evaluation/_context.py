@@ -231,14 +231,13 @@ class Context:
             # (Not iterable: refused as not a list of strings.)
             with contextlib.suppress(TypeError):
                 private = list(private_attributes)
-        return cls._build(
-            kind,
-            key,
-            name,
-            anonymous,
-            {} if attributes is None else attributes,
-            private,
-        )
+        given: object = {} if attributes is None else attributes
+        if not isinstance(given, (Mapping, str, bytes)):
+            # Pairs ([("plan", "gold")], d.items()) make a mapping, as dict()
+            # takes them; what dict() refuses is refused below.
+            with contextlib.suppress(TypeError, ValueError):
+                given = dict(given)  # type: ignore[call-overload]
+        return cls._build(kind, key, name, anonymous, given, private)
 
     @classmethod
     def _build(
