@@ -289,6 +289,36 @@ async def test_context_attributes_that_are_not_json_are_sent_as_null(
     )
 
 
+async def test_a_circular_or_too_deep_value_costs_only_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """json.dumps raises ValueError on a cycle and RecursionError past its depth."""
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    loop: list[Any] = [1]
+    loop.append(loop)
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    processor.identify(Context.create("looped", attributes={"loop": loop}))
+    processor.identify(Context.create("deep", attributes={"deep": deep}))
+    processor.identify(Context.create("plain"))
+    payload = await processor._take()
+    assert payload is not None
+    sent = {
+        e["context"]["key"]: e["context"]
+        for e in json.loads(payload.body)
+        if e["kind"] == "identify"
+    }
+    assert set(sent) == {"looped", "deep", "plain"}
+    assert sent["looped"]["loop"] == [1, None]
+    depth, level = 0, sent["deep"]["deep"]
+    while isinstance(level, list):
+        depth, level = depth + 1, level[0] if level else None
+    assert depth == _processor._MEND_DEPTH - 2  # the event and its context: two
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "a container inside itself, nesting deeper than 64" in warning
+
+
 @pytest.mark.parametrize("metric", [float("nan"), float("inf"), -float("inf")])
 async def test_a_metric_value_that_is_not_finite_is_left_out_and_said(
     caplog: pytest.LogCaptureFixture, metric: float

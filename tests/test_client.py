@@ -89,6 +89,32 @@ def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
         Config(**kwargs)
 
 
+def test_what_httpx_takes_as_a_proxy_is_taken() -> None:
+    import httpx
+
+    for proxy in (
+        "HTTP://proxy.local:3128",
+        "socks5://127.0.0.1:1080",
+        httpx.URL("http://proxy.local:3128"),
+        httpx.Proxy("http://proxy.local:3128", auth=("user", "secret")),
+    ):
+        assert Config("k", proxy=proxy).proxy is proxy  # type: ignore[arg-type]
+
+
+def test_a_data_system_takes_its_sources_as_any_iterable() -> None:
+    from aioflags.sources import polling_initializer, polling_synchronizer
+
+    first, second = polling_initializer(), polling_synchronizer()
+    for make in (lambda: [first], lambda: (first,), lambda: iter([first])):
+        system = DataSystem(initializers=make(), synchronizers=[second])
+        assert system.initializers == (first,)
+        assert system.synchronizers == (second,)
+        custom = DataSystem.custom(initializers=make(), synchronizers=(second,))
+        assert custom.initializers == (first,)
+    with pytest.raises(ConfigurationError, match="list or tuple of source factories"):
+        DataSystem(initializers=first)  # type: ignore[arg-type]
+
+
 def test_config_headers_and_secret_repr() -> None:
     config = Config("secret-key", application_id="app", wrapper_name="w")
     assert "secret-key" not in repr(config)

@@ -300,6 +300,23 @@ def test_a_malformed_flag_or_segment_is_logged_once_per_version_however_often_it
     assert sum(m.startswith("Segment 's' is malformed") for m in said) == 1
 
 
+def test_a_malformed_flag_is_still_logged_once_the_record_of_versions_is_full(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aioflags._evaluation import _model
+
+    monkeypatch.setattr(_model, "_SAID", Occurrences(1))
+    bad = flag("bad", variations="not a list")
+    for key in ("first", "second", "second"):
+        snapshot_from_data({key: {**bad, "key": key}}, {}).variation(key, USER, 0)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert [m.split(" is malformed")[0] for m in said] == [
+        "Flag 'first'",
+        "Flag 'second'",  # not remembered: logged each time, never silent
+        "Flag 'second'",
+    ]
+
+
 def test_failing_flags_are_remembered_up_to_a_bound_which_is_said_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

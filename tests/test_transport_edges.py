@@ -221,17 +221,21 @@ async def test_a_server_retry_field_never_makes_a_hot_loop_or_a_crash(
     clock = FakeClock()
     system = DataSystem.custom(synchronizers=[sources.streaming_synchronizer()])
     events = f"retry: {retry}\nevent: heart-beat\ndata: {{}}\n\n"
+    drop = Fault(events=events, close_after_events=True)
     async with FlagServer({"f": FLAG}) as server:
-        server.script(STREAM, Fault(events=events, close_after_events=True))
+        server.script(STREAM, drop, drop, drop)  # a server that drops each stream
         cfg = config(server, system, ready_timeout=0, initial_retry_delay=1.0)
         async with Client(cfg, clock=clock) as client:
-            with anyio.fail_after(5):
-                await clock.wait_for_sleeper(within=delay)  # the reconnect backoff
-            assert clock.next_deadline == pytest.approx(delay)
-            assert len(server.requests_to(STREAM)) == 1
-            await clock.advance(delay)
+            # The backoff doubles from the server's delay: no hot loop.
+            for attempt in range(3):
+                wait = delay * 2**attempt
+                with anyio.fail_after(5):
+                    await clock.wait_for_sleeper(within=wait)  # the reconnect backoff
+                assert clock.next_deadline == pytest.approx(clock.now() + wait)
+                assert len(server.requests_to(STREAM)) == attempt + 1
+                await clock.advance(wait)
             await until(client, ProviderStatus.READY)
-            assert len(server.requests_to(STREAM)) == 2
+            assert len(server.requests_to(STREAM)) == 4
 
 
 # ------------------------------------------------------ initializer deadline

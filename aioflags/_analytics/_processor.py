@@ -89,22 +89,36 @@ _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
 
 
+#: What ``json.dumps`` raises for a value it cannot write: not JSON
+#: (TypeError, ValueError: NaN, a circular reference), or too deep.
+_NOT_WRITTEN: Final = (TypeError, ValueError, RecursionError)
+
+
 def _serialisable(event: JSONValue) -> bool:
     try:
         json.dumps(event, allow_nan=False)
-    except (TypeError, ValueError):
+    except _NOT_WRITTEN:
         return False
     return True
 
 
-def _as_json(value: object, odd: list[str]) -> JSONValue:
+#: How deep a value is followed when one is mended (JSON nested deeper is
+#: not something an analytics event holds; deeper parts are sent as null).
+_MEND_DEPTH: Final = 64
+
+
+def _as_json(
+    value: object, odd: list[str], within: frozenset[int] = frozenset()
+) -> JSONValue:
     """``value`` with each part that is not JSON as ``None``; each such part named in ``odd``.
 
     Not JSON: NaN and the infinities, and any object that is not a str,
     number, bool, None, dict with str keys, list or tuple (a ``Decimal``, a
-    ``datetime``, a set). A context's attributes and an evaluation's
-    default are the caller's values, recorded as given: one such value
-    must not cost the rest of its event, or a flag's whole summary.
+    ``datetime``, a set), a container inside itself, or nesting past
+    ``_MEND_DEPTH``. A context's attributes and an evaluation's default are
+    the caller's values, recorded as given: one such value must not cost
+    the rest of its event, or a flag's whole summary. ``within``: the
+    containers this one is inside (their ids).
     """
     if value is None or isinstance(value, (str, bool, int)):
         return value
@@ -113,16 +127,23 @@ def _as_json(value: object, odd: list[str]) -> JSONValue:
             return value
         odd.append(f"float {value!r}")
         return None
-    if isinstance(value, dict):
-        out: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                out[key] = _as_json(item, odd)
-            else:
-                odd.append(f"a key of type {type(key).__name__}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_as_json(item, odd) for item in value]
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in within:
+            odd.append("a container inside itself")
+            return None
+        if len(within) >= _MEND_DEPTH:
+            odd.append(f"nesting deeper than {_MEND_DEPTH}")
+            return None
+        inside = within | {id(value)}
+        if isinstance(value, dict):
+            out: dict[str, JSONValue] = {}
+            for key, item in value.items():
+                if isinstance(key, str):
+                    out[key] = _as_json(item, odd, inside)
+                else:
+                    odd.append(f"a key of type {type(key).__name__}")
+            return out
+        return [_as_json(item, odd, inside) for item in value]
     odd.append(type(value).__name__)
     return None
 
@@ -136,7 +157,7 @@ def _dumps(events: list[JSONObject]) -> tuple[bytes, list[str]]:
     """
     try:
         text = json.dumps(events, separators=_SEPARATORS, allow_nan=False)
-    except (TypeError, ValueError):
+    except _NOT_WRITTEN:
         odd: list[str] = []
         mended = [e if _serialisable(e) else _as_json(e, odd) for e in events]
         return json.dumps(mended, separators=_SEPARATORS)[1:-1].encode(), odd
@@ -151,7 +172,7 @@ def _dumps_features(entries: JSONObject) -> tuple[bytes, list[str]]:
     """
     try:
         text = json.dumps(entries, separators=_SEPARATORS, allow_nan=False)
-    except (TypeError, ValueError):
+    except _NOT_WRITTEN:
         odd: list[str] = []
         text = json.dumps(_as_json(entries, odd), separators=_SEPARATORS)
         return text[1:-1].encode(), odd

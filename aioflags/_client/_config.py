@@ -6,10 +6,11 @@ import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
-from aioflags._core._checks import check_bool, check_seconds, check_url
+from aioflags._core._checks import check_bool, check_seconds, check_url, header_value
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._datasystem._config import DataSystem
@@ -109,8 +110,6 @@ _FROM_TEXT: Final = (
 )
 #: The options sent as HTTP header values as they are (the tags are lenient).
 _HEADERS: Final = ("wrapper_name", "wrapper_version", "instance_id")
-#: Visible ASCII, spaces only inside: what every HTTP stack sends as a value.
-_HEADER_VALUE: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 _PROXY_SCHEMES: Final = ("http://", "https://", "socks5://", "socks5h://")
 
 
@@ -166,7 +165,8 @@ class Config(Frozen):
             before a stream reconnects.
         verify: TLS verification: ``True``, ``False``, a CA bundle path or an
             ``ssl.SSLContext``.
-        proxy: an HTTP(S) proxy URL.
+        proxy: an HTTP(S) or SOCKS proxy URL (an ``httpx.Proxy`` or
+            ``httpx.URL`` is handed to httpx as it is).
         application_id: sent in ``X-LaunchDarkly-Tags``; an empty string is
             unset, and an invalid value (not 1-64 of ``[A-Za-z0-9._-]``) is
             dropped with a warning, as LaunchDarkly's SDKs do.
@@ -549,18 +549,23 @@ class Config(Frozen):
                     f"ssl.SSLContext, got {verify!r}"
                 )
         proxy: object = self.proxy
-        if proxy is not None and not (
-            isinstance(proxy, str) and proxy.startswith(_PROXY_SCHEMES)
+        # httpx's own Proxy (with credentials or headers) and URL are taken
+        # as httpx takes them; httpx is imported already if a caller made one.
+        httpx = sys.modules.get("httpx")
+        if not (
+            proxy is None
+            or (isinstance(proxy, str) and proxy.lower().startswith(_PROXY_SCHEMES))
+            or (httpx is not None and isinstance(proxy, (httpx.Proxy, httpx.URL)))
         ):
             raise ConfigurationError(
-                "proxy must be a proxy URL (http://, https:// or socks5://) "
-                f"or None, got {proxy!r}"
+                "proxy must be a proxy URL (http://, https:// or socks5://), an "
+                f"httpx.Proxy or None, got {proxy!r}"
             )
         for name in _HEADERS:
             value = getattr(self, name)
             if value is None or value == "":
                 continue  # unset ("" as for the tags)
-            if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            if not isinstance(value, str) or not header_value(value):
                 raise ConfigurationError(
                     f"{name} is sent as an HTTP header value: it must be a "
                     "string of visible ASCII characters (spaces only inside), "

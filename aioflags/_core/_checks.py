@@ -10,9 +10,22 @@ inside the client's task (a ``TypeError`` from a comparison, a truthy
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from aioflags._core._exceptions import ConfigurationError
 
-__all__ = ["check_bool", "check_seconds", "check_url"]
+__all__ = ["check_bool", "check_seconds", "check_url", "header_value"]
+
+#: Visible ASCII, spaces only inside (or nothing): what every HTTP stack
+#: sends as a header value as it is (httpx encodes values as ASCII; h11
+#: refuses control characters and outer spaces).
+_HEADER_VALUE: Final = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
+
+
+def header_value(value: str) -> bool:
+    """Whether ``value`` can be sent as an HTTP header value as it is."""
+    return _HEADER_VALUE.fullmatch(value) is not None
 
 
 def check_bool(name: str, value: object, *, text_hint: str = "") -> None:

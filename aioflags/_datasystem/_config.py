@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, final
 
 from aioflags._core._checks import check_bool, check_seconds
@@ -84,8 +85,8 @@ class DataSystem(Frozen):
     def __init__(
         self,
         *,
-        initializers: tuple[InitializerFactory, ...] = (),
-        synchronizers: tuple[SynchronizerFactory, ...] = (),
+        initializers: Iterable[InitializerFactory] = (),
+        synchronizers: Iterable[SynchronizerFactory] = (),
         fdv1_fallback: SynchronizerFactory | None = None,
         initializing_timeout: float = 10.0,
         interrupted_timeout: float = 60.0,
@@ -93,8 +94,8 @@ class DataSystem(Frozen):
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_ONLY,
     ) -> None:
-        set_field(self, "initializers", initializers)
-        set_field(self, "synchronizers", synchronizers)
+        set_field(self, "initializers", _sources(initializers))
+        set_field(self, "synchronizers", _sources(synchronizers))
         set_field(self, "fdv1_fallback", fdv1_fallback)
         set_field(self, "initializing_timeout", initializing_timeout)
         set_field(self, "interrupted_timeout", interrupted_timeout)
@@ -110,8 +111,8 @@ class DataSystem(Frozen):
             sources = getattr(self, name)
             if not isinstance(sources, tuple):
                 raise ConfigurationError(
-                    f"DataSystem {name} must be a list of source factories, "
-                    f"got {sources!r}"
+                    f"DataSystem {name} must be a list or tuple of source "
+                    f"factories, got {sources!r}"
                 )
         for source in (*self.initializers, *self.synchronizers):
             if not callable(source):
@@ -271,8 +272,8 @@ class DataSystem(Frozen):
     def custom(
         cls,
         *,
-        initializers: list[InitializerFactory] | tuple[InitializerFactory, ...] = (),
-        synchronizers: list[SynchronizerFactory] | tuple[SynchronizerFactory, ...] = (),
+        initializers: Iterable[InitializerFactory] = (),
+        synchronizers: Iterable[SynchronizerFactory] = (),
         fdv1_fallback: SynchronizerFactory | None = None,
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_WRITE,
@@ -287,13 +288,8 @@ class DataSystem(Frozen):
         if store is not None and not initializers and not synchronizers:
             return cls.daemon(store)
         return cls(
-            # Lists as tuples; anything else as it is, for _validate to refuse.
-            initializers=tuple(initializers)
-            if isinstance(initializers, list)
-            else initializers,
-            synchronizers=tuple(synchronizers)
-            if isinstance(synchronizers, list)
-            else synchronizers,
+            initializers=initializers,
+            synchronizers=synchronizers,
             fdv1_fallback=fdv1_fallback,
         )._with_store(store, store_mode)
 
@@ -316,3 +312,14 @@ class DataSystem(Frozen):
             if recovery_after is None
             else recovery_after,
         )
+
+
+def _sources(given: object) -> object:
+    """A list or another iterable of source factories as a tuple.
+
+    Anything else (a single factory, a string) as it is, for
+    :meth:`DataSystem._validate` to refuse with a message naming it.
+    """
+    if isinstance(given, Iterable) and not isinstance(given, (str, bytes)):
+        return tuple(given)
+    return given

@@ -132,9 +132,11 @@ def _first(what: str, key: str, version: int) -> bool:
 
     A full transfer (a reconnect, each poll) makes a new snapshot, whose
     flags compile again on their first evaluation: without this a
-    malformed flag would be logged again at every poll.
+    malformed flag would be logged again at every poll. Once the record is
+    full (0), a version it cannot hold is logged each time rather than
+    never.
     """
-    return _SAID.add((what, key, version)) == 1
+    return _SAID.add((what, key, version)) in (0, 1)
 
 
 @contextlib.contextmanager

@@ -44,7 +44,6 @@ __all__ = [
     "display_url",
     "failure",
     "fallback_directive",
-    "header_safe",
     "is_recoverable",
     "parse_json",
     "poll_interval",
@@ -188,16 +187,6 @@ def fallback_directive(headers: httpx.Headers) -> bool:
     """Whether the response carries ``X-LD-FD-Fallback: true`` (exactly ``true``)."""
     value: str | None = headers.get(FALLBACK_HEADER)
     return value == "true"
-
-
-def header_safe(value: str) -> bool:
-    """Whether ``value`` can be sent back as a header value as it is.
-
-    Printable ASCII with no space at either end: an ``ETag`` or an event id
-    with anything else would fail the next request (httpx encodes header
-    values as ASCII; h11 refuses control characters and outer spaces).
-    """
-    return value.isascii() and value.isprintable() and value == value.strip(" ")
 
 
 def environment_id(headers: httpx.Headers) -> str | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
@@ -26,7 +27,6 @@ from ._common import (
     environment_id,
     failure,
     fallback_directive,
-    header_safe,
     parse_json,
     poll_interval,
     send,
@@ -107,7 +107,7 @@ class _Requester:
         # Sent from the next poll on once the body is taken (accept_etag): a
         # body that fails to parse is asked for again in full.
         etag: str = response.headers.get("ETag", "")
-        if not header_safe(etag):
+        if not header_value(etag):
             logger.debug("Ignoring an ETag that is not a valid header value: %r", etag)
             etag = ""
         self._pending_etag = etag or None

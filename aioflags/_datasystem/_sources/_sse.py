@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, AnyStr, Final, cast
 
 from httpx_sse import ServerSentEvent
 
+from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
-
-from ._common import header_safe
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -138,7 +137,7 @@ class _EventBuilder:
         elif name == "id":
             if "\0" in value:
                 return None
-            if not header_safe(value):
+            if not header_value(value):
                 logger.debug(
                     "Ignoring a stream event id that is not a valid header value: %r",
                     value,
