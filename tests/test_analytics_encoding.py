@@ -292,11 +292,11 @@ async def test_context_attributes_that_are_not_json_are_sent_as_null(
 async def test_a_circular_or_too_deep_value_costs_only_itself(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """json.dumps raises ValueError on a cycle and RecursionError past its depth."""
+    """A cycle (json.dumps: ValueError) and nesting past the mending's depth."""
     processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
     loop: list[Any] = [1]
     loop.append(loop)
-    deep: list[Any] = []
+    deep: list[Any] = [{"a", "set"}]  # not JSON at the bottom: always mended
     for _ in range(5000):
         deep = [deep]
     processor.identify(Context.create("looped", attributes={"loop": loop}))
@@ -317,6 +317,29 @@ async def test_a_circular_or_too_deep_value_costs_only_itself(
     assert depth == _processor._MEND_DEPTH - 2  # the event and its context: two
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "a container inside itself, nesting deeper than 64" in warning
+
+
+async def test_an_event_json_dumps_finds_too_deep_is_sent_as_mended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RecursionError from json.dumps (its depth differs by Python) loses nothing."""
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    processor.identify(Context.create("u"))
+    dumps = json.dumps
+    raised: list[bool] = []
+
+    def too_deep_once(value: Any, **options: Any) -> str:
+        if not raised:
+            raised.append(True)
+            raise RecursionError("maximum recursion depth exceeded while encoding")
+        return dumps(value, **options)
+
+    monkeypatch.setattr(json, "dumps", too_deep_once)  # the module _processor uses
+    payload = await processor._take()
+    monkeypatch.undo()
+    assert payload is not None and raised
+    kinds = [e["kind"] for e in json.loads(payload.body)]
+    assert kinds == ["identify"]
 
 
 @pytest.mark.parametrize("metric", [float("nan"), float("inf"), -float("inf")])

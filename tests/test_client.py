@@ -111,7 +111,9 @@ def test_a_data_system_takes_its_sources_as_any_iterable() -> None:
         assert system.synchronizers == (second,)
         custom = DataSystem.custom(initializers=make(), synchronizers=(second,))
         assert custom.initializers == (first,)
-    with pytest.raises(ConfigurationError, match="list or tuple of source factories"):
+    with pytest.raises(
+        ConfigurationError, match=r"list \(or another iterable\) of source factories"
+    ):
         DataSystem(initializers=first)  # type: ignore[arg-type]
 
 
@@ -475,6 +477,41 @@ async def test_custom_fatal_source_makes_the_client_fatal(
     async with client:
         assert client.status is ProviderStatus.FATAL
     assert "cannot initialise" in caplog.text
+
+
+def _revoked_client() -> Client:
+    """A client whose only source reports a refused SDK key: FATAL."""
+    from aioflags import ErrorInfo, ErrorKind, SourceState
+    from aioflags.sources import Update
+
+    async def revoked(ctx: aioflags.sources.SourceContext) -> Any:
+        yield Update(
+            state=SourceState.OFF,
+            error=ErrorInfo(
+                kind=ErrorKind.ERROR_RESPONSE,
+                status_code=401,
+                message="HTTP error 401",
+                fatal=True,
+            ),
+        )
+
+    return Client(Config(data_system=DataSystem.custom(synchronizers=[revoked])))
+
+
+@pytest.mark.asyncio
+async def test_a_wait_for_ready_on_a_fatal_client_ends_running_or_closed() -> None:
+    """FATAL is final (the client is not started again): a wait ends at once."""
+    client = _revoked_client()
+    with anyio.fail_after(10):
+        async with client:
+            assert client.status is ProviderStatus.FATAL
+            assert await client.wait_ready() is ProviderStatus.FATAL
+            with pytest.raises(
+                ClientClosedError, match=r"is FATAL .* waited for READY"
+            ):
+                await client.wait_for_status(ProviderStatus.READY)
+        with pytest.raises(ClientClosedError, match="is FATAL"):
+            await client.wait_for_status(ProviderStatus.READY)
 
 
 def test_flag_change_handler_must_be_callable() -> None:

@@ -512,7 +512,7 @@ async def test_supervisor_bug_is_contained(
         (lambda: DataSystem.file(5), "takes file paths, got 5"),  # type: ignore[arg-type]
         (
             lambda: DataSystem.custom(initializers=sources.polling_initializer()),  # type: ignore[arg-type]
-            "initializers must be a list or tuple of source factories",
+            r"initializers must be a list \(or another iterable\) of source factories",
         ),
         (
             lambda: DataSystem.default().with_timings(recovery_after="5"),  # type: ignore[arg-type]

@@ -414,9 +414,9 @@ class Client:
         Raises:
             ValueError: no status was given.
             TypeError: a value is not a :class:`ProviderStatus`.
-            ClientClosedError: the client closed while waiting (its status
-                would not change again). A client not started yet is waited
-                for: another task may be starting it.
+            ClientClosedError: the client closed while waiting, or is FATAL
+                (its status will not change again). A client not started
+                yet is waited for: another task may be starting it.
 
         Added in version 0.1.0.
         """
@@ -432,9 +432,13 @@ class Client:
         wanted = frozenset(statuses)
         status = await self._wait_running(wanted.__contains__)
         if status not in wanted:
+            waited = " or ".join(sorted(s.name for s in wanted))
             raise ClientClosedError(
-                "the aioflags client closed while wait_for_status() waited for "
-                + " or ".join(sorted(s.name for s in wanted))
+                f"the aioflags client is FATAL (its SDK key was refused): "
+                f"wait_for_status() waited for {waited}"
+                if status is ProviderStatus.FATAL
+                else f"the aioflags client closed while wait_for_status() "
+                f"waited for {waited}"
             )
         return status
 
@@ -443,14 +447,17 @@ class Client:
     ) -> ProviderStatus:
         """The status once ``wanted`` holds, or once the client has stopped.
 
-        Stopped: a run that was going when the wait began, or began since,
-        has ended. A client not started yet is waited for: another task
-        may be starting it (``tg.start_soon(serve)``, then a wait).
+        Stopped: FATAL (final: it is not started again), or a run that was
+        going when the wait began, or began since, has ended. A client not
+        started yet is waited for: another task may be starting it
+        (``tg.start_soon(serve)``, then a wait).
         """
         life = self._life
         ended = life.ended
         return await self._bus.wait_status(
-            lambda status: wanted(status) or life.ended != ended
+            lambda status: (
+                wanted(status) or status is ProviderStatus.FATAL or life.ended != ended
+            )
         )
 
     @property

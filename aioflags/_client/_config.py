@@ -558,8 +558,8 @@ class Config(Frozen):
             or (httpx is not None and isinstance(proxy, (httpx.Proxy, httpx.URL)))
         ):
             raise ConfigurationError(
-                "proxy must be a proxy URL (http://, https:// or socks5://), an "
-                f"httpx.Proxy or None, got {proxy!r}"
+                "proxy must be a proxy URL (http://, https://, socks5:// or "
+                f"socks5h://), an httpx.Proxy or None, got {proxy!r}"
             )
         for name in _HEADERS:
             value = getattr(self, name)

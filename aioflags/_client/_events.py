@@ -240,6 +240,10 @@ class EventBus:
         )
         await reached.wait()
 
+    def wake(self) -> None:
+        """Wake every status wait to look again (the client's run has ended)."""
+        self._notify()
+
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
         for changed in waiters:

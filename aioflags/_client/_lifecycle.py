@@ -289,6 +289,7 @@ class Lifecycle:
         """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""
         run.done.set()
         self.ended += 1
+        self._bus.wake()  # waits end with the run (a FATAL status sets nothing)
         if self.run is not run:
             return
         self.run = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, final
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, final
 
 from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
@@ -111,8 +111,8 @@ class DataSystem(Frozen):
             sources = getattr(self, name)
             if not isinstance(sources, tuple):
                 raise ConfigurationError(
-                    f"DataSystem {name} must be a list or tuple of source "
-                    f"factories, got {sources!r}"
+                    f"DataSystem {name} must be a list (or another iterable) of "
+                    f"source factories, got {sources!r}"
                 )
         for source in (*self.initializers, *self.synchronizers):
             if not callable(source):
@@ -285,6 +285,7 @@ class DataSystem(Frozen):
         set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
         sources at all is daemon mode (:meth:`daemon`).
         """
+        initializers, synchronizers = _sources(initializers), _sources(synchronizers)
         if store is not None and not initializers and not synchronizers:
             return cls.daemon(store)
         return cls(
@@ -314,12 +315,12 @@ class DataSystem(Frozen):
         )
 
 
-def _sources(given: object) -> object:
+def _sources(given: object) -> Any:
     """A list or another iterable of source factories as a tuple.
 
-    Anything else (a single factory, a string) as it is, for
+    Anything else (a single factory, a string, a mapping) as it is, for
     :meth:`DataSystem._validate` to refuse with a message naming it.
     """
-    if isinstance(given, Iterable) and not isinstance(given, (str, bytes)):
+    if isinstance(given, Iterable) and not isinstance(given, (str, bytes, Mapping)):
         return tuple(given)
     return given

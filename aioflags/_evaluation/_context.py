@@ -232,7 +232,7 @@ class Context:
             with contextlib.suppress(TypeError):
                 private = list(private_attributes)
         given: object = {} if attributes is None else attributes
-        if not isinstance(given, (Mapping, str, bytes)):
+        if type(given) is not dict and not isinstance(given, (Mapping, str, bytes)):
             # Pairs ([("plan", "gold")], d.items()) make a mapping, as dict()
             # takes them; what dict() refuses is refused below.
             with contextlib.suppress(TypeError, ValueError):
