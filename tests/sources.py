@@ -218,3 +218,12 @@ def source_context(
         clock=clock or FakeClock(),
         random=random.Random(0),
     )
+
+
+def poller(path: str) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """A synchronizer polling every 10 s: FDv1's for ``/sdk/latest-all``, else FDv2's."""
+    from aioflags.sources import fdv1_polling_synchronizer, polling_synchronizer
+
+    if path == "/sdk/latest-all":
+        return fdv1_polling_synchronizer(interval=10)
+    return polling_synchronizer(interval=10)

@@ -454,31 +454,6 @@ def test_the_client_runs_on_trio() -> None:
     anyio.run(main, backend="trio")
 
 
-@pytest.mark.asyncio
-async def test_custom_fatal_source_makes_the_client_fatal(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.ERROR, "aioflags")
-    from aioflags import ErrorInfo, ErrorKind, SourceState
-    from aioflags.sources import Update
-
-    async def revoked(ctx: aioflags.sources.SourceContext) -> Any:
-        yield Update(
-            state=SourceState.OFF,
-            error=ErrorInfo(
-                kind=ErrorKind.ERROR_RESPONSE,
-                status_code=401,
-                message="HTTP error 401",
-                fatal=True,
-            ),
-        )
-
-    client = Client(Config(data_system=DataSystem.custom(synchronizers=[revoked])))
-    async with client:
-        assert client.status is ProviderStatus.FATAL
-    assert "cannot initialise" in caplog.text
-
-
 def _revoked_client() -> Client:
     """A client whose only source reports a refused SDK key: FATAL."""
     from aioflags import ErrorInfo, ErrorKind, SourceState
@@ -496,6 +471,17 @@ def _revoked_client() -> Client:
         )
 
     return Client(Config(data_system=DataSystem.custom(synchronizers=[revoked])))
+
+
+@pytest.mark.asyncio
+async def test_custom_fatal_source_makes_the_client_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, "aioflags")
+    client = _revoked_client()
+    async with client:
+        assert client.status is ProviderStatus.FATAL
+    assert "cannot initialise" in caplog.text
 
 
 @pytest.mark.asyncio

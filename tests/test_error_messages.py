@@ -15,6 +15,7 @@ import ssl
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -252,40 +253,43 @@ def test_transport_hints(exc: Exception, expected: str) -> None:
 
 
 # ------------------------------------------------------ wrong types in Config
-def test_config_data_system_not_called_says_to_call_it() -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"data_system": DataSystem.polling},
+            "data_system must be an aioflags.DataSystem, got the method that makes "
+            "one: call it, as in data_system=DataSystem.polling()",
+        ),
+        (
+            {"data_system": "streaming"},
+            "data_system must be an aioflags.DataSystem, got 'streaming': "
+            "use data_system=DataSystem.streaming()",
+        ),
+        (
+            {"send_events": "false"},
+            "send_events must be True or False, got 'false': a string is not parsed "
+            "here (Config.from_env() reads true/false from the environment)",
+        ),
+        (
+            {"wrapper_name": "w\r\n"},
+            "wrapper_name is sent as an HTTP header value: it must be a string of "
+            "visible ASCII characters (spaces only inside), got 'w\\r\\n'",
+        ),
+    ],
+    ids=[
+        "data-system-not-called",
+        "data-system-as-a-string",
+        "boolean-as-a-string",
+        "header-option-with-a-newline",
+    ],
+)
+def test_config_of_a_wrong_type_says_what_to_give(
+    options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        Config("k", data_system=DataSystem.polling)  # type: ignore[arg-type]
-    assert str(raised.value) == (
-        "data_system must be an aioflags.DataSystem, got the method that makes "
-        "one: call it, as in data_system=DataSystem.polling()"
-    )
-
-
-def test_config_data_system_as_a_string_names_the_preset() -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        Config("k", data_system="streaming")  # type: ignore[arg-type]
-    assert str(raised.value) == (
-        "data_system must be an aioflags.DataSystem, got 'streaming': "
-        "use data_system=DataSystem.streaming()"
-    )
-
-
-def test_config_boolean_as_a_string_points_at_from_env() -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        Config("k", send_events="false")  # type: ignore[arg-type]
-    assert str(raised.value) == (
-        "send_events must be True or False, got 'false': a string is not parsed "
-        "here (Config.from_env() reads true/false from the environment)"
-    )
-
-
-def test_config_header_option_with_a_newline_fails_at_construction() -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        Config("k", wrapper_name="w\r\n")
-    assert str(raised.value) == (
-        "wrapper_name is sent as an HTTP header value: it must be a string of "
-        "visible ASCII characters (spaces only inside), got 'w\\r\\n'"
-    )
+        Config("k", **options)
+    assert str(raised.value) == message
 
 
 # ------------------------------------------------- configuration from the env

@@ -37,7 +37,7 @@ from aioflags._client._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
-from tests.sources import source_context
+from tests.sources import poller, source_context
 
 USER = Context.create("user-1")
 POLL, FDV1_POLL = "/sdk/poll", "/sdk/latest-all"
@@ -142,11 +142,7 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
     path: str, raw: bytes, cause: str
 ) -> None:
     clock = FakeClock()
-    source = (
-        sources.polling_synchronizer(interval=10)
-        if path == POLL
-        else sources.fdv1_polling_synchronizer(interval=10)
-    )
+    source = poller(path)
     body = fdv2_poll_body(raw) if path == POLL else fdv1_body(raw)
     async with FlagServer({"f": flag("v1")}) as server:
         cfg = server.config(

@@ -26,6 +26,7 @@ from aioflags import (
 )
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.flags import STRING_FLAG
+from tests.sources import poller
 
 pytestmark = pytest.mark.asyncio
 
@@ -484,11 +485,7 @@ async def test_polling_error_paths(
     path: str, fault: Fault, kind: aioflags.ErrorKind, state: SourceState
 ) -> None:
     clock = FakeClock()
-    source = (
-        aioflags.sources.polling_synchronizer(interval=10)
-        if path == POLL
-        else aioflags.sources.fdv1_polling_synchronizer(interval=10)
-    )
+    source = poller(path)
     system = DataSystem.custom(synchronizers=[source])
     async with (
         serving() as server,

@@ -25,6 +25,7 @@ from aioflags import (
     sources,
 )
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.sources import poller
 
 pytestmark = pytest.mark.asyncio
 
@@ -67,11 +68,7 @@ async def test_a_redirect_it_cannot_follow_interrupts_the_poller_which_retries(
     path: str, location: str, cause: str
 ) -> None:
     clock = FakeClock()
-    source = (
-        sources.polling_synchronizer(interval=10)
-        if path == POLL
-        else sources.fdv1_polling_synchronizer(interval=10)
-    )
+    source = poller(path)
     system = DataSystem.custom(synchronizers=[source])
     async with (
         FlagServer({"f": FLAG}) as server,
@@ -165,11 +162,7 @@ async def test_a_redirect_it_cannot_follow_fails_the_initializer_as_a_network_er
 @pytest.mark.parametrize("path", [POLL, FDV1_POLL], ids=["fdv2-poll", "fdv1-poll"])
 async def test_an_etag_that_is_no_header_value_is_not_sent_back(path: str) -> None:
     clock = FakeClock()
-    source = (
-        sources.polling_synchronizer(interval=10)
-        if path == POLL
-        else sources.fdv1_polling_synchronizer(interval=10)
-    )
+    source = poller(path)
     system = DataSystem.custom(synchronizers=[source])
     async with FlagServer({"f": FLAG}) as server:
         server.fail(path, Fault(headers={"ETag": '"caf\u00e9"'}))
