@@ -74,7 +74,6 @@ __all__ = ["Client"]
 T = TypeVar("T")
 
 logger = logging.getLogger("aioflags")
-_READY_OR_FATAL = frozenset({ProviderStatus.READY, ProviderStatus.FATAL})
 events_logger = logging.getLogger("aioflags.events")
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 
@@ -506,7 +505,7 @@ class Client:
         import anyio
 
         with anyio.move_on_after(timeout):
-            await self._wait_running(_READY_OR_FATAL.__contains__)
+            await self._wait_running(lambda status: status is ProviderStatus.READY)
         return self._bus.status
 
     def add_handler(self, event: ProviderEvent, handler: Handler) -> None:

@@ -73,16 +73,13 @@ def _refused(context: object, answer: R) -> R:
 
 def _not_a_context(context: object, answer: R) -> R:
     """An evaluation got something other than a Context: log once per type."""
-    kind = type(context).__name__
-    if kind not in _MISUSED:
-        _MISUSED.add(kind)
-        logger.error(
-            "aioflags evaluations take an aioflags.Context, got %s %r: the default "
-            "is returned with USER_NOT_SPECIFIED. Use Context.create(key) or "
-            "Context.from_dict({...}).",
-            kind,
-            context,
-        )
+    _once_per_type(
+        _MISUSED,
+        context,
+        "aioflags evaluations take an aioflags.Context, got %s %r: the default "
+        "is returned with USER_NOT_SPECIFIED. Use Context.create(key) or "
+        "Context.from_dict({...}).",
+    )
     return answer
 
 
@@ -96,16 +93,21 @@ def _not_a_key(key: object, answer: R) -> R:
     first: a str subclass, a ``StrEnum`` member, is a key too): an
     unhashable key (a list) would otherwise raise from the lookup.
     """
-    kind = type(key).__name__
-    if kind not in _NOT_KEYS:
-        _NOT_KEYS.add(kind)
-        logger.error(
-            "aioflags flag keys are str, got %s %r: the default is returned "
-            "(FLAG_NOT_FOUND)",
-            kind,
-            key,
-        )
+    _once_per_type(
+        _NOT_KEYS,
+        key,
+        "aioflags flag keys are str, got %s %r: the default is returned "
+        "(FLAG_NOT_FOUND)",
+    )
     return answer
+
+
+def _once_per_type(seen: set[str], given: object, message: str) -> None:
+    """Log ``message`` (``%s %r``: the type's name, ``given``) once per type in ``seen``."""
+    kind = type(given).__name__
+    if kind not in seen:
+        seen.add(kind)
+        logger.error(message, kind, given)
 
 
 #: Unknown flag keys already logged: at most this many, then none are logged.
