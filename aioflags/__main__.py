@@ -26,7 +26,7 @@ import anyio
 from ._core._exceptions import AioflagsError, ConfigurationError
 from ._datasystem._sources._file import _stamp
 from ._datasystem._sources._files import FlagFileError, load_flag_files
-from ._testing._testserver import FlagServer
+from ._service._server import FlagServer
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ _WATCH_INTERVAL = 0.25
 #: ``serve`` keeps the last this many requests and event payloads (memory stays
 #: bounded however long it runs; the console's log is bounded by itself).
 SERVE_KEEP = 1000
+#: ... and at most this many bytes of recorded request bodies.
+SERVE_KEEP_BYTES = 64 * 1024 * 1024
 
 
 def _is_loopback(host: str) -> bool:
@@ -73,7 +75,13 @@ async def serve(path: Path, host: str, port: int) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     flags, segments = load_flag_files(path)
     async with FlagServer(
-        flags, segments, host=host, port=port, keep=SERVE_KEEP
+        flags,
+        segments,
+        host=host,
+        port=port,
+        keep=SERVE_KEEP,
+        keep_bytes=SERVE_KEEP_BYTES,
+        count_connections=False,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(
@@ -388,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         anyio.run(serve, args.file, args.host, args.port)
     except FlagFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

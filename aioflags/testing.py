@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from ._service._server import Fault as Fault
+from ._service._server import FlagServer as FlagServer
+from ._service._server import RecordedRequest as RecordedRequest
 from ._testing._testdata import FlagBuilder as FlagBuilder
 from ._testing._testdata import FlagData as FlagData
 from ._testing._testdata import SegmentBuilder as SegmentBuilder
 from ._testing._testdata import clause as clause
 from ._testing._testdata import in_segment as in_segment
-from ._testing._testserver import Fault as Fault
-from ._testing._testserver import FlagServer as FlagServer
-from ._testing._testserver import RecordedRequest as RecordedRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable

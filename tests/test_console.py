@@ -17,7 +17,7 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from aioflags import Client, Context
-from aioflags._testing import _console as console
+from aioflags._service import _console as console
 from aioflags.testing import FlagBuilder, FlagServer
 
 USER = Context.create("u1")
@@ -94,6 +94,7 @@ async def test_state_lists_every_flag() -> None:
         assert state["flags"] == [
             {
                 "key": "banner",
+                "label": "banner",
                 "on": True,
                 "variations": ['"<img src=x onerror=alert(1)>"', '"plain"', '"bold"'],
                 "serves": 0,
@@ -101,6 +102,7 @@ async def test_state_lists_every_flag() -> None:
             },
             {
                 "key": "ruled",
+                "label": "ruled",
                 "on": True,
                 "variations": ["true", "false"],
                 "serves": "rules",
@@ -471,7 +473,7 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
         ("127.0.0.1", "http://127.0.0.1:8765", "http://127.0.0.1:8765/ui/"),
         ("localhost", "http://localhost:1", "http://localhost:1/ui/"),
         ("0.0.0.0", "http://0.0.0.0:8765", "http://localhost:8765/ui/"),
-        ("::", "http://:::8765", "http://localhost:8765/ui/"),
+        ("::", "http://[::]:8765", "http://localhost:8765/ui/"),
         ("my-box.example", "http://my-box.example:1", "http://localhost:1/ui/"),
         # Bound to one address: the console answers there (see is_allowed_host).
         ("192.0.2.2", "http://192.0.2.2:8765", "http://192.0.2.2:8765/ui/"),
@@ -592,7 +594,7 @@ async def test_bound_to_loopback_the_sdk_endpoints_refuse_a_foreign_host(
 async def test_bound_beyond_loopback_the_sdk_endpoints_answer_any_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``serve --allow-remote --host 0.0.0.0``: SDKs of other machines use its name.
+    """``serve --allow-remote --host 0.0.0.0``: SDKs of other machines reach it.
 
     Tests may not bind beyond loopback (conftest's guard): the server is
     told it is bound to 0.0.0.0, which is all its rules look at.
@@ -602,6 +604,10 @@ async def test_bound_beyond_loopback_the_sdk_endpoints_answer_any_host(
         host = {"host": "flags.example:8765"}
         flags = await http.get("/sdk/latest-all", headers=host)
         assert flags.status_code == 200 and "banner" in flags.json()["flags"]
+        # Events only by IP address: a name may be a rebinding page's (N2).
+        posted = await http.post("/bulk", content=json.dumps(SUMMARY), headers=host)
+        assert posted.status_code == 403
+        host = {"host": "192.0.2.2:8765"}
         posted = await http.post("/bulk", content=json.dumps(SUMMARY), headers=host)
         assert posted.status_code == 202
         foreign = {**host, "origin": "http://evil.test"}
@@ -684,7 +690,15 @@ def test_serve_keeps_a_bounded_history(
     monkeypatch.setattr(command, "FlagServer", server)
     with pytest.raises(Made):
         anyio.run(command.serve, path, "127.0.0.1", 0)
-    assert made == [{"host": "127.0.0.1", "port": 0, "keep": command.SERVE_KEEP}]
+    assert made == [
+        {
+            "host": "127.0.0.1",
+            "port": 0,
+            "keep": command.SERVE_KEEP,
+            "keep_bytes": command.SERVE_KEEP_BYTES,
+            "count_connections": False,
+        }
+    ]
 
 
 def test_a_payload_without_evaluations_records_nothing() -> None:

@@ -91,6 +91,11 @@ async def plain_http_400(stream: anyio.abc.SocketStream) -> None:
     )
 
 
+async def hang_up(stream: anyio.abc.SocketStream) -> None:
+    """Read what the client sends first, then close without a word."""
+    await stream.receive()
+
+
 async def reset(stream: anyio.abc.SocketStream) -> None:
     """Read the request, then close with SO_LINGER 0: the peer gets an RST."""
     await stream.receive()
@@ -117,9 +122,9 @@ async def test_tls_to_a_plain_http_port_names_the_ssl_error_url_and_fix(
 
 @pytest.mark.asyncio
 async def test_tls_to_a_server_that_hangs_up_names_the_handshake() -> None:
-    """A server that drops the ClientHello (h11 does) gives UNEXPECTED_EOF instead."""
-    async with FlagServer() as server:
-        base = server.url.replace("http://", "https://")
+    """A server that drops the ClientHello gives UNEXPECTED_EOF instead."""
+    async with tcp_server(hang_up) as port:
+        base = f"https://127.0.0.1:{port}"
         error = await first_error("fdv2-poll", base)
     assert "SSLEOFError" in error.message and base in error.message
     assert "hung up during the TLS handshake" in error.message

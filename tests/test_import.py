@@ -66,7 +66,7 @@ NOT_AT_IMPORT = (
     "aioflags._datasystem._supervisor",
     "aioflags._client._status",
     "aioflags._datasystem._payloads",
-    "aioflags._testing._testserver",
+    "aioflags._service._server",
     "aioflags._testing._testdata",
     "aioflags._datasystem._sources._files",
     "aioflags.testing",

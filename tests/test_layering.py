@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
     ("aioflags._client",),
+    ("aioflags._service",),
     ("aioflags._testing",),
 )
 PUBLIC = len(LAYERS)

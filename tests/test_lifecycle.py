@@ -45,7 +45,7 @@ def sdk_tasks() -> set[str]:
         for t in anyio.get_running_tasks()
         if t.name is not None
         and t.name.startswith(("aioflags", "Client", "EventBus", "Supervisor"))
-        and "_testserver" not in t.name
+        and "._service." not in t.name
     }
 
 

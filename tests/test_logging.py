@@ -119,6 +119,14 @@ async def test_info_lines_for_polling_connecting_and_ready_with_fields(
         async with Client(config) as client:
             await server.wait_for_stream()
             assert client.status is ProviderStatus.READY
+            # A change seen by the client: its stream is connected (and logged).
+            changed = anyio.Event()
+            client.add_handler(
+                aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set()
+            )
+            server.set_flag("g", {**FLAG, "on": False})
+            with anyio.fail_after(10):  # a guard, not a timing
+                await changed.wait()
     ready = [r for r in caplog.records if "READY in" in r.getMessage()]
     assert len(ready) == 1 and ready[0].name == "aioflags.datasource"
     assert "with 2 flags" in ready[0].getMessage()

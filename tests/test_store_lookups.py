@@ -356,6 +356,16 @@ async def test_once_the_sources_deliver_nothing_is_read_through(
             async with Client(
                 network_config(server, system), clock=FakeClock()
             ) as client:
+                # READY may come from Redis first: a change on the stream, seen
+                # by the client, says the stream's payload has arrived.
+                changed = anyio.Event()
+                client.add_handler(
+                    ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set()
+                )
+                await server.wait_for_stream()
+                server.set_flag("f", flag("from-network"))
+                with anyio.fail_after(10):  # a guard, not a timing
+                    await changed.wait()
                 assert await client.variation("f", USER, "x") == "from-network"
                 await raw.hset("launchdarkly:features", "g", json.dumps(flag("g")))
                 before = await calls(raw, "hmget")

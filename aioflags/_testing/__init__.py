@@ -1,1 +1,1 @@
-"""Test aids: FlagData builders and the loopback FlagServer (public as ``aioflags.testing``)."""
+"""Test aids: FlagData builders (public, with ``_service``'s FlagServer, as ``aioflags.testing``)."""

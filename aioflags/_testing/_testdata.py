@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._datasystem._context import SourceContext
-
-    from ._testserver import FlagServer
+    from aioflags._service._server import FlagServer
 
 __all__ = ["FlagBuilder", "FlagData", "SegmentBuilder", "clause", "in_segment"]
 

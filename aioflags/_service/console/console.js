@@ -36,10 +36,12 @@ async function change(body) {
   }
 }
 
-function newRow(key) {
+function newRow(key, label) {
+  // label: the key with its bidirectional controls written out (the service's);
+  // key: exactly what a change names.
   const row = element("tr");
-  row.append(element("td", { class: "key" }, key));
-  const toggle = element("button", { type: "button", role: "switch", "aria-label": `${key} on` });
+  row.append(element("td", { class: "key" }, label));
+  const toggle = element("button", { type: "button", role: "switch", "aria-label": `${label} on` });
   toggle.addEventListener("click", () => {
     change({ key, on: toggle.getAttribute("aria-checked") !== "true" });
   });
@@ -61,7 +63,7 @@ function showServes(entry, flag) {
   }
   let select = entry.serves.querySelector("select");
   if (select === null || entry.variations !== signature) {
-    select = element("select", { "aria-label": `${flag.key} serves` });
+    select = element("select", { "aria-label": `${flag.label} serves` });
     if (flag.serves === "rules") {
       select.append(element("option", { value: "rules", disabled: "" }, "rules"));
     }
@@ -84,7 +86,7 @@ function showFlags(flags) {
     seen.add(flag.key);
     let entry = rows.get(flag.key);
     if (entry === undefined) {
-      entry = newRow(flag.key);
+      entry = newRow(flag.key, flag.label);
       rows.set(flag.key, entry);
     }
     entry.toggle.setAttribute("aria-checked", String(flag.on));

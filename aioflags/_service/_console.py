@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -157,7 +158,12 @@ def foreign_events_post(headers: Mapping[str, str], bound: str) -> bool:
     preflight. Bound to loopback, a foreign ``Host`` is DNS rebinding.
     """
     host = headers.get("host")
-    if is_loopback_bind(bound) and not is_loopback_host(host):
+    if not is_loopback_host(host) and (
+        # Bound to loopback, a foreign Host is DNS rebinding; on a wildcard or
+        # an address, an SDK names the server by IP address, a rebinding
+        # page by its own domain name.
+        is_loopback_bind(bound) or _address(_host_name(host) if host else None) is None
+    ):
         return True
     origin = headers.get("origin")
     if origin is not None and origin != f"http://{host}":
@@ -165,8 +171,27 @@ def foreign_events_post(headers: Mapping[str, str], bound: str) -> bool:
     return headers.get("sec-fetch-site") in ("cross-site", "same-site")
 
 
+#: Bidirectional controls: shown as ``⟨U+202E⟩``, never obeyed, so a key
+#: cannot be made to read as another (``admin\u202eresu`` as ``adminuser``).
+_BIDI: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its bidirectional control characters written out."""
+    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
+
+
 def _cut(text: str) -> str:
+    text = visible(text)
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
+
+
+def _dumps(value: object) -> str:
+    """``value`` as JSON text for the page; a value too deep to write is "…"."""
+    try:
+        return json.dumps(value)
+    except (RecursionError, ValueError, TypeError):
+        return "…"
 
 
 def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
@@ -185,11 +210,13 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
 def flag_row(flag: Mapping[str, JSONValue]) -> JSONObject:
     """One row of the Flags table."""
     variations = flag.get("variations")
+    key = flag.get("key")
     return {
-        "key": flag.get("key"),
+        "key": key,
+        "label": visible(key) if isinstance(key, str) else key,
         "on": flag.get("on") is True,
         "variations": [
-            _cut(json.dumps(v))
+            _cut(_dumps(v))
             for v in (variations if isinstance(variations, list) else [])
         ],
         "serves": _served(flag),
@@ -223,7 +250,7 @@ class Console:
             return False
         if not isinstance(variation, int) or isinstance(variation, bool):
             variation = None
-        row = (_cut(key), variation, _cut(json.dumps(value)))
+        row = (_cut(key), variation, _cut(_dumps(value)))
         self._log[row] = self._log.pop(row, 0) + n
         while len(self._log) > LOG_SIZE:
             self._log.popitem(last=False)
@@ -259,9 +286,12 @@ class Console:
                             counter["count"],
                         )
         for event in events:
-            if event.get("kind") == "feature" and event.get("key") not in summarised:
+            key = event.get("key")
+            if event.get("kind") == "feature" and not (
+                isinstance(key, str) and key in summarised
+            ):
                 counted |= self._count(
-                    event.get("key"), event.get("variation"), event.get("value"), 1
+                    key, event.get("variation"), event.get("value"), 1
                 )
         return counted
 

@@ -1,0 +1,186 @@
+"""Serve an ASGI app on a socket we bound, with Hypercorn, on the running backend.
+
+Hypercorn is the maintained ASGI server that runs on both of anyio's
+backends (asyncio and trio), so a :class:`FlagServer` entered under trio
+serves as it does under asyncio. It owns HTTP: parsing, keep-alive, the
+header size cap, the idle timeout before a request, one connection's failure
+never touching another's, and accept errors (``EMFILE``) survived.
+
+Its documented entry point binds its own sockets and does not say which port
+it got; ``worker_serve`` (what ``hypercorn.asyncio.serve`` and
+``hypercorn.trio.serve`` call, the same signature since Hypercorn 0.11) takes
+sockets we bound ourselves, so the port is known before the first request and
+the socket is closed by its owner whatever happens.
+
+:func:`relay` is the one hand-written piece beside it: ASGI has no event for
+a connection opening or closing, and FlagServer's tests count both. It
+accepts on the public socket, opens one connection to Hypercorn per accepted
+one, and copies bytes both ways; see :func:`relay`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.abc
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from anyio.abc import SocketStream
+
+    from ._host import ASGIApp
+
+__all__ = ["IDLE_TIMEOUT", "bind", "relay", "serve_asgi"]
+
+logger = logging.getLogger("aioflags.testing")
+
+#: Seconds a connection may stay idle: before its first request is complete
+#: (a client that trickles its headers is dropped), and between requests.
+IDLE_TIMEOUT: Final = 5.0
+#: The largest request head (request line and headers) Hypercorn buffers.
+MAX_HEAD: Final = 16 * 1024
+#: Connections waiting to be accepted.
+BACKLOG: Final = 1024
+#: An accept that fails for want of resources is retried after this long.
+_ACCEPT_RETRY: Final = 0.1
+_ACCEPT_RESOURCES: Final = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port`` 0: any free port)."""
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_asgi(
+    app: ASGIApp, sock: socket.socket, shutdown: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is closed after."""
+    from hypercorn.config import Config, Sockets
+    from hypercorn.utils import wrap_app
+
+    config = Config()
+    config.keep_alive_timeout = IDLE_TIMEOUT
+    config.h11_max_incomplete_size = MAX_HEAD
+    config.backlog = BACKLOG
+    # The service ends its own streams before it shuts Hypercorn down.
+    config.graceful_timeout = 1.0
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logger
+    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    try:
+        # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
+        if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
+            from hypercorn.trio.run import worker_serve as trio_serve
+
+            await trio_serve(
+                wrapped, config, sockets=sockets, shutdown_trigger=shutdown
+            )
+        else:
+            from hypercorn.asyncio.run import worker_serve as asyncio_serve
+
+            await asyncio_serve(
+                wrapped, config, sockets=sockets, shutdown_trigger=shutdown
+            )
+    finally:
+        sock.close()  # the same object Hypercorn used: closing twice is a no-op
+
+
+async def relay(
+    listener: socket.socket,
+    upstream: tuple[str, int],
+    opened: Callable[[int], int],
+    closed: Callable[[int], None],
+) -> None:
+    """Accept on ``listener`` and relay each connection to ``upstream``.
+
+    ``opened(local_port)`` is called with the port of the relay's own
+    connection to ``upstream`` (what the app sees as its client) and returns
+    the connection's number; ``closed(number)`` once both ends are closed.
+    Either end closing closes the other: a server that drops a response
+    mid-body drops the client's connection, and a client that goes away is a
+    disconnect for the app. Copying waits for the slower side, so a client
+    that stops reading stops the app's sends (backpressure), never a buffer.
+    An accept that fails for want of file descriptors is logged and retried.
+    """
+    accepting = await anyio.abc.SocketListener.from_socket(listener)
+    short = False  # logged once per shortage, not once per retry
+    async with accepting, anyio.create_task_group() as tg:
+        while True:
+            try:
+                client = await accepting.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCES:
+                    raise
+                if not short:
+                    logger.warning(
+                        "FlagServer: cannot accept connections (%s); retrying "
+                        "every %g s",
+                        exc.strerror,
+                        _ACCEPT_RETRY,
+                    )
+                short = True
+                await anyio.sleep(_ACCEPT_RETRY)
+                continue
+            short = False
+            tg.start_soon(_relay_one, client, upstream, opened, closed)
+
+
+async def _relay_one(
+    client: SocketStream,
+    upstream: tuple[str, int],
+    opened: Callable[[int], int],
+    closed: Callable[[int], None],
+) -> None:
+    number: int | None = None
+    try:
+        async with client:
+            try:
+                server = await anyio.connect_tcp(*upstream)
+            except OSError:
+                number = opened(0)
+                return
+            async with server:
+                number = opened(server.extra(anyio.abc.SocketAttribute.local_port))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_copy, client, server, tg.cancel_scope)
+                    tg.start_soon(_copy, server, client, tg.cancel_scope)
+    except OSError:
+        pass  # a reset while closing: the connection is over either way
+    finally:
+        if number is not None:
+            closed(number)
+
+
+async def _copy(
+    source: SocketStream, sink: SocketStream, both: anyio.CancelScope
+) -> None:
+    try:
+        async for chunk in source:
+            await sink.send(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    both.cancel()

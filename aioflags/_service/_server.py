@@ -1,0 +1,760 @@
+"""FlagServer: the local flag service (FDv2 and FDv1, events, console) on 127.0.0.1.
+
+It holds an in-memory flag set, pushes changes to open streams, injects
+faults per endpoint, records every request (and, in tests, every
+connection's open and close) with awaitable waits so tests never sleep.
+HTTP is Hypercorn's (``_hosting``), routing Starlette's (``_app``); both
+come with the ``service`` extra and are imported when a server starts, so
+``aioflags.testing`` imports without them. Under ``/ui/`` it serves the flag
+console (``_console.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
+
+import anyio
+
+from aioflags._client._config import Config
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._core._lifespan import Span, background_group
+from aioflags._datasystem._datatypes import Change, ChangeKind
+from aioflags._datasystem._sources._versions import same_content
+
+from . import _console as console
+from . import _wire as wire
+from ._host import Fault as Fault
+from ._host import RecordedRequest as RecordedRequest
+from ._paths import (
+    EVENTS_BULK,
+    EVENTS_DIAGNOSTIC,
+    FDV2_STREAM,
+    STREAMS,
+)
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Iterator, Mapping
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import (
+        MemoryObjectReceiveStream,
+        MemoryObjectSendStream,
+    )
+    from starlette.types import Receive, Send
+
+    from aioflags._core._json import JSONObject
+
+    from ._host import RequestInfo
+
+__all__ = ["Fault", "FlagServer", "RecordedRequest"]
+
+#: The test tools' own logger: silence it alone without losing the client's.
+logger = logging.getLogger("aioflags.testing")
+
+#: Messages a stream may have waiting for its client; a client that falls
+#: this far behind (stopped reading) is disconnected, and catches up with a
+#: full payload when it reconnects.
+STREAM_QUEUE: Final = 1000
+#: The largest event post once gzip is undone (a bomb stops here).
+MAX_EVENTS_DECOMPRESSED: Final = 32 * 1024 * 1024
+#: Seconds ``__aexit__`` gives Hypercorn to close its connections.
+_SHUTDOWN_BOUND: Final = 5.0
+_INSTALL: Final = (
+    "FlagServer and `aioflags serve` need the service extra: "
+    "pip install 'aioflags[service]'"
+)
+
+
+_CLOSE: Final = (
+    "\x00close"  # sentinels pushed to a stream's queue (compared by identity)
+)
+_ABORT: Final = "\x00abort"
+#: A console page's "the state changed": its state is written when sent, so a
+#: page that reads slowly gets the latest state once, not every one queued.
+_STATE: Final = "\x00state"
+
+
+def _url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass(slots=True)
+class _Subscriber:
+    """One open stream: its path, its bounded queue, and how to drop it."""
+
+    path: str
+    send: MemoryObjectSendStream[str]
+    scope: anyio.CancelScope
+    #: A console page's "the state changed" is queued and not yet sent.
+    state_pending: bool = False
+
+
+@final
+class FlagServer:
+    """A flag service on 127.0.0.1, for tests and ``python -m aioflags serve``.
+
+    Use it as an async context manager; ``url`` is set once it is listening::
+
+        async with FlagServer(flags={"my-flag": flag_json}) as server:
+            config = server.config()  # flags and events from and to this server
+
+    ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
+    them and shows what connected SDKs evaluated (see docs/console.md).
+
+    ``keep``: remember only the last ``keep`` requests (``requests``), event
+    payloads and diagnostic events (None, the default: all of them, as tests
+    want); ``keep_bytes``: and only as many recorded request bodies as fit in
+    that many bytes. ``aioflags serve`` keeps 1000 and 64 MiB, so its memory
+    stays bounded. Bound to loopback, the server refuses (403) a request
+    whose ``Host`` is not a loopback name (DNS rebinding), and every server
+    refuses an event post from a web page of another site.
+
+    ``count_connections`` (the default): ``connections_opened`` and
+    ``connections_closed`` count TCP connections, and each recorded request
+    says which connection it came on. ASGI has no connection events, so the
+    server then accepts connections itself and relays each to its HTTP
+    server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
+    ``RecordedRequest.connection`` is 0).
+
+    HTTP is served by Hypercorn with Starlette's routing: install the
+    ``service`` extra (``pip install 'aioflags[service]'``).
+
+    Added in version 0.1.0.
+    """
+
+    def __init__(
+        self,
+        flags: Mapping[str, JSONObject] | None = None,
+        segments: Mapping[str, JSONObject] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep: int | None = None,
+        keep_bytes: int | None = None,
+        count_connections: bool = True,
+    ) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be at least 1 or None, not {keep!r}")
+        if keep_bytes is not None and keep_bytes < 0:
+            raise ValueError(
+                f"keep_bytes must be 0 or more, or None, not {keep_bytes!r}"
+            )
+        self._host = host
+        self._keep = keep
+        self._keep_bytes = keep_bytes
+        self._kept_bytes = 0
+        self._port = port
+        self._count_connections = count_connections
+        self._flags: dict[str, JSONObject] = {}
+        self._segments: dict[str, JSONObject] = {}
+        self._version = 1
+        for key, flag in (flags or {}).items():
+            self._flags[key] = {"key": key, "version": 1, **flag}
+        for key, seg in (segments or {}).items():
+            self._segments[key] = {"key": key, "version": 1, **seg}
+        self.requests: list[RecordedRequest] = []
+        self.connections_opened: int = 0
+        self.connections_closed: int = 0
+        self._relay_ports: dict[int, int] = {}
+        self._request_ids = itertools.count(1)
+        self._open_streams: dict[int, str] = {}
+        self._faults: dict[str, list[Fault]] = {}
+        self._sticky: dict[str, Fault] = {}
+        self._subscribers: dict[int, _Subscriber] = {}
+        self._handlers: set[anyio.CancelScope] = set()
+        self._relaying: anyio.CancelScope | None = None
+        self._changed: anyio.Event | None = None
+        self._tg: TaskGroup | None = None
+        self._span: AbstractAsyncContextManager[Span] | None = None
+        self._entering = False
+        self._shutdown: anyio.Event | None = None
+        self._served: anyio.Event | None = None
+        self.url: str = ""
+        #: Seconds added to the clock in the ``Date`` header of event responses
+        #: (analytics debug windows compare with the server's clock).
+        self.clock_skew: float = 0.0
+        self._payloads: list[list[JSONObject]] = []
+        self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
+        self._diagnostics: list[JSONObject] = []
+        self._console = console.Console(host)
+
+    # ------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> FlagServer:
+        if self._span is not None or self._entering:
+            raise RuntimeError("this FlagServer is already running")
+        try:
+            from . import _app, _hosting
+        except ImportError as exc:  # starlette or hypercorn missing
+            raise ModuleNotFoundError(f"{_INSTALL} ({exc})", name=exc.name) from exc
+        # Binding is synchronous: nothing can be cancelled between creating the
+        # sockets and handing them to the task group that closes them.
+        public = _hosting.bind(self._host, self._port)
+        inner: socket.socket | None = None
+        try:
+            if self._count_connections:
+                inner = _hosting.bind("127.0.0.1", 0)
+            span = background_group(self._stop)
+            self._tg = (await span.__aenter__()).tg
+        except BaseException:
+            public.close()
+            if inner is not None:
+                inner.close()
+            raise
+        self._span = span
+        port = public.getsockname()[1]
+        self.url = _url(self._host, port)
+        self._shutdown = anyio.Event()
+        self._served = anyio.Event()
+        app = _app.ServiceApp(self)
+        if inner is None:
+            self._tg.start_soon(self._run, _hosting.serve_asgi, app, public)
+        else:
+            upstream = ("127.0.0.1", inner.getsockname()[1])
+            self._tg.start_soon(self._run, _hosting.serve_asgi, app, inner)
+            self._tg.start_soon(self._relay, _hosting.relay, public, upstream)
+        logger.info("FlagServer listening on %s", self.url, extra={"url": self.url})
+        return self
+
+    async def _run(
+        self, serve: Callable[..., Any], app: object, sock: socket.socket
+    ) -> None:
+        assert self._shutdown is not None
+        assert self._served is not None
+        try:
+            await serve(app, sock, self._shutdown.wait)
+        finally:
+            self._served.set()
+
+    async def _relay(
+        self,
+        relay: Callable[..., Any],
+        public: socket.socket,
+        upstream: tuple[str, int],
+    ) -> None:
+        try:
+            with self._relaying_scope():
+                await relay(public, upstream, self._opened, self._closed)
+        finally:
+            public.close()
+
+    def _relaying_scope(self) -> anyio.CancelScope:
+        self._relaying = anyio.CancelScope()
+        return self._relaying
+
+    async def _stop(self) -> None:
+        """End every stream and hang, then let Hypercorn close its connections."""
+        for scope in list(self._handlers):
+            scope.cancel()
+        if self._relaying is not None:
+            self._relaying.cancel()  # every client connection closes
+        if self._shutdown is not None and self._served is not None:
+            self._shutdown.set()
+            with anyio.move_on_after(_SHUTDOWN_BOUND):
+                await self._served.wait()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        span, self._span, self._tg = self._span, None, None
+        if span is None:
+            return None
+        return await span.__aexit__(exc_type, exc, tb)
+
+    def config(self, sdk_key: str = "sdk-key", /, **options: Any) -> Config:
+        """A :class:`~aioflags.Config` that takes flags from and sends events to this server.
+
+        ``base_uri``, ``stream_uri`` and ``events_uri`` are this server's
+        ``url``; ``options`` are any other ``Config`` arguments (they may
+        override those three too). Call it once the server is listening.
+
+        Added in version 0.1.0.
+        """
+        if not self.url:
+            raise RuntimeError("this FlagServer is not listening yet: enter it first")
+        uris = {"base_uri": self.url, "stream_uri": self.url, "events_uri": self.url}
+        return Config(sdk_key, **{**uris, **options})
+
+    # ---------------------------------------------------------------- data
+    @property
+    def state(self) -> str:
+        """The FDv2 payload state of the current data (changes with every edit)."""
+        return f"(p:aioflags-test:{self._version})"
+
+    @property
+    def flags(self) -> dict[str, JSONObject]:
+        """A copy of the current flags."""
+        return {k: dict(v) for k, v in self._flags.items()}
+
+    @property
+    def segments(self) -> dict[str, JSONObject]:
+        """A copy of the current segments."""
+        return {k: dict(v) for k, v in self._segments.items()}
+
+    def set_flag(self, key: str, flag: JSONObject) -> None:
+        """Create or replace a flag and push it to every open stream."""
+        self._put("flag", key, flag)
+
+    def set_segment(self, key: str, segment: JSONObject) -> None:
+        """Create or replace a segment and push it to every open stream."""
+        self._put("segment", key, segment)
+
+    def delete_flag(self, key: str) -> None:
+        """Delete a flag and push the deletion to every open stream."""
+        self._delete("flag", key)
+
+    def delete_segment(self, key: str) -> None:
+        """Delete a segment and push the deletion to every open stream."""
+        self._delete("segment", key)
+
+    def apply_change(self, change: Change) -> None:
+        """Apply one data-system change (a put or a delete), as ``FlagData`` does."""
+        kind = change.kind.value
+        if change.action is ChangeKind.DELETE:
+            self._delete(kind, change.key)
+        else:
+            assert change.obj is not None
+            self._put(kind, change.key, change.obj)
+
+    def _delete(self, kind: str, key: str) -> None:
+        self._version += 1
+        (self._flags if kind == "flag" else self._segments).pop(key, None)
+        self._push(
+            wire.fdv2_delete(kind, key, self.state, self._version),
+            wire.fdv1_delete(kind, key, self._version),
+        )
+
+    def replace_all(
+        self,
+        flags: Mapping[str, JSONObject],
+        segments: Mapping[str, JSONObject] | None = None,
+    ) -> None:
+        """Replace the whole data set; open streams get a full transfer.
+
+        Items whose content is unchanged keep their version; the others get
+        a new one, so clients announce exactly the flags that changed.
+        """
+        self._version += 1
+        self._flags = self._reversioned(self._flags, flags)
+        self._segments = self._reversioned(self._segments, segments or {})
+        self._push(self._fdv2_full(), wire.fdv1_put(self._flags, self._segments))
+
+    def _reversioned(
+        self, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
+    ) -> dict[str, JSONObject]:
+        items: dict[str, JSONObject] = {}
+        for key, obj in new.items():
+            item = {**obj, "key": key, "version": self._version}
+            before = old.get(key)
+            items[key] = (
+                before if before is not None and same_content(before, item) else item
+            )
+        return items
+
+    def _put(self, kind: str, key: str, obj: JSONObject) -> None:
+        self._version += 1
+        item = {**obj, "key": key, "version": self._version}
+        (self._flags if kind == "flag" else self._segments)[key] = item
+        self._push(
+            wire.fdv2_put(kind, item, self.state, self._version),
+            wire.fdv1_patch(kind, item),
+        )
+
+    def disconnect_streams(self, *, abort: bool = False) -> None:
+        """End every open stream: cleanly, or by dropping the socket mid-body."""
+        for subscriber in list(self._subscribers.values()):
+            self._offer(subscriber, _ABORT if abort else _CLOSE)
+
+    def _offer(self, subscriber: _Subscriber, text: str) -> None:
+        """Queue ``text`` for one stream; a stream whose queue is full is dropped."""
+        try:
+            subscriber.send.send_nowait(text)
+        except anyio.WouldBlock:
+            logger.warning(
+                "FlagServer %s: a client of %s fell %d messages behind; "
+                "disconnecting it (it gets a full payload when it reconnects)",
+                self.url,
+                subscriber.path,
+                STREAM_QUEUE,
+            )
+            subscriber.scope.cancel()
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # that stream is ending
+
+    def _push(self, fdv2: str, fdv1: str) -> None:
+        for subscriber in list(self._subscribers.values()):
+            if subscriber.path != console.EVENTS:
+                self._offer(
+                    subscriber, fdv2 if subscriber.path == FDV2_STREAM else fdv1
+                )
+        self._push_console()
+
+    def _push_console(self) -> None:
+        """Tell every open console page that the state changed (at most one pending)."""
+        for subscriber in list(self._subscribers.values()):
+            if subscriber.path == console.EVENTS and not subscriber.state_pending:
+                subscriber.state_pending = True
+                self._offer(subscriber, _STATE)
+
+    def _objects(self) -> list[tuple[str, JSONObject]]:
+        return [("flag", f) for f in self._flags.values()] + [
+            ("segment", s) for s in self._segments.values()
+        ]
+
+    def _fdv2_full(self) -> str:
+        return wire.fdv2_full(self._objects(), self.state, self._version)
+
+    # -------------------------------------------------------------- faults
+    def fail(self, path: str, fault: Fault | None = None, /, **kwargs: object) -> None:
+        """Apply ``fault`` (or ``Fault(**kwargs)``) to every request to ``path`` until cleared."""
+        self._sticky[path] = fault or Fault(**kwargs)  # type: ignore[arg-type]
+
+    def script(self, path: str, *faults: Fault) -> None:
+        """Answer the next requests to ``path`` with these faults, in order, then normally."""
+        self._faults.setdefault(path, []).extend(faults)
+
+    def clear_faults(self, path: str | None = None) -> None:
+        """Remove the faults of ``path`` (or of every endpoint)."""
+        if path is None:
+            self._faults.clear()
+            self._sticky.clear()
+        else:
+            self._faults.pop(path, None)
+            self._sticky.pop(path, None)
+
+    def _fault_for(self, path: str) -> Fault | None:
+        queue = self._faults.get(path)
+        if queue:
+            return queue.pop(0)
+        return self._sticky.get(path)
+
+    # --------------------------------------------------------------- waits
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked on every server event."""
+        while not predicate():
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        """The recorded requests to ``path``."""
+        return [r for r in self.requests if r.path == path]
+
+    async def wait_for_requests(self, path: str, count: int = 1) -> RecordedRequest:
+        """Wait until ``path`` has had ``count`` requests; return the last one."""
+        await self.wait_until(lambda: len(self.requests_to(path)) >= count)
+        return self.requests_to(path)[count - 1]
+
+    def open_streams(self, path: str | None = None) -> int:
+        """How many stream connections are open (to ``path``, or to either SDK stream).
+
+        A console page's event stream (``/ui/api/events``) counts only when asked by path.
+        """
+        return sum(
+            1
+            for p in self._open_streams.values()
+            if p == path or (path is None and p in STREAMS)
+        )
+
+    async def wait_for_stream(self, path: str = FDV2_STREAM) -> None:
+        """Wait until a stream to ``path`` is open."""
+        await self.wait_until(lambda: self.open_streams(path) > 0)
+
+    async def wait_for_streams_closed(self, path: str | None = None) -> None:
+        """Wait until every stream connection (to ``path``) has been closed by the client."""
+        await self.wait_until(lambda: self.open_streams(path) == 0)
+
+    # ------------------------------------------------------ analytics events
+    @property
+    def events(self) -> list[JSONObject]:
+        """Every analytics event received on ``/bulk``, in arrival order.
+
+        A payload is counted once even if the SDK retried it (same
+        ``X-LaunchDarkly-Payload-ID``), as LaunchDarkly does.
+        """
+        return [dict(e) for payload in self._payloads for e in payload]
+
+    @property
+    def event_payloads(self) -> list[list[JSONObject]]:
+        """The ``/bulk`` payloads (one per flush), in arrival order."""
+        return [[dict(e) for e in payload] for payload in self._payloads]
+
+    @property
+    def diagnostic_events(self) -> list[JSONObject]:
+        """Every diagnostic event received on ``/diagnostic``."""
+        return [dict(e) for e in self._diagnostics]
+
+    def events_of(self, kind: str) -> list[JSONObject]:
+        """The received analytics events of one ``kind`` (``"feature"``, ``"summary"``...)."""
+        return [e for e in self.events if e.get("kind") == kind]
+
+    def clear_events(self) -> None:
+        """Forget the analytics and diagnostic events received so far."""
+        self._payloads.clear()
+        self._diagnostics.clear()
+
+    async def wait_for_events(
+        self, count: int = 1, *, kind: str | None = None
+    ) -> list[JSONObject]:
+        """Wait until ``count`` analytics events (of ``kind``) have arrived; return them all."""
+        await self.wait_until(
+            lambda: len(self.events if kind is None else self.events_of(kind)) >= count
+        )
+        return self.events if kind is None else self.events_of(kind)
+
+    async def wait_for_payloads(self, count: int = 1) -> list[list[JSONObject]]:
+        """Wait until ``count`` ``/bulk`` payloads have arrived; return them all."""
+        await self.wait_until(lambda: len(self._payloads) >= count)
+        return self.event_payloads
+
+    def _receive_events(
+        self, path: str, headers: Mapping[str, str], body: bytes
+    ) -> int:
+        """Record an event post; the HTTP status to answer.
+
+        Anything that is not a JSON array of objects (``/bulk``) or a JSON
+        object (``/diagnostic``), a corrupt or oversized gzip body, or JSON
+        nested past what the parser takes, is a ``400`` and nothing is kept.
+        """
+        try:
+            if headers.get("content-encoding") == "gzip":
+                body = _gunzip(body, MAX_EVENTS_DECOMPRESSED)
+            data = parse(body)
+        except (ProtocolError, OSError, EOFError, zlib.error, ValueError):
+            return 400
+        if path == EVENTS_DIAGNOSTIC:
+            if not isinstance(data, dict):
+                return 400
+            self._diagnostics.append(data)
+            self._trim(self._diagnostics)
+            self._notify()
+            return 202
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            return 400
+        payload_id = headers.get("x-launchdarkly-payload-id")
+        if payload_id is not None:
+            if payload_id in self._payload_ids:
+                return 202  # a retry of a payload already received
+            self._payload_ids[payload_id] = None
+            if self._keep is not None and len(self._payload_ids) > self._keep:
+                del self._payload_ids[next(iter(self._payload_ids))]
+        self._payloads.append(data)
+        self._trim(self._payloads)
+        if self._console.record(data):
+            self._push_console()
+        self._notify()
+        return 202
+
+    def _trim(self, kept: list[Any]) -> None:
+        """Forget the oldest items beyond ``keep``."""
+        if self._keep is not None and len(kept) > self._keep:
+            del kept[: len(kept) - self._keep]
+
+    # ------------------------------------------------------------ requests
+    def _opened(self, local_port: int) -> int:
+        """The relay opened a connection (``local_port``: its end toward Hypercorn)."""
+        self.connections_opened += 1
+        number = self.connections_opened
+        if local_port:
+            self._relay_ports[local_port] = number
+        self._notify()
+        return number
+
+    def _closed(self, number: int) -> None:
+        for port, owner in list(self._relay_ports.items()):
+            if owner == number:
+                del self._relay_ports[port]
+        self.connections_closed += 1
+        self._notify()
+
+    def _request_started(self, client_port: int | None) -> tuple[int, int]:
+        """A new request's id, and the number of the connection it came on (0: uncounted)."""
+        connection = self._relay_ports.get(client_port, 0) if client_port else 0
+        return next(self._request_ids), connection
+
+    @contextmanager
+    def _handling(self) -> Iterator[None]:
+        """Run one request so that stopping the server ends it (streams, hangs)."""
+        with anyio.CancelScope() as scope:
+            self._handlers.add(scope)
+            try:
+                yield
+            finally:
+                self._handlers.discard(scope)
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        connection: int,
+        body: bytes,
+    ) -> None:
+        """Remember one request, within ``keep`` and ``keep_bytes``."""
+        self.requests.append(
+            RecordedRequest(
+                method=method,
+                path=path,
+                query=query,
+                headers=headers,
+                connection=connection,
+                body=body,
+            )
+        )
+        self._kept_bytes += len(body)
+        self._trim(self.requests)
+        if self._keep_bytes is not None:
+            while self._kept_bytes > self._keep_bytes and self.requests:
+                self._kept_bytes -= len(self.requests.pop(0).body)
+        self._notify()
+
+    def _refused(self, path: str, method: str, headers: Mapping[str, str]) -> bool:
+        """Whether to refuse an SDK request: DNS rebinding, or a web page's event post."""
+        if console.is_loopback_bind(self._host) and not console.is_loopback_host(
+            headers.get("host")
+        ):
+            return True
+        return (
+            path in (EVENTS_BULK, EVENTS_DIAGNOSTIC)
+            and method == "POST"
+            and console.foreign_events_post(headers, self._host)
+        )
+
+    # ------------------------------------------------------------- streams
+    def _first(self, path: str, query: Mapping[str, str], fault: Fault | None) -> str:
+        if fault is not None and fault.events is not None:
+            return fault.events
+        if path == console.EVENTS:
+            return self._console.state_event(self._flags)
+        if path == FDV2_STREAM:
+            if query.get("basis") == self.state:
+                return wire.fdv2_up_to_date(self._version)
+            return self._fdv2_full()
+        return wire.fdv1_put(self._flags, self._segments)
+
+    async def _stream(
+        self,
+        path: str,
+        info: RequestInfo,
+        receive: Receive,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Serve one event stream: the first payload, then every change pushed.
+
+        Returning without ending the body drops the connection mid-body
+        (Hypercorn closes it): that is how an abort, a dropped slow reader
+        and a stopping server end a stream.
+        """
+        from ._app import until_disconnect
+
+        fault = info.fault
+        number = info.request_id
+        with anyio.CancelScope() as scope:
+            # The first payload is computed and the subscriber registered in one
+            # step (no await between): every later change is pushed after it.
+            first = self._first(path, info.query, fault)
+            send_queue, receive_queue = anyio.create_memory_object_stream[str](
+                STREAM_QUEUE
+            )
+            subscriber = _Subscriber(path, send_queue, scope)
+            self._subscribers[number] = subscriber
+            try:
+                async with anyio.create_task_group() as tg:
+
+                    async def watch_close() -> None:
+                        # The client closing its socket ends the stream at once.
+                        await until_disconnect(receive)
+                        scope.cancel()
+
+                    tg.start_soon(watch_close)
+                    await self._feed(
+                        send, subscriber, number, headers, first, fault, receive_queue
+                    )
+                    tg.cancel_scope.cancel()
+            finally:
+                self._subscribers.pop(number, None)
+                self._open_streams.pop(number, None)
+                send_queue.close()
+                receive_queue.close()
+                self._notify()
+
+    async def _feed(
+        self,
+        send: Send,
+        subscriber: _Subscriber,
+        number: int,
+        headers: list[tuple[bytes, bytes]],
+        first: str,
+        fault: Fault | None,
+        queue: MemoryObjectReceiveStream[str],
+    ) -> None:
+        """Send the stream's head, first payload and queued changes; return to end it."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    *headers,
+                ],
+            }
+        )
+        await send(_chunk(first))
+        # Open (for wait_for_stream) once the client has its first payload.
+        self._open_streams[number] = subscriber.path
+        self._notify()
+        if fault is not None and fault.close_after_events:
+            await send(_END)
+            return
+        if fault is not None and fault.abort_after_events:
+            return  # drop the connection mid-body
+        if fault is not None and fault.hang_after_events:
+            await anyio.sleep_forever()
+        async for text in queue:
+            if text is _CLOSE:
+                await send(_END)
+                return
+            if text is _ABORT:
+                return
+            if text is _STATE:
+                subscriber.state_pending = False  # the state is written now
+                text = self._console.state_event(self._flags)
+            await send(_chunk(text))
+
+
+_END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def _chunk(text: str) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": text.encode(), "more_body": True}
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """``body`` gunzipped; ``ValueError`` past ``limit`` bytes (a bomb stops there)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    data = inflater.decompress(body, limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"the body is larger than {limit} bytes once gunzipped")
+    if not inflater.eof:
+        raise ValueError("the gzip body is truncated")
+    return data

@@ -1,0 +1,427 @@
+"""Nothing a web page or a client sends can crash, stall or bloat the flag service.
+
+Each case of issue 48's S/N list runs against the real thing twice: an
+in-process ``FlagServer`` (what tests and the pytest plugin use, behind its
+connection-counting relay) and an ``aioflags serve`` process. After every
+hostile request the service must still answer a normal one; a process must
+still be running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import re
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import httpx
+import pytest
+
+from aioflags._service import _console as console
+from aioflags._service._app import MAX_BODY, MAX_EVENTS_BODY
+from aioflags._service._server import STREAM_QUEUE
+from aioflags.testing import FlagServer
+from tests.flags import BOOL_FLAG
+
+FLAGS = {"f": BOOL_FLAG}
+KINDS = pytest.mark.parametrize("kind", ["FlagServer", "serve"])
+DEEP = b"[" * 100_000 + b"]" * 100_000
+#: A guard against a hang, never a timing the test relies on.
+GUARD = 30
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[str] | None
+    server: FlagServer | None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return host.strip("[]"), int(port)
+
+    async def token(self, http: httpx.AsyncClient) -> str:
+        page = (await http.get("/ui/")).text
+        found = re.search(r'name="aioflags-token" content="([^"]+)"', page)
+        assert found is not None
+        return found.group(1)
+
+    async def still_serves(self, http: httpx.AsyncClient) -> None:
+        """The service answers a normal request, and its process runs."""
+        if self.process is not None:
+            assert self.process.poll() is None, self.process.stderr
+        answer = await http.get("/sdk/latest-all")
+        assert answer.status_code == 200
+        assert "f" in answer.json()["flags"]
+
+
+def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flags": FLAGS}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert " at " in first, process.communicate(timeout=GUARD)
+    return process, first.rsplit(" at ", 1)[1].strip()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.communicate(timeout=GUARD)
+
+
+@contextlib.asynccontextmanager
+async def service(
+    kind: str, tmp_path: Path
+) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
+    if kind == "FlagServer":
+        async with (
+            FlagServer(FLAGS) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=GUARD) as http,
+        ):
+            yield Service(server.url, None, server), http
+        return
+    process, url = _start_serve(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+            yield Service(url, process, None), http
+    finally:
+        _stop(process)
+
+
+async def _raw(service: Service, data: bytes) -> bytes:
+    """Send raw bytes on a new connection; everything answered until it closes."""
+    host, port = service.host_port
+    answer = b""
+    async with await anyio.connect_tcp(host, port) as stream:
+        await stream.send(data)
+        with anyio.fail_after(GUARD), contextlib.suppress(anyio.EndOfStream):
+            while True:
+                answer += await stream.receive()
+    return answer
+
+
+# ------------------------------------------------------------------ S1
+@KINDS
+@pytest.mark.asyncio
+async def test_s1_a_path_urlsplit_refuses_is_a_404_not_a_crash(
+    kind: str, tmp_path: Path
+) -> None:
+    async with service(kind, tmp_path) as (svc, http):
+        for target in (b"//[x", b"/sdk/poll?[", b"//[::1", b"/%ff%fe"):
+            answer = await _raw(
+                svc,
+                b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: close\r\n\r\n",
+            )
+            assert answer.startswith(b"HTTP/1.1 "), answer[:80]
+            await svc.still_serves(http)
+
+
+# ------------------------------------------------------------------ S2
+@KINDS
+@pytest.mark.asyncio
+async def test_s2_malformed_posts_are_refused_one_by_one(
+    kind: str, tmp_path: Path
+) -> None:
+    async with service(kind, tmp_path) as (svc, http):
+        token = await svc.token(http)
+        ui = {"x-aioflags-token": token}
+        cases: list[tuple[str, bytes, dict[str, str]]] = [
+            ("/bulk", b'[{"kind":"feature","key":[1]}]', {}),
+            ("/bulk", b'[{"kind":"summary","features":{"f":{"counters":[1]}}}]', {}),
+            ("/bulk", DEEP, {}),
+            ("/diagnostic", DEEP, {}),
+            ("/ui/api/flag", DEEP, ui),
+            ("/ui/api/flag", b'{"key": [1], "on": true}', ui),
+            ("/bulk", b"\x1f\x8b\x08\x00garbage", {"content-encoding": "gzip"}),
+            ("/bulk", gzip.compress(b"[")[:-4], {"content-encoding": "gzip"}),
+            ("/bulk", b"\xff\xfe", {}),
+            ("/bulk", b"NaN", {}),
+        ]
+        for path, body, headers in cases:
+            answer = await http.post(path, content=body, headers=headers)
+            assert answer.status_code < 500, (path, body[:40], answer.text)
+            await svc.still_serves(http)
+
+
+@pytest.mark.asyncio
+async def test_s2_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    bomb = gzip.compress(b"[" + b" " * (256 * 1024 * 1024) + b"]", compresslevel=9)
+    assert len(bomb) < MAX_EVENTS_BODY
+    async with service("FlagServer", tmp_path) as (svc, http):
+        answer = await http.post(
+            "/bulk", content=bomb, headers={"content-encoding": "gzip"}
+        )
+        assert answer.status_code == 400
+        assert svc.server is not None and svc.server.events == []
+        await svc.still_serves(http)
+
+
+# ------------------------------------------------------------------ S3
+@pytest.mark.asyncio
+async def test_s3_a_stream_that_stops_reading_is_dropped_not_buffered(
+    tmp_path: Path,
+) -> None:
+    async with service("FlagServer", tmp_path) as (svc, http):
+        server = svc.server
+        assert server is not None
+        host, port = svc.host_port
+        async with await anyio.connect_tcp(host, port) as stalled:
+            await stalled.send(b"GET /sdk/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            with anyio.fail_after(GUARD):
+                await server.wait_for_stream()
+            # Never read again; flip until the service gives up on this client.
+            big = {**BOOL_FLAG, "description": "x" * 4096}
+            with anyio.fail_after(GUARD):
+                flips = 0
+                while server.open_streams() > 0:
+                    server.set_flag("f", {**big, "on": flips % 2 == 0})
+                    flips += 1
+                    if flips % 100 == 0:
+                        await anyio.lowlevel.checkpoint()  # let the stream's task run
+            assert flips <= STREAM_QUEUE * 4  # bounded: dropped, not buffered
+        await svc.still_serves(http)
+
+
+@KINDS
+@pytest.mark.asyncio
+async def test_s3_clients_that_reset_while_flags_change_do_not_end_the_service(
+    kind: str, tmp_path: Path
+) -> None:
+    async with service(kind, tmp_path) as (svc, http):
+        host, port = svc.host_port
+        for n in range(20):
+            async with await anyio.connect_tcp(host, port) as stream:
+                await stream.send(
+                    b"GET /sdk/stream HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                )
+                with anyio.fail_after(GUARD):
+                    await stream.receive(1)
+                if svc.server is not None:
+                    svc.server.set_flag("f", {**BOOL_FLAG, "on": n % 2 == 0})
+                # A reset (RST), not a clean close.
+                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                raw.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+        await svc.still_serves(http)
+
+
+# ------------------------------------------------------------------ S4
+@pytest.mark.asyncio
+async def test_s4_a_client_that_never_finishes_its_headers_is_dropped(
+    tmp_path: Path,
+) -> None:
+    async with service("FlagServer", tmp_path) as (svc, http):
+        host, port = svc.host_port
+        async with anyio.create_task_group() as tg:
+            closed = 0
+
+            async def slowloris() -> None:
+                nonlocal closed
+                async with await anyio.connect_tcp(host, port) as stream:
+                    await stream.send(b"GET /sdk/poll HTTP/1.1\r\nHost: local")
+                    with (
+                        anyio.fail_after(GUARD),
+                        contextlib.suppress(
+                            anyio.EndOfStream, anyio.BrokenResourceError
+                        ),
+                    ):
+                        while await stream.receive():
+                            pass
+                closed += 1
+
+            for _ in range(50):
+                tg.start_soon(slowloris)
+        assert closed == 50  # each was closed by the service's idle timeout
+        await svc.still_serves(http)
+
+
+_EMFILE_SCRIPT = """
+import resource, socket, sys, anyio, httpx
+from aioflags.testing import FlagServer
+
+async def main():
+    async with FlagServer({"f": {"on": True, "variations": [True, False],
+                                 "fallthrough": {"variation": 0}}}) as server:
+        host, port = server.url[7:].rsplit(":", 1)
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            await http.get("/sdk/latest-all")
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (60, hard))
+            held = []
+            for _ in range(80):
+                try:
+                    held.append(socket.create_connection((host, int(port))))
+                except OSError:
+                    break
+            with anyio.fail_after(5):
+                await anyio.sleep(0.5)  # let the accept loop hit EMFILE
+            for sock in held:
+                sock.close()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        answer = await http.get("/sdk/latest-all")
+                        break
+                    except httpx.TransportError:
+                        await anyio.sleep(0.2)
+            print(answer.status_code)
+
+anyio.run(main)
+"""
+
+
+def test_s4_running_out_of_file_descriptors_is_survived() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_EMFILE_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "200"
+
+
+# ------------------------------------------------------------------ S5
+@KINDS
+@pytest.mark.asyncio
+async def test_s5_an_oversized_or_foreign_body_is_refused_before_it_is_read(
+    kind: str, tmp_path: Path
+) -> None:
+    async with service(kind, tmp_path) as (svc, http):
+        big = b"[" + b" " * (MAX_EVENTS_BODY + 1) + b"]"
+        # Answered on its head, then the connection closes: the client may see
+        # the 413 or, still sending, the close.
+        with contextlib.suppress(httpx.TransportError):
+            answer = await http.post("/bulk", content=big)
+            assert answer.status_code == 413
+        foreign = {"origin": "http://evil.test", "sec-fetch-site": "cross-site"}
+        answer = await http.post("/bulk", content=b"[]" + b" " * 1000, headers=foreign)
+        assert answer.status_code == 403
+        answer = await http.post("/ui/api/flag", content=b" " * (MAX_BODY + 1))
+        assert answer.status_code == 403  # no token: refused on its head
+        if svc.server is not None:
+            assert all(r.body == b"" for r in svc.server.requests if r.path == "/bulk")
+        await svc.still_serves(http)
+
+
+@pytest.mark.asyncio
+async def test_s5_a_chunked_body_is_cut_at_the_cap() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(MAX_EVENTS_BODY // 65536 + 2):
+                yield b" " * 65536
+
+        answer = await http.post("/bulk", content=chunks())
+        assert answer.status_code == 413
+        assert server.requests[-1].body == b""
+
+
+@pytest.mark.asyncio
+async def test_s5_keep_bytes_bounds_the_recorded_bodies() -> None:
+    async with (
+        FlagServer(FLAGS, keep_bytes=10_000) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for _ in range(20):
+            await http.post("/bulk", content=b"[" + b" " * 2000 + b"]")
+        assert sum(len(r.body) for r in server.requests) <= 10_000
+        assert len(server.events) == 0  # empty payloads, all received
+
+
+# ------------------------------------------------------------------ N1-N3
+def test_n1_an_ipv6_host_is_printed_in_brackets(tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    process, url = _start_serve(tmp_path, "--host", "::1")
+    try:
+        assert url.startswith("http://[::1]:")
+        answer = httpx.get(f"{url}/sdk/latest-all", timeout=GUARD)
+        assert answer.status_code == 200
+    finally:
+        _stop(process)
+
+
+@pytest.mark.asyncio
+async def test_n2_on_a_wildcard_bind_a_rebinding_page_cannot_post_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with FlagServer(FLAGS) as server:
+        # As bound to 0.0.0.0 (tests may not bind beyond loopback: conftest.py).
+        monkeypatch.setattr(server, "_host", "0.0.0.0")
+        port = server.url.rsplit(":", 1)[1]
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            rebound = {"host": f"attacker.example:{port}"}
+            answer = await http.post("/bulk", content=b"[]", headers=rebound)
+            assert answer.status_code == 403
+            by_address = {"host": f"192.0.2.7:{port}"}  # an SDK on the network
+            answer = await http.post("/bulk", content=b"[]", headers=by_address)
+            assert answer.status_code == 202
+
+
+def test_n3_bidirectional_controls_are_shown_not_obeyed() -> None:
+    key = "admin\N{RIGHT-TO-LEFT OVERRIDE}resu"
+    row = console.flag_row({"key": key, "variations": ["a\u2066b"], "on": True})
+    assert row["key"] == key  # what a change names, exactly
+    assert row["label"] == "admin⟨U+202E⟩resu"
+    assert row["variations"] == ['"a\\u2066b"']  # escaped, so visible too
+
+
+# ------------------------------------------------------------ the extra
+_WITHOUT_EXTRA = """
+import sys
+sys.modules["starlette"] = None  # as if the service extra were not installed
+sys.modules["hypercorn"] = None
+import anyio
+from aioflags.testing import FakeClock, FlagData, FlagServer
+
+async def main():
+    try:
+        async with FlagServer():
+            pass
+    except ModuleNotFoundError as exc:
+        print(exc)
+
+anyio.run(main)
+"""
+
+
+def test_without_the_service_extra_the_test_aids_import_and_say_what_to_install() -> (
+    None
+):
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRA],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "pip install 'aioflags[service]'" in result.stdout
