@@ -667,6 +667,48 @@ async def test_an_async_comparison_that_raises_records_no_consistency(
     assert "consistency check for 'm' raised" in caplog.text
 
 
+class _NoTruthValue:
+    """A comparison's result whose truth cannot be told (numpy's or pandas' ``==``)."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+
+@pytest.mark.parametrize("comparison", ["plain", "async", "tracker"])
+async def test_a_comparison_result_with_no_truth_value_records_no_consistency(
+    comparison: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As a comparison that raises: the read returns, the error is logged once."""
+
+    def compare(a: Any, b: Any) -> Any:
+        return _NoTruthValue()
+
+    async def compare_async(a: Any, b: Any) -> Any:
+        await anyio.lowlevel.checkpoint()
+        return _NoTruthValue()
+
+    origins = Origins()
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        if comparison == "tracker":
+            _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+            tracker.operation(Operation.READ).invoked(Origin.OLD).invoked(Origin.NEW)
+            client.track_migration_op(tracker.consistent(lambda: compare(1, 1)))
+        else:
+            fn = compare if comparison == "plain" else compare_async
+            migrator = origins.migrator(client, comparison=fn)
+            result = await migrator.read("m", USER, Stage.OFF)
+            assert result.value == ("read-old", None)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") is None
+    (logged,) = [r for r in caplog.records if "consistency check" in r.getMessage()]
+    assert logged.getMessage() == (
+        "The migration's consistency check for 'm' raised; no consistency is recorded"
+    )
+    assert logged.exc_info is not None
+    assert logged.exc_info[0] is ValueError
+
+
 async def test_the_tracker_refuses_an_awaitable_consistency_result(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

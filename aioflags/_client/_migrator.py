@@ -353,15 +353,15 @@ class Migrator:
             and other.is_success()
             and tracker._check_sampled()
         ):
-            # As tracker.consistent(), but an async comparison is awaited.
+            # As tracker.consistent(), but an async comparison is awaited. The
+            # outcome's truth is tested inside the try: it may raise too.
             try:
                 outcome = compare(authoritative.value, other.value)
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
+                tracker._record_consistency(outcome)
             except Exception:  # noqa: BLE001 - logged: a failed check records nothing
                 tracker._check_failed()
-            else:
-                tracker._record_consistency(outcome)
         return authoritative
 
     async def write(
