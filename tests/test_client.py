@@ -454,6 +454,50 @@ def test_the_client_runs_on_trio() -> None:
     anyio.run(main, backend="trio")
 
 
+def test_a_migration_runs_on_trio_where_asyncio_s_cancelled_error_is_an_error() -> None:
+    """On trio asyncio's CancelledError cancels nothing: an origin's failure.
+
+    (tests/test_migrations.py runs on asyncio, where it is one when the
+    caller is not being cancelled.)
+    """
+    import asyncio
+
+    from aioflags.migrations import MigratorBuilder, Stage
+
+    shadow = {
+        "on": True,
+        "version": 1,
+        "variations": [stage.value for stage in Stage],
+        "fallthrough": {"variation": 2},  # shadow: old authoritative, new read too
+        "offVariation": 0,
+    }
+
+    async def raises(payload: object) -> str:
+        raise asyncio.CancelledError
+
+    async def value(payload: object) -> str:
+        return "value"
+
+    async def main() -> None:
+        async with (
+            FlagServer({"m": shadow}) as server,
+            Client(server.config("k", send_events=False)) as client,
+        ):
+            migrator = (
+                MigratorBuilder(client)
+                .read(value, raises)  # PARALLEL, the default
+                .write(raises, value)
+                .build()
+            )
+            read = await migrator.read("m", USER, Stage.OFF)
+            write = await migrator.write("m", USER, Stage.OFF)
+        assert read.value == "value"
+        assert isinstance(write.authoritative.exception, asyncio.CancelledError)
+        assert write.nonauthoritative is None
+
+    anyio.run(main, backend="trio")
+
+
 def _revoked_client() -> Client:
     """A client whose only source reports a refused SDK key: FATAL."""
     from aioflags import ErrorInfo, ErrorKind, SourceState

@@ -6,11 +6,12 @@ the events); origins are scripted coroutines that record their calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import pytest
@@ -37,7 +38,7 @@ if sys.version_info < (3, 11):  # a builtin from 3.11; anyio's dependency before
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from aioflags._core._json import JSONObject
 
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.asyncio
 
 USER = Context.create("u1", name="Ann")
 STAGES = [stage.value for stage in Stage]
+T = TypeVar("T")
 
 
 def migration_flag(stage: str | Any, **fields: Any) -> JSONObject:
@@ -517,6 +519,203 @@ async def test_a_base_exception_from_an_origin_propagates(
     assert migration_ops(server.events) == []
 
 
+#: Python 3.10 has no ``Task.cancelling()``: in the caller's task, an origin's
+#: own CancelledError cannot be told from the caller's cancellation there, so
+#: it propagates (docs/migrations.md); a parallel read's tasks are the migrator's.
+TELLS_OWN_CANCELLATION_IN_THE_CALLERS_TASK = sys.version_info >= (3, 11)
+
+
+class _Abandoned:
+    """An origin whose call fails with a CancelledError of its own, its caller uncancelled.
+
+    ``awaited``: it awaits a future that another task cancels (a shared
+    request its owner gave up on); ``raised``: it raises one itself.
+    """
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.awaiting = anyio.Event()
+        self.future: asyncio.Future[str] | None = None
+
+    async def __call__(self, payload: Any) -> str:
+        if self.how == "raised":
+            raise asyncio.CancelledError
+        self.future = asyncio.get_running_loop().create_future()
+        self.awaiting.set()
+        return await self.future
+
+    async def alongside(self, operation: Awaitable[T]) -> T:
+        """``operation``'s outcome, with another task cancelling the future awaited."""
+        done: list[T] = []
+        async with anyio.create_task_group() as tg:
+            if self.how == "awaited":
+                tg.start_soon(self._abandon)
+            done.append(await operation)
+        return done[0]
+
+    async def _abandon(self) -> None:
+        await self.awaiting.wait()
+        assert self.future is not None
+        self.future.cancel()
+
+
+@pytest.mark.parametrize("how", ["awaited", "raised"])
+@pytest.mark.parametrize(
+    "order", [ExecutionOrder.PARALLEL, ExecutionOrder.SERIAL], ids=lambda o: o.value
+)
+@pytest.mark.parametrize("cancelled", ["old", "new"], ids=["authoritative", "other"])
+async def test_an_origin_s_own_cancelled_error_is_its_failed_read(
+    cancelled: str, order: ExecutionOrder, how: str
+) -> None:
+    """Not the read's cancellation: the failure is that origin's, the read goes on."""
+    if (
+        order is ExecutionOrder.SERIAL
+        and not TELLS_OWN_CANCELLATION_IN_THE_CALLERS_TASK
+    ):
+        pytest.skip("Python 3.10 cannot tell it from the caller's cancellation")
+    abandoned = _Abandoned(how)
+
+    async def value(payload: Any) -> str:
+        return "value"
+
+    old, new = (abandoned, value) if cancelled == "old" else (value, abandoned)
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(old, new, lambda a, b: a == b)
+            .write(old, new)
+            .read_execution_order(order)
+            .build()
+        )
+        with anyio.fail_after(5):
+            result = await abandoned.alongside(migrator.read("m", USER, Stage.OFF))
+        await client.flush()
+    assert result.origin is Origin.OLD  # shadow: the authoritative result
+    if cancelled == "old":
+        assert not result.is_success()
+        assert isinstance(result.exception, asyncio.CancelledError)
+        assert result.error == "'old' operation raised an exception"
+    else:
+        assert result.is_success()
+        assert result.value == "value"
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "invoked")["values"] == {"old": True, "new": True}
+    assert measurement(event, "error")["values"] == {cancelled: True}
+    assert measurement(event, "consistent") is None  # one read failed: no check
+
+
+@pytest.mark.skipif(
+    not TELLS_OWN_CANCELLATION_IN_THE_CALLERS_TASK,
+    reason="Python 3.10 cannot tell it from the caller's cancellation",
+)
+@pytest.mark.parametrize("how", ["awaited", "raised"])
+@pytest.mark.parametrize("cancelled", ["old", "new"], ids=["authoritative", "other"])
+async def test_an_origin_s_own_cancelled_error_is_its_failed_write(
+    cancelled: str, how: str
+) -> None:
+    abandoned = _Abandoned(how)
+
+    async def value(payload: Any) -> str:
+        return "written"
+
+    old, new = (abandoned, value) if cancelled == "old" else (value, abandoned)
+    async with running({"m": migration_flag("dualwrite")}) as (server, client, _):
+        migrator = MigratorBuilder(client).read(old, new).write(old, new).build()
+        with anyio.fail_after(5):
+            result = await abandoned.alongside(migrator.write("m", USER, Stage.OFF))
+        await client.flush()
+    failed = result.authoritative if cancelled == "old" else result.nonauthoritative
+    assert failed is not None
+    assert failed.origin is ORIGIN[cancelled]
+    assert isinstance(failed.exception, asyncio.CancelledError)
+    if cancelled == "old":  # dualwrite: old is authoritative, new not written
+        assert result.nonauthoritative is None
+    else:
+        assert result.authoritative.value == "written"
+    written = {"old": True} if cancelled == "old" else {"old": True, "new": True}
+    (event,) = migration_ops(server.events)
+    assert event["operation"] == "write"
+    assert measurement(event, "invoked")["values"] == written
+    assert measurement(event, "error")["values"] == {cancelled: True}
+
+
+@pytest.mark.parametrize("how", ["cancel-scope", "task-cancel"])
+@pytest.mark.parametrize("operation", ["parallel-read", "serial-read", "write"])
+async def test_cancelling_the_caller_still_cancels_the_operation(
+    operation: str, how: str
+) -> None:
+    """The caller's cancellation is no origin's failure: it ends the operation.
+
+    ``task-cancel`` is asyncio's own ``Task.cancel()`` (``asyncio.timeout``,
+    aiohttp on a client disconnect), which no anyio cancel scope records.
+    """
+    started = anyio.Event()
+    calls: list[str] = []
+    cancelled: list[str] = []
+
+    def origin(name: str) -> Callable[[Any], Any]:
+        async def call(payload: Any) -> str:
+            calls.append(name)
+            if name.endswith("-old"):  # shadow: the authoritative one, called first
+                started.set()
+                try:
+                    await anyio.sleep_forever()
+                except anyio.get_cancelled_exc_class():
+                    cancelled.append(name)
+                    raise
+            return name
+
+        return call
+
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        order = ExecutionOrder.PARALLEL
+        if operation == "serial-read":
+            order = ExecutionOrder.SERIAL
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("read-old"), origin("read-new"))
+            .write(origin("write-old"), origin("write-new"))
+            .read_execution_order(order)
+            .build()
+        )
+
+        async def operate() -> OperationResult | WriteResult:
+            if operation == "write":
+                return await migrator.write("m", USER, Stage.OFF)
+            return await migrator.read("m", USER, Stage.OFF)
+
+        returned: list[OperationResult | WriteResult] = []
+        natives: list[asyncio.Task[Any]] = []
+
+        async def caller() -> None:
+            if how == "cancel-scope":
+                returned.append(await operate())
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            natives.append(task)
+            with pytest.raises(asyncio.CancelledError):  # no cancel scope catches it
+                returned.append(await operate())
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(caller)
+                await started.wait()
+                if how == "cancel-scope":
+                    tg.cancel_scope.cancel()
+                else:
+                    natives[0].cancel()
+        await client.flush()
+    assert returned == []
+    first = "write-old" if operation == "write" else "read-old"
+    assert cancelled == [first]
+    if operation == "parallel-read":
+        assert sorted(calls) == ["read-new", "read-old"]
+    else:
+        assert calls == [first]  # the other origin is never called
+    assert migration_ops(server.events) == []  # nothing completed: no event
+
+
 async def test_plain_functions_are_origins_too() -> None:
     async with running({"m": migration_flag("live")}) as (_, client, _):
         migrator = (
@@ -665,6 +864,48 @@ async def test_an_async_comparison_that_raises_records_no_consistency(
     (event,) = migration_ops(server.events)
     assert measurement(event, "consistent") is None
     assert "consistency check for 'm' raised" in caplog.text
+
+
+class _NoTruthValue:
+    """A comparison's result whose truth cannot be told (numpy's or pandas' ``==``)."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+
+@pytest.mark.parametrize("comparison", ["plain", "async", "tracker"])
+async def test_a_comparison_result_with_no_truth_value_records_no_consistency(
+    comparison: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As a comparison that raises: the read returns, the error is logged once."""
+
+    def compare(a: Any, b: Any) -> Any:
+        return _NoTruthValue()
+
+    async def compare_async(a: Any, b: Any) -> Any:
+        await anyio.lowlevel.checkpoint()
+        return _NoTruthValue()
+
+    origins = Origins()
+    async with running({"m": migration_flag("shadow")}) as (server, client, _):
+        if comparison == "tracker":
+            _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+            tracker.operation(Operation.READ).invoked(Origin.OLD).invoked(Origin.NEW)
+            client.track_migration_op(tracker.consistent(lambda: compare(1, 1)))
+        else:
+            fn = compare if comparison == "plain" else compare_async
+            migrator = origins.migrator(client, comparison=fn)
+            result = await migrator.read("m", USER, Stage.OFF)
+            assert result.value == ("read-old", None)
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "consistent") is None
+    (logged,) = [r for r in caplog.records if "consistency check" in r.getMessage()]
+    assert logged.getMessage() == (
+        "The migration's consistency check for 'm' raised; no consistency is recorded"
+    )
+    assert logged.exc_info is not None
+    assert logged.exc_info[0] is ValueError
 
 
 async def test_the_tracker_refuses_an_awaitable_consistency_result(

@@ -11,8 +11,11 @@ read runs both in a task group of the caller's.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
+import math
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
 
@@ -55,7 +58,9 @@ class Result(Frozen, Generic[T]):
     Make one with :meth:`success` or :meth:`fail` (the constructor takes
     ``value, error, exception``, positionally too, as LaunchDarkly's). An
     origin may also return any other value (a success with that value) or
-    raise (a failure, whose ``exception`` is what it raised).
+    raise (a failure, whose ``exception`` is what it raised: an
+    ``Exception``, or a ``CancelledError`` of its own, which is not the
+    caller's cancellation).
 
     Attributes:
         value: what a successful call returned (``None`` for a failure).
@@ -68,13 +73,13 @@ class Result(Frozen, Generic[T]):
     __slots__ = ("value", "error", "exception")  # noqa: RUF023 - fields in order
     value: T | None
     error: str | None
-    exception: Exception | None
+    exception: BaseException | None
 
     def __init__(
         self,
         value: T | None = None,
         error: str | None = None,
-        exception: Exception | None = None,
+        exception: BaseException | None = None,
     ) -> None:
         set_field(self, "value", value)
         set_field(self, "error", error)
@@ -86,7 +91,7 @@ class Result(Frozen, Generic[T]):
         return Result(value=value)
 
     @staticmethod
-    def fail(error: str, exception: Exception | None = None) -> Result[Any]:
+    def fail(error: str, exception: BaseException | None = None) -> Result[Any]:
         """A failed outcome, described by ``error`` (and the ``exception``, if any)."""
         return Result(error=error, exception=exception)
 
@@ -112,7 +117,7 @@ class OperationResult(Frozen):
     origin: Origin
     value: Any
     error: str | None
-    exception: Exception | None
+    exception: BaseException | None
 
     def __init__(self, origin: Origin, result: Result[Any]) -> None:
         """``result``, from ``origin`` (positional too, as LaunchDarkly's)."""
@@ -223,14 +228,26 @@ class _Call:
         self._latency = latency
         self._errors = errors
 
-    async def run(self, origin: Origin) -> OperationResult:
-        """Call ``origin``; an exception it raises is a failed result."""
+    async def run(self, origin: Origin, *, own_task: bool = False) -> OperationResult:
+        """Call ``origin``; an exception it raises is a failed result.
+
+        So is a ``CancelledError`` of its own (it awaited a future another
+        task cancelled, say); the caller's cancellation propagates.
+        ``own_task``: the call runs in a task of the migrator's own, which
+        nothing but its task group cancels.
+        """
         start = _now()
         try:
             outcome = self._origins[origin](self._payload)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception as exc:  # noqa: BLE001 - an origin's failure is its result
+            outcome = Result.fail(
+                f"'{origin.value}' operation raised an exception", exc
+            )
+        except asyncio.CancelledError as exc:
+            if _cancelled(own_task=own_task):
+                raise
             outcome = Result.fail(
                 f"'{origin.value}' operation raised an exception", exc
             )
@@ -244,6 +261,30 @@ class _Call:
             tracker.error(origin)
         tracker.invoked(origin)
         return OperationResult(origin=origin, result=outcome)
+
+
+def _cancelled(*, own_task: bool) -> bool:
+    """Whether the ``CancelledError`` an origin's call raised is the caller's cancellation.
+
+    Called as it propagates: if not, the origin raised it of its own (it
+    awaited a future another task cancelled, or raised one) and it is that
+    origin's failure. In doubt, it is a cancellation: structured concurrency
+    never loses one.
+    """
+    if anyio.get_cancelled_exc_class() is not asyncio.CancelledError:
+        return False  # trio's cancellation is its own class: asyncio's cancels nothing
+    if anyio.current_effective_deadline() == -math.inf:
+        return True  # a cancel scope around the call (the caller's, a timeout's)
+    if sys.version_info >= (3, 11):
+        # A native Task.cancel() (asyncio.timeout, an aiohttp handler's
+        # disconnect) that no cancel scope records.
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+    else:  # pragma: no cover - exercised on the 3.10 leg
+        # No Task.cancelling(): a native Task.cancel() of the caller's task
+        # looks the same; a task of the migrator's own is never cancelled
+        # natively, only by its task group's cancel scope.
+        return not own_task
 
 
 @final
@@ -330,10 +371,12 @@ class Migrator:
         if self._order is ExecutionOrder.PARALLEL:
 
             async def run(origin: Origin) -> None:
-                results[origin] = await call.run(origin)
+                results[origin] = await call.run(origin, own_task=True)
 
             # call.run never raises but for cancellation: the group never
-            # makes an ExceptionGroup of an origin's failure.
+            # makes an ExceptionGroup of an origin's failure (nor of a
+            # CancelledError of its own, which anyio would take for the
+            # task's cancellation and the read would have no result).
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run, first)
                 tg.start_soon(run, second)
@@ -353,15 +396,15 @@ class Migrator:
             and other.is_success()
             and tracker._check_sampled()
         ):
-            # As tracker.consistent(), but an async comparison is awaited.
+            # As tracker.consistent(), but an async comparison is awaited. The
+            # outcome's truth is tested inside the try: it may raise too.
             try:
                 outcome = compare(authoritative.value, other.value)
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
+                tracker._record_consistency(outcome)
             except Exception:  # noqa: BLE001 - logged: a failed check records nothing
                 tracker._check_failed()
-            else:
-                tracker._record_consistency(outcome)
         return authoritative
 
     async def write(

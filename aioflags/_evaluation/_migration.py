@@ -284,11 +284,9 @@ class OpTracker:
         """
         if self._check_sampled():
             try:
-                outcome = is_consistent()
+                self._record_consistency(is_consistent())
             except Exception:  # noqa: BLE001 - logged: a failed check records nothing
                 self._check_failed()
-            else:
-                self._record_consistency(outcome)
         return self
 
     def _check_sampled(self) -> bool:
@@ -308,6 +306,9 @@ class OpTracker:
 
         :meth:`consistent` is sync: it cannot await a coroutine (whose truth
         is always ``True``). A ``Migrator`` awaits an async comparison itself.
+        Testing the outcome's truth may raise (numpy's or pandas' ``==``
+        gives an array): call it where the comparison's own errors are
+        caught, as they are that check's failure.
         """
         if inspect.isawaitable(outcome):
             if inspect.iscoroutine(outcome):
