@@ -11,7 +11,7 @@ import pytest
 
 from aioflags import Context
 from aioflags._analytics._processor import CLOSE_BOUND
-from aioflags.testing import Fault
+from aioflags.testing import Fault, RecordedRequest
 from tests.analytics import flag, running
 
 pytestmark = pytest.mark.asyncio
@@ -134,33 +134,79 @@ async def test_flush_is_bounded_when_the_endpoint_hangs() -> None:
         client.identify(USER)
         with anyio.fail_after(5):
             await client.flush(timeout=0.1)
-        server.clear_faults()
+        # The hung post is still owed: closing waits for it (CLOSE_BOUND).
 
 
-async def test_closing_is_bounded_when_the_endpoint_hangs() -> None:
+async def test_closing_is_bounded_when_the_endpoint_hangs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with anyio.fail_after(CLOSE_BOUND + 5):  # a safety net, not a measurement
         async with running() as (server, client, _):
             server.fail("/bulk", hang=True)
             client.identify(USER)
     assert server.events == []
     await server.wait_for_requests("/bulk")  # it was tried
+    assert "1 of 1 analytics event(s) recorded before" in caplog.text
 
 
-async def test_closing_retries_an_interrupted_delivery() -> None:
-    """A payload in flight when the client closes is sent again, with the same ID."""
+def keys(request: RecordedRequest) -> list[str]:
+    """The context keys of the events in one ``/bulk`` request's body."""
+    body = request.json()
+    assert isinstance(body, list)
+    return [e["context"]["key"] for e in body if isinstance(e, dict)]
+
+
+async def test_closing_sends_the_newest_events_while_a_slow_post_is_in_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 48 (D2): an endpoint slower than the close bound.
+
+    The batch in flight when the client closes is not sent again (that
+    re-send used to take the whole bound), the events recorded after it
+    are sent at once, and the close says how many it could not deliver.
+    """
+    older = [f"old{n}" for n in range(100)]
+    newer = [f"new{n}" for n in range(100)]
     async with running() as (server, client, _):
-        server.script("/bulk", Fault(hang=True))
+        server.fail("/bulk", delay=CLOSE_BOUND + 1)  # every post: ~3 s
+        for key in older:
+            client.identify(Context.create(key))
+        with anyio.move_on_after(0):
+            await client.flush()  # asks for a delivery, does not wait for it
+        await server.wait_for_requests("/bulk")  # the older batch is in flight
+        for key in newer:
+            client.identify(Context.create(key))
+        with anyio.fail_after(CLOSE_BOUND + 5):  # a safety net, not a measurement
+            await client.aclose()
+        first, second = server.requests_to("/bulk")
+        assert keys(first) == older
+        assert keys(second) == newer  # not the older batch again
+        # Both arrive, though too late for the bound: 200 of 200 (it was
+        # 100: the bound went on the older batch, the newer was never sent).
+        with anyio.fail_after(5):
+            await server.wait_for_payloads(2)
+    assert sorted(e["context"]["key"] for e in server.events) == sorted(older + newer)
+    (warning,) = [r for r in caplog.records if "not confirmed" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "200 of 200 analytics event(s)" in warning.getMessage()
+
+
+async def test_closing_waits_for_a_delivery_in_flight_rather_than_resending_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The newest events are delivered first; the hung post is not sent again."""
+    async with running() as (server, client, _):
+        server.script("/bulk", Fault(hang=True))  # the first post only
         client.identify(USER)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(client.flush)
-            await server.wait_for_requests("/bulk")
-            tg.cancel_scope.cancel()
-    hung, retried = server.requests_to("/bulk")
-    assert (
-        hung.headers["x-launchdarkly-payload-id"]
-        == retried.headers["x-launchdarkly-payload-id"]
-    )
-    assert [e["kind"] for e in server.events] == ["identify"]
+        with anyio.move_on_after(0):
+            await client.flush()
+        await server.wait_for_requests("/bulk")
+        client.identify(Context.create("u2"))
+    hung, newest = server.requests_to("/bulk")
+    assert keys(hung) == ["u1"]
+    assert keys(newest) == ["u2"]
+    assert [e["context"]["key"] for e in server.events] == ["u2"]
+    assert "1 of 2 analytics event(s)" in caplog.text
 
 
 async def test_capacity_drops_events_with_one_warning_and_keeps_the_summary(

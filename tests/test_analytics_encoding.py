@@ -385,3 +385,30 @@ async def test_closing_during_a_flush_still_sends_the_whole_batch(
         c.key for c in contexts
     ]
     assert payload[-1]["kind"] == "summary"
+
+
+async def test_a_batch_being_encoded_at_close_is_counted_if_not_delivered(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The close's warning counts the batch the sender was still encoding."""
+    between_slices, go_on = anyio.Event(), anyio.Event()
+
+    async def checkpoint() -> None:
+        between_slices.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(_processor, "checkpoint", checkpoint)
+    contexts = users(3 * _processor._ENCODE_SLICE)
+    async with running({"f": flag()}) as (server, client, _):
+        server.fail("/bulk", hang=True)
+        for context in contexts:
+            await client.variation("f", context, False)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.flush)
+            await between_slices.wait()
+            tg.start_soon(client.aclose)
+            await anyio.wait_all_tasks_blocked()  # the close waits for the sender
+            go_on.set()
+    assert len(server.requests_to("/bulk")) == 1  # no final batch: nothing new
+    # An index event per context, and the summary.
+    assert f"{len(contexts) + 1} of {len(contexts) + 1} analytics" in caplog.text

@@ -48,7 +48,9 @@ async def test_a_broken_events_response_does_not_stop_flag_updates(
             await changed.wait()
         assert client.status is ProviderStatus.READY
         assert await client.bool_variation("f", USER, True) is False
-        server.clear_faults()  # the closing flush then sends at once
+        server.clear_faults()
+        await clock.advance(RETRY_PAUSE)  # the retry, answered: closing waits for none
+        await server.wait_for_payloads()
 
 
 @pytest.mark.asyncio

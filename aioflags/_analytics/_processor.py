@@ -6,9 +6,18 @@ runs three tasks in the processor's own task group: a *ticker* (every
 ``flush_interval`` it asks for a flush, and forgets recently seen contexts
 every ``context_keys_flush_interval``), a *sender* (takes the buffer and
 posts it to ``{events_uri}/bulk``, one payload at a time) and, unless opted
-out, *diagnostics*. When the client closes, the group is cancelled and a
-final flush runs shielded, bounded by ``CLOSE_BOUND`` seconds: a dead
-endpoint delays shutdown by that much at most, never more.
+out, *diagnostics*.
+
+Closing: when the client closes, the group is cancelled, and what was
+recorded before has ``CLOSE_BOUND`` seconds to be delivered: a dead endpoint
+delays shutdown by that much at most, never more. A payload the sender is
+delivering goes on (its delivery is shielded; closing gives it the bound as
+its deadline), not sent again from scratch: a re-send of a post to a slow
+endpoint would spend the bound on events the server may already have. What
+was recorded since is taken and sent at once, alongside it, so that the
+newest events do not wait behind a slow post. One WARNING then says how
+many of these events were not confirmed delivered (the bound passed, or the
+delivery failed).
 
 Encoding: a batch is formatted and JSON-encoded on the loop a slice of
 events at a time (:data:`_ENCODE_SLICE`), and its summary a slice of flags
@@ -211,6 +220,19 @@ def _array(items: list[bytes], last: list[bytes]) -> bytes:
     return b"".join(out)
 
 
+def _say_undelivered(owed: list[_Payload]) -> None:
+    """One WARNING at close for the events owed then that were not delivered."""
+    lost = sum(p.count for p in owed if not p.delivered)
+    if lost:
+        logger.warning(
+            "%d of %d analytics event(s) recorded before the client closed were "
+            "not confirmed delivered within %g s; the client gave up on them",
+            lost,
+            sum(p.count for p in owed),
+            CLOSE_BOUND,
+        )
+
+
 def _server_time(response: httpx.Response) -> int | None:
     """The ``Date`` header in epoch milliseconds (None if absent or unreadable)."""
     date = response.headers.get("date")
@@ -225,12 +247,14 @@ def _server_time(response: httpx.Response) -> int | None:
 class _Payload:
     """One ``/bulk`` body and its ID, kept until delivered (a retry reuses both)."""
 
-    __slots__ = ("body", "count", "id")
+    __slots__ = ("body", "count", "delivered", "id")
 
     def __init__(self, body: bytes, count: int) -> None:
         self.body = body
         self.count = count
         self.id = str(uuid.uuid4())
+        #: The server accepted it (a 2xx).
+        self.delivered = False
 
 
 class EventProcessor:
@@ -242,6 +266,7 @@ class EventProcessor:
 
     __slots__ = (
         "_clock",
+        "_close_deadline",
         "_config",
         "_diagnostics",
         "_disabled",
@@ -250,7 +275,9 @@ class EventProcessor:
         "_http",
         "_in_flight",
         "_last_batch",
+        "_owed",
         "_round",
+        "_sending",
         "_switch",
         "_tg",
         "_wake",
@@ -293,7 +320,16 @@ class EventProcessor:
         if config.compress_events:
             self._headers["Content-Encoding"] = "gzip"
         self._disabled = False
+        #: The payload the sender is delivering (None between deliveries).
         self._in_flight: _Payload | None = None
+        #: The sender's shielded scope while it takes and delivers a payload.
+        self._sending: anyio.CancelScope | None = None
+        #: When the closing delivery must end (``anyio.current_time()``);
+        #: ``inf`` until the client closes.
+        self._close_deadline = math.inf
+        #: The payloads owed at close (recorded before it): the one in
+        #: flight, the last one. None until the client closes.
+        self._owed: list[_Payload] | None = None
         self._last_batch = 0
         self._wake = anyio.Event()
         self._round = anyio.Event()  # set when the next flush round has ended
@@ -327,12 +363,36 @@ class EventProcessor:
                     )
                 self._record(True)
                 task_status.started()
+                try:
+                    await anyio.sleep_forever()  # until the client closes
+                finally:
+                    # Here, before the group waits for its tasks: the
+                    # sender's delivery is shielded until it is given the
+                    # deadline, and the rest goes out alongside it.
+                    await self._close()
         finally:
             self._tg = None
             self._record(False)
-            with anyio.move_on_after(CLOSE_BOUND, shield=True):
-                await self._guarded(self._final_flush)
             self._round.set()  # nobody waits for a round that will not come
+            if self._owed is not None:  # the sender has ended too
+                _say_undelivered(self._owed)
+
+    async def _close(self) -> None:
+        """Deliver what was recorded before the close, within ``CLOSE_BOUND``.
+
+        The payload in flight is not sent again: its delivery goes on, in
+        the sender, until the deadline. The newer events are taken and sent
+        now, alongside it. Both are owed (:attr:`_owed`), to count what was
+        not delivered once the sender has ended.
+        """
+        self._record(False)
+        self._close_deadline = anyio.current_time() + CLOSE_BOUND
+        # A payload the sender is still encoding joins it when taken.
+        self._owed = [] if self._in_flight is None else [self._in_flight]
+        if self._sending is not None:
+            self._sending.deadline = self._close_deadline
+        with anyio.CancelScope(shield=True, deadline=self._close_deadline):
+            await self._guarded(self._final_flush)
 
     async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
         """Run one of the processor's tasks; a bug in it must not stop the client.
@@ -441,19 +501,23 @@ class EventProcessor:
             await self._wake.wait()
             self._wake = anyio.Event()
             done, self._round = self._round, anyio.Event()
+            # Shielded: a batch taken is encoded and delivered even if the
+            # client closes meanwhile, by the close's deadline (_close).
+            sending = anyio.CancelScope(shield=True, deadline=self._close_deadline)
+            self._sending = sending
             try:
-                # Shielded: a batch taken is encoded and kept in flight even if
-                # the client closes meanwhile; the final flush then sends it.
-                with anyio.CancelScope(shield=True):
+                with sending:
                     payload = await self._take()
-                if payload is not None:
-                    self._in_flight = payload
-                    await self._deliver("/bulk", payload)
-                    self._in_flight = None
+                    if payload is not None:
+                        self._in_flight = payload
+                        if self._owed is not None:  # taken after the close began
+                            self._owed.append(payload)
+                        await self._deliver("/bulk", payload)
             except Exception:
-                self._in_flight = None
                 logger.exception("Analytics events could not be sent; they are dropped")
             finally:
+                self._sending = None
+                self._in_flight = None
                 done.set()
 
     async def _diagnostics_loop(self, diagnostics: Diagnostics) -> None:
@@ -563,12 +627,11 @@ class EventProcessor:
         return out
 
     async def _final_flush(self) -> None:
-        pending = self._in_flight
-        self._in_flight = None
-        if pending is not None and not self._disabled:
-            await self._deliver("/bulk", pending)
+        """Send the events recorded since the last flush (the newest), now."""
         payload = await self._take()
         if payload is not None:
+            assert self._owed is not None  # closing
+            self._owed.append(payload)
             await self._deliver("/bulk", payload)
 
     async def _post_diagnostic(self, event: JSONValue) -> None:
@@ -585,7 +648,7 @@ class EventProcessor:
             "X-LaunchDarkly-Event-Schema": _SCHEMA,
             "X-LaunchDarkly-Payload-ID": payload.id,
         }
-        await self._send(path, payload.body, headers)
+        payload.delivered = await self._send(path, payload.body, headers)
 
     async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
         """POST once, and once more after a pause if that failed recoverably."""
