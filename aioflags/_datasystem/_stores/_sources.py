@@ -12,6 +12,11 @@
   evaluations miss (see :mod:`~aioflags._datasystem._stores._lookups`). After the
   first read only the items whose stored JSON changed are decoded and applied,
   so a reload of an unchanged store costs one round trip and no compiling.
+  An item that cannot be used (invalid JSON, nested too deeply, no integer
+  version) is skipped, and unserved if it was served (every reader agrees,
+  whatever it read before), reported in the store's status (logged once),
+  and served again once a writer replaces it; every other item is read and
+  applied as usual.
   A store that had its ``$inited`` key and lost it (``FLUSHDB``, a restart
   without persistence, a failover to an empty replica) is not applied: the
   data read last stays served, the status is INTERRUPTED (the client STALE,
@@ -43,13 +48,8 @@ from aioflags._datasystem._datatypes import (
     Update,
 )
 
-from ._base import (
-    StoreFailure,
-    StoreStatusTracker,
-    decode_item,
-    decode_items,
-    full_change_set,
-)
+from ._base import StoreFailure, StoreStatusTracker, decode_item, decode_items
+from ._items import changes_since
 from ._lookups import LookupMode
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._context import SourceContext
 
-    from ._base import PersistentStore, RawData, StoreConnection
+    from ._base import Item, PersistentStore, RawData, StoreConnection
     from ._gate import Refresher
     from ._lookups import StoreLookups
 
@@ -133,7 +133,8 @@ async def _read_until_initialized(
     tracker = store.status_tracker
     ttl = store.cache_ttl
     logged = False
-    seen: dict[tuple[ObjectKind, str], str] | None = None
+    seen: dict[Item, str] | None = None
+    bad: dict[Item, str] = {}  # the unusable items read, and why
     async with store.connect() as connection:
         while not delivered():
             number = on_demand.current if on_demand is not None else 0
@@ -153,8 +154,9 @@ async def _read_until_initialized(
                 # Served, and read again as the cache says, until the sources
                 # deliver: the first read whole, then what changed.
                 items = {(kind, key): text for kind, key, text in _flat(data)}
-                change_set = await _changes(seen, items)
+                change_set = await changes_since(seen, items, bad)
                 seen = items
+                tracker.malformed(bad)
                 if change_set is not None:
                     await apply(change_set)
             elif not logged:
@@ -174,7 +176,7 @@ async def _read_until_initialized(
                     clock, reload_at - clock.now(), lookups
                 ):
                     found = await _look_up(
-                        connection, lookups.requested(), seen, tracker, clock
+                        connection, lookups.requested(), seen, bad, tracker, clock
                     )
                     if found.change_set is not None:
                         await apply(found.change_set)
@@ -219,7 +221,7 @@ def _live(key: str, text: str | None) -> bool:
     if text is None:
         return False
     change = decode_item(ObjectKind.FLAG, key, text)
-    return change is not None and change.action is ChangeKind.PUT
+    return isinstance(change, Change) and change.action is ChangeKind.PUT
 
 
 async def _sleep_or_request(
@@ -264,7 +266,8 @@ class _Found(NamedTuple):
 async def _look_up(
     connection: StoreConnection,
     keys: list[str],
-    seen: dict[tuple[ObjectKind, str], str],
+    seen: dict[Item, str],
+    bad: dict[Item, str],
     tracker: StoreStatusTracker,
     clock: Clock,
     *,
@@ -276,7 +279,8 @@ async def _look_up(
     read whole (once) and what the snapshot lacks is applied: the flags, and
     the segments and prerequisites they may need. What the snapshot holds is
     left as it is until the TTL expires, as in LaunchDarkly's per-item cache.
-    ``seen`` (what was applied) is updated; with ``require_inited``, a store
+    ``seen`` (what was applied) and ``bad`` (the unusable items, reported
+    to the ``tracker``) are updated; with ``require_inited``, a store
     without its ``$inited`` key is not applied. The keys the store lacks are
     absent for the TTL; those of a read that failed, or found the store
     without its ``$inited`` key, for :data:`RETRY_INTERVAL`, so that a down,
@@ -301,7 +305,11 @@ async def _look_up(
     items = {(kind, key): text for kind, key, text in _flat(data)}
     new = {item: text for item, text in items.items() if item not in seen}
     seen.update(new)
-    decoded = await decode_items([(kind, key, t) for (kind, key), t in new.items()])
+    found_items = await decode_items([(kind, key, t) for (kind, key), t in new.items()])
+    decoded = found_items.changes
+    if found_items.unusable:
+        bad.update(found_items.unusable)
+        tracker.malformed(bad)
     change_set = (
         ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=tuple(decoded))
         if decoded
@@ -369,7 +377,8 @@ async def _daemon(
 ) -> AsyncGenerator[Update, None]:
     tracker = store.status_tracker
     ttl = store.cache_ttl
-    seen: dict[tuple[ObjectKind, str], str] | None = None  # what was applied last
+    seen: dict[Item, str] | None = None  # what was applied last
+    bad: dict[Item, str] = {}  # the unusable items among them, and why
     inited = False  # the store has had its $inited key during this run
     early = False  # the last read was one an evaluation asked for
     reported: _Trouble | None = None  # what the status says is wrong: once each
@@ -433,8 +442,9 @@ async def _daemon(
                     store.description,
                 )
             reported = None
-            change_set = await _changes(seen, items)
+            change_set = await changes_since(seen, items, bad)
             seen = items
+            tracker.malformed(bad)
             yield Update(state=SourceState.VALID, change_set=change_set)
             # Resumed once the supervisor has applied it.
             if on_demand is not None:
@@ -458,6 +468,7 @@ async def _daemon(
                         connection,
                         lookups.requested(),
                         seen,
+                        bad,
                         tracker,
                         ctx.clock,
                         require_inited=inited,
@@ -500,28 +511,3 @@ def _unusable(store: PersistentStore, trouble: _Trouble) -> str:
         "last until a writer such as the Relay Proxy or an SDK in read-write "
         "mode initialises it again"
     )
-
-
-async def _changes(
-    seen: dict[tuple[ObjectKind, str], str] | None,
-    items: dict[tuple[ObjectKind, str], str],
-) -> ChangeSet | None:
-    """The first read as a full transfer; later ones as the differences only."""
-    if seen is None:
-        return full_change_set(
-            await decode_items([(k, key, t) for (k, key), t in items.items()])
-        )
-    changed = [
-        (kind, key, text)
-        for (kind, key), text in items.items()
-        if seen.get((kind, key)) != text
-    ]
-    decoded = await decode_items(changed)
-    removed = [
-        # A key gone from the hash (not a tombstone): absent from now on.
-        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=0)
-        for kind, key in seen.keys() - items.keys()
-    ]
-    if not decoded and not removed:
-        return None
-    return ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=(*decoded, *removed))
