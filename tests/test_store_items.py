@@ -1,10 +1,13 @@
-"""Store faults are per item.
+"""Store faults are per item; with the cache off an evaluation reads what it needs.
 
-Issue 48, D1: one item another writer left unusable (here JSON nested far
+Issue 48. D1: one item another writer left unusable (here JSON nested far
 deeper than any parser recurses) must cost that item alone: the daemon keeps
 reading Redis, the read-write writer keeps writing it, the store's status
-names the item and the log says so once. Time is a FakeClock; waits are on
-events and keyspace notifications, never sleeps.
+names the item and the log says so once. N4: with ``cache_ttl=0`` an awaited
+evaluation reads the flag it evaluates and what that flag reaches, never the
+whole store; proved by counting the commands a real redis-server ran (INFO
+commandstats), not by timing. Time is a FakeClock; waits are on events and
+keyspace notifications, never sleeps.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tests.test_stores import (
 )
 
 FEATURES = "launchdarkly:features"
+SEGMENTS = "launchdarkly:segments"
 
 
 def deep(key: str, version: int = 1) -> str:
@@ -184,3 +188,86 @@ async def test_read_write_starts_from_a_store_holding_an_unusable_item(
             assert client.status is ProviderStatus.READY  # from Redis
             assert await client.variation("f", USER, "default") == "from-redis"
             assert store.status.malformed == {(ObjectKind.FLAG, "deep")}
+
+
+# ---------------------------------------------- N4: the cache off reads little
+def reaching(value: str, version: int = 1) -> dict[str, Any]:
+    """Flag f: prerequisite p, then a rule on segment s (which names segment s2)."""
+    return {
+        **flag(value, version),
+        "prerequisites": [{"key": "p", "variation": 0}],
+        "rules": [
+            {
+                "id": "r",
+                "clauses": [{"attribute": "", "op": "segmentMatch", "values": ["s"]}],
+                "variation": 1,
+            }
+        ],
+    }
+
+
+def segment(key: str, version: int, *, included: list[str], within: str = "") -> str:
+    rules = (
+        [{"clauses": [{"attribute": "", "op": "segmentMatch", "values": [within]}]}]
+        if within
+        else []
+    )
+    obj = {"key": key, "version": version, "included": included, "rules": rules}
+    return json.dumps({**obj, "salt": "x"})
+
+
+async def command_counts(raw: Any) -> dict[str, int]:
+    stats = await raw.info("commandstats")
+    return {
+        k.removeprefix("cmdstat_"): int(v["calls"])
+        for k, v in stats.items()
+        if k != "cmdstat_info"
+    }
+
+
+def spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
+@pytest.mark.asyncio
+async def test_the_cache_off_reads_the_flag_evaluated_and_what_it_reaches(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    async with raw_redis(redis_server) as raw:
+        filler = {f"other-{i}": flag(i, key=f"other-{i}") for i in range(2000)}
+        await seed(raw, {**filler, "f": reaching("f-on"), "p": flag("p", key="p")})
+        await raw.hset(SEGMENTS, "s", segment("s", 1, included=[], within="s2"))
+        await raw.hset(SEGMENTS, "s2", segment("s2", 1, included=[]))
+        async with Client(daemon(store), clock=FakeClock()) as client:
+            assert await client.variation("f", USER, "default") == "f-on"
+            before = await command_counts(raw)
+            assert await client.variation("f", USER, "default") == "f-on"
+            # Three atomic rounds: f (and $inited), then p and s, then s2;
+            # never HGETALL, whatever the size of the store.
+            assert spent(before, await command_counts(raw)) == {
+                "multi": 3,
+                "hmget": 4,
+                "exists": 3,
+                "exec": 3,
+            }
+            # Each item it reaches is read after the evaluation began: a
+            # write to the nested segment shows at the next evaluation.
+            await raw.hset(SEGMENTS, "s2", segment("s2", 2, included=["u1"]))
+            async with expect_event(client, ProviderEvent.CONFIGURATION_CHANGED) as got:
+                assert await client.variation("f", USER, "default") == "off"
+            assert got[0].flags_changed == {"f"}
+            # A flag that reaches nothing: one round trip.
+            before = await command_counts(raw)
+            assert await client.variation("other-7", USER, "default") == 7
+            assert spent(before, await command_counts(raw)) == {
+                "multi": 1,
+                "hmget": 1,
+                "exists": 1,
+                "exec": 1,
+            }
+            # Every flag (all_flags_state): the whole store, as before.
+            before = await command_counts(raw)
+            state = await client.all_flags_state(USER)
+            assert state.get_flag_value("p") == "p"
+            assert spent(before, await command_counts(raw))["hgetall"] == 2

@@ -275,6 +275,10 @@ class StoreConnection(Protocol):
         """Read every item and the "initialised" marker, atomically."""
         ...
 
+    async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
+        """Those of ``keys`` the store holds, and its "initialised" marker, atomically."""
+        ...
+
     async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
         """The stored JSON text of those of ``keys`` the store holds (one read)."""
         ...

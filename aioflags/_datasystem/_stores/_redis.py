@@ -266,6 +266,25 @@ class _RedisConnection:
             initialized=bool(inited),
         )
 
+    async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                asked = [(kind, list(names)) for kind, names in keys.items() if names]
+                for kind, names in asked:
+                    pipe.hmget(self._hashes[kind], names)
+                pipe.exists(self._inited)
+                *texts, inited = await pipe.execute()
+        except self._errors as exc:
+            raise self._failure("reading items", exc) from exc
+        items: dict[ObjectKind, dict[str, str]] = {kind: {} for kind, _ in _KINDS}
+        for (kind, names), found in zip(asked, texts, strict=True):
+            items[kind].update(
+                (key, text)
+                for key, text in zip(names, found, strict=True)
+                if isinstance(text, str)  # (None: not there)
+            )
+        return RawData(items=items, initialized=bool(inited))
+
     async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
             return {}

@@ -6,8 +6,9 @@
   sources deliver; never written back.
 - :func:`daemon_synchronizer` (daemon mode): the store is the only source.
   The whole store is read, applied as the client's snapshot, and read again
-  when ``cache_ttl`` expires (with the cache off, when an awaited evaluation
-  asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`).
+  when ``cache_ttl`` expires. With the cache off, each awaited evaluation
+  then reads what it needs (see :mod:`~aioflags._datasystem._stores._items`
+  and :class:`~aioflags._datasystem._stores._gate.Refresher`).
   Between full reads, both readers read through the flag keys awaited
   evaluations miss (see :mod:`~aioflags._datasystem._stores._lookups`). After the
   first read only the items whose stored JSON changed are decoded and applied,
@@ -49,7 +50,7 @@ from aioflags._datasystem._datatypes import (
 )
 
 from ._base import StoreFailure, StoreStatusTracker, decode_item, decode_items
-from ._items import changes_since
+from ._items import changes_read, changes_since, read_needed
 from ._lookups import LookupMode
 
 if TYPE_CHECKING:
@@ -97,12 +98,13 @@ async def read_until_initialized(
     For a data system with sources and a store (read-write, or read-only with
     sources): runs beside the sources, so a slow store never delays them. The
     store's data is applied (never written back) if it is initialised
-    (``$inited``); the store is read again when ``cache_ttl`` expires (with
-    the cache off, ``cache_ttl=0``, and a ``refresher``, whenever an
-    evaluation asks), and what changed is applied. While an initialised store
-    is served, ``lookups`` (the cache on) reads through the flag keys
-    evaluations miss (with an infinite TTL too, which is never read whole
-    again). Stops as soon as the sources have delivered (``delivered()``);
+    (``$inited``); the store is read again when ``cache_ttl`` expires, and
+    what changed is applied (with the cache off, ``cache_ttl=0``, and a
+    ``refresher``: once it is served, each evaluation reads what it needs,
+    and the whole store only for one that needs every flag). While an
+    initialised store is served, ``lookups`` (the cache on) reads through
+    the flag keys evaluations miss (with an infinite TTL too, which is never
+    read whole again). Stops as soon as the sources have delivered (``delivered()``);
     ``apply`` must not apply after that. A bug in here is logged, never
     raised into the client.
     """
@@ -137,7 +139,8 @@ async def _read_until_initialized(
     bad: dict[Item, str] = {}  # the unusable items read, and why
     async with store.connect() as connection:
         while not delivered():
-            number = on_demand.current if on_demand is not None else 0
+            # (A full read: the keys asked are read with every other.)
+            number = on_demand.take()[0] if on_demand is not None else 0
             keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
@@ -167,6 +170,29 @@ async def _read_until_initialized(
                 )
             if on_demand is not None:
                 on_demand.served(number)
+                if seen is not None and data.initialized:
+                    # Served: each evaluation reads what it needs, until
+                    # the sources deliver or it needs every flag.
+                    while not delivered():
+                        await on_demand.wait_request()
+                        number, wanted = on_demand.take()
+                        if wanted is None or delivered():
+                            break  # the whole store (or nothing): above
+                        try:
+                            needed = await read_needed(connection, wanted)
+                        except StoreFailure as exc:
+                            tracker.failed(exc, clock.now())
+                            on_demand.served(number)  # evaluate what there is
+                            await clock.sleep(RETRY_INTERVAL)
+                            break
+                        tracker.succeeded(clock.now())
+                        if needed.initialized:  # (else: not served, as above)
+                            change_set = await changes_read(seen, needed.texts, bad)
+                            tracker.malformed(bad)
+                            if change_set is not None:
+                                await apply(change_set)
+                        on_demand.served(number)
+                    continue
             if lookups is not None and seen is not None and data.initialized:
                 _read(lookups, keys, LookupMode.READ_THROUGH, items)
                 # Served: missing keys read through until the TTL expires
@@ -342,8 +368,10 @@ def daemon_synchronizer(
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """The store as the only source, reloaded when ``cache_ttl`` expires.
 
-    With the cache off (``cache_ttl=0``) and a ``refresher``: reloaded when
-    an evaluation asks (each awaited evaluation sees the store as it is).
+    With the cache off (``cache_ttl=0``) and a ``refresher``: once served,
+    each awaited evaluation reads what it needs (the flag, and the flags and
+    segments it reaches), so it sees them as they are; an evaluation of every
+    flag, an outage or a lost ``$inited`` key makes the next read whole.
     With the cache on and ``lookups``: the flag keys evaluations miss are
     read through between reloads; while the store is not initialised, a
     missing key makes the next read happen at once, at most once per
@@ -384,7 +412,8 @@ async def _daemon(
     reported: _Trouble | None = None  # what the status says is wrong: once each
     async with store.connect() as connection:
         while True:
-            number = on_demand.current if on_demand is not None else 0
+            # (A full read: the keys asked are read with every other.)
+            number = on_demand.take()[0] if on_demand is not None else 0
             keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
@@ -449,7 +478,31 @@ async def _daemon(
             # Resumed once the supervisor has applied it.
             if on_demand is not None:
                 on_demand.served(number)
-                await on_demand.wait_request()
+                # Each evaluation reads what it needs, until one needs every
+                # flag, the store fails, or it has lost its $inited key:
+                # then the whole store is read (and the trouble reported).
+                while True:
+                    await on_demand.wait_request()
+                    number, wanted = on_demand.take()
+                    if wanted is None:
+                        break
+                    try:
+                        needed = await read_needed(connection, wanted)
+                    except StoreFailure as exc:
+                        tracker.failed(exc, ctx.clock.now(), announced=True)
+                        reported = _Trouble.DOWN
+                        yield _interrupted(ctx, f"the {store.description}: {exc}")
+                        on_demand.served(number)  # evaluate what there is
+                        await ctx.clock.sleep(RETRY_INTERVAL)
+                        break
+                    if inited and not needed.initialized:
+                        break  # lost its data: not applied (the full read says so)
+                    inited = inited or needed.initialized
+                    tracker.succeeded(ctx.clock.now())
+                    change_set = await changes_read(seen, needed.texts, bad)
+                    tracker.malformed(bad)
+                    yield Update(state=SourceState.VALID, change_set=change_set)
+                    on_demand.served(number)
                 continue
             if math.isinf(ttl):
                 logger.info(
