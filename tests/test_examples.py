@@ -47,7 +47,10 @@ def test_redis_workers_share_one_redis(redis_server: RedisServer) -> None:
     assert sorted(out[5:8]) == [
         f"4. worker {n}: new-checkout=True (via Redis)" for n in range(3)
     ]
-    assert out[8] == "5. store status: DataStoreStatus(available=True, stale=False)"
+    assert out[8] == (
+        "5. store status: "
+        "DataStoreStatus(available=True, stale=False, malformed=frozenset())"
+    )
 
 
 def test_prometheus_metrics_from_status_events_and_a_hook() -> None:

@@ -447,7 +447,7 @@ async def test_a_flag_read_through_is_decoded_once_by_the_read_that_applies_it(
     decoded: list[str] = []
     decode = _base.decode_item
 
-    def counted(kind: ObjectKind, key: str, text: str) -> Change | None:
+    def counted(kind: ObjectKind, key: str, text: str) -> Change | str:
         decoded.append(key)
         return decode(kind, key, text)
 

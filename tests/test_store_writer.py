@@ -47,6 +47,9 @@ class MemoryConnection:
     async def load(self) -> RawData:
         raise NotImplementedError
 
+    async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
+        raise NotImplementedError
+
     async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
         raise NotImplementedError
 

@@ -5,6 +5,12 @@ whole flag or segment as JSON text including ``key`` and ``version``; a
 deleted item is a *tombstone* ``{"key": ..., "version": N, "deleted": true}``.
 Readers treat any value with ``"deleted": true`` as absent, whatever else it
 holds (Go writes ``"key": "$deleted"``), while keeping its version.
+
+Another writer may leave an item no reader can use (invalid JSON, JSON nested
+too deeply to parse, no integer version). Such a fault is the item's alone:
+it is parsed with the SDK's strict parser (which cannot be crashed), skipped,
+named in :attr:`DataStoreStatus.malformed` and logged once, and every other
+item is read and written as usual.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import enum
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, final
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TypeAlias, final
 
+from aioflags._core._exceptions import ProtocolError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._json import parse
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -28,9 +36,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
 
+    from aioflags._core._json import JSONObject
+
 __all__ = [
     "DataStoreStatus",
+    "Decoded",
     "EncodedItem",
+    "Item",
     "PersistentStore",
     "RawData",
     "StoreConnection",
@@ -39,12 +51,15 @@ __all__ = [
     "StoreStatusTracker",
     "decode_items",
     "encode_change",
+    "parse_item",
 ]
 
 logger = logging.getLogger("aioflags.datasource")
 
 #: An item as stored: its version and its JSON text.
 EncodedItem: TypeAlias = tuple[int, str]
+#: A stored item's kind and key.
+Item: TypeAlias = tuple[ObjectKind, str]
 _SLICE: Final = 0.005  # seconds of JSON work between yields to the event loop
 #: Seconds between two log lines about one store outage.
 OUTAGE_LOG_INTERVAL: Final = 60.0
@@ -74,17 +89,29 @@ class DataStoreStatus(Frozen):
         available: the last operation on the store succeeded.
         stale: the store came back after an outage and may be out of date;
             in read-write mode the data system is rewriting it.
+        malformed: the stored items read last that cannot be used (invalid
+            JSON, nested too deeply, no integer version), as ``(kind, key)``
+            pairs: they are not served (a flag among them evaluates to the
+            default with ``FLAG_NOT_FOUND``) until a writer replaces them.
 
     Added in version 0.1.0.
     """
 
-    __slots__ = ("available", "stale")
+    __slots__ = ("available", "stale", "malformed")  # noqa: RUF023 - in order
     available: bool
     stale: bool
+    malformed: frozenset[Item]
 
-    def __init__(self, *, available: bool = True, stale: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        available: bool = True,
+        stale: bool = False,
+        malformed: frozenset[Item] = frozenset(),
+    ) -> None:
         set_field(self, "available", available)
         set_field(self, "stale", stale)
+        set_field(self, "malformed", malformed)
 
 
 class StoreStatusTracker:
@@ -95,6 +122,9 @@ class StoreStatusTracker:
     failures since the line before), and when it ends (WARNING, with its
     length): a store that is down for ten minutes and retried every 0.5 s
     logs a dozen lines, not 1,200. ``now`` is the caller's clock.
+
+    The readers report the items they cannot use (:meth:`malformed`): each is
+    logged (WARNING) once when it breaks, and once when it is usable again.
     """
 
     __slots__ = (
@@ -103,6 +133,7 @@ class StoreStatusTracker:
         "_failures",
         "_listeners",
         "_logged_at",
+        "_malformed",
         "status",
     )
 
@@ -113,6 +144,7 @@ class StoreStatusTracker:
         self._down_since = 0.0  # when the outage began
         self._logged_at = 0.0  # when it was last logged
         self._failures = 0  # failures since then
+        self._malformed: dict[Item, str] = {}  # unusable items, and why
 
     def add(self, listener: Callable[[DataStoreStatus], None]) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -150,7 +182,7 @@ class StoreStatusTracker:
                 )
                 self._logged_at = now
                 self._failures = 0
-        self._set(DataStoreStatus(available=False))
+        self._set(available=False, stale=False)
 
     def succeeded(self, now: float, *, stale: bool = False) -> None:
         """An operation succeeded; ``stale``: the store's data needs rewriting."""
@@ -160,9 +192,50 @@ class StoreStatusTracker:
                 self._description,
                 now - self._down_since,
             )
-        self._set(DataStoreStatus(available=True, stale=stale))
+        self._set(available=True, stale=stale)
 
-    def _set(self, status: DataStoreStatus) -> None:
+    def malformed(self, items: Mapping[Item, str]) -> None:
+        """The stored items that cannot be used now, each with the reason why.
+
+        Replaces what was reported before: an item that breaks (or breaks
+        anew, for another reason) is logged once, and so is an item that is
+        usable again or gone.
+        """
+        old = self._malformed
+        if items == old:
+            return
+        for (kind, key), reason in items.items():
+            if old.get((kind, key)) != reason:
+                logger.warning(
+                    "The %s holds an unusable %s %r (%s): it is not served "
+                    "until a writer replaces it",
+                    self._description,
+                    kind.value,
+                    key,
+                    reason,
+                )
+        for kind, key in old.keys() - items.keys():
+            logger.warning(
+                "The %s no longer holds the unusable %s %r",
+                self._description,
+                kind.value,
+                key,
+            )
+        self._malformed = dict(items)
+        self._set(
+            available=self.status.available,
+            stale=self.status.stale,
+            malformed=frozenset(items),
+        )
+
+    def _set(
+        self, *, available: bool, stale: bool, malformed: frozenset[Item] | None = None
+    ) -> None:
+        status = DataStoreStatus(
+            available=available,
+            stale=stale,
+            malformed=self.status.malformed if malformed is None else malformed,
+        )
         if status == self.status:
             return
         self.status = status
@@ -200,6 +273,10 @@ class StoreConnection(Protocol):
 
     async def load(self) -> RawData:
         """Read every item and the "initialised" marker, atomically."""
+        ...
+
+    async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
+        """Those of ``keys`` the store holds, and its "initialised" marker, atomically."""
         ...
 
     async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
@@ -266,19 +343,26 @@ def encode_change(change: Change) -> EncodedItem:
     return change.version, json.dumps(obj, separators=(",", ":"))
 
 
-def decode_item(kind: ObjectKind, key: str, text: str) -> Change | None:
-    """A stored item as a put or (for a tombstone) a delete; None if unusable."""
+def parse_item(text: str | bytes) -> JSONObject | str:
+    """A stored item's JSON object with an integer version, or why it is unusable."""
     try:
-        obj = json.loads(text)
-    except ValueError:
-        obj = None
+        obj = parse(text)
+    except ProtocolError as exc:  # invalid (UTF-8 or JSON), or nested too deeply
+        return str(exc)
     if not isinstance(obj, dict) or type(obj.get("version")) is not int:
-        logger.error(
-            "Ignoring the stored %s %r: not a JSON object with an integer version",
-            kind.value,
-            key,
-        )
-        return None
+        return "not a JSON object with an integer version"
+    return obj
+
+
+def decode_item(kind: ObjectKind, key: str, text: str) -> Change | str:
+    """A stored item as a put or (for a tombstone) a delete; or why it is unusable.
+
+    Never raises and never logs: the caller reports unusable items (see
+    :meth:`StoreStatusTracker.malformed`).
+    """
+    obj = parse_item(text)
+    if isinstance(obj, str):
+        return obj
     if obj.get("deleted") is True:
         return Change(
             action=ChangeKind.DELETE, kind=kind, key=key, version=obj["version"]
@@ -292,30 +376,33 @@ def stored_version(text: str | bytes | None) -> int | None:
     """The version of a stored item's JSON text (None: absent or unusable)."""
     if text is None:
         return None
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None
-    version = obj.get("version") if isinstance(obj, dict) else None
-    return version if type(version) is int else None
+    obj = parse_item(text)
+    return None if isinstance(obj, str) else obj["version"]
 
 
-async def decode_items(
-    items: Sequence[tuple[ObjectKind, str, str]],
-) -> list[Change]:
+class Decoded(NamedTuple):
+    """Stored items decoded: the usable ones as changes, the others with why."""
+
+    changes: list[Change]
+    unusable: dict[Item, str]
+
+
+async def decode_items(items: Sequence[tuple[ObjectKind, str, str]]) -> Decoded:
     """Decode stored items in time slices, yielding to the event loop between them."""
     import anyio.lowlevel  # with a store only: not with aioflags
 
-    changes: list[Change] = []
+    decoded = Decoded([], {})
     deadline = time.perf_counter() + _SLICE
     for kind, key, text in items:
         change = decode_item(kind, key, text)
-        if change is not None:
-            changes.append(change)
+        if isinstance(change, str):
+            decoded.unusable[kind, key] = change
+        else:
+            decoded.changes.append(change)
         if time.perf_counter() > deadline:
             await anyio.lowlevel.checkpoint()
             deadline = time.perf_counter() + _SLICE
-    return changes
+    return decoded
 
 
 def full_change_set(changes: Sequence[Change]) -> ChangeSet:

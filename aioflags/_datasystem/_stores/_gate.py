@@ -5,9 +5,11 @@ unless the run has an :class:`EvaluationGate`:
 
 - a :class:`Refresher`, when the persistent store's cache is off
   (``cache_ttl=0``) and the store is being served (daemon mode, or with
-  sources before they deliver): the evaluation waits until the store has
-  been read again and applied, so it sees every write that finished before
-  it began (concurrent evaluations share one read);
+  sources before they deliver): the evaluation waits until what it needs
+  has been read again and applied (the flag it evaluates, with the
+  prerequisites and segments it reaches; the whole store for
+  ``all_flags_state``), so it sees every write that finished before it
+  began (concurrent evaluations share one read);
 - :class:`~aioflags._datasystem._stores._lookups.StoreLookups`, when the
   store's cache is on (``cache_ttl`` > 0) and the store is being served: the
   evaluation waits for the first read, and a key the snapshot lacks is read
@@ -49,27 +51,38 @@ class Refresher:
     """Store reads on demand: the uncached ("off") mode of a persistent store.
 
     The reader (daemon synchronizer, or the reader before the sources
-    deliver) notes :attr:`current`, reads and applies the store, calls
-    :meth:`served` with that number, then :meth:`wait_request`. An evaluation calls
-    :meth:`refresh`, which returns once a read that began after the call has
-    been applied (or has failed). It is active from the start (a request made
-    before the reader runs is served by its first read) until :meth:`stop`:
-    the reader stops it when it ends, and so does the end of the client's run.
+    deliver) takes the requests with :meth:`take` (their number, and the
+    flag keys they need), reads and applies what they need, calls
+    :meth:`served` with that number, then :meth:`wait_request`. An
+    evaluation calls :meth:`refresh`, which returns once a read that began
+    after the call, and covered its key, has been applied (or has failed).
+    It is active from the start (a request made before the reader runs is
+    served by its first read) until :meth:`stop`: the reader stops it when
+    it ends, and so does the end of the client's run.
     """
 
-    __slots__ = ("_done", "_requested", "_served", "_wake", "active")
+    __slots__ = ("_done", "_keys", "_requested", "_served", "_wake", "active")
 
     def __init__(self) -> None:
         self.active = True
         self._requested = 0
         self._served = 0
+        # The flag keys asked since the last take(); None: the whole store.
+        self._keys: set[str] | None = set()
         self._wake = anyio.Event()
         self._done = anyio.Event()
 
-    async def refresh(self) -> None:
-        """Wait until the store has been read and applied after this call."""
+    async def refresh(self, key: str | None = None) -> None:
+        """Wait until flag ``key`` (None: every flag) has been read and applied.
+
+        Only a read that began after this call counts.
+        """
         if not self.active:
             return
+        if key is None:
+            self._keys = None
+        elif self._keys is not None:
+            self._keys.add(key)
         self._requested += 1
         mine = self._requested
         self._wake.set()
@@ -86,10 +99,14 @@ class Refresher:
     def _unserved(self, number: int) -> bool:
         return self.active and self._served < number
 
-    @property
-    def current(self) -> int:
-        """The number of the last request: what a read that begins now serves."""
-        return self._requested
+    def take(self) -> tuple[int, frozenset[str] | None]:
+        """What a read that begins now serves: the requests' number, their flag keys.
+
+        The keys are those asked since the last call; None: the whole store
+        (a request for every flag).
+        """
+        keys, self._keys = self._keys, set()
+        return self._requested, None if keys is None else frozenset(keys)
 
     async def wait_request(self) -> None:
         """Wait until an evaluation asks for a read that has not been served."""
@@ -156,13 +173,14 @@ class EvaluationGate:
         ``call`` calls one of the snapshot's methods, so that a snapshot's
         own override (the hooks') is what runs.
         """
+        # The flag key, for the methods that take one (first, a str); None:
+        # every flag (all_flags_state).
+        key = args[0] if args and type(args[0]) is str else None
         refresher = self.refresher
         if refresher is not None:
-            await refresher.refresh()  # returns at once while it is not active
+            await refresher.refresh(key)  # returns at once while not active
         lookups = self.lookups
         if lookups is not None:
-            # The flag key, for the methods that take one (first, a str).
-            key = args[0] if args and type(args[0]) is str else None
             await lookups.before(key, self._holds)
         snapshot = self.snapshot()
         big = self.big_segments

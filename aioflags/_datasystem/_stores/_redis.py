@@ -9,14 +9,16 @@ Keys (``<prefix>`` defaults to ``launchdarkly``)::
 A full data set is written in one MULTI/EXEC (DEL and HSET per kind, then SET
 ``$inited``). Incremental changes are written with optimistic concurrency:
 WATCH both hashes, read the stored versions, and in one MULTI/EXEC write only
-the items newer than what Redis holds; a WATCH conflict retries, up to 10
-attempts. redis-py's asyncio client does the I/O; its errors are translated
-into :class:`StoreFailure` here, at one boundary.
+the items newer than what Redis holds (an item no reader can use has no
+version: it is replaced, and a WARNING names it); a WATCH conflict retries,
+up to 10 attempts. redis-py's asyncio client does the I/O; its errors are
+translated into :class:`StoreFailure` here, at one boundary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import urllib.parse
 from typing import TYPE_CHECKING, Final, final
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from ._base import EncodedItem
 
 __all__ = ["RedisBigSegmentStore", "RedisStore"]
+
+logger = logging.getLogger("aioflags.datasource")
 
 _KINDS: Final = ((ObjectKind.FLAG, "features"), (ObjectKind.SEGMENT, "segments"))
 _MAX_ATTEMPTS: Final = (
@@ -262,6 +266,25 @@ class _RedisConnection:
             initialized=bool(inited),
         )
 
+    async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                asked = [(kind, list(names)) for kind, names in keys.items() if names]
+                for kind, names in asked:
+                    pipe.hmget(self._hashes[kind], names)
+                pipe.exists(self._inited)
+                *texts, inited = await pipe.execute()
+        except self._errors as exc:
+            raise self._failure("reading items", exc) from exc
+        items: dict[ObjectKind, dict[str, str]] = {kind: {} for kind, _ in _KINDS}
+        for (kind, names), found in zip(asked, texts, strict=True):
+            items[kind].update(
+                (key, text)
+                for key, text in zip(names, found, strict=True)
+                if isinstance(text, str)  # (None: not there)
+            )
+        return RawData(items=items, initialized=bool(inited))
+
     async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
             return {}
@@ -320,10 +343,13 @@ class _RedisConnection:
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.watch(*(self._hashes[kind] for kind in keys))
             versions: dict[tuple[ObjectKind, str], int | None] = {}
+            unusable: list[tuple[ObjectKind, str]] = []  # there, but no version
             for kind, names in keys.items():
                 stored = await pipe.hmget(self._hashes[kind], names)
                 for name, text in zip(names, stored, strict=True):
-                    versions[kind, name] = stored_version(text)
+                    versions[kind, name] = version = stored_version(text)
+                    if version is None and text is not None:
+                        unusable.append((kind, name))
             winners: dict[tuple[ObjectKind, str], str] = {}
             for kind, key, (version, text) in items:
                 current = versions[kind, key]
@@ -344,6 +370,15 @@ class _RedisConnection:
                 await pipe.execute()
             except self._watch_error:
                 return False
+        for kind, key in unusable:
+            if (kind, key) in winners:
+                logger.warning(
+                    "Replaced the unusable stored %s %r under %s (another "
+                    "writer left it so)",
+                    kind.value,
+                    key,
+                    self._hashes[kind],
+                )
         return True
 
     async def ping(self) -> None:

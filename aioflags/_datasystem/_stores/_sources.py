@@ -6,12 +6,18 @@
   sources deliver; never written back.
 - :func:`daemon_synchronizer` (daemon mode): the store is the only source.
   The whole store is read, applied as the client's snapshot, and read again
-  when ``cache_ttl`` expires (with the cache off, when an awaited evaluation
-  asks: see :class:`~aioflags._datasystem._stores._gate.Refresher`).
+  when ``cache_ttl`` expires. With the cache off, each awaited evaluation
+  then reads what it needs (see :mod:`~aioflags._datasystem._stores._items`
+  and :class:`~aioflags._datasystem._stores._gate.Refresher`).
   Between full reads, both readers read through the flag keys awaited
   evaluations miss (see :mod:`~aioflags._datasystem._stores._lookups`). After the
   first read only the items whose stored JSON changed are decoded and applied,
   so a reload of an unchanged store costs one round trip and no compiling.
+  An item that cannot be used (invalid JSON, nested too deeply, no integer
+  version) is skipped, and unserved if it was served (every reader agrees,
+  whatever it read before), reported in the store's status (logged once),
+  and served again once a writer replaces it; every other item is read and
+  applied as usual.
   A store that had its ``$inited`` key and lost it (``FLUSHDB``, a restart
   without persistence, a failover to an empty replica) is not applied: the
   data read last stays served, the status is INTERRUPTED (the client STALE,
@@ -43,13 +49,8 @@ from aioflags._datasystem._datatypes import (
     Update,
 )
 
-from ._base import (
-    StoreFailure,
-    StoreStatusTracker,
-    decode_item,
-    decode_items,
-    full_change_set,
-)
+from ._base import StoreFailure, StoreStatusTracker, decode_item, decode_items
+from ._items import changes_read, changes_since, read_needed
 from ._lookups import LookupMode
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._context import SourceContext
 
-    from ._base import PersistentStore, RawData, StoreConnection
+    from ._base import Item, PersistentStore, RawData, StoreConnection
     from ._gate import Refresher
     from ._lookups import StoreLookups
 
@@ -97,12 +98,13 @@ async def read_until_initialized(
     For a data system with sources and a store (read-write, or read-only with
     sources): runs beside the sources, so a slow store never delays them. The
     store's data is applied (never written back) if it is initialised
-    (``$inited``); the store is read again when ``cache_ttl`` expires (with
-    the cache off, ``cache_ttl=0``, and a ``refresher``, whenever an
-    evaluation asks), and what changed is applied. While an initialised store
-    is served, ``lookups`` (the cache on) reads through the flag keys
-    evaluations miss (with an infinite TTL too, which is never read whole
-    again). Stops as soon as the sources have delivered (``delivered()``);
+    (``$inited``); the store is read again when ``cache_ttl`` expires, and
+    what changed is applied (with the cache off, ``cache_ttl=0``, and a
+    ``refresher``: once it is served, each evaluation reads what it needs,
+    and the whole store only for one that needs every flag). While an
+    initialised store is served, ``lookups`` (the cache on) reads through
+    the flag keys evaluations miss (with an infinite TTL too, which is never
+    read whole again). Stops as soon as the sources have delivered (``delivered()``);
     ``apply`` must not apply after that. A bug in here is logged, never
     raised into the client.
     """
@@ -133,10 +135,12 @@ async def _read_until_initialized(
     tracker = store.status_tracker
     ttl = store.cache_ttl
     logged = False
-    seen: dict[tuple[ObjectKind, str], str] | None = None
+    seen: dict[Item, str] | None = None
+    bad: dict[Item, str] = {}  # the unusable items read, and why
     async with store.connect() as connection:
         while not delivered():
-            number = on_demand.current if on_demand is not None else 0
+            # (A full read: the keys asked are read with every other.)
+            number = on_demand.take()[0] if on_demand is not None else 0
             keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
@@ -153,8 +157,9 @@ async def _read_until_initialized(
                 # Served, and read again as the cache says, until the sources
                 # deliver: the first read whole, then what changed.
                 items = {(kind, key): text for kind, key, text in _flat(data)}
-                change_set = await _changes(seen, items)
+                change_set = await changes_since(seen, items, bad)
                 seen = items
+                tracker.malformed(bad)
                 if change_set is not None:
                     await apply(change_set)
             elif not logged:
@@ -165,6 +170,29 @@ async def _read_until_initialized(
                 )
             if on_demand is not None:
                 on_demand.served(number)
+                if seen is not None and data.initialized:
+                    # Served: each evaluation reads what it needs, until
+                    # the sources deliver or it needs every flag.
+                    while not delivered():
+                        await on_demand.wait_request()
+                        number, wanted = on_demand.take()
+                        if wanted is None or delivered():
+                            break  # the whole store (or nothing): above
+                        try:
+                            needed = await read_needed(connection, wanted)
+                        except StoreFailure as exc:
+                            tracker.failed(exc, clock.now())
+                            on_demand.served(number)  # evaluate what there is
+                            await clock.sleep(RETRY_INTERVAL)
+                            break
+                        tracker.succeeded(clock.now())
+                        if needed.initialized:  # (else: not served, as above)
+                            change_set = await changes_read(seen, needed.texts, bad)
+                            tracker.malformed(bad)
+                            if change_set is not None:
+                                await apply(change_set)
+                        on_demand.served(number)
+                    continue
             if lookups is not None and seen is not None and data.initialized:
                 _read(lookups, keys, LookupMode.READ_THROUGH, items)
                 # Served: missing keys read through until the TTL expires
@@ -174,7 +202,7 @@ async def _read_until_initialized(
                     clock, reload_at - clock.now(), lookups
                 ):
                     found = await _look_up(
-                        connection, lookups.requested(), seen, tracker, clock
+                        connection, lookups.requested(), seen, bad, tracker, clock
                     )
                     if found.change_set is not None:
                         await apply(found.change_set)
@@ -219,7 +247,7 @@ def _live(key: str, text: str | None) -> bool:
     if text is None:
         return False
     change = decode_item(ObjectKind.FLAG, key, text)
-    return change is not None and change.action is ChangeKind.PUT
+    return isinstance(change, Change) and change.action is ChangeKind.PUT
 
 
 async def _sleep_or_request(
@@ -264,7 +292,8 @@ class _Found(NamedTuple):
 async def _look_up(
     connection: StoreConnection,
     keys: list[str],
-    seen: dict[tuple[ObjectKind, str], str],
+    seen: dict[Item, str],
+    bad: dict[Item, str],
     tracker: StoreStatusTracker,
     clock: Clock,
     *,
@@ -276,7 +305,8 @@ async def _look_up(
     read whole (once) and what the snapshot lacks is applied: the flags, and
     the segments and prerequisites they may need. What the snapshot holds is
     left as it is until the TTL expires, as in LaunchDarkly's per-item cache.
-    ``seen`` (what was applied) is updated; with ``require_inited``, a store
+    ``seen`` (what was applied) and ``bad`` (the unusable items, reported
+    to the ``tracker``) are updated; with ``require_inited``, a store
     without its ``$inited`` key is not applied. The keys the store lacks are
     absent for the TTL; those of a read that failed, or found the store
     without its ``$inited`` key, for :data:`RETRY_INTERVAL`, so that a down,
@@ -301,7 +331,11 @@ async def _look_up(
     items = {(kind, key): text for kind, key, text in _flat(data)}
     new = {item: text for item, text in items.items() if item not in seen}
     seen.update(new)
-    decoded = await decode_items([(kind, key, t) for (kind, key), t in new.items()])
+    found_items = await decode_items([(kind, key, t) for (kind, key), t in new.items()])
+    decoded = found_items.changes
+    if found_items.unusable:
+        bad.update(found_items.unusable)
+        tracker.malformed(bad)
     change_set = (
         ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=tuple(decoded))
         if decoded
@@ -334,8 +368,10 @@ def daemon_synchronizer(
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """The store as the only source, reloaded when ``cache_ttl`` expires.
 
-    With the cache off (``cache_ttl=0``) and a ``refresher``: reloaded when
-    an evaluation asks (each awaited evaluation sees the store as it is).
+    With the cache off (``cache_ttl=0``) and a ``refresher``: once served,
+    each awaited evaluation reads what it needs (the flag, and the flags and
+    segments it reaches), so it sees them as they are; an evaluation of every
+    flag, an outage or a lost ``$inited`` key makes the next read whole.
     With the cache on and ``lookups``: the flag keys evaluations miss are
     read through between reloads; while the store is not initialised, a
     missing key makes the next read happen at once, at most once per
@@ -369,13 +405,15 @@ async def _daemon(
 ) -> AsyncGenerator[Update, None]:
     tracker = store.status_tracker
     ttl = store.cache_ttl
-    seen: dict[tuple[ObjectKind, str], str] | None = None  # what was applied last
+    seen: dict[Item, str] | None = None  # what was applied last
+    bad: dict[Item, str] = {}  # the unusable items among them, and why
     inited = False  # the store has had its $inited key during this run
     early = False  # the last read was one an evaluation asked for
     reported: _Trouble | None = None  # what the status says is wrong: once each
     async with store.connect() as connection:
         while True:
-            number = on_demand.current if on_demand is not None else 0
+            # (A full read: the keys asked are read with every other.)
+            number = on_demand.take()[0] if on_demand is not None else 0
             keys = lookups.requested() if lookups is not None else []
             try:
                 data = await connection.load()
@@ -433,13 +471,38 @@ async def _daemon(
                     store.description,
                 )
             reported = None
-            change_set = await _changes(seen, items)
+            change_set = await changes_since(seen, items, bad)
             seen = items
+            tracker.malformed(bad)
             yield Update(state=SourceState.VALID, change_set=change_set)
             # Resumed once the supervisor has applied it.
             if on_demand is not None:
                 on_demand.served(number)
-                await on_demand.wait_request()
+                # Each evaluation reads what it needs, until one needs every
+                # flag, the store fails, or it has lost its $inited key:
+                # then the whole store is read (and the trouble reported).
+                while True:
+                    await on_demand.wait_request()
+                    number, wanted = on_demand.take()
+                    if wanted is None:
+                        break
+                    try:
+                        needed = await read_needed(connection, wanted)
+                    except StoreFailure as exc:
+                        tracker.failed(exc, ctx.clock.now(), announced=True)
+                        reported = _Trouble.DOWN
+                        yield _interrupted(ctx, f"the {store.description}: {exc}")
+                        on_demand.served(number)  # evaluate what there is
+                        await ctx.clock.sleep(RETRY_INTERVAL)
+                        break
+                    if inited and not needed.initialized:
+                        break  # lost its data: not applied (the full read says so)
+                    inited = inited or needed.initialized
+                    tracker.succeeded(ctx.clock.now())
+                    change_set = await changes_read(seen, needed.texts, bad)
+                    tracker.malformed(bad)
+                    yield Update(state=SourceState.VALID, change_set=change_set)
+                    on_demand.served(number)
                 continue
             if math.isinf(ttl):
                 logger.info(
@@ -458,6 +521,7 @@ async def _daemon(
                         connection,
                         lookups.requested(),
                         seen,
+                        bad,
                         tracker,
                         ctx.clock,
                         require_inited=inited,
@@ -500,28 +564,3 @@ def _unusable(store: PersistentStore, trouble: _Trouble) -> str:
         "last until a writer such as the Relay Proxy or an SDK in read-write "
         "mode initialises it again"
     )
-
-
-async def _changes(
-    seen: dict[tuple[ObjectKind, str], str] | None,
-    items: dict[tuple[ObjectKind, str], str],
-) -> ChangeSet | None:
-    """The first read as a full transfer; later ones as the differences only."""
-    if seen is None:
-        return full_change_set(
-            await decode_items([(k, key, t) for (k, key), t in items.items()])
-        )
-    changed = [
-        (kind, key, text)
-        for (kind, key), text in items.items()
-        if seen.get((kind, key)) != text
-    ]
-    decoded = await decode_items(changed)
-    removed = [
-        # A key gone from the hash (not a tombstone): absent from now on.
-        Change(action=ChangeKind.DELETE, kind=kind, key=key, version=0)
-        for kind, key in seen.keys() - items.keys()
-    ]
-    if not decoded and not removed:
-        return None
-    return ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=(*decoded, *removed))

@@ -185,6 +185,8 @@ class StoreWriter:
     async def _write_all(self, connection: StoreConnection) -> None:
         if self._full_seen:
             await connection.init(self._mirror)
+            # Replaced whole: no item another writer left unusable is left.
+            self._store.status_tracker.malformed({})
         else:
             await connection.upsert(
                 [
