@@ -10,6 +10,7 @@ still be running.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import gzip
 import json
 import re
@@ -20,6 +21,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import anyio
@@ -393,6 +395,20 @@ def test_n3_bidirectional_controls_are_shown_not_obeyed() -> None:
     assert row["key"] == key  # what a change names, exactly
     assert row["label"] == "admin⟨U+202E⟩resu"
     assert row["variations"] == ['"a\\u2066b"']  # escaped, so visible too
+
+
+@pytest.mark.asyncio
+async def test_an_event_response_has_one_date_the_skewed_one() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        server.clock_skew = 3600.0
+        answer = await http.post("/bulk", content=b"[]")
+        dates = answer.headers.get_list("date")
+        assert len(dates) == 1
+        skew = email.utils.parsedate_to_datetime(dates[0]) - datetime.now(timezone.utc)
+        assert 3000 < skew.total_seconds() < 4200
 
 
 # ------------------------------------------------------------ the extra

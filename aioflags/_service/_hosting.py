@@ -58,6 +58,8 @@ def bind(host: str, port: int) -> socket.socket:
     infos = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
+    # IPv4 first: "localhost" then binds where clients try first.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -87,6 +89,8 @@ async def serve_asgi(
     # The service ends its own streams before it shuts Hypercorn down.
     config.graceful_timeout = 1.0
     config.include_server_header = False
+    # The event endpoints write their own Date (FlagServer.clock_skew moves it).
+    config.include_date_header = False
     config.accesslog = None
     config.errorlog = logger
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
