@@ -57,26 +57,27 @@ class LineSplitter:
     """Splits a byte stream into strictly decoded lines, across chunk borders.
 
     Each chunk is cut after its last line end; the complete lines before it
-    are decoded and split in one go (C speed), the rest waits for the next
-    chunk without being copied again. A line longer than ``max_line`` bytes
-    raises as soon as that many bytes of it are held.
+    are decoded and split in one go (C speed), the rest waits in one buffer
+    for the line's end. A line longer than ``max_line`` bytes raises as soon
+    as that many bytes of it are held.
     """
 
-    __slots__ = ("_held", "_lines", "_max_line", "_partial", "_skip_lf")
+    __slots__ = ("_lines", "_max_line", "_partial", "_skip_lf")
 
     def __init__(self, max_line: int | None = None) -> None:
-        self._partial: list[bytes] = []  # an unfinished line, in pieces
-        self._held = 0  # the bytes in _partial
+        # An unfinished line, in one buffer: a list of the network's chunks
+        # cost the allocator several times their size (each was cut from a
+        # bigger read), and a line may be megabytes long.
+        self._partial = bytearray()
         self._max_line = sys.maxsize if max_line is None else max_line
         self._skip_lf = False  # the last block ended in CR: drop a leading LF
         self._lines = 0  # lines returned so far (for error messages)
 
     def _hold(self, piece: bytes) -> None:
         """Keep ``piece`` of an unfinished line, unless the line is then too long."""
-        self._held += len(piece)
-        if self._held > self._max_line:
+        if len(self._partial) + len(piece) > self._max_line:
             raise over_limit("a stream line", self._max_line)
-        self._partial.append(piece)
+        self._partial += piece
 
     def feed(self, chunk: bytes) -> list[str]:
         """The lines, without their ends, that ``chunk`` completes.
@@ -96,14 +97,13 @@ class LineSplitter:
             if chunk:
                 self._hold(chunk)
             return []
-        block = chunk[:end]
+        block: bytes | bytearray = chunk[:end]
         if self._partial:
-            block = b"".join((*self._partial, block))
-            self._partial = []
-            self._held = 0
+            self._partial += block
+            block, self._partial = self._partial, bytearray()
         # (A block no longer than the limit holds no line longer than it.)
         if len(block) > self._max_line and any(
-            len(line) > self._max_line for line in _split(block)
+            len(line) > self._max_line for line in _split(bytes(block))
         ):
             raise over_limit("a stream line", self._max_line)
         if end < len(chunk):
@@ -111,7 +111,7 @@ class LineSplitter:
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = self._lines + len(_split(block[: exc.start]))
+            line = self._lines + len(_split(bytes(block[: exc.start])))
             raise ProtocolError(
                 f"invalid UTF-8 in stream line {line} ({exc.reason})"
             ) from None

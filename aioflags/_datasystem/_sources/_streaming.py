@@ -2,8 +2,10 @@
 
 :func:`._common.send` opens the connection; the events are read by
 :mod:`._sse`, which decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
-:class:`ProtocolError` (bad bytes, JSON or fields) drops the connection and
-reconnects with backoff from the current basis, keeping the last good data.
+:class:`ProtocolError` (bad bytes, JSON or fields, or a line, event or
+payload over ``Config.max_payload_bytes`` or ``max_payload_changes``) drops
+the connection and reconnects with backoff from the current basis, keeping
+the last good data.
 
 Nothing is applied before ``payload-transferred``; an ``error`` event drops the
 pending changes; unknown events and object kinds are ignored; a reconnect
