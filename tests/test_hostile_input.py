@@ -272,11 +272,14 @@ class RawStreamServer:
 
     A body is sent after a 200 ``text/event-stream`` head; then the server
     closes the connection if the script says so, or keeps it open until the
-    client hangs up. Requests past the script are kept open with no data.
+    client hangs up (which it may do while the body is being sent). Requests
+    past the script are kept open with no data. ``headers`` are extra header
+    lines (``b"content-encoding: gzip\r\n"``) sent with every head.
     """
 
-    def __init__(self, *bodies: tuple[bytes, bool]) -> None:
+    def __init__(self, *bodies: tuple[bytes, bool], headers: bytes = b"") -> None:
         self._script = list(bodies)
+        self._headers = headers
         self.requests = 0
         self.url = ""
         self._request_seen = anyio.Event()
@@ -308,13 +311,15 @@ class RawStreamServer:
             self._request_seen.set()
             self._request_seen = anyio.Event()
             body, close = self._script.pop(0) if self._script else (b"", False)
-            await stream.send(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                b"connection: close\r\n\r\n" + body
-            )
-            if close:
-                return
             try:
+                await stream.send(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    + self._headers
+                    + b"connection: close\r\n\r\n"
+                    + body
+                )
+                if close:
+                    return
                 while await stream.receive():
                     pass
             except (anyio.EndOfStream, anyio.BrokenResourceError):
@@ -323,9 +328,9 @@ class RawStreamServer:
 
 @asynccontextmanager
 async def raw_stream_server(
-    *bodies: tuple[bytes, bool],
+    *bodies: tuple[bytes, bool], headers: bytes = b""
 ) -> AsyncIterator[RawStreamServer]:
-    server = RawStreamServer(*bodies)
+    server = RawStreamServer(*bodies, headers=headers)
     async with anyio.create_task_group() as tg:
         await tg.start(server.run)
         yield server

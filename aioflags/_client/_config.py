@@ -30,6 +30,10 @@ logger = logging.getLogger("aioflags")
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
+#: ``Config.max_payload_bytes``: 100 MiB, decompressed (see docs/configuration.md).
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 100 * 1024 * 1024
+#: ``Config.max_payload_changes``.
+DEFAULT_MAX_PAYLOAD_CHANGES: Final = 250_000
 
 
 def _sdk_key_problem(key: object) -> str | None:
@@ -85,6 +89,12 @@ def _lenient(
         return value
     logger.warning("Config.%s=%r %s", name, value, rule)
     return None
+
+
+def _check_count(name: str, value: object) -> None:
+    """A count option (a capacity, a limit): an int >= 1, not a bool or a float."""
+    if type(value) is not int or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _is_big_segments_config(value: object) -> bool:
@@ -163,6 +173,19 @@ class Config(Frozen):
         read_timeout: seconds to wait for a polling response.
         stream_read_timeout: seconds without a byte (not even a heart-beat)
             before a stream reconnects.
+        max_payload_bytes: the most bytes, once decompressed, of one
+            payload: a polling response's body, one stream line or event,
+            and the events of one streamed payload together. A bigger one
+            is refused as invalid data (one log line names this option) and
+            the source retries with backoff; it is read no further, so a
+            hostile or broken server (a gzip bomb, a line that never ends)
+            costs at most this much memory. The default, 100 MiB, is several
+            times the flag data of the largest environments. Added in
+            version 0.1.0.
+        max_payload_changes: the most flags and segments (puts and deletes)
+            one payload may carry; a payload with more is refused as
+            ``max_payload_bytes`` says. The default, 250,000, is ten times a
+            very large environment's. Added in version 0.1.0.
         verify: TLS verification: ``True``, ``False``, a CA bundle path or an
             ``ssl.SSLContext``.
         proxy: an HTTP(S) or SOCKS proxy URL (an ``httpx.Proxy`` or
@@ -250,6 +273,8 @@ class Config(Frozen):
         "connect_timeout",
         "read_timeout",
         "stream_read_timeout",
+        "max_payload_bytes",
+        "max_payload_changes",
         "verify",
         "proxy",
         "application_id",
@@ -293,6 +318,8 @@ class Config(Frozen):
     connect_timeout: float
     read_timeout: float
     stream_read_timeout: float
+    max_payload_bytes: int
+    max_payload_changes: int
     verify: bool | str | ssl.SSLContext
     proxy: str | None
     application_id: str | None
@@ -336,6 +363,8 @@ class Config(Frozen):
         connect_timeout: float = 10.0,
         read_timeout: float = 10.0,
         stream_read_timeout: float = 300.0,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_changes: int = DEFAULT_MAX_PAYLOAD_CHANGES,
         verify: bool | str | ssl.SSLContext = True,
         proxy: str | None = None,
         application_id: str | None = None,
@@ -376,6 +405,8 @@ class Config(Frozen):
         set_field(self, "connect_timeout", connect_timeout)
         set_field(self, "read_timeout", read_timeout)
         set_field(self, "stream_read_timeout", stream_read_timeout)
+        set_field(self, "max_payload_bytes", max_payload_bytes)
+        set_field(self, "max_payload_changes", max_payload_changes)
         set_field(self, "verify", verify)
         set_field(self, "proxy", proxy)
         set_field(self, "application_id", application_id)
@@ -426,6 +457,8 @@ class Config(Frozen):
             "context_keys_flush_interval",
         ):
             check_seconds(name, getattr(self, name))
+        for name in ("max_payload_bytes", "max_payload_changes"):
+            _check_count(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
         if self.big_segments is not None and not _is_big_segments_config(
@@ -588,11 +621,7 @@ class Config(Frozen):
 
     def _check_events(self) -> None:
         for name in ("events_capacity", "context_keys_capacity"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ConfigurationError(
-                    f"{name} must be a positive integer, got {value!r}"
-                )
+            _check_count(name, getattr(self, name))
         check_seconds(
             "diagnostic_recording_interval", self.diagnostic_recording_interval
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from json import JSONDecodeError
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Final
@@ -39,6 +40,7 @@ __all__ = [
     "fdv1_full",
     "fdv1_patch",
     "object_meta",
+    "over_limit",
     "parse_fdv2_poll",
     "parse_fdv2_poll_stream",
     "parse_fdv2_poll_text",
@@ -47,6 +49,25 @@ __all__ = [
 logger = logging.getLogger("aioflags.datasource")
 _KINDS: Final = {"flag": ObjectKind.FLAG, "segment": ObjectKind.SEGMENT}
 _INTENTS: Final = {i.value: i for i in IntentCode}
+
+
+def over_limit(what: str, limit: int, *, changes: bool = False) -> ProtocolError:
+    """The error for an input over one of the SDK's input limits.
+
+    Its message (logged once by the data system, kept in the status) names
+    the limit and the ``Config`` option that raises it:
+    ``max_payload_changes`` with ``changes``, else ``max_payload_bytes``.
+    """
+    option, unit = (
+        ("max_payload_changes", "changes")
+        if changes
+        else ("max_payload_bytes", "bytes")
+    )
+    return ProtocolError(
+        f"{what} is over the limit of {limit:,} {unit} (Config.{option}): "
+        f"refused and read no further; if the flag data is really this big, "
+        f"raise Config.{option}"
+    )
 
 
 def _field(data: JSONObject, name: str, typ: type, event: str) -> JSONValue:
@@ -114,12 +135,29 @@ class ChangeSetBuilder:
 
     Nothing is emitted before ``payload-transferred``. After a completed
     ``xfer-full`` the intent becomes ``xfer-changes``: later payloads on the
-    same connection are deltas until a new ``server-intent``.
+    same connection are deltas until a new ``server-intent``. A payload may
+    queue ``max_changes`` changes (``Config.max_payload_changes``) and puts
+    of ``max_bytes`` characters of text together (``Config.max_payload_bytes``);
+    more raises :class:`ProtocolError`.
     """
 
-    __slots__ = ("_changes", "_intent", "_patterns")
+    __slots__ = (
+        "_changes",
+        "_intent",
+        "_patterns",
+        "_size",
+        "max_bytes",
+        "max_changes",
+    )
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_changes: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        #: The most changes one payload may queue (no limit: ``sys.maxsize``).
+        self.max_changes = sys.maxsize if max_changes is None else max_changes
+        #: The most text the queued puts may hold together (no limit: ``sys.maxsize``).
+        self.max_bytes = sys.maxsize if max_bytes is None else max_bytes
+        self._size = 0  # the text the queued puts hold
         self._intent: IntentCode | None = None
         #: Deletes as :class:`Change` objects, puts with their text as
         #: :data:`RawPut` tuples (untracked by the garbage collector).
@@ -150,6 +188,7 @@ class ChangeSetBuilder:
         if intent is None:
             raise ProtocolError(f"server-intent: unknown intentCode {code!r}")
         self._changes = []
+        self._size = 0
         self._patterns = {}
         # Intent "none" means later objects (without a new intent) are deltas.
         self._intent = (
@@ -195,6 +234,9 @@ class ChangeSetBuilder:
             logger.debug("Ignoring put-object of unknown kind %r", kind)
             return
         if raw is not None:
+            self._size += len(raw)
+            if self._size > self.max_bytes:
+                raise over_limit("the payload", self.max_bytes)
             self._changes.append(
                 (kind, key, version, raw, path, *object_meta(obj, raw))
             )
@@ -209,6 +251,7 @@ class ChangeSetBuilder:
                     obj=obj,
                 )
             )
+        self._check_count()
 
     def delete_object(self, data: JSONValue) -> None:
         """Queue a ``delete-object`` (unknown kinds are ignored)."""
@@ -224,16 +267,23 @@ class ChangeSetBuilder:
                 action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
             )
         )
+        self._check_count()
+
+    def _check_count(self) -> None:
+        if len(self._changes) > self.max_changes:
+            raise over_limit("the payload", self.max_changes, changes=True)
 
     def error(self) -> None:
         """Handle an ``error`` event: drop pending changes, keep the intent."""
         self._changes = []
+        self._size = 0
         self._patterns = {}
 
     def reset(self) -> None:
         """Forget everything (a new connection)."""
         self._intent = None
         self._changes = []
+        self._size = 0
         self._patterns = {}
 
     def payload_transferred(self, data: JSONValue) -> ChangeSet:
@@ -250,6 +300,7 @@ class ChangeSetBuilder:
             self._patterns or None,
         )
         self._changes = []
+        self._size = 0
         self._patterns = {}
         self._intent = IntentCode.TRANSFER_CHANGES
         return change_set
@@ -421,6 +472,7 @@ async def _events(
     decode = _DECODER.raw_decode
     due = pacer.due
     kinds = _KINDS
+    most = builder.max_changes
     changes = builder._changes
     found = builder._patterns
     while True:
@@ -461,6 +513,8 @@ async def _events(
                         (kind, key, version, raw, RAW_EVENT, *object_meta(obj, raw))
                     )
                     note_patterns(found, raw, RAW_EVENT, obj)
+                    if len(changes) > most:
+                        raise over_limit("the payload", most, changes=True)
                 else:  # the checks again, one at a time, and the failure named
                     builder.put_object(data, raw, RAW_EVENT)
             else:
@@ -489,13 +543,20 @@ async def _one(text: str) -> AsyncIterator[str]:
     yield text
 
 
-async def parse_fdv2_poll_text(text: str, *, freeze_gc: bool = False) -> ChangeSet:
+async def parse_fdv2_poll_text(
+    text: str, *, freeze_gc: bool = False, max_changes: int | None = None
+) -> ChangeSet:
     """A whole ``/sdk/poll`` body's text as a change set (see :func:`parse_fdv2_poll_stream`)."""
-    return await parse_fdv2_poll_stream(_one(text), freeze_gc=freeze_gc)
+    return await parse_fdv2_poll_stream(
+        _one(text), freeze_gc=freeze_gc, max_changes=max_changes
+    )
 
 
 async def parse_fdv2_poll_stream(
-    chunks: AsyncIterator[str], *, freeze_gc: bool = False
+    chunks: AsyncIterator[str],
+    *,
+    freeze_gc: bool = False,
+    max_changes: int | None = None,
 ) -> ChangeSet:
     """A ``/sdk/poll`` body as a change set, parsed one event at a time as it arrives.
 
@@ -508,21 +569,25 @@ async def parse_fdv2_poll_stream(
     keeps its event's text (see :class:`Change`): no parsed object outlives
     its event.
 
-    ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._core._pacing.Pacer`).
+    ``freeze_gc`` is ``Config.gc_freeze`` (see :class:`~aioflags._core._pacing.Pacer`);
+    ``max_changes``, ``Config.max_payload_changes``.
 
     Raises:
-        ProtocolError: invalid JSON, or a payload that is not a usable FDv2
-            poll body.
+        ProtocolError: invalid JSON, a payload that is not a usable FDv2
+            poll body, or one with more than ``max_changes`` changes.
     """
     pacer = Pacer(freeze_gc=freeze_gc, hold_gc=True)
     try:
-        return await _parse_stream(chunks, pacer)
+        return await _parse_stream(
+            chunks, pacer, ChangeSetBuilder(max_changes=max_changes)
+        )
     finally:
         pacer.close()
 
 
-async def _parse_stream(chunks: AsyncIterator[str], pacer: Pacer) -> ChangeSet:
-    builder = ChangeSetBuilder()
+async def _parse_stream(
+    chunks: AsyncIterator[str], pacer: Pacer, builder: ChangeSetBuilder
+) -> ChangeSet:
     result: ChangeSet | None = None
     seen_events = False
     w = _Window(chunks, pacer)
@@ -607,9 +672,22 @@ def _items(data: JSONObject, field: str) -> list[Change]:
     return out
 
 
-def fdv1_full(data: JSONValue) -> ChangeSet:
-    """An FDv1 ``{"flags": {...}, "segments": {...}}`` payload as a full transfer."""
+def fdv1_full(data: JSONValue, *, max_changes: int | None = None) -> ChangeSet:
+    """An FDv1 ``{"flags": {...}, "segments": {...}}`` payload as a full transfer.
+
+    Raises:
+        ProtocolError: the payload is not of that shape, or has more than
+            ``max_changes`` flags and segments (``Config.max_payload_changes``).
+    """
     body = _object(data, "FDv1 payload")
+    if max_changes is not None:
+        count = sum(
+            len(items)
+            for items in (body.get("flags"), body.get("segments"))
+            if isinstance(items, dict)
+        )
+        if count > max_changes:
+            raise over_limit("the payload", max_changes, changes=True)
     return ChangeSet(
         intent=IntentCode.TRANSFER_FULL,
         changes=(*_items(body, "flags"), *_items(body, "segments")),

@@ -27,6 +27,8 @@ from aioflags._core._json import parse
 from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
+from ._body import ACCEPT_ENCODING
+
 if sys.version_info < (3, 11):  # anyio's own dependency there
     from exceptiongroup import ExceptionGroup
 
@@ -148,7 +150,8 @@ async def send(
             "GET",
             url,
             params=params,
-            headers=headers,
+            # Only what ._body inflates in bounded steps (never br or zstd).
+            headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
             timeout=httpx.USE_CLIENT_DEFAULT if timeouts is None else timeouts,
         )
         response = await ctx.http.send(request, stream=True)

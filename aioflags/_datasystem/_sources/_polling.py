@@ -19,6 +19,7 @@ from aioflags._core._exceptions import ProtocolError
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
 
+from ._body import body_pieces, read_body
 from ._common import (
     HttpOutcome,
     check_source_options,
@@ -88,16 +89,21 @@ class _Requester:
             )
         if status == 304:
             return HttpOutcome(not_modified=True, fallback=fallback, environment_id=env)
+        limit = ctx.config.max_payload_bytes
         try:
             # FDv2: parsed one event at a time as the body arrives (the
-            # body is a ChangeSet then); FDv1: parsed whole.
+            # body is a ChangeSet then); FDv1: parsed whole. Either way no
+            # more than max_payload_bytes of it is read.
             if self.fdv2:
-                async with aclosing(text_chunks(response)) as chunks:
+                async with aclosing(text_chunks(response, limit)) as chunks:
                     body = await parse_fdv2_poll_stream(
-                        chunks, freeze_gc=ctx.config.gc_freeze
+                        chunks,
+                        freeze_gc=ctx.config.gc_freeze,
+                        max_changes=ctx.config.max_payload_changes,
                     )
             else:
-                body = await parse_json(await response.aread())
+                raw = await read_body(response, limit=limit, what="the body")
+                body = await parse_json(raw)
         except ProtocolError as exc:
             return HttpOutcome(
                 error=failure(ctx, self.what, self.url, exc)[0],
@@ -114,24 +120,29 @@ class _Requester:
         return HttpOutcome(body=body, fallback=fallback, environment_id=env)
 
 
-async def text_chunks(response: httpx.Response) -> AsyncGenerator[str, None]:
+async def text_chunks(
+    response: httpx.Response, limit: int
+) -> AsyncGenerator[str, None]:
     """A response's body as text, decoded strictly chunk by chunk as it arrives.
 
     Raises:
-        ProtocolError: the body is not UTF-8.
+        ProtocolError: the body is not UTF-8, or more than ``limit`` bytes
+            (``Config.max_payload_bytes``) once decompressed.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     start = 0  # where the bytes the decoder holds begin in the body
-    try:
-        async for chunk in response.aiter_bytes():
-            text = decoder.decode(chunk)
-            start += len(chunk) - len(decoder.getstate()[0])
-            if text:
-                yield text
-        text = decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        at = start + exc.start
-        raise ProtocolError(f"invalid UTF-8 at byte {at} ({exc.reason})") from None
+    pieces = body_pieces(response, limit=limit, what="the body")
+    async with aclosing(pieces):
+        try:
+            async for chunk in pieces:
+                text = decoder.decode(chunk)
+                start += len(chunk) - len(decoder.getstate()[0])
+                if text:
+                    yield text
+            text = decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            at = start + exc.start
+            raise ProtocolError(f"invalid UTF-8 at byte {at} ({exc.reason})") from None
     if text:
         yield text
 
@@ -148,7 +159,9 @@ def _change_set(
         change_set: ChangeSet = outcome.body  # parsed as it arrived
     else:
         try:
-            change_set = fdv1_full(outcome.body)
+            change_set = fdv1_full(
+                outcome.body, max_changes=ctx.config.max_payload_changes
+            )
         except ProtocolError as exc:
             return failure(ctx, requester.what, requester.url, exc)[0]
     requester.accept_etag()

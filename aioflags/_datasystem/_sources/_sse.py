@@ -16,18 +16,29 @@ ignored, and so is one that could not be sent back as ``Last-Event-ID``
 (anything but printable ASCII, or spaces at either end): the last good one
 stays. As with httpx-sse, a blank line dispatches an event when any field
 was set since the last one.
+
+A line, and an event's ``data`` lines together, may be at most
+``Config.max_payload_bytes`` long (an FDv1 ``put`` is the whole data set in
+one line): one that goes on past it raises :class:`ProtocolError` as soon as
+it does, with at most that much of it held. The body is read through
+:func:`._body.body_pieces`, decompressed in bounded pieces, with the event
+loop given a turn every few milliseconds.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import aclosing
-from typing import TYPE_CHECKING, AnyStr, Final, cast
+from typing import TYPE_CHECKING, AnyStr, Final
 
 from httpx_sse import ServerSentEvent
 
 from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
+from aioflags._datasystem._payloads import over_limit
+
+from ._body import body_pieces
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -46,22 +57,34 @@ class LineSplitter:
     """Splits a byte stream into strictly decoded lines, across chunk borders.
 
     Each chunk is cut after its last line end; the complete lines before it
-    are decoded and split in one go (C speed), the rest waits for the next
-    chunk without being copied again.
+    are decoded and split in one go (C speed), the rest waits in one buffer
+    for the line's end. A line longer than ``max_line`` bytes raises as soon
+    as that many bytes of it are held.
     """
 
-    __slots__ = ("_lines", "_partial", "_skip_lf")
+    __slots__ = ("_lines", "_max_line", "_partial", "_skip_lf")
 
-    def __init__(self) -> None:
-        self._partial: list[bytes] = []  # an unfinished line, in pieces
+    def __init__(self, max_line: int | None = None) -> None:
+        # An unfinished line, in one buffer: a list of the network's chunks
+        # cost the allocator several times their size (each was cut from a
+        # bigger read), and a line may be megabytes long.
+        self._partial = bytearray()
+        self._max_line = sys.maxsize if max_line is None else max_line
         self._skip_lf = False  # the last block ended in CR: drop a leading LF
         self._lines = 0  # lines returned so far (for error messages)
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep ``piece`` of an unfinished line, unless the line is then too long."""
+        if len(self._partial) + len(piece) > self._max_line:
+            raise over_limit("a stream line", self._max_line)
+        self._partial += piece
 
     def feed(self, chunk: bytes) -> list[str]:
         """The lines, without their ends, that ``chunk`` completes.
 
         Raises:
-            ProtocolError: a completed line is not valid UTF-8.
+            ProtocolError: a completed line is not valid UTF-8, or a line is
+                longer than ``max_line`` bytes.
         """
         if not chunk:
             return []
@@ -72,18 +95,23 @@ class LineSplitter:
         end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
         if not end:
             if chunk:
-                self._partial.append(chunk)
+                self._hold(chunk)
             return []
-        block = chunk[:end]
+        block: bytes | bytearray = chunk[:end]
         if self._partial:
-            block = b"".join((*self._partial, block))
-            self._partial = []
+            self._partial += block
+            block, self._partial = self._partial, bytearray()
+        # (A block no longer than the limit holds no line longer than it.)
+        if len(block) > self._max_line and any(
+            len(line) > self._max_line for line in _split(bytes(block))
+        ):
+            raise over_limit("a stream line", self._max_line)
         if end < len(chunk):
-            self._partial.append(chunk[end:])
+            self._hold(chunk[end:])
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = self._lines + len(_split(block[: exc.start]))
+            line = self._lines + len(_split(bytes(block[: exc.start])))
             raise ProtocolError(
                 f"invalid UTF-8 in stream line {line} ({exc.reason})"
             ) from None
@@ -101,13 +129,26 @@ def _split(text: AnyStr) -> list[AnyStr]:
 
 
 class _EventBuilder:
-    """Collects fields until a blank line dispatches them as one event."""
+    """Collects fields until a blank line dispatches them as one event.
 
-    __slots__ = ("_data", "_event", "_fresh", "_last_id", "_retry")
+    The ``data`` lines of one event may hold ``max_data`` characters together.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_data",
+        "_event",
+        "_fresh",
+        "_last_id",
+        "_max_data",
+        "_retry",
+        "_size",
+    )
+
+    def __init__(self, max_data: int | None = None) -> None:
         self._event = ""
         self._data: list[str] = []
+        self._size = 0  # the characters in _data
+        self._max_data = sys.maxsize if max_data is None else max_data
         self._last_id = ""  # kept across events, as the format requires
         self._retry: int | None = None
         self._fresh = False  # a field was seen since the last dispatch
@@ -123,6 +164,7 @@ class _EventBuilder:
                 retry=self._retry,
             )
             self._event, self._data, self._retry = "", [], None
+            self._size = 0
             self._fresh = False
             return sse
         if line.startswith(":"):  # a comment (keep-alive)
@@ -131,6 +173,9 @@ class _EventBuilder:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._size += len(value)
+            if self._size > self._max_data:
+                raise over_limit("a stream event", self._max_data)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -156,19 +201,23 @@ class _EventBuilder:
         return None
 
 
-async def aiter_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
+async def aiter_sse(
+    response: httpx.Response, *, max_bytes: int | None = None
+) -> AsyncGenerator[ServerSentEvent, None]:
     """The events in a streaming response's body.
 
+    ``max_bytes`` (``Config.max_payload_bytes``) bounds a line, and an
+    event's ``data`` lines together.
+
     Raises:
-        ProtocolError: a line is not valid UTF-8.
+        ProtocolError: a line is not valid UTF-8, or a line or an event is
+            over ``max_bytes``.
     """
-    splitter = LineSplitter()
-    builder = _EventBuilder()
+    splitter = LineSplitter(max_bytes)
+    builder = _EventBuilder(max_bytes)
     first = True
-    # httpx types aiter_bytes() as an iterator; it is an async generator, and
-    # closing it now (not when it is garbage collected) releases the body at once.
-    body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
-    async with aclosing(body) as chunks:
+    # Closed now (not when it is garbage collected): the body is released at once.
+    async with aclosing(body_pieces(response)) as chunks:
         async for chunk in chunks:
             for line in splitter.feed(chunk):
                 if first:

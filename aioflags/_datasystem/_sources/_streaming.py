@@ -2,8 +2,10 @@
 
 :func:`._common.send` opens the connection; the events are read by
 :mod:`._sse`, which decodes strictly (invalid UTF-8 is invalid data, never U+FFFD). Any
-:class:`ProtocolError` (bad bytes, JSON or fields) drops the connection and
-reconnects with backoff from the current basis, keeping the last good data.
+:class:`ProtocolError` (bad bytes, JSON or fields, or a line, event or
+payload over ``Config.max_payload_bytes`` or ``max_payload_changes``) drops
+the connection and reconnects with backoff from the current basis, keeping
+the last good data.
 
 Nothing is applied before ``payload-transferred``; an ``error`` event drops the
 pending changes; unknown events and object kinds are ignored; a reconnect
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 
     from httpx_sse import ServerSentEvent
 
+    from aioflags._core._settings import Settings
     from aioflags._datasystem._context import SourceContext
 
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
@@ -122,6 +125,8 @@ class _Stream:
         "fdv2",
         "last_event_id",
         "latched",
+        "max_bytes",
+        "max_changes",
         "read",
         "source",
         "url",
@@ -137,8 +142,12 @@ class _Stream:
         fdv2: bool,
         what: str,
         source: str,
+        config: Settings,
     ) -> None:
         self.url = url
+        #: ``Config.max_payload_bytes`` and ``max_payload_changes``.
+        self.max_bytes = config.max_payload_bytes
+        self.max_changes = config.max_payload_changes
         self.backoff = backoff
         self.read = read  # reads one connection's events
         self.fdv2 = fdv2
@@ -284,6 +293,7 @@ def _synchronizer(
             fdv2=fdv2,
             what=what,
             source=source,
+            config=ctx.config,
         )
         return _reconnecting(ctx, stream)
 
@@ -294,11 +304,13 @@ async def _fdv2_updates(
     response: httpx.Response, stream: _Stream, env: str | None
 ) -> AsyncGenerator[Update, None]:
     """One FDv2 connection's events, as updates (a payload at a time)."""
-    builder = ChangeSetBuilder()
+    builder = ChangeSetBuilder(
+        max_changes=stream.max_changes, max_bytes=stream.max_bytes
+    )
     # A payload of 100,000 events may arrive faster than it is parsed: yield
     # to the loop every few milliseconds.
     pacer = Pacer()
-    async with aclosing(aiter_sse(response)) as events:
+    async with aclosing(aiter_sse(response, max_bytes=stream.max_bytes)) as events:
         async for sse in events:
             if pacer.due():
                 await pacer.pause()
@@ -373,24 +385,24 @@ async def _fdv1_updates(
     response: httpx.Response, stream: _Stream, env: str | None
 ) -> AsyncGenerator[Update, None]:
     """One FDv1 connection's events: each put, patch or delete is an update."""
-    del stream  # FDv1 has no event ids, retry hints or directive
-    async with aclosing(aiter_sse(response)) as events:
+    # (FDv1 has no event ids, retry hints or directive: only the limits count.)
+    async with aclosing(aiter_sse(response, max_bytes=stream.max_bytes)) as events:
         async for sse in events:
-            change_set = await _fdv1_event(sse)
+            change_set = await _fdv1_event(sse, stream.max_changes)
             if change_set is not None:
                 yield Update(
                     state=SourceState.VALID, change_set=change_set, environment_id=env
                 )
 
 
-async def _fdv1_event(sse: ServerSentEvent) -> ChangeSet | None:
+async def _fdv1_event(sse: ServerSentEvent, max_changes: int) -> ChangeSet | None:
     """One FDv1 event; raises ProtocolError for data it cannot use."""
     name = sse.event
     if name == "put":
         body = await parse_json(sse.data)
         if not isinstance(body, dict):
             raise ProtocolError("put: data must be a JSON object")
-        return fdv1_full(body.get("data"))
+        return fdv1_full(body.get("data"), max_changes=max_changes)
     if name == "patch":
         return fdv1_patch(await parse_json(sse.data))
     if name == "delete":
