@@ -84,8 +84,8 @@ from ._client._blocking import running_library as _running_library
 from ._client._client import Client
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
+from ._client._ofcontext import ContextError, context_from
 from ._core._exceptions import ClientClosedError
-from ._evaluation._context import Context
 from ._evaluation._logonce import Occurrences
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from openfeature.track import TrackingEventDetails
 
     from ._core._json import JSONValue
+    from ._evaluation._context import Context
     from ._evaluation._results import EvaluationDetail
     from ._evaluation._snapshot import FlagSnapshot
 
@@ -121,7 +122,6 @@ _TYPED_DETAIL: Final[dict[str, _Typed]] = {
     "str": lambda s, key, ctx, default: s.string_variation_detail(key, ctx, default),
     "object": lambda s, key, ctx, default: s.json_variation_detail(key, ctx, default),
 }
-_RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 
 
 # ------------------------------------------------------------------ contexts
@@ -134,32 +134,6 @@ def _json(value: object) -> JSONValue:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [_json(v) for v in value]
     return value
-
-
-def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
-    if not isinstance(key, str) or not key:
-        raise TargetingKeyMissingError(
-            f"the {kind!r} context needs a targeting key (or a 'key' attribute)"
-        )
-    name = attributes.get("name")
-    anonymous = attributes.get("anonymous", False)
-    private = attributes.get("privateAttributes") or []
-    custom = {
-        k: _json(v)
-        for k, v in attributes.items()
-        if k not in _RESERVED and k not in ("name", "anonymous")
-    }
-    context = Context.create(
-        key,
-        kind,
-        name=name,
-        anonymous=anonymous,
-        attributes=custom,
-        private_attributes=private,
-    )
-    if not context.valid:
-        raise InvalidContextError(context.error)
-    return context
 
 
 def to_context(evaluation_context: EvaluationContext | None) -> Context:
@@ -177,29 +151,17 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         InvalidContextError: anything else LaunchDarkly would refuse.
     """
     key = evaluation_context.targeting_key if evaluation_context else None
-    attributes = dict(evaluation_context.attributes) if evaluation_context else {}
-    kind = attributes.get("kind", "user")
-    if kind != "multi":
-        if not isinstance(kind, str):
-            raise InvalidContextError("the 'kind' attribute must be a string")
-        return _single(kind, key or attributes.get("key"), attributes)
-    parts = []
-    for part_kind, part in attributes.items():
-        if part_kind == "kind":
-            continue
-        if not isinstance(part, Mapping):
-            raise InvalidContextError(
-                f"in a multi-kind context, attribute {part_kind!r} must be an object"
-            )
-        parts.append(
-            _single(part_kind, part.get("targetingKey") or part.get("key"), part)
-        )
-    if not parts:
-        raise InvalidContextError("a multi-kind context needs at least one kind")
-    context = Context.create_multi(*parts)
-    if not context.valid:
-        raise InvalidContextError(context.error)
-    return context
+    attributes = (
+        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
+        if evaluation_context
+        else {}
+    )
+    try:
+        return context_from(key, attributes)
+    except ContextError as exc:
+        if exc.code == "TARGETING_KEY_MISSING":
+            raise TargetingKeyMissingError(str(exc)) from None
+        raise InvalidContextError(str(exc)) from None
 
 
 # ------------------------------------------------------------------- reasons

@@ -1015,12 +1015,21 @@ class FlagSnapshot:
 
         Added in version 0.1.0.
         """
-        kind = detail.reason["kind"]
+        return self._openfeature_reason(key, detail.reason)
+
+    def _flag(self, key: str) -> CompiledFlag | None:
+        """The compiled flag ``key`` (None if absent or deleted), for OFREP."""
+        flag = self._flags.get(key)
+        return None if flag is None or flag.deleted else flag
+
+    def _openfeature_reason(self, key: str, reason: Mapping[str, Any]) -> str:
+        """:meth:`openfeature_reason` of a LaunchDarkly reason object."""
+        kind = reason["kind"]
         if kind == "OFF":
             return "DISABLED"
         flag = self._flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
         if kind == "RULE_MATCH":
-            rule = detail.reason.get("ruleIndex")
+            rule = reason.get("ruleIndex")
             if (
                 flag is not None
                 and isinstance(rule, int)

@@ -34,6 +34,7 @@ from aioflags._core._clock import wall_ms
 from . import _console as console
 from . import _wire as wire
 from ._host import RequestInfo
+from ._ofrep import OFREPHandler
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
@@ -64,6 +65,7 @@ BODY_TIMEOUT: Final = 30.0
 #: The scope key under which the pipeline hands its findings to the route.
 _INFO: Final = "aioflags.request"
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
+_OFREP: Final = "/ofrep/"
 
 
 class _TooLarge(Exception):
@@ -136,6 +138,7 @@ class ServiceApp:
 
     def __init__(self, server: Host) -> None:
         self._server = server
+        self._ofrep = OFREPHandler(server._ofrep, expose="all", cors=True)
         self._router = Router(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
@@ -144,6 +147,7 @@ class ServiceApp:
                 Route(FDV1_STREAM, _Raw(self._stream_endpoint)),
                 Route(EVENTS_BULK, self._events, methods=["POST"]),
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
+                Route("/ofrep/{rest:path}", _Raw(self._ofrep_endpoint)),
                 Route(console.PREFIX, _Raw(self._console_endpoint)),
                 Route(f"{console.PREFIX}/{{rest:path}}", _Raw(self._console_endpoint)),
             ],
@@ -200,6 +204,13 @@ class ServiceApp:
         if refused is not None:
             server._record(method, path, query, headers, connection, b"")
             await refused(scope, receive, send)
+            return
+        if path.startswith(_OFREP):
+            # OFREP bounds its own bodies and answers in its own words (400
+            # with an OFREP failure body and CORS headers a page can read).
+            server._record(method, path, query, headers, connection, b"")
+            info = RequestInfo(request_id, headers, query, b"", None)
+            await self._router({**scope, _INFO: info}, receive, send)
             return
         cap = _body_cap(path)
         declared = headers.get("content-length", "")
@@ -336,6 +347,9 @@ class ServiceApp:
             )
             return
         await _console_response(reply, extra)(scope, receive, send)
+
+    async def _ofrep_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._ofrep(scope, receive, send)  # type: ignore[arg-type]
 
     async def _stream_endpoint(
         self, scope: Scope, receive: Receive, send: Send

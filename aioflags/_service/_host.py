@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._console import Console
+    from ._ofrep import DataSource
 
 __all__ = ["ASGIApp", "Fault", "Host", "RecordedRequest", "RequestInfo"]
 
@@ -95,6 +96,7 @@ class Host(Protocol):
     url: str
     clock_skew: float
     _console: Console
+    _ofrep: DataSource
     _version: int
 
     @property

@@ -31,6 +31,7 @@ from . import _console as console
 from . import _wire as wire
 from ._host import Fault as Fault
 from ._host import RecordedRequest as RecordedRequest
+from ._ofrep import DataSource
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
@@ -187,6 +188,8 @@ class FlagServer:
         self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
         self._diagnostics: list[JSONObject] = []
         self._console = console.Console(host)
+        #: What OFREP evaluates: this server's flags, rebuilt when they change.
+        self._ofrep = DataSource(lambda: (self._version, self._objects()))
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
@@ -394,6 +397,7 @@ class FlagServer:
             pass  # that stream is ending
 
     def _push(self, fdv2: str, fdv1: str) -> None:
+        self._ofrep.notify()
         for subscriber in list(self._subscribers.values()):
             if subscriber.path != console.EVENTS:
                 self._offer(

@@ -1,0 +1,636 @@
+"""OFREP, the OpenFeature Remote Evaluation Protocol, as a plain ASGI app.
+
+``POST /ofrep/v1/evaluate/flags/{key}`` (one flag), ``POST
+/ofrep/v1/evaluate/flags`` (every exposed flag, with an ``ETag`` and a
+change stream announced in ``eventStreams``) and ``GET
+/ofrep/v1/event-stream`` (``refetchEvaluation`` on every data change), under
+whatever ``root_path`` the app is mounted at (../shared/ofrep.md is the
+contract). It needs no web framework: ``aioflags.ofrep.OFREPApp`` serves a
+running :class:`~aioflags.Client` with it, and ``aioflags serve`` its own
+flags (a :class:`Source` each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+
+import anyio
+
+from aioflags._client._ofcontext import ContextError, context_from
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+)
+from aioflags._datasystem._store import Store
+from aioflags._evaluation._context import Context
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Iterator, Mapping
+
+    from aioflags._core._json import JSONObject
+    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+    Scope = dict[str, Any]
+    Message = dict[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+
+__all__ = ["MAX_BODY", "DataSource", "OFREPHandler", "Request", "Source"]
+
+logger = logging.getLogger("aioflags.ofrep")
+
+#: The largest OFREP request body (a context is small; a bigger body is refused
+#: before it is buffered).
+MAX_BODY: Final = 64 * 1024
+#: Seconds between the change stream's comment lines (proxies keep it open).
+KEEPALIVE: Final = 15.0
+_PREFIX: Final = "/ofrep/v1"
+_SINGLE: Final = f"{_PREFIX}/evaluate/flags/"
+_BULK: Final = f"{_PREFIX}/evaluate/flags"
+_STREAM: Final = f"{_PREFIX}/event-stream"
+#: OFREP's reasons are OpenFeature's words only (the Python provider refuses
+#: any other); LaunchDarkly's own word stays in ``metadata.ldReason``.
+_OPENFEATURE_REASONS: Final = frozenset(
+    {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN"}
+)
+_JSON: Final = (b"content-type", b"application/json")
+
+
+class Source(Protocol):
+    """What OFREP evaluates: a client, or ``serve``'s own flags."""
+
+    def snapshot(self) -> FlagSnapshot:
+        """The current flag data."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether there is flag data to evaluate yet."""
+        ...
+
+    def version(self) -> int:
+        """A number that grows with every data change."""
+        ...
+
+    async def evaluate(self, key: str, context: Context) -> EvaluationDetail[Any]:
+        """Evaluate one flag as the source's own evaluation (events, hooks)."""
+        ...
+
+    async def changed(self, after: int) -> None:
+        """Return once :meth:`version` is past ``after``."""
+        ...
+
+
+class Request:
+    """What a ``context=`` callable sees of the request: headers, cookies, scope."""
+
+    __slots__ = ("cookies", "headers", "scope")
+
+    def __init__(self, scope: Scope) -> None:
+        #: The ASGI scope of the request.
+        self.scope: dict[str, Any] = scope
+        self.headers: Mapping[str, str] = _Headers(scope)
+        cookies: dict[str, str] = {}
+        raw = self.headers.get("cookie")
+        if raw:
+            try:
+                jar: SimpleCookie = SimpleCookie(raw)
+            except CookieError:
+                jar = SimpleCookie()
+            cookies = {name: morsel.value for name, morsel in jar.items()}
+        self.cookies: Mapping[str, str] = cookies
+
+
+class _Headers(dict[str, str]):
+    """Request headers by lower-case name; any case finds them."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(
+            (k.decode("latin-1").lower(), v.decode("latin-1"))
+            for k, v in scope.get("headers", [])
+        )
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+class _BadInput(Exception):
+    """A request OFREP answers with 400 and a failure body."""
+
+    def __init__(self, code: str, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {} if key is None else {"key": key}
+    body.update(errorCode=code, errorDetails=details)
+    return body
+
+
+def _tags(header: str | None) -> Iterator[str]:
+    """The entity tags of an ``If-None-Match`` header (weak ones as strong)."""
+    for part in (header or "").split(","):
+        tag = part.strip()
+        yield tag.removeprefix("W/")
+
+
+ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
+
+
+class OFREPHandler:
+    """The OFREP endpoints over one :class:`Source`.
+
+    ``expose``: ``"client-side"`` serves only flags LaunchDarkly marks for
+    client-side SDKs (any other key answers exactly as an unknown one);
+    ``"all"`` every flag. ``context``: a callable that derives the evaluated
+    context from the request instead of trusting its body. ``cors``: answer
+    CORS for loopback origins (``aioflags serve``; an app sets its own).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        context: ContextFn | None = None,
+        expose: Literal["client-side", "all"] = "client-side",
+        cors: bool = False,
+    ) -> None:
+        self._source = source
+        self._context_fn = context
+        self._client_side_only = expose == "client-side"
+        self._cors = cors
+        self._warned: set[str] = set()
+
+    # --------------------------------------------------------------- ASGI
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        method: str = scope["method"]
+        extra = self._cors_headers(scope)
+        if method == "OPTIONS":
+            await self._preflight(path, extra, send)
+            return
+        if path == _BULK:
+            allowed = "POST, OPTIONS"
+        elif path == _STREAM:
+            allowed = "GET, OPTIONS"
+        elif path.startswith(_SINGLE) and len(path) > len(_SINGLE):
+            allowed = "POST, OPTIONS"
+        else:
+            await _answer(
+                send, 404, _failure("GENERAL", "no such OFREP endpoint"), extra
+            )
+            return
+        if method not in allowed:
+            await _answer(
+                send,
+                405,
+                _failure("GENERAL", f"{method} is not allowed here"),
+                [*extra, (b"allow", allowed.encode())],
+            )
+            return
+        if path == _STREAM:
+            await self._stream(scope, receive, send, extra)
+        elif path == _BULK:
+            await self._bulk(scope, receive, send, extra)
+        else:
+            await self._single(path[len(_SINGLE) :], scope, receive, send, extra)
+
+    def _cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        if not self._cors:
+            return []
+        origin = _Headers(scope).get("origin")
+        if not origin or not _loopback_origin(origin):
+            return []
+        return [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-expose-headers", b"ETag"),
+            (b"vary", b"Origin"),
+        ]
+
+    async def _preflight(
+        self, path: str, extra: list[tuple[bytes, bytes]], send: Send
+    ) -> None:
+        known = path in (_BULK, _STREAM) or path.startswith(_SINGLE)
+        headers = [*extra, (b"allow", b"POST, GET, OPTIONS")]
+        if extra:
+            headers += [
+                (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
+                (
+                    b"access-control-allow-headers",
+                    b"content-type, if-none-match, authorization, x-api-key, "
+                    b"last-event-id",
+                ),
+                (b"access-control-max-age", b"600"),
+            ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204 if known else 404,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    # -------------------------------------------------------------- input
+    def _note(self, kind: str, details: str) -> None:
+        """One WARNING per kind of bad input; the rest at DEBUG."""
+        if kind in self._warned:
+            logger.debug("OFREP: refused a request: %s", details)
+            return
+        self._warned.add(kind)
+        logger.warning(
+            "OFREP: refused a request: %s (later ones of this kind are logged at DEBUG)",
+            details,
+        )
+
+    async def _read(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        """The request's ``context`` object (``{}`` when absent)."""
+        declared = _Headers(scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise anyio.EndOfStream
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
+            if not message.get("more_body", False):
+                break
+        if not body.strip():
+            return {}
+        try:
+            data = parse(bytes(body))
+        except ProtocolError as exc:
+            raise _BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise _BadInput("INVALID_CONTEXT", "the body must be a JSON object")
+        context = data.get("context", {})
+        if not isinstance(context, dict):
+            raise _BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
+        return context
+
+    async def _context(self, scope: Scope, ofrep: dict[str, Any]) -> Context:
+        if self._context_fn is not None:
+            try:
+                made: object = self._context_fn(Request(scope), ofrep)
+                if inspect.isawaitable(made):
+                    made = await made
+            except Exception as exc:  # noqa: BLE001 - the app's callable: a 400
+                raise _BadInput(
+                    "INVALID_CONTEXT", f"the context callable raised {exc!r}"
+                ) from None
+            if not isinstance(made, Context) or not made.valid:
+                raise _BadInput(
+                    "INVALID_CONTEXT",
+                    "the context callable did not return a valid aioflags.Context",
+                )
+            return made
+        try:
+            return context_from(ofrep.get("targetingKey"), ofrep)
+        except ContextError as exc:
+            raise _BadInput(exc.code, str(exc)) from None
+
+    async def _prepare(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra: list[Any],
+        key: str | None,
+    ) -> Context | None:
+        """The request's context, or None once a failure has been answered."""
+        try:
+            ofrep = await self._read(scope, receive)
+            context = await self._context(scope, ofrep)
+        except _BadInput as bad:
+            self._note(bad.code, bad.details)
+            await _answer(send, 400, _failure(bad.code, bad.details, key), extra)
+            return None
+        except anyio.EndOfStream:
+            return None
+        if not self._source.ready():
+            await _answer(
+                send,
+                503,
+                _failure("GENERAL", "the flag data has not arrived yet", key),
+                [*extra, (b"retry-after", b"1")],
+            )
+            return None
+        return context
+
+    # ------------------------------------------------------------- single
+    async def _single(
+        self,
+        raw_key: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        key = raw_key
+        context = await self._prepare(scope, receive, send, extra, key)
+        if context is None:
+            return
+        snapshot = self._source.snapshot()
+        flag = snapshot._flag(key)
+        if flag is None or (self._client_side_only and not flag.client_side):
+            await _answer(send, 404, _not_found(key), extra)
+            return
+        detail = await self._source.evaluate(key, context)
+        error = detail.reason.get("errorKind")
+        if error == "FLAG_NOT_FOUND":
+            await _answer(send, 404, _not_found(key), extra)
+            return
+        if error is not None:
+            code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
+            if error == "CLIENT_NOT_READY":
+                await _answer(
+                    send,
+                    503,
+                    _failure("GENERAL", "the flag data has not arrived yet", key),
+                    [*extra, (b"retry-after", b"1")],
+                )
+                return
+            await _answer(
+                send, 400, _failure(code, f"evaluation failed: {error}", key), extra
+            )
+            return
+        body = _success(
+            key,
+            detail.value,
+            detail.variation_index,
+            detail.reason,
+            flag.version,
+            snapshot,
+        )
+        await _answer(send, 200, body, extra)
+
+    # --------------------------------------------------------------- bulk
+    async def _bulk(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        context = await self._prepare(scope, receive, send, extra, None)
+        if context is None:
+            return
+        snapshot = self._source.snapshot()
+        state = snapshot.all_flags_state(
+            context, with_reasons=True, client_side_only=self._client_side_only
+        )
+        flags: list[dict[str, Any]] = []
+        entries = state.to_dict().get("$flagsState", {})
+        for key in sorted(entries):
+            flag = snapshot._flag(key)
+            if flag is None:
+                continue
+            entry = entries[key]
+            reason = entry.get("reason") or {"kind": "UNKNOWN"}
+            error = reason.get("errorKind")
+            if error is not None:
+                code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
+                flags.append(_failure(code, f"evaluation failed: {error}", key))
+                continue
+            flags.append(
+                _success(
+                    key,
+                    state.get_flag_value(key),
+                    entry.get("variation"),
+                    reason,
+                    flag.version,
+                    snapshot,
+                )
+            )
+        root: str = scope.get("root_path", "")
+        body = {
+            "flags": flags,
+            "metadata": {},
+            "eventStreams": [
+                {
+                    "type": "sse",
+                    "endpoint": {"requestUri": f"{root}{_STREAM}"},
+                    "inactivityDelaySec": 120,
+                }
+            ],
+        }
+        data = json.dumps(body, separators=(",", ":")).encode()
+        etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+        headers = [*extra, (b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+        if etag in _tags(_Headers(scope).get("if-none-match")):
+            await send(
+                {"type": "http.response.start", "status": 304, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _send_json(send, 200, data, headers)
+
+    # ------------------------------------------------------------- stream
+    async def _stream(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        last = _Headers(scope).get("last-event-id", "")
+        seen = int(last) if last.isdigit() else None
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    *extra,
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        async with anyio.create_task_group() as tg:
+
+            async def until_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_disconnect)
+            version = self._source.version()
+            if seen is not None and seen < version:
+                await send(_refetch(version))
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b": connected\n\n",
+                    "more_body": True,
+                }
+            )
+            while True:
+                with anyio.move_on_after(KEEPALIVE) as waited:
+                    await self._source.changed(version)
+                if waited.cancelled_caught:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b": keep-alive\n\n",
+                            "more_body": True,
+                        }
+                    )
+                    continue
+                version = self._source.version()  # a burst is one event
+                await send(_refetch(version))
+
+
+def _loopback_origin(origin: str) -> bool:
+    """Whether a browser ``Origin`` is a page on this machine (any scheme and port)."""
+    _, _, rest = origin.partition("://")
+    host = (
+        rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
+    )
+    return host in ("localhost", "127.0.0.1", "[::1]")
+
+
+def _not_found(key: str) -> dict[str, Any]:
+    return _failure("FLAG_NOT_FOUND", f"no flag {key!r}", key)
+
+
+def _success(
+    key: str,
+    value: Any,
+    variation: object,
+    reason: Mapping[str, Any],
+    version: int,
+    snapshot: FlagSnapshot,
+) -> dict[str, Any]:
+    word = snapshot._openfeature_reason(key, reason)
+    body: dict[str, Any] = {
+        "key": key,
+        "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
+        "metadata": {"version": version, "ldReason": str(reason.get("kind"))},
+    }
+    if isinstance(variation, int) and not isinstance(variation, bool):
+        body["value"] = value
+        body["variant"] = str(variation)
+    return body
+
+
+def _refetch(version: int) -> Message:
+    data = json.dumps(
+        {
+            "type": "refetchEvaluation",
+            "etag": f'"{version}"',
+            "lastModified": int(time.time()),  # noqa: TID251 - a wall-clock date for the page
+        },
+        separators=(",", ":"),
+    )
+    text = f"id: {version}\nevent: message\ndata: {data}\n\n"
+    return {"type": "http.response.body", "body": text.encode(), "more_body": True}
+
+
+async def _answer(
+    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+) -> None:
+    await _send_json(send, status, json.dumps(body).encode(), extra)
+
+
+async def _send_json(
+    send: Send, status: int, data: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *extra,
+                _JSON,
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+class DataSource:
+    """A :class:`Source` over raw flag data (``aioflags serve``'s): no client.
+
+    ``data()`` gives the data's version and its objects; the snapshot is
+    rebuilt when the version moved, so the very next request after a change
+    sees it. ``notify()`` is called on every change (it wakes the streams).
+    Evaluations record nothing: the service has no analytics of its own.
+    """
+
+    def __init__(
+        self, data: Callable[[], tuple[int, list[tuple[str, JSONObject]]]]
+    ) -> None:
+        self._data = data
+        self._built: tuple[int, FlagSnapshot] | None = None
+        self._changed: anyio.Event | None = None
+
+    def version(self) -> int:
+        return self._data()[0]
+
+    def ready(self) -> bool:
+        return True
+
+    def snapshot(self) -> FlagSnapshot:
+        version, objects = self._data()
+        if self._built is None or self._built[0] != version:
+            store = Store()
+            store.apply_now(
+                ChangeSet(
+                    intent=IntentCode.TRANSFER_FULL,
+                    changes=tuple(
+                        Change(
+                            action=ChangeKind.PUT,
+                            kind=ObjectKind(kind),
+                            key=str(obj.get("key")),
+                            version=int(obj.get("version") or 0),
+                            obj=obj,
+                        )
+                        for kind, obj in objects
+                    ),
+                )
+            )
+            self._built = (version, store.snapshot)
+        return self._built[1]
+
+    async def evaluate(self, key: str, context: Context) -> EvaluationDetail[Any]:
+        return self.snapshot().variation_detail(key, context, None)
+
+    def notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def changed(self, after: int) -> None:
+        while self.version() <= after:
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()

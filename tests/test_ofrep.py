@@ -1,0 +1,415 @@
+"""OFREP: the protocol as ../shared/ofrep.md has it, by hand and with OpenFeature's real provider.
+
+Against ``aioflags serve`` (its FlagServer) and against ``OFREPApp`` mounted in
+a Starlette app under uvicorn, evaluated by a running client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from openfeature import api
+from openfeature.contrib.provider.ofrep import OFREPProvider
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import aioflags
+from aioflags import Client, Context
+from aioflags.ofrep import OFREPApp, Request
+from aioflags.testing import FlagServer
+
+CLIENT_SIDE = {"clientSideAvailability": {"usingEnvironmentId": True}}
+BANNER = {
+    "on": True,
+    "variations": ["red", "blue"],
+    "fallthrough": {"variation": 0},
+    "offVariation": 1,
+    "rules": [
+        {
+            "id": "r",
+            "variation": 1,
+            "clauses": [
+                {"attribute": "plan", "op": "in", "values": ["pro"], "negate": False}
+            ],
+        }
+    ],
+    **CLIENT_SIDE,
+}
+LIMIT = {
+    "on": True,
+    "variations": [10, 20],
+    "fallthrough": {"variation": 1},
+    **CLIENT_SIDE,
+}
+SECRET = {"on": True, "variations": [True, False], "fallthrough": {"variation": 0}}
+FLAGS = {"banner": BANNER, "limit": LIMIT, "server-only": SECRET}
+U1 = {"context": {"targetingKey": "u1"}}
+GUARD = 30  # a guard against a hang, never a timing the test relies on
+
+
+# ------------------------------------------------------------------ by hand
+@pytest.mark.asyncio
+async def test_single_answers_value_variant_reason_and_metadata() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {
+            "key": "banner",
+            "value": "red",
+            "variant": "0",
+            "reason": "DEFAULT",
+            "metadata": {"version": 1, "ldReason": "FALLTHROUGH"},
+        }
+        pro = {"context": {"targetingKey": "u2", "plan": "pro"}}
+        answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=pro)
+        assert answer.json()["value"] == "blue"
+        assert answer.json()["reason"] == "TARGETING_MATCH"
+        answer = await http.post("/ofrep/v1/evaluate/flags/limit", json=U1)
+        assert answer.json()["reason"] == "STATIC"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "INVALID_CONTEXT"),
+        (b"[1]", 400, "INVALID_CONTEXT"),
+        (b'{"context": 3}', 400, "INVALID_CONTEXT"),
+        (b'{"context": {}}', 400, "TARGETING_KEY_MISSING"),
+        (b'{"context": {"targetingKey": "u", "kind": "kind"}}', 400, "INVALID_CONTEXT"),
+        (b'{"context": {"kind": "multi"}}', 400, "INVALID_CONTEXT"),
+        (b"[" * 100_000, 400, "GENERAL"),  # over 64 KiB
+    ],
+)
+@pytest.mark.asyncio
+async def test_bad_input_is_a_400_with_an_ofrep_failure_body(
+    body: bytes, status: int, code: str
+) -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for path in ("/ofrep/v1/evaluate/flags/banner", "/ofrep/v1/evaluate/flags"):
+            answer = await http.post(path, content=body)
+            assert answer.status_code == status
+            failure = answer.json()
+            assert failure["errorCode"] == code
+            assert isinstance(failure["errorDetails"], str)
+        assert (await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)).is_success
+
+
+@pytest.mark.asyncio
+async def test_a_large_body_is_refused_without_being_read() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+
+        async def endless() -> AsyncIterator[bytes]:
+            for _ in range(16):  # 1 MiB, chunked: no Content-Length
+                yield b" " * 65536
+
+        answer = await http.post("/ofrep/v1/evaluate/flags", content=endless())
+        assert answer.status_code == 400 and answer.json()["errorCode"] == "GENERAL"
+
+
+@pytest.mark.asyncio
+async def test_unknown_flags_and_wrong_methods() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        answer = await http.post("/ofrep/v1/evaluate/flags/nope", json=U1)
+        assert answer.status_code == 404
+        assert answer.json() == {
+            "key": "nope",
+            "errorCode": "FLAG_NOT_FOUND",
+            "errorDetails": "no flag 'nope'",
+        }
+        answer = await http.get("/ofrep/v1/evaluate/flags")
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.asyncio
+async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        bulk = "/ofrep/v1/evaluate/flags"
+        first = await http.post(bulk, json=U1)
+        assert first.status_code == 200
+        body = first.json()
+        assert [f["key"] for f in body["flags"]] == ["banner", "limit", "server-only"]
+        assert body["eventStreams"] == [
+            {
+                "type": "sse",
+                "endpoint": {"requestUri": "/ofrep/v1/event-stream"},
+                "inactivityDelaySec": 120,
+            }
+        ]
+        tag = first.headers["etag"]
+        again = await http.post(
+            bulk, json=U1, headers={"if-none-match": f'W/{tag}, "x"'}
+        )
+        assert again.status_code == 304 and again.headers["etag"] == tag
+        other = await http.post(
+            bulk,
+            json={"context": {"targetingKey": "u9", "plan": "pro"}},
+            headers={"if-none-match": tag},
+        )
+        assert other.status_code == 200 and other.headers["etag"] != tag
+        server.set_flag(
+            "limit", {**LIMIT, "on": False}
+        )  # seen by the very next request
+        changed = await http.post(bulk, json=U1, headers={"if-none-match": tag})
+        assert changed.status_code == 200
+        limit = next(f for f in changed.json()["flags"] if f["key"] == "limit")
+        # Off with no off variation: no value, no variant (the code default).
+        assert limit["reason"] == "DISABLED" and "value" not in limit
+
+
+@pytest.mark.asyncio
+async def test_cors_for_loopback_pages_only() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        page = {
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "POST",
+        }
+        preflight = await http.options("/ofrep/v1/evaluate/flags", headers=page)
+        assert preflight.status_code == 204
+        assert (
+            preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+        )
+        assert "if-none-match" in preflight.headers["access-control-allow-headers"]
+        answer = await http.post("/ofrep/v1/evaluate/flags", json=U1, headers=page)
+        assert answer.headers["access-control-expose-headers"] == "ETag"
+        foreign = {"origin": "https://evil.example"}
+        answer = await http.post("/ofrep/v1/evaluate/flags", json=U1, headers=foreign)
+        assert "access-control-allow-origin" not in answer.headers
+
+
+@pytest.mark.asyncio
+async def test_the_change_stream_says_refetch_on_every_change() -> None:
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=GUARD) as http,
+        http.stream(
+            "GET", "/ofrep/v1/event-stream", headers={"last-event-id": "0"}
+        ) as stream,
+    ):
+        assert stream.headers["content-type"] == "text/event-stream"
+        lines = stream.aiter_lines()
+        with anyio.fail_after(GUARD):
+            # Behind (0 < 1): one event at once.
+            assert await anext(lines) == "id: 1"
+            assert await anext(lines) == "event: message"
+            data = json.loads((await anext(lines)).removeprefix("data: "))
+            assert data["type"] == "refetchEvaluation"
+            server.set_flag("limit", {**LIMIT, "on": False})
+            while await anext(lines) != "id: 2":
+                pass
+            assert await anext(lines) == "event: message"
+
+
+# ------------------------------------------- OpenFeature's Python provider
+def _resolve(
+    base_url: str, domain: str, calls: list[tuple[str, str, Any, dict[str, Any]]]
+) -> list[Any]:
+    """Evaluate through OpenFeature's OFREP provider (blocking: run on a thread)."""
+    api.set_provider(OFREPProvider(base_url, timeout=GUARD), domain)
+    client = api.get_client(domain)
+    results = []
+    for kind, key, default, attributes in calls:
+        ctx = EvaluationContext(attributes.pop("targetingKey", None), attributes)
+        method = getattr(client, f"get_{kind}_details")
+        results.append(method(key, default, ctx))
+    return results
+
+
+def _fresh(
+    calls: list[tuple[str, str, Any, dict[str, Any]]],
+) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """The calls with attribute dicts of their own (_resolve pops from them)."""
+    return [(kind, key, default, dict(attrs)) for kind, key, default, attrs in calls]
+
+
+CALLS: list[tuple[str, str, Any, dict[str, Any]]] = [
+    ("string", "banner", "grey", {"targetingKey": "u1"}),
+    ("string", "banner", "grey", {"targetingKey": "u2", "plan": "pro"}),
+    ("integer", "limit", 0, {"targetingKey": "u1"}),
+    ("string", "nope", "grey", {"targetingKey": "u1"}),
+    ("boolean", "limit", False, {"targetingKey": "u1"}),  # a type mismatch
+]
+
+
+def _check(results: list[Any]) -> None:
+    red, blue, limit, missing, mismatch = results
+    assert (red.value, red.variant, red.reason) == ("red", "0", Reason.DEFAULT)
+    assert (blue.value, blue.reason) == ("blue", Reason.TARGETING_MATCH)
+    assert (limit.value, limit.reason) == (20, Reason.STATIC)
+    assert limit.flag_metadata == {"version": 1, "ldReason": "FALLTHROUGH"}
+    assert (missing.value, missing.error_code) == ("grey", ErrorCode.FLAG_NOT_FOUND)
+    assert (mismatch.value, mismatch.error_code) == (False, ErrorCode.TYPE_MISMATCH)
+
+
+@pytest.mark.asyncio
+async def test_the_python_provider_against_the_flag_service() -> None:
+    async with FlagServer(FLAGS) as server:
+        results = await anyio.to_thread.run_sync(
+            _resolve,
+            server.url,
+            "ofrep-serve",
+            _fresh(CALLS),
+        )
+        _check(results)
+        server.set_flag("banner", {**BANNER, "on": False})
+        [off] = await anyio.to_thread.run_sync(
+            _resolve,
+            server.url,
+            "ofrep-serve",
+            [("string", "banner", "grey", {"targetingKey": "u1"})],
+        )
+        assert (off.value, off.reason) == ("blue", Reason.DISABLED)
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_app(app: Starlette) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1; yields its URL."""
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            yield f"http://127.0.0.1:{port}"
+            server.should_exit = True
+    finally:
+        sock.close()
+
+
+def _session_context(request: Request, ofrep: dict[str, Any]) -> Context:
+    """The app's own idea of who asks: its session cookie, not the body."""
+    return Context.create(
+        request.cookies.get("session", "anonymous"), attributes={"plan": "pro"}
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_python_provider_against_an_ofrep_app_under_uvicorn() -> None:
+    async with FlagServer(FLAGS) as flags:
+        config = flags.config(diagnostic_opt_out=True)
+        async with Client(config) as client:
+            app = Starlette(routes=[Mount("/flags", OFREPApp(client))])
+            async with uvicorn_app(app) as url:
+                base = f"{url}/flags"
+                results = await anyio.to_thread.run_sync(
+                    _resolve,
+                    base,
+                    "ofrep-app",
+                    _fresh(CALLS),
+                )
+                _check(results)
+                # expose="client-side": a server-only flag is an unknown flag.
+                async with httpx.AsyncClient(base_url=base) as http:
+                    hidden = await http.post(
+                        "/ofrep/v1/evaluate/flags/server-only", json=U1
+                    )
+                    unknown = await http.post("/ofrep/v1/evaluate/flags/nope", json=U1)
+                    assert hidden.status_code == unknown.status_code == 404
+                    assert hidden.content == unknown.content.replace(
+                        b"nope", b"server-only"
+                    )
+                    bulk = await http.post("/ofrep/v1/evaluate/flags", json=U1)
+                    assert "server-only" not in [f["key"] for f in bulk.json()["flags"]]
+                    assert bulk.json()["eventStreams"][0]["endpoint"] == {
+                        "requestUri": "/flags/ofrep/v1/event-stream"
+                    }
+                # A change reaches the app's client, then the provider.
+                changed = anyio.Event()
+                client.add_handler(
+                    aioflags.ProviderEvent.CONFIGURATION_CHANGED,
+                    lambda _: changed.set(),
+                )
+                flags.set_flag("limit", {**LIMIT, "fallthrough": {"variation": 0}})
+                with anyio.fail_after(GUARD):
+                    await changed.wait()
+                [limit] = await anyio.to_thread.run_sync(
+                    _resolve,
+                    base,
+                    "ofrep-app",
+                    [("integer", "limit", 0, {"targetingKey": "u1"})],
+                )
+                assert limit.value == 10
+            await client.flush()
+        # Single evaluations are the client's own: summarised for the service.
+        events = await flags.wait_for_events(kind="summary")
+        counted = {key for e in events for key in e.get("features", {})}
+        assert {"banner", "limit"} <= counted
+
+
+@pytest.mark.asyncio
+async def test_context_callable_overrides_the_body() -> None:
+    async with (
+        FlagServer(FLAGS) as flags,
+        Client(flags.config(send_events=False)) as client,
+    ):
+        app = Starlette(
+            routes=[
+                Mount("/", OFREPApp(client, context=_session_context, expose="all"))
+            ]
+        )
+        async with uvicorn_app(app) as url, httpx.AsyncClient(base_url=url) as http:
+            answer = await http.post(
+                "/ofrep/v1/evaluate/flags/banner",
+                json={"context": {"targetingKey": "u1", "plan": "free"}},
+                headers={"cookie": "session=alice"},
+            )
+            assert answer.json()["value"] == "blue"  # the app's plan, not the body's
+            assert (
+                await http.post("/ofrep/v1/evaluate/flags/server-only", json=U1)
+            ).is_success
+
+
+@pytest.mark.asyncio
+async def test_a_client_without_data_answers_503_with_retry_after() -> None:
+    async with FlagServer(FLAGS) as flags:
+        flags.fail("/sdk/poll", hang=True)
+        flags.fail("/sdk/stream", hang=True)
+        client = Client(flags.config(send_events=False, ready_timeout=0))
+        async with client:
+            app = OFREPApp(client)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://app"
+            ) as http:
+                answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)
+                assert answer.status_code == 503
+                assert answer.headers["retry-after"] == "1"
+                assert answer.json()["errorCode"] == "GENERAL"
+
+
+def test_a_bad_expose_is_refused_at_once() -> None:
+    config = aioflags.Config("k", send_events=False)
+    with pytest.raises(aioflags.ConfigurationError, match='"client-side" or "all"'):
+        OFREPApp(Client(config), expose="server")  # type: ignore[arg-type]
