@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from openfeature import api
 from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
@@ -290,15 +294,37 @@ async def test_the_python_provider_against_the_flag_service() -> None:
         assert (off.value, off.reason) == ("blue", Reason.DISABLED)
 
 
+def test_the_python_provider_against_an_aioflags_serve_process(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flags": FLAGS}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
+        _check(_resolve(url, "ofrep-process", _fresh(CALLS)))
+    finally:
+        process.terminate()
+        process.communicate(timeout=GUARD)
+
+
 @contextlib.asynccontextmanager
-async def uvicorn_app(app: Starlette) -> AsyncIterator[str]:
+async def uvicorn_app(app: Starlette | FastAPI) -> AsyncIterator[str]:
     """``app`` served by uvicorn on 127.0.0.1; yields its URL."""
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+        )
+    )
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve, [sock])
@@ -316,11 +342,14 @@ def _session_context(request: Request, ofrep: dict[str, Any]) -> Context:
 
 
 @pytest.mark.asyncio
-async def test_the_python_provider_against_an_ofrep_app_under_uvicorn() -> None:
+async def test_the_python_provider_against_an_ofrep_app_in_fastapi_under_uvicorn() -> (
+    None
+):
     async with FlagServer(FLAGS) as flags:
         config = flags.config(diagnostic_opt_out=True)
         async with Client(config) as client:
-            app = Starlette(routes=[Mount("/flags", OFREPApp(client))])
+            app = FastAPI()
+            app.mount("/flags", OFREPApp(client))
             async with uvicorn_app(app) as url:
                 base = f"{url}/flags"
                 results = await anyio.to_thread.run_sync(
@@ -413,3 +442,33 @@ def test_a_bad_expose_is_refused_at_once() -> None:
     config = aioflags.Config("k", send_events=False)
     with pytest.raises(aioflags.ConfigurationError, match='"client-side" or "all"'):
         OFREPApp(Client(config), expose="server")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_change_stream_ends_once_its_client_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("aioflags._service._ofrep.KEEPALIVE", 0.05)
+    started, stop = anyio.Event(), anyio.Event()
+    clients: list[Client] = []
+
+    async def run_client(config: aioflags.Config) -> None:
+        async with Client(config) as client:  # in a task of its own: closed on stop
+            clients.append(client)
+            started.set()
+            await stop.wait()
+
+    async with FlagServer(FLAGS) as flags, anyio.create_task_group() as tg:
+        tg.start_soon(run_client, flags.config(send_events=False))
+        await started.wait()
+        async with (
+            uvicorn_app(OFREPApp(clients[0])) as url,  # type: ignore[arg-type]
+            httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
+            http.stream("GET", "/ofrep/v1/event-stream") as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": connected"
+            stop.set()  # the client closes
+            with anyio.fail_after(GUARD):
+                rest = [line async for line in lines]
+            assert all(line in ("", ": keep-alive") for line in rest)

@@ -496,6 +496,11 @@ class OFREPHandler:
                 with anyio.move_on_after(KEEPALIVE) as waited:
                     await self._source.changed(version)
                 if waited.cancelled_caught:
+                    if not self._source.ready():
+                        # The client closed (or lost its data): end the stream.
+                        await send({"type": "http.response.body", "body": b""})
+                        tg.cancel_scope.cancel()
+                        return
                     await send(
                         {
                             "type": "http.response.body",
