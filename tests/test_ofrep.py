@@ -472,3 +472,31 @@ async def test_a_change_stream_ends_once_its_client_closes(
             with anyio.fail_after(GUARD):
                 rest = [line async for line in lines]
             assert all(line in ("", ": keep-alive") for line in rest)
+
+
+@pytest.mark.asyncio
+async def test_a_single_evaluation_runs_the_client_s_hooks_a_bulk_one_does_not() -> (
+    None
+):
+    seen: list[str] = []
+
+    class Seen(aioflags.Hook):
+        def after_evaluation(
+            self,
+            series_context: aioflags.EvaluationSeriesContext,
+            data: Any,
+            detail: Any,
+        ) -> Any:
+            seen.append(series_context.key)
+            return data
+
+    async with (
+        FlagServer(FLAGS) as flags,
+        Client(flags.config(send_events=False, hooks=[Seen()])) as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=OFREPApp(client)), base_url="http://app"
+        ) as http,
+    ):
+        assert (await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)).is_success
+        assert (await http.post("/ofrep/v1/evaluate/flags", json=U1)).is_success
+    assert seen == ["banner"]

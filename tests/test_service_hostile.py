@@ -418,6 +418,7 @@ sys.modules["starlette"] = None  # as if the service extra were not installed
 sys.modules["hypercorn"] = None
 import anyio
 from aioflags.testing import FakeClock, FlagData, FlagServer
+from aioflags.ofrep import OFREPApp  # a plain ASGI app: no framework needed
 
 async def main():
     try:
