@@ -154,7 +154,8 @@ def load_flag_files(
             raise FlagFileError(
                 f"{path}: a flag file must be an object with flags, flagValues or segments"
             )
-        unknown = set(data) - {"flags", "flagValues", "segments"}
+        # "$schema": where editors find the JSON Schema (flagfile.schema.json).
+        unknown = set(data) - {"flags", "flagValues", "segments", "$schema"}
         if unknown:
             raise FlagFileError(f"{path}: unknown top-level keys {sorted(unknown)}")
         for field, target in (

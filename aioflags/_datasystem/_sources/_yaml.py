@@ -1,10 +1,10 @@
 """YAML flag files read as JSON written in YAML: YAML 1.2's core schema, keys as text.
 
-PyYAML alone reads YAML 1.1, where ``on``, ``off``, ``yes``, ``no``, ``y``
-and ``n`` are booleans: LaunchDarkly's flag JSON written as YAML
+PyYAML alone reads YAML 1.1, where ``on``, ``off``, ``yes`` and ``no`` are
+booleans (in any case): LaunchDarkly's flag JSON written as YAML
 (``on: true``) would have a key ``True`` instead of ``"on"``. This loader
-reads YAML 1.2's core schema, as LaunchDarkly's own YAML flag files are
-read: ``true``/``false`` (and ``True``, ``TRUE``, ``False``, ``FALSE``) are
+reads YAML 1.2's core schema (YAML's version since 2009) instead:
+``true``/``false`` (and ``True``, ``TRUE``, ``False``, ``FALSE``) are
 the only booleans, ``null``/``~``/nothing the only null; integers are
 decimal, ``0o`` octal or ``0x`` hex (``0777`` is 777); anything else plain
 is a string (``2024-01-01``, ``1_000``, ``1:30`` included).
