@@ -343,8 +343,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser(
         "validate",
         help="check flag files; exit 1 if anything is wrong",
-        description="Load flag files as DataSystem.file() and `serve` do, compile "
-        "every flag and segment, and say what is wrong with each.",
+        description="Load flag files as DataSystem.file(), `serve` and `eval "
+        "--file` do (the same loader), compile every flag and segment, and say "
+        "what is wrong with each.",
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
 

@@ -9,12 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aioflags import (
     Client,
@@ -608,3 +611,41 @@ def test_a_broken_yaml_file_is_named_with_its_line_by_every_entry_point(
     assert said in anyio.run(status_message)
     assert main(["eval", "f", "--context", "u1", "--file", str(path)]) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "FATAL"
+
+
+#: Pieces of YAML (and JSON) that make the loader's corners: structure,
+#: YAML 1.1 booleans, number forms, tags, anchors, merges, documents.
+PIECES = (
+    *("flags:", "flagValues:", "segments:", "\n", "  ", "- ", ": ", ", ", "? "),
+    *("on", "off", "yes", "No", "true", "123", "1.10", "0o7", "0x1F", "1e999"),
+    *("~", "null", ".inf", ".NaN", "2024-01-01", "1:30", "<<", "&a ", "*a"),
+    *("!!set ", "!!binary ", "!!int ", "!!bool ", "!x ", "!!str ", "!!omap "),
+    *("{", "}", "[", "]", "'", '"', "#", "|", ">", "---\n", "\t", "\x00", "é"),
+)  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=40).map("".join),
+    st.sampled_from([".yaml", ".json"]),
+)
+def test_any_flag_file_loads_as_json_or_fails_naming_the_file(
+    text: str, suffix: str
+) -> None:
+    """Never an internal exception: JSON with string keys, or a FlagFileError naming the file."""
+    refused = ""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"flags{suffix}"
+        path.write_text(text)
+        try:
+            flags, segments = load_flag_files(path)
+        except FlagFileError as exc:
+            refused = str(exc)
+    if refused:
+        assert refused.startswith(f"{path}:") and "\n" not in refused, refused
+        return
+    # What the file source and `serve` do next: version by canonical JSON.
+    versions = ContentVersions()
+    versions.stamp("flag", flags)
+    versions.stamp("segment", segments)
+    json.dumps([flags, segments], sort_keys=True, allow_nan=False)
