@@ -7,6 +7,7 @@
 - ``validate FILE...``: check flag files and say what is wrong, exit 1 if anything is.
 - ``eval FLAG --context JSON``: evaluate one flag from flag files or the flag
   service, and print the value, the variation and the reason as JSON.
+- ``schema``: print the JSON Schema of flag files (for editors).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ipaddress
 import json
 import logging
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -341,10 +343,19 @@ def _parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser(
         "validate",
         help="check flag files; exit 1 if anything is wrong",
-        description="Load flag files as DataSystem.file() and `serve` do, compile "
-        "every flag and segment, and say what is wrong with each.",
+        description="Load flag files as DataSystem.file(), `serve` and `eval "
+        "--file` do (the same loader), compile every flag and segment, and say "
+        "what is wrong with each.",
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
+
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of flag files (for editors)",
+        description="Print the JSON Schema of flag files (flagfile.schema.json, "
+        "shipped in the package): save it, and point your editor at it for "
+        "completion and checks as you type.",
+    )
 
     cmd = commands.add_parser(
         "eval",
@@ -379,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.command == "validate":
         return validate(args.files)
+    if args.command == "schema":
+        schema = resources.files("aioflags").joinpath("flagfile.schema.json")
+        print(schema.read_text("utf-8"), end="")
+        return 0
     if args.command == "eval":
         try:
             context = _context(args.context)

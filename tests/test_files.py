@@ -9,12 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aioflags import (
     Client,
@@ -116,16 +119,17 @@ def test_loader_warns_about_variation_indexes_out_of_range(
     assert detail.value == "d" and detail.reason["errorKind"] == "MALFORMED_FLAG"
 
 
-def test_yaml_needs_the_extra_or_works(tmp_path: Path) -> None:
+def test_yaml_needs_the_extra_or_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "flags.yaml"
     path.write_text("flagValues:\n  v: 7\n")
-    try:
-        import yaml  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        with pytest.raises(FlagFileError, match=r"aioflags\[yaml\]"):
-            load_flag_files(path)
-    else:
-        assert load_flag_files(path)[0]["v"]["variations"] == [7]
+    assert load_flag_files(path)[0]["v"]["variations"] == [7]
+    # Without PyYAML (an extra), the error says how to install it.
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    monkeypatch.delitem(sys.modules, "aioflags._datasystem._sources._yaml")
+    with pytest.raises(FlagFileError, match=r"pip install 'aioflags\[yaml\]'"):
+        load_flag_files(path)
 
 
 @pytest.mark.asyncio
@@ -406,3 +410,242 @@ def test_serve_reports_a_bad_file_and_exits_2(
         main(["serve", str(write(tmp_path / "bad.json", [1])), "--host", "localhost"])
         == 2
     )
+
+
+# ---------------------------------------------------------------- YAML as written
+#: LaunchDarkly's flag JSON written as YAML the way people write it: ``on``,
+#: ``off``, ``yes`` and ``no`` unquoted, keys that look like numbers, a date.
+#: PyYAML alone reads YAML 1.1, where ``on: true`` is ``{True: True}``.
+NATURAL_YAML = """\
+# LaunchDarkly flag JSON, written as YAML
+flags:
+  new-checkout:
+    on: true
+    variations: [true, false]
+    offVariation: 1
+    fallthrough: {variation: 0}
+  dark-mode:
+    on: false
+    variations: [on, off]
+    offVariation: 1
+    fallthrough:
+      variation: 0
+flagValues:
+  yes: no
+  on: off
+  123: one-two-three
+  1.10: ten
+  launch: 2024-01-01
+"""
+#: What each flag evaluates to, whichever way the file is read.
+NATURAL_VALUES: dict[str, Any] = {
+    "new-checkout": True,
+    "dark-mode": "off",
+    "yes": "no",
+    "on": "off",
+    "123": "one-two-three",
+    "1.10": "ten",
+    "launch": "2024-01-01",
+}
+
+
+@pytest.fixture
+def natural_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "flags.yaml"
+    path.write_text(NATURAL_YAML)
+    return path
+
+
+def test_yaml_flag_files_mean_what_they_say(natural_yaml: Path) -> None:
+    flags, _ = load_flag_files(natural_yaml)
+    assert set(flags) == set(NATURAL_VALUES)
+    assert flags["new-checkout"]["on"] is True and "True" not in flags["new-checkout"]
+    assert flags["dark-mode"]["on"] is False
+    assert flags["dark-mode"]["variations"] == ["on", "off"]
+    snapshot = snapshot_from_data(flags)  # type: ignore[arg-type]
+    assert {k: snapshot.variation(k, USER, None) for k in flags} == NATURAL_VALUES
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # YAML 1.2's core schema: these six are the booleans, no others.
+        ("[true, True, TRUE, false, False, FALSE]", [True] * 3 + [False] * 3),
+        ("[yes, no, on, off, y, n, Yes, ON]", ["yes", "no", "on", "off", "y", "n", "Yes", "ON"]),
+        ("[null, Null, NULL, ~, '', nil]", [None] * 4 + ["", "nil"]),
+        ("[1, -2, +3, 0777, 0o17, 0x1F, 1_000, '1', 1:30]", [1, -2, 3, 777, 15, 31, "1_000", "1", "1:30"]),
+        ("[1.5, .5, 1e3, -2.5E-1, 1.]", [1.5, 0.5, 1000.0, -0.25, 1.0]),
+        ("[2024-01-01, 2024-01-01T10:00:00Z]", ["2024-01-01", "2024-01-01T10:00:00Z"]),
+        ("{base: &b {a: 1, b: 2}, merged: {<<: *b, b: 3}}", {"base": {"a": 1, "b": 2}, "merged": {"a": 1, "b": 3}}),
+        ("{1: a, 1.0: b, true: c, null: d, ~: e, 0x1F: f}", {"1": "a", "1.0": "b", "true": "c", "null": "d", "~": "e", "0x1F": "f"}),
+    ],
+)  # fmt: skip
+def test_yaml_is_read_as_the_core_schema_with_text_keys(
+    tmp_path: Path, text: str, value: Any
+) -> None:
+    """Values as YAML 1.2 reads them; every key is the text written (JSON keys are strings)."""
+    path = tmp_path / "flags.yml"
+    path.write_text(f"flagValues:\n  v: {text}\n")
+    assert load_flag_files(path)[0]["v"]["variations"] == [value]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("flags:\n  a: [\n", "3:1", "expected the node content"),
+        ("flags:\n  f:\n  - 1\n g: 2\n", "4:2", "at line 1"),
+        ("flagValues:\n  a: 1\n  b: 2\n  a: 3\n", "4:3", "the key 'a' appears twice in one mapping (first at line 2)"),
+        ("flagValues:\n  ? [a, b]\n  : 1\n", "2:5", "a key must be plain text"),
+        ("flagValues:\n  a: .inf\n", "2:6", "JSON has no infinity or NaN"),
+        ("flagValues:\n  a: 1e999\n", "2:6", "too large"),
+        ("flagValues:\n  a: !!timestamp 2024-01-01\n", "2:6", "quote it"),
+        ("flagValues:\n  a: !!binary aGk=\n", "2:6", "base64"),
+        ("flagValues:\n  a: !!set {x}\n", "2:6", "write a list"),
+        ("flagValues:\n  a: !!bool yes\n", "2:6", "'yes' is not a boolean: write true or false"),
+        ("flagValues:\n  a: !!int x\n", "2:6", "'x' is not an integer"),
+        ("flagValues:\n  a: !!float x\n", "2:6", "'x' is not a number"),
+        ("flagValues:\n  a: !!int " + "9" * 5000 + "\n", "2:6", "digits"),
+        ("flagValues:\n  a: !custom 1\n", "2:6", "'!custom'"),
+        ("flagValues:\n  a: 1\n---\nflags: {}\n", "3:1", "a single document"),
+        ("flagValues:\n  a: \x01\n", "2", "character #x0001 is not allowed"),
+    ],
+)  # fmt: skip
+def test_yaml_errors_name_the_file_and_the_line(
+    tmp_path: Path, text: str, where: str, problem: str
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(text)
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{where}: invalid YAML: "), message
+    assert problem in message
+    assert "<unicode string>" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ('{"flags": {\n  "f": 1,,\n}}', ":2:10: invalid JSON: ", "Expecting"),
+        ('{"flagValues": {"a": 1, "a": 2}}', ": invalid JSON: ", "the key 'a' appears twice"),
+        ('{"flagValues": {"a": NaN}}', ": invalid JSON: ", "NaN is not valid JSON"),
+        ("\ufeff[", ":1:2: invalid JSON: ", "Expecting value"),
+    ],
+)  # fmt: skip
+def test_json_errors_name_the_file_and_the_line_where_there_is_one(
+    tmp_path: Path, text: str, where: str, problem: str
+) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(text)
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    assert str(info.value).startswith(f"{path}{where}"), str(info.value)
+    assert problem in str(info.value)
+
+
+def test_validate_reads_yaml_as_the_others_do(
+    natural_yaml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    assert main(["validate", str(natural_yaml)]) == 0
+    assert f"{natural_yaml}: 7 flags, 0 segments: valid" in capsys.readouterr().out
+    # ``on: yes`` is the string "yes" (YAML 1.2): a malformed flag, said so,
+    # never a flag that is silently off.
+    yes = tmp_path / "yes.yaml"
+    yes.write_text("flags:\n  f:\n    on: yes\n    variations: [a]\n")
+    assert main(["validate", str(yes)]) == 1
+    assert "flag 'f': 'on' must be a boolean" in capsys.readouterr().err
+
+
+def test_eval_file_reads_yaml_as_written(
+    natural_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    for key, value in NATURAL_VALUES.items():
+        assert main(["eval", key, "--context", "u1", "--file", str(natural_yaml)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["value"], out["status"]) == (value, "READY"), key
+
+
+@pytest.mark.asyncio
+async def test_file_data_system_reads_yaml_as_written(natural_yaml: Path) -> None:
+    async with Client(Config(data_system=DataSystem.file(natural_yaml))) as client:
+        assert client.status is ProviderStatus.READY
+        values = {k: await client.variation(k, USER, None) for k in NATURAL_VALUES}
+        assert values == NATURAL_VALUES
+
+
+def test_serve_serves_yaml_as_written(natural_yaml: Path) -> None:
+    import httpx
+
+    with serve(natural_yaml) as served:
+        flags = httpx.get(f"{served.url}/sdk/latest-all").json()["flags"]
+    assert set(flags) == set(NATURAL_VALUES)
+    assert flags["new-checkout"]["on"] is True
+    assert flags["dark-mode"]["on"] is False
+    assert flags["yes"]["variations"] == ["no"]
+
+
+def test_a_broken_yaml_file_is_named_with_its_line_by_every_entry_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    path = tmp_path / "flags.yaml"
+    path.write_text("flags:\n  f:\n    on: true\n    on: false\n")
+    said = f"{path}:4:5: invalid YAML: the key 'on' appears twice"
+    assert main(["validate", str(path)]) == 1
+    assert said in capsys.readouterr().err
+    assert main(["serve", str(path), "--port", "0"]) == 2
+    assert said in capsys.readouterr().err
+
+    async def status_message() -> str:
+        async with Client(Config(data_system=DataSystem.file(path))) as client:
+            assert client.status is ProviderStatus.FATAL
+            status = client.data_source_status
+            assert status is not None and status.error is not None
+            return status.error.message
+
+    assert said in anyio.run(status_message)
+    assert main(["eval", "f", "--context", "u1", "--file", str(path)]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "FATAL"
+
+
+#: Pieces of YAML (and JSON) that make the loader's corners: structure,
+#: YAML 1.1 booleans, number forms, tags, anchors, merges, documents.
+PIECES = (
+    *("flags:", "flagValues:", "segments:", "\n", "  ", "- ", ": ", ", ", "? "),
+    *("on", "off", "yes", "No", "true", "123", "1.10", "0o7", "0x1F", "1e999"),
+    *("~", "null", ".inf", ".NaN", "2024-01-01", "1:30", "<<", "&a ", "*a"),
+    *("!!set ", "!!binary ", "!!int ", "!!bool ", "!x ", "!!str ", "!!omap "),
+    *("{", "}", "[", "]", "'", '"', "#", "|", ">", "---\n", "\t", "\x00", "é"),
+)  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=40).map("".join),
+    st.sampled_from([".yaml", ".json"]),
+)
+def test_any_flag_file_loads_as_json_or_fails_naming_the_file(
+    text: str, suffix: str
+) -> None:
+    """Never an internal exception: JSON with string keys, or a FlagFileError naming the file."""
+    refused = ""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"flags{suffix}"
+        path.write_text(text)
+        try:
+            flags, segments = load_flag_files(path)
+        except FlagFileError as exc:
+            refused = str(exc)
+    if refused:
+        assert refused.startswith(f"{path}:") and "\n" not in refused, refused
+        return
+    # What the file source and `serve` do next: version by canonical JSON.
+    versions = ContentVersions()
+    versions.stamp("flag", flags)
+    versions.stamp("segment", segments)
+    json.dumps([flags, segments], sort_keys=True, allow_nan=False)

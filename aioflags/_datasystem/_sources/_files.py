@@ -5,16 +5,25 @@ a plain value: a flag that serves it to everyone) and ``segments``. Several
 files merge; a key defined twice is an error. A flag that names a variation
 it does not have is loaded with a warning on the ``aioflags`` logger (it
 evaluates to MALFORMED_FLAG where it reaches that index).
+
+:func:`load_flag_files` is the one loader behind ``DataSystem.file()``,
+``aioflags serve``, ``aioflags eval --file`` and ``aioflags validate``: they
+cannot read a file differently. What it returns is JSON whatever the file's
+format (string keys, no NaN): YAML is read as YAML 1.2's core schema
+(:mod:`._yaml`), so LaunchDarkly's flag JSON written as YAML means what it
+says. Every error is a :class:`FlagFileError` that names the file, and the
+line and column where the parser gives them (``PATH:LINE:COLUMN: ...``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aioflags._core._exceptions import AioflagsError, ProtocolError
-from aioflags._core._json import parse
+from aioflags._core._json import decode_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,32 +40,93 @@ class FlagFileError(AioflagsError):
 
 
 def _parse(path: Path, data: bytes) -> Any:
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError:
-            raise FlagFileError(
-                f"{path}: YAML flag files need PyYAML: pip install 'aioflags[yaml]'"
-            ) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FlagFileError(
-                f"{path}: invalid UTF-8 at byte {exc.start} ({exc.reason})"
-            ) from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise FlagFileError(f"{path}: invalid YAML: {exc}") from None
-        except RecursionError:  # PyYAML's composer recurses per nesting level
-            raise FlagFileError(f"{path}: YAML nested too deeply to parse") from None
     try:
-        return parse(data)
+        text = decode_text(data)
     except ProtocolError as exc:
-        message = str(exc)
-        if not message.startswith("invalid JSON"):
-            message = f"invalid JSON: {message}"
-        raise FlagFileError(f"{path}: {message}") from None
+        raise FlagFileError(f"{path}: {exc}") from None
+    if text.startswith("\ufeff"):  # a byte-order mark may start either
+        text = text[1:]
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return _parse_yaml(path, text)
+    try:
+        return _FILE_JSON.decode(text)
+    except json.JSONDecodeError as exc:
+        raise FlagFileError(
+            f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise FlagFileError(f"{path}: JSON nested too deeply to parse") from None
+    except ValueError as exc:  # NaN, Infinity, a key twice, too many digits
+        raise FlagFileError(f"{path}: invalid JSON: {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(
+                    f"the key {key!r} appears twice in one object: keys must be unique"
+                )
+            seen.add(key)
+    return obj
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+#: The JSON of flag files: strict like every JSON aioflags reads (no NaN or
+#: Infinity), and a key twice in one object is an error, never a flag lost
+#: without a word (a file is read once per edit: the hook costs nothing).
+_FILE_JSON: Final = json.JSONDecoder(
+    parse_constant=_no_constants, object_pairs_hook=_unique_keys
+)
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        from ._yaml import JSONYamlLoader
+    except ModuleNotFoundError as exc:
+        if exc.name != "yaml":
+            raise
+        raise FlagFileError(
+            f"{path}: YAML flag files need PyYAML: pip install 'aioflags[yaml]'"
+        ) from None
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        loader = JSONYamlLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        raise FlagFileError(_yaml_message(path, exc)) from None
+    except yaml.reader.ReaderError as exc:  # a control character
+        line = text.count("\n", 0, exc.position) + 1
+        raise FlagFileError(
+            f"{path}:{line}: invalid YAML: character #x{exc.character:04x} "
+            "is not allowed in YAML"
+        ) from None
+    except RecursionError:  # PyYAML's composer recurses per nesting level
+        raise FlagFileError(f"{path}: YAML nested too deeply to parse") from None
+
+
+def _yaml_message(path: Path, exc: Any) -> str:
+    """``PATH:LINE:COLUMN: invalid YAML: problem (context at line N)``."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = exc.problem or exc.context or "cannot parse"
+    context = ""
+    if exc.problem and exc.context:
+        at = exc.context_mark
+        context = f" ({exc.context}" + (
+            f" at line {at.line + 1})" if at and at.line != mark.line else ")"
+        )
+    note = f"; {exc.note}" if exc.note else ""
+    return f"{where}: invalid YAML: {problem}{context}{note}"
 
 
 def load_flag_files(
@@ -84,7 +154,8 @@ def load_flag_files(
             raise FlagFileError(
                 f"{path}: a flag file must be an object with flags, flagValues or segments"
             )
-        unknown = set(data) - {"flags", "flagValues", "segments"}
+        # "$schema": where editors find the JSON Schema (flagfile.schema.json).
+        unknown = set(data) - {"flags", "flagValues", "segments", "$schema"}
         if unknown:
             raise FlagFileError(f"{path}: unknown top-level keys {sorted(unknown)}")
         for field, target in (
