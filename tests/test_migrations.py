@@ -32,6 +32,7 @@ from aioflags.migrations import (
     Stage,
     WriteResult,
 )
+from aioflags.testing import FlagBuilder
 from tests.analytics import running
 
 if sys.version_info < (3, 11):  # a builtin from 3.11; anyio's dependency before
@@ -1126,6 +1127,67 @@ async def test_nothing_is_sent_while_events_are_off() -> None:
 
 
 # ------------------------------------------------------------------ builder
+# ---------------------------------------------------------- FlagBuilder
+async def test_flag_builder_makes_migration_flags() -> None:
+    built = FlagBuilder("m").migration(Stage.SHADOW).build()
+    assert built["variations"] == STAGES
+    assert built["fallthrough"] == {"variation": STAGES.index("shadow")}
+    assert built["offVariation"] == 0
+    assert "migration" not in built
+    assert "samplingRatio" not in built
+    ratios = FlagBuilder("m").migration("live").migration_check_ratio(0)
+    built = ratios.sampling_ratio(3).build()
+    assert (built["migration"], built["samplingRatio"]) == ({"checkRatio": 0}, 3)
+    cleared = ratios.copy().migration_check_ratio(None).sampling_ratio(None).build()
+    assert "migration" not in cleared
+    assert "samplingRatio" not in cleared
+
+
+@pytest.mark.parametrize("ratio", [-1, 1.5, True, "2"])
+async def test_flag_builder_refuses_a_ratio_that_is_not_a_count(ratio: Any) -> None:
+    with pytest.raises(ValueError, match=r"check_ratio\(\) takes an int of 0 or more"):
+        FlagBuilder("m").migration_check_ratio(ratio)
+    with pytest.raises(
+        ValueError, match=r"sampling_ratio\(\) takes an int of 0 or more"
+    ):
+        FlagBuilder("m").sampling_ratio(ratio)
+
+
+async def test_a_built_migration_flag_drives_a_migrator() -> None:
+    """Targets by stage name; the check ratio and the sampling ratio as set."""
+    flag = (
+        FlagBuilder("m")
+        .migration(Stage.OFF)
+        .target("live", "u1")
+        .migration_check_ratio(0)  # never compare
+        .sampling_ratio(1)
+    )
+    unsampled = FlagBuilder("quiet").migration("shadow").sampling_ratio(0)
+    compared: list[Any] = []
+
+    def compare(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return True
+
+    origins = Origins()
+    flags = {"m": flag.build(), "quiet": unsampled.build()}
+    async with running(flags) as (server, client, _):
+        migrator = origins.migrator(client, comparison=compare)
+        result = await migrator.read("m", USER, Stage.COMPLETE)
+        other = await migrator.read("m", Context.create("u2"), Stage.COMPLETE)
+        await migrator.read("quiet", USER, Stage.OFF)  # shadow: both, no event
+        await client.flush()
+    assert (result.origin, other.origin) == (Origin.NEW, Origin.OLD)  # live, off
+    # Only "quiet" (no checkRatio: every read) compared its values.
+    assert compared == [(("read-old", None), ("read-new", None))]
+    live, off = migration_ops(server.events)
+    assert live["evaluation"]["value"] == "live"
+    assert measurement(live, "invoked")["values"] == {"old": True, "new": True}
+    assert measurement(live, "consistent") is None
+    assert off["evaluation"]["value"] == "off"
+    assert origins.calls[-2:] == ["read-old", "read-new"]  # "quiet" was read
+
+
 async def test_build_without_read_or_write_raises_configuration_error() -> None:
     async with running({}) as (_, client, _):
         origins = Origins()
