@@ -48,6 +48,14 @@ pytestmark = pytest.mark.asyncio
 USER = Context.create("u1", name="Ann")
 STAGES = [stage.value for stage in Stage]
 T = TypeVar("T")
+BOUND = 10.0  # a safety net for waits on other threads, never a synchronisation
+
+
+@pytest.fixture(autouse=True)
+def _forget_logged_stages() -> None:
+    """Each test sees the first warning for a flag's value or a default (logged once)."""
+    migration_module._NOT_STAGES.clear()
+    migration_module._BAD_DEFAULTS.clear()
 
 
 def migration_flag(stage: str | Any, **fields: Any) -> JSONObject:
@@ -165,13 +173,79 @@ async def test_a_missing_flag_gives_the_default_stage_with_flag_not_found() -> N
     }
 
 
-async def test_a_default_that_is_not_a_stage_is_logged_and_off_is_used(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("shadw", "'shadw'"), (True, "True"), ({"stage": "live"}, "{'stage': 'live'}")],
+    ids=["typo", "boolean-flag", "object"],
+)
+async def test_a_value_that_names_no_stage_is_logged_once_per_flag_and_value(
+    value: Any, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operation goes to the default stage's origins: never silently."""
+    origins = Origins()
+    flags = {"m": migration_flag(value), "other": migration_flag(value)}
+    async with running(flags) as (_, client, _):
+        migrator = origins.migrator(client)
+        for _ in range(3):
+            result = await migrator.read("m", USER, Stage.SHADOW)
+        await migrator.write("other", USER, Stage.COMPLETE)
+    assert result.origin is Origin.OLD  # shadow's authoritative origin
+    assert origins.calls == [*["read-old", "read-new"] * 3, "write-new"]
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.migrations" and r.levelno == logging.WARNING
+    ]
+    assert warned == [
+        f"Migration flag {key!r} served {shown}, which is not a stage (one of "
+        "'off', 'dualwrite', 'shadow', 'live', 'rampdown', 'complete'); the "
+        f"default stage {stage!r} is used (reason WRONG_TYPE). Make the flag's "
+        "variations the stage names, or fix the one that is misspelt. Logged "
+        "once per flag and value"
+        for key, stage in (("m", "shadow"), ("other", "complete"))
+    ]
+
+
+async def test_each_value_of_a_flag_that_names_no_stage_is_logged() -> None:
+    from aioflags._datasystem._store import snapshot_from_data
+
+    with pytest.MonkeyPatch.context() as patch:
+        said: list[tuple[Any, ...]] = []
+        patch.setattr(
+            migration_module.logger, "warning", lambda *args: said.append(args[1:3])
+        )
+        for value in ("shadw", "shadw", "lvie"):
+            snapshot = snapshot_from_data({"m": migration_flag(value)}, {})
+            stage, _ = snapshot.migration_variation("m", USER, Stage.OFF)
+            assert stage is Stage.OFF
+    assert said == [("m", "'shadw'"), ("m", "'lvie'")]
+
+
+@pytest.mark.parametrize(
+    ("default", "said"),
+    [
+        ("off", "not 'off' (str): pass Stage.OFF"),
+        ("live", "not 'live' (str): pass Stage.LIVE"),
+        (3, "not 3 (int): pass a Stage (from aioflags.migrations)"),
+        (None, "not None (NoneType): pass a Stage (from aioflags.migrations)"),
+    ],
+    ids=["off-as-str", "live-as-str", "int", "none"],
+)
+async def test_a_default_that_is_not_a_stage_is_logged_once_and_off_is_used(
+    default: object, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running({}) as (_, client, _):
-        stage, _ = await client.migration_variation("nope", USER, "live")  # type: ignore[arg-type]
-    assert stage is Stage.OFF
-    assert "default stage 'live' is not a valid stage" in caplog.text
+        for _ in range(2):
+            stage, _ = await client.migration_variation("nope", USER, default)  # type: ignore[arg-type]
+            assert stage is Stage.OFF
+    (record,) = [r for r in caplog.records if r.name == "aioflags.migrations"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"The default stage must be an aioflags.migrations.Stage, {said}. "
+        "Stage.OFF is used meanwhile. Logged once per value"
+    )
+    # Not LaunchDarkly's "'off' is not a valid stage; using 'off' instead".
+    assert "not a valid stage" not in caplog.text
 
 
 async def test_hooks_see_migration_variation_as_its_own_method() -> None:
