@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import sys
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -791,6 +792,72 @@ async def test_cancelling_the_caller_still_cancels_the_operation(
     assert migration_ops(server.events) == []  # nothing completed: no event
 
 
+async def test_plain_origins_run_in_worker_threads_so_parallel_means_parallel() -> None:
+    """Blocking origins: each waits for the other, and for the event loop to run.
+
+    On the loop, the first would block it: the other origin and the loop's
+    own task could never run, and the barrier would break (a failed read).
+    """
+    barrier = threading.Barrier(2, timeout=BOUND)
+    loop_ran = threading.Event()
+    threads: set[str] = set()
+
+    def origin(name: str) -> Callable[[Any], Any]:
+        def call(payload: Any) -> str:
+            threads.add(threading.current_thread().name)
+            barrier.wait()  # both origins at once
+            if not loop_ran.wait(BOUND):  # the loop is not blocked
+                raise TimeoutError("the event loop is blocked")
+            return name
+
+        return call
+
+    async def on_the_loop() -> None:
+        loop_ran.set()
+
+    async with running({"m": migration_flag("live")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("old"), origin("new"), lambda a, b: a == b)
+            .write(origin("old"), origin("new"))
+            .build()  # PARALLEL is the default
+        )
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(on_the_loop)
+                result = await migrator.read("m", USER, Stage.OFF)
+        await client.flush()
+    assert (result.origin, result.value, result.error) == (Origin.NEW, "new", None)
+    assert threading.current_thread().name not in threads
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "error") is None
+    assert measurement(event, "consistent")["value"] is False
+
+
+async def test_an_async_origin_runs_on_the_event_loop() -> None:
+    class Origin_:
+        async def __call__(self, payload: Any) -> str:
+            return threading.current_thread().name
+
+    async def function(payload: Any) -> str:
+        return threading.current_thread().name
+
+    async with running({"m": migration_flag("live")}) as (_, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(Origin_(), function)
+            .write(Origin_(), function)
+            .build()
+        )
+        read = await migrator.read("m", USER, Stage.OFF)
+        written = await migrator.write("m", USER, Stage.OFF)
+    here = threading.current_thread().name
+    assert read.value == here
+    assert written.authoritative.value == here
+    assert written.nonauthoritative is not None
+    assert written.nonauthoritative.value == here
+
+
 async def test_plain_functions_are_origins_too() -> None:
     async with running({"m": migration_flag("live")}) as (_, client, _):
         migrator = (
@@ -1201,6 +1268,31 @@ async def test_nothing_is_sent_while_events_are_off() -> None:
 
 
 # ------------------------------------------------------------------ builder
+@pytest.mark.parametrize(
+    ("order", "hint"),
+    [
+        ("serial", "; for 'serial', pass ExecutionOrder.SERIAL"),
+        ("bogus", "; ExecutionOrder.from_str(name) parses a name"),
+        (3, "; ExecutionOrder.from_str(name) parses a name"),
+        (None, "; ExecutionOrder.from_str(name) parses a name"),
+    ],
+    ids=["a-name", "bogus", "int", "none"],
+)
+async def test_read_execution_order_takes_only_an_execution_order(
+    order: object, hint: str
+) -> None:
+    """LaunchDarkly's builder ignores these and reads in PARALLEL, silently."""
+    async with running({}) as (_, client, _):
+        builder = MigratorBuilder(client)
+        with pytest.raises(aioflags.ConfigurationError) as raised:
+            builder.read_execution_order(order)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "MigratorBuilder.read_execution_order() takes an ExecutionOrder "
+        "(ExecutionOrder.SERIAL, ExecutionOrder.RANDOM, ExecutionOrder.PARALLEL), "
+        f"got {order!r}{hint}"
+    )
+
+
 # ---------------------------------------------------------- FlagBuilder
 async def test_flag_builder_makes_migration_flags() -> None:
     built = FlagBuilder("m").migration(Stage.SHADOW).build()

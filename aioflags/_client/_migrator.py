@@ -5,8 +5,10 @@
 evaluates the flag (``client.migration_variation``), calls the origins the
 stage names, records what happened on the operation's tracker and tracks it
 (``client.track_migration_op``). The stages, orders and results are
-LaunchDarkly's; the origins are coroutine functions, and a ``PARALLEL``
-read runs both in a task group of the caller's.
+LaunchDarkly's. Coroutine-function origins run on the event loop; plain
+functions run in a worker thread each (``anyio.to_thread.run_sync``), so
+they may block; a ``PARALLEL`` read runs both in a task group of the
+caller's.
 """
 
 from __future__ import annotations
@@ -183,6 +185,8 @@ class ExecutionOrder(enum.Enum):
 
 #: An origin: called with the operation's payload, returns a :class:`Result`
 #: (or any other value, a success) or an awaitable of one; raising is a failure.
+#: A coroutine function runs on the event loop; a plain function runs in a
+#: worker thread, so it may block.
 MigratorFn: TypeAlias = "Callable[[Any], Awaitable[Any] | Any]"
 #: LaunchDarkly's async name for :data:`MigratorFn` (``ldclient.migrations``).
 AsyncMigratorFn: TypeAlias = "MigratorFn"
@@ -206,6 +210,17 @@ _WRITES: Final = {
     Stage.RAMPDOWN: (Origin.NEW, Origin.OLD),
     Stage.COMPLETE: (Origin.NEW, None),
 }
+
+
+def _is_async(fn: object) -> bool:
+    """Whether ``fn`` is a coroutine function (or an object whose ``__call__`` is one).
+
+    ``functools.partial`` of one and ``AsyncMock`` count (``inspect`` sees
+    through them). Anything else is called in a worker thread.
+    """
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    )
 
 
 class _Call:
@@ -235,10 +250,21 @@ class _Call:
         task cancelled, say); the caller's cancellation propagates.
         ``own_task``: the call runs in a task of the migrator's own, which
         nothing but its task group cancels.
+
+        A coroutine function is awaited on the loop; a plain function is
+        called in a worker thread, so a blocking one blocks neither the loop
+        nor the other origin of a ``PARALLEL`` read. Cancelling the caller
+        then waits for the function to return (a thread cannot be
+        interrupted): the call never outlives the operation. An awaitable a
+        plain function returns is awaited on the loop.
         """
+        fn = self._origins[origin]
         start = _now()
         try:
-            outcome = self._origins[origin](self._payload)
+            if _is_async(fn):
+                outcome = fn(self._payload)
+            else:
+                outcome = await anyio.to_thread.run_sync(fn, self._payload)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception as exc:  # noqa: BLE001 - an origin's failure is its result
@@ -450,6 +476,9 @@ class Migrator:
         )
 
 
+_ORDERS: Final = ", ".join(f"ExecutionOrder.{order.name}" for order in ExecutionOrder)
+
+
 @final
 class MigratorBuilder:
     """Configures a :class:`Migrator`, as LaunchDarkly's ``MigratorBuilder`` does.
@@ -482,12 +511,15 @@ class MigratorBuilder:
         """The read from each origin, and how to compare their values (optional).
 
         ``old`` and ``new`` take the payload of ``migrator.read`` and return
-        a :class:`Result` or a value (a coroutine function, or a plain
-        function that does not block the event loop). ``comparison``
-        (a plain function or a coroutine function, which is awaited) gets
-        both values when both reads succeeded and returns whether they
-        agree: the ``consistent`` measurement. It runs only for the
-        operations the flag's ``migration.checkRatio`` samples.
+        a :class:`Result` or a value. A coroutine function runs on the event
+        loop; a plain function runs in a worker thread
+        (``anyio.to_thread.run_sync``), so it may block without blocking the
+        loop, and a ``PARALLEL`` read of two plain functions runs them at
+        once. ``comparison`` (a plain function or a coroutine function,
+        which is awaited) gets both values when both reads succeeded and
+        returns whether they agree: the ``consistent`` measurement. It runs
+        on the event loop, so it must not block, and only for the operations
+        the flag's ``migration.checkRatio`` samples.
         """
         self._read = (old, new, comparison)
         return self
@@ -500,10 +532,25 @@ class MigratorBuilder:
     def read_execution_order(self, order: ExecutionOrder) -> MigratorBuilder:
         """How a read that calls both origins runs them (default ``PARALLEL``).
 
-        Anything but an :class:`ExecutionOrder` is ignored, as LaunchDarkly does.
+        Raises:
+            ConfigurationError: ``order`` is not an :class:`ExecutionOrder`
+                (a name such as ``"serial"``: parse it with
+                :meth:`ExecutionOrder.from_str`). LaunchDarkly's builder
+                ignores it and runs reads in ``PARALLEL``, silently.
         """
-        if isinstance(order, ExecutionOrder):
-            self._order = order
+        given: object = order  # typed ExecutionOrder; callers may not be
+        if not isinstance(given, ExecutionOrder):
+            named = ExecutionOrder.from_str(given) if isinstance(given, str) else None
+            hint = (
+                f"; for {given!r}, pass ExecutionOrder.{named.name}"
+                if named is not None
+                else "; ExecutionOrder.from_str(name) parses a name"
+            )
+            raise ConfigurationError(
+                "MigratorBuilder.read_execution_order() takes an ExecutionOrder "
+                f"({_ORDERS}), got {given!r}{hint}"
+            )
+        self._order = given
         return self
 
     def track_latency(self, enabled: bool) -> MigratorBuilder:
