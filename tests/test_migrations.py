@@ -22,6 +22,7 @@ import aioflags._client._migrator as migrator_module
 import aioflags._evaluation._migration as migration_module
 from aioflags import Context, EvaluationSeriesContext, Hook, HookMetadata
 from aioflags.migrations import (
+    BlockingMigrator,
     ExecutionOrder,
     Migrator,
     MigratorBuilder,
@@ -1293,6 +1294,11 @@ async def test_read_execution_order_takes_only_an_execution_order(
     )
 
 
+async def test_the_builder_takes_only_a_client() -> None:
+    with pytest.raises(aioflags.ConfigurationError, match=r"takes an aioflags\.Client"):
+        MigratorBuilder(object())  # type: ignore[call-overload]
+
+
 # ---------------------------------------------------------- FlagBuilder
 async def test_flag_builder_makes_migration_flags() -> None:
     built = FlagBuilder("m").migration(Stage.SHADOW).build()
@@ -1416,6 +1422,7 @@ async def test_launchdarkly_async_names_are_aliases() -> None:
 
     assert public.AsyncMigratorBuilder is MigratorBuilder
     assert public.AsyncMigrator is Migrator
+    assert public.BlockingMigrator is BlockingMigrator
     # A type alias of the same (at run time, the alias's text).
     assert vars(public)["AsyncMigratorFn"] == "MigratorFn"
     # Every name LaunchDarkly's module exports, but for its config holders
