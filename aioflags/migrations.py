@@ -18,8 +18,13 @@ consistency::
     )
     result = await migrator.read("move-orders", context, Stage.OFF, payload=order_id)
 
-The origins are coroutine functions (plain functions that do not block are
-accepted too); a ``PARALLEL`` read runs both in a task group of the caller's.
+Coroutine-function origins run on the event loop; plain functions run in a
+worker thread each (``anyio.to_thread.run_sync``), so they may block; a
+``PARALLEL`` read runs both in a task group of the caller's.
+``MigratorBuilder(blocking_client)``, over an ``aioflags.blocking.Client``,
+builds a :class:`BlockingMigrator` for sync code, whose ``read`` and
+``write`` are plain methods (LaunchDarkly's sync shape): the same migrator,
+run on the client's event loop thread, its plain origins in worker threads.
 Without a migrator, ``await client.migration_variation(...)`` gives the stage
 and an :class:`OpTracker` to fill in and pass to ``client.track_migration_op``.
 The names are those of LaunchDarkly's Python SDK (``ldclient.migrations``);
@@ -33,6 +38,7 @@ Added in version 0.1.0.
 from __future__ import annotations
 
 from ._client._migrator import AsyncMigratorFn as AsyncMigratorFn
+from ._client._migrator import BlockingMigrator as BlockingMigrator
 from ._client._migrator import ExecutionOrder as ExecutionOrder
 from ._client._migrator import Migrator as Migrator
 from ._client._migrator import MigratorBuilder as MigratorBuilder
@@ -55,6 +61,7 @@ __all__ = [
     "AsyncMigrator",
     "AsyncMigratorBuilder",
     "AsyncMigratorFn",
+    "BlockingMigrator",
     "ExecutionOrder",
     "Migrator",
     "MigratorBuilder",

@@ -350,16 +350,139 @@ def test_migration_variation_and_track_migration_op_in_sync_code(
     assert example["measurements"][2] == {"key": "error", "values": {"old": True}}
 
 
-def _sync_migration_sample() -> str:
+def _sync_migration_sample(defined: str = "def read_order(") -> str:
     from tests.modules import ROOT
 
     page = (ROOT / "docs" / "migrations.md").read_text()
     (sample,) = [
         block.split("```")[0]
         for block in page.split("```python\n")[1:]
-        if "def read_order(" in block
+        if defined in block
     ]
     return sample
+
+
+def events_config(served: Served) -> aioflags.Config:
+    """A config whose analytics events go to the served FlagServer."""
+    return aioflags.Config(
+        "sdk-key",
+        base_uri=served.server.url,
+        stream_uri=served.server.url,
+        events_uri=served.server.url,
+        data_system=aioflags.DataSystem.streaming(),
+        diagnostic_opt_out=True,
+    )
+
+
+def test_a_sync_migrator_reads_both_origins_at_once_on_worker_threads(
+    served: Served,
+) -> None:
+    """docs/migrations.md's sync migrator: each origin waits for the other.
+
+    Run one after the other, the first would wait on the barrier alone and
+    break it (a failed read); only a read that runs both at once succeeds.
+    """
+    from aioflags.migrations import BlockingMigrator, Origin, Stage
+
+    flag = served.data.flag("orders-to-documents").migration(Stage.SHADOW)
+    served.portal.call(served.data.update, flag)
+    barrier = threading.Barrier(2, timeout=BOUND)
+    threads: set[tuple[int, str]] = set()
+    written: list[tuple[str, Any]] = []
+
+    def read(name: str) -> Any:
+        def call(order_id: int) -> dict[str, Any]:
+            threads.add((threading.get_ident(), threading.current_thread().name))
+            barrier.wait()
+            return {"id": order_id}
+
+        return call
+
+    def write(name: str) -> Any:
+        return lambda order: written.append((name, order))
+
+    sample: dict[str, Any] = {
+        "pg_read": read("old"),
+        "docs_read": read("new"),
+        "pg_write": write("old"),
+        "docs_write": write("new"),
+    }
+    exec(_sync_migration_sample("def orders_migrator("), sample)
+    with Client(events_config(served)) as client:
+        orders = sample["orders_migrator"](client)
+        assert isinstance(orders, BlockingMigrator)
+        assert sample["get_order"](orders, USER, 7) == {"id": 7}
+        result = orders.write("orders-to-documents", USER, Stage.OFF, {"id": 8})
+        client.flush(timeout=BOUND)
+    assert result.authoritative.origin is Origin.OLD
+    assert written == [("old", {"id": 8}), ("new", {"id": 8})]  # old first
+    # A worker thread each: neither this thread nor the client's loop thread.
+    assert len(threads) == 2
+    assert {name for _, name in threads} == {"AnyIO worker thread"}
+    read_event, write_event = served.server.events_of("migration_op")
+    assert read_event["operation"] == "read"
+    measured = {m["key"]: m for m in read_event["measurements"]}
+    assert measured["invoked"]["values"] == {"old": True, "new": True}
+    assert measured["consistent"]["value"] is True
+    assert "error" not in measured
+    assert write_event["operation"] == "write"
+
+
+def test_a_sync_migrator_needs_a_started_client(served: Served) -> None:
+    from aioflags.migrations import MigratorBuilder, Stage
+
+    client = Client(served.config())
+    orders = MigratorBuilder(client).read(str, str).write(str, str).build()
+    for operation in (orders.read, orders.write):
+        with pytest.raises(aioflags.ClientClosedError, match="is not started: use"):
+            operation("move", USER, Stage.OFF)
+    with client:  # built before start(): it works once started
+        assert orders.read("move", USER, Stage.OFF, 5).value == "5"
+
+
+def test_closing_the_client_during_a_sync_migration_cancels_it(
+    served: Served,
+) -> None:
+    from aioflags.migrations import MigratorBuilder, Stage
+
+    started = threading.Event()
+
+    async def hangs(payload: Any) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    client = Client(served.config())
+    client.start()
+    orders = MigratorBuilder(client).read(hangs, hangs).write(hangs, hangs).build()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(orders.read, "move", USER, Stage.OFF)
+        assert started.wait(BOUND)
+        client.close()
+        with pytest.raises(aioflags.ClientClosedError, match="closed during"):
+            reading.result(BOUND)
+
+
+@pytest.mark.asyncio
+async def test_a_sync_migrator_refuses_to_block_a_running_event_loop() -> None:
+    from aioflags.migrations import MigratorBuilder, Stage
+
+    client = Client(aioflags.Config(offline=True, ready_timeout=0))
+    client.start()
+    try:
+        orders = MigratorBuilder(client).read(str, str).write(str, str).build()
+        with pytest.raises(RuntimeError) as raised:
+            orders.read("move", USER, Stage.OFF)
+        message = str(raised.value)
+        assert message.startswith(
+            "migrator.read() was called on a running asyncio event loop's own thread"
+        )
+        assert "build the migrator over an aioflags.Client" in message
+        assert "await asyncio.to_thread(migrator.read, ...)" in message
+        # What it says works.
+        read = await anyio.to_thread.run_sync(orders.read, "move", USER, Stage.OFF, 1)
+        assert read.value == "1"
+    finally:
+        client.close()
 
 
 def test_the_blocking_module_is_a_documented_public_module() -> None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import sys
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,7 @@ import aioflags._client._migrator as migrator_module
 import aioflags._evaluation._migration as migration_module
 from aioflags import Context, EvaluationSeriesContext, Hook, HookMetadata
 from aioflags.migrations import (
+    BlockingMigrator,
     ExecutionOrder,
     Migrator,
     MigratorBuilder,
@@ -32,6 +34,7 @@ from aioflags.migrations import (
     Stage,
     WriteResult,
 )
+from aioflags.testing import FlagBuilder
 from tests.analytics import running
 
 if sys.version_info < (3, 11):  # a builtin from 3.11; anyio's dependency before
@@ -47,6 +50,14 @@ pytestmark = pytest.mark.asyncio
 USER = Context.create("u1", name="Ann")
 STAGES = [stage.value for stage in Stage]
 T = TypeVar("T")
+BOUND = 10.0  # a safety net for waits on other threads, never a synchronisation
+
+
+@pytest.fixture(autouse=True)
+def _forget_logged_stages() -> None:
+    """Each test sees the first warning for a flag's value or a default (logged once)."""
+    migration_module._NOT_STAGES.clear()
+    migration_module._BAD_DEFAULTS.clear()
 
 
 def migration_flag(stage: str | Any, **fields: Any) -> JSONObject:
@@ -164,13 +175,79 @@ async def test_a_missing_flag_gives_the_default_stage_with_flag_not_found() -> N
     }
 
 
-async def test_a_default_that_is_not_a_stage_is_logged_and_off_is_used(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("shadw", "'shadw'"), (True, "True"), ({"stage": "live"}, "{'stage': 'live'}")],
+    ids=["typo", "boolean-flag", "object"],
+)
+async def test_a_value_that_names_no_stage_is_logged_once_per_flag_and_value(
+    value: Any, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operation goes to the default stage's origins: never silently."""
+    origins = Origins()
+    flags = {"m": migration_flag(value), "other": migration_flag(value)}
+    async with running(flags) as (_, client, _):
+        migrator = origins.migrator(client)
+        for _ in range(3):
+            result = await migrator.read("m", USER, Stage.SHADOW)
+        await migrator.write("other", USER, Stage.COMPLETE)
+    assert result.origin is Origin.OLD  # shadow's authoritative origin
+    assert origins.calls == [*["read-old", "read-new"] * 3, "write-new"]
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.migrations" and r.levelno == logging.WARNING
+    ]
+    assert warned == [
+        f"Migration flag {key!r} served {shown}, which is not a stage (one of "
+        "'off', 'dualwrite', 'shadow', 'live', 'rampdown', 'complete'); the "
+        f"default stage {stage!r} is used (reason WRONG_TYPE). Make the flag's "
+        "variations the stage names, or fix the one that is misspelt. Logged "
+        "once per flag and value"
+        for key, stage in (("m", "shadow"), ("other", "complete"))
+    ]
+
+
+async def test_each_value_of_a_flag_that_names_no_stage_is_logged() -> None:
+    from aioflags._datasystem._store import snapshot_from_data
+
+    with pytest.MonkeyPatch.context() as patch:
+        said: list[tuple[Any, ...]] = []
+        patch.setattr(
+            migration_module.logger, "warning", lambda *args: said.append(args[1:3])
+        )
+        for value in ("shadw", "shadw", "lvie"):
+            snapshot = snapshot_from_data({"m": migration_flag(value)}, {})
+            stage, _ = snapshot.migration_variation("m", USER, Stage.OFF)
+            assert stage is Stage.OFF
+    assert said == [("m", "'shadw'"), ("m", "'lvie'")]
+
+
+@pytest.mark.parametrize(
+    ("default", "said"),
+    [
+        ("off", "not 'off' (str): pass Stage.OFF"),
+        ("live", "not 'live' (str): pass Stage.LIVE"),
+        (3, "not 3 (int): pass a Stage (from aioflags.migrations)"),
+        (None, "not None (NoneType): pass a Stage (from aioflags.migrations)"),
+    ],
+    ids=["off-as-str", "live-as-str", "int", "none"],
+)
+async def test_a_default_that_is_not_a_stage_is_logged_once_and_off_is_used(
+    default: object, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running({}) as (_, client, _):
-        stage, _ = await client.migration_variation("nope", USER, "live")  # type: ignore[arg-type]
-    assert stage is Stage.OFF
-    assert "default stage 'live' is not a valid stage" in caplog.text
+        for _ in range(2):
+            stage, _ = await client.migration_variation("nope", USER, default)  # type: ignore[arg-type]
+            assert stage is Stage.OFF
+    (record,) = [r for r in caplog.records if r.name == "aioflags.migrations"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"The default stage must be an aioflags.migrations.Stage, {said}. "
+        "Stage.OFF is used meanwhile. Logged once per value"
+    )
+    # Not LaunchDarkly's "'off' is not a valid stage; using 'off' instead".
+    assert "not a valid stage" not in caplog.text
 
 
 async def test_hooks_see_migration_variation_as_its_own_method() -> None:
@@ -716,6 +793,72 @@ async def test_cancelling_the_caller_still_cancels_the_operation(
     assert migration_ops(server.events) == []  # nothing completed: no event
 
 
+async def test_plain_origins_run_in_worker_threads_so_parallel_means_parallel() -> None:
+    """Blocking origins: each waits for the other, and for the event loop to run.
+
+    On the loop, the first would block it: the other origin and the loop's
+    own task could never run, and the barrier would break (a failed read).
+    """
+    barrier = threading.Barrier(2, timeout=BOUND)
+    loop_ran = threading.Event()
+    threads: set[str] = set()
+
+    def origin(name: str) -> Callable[[Any], Any]:
+        def call(payload: Any) -> str:
+            threads.add(threading.current_thread().name)
+            barrier.wait()  # both origins at once
+            if not loop_ran.wait(BOUND):  # the loop is not blocked
+                raise TimeoutError("the event loop is blocked")
+            return name
+
+        return call
+
+    async def on_the_loop() -> None:
+        loop_ran.set()
+
+    async with running({"m": migration_flag("live")}) as (server, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(origin("old"), origin("new"), lambda a, b: a == b)
+            .write(origin("old"), origin("new"))
+            .build()  # PARALLEL is the default
+        )
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(on_the_loop)
+                result = await migrator.read("m", USER, Stage.OFF)
+        await client.flush()
+    assert (result.origin, result.value, result.error) == (Origin.NEW, "new", None)
+    assert threading.current_thread().name not in threads
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "error") is None
+    assert measurement(event, "consistent")["value"] is False
+
+
+async def test_an_async_origin_runs_on_the_event_loop() -> None:
+    class Origin_:
+        async def __call__(self, payload: Any) -> str:
+            return threading.current_thread().name
+
+    async def function(payload: Any) -> str:
+        return threading.current_thread().name
+
+    async with running({"m": migration_flag("live")}) as (_, client, _):
+        migrator = (
+            MigratorBuilder(client)
+            .read(Origin_(), function)
+            .write(Origin_(), function)
+            .build()
+        )
+        read = await migrator.read("m", USER, Stage.OFF)
+        written = await migrator.write("m", USER, Stage.OFF)
+    here = threading.current_thread().name
+    assert read.value == here
+    assert written.authoritative.value == here
+    assert written.nonauthoritative is not None
+    assert written.nonauthoritative.value == here
+
+
 async def test_plain_functions_are_origins_too() -> None:
     async with running({"m": migration_flag("live")}) as (_, client, _):
         migrator = (
@@ -1126,6 +1269,97 @@ async def test_nothing_is_sent_while_events_are_off() -> None:
 
 
 # ------------------------------------------------------------------ builder
+@pytest.mark.parametrize(
+    ("order", "hint"),
+    [
+        ("serial", "; for 'serial', pass ExecutionOrder.SERIAL"),
+        ("bogus", "; ExecutionOrder.from_str(name) parses a name"),
+        (3, "; ExecutionOrder.from_str(name) parses a name"),
+        (None, "; ExecutionOrder.from_str(name) parses a name"),
+    ],
+    ids=["a-name", "bogus", "int", "none"],
+)
+async def test_read_execution_order_takes_only_an_execution_order(
+    order: object, hint: str
+) -> None:
+    """LaunchDarkly's builder ignores these and reads in PARALLEL, silently."""
+    async with running({}) as (_, client, _):
+        builder = MigratorBuilder(client)
+        with pytest.raises(aioflags.ConfigurationError) as raised:
+            builder.read_execution_order(order)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "MigratorBuilder.read_execution_order() takes an ExecutionOrder "
+        "(ExecutionOrder.SERIAL, ExecutionOrder.RANDOM, ExecutionOrder.PARALLEL), "
+        f"got {order!r}{hint}"
+    )
+
+
+async def test_the_builder_takes_only_a_client() -> None:
+    with pytest.raises(aioflags.ConfigurationError, match=r"takes an aioflags\.Client"):
+        MigratorBuilder(object())  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------- FlagBuilder
+async def test_flag_builder_makes_migration_flags() -> None:
+    built = FlagBuilder("m").migration(Stage.SHADOW).build()
+    assert built["variations"] == STAGES
+    assert built["fallthrough"] == {"variation": STAGES.index("shadow")}
+    assert built["offVariation"] == 0
+    assert "migration" not in built
+    assert "samplingRatio" not in built
+    ratios = FlagBuilder("m").migration("live").migration_check_ratio(0)
+    built = ratios.sampling_ratio(3).build()
+    assert (built["migration"], built["samplingRatio"]) == ({"checkRatio": 0}, 3)
+    cleared = ratios.copy().migration_check_ratio(None).sampling_ratio(None).build()
+    assert "migration" not in cleared
+    assert "samplingRatio" not in cleared
+
+
+@pytest.mark.parametrize("ratio", [-1, 1.5, True, "2"])
+async def test_flag_builder_refuses_a_ratio_that_is_not_a_count(ratio: Any) -> None:
+    with pytest.raises(ValueError, match=r"check_ratio\(\) takes an int of 0 or more"):
+        FlagBuilder("m").migration_check_ratio(ratio)
+    with pytest.raises(
+        ValueError, match=r"sampling_ratio\(\) takes an int of 0 or more"
+    ):
+        FlagBuilder("m").sampling_ratio(ratio)
+
+
+async def test_a_built_migration_flag_drives_a_migrator() -> None:
+    """Targets by stage name; the check ratio and the sampling ratio as set."""
+    flag = (
+        FlagBuilder("m")
+        .migration(Stage.OFF)
+        .target("live", "u1")
+        .migration_check_ratio(0)  # never compare
+        .sampling_ratio(1)
+    )
+    unsampled = FlagBuilder("quiet").migration("shadow").sampling_ratio(0)
+    compared: list[Any] = []
+
+    def compare(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return True
+
+    origins = Origins()
+    flags = {"m": flag.build(), "quiet": unsampled.build()}
+    async with running(flags) as (server, client, _):
+        migrator = origins.migrator(client, comparison=compare)
+        result = await migrator.read("m", USER, Stage.COMPLETE)
+        other = await migrator.read("m", Context.create("u2"), Stage.COMPLETE)
+        await migrator.read("quiet", USER, Stage.OFF)  # shadow: both, no event
+        await client.flush()
+    assert (result.origin, other.origin) == (Origin.NEW, Origin.OLD)  # live, off
+    # Only "quiet" (no checkRatio: every read) compared its values.
+    assert compared == [(("read-old", None), ("read-new", None))]
+    live, off = migration_ops(server.events)
+    assert live["evaluation"]["value"] == "live"
+    assert measurement(live, "invoked")["values"] == {"old": True, "new": True}
+    assert measurement(live, "consistent") is None
+    assert off["evaluation"]["value"] == "off"
+    assert origins.calls[-2:] == ["read-old", "read-new"]  # "quiet" was read
+
+
 async def test_build_without_read_or_write_raises_configuration_error() -> None:
     async with running({}) as (_, client, _):
         origins = Origins()
@@ -1188,6 +1422,7 @@ async def test_launchdarkly_async_names_are_aliases() -> None:
 
     assert public.AsyncMigratorBuilder is MigratorBuilder
     assert public.AsyncMigrator is Migrator
+    assert public.BlockingMigrator is BlockingMigrator
     # A type alias of the same (at run time, the alias's text).
     assert vars(public)["AsyncMigratorFn"] == "MigratorFn"
     # Every name LaunchDarkly's module exports, but for its config holders

@@ -124,6 +124,24 @@ _ON_LOOP: Final = {
 }
 
 
+#: A sync migrator's operation on a running event loop's own thread: ``{what}``.
+_MIGRATOR_ON_LOOP: Final = {
+    "asyncio": (
+        "{what} was called on a running asyncio event loop's own thread, where "
+        "waiting for the migration's origins would block the loop: in async "
+        "code build the migrator over an aioflags.Client and `await "
+        "migrator.read(...)`; or call it on a worker thread, `await "
+        "asyncio.to_thread(migrator.read, ...)`"
+    ),
+    "trio": (
+        "{what} was called inside trio.run, where waiting for the migration's "
+        "origins would block trio: in async code build the migrator over an "
+        "aioflags.Client and `await migrator.read(...)`; or call it on a "
+        "worker thread, `await trio.to_thread.run_sync(migrator.read, ...)`"
+    ),
+}
+
+
 def running_library() -> str | None:
     """The async library running in this thread: ``"asyncio"``, ``"trio"`` or ``None``."""
     try:
@@ -390,6 +408,34 @@ class Client:
             if running is None:  # closed meanwhile (the provider's shutdown)
                 raise ClientClosedError("this aioflags.blocking.Client is not started")
             return running.portal.call(func)
+
+    def _run_migration(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
+        """Run a :class:`~aioflags.migrations.BlockingMigrator`'s ``operation`` on the loop.
+
+        ``func()`` is the async migrator's read or write: awaited on the
+        client's loop, where the plain origins run in worker threads.
+        """
+        what = f"migrator.{operation}()"
+        self._refuse_on_own_thread(what)
+        library = running_library()
+        if library is not None:
+            raise RuntimeError(_MIGRATOR_ON_LOOP[library].format(what=what))
+        running = self._running
+        if running is None:
+            raise ClientClosedError(
+                f"{what}: this aioflags.blocking.Client is not started: use "
+                "`with client:` or client.start() before migrating"
+            )
+        try:
+            return running.portal.call(func)
+        except (RuntimeError, concurrent.futures.CancelledError) as exc:
+            # Cancelled by close(), or the portal stopped just before the call.
+            if self._running is running and isinstance(exc, RuntimeError):
+                raise
+            raise ClientClosedError(
+                f"{what}: the aioflags.blocking.Client was closed during the "
+                "operation, which was cancelled"
+            ) from None
 
     def _spawn(
         self, func: Callable[[], Coroutine[Any, Any, None]]

@@ -787,7 +787,7 @@ class Client:
         Evaluated as any flag is (hooks see the method ``migration_variation``;
         analytics events record it). A value that names no stage gives
         ``default_stage`` with a ``WRONG_TYPE`` error reason, as LaunchDarkly
-        does. Record the operation's measurements on the tracker and pass it
+        does, logged at WARNING once per flag and value. Record the operation's measurements on the tracker and pass it
         to :meth:`track_migration_op`; a ``Migrator`` does both for you
         (docs/migrations.md).
 

@@ -5,19 +5,38 @@
 evaluates the flag (``client.migration_variation``), calls the origins the
 stage names, records what happened on the operation's tracker and tracks it
 (``client.track_migration_op``). The stages, orders and results are
-LaunchDarkly's; the origins are coroutine functions, and a ``PARALLEL``
-read runs both in a task group of the caller's.
+LaunchDarkly's. Coroutine-function origins run on the event loop; plain
+functions run in a worker thread each (``anyio.to_thread.run_sync``), so
+they may block; a ``PARALLEL`` read runs both in a task group of the
+caller's.
+
+Given an ``aioflags.blocking.Client``, the builder makes a
+:class:`BlockingMigrator`: the same :class:`Migrator`, run on that client's
+event loop thread (its blocking portal), behind sync ``read`` and
+``write``. Its plain origins so run in worker threads of that loop, as
+LaunchDarkly's sync migrator runs them on threads of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import math
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Generic,
+    TypeAlias,
+    TypeVar,
+    cast,
+    final,
+    overload,
+)
 
 import anyio
 
@@ -25,16 +44,19 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._evaluation._migration import Operation, Origin, Stage
 
+from ._client import Client
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import OpTracker
 
-    from ._client import Client
+    from ._blocking import Client as BlockingClient
 
 __all__ = [
     "AsyncMigratorFn",
+    "BlockingMigrator",
     "ExecutionOrder",
     "Migrator",
     "MigratorBuilder",
@@ -46,6 +68,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_M = TypeVar("_M", bound="Migrator | BlockingMigrator")
 
 #: The monotonic clock latencies are measured on (a seam for tests).
 _now: Callable[[], float] = anyio.current_time
@@ -183,6 +206,8 @@ class ExecutionOrder(enum.Enum):
 
 #: An origin: called with the operation's payload, returns a :class:`Result`
 #: (or any other value, a success) or an awaitable of one; raising is a failure.
+#: A coroutine function runs on the event loop; a plain function runs in a
+#: worker thread, so it may block.
 MigratorFn: TypeAlias = "Callable[[Any], Awaitable[Any] | Any]"
 #: LaunchDarkly's async name for :data:`MigratorFn` (``ldclient.migrations``).
 AsyncMigratorFn: TypeAlias = "MigratorFn"
@@ -206,6 +231,17 @@ _WRITES: Final = {
     Stage.RAMPDOWN: (Origin.NEW, Origin.OLD),
     Stage.COMPLETE: (Origin.NEW, None),
 }
+
+
+def _is_async(fn: object) -> bool:
+    """Whether ``fn`` is a coroutine function (or an object whose ``__call__`` is one).
+
+    ``functools.partial`` of one and ``AsyncMock`` count (``inspect`` sees
+    through them). Anything else is called in a worker thread.
+    """
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    )
 
 
 class _Call:
@@ -235,10 +271,21 @@ class _Call:
         task cancelled, say); the caller's cancellation propagates.
         ``own_task``: the call runs in a task of the migrator's own, which
         nothing but its task group cancels.
+
+        A coroutine function is awaited on the loop; a plain function is
+        called in a worker thread, so a blocking one blocks neither the loop
+        nor the other origin of a ``PARALLEL`` read. Cancelling the caller
+        then waits for the function to return (a thread cannot be
+        interrupted): the call never outlives the operation. An awaitable a
+        plain function returns is awaited on the loop.
         """
+        fn = self._origins[origin]
         start = _now()
         try:
-            outcome = self._origins[origin](self._payload)
+            if _is_async(fn):
+                outcome = fn(self._payload)
+            else:
+                outcome = await anyio.to_thread.run_sync(fn, self._payload)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
         except Exception as exc:  # noqa: BLE001 - an origin's failure is its result
@@ -451,20 +498,113 @@ class Migrator:
 
 
 @final
-class MigratorBuilder:
+class BlockingMigrator:
+    """A :class:`Migrator` for sync code (made by :class:`MigratorBuilder` over an ``aioflags.blocking.Client``).
+
+    LaunchDarkly's sync ``Migrator``: ``read`` and ``write`` are plain
+    methods that return when the operation is done. Each runs the same
+    :class:`Migrator` (stages, orders, measurements, events) on the blocking
+    client's event loop thread, where its plain origins run in worker
+    threads: a ``PARALLEL`` read calls both origins at once, each in a
+    thread, and returns when both returned. Any number of threads may call
+    it at once.
+
+    The client must be started (``with client:`` or ``client.start()``).
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("_client", "_migrator")
+
+    def __init__(self, client: BlockingClient, migrator: Migrator) -> None:
+        """Made by :meth:`MigratorBuilder.build`."""
+        self._client = client
+        self._migrator = migrator
+
+    def read(
+        self,
+        key: str,
+        context: Context,
+        default_stage: Stage,
+        payload: Any = None,
+    ) -> OperationResult:
+        """Read through the stage of flag ``key``, as :meth:`Migrator.read`, waiting for it.
+
+        Raises:
+            ClientClosedError: the client is not started, or was closed
+                during the read.
+            RuntimeError: called on a running event loop's own thread (which
+                it would block) or on the client's own thread (a handler).
+        """
+        read = functools.partial(
+            self._migrator.read, key, context, default_stage, payload
+        )
+        return self._client._run_migration("read", read)
+
+    def write(
+        self,
+        key: str,
+        context: Context,
+        default_stage: Stage,
+        payload: Any = None,
+    ) -> WriteResult:
+        """Write through the stage of flag ``key``, as :meth:`Migrator.write`, waiting for it.
+
+        Raises:
+            ClientClosedError: the client is not started, or was closed
+                during the write.
+            RuntimeError: called on a running event loop's own thread (which
+                it would block) or on the client's own thread (a handler).
+        """
+        write = functools.partial(
+            self._migrator.write, key, context, default_stage, payload
+        )
+        return self._client._run_migration("write", write)
+
+
+_ORDERS: Final = ", ".join(f"ExecutionOrder.{order.name}" for order in ExecutionOrder)
+
+
+@final
+class MigratorBuilder(Generic[_M]):
     """Configures a :class:`Migrator`, as LaunchDarkly's ``MigratorBuilder`` does.
 
     ``read`` and ``write`` are required; by default reads that call both
     origins run them in ``PARALLEL``, and latency and errors are tracked.
     Each method returns the builder, so calls chain.
 
+    Over an ``aioflags.Client`` it builds a :class:`Migrator` (``await
+    migrator.read(...)``); over an ``aioflags.blocking.Client``, a
+    :class:`BlockingMigrator` (``migrator.read(...)``, LaunchDarkly's sync
+    shape).
+
     Added in version 0.1.0.
     """
 
     __slots__ = ("_client", "_errors", "_latency", "_order", "_read", "_write")
 
-    def __init__(self, client: Client) -> None:
-        """A builder of migrators that evaluate and track through ``client``."""
+    @overload
+    def __init__(self: MigratorBuilder[Migrator], client: Client) -> None: ...
+    @overload
+    def __init__(
+        self: MigratorBuilder[BlockingMigrator], client: BlockingClient
+    ) -> None: ...
+    def __init__(self, client: Client | BlockingClient) -> None:
+        """A builder of migrators that evaluate and track through ``client``.
+
+        Raises:
+            ConfigurationError: ``client`` is neither an ``aioflags.Client``
+                nor an ``aioflags.blocking.Client``.
+        """
+        if not isinstance(client, Client):
+            # Imported only here: async code never loads the blocking client.
+            from ._blocking import Client as BlockingClient
+
+            if not isinstance(client, BlockingClient):
+                raise ConfigurationError(
+                    "MigratorBuilder takes an aioflags.Client (async code) or an "
+                    f"aioflags.blocking.Client (sync code), got {client!r}"
+                )
         self._client = client
         self._order = ExecutionOrder.PARALLEL
         self._latency = True
@@ -478,46 +618,64 @@ class MigratorBuilder:
         old: MigratorFn,
         new: MigratorFn,
         comparison: MigratorCompareFn | None = None,
-    ) -> MigratorBuilder:
+    ) -> MigratorBuilder[_M]:
         """The read from each origin, and how to compare their values (optional).
 
         ``old`` and ``new`` take the payload of ``migrator.read`` and return
-        a :class:`Result` or a value (a coroutine function, or a plain
-        function that does not block the event loop). ``comparison``
-        (a plain function or a coroutine function, which is awaited) gets
-        both values when both reads succeeded and returns whether they
-        agree: the ``consistent`` measurement. It runs only for the
-        operations the flag's ``migration.checkRatio`` samples.
+        a :class:`Result` or a value. A coroutine function runs on the event
+        loop; a plain function runs in a worker thread
+        (``anyio.to_thread.run_sync``), so it may block without blocking the
+        loop, and a ``PARALLEL`` read of two plain functions runs them at
+        once. ``comparison`` (a plain function or a coroutine function,
+        which is awaited) gets both values when both reads succeeded and
+        returns whether they agree: the ``consistent`` measurement. It runs
+        on the event loop, so it must not block, and only for the operations
+        the flag's ``migration.checkRatio`` samples.
         """
         self._read = (old, new, comparison)
         return self
 
-    def write(self, old: MigratorFn, new: MigratorFn) -> MigratorBuilder:
+    def write(self, old: MigratorFn, new: MigratorFn) -> MigratorBuilder[_M]:
         """The write to each origin: as :meth:`read`'s, with ``migrator.write``'s payload."""
         self._write = (old, new)
         return self
 
-    def read_execution_order(self, order: ExecutionOrder) -> MigratorBuilder:
+    def read_execution_order(self, order: ExecutionOrder) -> MigratorBuilder[_M]:
         """How a read that calls both origins runs them (default ``PARALLEL``).
 
-        Anything but an :class:`ExecutionOrder` is ignored, as LaunchDarkly does.
+        Raises:
+            ConfigurationError: ``order`` is not an :class:`ExecutionOrder`
+                (a name such as ``"serial"``: parse it with
+                :meth:`ExecutionOrder.from_str`). LaunchDarkly's builder
+                ignores it and runs reads in ``PARALLEL``, silently.
         """
-        if isinstance(order, ExecutionOrder):
-            self._order = order
+        given: object = order  # typed ExecutionOrder; callers may not be
+        if not isinstance(given, ExecutionOrder):
+            named = ExecutionOrder.from_str(given) if isinstance(given, str) else None
+            hint = (
+                f"; for {given!r}, pass ExecutionOrder.{named.name}"
+                if named is not None
+                else "; ExecutionOrder.from_str(name) parses a name"
+            )
+            raise ConfigurationError(
+                "MigratorBuilder.read_execution_order() takes an ExecutionOrder "
+                f"({_ORDERS}), got {given!r}{hint}"
+            )
+        self._order = given
         return self
 
-    def track_latency(self, enabled: bool) -> MigratorBuilder:
+    def track_latency(self, enabled: bool) -> MigratorBuilder[_M]:
         """Whether to measure each origin's latency (on the monotonic clock; default on)."""
         self._latency = enabled
         return self
 
-    def track_errors(self, enabled: bool) -> MigratorBuilder:
+    def track_errors(self, enabled: bool) -> MigratorBuilder[_M]:
         """Whether to report the origins whose call failed (default on)."""
         self._errors = enabled
         return self
 
-    def build(self) -> Migrator:
-        """The migrator.
+    def build(self) -> _M:
+        """The migrator: a :class:`Migrator`, or a :class:`BlockingMigrator` for a blocking client.
 
         Raises:
             ConfigurationError: ``read`` or ``write`` was not configured
@@ -535,8 +693,9 @@ class MigratorBuilder:
             )
         old_read, new_read, comparison = self._read
         old_write, new_write = self._write
-        return Migrator(
-            self._client,
+        client = self._client
+        migrator = Migrator(
+            client if isinstance(client, Client) else client.async_client,
             order=self._order,
             reads={Origin.OLD: old_read, Origin.NEW: new_read},
             comparison=comparison,
@@ -544,3 +703,6 @@ class MigratorBuilder:
             latency=self._latency,
             errors=self._errors,
         )
+        if isinstance(client, Client):
+            return cast("_M", migrator)
+        return cast("_M", BlockingMigrator(client, migrator))

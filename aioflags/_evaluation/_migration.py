@@ -18,6 +18,7 @@ import random
 from typing import TYPE_CHECKING, Final, final
 
 from ._evaluate import ERROR_RESULTS
+from ._logonce import Occurrences
 from ._results import EvaluationDetail
 
 if TYPE_CHECKING:
@@ -104,21 +105,55 @@ class Origin(enum.Enum):
 
 _STAGES: Final[dict[object, Stage]] = {stage.value: stage for stage in Stage}
 _WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
+_STAGE_NAMES: Final = ", ".join(repr(stage.value) for stage in Stage)
+
+#: The (flag key, value) pairs, and the defaults, already logged as naming
+#: no stage: each is logged once, not on every operation (at most this many).
+_MAX_LOGGED: Final = 1000
+_NOT_STAGES: Final = Occurrences(_MAX_LOGGED)
+_BAD_DEFAULTS: Final = Occurrences(_MAX_LOGGED)
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: a flag's value may be a large JSON object."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def stage_detail(
-    detail: EvaluationDetail[object], default: Stage
+    detail: EvaluationDetail[object], default: Stage, key: str | None = None
 ) -> EvaluationDetail[object]:
     """``detail`` if its value names a stage, else the default with WRONG_TYPE.
 
     As LaunchDarkly does it: a value that is not a stage's name (or not a
-    string) serves no variation, and the reason says why.
+    string) serves no variation, and the reason says why. With the flag's
+    ``key``, that is also logged at WARNING, once per flag and value: the
+    operation goes to the default stage's origins, which the caller did not
+    choose (a typo in a variation, or a flag that is not a migration flag).
     """
     value = detail.value
     if type(value) is str and value in _STAGES:
         return detail
+    if key is not None:
+        _not_a_stage(key, value, default)
     return EvaluationDetail(
         value=default.value, variation_index=None, reason=_WRONG_TYPE.reason
+    )
+
+
+def _not_a_stage(key: str, value: object, default: Stage) -> None:
+    """Log, once per flag and value, that flag ``key`` served ``value``, no stage."""
+    if _NOT_STAGES.add((key, type(value).__name__, _shown(value))) != 1:
+        return  # logged already (or too many are remembered: not again)
+    logger.warning(
+        "Migration flag %r served %s, which is not a stage (one of %s); the "
+        "default stage %r is used (reason WRONG_TYPE). Make the flag's "
+        "variations the stage names, or fix the one that is misspelt. Logged "
+        "once per flag and value",
+        key,
+        _shown(value),
+        _STAGE_NAMES,
+        default.value,
     )
 
 
@@ -138,10 +173,28 @@ def tracked_stage(
 
 
 def checked_default(default: object) -> Stage:
-    """``default`` if it is a :class:`Stage`, else ``OFF`` (logged), as LaunchDarkly does."""
+    """``default`` if it is a :class:`Stage`, else ``OFF`` (logged), as LaunchDarkly does.
+
+    Logged at ERROR once per value, saying what to pass: a stage's name as a
+    string (``"shadow"``) is not taken for the stage, as LaunchDarkly's SDKs
+    do not take it.
+    """
     if isinstance(default, Stage):
         return default
-    logger.error("default stage %r is not a valid stage; using 'off' instead", default)
+    if _BAD_DEFAULTS.add((type(default).__name__, _shown(default))) == 1:
+        named = Stage.from_str(default) if isinstance(default, str) else None
+        fix = (
+            f"pass Stage.{named.name}"
+            if named is not None
+            else "pass a Stage (from aioflags.migrations)"
+        )
+        logger.error(
+            "The default stage must be an aioflags.migrations.Stage, not %s "
+            "(%s): %s. Stage.OFF is used meanwhile. Logged once per value",
+            _shown(default),
+            type(default).__name__,
+            fix,
+        )
     return Stage.OFF
 
 

@@ -171,11 +171,16 @@ def _meta_entry(
     return entry
 
 
-def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
-    """The detail ``migration_variation`` serves (``default`` names a stage)."""
+def _stage_detail(
+    result: Result, default: Any, key: str | None = None
+) -> EvaluationDetail[Any]:
+    """The detail ``migration_variation`` serves (``default`` names a stage).
+
+    With the flag's ``key``, a value that names no stage is logged (once).
+    """
     from ._migration import Stage, stage_detail
 
-    return stage_detail(detail_of(result, default), Stage(default))
+    return stage_detail(detail_of(result, default), Stage(default), key)
 
 
 def _run_evaluation(
@@ -829,7 +834,8 @@ class FlagSnapshot:
         """The migration flag's stage for ``context``, and the operation's tracker.
 
         A value that names no stage gives ``default_stage`` with a
-        ``WRONG_TYPE`` error reason; a ``default_stage`` that is not a
+        ``WRONG_TYPE`` error reason, logged at WARNING once per flag and
+        value; a ``default_stage`` that is not a
         :class:`~aioflags.migrations.Stage` is logged and ``OFF`` is used.
         Recorded as a value evaluation, as LaunchDarkly does; the hooks see
         the stage's detail.
@@ -852,7 +858,7 @@ class FlagSnapshot:
             )
         else:
             result = self._evaluation(key, context, default, None, False)
-        detail = _stage_detail(result, default)
+        detail = _stage_detail(result, default, key)
         return tracked_stage(self._flags, key, context, detail, stage)
 
     # ------------------------------------------------------------- all flags

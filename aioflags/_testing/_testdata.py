@@ -27,6 +27,7 @@ from aioflags._datasystem._datatypes import (
     SourceState,
     Update,
 )
+from aioflags._evaluation._migration import Stage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -137,6 +138,17 @@ def _rollout(
     return rollout
 
 
+def _ratio(key: str, method: str, ratio: int | None) -> int | None:
+    """``ratio`` if it is ``None`` or an int of 0 or more, else a ValueError saying so."""
+    given: object = ratio
+    if given is None or (type(given) is int and given >= 0):
+        return ratio
+    raise ValueError(
+        f"flag {key!r}: {method}() takes an int of 0 or more (1 in that many; "
+        f"0: none) or None, got {given!r}"
+    )
+
+
 @final
 class FlagBuilder:
     """Describes one flag; publish it with :meth:`FlagData.update`.
@@ -149,6 +161,7 @@ class FlagBuilder:
     """
 
     __slots__ = (
+        "_check_ratio",
         "_client_side",
         "_fallthrough",
         "_key",
@@ -156,6 +169,7 @@ class FlagBuilder:
         "_on",
         "_prerequisites",
         "_rules",
+        "_sampling_ratio",
         "_targets",
         "_track_events",
         "_variations",
@@ -174,6 +188,8 @@ class FlagBuilder:
         self._prerequisites: list[tuple[str, JSONValue]] = []
         self._client_side = False
         self._track_events = False
+        self._check_ratio: int | None = None
+        self._sampling_ratio: int | None = None
 
     @property
     def key(self) -> str:
@@ -232,6 +248,41 @@ class FlagBuilder:
             self.variations(value)
         self._on = True
         self._prerequisites.clear()
+        return self
+
+    def migration(self, stage: Stage | str = Stage.OFF) -> FlagBuilder:
+        """Make it a migration flag serving ``stage`` to everyone (docs/migrations.md).
+
+        The variations become the six stage names (``"off"``, ``"dualwrite"``,
+        ``"shadow"``, ``"live"``, ``"rampdown"``, ``"complete"``), as in a
+        migration flag made in LaunchDarkly; the off variation is ``"off"``.
+        Targets and rules name stages by those strings
+        (``.target("live", "user-1")``, or ``Stage.LIVE.value``). Set the
+        sampling with :meth:`migration_check_ratio` and :meth:`sampling_ratio`.
+        """
+        if isinstance(stage, Stage):
+            stage = stage.value
+        self.variations(*(member.value for member in Stage))
+        self._fallthrough = {"variation": self._index(stage)}
+        self._off_variation = self._index(Stage.OFF.value)
+        return self
+
+    def migration_check_ratio(self, ratio: int | None) -> FlagBuilder:
+        """Run a migrator's consistency check for 1 in ``ratio`` reads (``migration.checkRatio``).
+
+        0 never runs it, 1 runs it for every read (as ``None``, the default:
+        the flag then has no ``migration`` field).
+        """
+        self._check_ratio = _ratio(self._key, "migration_check_ratio", ratio)
+        return self
+
+    def sampling_ratio(self, ratio: int | None) -> FlagBuilder:
+        """Send 1 in ``ratio`` of the flag's events (``samplingRatio``): ``migration_op`` ones too.
+
+        0 sends none, 1 sends every one (as ``None``, the default: the flag
+        then has no ``samplingRatio`` field).
+        """
+        self._sampling_ratio = _ratio(self._key, "sampling_ratio", ratio)
         return self
 
     def on(self, on: bool = True) -> FlagBuilder:
@@ -391,7 +442,7 @@ class FlagBuilder:
                 context_targets.append(
                     {"contextKind": kind, "variation": index, "values": list(keys)}
                 )
-        return {
+        flag: JSONObject = {
             "key": self._key,
             "on": self._on,
             "variations": copy.deepcopy(self._variations),
@@ -409,6 +460,11 @@ class FlagBuilder:
                 "usingMobileKey": self._client_side,
             },
         }
+        if self._check_ratio is not None:
+            flag["migration"] = {"checkRatio": self._check_ratio}
+        if self._sampling_ratio is not None:
+            flag["samplingRatio"] = self._sampling_ratio
+        return flag
 
 
 @final

@@ -131,6 +131,26 @@ def blocking_use() -> None:
         assert_type(stage, Stage)
         client.track_migration_op(assert_type(tracker, OpTracker))
 
+        from aioflags.migrations import (
+            BlockingMigrator,
+            MigratorBuilder,
+            OperationResult,
+            WriteResult,
+        )
+
+        def read_old(payload: object) -> str:
+            return "value"
+
+        migrator = (
+            MigratorBuilder(client)
+            .read(read_old, read_old, lambda a, b: a == b)
+            .write(read_old, read_old)
+            .build()
+        )
+        assert_type(migrator, BlockingMigrator)
+        assert_type(migrator.read("move", user, Stage.OFF), OperationResult)
+        assert_type(migrator.write("move", user, Stage.OFF, 1), WriteResult)
+
 
 async def custom_data_system() -> None:
     system = DataSystem.custom(
