@@ -493,7 +493,7 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
 ) -> None:
     from tests import chromium
 
-    monkeypatch.setattr("shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr(chromium, "find", lambda: None)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("CHROMIUM_TESTS_REQUIRED", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
@@ -501,6 +501,17 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
     monkeypatch.setenv("CHROMIUM_TESTS_REQUIRED", "1")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         chromium.executable()
+
+
+def test_whether_there_is_a_chromium_is_decided_once_per_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import chromium
+
+    first = chromium.find()
+    other = None if first else "/usr/bin/chromium"
+    monkeypatch.setattr("shutil.which", lambda *a, **k: other)
+    assert chromium.find() == first
 
 
 # -------------------------------------------- the service beside the console
