@@ -446,6 +446,7 @@ async def test_a_page_that_reads_slowly_gets_the_latest_state_once() -> None:
 
 
 # ----------------------------------------------------------------- the command
+@pytest.mark.slow
 def test_serve_prints_the_console_url(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flagValues": {"v": 1}}))
