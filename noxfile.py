@@ -1,4 +1,4 @@
-"""Development sessions: tests on every supported Python, lint, typecheck, docs, bench."""
+"""Development sessions: tests on every supported Python, quick, lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = False
 
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+#: The tests ``nox -s quick`` leaves out (markers: pyproject.toml): those
+#: needing a redis-server or Chromium, the differential ones and the slow ones.
+QUICK = "not (slow or redis or chromium or differential)"
 
 
 def _expose_pyenv_versions() -> None:
@@ -44,6 +47,13 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine")
     session.run("coverage", "report")
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The unit tests in under a minute, no coverage (``nox -R -s quick`` to rerun)."""
+    _install(session, "tests")
+    session.run("python", "-m", "pytest", "-m", QUICK, *session.posargs)
 
 
 @nox.session

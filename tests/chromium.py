@@ -2,15 +2,18 @@
 
 Playwright's own browser download cannot be reached from CI, so the tests
 launch the system Chromium (``apt-get install chromium``) through
-``executable_path``. Without it the browser tests are skipped, with a message
-saying how to install it, except under CI (``CI`` or
-``CHROMIUM_TESTS_REQUIRED`` set), where they fail: CI must never pass by
-skipping them.
+``executable_path``. The tests that use it carry the ``chromium`` marker
+(tests/conftest.py adds it to every test of a module that imports from here).
+Without it they are skipped, with a message saying how to install it, except
+under CI (``CI`` or ``CHROMIUM_TESTS_REQUIRED`` set), where they fail: CI
+must never pass by skipping them. Whether it is there is looked up once per
+session (:func:`find`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -43,9 +46,15 @@ def required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("CHROMIUM_TESTS_REQUIRED"))
 
 
+@functools.cache
+def find() -> str | None:
+    """The Chromium binary, or None: looked up once, the session's answer."""
+    return shutil.which("chromium") or shutil.which("chromium", path="/usr/bin")
+
+
 def executable() -> str:
     """The Chromium to run; skips (fails under CI) when there is none."""
-    path = shutil.which("chromium") or shutil.which("chromium", path="/usr/bin")
+    path = find()
     if path is None:
         if required():
             pytest.fail(f"{_MISSING} (required under CI)", pytrace=False)

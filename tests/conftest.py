@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import socket
 from collections.abc import Callable, Generator, Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import settings
 
 from tests import benchmark_smoke, sources
 from tests.redis_server import RedisServer, executable
+from tests.redis_server import find as find_redis_server
 
 # No test asserts a wall-clock time, Hypothesis' per-example deadline (200 ms)
 # included: on a loaded CI machine one example of the bucketing test took
@@ -64,6 +67,55 @@ def pytest_asyncio_loop_factories(
     return {"debug": DebugLoop}
 
 
+# ----------------------------------------- what a test needs installed
+#: tests/chromium.py, by name: importing it imports Playwright.
+_CHROMIUM = "tests.chromium"
+
+
+def _from_chromium(value: object) -> bool:
+    """Whether a module global is tests/chromium.py or one of its names."""
+    if inspect.ismodule(value):
+        return value.__name__ == _CHROMIUM
+    return getattr(value, "__module__", None) == _CHROMIUM
+
+
+def _uses_chromium(module: ModuleType | None) -> bool:
+    return module is not None and any(map(_from_chromium, vars(module).values()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what each test needs installed; the benchmark smoke tests last.
+
+    ``redis``: the test uses the ``redis_server`` fixture. ``chromium``: its
+    module imports from tests/chromium.py. A new test gets its marker by
+    what it uses, before ``-m`` selects (hence ``tryfirst``). The smoke
+    tests' scripts run meanwhile, in the background.
+    """
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+        if _uses_chromium(getattr(item, "module", None)):
+            item.add_marker(pytest.mark.chromium)
+    items.sort(key=lambda item: _smoke_script(item) is not None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``redis`` or ``chromium`` is skipped (failed under CI) without it.
+
+    Skipped with a one-line reason saying what to install; failed instead
+    when ``CI``, ``REDIS_TESTS_REQUIRED`` or ``CHROMIUM_TESTS_REQUIRED`` is
+    set (.ci/run sets the last two).
+    """
+    if item.get_closest_marker("redis"):
+        executable()
+    if item.get_closest_marker("chromium"):
+        from tests import chromium  # Playwright: for the browser tests only
+
+        chromium.executable()
+
+
 # ------------------------------------------------------ benchmark smoke runs
 #: The session's benchmark smoke runs (tests/benchmark_smoke.py), once started.
 SMOKE_RUN = pytest.StashKey[benchmark_smoke.SmokeRun]()
@@ -82,9 +134,9 @@ def _smoke_script(item: pytest.Item) -> str | None:
     return script
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The benchmark smoke tests last: their scripts run meanwhile, in the background."""
-    items.sort(key=lambda item: _smoke_script(item) is not None)
+def _runnable(scripts: list[str]) -> list[str]:
+    """The smoke runs to start (without a redis-server, not those needing one)."""
+    return benchmark_smoke.runnable(scripts, redis=find_redis_server() is not None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,6 +145,7 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     scripts = [s for s in map(_smoke_script, session.items) if s is not None]
     if session.config.option.collectonly:  # nothing will run
         scripts = []
+    scripts = _runnable(scripts)
     if scripts:
         session.stash[SMOKE_RUN] = benchmark_smoke.SmokeRun(scripts)
     try:
@@ -109,7 +162,7 @@ def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeR
     if run is not None:
         yield run
         return
-    run = benchmark_smoke.SmokeRun(benchmark_smoke.SCRIPTS)
+    run = benchmark_smoke.SmokeRun(_runnable(benchmark_smoke.SCRIPTS))
     try:
         yield run
     finally:

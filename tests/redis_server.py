@@ -5,13 +5,18 @@ readiness by handshake (the server's own "Ready to accept connections" line on
 its log, read from a pipe: no sleeping, no polling), stopped by PID. A test
 can stop and start it again on the same port to simulate an outage.
 
-Without a redis-server the tests that need one are skipped, with a message
-saying how to install it, except under CI (``CI`` or ``REDIS_TESTS_REQUIRED``
-set), where they fail: CI must never pass by skipping them.
+The tests that need one carry the ``redis`` marker (tests/conftest.py adds
+it to every test that uses the ``redis_server`` fixture). Without a
+redis-server they are skipped, with a message saying how to install it,
+except under CI (``CI`` or ``REDIS_TESTS_REQUIRED`` set), where they fail: CI
+must never pass by skipping them. Whether there is one is looked up once per
+session (:func:`find`), so that a redis-server installed while the tests run
+cannot make one test skip and the next run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -34,11 +39,17 @@ def required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("REDIS_TESTS_REQUIRED"))
 
 
-def executable() -> str:
-    """The redis-server to run; skips (fails under CI) when there is none."""
-    path = shutil.which("redis-server") or shutil.which(
+@functools.cache
+def find() -> str | None:
+    """The redis-server binary, or None: looked up once, the session's answer."""
+    return shutil.which("redis-server") or shutil.which(
         "redis-server", path="/usr/sbin:/usr/local/sbin"
     )
+
+
+def executable() -> str:
+    """The redis-server to run; skips (fails under CI) when there is none."""
+    path = find()
     if path is None:
         if required():
             pytest.fail(f"{_MISSING} (required under CI)", pytrace=False)

@@ -128,6 +128,7 @@ async def test_an_unrecoverable_status_stops_event_delivery_for_good(
     assert f"refused (HTTP {status}" in caplog.text
 
 
+@pytest.mark.slow
 async def test_flush_is_bounded_when_the_endpoint_hangs() -> None:
     async with running() as (server, client, _):
         server.fail("/bulk", hang=True)
@@ -137,6 +138,7 @@ async def test_flush_is_bounded_when_the_endpoint_hangs() -> None:
         # The hung post is still owed: closing waits for it (CLOSE_BOUND).
 
 
+@pytest.mark.slow
 async def test_closing_is_bounded_when_the_endpoint_hangs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -156,6 +158,7 @@ def keys(request: RecordedRequest) -> list[str]:
     return [e["context"]["key"] for e in body if isinstance(e, dict)]
 
 
+@pytest.mark.slow
 async def test_closing_sends_the_newest_events_while_a_slow_post_is_in_flight(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -191,6 +194,7 @@ async def test_closing_sends_the_newest_events_while_a_slow_post_is_in_flight(
     assert "200 of 200 analytics event(s)" in warning.getMessage()
 
 
+@pytest.mark.slow
 async def test_closing_waits_for_a_delivery_in_flight_rather_than_resending_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

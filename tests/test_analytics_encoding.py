@@ -387,6 +387,7 @@ async def test_closing_during_a_flush_still_sends_the_whole_batch(
     assert payload[-1]["kind"] == "summary"
 
 
+@pytest.mark.slow
 async def test_a_batch_being_encoded_at_close_is_counted_if_not_delivered(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+import pytest
 from anyio.from_thread import start_blocking_portal
 
 from aioflags import Config, Context, DataSystem
@@ -46,6 +47,7 @@ def versions(rec: Recorder) -> Iterator[FlagSnapshot]:
         ).recording(rec)
 
 
+@pytest.mark.slow
 def test_summary_counts_are_exact_with_threads_flag_changes_and_flushes() -> None:
     """N threads x M evaluations while flags change and flushes happen: all counted.
 

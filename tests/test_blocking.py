@@ -654,6 +654,7 @@ print("parent ok", flush=True)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
 def test_a_client_running_at_fork_is_forgotten_in_the_child() -> None:
     result = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ def test_reference_values() -> None:
 keys = st.text(min_size=1, max_size=30)
 
 
+@pytest.mark.slow
 @given(keys)
 def test_bucket_is_stable_and_in_range(key: str) -> None:
     ctx = Context.create(key)
@@ -83,6 +85,7 @@ def test_missing_kind_is_minus_one_and_missing_attribute_zero() -> None:
     assert bucketer(attribute="nope").bucket(Context.create("u")) == 0.0
 
 
+@pytest.mark.slow
 @settings(max_examples=20)  # no deadline: tests/conftest.py
 @given(st.integers(min_value=0, max_value=100000))
 def test_rollout_distribution_within_tolerance(weight: int) -> None:

@@ -446,6 +446,7 @@ async def test_a_page_that_reads_slowly_gets_the_latest_state_once() -> None:
 
 
 # ----------------------------------------------------------------- the command
+@pytest.mark.slow
 def test_serve_prints_the_console_url(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flagValues": {"v": 1}}))
@@ -493,7 +494,7 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
 ) -> None:
     from tests import chromium
 
-    monkeypatch.setattr("shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr(chromium, "find", lambda: None)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("CHROMIUM_TESTS_REQUIRED", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
@@ -501,6 +502,17 @@ def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
     monkeypatch.setenv("CHROMIUM_TESTS_REQUIRED", "1")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         chromium.executable()
+
+
+def test_whether_there_is_a_chromium_is_decided_once_per_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import chromium
+
+    first = chromium.find()
+    other = None if first else "/usr/bin/chromium"
+    monkeypatch.setattr("shutil.which", lambda *a, **k: other)
+    assert chromium.find() == first
 
 
 # -------------------------------------------- the service beside the console

@@ -22,6 +22,9 @@ from tests.modules import ROOT, load
 from tests.redis_server import RedisServer
 from tests.test_stores import expect_write, flag, raw_redis, seed
 
+#: The contract-test service, end to end (and as a process: its documented command).
+pytestmark = pytest.mark.slow
+
 SERVICE_PATH = ROOT / "contract-tests" / "service.py"
 
 

@@ -356,6 +356,7 @@ def serve(path: Path) -> Iterator[Served]:
     assert "stopped" in served.out
 
 
+@pytest.mark.slow
 def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
     """Toggling one flag in the served file announces that flag, and only it."""
     data = {"flags": {"f": FLAG, "g": FLAG}, "flagValues": {"v": 1}}
@@ -388,6 +389,7 @@ def test_serve_command_with_a_real_client(tmp_path: Path) -> None:
         anyio.run(check)
 
 
+@pytest.mark.slow
 def test_serve_warns_about_a_variation_index_out_of_range(tmp_path: Path) -> None:
     bad = {**FLAG, "fallthrough": {"variation": 5}}
     path = write(tmp_path / "flags.json", {"flags": {"bad": bad}})

@@ -253,6 +253,7 @@ async def test_eval_from_the_service_in_the_environment(
     assert json.loads(capsys.readouterr().out)["value"] is True
 
 
+@pytest.mark.slow
 def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flagValues": {"f": True}}))
@@ -268,6 +269,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "aioflags"
     result = subprocess.run(
@@ -350,6 +352,7 @@ def test_polling_launchdarkly_faster_than_every_30_s_is_clamped(
     assert "sdk.launchdarkly.com every 5 s" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_messages_when_the_service_never_answers_or_has_no_such_path(
     caplog: pytest.LogCaptureFixture,

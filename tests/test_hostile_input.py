@@ -223,6 +223,7 @@ async def test_hostile_first_poll_leaves_the_client_not_ready_until_good_data() 
             tg.cancel_scope.cancel()
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_huge_shallow_garbage_and_wrongly_typed_flags_never_crash_the_poller() -> (
     None

@@ -112,6 +112,7 @@ def test_import_aioflags_loads_none_of_the_heavy_modules() -> None:
     assert _loaded(list(NOT_AT_IMPORT), got) == []
 
 
+@pytest.mark.slow
 def test_the_lazy_names_are_still_there_for_users_and_tools() -> None:
     got = _child(
         """
@@ -211,6 +212,7 @@ anyio.run(main, sys.argv[1], json.loads(sys.argv[2]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -> None:
     corpus = load("benchmarks/corpus.py", "import_corpus").make_corpus(60, 8)

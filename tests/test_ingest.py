@@ -361,6 +361,7 @@ async def test_a_parsed_change_set_is_the_same_value_whole() -> None:
         parsed.changes = ()  # type: ignore[misc]
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_ingested_puts_are_not_tracked_by_the_garbage_collector() -> None:
     # A full collection walks every tracked object: the change set of
@@ -728,6 +729,7 @@ async def test_a_large_delta_is_merged_at_once() -> None:
     assert type(flags) is Table and len(flags) == 17 and flags["f2"].version == 2
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_cold_flags_are_no_objects_for_the_garbage_collector() -> None:
     # Every full collection walks every tracked object, and objects that

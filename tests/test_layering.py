@@ -194,6 +194,7 @@ def test_annotations_name_no_upper_layer() -> None:
     assert _upward(TYPED) - _upward(GRAPH) == set()
 
 
+@pytest.mark.slow
 def test_imports_by_name_are_found_by_the_walk() -> None:
     # A dynamic import the walk cannot read would hide an edge: private
     # modules import others by name only from a list of string constants.
@@ -338,6 +339,7 @@ def _summary(path: Path) -> str:
     return doc.split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
 
 
+@pytest.mark.slow
 def test_the_architecture_page_lists_every_module_with_its_docstring() -> None:
     rows = {
         line.split("`")[1]: line.split(" | ", 1)[1].removesuffix(" |")

@@ -168,6 +168,7 @@ HTTPX_TRIO_GENERATORS = pytest.mark.filterwarnings(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend", ["asyncio", pytest.param("trio", marks=HTTPX_TRIO_GENERATORS)]
 )
@@ -512,6 +513,7 @@ def test_constructing_before_fork_warns_nothing(
 
 
 # ------------------------------------------------------------------- load
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_ten_thousand_handlers_cost_no_task_and_never_stall_the_loop() -> None:
     async with (

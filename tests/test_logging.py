@@ -25,6 +25,7 @@ class NotAContext:
     """Something a caller might pass by mistake."""
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_the_library_configures_no_handler_and_no_level_on_any_logger() -> None:
     """The application decides; with nothing configured, WARNING reaches stderr."""
@@ -71,6 +72,7 @@ async def app(scope, receive, send):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_warning_reaches_the_terminal_of_a_uvicorn_app_that_configured_nothing(
     tmp_path: Path,

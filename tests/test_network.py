@@ -561,6 +561,7 @@ async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -
             assert await value(client) == "on"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fdv1", [False, True], ids=["fdv2", "fdv1"])
 async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> None:
     clock = FakeClock()
@@ -662,6 +663,7 @@ async def test_aclose_while_a_stream_is_stalled_mid_event() -> None:
             await server.wait_for_streams_closed()
 
 
+@pytest.mark.slow
 async def test_a_50_mb_payload_is_handled() -> None:
     big = {
         **FLAG,
@@ -680,6 +682,7 @@ async def test_a_50_mb_payload_is_handled() -> None:
             assert await value(client) == "on"
 
 
+@pytest.mark.slow
 async def test_a_silent_stream_times_out_and_reconnects_with_the_basis() -> None:
     async with serving() as server:
         server.script(STREAM, Fault(hang_after_events=True))  # a payload, then silence

@@ -286,6 +286,7 @@ def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
             to_context(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_events_are_forwarded_after_initialisation(events: Events) -> None:
     data = flag_data()
@@ -309,6 +310,7 @@ async def test_events_are_forwarded_after_initialisation(events: Events) -> None
         assert client.get_boolean_value("checkout", False, USER) is True
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_fatal_after_a_failed_start_is_forwarded_as_provider_fatal(
     events: Events,
@@ -345,6 +347,7 @@ async def test_a_fatal_start_raises_provider_fatal() -> None:
         assert api.get_client().get_provider_status() is ProviderStatus.FATAL
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_not_ready_in_time_is_an_error_and_later_ready_is_forwarded(
     events: Events,
@@ -470,6 +473,7 @@ async def test_set_provider_from_sync_set_up_becomes_ready(events: Events) -> No
         assert (await client.get_boolean_details_async("checkout", False, USER)).value
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_on_a_thread_not_ready_in_time_then_ready_then_fatal(
     events: Events,
@@ -632,6 +636,7 @@ async def test_shutdown_closes_an_owned_client() -> None:
         await streams_closed(server)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_set_provider_at_import_serves_evaluations_on_uvicorn() -> None:
     """The common set-up, in a fresh process: set_provider at import, no loop running."""

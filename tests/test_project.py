@@ -62,6 +62,7 @@ def test_source_authoring_names_live_in_sources_only() -> None:
         exec("from aioflags import Basis", {})
 
 
+@pytest.mark.slow
 def test_source_types_annotations_resolve() -> None:
     # typing.get_type_hints reads a class's annotations in the namespace of
     # its __module__: renaming it to a module that lacks the names breaks it.
@@ -124,3 +125,50 @@ def test_ci_script_is_strict() -> None:
     text = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in text
     assert "no tests ran" in text
+
+
+def _quick() -> str:
+    """The marker expression of ``nox -s quick`` (noxfile.py's QUICK)."""
+    match = re.search(r'^QUICK = "(.+)"$', (ROOT / "noxfile.py").read_text(), re.M)
+    assert match, "noxfile.py has no QUICK expression"
+    return match.group(1)
+
+
+def test_the_quick_run_is_named_in_the_readme_and_contributing() -> None:
+    quick = _quick()
+    assert "nox -s quick" in (ROOT / "README.md").read_text()
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    assert "nox -s quick" in contributing
+    assert f'pytest -m "{quick}"' in contributing
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    markers = re.findall(r"\b(?!not\b|or\b|and\b)\w+", quick)
+    assert markers == ["slow", "redis", "chromium", "differential"]
+    for marker in markers:
+        assert f'"{marker}: ' in pyproject, f"{marker} is not registered"
+        assert f"| `{marker}` |" in contributing, f"CONTRIBUTING.md omits {marker}"
+
+
+def _collect(expression: str, *files: str) -> set[str]:
+    """The test ids ``pytest -m expression`` selects in ``files``."""
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q"]
+    out = subprocess.run(
+        [*command, "-m", expression, *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line for line in out.splitlines() if "::" in line}
+
+
+@pytest.mark.slow
+def test_the_quick_run_leaves_out_the_tests_needing_redis_or_chromium() -> None:
+    """tests/conftest.py marks them by what they use: a new one is left out too."""
+    files = ("tests/test_redis_server.py", "tests/test_console_browser.py")
+    # Not the test using the redis_server fixture, nor any of the browser's.
+    assert _collect(_quick(), *files) == {
+        "tests/test_redis_server.py::"
+        "test_missing_redis_server_skips_outside_ci_and_fails_in_ci",
+        "tests/test_redis_server.py::"
+        "test_whether_there_is_a_redis_server_is_decided_once_per_session",
+    }

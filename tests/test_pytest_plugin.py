@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = ["pytester"]
+#: Each test runs a pytest session of its own (pytester).
+pytestmark = pytest.mark.slow
 
 # What a user writes: the marker presets flags, the fixtures run the server and
 # client, a change made during the test reaches the client over its stream.

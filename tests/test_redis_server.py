@@ -36,7 +36,7 @@ def test_missing_redis_server_skips_outside_ci_and_fails_in_ci(
 ) -> None:
     from tests import redis_server
 
-    monkeypatch.setattr("shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr(redis_server, "find", lambda: None)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("REDIS_TESTS_REQUIRED", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install redis-server"):
@@ -44,3 +44,15 @@ def test_missing_redis_server_skips_outside_ci_and_fails_in_ci(
     monkeypatch.setenv("REDIS_TESTS_REQUIRED", "1")
     with pytest.raises(pytest.fail.Exception, match="required under CI"):
         redis_server.executable()
+
+
+def test_whether_there_is_a_redis_server_is_decided_once_per_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One installed (or removed) while the tests run changes no test's answer."""
+    from tests import redis_server
+
+    first = redis_server.find()
+    other = None if first else "/usr/bin/redis-server"
+    monkeypatch.setattr("shutil.which", lambda *a, **k: other)
+    assert redis_server.find() == first

@@ -205,6 +205,7 @@ def test_a_capped_pattern_is_logged_once(caplog: pytest.LogCaptureFixture) -> No
     ]
 
 
+@pytest.mark.slow
 def test_hostile_evaluations_finish_in_a_subprocess() -> None:
     """A safety net over the counting tests: the old code runs for hours here."""
     script = textwrap.dedent(
@@ -391,6 +392,7 @@ def test_python_only_syntax_is_not_translated(pattern: str) -> None:
         translate(pattern)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ascii_only", [False, True], ids=["unicode", "ascii"])
 def test_case_folds_of_ascii_characters_match_pythons_over_every_code_point(
     ascii_only: bool,
@@ -409,6 +411,7 @@ def test_case_folds_of_ascii_characters_match_pythons_over_every_code_point(
         assert (c in folds) == (len(matched) > 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "atom"),
     [("", r"\d"), ("", r"\D"), ("", r"\s"), ("", r"\S"), ("", r"\w"), ("", r"\W"),
@@ -454,6 +457,7 @@ def _patterns() -> st.SearchStrategy[str]:
     ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(
     _patterns(),
@@ -472,6 +476,7 @@ def test_random_patterns_agree_with_python(pattern: str, values: list[str]) -> N
         assert answer is None or answer is expected, (pattern, value)
 
 
+@pytest.mark.slow
 @settings(max_examples=100)
 @given(_patterns())
 def test_the_work_estimate_grows_with_the_value(pattern: str) -> None:
@@ -527,6 +532,7 @@ def _options() -> Any:
     return options
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", list(DFA_BUSTERS), ids=list(DFA_BUSTERS))
 @pytest.mark.parametrize("pattern", SLOW_IN_RE2)
 def test_a_pattern_whose_re2_program_is_large_stays_with_python_re(

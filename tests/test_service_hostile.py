@@ -36,6 +36,9 @@ from aioflags._service._server import STREAM_QUEUE
 from aioflags.testing import FlagServer
 from tests.flags import BOOL_FLAG
 
+#: Real sockets, held open or flooded, and an ``aioflags serve`` process per case.
+pytestmark = pytest.mark.slow
+
 FLAGS = {"f": BOOL_FLAG}
 KINDS = pytest.mark.parametrize("kind", ["FlagServer", "serve"])
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -184,6 +184,7 @@ def test_changes_propagate_through_prerequisites_and_segments() -> None:
     assert store.apply_now(delta(put("base", flag("base", 4)))) == {"base"}
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_large_payloads_are_compiled_in_slices_that_let_the_loop_run() -> None:
     store = Store()

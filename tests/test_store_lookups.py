@@ -392,12 +392,13 @@ async def test_a_read_through_on_a_stopped_redis_answers_the_default_at_once(
 async def test_a_flag_found_on_a_slow_store_is_served_though_its_reads_outlast_the_timeout(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each read takes 0.15 s, within the 0.2 s timeout; the chain takes 0.3 s.
+    """Each read takes 0.3 s, within the 0.5 s timeout; the chain takes 0.6 s.
 
     The sleeps make the store slow (the behaviour under test), they
-    synchronise nothing: the evaluation must wait for the whole chain.
+    synchronise nothing: the evaluation must wait for the whole chain, more
+    than one timeout. Its bound, three (1.5 s), leaves a loaded machine 0.9 s.
     """
-    store = RedisStore(url=redis_server.url, cache_ttl=15, timeout=0.2)
+    store = RedisStore(url=redis_server.url, cache_ttl=15, timeout=0.5)
     async with raw_redis(redis_server) as raw:
         await seed(raw, {"f": flag("v1")})
         async with Client(daemon(store), clock=FakeClock()) as client:
@@ -405,11 +406,11 @@ async def test_a_flag_found_on_a_slow_store_is_served_though_its_reads_outlast_t
             get, load = _RedisConnection.get, _RedisConnection.load
 
             async def slow_get(connection: _RedisConnection, *args: Any) -> Any:
-                await anyio.sleep(0.15)
+                await anyio.sleep(0.3)
                 return await get(connection, *args)
 
             async def slow_load(connection: _RedisConnection) -> RawData:
-                await anyio.sleep(0.15)
+                await anyio.sleep(0.3)
                 return await load(connection)
 
             monkeypatch.setattr(_RedisConnection, "get", slow_get)
