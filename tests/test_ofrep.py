@@ -294,6 +294,7 @@ async def test_the_python_provider_against_the_flag_service() -> None:
         assert (off.value, off.reason) == ("blue", Reason.DISABLED)
 
 
+@pytest.mark.slow
 def test_the_python_provider_against_an_aioflags_serve_process(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flags": FLAGS}))
@@ -341,6 +342,7 @@ def _session_context(request: Request, ofrep: dict[str, Any]) -> Context:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_the_python_provider_against_an_ofrep_app_in_fastapi_under_uvicorn() -> (
     None
@@ -397,6 +399,7 @@ async def test_the_python_provider_against_an_ofrep_app_in_fastapi_under_uvicorn
         assert {"banner", "limit"} <= counted
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_context_callable_overrides_the_body() -> None:
     async with (
@@ -444,6 +447,7 @@ def test_a_bad_expose_is_refused_at_once() -> None:
         OFREPApp(Client(config), expose="server")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_change_stream_ends_once_its_client_closes(
     monkeypatch: pytest.MonkeyPatch,
