@@ -206,6 +206,19 @@ def test_version_and_help_for_every_argument(
         assert options and all(len(line.split(None, 1)) == 2 for line in options), text
 
 
+def test_serve_help_shows_a_config_with_events_uri(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without events_uri an app sends its events to LaunchDarkly: the console stays empty."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    url = "'http://127.0.0.1:8765'"
+    line = f"  Config(sdk_key, base_uri={url}, stream_uri={url}, events_uri={url})"
+    assert line in text.splitlines(), text  # the line `serve` prints, unwrapped
+    assert "AIOFLAGS_EVENTS_URI" in text
+
+
 def test_validate_says_what_is_wrong(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -248,6 +248,16 @@ class Client:
                 ),
                 True,
             )
+            if self._config._events_elsewhere():
+                events_logger.info(
+                    "Analytics events go to %s, not to the flag service on this "
+                    "machine (%s): set events_uri=%r (AIOFLAGS_EVENTS_URI) to send "
+                    "them there (the console of `aioflags serve` shows them), or "
+                    "send_events=False to send none",
+                    self._config.events_uri,
+                    self._config.base_uri,
+                    self._config.base_uri,
+                )
         elif self._config.sdk_key is None and self._config._events_wanted():
             # Daemon mode needs no key for flags, but LaunchDarkly needs one to
             # receive events: say so, or every flag looks "never evaluated".
