@@ -100,6 +100,18 @@ def test_config_from_env_names_the_variable(env: dict[str, str], message: str) -
         Config.from_env(env)
 
 
+def test_a_missing_sdk_key_names_the_variables_from_env_reads() -> None:
+    config = Config.from_env({"AIOFLAGS_READY_TIMEOUT": "1"})
+    with pytest.raises(ConfigurationError) as raised:
+        Client(config)
+    assert str(raised.value) == (
+        "an sdk_key is required to connect to the flag service: pass "
+        "Config(sdk_key), or set AIOFLAGS_SDK_KEY (or LAUNCHDARKLY_SDK_KEY) for "
+        "Config.from_env(); or use offline=True, or a data system that needs "
+        "none such as DataSystem.file"
+    )
+
+
 @pytest.mark.asyncio
 async def test_ready_timeout_zero_starts_without_waiting(
     caplog: pytest.LogCaptureFixture,

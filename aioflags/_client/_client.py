@@ -183,8 +183,10 @@ class Client:
         system = config.data_system
         if system is None and not config.offline and config.sdk_key is None:
             raise ConfigurationError(
-                "an sdk_key is required to connect to the flag service "
-                "(or use offline=True, or a data system that needs none such as DataSystem.file)"
+                "an sdk_key is required to connect to the flag service: pass "
+                "Config(sdk_key), or set AIOFLAGS_SDK_KEY (or LAUNCHDARKLY_SDK_KEY) "
+                "for Config.from_env(); or use offline=True, or a data system that "
+                "needs none such as DataSystem.file"
             )
         self._config = config
         self._clock: Clock = clock or MonotonicClock()
