@@ -124,3 +124,20 @@ def test_ci_script_is_strict() -> None:
     text = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in text
     assert "no tests ran" in text
+
+
+def _extras() -> list[str]:
+    """The extras pyproject.toml declares (read as text: tomllib is Python 3.11+)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    table = text.split("[project.optional-dependencies]\n", 1)[1].split("\n[", 1)[0]
+    return re.findall(r"^([a-z0-9-]+) = \[", table, re.M)
+
+
+def test_the_readme_and_the_installation_page_name_every_extra() -> None:
+    extras = _extras()
+    assert {"service", "redis", "otel", "yaml"} <= set(extras)
+    readme = (ROOT / "README.md").read_text()
+    line = readme.split("\nExtras: ", 1)[1].split("\nThe install gives you", 1)[0]
+    assert [e for e in extras if f"`{e}`" not in line] == []
+    page = (ROOT / "docs" / "installation.md").read_text()
+    assert [e for e in extras if f"\n| `{e}`" not in page] == []
