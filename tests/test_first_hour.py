@@ -148,6 +148,43 @@ async def test_evaluations_never_raise_for_something_that_is_not_a_context(
     assert "Context.create(key) or Context.from_dict" in caplog.text
 
 
+NO_CONTEXT = (
+    "aioflags evaluation got no context (None): the default is returned with "
+    "USER_NOT_SPECIFIED. Pass a valid Context: Context.create(key) with a "
+    "non-empty key, or Context.from_dict({...}); context.error says what is "
+    "wrong with one (logged once per reason)"
+)
+EMPTY_KEY = NO_CONTEXT.replace(
+    "got no context (None)",
+    "got an invalid Context (context key must not be empty)",
+)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("events", [False, True], ids=["events-off", "events-on"])
+async def test_no_context_or_an_invalid_one_is_logged_once_per_reason(
+    events: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        config = server.config(send_events=events, diagnostic_opt_out=True)
+        async with Client(config) as client:
+            snapshot = client.snapshot()
+            for _ in range(2):
+                for context in (None, Context.create("")):
+                    assert await client.variation("f", context, "d") == "d"
+                    assert not await client.bool_variation("f", context, False)
+                    detail = await client.variation_detail("f", context, 1)
+                    assert detail.error_kind == "USER_NOT_SPECIFIED"
+                    assert snapshot.int_variation("f", context, 7) == 7
+                    assert not (await client.all_flags_state(context)).valid
+    warned = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "aioflags.evaluation"
+    ]
+    assert warned == [("WARNING", NO_CONTEXT), ("WARNING", EMPTY_KEY)]
+
+
 def test_a_blocking_client_never_started_says_how_to_start_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
