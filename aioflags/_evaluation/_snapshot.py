@@ -719,6 +719,8 @@ class FlagSnapshot:
                 ):
                     events.evaluation_locked(flag, context, result, default, False)
                 elif result.variation_index is None:
+                    if not counter.none:  # the row's value: the first one counted
+                        counter.none_value = default
                     counter.none += 1
                 else:
                     counter.counts[result.variation_index] += 1
