@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -220,6 +221,83 @@ async def test_registering_a_watcher_before_start_does_not_warn(
     client = Client(Config("k", send_events=False))
     client.add_flag_value_change_handler("f", Context.create("u"), print)
     assert "evaluated before" not in caplog.text
+
+
+LOOP_ENDED = (
+    "aioflags client was still running when its event loop ended (`async with "
+    "client:` was never left): it has stopped (NOT_READY; evaluations return "
+    "defaults, CLIENT_NOT_READY). A client runs on the event loop that starts it: "
+    "leave `async with client:` (or await client.aclose()) before that loop ends, "
+    "and start the client on the loop that uses it"
+)
+USED_AFTER_ITS_LOOP = (
+    "aioflags client evaluated after the event loop it ran on ended with it still "
+    "running: evaluations return defaults (CLIENT_NOT_READY) until it is started "
+    "on this loop: start it with `async with client:` (in your app's lifespan, "
+    "for example)"
+)
+
+
+def test_a_client_left_running_when_its_loop_ends_says_so_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not 36 lines of asyncio's tracebacks from finalising it on the loop's way out."""
+    data = FlagData()
+    data.set_value("f", True)
+    client = Client(Config(data_system=data.data_system(), send_events=False))
+    user = Context.create("u")
+
+    async def start_and_forget_to_close() -> bool:
+        await client.__aenter__()
+        return await client.bool_variation("f", user, False)
+
+    async def evaluate() -> str | None:
+        return (await client.bool_variation_detail("f", user, False)).error_kind
+
+    async def start_here() -> bool:
+        async with client:
+            return await client.bool_variation("f", user, False)
+
+    assert asyncio.run(start_and_forget_to_close()) is True
+    assert client.status is ProviderStatus.NOT_READY  # not READY on stale data
+    for _ in range(2):
+        assert asyncio.run(evaluate()) == "CLIENT_NOT_READY"
+    assert asyncio.run(start_here()) is True  # a client started on this loop
+    logged = [
+        (r.name, r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+    ]
+    assert logged == [
+        ("aioflags", "WARNING", LOOP_ENDED),
+        ("aioflags", "WARNING", USED_AFTER_ITS_LOOP),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_closing_a_client_from_another_event_loop_says_where_to_close_it() -> (
+    None
+):
+    data = FlagData()
+    data.set_value("f", True)
+    async with Client(
+        Config(data_system=data.data_system(), send_events=False)
+    ) as client:
+
+        async def close_it() -> None:
+            await client.aclose()
+
+        with pytest.raises(RuntimeError) as raised, anyio.fail_after(10):  # no hang
+            await anyio.to_thread.run_sync(
+                asyncio.run, close_it(), abandon_on_cancel=True
+            )
+        assert str(raised.value) == (
+            "this aioflags client runs on another event loop (the one that entered "
+            "`async with client:`): close it from that loop. A client runs on one "
+            "event loop: give each loop (or thread) a client of its own, or use "
+            "aioflags.blocking.Client from threads"
+        )
+        assert client.status is ProviderStatus.READY  # untouched
 
 
 def test_sync_with_says_use_async_with() -> None:
