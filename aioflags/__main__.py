@@ -86,11 +86,7 @@ async def serve(path: Path, host: str, port: int) -> None:
         count_connections=False,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
-        print(
-            f"  Config(sdk_key, base_uri={server.url!r}, stream_uri={server.url!r}, "
-            f"events_uri={server.url!r})",
-            flush=True,
-        )
+        print(_config_line(server.url), flush=True)
         print(f"Console: {_console_url(server.url, host)}", flush=True)
         seen = _stamp((path,))
         while True:
@@ -304,6 +300,29 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
     return 0 if detail.error_kind is None else 1
 
 
+def _config_line(url: str) -> str:
+    """The ``Config`` that points an app at a flag service at ``url`` (events too)."""
+    return (
+        f"  Config(sdk_key, base_uri={url!r}, stream_uri={url!r}, events_uri={url!r})"
+    )
+
+
+_SERVE_PORT = 8765
+_SERVE_DEFAULT_URL = f"http://127.0.0.1:{_SERVE_PORT}"
+#: ``serve --help``'s description: argparse's raw formatter keeps its lines
+#: (the Config line must not be wrapped), so they are wrapped here.
+_SERVE_DESCRIPTION = f"""\
+A local flag service from a flag file, for development and tests. Edits of
+the file are pushed to connected clients. Point your app at the URL it
+prints, events included (the console's Evaluations log is fed by them; an
+app without events_uri sends them to LaunchDarkly). With the default port:
+
+{_config_line(_SERVE_DEFAULT_URL)}
+
+or set AIOFLAGS_BASE_URI, AIOFLAGS_STREAM_URI and AIOFLAGS_EVENTS_URI for
+Config.from_env(). The console is at {_SERVE_DEFAULT_URL}/ui/."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioflags",
@@ -318,9 +337,8 @@ def _parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser(
         "serve",
         help="serve a flag file (JSON or YAML) on 127.0.0.1",
-        description="A local flag service from a flag file, for development and "
-        "tests: point Config(base_uri=..., stream_uri=...) at the URL it prints. "
-        "Edits of the file are pushed to connected clients.",
+        description=_SERVE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmd.add_argument(
         "file",
@@ -332,7 +350,10 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
     )
     cmd.add_argument(
-        "--port", type=int, default=8765, help="0 picks a free port (default 8765)"
+        "--port",
+        type=int,
+        default=_SERVE_PORT,
+        help=f"0 picks a free port (default {_SERVE_PORT})",
     )
     cmd.add_argument(
         "--allow-remote",

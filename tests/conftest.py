@@ -177,6 +177,7 @@ def _forget_logged_evaluation_noise() -> None:
     _evaluate._FAILURES.clear()
     _snapshot._UNKNOWN_KEYS.clear()
     _snapshot._NOT_KEYS.clear()
+    _snapshot._INVALID_CONTEXTS.clear()
     _model._SAID.clear()
 
 

@@ -95,7 +95,8 @@ async def test_summary_counters_for_every_evaluation_path() -> None:
     version = server.flags["served"]["version"]
     assert counters(summary, "served") == [
         {"variation": 0, "version": version, "value": True, "count": 2},
-        {"version": version, "value": False, "count": 1},
+        # the wrong type's row: the value it returned, as its feature event
+        {"version": version, "value": "dflt", "count": 1},
     ]
     assert counters(summary, "missing") == [
         {"unknown": True, "value": "dflt", "count": 1}

@@ -126,3 +126,49 @@ async def test_summary_counters_equal_a_recount(seed: int) -> None:
             counted[(key, row.get("variation"), version)] += row["count"]
     assert counted == expected
     assert sum(expected.values()) > 300  # prerequisites were counted too
+
+
+@pytest.mark.asyncio
+async def test_a_counter_s_value_is_that_of_the_first_evaluation_it_counted() -> None:
+    """events.md §3: a WRONG_TYPE call's counter says the default it returned, as its event."""
+    pro = {"attribute": "plan", "op": "in", "values": ["pro"]}
+    flags = {
+        "f": flag(trackEvents=True),  # serves True (variation 0)
+        # plan pro: variation 0; anyone else: a malformed fallthrough, no variation
+        "r": flag(
+            rules=[{"id": "pro", "variation": 0, "clauses": [pro]}], fallthrough={}
+        ),
+    }
+    ann = Context.create("ann", attributes={"plan": "pro"})
+    bob = Context.create("bob")
+    async with running(flags) as (server, client, _):
+        assert await client.bool_variation("f", ann, False) is True
+        detail = await client.string_variation_detail("f", ann, "nope")
+        assert (detail.value, detail.error_kind) == ("nope", "WRONG_TYPE")
+        assert await client.string_variation("f", ann, "later") == "later"
+        # The snapshot's own fast path: r's counter exists (ann), bob is the
+        # last context seen (f), and r serves bob no variation.
+        assert await client.variation("r", ann, "d0") is True
+        assert await client.variation("f", bob, "d1") is True
+        assert await client.variation("r", bob, "d2") == "d2"
+        assert await client.variation("r", bob, "d3") == "d3"
+        await client.flush()
+        (summary,) = server.events_of("summary")
+        wrong = [
+            e
+            for e in server.events_of("feature")
+            if e["key"] == "f" and e.get("reason", {}).get("errorKind") == "WRONG_TYPE"
+        ]
+    features = summary["features"]
+    version = server.flags["f"]["version"]
+    assert features["f"]["default"] is False  # the flag's first evaluation's
+    assert features["f"]["counters"] == [
+        {"variation": 0, "version": version, "value": True, "count": 2},
+        {"version": version, "value": "nope", "count": 2},
+    ]
+    assert [e["value"] for e in wrong] == ["nope"]  # the event agrees
+    assert features["r"]["counters"][1] == {
+        "version": server.flags["r"]["version"],
+        "value": "d2",
+        "count": 2,
+    }

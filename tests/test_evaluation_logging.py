@@ -101,6 +101,35 @@ def test_an_unknown_key_with_events_on_is_looked_into_once(
     assert batch is not None  # counted as an unknown flag's evaluation
 
 
+def test_invalid_contexts_are_remembered_up_to_a_bound_which_is_said_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_snapshot, "_INVALID_CONTEXTS", Occurrences(2))
+    monkeypatch.setattr(_snapshot, "_MAX_INVALID_CONTEXTS", 2)
+    snap = snapshot_from_data({"f": flag("f")}, {})
+    for round_ in range(2):
+        for kind in ("kind", "multi", "a b", "c d"):  # four reasons
+            context = Context.create("k", kind=kind)
+            assert snap.variation("f", context, round_) == round_
+    assert len(lines(caplog, "got an invalid Context", logging.WARNING)) == 2
+    assert lines(caplog, "reasons for an invalid", logging.WARNING) == [
+        "2 reasons for an invalid context have been logged: further ones are not "
+        "(their evaluations still return the default, USER_NOT_SPECIFIED)"
+    ]
+    assert len(_snapshot._INVALID_CONTEXTS._counts) == 2  # bounded
+
+
+def test_a_snapshot_that_is_not_ready_says_nothing_of_the_context(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aioflags import FlagSnapshot
+
+    snap = FlagSnapshot()  # no data: CLIENT_NOT_READY is what the caller sees
+    assert snap.variation_detail("f", None, "d").error_kind == "CLIENT_NOT_READY"
+    assert snap.variation("f", None, "d") == "d"
+    assert "context" not in caplog.text
+
+
 def test_a_snapshot_that_is_not_ready_warns_of_no_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pytest
@@ -198,3 +199,55 @@ async def test_daemon_mode_without_a_key_warns_that_events_are_off(
     async with aioflags.Client(keyed):
         pass
     assert warnings_about_the_key(caplog) == []
+
+
+def where_events_go(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.getMessage().startswith("Analytics events go")
+    ]
+
+
+@pytest.mark.asyncio
+async def test_local_flags_with_remote_events_say_where_events_go_once_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An app pointed at `aioflags serve` by base_uri alone: its console stays empty."""
+    caplog.set_level(logging.INFO, "aioflags.events")
+    config = Config(
+        "k",
+        data_system=in_memory(),
+        base_uri="http://localhost:8765",
+        events_uri="http://events.example.com",  # nothing is recorded, nothing sent
+        diagnostic_opt_out=True,
+    )
+    async with aioflags.Client(config):
+        pass
+    (record,) = where_events_go(caplog)
+    assert record.levelname == "INFO" and record.name == "aioflags.events"
+    assert record.getMessage() == (
+        "Analytics events go to http://events.example.com, not to the flag service "
+        "on this machine (http://localhost:8765): set "
+        "events_uri='http://localhost:8765' (AIOFLAGS_EVENTS_URI) to send them "
+        "there (the console of `aioflags serve` shows them), or send_events=False "
+        "to send none"
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"base_uri": "http://127.0.0.1:8765", "events_uri": "http://127.0.0.1:8765"},
+        {"base_uri": "http://[::1]:8765", "events_uri": "http://localhost:9"},
+        {"base_uri": "https://relay.example.com", "events_uri": "http://127.0.0.1:9"},
+    ],
+    ids=["both-local", "both-local-other-names", "remote-flags"],
+)
+async def test_nothing_is_said_of_events_that_go_where_flags_come_from(
+    options: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "aioflags.events")
+    config = Config("k", data_system=in_memory(), diagnostic_opt_out=True, **options)  # type: ignore[arg-type]
+    async with aioflags.Client(config):
+        pass
+    assert where_events_go(caplog) == []

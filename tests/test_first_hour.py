@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -100,6 +101,18 @@ def test_config_from_env_names_the_variable(env: dict[str, str], message: str) -
         Config.from_env(env)
 
 
+def test_a_missing_sdk_key_names_the_variables_from_env_reads() -> None:
+    config = Config.from_env({"AIOFLAGS_READY_TIMEOUT": "1"})
+    with pytest.raises(ConfigurationError) as raised:
+        Client(config)
+    assert str(raised.value) == (
+        "an sdk_key is required to connect to the flag service: pass "
+        "Config(sdk_key), or set AIOFLAGS_SDK_KEY (or LAUNCHDARKLY_SDK_KEY) for "
+        "Config.from_env(); or use offline=True, or a data system that needs "
+        "none such as DataSystem.file"
+    )
+
+
 @pytest.mark.asyncio
 async def test_ready_timeout_zero_starts_without_waiting(
     caplog: pytest.LogCaptureFixture,
@@ -134,6 +147,43 @@ async def test_evaluations_never_raise_for_something_that_is_not_a_context(
         await client.bool_variation("f", "bob", False)  # type: ignore[arg-type]
     assert caplog.text.count("got str") == 1  # once per type
     assert "Context.create(key) or Context.from_dict" in caplog.text
+
+
+NO_CONTEXT = (
+    "aioflags evaluation got no context (None): the default is returned with "
+    "USER_NOT_SPECIFIED. Pass a valid Context: Context.create(key) with a "
+    "non-empty key, or Context.from_dict({...}); context.error says what is "
+    "wrong with one (logged once per reason)"
+)
+EMPTY_KEY = NO_CONTEXT.replace(
+    "got no context (None)",
+    "got an invalid Context (context key must not be empty)",
+)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("events", [False, True], ids=["events-off", "events-on"])
+async def test_no_context_or_an_invalid_one_is_logged_once_per_reason(
+    events: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        config = server.config(send_events=events, diagnostic_opt_out=True)
+        async with Client(config) as client:
+            snapshot = client.snapshot()
+            for _ in range(2):
+                for context in (None, Context.create("")):
+                    assert await client.variation("f", context, "d") == "d"
+                    assert not await client.bool_variation("f", context, False)
+                    detail = await client.variation_detail("f", context, 1)
+                    assert detail.error_kind == "USER_NOT_SPECIFIED"
+                    assert snapshot.int_variation("f", context, 7) == 7
+                    assert not (await client.all_flags_state(context)).valid
+    warned = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "aioflags.evaluation"
+    ]
+    assert warned == [("WARNING", NO_CONTEXT), ("WARNING", EMPTY_KEY)]
 
 
 def test_a_blocking_client_never_started_says_how_to_start_it(
@@ -173,6 +223,83 @@ async def test_registering_a_watcher_before_start_does_not_warn(
     assert "evaluated before" not in caplog.text
 
 
+LOOP_ENDED = (
+    "aioflags client was still running when its event loop ended (`async with "
+    "client:` was never left): it has stopped (NOT_READY; evaluations return "
+    "defaults, CLIENT_NOT_READY). A client runs on the event loop that starts it: "
+    "leave `async with client:` (or await client.aclose()) before that loop ends, "
+    "and start the client on the loop that uses it"
+)
+USED_AFTER_ITS_LOOP = (
+    "aioflags client evaluated after the event loop it ran on ended with it still "
+    "running: evaluations return defaults (CLIENT_NOT_READY) until it is started "
+    "on this loop: start it with `async with client:` (in your app's lifespan, "
+    "for example)"
+)
+
+
+def test_a_client_left_running_when_its_loop_ends_says_so_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not 36 lines of asyncio's tracebacks from finalising it on the loop's way out."""
+    data = FlagData()
+    data.set_value("f", True)
+    client = Client(Config(data_system=data.data_system(), send_events=False))
+    user = Context.create("u")
+
+    async def start_and_forget_to_close() -> bool:
+        await client.__aenter__()
+        return await client.bool_variation("f", user, False)
+
+    async def evaluate() -> str | None:
+        return (await client.bool_variation_detail("f", user, False)).error_kind
+
+    async def start_here() -> bool:
+        async with client:
+            return await client.bool_variation("f", user, False)
+
+    assert asyncio.run(start_and_forget_to_close()) is True
+    assert client.status is ProviderStatus.NOT_READY  # not READY on stale data
+    for _ in range(2):
+        assert asyncio.run(evaluate()) == "CLIENT_NOT_READY"
+    assert asyncio.run(start_here()) is True  # a client started on this loop
+    logged = [
+        (r.name, r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+    ]
+    assert logged == [
+        ("aioflags", "WARNING", LOOP_ENDED),
+        ("aioflags", "WARNING", USED_AFTER_ITS_LOOP),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_closing_a_client_from_another_event_loop_says_where_to_close_it() -> (
+    None
+):
+    data = FlagData()
+    data.set_value("f", True)
+    async with Client(
+        Config(data_system=data.data_system(), send_events=False)
+    ) as client:
+
+        async def close_it() -> None:
+            await client.aclose()
+
+        with pytest.raises(RuntimeError) as raised, anyio.fail_after(10):  # no hang
+            await anyio.to_thread.run_sync(
+                asyncio.run, close_it(), abandon_on_cancel=True
+            )
+        assert str(raised.value) == (
+            "this aioflags client runs on another event loop (the one that entered "
+            "`async with client:`): close it from that loop. A client runs on one "
+            "event loop: give each loop (or thread) a client of its own, or use "
+            "aioflags.blocking.Client from threads"
+        )
+        assert client.status is ProviderStatus.READY  # untouched
+
+
 def test_sync_with_says_use_async_with() -> None:
     client = Client(Config(offline=True))
     with pytest.raises(TypeError, match="use `async with client:`"), client:
@@ -204,6 +331,19 @@ def test_version_and_help_for_every_argument(
         # Every argument has help text (argparse prints nothing after a bare name).
         options = [line for line in text.splitlines() if line.startswith("  ")]
         assert options and all(len(line.split(None, 1)) == 2 for line in options), text
+
+
+def test_serve_help_shows_a_config_with_events_uri(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without events_uri an app sends its events to LaunchDarkly: the console stays empty."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    url = "'http://127.0.0.1:8765'"
+    line = f"  Config(sdk_key, base_uri={url}, stream_uri={url}, events_uri={url})"
+    assert line in text.splitlines(), text  # the line `serve` prints, unwrapped
+    assert "AIOFLAGS_EVENTS_URI" in text
 
 
 def test_validate_says_what_is_wrong(

@@ -15,6 +15,7 @@ CONFIG = Config(offline=True)
 ASYNC = Client(CONFIG)
 BLOCKING = aioflags.blocking.Client(CONFIG)
 CONTEXT = Context.create("k")
+STATE = aioflags.FlagsState(valid=True, values={}, meta={})
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,9 @@ CONTEXT = Context.create("k")
         (CONTEXT, "get_individual_context", "context.individual_context(kind)"),
         (CONTEXT, "individual_context_count", "len(context.kinds)"),
         (CONTEXT, "to_json_string", "json.dumps(context.to_dict())"),
+        (STATE, "to_json_dict", "state.to_dict()"),
+        (STATE, "to_json_string", "state.to_json()"),
+        (aioflags.FlagsState, "to_json_dict", "state.to_dict()"),
     ],
     ids=lambda v: v if isinstance(v, str) else type(v).__name__,
 )

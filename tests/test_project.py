@@ -172,3 +172,20 @@ def test_the_quick_run_leaves_out_the_tests_needing_redis_or_chromium() -> None:
         "tests/test_redis_server.py::"
         "test_whether_there_is_a_redis_server_is_decided_once_per_session",
     }
+
+
+def _extras() -> list[str]:
+    """The extras pyproject.toml declares (read as text: tomllib is Python 3.11+)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    table = text.split("[project.optional-dependencies]\n", 1)[1].split("\n[", 1)[0]
+    return re.findall(r"^([a-z0-9-]+) = \[", table, re.M)
+
+
+def test_the_readme_and_the_installation_page_name_every_extra() -> None:
+    extras = _extras()
+    assert {"service", "redis", "otel", "yaml"} <= set(extras)
+    readme = (ROOT / "README.md").read_text()
+    line = readme.split("\nExtras: ", 1)[1].split("\nThe install gives you", 1)[0]
+    assert [e for e in extras if f"`{e}`" not in line] == []
+    page = (ROOT / "docs" / "installation.md").read_text()
+    assert [e for e in extras if f"\n| `{e}`" not in page] == []

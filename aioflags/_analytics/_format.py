@@ -303,7 +303,7 @@ def _feature(counters: list[Counter]) -> JSONObject:
                 new: JSONObject = (
                     {"unknown": True} if flag is None else {"version": version}
                 )
-                new["value"] = counter.default
+                new["value"] = counter.none_value
                 new["count"] = 0
                 row = rows[version, None] = new
             row["count"] += counter.none

@@ -71,8 +71,11 @@ class Counter:
 
     ``counts[i]`` counts the evaluations that served variation ``i`` (the
     list is allocated once, as long as the flag's variations); ``none``
-    counts those that served none (the default); ``default`` is the caller's
-    default of the first evaluation. ``flag`` is None for an unknown flag.
+    counts those that served none (the default), and ``none_value`` is the
+    value the first of them returned: its caller's default (a counter's
+    value is its first evaluation's, events.md §3, which a ``WRONG_TYPE``
+    call's feature event carries too); ``default`` is the caller's default
+    of the flag's first evaluation. ``flag`` is None for an unknown flag.
     """
 
     __slots__ = (
@@ -83,6 +86,7 @@ class Counter:
         "kind",
         "kinds",
         "none",
+        "none_value",
         "tracked",
     )
 
@@ -93,6 +97,7 @@ class Counter:
         self.default = default
         self.counts = [0] * len(flag.variations) if flag is not None else []
         self.none = 0
+        self.none_value: JSONValue = None
         self.kinds: set[str] = set()
         #: the kind of the single-kind contexts last counted ("" otherwise)
         self.kind = ""
@@ -212,6 +217,8 @@ class Recorder:
             counter = self._counter(flag, default)
         index = result.variation_index
         if index is None:
+            if not counter.none:
+                counter.none_value = default
             counter.none += 1
         else:
             counter.counts[index] += 1
@@ -236,6 +243,8 @@ class Recorder:
                 if not self.counters and not self._unknown:
                     self._start = self._now()
                 counter = self._unknown[key] = Counter(None, default)
+            if not counter.none:
+                counter.none_value = default
             counter.none += 1
             if context._kind != counter.kind:
                 counter.add_kinds(context)

@@ -165,6 +165,7 @@ class Client:
         "_hooks",
         "_instance_id",
         "_life",
+        "_loop_ended",
         "_own_random",
         "_random",
         "_start_hint",
@@ -183,8 +184,10 @@ class Client:
         system = config.data_system
         if system is None and not config.offline and config.sdk_key is None:
             raise ConfigurationError(
-                "an sdk_key is required to connect to the flag service "
-                "(or use offline=True, or a data system that needs none such as DataSystem.file)"
+                "an sdk_key is required to connect to the flag service: pass "
+                "Config(sdk_key), or set AIOFLAGS_SDK_KEY (or LAUNCHDARKLY_SDK_KEY) "
+                "for Config.from_env(); or use offline=True, or a data system that "
+                "needs none such as DataSystem.file"
             )
         self._config = config
         self._clock: Clock = clock or MonotonicClock()
@@ -202,14 +205,22 @@ class Client:
         self._big_segment_listeners = StatusListeners()
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None
+        #: Its run ended with its event loop (never left): said on next use.
+        self._loop_ended = False
         self._life = Lifecycle(
-            config, self._clock, self._bus, self._evaluator_for_run, self._serve
+            config,
+            self._clock,
+            self._bus,
+            self._evaluator_for_run,
+            self._serve,
+            self._abandoned,
         )
         _LIVE_CLIENTS.add(self)
 
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Client:
         self._warn_forked()
+        self._loop_ended = False
         await self._life.enter(self._instance_id, self._random)
         return self
 
@@ -248,6 +259,16 @@ class Client:
                 ),
                 True,
             )
+            if self._config._events_elsewhere():
+                events_logger.info(
+                    "Analytics events go to %s, not to the flag service on this "
+                    "machine (%s): set events_uri=%r (AIOFLAGS_EVENTS_URI) to send "
+                    "them there (the console of `aioflags serve` shows them), or "
+                    "send_events=False to send none",
+                    self._config.events_uri,
+                    self._config.base_uri,
+                    self._config.base_uri,
+                )
         elif self._config.sdk_key is None and self._config._events_wanted():
             # Daemon mode needs no key for flags, but LaunchDarkly needs one to
             # receive events: say so, or every flag looks "never evaluated".
@@ -339,13 +360,28 @@ class Client:
             self._random = _random.Random()
         if self._life.after_fork():  # it was running: warn on first use
             self._forked_from = os.getppid()
+            self._loop_ended = False
             self._use(_WarnOnUse(self))
 
+    def _abandoned(self) -> None:
+        """Its run ended with its event loop, never left: warn on first use."""
+        self._loop_ended = True
+        self._use(_WarnOnUse(self))
+
     def _warn_misuse(self) -> None:
-        """First evaluation of a client never started, or forked while running."""
+        """First evaluation of a client never started, forked while running, or whose loop ended."""
         if not isinstance(self._store, _WarnOnUse):
             return
         self._use(self._new_store())
+        if self._loop_ended:
+            self._loop_ended = False
+            logger.warning(
+                "aioflags client evaluated after the event loop it ran on ended "
+                "with it still running: evaluations return defaults "
+                "(CLIENT_NOT_READY) until it is started on this loop: %s",
+                self._start_hint,
+            )
+            return
         if self._forked_from is None:
             logger.warning(
                 "aioflags client evaluated before it was started: evaluations "

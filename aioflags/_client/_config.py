@@ -669,6 +669,15 @@ class Config(Frozen):
             and not (self.data_system is not None and is_local(self.data_system))
         )
 
+    def _events_elsewhere(self) -> bool:
+        """Whether flags come from this machine but events go to another host.
+
+        The mark of an app pointed at ``aioflags serve`` or a local Relay
+        Proxy by ``base_uri`` alone: its events go to LaunchDarkly and the
+        local service never sees them (the client says so at start).
+        """
+        return _loopback(self.base_uri) and not _loopback(self.events_uri)
+
     @property
     def tags_header(self) -> str | None:
         """The ``X-LaunchDarkly-Tags`` value, if any tag is set."""
@@ -711,6 +720,20 @@ ENVIRONMENT: Final[dict[str, type]] = {
     "send_events": bool,
     "events_uri": str,
 }
+
+
+def _loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (``localhost`` or a loopback address)."""
+    import ipaddress  # only here: a client's start, not `import aioflags`
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_env(variable: str, text: str, kind: type) -> object:

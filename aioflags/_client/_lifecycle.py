@@ -10,8 +10,8 @@ IDLE covers "constructed" and "closed": a closed client can be started again
 unless it is FATAL. The state is read off the one :class:`Run` there may be
 (none: IDLE; asked to stop: CLOSING), never kept beside it.
 
-Each ``async with`` is one async context manager, :meth:`Lifecycle._block`:
-a :func:`background_group` around the caller's block, so the caller's own
+Each ``async with`` is one async context manager, :class:`_Block`:
+a :class:`background_group` around the caller's block, so the caller's own
 exceptions leave it unwrapped, with one run started in it. The run is a
 runner task owning the task group where all background work runs (the
 supervisor, event delivery, timers), inside a cancel scope that ``aclose()``
@@ -28,7 +28,6 @@ import functools
 import importlib
 import logging
 import sys
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, final
 
 from aioflags._core._exceptions import ClientClosedError
@@ -41,8 +40,7 @@ from ._events import ProviderEvent, ProviderStatus
 # What only a running client needs is imported when it starts (see
 # _running_parts), and anyio by the methods that use it: not with aioflags.
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import Callable, Coroutine
     from random import Random
     from types import TracebackType
 
@@ -77,7 +75,18 @@ class State(enum.Enum):
 class Run:
     """One start of the data system: its store, status layer and cancel scope."""
 
-    __slots__ = ("done", "evaluator", "inner", "layer", "scope", "store", "task")
+    __slots__ = (
+        "abandoned",
+        "done",
+        "evaluator",
+        "host",
+        "inner",
+        "layer",
+        "loop",
+        "scope",
+        "store",
+        "task",
+    )
 
     def __init__(
         self,
@@ -98,6 +107,12 @@ class Run:
         self.done = anyio.Event()  # the runner task has ended
         self.task: int | None = None  # the runner task's id, once it has begun
         self.inner: TaskGroup | None = None
+        #: The event loop the run runs on (anyio's token of it), and the task
+        #: that entered its block.
+        self.loop = anyio.lowlevel.current_token()
+        self.host = anyio.get_current_task().id
+        #: Its tasks were cancelled from outside the client (its loop ended).
+        self.abandoned = False
 
     def spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
         """Start a status timer in this run's task group (never after it ended)."""
@@ -117,9 +132,13 @@ class Lifecycle:
             the hooks, analytics and the evaluation gate.
         serve: puts a run's evaluator in front of evaluations; ``None`` puts
             a fresh empty store (the client is not running: CLIENT_NOT_READY).
+        abandoned: called when a run ended because its tasks were cancelled
+            from outside the client (its event loop ended with the client
+            running), once its status is NOT_READY.
     """
 
     __slots__ = (
+        "_abandoned",
         "_blocks",
         "_bus",
         "_clock",
@@ -138,14 +157,16 @@ class Lifecycle:
         bus: EventBus,
         new_store: Callable[[], tuple[Store, Evaluator]],
         serve: Callable[[Evaluator | None], None],
+        abandoned: Callable[[], None],
     ) -> None:
         self._config = config
+        self._abandoned = abandoned
         self._clock = clock
         self._bus = bus
         self._new_store = new_store
         self._serve = serve
         #: The open blocks, innermost last: the task that entered each, and its manager.
-        self._blocks: list[tuple[int, AbstractAsyncContextManager[None]]] = []
+        self._blocks: list[tuple[int, _Block]] = []
         self.run: Run | None = None  # the run not ended yet, in the innermost block
         #: How many runs have ended: a wait that began before an end knows
         #: the client it waits on has stopped (its status will not change).
@@ -177,13 +198,14 @@ class Lifecycle:
             )
         state = self.state
         if state is not State.IDLE:
+            self._check_loop("start it again")
             raise RuntimeError(
                 f"this client is already {'closing' if state is State.CLOSING else 'started'}: "
                 "use one `async with client:` at a time (leave it, or await "
                 "client.aclose(), before starting it again)"
             )
         self.run = run = self._begin()  # claimed before the next await
-        block = self._block(run, instance_id, random)
+        block = _Block(self, run, instance_id, random)
         entry = (anyio.get_current_task().id, block)
         self._blocks.append(entry)
         try:
@@ -205,6 +227,7 @@ class Lifecycle:
             await self.aclose()
             return None
         task, block = self._blocks[-1]
+        self._check_loop("leave `async with client:`")
         if task != anyio.get_current_task().id:
             raise RuntimeError("leave `async with client:` in the task that entered it")
         self._blocks.pop()
@@ -218,34 +241,31 @@ class Lifecycle:
         self._bus.reset()
         return run
 
-    @asynccontextmanager
-    async def _block(
-        self, run: Run, instance_id: str, random: Random
-    ) -> AsyncIterator[None]:
-        """The caller's block: ``run`` in a background group, stopped as it ends."""
+    async def _start(
+        self, run: Run, span: Span, instance_id: str, random: Random
+    ) -> None:
+        """Start ``run`` in ``span``'s group; wait up to ``ready_timeout`` for a status."""
         import anyio
 
-        async with background_group(functools.partial(self._leave, run)) as span:
-            self._bus.forward = span.raise_in_host
-            try:
-                await span.tg.start(
-                    self._runner, run, span, instance_id, random, name="aioflags client"
+        self._bus.forward = span.raise_in_host
+        try:
+            await span.tg.start(
+                self._runner, run, span, instance_id, random, name="aioflags client"
+            )
+        except BaseException:
+            if run.task is None:  # cancelled before it began: end it here
+                self._end(run)
+            raise
+        timeout = self._config.ready_timeout
+        if timeout > 0:
+            with anyio.move_on_after(timeout):
+                await self._bus.wait_status(
+                    lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
                 )
-            except BaseException:
-                if run.task is None:  # cancelled before it began: end it here
-                    self._end(run)
-                raise
-            timeout = self._config.ready_timeout
-            if timeout > 0:
-                with anyio.move_on_after(timeout):
-                    await self._bus.wait_status(
-                        lambda s: s is not ProviderStatus.NOT_READY or run.done.is_set()
-                    )
-            if run.scope.cancel_called:
-                raise ClientClosedError("the client was closed while it was starting")
-            if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
-                run.layer.ready_timed_out(timeout, _waiting_for(self._config))
-            yield
+        if run.scope.cancel_called:
+            raise ClientClosedError("the client was closed while it was starting")
+        if timeout > 0 and self._bus.status is ProviderStatus.NOT_READY:
+            run.layer.ready_timed_out(timeout, _waiting_for(self._config))
 
     async def _leave(self, run: Run) -> None:
         """The block is closing: stop the run that lives in it; then NOT_READY."""
@@ -261,6 +281,7 @@ class Lifecycle:
         if run is None:
             self._reset()  # a run that ended by itself is closed now
             return
+        self._check_loop("close it")
         chain = _in_run(run)
         if chain is not None:
             # Waiting here would wait for this very task: request the stop
@@ -285,6 +306,29 @@ class Lifecycle:
         with anyio.CancelScope(shield=True):
             await run.done.wait()
 
+    def _check_loop(self, what: str) -> None:
+        """Refuse, saying why, to ``what`` the running client from another event loop.
+
+        Its cancel scope, events and task group belong to the loop that
+        started it: touched from another, they fail deep in anyio or asyncio.
+        """
+        import anyio.lowlevel
+
+        run = self.run
+        if run is None:
+            return
+        try:
+            here = anyio.lowlevel.current_token()
+        except RuntimeError:  # no event loop here at all (a sync caller)
+            here = None
+        if here != run.loop:
+            raise RuntimeError(
+                f"this aioflags client runs on another event loop (the one "
+                f"that entered `async with client:`): {what} from that loop. "
+                "A client runs on one event loop: give each loop (or thread) "
+                "a client of its own, or use aioflags.blocking.Client from threads"
+            )
+
     def _end(self, run: Run) -> None:
         """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""
         run.done.set()
@@ -296,6 +340,12 @@ class Lifecycle:
         self._bus.forward = None
         if run.scope.cancel_called:
             self._reset()
+        elif run.abandoned:
+            # Nothing will leave its block (its loop is ending): forget the
+            # block, and say so when the client is next used.
+            self._blocks = [b for b in self._blocks if b[1].run is not run]
+            self._reset()
+            self._abandoned()
 
     def _reset(self) -> None:
         """Status and evaluations agree: NOT_READY and CLIENT_NOT_READY."""
@@ -344,6 +394,17 @@ class Lifecycle:
         except BaseException as exc:
             forwarded = _not_cancellation(exc)
             if forwarded is None:
+                if _abandoned(run, span):
+                    run.abandoned = True
+                    logger.warning(
+                        "aioflags client was still running when its event loop "
+                        "ended (`async with client:` was never left): it has "
+                        "stopped (NOT_READY; evaluations return defaults, "
+                        "CLIENT_NOT_READY). A client runs on the event loop that "
+                        "starts it: leave `async with client:` (or await "
+                        "client.aclose()) before that loop ends, and start the "
+                        "client on the loop that uses it"
+                    )
                 raise
             # KeyboardInterrupt, SystemExit... in one of the client's tasks:
             # it belongs to the application, unwrapped, in the caller's task.
@@ -430,6 +491,48 @@ class Lifecycle:
                     await made[0].aclose()
 
 
+@final
+class _Block:
+    """One ``async with client:`` block: its run in a background group, stopped as it ends.
+
+    The caller's exceptions leave it unwrapped (:func:`background_group`). A
+    class, not an async generator, for the reason ``background_group`` is
+    one: nothing for an event loop that ends with the block open to finalise
+    from a task of its own.
+    """
+
+    __slots__ = ("_group", "_instance_id", "_life", "_random", "run")
+
+    def __init__(
+        self, life: Lifecycle, run: Run, instance_id: str, random: Random
+    ) -> None:
+        self._life = life
+        self.run = run
+        self._instance_id = instance_id
+        self._random = random
+        self._group: background_group | None = None
+
+    async def __aenter__(self) -> None:
+        life, run = self._life, self.run
+        group = background_group(functools.partial(life._leave, run))
+        span = await group.__aenter__()
+        self._group = group
+        try:
+            await life._start(run, span, self._instance_id, self._random)
+        except BaseException as exc:
+            await group.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._group is not None
+        return await self._group.__aexit__(exc_type, exc, tb)
+
+
 def _waiting_for(config: Config) -> str:
     """What a start that is not ready yet waits for, when no error says more."""
     if config.data_system is not None:
@@ -460,6 +563,22 @@ def _in_run(run: Run) -> list[int] | None:
         info = tasks.get(task)
         task = info.parent_id if info is not None else None
     return None
+
+
+def _abandoned(run: Run, span: Span) -> bool:
+    """Whether ``run`` was cancelled because its event loop is ending with it open.
+
+    As asyncio cancels every task left when its loop ends (``asyncio.run()``
+    returned, a test's loop closed): natively, by no cancel scope of the
+    client's, after the task that entered the block has ended without
+    leaving it. (anyio cancels a task natively too, when its ``start()`` is
+    cancelled: its host is still there.)
+    """
+    import anyio
+
+    if run.scope.cancel_called or span.tg.cancel_scope.cancel_called:
+        return False
+    return all(task.id != run.host for task in anyio.get_running_tasks())
 
 
 def _not_cancellation(exc: BaseException) -> BaseException | None:

@@ -18,12 +18,14 @@ exception from ``async with``, unwrapped.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, final
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
 
+    from anyio import CancelScope
     from anyio.abc import TaskGroup
 
 # anyio is imported in the functions that use it: they run once a client
@@ -49,38 +51,76 @@ class Span:
         self.tg.cancel_scope.cancel()
 
 
-@asynccontextmanager
-async def background_group(
-    on_exit: Callable[[], Awaitable[None]] | None = None,
-) -> AsyncIterator[Span]:
-    """Yield a :class:`Span`; on exit, ``await on_exit()`` (shielded), then cancel the group.
+@final
+class background_group:
+    """Enter to get a :class:`Span`; on exit, ``await on_exit()`` (shielded), then cancel the group.
 
     ``on_exit`` is the owner's bounded shutdown (stopping its tasks, closing
     connections); it runs whether the block ended normally, raised, or was
     cancelled.
-    """
-    import anyio
 
-    caught: BaseException | None = None
-    span: Span | None = None
-    with anyio.CancelScope() as guard:
-        async with anyio.create_task_group() as tg:
-            span = Span(tg)
+    A class, not an async generator: an event loop that ends while the
+    block is open (an ``asyncio.run()`` that returned without leaving
+    ``async with client:``) finalises the async generators still open, from
+    a task of its own, and exiting this group's cancel scopes from another
+    task fails with a screenful of tracebacks. A class leaves the loop
+    nothing to finalise: the owner sees its tasks cancelled and says what
+    happened (the client does, once).
+    """
+
+    __slots__ = ("_guard", "_on_exit", "_span", "_stack")
+
+    def __init__(self, on_exit: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._on_exit = on_exit
+        self._stack: AsyncExitStack | None = None
+        self._guard: CancelScope | None = None
+        self._span: Span | None = None
+
+    async def __aenter__(self) -> Span:
+        import anyio
+
+        stack = AsyncExitStack()
+        guard = stack.enter_context(anyio.CancelScope())
+        try:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException as exc:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._stack, self._guard = stack, guard
+        self._span = span = Span(tg)
+        return span
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        import anyio
+
+        stack, guard, span = self._stack, self._guard, self._span
+        assert stack is not None
+        assert guard is not None
+        assert span is not None
+        if exc is not None:
+            # Caught inside the group (it never sees it, so never wraps it),
+            # and nothing may replace it on the way out.
+            guard.shield = True
+        try:
             try:
-                yield span
-            # BLE001: caught only to leave the group unwrapped; raised again below.
-            except BaseException as exc:  # noqa: BLE001
-                caught = exc
-                guard.shield = True  # nothing may replace it on the way out
-            finally:
-                if on_exit is not None:
+                if self._on_exit is not None:
                     with anyio.CancelScope(shield=True):
-                        await on_exit()
-                tg.cancel_scope.cancel()
-    forwarded = span._forwarded if span is not None else None
-    if forwarded is not None:
-        if caught is not None and forwarded is not caught:
-            forwarded.__context__ = caught
-        raise forwarded
-    if caught is not None:
-        raise caught
+                        await self._on_exit()
+            finally:
+                span.tg.cancel_scope.cancel()
+        except BaseException as error:
+            if not await stack.__aexit__(type(error), error, error.__traceback__):
+                raise
+        else:
+            await stack.__aexit__(None, None, None)
+        forwarded = span._forwarded
+        if forwarded is not None:
+            if exc is not None and forwarded is not exc:
+                forwarded.__context__ = exc
+            raise forwarded
+        return False  # the caller's exception, if any, leaves as it is

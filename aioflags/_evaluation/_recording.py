@@ -27,13 +27,15 @@ class SummaryCounter(Protocol):
     """One flag version's summary in a flush window, which a snapshot counts into.
 
     ``counts[i]`` counts the evaluations that served variation ``i``,
-    ``none`` those that served none; ``kind`` is the kind of the single-kind
-    contexts last counted, ``tracked`` whether each evaluation of the flag
-    needs a full event.
+    ``none`` those that served none, ``none_value`` the value the first of
+    those returned (its caller's default); ``kind`` is the kind of the
+    single-kind contexts last counted, ``tracked`` whether each evaluation
+    of the flag needs a full event.
     """
 
     counts: list[int]
     none: int
+    none_value: JSONValue
 
     @property
     def kind(self) -> str: ...

@@ -17,6 +17,7 @@ from typing import (
 )
 
 from aioflags._core._frozen import Frozen, _rebuild, set_field
+from aioflags._core._renamed import point_to
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -452,3 +453,11 @@ class FlagsState:
 
     def __repr__(self) -> str:
         return f"FlagsState(valid={self._valid}, flags={len(self._built()[0])})"
+
+
+point_to(
+    FlagsState,
+    "aioflags.FlagsState",
+    to_json_dict="use state.to_dict() (LaunchDarkly's bootstrap JSON, as a dict)",
+    to_json_string="use state.to_json() (LaunchDarkly's bootstrap JSON, as text)",
+)

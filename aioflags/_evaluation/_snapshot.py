@@ -67,8 +67,47 @@ def _misused(context: object) -> bool:
 
 
 def _refused(context: object, answer: R) -> R:
-    """The answer of an evaluation without a valid Context (a misuse is logged)."""
-    return _not_a_context(context, answer) if _misused(context) else answer
+    """The answer of an evaluation without a valid Context: what was wrong is logged once.
+
+    Something other than a Context is logged at ERROR once per type (a
+    bug); no context (``None``) and an invalid Context (an empty key, often
+    from a request that had none) at WARNING, once per reason.
+    """
+    if context is None:
+        _invalid_context("None", "got no context (None)")
+    elif type(context) is not Context:
+        _not_a_context(context, answer)
+    elif context._error is not None:
+        _invalid_context(context._error, f"got an invalid Context ({context._error})")
+    return answer
+
+
+#: The reasons evaluations got no valid context already logged (None, or a
+#: Context's error): at most this many, then one line says further are not.
+_MAX_INVALID_CONTEXTS: Final = 100
+_INVALID_CONTEXTS: Final = Occurrences(_MAX_INVALID_CONTEXTS)
+
+
+def _invalid_context(reason: str, got: str) -> None:
+    """An evaluation got ``None`` or an invalid Context: warn once per ``reason``."""
+    if reason in _INVALID_CONTEXTS:
+        return  # the lock only for a reason not logged yet
+    count = _INVALID_CONTEXTS.add(reason)
+    if count == 1:
+        logger.warning(
+            "aioflags evaluation %s: the default is returned with "
+            "USER_NOT_SPECIFIED. Pass a valid Context: Context.create(key) with "
+            "a non-empty key, or Context.from_dict({...}); context.error says "
+            "what is wrong with one (logged once per reason)",
+            got,
+        )
+    elif count == 0 and _INVALID_CONTEXTS.newly_full():
+        logger.warning(
+            "%d reasons for an invalid context have been logged: further ones "
+            "are not (their evaluations still return the default, "
+            "USER_NOT_SPECIFIED)",
+            _MAX_INVALID_CONTEXTS,
+        )
 
 
 def _not_a_context(context: object, answer: R) -> R:
@@ -576,9 +615,9 @@ class FlagSnapshot:
         except KeyError:  # a snapshot that is not ready holds none
             flag = None
         if context.__class__ is not Context or context._error is not None:
-            if _misused(context):
-                return _not_a_context(context, _NO_CONTEXT)
-            return _NOT_READY if not self._initialized else _NO_CONTEXT  # no event
+            if not self._initialized and not _misused(context):
+                return _NOT_READY  # no event
+            return _refused(context, _NO_CONTEXT)  # no event
         if flag is None or flag.deleted:
             if not self._initialized:
                 events.unknown(key, context, default, _NOT_READY)
@@ -648,10 +687,13 @@ class FlagSnapshot:
             if _misused(context):
                 return _not_a_context(context, default)
             if self._events is not None:  # analytics events: the careful path
-                # (which warns of an unknown key itself)
+                # (which warns of an unknown key or an invalid context itself)
                 self._recorded(self._events, key, context, default, None, False)
-            elif flag is None and self._initialized:
-                _unknown_flag(key)
+            elif self._initialized:  # (before: no data, nothing to say)
+                if context.__class__ is not Context or context._error is not None:
+                    _refused(context, default)
+                elif flag is None:
+                    _unknown_flag(key)
             return default
         result = flag.constant
         if result is None:
@@ -682,6 +724,8 @@ class FlagSnapshot:
                 ):
                     events.evaluation_locked(flag, context, result, default, False)
                 elif result.variation_index is None:
+                    if not counter.none:  # the row's value: the first one counted
+                        counter.none_value = default
                     counter.none += 1
                 else:
                     counter.counts[result.variation_index] += 1
