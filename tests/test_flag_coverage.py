@@ -7,6 +7,7 @@ the aioflags under test.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,55 @@ TOTAL     6/16  37.5%
 """
 
 
+#: What --aioflags-coverage-json writes for the session above (with extra.json).
+REPORT = {
+    "flags": {
+        "banner": {
+            # off: the blocking client, then the OpenFeature provider
+            "branches": {"off": 2, "fallthrough": 0},
+            "covered": 1,
+            "total": 2,
+        },
+        "checkout": {
+            # alice by target, bob by the rule (the app's client); carol
+            # falls through (the blocking client)
+            "branches": {"off": 0, "target:1": 1, "rule:beta": 1, "fallthrough": 1},
+            "covered": 3,
+            "total": 4,
+        },
+        "greeting": {
+            # once on the fixture client's snapshot, once awaited
+            "branches": {"off": 0, "fallthrough": 2},
+            "covered": 1,
+            "total": 2,
+        },
+        "limit": {
+            "branches": {"off": 0, "fallthrough": 0},
+            "covered": 0,
+            "total": 2,
+        },
+        "theme": {
+            "branches": {
+                "off": 0,
+                "prerequisite:checkout": 1,
+                "fallthrough:0": 0,
+                "fallthrough:1": 0,
+            },
+            "covered": 1,
+            "total": 4,
+        },
+        "unused": {
+            "branches": {"off": 0, "fallthrough": 0},
+            "covered": 0,
+            "total": 2,
+        },
+    },
+    "covered": 6,
+    "total": 16,
+    "percent": 37.5,
+}
+
+
 def _section(out: str) -> str:
     """The lines of the ``aioflags flag coverage`` section."""
     _, header, rest = out.partition(" aioflags flag coverage -")
@@ -156,7 +206,8 @@ def _section(out: str) -> str:
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The user project; its sessions import the aioflags under test."""
-    monkeypatch.setenv("PYTHONPATH", str(Path(aioflags.__file__).parent.parent))
+    path = [str(Path(aioflags.__file__).parent.parent), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
     pytester.makeini(
         "[pytest]\n"
         "addopts = -p no:cacheprovider --strict-markers --strict-config\n"
@@ -187,52 +238,25 @@ def test_every_client_counts_in_the_report_and_the_json(
     assert _section(result.stdout.str()) == SECTION
     result.stdout.fnmatch_lines(["JSON written to coverage.json"])
     report = json.loads((project / "coverage.json").read_text())
-    assert report == {
-        "flags": {
-            "banner": {
-                # off: the blocking client, then the OpenFeature provider
-                "branches": {"off": 2, "fallthrough": 0},
-                "covered": 1,
-                "total": 2,
-            },
-            "checkout": {
-                # alice by target, bob by the rule (the app's client); carol
-                # falls through (the blocking client)
-                "branches": {"off": 0, "target:1": 1, "rule:beta": 1, "fallthrough": 1},
-                "covered": 3,
-                "total": 4,
-            },
-            "greeting": {
-                # once on the fixture client's snapshot, once awaited
-                "branches": {"off": 0, "fallthrough": 2},
-                "covered": 1,
-                "total": 2,
-            },
-            "limit": {
-                "branches": {"off": 0, "fallthrough": 0},
-                "covered": 0,
-                "total": 2,
-            },
-            "theme": {
-                "branches": {
-                    "off": 0,
-                    "prerequisite:checkout": 1,
-                    "fallthrough:0": 0,
-                    "fallthrough:1": 0,
-                },
-                "covered": 1,
-                "total": 4,
-            },
-            "unused": {
-                "branches": {"off": 0, "fallthrough": 0},
-                "covered": 0,
-                "total": 2,
-            },
-        },
-        "covered": 6,
-        "total": 16,
-        "percent": 37.5,
-    }
+    assert report == REPORT
+
+
+@pytest.mark.slow
+def test_pytest_xdist_workers_counts_add_up_in_the_controller(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--aioflags-coverage-flags",
+        "extra.json",
+        "--aioflags-coverage-json",
+        "coverage.json",
+    )
+    result.assert_outcomes(passed=4)
+    assert _section(result.stdout.str()) == SECTION
+    assert json.loads((project / "coverage.json").read_text()) == REPORT
 
 
 @pytest.mark.slow
