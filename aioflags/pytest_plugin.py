@@ -219,7 +219,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """
     config = session.config
     state = config.stash.get(_COVERAGE, None)
-    if state is None:
+    if state is None or config.option.collectonly:  # no test ran: nothing to tell
         return
     report = state.report = state.coverage.report()
     workeroutput = getattr(config, "workeroutput", None)

@@ -279,6 +279,17 @@ def test_fail_under_fails_a_passing_session_and_says_why(
 
 
 @pytest.mark.slow
+def test_collecting_only_reports_nothing_and_fails_nothing(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "--aioflags-coverage-fail-under", "90"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert "aioflags flag coverage" not in result.stdout.str()
+
+
+@pytest.mark.slow
 def test_without_the_option_nothing_is_recorded(
     pytester: pytest.Pytester, project: Path
 ) -> None:
