@@ -26,6 +26,20 @@ everyone; ``flags=`` maps keys to a :class:`~aioflags.testing.FlagBuilder` or
 flag JSON; ``segments=`` maps keys to a
 :class:`~aioflags.testing.SegmentBuilder` or segment JSON.
 
+Options (docs/testing.md, "Flag coverage"):
+
+- ``--aioflags-coverage``: count every evaluation of the session (by any
+  client, snapshot, blocking client or OpenFeature provider, the fixtures'
+  and those the app builds) against each flag's branches, and report the
+  branches no test took in a terminal section ``aioflags flag coverage``.
+- ``--aioflags-coverage-json PATH``: write the counts as JSON too.
+- ``--aioflags-coverage-fail-under P``: fail the session (exit status 1)
+  when less than P% of the branches were taken.
+- ``--aioflags-coverage-flags PATH`` (repeatable): count the flags of this
+  flag file too, whether or not the session loaded it.
+
+Each of the last three turns on ``--aioflags-coverage``.
+
 The async fixtures run under pytest-asyncio (strict or auto mode: the test
 is marked ``asyncio``), declared through its public ``pytest_asyncio.fixture``,
 and under anyio's plugin (the test is marked ``anyio``), with or without
@@ -40,11 +54,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pytest
 
 from aioflags import Client, Config, DataSystem
+from aioflags._client._client import PROCESS_HOOKS
+from aioflags._datasystem._sources._files import FlagFileError
+from aioflags._testing._coverage import (
+    CoverageHook,
+    FlagCoverage,
+    Report,
+    summary_lines,
+)
 from aioflags.testing import (
     EventLog,
     FlagBuilder,
@@ -54,7 +78,7 @@ from aioflags.testing import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Mapping
+    from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
     from contextlib import AbstractAsyncContextManager
 
     from aioflags._core._json import JSONObject, JSONValue
@@ -79,9 +103,155 @@ _F = TypeVar("_F", bound="Callable[..., Any]")
 _T = TypeVar("_T")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The flag coverage options."""
+    group = parser.getgroup("aioflags", "aioflags flag coverage")
+    group.addoption(
+        "--aioflags-coverage",
+        action="store_true",
+        default=False,
+        help="count every aioflags evaluation against its flag's branches (off, "
+        "targets, rules, fallthrough, prerequisites) and report those no test took",
+    )
+    group.addoption(
+        "--aioflags-coverage-json",
+        metavar="PATH",
+        default=None,
+        help="write the flag coverage as JSON to PATH (implies --aioflags-coverage)",
+    )
+    group.addoption(
+        "--aioflags-coverage-fail-under",
+        metavar="P",
+        type=float,
+        default=None,
+        help="fail if less than P%% of the flags' branches were taken "
+        "(implies --aioflags-coverage)",
+    )
+    group.addoption(
+        "--aioflags-coverage-flags",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="count the flags of this flag file too, loaded or not (repeatable; "
+        "implies --aioflags-coverage)",
+    )
+
+
+class _Coverage:
+    """One session's flag coverage: what it counts, and what it was asked."""
+
+    def __init__(self, options: Any) -> None:
+        self.coverage = FlagCoverage()
+        self.json_path: str | None = options.aioflags_coverage_json
+        self.fail_under: float | None = options.aioflags_coverage_fail_under
+        self.files: list[str] = list(options.aioflags_coverage_flags)
+        self.report: Report | None = None
+        self.failed = False
+
+    def hook_for(self, client: Client) -> CoverageHook:
+        return CoverageHook(self.coverage, client)
+
+
+_COVERAGE: Final = pytest.StashKey[_Coverage]()
+
+
+def _wanted(options: Any) -> bool:
+    return bool(
+        getattr(options, "aioflags_coverage", False)
+        or getattr(options, "aioflags_coverage_json", None)
+        or getattr(options, "aioflags_coverage_fail_under", None) is not None
+        or getattr(options, "aioflags_coverage_flags", None)
+    )
+
+
+def _start_coverage(config: pytest.Config, options: Any) -> None:
+    """Count evaluations from now on (once a session): clients built from now on register the hook."""
+    if _COVERAGE in config.stash or not _wanted(options):
+        return
+    state = config.stash[_COVERAGE] = _Coverage(options)
+    PROCESS_HOOKS.append(state.hook_for)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """Start flag coverage before the conftests are imported (and the app with them)."""
+    _start_coverage(early_config, early_config.known_args_namespace)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``aioflags`` marker (so ``--strict-markers`` accepts it)."""
+    """Register the ``aioflags`` marker (so ``--strict-markers`` accepts it).
+
+    And start flag coverage, if the plugin came too late to start it earlier.
+    """
     config.addinivalue_line("markers", _MARKER_HELP)
+    _start_coverage(config, config.option)
+    state = config.stash.get(_COVERAGE, None)
+    if state is not None and state.files:
+        try:
+            state.coverage.learn_files(state.files)
+        except FlagFileError as exc:
+            raise pytest.UsageError(f"--aioflags-coverage-flags: {exc}") from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop counting: clients built after the session register nothing."""
+    state = config.stash.get(_COVERAGE, None)
+    if state is not None and state.hook_for in PROCESS_HOOKS:
+        PROCESS_HOOKS.remove(state.hook_for)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: add what a worker counted to the controller's coverage."""
+    state = node.config.stash.get(_COVERAGE, None)
+    report = getattr(node, "workeroutput", {}).get("aioflags_coverage")
+    if state is not None and report is not None:
+        state.coverage.merge(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Make the report: a pytest-xdist worker hands it over, the controller tells.
+
+    The controller (or a session without xdist) writes the JSON, and fails
+    the session under ``--aioflags-coverage-fail-under``.
+    """
+    config = session.config
+    state = config.stash.get(_COVERAGE, None)
+    if state is None or config.option.collectonly:  # no test ran: nothing to tell
+        return
+    report = state.report = state.coverage.report()
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller reports
+        workeroutput["aioflags_coverage"] = report
+        return
+    if state.json_path is not None:
+        path = Path(state.json_path)
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if state.fail_under is not None and report["percent"] < state.fail_under:
+        state.failed = True
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The section ``aioflags flag coverage``: the branches no test took, the total."""
+    state = config.stash.get(_COVERAGE, None)
+    if state is None or state.report is None or hasattr(config, "workerinput"):
+        return
+    terminalreporter.write_sep("-", "aioflags flag coverage")
+    for line in summary_lines(state.report):
+        terminalreporter.write_line(line)
+    if state.json_path is not None:
+        terminalreporter.write_line(f"JSON written to {state.json_path}")
+    if state.failed:
+        terminalreporter.write_line(
+            f"FAIL Required flag coverage of {state.fail_under:g}% not reached. "
+            f"Total flag coverage: {state.report['percent']:g}%",
+            red=True,
+            bold=True,
+        )
 
 
 def _async_fixture(twin: Callable[..., Any]) -> Callable[[_F], _F]:
@@ -185,17 +355,25 @@ def _preset(data: FlagData, marker: pytest.Mark) -> None:
 
 
 @pytest.fixture
-def aioflags_data(request: pytest.FixtureRequest) -> FlagData:
-    """Test flag data, preset by ``@pytest.mark.aioflags`` (outermost marker first)."""
+def aioflags_data(request: pytest.FixtureRequest) -> Iterator[FlagData]:
+    """Test flag data, preset by ``@pytest.mark.aioflags`` (outermost marker first).
+
+    Under ``--aioflags-coverage``, its flags count as the test left them,
+    evaluated or not.
+    """
     data = FlagData()
+    problem = None
     try:
         for marker in reversed(list(request.node.iter_markers("aioflags"))):
             _preset(data, marker)
     except (TypeError, ValueError) as exc:  # bad values: say so without a traceback
         problem = str(exc)
-    else:
-        return data
-    pytest.fail(f"@pytest.mark.aioflags: {problem}", pytrace=False)
+    if problem is not None:
+        pytest.fail(f"@pytest.mark.aioflags: {problem}", pytrace=False)
+    yield data
+    state = request.config.stash.get(_COVERAGE, None)
+    if state is not None:
+        state.coverage.learn_json(data.flags)
 
 
 async def _entered(

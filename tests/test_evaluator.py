@@ -231,6 +231,8 @@ def test_no_class_of_ours_subclasses_a_final_class_of_ours() -> None:
 BASES_BY_DESIGN: dict[str, str] = {
     "aioflags._core._frozen.Frozen": "the immutable value classes' base: fields only",
     "aioflags.AioflagsError": "the exception hierarchy callers catch",
+    "aioflags.Hook": "the hooks' base, with a pass-through stage each: users "
+    "subclass it, and so does the pytest plugin's flag coverage",
     "aioflags.sources.SourceError": "the exception hierarchy callers catch",
 }
 

@@ -51,7 +51,7 @@ from ._listeners import FlagValueChange, ValueWatcher, value_changes
 # with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
 # So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -76,6 +76,14 @@ T = TypeVar("T")
 logger = logging.getLogger("aioflags")
 events_logger = logging.getLogger("aioflags.events")
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
+#: Makers of the hooks every client built from now on registers after
+#: ``Config.hooks``, each called with the client it is built for (an
+#: ``aioflags.blocking.Client`` or an OpenFeature provider builds one too):
+#: how a test session reaches the clients an app builds itself. Private:
+#: the pytest plugin's ``--aioflags-coverage`` adds its maker for the
+#: session and removes it after. Empty (the rule), it costs a client's
+#: construction one truth test, and its evaluations nothing.
+PROCESS_HOOKS: Final[list[Callable[[Client], Hook]]] = []
 
 
 def _after_fork_in_child() -> None:
@@ -200,8 +208,11 @@ class Client:
             "start it with `async with client:` (in your app's lifespan, for example)"
         )
         self._bus = EventBus()
+        hooks: Sequence[Hook] = config.hooks
+        if PROCESS_HOOKS:  # the test session's (pytest --aioflags-coverage)
+            hooks = (*hooks, *(make(self) for make in PROCESS_HOOKS))
         # None until a hook is registered: evaluations then pay nothing for hooks.
-        self._hooks = HookRunner(config.hooks) if config.hooks else None
+        self._hooks = HookRunner(hooks) if hooks else None
         self._big_segment_listeners = StatusListeners()
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None

@@ -455,6 +455,26 @@ class Resolver:
         _, plain, tracked = self._last
         return tracked if self._experiment and b >= 0 else plain
 
+    def _served(self) -> tuple[Result, ...]:
+        """The results it can serve: the fixed one, or each rollout bucket with a weight.
+
+        The last bucket also serves what is past the weights (they sum to
+        less than 100%). Read by the pytest plugin's flag coverage, never
+        by an evaluation.
+        """
+        fixed = self.fixed
+        if fixed is not None:
+            return (fixed,)
+        served: list[Result] = []
+        low = 0.0
+        for threshold, plain, _ in self._entries:
+            if threshold > low:
+                served.append(plain)
+            low = threshold
+        if low < 1.0:
+            served.append(self._last[1])
+        return tuple(served)
+
 
 # -------------------------------------------------------------------- flags
 

@@ -1,0 +1,265 @@
+"""Flag coverage: which branches of each flag a test session's evaluations took.
+
+The pytest plugin's ``--aioflags-coverage`` (no pytest import here). A
+flag's *branches* are the ways an evaluation can end: ``off``; each
+prerequisite that can fail (``prerequisite:<key>``); each variation its
+individual targets serve (``target:<variation index>``); each rule
+(``rule:<id>``, or ``rule:<index>`` for a rule with no id); the
+fallthrough (``fallthrough``, or ``fallthrough:<variation index>`` for
+each variation a rollout can serve). An evaluation's reason says which it
+took.
+
+:class:`FlagCoverage` learns the branches from the flags it is shown
+(every version of a flag adds its branches to the ones known) and counts
+evaluations against them; :class:`CoverageHook` is what every client
+built during the session registers (``_client.PROCESS_HOOKS``): after each
+evaluation it counts the branch taken, and shows the coverage the
+client's data whenever that data changes, so the flags nothing evaluated
+count too. The evaluation path itself is untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+from aioflags._client._client import _WarnOnUse
+from aioflags._client._hooks import Hook, HookMetadata
+from aioflags._evaluation._model import compile_flag
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
+
+    from aioflags._client._client import Client
+    from aioflags._client._hooks import EvaluationSeriesContext
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+__all__ = ["CoverageHook", "FlagCoverage", "Report"]
+
+#: The order branches are listed in: by kind (their prefix), then as learned.
+_RANK: Final = {"off": 0, "prerequisite": 1, "target": 2, "rule": 3, "fallthrough": 4}
+
+
+class FlagReport(TypedDict):
+    """One flag in the JSON report: evaluations per branch, and the counts."""
+
+    branches: dict[str, int]
+    covered: int
+    total: int
+
+
+class Report(TypedDict):
+    """The JSON report (``--aioflags-coverage-json``)."""
+
+    flags: dict[str, FlagReport]
+    covered: int
+    total: int
+    percent: float
+
+
+def _rank(branch: str) -> int:
+    return _RANK.get(branch.partition(":")[0], len(_RANK))
+
+
+def branches_of(flag: CompiledFlag) -> list[str]:
+    """The branches of ``flag`` (none for a deleted or malformed flag)."""
+    if flag.deleted or flag.malformed is not None:
+        return []
+    branches = ["off"]
+    branches += [f"prerequisite:{p.key}" for p in flag.prerequisites]
+    targets = {
+        result.variation_index
+        for _, lookup in flag.targets
+        for result in lookup.values()
+        if result.variation_index is not None
+    }
+    branches += [f"target:{index}" for index in sorted(targets)]
+    for index, (_, resolver) in enumerate(flag.rules):
+        reason = resolver._served()[0].reason
+        rule_id = reason.get("ruleId") if reason.get("kind") == "RULE_MATCH" else None
+        branches.append(f"rule:{rule_id or index}")
+    fallthrough = flag.fallthrough
+    if fallthrough is None or fallthrough.fixed is not None:
+        branches.append("fallthrough")
+    else:
+        indexes = dict.fromkeys(
+            result.variation_index
+            for result in fallthrough._served()
+            if result.variation_index is not None
+        )
+        branches += [f"fallthrough:{index}" for index in indexes]
+    return branches
+
+
+def branch_taken(
+    flag: CompiledFlag | None, detail: EvaluationDetail[Any]
+) -> str | None:
+    """The branch an evaluation of ``flag`` took, by its reason (None: an error).
+
+    ``flag`` tells whether its fallthrough is a rollout (named by the
+    variation served); None if the data at hand no longer holds it.
+    """
+    reason = detail.reason
+    kind = reason.get("kind")
+    if kind == "FALLTHROUGH":
+        fallthrough = None if flag is None else flag.fallthrough
+        if fallthrough is None or fallthrough.fixed is not None:
+            return "fallthrough"
+        return f"fallthrough:{detail.variation_index}"
+    if kind == "RULE_MATCH":
+        return f"rule:{reason.get('ruleId') or reason.get('ruleIndex')}"
+    if kind == "OFF":
+        return "off"
+    if kind == "TARGET_MATCH":
+        return f"target:{detail.variation_index}"
+    if kind == "PREREQUISITE_FAILED":
+        return f"prerequisite:{reason.get('prerequisiteKey')}"
+    return None
+
+
+class FlagCoverage:
+    """The session's flags' branches, each with the number of evaluations that took it.
+
+    Thread-safe: a blocking client's evaluations run on the caller's thread.
+    """
+
+    def __init__(self) -> None:
+        #: flag key -> branch -> evaluations (0: known, never taken)
+        self._flags: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- learning
+    def learn(self, flag: CompiledFlag) -> None:
+        """Add ``flag``'s branches to those known for its key."""
+        branches = branches_of(flag)
+        if not branches:
+            return
+        with self._lock:
+            known = self._flags.setdefault(flag.key, {})
+            for branch in branches:
+                known.setdefault(branch, 0)
+
+    def learn_snapshot(self, snapshot: FlagSnapshot) -> None:
+        """Learn every flag in ``snapshot``."""
+        for key in snapshot.flag_keys:
+            flag = snapshot._flag(key)
+            if flag is not None:
+                self.learn(flag)
+
+    def learn_json(self, flags: Mapping[str, JSONValue]) -> None:
+        """Learn flags given as LaunchDarkly's flag JSON, by key."""
+        for key, raw in flags.items():
+            self.learn(compile_flag(key, raw))
+
+    def learn_files(self, paths: Iterable[str | Path]) -> None:
+        """Learn the flags of flag files (JSON or YAML, as ``DataSystem.file`` reads them).
+
+        Raises:
+            FlagFileError: a file is missing or malformed.
+        """
+        from aioflags._datasystem._sources._files import load_flag_files
+
+        flags, _ = load_flag_files(*paths)
+        self.learn_json(dict(flags))
+
+    # -------------------------------------------------------------- counting
+    def count(
+        self, key: str, flag: CompiledFlag | None, detail: EvaluationDetail[Any]
+    ) -> None:
+        """Count one evaluation of flag ``key`` that ended with ``detail``."""
+        branch = branch_taken(flag, detail)
+        if branch is None:
+            return
+        with self._lock:
+            known = self._flags.setdefault(key, {})
+            known[branch] = known.get(branch, 0) + 1
+
+    def merge(self, report: Report) -> None:
+        """Add another process's :meth:`report` (a pytest-xdist worker's) to this one."""
+        with self._lock:
+            for key, flag in report["flags"].items():
+                known = self._flags.setdefault(key, {})
+                for branch, count in flag["branches"].items():
+                    known[branch] = known.get(branch, 0) + count
+
+    # ------------------------------------------------------------- reporting
+    def report(self) -> Report:
+        """The JSON report: per flag, evaluations per branch; the totals."""
+        with self._lock:
+            flags = {key: dict(branches) for key, branches in self._flags.items()}
+        out: dict[str, FlagReport] = {}
+        covered = total = 0
+        for key in sorted(flags):
+            branches = dict(sorted(flags[key].items(), key=lambda b: _rank(b[0])))
+            n = sum(1 for count in branches.values() if count)
+            out[key] = {"branches": branches, "covered": n, "total": len(branches)}
+            covered += n
+            total += len(branches)
+        percent = 100.0 if total == 0 else round(100.0 * covered / total, 2)
+        return {"flags": out, "covered": covered, "total": total, "percent": percent}
+
+
+def summary_lines(report: Report) -> list[str]:
+    """The terminal section: each flag with a branch not taken, then the total."""
+    rows = [
+        (
+            key,
+            f"{flag['covered']}/{flag['total']}",
+            "missing: "
+            + ", ".join(b for b, count in flag["branches"].items() if not count),
+        )
+        for key, flag in report["flags"].items()
+        if flag["covered"] < flag["total"]
+    ]
+    total = (
+        "TOTAL",
+        f"{report['covered']}/{report['total']}",
+        f"{report['percent']:g}%",
+    )
+    width = max(len(row[0]) for row in [*rows, total])
+    counts = max(len(row[1]) for row in [*rows, total])
+    return [f"{k:<{width}}  {n:>{counts}}  {rest}" for k, n, rest in [*rows, total]]
+
+
+class CoverageHook(Hook):
+    """What each client built during the session registers: counts its evaluations.
+
+    After each evaluation it counts the branch taken (by the reason), and,
+    when the client's data has changed since its last evaluation, shows
+    the coverage every flag of the new data. It holds the client weakly.
+    """
+
+    def __init__(self, coverage: FlagCoverage, client: Client) -> None:
+        self._coverage = coverage
+        self._client = weakref.ref(client)
+        self._seen: FlagSnapshot | None = None
+
+    @property
+    def metadata(self) -> HookMetadata:
+        """Named for log messages about it."""
+        return HookMetadata(name="aioflags flag coverage")
+
+    def after_evaluation(
+        self,
+        series_context: EvaluationSeriesContext,
+        data: Mapping[str, Any],
+        detail: EvaluationDetail[Any],
+    ) -> Mapping[str, Any]:
+        """Count the branch this evaluation took."""
+        key = series_context.key
+        flag = None
+        client = self._client()
+        store = None if client is None else client._store
+        if store is not None and not isinstance(store, _WarnOnUse):
+            snapshot = store.snapshot
+            if snapshot is not self._seen:
+                self._seen = snapshot
+                self._coverage.learn_snapshot(snapshot)
+            flag = snapshot._flag(key)
+        self._coverage.count(key, flag, detail)
+        return data
