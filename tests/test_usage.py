@@ -242,8 +242,9 @@ async def test_usage_with_events_off_says_it_has_no_data() -> None:
         async with off:
             await off.variation("a", USER, False)
             assert not off.usage().available
-    # A client never started has counted nothing either.
+    # A client never started has counted nothing either, events on or off.
     assert not Client(Config(offline=True)).usage().available
+    assert not Client(Config("sdk-key")).usage().available
 
 
 @pytest.mark.asyncio

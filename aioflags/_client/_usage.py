@@ -107,8 +107,9 @@ class Usage(Frozen):
         available: whether evaluations are counted at all. False when
             analytics events are off (``offline=True``, no SDK key, a data
             system that needs none such as ``FlagData.data_system()``,
-            ``send_events=False``): then ``since`` is None and ``flags`` and
-            ``never_evaluated`` are empty, telling nothing.
+            ``send_events=False``), or before the client first starts: then
+            ``since`` is None and ``flags`` and ``never_evaluated`` are
+            empty, telling nothing.
         counting: whether evaluations are being counted now: the client is
             running with events on. The figures of a client that closed are
             those of its life until then; if LaunchDarkly refused the SDK key
