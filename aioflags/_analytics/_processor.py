@@ -94,8 +94,8 @@ _ENCODE_SLICE: Final = 50
 _SUMMARY_SLICE: Final = 100
 #: Counters grouped by flag key between two checkpoints (~0.3 ms).
 _GROUP_SLICE: Final = 2_000
-#: Counters folded into the client's usage totals between two checkpoints (~0.5 ms).
-_FOLD_SLICE: Final = 500
+#: Counters folded into the client's usage totals between two checkpoints (~0.3 ms).
+_FOLD_SLICE: Final = 250
 #: Bodies this long or longer are compressed in a worker thread.
 _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
@@ -610,9 +610,12 @@ class EventProcessor:
         ``usage()`` reads too, and is folded by the next flush.
         """
         tally = self.recorder.tally
-        if tally is not None:
-            while tally.fold(_FOLD_SLICE):
-                await checkpoint()
+        if tally is None:
+            return
+        more = tally.unfolded
+        while more:
+            await checkpoint()  # apart from the take, and from one another
+            more = tally.fold(_FOLD_SLICE)
 
     async def _summary(self, batch: Batch, odd: list[str]) -> list[bytes]:
         """The summary event's JSON, in pieces, a slice of flags at a time.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class FlagTotal:
 
 #: What a flush took: the counters by flag (or by key: flags not in the
 #: data), and when its window ended.
-_Taken: TypeAlias = "tuple[list[tuple[Any, Counts]], int]"
+_Taken: TypeAlias = "tuple[Mapping[Any, Counts], int]"
 
 
 class Tally:
@@ -172,11 +173,20 @@ class Tally:
         unknown: Mapping[str, Counts],
         end_ms: int,
     ) -> None:
-        """A flush took these counters (its recorder's, no longer counted into)."""
+        """A flush took these counters (its recorder's, no longer counted into).
+
+        Kept as they are (no work per flag here: the take holds the loop),
+        to be folded in by :meth:`fold`.
+        """
         if counters:
-            self._taken.append((list(counters.items()), end_ms))
+            self._taken.append((counters, end_ms))
         if unknown:
-            self._taken.append((list(unknown.items()), end_ms))
+            self._taken.append((unknown, end_ms))
+
+    @property
+    def unfolded(self) -> bool:
+        """Whether counters taken are waiting to be folded in."""
+        return bool(self._taken)
 
     def fold(self, limit: int) -> bool:
         """Fold up to ``limit`` counters taken into the totals; whether any are left."""
@@ -185,7 +195,8 @@ class Tally:
         while taken and limit > 0:
             items, end_ms = taken[0]
             stop = min(len(items), self._at + limit)
-            for key, counter in items[self._at : stop]:
+            # Skipping what earlier slices folded is a C loop (~2 ns an item).
+            for key, counter in islice(items.items(), self._at, stop):
                 if key.__class__ is not str:  # a flag: its key
                     key = key.key
                 total = flags.get(key)
@@ -222,7 +233,7 @@ class Tally:
 
         at = self._at
         for items, end_ms in self._taken:
-            for key, counter in items[at:]:
+            for key, counter in islice(items.items(), at, None):
                 if key.__class__ is not str:
                     key = key.key
                 total_of(key).add(counter.flag, counter.counts, counter.none, end_ms)
