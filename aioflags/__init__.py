@@ -19,6 +19,9 @@ from ._client._hooks import Hook as Hook
 from ._client._hooks import HookMetadata as HookMetadata
 from ._client._hooks import TrackSeriesContext as TrackSeriesContext
 from ._client._listeners import FlagValueChange as FlagValueChange
+from ._client._usage import FlagUsage as FlagUsage
+from ._client._usage import Usage as Usage
+from ._client._usage import VariationUsage as VariationUsage
 from ._core._exceptions import AioflagsError as AioflagsError
 from ._core._exceptions import ClientClosedError as ClientClosedError
 from ._core._exceptions import ConfigurationError as ConfigurationError
@@ -56,6 +59,7 @@ __all__ = [
     "EvaluationSeriesContext",
     "EventDetails",
     "FlagSnapshot",
+    "FlagUsage",
     "FlagValueChange",
     "FlagsState",
     "Hook",
@@ -65,6 +69,8 @@ __all__ = [
     "Reason",
     "SourceState",
     "TrackSeriesContext",
+    "Usage",
+    "VariationUsage",
     "__version__",
 ]
 

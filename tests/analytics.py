@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aioflags import Client, Config, DataSystem
 from aioflags._analytics._format import EventFormatter
 from aioflags._analytics._recorder import Recorder
+from aioflags._core._clock import wall_ms
 from aioflags.testing import FakeClock, FlagServer
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def recorder_for(config: Config, now_ms: Callable[[], int] | None = None) -> Rec
         keys_capacity=config.context_keys_capacity,
         omit_anonymous=config.omit_anonymous_contexts,
         random=random.Random(0),
-        **({} if now_ms is None else {"now_ms": now_ms}),
+        now_ms=wall_ms if now_ms is None else now_ms,
     )
 
 

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import MigrationOpEvent
 
     from ._diagnostics import AnalyticsSettings
+    from ._usage import Tally
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
 
@@ -93,6 +94,8 @@ _ENCODE_SLICE: Final = 50
 _SUMMARY_SLICE: Final = 100
 #: Counters grouped by flag key between two checkpoints (~0.3 ms).
 _GROUP_SLICE: Final = 2_000
+#: Counters folded into the client's usage totals between two checkpoints (~0.3 ms).
+_FOLD_SLICE: Final = 250
 #: Bodies this long or longer are compressed in a worker thread.
 _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
@@ -293,6 +296,7 @@ class EventProcessor:
         random: random.Random,
         *,
         now_ms: Callable[[], int] = wall_ms,
+        tally: Tally | None = None,
     ) -> None:
         self._config = config
         self._http = http
@@ -300,13 +304,16 @@ class EventProcessor:
         #: the client's evaluations (its evaluator's; None: nothing records).
         self._switch = switch
         self._clock = clock
-        #: The synchronous half: evaluations, track and identify record here.
+        #: The synchronous half: evaluations, track and identify record here;
+        #: each flush folds the counters it takes into ``tally`` (the client's,
+        #: for ``client.usage()``), if given.
         self.recorder = Recorder(
             capacity=config.events_capacity,
             keys_capacity=config.context_keys_capacity,
             omit_anonymous=config.omit_anonymous_contexts,
             random=random,
             now_ms=now_ms,
+            tally=tally,
         )
         self._formatter = EventFormatter(
             all_private=config.all_attributes_private,
@@ -544,9 +551,11 @@ class EventProcessor:
         batch must not be lost to a cancellation.
         """
         if self._disabled:
-            self.recorder.take()  # discard
+            self.recorder.take()  # discard (usage() still counts it)
+            await self._fold()
             return None
         batch = self.recorder.take()
+        await self._fold()
         if batch is None:
             return None
         if batch.dropped:
@@ -593,6 +602,20 @@ class EventProcessor:
                 )
         self._last_batch = count
         return _Payload(body, count)
+
+    async def _fold(self) -> None:
+        """Fold the counters taken into the client's usage totals, a slice at a time.
+
+        Whatever a cancellation leaves unfolded stays with the tally, which
+        ``usage()`` reads too, and is folded by the next flush.
+        """
+        tally = self.recorder.tally
+        if tally is None:
+            return
+        more = tally.unfolded
+        while more:
+            await checkpoint()  # apart from the take, and from one another
+            more = tally.fold(_FOLD_SLICE)
 
     async def _summary(self, batch: Batch, odd: list[str]) -> list[bytes]:
         """The summary event's JSON, in pieces, a slice of flags at a time.

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
 
+    from ._usage import Pending, Tally
+
 __all__ = [
     "CUSTOM",
     "DEBUG",
@@ -149,6 +151,7 @@ class Recorder:
         "last",
         "lock",
         "server_time",
+        "tally",
     )
 
     def __init__(
@@ -159,6 +162,7 @@ class Recorder:
         omit_anonymous: bool,
         random: random.Random,
         now_ms: Callable[[], int] = wall_ms,
+        tally: Tally | None = None,
     ) -> None:
         # The three settings (Config's events_capacity, context_keys_capacity
         # and omit_anonymous_contexts), not the Config: analytics sits below
@@ -195,6 +199,9 @@ class Recorder:
         #: found in the recently-seen set.
         self.dropped: int = 0
         self.deduplicated: int = 0
+        #: Where :meth:`take` hands the counters it takes, for ``client.usage()``
+        #: (None: nowhere). Off the evaluation path: at flush time.
+        self.tally = tally
 
     # ------------------------------------------------------------ the hot path
     def evaluation_locked(
@@ -387,15 +394,34 @@ class Recorder:
             start = self._start
         if not records and not counters and not unknown:
             return None
+        end = self._now()
+        if self.tally is not None:  # every counter: usage() counts excluded flags too
+            self.tally.taken(counters, unknown, end)
         summary = [(flag.key, c) for flag, c in counters.items() if not c.excluded]
         summary += unknown.items()
         return Batch(
             records=records,
             counters=summary,
             start_ms=start,
-            end_ms=self._now(),
+            end_ms=end,
             dropped=dropped,
         )
+
+    def counted(self) -> list[Pending]:
+        """What this window has counted so far, per flag key, copied (``client.usage()``).
+
+        Copied under :attr:`lock`, as threads count into the counters; the
+        window stays as it is, for the next flush to take.
+        """
+        with self.lock:
+            out: list[Pending] = [
+                (flag.key, c.flag, c.counts.copy(), c.none)
+                for flag, c in self.counters.items()
+            ]
+            out += [
+                (key, None, c.counts.copy(), c.none) for key, c in self._unknown.items()
+            ]
+        return out
 
 
 def _all_anonymous(context: Context) -> bool:

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._events import EventDetails, ProviderEvent, ProviderStatus
     from ._hooks import Hook
     from ._listeners import FlagValueChange
+    from ._usage import Usage
 
 __all__ = ["Client"]
 
@@ -748,6 +749,17 @@ class Client:
             running.portal.call(functools.partial(self._client.flush, timeout=timeout))
         except (RuntimeError, concurrent.futures.CancelledError):
             return  # closed meanwhile
+
+    def usage(self) -> Usage:
+        """Each flag's evaluations for the life of the client, as :meth:`aioflags.Client.usage`.
+
+        Evaluations in every thread count. Read on the client's thread (a
+        quick call: it waits for no I/O); when the client is not started, in
+        the calling thread, with the figures of its life until it closed.
+
+        Added in version 0.1.0.
+        """
+        return self._call(self._client.usage)
 
     def __repr__(self) -> str:
         state = "running" if self._running is not None else "stopped"

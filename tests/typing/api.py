@@ -7,6 +7,8 @@ API: a change that loses or widens a type fails ``mypy`` and
 
 from __future__ import annotations
 
+import datetime
+
 from typing_extensions import assert_type
 
 import aioflags
@@ -21,9 +23,12 @@ from aioflags import (
     EvaluationDetail,
     EventDetails,
     FlagsState,
+    FlagUsage,
     FlagValueChange,
     ProviderEvent,
     ProviderStatus,
+    Usage,
+    VariationUsage,
 )
 
 
@@ -70,6 +75,20 @@ async def lifespan() -> None:
                 assert_type(change, FlagValueChange)
         client.track("checkout", user, {"cart": [1, 2]}, metric_value=9.5)
         await client.flush()
+
+        usage = client.usage()  # which flags this client evaluates, and how
+        assert_type(usage, Usage)
+        if usage.available:  # analytics events are on: there are figures
+            assert_type(usage.since, datetime.datetime | None)
+            assert_type(usage.never_evaluated, frozenset[str])
+            for key, flag in usage.flags.items():
+                assert_type(key, str)
+                assert_type(flag, FlagUsage)
+                assert_type(flag.evaluations, int)
+                assert_type(flag.last_evaluated, datetime.datetime)
+                for served in flag.variations:
+                    assert_type(served, VariationUsage)
+                    assert_type(served.evaluations, int)
 
 
 async def migrations(client: aioflags.Client, user: Context) -> None:
@@ -125,6 +144,7 @@ def blocking_use() -> None:
         assert_type(client.async_client, aioflags.Client)
         assert_type(client.status_details, EventDetails | None)
         assert_type(client.config, Config)
+        assert_type(client.usage(), Usage)
         from aioflags.migrations import OpTracker, Stage
 
         stage, tracker = client.migration_variation("move", user, Stage.OFF)

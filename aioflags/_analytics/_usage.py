@@ -1,0 +1,243 @@
+"""Lifetime usage: each flag's evaluations since the client began counting (``client.usage()``).
+
+The recorder's summary counters are the only count of evaluations, and each
+flush takes them (:meth:`Recorder.take`). The take hands them to the
+:class:`Tally` as they are (:meth:`Tally.taken`, no work per flag); the event
+processor then folds them into one total per flag key a slice at a time
+(:meth:`Tally.fold`), letting other tasks run between slices, as it encodes
+the summary. So counting for ``usage()`` adds nothing to an evaluation, and
+a flush of thousands of flags holds the loop no longer than before. A read
+adds what is taken but not folded yet, and the counters of the window not
+flushed yet, copied under the recorder's lock.
+
+A flag's variations are told apart by value, not index: a flag change may
+reorder them, and what a flag serves is what tells whether it is still needed.
+A window's counters are folded without telling exactly when in the window a
+flag was evaluated (the counters do not record it): a flag's last evaluation
+is given as the end of the last window that counted it, at most one
+``flush_interval`` late, never early.
+
+The tally is read and changed on the client's event loop only (the flushes
+and ``Client.usage()`` run there; ``aioflags.blocking.Client`` hands its
+call to the loop), so it needs no lock of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._model import CompiledFlag
+
+__all__ = ["Counts", "FlagTotal", "Pending", "Tally"]
+
+#: A flag key's counts in the window not flushed yet, copied: its flag (None:
+#: unknown), the count per variation, the count of defaults served.
+Pending: TypeAlias = "tuple[str, CompiledFlag | None, list[int], int]"
+
+
+class Counts(Protocol):
+    """What the tally reads of a summary counter (the recorder's ``Counter``)."""
+
+    @property
+    def flag(self) -> CompiledFlag | None:
+        """The flag counted (None: a flag not in the data)."""
+        ...
+
+    @property
+    def counts(self) -> list[int]:
+        """The evaluations that served each variation, by index."""
+        ...
+
+    @property
+    def none(self) -> int:
+        """The evaluations that served no variation (the caller's default)."""
+        ...
+
+
+def _same(a: JSONValue, b: JSONValue) -> bool:
+    """Whether two variation values are the same JSON value (``True`` is not ``1``)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, dict)):
+        # Python's == takes True for 1 inside containers too.
+        return json.dumps(a, sort_keys=True, default=repr) == json.dumps(
+            b, sort_keys=True, default=repr
+        )
+    return bool(a == b)
+
+
+class FlagTotal:
+    """One flag key's evaluations so far: how many, which values, when last."""
+
+    __slots__ = (
+        "_entries",
+        "_variations",
+        "defaults",
+        "evaluations",
+        "last_ms",
+        "served",
+    )
+
+    def __init__(self) -> None:
+        self.evaluations = 0
+        #: Evaluations that served no variation (the caller's default).
+        self.defaults = 0
+        #: ``[value, count]`` per value served, in the order first served.
+        self.served: list[list[Any]] = []
+        #: The end of the last window that counted it (epoch ms).
+        self.last_ms = 0
+        # The variations last added from, and their entries of ``served`` by
+        # index (None: not served yet): a flag's versions are matched by
+        # value once, not at every flush.
+        self._variations: tuple[JSONValue, ...] | None = None
+        self._entries: list[list[Any] | None] = []
+
+    def copy(self) -> FlagTotal:
+        """An independent copy (a read adds what is not folded yet to it)."""
+        total = FlagTotal()
+        total.evaluations = self.evaluations
+        total.defaults = self.defaults
+        total.served = [entry.copy() for entry in self.served]
+        total.last_ms = self.last_ms
+        return total
+
+    def add(
+        self, flag: CompiledFlag | None, counts: list[int], none: int, end_ms: int
+    ) -> None:
+        """Add one counter's counts (``counts[i]``: variation ``i`` of ``flag``)."""
+        total = none
+        if flag is not None:
+            variations = flag.variations
+            if variations is not self._variations:
+                self._variations = variations
+                self._entries = [None] * len(variations)
+            entries = self._entries
+            for index, count in enumerate(counts):
+                if count:
+                    total += count
+                    entry = entries[index]
+                    if entry is None:
+                        entry = entries[index] = self._entry(variations[index])
+                    entry[1] += count
+        if total:
+            self.evaluations += total
+            self.defaults += none
+            if end_ms > self.last_ms:
+                self.last_ms = end_ms
+
+    def _entry(self, value: JSONValue) -> list[Any]:
+        """The entry of ``served`` for ``value``, made if it has none."""
+        for entry in self.served:
+            if _same(entry[0], value):
+                return entry
+        entry = [value, 0]
+        self.served.append(entry)
+        return entry
+
+
+#: What a flush took: the counters by flag (or by key: flags not in the
+#: data), and when its window ended.
+_Taken: TypeAlias = "tuple[Mapping[Any, Counts], int]"
+
+
+class Tally:
+    """The evaluations of a client's life, per flag key, folded in after each flush.
+
+    One per client (its runs share it): the client's recorders hand it what
+    each flush takes (:meth:`taken`), their event processors fold it in
+    (:meth:`fold`).
+    """
+
+    __slots__ = ("_at", "_flags", "_taken", "since_ms")
+
+    def __init__(self, since_ms: int) -> None:
+        #: When counting began (epoch ms): the client's first run with events on.
+        self.since_ms = since_ms
+        self._flags: dict[str, FlagTotal] = {}
+        # Taken, not folded yet: the first one from index ``_at`` on.
+        self._taken: deque[_Taken] = deque()
+        self._at = 0
+
+    def taken(
+        self,
+        counters: Mapping[CompiledFlag, Counts],
+        unknown: Mapping[str, Counts],
+        end_ms: int,
+    ) -> None:
+        """A flush took these counters (its recorder's, no longer counted into).
+
+        Kept as they are (no work per flag here: the take holds the loop),
+        to be folded in by :meth:`fold`.
+        """
+        if counters:
+            self._taken.append((counters, end_ms))
+        if unknown:
+            self._taken.append((unknown, end_ms))
+
+    @property
+    def unfolded(self) -> bool:
+        """Whether counters taken are waiting to be folded in."""
+        return bool(self._taken)
+
+    def fold(self, limit: int) -> bool:
+        """Fold up to ``limit`` counters taken into the totals; whether any are left."""
+        flags = self._flags
+        taken = self._taken
+        while taken and limit > 0:
+            items, end_ms = taken[0]
+            stop = min(len(items), self._at + limit)
+            # Skipping what earlier slices folded is a C loop (~2 ns an item).
+            for key, counter in islice(items.items(), self._at, stop):
+                if key.__class__ is not str:  # a flag: its key
+                    key = key.key
+                total = flags.get(key)
+                if total is None:
+                    total = flags[key] = FlagTotal()
+                total.add(counter.flag, counter.counts, counter.none, end_ms)
+            limit -= stop - self._at
+            if stop == len(items):
+                taken.popleft()
+                self._at = 0
+            else:
+                self._at = stop
+        return bool(taken)
+
+    def read(self, pending: Iterable[Pending], now_ms: int) -> dict[str, FlagTotal]:
+        """The totals, with what is not folded yet and ``pending`` (at ``now_ms``).
+
+        Only the totals that change are copied: the result is read at once,
+        before the loop folds anything more.
+        """
+        flags = self._flags
+        out = dict(flags)
+        copied: set[str] = set()
+
+        def total_of(key: str) -> FlagTotal:
+            total = out.get(key)
+            if total is None:
+                total = out[key] = FlagTotal()
+                copied.add(key)
+            elif key not in copied:
+                total = out[key] = total.copy()
+                copied.add(key)
+            return total
+
+        at = self._at
+        for items, end_ms in self._taken:
+            for key, counter in islice(items.items(), at, None):
+                if key.__class__ is not str:
+                    key = key.key
+                total_of(key).add(counter.flag, counter.counts, counter.none, end_ms)
+            at = 0
+        for key, flag, counts, none in pending:
+            total_of(key).add(flag, counts, none, now_ms)
+        return out

@@ -1,0 +1,233 @@
+"""What ``client.usage()`` returns: each flag's evaluations for the life of the client.
+
+Made on request from the analytics pipeline's summary counters, which every
+flush folds into the client's lifetime totals (``_analytics._usage``): the
+evaluation path counts nothing more for it. Built only when asked for.
+"""
+
+from __future__ import annotations
+
+import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, final
+
+from aioflags._core._frozen import Frozen, set_field
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aioflags._analytics._usage import FlagTotal
+    from aioflags._core._json import JSONValue
+
+__all__ = ["FlagUsage", "Usage", "VariationUsage", "no_usage", "usage_of"]
+
+
+@final
+class VariationUsage(Frozen):
+    """One value a flag served, and how many evaluations served it.
+
+    Attributes:
+        value: the variation's value.
+        evaluations: how many evaluations served it.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = ("value", "evaluations")  # noqa: RUF023 - fields in order
+    value: JSONValue
+    evaluations: int
+
+    def __init__(self, *, value: JSONValue, evaluations: int) -> None:
+        set_field(self, "value", value)
+        set_field(self, "evaluations", evaluations)
+
+
+@final
+class FlagUsage(Frozen):
+    """One flag's evaluations for the life of the client (an item of :attr:`Usage.flags`).
+
+    Attributes:
+        key: the flag's key.
+        evaluations: how many times it was evaluated, as a prerequisite of
+            another flag too; ``sum(v.evaluations for v in variations) +
+            defaults``.
+        variations: the values it served, with how many evaluations served
+            each, most served first. Told apart by value, so they add up
+            across changes of the flag that reorder its variations.
+        defaults: the evaluations that served no variation but the caller's
+            default: the flag was off with no off variation, not in the data
+            (``FLAG_NOT_FOUND``), the client was not ready, or an error.
+        last_evaluated: when it was last evaluated (UTC), to within one
+            ``flush_interval`` (5 s by default): the end of the last flush
+            window that counted it, or the call to ``usage()`` if it was
+            evaluated since the last flush. Never earlier than the evaluation.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "key",
+        "evaluations",
+        "variations",
+        "defaults",
+        "last_evaluated",
+    )
+    key: str
+    evaluations: int
+    variations: tuple[VariationUsage, ...]
+    defaults: int
+    last_evaluated: datetime.datetime
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        evaluations: int,
+        variations: tuple[VariationUsage, ...],
+        defaults: int,
+        last_evaluated: datetime.datetime,
+    ) -> None:
+        set_field(self, "key", key)
+        set_field(self, "evaluations", evaluations)
+        set_field(self, "variations", variations)
+        set_field(self, "defaults", defaults)
+        set_field(self, "last_evaluated", last_evaluated)
+
+
+@final
+class Usage(Frozen):
+    """Which flags a client evaluated, how often, serving what: ``client.usage()``.
+
+    Made from the counters analytics events keep for LaunchDarkly's summary,
+    so it exists only while events are on (``Config.events_enabled``):
+    otherwise :attr:`available` is False and there are no figures, rather
+    than zeros that would call every flag unused.
+
+    Attributes:
+        available: whether evaluations are counted at all. False when
+            analytics events are off (``offline=True``, no SDK key, a data
+            system that needs none such as ``FlagData.data_system()``,
+            ``send_events=False``), or before the client first starts: then
+            ``since`` is None and ``flags`` and ``never_evaluated`` are
+            empty, telling nothing.
+        counting: whether evaluations are being counted now: the client is
+            running with events on. The figures of a client that closed are
+            those of its life until then; if LaunchDarkly refused the SDK key
+            (HTTP 401 or 403), events stop, and so does counting.
+        since: when counting began (UTC): the client's first start.
+        flags: per flag key, each flag evaluated since then, as a
+            prerequisite too; a key not in the data (``FLAG_NOT_FOUND``)
+            included.
+        never_evaluated: the keys of the flags in the client's data that
+            were never evaluated since then: its current data, or the last
+            data it had while it is not ready or once it closed.
+
+    Added in version 0.1.0.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "available",
+        "counting",
+        "since",
+        "flags",
+        "never_evaluated",
+    )
+    available: bool
+    counting: bool
+    since: datetime.datetime | None
+    flags: Mapping[str, FlagUsage]
+    never_evaluated: frozenset[str]
+
+    def __init__(
+        self,
+        *,
+        available: bool,
+        counting: bool,
+        since: datetime.datetime | None,
+        flags: Mapping[str, FlagUsage],
+        never_evaluated: frozenset[str],
+    ) -> None:
+        set_field(self, "available", available)
+        set_field(self, "counting", counting)
+        set_field(self, "since", since)
+        # read-only: a Usage is a value
+        set_field(self, "flags", MappingProxyType(dict(flags)))
+        set_field(self, "never_evaluated", never_evaluated)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Through __init__ with a plain dict: a mappingproxy cannot be pickled
+        # (nor deep-copied).
+        return (_usage, (*self._astuple()[:3], dict(self.flags), self.never_evaluated))
+
+
+def _usage(
+    available: bool,
+    counting: bool,
+    since: datetime.datetime | None,
+    flags: Mapping[str, FlagUsage],
+    never_evaluated: frozenset[str],
+) -> Usage:
+    """``Usage(...)`` from its fields in order (pickle, ``copy``)."""
+    return Usage(
+        available=available,
+        counting=counting,
+        since=since,
+        flags=flags,
+        never_evaluated=never_evaluated,
+    )
+
+
+def _utc(ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+
+
+def usage_of(
+    totals: dict[str, FlagTotal],
+    *,
+    since_ms: int,
+    counting: bool,
+    flag_keys: frozenset[str],
+) -> Usage:
+    """The :class:`Usage` of these totals, against the data's ``flag_keys``."""
+    # Flags evaluated in one flush window share its end: one datetime each.
+    times: dict[int, datetime.datetime] = {}
+    flags: dict[str, FlagUsage] = {}
+    for key, total in totals.items():
+        served = total.served
+        if len(served) > 1:
+            served = sorted(served, key=_most_first)
+        last = times.get(total.last_ms)
+        if last is None:
+            last = times[total.last_ms] = _utc(total.last_ms)
+        flags[key] = FlagUsage(
+            key=key,
+            evaluations=total.evaluations,
+            variations=tuple(
+                [VariationUsage(value=value, evaluations=n) for value, n in served]
+            ),
+            defaults=total.defaults,
+            last_evaluated=last,
+        )
+    return Usage(
+        available=True,
+        counting=counting,
+        since=_utc(since_ms),
+        flags=flags,
+        never_evaluated=flag_keys.difference(flags),
+    )
+
+
+def _most_first(entry: list[Any]) -> int:
+    count: int = entry[1]
+    return -count
+
+
+def no_usage() -> Usage:
+    """The :class:`Usage` of a client whose events are off: no figures."""
+    return Usage(
+        available=False,
+        counting=False,
+        since=None,
+        flags={},
+        never_evaluated=frozenset(),
+    )
