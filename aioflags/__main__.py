@@ -7,6 +7,8 @@
 - ``validate FILE...``: check flag files and say what is wrong, exit 1 if anything is.
 - ``eval FLAG --context JSON``: evaluate one flag from flag files or the flag
   service, and print the value, the variation and the reason as JSON.
+- ``diff OLD NEW --contexts FILE``: which contexts a change of flag files
+  flips, flag by flag; exit 1 if anything changes.
 - ``schema``: print the JSON Schema of flag files (for editors).
 """
 
@@ -323,6 +325,38 @@ or set AIOFLAGS_BASE_URI, AIOFLAGS_STREAM_URI and AIOFLAGS_EVENTS_URI for
 Config.from_env(). The console is at {_SERVE_DEFAULT_URL}/ui/."""
 
 
+def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
+    """Print what changing ``old`` into ``new`` does to the contexts; 1 if anything.
+
+    The lines of ``contexts`` that are not contexts are named on stderr and
+    skipped. 2 when a file cannot be read.
+    """
+    from ._service._diff import SKIPPED_SHOWN, diff_files
+
+    try:
+        report = diff_files(old, new, contexts)
+    except FlagFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"error: {contexts}: cannot read the contexts: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    for skipped in report.skipped[:SKIPPED_SHOWN]:
+        print(f"{contexts}:{skipped.line}: skipped: {skipped.error}", file=sys.stderr)
+    more = len(report.skipped) - SKIPPED_SHOWN
+    if more > 0:
+        print(f"{contexts}: {more} more line(s) skipped", file=sys.stderr)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in report.lines():
+            print(line)
+    return 1 if report.changes else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioflags",
@@ -370,6 +404,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
 
+    cmd = commands.add_parser(
+        "diff",
+        help="which contexts a change of flag files flips; exit 1 if anything changes",
+        description="Evaluate every flag of OLD and NEW (flag files, JSON or "
+        "YAML) for every context in CONTEXTS and say, per flag, how many contexts "
+        "change value and from what to what, with examples and their reasons; "
+        "and which flags were added or removed. Exit 0 when nothing changes, 1 "
+        "when something does, 2 on an error.",
+    )
+    cmd.add_argument("old", type=Path, help="the flag file before the change")
+    cmd.add_argument("new", type=Path, help="the flag file after the change")
+    cmd.add_argument(
+        "--contexts",
+        required=True,
+        type=Path,
+        help="JSON Lines: one context a line, in LaunchDarkly's context JSON "
+        "(lines that are not contexts are reported and skipped)",
+    )
+    cmd.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object"
+    )
+
     commands.add_parser(
         "schema",
         help="print the JSON Schema of flag files (for editors)",
@@ -404,13 +460,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``aioflags {serve,validate,eval} ...`` (``--help`` for each)."""
+    """The command line: ``aioflags {serve,validate,diff,eval,schema} ...`` (``--help`` for each)."""
     parser = _parser()
     args = parser.parse_args(argv)
     # The command is an application: aioflags' warnings go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.command == "validate":
         return validate(args.files)
+    if args.command == "diff":
+        return diff(args.old, args.new, args.contexts, as_json=args.json)
     if args.command == "schema":
         schema = resources.files("aioflags").joinpath("flagfile.schema.json")
         print(schema.read_text("utf-8"), end="")

@@ -1,0 +1,400 @@
+"""Blast radius: which contexts a change of flag files flips (``aioflags diff``).
+
+Both flag files are read by the one loader (:func:`load_flag_files`) and put
+in one :class:`Store`, the old data then the new, each item's version
+stamped by its content: the store's own change fan-out (what flag change
+handlers are told) names the flags whose evaluation may differ, through
+prerequisites and segments. Those flags alone are evaluated, by each
+snapshot's evaluator (what ``variation_detail`` answers); every other flag
+is the same function of the context in both, and cannot flip anyone.
+
+A flag *flips* a context when the value it serves differs as JSON (``1``
+and ``1.0`` and ``true`` are three values), or when one side serves a
+variation and the other none (the caller's default, with an ``ERROR``
+reason). Both sides serving none is no flip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+)
+from aioflags._datasystem._sources._files import load_flag_files
+from aioflags._datasystem._store import Store
+from aioflags._evaluation._context import Context
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from pathlib import Path
+
+    from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._results import Reason, Result
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+__all__ = ["DiffReport", "diff_files", "read_contexts"]
+
+#: Example contexts kept per transition.
+EXAMPLES: Final = 5
+#: Skipped lines named on stderr (the JSON lists them all).
+SKIPPED_SHOWN: Final = 20
+#: Pairs of results remembered per flag (a flag serves few distinct results).
+_MEMO: Final = 4096
+
+
+@dataclass(slots=True)
+class Transition:
+    """The contexts one flag moves from one value to another."""
+
+    #: the value served before and after (``None`` with ``*_served`` false:
+    #: no variation, the caller's default)
+    old: JSONValue
+    new: JSONValue
+    old_served: bool
+    new_served: bool
+    count: int = 0
+    #: up to :data:`EXAMPLES` contexts: fully qualified key, old and new reason
+    examples: list[tuple[str, Reason, Reason]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FlagDiff:
+    """What a change does to one flag that both files have, for the contexts."""
+
+    key: str
+    #: the transitions, by the JSON text of the old and new value (None: none served)
+    transitions: dict[tuple[str | None, str | None], Transition] = field(
+        default_factory=dict
+    )
+    #: pairs of details seen (by identity), and their transition (None: no flip)
+    memo: dict[
+        tuple[int, int],
+        tuple[Result, Result, Transition | None],
+    ] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        """How many contexts the flag flips."""
+        return sum(t.count for t in self.transitions.values())
+
+    def classify(self, old: Result, new: Result) -> Transition | None:
+        """The transition from ``old`` to ``new`` (None if the value is the same)."""
+        old_served = old.variation_index is not None
+        new_served = new.variation_index is not None
+        before = _text(old.value) if old_served else None
+        after = _text(new.value) if new_served else None
+        transition = None
+        if before != after:
+            transition = self.transitions.get((before, after))
+            if transition is None:
+                transition = self.transitions[before, after] = Transition(
+                    old.value if old_served else None,
+                    new.value if new_served else None,
+                    old_served,
+                    new_served,
+                )
+        # A flag's results live as long as the snapshot, built once, so
+        # identity names them (mostly: some are built per evaluation). The
+        # entry holds both, so neither id is reused while it is here.
+        if len(self.memo) < _MEMO:
+            self.memo[id(old), id(new)] = (old, new, transition)
+        return transition
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A line of the contexts file that is not a context."""
+
+    line: int
+    error: str
+
+
+@dataclass(slots=True)
+class DiffReport:
+    """What a change of flag files does to a set of contexts."""
+
+    contexts: int = 0
+    #: contexts for which at least one flag flips
+    flipped: int = 0
+    old_flags: int = 0
+    new_flags: int = 0
+    #: the flags that flip some context, by key
+    flags: dict[str, FlagDiff] = field(default_factory=dict)
+    #: flags whose evaluation may differ (they, their prerequisites or
+    #: segments changed) but that flip none of these contexts
+    unflipped: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        """Whether the change does anything: a context flips, a flag comes or goes."""
+        return bool(self.flags or self.added or self.removed)
+
+    def to_json(self) -> JSONObject:
+        """The report as one JSON object (``aioflags diff --json``)."""
+        return {
+            "contexts": self.contexts,
+            "flipped": self.flipped,
+            "flags": {
+                key: {
+                    "changed": flag.changed,
+                    "transitions": [
+                        {
+                            "from": t.old,
+                            "to": t.new,
+                            "fromDefault": not t.old_served,
+                            "toDefault": not t.new_served,
+                            "count": t.count,
+                            "examples": [key for key, _, _ in t.examples],
+                            "reasons": [
+                                {"from": dict(old), "to": dict(new)}
+                                for _, old, new in t.examples
+                            ],
+                        }
+                        for t in _ordered(flag)
+                    ],
+                }
+                for key, flag in sorted(self.flags.items())
+            },
+            "unflipped": list(self.unflipped),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "skipped": [{"line": s.line, "error": s.error} for s in self.skipped],
+        }
+
+    def lines(self) -> Iterator[str]:
+        """The report for a terminal, line by line."""
+        n = self.contexts
+        skipped = len(self.skipped)
+        yield (
+            f"{n:,} context{_s(n)}"
+            + (f" ({skipped:,} line{_s(skipped)} skipped)" if skipped else "")
+            + f", {self.old_flags:,} flag{_s(self.old_flags)} before, "
+            f"{self.new_flags:,} after"
+        )
+        for key, flag in sorted(self.flags.items()):
+            yield ""
+            yield f"{key}: {flag.changed:,} of {n:,} contexts change"
+            for t in _ordered(flag):
+                yield (
+                    f"  {_shown(t.old, t.old_served)} -> {_shown(t.new, t.new_served)}: "
+                    f"{t.count:,} context{_s(t.count)}"
+                )
+                for context_key, old, new in t.examples:
+                    yield f"    {context_key}: {_reason(old)} -> {_reason(new)}"
+        if self.unflipped:
+            yield ""
+            yield (
+                "changed, but flip none of these contexts: " + ", ".join(self.unflipped)
+            )
+        if self.added:
+            yield ""
+            yield "added: " + ", ".join(self.added)
+        if self.removed:
+            yield ""
+            yield "removed: " + ", ".join(self.removed)
+        yield ""
+        flags = len(self.flags)
+        yield (
+            f"{flags:,} flag{_s(flags)} flip{'s' if flags == 1 else ''} {self.flipped:,} of "
+            f"{n:,} contexts; {len(self.added)} added, {len(self.removed)} removed"
+        )
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _text(value: JSONValue) -> str:
+    """A value as JSON text: the same text, the same value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _shown(value: JSONValue, served: bool) -> str:
+    return _text(value) if served else "(default)"
+
+
+def _reason(reason: Mapping[str, JSONValue]) -> str:
+    """``RULE_MATCH ruleIndex=0 ruleId=beta``: a reason on one line."""
+    parts = [str(reason.get("kind"))]
+    parts += (
+        f"{name}={value if isinstance(value, str) else _text(value)}"
+        for name, value in reason.items()
+        if name != "kind"
+    )
+    return " ".join(parts)
+
+
+def _ordered(flag: FlagDiff) -> list[Transition]:
+    """The flag's transitions, the most contexts first."""
+    return sorted(
+        flag.transitions.values(),
+        key=lambda t: (
+            -t.count,
+            _shown(t.old, t.old_served),
+            _shown(t.new, t.new_served),
+        ),
+    )
+
+
+# ------------------------------------------------------------------ input
+def _same(a: JSONObject, b: JSONObject | None) -> bool:
+    """Whether two items are the same but for their version."""
+    if b is None:
+        return False
+    return _text({k: v for k, v in a.items() if k != "version"}) == _text(
+        {k: v for k, v in b.items() if k != "version"}
+    )
+
+
+def _transfer(
+    flags: Mapping[str, JSONObject],
+    segments: Mapping[str, JSONObject],
+    before: tuple[Mapping[str, JSONObject], Mapping[str, JSONObject]] | None = None,
+) -> ChangeSet:
+    """The items as a full transfer, each versioned by its content.
+
+    Version 1; with ``before``, 2 for an item that is not the same as
+    there: the store tells a changed item by its version.
+    """
+    changes = []
+    for kind, items, previous in (
+        (ObjectKind.FLAG, flags, before[0] if before else None),
+        (ObjectKind.SEGMENT, segments, before[1] if before else None),
+    ):
+        for key, obj in items.items():
+            version = 1 if previous is None or _same(obj, previous.get(key)) else 2
+            changes.append(
+                Change(
+                    action=ChangeKind.PUT,
+                    kind=kind,
+                    key=key,
+                    version=version,
+                    obj={**obj, "version": version},
+                )
+            )
+    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=tuple(changes))
+
+
+def snapshots(
+    old_path: Path, new_path: Path
+) -> tuple[FlagSnapshot, FlagSnapshot, frozenset[str]]:
+    """The old and new files' snapshots, and the flags whose evaluation may differ.
+
+    Raises:
+        FlagFileError: a file is missing or malformed (the message names it).
+    """
+    old_flags, old_segments = load_flag_files(old_path)
+    new_flags, new_segments = load_flag_files(new_path)
+    store = Store()
+    store.apply_now(_transfer(old_flags, old_segments))
+    old = store.snapshot
+    changed = store.apply_now(
+        _transfer(new_flags, new_segments, (old_flags, old_segments))
+    )
+    return old, store.snapshot, changed
+
+
+def read_contexts(lines: Iterable[bytes]) -> Iterator[tuple[int, Context | str]]:
+    """Each line's context, or why it is not one, with its line number.
+
+    Blank lines are skipped without a word (a file may end with one).
+    """
+    for number, line in enumerate(lines, 1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
+            line = line[3:]
+        if not line.strip():
+            continue
+        try:
+            data = parse(line)
+        except ProtocolError as exc:
+            yield number, str(exc)
+            continue
+        if not isinstance(data, dict):
+            yield number, "a context must be a JSON object"
+            continue
+        context = Context.from_dict(data)
+        if context.error is not None:
+            yield number, f"not a valid context: {context.error}"
+        else:
+            yield number, context
+
+
+# ------------------------------------------------------------------- diff
+def diff(
+    old: FlagSnapshot,
+    new: FlagSnapshot,
+    changed: frozenset[str],
+    contexts: Iterable[tuple[int, Context | str]],
+) -> DiffReport:
+    """Evaluate the flags in ``changed`` that both snapshots have, for each context."""
+    old_keys, new_keys = old.flag_keys, new.flag_keys
+    report = DiffReport(
+        old_flags=len(old_keys),
+        new_flags=len(new_keys),
+        added=sorted(new_keys - old_keys),
+        removed=sorted(old_keys - new_keys),
+    )
+    flags = [FlagDiff(key) for key in sorted(changed & old_keys & new_keys)]
+    # What variation_detail() makes its detail of (a snapshot without hooks
+    # or analytics): a flag's own results are built once, with the flag.
+    before, after = old._result, new._result
+    plan = [(flag.key, flag.memo.get, flag.classify) for flag in flags]
+    evaluated = flipped = 0
+    for number, context in contexts:
+        if type(context) is str:
+            report.skipped.append(Skipped(number, context))
+            continue
+        assert isinstance(context, Context)
+        evaluated += 1
+        flips = False
+        for key, seen_pair, classify in plan:
+            o = before(key, context)
+            n = after(key, context)
+            seen = seen_pair((id(o), id(n)))
+            if seen is not None and seen[0] is o and seen[1] is n:
+                transition = seen[2]
+                if transition is None:
+                    continue
+            else:
+                transition = classify(o, n)
+                if transition is None:
+                    continue
+            flips = True
+            transition.count += 1
+            if len(transition.examples) < EXAMPLES:
+                transition.examples.append(
+                    (context.fully_qualified_key, o.reason, n.reason)
+                )
+        flipped += flips
+    report.contexts = evaluated
+    report.flipped = flipped
+    for flag in flags:
+        if flag.transitions:
+            report.flags[flag.key] = flag
+        else:
+            report.unflipped.append(flag.key)
+    return report
+
+
+def diff_files(old_path: Path, new_path: Path, contexts_path: Path) -> DiffReport:
+    """What changing ``old_path`` into ``new_path`` does to each context of the file.
+
+    Raises:
+        FlagFileError: a flag file is missing or malformed.
+        OSError: the contexts file cannot be read.
+    """
+    old, new, changed = snapshots(old_path, new_path)
+    with contexts_path.open("rb") as lines:
+        return diff(old, new, changed, read_contexts(lines))
