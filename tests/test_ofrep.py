@@ -504,3 +504,23 @@ async def test_a_single_evaluation_runs_the_client_s_hooks_a_bulk_one_does_not()
         assert (await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)).is_success
         assert (await http.post("/ofrep/v1/evaluate/flags", json=U1)).is_success
     assert seen == ["banner"]
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_trickles_is_refused_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("aioflags._service._ofrep.BODY_TIMEOUT", 0.2)
+    async with FlagServer(FLAGS) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        async with await anyio.connect_tcp(host, int(port)) as raw:
+            await raw.send(
+                b"POST /ofrep/v1/evaluate/flags HTTP/1.1\r\nHost: localhost\r\n"
+                b'Content-Length: 100\r\n\r\n{"context":'
+            )
+            answer = b""
+            with anyio.fail_after(GUARD):  # a guard, not a timing
+                while b"errorDetails" not in answer:
+                    answer += await raw.receive()
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert b"took over 0.2 s" in answer

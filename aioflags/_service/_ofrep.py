@@ -16,7 +16,6 @@ import hashlib
 import inspect
 import json
 import logging
-import time
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import anyio
 
 from aioflags._client._ofcontext import ContextError, context_from
+from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
 from aioflags._datasystem._datatypes import (
@@ -55,6 +55,8 @@ logger = logging.getLogger("aioflags.ofrep")
 #: The largest OFREP request body (a context is small; a bigger body is refused
 #: before it is buffered).
 MAX_BODY: Final = 64 * 1024
+#: Seconds a client has to send a whole request body (a trickle is refused).
+BODY_TIMEOUT: Final = 30.0
 #: Seconds between the change stream's comment lines (proxies keep it open).
 KEEPALIVE: Final = 15.0
 _PREFIX: Final = "/ofrep/v1"
@@ -274,15 +276,22 @@ class OFREPHandler:
         if declared.isdigit() and int(declared) > MAX_BODY:
             raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise anyio.EndOfStream
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY:
-                raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(BODY_TIMEOUT) as waited:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise anyio.EndOfStream
+                body += message.get("body", b"")
+                if len(body) > MAX_BODY:
+                    raise _BadInput(
+                        "GENERAL", f"the body is larger than {MAX_BODY} bytes"
+                    )
+                if not message.get("more_body", False):
+                    break
+        if waited.cancelled_caught:
+            raise _BadInput(
+                "GENERAL", f"the body took over {BODY_TIMEOUT:g} s to arrive"
+            )
         if not body.strip():
             return {}
         try:
@@ -551,7 +560,7 @@ def _refetch(version: int) -> Message:
         {
             "type": "refetchEvaluation",
             "etag": f'"{version}"',
-            "lastModified": int(time.time()),  # noqa: TID251 - a wall-clock date for the page
+            "lastModified": wall_ms() // 1000,
         },
         separators=(",", ":"),
     )
