@@ -594,28 +594,33 @@ async def _send_json(
 class DataSource:
     """A :class:`Source` over raw flag data (``aioflags serve``'s): no client.
 
-    ``data()`` gives the data's version and its objects; the snapshot is
-    rebuilt when the version moved, so the very next request after a change
+    ``version()`` gives the data's version and ``objects()`` its objects
+    (built only when the snapshot is); the snapshot is rebuilt when the
+    version moved, so the very next request after a change
     sees it. ``notify()`` is called on every change (it wakes the streams).
     Evaluations record nothing: the service has no analytics of its own.
     """
 
     def __init__(
-        self, data: Callable[[], tuple[int, list[tuple[str, JSONObject]]]]
+        self,
+        version: Callable[[], int],
+        objects: Callable[[], list[tuple[str, JSONObject]]],
     ) -> None:
-        self._data = data
+        self._version = version
+        self._objects = objects
         self._built: tuple[int, FlagSnapshot] | None = None
         self._changed: anyio.Event | None = None
 
     def version(self) -> int:
-        return self._data()[0]
+        return self._version()
 
     def ready(self) -> bool:
         return True
 
     def snapshot(self) -> FlagSnapshot:
-        version, objects = self._data()
+        version = self._version()
         if self._built is None or self._built[0] != version:
+            objects = self._objects()
             store = Store()
             store.apply_now(
                 ChangeSet(

@@ -189,7 +189,7 @@ class FlagServer:
         self._diagnostics: list[JSONObject] = []
         self._console = console.Console(host)
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
-        self._ofrep = DataSource(lambda: (self._version, self._objects()))
+        self._ofrep = DataSource(lambda: self._version, self._objects)
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
