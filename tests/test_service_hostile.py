@@ -324,8 +324,11 @@ async def test_s5_an_oversized_or_foreign_body_is_refused_before_it_is_read(
         foreign = {"origin": "http://evil.test", "sec-fetch-site": "cross-site"}
         answer = await http.post("/bulk", content=b"[]" + b" " * 1000, headers=foreign)
         assert answer.status_code == 403
-        answer = await http.post("/ui/api/flag", content=b" " * (MAX_BODY + 1))
-        assert answer.status_code == 403  # no token: refused on its head
+        # No token: refused on its head, the connection closed behind it (the
+        # client, still sending, may see the close instead of the 403).
+        with contextlib.suppress(httpx.TransportError):
+            answer = await http.post("/ui/api/flag", content=b" " * (MAX_BODY + 1))
+            assert answer.status_code == 403
         if svc.server is not None:
             assert all(r.body == b"" for r in svc.server.requests if r.path == "/bulk")
         await svc.still_serves(http)
