@@ -1,7 +1,8 @@
 """The flag console in a real browser: Chromium driven by Playwright (tests/chromium.py).
 
 Every wait is one of Playwright's auto-waiting expectations or an awaited
-event of the server or the client: nothing sleeps.
+event of the server or the client: nothing sleeps. One Chromium serves the
+whole module (a fresh browser context, with its own storage, per page).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from typing import Any
 
 import anyio
 import pytest
+import pytest_asyncio
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, Route, expect
 
 from aioflags import Client, Context
 from aioflags.testing import FlagServer
 from tests.chromium import REBOUND, chromium
 
-pytestmark = pytest.mark.asyncio
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 USER = Context.create("u1")
 #: Chromium's own defences against public pages reaching loopback.
@@ -40,22 +42,53 @@ BANNER: dict[str, Any] = {
 }
 
 
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module's tests."""
+    async with chromium() as launched:
+        yield launched
+
+
 @contextlib.asynccontextmanager
-async def console_page(url: str) -> AsyncIterator[Page]:
-    """A browser tab on the console at ``url`` (``.../ui/``), once it is live."""
-    async with chromium() as browser:
-        page = await browser.new_page()
-        response = await page.goto(url)
-        assert response is not None and response.status == 200
+async def console_page(
+    browser: Browser, url: str, **options: Any
+) -> AsyncIterator[Page]:
+    """A tab on the console at ``url`` (``.../ui/``), once it is live.
+
+    On the way out it checks that the page broke no rule of its
+    Content-Security-Policy, threw nothing and asked for nothing the service
+    does not have (a 404, such as a ``/favicon.ico``).
+    """
+    context = await browser.new_context(**options)
+    complaints: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            complaints.append(message.text)
+
+    def response(answer: Response) -> None:
+        if answer.status == 404:
+            complaints.append(f"404 {answer.url}")
+
+    try:
+        page = await context.new_page()
+        page.on("console", console)
+        page.on("pageerror", lambda error: complaints.append(str(error)))
+        page.on("response", response)
+        answer = await page.goto(url)
+        assert answer is not None and answer.status == 200
         await expect(page.get_by_role("status")).to_have_text("Live")
         yield page
+        assert complaints == []
+    finally:
+        await context.close()
 
 
-async def test_a_flip_in_the_page_reaches_a_connected_client() -> None:
+async def test_a_flip_in_the_page_reaches_a_connected_client(browser: Browser) -> None:
     async with (
         FlagServer({"banner": BANNER}) as server,
         Client(server.config(send_events=False)) as client,
-        console_page(f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/") as page,
     ):
         assert await client.variation("banner", USER, None) == "wide"
         send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
@@ -107,10 +140,12 @@ async def serve_command(path: Path) -> AsyncIterator[str]:
         await process.aclose()
 
 
-async def test_a_file_edit_updates_the_page_without_reload(tmp_path: Path) -> None:
+async def test_a_file_edit_updates_the_page_without_reload(
+    browser: Browser, tmp_path: Path
+) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flags": {"banner": BANNER}}))
-    async with serve_command(path) as url, console_page(url) as page:
+    async with serve_command(path) as url, console_page(browser, url) as page:
         switch = page.get_by_role("switch", name="banner on", exact=True)
         await expect(switch).to_have_attribute("aria-checked", "true")
         await page.evaluate("window.loadedOnce = true")
@@ -129,10 +164,10 @@ async def test_a_file_edit_updates_the_page_without_reload(tmp_path: Path) -> No
         assert await page.evaluate("window.loadedOnce") is True  # no reload
 
 
-async def test_evaluations_appear_in_the_log() -> None:
+async def test_evaluations_appear_in_the_log(browser: Browser) -> None:
     async with (
         FlagServer({"banner": BANNER}) as server,
-        console_page(f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/") as page,
     ):
         log = page.get_by_role("log", name="Evaluations")
         await expect(log.get_by_role("listitem")).to_have_count(0)
@@ -150,7 +185,7 @@ async def test_evaluations_appear_in_the_log() -> None:
         )
 
 
-async def test_markup_in_flag_data_stays_text() -> None:
+async def test_markup_in_flag_data_stays_text(browser: Browser) -> None:
     flags = {
         MARKUP: {
             "on": True,
@@ -160,14 +195,15 @@ async def test_markup_in_flag_data_stays_text() -> None:
     }
     async with (
         FlagServer(flags) as server,
-        console_page(f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/") as page,
     ):
         dialogs: list[str] = []
         page.on("dialog", lambda dialog: dialogs.append(dialog.message))
         switch = page.get_by_role("switch", name=f"{MARKUP} on", exact=True)
         await expect(switch).to_have_attribute("aria-checked", "true")
         table = page.get_by_role("table", name="Flags")
-        await expect(table.get_by_role("cell").first).to_have_text(MARKUP)
+        key = table.get_by_role("cell").first.get_by_role("button", name=MARKUP)
+        await expect(key).to_have_text(MARKUP)
         serves = page.get_by_role("combobox", name=f"{MARKUP} serves", exact=True)
         await expect(serves.locator("option").first).to_have_text(json.dumps(MARKUP))
         async with Client(server.config()) as client:
@@ -234,12 +270,12 @@ async def test_a_cross_origin_post_is_refused_and_changes_nothing() -> None:
 
 @pytest.mark.parametrize("failure", ["refused", "unreachable"])
 async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
-    failure: str,
+    browser: Browser, failure: str
 ) -> None:
     """The select does not keep showing a choice the service does not serve."""
     async with (
         FlagServer({"banner": BANNER}) as server,
-        console_page(f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/") as page,
     ):
 
         async def fail(route: Route) -> None:
@@ -259,13 +295,171 @@ async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
         assert server.flags["banner"]["fallthrough"] == {"variation": 0}
 
 
-async def test_a_foreign_host_is_refused() -> None:
+async def test_a_foreign_host_is_refused(browser: Browser) -> None:
     """DNS rebinding: a name that resolves to 127.0.0.1 gets no console."""
-    async with FlagServer({"banner": BANNER}) as server, chromium() as browser:
+    async with FlagServer({"banner": BANNER}) as server:
         page = await browser.new_page()
-        port = server.url.rsplit(":", 1)[1]
-        response = await page.goto(f"http://{REBOUND}:{port}/ui/")
-        assert response is not None and response.status == 403
-        assert server.requests_to("/ui/")[-1].headers["host"] == f"{REBOUND}:{port}"
-        await expect(page.get_by_role("table", name="Flags")).to_have_count(0)
-        assert "localhost" in await page.content()
+        try:
+            port = server.url.rsplit(":", 1)[1]
+            response = await page.goto(f"http://{REBOUND}:{port}/ui/")
+            assert response is not None and response.status == 403
+            host = server.requests_to("/ui/")[-1].headers["host"]
+            assert host == f"{REBOUND}:{port}"
+            await expect(page.get_by_role("table", name="Flags")).to_have_count(0)
+            assert "localhost" in await page.content()
+        finally:
+            await page.close()
+
+
+def numbered(count: int) -> dict[str, Any]:
+    """``count`` two-variation flags, ``flag-0000`` on, in key order."""
+    return {
+        f"flag-{n:04d}": {
+            "on": True,
+            "variations": ["a", "b"],
+            "fallthrough": {"variation": 0},
+            "offVariation": 1,
+        }
+        for n in range(count)
+    }
+
+
+async def test_the_filter_narrows_a_thousand_flags_and_counts_them(
+    browser: Browser,
+) -> None:
+    async with (
+        FlagServer(numbered(1000)) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        table = page.get_by_role("table", name="Flags")
+        count = page.get_by_text("flags", exact=False).and_(page.locator("#count"))
+        await expect(count).to_have_text("1000 flags")
+        await expect(table.get_by_role("row").last).to_contain_text("flag-0999")
+        search = page.get_by_role("searchbox", name="Filter flags")
+        await search.press_sequentially("FLAG-099")  # case-insensitive, as typed
+        await expect(count).to_have_text("10 of 1000 flags shown")
+        # The rows in view: the header row and the ten that match.
+        await expect(table.get_by_role("row")).to_have_count(11)
+        await expect(table.get_by_role("row").nth(1)).to_contain_text("flag-0990")
+        # A row that arrives while the filter is set obeys it.
+        server.set_flag("flag-0995x", numbered(1)["flag-0000"])
+        server.set_flag("zzz", numbered(1)["flag-0000"])
+        await expect(count).to_have_text("11 of 1002 flags shown")
+        await expect(table.get_by_role("row").filter(has_text="zzz")).to_have_count(0)
+        await search.fill("")
+        await expect(count).to_have_text("1002 flags")
+        await expect(table.get_by_role("row")).to_have_count(1003)
+
+
+async def focused(page: Page) -> str | None:
+    """The accessible name (aria-label) of the element that has the focus."""
+    name: str | None = await page.evaluate(
+        "document.activeElement && document.activeElement.getAttribute('aria-label')"
+    )
+    return name
+
+
+async def test_focus_and_scroll_are_kept_on_row_200_of_300(browser: Browser) -> None:
+    """A flip, by keyboard, and an update from elsewhere keep focus and scroll.
+
+    Scrolled is measured where the person looks: the focused control's place
+    in the window, to a pixel or two (rows are laid out as they come into
+    view, so the document's own offset may move, by subpixels on screen;
+    losing the place is a jump of hundreds of pixels).
+    """
+    async with (
+        FlagServer(numbered(300)) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        # Row 200 (found by its text first: naming 300 switches is slow).
+        row = page.get_by_role("row").filter(has_text="flag-0199")
+        switch = row.get_by_role("switch", name="flag-0199 on", exact=True)
+        await switch.focus()  # scrolled into view
+        assert await page.evaluate("window.scrollY") > 0
+        place = await where(page)
+        await page.keyboard.press("Space")
+        await expect(switch).to_have_attribute("aria-checked", "false")
+        assert server.flags["flag-0199"]["on"] is False
+        assert await focused(page) == "flag-0199 on"
+        assert await where(page) == pytest.approx(place, abs=2)
+
+        # Tab on to the row's select; the service changes the flag (its
+        # variations too) and another one, from elsewhere.
+        await page.keyboard.press("Tab")
+        assert await focused(page) == "flag-0199 serves"
+        place = await where(page)
+        flag = server.flags["flag-0199"]
+        server.set_flag(
+            "flag-0199", {**flag, "on": True, "variations": ["a", "b", "c"]}
+        )
+        server.set_flag("flag-0000", {**flag, "on": False})
+        await expect(switch).to_have_attribute("aria-checked", "true")
+        serves = row.get_by_role("combobox", name="flag-0199 serves", exact=True)
+        await expect(serves.locator("option")).to_have_count(3)
+        assert await focused(page) == "flag-0199 serves"
+        assert await where(page) == pytest.approx(place, abs=2)
+        # And the keyboard goes on from there: down picks the next variation.
+        await page.keyboard.press("ArrowDown")
+        await server.wait_until(
+            lambda: server.flags["flag-0199"]["fallthrough"] == {"variation": 1}
+        )
+
+
+async def where(page: Page) -> float:
+    """How far down the window the focused element is, in CSS pixels."""
+    top: float = await page.evaluate(
+        "document.activeElement.getBoundingClientRect().top"
+    )
+    return top
+
+
+LONG_KEY = "checkout.banner-colour_of-the-summer-sale.background-image-variant"
+
+
+async def test_at_phone_width_nothing_scrolls_sideways_and_keys_wrap_at_separators(
+    browser: Browser,
+) -> None:
+    flags = {LONG_KEY: BANNER, "banner": BANNER}
+    async with (
+        FlagServer(flags) as server,
+        console_page(
+            browser, f"{server.url}/ui/", viewport={"width": 390, "height": 844}
+        ) as page,
+    ):
+        await expect(page.get_by_role("switch", name=f"{LONG_KEY} on")).to_be_visible()
+        width = await page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert width[0] <= width[1] == 390
+        # Each piece of the key between separators stays on one line (one
+        # box), and the key takes several lines.
+        key = page.get_by_role("button", name=LONG_KEY, exact=True)
+        lines = await key.evaluate(
+            """key => {
+                const tops = new Set();
+                for (const node of key.childNodes) {
+                    if (node.nodeType !== Node.TEXT_NODE) continue;
+                    const range = document.createRange();
+                    range.selectNodeContents(node);
+                    const boxes = range.getClientRects();
+                    if (boxes.length !== 1) return -1;  // broken mid-word
+                    tops.add(Math.round(boxes[0].top));
+                }
+                return tops.size;
+            }"""
+        )
+        assert lines > 1
+
+
+async def test_the_page_has_its_own_icon(browser: Browser) -> None:
+    """The page links an icon the service serves: no /favicon.ico 404 on load."""
+    async with (
+        FlagServer({"banner": BANNER}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        href = await page.locator('link[rel="icon"]').evaluate("link => link.href")
+        assert href == f"{server.url}/ui/favicon.svg"
+        icon = await page.request.get(href)
+        assert icon.status == 200
+        assert icon.headers["content-type"] == "image/svg+xml"
+        assert "default-src 'self'" in icon.headers["content-security-policy"]
