@@ -68,7 +68,6 @@ _STATIC: Final = {
     "/ui/": ("index.html", b"text/html; charset=utf-8"),
     "/ui/console.js": ("console.js", b"text/javascript; charset=utf-8"),
     "/ui/console.css": ("console.css", b"text/css; charset=utf-8"),
-    "/ui/favicon.svg": ("favicon.svg", b"image/svg+xml"),
 }
 _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 #: The evaluations log keeps this many rows (flag, variation, value), newest first.
