@@ -428,6 +428,29 @@ async def test_evaluate_follows_the_current_data() -> None:
         assert answer.json()["results"][0]["reason"] == "prerequisite gate failed"
 
 
+@pytest.mark.asyncio
+async def test_a_change_recompiles_only_what_changed() -> None:
+    """An evaluation after a change compiles the changed flag, not all of them."""
+    async with serving() as (server, http, token):
+        compiled = server._ofrep.snapshot()._flag("plain")
+        assert compiled is not None
+        server.set_flag("dark", {**BOOL, "on": True, "fallthrough": {"variation": 0}})
+        assert server._ofrep.snapshot()._flag("plain") is compiled
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "dark"}, token)
+        assert answer.json()["results"][0]["reason"] == "fallthrough"
+        # A reload: what it removes is gone, what it changes is new, the rest stays.
+        server.replace_all({k: v for k, v in FLAGS.items() if k != "gate"}, SEGMENTS)
+        snapshot = server._ofrep.snapshot()
+        assert snapshot._flag("plain") is compiled
+        assert snapshot._flag("gate") is None
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "dark"}, token)
+        assert answer.json()["results"][0]["reason"] == "off"
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "rich"}, token)
+        assert answer.json()["results"][0]["reason"] == "prerequisite gate failed"
+        server.delete_flag("plain")
+        assert server._ofrep.snapshot()._flag("plain") is None
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
