@@ -465,6 +465,7 @@ async def test_a_change_recompiles_only_what_changed() -> None:
         (b'{"context": ""}', 400, "the context is not valid: "),
         (b'{"context": 3}', 400, "the context is not valid: "),
         (b'{"context": "u", "flag": "nope"}', 404, "no flag 'nope'"),
+        (b'{"context": "u", "flag": 3}', 400, '"flag" must be'),
     ],
 )
 @pytest.mark.asyncio
@@ -609,8 +610,8 @@ def test_feature_debug_index_and_migration_events_in_the_log() -> None:
                 "measurements": [
                     {"key": "invoked", "values": {"old": True, "new": True}},
                     {"key": "consistent", "value": False, "samplingRatio": 1},
-                    {"key": "latency_ms", "values": {"old": 1.5, "new": 20}},
-                    {"key": "error", "values": {"new": True}},
+                    {"key": "latency_ms", "values": {"old": 1.5, "new": 20, "x": 1}},
+                    {"key": "error", "values": {"new": True, "elsewhere": True}},
                 ],
             },
             {"kind": "migration_op", "operation": "fly", "evaluation": {"key": "x"}},

@@ -112,6 +112,11 @@ class FlagServer:
     ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
     them and shows what connected SDKs evaluated (see docs/console.md).
 
+    Each flag and segment has its own ``version``: one more on each change
+    of it (or the version its JSON comes with, if higher), kept by
+    :meth:`replace_all` when its content is unchanged; the payload's version
+    (:attr:`state`) moves on with every change.
+
     ``keep``: remember only the last ``keep`` requests (``requests``), event
     payloads and diagnostic events (None, the default: all of them, as tests
     want); ``keep_bytes``: and only as many recorded request bodies as fit in
