@@ -455,6 +455,8 @@ async def test_a_change_recompiles_only_what_changed() -> None:
     ("body", "status", "message"),
     [
         (b"{not json", 400, "the body must be JSON"),
+        (b"[" * 60_000, 400, "nested too deeply"),
+        (b'{"context": "\xff"}', 400, "the body must be JSON"),
         (b"[]", 400, '"context"'),
         (b'{"context": {"kind": "user"}}', 400, "the context is not valid: "),
         (

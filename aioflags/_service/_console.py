@@ -35,6 +35,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Final, Protocol
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._evaluation._context import Context
 
@@ -752,9 +754,9 @@ class Console:
             )
         if method == "POST" and path in _POSTS:
             try:
-                request = json.loads(body)
-            except ValueError:
-                return _error(400, "the body must be JSON")
+                request = parse(body)
+            except ProtocolError as exc:  # not JSON, not UTF-8, nested too deep
+                return _error(400, f"the body must be JSON ({exc})")
             if path == _EVALUATE:
                 return self._evaluate(server, request)
             if not isinstance(request, dict) or not isinstance(request.get("key"), str):
