@@ -298,6 +298,8 @@ def test_the_bound_address_can_change_flags_with_the_token() -> None:
         (b'{"key": "banner", "variation": -1}', 400),
         (b'{"key": "banner", "variation": true}', 400),
         (b'{"key": "missing", "on": false}', 404),
+        (b"[" * 60_000, 400),  # nested past the parser: a 400, not a 500
+        (b'{"key": "banner", "confirm": true}', 400),
     ],
 )
 @pytest.mark.asyncio

@@ -428,10 +428,35 @@ async def test_evaluate_follows_the_current_data() -> None:
         assert answer.json()["results"][0]["reason"] == "prerequisite gate failed"
 
 
+@pytest.mark.asyncio
+async def test_a_change_recompiles_only_what_changed() -> None:
+    """An evaluation after a change compiles the changed flag, not all of them."""
+    async with serving() as (server, http, token):
+        compiled = server._ofrep.snapshot()._flag("plain")
+        assert compiled is not None
+        server.set_flag("dark", {**BOOL, "on": True, "fallthrough": {"variation": 0}})
+        assert server._ofrep.snapshot()._flag("plain") is compiled
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "dark"}, token)
+        assert answer.json()["results"][0]["reason"] == "fallthrough"
+        # A reload: what it removes is gone, what it changes is new, the rest stays.
+        server.replace_all({k: v for k, v in FLAGS.items() if k != "gate"}, SEGMENTS)
+        snapshot = server._ofrep.snapshot()
+        assert snapshot._flag("plain") is compiled
+        assert snapshot._flag("gate") is None
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "dark"}, token)
+        assert answer.json()["results"][0]["reason"] == "off"
+        answer = await post(http, "evaluate", {"context": "u1", "flag": "rich"}, token)
+        assert answer.json()["results"][0]["reason"] == "prerequisite gate failed"
+        server.delete_flag("plain")
+        assert server._ofrep.snapshot()._flag("plain") is None
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
         (b"{not json", 400, "the body must be JSON"),
+        (b"[" * 60_000, 400, "nested too deeply"),
+        (b'{"context": "\xff"}', 400, "the body must be JSON"),
         (b"[]", 400, '"context"'),
         (b'{"context": {"kind": "user"}}', 400, "the context is not valid: "),
         (
@@ -442,6 +467,7 @@ async def test_evaluate_follows_the_current_data() -> None:
         (b'{"context": ""}', 400, "the context is not valid: "),
         (b'{"context": 3}', 400, "the context is not valid: "),
         (b'{"context": "u", "flag": "nope"}', 404, "no flag 'nope'"),
+        (b'{"context": "u", "flag": 3}', 400, '"flag" must be'),
     ],
 )
 @pytest.mark.asyncio
@@ -586,8 +612,8 @@ def test_feature_debug_index_and_migration_events_in_the_log() -> None:
                 "measurements": [
                     {"key": "invoked", "values": {"old": True, "new": True}},
                     {"key": "consistent", "value": False, "samplingRatio": 1},
-                    {"key": "latency_ms", "values": {"old": 1.5, "new": 20}},
-                    {"key": "error", "values": {"new": True}},
+                    {"key": "latency_ms", "values": {"old": 1.5, "new": 20, "x": 1}},
+                    {"key": "error", "values": {"new": True, "elsewhere": True}},
                 ],
             },
             {"kind": "migration_op", "operation": "fly", "evaluation": {"key": "x"}},

@@ -35,6 +35,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Final, Protocol
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._evaluation._context import Context
 
@@ -364,11 +366,15 @@ class _Row:
         return row
 
 
+#: A migration's origins (any other name in an event is ignored: rows stay small).
+_ORIGINS: Final = ("old", "new")
+
+
 def _origins(values: object) -> list[str]:
     """The origins a measurement's ``values`` name (``old``, ``new``)."""
     if not isinstance(values, dict):
         return []
-    return [_cut(o) for o, v in values.items() if v is True][:2]
+    return [o for o in _ORIGINS if values.get(o) is True]
 
 
 @dataclass(slots=True)
@@ -615,9 +621,10 @@ class Console:
             elif name == "error":
                 row.errors.update(_origins(values))
             elif name == "latency_ms" and isinstance(values, dict):
-                for origin, ms in list(values.items())[:2]:
+                for origin in _ORIGINS:
+                    ms = values.get(origin)
                     if isinstance(ms, (int, float)) and not isinstance(ms, bool):
-                        row.latencies[_cut(origin)] = ms
+                        row.latencies[origin] = ms
             elif name == "consistent" and isinstance(measurement.get("value"), bool):
                 # One inconsistency is what a developer must see.
                 row.consistent = (
@@ -747,9 +754,9 @@ class Console:
             )
         if method == "POST" and path in _POSTS:
             try:
-                request = json.loads(body)
-            except ValueError:
-                return _error(400, "the body must be JSON")
+                request = parse(body)
+            except ProtocolError as exc:  # not JSON, not UTF-8, nested too deep
+                return _error(400, f"the body must be JSON ({exc})")
             if path == _EVALUATE:
                 return self._evaluate(server, request)
             if not isinstance(request, dict) or not isinstance(request.get("key"), str):
@@ -804,7 +811,9 @@ class Console:
             return _error(400, f"the context is not valid: {why}")
         flags = server.flags
         only = request.get("flag")
-        if only is not None and (not isinstance(only, str) or only not in flags):
+        if only is not None and not isinstance(only, str):
+            return _error(400, '"flag" must be a flag\'s key')
+        if only is not None and only not in flags:
             return _error(404, f"no flag {only!r}")
         if self._snapshot is None:
             return _error(503, "this console has no evaluator")

@@ -112,6 +112,11 @@ class FlagServer:
     ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
     them and shows what connected SDKs evaluated (see docs/console.md).
 
+    Each flag and segment has its own ``version``: one more on each change
+    of it (or the version its JSON comes with, if higher), kept by
+    :meth:`replace_all` when its content is unchanged; the payload's version
+    (:attr:`state`) moves on with every change.
+
     ``keep``: remember only the last ``keep`` requests (``requests``), event
     payloads and diagnostic events (None, the default: all of them, as tests
     want); ``keep_bytes``: and only as many recorded request bodies as fit in
@@ -343,6 +348,7 @@ class FlagServer:
             self._console.forget(key)
         # The tombstone outranks the item, and a later put outranks it.
         tombstone = self._next_version(kind, key, None)
+        self._ofrep.changed_item(kind, key, tombstone, None)
         self._push(
             wire.fdv2_delete(kind, key, tombstone, self.state, self._version),
             wire.fdv1_delete(kind, key, tombstone),
@@ -387,13 +393,19 @@ class FlagServer:
                 items[key] = before
             else:
                 version = self._next_version(kind, key, obj.get("version"))
-                items[key] = {**obj, "key": key, "version": version}
+                items[key] = item = {**obj, "key": key, "version": version}
+                self._ofrep.changed_item(kind, key, version, item)
+        for key in old.keys() - items.keys():
+            self._ofrep.changed_item(
+                kind, key, self._next_version(kind, key, None), None
+            )
         return items
 
     def _put(self, kind: str, key: str, obj: JSONObject) -> None:
         self._version += 1
         version = self._next_version(kind, key, obj.get("version"))
         item = {**obj, "key": key, "version": version}
+        self._ofrep.changed_item(kind, key, version, item)
         (self._flags if kind == "flag" else self._segments)[key] = item
         self._push(
             wire.fdv2_put(kind, item, self.state, self._version),
