@@ -101,14 +101,15 @@ async def test_a_flip_in_the_page_reaches_a_connected_client(browser: Browser) -
                 assert await receive.receive() == {"banner"}
             assert await client.variation("banner", USER, None) == "narrow"
             await expect(switch).to_have_attribute("aria-checked", "false")
-            version = server.flags["banner"]["version"]
+            # The flag's own version (what SDKs see): 1 -> 2 on its first change.
+            assert server.flags["banner"]["version"] == 2
             row = page.get_by_role("row").filter(has=switch)
-            await expect(row.get_by_role("cell").last).to_have_text(str(version))
+            await expect(row.get_by_role("cell").last).to_have_text("2")
 
             await switch.click()
             await page.get_by_role(
                 "combobox", name="banner serves", exact=True
-            ).select_option(label='"narrow"')
+            ).select_option(label="narrow")
             with anyio.fail_after(10):
                 while await client.variation("banner", USER, None) != "narrow":
                     await receive.receive()
@@ -140,7 +141,7 @@ async def serve_command(path: Path) -> AsyncIterator[str]:
         await process.aclose()
 
 
-async def test_a_file_edit_updates_the_page_without_reload(
+async def test_a_file_edit_or_a_broken_file_shows_without_reload(
     browser: Browser, tmp_path: Path
 ) -> None:
     path = tmp_path / "flags.json"
@@ -163,6 +164,20 @@ async def test_a_file_edit_updates_the_page_without_reload(
         ).to_be_visible()
         assert await page.evaluate("window.loadedOnce") is True  # no reload
 
+        # A broken save: the page says which file and line, and the flags the
+        # service last read stay on it (and served).
+        await expect(page.get_by_role("alert")).to_have_count(0)
+        path.write_text('{\n  "flags": {\n    "banner": {"on": tru}\n  }\n}\n')
+        alert = page.get_by_role("alert")
+        await expect(alert).to_contain_text(f"{path}, line 3")
+        await expect(switch).to_have_attribute("aria-checked", "false")
+        await expect(
+            page.get_by_role("switch", name="added on", exact=True)
+        ).to_be_visible()
+        path.write_text(json.dumps({"flags": {"banner": BANNER}}))
+        await expect(alert).to_have_count(0)
+        await expect(switch).to_have_attribute("aria-checked", "true")
+
 
 async def test_evaluations_appear_in_the_log(browser: Browser) -> None:
     async with (
@@ -178,10 +193,10 @@ async def test_evaluations_appear_in_the_log(browser: Browser) -> None:
             await client.flush()
         await expect(log.get_by_role("listitem")).to_have_count(2)
         await expect(log).to_contain_text(
-            'banner → "wide" (variation 0) \N{MULTIPLICATION SIGN} 3'
+            "banner → wide (variation 0) \N{MULTIPLICATION SIGN} 3"
         )
         await expect(log).to_contain_text(
-            'missing → "fallback" \N{MULTIPLICATION SIGN} 1'
+            "missing → fallback default FLAG_NOT_FOUND \N{MULTIPLICATION SIGN} 1"
         )
 
 
@@ -205,12 +220,12 @@ async def test_markup_in_flag_data_stays_text(browser: Browser) -> None:
         key = table.get_by_role("cell").first.get_by_role("button", name=MARKUP)
         await expect(key).to_have_text(MARKUP)
         serves = page.get_by_role("combobox", name=f"{MARKUP} serves", exact=True)
-        await expect(serves.locator("option").first).to_have_text(json.dumps(MARKUP))
+        await expect(serves.locator("option").first).to_have_text(MARKUP)
         async with Client(server.config()) as client:
             await client.variation(MARKUP, USER, None)
             await client.flush()
         log = page.get_by_role("log", name="Evaluations")
-        await expect(log).to_contain_text(f"{MARKUP} → {json.dumps(MARKUP)}")
+        await expect(log).to_contain_text(f"{MARKUP} → {MARKUP}")
         assert await page.locator("img").count() == 0
         assert await page.title() == "aioflags console"
         assert dialogs == []
@@ -288,7 +303,7 @@ async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
         await page.route(f"{server.url}/ui/api/flag", fail)
         serves = page.get_by_role("combobox", name="banner serves", exact=True)
         await expect(serves).to_have_value("0")
-        await serves.select_option(label='"narrow"')
+        await serves.select_option(label="narrow")
         # The page says why (just before it shows the served value again).
         await expect(page.get_by_role("alert")).to_contain_text("banner: ")
         await expect(serves).to_have_value("0")
@@ -463,3 +478,199 @@ async def test_the_page_has_its_own_icon(browser: Browser) -> None:
         assert icon.status == 200
         assert icon.headers["content-type"] == "image/svg+xml"
         assert "default-src 'self'" in icon.headers["content-security-policy"]
+
+
+RULED: dict[str, Any] = {
+    "on": True,
+    "description": "The banner on the home page",
+    "tags": ["home", "ui"],
+    "variations": ["wide", "narrow", "hidden"],
+    "offVariation": 2,
+    "prerequisites": [{"key": "checkout", "variation": 0}],
+    "targets": [{"values": ["alice"], "variation": 2}],
+    "rules": [
+        {
+            "id": "staff",
+            "clauses": [
+                {"attribute": "email", "op": "endsWith", "values": ["@example.com"]}
+            ],
+            "variation": 1,
+        }
+    ],
+    "fallthrough": {
+        "rollout": {
+            "variations": [
+                {"variation": 0, "weight": 30000},
+                {"variation": 1, "weight": 70000},
+            ]
+        }
+    },
+}
+CHECKOUT: dict[str, Any] = {
+    "on": True,
+    "variations": [True, False],
+    "fallthrough": {"variation": 0},
+    "offVariation": 1,
+}
+
+
+async def test_details_and_evaluate_say_what_a_context_gets_and_why(
+    browser: Browser,
+) -> None:
+    async with (
+        FlagServer({"banner": RULED, "checkout": CHECKOUT}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        key = page.get_by_role("button", name="banner", exact=True)
+        await key.focus()
+        await page.keyboard.press("Enter")
+        details = page.get_by_role("region", name="banner details")
+        for words in (
+            "The banner on the home page",
+            "home",
+            'email ends with "@example.com"',  # the rule's clause in words
+            "rollout: 30 % wide, 70 % narrow",  # the fallthrough's percentages
+            "checkout is true (variation 0)",  # the prerequisite
+            "user alice",  # the target
+            "As the flag file says",
+        ):
+            await expect(details).to_contain_text(words)
+        await expect(
+            details.get_by_role("heading", name="banner details")
+        ).to_be_focused()
+        await details.get_by_role("button", name="Close").press("Enter")
+        await expect(details).to_be_hidden()
+        await expect(key).to_be_focused()
+
+        form = page.get_by_role("form", name="Evaluate")
+        context = form.get_by_role("textbox", name="Context")
+        await context.fill('{"kind": "user", "key": "bob", "email": "bob@example.com"}')
+        await form.get_by_role("button", name="Evaluate").click()
+        result = page.get_by_role("region", name="Evaluation result")
+        staff = result.get_by_role("row").filter(has_text="banner")
+        await expect(staff).to_contain_text("narrow")
+        await expect(staff).to_contain_text("rule 1 matched")
+        await expect(
+            result.get_by_role("row").filter(has_text="checkout")
+        ).to_contain_text("fallthrough")
+        # Just a key, and one flag chosen.
+        await context.fill("alice")
+        await form.get_by_role("combobox", name="Flag").fill("banner")
+        await context.press("Tab")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")  # the Evaluate button, by keyboard
+        await expect(result.get_by_role("row")).to_have_count(2)  # header + banner
+        await expect(result).to_contain_text("target match")
+        # A context that is no JSON: a readable sentence, not a trace.
+        await context.fill('{"kind": "user", "key": ')
+        await form.get_by_role("button", name="Evaluate").click()
+        await expect(result).to_contain_text("not valid JSON")
+
+
+MIGRATION: dict[str, Any] = {
+    "on": True,
+    "variations": ["off", "dualwrite", "shadow", "live", "rampdown", "complete"],
+    "fallthrough": {"variation": 2},
+    "offVariation": 0,
+}
+
+
+async def test_the_log_shows_defaults_migrations_and_who_is_connected(
+    browser: Browser,
+) -> None:
+    from aioflags.migrations import MigratorBuilder, Stage
+
+    async def old(payload: object) -> str:
+        return "order from the old store"
+
+    async def new(payload: object) -> str:
+        return "no such order"  # the new store is empty
+
+    async with (
+        FlagServer({"banner": BANNER, "orders-move": MIGRATION}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        log = page.get_by_role("log", name="Evaluations")
+        await expect(log.get_by_role("listitem")).to_have_count(0)
+        # Before anything arrives: how to connect an app.
+        await expect(page.get_by_text("Nothing evaluated yet")).to_contain_text(
+            f'events_uri="{server.url}"'
+        )
+        sdks = page.get_by_role("list", name="SDKs")
+        await expect(sdks.get_by_role("listitem")).to_have_count(0)
+        async with Client(server.config()) as client:
+            await expect(sdks.get_by_role("listitem")).to_have_count(1)
+            await expect(sdks).to_contain_text("aioflags")
+            await expect(sdks).to_contain_text("stream")
+            await expect(sdks).to_contain_text("since")
+            await client.variation("banner", USER, "none")
+            await client.variation("baner", USER, "none")  # a typo
+            migrator = MigratorBuilder(client).read(old, new, comparison=str.__eq__)
+            await (
+                migrator.write(old, new)
+                .build()
+                .read("orders-move", USER, Stage.OFF, payload=42)
+            )
+            await client.flush()
+            typo = log.get_by_role("listitem").filter(has_text="baner")
+            await expect(typo).to_contain_text("default")
+            await expect(typo).to_contain_text("FLAG_NOT_FOUND")
+            banner = log.get_by_role("listitem").filter(has_text="banner")
+            await expect(banner).to_contain_text("banner → wide (variation 0)")
+            await expect(banner).not_to_contain_text("default")
+            move = log.get_by_role("listitem").filter(has_text="migration read")
+            await expect(move).to_contain_text("orders-move")
+            await expect(move).to_contain_text("old")
+            await expect(move).to_contain_text("new")
+            await expect(move).to_contain_text("inconsistent")
+            await expect(move).to_contain_text("last at")
+        await expect(page.get_by_text("Nothing evaluated yet")).to_be_hidden()
+
+
+async def test_reset_undoes_a_change_and_a_fixed_variation_asks_first(
+    browser: Browser,
+) -> None:
+    async with (
+        FlagServer({"banner": RULED, "checkout": CHECKOUT}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        switch = page.get_by_role("switch", name="checkout on", exact=True)
+        reset = page.get_by_role("button", name="Reset checkout", exact=True)
+        await expect(reset).to_be_hidden()
+        await switch.click()
+        await expect(switch).to_have_attribute("aria-checked", "false")
+        await reset.click()
+        await expect(switch).to_have_attribute("aria-checked", "true")
+        await expect(reset).to_be_hidden()
+        assert server.flags["checkout"]["on"] is True
+        # Each flag's own version: checkout changed twice, banner never.
+        versions = page.get_by_role("table", name="Flags").get_by_role("row")
+        await expect(versions.filter(has=switch).get_by_role("cell").last).to_have_text(
+            "3"
+        )
+        banner_row = versions.filter(has_text="banner")
+        await expect(banner_row.get_by_role("cell").last).to_have_text("1")
+
+        # A fixed variation on a flag with rules asks first; Escape says no.
+        serves = page.get_by_role("combobox", name="banner serves", exact=True)
+        await serves.select_option(label="narrow")
+        dialog = page.get_by_role("dialog")
+        await expect(dialog).to_contain_text("rules")
+        await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+        await expect(serves).to_have_value("rules")
+        assert server.flags["banner"]["rules"] == RULED["rules"]
+        # Asked again, confirmed by keyboard: narrow for everyone...
+        await serves.select_option(label="narrow")
+        await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Enter")
+        await expect(serves).to_have_value("1")
+        assert server.flags["banner"]["fallthrough"] == {"variation": 1}
+        assert not server.flags["banner"].get("rules")
+        # ... and Reset puts the rules back.
+        await page.get_by_role("button", name="Reset banner", exact=True).click()
+        await expect(serves).to_have_value("rules")
+        assert server.flags["banner"]["rules"] == RULED["rules"]
+        assert server.flags["banner"]["targets"] == RULED["targets"]
