@@ -292,7 +292,7 @@ function showDetails(details) {
   );
   const facts = element("dl");
   term(facts, "On", details.on ? "yes" : "no");
-  term(facts, "Version", String(details.version));
+  term(facts, "Version", details.version === null ? "—" : String(details.version));
   term(facts, "When off", details.off);
   term(facts, "Fallthrough", details.fallthrough);
   body.push(facts);
@@ -303,11 +303,11 @@ function showDetails(details) {
     ),
     ...listSection(
       "Prerequisites",
-      details.prerequisites.map((p) => `${p.key} is ${p.variation}`),
+      details.prerequisites.map((p) => p.variation), // "checkout is true (variation 0)"
     ),
     ...listSection(
       "Targets",
-      details.targets.map((t) => `${t.kind} ${t.values.join(", ")} → ${t.serves}`),
+      details.targets.map((t) => `${t.kind} ${t.values.join(", ")}: ${t.serves}`),
     ),
     ...listSection(
       "Rules",
@@ -319,7 +319,7 @@ function showDetails(details) {
           if (n) parts.push(" and ");
           parts.push(element("span", { class: "clause" }, clause));
         });
-        parts.push(` → ${rule.serves}`);
+        parts.push(`: ${rule.serves}`);
         return parts;
       }),
     ),
@@ -417,7 +417,7 @@ async function evaluate(event) {
     key.append(...breakable(r.key));
     row.append(
       key,
-      element("td", {}, r.value),
+      element("td", { class: "value" }, r.value),
       element("td", {}, r.variation === null ? "—" : String(r.variation)),
       element("td", { class: r.reason_kind === "ERROR" ? "error" : "" }, r.reason),
     );
@@ -441,7 +441,8 @@ function logRow(e) {
     line.append(` migration ${e.operation}`);
     const origins = e.origins
       .map((o) => {
-        const latency = e.latencies && e.latencies[o] !== undefined ? ` ${e.latencies[o]} ms` : "";
+        const ms = e.latencies ? e.latencies[o] : undefined;
+        const latency = typeof ms === "number" ? ` ${Number(ms.toPrecision(2))} ms` : "";
         return `${o}${latency}`;
       })
       .join(", ");
@@ -487,8 +488,10 @@ function showEvaluations(state) {
 function showSdks(sdks) {
   const items = sdks.map((sdk) => {
     const name = sdk.version ? `${sdk.name} ${sdk.version}` : sdk.name;
-    const via = sdk.via.join(" and ");
-    const state = sdk.connected ? `since ${clock(sdk.since)}` : `last seen at ${clock(sdk.last_seen)}`;
+    const via = sdk.via.join(", ");
+    const state = sdk.connected
+      ? `connected since ${clock(sdk.since)}`
+      : `seen since ${clock(sdk.since)}, last at ${clock(sdk.last_seen)}`;
     const item = element("li");
     item.append(element("strong", {}, name), ` (${via}) ${state}`);
     return item;
