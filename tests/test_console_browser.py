@@ -75,7 +75,7 @@ async def test_a_flip_in_the_page_reaches_a_connected_client() -> None:
             await switch.click()
             await page.get_by_role(
                 "combobox", name="banner serves", exact=True
-            ).select_option(label='"narrow"')
+            ).select_option(label="narrow")
             with anyio.fail_after(10):
                 while await client.variation("banner", USER, None) != "narrow":
                     await receive.receive()
@@ -143,10 +143,10 @@ async def test_evaluations_appear_in_the_log() -> None:
             await client.flush()
         await expect(log.get_by_role("listitem")).to_have_count(2)
         await expect(log).to_contain_text(
-            'banner → "wide" (variation 0) \N{MULTIPLICATION SIGN} 3'
+            "banner → wide (variation 0) \N{MULTIPLICATION SIGN} 3"
         )
         await expect(log).to_contain_text(
-            'missing → "fallback" \N{MULTIPLICATION SIGN} 1'
+            "missing → fallback \N{MULTIPLICATION SIGN} 1"
         )
 
 
@@ -169,12 +169,12 @@ async def test_markup_in_flag_data_stays_text() -> None:
         table = page.get_by_role("table", name="Flags")
         await expect(table.get_by_role("cell").first).to_have_text(MARKUP)
         serves = page.get_by_role("combobox", name=f"{MARKUP} serves", exact=True)
-        await expect(serves.locator("option").first).to_have_text(json.dumps(MARKUP))
+        await expect(serves.locator("option").first).to_have_text(MARKUP)
         async with Client(server.config()) as client:
             await client.variation(MARKUP, USER, None)
             await client.flush()
         log = page.get_by_role("log", name="Evaluations")
-        await expect(log).to_contain_text(f"{MARKUP} → {json.dumps(MARKUP)}")
+        await expect(log).to_contain_text(f"{MARKUP} → {MARKUP}")
         assert await page.locator("img").count() == 0
         assert await page.title() == "aioflags console"
         assert dialogs == []
@@ -252,7 +252,7 @@ async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
         await page.route(f"{server.url}/ui/api/flag", fail)
         serves = page.get_by_role("combobox", name="banner serves", exact=True)
         await expect(serves).to_have_value("0")
-        await serves.select_option(label='"narrow"')
+        await serves.select_option(label="narrow")
         # The page says why (just before it shows the served value again).
         await expect(page.get_by_role("alert")).to_contain_text("banner: ")
         await expect(serves).to_have_value("0")
