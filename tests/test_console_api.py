@@ -528,6 +528,10 @@ async def test_the_new_endpoints_refuse_what_the_old_ones_do(
         rebound = {"host": f"attacker.example:{port}"}
         for get in ("/ui/api/flag?key=plain", "/ui/favicon.svg", "/ui/api/state"):
             assert (await http.get(get, headers=rebound)).status_code == 403
+        # A body past the pipeline's cap is refused before it is read.
+        oversized = {**body, "pad": "x" * 70_000}
+        assert (await post(http, path, oversized, token)).status_code == 413
+        assert server.flags == before
 
 
 @pytest.mark.asyncio
