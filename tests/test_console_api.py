@@ -372,12 +372,31 @@ def test_reasons_in_words(
 
 @pytest.mark.asyncio
 async def test_the_details_endpoint() -> None:
-    async with serving() as (_, http, _token):
+    async with serving() as (server, http, _token):
         answer = await http.get("/ui/api/flag", params={"key": "rich"})
         assert answer.status_code == 200
         assert answer.json()["label"] == "rich"
         assert answer.json()["rules"][1]["clauses"][1] == "in segment beta-users"
         assert "default-src 'self'" in answer.headers["content-security-policy"]
+        # Bidirectional controls are written out in every text, as in labels.
+        server.set_flag(
+            "a\u202eb",
+            {
+                **GATE,
+                "rules": [
+                    {
+                        "clauses": [
+                            {"attribute": "n", "op": "in", "values": ["x\u202ey"]}
+                        ],
+                        "variation": 0,
+                    }
+                ],
+            },
+        )
+        answer = await http.get("/ui/api/flag", params={"key": "a\u202eb"})
+        assert answer.json()["key"] == "a\u202eb"  # what a change names, exactly
+        assert answer.json()["label"] == "a⟨U+202E⟩b"
+        assert answer.json()["rules"][0]["clauses"] == ['n is "x⟨U+202E⟩y"']
         missing = await http.get("/ui/api/flag", params={"key": "nope"})
         assert missing.status_code == 404 and "nope" in missing.json()["message"]
         assert (await http.get("/ui/api/flag")).status_code == 400
@@ -509,6 +528,10 @@ async def test_the_new_endpoints_refuse_what_the_old_ones_do(
         rebound = {"host": f"attacker.example:{port}"}
         for get in ("/ui/api/flag?key=plain", "/ui/favicon.svg", "/ui/api/state"):
             assert (await http.get(get, headers=rebound)).status_code == 403
+        # A body past the pipeline's cap is refused before it is read.
+        oversized = {**body, "pad": "x" * 70_000}
+        assert (await post(http, path, oversized, token)).status_code == 413
+        assert server.flags == before
 
 
 @pytest.mark.asyncio

@@ -266,6 +266,17 @@ def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObj
     }
 
 
+def _visible_all(value: JSONValue) -> JSONValue:
+    """Every text in ``value`` with its bidirectional controls written out."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, list):
+        return [_visible_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _visible_all(v) for k, v in value.items()}
+    return value
+
+
 def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -790,8 +801,9 @@ class Console:
         if flag is None:
             return _error(404, f"no flag {key!r}")
         answer = words.details(flag, flags, self._originals.get(key))
-        answer["label"] = visible(key)
-        return _json_reply(200, answer)
+        shown = _visible_all(answer)
+        assert isinstance(shown, dict)
+        return _json_reply(200, {**shown, "key": key, "label": visible(key)})
 
     def _evaluate(self, server: FlagHost, request: object) -> Reply:
         if not isinstance(request, dict) or "context" not in request:

@@ -613,7 +613,11 @@ class FlagServer:
 
     def _set_trouble(self, file: str, line: int | None, message: str) -> None:
         """Show the flag file's trouble on the console (the last good data is served)."""
-        self._console.trouble = {"file": file, "line": line, "message": message}
+        self._console.trouble = {
+            "file": console.visible(file),
+            "line": line,
+            "message": console.visible(message),
+        }
         self._push_console()
 
     def _clear_trouble(self) -> None:
