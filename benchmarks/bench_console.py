@@ -8,7 +8,9 @@ console, a fresh tab per run. Measured in the page, on its own clock
 (``performance.now()``), each to the next frame painted after it:
 
 - **rows**: from the start of navigation until the Flags table holds every
-  row (the count reads "N flags");
+  row (the count reads "N flags"); **longest**: the longest task the page
+  ran until then (its longest freeze: Chromium's long tasks, over 50 ms; 0
+  when none was);
 - **filter**: from typing into **Filter flags** (one ``input`` event, the
   text matching 10 flags) until the filtered table is painted, then the same
   for clearing it (every row back);
@@ -42,7 +44,13 @@ _ROWS = f"""async text => {{
         await new Promise(r => requestAnimationFrame(r));
     }}
     await {_NEXT_FRAME};
-    return performance.now();
+    const now = performance.now();
+    const tasks = await new Promise(resolve => {{
+        new PerformanceObserver(list => resolve(list.getEntries()))
+            .observe({{type: "longtask", buffered: true}});
+        setTimeout(() => resolve([]), 100);
+    }});
+    return [now, Math.max(0, ...tasks.map(t => t.duration))];
 }}"""
 #: Watches a switch's aria-checked; ``window.updated`` resolves to the
 #: time of the next frame painted after it changed.
@@ -88,6 +96,7 @@ async def run(count: int, runs: int) -> dict[str, list[float]]:
 
     times: dict[str, list[float]] = {
         "rows": [],
+        "longest": [],
         "filter": [],
         "unfilter": [],
         "update": [],
@@ -97,7 +106,9 @@ async def run(count: int, runs: int) -> dict[str, list[float]]:
         for n in range(runs):
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             await page.goto(f"{server.url}/ui/")
-            times["rows"].append(await page.evaluate(_ROWS, f"{count} flags"))
+            rows, longest = await page.evaluate(_ROWS, f"{count} flags")
+            times["rows"].append(rows)
+            times["longest"].append(longest)
             took, shown = await page.evaluate(_FILTER, needle)
             assert shown.endswith(f"of {count} flags shown"), shown
             times["filter"].append(took)

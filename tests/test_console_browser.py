@@ -419,6 +419,10 @@ async def test_focus_and_scroll_are_kept_on_row_200_of_300(browser: Browser) -> 
         await expect(serves.locator("option")).to_have_count(3)
         assert await focused(page) == "flag-0199 serves"
         assert await where(page) == pytest.approx(place, abs=2)
+        # A flag above it goes away: the rows below it stay where they are.
+        server.delete_flag("flag-0000")
+        await expect(page.locator("#count")).to_have_text("299 flags")
+        assert await focused(page) == "flag-0199 serves"
         # And the keyboard goes on from there: down picks the next variation.
         await page.keyboard.press("ArrowDown")
         await server.wait_until(

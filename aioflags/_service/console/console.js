@@ -185,44 +185,60 @@ function showServes(entry, flag) {
   if (select.value !== current) select.value = current;
 }
 
+// Rows made per pass: a thousand new flags are built over a few frames,
+// never in one long task that would freeze the page.
+const BATCH = 200;
+let moreRows = false;
+
 function showFlags(flags) {
   const body = $("flags");
-  const seen = new Set();
+  const keys = new Set(flags.map((flag) => flag.key));
+  let keysChanged = false;
+  // Rows of flags gone first: a row left in place would make the rows after
+  // it move below (and moving a node drops the focus inside it).
+  for (const [key, entry] of rows) {
+    if (!keys.has(key)) {
+      entry.row.remove();
+      rows.delete(key);
+      keysChanged = true;
+    }
+  }
   let previous = null;
-  let added = false;
+  let created = 0;
   for (const flag of flags) {
-    seen.add(flag.key);
     let entry = rows.get(flag.key);
     if (entry === undefined) {
+      if (created === BATCH) {
+        if (!moreRows) {
+          moreRows = true;
+          setTimeout(() => {
+            moreRows = false;
+            showFlags(served);
+          });
+        }
+        break;
+      }
+      created += 1;
       entry = newRow(flag);
       rows.set(flag.key, entry);
       entry.row.hidden = !entry.search.includes(filterText);
-      added = true;
+      keysChanged = true;
     }
     const on = String(flag.on);
     if (entry.toggle.getAttribute("aria-checked") !== on) entry.toggle.setAttribute("aria-checked", on);
     showServes(entry, flag);
-    setText(entry.version, String(flag.version));
+    setText(entry.version, flag.version === null ? "—" : String(flag.version));
     const changed = flag.changed === true;
     if (entry.changed.hidden === changed) {
       if (!changed && document.activeElement === entry.reset) entry.keyButton.focus();
       entry.changed.hidden = !changed;
     }
-    // In the server's order (by key); a row already in place is not moved
-    // (moving a node drops the focus inside it).
+    // In the server's order (by key); a row already in place is not moved.
     const next = previous === null ? body.firstChild : previous.nextSibling;
     if (next !== entry.row) body.insertBefore(entry.row, next);
     previous = entry.row;
   }
-  let removed = false;
-  for (const [key, entry] of rows) {
-    if (!seen.has(key)) {
-      entry.row.remove();
-      rows.delete(key);
-      removed = true;
-    }
-  }
-  if (added || removed) showFlagKeys();
+  if (keysChanged) showFlagKeys();
   showCount();
 }
 
