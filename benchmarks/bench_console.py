@@ -130,6 +130,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args()
+    from tests import chromium
+
+    if chromium.find() is None:
+        print("bench_console: chromium not found (apt-get install chromium): skipped")
+        return
     count, runs = (50, 1) if args.smoke else (args.flags, args.runs)
     times = anyio.run(run, count, runs)
     print(f"console with {count} flags, {runs} runs (ms; median, worst):")

@@ -18,7 +18,15 @@ import pytest
 import pytest_asyncio
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
-from playwright.async_api import Browser, ConsoleMessage, Page, Response, Route, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+)
 
 from aioflags import Client, Context
 from aioflags.testing import FlagServer
@@ -56,8 +64,9 @@ async def console_page(
     """A tab on the console at ``url`` (``.../ui/``), once it is live.
 
     On the way out it checks that the page broke no rule of its
-    Content-Security-Policy, threw nothing and asked for nothing the service
-    does not have (a 404, such as a ``/favicon.ico``).
+    Content-Security-Policy, threw nothing, asked for nothing the service
+    does not have (a 404, such as a ``/favicon.ico``) and sent no POST
+    without its token.
     """
     context = await browser.new_context(**options)
     complaints: list[str] = []
@@ -70,11 +79,16 @@ async def console_page(
         if answer.status == 404:
             complaints.append(f"404 {answer.url}")
 
+    def request(sent: Request) -> None:
+        if sent.method == "POST" and "x-aioflags-token" not in sent.headers:
+            complaints.append(f"POST {sent.url} without the token")
+
     try:
         page = await context.new_page()
         page.on("console", console)
         page.on("pageerror", lambda error: complaints.append(str(error)))
         page.on("response", response)
+        page.on("request", request)
         answer = await page.goto(url)
         assert answer is not None and answer.status == 200
         await expect(page.get_by_role("status")).to_have_text("Live")

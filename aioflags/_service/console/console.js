@@ -376,6 +376,7 @@ function refreshDetails(flags) {
   if (flag === undefined) {
     $("details-body").replaceChildren(element("p", {}, "The flag file no longer has this flag."));
   } else if (detailsVersion !== null && flag.version !== detailsVersion) {
+    detailsVersion = flag.version; // one load per change, not one per update
     loadDetails(detailsKey);
   }
 }
