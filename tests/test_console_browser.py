@@ -488,6 +488,19 @@ async def test_at_phone_width_nothing_scrolls_sideways_and_keys_wrap_at_separato
             }"""
         )
         assert lines > 1
+        # The details and an Evaluate answer fit too.
+        await key.click()
+        details = page.get_by_role("region", name=f"{LONG_KEY} details")
+        await expect(details).to_contain_text("wide")
+        form = page.get_by_role("form", name="Evaluate")
+        await form.get_by_role("textbox", name="Context").fill("alice")
+        await form.get_by_role("button", name="Evaluate").click()
+        result = page.get_by_role("region", name="Evaluation result")
+        await expect(result).to_contain_text("fallthrough")
+        width = await page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert width[0] <= width[1] == 390
 
 
 async def test_the_page_has_its_own_icon(browser: Browser) -> None:
