@@ -532,6 +532,9 @@ async def test_the_new_endpoints_refuse_what_the_old_ones_do(
         oversized = {**body, "pad": "x" * 70_000}
         assert (await post(http, path, oversized, token)).status_code == 413
         assert server.flags == before
+        # With the token, from the page's origin, the same request is served.
+        page = {**token, "origin": server.url}
+        assert (await post(http, path, body, page)).status_code == 200
 
 
 @pytest.mark.asyncio
