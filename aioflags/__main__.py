@@ -75,6 +75,21 @@ def _console_url(url: str, host: str) -> str:
     return f"http://{literal}:{port}/ui/"
 
 
+def _trouble(path: Path, message: str) -> tuple[str, int | None, str]:
+    """A loader's one-line error as the console shows it: file, line, message.
+
+    The loader writes ``PATH:LINE:COLUMN: problem`` where it knows the line,
+    ``PATH: problem`` otherwise.
+    """
+    name = str(path)
+    rest = message.removeprefix(name) if message.startswith(name) else message
+    where, colon, problem = rest.partition(": ")
+    numbers = where.lstrip(":").split(":")
+    if colon and numbers[0].isdigit():
+        return name, int(numbers[0]), problem
+    return name, None, rest.removeprefix(": ")
+
+
 async def serve(path: Path, host: str, port: int) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     flags, segments = load_flag_files(path)
@@ -101,8 +116,10 @@ async def serve(path: Path, host: str, port: int) -> None:
                 flags, segments = load_flag_files(path)
             except FlagFileError as exc:
                 print(f"not reloaded: {exc}", file=sys.stderr, flush=True)
+                server._set_trouble(*_trouble(path, str(exc)))
                 continue
             server.replace_all(flags, segments)
+            server._clear_trouble()
             print(
                 f"reloaded {path}: {len(flags)} flags, {len(segments)} segments",
                 flush=True,

@@ -89,16 +89,20 @@ def test_the_script_never_writes_markup() -> None:
 
 @pytest.mark.asyncio
 async def test_state_lists_every_flag() -> None:
-    async with serving() as (_, http):
+    async with serving() as (server, http):
         state = (await http.get("/ui/api/state")).json()
         assert state["flags"] == [
             {
                 "key": "banner",
                 "label": "banner",
                 "on": True,
-                "variations": ['"<img src=x onerror=alert(1)>"', '"plain"', '"bold"'],
+                # Values as people write them: a string bare.
+                "variations": ["<img src=x onerror=alert(1)>", "plain", "bold"],
                 "serves": 0,
                 "version": 1,
+                "changed": False,
+                "description": None,
+                "tags": [],
             },
             {
                 "key": "ruled",
@@ -107,10 +111,16 @@ async def test_state_lists_every_flag() -> None:
                 "variations": ["true", "false"],
                 "serves": "rules",
                 "version": 1,
+                "changed": False,
+                "description": None,
+                "tags": [],
             },
         ]
         assert state["evaluations"] == []
         assert "not written to the flag file" in state["persistence"]
+        assert state["trouble"] is None
+        assert state["sdks"] == []
+        assert state["events_uri"] == server.url
 
 
 # ------------------------------------------------------------ changing flags
@@ -135,9 +145,19 @@ async def test_a_flip_reaches_a_connected_client() -> None:
                     assert await receive.receive() == {"banner"}
                 assert await client.variation("banner", USER, None) == "plain"
 
+                # Its target would be lost: the console asks first.
+                ruled = server.flags["ruled"]
                 response = await post(
                     http,
                     {"key": "ruled", "variation": 1},
+                    **{"x-aioflags-token": token, "origin": server.url},
+                )
+                assert response.status_code == 409
+                assert "confirm" in response.json()["message"]
+                assert server.flags["ruled"] == ruled  # nothing changed
+                response = await post(
+                    http,
+                    {"key": "ruled", "variation": 1, "confirm": True},
                     **{"x-aioflags-token": token, "origin": server.url},
                 )
                 assert response.status_code == 200 and response.json()["serves"] == 1
@@ -278,6 +298,8 @@ def test_the_bound_address_can_change_flags_with_the_token() -> None:
         (b'{"key": "banner", "variation": -1}', 400),
         (b'{"key": "banner", "variation": true}', 400),
         (b'{"key": "missing", "on": false}', 404),
+        (b"[" * 60_000, 400),  # nested past the parser: a 400, not a 500
+        (b'{"key": "banner", "confirm": true}', 400),
     ],
 )
 @pytest.mark.asyncio
@@ -348,21 +370,55 @@ async def test_evaluations_come_from_the_events_the_sdk_posts() -> None:
         async with Client(server.config()) as client:
             for _ in range(3):
                 await client.variation("banner", USER, None)
-            await client.variation("tracked", USER, False)
+            await client.variation("tracked", Context.create("o1", "org"), False)
             await client.variation("unknown", USER, "fallback")
+            await client.int_variation("banner", USER, 7)  # a string flag
             await client.flush()
             await server.wait_for_events(kind="summary")
         evaluations = (await http.get("/ui/api/state")).json()["evaluations"]
-        # The tracked flag's feature event is in the summary too: counted once.
-        assert sorted(evaluations, key=lambda e: e["key"]) == [
-            {
+        for row in evaluations:
+            assert isinstance(row.pop("last"), int)
+        # The tracked flag's feature event is in the summary too: counted once,
+        # and it says which context evaluated it.
+        row = {"type": "evaluation", "reason": None, "contexts": []}
+        assert sorted(evaluations, key=lambda e: (e["key"], e["value"])) == [
+            row
+            | {
+                "key": "banner",
+                "variation": None,
+                "value": "7",
+                "count": 1,
+                "default": True,
+                "error": "WRONG_TYPE",
+            },
+            row
+            | {
                 "key": "banner",
                 "variation": 0,
-                "value": '"<img src=x onerror=alert(1)>"',
+                "value": "<img src=x onerror=alert(1)>",
                 "count": 3,
+                "default": False,
+                "error": None,
             },
-            {"key": "tracked", "variation": 0, "value": "true", "count": 1},
-            {"key": "unknown", "variation": None, "value": '"fallback"', "count": 1},
+            row
+            | {
+                "key": "tracked",
+                "variation": 0,
+                "value": "true",
+                "count": 1,
+                "default": False,
+                "error": None,
+                "contexts": [{"kind": "org", "key": "o1"}],
+            },
+            row
+            | {
+                "key": "unknown",
+                "variation": None,
+                "value": "fallback",
+                "count": 1,
+                "default": True,
+                "error": "FLAG_NOT_FOUND",
+            },
         ]
 
 
@@ -375,25 +431,37 @@ def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
             {"kind": "feature", "key": "b", "value": "x" * 1000, "variation": 2},
             {"kind": "custom", "key": "a"},
             {"kind": "feature", "value": 1},  # no key: nothing to count
+            {"kind": "feature", "key": [1], "value": 1},  # nor here
             {"kind": "summary", "features": {"d": {"counters": [{"count": 0}]}}},
             {"kind": "summary", "features": "not an object"},
             {"kind": "summary", "features": {"c": {"counters": [{"count": "x"}]}}},
         ]
     )
     newest, oldest = log.evaluations
-    assert oldest == {"key": "a", "variation": 0, "value": "1", "count": 2}
+    assert (oldest["key"], oldest["variation"], oldest["value"], oldest["count"]) == (
+        "a",
+        0,
+        "1",
+        2,
+    )
     assert newest["key"] == "b" and len(newest["value"]) == 200
     for n in range(console.LOG_SIZE + 10):
         log.record([{"kind": "feature", "key": f"k{n}", "value": n}])
     assert len(log.evaluations) == console.LOG_SIZE
     assert log.evaluations[0]["key"] == f"k{console.LOG_SIZE + 9}"
     # A row seen again moves to the top.
-    log.record([{"kind": "feature", "key": "k20", "value": 20}])
+    log.record([{"kind": "feature", "key": "k20", "value": 20, "creationDate": 5}])
     assert log.evaluations[0] == {
+        "type": "evaluation",
         "key": "k20",
         "variation": None,
         "value": "20",
         "count": 2,
+        "default": True,
+        "error": None,
+        "reason": None,
+        "contexts": [],
+        "last": log.evaluations[0]["last"],
     }
 
 
@@ -422,6 +490,8 @@ async def test_the_page_stream_follows_changes_and_evaluations() -> None:
             async with Client(server.config()) as client:
                 await client.variation("banner", USER, None)
             fourth = json.loads((await anext(events)).data)
+            while not fourth["evaluations"]:  # the SDK's stream came first
+                fourth = json.loads((await anext(events)).data)
             assert fourth["evaluations"][0]["key"] == "banner"
 
 
@@ -728,6 +798,9 @@ async def test_pages_are_told_only_when_the_log_changed(
         pushes: list[None] = []
         push = server._push_console
         monkeypatch.setattr(server, "_push_console", lambda: pushes.append(push()))
+        await http.post("/bulk", content=b"[]")
+        assert pushes == [None]  # a new SDK (httpx, by its User-Agent) is listed
+        pushes.clear()
         for nothing in ([], [{"kind": "custom", "key": "a"}], [{"kind": "index"}]):
             response = await http.post("/bulk", content=json.dumps(nothing))
             assert response.status_code == 202

@@ -296,6 +296,7 @@ class ServiceApp:
         info = self._info(request)
         fault = info.fault
         extra = dict(fault.headers) if fault is not None else {}
+        server._sdk_polled(info.headers)
         if request.url.path == FDV2_POLL:
             poll = wire.fdv2_poll_body(
                 server._objects(),
@@ -334,7 +335,12 @@ class ServiceApp:
     ) -> None:
         info: RequestInfo = scope[_INFO]
         reply = self._server._console.respond(
-            self._server, scope["method"], scope["path"], info.headers, info.body
+            self._server,
+            scope["method"],
+            scope["path"],
+            info.headers,
+            info.body,
+            info.query,
         )
         extra = (
             [(k.encode(), v.encode()) for k, v in info.fault.headers.items()]

@@ -1,13 +1,19 @@
 """The flag console of ``aioflags serve``: a web page under ``/ui/`` on the FlagServer.
 
-The server (``_testserver.py``) owns the sockets; this module decides what
-the console answers, holds its evaluations log and writes its event stream:
+The server (``_server.py``) owns the sockets; this module decides what
+the console answers, holds its evaluations log, the SDKs seen, the flags it
+changed (to reset them), and writes its event stream:
 
 - ``GET /ui/`` (the page, ``console.js``, ``console.css``, shipped in
-  ``console/`` as package data), ``GET /ui/api/state`` (flags, evaluations),
-  ``GET /ui/api/events`` (the same state as server-sent events, again on every
-  change) and ``POST /ui/api/flag`` (``{"key": ..., "on": bool}`` and/or
-  ``{"key": ..., "variation": int}``).
+  ``console/`` as package data; ``favicon.svg``), ``GET /ui/api/state``
+  (flags, evaluations, SDKs, the flag file's trouble), ``GET
+  /ui/api/events`` (the same state as server-sent events, again on every
+  change), ``GET /ui/api/flag?key=K`` (one flag's targeting in words),
+  ``POST /ui/api/flag`` (``{"key": ..., "on": bool}`` and/or ``{"key": ...,
+  "variation": int, "confirm": bool}``), ``POST /ui/api/reset``
+  (``{"key": ...}``: back to the file) and ``POST /ui/api/evaluate``
+  (``{"context": ..., "flag": ...}``: what the SDK's evaluator answers).
+  The JSON contract with the page is in docs/console.md.
 - Safety: a request whose ``Host`` is not a loopback name, nor the IP
   address the server is bound to, is refused (DNS rebinding); a state-changing request needs the page's token (the
   ``X-Aioflags-Token`` header) and no foreign ``Origin``; every response
@@ -28,19 +34,37 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Final, Protocol
 
+from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._datasystem._sources._versions import same_content
+from aioflags._evaluation._context import Context
+
 from . import _wire as wire
+from . import _words as words
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._snapshot import FlagSnapshot
 
-__all__ = ["EVENTS", "PREFIX", "Console", "Reply"]
+__all__ = ["EVENTS", "PREFIX", "Console", "Reply", "sdk_identity"]
 
 PREFIX: Final = "/ui"
 EVENTS: Final = "/ui/api/events"
 _STATE: Final = "/ui/api/state"
 _FLAG: Final = "/ui/api/flag"
+_RESET: Final = "/ui/api/reset"
+_EVALUATE: Final = "/ui/api/evaluate"
+_POSTS: Final = frozenset({_FLAG, _RESET, _EVALUATE})
+_FAVICON: Final = "/ui/favicon.svg"
+#: The console's icon (the page links it; no ``/favicon.ico`` 404).
+FAVICON: Final = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<rect x="1" y="4" width="14" height="8" rx="4" fill="#2f6f4f"/>'
+    b'<circle cx="11" cy="8" r="3" fill="#fff"/></svg>'
+)
 _TOKEN_HEADER: Final = "x-aioflags-token"
 _STATIC: Final = {
     "/ui/": ("index.html", b"text/html; charset=utf-8"),
@@ -52,6 +76,12 @@ _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 LOG_SIZE: Final = 100
 #: A value or key longer than this is shown cut (the log's memory stays bounded).
 _TEXT_LIMIT: Final = 200
+#: Contexts kept per log row (newest first), tags shown per flag.
+_CONTEXTS: Final = 5
+_TAGS: Final = 20
+#: The SDKs listed: the most recently seen this many.
+SDKS: Final = 50
+_VIA: Final = ("stream", "poll", "events")
 _STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Sent with every console response: nothing from another host, no framing
 #: (a switch must not be clickable through someone else's page), no sniffing.
@@ -207,62 +237,301 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
     return "rules" if "rollout" in fallthrough else None
 
 
-def flag_row(flag: Mapping[str, JSONValue]) -> JSONObject:
-    """One row of the Flags table."""
+def _targeted(flag: Mapping[str, JSONValue]) -> bool:
+    """Whether a flag has rules or individual targets (a fixed variation drops them)."""
+    return bool(flag.get("rules") or flag.get("targets") or flag.get("contextTargets"))
+
+
+def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObject:
+    """One row of the Flags table (``changed``: by the console, since the file was read)."""
     variations = flag.get("variations")
     key = flag.get("key")
+    description = flag.get("description")
+    tags = flag.get("tags")
     return {
         "key": key,
         "label": visible(key) if isinstance(key, str) else key,
         "on": flag.get("on") is True,
         "variations": [
-            _cut(_dumps(v))
+            _cut(words.written(v))
             for v in (variations if isinstance(variations, list) else [])
         ],
         "serves": _served(flag),
         "version": flag.get("version"),
+        "changed": changed,
+        "description": _cut(description) if isinstance(description, str) else None,
+        "tags": [_cut(t) for t in tags if isinstance(t, str)][:_TAGS]
+        if isinstance(tags, list)
+        else [],
     }
+
+
+def _visible_all(value: JSONValue) -> JSONValue:
+    """Every text in ``value`` with its bidirectional controls written out."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, list):
+        return [_visible_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _visible_all(v) for k, v in value.items()}
+    return value
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "null" if value is None else "object"
+
+
+def _wrong_type(value: object, flag: Mapping[str, JSONValue] | None) -> bool:
+    """Whether ``value`` (a default served) is of another JSON type than the flag's values.
+
+    A null default asks for no type (a JSON variation); a flag whose
+    variations are of several types has no one type to differ from.
+    """
+    if flag is None or value is None:
+        return False
+    variations = flag.get("variations")
+    types = {
+        _json_type(v) for v in (variations if isinstance(variations, list) else [])
+    }
+    return len(types) == 1 and _json_type(value) not in types
+
+
+def _contexts_of(event: Mapping[str, JSONValue]) -> list[JSONObject]:
+    """The contexts (kind and key) an event names: ``context`` or ``contextKeys``."""
+    found: list[JSONObject] = []
+    context = event.get("context")
+    keys = event.get("contextKeys")
+    if isinstance(context, dict):
+        kind = context.get("kind", "user")
+        if kind == "multi":
+            parts = [(k, v) for k, v in context.items() if k != "kind"]
+        else:
+            parts = [(kind, context)]
+        for part_kind, part in parts:
+            if isinstance(part_kind, str) and isinstance(part, dict):
+                key = part.get("key")
+                if isinstance(key, str):
+                    found.append({"kind": _cut(part_kind), "key": _cut(key)})
+    elif isinstance(keys, dict):
+        found += [
+            {"kind": _cut(kind), "key": _cut(key)}
+            for kind, key in keys.items()
+            if isinstance(key, str)
+        ]
+    return found[:_CONTEXTS]
+
+
+def _when(value: object) -> int:
+    """An event's time in ms; now when it carries none."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return wall_ms()
+
+
+@dataclass(slots=True)
+class _Row:
+    """One row of the evaluations log: what identifies it, and what adds up."""
+
+    fixed: JSONObject
+    count: int = 0
+    last: int = 0
+    contexts: list[JSONObject] = field(default_factory=list)
+    error: str | None = None
+    reason: str | None = None
+    # migration rows
+    origins: set[str] = field(default_factory=set)
+    latencies: dict[str, JSONValue] = field(default_factory=dict)
+    errors: set[str] = field(default_factory=set)
+    consistent: bool | None = None
+
+    def add(self, count: int, when: int, contexts: list[JSONObject]) -> None:
+        self.count += count
+        self.last = max(self.last, when)
+        for context in reversed(contexts):
+            if context in self.contexts:
+                self.contexts.remove(context)
+            self.contexts.insert(0, context)
+        del self.contexts[_CONTEXTS:]
+
+    def as_json(self) -> JSONObject:
+        row: JSONObject = {**self.fixed, "count": self.count}
+        if self.fixed["type"] == "evaluation":
+            row["default"] = self.fixed["variation"] is None
+            row["error"] = self.error
+            row["reason"] = self.reason
+        else:
+            row["origins"] = sorted(self.origins)
+            row["latencies"] = dict(sorted(self.latencies.items()))
+            row["errors"] = sorted(self.errors)
+            row["consistent"] = self.consistent
+        row["contexts"] = list(self.contexts)
+        row["last"] = self.last
+        return row
+
+
+#: A migration's origins (any other name in an event is ignored: rows stay small).
+_ORIGINS: Final = ("old", "new")
+
+
+def _origins(values: object) -> list[str]:
+    """The origins a measurement's ``values`` name (``old``, ``new``)."""
+    if not isinstance(values, dict):
+        return []
+    return [o for o in _ORIGINS if values.get(o) is True]
+
+
+@dataclass(slots=True)
+class _Sdk:
+    """An SDK the service has seen: on a stream, a poll, or posting events."""
+
+    name: str
+    version: str | None
+    since: int
+    last_seen: int
+    via: set[str] = field(default_factory=set)
+    streams: int = 0
+
+    def as_json(self) -> JSONObject:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "since": self.since,
+            "last_seen": self.last_seen,
+            "via": [v for v in _VIA if v in self.via],
+            "connected": self.streams > 0,
+        }
+
+
+def sdk_identity(
+    headers: Mapping[str, str], diagnostic: JSONValue = None
+) -> tuple[str, str | None] | None:
+    """An SDK's name and version, from its request headers (or a diagnostic event's ``sdk``).
+
+    ``X-LaunchDarkly-User-Agent``, else ``User-Agent``: its first product
+    (``PythonClient/9.20.0``, ``AIOFlags/0.4.0``); a wrapper
+    (``X-LaunchDarkly-Wrapper``) is named beside it. A diagnostic event's
+    ``sdk`` ``{name, version}`` is taken only when the headers name no
+    product (the same SDK would be listed twice under two names).
+    """
+    agent = (
+        headers.get("x-launchdarkly-user-agent") or headers.get("user-agent") or ""
+    ).strip()
+    product = agent.split(" ", 1)[0] if agent else ""
+    name, _, version = product.partition("/")
+    if not name and isinstance(diagnostic, dict):
+        sdk = diagnostic.get("sdk")
+        if isinstance(sdk, dict) and isinstance(sdk.get("name"), str):
+            given = sdk.get("version")
+            name, version = sdk["name"], given if isinstance(given, str) else ""
+    if not name:
+        return None
+    wrapper = headers.get("x-launchdarkly-wrapper")
+    if wrapper:
+        name = f"{name} ({wrapper.strip()})"
+    return _cut(name), _cut(version) if version else None
 
 
 class Console:
     """The console of one FlagServer: its token, its evaluations log, its answers."""
 
-    __slots__ = ("_bound", "_log", "token")
+    __slots__ = (
+        "_bound",
+        "_log",
+        "_originals",
+        "_sdks",
+        "_snapshot",
+        "token",
+        "trouble",
+        "url",
+    )
 
-    def __init__(self, bound: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        bound: str = "127.0.0.1",
+        snapshot: Callable[[], FlagSnapshot] | None = None,
+    ) -> None:
         #: The address the server binds (its IP literal is an allowed ``Host``).
         self._bound = bound
         #: The same-origin token: only the page (served same-origin) can read it.
         self.token = secrets.token_urlsafe(32)
-        self._log: OrderedDict[tuple[str, int | None, str], int] = OrderedDict()
+        self._log: OrderedDict[tuple[object, ...], _Row] = OrderedDict()
+        #: The flags the console changed, as they were before (the file's).
+        self._originals: dict[str, JSONObject] = {}
+        self._sdks: OrderedDict[tuple[str, str | None], _Sdk] = OrderedDict()
+        #: The server's evaluator over its current data (``/ui/api/evaluate``).
+        self._snapshot = snapshot
+        #: The service's trouble with its flag file (``{"file", "line",
+        #: "message"}``), shown on the page; None when all is well.
+        self.trouble: JSONObject | None = None
+        #: The service's URL (what an app's ``events_uri`` must be).
+        self.url = ""
 
     # ----------------------------------------------------- evaluations log
     @property
     def evaluations(self) -> list[JSONObject]:
         """The evaluations log, newest first."""
-        return [
-            {"key": key, "variation": variation, "value": value, "count": count}
-            for (key, variation, value), count in reversed(self._log.items())
-        ]
+        return [row.as_json() for row in reversed(self._log.values())]
 
-    def _count(self, key: object, variation: object, value: object, n: int) -> bool:
-        if not isinstance(key, str) or n <= 0:
-            return False
-        if not isinstance(variation, int) or isinstance(variation, bool):
-            variation = None
-        row = (_cut(key), variation, _cut(_dumps(value)))
-        self._log[row] = self._log.pop(row, 0) + n
+    def _row(self, identity: tuple[object, ...], fixed: JSONObject) -> _Row:
+        """The log's row of ``identity`` (new, or moved to the top)."""
+        row = self._log.pop(identity, None)
+        if row is None:
+            row = _Row(fixed)
+        self._log[identity] = row
         while len(self._log) > LOG_SIZE:
             self._log.popitem(last=False)
-        return True
+        return row
 
-    def record(self, payload: Iterable[JSONObject]) -> bool:
-        """Count one ``/bulk`` payload's evaluations; whether it had any.
+    def _evaluation_row(
+        self, key: str, variation: object, value: object, *, create: bool = True
+    ) -> _Row | None:
+        if not isinstance(variation, int) or isinstance(variation, bool):
+            variation = None
+        text = _cut(words.written(value))
+        identity = ("evaluation", key, variation, text)
+        if not create and identity not in self._log:
+            return None
+        return self._row(
+            identity,
+            {
+                "type": "evaluation",
+                "key": _cut(key),
+                "value": text,
+                "variation": variation,
+            },
+        )
 
-        Summary counters count every evaluation; a feature event counts one
-        only for a flag the payload's summaries do not cover (SDKs that send
-        both would otherwise be counted twice).
+    def record(
+        self,
+        payload: Iterable[JSONObject],
+        flags: Mapping[str, Mapping[str, JSONValue]] | None = None,
+    ) -> bool:
+        """Log one ``/bulk`` payload's evaluations and migrations; whether it had any.
+
+        Summary counters count every evaluation (their time: the summary's
+        ``endDate``); a feature event counts one only for a flag the
+        payload's summaries do not cover (SDKs that send both would
+        otherwise be counted twice), and otherwise adds its context, reason
+        and time to its counter's row. Debug events add the same, never a
+        count. Index events name contexts but no flag: they are not tied to
+        any row. ``migration_op`` events make migration rows (per flag and
+        operation: the origins that ran, their latest latencies, the origins
+        that failed, and whether any consistency check failed).
+
+        Where events carry no reason (summary counters), the error kind of a
+        default is *inferred*: ``unknown: true`` is ``FLAG_NOT_FOUND``, a
+        default of another JSON type than the flag's variations (``flags``,
+        the service's own) is ``WRONG_TYPE``; other defaults say none.
         """
+        flags = flags or {}
         events = list(payload)
         counted = False
         summarised: set[str] = set()
@@ -270,38 +539,184 @@ class Console:
             features = event.get("features")
             if event.get("kind") != "summary" or not isinstance(features, dict):
                 continue
+            when = _when(event.get("endDate"))
             for key, feature in features.items():
                 summarised.add(key)
                 counters = (
                     feature.get("counters") if isinstance(feature, dict) else None
                 )
                 for counter in counters if isinstance(counters, list) else []:
-                    if isinstance(counter, dict) and isinstance(
-                        counter.get("count"), int
-                    ):
-                        counted |= self._count(
-                            key,
-                            counter.get("variation"),
-                            counter.get("value"),
-                            counter["count"],
-                        )
+                    if isinstance(counter, dict):
+                        counted |= self._count(key, counter, flags.get(key), when)
         for event in events:
-            key = event.get("key")
-            if event.get("kind") == "feature" and not (
-                isinstance(key, str) and key in summarised
-            ):
-                counted |= self._count(
-                    key, event.get("variation"), event.get("value"), 1
+            kind = event.get("kind")
+            if kind in ("feature", "debug"):
+                key = event.get("key")
+                alone = isinstance(key, str) and key not in summarised
+                counted |= self._feature(
+                    event, flags, count=kind == "feature" and alone
                 )
+            elif kind == "migration_op":
+                counted |= self._migration(event)
         return counted
+
+    def _count(
+        self,
+        key: str,
+        counter: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        when: int,
+    ) -> bool:
+        count = counter.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            return False
+        value = counter.get("value")
+        row = self._evaluation_row(key, counter.get("variation"), value)
+        assert row is not None
+        if counter.get("unknown") is True:
+            row.error = "FLAG_NOT_FOUND"
+        elif row.fixed["variation"] is None and _wrong_type(value, flag):
+            row.error = "WRONG_TYPE"
+        row.add(count, when, [])
+        return True
+
+    def _feature(
+        self,
+        event: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        *,
+        count: bool,
+    ) -> bool:
+        key = event.get("key")
+        if not isinstance(key, str):
+            return False
+        value = event.get("value")
+        row = self._evaluation_row(key, event.get("variation"), value, create=count)
+        if row is None:
+            return False
+        reason = event.get("reason")
+        flag = flags.get(key)
+        variation = row.fixed["variation"]
+        if isinstance(reason, dict):
+            row.reason = words.reason_text(
+                reason, flag, variation if isinstance(variation, int) else None
+            )
+            error = reason.get("errorKind")
+            if isinstance(error, str):
+                row.error = _cut(error)
+        elif variation is None and _wrong_type(value, flag):
+            row.error = "WRONG_TYPE"
+        row.add(
+            1 if count else 0, _when(event.get("creationDate")), _contexts_of(event)
+        )
+        return True
+
+    def _migration(self, event: Mapping[str, JSONValue]) -> bool:
+        evaluation = event.get("evaluation")
+        key = evaluation.get("key") if isinstance(evaluation, dict) else None
+        operation = event.get("operation")
+        if not isinstance(key, str) or operation not in ("read", "write"):
+            return False
+        row = self._row(
+            ("migration", key, operation),
+            {"type": "migration", "key": _cut(key), "operation": operation},
+        )
+        measurements = event.get("measurements")
+        for measurement in measurements if isinstance(measurements, list) else []:
+            if not isinstance(measurement, dict):
+                continue
+            name = measurement.get("key")
+            values = measurement.get("values")
+            if name == "invoked":
+                row.origins.update(_origins(values))
+            elif name == "error":
+                row.errors.update(_origins(values))
+            elif name == "latency_ms" and isinstance(values, dict):
+                for origin in _ORIGINS:
+                    ms = values.get(origin)
+                    if isinstance(ms, (int, float)) and not isinstance(ms, bool):
+                        row.latencies[origin] = ms
+            elif name == "consistent" and isinstance(measurement.get("value"), bool):
+                # One inconsistency is what a developer must see.
+                row.consistent = (
+                    measurement["value"] is True and row.consistent is not False
+                )
+        row.add(1, _when(event.get("creationDate")), _contexts_of(event))
+        return True
+
+    # ------------------------------------------------------------------ SDKs
+    @property
+    def sdks(self) -> list[JSONObject]:
+        """The SDKs seen, most recently seen first."""
+        return [sdk.as_json() for sdk in reversed(self._sdks.values())]
+
+    def sdk_seen(
+        self, via: str, headers: Mapping[str, str], diagnostic: JSONValue = None
+    ) -> bool:
+        """Note a request of an SDK (``via``: stream, poll, events); whether the list changed.
+
+        The list keeps the :data:`SDKS` most recently seen; a change of
+        ``last_seen`` alone is no change (the page is not pushed for it).
+        """
+        identity = sdk_identity(headers, diagnostic)
+        if identity is None:
+            return False
+        now = wall_ms()
+        sdk = self._sdks.pop(identity, None)
+        changed = sdk is None or via not in sdk.via
+        if sdk is None:
+            sdk = _Sdk(identity[0], identity[1], now, now)
+        sdk.last_seen = now
+        sdk.via.add(via)
+        self._sdks[identity] = sdk
+        while len(self._sdks) > SDKS:
+            self._sdks.popitem(last=False)
+        return changed
+
+    def stream_opened(
+        self, headers: Mapping[str, str]
+    ) -> tuple[str, str | None] | None:
+        """An SDK opened a stream: its identity, for :meth:`stream_closed`."""
+        self.sdk_seen("stream", headers)
+        identity = sdk_identity(headers)
+        sdk = self._sdks.get(identity) if identity is not None else None
+        if sdk is not None:
+            sdk.streams += 1
+        return identity
+
+    def stream_closed(self, identity: tuple[str, str | None] | None) -> None:
+        """An SDK's stream closed."""
+        sdk = self._sdks.get(identity) if identity is not None else None
+        if sdk is not None:
+            sdk.streams = max(0, sdk.streams - 1)
+            sdk.last_seen = wall_ms()
+
+    # ------------------------------------------------------ console changes
+    def changed(self, key: str) -> bool:
+        """Whether the console changed flag ``key`` since the file was read."""
+        return key in self._originals
+
+    def forget(self, key: str) -> None:
+        """Flag ``key`` is no longer the console's change (deleted, reset)."""
+        self._originals.pop(key, None)
+
+    def forget_all(self) -> None:
+        """The data was replaced (the file reloaded): it wins over every change."""
+        self._originals.clear()
 
     # ---------------------------------------------------------------- state
     def state(self, flags: Mapping[str, JSONObject]) -> JSONObject:
-        """What the page shows: flags by key, evaluations, where changes go."""
+        """What the page shows: flags by key, evaluations, SDKs, trouble, where changes go."""
         return {
-            "flags": [flag_row(flags[key]) for key in sorted(flags)],
+            "flags": [
+                flag_row(flags[key], changed=key in self._originals)
+                for key in sorted(flags)
+            ],
             "evaluations": self.evaluations,
             "persistence": PERSISTENCE,
+            "trouble": self.trouble,
+            "sdks": self.sdks,
+            "events_uri": self.url,
         }
 
     def state_event(self, flags: Mapping[str, JSONObject]) -> str:
@@ -335,6 +750,7 @@ class Console:
         path: str,
         headers: Mapping[str, str],
         body: bytes,
+        query: Mapping[str, str] | None = None,
     ) -> Reply | None:
         """The answer to a request under ``/ui``; None: open the event stream."""
         refused = self.refusal(method, headers)
@@ -347,14 +763,28 @@ class Console:
                 content_type=b"text/plain",
                 headers=[*HEADERS, (b"location", b"/ui/")],
             )
-        if method == "POST" and path == _FLAG:
-            return self._change(server, body)
+        if method == "POST" and path in _POSTS:
+            try:
+                request = parse(body)
+            except ProtocolError as exc:  # not JSON, not UTF-8, nested too deep
+                return _error(400, f"the body must be JSON ({exc})")
+            if path == _EVALUATE:
+                return self._evaluate(server, request)
+            if not isinstance(request, dict) or not isinstance(request.get("key"), str):
+                return _error(400, 'the body must be {"key": ..., ...}')
+            if path == _RESET:
+                return self._reset(server, request["key"])
+            return self._change(server, request)
         if method != "GET":
             return _error(405, f"{method} {path} is not allowed")
         if path == EVENTS:
             return None
         if path == _STATE:
             return _json_reply(200, self.state(server.flags))
+        if path == _FLAG:
+            return self._details(server, (query or {}).get("key"))
+        if path == _FAVICON:
+            return Reply(status=200, body=FAVICON, content_type=b"image/svg+xml")
         static = _STATIC.get(path)
         if static is None:
             return _error(404, "not found")
@@ -363,24 +793,89 @@ class Console:
         body = data.replace(_TOKEN_PLACEHOLDER, self.token.encode())
         return Reply(status=200, body=body, content_type=content_type)
 
-    def _change(self, server: FlagHost, body: bytes) -> Reply:
-        try:
-            request = json.loads(body)
-        except ValueError:
-            return _error(400, "the body must be JSON")
-        if not isinstance(request, dict) or not isinstance(request.get("key"), str):
+    def _details(self, server: FlagHost, key: str | None) -> Reply:
+        if key is None:
+            return _error(400, "give the flag's key: /ui/api/flag?key=...")
+        flags = server.flags
+        flag = flags.get(key)
+        if flag is None:
+            return _error(404, f"no flag {key!r}")
+        answer = words.details(flag, flags, self._originals.get(key))
+        shown = _visible_all(answer)
+        assert isinstance(shown, dict)
+        return _json_reply(200, {**shown, "key": key, "label": visible(key)})
+
+    def _evaluate(self, server: FlagHost, request: object) -> Reply:
+        if not isinstance(request, dict) or "context" not in request:
             return _error(
-                400, 'the body must be {"key": ..., "on" or "variation": ...}'
+                400, 'the body must be {"context": {...} or "key", "flag": ...}'
             )
+        given = request["context"]
+        if isinstance(given, str):
+            given = {"kind": "user", "key": given}
+        context = Context.from_dict(given) if isinstance(given, dict) else None
+        if context is None or not context.valid:
+            why = (
+                context.error
+                if context is not None
+                else "it must be an object or a key"
+            )
+            return _error(400, f"the context is not valid: {why}")
+        flags = server.flags
+        only = request.get("flag")
+        if only is not None and not isinstance(only, str):
+            return _error(400, '"flag" must be a flag\'s key')
+        if only is not None and only not in flags:
+            return _error(404, f"no flag {only!r}")
+        if self._snapshot is None:
+            return _error(503, "this console has no evaluator")
+        snapshot = self._snapshot()
+        results: list[JSONValue] = []
+        for key in [only] if only is not None else sorted(flags):
+            detail = snapshot.variation_detail(key, context, None)
+            variation = detail.variation_index
+            kind = detail.reason.get("kind")
+            results.append(
+                {
+                    "key": key,
+                    "value": _cut(words.written(detail.value)),
+                    "variation": variation,
+                    "reason": words.reason_text(
+                        detail.reason, flags.get(key), variation
+                    ),
+                    "reason_kind": kind if isinstance(kind, str) else None,
+                }
+            )
+        key_text = context.key if not context.multiple else context.fully_qualified_key
+        return _json_reply(
+            200,
+            {
+                "context": {"kinds": list(context.kinds), "key": _cut(key_text)},
+                "results": results,
+            },
+        )
+
+    def _reset(self, server: FlagHost, key: str) -> Reply:
+        if key not in server.flags:
+            return _error(404, f"no flag {key!r}")
+        original = self._originals.pop(key, None)
+        if original is None:
+            return _error(409, f"{key!r} is as the file has it: nothing to reset")
+        server.set_flag(key, original)  # a new version: SDKs take it
+        return _json_reply(200, flag_row(server.flags[key]))
+
+    def _change(self, server: FlagHost, request: JSONObject) -> Reply:
+        key = request["key"]
+        assert isinstance(key, str)
         on = request.get("on")
         variation = request.get("variation")
         if on is None and variation is None:
             return _error(400, 'give "on" (true or false) or "variation" (an index)')
         if on is not None and not isinstance(on, bool):
             return _error(400, '"on" must be true or false')
-        flag = server.flags.get(request["key"])
+        flag = server.flags.get(key)
         if flag is None:
-            return _error(404, f"no flag {request['key']!r}")
+            return _error(404, f"no flag {key!r}")
         changed: JSONObject = dict(flag)
         if on is not None:
             changed["on"] = on
@@ -392,9 +887,19 @@ class Console:
                 or not (0 <= variation < count)
             ):
                 return _error(400, f'"variation" must be an index below {count}')
+            if _targeted(flag) and request.get("confirm") is not True:
+                return _error(
+                    409,
+                    f"{key!r} has rules/targets: choosing a variation serves it "
+                    "to everyone; confirm to continue (Reset puts them back)",
+                )
             # Serve it to everyone: targets and rules would keep serving others.
             for targeting in ("targets", "contextTargets", "rules"):
                 changed.pop(targeting, None)
             changed["fallthrough"] = {"variation": variation}
-        server.set_flag(request["key"], changed)
-        return _json_reply(200, flag_row(server.flags[request["key"]]))
+        original = self._originals.setdefault(key, flag)
+        server.set_flag(key, changed)
+        now = server.flags[key]
+        if same_content(original, now):  # changed back by hand: as the file has it
+            self._originals.pop(key, None)
+        return _json_reply(200, flag_row(now, changed=key in self._originals))

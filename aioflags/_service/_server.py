@@ -112,6 +112,11 @@ class FlagServer:
     ``url + "/ui/"`` is its flag console: a page that lists the flags, flips
     them and shows what connected SDKs evaluated (see docs/console.md).
 
+    Each flag and segment has its own ``version``: one more on each change
+    of it (or the version its JSON comes with, if higher), kept by
+    :meth:`replace_all` when its content is unchanged; the payload's version
+    (:attr:`state`) moves on with every change.
+
     ``keep``: remember only the last ``keep`` requests (``requests``), event
     payloads and diagnostic events (None, the default: all of them, as tests
     want); ``keep_bytes``: and only as many recorded request bodies as fit in
@@ -159,10 +164,14 @@ class FlagServer:
         self._flags: dict[str, JSONObject] = {}
         self._segments: dict[str, JSONObject] = {}
         self._version = 1
+        #: Each item's own version (deleted ones too): see ``_next_version``.
+        self._item_versions: dict[tuple[str, str], int] = {}
         for key, flag in (flags or {}).items():
             self._flags[key] = {"key": key, "version": 1, **flag}
+            self._next_version("flag", key, self._flags[key]["version"])
         for key, seg in (segments or {}).items():
             self._segments[key] = {"key": key, "version": 1, **seg}
+            self._next_version("segment", key, self._segments[key]["version"])
         self.requests: list[RecordedRequest] = []
         self.connections_opened: int = 0
         self.connections_closed: int = 0
@@ -187,7 +196,7 @@ class FlagServer:
         self._payloads: list[list[JSONObject]] = []
         self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
         self._diagnostics: list[JSONObject] = []
-        self._console = console.Console(host)
+        self._console = console.Console(host, lambda: self._ofrep.snapshot())
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(lambda: self._version, self._objects)
 
@@ -216,6 +225,7 @@ class FlagServer:
         self._span = span
         port = public.getsockname()[1]
         self.url = _url(self._host, port)
+        self._console.url = self.url
         self._shutdown = anyio.Event()
         self._served = anyio.Event()
         app = _app.ServiceApp(self)
@@ -334,10 +344,28 @@ class FlagServer:
     def _delete(self, kind: str, key: str) -> None:
         self._version += 1
         (self._flags if kind == "flag" else self._segments).pop(key, None)
+        if kind == "flag":
+            self._console.forget(key)
+        # The tombstone outranks the item, and a later put outranks it.
+        tombstone = self._next_version(kind, key, None)
+        self._ofrep.changed_item(kind, key, tombstone, None)
         self._push(
-            wire.fdv2_delete(kind, key, self.state, self._version),
-            wire.fdv1_delete(kind, key, self._version),
+            wire.fdv2_delete(kind, key, tombstone, self.state, self._version),
+            wire.fdv1_delete(kind, key, tombstone),
         )
+
+    def _next_version(self, kind: str, key: str, given: object) -> int:
+        """The next own version of an item: one past its last, or ``given`` if higher.
+
+        Each flag and segment counts its own changes (what SDKs and the
+        console see); the payload's version counts every change of the data.
+        A deleted item's count is kept, so a new item of that key outranks
+        its tombstone.
+        """
+        last = self._item_versions.get((kind, key), 0)
+        version = max(last + 1, given if type(given) is int else 0)
+        self._item_versions[kind, key] = version
+        return version
 
     def replace_all(
         self,
@@ -350,25 +378,34 @@ class FlagServer:
         a new one, so clients announce exactly the flags that changed.
         """
         self._version += 1
-        self._flags = self._reversioned(self._flags, flags)
-        self._segments = self._reversioned(self._segments, segments or {})
+        self._flags = self._reversioned("flag", self._flags, flags)
+        self._segments = self._reversioned("segment", self._segments, segments or {})
+        self._console.forget_all()  # the new data wins over the console's changes
         self._push(self._fdv2_full(), wire.fdv1_put(self._flags, self._segments))
 
     def _reversioned(
-        self, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
+        self, kind: str, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
     ) -> dict[str, JSONObject]:
         items: dict[str, JSONObject] = {}
         for key, obj in new.items():
-            item = {**obj, "key": key, "version": self._version}
             before = old.get(key)
-            items[key] = (
-                before if before is not None and same_content(before, item) else item
+            if before is not None and same_content(before, {**obj, "key": key}):
+                items[key] = before
+            else:
+                version = self._next_version(kind, key, obj.get("version"))
+                items[key] = item = {**obj, "key": key, "version": version}
+                self._ofrep.changed_item(kind, key, version, item)
+        for key in old.keys() - items.keys():
+            self._ofrep.changed_item(
+                kind, key, self._next_version(kind, key, None), None
             )
         return items
 
     def _put(self, kind: str, key: str, obj: JSONObject) -> None:
         self._version += 1
-        item = {**obj, "key": key, "version": self._version}
+        version = self._next_version(kind, key, obj.get("version"))
+        item = {**obj, "key": key, "version": version}
+        self._ofrep.changed_item(kind, key, version, item)
         (self._flags if kind == "flag" else self._segments)[key] = item
         self._push(
             wire.fdv2_put(kind, item, self.state, self._version),
@@ -548,6 +585,8 @@ class FlagServer:
                 return 400
             self._diagnostics.append(data)
             self._trim(self._diagnostics)
+            if self._console.sdk_seen("events", headers, data):
+                self._push_console()
             self._notify()
             return 202
         if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
@@ -561,10 +600,31 @@ class FlagServer:
                 del self._payload_ids[next(iter(self._payload_ids))]
         self._payloads.append(data)
         self._trim(self._payloads)
-        if self._console.record(data):
+        seen = self._console.sdk_seen("events", headers)
+        if self._console.record(data, self._flags) or seen:
             self._push_console()
         self._notify()
         return 202
+
+    def _sdk_polled(self, headers: Mapping[str, str]) -> None:
+        """An SDK polled: the console lists it."""
+        if self._console.sdk_seen("poll", headers):
+            self._push_console()
+
+    def _set_trouble(self, file: str, line: int | None, message: str) -> None:
+        """Show the flag file's trouble on the console (the last good data is served)."""
+        self._console.trouble = {
+            "file": console.visible(file),
+            "line": line,
+            "message": console.visible(message),
+        }
+        self._push_console()
+
+    def _clear_trouble(self) -> None:
+        """The flag file reads again: the console's alert goes."""
+        if self._console.trouble is not None:
+            self._console.trouble = None
+            self._push_console()
 
     def _trim(self, kept: list[Any]) -> None:
         """Forget the oldest items beyond ``keep``."""
@@ -681,6 +741,9 @@ class FlagServer:
             )
             subscriber = _Subscriber(path, send_queue, scope)
             self._subscribers[number] = subscriber
+            sdk = self._console.stream_opened(info.headers) if path in STREAMS else None
+            if sdk is not None:
+                self._push_console()
             try:
                 async with anyio.create_task_group() as tg:
 
@@ -697,6 +760,9 @@ class FlagServer:
             finally:
                 self._subscribers.pop(number, None)
                 self._open_streams.pop(number, None)
+                if sdk is not None:
+                    self._console.stream_closed(sdk)
+                    self._push_console()
                 send_queue.close()
                 receive_queue.close()
                 self._notify()

@@ -75,9 +75,12 @@ def fdv2_put(kind: str, obj: JSONObject, state: str, version: int) -> str:
     )
 
 
-def fdv2_delete(kind: str, key: str, state: str, version: int) -> str:
-    """One deleted object on the FDv2 stream, then the new state."""
-    return sse("delete-object", {"kind": kind, "key": key, "version": version}) + sse(
+def fdv2_delete(
+    kind: str, key: str, item_version: int, state: str, version: int
+) -> str:
+    """One deleted object (its tombstone's ``item_version``), then the new state."""
+    deleted = {"kind": kind, "key": key, "version": item_version}
+    return sse("delete-object", deleted) + sse(
         "payload-transferred", _transferred(state, version)
     )
 
