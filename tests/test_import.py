@@ -74,6 +74,12 @@ NOT_AT_IMPORT = (
     "aioflags.openfeature",
     "aioflags.blocking",
     "redis",
+    # the regular-expression machinery: loaded by the first `matches`
+    # pattern of the data (at ingest, on a worker thread), never by a start
+    # whose flags have none (issue 49)
+    "aioflags._evaluation._regex",
+    "aioflags._evaluation._re2syntax",
+    "re2",
 )
 
 
@@ -206,7 +212,7 @@ async def main(url, keys):
             await client.all_flags_state(context, with_reasons=True)
         await client.bool_variation("missing", contexts[0], False)
         evaluated = rest(at_ready)
-    print(json.dumps([ready, rest(at_import), evaluated]))
+    print(json.dumps([ready, rest(at_import), evaluated, sorted(sys.modules)]))
 
 anyio.run(main, sys.argv[1], json.loads(sys.argv[2]))
 """
@@ -266,7 +272,7 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
             check=False,
         )
     assert out.returncode == 0, out.stderr.decode()
-    ready, started, evaluated = json.loads(out.stdout.decode().splitlines()[-1])
+    ready, started, evaluated, _ = json.loads(out.stdout.decode().splitlines()[-1])
     assert ready == "READY"
     # Loaded by the start, before READY: HTTP, the sources, the store...
     assert {
@@ -277,3 +283,37 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     } <= set(started)
     # ...and nothing at all by the evaluations (nor by compiling the flags).
     assert evaluated == []
+    # The corpus has `matches` clauses: their patterns loaded the regex
+    # machinery at ingest, before READY.
+    assert "aioflags._evaluation._regex" in started
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_flags_without_matches_clauses_never_load_the_regex_machinery() -> None:
+    # Issue 49: a start imports what its flags need. Every rule kind but
+    # `matches`, compiled and evaluated through every method: neither the
+    # start nor the evaluations load _regex.py or _re2syntax.py.
+    corpus = load("benchmarks/corpus.py", "import_corpus").make_corpus(60, 8)
+    flags, segments = corpus["flags"], corpus["segments"]
+    for item in (*flags.values(), *segments.values()):
+        for rule in item["rules"]:
+            rule["clauses"] = [c for c in rule["clauses"] if c["op"] != "matches"]
+    async with FlagServer(flags, segments) as server:
+        out = await anyio.run_process(
+            [
+                sys.executable,
+                "-c",
+                _START_THEN_EVALUATE,
+                server.url,
+                json.dumps(sorted(flags)),
+            ],
+            cwd=ROOT,
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr.decode()
+    ready, started, _, every = json.loads(out.stdout.decode().splitlines()[-1])
+    assert ready == "READY"
+    assert "aioflags._datasystem._store" in started  # (the check sees the start)
+    regex = ["aioflags._evaluation._regex", "aioflags._evaluation._re2syntax", "re2"]
+    assert _loaded(regex, every) == []  # at import, at start, at evaluation
