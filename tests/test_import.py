@@ -56,6 +56,7 @@ NOT_AT_IMPORT = (
     "aioflags._client._migrator",
     "aioflags._evaluation._migration",
     "aioflags._datasystem._sources",
+    "aioflags._datasystem._stores._base",
     "aioflags._datasystem._stores._redis",
     "aioflags._datasystem._stores._writer",
     "aioflags._datasystem._stores._sources",
@@ -286,6 +287,8 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     # The corpus has `matches` clauses: their patterns loaded the regex
     # machinery at ingest, before READY.
     assert "aioflags._evaluation._regex" in started
+    # Without a persistent store, what persistent stores share never loads.
+    assert "aioflags._datasystem._stores._base" not in started + evaluated
 
 
 @pytest.mark.slow
