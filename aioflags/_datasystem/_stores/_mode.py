@@ -1,7 +1,7 @@
-"""StoreMode: whether the data system writes to its persistent store.
+"""A persistent store's mode (read-only or read-write), apart from the store machinery.
 
-Apart from ``_base.py`` (what every persistent store shares), with the
-interval of outage log lines: the data system's configuration, its
+``StoreMode``, and the interval of outage log lines, live apart from
+``_base.py`` (what every persistent store shares): the data system's configuration, its
 supervisor and a client's store lookups name these whatever the data
 system, and a client without a persistent store never imports the rest
 (issue 49: ``import aioflags`` and a start load only what they use).
