@@ -320,3 +320,27 @@ async def test_flags_without_matches_clauses_never_load_the_regex_machinery() ->
     assert "aioflags._datasystem._store" in started  # (the check sees the start)
     regex = ["aioflags._evaluation._regex", "aioflags._evaluation._re2syntax", "re2"]
     assert _loaded(regex, every) == []  # at import, at start, at evaluation
+
+
+def test_the_event_loop_never_imports_the_regex_machinery_for_a_change_set() -> None:
+    # The store first asks, on the loop, whether a change set's patterns are
+    # all held already; before any pattern is compiled none is, and the
+    # answer ("compile them", on a worker thread) must not import _regex.py
+    # there: the worker thread does, as it compiles.
+    got = _child(
+        """
+        import json, sys
+        from aioflags._datasystem._patterns import compile_patterns, held_patterns
+        from aioflags.sources import Change, ChangeKind, ObjectKind
+        clause = {"attribute": "email", "op": "matches", "values": ["@x\\\\.org$"]}
+        flag = {"key": "f", "version": 1, "rules": [{"clauses": [clause]}]}
+        put = Change(action=ChangeKind.PUT, kind=ObjectKind.FLAG, key="f", version=1, obj=flag)
+        items = [put]
+        asked = held_patterns(items)
+        on_the_loop = "aioflags._evaluation._regex" in sys.modules
+        compiled = compile_patterns(items)
+        print(json.dumps([asked, on_the_loop, sorted(compiled),
+                          held_patterns(items) is not None]))
+        """
+    )
+    assert got == [None, False, ["ff"], True]

@@ -25,6 +25,7 @@ then makes no thread hop at all.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from aioflags._core._json import raw_object
@@ -162,8 +163,11 @@ def held_patterns(
     by_item = patterns_by_item(items, found)
     if not by_item:
         return outcomes
-    # Here, not with the module: data without a matches clause never loads
-    # the regular-expression machinery.
+    if "aioflags._evaluation._regex" not in sys.modules:
+        # Nothing is held before a first pattern is compiled: the machinery
+        # is imported with it, on the worker thread (compile_patterns), not
+        # here on the loop. Data without a matches clause never loads it.
+        return None
     from aioflags._evaluation._regex import held
 
     for node, patterns in by_item.items():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 # The regular-expression machinery (``_regex.py``, ``_re2syntax.py``) is
 # imported by the first ``matches`` clause compiled: a process whose flags
 # have none never loads it (tests/test_import.py; docs/benchmarks.md,
-# "Deferred imports").
+# "Cold start to the first evaluation").
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
