@@ -26,7 +26,6 @@ Added in version 0.1.0.
 from __future__ import annotations
 
 from ._datasystem._stores._base import DataStoreStatus as DataStoreStatus
-from ._datasystem._stores._base import StoreMode as StoreMode
 from ._datasystem._stores._bigsegments import BigSegmentStore as BigSegmentStore
 from ._datasystem._stores._bigsegments import (
     BigSegmentStoreConnection as BigSegmentStoreConnection,
@@ -35,6 +34,7 @@ from ._datasystem._stores._bigsegments import (
     BigSegmentStoreStatus as BigSegmentStoreStatus,
 )
 from ._datasystem._stores._bigsegments import context_hash as context_hash
+from ._datasystem._stores._mode import StoreMode as StoreMode
 from ._datasystem._stores._redis import RedisBigSegmentStore as RedisBigSegmentStore
 from ._datasystem._stores._redis import RedisStore as RedisStore
 

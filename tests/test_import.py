@@ -56,6 +56,7 @@ NOT_AT_IMPORT = (
     "aioflags._client._migrator",
     "aioflags._evaluation._migration",
     "aioflags._datasystem._sources",
+    "aioflags._datasystem._stores._base",
     "aioflags._datasystem._stores._redis",
     "aioflags._datasystem._stores._writer",
     "aioflags._datasystem._stores._sources",
@@ -74,6 +75,12 @@ NOT_AT_IMPORT = (
     "aioflags.openfeature",
     "aioflags.blocking",
     "redis",
+    # the regular-expression machinery: loaded by the first `matches`
+    # pattern of the data (at ingest, on a worker thread), never by a start
+    # whose flags have none (issue 49)
+    "aioflags._evaluation._regex",
+    "aioflags._evaluation._re2syntax",
+    "re2",
 )
 
 
@@ -206,7 +213,7 @@ async def main(url, keys):
             await client.all_flags_state(context, with_reasons=True)
         await client.bool_variation("missing", contexts[0], False)
         evaluated = rest(at_ready)
-    print(json.dumps([ready, rest(at_import), evaluated]))
+    print(json.dumps([ready, rest(at_import), evaluated, sorted(sys.modules)]))
 
 anyio.run(main, sys.argv[1], json.loads(sys.argv[2]))
 """
@@ -266,7 +273,7 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
             check=False,
         )
     assert out.returncode == 0, out.stderr.decode()
-    ready, started, evaluated = json.loads(out.stdout.decode().splitlines()[-1])
+    ready, started, evaluated, _ = json.loads(out.stdout.decode().splitlines()[-1])
     assert ready == "READY"
     # Loaded by the start, before READY: HTTP, the sources, the store...
     assert {
@@ -277,3 +284,63 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     } <= set(started)
     # ...and nothing at all by the evaluations (nor by compiling the flags).
     assert evaluated == []
+    # The corpus has `matches` clauses: their patterns loaded the regex
+    # machinery at ingest, before READY.
+    assert "aioflags._evaluation._regex" in started
+    # Without a persistent store, what persistent stores share never loads.
+    assert "aioflags._datasystem._stores._base" not in started + evaluated
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_flags_without_matches_clauses_never_load_the_regex_machinery() -> None:
+    # Issue 49: a start imports what its flags need. Every rule kind but
+    # `matches`, compiled and evaluated through every method: neither the
+    # start nor the evaluations load _regex.py or _re2syntax.py.
+    corpus = load("benchmarks/corpus.py", "import_corpus").make_corpus(60, 8)
+    flags, segments = corpus["flags"], corpus["segments"]
+    for item in (*flags.values(), *segments.values()):
+        for rule in item["rules"]:
+            rule["clauses"] = [c for c in rule["clauses"] if c["op"] != "matches"]
+    async with FlagServer(flags, segments) as server:
+        out = await anyio.run_process(
+            [
+                sys.executable,
+                "-c",
+                _START_THEN_EVALUATE,
+                server.url,
+                json.dumps(sorted(flags)),
+            ],
+            cwd=ROOT,
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr.decode()
+    ready, started, _, every = json.loads(out.stdout.decode().splitlines()[-1])
+    assert ready == "READY"
+    assert "aioflags._datasystem._store" in started  # (the check sees the start)
+    regex = ["aioflags._evaluation._regex", "aioflags._evaluation._re2syntax", "re2"]
+    assert _loaded(regex, every) == []  # at import, at start, at evaluation
+
+
+def test_the_event_loop_never_imports_the_regex_machinery_for_a_change_set() -> None:
+    # The store first asks, on the loop, whether a change set's patterns are
+    # all held already; before any pattern is compiled none is, and the
+    # answer ("compile them", on a worker thread) must not import _regex.py
+    # there: the worker thread does, as it compiles.
+    got = _child(
+        """
+        import json, sys
+        from aioflags._datasystem._patterns import compile_patterns, held_patterns
+        from aioflags.sources import Change, ChangeKind, ObjectKind
+        clause = {"attribute": "email", "op": "matches", "values": ["@x\\\\.org$"]}
+        flag = {"key": "f", "version": 1, "rules": [{"clauses": [clause]}]}
+        put = Change(action=ChangeKind.PUT, kind=ObjectKind.FLAG, key="f", version=1, obj=flag)
+        items = [put]
+        asked = held_patterns(items)
+        on_the_loop = "aioflags._evaluation._regex" in sys.modules
+        compiled = compile_patterns(items)
+        print(json.dumps([asked, on_the_loop, sorted(compiled),
+                          held_patterns(items) is not None]))
+        """
+    )
+    assert got == [None, False, ["ff"], True]

@@ -19,6 +19,7 @@ import aioflags._core._pacing
 import aioflags._datasystem._payloads
 import aioflags._datasystem._store
 import aioflags._evaluation._model
+import aioflags._evaluation._tables
 from aioflags import (
     Client,
     Config,
@@ -39,8 +40,9 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
 )
-from aioflags._datasystem._store import Layered, Store, Table
+from aioflags._datasystem._store import Store
 from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._tables import Layered, Table
 from aioflags.sources import (
     Change,
     ChangeKind,
@@ -536,8 +538,8 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
             self._lock.release()
 
     lock = CountingLock()
-    monkeypatch.setattr(aioflags._datasystem._store, "_TABLE_LOCK", lock)
-    monkeypatch.setattr(aioflags._datasystem._store, "compile_flag", slow_compile)
+    monkeypatch.setattr(aioflags._evaluation._tables, "_TABLE_LOCK", lock)
+    monkeypatch.setattr(aioflags._evaluation._tables, "compile_flag", slow_compile)
     snapshot = store.snapshot
     started = threading.Barrier(threads_n + 1)
     results: list[object] = []

@@ -13,6 +13,10 @@ package or from any lower layer.
 from __future__ import annotations
 
 import ast
+import json
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -350,3 +354,130 @@ def test_the_architecture_page_lists_every_module_with_its_docstring() -> None:
         str(p.relative_to(ROOT.parent)): _summary(p) for p in ROOT.rglob("*.py")
     }
     assert rows == expected
+
+
+def _calls_up(
+    run: Callable[[], object],
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The calls between aioflags modules while ``run`` runs: (up a layer, down).
+
+    A call is *up* when the called function's module sits in a higher layer
+    than its caller's, or in the same layer's other entry: a callback, which
+    the import graph cannot show (the lower module holds a function or an
+    object the higher one handed it).
+    """
+    up: set[tuple[str, str]] = set()
+    down: set[tuple[str, str]] = set()
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event != "call" or frame.f_back is None:
+            return
+        callee = frame.f_globals.get("__name__", "")
+        caller = frame.f_back.f_globals.get("__name__", "")
+        if callee == caller or not (
+            callee.startswith("aioflags.") and caller.startswith("aioflags.")
+        ):
+            return
+        (rank, entry), (caller_rank, caller_entry) = _group(callee), _group(caller)
+        if rank > caller_rank or (rank == caller_rank and entry != caller_entry):
+            up.add((caller, callee))
+        else:
+            down.add((caller, callee))
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return up, down
+
+
+def test_a_change_set_runs_down_the_layers_from_ingest_to_evaluation() -> None:
+    # Issue 49: ingest in one direction. The store asks the model to compile
+    # (through the tables it builds), and an evaluation that compiles a flag
+    # on its first lookup never calls back into the store: no call from
+    # parse to first evaluation runs up a layer. The flags reach a `matches`
+    # pattern, a segment, a prerequisite and a rollout; a delta then lays an
+    # overlay over the table, evaluated as well.
+    import anyio
+
+    from aioflags import Context
+    from aioflags._datasystem._payloads import parse_fdv2_poll_text
+    from aioflags._datasystem._store import Store
+
+    rules = [
+        {
+            "id": "r",
+            "variation": 0,
+            "clauses": [
+                {"attribute": "email", "op": "matches", "values": ["@example\\.org$"]},
+                {"attribute": "key", "op": "segmentMatch", "values": ["s"]},
+            ],
+        }
+    ]
+    rollout = {
+        "variations": [
+            {"variation": 0, "weight": 50000},
+            {"variation": 1, "weight": 50000},
+        ]
+    }
+    flags = {
+        "f": {"on": True, "rules": rules, "fallthrough": {"variation": 1}},
+        "g": {
+            "on": True,
+            "prerequisites": [{"key": "f", "variation": 0}],
+            "fallthrough": {"rollout": rollout},
+        },
+    }
+
+    def put(
+        kind: str, key: str, obj: dict[str, object], version: int = 1
+    ) -> dict[str, object]:
+        body = {"key": key, "version": version, **obj}
+        if kind == "flag":
+            body.update(variations=[True, False], offVariation=1)
+        data = {"kind": kind, "key": key, "version": version, "object": body}
+        return {"event": "put-object", "data": data}
+
+    def payload(intent: str, *puts: dict[str, object]) -> str:
+        target = {"id": "p", "target": 1, "intentCode": intent}
+        events = [
+            {"event": "server-intent", "data": {"payloads": [target]}},
+            *puts,
+            {"event": "payload-transferred", "data": {"state": intent, "version": 1}},
+        ]
+        return json.dumps({"events": events})
+
+    first = anyio.run(
+        parse_fdv2_poll_text,
+        payload(
+            "xfer-full",
+            *(put("flag", k, v) for k, v in flags.items()),
+            put("segment", "s", {"included": ["u"]}),
+        ),
+    )
+    second = anyio.run(
+        parse_fdv2_poll_text,
+        payload("xfer-changes", put("flag", "g", flags["g"], version=2)),
+    )
+    user = Context.from_dict({"kind": "user", "key": "u", "email": "u@example.org"})
+    store = Store()
+    answers: list[object] = []
+
+    def ingest_and_evaluate() -> None:
+        store.apply_now(first)
+        answers.append(store.snapshot.variation("g", user, None))
+        store.apply_now(second)
+        answers.append(store.snapshot.variation("g", user, None))
+        answers.append(store.snapshot.variation_detail("f", user, None).value)
+
+    up, down = _calls_up(ingest_and_evaluate)
+    assert answers[2] is True and answers[0] in (True, False)
+    assert up == set()
+    # The walk saw the calls: the store's into the tables and the model,
+    # the snapshot's lookups into the tables, which compile with the model.
+    assert {
+        ("aioflags._datasystem._store", "aioflags._evaluation._tables"),
+        ("aioflags._evaluation._tables", "aioflags._evaluation._model"),
+        ("aioflags._evaluation._snapshot", "aioflags._evaluation._tables"),
+    } <= down

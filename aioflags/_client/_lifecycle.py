@@ -613,6 +613,11 @@ def _running_parts(config: Config) -> list[str]:
                 "aioflags._datasystem._sources._polling",
                 "aioflags._datasystem._sources._streaming",
             ]
+        elif config.data_system.store is not None:  # (the supervisor's, with one)
+            names += [
+                "aioflags._datasystem._stores._sources",
+                "aioflags._datasystem._stores._writer",
+            ]
         if config.events_enabled:
             names.append("aioflags._analytics._processor")
     return names

@@ -18,7 +18,7 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
 from ._context import is_local_source, mark_local
-from ._stores._base import StoreMode
+from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
     from ._context import InitializerFactory, SynchronizerFactory

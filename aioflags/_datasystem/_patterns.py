@@ -25,10 +25,10 @@ then makes no thread hop at all.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from aioflags._core._json import raw_object
-from aioflags._evaluation._regex import held, hold
 
 from ._datatypes import ChangeKind, ObjectKind
 
@@ -160,7 +160,17 @@ def held_patterns(
     if size > _LOOP_CHARS:
         return None
     outcomes: HeldPatterns = {}
-    for node, patterns in patterns_by_item(items, found).items():
+    by_item = patterns_by_item(items, found)
+    if not by_item:
+        return outcomes
+    if "aioflags._evaluation._regex" not in sys.modules:
+        # Nothing is held before a first pattern is compiled: the machinery
+        # is imported with it, on the worker thread (compile_patterns), not
+        # here on the loop. Data without a matches clause never loads it.
+        return None
+    from aioflags._evaluation._regex import held
+
+    for node, patterns in by_item.items():
         held_ones = []
         for pattern in patterns:
             outcome = held(pattern)
@@ -181,7 +191,9 @@ def compile_patterns(
     the result for as long as its data may compile a flag that uses them.
     ``found``: the patterns ingest found as it parsed the items.
     """
-    return {
-        node: tuple(map(hold, patterns))
-        for node, patterns in patterns_by_item(items, found).items()
-    }
+    by_item = patterns_by_item(items, found)
+    if not by_item:
+        return {}
+    from aioflags._evaluation._regex import hold  # (see held_patterns)
+
+    return {node: tuple(map(hold, patterns)) for node, patterns in by_item.items()}

@@ -7,8 +7,11 @@ the flags whose evaluation may have changed, including flags that reach a
 changed flag or segment through prerequisites or ``segmentMatch`` clauses
 (the keys come from the raw entries: nothing is compiled to find them).
 
-A flag is held as its entry (:class:`Table`: ingest's raw put) and compiled
-on its first lookup; the async client's ``all_flags_state`` awaits
+A flag is held as its entry (ingest's raw put) in a :class:`Table` and
+compiled on its first lookup: the tables are the evaluation layer's
+(``aioflags/_evaluation/_tables.py``), so that an evaluation that compiles
+a flag calls down into the model and never back up into the store (the
+store asks the model to compile; never the other way round). The async client's ``all_flags_state`` awaits
 :meth:`Store.warm` (compiling every flag not compiled yet, in slices), so
 that it never compiles 10,000 flags in one go. With :attr:`Store.compile_ahead` (``Config.gc_freeze``),
 :meth:`Store.maintain` compiles them all in the background after the swap, in
@@ -25,8 +28,6 @@ comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
 from __future__ import annotations
 
 import gc
-import threading
-from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
 import anyio
@@ -44,6 +45,16 @@ from aioflags._evaluation._model import (
     segment_tombstone,
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
+from aioflags._evaluation._tables import (
+    PARSED,
+    Layered,
+    Table,
+    entry_state,
+    flag_table,
+    make_flag,
+    make_segment,
+    segment_table,
+)
 
 from ._datatypes import (
     NO_SELECTOR,
@@ -57,11 +68,11 @@ from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator, Mapping
 
     from ._datatypes import Change, RawPut
 
-__all__ = ["Layered", "Store", "Table", "flag_table", "segment_table"]
+__all__ = ["Store", "snapshot_from_data"]
 
 #: A flag or segment in the dependency index: "f" or "s", then its key. A
 #: string, not a tuple holding the kind: the garbage collector does not
@@ -71,153 +82,7 @@ _Node: TypeAlias = str
 _PREFIX: Final = {ObjectKind.FLAG: "f", ObjectKind.SEGMENT: "s"}
 _FLAG: Final = ObjectKind.FLAG
 _RAW_KINDS: Final = {k.value: k for k in ObjectKind}  # a RawPut's kind
-
-
-#: ``path`` of a flag entry whose source is a parsed object, not text.
-PARSED: Final = -1
-#: Held while a table makes an entry's object (one object a key).
-_TABLE_LOCK: Final = threading.Lock()
 _Item = TypeVar("_Item", CompiledFlag, CompiledSegment)
-
-
-def _make_flag(entry: RawPut) -> CompiledFlag:
-    source, path = entry[3], entry[4]
-    return compile_flag(
-        entry[1], source if path == PARSED else raw_object(source, path)
-    )
-
-
-def _make_segment(entry: RawPut) -> CompiledSegment:
-    return compile_segment(entry[1], raw_object(entry[3], entry[4]))
-
-
-def _entry_state(entry: RawPut | CompiledFlag | CompiledSegment) -> tuple[bool, int]:
-    """(live, version) of a table's entry, without making its object."""
-    if isinstance(entry, tuple):
-        return (not entry[6], entry[5])
-    return (not entry.deleted, entry.version)
-
-
-class Table(Mapping[str, _Item]):
-    """A snapshot's flags or segments: each item made from its entry on its first lookup.
-
-    Every item's entry (:attr:`entries`) is ingest's :data:`RawPut` tuple
-    (which the garbage collector does not track: strings and ints), a
-    tuple of the same shape for a parsed object, or an object (tombstones,
-    malformed items). The first lookup of a key makes its item (``make``:
-    compiles it) and keeps it in :attr:`hot`, a plain ``dict``: so a
-    snapshot of 100,000 flags that are never evaluated adds no object per
-    flag for the collector to track, and no flag is compiled before it is
-    used. The evaluation fast paths index :attr:`hot` (CPython specialises
-    item access for an exact ``dict`` only). Read-only once built: the store
-    makes a new one for new data.
-    """
-
-    __slots__ = ("entries", "hot", "make")
-
-    def __init__(
-        self,
-        entries: dict[str, RawPut | _Item],
-        make: Callable[[RawPut], _Item],
-        hot: dict[str, _Item] | None = None,
-    ) -> None:
-        #: Every item's entry, by key (never written once the table is built).
-        self.entries: dict[str, RawPut | _Item] = entries
-        #: The items looked up so far, by key.
-        self.hot: dict[str, _Item] = {} if hot is None else hot
-        self.make: Callable[[RawPut], _Item] = make
-
-    def __getitem__(self, key: str) -> _Item:
-        try:
-            return self.hot[key]
-        except KeyError:
-            entry = self.entries[key]  # (KeyError: no such item)
-        with _TABLE_LOCK:  # one object a key, whatever the threads
-            item = self.hot.get(key)
-            if item is None:
-                item = self.make(entry) if isinstance(entry, tuple) else entry
-                self.hot[key] = item
-        return item
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __repr__(self) -> str:
-        return f"Table({len(self)} items, {len(self.hot)} looked up)"
-
-    def state_of(self, key: str) -> tuple[bool, int] | None:
-        """(live, version) of ``key``'s item without making its object; None: absent."""
-        entry = self.entries.get(key)
-        return None if entry is None else _entry_state(entry)
-
-    def with_overlay(self, overlay: Table[_Item]) -> Table[_Item]:
-        """A new table: these entries, then ``overlay``'s over them.
-
-        The items already made in either are kept (compiled work is not
-        lost); the copies are C-speed (no object is made per entry).
-        """
-        entries = {**self.entries, **overlay.entries}
-        hot = {k: v for k, v in self.hot.items() if k not in overlay.entries}
-        hot.update(overlay.hot)
-        return Table(entries, self.make, hot)
-
-
-def flag_table(entries: dict[str, RawPut | CompiledFlag]) -> Table[CompiledFlag]:
-    """A snapshot's flags (see :class:`Table`): each compiled on its first lookup."""
-    return Table(entries, _make_flag)
-
-
-def segment_table(
-    entries: dict[str, RawPut | CompiledSegment],
-) -> Table[CompiledSegment]:
-    """A snapshot's segments (see :class:`Table`): each compiled on its first lookup."""
-    return Table(entries, _make_segment)
-
-
-class Layered(Mapping[str, _Item]):
-    """A read-only mapping: ``overlay`` over ``base`` (neither is ever written).
-
-    What a snapshot reads after a delta until the overlay is merged: lookups
-    cost one more dict probe; building one costs nothing like a copy.
-    """
-
-    __slots__ = ("_len", "base", "overlay")
-
-    def __init__(self, base: Table[_Item], overlay: Table[_Item]) -> None:
-        self.base: Table[_Item] = base
-        self.overlay: Table[_Item] = overlay
-        self._len = len(base) + sum(1 for k in overlay if k not in base)
-
-    def __getitem__(self, key: str) -> _Item:
-        if key in self.overlay.entries:
-            return self.overlay[key]
-        return self.base[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.overlay.entries or key in self.base
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.base
-        base = self.base
-        yield from (k for k in self.overlay if k not in base)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def state_of(self, key: str) -> tuple[bool, int] | None:
-        """(live, version) of ``key``'s item without making its object; None: absent."""
-        state = self.overlay.state_of(key)
-        return self.base.state_of(key) if state is None else state
-
-    def merged(self) -> Table[_Item]:
-        """One table with the same items (C-speed copies)."""
-        return self.base.with_overlay(self.overlay)
 
 
 def _table(
@@ -234,7 +99,7 @@ def _state_of(mapping: Mapping[str, _Item], key: str) -> tuple[bool, int] | None
     if isinstance(mapping, (Table, Layered)):
         return mapping.state_of(key)
     item = mapping.get(key)
-    return None if item is None else _entry_state(item)
+    return None if item is None else entry_state(item)
 
 
 def _state_over(
@@ -242,7 +107,7 @@ def _state_over(
 ) -> tuple[bool, int] | None:
     """(live, version) of ``key``'s item in ``entries`` over ``base`` (None: absent)."""
     entry = entries.get(key)
-    return base.state_of(key) if entry is None else _entry_state(entry)
+    return base.state_of(key) if entry is None else entry_state(entry)
 
 
 def _parts(
@@ -443,7 +308,7 @@ class Store:
                 if kind is _FLAG:
                     entry, deps = _flag_entry(change)
                     entries[key] = entry
-                    live, version = _entry_state(entry)
+                    live, version = entry_state(entry)
                     if live:
                         live_flags.add(key)
                     else:
@@ -451,7 +316,7 @@ class Store:
                 else:
                     segment, deps = _segment_entry(change)
                     segments[key] = segment
-                    live, version = _entry_state(segment)
+                    live, version = entry_state(segment)
                 if deps:
                     uses[_PREFIX[kind] + key] = deps
             if not initial:
@@ -487,8 +352,8 @@ class Store:
         self, change_set: ChangeSet, pacer: Pacer, patterns: HeldPatterns
     ) -> Generator[None, None, frozenset[str]]:
         old = self.snapshot
-        flag_base, flag_overlay = _parts(old._flags, _make_flag)
-        segment_base, segment_overlay = _parts(old._segments, _make_segment)
+        flag_base, flag_overlay = _parts(old._flags, make_flag)
+        segment_base, segment_overlay = _parts(old._segments, make_segment)
         # What earlier deltas changed (small), then this one's changes.
         flag_entries = dict(flag_overlay.entries)
         segment_entries = dict(segment_overlay.entries)
@@ -505,7 +370,7 @@ class Store:
             if kind is _FLAG:
                 flag, deps = _flag_entry(change)
                 prev = _state_over(flag_entries, flag_base, key)
-                live, version = _entry_state(flag)
+                live, version = entry_state(flag)
                 if compare and prev is not None and prev[1] >= version:
                     continue
                 flag_entries[key] = flag

@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -52,12 +52,15 @@ from ._datatypes import (
     SourceState,
     Update,
 )
-from ._stores._base import StoreMode
-from ._stores._sources import daemon_synchronizer, read_until_initialized
-from ._stores._writer import open_writer
+from ._stores._mode import StoreMode
+
+# The persistent-store machinery (``_stores/_sources.py``, ``_writer.py``
+# and what they share, ``_base.py``) is imported by a data system that has
+# a store: a client without one never loads it (tests/test_import.py).
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from contextlib import AbstractAsyncContextManager
 
     from anyio.abc import TaskStatus
 
@@ -253,6 +256,8 @@ class Supervisor:
         # A store and no sources at all: daemon mode, the store is the synchronizer.
         self._synchronizer_factories = system.synchronizers
         if system.store is not None and not self._store_beside_sources:
+            from ._stores._sources import daemon_synchronizer
+
             self._synchronizer_factories = (
                 daemon_synchronizer(system.store, self._refresher, self._lookups),
             )
@@ -275,15 +280,19 @@ class Supervisor:
         # With sources, the store is served beside them until they deliver.
         system, store = self._system, self._system.store
         writes = system.store_mode is StoreMode.READ_WRITE
-        async with (
-            open_writer(store if writes else None, self._clock) as writer,
-            anyio.create_task_group() as store_reader,
-        ):
+        if store is None:
+            opened: AbstractAsyncContextManager[StoreWriter | None] = nullcontext()
+        else:
+            from ._stores._sources import read_until_initialized
+            from ._stores._writer import open_writer
+
+            opened = open_writer(store if writes else None, self._clock)
+        async with opened as writer, anyio.create_task_group() as store_reader:
             self._writer = writer
             # Compiles cold flags and merges delta overlays in the background.
             store_reader.start_soon(self._store.maintain)
             if store is not None and (system.initializers or system.synchronizers):
-                store_reader.start_soon(
+                store_reader.start_soon(  # (imported above, with a store)
                     read_until_initialized,
                     store,
                     self._clock,

@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
-from ._regex import matcher_for
+# The regular-expression machinery (``_regex.py``, ``_re2syntax.py``) is
+# imported by the first ``matches`` clause compiled: a process whose flags
+# have none never loads it (tests/test_import.py; docs/benchmarks.md,
+# "Cold start to the first evaluation").
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
@@ -290,6 +293,8 @@ def _compile_contains(strs: tuple[str, ...]) -> Test:
 def _compile_matches(strs: tuple[str, ...]) -> Test:
     # One bounded matcher per pattern (aioflags/_evaluation/_regex.py), the same one the
     # generated code uses through the inline form.
+    from ._regex import matcher_for  # (on the first matches clause)
+
     matchers = tuple(m for m in map(matcher_for, strs) if m is not None)
     if not matchers:
         return _never
@@ -311,6 +316,8 @@ def _inline_matches(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
     # The matcher alone (its search and limit are read from it, one
     # object shared by every clause of the pattern): one operand less in
     # the flag's tuple than the two.
+    from ._regex import matcher_for  # (on the first matches clause)
+
     matcher = matcher_for(strs[0])
     return None if matcher is None else (matcher,)
 

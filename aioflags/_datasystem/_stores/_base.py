@@ -15,7 +15,6 @@ item is read and written as usual.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import time
@@ -32,6 +31,8 @@ from aioflags._datasystem._datatypes import (
     ObjectKind,
 )
 
+from ._mode import OUTAGE_LOG_INTERVAL
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
@@ -47,7 +48,6 @@ __all__ = [
     "RawData",
     "StoreConnection",
     "StoreFailure",
-    "StoreMode",
     "StoreStatusTracker",
     "decode_items",
     "encode_change",
@@ -61,24 +61,10 @@ EncodedItem: TypeAlias = tuple[int, str]
 #: A stored item's kind and key.
 Item: TypeAlias = tuple[ObjectKind, str]
 _SLICE: Final = 0.005  # seconds of JSON work between yields to the event loop
-#: Seconds between two log lines about one store outage.
-OUTAGE_LOG_INTERVAL: Final = 60.0
 
 
 class StoreFailure(Exception):
     """A store operation failed (connection refused, timeout, conflict...)."""
-
-
-class StoreMode(enum.Enum):
-    """Whether the data system writes what its sources deliver to the store.
-
-    Added in version 0.1.0.
-    """
-
-    #: Read the store, never write it (daemon mode).
-    READ_ONLY = "read-only"
-    #: Write every applied change set to the store.
-    READ_WRITE = "read-write"
 
 
 @final

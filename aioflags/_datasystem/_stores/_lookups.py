@@ -23,7 +23,7 @@ store's ``timeout``: what it waits for is a chain of store operations (a full
 read under way when it asks, the ``HMGET``, and for a key found the full read
 that brings it with what it needs), each bounded by that timeout. A wait that
 runs out is logged (WARNING) once, then at most once per
-:data:`~aioflags._datasystem._stores._base.OUTAGE_LOG_INTERVAL` with the
+:data:`~aioflags._datasystem._stores._mode.OUTAGE_LOG_INTERVAL` with the
 number of evaluations it happened to since.
 
 The store reader (``_sources.py``) does every read and every apply, in its
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from ._base import OUTAGE_LOG_INTERVAL
+from ._mode import OUTAGE_LOG_INTERVAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
