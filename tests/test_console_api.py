@@ -802,3 +802,46 @@ def test_serve_shows_a_broken_file_on_the_console_until_it_reads_again(
     finally:
         process.terminate()
         process.communicate(timeout=60)  # a guard, not a timing
+
+
+# ------------------------------------------------------- hostile flag data
+@pytest.mark.asyncio
+async def test_a_rollout_weight_past_a_float_is_written_not_a_500() -> None:
+    """A weight JSON allows (an int of 400 digits) is no float: written exactly."""
+    huge = 10**400
+    flag = {
+        **GATE,
+        "fallthrough": {"rollout": {"variations": [{"variation": 0, "weight": huge}]}},
+    }
+    async with serving({"huge": flag}) as (_, http, token):
+        answer = await http.get("/ui/api/flag", params={"key": "huge"})
+        assert answer.status_code == 200
+        assert answer.json()["fallthrough"] == (
+            f"rollout: {huge // 1000} % true (by key)"
+        )
+        # The evaluator finds it malformed; its answer is readable.
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        assert answer.status_code == 200
+        assert answer.json()["results"][0]["reason"] == "error: malformed flag"
+    # An SDK's event may say it fell through: the log writes the share.
+    log = console.Console()
+    event = {
+        "kind": "feature",
+        "key": "huge",
+        "value": True,
+        "variation": 0,
+        "reason": {"kind": "FALLTHROUGH"},
+    }
+    assert log.record([event], {"huge": flag})
+    assert log.evaluations[0]["reason"] == f"fallthrough rollout {huge // 1000} %"
+    assert [
+        words.served_text(
+            GATE, {"rollout": {"variations": [{"variation": 0, "weight": w}]}}
+        )
+        for w in (12500, -5, 100005, 0)
+    ] == [
+        "rollout: 12.5 % true (by key)",
+        "rollout: -0.005 % true (by key)",
+        "rollout: 100.005 % true (by key)",
+        "rollout: 0 % true (by key)",
+    ]

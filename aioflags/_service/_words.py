@@ -81,8 +81,13 @@ def _variation(flag: Mapping[str, JSONValue], index: object) -> str:
 
 
 def _percent(weight: int) -> str:
-    """A weight as a percentage: ``30 %``, ``12.5 %``."""
-    text = f"{weight / _WEIGHT_PER_PERCENT:.3f}".rstrip("0").rstrip(".")
+    """A weight as a percentage: ``30 %``, ``12.5 %``.
+
+    In integers, not floats: a file's weight may be past any float (JSON
+    numbers have no bound), and must still be written, not raise.
+    """
+    whole, part = divmod(abs(weight), _WEIGHT_PER_PERCENT)
+    text = f"{'-' if weight < 0 else ''}{whole}.{part:03d}".rstrip("0").rstrip(".")
     return f"{text} %"
 
 
