@@ -845,3 +845,24 @@ async def test_a_rollout_weight_past_a_float_is_written_not_a_500() -> None:
         "rollout: 100.005 % true (by key)",
         "rollout: 0 % true (by key)",
     ]
+
+
+@pytest.mark.asyncio
+async def test_an_events_rule_index_out_of_range_is_no_500() -> None:
+    """An event's ``ruleIndex`` is the SDK's word, not an index to trust."""
+    async with serving() as (_, http, _token):
+        for index in (10**30, 2, -1, -1000):
+            event = {
+                "kind": "feature",
+                "key": "rich",
+                "value": True,
+                "variation": 0,
+                "reason": {"kind": "RULE_MATCH", "ruleIndex": index},
+            }
+            answer = await http.post("/bulk", json=[event])
+            assert answer.status_code == 202, index
+        state = (await http.get("/ui/api/state")).json()
+        assert state["evaluations"][0]["reason"] == "rule matched"
+    assert words.reason_text({"kind": "RULE_MATCH", "ruleIndex": -1}, RICH, 0) == (
+        "rule matched"
+    )

@@ -335,7 +335,7 @@ def reason_text(
         return "target match"
     if kind == "RULE_MATCH":
         index = _index(reason.get("ruleIndex"))
-        if index is None:
+        if index is None or index < 0:  # an SDK's event says it: no index to trust
             return "rule matched"
         rules = flag.get("rules") if flag is not None else None
         rule = rules[index] if isinstance(rules, list) and index < len(rules) else None
