@@ -866,3 +866,17 @@ async def test_an_events_rule_index_out_of_range_is_no_500() -> None:
     assert words.reason_text({"kind": "RULE_MATCH", "ruleIndex": -1}, RICH, 0) == (
         "rule matched"
     )
+
+
+@pytest.mark.asyncio
+async def test_choosing_a_variation_of_a_flag_without_a_list_of_them_is_a_400() -> None:
+    flags = {
+        "number": {"on": True, "variations": 5, "fallthrough": {"variation": 0}},
+        "text": {"on": True, "variations": "abc", "fallthrough": {"variation": 0}},
+    }
+    async with serving(flags) as (server, http, token):
+        for key in flags:
+            answer = await post(http, "flag", {"key": key, "variation": 1}, token)
+            assert answer.status_code == 400, key
+            assert answer.json()["message"] == '"variation" must be an index below 0'
+            assert server.flags[key]["fallthrough"] == {"variation": 0}

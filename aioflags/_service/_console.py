@@ -880,7 +880,8 @@ class Console:
         if on is not None:
             changed["on"] = on
         if variation is not None:
-            count = len(flag.get("variations") or [])
+            variations = flag.get("variations")
+            count = len(variations) if isinstance(variations, list) else 0
             if (
                 not isinstance(variation, int)
                 or isinstance(variation, bool)
