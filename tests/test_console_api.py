@@ -880,3 +880,22 @@ async def test_choosing_a_variation_of_a_flag_without_a_list_of_them_is_a_400() 
             assert answer.status_code == 400, key
             assert answer.json()["message"] == '"variation" must be an index below 0'
             assert server.flags[key]["fallthrough"] == {"variation": 0}
+
+
+@pytest.mark.asyncio
+async def test_a_files_version_that_is_no_number_does_not_break_evaluate() -> None:
+    """``serve`` starts with the file's flags as given: a ``"version": "seven"`` too."""
+    flags = {
+        "text": {**GATE, "version": "seven"},
+        "list": {**GATE, "version": [1]},
+        "plain": GATE,
+    }
+    async with serving(flags) as (server, http, token):
+        assert {k: f["version"] for k, f in server.flags.items()} == {
+            "text": 1,
+            "list": 1,
+            "plain": 1,
+        }
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        assert answer.status_code == 200
+        assert [r["value"] for r in answer.json()["results"]] == ["true"] * 3
