@@ -899,3 +899,28 @@ async def test_a_files_version_that_is_no_number_does_not_break_evaluate() -> No
         answer = await post(http, "evaluate", {"context": "u"}, token)
         assert answer.status_code == 200
         assert [r["value"] for r in answer.json()["results"]] == ["true"] * 3
+
+
+def test_an_events_time_past_what_a_page_can_show_is_taken_as_now() -> None:
+    """A browser's ``Date`` ends at 8.64e15 ms: past it, "last at Invalid Date"."""
+    log = console.Console()
+    far = 10**30
+    log.record(
+        [
+            {"kind": "feature", "key": "f", "value": 1, "creationDate": far},
+            {"kind": "summary", "endDate": far, "features": {"g": {"counters": []}}},
+        ]
+    )
+    log.record(
+        [
+            {
+                "kind": "summary",
+                "endDate": 8_640_000_000_000_001,
+                "features": {"g": {"counters": [{"count": 1, "value": 1}]}},
+            }
+        ]
+    )
+    assert [row["last"] <= 8_640_000_000_000_000 for row in log.evaluations] == [
+        True,
+        True,
+    ]

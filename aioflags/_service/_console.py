@@ -329,9 +329,17 @@ def _contexts_of(event: Mapping[str, JSONValue]) -> list[JSONObject]:
     return found[:_CONTEXTS]
 
 
+#: The last instant a browser's ``Date`` holds (ms): a later time reads "Invalid Date".
+_LAST_DATE: Final = 8_640_000_000_000_000
+
+
 def _when(value: object) -> int:
-    """An event's time in ms; now when it carries none."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    """An event's time in ms; now when it carries none, or one no page can show."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 < value <= _LAST_DATE
+    ):
         return value
     return wall_ms()
 
