@@ -283,6 +283,16 @@ def test_the_details_of_a_flag_in_words() -> None:
             {"attribute": "x", "op": "resembles", "values": [1]},
             "x resembles (an operator the evaluator does not know) 1",
         ),
+        # No values satisfy nothing: say so, not "email is one of" and a blank.
+        (
+            {"attribute": "email", "op": "in", "values": []},
+            "email is one of (no values)",
+        ),
+        (
+            {"attribute": "email", "op": "endsWith", "values": [], "negate": True},
+            "not email ends with (no values)",
+        ),
+        ({"op": "segmentMatch", "values": []}, "in one of the segments (no values)"),
     ],
 )
 def test_clauses_in_words(clause: dict[str, Any], text: str) -> None:

@@ -132,6 +132,10 @@ def served_text(flag: Mapping[str, JSONValue], served: object) -> str:
     return "nothing (no variation)"
 
 
+#: A clause without values (it satisfies nothing; ``negate`` turns that over).
+_NO_VALUES: Final = "(no values)"
+
+
 def clause_text(clause: Mapping[str, JSONValue]) -> str:
     """One clause in words: ``email ends with "@example.com"``, ``in segment beta``."""
     op = clause.get("op")
@@ -139,7 +143,7 @@ def clause_text(clause: Mapping[str, JSONValue]) -> str:
     items = values if isinstance(values, list) else []
     negate = clause.get("negate") is True
     if op == "segmentMatch":
-        names = ", ".join(written(v) for v in items)
+        names = ", ".join(written(v) for v in items) or _NO_VALUES
         word = "segment" if len(items) == 1 else "one of the segments"
         return f"{'not ' if negate else ''}in {word} {names}"
     attribute = clause.get("attribute")
@@ -147,8 +151,11 @@ def clause_text(clause: Mapping[str, JSONValue]) -> str:
     kind = clause.get("contextKind")
     if isinstance(kind, str) and kind not in ("", "user"):
         name = f"{kind} {name}"
-    quoted = ", ".join(
-        json.dumps(v, ensure_ascii=False) if _dumpable(v) else "…" for v in items
+    quoted = (
+        ", ".join(
+            json.dumps(v, ensure_ascii=False) if _dumpable(v) else "…" for v in items
+        )
+        or _NO_VALUES
     )
     words = _OPERATORS.get(op) if isinstance(op, str) else None
     if words is None:
