@@ -934,3 +934,35 @@ def test_an_events_time_past_what_a_page_can_show_is_taken_as_now() -> None:
         True,
         True,
     ]
+
+
+@pytest.mark.asyncio
+async def test_the_details_name_a_segment_that_does_not_exist() -> None:
+    """A typo'd segment never matches: the rule in words must not hide it."""
+    flag = {
+        **GATE,
+        "rules": [
+            {
+                "clauses": [
+                    {"attribute": "", "op": "segmentMatch", "values": ["beta-user"]},
+                    {
+                        "attribute": "",
+                        "op": "segmentMatch",
+                        "values": ["beta-users", "gone"],
+                        "negate": True,
+                    },
+                    {"attribute": "", "op": "segmentMatch", "values": [["x"]]},
+                ],
+                "variation": 1,
+            }
+        ],
+    }
+    async with serving({"typo": flag}) as (_, http, _token):
+        answer = await http.get("/ui/api/flag", params={"key": "typo"})
+        assert answer.json()["rules"][0]["clauses"] == [
+            "in segment beta-user (no such segment)",
+            "not in one of the segments beta-users, gone (no such segment)",
+            'in segment ["x"] (no such segment)',
+        ]
+    # Without the segments to look in, nothing is claimed.
+    assert words.clause_text(flag["rules"][0]["clauses"][0]) == "in segment beta-user"

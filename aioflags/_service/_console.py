@@ -107,6 +107,9 @@ class FlagHost(Protocol):
     @property
     def flags(self) -> dict[str, JSONObject]: ...
 
+    @property
+    def segments(self) -> dict[str, JSONObject]: ...
+
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
 
@@ -808,7 +811,9 @@ class Console:
         flag = flags.get(key)
         if flag is None:
             return _error(404, f"no flag {key!r}")
-        answer = words.details(flag, flags, self._originals.get(key))
+        answer = words.details(
+            flag, flags, self._originals.get(key), server.segments.keys()
+        )
         shown = _visible_all(answer)
         assert isinstance(shown, dict)
         return _json_reply(200, {**shown, "key": key, "label": visible(key)})

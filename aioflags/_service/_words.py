@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
 
@@ -136,14 +136,28 @@ def served_text(flag: Mapping[str, JSONValue], served: object) -> str:
 _NO_VALUES: Final = "(no values)"
 
 
-def clause_text(clause: Mapping[str, JSONValue]) -> str:
-    """One clause in words: ``email ends with "@example.com"``, ``in segment beta``."""
+def clause_text(
+    clause: Mapping[str, JSONValue], segments: Collection[str] | None = None
+) -> str:
+    """One clause in words: ``email ends with "@example.com"``, ``in segment beta``.
+
+    ``segments``: the keys of the segments there are; a segment named that is
+    not one of them is written ``(no such segment)`` (it never matches).
+    """
     op = clause.get("op")
     values = clause.get("values")
     items = values if isinstance(values, list) else []
     negate = clause.get("negate") is True
     if op == "segmentMatch":
-        names = ", ".join(written(v) for v in items) or _NO_VALUES
+        names = (
+            ", ".join(
+                written(v)
+                if segments is None or (isinstance(v, str) and v in segments)
+                else f"{written(v)} (no such segment)"
+                for v in items
+            )
+            or _NO_VALUES
+        )
         word = "segment" if len(items) == 1 else "one of the segments"
         return f"{'not ' if negate else ''}in {word} {names}"
     attribute = clause.get("attribute")
@@ -203,7 +217,9 @@ def _targets(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
     return found
 
 
-def _rules(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
+def _rules(
+    flag: Mapping[str, JSONValue], segments: Collection[str] | None
+) -> list[JSONObject]:
     rules = flag.get("rules")
     found: list[JSONObject] = []
     for number, rule in enumerate(rules if isinstance(rules, list) else [], 1):
@@ -227,7 +243,9 @@ def _rules(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
                 "id": rule_id if isinstance(rule_id, str) else None,
                 "description": description if isinstance(description, str) else None,
                 "clauses": [
-                    clause_text(c) if isinstance(c, dict) else "a malformed clause"
+                    clause_text(c, segments)
+                    if isinstance(c, dict)
+                    else "a malformed clause"
                     for c in (clauses if isinstance(clauses, list) else [])
                 ],
                 "serves": served_text(flag, rule),
@@ -280,11 +298,13 @@ def details(
     flag: Mapping[str, JSONValue],
     flags: Mapping[str, Mapping[str, JSONValue]],
     original: Mapping[str, JSONValue] | None = None,
+    segments: Collection[str] | None = None,
 ) -> JSONObject:
     """Everything the console's ``<key> details`` show of one flag.
 
     ``flags``: every flag (prerequisites are written in their values);
-    ``original``: the flag as the file has it, when the console changed it.
+    ``original``: the flag as the file has it, when the console changed it;
+    ``segments``: the keys of every segment (a rule naming another says so).
     """
     key = flag.get("key")
     description = flag.get("description")
@@ -316,7 +336,7 @@ def details(
         "off": _off(flag),
         "fallthrough": served_text(flag, flag.get("fallthrough")),
         "targets": _targets(flag),
-        "rules": _rules(flag),
+        "rules": _rules(flag, segments),
         "prerequisites": _prerequisites(flag, flags),
         "file": None
         if original is None
