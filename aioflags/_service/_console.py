@@ -76,6 +76,9 @@ _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 LOG_SIZE: Final = 100
 #: A value or key longer than this is shown cut (the log's memory stays bounded).
 _TEXT_LIMIT: Final = 200
+#: A text of a flag's details longer than this is shown cut: a page laying out
+#: a 10 MB variation written out twice stalls for many seconds.
+DETAILS_TEXT: Final = 20_000
 #: Contexts kept per log row (newest first), tags shown per flag.
 _CONTEXTS: Final = 5
 _TAGS: Final = 20
@@ -270,9 +273,13 @@ def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObj
 
 
 def _visible_all(value: JSONValue) -> JSONValue:
-    """Every text in ``value`` with its bidirectional controls written out."""
+    """Every text in ``value`` with bidirectional controls written out, cut if long.
+
+    Past :data:`DETAILS_TEXT` characters a text ends with "…".
+    """
     if isinstance(value, str):
-        return visible(value)
+        text = visible(value)
+        return text if len(text) <= DETAILS_TEXT else text[: DETAILS_TEXT - 1] + "…"
     if isinstance(value, list):
         return [_visible_all(v) for v in value]
     if isinstance(value, dict):
