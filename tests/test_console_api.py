@@ -425,6 +425,7 @@ async def test_evaluate_says_what_a_context_gets_and_why() -> None:
         assert list(by_key) == sorted(FLAGS)
         assert by_key["rich"] == {
             "key": "rich",
+            "label": "rich",
             "value": "true",
             "variation": 0,
             "reason": "rule 1 matched",
@@ -434,6 +435,7 @@ async def test_evaluate_says_what_a_context_gets_and_why() -> None:
         assert by_key["plain"]["reason"] == "fallthrough"
         assert by_key["broken"] == {
             "key": "broken",
+            "label": "broken",
             "value": "null",
             "variation": None,
             "reason": "error: malformed flag",
@@ -984,3 +986,12 @@ async def test_the_details_of_a_huge_value_are_cut() -> None:
         ]
         assert details["fallthrough"] == f"serves {huge[: limit - 8]}…"
         assert len(answer.content) < 5 * limit  # four texts at most
+
+
+@pytest.mark.asyncio
+async def test_evaluate_results_carry_a_label_with_bidi_controls_written_out() -> None:
+    """A key is exact (what a change names); what the page shows is its label."""
+    async with serving({"a\u202eb": GATE}) as (_, http, token):
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        [result] = answer.json()["results"]
+        assert (result["key"], result["label"]) == ("a\u202eb", "a⟨U+202E⟩b")

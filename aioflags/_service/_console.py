@@ -858,6 +858,7 @@ class Console:
             results.append(
                 {
                     "key": key,
+                    "label": visible(key),
                     "value": _cut(words.written(detail.value)),
                     "variation": variation,
                     "reason": words.reason_text(

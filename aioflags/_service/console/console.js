@@ -431,7 +431,7 @@ async function evaluate(event) {
   for (const r of answer.results) {
     const row = element("tr");
     const key = element("td", { class: "key" });
-    key.append(...breakable(r.key));
+    key.append(...breakable(r.label));
     row.append(
       key,
       element("td", { class: "value" }, r.value),
