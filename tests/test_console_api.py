@@ -283,6 +283,16 @@ def test_the_details_of_a_flag_in_words() -> None:
             {"attribute": "x", "op": "resembles", "values": [1]},
             "x resembles (an operator the evaluator does not know) 1",
         ),
+        # No values satisfy nothing: say so, not "email is one of" and a blank.
+        (
+            {"attribute": "email", "op": "in", "values": []},
+            "email is one of (no values)",
+        ),
+        (
+            {"attribute": "email", "op": "endsWith", "values": [], "negate": True},
+            "not email ends with (no values)",
+        ),
+        ({"op": "segmentMatch", "values": []}, "in one of the segments (no values)"),
     ],
 )
 def test_clauses_in_words(clause: dict[str, Any], text: str) -> None:
@@ -415,6 +425,7 @@ async def test_evaluate_says_what_a_context_gets_and_why() -> None:
         assert list(by_key) == sorted(FLAGS)
         assert by_key["rich"] == {
             "key": "rich",
+            "label": "rich",
             "value": "true",
             "variation": 0,
             "reason": "rule 1 matched",
@@ -424,6 +435,7 @@ async def test_evaluate_says_what_a_context_gets_and_why() -> None:
         assert by_key["plain"]["reason"] == "fallthrough"
         assert by_key["broken"] == {
             "key": "broken",
+            "label": "broken",
             "value": "null",
             "variation": None,
             "reason": "error: malformed flag",
@@ -802,3 +814,184 @@ def test_serve_shows_a_broken_file_on_the_console_until_it_reads_again(
     finally:
         process.terminate()
         process.communicate(timeout=60)  # a guard, not a timing
+
+
+# ------------------------------------------------------- hostile flag data
+@pytest.mark.asyncio
+async def test_a_rollout_weight_past_a_float_is_written_not_a_500() -> None:
+    """A weight JSON allows (an int of 400 digits) is no float: written exactly."""
+    huge = 10**400
+    flag = {
+        **GATE,
+        "fallthrough": {"rollout": {"variations": [{"variation": 0, "weight": huge}]}},
+    }
+    async with serving({"huge": flag}) as (_, http, token):
+        answer = await http.get("/ui/api/flag", params={"key": "huge"})
+        assert answer.status_code == 200
+        assert answer.json()["fallthrough"] == (
+            f"rollout: {huge // 1000} % true (by key)"
+        )
+        # The evaluator finds it malformed; its answer is readable.
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        assert answer.status_code == 200
+        assert answer.json()["results"][0]["reason"] == "error: malformed flag"
+    # An SDK's event may say it fell through: the log writes the share.
+    log = console.Console()
+    event = {
+        "kind": "feature",
+        "key": "huge",
+        "value": True,
+        "variation": 0,
+        "reason": {"kind": "FALLTHROUGH"},
+    }
+    assert log.record([event], {"huge": flag})
+    assert log.evaluations[0]["reason"] == f"fallthrough rollout {huge // 1000} %"
+    assert [
+        words.served_text(
+            GATE, {"rollout": {"variations": [{"variation": 0, "weight": w}]}}
+        )
+        for w in (12500, -5, 100005, 0)
+    ] == [
+        "rollout: 12.5 % true (by key)",
+        "rollout: -0.005 % true (by key)",
+        "rollout: 100.005 % true (by key)",
+        "rollout: 0 % true (by key)",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_an_events_rule_index_out_of_range_is_no_500() -> None:
+    """An event's ``ruleIndex`` is the SDK's word, not an index to trust."""
+    async with serving() as (_, http, _token):
+        for index in (10**30, 2, -1, -1000):
+            event = {
+                "kind": "feature",
+                "key": "rich",
+                "value": True,
+                "variation": 0,
+                "reason": {"kind": "RULE_MATCH", "ruleIndex": index},
+            }
+            answer = await http.post("/bulk", json=[event])
+            assert answer.status_code == 202, index
+        state = (await http.get("/ui/api/state")).json()
+        assert state["evaluations"][0]["reason"] == "rule matched"
+    assert words.reason_text({"kind": "RULE_MATCH", "ruleIndex": -1}, RICH, 0) == (
+        "rule matched"
+    )
+
+
+@pytest.mark.asyncio
+async def test_choosing_a_variation_of_a_flag_without_a_list_of_them_is_a_400() -> None:
+    flags = {
+        "number": {"on": True, "variations": 5, "fallthrough": {"variation": 0}},
+        "text": {"on": True, "variations": "abc", "fallthrough": {"variation": 0}},
+    }
+    async with serving(flags) as (server, http, token):
+        for key in flags:
+            answer = await post(http, "flag", {"key": key, "variation": 1}, token)
+            assert answer.status_code == 400, key
+            assert answer.json()["message"] == '"variation" must be an index below 0'
+            assert server.flags[key]["fallthrough"] == {"variation": 0}
+
+
+@pytest.mark.asyncio
+async def test_a_files_version_that_is_no_number_does_not_break_evaluate() -> None:
+    """``serve`` starts with the file's flags as given: a ``"version": "seven"`` too."""
+    flags = {
+        "text": {**GATE, "version": "seven"},
+        "list": {**GATE, "version": [1]},
+        "plain": GATE,
+    }
+    async with serving(flags) as (server, http, token):
+        assert {k: f["version"] for k, f in server.flags.items()} == {
+            "text": 1,
+            "list": 1,
+            "plain": 1,
+        }
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        assert answer.status_code == 200
+        assert [r["value"] for r in answer.json()["results"]] == ["true"] * 3
+
+
+def test_an_events_time_past_what_a_page_can_show_is_taken_as_now() -> None:
+    """A browser's ``Date`` ends at 8.64e15 ms: past it, "last at Invalid Date"."""
+    log = console.Console()
+    far = 10**30
+    log.record(
+        [
+            {"kind": "feature", "key": "f", "value": 1, "creationDate": far},
+            {"kind": "summary", "endDate": far, "features": {"g": {"counters": []}}},
+        ]
+    )
+    log.record(
+        [
+            {
+                "kind": "summary",
+                "endDate": 8_640_000_000_000_001,
+                "features": {"g": {"counters": [{"count": 1, "value": 1}]}},
+            }
+        ]
+    )
+    assert [row["last"] <= 8_640_000_000_000_000 for row in log.evaluations] == [
+        True,
+        True,
+    ]
+
+
+@pytest.mark.asyncio
+async def test_the_details_name_a_segment_that_does_not_exist() -> None:
+    """A typo'd segment never matches: the rule in words must not hide it."""
+    flag = {
+        **GATE,
+        "rules": [
+            {
+                "clauses": [
+                    {"attribute": "", "op": "segmentMatch", "values": ["beta-user"]},
+                    {
+                        "attribute": "",
+                        "op": "segmentMatch",
+                        "values": ["beta-users", "gone"],
+                        "negate": True,
+                    },
+                    {"attribute": "", "op": "segmentMatch", "values": [["x"]]},
+                ],
+                "variation": 1,
+            }
+        ],
+    }
+    async with serving({"typo": flag}) as (_, http, _token):
+        answer = await http.get("/ui/api/flag", params={"key": "typo"})
+        assert answer.json()["rules"][0]["clauses"] == [
+            "in segment beta-user (no such segment)",
+            "not in one of the segments beta-users, gone (no such segment)",
+            'in segment ["x"] (no such segment)',
+        ]
+    # Without the segments to look in, nothing is claimed.
+    assert words.clause_text(flag["rules"][0]["clauses"][0]) == "in segment beta-user"
+
+
+@pytest.mark.asyncio
+async def test_the_details_of_a_huge_value_are_cut() -> None:
+    """A 10 MB variation made the page lay out 20 MB of text (24 s in Chromium)."""
+    huge = "x" * 1_000_000
+    flag = {**GATE, "variations": [huge, {"v": huge}], "fallthrough": {"variation": 0}}
+    async with serving({"huge": flag}) as (_, http, _token):
+        answer = await http.get("/ui/api/flag", params={"key": "huge"})
+        assert answer.status_code == 200
+        details = answer.json()
+        limit = console.DETAILS_TEXT
+        assert [v["value"] for v in details["variations"]] == [
+            huge[: limit - 1] + "…",
+            '{"v": "' + huge[: limit - 8] + "…",
+        ]
+        assert details["fallthrough"] == f"serves {huge[: limit - 8]}…"
+        assert len(answer.content) < 5 * limit  # four texts at most
+
+
+@pytest.mark.asyncio
+async def test_evaluate_results_carry_a_label_with_bidi_controls_written_out() -> None:
+    """A key is exact (what a change names); what the page shows is its label."""
+    async with serving({"a\u202eb": GATE}) as (_, http, token):
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        [result] = answer.json()["results"]
+        assert (result["key"], result["label"]) == ("a\u202eb", "a⟨U+202E⟩b")

@@ -711,3 +711,29 @@ async def test_reset_undoes_a_change_and_a_fixed_variation_asks_first(
         await expect(serves).to_have_value("rules")
         assert server.flags["banner"]["rules"] == RULED["rules"]
         assert server.flags["banner"]["targets"] == RULED["targets"]
+
+
+async def test_an_evaluate_answer_shows_keys_with_bidi_controls_written_out(
+    browser: Browser,
+) -> None:
+    """``admin\u202eresu`` must not read as ``adminuser`` in the Values table either."""
+    async with (
+        FlagServer({"admin\u202eresu": BANNER}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        form = page.get_by_role("form", name="Evaluate")
+        await form.get_by_role("textbox", name="Context").fill("alice")
+        await form.get_by_role("button", name="Evaluate").click()
+        result = page.get_by_role("region", name="Evaluation result")
+        cell = result.get_by_role("cell").first
+        await expect(cell).to_have_text("admin⟨U+202E⟩resu")
+
+
+async def test_a_refused_change_names_the_flag_by_its_label(browser: Browser) -> None:
+    async with (
+        FlagServer({"admin\u202eresu": BANNER}) as server,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        server.fail("/ui/api/flag", status=503, body=b'{"message": "busy"}')
+        await page.get_by_role("switch", name="admin⟨U+202E⟩resu on").click()
+        await expect(page.get_by_role("alert")).to_have_text("admin⟨U+202E⟩resu: busy")

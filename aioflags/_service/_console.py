@@ -76,6 +76,9 @@ _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 LOG_SIZE: Final = 100
 #: A value or key longer than this is shown cut (the log's memory stays bounded).
 _TEXT_LIMIT: Final = 200
+#: A text of a flag's details longer than this is shown cut: a page laying out
+#: a 10 MB variation written out twice stalls for many seconds.
+DETAILS_TEXT: Final = 20_000
 #: Contexts kept per log row (newest first), tags shown per flag.
 _CONTEXTS: Final = 5
 _TAGS: Final = 20
@@ -106,6 +109,9 @@ class FlagHost(Protocol):
 
     @property
     def flags(self) -> dict[str, JSONObject]: ...
+
+    @property
+    def segments(self) -> dict[str, JSONObject]: ...
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
@@ -267,9 +273,13 @@ def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObj
 
 
 def _visible_all(value: JSONValue) -> JSONValue:
-    """Every text in ``value`` with its bidirectional controls written out."""
+    """Every text in ``value`` with bidirectional controls written out, cut if long.
+
+    Past :data:`DETAILS_TEXT` characters a text ends with "…".
+    """
     if isinstance(value, str):
-        return visible(value)
+        text = visible(value)
+        return text if len(text) <= DETAILS_TEXT else text[: DETAILS_TEXT - 1] + "…"
     if isinstance(value, list):
         return [_visible_all(v) for v in value]
     if isinstance(value, dict):
@@ -329,9 +339,17 @@ def _contexts_of(event: Mapping[str, JSONValue]) -> list[JSONObject]:
     return found[:_CONTEXTS]
 
 
+#: The last instant a browser's ``Date`` holds (ms): a later time reads "Invalid Date".
+_LAST_DATE: Final = 8_640_000_000_000_000
+
+
 def _when(value: object) -> int:
-    """An event's time in ms; now when it carries none."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    """An event's time in ms; now when it carries none, or one no page can show."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 < value <= _LAST_DATE
+    ):
         return value
     return wall_ms()
 
@@ -800,7 +818,9 @@ class Console:
         flag = flags.get(key)
         if flag is None:
             return _error(404, f"no flag {key!r}")
-        answer = words.details(flag, flags, self._originals.get(key))
+        answer = words.details(
+            flag, flags, self._originals.get(key), server.segments.keys()
+        )
         shown = _visible_all(answer)
         assert isinstance(shown, dict)
         return _json_reply(200, {**shown, "key": key, "label": visible(key)})
@@ -838,6 +858,7 @@ class Console:
             results.append(
                 {
                     "key": key,
+                    "label": visible(key),
                     "value": _cut(words.written(detail.value)),
                     "variation": variation,
                     "reason": words.reason_text(
@@ -880,7 +901,8 @@ class Console:
         if on is not None:
             changed["on"] = on
         if variation is not None:
-            count = len(flag.get("variations") or [])
+            variations = flag.get("variations")
+            count = len(variations) if isinstance(variations, list) else 0
             if (
                 not isinstance(variation, int)
                 or isinstance(variation, bool)

@@ -166,12 +166,14 @@ class FlagServer:
         self._version = 1
         #: Each item's own version (deleted ones too): see ``_next_version``.
         self._item_versions: dict[tuple[str, str], int] = {}
+        # A version that is no whole number (a file's "seven") is replaced, as
+        # a change does: SDKs and the evaluator order items by it.
         for key, flag in (flags or {}).items():
-            self._flags[key] = {"key": key, "version": 1, **flag}
-            self._next_version("flag", key, self._flags[key]["version"])
+            version = self._next_version("flag", key, flag.get("version"))
+            self._flags[key] = {"key": key, **flag, "version": version}
         for key, seg in (segments or {}).items():
-            self._segments[key] = {"key": key, "version": 1, **seg}
-            self._next_version("segment", key, self._segments[key]["version"])
+            version = self._next_version("segment", key, seg.get("version"))
+            self._segments[key] = {"key": key, **seg, "version": version}
         self.requests: list[RecordedRequest] = []
         self.connections_opened: int = 0
         self.connections_closed: int = 0

@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
 
@@ -81,8 +81,13 @@ def _variation(flag: Mapping[str, JSONValue], index: object) -> str:
 
 
 def _percent(weight: int) -> str:
-    """A weight as a percentage: ``30 %``, ``12.5 %``."""
-    text = f"{weight / _WEIGHT_PER_PERCENT:.3f}".rstrip("0").rstrip(".")
+    """A weight as a percentage: ``30 %``, ``12.5 %``.
+
+    In integers, not floats: a file's weight may be past any float (JSON
+    numbers have no bound), and must still be written, not raise.
+    """
+    whole, part = divmod(abs(weight), _WEIGHT_PER_PERCENT)
+    text = f"{'-' if weight < 0 else ''}{whole}.{part:03d}".rstrip("0").rstrip(".")
     return f"{text} %"
 
 
@@ -127,14 +132,32 @@ def served_text(flag: Mapping[str, JSONValue], served: object) -> str:
     return "nothing (no variation)"
 
 
-def clause_text(clause: Mapping[str, JSONValue]) -> str:
-    """One clause in words: ``email ends with "@example.com"``, ``in segment beta``."""
+#: A clause without values (it satisfies nothing; ``negate`` turns that over).
+_NO_VALUES: Final = "(no values)"
+
+
+def clause_text(
+    clause: Mapping[str, JSONValue], segments: Collection[str] | None = None
+) -> str:
+    """One clause in words: ``email ends with "@example.com"``, ``in segment beta``.
+
+    ``segments``: the keys of the segments there are; a segment named that is
+    not one of them is written ``(no such segment)`` (it never matches).
+    """
     op = clause.get("op")
     values = clause.get("values")
     items = values if isinstance(values, list) else []
     negate = clause.get("negate") is True
     if op == "segmentMatch":
-        names = ", ".join(written(v) for v in items)
+        names = (
+            ", ".join(
+                written(v)
+                if segments is None or (isinstance(v, str) and v in segments)
+                else f"{written(v)} (no such segment)"
+                for v in items
+            )
+            or _NO_VALUES
+        )
         word = "segment" if len(items) == 1 else "one of the segments"
         return f"{'not ' if negate else ''}in {word} {names}"
     attribute = clause.get("attribute")
@@ -142,8 +165,11 @@ def clause_text(clause: Mapping[str, JSONValue]) -> str:
     kind = clause.get("contextKind")
     if isinstance(kind, str) and kind not in ("", "user"):
         name = f"{kind} {name}"
-    quoted = ", ".join(
-        json.dumps(v, ensure_ascii=False) if _dumpable(v) else "…" for v in items
+    quoted = (
+        ", ".join(
+            json.dumps(v, ensure_ascii=False) if _dumpable(v) else "…" for v in items
+        )
+        or _NO_VALUES
     )
     words = _OPERATORS.get(op) if isinstance(op, str) else None
     if words is None:
@@ -191,7 +217,9 @@ def _targets(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
     return found
 
 
-def _rules(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
+def _rules(
+    flag: Mapping[str, JSONValue], segments: Collection[str] | None
+) -> list[JSONObject]:
     rules = flag.get("rules")
     found: list[JSONObject] = []
     for number, rule in enumerate(rules if isinstance(rules, list) else [], 1):
@@ -215,7 +243,9 @@ def _rules(flag: Mapping[str, JSONValue]) -> list[JSONObject]:
                 "id": rule_id if isinstance(rule_id, str) else None,
                 "description": description if isinstance(description, str) else None,
                 "clauses": [
-                    clause_text(c) if isinstance(c, dict) else "a malformed clause"
+                    clause_text(c, segments)
+                    if isinstance(c, dict)
+                    else "a malformed clause"
                     for c in (clauses if isinstance(clauses, list) else [])
                 ],
                 "serves": served_text(flag, rule),
@@ -268,11 +298,13 @@ def details(
     flag: Mapping[str, JSONValue],
     flags: Mapping[str, Mapping[str, JSONValue]],
     original: Mapping[str, JSONValue] | None = None,
+    segments: Collection[str] | None = None,
 ) -> JSONObject:
     """Everything the console's ``<key> details`` show of one flag.
 
     ``flags``: every flag (prerequisites are written in their values);
-    ``original``: the flag as the file has it, when the console changed it.
+    ``original``: the flag as the file has it, when the console changed it;
+    ``segments``: the keys of every segment (a rule naming another says so).
     """
     key = flag.get("key")
     description = flag.get("description")
@@ -304,7 +336,7 @@ def details(
         "off": _off(flag),
         "fallthrough": served_text(flag, flag.get("fallthrough")),
         "targets": _targets(flag),
-        "rules": _rules(flag),
+        "rules": _rules(flag, segments),
         "prerequisites": _prerequisites(flag, flags),
         "file": None
         if original is None
@@ -330,7 +362,7 @@ def reason_text(
         return "target match"
     if kind == "RULE_MATCH":
         index = _index(reason.get("ruleIndex"))
-        if index is None:
+        if index is None or index < 0:  # an SDK's event says it: no index to trust
             return "rule matched"
         rules = flag.get("rules") if flag is not None else None
         rule = rules[index] if isinstance(rules, list) and index < len(rules) else None

@@ -76,7 +76,7 @@ async function change(body, entry) {
     confirmVariation(body, entry, answer.message);
     return;
   }
-  showProblem(`${body.key}: ${answer.message}`);
+  showProblem(`${entry.label}: ${answer.message}`);
 }
 
 async function reset(entry) {
@@ -84,7 +84,7 @@ async function reset(entry) {
   // The button goes away with the change: keep the focus in the row.
   if (document.activeElement === entry.reset) entry.keyButton.focus();
   const [ok, , answer] = await post("api/reset", { key: entry.key });
-  if (!ok) showProblem(`${entry.key}: ${answer.message}`);
+  if (!ok) showProblem(`${entry.label}: ${answer.message}`);
 }
 
 // ------------------------------------------------------------------- confirm
@@ -431,7 +431,7 @@ async function evaluate(event) {
   for (const r of answer.results) {
     const row = element("tr");
     const key = element("td", { class: "key" });
-    key.append(...breakable(r.key));
+    key.append(...breakable(r.label));
     row.append(
       key,
       element("td", { class: "value" }, r.value),
