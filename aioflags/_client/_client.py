@@ -35,7 +35,7 @@ from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import finish
+from aioflags._evaluation._evaluate import evaluate, finish
 from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
+    from aioflags._evaluation._evaluate import Recorded
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -711,13 +712,23 @@ class Client:
             # None: no such flag here, for the snapshot's method (or a
             # cached store's gate, which may read it through) below.
             if head is not None:
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](head, context, matcher)
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(key, exc)
+                ledger = evaluator.ledger
+                if ledger is None or type(head) is Result or head[1]:
+                    if type(head) is Result:
+                        result = head
+                    else:
+                        try:
+                            result = head[0](head, context, matcher)
+                        except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                            result = finish(key, exc)
+                    if ledger is not None:  # analytics events: counted
+                        ledger.record(matcher.flag(key), context, result, default)
+                    return default if result.variation_index is None else result.value
+                # Recorded with the prerequisites it reaches (not plain).
+                flag = matcher.flag(key)
+                recorded: Recorded = []
+                result = evaluate(matcher, flag, context, recorded)
+                ledger.record_all(flag, context, result, default, recorded)
                 return default if result.variation_index is None else result.value
         # Hooks alone (nothing else composed or gated): their series around
         # the same evaluation of the flag's head (HookRunner.run).
@@ -732,8 +743,13 @@ class Client:
                 head = matcher.head(key)
             except TypeError:  # an unhashable key, as above
                 head = None
-            if head is not None:
+            ledger = evaluator.ledger
+            if head is not None and (
+                ledger is None or type(head) is Result or head[1]
+            ):
                 result = hooks.run("variation", key, context, default, head, matcher)
+                if ledger is not None:  # analytics events: counted
+                    ledger.record(matcher.flag(key), context, result, default)
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
         # coroutine: ~1,400 instructions per recorded or hooked evaluation.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aioflags._analytics._processor import EventProcessor
+    from aioflags._analytics._recorder import Ledger
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
@@ -68,6 +69,7 @@ class Evaluator:
         "events",
         "gate",
         "hooks",
+        "ledger",
         "plain",
         "series",
         "store",
@@ -85,16 +87,20 @@ class Evaluator:
         self.gate: EvaluationGate | None = None
         #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
         self.environment_id: str | None = None
-        #: The store when an evaluation is the flags' own code alone (no
-        #: recorder, no hook stage, no big segments, no gate for present
-        #: keys): ``Client.variation`` then evaluates its data in its own
-        #: frame. None otherwise.
+        #: The store when an evaluation is the flags' own code, recorded
+        #: (:attr:`ledger`) or not (no hook stage, no big segments, no gate
+        #: for present keys): ``Client.variation`` then evaluates its data
+        #: in its own frame. None otherwise.
         self.plain: Data | None = store
-        #: The hooks when they are all that is composed (as :attr:`plain`,
-        #: but a hook has an evaluation stage of its own):
-        #: ``Client.variation`` then runs their series around the store's
-        #: data's own evaluation. None otherwise.
+        #: The hooks when they are all that is composed with the data but for
+        #: the recorder (as :attr:`plain`, but a hook has an evaluation stage
+        #: of its own): ``Client.variation`` then runs their series around
+        #: the store's data's own evaluation. None otherwise.
         self.series: HookRunner | None = None
+        #: Where ``Client.variation``'s own evaluations are counted while
+        #: analytics events are on (the recorder's ledger of the event loop,
+        #: written without a lock); None: events off.
+        self.ledger: Ledger | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
@@ -106,14 +112,12 @@ class Evaluator:
         self._made = None
         hooks = self.hooks
         gate = self.gate
-        own = (
-            self.events is None
-            and self.big_segments is None
-            and (gate is None or not gate.always)
-        )
+        own = self.big_segments is None and (gate is None or not gate.always)
         observed = hooks is not None and hooks.observes_evaluations
         self.plain = self.store if own and not observed else None
         self.series = hooks if own and observed else None
+        events = self.events
+        self.ledger = None if events is None else events.recorder.loop
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""

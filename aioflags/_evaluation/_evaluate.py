@@ -236,7 +236,7 @@ class Matcher:
         what runs it (:meth:`_runnable`). Raises ``KeyError`` if there is
         no such flag.
         """
-        flag = self._flag(key)
+        flag = self.flag(key)
         head = self.heads[key] = (
             self._runnable(flag) if flag.constant is None else flag.constant
         )
@@ -291,7 +291,7 @@ class Matcher:
             return True
         for key in flag.prerequisite_keys:
             try:
-                prerequisite = self._flag(key)
+                prerequisite = self.flag(key)
             except KeyError:
                 continue  # missing: the prerequisite fails
             # A constant one (off, malformed, deleted, fixed) runs no code.
@@ -314,7 +314,8 @@ class Matcher:
                 return True
         return False
 
-    def _flag(self, key: str) -> CompiledFlag:
+    def flag(self, key: str) -> CompiledFlag:
+        """The flag ``key`` (made on first lookup); ``KeyError`` if there is none."""
         try:
             return self.hot[key]
         except KeyError:
