@@ -66,9 +66,10 @@ def _series(evaluator: Evaluator) -> object:
 
 def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     # Client.variation evaluates the store's data in its own frame while
-    # ``plain`` is the store: no hook stage, no big segments, no gate every
-    # evaluation must pass; the parts change it at once. A recorder keeps
-    # it open: the evaluations are counted in the loop's ledger.
+    # ``plain`` is the store: no recorder, no hook stage, no big segments,
+    # no gate every evaluation must pass; the parts change it at once. A
+    # recorder stages it instead: the series of no hook, counted in the
+    # loop's ledger.
     store = Store()
     evaluator = Evaluator(store)
     assert _plain(evaluator) is store
@@ -78,7 +79,8 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
         Config("k"), None, evaluator.record, FakeClock(), random.Random(0)
     )
     evaluator.record(processor, True)
-    assert _plain(evaluator) is store
+    assert _plain(evaluator) is None
+    assert _series(evaluator) is not None  # (of no stage)
     assert evaluator.ledger is processor.recorder.loop
     recording = evaluator.snapshot()
     assert recording is not store.snapshot

@@ -177,20 +177,12 @@ class Ledger:
         else:
             counter.counts[result.variation_index] += 1
 
-    def record_all(
-        self,
-        flag: CompiledFlag,
-        context: Context,
-        result: Result,
-        default: JSONValue,
-        prerequisites: Recorded,
-    ) -> None:
-        """:meth:`record`, after the evaluations of the prerequisites it reached."""
+    def prerequisites(self, context: Context, recorded: Recorded) -> None:
+        """Record the evaluations of prerequisites (``(flag, result, required by)``)."""
         recorder = self.recorder
         with recorder.lock:
-            for pflag, presult, parent in prerequisites:
-                recorder.count(self, pflag, context, presult, None, False, parent)
-            recorder.count(self, flag, context, result, default, False, None)
+            for flag, result, parent in recorded:
+                recorder.count(self, flag, context, result, None, False, parent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,12 +35,12 @@ from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import evaluate, finish
+from aioflags._evaluation._evaluate import finish
 from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._config import Config
-from ._evaluator import Data, Evaluator
+from ._evaluator import Data, Evaluator, run_recorded
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook
 from ._lifecycle import Lifecycle
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
-    from aioflags._evaluation._evaluate import Recorded
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -712,44 +711,47 @@ class Client:
             # None: no such flag here, for the snapshot's method (or a
             # cached store's gate, which may read it through) below.
             if head is not None:
-                ledger = evaluator.ledger
-                if ledger is None or type(head) is Result or head[1]:
-                    if type(head) is Result:
-                        result = head
-                    else:
-                        try:
-                            result = head[0](head, context, matcher)
-                        except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                            result = finish(key, exc)
-                    if ledger is not None:  # analytics events: counted
-                        ledger.record(matcher.flag(key), context, result, default)
-                    return default if result.variation_index is None else result.value
-                # Recorded with the prerequisites it reaches (not plain).
-                flag = matcher.flag(key)
-                recorded: Recorded = []
-                result = evaluate(matcher, flag, context, recorded)
-                ledger.record_all(flag, context, result, default, recorded)
+                if type(head) is Result:
+                    result = head
+                else:
+                    try:
+                        result = head[0](head, context, matcher)
+                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
+                        result = finish(key, exc)
                 return default if result.variation_index is None else result.value
-        # Hooks alone (nothing else composed or gated): their series around
-        # the same evaluation of the flag's head (HookRunner.run).
-        hooks = evaluator.series
+        # Stages around the same evaluation of the flag's head (nothing else
+        # composed or gated): the hooks' series (HookRunner.run), then the
+        # count of it (analytics events: the loop's ledger). A flag that is
+        # not plain (prerequisites, whose evaluations are recorded too) runs
+        # with a head that records them (run_recorded).
+        series = evaluator.series
         if (
-            hooks is not None
+            series is not None
             and context.__class__ is Context
             and context._error is None
         ):
             matcher = evaluator.store.snapshot._matcher
             try:
-                head = matcher.head(key)
+                head = matcher.heads[key]
+            except KeyError:
+                head = matcher.find_head(key)
             except TypeError:  # an unhashable key, as above
                 head = None
-            ledger = evaluator.ledger
-            if head is not None and (
-                ledger is None or type(head) is Result or head[1]
-            ):
-                result = hooks.run("variation", key, context, default, head, matcher)
-                if ledger is not None:  # analytics events: counted
-                    ledger.record(matcher.flag(key), context, result, default)
+            if head is not None:
+                ledger = evaluator.ledger
+                if ledger is None:
+                    result = series.run(
+                        "variation", key, context, default, head, matcher
+                    )
+                    return default if result.variation_index is None else result.value
+                try:
+                    flag = matcher.hot[key]
+                except KeyError:
+                    flag = matcher.flag(key)
+                if type(head) is not Result and not head[1]:
+                    head = (run_recorded, ledger, flag)
+                result = series.run("variation", key, context, default, head, matcher)
+                ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
         # coroutine: ~1,400 instructions per recorded or hooked evaluation.

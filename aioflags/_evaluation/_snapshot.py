@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag, CompiledSegment
     from ._recording import EvaluationRecorder
 
-__all__ = ["FlagSnapshot", "Series", "detail_of"]
+__all__ = ["FlagSnapshot", "Series", "SeriesRun", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -231,10 +231,10 @@ def _run_evaluation(
     return result
 
 
-class Series(Protocol):
-    """What runs around a snapshot's public evaluations: the client's hooks."""
+class SeriesRun(Protocol):
+    """A series compiled for its stages (``HookRunner.run``)."""
 
-    def run(
+    def __call__(
         self,
         method: str,
         key: str,
@@ -243,12 +243,22 @@ class Series(Protocol):
         head: tuple[Any, ...] | Result,
         matcher: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+        /,
     ) -> Result:
         """``head``'s result for ``context``, with the series around it.
 
         ``method`` is the public method called; ``present`` makes the
         detail the ``after_evaluation`` stages see from the result.
         """
+        ...
+
+
+class Series(Protocol):
+    """What runs around a snapshot's public evaluations: the client's hooks."""
+
+    @property
+    def run(self) -> SeriesRun:
+        """The series, as compiled for the hooks registered so far."""
         ...
 
 
