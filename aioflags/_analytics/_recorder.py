@@ -150,12 +150,18 @@ class Ledger:
         self.recorder = recorder
 
     def record(
-        self, flag: CompiledFlag, context: Context, result: Result, default: JSONValue
+        self,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        prereq_of: str | None = None,
     ) -> None:
-        """Record a value evaluation of ``flag`` (present, no prerequisites), on the loop.
+        """Record a value evaluation of present ``flag``, on the loop.
 
-        Only the event loop's thread calls this, on :attr:`Recorder.loop`:
-        its common case counts without the lock (nothing else writes these
+        ``prereq_of``: the flag that required it, for a prerequisite. Only
+        the event loop's thread calls this, on :attr:`Recorder.loop`: its
+        common case counts without the lock (nothing else writes these
         counters, and the flush that takes them runs on that thread); the
         rest is the recorder's, under the lock.
         """
@@ -169,7 +175,7 @@ class Ledger:
         ):
             recorder = self.recorder
             with recorder.lock:
-                recorder.count(self, flag, context, result, default, False, None)
+                recorder.count(self, flag, context, result, default, False, prereq_of)
         elif result.variation_index is None:
             if not counter.none:  # the row's value: the first one counted
                 counter.none_value = default
@@ -179,10 +185,8 @@ class Ledger:
 
     def prerequisites(self, context: Context, recorded: Recorded) -> None:
         """Record the evaluations of prerequisites (``(flag, result, required by)``)."""
-        recorder = self.recorder
-        with recorder.lock:
-            for flag, result, parent in recorded:
-                recorder.count(self, flag, context, result, None, False, parent)
+        for flag, result, parent in recorded:
+            self.record(flag, context, result, None, parent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

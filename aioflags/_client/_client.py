@@ -741,7 +741,7 @@ class Client:
                 ledger = evaluator.ledger
                 if ledger is None:
                     result = series.run(
-                        "variation", key, context, default, head, matcher
+                        head, key, context, matcher, "variation", default
                     )
                     return default if result.variation_index is None else result.value
                 try:
@@ -750,7 +750,7 @@ class Client:
                     flag = matcher.flag(key)
                 if type(head) is not Result and not head[1]:
                     head = (run_recorded, ledger, flag)
-                result = series.run("variation", key, context, default, head, matcher)
+                result = series.run(head, key, context, matcher, "variation", default)
                 ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second

@@ -31,12 +31,11 @@ from aioflags._evaluation._snapshot import SeriesRun as Run
 from aioflags._evaluation._snapshot import detail_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._evaluate import Matcher
-    from aioflags._evaluation._results import EvaluationDetail, Result
+    from aioflags._evaluation._results import EvaluationDetail
 
 __all__ = [
     "EvaluationSeriesContext",
@@ -262,19 +261,6 @@ class Hook:
         """Called after ``client.track()`` handed a custom event to the event processor."""
 
 
-def _unobserved(
-    method: str,
-    key: str,
-    context: Context | None,
-    default: Any,
-    head: tuple[Any, ...] | Result,
-    matcher: Matcher | None,
-    present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-) -> Result:
-    """The series of no stage: ``head``'s result alone (:attr:`HookRunner.run`)."""
-    return run_head(head, key, context, matcher)
-
-
 def check_hook(hook: object, where: str) -> Hook:
     """``hook`` if it is a usable :class:`Hook`; a clear error otherwise."""
     if not isinstance(hook, Hook):
@@ -326,7 +312,7 @@ def _compile(
     isolated as :meth:`HookRunner.run` documents.
     """
     lines = [
-        "def run(method, key, context, default, head, matcher, present=detail_of):",
+        "def run(head, key, context, matcher, method, default, present=detail_of):",
         "    series = new(EvaluationSeriesContext)",
         "    series._key = key",
         "    series._context = context",
@@ -415,8 +401,8 @@ class HookRunner:
         self.environment_id: str | None = None
         self._failed: set[tuple[int, str]] = set()
         #: The series around one evaluation, compiled for the stages that
-        #: run (:func:`_compile`): ``run(method, key, context, default,
-        #: head, matcher, present=detail_of)`` runs the ``before_evaluation``
+        #: run (:func:`_compile`; with none, ``run_head``): ``run(head, key,
+        #: context, matcher, method, default, present=detail_of)`` runs the ``before_evaluation``
         #: stages, then ``head`` once (``Matcher.heads``: its constant
         #: result, or a tuple whose first item runs it, called with ``(head,
         #: context, matcher)``; if it raises, the result is EXCEPTION,
@@ -429,7 +415,7 @@ class HookRunner:
         #: nothing). A stage that raises, or a ``before_evaluation`` that
         #: returns something other than a mapping, is logged (once per hook
         #: and stage) and its next stage gets empty data.
-        self.run: Run = _unobserved
+        self.run: Run = run_head
         for hook in hooks:
             self.add(hook)
 
@@ -449,7 +435,7 @@ class HookRunner:
             position = -1
         if _own(hook, "after_evaluation"):  # (in the order they run: the last first)
             after = ((hook, position), *after)
-        self.run = _compile(self, before, after) if before or after else _unobserved
+        self.run = _compile(self, before, after) if before or after else run_head
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 

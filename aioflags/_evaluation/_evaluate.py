@@ -566,13 +566,19 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
 
 
 def run_head(
-    head: tuple[Any, ...] | Result, key: str, ctx: Context | None, st: Matcher | None
+    head: tuple[Any, ...] | Result,
+    key: str,
+    ctx: Context | None,
+    st: Matcher | None,
+    *_: object,
 ) -> Result:
     """Flag ``key``'s result from its head (``Matcher.heads``) for ``ctx``.
 
     A constant result as it is; else the head's code run, with ``st`` the
     matcher whose data it reads (an abort or a bug: :func:`finish`). The
-    client's inlined hot path does the same in its own frame.
+    client's inlined hot path does the same in its own frame. What follows
+    is ignored: so this is also the hooks' series of no stage
+    (``HookRunner.run``, whose arguments begin with these).
     """
     if type(head) is Result:
         return head

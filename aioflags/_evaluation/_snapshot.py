@@ -236,12 +236,12 @@ class SeriesRun(Protocol):
 
     def __call__(
         self,
-        method: str,
+        head: tuple[Any, ...] | Result,
         key: str,
         context: Context | None,
-        default: Any,
-        head: tuple[Any, ...] | Result,
         matcher: Any,
+        method: str,
+        default: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
         /,
     ) -> Result:
@@ -601,7 +601,7 @@ class FlagSnapshot:
         runs it, called with ``(head, context, matcher)``).
         """
         head = (_run_evaluation, self, key, default, kind, detail)
-        return hooks.run(method, key, context, default, head, None, present)
+        return hooks.run(head, key, context, None, method, default, present)
 
     def _recorded(
         self,
