@@ -691,16 +691,15 @@ def prerequisite_evaluations(
     For analytics events, after the fast path's evaluation (``result``):
     the prerequisites it reached are known from the result
     (:func:`own_prerequisites`), and each one's result is its head's
-    (evaluation is pure). ``None`` when that is not known so: an error (an
-    abort or a bug, maybe among the prerequisites) or a prerequisite that
-    is not plain (it has prerequisites of its own: a chain); the careful
-    path then evaluates the flag again, recording (:func:`evaluate`).
+    (evaluation is pure). ``None`` when that is not known so: a result of
+    no precompiled kind (an error, an abort) or a prerequisite that is not
+    plain (it has prerequisites of its own: a chain); the careful path
+    then evaluates the flag again, recording (:func:`evaluate`).
     """
-    if result.reason["kind"] == "ERROR":
+    if result.cache is None:
         return None
     recorded: Recorded = []
     parent = flag.key
-    heads = matcher.heads
     for key in own_prerequisites(flag, result):
         try:
             prerequisite = matcher.flag(key)
@@ -708,10 +707,7 @@ def prerequisite_evaluations(
             return recorded  # missing: it failed, unrecorded
         if prerequisite.deleted:
             return recorded
-        try:
-            head = heads[key]
-        except KeyError:
-            head = matcher.head_of(key)
+        head = matcher.head_of(key)
         if type(head) is not Result and not head[1]:
             return None
         recorded.append((prerequisite, run_head(head, key, ctx, matcher), parent))
