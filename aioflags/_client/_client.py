@@ -749,7 +749,7 @@ class Client:
                 except KeyError:
                     flag = matcher.flag(key)
                 if type(head) is not Result and not head[1]:
-                    head = (run_recorded, ledger, flag, head)
+                    head = (run_recorded, ledger, flag)
                 result = series.run(head, key, context, matcher, "variation", default)
                 ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value

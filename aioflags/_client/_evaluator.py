@@ -22,11 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
 
-from aioflags._evaluation._evaluate import (
-    evaluate,
-    prerequisite_evaluations,
-    run_head,
-)
+from aioflags._evaluation._evaluate import evaluate
 
 from ._hooks import HookRunner
 
@@ -38,7 +34,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._evaluate import Matcher
+    from aioflags._evaluation._evaluate import Matcher, Recorded
     from aioflags._evaluation._results import FlagsState, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -259,20 +255,14 @@ def _all_flags_state(
 def run_recorded(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
     """A head (``Matcher.heads``' shape) that records the prerequisites it reaches.
 
-    ``head``: this function, the loop's :class:`Ledger`, the flag and its
-    own head. What ``Client.variation`` runs, with analytics events on, for
-    a flag that is not plain: its own head, then the prerequisites'
-    evaluations it reached are counted (and their events recorded) before
-    the flag's, as the careful path records them
-    (:func:`prerequisite_evaluations`; where the result does not tell, the
-    careful path evaluates it again, recording).
+    ``head``: this function, the loop's :class:`Ledger`, the flag. What
+    ``Client.variation`` runs, with analytics events on, for a flag that is
+    not plain: its evaluation on the careful path, whose prerequisites'
+    evaluations are counted (and their events recorded) before the flag's.
     """
-    _, ledger, flag, own = head
-    result = run_head(own, flag.key, context, matcher)
-    recorded = prerequisite_evaluations(matcher, flag, context, result)
-    if recorded is None:
-        recorded = []
-        result = evaluate(matcher, flag, context, recorded)
+    _, ledger, flag = head
+    recorded: Recorded = []
+    result = evaluate(matcher, flag, context, recorded)
     if recorded:
         ledger.prerequisites(context, recorded)
     return result

@@ -683,37 +683,6 @@ def prerequisites_reached(
     return st.prerequisites
 
 
-def prerequisite_evaluations(
-    matcher: Matcher, flag: CompiledFlag, ctx: Context, result: Result
-) -> Recorded | None:
-    """The prerequisite evaluations of ``flag``'s evaluation, as the careful path records them.
-
-    For analytics events, after the fast path's evaluation (``result``):
-    the prerequisites it reached are known from the result
-    (:func:`own_prerequisites`), and each one's result is its head's
-    (evaluation is pure). ``None`` when that is not known so: a result of
-    no precompiled kind (an error, an abort) or a prerequisite that is not
-    plain (it has prerequisites of its own: a chain); the careful path
-    then evaluates the flag again, recording (:func:`evaluate`).
-    """
-    if result.cache is None:
-        return None
-    recorded: Recorded = []
-    parent = flag.key
-    for key in own_prerequisites(flag, result):
-        try:
-            prerequisite = matcher.flag(key)
-        except KeyError:
-            return recorded  # missing: it failed, unrecorded
-        if prerequisite.deleted:
-            return recorded
-        head = matcher.head_of(key)
-        if type(head) is not Result and not head[1]:
-            return None
-        recorded.append((prerequisite, run_head(head, key, ctx, matcher), parent))
-    return recorded
-
-
 def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:
     """The prerequisites reached, for one of ``flag``'s precompiled results.
 
