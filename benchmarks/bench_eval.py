@@ -4,7 +4,8 @@ Rows marked "events on" send analytics events (to a FlagServer on
 127.0.0.1): the cost of recording evaluations for LaunchDarkly.
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
-    python benchmarks/bench_eval.py --instructions | --hooks | --interleaved | --misses
+    python benchmarks/bench_eval.py --instructions | --hooks | --events | --interleaved | --misses
+    python benchmarks/bench_eval.py --interleaved --events
 
 Three measurements, because wall-clock time on a shared machine swings 2x
 between runs:
@@ -31,6 +32,15 @@ between runs:
   hook whose own stages return the data (the series runs), and
   LaunchDarkly's ``AsyncHook`` with its pass-through stages (``--hooks``
   prints only that table; ``--instructions`` only the count without hooks).
+  The production configuration, analytics events on, is counted the same
+  way (``--events`` prints only that table; ``--instructions`` and
+  ``--hooks`` include its rows): both SDKs send their events to a
+  ``FlagServer`` on 127.0.0.1 in the measured process and flush only when
+  they close, after the count, so the figure is the cost of recording an
+  evaluation; then the same with one hook on each, aioflags' with stages
+  of its own that return the data and LaunchDarkly's ``AsyncHook`` with
+  its pass-through stages. ``--interleaved --events`` times the
+  interleaved rows with events on.
 
 - *misses*: what the interleaved wall clock mostly pays for, counted
   instead of timed: callgrind's cache simulation (``--cache-sim=yes``, a
