@@ -568,6 +568,19 @@ def compare(case: Case) -> list[str]:
                         f"{key} for {cdict}: with events on the snapshot, the "
                         f"client and the hooked client gave {values}, not {a.value!r}"
                     )
+                details = [
+                    (d.value, d.variation_index, d.reason)
+                    for d in (
+                        recording.variation_detail(key, ctx, "default"),
+                        _awaited(recorded_client.variation_detail(key, ctx, "default")),
+                        _awaited(recorded_hooked.variation_detail(key, ctx, "default")),
+                    )
+                ]
+                if details != [mine] * 3:
+                    problems.append(
+                        f"{key} for {cdict}: with events on the snapshot, the "
+                        f"client and the hooked client detailed {details}, not {mine}"
+                    )
             for options in (
                 {},
                 {"with_reasons": True},

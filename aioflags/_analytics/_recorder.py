@@ -156,10 +156,12 @@ class Ledger:
         result: Result,
         default: JSONValue,
         prereq_of: str | None = None,
+        detail: bool = False,
     ) -> None:
-        """Record a value evaluation of present ``flag``, on the loop.
+        """Record an evaluation of present ``flag``, on the loop.
 
-        ``prereq_of``: the flag that required it, for a prerequisite. Only
+        ``prereq_of``: the flag that required it, for a prerequisite;
+        ``detail``: a ``*_detail`` method's (its events carry the reason). Only
         the event loop's thread calls this, on :attr:`Recorder.loop`: its
         common case counts without the lock (nothing else writes these
         counters, and the flush that takes them runs on that thread); the
@@ -175,7 +177,7 @@ class Ledger:
         ):
             recorder = self.recorder
             with recorder.lock:
-                recorder.count(self, flag, context, result, default, False, prereq_of)
+                recorder.count(self, flag, context, result, default, detail, prereq_of)
         elif result.variation_index is None:
             if not counter.none:  # the row's value: the first one counted
                 counter.none_value = default
@@ -183,10 +185,12 @@ class Ledger:
         else:
             counter.counts[result.variation_index] += 1
 
-    def prerequisites(self, context: Context, recorded: Recorded) -> None:
+    def prerequisites(
+        self, context: Context, recorded: Recorded, detail: bool = False
+    ) -> None:
         """Record the evaluations of prerequisites (``(flag, result, required by)``)."""
         for flag, result, parent in recorded:
-            self.record(flag, context, result, None, parent)
+            self.record(flag, context, result, None, parent, detail)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -255,14 +255,15 @@ def _all_flags_state(
 def run_recorded(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
     """A head (``Matcher.heads``' shape) that records the prerequisites it reaches.
 
-    ``head``: this function, the loop's :class:`Ledger`, the flag. What
-    ``Client.variation`` runs, with analytics events on, for a flag that is
+    ``head``: this function, the loop's :class:`Ledger`, the flag, whether
+    for a ``*_detail`` method. What ``Client.variation`` and
+    ``variation_detail`` run, with analytics events on, for a flag that is
     not plain: its evaluation on the careful path, whose prerequisites'
     evaluations are counted (and their events recorded) before the flag's.
     """
-    _, ledger, flag = head
+    _, ledger, flag, detail = head
     recorded: Recorded = []
     result = evaluate(matcher, flag, context, recorded)
     if recorded:
-        ledger.prerequisites(context, recorded)
+        ledger.prerequisites(context, recorded, detail)
     return result
