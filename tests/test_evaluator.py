@@ -64,6 +64,10 @@ def _series(evaluator: Evaluator) -> object:
     return evaluator.series
 
 
+def _ledger(evaluator: Evaluator) -> object:
+    return evaluator.ledger
+
+
 def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     # Client.variation evaluates the store's data in its own frame while
     # ``plain`` is the store: no recorder, no hook stage, no big segments,
@@ -81,7 +85,7 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     evaluator.record(processor, True)
     assert _plain(evaluator) is None
     assert _series(evaluator) is not None  # (of no stage)
-    assert evaluator.ledger is processor.recorder.loop
+    assert _ledger(evaluator) is processor.recorder.loop
     recording = evaluator.snapshot()
     assert recording is not store.snapshot
     assert recording._events is processor.recorder
@@ -90,7 +94,7 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     assert evaluator.snapshot() is not recording  # the new data's
     evaluator.record(processor, False)
     assert _plain(evaluator) is store
-    assert evaluator.ledger is None
+    assert _ledger(evaluator) is None
     assert evaluator.snapshot() is store.snapshot
     gate: Any = SimpleNamespace(always=True)  # a refresher, big segments
     evaluator.use_gate(gate)
@@ -110,9 +114,9 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     assert _series(evaluator) is runner
     evaluator.record(processor, True)  # recorded too
     assert _plain(evaluator) is None and _series(evaluator) is runner
-    assert evaluator.ledger is processor.recorder.loop
+    assert _ledger(evaluator) is processor.recorder.loop
     evaluator.record(processor, False)
-    assert _series(evaluator) is runner and evaluator.ledger is None
+    assert _series(evaluator) is runner and _ledger(evaluator) is None
 
 
 def test_the_store_holds_data_only() -> None:
