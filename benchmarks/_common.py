@@ -60,7 +60,10 @@ def ld_sync_client(data: dict[str, Any]) -> Any:
 
 
 async def ld_async_client(
-    data: dict[str, Any], events_uri: str | None = None, hooks: list[Any] | None = None
+    data: dict[str, Any],
+    events_uri: str | None = None,
+    hooks: list[Any] | None = None,
+    **options: Any,
 ) -> Any:
     from ldclient.async_client import AsyncLDClient
     from ldclient.async_config import AsyncConfig
@@ -76,7 +79,12 @@ async def ld_async_client(
     )
     client = AsyncLDClient(
         AsyncConfig(
-            "sdk-key", feature_store=store, use_ldd=True, hooks=hooks or [], **events
+            "sdk-key",
+            feature_store=store,
+            use_ldd=True,
+            hooks=hooks or [],
+            **events,
+            **options,
         )
     )
     await client.start(start_wait=5)

@@ -4,7 +4,8 @@ Rows marked "events on" send analytics events (to a FlagServer on
 127.0.0.1): the cost of recording evaluations for LaunchDarkly.
 
     python benchmarks/bench_eval.py [--flags 1000] [--contexts 100] [--repeat 7] [--smoke]
-    python benchmarks/bench_eval.py --instructions | --hooks | --interleaved | --misses
+    python benchmarks/bench_eval.py --instructions | --hooks | --events | --interleaved | --misses
+    python benchmarks/bench_eval.py --interleaved --events
 
 Three measurements, because wall-clock time on a shared machine swings 2x
 between runs:
@@ -31,6 +32,15 @@ between runs:
   hook whose own stages return the data (the series runs), and
   LaunchDarkly's ``AsyncHook`` with its pass-through stages (``--hooks``
   prints only that table; ``--instructions`` only the count without hooks).
+  The production configuration, analytics events on, is counted the same
+  way (``--events`` prints only that table; ``--instructions`` and
+  ``--hooks`` include its rows): both SDKs send their events to a
+  ``FlagServer`` on 127.0.0.1 in the measured process and flush only when
+  they close, after the count, so the figure is the cost of recording an
+  evaluation; then the same with one hook on each, aioflags' with stages
+  of its own that return the data and LaunchDarkly's ``AsyncHook`` with
+  its pass-through stages. ``--interleaved --events`` times the
+  interleaved rows with events on.
 
 - *misses*: what the interleaved wall clock mostly pays for, counted
   instead of timed: callgrind's cache simulation (``--cache-sim=yes``, a
@@ -214,9 +224,22 @@ async def run(n_flags: int, n_contexts: int, repeat: int) -> str:
 
 
 async def interleaved(
-    n_flags: int, n_contexts: int, repeat: int
+    n_flags: int, n_contexts: int, repeat: int, events: bool = False
 ) -> tuple[str, dict[str, float]]:
-    """Both SDKs take turns per context; ratios of the summed times."""
+    """Both SDKs take turns per context; ratios of the summed times.
+
+    With ``events``, both send analytics events to a ``FlagServer`` on
+    127.0.0.1 and flush only when they close.
+    """
+    async with FlagServer() as sink:
+        return await _interleaved(
+            n_flags, n_contexts, repeat, sink.url if events else None
+        )
+
+
+async def _interleaved(
+    n_flags: int, n_contexts: int, repeat: int, events_uri: str | None
+) -> tuple[str, dict[str, float]]:
     data = make_corpus(n_flags)
     raw_contexts = contexts(n_contexts)
     keys = list(data["flags"])
@@ -224,14 +247,29 @@ async def interleaved(
     import ldclient
 
     theirs = [ldclient.Context.from_dict(c) for c in raw_contexts]
-    async_ld = await ld_async_client(data)
-    client = aioflags.Client(
-        aioflags.Config(data_system=in_memory_system(data), send_events=False)
-    )
+    if events_uri is None:
+        async_ld = await ld_async_client(data)
+        client = aioflags.Client(
+            aioflags.Config(data_system=in_memory_system(data), send_events=False)
+        )
+    else:
+        async_ld = await ld_async_client(
+            data, events_uri, flush_interval=NO_FLUSH_S, diagnostic_opt_out=True
+        )
+        client = aioflags.Client(
+            aioflags.Config(
+                "sdk-key",
+                data_system=in_memory_system(data),
+                events_uri=events_uri,
+                flush_interval=NO_FLUSH_S,
+                diagnostic_opt_out=True,
+            )
+        )
     ratios: dict[str, float] = {}
     lines = [
         f"\ninterleaved (turns per context, {n_flags} flags x {n_contexts} "
-        f"contexts x {repeat}): µs per evaluation, ms per all_flags_state",
+        f"contexts x {repeat}{', events on' if events_uri else ''}): "
+        "µs per evaluation, ms per all_flags_state",
         f"  {'call':<20}{'aioflags':>12}{'AsyncLDClient':>16}   ratio",
     ]
     try:
@@ -313,36 +351,87 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
         raw_contexts[:CALLGRIND_WARM],
         raw_contexts[CALLGRIND_WARM:],
     )
+    events = which.startswith("events-")
+    which = which.removeprefix("events-")
     kind, _, count = which.rpartition("-")
-    if which == "aioflags" or kind in ("hooks", "stages"):
-        hook = PassThrough if kind == "stages" else aioflags.Hook
-        hooks = [hook() for _ in range(int(count) if kind else 0)]
-        # Under valgrind everything runs ~50x slower: compiling the corpus
-        # takes longer than the default ready_timeout, and a client that is
-        # not ready yet answers CLIENT_NOT_READY (which is what an earlier
-        # version of this script measured, 2,431 instructions).
-        client = aioflags.Client(
-            aioflags.Config(
-                data_system=in_memory_system(data),
-                hooks=hooks,
-                ready_timeout=3600,
-                send_events=False,
+    sink = FlagServer() if events else None
+    if sink is not None:  # the loopback sink both SDKs send their events to
+        await sink.__aenter__()
+    try:
+        if which == "aioflags" or kind in ("hooks", "stages"):
+            await _callgrind_ours(kind, count, data, keys, warm_raw, measured_raw, sink)
+        else:
+            await _callgrind_theirs(
+                kind, count, data, keys, warm_raw, measured_raw, sink
             )
+    finally:
+        if sink is not None:
+            await sink.__aexit__(None, None, None)
+
+
+#: Neither SDK flushes its events while it is measured: they are flushed
+#: when it closes, after the count (the figure is the cost of recording
+#: evaluations, not of sending them).
+NO_FLUSH_S = 3600
+
+
+async def _callgrind_ours(
+    kind: str,
+    count: str,
+    data: dict[str, Any],
+    keys: list[str],
+    warm_raw: list[Any],
+    measured_raw: list[Any],
+    sink: FlagServer | None,
+) -> None:
+    hook = PassThrough if kind == "stages" else aioflags.Hook
+    hooks = [hook() for _ in range(int(count) if kind else 0)]
+    events: dict[str, Any] = (
+        {"send_events": False}
+        if sink is None
+        else {
+            "sdk_key": "sdk-key",
+            "events_uri": sink.url,
+            "flush_interval": NO_FLUSH_S,
+            "diagnostic_opt_out": True,
+        }
+    )
+    # Under valgrind everything runs ~50x slower: compiling the corpus
+    # takes longer than the default ready_timeout, and a client that is
+    # not ready yet answers CLIENT_NOT_READY (which is what an earlier
+    # version of this script measured, 2,431 instructions).
+    client = aioflags.Client(
+        aioflags.Config(
+            data_system=in_memory_system(data),
+            hooks=hooks,
+            ready_timeout=3600,
+            **events,
         )
-        async with client:
-            assert client.snapshot().initialized, "measure a ready client"
-            for raw in warm_raw:
-                c = aioflags.Context.from_dict(raw)
-                for key in keys:
-                    await client.variation(key, c, False)
-            measured = [aioflags.Context.from_dict(raw) for raw in measured_raw]
-            gc.collect()  # the same collector state in every run
-            os.getpgrp()  # callgrind: zero the counters
-            for c in measured:
-                for key in keys:
-                    await client.variation(key, c, False)
-            os.getppid()  # callgrind: dump the counters
-        return
+    )
+    async with client:
+        assert client.snapshot().initialized, "measure a ready client"
+        for raw in warm_raw:
+            c = aioflags.Context.from_dict(raw)
+            for key in keys:
+                await client.variation(key, c, False)
+        measured = [aioflags.Context.from_dict(raw) for raw in measured_raw]
+        gc.collect()  # the same collector state in every run
+        os.getpgrp()  # callgrind: zero the counters
+        for c in measured:
+            for key in keys:
+                await client.variation(key, c, False)
+        os.getppid()  # callgrind: dump the counters
+
+
+async def _callgrind_theirs(
+    kind: str,
+    count: str,
+    data: dict[str, Any],
+    keys: list[str],
+    warm_raw: list[Any],
+    measured_raw: list[Any],
+    sink: FlagServer | None,
+) -> None:
     import ldclient
     from ldclient.hook import AsyncHook, Metadata
 
@@ -354,7 +443,17 @@ async def _callgrind_child(which: str, n_flags: int, n_contexts: int) -> None:
             return Metadata(name="no-op")
 
     ld_hooks = [LDNoOp() for _ in range(int(count) if kind == "ld-hooks" else 0)]
-    ld = await ld_async_client(data, hooks=ld_hooks)
+    ld = (
+        await ld_async_client(data, hooks=ld_hooks)
+        if sink is None
+        else await ld_async_client(
+            data,
+            sink.url,
+            hooks=ld_hooks,
+            flush_interval=NO_FLUSH_S,
+            diagnostic_opt_out=True,
+        )
+    )
     assert await ld.is_initialized(), "measure a ready client"
     for raw in warm_raw:
         ld_c = ldclient.Context.from_dict(raw)
@@ -514,23 +613,60 @@ def instructions(n_flags: int) -> tuple[str, float | None]:
         )
     per: dict[str, float] = {}
     for which in ("aioflags", "ld"):
-        per[which] = _instructions(which, n_flags, CALLGRIND_MEASURED) / (
-            n_flags * CALLGRIND_MEASURED
-        )
+        per[which] = _per_evaluation(which, n_flags)
     ratio = per["ld"] / per["aioflags"]
     return (
         f"\ninstructions per await variation (callgrind, the measured loop only: "
         f"{n_flags} flags x {CALLGRIND_MEASURED} new contexts, the same for both)\n"
         f"  aioflags Client              {per['aioflags']:>10,.0f}\n"
-        f"  LaunchDarkly AsyncLDClient   {per['ld']:>10,.0f}   ratio {ratio:.1f}x",
+        f"  LaunchDarkly AsyncLDClient   {per['ld']:>10,.0f}   ratio {ratio:.1f}x"
+        + event_instructions(n_flags),
         ratio,
     )
+
+
+def _per_evaluation(which: str, n_flags: int) -> float:
+    """Instructions per ``await variation`` of the child ``which`` (callgrind)."""
+    return _instructions(which, n_flags, CALLGRIND_MEASURED) / (
+        n_flags * CALLGRIND_MEASURED
+    )
+
+
+#: (row, aioflags' child, LaunchDarkly's child) with analytics events on
+EVENT_ROWS = (
+    ("events on", "events-aioflags", "events-ld"),
+    ("events on + 1 hook", "events-stages-1", "events-ld-hooks-1"),
+)
+
+
+def event_instructions(n_flags: int) -> str:
+    """Instructions per ``await variation`` with analytics events on, and a hook too.
+
+    The production configuration: both SDKs send their events to a
+    ``FlagServer`` on 127.0.0.1 in the measured process and flush only when
+    they close, after the count (the cost of recording an evaluation, not
+    of sending it). The hook is aioflags' with its own stages returning the
+    data (:class:`PassThrough`) and LaunchDarkly's ``AsyncHook`` with its
+    pass-through stages.
+    """
+    lines = [
+        f"\ninstructions per await variation with analytics events on "
+        f"(callgrind, {n_flags} flags x {CALLGRIND_MEASURED} new contexts)",
+        f"  {'configuration':<22}{'aioflags':>10}{'AsyncLDClient':>15}   ratio",
+    ]
+    for label, ours, theirs in EVENT_ROWS:
+        mine, other = _per_evaluation(ours, n_flags), _per_evaluation(theirs, n_flags)
+        lines.append(
+            f"  {label:<22}{mine:>10,.0f}{other:>15,.0f}   {other / mine:.1f}x"
+        )
+    return "\n".join(lines)
 
 
 HOOK_COUNTS = (1, 3)
 HOOK_CHILDREN = tuple(
     f"{kind}-{n}" for kind in ("hooks", "stages", "ld-hooks") for n in HOOK_COUNTS
 )
+EVENT_CHILDREN = tuple(child for _, *pair in EVENT_ROWS for child in pair)
 
 
 class PassThrough(aioflags.Hook):
@@ -577,6 +713,13 @@ def hook_instructions(n_flags: int) -> str:
             f"  {count:<8}  {ours:>15,.0f}   {stages:>19,.0f}   {theirs:>22,.0f}   "
             f"{theirs / ours:.1f}x"
         )
+    # The production configuration: analytics events on, and one hook
+    # whose stages run (the ratio is over the own-stages column).
+    stages, theirs = per("events-stages-1"), per("events-ld-hooks-1")
+    lines.append(
+        f"  1, events on  {'':>11}   {stages:>19,.0f}   {theirs:>22,.0f}   "
+        f"{theirs / stages:.1f}x"
+    )
     return "\n".join(lines)
 
 
@@ -609,13 +752,19 @@ def main() -> None:
         help="only the instruction counts with zero, one and three no-op hooks",
     )
     parser.add_argument(
+        "--events",
+        action="store_true",
+        help="only the instruction counts with analytics events on, and with a "
+        "hook (with --interleaved: its wall clock with events on)",
+    )
+    parser.add_argument(
         "--misses",
         action="store_true",
         help="only the simulated cache misses per evaluation after a LaunchDarkly pass",
     )
     parser.add_argument(
         "--callgrind-child",
-        choices=["aioflags", "ld", "misses", *HOOK_CHILDREN],
+        choices=["aioflags", "ld", "misses", *HOOK_CHILDREN, *EVENT_CHILDREN],
         help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
@@ -631,12 +780,17 @@ def main() -> None:
     if args.hooks:
         print(hook_instructions(args.flags), flush=True)
         return
+    if args.events and not args.interleaved:
+        print(event_instructions(args.flags), flush=True)
+        return
     if args.instructions:
         print(instructions(args.flags)[0], flush=True)
         return
     if args.interleaved:
         print(
-            asyncio.run(interleaved(args.flags, max(1, args.contexts // 4), 3))[0],
+            asyncio.run(
+                interleaved(args.flags, max(1, args.contexts // 4), 3, args.events)
+            )[0],
             flush=True,
         )
         return

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioflags
+from aioflags._analytics._format import features
+from aioflags._analytics._recorder import Batch, Recorder
 from aioflags._client._evaluator import Evaluator
 from aioflags._client._hooks import HookRunner
 from aioflags._datasystem._store import snapshot_from_data
@@ -412,15 +414,68 @@ def _awaited(coro: Any) -> Any:
 
 
 def client_over(
-    snapshot: aioflags.FlagSnapshot, hooks: HookRunner | None = None
+    snapshot: aioflags.FlagSnapshot,
+    hooks: HookRunner | None = None,
+    recorder: Recorder | None = None,
 ) -> aioflags.Client:
     """A client evaluating ``snapshot`` on its straight-line path (never started).
 
-    With ``hooks``, on its hooked one: their series around the same evaluation.
+    With ``hooks``, on its hooked one: their series around the same evaluation;
+    with ``recorder``, recording its evaluations into it (analytics events on).
     """
     client = aioflags.Client(aioflags.Config(offline=True))
     client._evaluator = Evaluator(_OneSnapshot(snapshot), hooks)
+    if recorder is not None:  # what the evaluator reads of an event processor
+        processor: Any = _Processor(recorder)
+        client._evaluator.record(processor, True)
     return client
+
+
+@dataclass
+class _Processor:
+    recorder: Recorder
+
+
+def new_recorder() -> Recorder:
+    """A recorder as a client's event processor makes it (events on)."""
+    return Recorder(
+        capacity=10**6,
+        keys_capacity=1000,
+        omit_anonymous=False,
+        random=random.Random(0),
+    )
+
+
+def recorded(recorder: Recorder) -> tuple[Any, list[tuple[Any, ...]]]:
+    """What ``recorder`` recorded since the last call, times left out.
+
+    The summary's ``features`` as the flush sends them, and each buffered
+    record's kind, context key and, for an evaluation's, the flag's key and
+    version, the variation, value, default, whether with a reason, and the
+    flag that required it.
+    """
+    batch: Batch | None = recorder.take()
+    if batch is None:
+        return {}, []
+    groups: dict[str, list[Any]] = {}
+    for key, counter in batch.counters:
+        groups.setdefault(key, []).append(counter)
+    records = []
+    for record in batch.records:
+        kind, _, context, *rest = record
+        if rest:
+            flag, result, value, default, detail, prereq_of = rest
+            rest = [
+                flag.key,
+                flag.version,
+                result.variation_index,
+                value,
+                default,
+                detail,
+                prereq_of,
+            ]
+        records.append((kind, context._fq_key, *rest))
+    return features(list(groups.items())), records
 
 
 class LastDetail(aioflags.Hook):
@@ -459,6 +514,16 @@ def compare(case: Case) -> list[str]:
     client = client_over(snap)
     seen = LastDetail()
     hooked = client_over(snap, HookRunner([seen]))
+    # Analytics events on: the snapshot's recording path (any thread, the
+    # recorder's lock) against the client's, plain and hooked (the loop's).
+    snapshot_recorder, plain_recorder, hooked_recorder = (
+        new_recorder(),
+        new_recorder(),
+        new_recorder(),
+    )
+    recording = snap.recording(snapshot_recorder)
+    recorded_client = client_over(snap, recorder=plain_recorder)
+    recorded_hooked = client_over(snap, HookRunner([LastDetail()]), hooked_recorder)
     ref = Reference(case)
     problems = []
     try:
@@ -493,6 +558,29 @@ def compare(case: Case) -> list[str]:
                         f"{key} for {cdict}: the hooked path gave {value!r}, its "
                         f"hook saw {shown}, the snapshot {a}"
                     )
+                values = (
+                    recording.variation(key, ctx, "default"),
+                    _awaited(recorded_client.variation(key, ctx, "default")),
+                    _awaited(recorded_hooked.variation(key, ctx, "default")),
+                )
+                if values != (a.value,) * 3:
+                    problems.append(
+                        f"{key} for {cdict}: with events on the snapshot, the "
+                        f"client and the hooked client gave {values}, not {a.value!r}"
+                    )
+                details = [
+                    (d.value, d.variation_index, d.reason)
+                    for d in (
+                        recording.variation_detail(key, ctx, "default"),
+                        _awaited(recorded_client.variation_detail(key, ctx, "default")),
+                        _awaited(recorded_hooked.variation_detail(key, ctx, "default")),
+                    )
+                ]
+                if details != [mine] * 3:
+                    problems.append(
+                        f"{key} for {cdict}: with events on the snapshot, the "
+                        f"client and the hooked client detailed {details}, not {mine}"
+                    )
             for options in (
                 {},
                 {"with_reasons": True},
@@ -511,6 +599,14 @@ def compare(case: Case) -> list[str]:
                     problems.append(
                         f"all_flags_state{options} for {cdict}: to_json() {text}"
                     )
+        expected = recorded(snapshot_recorder)
+        for name, recorder in (("client", plain_recorder), ("hooked", hooked_recorder)):
+            got = recorded(recorder)
+            if got != expected:
+                problems.append(
+                    f"events recorded by the {name}'s path:\n  {got}\n"
+                    f"  the snapshot's:\n  {expected}"
+                )
     finally:
         ref.close()
     return problems

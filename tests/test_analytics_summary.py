@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -172,3 +173,57 @@ async def test_a_counter_s_value_is_that_of_the_first_evaluation_it_counted() ->
         "value": "d2",
         "count": 2,
     }
+
+
+class _CountingLock:
+    """A re-entrant lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.taken = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.taken += 1
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@pytest.mark.asyncio
+async def test_the_loop_counts_its_evaluations_without_the_lock() -> None:
+    """issue 49: the event loop's own evaluations count without the recorder's lock.
+
+    Only a new counter, a new context or a full event take it (the other
+    threads' ledger is under it); a flag with prerequisites is counted with
+    them; the summary still counts every evaluation.
+    """
+    flags = {
+        "p": flag(),
+        "q": flag(prerequisites=[{"key": "p", "variation": 0}]),
+    }
+    ann = Context.create("ann")
+    async with running(flags) as (server, client, _):
+        events = client._evaluator.events
+        assert events is not None
+        lock = _CountingLock()
+        events.recorder.lock = lock  # type: ignore[assignment]
+        assert await client.variation("p", ann, False) is True
+        first = lock.taken  # a new counter and a new context
+        for _ in range(10):
+            assert await client.variation("p", ann, False) is True
+        assert lock.taken == first
+        assert await client.variation("q", ann, False) is True
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    counts = {
+        key: sum(c["count"] for c in feature["counters"])
+        for key, feature in summary["features"].items()
+    }
+    assert counts == {"p": 12, "q": 1}  # p: 11 and once as q's prerequisite

@@ -64,10 +64,16 @@ def _series(evaluator: Evaluator) -> object:
     return evaluator.series
 
 
+def _ledger(evaluator: Evaluator) -> object:
+    return evaluator.ledger
+
+
 def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     # Client.variation evaluates the store's data in its own frame while
     # ``plain`` is the store: no recorder, no hook stage, no big segments,
-    # no gate every evaluation must pass; the parts change it at once.
+    # no gate every evaluation must pass; the parts change it at once. A
+    # recorder stages it instead: the series of no hook, counted in the
+    # loop's ledger.
     store = Store()
     evaluator = Evaluator(store)
     assert _plain(evaluator) is store
@@ -78,6 +84,8 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     )
     evaluator.record(processor, True)
     assert _plain(evaluator) is None
+    assert _series(evaluator) is not None  # (of no stage)
+    assert _ledger(evaluator) is processor.recorder.loop
     recording = evaluator.snapshot()
     assert recording is not store.snapshot
     assert recording._events is processor.recorder
@@ -86,6 +94,7 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     assert evaluator.snapshot() is not recording  # the new data's
     evaluator.record(processor, False)
     assert _plain(evaluator) is store
+    assert _ledger(evaluator) is None
     assert evaluator.snapshot() is store.snapshot
     gate: Any = SimpleNamespace(always=True)  # a refresher, big segments
     evaluator.use_gate(gate)
@@ -103,10 +112,11 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     assert _plain(evaluator) is None
     # Hooks alone: the hot path runs their series around the same evaluation.
     assert _series(evaluator) is runner
-    evaluator.record(processor, True)
-    assert _plain(evaluator) is None and _series(evaluator) is None
+    evaluator.record(processor, True)  # recorded too
+    assert _plain(evaluator) is None and _series(evaluator) is runner
+    assert _ledger(evaluator) is processor.recorder.loop
     evaluator.record(processor, False)
-    assert _series(evaluator) is runner
+    assert _series(evaluator) is runner and _ledger(evaluator) is None
 
 
 def test_the_store_holds_data_only() -> None:
@@ -174,7 +184,7 @@ async def test_a_hooked_evaluation_evaluates_and_records_once(
     assert snapshot.variation_detail("f", USER, False).value is True
     # (key, context, default, kind, detail): a value method records as one
     assert [(c[3], c[4]) for c in calls] == [(None, False), (None, True)]
-    (_, counted_once), *_ = recorder.counters.items()
+    (_, counted_once), *_ = recorder.shared.counters.items()
     assert counted_once.counts[0] == 2
 
 

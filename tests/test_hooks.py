@@ -720,3 +720,27 @@ def test_series_contexts_are_values() -> None:
     )
     with pytest.raises(AttributeError):
         one.key = "other"  # type: ignore[misc]
+
+
+def test_the_series_is_compiled_when_a_hook_is_registered() -> None:
+    """issue 49: the series is built at registration, not per evaluation.
+
+    ``HookRunner.run`` is one function made for the stages that run, made
+    again only when a hook is added; with no stage of its own it is the
+    flag's head alone (``run_head``).
+    """
+    from aioflags._evaluation._evaluate import run_head
+
+    calls: Calls = []
+    runner = HookRunner([Hook()])
+    assert runner.run is run_head  # nothing observes: the head alone
+    runner.add(Recording("a", calls))
+    compiled = runner.run
+    assert compiled is not run_head
+    snapshot = aioflags.FlagSnapshot({}, initialized=True).composed(None, None, runner)
+    for _ in range(3):
+        snapshot.variation("missing", USER, False)
+    assert runner.run is compiled  # not rebuilt per evaluation
+    assert [c[:2] for c in calls] == [("a", "before"), ("a", "after")] * 3
+    runner.add(Recording("b", calls))
+    assert runner.run is not compiled

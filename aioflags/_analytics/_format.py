@@ -272,6 +272,10 @@ def features(groups: list[tuple[str, list[Counter]]]) -> JSONObject:
     return {key: _feature(counters) for key, counters in groups}
 
 
+def _made(counter: Counter) -> int:
+    return counter.order
+
+
 def _feature(counters: list[Counter]) -> JSONObject:
     """One flag's entry: a row per (version, variation) served, counts summed.
 
@@ -279,10 +283,12 @@ def _feature(counters: list[Counter]) -> JSONObject:
     per variation served and one default row per version (``version`` None:
     the flag was unknown).
     """
-    kinds: list[JSONValue] = []
+    if len(counters) > 1:  # (from two ledgers: in the order they were made)
+        counters = sorted(counters, key=_made)
+    kinds: set[str] = set()
     rows: dict[tuple[int | None, int | None], JSONObject] = {}
     for counter in counters:
-        kinds.extend(k for k in sorted(counter.kinds) if k not in kinds)
+        kinds |= counter.kinds
         flag = counter.flag
         version = None if flag is None else flag.version
         for index, count in enumerate(counter.counts):
@@ -309,6 +315,6 @@ def _feature(counters: list[Counter]) -> JSONObject:
             row["count"] += counter.none
     return {
         "default": counters[0].default,
-        "contextKinds": kinds,
+        "contextKinds": [*sorted(kinds)],
         "counters": list(rows.values()),
     }

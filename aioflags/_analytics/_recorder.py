@@ -7,12 +7,20 @@ for more (a tracked flag, an experiment, a debug window, a context not seen
 recently), a small record is appended to a bounded buffer. Records are turned
 into JSON at flush time, off the evaluation path (``_format``).
 
-Any number of threads may record at once (``aioflags.blocking.Client``): every
-read and write of the recorder's state, and the swap at :meth:`Recorder.take`,
-happens under :attr:`Recorder.lock`, so that no count is lost between an
-increment and a flush, or between two threads creating the same counter.
-An increment alone is not atomic: ``+=`` reads, adds and writes, and free-
-threaded builds run threads in parallel.
+Any number of threads may record at once (``aioflags.blocking.Client``,
+``client.snapshot()`` on worker threads): what they record goes through
+:attr:`Recorder.lock`, so that no count is lost between an increment and a
+flush, or between two threads creating the same counter. An increment alone
+is not atomic: ``+=`` reads, adds and writes, and free-threaded builds run
+threads in parallel.
+
+The event loop's own evaluations (``await client.variation``) count into a
+ledger of their own, :attr:`Recorder.loop`, without the lock: only the loop's
+thread writes it, and the flush that takes it runs on that thread too. Its
+common case (a counter that exists, an untracked flag, no experiment, the
+context it counted last) is a few steps in :meth:`Ledger.record`; anything
+else (a new counter, a new context, a full event) takes the lock, as the
+other threads' records do.
 
 Nothing is logged here, and no code of the application's runs under the lock:
 events dropped because the buffer is full are only counted, and the event
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._evaluate import Recorded
     from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
 
@@ -51,6 +60,7 @@ __all__ = [
     "MIGRATION_OP",
     "Batch",
     "Counter",
+    "Ledger",
     "Recorder",
 ]
 
@@ -78,6 +88,8 @@ class Counter:
     value is its first evaluation's, events.md §3, which a ``WRONG_TYPE``
     call's feature event carries too); ``default`` is the caller's default
     of the flag's first evaluation. ``flag`` is None for an unknown flag.
+    ``order`` orders the counters of one window as they were made (a flag
+    may have several: one per ledger, and per flag object).
     """
 
     __slots__ = (
@@ -89,10 +101,14 @@ class Counter:
         "kinds",
         "none",
         "none_value",
+        "order",
         "tracked",
     )
 
-    def __init__(self, flag: CompiledFlag | None, default: JSONValue) -> None:
+    def __init__(
+        self, flag: CompiledFlag | None, default: JSONValue, order: int = 0
+    ) -> None:
+        self.order = order
         if flag is not None and flag.deleted:
             flag = None  # a deleted flag is an unknown one
         self.flag = flag
@@ -112,6 +128,69 @@ class Counter:
         """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
         self.kinds.update(context._parts)
         self.kind = "" if context._kind == "multi" else context._kind
+
+
+class Ledger:
+    """One flush window's summary counters, and the context counted last, of one writer.
+
+    The recorder has two: the other threads' (written under its lock) and
+    the event loop's (:attr:`Recorder.loop`: written only on the loop's
+    thread, whose common case :meth:`record` counts without the lock).
+    """
+
+    __slots__ = ("counters", "last", "recorder")
+
+    def __init__(self, recorder: Recorder) -> None:
+        #: The window's counters, by flag object (a full transfer makes new
+        #: objects for unchanged versions: ``_format._feature`` merges their
+        #: rows by version and variation).
+        self.counters: dict[CompiledFlag, Counter] = {}
+        #: The context counted last (an index event was considered for it).
+        self.last: Context | None = None
+        self.recorder = recorder
+
+    def record(
+        self,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        prereq_of: str | None = None,
+        detail: bool = False,
+    ) -> None:
+        """Record an evaluation of present ``flag``, on the loop.
+
+        ``prereq_of``: the flag that required it, for a prerequisite;
+        ``detail``: a ``*_detail`` method's (its events carry the reason). Only
+        the event loop's thread calls this, on :attr:`Recorder.loop`: its
+        common case counts without the lock (nothing else writes these
+        counters, and the flush that takes them runs on that thread); the
+        rest is the recorder's, under the lock.
+        """
+        counter = self.counters.get(flag)
+        if (
+            counter is None
+            or context is not self.last
+            or counter.tracked
+            or result.experiment
+            or context._kind != counter.kind
+        ):
+            recorder = self.recorder
+            with recorder.lock:
+                recorder.count(self, flag, context, result, default, detail, prereq_of)
+        elif result.variation_index is None:
+            if not counter.none:  # the row's value: the first one counted
+                counter.none_value = default
+            counter.none += 1
+        else:
+            counter.counts[result.variation_index] += 1
+
+    def prerequisites(
+        self, context: Context, recorded: Recorded, detail: bool = False
+    ) -> None:
+        """Record the evaluations of prerequisites (``(flag, result, required by)``)."""
+        for flag, result, parent in recorded:
+            self.record(flag, context, result, None, parent, detail)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +217,7 @@ class Recorder:
         "_capacity",
         "_keys",
         "_keys_capacity",
+        "_made",
         "_now",
         "_omit_anonymous",
         "_outbox",
@@ -145,12 +225,12 @@ class Recorder:
         "_start",
         "_unknown",
         "_window_dropped",
-        "counters",
         "deduplicated",
         "dropped",
-        "last",
         "lock",
+        "loop",
         "server_time",
+        "shared",
         "tally",
     )
 
@@ -173,24 +253,22 @@ class Recorder:
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
-        #: once); the snapshot's hot path holds it while it counts. Nothing
-        #: under it logs or calls the application. Re-entrant all the same,
-        #: at no cost (a plain lock costs as much, ~70 ns): a signal handler
-        #: or a finalizer that evaluates a flag may run on a thread holding it.
+        #: once), but for :attr:`loop`'s common case (:meth:`Ledger.record`).
+        #: Nothing under it logs or calls the application. Re-entrant all the
+        #: same, at no cost (a plain lock costs as much, ~70 ns): a signal
+        #: handler or a finalizer that evaluates a flag may run on a thread
+        #: holding it.
         self.lock: threading.RLock = threading.RLock()
         self._outbox: list[Record] = []
-        #: The summary of this flush window, by flag object (a full transfer
-        #: makes new objects for unchanged versions: ``_format._feature``
-        #: merges their rows by version and variation). The snapshot's
-        #: hot path counts into it directly, holding :attr:`lock`, when
-        #: :meth:`evaluation_locked` would do nothing else
-        #: (``FlagSnapshot.variation``).
-        self.counters: dict[CompiledFlag, Counter] = {}
+        #: The summary of this flush window: what any thread counts (under
+        #: :attr:`lock`) and what the event loop's evaluations count.
+        self.shared = Ledger(self)
+        self.loop = Ledger(self)
         self._unknown: dict[str, Counter] = {}
+        #: Counters made so far (their ``order``).
+        self._made = 0
         self._start = 0
         self._keys: OrderedDict[str, None] = OrderedDict()
-        #: The context noticed last (an index event was considered for it).
-        self.last: Context | None = None
         #: Events dropped since the last :meth:`take` (the flush warns).
         self._window_dropped = 0
         #: The event recorder's clock (epoch ms) from its last ``Date`` header.
@@ -204,24 +282,49 @@ class Recorder:
         self.tally = tally
 
     # ------------------------------------------------------------ the hot path
-    def evaluation_locked(
+    def evaluation(
         self,
         flag: CompiledFlag,
         context: Context,
         result: Result,
         default: JSONValue,
         detail: bool,
-        prereq_of: str | None = None,
+        prerequisites: Recorded | None = None,
     ) -> None:
-        """Record one evaluation of a known flag (a prerequisite has ``prereq_of``).
+        """Record one evaluation of a known flag, after the prerequisites' it reached.
 
-        The caller holds :attr:`lock` (the snapshot's evaluation paths hold it
-        across a flag's and its prerequisites' records: on CPython 3.11,
-        ``acquire()`` and ``release()`` cost ~900 instructions, ``with`` ~2,000).
+        From any thread: one hold of :attr:`lock` for them all (on CPython
+        3.11, ``acquire()`` and ``release()`` cost ~900 instructions,
+        ``with`` ~2,000).
         """
-        counter = self.counters.get(flag)
+        shared = self.shared
+        lock = self.lock
+        lock.acquire()
+        try:
+            if prerequisites:
+                for pflag, presult, parent in prerequisites:
+                    self.count(shared, pflag, context, presult, None, detail, parent)
+            self.count(shared, flag, context, result, default, detail, None)
+        finally:
+            lock.release()
+
+    def count(
+        self,
+        ledger: Ledger,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool,
+        prereq_of: str | None,
+    ) -> None:
+        """Record one evaluation into ``ledger``, :attr:`lock` held.
+
+        ``prereq_of``: the flag that required it, for a prerequisite.
+        """
+        counter = ledger.counters.get(flag)
         if counter is None:
-            counter = self._counter(flag, default)
+            counter = self._counter(ledger, flag, default)
         index = result.variation_index
         if index is None:
             if not counter.none:
@@ -234,7 +337,8 @@ class Recorder:
         full = counter.tracked or result.experiment
         # One timestamp for the index event and the full event it comes with.
         now = self._now() if full else None
-        if context is not self.last:
+        if context is not ledger.last:
+            ledger.last = context
             self._notice(context, now)
         if now is not None:
             value = default if index is None else result.value
@@ -247,21 +351,30 @@ class Recorder:
         with self.lock:
             counter = self._unknown.get(key)
             if counter is None:
-                if not self.counters and not self._unknown:
+                if self._empty():
                     self._start = self._now()
-                counter = self._unknown[key] = Counter(None, default)
+                self._made += 1
+                counter = self._unknown[key] = Counter(None, default, self._made)
             if not counter.none:
                 counter.none_value = default
             counter.none += 1
             if context._kind != counter.kind:
                 counter.add_kinds(context)
-            if context is not self.last:
+            if context is not self.shared.last:
+                self.shared.last = context
                 self._notice(context, None)
 
-    def _counter(self, flag: CompiledFlag, default: JSONValue) -> Counter:
-        if not self.counters and not self._unknown:
+    def _empty(self) -> bool:
+        """Whether nothing is counted in this window yet (lock held)."""
+        return not (self.shared.counters or self.loop.counters or self._unknown)
+
+    def _counter(
+        self, ledger: Ledger, flag: CompiledFlag, default: JSONValue
+    ) -> Counter:
+        if self._empty():
             self._start = self._now()
-        counter = self.counters[flag] = Counter(flag, default)
+        self._made += 1
+        counter = ledger.counters[flag] = Counter(flag, default, self._made)
         return counter
 
     def _full(
@@ -300,7 +413,6 @@ class Recorder:
     # ------------------------------------------------------------- contexts
     def _notice(self, context: Context, now: int | None) -> None:
         """A context not seen by the last record: an index event unless seen recently."""
-        self.last = context
         keys = self._keys
         key = context._fq_key
         if key in keys:
@@ -318,7 +430,7 @@ class Recorder:
         """Forget the recently seen contexts (every ``context_keys_flush_interval``)."""
         with self.lock:
             self._keys.clear()
-            self.last = None
+            self.shared.last = self.loop.last = None
 
     # ------------------------------------- custom, identify, migration_op
     def custom(
@@ -331,8 +443,8 @@ class Recorder:
         """Record a custom event (``client.track``)."""
         now = self._now()
         with self.lock:
-            self.last = None  # always look the context up: it may need an index
-            self._notice(context, now)
+            self.shared.last = context
+            self._notice(context, now)  # always looked up: it may need an index
             self._add((CUSTOM, now, context, key, data, metric_value))
 
     def identify(self, context: Context) -> None:
@@ -386,18 +498,21 @@ class Recorder:
 
         Once taken, nothing records into the batch any more: it is the caller's.
         """
-        with self.lock:
+        with self.lock:  # (the loop's ledger: on the loop's thread, as its writes)
             records, self._outbox = self._outbox, []
-            counters, self.counters = self.counters, {}
+            counters, self.shared.counters = self.shared.counters, {}
+            own, self.loop.counters = self.loop.counters, {}
             unknown, self._unknown = self._unknown, {}
             dropped, self._window_dropped = self._window_dropped, 0
             start = self._start
-        if not records and not counters and not unknown:
+        if not records and not counters and not own and not unknown:
             return None
         end = self._now()
         if self.tally is not None:  # every counter: usage() counts excluded flags too
-            self.tally.taken(counters, unknown, end)
-        summary = [(flag.key, c) for flag, c in counters.items() if not c.excluded]
+            self.tally.taken(own, unknown, end)
+            self.tally.taken(counters, {}, end)
+        summary = [(flag.key, c) for flag, c in own.items() if not c.excluded]
+        summary += [(flag.key, c) for flag, c in counters.items() if not c.excluded]
         summary += unknown.items()
         return Batch(
             records=records,
@@ -410,13 +525,17 @@ class Recorder:
     def counted(self) -> list[Pending]:
         """What this window has counted so far, per flag key, copied (``client.usage()``).
 
-        Copied under :attr:`lock`, as threads count into the counters; the
+        Copied under :attr:`lock`, as threads count into the counters (the
+        loop's ledger, which the loop counts into without it, is copied
+        first: a dict's copy is one step that no thread interrupts); the
         window stays as it is, for the next flush to take.
         """
         with self.lock:
+            own = self.loop.counters.copy()
             out: list[Pending] = [
                 (flag.key, c.flag, c.counts.copy(), c.none)
-                for flag, c in self.counters.items()
+                for counters in (own, self.shared.counters)
+                for flag, c in counters.items()
             ]
             out += [
                 (key, None, c.counts.copy(), c.none) for key, c in self._unknown.items()

@@ -36,11 +36,11 @@ from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._evaluate import finish
-from aioflags._evaluation._results import Result
+from aioflags._evaluation._results import Result, detail_of
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._config import Config
-from ._evaluator import Data, Evaluator
+from ._evaluator import Data, Evaluator, run_recorded
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
 from ._hooks import HookRunner, check_hook
 from ._lifecycle import Lifecycle
@@ -719,21 +719,39 @@ class Client:
                     except Exception as exc:  # noqa: BLE001 (finish() reports it)
                         result = finish(key, exc)
                 return default if result.variation_index is None else result.value
-        # Hooks alone (nothing else composed or gated): their series around
-        # the same evaluation of the flag's head (HookRunner.run).
-        hooks = evaluator.series
+        # Stages around the same evaluation of the flag's head (nothing else
+        # composed or gated): the hooks' series (HookRunner.run), then the
+        # count of it (analytics events: the loop's ledger). A flag that is
+        # not plain (prerequisites, whose evaluations are recorded too) runs
+        # with a head that records them (run_recorded).
+        series = evaluator.series
         if (
-            hooks is not None
+            series is not None
             and context.__class__ is Context
             and context._error is None
         ):
             matcher = evaluator.store.snapshot._matcher
             try:
-                head = matcher.head(key)
+                head = matcher.heads[key]
+            except KeyError:
+                head = matcher.find_head(key)
             except TypeError:  # an unhashable key, as above
                 head = None
             if head is not None:
-                result = hooks.run("variation", key, context, default, head, matcher)
+                ledger = evaluator.ledger
+                if ledger is None:
+                    result = series.run(
+                        head, key, context, matcher, "variation", default
+                    )
+                    return default if result.variation_index is None else result.value
+                try:
+                    flag = matcher.hot[key]
+                except KeyError:
+                    flag = matcher.flag(key)
+                if type(head) is not Result and not head[1]:
+                    head = (run_recorded, ledger, flag, False)
+                result = series.run(head, key, context, matcher, "variation", default)
+                ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
         # coroutine: ~1,400 instructions per recorded or hooked evaluation.
@@ -746,9 +764,42 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
+        # Stages around the flag's head, as in variation() (hooks, events).
+        evaluator = self._evaluator
+        series = evaluator.series
+        if (
+            series is not None
+            and context.__class__ is Context
+            and context._error is None
+        ):
+            matcher = evaluator.store.snapshot._matcher
+            head: tuple[Any, ...] | Result | None
+            try:
+                head = matcher.heads[key]
+            except KeyError:
+                head = matcher.find_head(key)
+            except TypeError:  # an unhashable key, for the method below
+                head = None
+            if head is not None:
+                ledger = evaluator.ledger
+                if ledger is None:
+                    result = series.run(
+                        head, key, context, matcher, "variation_detail", default
+                    )
+                    return detail_of(result, default)
+                try:
+                    flag = matcher.hot[key]
+                except KeyError:
+                    flag = matcher.flag(key)
+                if type(head) is not Result and not head[1]:
+                    head = (run_recorded, ledger, flag, True)
+                result = series.run(
+                    head, key, context, matcher, "variation_detail", default
+                )
+                ledger.record(flag, context, result, default, None, True)
+                return detail_of(result, default)
         # As Evaluator.evaluate() does it, without a second coroutine: ~1,300
         # instructions, 12 % of the call.
-        evaluator = self._evaluator
         snapshot = evaluator.now(key)
         if snapshot is not None:
             return snapshot.variation_detail(key, context, default)

@@ -20,24 +20,32 @@ evaluates the store's data in its own frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
+
+from aioflags._evaluation._evaluate import evaluate
+
+from ._hooks import HookRunner
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aioflags._analytics._processor import EventProcessor
+    from aioflags._analytics._recorder import Ledger
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import FlagsState
+    from aioflags._evaluation._evaluate import Matcher, Recorded
+    from aioflags._evaluation._results import FlagsState, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
 
-    from ._hooks import HookRunner
 
-__all__ = ["Data", "Evaluator"]
+__all__ = ["Data", "Evaluator", "run_recorded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: The series of no stage (a flag's head alone): what analytics events
+#: without observing hooks run before counting.
+_NO_STAGES: Final = HookRunner()
 
 
 class Data(Protocol):
@@ -68,6 +76,7 @@ class Evaluator:
         "events",
         "gate",
         "hooks",
+        "ledger",
         "plain",
         "series",
         "store",
@@ -90,11 +99,17 @@ class Evaluator:
         #: keys): ``Client.variation`` then evaluates its data in its own
         #: frame. None otherwise.
         self.plain: Data | None = store
-        #: The hooks when they are all that is composed (as :attr:`plain`,
-        #: but a hook has an evaluation stage of its own):
-        #: ``Client.variation`` then runs their series around the store's
-        #: data's own evaluation. None otherwise.
+        #: The hooks' series when stages are all that is composed with the
+        #: data (as :attr:`plain`, but with hooks that have an evaluation
+        #: stage of their own, or analytics events on): ``Client.variation``
+        #: then runs the series around the store's data's own evaluation
+        #: (:attr:`HookRunner.run`: the flag's head alone if no hook has a
+        #: stage), and counts it in :attr:`ledger`. None otherwise.
         self.series: HookRunner | None = None
+        #: Where ``Client.variation``'s staged evaluations are counted while
+        #: analytics events are on (the recorder's ledger of the event loop,
+        #: written without a lock); None: events off.
+        self.ledger: Ledger | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
@@ -106,14 +121,15 @@ class Evaluator:
         self._made = None
         hooks = self.hooks
         gate = self.gate
-        own = (
-            self.events is None
-            and self.big_segments is None
-            and (gate is None or not gate.always)
-        )
+        events = self.events
+        own = self.big_segments is None and (gate is None or not gate.always)
         observed = hooks is not None and hooks.observes_evaluations
-        self.plain = self.store if own and not observed else None
-        self.series = hooks if own and observed else None
+        staged = observed or events is not None
+        self.plain = self.store if own and not staged else None
+        self.series = None
+        if own and staged:
+            self.series = hooks if hooks is not None and observed else _NO_STAGES
+        self.ledger = None if events is None else events.recorder.loop
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""
@@ -234,3 +250,20 @@ def _all_flags_state(
     snapshot: FlagSnapshot, /, context: Context | None, **options: Any
 ) -> FlagsState:
     return snapshot.all_flags_state(context, **options)
+
+
+def run_recorded(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
+    """A head (``Matcher.heads``' shape) that records the prerequisites it reaches.
+
+    ``head``: this function, the loop's :class:`Ledger`, the flag, whether
+    for a ``*_detail`` method. What ``Client.variation`` and
+    ``variation_detail`` run, with analytics events on, for a flag that is
+    not plain: its evaluation on the careful path, whose prerequisites'
+    evaluations are counted (and their events recorded) before the flag's.
+    """
+    _, ledger, flag, detail = head
+    recorded: Recorded = []
+    result = evaluate(matcher, flag, context, recorded)
+    if recorded:
+        ledger.prerequisites(context, recorded, detail)
+    return result

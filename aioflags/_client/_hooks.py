@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._evaluation._evaluate import run_head
+from aioflags._evaluation._snapshot import SeriesRun as Run
 from aioflags._evaluation._snapshot import detail_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._evaluate import Matcher
-    from aioflags._evaluation._results import EvaluationDetail, Result
+    from aioflags._evaluation._results import EvaluationDetail
 
 __all__ = [
     "EvaluationSeriesContext",
@@ -297,16 +297,92 @@ def _name(hook: Hook) -> str:
         return type(hook).__qualname__
 
 
+def _compile(
+    runner: HookRunner,
+    before: tuple[Hook, ...],
+    after: tuple[tuple[Hook, int], ...],
+) -> Run:
+    """The series of these stages as one function, written for them.
+
+    Built when a hook is registered, as a flag's code is when it is first
+    evaluated: one statement per stage, no loop, no list of data; each
+    hook is a name bound to it (``h0``...), so the source holds no data of
+    the application's, only the positions of the stages. Every stage is
+    looked up on its hook when it runs (as a method call does), and
+    isolated as :meth:`HookRunner.run` documents.
+    """
+    lines = [
+        "def run(head, key, context, matcher, method, default, present=detail_of):",
+        "    series = new(EvaluationSeriesContext)",
+        "    series._key = key",
+        "    series._context = context",
+        "    series._default = default",
+        "    series._method = method",
+        "    series._env = runner.environment_id",
+    ]
+    names: dict[str, Hook] = {}
+    for i, hook in enumerate(before):
+        names[f"h{i}"] = hook
+        lines += [
+            "    try:",
+            f"        d{i} = h{i}.before_evaluation(series, EMPTY)",
+            "    except Exception:",
+            f"        failed(h{i}, 'before_evaluation', None)",
+            f"        d{i} = EMPTY",
+            "    else:",
+            f"        if d{i}.__class__ is not dict and d{i}.__class__ is not PROXY"
+            f" and not isinstance(d{i}, Mapping):",
+            f"            failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
+            f"            d{i} = EMPTY",
+        ]
+    lines.append("    result = run_head(head, key, context, matcher)")
+    if after:
+        # A result that serves a variation keeps its own detail (detail_of's).
+        lines += [
+            "    shown = result.detail",
+            "    if shown is None or present is not detail_of:",
+            "        shown = present(result, default)",
+        ]
+    for j, (hook, position) in enumerate(after):
+        names[f"a{j}"] = hook
+        data = "EMPTY" if position < 0 else f"d{position}"
+        lines += [
+            "    try:",
+            f"        a{j}.after_evaluation(series, {data}, shown)",
+            "    except Exception:",
+            f"        failed(a{j}, 'after_evaluation', None)",
+        ]
+    lines.append("    return result")
+    namespace: dict[str, Any] = {
+        **names,
+        "EvaluationSeriesContext": EvaluationSeriesContext,
+        "EMPTY": _EMPTY,
+        "Mapping": Mapping,
+        "PROXY": _PROXY,
+        "detail_of": detail_of,
+        "failed": runner._stage_failed,
+        "new": object.__new__,
+        "run_head": run_head,
+        "runner": runner,
+    }
+    exec(
+        compile("\n".join(lines), "<aioflags hook series>", "exec"), namespace
+    )  # positions only, no data
+    run: Run = namespace["run"]
+    return run
+
+
 class HookRunner:
     """A client's hooks (copy-on-write) and the environment id; runs the series.
 
     Shared by every snapshot and store of one client, so a hook added at run
     time applies to later evaluations of any snapshot, old or new. Each
-    series reads ``hooks`` once, so a hook added during an evaluation (by a
-    hook, or another thread) applies from the next evaluation on.
+    series reads the compiled :attr:`run` once, so a hook added during an
+    evaluation (by a hook, or another thread) applies from the next
+    evaluation on.
     """
 
-    __slots__ = ("_failed", "environment_id", "hooks", "stages")
+    __slots__ = ("_failed", "environment_id", "hooks", "run", "stages")
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self.hooks: tuple[Hook, ...] = ()
@@ -324,6 +400,22 @@ class HookRunner:
         )
         self.environment_id: str | None = None
         self._failed: set[tuple[int, str]] = set()
+        #: The series around one evaluation, compiled for the stages that
+        #: run (:func:`_compile`; with none, ``run_head``): ``run(head, key,
+        #: context, matcher, method, default, present=detail_of)`` runs the ``before_evaluation``
+        #: stages, then ``head`` once (``Matcher.heads``: its constant
+        #: result, or a tuple whose first item runs it, called with ``(head,
+        #: context, matcher)``; if it raises, the result is EXCEPTION,
+        #: logged by ``finish()``), then the ``after_evaluation`` stages,
+        #: which see ``present(result, default)``: the detail the caller's
+        #: method hands out (a result that serves a variation is its own
+        #: detail: nothing is built); it returns the result. Hooks whose
+        #: stage is Hook's pass-through are left out: running them would
+        #: change nothing (before returns its empty data; after reads
+        #: nothing). A stage that raises, or a ``before_evaluation`` that
+        #: returns something other than a mapping, is logged (once per hook
+        #: and stage) and its next stage gets empty data.
+        self.run: Run = run_head
         for hook in hooks:
             self.add(hook)
 
@@ -343,6 +435,7 @@ class HookRunner:
             position = -1
         if _own(hook, "after_evaluation"):  # (in the order they run: the last first)
             after = ((hook, position), *after)
+        self.run = _compile(self, before, after) if before or after else run_head
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 
@@ -371,68 +464,6 @@ class HookRunner:
                 problem,
                 extra={"hook": name, "stage": stage},
             )
-
-    # ------------------------------------------------------------ evaluation
-    def run(
-        self,
-        method: str,
-        key: str,
-        context: Context | None,
-        default: Any,
-        head: tuple[Any, ...] | Result,
-        matcher: Matcher | None,
-        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-    ) -> Result:
-        """Run the series around one evaluation, ``head``'s; return its result.
-
-        ``head`` is what runs a flag (``Matcher.heads``): its constant
-        result, or a tuple whose first item runs it, called with
-        ``(head, context, matcher)`` (the public ``method``'s evaluation
-        for the snapshot's methods). It runs once; if it raises, the result
-        is EXCEPTION, logged (``finish()``). The ``after_evaluation`` stages
-        see ``present(result, default)``: the detail the caller's method
-        hands out (a result that serves a variation is its own detail:
-        nothing is built).
-        """
-        # Once each: a hook added meanwhile applies next time. Hooks whose
-        # stage is Hook's pass-through are left out: running them would
-        # change nothing (before returns its empty data; after reads nothing).
-        before, after = self.stages
-        if not before and not after:
-            return run_head(head, key, context, matcher)
-        series = EvaluationSeriesContext(
-            key, context, default, method, self.environment_id
-        )
-        datas: list[Mapping[str, Any]] = []
-        for hook in before:
-            # Not trusted to be a mapping: a forgotten `return` is common.
-            data: Any
-            try:
-                data = hook.before_evaluation(series, _EMPTY)
-            except Exception:  # noqa: BLE001 - isolated: logged once per hook and stage
-                self._stage_failed(hook, "before_evaluation", None)
-                data = _EMPTY
-            else:
-                kind_of = type(data)
-                if (
-                    kind_of is not dict
-                    and kind_of is not _PROXY
-                    and not isinstance(data, Mapping)
-                ):
-                    self._stage_failed(hook, "before_evaluation", kind_of.__name__)
-                    data = _EMPTY
-            datas.append(data)
-        result = run_head(head, key, context, matcher)
-        if after:
-            shown = present(result, default)
-            for hook, position in after:
-                try:
-                    hook.after_evaluation(
-                        series, _EMPTY if position < 0 else datas[position], shown
-                    )
-                except Exception:  # noqa: BLE001, PERF203 - isolated: logged once per hook and stage
-                    self._stage_failed(hook, "after_evaluation", None)
-        return result
 
     # ----------------------------------------------------------------- track
     def after_track(

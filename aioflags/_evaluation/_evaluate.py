@@ -236,7 +236,7 @@ class Matcher:
         what runs it (:meth:`_runnable`). Raises ``KeyError`` if there is
         no such flag.
         """
-        flag = self._flag(key)
+        flag = self.flag(key)
         head = self.heads[key] = (
             self._runnable(flag) if flag.constant is None else flag.constant
         )
@@ -291,7 +291,7 @@ class Matcher:
             return True
         for key in flag.prerequisite_keys:
             try:
-                prerequisite = self._flag(key)
+                prerequisite = self.flag(key)
             except KeyError:
                 continue  # missing: the prerequisite fails
             # A constant one (off, malformed, deleted, fixed) runs no code.
@@ -314,7 +314,8 @@ class Matcher:
                 return True
         return False
 
-    def _flag(self, key: str) -> CompiledFlag:
+    def flag(self, key: str) -> CompiledFlag:
+        """The flag ``key`` (made on first lookup); ``KeyError`` if there is none."""
         try:
             return self.hot[key]
         except KeyError:
@@ -565,13 +566,19 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
 
 
 def run_head(
-    head: tuple[Any, ...] | Result, key: str, ctx: Context | None, st: Matcher | None
+    head: tuple[Any, ...] | Result,
+    key: str,
+    ctx: Context | None,
+    st: Matcher | None,
+    *_: object,
 ) -> Result:
     """Flag ``key``'s result from its head (``Matcher.heads``) for ``ctx``.
 
     A constant result as it is; else the head's code run, with ``st`` the
     matcher whose data it reads (an abort or a bug: :func:`finish`). The
-    client's inlined hot path does the same in its own frame.
+    client's inlined hot path does the same in its own frame. What follows
+    is ignored: so this is also the hooks' series of no stage
+    (``HookRunner.run``, whose arguments begin with these).
     """
     if type(head) is Result:
         return head

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag, CompiledSegment
     from ._recording import EvaluationRecorder
 
-__all__ = ["FlagSnapshot", "Series", "detail_of"]
+__all__ = ["FlagSnapshot", "Series", "SeriesRun", "detail_of"]
 
 logger = logging.getLogger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
@@ -231,24 +231,34 @@ def _run_evaluation(
     return result
 
 
-class Series(Protocol):
-    """What runs around a snapshot's public evaluations: the client's hooks."""
+class SeriesRun(Protocol):
+    """A series compiled for its stages (``HookRunner.run``)."""
 
-    def run(
+    def __call__(
         self,
-        method: str,
+        head: tuple[Any, ...] | Result,
         key: str,
         context: Context | None,
-        default: Any,
-        head: tuple[Any, ...] | Result,
         matcher: Any,
+        method: str,
+        default: Any,
         present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+        /,
     ) -> Result:
         """``head``'s result for ``context``, with the series around it.
 
         ``method`` is the public method called; ``present`` makes the
         detail the ``after_evaluation`` stages see from the result.
         """
+        ...
+
+
+class Series(Protocol):
+    """What runs around a snapshot's public evaluations: the client's hooks."""
+
+    @property
+    def run(self) -> SeriesRun:
+        """The series, as compiled for the hooks registered so far."""
         ...
 
 
@@ -591,7 +601,7 @@ class FlagSnapshot:
         runs it, called with ``(head, context, matcher)``).
         """
         head = (_run_evaluation, self, key, default, kind, detail)
-        return hooks.run(method, key, context, default, head, None, present)
+        return hooks.run(head, key, context, None, method, default, present)
 
     def _recorded(
         self,
@@ -644,19 +654,7 @@ class FlagSnapshot:
                 result = _WRONG_TYPE
             elif value is not result.value:
                 result = result.with_value(value)
-        # One hold of the recorder's lock for the prerequisites' records and
-        # the flag's (acquire() and release() cost half what `with` does).
-        lock = events.lock
-        lock.acquire()
-        try:
-            if recorded:
-                for pflag, presult, parent in recorded:
-                    events.evaluation_locked(
-                        pflag, context, presult, None, detail, parent
-                    )
-            events.evaluation_locked(flag, context, result, default, detail)
-        finally:
-            lock.release()
+        events.evaluation(flag, context, result, default, detail, recorded)
         return result
 
     # --------------------------------------------------------------- untyped
@@ -668,6 +666,10 @@ class FlagSnapshot:
         if hooks is not None:
             hooked = self._hooked(hooks, "variation", key, context, default)
             return default if hooked.variation_index is None else hooked.value
+        events = self._events
+        if events is not None:
+            recorded = self._recorded(events, key, context, default, None, False)
+            return default if recorded.variation_index is None else recorded.value
         # The hot path: every failure returns the default, so the checks can be
         # merged (the reason is not needed here); a snapshot that is not ready
         # holds no flags, and a deleted flag's constant result serves no
@@ -686,10 +688,7 @@ class FlagSnapshot:
         ):
             if _misused(context):
                 return _not_a_context(context, default)
-            if self._events is not None:  # analytics events: the careful path
-                # (which warns of an unknown key or an invalid context itself)
-                self._recorded(self._events, key, context, default, None, False)
-            elif self._initialized:  # (before: no data, nothing to say)
+            if self._initialized:  # (before: no data, nothing to say)
                 if context.__class__ is not Context or context._error is not None:
                     _refused(context, default)
                 elif flag is None:
@@ -697,40 +696,7 @@ class FlagSnapshot:
             return default
         result = flag.constant
         if result is None:
-            if flag.prerequisites and self._events is not None:
-                # Analytics events record the prerequisites' evaluations too.
-                result = self._recorded(
-                    self._events, key, context, default, None, False
-                )
-                return default if result.variation_index is None else result.value
             result = evaluate(self._matcher, flag, context)
-        events = self._events
-        if events is not None:
-            # Analytics events: the recorder's common case inlined for the
-            # hottest method (count it in the summary; nothing else
-            # to do for this flag and context); the other methods call it.
-            # Under the recorder's lock, as every count (threads evaluate);
-            # acquire() and release(), which cost half what `with` does.
-            lock = events.lock
-            lock.acquire()
-            try:
-                counter = events.counters.get(flag)
-                if (
-                    counter is None
-                    or counter.tracked
-                    or result.experiment
-                    or context is not events.last
-                    or context._kind != counter.kind
-                ):
-                    events.evaluation_locked(flag, context, result, default, False)
-                elif result.variation_index is None:
-                    if not counter.none:  # the row's value: the first one counted
-                        counter.none_value = default
-                    counter.none += 1
-                else:
-                    counter.counts[result.variation_index] += 1
-            finally:
-                lock.release()
         return default if result.variation_index is None else result.value
 
     def variation_detail(
