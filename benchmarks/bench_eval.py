@@ -433,10 +433,25 @@ async def _callgrind_theirs(
     sink: FlagServer | None,
 ) -> None:
     import ldclient
-    from ldclient.hook import AsyncHook, Metadata
+    import ldclient.hook
+    from ldclient.hook import Metadata
 
-    class LDNoOp(AsyncHook):  # type: ignore[misc]
-        """LaunchDarkly's no-op hook: the stages are AsyncHook's pass-through."""
+    # 9.18's AsyncLDClient took an AsyncHook (pass-through stages of its own);
+    # 9.20's takes the Hook of both clients, whose stages are abstract.
+    base: Any = getattr(ldclient.hook, "AsyncHook", ldclient.hook.Hook)
+
+    class LDNoOp(base):  # type: ignore[misc]
+        """LaunchDarkly's no-op hook: stages that return the data they are given."""
+
+        if base is ldclient.hook.Hook:
+
+            def before_evaluation(self, series_context: Any, data: Any) -> Any:
+                return data
+
+            def after_evaluation(
+                self, series_context: Any, data: Any, detail: Any
+            ) -> Any:
+                return data
 
         @property
         def metadata(self) -> Metadata:

@@ -38,7 +38,7 @@ overlapped on two threads counts in full.
 
 The flags (``corpus.py``) come from a server process on loopback, its bodies
 serialised once: FDv2 ``/sdk/poll`` for aioflags, FDv1 ``/sdk/latest-all``
-for LaunchDarkly's 9.18 SDK (``stream=False``, its fastest start-up path).
+for LaunchDarkly's 9.20 SDK (``stream=False``, its fastest start-up path).
 aioflags runs its default data system (a poll, then streaming after READY)
 with only ``import aioflags`` done before the client is constructed, as an
 application would; ``--data-system polling`` polls only, and imports
@@ -70,7 +70,7 @@ SDK imports neither.
 - ``minimal``: each SDK's children run in a virtual environment of its own
   holding only that SDK and its runtime dependencies, as a service installs
   it: ``DIR/aioflags`` (``pip install -e .`` of this checkout) and
-  ``DIR/ld`` (``pip install "launchdarkly-server-sdk[async]==9.18.0"``),
+  ``DIR/ld`` (``pip install "launchdarkly-server-sdk[async]==9.20.0"``),
   made in ``--venvs DIR`` if missing (with pip, once) and reused.
 
 The run ends with a summary: per environment and scheme, the worst of the
@@ -661,7 +661,7 @@ def worst(all_runs: list[dict[str, list[dict[str, float]]]], field: str) -> str:
 #: What each minimal environment holds: one SDK and its runtime dependencies.
 MINIMAL = {
     "aioflags": ["-e", str(HERE.parent)],
-    "ld": ["launchdarkly-server-sdk[async]==9.18.0"],
+    "ld": ["launchdarkly-server-sdk[async]==9.20.0"],
 }
 
 
