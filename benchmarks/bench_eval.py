@@ -30,7 +30,8 @@ between runs:
   The same count with zero, one and three no-op hooks gives the cost of
   hooks: ``aioflags.Hook()`` (no stage of its own, so nothing runs), a
   hook whose own stages return the data (the series runs), and
-  LaunchDarkly's ``AsyncHook`` with its pass-through stages (``--hooks``
+  LaunchDarkly's no-op hook (9.18's ``AsyncHook`` with its pass-through
+  stages; 9.20's ``Hook`` with stages that return the data) (``--hooks``
   prints only that table; ``--instructions`` only the count without hooks).
   The production configuration, analytics events on, is counted the same
   way (``--events`` prints only that table; ``--instructions`` and
@@ -38,9 +39,9 @@ between runs:
   ``FlagServer`` on 127.0.0.1 in the measured process and flush only when
   they close, after the count, so the figure is the cost of recording an
   evaluation; then the same with one hook on each, aioflags' with stages
-  of its own that return the data and LaunchDarkly's ``AsyncHook`` with
-  its pass-through stages. ``--interleaved --events`` times the
-  interleaved rows with events on.
+  of its own that return the data and LaunchDarkly's no-op hook (as
+  above). ``--interleaved --events`` times the interleaved rows with
+  events on.
 
 - *misses*: what the interleaved wall clock mostly pays for, counted
   instead of timed: callgrind's cache simulation (``--cache-sim=yes``, a
