@@ -23,6 +23,7 @@ from ._evaluate import (
     finish,
     own_prerequisites,
     prerequisites_reached,
+    run_head,
     typed_check,
 )
 from ._logonce import Occurrences
@@ -538,7 +539,7 @@ class FlagSnapshot:
         """The flag's result for ``context``: an untyped evaluation recording nothing.
 
         Through the flag's head (:meth:`Matcher.head_of`): its constant
-        result, or its ops, run here.
+        result, or its ops, run by :func:`run_head`.
         """
         if not self._initialized:
             return _NOT_READY
@@ -555,14 +556,9 @@ class FlagSnapshot:
             head = matcher.find_head(key)
             if head is None:
                 return _unknown_flag(key)
-        if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
-            return head
-        try:
-            result: Result = head[0](head, context, matcher)
-        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-        except Exception as exc:  # noqa: BLE001
-            return finish(key, exc)
-        return result
+        # A constant flag's result (a deleted one's: FLAG_NOT_FOUND), or its
+        # code run (an abort MALFORMED_FLAG, a bug EXCEPTION: run_head()).
+        return run_head(head, key, context, matcher)
 
     def _evaluation(
         self,
