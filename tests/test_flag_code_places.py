@@ -27,7 +27,7 @@ PLACES = {
     "_evaluation/_evaluate.py:find_head",  # making a head (compiling)
     "_evaluation/_evaluate.py:_careful",  # big-segment status, recorded prereqs
     "_evaluation/_evaluate.py:prerequisites_reached",  # a re-run
-    "_evaluation/_snapshot.py:all_flags_state",  # the two all-flags loops
+    "_evaluation/_snapshot.py:_all_flags_state",  # the two all-flags loops
 }
 
 

@@ -877,143 +877,13 @@ class FlagSnapshot:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
-        if (
-            not self._initialized
-            or context.__class__ is not Context
-            or context._error is not None
-        ):
-            return _refused(context, FlagsState(valid=False, values={}, meta={}))
-        plans = self._all_flags_plan
-        if plans is None:
-            plans = self._all_flags_plan = {}
-        options = (with_reasons, client_side_only, details_only_for_tracked_flags)
-        plan = plans.get(options)
-        if plan is None:
-            plan = plans[options] = self._plan(*options)
-        matcher = self._matcher
-        done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
-        batch = matcher.batch(done)
-        if not details_only_for_tracked_flags:
-            # The common call: every flag to evaluate has code (the plan holds
-            # the constant ones), and each result's entry is a function of
-            # the result and the options alone, kept in the result once
-            # built: the results are kept, and the values and entries put in
-            # dicts when the state is first read (_Pending).
-            results: list[Result] = []
-            keep = results.append
-            odd: dict[str, JSONObject] = {}  # entries of results built for this call
-            for key, ops, required in zip(
-                plan.keys, plan.ops, plan.required, strict=True
-            ):
-                try:
-                    result = ops[0](ops, context, batch)
-                except Exception as exc:  # noqa: BLE001 - finish() reports it
-                    result = finish(key, exc)
-                else:
-                    if required:  # another flag's prerequisite: kept for it
-                        done[key] = result
-                if result.cache is None:  # an error or a big segment's status
-                    odd[key] = self._entry(
-                        self._flags[key], result, context, with_reasons, False
-                    )
-                keep(result)
-            return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
-        values = dict(plan.values)  # constant flags filled in, the others in order
-        meta = dict(plan.meta)
-        slot = flags_state_slot(with_reasons, False)  # | omit, per flag
-        now_ms = wall_ms()
-        for key, flag, ops in zip(plan.keys, plan.flags, plan.ops, strict=True):
-            try:
-                if flag.constant is None:
-                    result = done[key] = ops[0](ops, context, batch)
-                else:  # a debug window decides whether details are omitted
-                    result = flag.constant
-            # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-            except Exception as exc:  # noqa: BLE001
-                result = finish(key, exc)
-            values[key] = result.value
-            omit = not (
-                flag.track_events
-                or result.experiment
-                or (
-                    (debug := flag.debug_events_until_date) is not None
-                    and debug > now_ms
-                )
-            )
-            cache = result.cache
-            entry = None if cache is None else cache[slot | omit]
-            meta[key] = (
-                self._entry(flag, result, context, with_reasons, omit)
-                if entry is None
-                else entry
-            )
-        return FlagsState(valid=True, values=values, meta=meta)
-
-    def _entry(
-        self,
-        flag: CompiledFlag,
-        result: Result,
-        context: Context,
-        with_reasons: bool,
-        omit: bool,
-    ) -> JSONObject:
-        """A flag's ``$flagsState`` entry for all-flags state.
-
-        A function of this flag's precompiled result and the options (even
-        the prerequisites reached), so built once per flag version and kept
-        in the result; a result built for this evaluation, or an error's, has no cache: nor
-        has its entry.
-        """
-        entry = _meta_entry(
-            flag,
-            result,
+        return _all_flags_state(
+            self,
+            context,
             with_reasons,
-            omit,
-            prerequisites_reached(self._matcher, flag, context, result),
+            client_side_only,
+            details_only_for_tracked_flags,
         )
-        if result.cache is not None:
-            keep_entry(result, flags_state_slot(with_reasons, omit), entry)
-        return entry
-
-    def _plan(
-        self, with_reasons: bool, client_side_only: bool, details_only: bool
-    ) -> _Plan:
-        """What ``all_flags_state`` with these options can know before a context.
-
-        Built once per snapshot and options: the values and ``$flagsState``
-        entries of the flags whose result is constant (off, or a fixed
-        fallthrough, ~a quarter of a typical environment), in flag order with
-        placeholders for the others, and the others to evaluate.
-        """
-        values: JSONObject = {}
-        meta: dict[str, JSONObject] = {}
-        dynamic: list[tuple[str, CompiledFlag, bool]] = []
-        # Only a prerequisite's result is kept for the flags that require it
-        # (storing every flag's cost a dict insert each).
-        required = {
-            key
-            for flag in self._flags.values()
-            if not flag.deleted
-            for key in flag.prerequisite_keys
-        }
-        for key, flag in self._flags.items():
-            if flag.deleted or (client_side_only and not flag.client_side):
-                continue
-            result = flag.constant
-            if result is None or (
-                # whether details are omitted depends on the time
-                details_only
-                and flag.debug_events_until_date is not None
-                and not (flag.track_events or result.experiment)
-            ):
-                values[key] = None
-                meta[key] = _EMPTY_ENTRY
-                dynamic.append((key, flag, key in required))
-                continue
-            omit = details_only and not (flag.track_events or result.experiment)
-            values[key] = result.value
-            meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
-        return _Plan(values, meta, dynamic, self._matcher)
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
@@ -1036,33 +906,187 @@ class FlagSnapshot:
 
     def _openfeature_reason(self, key: str, reason: Mapping[str, Any]) -> str:
         """:meth:`openfeature_reason` of a LaunchDarkly reason object."""
-        kind = reason["kind"]
-        if kind == "OFF":
-            return "DISABLED"
-        flag = self._flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
-        if kind == "RULE_MATCH":
-            rule = reason.get("ruleIndex")
-            if (
-                flag is not None
-                and isinstance(rule, int)
-                and rule < len(flag.rules)
-                and flag.rules[rule][1].fixed is None
-            ):
-                return "SPLIT"
-            return "TARGETING_MATCH"
-        if kind == "TARGET_MATCH":
-            return "TARGETING_MATCH"
-        if kind == "FALLTHROUGH":
-            if flag is None:
-                return "DEFAULT"
-            if flag.fallthrough is not None and flag.fallthrough.fixed is None:
-                return "SPLIT"
-            if not (flag.prerequisites or flag.targets or flag.rules):
-                return "STATIC"
-            return "DEFAULT"
-        return str(kind)
+        return _openfeature_word(self._flags, key, reason)
 
     def __repr__(self) -> str:
         return (
             f"FlagSnapshot(flags={len(self._flags)}, initialized={self._initialized})"
         )
+
+
+def _all_flags_state(
+    snapshot: FlagSnapshot,
+    context: Context | None,
+    with_reasons: bool,
+    client_side_only: bool,
+    details_only_for_tracked_flags: bool,
+) -> FlagsState:
+    """:meth:`FlagSnapshot.all_flags_state` of ``snapshot``."""
+    if (
+        not snapshot._initialized
+        or context.__class__ is not Context
+        or context._error is not None
+    ):
+        return _refused(context, FlagsState(valid=False, values={}, meta={}))
+    plans = snapshot._all_flags_plan
+    if plans is None:
+        plans = snapshot._all_flags_plan = {}
+    options = (with_reasons, client_side_only, details_only_for_tracked_flags)
+    plan = plans.get(options)
+    if plan is None:
+        plan = plans[options] = _plan(snapshot, *options)
+    matcher = snapshot._matcher
+    done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
+    batch = matcher.batch(done)
+    if not details_only_for_tracked_flags:
+        # The common call: every flag to evaluate has code (the plan holds
+        # the constant ones), and each result's entry is a function of
+        # the result and the options alone, kept in the result once
+        # built: the results are kept, and the values and entries put in
+        # dicts when the state is first read (_Pending).
+        results: list[Result] = []
+        keep = results.append
+        odd: dict[str, JSONObject] = {}  # entries of results built for this call
+        for key, ops, required in zip(plan.keys, plan.ops, plan.required, strict=True):
+            try:
+                result = ops[0](ops, context, batch)
+            except Exception as exc:  # noqa: BLE001 - finish() reports it
+                result = finish(key, exc)
+            else:
+                if required:  # another flag's prerequisite: kept for it
+                    done[key] = result
+            if result.cache is None:  # an error or a big segment's status
+                odd[key] = _entry(
+                    snapshot, snapshot._flags[key], result, context, with_reasons, False
+                )
+            keep(result)
+        return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
+    values = dict(plan.values)  # constant flags filled in, the others in order
+    meta = dict(plan.meta)
+    slot = flags_state_slot(with_reasons, False)  # | omit, per flag
+    now_ms = wall_ms()
+    for key, flag, ops in zip(plan.keys, plan.flags, plan.ops, strict=True):
+        try:
+            if flag.constant is None:
+                result = done[key] = ops[0](ops, context, batch)
+            else:  # a debug window decides whether details are omitted
+                result = flag.constant
+        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
+        except Exception as exc:  # noqa: BLE001
+            result = finish(key, exc)
+        values[key] = result.value
+        omit = not (
+            flag.track_events
+            or result.experiment
+            or ((debug := flag.debug_events_until_date) is not None and debug > now_ms)
+        )
+        cache = result.cache
+        entry = None if cache is None else cache[slot | omit]
+        meta[key] = (
+            _entry(snapshot, flag, result, context, with_reasons, omit)
+            if entry is None
+            else entry
+        )
+    return FlagsState(valid=True, values=values, meta=meta)
+
+
+def _entry(
+    snapshot: FlagSnapshot,
+    flag: CompiledFlag,
+    result: Result,
+    context: Context,
+    with_reasons: bool,
+    omit: bool,
+) -> JSONObject:
+    """A flag's ``$flagsState`` entry for all-flags state.
+
+    A function of this flag's precompiled result and the options (even
+    the prerequisites reached), so built once per flag version and kept
+    in the result; a result built for this evaluation, or an error's, has no cache: nor
+    has its entry.
+    """
+    entry = _meta_entry(
+        flag,
+        result,
+        with_reasons,
+        omit,
+        prerequisites_reached(snapshot._matcher, flag, context, result),
+    )
+    if result.cache is not None:
+        keep_entry(result, flags_state_slot(with_reasons, omit), entry)
+    return entry
+
+
+def _plan(
+    snapshot: FlagSnapshot,
+    with_reasons: bool,
+    client_side_only: bool,
+    details_only: bool,
+) -> _Plan:
+    """What ``all_flags_state`` with these options can know before a context.
+
+    Built once per snapshot and options: the values and ``$flagsState``
+    entries of the flags whose result is constant (off, or a fixed
+    fallthrough, ~a quarter of a typical environment), in flag order with
+    placeholders for the others, and the others to evaluate.
+    """
+    values: JSONObject = {}
+    meta: dict[str, JSONObject] = {}
+    dynamic: list[tuple[str, CompiledFlag, bool]] = []
+    # Only a prerequisite's result is kept for the flags that require it
+    # (storing every flag's cost a dict insert each).
+    required = {
+        key
+        for flag in snapshot._flags.values()
+        if not flag.deleted
+        for key in flag.prerequisite_keys
+    }
+    for key, flag in snapshot._flags.items():
+        if flag.deleted or (client_side_only and not flag.client_side):
+            continue
+        result = flag.constant
+        if result is None or (
+            # whether details are omitted depends on the time
+            details_only
+            and flag.debug_events_until_date is not None
+            and not (flag.track_events or result.experiment)
+        ):
+            values[key] = None
+            meta[key] = _EMPTY_ENTRY
+            dynamic.append((key, flag, key in required))
+            continue
+        omit = details_only and not (flag.track_events or result.experiment)
+        values[key] = result.value
+        meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
+    return _Plan(values, meta, dynamic, snapshot._matcher)
+
+
+def _openfeature_word(
+    flags: Mapping[str, CompiledFlag], key: str, reason: Mapping[str, Any]
+) -> str:
+    """:meth:`FlagSnapshot.openfeature_reason` of a LaunchDarkly reason object."""
+    kind = reason["kind"]
+    if kind == "OFF":
+        return "DISABLED"
+    flag = flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
+    if kind == "RULE_MATCH":
+        rule = reason.get("ruleIndex")
+        if (
+            flag is not None
+            and isinstance(rule, int)
+            and rule < len(flag.rules)
+            and flag.rules[rule][1].fixed is None
+        ):
+            return "SPLIT"
+        return "TARGETING_MATCH"
+    if kind == "TARGET_MATCH":
+        return "TARGETING_MATCH"
+    if kind == "FALLTHROUGH":
+        if flag is None:
+            return "DEFAULT"
+        if flag.fallthrough is not None and flag.fallthrough.fixed is None:
+            return "SPLIT"
+        if not (flag.prerequisites or flag.targets or flag.rules):
+            return "STATIC"
+        return "DEFAULT"
+    return str(kind)
