@@ -525,11 +525,12 @@ def evaluate(
     """
     if recorded is not None:
         return _careful(matcher, flag, ctx, recorded)
-    # Its head (a bug in making it: EXCEPTION, Matcher.find_head), run by
-    # run_head (the one place, with the client's hot path, that runs it).
-    key = flag.key
-    head = matcher.head(key)
-    return NOT_FOUND if head is None else run_head(head, key, ctx, matcher)
+    try:
+        ops = matcher.runnable_ops(flag.key, flag)
+        result: Result = ops[0](ops, ctx, matcher)
+    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
+        return finish(flag.key, exc)
+    return result
 
 
 def _careful(

@@ -23,7 +23,6 @@ from ._evaluate import (
     finish,
     own_prerequisites,
     prerequisites_reached,
-    run_head,
     typed_check,
 )
 from ._logonce import Occurrences
@@ -539,7 +538,7 @@ class FlagSnapshot:
         """The flag's result for ``context``: an untyped evaluation recording nothing.
 
         Through the flag's head (:meth:`Matcher.head_of`): its constant
-        result, or its ops, run by :func:`run_head`.
+        result, or its ops, run here.
         """
         if not self._initialized:
             return _NOT_READY
@@ -556,9 +555,14 @@ class FlagSnapshot:
             head = matcher.find_head(key)
             if head is None:
                 return _unknown_flag(key)
-        # A constant flag's result (a deleted one's: FLAG_NOT_FOUND), or its
-        # code run (an abort MALFORMED_FLAG, a bug EXCEPTION: run_head()).
-        return run_head(head, key, context, matcher)
+        if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
+            return head
+        try:
+            result: Result = head[0](head, context, matcher)
+        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
+        except Exception as exc:  # noqa: BLE001
+            return finish(key, exc)
+        return result
 
     def _evaluation(
         self,
