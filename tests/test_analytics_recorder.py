@@ -15,6 +15,7 @@ from aioflags._analytics._recorder import Recorder
 from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
+from aioflags._evaluation._model import CompiledFlag, compile_flag
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags.testing import FakeClock
 from tests.analytics import flag, formatter_for, recorder_for
@@ -191,3 +192,54 @@ def test_identical_full_transfers_give_one_row_per_version_and_variation() -> No
         {"variation": 0, "version": 4, "value": True, "count": 6}
     ]
     assert features["off"]["counters"] == [{"version": 2, "value": False, "count": 6}]
+
+
+def _compiled(key: str, **fields: object) -> CompiledFlag:
+    return compile_flag(key, {**flag(), "key": key, "version": 1, **fields})
+
+
+def _loop_counts(
+    rec: Recorder, flags: list[CompiledFlag], contexts: list[Context]
+) -> None:
+    """Count each flag's constant result for each context on the loop's ledger."""
+    for context in contexts:
+        for f in flags:
+            assert f.constant is not None
+            rec.loop.record(f, context, f.constant, False)
+
+
+def test_the_loops_ledger_collects_every_kind_when_a_tracked_flag_comes_first() -> None:
+    # A new context's first count is a tracked flag's (a full event): the
+    # untracked flag counted in place after it still gets the new kind.
+    rec = recorder()
+    tracked, plain = _compiled("t", trackEvents=True), _compiled("p")
+    _loop_counts(rec, [tracked, plain], [USER, ORG, Context.create("u2")])
+    features = summary(rec)
+    assert features["p"]["contextKinds"] == ["org", "user"]
+    assert features["p"]["counters"][0]["count"] == 3
+    assert features["t"]["contextKinds"] == ["org", "user"]
+
+
+def test_the_loops_ledger_collects_the_kinds_of_multi_contexts() -> None:
+    rec = recorder()
+    device = Context.create("d1", "device")
+    plain, other = _compiled("p"), _compiled("o")
+    multi = Context.create_multi(ORG, device)
+    _loop_counts(rec, [plain, other], [USER, multi, USER, Context.create("o2", "org")])
+    features = summary(rec)
+    for key in ("p", "o"):
+        assert features[key]["contextKinds"] == ["device", "org", "user"]
+        assert features[key]["counters"][0]["count"] == 4
+
+
+def test_the_loops_ledger_starts_afresh_after_a_flush() -> None:
+    # What it counted in place belongs to the window taken: the next
+    # window's counters start from zero.
+    rec = recorder()
+    plain = _compiled("p")
+    _loop_counts(rec, [plain, plain], [USER])
+    assert summary(rec)["p"]["counters"][0]["count"] == 2
+    _loop_counts(rec, [plain], [USER, ORG])
+    features = summary(rec)
+    assert features["p"]["counters"][0]["count"] == 2
+    assert features["p"]["contextKinds"] == ["org", "user"]

@@ -138,13 +138,20 @@ class Ledger:
     thread, whose common case :meth:`record` counts without the lock).
     """
 
-    __slots__ = ("counters", "last", "recorder")
+    __slots__ = ("counters", "fast", "fast_kind", "last", "recorder")
 
     def __init__(self, recorder: Recorder) -> None:
         #: The window's counters, by flag object (a full transfer makes new
         #: objects for unchanged versions: ``_format._feature`` merges their
         #: rows by version and variation).
         self.counters: dict[CompiledFlag, Counter] = {}
+        #: What :meth:`record` counts in place: the ``counts`` of the
+        #: counters of flags that are not tracked and that have counted a
+        #: context of kind :attr:`fast_kind` (a single kind) in this window.
+        #: Emptied when a context of another kind is counted, and with the
+        #: window. Only the loop's ledger has entries.
+        self.fast: dict[CompiledFlag, list[int]] = {}
+        self.fast_kind = ""
         #: The context counted last (an index event was considered for it).
         self.last: Context | None = None
         self.recorder = recorder
@@ -162,28 +169,26 @@ class Ledger:
 
         ``prereq_of``: the flag that required it, for a prerequisite;
         ``detail``: a ``*_detail`` method's (its events carry the reason). Only
-        the event loop's thread calls this, on :attr:`Recorder.loop`: its
-        common case counts without the lock (nothing else writes these
-        counters, and the flush that takes them runs on that thread); the
-        rest is the recorder's, under the lock.
+        the event loop's thread calls this, on :attr:`Recorder.loop`. Its
+        common case (an untracked flag already counted for a context of
+        this kind, the context counted last, a variation served, no
+        experiment) is one increment in :attr:`fast`, without the lock:
+        nothing else writes these counters, and the flush that takes them
+        runs on that thread. The rest is the recorder's, under the lock.
         """
-        counter = self.counters.get(flag)
+        counts = self.fast.get(flag)
+        index = result.variation_index
         if (
-            counter is None
+            counts is None
             or context is not self.last
-            or counter.tracked
+            or index is None
             or result.experiment
-            or context._kind != counter.kind
         ):
             recorder = self.recorder
             with recorder.lock:
                 recorder.count(self, flag, context, result, default, detail, prereq_of)
-        elif result.variation_index is None:
-            if not counter.none:  # the row's value: the first one counted
-                counter.none_value = default
-            counter.none += 1
         else:
-            counter.counts[result.variation_index] += 1
+            counts[index] += 1
 
     def prerequisites(
         self, context: Context, recorded: Recorded, detail: bool = False
@@ -340,6 +345,16 @@ class Recorder:
         if context is not ledger.last:
             ledger.last = context
             self._notice(context, now)
+        if ledger is self.loop:
+            # Counted in place from now on (Ledger.record), while contexts
+            # of this one kind are: a context of another kind may add a
+            # kind to every counter, so their places are forgotten.
+            kind = context._kind
+            if kind != ledger.fast_kind:
+                ledger.fast.clear()
+                ledger.fast_kind = "" if kind == "multi" else kind
+            if ledger.fast_kind and not counter.tracked:
+                ledger.fast[flag] = counter.counts
         if now is not None:
             value = default if index is None else result.value
             self._full(flag, context, result, value, default, detail, prereq_of, now)
@@ -502,6 +517,7 @@ class Recorder:
             records, self._outbox = self._outbox, []
             counters, self.shared.counters = self.shared.counters, {}
             own, self.loop.counters = self.loop.counters, {}
+            self.loop.fast = {}
             unknown, self._unknown = self._unknown, {}
             dropped, self._window_dropped = self._window_dropped, 0
             start = self._start

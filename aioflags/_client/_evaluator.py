@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
 
-from aioflags._evaluation._evaluate import evaluate
-
 from ._hooks import HookRunner
 
 if TYPE_CHECKING:
@@ -34,12 +32,11 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._evaluate import Matcher, Recorded
-    from aioflags._evaluation._results import FlagsState, Result
+    from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
 
-__all__ = ["Data", "Evaluator", "run_recorded"]
+__all__ = ["Data", "Evaluator"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,6 +75,7 @@ class Evaluator:
         "hooks",
         "ledger",
         "plain",
+        "recording",
         "series",
         "store",
     )
@@ -110,6 +108,11 @@ class Evaluator:
         #: analytics events are on (the recorder's ledger of the event loop,
         #: written without a lock); None: events off.
         self.ledger: Ledger | None = None
+        #: :attr:`ledger` when it is all that is composed with the data (as
+        #: :attr:`plain`, but with analytics events on and no hook stage):
+        #: ``Client.variation`` then evaluates the store's data in its own
+        #: frame and counts the evaluation. None otherwise.
+        self.recording: Ledger | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
@@ -130,6 +133,7 @@ class Evaluator:
         if own and staged:
             self.series = hooks if hooks is not None and observed else _NO_STAGES
         self.ledger = None if events is None else events.recorder.loop
+        self.recording = self.ledger if own and not observed else None
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""
@@ -250,20 +254,3 @@ def _all_flags_state(
     snapshot: FlagSnapshot, /, context: Context | None, **options: Any
 ) -> FlagsState:
     return snapshot.all_flags_state(context, **options)
-
-
-def run_recorded(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
-    """A head (``Matcher.heads``' shape) that records the prerequisites it reaches.
-
-    ``head``: this function, the loop's :class:`Ledger`, the flag, whether
-    for a ``*_detail`` method. What ``Client.variation`` and
-    ``variation_detail`` run, with analytics events on, for a flag that is
-    not plain: its evaluation on the careful path, whose prerequisites'
-    evaluations are counted (and their events recorded) before the flag's.
-    """
-    _, ledger, flag, detail = head
-    recorded: Recorded = []
-    result = evaluate(matcher, flag, context, recorded)
-    if recorded:
-        ledger.prerequisites(context, recorded, detail)
-    return result

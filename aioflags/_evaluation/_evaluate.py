@@ -40,6 +40,7 @@ __all__ = [
     "MAX_CHAIN_DEPTH",
     "Matcher",
     "Recorded",
+    "Records",
     "evaluate",
     "finish",
     "own_prerequisites",
@@ -120,6 +121,23 @@ _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
 
 
+class Records(Protocol):
+    """Where a recording matcher counts prerequisite evaluations (analytics' ``Ledger``)."""
+
+    def record(
+        self,
+        flag: CompiledFlag,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        prereq_of: str | None = None,
+        detail: bool = False,
+        /,
+    ) -> None:
+        """Record an evaluation of ``flag`` that flag ``prereq_of`` required."""
+        ...
+
+
 class _Segments(Protocol):
     """What :func:`_match_segments` reads of a matcher (``Matcher``, ``_State``)."""
 
@@ -174,11 +192,14 @@ class Matcher:
 
     __slots__ = (
         "big_segments",
+        "detail",
         "done",
         "flags",
         "heads",
         "hot",
         "inline_prerequisites",
+        "ledger",
+        "recorders",
         "segments",
     )
 
@@ -212,6 +233,41 @@ class Matcher:
         #: :meth:`prerequisites_failed` reads first: a batch's (see
         #: :meth:`batch`); none for the snapshot's own.
         self.done: Mapping[str, Result] = _NO_RESULTS
+        #: Where a recording matcher (:meth:`recording`) counts each
+        #: prerequisite evaluation it runs, and whether for a ``*_detail``
+        #: method (None: it records nothing, as the snapshot's own).
+        self.ledger: Records | None = None
+        self.detail = False
+        #: The recording matchers made of this one, by ledger (variation's,
+        #: variation_detail's).
+        self.recorders: dict[Records, tuple[Matcher, Matcher]] = {}
+
+    def recording(self, ledger: Records) -> tuple[Matcher, Matcher]:
+        """Matchers that record each prerequisite evaluation in ``ledger`` (made once).
+
+        For analytics events: the client's staged evaluations of a flag
+        that is not plain run its head with one of these (the first for
+        ``variation``, the second for ``variation_detail``, whose events
+        carry reasons). The flag's code then calls
+        :meth:`prerequisites_failed` for its prerequisites, which records
+        each one it evaluates before the flag's own evaluation is counted;
+        a flag on the careful path records those its state reached
+        (:func:`_careful_run`). They share this matcher's data and heads.
+        """
+        try:
+            return self.recorders[ledger]
+        except KeyError:
+            pair = (self._recorder(ledger, False), self._recorder(ledger, True))
+            self.recorders[ledger] = pair
+            return pair
+
+    def _recorder(self, ledger: Records, detail: bool) -> Matcher:
+        matcher = Matcher(self.flags, self.segments, self.big_segments, self.hot)
+        matcher.heads = self.heads  # (the same snapshot: the same heads)
+        matcher.inline_prerequisites = False  # (prerequisites_failed records)
+        matcher.ledger = ledger
+        matcher.detail = detail
+        return matcher
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
         """A matcher for one all-flags evaluation, which reads results from ``done``.
@@ -348,6 +404,8 @@ class Matcher:
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
+        if self.ledger is not None:
+            return self._recorded_prerequisites_failed(prerequisites, ctx, self.ledger)
         flags = self.flags
         hot = self.hot
         done = self.done
@@ -373,6 +431,42 @@ class Matcher:
                         raise AssertionError(f"a prerequisite chain at {key!r}")
                     result = pflag.run(pflag.ops, ctx, self)
             if result.variation_index != prereq.variation:
+                return prereq.failed
+        return None
+
+    def _recorded_prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context, ledger: Records
+    ) -> Result | None:
+        """:meth:`prerequisites_failed`, each evaluation recorded in ``ledger``.
+
+        What the careful path's state records (``_State``), in the same
+        order: a prerequisite that is there and not deleted, with its
+        result, whether or not it then fails.
+        """
+        flags = self.flags
+        hot = self.hot
+        for prereq in prerequisites:
+            key = prereq.key
+            pflag: CompiledFlag | None
+            try:
+                pflag = hot[key]
+            except KeyError:
+                pflag = flags.get(key)  # (made on first lookup)
+            if pflag is None or pflag.deleted:
+                return prereq.failed
+            result = pflag.constant
+            if result is None:
+                if pflag.prerequisites:
+                    # (_needs_state() sends its flag to the careful path)
+                    raise AssertionError(f"a prerequisite chain at {key!r}")
+                result = pflag.run(pflag.ops, ctx, self)
+            ledger.record(pflag, ctx, result, None, prereq.of, self.detail)
+            # An off or malformed prerequisite fails whatever it serves.
+            if (
+                not pflag.on
+                or pflag.malformed is not None
+                or result.variation_index != prereq.variation
+            ):
                 return prereq.failed
         return None
 
@@ -560,9 +654,21 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
     """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
 
     ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
-    snapshot's matcher (or all-flags state's), whose data it evaluates.
+    snapshot's matcher (or all-flags state's), whose data it evaluates. A
+    recording matcher's ledger (:meth:`Matcher.recording`) gets the
+    prerequisite evaluations the state reached, depth first, even when the
+    flag's own evaluation then fails.
     """
-    return _careful(st, ops[HEAD], ctx)
+    ledger = st.ledger
+    if ledger is None:
+        return _careful(st, ops[HEAD], ctx)
+    recorded: Recorded = []
+    try:
+        return _careful(st, ops[HEAD], ctx, recorded)
+    finally:
+        detail = st.detail
+        for flag, result, of in recorded:
+            ledger.record(flag, ctx, result, None, of, detail)
 
 
 def run_head(

@@ -480,14 +480,18 @@ class Resolver:
 
 
 class Prerequisite:
-    """A prerequisite: the flag key, the required index, the result if it fails."""
+    """A prerequisite: the flag key, the required index, the result if it fails.
 
-    __slots__ = ("failed", "key", "variation")
+    ``of``: the key of the flag that requires it (its analytics events say so).
+    """
 
-    def __init__(self, key: str, variation: int, failed: Result) -> None:
+    __slots__ = ("failed", "key", "of", "variation")
+
+    def __init__(self, key: str, variation: int, failed: Result, of: str = "") -> None:
         self.key = key
         self.variation = variation
         self.failed = failed
+        self.of = of
 
 
 class CompiledFlag:
@@ -691,6 +695,7 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
                 off_value(
                     Reason({"kind": "PREREQUISITE_FAILED", "prerequisiteKey": pkey})
                 ),
+                flag.key,
             )
         )
     flag.prerequisites = tuple(prereqs)
