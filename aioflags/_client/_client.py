@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
+    from aioflags._evaluation._evaluate import Matcher, Recording
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -783,9 +784,11 @@ class Client:
                     flag = matcher.hot[key]
                 except KeyError:
                     flag = matcher.flag(key)
-                if type(head) is not Result and not head[1]:
-                    matcher = matcher.recording(ledger)[0]
-                result = series.run(head, key, context, matcher, "variation", default)
+                # (prerequisites: their evaluations are counted too)
+                st: Matcher | Recording = matcher
+                if flag.prerequisites:
+                    st = matcher.recording(ledger)[0]
+                result = series.run(head, key, context, st, "variation", default)
                 ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value
         # Otherwise as Evaluator.evaluate() does it, without a second
@@ -826,11 +829,10 @@ class Client:
                     flag = matcher.hot[key]
                 except KeyError:
                     flag = matcher.flag(key)
-                if type(head) is not Result and not head[1]:
-                    matcher = matcher.recording(ledger)[1]
-                result = series.run(
-                    head, key, context, matcher, "variation_detail", default
-                )
+                st: Matcher | Recording = matcher
+                if flag.prerequisites:
+                    st = matcher.recording(ledger)[1]
+                result = series.run(head, key, context, st, "variation_detail", default)
                 ledger.record(flag, context, result, default, None, True)
                 return detail_of(result, default)
         # As Evaluator.evaluate() does it, without a second coroutine: ~1,300

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._evaluate import run_head
+from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, run_head, write_run_head
 from aioflags._evaluation._snapshot import SeriesRun as Run
 from aioflags._evaluation._snapshot import detail_of
 
@@ -335,7 +335,7 @@ def _compile(
             f"            failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
             f"            d{i} = EMPTY",
         ]
-    lines.append("    result = run_head(head, key, context, matcher)")
+    lines += write_run_head("    ")  # the pipeline's place, in this frame
     if after:
         # A result that serves a variation keeps its own detail (detail_of's).
         lines += [
@@ -362,7 +362,7 @@ def _compile(
         "detail_of": detail_of,
         "failed": runner._stage_failed,
         "new": object.__new__,
-        "run_head": run_head,
+        **RUN_HEAD_NAMES,
         "runner": runner,
     }
     exec(

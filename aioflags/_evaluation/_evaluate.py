@@ -9,6 +9,7 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 from __future__ import annotations
 
 import contextlib
+import linecache
 import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
@@ -38,15 +39,20 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_RESULTS",
     "MAX_CHAIN_DEPTH",
+    "RUN_HEAD",
+    "RUN_HEAD_NAMES",
     "Matcher",
     "Recorded",
+    "Recording",
     "Records",
+    "RunHead",
     "evaluate",
     "finish",
     "own_prerequisites",
     "prerequisites_reached",
     "run_head",
     "typed_check",
+    "write_run_head",
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
@@ -192,13 +198,11 @@ class Matcher:
 
     __slots__ = (
         "big_segments",
-        "detail",
         "done",
         "flags",
         "heads",
         "hot",
         "inline_prerequisites",
-        "ledger",
         "recorders",
         "segments",
     )
@@ -233,41 +237,24 @@ class Matcher:
         #: :meth:`prerequisites_failed` reads first: a batch's (see
         #: :meth:`batch`); none for the snapshot's own.
         self.done: Mapping[str, Result] = _NO_RESULTS
-        #: Where a recording matcher (:meth:`recording`) counts each
-        #: prerequisite evaluation it runs, and whether for a ``*_detail``
-        #: method (None: it records nothing, as the snapshot's own).
-        self.ledger: Records | None = None
-        self.detail = False
         #: The recording matchers made of this one, by ledger (variation's,
         #: variation_detail's).
-        self.recorders: dict[Records, tuple[Matcher, Matcher]] = {}
+        self.recorders: dict[Records, tuple[Recording, Recording]] = {}
 
-    def recording(self, ledger: Records) -> tuple[Matcher, Matcher]:
-        """Matchers that record each prerequisite evaluation in ``ledger`` (made once).
+    def recording(self, ledger: Records) -> tuple[Recording, Recording]:
+        """What records each prerequisite evaluation in ``ledger`` (made once).
 
         For analytics events: the client's staged evaluations of a flag
         that is not plain run its head with one of these (the first for
         ``variation``, the second for ``variation_detail``, whose events
-        carry reasons). The flag's code then calls
-        :meth:`prerequisites_failed` for its prerequisites, which records
-        each one it evaluates before the flag's own evaluation is counted;
-        a flag on the careful path records those its state reached
-        (:func:`_careful_run`). They share this matcher's data and heads.
+        carry reasons) in place of this matcher.
         """
         try:
             return self.recorders[ledger]
         except KeyError:
-            pair = (self._recorder(ledger, False), self._recorder(ledger, True))
+            pair = (Recording(self, ledger, False), Recording(self, ledger, True))
             self.recorders[ledger] = pair
             return pair
-
-    def _recorder(self, ledger: Records, detail: bool) -> Matcher:
-        matcher = Matcher(self.flags, self.segments, self.big_segments, self.hot)
-        matcher.heads = self.heads  # (the same snapshot: the same heads)
-        matcher.inline_prerequisites = False  # (prerequisites_failed records)
-        matcher.ledger = ledger
-        matcher.detail = detail
-        return matcher
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
         """A matcher for one all-flags evaluation, which reads results from ``done``.
@@ -404,8 +391,6 @@ class Matcher:
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context
     ) -> Result | None:
         """The result of the first prerequisite that fails, or ``None``."""
-        if self.ledger is not None:
-            return self._recorded_prerequisites_failed(prerequisites, ctx, self.ledger)
         flags = self.flags
         hot = self.hot
         done = self.done
@@ -434,42 +419,6 @@ class Matcher:
                 return prereq.failed
         return None
 
-    def _recorded_prerequisites_failed(
-        self, prerequisites: tuple[Prerequisite, ...], ctx: Context, ledger: Records
-    ) -> Result | None:
-        """:meth:`prerequisites_failed`, each evaluation recorded in ``ledger``.
-
-        What the careful path's state records (``_State``), in the same
-        order: a prerequisite that is there and not deleted, with its
-        result, whether or not it then fails.
-        """
-        flags = self.flags
-        hot = self.hot
-        for prereq in prerequisites:
-            key = prereq.key
-            pflag: CompiledFlag | None
-            try:
-                pflag = hot[key]
-            except KeyError:
-                pflag = flags.get(key)  # (made on first lookup)
-            if pflag is None or pflag.deleted:
-                return prereq.failed
-            result = pflag.constant
-            if result is None:
-                if pflag.prerequisites:
-                    # (_needs_state() sends its flag to the careful path)
-                    raise AssertionError(f"a prerequisite chain at {key!r}")
-                result = pflag.run(pflag.ops, ctx, self)
-            ledger.record(pflag, ctx, result, None, prereq.of, self.detail)
-            # An off or malformed prerequisite fails whatever it serves.
-            if (
-                not pflag.on
-                or pflag.malformed is not None
-                or result.variation_index != prereq.variation
-            ):
-                return prereq.failed
-        return None
-
     match_segments = _match_segments
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
@@ -482,6 +431,89 @@ class Matcher:
         if member is not None:
             return member
         return bool(seg.rules) and _rules_match(seg, ctx, self)
+
+
+@final
+class Recording:
+    """A matcher that records each prerequisite evaluation (:meth:`Matcher.recording`).
+
+    What a flag's code calls on its state, as :class:`Matcher` answers it,
+    over the same data and heads, but for prerequisites: the generated
+    code hands them all to :meth:`prerequisites_failed`, which counts each
+    one it evaluates in :attr:`ledger` (``prereq_of``: the flag that
+    required it) before the flag's own evaluation is counted. A flag on
+    the careful path has its state's record counted (:func:`_careful_run`).
+    Made once per snapshot and ledger: nothing is allocated per evaluation.
+    """
+
+    __slots__ = (
+        "big_segments",
+        "detail",
+        "flags",
+        "heads",
+        "hot",
+        "ledger",
+        "segments",
+    )
+
+    #: the generated code calls prerequisites_failed() for every prerequisite
+    inline_prerequisites: Final = False
+
+    def __init__(self, matcher: Matcher, ledger: Records, detail: bool) -> None:
+        self.flags = matcher.flags
+        self.hot = matcher.hot
+        self.heads = matcher.heads
+        self.segments = matcher.segments
+        self.big_segments = matcher.big_segments
+        #: Where each prerequisite evaluation is counted, and whether for
+        #: a ``*_detail`` method (its events carry the reason).
+        self.ledger = ledger
+        self.detail = detail
+
+    def prerequisites_failed(
+        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
+    ) -> Result | None:
+        """The result of the first prerequisite that fails, or ``None``; each counted.
+
+        What the careful path's state records (``_State``), in the same
+        order: a prerequisite that is there and not deleted, with its
+        result, whether or not it then fails. A prerequisite chain never
+        reaches here (``Matcher._needs_state`` sends its flag to the
+        careful path).
+        """
+        flags = self.flags
+        hot = self.hot
+        ledger = self.ledger
+        for prereq in prerequisites:
+            key = prereq.key
+            pflag: CompiledFlag | None
+            try:
+                pflag = hot[key]
+            except KeyError:
+                pflag = flags.get(key)  # (made on first lookup)
+            if pflag is None or pflag.deleted:
+                return prereq.failed
+            result = pflag.constant
+            if result is None:
+                if pflag.prerequisites:
+                    raise AssertionError(f"a prerequisite chain at {key!r}")
+                result = pflag.run(pflag.ops, ctx, self)
+            ledger.record(pflag, ctx, result, None, prereq.of, self.detail)
+            # An off or malformed prerequisite fails whatever it serves.
+            if (
+                not pflag.on
+                or pflag.malformed is not None
+                or result.variation_index != prereq.variation
+            ):
+                return prereq.failed
+        return None
+
+    def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
+        """Never called (:attr:`inline_prerequisites` is False); as the matcher's."""
+        raise AssertionError(f"prerequisite {key!r} checked inline while recording")
+
+    match_segments = _match_segments
+    _contains = Matcher._contains
 
 
 @final
@@ -628,7 +660,7 @@ def evaluate(
 
 
 def _careful(
-    matcher: Matcher,
+    matcher: Matcher | Recording,
     flag: CompiledFlag,
     ctx: Context,
     recorded: Recorded | None = None,
@@ -650,7 +682,7 @@ def _careful(
     return result if big is None else _with_big(result, big)
 
 
-def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher | Recording) -> Result:
     """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
 
     ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
@@ -659,9 +691,9 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
     prerequisite evaluations the state reached, depth first, even when the
     flag's own evaluation then fails.
     """
-    ledger = st.ledger
-    if ledger is None:
+    if st.__class__ is not Recording:
         return _careful(st, ops[HEAD], ctx)
+    ledger = st.ledger
     recorded: Recorded = []
     try:
         return _careful(st, ops[HEAD], ctx, recorded)
@@ -669,30 +701,6 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
         detail = st.detail
         for flag, result, of in recorded:
             ledger.record(flag, ctx, result, None, of, detail)
-
-
-def run_head(
-    head: tuple[Any, ...] | Result,
-    key: str,
-    ctx: Context | None,
-    st: Matcher | None,
-    *_: object,
-) -> Result:
-    """Flag ``key``'s result from its head (``Matcher.heads``) for ``ctx``.
-
-    A constant result as it is; else the head's code run, with ``st`` the
-    matcher whose data it reads (an abort or a bug: :func:`finish`). The
-    client's inlined hot path does the same in its own frame. What follows
-    is ignored: so this is also the hooks' series of no stage
-    (``HookRunner.run``, whose arguments begin with these).
-    """
-    if type(head) is Result:
-        return head
-    try:
-        result: Result = head[0](head, ctx, st)
-    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-        return finish(key, exc)
-    return result
 
 
 def finish(key: str, exc: Exception) -> Result:
@@ -762,6 +770,88 @@ def _is_power_of_ten(count: int) -> bool:
     while count % 10 == 0:
         count //= 10
     return count == 1
+
+
+#: The statements that run a flag's head and map what its code raised:
+#: the pipeline's one place. ``head`` (``Matcher.heads``: a constant
+#: result, or a tuple whose first item runs it), ``key``, ``context`` and
+#: ``matcher`` (the data its code reads) are bound; ``result`` is set. An
+#: abort or a bug is :func:`finish`'s. Written, as it is, into
+#: :func:`run_head` and into each hook series compiled around it
+#: (``_client._hooks``: in its own frame, as a call to run_head from there
+#: cost ~500 instructions, 4 % of a hooked evaluation); the client's
+#: inlined hot path does the same in its own frame.
+RUN_HEAD: Final = """\
+if type(head) is Result:
+    result = head
+else:
+    try:
+        result = head[0](head, context, matcher)
+    except Exception as exc:
+        result = finish(key, exc)
+"""
+
+#: What code with :data:`RUN_HEAD` written into it reads by name.
+RUN_HEAD_NAMES: Final[Mapping[str, object]] = MappingProxyType(
+    {"Result": Result, "finish": finish}
+)
+
+
+def write_run_head(indent: str) -> list[str]:
+    """:data:`RUN_HEAD`'s lines, indented by ``indent``, for generated code."""
+    return [indent + line for line in RUN_HEAD.splitlines()]
+
+
+class RunHead(Protocol):
+    """:func:`run_head`'s signature (what follows its four arguments is ignored)."""
+
+    def __call__(
+        self,
+        head: tuple[Any, ...] | Result,
+        key: str,
+        context: Context | None,
+        matcher: Matcher | Recording | None,
+        /,
+        *_: object,
+    ) -> Result:
+        """Flag ``key``'s result from its head for ``context``."""
+        ...
+
+
+def _written_run_head() -> RunHead:
+    source = "\n".join(
+        [
+            "def run_head(head, key, context, matcher, *_):",
+            *write_run_head("    "),
+            "    return result",
+            "",
+        ]
+    )
+    code = compile(source, "<aioflags run_head>", "exec")
+    namespace: dict[str, Any] = dict(RUN_HEAD_NAMES)
+    exec(code, namespace)  # the constant source above, no data
+    run: RunHead = namespace["run_head"]
+    run.__doc__ = _RUN_HEAD_DOC
+    run.__module__ = __name__
+    linecache.cache[code.co_filename] = (
+        len(source),
+        None,
+        source.splitlines(True),
+        code.co_filename,
+    )
+    return run
+
+
+_RUN_HEAD_DOC: Final = """Flag ``key``'s result from its head (``Matcher.heads``) for ``context``.
+
+    A constant result as it is; else the head's code run, with ``matcher``
+    the data it reads (an abort or a bug: :func:`finish`): :data:`RUN_HEAD`.
+    What follows the four arguments is ignored: so this is also the hooks'
+    series of no stage (``HookRunner.run``, whose arguments begin with these).
+    """
+
+#: :data:`RUN_HEAD` as a function: ``run_head(head, key, context, matcher)``.
+run_head: Final[RunHead] = _written_run_head()
 
 
 def prerequisites_reached(
