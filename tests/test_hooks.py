@@ -727,16 +727,16 @@ def test_the_series_is_compiled_when_a_hook_is_registered() -> None:
 
     ``HookRunner.run`` is one function made for the stages that run, made
     again only when a hook is added; with no stage of its own it is the
-    flag's head alone (``run_head``).
+    flag's head alone (``head_alone``, written once).
     """
-    from aioflags._evaluation._evaluate import run_head
+    from aioflags._client._hooks import head_alone
 
     calls: Calls = []
     runner = HookRunner([Hook()])
-    assert runner.run is run_head  # nothing observes: the head alone
+    assert runner.run is head_alone()  # nothing observes: the head alone
     runner.add(Recording("a", calls))
     compiled = runner.run
-    assert compiled is not run_head
+    assert compiled is not head_alone()
     snapshot = aioflags.FlagSnapshot({}, initialized=True).composed(None, None, runner)
     for _ in range(3):
         snapshot.variation("missing", USER, False)

@@ -824,7 +824,8 @@ class Client:
                     result = series.run(
                         head, key, context, matcher, "variation_detail", default
                     )
-                    return detail_of(result, default)
+                    shown = result.detail
+                    return detail_of(result, default) if shown is None else shown
                 try:
                     flag = matcher.hot[key]
                 except KeyError:
@@ -834,7 +835,9 @@ class Client:
                     st = matcher.recording(ledger)[1]
                 result = series.run(head, key, context, st, "variation_detail", default)
                 ledger.record(flag, context, result, default, None, True)
-                return detail_of(result, default)
+                # (a result that serves a variation keeps its detail)
+                shown = result.detail
+                return detail_of(result, default) if shown is None else shown
         # As Evaluator.evaluate() does it, without a second coroutine: ~1,300
         # instructions, 12 % of the call.
         snapshot = evaluator.now(key)

@@ -19,6 +19,7 @@ await on, and a hook that waited on I/O would stall every evaluation.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, run_head, write_run_head
+from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, write_run_head
 from aioflags._evaluation._snapshot import SeriesRun as Run
 from aioflags._evaluation._snapshot import detail_of
 
@@ -302,6 +303,27 @@ def _compile(
     before: tuple[Hook, ...],
     after: tuple[tuple[Hook, int], ...],
 ) -> Run:
+    """The series of these stages as one function (:func:`head_alone` with none)."""
+    if before or after:
+        return _written(runner, before, after)
+    return head_alone()
+
+
+@functools.cache
+def head_alone() -> Run:
+    """The series of no stage: the flag's head alone, written once.
+
+    What ``run_head`` does, with the series' signature (its own takes four
+    arguments and ignores the rest, which cost a tuple per call).
+    """
+    return _written(None, (), ())
+
+
+def _written(
+    runner: HookRunner | None,
+    before: tuple[Hook, ...],
+    after: tuple[tuple[Hook, int], ...],
+) -> Run:
     """The series of these stages as one function, written for them.
 
     Built when a hook is registered, as a flag's code is when it is first
@@ -312,14 +334,17 @@ def _compile(
     isolated as :meth:`HookRunner.run` documents.
     """
     lines = [
-        "def run(head, key, context, matcher, method, default, present=detail_of):",
-        "    series = new(EvaluationSeriesContext)",
-        "    series._key = key",
-        "    series._context = context",
-        "    series._default = default",
-        "    series._method = method",
-        "    series._env = runner.environment_id",
+        "def run(head, key, context, matcher, method, default, present=detail_of):"
     ]
+    if before or after:  # (with none: the head alone, run_head with this signature)
+        lines += [
+            "    series = new(EvaluationSeriesContext)",
+            "    series._key = key",
+            "    series._context = context",
+            "    series._default = default",
+            "    series._method = method",
+            "    series._env = runner.environment_id",
+        ]
     names: dict[str, Hook] = {}
     for i, hook in enumerate(before):
         names[f"h{i}"] = hook
@@ -360,7 +385,7 @@ def _compile(
         "Mapping": Mapping,
         "PROXY": _PROXY,
         "detail_of": detail_of,
-        "failed": runner._stage_failed,
+        "failed": None if runner is None else runner._stage_failed,
         "new": object.__new__,
         **RUN_HEAD_NAMES,
         "runner": runner,
@@ -401,7 +426,7 @@ class HookRunner:
         self.environment_id: str | None = None
         self._failed: set[tuple[int, str]] = set()
         #: The series around one evaluation, compiled for the stages that
-        #: run (:func:`_compile`; with none, ``run_head``): ``run(head, key,
+        #: run (:func:`_compile`; with none, the head alone): ``run(head, key,
         #: context, matcher, method, default, present=detail_of)`` runs the ``before_evaluation``
         #: stages, then ``head`` once (``Matcher.heads``: its constant
         #: result, or a tuple whose first item runs it, called with ``(head,
@@ -415,7 +440,7 @@ class HookRunner:
         #: nothing). A stage that raises, or a ``before_evaluation`` that
         #: returns something other than a mapping, is logged (once per hook
         #: and stage) and its next stage gets empty data.
-        self.run: Run = run_head
+        self.run: Run = _compile(self, (), ())
         for hook in hooks:
             self.add(hook)
 
@@ -435,7 +460,7 @@ class HookRunner:
             position = -1
         if _own(hook, "after_evaluation"):  # (in the order they run: the last first)
             after = ((hook, position), *after)
-        self.run = _compile(self, before, after) if before or after else run_head
+        self.run = _compile(self, before, after)
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 
