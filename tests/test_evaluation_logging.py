@@ -459,3 +459,35 @@ def test_validate_lists_such_parts_without_logging_them(
     _, problems = checked_flag("f", flag("f", rules=[bad_rule]))
     assert problems == ["rules[0] serves variation 7, but the flag has 2 variations"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_all_flags_state_reports_a_failing_flag_once_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The flag's entry lists the prerequisites its evaluation reached
+    # before the abort, found by running it again (through run_head):
+    # that re-run is not a second failure, neither logged nor counted.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    bad_rule = {
+        "id": "bad",
+        "clauses": [
+            {"attribute": "", "op": "segmentMatch", "values": ["s"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    bad = flag("f", prerequisites=[{"key": "p", "variation": 0}], rules=[bad_rule])
+    malformed = {"key": "s", "version": 1, "included": "not a list"}
+    snap = snapshot_from_data({"f": bad, "p": flag("p")}, {"s": malformed})
+    for _ in range(10):
+        state = snap.all_flags_state(USER, with_reasons=True)
+        assert state.get_flag_reason("f") == {
+            "kind": "ERROR",
+            "errorKind": "MALFORMED_FLAG",
+        }
+        assert state.to_dict()["$flagsState"]["f"]["prerequisites"] == ["p"]
+    assert len(lines(caplog, "Flag 'f' could not be evaluated:", logging.WARNING)) == 1
+    assert len(lines(caplog, "could not be evaluated again", logging.DEBUG)) == 8
+    assert [
+        line.split(",")[0]
+        for line in lines(caplog, "Flag 'f' has failed", logging.WARNING)
+    ] == ["Flag 'f' has failed 10 times (MALFORMED_FLAG)"]

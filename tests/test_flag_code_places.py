@@ -24,11 +24,6 @@ ROOT = Path(aioflags.__file__).parent
 PLACES = {
     "_client/_client.py:variation",  # the inlined hot path (kept)
     "_evaluation/_evaluate.py:run_head",  # the pipeline's place (kept)
-    "_evaluation/_evaluate.py:find_head",  # making a head (compiling)
-    "_evaluation/_evaluate.py:evaluate",  # the snapshot's driver
-    "_evaluation/_snapshot.py:_result",  # the snapshot's untyped evaluation
-    "_evaluation/_evaluate.py:_careful",  # big-segment status, recorded prereqs
-    "_evaluation/_evaluate.py:prerequisites_reached",  # a re-run
     "_evaluation/_snapshot.py:_all_flags_state",  # the two all-flags loops
 }
 
@@ -88,5 +83,6 @@ def test_the_places_that_run_flag_code_are_the_listed_ones() -> None:
 
 
 def test_the_count_of_places() -> None:
-    """Nine handlers today (the all-flags state's two loops count twice)."""
-    assert sum(_places().values()) == 9
+    """Four handlers today (the all-flags state's two loops count twice)."""
+    assert sum(_places().values()) == 4
+

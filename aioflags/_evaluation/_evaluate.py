@@ -8,7 +8,6 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
@@ -253,16 +252,18 @@ class Matcher:
         """:meth:`head_of`, or None if there is no such flag.
 
         A bug in making the head (compiling the flag, choosing its path)
-        is that evaluation's EXCEPTION, logged (:func:`finish`), as a bug
-        in running it is; the flag's presence is asked first, so that a
-        ``KeyError`` from such a bug is never taken for a missing flag.
+        gives a head that raises it when run (not kept in :attr:`heads`):
+        so it is that evaluation's EXCEPTION, logged where heads are run
+        (:func:`run_head`), as a bug in running it is. The flag's presence
+        is asked first, so that a ``KeyError`` from such a bug is never
+        taken for a missing flag.
         """
         if key not in self.hot and key not in self.flags:
             return None
         try:
             return self.head_of(key)
-        except Exception as exc:  # noqa: BLE001 (finish() reports it)
-            return finish(key, exc)
+        except Exception as exc:  # noqa: BLE001 (raised again where it runs)
+            return (_raise, True, exc)
 
     def _runnable(self, flag: CompiledFlag) -> tuple[Any, ...]:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
@@ -515,22 +516,45 @@ def evaluate(
 ) -> Result:
     """Evaluate a present flag whose result is not constant; never raises.
 
-    The one evaluation driver, for every method. It runs what the fast
-    paths run (:meth:`Matcher.runnable_ops`): the flag's code with the
-    snapshot's shared ``matcher`` (nothing allocated), or, for a flag that
-    needs a per-evaluation state, the careful path (:func:`_careful`). With
-    ``recorded`` (analytics events), it takes the careful path at once and
-    appends every prerequisite evaluation to it, depth first. An abort gives
-    MALFORMED_FLAG, anything unexpected EXCEPTION; both are logged.
+    It runs, through :func:`run_head` (which maps an abort to
+    MALFORMED_FLAG and anything unexpected to EXCEPTION, both logged), what
+    the fast paths run: the flag's head (:meth:`Matcher.runnable_ops`),
+    its code with the snapshot's shared ``matcher`` (nothing allocated),
+    or, for a flag that needs a per-evaluation state, the careful path
+    (:func:`_careful`). With ``recorded`` (analytics events), it takes the
+    careful path at once and appends every prerequisite evaluation to it,
+    depth first (those before an abort too).
     """
     if recorded is not None:
-        return _careful(matcher, flag, ctx, recorded)
-    try:
-        ops = matcher.runnable_ops(flag.key, flag)
-        result: Result = ops[0](ops, ctx, matcher)
-    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
-        return finish(flag.key, exc)
+        return run_head(
+            (_careful_recorded, False, flag, recorded), flag.key, ctx, matcher
+        )
+    key = flag.key
+    head = matcher.heads.get(key)
+    if head is None:  # first evaluated in this snapshot: made where it runs
+        head = (_first_run, False, flag)
+    return run_head(head, key, ctx, matcher)
+
+
+def _first_run(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The head :func:`evaluate` runs for a flag whose head is not made yet.
+
+    ``head``: this function, ``False`` (not plain), the flag. It makes the
+    flag's head (:meth:`Matcher.runnable_ops`, kept) and runs it.
+    """
+    flag: CompiledFlag = head[HEAD]
+    ops = st.runnable_ops(flag.key, flag)
+    result: Result = ops[0](ops, ctx, st)
     return result
+
+
+def _raise(head: tuple[Any, ...], ctx: Context | None, st: object) -> Result:
+    """The head of a flag whose head could not be made (:meth:`Matcher.find_head`).
+
+    ``head``: this function, ``True`` (run it as it is, on every path),
+    the exception, raised again where the head is run.
+    """
+    raise head[HEAD]
 
 
 def _careful(
@@ -539,20 +563,33 @@ def _careful(
     ctx: Context,
     recorded: Recorded | None = None,
 ) -> Result:
-    """Evaluate non-constant ``flag`` with a per-evaluation state; never raises.
+    """Evaluate non-constant ``flag`` with a per-evaluation state.
 
     The careful path: prerequisite chains (cycles and depth are checked),
     big segments (their status goes in the result's reason), nested
-    segments; ``recorded`` as for :func:`evaluate`.
+    segments; ``recorded`` as for :func:`evaluate`. What the flag's code
+    raises is left to where its head runs (:func:`run_head`).
     """
     st = _State(
         matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
     )
-    try:
-        result = flag.run(flag.ops, ctx, st)
-    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
-        return finish(flag.key, exc)
+    result = flag.run(flag.ops, ctx, st)
     big = st.big
+    return result if big is None else _with_big(result, big)
+
+
+def _careful_recorded(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The head :func:`evaluate` runs with ``recorded``: :func:`_careful`'s body.
+
+    ``head``: this function, ``False`` (not plain), the flag, the list
+    its prerequisites' evaluations are appended to. (Not a call of
+    ``_careful``: one frame less on the events-on path of a flag with
+    prerequisites.)
+    """
+    _, _, flag, recorded = head
+    state = _State(st.flags, st.segments, flag.key, recorded, st.big_segments)
+    result: Result = flag.run(flag.ops, ctx, state)
+    big = state.big
     return result if big is None else _with_big(result, big)
 
 
@@ -570,38 +607,50 @@ def run_head(
     key: str,
     ctx: Context | None,
     st: Matcher | None,
-    *_: object,
+    _method: object = None,
+    _default: object = None,
+    _present: object = None,
 ) -> Result:
     """Flag ``key``'s result from its head (``Matcher.heads``) for ``ctx``.
 
     A constant result as it is; else the head's code run, with ``st`` the
-    matcher whose data it reads (an abort or a bug: :func:`finish`). The
-    client's inlined hot path does the same in its own frame. What follows
+    matcher whose data it reads. The one place (with the client's inlined
+    hot path, which does the same in its own frame) where what a flag's
+    code raised is mapped to a result (:func:`finish`): an abort to
+    MALFORMED_FLAG, anything else to EXCEPTION, logged; not logged again
+    for a head whose second item is ``None``, a re-run of an evaluation
+    already reported (:func:`prerequisites_reached`). What follows ``st``
     is ignored: so this is also the hooks' series of no stage
-    (``HookRunner.run``, whose arguments begin with these).
+    (``HookRunner.run``, whose arguments begin with these). Those are
+    named parameters with defaults, not ``*args``: CPython specialises
+    such a call (``CALL_PY_WITH_DEFAULTS``), not one to a function with
+    ``*args``.
     """
     if type(head) is Result:
         return head
     try:
         result: Result = head[0](head, ctx, st)
     except Exception as exc:  # noqa: BLE001 (finish() reports it)
-        return finish(key, exc)
+        return finish(key, exc, head[1] is not None)
     return result
 
 
-def finish(key: str, exc: Exception) -> Result:
+def finish(key: str, exc: Exception, report: bool = True) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For every path that runs a flag's code (the driver, the client's fast
-    path, all-flags state's). An abort (a malformed part reached, a cycle,
-    a chain too deep) is MALFORMED_FLAG. Anything else is a bug in the code
-    or in its ops: EXCEPTION. Both are logged, once
-    per flag and kind (:func:`_failed`).
+    For the places that run a flag's code (:func:`run_head`, the client's
+    inlined hot path, all-flags state's loops). An abort (a malformed part
+    reached, a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is
+    a bug in the code or in its ops: EXCEPTION. Both are logged, once per
+    flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
+    evaluation already reported).
     """
     if isinstance(exc, MalformedAbort):
-        _failed(key, "MALFORMED_FLAG", exc)
+        if report:
+            _failed(key, "MALFORMED_FLAG", exc)
         return MALFORMED
-    _failed(key, "EXCEPTION", exc)
+    if report:
+        _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
 
 
@@ -674,13 +723,20 @@ def prerequisites_reached(
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
-    if result is _EXCEPTION:  # a bug (evaluate() logged it): it would raise again
+    if result is _EXCEPTION:  # a bug (reported): it would raise again
         return ()
     st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
-    # A malformed part (logged by evaluate()) ends it; those reached before count.
-    with contextlib.suppress(MalformedAbort):
-        flag.run(flag.ops, ctx, st)
+    # A malformed part (reported by the evaluation: this re-run is not,
+    # the head's None) ends it; those reached before count.
+    run_head((_run_state, None, flag, st), flag.key, ctx, matcher)
     return st.prerequisites
+
+
+def _run_state(head: tuple[Any, ...], ctx: Context, _: object) -> Result:
+    """Run a flag's code with a state of its own: ``head`` is (this, None, flag, state)."""
+    _, _, flag, st = head
+    result: Result = flag.run(flag.ops, ctx, st)
+    return result
 
 
 def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from ._evaluate import (
     finish,
     own_prerequisites,
     prerequisites_reached,
+    run_head,
     typed_check,
 )
 from ._logonce import Occurrences
@@ -538,7 +539,7 @@ class FlagSnapshot:
         """The flag's result for ``context``: an untyped evaluation recording nothing.
 
         Through the flag's head (:meth:`Matcher.head_of`): its constant
-        result, or its ops, run here.
+        result, or its ops, run by :func:`run_head`.
         """
         if not self._initialized:
             return _NOT_READY
@@ -557,12 +558,7 @@ class FlagSnapshot:
                 return _unknown_flag(key)
         if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
             return head
-        try:
-            result: Result = head[0](head, context, matcher)
-        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-        except Exception as exc:  # noqa: BLE001
-            return finish(key, exc)
-        return result
+        return run_head(head, key, context, matcher)
 
     def _evaluation(
         self,
@@ -708,8 +704,20 @@ class FlagSnapshot:
             result = self._hooked(
                 hooks, "variation_detail", key, context, default, detail=True
             )
-        elif self._events is None:  # the common case: one call fewer
-            result = self._result(key, context)
+        elif self._events is None:  # the common case: as _result(), one call fewer
+            matcher = self._matcher
+            try:
+                head = matcher.heads[key]  # (none before the snapshot is ready)
+            except (KeyError, TypeError):  # not made yet, no such flag, not a key
+                head = None
+            if (
+                head is None
+                or context.__class__ is not Context
+                or context._error is not None
+            ):
+                result = self._result(key, context)
+            else:
+                result = run_head(head, key, context, matcher)
         else:
             result = self._recorded(self._events, key, context, default, None, True)
         return detail_of(result, default)
@@ -718,7 +726,19 @@ class FlagSnapshot:
     def _typed(
         self, key: str, context: Context | None, default: T, kind: type
     ) -> Result:
-        result = self._result(key, context)
+        matcher = self._matcher
+        try:  # as in variation_detail()
+            head = matcher.heads[key]
+        except (KeyError, TypeError):
+            head = None
+        if (
+            head is None
+            or context.__class__ is not Context
+            or context._error is not None
+        ):
+            result = self._result(key, context)
+        else:
+            result = run_head(head, key, context, matcher)
         if result.variation_index is None or default is None:
             return result
         ok, value = typed_check(result.value, kind)
