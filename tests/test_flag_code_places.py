@@ -86,3 +86,22 @@ def test_the_count_of_places() -> None:
     """Four handlers today (the all-flags state's two loops count twice)."""
     assert sum(_places().values()) == 4
 
+
+def _class_lines(path: Path, name: str) -> int:
+    """How many lines class ``name`` of the module at ``path`` spans."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            assert node.end_lineno is not None
+            return node.end_lineno - node.lineno + 1
+    raise AssertionError(f"no class {name} in {path}")
+
+
+def test_flag_snapshot_is_data_plus_short_public_methods() -> None:
+    """Issue 49: ``FlagSnapshot`` under 350 lines (490 before).
+
+    Its evaluation's steps are functions beside it (assigned to the class,
+    so no call more per evaluation); the class keeps its data, its public
+    methods and their docstrings.
+    """
+    assert _class_lines(ROOT / "_evaluation" / "_snapshot.py", "FlagSnapshot") < 350

@@ -426,6 +426,243 @@ def _plan_json(plan: _Plan) -> tuple[list[str], list[str], tuple[int, ...] | Non
     return pieces
 
 
+def _result_of(self: FlagSnapshot, key: str, context: Context | None) -> Result:
+    """The flag's result for ``context``: an untyped evaluation recording nothing.
+
+    Through the flag's head (:meth:`Matcher.head_of`): its constant
+    result, or its ops, run by :func:`run_head`.
+    """
+    if not self._initialized:
+        return _NOT_READY
+    if context.__class__ is not Context or context._error is not None:
+        return _refused(context, _NO_CONTEXT)
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):
+        return _not_a_key(given, _NOT_FOUND)
+    matcher = self._matcher
+    head: tuple[Any, ...] | Result | None
+    try:
+        head = matcher.heads[key]
+    except KeyError:  # first evaluated in this snapshot
+        head = matcher.find_head(key)
+        if head is None:
+            return _unknown_flag(key)
+    if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
+        return head
+    return run_head(head, key, context, matcher)
+
+
+def _evaluation_of(
+    self: FlagSnapshot,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None,
+    detail: bool,
+) -> Result:
+    """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
+
+    Recorded as that method records it when analytics events are on (a
+    value method's event has no reason). What the hooks' series runs.
+    """
+    events = self._events
+    if events is not None:
+        return self._recorded(events, key, context, default, kind, detail)
+    if kind is None:
+        return self._result(key, context)
+    return self._typed(key, context, default, kind)
+
+
+def _hooked_of(
+    self: FlagSnapshot,
+    hooks: Series,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None = None,
+    detail: bool = False,
+    present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+) -> Result:
+    """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
+
+    Handed over as a head (``Matcher.heads``: a tuple whose first item
+    runs it, called with ``(head, context, matcher)``).
+    """
+    head = (_run_evaluation, self, key, default, kind, detail)
+    return hooks.run(head, key, context, None, method, default, present)
+
+
+def _recorded_of(
+    self: FlagSnapshot,
+    events: EvaluationRecorder,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None,
+    detail: bool,
+) -> Result:
+    """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
+
+    The path of every evaluation while analytics events are on: the
+    prerequisites' evaluations are recorded too, before the flag's own.
+    """
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):  # no event either
+        return _not_a_key(given, _NOT_FOUND)
+    try:
+        flag: CompiledFlag | None = self._flags[key]
+    except KeyError:  # a snapshot that is not ready holds none
+        flag = None
+    if context.__class__ is not Context or context._error is not None:
+        if not self._initialized and not _misused(context):
+            return _NOT_READY  # no event
+        return _refused(context, _NO_CONTEXT)  # no event
+    if flag is None or flag.deleted:
+        if not self._initialized:
+            events.unknown(key, context, default, _NOT_READY)
+            return _NOT_READY
+        events.unknown(key, context, default, _NOT_FOUND)
+        return _NOT_FOUND if flag is not None else _unknown_flag(key)
+    result = flag.constant
+    recorded: Recorded | None = None
+    if result is None:
+        if flag.prerequisites:
+            recorded = []
+            result = evaluate(self._matcher, flag, context, recorded)
+        else:
+            result = evaluate(self._matcher, flag, context)
+    if (
+        kind is not None
+        and result.variation_index is not None
+        and default is not None
+        and kind is not object
+        and type(result.value) is not kind
+    ):
+        ok, value = typed_check(result.value, kind)
+        if not ok:
+            result = _WRONG_TYPE
+        elif value is not result.value:
+            result = result.with_value(value)
+    events.evaluation(flag, context, result, default, detail, recorded)
+    return result
+
+
+def _typed_of(
+    self: FlagSnapshot, key: str, context: Context | None, default: T, kind: type
+) -> Result:
+    """The flag's result typed for ``kind``: WRONG_TYPE if its value is not one.
+
+    Recording nothing (``*_detail`` methods' path with events off).
+    """
+    matcher = self._matcher
+    try:  # as in variation_detail()
+        head = matcher.heads[key]
+    except (KeyError, TypeError):
+        head = None
+    if head is None or context.__class__ is not Context or context._error is not None:
+        result = self._result(key, context)
+    else:
+        result = run_head(head, key, context, matcher)
+    if result.variation_index is None or default is None:
+        return result
+    ok, value = typed_check(result.value, kind)
+    if not ok:
+        return _WRONG_TYPE
+    if value is result.value:
+        return result
+    return result.with_value(value)  # int <-> float
+
+
+def _typed_value_of(
+    self: FlagSnapshot,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: T,
+    kind: type,
+) -> T:
+    """What the typed value methods (``bool_variation``...) return.
+
+    Their hooks or events path, else what :func:`_typed_of` and
+    :func:`typed_check` do, without their calls.
+    """
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(hooks, method, key, context, default, kind)
+        return default if result.variation_index is None else result.value
+    events = self._events
+    if events is not None:
+        result = self._recorded(events, key, context, default, kind, False)
+        return default if result.variation_index is None else result.value
+    # As _result() does it, in this frame; every failure gives the
+    # default (a snapshot that is not ready holds no flags).
+    if context.__class__ is not Context or context._error is not None:
+        return _refused(context, default)
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):
+        return _not_a_key(given, default)
+    flag = self._flags.get(key)
+    if flag is None:
+        if self._initialized:
+            _unknown_flag(key)
+        return default
+    constant = flag.constant  # a deleted flag's serves no variation
+    result = evaluate(self._matcher, flag, context) if constant is None else constant
+    value = result.value
+    if result.variation_index is None:
+        return default
+    tv = type(value)
+    if tv is kind or kind is object or default is None:
+        return value  # type: ignore[no-any-return]
+    if kind is int and tv is float:
+        return int(value)  # type: ignore[return-value]
+    if kind is float and tv is int:
+        return float(value)  # type: ignore[return-value]
+    return default  # WRONG_TYPE
+
+
+def _typed_detail_of(
+    self: FlagSnapshot,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: T,
+    kind: type,
+) -> EvaluationDetail[T]:
+    """What the typed ``*_detail`` methods return (``method``: the one called)."""
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(hooks, method, key, context, default, kind, True)
+    else:
+        result = self._evaluation(key, context, default, kind, True)
+    return detail_of(result, default)
+
+
+def _migration_variation(
+    self: FlagSnapshot, key: str, context: Context | None, default_stage: Stage
+) -> tuple[Stage, OpTracker]:
+    """:meth:`FlagSnapshot.migration_variation` of ``self``."""
+    from ._migration import checked_default, tracked_stage
+
+    stage = checked_default(default_stage)
+    default = stage.value
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(
+            hooks,
+            "migration_variation",
+            key,
+            context,
+            default,
+            present=_stage_detail,
+        )
+    else:
+        result = self._evaluation(key, context, default, None, False)
+    detail = _stage_detail(result, default, key)
+    return tracked_stage(self._flags, key, context, detail, stage)
+
+
 @final
 class FlagSnapshot:
     """One immutable version of the flag data, evaluated synchronously.
@@ -535,123 +772,15 @@ class FlagSnapshot:
             k for k in flags if (state := state_of(k)) is not None and state[0]
         )
 
-    def _result(self, key: str, context: Context | None) -> Result:
-        """The flag's result for ``context``: an untyped evaluation recording nothing.
-
-        Through the flag's head (:meth:`Matcher.head_of`): its constant
-        result, or its ops, run by :func:`run_head`.
-        """
-        if not self._initialized:
-            return _NOT_READY
-        if context.__class__ is not Context or context._error is not None:
-            return _refused(context, _NO_CONTEXT)
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):
-            return _not_a_key(given, _NOT_FOUND)
-        matcher = self._matcher
-        head: tuple[Any, ...] | Result | None
-        try:
-            head = matcher.heads[key]
-        except KeyError:  # first evaluated in this snapshot
-            head = matcher.find_head(key)
-            if head is None:
-                return _unknown_flag(key)
-        if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
-            return head
-        return run_head(head, key, context, matcher)
-
-    def _evaluation(
-        self,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None,
-        detail: bool,
-    ) -> Result:
-        """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
-
-        Recorded as that method records it when analytics events are on (a
-        value method's event has no reason). What the hooks' series runs.
-        """
-        events = self._events
-        if events is not None:
-            return self._recorded(events, key, context, default, kind, detail)
-        if kind is None:
-            return self._result(key, context)
-        return self._typed(key, context, default, kind)
-
-    def _hooked(
-        self,
-        hooks: Series,
-        method: str,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None = None,
-        detail: bool = False,
-        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-    ) -> Result:
-        """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
-
-        Handed over as a head (``Matcher.heads``: a tuple whose first item
-        runs it, called with ``(head, context, matcher)``).
-        """
-        head = (_run_evaluation, self, key, default, kind, detail)
-        return hooks.run(head, key, context, None, method, default, present)
-
-    def _recorded(
-        self,
-        events: EvaluationRecorder,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None,
-        detail: bool,
-    ) -> Result:
-        """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
-
-        The path of every evaluation while analytics events are on: the
-        prerequisites' evaluations are recorded too, before the flag's own.
-        """
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):  # no event either
-            return _not_a_key(given, _NOT_FOUND)
-        try:
-            flag: CompiledFlag | None = self._flags[key]
-        except KeyError:  # a snapshot that is not ready holds none
-            flag = None
-        if context.__class__ is not Context or context._error is not None:
-            if not self._initialized and not _misused(context):
-                return _NOT_READY  # no event
-            return _refused(context, _NO_CONTEXT)  # no event
-        if flag is None or flag.deleted:
-            if not self._initialized:
-                events.unknown(key, context, default, _NOT_READY)
-                return _NOT_READY
-            events.unknown(key, context, default, _NOT_FOUND)
-            return _NOT_FOUND if flag is not None else _unknown_flag(key)
-        result = flag.constant
-        recorded: Recorded | None = None
-        if result is None:
-            if flag.prerequisites:
-                recorded = []
-                result = evaluate(self._matcher, flag, context, recorded)
-            else:
-                result = evaluate(self._matcher, flag, context)
-        if (
-            kind is not None
-            and result.variation_index is not None
-            and default is not None
-            and kind is not object
-            and type(result.value) is not kind
-        ):
-            ok, value = typed_check(result.value, kind)
-            if not ok:
-                result = _WRONG_TYPE
-            elif value is not result.value:
-                result = result.with_value(value)
-        events.evaluation(flag, context, result, default, detail, recorded)
-        return result
+    # The evaluation's steps: functions beside the class, its methods all
+    # the same (assigned, not called from a method: no call more).
+    _result = _result_of
+    _evaluation = _evaluation_of
+    _hooked = _hooked_of
+    _recorded = _recorded_of
+    _typed = _typed_of
+    _typed_value = _typed_value_of
+    _typed_detail = _typed_detail_of
 
     # --------------------------------------------------------------- untyped
     def variation(
@@ -723,81 +852,6 @@ class FlagSnapshot:
         return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
-    def _typed(
-        self, key: str, context: Context | None, default: T, kind: type
-    ) -> Result:
-        matcher = self._matcher
-        try:  # as in variation_detail()
-            head = matcher.heads[key]
-        except (KeyError, TypeError):
-            head = None
-        if (
-            head is None
-            or context.__class__ is not Context
-            or context._error is not None
-        ):
-            result = self._result(key, context)
-        else:
-            result = run_head(head, key, context, matcher)
-        if result.variation_index is None or default is None:
-            return result
-        ok, value = typed_check(result.value, kind)
-        if not ok:
-            return _WRONG_TYPE
-        if value is result.value:
-            return result
-        return result.with_value(value)  # int <-> float
-
-    def _typed_value(
-        self, method: str, key: str, context: Context | None, default: T, kind: type
-    ) -> T:
-        # The path of the typed methods: what _typed and typed_check do,
-        # without their calls.
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(hooks, method, key, context, default, kind)
-            return default if result.variation_index is None else result.value
-        events = self._events
-        if events is not None:
-            result = self._recorded(events, key, context, default, kind, False)
-            return default if result.variation_index is None else result.value
-        # As _result() does it, in this frame; every failure gives the
-        # default (a snapshot that is not ready holds no flags).
-        if context.__class__ is not Context or context._error is not None:
-            return _refused(context, default)
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):
-            return _not_a_key(given, default)
-        flag = self._flags.get(key)
-        if flag is None:
-            if self._initialized:
-                _unknown_flag(key)
-            return default
-        constant = flag.constant  # a deleted flag's serves no variation
-        result = (
-            evaluate(self._matcher, flag, context) if constant is None else constant
-        )
-        value = result.value
-        if result.variation_index is None:
-            return default
-        tv = type(value)
-        if tv is kind or kind is object or default is None:
-            return value  # type: ignore[no-any-return]
-        if kind is int and tv is float:
-            return int(value)  # type: ignore[return-value]
-        if kind is float and tv is int:
-            return float(value)  # type: ignore[return-value]
-        return default  # WRONG_TYPE
-
-    def _typed_detail(
-        self, method: str, key: str, context: Context | None, default: T, kind: type
-    ) -> EvaluationDetail[T]:
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(hooks, method, key, context, default, kind, True)
-        else:
-            result = self._evaluation(key, context, default, kind, True)
-        return detail_of(result, default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
@@ -872,24 +926,7 @@ class FlagSnapshot:
 
         Added in version 0.1.0.
         """
-        from ._migration import checked_default, tracked_stage
-
-        stage = checked_default(default_stage)
-        default = stage.value
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(
-                hooks,
-                "migration_variation",
-                key,
-                context,
-                default,
-                present=_stage_detail,
-            )
-        else:
-            result = self._evaluation(key, context, default, None, False)
-        detail = _stage_detail(result, default, key)
-        return tracked_stage(self._flags, key, context, detail, stage)
+        return _migration_variation(self, key, context, default_stage)
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(
