@@ -491,3 +491,48 @@ def test_all_flags_state_reports_a_failing_flag_once_per_call(
         line.split(",")[0]
         for line in lines(caplog, "Flag 'f' has failed", logging.WARNING)
     ] == ["Flag 'f' has failed 10 times (MALFORMED_FLAG)"]
+
+
+def test_all_flags_state_goes_on_after_flags_that_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The all-flags loop stops where a flag's code raises, that flag runs
+    # again on its own (reported under its key) and the loop resumes after
+    # it: every flag after two failing ones is evaluated, a prerequisite's
+    # result is kept for the flag that requires it, and each failure is
+    # logged once then counted once per call.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    miss = {
+        "id": "m",
+        "clauses": [
+            {"attribute": "key", "op": "in", "values": ["nobody"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    data = {
+        "a": flag("a", rules=[miss]),
+        "f": raising("f"),
+        "g": raising("g"),
+        "z": flag("z", rules=[miss], prerequisites=[{"key": "a", "variation": 0}]),
+    }
+    snap = snapshot_from_data(data, {})
+    for details in (False, True) * 5:
+        state = snap.all_flags_state(
+            HUGE, with_reasons=True, details_only_for_tracked_flags=details
+        )
+        assert (state.get_flag_value("a"), state.get_flag_value("z")) == (True, True)
+        assert (state.get_flag_value("f"), state.get_flag_value("g")) == (None, None)
+        if not details:  # (else the untracked flags' reasons are left out)
+            for key in ("f", "g"):
+                assert state.get_flag_reason(key) == {
+                    "kind": "ERROR",
+                    "errorKind": "EXCEPTION",
+                }
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert [r.getMessage().split(":")[0] for r in tracebacks] == [
+        "Unexpected error evaluating flag 'f'",
+        "Unexpected error evaluating flag 'g'",
+    ]
+    assert [
+        line.split(" (")[0] for line in lines(caplog, "has failed", logging.WARNING)
+    ] == ["Flag 'f' has failed 10 times", "Flag 'g' has failed 10 times"]

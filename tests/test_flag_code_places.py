@@ -19,12 +19,11 @@ import aioflags
 
 ROOT = Path(aioflags.__file__).parent
 
-#: Where a flag's code is run and its exceptions mapped, "module:function".
-#: Issue 49's target: run_head and Client.variation (the hot path) only.
+#: Where a flag's code is run and its exceptions mapped, "module:function":
+#: issue 49's target, run_head and Client.variation (the hot path) only.
 PLACES = {
     "_client/_client.py:variation",  # the inlined hot path (kept)
     "_evaluation/_evaluate.py:run_head",  # the pipeline's place (kept)
-    "_evaluation/_snapshot.py:_all_flags_state",  # the two all-flags loops
 }
 
 
@@ -83,8 +82,8 @@ def test_the_places_that_run_flag_code_are_the_listed_ones() -> None:
 
 
 def test_the_count_of_places() -> None:
-    """Four handlers today (the all-flags state's two loops count twice)."""
-    assert sum(_places().values()) == 4
+    """Two handlers: the pipeline's and the hot path's, one each."""
+    assert sum(_places().values()) == 2
 
 
 def _class_lines(path: Path, name: str) -> int:

@@ -44,6 +44,7 @@ __all__ = [
     "own_prerequisites",
     "prerequisites_reached",
     "run_head",
+    "run_heads",
     "typed_check",
 ]
 
@@ -633,6 +634,64 @@ def run_head(
     except Exception as exc:  # noqa: BLE001 (finish() reports it)
         return finish(key, exc, head[1] is not None)
     return result
+
+
+def run_heads(
+    heads: tuple[tuple[Any, ...], ...],
+    keys: tuple[str, ...],
+    kept: tuple[bool, ...],
+    ctx: Context,
+    st: Matcher,
+    done: dict[str, Result],
+    odd: list[int],
+) -> list[Result]:
+    """The results of flags ``keys`` from their ``heads`` for ``ctx``, in order.
+
+    All-flags state's batch. One loop runs every head (:func:`_run_batch`),
+    itself run by :func:`run_head` as a head: one call for the batch, not
+    one per flag. Where a flag's code raises, the loop stops (``run_head``
+    maps that without reporting it: the batch is no flag); the flag runs
+    again on its own through ``run_head``, which reports it under its key
+    (evaluation is pure), and the loop resumes after it. A result whose
+    ``kept`` is true is put in ``done`` (by key) unless its code raised (a
+    prerequisite's result is not taken from an error); the positions of the
+    results without a cache (an error, a big segment's status) are
+    appended to ``odd``.
+    """
+    results: list[Result] = []
+    batch = (_run_batch, None, heads, keys, kept, results, done, odd)
+    count = len(heads)
+    while True:
+        run_head(batch, "", ctx, st)  # (the key of no flag: nothing reported)
+        at = len(results)
+        if at == count:
+            return results
+        result = run_head(heads[at], keys[at], ctx, st)
+        if result.cache is None:
+            odd.append(at)
+        results.append(result)
+
+
+def _run_batch(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The head :func:`run_heads` runs: its loop, from where it stopped.
+
+    ``head``: this function, ``None`` (what it raises is reported where the
+    flag runs again, under its key), then run_heads' heads, keys, kept,
+    results, done and odd. Its own result is not used.
+    """
+    _, _, heads, keys, kept, results, done, odd = head
+    keep = results.append
+    start = len(results)
+    if start:  # resumed after a flag whose code raised
+        heads, keys, kept = heads[start:], keys[start:], kept[start:]
+    for key, ops, required in zip(keys, heads, kept, strict=True):
+        result = ops[0](ops, ctx, st)
+        if required:  # another flag's prerequisite: kept for it
+            done[key] = result
+        if result.cache is None:  # an error or a big segment's status
+            odd.append(len(results))
+        keep(result)
+    return NOT_FOUND
 
 
 def finish(key: str, exc: Exception, report: bool = True) -> Result:

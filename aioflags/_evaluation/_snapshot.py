@@ -20,10 +20,10 @@ from ._evaluate import (
     Matcher,
     Recorded,
     evaluate,
-    finish,
     own_prerequisites,
     prerequisites_reached,
     run_head,
+    run_heads,
     typed_check,
 )
 from ._logonce import Occurrences
@@ -297,13 +297,26 @@ class _Plan:
         self.meta = meta
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
-        #: as the snapshot's heads run them
+        #: as the snapshot's heads run them (a constant one's gives its result)
         self.ops: tuple[tuple[Any, ...], ...] = tuple(
-            map(matcher.runnable_ops, self.keys, self.flags)
+            matcher.runnable_ops(key, flag)
+            if flag.constant is None
+            else (_constant, True, flag.constant)
+            for key, flag in zip(self.keys, self.flags, strict=True)
         )
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
+
+
+def _constant(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
+    """The head of a constant flag in a plan's flags to evaluate: its result.
+
+    ``head``: this function, ``True``, the result. (A flag whose details
+    a debug window may omit: evaluated with the others, whatever the time.)
+    """
+    result: Result = head[2]
+    return result
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
@@ -1005,36 +1018,23 @@ def _all_flags_state(
         # the result and the options alone, kept in the result once
         # built: the results are kept, and the values and entries put in
         # dicts when the state is first read (_Pending).
-        results: list[Result] = []
-        keep = results.append
-        odd: dict[str, JSONObject] = {}  # entries of results built for this call
-        for key, ops, required in zip(plan.keys, plan.ops, plan.required, strict=True):
-            try:
-                result = ops[0](ops, context, batch)
-            except Exception as exc:  # noqa: BLE001 - finish() reports it
-                result = finish(key, exc)
-            else:
-                if required:  # another flag's prerequisite: kept for it
-                    done[key] = result
-            if result.cache is None:  # an error or a big segment's status
-                odd[key] = _entry(
-                    snapshot, snapshot._flags[key], result, context, with_reasons, False
-                )
-            keep(result)
+        odd_at: list[int] = []  # the results built for this call
+        results = run_heads(
+            plan.ops, plan.keys, plan.required, context, batch, done, odd_at
+        )
+        odd: dict[str, JSONObject] = {}  # their entries
+        for at in odd_at:
+            key = plan.keys[at]
+            odd[key] = _entry(
+                snapshot, plan.flags[at], results[at], context, with_reasons, False
+            )
         return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
     values = dict(plan.values)  # constant flags filled in, the others in order
     meta = dict(plan.meta)
     slot = flags_state_slot(with_reasons, False)  # | omit, per flag
     now_ms = wall_ms()
-    for key, flag, ops in zip(plan.keys, plan.flags, plan.ops, strict=True):
-        try:
-            if flag.constant is None:
-                result = done[key] = ops[0](ops, context, batch)
-            else:  # a debug window decides whether details are omitted
-                result = flag.constant
-        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-        except Exception as exc:  # noqa: BLE001
-            result = finish(key, exc)
+    results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
+    for key, flag, result in zip(plan.keys, plan.flags, results, strict=True):
         values[key] = result.value
         omit = not (
             flag.track_events
@@ -1114,7 +1114,9 @@ def _plan(
         ):
             values[key] = None
             meta[key] = _EMPTY_ENTRY
-            dynamic.append((key, flag, key in required))
+            # (a constant one's result is not kept: an off prerequisite
+            # fails whatever it serves)
+            dynamic.append((key, flag, result is None and key in required))
             continue
         omit = details_only and not (flag.track_events or result.experiment)
         values[key] = result.value
