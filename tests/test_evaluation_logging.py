@@ -509,7 +509,7 @@ def test_all_flags_state_goes_on_after_flags_that_fail(
         ],
         "variation": 1,
     }
-    data = {
+    data: dict[str, object] = {
         "a": flag("a", rules=[miss]),
         "f": raising("f"),
         "g": raising("g"),
