@@ -526,11 +526,19 @@ def evaluate(
     careful path at once and appends every prerequisite evaluation to it,
     depth first (those before an abort too).
     """
-    if recorded is not None:
-        return run_head(
-            (_careful_recorded, False, flag, recorded), flag.key, ctx, matcher
-        )
     key = flag.key
+    if recorded is not None:  # the careful path (_careful), its state here
+        st = _State(
+            matcher.flags, matcher.segments, key, recorded, matcher.big_segments
+        )
+        # A flag's ops are a head (its code first); no frame more than
+        # _careful, none allocated (the events-on path of a flag with
+        # prerequisites: measured).
+        result = run_head(flag.ops, key, ctx, st)
+        big = st.big
+        if big is None or result is MALFORMED or result is _EXCEPTION:
+            return result  # (no status in an error's reason, as _careful)
+        return _with_big(result, big)
     head = matcher.heads.get(key)
     if head is None:  # first evaluated in this snapshot: made where it runs
         head = (_first_run, False, flag)
@@ -579,21 +587,6 @@ def _careful(
     return result if big is None else _with_big(result, big)
 
 
-def _careful_recorded(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
-    """The head :func:`evaluate` runs with ``recorded``: :func:`_careful`'s body.
-
-    ``head``: this function, ``False`` (not plain), the flag, the list
-    its prerequisites' evaluations are appended to. (Not a call of
-    ``_careful``: one frame less on the events-on path of a flag with
-    prerequisites.)
-    """
-    _, _, flag, recorded = head
-    state = _State(st.flags, st.segments, flag.key, recorded, st.big_segments)
-    result: Result = flag.run(flag.ops, ctx, state)
-    big = state.big
-    return result if big is None else _with_big(result, big)
-
-
 def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
     """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
 
@@ -607,7 +600,7 @@ def run_head(
     head: tuple[Any, ...] | Result,
     key: str,
     ctx: Context | None,
-    st: Matcher | None,
+    st: Matcher | _State | None,
     _method: object = None,
     _default: object = None,
     _present: object = None,
