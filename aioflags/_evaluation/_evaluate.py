@@ -690,8 +690,8 @@ def _run_batch(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
 def finish(key: str, exc: Exception, report: bool = True) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For the places that run a flag's code (:func:`run_head`, the client's
-    inlined hot path, all-flags state's loops). An abort (a malformed part
+    For the two places that run a flag's code (:func:`run_head`, the
+    client's inlined hot path). An abort (a malformed part
     reached, a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is
     a bug in the code or in its ops: EXCEPTION. Both are logged, once per
     flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
