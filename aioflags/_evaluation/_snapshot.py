@@ -481,9 +481,16 @@ def _evaluation_of(
     events = self._events
     if events is not None:
         return self._recorded(events, key, context, default, kind, detail)
-    if kind is None:
+    if kind is not None:
+        return self._typed(key, context, default, kind)
+    matcher = self._matcher
+    try:  # as in variation_detail(): a head made, run here (a call fewer)
+        head = matcher.heads[key]
+    except (KeyError, TypeError):
+        head = None
+    if head is None or context.__class__ is not Context or context._error is not None:
         return self._result(key, context)
-    return self._typed(key, context, default, kind)
+    return run_head(head, key, context, matcher)
 
 
 def _hooked_of(
