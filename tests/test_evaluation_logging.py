@@ -536,3 +536,38 @@ def test_all_flags_state_goes_on_after_flags_that_fail(
     assert [
         line.split(" (")[0] for line in lines(caplog, "has failed", logging.WARNING)
     ] == ["Flag 'f' has failed 10 times", "Flag 'g' has failed 10 times"]
+
+
+def test_a_malformed_part_served_after_a_big_segment_keeps_its_status() -> None:
+    # A malformed part (an empty fallthrough) serves MALFORMED_FLAG without
+    # raising: the big-segment status its evaluation reached is in the
+    # reason, as LaunchDarkly gives it, with analytics events on too (the
+    # recorded evaluation of a flag with prerequisites), where an abort
+    # (raised) has none.
+    big_rule = {
+        "id": "big",
+        "clauses": [
+            {"attribute": "", "op": "segmentMatch", "values": ["b"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    data: dict[str, object] = {
+        "p": flag("p"),
+        "f": flag(
+            "f",
+            prerequisites=[{"key": "p", "variation": 0}],
+            rules=[big_rule],
+            fallthrough={},
+        ),
+    }
+    big = {"key": "b", "version": 1, "unbounded": True, "generation": 1}
+    snap = snapshot_from_data(data, {"b": big})
+    expected = {
+        "kind": "ERROR",
+        "errorKind": "MALFORMED_FLAG",
+        "bigSegmentsStatus": "NOT_CONFIGURED",
+    }
+    assert dict(snap.variation_detail("f", USER, "d").reason) == expected
+    recorder = recorder_for(Config("k"), now_ms=lambda: 1000)
+    recording = snap.recording(recorder)
+    assert dict(recording.variation_detail("f", USER, "d").reason) == expected

@@ -66,6 +66,11 @@ ERROR_RESULTS: Final[dict[str, Result]] = {
 ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
+#: What :func:`finish` gives for an abort: MALFORMED_FLAG, as ``MALFORMED``
+#: is, but its own object, so that :func:`evaluate` tells an abort (no
+#: big-segment status) from code that serves ``MALFORMED`` (a malformed
+#: part reached: with the status, as LaunchDarkly gives it).
+_ABORTED: Final = Result(None, None, MALFORMED.reason, False, None)
 
 #: The deepest the evaluator follows a chain of prerequisites (or of segments
 #: nested in segment rules): a flag's prerequisite is at level 1, its
@@ -536,8 +541,8 @@ def evaluate(
         # prerequisites: measured).
         result = run_head(flag.ops, key, ctx, st)
         big = st.big
-        if big is None or result is MALFORMED or result is _EXCEPTION:
-            return result  # (no status in an error's reason, as _careful)
+        if big is None or result is _ABORTED or result is _EXCEPTION:
+            return result  # (it raised: no status, as in _careful)
         return _with_big(result, big)
     head = matcher.heads.get(key)
     if head is None:  # first evaluated in this snapshot: made where it runs
@@ -700,7 +705,7 @@ def finish(key: str, exc: Exception, report: bool = True) -> Result:
     if isinstance(exc, MalformedAbort):
         if report:
             _failed(key, "MALFORMED_FLAG", exc)
-        return MALFORMED
+        return _ABORTED
     if report:
         _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
