@@ -459,3 +459,158 @@ def test_validate_lists_such_parts_without_logging_them(
     _, problems = checked_flag("f", flag("f", rules=[bad_rule]))
     assert problems == ["rules[0] serves variation 7, but the flag has 2 variations"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_all_flags_state_reports_a_failing_flag_once_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The flag's entry lists the prerequisites its evaluation reached
+    # before the abort, found by running it again (through run_head):
+    # that re-run is not a second failure, neither logged nor counted.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    bad_rule = {
+        "id": "bad",
+        "clauses": [
+            {"attribute": "", "op": "segmentMatch", "values": ["s"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    bad = flag("f", prerequisites=[{"key": "p", "variation": 0}], rules=[bad_rule])
+    malformed = {"key": "s", "version": 1, "included": "not a list"}
+    snap = snapshot_from_data({"f": bad, "p": flag("p")}, {"s": malformed})
+    for _ in range(10):
+        state = snap.all_flags_state(USER, with_reasons=True)
+        assert state.get_flag_reason("f") == {
+            "kind": "ERROR",
+            "errorKind": "MALFORMED_FLAG",
+        }
+        assert state.to_dict()["$flagsState"]["f"]["prerequisites"] == ["p"]
+    assert len(lines(caplog, "Flag 'f' could not be evaluated:", logging.WARNING)) == 1
+    assert len(lines(caplog, "could not be evaluated again", logging.DEBUG)) == 8
+    assert [
+        line.split(",")[0]
+        for line in lines(caplog, "Flag 'f' has failed", logging.WARNING)
+    ] == ["Flag 'f' has failed 10 times (MALFORMED_FLAG)"]
+
+
+def test_all_flags_state_goes_on_after_flags_that_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The all-flags loop stops where a flag's code raises, that flag runs
+    # again on its own (reported under its key) and the loop resumes after
+    # it: every flag after two failing ones is evaluated, a prerequisite's
+    # result is kept for the flag that requires it, and each failure is
+    # logged once then counted once per call.
+    caplog.set_level(logging.DEBUG, "aioflags")
+    miss = {
+        "id": "m",
+        "clauses": [
+            {"attribute": "key", "op": "in", "values": ["nobody"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    data: dict[str, object] = {
+        "a": flag("a", rules=[miss]),
+        "f": raising("f"),
+        "g": raising("g"),
+        "z": flag("z", rules=[miss], prerequisites=[{"key": "a", "variation": 0}]),
+    }
+    snap = snapshot_from_data(data, {})
+    for details in (False, True) * 5:
+        state = snap.all_flags_state(
+            HUGE, with_reasons=True, details_only_for_tracked_flags=details
+        )
+        assert (state.get_flag_value("a"), state.get_flag_value("z")) == (True, True)
+        assert (state.get_flag_value("f"), state.get_flag_value("g")) == (None, None)
+        if not details:  # (else the untracked flags' reasons are left out)
+            for key in ("f", "g"):
+                assert state.get_flag_reason(key) == {
+                    "kind": "ERROR",
+                    "errorKind": "EXCEPTION",
+                }
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert [r.getMessage().split(":")[0] for r in tracebacks] == [
+        "Unexpected error evaluating flag 'f'",
+        "Unexpected error evaluating flag 'g'",
+    ]
+    assert [
+        line.split(" (")[0] for line in lines(caplog, "has failed", logging.WARNING)
+    ] == ["Flag 'f' has failed 10 times", "Flag 'g' has failed 10 times"]
+
+
+def test_a_malformed_part_served_after_a_big_segment_keeps_its_status() -> None:
+    # A malformed part (an empty fallthrough) serves MALFORMED_FLAG without
+    # raising: the big-segment status its evaluation reached is in the
+    # reason, as LaunchDarkly gives it, with analytics events on too (the
+    # recorded evaluation of a flag with prerequisites), where an abort
+    # (raised) has none.
+    big_rule = {
+        "id": "big",
+        "clauses": [
+            {"attribute": "", "op": "segmentMatch", "values": ["b"], "negate": False}
+        ],
+        "variation": 1,
+    }
+    data: dict[str, object] = {
+        "p": flag("p"),
+        "f": flag(
+            "f",
+            prerequisites=[{"key": "p", "variation": 0}],
+            rules=[big_rule],
+            fallthrough={},
+        ),
+    }
+    big = {"key": "b", "version": 1, "unbounded": True, "generation": 1}
+    snap = snapshot_from_data(data, {"b": big})
+    expected = {
+        "kind": "ERROR",
+        "errorKind": "MALFORMED_FLAG",
+        "bigSegmentsStatus": "NOT_CONFIGURED",
+    }
+    assert dict(snap.variation_detail("f", USER, "d").reason) == expected
+    recorder = recorder_for(Config("k"), now_ms=lambda: 1000)
+    recording = snap.recording(recorder)
+    assert dict(recording.variation_detail("f", USER, "d").reason) == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hooked", [False, True], ids=["events", "events+hook"])
+async def test_a_flag_that_cannot_be_made_gives_its_default_with_events_on(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, hooked: bool
+) -> None:
+    """A bug in making a flag is that evaluation's EXCEPTION, never the caller's.
+
+    With analytics events on, an evaluation is counted against its flag; a
+    flag that cannot be made has none, so its evaluations go uncounted,
+    and the caller still gets the default (the bug is logged once).
+    """
+    from aioflags import Hook
+    from aioflags._evaluation import _tables
+    from aioflags._evaluation._model import compile_flag as made
+    from tests.analytics import flag, running
+
+    def compile_flag(key: str, raw: Any) -> Any:
+        if key == "broken":
+            raise RuntimeError("a bug in making the flag")
+        return made(key, raw)
+
+    monkeypatch.setattr(_tables, "compile_flag", compile_flag)
+    seen: list[str | None] = []
+
+    class Seen(Hook):
+        def after_evaluation(self, series_context: Any, data: Any, detail: Any) -> Any:
+            seen.append(detail.error_kind)
+            return data
+
+    flags = {"broken": {**flag(), "key": "broken", "version": 1}}
+    async with running(flags, hooks=[Seen()] if hooked else []) as (_, client, _c):
+        user = Context.create("u1")
+        for _ in range(2):
+            assert await client.variation("broken", user, "d") == "d"
+            detail = await client.variation_detail("broken", user, "d")
+            assert (detail.value, detail.error_kind) == ("d", "EXCEPTION")
+            assert await client.bool_variation("broken", user, False) is False
+            assert client.snapshot().variation("broken", user, "d") == "d"
+    assert seen == (["EXCEPTION"] * 8 if hooked else [])
+    errors = [r for r in caplog.records if "Unexpected error" in r.getMessage()]
+    assert len(errors) == 1

@@ -35,7 +35,7 @@ from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import finish
+from aioflags._evaluation._evaluate import finish, run_head
 from aioflags._evaluation._results import Result, detail_of
 from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -740,6 +740,16 @@ class Client:
             except TypeError:  # an unhashable key, as above
                 head = None
             if head is not None:
+                try:
+                    flag = matcher.hot[key]
+                except KeyError:
+                    made = matcher.made(key)
+                    if made is None:  # making it raised: nothing to count against
+                        result = run_head(head, key, context, matcher)
+                        return (
+                            default if result.variation_index is None else result.value
+                        )
+                    flag = made
                 if type(head) is Result:
                     result = head
                 else:
@@ -751,10 +761,6 @@ class Client:
                         )
                     except Exception as exc:  # noqa: BLE001 (finish() reports it)
                         result = finish(key, exc)
-                try:
-                    flag = matcher.hot[key]
-                except KeyError:
-                    flag = matcher.flag(key)
                 ledger.record(flag, context, result, default)
                 return default if result.variation_index is None else result.value
         # Stages around the same evaluation of the flag's head (hooks with
@@ -783,7 +789,15 @@ class Client:
                 try:
                     flag = matcher.hot[key]
                 except KeyError:
-                    flag = matcher.flag(key)
+                    made = matcher.made(key)
+                    if made is None:  # making it raised: nothing to count against
+                        result = series.run(
+                            head, key, context, matcher, "variation", default
+                        )
+                        return (
+                            default if result.variation_index is None else result.value
+                        )
+                    flag = made
                 # (prerequisites: their evaluations are counted too)
                 st: Matcher | Recording = matcher
                 if flag.prerequisites:
@@ -829,7 +843,13 @@ class Client:
                 try:
                     flag = matcher.hot[key]
                 except KeyError:
-                    flag = matcher.flag(key)
+                    made = matcher.made(key)
+                    if made is None:  # making it raised: nothing to count against
+                        result = series.run(
+                            head, key, context, matcher, "variation_detail", default
+                        )
+                        return detail_of(result, default)
+                    flag = made
                 st: Matcher | Recording = matcher
                 if flag.prerequisites:
                     st = matcher.recording(ledger)[1]

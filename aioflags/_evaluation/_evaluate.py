@@ -8,7 +8,6 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 
 from __future__ import annotations
 
-import contextlib
 import linecache
 import logging
 from types import MappingProxyType
@@ -51,6 +50,7 @@ __all__ = [
     "own_prerequisites",
     "prerequisites_reached",
     "run_head",
+    "run_heads",
     "typed_check",
     "write_run_head",
 ]
@@ -73,6 +73,11 @@ ERROR_RESULTS: Final[dict[str, Result]] = {
 ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
+#: What :func:`finish` gives for an abort: MALFORMED_FLAG, as ``MALFORMED``
+#: is, but its own object, so that :func:`evaluate` tells an abort (no
+#: big-segment status) from code that serves ``MALFORMED`` (a malformed
+#: part reached: with the status, as LaunchDarkly gives it).
+_ABORTED: Final = Result(None, None, MALFORMED.reason, False, None)
 
 #: The deepest the evaluator follows a chain of prerequisites (or of segments
 #: nested in segment rules): a flag's prerequisite is at level 1, its
@@ -296,16 +301,18 @@ class Matcher:
         """:meth:`head_of`, or None if there is no such flag.
 
         A bug in making the head (compiling the flag, choosing its path)
-        is that evaluation's EXCEPTION, logged (:func:`finish`), as a bug
-        in running it is; the flag's presence is asked first, so that a
-        ``KeyError`` from such a bug is never taken for a missing flag.
+        gives a head that raises it when run (not kept in :attr:`heads`):
+        so it is that evaluation's EXCEPTION, logged where heads are run
+        (:func:`run_head`), as a bug in running it is. The flag's presence
+        is asked first, so that a ``KeyError`` from such a bug is never
+        taken for a missing flag.
         """
         if key not in self.hot and key not in self.flags:
             return None
         try:
             return self.head_of(key)
-        except Exception as exc:  # noqa: BLE001 (finish() reports it)
-            return finish(key, exc)
+        except Exception as exc:  # noqa: BLE001 (raised again where it runs)
+            return (_raise, True, exc)
 
     def _runnable(self, flag: CompiledFlag) -> tuple[Any, ...]:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
@@ -363,6 +370,21 @@ class Matcher:
             return self.hot[key]
         except KeyError:
             return self.flags[key]  # (made on first lookup)
+
+    def made(self, key: str) -> CompiledFlag | None:
+        """:meth:`flag`, or None if there is none or making it raised.
+
+        For analytics events, which count an evaluation against its flag:
+        a bug in making the flag is reported where its head runs (the head
+        :meth:`find_head` gives raises it), and such an evaluation has no
+        flag to be counted against.
+        """
+        try:
+            return self.flag(key)
+        except KeyError:
+            return None
+        except Exception:  # noqa: BLE001 - reported where its head runs
+            return None
 
     def runnable_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
         """What runs flag ``key`` here, as its head holds it (a constant flag's ops).
@@ -641,22 +663,53 @@ def evaluate(
 ) -> Result:
     """Evaluate a present flag whose result is not constant; never raises.
 
-    The one evaluation driver, for every method. It runs what the fast
-    paths run (:meth:`Matcher.runnable_ops`): the flag's code with the
-    snapshot's shared ``matcher`` (nothing allocated), or, for a flag that
-    needs a per-evaluation state, the careful path (:func:`_careful`). With
-    ``recorded`` (analytics events), it takes the careful path at once and
-    appends every prerequisite evaluation to it, depth first. An abort gives
-    MALFORMED_FLAG, anything unexpected EXCEPTION; both are logged.
+    It runs, through :func:`run_head` (which maps an abort to
+    MALFORMED_FLAG and anything unexpected to EXCEPTION, both logged), what
+    the fast paths run: the flag's head (:meth:`Matcher.runnable_ops`),
+    its code with the snapshot's shared ``matcher`` (nothing allocated),
+    or, for a flag that needs a per-evaluation state, the careful path
+    (:func:`_careful`). With ``recorded`` (analytics events), it takes the
+    careful path at once and appends every prerequisite evaluation to it,
+    depth first (those before an abort too).
     """
-    if recorded is not None:
-        return _careful(matcher, flag, ctx, recorded)
-    try:
-        ops = matcher.runnable_ops(flag.key, flag)
-        result: Result = ops[0](ops, ctx, matcher)
-    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
-        return finish(flag.key, exc)
+    key = flag.key
+    if recorded is not None:  # the careful path (_careful), its state here
+        st = _State(
+            matcher.flags, matcher.segments, key, recorded, matcher.big_segments
+        )
+        # A flag's ops are a head (its code first); no frame more than
+        # _careful, none allocated (the events-on path of a flag with
+        # prerequisites: measured).
+        result = run_head(flag.ops, key, ctx, st)
+        big = st.big
+        if big is None or result is _ABORTED or result is _EXCEPTION:
+            return result  # (it raised: no status, as in _careful)
+        return _with_big(result, big)
+    head = matcher.heads.get(key)
+    if head is None:  # first evaluated in this snapshot: made where it runs
+        head = (_first_run, False, flag)
+    return run_head(head, key, ctx, matcher)
+
+
+def _first_run(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The head :func:`evaluate` runs for a flag whose head is not made yet.
+
+    ``head``: this function, ``False`` (not plain), the flag. It makes the
+    flag's head (:meth:`Matcher.runnable_ops`, kept) and runs it.
+    """
+    flag: CompiledFlag = head[HEAD]
+    ops = st.runnable_ops(flag.key, flag)
+    result: Result = ops[0](ops, ctx, st)
     return result
+
+
+def _raise(head: tuple[Any, ...], ctx: Context | None, st: object) -> Result:
+    """The head of a flag whose head could not be made (:meth:`Matcher.find_head`).
+
+    ``head``: this function, ``True`` (run it as it is, on every path),
+    the exception, raised again where the head is run.
+    """
+    raise head[HEAD]
 
 
 def _careful(
@@ -665,19 +718,17 @@ def _careful(
     ctx: Context,
     recorded: Recorded | None = None,
 ) -> Result:
-    """Evaluate non-constant ``flag`` with a per-evaluation state; never raises.
+    """Evaluate non-constant ``flag`` with a per-evaluation state.
 
     The careful path: prerequisite chains (cycles and depth are checked),
     big segments (their status goes in the result's reason), nested
-    segments; ``recorded`` as for :func:`evaluate`.
+    segments; ``recorded`` as for :func:`evaluate`. What the flag's code
+    raises is left to where its head runs (:func:`run_head`).
     """
     st = _State(
         matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
     )
-    try:
-        result = flag.run(flag.ops, ctx, st)
-    except Exception as exc:  # noqa: BLE001 - an abort, or logged with its traceback
-        return finish(flag.key, exc)
+    result = flag.run(flag.ops, ctx, st)
     big = st.big
     return result if big is None else _with_big(result, big)
 
@@ -703,19 +754,80 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher | Recording) ->
             ledger.record(flag, ctx, result, None, of, detail)
 
 
-def finish(key: str, exc: Exception) -> Result:
+def run_heads(
+    heads: tuple[tuple[Any, ...], ...],
+    keys: tuple[str, ...],
+    kept: tuple[bool, ...],
+    ctx: Context,
+    st: Matcher,
+    done: dict[str, Result],
+    odd: list[int],
+) -> list[Result]:
+    """The results of flags ``keys`` from their ``heads`` for ``ctx``, in order.
+
+    All-flags state's batch. One loop runs every head (:func:`_run_batch`),
+    itself run by :func:`run_head` as a head: one call for the batch, not
+    one per flag. Where a flag's code raises, the loop stops (``run_head``
+    maps that without reporting it: the batch is no flag); the flag runs
+    again on its own through ``run_head``, which reports it under its key
+    (evaluation is pure), and the loop resumes after it. A result whose
+    ``kept`` is true is put in ``done`` (by key) unless its code raised (a
+    prerequisite's result is not taken from an error); the positions of the
+    results without a cache (an error, a big segment's status) are
+    appended to ``odd``.
+    """
+    results: list[Result] = []
+    batch = (_run_batch, None, heads, keys, kept, results, done, odd)
+    count = len(heads)
+    while True:
+        run_head(batch, "", ctx, st)  # (the key of no flag: nothing reported)
+        at = len(results)
+        if at == count:
+            return results
+        result = run_head(heads[at], keys[at], ctx, st)
+        if result.cache is None:
+            odd.append(at)
+        results.append(result)
+
+
+def _run_batch(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+    """The head :func:`run_heads` runs: its loop, from where it stopped.
+
+    ``head``: this function, ``None`` (what it raises is reported where the
+    flag runs again, under its key), then run_heads' heads, keys, kept,
+    results, done and odd. Its own result is not used.
+    """
+    _, _, heads, keys, kept, results, done, odd = head
+    keep = results.append
+    start = len(results)
+    if start:  # resumed after a flag whose code raised
+        heads, keys, kept = heads[start:], keys[start:], kept[start:]
+    for key, ops, required in zip(keys, heads, kept, strict=True):
+        result = ops[0](ops, ctx, st)
+        if required:  # another flag's prerequisite: kept for it
+            done[key] = result
+        if result.cache is None:  # an error or a big segment's status
+            odd.append(len(results))
+        keep(result)
+    return NOT_FOUND
+
+
+def finish(key: str, exc: Exception, report: bool = True) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For every path that runs a flag's code (the driver, the client's fast
-    path, all-flags state's). An abort (a malformed part reached, a cycle,
-    a chain too deep) is MALFORMED_FLAG. Anything else is a bug in the code
-    or in its ops: EXCEPTION. Both are logged, once
-    per flag and kind (:func:`_failed`).
+    For the two places that run a flag's code (:func:`run_head`, the
+    client's inlined hot path). An abort (a malformed part
+    reached, a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is
+    a bug in the code or in its ops: EXCEPTION. Both are logged, once per
+    flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
+    evaluation already reported).
     """
     if isinstance(exc, MalformedAbort):
-        _failed(key, "MALFORMED_FLAG", exc)
-        return MALFORMED
-    _failed(key, "EXCEPTION", exc)
+        if report:
+            _failed(key, "MALFORMED_FLAG", exc)
+        return _ABORTED
+    if report:
+        _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
 
 
@@ -788,7 +900,7 @@ else:
     try:
         result = head[0](head, context, matcher)
     except Exception as exc:
-        result = finish(key, exc)
+        result = finish(key, exc, head[1] is not None)
 """
 
 #: What code with :data:`RUN_HEAD` written into it reads by name.
@@ -803,16 +915,18 @@ def write_run_head(indent: str) -> list[str]:
 
 
 class RunHead(Protocol):
-    """:func:`run_head`'s signature (what follows its four arguments is ignored)."""
+    """:func:`run_head`'s signature (the arguments after ``matcher`` are ignored)."""
 
     def __call__(
         self,
         head: tuple[Any, ...] | Result,
         key: str,
         context: Context | None,
-        matcher: Matcher | Recording | None,
+        matcher: Matcher | Recording | _State | None,
+        method: object = None,
+        default: object = None,
+        present: object = None,
         /,
-        *_: object,
     ) -> Result:
         """Flag ``key``'s result from its head for ``context``."""
         ...
@@ -821,7 +935,8 @@ class RunHead(Protocol):
 def _written_run_head() -> RunHead:
     source = "\n".join(
         [
-            "def run_head(head, key, context, matcher, *_):",
+            "def run_head(head, key, context, matcher, _method=None, _default=None,"
+            " _present=None):",
             *write_run_head("    "),
             "    return result",
             "",
@@ -845,9 +960,16 @@ def _written_run_head() -> RunHead:
 _RUN_HEAD_DOC: Final = """Flag ``key``'s result from its head (``Matcher.heads``) for ``context``.
 
     A constant result as it is; else the head's code run, with ``matcher``
-    the data it reads (an abort or a bug: :func:`finish`): :data:`RUN_HEAD`.
-    What follows the four arguments is ignored: so this is also the hooks'
-    series of no stage (``HookRunner.run``, whose arguments begin with these).
+    the data it reads: :data:`RUN_HEAD`, the one place (with the client's
+    inlined hot path, which does the same in its own frame) where what a
+    flag's code raised is mapped to a result (:func:`finish`): an abort to
+    MALFORMED_FLAG, anything else to EXCEPTION, logged; not logged again
+    for a head whose second item is ``None``, a re-run of an evaluation
+    already reported (:func:`prerequisites_reached`, the all-flags batch).
+    The three arguments after ``matcher`` are ignored (a hook series'
+    ``method``, ``default`` and ``present``); they are named, with
+    defaults, not ``*args``: CPython specialises such a call
+    (``CALL_PY_WITH_DEFAULTS``), and builds no tuple for them.
     """
 
 #: :data:`RUN_HEAD` as a function: ``run_head(head, key, context, matcher)``.
@@ -870,13 +992,20 @@ def prerequisites_reached(
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:  # off or malformed: none reached
         return ()
-    if result is _EXCEPTION:  # a bug (evaluate() logged it): it would raise again
+    if result is _EXCEPTION:  # a bug (reported): it would raise again
         return ()
     st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
-    # A malformed part (logged by evaluate()) ends it; those reached before count.
-    with contextlib.suppress(MalformedAbort):
-        flag.run(flag.ops, ctx, st)
+    # A malformed part (reported by the evaluation: this re-run is not,
+    # the head's None) ends it; those reached before count.
+    run_head((_run_state, None, flag, st), flag.key, ctx, matcher)
     return st.prerequisites
+
+
+def _run_state(head: tuple[Any, ...], ctx: Context, _: object) -> Result:
+    """Run a flag's code with a state of its own: ``head`` is (this, None, flag, state)."""
+    _, _, flag, st = head
+    result: Result = flag.run(flag.ops, ctx, st)
+    return result
 
 
 def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:

@@ -20,9 +20,10 @@ from ._evaluate import (
     Matcher,
     Recorded,
     evaluate,
-    finish,
     own_prerequisites,
     prerequisites_reached,
+    run_head,
+    run_heads,
     typed_check,
 )
 from ._logonce import Occurrences
@@ -296,13 +297,26 @@ class _Plan:
         self.meta = meta
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
-        #: as the snapshot's heads run them
+        #: as the snapshot's heads run them (a constant one's gives its result)
         self.ops: tuple[tuple[Any, ...], ...] = tuple(
-            map(matcher.runnable_ops, self.keys, self.flags)
+            matcher.runnable_ops(key, flag)
+            if flag.constant is None
+            else (_constant, True, flag.constant)
+            for key, flag in zip(self.keys, self.flags, strict=True)
         )
         #: whether each is another flag's prerequisite (its result is kept)
         self.required: tuple[bool, ...] = tuple(r for _, _, r in dynamic)
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
+
+
+def _constant(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
+    """The head of a constant flag in a plan's flags to evaluate: its result.
+
+    ``head``: this function, ``True``, the result. (A flag whose details
+    a debug window may omit: evaluated with the others, whatever the time.)
+    """
+    result: Result = head[2]
+    return result
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
@@ -425,6 +439,252 @@ def _plan_json(plan: _Plan) -> tuple[list[str], list[str], tuple[int, ...] | Non
     return pieces
 
 
+def _result_of(self: FlagSnapshot, key: str, context: Context | None) -> Result:
+    """The flag's result for ``context``: an untyped evaluation recording nothing.
+
+    Through the flag's head (:meth:`Matcher.head_of`): its constant
+    result, or its ops, run by :func:`run_head`.
+    """
+    if not self._initialized:
+        return _NOT_READY
+    if context.__class__ is not Context or context._error is not None:
+        return _refused(context, _NO_CONTEXT)
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):
+        return _not_a_key(given, _NOT_FOUND)
+    matcher = self._matcher
+    head: tuple[Any, ...] | Result | None
+    try:
+        head = matcher.heads[key]
+    except KeyError:  # first evaluated in this snapshot
+        head = matcher.find_head(key)
+        if head is None:
+            return _unknown_flag(key)
+    if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
+        return head
+    return run_head(head, key, context, matcher)
+
+
+def _evaluation_of(
+    self: FlagSnapshot,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None,
+    detail: bool,
+) -> Result:
+    """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
+
+    Recorded as that method records it when analytics events are on (a
+    value method's event has no reason). What the hooks' series runs.
+    """
+    events = self._events
+    if events is not None:
+        return self._recorded(events, key, context, default, kind, detail)
+    if kind is not None:
+        return self._typed(key, context, default, kind)
+    matcher = self._matcher
+    try:  # as in variation_detail(): a head made, run here (a call fewer)
+        head = matcher.heads[key]
+    except (KeyError, TypeError):
+        head = None
+    if head is None or context.__class__ is not Context or context._error is not None:
+        return self._result(key, context)
+    return run_head(head, key, context, matcher)
+
+
+def _hooked_of(
+    self: FlagSnapshot,
+    hooks: Series,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None = None,
+    detail: bool = False,
+    present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+) -> Result:
+    """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
+
+    Handed over as a head (``Matcher.heads``: a tuple whose first item
+    runs it, called with ``(head, context, matcher)``).
+    """
+    head = (_run_evaluation, self, key, default, kind, detail)
+    return hooks.run(head, key, context, None, method, default, present)
+
+
+def _recorded_of(
+    self: FlagSnapshot,
+    events: EvaluationRecorder,
+    key: str,
+    context: Context | None,
+    default: Any,
+    kind: type | None,
+    detail: bool,
+) -> Result:
+    """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
+
+    The path of every evaluation while analytics events are on: the
+    prerequisites' evaluations are recorded too, before the flag's own.
+    """
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):  # no event either
+        return _not_a_key(given, _NOT_FOUND)
+    try:
+        flag: CompiledFlag | None = self._flags[key]
+    except KeyError:  # a snapshot that is not ready holds none
+        flag = None
+    except Exception:  # noqa: BLE001 - making it raised: a bug, its head reports it
+        return _result_of(self, key, context)  # (nothing to count it against)
+    if context.__class__ is not Context or context._error is not None:
+        if not self._initialized and not _misused(context):
+            return _NOT_READY  # no event
+        return _refused(context, _NO_CONTEXT)  # no event
+    if flag is None or flag.deleted:
+        if not self._initialized:
+            events.unknown(key, context, default, _NOT_READY)
+            return _NOT_READY
+        events.unknown(key, context, default, _NOT_FOUND)
+        return _NOT_FOUND if flag is not None else _unknown_flag(key)
+    result = flag.constant
+    recorded: Recorded | None = None
+    if result is None:
+        if flag.prerequisites:
+            recorded = []
+            result = evaluate(self._matcher, flag, context, recorded)
+        else:
+            result = evaluate(self._matcher, flag, context)
+    if (
+        kind is not None
+        and result.variation_index is not None
+        and default is not None
+        and kind is not object
+        and type(result.value) is not kind
+    ):
+        ok, value = typed_check(result.value, kind)
+        if not ok:
+            result = _WRONG_TYPE
+        elif value is not result.value:
+            result = result.with_value(value)
+    events.evaluation(flag, context, result, default, detail, recorded)
+    return result
+
+
+def _typed_of(
+    self: FlagSnapshot, key: str, context: Context | None, default: T, kind: type
+) -> Result:
+    """The flag's result typed for ``kind``: WRONG_TYPE if its value is not one.
+
+    Recording nothing (``*_detail`` methods' path with events off).
+    """
+    matcher = self._matcher
+    try:  # as in variation_detail()
+        head = matcher.heads[key]
+    except (KeyError, TypeError):
+        head = None
+    if head is None or context.__class__ is not Context or context._error is not None:
+        result = self._result(key, context)
+    else:
+        result = run_head(head, key, context, matcher)
+    if result.variation_index is None or default is None:
+        return result
+    ok, value = typed_check(result.value, kind)
+    if not ok:
+        return _WRONG_TYPE
+    if value is result.value:
+        return result
+    return result.with_value(value)  # int <-> float
+
+
+def _typed_value_of(
+    self: FlagSnapshot,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: T,
+    kind: type,
+) -> T:
+    """What the typed value methods (``bool_variation``...) return.
+
+    Their hooks or events path, else what :func:`_typed_of` and
+    :func:`typed_check` do, without their calls.
+    """
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(hooks, method, key, context, default, kind)
+        return default if result.variation_index is None else result.value
+    events = self._events
+    if events is not None:
+        result = self._recorded(events, key, context, default, kind, False)
+        return default if result.variation_index is None else result.value
+    # As _result() does it, in this frame; every failure gives the
+    # default (a snapshot that is not ready holds no flags).
+    if context.__class__ is not Context or context._error is not None:
+        return _refused(context, default)
+    given: object = key  # typed str; callers may not be
+    if given.__class__ is not str and not isinstance(given, str):
+        return _not_a_key(given, default)
+    flag = self._flags.get(key)
+    if flag is None:
+        if self._initialized:
+            _unknown_flag(key)
+        return default
+    constant = flag.constant  # a deleted flag's serves no variation
+    result = evaluate(self._matcher, flag, context) if constant is None else constant
+    value = result.value
+    if result.variation_index is None:
+        return default
+    tv = type(value)
+    if tv is kind or kind is object or default is None:
+        return value  # type: ignore[no-any-return]
+    if kind is int and tv is float:
+        return int(value)  # type: ignore[return-value]
+    if kind is float and tv is int:
+        return float(value)  # type: ignore[return-value]
+    return default  # WRONG_TYPE
+
+
+def _typed_detail_of(
+    self: FlagSnapshot,
+    method: str,
+    key: str,
+    context: Context | None,
+    default: T,
+    kind: type,
+) -> EvaluationDetail[T]:
+    """What the typed ``*_detail`` methods return (``method``: the one called)."""
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(hooks, method, key, context, default, kind, True)
+    else:
+        result = self._evaluation(key, context, default, kind, True)
+    return detail_of(result, default)
+
+
+def _migration_variation(
+    self: FlagSnapshot, key: str, context: Context | None, default_stage: Stage
+) -> tuple[Stage, OpTracker]:
+    """:meth:`FlagSnapshot.migration_variation` of ``self``."""
+    from ._migration import checked_default, tracked_stage
+
+    stage = checked_default(default_stage)
+    default = stage.value
+    hooks = self._hooks
+    if hooks is not None:
+        result = self._hooked(
+            hooks,
+            "migration_variation",
+            key,
+            context,
+            default,
+            present=_stage_detail,
+        )
+    else:
+        result = self._evaluation(key, context, default, None, False)
+    detail = _stage_detail(result, default, key)
+    return tracked_stage(self._flags, key, context, detail, stage)
+
+
 @final
 class FlagSnapshot:
     """One immutable version of the flag data, evaluated synchronously.
@@ -534,128 +794,15 @@ class FlagSnapshot:
             k for k in flags if (state := state_of(k)) is not None and state[0]
         )
 
-    def _result(self, key: str, context: Context | None) -> Result:
-        """The flag's result for ``context``: an untyped evaluation recording nothing.
-
-        Through the flag's head (:meth:`Matcher.head_of`): its constant
-        result, or its ops, run here.
-        """
-        if not self._initialized:
-            return _NOT_READY
-        if context.__class__ is not Context or context._error is not None:
-            return _refused(context, _NO_CONTEXT)
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):
-            return _not_a_key(given, _NOT_FOUND)
-        matcher = self._matcher
-        head: tuple[Any, ...] | Result | None
-        try:
-            head = matcher.heads[key]
-        except KeyError:  # first evaluated in this snapshot
-            head = matcher.find_head(key)
-            if head is None:
-                return _unknown_flag(key)
-        if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
-            return head
-        try:
-            result: Result = head[0](head, context, matcher)
-        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-        except Exception as exc:  # noqa: BLE001
-            return finish(key, exc)
-        return result
-
-    def _evaluation(
-        self,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None,
-        detail: bool,
-    ) -> Result:
-        """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
-
-        Recorded as that method records it when analytics events are on (a
-        value method's event has no reason). What the hooks' series runs.
-        """
-        events = self._events
-        if events is not None:
-            return self._recorded(events, key, context, default, kind, detail)
-        if kind is None:
-            return self._result(key, context)
-        return self._typed(key, context, default, kind)
-
-    def _hooked(
-        self,
-        hooks: Series,
-        method: str,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None = None,
-        detail: bool = False,
-        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-    ) -> Result:
-        """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
-
-        Handed over as a head (``Matcher.heads``: a tuple whose first item
-        runs it, called with ``(head, context, matcher)``).
-        """
-        head = (_run_evaluation, self, key, default, kind, detail)
-        return hooks.run(head, key, context, None, method, default, present)
-
-    def _recorded(
-        self,
-        events: EvaluationRecorder,
-        key: str,
-        context: Context | None,
-        default: Any,
-        kind: type | None,
-        detail: bool,
-    ) -> Result:
-        """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
-
-        The path of every evaluation while analytics events are on: the
-        prerequisites' evaluations are recorded too, before the flag's own.
-        """
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):  # no event either
-            return _not_a_key(given, _NOT_FOUND)
-        try:
-            flag: CompiledFlag | None = self._flags[key]
-        except KeyError:  # a snapshot that is not ready holds none
-            flag = None
-        if context.__class__ is not Context or context._error is not None:
-            if not self._initialized and not _misused(context):
-                return _NOT_READY  # no event
-            return _refused(context, _NO_CONTEXT)  # no event
-        if flag is None or flag.deleted:
-            if not self._initialized:
-                events.unknown(key, context, default, _NOT_READY)
-                return _NOT_READY
-            events.unknown(key, context, default, _NOT_FOUND)
-            return _NOT_FOUND if flag is not None else _unknown_flag(key)
-        result = flag.constant
-        recorded: Recorded | None = None
-        if result is None:
-            if flag.prerequisites:
-                recorded = []
-                result = evaluate(self._matcher, flag, context, recorded)
-            else:
-                result = evaluate(self._matcher, flag, context)
-        if (
-            kind is not None
-            and result.variation_index is not None
-            and default is not None
-            and kind is not object
-            and type(result.value) is not kind
-        ):
-            ok, value = typed_check(result.value, kind)
-            if not ok:
-                result = _WRONG_TYPE
-            elif value is not result.value:
-                result = result.with_value(value)
-        events.evaluation(flag, context, result, default, detail, recorded)
-        return result
+    # The evaluation's steps: functions beside the class, its methods all
+    # the same (assigned, not called from a method: no call more).
+    _result = _result_of
+    _evaluation = _evaluation_of
+    _hooked = _hooked_of
+    _recorded = _recorded_of
+    _typed = _typed_of
+    _typed_value = _typed_value_of
+    _typed_detail = _typed_detail_of
 
     # --------------------------------------------------------------- untyped
     def variation(
@@ -708,76 +855,25 @@ class FlagSnapshot:
             result = self._hooked(
                 hooks, "variation_detail", key, context, default, detail=True
             )
-        elif self._events is None:  # the common case: one call fewer
-            result = self._result(key, context)
+        elif self._events is None:  # the common case: as _result(), one call fewer
+            matcher = self._matcher
+            try:
+                head = matcher.heads[key]  # (none before the snapshot is ready)
+            except (KeyError, TypeError):  # not made yet, no such flag, not a key
+                head = None
+            if (
+                head is None
+                or context.__class__ is not Context
+                or context._error is not None
+            ):
+                result = self._result(key, context)
+            else:
+                result = run_head(head, key, context, matcher)
         else:
             result = self._recorded(self._events, key, context, default, None, True)
         return detail_of(result, default)
 
     # ----------------------------------------------------------------- typed
-    def _typed(
-        self, key: str, context: Context | None, default: T, kind: type
-    ) -> Result:
-        result = self._result(key, context)
-        if result.variation_index is None or default is None:
-            return result
-        ok, value = typed_check(result.value, kind)
-        if not ok:
-            return _WRONG_TYPE
-        if value is result.value:
-            return result
-        return result.with_value(value)  # int <-> float
-
-    def _typed_value(
-        self, method: str, key: str, context: Context | None, default: T, kind: type
-    ) -> T:
-        # The path of the typed methods: what _typed and typed_check do,
-        # without their calls.
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(hooks, method, key, context, default, kind)
-            return default if result.variation_index is None else result.value
-        events = self._events
-        if events is not None:
-            result = self._recorded(events, key, context, default, kind, False)
-            return default if result.variation_index is None else result.value
-        # As _result() does it, in this frame; every failure gives the
-        # default (a snapshot that is not ready holds no flags).
-        if context.__class__ is not Context or context._error is not None:
-            return _refused(context, default)
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):
-            return _not_a_key(given, default)
-        flag = self._flags.get(key)
-        if flag is None:
-            if self._initialized:
-                _unknown_flag(key)
-            return default
-        constant = flag.constant  # a deleted flag's serves no variation
-        result = (
-            evaluate(self._matcher, flag, context) if constant is None else constant
-        )
-        value = result.value
-        if result.variation_index is None:
-            return default
-        tv = type(value)
-        if tv is kind or kind is object or default is None:
-            return value  # type: ignore[no-any-return]
-        if kind is int and tv is float:
-            return int(value)  # type: ignore[return-value]
-        if kind is float and tv is int:
-            return float(value)  # type: ignore[return-value]
-        return default  # WRONG_TYPE
-
-    def _typed_detail(
-        self, method: str, key: str, context: Context | None, default: T, kind: type
-    ) -> EvaluationDetail[T]:
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(hooks, method, key, context, default, kind, True)
-        else:
-            result = self._evaluation(key, context, default, kind, True)
-        return detail_of(result, default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
@@ -852,24 +948,7 @@ class FlagSnapshot:
 
         Added in version 0.1.0.
         """
-        from ._migration import checked_default, tracked_stage
-
-        stage = checked_default(default_stage)
-        default = stage.value
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(
-                hooks,
-                "migration_variation",
-                key,
-                context,
-                default,
-                present=_stage_detail,
-            )
-        else:
-            result = self._evaluation(key, context, default, None, False)
-        detail = _stage_detail(result, default, key)
-        return tracked_stage(self._flags, key, context, detail, stage)
+        return _migration_variation(self, key, context, default_stage)
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(
@@ -948,36 +1027,23 @@ def _all_flags_state(
         # the result and the options alone, kept in the result once
         # built: the results are kept, and the values and entries put in
         # dicts when the state is first read (_Pending).
-        results: list[Result] = []
-        keep = results.append
-        odd: dict[str, JSONObject] = {}  # entries of results built for this call
-        for key, ops, required in zip(plan.keys, plan.ops, plan.required, strict=True):
-            try:
-                result = ops[0](ops, context, batch)
-            except Exception as exc:  # noqa: BLE001 - finish() reports it
-                result = finish(key, exc)
-            else:
-                if required:  # another flag's prerequisite: kept for it
-                    done[key] = result
-            if result.cache is None:  # an error or a big segment's status
-                odd[key] = _entry(
-                    snapshot, snapshot._flags[key], result, context, with_reasons, False
-                )
-            keep(result)
+        odd_at: list[int] = []  # the results built for this call
+        results = run_heads(
+            plan.ops, plan.keys, plan.required, context, batch, done, odd_at
+        )
+        odd: dict[str, JSONObject] = {}  # their entries
+        for at in odd_at:
+            key = plan.keys[at]
+            odd[key] = _entry(
+                snapshot, plan.flags[at], results[at], context, with_reasons, False
+            )
         return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
     values = dict(plan.values)  # constant flags filled in, the others in order
     meta = dict(plan.meta)
     slot = flags_state_slot(with_reasons, False)  # | omit, per flag
     now_ms = wall_ms()
-    for key, flag, ops in zip(plan.keys, plan.flags, plan.ops, strict=True):
-        try:
-            if flag.constant is None:
-                result = done[key] = ops[0](ops, context, batch)
-            else:  # a debug window decides whether details are omitted
-                result = flag.constant
-        # An abort is MALFORMED_FLAG, a bug in the code EXCEPTION (finish()).
-        except Exception as exc:  # noqa: BLE001
-            result = finish(key, exc)
+    results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
+    for key, flag, result in zip(plan.keys, plan.flags, results, strict=True):
         values[key] = result.value
         omit = not (
             flag.track_events
@@ -1057,7 +1123,9 @@ def _plan(
         ):
             values[key] = None
             meta[key] = _EMPTY_ENTRY
-            dynamic.append((key, flag, key in required))
+            # (a constant one's result is not kept: an off prerequisite
+            # fails whatever it serves)
+            dynamic.append((key, flag, result is None and key in required))
             continue
         omit = details_only and not (flag.track_events or result.experiment)
         values[key] = result.value
