@@ -460,7 +460,7 @@ class Recording:
     """A matcher that records each prerequisite evaluation (:meth:`Matcher.recording`).
 
     What a flag's code calls on its state, as :class:`Matcher` answers it,
-    over the same data and heads, but for prerequisites: the generated
+    over the same data, but for prerequisites: the generated
     code hands them all to :meth:`prerequisites_failed`, which counts each
     one it evaluates in :attr:`ledger` (``prereq_of``: the flag that
     required it) before the flag's own evaluation is counted. A flag on
@@ -472,7 +472,6 @@ class Recording:
         "big_segments",
         "detail",
         "flags",
-        "heads",
         "hot",
         "ledger",
         "segments",
@@ -484,7 +483,6 @@ class Recording:
     def __init__(self, matcher: Matcher, ledger: Records, detail: bool) -> None:
         self.flags = matcher.flags
         self.hot = matcher.hot
-        self.heads = matcher.heads
         self.segments = matcher.segments
         self.big_segments = matcher.big_segments
         #: Where each prerequisite evaluation is counted, and whether for
@@ -529,10 +527,6 @@ class Recording:
             ):
                 return prereq.failed
         return None
-
-    def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
-        """Never called (:attr:`inline_prerequisites` is False); as the matcher's."""
-        raise AssertionError(f"prerequisite {key!r} checked inline while recording")
 
     match_segments = _match_segments
     _contains = Matcher._contains
