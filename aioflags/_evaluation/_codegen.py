@@ -46,6 +46,7 @@ __all__ = [
     "build_predicate",
     "build_runner",
     "build_segment",
+    "register_source",
     "slow_clause",
 ]
 
@@ -160,7 +161,7 @@ _PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
 _names = count()
 
 
-def _register_source(code: CodeType, source: str) -> None:
+def register_source(code: CodeType, source: str) -> None:
     """Let tracebacks and debuggers show generated code, while the code lives."""
     filename = code.co_filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -297,7 +298,7 @@ class _Writer:
             filename = f"<aioflags generated {name} {next(_names)}>"
             exec(compile(source, filename, "exec"), globals_, namespace)
             shared = cast("FunctionType", namespace[name])
-            _register_source(shared.__code__, source)
+            register_source(shared.__code__, source)
             _shapes[source] = shared
         return shared, operands
 

@@ -8,12 +8,11 @@ recorded for all-flags state, big-segment status) lives in a per-evaluation
 
 from __future__ import annotations
 
-import linecache
 import logging
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD
+from ._codegen import HEAD, register_source
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -939,15 +938,11 @@ def _written_run_head() -> RunHead:
     code = compile(source, "<aioflags run_head>", "exec")
     namespace: dict[str, Any] = dict(RUN_HEAD_NAMES)
     exec(code, namespace)  # the constant source above, no data
-    run: RunHead = namespace["run_head"]
-    run.__doc__ = _RUN_HEAD_DOC
-    run.__module__ = __name__
-    linecache.cache[code.co_filename] = (
-        len(source),
-        None,
-        source.splitlines(True),
-        code.co_filename,
-    )
+    function: FunctionType = namespace["run_head"]
+    function.__doc__ = _RUN_HEAD_DOC
+    function.__module__ = __name__
+    register_source(function.__code__, source)  # (tracebacks show it)
+    run: RunHead = function
     return run
 
 
