@@ -276,8 +276,9 @@ async def test_now_or_later_evaluates_once_with_or_without_a_gate() -> None:
             asked.append(key)
             return key == "a"
 
-        async def evaluate(self, call: Any, *args: Any) -> Any:
-            return ("gated", call(store.snapshot, *args))
+        async def evaluate(self, key: str | None, context: Any, run: Any) -> Any:
+            assert (key, context) == ("b", USER)  # the request, by name
+            return ("gated", run(store.snapshot))
 
     gate: Any = Gate()  # (the part of EvaluationGate an evaluator uses)
     evaluator.use_gate(gate)

@@ -20,7 +20,7 @@ evaluates the store's data in its own frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
 from ._hooks import HookRunner
 
@@ -237,7 +237,9 @@ class Evaluator:
         gate = self.gate
         if gate is None:
             return call(self.snapshot(), key, context, default)
-        return await gate.evaluate(call, key, context, default)
+        return await gate.evaluate(
+            key, context, lambda snapshot: call(snapshot, key, context, default)
+        )
 
     async def all_flags_state(
         self, context: Context | None, **options: bool
@@ -247,10 +249,6 @@ class Evaluator:
         gate = self.gate
         if gate is None:
             return self.snapshot().all_flags_state(context, **options)
-        return await gate.evaluate(_all_flags_state, context, **options)
-
-
-def _all_flags_state(
-    snapshot: FlagSnapshot, /, context: Context | None, **options: Any
-) -> FlagsState:
-    return snapshot.all_flags_state(context, **options)
+        return await gate.evaluate(
+            None, context, lambda snapshot: snapshot.all_flags_state(context, **options)
+        )

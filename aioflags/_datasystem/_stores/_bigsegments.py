@@ -44,7 +44,6 @@ from typing import (
     Any,
     ClassVar,
     Final,
-    ParamSpec,
     Protocol,
     TypeAlias,
     TypeVar,
@@ -60,7 +59,6 @@ from aioflags._evaluation._membership import HEALTHY, STALE, STORE_ERROR
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from contextlib import AbstractAsyncContextManager
-    from typing import Concatenate
 
     from anyio.abc import TaskGroup
 
@@ -93,7 +91,6 @@ _Answer: TypeAlias = "tuple[Mapping[str, bool] | None, bool]"
 _FAILED: Final[_Answer] = (None, True)
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 
 @final
@@ -568,11 +565,10 @@ class BigSegments:
     async def evaluate(
         self,
         snapshot: FlagSnapshot,
-        call: Callable[Concatenate[FlagSnapshot, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
+        context: Context | None,
+        run: Callable[[FlagSnapshot], T],
     ) -> T:
-        """``call(snapshot, *args, **kwargs)`` (one of its methods), fetching what it needs.
+        """``run(snapshot)`` (one of its methods, for ``context``), fetching what it needs.
 
         The evaluation runs on the snapshot's quiet twin (no analytics
         events, no hooks; the snapshot itself if it has neither) and reports
@@ -583,22 +579,21 @@ class BigSegments:
         once per call.
 
         When every membership the call can ask is cached already (each key
-        of the context among its arguments), the snapshot evaluates at once,
-        with those answers in hand: one pass, as without big segments.
+        of ``context``'s), the snapshot evaluates at once, with those
+        answers in hand: one pass, as without big segments.
         """
         running = _Pass()
-        context = next((a for a in args if isinstance(a, Context)), None)
-        if context is not None and self._all_cached(context, running.known):
+        if isinstance(context, Context) and self._all_cached(context, running.known):
             token = _PASS.set(running)
             try:
-                return call(snapshot, *args, **kwargs)
+                return run(snapshot)
             finally:
                 _PASS.reset(token)
         quiet = self._quiet(snapshot)
         while True:
             token = _PASS.set(running)
             try:
-                result = call(quiet, *args, **kwargs)
+                result = run(quiet)
             finally:
                 _PASS.reset(token)
             needed = running.needed
@@ -611,7 +606,7 @@ class BigSegments:
             return result
         token = _PASS.set(running)
         try:
-            return call(snapshot, *args, **kwargs)
+            return run(snapshot)
         finally:
             _PASS.reset(token)
 

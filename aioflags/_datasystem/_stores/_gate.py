@@ -23,14 +23,14 @@ unless the run has an :class:`EvaluationGate`:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Concatenate
 
+    from aioflags._evaluation._context import Context
     from aioflags._evaluation._snapshot import FlagSnapshot
 
     from ._bigsegments import BigSegments
@@ -44,7 +44,6 @@ logger = logging.getLogger("aioflags.datasource")
 REFRESH_BOUND: Final = 5.0
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 
 class Refresher:
@@ -164,18 +163,17 @@ class EvaluationGate:
 
     async def evaluate(
         self,
-        call: Callable[Concatenate[FlagSnapshot, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
+        key: str | None,
+        context: Context | None,
+        run: Callable[[FlagSnapshot], T],
     ) -> T:
-        """``call(snapshot, *args, **kwargs)`` on the snapshot current after the steps.
+        """``run(snapshot)`` on the snapshot current after the steps.
 
-        ``call`` calls one of the snapshot's methods, so that a snapshot's
-        own override (the hooks') is what runs.
+        The request by name: the evaluation of flag ``key`` (None: every
+        flag, all-flags state) for ``context``. ``run`` calls one of the
+        snapshot's methods with them, so that a snapshot's own override
+        (the hooks') is what runs.
         """
-        # The flag key, for the methods that take one (first, a str); None:
-        # every flag (all_flags_state).
-        key = args[0] if args and type(args[0]) is str else None
         refresher = self.refresher
         if refresher is not None:
             await refresher.refresh(key)  # returns at once while not active
@@ -185,8 +183,8 @@ class EvaluationGate:
         snapshot = self.snapshot()
         big = self.big_segments
         if big is None:
-            return call(snapshot, *args, **kwargs)
-        return await big.evaluate(snapshot, call, *args, **kwargs)
+            return run(snapshot)
+        return await big.evaluate(snapshot, context, run)
 
     def _holds(self, key: str) -> bool:
         """Whether the current snapshot has ``key`` (a flag, or its tombstone)."""
