@@ -699,6 +699,14 @@ async def test_cached_memberships_cost_one_pass_with_events_on(
             return _m(self, *args, **kw)
 
         monkeypatch.setattr(FlagSnapshot, name, counted)
+    made: list[bool] = []  # the pass snapshots made, by quiet
+    with_memberships = FlagSnapshot.with_memberships
+
+    def making(self: Any, source: Any, *, quiet: bool) -> Any:
+        made.append(quiet)
+        return with_memberships(self, source, quiet=quiet)
+
+    monkeypatch.setattr(FlagSnapshot, "with_memberships", making)
     async with raw_redis(redis_server) as raw, FlagServer({}) as events:
         await seed(raw, [flag()], [segment()], synchronized_on=wall_ms())
         await member(raw, "in", include=("big.g2",))
@@ -718,6 +726,8 @@ async def test_cached_memberships_cost_one_pass_with_events_on(
             assert await client.bool_variation("f", context, False)  # cached
             await client.all_flags_state(context)
             assert passes == ["bool_variation", "all_flags_state"]
+            # made once per snapshot: the first call's quiet and loud ones
+            assert made == [True, False]
             await client.flush()
         (summary,) = [e for e in events.events if e["kind"] == "summary"]
         assert summary["features"]["f"]["counters"] == [
@@ -781,3 +791,53 @@ async def test_typed_evaluations_go_to_the_gate_without_asking_whether_it_passes
             assert await client.variation("f", ctx, False) is True
             assert (await client.variation_detail("f", ctx, False)).value is True
     assert asked == []
+
+
+def test_a_pass_gets_memberships_from_its_own_source_and_shares_the_compiled_code() -> (
+    None
+):
+    """``FlagSnapshot.with_memberships``: what one pass of an awaited evaluation runs on.
+
+    Its memberships come from the source it is given (no side channel);
+    it reuses the snapshot's heads and all-flags plans (a pass compiles
+    nothing again); a quiet pass records no analytics events.
+    """
+    from aioflags._datasystem._store import snapshot_from_data
+    from tests.analytics import recorder_for
+
+    class Source:
+        def __init__(self, membership: dict[str, bool] | None) -> None:
+            self.membership = membership
+            self.asked: list[str] = []
+
+        def answer(self, key: str) -> tuple[dict[str, bool] | None, str]:
+            self.asked.append(key)
+            return self.membership, "HEALTHY"
+
+    rec = recorder_for(Config("k"), now_ms=lambda: 1000)
+    data = snapshot_from_data({"f": flag()}, {"big": segment()})
+    snapshot = data.recording(rec)
+    assert snapshot.observed and not data.observed
+    context = Context.create("in")
+
+    quiet_source = Source(None)
+    quiet = snapshot.with_memberships(quiet_source, quiet=True)
+    assert not quiet.observed
+    detail = quiet.variation_detail("f", context, None)
+    assert (detail.value, detail.reason.get("bigSegmentsStatus")) == (False, "HEALTHY")
+    assert quiet_source.asked == ["in"]
+    assert rec.take() is None  # a quiet pass records nothing
+
+    loud_source = Source({"big.g2": True})
+    loud = snapshot.with_memberships(loud_source, quiet=False)
+    assert loud.observed
+    assert loud.variation("f", context, None) is True
+    assert loud_source.asked == ["in"]
+    assert rec.take() is not None  # the pass that counts is recorded
+
+    # One snapshot's passes share its compiled code: heads and plans.
+    assert quiet._matcher.heads is loud._matcher.heads is snapshot._matcher.heads
+    assert "f" in snapshot._matcher.heads
+    quiet.all_flags_state(context)
+    assert snapshot._all_flags_plan  # the plan made by the pass is the snapshot's
+    assert loud._all_flags_plan is snapshot._all_flags_plan

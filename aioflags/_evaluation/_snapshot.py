@@ -767,15 +767,31 @@ class FlagSnapshot:
         """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
         return self.composed(recorder, self._matcher.big_segments, self._hooks)
 
-    def quiet(self) -> FlagSnapshot:
-        """This snapshot's data, recording no analytics events and running no hooks.
+    def with_memberships(
+        self, source: MembershipSource, *, quiet: bool
+    ) -> FlagSnapshot:
+        """This snapshot, with unbounded segments' memberships from ``source``.
 
-        Itself if it does neither. What an evaluation that may be dropped
-        runs on (an awaited one that needs big-segment memberships).
+        For one pass of an awaited evaluation that needs big-segment
+        memberships: it shares this snapshot's heads and all-flags plans
+        (neither depends on where memberships come from). ``quiet``: it
+        records no analytics events and runs no hooks (a pass whose result
+        may be dropped).
         """
-        if self._events is None and self._hooks is None:
-            return self
-        return self.composed(None, self._matcher.big_segments, None)
+        snapshot = self.composed(
+            None if quiet else self._events, source, None if quiet else self._hooks
+        )
+        snapshot._matcher.heads = self._matcher.heads
+        plans = self._all_flags_plan
+        if plans is None:
+            plans = self._all_flags_plan = {}
+        snapshot._all_flags_plan = plans
+        return snapshot
+
+    @property
+    def observed(self) -> bool:
+        """Whether evaluating this snapshot records analytics events or runs hooks."""
+        return self._events is not None or self._hooks is not None
 
     @property
     def initialized(self) -> bool:

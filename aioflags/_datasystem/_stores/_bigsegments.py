@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import contextvars
 import logging
 import math
 import threading
@@ -231,25 +230,40 @@ def context_hash(key: str) -> str:
 
 
 class _Pass:
-    """The memberships of one awaited evaluation: known, and needed.
+    """Where the passes of awaited evaluations get their memberships.
 
-    ``known``: the answers this evaluation has (fetched, or read from the
-    cache once: later passes see the same). ``needed``: the context keys it
-    met without an answer, in order; while it has any, the pass's result is
-    not the evaluation's (a miss answered as a store error for now).
+    The membership source of the snapshots those passes run on
+    (:meth:`FlagSnapshot.with_memberships`); one per :class:`BigSegments`,
+    used on the event loop's thread only. For the pass running now
+    (:meth:`BigSegments._pass` sets both): ``known``, the answers its
+    evaluation has, shared by its passes (fetched, or read from the cache
+    once: later passes see the same); ``needed``, the context keys it met
+    without an answer, in order, which the pass returns (while there are
+    any, its result is not the evaluation's: each miss is answered as a
+    store error for now).
     """
 
-    __slots__ = ("known", "needed")
+    __slots__ = ("big", "known", "needed")
 
-    def __init__(self) -> None:
+    def __init__(self, big: BigSegments) -> None:
+        self.big = big
         self.known: dict[str, _Answer] = {}
         self.needed: list[str] = []
 
-
-#: The awaited evaluation running now (None: a synchronous one).
-_PASS: Final[contextvars.ContextVar[_Pass | None]] = contextvars.ContextVar(
-    "aioflags_big_segments_pass", default=None
-)
+    def answer(self, key: str) -> tuple[Mapping[str, bool] | None, str]:
+        """``key``'s membership and status for this pass."""
+        known = self.known
+        got = known.get(key)
+        big = self.big
+        if got is None:
+            got = big._cached(key)
+            if got is None or big._status is None:
+                if key not in self.needed:
+                    self.needed.append(key)
+                return None, STORE_ERROR
+            known[key] = got
+        membership, failed = got
+        return membership, STORE_ERROR if failed else big._word()
 
 
 class _Pending:
@@ -298,12 +312,13 @@ class BigSegments:
         "_down_logged",
         "_inflight",
         "_listeners",
+        "_passes",
         "_requested",
+        "_source",
         "_started",
         "_status",
         "_tg",
         "_thread",
-        "_twin",
         "_wake",
     )
 
@@ -331,8 +346,11 @@ class BigSegments:
         #: Keys synchronous evaluations asked for (from any thread).
         self._requested: set[str] = set()
         self._wake = anyio.Event()
-        #: The last snapshot evaluated here and its quiet twin.
-        self._twin: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        #: The membership source of awaited evaluations' passes, and the
+        #: snapshots they run on: the last snapshot evaluated here, and its
+        #: passes' (by ``quiet``), made when first needed.
+        self._source = _Pass(self)
+        self._passes: tuple[FlagSnapshot, dict[bool, FlagSnapshot]] | None = None
 
     @property
     def status(self) -> BigSegmentStoreStatus | None:
@@ -535,24 +553,17 @@ class BigSegments:
 
     # ----------------------------------------------------------- evaluation
     def answer(self, key: str) -> tuple[Mapping[str, bool] | None, str]:
-        """``key``'s membership and status for the evaluation running now."""
-        running = _PASS.get()
-        if running is None:  # a synchronous evaluation: the cache only
-            got = self._cached(key, touch=threading.get_ident() == self._thread)
-            if got is None:
-                self.request(key)
-                return None, STORE_ERROR
-        else:
-            known = running.known
-            got = known.get(key)
-            if got is None:
-                got = self._cached(key)
-                if got is None or self._status is None:
-                    # For now; this pass's result is dropped (see evaluate()).
-                    if key not in running.needed:
-                        running.needed.append(key)
-                    return None, STORE_ERROR
-                known[key] = got
+        """``key``'s membership and status for a synchronous evaluation.
+
+        The membership source of the snapshots the client hands out: the
+        cache only (an awaited evaluation's passes have their own,
+        :class:`_Pass`). A miss is fetched in the background and answered
+        as a store error.
+        """
+        got = self._cached(key, touch=threading.get_ident() == self._thread)
+        if got is None:
+            self.request(key)
+            return None, STORE_ERROR
         membership, failed = got
         return membership, STORE_ERROR if failed else self._word()
 
@@ -570,45 +581,62 @@ class BigSegments:
     ) -> T:
         """``run(snapshot)`` (one of its methods, for ``context``), fetching what it needs.
 
-        The evaluation runs on the snapshot's quiet twin (no analytics
-        events, no hooks; the snapshot itself if it has neither) and reports
-        the memberships it met uncached (:class:`_Pass`): they are fetched
-        and it runs again on the same snapshot (evaluation is pure), until
-        it needs none. Then the snapshot evaluates once with every answer in
-        hand: its events are recorded and its hooks' series runs exactly
-        once per call.
+        The evaluation runs in passes over the snapshot's data composed
+        with the passes' membership source (:class:`_Pass`). A pass that may
+        be dropped records no analytics events and runs no hooks; it returns
+        the memberships it met uncached: they are fetched and it runs again
+        (evaluation is pure), until it needs none. Then the snapshot
+        evaluates once with every answer in hand: its events are recorded
+        and its hooks' series runs exactly once per call (a snapshot that
+        does neither keeps the quiet pass's result).
 
         When every membership the call can ask is cached already (each key
         of ``context``'s), the snapshot evaluates at once, with those
         answers in hand: one pass, as without big segments.
         """
-        running = _Pass()
-        if isinstance(context, Context) and self._all_cached(context, running.known):
-            token = _PASS.set(running)
-            try:
-                return run(snapshot)
-            finally:
-                _PASS.reset(token)
-        quiet = self._quiet(snapshot)
+        known: dict[str, _Answer] = {}
+        if isinstance(context, Context) and self._all_cached(context, known):
+            return self._pass(snapshot, run, known, quiet=False)[0]
         while True:
-            token = _PASS.set(running)
-            try:
-                result = run(quiet)
-            finally:
-                _PASS.reset(token)
-            needed = running.needed
+            result, needed = self._pass(snapshot, run, known, quiet=True)
             if not needed:
                 break
             for key in needed:
-                running.known[key] = await self.fetch(key)
-            needed.clear()
-        if quiet is snapshot:
+                known[key] = await self.fetch(key)
+        if not snapshot.observed:
             return result
-        token = _PASS.set(running)
+        return self._pass(snapshot, run, known, quiet=False)[0]
+
+    def _pass(
+        self,
+        snapshot: FlagSnapshot,
+        run: Callable[[FlagSnapshot], T],
+        known: dict[str, _Answer],
+        *,
+        quiet: bool,
+    ) -> tuple[T, list[str]]:
+        """One pass of :meth:`evaluate`: its result, and the keys it needed.
+
+        ``quiet``: no analytics events, no hooks (a pass that may be
+        dropped). It runs on ``snapshot``'s data composed with the passes'
+        membership source (:class:`_Pass`), made once per snapshot; the
+        source holds ``known`` and the keys needed while it runs.
+        """
+        passes = self._passes
+        if passes is None or passes[0] is not snapshot:
+            passes = self._passes = (snapshot, {})
+        source = self._source
+        on = passes[1].get(quiet)
+        if on is None:
+            on = passes[1][quiet] = snapshot.with_memberships(source, quiet=quiet)
+        source.known = known
+        needed: list[str] = []
+        source.needed = needed
         try:
-            return run(snapshot)
+            return run(on), needed
         finally:
-            _PASS.reset(token)
+            source.known = {}
+            source.needed = []
 
     def _all_cached(self, context: Context, known: dict[str, _Answer]) -> bool:
         """Whether each of ``context``'s keys has a fresh cached membership (into ``known``).
@@ -624,13 +652,6 @@ class BigSegments:
                 return False
             known[part._key] = got
         return True
-
-    def _quiet(self, snapshot: FlagSnapshot) -> FlagSnapshot:
-        """``snapshot``'s quiet twin, kept while it is the one evaluated here."""
-        twin = self._twin
-        if twin is None or twin[0] is not snapshot:
-            twin = self._twin = (snapshot, snapshot.quiet())
-        return twin[1]
 
 
 def _call(
