@@ -287,8 +287,13 @@ async def test_what_import_leaves_out_loads_before_ready_never_at_evaluation() -
     # The corpus has `matches` clauses: their patterns loaded the regex
     # machinery at ingest, before READY.
     assert "aioflags._evaluation._regex" in started
-    # Without a persistent store, what persistent stores share never loads.
+    # Without a persistent store, what persistent stores share never loads;
+    # nor, without big segments either, the gate's steps.
     assert "aioflags._datasystem._stores._base" not in started + evaluated
+    assert not {
+        "aioflags._datasystem._stores._gate",
+        "aioflags._datasystem._stores._lookups",
+    } & set(started + evaluated)
 
 
 @pytest.mark.slow

@@ -339,8 +339,10 @@ class Client:
         run, and the store reader serves the refresher or the lookups.
         """
         config = self._config
-        if config.offline:
-            return
+        system = config.data_system
+        persistent = system.store if system is not None else None
+        if config.offline or (config.big_segments is None and persistent is None):
+            return  # nothing first: the gate's modules are not imported
         from aioflags._datasystem._stores._bigsegments import BigSegments
         from aioflags._datasystem._stores._gate import EvaluationGate, Refresher
         from aioflags._datasystem._stores._lookups import StoreLookups
@@ -351,8 +353,6 @@ class Client:
                 config.big_segments, self._clock, self._big_segment_listeners
             )
             evaluator.use_big_segments(big)
-        system = config.data_system
-        persistent = system.store if system is not None else None
         refresher = lookups = None
         if persistent is not None and persistent.cache_ttl == 0:
             refresher = Refresher()  # every awaited evaluation reads the store
