@@ -841,3 +841,34 @@ def test_a_pass_gets_memberships_from_its_own_source_and_shares_the_compiled_cod
     quiet.all_flags_state(context)
     assert snapshot._all_flags_plan  # the plan made by the pass is the snapshot's
     assert loud._all_flags_plan is snapshot._all_flags_plan
+
+
+def test_a_pass_started_inside_another_leaves_the_outer_ones_memberships() -> None:
+    """A pass may start while another runs: a hook's awaited evaluation whose
+    task starts eagerly (``asyncio.eager_task_factory``) runs its first pass
+    inside the outer one's. The outer pass then still answers from what its
+    evaluation knows, and reports only what it needed itself.
+    """
+    from aioflags._datasystem._store import snapshot_from_data
+    from aioflags._datasystem._stores._bigsegments import (
+        BigSegments,
+        StatusListeners,
+    )
+    from aioflags._evaluation._snapshot import FlagSnapshot
+
+    big = BigSegments(
+        BigSegmentsConfig(store=SlowStore()), FakeClock(), StatusListeners()
+    )
+    data = snapshot_from_data({"f": flag()}, {"big": segment()})
+    inner_needed: list[list[str]] = []
+
+    def inner(snapshot: FlagSnapshot) -> Any:
+        return snapshot.variation("f", Context.create("other"), None)
+
+    def outer(snapshot: FlagSnapshot) -> Any:
+        inner_needed.append(big._pass(data, inner, {}, quiet=True)[1])
+        return snapshot.variation("f", Context.create("in"), None)
+
+    known: dict[str, Any] = {"in": ({"big.g2": True}, False)}  # fetched
+    assert big._pass(data, outer, known, quiet=True) == (True, [])
+    assert inner_needed == [["other"]]

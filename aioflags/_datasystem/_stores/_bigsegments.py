@@ -629,14 +629,16 @@ class BigSegments:
         on = passes[1].get(quiet)
         if on is None:
             on = passes[1][quiet] = snapshot.with_memberships(source, quiet=quiet)
+        # A pass may start inside another (a hook's evaluation whose task
+        # starts eagerly): the outer pass's state is put back after it.
+        outer = source.known, source.needed
         source.known = known
         needed: list[str] = []
         source.needed = needed
         try:
             return run(on), needed
         finally:
-            source.known = {}
-            source.needed = []
+            source.known, source.needed = outer
 
     def _all_cached(self, context: Context, known: dict[str, _Answer]) -> bool:
         """Whether each of ``context``'s keys has a fresh cached membership (into ``known``).
