@@ -554,3 +554,32 @@ async def test_waits_that_run_out_are_logged_once_a_minute_with_their_number(
         await lookups.before("d", _holds)
     assert len(warnings()) == 2
     assert "(3 such evaluations since the last message)" in warnings()[1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ttl", [0, 15])
+async def test_a_str_enum_key_is_read_through_as_its_plain_value(
+    redis_server: RedisServer, ttl: float
+) -> None:
+    """A key that is a ``str`` subclass reaches the store as its plain value.
+
+    A ``(str, Enum)`` member is a ``str`` to evaluation (it hashes and
+    compares as its value), so the gate reads it through as that value:
+    the flag is found, and the flags' keys stay plain ``str``.
+    """
+    import enum
+
+    class Key(str, enum.Enum):
+        G = "g"
+
+    store = RedisStore(url=redis_server.url, cache_ttl=ttl)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"f": flag("v1")})
+        async with Client(daemon(store), clock=FakeClock()) as client:
+            await raw.hset(
+                "launchdarkly:features", "g", json.dumps(flag("new", key="g"))
+            )
+            assert await client.variation(Key.G, USER, "default") == "new"
+            keys = client.snapshot().flag_keys
+            assert keys == {"f", "g"}
+            assert all(type(key) is str for key in keys)

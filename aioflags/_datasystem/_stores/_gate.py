@@ -174,6 +174,8 @@ class EvaluationGate:
         snapshot's methods with them, so that a snapshot's own override
         (the hooks') is what runs.
         """
+        if key is not None and type(key) is not str:
+            key = str.__str__(key)  # a str subclass (a StrEnum): its plain value
         refresher = self.refresher
         if refresher is not None:
             await refresher.refresh(key)  # returns at once while not active
