@@ -807,3 +807,37 @@ async def test_pages_are_told_only_when_the_log_changed(
         assert pushes == []
         await http.post("/bulk", content=json.dumps(SUMMARY))
         assert pushes == [None]
+
+
+@pytest.mark.asyncio
+async def test_a_large_events_payload_is_recorded_in_slices_the_loop_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``/bulk`` records a payload into the console in slices (``Pacer``).
+
+    A payload of tens of thousands of events took the console ~1 s to
+    record, holding the event loop: every SDK stream and console page
+    waited. With a slice per event here, a task of the same loop sees the
+    payload part-way recorded.
+    """
+    from aioflags._core._pacing import Pacer
+
+    monkeypatch.setattr(Pacer, "due", lambda self: True)  # a slice per event
+    events = [{"kind": "feature", "key": "a", "value": 1, "variation": 0}] * 50
+    async with serving() as (server, http):
+        seen: set[int] = set()
+        posted = anyio.Event()
+
+        async def probe() -> None:
+            while not posted.is_set():
+                rows = server._console.evaluations
+                seen.add(rows[0]["count"] if rows else 0)
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(probe)
+            response = await http.post("/bulk", content=json.dumps(events))
+            posted.set()
+        assert response.status_code == 202
+        assert server._console.evaluations[0]["count"] == 50
+        assert seen & set(range(1, 50))  # part-way: the loop ran meanwhile

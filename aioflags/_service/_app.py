@@ -324,7 +324,9 @@ class ServiceApp:
 
     async def _events(self, request: Request) -> Response:
         info = self._info(request)
-        status = self._server._receive_events(request.url.path, info.headers, info.body)
+        status = await self._server._receive_events(
+            request.url.path, info.headers, info.body
+        )
         extra = dict(info.fault.headers) if info.fault is not None else {}
         return Response(
             b"", status_code=status, headers={"date": self._date(), **extra}

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
+from aioflags._core._pacing import Pacer
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._evaluation._context import Context
 
@@ -44,7 +45,7 @@ from . import _wire as wire
 from . import _words as words
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Generator, Iterable, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._snapshot import FlagSnapshot
@@ -549,11 +550,35 @@ class Console:
         default of another JSON type than the flag's variations (``flags``,
         the service's own) is ``WRONG_TYPE``; other defaults say none.
         """
+        pacer = Pacer()
+        steps = self.recording(payload, flags, pacer)
+        try:
+            while True:
+                next(steps)
+                pacer.restart()
+        except StopIteration as done:
+            counted: bool = done.value
+        return counted
+
+    def recording(
+        self,
+        payload: Iterable[JSONObject],
+        flags: Mapping[str, Mapping[str, JSONValue]] | None,
+        pacer: Pacer,
+    ) -> Generator[None, None, bool]:
+        """:meth:`record`'s work; it yields where the caller may pause (``pacer``).
+
+        The service records a ``/bulk`` payload in slices, so that one of
+        tens of thousands of events does not hold its event loop (a payload
+        is up to 32 MiB of JSON).
+        """
         flags = flags or {}
         events = list(payload)
         counted = False
         summarised: set[str] = set()
         for event in events:
+            if pacer.due():
+                yield
             features = event.get("features")
             if event.get("kind") != "summary" or not isinstance(features, dict):
                 continue
@@ -567,6 +592,8 @@ class Console:
                     if isinstance(counter, dict):
                         counted |= self._count(key, counter, flags.get(key), when)
         for event in events:
+            if pacer.due():
+                yield
             kind = event.get("kind")
             if kind in ("feature", "debug"):
                 key = event.get("key")

@@ -132,7 +132,7 @@ class Host(Protocol):
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None: ...
 
-    def _receive_events(
+    async def _receive_events(
         self, path: str, headers: Mapping[str, str], body: bytes
     ) -> int: ...
 

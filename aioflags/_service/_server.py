@@ -24,6 +24,7 @@ from aioflags._client._config import Config
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
+from aioflags._core._pacing import Pacer
 from aioflags._datasystem._datatypes import Change, ChangeKind
 from aioflags._datasystem._sources._versions import same_content
 
@@ -567,7 +568,7 @@ class FlagServer:
         await self.wait_until(lambda: len(self._payloads) >= count)
         return self.event_payloads
 
-    def _receive_events(
+    async def _receive_events(
         self, path: str, headers: Mapping[str, str], body: bytes
     ) -> int:
         """Record an event post; the HTTP status to answer.
@@ -575,6 +576,8 @@ class FlagServer:
         Anything that is not a JSON array of objects (``/bulk``) or a JSON
         object (``/diagnostic``), a corrupt or oversized gzip body, or JSON
         nested past what the parser takes, is a ``400`` and nothing is kept.
+        A ``/bulk`` payload goes to the console in slices (``Pacer``): one of
+        tens of thousands of events does not hold the event loop meanwhile.
         """
         try:
             if headers.get("content-encoding") == "gzip":
@@ -603,9 +606,17 @@ class FlagServer:
         self._payloads.append(data)
         self._trim(self._payloads)
         seen = self._console.sdk_seen("events", headers)
-        if self._console.record(data, self._flags) or seen:
-            self._push_console()
-        self._notify()
+        pacer = Pacer()
+        steps = self._console.recording(data, self._flags, pacer)
+        try:
+            while True:
+                next(steps)
+                await pacer.pause()
+        except StopIteration as done:
+            if done.value or seen:
+                self._push_console()
+        finally:
+            self._notify()  # (even if the request is cancelled meanwhile)
         return 202
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None:
