@@ -1,14 +1,17 @@
 """Start-up, update propagation, fallback switch, event-loop lag, memory and import time.
 
 Each table runs aioflags and LaunchDarkly's Python SDK (sync ``LDClient`` and
-``AsyncLDClient``, 9.18.0) on the same data from the same loopback
+``AsyncLDClient``, 9.20.0) on the same data from the same loopback
 ``FlagServer``, in one invocation, and prints medians, spread and ratios::
 
     python benchmarks/bench_system.py [--repeat 5] [--smoke]
 
-LaunchDarkly's 9.18 SDK speaks FDv1 (``/sdk/latest-all``, ``/all``); aioflags
-speaks FDv2 (``/sdk/poll``, ``/sdk/stream``); the server serves both from one
-flag set. Timings are never asserted anywhere.
+LaunchDarkly's clients run as configured here, without ``datasystem_config``,
+so they speak FDv1 (``/sdk/latest-all``, ``/all``); aioflags speaks FDv2
+(``/sdk/poll``, ``/sdk/stream``); the server serves both from one flag set.
+9.20 also has an FDv2 data system, experimental, which ``AsyncLDClient``
+reaches only through builders in ``ldclient.impl`` (see ``fallback``), so no
+table uses it. Timings are never asserted anywhere.
 """
 
 from __future__ import annotations
@@ -222,7 +225,17 @@ async def propagation(n_flags: int, changes: int) -> str:
 
 
 # -------------------------------------------------------- fallback switch
+LD_FALLBACK_NA = "n/a: 9.20's FDv2 needs ldclient.impl builders"
+
+
 async def fallback(n_flags: int, repeat: int) -> str:
+    """aioflags only. 9.20's ``AsyncLDClient`` honours ``X-LD-FD-Fallback`` only
+    when given an experimental ``AsyncDataSystemConfig`` whose sources come from
+    ``ldclient.impl.datasourcev2`` (not public API): the public
+    ``ldclient.datasystem`` builders build sync sources, on which its FDv2 loop
+    fails (``'async for' requires an object with __aiter__``) and ``start``
+    times out. Measured with a scratch script on 2026-11-26 (docs/benchmarks.md).
+    """
     samples: list[float] = []
     async with serving(n_flags) as server:
         key = next(iter(server.flags))
@@ -250,10 +263,12 @@ async def fallback(n_flags: int, repeat: int) -> str:
                 server.replace_all({**original, key: marker}, server.segments)
 
                 def switched() -> bool:
+                    # Only the marker (off, no offVariation) serves the default:
+                    # the flag may already be off, so its reason proves nothing.
                     detail = client.snapshot().variation_detail(key, USER, "x")
                     status = client.data_source_status
                     return (
-                        detail.reason["kind"] == "OFF"
+                        detail.value == "x"
                         and status is not None
                         and status.fdv1_fallback
                     )
@@ -267,7 +282,7 @@ async def fallback(n_flags: int, repeat: int) -> str:
         f"\nfallback switch: ms from the directive response to the first FDv1 payload "
         f"served ({n_flags} flags)\n"
         f"  {'aioflags Client':<34}{med:>10.2f}ms{min(samples):>10.2f}{max(samples):>10.2f}"
-        f"\n  {ASYNC_LD:<34}{'n/a: 9.18 has no FDv2 fallback directive':>42}"
+        f"\n  {ASYNC_LD:<34}{LD_FALLBACK_NA:>46}"
     )
 
 
