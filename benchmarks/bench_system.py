@@ -256,11 +256,13 @@ async def fallback(n_flags: int, repeat: int) -> str:
                 server.fail("/sdk/poll", status=503, headers=directive)
                 before = len(server.requests_to("/sdk/stream"))
                 server.disconnect_streams(abort=True)
-                await server.wait_for_requests("/sdk/stream", before + 1)
-                start = time.perf_counter()
-                # New data that only the FDv1 poll can deliver (no FDv2 stream is open).
+                # New data that only the FDv1 poll can deliver (no FDv2 stream
+                # is open), replaced before the clock starts: the server runs
+                # in this process, and re-serialising its flags is its work.
                 marker = {**original[key], "on": False, "offVariation": None}
                 server.replace_all({**original, key: marker}, server.segments)
+                await server.wait_for_requests("/sdk/stream", before + 1)
+                start = time.perf_counter()
 
                 def switched() -> bool:
                     # Only the marker (off, no offVariation) serves the default:
