@@ -747,3 +747,31 @@ async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
         with anyio.fail_after(5):
             await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
         assert await value(client) == "on"
+
+
+async def test_the_service_makes_the_fdv1_poll_body_once_per_data_version() -> None:
+    """FDv1 SDKs poll for all the data every time: the service serialises it
+    once per data version (1,000 flags took ~20 ms a poll on its event loop),
+    and a change makes the next poll's body anew."""
+    import httpx
+
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        first = await http.get(FDV1_POLL)
+        kept = server._fdv1_poll_body()
+        assert server._fdv1_poll_body() is kept  # made once
+        assert json.loads(kept) == first.json()
+        server.replace_all({"f": {**STRING_FLAG, "on": not STRING_FLAG["on"]}})
+        second = await http.get(FDV1_POLL)
+        assert server._fdv1_poll_body() is not kept
+        assert second.json()["flags"]["f"]["on"] is not STRING_FLAG["on"]
+        assert (
+            second.json()["flags"]["f"]["version"]
+            > first.json()["flags"]["f"]["version"]
+        )
+        unchanged = await http.get(
+            FDV1_POLL, headers={"if-none-match": second.headers["etag"]}
+        )
+        assert unchanged.status_code == 304

@@ -297,25 +297,24 @@ class ServiceApp:
         fault = info.fault
         extra = dict(fault.headers) if fault is not None else {}
         server._sdk_polled(info.headers)
-        if request.url.path == FDV2_POLL:
+        etag = f'"{server._version}"'
+        if info.headers.get("if-none-match") == etag and (
+            fault is None or fault.body is None
+        ):
+            return Response(status_code=304, headers={"etag": etag, **extra})
+        # (a body is made only when it is sent)
+        if fault is not None and fault.body is not None:
+            body = fault.body
+        elif request.url.path == FDV2_POLL:
             poll = wire.fdv2_poll_body(
                 server._objects(),
                 server.state,
                 server._version,
                 info.query.get("basis"),
             )
+            body = json.dumps(poll).encode()
         else:
-            poll = wire.fdv1_body(server.flags, server.segments)
-        etag = f'"{server._version}"'
-        if info.headers.get("if-none-match") == etag and (
-            fault is None or fault.body is None
-        ):
-            return Response(status_code=304, headers={"etag": etag, **extra})
-        body = (
-            fault.body
-            if fault is not None and fault.body is not None
-            else json.dumps(poll).encode()
-        )
+            body = server._fdv1_poll_body()
         return Response(
             body,
             media_type="application/json",

@@ -12,6 +12,7 @@ console (``_console.py``).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import zlib
 from contextlib import contextmanager
@@ -165,6 +166,9 @@ class FlagServer:
         self._flags: dict[str, JSONObject] = {}
         self._segments: dict[str, JSONObject] = {}
         self._version = 1
+        #: The ``/sdk/latest-all`` body of data version ``[0]``, serialised
+        #: once per version (as the ETag, the version names the content).
+        self._fdv1_poll: tuple[int, bytes] | None = None
         #: Each item's own version (deleted ones too): see ``_next_version``.
         self._item_versions: dict[tuple[str, str], int] = {}
         # A version that is no whole number (a file's "seven") is replaced, as
@@ -618,6 +622,18 @@ class FlagServer:
         finally:
             self._notify()  # (even if the request is cancelled meanwhile)
         return 202
+
+    def _fdv1_poll_body(self) -> bytes:
+        """The ``/sdk/latest-all`` body of the current data (made once per version).
+
+        An FDv1 SDK polls for all of it every time: 1,000 flags took ~20 ms
+        to serialise per poll, on the event loop that serves every SDK.
+        """
+        kept = self._fdv1_poll
+        if kept is None or kept[0] != self._version:
+            body = json.dumps(wire.fdv1_body(self._flags, self._segments)).encode()
+            kept = self._fdv1_poll = (self._version, body)
+        return kept[1]
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None:
         """An SDK polled: the console lists it."""
