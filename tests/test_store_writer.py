@@ -9,9 +9,11 @@ import anyio
 import pytest
 
 from aioflags._datasystem._stores._base import (
+    RECOVERY_DELAYS,
     DataStoreStatus,
     EncodedItem,
     RawData,
+    StoredText,
     StoreFailure,
     StoreStatusTracker,
 )
@@ -50,7 +52,7 @@ class MemoryConnection:
     async def read_items(self, keys: Mapping[ObjectKind, Sequence[str]]) -> RawData:
         raise NotImplementedError
 
-    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, StoredText]:
         raise NotImplementedError
 
     async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
@@ -190,6 +192,38 @@ async def test_a_bug_in_the_writer_is_logged_and_never_escapes(
             await unavailable.wait()
     assert "store writer failed unexpectedly" in caplog.text
     assert store.status_tracker.status.available is False
+
+
+@pytest.mark.asyncio
+async def test_after_a_bug_the_writer_backs_off_and_writes_everything_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    seen: list[DataStoreStatus] = []
+    store.status_tracker.add(seen.append)
+    async with open_writer(store, clock) as writer:
+        assert writer is not None
+        writer.submit(full(put("a", 1)))
+        await writer.wait_idle()
+        store.connection.bug = RuntimeError("boom")
+        writer.submit(delta(put("b", 2)))
+        await clock.wait_for_sleeper(within=RECOVERY_DELAYS[0])
+        await clock.advance(RECOVERY_DELAYS[0])  # fails again: the wait doubles
+        await clock.wait_for_sleeper(within=2 * RECOVERY_DELAYS[0])
+        store.connection.bug = None
+        writer.submit(delta(put("c", 3)))
+        await clock.advance(2 * RECOVERY_DELAYS[0])
+        await writer.wait_idle()
+    # Nothing lost: the whole mirror is written once the writer goes through.
+    assert store.connection.calls == [
+        ("init", {"flag": ["a"]}),
+        ("init", {"flag": ["a", "b", "c"]}),
+    ]
+    assert seen == [DataStoreStatus(available=False), DataStoreStatus()]
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, tracebacks  # once per episode
+    assert "store writer failed unexpectedly" in tracebacks[0].getMessage()
 
 
 @pytest.mark.asyncio

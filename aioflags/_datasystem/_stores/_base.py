@@ -6,8 +6,9 @@ deleted item is a *tombstone* ``{"key": ..., "version": N, "deleted": true}``.
 Readers treat any value with ``"deleted": true`` as absent, whatever else it
 holds (Go writes ``"key": "$deleted"``), while keeping its version.
 
-Another writer may leave an item no reader can use (invalid JSON, JSON nested
-too deeply to parse, no integer version). Such a fault is the item's alone:
+Another writer may leave an item no reader can use (bytes that are not UTF-8,
+in its JSON or in its key; invalid JSON, JSON nested too deeply to parse, no
+integer version). Such a fault is the item's alone:
 it is parsed with the SDK's strict parser (which cannot be crashed), skipped,
 named in :attr:`DataStoreStatus.malformed` and logged once, and every other
 item is read and written as usual.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
 
+    from aioflags._core._clock import Clock
     from aioflags._core._json import JSONObject
 
 __all__ = [
@@ -46,9 +48,12 @@ __all__ = [
     "Item",
     "PersistentStore",
     "RawData",
+    "Recovery",
     "StoreConnection",
     "StoreFailure",
     "StoreStatusTracker",
+    "StoredText",
+    "Unreadable",
     "decode_items",
     "encode_change",
     "parse_item",
@@ -61,6 +66,52 @@ EncodedItem: TypeAlias = tuple[int, str]
 #: A stored item's kind and key.
 Item: TypeAlias = tuple[ObjectKind, str]
 _SLICE: Final = 0.005  # seconds of JSON work between yields to the event loop
+#: Seconds before the first retry after an unexpected exception, and the longest.
+RECOVERY_DELAYS: Final = (0.5, 30.0)
+
+
+@final
+class Unreadable(NamedTuple):
+    """A stored item whose bytes are not text (not UTF-8), and why: never parsed.
+
+    A store gives it in place of the item's JSON text; every reader reports
+    the item as unusable with :attr:`reason`, as it does invalid JSON. Two
+    reads of the same bytes give equal values, so an unchanged item is not
+    decoded or reported again.
+    """
+
+    reason: str
+
+
+#: A stored item as a store read it: its JSON text, or why it cannot be read.
+StoredText: TypeAlias = "str | Unreadable"
+
+
+def stored_text(value: bytes) -> StoredText:
+    """A stored value's bytes as text, strictly (never U+FFFD)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unreadable(f"invalid UTF-8 at byte {exc.start} ({exc.reason})")
+
+
+def stored_items(fields: Mapping[bytes, bytes]) -> dict[str, StoredText]:
+    r"""A stored hash's fields as item keys and texts; a key that is not UTF-8 is unreadable.
+
+    Such a key cannot name a flag or a segment: it is kept, with its bad bytes
+    written as ``\xNN`` escapes, so that readers can name it.
+    """
+    items: dict[str, StoredText] = {}
+    for name, value in fields.items():
+        try:
+            key = name.decode("utf-8")
+        except UnicodeDecodeError as exc:  # noqa: PERF203 - rare: not on the way
+            items[name.decode("utf-8", "backslashreplace")] = Unreadable(
+                f"its key is not UTF-8 (invalid byte {exc.start})"
+            )
+        else:
+            items[key] = stored_text(value)
+    return items
 
 
 class StoreFailure(Exception):
@@ -229,6 +280,47 @@ class StoreStatusTracker:
             _notify(listener, status)
 
 
+class Recovery:
+    """How a store reader or writer goes on after an unexpected exception.
+
+    Whatever a store reader or writer meets that it did not foresee (a bug, a
+    library's surprise) is never the end of it: :meth:`retry_after` reports
+    the store unavailable, logs the first exception of an episode with its
+    traceback (the tracker logs the rest, rate-limited), and waits before the
+    next attempt, 0.5 s at first and twice as long each time, up to 30 s.
+    :meth:`recovered` (an attempt went through) ends the episode.
+    """
+
+    __slots__ = ("_clock", "_delay", "_tracker", "_what")
+
+    def __init__(self, what: str, tracker: StoreStatusTracker, clock: Clock) -> None:
+        self._what = what
+        self._tracker = tracker
+        self._clock = clock
+        self._delay: float | None = None  # None: no episode
+
+    async def retry_after(self, exc: Exception) -> None:
+        """Report ``exc``, then wait until the next attempt is due."""
+        delay = self._delay
+        if delay is None:  # the first of an episode
+            delay = RECOVERY_DELAYS[0]
+            logger.error(
+                "%s failed unexpectedly: retrying (the store is reported "
+                "unavailable meanwhile)",
+                self._what,
+                exc_info=exc,
+            )
+            self._tracker.failed(exc, self._clock.now(), announced=True)
+        else:
+            self._tracker.failed(exc, self._clock.now())
+        self._delay = min(delay * 2, RECOVERY_DELAYS[1])
+        await self._clock.sleep(delay)
+
+    def recovered(self) -> None:
+        """An attempt went through: the next exception starts a new episode."""
+        self._delay = None
+
+
 def _notify(
     listener: Callable[[DataStoreStatus], None], status: DataStoreStatus
 ) -> None:
@@ -244,11 +336,11 @@ class RawData(Frozen):
     """A whole store as read in one transaction: JSON text per kind and key."""
 
     __slots__ = ("items", "initialized")  # noqa: RUF023 - fields in order
-    items: Mapping[ObjectKind, Mapping[str, str]]
+    items: Mapping[ObjectKind, Mapping[str, StoredText]]
     initialized: bool
 
     def __init__(
-        self, *, items: Mapping[ObjectKind, Mapping[str, str]], initialized: bool
+        self, *, items: Mapping[ObjectKind, Mapping[str, StoredText]], initialized: bool
     ) -> None:
         set_field(self, "items", items)
         set_field(self, "initialized", initialized)
@@ -265,7 +357,7 @@ class StoreConnection(Protocol):
         """Those of ``keys`` the store holds, and its "initialised" marker, atomically."""
         ...
 
-    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, StoredText]:
         """The stored JSON text of those of ``keys`` the store holds (one read)."""
         ...
 
@@ -329,8 +421,10 @@ def encode_change(change: Change) -> EncodedItem:
     return change.version, json.dumps(obj, separators=(",", ":"))
 
 
-def parse_item(text: str | bytes) -> JSONObject | str:
+def parse_item(text: str | bytes | Unreadable) -> JSONObject | str:
     """A stored item's JSON object with an integer version, or why it is unusable."""
+    if isinstance(text, Unreadable):
+        return text.reason
     try:
         obj = parse(text)
     except ProtocolError as exc:  # invalid (UTF-8 or JSON), or nested too deeply
@@ -340,7 +434,7 @@ def parse_item(text: str | bytes) -> JSONObject | str:
     return obj
 
 
-def decode_item(kind: ObjectKind, key: str, text: str) -> Change | str:
+def decode_item(kind: ObjectKind, key: str, text: StoredText) -> Change | str:
     """A stored item as a put or (for a tombstone) a delete; or why it is unusable.
 
     Never raises and never logs: the caller reports unusable items (see
@@ -358,7 +452,7 @@ def decode_item(kind: ObjectKind, key: str, text: str) -> Change | str:
     )
 
 
-def stored_version(text: str | bytes | None) -> int | None:
+def stored_version(text: str | bytes | Unreadable | None) -> int | None:
     """The version of a stored item's JSON text (None: absent or unusable)."""
     if text is None:
         return None
@@ -373,7 +467,9 @@ class Decoded(NamedTuple):
     unusable: dict[Item, str]
 
 
-async def decode_items(items: Sequence[tuple[ObjectKind, str, str]]) -> Decoded:
+async def decode_items(
+    items: Sequence[tuple[ObjectKind, str, StoredText]],
+) -> Decoded:
     """Decode stored items in time slices, yielding to the event loop between them."""
     import anyio.lowlevel  # with a store only: not with aioflags
 

@@ -35,12 +35,12 @@ from aioflags._datasystem._datatypes import (
 )
 from aioflags._datasystem._payloads import object_meta
 
-from ._base import decode_items, full_change_set, parse_item
+from ._base import Unreadable, decode_items, full_change_set, parse_item
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from ._base import Item, StoreConnection
+    from ._base import Item, StoreConnection, StoredText
 
 __all__ = ["Needed", "changes_read", "changes_since", "read_needed"]
 
@@ -51,13 +51,13 @@ _NODE_KINDS: Final = {"f": ObjectKind.FLAG, "s": ObjectKind.SEGMENT}
 class Needed(NamedTuple):
     """What :func:`read_needed` read: each item's JSON (None: not in the store)."""
 
-    texts: dict[Item, str | None]
+    texts: dict[Item, StoredText | None]
     initialized: bool
 
 
 async def read_needed(connection: StoreConnection, flags: Collection[str]) -> Needed:
     """Read ``flags`` and every flag and segment they reach; raises StoreFailure."""
-    texts: dict[Item, str | None] = {}
+    texts: dict[Item, StoredText | None] = {}
     asked: dict[ObjectKind, list[str]] = {ObjectKind.FLAG: sorted(flags)}
     initialized: bool | None = None
     while True:
@@ -79,16 +79,20 @@ async def read_needed(connection: StoreConnection, flags: Collection[str]) -> Ne
         asked = reached
 
 
-def _reaches(text: str) -> list[Item]:
+def _reaches(text: StoredText) -> list[Item]:
     """The flags and segments a stored item reaches (none if it is unusable)."""
+    if isinstance(text, Unreadable):
+        return []  # the reader reports it when it decodes it
     obj = parse_item(text)
     if isinstance(obj, str):
-        return []  # the reader reports it when it decodes it
+        return []  # (likewise)
     return [(_NODE_KINDS[node[0]], node[1:]) for node in object_meta(obj, text)[2:]]
 
 
 async def changes_since(
-    seen: dict[Item, str] | None, items: dict[Item, str], bad: dict[Item, str]
+    seen: dict[Item, StoredText] | None,
+    items: dict[Item, StoredText],
+    bad: dict[Item, str],
 ) -> ChangeSet | None:
     """The first read as a full transfer; later ones as the differences only.
 
@@ -110,7 +114,9 @@ async def changes_since(
 
 
 async def changes_read(
-    seen: dict[Item, str], texts: dict[Item, str | None], bad: dict[Item, str]
+    seen: dict[Item, StoredText],
+    texts: dict[Item, StoredText | None],
+    bad: dict[Item, str],
 ) -> ChangeSet | None:
     """What changed among the items read (``texts``; None: not in the store)."""
     changed = [
@@ -123,8 +129,8 @@ async def changes_read(
 
 
 async def _delta(
-    seen: dict[Item, str],
-    changed: list[tuple[ObjectKind, str, str]],
+    seen: dict[Item, StoredText],
+    changed: list[tuple[ObjectKind, str, StoredText]],
     removed: list[Item],
     bad: dict[Item, str],
 ) -> list[Change]:

@@ -13,6 +13,10 @@ the items newer than what Redis holds (an item no reader can use has no
 version: it is replaced, and a WARNING names it); a WATCH conflict retries,
 up to 10 attempts. redis-py's asyncio client does the I/O; its errors are
 translated into :class:`StoreFailure` here, at one boundary.
+
+Replies are bytes, decoded here item by item: Redis holds whatever another
+writer left, and bytes that are not UTF-8 (in an item's JSON or in its key)
+make that item alone unusable (:class:`~._base.Unreadable`), never the read.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import contextlib
 import logging
 import math
 import urllib.parse
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 import anyio
 
@@ -33,6 +37,8 @@ from ._base import (
     RawData,
     StoreFailure,
     StoreStatusTracker,
+    stored_items,
+    stored_text,
     stored_version,
 )
 
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.typing import EncodableT, FieldT
 
-    from ._base import EncodedItem
+    from ._base import EncodedItem, StoredText
 
 __all__ = ["RedisBigSegmentStore", "RedisStore"]
 
@@ -199,7 +205,9 @@ async def _client(url: str, seconds: float) -> AsyncIterator[Redis]:
 
     client = Redis.from_url(
         url,
-        decode_responses=True,
+        # Bytes: the readers decode each item on its own (an item that is not
+        # UTF-8 is that item's fault, not the whole read's).
+        decode_responses=False,
         socket_timeout=seconds,
         socket_connect_timeout=seconds,
         # aioflags retries on its own schedule (and its own clock).
@@ -262,7 +270,10 @@ class _RedisConnection:
         except self._errors as exc:
             raise self._failure("reading the store", exc) from exc
         return RawData(
-            items={ObjectKind.FLAG: flags, ObjectKind.SEGMENT: segments},
+            items={
+                ObjectKind.FLAG: stored_items(flags),
+                ObjectKind.SEGMENT: stored_items(segments),
+            },
             initialized=bool(inited),
         )
 
@@ -276,26 +287,29 @@ class _RedisConnection:
                 *texts, inited = await pipe.execute()
         except self._errors as exc:
             raise self._failure("reading items", exc) from exc
-        items: dict[ObjectKind, dict[str, str]] = {kind: {} for kind, _ in _KINDS}
+        items: dict[ObjectKind, dict[str, StoredText]] = {
+            kind: {} for kind, _ in _KINDS
+        }
         for (kind, names), found in zip(asked, texts, strict=True):
             items[kind].update(
-                (key, text)
-                for key, text in zip(names, found, strict=True)
-                if isinstance(text, str)  # (None: not there)
+                (key, stored_text(value))
+                for key, value in zip(names, found, strict=True)
+                if value is not None  # (None: not there)
             )
         return RawData(items=items, initialized=bool(inited))
 
-    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, str]:
+    async def get(self, kind: ObjectKind, keys: Sequence[str]) -> dict[str, StoredText]:
         if not keys:
             return {}
         try:
-            texts = await self._redis.hmget(self._hashes[kind], list(keys))
+            replies = await self._redis.hmget(self._hashes[kind], list(keys))
         except self._errors as exc:
             raise self._failure("reading items", exc) from exc
-        return {  # (str: the client decodes responses; None: not there)
-            key: text
-            for key, text in zip(keys, texts, strict=True)
-            if isinstance(text, str)
+        values = cast("list[bytes | None]", replies)  # (decode_responses=False)
+        return {  # (None: not there)
+            key: stored_text(value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
         }
 
     async def init(self, items: Mapping[ObjectKind, Mapping[str, EncodedItem]]) -> None:
@@ -489,6 +503,17 @@ class _RedisBigSegmentConnection:
             ) from exc
         if not included and not excluded:
             return None
-        membership = dict.fromkeys(excluded, False)
-        membership.update(dict.fromkeys(included, True))
+        # A ref that is not UTF-8 names no segment: it can match none.
+        membership = dict.fromkeys(_refs(excluded), False)
+        membership.update(dict.fromkeys(_refs(included), True))
         return membership
+
+
+def _refs(values: set[bytes]) -> list[str]:
+    """The segment refs of a membership set that are text (UTF-8)."""
+    refs = []
+    for value in values:
+        text = stored_text(value)
+        if isinstance(text, str):
+            refs.append(text)
+    return refs

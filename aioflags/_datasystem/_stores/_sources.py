@@ -49,7 +49,13 @@ from aioflags._datasystem._datatypes import (
     Update,
 )
 
-from ._base import StoreFailure, StoreStatusTracker, decode_item, decode_items
+from ._base import (
+    Recovery,
+    StoreFailure,
+    StoreStatusTracker,
+    decode_item,
+    decode_items,
+)
 from ._items import changes_read, changes_since, read_needed
 from ._lookups import LookupMode
 
@@ -59,7 +65,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._context import SourceContext
 
-    from ._base import Item, PersistentStore, RawData, StoreConnection
+    from ._base import Item, PersistentStore, RawData, StoreConnection, StoredText
     from ._gate import Refresher
     from ._lookups import StoreLookups
 
@@ -73,7 +79,7 @@ RETRY_INTERVAL: Final = 0.5
 MIN_RELOAD_INTERVAL: Final = 0.1
 
 
-def _flat(data: RawData) -> list[tuple[ObjectKind, str, str]]:
+def _flat(data: RawData) -> list[tuple[ObjectKind, str, StoredText]]:
     return [
         (kind, key, text)
         for kind, items in data.items.items()
@@ -105,18 +111,25 @@ async def read_until_initialized(
     initialised store is served, ``lookups`` (the cache on) reads through
     the flag keys evaluations miss (with an infinite TTL too, which is never
     read whole again). Stops as soon as the sources have delivered (``delivered()``);
-    ``apply`` must not apply after that. A bug in here is logged, never
-    raised into the client.
+    ``apply`` must not apply after that. An unexpected exception is
+    logged and retried (:class:`~._base.Recovery`), never raised into the
+    client.
     """
     on_demand = refresher if refresher is not None and store.cache_ttl == 0 else None
     if on_demand is not None:
         on_demand.active = True
+    recovery = Recovery(f"Reading the {store.description}", store.status_tracker, clock)
     try:
-        await _read_until_initialized(
-            store, clock, delivered, apply, on_demand, lookups
-        )
-    except Exception:
-        logger.exception("Reading the %s failed unexpectedly", store.description)
+        while not delivered():
+            try:
+                await _read_until_initialized(
+                    store, clock, delivered, apply, on_demand, lookups
+                )
+            except Exception as exc:  # noqa: BLE001, PERF203 - Recovery logs it
+                # Read again from the start (a full read) after a backoff.
+                await recovery.retry_after(exc)
+            else:
+                return
     finally:
         if on_demand is not None:
             on_demand.stop()
@@ -135,7 +148,7 @@ async def _read_until_initialized(
     tracker = store.status_tracker
     ttl = store.cache_ttl
     logged = False
-    seen: dict[Item, str] | None = None
+    seen: dict[Item, StoredText] | None = None
     bad: dict[Item, str] = {}  # the unusable items read, and why
     async with store.connect() as connection:
         while not delivered():
@@ -152,7 +165,7 @@ async def _read_until_initialized(
                 await clock.sleep(RETRY_INTERVAL)
                 continue
             tracker.succeeded(clock.now())
-            items: dict[tuple[ObjectKind, str], str] = {}
+            items: dict[tuple[ObjectKind, str], StoredText] = {}
             if data.initialized:
                 # Served, and read again as the cache says, until the sources
                 # deliver: the first read whole, then what changed.
@@ -225,7 +238,7 @@ def _read(
     lookups: StoreLookups | None,
     keys: list[str],
     mode: LookupMode,
-    items: dict[tuple[ObjectKind, str], str] | None = None,
+    items: dict[tuple[ObjectKind, str], StoredText] | None = None,
 ) -> None:
     """Tell ``lookups`` a full read is over; ``items``: what it found, and served.
 
@@ -237,12 +250,14 @@ def _read(
         lookups.answered(keys, () if items is None else _absent(keys, items))
 
 
-def _absent(keys: list[str], items: dict[tuple[ObjectKind, str], str]) -> list[str]:
+def _absent(
+    keys: list[str], items: dict[tuple[ObjectKind, str], StoredText]
+) -> list[str]:
     """The flag keys that ``items`` (as read from the store) has no live flag for."""
     return [key for key in keys if not _live(key, items.get((ObjectKind.FLAG, key)))]
 
 
-def _live(key: str, text: str | None) -> bool:
+def _live(key: str, text: StoredText | None) -> bool:
     """Whether a flag's stored JSON is a flag (not absent, unusable or a tombstone)."""
     if text is None:
         return False
@@ -292,7 +307,7 @@ class _Found(NamedTuple):
 async def _look_up(
     connection: StoreConnection,
     keys: list[str],
-    seen: dict[Item, str],
+    seen: dict[Item, StoredText],
     bad: dict[Item, str],
     tracker: StoreStatusTracker,
     clock: Clock,
@@ -384,10 +399,28 @@ def daemon_synchronizer(
         )
         if on_demand is not None:
             on_demand.active = True
+        recovery = Recovery(
+            f"Reading the {store.description}", store.status_tracker, ctx.clock
+        )
         try:
-            async with aclosing(_daemon(store, ctx, on_demand, lookups)) as updates:
-                async for update in updates:
-                    yield update
+            while True:
+                try:
+                    async with aclosing(
+                        _daemon(store, ctx, on_demand, lookups)
+                    ) as updates:
+                        async for update in updates:
+                            if update.state is SourceState.VALID:
+                                recovery.recovered()
+                            yield update
+                except Exception as exc:  # noqa: BLE001, PERF203 - Recovery logs it
+                    # Read again from the start (a full read, its change set
+                    # a full transfer) after a backoff; reported meanwhile.
+                    yield _interrupted(
+                        ctx,
+                        f"reading the {store.description} failed unexpectedly: "
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                    await recovery.retry_after(exc)
         finally:
             if on_demand is not None:
                 on_demand.stop()
@@ -405,7 +438,7 @@ async def _daemon(
 ) -> AsyncGenerator[Update, None]:
     tracker = store.status_tracker
     ttl = store.cache_ttl
-    seen: dict[Item, str] | None = None  # what was applied last
+    seen: dict[Item, StoredText] | None = None  # what was applied last
     bad: dict[Item, str] = {}  # the unusable items among them, and why
     inited = False  # the store has had its $inited key during this run
     early = False  # the last read was one an evaluation asked for

@@ -16,6 +16,9 @@ flips the store's status.
 - A store that lost its data while the writer had nothing to write (its
   ``$inited`` key gone: ``FLUSHDB``, a restart without persistence) is
   noticed within 5 s (:meth:`StoreWriter.watch`) and rewritten the same way.
+- An unexpected exception (a bug, a library's surprise) never stops the
+  writer: it is logged, the store reported unavailable, and the whole mirror
+  written again after a backoff (:class:`~._base.Recovery`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import anyio.lowlevel
 
 from aioflags._datasystem._datatypes import ChangeSet, IntentCode, ObjectKind
 
-from ._base import EncodedItem, StoreFailure, encode_change
+from ._base import EncodedItem, Recovery, StoreFailure, encode_change
 from ._sources import RETRY_INTERVAL
 
 if TYPE_CHECKING:
@@ -58,7 +61,6 @@ class StoreWriter:
     """Writes applied change sets to a persistent store, in order, in one task."""
 
     __slots__ = (
-        "_broken",
         "_clock",
         "_dirty",
         "_full_seen",
@@ -81,7 +83,6 @@ class StoreWriter:
         }
         self._full_seen = False
         self._dirty = False
-        self._broken = False  # a bug stopped the writer: nothing more is written
 
     def submit(self, change_set: ChangeSet) -> None:
         """Queue an applied change set for writing (never blocks)."""
@@ -97,22 +98,33 @@ class StoreWriter:
         await self._idle.wait()
 
     async def run(self, connection: StoreConnection) -> None:
-        """The writer task; a bug in it stops writing, never the client."""
-        try:
-            await self._loop(connection)
-        except Exception as exc:
-            self._broken = True
-            logger.exception("The aioflags store writer failed unexpectedly")
-            self._store.status_tracker.failed(exc, self._clock.now())
+        """The writer task: an unexpected exception is retried, never raised.
 
-    async def _loop(self, connection: StoreConnection) -> None:
+        What was being written goes back to the queue, and the whole mirror
+        is written again once the retry goes through.
+        """
+        recovery = Recovery(
+            "The aioflags store writer",
+            self._store.status_tracker,
+            self._clock,
+        )
+        while True:
+            try:
+                await self._loop(connection, recovery)
+            except Exception as exc:  # noqa: BLE001, PERF203 - Recovery logs it
+                self._dirty = True
+                await recovery.retry_after(exc)
+
+    async def _loop(self, connection: StoreConnection, recovery: Recovery) -> None:
         while True:
             if not self._queue and not self._dirty:
                 self._idle.set()
                 await self._wake.wait()
                 self._wake = anyio.Event()
                 continue
-            if not await self._write_next(connection):
+            if await self._write_next(connection):
+                recovery.recovered()
+            else:
                 await self._wait_available(connection)
 
     async def _write_next(self, connection: StoreConnection) -> bool:
@@ -145,11 +157,8 @@ class StoreWriter:
     async def drain(self, connection: StoreConnection) -> None:
         """Write what is still queued, in the caller's task (the writer has stopped).
 
-        Never raises: the client is closing, and a writer that failed with a
-        bug has said so already.
+        Never raises: the client is closing.
         """
-        if self._broken:
-            return
         try:
             while self._queue or self._dirty:
                 if not await self._write_next(connection):
@@ -221,13 +230,19 @@ class StoreWriter:
         """
         while True:
             await self._clock.sleep(CHECK_INTERVAL)
-            if self._broken or self._dirty or not self._full_seen:
+            if self._dirty or not self._full_seen:
                 continue  # a rewrite is due anyway, or nothing was written whole
             try:
                 if await connection.initialized():
                     continue
             except StoreFailure:
                 pass  # down: the rewrite fails and reports the outage
+            except Exception:
+                logger.exception(
+                    "Checking the %s failed unexpectedly: writing the whole "
+                    "data set again",
+                    self._store.description,
+                )
             else:
                 logger.warning(
                     "The %s has lost its data (its $inited key is gone): "
