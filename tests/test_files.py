@@ -478,7 +478,7 @@ def test_yaml_flag_files_mean_what_they_say(natural_yaml: Path) -> None:
         ("[1, -2, +3, 0777, 0o17, 0x1F, 1_000, '1', 1:30]", [1, -2, 3, 777, 15, 31, "1_000", "1", "1:30"]),
         ("[1.5, .5, 1e3, -2.5E-1, 1.]", [1.5, 0.5, 1000.0, -0.25, 1.0]),
         ("[2024-01-01, 2024-01-01T10:00:00Z]", ["2024-01-01", "2024-01-01T10:00:00Z"]),
-        ("{base: &b {a: 1, b: 2}, merged: {<<: *b, b: 3}}", {"base": {"a": 1, "b": 2}, "merged": {"a": 1, "b": 3}}),
+        ("{<<: {a: 1, b: 2}, b: 3}", {"a": 1, "b": 3}),
         ("{1: a, 1.0: b, true: c, null: d, ~: e, 0x1F: f}", {"1": "a", "1.0": "b", "true": "c", "null": "d", "~": "e", "0x1F": "f"}),
     ],
 )  # fmt: skip
@@ -510,6 +510,10 @@ def test_yaml_is_read_as_the_core_schema_with_text_keys(
         ("flagValues:\n  a: !custom 1\n", "2:6", "'!custom'"),
         ("flagValues:\n  a: 1\n---\nflags: {}\n", "3:1", "a single document"),
         ("flagValues:\n  a: \x01\n", "2", "character #x0001 is not allowed"),
+        # JSON has no references, and aliases expand without bound (an alias bomb).
+        ("flagValues:\n  a: &x 1\n", "2:6", "an anchor (&x) is not allowed in a flag file"),
+        ("flagValues:\n  a: [1]\n  b: *x\n", "3:6", "an alias (*x) is not allowed"),
+        ("flagValues:\n  a: {<<: *x}\n", "2:11", "an alias (*x) is not allowed"),
     ],
 )  # fmt: skip
 def test_yaml_errors_name_the_file_and_the_line(
@@ -613,6 +617,41 @@ def test_a_broken_yaml_file_is_named_with_its_line_by_every_entry_point(
     assert said in anyio.run(status_message)
     assert main(["eval", "f", "--context", "u1", "--file", str(path)]) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "FATAL"
+
+
+#: 602 bytes that PyYAML expands to 10**10 values: each level is ten aliases
+#: of the one above.
+ALIAS_BOMB = "flagValues:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"  a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]\n" for n in range(1, 10)
+)
+
+
+def test_an_alias_bomb_is_refused_by_every_entry_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``validate`` refuses what the others would expand: one loader, no aliases."""
+    from aioflags.__main__ import main
+
+    path = tmp_path / "flags.yaml"
+    path.write_text(ALIAS_BOMB)
+    said = f"{path}:2:7: invalid YAML: an anchor (&a0) is not allowed in a flag file"
+    assert main(["validate", str(path)]) == 1
+    assert said in capsys.readouterr().err
+    contexts = write(tmp_path / "contexts.jsonl", {"key": "u1"})
+    assert main(["diff", str(path), str(path), "--contexts", str(contexts)]) == 2
+    assert said in capsys.readouterr().err
+    assert main(["eval", "a9", "--context", "u1", "--file", str(path)]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "FATAL"
+    assert main(["serve", str(path), "--port", "0"]) == 2
+    assert said in capsys.readouterr().err
+
+    async def status_message() -> str:
+        async with Client(Config(data_system=DataSystem.file(path))) as client:
+            status = client.data_source_status
+            assert status is not None and status.error is not None
+            return status.error.message
+
+    assert said in anyio.run(status_message)
 
 
 #: Pieces of YAML (and JSON) that make the loader's corners: structure,

@@ -14,7 +14,11 @@ What a flag file holds is JSON, so the loader builds JSON values only:
 - a mapping key is always its text (``123:`` is the key ``"123"``,
   ``on:`` is ``"on"``); a list or mapping as a key is an error;
 - a key twice in one mapping is an error (YAML requires keys to be unique;
-  PyYAML would keep the last one silently); ``<<`` merges stay available;
+  PyYAML would keep the last one silently);
+- anchors (``&name``) and aliases (``*name``) are errors: JSON has no
+  references, and aliases expand without bound (a few hundred bytes of
+  nested aliases make billions of values once anything walks them). A
+  ``<<`` merge of a mapping written in place still works;
 - ``.inf`` and ``.nan``, timestamps, ``!!binary``, ``!!set``, ``!!omap``
   and ``!!pairs`` are errors: JSON has no such values.
 
@@ -28,7 +32,9 @@ import re
 from typing import Any, ClassVar, Final
 
 import yaml  # type: ignore[import-untyped]
+from yaml.composer import ComposerError  # type: ignore[import-untyped]
 from yaml.constructor import ConstructorError  # type: ignore[import-untyped]
+from yaml.events import AliasEvent  # type: ignore[import-untyped]
 from yaml.nodes import MappingNode, ScalarNode  # type: ignore[import-untyped]
 
 __all__ = ["JSONYamlLoader"]
@@ -46,7 +52,7 @@ _FLOAT: Final = re.compile(
 
 
 class JSONYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """A PyYAML loader for JSON data: YAML 1.2's core schema, text keys, unique keys."""
+    """PyYAML loader for JSON: YAML 1.2's core schema, unique text keys, no aliases."""
 
     # Drop PyYAML's YAML 1.1 resolvers (yes/no/on/off booleans, sexagesimal
     # and underscored numbers, timestamps, ``=``); the core schema's follow.
@@ -55,6 +61,22 @@ class JSONYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._checked: set[MappingNode] = set()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse an anchor or an alias where it is written, before anything expands it."""
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            what = f"an alias (*{event.anchor})"
+        elif getattr(event, "anchor", None) is not None:
+            what = f"an anchor (&{event.anchor})"
+        else:
+            return super().compose_node(parent, index)
+        raise ComposerError(
+            None,
+            None,
+            f"{what} is not allowed in a flag file: write the value out",
+            event.start_mark,
+        )
 
     def flatten_mapping(self, node: MappingNode) -> None:
         """Refuse a key twice in one mapping (before ``<<`` merges add theirs)."""
