@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -231,6 +232,51 @@ async def test_the_change_stream_says_refetch_on_every_change() -> None:
             while await anext(lines) != "id: 2":
                 pass
             assert await anext(lines) == "event: message"
+
+
+@pytest.mark.parametrize(
+    "last", [b"\xb2", b"1" * 5000], ids=["superscript-two", "5000-digits"]
+)
+@pytest.mark.asyncio
+async def test_a_last_event_id_int_cannot_read_is_as_good_as_none(
+    last: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``str.isdigit()`` passes ``²`` and 5,000 digits; ``int()`` refused them (500)."""
+    async with (
+        FlagServer(FLAGS) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=GUARD) as http,
+        http.stream(
+            "GET", "/ofrep/v1/event-stream", headers={b"last-event-id": last}
+        ) as stream,
+    ):
+        assert stream.status_code == 200
+        with anyio.fail_after(GUARD):
+            assert await anext(stream.aiter_lines()) == ": connected"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [
+        ("0", 0),
+        ("007", 7),
+        ("123456789012345678", 123456789012345678),
+        ("1234567890123456789", 10**18),
+        ("9" * 5000, 10**18),
+        ("0" * 5000 + "5", 5),
+        ("", None),
+        ("\xb2", None),
+        ("\u0661", None),  # ARABIC-INDIC DIGIT ONE
+        ("-1", None),
+        (" 1", None),
+    ],
+)
+def test_a_numeric_header_is_ascii_digits_read_at_most_18_of_them(
+    value: str, number: int | None
+) -> None:
+    from aioflags._service._ofrep import header_number
+
+    assert header_number(value) == number
 
 
 # ------------------------------------------- OpenFeature's Python provider

@@ -34,7 +34,7 @@ from aioflags._core._clock import wall_ms
 from . import _console as console
 from . import _wire as wire
 from ._host import RequestInfo
-from ._ofrep import OFREPHandler
+from ._ofrep import OFREPHandler, header_number
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
@@ -213,8 +213,8 @@ class ServiceApp:
             await self._router({**scope, _INFO: info}, receive, send)
             return
         cap = _body_cap(path)
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        declared = header_number(headers.get("content-length", ""))
+        if declared is not None and declared > cap:
             server._record(method, path, query, headers, connection, b"")
             await self._too_large(cap)(scope, receive, send)
             return

@@ -48,7 +48,14 @@ if TYPE_CHECKING:
     Receive = Callable[[], Awaitable[Message]]
     Send = Callable[[Message], Awaitable[None]]
 
-__all__ = ["MAX_BODY", "DataSource", "OFREPHandler", "Request", "Source"]
+__all__ = [
+    "MAX_BODY",
+    "DataSource",
+    "OFREPHandler",
+    "Request",
+    "Source",
+    "header_number",
+]
 
 logger = logging.getLogger("aioflags.ofrep")
 
@@ -132,6 +139,25 @@ class _Headers(dict[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and super().__contains__(name.lower())
+
+
+#: A numeric header's digits past this many are not read: 10**18 is more
+#: than any real length or version (``int()`` itself refuses 4,300 digits).
+_MAX_DIGITS: Final = 18
+
+
+def header_number(value: str) -> int | None:
+    """A numeric header's value (``Content-Length``, ``Last-Event-ID``), or None.
+
+    ASCII digits only: ``str.isdigit()`` alone also accepts ``²`` and other
+    digits ``int()`` refuses. More than 18 digits (past leading zeros) read
+    as 10**18, more than anything real: ``int()`` never sees them (it refuses
+    more than 4,300).
+    """
+    if not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    return int(digits or "0") if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 class _BadInput(Exception):
@@ -272,8 +298,8 @@ class OFREPHandler:
 
     async def _read(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         """The request's ``context`` object (``{}`` when absent)."""
-        declared = _Headers(scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
+        declared = header_number(_Headers(scope).get("content-length", ""))
+        if declared is not None and declared > MAX_BODY:
             raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
         body = bytearray()
         with anyio.move_on_after(BODY_TIMEOUT) as waited:
@@ -470,8 +496,7 @@ class OFREPHandler:
         send: Send,
         extra: list[tuple[bytes, bytes]],
     ) -> None:
-        last = _Headers(scope).get("last-event-id", "")
-        seen = int(last) if last.isdigit() else None
+        seen = header_number(_Headers(scope).get("last-event-id", ""))
         await send(
             {
                 "type": "http.response.start",
