@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._core._exceptions import AioflagsError, ConfigurationError
+from ._core._exceptions import AioflagsError, ConfigurationError, ProtocolError
+from ._core._json import parse
 from ._datasystem._sources._file import _stamp
 from ._datasystem._sources._files import FlagFileError, load_flag_files
 from ._service._server import FlagServer
@@ -276,8 +277,7 @@ def _context(text: str) -> JSONValue:
         text = Path(text[1:]).read_text()
     if not text.lstrip().startswith("{"):
         return {"kind": "user", "key": text}
-    value: JSONValue = json.loads(text)
-    return value
+    return parse(text)  # the strict parser: nesting too deep is an error, too
 
 
 async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval":
         try:
             context = _context(args.context)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ProtocolError) as exc:
             parser.error(f"--context: {exc}")
         try:
             return anyio.run(evaluate, args.flag, context, args.files)

@@ -15,6 +15,7 @@ import ssl
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -394,3 +395,20 @@ def test_eval_without_a_key_or_a_file_suggests_file(
     err = capsys.readouterr().err
     assert err.startswith("error: no flag file and no SDK key: evaluate from a flag ")
     assert "--file FLAGS.json" in err and "set AIOFLAGS_SDK_KEY" in err
+
+
+@pytest.mark.parametrize("where", ["argument", "file"])
+def test_eval_says_in_one_line_that_a_context_is_nested_too_deeply(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a RecursionError traceback: one line, exit status 2, as for invalid JSON."""
+    deep = '{"kind": "user", "key": "u1", "a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    if where == "file":
+        (tmp_path / "context.json").write_text(deep)
+        deep = f"@{tmp_path / 'context.json'}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "f", "--context", deep, "--file", "flags.json"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.endswith("error: --context: JSON nested too deeply to parse\n"), err
+    assert "Traceback" not in err
