@@ -34,7 +34,8 @@ Options (docs/testing.md, "Flag coverage"):
   branches no test took in a terminal section ``aioflags flag coverage``.
 - ``--aioflags-coverage-json PATH``: write the counts as JSON too.
 - ``--aioflags-coverage-fail-under P``: fail the session (exit status 1)
-  when less than P% of the branches were taken.
+  when less than P% of the branches were taken, or when a crashed
+  pytest-xdist worker's counts are missing.
 - ``--aioflags-coverage-flags PATH`` (repeatable): count the flags of this
   flag file too, whether or not the session loaded it.
 
@@ -147,6 +148,9 @@ class _Coverage:
         self.files: list[str] = list(options.aioflags_coverage_flags)
         self.report: Report | None = None
         self.failed = False
+        #: pytest-xdist workers whose counts were added, and those lost (with why).
+        self.merged: set[str] = set()
+        self.lost: dict[str, str] = {}
 
     def hook_for(self, client: Client) -> CoverageHook:
         return CoverageHook(self.coverage, client)
@@ -204,11 +208,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
-    """pytest-xdist: add what a worker counted to the controller's coverage."""
+    """pytest-xdist: add what a worker counted to the controller's coverage.
+
+    A worker that went down without handing its counts over (it crashed)
+    is named in the report: what it counted is missing.
+    """
     state = node.config.stash.get(_COVERAGE, None)
+    if state is None:
+        return
+    worker = str(getattr(getattr(node, "gateway", None), "id", node))
     report = getattr(node, "workeroutput", {}).get("aioflags_coverage")
-    if state is not None and report is not None:
-        state.coverage.merge(report)
+    if report is not None:
+        # An interrupted worker is reported down twice, its counts with each.
+        if worker not in state.merged:
+            state.merged.add(worker)
+            state.coverage.merge(report)
+    elif error is not None:
+        state.lost[worker] = str(error)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -226,10 +242,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:  # a pytest-xdist worker: the controller reports
         workeroutput["aioflags_coverage"] = report
         return
+    if state.lost:
+        report["lost_workers"] = dict(sorted(state.lost.items()))
     if state.json_path is not None:
         path = Path(state.json_path)
         path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if state.fail_under is not None and report["percent"] < state.fail_under:
+    # A lost worker's flags and counts are missing: the figure proves nothing.
+    if state.fail_under is not None and (
+        report["percent"] < state.fail_under or state.lost
+    ):
         state.failed = True
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -246,8 +267,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state.json_path is not None:
         terminalreporter.write_line(f"JSON written to {state.json_path}")
     if state.failed:
+        why = (
+            "cannot be shown: a worker's counts are missing"
+            if state.lost
+            else "not reached"
+        )
         terminalreporter.write_line(
-            f"FAIL Required flag coverage of {state.fail_under:g}% not reached. "
+            f"FAIL Required flag coverage of {state.fail_under:g}% {why}. "
             f"Total flag coverage: {state.report['percent']:g}%",
             red=True,
             bold=True,

@@ -6,9 +6,11 @@ the aioflags under test.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 import aioflags
 from aioflags._evaluation._model import compile_flag
 from aioflags._testing._coverage import FlagCoverage, branches_of, summary_lines
+from aioflags.pytest_plugin import _COVERAGE, _Coverage, pytest_testnodedown
 
 pytest_plugins = ["pytester"]
 
@@ -260,6 +263,44 @@ def test_pytest_xdist_workers_counts_add_up_in_the_controller(
 
 
 @pytest.mark.slow
+def test_a_crashed_xdist_worker_s_lost_counts_are_said_in_the_report(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """The worker's evaluations vanish with it: the section and the JSON say so."""
+    pytest.importorskip("xdist")
+    # One worker runs every test, in order: the last one ends its process.
+    pytester.makepyfile(
+        test_zz_crash="import os\n\ndef test_crash():\n    os._exit(1)\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "1",
+        "--aioflags-coverage-json",
+        "coverage.json",
+        "--aioflags-coverage-fail-under",
+        "50",
+    )
+    result.assert_outcomes(passed=4, failed=1)
+    # Not a word before: "TOTAL  0/0  100%", the flags gone with their counts.
+    total, warning = _section(result.stdout.str()).splitlines()
+    assert total == "TOTAL  0/0  100%"
+    # Why is pytest-xdist's (execnet's) word: "Not properly terminated".
+    assert fnmatch.fnmatch(
+        warning,
+        "WARNING: pytest-xdist worker gw0 went down (*): the flags and "
+        "evaluations it counted are missing from the figures above",
+    ), warning
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL Required flag coverage of 50% cannot be shown: a worker's counts "
+            "are missing. Total flag coverage: 100%"
+        ]
+    )
+    report = json.loads((project / "coverage.json").read_text())
+    assert list(report["lost_workers"]) == ["gw0"]
+
+
+@pytest.mark.slow
 def test_fail_under_fails_a_passing_session_and_says_why(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -399,6 +440,30 @@ def test_a_workers_report_merges_into_the_controllers() -> None:
         "b      0/2  missing: off, fallthrough",
         "TOTAL  1/4  25%",
     ]
+
+
+def test_an_interrupted_worker_reported_down_twice_counts_once() -> None:
+    """pytest-xdist calls ``pytest_testnodedown`` again for an interrupted worker."""
+    worker = FlagCoverage()
+    worker.learn_json({"a": {"key": "a", "version": 1, "on": True, "variations": [1]}})
+    report = worker.report()
+    report["flags"]["a"]["branches"]["fallthrough"] = 1
+    options = SimpleNamespace(
+        aioflags_coverage_json=None,
+        aioflags_coverage_fail_under=None,
+        aioflags_coverage_flags=[],
+    )
+    config = SimpleNamespace(stash=pytest.Stash())
+    state = config.stash[_COVERAGE] = _Coverage(options)
+    node = SimpleNamespace(
+        config=config,
+        gateway=SimpleNamespace(id="gw0"),
+        workeroutput={"aioflags_coverage": report},
+    )
+    pytest_testnodedown(node, None)  # finished...
+    pytest_testnodedown(node, "keyboard-interrupt")  # ... and down
+    assert state.coverage.report()["flags"]["a"]["branches"]["fallthrough"] == 1
+    assert state.lost == {}
 
 
 def test_nothing_to_cover_is_full_coverage() -> None:
