@@ -47,33 +47,59 @@ SERVE_KEEP = 1000
 SERVE_KEEP_BYTES = 64 * 1024 * 1024
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
 
 
-def _console_url(url: str, host: str) -> str:
+def _is_loopback(host: str) -> bool:
+    address = _ip(host)
+    return host == "localhost" or (address is not None and address.is_loopback)
+
+
+def _literal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address as a URL names it (IPv6 in brackets)."""
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _console_url(url: str, host: str, bound: str) -> str:
     """The console's address (``Console: ...`` at start).
 
     The console answers loopback names and the IP address the service is
-    bound to, never another name (DNS rebinding): with ``--allow-remote`` on
-    a wildcard address or a host name, it is at localhost.
+    bound to, never another name (DNS rebinding). ``bound`` is the address
+    the socket got: on a wildcard (``::`` is IPv6 only) the console is at
+    that family's loopback address, which ``localhost`` may not name.
     """
     port = url.rsplit(":", 1)[1]
     if _is_loopback(host):
         return f"{url}/ui/"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is None or address.is_unspecified:
+    address = ipaddress.ip_address(bound)
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    elif not address.is_loopback and address != _ip(host):
+        # A host name bound to another address: the console answers neither
+        # that name nor that address (is_allowed_host), localhost as before.
         return f"http://localhost:{port}/ui/"
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    return f"http://{literal}:{port}/ui/"
+    return f"http://{_literal(address)}:{port}/ui/"
+
+
+def _listening(url: str, host: str, bound: str) -> str | None:
+    """What ``--allow-remote`` bound, said at start (None on loopback)."""
+    if _is_loopback(host):
+        return None
+    address = ipaddress.ip_address(bound)
+    where = f"{_literal(address)}:{url.rsplit(':', 1)[1]}"
+    if not address.is_unspecified:
+        return f"Listening on {where}" + ("" if _ip(host) == address else f" ({host})")
+    family, other, flag = (
+        ("IPv6", "IPv4", "0.0.0.0") if address.version == 6 else ("IPv4", "IPv6", "::")
+    )
+    return (
+        f"Listening on {where}: every {family} address of this machine, "
+        f"and no {other} one (--host {flag} for {other})"
+    )
 
 
 def _trouble(path: Path, message: str) -> tuple[str, int | None, str]:
@@ -105,7 +131,10 @@ async def serve(path: Path, host: str, port: int) -> None:
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(_config_line(server.url), flush=True)
-        print(f"Console: {_console_url(server.url, host)}", flush=True)
+        print(f"Console: {_console_url(server.url, host, server._bound)}", flush=True)
+        listening = _listening(server.url, host, server._bound)
+        if listening is not None:
+            print(listening, flush=True)
         seen = _stamp((path,))
         while True:
             await anyio.sleep(_WATCH_INTERVAL)

@@ -539,24 +539,36 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "url", "console_url"),
+    ("host", "bound", "url", "console_url", "listening"),
     [
-        ("127.0.0.1", "http://127.0.0.1:8765", "http://127.0.0.1:8765/ui/"),
-        ("localhost", "http://localhost:1", "http://localhost:1/ui/"),
-        ("0.0.0.0", "http://0.0.0.0:8765", "http://localhost:8765/ui/"),
-        ("::", "http://[::]:8765", "http://localhost:8765/ui/"),
-        ("my-box.example", "http://my-box.example:1", "http://localhost:1/ui/"),
+        ("127.0.0.1", "127.0.0.1", "http://127.0.0.1:8765", "http://127.0.0.1:8765/ui/", None),
+        ("localhost", "127.0.0.1", "http://localhost:1", "http://localhost:1/ui/", None),
+        # A wildcard: the loopback address of the family bound (:: is IPv6
+        # only, and localhost may be 127.0.0.1 only).
+        ("0.0.0.0", "0.0.0.0", "http://0.0.0.0:8765", "http://127.0.0.1:8765/ui/",
+         "Listening on 0.0.0.0:8765: every IPv4 address of this machine, and no IPv6 one (--host :: for IPv6)"),
+        ("::", "::", "http://[::]:8765", "http://[::1]:8765/ui/",
+         "Listening on [::]:8765: every IPv6 address of this machine, and no IPv4 one (--host 0.0.0.0 for IPv4)"),
+        # A name of this machine (Debian's hostname line is 127.0.1.1).
+        ("my-box", "127.0.1.1", "http://my-box:1", "http://127.0.1.1:1/ui/",
+         "Listening on 127.0.1.1:1 (my-box)"),
+        ("my-box.example", "192.0.2.9", "http://my-box.example:1", "http://localhost:1/ui/",
+         "Listening on 192.0.2.9:1 (my-box.example)"),
         # Bound to one address: the console answers there (see is_allowed_host).
-        ("192.0.2.2", "http://192.0.2.2:8765", "http://192.0.2.2:8765/ui/"),
-        ("2001:db8::1", "http://2001:db8::1:8765", "http://[2001:db8::1]:8765/ui/"),
+        ("192.0.2.2", "192.0.2.2", "http://192.0.2.2:8765", "http://192.0.2.2:8765/ui/",
+         "Listening on 192.0.2.2:8765"),
+        ("2001:db8::1", "2001:db8::1", "http://[2001:db8::1]:8765", "http://[2001:db8::1]:8765/ui/",
+         "Listening on [2001:db8::1]:8765"),
     ],
-)
+)  # fmt: skip
 def test_with_allow_remote_the_console_is_printed_where_it_answers(
-    host: str, url: str, console_url: str
+    host: str, bound: str, url: str, console_url: str, listening: str | None
 ) -> None:
-    from aioflags.__main__ import _console_url
+    """And what was bound is said: ``--host ::`` is IPv6 only."""
+    from aioflags.__main__ import _console_url, _listening
 
-    assert _console_url(url, host) == console_url
+    assert _console_url(url, host, bound) == console_url
+    assert _listening(url, host, bound) == listening
 
 
 def test_missing_chromium_skips_outside_ci_and_fails_in_ci(

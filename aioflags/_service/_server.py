@@ -197,6 +197,8 @@ class FlagServer:
         self._shutdown: anyio.Event | None = None
         self._served: anyio.Event | None = None
         self.url: str = ""
+        #: The IP address the public socket is bound to (``host`` resolved).
+        self._bound: str = ""
         #: Seconds added to the clock in the ``Date`` header of event responses
         #: (analytics debug windows compare with the server's clock).
         self.clock_skew: float = 0.0
@@ -230,7 +232,7 @@ class FlagServer:
                 inner.close()
             raise
         self._span = span
-        port = public.getsockname()[1]
+        self._bound, port = public.getsockname()[:2]
         self.url = _url(self._host, port)
         self._console.url = self.url
         self._shutdown = anyio.Event()
