@@ -13,6 +13,7 @@ from aioflags import Context
 from aioflags._analytics._processor import CLOSE_BOUND
 from aioflags.testing import Fault, RecordedRequest
 from tests.analytics import flag, running
+from tests.raw_server import long_body, raw_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -103,6 +104,24 @@ async def test_a_network_error_is_retried_once() -> None:
         await clock.advance(1.0)
         with anyio.fail_after(5):
             await done.wait()
+
+
+async def test_the_body_of_an_events_answer_is_not_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only its status and headers count: 64 MiB of it (or a gzip bomb) is not read.
+
+    The client reads a few KB, then hangs up: the server sees its writes refused.
+    """
+    async with (
+        raw_server(long_body(64 << 20)) as sink,
+        running(events_uri=sink.url) as (_, client, _),
+    ):
+        client.identify(USER)
+        await client.flush()
+        await sink.wait_until(lambda: sink.hung_up == 1, "the client hang up")
+    assert sink.paths == ["/bulk"]
+    assert "analytics" not in caplog.text  # delivered: nothing failed
 
 
 #: Diagnostic events on, a periodic one every minute.

@@ -36,6 +36,9 @@ Delivery: one retry after a one-second pause, with the same payload ID, on a
 network error, a 5xx, or 400/408/429; any other 4xx disables the processor
 for good (the SDK key is invalid or events are refused). Every response's
 ``Date`` header tells the recorder the server's clock, for debug windows.
+The answer's body is never used: at most a few KB of it are read, raw (never
+decompressed), then the response is closed (a 1 MB gzip bomb answer, read
+and inflated whole, held 3 GB and the loop for seconds).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ import json
 import logging
 import math
 import uuid
-from typing import TYPE_CHECKING, Final
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 import anyio.to_thread
@@ -65,7 +69,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
     import httpx
     from anyio.abc import TaskGroup, TaskStatus
@@ -99,6 +103,11 @@ _FOLD_SLICE: Final = 250
 #: Bodies this long or longer are compressed in a worker thread.
 _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
+#: The most bytes of an events answer's body read (raw, never decompressed):
+#: the answer's status and headers are all that is used.
+_ANSWER_BYTES: Final = 4 * 1024
+#: Seconds to close an answer in, even when the delivery is being cancelled.
+_CLOSE_TIMEOUT: Final = 1.0
 
 
 #: What ``json.dumps`` raises for a value it cannot write: not JSON
@@ -245,6 +254,17 @@ def _server_time(response: httpx.Response) -> int | None:
         return int(email.utils.parsedate_to_datetime(date).timestamp() * 1000)
     except (TypeError, ValueError):
         return None
+
+
+async def _skim(response: httpx.Response) -> None:
+    """Read a streamed answer's raw body to its end, or past :data:`_ANSWER_BYTES`."""
+    read = 0
+    chunks = cast("AsyncGenerator[bytes, None]", response.aiter_raw())
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            read += len(chunk)
+            if read > _ANSWER_BYTES:
+                return
 
 
 class _Payload:
@@ -675,8 +695,6 @@ class EventProcessor:
 
     async def _send(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
         """POST once, and once more after a pause if that failed recoverably."""
-        import httpx  # loaded with the HTTP client (a worker thread), not here
-
         url = self._config.events_uri + path
         http = self._http
         if http is None:
@@ -684,10 +702,8 @@ class EventProcessor:
         for attempt in range(2):
             if attempt:
                 await self._clock.sleep(RETRY_PAUSE)
-            try:
-                response = await http.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                logger.warning("Sending analytics events to %s failed: %r", url, exc)
+            response = await self._post(http, url, body, headers)
+            if response is None:
                 continue
             server_time = _server_time(response)
             if server_time is not None:
@@ -710,6 +726,35 @@ class EventProcessor:
             return False
         logger.warning("Analytics events dropped after a retry (%s)", url)
         return False
+
+    async def _post(
+        self, http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response | None:
+        """One POST; None (logged) if it failed.
+
+        Only the answer's status and headers are used: its body is read raw
+        (never decompressed), and no more than :data:`_ANSWER_BYTES` of it,
+        then the response is closed. A short body read to its end lets the
+        connection be used again; a longer one (a gzip bomb, a page of
+        HTML) costs one closed connection, not its size.
+        """
+        import httpx  # loaded with the HTTP client (a worker thread), not here
+
+        try:
+            request = http.build_request("POST", url, content=body, headers=headers)
+            response = await http.send(request, stream=True)
+            try:
+                await _skim(response)
+            finally:
+                with (
+                    anyio.CancelScope(shield=True),
+                    anyio.move_on_after(_CLOSE_TIMEOUT),
+                ):
+                    await response.aclose()
+        except httpx.HTTPError as exc:
+            logger.warning("Sending analytics events to %s failed: %r", url, exc)
+            return None
+        return response
 
     def _disable(self) -> None:
         self._disabled = True
