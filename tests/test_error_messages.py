@@ -34,7 +34,7 @@ from aioflags import (
 )
 from aioflags.__main__ import main
 from aioflags._client._http import make_http_client
-from aioflags._datasystem._sources._common import display_url, failure
+from aioflags._datasystem._sources._common import PollTimeout, display_url, failure
 from aioflags.sources import SourceContext, Update
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.sources import source_context
@@ -242,8 +242,20 @@ def _chained(outer: Exception, root: BaseException) -> Exception:
         (httpx.ConnectTimeout(""), "no connection within Config.connect_timeout"),
         (httpx.ReadTimeout(""), "silent for longer than the read timeout"),
         (httpx.ReadError("boom"), "failed: ReadError: boom"),
+        (
+            PollTimeout("no complete response within 20 s"),
+            "within 20 s - the server answers too slowly: raise Config.read_timeout",
+        ),
     ],
-    ids=["untrusted-cert", "dns", "proxy", "connect-timeout", "read-timeout", "plain"],
+    ids=[
+        "untrusted-cert",
+        "dns",
+        "proxy",
+        "connect-timeout",
+        "read-timeout",
+        "plain",
+        "deadline",
+    ],
 )
 def test_transport_hints(exc: Exception, expected: str) -> None:
     """The mapping alone, for failures a loopback socket cannot stage."""

@@ -37,6 +37,7 @@ from aioflags._client._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.raw_server import complete, raw_server, trickled
 from tests.sources import poller, source_context
 
 USER = Context.create("user-1")
@@ -170,6 +171,53 @@ async def test_hostile_poll_body_is_invalid_data_and_the_poller_recovers(
             assert await value(client) == "v2"
             status = client.data_source_status
             assert status is not None and status.state is SourceState.VALID
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [POLL, FDV1_POLL], ids=["fdv2-poll", "fdv1-poll"])
+@pytest.mark.asyncio
+async def test_a_poll_trickled_for_ever_is_an_interruption_at_its_deadline(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx's read timeout is per read: a poll ends within connect + read timeout.
+
+    The one that does not is a network error (STALE, logged), and polling goes on.
+    """
+    clock = FakeClock()
+    good = complete(
+        body=fdv2_poll_body(b'"v1"') if path == POLL else fdv1_body(b'"v1"')
+    )
+    async with raw_server(good) as server:
+        server.script(good, trickled(every=0.05))
+        cfg = Config(
+            "sdk-key",
+            base_uri=server.url,
+            data_system=DataSystem.custom(synchronizers=[poller(path)]),
+            grace_period=60,
+            send_events=False,
+            connect_timeout=0.25,
+            read_timeout=1.0,
+        )
+        client = Client(cfg, clock=clock)
+        watch = StatusWatch(client)
+        async with client:
+            assert await value(client) == "v1"
+            await clock.wait_for_sleeper(within=10)
+            await clock.advance(10)
+            await watch.until(ProviderStatus.STALE)  # within the 1.25 s deadline
+            error = error_of(client)
+            assert error.kind is ErrorKind.NETWORK_ERROR
+            assert "no complete response within 1.25 s" in error.message
+            assert f"{server.url}{path}" in error.message
+            await server.wait_until(lambda: server.hung_up == 1, "the poll hang up")
+            with anyio.fail_after(5):  # a guard: the next poll is scheduled
+                await clock.wait_for_sleeper(within=10)
+            await clock.advance(10)
+            await watch.until(ProviderStatus.READY)
+            assert server.paths == [path] * 3
+            status = client.data_source_status
+            assert status is not None and status.state is SourceState.VALID
+    assert "no complete response within 1.25 s" in caplog.text
 
 
 @HOSTILE

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "request_deadline"]
 
 
 class Settings(Protocol):
@@ -109,3 +109,16 @@ class Settings(Protocol):
     def tags_header(self) -> str | None: ...
     @property
     def wrapper_header(self) -> str | None: ...
+
+
+def request_deadline(settings: Settings) -> float:
+    """Seconds one poll or one event post may take in all: connecting, sending, the answer.
+
+    ``connect_timeout + read_timeout``. httpx's timeouts bound each step
+    (a connection, one read, one write); a server that trickles its answer
+    a byte at a time never trips them, so every poll and every event post
+    is also given this deadline for the whole exchange, body included
+    (``Config``'s docstring, docs/configuration.md). Streams are not
+    bounded by it: they are meant to stay open (``stream_read_timeout``).
+    """
+    return settings.connect_timeout + settings.read_timeout

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_HEADER",
     "HttpOutcome",
+    "PollTimeout",
     "check_source_options",
     "data_params",
     "display_url",
@@ -69,6 +70,10 @@ _CLOSE_TIMEOUT: Final = 1.0
 #: (OverflowError, inside anyio's ExceptionGroup).
 _REQUEST_ERRORS: Final = (httpx.InvalidURL, UnicodeError, OverflowError)
 _GROUPED_ERRORS: Final = (httpx.HTTPError, *_REQUEST_ERRORS)
+
+
+class PollTimeout(TimeoutError):
+    """A request did not end within its deadline (``connect_timeout + read_timeout``)."""
 
 
 def data_params(ctx: SourceContext) -> dict[str, str]:
@@ -276,6 +281,11 @@ def _transport_hint(exc: BaseException, root: BaseException, url: httpx.URL) -> 
         return "no connection within Config.connect_timeout: is the host reachable?"
     if isinstance(exc, httpx.ReadTimeout):
         return "the server went silent for longer than the read timeout"
+    if isinstance(exc, PollTimeout):
+        return (
+            "the server answers too slowly: raise Config.read_timeout if the "
+            "flag data is large and the link slow"
+        )
     return ""
 
 

@@ -2,7 +2,10 @@
 
 Each source instance keeps its own ETag (never shared, protocol.md §12.13);
 304 means "no change", not "empty data". The fallback directive is read on
-every response, success or error.
+every response, success or error. A poll, body included, ends within
+``connect_timeout + read_timeout`` (:func:`request_deadline`): one that does
+not is a network error like any other (INTERRUPTED, logged, polled again at
+the next interval), never a poll that waits for ever.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 
 from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
+from aioflags._core._settings import request_deadline
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
 
 from ._body import body_pieces, read_body
 from ._common import (
     HttpOutcome,
+    PollTimeout,
     check_source_options,
     data_params,
     display_url,
@@ -68,11 +74,22 @@ class _Requester:
             if selector.defined:
                 params["basis"] = selector.state
         headers = {"If-None-Match": self._etag} if self._etag else {}
-        try:
-            async with send(ctx, self.url, params=params, headers=headers) as response:
-                return await self._outcome(response)
-        except httpx.HTTPError as exc:
-            return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
+        # httpx's timeouts bound each read: a server trickling a byte now
+        # and then would hold this poll, and every poll after it, for ever.
+        deadline = request_deadline(ctx.config)
+        with anyio.move_on_after(deadline):
+            try:
+                async with send(
+                    ctx, self.url, params=params, headers=headers
+                ) as response:
+                    return await self._outcome(response)
+            except httpx.HTTPError as exc:
+                return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
+        late = PollTimeout(
+            f"no complete response within {deadline:g} s "
+            "(connect_timeout + read_timeout)"
+        )
+        return HttpOutcome(error=failure(ctx, self.what, self.url, late)[0])
 
     async def _outcome(self, response: httpx.Response) -> HttpOutcome:
         ctx = self._ctx
