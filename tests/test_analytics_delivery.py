@@ -10,10 +10,10 @@ import anyio
 import pytest
 
 from aioflags import Context
-from aioflags._analytics._processor import CLOSE_BOUND
+from aioflags._analytics._processor import CLOSE_BOUND, RETRY_PAUSE
 from aioflags.testing import Fault, RecordedRequest
 from tests.analytics import flag, running
-from tests.raw_server import long_body, raw_server
+from tests.raw_server import complete, long_body, raw_server, trickled
 
 pytestmark = pytest.mark.asyncio
 
@@ -122,6 +122,29 @@ async def test_the_body_of_an_events_answer_is_not_read(
         await sink.wait_until(lambda: sink.hung_up == 1, "the client hang up")
     assert sink.paths == ["/bulk"]
     assert "analytics" not in caplog.text  # delivered: nothing failed
+
+
+@pytest.mark.slow
+async def test_an_events_answer_trickled_for_ever_fails_at_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """httpx's read timeout is per read: a post ends within connect + read timeout."""
+    options: dict[str, Any] = {"connect_timeout": 0.25, "read_timeout": 1.0}
+    async with (
+        raw_server(complete(202)) as sink,
+        running(events_uri=sink.url, **options) as (_, client, clock),
+        anyio.create_task_group() as tg,
+    ):
+        sink.script(trickled(every=0.05))
+        client.identify(USER)
+        tg.start_soon(client.flush)
+        with anyio.fail_after(10):  # a guard: the attempt ends at its deadline
+            await clock.wait_for_sleeper(within=RETRY_PAUSE)  # before the retry
+        assert "no complete answer within 1.25 s" in caplog.text
+        await clock.advance(RETRY_PAUSE)
+        await sink.wait_until(lambda: len(sink.paths) == 2, "the retry")
+        await sink.wait_until(lambda: sink.hung_up == 1, "the client hang up")
+    assert "dropped" not in caplog.text  # the retry delivered them
 
 
 #: Diagnostic events on, a periodic one every minute.

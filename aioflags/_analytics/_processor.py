@@ -38,7 +38,11 @@ for good (the SDK key is invalid or events are refused). Every response's
 ``Date`` header tells the recorder the server's clock, for debug windows.
 The answer's body is never used: at most a few KB of it are read, raw (never
 decompressed), then the response is closed (a 1 MB gzip bomb answer, read
-and inflated whole, held 3 GB and the loop for seconds).
+and inflated whole, held 3 GB and the loop for seconds). Each attempt, answer
+included, ends within ``connect_timeout + read_timeout``
+(:func:`~aioflags._core._settings.request_deadline`), however slowly the
+endpoint trickles it: one that does not has failed, as a refused connection
+has.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._settings import request_deadline
 from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._context import Context
 
@@ -730,7 +735,7 @@ class EventProcessor:
     async def _post(
         self, http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
     ) -> httpx.Response | None:
-        """One POST; None (logged) if it failed.
+        """One POST, within :func:`request_deadline`; None (logged) if it failed.
 
         Only the answer's status and headers are used: its body is read raw
         (never decompressed), and no more than :data:`_ANSWER_BYTES` of it,
@@ -740,19 +745,29 @@ class EventProcessor:
         """
         import httpx  # loaded with the HTTP client (a worker thread), not here
 
-        try:
-            request = http.build_request("POST", url, content=body, headers=headers)
-            response = await http.send(request, stream=True)
+        deadline = request_deadline(self._config)
+        with anyio.move_on_after(deadline) as scope:
             try:
-                await _skim(response)
-            finally:
-                with (
-                    anyio.CancelScope(shield=True),
-                    anyio.move_on_after(_CLOSE_TIMEOUT),
-                ):
-                    await response.aclose()
-        except httpx.HTTPError as exc:
-            logger.warning("Sending analytics events to %s failed: %r", url, exc)
+                request = http.build_request("POST", url, content=body, headers=headers)
+                response = await http.send(request, stream=True)
+                try:
+                    await _skim(response)
+                finally:
+                    with (
+                        anyio.CancelScope(shield=True),
+                        anyio.move_on_after(_CLOSE_TIMEOUT),
+                    ):
+                        await response.aclose()
+            except httpx.HTTPError as exc:
+                logger.warning("Sending analytics events to %s failed: %r", url, exc)
+                return None
+        if scope.cancelled_caught:
+            logger.warning(
+                "Sending analytics events to %s failed: no complete answer within "
+                "%g s (connect_timeout + read_timeout)",
+                url,
+                deadline,
+            )
             return None
         return response
 
