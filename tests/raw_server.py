@@ -38,18 +38,22 @@ def complete(status: int = 200, body: bytes = b"", headers: bytes = b"") -> Answ
     return answer
 
 
-def trickled(every: float, status: int = 200) -> Answer:
+def trickled(every: float, status: int = 200, *, head: bool = False) -> Answer:
     """A head announcing a 1 MB body, then one byte of it every ``every`` seconds.
 
-    Each byte comes well within any read timeout the tests set: only a
-    deadline on the whole request ends it.
+    With ``head``, the head itself is trickled, from its first byte. Each
+    byte comes well within any read timeout the tests set: only a deadline
+    on the whole request ends it.
     """
 
     async def answer(stream: anyio.abc.SocketStream) -> bool:
-        await stream.send(b"HTTP/1.1 %d X\r\ncontent-length: 1000000\r\n\r\n" % status)
+        start = b"HTTP/1.1 %d X\r\ncontent-length: 1000000\r\n\r\n" % status
+        if not head:
+            await stream.send(start)
         while True:
             await anyio.sleep(every)  # the pace of the trickle, not a wait
-            await stream.send(b" ")
+            await stream.send(start[:1] if head else b" ")
+            start = start[1:] or b" "
 
     return answer
 

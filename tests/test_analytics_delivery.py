@@ -124,27 +124,49 @@ async def test_the_body_of_an_events_answer_is_not_read(
     assert "analytics" not in caplog.text  # delivered: nothing failed
 
 
+#: Timeouts that make the deadline of a post 1.25 s.
+QUICK: dict[str, Any] = {"connect_timeout": 0.25, "read_timeout": 1.0}
+
+
 @pytest.mark.slow
 async def test_an_events_answer_trickled_for_ever_fails_at_the_deadline(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """httpx's read timeout is per read: a post ends within connect + read timeout."""
-    options: dict[str, Any] = {"connect_timeout": 0.25, "read_timeout": 1.0}
+    """httpx's read timeout is per read: a post ends within connect + read timeout.
+
+    Its status trickles in: the post failed, and is retried.
+    """
     async with (
         raw_server(complete(202)) as sink,
-        running(events_uri=sink.url, **options) as (_, client, clock),
+        running(events_uri=sink.url, **QUICK) as (_, client, clock),
         anyio.create_task_group() as tg,
     ):
-        sink.script(trickled(every=0.05))
+        sink.script(trickled(every=0.05, head=True))
         client.identify(USER)
         tg.start_soon(client.flush)
         with anyio.fail_after(10):  # a guard: the attempt ends at its deadline
             await clock.wait_for_sleeper(within=RETRY_PAUSE)  # before the retry
-        assert "no complete answer within 1.25 s" in caplog.text
+        assert "no answer within 1.25 s" in caplog.text
         await clock.advance(RETRY_PAUSE)
         await sink.wait_until(lambda: len(sink.paths) == 2, "the retry")
         await sink.wait_until(lambda: sink.hung_up == 1, "the client hang up")
     assert "dropped" not in caplog.text  # the retry delivered them
+
+
+@pytest.mark.slow
+async def test_an_events_answer_whose_body_trickles_is_a_delivery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once the status is in, the body is not waited for: not to its end, not twice."""
+    async with (
+        raw_server(trickled(every=0.05, status=202)) as sink,
+        running(events_uri=sink.url, **QUICK) as (_, client, _),
+    ):
+        client.identify(USER)
+        await client.flush()
+        await sink.wait_until(lambda: sink.hung_up == 1, "the client hang up")
+    assert sink.paths == ["/bulk"]  # not retried
+    assert "analytics" not in caplog.text  # delivered: nothing failed
 
 
 #: Diagnostic events on, a periodic one every minute.

@@ -37,12 +37,12 @@ network error, a 5xx, or 400/408/429; any other 4xx disables the processor
 for good (the SDK key is invalid or events are refused). Every response's
 ``Date`` header tells the recorder the server's clock, for debug windows.
 The answer's body is never used: at most a few KB of it are read, raw (never
-decompressed), then the response is closed (a 1 MB gzip bomb answer, read
-and inflated whole, held 3 GB and the loop for seconds). Each attempt, answer
-included, ends within ``connect_timeout + read_timeout``
+decompressed), for a second at most, then the response is closed (a 1 MB
+gzip bomb answer, read and inflated whole, held 3 GB and the loop for
+seconds). Each attempt ends within ``connect_timeout + read_timeout``
 (:func:`~aioflags._core._settings.request_deadline`), however slowly the
-endpoint trickles it: one that does not has failed, as a refused connection
-has.
+endpoint trickles its answer: one whose status has not arrived by then has
+failed, as a refused connection has.
 """
 
 from __future__ import annotations
@@ -111,6 +111,8 @@ _SEPARATORS: Final = (",", ":")
 #: The most bytes of an events answer's body read (raw, never decompressed):
 #: the answer's status and headers are all that is used.
 _ANSWER_BYTES: Final = 4 * 1024
+#: The most seconds spent reading an events answer's body, once its head is in.
+_ANSWER_WAIT: Final = 1.0
 #: Seconds to close an answer in, even when the delivery is being cancelled.
 _CLOSE_TIMEOUT: Final = 1.0
 
@@ -737,21 +739,25 @@ class EventProcessor:
     ) -> httpx.Response | None:
         """One POST, within :func:`request_deadline`; None (logged) if it failed.
 
-        Only the answer's status and headers are used: its body is read raw
-        (never decompressed), and no more than :data:`_ANSWER_BYTES` of it,
-        then the response is closed. A short body read to its end lets the
-        connection be used again; a longer one (a gzip bomb, a page of
-        HTML) costs one closed connection, not its size.
+        Only the answer's status and headers are used: once they are in,
+        the post's outcome is known. Its body is read raw (never
+        decompressed), no more than :data:`_ANSWER_BYTES` of it and for no
+        longer than :data:`_ANSWER_WAIT`, then the response is closed. A
+        short body, read to its end, lets the connection be used again; a
+        longer or slower one (a gzip bomb, a page of HTML, a trickle)
+        costs one closed connection, and is not a failure.
         """
         import httpx  # loaded with the HTTP client (a worker thread), not here
 
         deadline = request_deadline(self._config)
-        with anyio.move_on_after(deadline) as scope:
+        response: httpx.Response | None = None
+        with anyio.move_on_after(deadline):
             try:
                 request = http.build_request("POST", url, content=body, headers=headers)
                 response = await http.send(request, stream=True)
                 try:
-                    await _skim(response)
+                    with anyio.move_on_after(_ANSWER_WAIT):
+                        await _skim(response)
                 finally:
                     with (
                         anyio.CancelScope(shield=True),
@@ -759,16 +765,19 @@ class EventProcessor:
                     ):
                         await response.aclose()
             except httpx.HTTPError as exc:
-                logger.warning("Sending analytics events to %s failed: %r", url, exc)
-                return None
-        if scope.cancelled_caught:
+                if response is None:
+                    logger.warning(
+                        "Sending analytics events to %s failed: %r", url, exc
+                    )
+                    return None
+                # The body broke off: unused, and the status is known.
+        if response is None:
             logger.warning(
-                "Sending analytics events to %s failed: no complete answer within "
-                "%g s (connect_timeout + read_timeout)",
+                "Sending analytics events to %s failed: no answer within %g s "
+                "(connect_timeout + read_timeout)",
                 url,
                 deadline,
             )
-            return None
         return response
 
     def _disable(self) -> None:
