@@ -170,7 +170,17 @@ class Config(Frozen):
         fatal_status_codes: HTTP statuses that remove a source at once with no
             retry; during initialisation with no source left, the client is FATAL.
         connect_timeout: seconds to establish a connection.
-        read_timeout: seconds to wait for a polling response.
+        read_timeout: seconds any one read of a poll's or an event post's
+            answer may wait; and, with ``connect_timeout``, the bound of the
+            whole request. A poll, from connecting to the last byte of its
+            answer, and an event post, to its answer's status, end within
+            ``connect_timeout + read_timeout`` seconds (20 by default),
+            however slowly the server answers. A poll that does not is
+            abandoned as a network error (INTERRUPTED, logged) and the next
+            poll follows at the poll interval; an event post that does not
+            is retried once, as a failed post is. Raise it if the flag data
+            is large and the link slow. Streams are not bounded by it:
+            ``stream_read_timeout`` is theirs.
         stream_read_timeout: seconds without a byte (not even a heart-beat)
             before a stream reconnects.
         max_payload_bytes: the most bytes, once decompressed, of one
