@@ -668,6 +668,31 @@ def test_an_alias_bomb_is_refused_by_every_entry_point(
     assert said in anyio.run(status_message)
 
 
+@pytest.mark.asyncio
+async def test_a_reload_into_an_alias_bomb_keeps_the_last_good_data(
+    tmp_path: Path,
+) -> None:
+    """What a reloading ``serve`` or ``DataSystem.file`` does: report it, serve on."""
+    path = tmp_path / "flags.yaml"
+    path.write_text("flagValues:\n  a0: &a0 [x]\n  a1: *a0\n")
+    clock = FakeClock()
+    async with Client(
+        Config(data_system=DataSystem.file(path, reload=True, interval=1)), clock=clock
+    ) as client:
+        assert await client.variation("a1", USER, None) == ["x"]
+        path.write_text(ALIAS_BOMB)
+        os.utime(path, ns=(1, 1))  # a new stamp even on coarse file-system clocks
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is not ProviderStatus.READY)
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        assert status.error.kind is ErrorKind.INVALID_DATA
+        assert f"{path}:7:47: {PAST_THE_BOUND}" in status.error.message
+        assert await client.variation("a1", USER, None) == ["x"]  # last good data
+
+
 @pytest.mark.parametrize(
     ("bomb", "where"), [(ALIAS_BOMB, "7:47"), (MERGE_BOMB, "7:52")]
 )
