@@ -44,9 +44,7 @@ def write(
 ) -> Path:
     data = {"flags": flags, "segments": segments or {}}
     if path.suffix in (".yaml", ".yml"):
-        # A copy that holds no object twice: PyYAML writes an object it meets
-        # again as an alias (*id001), which flag files refuse.
-        path.write_text(yaml.safe_dump(json.loads(json.dumps(data))))
+        path.write_text(yaml.safe_dump(data))
     else:
         path.write_text(json.dumps(data))
     return path

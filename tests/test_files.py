@@ -479,6 +479,8 @@ def test_yaml_flag_files_mean_what_they_say(natural_yaml: Path) -> None:
         ("[1.5, .5, 1e3, -2.5E-1, 1.]", [1.5, 0.5, 1000.0, -0.25, 1.0]),
         ("[2024-01-01, 2024-01-01T10:00:00Z]", ["2024-01-01", "2024-01-01T10:00:00Z"]),
         ("{<<: {a: 1, b: 2}, b: 3}", {"a": 1, "b": 3}),
+        ("{base: &b {a: 1, b: 2}, merged: {<<: *b, b: 3}}", {"base": {"a": 1, "b": 2}, "merged": {"a": 1, "b": 3}}),
+        ("{a: &x [1, {b: 2}], b: *x, c: {<<: [{d: 4}, {e: 5}]}}", {"a": [1, {"b": 2}], "b": [1, {"b": 2}], "c": {"d": 4, "e": 5}}),
         ("{1: a, 1.0: b, true: c, null: d, ~: e, 0x1F: f}", {"1": "a", "1.0": "b", "true": "c", "null": "d", "~": "e", "0x1F": "f"}),
     ],
 )  # fmt: skip
@@ -510,10 +512,11 @@ def test_yaml_is_read_as_the_core_schema_with_text_keys(
         ("flagValues:\n  a: !custom 1\n", "2:6", "'!custom'"),
         ("flagValues:\n  a: 1\n---\nflags: {}\n", "3:1", "a single document"),
         ("flagValues:\n  a: \x01\n", "2", "character #x0001 is not allowed"),
-        # JSON has no references, and aliases expand without bound (an alias bomb).
-        ("flagValues:\n  a: &x 1\n", "2:6", "an anchor (&x) is not allowed in a flag file"),
-        ("flagValues:\n  a: [1]\n  b: *x\n", "3:6", "an alias (*x) is not allowed"),
-        ("flagValues:\n  a: {<<: *x}\n", "2:11", "an alias (*x) is not allowed"),
+        ("flagValues:\n  a: [1]\n  b: *x\n", "3:6", "found undefined alias 'x'"),
+        ("flagValues:\n  a: &x 1\n  b: &x 2\n", "3:6", "found duplicate anchor 'x'"),
+        # An alias inside what it names would expand forever (JSON has no cycles).
+        ("flagValues:\n  a: &x [1, *x]\n", "2:13", "the alias *x is inside the node it names"),
+        ("flagValues:\n  a: &x {b: {<<: *x}}\n", "2:18", "the alias *x is inside the node it names"),
     ],
 )  # fmt: skip
 def test_yaml_errors_name_the_file_and_the_line(
@@ -624,17 +627,28 @@ def test_a_broken_yaml_file_is_named_with_its_line_by_every_entry_point(
 ALIAS_BOMB = "flagValues:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"  a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]\n" for n in range(1, 10)
 )
+#: The same with ``<<`` merges: merging builds 10**10 keys before anything
+#: else walks the document.
+MERGE_BOMB = "flagValues:\n  a0: &a0 {k0: x, k1: x, k2: x, k3: x, k4: x}\n" + "".join(
+    f"  a{n}: &a{n} {{<<: [{', '.join([f'*a{n - 1}'] * 10)}]}}\n" for n in range(1, 10)
+)
+#: What the bound says, after the place of the alias that crosses it.
+PAST_THE_BOUND = (
+    "invalid YAML: aliases expand this document past 1,000,000 nodes (an alias bomb?)"
+)
 
 
 def test_an_alias_bomb_is_refused_by_every_entry_point(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``validate`` refuses what the others would expand: one loader, no aliases."""
+    """``validate`` refuses what the others would expand: one loader, bounded aliases."""
     from aioflags.__main__ import main
 
     path = tmp_path / "flags.yaml"
     path.write_text(ALIAS_BOMB)
-    said = f"{path}:2:7: invalid YAML: an anchor (&a0) is not allowed in a flag file"
+    # a5 (line 7) is where the count passes 1,000,000: at its eighth *a4, as
+    # each costs the 111,111 nodes a4 expands to.
+    said = f"{path}:7:47: {PAST_THE_BOUND}"
     assert main(["validate", str(path)]) == 1
     assert said in capsys.readouterr().err
     contexts = write(tmp_path / "contexts.jsonl", {"key": "u1"})
@@ -652,6 +666,275 @@ def test_an_alias_bomb_is_refused_by_every_entry_point(
             return status.error.message
 
     assert said in anyio.run(status_message)
+
+
+@pytest.mark.asyncio
+async def test_a_reload_into_an_alias_bomb_keeps_the_last_good_data(
+    tmp_path: Path,
+) -> None:
+    """What a reloading ``serve`` or ``DataSystem.file`` does: report it, serve on."""
+    path = tmp_path / "flags.yaml"
+    path.write_text("flagValues:\n  a0: &a0 [x]\n  a1: *a0\n")
+    clock = FakeClock()
+    async with Client(
+        Config(data_system=DataSystem.file(path, reload=True, interval=1)), clock=clock
+    ) as client:
+        assert await client.variation("a1", USER, None) == ["x"]
+        path.write_text(ALIAS_BOMB)
+        os.utime(path, ns=(1, 1))  # a new stamp even on coarse file-system clocks
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)
+        with anyio.fail_after(5):
+            await client._bus.wait_status(lambda s: s is not ProviderStatus.READY)
+        status = client.data_source_status
+        assert status is not None and status.error is not None
+        assert status.error.kind is ErrorKind.INVALID_DATA
+        assert f"{path}:7:47: {PAST_THE_BOUND}" in status.error.message
+        assert await client.variation("a1", USER, None) == ["x"]  # last good data
+
+
+@pytest.mark.parametrize(
+    ("bomb", "where"), [(ALIAS_BOMB, "7:47"), (MERGE_BOMB, "7:52")]
+)
+def test_an_alias_bomb_is_refused_before_anything_expands_it(
+    tmp_path: Path, bomb: str, where: str
+) -> None:
+    """Counted as composed, each anchor once: a few hundred KB, never the expansion."""
+    import tracemalloc
+
+    path = tmp_path / "flags.yaml"
+    path.write_text(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FlagFileError) as info:
+            load_flag_files(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value).startswith(f"{path}:{where}: {PAST_THE_BOUND}: ")
+    assert "50 times the" in str(info.value)
+    assert peak < 2_000_000, peak
+
+
+#: A flag file the way people share rules: ``<<`` merges of a base flag, and
+#: one rule list named by every flag.
+SHARED_YAML = """\
+flags:
+  base: &base
+    on: true
+    variations: [beta, stable]
+    offVariation: 1
+    fallthrough: {variation: 1}
+    rules: &rules
+    - id: beta-testers
+      variation: 0
+      clauses:
+      - {attribute: key, op: in, values: [u1, u2]}
+  checkout:
+    <<: *base
+    key: checkout
+  search:
+    <<: *base
+    on: false
+  dark-mode:
+    <<: *base
+    variations: [dark, light]
+    rules: *rules
+"""
+
+
+def test_merges_and_aliases_load_as_their_expansion(tmp_path: Path) -> None:
+    """``<<: *base`` merges and an alias mean the value written out."""
+    path = tmp_path / "flags.yaml"
+    path.write_text(SHARED_YAML)
+    flags, _ = load_flag_files(path)
+    rules = [
+        {
+            "id": "beta-testers",
+            "variation": 0,
+            "clauses": [{"attribute": "key", "op": "in", "values": ["u1", "u2"]}],
+        }
+    ]
+    base = {
+        "on": True,
+        "variations": ["beta", "stable"],
+        "offVariation": 1,
+        "fallthrough": {"variation": 1},
+        "rules": rules,
+    }
+    written = {
+        "base": base,
+        "checkout": {**base, "key": "checkout"},
+        "search": {**base, "on": False},
+        "dark-mode": {**base, "variations": ["dark", "light"]},
+    }
+    out = tmp_path / "written.json"
+    out.write_text(json.dumps({"flags": written}))
+    assert flags == load_flag_files(out)[0]
+    snapshot = snapshot_from_data(flags)  # type: ignore[arg-type]
+    other = Context.create("u9")
+    assert {k: snapshot.variation(k, USER, None) for k in flags} == {
+        "base": "beta",
+        "checkout": "beta",
+        "search": "stable",
+        "dark-mode": "dark",
+    }
+    assert snapshot.variation("dark-mode", other, None) == "light"
+
+
+def test_a_safe_dump_of_shared_objects_loads_and_evaluates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A script's ``yaml.safe_dump`` writes an object met twice as an alias (&id001)."""
+    import yaml  # type: ignore[import-untyped]
+
+    from aioflags.__main__ import main
+
+    rules = [
+        {
+            "id": "beta",
+            "variation": 0,
+            "clauses": [{"attribute": "key", "op": "in", "values": ["u1"]}],
+        }
+    ]
+    variations = [True, False]
+    flag = {"on": True, "offVariation": 1, "fallthrough": {"variation": 1}}
+    data = {
+        "flags": {
+            f"f{n}": {**flag, "variations": variations, "rules": rules}
+            for n in range(3)
+        }
+    }
+    path = tmp_path / "flags.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert "&id001" in path.read_text() and "*id001" in path.read_text()
+    flags, _ = load_flag_files(path)
+    assert flags == {
+        key: {**value, "key": key, "version": 1}
+        for key, value in json.loads(json.dumps(data))["flags"].items()
+    }
+    snapshot = snapshot_from_data(flags)  # type: ignore[arg-type]
+    assert [snapshot.variation(k, USER, None) for k in flags] == [True] * 3
+    assert main(["validate", str(path)]) == 0
+    assert f"{path}: 3 flags, 0 segments: valid" in capsys.readouterr().out
+    assert main(["eval", "f2", "--context", "u1", "--file", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["value"] is True
+
+
+def expanded_nodes(value: Any) -> int:
+    """Nodes in a value as the expansion visits them (a mapping's keys count)."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + expanded_nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(expanded_nodes(v) for v in value)
+    return 1
+
+
+def expanded_depth(value: Any) -> int:
+    """Levels in a value as the expansion nests them (a scalar is one)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        value, level = pending.pop()
+        deepest = max(deepest, level)
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            pending.extend((item, level + 1) for item in value)
+    return deepest
+
+
+def shared_list(items: int, padding: int, aliases: int) -> str:
+    """One anchored list of ``items``, ``padding`` scalars, and ``aliases`` of the list."""
+    return (
+        "flagValues:\n  v:\n"
+        f"  - &s [{', '.join(['x'] * items)}]\n"
+        + "  - y\n" * padding
+        + "  - *s\n" * aliases
+    )
+
+
+@pytest.mark.parametrize(("padding", "refused"), [(995, False), (996, True)])
+def test_a_document_may_expand_to_a_million_nodes_and_no_more(
+    tmp_path: Path, padding: int, refused: bool
+) -> None:
+    """The floor: 2,000 nodes written that expand to 1,000,000 load; one more is refused."""
+    path = tmp_path / "flags.yaml"
+    text = shared_list(999, padding, 998)
+    path.write_text(text)
+    # Written: 5 (two mappings, two keys, the list), the 1,000 of &s and the
+    # padding; each alias costs the 1,000 nodes of &s.
+    assert 1_005 + padding + 998 * 1_000 == 1_000_000 + refused
+    if not refused:
+        flags, _ = load_flag_files(path)
+        assert len(flags["v"]["variations"][0]) == 1 + padding + 998
+        return
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    line = text.count("\n")  # the last alias: the one past the bound
+    assert str(info.value) == (
+        f"{path}:{line}:5: {PAST_THE_BOUND}: a flag file may expand to 50 times "
+        "the 2,001 nodes it writes, or to 1,000,000"
+    )
+
+
+@pytest.mark.parametrize("aliases", [49, 50])
+def test_a_large_document_may_expand_to_fifty_times_its_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aliases: int
+) -> None:
+    """Past the floor, the bound is 50 times the nodes written (the floor made small here)."""
+    import yaml
+
+    from aioflags._datasystem._sources import _yaml
+
+    monkeypatch.setattr(_yaml, "EXPANSION_FLOOR", 1_000)
+    path = tmp_path / "flags.yaml"
+    text = shared_list(99, 0, aliases)
+    path.write_text(text)
+    # 105 nodes written (past the floor's 1,000 / 50), each alias 100 more.
+    expanded = expanded_nodes(yaml.safe_load(text))
+    assert expanded == 105 + 100 * aliases
+    if expanded <= 50 * 105:
+        assert load_flag_files(path)[0]["v"]["variations"][0][-1] == ["x"] * 99
+        return
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    assert str(info.value) == (
+        f"{path}:{text.count(chr(10))}:5: invalid YAML: aliases expand this "
+        "document past 5,250 nodes (an alias bomb?): a flag file may expand "
+        "to 50 times the 105 nodes it writes, or to 1,000"
+    )
+
+
+def alias_chain(links: int) -> str:
+    """Each anchor a list of the one before: the last nests ``links + 2`` levels."""
+    return "flagValues:\n  a0: &a0 [x]\n" + "".join(
+        f"  a{n}: &a{n} [*a{n - 1}]\n" for n in range(1, links + 1)
+    )
+
+
+@pytest.mark.slow  # 0.3 s: PyYAML reads 500 lines, twice
+@pytest.mark.parametrize(("links", "refused"), [(496, False), (497, True)])
+def test_aliases_may_nest_a_document_500_levels_deep_and_no_deeper(
+    tmp_path: Path, links: int, refused: bool
+) -> None:
+    """Written YAML stops near 300 levels; a chain of aliases stops at 500, at the alias."""
+    import yaml
+
+    path = tmp_path / "flags.yaml"
+    text = alias_chain(links)
+    path.write_text(text)
+    assert expanded_depth(yaml.safe_load(text)) == 500 + refused
+    if not refused:
+        flags, _ = load_flag_files(path)
+        assert expanded_depth(flags[f"a{links}"]["variations"]) == links + 3
+        return
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    column = text.splitlines()[-1].index("*") + 1  # the last alias
+    assert str(info.value) == (
+        f"{path}:{links + 2}:{column}: invalid YAML: aliases nest this document "
+        f"deeper than 500 levels (*a{links - 1}, at level 4, names {links + 1} levels)"
+    )
 
 
 #: Pieces of YAML (and JSON) that make the loader's corners: structure,

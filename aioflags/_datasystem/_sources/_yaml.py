@@ -15,10 +15,16 @@ What a flag file holds is JSON, so the loader builds JSON values only:
   ``on:`` is ``"on"``); a list or mapping as a key is an error;
 - a key twice in one mapping is an error (YAML requires keys to be unique;
   PyYAML would keep the last one silently);
-- anchors (``&name``) and aliases (``*name``) are errors: JSON has no
-  references, and aliases expand without bound (a few hundred bytes of
-  nested aliases make billions of values once anything walks them). A
-  ``<<`` merge of a mapping written in place still works;
+- anchors (``&name``), aliases (``*name``) and ``<<`` merges work as YAML
+  defines them (``yaml.safe_dump`` writes an object met twice as an alias),
+  within bounds checked as the document is composed, before anything walks
+  it: an alias costs nothing to read and everything to walk (600 bytes of
+  aliases of aliases are ten billion values), and whatever reads a flag
+  walks it. A document is an error, at the alias, if its aliases expand it
+  past :data:`EXPANSION_FACTOR` times the nodes it writes (and past
+  :data:`EXPANSION_FLOOR`), nest it deeper than :data:`EXPANSION_DEPTH`, or
+  sit inside the node they name. Each anchor's expanded size is counted
+  once, so checking costs what composing does;
 - ``.inf`` and ``.nan``, timestamps, ``!!binary``, ``!!set``, ``!!omap``
   and ``!!pairs`` are errors: JSON has no such values.
 
@@ -35,9 +41,9 @@ import yaml  # type: ignore[import-untyped]
 from yaml.composer import ComposerError  # type: ignore[import-untyped]
 from yaml.constructor import ConstructorError  # type: ignore[import-untyped]
 from yaml.events import AliasEvent  # type: ignore[import-untyped]
-from yaml.nodes import MappingNode, ScalarNode  # type: ignore[import-untyped]
+from yaml.nodes import MappingNode, Node, ScalarNode  # type: ignore[import-untyped]
 
-__all__ = ["JSONYamlLoader"]
+__all__ = ["EXPANSION_DEPTH", "EXPANSION_FACTOR", "EXPANSION_FLOOR", "JSONYamlLoader"]
 
 _TAG: Final = "tag:yaml.org,2002:"
 _MERGE: Final = _TAG + "merge"
@@ -50,9 +56,35 @@ _FLOAT: Final = re.compile(
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 
+#: A document may expand to this many times the nodes written in it, or to
+#: :data:`EXPANSION_FLOOR` nodes, whichever is more. Whatever reads a flag
+#: walks its expansion (validating, versioning, the body ``serve`` keeps,
+#: diffing), and walking a node costs about 1 us and 11 bytes of JSON where
+#: reading one written costs about 50 us and 700 bytes (PyYAML is pure
+#: Python; measured with ``validate`` on 450 flags sharing a list of 2,000
+#: keys). So 50 times lets aliases at most double what loading the file
+#: costs, however large it is; flags sharing rule lists expand about 8 times
+#: (~20 nodes of their own, ~150 shared), and thousands of them pass.
+EXPANSION_FACTOR: Final = 50
+#: Small files may expand to this many nodes whatever their size: about a
+#: second of walking and 11 MB of JSON, enough for hundreds of flags sharing
+#: a list of 2,000 keys. The 600-byte alias bomb expands to ten billion
+#: (``eval`` ran out of memory near 5.7 GB).
+EXPANSION_FLOOR: Final = 1_000_000
+#: Aliases may nest a document this many levels deep. Written out, YAML
+#: nests about 300 levels before this loader's composer runs out of stack
+#: ("YAML nested too deeply"); an alias nests what it names without
+#: recursing, so a chain of aliases reached 1,000 levels under the node bound
+#: and ran the readers that walk it out of stack (``RecursionError`` in
+#: ``eval``). 500 is past anything written and half the recursion limit.
+EXPANSION_DEPTH: Final = 500
+#: Counts stop growing here (past any bound): constant-time arithmetic, where
+#: aliases of aliases would make numbers as long as the file.
+_SATURATED: Final = 2**62
+
 
 class JSONYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """PyYAML loader for JSON: YAML 1.2's core schema, unique text keys, no aliases."""
+    """PyYAML loader for JSON: YAML 1.2's core schema, unique text keys, bounded aliases."""
 
     # Drop PyYAML's YAML 1.1 resolvers (yes/no/on/off booleans, sexagesimal
     # and underscored numbers, timestamps, ``=``); the core schema's follow.
@@ -61,22 +93,83 @@ class JSONYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._checked: set[MappingNode] = set()
+        # Nodes written, and nodes the expansion visits so far in document
+        # order (an alias counts what it names), for the expansion bound.
+        self._written = 0
+        self._expanded = 0
+        # The expanded size and height (levels, itself included) of each
+        # anchored node, once it is complete; the depth of the node being
+        # composed, and the deepest level its expansion reaches so far.
+        self._sizes: dict[Node, tuple[int, int]] = {}
+        self._depth = 0
+        self._deepest = 0
+        # After each alias: the expanded count, and where the alias is written.
+        self._aliases: list[tuple[int, Any]] = []
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        """Refuse an anchor or an alias where it is written, before anything expands it."""
+        """Count the nodes the expansion would visit: an alias costs what it names, once."""
         event = self.peek_event()
         if isinstance(event, AliasEvent):
-            what = f"an alias (*{event.anchor})"
-        elif getattr(event, "anchor", None) is not None:
-            what = f"an anchor (&{event.anchor})"
-        else:
-            return super().compose_node(parent, index)
-        raise ComposerError(
-            None,
-            None,
-            f"{what} is not allowed in a flag file: write the value out",
-            event.start_mark,
-        )
+            node = super().compose_node(parent, index)  # or "undefined alias"
+            known = self._sizes.get(node)
+            if known is None:  # its anchor's node is not complete: a cycle
+                raise ComposerError(
+                    None,
+                    None,
+                    f"the alias *{event.anchor} is inside the node it names: "
+                    "it would expand without end",
+                    event.start_mark,
+                )
+            size, height = known
+            reach = self._depth + height
+            if reach > EXPANSION_DEPTH:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"aliases nest this document deeper than {EXPANSION_DEPTH} "
+                    f"levels (*{event.anchor}, at level {self._depth + 1}, "
+                    f"names {height} levels)",
+                    event.start_mark,
+                )
+            self._deepest = max(self._deepest, reach)
+            self._expanded = min(self._expanded + size, _SATURATED)
+            self._aliases.append((self._expanded, event.start_mark))
+            return node
+        before, outer = self._expanded, self._deepest
+        self._written += 1
+        self._expanded = min(self._expanded + 1, _SATURATED)
+        self._depth += 1
+        self._deepest = self._depth
+        node = super().compose_node(parent, index)
+        if event.anchor is not None:
+            height = self._deepest - self._depth + 1
+            self._sizes[node] = (self._expanded - before, height)
+        self._depth -= 1
+        self._deepest = max(outer, self._deepest)
+        return node
+
+    def compose_document(self) -> Any:
+        """Refuse a document that expands past the bound, before anything walks it."""
+        node = super().compose_document()
+        bound = max(EXPANSION_FACTOR * self._written, EXPANSION_FLOOR)
+        if self._expanded > bound:
+            # The first alias after which the count is past the bound.
+            mark = next(
+                (mark for count, mark in self._aliases if count > bound),
+                self._aliases[-1][1],
+            )
+            raise ComposerError(
+                None,
+                None,
+                f"aliases expand this document past {bound:,} nodes "
+                f"(an alias bomb?): a flag file may expand to "
+                f"{EXPANSION_FACTOR} times the {self._written:,} nodes it "
+                f"writes, or to {EXPANSION_FLOOR:,}",
+                mark,
+            )
+        self._sizes.clear()
+        self._aliases.clear()
+        return node
 
     def flatten_mapping(self, node: MappingNode) -> None:
         """Refuse a key twice in one mapping (before ``<<`` merges add theirs)."""
