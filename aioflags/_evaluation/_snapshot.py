@@ -984,6 +984,19 @@ class FlagSnapshot:
             details_only_for_tracked_flags,
         )
 
+    def _results(
+        self, context: Context | None, client_side_only: bool
+    ) -> list[tuple[str, CompiledFlag, Result]] | None:
+        """Every flag's key, flag and result for ``context``, in flag order (OFREP's bulk).
+
+        What :meth:`all_flags_state` evaluates (the same plan: each flag
+        once, prerequisites read from the results of this call), handed
+        over as results rather than LaunchDarkly's bootstrap shape; records
+        nothing. None: the snapshot is not ready, or ``context`` is not a
+        valid Context (logged as an evaluation's refusal is).
+        """
+        return _all_results(self, context, client_side_only)
+
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
 
@@ -1074,6 +1087,41 @@ def _all_flags_state(
             else entry
         )
     return FlagsState(valid=True, values=values, meta=meta)
+
+
+def _all_results(
+    snapshot: FlagSnapshot, context: Context | None, client_side_only: bool
+) -> list[tuple[str, CompiledFlag, Result]] | None:
+    """:meth:`FlagSnapshot._results` of ``snapshot``."""
+    if (
+        not snapshot._initialized
+        or context.__class__ is not Context
+        or context._error is not None
+    ):
+        return _refused(context, None)
+    plans = snapshot._all_flags_plan
+    if plans is None:
+        plans = snapshot._all_flags_plan = {}
+    options = (True, client_side_only, False)
+    plan = plans.get(options)
+    if plan is None:
+        plan = plans[options] = _plan(snapshot, *options)
+    done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
+    batch = snapshot._matcher.batch(done)
+    results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
+    evaluated = dict(zip(plan.keys, zip(plan.flags, results, strict=True), strict=True))
+    flags = snapshot._flags
+    out: list[tuple[str, CompiledFlag, Result]] = []
+    for key in plan.values:  # every flag served, in flag order
+        pair = evaluated.get(key)
+        if pair is None:  # a constant one: the plan did not evaluate it
+            flag = flags[key]
+            constant = flag.constant
+            assert constant is not None  # (else the plan evaluates it)
+            out.append((key, flag, constant))
+        else:
+            out.append((key, *pair))
+    return out
 
 
 def _entry(

@@ -439,18 +439,12 @@ class OFREPHandler:
         if context is None:
             return
         snapshot = self._source.snapshot()
-        state = snapshot.all_flags_state(
-            context, with_reasons=True, client_side_only=self._client_side_only
-        )
+        # Each flag's result as the evaluation gives it (not read back out
+        # of LaunchDarkly's bootstrap shape), in key order.
+        results = snapshot._results(context, self._client_side_only) or []
         flags: list[dict[str, Any]] = []
-        entries = state.to_dict().get("$flagsState", {})
-        for key in sorted(entries):
-            flag = snapshot._flag(key)
-            if flag is None:
-                continue
-            entry = entries[key]
-            reason = entry.get("reason") or {"kind": "UNKNOWN"}
-            error = reason.get("errorKind")
+        for key, flag, result in sorted(results, key=_by_key):
+            error = result.reason.get("errorKind")
             if error is not None:
                 code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
                 flags.append(_failure(code, f"evaluation failed: {error}", key))
@@ -458,9 +452,9 @@ class OFREPHandler:
             flags.append(
                 _success(
                     key,
-                    state.get_flag_value(key),
-                    entry.get("variation"),
-                    reason,
+                    result.value,
+                    result.variation_index,
+                    result.reason,
                     flag.version,
                     snapshot,
                 )
@@ -558,6 +552,10 @@ def _loopback_origin(origin: str) -> bool:
 
 def _not_found(key: str) -> dict[str, Any]:
     return _failure("FLAG_NOT_FOUND", f"no flag {key!r}", key)
+
+
+def _by_key(item: tuple[str, object, object]) -> str:
+    return item[0]
 
 
 def _success(

@@ -1,0 +1,229 @@
+"""One evaluation per composition: the client's awaited evaluations, written once.
+
+A *composition* is what a client run puts around the flag data: analytics
+events (the event loop's ledger), hooks with an evaluation stage of their
+own (their stages), and a gate that awaited evaluations pass
+first (a persistent store's reads, big segments). The evaluator decides it
+once, when a part changes (:class:`Composition`), never per call, and
+:func:`write` writes the client's ``variation`` and ``variation_detail``
+for exactly that composition from one text, with only the stages it has::
+
+    door     a valid Context?                        no ─┐
+    find     the flag's head (Matcher.heads)       none ─┤
+    run      the hooks' before stages, RUN_HEAD          │
+    count    Ledger.record (analytics events on)         │
+    after    the hooks' after stages, shown the detail   │
+    answer   the value or the default; the detail        │
+    other    the snapshot's method, through the gate ◄───┘
+             (the door's refusals, a missing flag, a gate every
+              evaluation passes: big segments, a store read per call)
+
+A stage is written in one place here; a new one (an override layer, say)
+is one more ``if`` in :func:`write` and one more part of
+:class:`Composition`. The functions run in the caller's own frame (the
+client installs them as its methods: a call more would cost ~490
+instructions, 9 % of an evaluation, callgrind), and their source is
+registered for tracebacks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
+
+from aioflags._evaluation._codegen import register_source
+from aioflags._evaluation._context import Context
+from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, write_run_head
+from aioflags._evaluation._results import detail_of
+from aioflags._evaluation._snapshot import FlagSnapshot
+
+from ._hooks import Stages
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from aioflags._analytics._recorder import Ledger
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._results import EvaluationDetail
+
+    from ._hooks import HookRunner
+
+    #: What the written methods read the data from (``Evaluator.store``).
+    class _Data(Protocol):
+        @property
+        def snapshot(self) -> FlagSnapshot: ...
+
+    #: ``Evaluator.now``: the snapshot to evaluate ``key`` in now, or None.
+    _Now = Callable[[str], FlagSnapshot | None]
+    #: ``Evaluator.later``: the evaluation once the gate has let it through.
+    _Later = Callable[..., Awaitable[Any]]
+
+__all__ = ["Composition", "Variation", "VariationDetail", "write"]
+
+
+class Variation(Protocol):
+    """``await variation(key, context, default)``: a client's value method."""
+
+    async def __call__(
+        self, key: str, context: Context | None, default: JSONValue, /
+    ) -> JSONValue: ...
+
+
+class VariationDetail(Protocol):
+    """``await variation_detail(key, context, default)``: a client's detail method."""
+
+    async def __call__(
+        self, key: str, context: Context | None, default: JSONValue, /
+    ) -> EvaluationDetail[JSONValue]: ...
+
+
+@final
+class Composition:
+    """What a client run composes with the flag data, decided once per change.
+
+    Attributes:
+        own: evaluations read the data in the caller's frame (no big
+            segments; no gate, or one that present keys pass without a wait).
+        hooks: the client's hooks when one has an evaluation stage of its
+            own (None: none has); their stages as they are when composed
+            are written around the run (a hook added later composes anew).
+        ledger: where evaluations are counted (None: analytics events off).
+    """
+
+    __slots__ = ("hooks", "ledger", "own")
+
+    def __init__(
+        self, *, own: bool, hooks: HookRunner | None, ledger: Ledger | None
+    ) -> None:
+        self.own = own
+        self.hooks = hooks
+        self.ledger = ledger
+
+    @property
+    def name(self) -> str:
+        """The stages it has, for the generated code's file name."""
+        if not self.own:
+            return "gated"
+        parts = [
+            "hooks" if self.hooks is not None else "",
+            "events" if self.ledger is not None else "",
+        ]
+        return "+".join(part for part in parts if part) or "plain"
+
+
+_COUNTER: Final = itertools.count()
+
+
+def write(
+    composition: Composition, store: _Data, now: _Now, later: _Later
+) -> tuple[Variation, VariationDetail]:
+    """The client's ``variation`` and ``variation_detail`` for ``composition``.
+
+    They read the flag data from ``store``; what they do not evaluate in
+    their own frame (the door's refusals, a missing flag, a gate) they hand
+    to the snapshot ``now(key)`` gives, or await ``later``.
+    """
+    value: Variation = _written(composition, store, now, later, detail=False)
+    detailed: VariationDetail = _written(composition, store, now, later, detail=True)
+    return value, detailed
+
+
+def _written(
+    composition: Composition,
+    store: _Data,
+    now: _Now,
+    later: _Later,
+    *,
+    detail: bool,
+) -> Any:
+    """One method for ``composition``: the stages it has, in order, and no others."""
+    method = "variation_detail" if detail else "variation"
+    hooks = composition.hooks
+    ledger = composition.ledger
+    # The hooks' stages as they are now: a hook added later composes anew.
+    before, after = hooks.stages if hooks is not None else ((), ())
+    stages = Stages(hooks, before, after, "            ")
+    lines = [f"async def {method}(key, context, default):"]
+    if composition.own:
+        lines += [
+            # door: a valid Context (``__class__``: an attribute load, ~80
+            # instructions less than calling type())
+            "    if context.__class__ is Context and context._error is None:",
+            # find: the flag's head, made once per snapshot
+            "        matcher = store.snapshot._matcher",
+            "        try:",
+            "            head = matcher.heads[key]",
+            "        except KeyError:  # first evaluated in this snapshot",
+            "            head = matcher.find_head(key)",
+            "        except TypeError:  # an unhashable key: the snapshot says so",
+            "            head = None",
+            "        if head is not None:",
+        ]
+        if ledger is not None:
+            # count (set up): the flag counted against; its prerequisites'
+            # evaluations are counted too, through a recording matcher
+            recording = 1 if detail else 0
+            lines += [
+                "            try:",
+                "                flag = matcher.hot[key]",
+                "            except KeyError:",
+                "                flag = matcher.made(key)",
+                "            if flag is not None and type(head) is not Result"
+                " and not head[1]:",
+                f"                matcher = matcher.recording(ledger)[{recording}]",
+            ]
+        # run: the head, in this frame, with the hooks' stages around it
+        # (the series' own text: a call to it would cost ~500 instructions)
+        lines += stages.before
+        lines += write_run_head("            ")
+        if ledger is not None:
+            # count: (making the flag raised: nothing to count it against)
+            lines += [
+                "            if flag is not None:",
+                "                ledger.record(flag, context, result, default"
+                + (", None, True)" if detail else ")"),
+            ]
+        lines += stages.after
+        # answer
+        if detail:
+            lines += [
+                "            shown = result.detail",
+                "            return detail_of(result, default) if shown is None"
+                " else shown",
+            ]
+        else:
+            lines.append(
+                "            return default if result.variation_index is None"
+                " else result.value"
+            )
+    # other: what the snapshot's method answers, through the gate if any
+    # (as Evaluator.evaluate() does it, without a second coroutine)
+    lines += [
+        "    snapshot = now(key)",
+        "    if snapshot is not None:",
+        f"        return snapshot.{method}(key, context, default)",
+        f"    return await later(FlagSnapshot.{method}, key, context, default)",
+        "",
+    ]
+    source = "\n".join(lines)
+    filename = f"<aioflags evaluation {next(_COUNTER)}: {composition.name}>"
+    namespace: dict[str, Any] = {
+        **stages.names,
+        **RUN_HEAD_NAMES,
+        "Context": Context,
+        "FlagSnapshot": FlagSnapshot,
+        "detail_of": detail_of,
+        "ledger": ledger,
+        "later": later,
+        "method": method,  # (what the hooks' series context says)
+        "present": detail_of,  # (the detail the after stages are shown)
+        "now": now,
+        "store": store,
+    }
+    code = compile(source, filename, "exec")
+    exec(code, namespace)  # stage positions only, no data
+    function = namespace[method]
+    register_source(function.__code__, source)
+    function.__qualname__ = f"Client.{method}"
+    function.__module__ = "aioflags"
+    return function
