@@ -424,7 +424,7 @@ def client_over(
     with ``recorder``, recording its evaluations into it (analytics events on).
     """
     client = aioflags.Client(aioflags.Config(offline=True))
-    client._evaluator = Evaluator(_OneSnapshot(snapshot), hooks)
+    client._install(Evaluator(_OneSnapshot(snapshot), hooks))
     if recorder is not None:  # what the evaluator reads of an event processor
         processor: Any = _Processor(recorder)
         client._evaluator.record(processor, True)

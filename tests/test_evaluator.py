@@ -56,36 +56,34 @@ class Observing(Hook):
         return data
 
 
-def _plain(evaluator: Evaluator) -> object:
-    return evaluator.plain  # (read anew: mypy would narrow the attribute)
-
-
-def _series(evaluator: Evaluator) -> object:
-    return evaluator.series
+def _composed(evaluator: Evaluator) -> str:
+    """The stages the evaluator's composition has (read anew each time)."""
+    return evaluator.composition.name
 
 
 def _ledger(evaluator: Evaluator) -> object:
-    return evaluator.ledger
+    return evaluator.composition.ledger  # (read anew: mypy would narrow it)
 
 
-def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
-    # Client.variation evaluates the store's data in its own frame while
-    # ``plain`` is the store: no recorder, no hook stage, no big segments,
-    # no gate every evaluation must pass; the parts change it at once. A
-    # recorder stages it instead: the series of no hook, counted in the
-    # loop's ledger.
+def test_the_composition_is_decided_when_a_part_changes() -> None:
+    # The client's evaluations are written for what is composed with the
+    # store's data: nothing (plain), analytics events, hooks with a stage
+    # of their own, both; or a gate every evaluation must pass. Each part
+    # changes it at once, and the client's methods with it.
     store = Store()
     evaluator = Evaluator(store)
-    assert _plain(evaluator) is store
+    installed: list[Evaluator] = []
+    evaluator.on_change = installed.append
+    assert _composed(evaluator) == "plain"
     store.apply_now(full(put("a", flag("a"))))
     assert evaluator.snapshot() is store.snapshot  # nothing to compose
     processor = EventProcessor(
         Config("k"), None, evaluator.record, FakeClock(), random.Random(0)
     )
     evaluator.record(processor, True)
-    assert _plain(evaluator) is None
-    assert _series(evaluator) is not None  # (of no stage)
+    assert _composed(evaluator) == "events"
     assert _ledger(evaluator) is processor.recorder.loop
+    assert installed == [evaluator]  # the client installs its new methods
     recording = evaluator.snapshot()
     assert recording is not store.snapshot
     assert recording._events is processor.recorder
@@ -93,30 +91,54 @@ def test_the_hot_path_is_open_exactly_while_nothing_is_composed() -> None:
     store.apply_now(delta(put("b", flag("b"))))
     assert evaluator.snapshot() is not recording  # the new data's
     evaluator.record(processor, False)
-    assert _plain(evaluator) is store
+    assert _composed(evaluator) == "plain"
     assert _ledger(evaluator) is None
     assert evaluator.snapshot() is store.snapshot
     gate: Any = SimpleNamespace(always=True)  # a refresher, big segments
     evaluator.use_gate(gate)
-    assert _plain(evaluator) is None
+    assert _composed(evaluator) == "gated"
     lookups: Any = SimpleNamespace(always=False)  # keys the data lacks only
     evaluator.use_gate(lookups)
-    assert _plain(evaluator) is store
+    assert _composed(evaluator) == "plain"
     runner = HookRunner([Hook()])
     evaluator.use_hooks(runner)
-    assert _plain(evaluator) is store  # no stage of its own: nothing runs
+    assert _composed(evaluator) == "plain"  # no stage of its own: nothing runs
     assert evaluator.snapshot()._hooks is runner  # later hooks apply to it
-    assert _series(evaluator) is None
     runner.add(Observing())
     evaluator.use_hooks(runner)
-    assert _plain(evaluator) is None
-    # Hooks alone: the hot path runs their series around the same evaluation.
-    assert _series(evaluator) is runner
+    # Hooks alone: their series runs around the same evaluation.
+    assert _composed(evaluator) == "hooks"
+    assert evaluator.composition.hooks is runner
     evaluator.record(processor, True)  # recorded too
-    assert _plain(evaluator) is None and _series(evaluator) is runner
-    assert _ledger(evaluator) is processor.recorder.loop
+    assert _composed(evaluator) == "hooks+events"
     evaluator.record(processor, False)
-    assert _series(evaluator) is runner and _ledger(evaluator) is None
+    assert _composed(evaluator) == "hooks"
+    assert len(installed) == 8
+
+
+@pytest.mark.asyncio
+async def test_a_clients_methods_are_its_compositions_and_change_with_it() -> None:
+    # The instance's variation and variation_detail are the evaluator's,
+    # written for its composition: a hook added, or events on, installs
+    # new ones; a call through the class gives the same answers.
+    async with Client(
+        Config(data_system=_data().data_system(), send_events=False)
+    ) as client:
+        evaluator = client._evaluator
+        assert client.variation is evaluator.variation
+        assert client.variation_detail is evaluator.variation_detail
+        before = client.variation
+        hook = Observing()
+        client.add_hook(hook)
+        assert client.variation is not before
+        assert client.variation is evaluator.variation
+        assert await client.variation("f", USER, False) is True
+        assert await Client.variation(client, "f", USER, False) is True
+        assert (await client.variation_detail("f", USER, False)).value is True
+        assert [stage for stage, _ in hook.seen] == ["before", "after"] * 3
+    # A client not started, and after: the methods of its plain evaluator.
+    assert client.variation is client._evaluator.variation
+    assert await client.variation("f", USER, "default") == "default"
 
 
 def test_the_store_holds_data_only() -> None:

@@ -118,3 +118,66 @@ def test_a_bug_in_the_flags_code_on_the_hooked_path_is_exception_the_hook_sees(
     assert seen.detail.value == "default" and seen.detail.variation_index is None
     assert dict(seen.detail.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
     assert "Unexpected error evaluating flag 'f'" in caplog.text
+
+
+_COMPOSITIONS = ["plain", "events", "hooks", "hooks+events"]
+
+
+@pytest.mark.parametrize("method", ["variation", "variation_detail"])
+@pytest.mark.parametrize("composition", _COMPOSITIONS)
+def test_every_composition_maps_a_bug_in_the_flags_code_to_exception_once(
+    caplog: pytest.LogCaptureFixture, composition: str, method: str
+) -> None:
+    # Each composition's evaluation is written from one text: what a
+    # flag's code raises is mapped once (EXCEPTION, logged once with its
+    # traceback), counted like any evaluation when events are on, and
+    # shown to the hooks' after stage.
+    from aioflags import Config
+    from aioflags._client._hooks import HookRunner
+    from tests.analytics import recorder_for
+    from tests.reference import LastDetail
+
+    seen = LastDetail()
+    hooks = HookRunner([seen]) if "hooks" in composition else None
+    recorder = recorder_for(Config("k")) if "events" in composition else None
+    client = client_over(_snapshot_with_a_broken_fast_path(), hooks, recorder)
+    assert client._evaluator.composition.name == composition
+    ann = Context.create("ann")
+    evaluate = getattr(client, method)
+    with caplog.at_level(logging.ERROR, "aioflags.evaluation"):
+        answers = [_awaited(evaluate("f", ann, "default")) for _ in range(3)]
+    for answer in answers:
+        value = answer if method == "variation" else answer.value
+        assert value == "default"
+        if method == "variation_detail":
+            assert dict(answer.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, tracebacks
+    assert "Unexpected error evaluating flag 'f'" in tracebacks[0].getMessage()
+    if hooks is not None:
+        assert seen.detail is not None
+        assert dict(seen.detail.reason) == {"kind": "ERROR", "errorKind": "EXCEPTION"}
+    if recorder is not None:
+        (none,) = [none for key, _, _, none in recorder.counted() if key == "f"]
+        assert none == 3  # three evaluations, none served a variation
+
+
+def test_a_hook_series_runs_the_head_in_its_own_frame() -> None:
+    """The compiled series maps a raising head itself: EXCEPTION, the stages run."""
+    from aioflags import Hook
+    from aioflags._client._hooks import HookRunner
+
+    seen: list[object] = []
+
+    class Seen(Hook):
+        def after_evaluation(self, series_context: Any, data: Any, detail: Any) -> Any:
+            seen.append(detail.error_kind)
+            return data
+
+    def broken(head: object, context: object, matcher: object) -> object:
+        raise RuntimeError("a bug in the flag's code")
+
+    runner = HookRunner([Seen()])
+    result = runner.run((broken, True), "f", None, None, "variation", False)
+    assert result.reason["errorKind"] == "EXCEPTION"
+    assert seen == ["EXCEPTION"]

@@ -388,7 +388,8 @@ async def test_a_hook_whose_metadata_raises_is_named_by_its_class(
     hook = BrokenName("z", [], "before")
     async with Client(Config(data_system=data().data_system(), hooks=[hook])) as client:
         assert await client.bool_variation("b", USER, False) is True
-    assert caplog_hooks.records[0].hook == "BrokenName"  # type: ignore[attr-defined]
+    (record,) = [r for r in caplog_hooks.records if r.name == "aioflags.hooks"]
+    assert record.hook == "BrokenName"  # type: ignore[attr-defined]
 
 
 def test_the_base_hook_passes_data_through_and_is_named_after_its_class() -> None:

@@ -24,7 +24,6 @@ import random as _random
 import weakref
 from typing import (
     TYPE_CHECKING,
-    Any,
     Final,
     TypeVar,
     final,
@@ -35,8 +34,6 @@ from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import finish, run_head
-from aioflags._evaluation._results import Result, detail_of
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._config import Config
@@ -65,7 +62,6 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
-    from aioflags._evaluation._evaluate import Matcher, Recording
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
@@ -166,6 +162,7 @@ class Client:
     """
 
     __slots__ = (
+        "__dict__",  # variation and variation_detail, as composed (_install)
         "__weakref__",
         "_big_segment_listeners",
         "_bus",
@@ -317,12 +314,31 @@ class Client:
             self._use(self._new_store())
         else:
             self._store = evaluator.store
-            self._evaluator = evaluator
+            self._install(evaluator)
 
     def _use(self, store: Data) -> None:
         """Evaluate ``store``'s data, with the hooks, from now on (no run's parts)."""
         self._store = store
-        self._evaluator = Evaluator(store, self._hooks)
+        self._install(Evaluator(store, self._hooks))
+
+    def _install(self, evaluator: Evaluator) -> None:
+        """Evaluate through ``evaluator`` from now on, as it is composed now and later.
+
+        ``variation`` and ``variation_detail`` are the evaluator's, written
+        for its composition (``_composition``), set on the instance (they
+        are looked up before the class's): an evaluation runs in their
+        frame, with no call more and no test of the composition per call.
+        They are set again whenever the composition changes.
+        """
+        self._evaluator = evaluator
+        evaluator.on_change = self._composed
+        self._composed(evaluator)
+
+    def _composed(self, evaluator: Evaluator) -> None:
+        """``evaluator``'s composition changed: its methods are this client's (if current)."""
+        if evaluator is self._evaluator:
+            self.__dict__["variation"] = evaluator.variation
+            self.__dict__["variation_detail"] = evaluator.variation_detail
 
     def _keep_flag_keys(self) -> None:
         """A run ends: keep the keys of the flags it served, for :meth:`usage`."""
@@ -681,191 +697,15 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        # The one inlined hot path. The common case in this frame: nothing
-        # composed or gated (the evaluator's ``plain`` is then the store), a
-        # valid context, a present flag, read as its head: its result if it
-        # is constant, else its ops (its code, whether it is plain, then
-        # the code's operands): nothing of the flag object. The context's type is checked
-        # here, at the door (``__class__``: an attribute load, ~80
-        # instructions less than calling type()).
-        # A flag that needs the careful path (a prerequisite chain, a big
-        # segment) has a head that takes it. An abort is MALFORMED_FLAG and
-        # a bug in the code EXCEPTION, both logged (finish()); anything else
-        # (no such flag, not a valid Context, a key not a str) goes to the
-        # snapshot's method.
-        evaluator = self._evaluator
-        store = evaluator.plain
-        if (
-            store is not None
-            and context.__class__ is Context
-            and context._error is None
-        ):
-            matcher = store.snapshot._matcher
-            head: tuple[Any, ...] | Result | None
-            try:
-                head = matcher.heads[key]
-            except KeyError:  # first evaluated in this snapshot
-                head = matcher.find_head(key)
-            except TypeError:  # an unhashable key (a list), for the method below
-                # (a check of the key's type here would cost 2.5 %, callgrind)
-                head = None
-            # None: no such flag here, for the snapshot's method (or a
-            # cached store's gate, which may read it through) below.
-            if head is not None:
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](head, context, matcher)
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(key, exc)
-                return default if result.variation_index is None else result.value
-        # The same with analytics events on (and nothing else composed):
-        # the evaluation is counted in the loop's ledger; a flag that is not
-        # plain (prerequisites, whose evaluations are counted too) runs with
-        # a matcher that counts them (Matcher.recording). A copy of the
-        # block above: one block for both costs the events-off path 2 %
-        # (callgrind), which its 20x has no room for.
-        ledger = evaluator.recording
-        if (
-            ledger is not None
-            and context.__class__ is Context
-            and context._error is None
-        ):
-            matcher = evaluator.store.snapshot._matcher
-            try:
-                head = matcher.heads[key]
-            except KeyError:
-                head = matcher.find_head(key)
-            except TypeError:  # an unhashable key, as above
-                head = None
-            if head is not None:
-                try:
-                    flag = matcher.hot[key]
-                except KeyError:
-                    made = matcher.made(key)
-                    if made is None:  # making it raised: nothing to count against
-                        result = run_head(head, key, context, matcher)
-                        return (
-                            default if result.variation_index is None else result.value
-                        )
-                    flag = made
-                if type(head) is Result:
-                    result = head
-                else:
-                    try:
-                        result = head[0](
-                            head,
-                            context,
-                            matcher if head[1] else matcher.recording(ledger)[0],
-                        )
-                    except Exception as exc:  # noqa: BLE001 (finish() reports it)
-                        result = finish(key, exc)
-                ledger.record(flag, context, result, default)
-                return default if result.variation_index is None else result.value
-        # Stages around the same evaluation of the flag's head (hooks with
-        # a stage of their own, nothing else composed or gated): the hooks'
-        # series (HookRunner.run), then the count of it (analytics events).
-        series = evaluator.series
-        if (
-            series is not None
-            and context.__class__ is Context
-            and context._error is None
-        ):
-            matcher = evaluator.store.snapshot._matcher
-            try:
-                head = matcher.heads[key]
-            except KeyError:
-                head = matcher.find_head(key)
-            except TypeError:  # an unhashable key, as above
-                head = None
-            if head is not None:
-                ledger = evaluator.ledger
-                if ledger is None:
-                    result = series.run(
-                        head, key, context, matcher, "variation", default
-                    )
-                    return default if result.variation_index is None else result.value
-                try:
-                    flag = matcher.hot[key]
-                except KeyError:
-                    made = matcher.made(key)
-                    if made is None:  # making it raised: nothing to count against
-                        result = series.run(
-                            head, key, context, matcher, "variation", default
-                        )
-                        return (
-                            default if result.variation_index is None else result.value
-                        )
-                    flag = made
-                # (prerequisites: their evaluations are counted too)
-                st: Matcher | Recording = matcher
-                if flag.prerequisites:
-                    st = matcher.recording(ledger)[0]
-                result = series.run(head, key, context, st, "variation", default)
-                ledger.record(flag, context, result, default)
-                return default if result.variation_index is None else result.value
-        # Otherwise as Evaluator.evaluate() does it, without a second
-        # coroutine: ~1,400 instructions per recorded or hooked evaluation.
-        snapshot = evaluator.now(key)
-        if snapshot is not None:
-            return snapshot.variation(key, context, default)
-        return await evaluator.later(FlagSnapshot.variation, key, context, default)
+        # (The instance's own is the composition's, written for it: this is
+        # the same evaluation, for a call through the class.)
+        return await self._evaluator.variation(key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        # Stages around the flag's head, as in variation() (hooks, events).
-        evaluator = self._evaluator
-        series = evaluator.series
-        if (
-            series is not None
-            and context.__class__ is Context
-            and context._error is None
-        ):
-            matcher = evaluator.store.snapshot._matcher
-            head: tuple[Any, ...] | Result | None
-            try:
-                head = matcher.heads[key]
-            except KeyError:
-                head = matcher.find_head(key)
-            except TypeError:  # an unhashable key, for the method below
-                head = None
-            if head is not None:
-                ledger = evaluator.ledger
-                if ledger is None:
-                    result = series.run(
-                        head, key, context, matcher, "variation_detail", default
-                    )
-                    shown = result.detail
-                    return detail_of(result, default) if shown is None else shown
-                try:
-                    flag = matcher.hot[key]
-                except KeyError:
-                    made = matcher.made(key)
-                    if made is None:  # making it raised: nothing to count against
-                        result = series.run(
-                            head, key, context, matcher, "variation_detail", default
-                        )
-                        return detail_of(result, default)
-                    flag = made
-                st: Matcher | Recording = matcher
-                if flag.prerequisites:
-                    st = matcher.recording(ledger)[1]
-                result = series.run(head, key, context, st, "variation_detail", default)
-                ledger.record(flag, context, result, default, None, True)
-                # (a result that serves a variation keeps its detail)
-                shown = result.detail
-                return detail_of(result, default) if shown is None else shown
-        # As Evaluator.evaluate() does it, without a second coroutine: ~1,300
-        # instructions, 12 % of the call.
-        snapshot = evaluator.now(key)
-        if snapshot is not None:
-            return snapshot.variation_detail(key, context, default)
-        return await evaluator.later(
-            FlagSnapshot.variation_detail, key, context, default
-        )
+        return await self._evaluator.variation_detail(key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool

@@ -142,7 +142,7 @@ def _written(
     ledger = composition.ledger
     # The hooks' stages as they are now: a hook added later composes anew.
     before, after = hooks.stages if hooks is not None else ((), ())
-    stages = Stages(hooks, before, after, "            ")
+    stages = Stages(hooks, before, after, "")
     lines = [f"async def {method}(key, context, default):"]
     if composition.own:
         lines += [
@@ -159,41 +159,44 @@ def _written(
             "            head = None",
             "        if head is not None:",
         ]
+        indent = "            "
+        state = "matcher"
         if ledger is not None:
-            # count (set up): the flag counted against; its prerequisites'
-            # evaluations are counted too, through a recording matcher
-            recording = 1 if detail else 0
+            # count (set up): the flag counted against (making it raised:
+            # nothing to count it against, the snapshot's method answers);
+            # a flag that is not plain (prerequisites: their evaluations
+            # are counted too) runs with a matcher that counts them
             lines += [
-                "            try:",
-                "                flag = matcher.hot[key]",
-                "            except KeyError:",
-                "                flag = matcher.made(key)",
-                "            if flag is not None and type(head) is not Result"
-                " and not head[1]:",
-                f"                matcher = matcher.recording(ledger)[{recording}]",
+                f"{indent}try:",
+                f"{indent}    flag = matcher.hot[key]",
+                f"{indent}except KeyError:",
+                f"{indent}    flag = matcher.made(key)",
+                f"{indent}if flag is not None:",
             ]
+            indent += "    "
+            recording = 1 if detail else 0
+            state = f"matcher if head[1] else matcher.recording(ledger)[{recording}]"
         # run: the head, in this frame, with the hooks' stages around it
         # (the series' own text: a call to it would cost ~500 instructions)
+        stages = Stages(hooks, before, after, indent)
         lines += stages.before
-        lines += write_run_head("            ")
-        if ledger is not None:
-            # count: (making the flag raised: nothing to count it against)
-            lines += [
-                "            if flag is not None:",
-                "                ledger.record(flag, context, result, default"
-                + (", None, True)" if detail else ")"),
-            ]
+        lines += write_run_head(indent, state)
+        if ledger is not None:  # count
+            lines.append(
+                f"{indent}ledger.record(flag, context, result, default"
+                + (", None, True)" if detail else ")")
+            )
         lines += stages.after
         # answer
         if detail:
             lines += [
-                "            shown = result.detail",
-                "            return detail_of(result, default) if shown is None"
+                f"{indent}shown = result.detail",
+                f"{indent}return detail_of(result, default) if shown is None"
                 " else shown",
             ]
         else:
             lines.append(
-                "            return default if result.variation_index is None"
+                f"{indent}return default if result.variation_index is None"
                 " else result.value"
             )
     # other: what the snapshot's method answers, through the gate if any

@@ -13,36 +13,35 @@ The snapshot it hands out is the store's data composed with the recorder,
 the big segments and the hooks (:meth:`FlagSnapshot.composed`), made once
 per data version and parts: a hook added later applies to it (the hook
 runner is shared); a recorder attached later does not (as a snapshot is
-immutable). ``Client.variation`` has the one inlined hot path: while
-:attr:`Evaluator.plain` is the store (nothing composed, nothing gated), it
-evaluates the store's data in its own frame.
+immutable). The client's awaited ``variation`` and ``variation_detail``
+are written for the evaluator's :class:`~._composition.Composition`, decided
+once each time a part changes (:mod:`._composition`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
-from ._hooks import HookRunner
+from ._composition import Composition, write
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aioflags._analytics._processor import EventProcessor
-    from aioflags._analytics._recorder import Ledger
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
+    from ._composition import Variation, VariationDetail
+    from ._hooks import HookRunner
+
 
 __all__ = ["Data", "Evaluator"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-#: The series of no stage (a flag's head alone): what analytics events
-#: without observing hooks run before counting.
-_NO_STAGES: Final = HookRunner()
 
 
 class Data(Protocol):
@@ -69,15 +68,15 @@ class Evaluator:
     __slots__ = (
         "_made",
         "big_segments",
+        "composition",
         "environment_id",
         "events",
         "gate",
         "hooks",
-        "ledger",
-        "plain",
-        "recording",
-        "series",
+        "on_change",
         "store",
+        "variation",
+        "variation_detail",
     )
 
     def __init__(self, store: Data, hooks: HookRunner | None = None) -> None:
@@ -92,48 +91,35 @@ class Evaluator:
         self.gate: EvaluationGate | None = None
         #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
         self.environment_id: str | None = None
-        #: The store when an evaluation is the flags' own code alone (no
-        #: recorder, no hook stage, no big segments, no gate for present
-        #: keys): ``Client.variation`` then evaluates its data in its own
-        #: frame. None otherwise.
-        self.plain: Data | None = store
-        #: The hooks' series when stages are all that is composed with the
-        #: data (as :attr:`plain`, but with hooks that have an evaluation
-        #: stage of their own, or analytics events on): ``Client.variation``
-        #: then runs the series around the store's data's own evaluation
-        #: (:attr:`HookRunner.run`: the flag's head alone if no hook has a
-        #: stage), and counts it in :attr:`ledger`. None otherwise.
-        self.series: HookRunner | None = None
-        #: Where ``Client.variation``'s staged evaluations are counted while
-        #: analytics events are on (the recorder's ledger of the event loop,
-        #: written without a lock); None: events off.
-        self.ledger: Ledger | None = None
-        #: :attr:`ledger` when it is all that is composed with the data (as
-        #: :attr:`plain`, but with analytics events on and no hook stage):
-        #: ``Client.variation`` then evaluates the store's data in its own
-        #: frame and counts the evaluation. None otherwise.
-        self.recording: Ledger | None = None
+        #: Called with this evaluator when its composition changes (the
+        #: client installs its new methods).
+        self.on_change: Callable[[Evaluator], None] | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        self.composition: Composition
+        #: The client's awaited evaluations, written for :attr:`composition`.
+        self.variation: Variation
+        self.variation_detail: VariationDetail
         self._changed()
 
     # ------------------------------------------------------------ composing
     def _changed(self) -> None:
-        """A part changed: snapshots are composed anew; is the hot path open?"""
+        """A part changed: decide the composition, write its evaluations."""
         self._made = None
         hooks = self.hooks
         gate = self.gate
         events = self.events
-        own = self.big_segments is None and (gate is None or not gate.always)
-        observed = hooks is not None and hooks.observes_evaluations
-        staged = observed or events is not None
-        self.plain = self.store if own and not staged else None
-        self.series = None
-        if own and staged:
-            self.series = hooks if hooks is not None and observed else _NO_STAGES
-        self.ledger = None if events is None else events.recorder.loop
-        self.recording = self.ledger if own and not observed else None
+        self.composition = composition = Composition(
+            own=self.big_segments is None and (gate is None or not gate.always),
+            hooks=hooks if hooks is not None and hooks.observes_evaluations else None,
+            ledger=None if events is None else events.recorder.loop,
+        )
+        self.variation, self.variation_detail = write(
+            composition, self.store, self.now, self.later
+        )
+        if self.on_change is not None:
+            self.on_change(self)
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""

@@ -319,6 +319,86 @@ def head_alone() -> Run:
     return _written(None, (), ())
 
 
+class Stages:
+    """The text of a series' stages, around a head run in the same frame.
+
+    :attr:`before` (the series context, then each ``before_evaluation``)
+    and :attr:`after` (each ``after_evaluation``, shown the detail), to be
+    written before and after the statements that set ``result``; they
+    read the names in :attr:`names`, and ``key``, ``context``,
+    ``default``, ``method`` and ``present`` (what makes the detail shown).
+    One text for every series: the hook runner's own (:func:`_written`)
+    and each composition's evaluation (``_composition``). Each hook is a
+    name bound to it (``h0``...), so the text holds no data of the
+    application's, only the positions of the stages. Every stage is looked
+    up on its hook when it runs (as a method call does), and isolated as
+    :meth:`HookRunner.run` documents.
+    """
+
+    __slots__ = ("after", "before", "names")
+
+    def __init__(
+        self,
+        runner: HookRunner | None,
+        before: tuple[Hook, ...],
+        after: tuple[tuple[Hook, int], ...],
+        indent: str,
+    ) -> None:
+        self.before: list[str] = []
+        self.after: list[str] = []
+        hooks: dict[str, object] = {}
+        if before or after:
+            self.before += [
+                f"{indent}series = new(EvaluationSeriesContext)",
+                f"{indent}series._key = key",
+                f"{indent}series._context = context",
+                f"{indent}series._default = default",
+                f"{indent}series._method = method",
+                f"{indent}series._env = runner.environment_id",
+            ]
+        for i, hook in enumerate(before):
+            hooks[f"h{i}"] = hook
+            self.before += [
+                f"{indent}try:",
+                f"{indent}    d{i} = h{i}.before_evaluation(series, EMPTY)",
+                f"{indent}except Exception:",
+                f"{indent}    failed(h{i}, 'before_evaluation', None)",
+                f"{indent}    d{i} = EMPTY",
+                f"{indent}else:",
+                f"{indent}    if d{i}.__class__ is not dict and d{i}.__class__ is not"
+                f" PROXY and not isinstance(d{i}, Mapping):",
+                f"{indent}        failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
+                f"{indent}        d{i} = EMPTY",
+            ]
+        if after:
+            # A result that serves a variation keeps its own detail (detail_of's).
+            self.after += [
+                f"{indent}shown = result.detail",
+                f"{indent}if shown is None or present is not detail_of:",
+                f"{indent}    shown = present(result, default)",
+            ]
+        for j, (hook, position) in enumerate(after):
+            hooks[f"a{j}"] = hook
+            data = "EMPTY" if position < 0 else f"d{position}"
+            self.after += [
+                f"{indent}try:",
+                f"{indent}    a{j}.after_evaluation(series, {data}, shown)",
+                f"{indent}except Exception:",
+                f"{indent}    failed(a{j}, 'after_evaluation', None)",
+            ]
+        self.names: dict[str, Any] = {
+            **hooks,
+            "EvaluationSeriesContext": EvaluationSeriesContext,
+            "EMPTY": _EMPTY,
+            "Mapping": Mapping,
+            "PROXY": _PROXY,
+            "detail_of": detail_of,
+            "failed": None if runner is None else runner._stage_failed,
+            "new": object.__new__,
+            "runner": runner,
+        }
+
+
 def _written(
     runner: HookRunner | None,
     before: tuple[Hook, ...],
@@ -327,69 +407,18 @@ def _written(
     """The series of these stages as one function, written for them.
 
     Built when a hook is registered, as a flag's code is when it is first
-    evaluated: one statement per stage, no loop, no list of data; each
-    hook is a name bound to it (``h0``...), so the source holds no data of
-    the application's, only the positions of the stages. Every stage is
-    looked up on its hook when it runs (as a method call does), and
-    isolated as :meth:`HookRunner.run` documents.
+    evaluated: its :class:`Stages` around :data:`RUN_HEAD`, no loop, no
+    list of data.
     """
+    stages = Stages(runner, before, after, "    ")
     lines = [
-        "def run(head, key, context, matcher, method, default, present=detail_of):"
+        "def run(head, key, context, matcher, method, default, present=detail_of):",
+        *stages.before,
+        *write_run_head("    "),  # the pipeline's place, in this frame
+        *stages.after,
+        "    return result",
     ]
-    if before or after:  # (with none: the head alone, run_head with this signature)
-        lines += [
-            "    series = new(EvaluationSeriesContext)",
-            "    series._key = key",
-            "    series._context = context",
-            "    series._default = default",
-            "    series._method = method",
-            "    series._env = runner.environment_id",
-        ]
-    names: dict[str, Hook] = {}
-    for i, hook in enumerate(before):
-        names[f"h{i}"] = hook
-        lines += [
-            "    try:",
-            f"        d{i} = h{i}.before_evaluation(series, EMPTY)",
-            "    except Exception:",
-            f"        failed(h{i}, 'before_evaluation', None)",
-            f"        d{i} = EMPTY",
-            "    else:",
-            f"        if d{i}.__class__ is not dict and d{i}.__class__ is not PROXY"
-            f" and not isinstance(d{i}, Mapping):",
-            f"            failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
-            f"            d{i} = EMPTY",
-        ]
-    lines += write_run_head("    ")  # the pipeline's place, in this frame
-    if after:
-        # A result that serves a variation keeps its own detail (detail_of's).
-        lines += [
-            "    shown = result.detail",
-            "    if shown is None or present is not detail_of:",
-            "        shown = present(result, default)",
-        ]
-    for j, (hook, position) in enumerate(after):
-        names[f"a{j}"] = hook
-        data = "EMPTY" if position < 0 else f"d{position}"
-        lines += [
-            "    try:",
-            f"        a{j}.after_evaluation(series, {data}, shown)",
-            "    except Exception:",
-            f"        failed(a{j}, 'after_evaluation', None)",
-        ]
-    lines.append("    return result")
-    namespace: dict[str, Any] = {
-        **names,
-        "EvaluationSeriesContext": EvaluationSeriesContext,
-        "EMPTY": _EMPTY,
-        "Mapping": Mapping,
-        "PROXY": _PROXY,
-        "detail_of": detail_of,
-        "failed": None if runner is None else runner._stage_failed,
-        "new": object.__new__,
-        **RUN_HEAD_NAMES,
-        "runner": runner,
-    }
+    namespace: dict[str, Any] = {**stages.names, **RUN_HEAD_NAMES}
     exec(
         compile("\n".join(lines), "<aioflags hook series>", "exec"), namespace
     )  # positions only, no data

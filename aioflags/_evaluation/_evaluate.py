@@ -882,16 +882,18 @@ def _is_power_of_ten(count: int) -> bool:
 #: result, or a tuple whose first item runs it), ``key``, ``context`` and
 #: ``matcher`` (the data its code reads) are bound; ``result`` is set. An
 #: abort or a bug is :func:`finish`'s. Written, as it is, into
-#: :func:`run_head` and into each hook series compiled around it
-#: (``_client._hooks``: in its own frame, as a call to run_head from there
-#: cost ~500 instructions, 4 % of a hooked evaluation); the client's
-#: inlined hot path does the same in its own frame.
+#: :func:`run_head`, into each hook series compiled around it
+#: (``_client._hooks``) and into each composition's evaluation
+#: (``_client._composition``), in their own frames: a call to run_head
+#: from there would cost ~500 instructions, 4 % of a hooked evaluation.
+#: ``{state}`` is what the code reads its data through: ``matcher``, or
+#: an expression that picks a recording matcher (analytics events).
 RUN_HEAD: Final = """\
 if type(head) is Result:
     result = head
 else:
     try:
-        result = head[0](head, context, matcher)
+        result = head[0](head, context, {state})
     except Exception as exc:
         result = finish(key, exc, head[1] is not None)
 """
@@ -902,9 +904,12 @@ RUN_HEAD_NAMES: Final[Mapping[str, object]] = MappingProxyType(
 )
 
 
-def write_run_head(indent: str) -> list[str]:
-    """:data:`RUN_HEAD`'s lines, indented by ``indent``, for generated code."""
-    return [indent + line for line in RUN_HEAD.splitlines()]
+def write_run_head(indent: str, state: str = "matcher") -> list[str]:
+    """:data:`RUN_HEAD`'s lines, indented by ``indent``, for generated code.
+
+    ``state``: the expression the flag's code reads its data through.
+    """
+    return [indent + line for line in RUN_HEAD.format(state=state).splitlines()]
 
 
 class RunHead(Protocol):
