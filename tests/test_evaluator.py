@@ -125,20 +125,37 @@ async def test_a_clients_methods_are_its_compositions_and_change_with_it() -> No
         Config(data_system=_data().data_system(), send_events=False)
     ) as client:
         evaluator = client._evaluator
-        assert client.variation is evaluator.variation
-        assert client.variation_detail is evaluator.variation_detail
+        # Written on a method's first call, then the instance's own.
+        assert "variation" not in vars(client)
+        assert await client.variation("f", USER, False) is True
+        for name, method in evaluator.methods.items():
+            assert getattr(client, name) is method
+        assert set(evaluator.methods) == {"variation"}
         before = client.variation
         hook = Observing()
         client.add_hook(hook)
-        assert client.variation is not before
-        assert client.variation is evaluator.variation
+        assert "variation" not in vars(client)  # (a new composition)
         assert await client.variation("f", USER, False) is True
+        assert client.variation is not before
+        assert client.variation is evaluator.methods["variation"]
         assert await Client.variation(client, "f", USER, False) is True
         assert (await client.variation_detail("f", USER, False)).value is True
-        assert [stage for stage, _ in hook.seen] == ["before", "after"] * 3
+        assert await client.bool_variation("f", USER, False) is True
+        assert await client.string_variation("f", USER, "x") == "x"  # WRONG_TYPE
+        wrong = await client.string_variation_detail("f", USER, "x")
+        assert wrong.error_kind == "WRONG_TYPE"
+        methods = [method for stage, method in hook.seen if stage == "before"]
+        assert methods == [
+            "variation",
+            "variation",
+            "variation_detail",
+            "bool_variation",
+            "string_variation",
+            "string_variation_detail",
+        ]
     # A client not started, and after: the methods of its plain evaluator.
-    assert client.variation is client._evaluator.variation
     assert await client.variation("f", USER, "default") == "default"
+    assert client.variation is client._evaluator.methods["variation"]
 
 
 def test_the_store_holds_data_only() -> None:

@@ -36,6 +36,7 @@ from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._snapshot import FlagSnapshot
 
+from ._composition import METHODS
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -162,7 +163,7 @@ class Client:
     """
 
     __slots__ = (
-        "__dict__",  # variation and variation_detail, as composed (_install)
+        "__dict__",  # the evaluation methods, as composed (_install)
         "__weakref__",
         "_big_segment_listeners",
         "_bus",
@@ -324,11 +325,13 @@ class Client:
     def _install(self, evaluator: Evaluator) -> None:
         """Evaluate through ``evaluator`` from now on, as it is composed now and later.
 
-        ``variation`` and ``variation_detail`` are the evaluator's, written
-        for its composition (``_composition``), set on the instance (they
-        are looked up before the class's): an evaluation runs in their
-        frame, with no call more and no test of the composition per call.
-        They are set again whenever the composition changes.
+        The awaited evaluation methods (``variation``, ``bool_variation``,
+        ``variation_detail``...) are the evaluator's, written for its
+        composition (``_composition``) on their first call, and set on the
+        instance (looked up before the class's): from then on an
+        evaluation runs in their frame, with no call more and no test of
+        the composition per call. They are set again whenever the
+        composition changes.
         """
         self._evaluator = evaluator
         evaluator.on_change = self._composed
@@ -337,8 +340,13 @@ class Client:
     def _composed(self, evaluator: Evaluator) -> None:
         """``evaluator``'s composition changed: its methods are this client's (if current)."""
         if evaluator is self._evaluator:
-            self.__dict__["variation"] = evaluator.variation
-            self.__dict__["variation_detail"] = evaluator.variation_detail
+            mine = self.__dict__
+            for name in METHODS:  # (those not written yet: the class's)
+                method = evaluator.methods.get(name)
+                if method is None:
+                    mine.pop(name, None)
+                else:
+                    mine[name] = method
 
     def _keep_flag_keys(self) -> None:
         """A run ends: keep the keys of the flags it served, for :meth:`usage`."""
@@ -697,95 +705,112 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        # (The instance's own is the composition's, written for it: this is
-        # the same evaluation, for a call through the class.)
-        return await self._evaluator.variation(key, context, default)
+        # The instance's own is the composition's (Client._install), which
+        # a call through the instance runs; this is the same evaluation,
+        # for a call through the class.
+        answer: JSONValue = await self._evaluator.method("variation")(
+            key, context, default
+        )
+        return answer
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        return await self._evaluator.variation_detail(key, context, default)
+        answer: EvaluationDetail[JSONValue] = await self._evaluator.method(
+            "variation_detail"
+        )(key, context, default)
+        return answer
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.bool_variation, key, context, default
+        answer: bool = await self._evaluator.method("bool_variation")(
+            key, context, default
         )
+        return answer
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.int_variation, key, context, default
+        answer: int = await self._evaluator.method("int_variation")(
+            key, context, default
         )
+        return answer
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.float_variation, key, context, default
+        answer: float = await self._evaluator.method("float_variation")(
+            key, context, default
         )
+        return answer
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.string_variation, key, context, default
+        answer: str = await self._evaluator.method("string_variation")(
+            key, context, default
         )
+        return answer
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.json_variation, key, context, default
+        answer: JSONValue = await self._evaluator.method("json_variation")(
+            key, context, default
         )
+        return answer
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.bool_variation_detail, key, context, default
-        )
+        answer: EvaluationDetail[bool] = await self._evaluator.method(
+            "bool_variation_detail"
+        )(key, context, default)
+        return answer
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.int_variation_detail, key, context, default
-        )
+        answer: EvaluationDetail[int] = await self._evaluator.method(
+            "int_variation_detail"
+        )(key, context, default)
+        return answer
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.float_variation_detail, key, context, default
-        )
+        answer: EvaluationDetail[float] = await self._evaluator.method(
+            "float_variation_detail"
+        )(key, context, default)
+        return answer
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.string_variation_detail, key, context, default
-        )
+        answer: EvaluationDetail[str] = await self._evaluator.method(
+            "string_variation_detail"
+        )(key, context, default)
+        return answer
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return await self._evaluator.evaluate(
-            FlagSnapshot.json_variation_detail, key, context, default
-        )
+        answer: EvaluationDetail[JSONValue] = await self._evaluator.method(
+            "json_variation_detail"
+        )(key, context, default)
+        return answer
 
     async def all_flags_state(
         self,

@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from aioflags._evaluation._codegen import register_source
 from aioflags._evaluation._context import Context
-from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, write_run_head
+from aioflags._evaluation._evaluate import (
+    ERROR_RESULTS,
+    RUN_HEAD_NAMES,
+    typed_check,
+    write_run_head,
+)
 from aioflags._evaluation._results import detail_of
 from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -41,10 +46,9 @@ from ._hooks import Stages
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import CodeType
 
     from aioflags._analytics._recorder import Ledger
-    from aioflags._core._json import JSONValue
-    from aioflags._evaluation._results import EvaluationDetail
 
     from ._hooks import HookRunner
 
@@ -58,23 +62,15 @@ if TYPE_CHECKING:
     #: ``Evaluator.later``: the evaluation once the gate has let it through.
     _Later = Callable[..., Awaitable[Any]]
 
-__all__ = ["Composition", "Variation", "VariationDetail", "write"]
+__all__ = ["METHODS", "Composition", "Method", "write"]
 
 
-class Variation(Protocol):
-    """``await variation(key, context, default)``: a client's value method."""
-
-    async def __call__(
-        self, key: str, context: Context | None, default: JSONValue, /
-    ) -> JSONValue: ...
-
-
-class VariationDetail(Protocol):
-    """``await variation_detail(key, context, default)``: a client's detail method."""
+class Method(Protocol):
+    """``await method(key, context, default)``: one of a client's evaluation methods."""
 
     async def __call__(
-        self, key: str, context: Context | None, default: JSONValue, /
-    ) -> EvaluationDetail[JSONValue]: ...
+        self, key: str, context: Context | None, default: Any, /
+    ) -> Any: ...
 
 
 @final
@@ -112,20 +108,52 @@ class Composition:
 
 
 _COUNTER: Final = itertools.count()
+#: The code of each text written so far: a text depends on the stages
+#: alone (which hook runs where is a name bound to it, not in the text),
+#: so a composition of a shape met before compiles nothing (a compile of
+#: the twelve methods costs ~10 ms of the event loop; binding them, ~0.1).
+_CODE: Final[dict[str, CodeType]] = {}
+
+
+def _compiled(source: str, name: str) -> CodeType:
+    """``source`` compiled, once per process; registered for tracebacks."""
+    code = _CODE.get(source)
+    if code is None:
+        filename = f"<aioflags evaluation {next(_COUNTER)}: {name}>"
+        code = _CODE[source] = compile(source, filename, "exec")
+        register_source(code, source)
+    return code
+
+
+#: The client's awaited evaluation methods: the type each one's value must
+#: have (None: any), and whether it answers the detail.
+METHODS: Final[dict[str, tuple[type | None, bool]]] = {
+    "variation": (None, False),
+    "variation_detail": (None, True),
+    "bool_variation": (bool, False),
+    "int_variation": (int, False),
+    "float_variation": (float, False),
+    "string_variation": (str, False),
+    "json_variation": (None, False),
+    "bool_variation_detail": (bool, True),
+    "int_variation_detail": (int, True),
+    "float_variation_detail": (float, True),
+    "string_variation_detail": (str, True),
+    "json_variation_detail": (None, True),
+}
 
 
 def write(
-    composition: Composition, store: _Data, now: _Now, later: _Later
-) -> tuple[Variation, VariationDetail]:
-    """The client's ``variation`` and ``variation_detail`` for ``composition``.
+    composition: Composition, method: str, store: _Data, now: _Now, later: _Later
+) -> Method:
+    """The client's awaited ``method`` (one of :data:`METHODS`) for ``composition``.
 
-    They read the flag data from ``store``; what they do not evaluate in
-    their own frame (the door's refusals, a missing flag, a gate) they hand
-    to the snapshot ``now(key)`` gives, or await ``later``.
+    It reads the flag data from ``store``; what it does not evaluate in its
+    own frame (the door's refusals, a missing flag, a gate) it hands to the
+    snapshot ``now(key)`` gives, or awaits ``later``.
     """
-    value: Variation = _written(composition, store, now, later, detail=False)
-    detailed: VariationDetail = _written(composition, store, now, later, detail=True)
-    return value, detailed
+    kind, detail = METHODS[method]
+    return _written(composition, store, now, later, method, kind, detail)
 
 
 def _written(
@@ -133,11 +161,11 @@ def _written(
     store: _Data,
     now: _Now,
     later: _Later,
-    *,
+    method: str,
+    kind: type | None,
     detail: bool,
-) -> Any:
+) -> Method:
     """One method for ``composition``: the stages it has, in order, and no others."""
-    method = "variation_detail" if detail else "variation"
     hooks = composition.hooks
     ledger = composition.ledger
     # The hooks' stages as they are now: a hook added later composes anew.
@@ -181,6 +209,16 @@ def _written(
         stages = Stages(hooks, before, after, indent)
         lines += stages.before
         lines += write_run_head(indent, state)
+        if kind is not None:  # type: the value's type, else WRONG_TYPE
+            lines += [
+                f"{indent}if result.variation_index is not None and default is not"
+                " None and type(result.value) is not kind:",
+                f"{indent}    ok, value = typed_check(result.value, kind)",
+                f"{indent}    if not ok:",
+                f"{indent}        result = WRONG_TYPE",
+                f"{indent}    elif value is not result.value:  # int <-> float",
+                f"{indent}        result = result.with_value(value)",
+            ]
         if ledger is not None:  # count
             lines.append(
                 f"{indent}ledger.record(flag, context, result, default"
@@ -209,7 +247,6 @@ def _written(
         "",
     ]
     source = "\n".join(lines)
-    filename = f"<aioflags evaluation {next(_COUNTER)}: {composition.name}>"
     namespace: dict[str, Any] = {
         **stages.names,
         **RUN_HEAD_NAMES,
@@ -217,16 +254,18 @@ def _written(
         "FlagSnapshot": FlagSnapshot,
         "detail_of": detail_of,
         "ledger": ledger,
+        "WRONG_TYPE": ERROR_RESULTS["WRONG_TYPE"],
+        "kind": kind,
+        "typed_check": typed_check,
         "later": later,
         "method": method,  # (what the hooks' series context says)
         "present": detail_of,  # (the detail the after stages are shown)
         "now": now,
         "store": store,
     }
-    code = compile(source, filename, "exec")
-    exec(code, namespace)  # stage positions only, no data
+    exec(_compiled(source, composition.name), namespace)  # no data in the text
     function = namespace[method]
-    register_source(function.__code__, source)
     function.__qualname__ = f"Client.{method}"
     function.__module__ = "aioflags"
-    return function
+    written: Method = function
+    return written

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
-    from ._composition import Variation, VariationDetail
+    from ._composition import Method
     from ._hooks import HookRunner
 
 
@@ -73,10 +73,9 @@ class Evaluator:
         "events",
         "gate",
         "hooks",
+        "methods",
         "on_change",
         "store",
-        "variation",
-        "variation_detail",
     )
 
     def __init__(self, store: Data, hooks: HookRunner | None = None) -> None:
@@ -98,9 +97,9 @@ class Evaluator:
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
         self.composition: Composition
-        #: The client's awaited evaluations, written for :attr:`composition`.
-        self.variation: Variation
-        self.variation_detail: VariationDetail
+        #: The client's awaited evaluation methods written so far for
+        #: :attr:`composition`, by name (:meth:`method`).
+        self.methods: dict[str, Method] = {}
         self._changed()
 
     # ------------------------------------------------------------ composing
@@ -110,16 +109,30 @@ class Evaluator:
         hooks = self.hooks
         gate = self.gate
         events = self.events
-        self.composition = composition = Composition(
+        self.composition = Composition(
             own=self.big_segments is None and (gate is None or not gate.always),
             hooks=hooks if hooks is not None and hooks.observes_evaluations else None,
             ledger=None if events is None else events.recorder.loop,
         )
-        self.variation, self.variation_detail = write(
-            composition, self.store, self.now, self.later
-        )
+        self.methods = {}
         if self.on_change is not None:
             self.on_change(self)
+
+    def method(self, name: str) -> Method:
+        """The client's awaited evaluation method ``name`` for the composition.
+
+        Written on its first call per composition (as a flag's code is on
+        its first evaluation: a client uses a few of its twelve methods),
+        then kept in :attr:`methods`, and the client told
+        (:attr:`on_change`), which installs it.
+        """
+        method = self.methods.get(name)
+        if method is None:
+            method = write(self.composition, name, self.store, self.now, self.later)
+            self.methods[name] = method
+            if self.on_change is not None:
+                self.on_change(self)
+        return method
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""
