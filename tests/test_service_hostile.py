@@ -32,7 +32,7 @@ import pytest
 
 from aioflags._service import _console as console
 from aioflags._service._app import MAX_BODY, MAX_EVENTS_BODY
-from aioflags._service._server import STREAM_QUEUE
+from aioflags._service._outbox import STREAM_QUEUE_BYTES
 from aioflags.testing import FlagServer
 from tests.flags import BOOL_FLAG
 
@@ -182,9 +182,10 @@ async def test_s2_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: Path) ->
 
 # ------------------------------------------------------------------ S3
 @pytest.mark.asyncio
-async def test_s3_a_stream_that_stops_reading_is_dropped_not_buffered(
+async def test_s3_a_stream_that_stops_reading_collapses_to_one_full_payload(
     tmp_path: Path,
 ) -> None:
+    """Issue 60, F2: a stalled stream holds at most STREAM_QUEUE_BYTES, then catches up."""
     async with service("FlagServer", tmp_path) as (svc, http):
         server = svc.server
         assert server is not None
@@ -193,16 +194,22 @@ async def test_s3_a_stream_that_stops_reading_is_dropped_not_buffered(
             await stalled.send(b"GET /sdk/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             with anyio.fail_after(GUARD):
                 await server.wait_for_stream()
-            # Never read again; flip until the service gives up on this client.
-            big = {**BOOL_FLAG, "description": "x" * 4096}
+            (subscriber,) = server._subscribers.values()
+            # Never read; 32 MiB of changes, past any socket buffer.
+            big = {**BOOL_FLAG, "description": "x" * 65536}
+            for flip in range(512):
+                server.set_flag("f", {**big, "on": flip % 2 == 0})
+                assert subscriber.outbox.queued_bytes <= STREAM_QUEUE_BYTES
+                if flip % 64 == 0:
+                    await anyio.lowlevel.checkpoint()  # let the stream's task run
+            assert subscriber.outbox.collapsed >= 1
+            assert server.open_streams() == 1  # kept, not dropped
+            # Reading again, the client gets one full transfer of the latest data.
+            received = b""
             with anyio.fail_after(GUARD):
-                flips = 0
-                while server.open_streams() > 0:
-                    server.set_flag("f", {**big, "on": flips % 2 == 0})
-                    flips += 1
-                    if flips % 100 == 0:
-                        await anyio.lowlevel.checkpoint()  # let the stream's task run
-            assert flips <= STREAM_QUEUE * 4  # bounded: dropped, not buffered
+                while server.state.encode() not in received:
+                    received += await stalled.receive()
+            assert b"xfer-full" in received.split(b"payload-transferred", 1)[1]
         await svc.still_serves(http)
 
 
@@ -360,6 +367,23 @@ async def test_s5_keep_bytes_bounds_the_recorded_bodies() -> None:
             await http.post("/bulk", content=b"[" + b" " * 2000 + b"]")
         assert sum(len(r.body) for r in server.requests) <= 10_000
         assert len(server.events) == 0  # empty payloads, all received
+
+
+@pytest.mark.asyncio
+async def test_keep_bytes_bounds_the_kept_event_payloads_too() -> None:
+    """Issue 60, F2: payloads were kept parsed, bounded by count alone (200 MB a post)."""
+    payload = b"[" + b"{}," * 999 + b"{}]"  # 3,000 bytes, 1,000 events
+    async with (
+        FlagServer(FLAGS, keep_bytes=10_000) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for _ in range(10):
+            assert (await http.post("/bulk", content=payload)).status_code == 202
+            await http.post("/diagnostic", content=b'{"kind": "diagnostic"}')
+        assert len(server.event_payloads) == 3  # the newest that fit
+        assert len(server.events) == 3000
+        assert server.diagnostic_events[-1] == {"kind": "diagnostic"}
+        assert server._event_bytes <= 10_000
 
 
 # ------------------------------------------------------------------ N1-N3

@@ -13,8 +13,8 @@ Every request goes through one pipeline before its route:
    console under ``/ui``, JSON ``404`` otherwise.
 
 A handler that fails answers ``500`` (Hypercorn's own isolation), never
-more than that one request; a stream whose client stops reading is dropped
-once its bounded queue is full (see ``_server.STREAM_QUEUE``).
+more than that one request; a stream whose client stops reading collapses
+its queue to one full payload past a few MiB (see ``_outbox``).
 """
 
 from __future__ import annotations
