@@ -158,6 +158,8 @@ class FlagServer:
         #: The ``/sdk/latest-all`` body of data version ``[0]``, serialised
         #: once per version (as the ETag, the version names the content).
         self._fdv1_poll: tuple[int, bytes] | None = None
+        #: The same for ``/sdk/poll``'s full transfer.
+        self._fdv2_poll: tuple[int, bytes] | None = None
         #: Each SDK stream path's full payload of data version ``[0]``.
         self._full_payloads: dict[str, tuple[int, bytes]] = {}
         #: Each item's own version (deleted ones too): see ``_next_version``.
@@ -200,7 +202,7 @@ class FlagServer:
         self._event_bytes = 0
         self._event_seq = itertools.count()
         self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
-        self._console = console.Console(host, lambda: self._ofrep.snapshot())
+        self._console = console.Console(host, lambda: self._ofrep.fresh_snapshot())
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(lambda: self._version, self._objects)
 
@@ -433,6 +435,7 @@ class FlagServer:
 
     def _push_console(self) -> None:
         """Tell every open console page that the state changed (at most one pending)."""
+        self._console.invalidate()
         for subscriber in self._subscribers.values():
             if subscriber.path == console.EVENTS:
                 subscriber.outbox.put_full()
@@ -443,7 +446,7 @@ class FlagServer:
         The SDK streams' is made once per data version and shared.
         """
         if path == console.EVENTS:
-            return self._console.state_event(self._flags).encode()
+            return self._console.state_event(self._flags)
         kept = self._full_payloads.get(path)
         if kept is None or kept[0] != self._version:
             text = (
@@ -638,6 +641,20 @@ class FlagServer:
             kept = self._fdv1_poll = (self._version, body)
         return kept[1]
 
+    def _fdv2_poll_body(self, basis: str | None) -> bytes:
+        """The ``/sdk/poll`` body for ``basis``; a full transfer is made once per version.
+
+        At 20,000 flags, writing it took 740 ms per poll.
+        """
+        if basis == self.state:
+            poll = wire.fdv2_poll_body((), self.state, self._version, basis)
+            return json.dumps(poll).encode()
+        kept = self._fdv2_poll
+        if kept is None or kept[0] != self._version:
+            poll = wire.fdv2_poll_body(self._objects(), self.state, self._version, None)
+            kept = self._fdv2_poll = (self._version, json.dumps(poll).encode())
+        return kept[1]
+
     def _sdk_polled(self, headers: Mapping[str, str]) -> None:
         """An SDK polled: the console lists it."""
         if self._console.sdk_seen("poll", headers):
@@ -781,6 +798,9 @@ class FlagServer:
 
         fault = info.fault
         number = info.request_id
+        if path == console.EVENTS and self._console_pages() >= console.PAGES:
+            await _refuse_page(send, headers)
+            return
         with anyio.CancelScope() as scope:
             # The first payload is computed and the subscriber registered in one
             # step (no await between): every later change is pushed after it.
@@ -808,6 +828,10 @@ class FlagServer:
                     self._console.stream_closed(sdk)
                     self._push_console()
                 self._notify()
+
+    def _console_pages(self) -> int:
+        """How many console pages hold the event stream."""
+        return sum(1 for s in self._subscribers.values() if s.path == console.EVENTS)
 
     async def _feed(
         self,
@@ -854,6 +878,28 @@ class FlagServer:
 
 
 _END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer a console page past :data:`console.PAGES` with a 503 that says why."""
+    body = json.dumps(
+        {
+            "message": f"the console has {console.PAGES} pages open already: "
+            "close one of them and reload this one"
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _chunk(message: bytes) -> dict[str, Any]:
