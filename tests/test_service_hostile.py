@@ -315,6 +315,109 @@ def test_s4_running_out_of_file_descriptors_is_survived() -> None:
     assert result.stdout.strip().splitlines()[-1] == "200"
 
 
+def _lines_until(process: subprocess.Popen[str], text: str) -> list[str]:
+    """The process's stderr lines up to the first containing ``text`` (a guard: GUARD s)."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = GUARD * 10  # lines, not seconds: a flood fails fast
+    while not lines or text not in lines[-1]:
+        line = process.stderr.readline()
+        assert line, f"ended without {text!r}: {lines[-20:]}"
+        lines.append(line)
+        assert len(lines) < deadline, f"flooded: {lines[:5]} ..."
+    return lines
+
+
+@pytest.mark.asyncio
+async def test_f7_out_of_file_descriptors_serve_logs_one_line_and_its_end(
+    tmp_path: Path,
+) -> None:
+    """Issue 60, F7: asyncio logged a traceback per failed accept (52,862 in 16 s)."""
+    import resource
+
+    process, url = _start_serve(tmp_path)
+    try:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        hard = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (32, hard))
+        held = [socket.create_connection((host, int(port))) for _ in range(64)]
+        try:
+            with anyio.fail_after(GUARD):
+                first = await anyio.to_thread.run_sync(_lines_until, process, "accept")
+        finally:
+            for sock in held:
+                sock.close()
+        async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+            assert (await http.get("/sdk/latest-all")).status_code == 200
+        with anyio.fail_after(GUARD):
+            rest = await anyio.to_thread.run_sync(
+                _lines_until, process, "accepting connections again"
+            )
+    finally:
+        _stop(process)
+    lines = first + rest
+    assert "cannot accept connections (Too many open files)" in first[-1]
+    assert sum("accept" in line for line in lines) == 2, lines
+    assert not any("Traceback" in line or "ERROR" in line for line in lines)
+
+
+_HELD_SCRIPT = """
+import resource, sys, anyio
+from aioflags._service import _hosting
+from aioflags.testing import FlagServer
+
+_hosting.IDLE_TIMEOUT = 0.5  # (the relay's and Hypercorn's; 5 s in use)
+
+async def main():
+    async with FlagServer({"f": {"on": True, "variations": [True, False],
+                                 "fallthrough": {"variation": 0}}}) as server:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, hard))
+        print(server.url, flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+
+anyio.run(main)
+"""
+
+
+def _start_script(script: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.asyncio
+async def test_f7_flag_server_serves_again_while_idle_connections_are_held() -> None:
+    """Issue 60, F7: the relay held connections Hypercorn could not accept for ever."""
+    process = _start_script(_HELD_SCRIPT)
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://"), process.communicate(timeout=GUARD)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        held = [socket.create_connection((host, int(port))) for _ in range(100)]
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+                answer = await http.get("/sdk/latest-all")
+            assert answer.status_code == 200
+        finally:
+            for sock in held:
+                sock.close()
+        process.stdin.write("\n")
+        process.stdin.flush()
+        _, errors = process.communicate(timeout=GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=GUARD)
+    assert process.returncode == 0, errors[-3000:]
+    assert "Traceback" not in errors, errors[-3000:]
+
+
 # ------------------------------------------------------------------ S5
 @KINDS
 @pytest.mark.asyncio

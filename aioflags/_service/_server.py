@@ -117,10 +117,11 @@ class FlagServer:
     another site.
 
     ``count_connections`` (the default): ``connections_opened`` and
-    ``connections_closed`` count TCP connections, and each recorded request
-    says which connection it came on. ASGI has no connection events, so the
-    server then accepts connections itself and relays each to its HTTP
-    server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
+    ``connections_closed`` count TCP connections (once they have sent
+    something: one that sends nothing for 5 s is closed, uncounted), and
+    each recorded request says which connection it came on. ASGI has no
+    connection events, so the server then accepts connections itself and
+    relays each to its HTTP server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
     ``RecordedRequest.connection`` is 0).
 
     HTTP is served by Hypercorn with Starlette's routing: install the
