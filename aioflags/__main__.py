@@ -43,8 +43,9 @@ _WATCH_INTERVAL = 0.25
 #: ``serve`` keeps the last this many requests and event payloads (memory stays
 #: bounded however long it runs; the console's log is bounded by itself).
 SERVE_KEEP = 1000
-#: ... and at most this many bytes of recorded request bodies.
-SERVE_KEEP_BYTES = 64 * 1024 * 1024
+#: ... and at most this many bytes of recorded request bodies (and as many of
+#: event payloads): ten 8 MiB event posts keep it under 150 MB.
+SERVE_KEEP_BYTES = 32 * 1024 * 1024
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

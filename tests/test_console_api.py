@@ -995,3 +995,90 @@ async def test_evaluate_results_carry_a_label_with_bidi_controls_written_out() -
         answer = await post(http, "evaluate", {"context": "u"}, token)
         [result] = answer.json()["results"]
         assert (result["key"], result["label"]) == ("a\u202eb", "a⟨U+202E⟩b")
+
+
+# ------------------------------------------------- work per change (issue 60, F3)
+@pytest.mark.asyncio
+async def test_a_change_is_written_once_for_every_open_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 2,000 flags, 100 pages each writing the whole state made a flip take 2.2 s."""
+    rows: list[object] = []
+    flag_row = console.flag_row
+
+    def counting(flag: Any, *, changed: bool = False) -> Any:
+        rows.append(flag.get("key"))
+        return flag_row(flag, changed=changed)
+
+    async with serving() as (server, http, _), contextlib.AsyncExitStack() as pages:
+        streams = []
+        for _ in range(5):
+            source = await pages.enter_async_context(
+                aconnect_sse(http, "GET", "/ui/api/events")
+            )
+            streams.append(source.aiter_sse())
+        with anyio.fail_after(10):
+            for events in streams:
+                first = json.loads((await anext(events)).data)
+                assert not next(f for f in first["flags"] if f["key"] == "dark")["on"]
+        monkeypatch.setattr(console, "flag_row", counting)
+        server.set_flag("dark", {**FLAGS["dark"], "on": True})
+        with anyio.fail_after(10):
+            for events in streams:
+                state = json.loads((await anext(events)).data)
+                assert next(f for f in state["flags"] if f["key"] == "dark")["on"]
+        assert rows == ["dark"]  # one row, written once, for the five pages
+        answer = (await http.get("/ui/api/state")).json()
+        assert answer == state
+        assert rows == ["dark"]
+
+
+@pytest.mark.asyncio
+async def test_pages_past_the_cap_are_refused_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console, "PAGES", 2)
+    async with serving() as (server, http, _):
+        async with (
+            aconnect_sse(http, "GET", "/ui/api/events") as one,
+            aconnect_sse(http, "GET", "/ui/api/events") as two,
+        ):
+            for source in (one, two):
+                with anyio.fail_after(10):
+                    await anext(source.aiter_sse())
+            third = await http.get("/ui/api/events")
+            assert third.status_code == 503
+            assert "has 2 pages open already" in third.json()["message"]
+            assert "default-src 'self'" in third.headers["content-security-policy"]
+        with anyio.fail_after(10):
+            await server.wait_until(lambda: server.open_streams(console.EVENTS) == 0)
+        async with aconnect_sse(http, "GET", "/ui/api/events") as again:
+            assert again.response.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_evaluate_of_many_flags_lets_other_requests_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 20,000 flags one Evaluate held the event loop for 2.5 s."""
+    from aioflags._core import _pacing
+
+    flags = {f"f{n:04d}": FLAGS["plain"] for n in range(2000)}
+    async with serving(flags) as (_, http, token):
+        # The evaluator's data is built by the first request: not counted.
+        await post(http, "evaluate", {"context": "u", "flag": "f0000"}, token)
+        pauses = 0
+        checkpoint = _pacing.checkpoint
+
+        async def counting() -> None:
+            nonlocal pauses
+            pauses += 1
+            await checkpoint()
+
+        monkeypatch.setattr(_pacing, "checkpoint", counting)
+        answer = await post(http, "evaluate", {"context": "u"}, token)
+        assert answer.status_code == 200
+        results = answer.json()["results"]
+        assert [r["key"] for r in results] == sorted(flags)
+        assert {r["value"] for r in results} == {"true"}
+        assert pauses >= len(flags) // _pacing.MAX_OBJECTS

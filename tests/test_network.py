@@ -775,3 +775,34 @@ async def test_the_service_makes_the_fdv1_poll_body_once_per_data_version() -> N
             FDV1_POLL, headers={"if-none-match": second.headers["etag"]}
         )
         assert unchanged.status_code == 304
+
+
+async def test_the_service_makes_the_fdv2_poll_body_once_per_data_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 60, F3: at 20,000 flags each ``/sdk/poll`` took 740 ms to write."""
+    import httpx
+
+    from aioflags._service import _wire
+
+    made = 0
+    poll_body = _wire.fdv2_poll_body
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal made
+        made += 1
+        return poll_body(*args, **kwargs)
+
+    monkeypatch.setattr(_wire, "fdv2_poll_body", counting)
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        first = [(await http.get("/sdk/poll")).json() for _ in range(3)]
+        assert made == 1
+        assert first[0] == first[2]
+        server.set_flag("f", {**STRING_FLAG, "on": not STRING_FLAG["on"]})
+        second = (await http.get("/sdk/poll")).json()
+        assert made == 2
+        assert second != first[0]
+        assert second["events"][-1]["data"]["state"] == server.state

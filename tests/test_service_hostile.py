@@ -32,7 +32,7 @@ import pytest
 
 from aioflags._service import _console as console
 from aioflags._service._app import MAX_BODY, MAX_EVENTS_BODY
-from aioflags._service._server import STREAM_QUEUE
+from aioflags._service._outbox import STREAM_QUEUE_BYTES
 from aioflags.testing import FlagServer
 from tests.flags import BOOL_FLAG
 
@@ -182,9 +182,10 @@ async def test_s2_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: Path) ->
 
 # ------------------------------------------------------------------ S3
 @pytest.mark.asyncio
-async def test_s3_a_stream_that_stops_reading_is_dropped_not_buffered(
+async def test_s3_a_stream_that_stops_reading_collapses_to_one_full_payload(
     tmp_path: Path,
 ) -> None:
+    """Issue 60, F2: a stalled stream holds at most STREAM_QUEUE_BYTES, then catches up."""
     async with service("FlagServer", tmp_path) as (svc, http):
         server = svc.server
         assert server is not None
@@ -193,16 +194,22 @@ async def test_s3_a_stream_that_stops_reading_is_dropped_not_buffered(
             await stalled.send(b"GET /sdk/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             with anyio.fail_after(GUARD):
                 await server.wait_for_stream()
-            # Never read again; flip until the service gives up on this client.
-            big = {**BOOL_FLAG, "description": "x" * 4096}
+            (subscriber,) = server._subscribers.values()
+            # Never read; 32 MiB of changes, past any socket buffer.
+            big = {**BOOL_FLAG, "description": "x" * 65536}
+            for flip in range(512):
+                server.set_flag("f", {**big, "on": flip % 2 == 0})
+                assert subscriber.outbox.queued_bytes <= STREAM_QUEUE_BYTES
+                if flip % 64 == 0:
+                    await anyio.lowlevel.checkpoint()  # let the stream's task run
+            assert subscriber.outbox.collapsed >= 1
+            assert server.open_streams() == 1  # kept, not dropped
+            # Reading again, the client gets one full transfer of the latest data.
+            received = b""
             with anyio.fail_after(GUARD):
-                flips = 0
-                while server.open_streams() > 0:
-                    server.set_flag("f", {**big, "on": flips % 2 == 0})
-                    flips += 1
-                    if flips % 100 == 0:
-                        await anyio.lowlevel.checkpoint()  # let the stream's task run
-            assert flips <= STREAM_QUEUE * 4  # bounded: dropped, not buffered
+                while server.state.encode() not in received:
+                    received += await stalled.receive()
+            assert b"xfer-full" in received.split(b"payload-transferred", 1)[1]
         await svc.still_serves(http)
 
 
@@ -308,6 +315,109 @@ def test_s4_running_out_of_file_descriptors_is_survived() -> None:
     assert result.stdout.strip().splitlines()[-1] == "200"
 
 
+def _lines_until(process: subprocess.Popen[str], text: str) -> list[str]:
+    """The process's stderr lines up to the first containing ``text`` (a guard: GUARD s)."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = GUARD * 10  # lines, not seconds: a flood fails fast
+    while not lines or text not in lines[-1]:
+        line = process.stderr.readline()
+        assert line, f"ended without {text!r}: {lines[-20:]}"
+        lines.append(line)
+        assert len(lines) < deadline, f"flooded: {lines[:5]} ..."
+    return lines
+
+
+@pytest.mark.asyncio
+async def test_f7_out_of_file_descriptors_serve_logs_one_line_and_its_end(
+    tmp_path: Path,
+) -> None:
+    """Issue 60, F7: asyncio logged a traceback per failed accept (52,862 in 16 s)."""
+    import resource
+
+    process, url = _start_serve(tmp_path)
+    try:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        hard = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (32, hard))
+        held = [socket.create_connection((host, int(port))) for _ in range(64)]
+        try:
+            with anyio.fail_after(GUARD):
+                first = await anyio.to_thread.run_sync(_lines_until, process, "accept")
+        finally:
+            for sock in held:
+                sock.close()
+        async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+            assert (await http.get("/sdk/latest-all")).status_code == 200
+        with anyio.fail_after(GUARD):
+            rest = await anyio.to_thread.run_sync(
+                _lines_until, process, "accepting connections again"
+            )
+    finally:
+        _stop(process)
+    lines = first + rest
+    assert "cannot accept connections (Too many open files)" in first[-1]
+    assert sum("accept" in line for line in lines) == 2, lines
+    assert not any("Traceback" in line or "ERROR" in line for line in lines)
+
+
+_HELD_SCRIPT = """
+import resource, sys, anyio
+from aioflags._service import _hosting
+from aioflags.testing import FlagServer
+
+_hosting.IDLE_TIMEOUT = 0.5  # (the relay's and Hypercorn's; 5 s in use)
+
+async def main():
+    async with FlagServer({"f": {"on": True, "variations": [True, False],
+                                 "fallthrough": {"variation": 0}}}) as server:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, hard))
+        print(server.url, flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+
+anyio.run(main)
+"""
+
+
+def _start_script(script: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.asyncio
+async def test_f7_flag_server_serves_again_while_idle_connections_are_held() -> None:
+    """Issue 60, F7: the relay held connections Hypercorn could not accept for ever."""
+    process = _start_script(_HELD_SCRIPT)
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://"), process.communicate(timeout=GUARD)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        held = [socket.create_connection((host, int(port))) for _ in range(100)]
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+                answer = await http.get("/sdk/latest-all")
+            assert answer.status_code == 200
+        finally:
+            for sock in held:
+                sock.close()
+        process.stdin.write("\n")
+        process.stdin.flush()
+        _, errors = process.communicate(timeout=GUARD)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=GUARD)
+    assert process.returncode == 0, errors[-3000:]
+    assert "Traceback" not in errors, errors[-3000:]
+
+
 # ------------------------------------------------------------------ S5
 @KINDS
 @pytest.mark.asyncio
@@ -360,6 +470,23 @@ async def test_s5_keep_bytes_bounds_the_recorded_bodies() -> None:
             await http.post("/bulk", content=b"[" + b" " * 2000 + b"]")
         assert sum(len(r.body) for r in server.requests) <= 10_000
         assert len(server.events) == 0  # empty payloads, all received
+
+
+@pytest.mark.asyncio
+async def test_keep_bytes_bounds_the_kept_event_payloads_too() -> None:
+    """Issue 60, F2: payloads were kept parsed, bounded by count alone (200 MB a post)."""
+    payload = b"[" + b"{}," * 999 + b"{}]"  # 3,000 bytes, 1,000 events
+    async with (
+        FlagServer(FLAGS, keep_bytes=10_000) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for _ in range(10):
+            assert (await http.post("/bulk", content=payload)).status_code == 202
+            await http.post("/diagnostic", content=b'{"kind": "diagnostic"}')
+        assert len(server.event_payloads) == 3  # the newest that fit
+        assert len(server.events) == 3000
+        assert server.diagnostic_events[-1] == {"kind": "diagnostic"}
+        assert server._event_bytes <= 10_000
 
 
 # ------------------------------------------------------------------ N1-N3

@@ -13,8 +13,8 @@ Every request goes through one pipeline before its route:
    console under ``/ui``, JSON ``404`` otherwise.
 
 A handler that fails answers ``500`` (Hypercorn's own isolation), never
-more than that one request; a stream whose client stops reading is dropped
-once its bounded queue is full (see ``_server.STREAM_QUEUE``).
+more than that one request; a stream whose client stops reading collapses
+its queue to one full payload past a few MiB (see ``_outbox``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from starlette.routing import Route, Router
 from aioflags._core._clock import wall_ms
 
 from . import _console as console
-from . import _wire as wire
 from ._host import RequestInfo
 from ._ofrep import OFREPHandler, header_number
 from ._paths import (
@@ -306,13 +305,7 @@ class ServiceApp:
         if fault is not None and fault.body is not None:
             body = fault.body
         elif request.url.path == FDV2_POLL:
-            poll = wire.fdv2_poll_body(
-                server._objects(),
-                server.state,
-                server._version,
-                info.query.get("basis"),
-            )
-            body = json.dumps(poll).encode()
+            body = server._fdv2_poll_body(info.query.get("basis"))
         else:
             body = server._fdv1_poll_body()
         return Response(
@@ -335,7 +328,7 @@ class ServiceApp:
         self, scope: Scope, receive: Receive, send: Send
     ) -> None:
         info: RequestInfo = scope[_INFO]
-        reply = self._server._console.respond(
+        reply = await self._server._console.respond(
             self._server,
             scope["method"],
             scope["path"],

@@ -98,6 +98,7 @@ class Host(Protocol):
     _console: Console
     _ofrep: DataSource
     _version: int
+    _flags: dict[str, JSONObject]
 
     @property
     def state(self) -> str: ...
@@ -131,6 +132,8 @@ class Host(Protocol):
     def _fault_for(self, path: str) -> Fault | None: ...
 
     def _fdv1_poll_body(self) -> bytes: ...
+
+    def _fdv2_poll_body(self, basis: str | None) -> bytes: ...
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None: ...
 

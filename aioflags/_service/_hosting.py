@@ -20,18 +20,22 @@ one, and copies bytes both ways; see :func:`relay`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import logging
+import os
 import socket
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from anyio.abc import SocketStream
 
@@ -53,6 +57,130 @@ _ACCEPT_RETRY: Final = 0.1
 _ACCEPT_RESOURCES: Final = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 )
+#: During a shortage, whether it is over is asked this often; it is over once
+#: no accept failed for :data:`_SHORTAGE_QUIET` seconds (asyncio retries its
+#: accepts every second) and a descriptor is free.
+_SHORTAGE_PROBE: Final = 1.0
+_SHORTAGE_QUIET: Final = 2.0
+#: What asyncio's and trio's accept loops log, with a traceback, for each
+#: accept that fails for want of resources (by logger).
+_SHORTAGE_RECORDS: Final = {
+    "asyncio": "socket.accept() out of system resource",
+    "trio.serve_listeners": "accept returned ",
+}
+
+
+class _Shortage(logging.Filter):
+    """One log line when accepting fails for want of resources, one when it works again.
+
+    asyncio's accept loop logs an ERROR with a traceback for each accept
+    that fails so, ``backlog`` (1,024) times per wake-up: ``serve`` logged
+    52,862 of them (21 MB) in 16 s out of file descriptors. While a server
+    runs, this filter sits on asyncio's (and trio's) logger: the first such
+    record of an episode becomes one WARNING on ``aioflags.testing``, the
+    others are counted and dropped, and the episode's end (no accept failed
+    for 2 s, and a descriptor is free) is said with how many were dropped.
+    Other records pass. There is one for the process, as its descriptors are.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+        #: When the episode began (None: accepting works), and how many
+        #: failed accepts it has not logged.
+        self.since: float | None = None
+        self.hidden = 0
+        #: When an accept last failed.
+        self.last = 0.0
+        #: Tasks waiting for an episode to begin, by thread (events are the
+        #: thread's own event loop's).
+        self._waiting: dict[anyio.Event, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        start = _SHORTAGE_RECORDS.get(record.name)
+        if start is None or not str(record.msg).startswith(start):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        self.begin(exc.strerror if isinstance(exc, OSError) else None)
+        return False
+
+    def begin(self, why: str | None) -> None:
+        """An accept failed for want of resources."""
+        self.last = time.monotonic()
+        if self.since is not None:
+            self.hidden += 1
+            return
+        self.since, self.hidden = self.last, 0
+        logger.warning(
+            "FlagServer: cannot accept connections (%s); retrying until "
+            "resources are free, and saying so (accept errors are not logged "
+            "until then)",
+            why or "out of file descriptors or memory",
+        )
+        here = threading.get_ident()
+        for event, thread in list(self._waiting.items()):
+            if thread == here:
+                event.set()
+
+    def end(self) -> None:
+        """Accepting works again (a free descriptor, no failure for a while)."""
+        if self.since is None or time.monotonic() - self.last < _SHORTAGE_QUIET:
+            return
+        if not _descriptor_free():
+            return
+        logger.warning(
+            "FlagServer: accepting connections again after %.1f s (%d failed "
+            "accepts not logged)",
+            time.monotonic() - self.since,
+            self.hidden,
+        )
+        self.since = None
+
+    async def wait_begin(self) -> None:
+        """Wait until an episode begins."""
+        event = anyio.Event()
+        self._waiting[event] = threading.get_ident()
+        try:
+            await event.wait()
+        finally:
+            del self._waiting[event]
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Filter asyncio's and trio's accept records meanwhile."""
+        if self.users == 0:
+            for name in _SHORTAGE_RECORDS:
+                logging.getLogger(name).addFilter(self)
+        self.users += 1
+        try:
+            yield
+        finally:
+            self.users -= 1
+            if self.users == 0:
+                for name in _SHORTAGE_RECORDS:
+                    logging.getLogger(name).removeFilter(self)
+
+
+_SHORTAGE: Final = _Shortage()
+
+
+def _descriptor_free() -> bool:
+    """Whether this process can open a file descriptor now."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+async def _say_when_shortage_ends() -> None:
+    """Wait for each shortage, then for a free descriptor, and end the episode."""
+    while True:
+        await _SHORTAGE.wait_begin()
+        while _SHORTAGE.since is not None:
+            await anyio.sleep(_SHORTAGE_PROBE)
+            _SHORTAGE.end()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -98,20 +226,25 @@ async def serve_asgi(
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
     try:
-        # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
-        if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
-            from hypercorn.trio.run import worker_serve as trio_serve
+        with _SHORTAGE.installed():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_say_when_shortage_ends)
+                # anyio's own answer to "which backend": trio's Cancelled or
+                # asyncio's.
+                if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
+                    from hypercorn.trio.run import worker_serve as trio_serve
 
-            await trio_serve(
-                wrapped, config, sockets=sockets, shutdown_trigger=shutdown
-            )
-        else:
-            _let_anyio_see_backported_waits()
-            from hypercorn.asyncio.run import worker_serve as asyncio_serve
+                    await trio_serve(
+                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown
+                    )
+                else:
+                    _let_anyio_see_backported_waits()
+                    from hypercorn.asyncio.run import worker_serve as asyncio_serve
 
-            await asyncio_serve(
-                wrapped, config, sockets=sockets, shutdown_trigger=shutdown
-            )
+                    await asyncio_serve(
+                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown
+                    )
+                tg.cancel_scope.cancel()
     finally:
         sock.close()  # the same object Hypercorn used: closing twice is a no-op
 
@@ -155,10 +288,18 @@ async def relay(
     mid-body drops the client's connection, and a client that goes away is a
     disconnect for the app. Copying waits for the slower side, so a client
     that stops reading stops the app's sends (backpressure), never a buffer.
-    An accept that fails for want of file descriptors is logged and retried.
+
+    A connection is relayed once its client has sent something: one that
+    sends nothing for :data:`IDLE_TIMEOUT` is closed, as Hypercorn closes
+    one, and holds one descriptor meanwhile, not three (its own, the
+    relay's to Hypercorn, Hypercorn's). Held idle connections that Hypercorn
+    could not accept (out of descriptors) were kept open for ever, so the
+    server did not serve again while they were held.
+
+    An accept that fails for want of file descriptors is retried every
+    0.1 s, logged once when it starts and once when accepting works again.
     """
     accepting = await anyio.abc.SocketListener.from_socket(listener)
-    short = False  # logged once per shortage, not once per retry
     async with accepting, anyio.create_task_group() as tg:
         while True:
             try:
@@ -166,17 +307,9 @@ async def relay(
             except OSError as exc:
                 if exc.errno not in _ACCEPT_RESOURCES:
                     raise
-                if not short:
-                    logger.warning(
-                        "FlagServer: cannot accept connections (%s); retrying "
-                        "every %g s",
-                        exc.strerror,
-                        _ACCEPT_RETRY,
-                    )
-                short = True
+                _SHORTAGE.begin(exc.strerror)
                 await anyio.sleep(_ACCEPT_RETRY)
                 continue
-            short = False
             tg.start_soon(_relay_one, client, upstream, opened, closed)
 
 
@@ -189,18 +322,25 @@ async def _relay_one(
     number: int | None = None
     try:
         async with client:
+            first: bytes | None = None
+            with anyio.move_on_after(IDLE_TIMEOUT):
+                first = await client.receive()
+            if first is None:
+                return  # nothing sent: never relayed (nor counted)
             try:
-                server = await anyio.connect_tcp(*upstream)
-            except OSError:
+                with anyio.fail_after(IDLE_TIMEOUT):
+                    server = await anyio.connect_tcp(*upstream)
+            except OSError:  # (TimeoutError included)
                 number = opened(0)
                 return
             async with server:
                 number = opened(server.extra(anyio.abc.SocketAttribute.local_port))
+                await server.send(first)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_copy, client, server, tg.cancel_scope)
                     tg.start_soon(_copy, server, client, tg.cancel_scope)
-    except OSError:
-        pass  # a reset while closing: the connection is over either way
+    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+        pass  # closed or reset: the connection is over either way
     finally:
         if number is not None:
             closed(number)

@@ -11,6 +11,7 @@ console (``_console.py``).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -34,9 +35,11 @@ from . import _wire as wire
 from ._host import Fault as Fault
 from ._host import RecordedRequest as RecordedRequest
 from ._ofrep import DataSource
+from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
+    FDV1_STREAM,
     FDV2_STREAM,
     STREAMS,
 )
@@ -48,10 +51,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import (
-        MemoryObjectReceiveStream,
-        MemoryObjectSendStream,
-    )
     from starlette.types import Receive, Send
 
     from aioflags._core._json import JSONObject
@@ -63,27 +62,16 @@ __all__ = ["Fault", "FlagServer", "RecordedRequest"]
 #: The test tools' own logger: silence it alone without losing the client's.
 logger = logging.getLogger("aioflags.testing")
 
-#: Messages a stream may have waiting for its client; a client that falls
-#: this far behind (stopped reading) is disconnected, and catches up with a
-#: full payload when it reconnects.
-STREAM_QUEUE: Final = 1000
 #: The largest event post once gzip is undone (a bomb stops here).
 MAX_EVENTS_DECOMPRESSED: Final = 32 * 1024 * 1024
 #: Seconds ``__aexit__`` gives Hypercorn to close its connections.
 _SHUTDOWN_BOUND: Final = 5.0
+#: A payload id longer than this is kept as its hash (ids are bounded in bytes).
+_PAYLOAD_ID: Final = 64
 _INSTALL: Final = (
     "FlagServer and `aioflags serve` need the service extra: "
     "pip install 'aioflags[service]'"
 )
-
-
-_CLOSE: Final = (
-    "\x00close"  # sentinels pushed to a stream's queue (compared by identity)
-)
-_ABORT: Final = "\x00abort"
-#: A console page's "the state changed": its state is written when sent, so a
-#: page that reads slowly gets the latest state once, not every one queued.
-_STATE: Final = "\x00state"
 
 
 def _url(host: str, port: int) -> str:
@@ -93,13 +81,10 @@ def _url(host: str, port: int) -> str:
 
 @dataclass(slots=True)
 class _Subscriber:
-    """One open stream: its path, its bounded queue, and how to drop it."""
+    """One open stream: its path and its queue (bounded by bytes, see ``_outbox``)."""
 
     path: str
-    send: MemoryObjectSendStream[str]
-    scope: anyio.CancelScope
-    #: A console page's "the state changed" is queued and not yet sent.
-    state_pending: bool = False
+    outbox: Outbox
 
 
 @final
@@ -122,16 +107,21 @@ class FlagServer:
     ``keep``: remember only the last ``keep`` requests (``requests``), event
     payloads and diagnostic events (None, the default: all of them, as tests
     want); ``keep_bytes``: and only as many recorded request bodies as fit in
-    that many bytes. ``aioflags serve`` keeps 1000 and 64 MiB, so its memory
-    stays bounded. Bound to loopback, the server refuses (403) a request
-    whose ``Host`` is not a loopback name (DNS rebinding), and every server
-    refuses an event post from a web page of another site.
+    that many bytes, and as many event payloads and diagnostic events (their
+    JSON, gzip undone) as fit in that many more. ``aioflags serve`` keeps
+    1000 and 32 MiB, so its memory stays bounded. An open stream has at most
+    4 MiB of changes waiting for its client; past that, they collapse to one
+    full payload sent when the client reads again. Bound to loopback, the
+    server refuses (403) a request whose ``Host`` is not a loopback name (DNS
+    rebinding), and every server refuses an event post from a web page of
+    another site.
 
     ``count_connections`` (the default): ``connections_opened`` and
-    ``connections_closed`` count TCP connections, and each recorded request
-    says which connection it came on. ASGI has no connection events, so the
-    server then accepts connections itself and relays each to its HTTP
-    server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
+    ``connections_closed`` count TCP connections (once they have sent
+    something: one that sends nothing for 5 s is closed, uncounted), and
+    each recorded request says which connection it came on. ASGI has no
+    connection events, so the server then accepts connections itself and
+    relays each to its HTTP server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
     ``RecordedRequest.connection`` is 0).
 
     HTTP is served by Hypercorn with Starlette's routing: install the
@@ -169,6 +159,10 @@ class FlagServer:
         #: The ``/sdk/latest-all`` body of data version ``[0]``, serialised
         #: once per version (as the ETag, the version names the content).
         self._fdv1_poll: tuple[int, bytes] | None = None
+        #: The same for ``/sdk/poll``'s full transfer.
+        self._fdv2_poll: tuple[int, bytes] | None = None
+        #: Each SDK stream path's full payload of data version ``[0]``.
+        self._full_payloads: dict[str, tuple[int, bytes]] = {}
         #: Each item's own version (deleted ones too): see ``_next_version``.
         self._item_versions: dict[tuple[str, str], int] = {}
         # A version that is no whole number (a file's "seven") is replaced, as
@@ -202,10 +196,14 @@ class FlagServer:
         #: Seconds added to the clock in the ``Date`` header of event responses
         #: (analytics debug windows compare with the server's clock).
         self.clock_skew: float = 0.0
-        self._payloads: list[list[JSONObject]] = []
+        #: ``/bulk`` payloads and diagnostic events as received (JSON, gzip
+        #: undone), numbered in arrival order; ``_event_bytes`` is their size.
+        self._payloads: list[tuple[int, bytes]] = []
+        self._diagnostics: list[tuple[int, bytes]] = []
+        self._event_bytes = 0
+        self._event_seq = itertools.count()
         self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
-        self._diagnostics: list[JSONObject] = []
-        self._console = console.Console(host, lambda: self._ofrep.snapshot())
+        self._console = console.Console(host, lambda: self._ofrep.fresh_snapshot())
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(lambda: self._version, self._objects)
 
@@ -423,40 +421,42 @@ class FlagServer:
 
     def disconnect_streams(self, *, abort: bool = False) -> None:
         """End every open stream: cleanly, or by dropping the socket mid-body."""
-        for subscriber in list(self._subscribers.values()):
-            self._offer(subscriber, _ABORT if abort else _CLOSE)
-
-    def _offer(self, subscriber: _Subscriber, text: str) -> None:
-        """Queue ``text`` for one stream; a stream whose queue is full is dropped."""
-        try:
-            subscriber.send.send_nowait(text)
-        except anyio.WouldBlock:
-            logger.warning(
-                "FlagServer %s: a client of %s fell %d messages behind; "
-                "disconnecting it (it gets a full payload when it reconnects)",
-                self.url,
-                subscriber.path,
-                STREAM_QUEUE,
-            )
-            subscriber.scope.cancel()
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass  # that stream is ending
+        for subscriber in self._subscribers.values():
+            subscriber.outbox.put_mark(ABORT if abort else CLOSE)
 
     def _push(self, fdv2: str, fdv1: str) -> None:
+        """Queue one change for every SDK stream (encoded once, shared by all)."""
         self._ofrep.notify()
-        for subscriber in list(self._subscribers.values()):
-            if subscriber.path != console.EVENTS:
-                self._offer(
-                    subscriber, fdv2 if subscriber.path == FDV2_STREAM else fdv1
-                )
+        messages = {FDV2_STREAM: fdv2.encode(), FDV1_STREAM: fdv1.encode()}
+        for subscriber in self._subscribers.values():
+            message = messages.get(subscriber.path)
+            if message is not None:
+                subscriber.outbox.put(message)
         self._push_console()
 
     def _push_console(self) -> None:
         """Tell every open console page that the state changed (at most one pending)."""
-        for subscriber in list(self._subscribers.values()):
-            if subscriber.path == console.EVENTS and not subscriber.state_pending:
-                subscriber.state_pending = True
-                self._offer(subscriber, _STATE)
+        self._console.invalidate()
+        for subscriber in self._subscribers.values():
+            if subscriber.path == console.EVENTS:
+                subscriber.outbox.put_full()
+
+    def _full(self, path: str) -> bytes:
+        """A stream's whole data as one message (a lagging stream catches up with it).
+
+        The SDK streams' is made once per data version and shared.
+        """
+        if path == console.EVENTS:
+            return self._console.state_event(self._flags)
+        kept = self._full_payloads.get(path)
+        if kept is None or kept[0] != self._version:
+            text = (
+                self._fdv2_full()
+                if path == FDV2_STREAM
+                else wire.fdv1_put(self._flags, self._segments)
+            )
+            kept = self._full_payloads[path] = (self._version, text.encode())
+        return kept[1]
 
     def _objects(self) -> list[tuple[str, JSONObject]]:
         return [("flag", f) for f in self._flags.values()] + [
@@ -539,17 +539,19 @@ class FlagServer:
         A payload is counted once even if the SDK retried it (same
         ``X-LaunchDarkly-Payload-ID``), as LaunchDarkly does.
         """
-        return [dict(e) for payload in self._payloads for e in payload]
+        return [e for payload in self.event_payloads for e in payload]
 
     @property
     def event_payloads(self) -> list[list[JSONObject]]:
         """The ``/bulk`` payloads (one per flush), in arrival order."""
-        return [[dict(e) for e in payload] for payload in self._payloads]
+        # Kept as the JSON received (what it costs is what keep_bytes counts),
+        # parsed when asked: parsed, 8 MiB of ``[{},{},...]`` took 200 MB.
+        return [_parsed(body) for _, body in self._payloads]
 
     @property
     def diagnostic_events(self) -> list[JSONObject]:
         """Every diagnostic event received on ``/diagnostic``."""
-        return [dict(e) for e in self._diagnostics]
+        return [_parsed(body) for _, body in self._diagnostics]
 
     def events_of(self, kind: str) -> list[JSONObject]:
         """The received analytics events of one ``kind`` (``"feature"``, ``"summary"``...)."""
@@ -559,6 +561,7 @@ class FlagServer:
         """Forget the analytics and diagnostic events received so far."""
         self._payloads.clear()
         self._diagnostics.clear()
+        self._event_bytes = 0
 
     async def wait_for_events(
         self, count: int = 1, *, kind: str | None = None
@@ -594,8 +597,7 @@ class FlagServer:
         if path == EVENTS_DIAGNOSTIC:
             if not isinstance(data, dict):
                 return 400
-            self._diagnostics.append(data)
-            self._trim(self._diagnostics)
+            self._keep_event(self._diagnostics, body)
             if self._console.sdk_seen("events", headers, data):
                 self._push_console()
             self._notify()
@@ -604,13 +606,16 @@ class FlagServer:
             return 400
         payload_id = headers.get("x-launchdarkly-payload-id")
         if payload_id is not None:
+            if len(payload_id) > _PAYLOAD_ID:  # (a UUID is 36 characters)
+                payload_id = hashlib.blake2b(
+                    payload_id.encode(), digest_size=16
+                ).hexdigest()
             if payload_id in self._payload_ids:
                 return 202  # a retry of a payload already received
             self._payload_ids[payload_id] = None
             if self._keep is not None and len(self._payload_ids) > self._keep:
                 del self._payload_ids[next(iter(self._payload_ids))]
-        self._payloads.append(data)
-        self._trim(self._payloads)
+        self._keep_event(self._payloads, body)
         seen = self._console.sdk_seen("events", headers)
         pacer = Pacer()
         steps = self._console.recording(data, self._flags, pacer)
@@ -637,6 +642,20 @@ class FlagServer:
             kept = self._fdv1_poll = (self._version, body)
         return kept[1]
 
+    def _fdv2_poll_body(self, basis: str | None) -> bytes:
+        """The ``/sdk/poll`` body for ``basis``; a full transfer is made once per version.
+
+        At 20,000 flags, writing it took 740 ms per poll.
+        """
+        if basis == self.state:
+            poll = wire.fdv2_poll_body((), self.state, self._version, basis)
+            return json.dumps(poll).encode()
+        kept = self._fdv2_poll
+        if kept is None or kept[0] != self._version:
+            poll = wire.fdv2_poll_body(self._objects(), self.state, self._version, None)
+            kept = self._fdv2_poll = (self._version, json.dumps(poll).encode())
+        return kept[1]
+
     def _sdk_polled(self, headers: Mapping[str, str]) -> None:
         """An SDK polled: the console lists it."""
         if self._console.sdk_seen("poll", headers):
@@ -656,6 +675,27 @@ class FlagServer:
         if self._console.trouble is not None:
             self._console.trouble = None
             self._push_console()
+
+    def _keep_event(self, kept: list[tuple[int, bytes]], body: bytes) -> None:
+        """Keep an event post's JSON, within ``keep`` (per kind) and ``keep_bytes``.
+
+        Event payloads and diagnostic events share ``keep_bytes``: past it the
+        oldest of either goes first.
+        """
+        kept.append((next(self._event_seq), body))
+        self._event_bytes += len(body)
+        if self._keep is not None and len(kept) > self._keep:
+            self._event_bytes -= len(kept.pop(0)[1])
+        if self._keep_bytes is None:
+            return
+        payloads, diagnostics = self._payloads, self._diagnostics
+        while self._event_bytes > self._keep_bytes:
+            older = (
+                payloads
+                if payloads and (not diagnostics or payloads[0][0] < diagnostics[0][0])
+                else diagnostics
+            )
+            self._event_bytes -= len(older.pop(0)[1])
 
     def _trim(self, kept: list[Any]) -> None:
         """Forget the oldest items beyond ``keep``."""
@@ -734,16 +774,12 @@ class FlagServer:
         )
 
     # ------------------------------------------------------------- streams
-    def _first(self, path: str, query: Mapping[str, str], fault: Fault | None) -> str:
+    def _first(self, path: str, query: Mapping[str, str], fault: Fault | None) -> bytes:
         if fault is not None and fault.events is not None:
-            return fault.events
-        if path == console.EVENTS:
-            return self._console.state_event(self._flags)
-        if path == FDV2_STREAM:
-            if query.get("basis") == self.state:
-                return wire.fdv2_up_to_date(self._version)
-            return self._fdv2_full()
-        return wire.fdv1_put(self._flags, self._segments)
+            return fault.events.encode()
+        if path == FDV2_STREAM and query.get("basis") == self.state:
+            return wire.fdv2_up_to_date(self._version).encode()
+        return self._full(path)
 
     async def _stream(
         self,
@@ -763,14 +799,14 @@ class FlagServer:
 
         fault = info.fault
         number = info.request_id
+        if path == console.EVENTS and self._console_pages() >= console.PAGES:
+            await _refuse_page(send, headers)
+            return
         with anyio.CancelScope() as scope:
             # The first payload is computed and the subscriber registered in one
             # step (no await between): every later change is pushed after it.
             first = self._first(path, info.query, fault)
-            send_queue, receive_queue = anyio.create_memory_object_stream[str](
-                STREAM_QUEUE
-            )
-            subscriber = _Subscriber(path, send_queue, scope)
+            subscriber = _Subscriber(path, Outbox())
             self._subscribers[number] = subscriber
             sdk = self._console.stream_opened(info.headers) if path in STREAMS else None
             if sdk is not None:
@@ -784,9 +820,7 @@ class FlagServer:
                         scope.cancel()
 
                     tg.start_soon(watch_close)
-                    await self._feed(
-                        send, subscriber, number, headers, first, fault, receive_queue
-                    )
+                    await self._feed(send, subscriber, number, headers, first, fault)
                     tg.cancel_scope.cancel()
             finally:
                 self._subscribers.pop(number, None)
@@ -794,9 +828,11 @@ class FlagServer:
                 if sdk is not None:
                     self._console.stream_closed(sdk)
                     self._push_console()
-                send_queue.close()
-                receive_queue.close()
                 self._notify()
+
+    def _console_pages(self) -> int:
+        """How many console pages hold the event stream."""
+        return sum(1 for s in self._subscribers.values() if s.path == console.EVENTS)
 
     async def _feed(
         self,
@@ -804,9 +840,8 @@ class FlagServer:
         subscriber: _Subscriber,
         number: int,
         headers: list[tuple[bytes, bytes]],
-        first: str,
+        first: bytes,
         fault: Fault | None,
-        queue: MemoryObjectReceiveStream[str],
     ) -> None:
         """Send the stream's head, first payload and queued changes; return to end it."""
         await send(
@@ -831,23 +866,50 @@ class FlagServer:
             return  # drop the connection mid-body
         if fault is not None and fault.hang_after_events:
             await anyio.sleep_forever()
-        async for text in queue:
-            if text is _CLOSE:
+        while True:
+            message = await subscriber.outbox.get()
+            if message is CLOSE:
                 await send(_END)
                 return
-            if text is _ABORT:
+            if message is ABORT:
                 return
-            if text is _STATE:
-                subscriber.state_pending = False  # the state is written now
-                text = self._console.state_event(self._flags)
-            await send(_chunk(text))
+            if message is FULL:
+                message = self._full(subscriber.path)
+            await send(_chunk(message))
 
 
 _END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
-def _chunk(text: str) -> dict[str, Any]:
-    return {"type": "http.response.body", "body": text.encode(), "more_body": True}
+async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer a console page past :data:`console.PAGES` with a 503 that says why."""
+    body = json.dumps(
+        {
+            "message": f"the console has {console.PAGES} pages open already: "
+            "close one of them and reload this one"
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _chunk(message: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": message, "more_body": True}
+
+
+def _parsed(body: bytes) -> Any:
+    """A kept event post's JSON, parsed (it parsed when it was received)."""
+    return parse(body)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

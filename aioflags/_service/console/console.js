@@ -559,7 +559,13 @@ function connect() {
     setText(status, "Live");
   });
   source.addEventListener("error", () => {
-    setText(status, "Disconnected: reconnecting…");
+    // A refusal (too many console pages open) or an error status ends it for good.
+    setText(
+      status,
+      source.readyState === EventSource.CLOSED
+        ? "Disconnected: reload the page (too many console pages open, or the service stopped)"
+        : "Disconnected: reconnecting…",
+    );
   });
 }
 
