@@ -3,12 +3,12 @@
 Hooks cost nothing until one is registered: the client's evaluator then
 hands out snapshots composed with the :class:`HookRunner`, whose public
 evaluation methods run the series (:meth:`HookRunner.run`) around the
-snapshot's own evaluation, once (``Client.variation``, while hooks are
-all that is composed, hands it the flag's head itself). Only a hook's own
-stages run (which of its stages are :class:`Hook`'s pass-through is looked
-up at registration): a
-hook with no evaluation stage of its own leaves the async client on its
-straight-line path. Every evaluation entry point of ``Client``,
+snapshot's own evaluation, once; the async client's methods are written
+with the same stages (:class:`Stages`) in their own frame
+(``_composition``). Only a hook's own stages run (which of its stages are
+:class:`Hook`'s pass-through is looked up at registration): a hook with no
+evaluation stage of its own leaves the async client's composition as it
+was. Every evaluation entry point of ``Client``,
 ``FlagSnapshot`` and ``aioflags.blocking.Client`` goes through the
 evaluator's snapshot, so all of them run the series; ``all_flags_state``
 and prerequisites do not.

@@ -808,8 +808,9 @@ def _run_batch(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
 def finish(key: str, exc: Exception, report: bool = True) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For the two places that run a flag's code (:func:`run_head`, the
-    client's inlined hot path). An abort (a malformed part
+    For :data:`RUN_HEAD`, the one text that runs a flag's code (in
+    :func:`run_head`, the hook series and each composition's evaluation
+    methods). An abort (a malformed part
     reached, a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is
     a bug in the code or in its ops: EXCEPTION. Both are logged, once per
     flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
@@ -954,9 +955,9 @@ def _written_run_head() -> RunHead:
 _RUN_HEAD_DOC: Final = """Flag ``key``'s result from its head (``Matcher.heads``) for ``context``.
 
     A constant result as it is; else the head's code run, with ``matcher``
-    the data it reads: :data:`RUN_HEAD`, the one place (with the client's
-    inlined hot path, which does the same in its own frame) where what a
-    flag's code raised is mapped to a result (:func:`finish`): an abort to
+    the data it reads: :data:`RUN_HEAD`, the one text (written here, in
+    each hook series and in each composition's evaluation methods, each in
+    its own frame) where what a flag's code raised is mapped to a result (:func:`finish`): an abort to
     MALFORMED_FLAG, anything else to EXCEPTION, logged; not logged again
     for a head whose second item is ``None``, a re-run of an evaluation
     already reported (:func:`prerequisites_reached`, the all-flags batch).
