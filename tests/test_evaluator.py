@@ -328,3 +328,64 @@ async def test_now_or_later_evaluates_once_with_or_without_a_gate() -> None:
         "d",
     )
     assert asked == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_a_kept_method_follows_the_client_through_compositions_and_runs() -> None:
+    # client.variation is the composition's function once called; kept
+    # by a caller, it hands its calls on once the composition changed or
+    # the run ended, so it answers as the client does now.
+    data = _data()
+    client = Client(Config(data_system=data.data_system(), send_events=False))
+    async with client:
+        assert await client.variation("f", USER, False) is True
+        kept = client.variation
+        hook = Observing()
+        client.add_hook(hook)
+        assert await kept("f", USER, False) is True
+        assert [stage for stage, _ in hook.seen] == ["before", "after"]
+    assert await kept("f", USER, "default") == "default"  # not ready now
+    data.update(data.flag("f").value_for_all(False))
+    async with client:
+        assert await kept("f", USER, "default") is False  # the new run's data
+
+
+@pytest.mark.asyncio
+async def test_a_patched_method_is_what_the_client_calls() -> None:
+    # A test's stand-in, on the class or on the instance, is what a call
+    # through the client reaches, whatever the client composed before.
+    from unittest import mock
+
+    async with Client(
+        Config(data_system=_data().data_system(), send_events=False)
+    ) as client:
+        assert await client.variation("f", USER, False) is True
+        with mock.patch.object(Client, "variation", mock.AsyncMock(return_value=1)):
+            assert await client.variation("f", USER, False) == 1
+        assert await client.variation("f", USER, False) is True
+        with mock.patch.object(client, "variation", mock.AsyncMock(return_value=2)):
+            assert await client.bool_variation("f", USER, False) is True
+            client.add_hook(Observing())  # a new composition
+            assert await client.variation("f", USER, False) == 2
+        assert await client.variation("f", USER, False) is True
+    with pytest.raises(AttributeError, match="evnts"):
+        client.evnts_enabled = True  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_a_composed_method_says_what_the_class_method_says() -> None:
+    import inspect
+
+    async with Client(
+        Config(data_system=_data().data_system(), send_events=False)
+    ) as client:
+        await client.bool_variation("f", USER, False)
+        method = client.bool_variation
+        assert method is client._evaluator.methods["bool_variation"]
+        assert method.__doc__ == Client.bool_variation.__doc__
+        assert list(inspect.signature(method).parameters) == [
+            "key",
+            "context",
+            "default",
+        ]
+        assert inspect.iscoroutinefunction(method)

@@ -181,3 +181,40 @@ def test_a_hook_series_runs_the_head_in_its_own_frame() -> None:
     result = runner.run((broken, True), "f", None, None, "variation", False)
     assert result.reason["errorKind"] == "EXCEPTION"
     assert seen == ["EXCEPTION"]
+
+
+_METHODS = [
+    "variation",
+    "variation_detail",
+    "bool_variation",
+    "int_variation",
+    "float_variation",
+    "string_variation",
+    "json_variation",
+    "bool_variation_detail",
+    "int_variation_detail",
+    "float_variation_detail",
+    "string_variation_detail",
+    "json_variation_detail",
+]
+
+
+@pytest.mark.parametrize("method", _METHODS)
+@pytest.mark.parametrize("composition", _COMPOSITIONS)
+def test_every_method_of_every_composition_answers_the_default_for_a_bug(
+    composition: str, method: str
+) -> None:
+    from aioflags import Config
+    from aioflags._client._hooks import HookRunner
+    from tests.analytics import recorder_for
+    from tests.reference import LastDetail
+
+    hooks = HookRunner([LastDetail()]) if "hooks" in composition else None
+    recorder = recorder_for(Config("k")) if "events" in composition else None
+    client = client_over(_snapshot_with_a_broken_fast_path(), hooks, recorder)
+    answer = _awaited(getattr(client, method)("f", Context.create("ann"), "default"))
+    if method.endswith("_detail"):
+        assert answer.value == "default"
+        assert answer.error_kind == "EXCEPTION"
+    else:
+        assert answer == "default"

@@ -22,8 +22,10 @@ import logging
 import os
 import random as _random
 import weakref
+from types import MappingProxyType
 from typing import (
     TYPE_CHECKING,
+    Any,
     Final,
     TypeVar,
     final,
@@ -36,7 +38,7 @@ from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._snapshot import FlagSnapshot
 
-from ._composition import METHODS
+from ._composition import METHODS, Face
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -50,7 +52,7 @@ from ._usage import Usage, no_usage, usage_of
 # with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
 # So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
 
+    from ._composition import Method
     from ._hooks import Hook
 
 
@@ -170,8 +173,10 @@ class Client:
         "_clock",
         "_config",
         "_evaluator",
+        "_face",
         "_forked_from",
         "_hooks",
+        "_installed",
         "_instance_id",
         "_last_flag_keys",
         "_life",
@@ -217,6 +222,9 @@ class Client:
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(hooks) if hooks else None
         self._big_segment_listeners = StatusListeners()
+        self._face = Face(self, _ORIGINALS)
+        #: The composed methods this client set on its instance, by name.
+        self._installed: dict[str, Method] = {}
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None
         #: Its run ended with its event loop (never left): said on next use.
@@ -330,23 +338,52 @@ class Client:
         composition (``_composition``) on their first call, and set on the
         instance (looked up before the class's): from then on an
         evaluation runs in their frame, with no call more and no test of
-        the composition per call. They are set again whenever the
-        composition changes.
+        the mode per call. They are set again whenever the composition
+        changes; one kept from before (a reference a caller holds, one a
+        mock puts back) hands its calls on to the client's method of now.
         """
+        old: Evaluator | None = getattr(self, "_evaluator", None)
         self._evaluator = evaluator
+        if old is not None and old is not evaluator:
+            old.retire()
+        evaluator.face = self._face
         evaluator.on_change = self._composed
         self._composed(evaluator)
 
     def _composed(self, evaluator: Evaluator) -> None:
-        """``evaluator``'s composition changed: its methods are this client's (if current)."""
-        if evaluator is self._evaluator:
-            mine = self.__dict__
-            for name in METHODS:  # (those not written yet: the class's)
-                method = evaluator.methods.get(name)
-                if method is None:
-                    mine.pop(name, None)
-                else:
-                    mine[name] = method
+        """``evaluator``'s composition changed: its methods are this client's (if current).
+
+        Only the methods this client installed are replaced or taken back:
+        one set on the instance by someone else (``patch.object(client,
+        ...)``) stays as it is, and none is installed over a method the
+        class no longer has as its own (``patch.object(Client, ...)``).
+        """
+        if evaluator is not self._evaluator:
+            return
+        mine = self.__dict__
+        installed = self._installed
+        cls = type(self)
+        for name, original in _ORIGINALS.items():
+            present = mine.get(name)
+            if present is not None and present is not installed.get(name):
+                continue  # someone else's
+            method = evaluator.methods.get(name)
+            if method is None or cls.__dict__.get(name, original) is not original:
+                mine.pop(name, None)
+                installed.pop(name, None)
+            else:
+                mine[name] = installed[name] = method
+
+    if not TYPE_CHECKING:  # (type checkers keep refusing unknown names)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            # The instance has a __dict__ for its composed methods alone: any
+            # other name is refused, as the slots alone refused it before.
+            if name not in _SETTABLE:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                )
+            object.__setattr__(self, name, value)
 
     def _keep_flag_keys(self) -> None:
         """A run ends: keep the keys of the flags it served, for :meth:`usage`."""
@@ -997,6 +1034,16 @@ class Client:
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
+#: The class's own evaluation methods (what a composed one hands a call to
+#: once it is out of date; a class whose method is patched gets none).
+_ORIGINALS: Final[Mapping[str, Any]] = MappingProxyType(
+    {name: Client.__dict__[name] for name in METHODS}
+)
+#: What may be set on a client: its slots, and the methods it composes
+#: (or a test's stand-ins for them).
+_SETTABLE: Final = frozenset(Client.__slots__) | frozenset(METHODS)
+
+
 LAUNCHDARKLY_NAMES: Final = {
     "is_initialized": (
         "check `client.status is ProviderStatus.READY` (or STALE: serving "

@@ -5,12 +5,16 @@ events (the event loop's ledger), hooks with an evaluation stage of their
 own (their stages), and a gate that awaited evaluations pass
 first (a persistent store's reads, big segments). The evaluator decides it
 once, when a part changes (:class:`Composition`), never per call, and
-:func:`write` writes the client's ``variation`` and ``variation_detail``
-for exactly that composition from one text, with only the stages it has::
+:func:`write` writes each of the client's awaited evaluation methods
+(:data:`METHODS`) for exactly that composition from one text, with only
+the stages it has::
 
+    guard    still its composition, the class's own method?  no: the
+             client's method now (:class:`Face`)
     door     a valid Context?                        no ─┐
     find     the flag's head (Matcher.heads)       none ─┤
     run      the hooks' before stages, RUN_HEAD          │
+    type     typed methods: WRONG_TYPE                   │
     count    Ledger.record (analytics events on)         │
     after    the hooks' after stages, shown the detail   │
     answer   the value or the default; the detail        │
@@ -45,7 +49,7 @@ from aioflags._evaluation._snapshot import FlagSnapshot
 from ._hooks import Stages
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from types import CodeType
 
     from aioflags._analytics._recorder import Ledger
@@ -62,7 +66,13 @@ if TYPE_CHECKING:
     #: ``Evaluator.later``: the evaluation once the gate has let it through.
     _Later = Callable[..., Awaitable[Any]]
 
-__all__ = ["METHODS", "Composition", "Method", "write"]
+    #: What holds the composition now (``Evaluator``).
+    class _Holder(Protocol):
+        @property
+        def composition(self) -> Composition: ...
+
+
+__all__ = ["METHODS", "Composition", "Face", "Method", "through_class", "write"]
 
 
 class Method(Protocol):
@@ -115,14 +125,53 @@ _COUNTER: Final = itertools.count()
 _CODE: Final[dict[str, CodeType]] = {}
 
 
+#: How many texts :data:`_CODE` keeps (a text per method and shape of
+#: stages: hooks added one by one over a run make new shapes).
+_KEPT: Final = 128
+
+
 def _compiled(source: str, name: str) -> CodeType:
-    """``source`` compiled, once per process; registered for tracebacks."""
-    code = _CODE.get(source)
+    """``source`` compiled, once while it is among the last used; for tracebacks too."""
+    code = _CODE.pop(source, None)
     if code is None:
         filename = f"<aioflags evaluation {next(_COUNTER)}: {name}>"
-        code = _CODE[source] = compile(source, filename, "exec")
-        register_source(code, source)
+        code = compile(source, filename, "exec")
+        register_source(code, source)  # (dropped when the code is)
+        if len(_CODE) >= _KEPT:
+            del _CODE[next(iter(_CODE))]  # the least recently used
+    _CODE[source] = code  # (the most recently used last)
     return code
+
+
+@final
+class Face:
+    """The client a composition's methods are installed on, and its class's own methods.
+
+    A written method is set on the client's instance (``Client._install``),
+    so a reference to it may outlive its composition (kept by a caller, put
+    back by a mock's ``patch.object`` on exit), and a test may patch the
+    class's method. Each written method checks, first, that it is still its
+    evaluator's composition and that the class's method is still the
+    original; if not, the call goes where ``client.<method>`` would go
+    through the class (:func:`through_class`).
+    """
+
+    __slots__ = ("client", "originals")
+
+    def __init__(self, client: object, originals: Mapping[str, Any]) -> None:
+        self.client = client
+        #: The class's own methods, by name (what an unpatched class holds).
+        self.originals = originals
+
+
+def through_class(client: object, name: str) -> Any:
+    """``client.<name>`` as the class gives it (a patched class's mock too)."""
+    import inspect  # (only for a method out of date: not with aioflags)
+
+    cls = type(client)
+    attr = inspect.getattr_static(cls, name)
+    get = getattr(type(attr), "__get__", None)
+    return attr if get is None else get(attr, client, cls)
 
 
 #: The client's awaited evaluation methods: the type each one's value must
@@ -144,16 +193,24 @@ METHODS: Final[dict[str, tuple[type | None, bool]]] = {
 
 
 def write(
-    composition: Composition, method: str, store: _Data, now: _Now, later: _Later
+    composition: Composition,
+    method: str,
+    store: _Data,
+    now: _Now,
+    later: _Later,
+    holder: _Holder,
+    face: Face | None,
 ) -> Method:
     """The client's awaited ``method`` (one of :data:`METHODS`) for ``composition``.
 
     It reads the flag data from ``store``; what it does not evaluate in its
     own frame (the door's refusals, a missing flag, a gate) it hands to the
-    snapshot ``now(key)`` gives, or awaits ``later``.
+    snapshot ``now(key)`` gives, or awaits ``later``. ``holder`` holds
+    the composition now: a method of another one (kept after its
+    composition changed) hands the call on, through ``face``'s class.
     """
     kind, detail = METHODS[method]
-    return _written(composition, store, now, later, method, kind, detail)
+    return _written(composition, store, now, later, holder, face, method, kind, detail)
 
 
 def _written(
@@ -161,6 +218,8 @@ def _written(
     store: _Data,
     now: _Now,
     later: _Later,
+    holder: _Holder,
+    face: Face | None,
     method: str,
     kind: type | None,
     detail: bool,
@@ -171,7 +230,15 @@ def _written(
     # The hooks' stages as they are now: a hook added later composes anew.
     before, after = hooks.stages if hooks is not None else ((), ())
     stages = Stages(hooks, before, after, "")
-    lines = [f"async def {method}(key, context, default):"]
+    lines = [
+        f"async def {method}(key, context, default):",
+        # still this composition's, and the class's method not patched?
+        # (else where client.<method> goes through the class)
+        "    if holder.composition is not composition"
+        + (" or Client.__dict__[method] is not original" if face else "")
+        + ":",
+        "        return await elsewhere(key, context, default)",
+    ]
     if composition.own:
         lines += [
             # door: a valid Context (``__class__``: an attribute load, ~80
@@ -263,8 +330,34 @@ def _written(
         "now": now,
         "store": store,
     }
+    if face is not None:
+        client = face.client
+        original = face.originals[method]
+        namespace["Client"] = type(client)
+        namespace["original"] = original
+
+        async def elsewhere(key: str, context: Context | None, default: Any) -> Any:
+            return await through_class(client, method)(key, context, default)
+
+    else:
+
+        async def elsewhere(key: str, context: Context | None, default: Any) -> Any:
+            raise RuntimeError("a method of a composition that has changed")
+
+    namespace["elsewhere"] = elsewhere
+    namespace["holder"] = holder
+    namespace["composition"] = composition
     exec(_compiled(source, composition.name), namespace)  # no data in the text
     function = namespace[method]
+    if face is not None:  # what the class's method says of itself
+        import inspect  # (on a client's first call: not with aioflags)
+
+        function.__doc__ = original.__doc__
+        function.__annotations__ = dict(original.__annotations__)
+        signature = inspect.signature(original)
+        function.__signature__ = signature.replace(
+            parameters=list(signature.parameters.values())[1:]
+        )
     function.__qualname__ = f"Client.{method}"
     function.__module__ = "aioflags"
     written: Method = function

@@ -4,18 +4,19 @@ The store holds data alone (its current immutable :class:`FlagSnapshot`).
 The :class:`Evaluator` composes it with what a run adds: the analytics
 recorder, the hooks, the big segments' memberships, and the gate an awaited
 evaluation passes first (a persistent store's reads, memberships to fetch).
-Every evaluation entry point goes through it: ``Client``'s methods (awaited:
-:meth:`Evaluator.evaluate`, through the gate), the snapshot ``client.snapshot()``
-hands out and ``aioflags.blocking.Client``'s methods
-(:meth:`Evaluator.snapshot`: synchronous, no gate).
+Every evaluation entry point goes through it: ``Client``'s awaited methods
+(:meth:`Evaluator.method`: written for its composition, the rest through
+the gate), the snapshot ``client.snapshot()`` hands out and
+``aioflags.blocking.Client``'s methods (:meth:`Evaluator.snapshot`:
+synchronous, no gate).
 
 The snapshot it hands out is the store's data composed with the recorder,
 the big segments and the hooks (:meth:`FlagSnapshot.composed`), made once
 per data version and parts: a hook added later applies to it (the hook
 runner is shared); a recorder attached later does not (as a snapshot is
-immutable). The client's awaited ``variation`` and ``variation_detail``
-are written for the evaluator's :class:`~._composition.Composition`, decided
-once each time a part changes (:mod:`._composition`).
+immutable). The client's awaited evaluation methods are written for the
+evaluator's :class:`~._composition.Composition`, decided once each time a
+part changes (:mod:`._composition`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
-    from ._composition import Method
+    from ._composition import Face, Method
     from ._hooks import HookRunner
 
 
@@ -71,6 +72,7 @@ class Evaluator:
         "composition",
         "environment_id",
         "events",
+        "face",
         "gate",
         "hooks",
         "methods",
@@ -93,6 +95,8 @@ class Evaluator:
         #: Called with this evaluator when its composition changes (the
         #: client installs its new methods).
         self.on_change: Callable[[Evaluator], None] | None = None
+        #: The client its methods are installed on (None: none).
+        self.face: Face | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
@@ -124,15 +128,32 @@ class Evaluator:
         Written on its first call per composition (as a flag's code is on
         its first evaluation: a client uses a few of its twelve methods),
         then kept in :attr:`methods`, and the client told
-        (:attr:`on_change`), which installs it.
+        (:attr:`on_change`), which installs it. Written for the
+        composition it began with: if that changed meanwhile (a hook added
+        from another thread), the method hands its calls on.
         """
-        method = self.methods.get(name)
+        methods = self.methods
+        method = methods.get(name)
         if method is None:
-            method = write(self.composition, name, self.store, self.now, self.later)
-            self.methods[name] = method
-            if self.on_change is not None:
+            method = write(
+                self.composition,
+                name,
+                self.store,
+                self.now,
+                self.later,
+                self,
+                self.face,
+            )
+            methods[name] = method
+            if self.methods is methods and self.on_change is not None:
                 self.on_change(self)
         return method
+
+    def retire(self) -> None:
+        """Another evaluator serves the client now: this one's methods hand calls on."""
+        self.on_change = None
+        self.composition = Composition(own=False, hooks=None, ledger=None)
+        self.methods = {}
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""

@@ -624,7 +624,11 @@ def _typed_value_of(
     given: object = key  # typed str; callers may not be
     if given.__class__ is not str and not isinstance(given, str):
         return _not_a_key(given, default)
-    flag = self._flags.get(key)
+    try:
+        flag = self._flags.get(key)
+    except Exception:  # noqa: BLE001 - making it raised: a bug, its head reports it
+        _result_of(self, key, context)  # its EXCEPTION, logged once
+        return default
     if flag is None:
         if self._initialized:
             _unknown_flag(key)
