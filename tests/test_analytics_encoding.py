@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from aioflags import Config, Context
-from aioflags._analytics import _format, _processor
+from aioflags._analytics import _format, _mend, _processor
 from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
 from aioflags._datasystem._store import snapshot_from_data
@@ -314,7 +314,7 @@ async def test_a_circular_or_too_deep_value_costs_only_itself(
     depth, level = 0, sent["deep"]["deep"]
     while isinstance(level, list):
         depth, level = depth + 1, level[0] if level else None
-    assert depth == _processor._MEND_DEPTH - 2  # the event and its context: two
+    assert depth == _mend.MEND_DEPTH - 2  # the event and its context: two
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "a container inside itself, nesting deeper than 64" in warning
 

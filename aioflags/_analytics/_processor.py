@@ -58,6 +58,7 @@ from aioflags._evaluation._context import Context
 
 from ._diagnostics import Diagnostics
 from ._format import EventFormatter, by_flag, features, summary_head
+from ._mend import NOT_WRITTEN, as_json, say_not_json, serialisable
 from ._recorder import Recorder
 
 if TYPE_CHECKING:
@@ -101,77 +102,18 @@ _THREAD_GZIP_BYTES: Final = 64 * 1024
 _SEPARATORS: Final = (",", ":")
 
 
-#: What ``json.dumps`` raises for a value it cannot write: not JSON
-#: (TypeError, ValueError: NaN, a circular reference), or too deep.
-_NOT_WRITTEN: Final = (TypeError, ValueError, RecursionError)
-
-
-def _serialisable(event: JSONValue) -> bool:
-    try:
-        json.dumps(event, allow_nan=False)
-    except _NOT_WRITTEN:
-        return False
-    return True
-
-
-#: How deep a value is followed when one is mended (JSON nested deeper is
-#: not something an analytics event holds; deeper parts are sent as null).
-_MEND_DEPTH: Final = 64
-
-
-def _as_json(
-    value: object, odd: list[str], within: frozenset[int] = frozenset()
-) -> JSONValue:
-    """``value`` with each part that is not JSON as ``None``; each such part named in ``odd``.
-
-    Not JSON: NaN and the infinities, and any object that is not a str,
-    number, bool, None, dict with str keys, list or tuple (a ``Decimal``, a
-    ``datetime``, a set), a container inside itself, or nesting past
-    ``_MEND_DEPTH``. A context's attributes and an evaluation's default are
-    the caller's values, recorded as given: one such value must not cost
-    the rest of its event, or a flag's whole summary. ``within``: the
-    containers this one is inside (their ids).
-    """
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        odd.append(f"float {value!r}")
-        return None
-    if isinstance(value, (dict, list, tuple)):
-        if id(value) in within:
-            odd.append("a container inside itself")
-            return None
-        if len(within) >= _MEND_DEPTH:
-            odd.append(f"nesting deeper than {_MEND_DEPTH}")
-            return None
-        inside = within | {id(value)}
-        if isinstance(value, dict):
-            out: dict[str, JSONValue] = {}
-            for key, item in value.items():
-                if isinstance(key, str):
-                    out[key] = _as_json(item, odd, inside)
-                else:
-                    odd.append(f"a key of type {type(key).__name__}")
-            return out
-        return [_as_json(item, odd, inside) for item in value]
-    odd.append(type(value).__name__)
-    return None
-
-
 def _dumps(events: list[JSONObject]) -> tuple[bytes, list[str]]:
     """Compact JSON of ``events`` without its brackets; the values that are not JSON.
 
-    Such a value is sent as ``null`` (:func:`_as_json`), the rest of its
-    event as recorded. The slices of a flush are joined with ``,``: the
+    Such a value is sent as ``null`` (:func:`~aioflags._analytics._mend.as_json`),
+    the rest of its event as recorded. The slices of a flush are joined with ``,``: the
     same bytes as one ``json.dumps`` of every event.
     """
     try:
         text = json.dumps(events, separators=_SEPARATORS, allow_nan=False)
-    except _NOT_WRITTEN:
+    except NOT_WRITTEN:
         odd: list[str] = []
-        mended = [e if _serialisable(e) else _as_json(e, odd) for e in events]
+        mended = [e if serialisable(e) else as_json(e, odd) for e in events]
         return json.dumps(mended, separators=_SEPARATORS)[1:-1].encode(), odd
     return text[1:-1].encode(), []
 
@@ -184,23 +126,11 @@ def _dumps_features(entries: JSONObject) -> tuple[bytes, list[str]]:
     """
     try:
         text = json.dumps(entries, separators=_SEPARATORS, allow_nan=False)
-    except _NOT_WRITTEN:
+    except NOT_WRITTEN:
         odd: list[str] = []
-        text = json.dumps(_as_json(entries, odd), separators=_SEPARATORS)
+        text = json.dumps(as_json(entries, odd), separators=_SEPARATORS)
         return text[1:-1].encode(), odd
     return text[1:-1].encode(), []
-
-
-def _say_not_json(odd: list[str]) -> None:
-    """One WARNING per flush for the values that were sent as ``null``."""
-    if odd:
-        logger.warning(
-            "%d analytics value(s) sent as null: not JSON (%s). Context "
-            "attributes, defaults and event data must be JSON values: str, "
-            "a finite number, bool, None, lists and dicts of them",
-            len(odd),
-            ", ".join(dict.fromkeys(odd)),
-        )
 
 
 def _array(items: list[bytes], last: list[bytes]) -> bytes:
@@ -591,7 +521,7 @@ class EventProcessor:
         if batch.counters:
             summary = await self._summary(batch, odd)
             count += 1
-        _say_not_json(odd)
+        say_not_json(odd)
         body = _array(pieces, summary)
         if self._config.compress_events:
             if len(body) < _THREAD_GZIP_BYTES:
