@@ -57,12 +57,10 @@ from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._context import Context
 
 from ._diagnostics import Diagnostics
-from ._format import EventFormatter, by_flag, features, summary_head
+from ._format import EventFormatter, by_flag, summary_head
 from ._mend import NOT_WRITTEN, as_json, say_not_json, serialisable
 from ._recorder import Recorder
-
-if TYPE_CHECKING:
-    from ._recorder import Batch, Counter
+from ._summary import SummaryWriter, unique
 
 if TYPE_CHECKING:
     import random
@@ -76,6 +74,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import MigrationOpEvent
 
     from ._diagnostics import AnalyticsSettings
+    from ._recorder import Batch, Counter
     from ._usage import Tally
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
@@ -91,8 +90,9 @@ _RECOVERABLE: Final = frozenset({400, 408, 429})
 _SCHEMA: Final = "4"
 #: Events formatted and encoded between two checkpoints of a flush (~0.6 ms).
 _ENCODE_SLICE: Final = 50
-#: The summary's flags formatted and encoded between two checkpoints (~1 ms).
-_SUMMARY_SLICE: Final = 100
+#: The summary's flags written between two checkpoints (~1 ms: written from
+#: the counters, a flag costs a third of what formatting it as a dict did).
+_SUMMARY_SLICE: Final = 200
 #: Counters grouped by flag key between two checkpoints (~0.3 ms).
 _GROUP_SLICE: Final = 2_000
 #: Counters folded into the client's usage totals between two checkpoints (~0.3 ms).
@@ -106,8 +106,8 @@ def _dumps(events: list[JSONObject]) -> tuple[bytes, list[str]]:
     """Compact JSON of ``events`` without its brackets; the values that are not JSON.
 
     Such a value is sent as ``null`` (:func:`~aioflags._analytics._mend.as_json`),
-    the rest of its event as recorded. The slices of a flush are joined with ``,``: the
-    same bytes as one ``json.dumps`` of every event.
+    the rest of its event as recorded. The slices of a flush are joined
+    with ``,``: the same bytes as one ``json.dumps`` of every event.
     """
     try:
         text = json.dumps(events, separators=_SEPARATORS, allow_nan=False)
@@ -115,21 +115,6 @@ def _dumps(events: list[JSONObject]) -> tuple[bytes, list[str]]:
         odd: list[str] = []
         mended = [e if serialisable(e) else as_json(e, odd) for e in events]
         return json.dumps(mended, separators=_SEPARATORS)[1:-1].encode(), odd
-    return text[1:-1].encode(), []
-
-
-def _dumps_features(entries: JSONObject) -> tuple[bytes, list[str]]:
-    """Compact JSON of the summary's ``entries`` without braces; the values that are not JSON.
-
-    Such a value (a default) is sent as ``null``, the flag's counts as
-    counted. Slices joined with ``,`` give the bytes of one ``json.dumps``.
-    """
-    try:
-        text = json.dumps(entries, separators=_SEPARATORS, allow_nan=False)
-    except NOT_WRITTEN:
-        odd: list[str] = []
-        text = json.dumps(as_json(entries, odd), separators=_SEPARATORS)
-        return text[1:-1].encode(), odd
     return text[1:-1].encode(), []
 
 
@@ -151,6 +136,14 @@ def _array(items: list[bytes], last: list[bytes]) -> bytes:
         out += last
     out.append(b"]")
     return b"".join(out)
+
+
+def _add(pieces: list[bytes], entries: str) -> None:
+    """Add a slice of the summary's ``features`` entries to its pieces (head first)."""
+    if entries:
+        if len(pieces) > 2:
+            pieces.append(b",")
+        pieces.append(entries.encode())
 
 
 def _say_undelivered(owed: list[_Payload]) -> None:
@@ -211,6 +204,7 @@ class EventProcessor:
         "_owed",
         "_round",
         "_sending",
+        "_summary_writer",
         "_switch",
         "_tg",
         "_wake",
@@ -253,6 +247,8 @@ class EventProcessor:
         self._diagnostics = (
             None if config.diagnostic_opt_out else Diagnostics(config, now_ms())
         )
+        #: Writes each flush's summary straight from its counters.
+        self._summary_writer = SummaryWriter()
         self._headers = {"Content-Type": "application/json"}
         if config.compress_events:
             self._headers["Content-Encoding"] = "gzip"
@@ -552,30 +548,35 @@ class EventProcessor:
 
         Joined, the same bytes as one ``json.dumps`` of
         :meth:`EventFormatter.summary`'s event, whose ``features`` come
-        last: its head, then each slice's entries, joined with ``,``. The
-        batch's counters are consumed (see :meth:`_take`); the values that
-        are not JSON are added to ``odd``.
+        last: its head, then each slice's entries, written straight from
+        the counters (:class:`~aioflags._analytics._summary.SummaryWriter`),
+        joined with ``,``. The batch's counters are consumed (see
+        :meth:`_take`); the values that are not JSON are added to ``odd``.
         """
-        counters = batch.counters
-        by_key: dict[str, list[Counter]] = {}
-        while counters:
-            await checkpoint()
-            by_flag(counters[:_GROUP_SLICE], by_key)
-            del counters[:_GROUP_SLICE]
-        groups = list(by_key.items())
-        by_key.clear()
         head = json.dumps(summary_head(batch), separators=_SEPARATORS)
         out = [head[:-1].encode(), b',"features":{']
-        while groups:
-            await checkpoint()
-            chunk = groups[:_SUMMARY_SLICE]
-            del groups[:_SUMMARY_SLICE]
-            json_bytes, mended = _dumps_features(features(chunk))
-            odd += mended
-            if json_bytes:
-                if len(out) > 2:
-                    out.append(b",")
-                out.append(json_bytes)
+        writer = self._summary_writer
+        counters = batch.counters
+        if unique(counters):  # each flag counted once: the common case
+            while counters:
+                await checkpoint()
+                text = writer.entries(counters[:_SUMMARY_SLICE], odd)
+                del counters[:_SUMMARY_SLICE]
+                _add(out, text)
+        else:  # a flag counted by two ledgers, or by two objects of it
+            by_key: dict[str, list[Counter]] = {}
+            while counters:
+                await checkpoint()
+                by_flag(counters[:_GROUP_SLICE], by_key)
+                del counters[:_GROUP_SLICE]
+            groups = list(by_key.items())
+            by_key.clear()
+            while groups:
+                await checkpoint()
+                text = writer.grouped(groups[:_SUMMARY_SLICE], odd)
+                del groups[:_SUMMARY_SLICE]
+                _add(out, text)
+        writer.done()
         out.append(b"}}")
         return out
 
