@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import gzip
 import itertools
 import json
@@ -14,7 +15,7 @@ import anyio
 import pytest
 
 from aioflags import Config, Context
-from aioflags._analytics import _format, _processor
+from aioflags._analytics import _mend, _processor, _recorder, _summary
 from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
 from aioflags._datasystem._store import snapshot_from_data
@@ -107,12 +108,56 @@ def many_flags(rec: Recorder) -> None:
             snapshot.variation("f1", context, ["another", "default"])
 
 
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+#: Variation values of every JSON type, escapes and non-ASCII text included.
+VALUES: list[Any] = [
+    'caf\u00e9 "quoted" \\ \u2603',
+    1.5,
+    -0.0,
+    10**20,
+    None,
+    {"nested": ["a", {"b": [1, 2.25, None, True]}], "\u00fc": "\n"},
+    [],
+]
+
+
+def varied_values(rec: Recorder) -> None:
+    """A summary written flag by flag, each counted once: every kind of value.
+
+    Keys that need escaping, variations of every JSON type, defaults of
+    other types (a tuple, an ``IntEnum``), the default served (an off flag
+    without an off variation), unknown keys, one and several context kinds.
+    """
+    data: dict[str, object] = {
+        key: {
+            **flag(on=i % 4 != 3, variations=VALUES, fallthrough={"variation": i}),
+            "key": key,
+            "version": 7,
+            **({"offVariation": None} if i % 4 == 3 else {}),
+        }
+        for i, key in enumerate(
+            ["plain", 'qu"ote', "\u00e9t\u00e9", "a/b~c", "50%", "y"]
+        )
+    }
+    snapshot = snapshot_from_data(data).recording(rec)
+    multi = Context.create_multi(Context.create("m", kind="org"), Context.create("m"))
+    defaults: list[Any] = [False, ("a", 1), Level.HIGH, 2.5, "d\u00e9faut", None]
+    for context in (Context.create("u"), Context.create("d", kind="device"), multi):
+        for key, default in zip(data, defaults, strict=True):
+            snapshot.variation(key, context, default)
+        snapshot.variation("missing \u2603", context, defaults[1])
+
+
 CASES: dict[str, tuple[Callable[[Recorder], None], dict[str, Any]]] = {
     "many-slices": (evaluations(130), {}),
     "one-slice": (evaluations(10), {}),
     "no-summary": (identifies(120), {}),
     "summary-only": (same_context_again, {}),
     "many-flags": (many_flags, {}),
+    "varied-values": (varied_values, {}),
     "omitted-slices": (omitted_in_the_middle, {"omit_anonymous_contexts": True}),
     "gzip-on-a-thread": (evaluations(400), {"compress_events": True}),
     "gzip-on-the-loop": (identifies(3), {"compress_events": True}),
@@ -163,6 +208,60 @@ async def test_a_payload_is_the_json_of_every_event_byte_for_byte(
         assert len(batch.counters) > len(events[-1]["features"])  # merged rows
 
 
+async def test_flush_after_flush_the_summary_is_the_same_json() -> None:
+    """Flush after flush over the same flag objects, from one writer.
+
+    Each window serves other variations (a row appears, goes), the default
+    (a row of its own), other defaults and kinds, and a flag of the next
+    transfer (new objects) beside the old ones.
+    """
+    config = Config("k")
+    reference = recorder_for(config, now_ms=lambda: 1000)
+    processor = EventProcessor(
+        config, None, None, FakeClock(), random.Random(0), now_ms=lambda: 1000
+    )
+    data: dict[str, Any] = {
+        f"f{i}": {
+            **flag(variations=VALUES, offVariation=None),
+            "key": f"f{i}",
+            "version": 2,
+            "rules": [
+                {
+                    "id": f"r{j}",
+                    "variation": j,
+                    "clauses": [{"attribute": "n", "op": "in", "values": [j]}],
+                }
+                for j in range(len(VALUES))
+            ],
+        }
+        for i in range(30)
+    }
+    old = snapshot_from_data(data)
+    new = snapshot_from_data({**data, "f0": {**data["f0"], "on": False}})
+    windows = [
+        (old, [0], "user", False),
+        (old, [*range(len(VALUES))], "user", True),
+        (old, [0, 1, 6], "user", False),
+        (old, [6, 2], "org", "default"),
+        (old, [3, 4, 5], "user", None),
+        (new, [1], "user", False),
+    ]
+    for snapshot, served, kind, default in windows:
+        for recorder in (reference, processor.recorder):
+            recording = snapshot.recording(recorder)
+            for n in served:
+                context = Context.create(f"c{n}", kind=kind, attributes={"n": n})
+                for key in data:
+                    recording.variation(key, context, default)
+        batch = reference.take()
+        assert batch is not None
+        events = formatter_for(config).events(batch)
+        assert events[-1]["kind"] == "summary"
+        payload = await processor._take()
+        assert payload is not None
+        assert payload.body == json.dumps(events, separators=(",", ":")).encode()
+
+
 async def test_the_events_are_encoded_a_slice_at_a_time_with_a_checkpoint_between(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -199,14 +298,18 @@ async def test_a_summary_of_many_flags_is_encoded_a_slice_of_flags_at_a_time(
     formatted: list[int] = []
     at_checkpoints: list[int] = []
 
-    def features(groups: list[Any]) -> Any:
+    entries = _summary.SummaryWriter.entries
+
+    def counting_entries(
+        self: _summary.SummaryWriter, groups: list[Any], odd: list[str]
+    ) -> str:
         formatted.append(len(groups))
-        return _format.features(groups)
+        return entries(self, groups, odd)
 
     async def checkpoint() -> None:
         at_checkpoints.append(sum(formatted))
 
-    monkeypatch.setattr(_processor, "features", features)
+    monkeypatch.setattr(_summary.SummaryWriter, "entries", counting_entries)
     monkeypatch.setattr(_processor, "checkpoint", checkpoint)
     config = Config("k")
     processor = EventProcessor(config, None, None, FakeClock(), random.Random(0))
@@ -254,6 +357,47 @@ async def test_a_default_that_is_not_json_is_sent_as_null_with_every_count(
         "2 analytics value(s) sent as null: not JSON (object, Decimal). Context "
         "attributes, defaults and event data must be JSON values"
     )
+
+
+async def test_a_variation_that_is_not_json_is_sent_as_null_at_every_flush(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Flag data made in code may hold one: named at each flush that counts it."""
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    odd = {**flag(variations=[decimal.Decimal("1.5"), 2]), "key": "odd", "version": 1}
+    snapshot = snapshot_from_data({"odd": odd}).recording(processor.recorder)
+    for _ in range(2):
+        snapshot.variation("odd", Context.create("u"), 0)
+        payload = await processor._take()
+        assert payload is not None
+        (*_, summary) = json.loads(payload.body)
+        assert summary["features"]["odd"]["counters"] == [
+            {"variation": 0, "version": 1, "value": None, "count": 1}
+        ]
+        (warning,) = [r.getMessage() for r in caplog.records]
+        assert "1 analytics value(s) sent as null: not JSON (Decimal)" in warning
+        caplog.clear()
+
+
+async def test_past_their_bound_kinds_are_neither_shared_nor_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kinds are the application's to name: what is kept of them is bounded."""
+    monkeypatch.setattr(_recorder, "_KINDS_KEPT", 0)
+    monkeypatch.setattr(_summary, "_KINDS_KEPT", 0)
+    processor = EventProcessor(Config("k"), None, None, FakeClock(), random.Random(0))
+    flags: dict[str, object] = {
+        key: {**flag(), "key": key, "version": 1} for key in ("a", "b")
+    }
+    snapshot = snapshot_from_data(flags).recording(processor.recorder)
+    for kind in ("k1", "k2"):
+        snapshot.variation("a", Context.create("u", kind=kind), False)
+        snapshot.variation("b", Context.create("u", kind=kind), False)
+        payload = await processor._take()
+        assert payload is not None
+        (*_, summary) = json.loads(payload.body)
+        assert [f["contextKinds"] for f in summary["features"].values()] == [[kind]] * 2
+        assert processor._summary_writer._kinds == {}
 
 
 async def test_context_attributes_that_are_not_json_are_sent_as_null(
@@ -314,7 +458,7 @@ async def test_a_circular_or_too_deep_value_costs_only_itself(
     depth, level = 0, sent["deep"]["deep"]
     while isinstance(level, list):
         depth, level = depth + 1, level[0] if level else None
-    assert depth == _processor._MEND_DEPTH - 2  # the event and its context: two
+    assert depth == _mend.MEND_DEPTH - 2  # the event and its context: two
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "a container inside itself, nesting deeper than 64" in warning
 

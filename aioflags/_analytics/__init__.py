@@ -5,6 +5,9 @@
   summary; no I/O, next to no allocation.
 - ``_format``: turns a taken buffer into LaunchDarkly's JSON events, with
   private attributes redacted.
+- ``_summary``: writes the summary event's JSON text straight from the
+  counters a flush takes (``_format``'s dict form is its reference).
+- ``_mend``: values that are not JSON, sent as ``null`` and named once.
 - ``_processor``: the asynchronous half: one task group, owned by the
   :class:`~aioflags._analytics._processor.EventProcessor` async context
   manager, flushes the buffer to ``{events_uri}/bulk`` and sends diagnostics.

@@ -236,8 +236,10 @@ class EventFormatter:
     def summary(self, batch: Batch) -> JSONObject | None:
         """The batch's summary event (``None`` if nothing was counted).
 
-        In one step: the flush builds the same event a slice of flags at a
-        time (:func:`summary_head`, :func:`by_flag`, :func:`features`).
+        The dict form, in one step: the flush writes the same event's JSON
+        a slice of flags at a time, straight from the counters
+        (:class:`~aioflags._analytics._summary.SummaryWriter`); the tests
+        hold the two to the same bytes.
         """
         if not batch.counters:
             return None
@@ -268,7 +270,7 @@ def by_flag(
 
 
 def features(groups: list[tuple[str, list[Counter]]]) -> JSONObject:
-    """The summary's ``features`` for these flags (:func:`by_flag`), by key."""
+    """The summary's ``features`` for these flags (:func:`by_flag`), by key, as dicts."""
     return {key: _feature(counters) for key, counters in groups}
 
 

@@ -77,6 +77,24 @@ MIGRATION_OP: Final = 5  # (MIGRATION_OP, ms, MigrationOpEvent)
 #: One buffered event, as recorded (formatted at flush time).
 Record: TypeAlias = "tuple[Any, ...]"
 
+_NO_KINDS: Final[frozenset[str]] = frozenset()
+#: Each combination of context kinds counted, as one object: a window's
+#: counters share them (no set per counter), and the flush writes each
+#: one's text once. Bounded: kinds are the application's to name.
+_KINDS: Final[dict[frozenset[str], frozenset[str]]] = {}
+_KINDS_KEPT: Final = 1_000
+
+
+def _kinds(kinds: frozenset[str]) -> frozenset[str]:
+    """The shared object equal to ``kinds`` (``kinds`` itself, past the bound)."""
+    shared = _KINDS.get(kinds)
+    if shared is not None:
+        return shared
+    if len(_KINDS) < _KINDS_KEPT:
+        # setdefault: a thread of another recorder may have added it meanwhile
+        return _KINDS.setdefault(kinds, kinds)
+    return kinds
+
 
 class Counter:
     """One flag version's summary in a flush window, counted in place.
@@ -116,7 +134,9 @@ class Counter:
         self.counts = [0] * len(flag.variations) if flag is not None else []
         self.none = 0
         self.none_value: JSONValue = None
-        self.kinds: set[str] = set()
+        #: the context kinds counted (one frozenset per combination, shared
+        #: by every counter that counted it: :func:`_kinds`)
+        self.kinds: frozenset[str] = _NO_KINDS
         #: the kind of the single-kind contexts last counted ("" otherwise)
         self.kind = ""
         self.tracked = flag is not None and (
@@ -126,7 +146,7 @@ class Counter:
 
     def add_kinds(self, context: Context) -> None:
         """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
-        self.kinds.update(context._parts)
+        self.kinds = _kinds(self.kinds.union(context._parts))
         self.kind = "" if context._kind == "multi" else context._kind
 
 
