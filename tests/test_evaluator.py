@@ -360,13 +360,15 @@ async def test_a_patched_method_is_what_the_client_calls() -> None:
         Config(data_system=_data().data_system(), send_events=False)
     ) as client:
         assert await client.variation("f", USER, False) is True
-        with mock.patch.object(Client, "variation", mock.AsyncMock(return_value=1)):
-            assert await client.variation("f", USER, False) == 1
+        stand_in = mock.AsyncMock(return_value="class's")
+        with mock.patch.object(Client, "variation", stand_in):
+            assert await client.variation("f", USER, False) == "class's"
         assert await client.variation("f", USER, False) is True
-        with mock.patch.object(client, "variation", mock.AsyncMock(return_value=2)):
+        stand_in = mock.AsyncMock(return_value="instance's")
+        with mock.patch.object(client, "variation", stand_in):
             assert await client.bool_variation("f", USER, False) is True
             client.add_hook(Observing())  # a new composition
-            assert await client.variation("f", USER, False) == 2
+            assert await client.variation("f", USER, False) == "instance's"
         assert await client.variation("f", USER, False) is True
     with pytest.raises(AttributeError, match="evnts"):
         client.evnts_enabled = True  # type: ignore[attr-defined]

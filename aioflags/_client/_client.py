@@ -146,8 +146,35 @@ class _WarnOnUse:
         return self.snapshot  # empty: nothing to compile
 
 
+class _ClientType(type):
+    """The class of :class:`Client`: a patch of one of its evaluation methods reaches every client.
+
+    A client sets the methods written for its composition on its instance
+    (``Client._install``), where they are found before the class's. A test
+    that sets a stand-in on the class (``patch.object(Client,
+    "variation")``) or takes it back makes every live client compose
+    anew, so that each call reaches the class's attribute of now.
+    """
+
+    def __setattr__(cls, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in METHODS:
+            _recompose()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name in METHODS:
+            _recompose()
+
+
+def _recompose() -> None:
+    """Every live client composes anew (its class's methods changed)."""
+    for client in list(_LIVE_CLIENTS):
+        client._evaluator.recompose()
+
+
 @final
-class Client:
+class Client(metaclass=_ClientType):
     """The aioflags client: ``async with aioflags.Client(config) as client: ...``.
 
     Args:

@@ -232,11 +232,9 @@ def _written(
     stages = Stages(hooks, before, after, "")
     lines = [
         f"async def {method}(key, context, default):",
-        # still this composition's, and the class's method not patched?
-        # (else where client.<method> goes through the class)
-        "    if holder.composition is not composition"
-        + (" or Client.__dict__[method] is not original" if face else "")
-        + ":",
+        # still this composition's? (else where client.<method> goes now;
+        # a patch of the class's method changes the composition too)
+        "    if holder.composition is not composition:",
         "        return await elsewhere(key, context, default)",
     ]
     if composition.own:
@@ -333,8 +331,6 @@ def _written(
     if face is not None:
         client = face.client
         original = face.originals[method]
-        namespace["Client"] = type(client)
-        namespace["original"] = original
 
         async def elsewhere(key: str, context: Context | None, default: Any) -> Any:
             return await through_class(client, method)(key, context, default)

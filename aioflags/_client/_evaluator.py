@@ -149,6 +149,10 @@ class Evaluator:
                 self.on_change(self)
         return method
 
+    def recompose(self) -> None:
+        """Compose anew with the same parts (the client's class changed)."""
+        self._changed()
+
     def retire(self) -> None:
         """Another evaluator serves the client now: this one's methods hand calls on."""
         self.on_change = None
