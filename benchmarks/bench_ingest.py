@@ -26,6 +26,11 @@ worst aioflags run by LaunchDarkly's median run::
 
     python benchmarks/bench_ingest.py [--sizes 1000,10000,50000,100000]
         [--repeat 3] [--ld-max 50000] [--plot docs/img/ingest.png]
+    python benchmarks/bench_ingest.py --instructions --sizes 10000
+
+``--instructions`` counts instead, under valgrind's callgrind, each SDK's
+instructions from creating the client to READY (after the same first start):
+steady whatever the load, blind to waits and to cache misses.
 """
 
 from __future__ import annotations
@@ -225,21 +230,29 @@ async def _start_ld(url: str) -> Any:
     return ld
 
 
-def _config(url: str, *, frozen: bool) -> Any:
+def _config(url: str, *, frozen: bool, slow: bool = False) -> Any:
+    """The measured client's config; ``slow``: under valgrind (see :func:`_cg_child`)."""
     import aioflags
     from aioflags import sources
 
+    system = aioflags.DataSystem.custom(
+        initializers=[sources.polling_initializer()],
+        synchronizers=[sources.polling_synchronizer(interval=3600)],
+    )
+    # Under callgrind a 10,000-flag poll takes minutes: the poll's deadline
+    # (connect_timeout + read_timeout, 20 s) and the synchronizer's
+    # initializing_timeout (10 s) would cut it and poll again, counting the
+    # body many times over (and at times never reaching READY).
     return aioflags.Config(
         "sdk-key",
         base_uri=url,
         stream_uri=url,
-        ready_timeout=300,
+        ready_timeout=6000 if slow else 300,
         send_events=False,
         gc_freeze=frozen,
-        data_system=aioflags.DataSystem.custom(
-            initializers=[sources.polling_initializer()],
-            synchronizers=[sources.polling_synchronizer(interval=3600)],
-        ),
+        data_system=system.with_timings(initializing_timeout=6000) if slow else system,
+        connect_timeout=600 if slow else 10,  # (10 s each: the defaults)
+        read_timeout=6000 if slow else 10,
     )
 
 
@@ -318,6 +331,67 @@ async def _child(which: str, url: str) -> dict[str, float]:
         out["gc_ms"] = _gc_pause()
         out["flags"] = len(keys)
     return out
+
+
+async def _cg_child(which: str, url: str) -> None:
+    """``--instructions``: a first start, then a mark, the measured start, a mark at READY.
+
+    A mark is a call of ``os.getppid()``, which callgrind dumps its counts
+    before: the second dump is the measured start, creation to READY.
+    """
+    import ldclient  # noqa: F401 - both SDKs loaded in every child: one baseline
+
+    import aioflags
+
+    await _first_start(which, url)
+    gc.collect()
+    os.getppid()
+    if which == "ld":
+        await _start_ld(url)
+    else:
+        await aioflags.Client(_config(url, frozen=False, slow=True)).__aenter__()
+    os.getppid()
+    os._exit(0)
+
+
+def instructions(n_flags: int) -> str:
+    """Instructions from creating the client to READY, each SDK under callgrind."""
+    import tempfile
+
+    counts = {}
+    with (
+        server_process(__file__, "--serve", str(n_flags)) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        for which, name in (("aioflags", OURS), ("ld", LD)):
+            out = Path(tmp) / which
+            subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--dump-before=os_getppid",
+                    "--dump-instr=no",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    __file__,
+                    "--cg-child",
+                    which,
+                    url,
+                ],
+                capture_output=True,
+                check=True,
+                timeout=3600,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+            text = Path(f"{out}.2").read_text()
+            summary = next(x for x in text.splitlines() if x.startswith("summary:"))
+            counts[name] = int(summary.split()[1])
+    ours, theirs = counts[OURS], counts[LD]
+    return (
+        f"\n{n_flags} flags, instructions from creating the client to READY "
+        f"(callgrind): {OURS} {ours / 1e6:,.1f} M, {LD} {theirs / 1e6:,.1f} M, "
+        f"ratio {ours / theirs:.3f}x"
+    )
 
 
 def _gc_pause() -> float:
@@ -454,7 +528,13 @@ def main() -> None:
     )
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions to READY under callgrind instead (slow: minutes)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("WHICH", "URL"))
+    parser.add_argument("--cg-child", nargs=2, metavar=("WHICH", "URL"))
     parser.add_argument("--serve", type=int, metavar="N")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
@@ -465,7 +545,14 @@ def main() -> None:
     if args.child:
         print(json.dumps(asyncio.run(_child(args.child[0], args.child[1]))))
         return
+    if args.cg_child:
+        asyncio.run(_cg_child(args.cg_child[0], args.cg_child[1]))
+        return
     sizes = [20] if args.smoke else [int(s) for s in args.sizes.split(",")]
+    if args.instructions:
+        for n in sizes:
+            print(instructions(n), flush=True)
+        return
     repeat = 1 if args.smoke else args.repeat
     results = measure(sizes, repeat, args.ld_max, min(repeat, args.repeat_large))
     print("\n" + markdown(results))
