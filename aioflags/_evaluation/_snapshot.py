@@ -1044,13 +1044,9 @@ def _all_flags_state(
         or context._error is not None
     ):
         return _refused(context, FlagsState(valid=False, values={}, meta={}))
-    plans = snapshot._all_flags_plan
-    if plans is None:
-        plans = snapshot._all_flags_plan = {}
-    options = (with_reasons, client_side_only, details_only_for_tracked_flags)
-    plan = plans.get(options)
-    if plan is None:
-        plan = plans[options] = _plan(snapshot, *options)
+    plan = _plan_of(
+        snapshot, (with_reasons, client_side_only, details_only_for_tracked_flags)
+    )
     matcher = snapshot._matcher
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
     batch = matcher.batch(done)
@@ -1093,6 +1089,17 @@ def _all_flags_state(
     return FlagsState(valid=True, values=values, meta=meta)
 
 
+def _plan_of(snapshot: FlagSnapshot, options: tuple[bool, bool, bool]) -> _Plan:
+    """The snapshot's all-flags plan for ``options``, made on first use."""
+    plans = snapshot._all_flags_plan
+    if plans is None:
+        plans = snapshot._all_flags_plan = {}
+    plan = plans.get(options)
+    if plan is None:
+        plan = plans[options] = _plan(snapshot, *options)
+    return plan
+
+
 def _all_results(
     snapshot: FlagSnapshot, context: Context | None, client_side_only: bool
 ) -> list[tuple[str, CompiledFlag, Result]] | None:
@@ -1103,13 +1110,7 @@ def _all_results(
         or context._error is not None
     ):
         return _refused(context, None)
-    plans = snapshot._all_flags_plan
-    if plans is None:
-        plans = snapshot._all_flags_plan = {}
-    options = (True, client_side_only, False)
-    plan = plans.get(options)
-    if plan is None:
-        plan = plans[options] = _plan(snapshot, *options)
+    plan = _plan_of(snapshot, (True, client_side_only, False))
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
     batch = snapshot._matcher.batch(done)
     results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
