@@ -48,6 +48,9 @@ logger = logging.getLogger("aioflags.testing")
 #: Seconds a connection may stay idle: before its first request is complete
 #: (a client that trickles its headers is dropped), and between requests.
 IDLE_TIMEOUT: Final = 5.0
+#: Seconds a client may go on sending once the server has answered and
+#: closed (it reads the answer, not a reset), before the relay closes.
+_LINGER: Final = 2.0
 #: The largest request head (request line and headers) Hypercorn buffers.
 MAX_HEAD: Final = 16 * 1024
 #: Connections waiting to be accepted.
@@ -337,8 +340,8 @@ async def _relay_one(
                 number = opened(server.extra(anyio.abc.SocketAttribute.local_port))
                 await server.send(first)
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_copy, client, server, tg.cancel_scope)
-                    tg.start_soon(_copy, server, client, tg.cancel_scope)
+                    tg.start_soon(_upstream, client, server, tg.cancel_scope)
+                    tg.start_soon(_downstream, server, client, tg.cancel_scope)
     except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
         pass  # closed or reset: the connection is over either way
     finally:
@@ -346,12 +349,46 @@ async def _relay_one(
             closed(number)
 
 
-async def _copy(
-    source: SocketStream, sink: SocketStream, both: anyio.CancelScope
+_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+async def _upstream(
+    client: SocketStream, server: SocketStream, both: anyio.CancelScope
 ) -> None:
+    """The client's bytes to the server; once the server is gone, read and dropped.
+
+    Hypercorn answers a request it refuses (a body too large, say) and
+    closes before it has read the body: the relay then reads the rest of
+    what the client sends, so that the client reads the answer rather than
+    a reset (a lingering close, bounded by :func:`_downstream`).
+    """
+    gone = False
     try:
-        async for chunk in source:
-            await sink.send(chunk)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        async for chunk in client:
+            if not gone:
+                try:
+                    await server.send(chunk)
+                except _GONE:
+                    gone = True
+    except _GONE:
         pass
+    both.cancel()
+
+
+async def _downstream(
+    server: SocketStream, client: SocketStream, both: anyio.CancelScope
+) -> None:
+    """The server's bytes to the client; when the server is done, the client is told.
+
+    Then the client has :data:`_LINGER` seconds to read the answer and go
+    (:func:`_upstream` drops what it still sends) before the relay closes.
+    """
+    try:
+        async for chunk in server:
+            await client.send(chunk)
+        await client.send_eof()
+    except _GONE:
+        both.cancel()
+        return
+    await anyio.sleep(_LINGER)
     both.cancel()

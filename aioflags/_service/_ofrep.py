@@ -161,12 +161,18 @@ def header_number(value: str) -> int | None:
 
 
 class _BadInput(Exception):
-    """A request OFREP answers with 400 and a failure body."""
+    """A request OFREP answers with 400 and a failure body.
 
-    def __init__(self, code: str, details: str) -> None:
+    ``unread``: its body was not read to its end (too large, too slow):
+    the answer closes the connection, so that no client sends its next
+    request on it.
+    """
+
+    def __init__(self, code: str, details: str, *, unread: bool = False) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
+        self.unread = unread
 
 
 def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
@@ -300,7 +306,9 @@ class OFREPHandler:
         """The request's ``context`` object (``{}`` when absent)."""
         declared = header_number(_Headers(scope).get("content-length", ""))
         if declared is not None and declared > MAX_BODY:
-            raise _BadInput("GENERAL", f"the body is larger than {MAX_BODY} bytes")
+            raise _BadInput(
+                "GENERAL", f"the body is larger than {MAX_BODY} bytes", unread=True
+            )
         body = bytearray()
         with anyio.move_on_after(BODY_TIMEOUT) as waited:
             while True:
@@ -310,13 +318,17 @@ class OFREPHandler:
                 body += message.get("body", b"")
                 if len(body) > MAX_BODY:
                     raise _BadInput(
-                        "GENERAL", f"the body is larger than {MAX_BODY} bytes"
+                        "GENERAL",
+                        f"the body is larger than {MAX_BODY} bytes",
+                        unread=True,
                     )
                 if not message.get("more_body", False):
                     break
         if waited.cancelled_caught:
             raise _BadInput(
-                "GENERAL", f"the body took over {BODY_TIMEOUT:g} s to arrive"
+                "GENERAL",
+                f"the body took over {BODY_TIMEOUT:g} s to arrive",
+                unread=True,
             )
         if not body.strip():
             return {}
@@ -366,7 +378,8 @@ class OFREPHandler:
             context = await self._context(scope, ofrep)
         except _BadInput as bad:
             self._note(bad.code, bad.details)
-            await _answer(send, 400, _failure(bad.code, bad.details, key), extra)
+            headers = [*extra, (b"connection", b"close")] if bad.unread else extra
+            await _answer(send, 400, _failure(bad.code, bad.details, key), headers)
             return None
         except anyio.EndOfStream:
             return None
