@@ -229,7 +229,10 @@ def _written(
     ledger = composition.ledger
     # The hooks' stages as they are now: a hook added later composes anew.
     before, after = hooks.stages if hooks is not None else ((), ())
-    stages = Stages(hooks, before, after, "")
+    # (the run's statements sit under the door and find, and under the
+    # count's check that there is a flag when events are on)
+    indent = " " * (16 if ledger is not None else 12)
+    stages = Stages(hooks, before, after, indent)
     lines = [
         f"async def {method}(key, context, default):",
         # still this composition's? (else where client.<method> goes now;
@@ -252,26 +255,24 @@ def _written(
             "            head = None",
             "        if head is not None:",
         ]
-        indent = "            "
         state = "matcher"
         if ledger is not None:
+            outer = indent[:-4]
             # count (set up): the flag counted against (making it raised:
             # nothing to count it against, the snapshot's method answers);
             # a flag that is not plain (prerequisites: their evaluations
             # are counted too) runs with a matcher that counts them
             lines += [
-                f"{indent}try:",
-                f"{indent}    flag = matcher.hot[key]",
-                f"{indent}except KeyError:",
-                f"{indent}    flag = matcher.made(key)",
-                f"{indent}if flag is not None:",
+                f"{outer}try:",
+                f"{outer}    flag = matcher.hot[key]",
+                f"{outer}except KeyError:",
+                f"{outer}    flag = matcher.made(key)",
+                f"{outer}if flag is not None:",
             ]
-            indent += "    "
             recording = 1 if detail else 0
             state = f"matcher if head[1] else matcher.recording(ledger)[{recording}]"
         # run: the head, in this frame, with the hooks' stages around it
         # (the series' own text: a call to it would cost ~500 instructions)
-        stages = Stages(hooks, before, after, indent)
         lines += stages.before
         lines += write_run_head(indent, state)
         if kind is not None:  # type: the value's type, else WRONG_TYPE
