@@ -172,12 +172,12 @@ def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeR
 @pytest.fixture(autouse=True)
 def _forget_logged_evaluation_noise() -> None:
     """Each test sees the first warning for a flag key or failure (logged once per process)."""
-    from aioflags._evaluation import _evaluate, _model, _snapshot
+    from aioflags._evaluation import _door, _evaluate, _model
 
     _evaluate._FAILURES.clear()
-    _snapshot._UNKNOWN_KEYS.clear()
-    _snapshot._NOT_KEYS.clear()
-    _snapshot._INVALID_CONTEXTS.clear()
+    _door._UNKNOWN_KEYS.clear()
+    _door._NOT_KEYS.clear()
+    _door._INVALID_CONTEXTS.clear()
     _model._SAID.clear()
 
 

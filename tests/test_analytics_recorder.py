@@ -37,7 +37,7 @@ def summary(rec: Recorder) -> dict:  # type: ignore[type-arg]
 
 def test_a_snapshot_that_is_not_ready_records_unknown_flags() -> None:
     rec = recorder()
-    snapshot = FlagSnapshot(recorder=rec)
+    snapshot = FlagSnapshot().recording(rec)
     assert snapshot.variation("f", USER, "d") == "d"
     assert snapshot.bool_variation_detail("f", USER, True).error_kind == (
         "CLIENT_NOT_READY"

@@ -10,7 +10,7 @@ import pytest
 
 from aioflags import Client, Config, Context
 from aioflags._datasystem._store import snapshot_from_data
-from aioflags._evaluation import _evaluate, _snapshot
+from aioflags._evaluation import _door, _evaluate
 from aioflags._evaluation._logonce import Occurrences
 from aioflags.testing import FlagData
 from tests.analytics import recorder_for
@@ -77,7 +77,7 @@ def test_an_unknown_key_is_warned_once_per_key_by_every_method(
     assert warned[0].startswith("No flag 'knwon' in the flag data")
     assert "FLAG_NOT_FOUND" in warned[0] and "typo" in warned[0]
     assert warned[1].startswith("No flag 'other'")
-    assert "known" not in _snapshot._UNKNOWN_KEYS  # known keys: nothing remembered
+    assert "known" not in _door._UNKNOWN_KEYS  # known keys: nothing remembered
 
 
 def test_an_unknown_key_with_events_on_is_looked_into_once(
@@ -85,13 +85,13 @@ def test_an_unknown_key_with_events_on_is_looked_into_once(
 ) -> None:
     """``variation`` leaves the warning to the recording path: one call, not two."""
     calls: list[str] = []
-    unknown_flag = _snapshot._unknown_flag
+    unknown_flag = _door._unknown_flag
 
     def counted(key: str) -> Any:
         calls.append(key)
         return unknown_flag(key)
 
-    monkeypatch.setattr(_snapshot, "_unknown_flag", counted)
+    monkeypatch.setattr(_door, "_unknown_flag", counted)
     recorder = recorder_for(Config("k"), now_ms=lambda: 1000)
     snap = snapshot_from_data({"known": flag("known")}, {}).recording(recorder)
     assert snap.variation("knwon", USER, "d") == "d"
@@ -104,8 +104,8 @@ def test_an_unknown_key_with_events_on_is_looked_into_once(
 def test_invalid_contexts_are_remembered_up_to_a_bound_which_is_said_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_snapshot, "_INVALID_CONTEXTS", Occurrences(2))
-    monkeypatch.setattr(_snapshot, "_MAX_INVALID_CONTEXTS", 2)
+    monkeypatch.setattr(_door, "_INVALID_CONTEXTS", Occurrences(2))
+    monkeypatch.setattr(_door, "_MAX_INVALID_CONTEXTS", 2)
     snap = snapshot_from_data({"f": flag("f")}, {})
     for round_ in range(2):
         for kind in ("kind", "multi", "a b", "c d"):  # four reasons
@@ -116,7 +116,7 @@ def test_invalid_contexts_are_remembered_up_to_a_bound_which_is_said_once(
         "2 reasons for an invalid context have been logged: further ones are not "
         "(their evaluations still return the default, USER_NOT_SPECIFIED)"
     ]
-    assert len(_snapshot._INVALID_CONTEXTS._counts) == 2  # bounded
+    assert len(_door._INVALID_CONTEXTS._counts) == 2  # bounded
 
 
 def test_a_snapshot_that_is_not_ready_says_nothing_of_the_context(
@@ -144,8 +144,8 @@ def test_a_snapshot_that_is_not_ready_warns_of_no_key(
 def test_unknown_keys_are_remembered_up_to_a_bound_which_is_said_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_snapshot, "_UNKNOWN_KEYS", Occurrences(3))
-    monkeypatch.setattr(_snapshot, "_MAX_UNKNOWN_KEYS", 3)
+    monkeypatch.setattr(_door, "_UNKNOWN_KEYS", Occurrences(3))
+    monkeypatch.setattr(_door, "_MAX_UNKNOWN_KEYS", 3)
     snap = snapshot_from_data({"known": flag("known")}, {})
     for round_ in range(2):
         for i in range(6):
@@ -155,7 +155,7 @@ def test_unknown_keys_are_remembered_up_to_a_bound_which_is_said_once(
         "3 unknown flag keys have been logged: further unknown keys are not "
         "(their evaluations still return the default, FLAG_NOT_FOUND)"
     ]
-    assert len(_snapshot._UNKNOWN_KEYS._counts) == 3  # bounded
+    assert len(_door._UNKNOWN_KEYS._counts) == 3  # bounded
 
 
 @pytest.mark.asyncio

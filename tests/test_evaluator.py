@@ -24,9 +24,10 @@ from aioflags import (
 )
 from aioflags._analytics._processor import EventProcessor
 from aioflags._client._evaluator import Evaluator
-from aioflags._client._hooks import HookRunner
+from aioflags._client._hooks import HookRunner, Stages
 from aioflags._datasystem._datatypes import ObjectKind
 from aioflags._datasystem._store import Store
+from aioflags._evaluation._composed import PLAIN, Composition, Evaluation
 from aioflags.testing import FakeClock, FlagData
 from tests.analytics import recorder_for
 from tests.test_store import delta, flag, full, put
@@ -86,7 +87,9 @@ def test_the_composition_is_decided_when_a_part_changes() -> None:
     assert installed == [evaluator]  # the client installs its new methods
     recording = evaluator.snapshot()
     assert recording is not store.snapshot
-    assert recording._events is processor.recorder
+    # the snapshots' evaluation counts on the recorder (any thread)
+    assert recording._face.composition.ledger is processor.recorder
+    assert recording._face is evaluator.evaluation[0]
     assert evaluator.snapshot() is recording  # made once per data version
     store.apply_now(delta(put("b", flag("b"))))
     assert evaluator.snapshot() is not recording  # the new data's
@@ -103,12 +106,13 @@ def test_the_composition_is_decided_when_a_part_changes() -> None:
     runner = HookRunner([Hook()])
     evaluator.use_hooks(runner)
     assert _composed(evaluator) == "plain"  # no stage of its own: nothing runs
-    assert evaluator.snapshot()._hooks is runner  # later hooks apply to it
+    assert evaluator.snapshot() is store.snapshot
     runner.add(Observing())
     evaluator.use_hooks(runner)
     # Hooks alone: their series runs around the same evaluation.
     assert _composed(evaluator) == "hooks"
-    assert evaluator.composition.hooks is runner
+    assert evaluator.composition.stages is not None
+    assert evaluator.snapshot()._face.composition.stages is not None
     evaluator.record(processor, True)  # recorded too
     assert _composed(evaluator) == "hooks+events"
     evaluator.record(processor, False)
@@ -166,7 +170,7 @@ def test_the_store_holds_data_only() -> None:
     assert "__setattr__" not in vars(Store)
     store.apply_now(full(put("s", {"key": "s", "version": 1}, ObjectKind.SEGMENT)))
     snapshot = store.snapshot
-    assert snapshot._events is None and snapshot._hooks is None
+    assert snapshot._face is PLAIN and not snapshot.observed
     assert snapshot._matcher.big_segments is None
 
 
@@ -203,37 +207,48 @@ async def test_a_snapshot_handed_out_records_events_and_runs_hooks() -> None:
     assert [c["count"] for c in summary["features"]["f"]["counters"]] == [2]
 
 
-@pytest.mark.asyncio
-async def test_a_hooked_evaluation_evaluates_and_records_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The stages see the result the caller gets: no second evaluation on a twin."""
-    calls: list[tuple[Any, ...]] = []
-    original = FlagSnapshot._evaluation
-
-    def counted(self: FlagSnapshot, *args: Any) -> Any:
-        calls.append(args)
-        return original(self, *args)
-
-    monkeypatch.setattr(FlagSnapshot, "_evaluation", counted)
+def test_a_hooked_evaluation_evaluates_and_records_once() -> None:
+    """The stages see the result the caller gets: one evaluation, counted once."""
     recorder = recorder_for(Config("k"))
     hook = Observing()
     snapshot = _snapshot(recorder, HookRunner([hook]))
+    runs: list[str] = []
+    matcher = snapshot._matcher
+    head = matcher.find_head("f")
+    assert type(head) is tuple
+    code = head[0]
+
+    def counted(*args: Any) -> Any:
+        runs.append("f")
+        return code(*args)
+
+    matcher.heads["f"] = (counted, *head[1:])
     assert snapshot.variation("f", USER, False) is True
     assert snapshot.variation_detail("f", USER, False).value is True
-    # (key, context, default, kind, detail): a value method records as one
-    assert [(c[3], c[4]) for c in calls] == [(None, False), (None, True)]
+    assert runs == ["f", "f"]
+    assert [stage for stage, _ in hook.seen] == ["before", "after"] * 2
     (_, counted_once), *_ = recorder.shared.counters.items()
     assert counted_once.counts[0] == 2
+
+
+#: a rule that matches nobody: the flag's code runs (it is not constant)
+_NOBODY = {
+    "id": "r",
+    "variation": 0,
+    "clauses": [{"attribute": "key", "op": "in", "values": ["nobody"]}],
+}
 
 
 def _snapshot(recorder: Any, hooks: HookRunner) -> FlagSnapshot:
     from aioflags._datasystem._store import snapshot_from_data
 
     data = snapshot_from_data(
-        {"f": flag("f")},
+        {"f": flag("f", rules=[_NOBODY])},
     )
-    return data.composed(recorder, None, hooks)
+    composition = Composition(
+        own=True, stages=Stages(hooks, *hooks.stages), ledger=recorder
+    )
+    return data.composed(Evaluation(composition), None)
 
 
 def _our_classes() -> set[type]:

@@ -162,10 +162,11 @@ def test_every_composition_maps_a_bug_in_the_flags_code_to_exception_once(
         assert none == 3  # three evaluations, none served a variation
 
 
-def test_a_hook_series_runs_the_head_in_its_own_frame() -> None:
-    """The compiled series maps a raising head itself: EXCEPTION, the stages run."""
+def test_a_hooked_evaluation_maps_a_raising_head_itself() -> None:
+    """The hooks' stages run around the head in one frame: EXCEPTION, the stages run."""
     from aioflags import Hook
-    from aioflags._client._hooks import HookRunner
+    from aioflags._client._hooks import HookRunner, Stages
+    from aioflags._evaluation._composed import Composition, Evaluation
 
     seen: list[object] = []
 
@@ -178,8 +179,11 @@ def test_a_hook_series_runs_the_head_in_its_own_frame() -> None:
         raise RuntimeError("a bug in the flag's code")
 
     runner = HookRunner([Seen()])
-    result = runner.run((broken, True), "f", None, None, "variation", False)
-    assert result.reason["errorKind"] == "EXCEPTION"
+    stages = Stages(runner, *runner.stages)
+    evaluation = Evaluation(Composition(own=True, stages=stages, ledger=None))
+    snapshot = _snapshot_with_a_broken_fast_path().composed(evaluation, None)
+    snapshot._matcher.heads["f"] = (broken, True)
+    assert snapshot.variation("f", Context.create("u"), "d") == "d"
     assert seen == ["EXCEPTION"]
 
 

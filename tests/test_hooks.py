@@ -20,7 +20,7 @@ from aioflags import (
     HookMetadata,
     TrackSeriesContext,
 )
-from aioflags._client._hooks import HookRunner
+from aioflags._client._hooks import HookRunner, Stages
 from aioflags.blocking import Client as BlockingClient
 from aioflags.testing import FlagData, FlagServer
 from tests.analytics import by_kind, flag, running
@@ -460,7 +460,7 @@ async def test_hooks_added_before_start_apply_once_started() -> None:
         assert await client.bool_variation("b", USER, False) is True
         # The evaluator created at start runs them, for the sync face too.
         before = client.snapshot()
-    assert before._hooks is client._hooks is not None
+    assert before._face.composition.stages is not None
     assert stages(calls) == [("a", "before"), ("a", "after")]
 
 
@@ -553,13 +553,14 @@ def fail(*args: object, **kwargs: object) -> Any:
 async def test_an_evaluation_with_no_hooks_does_no_hook_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("run", "after_track", "__init__"):
+    for name in ("after_track", "__init__"):
         monkeypatch.setattr(HookRunner, name, fail)
+    monkeypatch.setattr(Stages, "__init__", fail)
     monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system())) as client:
         snapshot = client.snapshot()
         assert type(snapshot) is FlagSnapshot
-        assert snapshot._hooks is None
+        assert not snapshot.observed
         for method, key, default in METHODS:
             await getattr(client, method)(key, USER, default)
             getattr(snapshot, method)(key, USER, default)
@@ -586,9 +587,9 @@ async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
     monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
         snapshot = client.snapshot()
-        assert snapshot._hooks is not None  # a hook with stages may be added
+        assert not snapshot.observed  # no stage of its own: none written
         with monkeypatch.context() as patched:
-            patched.setattr(HookRunner, "run", fail)
+            patched.setattr(Stages, "__init__", fail)
             await client.variation("b", USER, False)  # the inlined hot path
         for method, key, default in METHODS:
             await getattr(client, method)(key, USER, default)
@@ -666,9 +667,12 @@ async def test_a_hook_with_stages_added_after_a_no_op_one_runs_everywhere() -> N
         old_snapshot = client.snapshot()
         client.add_hook(Recording("a", calls))
         await client.variation("b", USER, False)
-        old_snapshot.variation("b", USER, False)
         client.snapshot().variation("b", USER, False)
-    assert stages(calls) == [("a", "before"), ("a", "after")] * 3
+        assert stages(calls) == [("a", "before"), ("a", "after")] * 2
+        # A snapshot is evaluated as it was composed: taken before, unhooked.
+        calls.clear()
+        old_snapshot.variation("b", USER, False)
+    assert calls == []
 
 
 # ---------------------------------------------------------- environment id
@@ -723,25 +727,34 @@ def test_series_contexts_are_values() -> None:
         one.key = "other"  # type: ignore[misc]
 
 
-def test_the_series_is_compiled_when_a_hook_is_registered() -> None:
-    """issue 49: the series is built at registration, not per evaluation.
+@pytest.mark.asyncio
+async def test_the_stages_are_written_when_a_hook_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """issue 49, 59: the series is written once per composition, not per evaluation.
 
-    ``HookRunner.run`` is one function made for the stages that run, made
-    again only when a hook is added; with no stage of its own it is the
-    flag's head alone (``head_alone``, written once).
+    A hook with no evaluation stage of its own composes nothing; one with a
+    stage composes anew once, and evaluations after run what was written.
     """
-    from aioflags._client._hooks import head_alone
+    built: list[int] = []
+    init = Stages.__init__
 
+    def counted(self: Stages, *args: Any) -> None:
+        built.append(1)
+        init(self, *args)
+
+    monkeypatch.setattr(Stages, "__init__", counted)
     calls: Calls = []
-    runner = HookRunner([Hook()])
-    assert runner.run is head_alone()  # nothing observes: the head alone
-    runner.add(Recording("a", calls))
-    compiled = runner.run
-    assert compiled is not head_alone()
-    snapshot = aioflags.FlagSnapshot({}, initialized=True).composed(None, None, runner)
-    for _ in range(3):
-        snapshot.variation("missing", USER, False)
-    assert runner.run is compiled  # not rebuilt per evaluation
-    assert [c[:2] for c in calls] == [("a", "before"), ("a", "after")] * 3
-    runner.add(Recording("b", calls))
-    assert runner.run is not compiled
+    client = Client(Config(data_system=data().data_system(), hooks=[Hook()]))
+    async with client:
+        await client.variation("b", USER, False)
+        assert built == []  # nothing observes: nothing written
+        client.add_hook(Recording("a", calls))
+        for _ in range(3):
+            await client.variation("missing", USER, False)
+            client.snapshot().variation("missing", USER, False)
+        assert len(built) == 1  # not rebuilt per evaluation
+        client.add_hook(Recording("b", calls))
+        await client.variation("missing", USER, False)
+        assert len(built) == 2
+    assert [c[:2] for c in calls[:12]] == [("a", "before"), ("a", "after")] * 6

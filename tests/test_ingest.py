@@ -41,6 +41,7 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_text,
 )
 from aioflags._datasystem._store import Store
+from aioflags._evaluation._composed import PLAIN
 from aioflags._evaluation._model import CompiledFlag
 from aioflags._evaluation._tables import Layered, Table
 from aioflags.sources import (
@@ -577,7 +578,7 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     assert type(table) is Table and type(hot) is dict and hot is table.hot
     assert hot == {}
     # A snapshot composed of this data (events, hooks...) indexes the same.
-    assert store.snapshot.composed(None, None, None)._matcher.hot is table.hot
+    assert store.snapshot.composed(PLAIN, None)._matcher.hot is table.hot
     # A prerequisite never looked up is made, not taken for a missing one.
     assert store.snapshot.variation("child", USER, "x") == "a"
     assert hot.keys() == {"child", "parent"}

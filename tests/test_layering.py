@@ -475,9 +475,10 @@ def test_a_change_set_runs_down_the_layers_from_ingest_to_evaluation() -> None:
     assert answers[2] is True and answers[0] in (True, False)
     assert up == set()
     # The walk saw the calls: the store's into the tables and the model,
-    # the snapshot's lookups into the tables, which compile with the model.
+    # the evaluation's lookups (Matcher) into the tables, which compile
+    # with the model.
     assert {
         ("aioflags._datasystem._store", "aioflags._evaluation._tables"),
         ("aioflags._evaluation._tables", "aioflags._evaluation._model"),
-        ("aioflags._evaluation._snapshot", "aioflags._evaluation._tables"),
+        ("aioflags._evaluation._evaluate", "aioflags._evaluation._tables"),
     } <= down

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._evaluate import Recorded
     from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
 
@@ -210,12 +209,11 @@ class Ledger:
         else:
             counts[index] += 1
 
-    def prerequisites(
-        self, context: Context, recorded: Recorded, detail: bool = False
+    def unknown(
+        self, key: str, context: Context, default: JSONValue, result: Result
     ) -> None:
-        """Record the evaluations of prerequisites (``(flag, result, required by)``)."""
-        for flag, result, parent in recorded:
-            self.record(flag, context, result, None, parent, detail)
+        """Record an evaluation of a flag that is not there (the recorder's, locked)."""
+        self.recorder.unknown(key, context, default, result)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,29 +305,27 @@ class Recorder:
         self.tally = tally
 
     # ------------------------------------------------------------ the hot path
-    def evaluation(
+    def record(
         self,
         flag: CompiledFlag,
         context: Context,
         result: Result,
         default: JSONValue,
-        detail: bool,
-        prerequisites: Recorded | None = None,
+        prereq_of: str | None = None,
+        detail: bool = False,
     ) -> None:
-        """Record one evaluation of a known flag, after the prerequisites' it reached.
+        """Record one evaluation of present ``flag``, from any thread.
 
-        From any thread: one hold of :attr:`lock` for them all (on CPython
-        3.11, ``acquire()`` and ``release()`` cost ~900 instructions,
-        ``with`` ~2,000).
+        ``prereq_of``: the flag that required it, for a prerequisite (its
+        evaluation is recorded before that flag's own); ``detail``: a
+        ``*_detail`` method's (its events carry the reason). Under
+        :attr:`lock` (``acquire()`` and ``release()``: on CPython 3.11,
+        ~900 instructions, ``with`` ~2,000).
         """
-        shared = self.shared
         lock = self.lock
         lock.acquire()
         try:
-            if prerequisites:
-                for pflag, presult, parent in prerequisites:
-                    self.count(shared, pflag, context, presult, None, detail, parent)
-            self.count(shared, flag, context, result, default, detail, None)
+            self.count(self.shared, flag, context, result, default, detail, prereq_of)
         finally:
             lock.release()
 

@@ -10,20 +10,24 @@ the gate), the snapshot ``client.snapshot()`` hands out and
 ``aioflags.blocking.Client``'s methods (:meth:`Evaluator.snapshot`:
 synchronous, no gate).
 
-The snapshot it hands out is the store's data composed with the recorder,
-the big segments and the hooks (:meth:`FlagSnapshot.composed`), made once
-per data version and parts: a hook added later applies to it (the hook
-runner is shared); a recorder attached later does not (as a snapshot is
-immutable). The client's awaited evaluation methods are written for the
-evaluator's :class:`~._composition.Composition`, decided once each time a
-part changes (:mod:`._composition`).
+The snapshot it hands out is the store's data with the big segments and
+the composition's evaluation (:meth:`FlagSnapshot.composed`), made once per
+data version and composition: a snapshot is immutable, evaluated as it was
+composed (a hook or a recorder added later applies to the snapshots
+handed out from then on). The composition (events, hooks, gate) is decided
+once each time a part changes: the client's awaited evaluation methods are
+written for it (:mod:`._composition`), and the snapshots' evaluation
+(:class:`~aioflags._evaluation._composed.Evaluation`) is made for it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
-from ._composition import Composition, write
+from aioflags._evaluation._composed import PLAIN, Composition, Evaluation
+
+from ._composition import write
+from ._hooks import Stages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._recording import Ledger
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -62,6 +67,13 @@ class Data(Protocol):
         ...
 
 
+def _evaluation(stages: Stages | None, ledger: Ledger | None) -> Evaluation:
+    """The snapshots' evaluation for these parts (the plain one for none)."""
+    if stages is None and ledger is None:
+        return PLAIN
+    return Evaluation(Composition(own=True, stages=stages, ledger=ledger))
+
+
 @final
 class Evaluator:
     """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
@@ -71,6 +83,7 @@ class Evaluator:
         "big_segments",
         "composition",
         "environment_id",
+        "evaluation",
         "events",
         "face",
         "gate",
@@ -84,6 +97,9 @@ class Evaluator:
         self.store = store
         #: The client's hooks (shared by its runs; None: none registered).
         self.hooks = hooks
+        #: The evaluation of the snapshots it hands out, and of those the
+        #: SDK evaluates itself (value watchers: no hooks).
+        self.evaluation: tuple[Evaluation, Evaluation] = (PLAIN, PLAIN)
         #: The event processor evaluations record into (None: events off).
         self.events: EventProcessor | None = None
         #: Where unbounded segments' memberships come from (None: not configured).
@@ -108,15 +124,30 @@ class Evaluator:
 
     # ------------------------------------------------------------ composing
     def _changed(self) -> None:
-        """A part changed: decide the composition, write its evaluations."""
+        """A part changed: decide the composition, make its evaluations."""
         self._made = None
         hooks = self.hooks
         gate = self.gate
         events = self.events
+        stages = (
+            Stages(hooks, *hooks.stages)
+            if hooks is not None and hooks.observes_evaluations
+            else None
+        )
+        # The async methods count on the loop's ledger (its thread alone);
+        # a snapshot's, from any thread, on the recorder (its lock).
+        loop = recorder = None
+        if events is not None:
+            recorder = events.recorder
+            loop = recorder.loop
         self.composition = Composition(
             own=self.big_segments is None and (gate is None or not gate.always),
-            hooks=hooks if hooks is not None and hooks.observes_evaluations else None,
-            ledger=None if events is None else events.recorder.loop,
+            stages=stages,
+            ledger=loop,
+        )
+        self.evaluation = (
+            _evaluation(stages, recorder),
+            _evaluation(None, recorder),
         )
         self.methods = {}
         if self.on_change is not None:
@@ -156,7 +187,7 @@ class Evaluator:
     def retire(self) -> None:
         """Another evaluator serves the client now: this one's methods hand calls on."""
         self.on_change = None
-        self.composition = Composition(own=False, hooks=None, ledger=None)
+        self.composition = Composition(own=False, stages=None, ledger=None)
         self.methods = {}
 
     def use_hooks(self, hooks: HookRunner) -> None:
@@ -192,25 +223,23 @@ class Evaluator:
         if self.hooks is not None:
             self.hooks.environment_id = environment_id
 
-    def _compose(self, data: FlagSnapshot, hooks: HookRunner | None) -> FlagSnapshot:
-        events = self.events
-        recorder = None if events is None else events.recorder
+    def _compose(self, data: FlagSnapshot, evaluation: Evaluation) -> FlagSnapshot:
         big = self.big_segments
-        if recorder is None and big is None and hooks is None:
+        if evaluation is PLAIN and big is None:
             return data
-        return data.composed(recorder, big, hooks)
+        return data.composed(evaluation, big)
 
     def snapshot(self) -> FlagSnapshot:
-        """The store's current data with events, big segments and hooks (made once each)."""
+        """The store's current data with big segments and the composition's evaluation (made once each)."""
         data = self.store.snapshot
         made = self._made
         if made is None or made[0] is not data:
-            made = self._made = (data, self._compose(data, self.hooks))
+            made = self._made = (data, self._compose(data, self.evaluation[0]))
         return made[1]
 
     def unhooked(self) -> FlagSnapshot:
         """:meth:`snapshot` without hooks: the SDK's own evaluations (value watchers)."""
-        return self._compose(self.store.snapshot, None)
+        return self._compose(self.store.snapshot, self.evaluation[1])
 
     # ----------------------------------------------------------- evaluating
     async def evaluate(

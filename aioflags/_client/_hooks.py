@@ -1,16 +1,14 @@
 """Evaluation and track hooks: the public types, and the runner the client uses.
 
-Hooks cost nothing until one is registered: the client's evaluator then
-hands out snapshots composed with the :class:`HookRunner`, whose public
-evaluation methods run the series (:meth:`HookRunner.run`) around the
-snapshot's own evaluation, once; the async client's methods are written
-with the same stages (:class:`Stages`) in their own frame
-(``_composition``). Only a hook's own stages run (which of its stages are
-:class:`Hook`'s pass-through is looked up at registration): a hook with no
-evaluation stage of its own leaves the async client's composition as it
-was. Every evaluation entry point of ``Client``,
-``FlagSnapshot`` and ``aioflags.blocking.Client`` goes through the
-evaluator's snapshot, so all of them run the series; ``all_flags_state``
+Hooks cost nothing until one with an evaluation stage of its own is
+registered: the client's evaluator then composes anew, and its one
+evaluation (``_evaluation._composed``) is written with the hooks' stages
+(:class:`Stages`) around the run, in the evaluation's own frame. Only a
+hook's own stages run (which of its stages are :class:`Hook`'s
+pass-through is looked up at registration): a hook with no evaluation
+stage of its own leaves the composition as it was. Every evaluation entry
+point of ``Client``, ``FlagSnapshot`` and ``aioflags.blocking.Client``
+is that evaluation, so all of them run the series; ``all_flags_state``
 and prerequisites do not.
 
 Stages are synchronous: the sync ``FlagSnapshot`` face has no event loop to
@@ -19,7 +17,6 @@ await on, and a hook that waited on I/O would stall every evaluation.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -27,9 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._evaluate import RUN_HEAD_NAMES, write_run_head
-from aioflags._evaluation._snapshot import SeriesRun as Run
-from aioflags._evaluation._snapshot import detail_of
+from aioflags._evaluation._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -298,93 +293,71 @@ def _name(hook: Hook) -> str:
         return type(hook).__qualname__
 
 
-def _compile(
-    runner: HookRunner,
-    before: tuple[Hook, ...],
-    after: tuple[tuple[Hook, int], ...],
-) -> Run:
-    """The series of these stages as one function (:func:`head_alone` with none)."""
-    if before or after:
-        return _written(runner, before, after)
-    return head_alone()
-
-
-@functools.cache
-def head_alone() -> Run:
-    """The series of no stage: the flag's head alone, written once.
-
-    What ``run_head`` does, with the series' signature (its own takes four
-    arguments and ignores the rest, which cost a tuple per call).
-    """
-    return _written(None, (), ())
-
-
 class Stages:
-    """The text of a series' stages, around a head run in the same frame.
+    """The text of the hooks' stages, written around the statements that set ``result``.
 
-    :attr:`before` (the series context, then each ``before_evaluation``)
-    and :attr:`after` (each ``after_evaluation``, shown the detail), to be
-    written before and after the statements that set ``result``; they
-    read the names in :attr:`names`, and ``key``, ``context``,
-    ``default``, ``method`` and ``present`` (what makes the detail shown).
-    One text for every series: the hook runner's own (:func:`_written`)
-    and each composition's evaluation (``_composition``). Each hook is a
-    name bound to it (``h0``...), so the text holds no data of the
-    application's, only the positions of the stages. Every stage is looked
-    up on its hook when it runs (as a method call does), and isolated as
-    :meth:`HookRunner.run` documents.
+    :meth:`before` (the series context, then each ``before_evaluation``)
+    and :meth:`after` (each ``after_evaluation``, shown the detail), at
+    any indent; they read the names in :attr:`names`, and ``key``,
+    ``context``, ``default``, ``method`` and ``present`` (what makes the
+    detail shown). Each composition's evaluation has them
+    (``_evaluation._composed``). Each hook is a name bound to it
+    (``h0``...), so the text holds no data of the application's, only the
+    positions of the stages. Every stage is looked up on its hook when it
+    runs (as a method call does), and isolated: a stage that raises, or a
+    ``before_evaluation`` that returns something other than a mapping, is
+    logged (once per hook and stage) and its next stage gets empty data.
     """
 
-    __slots__ = ("after", "before", "names")
+    __slots__ = ("_after", "_before", "names")
 
     def __init__(
         self,
-        runner: HookRunner | None,
+        runner: HookRunner,
         before: tuple[Hook, ...],
         after: tuple[tuple[Hook, int], ...],
-        indent: str,
     ) -> None:
-        self.before: list[str] = []
-        self.after: list[str] = []
+        self._before: list[str] = []
+        self._after: list[str] = []
         hooks: dict[str, object] = {}
         if before or after:
-            self.before += [
-                f"{indent}series = new(EvaluationSeriesContext)",
-                f"{indent}series._key = key",
-                f"{indent}series._context = context",
-                f"{indent}series._default = default",
-                f"{indent}series._method = method",
-                f"{indent}series._env = runner.environment_id",
+            self._before += [
+                "series = new(EvaluationSeriesContext)",
+                "series._key = key",
+                "series._context = context",
+                "series._default = default",
+                "series._method = method",
+                "series._env = runner.environment_id",
             ]
         for i, hook in enumerate(before):
             hooks[f"h{i}"] = hook
-            self.before += [
-                f"{indent}try:",
-                f"{indent}    d{i} = h{i}.before_evaluation(series, EMPTY)",
-                f"{indent}except Exception:",
-                f"{indent}    failed(h{i}, 'before_evaluation', None)",
-                f"{indent}    d{i} = EMPTY",
-                f"{indent}else:",
-                f"{indent}    if d{i}.__class__ is not dict and d{i}.__class__ is not"
+            self._before += [
+                "try:",
+                f"    d{i} = h{i}.before_evaluation(series, EMPTY)",
+                "except Exception:",
+                f"    failed(h{i}, 'before_evaluation', None)",
+                f"    d{i} = EMPTY",
+                "else:",
+                f"    if d{i}.__class__ is not dict and d{i}.__class__ is not"
                 f" PROXY and not isinstance(d{i}, Mapping):",
-                f"{indent}        failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
-                f"{indent}        d{i} = EMPTY",
+                f"        failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
+                f"        d{i} = EMPTY",
             ]
         if after:
             # A result that serves a variation keeps its own detail (detail_of's).
-            self.after += [
-                f"{indent}shown = result.detail",
-                f"{indent}if shown is None or present is not detail_of:",
-                f"{indent}    shown = present(result, default)",
+            self._after += [
+                "shown = result.detail",
+                "if shown is None or present is not detail_of:",
+                "    shown = present(result, default)",
             ]
         for j, (hook, position) in enumerate(after):
             hooks[f"a{j}"] = hook
             data = "EMPTY" if position < 0 else f"d{position}"
-            self.after += [
-                f"{indent}try:",
-                f"{indent}    a{j}.after_evaluation(series, {data}, shown)",
-                f"{indent}except Exception:",
-                f"{indent}    failed(a{j}, 'after_evaluation', None)",
+            self._after += [
+                "try:",
+                f"    a{j}.after_evaluation(series, {data}, shown)",
+                "except Exception:",
+                f"    failed(a{j}, 'after_evaluation', None)",
             ]
         self.names: dict[str, Any] = {
             **hooks,
@@ -393,55 +366,36 @@ class Stages:
             "Mapping": Mapping,
             "PROXY": _PROXY,
             "detail_of": detail_of,
-            "failed": None if runner is None else runner._stage_failed,
+            "failed": runner._stage_failed,
             "new": object.__new__,
             "runner": runner,
         }
 
+    def before(self, indent: str) -> list[str]:
+        """The series context and the ``before_evaluation`` stages, at ``indent``."""
+        return [indent + line for line in self._before]
 
-def _written(
-    runner: HookRunner | None,
-    before: tuple[Hook, ...],
-    after: tuple[tuple[Hook, int], ...],
-) -> Run:
-    """The series of these stages as one function, written for them.
-
-    Built when a hook is registered, as a flag's code is when it is first
-    evaluated: its :class:`Stages` around :data:`RUN_HEAD`, no loop, no
-    list of data.
-    """
-    stages = Stages(runner, before, after, "    ")
-    lines = [
-        "def run(head, key, context, matcher, method, default, present=detail_of):",
-        *stages.before,
-        *write_run_head("    "),  # the pipeline's place, in this frame
-        *stages.after,
-        "    return result",
-    ]
-    namespace: dict[str, Any] = {**stages.names, **RUN_HEAD_NAMES}
-    exec(
-        compile("\n".join(lines), "<aioflags hook series>", "exec"), namespace
-    )  # positions only, no data
-    run: Run = namespace["run"]
-    return run
+    def after(self, indent: str) -> list[str]:
+        """The ``after_evaluation`` stages, at ``indent``."""
+        return [indent + line for line in self._after]
 
 
 class HookRunner:
-    """A client's hooks (copy-on-write) and the environment id; runs the series.
+    """A client's hooks (copy-on-write) and the environment id.
 
-    Shared by every snapshot and store of one client, so a hook added at run
-    time applies to later evaluations of any snapshot, old or new. Each
-    series reads the compiled :attr:`run` once, so a hook added during an
-    evaluation (by a hook, or another thread) applies from the next
-    evaluation on.
+    Shared by every run of one client. A hook with an evaluation stage of
+    its own changes the client's composition (the evaluator composes
+    anew, with the :class:`Stages` of :attr:`stages`): it applies to the
+    evaluations that start after it was added, and to the snapshots
+    handed out from then on (a snapshot is evaluated as it was composed).
     """
 
-    __slots__ = ("_failed", "environment_id", "hooks", "run", "stages")
+    __slots__ = ("_failed", "environment_id", "hooks", "stages")
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self.hooks: tuple[Hook, ...] = ()
         #: The evaluation stages that run, as one value (read once per
-        #: series, so a hook added meanwhile is all in or all out): the
+        #: composition, so a hook added meanwhile is all in or all out): the
         #: hooks whose ``before_evaluation`` is their own (not
         #: :class:`Hook`'s pass-through), in registration order; and those
         #: whose ``after_evaluation`` is, each with the position of its
@@ -454,22 +408,6 @@ class HookRunner:
         )
         self.environment_id: str | None = None
         self._failed: set[tuple[int, str]] = set()
-        #: The series around one evaluation, compiled for the stages that
-        #: run (:func:`_compile`; with none, the head alone): ``run(head, key,
-        #: context, matcher, method, default, present=detail_of)`` runs the ``before_evaluation``
-        #: stages, then ``head`` once (``Matcher.heads``: its constant
-        #: result, or a tuple whose first item runs it, called with ``(head,
-        #: context, matcher)``; if it raises, the result is EXCEPTION,
-        #: logged by ``finish()``), then the ``after_evaluation`` stages,
-        #: which see ``present(result, default)``: the detail the caller's
-        #: method hands out (a result that serves a variation is its own
-        #: detail: nothing is built); it returns the result. Hooks whose
-        #: stage is Hook's pass-through are left out: running them would
-        #: change nothing (before returns its empty data; after reads
-        #: nothing). A stage that raises, or a ``before_evaluation`` that
-        #: returns something other than a mapping, is logged (once per hook
-        #: and stage) and its next stage gets empty data.
-        self.run: Run = _compile(self, (), ())
         for hook in hooks:
             self.add(hook)
 
@@ -489,7 +427,6 @@ class HookRunner:
             position = -1
         if _own(hook, "after_evaluation"):  # (in the order they run: the last first)
             after = ((hook, position), *after)
-        self.run = _compile(self, before, after)
         self.stages = (before, after)
         self.hooks = (*self.hooks, hook)
 

@@ -228,7 +228,7 @@ class Matcher:
             hot if hot is not None else flags if type(flags) is dict else {}
         )
         #: What the fast paths and the inline prerequisite checks run of
-        #: each flag evaluated so far, by key (:meth:`head_of` adds to it):
+        #: each flag evaluated so far, by key (:meth:`find_head` adds to it):
         #: its result if it is constant, else its ops (:meth:`_runnable`).
         self.heads: dict[str, tuple[Any, ...] | Result] = {}
         self.segments = segments
@@ -276,40 +276,35 @@ class Matcher:
         batch.done = done
         return batch
 
-    def head_of(self, key: str) -> tuple[Any, ...] | Result:
-        """Flag ``key``'s head (compiling it), kept in :attr:`heads`.
+    def _keep(self, key: str, flag: CompiledFlag) -> tuple[Any, ...] | Result:
+        """Flag ``key``'s head, made of ``flag`` and kept in :attr:`heads`.
 
         Its constant result (off, or nothing but a fixed fallthrough), else
-        what runs it (:meth:`_runnable`). Raises ``KeyError`` if there is
-        no such flag.
+        what runs it (:meth:`_runnable`).
         """
-        flag = self.flag(key)
         head = self.heads[key] = (
             self._runnable(flag) if flag.constant is None else flag.constant
         )
         return head
 
-    def head(self, key: str) -> tuple[Any, ...] | Result | None:
-        """Flag ``key``'s head: the one made so far, else :meth:`find_head`'s."""
-        try:
-            return self.heads[key]
-        except KeyError:  # first evaluated in this snapshot
-            return self.find_head(key)
-
     def find_head(self, key: str) -> tuple[Any, ...] | Result | None:
-        """:meth:`head_of`, or None if there is no such flag.
+        """Flag ``key``'s head (made on first use), or None if there is no such flag.
 
-        A bug in making the head (compiling the flag, choosing its path)
-        gives a head that raises it when run (not kept in :attr:`heads`):
-        so it is that evaluation's EXCEPTION, logged where heads are run
-        (:func:`run_head`), as a bug in running it is. The flag's presence
-        is asked first, so that a ``KeyError`` from such a bug is never
-        taken for a missing flag.
+        A deleted flag has none: it is not there (the door's
+        :func:`~._door.other` answers it). A bug in making the head
+        (compiling the flag, choosing its path) gives a head that raises it
+        when run (not kept in :attr:`heads`): so it is that evaluation's
+        EXCEPTION, logged where heads are run (:data:`RUN_HEAD`), as a bug
+        in running it is. The flag's presence is asked first, so that a
+        ``KeyError`` from such a bug is never taken for a missing flag.
         """
         if key not in self.hot and key not in self.flags:
             return None
         try:
-            return self.head_of(key)
+            flag = self.flag(key)
+            if flag.deleted:
+                return None
+            return self._keep(key, flag)
         except Exception as exc:  # noqa: BLE001 (raised again where it runs)
             return (_raise, True, exc)
 
@@ -398,15 +393,17 @@ class Matcher:
         return head
 
     def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
-        """:meth:`head_of` for the generated prerequisite checks.
+        """Flag ``key``'s head for the generated prerequisite checks (kept).
 
         A missing flag's is :data:`_NO_FLAG`, which is not plain: the check
         then goes to :meth:`prerequisites_failed`, as for a constant flag.
         """
         try:
-            return self.head_of(key)
+            flag = self.flag(key)
         except KeyError:
             return _NO_FLAG
+        # (a deleted one fails, as a missing one does: not kept)
+        return _NO_FLAG if flag.deleted else self._keep(key, flag)
 
     def prerequisites_failed(
         self, prerequisites: tuple[Prerequisite, ...], ctx: Context

@@ -1,9 +1,9 @@
-"""What a snapshot records its evaluations into (analytics events, events.md §3-§9).
+"""Where evaluations are counted (analytics events, events.md §3-§9).
 
 The analytics layer's ``Recorder`` sits above evaluation and is handed down
-to a snapshot at run time (``FlagSnapshot.recording``). These Protocols are
-the part of it a snapshot uses, named here, so that evaluation's annotations
-name nothing above it.
+to a composition at run time (``_composed.Composition.ledger``). This
+Protocol is the part of it an evaluation uses, named here, so that
+evaluation's annotations name nothing above it.
 """
 
 from __future__ import annotations
@@ -14,31 +14,36 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
     from ._context import Context
-    from ._evaluate import Recorded
     from ._model import CompiledFlag
     from ._results import Result
 
-__all__ = ["EvaluationRecorder"]
+__all__ = ["Ledger"]
 
 
-class EvaluationRecorder(Protocol):
-    """Records evaluations: what a snapshot calls while analytics events are on.
+class Ledger(Protocol):
+    """Counts evaluations: what an evaluation calls while analytics events are on.
 
-    From any thread (the recorder holds its own lock).
+    The event loop's ledger (``Recorder.loop``) is written on the loop's
+    thread only (the async client's methods); the recorder itself from
+    any thread (it holds its own lock: a snapshot's methods).
     """
 
-    def evaluation(
+    def record(
         self,
         flag: CompiledFlag,
         context: Context,
         result: Result,
         default: JSONValue,
-        detail: bool,
-        prerequisites: Recorded | None = None,
+        prereq_of: str | None = None,
+        detail: bool = False,
+        /,
     ) -> None:
-        """Record one evaluation of a known flag, after the prerequisites' it reached."""
+        """Count an evaluation of ``flag`` (a prerequisite of flag ``prereq_of``).
+
+        ``detail``: a ``*_detail`` method's (its events carry the reason).
+        """
 
     def unknown(
-        self, key: str, context: Context, default: JSONValue, result: Result
+        self, key: str, context: Context, default: JSONValue, result: Result, /
     ) -> None:
-        """Record an evaluation of a flag that does not exist (or a snapshot not ready)."""
+        """Count an evaluation of a flag that is not there (or of data not ready)."""

@@ -8,25 +8,20 @@ consistent version of the data.
 from __future__ import annotations
 
 import json
-import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from aioflags._core._clock import wall_ms
 
+from ._composed import PLAIN, Composition, Evaluation
 from ._context import Context
+from ._door import refused
 from ._evaluate import (
-    ERROR_RESULTS,
     Matcher,
-    Recorded,
-    evaluate,
     own_prerequisites,
     prerequisites_reached,
-    run_head,
     run_heads,
-    typed_check,
 )
-from ._logonce import Occurrences
 from ._results import (
     JSON_ENTRY,
     EvaluationDetail,
@@ -47,139 +42,10 @@ if TYPE_CHECKING:
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
-    from ._recording import EvaluationRecorder
+    from ._recording import Ledger
 
-__all__ = ["FlagSnapshot", "Series", "SeriesRun", "detail_of"]
+__all__ = ["FlagSnapshot", "detail_of"]
 
-logger = logging.getLogger("aioflags.evaluation")
-_MISUSED: set[str] = set()  # the argument types already logged as not a Context
-R = TypeVar("R")
-
-
-def _misused(context: object) -> bool:
-    """Whether an evaluation got something other than a Context or None.
-
-    The evaluation methods check ``context.__class__ is Context`` at the
-    door (an attribute load: cheaper than calling ``type()``); an object
-    that only claims the class is found out here, as it has no ``_error``
-    of None.
-    """
-    return context is not None and type(context) is not Context
-
-
-def _refused(context: object, answer: R) -> R:
-    """The answer of an evaluation without a valid Context: what was wrong is logged once.
-
-    Something other than a Context is logged at ERROR once per type (a
-    bug); no context (``None``) and an invalid Context (an empty key, often
-    from a request that had none) at WARNING, once per reason.
-    """
-    if context is None:
-        _invalid_context("None", "got no context (None)")
-    elif type(context) is not Context:
-        _not_a_context(context, answer)
-    elif context._error is not None:
-        _invalid_context(context._error, f"got an invalid Context ({context._error})")
-    return answer
-
-
-#: The reasons evaluations got no valid context already logged (None, or a
-#: Context's error): at most this many, then one line says further are not.
-_MAX_INVALID_CONTEXTS: Final = 100
-_INVALID_CONTEXTS: Final = Occurrences(_MAX_INVALID_CONTEXTS)
-
-
-def _invalid_context(reason: str, got: str) -> None:
-    """An evaluation got ``None`` or an invalid Context: warn once per ``reason``."""
-    if reason in _INVALID_CONTEXTS:
-        return  # the lock only for a reason not logged yet
-    count = _INVALID_CONTEXTS.add(reason)
-    if count == 1:
-        logger.warning(
-            "aioflags evaluation %s: the default is returned with "
-            "USER_NOT_SPECIFIED. Pass a valid Context: Context.create(key) with "
-            "a non-empty key, or Context.from_dict({...}); context.error says "
-            "what is wrong with one (logged once per reason)",
-            got,
-        )
-    elif count == 0 and _INVALID_CONTEXTS.newly_full():
-        logger.warning(
-            "%d reasons for an invalid context have been logged: further ones "
-            "are not (their evaluations still return the default, "
-            "USER_NOT_SPECIFIED)",
-            _MAX_INVALID_CONTEXTS,
-        )
-
-
-def _not_a_context(context: object, answer: R) -> R:
-    """An evaluation got something other than a Context: log once per type."""
-    _once_per_type(
-        _MISUSED,
-        context,
-        "aioflags evaluations take an aioflags.Context, got %s %r: the default "
-        "is returned with USER_NOT_SPECIFIED. Use Context.create(key) or "
-        "Context.from_dict({...}).",
-    )
-    return answer
-
-
-_NOT_KEYS: set[str] = set()  # the key types already logged as not a str
-
-
-def _not_a_key(key: object, answer: R) -> R:
-    """An evaluation got a flag key that is not a str: log once per type.
-
-    Checked at the door before any lookup (``key.__class__ is not str``
-    first: a str subclass, a ``StrEnum`` member, is a key too): an
-    unhashable key (a list) would otherwise raise from the lookup.
-    """
-    _once_per_type(
-        _NOT_KEYS,
-        key,
-        "aioflags flag keys are str, got %s %r: the default is returned "
-        "(FLAG_NOT_FOUND)",
-    )
-    return answer
-
-
-def _once_per_type(seen: set[str], given: object, message: str) -> None:
-    """Log ``message`` (``%s %r``: the type's name, ``given``) once per type in ``seen``."""
-    kind = type(given).__name__
-    if kind not in seen:
-        seen.add(kind)
-        logger.error(message, kind, given)
-
-
-#: Unknown flag keys already logged: at most this many, then none are logged.
-_MAX_UNKNOWN_KEYS: Final = 1000
-_UNKNOWN_KEYS: Final = Occurrences(_MAX_UNKNOWN_KEYS)
-
-
-def _unknown_flag(key: str) -> Result:
-    """An evaluation of a key that no flag has: warn once per key (a typo?)."""
-    if key not in _UNKNOWN_KEYS:  # the lock only for a key not logged yet
-        count = _UNKNOWN_KEYS.add(key)
-        if count == 1:
-            logger.warning(
-                "No flag %r in the flag data: the default is returned "
-                "(FLAG_NOT_FOUND). A typo in the key, or a flag not created in "
-                "this environment? (logged once per key)",
-                key,
-            )
-        elif count == 0 and _UNKNOWN_KEYS.newly_full():
-            logger.warning(
-                "%d unknown flag keys have been logged: further unknown keys are "
-                "not (their evaluations still return the default, FLAG_NOT_FOUND)",
-                _MAX_UNKNOWN_KEYS,
-            )
-    return _NOT_FOUND
-
-
-T = TypeVar("T")
-_NOT_READY: Final = ERROR_RESULTS["CLIENT_NOT_READY"]
-_NO_CONTEXT: Final = ERROR_RESULTS["USER_NOT_SPECIFIED"]
-_NOT_FOUND: Final = ERROR_RESULTS["FLAG_NOT_FOUND"]
-_WRONG_TYPE: Final = ERROR_RESULTS["WRONG_TYPE"]
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
 
@@ -209,58 +75,6 @@ def _meta_entry(
     if prerequisites:
         entry["prerequisites"] = list(prerequisites)
     return entry
-
-
-def _stage_detail(
-    result: Result, default: Any, key: str | None = None
-) -> EvaluationDetail[Any]:
-    """The detail ``migration_variation`` serves (``default`` names a stage).
-
-    With the flag's ``key``, a value that names no stage is logged (once).
-    """
-    from ._migration import Stage, stage_detail
-
-    return stage_detail(detail_of(result, default), Stage(default), key)
-
-
-def _run_evaluation(
-    head: tuple[Any, ...], context: Context | None, _: object
-) -> Result:
-    """Run the head :meth:`FlagSnapshot._hooked` made."""
-    _, snapshot, key, default, kind, detail = head
-    result: Result = snapshot._evaluation(key, context, default, kind, detail)
-    return result
-
-
-class SeriesRun(Protocol):
-    """A series compiled for its stages (``HookRunner.run``)."""
-
-    def __call__(
-        self,
-        head: tuple[Any, ...] | Result,
-        key: str,
-        context: Context | None,
-        matcher: Any,
-        method: str,
-        default: Any,
-        present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-        /,
-    ) -> Result:
-        """``head``'s result for ``context``, with the series around it.
-
-        ``method`` is the public method called; ``present`` makes the
-        detail the ``after_evaluation`` stages see from the result.
-        """
-        ...
-
-
-class Series(Protocol):
-    """What runs around a snapshot's public evaluations: the client's hooks."""
-
-    @property
-    def run(self) -> SeriesRun:
-        """The series, as compiled for the hooks registered so far."""
-        ...
 
 
 class _Plan:
@@ -439,256 +253,6 @@ def _plan_json(plan: _Plan) -> tuple[list[str], list[str], tuple[int, ...] | Non
     return pieces
 
 
-def _result_of(self: FlagSnapshot, key: str, context: Context | None) -> Result:
-    """The flag's result for ``context``: an untyped evaluation recording nothing.
-
-    Through the flag's head (:meth:`Matcher.head_of`): its constant
-    result, or its ops, run by :func:`run_head`.
-    """
-    if not self._initialized:
-        return _NOT_READY
-    if context.__class__ is not Context or context._error is not None:
-        return _refused(context, _NO_CONTEXT)
-    given: object = key  # typed str; callers may not be
-    if given.__class__ is not str and not isinstance(given, str):
-        return _not_a_key(given, _NOT_FOUND)
-    matcher = self._matcher
-    head: tuple[Any, ...] | Result | None
-    try:
-        head = matcher.heads[key]
-    except KeyError:  # first evaluated in this snapshot
-        head = matcher.find_head(key)
-        if head is None:
-            return _unknown_flag(key)
-    if type(head) is Result:  # a constant flag (a deleted one: FLAG_NOT_FOUND)
-        return head
-    return run_head(head, key, context, matcher)
-
-
-def _evaluation_of(
-    self: FlagSnapshot,
-    key: str,
-    context: Context | None,
-    default: Any,
-    kind: type | None,
-    detail: bool,
-) -> Result:
-    """The result a method hands out (``kind``: its type; ``detail``: a ``*_detail`` one).
-
-    Recorded as that method records it when analytics events are on (a
-    value method's event has no reason). What the hooks' series runs.
-    """
-    events = self._events
-    if events is not None:
-        return self._recorded(events, key, context, default, kind, detail)
-    if kind is not None:
-        return self._typed(key, context, default, kind)
-    matcher = self._matcher
-    try:  # as in variation_detail(): a head made, run here (a call fewer)
-        head = matcher.heads[key]
-    except (KeyError, TypeError):
-        head = None
-    if head is None or context.__class__ is not Context or context._error is not None:
-        return self._result(key, context)
-    return run_head(head, key, context, matcher)
-
-
-def _hooked_of(
-    self: FlagSnapshot,
-    hooks: Series,
-    method: str,
-    key: str,
-    context: Context | None,
-    default: Any,
-    kind: type | None = None,
-    detail: bool = False,
-    present: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
-) -> Result:
-    """The public ``method``'s evaluation (:meth:`_evaluation`), ``hooks``' series around it.
-
-    Handed over as a head (``Matcher.heads``: a tuple whose first item
-    runs it, called with ``(head, context, matcher)``).
-    """
-    head = (_run_evaluation, self, key, default, kind, detail)
-    return hooks.run(head, key, context, None, method, default, present)
-
-
-def _recorded_of(
-    self: FlagSnapshot,
-    events: EvaluationRecorder,
-    key: str,
-    context: Context | None,
-    default: Any,
-    kind: type | None,
-    detail: bool,
-) -> Result:
-    """Evaluate as :meth:`_result` (then type-check for ``kind``), recording it.
-
-    The path of every evaluation while analytics events are on: the
-    prerequisites' evaluations are recorded too, before the flag's own.
-    """
-    given: object = key  # typed str; callers may not be
-    if given.__class__ is not str and not isinstance(given, str):  # no event either
-        return _not_a_key(given, _NOT_FOUND)
-    try:
-        flag: CompiledFlag | None = self._flags[key]
-    except KeyError:  # a snapshot that is not ready holds none
-        flag = None
-    except Exception:  # noqa: BLE001 - making it raised: a bug, its head reports it
-        return _result_of(self, key, context)  # (nothing to count it against)
-    if context.__class__ is not Context or context._error is not None:
-        if not self._initialized and not _misused(context):
-            return _NOT_READY  # no event
-        return _refused(context, _NO_CONTEXT)  # no event
-    if flag is None or flag.deleted:
-        if not self._initialized:
-            events.unknown(key, context, default, _NOT_READY)
-            return _NOT_READY
-        events.unknown(key, context, default, _NOT_FOUND)
-        return _NOT_FOUND if flag is not None else _unknown_flag(key)
-    result = flag.constant
-    recorded: Recorded | None = None
-    if result is None:
-        if flag.prerequisites:
-            recorded = []
-            result = evaluate(self._matcher, flag, context, recorded)
-        else:
-            result = evaluate(self._matcher, flag, context)
-    if (
-        kind is not None
-        and result.variation_index is not None
-        and default is not None
-        and kind is not object
-        and type(result.value) is not kind
-    ):
-        ok, value = typed_check(result.value, kind)
-        if not ok:
-            result = _WRONG_TYPE
-        elif value is not result.value:
-            result = result.with_value(value)
-    events.evaluation(flag, context, result, default, detail, recorded)
-    return result
-
-
-def _typed_of(
-    self: FlagSnapshot, key: str, context: Context | None, default: T, kind: type
-) -> Result:
-    """The flag's result typed for ``kind``: WRONG_TYPE if its value is not one.
-
-    Recording nothing (``*_detail`` methods' path with events off).
-    """
-    matcher = self._matcher
-    try:  # as in variation_detail()
-        head = matcher.heads[key]
-    except (KeyError, TypeError):
-        head = None
-    if head is None or context.__class__ is not Context or context._error is not None:
-        result = self._result(key, context)
-    else:
-        result = run_head(head, key, context, matcher)
-    if result.variation_index is None or default is None:
-        return result
-    ok, value = typed_check(result.value, kind)
-    if not ok:
-        return _WRONG_TYPE
-    if value is result.value:
-        return result
-    return result.with_value(value)  # int <-> float
-
-
-def _typed_value_of(
-    self: FlagSnapshot,
-    method: str,
-    key: str,
-    context: Context | None,
-    default: T,
-    kind: type,
-) -> T:
-    """What the typed value methods (``bool_variation``...) return.
-
-    Their hooks or events path, else what :func:`_typed_of` and
-    :func:`typed_check` do, without their calls.
-    """
-    hooks = self._hooks
-    if hooks is not None:
-        result = self._hooked(hooks, method, key, context, default, kind)
-        return default if result.variation_index is None else result.value
-    events = self._events
-    if events is not None:
-        result = self._recorded(events, key, context, default, kind, False)
-        return default if result.variation_index is None else result.value
-    # As _result() does it, in this frame; every failure gives the
-    # default (a snapshot that is not ready holds no flags).
-    if context.__class__ is not Context or context._error is not None:
-        return _refused(context, default)
-    given: object = key  # typed str; callers may not be
-    if given.__class__ is not str and not isinstance(given, str):
-        return _not_a_key(given, default)
-    try:
-        flag = self._flags.get(key)
-    except Exception:  # noqa: BLE001 - making it raised: a bug, its head reports it
-        _result_of(self, key, context)  # its EXCEPTION, logged once
-        return default
-    if flag is None:
-        if self._initialized:
-            _unknown_flag(key)
-        return default
-    constant = flag.constant  # a deleted flag's serves no variation
-    result = evaluate(self._matcher, flag, context) if constant is None else constant
-    value = result.value
-    if result.variation_index is None:
-        return default
-    tv = type(value)
-    if tv is kind or kind is object or default is None:
-        return value  # type: ignore[no-any-return]
-    if kind is int and tv is float:
-        return int(value)  # type: ignore[return-value]
-    if kind is float and tv is int:
-        return float(value)  # type: ignore[return-value]
-    return default  # WRONG_TYPE
-
-
-def _typed_detail_of(
-    self: FlagSnapshot,
-    method: str,
-    key: str,
-    context: Context | None,
-    default: T,
-    kind: type,
-) -> EvaluationDetail[T]:
-    """What the typed ``*_detail`` methods return (``method``: the one called)."""
-    hooks = self._hooks
-    if hooks is not None:
-        result = self._hooked(hooks, method, key, context, default, kind, True)
-    else:
-        result = self._evaluation(key, context, default, kind, True)
-    return detail_of(result, default)
-
-
-def _migration_variation(
-    self: FlagSnapshot, key: str, context: Context | None, default_stage: Stage
-) -> tuple[Stage, OpTracker]:
-    """:meth:`FlagSnapshot.migration_variation` of ``self``."""
-    from ._migration import checked_default, tracked_stage
-
-    stage = checked_default(default_stage)
-    default = stage.value
-    hooks = self._hooks
-    if hooks is not None:
-        result = self._hooked(
-            hooks,
-            "migration_variation",
-            key,
-            context,
-            default,
-            present=_stage_detail,
-        )
-    else:
-        result = self._evaluation(key, context, default, None, False)
-    detail = _stage_detail(result, default, key)
-    return tracked_stage(self._flags, key, context, detail, stage)
-
-
 @final
 class FlagSnapshot:
     """One immutable version of the flag data, evaluated synchronously.
@@ -703,9 +267,8 @@ class FlagSnapshot:
 
     __slots__ = (
         "_all_flags_plan",
-        "_events",
+        "_face",
         "_flags",
-        "_hooks",
         "_initialized",
         "_matcher",
         "_segments",
@@ -718,19 +281,18 @@ class FlagSnapshot:
         segments: Mapping[str, CompiledSegment] = _EMPTY,
         *,
         initialized: bool = False,
-        recorder: EvaluationRecorder | None = None,
+        evaluation: Evaluation = PLAIN,
         big_segments: MembershipSource | None = None,
-        hooks: Series | None = None,
         hot: dict[str, CompiledFlag] | None = None,
         state_of: Callable[[str], tuple[bool, int] | None] | None = None,
     ) -> None:
-        """``hot`` and ``state_of``: what a store's table of ``flags`` tells.
+        """``evaluation``: the composition's, which every method calls.
 
-        The flags it has made so far (:attr:`Matcher.hot`), and whether a
+        ``hot`` and ``state_of``: what a store's table of ``flags`` tells:
+        the flags it has made so far (:attr:`Matcher.hot`), and whether a
         key's flag exists without making it (:attr:`flag_keys`).
         """
-        # Not ready means no flags: variation()'s hot path relies on it and
-        # skips the readiness check.
+        # Not ready means no flags: no head is found, the door answers.
         self._flags = flags if initialized else _EMPTY
         self._segments = segments if initialized else _EMPTY
         self._initialized = initialized
@@ -740,18 +302,13 @@ class FlagSnapshot:
             self._flags, self._segments, big_segments, hot if initialized else None
         )
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
-        # Analytics events: where evaluations are recorded (None: events off).
-        self._events = recorder
-        # The hooks' series around every public evaluation (None: no hooks).
-        self._hooks = hooks
+        #: The evaluation its methods run (its composition's: events, hooks).
+        self._face = evaluation
 
     def composed(
-        self,
-        recorder: EvaluationRecorder | None,
-        big_segments: MembershipSource | None,
-        hooks: Series | None,
+        self, evaluation: Evaluation, big_segments: MembershipSource | None
     ) -> FlagSnapshot:
-        """This snapshot's data with these parts: what the client's evaluator hands out.
+        """This snapshot's data evaluated by ``evaluation``: what the client hands out.
 
         The one place a snapshot is built from another (the flags and
         segments are shared; the matcher, its heads and plans are new).
@@ -760,16 +317,16 @@ class FlagSnapshot:
             self._flags,
             self._segments,
             initialized=self._initialized,
-            recorder=recorder,
+            evaluation=evaluation,
             big_segments=big_segments,
-            hooks=hooks,
             hot=self._matcher.hot,
             state_of=self._state_of,
         )
 
-    def recording(self, recorder: EvaluationRecorder | None) -> FlagSnapshot:
-        """This snapshot's data, recording evaluations into ``recorder`` (or not)."""
-        return self.composed(recorder, self._matcher.big_segments, self._hooks)
+    def recording(self, ledger: Ledger) -> FlagSnapshot:
+        """This snapshot's data, its evaluations counted in ``ledger`` (no hooks)."""
+        composition = Composition(own=True, stages=None, ledger=ledger)
+        return self.composed(Evaluation(composition), self._matcher.big_segments)
 
     def with_memberships(
         self, source: MembershipSource, *, quiet: bool
@@ -782,9 +339,7 @@ class FlagSnapshot:
         records no analytics events and runs no hooks (a pass whose result
         may be dropped).
         """
-        snapshot = self.composed(
-            None if quiet else self._events, source, None if quiet else self._hooks
-        )
+        snapshot = self.composed(PLAIN if quiet else self._face, source)
         snapshot._matcher.heads = self._matcher.heads
         plans = self._all_flags_plan
         if plans is None:
@@ -795,7 +350,7 @@ class FlagSnapshot:
     @property
     def observed(self) -> bool:
         """Whether evaluating this snapshot records analytics events or runs hooks."""
-        return self._events is not None or self._hooks is not None
+        return self._face.composition.observed
 
     @property
     def initialized(self) -> bool:
@@ -814,144 +369,77 @@ class FlagSnapshot:
             k for k in flags if (state := state_of(k)) is not None and state[0]
         )
 
-    # The evaluation's steps: functions beside the class, its methods all
-    # the same (assigned, not called from a method: no call more).
-    _result = _result_of
-    _evaluation = _evaluation_of
-    _hooked = _hooked_of
-    _recorded = _recorded_of
-    _typed = _typed_of
-    _typed_value = _typed_value_of
-    _typed_detail = _typed_detail_of
+    # Each method is the composition's evaluation (``_composed``), written
+    # once for it: the snapshot holds the data it reads.
 
     # --------------------------------------------------------------- untyped
     def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
-        hooks = self._hooks
-        if hooks is not None:
-            hooked = self._hooked(hooks, "variation", key, context, default)
-            return default if hooked.variation_index is None else hooked.value
-        events = self._events
-        if events is not None:
-            recorded = self._recorded(events, key, context, default, None, False)
-            return default if recorded.variation_index is None else recorded.value
-        # The hot path: every failure returns the default, so the checks can be
-        # merged (the reason is not needed here); a snapshot that is not ready
-        # holds no flags, and a deleted flag's constant result serves no
-        # variation.
-        given: object = key  # typed str; callers may not be
-        if given.__class__ is not str and not isinstance(given, str):
-            return _not_a_key(given, default)
-        try:
-            flag: CompiledFlag | None = self._flags[key]
-        except KeyError:
-            flag = None
-        if (
-            flag is None
-            or context.__class__ is not Context
-            or context._error is not None
-        ):
-            if _misused(context):
-                return _not_a_context(context, default)
-            if self._initialized:  # (before: no data, nothing to say)
-                if context.__class__ is not Context or context._error is not None:
-                    _refused(context, default)
-                elif flag is None:
-                    _unknown_flag(key)
-            return default
-        result = flag.constant
-        if result is None:
-            result = evaluate(self._matcher, flag, context)
-        return default if result.variation_index is None else result.value
+        return self._face.variation(self, key, context, default)
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        hooks = self._hooks
-        if hooks is not None:
-            result = self._hooked(
-                hooks, "variation_detail", key, context, default, detail=True
-            )
-        elif self._events is None:  # the common case: as _result(), one call fewer
-            matcher = self._matcher
-            try:
-                head = matcher.heads[key]  # (none before the snapshot is ready)
-            except (KeyError, TypeError):  # not made yet, no such flag, not a key
-                head = None
-            if (
-                head is None
-                or context.__class__ is not Context
-                or context._error is not None
-            ):
-                result = self._result(key, context)
-            else:
-                result = run_head(head, key, context, matcher)
-        else:
-            result = self._recorded(self._events, key, context, default, None, True)
-        return detail_of(result, default)
+        return self._face.variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------- typed
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return self._typed_value("bool_variation", key, context, default, bool)
+        return self._face.bool_variation(self, key, context, default)  # type: ignore[no-any-return]
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated toward zero), else ``default``."""
-        return self._typed_value("int_variation", key, context, default, int)
+        return self._face.int_variation(self, key, context, default)  # type: ignore[no-any-return]
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number (as a float), else ``default``."""
-        return self._typed_value("float_variation", key, context, default, float)
+        return self._face.float_variation(self, key, context, default)  # type: ignore[no-any-return]
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return self._typed_value("string_variation", key, context, default, str)
+        return self._face.string_variation(self, key, context, default)  # type: ignore[no-any-return]
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._typed_value("json_variation", key, context, default, object)
+        return self._face.json_variation(self, key, context, default)
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return self._typed_detail("bool_variation_detail", key, context, default, bool)
+        return self._face.bool_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return self._typed_detail("int_variation_detail", key, context, default, int)
+        return self._face.int_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return self._typed_detail(
-            "float_variation_detail", key, context, default, float
-        )
+        return self._face.float_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return self._typed_detail("string_variation_detail", key, context, default, str)
+        return self._face.string_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return self._typed_detail(
-            "json_variation_detail", key, context, default, object
-        )
+        return self._face.json_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ migrations
     def migration_variation(
@@ -968,7 +456,13 @@ class FlagSnapshot:
 
         Added in version 0.1.0.
         """
-        return _migration_variation(self, key, context, default_stage)
+        from ._migration import Stage, checked_default, stage_detail, tracked_stage
+
+        stage = checked_default(default_stage)
+        default = stage.value
+        result: Result = self._face.migration(self, key, context, default)
+        detail = stage_detail(detail_of(result, default), Stage(default), key)
+        return tracked_stage(self._flags, key, context, detail, stage)
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(
@@ -1043,7 +537,7 @@ def _all_flags_state(
         or context.__class__ is not Context
         or context._error is not None
     ):
-        return _refused(context, FlagsState(valid=False, values={}, meta={}))
+        return refused(context, FlagsState(valid=False, values={}, meta={}))
     plan = _plan_of(
         snapshot, (with_reasons, client_side_only, details_only_for_tracked_flags)
     )
@@ -1109,7 +603,7 @@ def _all_results(
         or context.__class__ is not Context
         or context._error is not None
     ):
-        return _refused(context, None)
+        return refused(context, None)
     plan = _plan_of(snapshot, (True, client_side_only, False))
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
     batch = snapshot._matcher.batch(done)

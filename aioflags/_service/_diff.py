@@ -31,6 +31,7 @@ from aioflags._datasystem._datatypes import (
 )
 from aioflags._datasystem._sources._files import load_flag_files
 from aioflags._datasystem._store import Store
+from aioflags._evaluation._composed import PLAIN
 from aioflags._evaluation._context import Context
 
 if TYPE_CHECKING:
@@ -347,9 +348,10 @@ def diff(
         removed=sorted(old_keys - new_keys),
     )
     flags = [FlagDiff(key) for key in sorted(changed & old_keys & new_keys)]
-    # What variation_detail() makes its detail of (a snapshot without hooks
-    # or analytics): a flag's own results are built once, with the flag.
-    before, after = old._result, new._result
+    # What variation_detail() makes its detail of, without hooks or
+    # analytics (the plain evaluation): a flag's own results are built
+    # once, with the flag.
+    result = PLAIN.result
     plan = [(flag.key, flag.memo.get, flag.classify) for flag in flags]
     evaluated = flipped = 0
     for number, context in contexts:
@@ -360,8 +362,8 @@ def diff(
         evaluated += 1
         flips = False
         for key, seen_pair, classify in plan:
-            o = before(key, context)
-            n = after(key, context)
+            o = result(old, key, context, None)
+            n = result(new, key, context, None)
             seen = seen_pair((id(o), id(n)))
             if seen is not None and seen[0] is o and seen[1] is n:
                 transition = seen[2]
