@@ -58,8 +58,8 @@ def test_generated_code_does_what_the_interpreter_does(seed: int) -> None:
         for key, flag in flags.items():
             if flag.constant is not None:
                 continue
-            generated = _outcome(flag.run, flag.ops, ctx, _State(flags, segments, key))
-            interpreted = _outcome(interpret, flag, ctx, _State(flags, segments, key))
+            generated = _outcome(flag.run, flag.ops, ctx, _State(Matcher(flags, segments), key))
+            interpreted = _outcome(interpret, flag, ctx, _State(Matcher(flags, segments), key))
             assert generated == interpreted, (key, raw)
             compared += 1
     assert compared  # a seed that compared nothing would prove nothing
@@ -524,7 +524,7 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
             if flag.constant is not None:
                 continue
             inline = evaluate(matcher, flag, ctx)
-            careful = evaluate(matcher, flag, ctx, recorded=[])
+            careful = evaluate(matcher, flag, ctx, careful=True)
             assert inline == careful, (seed, key, raw)
             compared += 1
             # The head the client runs, or the careful path for a flag
@@ -1069,7 +1069,7 @@ def test_a_flag_that_needs_a_state_has_a_head_that_takes_the_careful_path(
             states.clear()
             fast = evaluate(matcher, flag, ctx)
             assert states == ([key] if key in careful else []), key
-            assert fast == evaluate(matcher, flag, ctx, recorded=[]), (key, name)
+            assert fast == evaluate(matcher, flag, ctx, careful=True), (key, name)
             # (what a head raises is mapped where heads run: run_head)
             assert run_head(head, key, ctx, matcher) == fast, (key, name)
     assert evaluate(matcher, flags["top"], Context.create("bob")).reason == {

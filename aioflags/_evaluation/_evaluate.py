@@ -2,7 +2,7 @@
 
 Everything here reads one immutable snapshot of compiled flags and segments.
 Recursion state (the prerequisite chain, the segment stack, prerequisites
-recorded for all-flags state, big-segment status) lives in a per-evaluation
+reached for all-flags state, big-segment status) lives in a per-evaluation
 :class:`_State`, so evaluations are re-entrant and thread-safe.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from types import FunctionType, MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from ._codegen import HEAD, register_source
 from ._logonce import Occurrences
@@ -40,7 +40,6 @@ __all__ = [
     "RUN_HEAD",
     "RUN_HEAD_NAMES",
     "Matcher",
-    "Recorded",
     "Recording",
     "Records",
     "RunHead",
@@ -90,10 +89,6 @@ _ABORTED: Final = Result(None, None, MALFORMED.reason, False, None)
 #: constant prerequisite (an off flag, a fixed fallthrough), a segment
 #: without rules.
 MAX_CHAIN_DEPTH: Final = 100
-
-#: Prerequisite evaluations, for analytics events: ``(prerequisite flag, its
-#: result, the key of the flag that required it)``, depth first.
-Recorded: TypeAlias = "list[tuple[CompiledFlag, Result, str]]"
 
 
 def _membership(seg: CompiledSegment, parts: Mapping[str, Context]) -> bool | None:
@@ -175,6 +170,91 @@ def _match_segments(self: _Segments, keys: tuple[str, ...], ctx: Context) -> boo
         if self._contains(seg, ctx) if contains is None else contains(ctx, self):
             return True
     return False
+
+
+class _Walks(Protocol):
+    """What the prerequisite walk reads of a matcher or a state."""
+
+    @property
+    def flags(self) -> Mapping[str, CompiledFlag]: ...
+    @property
+    def hot(self) -> dict[str, CompiledFlag]: ...
+    @property
+    def done(self) -> Mapping[str, Result]: ...
+    @property
+    def chain(self) -> list[str] | None: ...
+    @property
+    def ledger(self) -> Records | None: ...
+    @property
+    def detail(self) -> bool: ...
+
+
+def _prerequisites_failed(
+    st: Any, prerequisites: tuple[Prerequisite, ...], ctx: Context
+) -> Result | None:
+    """The result of the first of ``prerequisites`` that fails, or ``None``.
+
+    The one prerequisite walk, what a flag's code calls on its state
+    (``st.prerequisites_failed``, a :class:`_Walks`: the shared
+    :class:`Matcher`, a :class:`Recording` one, a careful :class:`_State`).
+    In order, each prerequisite: a missing or deleted flag fails; else
+    its result, its constant one (off, malformed, fixed), one this
+    evaluation has already (all-flags state's ``done``), or its code run:
+    on the careful path (``chain``) with cycles and depth checked and the
+    top-level flag's prerequisites reached noted; elsewhere only a
+    prerequisite without prerequisites of its own reaches here. Counted
+    in ``ledger`` if any (analytics events), whether or not it then fails.
+    An off or malformed prerequisite fails whatever it serves
+    (evaluation.md §5.2), as does one serving another variation.
+    """
+    walk: _Walks = st
+    chain = walk.chain
+    reached = st.prerequisites if chain is not None and len(chain) == 1 else None
+    flags = walk.flags
+    hot = walk.hot
+    done = walk.done
+    ledger = walk.ledger
+    for prereq in prerequisites:
+        key = prereq.key
+        if chain is not None:
+            if key in chain:
+                raise MalformedAbort(f"prerequisite cycle through {key!r}")
+            if reached is not None:
+                reached.append(key)
+        pflag: CompiledFlag | None
+        try:
+            pflag = hot[key]
+        except KeyError:
+            pflag = flags.get(key)  # (made on first lookup)
+        if pflag is None or pflag.deleted:
+            return prereq.failed
+        result = pflag.constant
+        if result is None:
+            result = done.get(key)
+            if result is None:
+                if chain is None:
+                    if pflag.prerequisites:
+                        # (Matcher._needs_state sends its flag to the careful path)
+                        raise AssertionError(f"a prerequisite chain at {key!r}")
+                    result = pflag.run(pflag.ops, ctx, st)
+                else:
+                    if len(chain) > MAX_CHAIN_DEPTH:
+                        raise MalformedAbort(
+                            f"prerequisite chain deeper than {MAX_CHAIN_DEPTH} "
+                            f"levels at {key!r}"
+                        )
+                    chain.append(key)
+                    result = pflag.run(pflag.ops, ctx, st)
+                    chain.pop()
+        if ledger is not None:
+            ledger.record(pflag, ctx, result, None, prereq.of, walk.detail)
+        if (
+            not pflag.on
+            or pflag.malformed is not None
+            or result.variation_index != prereq.variation
+        ):
+            return prereq.failed
+    return None
 
 
 @final
@@ -405,37 +485,13 @@ class Matcher:
         # (a deleted one fails, as a missing one does: not kept)
         return _NO_FLAG if flag.deleted else self._keep(key, flag)
 
-    def prerequisites_failed(
-        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
-    ) -> Result | None:
-        """The result of the first prerequisite that fails, or ``None``."""
-        flags = self.flags
-        hot = self.hot
-        done = self.done
-        for prereq in prerequisites:
-            key = prereq.key
-            result = done.get(key)
-            if result is None:
-                pflag: CompiledFlag | None
-                try:
-                    pflag = hot[key]
-                except KeyError:
-                    pflag = flags.get(key)  # (made on first lookup)
-                    if pflag is None:
-                        return prereq.failed
-                # An off, deleted or malformed prerequisite fails whatever it
-                # serves (evaluation.md §5.2).
-                if not pflag.on or pflag.malformed is not None:
-                    return prereq.failed
-                result = pflag.constant
-                if result is None:
-                    if pflag.prerequisites:
-                        # (_needs_state() sends its flag to the careful path)
-                        raise AssertionError(f"a prerequisite chain at {key!r}")
-                    result = pflag.run(pflag.ops, ctx, self)
-            if result.variation_index != prereq.variation:
-                return prereq.failed
-        return None
+    #: What the prerequisite walk reads: no chain (a flag that needs one
+    #: takes the careful path), nothing counted.
+    chain: Final = None
+    ledger: Final = None
+    detail: Final = False
+
+    prerequisites_failed = _prerequisites_failed
 
     match_segments = _match_segments
 
@@ -457,10 +513,10 @@ class Recording:
 
     What a flag's code calls on its state, as :class:`Matcher` answers it,
     over the same data, but for prerequisites: the generated
-    code hands them all to :meth:`prerequisites_failed`, which counts each
+    code hands them all to the prerequisite walk, which counts each
     one it evaluates in :attr:`ledger` (``prereq_of``: the flag that
     required it) before the flag's own evaluation is counted. A flag on
-    the careful path has its state's record counted (:func:`_careful_run`).
+    the careful path has its state count them (:func:`_careful_run`).
     Made once per snapshot and ledger: nothing is allocated per evaluation.
     """
 
@@ -486,44 +542,12 @@ class Recording:
         self.ledger = ledger
         self.detail = detail
 
-    def prerequisites_failed(
-        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
-    ) -> Result | None:
-        """The result of the first prerequisite that fails, or ``None``; each counted.
-
-        What the careful path's state records (``_State``), in the same
-        order: a prerequisite that is there and not deleted, with its
-        result, whether or not it then fails. A prerequisite chain never
-        reaches here (``Matcher._needs_state`` sends its flag to the
-        careful path).
-        """
-        flags = self.flags
-        hot = self.hot
-        ledger = self.ledger
-        for prereq in prerequisites:
-            key = prereq.key
-            pflag: CompiledFlag | None
-            try:
-                pflag = hot[key]
-            except KeyError:
-                pflag = flags.get(key)  # (made on first lookup)
-            if pflag is None or pflag.deleted:
-                return prereq.failed
-            result = pflag.constant
-            if result is None:
-                if pflag.prerequisites:
-                    raise AssertionError(f"a prerequisite chain at {key!r}")
-                result = pflag.run(pflag.ops, ctx, self)
-            ledger.record(pflag, ctx, result, None, prereq.of, self.detail)
-            # An off or malformed prerequisite fails whatever it serves.
-            if (
-                not pflag.on
-                or pflag.malformed is not None
-                or result.variation_index != prereq.variation
-            ):
-                return prereq.failed
-        return None
-
+    #: What the prerequisite walk reads: no results yet, no chain (a
+    #: prerequisite chain never reaches here: ``Matcher._needs_state``
+    #: sends its flag to the careful path).
+    done: Final[Mapping[str, Result]] = _NO_RESULTS
+    chain: Final = None
+    prerequisites_failed = _prerequisites_failed
     match_segments = _match_segments
     _contains = Matcher._contains
 
@@ -534,8 +558,8 @@ class _State:
 
     The prerequisite chain (cycles), the segment stack (cycles), the
     big-segment status, the prerequisites the top-level flag reached (for
-    all-flags state) and, for analytics events, every prerequisite
-    evaluation. What a flag's code calls on its state (``EvalState``), as
+    all-flags state) and, for analytics events, the ledger that counts
+    every prerequisite evaluation. What a flag's code calls on its state (``EvalState``), as
     :class:`Matcher` answers it on the fast path, with the checks that path
     does not need: a state of its own, not a kind of matcher.
     """
@@ -544,73 +568,43 @@ class _State:
         "big",
         "big_segments",
         "chain",
+        "detail",
         "flags",
+        "hot",
+        "ledger",
         "prerequisites",
-        "recorded",
         "segment_stack",
         "segments",
     )
 
     #: the generated code calls prerequisites_failed() for every prerequisite
     inline_prerequisites: Final = False
+    #: no results of this evaluation's to read (all-flags state's are the
+    #: batch matcher's)
+    done: Final[Mapping[str, Result]] = _NO_RESULTS
 
     def __init__(
         self,
-        flags: Mapping[str, CompiledFlag],
-        segments: Mapping[str, CompiledSegment],
+        matcher: Matcher | Recording,
         key: str,
-        recorded: Recorded | None = None,
-        big_segments: MembershipSource | None = None,
+        ledger: Records | None = None,
+        detail: bool = False,
     ) -> None:
-        self.flags = flags
-        self.segments = segments
-        self.big_segments = big_segments
+        self.flags = matcher.flags
+        self.hot = matcher.hot
+        self.segments = matcher.segments
+        self.big_segments = matcher.big_segments
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
         #: the top-level flag's prerequisites reached, in order
         self.prerequisites: list[str] = []
-        self.recorded = recorded
+        #: where each prerequisite evaluation is counted (analytics), as
+        #: it is reached, depth first: those before an abort too
+        self.ledger = ledger
+        self.detail = detail
 
-    def prerequisites_failed(
-        self, prerequisites: tuple[Prerequisite, ...], ctx: Context
-    ) -> Result | None:
-        """The result of the first prerequisite that fails, or ``None``."""
-        chain = self.chain
-        reached = self.prerequisites if len(chain) == 1 else None
-        flags = self.flags
-        recorded = self.recorded
-        for prereq in prerequisites:
-            key = prereq.key
-            if key in chain:
-                raise MalformedAbort(f"prerequisite cycle through {key!r}")
-            if reached is not None:
-                reached.append(key)
-            try:
-                pflag = flags[key]
-            except KeyError:
-                return prereq.failed
-            if pflag.deleted:
-                return prereq.failed
-            result = pflag.constant
-            if result is None:
-                if len(chain) > MAX_CHAIN_DEPTH:
-                    raise MalformedAbort(
-                        f"prerequisite chain deeper than {MAX_CHAIN_DEPTH} "
-                        f"levels at {key!r}"
-                    )
-                chain.append(key)
-                result = pflag.run(pflag.ops, ctx, self)
-                chain.pop()
-            if recorded is not None:
-                recorded.append((pflag, result, chain[-1]))
-            # An off or malformed prerequisite fails whatever it serves.
-            if not pflag.on or pflag.malformed is not None:
-                return prereq.failed
-            if result.variation_index != prereq.variation:
-                return prereq.failed
-        return None
-
+    prerequisites_failed = _prerequisites_failed
     match_segments = _match_segments
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool:
@@ -649,7 +643,7 @@ def evaluate(
     matcher: Matcher,
     flag: CompiledFlag,
     ctx: Context,
-    recorded: Recorded | None = None,
+    careful: bool = False,
 ) -> Result:
     """Evaluate a present flag whose result is not constant; never raises.
 
@@ -658,26 +652,12 @@ def evaluate(
     the fast paths run: the flag's head (:meth:`Matcher.runnable_ops`),
     its code with the snapshot's shared ``matcher`` (nothing allocated),
     or, for a flag that needs a per-evaluation state, the careful path
-    (:func:`_careful`). With ``recorded`` (analytics events), it takes the
-    careful path at once and appends every prerequisite evaluation to it,
-    depth first (those before an abort too).
+    (:func:`_careful`); ``careful``: the careful path, whatever the flag.
     """
     key = flag.key
-    if recorded is not None:  # the careful path (_careful), its state here
-        st = _State(
-            matcher.flags, matcher.segments, key, recorded, matcher.big_segments
-        )
-        # A flag's ops are a head (its code first); no frame more than
-        # _careful, none allocated (the events-on path of a flag with
-        # prerequisites: measured).
-        result = run_head(flag.ops, key, ctx, st)
-        big = st.big
-        if big is None or result is _ABORTED or result is _EXCEPTION:
-            return result  # (it raised: no status, as in _careful)
-        return _with_big(result, big)
-    head = matcher.heads.get(key)
-    if head is None:  # first evaluated in this snapshot: made where it runs
-        head = (_first_run, False, flag)
+    head = None if careful else matcher.heads.get(key)
+    if head is None:  # (first evaluated in this snapshot: made where it runs)
+        head = (_careful_run if careful else _first_run, False, flag)
     return run_head(head, key, ctx, matcher)
 
 
@@ -706,18 +686,18 @@ def _careful(
     matcher: Matcher | Recording,
     flag: CompiledFlag,
     ctx: Context,
-    recorded: Recorded | None = None,
+    ledger: Records | None = None,
+    detail: bool = False,
 ) -> Result:
     """Evaluate non-constant ``flag`` with a per-evaluation state.
 
     The careful path: prerequisite chains (cycles and depth are checked),
     big segments (their status goes in the result's reason), nested
-    segments; ``recorded`` as for :func:`evaluate`. What the flag's code
-    raises is left to where its head runs (:func:`run_head`).
+    segments; each prerequisite evaluation counted in ``ledger``, if any.
+    What the flag's code raises is left to where its head runs
+    (:func:`run_head`).
     """
-    st = _State(
-        matcher.flags, matcher.segments, flag.key, recorded, matcher.big_segments
-    )
+    st = _State(matcher, flag.key, ledger, detail)
     result = flag.run(flag.ops, ctx, st)
     big = st.big
     return result if big is None else _with_big(result, big)
@@ -728,20 +708,11 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher | Recording) ->
 
     ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
     snapshot's matcher (or all-flags state's), whose data it evaluates. A
-    recording matcher's ledger (:meth:`Matcher.recording`) gets the
-    prerequisite evaluations the state reached, depth first, even when the
+    recording matcher's ledger (:meth:`Matcher.recording`) counts the
+    prerequisite evaluations the state reaches, depth first, even when the
     flag's own evaluation then fails.
     """
-    if st.__class__ is not Recording:
-        return _careful(st, ops[HEAD], ctx)
-    ledger = st.ledger
-    recorded: Recorded = []
-    try:
-        return _careful(st, ops[HEAD], ctx, recorded)
-    finally:
-        detail = st.detail
-        for flag, result, of in recorded:
-            ledger.record(flag, ctx, result, None, of, detail)
+    return _careful(st, ops[HEAD], ctx, st.ledger, st.detail)
 
 
 def run_heads(
@@ -986,7 +957,7 @@ def prerequisites_reached(
         return ()
     if result is _EXCEPTION:  # a bug (reported): it would raise again
         return ()
-    st = _State(matcher.flags, matcher.segments, flag.key, None, matcher.big_segments)
+    st = _State(matcher, flag.key)
     # A malformed part (reported by the evaluation: this re-run is not,
     # the head's None) ends it; those reached before count.
     run_head((_run_state, None, flag, st), flag.key, ctx, matcher)
