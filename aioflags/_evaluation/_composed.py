@@ -224,11 +224,13 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
             f"{indent}    elif value is not result.value:  # int <-> float",
             f"{indent}        result = result.with_value(value)",
         ]
-    if ledger is not None:  # count
-        lines.append(
-            f"{indent}ledger.record(flag, context, result, default"
-            + (", None, True)" if detail else ")")
+    if ledger is not None:  # count (the ledger's common case in place, if any)
+        record = "ledger.record(flag, context, result, default" + (
+            ", None, True)" if detail else ")"
         )
+        text = ledger.in_place
+        count = [record] if text is None else text.format(record=record).splitlines()
+        lines += [indent + line for line in count]
     if stages is not None:
         lines += stages.after(indent)
     return lines + _answer(indent, answer)

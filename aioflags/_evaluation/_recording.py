@@ -28,6 +28,16 @@ class Ledger(Protocol):
     any thread (it holds its own lock: a snapshot's methods).
     """
 
+    @property
+    def in_place(self) -> str | None:
+        """The common case of :meth:`record` as text to write in place, if any.
+
+        Statements that read ``ledger``, ``flag``, ``context`` and
+        ``result``, with ``{record}`` where :meth:`record` is called for
+        the rest (the loop's ledger: its thread alone writes it).
+        """
+        ...
+
     def record(
         self,
         flag: CompiledFlag,
