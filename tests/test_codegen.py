@@ -58,8 +58,12 @@ def test_generated_code_does_what_the_interpreter_does(seed: int) -> None:
         for key, flag in flags.items():
             if flag.constant is not None:
                 continue
-            generated = _outcome(flag.run, flag.ops, ctx, _State(Matcher(flags, segments), key))
-            interpreted = _outcome(interpret, flag, ctx, _State(Matcher(flags, segments), key))
+            generated = _outcome(
+                flag.run, flag.ops, ctx, _State(Matcher(flags, segments), key)
+            )
+            interpreted = _outcome(
+                interpret, flag, ctx, _State(Matcher(flags, segments), key)
+            )
             assert generated == interpreted, (key, raw)
             compared += 1
     assert compared  # a seed that compared nothing would prove nothing

@@ -32,6 +32,8 @@ from ._context import NO_ATTRIBUTES
 from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from aioflags._core._json import JSONValue
 
     from ._context import Context
@@ -41,6 +43,7 @@ __all__ = [
     "HEAD",
     "MAX_CLAUSES",
     "InlineClause",
+    "Ops",
     "Prerequisite",
     "Runner",
     "build_predicate",
@@ -56,6 +59,12 @@ __all__ = [
 #: well formed and has no prerequisites of its own: as another flag's
 #: prerequisite, its result is what its ``ops`` give.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
+#: A flag's ops, ``(run, plain, *operands)``: its code (a :data:`Runner`,
+#: called with the ops themselves), whether it is plain (``None``: a re-run
+#: of an evaluation whose failure is already reported), then the operands.
+#: What a snapshot's ``Matcher.heads`` hold for a flag whose result is not
+#: constant (``_evaluate.Head``).
+Ops: TypeAlias = "tuple[Runner, bool | None, Unpack[tuple[Any, ...]]]"
 #: how many items of a flag's ``ops`` come before its operands
 HEAD: Final = 2
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from types import FunctionType, MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, register_source
+from ._codegen import HEAD, Ops, register_source
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_CHAIN_DEPTH",
     "RUN_HEAD",
     "RUN_HEAD_NAMES",
+    "Head",
     "Matcher",
     "Recording",
     "Records",
@@ -118,7 +119,13 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
     return False
 
 
-#: the ``ops`` head of a flag that is not there: not plain (see HEAD)
+#: What an evaluation runs of a flag (``Matcher.heads``): its constant
+#: result, or its :data:`~._codegen.Ops` (its code, whether it is plain,
+#: its operands), which :data:`RUN_HEAD` runs.
+Head: TypeAlias = "Ops | Result"
+
+#: the head of a flag that is not there, for the inline prerequisite
+#: checks: not plain (see HEAD), so handed to the prerequisite walk
 _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 
 
@@ -310,7 +317,7 @@ class Matcher:
         #: What the fast paths and the inline prerequisite checks run of
         #: each flag evaluated so far, by key (:meth:`find_head` adds to it):
         #: its result if it is constant, else its ops (:meth:`_runnable`).
-        self.heads: dict[str, tuple[Any, ...] | Result] = {}
+        self.heads: dict[str, Head] = {}
         self.segments = segments
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments = big_segments
@@ -356,7 +363,7 @@ class Matcher:
         batch.done = done
         return batch
 
-    def _keep(self, key: str, flag: CompiledFlag) -> tuple[Any, ...] | Result:
+    def _keep(self, key: str, flag: CompiledFlag) -> Head:
         """Flag ``key``'s head, made of ``flag`` and kept in :attr:`heads`.
 
         Its constant result (off, or nothing but a fixed fallthrough), else
@@ -367,7 +374,7 @@ class Matcher:
         )
         return head
 
-    def find_head(self, key: str) -> tuple[Any, ...] | Result | None:
+    def find_head(self, key: str) -> Head | None:
         """Flag ``key``'s head (made on first use), or None if there is no such flag.
 
         A deleted flag has none: it is not there (the door's
@@ -388,7 +395,7 @@ class Matcher:
         except Exception as exc:  # noqa: BLE001 (raised again where it runs)
             return (_raise, True, exc)
 
-    def _runnable(self, flag: CompiledFlag) -> tuple[Any, ...]:
+    def _runnable(self, flag: CompiledFlag) -> Ops:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
 
         Its ops; for a flag that needs a per-evaluation state
@@ -460,7 +467,7 @@ class Matcher:
         except Exception:  # noqa: BLE001 - reported where its head runs
             return None
 
-    def runnable_ops(self, key: str, flag: CompiledFlag) -> tuple[Any, ...]:
+    def runnable_ops(self, key: str, flag: CompiledFlag) -> Ops:
         """What runs flag ``key`` here, as its head holds it (a constant flag's ops).
 
         For all-flags state's plan (one tuple per flag shared with the heads).
@@ -472,7 +479,7 @@ class Matcher:
             head = self.heads[key] = self._runnable(flag)
         return head
 
-    def prerequisite_head(self, key: str) -> tuple[Any, ...] | Result:
+    def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
         """Flag ``key``'s head for the generated prerequisite checks (kept).
 
         A missing flag's is :data:`_NO_FLAG`, which is not plain: the check
@@ -661,7 +668,7 @@ def evaluate(
     return run_head(head, key, ctx, matcher)
 
 
-def _first_run(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+def _first_run(head: Ops, ctx: Context, st: Matcher) -> Result:
     """The head :func:`evaluate` runs for a flag whose head is not made yet.
 
     ``head``: this function, ``False`` (not plain), the flag. It makes the
@@ -673,7 +680,7 @@ def _first_run(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
     return result
 
 
-def _raise(head: tuple[Any, ...], ctx: Context | None, st: object) -> Result:
+def _raise(head: Ops, ctx: Context | None, st: object) -> Result:
     """The head of a flag whose head could not be made (:meth:`Matcher.find_head`).
 
     ``head``: this function, ``True`` (run it as it is, on every path),
@@ -703,7 +710,7 @@ def _careful(
     return result if big is None else _with_big(result, big)
 
 
-def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher | Recording) -> Result:
+def _careful_run(ops: Ops, ctx: Context, st: Matcher | Recording) -> Result:
     """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
 
     ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
@@ -716,7 +723,7 @@ def _careful_run(ops: tuple[Any, ...], ctx: Context, st: Matcher | Recording) ->
 
 
 def run_heads(
-    heads: tuple[tuple[Any, ...], ...],
+    heads: tuple[Ops, ...],
     keys: tuple[str, ...],
     kept: tuple[bool, ...],
     ctx: Context,
@@ -751,7 +758,7 @@ def run_heads(
         results.append(result)
 
 
-def _run_batch(head: tuple[Any, ...], ctx: Context, st: Matcher) -> Result:
+def _run_batch(head: Ops, ctx: Context, st: Matcher) -> Result:
     """The head :func:`run_heads` runs: its loop, from where it stopped.
 
     ``head``: this function, ``None`` (what it raises is reported where the
@@ -886,7 +893,7 @@ class RunHead(Protocol):
 
     def __call__(
         self,
-        head: tuple[Any, ...] | Result,
+        head: Head,
         key: str,
         context: Context | None,
         matcher: Matcher | Recording | _State | None,
@@ -964,7 +971,7 @@ def prerequisites_reached(
     return st.prerequisites
 
 
-def _run_state(head: tuple[Any, ...], ctx: Context, _: object) -> Result:
+def _run_state(head: Ops, ctx: Context, _: object) -> Result:
     """Run a flag's code with a state of its own: ``head`` is (this, None, flag, state)."""
     _, _, flag, st = head
     result: Result = flag.run(flag.ops, ctx, st)

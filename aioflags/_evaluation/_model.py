@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 from ._codegen import (
     HEAD,
     InlineClause,
+    Ops,
     Rollout,
     Runner,
     bucket_value,
@@ -549,7 +550,7 @@ class CompiledFlag:
     #: ``(run, plain, *operands)`` (see ``_codegen.HEAD``): all an evaluation
     #: of the flag reads of its own (the matcher's ``heads`` map keys to it
     #: if it is not constant), the operands for ``run``
-    ops: tuple[object, ...]
+    ops: Ops
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
     #: analytics events: send feature and debug events with probability
@@ -616,7 +617,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.fallthrough = None
     flag.constant = None
     flag.run = _constant_only
-    flag.ops = ()
+    flag.ops = (_constant_only, False)
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
     flag.migration_check_ratio = 1
@@ -660,7 +661,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
             )
     # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
     plain = flag.on and flag.malformed is None and not flag.prerequisites
-    flag.ops = (flag.run, plain, *flag.ops)
+    flag.ops = (flag.run, plain, *flag.ops[HEAD:])
     _said(flag.malformed, "Flag", key, flag.version)
     return flag
 
@@ -774,9 +775,11 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
             (fallthrough.fixed, fallthrough.rollout or fallthrough.resolve),
         )
         if built is None:
-            flag.run, flag.ops = _interpreted, (flag, _matchers(flag))
+            flag.run = _interpreted
+            flag.ops = (_interpreted, False, flag, _matchers(flag))
         else:
-            flag.run, flag.ops = built
+            flag.run, operands = built
+            flag.ops = (flag.run, False, *operands)
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
 
+    from ._codegen import Ops
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
@@ -112,7 +113,7 @@ class _Plan:
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
         #: as the snapshot's heads run them (a constant one's gives its result)
-        self.ops: tuple[tuple[Any, ...], ...] = tuple(
+        self.ops: tuple[Ops, ...] = tuple(
             matcher.runnable_ops(key, flag)
             if flag.constant is None
             else (_constant, True, flag.constant)
@@ -123,7 +124,7 @@ class _Plan:
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
 
 
-def _constant(head: tuple[Any, ...], context: Context, matcher: Matcher) -> Result:
+def _constant(head: Ops, context: Context, matcher: Matcher) -> Result:
     """The head of a constant flag in a plan's flags to evaluate: its result.
 
     ``head``: this function, ``True``, the result. (A flag whose details
