@@ -42,13 +42,16 @@ if TYPE_CHECKING:
     #: ``Evaluator.later``: the evaluation once the gate has let it through.
     _Later = Callable[..., Awaitable[Any]]
 
-    #: What holds the composition now (``Evaluator``).
-    class _Holder(Protocol):
-        @property
-        def composition(self) -> Composition: ...
 
-
-__all__ = ["METHODS", "Composition", "Face", "Method", "through_class", "write"]
+__all__ = [
+    "METHODS",
+    "Composition",
+    "Face",
+    "Method",
+    "retire",
+    "through_class",
+    "write",
+]
 
 
 class Method(Protocol):
@@ -104,22 +107,22 @@ def write(
     store: _Data,
     now: _Now,
     later: _Later,
-    holder: _Holder,
     face: Face | None,
 ) -> Method:
     """The client's awaited ``method`` (one of :data:`METHODS`) for ``composition``.
 
     It reads the flag data from ``store``; what it does not evaluate in its
     own frame (the door's refusals, a missing flag, a gate) it hands to the
-    snapshot ``now(key)`` gives, or awaits ``later``. ``holder`` holds
-    the composition now: a method of another one (kept after its
-    composition changed) hands the call on, through ``face``'s class.
+    snapshot ``now(key)`` gives, or awaits ``later``. Once its
+    composition has changed (:func:`retire`), it hands its calls on,
+    through ``face``'s class.
     """
     head = [
         f"async def {method}(key, context, default):",
-        # guard: still this composition's? (else where client.<method>
-        # goes now; a patch of the class's method changes the composition)
-        "    if holder.composition is not composition:",
+        # guard: retired? (its composition changed, or a patch of the
+        # class's method did: the call goes where client.<method> goes
+        # now; a name of its own, read as cheaply as a name is)
+        "    if retired:",
         "        return await elsewhere(key, context, default)",
     ]
     # other: what the snapshot's method answers, through the gate if any
@@ -145,7 +148,7 @@ def write(
         "FlagSnapshot": FlagSnapshot,
         "composition": composition,
         "elsewhere": elsewhere,
-        "holder": holder,
+        "retired": False,
         "later": later,
         "now": now,
         "store": store,
@@ -165,3 +168,8 @@ def write(
     function.__module__ = "aioflags"
     written: Method = function
     return written
+
+
+def retire(method: Method) -> None:
+    """``method``'s composition has changed: it hands its calls on from now on."""
+    method.__globals__["retired"] = True  # type: ignore[attr-defined]

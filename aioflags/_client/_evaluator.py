@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, final
 
 from aioflags._evaluation._composed import PLAIN, Composition, Evaluation
 
-from ._composition import write
+from ._composition import retire, write
 from ._hooks import Stages
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class Evaluator:
             _evaluation(stages, recorder),
             _evaluation(None, recorder),
         )
-        self.methods = {}
+        self._retire_methods()
         if self.on_change is not None:
             self.on_change(self)
 
@@ -172,11 +172,12 @@ class Evaluator:
                 self.store,
                 self.now,
                 self.later,
-                self,
                 self.face,
             )
             methods[name] = method
-            if self.methods is methods and self.on_change is not None:
+            if self.methods is not methods:  # composed anew meanwhile
+                retire(method)
+            elif self.on_change is not None:
                 self.on_change(self)
         return method
 
@@ -188,7 +189,13 @@ class Evaluator:
         """Another evaluator serves the client now: this one's methods hand calls on."""
         self.on_change = None
         self.composition = Composition(own=False, stages=None, ledger=None)
-        self.methods = {}
+        self._retire_methods()
+
+    def _retire_methods(self) -> None:
+        """The methods written so far hand their calls on; none is kept."""
+        methods, self.methods = self.methods, {}
+        for method in methods.values():
+            retire(method)
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""
