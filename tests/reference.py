@@ -516,7 +516,8 @@ def compare(case: Case) -> list[str]:
     hooked = client_over(snap, HookRunner([seen]))
     # Analytics events on: the snapshot's recording path (any thread, the
     # recorder's lock) against the client's, plain and hooked (the loop's).
-    snapshot_recorder, plain_recorder, hooked_recorder = (
+    snapshot_recorder, plain_recorder, hooked_recorder, face_recorder = (
+        new_recorder(),
         new_recorder(),
         new_recorder(),
         new_recorder(),
@@ -524,6 +525,10 @@ def compare(case: Case) -> list[str]:
     recording = snap.recording(snapshot_recorder)
     recorded_client = client_over(snap, recorder=plain_recorder)
     recorded_hooked = client_over(snap, HookRunner([LastDetail()]), hooked_recorder)
+    # The snapshot a client hands out with events and hooks on: what
+    # client.snapshot(), blocking.Client and the console evaluate.
+    face_seen = LastDetail()
+    face = client_over(snap, HookRunner([face_seen]), face_recorder).snapshot()
     ref = Reference(case)
     problems = []
     try:
@@ -581,6 +586,33 @@ def compare(case: Case) -> list[str]:
                         f"{key} for {cdict}: with events on the snapshot, the "
                         f"client and the hooked client detailed {details}, not {mine}"
                     )
+                value = face.variation(key, ctx, "default")
+                face_seen.take()
+                d = face.variation_detail(key, ctx, "default")
+                shown = face_seen.take()
+                if (
+                    value != a.value
+                    or (d.value, d.variation_index, d.reason) != mine
+                    or shown is None
+                    or (shown.value, shown.variation_index, shown.reason) != mine
+                ):
+                    problems.append(
+                        f"{key} for {cdict}: the client's snapshot (events, hooks) "
+                        f"gave {value!r} and {d}, its hook saw {shown}, not {mine}"
+                    )
+            # OFREP's bulk answer: every flag's result from the evaluation.
+            bulk = {
+                key: (result.variation_index, result.reason)
+                for key, _, result in snap._results(ctx, False) or []
+            }
+            for key in case.flags:
+                if key in bulk:
+                    theirs = ref.detail(key, cdict, "default")
+                    if bulk[key] != theirs[1:]:
+                        problems.append(
+                            f"{key} for {cdict}: OFREP's bulk gave {bulk[key]}, "
+                            f"LaunchDarkly {theirs[1:]}"
+                        )
             for options in (
                 {},
                 {"with_reasons": True},
@@ -600,7 +632,11 @@ def compare(case: Case) -> list[str]:
                         f"all_flags_state{options} for {cdict}: to_json() {text}"
                     )
         expected = recorded(snapshot_recorder)
-        for name, recorder in (("client", plain_recorder), ("hooked", hooked_recorder)):
+        for name, recorder in (
+            ("client", plain_recorder),
+            ("hooked", hooked_recorder),
+            ("client's snapshot", face_recorder),
+        ):
             got = recorded(recorder)
             if got != expected:
                 problems.append(
