@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._evaluation._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -338,17 +337,11 @@ class Stages:
                 f"    failed(h{i}, 'before_evaluation', None)",
                 f"    d{i} = EMPTY",
                 "else:",
-                f"    if d{i}.__class__ is not dict and d{i}.__class__ is not"
-                f" PROXY and not isinstance(d{i}, Mapping):",
+                # (the data it was given back, as a pass-through's: no test)
+                f"    if d{i} is not EMPTY and (t := type(d{i})) is not dict"
+                f" and t is not PROXY and not isinstance(d{i}, Mapping):",
                 f"        failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
                 f"        d{i} = EMPTY",
-            ]
-        if after:
-            # A result that serves a variation keeps its own detail (detail_of's).
-            self._after += [
-                "shown = result.detail",
-                "if shown is None or present is not detail_of:",
-                "    shown = present(result, default)",
             ]
         for j, (hook, position) in enumerate(after):
             hooks[f"a{j}"] = hook
@@ -365,7 +358,6 @@ class Stages:
             "EMPTY": _EMPTY,
             "Mapping": Mapping,
             "PROXY": _PROXY,
-            "detail_of": detail_of,
             "failed": runner._stage_failed,
             "new": object.__new__,
             "runner": runner,
@@ -375,9 +367,23 @@ class Stages:
         """The series context and the ``before_evaluation`` stages, at ``indent``."""
         return [indent + line for line in self._before]
 
-    def after(self, indent: str) -> list[str]:
-        """The ``after_evaluation`` stages, at ``indent``."""
-        return [indent + line for line in self._after]
+    def after(self, indent: str, detail_of_result: bool = True) -> list[str]:
+        """The ``after_evaluation`` stages, at ``indent``, shown ``present(result, default)``.
+
+        ``detail_of_result``: ``present`` is ``detail_of``, so a result
+        that serves a variation is shown its own detail (none is built).
+        """
+        if not self._after:
+            return []
+        if detail_of_result:
+            shown = [
+                "shown = result.detail",
+                "if shown is None:",
+                "    shown = present(result, default)",
+            ]
+        else:
+            shown = ["shown = present(result, default)"]
+        return [indent + line for line in (*shown, *self._after)]
 
 
 class HookRunner:

@@ -82,8 +82,12 @@ class StageText(Protocol):
         """The series context, then each ``before_evaluation``."""
         ...
 
-    def after(self, indent: str) -> list[str]:
-        """Each ``after_evaluation``, shown the detail."""
+    def after(self, indent: str, detail_of_result: bool = True) -> list[str]:
+        """Each ``after_evaluation``, shown ``present(result, default)``.
+
+        ``detail_of_result``: ``present`` is ``detail_of`` (a result's own
+        detail, when it has one, is shown).
+        """
         ...
 
 
@@ -232,7 +236,7 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
         count = [record] if text is None else text.format(record=record).splitlines()
         lines += [indent + line for line in count]
     if stages is not None:
-        lines += stages.after(indent)
+        lines += stages.after(indent, answer != "result")
     return lines + _answer(indent, answer)
 
 
@@ -313,7 +317,11 @@ def _write_sync(composition: Composition, method: str) -> SyncMethod:
         # other: the door's answer, with the hooks' stages around it
         *(stages.before("    ") if stages is not None else ()),
         "    result = other(snapshot, key, context, default, ledger)",
-        *(stages.after("    ") if stages is not None else ()),
+        *(
+            stages.after("    ", METHODS[method][2] != "result")
+            if stages is not None
+            else ()
+        ),
         *_answer("    ", METHODS[method][2]),
         "",
     ]
