@@ -115,6 +115,7 @@ class Counter:
         "default",
         "excluded",
         "flag",
+        "heads",
         "kind",
         "kinds",
         "none",
@@ -143,6 +144,12 @@ class Counter:
             flag.track_events or flag.debug_events_until_date is not None
         )
         self.excluded = flag is not None and flag.exclude_from_summaries
+        #: The summary's text of each variation's row up to its count,
+        #: written by the first flush that writes the row (``_summary``):
+        #: a counter serves again for its flag object
+        #: (:meth:`Recorder.recycle`), so later flushes write a row as its
+        #: count alone. None until a flush writes one.
+        self.heads: list[str | None] | None = None
 
     def add_kinds(self, context: Context) -> None:
         """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
