@@ -8,6 +8,7 @@ import enum
 import gzip
 import itertools
 import json
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from aioflags._analytics import _mend, _processor, _recorder, _summary
 from aioflags._analytics._processor import EventProcessor
 from aioflags._analytics._recorder import INDEX, Recorder
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._model import compile_flag
 from aioflags.testing import FakeClock
 from tests.analytics import flag, formatter_for, recorder_for, running
 
@@ -557,3 +559,30 @@ async def test_a_batch_being_encoded_at_close_is_counted_if_not_delivered(
     assert len(server.requests_to("/bulk")) == 1  # no final batch: nothing new
     # An index event per context, and the summary.
     assert f"{len(contexts) + 1} of {len(contexts) + 1} analytics" in caplog.text
+
+
+async def test_a_recycled_counter_writes_its_rows_as_the_first_flush_did() -> None:
+    """A counter's rows are written from the heads kept (issue 59), byte for byte.
+
+    A row whose value is not JSON is not kept: its value is named in
+    ``odd`` at every flush, as before.
+    """
+    flag = compile_flag(
+        "f", {"key": "f", "version": 3, "on": True, "variations": [math.nan, "b"]}
+    )
+    counter = _recorder.Counter(flag, "d")
+    counter.counts[:] = [2, 5]
+    writer = _summary.SummaryWriter()
+    texts, odds = [], []
+    for _ in range(2):
+        odd: list[str] = []
+        texts.append(writer.entries([("f", counter)], odd))
+        odds.append(odd)
+    assert texts[0] == texts[1]
+    assert odds[0] == odds[1] != []
+    assert counter.heads is not None
+    assert counter.heads[0] is None and counter.heads[1] is not None
+    assert json.loads("{" + texts[0] + "}")["f"]["counters"] == [
+        {"variation": 0, "version": 3, "value": None, "count": 2},
+        {"variation": 1, "version": 3, "value": "b", "count": 5},
+    ]

@@ -16,6 +16,7 @@ from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._model import CompiledFlag, compile_flag
+from aioflags._evaluation._results import Result
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags.testing import FakeClock
 from tests.analytics import flag, formatter_for, recorder_for
@@ -243,3 +244,88 @@ def test_the_loops_ledger_starts_afresh_after_a_flush() -> None:
     features = summary(rec)
     assert features["p"]["counters"][0]["count"] == 2
     assert features["p"]["contextKinds"] == ["org", "user"]
+
+
+def _flushed(rec: Recorder) -> dict:  # type: ignore[type-arg]
+    """The summary's features of a flush, whose counters then serve again (as the processor does)."""
+    batch = rec.take()
+    assert batch is not None
+    events = formatter_for(Config("k")).events(batch)
+    rec.recycle(batch.own)
+    return events[-1]["features"]  # type: ignore[no-any-return]
+
+
+def test_the_loops_counters_serve_again_from_zero_after_a_flush() -> None:
+    rec = recorder()
+    kept, dropped = _compiled("k"), _compiled("d")
+    _loop_counts(rec, [kept, dropped], [USER, Context.create("u2")])
+    first = rec.loop.counters[kept]
+    features = _flushed(rec)
+    assert features["k"]["counters"][0]["count"] == 2
+    assert features["d"]["counters"][0]["count"] == 2
+    # The next window counts k alone, for an org, with another default:
+    # the same counter, afresh.
+    assert kept.constant is not None
+    rec.loop.record(kept, ORG, kept.constant, "other")
+    rec.loop.record(kept, ORG, kept.constant, "other")
+    assert rec.loop.counters[kept] is first
+    assert list(rec.loop.counters) == [kept]
+    features = _flushed(rec)
+    assert list(features) == ["k"]  # d: not counted in this window
+    assert features["k"] == {
+        "default": "other",
+        "contextKinds": ["org"],
+        "counters": [{"variation": 0, "version": 1, "value": True, "count": 2}],
+    }
+    # d was not counted again in the window taken: dropped, not kept.
+    assert list(rec.loop.spare) == [kept]
+
+
+def test_a_recycled_counter_counts_a_default_served_as_a_new_one() -> None:
+    rec = recorder()
+    f = _compiled("f")
+    assert f.constant is not None
+    rec.loop.record(f, USER, f.constant, False)
+    _flushed(rec)
+    # The same flag object, serving no variation (as a malformed flag does).
+    rec.loop.record(f, USER, Result(None, None, {"kind": "OFF"}, False, None), "dflt")
+    assert _flushed(rec)["f"] == {
+        "default": "dflt",
+        "contextKinds": ["user"],
+        "counters": [{"version": 1, "value": "dflt", "count": 1}],
+    }
+
+
+def test_a_data_change_leaves_no_counter_of_the_flags_replaced() -> None:
+    rec = recorder()
+    old, other = _compiled("f"), _compiled("g")
+    _loop_counts(rec, [old, other], [USER])
+    _flushed(rec)
+    # A full transfer: new objects for the same flags, f at a new version.
+    new = _compiled("f", version=2)
+    other_new = _compiled("g")
+    _loop_counts(rec, [new, other_new], [USER])
+    features = _flushed(rec)
+    assert [c["version"] for c in features["f"]["counters"]] == [2]
+    assert features["g"]["counters"][0]["count"] == 1
+    assert set(rec.loop.spare) == {new, other_new}
+    _loop_counts(rec, [new], [USER])
+    _flushed(rec)
+    assert set(rec.loop.spare) == {new}
+    assert not rec.loop.counters
+
+
+def test_a_window_taken_before_the_last_is_written_takes_new_counters() -> None:
+    # The counters of a batch are the batch's until it hands them back: a
+    # window that begins before then counts into new ones.
+    rec = recorder()
+    f = _compiled("f")
+    _loop_counts(rec, [f], [USER])
+    batch = rec.take()
+    assert batch is not None
+    taken = batch.own[f]
+    _loop_counts(rec, [f], [USER, ORG])
+    assert rec.loop.counters[f] is not taken
+    assert taken.counts == [1, 0]
+    rec.recycle(batch.own)
+    assert _flushed(rec)["f"]["counters"][0]["count"] == 2

@@ -227,3 +227,40 @@ async def test_the_loop_counts_its_evaluations_without_the_lock() -> None:
         for key, feature in summary["features"].items()
     }
     assert counts == {"p": 12, "q": 1}  # p: 11 and once as q's prerequisite
+
+
+@pytest.mark.asyncio
+async def test_each_flush_s_summary_counts_its_own_window_on_recycled_counters() -> (
+    None
+):
+    """issue 59: the loop's counters serve again after a flush, afresh.
+
+    A flag counted in one window and not the next is not in the next
+    summary; a flag counted in both counts from zero in the second, with
+    the second window's default and context kinds; and it counts into the
+    same counter (none is made per flag and window).
+    """
+    flags = {"a": flag(), "b": flag()}
+    ann, org = Context.create("ann"), Context.create("o1", "org")
+    async with running(flags) as (server, client, _):
+        events = client._evaluator.events
+        assert events is not None
+        loop = events.recorder.loop
+        for _ in range(3):
+            assert await client.variation("a", ann, False) is True
+            assert await client.variation("b", ann, False) is True
+        counter = next(iter(loop.counters.values()))
+        await client.flush()
+        assert await client.variation("a", org, "x") is True
+        assert list(loop.counters.values()) == [counter]
+        await client.flush()
+        first, second = server.events_of("summary")
+    assert set(first["features"]) == {"a", "b"}
+    assert first["features"]["a"]["counters"][0]["count"] == 3
+    assert second["features"] == {
+        "a": {
+            "default": "x",
+            "contextKinds": ["org"],
+            "counters": [{"variation": 0, "version": 1, "value": True, "count": 1}],
+        }
+    }

@@ -503,11 +503,14 @@ class EventProcessor:
         Between slices the loop runs other tasks: run it shielded if the
         batch must not be lost to a cancellation.
         """
+        recorder = self.recorder
         if self._disabled:
-            self.recorder.take()  # discard (usage() still counts it)
+            batch = recorder.take()  # discard (usage() still counts it)
             await self._fold()
+            if batch is not None:
+                recorder.recycle(batch.own)
             return None
-        batch = self.recorder.take()
+        batch = recorder.take()
         await self._fold()
         if batch is None:
             return None
@@ -544,6 +547,9 @@ class EventProcessor:
         if batch.counters:
             summary = await self._summary(batch, odd)
             count += 1
+        # Written and folded (the fold above: all the tally held): the next
+        # window counts into them again.
+        recorder.recycle(batch.own)
         say_not_json(odd)
         body = _array(pieces, summary)
         if self._config.compress_events:

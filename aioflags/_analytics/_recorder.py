@@ -2,7 +2,8 @@
 
 Everything here is synchronous and does no I/O. An evaluation is counted in
 the summary in place (one counter per flag version and variation, in lists
-allocated once per flag per flush window) and, only when LaunchDarkly asks
+allocated once per flag: the loop's serve again from one flush window to the
+next, :meth:`Recorder.recycle`) and, only when LaunchDarkly asks
 for more (a tracked flag, an experiment, a debug window, a context not seen
 recently), a small record is appended to a bounded buffer. Records are turned
 into JSON at flush time, off the evaluation path (``_format``).
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from aioflags._core._clock import wall_ms
@@ -114,6 +115,7 @@ class Counter:
         "default",
         "excluded",
         "flag",
+        "heads",
         "kind",
         "kinds",
         "none",
@@ -142,6 +144,12 @@ class Counter:
             flag.track_events or flag.debug_events_until_date is not None
         )
         self.excluded = flag is not None and flag.exclude_from_summaries
+        #: The summary's text of each variation's row up to its count,
+        #: written by the first flush that writes the row (``_summary``):
+        #: a counter serves again for its flag object
+        #: (:meth:`Recorder.recycle`), so later flushes write a row as its
+        #: count alone. None until a flush writes one.
+        self.heads: list[str | None] | None = None
 
     def add_kinds(self, context: Context) -> None:
         """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
@@ -157,7 +165,7 @@ class Ledger:
     thread, whose common case :meth:`record` counts without the lock).
     """
 
-    __slots__ = ("counters", "fast", "fast_kind", "last", "recorder")
+    __slots__ = ("counters", "fast", "fast_kind", "last", "recorder", "spare")
 
     #: :meth:`record`'s common case as text, for an evaluation written for
     #: a composition (``_evaluation._composed``: its count stage) to run in
@@ -190,6 +198,13 @@ else:
         #: The context counted last (an index event was considered for it).
         self.last: Context | None = None
         self.recorder = recorder
+        #: Counters of the window before, by flag object, that a flush has
+        #: written and folded (:meth:`Recorder.recycle`): a flag counted
+        #: again takes its counter back, zeroed, rather than a new one. Only
+        #: the loop's ledger has entries; what the window just taken did not
+        #: count again is dropped at the take (a flag object replaced by a
+        #: data change is not kept beyond a window).
+        self.spare: dict[CompiledFlag, Counter] = {}
 
     def record(
         self,
@@ -243,6 +258,9 @@ class Batch:
     end_ms: int
     #: Events dropped in this flush window because the buffer was full.
     dropped: int = 0
+    #: The loop's ledger's counters taken (among :attr:`counters`), by flag
+    #: object: handed back to :meth:`Recorder.recycle` once written and folded.
+    own: dict[CompiledFlag, Counter] = field(default_factory=dict)
 
 
 class Recorder:
@@ -426,7 +444,19 @@ class Recorder:
         if self._empty():
             self._start = self._now()
         self._made += 1
-        counter = ledger.counters[flag] = Counter(flag, default, self._made)
+        counter = ledger.spare.pop(flag, None)
+        if counter is None:
+            counter = Counter(flag, default, self._made)
+        else:  # the window before's, written and folded: as new, in place
+            counter.order = self._made
+            counter.default = default
+            counts = counter.counts
+            counts[:] = bytes(len(counts))  # zeros, with no list made
+            counter.none = 0
+            counter.none_value = None
+            counter.kinds = _NO_KINDS
+            counter.kind = ""
+        ledger.counters[flag] = counter
         return counter
 
     def _full(
@@ -555,6 +585,7 @@ class Recorder:
             counters, self.shared.counters = self.shared.counters, {}
             own, self.loop.counters = self.loop.counters, {}
             self.loop.fast = {}
+            self.loop.spare = {}  # not counted again in the window taken
             unknown, self._unknown = self._unknown, {}
             dropped, self._window_dropped = self._window_dropped, 0
             start = self._start
@@ -573,7 +604,20 @@ class Recorder:
             start_ms=start,
             end_ms=end,
             dropped=dropped,
+            own=own,
         )
+
+    def recycle(self, own: dict[CompiledFlag, Counter]) -> None:
+        """A batch's :attr:`Batch.own` is written and folded: its counters serve again.
+
+        On the loop's thread, which alone reads and writes the loop's
+        ledger. The next window counts each flag it counts again into its
+        counter (zeroed as it is taken back): no counter, counts list or
+        frozenset is made per flag and window, and no object of them is
+        left for the collector. Whoever holds the batch must read none of
+        ``own``'s counters from now on.
+        """
+        self.loop.spare = own
 
     def counted(self) -> list[Pending]:
         """What this window has counted so far, per flag key, copied (``client.usage()``).

@@ -74,10 +74,15 @@ def unique(counters: list[tuple[str, Counter]]) -> bool:
 class SummaryWriter:
     """Writes a summary's ``features`` entries, a slice of flags at a time.
 
-    Nothing of a flag is kept from one flush to the next (a cache of each
-    flag's text cost more to fill, at the flush after a change of the flag
-    data, than it saved, and it kept thousands of objects alive for the
-    collector); only the text of each combination of context kinds is.
+    The writer keeps nothing of a flag from one flush to the next (a cache
+    of each flag's text cost more to fill, at the flush after a change of
+    the flag data, than it saved, and it kept thousands of objects alive for
+    the collector); only the text of each combination of context kinds. A
+    counter keeps the head of each row it has written (``Counter.heads``,
+    strings: nothing for the collector), which serves as long as the counter
+    does: the loop's serve again from window to window, for one flag object.
+    A row whose value is not JSON is written afresh at each flush (its name
+    goes to ``odd`` each time).
     """
 
     __slots__ = ("_kinds",)
@@ -135,23 +140,31 @@ class SummaryWriter:
                     if version.__class__ is int
                     else _value(version, odd, _AT_ROW)
                 )
-                variations = flag.variations
+                counts = counter.counts
+                heads = counter.heads
+                if heads is None:
+                    heads = counter.heads = [None] * len(counts)
                 rows = ""
                 index = 0
-                for count in counter.counts:
+                for count in counts:
                     if count:
-                        value = variations[index]
-                        if value is True:
-                            value_text = "true"
-                        elif value is False:
-                            value_text = "false"
-                        else:
-                            value_text = _value(value, odd, _AT_ROW)
-                        rows += (
-                            f'{"," if rows else ""}{{"variation":{index},'
-                            f'"version":{version_text},"value":{value_text},'
-                            f'"count":{count}}}'
-                        )
+                        head = heads[index]
+                        if head is None:
+                            mended = len(odd)
+                            value = flag.variations[index]
+                            if value is True:
+                                value_text = "true"
+                            elif value is False:
+                                value_text = "false"
+                            else:
+                                value_text = _value(value, odd, _AT_ROW)
+                            head = (
+                                f'{{"variation":{index},"version":{version_text},'
+                                f'"value":{value_text},"count":'
+                            )
+                            if len(odd) == mended:  # else: named at every flush
+                                heads[index] = head
+                        rows += f"{',' if rows else ''}{head}{count}}}"
                     index += 1  # noqa: SIM113 (enumerate: a tuple per variation)
                 if none:
                     value = _value(counter.none_value, odd, _AT_ROW)

@@ -202,7 +202,31 @@ class Tally:
                 total = flags.get(key)
                 if total is None:
                     total = flags[key] = FlagTotal()
-                total.add(counter.flag, counter.counts, counter.none, end_ms)
+                flag = counter.flag
+                if flag is None or flag.variations is not total._variations:
+                    total.add(flag, counter.counts, counter.none, end_ms)
+                    continue
+                # FlagTotal.add in place, for the variations it added last
+                # (a call costs as much as the rest).
+                entries = total._entries
+                none = counter.none
+                added = none
+                index = 0
+                for count in counter.counts:
+                    if count:
+                        entry = entries[index]
+                        if entry is None:
+                            entry = entries[index] = total._entry(
+                                flag.variations[index]
+                            )
+                        entry[1] += count
+                        added += count
+                    index += 1  # noqa: SIM113 (enumerate: a tuple per item)
+                if added:
+                    total.evaluations += added
+                    total.defaults += none
+                    if end_ms > total.last_ms:
+                        total.last_ms = end_ms
             limit -= stop - self._at
             if stop == len(items):
                 taken.popleft()
