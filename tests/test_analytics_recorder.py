@@ -16,7 +16,7 @@ from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._model import CompiledFlag, compile_flag
-from aioflags._evaluation._results import Result
+from aioflags._evaluation._results import Reason, Result
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags.testing import FakeClock
 from tests.analytics import flag, formatter_for, recorder_for
@@ -288,7 +288,9 @@ def test_a_recycled_counter_counts_a_default_served_as_a_new_one() -> None:
     rec.loop.record(f, USER, f.constant, False)
     _flushed(rec)
     # The same flag object, serving no variation (as a malformed flag does).
-    rec.loop.record(f, USER, Result(None, None, {"kind": "OFF"}, False, None), "dflt")
+    rec.loop.record(
+        f, USER, Result(None, None, Reason({"kind": "OFF"}), False, None), "dflt"
+    )
     assert _flushed(rec)["f"] == {
         "default": "dflt",
         "contextKinds": ["user"],
