@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from ._codegen import register_source
 from ._context import Context
-from ._door import other
+from ._door import DOOR, other
 from ._evaluate import ERROR_RESULTS, RUN_HEAD_NAMES, typed_check, write_run_head
 from ._results import detail_of
 
@@ -186,9 +186,8 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
     # the count's check that there is a flag when events are on)
     indent = " " * (16 if ledger is not None else 12)
     lines = [
-        # door: a valid Context (``__class__``: an attribute load, ~80
-        # instructions less than calling type())
-        "    if context.__class__ is Context and context._error is None:",
+        # door: a valid Context
+        f"    if {DOOR}:",
         # find: the flag's head, made once per snapshot
         f"        matcher = {data}._matcher",
         "        try:",

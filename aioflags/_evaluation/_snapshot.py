@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 from aioflags._core._clock import wall_ms
 
 from ._composed import PLAIN, Composition, Evaluation
-from ._context import Context
-from ._door import refused
+from ._door import admits, refused
 from ._evaluate import (
     Matcher,
     own_prerequisites,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._codegen import Ops
+    from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
@@ -533,11 +533,7 @@ def _all_flags_state(
     details_only_for_tracked_flags: bool,
 ) -> FlagsState:
     """:meth:`FlagSnapshot.all_flags_state` of ``snapshot``."""
-    if (
-        not snapshot._initialized
-        or context.__class__ is not Context
-        or context._error is not None
-    ):
+    if not snapshot._initialized or not admits(context):
         return refused(context, FlagsState(valid=False, values={}, meta={}))
     plan = _plan_of(
         snapshot, (with_reasons, client_side_only, details_only_for_tracked_flags)
@@ -599,11 +595,7 @@ def _all_results(
     snapshot: FlagSnapshot, context: Context | None, client_side_only: bool
 ) -> list[tuple[str, CompiledFlag, Result]] | None:
     """:meth:`FlagSnapshot._results` of ``snapshot``."""
-    if (
-        not snapshot._initialized
-        or context.__class__ is not Context
-        or context._error is not None
-    ):
+    if not snapshot._initialized or not admits(context):
         return refused(context, None)
     plan = _plan_of(snapshot, (True, client_side_only, False))
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
