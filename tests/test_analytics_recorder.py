@@ -331,3 +331,35 @@ def test_a_window_taken_before_the_last_is_written_takes_new_counters() -> None:
     assert taken.counts == [1, 0]
     rec.recycle(batch.own)
     assert _flushed(rec)["f"]["counters"][0]["count"] == 2
+
+
+def test_a_counter_back_after_its_window_began_does_not_replace_the_window_s() -> None:
+    # A window begun before the flush handed its counters back counts into
+    # new ones: a counter handed back meanwhile is not taken for them.
+    rec = recorder()
+    f, g = _compiled("f"), _compiled("g")
+    _loop_counts(rec, [f], [USER])
+    batch = rec.take()
+    assert batch is not None
+    _loop_counts(rec, [f, f], [USER])
+    rec.recycle(batch.own)
+    _loop_counts(rec, [g, f], [ORG])  # f: not in place for an org yet
+    features = _flushed(rec)
+    assert features["f"]["counters"][0]["count"] == 3
+    assert features["f"]["contextKinds"] == ["org", "user"]
+
+
+def test_a_window_counted_in_place_from_its_first_evaluation_starts_there() -> None:
+    now = [1_000]
+    rec = recorder_for(Config("k"), now_ms=lambda: now[0])
+    f = _compiled("f")
+    _loop_counts(rec, [f], [USER])
+    now[0] = 2_000
+    _flushed(rec)
+    now[0] = 5_000
+    _loop_counts(rec, [f], [USER])  # its counter of the window before, in place
+    assert rec.loop.fast
+    now[0] = 9_000
+    batch = rec.take()
+    assert batch is not None
+    assert (batch.start_ms, batch.end_ms) == (5_000, 9_000)

@@ -7,6 +7,7 @@ import random
 import threading
 from typing import Any
 
+import anyio
 import pytest
 
 from aioflags import Context
@@ -264,3 +265,129 @@ async def test_each_flush_s_summary_counts_its_own_window_on_recycled_counters()
             "counters": [{"variation": 0, "version": 1, "value": True, "count": 1}],
         }
     }
+
+
+@pytest.mark.asyncio
+async def test_a_flag_counted_again_has_the_default_of_its_first_evaluation_in_the_window() -> (
+    None
+):
+    """issue 59: a flag counted in the window before is counted in place from
+    the next window's first evaluation, with that evaluation's default.
+
+    Whatever the default of the window before, the summary's is the one its
+    own first evaluation passed; later defaults of the window do not change it.
+    """
+    ann = Context.create("ann")
+    other = {"not": "the default before"}
+    default: Any
+    async with running({"a": flag()}) as (server, client, _):
+        for default in (False, False, "x"):
+            assert await client.variation("a", ann, default) is True
+        await client.flush()
+        for default in (other, False, False):  # another default first
+            assert await client.variation("a", ann, default) is True
+        await client.flush()
+        for default in (other, "x"):  # the window before's first
+            assert await client.variation("a", ann, default) is True
+        await client.flush()
+        for default in (False, other):  # and another again
+            assert await client.variation("a", ann, default) is True
+        await client.flush()
+        summaries = server.events_of("summary")
+    assert [s["features"]["a"]["default"] for s in summaries] == [
+        False,
+        other,
+        other,
+        False,
+    ]
+    assert [s["features"]["a"]["counters"][0]["count"] for s in summaries] == [
+        3,
+        3,
+        2,
+        2,
+    ]
+
+
+@pytest.mark.asyncio
+async def test_each_window_s_summary_lists_the_context_kinds_it_counted() -> None:
+    ann, bob = Context.create("ann"), Context.create("bob")
+    org = Context.create("o1", "org")
+    multi = Context.create_multi(Context.create("cy"), Context.create("d1", "device"))
+    windows = [[ann, bob], [org, org], [ann, org], [bob], [multi], [ann]]
+    async with running({"a": flag(), "b": flag()}) as (server, client, _):
+        for contexts in windows:
+            for context in contexts:
+                for key in ("a", "b", "a"):
+                    assert await client.variation(key, context, False) is True
+            await client.flush()
+        summaries = server.events_of("summary")
+    assert len(summaries) == len(windows)
+    for contexts, summary in zip(windows, summaries, strict=True):
+        kinds = sorted({kind for c in contexts for kind in c.kinds})
+        for key, count in (("a", 2), ("b", 1)):
+            feature = summary["features"][key]
+            assert feature["contextKinds"] == kinds
+            assert feature["counters"][0]["count"] == count * len(contexts)
+
+
+@pytest.mark.asyncio
+async def test_a_flag_not_counted_in_a_window_is_not_in_its_summary() -> None:
+    ann = Context.create("ann")
+    async with running({"a": flag(), "b": flag(), "c": flag()}) as (server, c, _):
+        for keys in (["a", "b", "c"], ["b"], ["a", "c"], ["c"]):
+            for key in keys:
+                for _ in range(2):
+                    assert await c.variation(key, ann, False) is True
+            await c.flush()
+            loop = c._evaluator.events.recorder.loop  # type: ignore[union-attr]
+            assert not loop.fast  # nothing counted in place before it counts
+        summaries = server.events_of("summary")
+        assert {flag.key for flag in loop.spare} == {"c"}
+    assert [sorted(s["features"]) for s in summaries] == [
+        ["a", "b", "c"],
+        ["b"],
+        ["a", "c"],
+        ["c"],
+    ]
+    for summary in summaries:
+        for feature in summary["features"].values():
+            assert feature["counters"][0]["count"] == 2
+
+
+@pytest.mark.asyncio
+async def test_a_data_change_leaves_nothing_of_the_flag_replaced() -> None:
+    ann = Context.create("ann")
+    async with running({"a": flag(), "b": flag()}) as (server, client, _):
+        events = client._evaluator.events
+        assert events is not None
+        loop = events.recorder.loop
+        for key in ("a", "b", "a"):
+            await client.variation(key, ann, False)
+        await client.flush()
+        old = set(loop.spare)
+        changed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        server.set_flag("a", flag(fallthrough={"variation": 1}))
+        await changed.wait()
+        for key in ("a", "a"):
+            assert await client.variation(key, ann, False) is False
+        await client.flush()
+        assert not old & {*loop.spare, *loop.counters, *loop.fast}
+        assert await client.variation("a", ann, False) is False  # in place
+        await client.flush()
+        first, second, third = server.events_of("summary")
+    assert set(first["features"]) == {"a", "b"}
+    (before,) = first["features"]["a"]["counters"]
+    version = before["version"] + 1
+    assert second["features"] == {
+        "a": {
+            "default": False,
+            "contextKinds": ["user"],
+            "counters": [
+                {"variation": 1, "version": version, "value": False, "count": 2}
+            ],
+        }
+    }
+    assert third["features"]["a"]["counters"] == [
+        {"variation": 1, "version": version, "value": False, "count": 1}
+    ]

@@ -19,9 +19,11 @@ The event loop's own evaluations (``await client.variation``) count into a
 ledger of their own, :attr:`Recorder.loop`, without the lock: only the loop's
 thread writes it, and the flush that takes it runs on that thread too. Its
 common case (a counter that exists, an untracked flag, no experiment, the
-context it counted last) is a few steps in :meth:`Ledger.record`; anything
-else (a new counter, a new context, a full event) takes the lock, as the
-other threads' records do.
+context it counted last) is a few steps in :meth:`Ledger.record`; a flag's
+first evaluation in a window, when its counter of the window before is back
+with the same default, a few more (:meth:`Ledger.arm`); anything else (a new
+counter, a new context, a full event) takes the lock, as the other threads'
+records do.
 
 Nothing is logged here, and no code of the application's runs under the lock:
 events dropped because the buffer is full are only counted, and the event
@@ -33,6 +35,7 @@ slow handler would stall every evaluating thread.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -165,20 +168,32 @@ class Ledger:
     thread, whose common case :meth:`record` counts without the lock).
     """
 
-    __slots__ = ("counters", "fast", "fast_kind", "last", "recorder", "spare")
+    __slots__ = (
+        "counters",
+        "fast",
+        "fast_kind",
+        "fast_kinds",
+        "last",
+        "recorder",
+        "spare",
+    )
 
     #: :meth:`record`'s common case as text, for an evaluation written for
     #: a composition (``_evaluation._composed``: its count stage) to run in
     #: its own frame on the loop's thread: a call to :meth:`record` costs
     #: ~550 instructions, a tenth of an evaluation (callgrind). It reads
-    #: ``ledger``, ``flag``, ``context``, ``result``; ``{record}`` is the
-    #: call to :meth:`record` for the rest.
+    #: ``ledger``, ``flag``, ``context``, ``result``, ``default``;
+    #: ``{record}`` is the call to :meth:`record` for the rest. A flag not
+    #: counted in place yet in this window tries :meth:`arm` first (its
+    #: counter of the window before), without :meth:`record`'s second
+    #: look at :attr:`fast`.
     in_place: Final[str | None] = """\
 if context is ledger.last and result.variation_index is not None and not result.experiment:
     try:
         ledger.fast[flag][result.variation_index] += 1
     except KeyError:
-        {record}
+        if not ledger.arm(flag, result.variation_index, default):
+            {record}
 else:
     {record}
 """
@@ -195,6 +210,8 @@ else:
         #: window. Only the loop's ledger has entries.
         self.fast: dict[CompiledFlag, list[int]] = {}
         self.fast_kind = ""
+        #: The kinds a counter counted in place has counted (``{fast_kind}``).
+        self.fast_kinds = _NO_KINDS
         #: The context counted last (an index event was considered for it).
         self.last: Context | None = None
         self.recorder = recorder
@@ -203,7 +220,9 @@ else:
         #: again takes its counter back, zeroed, rather than a new one. Only
         #: the loop's ledger has entries; what the window just taken did not
         #: count again is dropped at the take (a flag object replaced by a
-        #: data change is not kept beyond a window).
+        #: data change is not kept beyond a window). Each is still as the
+        #: flush wrote it (zeroed as it is taken back): its ``default``, the
+        #: window before's, is what :meth:`arm` takes it back for in place.
         self.spare: dict[CompiledFlag, Counter] = {}
 
     def record(
@@ -224,7 +243,8 @@ else:
         this kind, the context counted last, a variation served, no
         experiment) is one increment in :attr:`fast`, without the lock:
         nothing else writes these counters, and the flush that takes them
-        runs on that thread. The rest is the recorder's, under the lock.
+        runs on that thread; so is a flag's first evaluation in a window
+        that :meth:`arm` takes. The rest is the recorder's, under the lock.
         """
         index = result.variation_index
         if context is self.last and index is not None and not result.experiment:
@@ -234,12 +254,56 @@ else:
             try:
                 self.fast[flag][index] += 1
             except KeyError:
-                pass
+                if self.arm(flag, index, default):
+                    return
             else:
                 return
         recorder = self.recorder
         with recorder.lock:
             recorder.count(self, flag, context, result, default, detail, prereq_of)
+
+    def arm(self, flag: CompiledFlag, index: int, default: JSONValue) -> bool:
+        """Count ``flag``'s first evaluation of the window in place, if it can be; whether it was.
+
+        For :meth:`record`'s common case (the context counted last, variation
+        ``index`` served, no experiment) where :attr:`fast` has no entry for
+        ``flag``: a flag counted in the window before, untracked, whose
+        counter is back (:attr:`spare`) with the default now passed
+        (``default is`` the window before's: the summary's default is the
+        window's first evaluation's), while contexts are of one kind. Its
+        counter is taken back, zeroed, as the slow path would (kinds:
+        :attr:`fast_kinds`), and counted in place from now on: no lock (but
+        for the window's first counter: its start), no new counter. Only the
+        loop's thread calls this, on :attr:`Recorder.loop`.
+        """
+        counter = self.spare.get(flag)
+        if (
+            counter is None
+            or counter.default is not default
+            or counter.tracked
+            or not self.fast_kind
+            or flag in self.counters  # (made before its counter came back)
+        ):
+            return False
+        del self.spare[flag]
+        counts = counter.counts
+        counts[:] = bytes(len(counts))  # zeros, with no list made
+        counts[index] = 1
+        counter.none = 0
+        counter.none_value = None
+        counter.kinds = self.fast_kinds
+        counter.kind = self.fast_kind
+        recorder = self.recorder
+        counter.order = next(recorder._made)
+        if self.counters:
+            self.counters[flag] = counter
+        else:  # the window's first counter, maybe: its start (as _counter)
+            with recorder.lock:
+                if recorder._empty():
+                    recorder._start = recorder._now()
+                self.counters[flag] = counter
+        self.fast[flag] = counts
+        return True
 
     def unknown(
         self, key: str, context: Context, default: JSONValue, result: Result
@@ -327,8 +391,9 @@ class Recorder:
         self.shared = Ledger(self)
         self.loop = Ledger(self)
         self._unknown: dict[str, Counter] = {}
-        #: Counters made so far (their ``order``).
-        self._made = 0
+        #: The ``order`` of the counters made or taken back (one step: the
+        #: loop's ledger takes from it without the lock, :meth:`Ledger.arm`).
+        self._made = itertools.count(1)
         self._start = 0
         self._keys: OrderedDict[str, None] = OrderedDict()
         #: Events dropped since the last :meth:`take` (the flush warns).
@@ -407,7 +472,11 @@ class Recorder:
             kind = context._kind
             if kind != ledger.fast_kind:
                 ledger.fast.clear()
-                ledger.fast_kind = "" if kind == "multi" else kind
+                if kind == "multi":
+                    ledger.fast_kind, ledger.fast_kinds = "", _NO_KINDS
+                else:
+                    ledger.fast_kind = kind
+                    ledger.fast_kinds = _kinds(frozenset((kind,)))
             if ledger.fast_kind and not counter.tracked:
                 ledger.fast[flag] = counter.counts
         if now is not None:
@@ -423,8 +492,7 @@ class Recorder:
             if counter is None:
                 if self._empty():
                     self._start = self._now()
-                self._made += 1
-                counter = self._unknown[key] = Counter(None, default, self._made)
+                counter = self._unknown[key] = Counter(None, default, next(self._made))
             if not counter.none:
                 counter.none_value = default
             counter.none += 1
@@ -443,12 +511,12 @@ class Recorder:
     ) -> Counter:
         if self._empty():
             self._start = self._now()
-        self._made += 1
+        order = next(self._made)
         counter = ledger.spare.pop(flag, None)
         if counter is None:
-            counter = Counter(flag, default, self._made)
+            counter = Counter(flag, default, order)
         else:  # the window before's, written and folded: as new, in place
-            counter.order = self._made
+            counter.order = order
             counter.default = default
             counts = counter.counts
             counts[:] = bytes(len(counts))  # zeros, with no list made
@@ -614,7 +682,9 @@ class Recorder:
         ledger. The next window counts each flag it counts again into its
         counter (zeroed as it is taken back): no counter, counts list or
         frozenset is made per flag and window, and no object of them is
-        left for the collector. Whoever holds the batch must read none of
+        left for the collector; a flag evaluated with the default of its
+        counter's window counts in place from its first evaluation
+        (:meth:`Ledger.arm`). Whoever holds the batch must read none of
         ``own``'s counters from now on.
         """
         self.loop.spare = own
