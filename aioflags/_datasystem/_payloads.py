@@ -114,13 +114,14 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
 def put_meta(obj: JSONObject) -> tuple[ObjectMeta, tuple[str, ...]]:
     """A put's :func:`object_meta` and its distinct ``matches`` patterns, in one walk.
 
-    Ingest's common case, for an object just parsed: its rules are walked
-    once for both the ``segmentMatch`` segments and the patterns (which
-    :func:`object_meta` and :func:`~._patterns.patterns_in` would walk
-    apart, each after a search of the text), so no text is searched. The
-    meta is :func:`object_meta`'s, a superset at most (a ``segmentMatch``
-    operator spelled with an escape is found too); a deleted object's
-    patterns are none (nothing compiles it).
+    Ingest's common case, for an object just parsed from JSON (exact
+    ``dict``, ``list`` and ``str``): its rules are walked once for both the
+    ``segmentMatch`` segments and the patterns (which :func:`object_meta`
+    and :func:`~._patterns.patterns_in` would walk apart, each after a
+    search of the text), so no text is searched, and nothing is made for
+    what an object does not have. The meta is :func:`object_meta`'s, a
+    superset at most (a ``segmentMatch`` operator spelled with an escape is
+    found too); a deleted object's patterns are none (nothing compiles it).
     """
     version = obj.get("version")
     if type(version) is not int:
@@ -129,47 +130,45 @@ def put_meta(obj: JSONObject) -> tuple[ObjectMeta, tuple[str, ...]]:
         return (version, True), ()
     items = obj.get("prerequisites")
     rules = obj.get("rules")
-    if not rules:
-        if not items:
-            return (version, False), ()
-        nodes: dict[str, None] = {}
-        patterns: dict[str, None] = {}
-    else:
-        nodes, patterns = _walk_rules(rules)
-    if items and isinstance(items, list):
+    nodes: dict[str, None] | None = None
+    patterns: dict[str, None] | None = None
+    if rules and type(rules) is list:
+        for rule in rules:
+            clauses = rule.get("clauses") if type(rule) is dict else None
+            if type(clauses) is not list:
+                continue
+            for c in clauses:
+                if type(c) is not dict:
+                    continue
+                op = c.get("op")
+                if op == "segmentMatch":
+                    values = c.get("values")
+                    if type(values) is list:
+                        if nodes is None:
+                            nodes = {}
+                        for v in values:
+                            if type(v) is str:
+                                nodes["s" + v] = None
+                elif op == "matches":
+                    values = c.get("values")
+                    if type(values) is list:
+                        if patterns is None:
+                            patterns = {}
+                        for v in values:
+                            if type(v) is str:
+                                patterns[v] = None
+    if items and type(items) is list:
+        if nodes is None:
+            nodes = {}
         for p in items:
-            if isinstance(p, dict):
+            if type(p) is dict:
                 key = p.get("key")
                 if type(key) is str:
                     nodes["f" + key] = None
-    return (version, False, *nodes), tuple(patterns)
-
-
-def _walk_rules(rules: JSONValue) -> tuple[dict[str, None], dict[str, None]]:
-    """``"s" + key`` for each ``segmentMatch`` segment, and each ``matches`` pattern."""
-    nodes: dict[str, None] = {}
-    patterns: dict[str, None] = {}
-    if isinstance(rules, list):
-        for rule in rules:
-            clauses = rule.get("clauses") if isinstance(rule, dict) else None
-            if isinstance(clauses, list):
-                for c in clauses:
-                    if not isinstance(c, dict):
-                        continue
-                    op = c.get("op")
-                    if op == "segmentMatch":
-                        values = c.get("values")
-                        if isinstance(values, list):
-                            for v in values:
-                                if type(v) is str:
-                                    nodes["s" + v] = None
-                    elif op == "matches":
-                        values = c.get("values")
-                        if isinstance(values, list):
-                            for v in values:
-                                if isinstance(v, str):
-                                    patterns[v] = None
-    return nodes, patterns
+    return (
+        (version, False) if nodes is None else (version, False, *nodes),
+        () if patterns is None else tuple(patterns),
+    )
 
 
 def _segment_nodes(rules: JSONValue) -> list[str]:
