@@ -179,12 +179,16 @@ def held_patterns(
         return None
     from aioflags._evaluation._regex import held
 
+    known: dict[str, Matcher | NoMatcher] = {}  # (each pattern looked up once)
     for node, patterns in by_item.items():
         held_ones = []
         for pattern in patterns:
-            outcome = held(pattern)
+            outcome = known.get(pattern)
             if outcome is None:
-                return None  # something to compile
+                outcome = held(pattern)
+                if outcome is None:
+                    return None  # something to compile
+                known[pattern] = outcome
             held_ones.append(outcome)
         outcomes[node] = tuple(held_ones)
     return outcomes
