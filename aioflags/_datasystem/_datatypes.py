@@ -218,6 +218,7 @@ class ChangeSet(Frozen):
         "compare_versions",
         "_items",
         "_patterns",
+        "_nodes",
     )
     intent: IntentCode
     selector: Selector
@@ -232,6 +233,11 @@ class ChangeSet(Frozen):
         #: them (see :data:`aioflags._datasystem._patterns.FoundPatterns`), so
         #: that the store does not parse their texts again; ``None``: none known.
         _patterns: dict[str, tuple[int, tuple[str, ...]]] | None
+        #: Each item's distinct ``matches`` patterns by node (``"f"`` or
+        #: ``"s"``, then its key; the last change of a node counts), every
+        #: item that has any: what the store compiles, known without a walk
+        #: over the items (``None``: not known, read from the items).
+        _nodes: dict[str, tuple[str, ...]] | None
 
     def __init__(
         self,
@@ -247,6 +253,7 @@ class ChangeSet(Frozen):
         set_field(self, "compare_versions", compare_versions)
         set_field(self, "_items", changes)
         set_field(self, "_patterns", None)
+        set_field(self, "_nodes", None)
 
     @classmethod
     def _raw(
@@ -255,10 +262,12 @@ class ChangeSet(Frozen):
         items: list[Change | RawPut],
         selector: Selector,
         patterns: dict[str, tuple[int, tuple[str, ...]]] | None = None,
+        nodes: dict[str, tuple[str, ...]] | None = None,
     ) -> ChangeSet:
         """A change set of ingest's items (puts as :data:`RawPut` tuples).
 
-        ``patterns``: the puts' ``matches`` patterns, found as they were parsed.
+        ``patterns``: the puts' ``matches`` patterns, found as they were
+        parsed; ``nodes``: the same by item, every item that has any.
         """
         change_set = object.__new__(cls)
         set_field(change_set, "intent", intent)
@@ -267,6 +276,7 @@ class ChangeSet(Frozen):
         set_field(change_set, "compare_versions", False)
         set_field(change_set, "_items", items)
         set_field(change_set, "_patterns", patterns)
+        set_field(change_set, "_nodes", nodes)
         return change_set
 
     @property

@@ -12,15 +12,17 @@ pattern that never matches is held too (a ``NoMatcher``), so it is never
 parsed again either.
 
 The patterns of a put whose text ingest parses (a poll body, a stream's
-events) are found as it is parsed (:func:`note_patterns`) and travel with
-its change set, so that :func:`compile_patterns` does not parse the texts a
-second time (at 1,000 flags of which 200 have a ``matches`` clause, that
-second parse was 37 M instructions of a first start's 550 M).
+events) are found as it is parsed (``_payloads.put_meta``) and travel with
+its change set, by text and by item, so that :func:`compile_patterns` does
+not parse the texts a second time (at 1,000 flags of which 200 have a
+``matches`` clause, that second parse was 37 M instructions of a first
+start's 550 M), nor search every item's text for one (ingest's list by item
+is complete).
 
 Most change sets have nothing to compile (no ``matches`` clause, or only
 patterns held already, as when a streamed change touches a flag's other
-rules): :func:`held_patterns` tells so on the loop, cheaply, and the store
-then makes no thread hop at all.
+rules, or a poll brings the data again): :func:`held_patterns` tells so on
+the loop, cheaply, and the store then makes no thread hop at all.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ __all__ = [
     "HeldPatterns",
     "compile_patterns",
     "held_patterns",
-    "note_patterns",
     "patterns_by_item",
     "patterns_in",
 ]
@@ -66,6 +67,10 @@ _FLAG: Final = ObjectKind.FLAG.value  # a RawPut's kind
 #: change is one item of a few kB; reading 64 kB takes well under a ms).
 _LOOP_ITEMS: Final = 64
 _LOOP_CHARS: Final = 64 * 1024
+#: The most items with patterns whose outcomes :func:`held_patterns` looks
+#: up on the event loop when ingest listed them (a dict lookup a pattern:
+#: 4,096 take about a millisecond).
+_LOOP_NODES: Final = 4096
 
 
 def patterns_in(obj: JSONValue) -> Iterator[str]:
@@ -87,16 +92,6 @@ def patterns_in(obj: JSONValue) -> Iterator[str]:
 def _may_match(raw: str) -> bool:
     # The text names the operator, or may spell it with an escape.
     return '"matches"' in raw or "\\u" in raw
-
-
-def note_patterns(found: FoundPatterns, raw: str, path: int, obj: JSONValue) -> None:
-    """Record the patterns of ``obj``, just parsed from ``raw`` (at ``path``).
-
-    Only for a text that may hold a ``matches`` clause: the others are not
-    parsed again anyway.
-    """
-    if _may_match(raw):
-        found[raw] = (path, tuple(dict.fromkeys(patterns_in(obj))))
 
 
 def _patterns_of(
@@ -124,13 +119,19 @@ def _patterns_of(
 
 
 def patterns_by_item(
-    items: Sequence[Change | RawPut], found: FoundPatterns | None = None
+    items: Sequence[Change | RawPut],
+    found: FoundPatterns | None = None,
+    nodes: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """Each item's node and its distinct patterns; the last item of a node counts.
 
     An item without patterns (a deletion, say) has no entry. ``found``: the
-    patterns ingest found as it parsed the items (their change set's).
+    patterns ingest found as it parsed the items (their change set's);
+    ``nodes``: what this returns, made by ingest as it parsed them (then
+    the items are not read at all).
     """
+    if nodes is not None:
+        return nodes
     by_item: dict[str, tuple[str, ...]] = {}
     for item in items:
         node, patterns = _patterns_of(item, found)
@@ -142,25 +143,33 @@ def patterns_by_item(
 
 
 def held_patterns(
-    items: Sequence[Change | RawPut], found: FoundPatterns | None = None
+    items: Sequence[Change | RawPut],
+    found: FoundPatterns | None = None,
+    nodes: dict[str, tuple[str, ...]] | None = None,
 ) -> HeldPatterns | None:
     """The items' outcomes, if every pattern is held already; ``None`` if not.
 
     Cheap, for the event loop: ``None`` also when the change set is too
     large to read here (a full transfer, usually), or when its texts that
     may hold a ``matches`` clause are too long to parse here; then
-    :func:`compile_patterns` reads them on a worker thread.
+    :func:`compile_patterns` reads them on a worker thread. With ``nodes``
+    (ingest's, see :func:`patterns_by_item`) no text is read: only so many
+    items with patterns are looked up here (a lookup each).
     """
-    if len(items) > _LOOP_ITEMS:
+    if nodes is not None:
+        if len(nodes) > _LOOP_NODES:
+            return None
+    elif len(items) > _LOOP_ITEMS:
         return None
-    size = 0
-    for item in items:
-        if isinstance(item, tuple) and not item[6] and _may_match(item[3]):
-            size += len(item[3])
-    if size > _LOOP_CHARS:
-        return None
+    else:
+        size = 0
+        for item in items:
+            if isinstance(item, tuple) and not item[6] and _may_match(item[3]):
+                size += len(item[3])
+        if size > _LOOP_CHARS:
+            return None
     outcomes: HeldPatterns = {}
-    by_item = patterns_by_item(items, found)
+    by_item = patterns_by_item(items, found, nodes)
     if not by_item:
         return outcomes
     if "aioflags._evaluation._regex" not in sys.modules:
@@ -170,28 +179,34 @@ def held_patterns(
         return None
     from aioflags._evaluation._regex import held
 
+    known: dict[str, Matcher | NoMatcher] = {}  # (each pattern looked up once)
     for node, patterns in by_item.items():
         held_ones = []
         for pattern in patterns:
-            outcome = held(pattern)
+            outcome = known.get(pattern)
             if outcome is None:
-                return None  # something to compile
+                outcome = held(pattern)
+                if outcome is None:
+                    return None  # something to compile
+                known[pattern] = outcome
             held_ones.append(outcome)
         outcomes[node] = tuple(held_ones)
     return outcomes
 
 
 def compile_patterns(
-    items: Sequence[Change | RawPut], found: FoundPatterns | None = None
+    items: Sequence[Change | RawPut],
+    found: FoundPatterns | None = None,
+    nodes: dict[str, tuple[str, ...]] | None = None,
 ) -> HeldPatterns:
     """Each item's node and the outcomes of its patterns (compiled unless held).
 
     Meant for a worker thread (it parses raw texts, imports RE2 and builds
     Unicode tables the first time a pattern needs them); the caller holds
     the result for as long as its data may compile a flag that uses them.
-    ``found``: the patterns ingest found as it parsed the items.
+    ``found``, ``nodes``: the patterns ingest found as it parsed the items.
     """
-    by_item = patterns_by_item(items, found)
+    by_item = patterns_by_item(items, found, nodes)
     if not by_item:
         return {}
     from aioflags._evaluation._regex import hold  # (see held_patterns)

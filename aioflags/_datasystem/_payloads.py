@@ -27,12 +27,13 @@ from ._datatypes import (
     RawPut,
     Selector,
 )
-from ._patterns import FoundPatterns, note_patterns
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from aioflags._core._json import JSONObject, JSONValue
+
+    from ._patterns import FoundPatterns
 
 __all__ = [
     "ChangeSetBuilder",
@@ -44,6 +45,7 @@ __all__ = [
     "parse_fdv2_poll",
     "parse_fdv2_poll_stream",
     "parse_fdv2_poll_text",
+    "put_meta",
 ]
 
 logger = logging.getLogger("aioflags.datasource")
@@ -109,6 +111,66 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
     return (version, False, *nodes)
 
 
+def put_meta(obj: JSONObject) -> tuple[ObjectMeta, tuple[str, ...]]:
+    """A put's :func:`object_meta` and its distinct ``matches`` patterns, in one walk.
+
+    Ingest's common case, for an object just parsed from JSON (exact
+    ``dict``, ``list`` and ``str``): its rules are walked once for both the
+    ``segmentMatch`` segments and the patterns (which :func:`object_meta`
+    and :func:`~._patterns.patterns_in` would walk apart, each after a
+    search of the text), so no text is searched, and nothing is made for
+    what an object does not have. The meta is :func:`object_meta`'s, a
+    superset at most (a ``segmentMatch`` operator spelled with an escape is
+    found too); a deleted object's patterns are none (nothing compiles it).
+    """
+    version = obj.get("version")
+    if type(version) is not int:
+        version = 0
+    if obj.get("deleted") is True:
+        return (version, True), ()
+    items = obj.get("prerequisites")
+    rules = obj.get("rules")
+    nodes: dict[str, None] | None = None
+    patterns: dict[str, None] | None = None
+    if rules and type(rules) is list:
+        for rule in rules:
+            clauses = rule.get("clauses") if type(rule) is dict else None
+            if type(clauses) is not list:
+                continue
+            for c in clauses:
+                if type(c) is not dict:
+                    continue
+                op = c.get("op")
+                if op == "segmentMatch":
+                    values = c.get("values")
+                    if type(values) is list:
+                        if nodes is None:
+                            nodes = {}
+                        for v in values:
+                            if type(v) is str:
+                                nodes["s" + v] = None
+                elif op == "matches":
+                    values = c.get("values")
+                    if type(values) is list:
+                        if patterns is None:
+                            patterns = {}
+                        for v in values:
+                            if type(v) is str:
+                                patterns[v] = None
+    if items and type(items) is list:
+        if nodes is None:
+            nodes = {}
+        for p in items:
+            if type(p) is dict:
+                key = p.get("key")
+                if type(key) is str:
+                    nodes["f" + key] = None
+    return (
+        (version, False) if nodes is None else (version, False, *nodes),
+        () if patterns is None else tuple(patterns),
+    )
+
+
 def _segment_nodes(rules: JSONValue) -> list[str]:
     """``"s" + key`` for each segment a ``segmentMatch`` clause names."""
     found: list[str] = []
@@ -144,6 +206,7 @@ class ChangeSetBuilder:
     __slots__ = (
         "_changes",
         "_intent",
+        "_nodes",
         "_patterns",
         "_size",
         "max_bytes",
@@ -165,6 +228,10 @@ class ChangeSetBuilder:
         #: The ``matches`` patterns of those puts, found as they are parsed
         #: (the store would parse their texts again to find them).
         self._patterns: FoundPatterns = {}
+        #: The same patterns by item node (``"f"`` or ``"s"``, then its key),
+        #: the last change of a node counting: what the store compiles, with
+        #: no walk over the changes (every queued put is in it if it has any).
+        self._nodes: dict[str, tuple[str, ...]] = {}
 
     @property
     def intent(self) -> IntentCode | None:
@@ -190,6 +257,7 @@ class ChangeSetBuilder:
         self._changes = []
         self._size = 0
         self._patterns = {}
+        self._nodes = {}
         # Intent "none" means later objects (without a new intent) are deltas.
         self._intent = (
             IntentCode.TRANSFER_CHANGES
@@ -237,11 +305,21 @@ class ChangeSetBuilder:
             self._size += len(raw)
             if self._size > self.max_bytes:
                 raise over_limit("the payload", self.max_bytes)
-            self._changes.append(
-                (kind, key, version, raw, path, *object_meta(obj, raw))
-            )
-            note_patterns(self._patterns, raw, path, obj)
+            meta, patterns = put_meta(obj)
+            self._changes.append((kind, key, version, raw, path, *meta))
+            node = ("f" if kind == "flag" else "s") + key
+            if patterns:
+                self._patterns[raw] = (path, patterns)
+                self._nodes[node] = patterns
+            else:
+                self._nodes.pop(node, None)
         else:
+            patterns = put_meta(obj)[1]
+            node = ("f" if kind == "flag" else "s") + key
+            if patterns:
+                self._nodes[node] = patterns
+            else:
+                self._nodes.pop(node, None)
             self._changes.append(
                 Change(
                     action=ChangeKind.PUT,
@@ -267,6 +345,7 @@ class ChangeSetBuilder:
                 action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
             )
         )
+        self._nodes.pop(("f" if kind == "flag" else "s") + key, None)
         self._check_count()
 
     def _check_count(self) -> None:
@@ -278,6 +357,7 @@ class ChangeSetBuilder:
         self._changes = []
         self._size = 0
         self._patterns = {}
+        self._nodes = {}
 
     def reset(self) -> None:
         """Forget everything (a new connection)."""
@@ -285,6 +365,7 @@ class ChangeSetBuilder:
         self._changes = []
         self._size = 0
         self._patterns = {}
+        self._nodes = {}
 
     def payload_transferred(self, data: JSONValue) -> ChangeSet:
         """Handle ``payload-transferred``: emit the change set and clear the queue."""
@@ -298,10 +379,12 @@ class ChangeSetBuilder:
             self._changes,
             Selector(state=state, version=version),
             self._patterns or None,
+            self._nodes,
         )
         self._changes = []
         self._size = 0
         self._patterns = {}
+        self._nodes = {}
         self._intent = IntentCode.TRANSFER_CHANGES
         return change_set
 
@@ -469,12 +552,15 @@ async def _events(
     lines of the whole window), and a ``put-object`` of a known kind is
     queued here, in one step.
     """
-    decode = _DECODER.raw_decode
+    # The scanner itself, not raw_decode (a Python frame an event): it
+    # raises StopIteration where raw_decode raises JSONDecodeError.
+    scan = _DECODER.scan_once  # type: ignore[attr-defined]
     due = pacer.due
     kinds = _KINDS
     most = builder.max_changes
     changes = builder._changes
     found = builder._patterns
+    nodes = builder._nodes
     while True:
         text = w.text
         size = len(text)
@@ -483,10 +569,10 @@ async def _events(
             text = w.text
             size = len(text)
         try:
-            item, end = decode(text, pos)
+            item, end = scan(text, pos)
         except RecursionError:
             raise ProtocolError("JSON nested too deeply to parse") from None
-        except ValueError:
+        except (StopIteration, ValueError):
             end = -1  # incomplete, or invalid: the slow path says which
         if end < 0 or (end >= size and not w.eof):
             item, pos, end = await w.value(pos)
@@ -509,10 +595,13 @@ async def _events(
                     and type(obj) is dict
                     and kind in kinds
                 ):
-                    changes.append(
-                        (kind, key, version, raw, RAW_EVENT, *object_meta(obj, raw))
-                    )
-                    note_patterns(found, raw, RAW_EVENT, obj)
+                    meta, patterns = put_meta(obj)
+                    changes.append((kind, key, version, raw, RAW_EVENT, *meta))
+                    if patterns:
+                        found[raw] = (RAW_EVENT, patterns)
+                        nodes[("f" if kind == "flag" else "s") + key] = patterns
+                    elif nodes:
+                        nodes.pop(("f" if kind == "flag" else "s") + key, None)
                     if len(changes) > most:
                         raise over_limit("the payload", most, changes=True)
                 else:  # the checks again, one at a time, and the failure named
@@ -523,6 +612,7 @@ async def _events(
                 )
                 changes = builder._changes  # a server-intent starts a new list
                 found = builder._patterns
+                nodes = builder._nodes
         if due():
             await pacer.pause()
         if text[end : end + 1] != ",":

@@ -212,8 +212,8 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        items, found = change_set._items, change_set._patterns
-        patterns = held_patterns(items, found)  # None: something to compile
+        items, found, nodes = change_set._items, change_set._patterns, change_set._nodes
+        patterns = held_patterns(items, found, nodes)  # None: something to compile
         if patterns is None:  # its patterns compiled off the event loop, first,
             # on the SDK's own threads (the app's pool may be full). Abandoned
             # if cancelled, as parsing is: a payload of many long patterns
@@ -222,6 +222,7 @@ class Store:
                 compile_patterns,
                 items,
                 found,
+                nodes,
                 abandon_on_cancel=True,
                 limiter=sdk_limiter(),
             )
@@ -241,7 +242,9 @@ class Store:
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
-        patterns = compile_patterns(change_set._items, change_set._patterns)
+        patterns = compile_patterns(
+            change_set._items, change_set._patterns, change_set._nodes
+        )
         pacer = Pacer()
         steps = self._steps(change_set, pacer, patterns)
         try:
