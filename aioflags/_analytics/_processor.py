@@ -774,10 +774,9 @@ class EventProcessor:
                     with anyio.move_on_after(_ANSWER_WAIT):
                         await _skim(response)
                 finally:
-                    with (
-                        anyio.CancelScope(shield=True),
-                        anyio.move_on_after(_CLOSE_TIMEOUT),
-                    ):
+                    # Shielded, with its own deadline: one scope, not two nested.
+                    closing = anyio.current_time() + _CLOSE_TIMEOUT
+                    with anyio.CancelScope(shield=True, deadline=closing):
                         await response.aclose()
             except httpx.HTTPError as exc:
                 if response is None:
