@@ -50,6 +50,22 @@ async def test_bulk_posts_carry_launchdarkly_s_headers() -> None:
     )
 
 
+async def test_a_cookie_the_events_server_sets_is_sent_back() -> None:
+    """Posts are made once per client (not by ``build_request``): cookies still go."""
+    async with running() as (server, client, _):
+        server.script("/bulk", Fault(headers={"Set-Cookie": "lb=one; Path=/"}))
+        client.identify(USER)
+        await client.flush()
+        client.identify(Context.create("u2"))
+        await client.flush()
+    first, second = server.requests_to("/bulk")
+    assert "cookie" not in first.headers
+    assert second.headers["cookie"] == "lb=one"
+    assert second.headers["x-launchdarkly-event-schema"] == "4"
+    assert uuid.UUID(second.headers["x-launchdarkly-payload-id"]).version == 4
+    assert second.headers["authorization"] == "sdk-key"
+
+
 async def test_a_5xx_is_retried_once_with_the_same_payload_id() -> None:
     async with running() as (server, client, clock), anyio.create_task_group() as tg:
         server.script("/bulk", Fault(status=503))
