@@ -375,8 +375,9 @@ Config.from_env(). The console is at {_SERVE_DEFAULT_URL}/ui/."""
 def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
     """Print what changing ``old`` into ``new`` does to the contexts; 1 if anything.
 
-    The lines of ``contexts`` that are not contexts are named on stderr and
-    skipped. 2 when a file cannot be read.
+    The entries of ``contexts`` that are not contexts are named on stderr and
+    skipped. 2 when a file cannot be read, or when ``contexts`` has entries
+    but none is a context.
     """
     from ._service._diff import SKIPPED_SHOWN, diff_files
 
@@ -396,6 +397,15 @@ def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
     more = len(report.skipped) - SKIPPED_SHOWN
     if more > 0:
         print(f"{contexts}: {more} more line(s) skipped", file=sys.stderr)
+    if report.skipped and not report.contexts:
+        # A report on none of the contexts given would say "flip none".
+        print(
+            f"error: {contexts}: no context could be read; expected JSON Lines "
+            "(one context object a line) or one JSON array of context objects, "
+            "in LaunchDarkly's context JSON",
+            file=sys.stderr,
+        )
+        return 2
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -466,8 +476,9 @@ def _parser() -> argparse.ArgumentParser:
         "--contexts",
         required=True,
         type=Path,
-        help="JSON Lines: one context a line, in LaunchDarkly's context JSON "
-        "(lines that are not contexts are reported and skipped)",
+        help="JSON Lines (one context a line) or one JSON array of contexts, "
+        "in LaunchDarkly's context JSON (entries that are not contexts are "
+        "reported and skipped; none usable is an error)",
     )
     cmd.add_argument(
         "--json", action="store_true", help="print the report as one JSON object"

@@ -94,7 +94,9 @@ class OFREPApp:
         expose: ``"client-side"`` (the default) serves only the flags
             LaunchDarkly marks available to client-side SDKs; any other key
             answers exactly as an unknown one, so its existence does not
-            leak. ``"all"``: every flag.
+            leak; the app logs it at WARNING (``aioflags.ofrep``) once per
+            key, with the fix, and once for a bulk answer that leaves flags
+            out. ``"all"``: every flag.
 
     Single-flag evaluations are the client's own (hooks, feature and
     summary events); a bulk request is recorded like ``all_flags_state``.

@@ -35,7 +35,8 @@ Options (docs/testing.md, "Flag coverage"):
 - ``--aioflags-coverage-json PATH``: write the counts as JSON too.
 - ``--aioflags-coverage-fail-under P``: fail the session (exit status 1)
   when less than P% of the branches were taken, or when a crashed
-  pytest-xdist worker's counts are missing.
+  pytest-xdist worker's counts are missing. P is from 0 to 100, written
+  ``90``, ``87.5`` or ``90%``.
 - ``--aioflags-coverage-flags PATH`` (repeatable): count the flags of this
   flag file too, whether or not the session loaded it.
 
@@ -53,9 +54,11 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import inspect
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -104,6 +107,20 @@ _F = TypeVar("_F", bound="Callable[..., Any]")
 _T = TypeVar("_T")
 
 
+def _percent(text: str) -> float:
+    """``--aioflags-coverage-fail-under``'s value: 90, 87.5 or 90%, from 0 to 100."""
+    number = text.strip().removesuffix("%").rstrip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 100:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage from 0 to 100, written 90, 87.5 or 90%; got {text!r}"
+        )
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The flag coverage options."""
     group = parser.getgroup("aioflags", "aioflags flag coverage")
@@ -123,10 +140,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--aioflags-coverage-fail-under",
         metavar="P",
-        type=float,
+        type=_percent,
         default=None,
-        help="fail if less than P%% of the flags' branches were taken "
-        "(implies --aioflags-coverage)",
+        help="fail if less than P%% of the flags' branches were taken: P from 0 "
+        "to 100, written 90, 87.5 or 90%% (implies --aioflags-coverage)",
     )
     group.addoption(
         "--aioflags-coverage-flags",

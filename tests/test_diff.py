@@ -499,6 +499,104 @@ def test_many_malformed_lines_are_counted_past_the_first(
     assert messages[-1] == f"{tmp_path / 'c.jsonl'}: 5 more line(s) skipped"
 
 
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "pretty"])
+def test_a_json_array_of_contexts_is_read_like_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], indent: int | None
+) -> None:
+    # It reported "0 contexts ... flip none" and exited 0: each line of the
+    # array was skipped as "not a JSON object" or "invalid JSON".
+    old = write(tmp_path / "old.json", {"f": beta("beta")})
+    new = write(tmp_path / "new.json", {"f": beta("pro")})
+    as_lines = run_json(capsys, old, new, lines(tmp_path / "c.jsonl", *USERS))
+    array = tmp_path / "c.json"
+    array.write_text("\n" + json.dumps(USERS, indent=indent) + "\n")
+    as_array = run_json(capsys, old, new, array)
+    assert as_array == as_lines
+    status, report, err = as_array
+    assert (status, report["contexts"], err) == (1, 4, "")
+    assert report["flags"]["f"]["changed"] == 3
+
+
+def test_bad_elements_of_a_json_array_are_skipped_by_their_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(
+        "[\n"
+        + json.dumps(USERS[0])
+        + ",\n  [1, 2],\n"
+        + '  {"kind": "user",\n   "key": ""},\n'
+        + json.dumps(USERS[1])
+        + "\n]\n"
+    )
+    status, report, err = run_json(
+        capsys,
+        write(tmp_path / "old.json", {"f": beta("beta")}),
+        write(tmp_path / "new.json", {"f": beta("pro")}),
+        path,
+    )
+    assert (status, report["contexts"]) == (1, 2)
+    assert [s["line"] for s in report["skipped"]] == [3, 4]
+    assert "a context must be a JSON object" in report["skipped"][0]["error"]
+    assert "not a valid context" in report["skipped"][1]["error"]
+    assert [m.split(": skipped: ")[0] for m in err.splitlines()] == [
+        f"{path}:3",
+        f"{path}:4",
+    ]
+
+
+def test_broken_json_in_an_array_is_named_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text("[\n" + json.dumps(USERS[0]) + ",\n{not json},\n" + "]")
+    status, report, err = run_json(
+        capsys,
+        write(tmp_path / "old.json", {"f": beta("beta")}),
+        write(tmp_path / "new.json", {"f": beta("pro")}),
+        path,
+    )
+    assert (status, report["contexts"]) == (1, 1)
+    assert err.startswith(f"{path}:3: skipped: invalid JSON")
+    (skipped,) = report["skipped"]
+    assert skipped["line"] == 3
+    assert "invalid JSON" in skipped["error"]
+    assert "the rest is not read" in skipped["error"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"kind": "user",\n "key": "alice"}\n',  # an object over several lines
+        '{"contexts": [{"kind": "user", "key": "alice"}]}\n',
+        "kind,key\nuser,alice\n",
+    ],
+    ids=["pretty-object", "wrapped", "csv"],
+)
+def test_a_contexts_file_with_nothing_usable_is_an_error_saying_the_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "c.txt"
+    path.write_text(text)
+    status = main(
+        [
+            "diff",
+            str(write(tmp_path / "old.json", {"f": beta("beta")})),
+            str(write(tmp_path / "new.json", {"f": beta("pro")})),
+            "--contexts",
+            str(path),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        f"error: {path}: no context could be read; expected JSON Lines "
+        "(one context object a line) or one JSON array of context objects, "
+        "in LaunchDarkly's context JSON"
+    )
+
+
 # ------------------------------------------------------------ file formats
 def test_yaml_and_json_files_give_the_same_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

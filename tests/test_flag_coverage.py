@@ -320,6 +320,47 @@ def test_fail_under_fails_a_passing_session_and_says_why(
 
 
 @pytest.mark.slow
+def test_fail_under_takes_a_percent_sign(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    # "90%" was refused: "invalid float value: '90%'".
+    result = pytester.runpytest_subprocess("--aioflags-coverage-fail-under", "50%")
+    result.assert_outcomes(passed=4)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["FAIL Required flag coverage of 50% not reached. Total flag coverage: 42.86%"]
+    )
+
+
+@pytest.mark.parametrize("value", ["90%", " 87.5 % "])
+def test_fail_under_accepts_the_documented_forms(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "--aioflags-coverage-fail-under", value
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+
+
+@pytest.mark.parametrize("value", ["ninety", "101", "nan"])
+def test_fail_under_refuses_a_bad_value_saying_the_forms(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "--aioflags-coverage-fail-under", value
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*error: argument --aioflags-coverage-fail-under: expected a percentage "
+            f"from 0 to 100, written 90, 87.5 or 90%; got {value!r}"
+        ]
+    )
+
+
+@pytest.mark.slow
 def test_collecting_only_reports_nothing_and_fails_nothing(
     pytester: pytest.Pytester, project: Path
 ) -> None:

@@ -118,6 +118,22 @@ async def test_default_data_system_end_to_end() -> None:
         assert status_of(client) is ProviderStatus.NOT_READY
 
 
+@pytest.mark.parametrize("how", ["keyword", "positional"])
+async def test_server_config_takes_the_sdk_key_as_documented(how: str) -> None:
+    # docs/testing.md writes server.config(sdk_key=...): it raised TypeError
+    # ("got multiple values for argument") while the key was positional-only.
+    async with serving() as server:
+        if how == "keyword":
+            cfg = server.config(sdk_key="my-key", send_events=False)
+        else:
+            cfg = server.config("my-key", send_events=False)
+        assert cfg.sdk_key == "my-key"
+        async with Client(cfg) as client:
+            assert await client.string_variation("f", USER, "fallback") != "fallback"
+        assert server.requests
+        assert {r.headers["authorization"] for r in server.requests} == {"my-key"}
+
+
 async def test_headers_on_every_request() -> None:
     async with serving() as server:
         cfg = config(

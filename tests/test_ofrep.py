@@ -552,6 +552,102 @@ async def test_a_single_evaluation_runs_the_client_s_hooks_a_bulk_one_does_not()
     assert seen == ["banner"]
 
 
+def _ofrep_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.ofrep" and r.levelno >= logging.WARNING
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_flag_hidden_by_expose_is_logged_once_with_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A first try answered 404 "no flag" for every server-side flag, silently.
+    caplog.set_level(logging.WARNING)
+    async with (
+        FlagServer(FLAGS) as flags,
+        Client(flags.config(send_events=False)) as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=OFREPApp(client)), base_url="http://app"
+        ) as http,
+    ):
+        for _ in range(3):
+            hidden = await http.post("/ofrep/v1/evaluate/flags/server-only", json=U1)
+            assert hidden.status_code == 404
+        assert (
+            await http.post("/ofrep/v1/evaluate/flags/nope", json=U1)
+        ).status_code == 404
+        assert (await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)).is_success
+        (warning,) = _ofrep_warnings(caplog)
+        assert warning.startswith(
+            "OFREP: flag 'server-only' is not available to client-side SDKs, so it "
+            'is answered as unknown (404 FLAG_NOT_FOUND) under expose="client-side"'
+        )
+        assert "clientSide: true" in warning
+        assert 'pass expose="all"' in warning
+        assert warning.endswith("(logged once per flag)")
+        # The answer itself still says nothing the page may not know.
+        assert hidden.json() == {
+            "key": "server-only",
+            "errorCode": "FLAG_NOT_FOUND",
+            "errorDetails": "no flag 'server-only'",
+        }
+        caplog.clear()
+        for _ in range(2):
+            bulk = await http.post("/ofrep/v1/evaluate/flags", json=U1)
+            assert [f["key"] for f in bulk.json()["flags"]] == ["banner", "limit"]
+        (warning,) = _ofrep_warnings(caplog)
+        assert warning.startswith(
+            "OFREP: a bulk evaluation served 2 flags and left out 1 not available "
+            "to client-side SDKs (expose=\"client-side\", the default): 'server-only'. "
+            "To serve a flag, mark the flag available to client-side SDKs"
+        )
+        assert warning.endswith("(logged once)")
+
+
+@pytest.mark.asyncio
+async def test_hidden_flags_are_logged_up_to_a_cap_and_not_with_expose_all(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setattr("aioflags._service._ofrep.MAX_HIDDEN_LOGGED", 2)
+    hidden = {f"secret-{n}": SECRET for n in range(4)}
+    async with (
+        FlagServer({**FLAGS, **hidden}) as flags,
+        Client(flags.config(send_events=False)) as client,
+    ):
+        for expose in ("all", "client-side"):
+            app = OFREPApp(client, expose=expose)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://a"
+            ) as http:
+                for key in [*hidden, *hidden]:
+                    answer = await http.post(f"/ofrep/v1/evaluate/flags/{key}", json=U1)
+                    assert answer.status_code == (200 if expose == "all" else 404)
+                bulk = await http.post("/ofrep/v1/evaluate/flags", json=U1)
+                assert bulk.is_success
+            if expose == "all":
+                assert _ofrep_warnings(caplog) == []
+    warnings = _ofrep_warnings(caplog)
+    assert [w.split(" is not available")[0] for w in warnings[:2]] == [
+        "OFREP: flag 'secret-0'",
+        "OFREP: flag 'secret-1'",
+    ]
+    assert warnings[2] == (
+        'OFREP: 2 flags hidden by expose="client-side" have been logged: further '
+        "ones are not (they are still answered as unknown)"
+    )
+    assert warnings[3].startswith(
+        "OFREP: a bulk evaluation served 2 flags and left out 5 not available to "
+        "client-side SDKs (expose=\"client-side\", the default): 'secret-0', "
+        "'secret-1', 'secret-2', 'secret-3', 'server-only'. To serve a flag"
+    )
+    assert len(warnings) == 4
+
+
 @pytest.mark.asyncio
 async def test_a_body_that_trickles_is_refused_in_time(
     monkeypatch: pytest.MonkeyPatch,

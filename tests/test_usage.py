@@ -10,8 +10,10 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import datetime
+import json
 import pickle
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -232,6 +234,7 @@ async def test_usage_with_events_off_says_it_has_no_data() -> None:
         usage = client.usage()
     assert usage == Usage(
         available=False,
+        reason=LOCAL_ONLY,
         counting=False,
         since=None,
         flags={},
@@ -245,6 +248,91 @@ async def test_usage_with_events_off_says_it_has_no_data() -> None:
     # A client never started has counted nothing either, events on or off.
     assert not Client(Config(offline=True)).usage().available
     assert not Client(Config("sdk-key")).usage().available
+
+
+LOCAL_ONLY = (
+    "analytics events are off (the data system reads local flag data only, as "
+    "DataSystem.file and FlagData.data_system() do, and sends no events), and "
+    "usage() counts evaluations with their counters"
+)
+
+
+@pytest.mark.asyncio
+async def test_usage_without_figures_says_why(tmp_path: Path) -> None:
+    # It said available=False and nothing more: a first try read as a bug.
+    path = tmp_path / "flags.json"
+    path.write_text('{"flagValues": {"a": true}}')
+    async with Client(Config(data_system=aioflags.DataSystem.file(path))) as client:
+        assert await client.variation("a", USER, False) is True
+        from_file = client.usage()
+    assert (from_file.available, from_file.reason) == (False, LOCAL_ONLY)
+    assert f"reason={LOCAL_ONLY!r}" in repr(from_file)
+    assert (
+        pickle.loads(pickle.dumps(from_file)) == copy.deepcopy(from_file) == from_file
+    )
+    async with FlagServer({"a": flag()}) as server:
+        async with Client(server.config(send_events=False)) as client:
+            await client.variation("a", USER, False)
+            assert client.usage().reason == (
+                "analytics events are off (Config(send_events=False)), and "
+                "usage() counts evaluations with their counters"
+            )
+        not_started = Client(server.config()).usage()
+    assert not_started.reason == (
+        "the client has not started (in this process): evaluations are counted "
+        "from its first start"
+    )
+    assert Client(Config(offline=True)).usage().reason == (
+        "analytics events are off (Config(offline=True)), and usage() counts "
+        "evaluations with their counters"
+    )
+    assert from_file.to_dict() == {
+        "available": False,
+        "reason": LOCAL_ONLY,
+        "counting": False,
+        "since": None,
+        "flags": {},
+        "never_evaluated": [],
+    }
+
+
+@pytest.mark.asyncio
+async def test_usage_to_dict_is_json_ready() -> None:
+    async with running(FLAGS) as (_, client, _):
+        await client.variation("banner", USER, "x")
+        await client.variation("banner", USER, "x")
+        await client.variation("no-such-flag", USER, 7)
+        usage = client.usage()
+    assert usage.reason is None
+    assert usage.since is not None
+    data = json.loads(json.dumps(usage.to_dict()))
+    banner = usage.flags["banner"]
+    assert data == {
+        "available": True,
+        "reason": None,
+        "counting": True,
+        "since": usage.since.isoformat(),
+        "flags": {
+            "banner": {
+                "key": "banner",
+                "evaluations": 2,
+                "variations": [{"value": "red", "evaluations": 2}],
+                "defaults": 0,
+                "last_evaluated": banner.last_evaluated.isoformat(),
+            },
+            "no-such-flag": {
+                "key": "no-such-flag",
+                "evaluations": 1,
+                "variations": [],
+                "defaults": 1,
+                "last_evaluated": usage.flags[
+                    "no-such-flag"
+                ].last_evaluated.isoformat(),
+            },
+        },
+        "never_evaluated": sorted(set(FLAGS) - {"banner"}),
+    }
+    assert datetime.datetime.fromisoformat(data["since"]) == usage.since
 
 
 @pytest.mark.asyncio
@@ -297,6 +385,7 @@ def test_usage_value_is_frozen_and_survives_pickle_and_copy() -> None:
     )
     usage = Usage(
         available=True,
+        reason=None,
         counting=True,
         since=now,
         flags={"a": entry},

@@ -45,7 +45,7 @@ from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderSta
 from ._hooks import HookRunner, check_hook
 from ._lifecycle import Lifecycle
 from ._listeners import FlagValueChange, ValueWatcher, value_changes
-from ._usage import Usage, no_usage, usage_of
+from ._usage import Usage, no_figures_reason, no_usage, usage_of
 
 # What only a running client needs (HTTP, TLS, the data sources, the store,
 # analytics) is imported when it starts (_lifecycle.py), before READY: not
@@ -1009,7 +1009,8 @@ class Client(metaclass=_ClientType):
         LaunchDarkly's summary, which each flush folds into the client's
         totals: evaluations cost nothing more for it. With analytics events
         off (``config.events_enabled`` is False) there are no such counters:
-        the result's ``available`` is False and it has no figures.
+        the result's ``available`` is False, it has no figures, and its
+        ``reason`` says why. ``to_dict()`` gives it as JSON-ready values.
         The flags never evaluated are those of the current data, or of the
         last data the client had while it is not ready or once it closed.
 
@@ -1025,7 +1026,7 @@ class Client(metaclass=_ClientType):
         """
         tally = self._tally
         if tally is None:
-            return no_usage()
+            return no_usage(no_figures_reason(self._config))
         events = self._evaluator.events
         pending = events.recorder.counted() if events is not None else ()
         data = self._snapshot_quietly()

@@ -17,9 +17,17 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aioflags._analytics._usage import FlagTotal
-    from aioflags._core._json import JSONValue
+    from aioflags._client._config import Config
+    from aioflags._core._json import JSONObject, JSONValue
 
-__all__ = ["FlagUsage", "Usage", "VariationUsage", "no_usage", "usage_of"]
+__all__ = [
+    "FlagUsage",
+    "Usage",
+    "VariationUsage",
+    "no_figures_reason",
+    "no_usage",
+    "usage_of",
+]
 
 
 @final
@@ -93,6 +101,26 @@ class FlagUsage(Frozen):
         set_field(self, "defaults", defaults)
         set_field(self, "last_evaluated", last_evaluated)
 
+    def to_dict(self) -> JSONObject:
+        """The flag's figures as JSON-ready values: ``last_evaluated`` in ISO 8601.
+
+        ``{"key", "evaluations", "variations": [{"value", "evaluations"}, ...],
+        "defaults", "last_evaluated"}``, a fresh dict (the values served are
+        the flag's own JSON: copy them before changing them).
+
+        Added in version 0.1.0.
+        """
+        return {
+            "key": self.key,
+            "evaluations": self.evaluations,
+            "variations": [
+                {"value": v.value, "evaluations": v.evaluations}
+                for v in self.variations
+            ],
+            "defaults": self.defaults,
+            "last_evaluated": self.last_evaluated.isoformat(),
+        }
+
 
 @final
 class Usage(Frozen):
@@ -106,10 +134,14 @@ class Usage(Frozen):
     Attributes:
         available: whether evaluations are counted at all. False when
             analytics events are off (``offline=True``, no SDK key, a data
-            system that needs none such as ``FlagData.data_system()``,
-            ``send_events=False``), or before the client first starts: then
-            ``since`` is None and ``flags`` and ``never_evaluated`` are
-            empty, telling nothing.
+            system that needs none such as ``DataSystem.file`` or
+            ``FlagData.data_system()``, ``send_events=False``), or before
+            the client first starts: then ``since`` is None and ``flags`` and
+            ``never_evaluated`` are empty, telling nothing, and ``reason``
+            says which.
+        reason: why there are no figures when ``available`` is False (which
+            setting turned events off, or that the client has not started);
+            None when there are.
         counting: whether evaluations are being counted now: the client is
             running with events on. The figures of a client that closed are
             those of its life until then; if LaunchDarkly refused the SDK key
@@ -127,12 +159,14 @@ class Usage(Frozen):
 
     __slots__ = (  # noqa: RUF023 - fields in order
         "available",
+        "reason",
         "counting",
         "since",
         "flags",
         "never_evaluated",
     )
     available: bool
+    reason: str | None
     counting: bool
     since: datetime.datetime | None
     flags: Mapping[str, FlagUsage]
@@ -146,22 +180,43 @@ class Usage(Frozen):
         since: datetime.datetime | None,
         flags: Mapping[str, FlagUsage],
         never_evaluated: frozenset[str],
+        reason: str | None = None,
     ) -> None:
         set_field(self, "available", available)
+        set_field(self, "reason", reason)
         set_field(self, "counting", counting)
         set_field(self, "since", since)
         # read-only: a Usage is a value
         set_field(self, "flags", MappingProxyType(dict(flags)))
         set_field(self, "never_evaluated", never_evaluated)
 
+    def to_dict(self) -> JSONObject:
+        """The usage as JSON-ready values, for a report or a log line.
+
+        The fields by name, a fresh dict: ``since`` in ISO 8601 (or None),
+        ``flags`` by key as :meth:`FlagUsage.to_dict` gives them, and
+        ``never_evaluated`` as a sorted list. ``json.dumps`` takes it as is.
+
+        Added in version 0.1.0.
+        """
+        return {
+            "available": self.available,
+            "reason": self.reason,
+            "counting": self.counting,
+            "since": None if self.since is None else self.since.isoformat(),
+            "flags": {key: flag.to_dict() for key, flag in self.flags.items()},
+            "never_evaluated": sorted(self.never_evaluated),
+        }
+
     def __reduce__(self) -> tuple[object, ...]:
         # Through __init__ with a plain dict: a mappingproxy cannot be pickled
         # (nor deep-copied).
-        return (_usage, (*self._astuple()[:3], dict(self.flags), self.never_evaluated))
+        return (_usage, (*self._astuple()[:4], dict(self.flags), self.never_evaluated))
 
 
 def _usage(
     available: bool,
+    reason: str | None,
     counting: bool,
     since: datetime.datetime | None,
     flags: Mapping[str, FlagUsage],
@@ -170,6 +225,7 @@ def _usage(
     """``Usage(...)`` from its fields in order (pickle, ``copy``)."""
     return Usage(
         available=available,
+        reason=reason,
         counting=counting,
         since=since,
         flags=flags,
@@ -222,10 +278,37 @@ def _most_first(entry: list[Any]) -> int:
     return -count
 
 
-def no_usage() -> Usage:
-    """The :class:`Usage` of a client whose events are off: no figures."""
+def no_figures_reason(config: Config) -> str:
+    """Why a client with this configuration and no counters has no usage figures."""
+    from aioflags._datasystem._config import is_local
+
+    if config.offline:
+        why = "Config(offline=True)"
+    elif config.data_system is not None and is_local(config.data_system):
+        why = (
+            "the data system reads local flag data only, as DataSystem.file and "
+            "FlagData.data_system() do, and sends no events"
+        )
+    elif not config.send_events:
+        why = "Config(send_events=False)"
+    elif config.sdk_key is None:
+        why = "no sdk_key"
+    else:
+        return (
+            "the client has not started (in this process): evaluations are "
+            "counted from its first start"
+        )
+    return (
+        f"analytics events are off ({why}), and usage() counts evaluations "
+        "with their counters"
+    )
+
+
+def no_usage(reason: str) -> Usage:
+    """The :class:`Usage` of a client that counts nothing, and ``reason`` why."""
     return Usage(
         available=False,
+        reason=reason,
         counting=False,
         since=None,
         flags={},

@@ -17,11 +17,12 @@ reason). Both sides serving none is no flip.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import parse
+from aioflags._core._json import decode_text, parse, raw_decode
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -113,7 +114,7 @@ class FlagDiff:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A line of the contexts file that is not a context."""
+    """An entry of the contexts file that is not a context, by its line."""
 
     line: int
     error: str
@@ -308,28 +309,100 @@ def snapshots(
 
 
 def read_contexts(lines: Iterable[bytes]) -> Iterator[tuple[int, Context | str]]:
-    """Each line's context, or why it is not one, with its line number.
+    """Each context of the file, or why an entry is not one, with its line number.
 
-    Blank lines are skipped without a word (a file may end with one).
+    Two forms: JSON Lines, one context object a line; or, when the file's
+    first non-blank character is ``[``, one JSON array of context objects
+    (each numbered by the line it starts on). Blank lines are skipped
+    without a word (a file may end with one).
     """
-    for number, line in enumerate(lines, 1):
+    numbered = enumerate(lines, 1)
+    first = True
+    for number, line in numbered:
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
             line = line[3:]
         if not line.strip():
             continue
+        if first and line.lstrip().startswith(b"["):
+            rest = b"".join(more for _, more in numbered)
+            yield from _array_contexts(number, line + rest)
+            return
+        first = False
         try:
             data = parse(line)
         except ProtocolError as exc:
             yield number, str(exc)
             continue
-        if not isinstance(data, dict):
-            yield number, "a context must be a JSON object"
-            continue
-        context = Context.from_dict(data)
-        if context.error is not None:
-            yield number, f"not a valid context: {context.error}"
-        else:
-            yield number, context
+        yield number, _context_of(data)
+
+
+#: JSON's insignificant whitespace (RFC 8259 section 2).
+_BLANK: Final = re.compile(r"[ \t\n\r]*")
+_ARRAY: Final = "the JSON array of contexts"
+
+
+def _past_blanks(text: str, pos: int) -> int:
+    """Where the first character at or after ``pos`` that is not whitespace is."""
+    match = _BLANK.match(text, pos)
+    return match.end() if match else pos
+
+
+def _context_of(data: JSONValue) -> Context | str:
+    """``data`` as a context, or why it is not one."""
+    if not isinstance(data, dict):
+        return (
+            "a context must be a JSON object: one a line, "
+            "or the whole file one JSON array of them"
+        )
+    context = Context.from_dict(data)
+    if context.error is not None:
+        return f"not a valid context: {context.error}"
+    return context
+
+
+def _array_contexts(first: int, data: bytes) -> Iterator[tuple[int, Context | str]]:
+    """The elements of one JSON array of contexts whose ``[`` is on line ``first``.
+
+    Read element by element, so that each is numbered by its line and a bad
+    element is skipped alone; invalid JSON ends the array (there is no
+    telling where the next element starts), named at its line.
+    """
+    try:
+        text = decode_text(data)
+    except ProtocolError as exc:
+        yield first, str(exc)
+        return
+    line, counted = first, 0
+
+    def line_at(pos: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    pos = _past_blanks(text, text.index("[") + 1)
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = raw_decode(text, pos)
+            except ProtocolError as exc:
+                yield line_at(pos), f"{exc} (in {_ARRAY}: the rest is not read)"
+                return
+            yield line_at(pos), _context_of(value)
+            pos = _past_blanks(text, end)
+            if text.startswith(",", pos):
+                pos = _past_blanks(text, pos + 1)
+                continue
+            if text.startswith("]", pos):
+                pos += 1
+                break
+            yield line_at(pos), f"expected ',' or ']' in {_ARRAY}: the rest is not read"
+            return
+    pos = _past_blanks(text, pos)
+    if pos < len(text):
+        yield line_at(pos), f"text after {_ARRAY} is not read"
 
 
 # ------------------------------------------------------------------- diff

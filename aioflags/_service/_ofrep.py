@@ -35,6 +35,7 @@ from aioflags._datasystem._datatypes import (
 )
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
+from aioflags._evaluation._logonce import Occurrences
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterator, Mapping
@@ -76,6 +77,16 @@ _OPENFEATURE_REASONS: Final = frozenset(
     {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN"}
 )
 _JSON: Final = (b"content-type", b"application/json")
+#: Flag keys hidden by ``expose="client-side"`` that one handler logs, at most
+#: (each once); past that, hidden flags are answered without a word.
+MAX_HIDDEN_LOGGED: Final = 1000
+#: Hidden keys a bulk request's warning names.
+_HIDDEN_NAMED: Final = 5
+_EXPOSE_FIX: Final = (
+    "mark the flag available to client-side SDKs (in LaunchDarkly; in flag "
+    "JSON, clientSideAvailability.usingEnvironmentId or clientSide: true), or "
+    'pass expose="all" if every flag may be seen by this endpoint\'s callers'
+)
 
 
 class Source(Protocol):
@@ -195,8 +206,9 @@ class OFREPHandler:
     """The OFREP endpoints over one :class:`Source`.
 
     ``expose``: ``"client-side"`` serves only flags LaunchDarkly marks for
-    client-side SDKs (any other key answers exactly as an unknown one);
-    ``"all"`` every flag. ``context``: a callable that derives the evaluated
+    client-side SDKs (any other key answers exactly as an unknown one, and
+    is logged at WARNING, once per key up to :data:`MAX_HIDDEN_LOGGED`, with
+    the fix; a bulk answer that leaves flags out, once); ``"all"`` every flag. ``context``: a callable that derives the evaluated
     context from the request instead of trusting its body. ``cors``: answer
     CORS for loopback origins (``aioflags serve``; an app sets its own).
     """
@@ -214,6 +226,8 @@ class OFREPHandler:
         self._client_side_only = expose == "client-side"
         self._cors = cors
         self._warned: set[str] = set()
+        self._hidden = Occurrences(MAX_HIDDEN_LOGGED)
+        self._bulk_hid = False  # a bulk answer that left flags out was logged
 
     # --------------------------------------------------------------- ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -300,6 +314,45 @@ class OFREPHandler:
         logger.warning(
             "OFREP: refused a request: %s (later ones of this kind are logged at DEBUG)",
             details,
+        )
+
+    def _hid(self, key: str) -> None:
+        """``key`` is a flag that ``expose`` hides: say so once (it looks missing)."""
+        if key in self._hidden:
+            return
+        count = self._hidden.add(key)
+        if count == 1:
+            logger.warning(
+                "OFREP: flag %r is not available to client-side SDKs, so it is "
+                'answered as unknown (404 FLAG_NOT_FOUND) under expose="client-side" '
+                "(the default): to serve it, %s (logged once per flag)",
+                key,
+                _EXPOSE_FIX,
+            )
+        elif count == 0 and self._hidden.newly_full():
+            logger.warning(
+                'OFREP: %d flags hidden by expose="client-side" have been logged: '
+                "further ones are not (they are still answered as unknown)",
+                MAX_HIDDEN_LOGGED,
+            )
+
+    def _bulk_hides(self, snapshot: FlagSnapshot, served: int, keys: set[str]) -> None:
+        """Say once that a bulk answer left out flags that ``expose`` hides."""
+        hidden = sorted(snapshot.flag_keys - keys)
+        if not hidden:
+            return
+        self._bulk_hid = True
+        named = ", ".join(repr(key) for key in hidden[:_HIDDEN_NAMED])
+        more = len(hidden) - _HIDDEN_NAMED
+        logger.warning(
+            "OFREP: a bulk evaluation served %d flags and left out %d not "
+            'available to client-side SDKs (expose="client-side", the default): '
+            "%s%s. To serve a flag, %s (logged once)",
+            served,
+            len(hidden),
+            named,
+            f" and {more} more" if more > 0 else "",
+            _EXPOSE_FIX,
         )
 
     async def _read(self, scope: Scope, receive: Receive) -> dict[str, Any]:
@@ -409,6 +462,8 @@ class OFREPHandler:
         snapshot = self._source.snapshot()
         flag = snapshot._flag(key)
         if flag is None or (self._client_side_only and not flag.client_side):
+            if flag is not None:
+                self._hid(key)
             await _answer(send, 404, _not_found(key), extra)
             return
         detail = await self._source.evaluate(key, context)
@@ -454,7 +509,10 @@ class OFREPHandler:
         snapshot = self._source.snapshot()
         # Each flag's result as the evaluation gives it (not read back out
         # of LaunchDarkly's bootstrap shape), in key order.
-        results = snapshot._results(context, self._client_side_only) or []
+        evaluated = snapshot._results(context, self._client_side_only)
+        results = evaluated or []
+        if self._client_side_only and evaluated is not None and not self._bulk_hid:
+            self._bulk_hides(snapshot, len(results), {key for key, _, _ in results})
         flags: list[dict[str, Any]] = []
         for key, flag, result in sorted(results, key=_by_key):
             error = result.reason.get("errorKind")

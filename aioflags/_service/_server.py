@@ -293,12 +293,14 @@ class FlagServer:
             return None
         return await span.__aexit__(exc_type, exc, tb)
 
-    def config(self, sdk_key: str = "sdk-key", /, **options: Any) -> Config:
+    def config(self, sdk_key: str = "sdk-key", **options: Any) -> Config:
         """A :class:`~aioflags.Config` that takes flags from and sends events to this server.
 
-        ``base_uri``, ``stream_uri`` and ``events_uri`` are this server's
-        ``url``; ``options`` are any other ``Config`` arguments (they may
-        override those three too). Call it once the server is listening.
+        ``sdk_key`` (positional or keyword, as for ``Config``) is the key the
+        client sends; the server accepts any. ``base_uri``, ``stream_uri`` and
+        ``events_uri`` are this server's ``url``; ``options`` are any other
+        ``Config`` arguments (they may override those three too). Call it once
+        the server is listening.
 
         Added in version 0.1.0.
         """
