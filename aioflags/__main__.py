@@ -29,13 +29,13 @@ import anyio
 
 from ._core._exceptions import AioflagsError, ConfigurationError, ProtocolError
 from ._core._json import parse
-from ._datasystem._sources._file import _stamp
 from ._datasystem._sources._files import FlagFileError, load_flag_files
+from ._datasystem._sources._watch import Failed, FlagFileWatcher, Held, Loaded
 from ._service._server import FlagServer
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
 
     from ._core._json import JSONValue
 
@@ -120,7 +120,8 @@ def _trouble(path: Path, message: str) -> tuple[str, int | None, str]:
 
 async def serve(path: Path, host: str, port: int) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
-    flags, segments = load_flag_files(path)
+    # An empty file is refused at start as on a reload (a save being written).
+    flags, segments = load_flag_files(path, allow_empty=False)
     async with FlagServer(
         flags,
         segments,
@@ -136,23 +137,40 @@ async def serve(path: Path, host: str, port: int) -> None:
         listening = _listening(server.url, host, server._bound)
         if listening is not None:
             print(listening, flush=True)
-        seen = _stamp((path,))
-        while True:
-            await anyio.sleep(_WATCH_INTERVAL)
-            stamp = _stamp((path,))
-            if stamp == seen:
-                continue
-            seen = stamp
-            try:
-                flags, segments = load_flag_files(path)
-            except FlagFileError as exc:
-                print(f"not reloaded: {exc}", file=sys.stderr, flush=True)
-                server._set_trouble(*_trouble(path, str(exc)))
-                continue
-            server.replace_all(flags, segments)
+        await watch(path, server, flags)
+
+
+async def watch(
+    path: Path,
+    server: FlagServer,
+    flags: Iterable[str],
+    *,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    interval: float = _WATCH_INTERVAL,
+) -> None:
+    """``serve``'s reloader: apply each settled save of ``path`` to ``server``, forever.
+
+    ``flags`` are the keys the server was started with. The rule of when a save
+    applies is the file source's (:mod:`aioflags._datasystem._sources._watch`);
+    a save that is refused or held shows on the console's trouble alert and
+    on stderr, and the last good data is served meanwhile.
+    """
+    watcher = FlagFileWatcher((path,), sleep)
+    watcher.loaded(flags)
+    while True:
+        await sleep(interval)
+        outcome = await watcher.check()
+        if isinstance(outcome, Failed):
+            print(f"not reloaded: {outcome.message}", file=sys.stderr, flush=True)
+            server._set_trouble(*_trouble(path, outcome.message))
+        elif isinstance(outcome, Held):  # the watcher logged it at WARNING
+            server._set_trouble(*_trouble(path, outcome.message))
+        elif isinstance(outcome, Loaded):
+            server.replace_all(outcome.flags, outcome.segments)
             server._clear_trouble()
             print(
-                f"reloaded {path}: {len(flags)} flags, {len(segments)} segments",
+                f"reloaded {path}: {len(outcome.flags)} flags, "
+                f"{len(outcome.segments)} segments",
                 flush=True,
             )
 

@@ -30,6 +30,7 @@ from aioflags import (
 )
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._versions import ContentVersions
+from aioflags._datasystem._sources._watch import SETTLE
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
 from tests.flags import STRING_FLAG
@@ -147,6 +148,8 @@ async def test_file_data_system_reloads_and_keeps_last_good_data(
         os.utime(path, ns=(1, 1))  # a new stamp even on coarse file-system clocks
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
+        await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+        await clock.advance(SETTLE)
         with anyio.fail_after(5):
             await client._bus.wait_status(lambda s: s is not ProviderStatus.READY)
         status = client.data_source_status
@@ -160,6 +163,8 @@ async def test_file_data_system_reloads_and_keeps_last_good_data(
         os.utime(path, ns=(2, 2))
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
+        await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+        await clock.advance(SETTLE)
         with anyio.fail_after(5):
             await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
         assert await client.variation("f", USER, None) == "off"
@@ -180,11 +185,13 @@ def test_content_versions_move_exactly_when_content_does() -> None:
 
 
 async def _reload(path: Path, data: Any, stamp: int, clock: FakeClock) -> None:
-    """Write ``data`` and let the file source's next check see it."""
+    """Write ``data`` and let the file source's next check see it, and settle."""
+    await clock.wait_for_sleeper(within=1)  # the source is between checks
     write(path, data)
     os.utime(path, ns=(stamp, stamp))  # a new stamp even on coarse file-system clocks
-    await clock.wait_for_sleeper(within=1)
     await clock.advance(1)
+    await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+    await clock.advance(SETTLE)
 
 
 @pytest.mark.asyncio
@@ -412,6 +419,11 @@ def test_serve_reports_a_bad_file_and_exits_2(
         main(["serve", str(write(tmp_path / "bad.json", [1])), "--host", "localhost"])
         == 2
     )
+    capsys.readouterr()
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# flags to come\n")
+    assert main(["serve", str(empty), "--port", "0"]) == 2
+    assert f"{empty}: the file is empty" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- YAML as written
@@ -684,6 +696,8 @@ async def test_a_reload_into_an_alias_bomb_keeps_the_last_good_data(
         os.utime(path, ns=(1, 1))  # a new stamp even on coarse file-system clocks
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
+        await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+        await clock.advance(SETTLE)
         with anyio.fail_after(5):
             await client._bus.wait_status(lambda s: s is not ProviderStatus.READY)
         status = client.data_source_status

@@ -36,6 +36,7 @@ from aioflags import (
 from aioflags._client._http import make_http_client
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._common import parse_json
+from aioflags._datasystem._sources._watch import SETTLE
 from aioflags.testing import FakeClock, Fault, FlagServer
 from tests.raw_server import complete, raw_server, trickled
 from tests.sources import poller, source_context
@@ -451,6 +452,8 @@ async def test_hostile_flag_file_is_invalid_data_and_a_fixed_file_recovers(
         path.write_bytes(with_raw_value({"flagValues": {"f": "RAW"}}, raw))
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
+        await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+        await clock.advance(SETTLE)
         await watch.until(ProviderStatus.STALE)
         error = error_of(client)
         assert error.kind is ErrorKind.INVALID_DATA and cause in error.message
@@ -458,6 +461,8 @@ async def test_hostile_flag_file_is_invalid_data_and_a_fixed_file_recovers(
         path.write_text(json.dumps({"flagValues": {"f": "v2", "g": 1}}))
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
+        await clock.wait_for_sleeper(within=SETTLE)  # the settle check
+        await clock.advance(SETTLE)
         await watch.until(ProviderStatus.READY)
         assert await value(client) == "v2"
 

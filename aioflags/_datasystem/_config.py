@@ -244,7 +244,10 @@ class DataSystem(Frozen):
         LaunchDarkly's file-data-source shape: ``flags``, ``flagValues`` and
         ``segments``. With ``reload`` the files are checked every
         ``interval`` seconds and edits are applied; each announces exactly
-        the flags whose content it changes.
+        the flags whose content it changes. An edit applies only once the
+        files have settled (never half written); an empty file is an error;
+        an edit that drops most flags is held until the next check agrees
+        (see :mod:`aioflags._datasystem._sources._watch`).
 
         Files that cannot be loaded at start fail at once: without
         ``reload`` the client is FATAL (nothing reads them again); with it,

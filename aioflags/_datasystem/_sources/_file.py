@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -20,10 +18,11 @@ from aioflags._datasystem._datatypes import (
     SourceState,
     Update,
 )
-from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._versions import ContentVersions
+from aioflags._datasystem._sources._watch import Failed, FlagFileWatcher, Loaded
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import AsyncGenerator, Callable
 
     from aioflags._core._json import JSONObject
@@ -36,19 +35,6 @@ _NOT_WATCHED: Final = (
     "and start a new client (or pass reload=True to wait for them)"
 )
 _WATCHED: Final = "watching for edits: the client becomes READY once the files load"
-
-
-def _stamp_one(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int] | None, ...]:
-    """Modification time and size of each file (None if missing): what "changed" means."""
-    return tuple(_stamp_one(p) for p in paths)
 
 
 def _puts(kind: ObjectKind, items: dict[str, JSONObject]) -> list[Change]:
@@ -68,6 +54,9 @@ def file_synchronizer(
     so the client is FATAL; with ``reload`` it reports an error that needs
     action (the client is ERROR at once) and keeps watching. After data has
     been loaded, a bad edit is an interruption: the last good data stays.
+    When an edit applies (settled, not empty, no mass drop held) is
+    :class:`~aioflags._datasystem._sources._watch.FlagFileWatcher`'s rule,
+    shared with ``aioflags serve``.
 
     Each load is versioned by content (:mod:`aioflags._datasystem._sources._versions`), so an edit
     is announced for exactly the flags it changes, whether or not it bumps
@@ -77,52 +66,54 @@ def file_synchronizer(
     versions = ContentVersions()
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        seen: tuple[tuple[int, int] | None, ...] | None = None
+        watcher = FlagFileWatcher(files, ctx.clock.sleep)
         loaded = False
+        first_check = True
         while True:
-            stamp = await anyio.to_thread.run_sync(_stamp, files, limiter=sdk_limiter())
-            if stamp != seen:
-                seen = stamp
-                try:
-                    flags, segments = await anyio.to_thread.run_sync(
-                        load_flag_files, *files, limiter=sdk_limiter()
-                    )
-                except FlagFileError as exc:
-                    if not reload:
-                        # Nothing will read the files again: fail now, for good.
-                        yield Update(
-                            state=SourceState.OFF,
-                            error=ErrorInfo(
-                                kind=ErrorKind.INVALID_DATA,
-                                message=f"{exc}; {_NOT_WATCHED}",
-                                time=ctx.clock.now(),
-                                fatal=True,
-                            ),
-                        )
-                        return
-                    # Keep the last good data (if any); say clearly what is wrong.
-                    first = not loaded
+            outcome = await watcher.check(first=first_check)
+            first_check = False
+            if isinstance(outcome, Failed):
+                if not reload:
+                    # Nothing will read the files again: fail now, for good.
                     yield Update(
-                        state=SourceState.INTERRUPTED,
+                        state=SourceState.OFF,
                         error=ErrorInfo(
                             kind=ErrorKind.INVALID_DATA,
-                            message=f"{exc}; {_WATCHED}" if first else str(exc),
+                            message=f"{outcome.message}; {_NOT_WATCHED}",
                             time=ctx.clock.now(),
-                            action_required=first,
+                            fatal=True,
                         ),
                     )
-                else:
-                    loaded = True
-                    changes = [
-                        *_puts(ObjectKind.FLAG, versions.stamp("flag", flags)),
-                        *_puts(ObjectKind.SEGMENT, versions.stamp("segment", segments)),
-                    ]
-                    yield Update(
-                        state=SourceState.VALID,
-                        change_set=ChangeSet(
-                            intent=IntentCode.TRANSFER_FULL, changes=tuple(changes)
-                        ),
-                    )
+                    return
+                # Keep the last good data (if any); say clearly what is wrong.
+                first = not loaded
+                yield Update(
+                    state=SourceState.INTERRUPTED,
+                    error=ErrorInfo(
+                        kind=ErrorKind.INVALID_DATA,
+                        message=f"{outcome.message}; {_WATCHED}"
+                        if first
+                        else outcome.message,
+                        time=ctx.clock.now(),
+                        action_required=first,
+                    ),
+                )
+            elif isinstance(outcome, Loaded):
+                loaded = True
+                changes = [
+                    *_puts(ObjectKind.FLAG, versions.stamp("flag", outcome.flags)),
+                    *_puts(
+                        ObjectKind.SEGMENT, versions.stamp("segment", outcome.segments)
+                    ),
+                ]
+                yield Update(
+                    state=SourceState.VALID,
+                    change_set=ChangeSet(
+                        intent=IntentCode.TRANSFER_FULL, changes=tuple(changes)
+                    ),
+                )
+            # Held (most flags dropped at once): the watcher logged it; the
+            # last good data stays until the next check agrees.
             if not reload:
                 await anyio.sleep_forever()
             await ctx.clock.sleep(interval)

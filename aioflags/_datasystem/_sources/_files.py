@@ -26,13 +26,25 @@ from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import decode_text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from aioflags._core._json import JSONObject
 
-__all__ = ["FlagFileError", "load_flag_files"]
+__all__ = [
+    "EMPTY_FILE",
+    "FlagFileError",
+    "load_flag_files",
+    "parse_flag_files",
+    "read_flag_file",
+]
 
 logger = logging.getLogger("aioflags.datasource")
+
+#: Why a reload refuses a file with nothing in it (the last good data stays).
+EMPTY_FILE: Final = (
+    "the file is empty (no flags, flagValues or segments): a save still being "
+    'written? To serve no flags, write {"flags": {}}'
+)
 
 
 class FlagFileError(AioflagsError):
@@ -129,25 +141,61 @@ def _yaml_message(path: Path, exc: Any) -> str:
     return f"{where}: invalid YAML: {problem}{context}{note}"
 
 
+def read_flag_file(path: Path) -> bytes | str:
+    """A file's bytes, or why it cannot be read (the ``strerror``)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return str(exc.strerror or exc)
+
+
 def load_flag_files(
-    *paths: str | Path,
+    *paths: str | Path, allow_empty: bool = True
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Read and merge flag files into ``(flags, segments)`` JSON.
+
+    ``allow_empty`` as for :func:`parse_flag_files`.
+
+    Raises:
+        FlagFileError: a file is missing or malformed, or a key is defined twice.
+    """
+    files = [Path(p) for p in paths]
+    return parse_flag_files(
+        [(path, read_flag_file(path)) for path in files], allow_empty=allow_empty
+    )
+
+
+def parse_flag_files(
+    contents: Sequence[tuple[Path, bytes | str]], *, allow_empty: bool = True
+) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
+    """Merge files already read (bytes, or why they could not be read) into ``(flags, segments)``.
+
+    Without ``allow_empty``, a file with nothing in it (no document, or no
+    ``flags``, ``flagValues`` or ``segments`` at all) is an error: what a
+    reload sees of a save still being written, never what its author meant.
+    An explicit ``"flags": {}`` is not empty.
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
     """
     flags: dict[str, JSONObject] = {}
     segments: dict[str, JSONObject] = {}
-    for raw_path in paths:
-        path = Path(raw_path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise FlagFileError(
-                f"{path}: cannot read the flag file: {exc.strerror or exc}"
-            ) from None
+    for path, raw in contents:
+        if isinstance(raw, str):
+            raise FlagFileError(f"{path}: cannot read the flag file: {raw}")
+        if not allow_empty and not raw.strip():  # JSON too: no "Expecting value"
+            raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
+        if not allow_empty and (
+            data is None
+            or (
+                isinstance(data, dict)
+                and all(
+                    data.get(f) is None for f in ("flags", "flagValues", "segments")
+                )
+            )
+        ):
+            raise FlagFileError(f"{path}: {EMPTY_FILE}")
         if data is None:
             continue
         if not isinstance(data, dict):
