@@ -20,7 +20,7 @@ evaluation, callgrind).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
 
 from aioflags._evaluation._composed import METHODS as COMPOSED
 from aioflags._evaluation._composed import Composition
@@ -29,6 +29,7 @@ from aioflags._evaluation._snapshot import FlagSnapshot
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
+    from types import FunctionType
 
     from aioflags._evaluation._context import Context
 
@@ -172,4 +173,5 @@ def write(
 
 def retire(method: Method) -> None:
     """``method``'s composition has changed: it hands its calls on from now on."""
-    method.__globals__["retired"] = True  # type: ignore[attr-defined]
+    function = cast("FunctionType", method)  # (what write() made it: a function)
+    function.__globals__["retired"] = True

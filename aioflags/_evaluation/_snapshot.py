@@ -384,27 +384,34 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        return self._face.variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[JSONValue] = self._face.variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     # ----------------------------------------------------------------- typed
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return self._face.bool_variation(self, key, context, default)  # type: ignore[no-any-return]
+        answer: bool = self._face.bool_variation(self, key, context, default)
+        return answer
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated toward zero), else ``default``."""
-        return self._face.int_variation(self, key, context, default)  # type: ignore[no-any-return]
+        answer: int = self._face.int_variation(self, key, context, default)
+        return answer
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number (as a float), else ``default``."""
-        return self._face.float_variation(self, key, context, default)  # type: ignore[no-any-return]
+        answer: float = self._face.float_variation(self, key, context, default)
+        return answer
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return self._face.string_variation(self, key, context, default)  # type: ignore[no-any-return]
+        answer: str = self._face.string_variation(self, key, context, default)
+        return answer
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
@@ -416,31 +423,46 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return self._face.bool_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[bool] = self._face.bool_variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return self._face.int_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[int] = self._face.int_variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return self._face.float_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[float] = self._face.float_variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return self._face.string_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[str] = self._face.string_variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return self._face.json_variation_detail(self, key, context, default)  # type: ignore[no-any-return]
+        answer: EvaluationDetail[JSONValue] = self._face.json_variation_detail(
+            self, key, context, default
+        )
+        return answer
 
     # ------------------------------------------------------------ migrations
     def migration_variation(
