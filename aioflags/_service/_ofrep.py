@@ -228,6 +228,9 @@ class OFREPHandler:
         self._warned: set[str] = set()
         self._hidden = Occurrences(MAX_HIDDEN_LOGGED)
         self._bulk_hid = False  # a bulk answer that left flags out was logged
+        #: the data version whose bulk answers were looked at for hidden
+        #: flags (once per version: the look walks every flag)
+        self._bulk_looked = -1
 
     # --------------------------------------------------------------- ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -506,12 +509,19 @@ class OFREPHandler:
         context = await self._prepare(scope, receive, send, extra, None)
         if context is None:
             return
+        version = self._source.version()  # (before the data it numbers)
         snapshot = self._source.snapshot()
         # Each flag's result as the evaluation gives it (not read back out
         # of LaunchDarkly's bootstrap shape), in key order.
         evaluated = snapshot._results(context, self._client_side_only)
         results = evaluated or []
-        if self._client_side_only and evaluated is not None and not self._bulk_hid:
+        if (
+            self._client_side_only
+            and evaluated is not None
+            and not self._bulk_hid
+            and version != self._bulk_looked
+        ):
+            self._bulk_looked = version
             self._bulk_hides(snapshot, len(results), {key for key, _, _ in results})
         flags: list[dict[str, Any]] = []
         for key, flag, result in sorted(results, key=_by_key):
