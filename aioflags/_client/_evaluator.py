@@ -145,9 +145,10 @@ class Evaluator:
             stages=stages,
             ledger=loop,
         )
-        own = _evaluation(stages, recorder)
-        # (without hooks it is the SDK's own too: one Evaluation, written once)
-        self.evaluation = (own, own if stages is None else _evaluation(None, recorder))
+        self.evaluation = (
+            _evaluation(stages, recorder),
+            _evaluation(None, recorder),
+        )
         self._retire_methods()
         if self.on_change is not None:
             self.on_change(self)
