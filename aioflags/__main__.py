@@ -10,6 +10,7 @@
 - ``diff OLD NEW --contexts FILE``: which contexts a change of flag files
   flips, flag by flag; exit 1 if anything changes.
 - ``schema``: print the JSON Schema of flag files (for editors).
+- ``lens mint`` / ``lens inspect``: flag lens tokens (docs/lens.md).
 """
 
 from __future__ import annotations
@@ -532,11 +533,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a flag file to evaluate from (repeatable); without it, the service",
     )
+    from ._lens._cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``aioflags {serve,validate,diff,eval,schema} ...`` (``--help`` for each)."""
+    """The command line: ``aioflags {serve,validate,diff,eval,schema,lens} ...`` (``--help`` for each)."""
     parser = _parser()
     args = parser.parse_args(argv)
     # The command is an application: aioflags' warnings go to stderr.
@@ -545,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         return validate(args.files)
     if args.command == "diff":
         return diff(args.old, args.new, args.contexts, as_json=args.json)
+    if args.command == "lens":
+        from ._lens._cli import run
+
+        return run(args)
     if args.command == "schema":
         schema = resources.files("aioflags").joinpath("flagfile.schema.json")
         print(schema.read_text("utf-8"), end="")

@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._config",),
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
+    ("aioflags._lens",),
     ("aioflags._client",),
     ("aioflags._service",),
     ("aioflags._testing",),
@@ -292,7 +293,12 @@ def test_below_the_client_the_configuration_is_a_protocol() -> None:
 
     members = {n for n, v in vars(Settings).items() if isinstance(v, property)}
     derived = {n for n, v in vars(aioflags.Config).items() if isinstance(v, property)}
-    holding = {"data_system", "hooks", "big_segments"}  # objects of higher layers
+    holding = {
+        "data_system",
+        "hooks",
+        "big_segments",
+        "lens",
+    }  # objects of higher layers
     assert members == (set(aioflags.Config.__slots__) - holding) | derived
 
 

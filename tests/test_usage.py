@@ -319,6 +319,7 @@ async def test_usage_to_dict_is_json_ready() -> None:
                 "variations": [{"value": "red", "evaluations": 2}],
                 "defaults": 0,
                 "last_evaluated": banner.last_evaluated.isoformat(),
+                "overridden": 0,
             },
             "no-such-flag": {
                 "key": "no-such-flag",
@@ -328,6 +329,7 @@ async def test_usage_to_dict_is_json_ready() -> None:
                 "last_evaluated": usage.flags[
                     "no-such-flag"
                 ].last_evaluated.isoformat(),
+                "overridden": 0,
             },
         },
         "never_evaluated": sorted(set(FLAGS) - {"banner"}),

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     )
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
+    from aioflags._lens._lens import Lens
 
     from ._composition import Method
     from ._hooks import Hook
@@ -206,6 +207,7 @@ class Client(metaclass=_ClientType):
         "_installed",
         "_instance_id",
         "_last_flag_keys",
+        "_lens",
         "_life",
         "_loop_ended",
         "_own_random",
@@ -248,6 +250,12 @@ class Client(metaclass=_ClientType):
             hooks = (*hooks, *(make(self) for make in PROCESS_HOOKS))
         # None until a hook is registered: evaluations then pay nothing for hooks.
         self._hooks = HookRunner(hooks) if hooks else None
+        #: The flag lens (None: not configured: evaluation has no lens stage).
+        self._lens: Lens | None = None
+        if config.lens is not None:
+            from aioflags._lens._lens import Lens
+
+            self._lens = Lens(config.lens)
         self._big_segment_listeners = StatusListeners()
         self._face = Face(self, _ORIGINALS)
         #: The composed methods this client set on its instance, by name.
@@ -300,7 +308,7 @@ class Client(metaclass=_ClientType):
         """A run's new store, and what its evaluations go through: hooks, analytics, gate."""
         store = self._new_store()
         store.freeze_gc = store.compile_ahead = self._config.gc_freeze
-        evaluator = Evaluator(store, self._hooks)
+        evaluator = Evaluator(store, self._hooks, self._lens)
         if self._config.events_enabled:
             # Recording starts now, synchronously: with ready_timeout=0 the
             # caller evaluates before the run has even begun; delivery
@@ -355,7 +363,7 @@ class Client(metaclass=_ClientType):
     def _use(self, store: Data) -> None:
         """Evaluate ``store``'s data, with the hooks, from now on (no run's parts)."""
         self._store = store
-        self._install(Evaluator(store, self._hooks))
+        self._install(Evaluator(store, self._hooks, self._lens))
 
     def _install(self, evaluator: Evaluator) -> None:
         """Evaluate through ``evaluator`` from now on, as it is composed now and later.
@@ -1030,11 +1038,14 @@ class Client(metaclass=_ClientType):
         events = self._evaluator.events
         pending = events.recorder.counted() if events is not None else ()
         data = self._snapshot_quietly()
+        now_ms = wall_ms()
         return usage_of(
-            tally.read(pending, wall_ms()),
+            tally.read(pending, now_ms),
             since_ms=tally.since_ms,
             counting=events is not None,
             flag_keys=data.flag_keys if data.initialized else self._last_flag_keys,
+            overridden=None if self._lens is None else self._lens.counts(),
+            now_ms=now_ms,
         )
 
     def secure_mode_hash(self, context: Context) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
+    from aioflags._lens._config import LensConfig
 
     from ._hooks import Hook
 
@@ -102,6 +103,12 @@ def _is_big_segments_config(value: object) -> bool:
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
 
     return isinstance(value, BigSegmentsConfig)
+
+
+def _is_lens_config(value: object) -> bool:
+    from aioflags._lens._config import LensConfig
+
+    return isinstance(value, LensConfig)
 
 
 #: The options that are True or False (a truthy ``"false"`` would be True).
@@ -257,6 +264,10 @@ class Config(Frozen):
             an ``aioflags.BigSegmentsConfig``; ``None`` (the default): big
             segments match only by their rules, with ``NOT_CONFIGURED`` in
             the reason. Added in version 0.1.0.
+        lens: the flag lens (``aioflags.lens.LensConfig``): requests that
+            carry a signed token see its overrides, and a trace if it asks
+            for one (docs/lens.md). ``None`` (the default): no lens, and
+            evaluation costs nothing for it. Added in version 0.2.0.
 
     Raises:
         ConfigurationError: when a value is invalid or of the wrong type (a
@@ -308,6 +319,7 @@ class Config(Frozen):
         "hooks",
         "gc_freeze",
         "big_segments",
+        "lens",
     )
     __match_args__: ClassVar[tuple[str, ...]] = ("sdk_key",)
     _hidden = ("sdk_key",)  # a secret: never in logs
@@ -353,6 +365,7 @@ class Config(Frozen):
     hooks: Sequence[Hook]
     gc_freeze: bool
     big_segments: BigSegmentsConfig | None
+    lens: LensConfig | None
 
     def __init__(
         self,
@@ -398,6 +411,7 @@ class Config(Frozen):
         hooks: Sequence[Hook] = (),
         gc_freeze: bool = False,
         big_segments: BigSegmentsConfig | None = None,
+        lens: LensConfig | None = None,
     ) -> None:
         set_field(self, "sdk_key", sdk_key)
         set_field(self, "base_uri", base_uri)
@@ -440,6 +454,7 @@ class Config(Frozen):
         set_field(self, "hooks", hooks)
         set_field(self, "gc_freeze", gc_freeze)
         set_field(self, "big_segments", big_segments)
+        set_field(self, "lens", lens)
         self._validate()
 
     def _validate(self) -> None:
@@ -477,6 +492,10 @@ class Config(Frozen):
             raise ConfigurationError(
                 "big_segments must be an aioflags.BigSegmentsConfig, "
                 f"got {self.big_segments!r}"
+            )
+        if self.lens is not None and not _is_lens_config(self.lens):
+            raise ConfigurationError(
+                f"lens must be an aioflags.lens.LensConfig, got {self.lens!r}"
             )
         check_seconds("grace_period", self.grace_period, allow_zero=True)
         jitter: object = self.retry_jitter  # callers may not be typed

@@ -10,6 +10,10 @@ the gate), the snapshot ``client.snapshot()`` hands out and
 ``aioflags.blocking.Client``'s methods (:meth:`Evaluator.snapshot`:
 synchronous, no gate).
 
+A flag lens (``Config(lens=...)``) is a part of the composition too, for
+the client's methods and the snapshots it hands out (not for the SDK's
+own evaluations: value watchers).
+
 The snapshot it hands out is the store's data with the big segments and
 the composition's evaluation (:meth:`FlagSnapshot.composed`), made once per
 data version and composition: a snapshot is immutable, evaluated as it was
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._recording import Ledger
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
+    from aioflags._lens._lens import Lens
 
     from ._composition import Face, Method
     from ._hooks import HookRunner
@@ -67,11 +72,13 @@ class Data(Protocol):
         ...
 
 
-def _evaluation(stages: Stages | None, ledger: Ledger | None) -> Evaluation:
+def _evaluation(
+    stages: Stages | None, ledger: Ledger | None, lens: Lens | None = None
+) -> Evaluation:
     """The snapshots' evaluation for these parts (the plain one for none)."""
-    if stages is None and ledger is None:
+    if stages is None and ledger is None and lens is None:
         return PLAIN
-    return Evaluation(Composition(own=True, stages=stages, ledger=ledger))
+    return Evaluation(Composition(own=True, stages=stages, ledger=ledger, lens=lens))
 
 
 @final
@@ -88,15 +95,20 @@ class Evaluator:
         "face",
         "gate",
         "hooks",
+        "lens",
         "methods",
         "on_change",
         "store",
     )
 
-    def __init__(self, store: Data, hooks: HookRunner | None = None) -> None:
+    def __init__(
+        self, store: Data, hooks: HookRunner | None = None, lens: Lens | None = None
+    ) -> None:
         self.store = store
         #: The client's hooks (shared by its runs; None: none registered).
         self.hooks = hooks
+        #: The client's flag lens (None: not configured).
+        self.lens = lens
         #: The evaluation of the snapshots it hands out, and of those the
         #: SDK evaluates itself (value watchers: no hooks).
         self.evaluation: tuple[Evaluation, Evaluation] = (PLAIN, PLAIN)
@@ -144,9 +156,10 @@ class Evaluator:
             own=self.big_segments is None and (gate is None or not gate.always),
             stages=stages,
             ledger=loop,
+            lens=self.lens,
         )
         self.evaluation = (
-            _evaluation(stages, recorder),
+            _evaluation(stages, recorder, self.lens),
             _evaluation(None, recorder),
         )
         self._retire_methods()

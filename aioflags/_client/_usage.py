@@ -69,6 +69,10 @@ class FlagUsage(Frozen):
             ``flush_interval`` (5 s by default): the end of the last flush
             window that counted it, or the call to ``usage()`` if it was
             evaluated since the last flush. Never earlier than the evaluation.
+        overridden: the evaluations a flag lens token overrode (docs/lens.md),
+            counted here only: not in ``evaluations``, ``variations`` or
+            ``defaults``, as they are in no analytics event. Added in
+            version 0.2.0.
 
     Added in version 0.1.0.
     """
@@ -79,12 +83,14 @@ class FlagUsage(Frozen):
         "variations",
         "defaults",
         "last_evaluated",
+        "overridden",
     )
     key: str
     evaluations: int
     variations: tuple[VariationUsage, ...]
     defaults: int
     last_evaluated: datetime.datetime
+    overridden: int
 
     def __init__(
         self,
@@ -94,18 +100,20 @@ class FlagUsage(Frozen):
         variations: tuple[VariationUsage, ...],
         defaults: int,
         last_evaluated: datetime.datetime,
+        overridden: int = 0,
     ) -> None:
         set_field(self, "key", key)
         set_field(self, "evaluations", evaluations)
         set_field(self, "variations", variations)
         set_field(self, "defaults", defaults)
         set_field(self, "last_evaluated", last_evaluated)
+        set_field(self, "overridden", overridden)
 
     def to_dict(self) -> JSONObject:
         """The flag's figures as JSON-ready values: ``last_evaluated`` in ISO 8601.
 
         ``{"key", "evaluations", "variations": [{"value", "evaluations"}, ...],
-        "defaults", "last_evaluated"}``, a fresh dict (the values served are
+        "defaults", "last_evaluated", "overridden"}``, a fresh dict (the values served are
         the flag's own JSON: copy them before changing them).
 
         Added in version 0.1.0.
@@ -119,6 +127,7 @@ class FlagUsage(Frozen):
             ],
             "defaults": self.defaults,
             "last_evaluated": self.last_evaluated.isoformat(),
+            "overridden": self.overridden,
         }
 
 
@@ -243,8 +252,14 @@ def usage_of(
     since_ms: int,
     counting: bool,
     flag_keys: frozenset[str],
+    overridden: Mapping[str, int] | None = None,
+    now_ms: int = 0,
 ) -> Usage:
-    """The :class:`Usage` of these totals, against the data's ``flag_keys``."""
+    """The :class:`Usage` of these totals, against the data's ``flag_keys``.
+
+    ``overridden``: the flag lens's overridden evaluations per key (a flag
+    evaluated only so is last evaluated ``now_ms``, at most).
+    """
     # Flags evaluated in one flush window share its end: one datetime each.
     times: dict[int, datetime.datetime] = {}
     flags: dict[str, FlagUsage] = {}
@@ -263,6 +278,27 @@ def usage_of(
             ),
             defaults=total.defaults,
             last_evaluated=last,
+        )
+    for key, count in (overridden or {}).items():
+        flag = flags.get(key)
+        flags[key] = (
+            FlagUsage(
+                key=key,
+                evaluations=0,
+                variations=(),
+                defaults=0,
+                last_evaluated=_utc(now_ms),
+                overridden=count,
+            )
+            if flag is None
+            else FlagUsage(
+                key=key,
+                evaluations=flag.evaluations,
+                variations=flag.variations,
+                defaults=flag.defaults,
+                last_evaluated=flag.last_evaluated,
+                overridden=count,
+            )
         )
     return Usage(
         available=True,

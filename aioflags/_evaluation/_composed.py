@@ -11,9 +11,11 @@ evaluation for exactly that composition, with only the stages it has::
     find     the flag's head (Matcher.heads)       none ─┤
     count    its flag, to count it against (events)     │
     before   the hooks' before stages                    │
+    lens     the request's override, if any (a lens)     │
     run      RUN_HEAD: the flag's code, its errors mapped│
     type     typed methods: WRONG_TYPE                   │
     count    the ledger's record (analytics events on)   │
+    trace    the request's trace, if asked for (a lens)  │
     after    the hooks' after stages, shown the detail   │
     answer   the value or the default; the detail        │
     other    the door's answer (:func:`~._door.other`) ◄─┘
@@ -24,9 +26,9 @@ Every face evaluates through it: the synchronous methods of a
 snapshots ``client.snapshot()`` and ``aioflags.blocking.Client`` hand
 out, OFREP's and the console's), and the async client's methods
 (``_client._composition`` writes them from :func:`body` too, reading the
-store's snapshot in the caller's frame). A new stage (an override layer,
-say) is one more part of :class:`Composition` and one more ``if`` in
-:func:`body`; every face has it.
+store's snapshot in the caller's frame). A new stage is one more part of
+:class:`Composition` and one more ``if`` in :func:`body`; every face has
+it, as every face has the flag lens's (``aioflags.lens``).
 
 The functions run in the caller's frame (a call more would cost ~490
 instructions, 9 % of an evaluation, callgrind), and their source is
@@ -45,10 +47,12 @@ from ._evaluate import ERROR_RESULTS, RUN_HEAD_NAMES, typed_check, write_run_hea
 from ._results import detail_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import CodeType
 
     from ._door import Data
+    from ._evaluate import Matcher
+    from ._model import CompiledFlag
     from ._recording import Ledger
     from ._results import EvaluationDetail, Result
 
@@ -57,6 +61,8 @@ __all__ = [
     "PLAIN",
     "Composition",
     "Evaluation",
+    "Lensing",
+    "Looking",
     "StageText",
     "SyncMethod",
     "body",
@@ -91,6 +97,35 @@ class StageText(Protocol):
         ...
 
 
+class Looking(Protocol):
+    """One request's view through the flag lens (``aioflags._lens._lens.View``)."""
+
+    def override(self, matcher: Matcher, key: str, context: Context) -> Result | None:
+        """Flag ``key``'s overridden result for ``context``, or None."""
+        ...
+
+    def saw(self, key: str, result: Result, default: Any) -> None:
+        """Flag ``key`` was evaluated: its trace entry, if a trace was asked for."""
+        ...
+
+    def looked(
+        self,
+        matcher: Matcher,
+        results: Iterable[tuple[str, CompiledFlag, Result]],
+        context: Context,
+    ) -> Iterator[tuple[str, CompiledFlag, Result]]:
+        """An all-flags evaluation's results, overridden and traced."""
+        ...
+
+
+class Lensing(Protocol):
+    """The flag lens a composition has (``aioflags._lens._lens.Lens``)."""
+
+    def get(self) -> Looking | None:
+        """The current request's view (None: no valid token)."""
+        ...
+
+
 @final
 class Composition:
     """What a client run composes with the flag data, decided once per change.
@@ -103,21 +138,31 @@ class Composition:
             evaluation stage of its own (None: none has), as they are
             when composed (a hook added later composes anew).
         ledger: where evaluations are counted (None: analytics events off).
+        lens: the flag lens (``aioflags.lens``): the request's view, if
+            any, overrides flags and traces them (None: not configured).
     """
 
-    __slots__ = ("ledger", "own", "stages")
+    __slots__ = ("ledger", "lens", "own", "stages")
 
     def __init__(
-        self, *, own: bool, stages: StageText | None, ledger: Ledger | None
+        self,
+        *,
+        own: bool,
+        stages: StageText | None,
+        ledger: Ledger | None,
+        lens: Lensing | None = None,
     ) -> None:
         self.own: bool = own
         self.stages: StageText | None = stages
         self.ledger: Ledger | None = ledger
+        self.lens: Lensing | None = lens
 
     @property
     def observed(self) -> bool:
-        """Whether its evaluations are counted or run hooks."""
-        return self.stages is not None or self.ledger is not None
+        """Whether its evaluations are counted, run hooks or look through a lens."""
+        return (
+            self.stages is not None or self.ledger is not None or self.lens is not None
+        )
 
     @property
     def name(self) -> str:
@@ -127,6 +172,7 @@ class Composition:
         parts = [
             "hooks" if self.stages is not None else "",
             "events" if self.ledger is not None else "",
+            "lens" if self.lens is not None else "",
         ]
         return "+".join(part for part in parts if part) or "plain"
 
@@ -216,17 +262,49 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
     # before, run: the head, in this frame, with the hooks' stages around it
     if stages is not None:
         lines += stages.before(indent)
-    lines += write_run_head(indent, state)
-    if kind is not None:  # type: the value's type, else WRONG_TYPE
+    if composition.lens is None:
+        lines += _run(indent, state, kind, ledger, detail)
+    else:
+        # lens: the request's view (None: no token) overrides the flag, or
+        # the flag's code runs; an overridden evaluation is not counted
+        inner = indent + "    "
         lines += [
-            f"{indent}if result.variation_index is not None and default is not"
-            " None and type(result.value) is not kind:",
-            f"{indent}    ok, value = typed_check(result.value, kind)",
-            f"{indent}    if not ok:",
-            f"{indent}        result = WRONG_TYPE",
-            f"{indent}    elif value is not result.value:  # int <-> float",
-            f"{indent}        result = result.with_value(value)",
+            f"{indent}view = lens_get()",
+            f"{indent}if view is None or (result := view.override(matcher, key,"
+            " context)) is None:",
+            *_run(inner, state, kind, ledger, detail),
         ]
+        if kind is not None:
+            lines += [f"{indent}else:", *_typed(inner)]
+        lines += [
+            f"{indent}if view is not None:",
+            f"{indent}    view.saw(key, result, default)",
+        ]
+    if stages is not None:
+        lines += stages.after(indent, answer != "result")
+    return lines + _answer(indent, answer)
+
+
+def _typed(indent: str) -> list[str]:
+    """The type stage: a typed method's value has its type, else WRONG_TYPE."""
+    return [
+        f"{indent}if result.variation_index is not None and default is not"
+        " None and type(result.value) is not kind:",
+        f"{indent}    ok, value = typed_check(result.value, kind)",
+        f"{indent}    if not ok:",
+        f"{indent}        result = WRONG_TYPE",
+        f"{indent}    elif value is not result.value:  # int <-> float",
+        f"{indent}        result = result.with_value(value)",
+    ]
+
+
+def _run(
+    indent: str, state: str, kind: type | None, ledger: Ledger | None, detail: bool
+) -> list[str]:
+    """Run the head, [type], [count]: what sets ``result`` from the flag's code."""
+    lines = write_run_head(indent, state)
+    if kind is not None:
+        lines += _typed(indent)
     if ledger is not None:  # count (the ledger's common case in place, if any)
         record = "ledger.record(flag, context, result, default" + (
             ", None, True)" if detail else ")"
@@ -234,9 +312,7 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
         text = ledger.in_place
         count = [record] if text is None else text.format(record=record).splitlines()
         lines += [indent + line for line in count]
-    if stages is not None:
-        lines += stages.after(indent, answer != "result")
-    return lines + _answer(indent, answer)
+    return lines
 
 
 def _stage_detail(result: Result, default: Any) -> EvaluationDetail[Any]:
@@ -264,6 +340,7 @@ def names(composition: Composition, method: str) -> dict[str, Any]:
         # (the detail the after stages are shown)
         "present": _stage_detail if answer == "result" else detail_of,
         "other": other,
+        "lens_get": None if composition.lens is None else composition.lens.get,
     }
 
 
@@ -316,6 +393,15 @@ def _write_sync(composition: Composition, method: str) -> SyncMethod:
         # other: the door's answer, with the hooks' stages around it
         *(stages.before("    ") if stages is not None else ()),
         "    result = other(snapshot, key, context, default, ledger)",
+        *(
+            [
+                "    view = lens_get()",
+                "    if view is not None:",
+                "        view.saw(key, result, default)",
+            ]
+            if composition.lens is not None
+            else ()
+        ),
         *(
             stages.after("    ", METHODS[method][2] != "result")
             if stages is not None

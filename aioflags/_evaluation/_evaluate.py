@@ -305,7 +305,7 @@ class Matcher:
         big_segments: MembershipSource | None = None,
         hot: dict[str, CompiledFlag] | None = None,
     ) -> None:
-        self.flags = flags
+        self.flags: Mapping[str, CompiledFlag] = flags
         #: Flags by key in a plain dict, the one the fast paths index first
         #: (CPython specialises item access for an exact dict only): ``hot``
         #: if given (a store's table: the flags it has made so far), the
@@ -318,12 +318,12 @@ class Matcher:
         #: each flag evaluated so far, by key (:meth:`find_head` adds to it):
         #: its result if it is constant, else its ops (:meth:`_runnable`).
         self.heads: dict[str, Head] = {}
-        self.segments = segments
+        self.segments: Mapping[str, CompiledSegment] = segments
         # Where unbounded segments' memberships come from (None: nowhere).
-        self.big_segments = big_segments
+        self.big_segments: MembershipSource | None = big_segments
         #: True: the generated code checks prerequisites inline, as
         #: prerequisites_failed() below does (False: it calls the method)
-        self.inline_prerequisites = True
+        self.inline_prerequisites: bool = True
         #: Results of flags already evaluated for this context, which
         #: :meth:`prerequisites_failed` reads first: a batch's (see
         #: :meth:`batch`); none for the snapshot's own.

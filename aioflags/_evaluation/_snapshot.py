@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._codegen import Ops
+    from ._composed import Looking
     from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
@@ -497,6 +498,16 @@ class FlagSnapshot:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context`` (LaunchDarkly's bootstrap shape)."""
+        view = self._view()
+        if view is not None:
+            return _through_lens(
+                self,
+                view,
+                context,
+                with_reasons,
+                client_side_only,
+                details_only_for_tracked_flags,
+            )
         return _all_flags_state(
             self,
             context,
@@ -516,7 +527,16 @@ class FlagSnapshot:
         nothing. None: the snapshot is not ready, or ``context`` is not a
         valid Context (logged as an evaluation's refusal is).
         """
-        return _all_results(self, context, client_side_only)
+        results = _all_results(self, context, client_side_only)
+        view = self._view()
+        if view is None or results is None or context is None:
+            return results
+        return list(view.looked(self._matcher, results, context))
+
+    def _view(self) -> Looking | None:
+        """The flag lens's view of the current request (None: no lens, or no token)."""
+        lens = self._face.composition.lens
+        return None if lens is None else lens.get()
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.
@@ -599,6 +619,37 @@ def _all_flags_state(
             if entry is None
             else entry
         )
+    return FlagsState(valid=True, values=values, meta=meta)
+
+
+def _through_lens(
+    snapshot: FlagSnapshot,
+    view: Looking,
+    context: Context | None,
+    with_reasons: bool,
+    client_side_only: bool,
+    details_only_for_tracked_flags: bool,
+) -> FlagsState:
+    """:func:`_all_flags_state` as a request with a lens token sees it.
+
+    Every flag's result, overridden where the token says so (and traced),
+    in flag order: the state an overridden flag's evaluation would give.
+    """
+    results = snapshot._results(context, client_side_only)
+    if results is None:  # not ready, or no valid context (logged)
+        return FlagsState(valid=False, values={}, meta={})
+    assert context is not None  # (else no results)
+    values: JSONObject = {}
+    meta: dict[str, JSONObject] = {}
+    now_ms = wall_ms()
+    for key, flag, result in results:
+        values[key] = result.value
+        omit = details_only_for_tracked_flags and not (
+            flag.track_events
+            or result.experiment
+            or ((debug := flag.debug_events_until_date) is not None and debug > now_ms)
+        )
+        meta[key] = _entry(snapshot, flag, result, context, with_reasons, omit)
     return FlagsState(valid=True, values=values, meta=meta)
 
 

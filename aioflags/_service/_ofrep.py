@@ -71,10 +71,21 @@ _PREFIX: Final = "/ofrep/v1"
 _SINGLE: Final = f"{_PREFIX}/evaluate/flags/"
 _BULK: Final = f"{_PREFIX}/evaluate/flags"
 _STREAM: Final = f"{_PREFIX}/event-stream"
-#: OFREP's reasons are OpenFeature's words only (the Python provider refuses
-#: any other); LaunchDarkly's own word stays in ``metadata.ldReason``.
+#: OFREP's reasons are OpenFeature's words (the Python provider, 0.3.0,
+#: refuses any other); LaunchDarkly's own word stays in ``metadata.ldReason``.
+#: The one exception is the flag lens's ``OVERRIDE``, which its contract
+#: reports as it is (an evaluation only a lens token's holder sees).
 _OPENFEATURE_REASONS: Final = frozenset(
-    {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN"}
+    {
+        "STATIC",
+        "DEFAULT",
+        "TARGETING_MATCH",
+        "SPLIT",
+        "CACHED",
+        "DISABLED",
+        "UNKNOWN",
+        "OVERRIDE",
+    }
 )
 _JSON: Final = (b"content-type", b"application/json")
 #: Flag keys hidden by ``expose="client-side"`` that one handler logs, at most

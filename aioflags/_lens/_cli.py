@@ -1,0 +1,193 @@
+"""``aioflags lens mint`` and ``aioflags lens inspect``: tokens from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import re
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aioflags._core._clock import wall_ms
+
+from ._config import MIN_SECRET_BYTES
+from ._token import Refusal, mint, verify
+from ._web import PARAM
+
+if TYPE_CHECKING:
+    from aioflags._core._json import JSONValue
+
+__all__ = ["add_commands", "run"]
+
+_TTL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl(text: str) -> float:
+    """``--ttl``: seconds, or a number with s, m, h or d (``30m``)."""
+    match = _TTL.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a lifetime: write seconds, or 90s, 30m, 2h, 1d"
+        )
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("a token lives at least 1 second")
+    return seconds
+
+
+def _flag(text: str) -> tuple[str, JSONValue]:
+    """``--flag KEY=VALUE``: the value as JSON when it parses, else as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: write --flag KEY=VALUE (new-checkout=true, search="b")'
+        )
+    try:
+        value: JSONValue = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def _secret(path: Path) -> bytes:
+    """The secret in ``path``, its trailing newline ignored."""
+    secret = path.read_bytes().rstrip(b"\r\n")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{path}: the secret is {len(secret)} bytes; LensConfig takes at least"
+            f" {MIN_SECRET_BYTES} (make one with `python -c 'import secrets;"
+            " print(secrets.token_urlsafe(32))' > FILE`)"
+        )
+    return secret
+
+
+def _with_token(url: str, token: str) -> str:
+    """``url`` with the token as one more query parameter (its own query kept)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--url {url!r} is not an http(s) URL")
+    query = f"{parts.query}&" if parts.query else ""
+    return urllib.parse.urlunsplit(
+        parts._replace(query=f"{query}{PARAM}={token}", fragment=parts.fragment)
+    )
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``lens mint`` and ``lens inspect`` to the ``aioflags`` command's subparsers."""
+    lens = commands.add_parser(
+        "lens",
+        help="mint and inspect flag lens tokens (docs/lens.md)",
+        description="Tokens for the flag lens: a request that carries one sees "
+        "its flag values (pip install 'aioflags[lens]').",
+    )
+    verbs = lens.add_subparsers(dest="verb", required=True, metavar="VERB")
+    cmd = verbs.add_parser(
+        "mint",
+        help="print a token (or, with --url, a link that carries it)",
+        description="Sign a token with the first secret of the app's "
+        "LensConfig.secrets. Each --flag's value is read as JSON when it parses "
+        '(true, 3, "b"), else as a string (b).',
+    )
+    cmd.add_argument("--secret-file", type=Path, required=True, help="the secret")
+    cmd.add_argument(
+        "--flag",
+        dest="flags",
+        type=_flag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a flag to override (repeatable)",
+    )
+    cmd.add_argument(
+        "--ttl", type=_ttl, default=1800.0, help="its lifetime (default 30m)"
+    )
+    cmd.add_argument(
+        "--context-key", help="only evaluations of the context with this key"
+    )
+    cmd.add_argument(
+        "--trace", action="store_true", help="responses carry X-Aioflags-Trace"
+    )
+    cmd.add_argument("--url", help="print a link to this URL that carries the token")
+    cmd = verbs.add_parser(
+        "inspect",
+        help="print a token's claims, and with a secret whether it verifies",
+        description="Print the token's header and claims (never trusted without "
+        "a secret). With --secret-file, say whether it verifies as the app "
+        "would (exit 1 if it does not).",
+    )
+    cmd.add_argument("token", help="the token (or a link that carries one)")
+    cmd.add_argument("--secret-file", type=Path, help="a secret to verify with")
+    cmd.add_argument(
+        "--max-ttl",
+        type=_ttl,
+        default=3600.0,
+        help="the app's LensConfig.max_ttl (default 1h)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``aioflags lens VERB``: 0 on success, 1 for a token that does not verify, 2 on an error."""
+    try:
+        if args.verb == "mint":
+            return _mint(args)
+        return _inspect(args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _mint(args: argparse.Namespace) -> int:
+    if not args.flags and not args.trace:
+        raise ValueError("nothing to do: give --flag KEY=VALUE, or --trace")
+    token = mint(
+        _secret(args.secret_file),
+        dict(args.flags),
+        ttl=args.ttl,
+        context_key=args.context_key,
+        trace=args.trace,
+    )
+    print(_with_token(args.url, token) if args.url else token)
+    return 0
+
+
+def _segment(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    token: str = args.token.strip()
+    if "://" in token:  # a link: its token
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(token).query)
+        token = (query.get(PARAM) or [""])[0]
+    parts = token.split(".")
+    try:
+        if len(parts) != 3:
+            raise ValueError("a JWT has three parts")
+        header, claims = _segment(parts[0]), _segment(parts[1])
+    except ValueError as exc:
+        raise ValueError(f"not a lens token ({exc})") from None
+    print(json.dumps({"header": header, "claims": claims}, indent=2))
+    if isinstance(claims, dict):
+        for name in ("iat", "exp"):
+            moment = claims.get(name)
+            if isinstance(moment, (int, float)) and not isinstance(moment, bool):
+                when = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+                print(f"{name}: {when.isoformat()}")
+        exp = claims.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            left = exp - wall_ms() / 1000
+            print(f"expires in {left:.0f} s" if left > 0 else "expired")
+    if args.secret_file is None:
+        print("not verified (give --secret-file to verify)")
+        return 0
+    verdict = verify(token, [_secret(args.secret_file)], args.max_ttl)
+    if isinstance(verdict, Refusal):
+        print(f"refused ({verdict.cause}): {verdict.why}")
+        return 1
+    print("verifies")
+    return 0

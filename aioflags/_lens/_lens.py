@@ -1,0 +1,281 @@
+"""The lens a client holds, and the view one request sees flags through.
+
+A client configured with ``Config(lens=...)`` holds one :class:`Lens`: a
+``ContextVar`` of its own (two clients' tokens never mix), the count of
+overridden evaluations per flag (``usage()``), and the rules of
+``LensConfig``. The middleware (or :func:`aioflags.lens.scope`) opens a
+:class:`View` for a request that carries a valid token and sets it in the
+variable for the request's task; the tasks it starts copy it, others
+never see it.
+
+The evaluation reads it as one stage (``_evaluation._composed.body``,
+present only when the composition has a lens)::
+
+    view = lens_get()                     # the ContextVar: None, no token
+    if view is None or (result := view.override(matcher, key, context)) is None:
+        run the flag's code, count it     # as without the lens
+    if view is not None:
+        view.saw(key, result, default)    # the trace, if it asked for one
+
+An overridden evaluation runs no flag code and records no analytics event;
+the hooks' stages run around it as around any other.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import fnmatch
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final, final
+
+from aioflags._analytics._usage import _same
+from aioflags._evaluation._results import Reason, Result
+
+from ._token import Claims, Refusal, verify
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._evaluate import Matcher
+    from aioflags._evaluation._model import CompiledFlag
+
+    from ._config import LensConfig
+
+__all__ = ["MAX_TRACE_BYTES", "WARN_EVERY", "Lens", "View", "warn"]
+
+logger = logging.getLogger("aioflags.lens")
+
+#: Seconds between two WARNINGs of one cause (the rest are DEBUG).
+WARN_EVERY: Final = 60.0
+#: The longest ``X-Aioflags-Trace`` value, its ``; ...+N more`` included.
+MAX_TRACE_BYTES: Final = 8192
+#: Room kept for the ``; ...+N more`` marker.
+_MARKER_ROOM: Final = 32
+#: (token id, flag key) pairs whose refusal was logged (each once), at most.
+_MAX_TOLD: Final = 4096
+
+# cause -> when its last WARNING was logged (time.monotonic): per process
+_warned: dict[str, float] = {}
+_told: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+_log_lock = threading.Lock()
+
+
+def warn(cause: str, message: str, *args: object) -> None:
+    """Log ``message`` as a WARNING, at most once a minute per ``cause`` (else DEBUG)."""
+    now = time.monotonic()
+    with _log_lock:
+        last = _warned.get(cause)
+        loud = last is None or now - last >= WARN_EVERY
+        if loud:
+            _warned[cause] = now
+    logger.log(logging.WARNING if loud else logging.DEBUG, message, *args)
+
+
+def _refuse_flag(jti: str, key: str, why: str) -> None:
+    """A token's flag is not overridden: said once per token and flag."""
+    with _log_lock:
+        if (jti, key) in _told:
+            return
+        _told[(jti, key)] = None
+        if len(_told) > _MAX_TOLD:
+            _told.popitem(last=False)
+    warn(
+        "flag",
+        "aioflags lens: token %s does not override flag %r: %s (its other flags"
+        " still apply)",
+        jti,
+        key,
+        why,
+    )
+
+
+def _has_key(context: Context, key: str) -> bool:
+    """Whether ``context`` (of any kind, or any of a multi-context's) has ``key``."""
+    if not context.multiple:
+        return context.key == key
+    for kind in context.kinds:
+        single = context.individual_context(kind)
+        if single is not None and single.key == key:
+            return True
+    return False
+
+
+@final
+class Lens:
+    """A client's flag lens: its configuration, its context variable, its counts."""
+
+    __slots__ = ("_allowed", "_lock", "config", "get", "overridden", "var")
+
+    def __init__(self, config: LensConfig) -> None:
+        self.config: LensConfig = config
+        #: The view of the current request (None: none, or no valid token).
+        self.var: contextvars.ContextVar[View | None] = contextvars.ContextVar(
+            "aioflags_lens", default=None
+        )
+        #: ``var.get``: what the evaluation calls (``lens_get()``).
+        self.get: Callable[[], View | None] = self.var.get
+        #: Overridden evaluations per flag key, for ``usage()``.
+        self.overridden: dict[str, int] = {}
+        self._lock = threading.Lock()  # (a blocking client's threads count too)
+        self._allowed: dict[str, bool] = {}
+
+    def allows(self, key: str) -> bool:
+        """Whether ``LensConfig.allow`` lets a token override flag ``key``."""
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            allowed = any(
+                fnmatch.fnmatchcase(key, pattern) for pattern in self.config.allow
+            )
+            if len(self._allowed) < _MAX_TOLD:
+                self._allowed[key] = allowed
+        return allowed
+
+    def open(self, token: str, flag_keys: frozenset[str] | None = None) -> View | None:
+        """The view ``token`` gives, or None (refused: logged, rate-limited).
+
+        ``flag_keys``: the flags of the current data, to say at once which
+        of the token's flags do not exist (None: not known yet).
+        """
+        verdict = verify(token, self.config.secrets, self.config.max_ttl)
+        if isinstance(verdict, Refusal):
+            warn(
+                verdict.cause,
+                "aioflags lens: a token was refused (%s: %s); the request goes on"
+                " without the lens",
+                verdict.cause,
+                verdict.why,
+            )
+            return None
+        return View(self, verdict, flag_keys)
+
+    def count(self, key: str) -> None:
+        """One more overridden evaluation of flag ``key``."""
+        with self._lock:
+            self.overridden[key] = self.overridden.get(key, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        """A copy of the overridden evaluations per flag key."""
+        with self._lock:
+            return dict(self.overridden)
+
+
+@final
+class View:
+    """What one request sees through the lens: a verified token's overrides and trace."""
+
+    __slots__ = (
+        "_made",
+        "_more",
+        "_size",
+        "expires",
+        "flags",
+        "jti",
+        "lens",
+        "sub",
+        "trace",
+    )
+
+    def __init__(
+        self, lens: Lens, claims: Claims, flag_keys: frozenset[str] | None
+    ) -> None:
+        self.lens: Lens = lens
+        self.jti: str = claims.jti
+        self.sub: str | None = claims.sub
+        #: When the token expires (epoch seconds): the cookie's lifetime.
+        self.expires: float = claims.exp
+        flags: dict[str, JSONValue] = {}
+        for key, value in claims.flags.items():
+            if not lens.allows(key):
+                _refuse_flag(self.jti, key, "it is not in LensConfig.allow")
+            elif flag_keys is not None and key not in flag_keys:
+                _refuse_flag(self.jti, key, "no such flag")
+            else:
+                flags[key] = value
+        #: Flag key -> the value to serve (allowed flags only).
+        self.flags: dict[str, JSONValue] = flags
+        #: The trace's entries (None: the token asked for none).
+        self.trace: list[str] | None = [] if claims.trace else None
+        self._size = 0
+        self._more = 0
+        # flag key -> (the flag, its override's result or None), per flag version
+        self._made: dict[str, tuple[CompiledFlag, Result | None]] = {}
+
+    def override(self, matcher: Matcher, key: str, context: Context) -> Result | None:
+        """Flag ``key``'s overridden result for ``context``, or None (not overridden)."""
+        if key not in self.flags:
+            return None
+        if self.sub is not None and not _has_key(context, self.sub):
+            return None
+        flag = matcher.flag(key)
+        made = self._made.get(key)
+        if made is None or made[0] is not flag:
+            made = self._made[key] = (flag, self._result(flag, key))
+        result = made[1]
+        if result is not None:
+            self.lens.count(key)
+        return result
+
+    def _result(self, flag: CompiledFlag, key: str) -> Result | None:
+        """The result serving the token's value of ``flag``, if it is a variation."""
+        value = self.flags[key]
+        for index, variation in enumerate(flag.variations):
+            if _same(variation, value):
+                reason = Reason({"kind": "OVERRIDE", "lens": self.jti})
+                return Result(variation, index, reason, False, None)
+        _refuse_flag(self.jti, key, f"{_json(value)} is not one of its variations")
+        return None
+
+    def looked(
+        self,
+        matcher: Matcher,
+        results: Iterable[tuple[str, CompiledFlag, Result]],
+        context: Context,
+    ) -> Iterator[tuple[str, CompiledFlag, Result]]:
+        """Each flag's result of an all-flags evaluation, overridden and traced."""
+        for key, flag, result in results:
+            over = self.override(matcher, key, context)
+            shown = result if over is None else over
+            self.saw(key, shown, None)
+            yield key, flag, shown
+
+    def saw(self, key: str, result: Result, default: Any) -> None:
+        """Add flag ``key``'s evaluation to the trace, if the token asked for one."""
+        trace = self.trace
+        if trace is None:
+            return
+        reason = result.reason
+        kind = reason.get("kind")
+        rule = reason.get("ruleIndex") if kind == "RULE_MATCH" else None
+        value = default if result.variation_index is None else result.value
+        shown = key.encode("ascii", "backslashreplace").decode("ascii")
+        entry = f"{shown}={_json(value)} ({kind}{'' if rule is None else f' {rule}'})"
+        size = self._size + len(entry) + (2 if trace else 0)
+        if self._more or size > MAX_TRACE_BYTES - _MARKER_ROOM:
+            self._more += 1
+            return
+        trace.append(entry)
+        self._size = size
+
+    def header(self) -> str | None:
+        """The ``X-Aioflags-Trace`` value (None: no trace asked for)."""
+        if self.trace is None:
+            return None
+        text = "; ".join(self.trace)
+        if self._more:
+            marker = f"...+{self._more} more"
+            text = f"{text}; {marker}" if text else marker
+        return text
+
+
+def _json(value: object) -> str:
+    """``value`` as compact ASCII JSON (as a header may carry it)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    except (TypeError, ValueError):  # a default that is no JSON value
+        return json.dumps(repr(value), ensure_ascii=True)

@@ -1,0 +1,309 @@
+"""The flag lens: signed per-request overrides and evaluation traces.
+
+A support engineer reproduces "with the new checkout on, user 42 sees a
+blank page" in a deployed app, for *one request*, without flipping the
+flag for anyone else::
+
+    import aioflags
+    from aioflags.lens import LensConfig, LensMiddleware
+
+    config = aioflags.Config(
+        sdk_key,
+        lens=LensConfig(secrets=[secret], allow=["new-checkout", "checkout-*"]),
+    )
+    app.add_middleware(LensMiddleware, client=client)  # FastAPI, Starlette
+
+then mints a token (``aioflags lens mint --secret-file F --flag
+new-checkout=true``, or :func:`mint`) and sends it in the
+``X-Aioflags-Lens`` header, or follows a link that sets a cookie. Every
+evaluation that request makes, in its task and the tasks it starts, serves
+the token's variations (reason ``{"kind": "OVERRIDE", "lens": <jti>}``, no
+analytics event); a token with ``trace`` gets every evaluation listed in the
+``X-Aioflags-Trace`` response header. Install with ``pip install
+'aioflags[lens]'`` (PyJWT). See docs/lens.md.
+
+Added in version 0.2.0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, final
+
+from ._lens._config import LensConfig
+from ._lens._lens import warn
+from ._lens._token import mint
+from ._lens._web import (
+    HEADER,
+    PARAM,
+    TRACE_HEADER,
+    cookie_token,
+    link,
+    location,
+    set_cookie,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+
+    from ._client._client import Client
+    from ._lens._lens import Lens, View
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = [
+    "LensConfig",
+    "LensMiddleware",
+    "LensScope",
+    "aiohttp_middleware",
+    "mint",
+    "scope",
+]
+
+
+_HEADER_BYTES = HEADER.encode()
+_PARAM_BYTES = PARAM.encode()
+
+
+def _flag_keys(client: Client) -> frozenset[str] | None:
+    """The flags of ``client``'s current data (None: it has none yet)."""
+    data = client._snapshot_quietly()
+    return data.flag_keys if data.initialized else None
+
+
+@final
+class LensMiddleware:
+    """The flag lens for an ASGI app: ``app.add_middleware(LensMiddleware, client=client)``.
+
+    Requests that carry a valid lens token (the ``X-Aioflags-Lens``
+    header, the ``aioflags_lens`` cookie, or once, the ``aioflags_lens``
+    query parameter of a link: answered with a 303 to the same URL without
+    it, which sets the cookie) see the token's overrides in every
+    evaluation of ``client`` they make, and, if the token asks for it, get
+    the ``X-Aioflags-Trace`` response header. A bad token never fails the
+    request: it goes on without the lens (one WARNING a minute per cause).
+    With no ``Config(lens=...)``, every request passes through untouched.
+    See docs/lens.md.
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = ("app", "client")
+
+    def __init__(self, app: ASGIApp, *, client: Client) -> None:
+        self.app: ASGIApp = app
+        self.client: Client = client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection: through the lens if it carries a valid token."""
+        lens: Lens | None = self.client._lens
+        kind = scope["type"]
+        if lens is None or kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        query: bytes = scope.get("query_string", b"")
+        if kind == "http" and _PARAM_BYTES in query:
+            token, kept = link(query.decode("latin-1"))
+            if token is not None:
+                await self._redirect(lens, scope, send, token, kept)
+                return
+        token = _header_token(scope)
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        view = lens.open(token, _flag_keys(self.client))
+        if view is None:
+            await self.app(scope, receive, send)
+            return
+        reset = lens.var.set(view)
+        try:
+            if view.trace is None or kind != "http":
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, _traced(send, view))
+        finally:
+            lens.var.reset(reset)
+
+    async def _redirect(
+        self, lens: Lens, scope: Scope, send: Send, token: str, kept: str
+    ) -> None:
+        """Answer a link: 303 to the URL without the token, the cookie set if it is valid."""
+        view = lens.open(token, _flag_keys(self.client))
+        raw = scope.get("raw_path")
+        path = (
+            raw.decode("latin-1")
+            if isinstance(raw, bytes)
+            else str(scope["path"]).encode().decode("latin-1")
+        )
+        headers = [
+            (b"location", location(path.partition("?")[0], kept).encode("ascii")),
+            (b"content-length", b"0"),
+            (b"cache-control", b"no-store"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if view is not None:
+            secure = scope.get("scheme") == "https"
+            headers.append(
+                (b"set-cookie", set_cookie(token, view, secure).encode("latin-1"))
+            )
+        await send({"type": "http.response.start", "status": 303, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _header_token(scope: Scope) -> str | None:
+    """The request's token: its ``X-Aioflags-Lens`` header, else its cookie."""
+    cookies: list[str] = []
+    for name, value in scope.get("headers", ()):
+        lowered = name.lower()
+        if lowered == _HEADER_BYTES:
+            return str(value.decode("latin-1")).strip()
+        if lowered == b"cookie":
+            cookies.append(value.decode("latin-1"))
+    return cookie_token(cookies) if cookies else None
+
+
+def _traced(send: Send, view: View) -> Send:
+    """``send``, with the trace added to the response's headers."""
+
+    async def traced(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            header = view.header() or ""
+            message = dict(message)
+            message["headers"] = [
+                *message.get("headers", ()),
+                (TRACE_HEADER.encode(), header.encode("ascii")),
+            ]
+        await send(message)
+
+    return traced
+
+
+def aiohttp_middleware(client: Client) -> Any:
+    """Make the flag lens's aiohttp middleware: ``middlewares=[aiohttp_middleware(client)]``.
+
+    What :class:`~aioflags.lens.LensMiddleware` does for ASGI apps: a
+    request with a valid token (header, cookie, or a one-time link,
+    answered with a 303 that sets the cookie) sees its overrides, and gets
+    the trace if the token asks for it; a bad token never fails the
+    request. A response already sent (a ``StreamResponse`` prepared by the
+    handler) carries no trace. See docs/lens.md.
+
+    Added in version 0.2.0.
+    """
+    from aiohttp import web
+
+    @web.middleware
+    async def lens_middleware(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        lens = client._lens
+        if lens is None:
+            return await handler(request)
+        if PARAM in request.query:
+            raw = request.raw_path.partition("?")
+            token, kept = link(raw[2])
+            if token is not None:
+                view = lens.open(token, _flag_keys(client))
+                link_response = web.Response(
+                    status=303,
+                    headers={
+                        "Location": location(
+                            raw[0].encode().decode("latin-1"),
+                            kept.encode().decode("latin-1"),
+                        ),
+                        "Cache-Control": "no-store",
+                        "Referrer-Policy": "no-referrer",
+                    },
+                )
+                if view is not None:
+                    cookie = set_cookie(token, view, request.secure)
+                    link_response.headers["Set-Cookie"] = cookie
+                return link_response
+        token = request.headers.get(HEADER)
+        if token is None:
+            token = cookie_token(request.headers.getall("Cookie", ()))
+        if token is None:
+            return await handler(request)
+        view = lens.open(token.strip(), _flag_keys(client))
+        if view is None:
+            return await handler(request)
+        reset = lens.var.set(view)
+        try:
+            response = await handler(request)
+        finally:
+            lens.var.reset(reset)
+        header = view.header()
+        if header is not None and not response.prepared:
+            response.headers[TRACE_HEADER] = header
+        return response
+
+    return lens_middleware
+
+
+@final
+class LensScope:
+    """What :func:`scope` gives: whether the token applies, and the trace so far.
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = ("_view",)
+
+    def __init__(self, view: View | None) -> None:
+        self._view = view
+
+    @property
+    def active(self) -> bool:
+        """Whether the token was valid: evaluations inside see its overrides."""
+        return self._view is not None
+
+    @property
+    def token_id(self) -> str | None:
+        """The token's ``jti`` (None: no valid token)."""
+        return None if self._view is None else self._view.jti
+
+    def trace(self) -> str | None:
+        """The trace so far, as the ``X-Aioflags-Trace`` header would carry it.
+
+        None: no valid token, or one that asked for no trace.
+        """
+        return None if self._view is None else self._view.header()
+
+
+@contextlib.contextmanager
+def scope(client: Client, token: str) -> Iterator[LensScope]:
+    """Evaluate ``client``'s flags through the lens inside the ``with`` block.
+
+    ``with aioflags.lens.scope(client, token):`` is, for work outside a
+    request (a Celery task, a script), what the middleware does for a
+    request. The block's own task and the tasks it
+    starts see the token's overrides; nothing else does. A bad token never
+    raises: the block runs without the lens, and a WARNING (one a minute per
+    cause) says why; so does a client without ``Config(lens=...)``. Enter
+    and leave it in one task (a ``ContextVar`` is set and reset).
+
+    Added in version 0.2.0.
+    """
+    lens = client._lens
+    if lens is None:
+        warn(
+            "config",
+            "aioflags lens: scope() on a client without Config(lens=LensConfig(...)):"
+            " the token is not used",
+        )
+        yield LensScope(None)
+        return
+    view = lens.open(token, _flag_keys(client))
+    if view is None:
+        yield LensScope(None)
+        return
+    reset = lens.var.set(view)
+    try:
+        yield LensScope(view)
+    finally:
+        lens.var.reset(reset)

@@ -1,0 +1,721 @@
+"""The flag lens (../shared/lens.md): signed per-request overrides and traces.
+
+Tokens are minted with PyJWT directly (an outside JWT library, as a support
+tool in another language would) as well as with ``aioflags.lens.mint``.
+Apps are served on 127.0.0.1 (Hypercorn for the FastAPI app, aiohttp's own
+server for aiohttp's) unless a case is pure mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import jwt as pyjwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from fastapi import FastAPI
+
+import aioflags
+from aioflags import Context
+from aioflags._core._clock import wall_ms
+from aioflags._lens import _lens as lens_runtime
+from aioflags._service._hosting import bind, serve_asgi
+from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
+from aioflags.ofrep import OFREPApp
+from aioflags.testing import FlagData, FlagServer, clause
+
+SECRET = "first-secret-of-the-lens-0123456789abcdef"
+SECOND = "second-secret-of-the-lens-0123456789abcdef"
+USER = Context.create("user-42")
+ALLOW = ["new-checkout", "search-*", "banner"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> Iterator[None]:
+    """Each test sees the first WARNING of each cause (the limit is per process)."""
+    lens_runtime._warned.clear()
+    lens_runtime._told.clear()
+    yield
+    lens_runtime._warned.clear()
+    lens_runtime._told.clear()
+
+
+def flag_data() -> FlagData:
+    data = FlagData()
+    data.update(
+        data.flag("new-checkout").boolean().fallthrough(False),
+        data.flag("search-v2")
+        .variations("a", "b", "c")
+        .fallthrough("a")
+        .rule(clause("key", "in", "rule-user"), serve="b")
+        .rule(clause("key", "in", "user-42"), serve="c"),
+        data.flag("banner").variations("blue", "green").fallthrough("blue"),
+        data.flag("kill-switch").boolean().fallthrough(True),
+        data.flag("limit").variations(1, 2, 3).fallthrough(1),
+    )
+    return data
+
+
+def config(**options: Any) -> aioflags.Config:
+    lens = options.pop("lens", LensConfig(secrets=[SECRET], allow=ALLOW))
+    return aioflags.Config(data_system=flag_data().data_system(), lens=lens, **options)
+
+
+def token(
+    flags: dict[str, Any],
+    *,
+    secret: str = SECRET,
+    ttl: int = 600,
+    **claims: Any,
+) -> str:
+    """A token minted with PyJWT: the outside library a support tool would use."""
+    now = int(wall_ms() / 1000)
+    body = {"aud": "aioflags-lens", "iat": now, "exp": now + ttl, "jti": "t1"}
+    body.update(flags=flags, **claims)
+    algorithm = str(body.pop("alg", "HS256"))
+    return str(pyjwt.encode(body, secret, algorithm=algorithm))
+
+
+def make_app(client: aioflags.Client) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/flags")
+    async def flags(user: str = "user-42") -> dict[str, Any]:
+        context = Context.create(user)
+        checkout = await client.bool_variation("new-checkout", context, False)
+        await anyio.lowlevel.checkpoint()  # other requests run in between
+        search = await client.string_variation("search-v2", context, "?")
+        return {"checkout": checkout, "search": search}
+
+    @app.get("/tasks")
+    async def tasks() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        async def inside() -> None:
+            seen["inside"] = await client.bool_variation("new-checkout", USER, False)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(inside)
+        return seen
+
+    @app.get("/everything")
+    async def everything() -> dict[str, Any]:
+        state = await client.all_flags_state(USER, with_reasons=True)
+        detail = await client.variation_detail("new-checkout", USER, None)
+        return {
+            "state": state.to_dict(),
+            "detail": [detail.value, detail.variation_index, dict(detail.reason)],
+            "snapshot": client.snapshot().bool_variation("new-checkout", USER, False),
+        }
+
+    app.add_middleware(LensMiddleware, client=client)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """``app`` served by Hypercorn on 127.0.0.1; its base URL."""
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_asgi, app, sock, stop.wait)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop.set()
+
+
+@contextlib.asynccontextmanager
+async def fastapi_app(**options: Any) -> AsyncIterator[tuple[aioflags.Client, str]]:
+    async with (
+        aioflags.Client(config(**options)) as client,
+        served(make_app(client)) as url,
+    ):
+        yield client, url
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.lens" and r.levelno == logging.WARNING
+    ]
+
+
+# ------------------------------------------------------------------ scope
+@pytest.mark.asyncio
+async def test_header_cookie_and_link_each_override() -> None:
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        plain = (await http.get("/flags")).json()
+        assert plain == {"checkout": False, "search": "c"}
+        lensed = token({"new-checkout": True, "search-v2": "b"})
+
+        by_header = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
+        assert by_header.json() == {"checkout": True, "search": "b"}
+        http.cookies.set("aioflags_lens", lensed)
+        by_cookie = await http.get("/flags")
+        assert by_cookie.json() == {"checkout": True, "search": "b"}
+        http.cookies.clear()
+
+        # The link: 303 to the same URL without the token, with the cookie.
+        link = await http.get(f"/flags?x=1&aioflags_lens={lensed}&y=%20z")
+        assert link.status_code == 303
+        assert link.headers["location"] == "/flags?x=1&y=%20z"
+        cookie = link.headers["set-cookie"]
+        assert cookie.startswith(f"aioflags_lens={lensed}; Path=/; Max-Age=")
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "Secure" not in cookie  # plain http
+        assert lensed not in link.headers["location"]
+        assert link.content == b""
+        # A browser follows it: the cookie now carries the token.
+        followed = await http.get(link.headers["location"])
+        assert followed.json() == {"checkout": True, "search": "b"}
+        assert followed.url.query == b"x=1&y=%20z"
+        http.cookies.clear()
+        assert (await http.get("/flags")).json() == plain
+
+
+@pytest.mark.asyncio
+async def test_a_followed_link_leaves_no_token_in_the_final_url() -> None:
+    lensed = token({"banner": "green", "new-checkout": True})
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(base_url=url, follow_redirects=True) as http,
+    ):
+        reply = await http.get(f"/flags?aioflags_lens={lensed}")
+        assert reply.json()["checkout"] is True
+        assert "aioflags_lens" not in str(reply.url)
+        assert [r.status_code for r in reply.history] == [303]
+
+
+@pytest.mark.asyncio
+async def test_a_link_over_https_sets_a_secure_cookie_and_never_leaves_the_host() -> (
+    None
+):
+    async with aioflags.Client(config()) as client:
+        app = make_app(client)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://app.example"
+        ) as http:
+            lensed = token({"new-checkout": True})
+            reply = await http.get(f"/flags?aioflags_lens={lensed}")
+            assert "; Secure" in reply.headers["set-cookie"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("raw_path", "expected"),
+    [
+        (b"//evil.example/x", "/evil.example/x"),
+        (b"/\\evil.example", "/evil.example"),
+        (b"/a b/\xc3\xa9", "/a%20b/%C3%A9"),
+    ],
+)
+async def test_a_link_never_redirects_to_another_host(
+    raw_path: bytes, expected: str
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a link is answered by the middleware")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async with aioflags.Client(config()) as client:
+        scope_ = {
+            "type": "http",
+            "scheme": "http",
+            "path": raw_path.decode("latin-1"),
+            "raw_path": raw_path,
+            "query_string": b"aioflags_lens=" + token({}).encode(),
+            "headers": [],
+        }
+        await LensMiddleware(app, client=client)(scope_, receive, send)
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 303
+    assert headers[b"location"].decode() == expected
+
+
+@pytest.mark.slow  # (~15 s: httpx's pool queues 1,000 requests for 64 connections)
+@pytest.mark.asyncio
+async def test_1000_concurrent_requests_each_see_only_their_own_token() -> None:
+    variations = ["a", "b", "c"]
+    tokens = {v: token({"search-v2": v, "new-checkout": True}) for v in variations}
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(
+            base_url=url,
+            limits=httpx.Limits(max_connections=64),
+            timeout=httpx.Timeout(30, pool=None),  # (1,000 wait for 64)
+        ) as http,
+    ):
+        seen: dict[int, dict[str, Any]] = {}
+
+        async def one(i: int) -> None:
+            # half with tokens (for different variations), half without
+            headers = {}
+            if i % 2 == 0:
+                headers["X-Aioflags-Lens"] = tokens[variations[i // 2 % 3]]
+            reply = await http.get("/flags", params={"user": f"u{i}"}, headers=headers)
+            seen[i] = reply.json()
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1000):
+                tg.start_soon(one, i)
+    for i in range(1000):
+        if i % 2 == 0:
+            assert seen[i] == {"checkout": True, "search": variations[i // 2 % 3]}, i
+        else:
+            assert seen[i] == {"checkout": False, "search": "a"}, i
+
+
+@pytest.mark.asyncio
+async def test_a_task_started_inside_a_request_sees_it_one_outside_never() -> None:
+    async with fastapi_app() as (client, url), httpx.AsyncClient(base_url=url) as http:
+        lensed = token({"new-checkout": True})
+        reply = await http.get("/tasks", headers={"X-Aioflags-Lens": lensed})
+        assert reply.json() == {"inside": True}
+        # The test's own task (outside any request) never sees it.
+        assert await client.bool_variation("new-checkout", USER, False) is False
+
+
+@pytest.mark.asyncio
+async def test_sub_limits_the_overrides_to_that_context_key() -> None:
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        lensed = token({"new-checkout": True}, sub="user-42")
+        mine = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
+        other = await http.get(
+            "/flags", params={"user": "user-7"}, headers={"X-Aioflags-Lens": lensed}
+        )
+        assert mine.json()["checkout"] is True
+        assert other.json()["checkout"] is False
+
+
+@pytest.mark.asyncio
+async def test_sub_matches_a_key_of_any_kind_of_a_multi_context() -> None:
+    async with aioflags.Client(config()) as client:
+        org = Context.create("org-9", kind="organization")
+        multi = Context.create_multi(Context.create("user-1"), org)
+        with scope(client, token({"new-checkout": True}, sub="org-9")) as lensed:
+            assert lensed.active
+            assert await client.bool_variation("new-checkout", multi, False) is True
+            assert await client.bool_variation("new-checkout", USER, False) is False
+
+
+# ------------------------------------------------------------- bad tokens
+def bad_tokens() -> dict[str, tuple[str, str]]:
+    """Each bad token, and the cause its WARNING names."""
+    now = int(wall_ms() / 1000)
+    unsigned = pyjwt.encode(
+        {"aud": "aioflags-lens", "iat": now, "exp": now + 60, "flags": {}},
+        None,
+        algorithm="none",
+    )
+    return {
+        "forged": (token({"new-checkout": True}, secret="x" * 40), "forged"),
+        "expired": (
+            token({"new-checkout": True}, iat=now - 4000, exp=now - 3000),
+            "expired",
+        ),
+        "alg none": (str(unsigned), "algorithm"),
+        "HS512": (
+            token({"new-checkout": True}, alg="HS512", secret="z" * 64),
+            "algorithm",
+        ),
+        "another aud": (token({"new-checkout": True}, aud="someone-else"), "audience"),
+        "over 4 KiB": (token({"new-checkout": True, "pad": "x" * 5000}), "oversized"),
+        "garbage": ("not.a.token", "malformed"),
+        "too long a life": (token({"new-checkout": True}, ttl=7200), "expired"),
+    }
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "case",
+    [
+        "forged",
+        "expired",
+        "alg none",
+        "HS512",
+        "another aud",
+        "over 4 KiB",
+        "garbage",
+        "too long a life",
+    ],
+)
+async def test_a_bad_token_gives_a_normal_response_no_override_no_trace_one_warning(
+    case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad, cause = bad_tokens()[case]
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        for _ in range(3):
+            reply = await http.get("/flags", headers={"X-Aioflags-Lens": bad})
+            assert reply.status_code == 200
+            assert reply.json() == {"checkout": False, "search": "c"}
+            assert "x-aioflags-trace" not in reply.headers
+        # A link with it still goes to the clean URL, and sets no cookie.
+        link = await http.get(f"/flags?aioflags_lens={bad}")
+        assert link.status_code == 303 and link.headers["location"] == "/flags"
+        assert "set-cookie" not in link.headers
+    said = warnings_of(caplog)
+    assert len(said) == 1, said  # rate-limited: one a minute per cause
+    assert f"({cause}:" in said[0]
+    assert bad not in said[0]  # never the token itself
+
+
+@pytest.mark.asyncio
+async def test_a_refused_flag_is_not_overridden_and_the_rest_still_apply(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "aioflags.lens")
+    lensed = token(
+        {
+            "kill-switch": False,  # not in allow
+            "banner": "purple",  # not one of its variations
+            "no-such-flag": True,  # does not exist
+            "limit": True,  # True is not the variation 1
+            "new-checkout": True,
+        },
+        trace=True,
+    )
+    everything = LensConfig(secrets=[SECRET], allow=["*"])
+    async with aioflags.Client(config(lens=everything)) as client:
+        with scope(client, lensed) as lensed_scope:
+            for _ in range(2):
+                assert await client.bool_variation("new-checkout", USER, False)
+                assert await client.variation("banner", USER, None) == "blue"
+                assert await client.variation("limit", USER, None) == 1
+            assert lensed_scope.trace() is not None
+    said = warnings_of(caplog)
+    assert len(said) == 1  # the cause "flag": one WARNING a minute
+    debug = [r.getMessage() for r in caplog.records if r.name == "aioflags.lens"]
+    assert any("'banner'" in m and "not one of its variations" in m for m in debug)
+    assert any("'no-such-flag'" in m and "no such flag" in m for m in debug)
+    assert any("'limit'" in m for m in debug)
+    assert sum("'banner'" in m for m in debug) == 1  # once per token and flag
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_stays_out_of_reach_unless_allowed() -> None:
+    async with aioflags.Client(config()) as client:
+        with scope(client, token({"kill-switch": False})) as lensed:
+            assert lensed.active
+            assert await client.bool_variation("kill-switch", USER, False) is True
+
+
+@pytest.mark.asyncio
+async def test_rotation_second_secret_verifies_a_removed_one_does_not() -> None:
+    rotated = LensConfig(secrets=[SECOND, SECRET], allow=ALLOW)
+    async with aioflags.Client(config(lens=rotated)) as client:
+        for secret in (SECOND, SECRET):
+            with scope(client, token({"new-checkout": True}, secret=secret)):
+                assert await client.bool_variation("new-checkout", USER, False)
+    after = LensConfig(secrets=[SECOND], allow=ALLOW)
+    async with aioflags.Client(config(lens=after)) as client:
+        with scope(client, token({"new-checkout": True}, secret=SECRET)) as lensed:
+            assert not lensed.active
+            assert not await client.bool_variation("new-checkout", USER, False)
+
+
+@pytest.mark.asyncio
+async def test_scope_never_raises_and_a_client_without_a_lens_ignores_tokens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with aioflags.Client(config(lens=None)) as client:
+        with scope(client, token({"new-checkout": True})) as lensed:
+            assert not lensed.active and lensed.trace() is None
+            assert not await client.bool_variation("new-checkout", USER, False)
+        async with served(make_app(client)) as url, httpx.AsyncClient() as http:
+            lensed_url = f"{url}/flags?aioflags_lens={token({'new-checkout': True})}"
+            reply = await http.get(lensed_url)
+            assert reply.status_code == 200  # untouched: no redirect
+            assert reply.json()["checkout"] is False
+    assert any("without Config(lens=" in m for m in warnings_of(caplog))
+
+
+# ------------------------------------------------------- what an override is
+@pytest.mark.asyncio
+async def test_no_analytics_event_for_an_override_and_usage_counts_it() -> None:
+    data = flag_data()
+    async with FlagServer() as server:
+        data.attach(server)
+        lens = LensConfig(secrets=[SECRET], allow=ALLOW)
+        async with aioflags.Client(server.config(lens=lens)) as client:
+            with scope(client, token({"new-checkout": True})):
+                for _ in range(3):
+                    assert await client.bool_variation("new-checkout", USER, False)
+                    detail = await client.variation_detail("new-checkout", USER, None)
+                    assert detail.reason == {"kind": "OVERRIDE", "lens": "t1"}
+                    assert await client.variation("banner", USER, None) == "blue"
+            assert not await client.bool_variation("new-checkout", USER, False)
+            usage = client.usage()
+            await client.flush()
+            events = await server.wait_for_events(kind="summary")
+        checkout = usage.flags["new-checkout"]
+        assert (checkout.overridden, checkout.evaluations) == (6, 1)
+        assert checkout.to_dict()["overridden"] == 6
+        assert usage.flags["banner"].overridden == 0
+        summary = events[-1]["features"]
+        assert summary["new-checkout"]["counters"] == [
+            {"count": 1, "value": False, "variation": 1, "version": 1}
+        ]
+        assert sum(c["count"] for c in summary["banner"]["counters"]) == 3
+        assert not [
+            e
+            for e in server.events
+            if e.get("kind") == "feature" and e.get("key") == "new-checkout"
+        ]
+
+
+@pytest.mark.asyncio
+async def test_hooks_run_and_see_the_override() -> None:
+    seen: list[Any] = []
+
+    class Watch(aioflags.Hook):
+        def after_evaluation(self, series: Any, data: Any, detail: Any) -> Any:
+            seen.append((series.key, detail.value, dict(detail.reason)))
+            return data
+
+    async with aioflags.Client(config(hooks=[Watch()])) as client:
+        with scope(client, token({"new-checkout": True})):
+            assert await client.bool_variation("new-checkout", USER, False)
+            assert client.snapshot().bool_variation("new-checkout", USER, False)
+    assert seen == [("new-checkout", True, {"kind": "OVERRIDE", "lens": "t1"})] * 2
+
+
+@pytest.mark.asyncio
+async def test_every_face_sees_the_override() -> None:
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        lensed = token({"new-checkout": True})
+        body = (
+            await http.get("/everything", headers={"X-Aioflags-Lens": lensed})
+        ).json()
+        assert body["state"]["new-checkout"] is True
+        assert body["state"]["$flagsState"]["new-checkout"]["reason"] == {
+            "kind": "OVERRIDE",
+            "lens": "t1",
+        }
+        assert body["detail"] == [True, 0, {"kind": "OVERRIDE", "lens": "t1"}]
+        assert body["snapshot"] is True
+        plain = (await http.get("/everything")).json()
+        assert plain["state"]["new-checkout"] is False and not plain["snapshot"]
+
+
+@pytest.mark.asyncio
+async def test_typed_methods_still_check_the_type_of_an_override() -> None:
+    async with aioflags.Client(config()) as client:
+        with scope(client, token({"new-checkout": True})):
+            detail = await client.string_variation_detail("new-checkout", USER, "x")
+            assert detail.value == "x"
+            assert detail.reason["errorKind"] == "WRONG_TYPE"
+
+
+@pytest.mark.asyncio
+async def test_openfeature_and_ofrep_report_override() -> None:
+    from openfeature.evaluation_context import EvaluationContext
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from aioflags.openfeature import AioflagsProvider
+
+    async with aioflags.Client(config()) as client:
+        provider = AioflagsProvider(client)
+        user = EvaluationContext(targeting_key="user-42")
+        with scope(client, token({"new-checkout": True})):
+            details = provider.resolve_boolean_details("new-checkout", False, user)
+            later = await provider.resolve_boolean_details_async(
+                "new-checkout", False, user
+            )
+        assert (details.value, details.reason, details.variant) == (
+            True,
+            "OVERRIDE",
+            "0",
+        )
+        assert (later.value, later.reason) == (True, "OVERRIDE")
+        app = Starlette(routes=[Mount("/", OFREPApp(client, expose="all"))])
+        app.add_middleware(LensMiddleware, client=client)
+        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+            lensed = {"X-Aioflags-Lens": token({"new-checkout": True})}
+            ask = {"context": {"targetingKey": "user-42"}}
+            one = await http.post(
+                "/ofrep/v1/evaluate/flags/new-checkout", json=ask, headers=lensed
+            )
+            assert one.json()["reason"] == "OVERRIDE" and one.json()["value"] is True
+            bulk = await http.post("/ofrep/v1/evaluate/flags", json=ask, headers=lensed)
+            flags = {f["key"]: f for f in bulk.json()["flags"]}
+            assert flags["new-checkout"]["reason"] == "OVERRIDE"
+            assert flags["banner"]["reason"] != "OVERRIDE"
+
+
+# ------------------------------------------------------------------ traces
+@pytest.mark.asyncio
+async def test_the_trace_lists_what_the_request_evaluated_in_order() -> None:
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        lensed = token({"new-checkout": True}, trace=True)
+        reply = await http.get(
+            "/flags", params={"user": "rule-user"}, headers={"X-Aioflags-Lens": lensed}
+        )
+        assert reply.headers["x-aioflags-trace"] == (
+            'new-checkout=true (OVERRIDE); search-v2="b" (RULE_MATCH 0)'
+        )
+        plain = token({"new-checkout": True})  # no trace asked for
+        reply = await http.get("/flags", headers={"X-Aioflags-Lens": plain})
+        assert "x-aioflags-trace" not in reply.headers
+        assert "x-aioflags-trace" not in (await http.get("/flags")).headers
+
+
+@pytest.mark.asyncio
+async def test_the_trace_stops_at_8_kib_and_says_how_many_more() -> None:
+    data = FlagData()
+    for i in range(400):
+        data.update(data.flag(f"flag-{i:03}-" + "k" * 40).boolean().fallthrough(True))
+    lens = LensConfig(secrets=[SECRET], allow=["*"])
+    cfg = aioflags.Config(data_system=data.data_system(), lens=lens)
+    async with aioflags.Client(cfg) as client:
+        app = FastAPI()
+
+        @app.get("/")
+        async def many() -> int:
+            for key in sorted(data.flags):
+                await client.variation(key, USER, None)
+            return 0
+
+        app.add_middleware(LensMiddleware, client=client)
+        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+            reply = await http.get(
+                "/", headers={"X-Aioflags-Lens": token({}, trace=True)}
+            )
+    header = reply.headers["x-aioflags-trace"]
+    assert len(header.encode()) <= 8192
+    shown = header.split("; ")
+    assert shown[-1].startswith("...+") and shown[-1].endswith(" more")
+    more = int(shown[-1][4:-5])
+    assert len(shown) - 1 + more == 400
+    assert shown[0] == f"flag-000-{'k' * 40}=true (FALLTHROUGH)"
+
+
+# ----------------------------------------------------------------- aiohttp
+@pytest.mark.asyncio
+async def test_aiohttp_middleware_header_link_and_trace() -> None:
+    async with aioflags.Client(config()) as client:
+
+        async def flags(request: web.Request) -> web.Response:
+            checkout = await client.bool_variation("new-checkout", USER, False)
+            return web.json_response({"checkout": checkout})
+
+        app = web.Application(middlewares=[aiohttp_middleware(client)])
+        app.router.add_get("/flags", flags)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            lensed = token({"new-checkout": True}, trace=True)
+            reply = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
+            assert await reply.json() == {"checkout": True}
+            assert reply.headers["X-Aioflags-Trace"] == "new-checkout=true (OVERRIDE)"
+            link = await http.get(
+                f"/flags?a=1&aioflags_lens={lensed}", allow_redirects=False
+            )
+            assert link.status == 303 and link.headers["Location"] == "/flags?a=1"
+            assert link.headers["Set-Cookie"].startswith("aioflags_lens=")
+            followed = await http.get("/flags?a=1")  # the cookie jar has it
+            assert await followed.json() == {"checkout": True}
+            bad = await http.get("/flags", headers={"X-Aioflags-Lens": "garbage"})
+            assert bad.status == 200 and "X-Aioflags-Trace" not in bad.headers
+
+
+# --------------------------------------------------------------- the tokens
+def test_mint_makes_a_token_any_jwt_library_reads() -> None:
+    minted = mint(SECRET, {"new-checkout": True}, ttl=60, context_key="u", trace=True)
+    claims = pyjwt.decode(
+        minted, SECRET, algorithms=["HS256"], audience="aioflags-lens"
+    )
+    assert claims["flags"] == {"new-checkout": True}
+    assert claims["sub"] == "u" and claims["trace"] is True
+    assert claims["exp"] - claims["iat"] == 60 and claims["jti"]
+
+
+def test_lens_config_refuses_what_would_be_unsafe_or_a_typo() -> None:
+    with pytest.raises(aioflags.ConfigurationError, match="at least 32 bytes"):
+        LensConfig(secrets=["short"], allow=["x"])
+    with pytest.raises(aioflags.ConfigurationError, match="no default"):
+        LensConfig(secrets=[SECRET], allow=[])
+    with pytest.raises(aioflags.ConfigurationError, match="take lists"):
+        LensConfig(secrets=SECRET, allow=["x"])
+    with pytest.raises(aioflags.ConfigurationError, match="max_ttl"):
+        LensConfig(secrets=[SECRET], allow=["x"], max_ttl=0)
+    with pytest.raises(aioflags.ConfigurationError, match="LensConfig"):
+        aioflags.Config(offline=True, lens={"secrets": [SECRET]})  # type: ignore[arg-type]
+    assert SECRET not in repr(LensConfig(secrets=[SECRET], allow=["x"]))
+
+
+# --------------------------------------------------------------- the command
+def test_lens_mint_and_inspect_from_the_command_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")  # the trailing newline is ignored
+    assert (
+        main(
+            [
+                "lens",
+                "mint",
+                "--secret-file",
+                str(secret_file),
+                "--flag",
+                "new-checkout=true",
+                "--flag",
+                "search-v2=b",
+                "--flag",
+                'limit="2"',
+                "--ttl",
+                "30m",
+                "--context-key",
+                "user-42",
+                "--trace",
+                "--url",
+                "https://app.example/cart?x=1",
+            ]
+        )
+        == 0
+    )
+    link = capsys.readouterr().out.strip()
+    assert link.startswith("https://app.example/cart?x=1&aioflags_lens=")
+    minted = link.split("aioflags_lens=")[1]
+    claims = pyjwt.decode(
+        minted, SECRET, algorithms=["HS256"], audience="aioflags-lens"
+    )
+    assert claims["flags"] == {"new-checkout": True, "search-v2": "b", "limit": "2"}
+    assert claims["exp"] - claims["iat"] == 1800
+    assert claims["sub"] == "user-42" and claims["trace"] is True
+
+    assert main(["lens", "inspect", link, "--secret-file", str(secret_file)]) == 0
+    out = capsys.readouterr().out
+    assert '"new-checkout": true' in out and out.rstrip().endswith("verifies")
+    other = tmp_path / "other"
+    other.write_text(SECOND)
+    assert main(["lens", "inspect", minted, "--secret-file", str(other)]) == 1
+    assert "refused (forged)" in capsys.readouterr().out
+    assert main(["lens", "inspect", minted]) == 0
+    assert "not verified" in capsys.readouterr().out
+
+    short = tmp_path / "short"
+    short.write_text("too-short\n")
+    assert main(["lens", "mint", "--secret-file", str(short), "--flag", "a=1"]) == 2
+    assert "at least 32" in capsys.readouterr().err
+    assert main(["lens", "inspect", "garbage"]) == 2
+    with pytest.raises(SystemExit):
+        main(["lens", "mint", "--secret-file", str(secret_file), "--ttl", "soon"])
+    assert "not a lifetime" in capsys.readouterr().err
