@@ -119,14 +119,11 @@ class LensMiddleware:
         if view is None:
             await self.app(scope, receive, send)
             return
-        reset = lens.var.set(view)
-        try:
+        with lens.looking(view):
             if view.trace is None or kind != "http":
                 await self.app(scope, receive, send)
             else:
                 await self.app(scope, receive, _traced(send, view))
-        finally:
-            lens.var.reset(reset)
 
     async def _redirect(
         self, lens: Lens, scope: Scope, send: Send, token: str, kept: str
@@ -232,11 +229,8 @@ def aiohttp_middleware(client: Client) -> Any:
         view = lens.open(token.strip(), _flag_keys(client))
         if view is None:
             return await handler(request)
-        reset = lens.var.set(view)
-        try:
+        with lens.looking(view):
             response = await handler(request)
-        finally:
-            lens.var.reset(reset)
         header = view.header()
         if header is not None and not response.prepared:
             response.headers[TRACE_HEADER] = header
@@ -302,8 +296,5 @@ def scope(client: Client, token: str) -> Iterator[LensScope]:
     if view is None:
         yield LensScope(None)
         return
-    reset = lens.var.set(view)
-    try:
+    with lens.looking(view):
         yield LensScope(view)
-    finally:
-        lens.var.reset(reset)

@@ -719,3 +719,32 @@ def test_lens_mint_and_inspect_from_the_command_line(
     with pytest.raises(SystemExit):
         main(["lens", "mint", "--secret-file", str(secret_file), "--ttl", "soon"])
     assert "not a lifetime" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_the_lens_is_read_only_while_a_view_is_open_and_always_closed() -> None:
+    async with aioflags.Client(config()) as client:
+        lens = client._lens
+        assert lens is not None and lens.active == 0
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            assert lens.active == 1
+            assert await client.bool_variation("new-checkout", USER, False)
+            raise RuntimeError("the app fails")
+
+        http_scope = {
+            "type": "http",
+            "path": "/",
+            "query_string": b"",
+            "headers": [(b"x-aioflags-lens", token({"new-checkout": True}).encode())],
+        }
+        with pytest.raises(RuntimeError, match="the app fails"):
+            await LensMiddleware(app, client=client)(http_scope, None, None)  # type: ignore[arg-type]
+        assert lens.active == 0  # the app's exception passed through, unwrapped
+        with scope(client, token({"new-checkout": True})):
+            with scope(client, token({"new-checkout": False})):
+                assert lens.active == 2
+                assert not await client.bool_variation("new-checkout", USER, True)
+            assert await client.bool_variation("new-checkout", USER, False)
+        assert lens.active == 0
+        assert not await client.bool_variation("new-checkout", USER, False)

@@ -121,6 +121,11 @@ class Looking(Protocol):
 class Lensing(Protocol):
     """The flag lens a composition has (``aioflags._lens._lens.Lens``)."""
 
+    @property
+    def active(self) -> int:
+        """How many views are set now, anywhere (0: :meth:`get` answers None)."""
+        ...
+
     def get(self) -> Looking | None:
         """The current request's view (None: no valid token)."""
         ...
@@ -269,7 +274,7 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
         # the flag's code runs; an overridden evaluation is not counted
         inner = indent + "    "
         lines += [
-            f"{indent}view = lens_get()",
+            f"{indent}view = lens_get() if lens.active else None",
             f"{indent}if view is None or (result := view.override(matcher, key,"
             " context)) is None:",
             *_run(inner, state, kind, ledger, detail),
@@ -340,6 +345,7 @@ def names(composition: Composition, method: str) -> dict[str, Any]:
         # (the detail the after stages are shown)
         "present": _stage_detail if answer == "result" else detail_of,
         "other": other,
+        "lens": composition.lens,
         "lens_get": None if composition.lens is None else composition.lens.get,
     }
 
@@ -395,7 +401,7 @@ def _write_sync(composition: Composition, method: str) -> SyncMethod:
         "    result = other(snapshot, key, context, default, ledger)",
         *(
             [
-                "    view = lens_get()",
+                "    view = lens_get() if lens.active else None",
                 "    if view is not None:",
                 "        view.saw(key, result, default)",
             ]

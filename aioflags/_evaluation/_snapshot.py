@@ -536,7 +536,7 @@ class FlagSnapshot:
     def _view(self) -> Looking | None:
         """The flag lens's view of the current request (None: no lens, or no token)."""
         lens = self._face.composition.lens
-        return None if lens is None else lens.get()
+        return None if lens is None or not lens.active else lens.get()
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:
         """The reason of ``detail`` (an evaluation of ``key`` here) in OpenFeature's words.

@@ -11,7 +11,7 @@ never see it.
 The evaluation reads it as one stage (``_evaluation._composed.body``,
 present only when the composition has a lens)::
 
-    view = lens_get()                     # the ContextVar: None, no token
+    view = lens_get() if lens.active else None  # None: no token
     if view is None or (result := view.override(matcher, key, context)) is None:
         run the flag's code, count it     # as without the lens
     if view is not None:
@@ -24,6 +24,7 @@ the hooks' stages run around it as around any other.
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import fnmatch
 import json
@@ -110,7 +111,7 @@ def _has_key(context: Context, key: str) -> bool:
 class Lens:
     """A client's flag lens: its configuration, its context variable, its counts."""
 
-    __slots__ = ("_allowed", "_lock", "config", "get", "overridden", "var")
+    __slots__ = ("_allowed", "_lock", "active", "config", "get", "overridden", "var")
 
     def __init__(self, config: LensConfig) -> None:
         self.config: LensConfig = config
@@ -120,6 +121,10 @@ class Lens:
         )
         #: ``var.get``: what the evaluation calls (``lens_get()``).
         self.get: Callable[[], View | None] = self.var.get
+        #: How many views are set now, in any task or thread (:meth:`looking`):
+        #: while none is, the evaluation reads this, not the variable (an
+        #: attribute: ~10 times cheaper than ``ContextVar.get``).
+        self.active = 0
         #: Overridden evaluations per flag key, for ``usage()``.
         self.overridden: dict[str, int] = {}
         self._lock = threading.Lock()  # (a blocking client's threads count too)
@@ -153,6 +158,19 @@ class Lens:
             )
             return None
         return View(self, verdict, flag_keys)
+
+    @contextlib.contextmanager
+    def looking(self, view: View) -> Iterator[None]:
+        """Evaluations in this context (and tasks it starts) see ``view`` inside the block."""
+        with self._lock:
+            self.active += 1
+        reset = self.var.set(view)
+        try:
+            yield
+        finally:
+            self.var.reset(reset)
+            with self._lock:
+                self.active -= 1
 
     def count(self, key: str) -> None:
         """One more overridden evaluation of flag ``key``."""
