@@ -119,7 +119,9 @@ def _trouble(path: Path, message: str) -> tuple[str, int | None, str]:
     return name, None, rest.removeprefix(": ")
 
 
-async def serve(path: Path, host: str, port: int) -> None:
+async def serve(
+    path: Path, host: str, port: int, lens_secret: bytes | None = None
+) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     # An empty file is refused at start as on a reload (a save being written).
     flags, segments = load_flag_files(path, allow_empty=False)
@@ -131,6 +133,7 @@ async def serve(path: Path, host: str, port: int) -> None:
         keep=SERVE_KEEP,
         keep_bytes=SERVE_KEEP_BYTES,
         count_connections=False,
+        lens_secret=lens_secret,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(_config_line(server.url), flush=True)
@@ -470,6 +473,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow binding an address other than loopback (the service has no authentication)",
     )
+    cmd.add_argument(
+        "--lens-secret-file",
+        type=Path,
+        metavar="F",
+        help="the flag lens secret (your app's LensConfig.secrets[0]): the "
+        "console then makes lens links (docs/lens.md)",
+    )
 
     cmd = commands.add_parser(
         "validate",
@@ -571,8 +581,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"refusing to bind {args.host}: it is not a loopback address (use --allow-remote)"
         )
+    lens_secret = None
+    if args.lens_secret_file is not None:
+        from ._lens._cli import read_secret
+
+        try:
+            lens_secret = read_secret(args.lens_secret_file)
+        except (OSError, ValueError) as exc:
+            print(f"error: --lens-secret-file: {exc}", file=sys.stderr)
+            return 2
     try:
-        anyio.run(serve, args.file, args.host, args.port)
+        anyio.run(serve, args.file, args.host, args.port, lens_secret)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

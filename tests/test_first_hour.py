@@ -324,12 +324,14 @@ def test_version_and_help_for_every_argument(
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"aioflags {aioflags.__version__}"
-    for command in ("serve", "validate", "eval"):
+    for command in ("serve", "validate", "eval", "lens", "lens mint", "lens inspect"):
         with pytest.raises(SystemExit):
-            main([command, "--help"])
+            main([*command.split(), "--help"])
         text = capsys.readouterr().out
-        # Every argument has help text (argparse prints nothing after a bare name).
-        options = [line for line in text.splitlines() if line.startswith("  ")]
+        # Every argument has help text (argparse prints nothing after a bare name):
+        # the lines of its argument sections (the usage may wrap a bare name).
+        sections = text.split("\n\n", 1)[1]  # (after the usage)
+        options = [line for line in sections.splitlines() if line.startswith("  ")]
         assert options and all(len(line.split(None, 1)) == 2 for line in options), text
 
 

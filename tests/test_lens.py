@@ -748,3 +748,98 @@ async def test_the_lens_is_read_only_while_a_view_is_open_and_always_closed() ->
             assert await client.bool_variation("new-checkout", USER, False)
         assert lens.active == 0
         assert not await client.bool_variation("new-checkout", USER, False)
+
+
+# ------------------------------------------------------------- the console
+CONSOLE_CHECKOUT: dict[str, Any] = {
+    "on": True,
+    "variations": [False, True],
+    "fallthrough": {"variation": 0},
+    "offVariation": 0,
+}
+
+
+@pytest.mark.asyncio
+async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -> None:
+    async with (
+        FlagServer({"new-checkout": CONSOLE_CHECKOUT}) as plain,
+        httpx.AsyncClient(base_url=plain.url) as http,
+    ):
+        page = await http.get("/ui/")
+        token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
+        state = (await http.get("/ui/api/state")).json()
+        assert state["lens"] is False
+        reply = await http.post(
+            "/ui/api/lens",
+            json={
+                "url": "http://x/",
+                "flags": [{"key": "new-checkout", "variation": 1}],
+            },
+            headers={"x-aioflags-token": token},
+        )
+        assert reply.status_code == 404 and "--lens-secret-file" in reply.text
+    with pytest.raises(aioflags.ConfigurationError, match="at least 32 bytes"):
+        FlagServer(lens_secret="short")
+    async with (
+        FlagServer({"new-checkout": CONSOLE_CHECKOUT}, lens_secret=SECRET) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        page = await http.get("/ui/")
+        token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
+        assert (await http.get("/ui/api/state")).json()["lens"] is True
+
+        async def mint(body: Any, with_token: bool = True) -> httpx.Response:
+            headers = {"x-aioflags-token": token} if with_token else {}
+            return await http.post("/ui/api/lens", json=body, headers=headers)
+
+        good = {
+            "url": "https://shop.example/cart?x=1",
+            "flags": [{"key": "new-checkout", "variation": 1}],
+            "ttl": 900,
+            "context_key": "user-42",
+            "trace": True,
+        }
+        made = await mint(good)
+        assert made.status_code == 200
+        link = made.json()["link"]
+        assert link.startswith("https://shop.example/cart?x=1&aioflags_lens=")
+        claims = pyjwt.decode(
+            made.json()["token"],
+            SECRET,
+            algorithms=["HS256"],
+            audience="aioflags-lens",
+        )
+        assert claims["flags"] == {"new-checkout": True}
+        assert claims["sub"] == "user-42" and claims["trace"] is True
+        assert claims["exp"] - claims["iat"] == 900
+        assert (await mint(good, with_token=False)).status_code == 403
+        for bad, status in [
+            ({**good, "url": "javascript:alert(1)"}, 400),
+            ({**good, "flags": []}, 400),
+            ({**good, "flags": [{"key": "nope", "variation": 0}]}, 404),
+            ({**good, "flags": [{"key": "new-checkout", "variation": 2}]}, 400),
+            ({**good, "flags": [{"key": "new-checkout", "variation": True}]}, 400),
+            ({**good, "ttl": 10}, 400),
+            ({**good, "ttl": 10**9}, 400),
+            ({**good, "trace": "yes"}, 400),
+            ({**good, "context_key": 7}, 400),
+            ([1, 2], 400),
+        ]:
+            reply = await mint(bad)
+            assert reply.status_code == status, (bad, reply.text)
+
+
+def test_serve_refuses_a_lens_secret_file_it_cannot_use(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    flags = tmp_path / "flags.json"
+    flags.write_text('{"flagValues": {"a": true}}')
+    short = tmp_path / "short"
+    short.write_text("short\n")
+    assert main(["serve", str(flags), "--lens-secret-file", str(short)]) == 2
+    assert "--lens-secret-file" in capsys.readouterr().err
+    missing = tmp_path / "missing"
+    assert main(["serve", str(flags), "--lens-secret-file", str(missing)]) == 2
+    assert "missing" in capsys.readouterr().err

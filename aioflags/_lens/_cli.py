@@ -16,12 +16,12 @@ from aioflags._core._clock import wall_ms
 
 from ._config import MIN_SECRET_BYTES
 from ._token import Refusal, mint, verify
-from ._web import PARAM
+from ._web import PARAM, with_token
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
-__all__ = ["add_commands", "run"]
+__all__ = ["add_commands", "read_secret", "run"]
 
 _TTL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,7 +54,7 @@ def _flag(text: str) -> tuple[str, JSONValue]:
     return key, value
 
 
-def _secret(path: Path) -> bytes:
+def read_secret(path: Path) -> bytes:
     """The secret in ``path``, its trailing newline ignored."""
     secret = path.read_bytes().rstrip(b"\r\n")
     if len(secret) < MIN_SECRET_BYTES:
@@ -66,17 +66,6 @@ def _secret(path: Path) -> bytes:
     return secret
 
 
-def _with_token(url: str, token: str) -> str:
-    """``url`` with the token as one more query parameter (its own query kept)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"--url {url!r} is not an http(s) URL")
-    query = f"{parts.query}&" if parts.query else ""
-    return urllib.parse.urlunsplit(
-        parts._replace(query=f"{query}{PARAM}={token}", fragment=parts.fragment)
-    )
-
-
 def add_commands(commands: Any) -> None:
     """Add ``lens mint`` and ``lens inspect`` to the ``aioflags`` command's subparsers."""
     lens = commands.add_parser(
@@ -85,7 +74,9 @@ def add_commands(commands: Any) -> None:
         description="Tokens for the flag lens: a request that carries one sees "
         "its flag values (pip install 'aioflags[lens]').",
     )
-    verbs = lens.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = lens.add_subparsers(
+        dest="verb", required=True, metavar="VERB", help="mint or inspect"
+    )
     cmd = verbs.add_parser(
         "mint",
         help="print a token (or, with --url, a link that carries it)",
@@ -93,7 +84,13 @@ def add_commands(commands: Any) -> None:
         "LensConfig.secrets. Each --flag's value is read as JSON when it parses "
         '(true, 3, "b"), else as a string (b).',
     )
-    cmd.add_argument("--secret-file", type=Path, required=True, help="the secret")
+    cmd.add_argument(
+        "--secret-file",
+        type=Path,
+        required=True,
+        metavar="F",
+        help="the secret (the first of the app's LensConfig.secrets)",
+    )
     cmd.add_argument(
         "--flag",
         dest="flags",
@@ -107,7 +104,9 @@ def add_commands(commands: Any) -> None:
         "--ttl", type=_ttl, default=1800.0, help="its lifetime (default 30m)"
     )
     cmd.add_argument(
-        "--context-key", help="only evaluations of the context with this key"
+        "--context-key",
+        metavar="KEY",
+        help="only evaluations of the context with this key",
     )
     cmd.add_argument(
         "--trace", action="store_true", help="responses carry X-Aioflags-Trace"
@@ -121,7 +120,9 @@ def add_commands(commands: Any) -> None:
         "would (exit 1 if it does not).",
     )
     cmd.add_argument("token", help="the token (or a link that carries one)")
-    cmd.add_argument("--secret-file", type=Path, help="a secret to verify with")
+    cmd.add_argument(
+        "--secret-file", type=Path, metavar="F", help="a secret to verify with"
+    )
     cmd.add_argument(
         "--max-ttl",
         type=_ttl,
@@ -145,13 +146,13 @@ def _mint(args: argparse.Namespace) -> int:
     if not args.flags and not args.trace:
         raise ValueError("nothing to do: give --flag KEY=VALUE, or --trace")
     token = mint(
-        _secret(args.secret_file),
+        read_secret(args.secret_file),
         dict(args.flags),
         ttl=args.ttl,
         context_key=args.context_key,
         trace=args.trace,
     )
-    print(_with_token(args.url, token) if args.url else token)
+    print(with_token(args.url, token) if args.url else token)
     return 0
 
 
@@ -185,7 +186,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.secret_file is None:
         print("not verified (give --secret-file to verify)")
         return 0
-    verdict = verify(token, [_secret(args.secret_file)], args.max_ttl)
+    verdict = verify(token, [read_secret(args.secret_file)], args.max_ttl)
     if isinstance(verdict, Refusal):
         print(f"refused ({verdict.cause}): {verdict.why}")
         return 1

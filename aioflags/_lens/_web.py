@@ -25,6 +25,7 @@ __all__ = [
     "link",
     "location",
     "set_cookie",
+    "with_token",
 ]
 
 #: The request header that carries a token.
@@ -87,3 +88,14 @@ def set_cookie(token: str, view: View, secure: bool, now: float | None = None) -
     age = max(0, int(view.expires - moment))
     cookie = f"{COOKIE}={token}; Path=/; Max-Age={age}; HttpOnly; SameSite=Lax"
     return f"{cookie}; Secure" if secure else cookie
+
+
+def with_token(url: str, token: str) -> str:
+    """``url`` with the token as one more query parameter (its own query kept)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--url {url!r} is not an http(s) URL")
+    query = f"{parts.query}&" if parts.query else ""
+    return urllib.parse.urlunsplit(
+        parts._replace(query=f"{query}{PARAM}={token}", fragment=parts.fragment)
+    )

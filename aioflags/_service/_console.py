@@ -12,8 +12,11 @@ changed (to reset them), and writes its event stream:
   ``POST /ui/api/flag`` (``{"key": ..., "on": bool}`` and/or ``{"key": ...,
   "variation": int, "confirm": bool}``), ``POST /ui/api/reset``
   (``{"key": ...}``: back to the file) and ``POST /ui/api/evaluate``
-  (``{"context": ..., "flag": ...}``: what the SDK's evaluator answers).
-  The JSON contract with the page is in docs/console.md.
+  (``{"context": ..., "flag": ...}``: what the SDK's evaluator answers);
+  with a lens secret (``aioflags serve --lens-secret-file``), ``POST
+  /ui/api/lens`` (``{"url", "flags": [{"key", "variation"}], "ttl",
+  "context_key", "trace"}``: a flag lens link, docs/lens.md). The JSON
+  contract with the page is in docs/console.md.
 - Safety: a request whose ``Host`` is not a loopback name, nor the IP
   address the server is bound to, is refused (DNS rebinding); a state-changing request needs the page's token (the
   ``X-Aioflags-Token`` header) and no foreign ``Origin``; every response
@@ -57,7 +60,10 @@ _STATE: Final = "/ui/api/state"
 _FLAG: Final = "/ui/api/flag"
 _RESET: Final = "/ui/api/reset"
 _EVALUATE: Final = "/ui/api/evaluate"
-_POSTS: Final = frozenset({_FLAG, _RESET, _EVALUATE})
+_LENS: Final = "/ui/api/lens"
+_POSTS: Final = frozenset({_FLAG, _RESET, _EVALUATE, _LENS})
+#: The lifetimes the console mints lens links for, at most (a day).
+LENS_MAX_TTL: Final = 86400
 _FAVICON: Final = "/ui/favicon.svg"
 #: The console's icon (the page links it; no ``/favicon.ico`` 404).
 FAVICON: Final = (
@@ -476,6 +482,7 @@ class Console:
         "_sdks",
         "_snapshot",
         "_text",
+        "lens_secret",
         "token",
         "trouble",
         "url",
@@ -501,6 +508,8 @@ class Console:
         self.trouble: JSONObject | None = None
         #: The service's URL (what an app's ``events_uri`` must be).
         self.url = ""
+        #: The secret lens links are signed with (None: no "Share a lens").
+        self.lens_secret: bytes | None = None
         #: Each flag's row as JSON text, with the flag object and ``changed``
         #: it was written from (a flag changes by being replaced).
         self._rows: dict[str, tuple[Mapping[str, JSONValue], bool, str]] = {}
@@ -783,6 +792,7 @@ class Console:
             "trouble": self.trouble,
             "sdks": self.sdks,
             "events_uri": self.url,
+            "lens": self.lens_secret is not None,
         }
 
     def invalidate(self) -> None:
@@ -819,6 +829,7 @@ class Console:
                 "trouble": self.trouble,
                 "sdks": self.sdks,
                 "events_uri": self.url,
+                "lens": self.lens_secret is not None,
             },
             separators=_COMPACT,
         )
@@ -878,6 +889,8 @@ class Console:
                 return _error(400, f"the body must be JSON ({exc})")
             if path == _EVALUATE:
                 return await self._evaluate(server, request)
+            if path == _LENS:
+                return self._lens(server, request)
             if not isinstance(request, dict) or not isinstance(request.get("key"), str):
                 return _error(400, 'the body must be {"key": ..., ...}')
             if path == _RESET:
@@ -968,6 +981,62 @@ class Console:
         asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
         body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
         return Reply(status=200, body=body.encode())
+
+    def _lens(self, server: FlagHost, request: object) -> Reply:
+        """A flag lens link: the app's URL with a token of the flags' variations."""
+        secret = self.lens_secret
+        if secret is None:
+            return _error(
+                404, "no lens secret: start `aioflags serve --lens-secret-file F`"
+            )
+        if not isinstance(request, dict):
+            return _error(400, 'the body must be {"url": ..., "flags": [...], ...}')
+        url = request.get("url")
+        picked = request.get("flags")
+        ttl = request.get("ttl", 1800)
+        context_key = request.get("context_key") or None
+        trace = request.get("trace", False)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _error(400, "the app's URL must begin with http:// or https://")
+        if not isinstance(picked, list) or not picked:
+            return _error(400, "pick at least one flag and the variation it serves")
+        if (
+            not isinstance(ttl, int)
+            or isinstance(ttl, bool)
+            or not 60 <= ttl <= LENS_MAX_TTL
+        ):
+            return _error(400, f"ttl is whole seconds from 60 to {LENS_MAX_TTL}")
+        if context_key is not None and not isinstance(context_key, str):
+            return _error(400, "the context key is a string")
+        if not isinstance(trace, bool):
+            return _error(400, "trace is true or false")
+        flags: JSONObject = {}
+        for item in picked:
+            key = item.get("key") if isinstance(item, dict) else None
+            index = item.get("variation") if isinstance(item, dict) else None
+            flag = server.flags.get(key) if isinstance(key, str) else None
+            if flag is None:
+                return _error(404, f"no flag {key!r}")
+            variations = flag.get("variations")
+            values = variations if isinstance(variations, list) else []
+            if (
+                not isinstance(index, int)
+                or isinstance(index, bool)
+                or not 0 <= index < len(values)
+            ):
+                return _error(
+                    400, f"{key!r}: the variation is an index below {len(values)}"
+                )
+            flags[str(key)] = values[index]
+        from aioflags._lens._token import mint
+        from aioflags._lens._web import with_token
+
+        try:
+            token = mint(secret, flags, ttl=ttl, context_key=context_key, trace=trace)
+            link = with_token(url, token)
+        except (ImportError, ValueError) as exc:
+            return _error(400, str(exc))
+        return _json_reply(200, {"link": link, "token": token, "ttl": ttl})
 
     def _reset(self, server: FlagHost, key: str) -> Reply:
         if key not in server.flags:

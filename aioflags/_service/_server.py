@@ -124,6 +124,10 @@ class FlagServer:
     relays each to its HTTP server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
     ``RecordedRequest.connection`` is 0).
 
+    ``lens_secret``: the flag lens secret (the first of the app's
+    ``LensConfig.secrets``): the console then has a "Share a lens" form that
+    makes links (docs/lens.md). Added in version 0.2.0.
+
     HTTP is served by Hypercorn with Starlette's routing: install the
     ``service`` extra (``pip install 'aioflags[service]'``).
 
@@ -140,6 +144,7 @@ class FlagServer:
         keep: int | None = None,
         keep_bytes: int | None = None,
         count_connections: bool = True,
+        lens_secret: str | bytes | None = None,
     ) -> None:
         if keep is not None and keep < 1:
             raise ValueError(f"keep must be at least 1 or None, not {keep!r}")
@@ -204,6 +209,12 @@ class FlagServer:
         self._event_seq = itertools.count()
         self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
         self._console = console.Console(host, lambda: self._ofrep.fresh_snapshot())
+        if lens_secret is not None:
+            from aioflags._lens._config import LensConfig
+
+            # (checked as the app's LensConfig checks it: 32 bytes at least)
+            secret = LensConfig(secrets=[lens_secret], allow=["*"]).secrets[0]
+            self._console.lens_secret = secret
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(lambda: self._version, self._objects)
 

@@ -445,6 +445,102 @@ async function evaluate(event) {
 
 $("evaluate").addEventListener("submit", evaluate);
 
+// ---------------------------------------------------------------- the lens
+let lensRows = 0;
+
+function lensVariations(select, key) {
+  // The chosen flag's variations, by index (the service maps them to values).
+  const flag = served.find((f) => f.key === key);
+  const options = flag ? flag.variations : [];
+  const keep = select.value;
+  select.replaceChildren(...options.map((v, i) => element("option", { value: String(i) }, v)));
+  if (keep && Number(keep) < options.length) select.value = keep;
+  select.disabled = options.length === 0;
+}
+
+function addLensFlag(focus = true) {
+  lensRows += 1;
+  const n = lensRows;
+  const item = element("li");
+  const key = element("input", {
+    list: "flag-keys",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-label": `Flag ${n}`,
+    required: "",
+  });
+  const value = element("select", { "aria-label": `Flag ${n} serves` });
+  value.disabled = true;
+  const remove = element("button", { type: "button", "aria-label": `Remove flag ${n}` }, "Remove");
+  key.addEventListener("input", () => lensVariations(value, key.value.trim()));
+  remove.addEventListener("click", () => item.remove());
+  item.append(key, value, remove);
+  $("lens-flags").append(item);
+  if (focus) key.focus();
+}
+
+function lensProblem(text) {
+  const problem = $("lens-problem");
+  problem.textContent = text;
+  problem.hidden = text === "";
+}
+
+async function makeLens(event) {
+  event.preventDefault();
+  lensProblem("");
+  const flags = [];
+  for (const item of $("lens-flags").children) {
+    const [key, value] = item.querySelectorAll("input, select");
+    if (value.disabled) {
+      lensProblem(`No flag ${key.value.trim()}: pick one of the list.`);
+      return;
+    }
+    flags.push({ key: key.value.trim(), variation: Number(value.value) });
+  }
+  if (!flags.length) {
+    lensProblem("Add a flag, and the variation it serves.");
+    return;
+  }
+  const body = {
+    url: $("lens-url").value.trim(),
+    flags,
+    ttl: Number($("lens-ttl").value),
+    context_key: $("lens-context").value.trim() || null,
+    trace: $("lens-trace").checked,
+  };
+  const [ok, , answer] = await post("api/lens", body);
+  if (!ok) {
+    lensProblem(answer.message);
+    return;
+  }
+  $("lens-link").value = answer.link;
+  setText($("lens-copied"), "");
+  $("lens-made").hidden = false;
+  $("lens-link").select();
+}
+
+async function copyLens() {
+  const link = $("lens-link");
+  link.select();
+  try {
+    await navigator.clipboard.writeText(link.value);
+    setText($("lens-copied"), "Copied");
+  } catch (error) {
+    // No clipboard (plain http on another address): it is selected to copy.
+    setText($("lens-copied"), "Selected: press Ctrl+C (⌘C) to copy");
+  }
+}
+
+$("lens-add").addEventListener("click", () => addLensFlag());
+$("lens").addEventListener("submit", makeLens);
+$("lens-copy").addEventListener("click", copyLens);
+
+function showLens(on) {
+  const section = $("lens-section");
+  if (on && section.hidden && !$("lens-flags").children.length) addLensFlag(false);
+  section.hidden = !on;
+}
+
 // ------------------------------------------------------------------------ log
 function contexts(list) {
   return list.map((c) => (c.kind === "user" ? c.key : `${c.kind}:${c.key}`)).join(", ");
@@ -549,6 +645,7 @@ function show(state) {
   refreshDetails(served);
   showEvaluations(state);
   showSdks(state.sdks || []);
+  showLens(state.lens === true);
 }
 
 function connect() {
