@@ -11,6 +11,7 @@ longest lifetime, the claims' types, and the cause of each refusal
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -161,9 +162,11 @@ def _checked(
     """The lens's own rules over verified ``claims``."""
     exp, iat = claims["exp"], claims["iat"]
     if not all(
-        isinstance(t, (int, float)) and not isinstance(t, bool) for t in (exp, iat)
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+        for t in (exp, iat)
     ):
-        return Refusal("malformed", "exp and iat are numbers")
+        # (NaN compares false with every time: it would never expire)
+        return Refusal("malformed", "exp and iat are finite numbers")
     if now >= exp + LEEWAY:
         return Refusal("expired", "its exp has passed")
     if iat > now + LEEWAY:
