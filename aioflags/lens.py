@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, final
 
+from ._client._blocking import Client as BlockingClient
 from ._lens._config import LensConfig
 from ._lens._lens import warn
 from ._lens._token import mint
@@ -270,20 +271,22 @@ class LensScope:
 
 
 @contextlib.contextmanager
-def scope(client: Client, token: str) -> Iterator[LensScope]:
+def scope(client: Client | BlockingClient, token: str) -> Iterator[LensScope]:
     """Evaluate ``client``'s flags through the lens inside the ``with`` block.
 
     ``with aioflags.lens.scope(client, token):`` is, for work outside a
     request (a Celery task, a script), what the middleware does for a
-    request. The block's own task and the tasks it
-    starts see the token's overrides; nothing else does. A bad token never
-    raises: the block runs without the lens, and a WARNING (one a minute per
-    cause) says why; so does a client without ``Config(lens=...)``. Enter
-    and leave it in one task (a ``ContextVar`` is set and reset).
+    request, for an ``aioflags.Client`` or an ``aioflags.blocking.Client``.
+    The block's own task (or thread) and the tasks it starts see the
+    token's overrides; nothing else does. A bad token never raises: the
+    block runs without the lens, and a WARNING (one a minute per cause) says
+    why; so does a client without ``Config(lens=...)``. Enter and leave it
+    in one task (a ``ContextVar`` is set and reset).
 
     Added in version 0.2.0.
     """
-    lens = client._lens
+    face = client.async_client if isinstance(client, BlockingClient) else client
+    lens = face._lens
     if lens is None:
         warn(
             "config",
@@ -292,7 +295,7 @@ def scope(client: Client, token: str) -> Iterator[LensScope]:
         )
         yield LensScope(None)
         return
-    view = lens.open(token, _flag_keys(client))
+    view = lens.open(token, _flag_keys(face))
     if view is None:
         yield LensScope(None)
         return

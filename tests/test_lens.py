@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from fastapi import FastAPI
 
 import aioflags
+import aioflags.blocking
 from aioflags import Context
 from aioflags._core._clock import wall_ms
 from aioflags._lens import _lens as lens_runtime
@@ -843,3 +844,14 @@ def test_serve_refuses_a_lens_secret_file_it_cannot_use(
     missing = tmp_path / "missing"
     assert main(["serve", str(flags), "--lens-secret-file", str(missing)]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_a_blocking_client_looks_through_the_lens_in_scope_only() -> None:
+    with aioflags.blocking.Client(config()) as client:
+        assert client.bool_variation("new-checkout", USER, False) is False
+        with scope(client, token({"new-checkout": True})) as lensed:
+            assert lensed.active
+            assert client.bool_variation("new-checkout", USER, False) is True
+            detail = client.variation_detail("new-checkout", USER, None)
+            assert detail.reason == {"kind": "OVERRIDE", "lens": "t1"}
+        assert client.bool_variation("new-checkout", USER, False) is False
