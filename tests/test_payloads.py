@@ -166,3 +166,21 @@ def test_fdv1_payloads() -> None:
 def test_fdv1_rejects(fn: Any, data: Any) -> None:
     with pytest.raises(ProtocolError):
         fn(data)
+
+
+def test_builder_skips_objects_of_no_shape_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = ChangeSetBuilder()
+    b.server_intent(INTENT_FULL)
+    b.put_object("x")
+    b.put_object({"kind": 7, "key": "f", "version": 1, "object": {}})
+    b.delete_object([])
+    b.put_object({"kind": "gizmo", "object": "later protocols may say anything"})
+    b.put_object(PUT)
+    assert [c.key for c in b.payload_transferred(DONE).changes] == ["f"]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].startswith("Ignored 3 objects")
+    b.server_intent(INTENT_FULL)
+    b.payload_transferred(DONE)  # a clean payload says nothing
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1

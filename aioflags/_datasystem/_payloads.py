@@ -205,6 +205,7 @@ class ChangeSetBuilder:
 
     __slots__ = (
         "_changes",
+        "_ignored",
         "_intent",
         "_nodes",
         "_patterns",
@@ -232,6 +233,27 @@ class ChangeSetBuilder:
         #: the last change of a node counting: what the store compiles, with
         #: no walk over the changes (every queued put is in it if it has any).
         self._nodes: dict[str, tuple[str, ...]] = {}
+        #: The payload's objects ignored as having no shape at all (their
+        #: ``data`` is not an object, or has no string ``kind``): how many,
+        #: and what the first one was. Said in one line as the payload ends.
+        self._ignored: tuple[int, str] = (0, "")
+
+    def _ignore(self, event: str, why: str) -> None:
+        count, first = self._ignored
+        self._ignored = (count + 1, first or f"a {event} whose {why}")
+
+    def _tell_ignored(self) -> None:
+        count, first = self._ignored
+        if count:
+            logger.warning(
+                "Ignored %d object%s of the flag data that %s no shape this SDK"
+                " can read (the first: %s); the rest of the payload applies",
+                count,
+                "" if count == 1 else "s",
+                "has" if count == 1 else "have",
+                first,
+            )
+            self._ignored = (0, "")
 
     @property
     def intent(self) -> IntentCode | None:
@@ -293,11 +315,22 @@ class ChangeSetBuilder:
         else:
             fine = False
         if not fine:  # the same checks, one at a time: the first failure is named
-            body = _object(data, "put-object")
-            kind = _field(body, "kind", str, "put-object")
-            key = _field(body, "key", str, "put-object")
-            version = _field(body, "version", int, "put-object")
-            obj = _field(body, "object", dict, "put-object")
+            # An object without a shape, or of a kind this SDK does not know
+            # (a later protocol's), is skipped whatever else it holds; one of
+            # a known kind must be whole.
+            if type(data) is not dict:
+                self._ignore("put-object", "data is not an object")
+                return
+            kind = data.get("kind")
+            if type(kind) is not str:
+                self._ignore("put-object", "kind is not a string")
+                return
+            if kind not in _KINDS:
+                logger.debug("Ignoring put-object of unknown kind %r", kind)
+                return
+            key = _field(data, "key", str, "put-object")
+            version = _field(data, "version", int, "put-object")
+            obj = _field(data, "object", dict, "put-object")
         if kind not in _KINDS:
             logger.debug("Ignoring put-object of unknown kind %r", kind)
             return
@@ -333,13 +366,18 @@ class ChangeSetBuilder:
 
     def delete_object(self, data: JSONValue) -> None:
         """Queue a ``delete-object`` (unknown kinds are ignored)."""
-        body = _object(data, "delete-object")
-        kind = _field(body, "kind", str, "delete-object")
-        key = _field(body, "key", str, "delete-object")
-        version = _field(body, "version", int, "delete-object")
+        if type(data) is not dict:
+            self._ignore("delete-object", "data is not an object")
+            return
+        kind = data.get("kind")
+        if type(kind) is not str:
+            self._ignore("delete-object", "kind is not a string")
+            return
         if kind not in _KINDS:
             logger.debug("Ignoring delete-object of unknown kind %r", kind)
             return
+        key = _field(data, "key", str, "delete-object")
+        version = _field(data, "version", int, "delete-object")
         self._changes.append(
             Change(
                 action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
@@ -366,6 +404,7 @@ class ChangeSetBuilder:
         self._size = 0
         self._patterns = {}
         self._nodes = {}
+        self._ignored = (0, "")
 
     def payload_transferred(self, data: JSONValue) -> ChangeSet:
         """Handle ``payload-transferred``: emit the change set and clear the queue."""
@@ -374,6 +413,7 @@ class ChangeSetBuilder:
         version = _field(body, "version", int, "payload-transferred")
         if self._intent is None:
             raise ProtocolError("changeset: cannot complete without a server-intent")
+        self._tell_ignored()
         change_set = ChangeSet._raw(
             self._intent,
             self._changes,
