@@ -26,6 +26,8 @@ Added in version 0.1.0.
 
 from __future__ import annotations
 
+import os  # noqa: TC003 - typing.get_type_hints() resolves annotations here
+
 from ._core._exceptions import ProtocolError as ProtocolError
 from ._core._exceptions import SourceError as SourceError
 from ._datasystem._context import InitializerFactory as InitializerFactory
@@ -52,6 +54,7 @@ from ._datasystem._sources._polling import (
 from ._datasystem._sources._polling import (
     polling_synchronizer as polling_synchronizer,
 )
+from ._datasystem._sources._saved import SavedState as SavedState
 from ._datasystem._sources._streaming import (
     fdv1_streaming_synchronizer as fdv1_streaming_synchronizer,
 )
@@ -71,6 +74,7 @@ __all__ = [
     "IntentCode",
     "ObjectKind",
     "ProtocolError",
+    "SavedState",
     "Selector",
     "SourceContext",
     "SourceError",
@@ -81,8 +85,30 @@ __all__ = [
     "fdv1_streaming_synchronizer",
     "polling_initializer",
     "polling_synchronizer",
+    "saved_state",
     "streaming_synchronizer",
 ]
+
+
+def saved_state(
+    path: str | os.PathLike[str], *, max_age: float = 86400.0, interval: float = 30.0
+) -> SavedState:
+    """Start from the flag data saved in ``path``, and save the network's there.
+
+    For ``DataSystem.default(saved_state=...)`` (and ``streaming``,
+    ``polling``, ``custom``): read first, as the first initializer, the
+    client is READY from the file when it was saved less than ``max_age``
+    seconds ago (a day by default), before the flag service answers; the
+    network's data then replaces it. The data applied from the network is
+    written to ``path`` atomically, at most every ``interval`` seconds, in a
+    worker thread, never on the evaluation path; a failed write is a
+    WARNING. A missing, corrupt, truncated, foreign or too old file is
+    skipped with one line saying why. See docs/data-system.md.
+
+    Added in version 0.2.0.
+    """
+    return SavedState(path, max_age=max_age, interval=interval)
+
 
 # The names documented here (not in ``aioflags.__all__``) name this module as
 # theirs: reprs and the API reference say ``aioflags.sources.Basis``. Done
@@ -97,6 +123,7 @@ for _cls in (
     ObjectKind,
     ProtocolError,
     Selector,
+    SavedState,
     SourceContext,
     SourceError,
     Update,

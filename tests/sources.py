@@ -145,7 +145,7 @@ class Recorder:
         self.statuses.append(status)
         self._told.notify()
 
-    def data_changed(self, flags: frozenset[str]) -> None:
+    def data_changed(self, flags: frozenset[str], origin: str | None = None) -> None:
         self.changes.append(flags)
         self._told.notify()
 

@@ -60,11 +60,11 @@ class StatusLayer:
         self._started = anyio.current_time()  # for "READY in N ms" (real time)
 
     # ------------------------------------------------------- from the data system
-    def data_changed(self, flags: frozenset[str]) -> None:
+    def data_changed(self, flags: frozenset[str], origin: str | None = None) -> None:
         status = self._bus.status
         if not self._ever_ready:
             if self._store.initialized:
-                self._ready("flag data received")
+                self._ready("flag data received", origin)
             return
         if status is ProviderStatus.READY:
             if flags:
@@ -201,17 +201,21 @@ class StatusLayer:
             self._grace = None
 
     # --------------------------------------------------------------- helpers
-    def _ready(self, message: str) -> None:
+    def _ready(self, message: str, origin: str | None = None) -> None:
+        """READY; ``origin``: where the data came from, when not the network."""
         self._ever_ready = True
         self._pending.clear()
         elapsed_ms = (anyio.current_time() - self._started) * 1000
         flags = self._store.flag_count
         logger.info(
-            "aioflags client READY in %.0f ms with %d flags",
+            "aioflags client READY in %.0f ms with %d flags%s",
             elapsed_ms,
             flags,
+            "" if origin is None else f" {origin}",
             extra={"elapsed_ms": round(elapsed_ms), "flags": flags},
         )
+        if origin is not None:
+            message = f"{message} {origin}"
         self._bus.emit(ProviderEvent.READY, message=message)
 
     def _error(self, message: str) -> None:

@@ -22,9 +22,25 @@ from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
     from ._context import InitializerFactory, SynchronizerFactory
+    from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
 __all__ = ["DataSystem", "is_local"]
+
+
+def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
+    """``saved_state=``: a path (defaults for the rest), or a ``SavedState``."""
+    if given is None:
+        return None
+    from ._sources._saved import SavedState
+
+    return given if isinstance(given, SavedState) else SavedState(given)
+
+
+def _is_saved_state(value: object) -> bool:
+    from ._sources._saved import SavedState
+
+    return isinstance(value, SavedState)
 
 
 def is_local(system: DataSystem) -> bool:
@@ -59,6 +75,10 @@ class DataSystem(Frozen):
             presets read and, in read-write mode, write; ``None``: none.
         store_mode: ``StoreMode.READ_WRITE``: every applied change set is
             written to ``store``; ``StoreMode.READ_ONLY``: never written.
+        saved_state: where the last good flag data is kept on disk
+            (``aioflags.sources.saved_state``): read first, as the first
+            initializer, and written as the network's data arrives; ``None``:
+            none. Added in version 0.2.0.
 
     Added in version 0.1.0.
     """
@@ -72,6 +92,7 @@ class DataSystem(Frozen):
         "recovery_after",
         "store",
         "store_mode",
+        "saved_state",
     )
     initializers: tuple[InitializerFactory, ...]
     synchronizers: tuple[SynchronizerFactory, ...]
@@ -81,6 +102,7 @@ class DataSystem(Frozen):
     recovery_after: float
     store: PersistentStore | None
     store_mode: StoreMode
+    saved_state: SavedState | None
 
     def __init__(
         self,
@@ -93,8 +115,17 @@ class DataSystem(Frozen):
         recovery_after: float = 300.0,
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_ONLY,
+        saved_state: SavedState | None = None,
     ) -> None:
-        set_field(self, "initializers", _sources(initializers))
+        initializers = _sources(initializers)
+        if saved_state is not None and not _is_saved_state(saved_state):
+            raise ConfigurationError(
+                "saved_state must be aioflags.sources.saved_state(path, ...) (the "
+                f"presets also take a path), got {saved_state!r}"
+            )
+        if saved_state is not None and saved_state not in initializers:
+            initializers = (saved_state, *initializers)  # (read first)
+        set_field(self, "initializers", initializers)
         set_field(self, "synchronizers", _sources(synchronizers))
         set_field(self, "fdv1_fallback", fdv1_fallback)
         set_field(self, "initializing_timeout", initializing_timeout)
@@ -102,6 +133,7 @@ class DataSystem(Frozen):
         set_field(self, "recovery_after", recovery_after)
         set_field(self, "store", store)
         set_field(self, "store_mode", store_mode)
+        set_field(self, "saved_state", saved_state)
         self._validate()
 
     def _validate(self) -> None:
@@ -134,7 +166,12 @@ class DataSystem(Frozen):
             )
 
     @classmethod
-    def default(cls, *, store: PersistentStore | None = None) -> DataSystem:
+    def default(
+        cls,
+        *,
+        store: PersistentStore | None = None,
+        saved_state: str | os.PathLike[str] | SavedState | None = None,
+    ) -> DataSystem:
         """The recommended data system: streaming, with polling to fall back on.
 
         FDv2 polling initializer, then FDv2 streaming (primary) with FDv2
@@ -143,6 +180,11 @@ class DataSystem(Frozen):
         With ``store`` (read-write mode): the store is read beside the network
         sources and, if it is initialised, served until the network delivers;
         every change set applied from the network is written to it.
+
+        With ``saved_state`` (a path, or ``aioflags.sources.saved_state(path,
+        max_age=..., interval=...)``): the client starts from the data saved
+        there, if recent enough, before the network answers, and the data
+        from the network is saved there (docs/data-system.md).
         """
         from ._sources import _polling, _streaming
 
@@ -153,28 +195,39 @@ class DataSystem(Frozen):
                 _polling.polling_synchronizer(),
             ),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(),
+            saved_state=_saved(saved_state),
         )._with_store(store)
 
     @classmethod
-    def streaming(cls, *, store: PersistentStore | None = None) -> DataSystem:
+    def streaming(
+        cls,
+        *,
+        store: PersistentStore | None = None,
+        saved_state: str | os.PathLike[str] | SavedState | None = None,
+    ) -> DataSystem:
         """FDv2 streaming only; FDv1 polling as the directed fallback.
 
-        ``store``: read-write mode, as for :meth:`default`.
+        ``store``, ``saved_state``: as for :meth:`default`.
         """
         from ._sources import _polling, _streaming
 
         return cls(
             synchronizers=(_streaming.streaming_synchronizer(),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(),
+            saved_state=_saved(saved_state),
         )._with_store(store)
 
     @classmethod
     def polling(
-        cls, interval: float = 30.0, *, store: PersistentStore | None = None
+        cls,
+        interval: float = 30.0,
+        *,
+        store: PersistentStore | None = None,
+        saved_state: str | os.PathLike[str] | SavedState | None = None,
     ) -> DataSystem:
         """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback.
 
-        ``store``: read-write mode, as for :meth:`default`.
+        ``store``, ``saved_state``: as for :meth:`default`.
         """
         from ._sources import _polling
 
@@ -182,6 +235,7 @@ class DataSystem(Frozen):
         return cls(
             synchronizers=(_polling.polling_synchronizer(interval=interval),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
+            saved_state=_saved(saved_state),
         )._with_store(store)
 
     @classmethod
@@ -280,13 +334,15 @@ class DataSystem(Frozen):
         fdv1_fallback: SynchronizerFactory | None = None,
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_WRITE,
+        saved_state: str | os.PathLike[str] | SavedState | None = None,
     ) -> DataSystem:
         """Any sources: async-generator factories called with a SourceContext.
 
         With ``store``, the store is served until the sources deliver (as in
         read-write mode) and, in ``StoreMode.READ_WRITE``, every applied change
         set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
-        sources at all is daemon mode (:meth:`daemon`).
+        sources at all is daemon mode (:meth:`daemon`). ``saved_state``: as
+        for :meth:`default` (its initializer first).
         """
         initializers, synchronizers = _sources(initializers), _sources(synchronizers)
         if store is not None and not initializers and not synchronizers:
@@ -295,6 +351,7 @@ class DataSystem(Frozen):
             initializers=initializers,
             synchronizers=synchronizers,
             fdv1_fallback=fdv1_fallback,
+            saved_state=_saved(saved_state),
         )._with_store(store, store_mode)
 
     def with_timings(

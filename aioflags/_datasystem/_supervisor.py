@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from ._config import DataSystem
     from ._context import InitializerFactory, SourceContext, SynchronizerFactory
     from ._datatypes import ChangeSet
+    from ._sources._saved import StateSaver
     from ._store import Store
     from ._stores._gate import Refresher
     from ._stores._lookups import StoreLookups
@@ -102,8 +103,12 @@ class DataSystemListener(Protocol):
     def data_source_status(self, status: DataSourceStatus) -> None:
         """The data system's status changed."""
 
-    def data_changed(self, flags: frozenset[str]) -> None:
-        """A change set was applied; ``flags`` may have changed value."""
+    def data_changed(self, flags: frozenset[str], origin: str | None = None) -> None:
+        """A change set was applied; ``flags`` may have changed value.
+
+        ``origin``: where the data came from, when not the network (the
+        saved state's words, for the READY event).
+        """
 
 
 def _effective(state: SourceState, current: SourceState) -> SourceState:
@@ -246,6 +251,8 @@ class Supervisor:
         # Set once, when the directive arrives and an FDv1 source is configured.
         self._run_fdv1 = False
         self._writer: StoreWriter | None = None
+        #: Saves the network's data to ``DataSystem.saved_state`` (None: not asked).
+        self._saver: StateSaver | None = None
         self._apply_lock = anyio.Lock()
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False
@@ -289,6 +296,12 @@ class Supervisor:
             opened = open_writer(store if writes else None, self._clock)
         async with opened as writer, anyio.create_task_group() as store_reader:
             self._writer = writer
+            saved = system.saved_state
+            if saved is not None:
+                from ._sources._saved import StateSaver
+
+                self._saver = StateSaver(saved, self._clock)
+                store_reader.start_soon(self._saver.run)
             # Compiles cold flags and merges delta overlays in the background.
             store_reader.start_soon(self._store.maintain)
             if store is not None and (system.initializers or system.synchronizers):
@@ -301,7 +314,11 @@ class Supervisor:
                     self._refresher,
                     self._lookups,
                 )
-            await self._run(task_status=task_status)
+            try:
+                await self._run(task_status=task_status)
+            finally:
+                if self._saver is not None:  # what it has not saved yet
+                    await self._saver.close()
             store_reader.cancel_scope.cancel()
 
     async def _run(self, *, task_status: TaskStatus[None]) -> None:
@@ -349,7 +366,11 @@ class Supervisor:
                 continue
             self._environment_id(basis.environment_id)
             if basis.change_set is not None:
-                await self._apply(basis.change_set, persist=basis.persist)
+                saved = self._system.saved_state
+                origin = saved.origin() if factory is saved else None
+                await self._apply(
+                    basis.change_set, persist=basis.persist, origin=origin
+                )
             elif basis.error is not None:
                 self._status.update(SourceState.INTERRUPTED, basis.error)
             if basis.fallback_to_fdv1:
@@ -519,7 +540,9 @@ class Supervisor:
             return _Outcome.REMOVE
         return None
 
-    async def _apply(self, change_set: ChangeSet, *, persist: bool = True) -> None:
+    async def _apply(
+        self, change_set: ChangeSet, *, persist: bool = True, origin: str | None = None
+    ) -> None:
         async with self._apply_lock:
             changed = await self._store.apply(change_set)
             self._delivered = True
@@ -530,7 +553,9 @@ class Supervisor:
             lookups.stop()
         if persist and self._writer is not None:
             self._writer.submit(change_set)
-        self._listener.data_changed(changed)
+        if persist and self._saver is not None:
+            self._saver.submit(change_set)
+        self._listener.data_changed(changed, origin)
 
     async def _apply_from_store(self, change_set: ChangeSet) -> None:
         """The store's data, unless the sources delivered first (never written back)."""

@@ -1,0 +1,351 @@
+"""Saved state: start from the last good flag data on disk, before the network answers.
+
+:class:`SavedState` is an initializer (run first: it reads the file in a
+worker thread, and the client is READY from it when it is recent enough)
+and says where the data system keeps the file: the supervisor hands every
+change set applied from the network to a :class:`StateSaver`, which keeps a
+mirror of the data set and writes it, at most once per ``interval``, in a
+worker thread, atomically (a temporary file beside it, flushed to disk,
+then renamed over it). Nothing of it runs on the evaluation path.
+
+The file is an FDv2 poll body with three fields before its events:
+``{"format": "aioflags-saved-state", "version": 1, "saved_at": <epoch ms>,
+"events": [server-intent, put-object..., payload-transferred]}``. Each
+``put-object`` is kept as the text it arrived in (nothing is serialised
+again to save it), and the file is read back by ingest's own parser, a
+slice at a time on the event loop. A file that is not that (truncated,
+corrupt, another program's, too old) is skipped with one line saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, final
+
+import anyio
+import anyio.to_thread
+
+from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ConfigurationError, ProtocolError
+from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._json import RAW_DATA, RAW_EVENT
+from aioflags._datasystem._datatypes import (
+    Basis,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+)
+from aioflags._datasystem._payloads import parse_fdv2_poll_text
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from aioflags._core._clock import Clock
+    from aioflags._datasystem._context import SourceContext
+
+__all__ = ["FORMAT", "SavedState", "StateSaver"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: The file's ``format`` (a file without it is another program's).
+FORMAT: Final = "aioflags-saved-state"
+_VERSION: Final = 1
+
+
+@final
+class SavedState(Frozen):
+    """Where the last good flag data is kept on disk, and how old it may be to start from.
+
+    Made by :func:`aioflags.sources.saved_state`; the presets take it (or a
+    path) as ``DataSystem.default(saved_state=...)``. As an initializer it
+    reads the file; the data system writes it.
+
+    Attributes:
+        path: the file.
+        max_age: seconds: a file saved longer ago is not started from.
+        interval: seconds: the file is written at most this often.
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = ("path", "max_age", "interval")  # noqa: RUF023 - fields in order
+    path: Path
+    max_age: float
+    interval: float
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_age: float = 86400.0,
+        interval: float = 30.0,
+    ) -> None:
+        given: object = path  # (callers may not be typed)
+        if not isinstance(given, (str, os.PathLike)) or not str(given):
+            raise ConfigurationError(f"saved_state takes a file path, got {path!r}")
+        for name, value in (("max_age", max_age), ("interval", interval)):
+            seen: object = value
+            if (
+                isinstance(seen, bool)
+                or not isinstance(seen, (int, float))
+                or not seen > 0
+            ):
+                raise ConfigurationError(
+                    f"saved_state {name} is a positive number of seconds, got {value!r}"
+                )
+        set_field(self, "path", Path(path))
+        set_field(self, "max_age", float(max_age))
+        set_field(self, "interval", float(interval))
+
+    def __call__(self, context: SourceContext) -> AsyncGenerator[Basis, None]:
+        """The initializer: the saved data, if the file is there, whole and recent enough."""
+        return self._read(context)
+
+    async def _read(self, context: SourceContext) -> AsyncGenerator[Basis, None]:
+        read = await anyio.to_thread.run_sync(_load, self.path, self.max_age)
+        if isinstance(read, str):
+            logger.warning(
+                "Not starting from the saved state in %s: %s", self.path, read
+            )
+            return
+        if read is None:
+            logger.info(
+                "No saved state in %s yet: starting from the flag service", self.path
+            )
+            return
+        text, saved_at = read
+        try:
+            change_set = await parse_fdv2_poll_text(
+                text,
+                freeze_gc=context.config.gc_freeze,
+                max_changes=context.config.max_payload_changes,
+            )
+        except ProtocolError as exc:
+            logger.warning(
+                "Not starting from the saved state in %s: it is truncated or"
+                " corrupt (%s)",
+                self.path,
+                exc,
+            )
+            return
+        age = max(0.0, (wall_ms() - saved_at) / 1000)
+        logger.info(
+            "Starting from the saved state in %s (saved %.0f s ago): the flag "
+            "service's data replaces it when it arrives",
+            self.path,
+            age,
+        )
+        # Not persisted again (it is what the file holds), and no basis to
+        # ask the flag service for changes since: the network sends it whole.
+        yield Basis(change_set=change_set, persist=False)
+
+    def origin(self) -> str:
+        """What the READY event says of data that came from this file."""
+        return f"from the saved state in {self.path}"
+
+
+#: The file's first bytes, as :class:`StateSaver` writes them.
+_HEAD: Final = re.compile(
+    r'\{"format":"aioflags-saved-state","version":(\d+),"saved_at":(\d+),"events":\['
+)
+
+
+def _load(path: Path, max_age: float) -> tuple[str, int] | str | None:
+    """The file's text and when it was saved; why it is skipped; None: no file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text (corrupt)"
+    head = _HEAD.match(text)
+    if head is None:
+        if not text.strip():
+            return "it is empty"
+        return f"it is not an aioflags saved state (it does not begin {FORMAT!r})"
+    if int(head.group(1)) != _VERSION:
+        return f"it is of another version ({head.group(1)}; this SDK reads {_VERSION})"
+    saved_at = int(head.group(2))
+    age = (wall_ms() - saved_at) / 1000
+    if age > max_age:
+        return f"it was saved {age:.0f} s ago, longer than max_age ({max_age:.0f} s)"
+    return text, saved_at
+
+
+#: Seconds a closing client may spend writing what it has not saved yet.
+CLOSE_BOUND: Final = 2.0
+
+
+class StateSaver:
+    """Keeps the data set applied from the network, and writes it to a :class:`SavedState`.
+
+    :meth:`submit` (synchronous, never blocks) queues an applied change set.
+    :meth:`run` folds the queue into the mirror (each item's ``put-object``
+    event text by kind and key: the text it arrived in, when it came by
+    FDv2; deleted items as versions only), then, once a full data set has
+    been seen, writes the file in a worker thread, at most once per
+    ``interval``. A failed write is a WARNING (once per run of failures),
+    never a fault.
+    """
+
+    def __init__(self, saved: SavedState, clock: Clock) -> None:
+        self._saved = saved
+        self._clock = clock
+        self._mirror: dict[str, dict[str, tuple[int, str | None]]] = {
+            "flag": {},
+            "segment": {},
+        }
+        self._queue: list[ChangeSet] = []
+        self._full_seen = False
+        self._dirty = anyio.Event()
+        # change sets submitted, and how many of them the file holds
+        self._submitted = 0
+        self._saved_up_to = 0
+        self._failing = False
+        #: Files written (for tests and diagnostics).
+        self.writes = 0
+
+    def submit(self, change_set: ChangeSet) -> None:
+        """Queue an applied change set (no work, no I/O)."""
+        if change_set.intent is IntentCode.TRANSFER_NONE:
+            return
+        if change_set.intent is IntentCode.TRANSFER_FULL:
+            self._queue.clear()
+        self._queue.append(change_set)
+        self._submitted += 1
+        self._dirty.set()
+
+    def _fold(self) -> None:
+        queue, self._queue = self._queue, []
+        for change_set in queue:
+            if change_set.intent is IntentCode.TRANSFER_FULL:
+                self._full_seen = True
+                for items in self._mirror.values():
+                    items.clear()
+            compare = change_set.compare_versions
+            for item in change_set._items:
+                if isinstance(item, Change):
+                    kind, key, version = item.kind.value, item.key, item.version
+                    text = _event_of(item)
+                else:  # a raw put: (kind, key, version, raw, path, ...)
+                    kind, key, version, raw, path = item[:5]
+                    if path == RAW_EVENT:
+                        text = raw
+                    elif path == RAW_DATA:
+                        text = f'{{"event":"put-object","data":{raw}}}'
+                    else:  # (no other place a put's text comes from)
+                        text = _event_of(Change._raw_put(*item[:5]))
+                items = self._mirror[kind]
+                old = items.get(key)
+                if compare and old and old[0] >= version:
+                    continue
+                items[key] = (version, text)
+
+    async def run(self) -> None:
+        """Write the mirror whenever it changed, at most once per interval."""
+        while True:
+            await self._dirty.wait()
+            await self._write()
+            await self._clock.sleep(self._saved.interval)
+
+    async def close(self) -> None:
+        """Write what is not saved yet (the client is closing), within :data:`CLOSE_BOUND`.
+
+        Shielded: it runs as the data system is cancelled; never raises.
+        """
+        if self._saved_up_to == self._submitted:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_BOUND):
+            await self._write()
+
+    async def _write(self) -> None:
+        self._dirty = anyio.Event()
+        submitted = self._submitted
+        self._fold()
+        if not self._full_seen:
+            self._saved_up_to = submitted
+            return  # not the whole data set: nothing to start from yet
+        text = self._text()
+        try:
+            await anyio.to_thread.run_sync(_write_atomically, self._saved.path, text)
+        except OSError as exc:
+            if not self._failing:
+                logger.warning(
+                    "Could not save the flag data to %s (%s): the client goes on;"
+                    " it tries again at the next change",
+                    self._saved.path,
+                    exc.strerror or exc,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            logger.info("Saving the flag data to %s works again", self._saved.path)
+        self._failing = False
+        self._saved_up_to = submitted
+        self.writes += 1
+
+    def _text(self) -> str:
+        """The file's text, from the mirror's event texts (nothing serialised again)."""
+        events = [
+            '{"event":"server-intent","data":{"payloads":[{"id":"saved-state",'
+            '"target":0,"intentCode":"xfer-full"}]}}'
+        ]
+        for items in self._mirror.values():
+            events.extend(text for _, text in items.values() if text is not None)
+        events.append('{"event":"payload-transferred","data":{"state":"","version":0}}')
+        head = (
+            f'{{"format":"{FORMAT}","version":{_VERSION},"saved_at":{wall_ms()},'
+            '"events":['
+        )
+        return head + ",".join(events) + "]}"
+
+
+def _event_of(change: Change) -> str | None:
+    """A change as a ``put-object`` event's text (None: a delete, or a tombstone)."""
+    obj = change.obj
+    if change.action is ChangeKind.DELETE or obj is None or obj.get("deleted") is True:
+        return None
+    data = {
+        "kind": change.kind.value,
+        "key": change.key,
+        "version": change.version,
+        "object": obj,
+    }
+    return json.dumps({"event": "put-object", "data": data}, separators=(",", ":"))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``: a temporary file beside it, synced, renamed over it."""
+    folder = path.parent
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=folder
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:  # the rename itself, on disk (POSIX; Windows has no directory fd)
+        directory = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)

@@ -1,0 +1,261 @@
+"""Saved state (issue 63): start from the last good flag data on disk.
+
+A client with ``saved_state`` writes the data it gets from the flag service
+to a file (atomically, at most once per interval, never on the evaluation
+path); a client started while the service is down is READY from that file,
+with the values it held, and the network's data replaces it when the
+service is back. Files it cannot use are skipped with one line saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags import Client, Context, DataSystem, ProviderEvent, ProviderStatus
+from aioflags.sources import saved_state
+from aioflags.testing import FakeClock, FlagServer
+from tests.flags import STRING_FLAG
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("user-1")
+POLL, STREAM = "/sdk/poll", "/sdk/stream"
+
+
+def flag(served: int, key: str = "f") -> dict[str, Any]:
+    return {**STRING_FLAG, "key": key, "fallthrough": {"variation": served}}
+
+
+def down(**options: Any) -> aioflags.Config:
+    """A client whose flag service does not answer (nothing listens on port 9)."""
+    nowhere = "http://127.0.0.1:9"
+    settings: dict[str, Any] = {"send_events": False, "ready_timeout": 5, **options}
+    return aioflags.Config("sdk-key", base_uri=nowhere, stream_uri=nowhere, **settings)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files the saver left in ``folder``."""
+    return list(folder.glob(".*.tmp"))
+
+
+async def save(path: Path, flags: dict[str, Any], **options: Any) -> None:
+    """Run a client against a service with ``flags`` until it saved them."""
+    async with FlagServer(flags) as server:
+        system = DataSystem.default(saved_state=saved_state(path, **options))
+        async with Client(server.config(send_events=False, data_system=system)):
+            pass  # closing writes what is not saved yet
+
+
+async def test_a_client_starts_from_saved_state_while_the_service_is_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "aioflags")
+    path = tmp_path / "flags.saved.json"
+    await save(path, {"f": flag(1), "g": flag(0, "g")})
+    head = path.read_text()[:80]
+    assert head.startswith('{"format":"aioflags-saved-state","version":1,"saved_at":')
+    assert leftovers(tmp_path) == []  # no temporary file left
+
+    readies: list[str | None] = []
+    client = Client(down(data_system=DataSystem.default(saved_state=path)))
+    client.add_handler(
+        ProviderEvent.READY, lambda details: readies.append(details.message)
+    )
+    async with client:
+        assert client.status is ProviderStatus.READY
+        assert await client.variation("f", USER, "?") == "off"
+        assert await client.variation("g", USER, "?") == "on"
+    assert readies and readies[0] is not None
+    assert readies[0].startswith(f"flag data received from the saved state in {path}")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"Starting from the saved state in {path}" in said
+    assert "READY in" in said and f"from the saved state in {path}" in said
+
+
+async def test_the_network_replaces_saved_state_and_is_saved_in_turn(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "saved.json"
+    await save(path, {"f": flag(1)})
+    saved_at = json.loads(path.read_text())["saved_at"]
+    # (changed since it was saved: a later version, as the flag service numbers it)
+    async with FlagServer({"f": {**flag(0), "version": 2}}) as server:
+        # Down at first: the data system serves the file, then the service.
+        server.fail(POLL, status=503)
+        server.fail(STREAM, status=503)
+        config = server.config(
+            send_events=False,
+            initial_retry_delay=0.05,
+            max_retry_delay=0.1,
+            data_system=DataSystem.default(
+                saved_state=saved_state(path, interval=0.05)
+            ),
+        )
+        async with Client(config) as client:
+            assert await client.variation("f", USER, "?") == "off"  # from the file
+            # Started from the file, the client wrote nothing back.
+            assert json.loads(path.read_text())["saved_at"] == saved_at
+            changed = anyio.Event()
+            client.add_flag_change_handler(lambda keys: changed.set())
+            server.clear_faults()
+            with anyio.fail_after(10):
+                await changed.wait()
+            assert await client.variation("f", USER, "?") == "on"
+        saved = json.loads(path.read_text())
+        assert saved["saved_at"] > saved_at
+        puts = [e["data"] for e in saved["events"] if e["event"] == "put-object"]
+        assert [p["object"]["fallthrough"] for p in puts] == [{"variation": 0}]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "it is empty"),
+        (b'{"format":"aioflags-saved-state","version":1,"saved_at":1', "truncated"),
+        (b'{"flags": {}}', "not an aioflags saved state"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (
+            b'{"format":"aioflags-saved-state","version":9,"saved_at":1,"events":[]}',
+            "another version",
+        ),
+    ],
+    ids=["empty", "truncated", "foreign", "binary", "other-version"],
+)
+async def test_a_file_it_cannot_use_is_skipped_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, why: str
+) -> None:
+    path = tmp_path / "saved.json"
+    if why == "truncated":
+        await save(path, {"f": flag(1)})
+        content = path.read_bytes()[:-40]
+        content = content.replace(b'"saved_at":', b'"saved_at":', 1)
+    path.write_bytes(content)
+    async with FlagServer({"f": flag(0)}) as server:
+        system = DataSystem.default(saved_state=path)
+        async with Client(server.config(send_events=False, data_system=system)) as c:
+            assert await c.variation("f", USER, "?") == "on"  # from the network
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "saved state" in r.getMessage()
+    ]
+    assert len(said) == 1 and why in said[0], said
+
+
+async def test_a_file_older_than_max_age_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "saved.json"
+    await save(path, {"f": flag(1)})
+    text = path.read_text()
+    saved_at = json.loads(text)["saved_at"]
+    path.write_text(
+        text.replace(f'"saved_at":{saved_at}', f'"saved_at":{saved_at - 7200_000}')
+    )
+    config = down(
+        ready_timeout=1,  # (the service is down: it waits this long, in vain)
+        data_system=DataSystem.default(saved_state=saved_state(path, max_age=3600)),
+    )
+    async with Client(config) as client:
+        assert client.status is not ProviderStatus.READY
+        assert await client.variation("f", USER, "?") == "?"
+    assert any("longer than max_age (3600 s)" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failed_write_is_a_warning_never_a_fault(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "no-such-folder" / "saved.json"
+    async with FlagServer({"f": flag(0)}) as server:
+        system = DataSystem.default(saved_state=path)
+        async with Client(server.config(send_events=False, data_system=system)) as c:
+            assert await c.variation("f", USER, "?") == "on"
+            assert c.status is ProviderStatus.READY
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"Could not save the flag data to {path}" in m for m in said), said
+
+
+async def test_writes_at_most_once_per_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aioflags._datasystem._sources import _saved
+
+    written: list[str] = []
+    write = _saved._write_atomically
+
+    def counting(path: Path, text: str) -> None:
+        write(path, text)
+        written.append(text)
+
+    monkeypatch.setattr(_saved, "_write_atomically", counting)
+    path = tmp_path / "saved.json"
+    clock = FakeClock()
+    async with FlagServer({"f": flag(0)}) as server:
+        system = DataSystem.streaming(saved_state=saved_state(path, interval=30))
+        config = server.config(send_events=False, data_system=system)
+        async with Client(config, clock=clock) as client:
+            await server.wait_for_stream()
+            with anyio.fail_after(5):
+                while len(written) < 1:  # the first data, saved at once
+                    await clock.wait_for_sleeper(within=30)
+            for served in (1, 0, 1):
+                server.set_flag("f", flag(served))
+            with anyio.fail_after(5):
+                while await client.variation("f", USER, "?") != "off":
+                    await anyio.lowlevel.checkpoint()
+            assert len(written) == 1  # the interval has not passed
+            await clock.advance(30)
+            with anyio.fail_after(5):
+                while len(written) < 2:
+                    await clock.wait_for_sleeper(within=30)
+    events = json.loads(path.read_text())["events"]
+    assert [e["data"]["object"]["fallthrough"] for e in events[1:-1]] == [
+        {"variation": 1}
+    ]
+
+
+async def test_a_new_process_is_ready_from_disk_with_1000_flags(tmp_path: Path) -> None:
+    path = tmp_path / "saved.json"
+    flags = {f"flag-{i}": flag(i % 2, f"flag-{i}") for i in range(1000)}
+    await save(path, flags)
+    child = textwrap.dedent(
+        f"""
+        import asyncio, aioflags
+        async def main():
+            nowhere = "http://127.0.0.1:9"
+            config = aioflags.Config(
+                "sdk-key", base_uri=nowhere, stream_uri=nowhere, send_events=False,
+                data_system=aioflags.DataSystem.default(saved_state={str(path)!r}),
+            )
+            async with aioflags.Client(config) as client:
+                user = aioflags.Context.create("u")
+                values = [await client.variation(f"flag-{{i}}", user, None) for i in range(1000)]
+                print(client.status.value, values.count("on"), values.count("off"))
+        asyncio.run(main())
+        """
+    )
+    with anyio.fail_after(60):
+        result = await anyio.run_process([sys.executable, "-c", child], check=False)
+    assert result.stdout.decode().split() == ["READY", "500", "500"], result.stderr
+
+
+async def test_saved_state_refuses_what_it_cannot_use() -> None:
+    with pytest.raises(aioflags.ConfigurationError, match="max_age"):
+        saved_state("x.json", max_age=0)
+    with pytest.raises(aioflags.ConfigurationError, match="interval"):
+        saved_state("x.json", interval=-1)
+    with pytest.raises(aioflags.ConfigurationError, match="file path"):
+        saved_state("")
+    with pytest.raises(aioflags.ConfigurationError, match="saved_state"):
+        DataSystem(saved_state="x.json")  # type: ignore[arg-type]
+    system = DataSystem.custom(synchronizers=[], saved_state="x.json")
+    assert system.initializers == (system.saved_state,)
