@@ -259,3 +259,39 @@ async def test_saved_state_refuses_what_it_cannot_use() -> None:
         DataSystem(saved_state="x.json")  # type: ignore[arg-type]
     system = DataSystem.custom(synchronizers=[], saved_state="x.json")
     assert system.initializers == (system.saved_state,)
+
+
+async def test_ready_from_disk_then_stale_while_the_service_is_down_then_ready(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "saved.json"
+    await save(path, {"f": flag(1)})
+    statuses: list[ProviderStatus] = []
+    async with FlagServer({"f": {**flag(0), "version": 2}}) as server:
+        server.fail(POLL, status=503)
+        server.fail(STREAM, status=503)
+        config = server.config(
+            send_events=False,
+            initial_retry_delay=0.05,
+            max_retry_delay=0.1,
+            grace_period=60,
+            data_system=DataSystem.default(saved_state=path),
+        )
+        client = Client(config)
+        for event in (ProviderEvent.READY, ProviderEvent.STALE):
+            client.add_handler(event, lambda details: statuses.append(client.status))
+        async with client:
+            assert await client.variation("f", USER, "?") == "off"  # from disk
+            with anyio.fail_after(10):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+            assert await client.variation("f", USER, "?") == "off"  # still served
+            server.clear_faults()
+            with anyio.fail_after(10):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+            # (READY again once a source is valid: its data is applied by then)
+            assert await client.variation("f", USER, "?") == "on"
+    assert statuses[:3] == [
+        ProviderStatus.READY,
+        ProviderStatus.STALE,
+        ProviderStatus.READY,
+    ]

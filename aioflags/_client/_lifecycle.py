@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup, TaskStatus
 
     from aioflags._core._clock import Clock
+    from aioflags._datasystem._datatypes import ChangeSet
     from aioflags._datasystem._store import Store
 
     from ._config import Config
@@ -438,6 +439,20 @@ class Lifecycle:
                     return  # the group lives on (delivery) until the client closes
                 if config.ready_timeout == 0:  # nobody waited: ERROR in time
                     inner.start_soon(run.layer.unwaited, _waiting_for(config))
+                system = config.data_system or DataSystem.default()
+                preload = None
+                if system.saved_state is not None:
+                    # Read beside the HTTP client's making: READY from disk
+                    # does not wait for the CA bundle.
+                    from aioflags._datasystem._sources._saved import Preload
+
+                    preload = Preload(system.saved_state)
+
+                    async def apply(change_set: ChangeSet, origin: str) -> None:
+                        changed = await store.apply(change_set)
+                        run.layer.data_changed(changed, origin)
+
+                    inner.start_soon(preload.run, config, apply)
                 try:
                     made.append(await _open_http(config, instance_id))
                 # ssl.SSLError is an OSError.
@@ -467,7 +482,7 @@ class Lifecycle:
 
                 gate = run.evaluator.gate
                 supervisor = Supervisor(
-                    config.data_system or DataSystem.default(),
+                    system,
                     store,
                     context,
                     run.layer,
@@ -475,6 +490,7 @@ class Lifecycle:
                     refresher=None if gate is None else gate.refresher,
                     lookups=None if gate is None else gate.lookups,
                     environment=run.evaluator.record_environment_id,
+                    preload=preload,
                 )
                 inner.start_soon(supervisor.run)
         finally:

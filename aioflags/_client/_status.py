@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from aioflags._core._clock import Clock
+    from aioflags._datasystem._datatypes import ErrorInfo
     from aioflags._datasystem._store import Store
 
 __all__ = ["StatusLayer"]
@@ -58,12 +59,16 @@ class StatusLayer:
         self.data_source: DataSourceStatus | None = None
         self._data_source_changed = anyio.Event()
         self._started = anyio.current_time()  # for "READY in N ms" (real time)
+        #: READY from data that did not come from a source (the saved state),
+        #: and no source has been valid since: a source's failure is STALE.
+        self._unconfirmed = False
 
     # ------------------------------------------------------- from the data system
     def data_changed(self, flags: frozenset[str], origin: str | None = None) -> None:
         status = self._bus.status
         if not self._ever_ready:
             if self._store.initialized:
+                self._unconfirmed = origin is not None
                 self._ready("flag data received", origin)
             return
         if status is ProviderStatus.READY:
@@ -90,6 +95,7 @@ class StatusLayer:
         state, error = status.state, status.error
         current = self._bus.status
         if state is SourceState.VALID:
+            self._unconfirmed = False
             if self._ever_ready and current in (
                 ProviderStatus.STALE,
                 ProviderStatus.ERROR,
@@ -106,6 +112,11 @@ class StatusLayer:
                     )
             elif not self._ever_ready and self._store.initialized:
                 self._ready("flag data received")
+        elif state is SourceState.INITIALIZING and self._unconfirmed:
+            # Serving saved data, and the flag service cannot be reached: as
+            # an interrupted connection is (STALE, then ERROR after grace).
+            if error is not None and current is ProviderStatus.READY:
+                self._interrupted(error)
         elif state is SourceState.INITIALIZING:
             if error is not None and current is ProviderStatus.NOT_READY:
                 if error.action_required:
@@ -123,14 +134,7 @@ class StatusLayer:
                     )
         elif state is SourceState.INTERRUPTED:
             if current is ProviderStatus.READY:
-                message = error.message if error else "connection interrupted"
-                self._bus.emit(
-                    ProviderEvent.STALE, message=f"{message}; serving last known data"
-                )
-                if self._grace_period == 0:
-                    self._error(f"{message}; no grace period")
-                else:
-                    self._spawn(self._grace_timer)
+                self._interrupted(error)
         elif state is SourceState.OFF:
             self._cancel_grace()
             message = error.message if error else "the data system stopped"
@@ -145,6 +149,17 @@ class StatusLayer:
                 self._error(
                     message if self._ever_ready else f"initialisation failed: {message}"
                 )
+
+    def _interrupted(self, error: ErrorInfo | None) -> None:
+        """READY, and the data cannot be kept fresh: STALE, ERROR after the grace period."""
+        message = error.message if error else "connection interrupted"
+        self._bus.emit(
+            ProviderEvent.STALE, message=f"{message}; serving last known data"
+        )
+        if self._grace_period == 0:
+            self._error(f"{message}; no grace period")
+        else:
+            self._spawn(self._grace_timer)
 
     # ---------------------------------------------------------------- timers
     def ready_timed_out(self, timeout: float, waiting_for: str = "") -> None:

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from ._config import DataSystem
     from ._context import InitializerFactory, SourceContext, SynchronizerFactory
     from ._datatypes import ChangeSet
-    from ._sources._saved import StateSaver
+    from ._sources._saved import Preload, StateSaver
     from ._store import Store
     from ._stores._gate import Refresher
     from ._stores._lookups import StoreLookups
@@ -234,8 +234,11 @@ class Supervisor:
         refresher: Refresher | None = None,
         lookups: StoreLookups | None = None,
         environment: Callable[[str], None] | None = None,
+        preload: Preload | None = None,
     ) -> None:
         self._system = system
+        #: The saved state, read beside the client's start (None: read here).
+        self._preload = preload
         self._store = store
         #: Store reads on demand (the store's cache is off), if the client has one.
         self._refresher = refresher
@@ -360,14 +363,19 @@ class Supervisor:
 
     async def _initializers(self) -> bool:
         """Run initializers; return True if the fallback directive arrived."""
+        saved = self._system.saved_state
         for index, factory in enumerate(self._system.initializers):
+            if factory is saved and self._preload is not None:
+                await self._preload.done.wait()  # read (and applied) already
+                continue
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
                 continue
             self._environment_id(basis.environment_id)
             if basis.change_set is not None:
-                saved = self._system.saved_state
-                origin = saved.origin() if factory is saved else None
+                origin = (
+                    saved.origin() if saved is not None and factory is saved else None
+                )
                 await self._apply(
                     basis.change_set, persist=basis.persist, origin=origin
                 )

@@ -44,12 +44,13 @@ from aioflags._datasystem._datatypes import (
 from aioflags._datasystem._payloads import parse_fdv2_poll_text
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
     from aioflags._core._clock import Clock
+    from aioflags._core._settings import Settings
     from aioflags._datasystem._context import SourceContext
 
-__all__ = ["FORMAT", "SavedState", "StateSaver"]
+__all__ = ["FORMAT", "Preload", "SavedState", "StateSaver"]
 
 logger = logging.getLogger("aioflags.datasource")
 
@@ -105,26 +106,34 @@ class SavedState(Frozen):
 
     def __call__(self, context: SourceContext) -> AsyncGenerator[Basis, None]:
         """The initializer: the saved data, if the file is there, whole and recent enough."""
-        return self._read(context)
+        return self._read(context.config)
 
-    async def _read(self, context: SourceContext) -> AsyncGenerator[Basis, None]:
+    async def _read(self, config: Settings) -> AsyncGenerator[Basis, None]:
+        change_set = await self.load(config)
+        if change_set is not None:
+            # Not persisted again (it is what the file holds), and no basis to
+            # ask the flag service for changes since: the network sends it whole.
+            yield Basis(change_set=change_set, persist=False)
+
+    async def load(self, config: Settings) -> ChangeSet | None:
+        """The saved data (None: none usable, said in one line)."""
         read = await anyio.to_thread.run_sync(_load, self.path, self.max_age)
         if isinstance(read, str):
             logger.warning(
                 "Not starting from the saved state in %s: %s", self.path, read
             )
-            return
+            return None
         if read is None:
             logger.info(
                 "No saved state in %s yet: starting from the flag service", self.path
             )
-            return
+            return None
         text, saved_at = read
         try:
             change_set = await parse_fdv2_poll_text(
                 text,
-                freeze_gc=context.config.gc_freeze,
-                max_changes=context.config.max_payload_changes,
+                freeze_gc=config.gc_freeze,
+                max_changes=config.max_payload_changes,
             )
         except ProtocolError as exc:
             logger.warning(
@@ -133,7 +142,7 @@ class SavedState(Frozen):
                 self.path,
                 exc,
             )
-            return
+            return None
         age = max(0.0, (wall_ms() - saved_at) / 1000)
         logger.info(
             "Starting from the saved state in %s (saved %.0f s ago): the flag "
@@ -141,13 +150,38 @@ class SavedState(Frozen):
             self.path,
             age,
         )
-        # Not persisted again (it is what the file holds), and no basis to
-        # ask the flag service for changes since: the network sends it whole.
-        yield Basis(change_set=change_set, persist=False)
+        return change_set
 
     def origin(self) -> str:
         """What the READY event says of data that came from this file."""
         return f"from the saved state in {self.path}"
+
+
+class Preload:
+    """The saved state, read and applied while the client still opens its HTTP client.
+
+    The client's start (its CA bundle, its HTTP client) takes longer than
+    reading the file: the lifecycle runs :meth:`run` beside it, and the
+    supervisor, reaching the saved-state initializer, waits for
+    :attr:`done` instead of reading the file again (nothing else is applied
+    before it, so the network's data always comes after).
+    """
+
+    def __init__(self, saved: SavedState) -> None:
+        self.saved = saved
+        #: Set once the file was read (and its data applied, if usable).
+        self.done = anyio.Event()
+
+    async def run(
+        self, config: Settings, apply: Callable[[ChangeSet, str], Awaitable[None]]
+    ) -> None:
+        """Read the file; hand its data to ``apply`` with where it came from."""
+        try:
+            change_set = await self.saved.load(config)
+            if change_set is not None:
+                await apply(change_set, self.saved.origin())
+        finally:
+            self.done.set()
 
 
 #: The file's first bytes, as :class:`StateSaver` writes them.
