@@ -142,7 +142,7 @@ banner     1/2  missing: fallthrough
 checkout   3/4  missing: off
 greeting   1/2  missing: off
 limit      0/2  missing: off, fallthrough
-theme      1/4  missing: off, fallthrough:0, fallthrough:1
+theme      1/4  missing: off, fallthrough:0 ("light"), fallthrough:1 ("dark")
 unused     0/2  missing: off, fallthrough
 TOTAL     6/16  37.5%
 """
@@ -163,6 +163,8 @@ REPORT = {
             "branches": {"off": 0, "target:1": 1, "rule:beta": 1, "fallthrough": 1},
             "covered": 3,
             "total": 4,
+            # (what the branches named by a variation's index serve)
+            "values": {"target:1": "true"},
         },
         "greeting": {
             # once on the fixture client's snapshot, once awaited
@@ -184,6 +186,7 @@ REPORT = {
             },
             "covered": 1,
             "total": 4,
+            "values": {"fallthrough:0": '"light"', "fallthrough:1": '"dark"'},
         },
         "unused": {
             "branches": {"off": 0, "fallthrough": 0},

@@ -315,3 +315,19 @@ async def test_flag_server_config_points_data_and_events_at_the_server() -> None
             assert await client.variation("f", Context.create("u"), 0) == 1
             await client.flush()
             await server.wait_for_events(1)  # the evaluation's summary reached it
+
+
+def test_a_rule_is_named_by_id_as_coverage_names_it() -> None:
+    data = FlagData()
+    built = (
+        data.flag("f").boolean().rule(clause("key", "in", "a"), serve=True, id="beta")
+    )
+    assert built.build()["rules"][0]["id"] == "beta"  # coverage: rule:beta
+    older = (
+        data.flag("g").boolean().rule(clause("key", "in", "a"), serve=True, rule_id="b")
+    )
+    assert older.build()["rules"][0]["id"] == "b"
+    with pytest.raises(ValueError, match="give the rule's id once"):
+        data.flag("h").boolean().rule(
+            clause("key", "in", "a"), serve=True, id="x", rule_id="y"
+        )

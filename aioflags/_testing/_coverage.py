@@ -20,6 +20,7 @@ count too. The evaluation path itself is untouched.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Final, TypedDict
@@ -41,16 +42,27 @@ if TYPE_CHECKING:
 
 __all__ = ["CoverageHook", "FlagCoverage", "Report"]
 
+#: The longest value the report shows (longer ones are cut, with "…").
+_VALUE_SHOWN: Final = 40
 #: The order branches are listed in: by kind (their prefix), then as learned.
 _RANK: Final = {"off": 0, "prerequisite": 1, "target": 2, "rule": 3, "fallthrough": 4}
 
 
-class FlagReport(TypedDict):
-    """One flag in the JSON report: evaluations per branch, and the counts."""
-
+class _FlagCounts(TypedDict):
     branches: dict[str, int]
     covered: int
     total: int
+
+
+class FlagReport(_FlagCounts, total=False):
+    """One flag in the JSON report: evaluations per branch, and the counts.
+
+    ``values`` (when the flag's variations are known): the value a
+    ``target:<i>`` or ``fallthrough:<i>`` branch serves, as JSON text, by
+    branch: people think in values, the branches are named by index.
+    """
+
+    values: dict[str, str]
 
 
 class _Totals(TypedDict):
@@ -142,6 +154,8 @@ class FlagCoverage:
     def __init__(self) -> None:
         #: flag key -> branch -> evaluations (0: known, never taken)
         self._flags: dict[str, dict[str, int]] = {}
+        #: flag key -> its variations as JSON text (the last version learned)
+        self._values: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- learning
@@ -150,7 +164,9 @@ class FlagCoverage:
         branches = branches_of(flag)
         if not branches:
             return
+        values = tuple(_shown(v) for v in flag.variations)
         with self._lock:
+            self._values[flag.key] = values
             known = self._flags.setdefault(flag.key, {})
             for branch in branches:
                 known.setdefault(branch, 0)
@@ -194,25 +210,64 @@ class FlagCoverage:
         """Add another process's :meth:`report` (a pytest-xdist worker's) to this one."""
         with self._lock:
             for key, flag in report["flags"].items():
+                for branch, text in flag.get("values", {}).items():
+                    _, _, index = branch.partition(":")
+                    if index.isdigit():
+                        values = list(self._values.get(key, ()))
+                        values += [""] * (int(index) + 1 - len(values))
+                        values[int(index)] = values[int(index)] or text
+                        self._values[key] = tuple(values)
                 known = self._flags.setdefault(key, {})
                 for branch, count in flag["branches"].items():
                     known[branch] = known.get(branch, 0) + count
 
     # ------------------------------------------------------------- reporting
     def report(self) -> Report:
-        """The JSON report: per flag, evaluations per branch; the totals."""
+        """The JSON report: per flag, evaluations per branch (and what each serves); the totals."""
         with self._lock:
             flags = {key: dict(branches) for key, branches in self._flags.items()}
+            known_values = dict(self._values)
         out: dict[str, FlagReport] = {}
         covered = total = 0
         for key in sorted(flags):
             branches = dict(sorted(flags[key].items(), key=lambda b: _rank(b[0])))
             n = sum(1 for count in branches.values() if count)
             out[key] = {"branches": branches, "covered": n, "total": len(branches)}
+            values = _values_of(branches, known_values.get(key))
+            if values:
+                out[key]["values"] = values
             covered += n
             total += len(branches)
         percent = 100.0 if total == 0 else round(100.0 * covered / total, 2)
         return {"flags": out, "covered": covered, "total": total, "percent": percent}
+
+
+def _shown(value: JSONValue) -> str:
+    """A variation's value as the report shows it (compact JSON, cut when long)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 1] + "…"
+
+
+def _values_of(
+    branches: Mapping[str, int], values: tuple[str, ...] | None
+) -> dict[str, str]:
+    """What each ``target:<i>`` and ``fallthrough:<i>`` branch serves, by branch."""
+    if not values:
+        return {}
+    out = {}
+    for branch in branches:
+        kind, _, index = branch.partition(":")
+        if kind in ("target", "fallthrough") and index.isdigit():
+            at = int(index)
+            if at < len(values) and values[at]:
+                out[branch] = values[at]
+    return out
+
+
+def _named(branch: str, flag: FlagReport) -> str:
+    """A branch as the summary names it: with the value it serves, if known."""
+    value = flag.get("values", {}).get(branch)
+    return branch if value is None else f"{branch} ({value})"
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -222,7 +277,9 @@ def summary_lines(report: Report) -> list[str]:
             key,
             f"{flag['covered']}/{flag['total']}",
             "missing: "
-            + ", ".join(b for b, count in flag["branches"].items() if not count),
+            + ", ".join(
+                _named(b, flag) for b, count in flag["branches"].items() if not count
+            ),
         )
         for key, flag in report["flags"].items()
         if flag["covered"] < flag["total"]

@@ -352,11 +352,20 @@ class FlagBuilder:
         seed: int | None = None,
         experiment: bool = False,
         rule_id: str | None = None,
+        id: str | None = None,  # (the rule's "id", as coverage names it)
     ) -> FlagBuilder:
         """Add a rule: when every clause matches, ``serve`` a value or a ``rollout``.
 
-        Build clauses with :func:`clause` and :func:`in_segment`.
+        Build clauses with :func:`clause` and :func:`in_segment`. ``id`` (or
+        ``rule_id``, its older name) is the rule's ``id``: flag coverage
+        names the rule's branch ``rule:<id>`` (``rule:<index>`` without one).
         """
+        if id is not None and rule_id is not None and id != rule_id:
+            raise ValueError(
+                f"flag {self._key!r}: give the rule's id once (id={id!r} or"
+                f" rule_id={rule_id!r})"
+            )
+        rule_id = rule_id if id is None else id
         if not clauses:
             raise ValueError(f"flag {self._key!r}: a rule needs at least one clause")
         if (rollout is None) == (serve is None):
