@@ -124,7 +124,7 @@ class Lens:
         #: How many views are set now, in any task or thread (:meth:`looking`):
         #: while none is, the evaluation reads this, not the variable (an
         #: attribute: ~10 times cheaper than ``ContextVar.get``).
-        self.active = 0
+        self.active: int = 0
         #: Overridden evaluations per flag key, for ``usage()``.
         self.overridden: dict[str, int] = {}
         self._lock = threading.Lock()  # (a blocking client's threads count too)
