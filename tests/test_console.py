@@ -322,7 +322,7 @@ async def test_a_bad_change_is_answered_and_changes_nothing(
     [
         ({"fallthrough": {"variation": 1}}, 1),
         ({"fallthrough": {"variation": True}}, None),
-        ({"fallthrough": {"rollout": {"variations": []}}}, "rules"),
+        ({"fallthrough": {"rollout": {"variations": []}}}, "rollout"),
         ({"fallthrough": {}}, None),
         ({}, None),
         ({"targets": [{"values": ["u"], "variation": 0}]}, "rules"),

@@ -689,6 +689,14 @@ async def test_reset_undoes_a_change_and_a_fixed_variation_asks_first(
         await expect(banner_row.get_by_role("cell").last).to_have_text("1")
 
         # A fixed variation on a flag with rules asks first; Escape says no.
+        # (Asked before any request: no refusal shows in the browser's console.)
+        refused: list[int] = []
+        page.on(
+            "response",
+            lambda answer: (
+                refused.append(answer.status) if answer.status >= 400 else None
+            ),
+        )
         serves = page.get_by_role("combobox", name="banner serves", exact=True)
         await serves.select_option(label="narrow")
         dialog = page.get_by_role("dialog")
@@ -704,8 +712,14 @@ async def test_reset_undoes_a_change_and_a_fixed_variation_asks_first(
         await page.keyboard.press("Tab")
         await page.keyboard.press("Enter")
         await expect(serves).to_have_value("1")
+        # (the select shows the choice at once; the service has it once the
+        # row says the console changed the flag)
+        await expect(
+            page.get_by_role("button", name="Reset banner", exact=True)
+        ).to_be_visible()
         assert server.flags["banner"]["fallthrough"] == {"variation": 1}
         assert not server.flags["banner"].get("rules")
+        assert refused == []
         # ... and Reset puts the rules back.
         await page.get_by_role("button", name="Reset banner", exact=True).click()
         await expect(serves).to_have_value("rules")
@@ -736,4 +750,6 @@ async def test_a_refused_change_names_the_flag_by_its_label(browser: Browser) ->
     ):
         server.fail("/ui/api/flag", status=503, body=b'{"message": "busy"}')
         await page.get_by_role("switch", name="admin⟨U+202E⟩resu on").click()
-        await expect(page.get_by_role("alert")).to_have_text("admin⟨U+202E⟩resu: busy")
+        await expect(page.get_by_role("alert")).to_have_text(
+            "Not changed: admin⟨U+202E⟩resu: busy"
+        )

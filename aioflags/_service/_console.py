@@ -244,8 +244,12 @@ def _dumps(value: object) -> str:
 
 
 def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
-    """The variation a flag serves when on: its index, "rules", or None (none)."""
-    if flag.get("rules") or flag.get("targets") or flag.get("contextTargets"):
+    """The variation a flag serves when on: its index, "rules", "rollout", or None (none).
+
+    "rules": it has rules or individual targets (choosing a variation asks
+    first: they stop applying); "rollout": a percentage rollout alone.
+    """
+    if _targeted(flag):
         return "rules"
     fallthrough = flag.get("fallthrough")
     if not isinstance(fallthrough, dict):
@@ -253,7 +257,7 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
     variation = fallthrough.get("variation")
     if isinstance(variation, int) and not isinstance(variation, bool):
         return variation
-    return "rules" if "rollout" in fallthrough else None
+    return "rollout" if "rollout" in fallthrough else None
 
 
 def _targeted(flag: Mapping[str, JSONValue]) -> bool:
@@ -1074,8 +1078,9 @@ class Console:
             if _targeted(flag) and request.get("confirm") is not True:
                 return _error(
                     409,
-                    f"{key!r} has rules/targets: choosing a variation serves it "
-                    "to everyone; confirm to continue (Reset puts them back)",
+                    f"{key!r} has rules or individual targets: choosing a "
+                    'variation serves it to everyone; send "confirm": true to '
+                    "continue (Reset puts them back)",
                 )
             # Serve it to everyone: targets and rules would keep serving others.
             for targeting in ("targets", "contextTargets", "rules"):

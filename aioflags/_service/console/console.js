@@ -65,6 +65,13 @@ function showProblem(text) {
   const problem = $("problem");
   problem.textContent = text;
   problem.hidden = text === "";
+  if (text) problem.scrollIntoView({ block: "nearest" });
+}
+
+// What a failed request says: the service's own message, or that it is gone.
+function failure(status, answer) {
+  if (status === 0) return "the flag service did not answer: is `aioflags serve` still running?";
+  return answer.message;
 }
 
 async function change(body, entry) {
@@ -72,30 +79,38 @@ async function change(body, entry) {
   const [ok, status, answer] = await post("api/flag", body);
   if (ok) return;
   showFlags(served); // nothing changed: show what is served, not the choice
-  if (status === 409 && !body.confirm) {
-    confirmVariation(body, entry, answer.message);
+  showProblem(`Not changed: ${entry.label}: ${failure(status, answer)}`);
+}
+
+// A fixed variation for a flag with rules or targets asks first (they stop
+// applying): asked here, before any request, so nothing is refused.
+function choose(body, entry) {
+  const flag = served.find((f) => f.key === entry.key);
+  if (flag && flag.serves === "rules") {
+    confirmVariation(body, entry);
     return;
   }
-  showProblem(`${entry.label}: ${answer.message}`);
+  change(body, entry);
 }
 
 async function reset(entry) {
   showProblem("");
   // The button goes away with the change: keep the focus in the row.
   if (document.activeElement === entry.reset) entry.keyButton.focus();
-  const [ok, , answer] = await post("api/reset", { key: entry.key });
-  if (!ok) showProblem(`${entry.label}: ${answer.message}`);
+  const [ok, status, answer] = await post("api/reset", { key: entry.key });
+  if (!ok) showProblem(`Not reset: ${entry.label}: ${failure(status, answer)}`);
 }
 
 // ------------------------------------------------------------------- confirm
 let pending = null; // [body, entry] awaiting the confirm dialog
 
-function confirmVariation(body, entry, message) {
+function confirmVariation(body, entry) {
   const dialog = $("confirm");
   pending = [body, entry];
-  $("confirm-heading").textContent = `Serve one variation of ${entry.label} to everyone?`;
-  $("confirm-message").textContent = message;
   const value = entry.variations[body.variation];
+  $("confirm-heading").textContent = `Serve ${value} to everyone?`;
+  $("confirm-message").textContent =
+    `${entry.label} has rules or individual targets: they stop applying while it serves one variation.`;
   $("confirm-ok").textContent = `Serve ${value} to everyone`;
   dialog.showModal();
   $("confirm-cancel").focus();
@@ -110,6 +125,7 @@ function closeConfirm(confirmed) {
   const select = entry.serves.querySelector("select");
   if (select !== null) select.focus();
   if (confirmed) change({ ...body, confirm: true }, entry);
+  else showFlags(served); // nothing changed: the select shows what is served
 }
 
 $("confirm-cancel").addEventListener("click", () => closeConfirm(false));
@@ -163,13 +179,14 @@ function showServes(entry, flag) {
   if (select === null) {
     select = element("select", { "aria-label": `${flag.label} serves` });
     select.addEventListener("change", () => {
-      change({ key: flag.key, variation: Number(select.value) }, entry);
+      choose({ key: flag.key, variation: Number(select.value) }, entry);
     });
     entry.serves.replaceChildren(select);
   }
   // Options updated in place: a select that has focus keeps it.
   const options = flag.variations.map((value, index) => [String(index), value, false]);
   if (flag.serves === "rules") options.unshift(["rules", "rules", true]);
+  if (flag.serves === "rollout") options.unshift(["rollout", "a rollout", true]);
   options.forEach(([value, text, disabled], n) => {
     let option = select.options[n];
     if (option === undefined) {
