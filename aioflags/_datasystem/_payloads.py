@@ -238,6 +238,27 @@ class ChangeSetBuilder:
         #: and what the first one was. Said in one line as the payload ends.
         self._ignored: tuple[int, str] = (0, "")
 
+    def _known(self, event: str, data: JSONValue) -> tuple[JSONObject, str] | None:
+        """``data`` and its kind, if this SDK knows it; None: skipped (said, or counted).
+
+        An object of a kind this SDK does not know (a later protocol's) is
+        skipped whatever else it holds; one without a shape (its ``data``
+        not an object, its ``kind`` not a string) is skipped and counted,
+        said as the payload ends. One of a known kind must be whole (the
+        caller checks the rest).
+        """
+        if type(data) is not dict:
+            self._ignore(event, "data is not an object")
+            return None
+        kind = data.get("kind")
+        if type(kind) is not str:
+            self._ignore(event, "kind is not a string")
+            return None
+        if kind not in _KINDS:
+            logger.debug("Ignoring %s of unknown kind %r", event, kind)
+            return None
+        return data, kind
+
     def _ignore(self, event: str, why: str) -> None:
         count, first = self._ignored
         self._ignored = (count + 1, first or f"a {event} whose {why}")
@@ -308,6 +329,7 @@ class ChangeSetBuilder:
             obj = data.get("object")
             fine = (
                 type(kind) is str
+                and kind in _KINDS
                 and type(key) is str
                 and type(version) is int
                 and type(obj) is dict
@@ -315,25 +337,13 @@ class ChangeSetBuilder:
         else:
             fine = False
         if not fine:  # the same checks, one at a time: the first failure is named
-            # An object without a shape, or of a kind this SDK does not know
-            # (a later protocol's), is skipped whatever else it holds; one of
-            # a known kind must be whole.
-            if type(data) is not dict:
-                self._ignore("put-object", "data is not an object")
+            known = self._known("put-object", data)
+            if known is None:
                 return
-            kind = data.get("kind")
-            if type(kind) is not str:
-                self._ignore("put-object", "kind is not a string")
-                return
-            if kind not in _KINDS:
-                logger.debug("Ignoring put-object of unknown kind %r", kind)
-                return
-            key = _field(data, "key", str, "put-object")
-            version = _field(data, "version", int, "put-object")
-            obj = _field(data, "object", dict, "put-object")
-        if kind not in _KINDS:
-            logger.debug("Ignoring put-object of unknown kind %r", kind)
-            return
+            body, kind = known
+            key = _field(body, "key", str, "put-object")
+            version = _field(body, "version", int, "put-object")
+            obj = _field(body, "object", dict, "put-object")
         if raw is not None:
             self._size += len(raw)
             if self._size > self.max_bytes:
@@ -366,18 +376,12 @@ class ChangeSetBuilder:
 
     def delete_object(self, data: JSONValue) -> None:
         """Queue a ``delete-object`` (unknown kinds are ignored)."""
-        if type(data) is not dict:
-            self._ignore("delete-object", "data is not an object")
+        known = self._known("delete-object", data)
+        if known is None:
             return
-        kind = data.get("kind")
-        if type(kind) is not str:
-            self._ignore("delete-object", "kind is not a string")
-            return
-        if kind not in _KINDS:
-            logger.debug("Ignoring delete-object of unknown kind %r", kind)
-            return
-        key = _field(data, "key", str, "delete-object")
-        version = _field(data, "version", int, "delete-object")
+        body, kind = known
+        key = _field(body, "key", str, "delete-object")
+        version = _field(body, "version", int, "delete-object")
         self._changes.append(
             Change(
                 action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
