@@ -70,10 +70,14 @@ _HEADER_BYTES = HEADER.encode()
 _PARAM_BYTES = PARAM.encode()
 
 
-def _flag_keys(client: Client) -> frozenset[str] | None:
-    """The flags of ``client``'s current data (None: it has none yet)."""
+def _exists(client: Client) -> Callable[[str], bool] | None:
+    """Whether a flag is in ``client``'s current data (None: it has none yet).
+
+    Asked only of a token's own flags: a request pays for those, not for
+    every flag of the data.
+    """
     data = client._snapshot_quietly()
-    return data.flag_keys if data.initialized else None
+    return data._has_flag if data.initialized else None
 
 
 @final
@@ -116,7 +120,7 @@ class LensMiddleware:
         if token is None:
             await self.app(scope, receive, send)
             return
-        view = lens.open(token, _flag_keys(self.client))
+        view = lens.open(token, _exists(self.client))
         if view is None:
             await self.app(scope, receive, send)
             return
@@ -130,7 +134,7 @@ class LensMiddleware:
         self, lens: Lens, scope: Scope, send: Send, token: str, kept: str
     ) -> None:
         """Answer a link: 303 to the URL without the token, the cookie set if it is valid."""
-        view = lens.open(token, _flag_keys(self.client))
+        view = lens.open(token, _exists(self.client))
         raw = scope.get("raw_path")
         path = (
             raw.decode("latin-1")
@@ -206,7 +210,7 @@ def aiohttp_middleware(client: Client) -> Any:
             raw = request.raw_path.partition("?")
             token, kept = link(raw[2])
             if token is not None:
-                view = lens.open(token, _flag_keys(client))
+                view = lens.open(token, _exists(client))
                 link_response = web.Response(
                     status=303,
                     headers={
@@ -227,7 +231,7 @@ def aiohttp_middleware(client: Client) -> Any:
             token = cookie_token(request.headers.getall("Cookie", ()))
         if token is None:
             return await handler(request)
-        view = lens.open(token.strip(), _flag_keys(client))
+        view = lens.open(token.strip(), _exists(client))
         if view is None:
             return await handler(request)
         with lens.looking(view):
@@ -295,7 +299,7 @@ def scope(client: Client | BlockingClient, token: str) -> Iterator[LensScope]:
         )
         yield LensScope(None)
         return
-    view = lens.open(token, _flag_keys(face))
+    view = lens.open(token, _exists(face))
     if view is None:
         yield LensScope(None)
         return

@@ -359,6 +359,15 @@ class FlagSnapshot:
         """Whether this snapshot holds data from a source (else CLIENT_NOT_READY)."""
         return self._initialized
 
+    def _has_flag(self, key: str) -> bool:
+        """Whether flag ``key`` exists (not deleted), without making it."""
+        state_of = self._state_of
+        if state_of is None:
+            flag = self._flags.get(key)
+            return flag is not None and not flag.deleted
+        state = state_of(key)
+        return state is not None and state[0]
+
     @property
     def flag_keys(self) -> frozenset[str]:
         """The keys of the flags that exist (not deleted) in this snapshot."""

@@ -141,11 +141,13 @@ class Lens:
                 self._allowed[key] = allowed
         return allowed
 
-    def open(self, token: str, flag_keys: frozenset[str] | None = None) -> View | None:
+    def open(
+        self, token: str, exists: Callable[[str], bool] | None = None
+    ) -> View | None:
         """The view ``token`` gives, or None (refused: logged, rate-limited).
 
-        ``flag_keys``: the flags of the current data, to say at once which
-        of the token's flags do not exist (None: not known yet).
+        ``exists``: whether a flag is in the current data, to say at once
+        which of the token's flags are not (None: not known yet).
         """
         verdict = verify(token, self.config.secrets, self.config.max_ttl)
         if isinstance(verdict, Refusal):
@@ -157,7 +159,7 @@ class Lens:
                 verdict.why,
             )
             return None
-        return View(self, verdict, flag_keys)
+        return View(self, verdict, exists)
 
     @contextlib.contextmanager
     def looking(self, view: View) -> Iterator[None]:
@@ -200,7 +202,7 @@ class View:
     )
 
     def __init__(
-        self, lens: Lens, claims: Claims, flag_keys: frozenset[str] | None
+        self, lens: Lens, claims: Claims, exists: Callable[[str], bool] | None
     ) -> None:
         self.lens: Lens = lens
         self.jti: str = claims.jti
@@ -211,7 +213,7 @@ class View:
         for key, value in claims.flags.items():
             if not lens.allows(key):
                 _refuse_flag(self.jti, key, "it is not in LensConfig.allow")
-            elif flag_keys is not None and key not in flag_keys:
+            elif exists is not None and not exists(key):
                 _refuse_flag(self.jti, key, "no such flag")
             else:
                 flags[key] = value
