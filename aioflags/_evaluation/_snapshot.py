@@ -616,11 +616,7 @@ def _all_flags_state(
     results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
     for key, flag, result in zip(plan.keys, plan.flags, results, strict=True):
         values[key] = result.value
-        omit = not (
-            flag.track_events
-            or result.experiment
-            or ((debug := flag.debug_events_until_date) is not None and debug > now_ms)
-        )
+        omit = not _detailed(flag, result, now_ms)
         cache = result.cache
         entry = None if cache is None else cache[slot | omit]
         meta[key] = (
@@ -629,6 +625,18 @@ def _all_flags_state(
             else entry
         )
     return FlagsState(valid=True, values=values, meta=meta)
+
+
+def _detailed(flag: CompiledFlag, result: Result, now_ms: int) -> bool:
+    """Whether ``details_only_for_tracked_flags`` keeps this entry's details.
+
+    A tracked flag, an experiment's result, or a flag debugging until later
+    than ``now_ms``.
+    """
+    debug = flag.debug_events_until_date
+    return (
+        flag.track_events or result.experiment or (debug is not None and debug > now_ms)
+    )
 
 
 def _through_lens(
@@ -653,11 +661,7 @@ def _through_lens(
     now_ms = wall_ms()
     for key, flag, result in results:
         values[key] = result.value
-        omit = details_only_for_tracked_flags and not (
-            flag.track_events
-            or result.experiment
-            or ((debug := flag.debug_events_until_date) is not None and debug > now_ms)
-        )
+        omit = details_only_for_tracked_flags and not _detailed(flag, result, now_ms)
         meta[key] = _entry(snapshot, flag, result, context, with_reasons, omit)
     return FlagsState(valid=True, values=values, meta=meta)
 
