@@ -274,20 +274,31 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
         # the flag's code runs; an overridden evaluation is not counted
         inner = indent + "    "
         lines += [
-            f"{indent}view = lens_get() if lens.active else None",
+            f"{indent}{_LOOK}",
             f"{indent}if view is None or (result := view.override(matcher, key,"
             " context)) is None:",
             *_run(inner, state, kind, ledger, detail),
         ]
         if kind is not None:
             lines += [f"{indent}else:", *_typed(inner)]
-        lines += [
-            f"{indent}if view is not None:",
-            f"{indent}    view.saw(key, result, default)",
-        ]
+        lines += _saw(indent)
     if stages is not None:
         lines += stages.after(indent, answer != "result")
     return lines + _answer(indent, answer)
+
+
+#: The lens stage's read of the request's view: the ``ContextVar`` only
+#: while some view is open (``Lens.active``), else None at the cost of an
+#: attribute.
+_LOOK: Final = "view = lens.get() if lens.active else None"
+
+
+def _saw(indent: str) -> list[str]:
+    """The trace stage: the view (if any) is told what the evaluation answered."""
+    return [
+        f"{indent}if view is not None:",
+        f"{indent}    view.saw(key, result, default)",
+    ]
 
 
 def _typed(indent: str) -> list[str]:
@@ -346,7 +357,6 @@ def names(composition: Composition, method: str) -> dict[str, Any]:
         "present": _stage_detail if answer == "result" else detail_of,
         "other": other,
         "lens": composition.lens,
-        "lens_get": None if composition.lens is None else composition.lens.get,
     }
 
 
@@ -399,15 +409,7 @@ def _write_sync(composition: Composition, method: str) -> SyncMethod:
         # other: the door's answer, with the hooks' stages around it
         *(stages.before("    ") if stages is not None else ()),
         "    result = other(snapshot, key, context, default, ledger)",
-        *(
-            [
-                "    view = lens_get() if lens.active else None",
-                "    if view is not None:",
-                "        view.saw(key, result, default)",
-            ]
-            if composition.lens is not None
-            else ()
-        ),
+        *(["    " + _LOOK, *_saw("    ")] if composition.lens is not None else ()),
         *(
             stages.after("    ", METHODS[method][2] != "result")
             if stages is not None

@@ -11,7 +11,7 @@ never see it.
 The evaluation reads it as one stage (``_evaluation._composed.body``,
 present only when the composition has a lens)::
 
-    view = lens_get() if lens.active else None  # None: no token
+    view = lens.get() if lens.active else None  # None: no token
     if view is None or (result := view.override(matcher, key, context)) is None:
         run the flag's code, count it     # as without the lens
     if view is not None:
@@ -119,7 +119,7 @@ class Lens:
         self.var: contextvars.ContextVar[View | None] = contextvars.ContextVar(
             "aioflags_lens", default=None
         )
-        #: ``var.get``: what the evaluation calls (``lens_get()``).
+        #: ``var.get``: what the evaluation calls (``lens.get()``).
         self.get: Callable[[], View | None] = self.var.get
         #: How many views are set now, in any task or thread (:meth:`looking`):
         #: while none is, the evaluation reads this, not the variable (an
