@@ -829,6 +829,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
             ({**good, "trace": "yes"}, 400),
             ({**good, "context_key": 7}, 400),
             ([1, 2], 400),
+            ({**good, "context_key": "k" * 5000}, 400),  # a token over 4 KiB
         ]:
             reply = await mint(bad)
             assert reply.status_code == status, (bad, reply.text)

@@ -1032,7 +1032,7 @@ class Console:
                     400, f"{key!r}: the variation is an index below {len(values)}"
                 )
             flags[str(key)] = values[index]
-        from aioflags._lens._token import mint
+        from aioflags._lens._token import MAX_TOKEN_BYTES, mint
         from aioflags._lens._web import with_token
 
         try:
@@ -1040,6 +1040,12 @@ class Console:
             link = with_token(url, token)
         except (ImportError, ValueError) as exc:
             return _error(400, str(exc))
+        if len(token) > MAX_TOKEN_BYTES:  # (the app would refuse it)
+            return _error(
+                400,
+                f"these flags make a token of {len(token)} bytes, over the"
+                f" {MAX_TOKEN_BYTES} an app accepts: pick fewer flags or shorter values",
+            )
         return _json_reply(200, {"link": link, "token": token, "ttl": ttl})
 
     def _reset(self, server: FlagHost, key: str) -> Reply:
