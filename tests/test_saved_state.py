@@ -42,6 +42,25 @@ def down(**options: Any) -> aioflags.Config:
     return aioflags.Config("sdk-key", base_uri=nowhere, stream_uri=nowhere, **settings)
 
 
+def down_then_back(
+    server: FlagServer, saved: Path | aioflags.sources.SavedState, **options: Any
+) -> aioflags.Config:
+    """A config for ``server``, which fails every data request until its faults clear.
+
+    ``server``'s flag ``f`` is a later version than the one saved (as the
+    flag service numbers a change); retries come quickly once it is back.
+    """
+    server.fail(POLL, status=503)
+    server.fail(STREAM, status=503)
+    return server.config(
+        send_events=False,
+        initial_retry_delay=0.05,
+        max_retry_delay=0.1,
+        data_system=DataSystem.default(saved_state=saved),
+        **options,
+    )
+
+
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files the saver left in ``folder``."""
     return list(folder.glob(".*.tmp"))
@@ -87,19 +106,9 @@ async def test_the_network_replaces_saved_state_and_is_saved_in_turn(
     path = tmp_path / "saved.json"
     await save(path, {"f": flag(1)})
     saved_at = json.loads(path.read_text())["saved_at"]
-    # (changed since it was saved: a later version, as the flag service numbers it)
     async with FlagServer({"f": {**flag(0), "version": 2}}) as server:
         # Down at first: the data system serves the file, then the service.
-        server.fail(POLL, status=503)
-        server.fail(STREAM, status=503)
-        config = server.config(
-            send_events=False,
-            initial_retry_delay=0.05,
-            max_retry_delay=0.1,
-            data_system=DataSystem.default(
-                saved_state=saved_state(path, interval=0.05)
-            ),
-        )
+        config = down_then_back(server, saved_state(path, interval=0.05))
         async with Client(config) as client:
             assert await client.variation("f", USER, "?") == "off"  # from the file
             # Started from the file, the client wrote nothing back.
@@ -268,16 +277,7 @@ async def test_ready_from_disk_then_stale_while_the_service_is_down_then_ready(
     await save(path, {"f": flag(1)})
     statuses: list[ProviderStatus] = []
     async with FlagServer({"f": {**flag(0), "version": 2}}) as server:
-        server.fail(POLL, status=503)
-        server.fail(STREAM, status=503)
-        config = server.config(
-            send_events=False,
-            initial_retry_delay=0.05,
-            max_retry_delay=0.1,
-            grace_period=60,
-            data_system=DataSystem.default(saved_state=path),
-        )
-        client = Client(config)
+        client = Client(down_then_back(server, path, grace_period=60))
         for event in (ProviderEvent.READY, ProviderEvent.STALE):
             client.add_handler(event, lambda details: statuses.append(client.status))
         async with client:
