@@ -1,16 +1,18 @@
-"""OpenTelemetry tracing for flag evaluations: ``aioflags.otel.TracingHook``.
+"""OpenTelemetry for flag evaluations: traces (``TracingHook``) and metrics (``Metrics``).
 
 Install with ``pip install 'aioflags[otel]'`` (the OpenTelemetry API only; your
 application brings the SDK and exporter it already uses)::
 
-    from aioflags.otel import TracingHook
+    from aioflags.otel import Metrics, TracingHook
 
-    config = aioflags.Config(sdk_key, hooks=[TracingHook()])
+    config = aioflags.Config(sdk_key, hooks=[TracingHook()], metrics=Metrics())
 
-Every evaluation then adds a ``feature_flag.evaluation`` event, with the
-OpenTelemetry semantic conventions' ``feature_flag.*`` attributes, to the span
-that is current where you ``await client.variation(...)`` (or call a
-``FlagSnapshot``'s methods). See docs/hooks.md.
+With the hook, every evaluation adds a ``feature_flag.evaluation`` event, with
+the OpenTelemetry semantic conventions' ``feature_flag.*`` attributes, to the
+span that is current where you ``await client.variation(...)`` (or call a
+``FlagSnapshot``'s methods). See docs/hooks.md. With the metrics, the
+client's evaluations are counted per flag, variant, reason and error, at no
+cost to an evaluation. See docs/logging.md, "Metrics".
 
 Added in version 0.1.0.
 """
@@ -18,51 +20,38 @@ Added in version 0.1.0.
 from __future__ import annotations
 
 import json
+import weakref
 from typing import TYPE_CHECKING, Any, Final, final
 
 try:
     from opentelemetry import context as otel_context
-    from opentelemetry import trace
+    from opentelemetry import metrics, trace
 except ImportError as _missing:  # pragma: no cover - exercised without the extra only
     raise ImportError(
         "aioflags.otel needs the OpenTelemetry API: pip install 'aioflags[otel]'"
     ) from _missing
 
+from ._analytics._metrics import MetricKey, MetricTotals, error_type, reason_word
 from ._client._hooks import EvaluationSeriesContext, Hook, HookMetadata
+from ._core._exceptions import ConfigurationError
 from ._evaluation._context import Context
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.util.types import AttributeValue
 
     from ._evaluation._results import EvaluationDetail
 
-__all__ = ["TracingHook"]
+__all__ = ["Metrics", "TracingHook"]
 
 #: The semantic conventions' event for one evaluation.
 EVALUATION_EVENT: Final = "feature_flag.evaluation"
 #: The older span event LaunchDarkly's Python OpenTelemetry hook emits.
 LEGACY_EVENT: Final = "feature_flag"
 
-# LaunchDarkly's reasons and error kinds in the conventions' words (hooks.md §6).
-_REASONS: Final = {
-    "TARGET_MATCH": "targeting_match",
-    "RULE_MATCH": "targeting_match",
-    "FALLTHROUGH": "targeting_match",
-    "PREREQUISITE_FAILED": "targeting_match",
-    "OFF": "disabled",
-    "ERROR": "error",
-}
-_ERROR_TYPES: Final = {
-    "FLAG_NOT_FOUND": "flag_not_found",
-    "CLIENT_NOT_READY": "provider_not_ready",
-    "USER_NOT_SPECIFIED": "invalid_context",
-    "WRONG_TYPE": "type_mismatch",
-    "MALFORMED_FLAG": "parse_error",
-    "EXCEPTION": "general",
-}
 _SPAN: Final = "aioflags.otel.span"
 _TOKEN: Final = "aioflags.otel.token"
 
@@ -197,18 +186,15 @@ class TracingHook(Hook):
         attributes = self._common_attributes(series)
         if detail.variation_index is not None:
             attributes["feature_flag.result.variant"] = str(detail.variation_index)
+        # LaunchDarkly's reasons and error kinds in the conventions' words
+        # (hooks.md §6), as the metrics say them.
         reason = detail.reason
-        kind = reason.get("kind")
-        attributes["feature_flag.result.reason"] = (
-            "split"
-            if reason.get("inExperiment")
-            else _REASONS.get(kind, "unknown")
-            if isinstance(kind, str)
-            else "unknown"
+        attributes["feature_flag.result.reason"] = reason_word(
+            reason.get("kind"), reason.get("inExperiment")
         )
         error = detail.error_kind
         if error is not None:
-            attributes["error.type"] = _ERROR_TYPES.get(error, "general")
+            attributes["error.type"] = error_type(error)
         if series.environment_id:
             attributes["feature_flag.set.id"] = series.environment_id
         if self._include_value:
@@ -230,3 +216,188 @@ class TracingHook(Hook):
         if self._include_value:
             attributes["feature_flag.result.value"] = json.dumps(detail.value)
         return attributes
+
+
+#: The instruments' names: OpenFeature's OpenTelemetry hooks' (JS, Go, .NET).
+REQUESTS: Final = "feature_flag.evaluation_requests_total"
+SUCCESSES: Final = "feature_flag.evaluation_success_total"
+ERRORS: Final = "feature_flag.evaluation_error_total"
+
+
+@final
+class Metrics:
+    """Evaluation metrics for OpenTelemetry, read from the counters analytics keep.
+
+    Give it to a client (``Config(metrics=Metrics())``). Three observable
+    counters, read when the metric reader collects:
+
+    - ``feature_flag.evaluation_requests_total``: evaluations per
+      ``feature_flag.key``;
+    - ``feature_flag.evaluation_success_total``: those that did not fail,
+      per ``feature_flag.key``, ``feature_flag.result.variant`` (the
+      variation index; absent when the default was served) and
+      ``feature_flag.result.reason`` (``targeting_match``, ``disabled``,
+      ``split``, or ``override`` for a flag lens token's);
+    - ``feature_flag.evaluation_error_total``: those that failed, per
+      ``feature_flag.key`` and ``error.type`` (``flag_not_found``,
+      ``type_mismatch``, ``provider_not_ready``, ...), with the reason
+      ``error``.
+
+    An evaluation costs nothing more for them: they are the counters
+    LaunchDarkly's summary event is made of, folded in at each flush (every
+    ``flush_interval``, and ``await client.flush()``), so they are at most
+    one flush behind. With analytics events off they count all the same
+    (the client then counts as it would to send events, and sends none).
+    A prerequisite's evaluations count, as in LaunchDarkly's summary.
+
+    One ``Metrics`` counts for every client given it, for its own life:
+    give each environment its own, with ``attributes`` that tell them
+    apart. Instruments are made once per meter provider.
+
+    Args:
+        meter_provider: where the instruments are made (default: the global
+            meter provider, as it is when this is made).
+        attributes: added to every series, e.g.
+            ``{"deployment.environment.name": "prod"}``.
+
+    Raises:
+        ConfigurationError: an attribute that is not a string key with a
+            string, boolean, integer or float value.
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = ("__weakref__", "_attributes", "_metric_totals")
+
+    def __init__(
+        self,
+        meter_provider: MeterProvider | None = None,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        given: object = attributes  # checked at run time: callers may not be typed
+        extra: dict[str, AttributeValue] = {}
+        if given is not None:
+            if not isinstance(given, dict):
+                raise ConfigurationError(
+                    f"Metrics(attributes=) must be a dict, got {given!r}"
+                )
+            for name, value in given.items():
+                if not isinstance(name, str) or not isinstance(
+                    value, (str, bool, int, float)
+                ):
+                    raise ConfigurationError(
+                        "Metrics(attributes=) takes string names with string, "
+                        f"boolean, integer or float values, got {name!r}: {value!r}"
+                    )
+                extra[name] = value
+        self._attributes = extra
+        self._metric_totals = MetricTotals()
+        provider = meter_provider or metrics.get_meter_provider()
+        instruments = _INSTRUMENTS.get(provider)
+        if instruments is None:
+            instruments = _INSTRUMENTS[provider] = _Instruments(provider)
+        instruments.exporters.add(self)
+
+    @property
+    def _totals(self) -> MetricTotals:
+        """Where the clients given it add their counts (at each flush)."""
+        return self._metric_totals
+
+    def __repr__(self) -> str:
+        return f"Metrics(attributes={self._attributes!r})"
+
+
+# What one series counts into, per instrument: its attributes (without the
+# exporter's), or None (not this instrument's).
+
+
+def _request(series: MetricKey) -> dict[str, AttributeValue] | None:
+    return {"feature_flag.key": series[0]}
+
+
+def _success(series: MetricKey) -> dict[str, AttributeValue] | None:
+    key, variant, reason, error = series
+    if error is not None:
+        return None
+    attributes: dict[str, AttributeValue] = {
+        "feature_flag.key": key,
+        "feature_flag.result.reason": reason,
+    }
+    if variant is not None:
+        attributes["feature_flag.result.variant"] = variant
+    return attributes
+
+
+def _error(series: MetricKey) -> dict[str, AttributeValue] | None:
+    key, _, reason, error = series
+    if error is None:
+        return None
+    return {
+        "feature_flag.key": key,
+        "feature_flag.result.reason": reason,
+        "error.type": error,
+    }
+
+
+class _Instruments:
+    """The three observable counters of one meter provider, and who they read."""
+
+    __slots__ = ("__weakref__", "exporters")
+
+    def __init__(self, provider: MeterProvider) -> None:
+        #: The :class:`Metrics` made for this provider (while they live).
+        self.exporters: weakref.WeakSet[Metrics] = weakref.WeakSet()
+        meter = provider.get_meter("aioflags", __version__)
+        unit = "{evaluation}"
+        meter.create_observable_counter(
+            REQUESTS,
+            [self._reader(_request)],
+            unit,
+            "Flag evaluations, per flag key",
+        )
+        meter.create_observable_counter(
+            SUCCESSES,
+            [self._reader(_success)],
+            unit,
+            "Flag evaluations that did not fail, per flag key, variant and reason",
+        )
+        meter.create_observable_counter(
+            ERRORS,
+            [self._reader(_error)],
+            unit,
+            "Flag evaluations that failed, per flag key and error type",
+        )
+
+    def _reader(
+        self, pick: Callable[[MetricKey], dict[str, AttributeValue] | None]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        """An instrument's callback: the series it counts, summed by attributes.
+
+        It holds this object weakly: a provider's meter outlives it.
+        """
+        ref = weakref.ref(self)
+
+        def read(options: CallbackOptions) -> Iterable[Observation]:
+            instruments = ref()
+            if instruments is None:
+                return []
+            sums: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+            for exporter in list(instruments.exporters):
+                extra = exporter._attributes
+                for series, count in exporter._totals.read().items():
+                    attributes = pick(series)
+                    if attributes is None:
+                        continue
+                    attributes.update(extra)
+                    at = tuple(sorted(attributes.items()))
+                    sums[at] = sums.get(at, 0) + count
+            return [metrics.Observation(count, dict(at)) for at, count in sums.items()]
+
+        return read
+
+
+#: The instruments made, per meter provider (a provider keeps one of each name).
+_INSTRUMENTS: Final[weakref.WeakKeyDictionary[MeterProvider, _Instruments]] = (
+    weakref.WeakKeyDictionary()
+)

@@ -246,6 +246,7 @@ class EventProcessor:
         "_clock",
         "_close_deadline",
         "_config",
+        "_counting",
         "_diagnostics",
         "_disabled",
         "_formatter",
@@ -274,8 +275,13 @@ class EventProcessor:
         *,
         now_ms: Callable[[], int] = wall_ms,
         tally: Tally | None = None,
+        counting: bool = False,
     ) -> None:
         self._config = config
+        #: Counting only (for evaluation metrics, events off): every flush
+        #: folds the counters into ``tally`` and sends nothing, not even
+        #: diagnostics; custom and identify events are not recorded.
+        self._counting = counting
         self._http = http
         #: Turns recording into this processor on (True) or off (False) for
         #: the client's evaluations (its evaluator's; None: nothing records).
@@ -298,7 +304,9 @@ class EventProcessor:
             omit_anonymous=config.omit_anonymous_contexts,
         )
         self._diagnostics = (
-            None if config.diagnostic_opt_out else Diagnostics(config, now_ms())
+            None
+            if config.diagnostic_opt_out or counting
+            else Diagnostics(config, now_ms())
         )
         #: Writes each flush's summary straight from its counters.
         self._summary_writer = SummaryWriter()
@@ -310,7 +318,7 @@ class EventProcessor:
         self._bulk_headers = {**self._headers, "X-LaunchDarkly-Event-Schema": _SCHEMA}
         #: Per path, what every post there shares, made once: see :meth:`_request`.
         self._routes: dict[str, _Route] = {}
-        self._disabled = False
+        self._disabled = counting
         #: The payload the sender is delivering (None between deliveries).
         self._in_flight: _Payload | None = None
         #: The sender's shielded scope while it takes and delivers a payload.
@@ -416,6 +424,8 @@ class EventProcessor:
 
         The arguments are checked at run time: callers may not be typed.
         """
+        if self._counting:  # events are off
+            return
         if not isinstance(event_key, str) or not event_key:
             logger.warning("track() needs a non-empty event key; event dropped")
             return
@@ -446,6 +456,8 @@ class EventProcessor:
 
     def identify(self, context: object) -> None:
         """Record an identify event; never raises (bad input is logged and dropped)."""
+        if self._counting:  # events are off
+            return
         if not isinstance(context, Context) or context._error is not None:
             logger.warning("identify() got an invalid context; event dropped")
             return
@@ -606,6 +618,7 @@ class EventProcessor:
         while more:
             await checkpoint()  # apart from the take, and from one another
             more = tally.fold(_FOLD_SLICE)
+        tally.publish()
 
     async def _summary(self, batch: Batch, odd: list[str]) -> list[bytes]:
         """The summary event's JSON, in pieces, a slice of flags at a time.

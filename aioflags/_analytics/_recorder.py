@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from aioflags._core._clock import wall_ms
 
+from ._metrics import ERROR_TYPES, SPLIT
+
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
+    from aioflags._evaluation._results import Reason
 
     from ._usage import Pending, Tally
 
@@ -123,6 +126,7 @@ class Counter:
         "kinds",
         "none",
         "none_value",
+        "notes",
         "order",
         "tracked",
     )
@@ -153,6 +157,39 @@ class Counter:
         #: (:meth:`Recorder.recycle`), so later flushes write a row as its
         #: count alone. None until a flush writes one.
         self.heads: list[str | None] | None = None
+        #: What the counts alone do not tell, for evaluation metrics
+        #: (``_metrics``): per ``(variation index or None, label)``, the
+        #: evaluations of an experiment (``"split"``) and those that served
+        #: no variation (label: the error kind, or the reason kind). None
+        #: until one is noted.
+        self.notes: dict[tuple[int | None, str], int] | None = None
+
+    def note(self, index: int | None, reason: Reason) -> None:
+        """Note an evaluation the counts do not tell enough of (:attr:`notes`).
+
+        On the slow path only (under the recorder's lock, or the unknown
+        flags' counting): no variation served, or an experiment's.
+        """
+        if index is None:
+            kind = reason.get("kind")
+            if kind == "ERROR":
+                error = reason.get("errorKind")
+                label = (
+                    error
+                    if isinstance(error, str) and error in ERROR_TYPES
+                    else "EXCEPTION"
+                )
+            else:
+                label = kind if isinstance(kind, str) else ""
+        elif reason.get("inExperiment"):
+            label = SPLIT
+        else:
+            return
+        notes = self.notes
+        if notes is None:
+            notes = self.notes = {}
+        at = (index, label)
+        notes[at] = notes.get(at, 0) + 1
 
     def add_kinds(self, context: Context) -> None:
         """Count the kinds of ``context`` (the slow path: a kind not seen last)."""
@@ -291,6 +328,7 @@ else:
         counts[index] = 1
         counter.none = 0
         counter.none_value = None
+        counter.notes = None
         counter.kinds = self.fast_kinds
         counter.kind = self.fast_kind
         recorder = self.recorder
@@ -455,8 +493,11 @@ class Recorder:
             if not counter.none:
                 counter.none_value = default
             counter.none += 1
+            counter.note(None, result.reason)
         else:
             counter.counts[index] += 1
+            if result.experiment:
+                counter.note(index, result.reason)
         if context._kind != counter.kind:
             counter.add_kinds(context)
         full = counter.tracked or result.experiment
@@ -496,6 +537,7 @@ class Recorder:
             if not counter.none:
                 counter.none_value = default
             counter.none += 1
+            counter.note(None, result.reason)
             if context._kind != counter.kind:
                 counter.add_kinds(context)
             if context is not self.shared.last:
@@ -522,6 +564,7 @@ class Recorder:
             counts[:] = bytes(len(counts))  # zeros, with no list made
             counter.none = 0
             counter.none_value = None
+            counter.notes = None
             counter.kinds = _NO_KINDS
             counter.kind = ""
         ledger.counters[flag] = counter

@@ -24,18 +24,20 @@ call to the loop), so it needs no lock of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from contextlib import AbstractContextManager
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._model import CompiledFlag
 
-__all__ = ["Counts", "FlagTotal", "Pending", "Tally"]
+__all__ = ["Counts", "Feed", "FlagTotal", "Pending", "Tally"]
 
 #: A flag key's counts in the window not flushed yet, copied: its flag (None:
 #: unknown), the count per variation, the count of defaults served.
@@ -59,6 +61,42 @@ class Counts(Protocol):
     def none(self) -> int:
         """The evaluations that served no variation (the caller's default)."""
         ...
+
+    @property
+    def notes(self) -> dict[tuple[int | None, str], int] | None:
+        """What the counts do not tell: experiments, and why no variation (``_metrics``)."""
+        ...
+
+
+class Feed(Protocol):
+    """Evaluation metrics, as the fold adds to them (``_metrics.MetricFeed``).
+
+    Their counts per flag key and variation, for a flag that was on and
+    one that was off, are lists added to in place, under their lock.
+    """
+
+    @property
+    def lock(self) -> AbstractContextManager[object]:
+        """Held while they are added to (other clients may share them)."""
+        ...
+
+    def add(self, on: bool, key: str, counts: list[int]) -> list[int]:
+        """Add a counter of flag ``key`` (``on`` or off); its list, to add to in place.
+
+        The list of its counts per variation, at least as long as
+        ``counts`` (it may grow, in place, never replaced).
+        """
+        ...
+
+    def noted(self, key: str, notes: Mapping[tuple[int | None, str], int]) -> None:
+        """Add a counter's notes (what its counts do not tell)."""
+
+    def publish(self) -> None:
+        """The flush's counters are all added."""
+
+
+#: No lock (a fold without metrics).
+_UNLOCKED: Final = contextlib.nullcontext()
 
 
 def _same(a: JSONValue, b: JSONValue) -> bool:
@@ -85,6 +123,7 @@ class FlagTotal:
         "evaluations",
         "last_ms",
         "served",
+        "tallied",
     )
 
     def __init__(self) -> None:
@@ -100,6 +139,9 @@ class FlagTotal:
         # value once, not at every flush.
         self._variations: tuple[JSONValue, ...] | None = None
         self._entries: list[list[Any] | None] = []
+        #: With metrics: their counts per variation of the flag object
+        #: added last (that of :attr:`_variations`), added to in place.
+        self.tallied: list[int] | None = None
 
     def copy(self) -> FlagTotal:
         """An independent copy (a read adds what is not folded yet to it)."""
@@ -157,11 +199,14 @@ class Tally:
     (:meth:`fold`).
     """
 
-    __slots__ = ("_at", "_flags", "_taken", "since_ms")
+    __slots__ = ("_at", "_flags", "_taken", "metrics", "since_ms")
 
-    def __init__(self, since_ms: int) -> None:
+    def __init__(self, since_ms: int, metrics: Feed | None = None) -> None:
         #: When counting began (epoch ms): the client's first run with events on.
         self.since_ms = since_ms
+        #: Where the fold hands each slice of counters for evaluation
+        #: metrics too (None: no metrics configured).
+        self.metrics = metrics
         self._flags: dict[str, FlagTotal] = {}
         # Taken, not folded yet: the first one from index ``_at`` on.
         self._taken: deque[_Taken] = deque()
@@ -189,44 +234,62 @@ class Tally:
         return bool(self._taken)
 
     def fold(self, limit: int) -> bool:
-        """Fold up to ``limit`` counters taken into the totals; whether any are left."""
+        """Fold up to ``limit`` counters taken into the totals; whether any are left.
+
+        With metrics (:attr:`metrics`), into theirs too, in the same walk
+        (a walk of their own costs a third more), under their lock: clients
+        on other threads may share them. A flag object's counts go to the
+        list :attr:`FlagTotal.tallied` holds, found when its first counter
+        is folded.
+        """
         flags = self._flags
         taken = self._taken
+        metrics = self.metrics
+        lock = _UNLOCKED if metrics is None else metrics.lock
         while taken and limit > 0:
             items, end_ms = taken[0]
             stop = min(len(items), self._at + limit)
-            # Skipping what earlier slices folded is a C loop (~2 ns an item).
-            for key, counter in islice(items.items(), self._at, stop):
-                if key.__class__ is not str:  # a flag: its key
-                    key = key.key
-                total = flags.get(key)
-                if total is None:
-                    total = flags[key] = FlagTotal()
-                flag = counter.flag
-                if flag is None or flag.variations is not total._variations:
-                    total.add(flag, counter.counts, counter.none, end_ms)
-                    continue
-                # FlagTotal.add in place, for the variations it added last
-                # (a call costs as much as the rest).
-                entries = total._entries
-                none = counter.none
-                added = none
-                index = 0
-                for count in counter.counts:
-                    if count:
-                        entry = entries[index]
-                        if entry is None:
-                            entry = entries[index] = total._entry(
-                                flag.variations[index]
-                            )
-                        entry[1] += count
-                        added += count
-                    index += 1  # noqa: SIM113 (enumerate: a tuple per item)
-                if added:
-                    total.evaluations += added
-                    total.defaults += none
-                    if end_ms > total.last_ms:
-                        total.last_ms = end_ms
+            with lock:
+                # Skipping what earlier slices folded is a C loop (~2 ns an item).
+                for key, counter in islice(items.items(), self._at, stop):
+                    if key.__class__ is not str:  # a flag: its key
+                        key = key.key
+                    total = flags.get(key)
+                    if total is None:
+                        total = flags[key] = FlagTotal()
+                    if metrics is not None and counter.notes is not None:
+                        metrics.noted(key, counter.notes)
+                    flag = counter.flag
+                    if flag is None or flag.variations is not total._variations:
+                        total.add(flag, counter.counts, counter.none, end_ms)
+                        if metrics is not None and flag is not None:
+                            total.tallied = metrics.add(flag.on, key, counter.counts)
+                        continue
+                    # FlagTotal.add in place, for the variations it added last
+                    # (a call costs as much as the rest); and the metrics'
+                    # counts of this flag object, if any.
+                    tallied = total.tallied
+                    entries = total._entries
+                    none = counter.none
+                    added = none
+                    index = 0
+                    for count in counter.counts:
+                        if count:
+                            entry = entries[index]
+                            if entry is None:
+                                entry = entries[index] = total._entry(
+                                    flag.variations[index]
+                                )
+                            entry[1] += count
+                            added += count
+                            if tallied is not None:
+                                tallied[index] += count
+                        index += 1  # noqa: SIM113 (enumerate: a tuple per item)
+                    if added:
+                        total.evaluations += added
+                        total.defaults += none
+                        if end_ms > total.last_ms:
+                            total.last_ms = end_ms
             limit -= stop - self._at
             if stop == len(items):
                 taken.popleft()
@@ -234,6 +297,11 @@ class Tally:
             else:
                 self._at = stop
         return bool(taken)
+
+    def publish(self) -> None:
+        """A flush folded all it took (the metrics read what is not in a counter)."""
+        if self.metrics is not None:
+            self.metrics.publish()
 
     def read(self, pending: Iterable[Pending], now_ms: int) -> dict[str, FlagTotal]:
         """The totals, with what is not folded yet and ``pending`` (at ``now_ms``).

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from anyio.streams.memory import MemoryObjectReceiveStream
 
+    from aioflags._analytics._metrics import MetricFeed
     from aioflags._analytics._usage import Tally
     from aioflags._core._json import JSONValue
     from aioflags._datasystem._datatypes import DataSourceStatus
@@ -309,26 +310,30 @@ class Client(metaclass=_ClientType):
         store = self._new_store()
         store.freeze_gc = store.compile_ahead = self._config.gc_freeze
         evaluator = Evaluator(store, self._hooks, self._lens)
-        if self._config.events_enabled:
+        config = self._config
+        if config.events_enabled or (config.metrics is not None and not config.offline):
             # Recording starts now, synchronously: with ready_timeout=0 the
             # caller evaluates before the run has even begun; delivery
-            # starts once HTTP is set up.
+            # starts once HTTP is set up. With events off, metrics count:
+            # the processor folds its counters and sends nothing.
             from aioflags._analytics._processor import EventProcessor
             from aioflags._analytics._usage import Tally
 
             if self._tally is None:  # one for the client's life: its runs share it
-                self._tally = Tally(wall_ms())
+                self._tally = Tally(wall_ms(), self._metric_feed())
             evaluator.record(
                 EventProcessor(
-                    self._config,
+                    config,
                     None,
                     evaluator.record,
                     self._clock,
                     self._random,
                     tally=self._tally,
+                    counting=not config.events_enabled,
                 ),
                 True,
             )
+        if config.events_enabled:
             if self._config._events_elsewhere():
                 events_logger.info(
                     "Analytics events go to %s, not to the flag service on this "
@@ -350,6 +355,16 @@ class Client(metaclass=_ClientType):
             )
         self._attach_gate(evaluator)
         return store, evaluator
+
+    def _metric_feed(self) -> MetricFeed | None:
+        """What this client's flushes add to ``Config.metrics`` (None: no metrics)."""
+        exporter = self._config.metrics
+        if exporter is None:
+            return None
+        from aioflags._analytics._metrics import MetricFeed
+
+        lens = self._lens
+        return MetricFeed(exporter._totals, None if lens is None else lens.counts)
 
     def _serve(self, evaluator: Evaluator | None) -> None:
         """Evaluations go through ``evaluator`` from now on; ``None``: a fresh empty store."""

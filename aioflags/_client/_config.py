@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Mapping, Sequence
 
+    from aioflags._analytics._metrics import Exporter
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
     from aioflags._lens._config import LensConfig
 
@@ -109,6 +110,13 @@ def _is_lens_config(value: object) -> bool:
     from aioflags._lens._config import LensConfig
 
     return isinstance(value, LensConfig)
+
+
+def _is_metrics(value: object) -> bool:
+    # (``aioflags.otel`` is above the client: it is told by what it holds.)
+    from aioflags._analytics._metrics import MetricTotals
+
+    return isinstance(getattr(value, "_totals", None), MetricTotals)
 
 
 #: The options that are True or False (a truthy ``"false"`` would be True).
@@ -268,6 +276,11 @@ class Config(Frozen):
             carry a signed token see its overrides, and a trace if it asks
             for one (docs/lens.md). ``None`` (the default): no lens, and
             evaluation costs nothing for it. Added in version 0.2.0.
+        metrics: evaluation metrics for OpenTelemetry
+            (``aioflags.otel.Metrics``): counts per flag, variant, reason and
+            error, read when the metric reader collects. They count with
+            analytics events off too (docs/logging.md, "Metrics"). ``None``
+            (the default): no metrics. Added in version 0.2.0.
 
     Raises:
         ConfigurationError: when a value is invalid or of the wrong type (a
@@ -320,6 +333,7 @@ class Config(Frozen):
         "gc_freeze",
         "big_segments",
         "lens",
+        "metrics",
     )
     __match_args__: ClassVar[tuple[str, ...]] = ("sdk_key",)
     _hidden = ("sdk_key",)  # a secret: never in logs
@@ -366,6 +380,7 @@ class Config(Frozen):
     gc_freeze: bool
     big_segments: BigSegmentsConfig | None
     lens: LensConfig | None
+    metrics: Exporter | None
 
     def __init__(
         self,
@@ -412,6 +427,7 @@ class Config(Frozen):
         gc_freeze: bool = False,
         big_segments: BigSegmentsConfig | None = None,
         lens: LensConfig | None = None,
+        metrics: Exporter | None = None,
     ) -> None:
         set_field(self, "sdk_key", sdk_key)
         set_field(self, "base_uri", base_uri)
@@ -455,6 +471,7 @@ class Config(Frozen):
         set_field(self, "gc_freeze", gc_freeze)
         set_field(self, "big_segments", big_segments)
         set_field(self, "lens", lens)
+        set_field(self, "metrics", metrics)
         self._validate()
 
     def _validate(self) -> None:
@@ -496,6 +513,10 @@ class Config(Frozen):
         if self.lens is not None and not _is_lens_config(self.lens):
             raise ConfigurationError(
                 f"lens must be an aioflags.lens.LensConfig, got {self.lens!r}"
+            )
+        if self.metrics is not None and not _is_metrics(self.metrics):
+            raise ConfigurationError(
+                f"metrics must be an aioflags.otel.Metrics, got {self.metrics!r}"
             )
         check_seconds("grace_period", self.grace_period, allow_zero=True)
         jitter: object = self.retry_jitter  # callers may not be typed

@@ -634,7 +634,7 @@ def _running_parts(config: Config) -> list[str]:
                 "aioflags._datasystem._stores._sources",
                 "aioflags._datasystem._stores._writer",
             ]
-        if config.events_enabled:
+        if config.events_enabled or config.metrics is not None:
             names.append("aioflags._analytics._processor")
     return names
 
