@@ -229,10 +229,15 @@ class Lifecycle:
             return None
         task, block = self._blocks[-1]
         self._check_loop("leave `async with client:`")
-        if task != anyio.get_current_task().id:
-            raise RuntimeError("leave `async with client:` in the task that entered it")
+        if task == anyio.get_current_task().id:
+            self._blocks.pop()
+            return await block.__aexit__(exc_type, exc, tb)
+        _check_elsewhere(task)
+        # Another task leaves it, once the one that entered has ended: a
+        # pytest-asyncio yield fixture's teardown, an app's lifespan run by
+        # a test's setup and teardown.
         self._blocks.pop()
-        return await block.__aexit__(exc_type, exc, tb)
+        return await block.leave_elsewhere()
 
     def _begin(self) -> Run:
         """A new run, serving evaluations from now on (status NOT_READY)."""
@@ -547,6 +552,59 @@ class _Block:
     ) -> bool:
         assert self._group is not None
         return await self._group.__aexit__(exc_type, exc, tb)
+
+    async def leave_elsewhere(self) -> bool:
+        """Leave the block from a task other than the one that entered it, which has ended.
+
+        The run is stopped as leaving it stops it (bounded, shielded: every
+        task of the client ends, every socket closes). The group itself is
+        not exited (asyncio and anyio exit a cancel scope only in the task
+        that entered it): with nothing left in it and its task gone, it is
+        dropped with the block. The caller's exception, if any, leaves as it
+        is; a background task's ``BaseException`` that was to leave the
+        block is raised here.
+        """
+        import anyio
+
+        group = self._group
+        assert group is not None
+        with anyio.CancelScope(shield=True):
+            await self._life._leave(self.run)
+        forwarded = group.forwarded
+        if forwarded is not None:
+            raise forwarded
+        return False
+
+
+def _check_elsewhere(task: int) -> None:
+    """Refuse, saying why, to leave a block that task ``task`` entered, here.
+
+    Under asyncio, another task may leave it once ``task`` has ended (its
+    cancel scopes are gone with it); never while it runs (its cancel scopes
+    would be left inconsistent), and never under trio (a task cannot end
+    with a nursery open).
+    """
+    import asyncio
+
+    import anyio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        raise RuntimeError(
+            "leave `async with client:` in the task that entered it: under "
+            "trio, a nursery cannot be left by another task. Enter and leave "
+            "it in one task: with pytest-trio, a fixture's setup and teardown "
+            "run in one task; or keep the client in a task of its own for the "
+            "test's duration"
+        ) from None
+    if any(t.id == task for t in anyio.get_running_tasks()):
+        raise RuntimeError(
+            "leave `async with client:` in the task that entered it, or once "
+            "that task has ended: it is still running, and the client's task "
+            "group is part of it. (A pytest-asyncio yield fixture's teardown "
+            "may leave it: its setup task has ended by then.)"
+        )
 
 
 def _waiting_for(config: Config) -> str:

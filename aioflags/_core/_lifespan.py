@@ -90,6 +90,11 @@ class background_group:
         self._span = span = Span(tg)
         return span
 
+    @property
+    def forwarded(self) -> BaseException | None:
+        """A background task's ``BaseException`` that is to leave the block (if any)."""
+        return None if self._span is None else self._span._forwarded
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
