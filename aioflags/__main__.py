@@ -262,27 +262,44 @@ def _shortened(chain: list[str]) -> str:
 
 
 def validate(paths: list[Path]) -> int:
-    """Load and compile every flag and segment; print what is wrong. 0 if nothing.
+    """Check flag files as a linter would; print what is wrong, where. 0 if nothing.
 
-    What is wrong is what makes evaluations return MALFORMED_FLAG: the
-    compiler's own verdicts (a malformed flag or segment, a variation index
-    out of range, a rule that serves nothing, an invalid attribute
-    reference), and the prerequisite and segment cycles the evaluator aborts.
+    First what the schema says (an unknown field, with the one meant; an
+    unknown operator; a value of the wrong type) and what no file defines
+    (a prerequisite's flag, a ``segmentMatch``'s segment), each at its
+    ``file:line:col``: the SDK ignores an unknown field and never matches
+    an unknown operator, as LaunchDarkly's do, so nothing else would say so.
+    Then what makes evaluations return MALFORMED_FLAG: the compiler's own
+    verdicts (a malformed flag or segment, a variation index out of range,
+    a rule that serves nothing, an invalid attribute reference), and the
+    prerequisite and segment cycles the evaluator aborts.
     """
+    from ._datasystem._sources._files import flag_file_text
+    from ._datasystem._sources._lint import SHAPE, lint, pointer
     from ._evaluation._evaluate import MAX_CHAIN_DEPTH
     from ._evaluation._model import checked_flag, checked_segment
 
     try:
         flags, segments = load_flag_files(*paths)
+        files = [(path, *flag_file_text(path)) for path in paths]
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    linted, where = lint(files, flags, segments)
+    # A flag or segment whose shape the schema refuses: said there, where
+    # it is, rather than again in the compiler's words.
+    misshapen = {
+        (at[0], at[1]) for _, at, what in linted if len(at) > 1 and SHAPE.search(what)
+    }
+    said = [f"{place}: {pointer(at)}: {what}" for place, at, what in linted]
     problems: list[str] = []
     prerequisites: dict[str, tuple[str, ...]] = {}
     runs: dict[str, tuple[str, ...]] = {}  # the flags the evaluator runs
     for key, raw in flags.items():
         flag, found = checked_flag(key, raw)
-        problems += (f"flag {key!r}: {problem}" for problem in found)
+        at = where.get(("flags", key), "")
+        if ("flags", key) not in misshapen:
+            problems += (f"{at}: flag {key!r}: {problem}" for problem in found)
         prerequisites[key] = flag.prerequisite_keys
         if flag.constant is None:
             runs[key] = flag.prerequisite_keys
@@ -290,37 +307,54 @@ def validate(paths: list[Path]) -> int:
     matched: dict[str, list[str]] = {}  # the segments whose rules are matched
     for key, raw in segments.items():
         segment, found = checked_segment(key, raw)
-        problems += (f"segment {key!r}: {problem}" for problem in found)
+        at = where.get(("segments", key), "")
+        if ("segments", key) not in misshapen:
+            problems += (f"{at}: segment {key!r}: {problem}" for problem in found)
         nested[key] = segment.segment_keys
         if segment.rules:  # the evaluator follows a segment's rules alone
             matched[key] = sorted(segment.segment_keys)
     problems += (
-        f"flag {cycle[0]!r}: prerequisite cycle {' -> '.join(cycle)}"
+        f"{where.get(('flags', cycle[0]), '')}: flag {cycle[0]!r}: prerequisite "
+        f"cycle {' -> '.join(cycle)}"
         for cycle in _cycles(prerequisites)
     )
     problems += (
-        f"flag {key!r}: prerequisite chain {len(chain) - 1} levels deep, "
-        f"more than the evaluator's {MAX_CHAIN_DEPTH}: {_shortened(chain)}"
+        f"{where.get(('flags', key), '')}: flag {key!r}: prerequisite chain "
+        f"{len(chain) - 1} levels deep, more than the evaluator's "
+        f"{MAX_CHAIN_DEPTH}: {_shortened(chain)}"
         for key, chain in _too_deep(runs).items()
     )
     problems += (
-        f"segment {key!r}: segment rule chain {len(chain) - 1} levels deep, "
-        f"more than the evaluator's {MAX_CHAIN_DEPTH}: {_shortened(chain)}"
+        f"{where.get(('segments', key), '')}: segment {key!r}: segment rule chain "
+        f"{len(chain) - 1} levels deep, more than the evaluator's "
+        f"{MAX_CHAIN_DEPTH}: {_shortened(chain)}"
         for key, chain in _too_deep(matched).items()
     )
     problems += (
-        f"segment {cycle[0]!r}: segment rule cycle {' -> '.join(cycle)}"
+        f"{where.get(('segments', cycle[0]), '')}: segment {cycle[0]!r}: segment "
+        f"rule cycle {' -> '.join(cycle)}"
         for cycle in _cycles({k: sorted(v) for k, v in nested.items()})
     )
+    for problem in said:
+        print(
+            f"error: {problem}"
+            + (
+                " (evaluations that reach it are MALFORMED_FLAG)"
+                if SHAPE.search(problem)
+                else ""
+            ),
+            file=sys.stderr,
+        )
     for problem in problems:
         print(
             f"error: {problem} (evaluations that reach it are MALFORMED_FLAG)",
             file=sys.stderr,
         )
+    count = len(said) + len(problems)
     names = ", ".join(str(p) for p in paths)
-    verdict = f"{len(problems)} problem(s)" if problems else "valid"
+    verdict = f"{count} problem(s)" if count else "valid"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
-    return 1 if problems else 0
+    return 1 if count else 0
 
 
 def _context(text: str) -> JSONValue:

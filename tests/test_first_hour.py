@@ -361,7 +361,7 @@ def test_validate_says_what_is_wrong(
     bad.write_text(json.dumps({"flags": {"f": {"key": "f", **FLAG, "rules": "nope"}}}))
     assert main(["validate", str(bad)]) == 1
     captured = capsys.readouterr()
-    assert "flag 'f'" in captured.err and "MALFORMED_FLAG" in captured.err
+    assert "flags/f/rules" in captured.err and "MALFORMED_FLAG" in captured.err
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     assert main(["validate", str(broken)]) == 1

@@ -141,6 +141,20 @@ def _yaml_message(path: Path, exc: Any) -> str:
     return f"{where}: invalid YAML: {problem}{context}{note}"
 
 
+def flag_file_text(path: Path) -> tuple[str, Any]:
+    """A flag file's text and what it holds (for ``aioflags validate``'s places).
+
+    Raises:
+        FlagFileError: the file cannot be read, or is not valid JSON or YAML.
+    """
+    raw = read_flag_file(path)
+    if isinstance(raw, str):
+        raise FlagFileError(f"{path}: cannot read the flag file: {raw}")
+    data = _parse(path, raw)
+    text = decode_text(raw)
+    return text.removeprefix("\ufeff"), data
+
+
 def read_flag_file(path: Path) -> bytes | str:
     """A file's bytes, or why it cannot be read (the ``strerror``)."""
     try:
