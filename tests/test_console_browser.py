@@ -59,25 +59,30 @@ async def browser() -> AsyncIterator[Browser]:
 
 @contextlib.asynccontextmanager
 async def console_page(
-    browser: Browser, url: str, **options: Any
+    browser: Browser, url: str, *, failing: bool = False, **options: Any
 ) -> AsyncIterator[Page]:
     """A tab on the console at ``url`` (``.../ui/``), once it is live.
 
     On the way out it checks that the page broke no rule of its
-    Content-Security-Policy, threw nothing, asked for nothing the service
-    does not have (a 404, such as a ``/favicon.ico``) and sent no POST
-    without its token.
+    Content-Security-Policy, threw nothing, sent no POST without its token
+    and, unless the test makes requests fail on purpose (``failing``), that
+    no request failed (a 4xx or 5xx, such as a ``/favicon.ico`` that is not
+    there, or a bad Evaluate) and nothing was logged as an error.
     """
     context = await browser.new_context(**options)
     complaints: list[str] = []
 
     def console(message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
+        # A refused request is logged as an error too: the page's own flows
+        # (a change confirmed, a bad Evaluate) must leave none.
+        if "Content Security Policy" in message.text or (
+            message.type == "error" and not failing
+        ):
             complaints.append(message.text)
 
     def response(answer: Response) -> None:
-        if answer.status == 404:
-            complaints.append(f"404 {answer.url}")
+        if answer.status >= 400 and not failing:
+            complaints.append(f"{answer.status} {answer.url}")
 
     def request(sent: Request) -> None:
         if sent.method == "POST" and "x-aioflags-token" not in sent.headers:
@@ -304,7 +309,7 @@ async def test_a_change_that_fails_leaves_the_page_showing_what_is_served(
     """The select does not keep showing a choice the service does not serve."""
     async with (
         FlagServer({"banner": BANNER}) as server,
-        console_page(browser, f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/", failing=True) as page,
     ):
 
         async def fail(route: Route) -> None:
@@ -602,6 +607,17 @@ async def test_details_and_evaluate_say_what_a_context_gets_and_why(
         await context.fill('{"kind": "user", "key": ')
         await form.get_by_role("button", name="Evaluate").click()
         await expect(result).to_contain_text("not valid JSON")
+        # An invalid context, and a flag that is not there: answered as an
+        # app is (and nothing in the browser's console: the page checks).
+        await context.fill('{"kind": "user"}')
+        await form.get_by_role("combobox", name="Flag").fill("")
+        await form.get_by_role("button", name="Evaluate").click()
+        await expect(result).to_contain_text("the context is not valid")
+        await expect(result).to_contain_text("error: user not specified")
+        await context.fill("alice")
+        await form.get_by_role("combobox", name="Flag").fill("no-such-flag")
+        await form.get_by_role("button", name="Evaluate").click()
+        await expect(result).to_contain_text("error: flag not found")
 
 
 MIGRATION: dict[str, Any] = {
@@ -746,7 +762,7 @@ async def test_an_evaluate_answer_shows_keys_with_bidi_controls_written_out(
 async def test_a_refused_change_names_the_flag_by_its_label(browser: Browser) -> None:
     async with (
         FlagServer({"admin\u202eresu": BANNER}) as server,
-        console_page(browser, f"{server.url}/ui/") as page,
+        console_page(browser, f"{server.url}/ui/", failing=True) as page,
     ):
         server.fail("/ui/api/flag", status=503, body=b'{"message": "busy"}')
         await page.get_by_role("switch", name="admin⟨U+202E⟩resu on").click()

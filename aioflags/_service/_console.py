@@ -935,7 +935,10 @@ class Console:
     async def _evaluate(self, server: FlagHost, request: object) -> Reply:
         """What a context gets from every flag (or one), and why.
 
-        Every flag of a large data set is evaluated in slices (``Pacer``),
+        An invalid context, or a flag that is not there, is answered as an
+        app's evaluation is (the default, with ``USER_NOT_SPECIFIED`` or
+        ``FLAG_NOT_FOUND``), the invalid context's why beside it: a 4xx is
+        for a body that is not the API's. Every flag of a large data set is evaluated in slices (``Pacer``),
         other requests served in between: at 20,000 flags one Evaluate held
         the event loop for 2.5 s. The answer is of the data as it was asked
         (a change meanwhile shows in the next one).
@@ -947,20 +950,19 @@ class Console:
         given = request["context"]
         if isinstance(given, str):
             given = {"kind": "user", "key": given}
-        context = Context.from_dict(given) if isinstance(given, dict) else None
-        if context is None or not context.valid:
-            why = (
-                context.error
-                if context is not None
-                else "it must be an object or a key"
-            )
-            return _error(400, f"the context is not valid: {why}")
+        # An invalid context is evaluated as an app's would be: every flag
+        # answers the default with USER_NOT_SPECIFIED, and the answer says
+        # why (an answer, not a refusal: the page's input, not the API's).
+        context = Context.from_dict(given if isinstance(given, dict) else {})
+        invalid = None
+        if not isinstance(given, dict):
+            invalid = "it must be an object or a key"
+        elif not context.valid:
+            invalid = context.error
         flags = dict(server._flags)  # (a change replaces a flag: this view holds)
         only = request.get("flag")
         if only is not None and not isinstance(only, str):
             return _error(400, '"flag" must be a flag\'s key')
-        if only is not None and only not in flags:
-            return _error(404, f"no flag {only!r}")
         if self._snapshot is None:
             return _error(503, "this console has no evaluator")
         snapshot = await self._snapshot()
@@ -981,8 +983,18 @@ class Console:
                 "reason_kind": kind if isinstance(kind, str) else None,
             }
             results.append(json.dumps(result))  # (written in the slices too)
-        key_text = context.key if not context.multiple else context.fully_qualified_key
-        asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
+        asked: dict[str, object]
+        if invalid is not None:
+            asked = {
+                "kinds": [],
+                "key": "",
+                "error": f"the context is not valid: {invalid}",
+            }
+        else:
+            key_text = (
+                context.key if not context.multiple else context.fully_qualified_key
+            )
+            asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
         body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
         return Reply(status=200, body=body.encode())
 

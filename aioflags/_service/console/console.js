@@ -435,11 +435,14 @@ async function evaluate(event) {
     showResult([element("p", { class: "error" }, answer.message)]);
     return;
   }
-  const who = element(
-    "p",
-    {},
-    `${answer.context.kinds.join(", ")} ${answer.context.key}: ${answer.results.length} flag${answer.results.length === 1 ? "" : "s"}`,
-  );
+  const count = `${answer.results.length} flag${answer.results.length === 1 ? "" : "s"}`;
+  const who = answer.context.error
+    ? element(
+        "p",
+        { class: "error" },
+        `${answer.context.error}. What your app gets with it from ${count}: the default (error: user not specified).`,
+      )
+    : element("p", {}, `${answer.context.kinds.join(", ")} ${answer.context.key}: ${count}`);
   const table = element("table", { "aria-label": "Values" });
   const head = element("tr");
   for (const name of ["Flag", "Value", "Variation", "Reason"]) head.append(element("th", { scope: "col" }, name));
