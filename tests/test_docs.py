@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import inspect
+import json
+import logging
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+import aioflags
+import aioflags.blocking
+import aioflags.migrations
+from aioflags.lens import LensConfig, mint
+from aioflags.testing import FlagData, FlagServer
 from tests.modules import ROOT
 
 pytest_plugins = ["pytester"]
@@ -29,10 +40,31 @@ SAMPLES = samples()
 
 def test_every_python_sample_says_how_it_is_tested() -> None:
     untested = [
-        name for name, how, _ in SAMPLES if how not in ("compile", "exec", "pytest")
+        name
+        for name, how, _ in SAMPLES
+        if how not in ("compile", "exec", "run", "pytest")
     ]
-    assert not untested, f"add <!-- test: compile|exec|pytest --> before {untested}"
+    assert not untested, f"add <!-- test: compile|exec|run|pytest --> before {untested}"
     assert len(SAMPLES) >= 10
+
+
+#: The samples only compiled, and why: every other one runs.
+COMPILED_ONLY = {
+    # two environments' clients talk to LaunchDarkly itself (prod_key,
+    # staging_key): tests/test_environments.py runs the same against
+    # two local flag services
+    "configuration.md#0": "aioflags.Config(prod_key)",
+    # Django and Celery are not test dependencies
+    "sync.md#2": "from django.apps import AppConfig",
+    "sync.md#3": "from celery import Celery",
+}
+
+
+def test_every_sample_runs_but_those_that_cannot() -> None:
+    compiled = {name: code for name, how, code in SAMPLES if how == "compile"}
+    assert set(compiled) == set(COMPILED_ONLY)
+    for name, code in compiled.items():
+        assert COMPILED_ONLY[name] in code, name
 
 
 @pytest.mark.parametrize(
@@ -40,11 +72,28 @@ def test_every_python_sample_says_how_it_is_tested() -> None:
     [(how, code) for _, how, code in SAMPLES],
     ids=[name for name, _, _ in SAMPLES],
 )
-def test_sample(how: str, code: str, pytester: pytest.Pytester) -> None:
+def test_sample(
+    how: str,
+    code: str,
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Every sample is valid Python (top-level await allowed: docs show snippets).
     compiled = compile(code, "<sample>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     if how == "exec":
         exec(compiled, {})
+    elif how == "run":
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("AIOFLAGS_SDK_KEY", "sdk-key")
+        monkeypatch.delenv("AIOFLAGS_OFFLINE", raising=False)  # (put back after)
+        (tmp_path / "flags.json").write_text(json.dumps({"flagValues": FLAG_VALUES}))
+        levels = {n: logging.getLogger(n).level for n in ("aioflags.datasource",)}
+        try:
+            asyncio.run(_run(compiled))
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
     elif how == "pytest":
         pytester.makeini(
             "[pytest]\n"
@@ -59,6 +108,70 @@ def test_sample(how: str, code: str, pytester: pytest.Pytester) -> None:
         assert outcomes.get("passed", 0) >= 1 and not (
             outcomes.get("failed") or outcomes.get("errors")
         ), result.stdout.str()
+
+
+#: The flags a ``run`` sample's app has (``flags.json`` holds them too).
+FLAG_VALUES: dict[str, Any] = {"new-checkout": True, "search-v2": "b"}
+#: A ``run`` sample's flag lens secret (``secret``).
+LENS_SECRET = "docs-lens-secret-0123456789abcdef0123456789"
+
+
+class _Rows:
+    """A database a migrations sample reads (``old_db``)."""
+
+    async def fetchrow(self, query: str, *args: object) -> dict[str, object]:
+        return {"id": args[0]}
+
+
+class _Orders:
+    """A store a migrations sample reads (``new_store``)."""
+
+    async def get_order(self, order_id: object) -> dict[str, object]:
+        return {"id": order_id}
+
+
+async def _written(payload: object) -> object:
+    return payload
+
+
+async def _run(compiled: Any) -> None:
+    """Run a sample as written, where an app's names are: ``client`` (started,
+    on a local flag service, analytics events on, a flag lens), ``user``,
+    ``config``, ``data``, ``sdk_key``, ``token`` and ``secret`` (a lens's),
+    ``logger``, and the stores the migrations samples read and write."""
+    data = FlagData()
+    data.update(
+        data.flag("new-checkout").variations(True, False).fallthrough(True),
+        data.flag("search-v2").variations("a", "b").fallthrough("b"),
+        data.flag("orders-to-documents").migration(aioflags.migrations.Stage.OFF),
+    )
+    async with FlagServer() as server:
+        data.attach(server)
+        config = server.config(
+            "sdk-key", lens=LensConfig(secrets=[LENS_SECRET], allow=["*"])
+        )
+        async with aioflags.Client(config) as client:
+            names: dict[str, Any] = {
+                "aioflags": aioflags,
+                "client": client,
+                "user": aioflags.Context.create("user-42"),
+                "config": config,
+                "data": data,
+                "sdk_key": "sdk-key",
+                "secret": LENS_SECRET,
+                "token": mint(LENS_SECRET, {"new-checkout": False}),
+                "logger": logging.getLogger("docs-sample"),
+                "pg_read": lambda order_id: {"id": order_id},
+                "docs_read": lambda order_id: {"id": order_id},
+                "old_db": _Rows(),
+                "new_store": _Orders(),
+                "write_old": _written,
+                "write_new": _written,
+                "__name__": "docs_sample",
+            }
+            done = eval(compiled, names)
+            if inspect.iscoroutine(done):
+                await done
 
 
 def test_docs_pages_are_all_in_the_site_nav() -> None:
