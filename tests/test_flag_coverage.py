@@ -6,6 +6,7 @@ the aioflags under test.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import json
 import os
@@ -18,7 +19,7 @@ import pytest
 import aioflags
 from aioflags._evaluation._model import compile_flag
 from aioflags._testing._coverage import FlagCoverage, branches_of, summary_lines
-from aioflags.pytest_plugin import _COVERAGE, _Coverage, pytest_testnodedown
+from aioflags.pytest_plugin import _COVERAGE, _Coverage, _percent, pytest_testnodedown
 
 pytest_plugins = ["pytester"]
 
@@ -335,30 +336,37 @@ def test_fail_under_takes_a_percent_sign(
     )
 
 
-@pytest.mark.parametrize("value", ["90%", " 87.5 % "])
-def test_fail_under_accepts_the_documented_forms(
-    pytester: pytest.Pytester, value: str
-) -> None:
-    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess(
-        "--collect-only", "--aioflags-coverage-fail-under", value
+@pytest.mark.parametrize(
+    ("value", "percent"),
+    [("90", 90.0), ("87.5", 87.5), ("90%", 90.0), (" 87.5 % ", 87.5)],
+)
+def test_fail_under_accepts_the_documented_forms(value: str, percent: float) -> None:
+    # (the option's parser; test_fail_under_takes_a_percent_sign runs one)
+    assert _percent(value) == percent
+
+
+@pytest.mark.parametrize("value", ["ninety", "101", "-1", "nan", ""])
+def test_fail_under_refuses_a_bad_value_saying_the_forms(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        _percent(value)
+    assert str(refused.value) == (
+        f"expected a percentage from 0 to 100, written 90, 87.5 or 90%; got {value!r}"
     )
-    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
 
 
-@pytest.mark.parametrize("value", ["ninety", "101", "nan"])
-def test_fail_under_refuses_a_bad_value_saying_the_forms(
-    pytester: pytest.Pytester, value: str
+@pytest.mark.slow
+def test_a_bad_fail_under_is_a_usage_error_naming_the_option(
+    pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = pytester.runpytest_subprocess(
-        "--collect-only", "--aioflags-coverage-fail-under", value
+        "--collect-only", "--aioflags-coverage-fail-under", "ninety"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
             "*error: argument --aioflags-coverage-fail-under: expected a percentage "
-            f"from 0 to 100, written 90, 87.5 or 90%; got {value!r}"
+            "from 0 to 100, written 90, 87.5 or 90%; got 'ninety'"
         ]
     )
 
