@@ -21,6 +21,7 @@ import errno
 import ipaddress
 import json
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -374,10 +375,14 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
     from ._evaluation._context import Context
 
     # A look from the command line is not a use of the flag: no analytics events.
+    # A look waits longer for the data than an app's start does (10 s, unless
+    # the environment says how long).
     config = (
         Config(data_system=DataSystem.file(*files), ready_timeout=10)
         if files
         else Config.from_env(send_events=False)
+        if "AIOFLAGS_READY_TIMEOUT" in os.environ
+        else Config.from_env(send_events=False, ready_timeout=10)
     )
     if not files and config.sdk_key is None and not config.offline:
         raise ConfigurationError(
@@ -388,8 +393,8 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
         )
     ctx = Context.from_dict(context) if isinstance(context, dict) else None
     async with Client(config) as client:
+        status = client.status  # (first: the answer is of the data at this status)
         detail = await client.variation_detail(key, ctx, None)
-        status = client.status
     print(
         json.dumps(
             {

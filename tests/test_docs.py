@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,17 @@ def test_sample(
     elif how == "run":
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("AIOFLAGS_SDK_KEY", "sdk-key")
-        monkeypatch.delenv("AIOFLAGS_OFFLINE", raising=False)  # (put back after)
         (tmp_path / "flags.json").write_text(json.dumps({"flagValues": FLAG_VALUES}))
         levels = {n: logging.getLogger(n).level for n in ("aioflags.datasource",)}
+        environment = dict(os.environ)  # (a sample may set a variable: conftest's)
         try:
             asyncio.run(_run(compiled))
         finally:
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
+            for name in set(os.environ) - set(environment):
+                del os.environ[name]
+            os.environ.update(environment)
     elif how == "pytest":
         pytester.makeini(
             "[pytest]\n"
