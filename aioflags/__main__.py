@@ -167,12 +167,12 @@ async def watch(
         outcome = await watcher.check()
         if isinstance(outcome, Failed):
             print(f"not reloaded: {outcome.message}", file=sys.stderr, flush=True)
-            server._set_trouble(*_trouble(path, outcome.message))
+            server.show_file_trouble(*_trouble(path, outcome.message))
         elif isinstance(outcome, Held):  # the watcher logged it at WARNING
-            server._set_trouble(*_trouble(path, outcome.message))
+            server.show_file_trouble(*_trouble(path, outcome.message))
         elif isinstance(outcome, Loaded):
             server.replace_all(outcome.flags, outcome.segments)
-            server._clear_trouble()
+            server.clear_file_trouble()
             print(
                 f"reloaded {path}: {len(outcome.flags)} flags, "
                 f"{len(outcome.segments)} segments",
@@ -492,6 +492,9 @@ def _parser() -> argparse.ArgumentParser:
         description=_SERVE_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Each command runs its function (``args.run``), with its own parser to
+    # say a usage error (``args.parser``).
+    cmd.set_defaults(run=_serve_command, parser=cmd)
     cmd.add_argument(
         "file",
         type=Path,
@@ -528,6 +531,7 @@ def _parser() -> argparse.ArgumentParser:
         "what is wrong with each.",
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
+    cmd.set_defaults(run=_validate_command, parser=cmd)
 
     cmd = commands.add_parser(
         "diff",
@@ -551,14 +555,16 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--json", action="store_true", help="print the report as one JSON object"
     )
+    cmd.set_defaults(run=_diff_command, parser=cmd)
 
-    commands.add_parser(
+    cmd = commands.add_parser(
         "schema",
         help="print the JSON Schema of flag files (for editors)",
         description="Print the JSON Schema of flag files (flagfile.schema.json, "
         "shipped in the package): save it, and point your editor at it for "
         "completion and checks as you type.",
     )
+    cmd.set_defaults(run=_schema_command, parser=cmd)
 
     cmd = commands.add_parser(
         "eval",
@@ -582,42 +588,42 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a flag file to evaluate from (repeatable); without it, the service",
     )
+    cmd.set_defaults(run=_eval_command, parser=cmd)
     from ._lens._cli import add_commands
 
     add_commands(commands)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: ``aioflags {serve,validate,diff,eval,schema,lens} ...`` (``--help`` for each)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    # The command is an application: aioflags' warnings go to stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if args.command == "validate":
-        return validate(args.files)
-    if args.command == "diff":
-        return diff(args.old, args.new, args.contexts, as_json=args.json)
-    if args.command == "lens":
-        from ._lens._cli import run
+def _validate_command(args: argparse.Namespace) -> int:
+    return validate(args.files)
 
-        return run(args)
-    if args.command == "schema":
-        schema = resources.files("aioflags").joinpath("flagfile.schema.json")
-        print(schema.read_text("utf-8"), end="")
-        return 0
-    if args.command == "eval":
-        try:
-            context = _context(args.context)
-        except (OSError, ValueError, ProtocolError) as exc:
-            parser.error(f"--context: {exc}")
-        try:
-            return anyio.run(evaluate, args.flag, context, args.files)
-        except AioflagsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+
+def _diff_command(args: argparse.Namespace) -> int:
+    return diff(args.old, args.new, args.contexts, as_json=args.json)
+
+
+def _schema_command(args: argparse.Namespace) -> int:
+    schema = resources.files("aioflags").joinpath("flagfile.schema.json")
+    print(schema.read_text("utf-8"), end="")
+    return 0
+
+
+def _eval_command(args: argparse.Namespace) -> int:
+    try:
+        context = _context(args.context)
+    except (OSError, ValueError, ProtocolError) as exc:
+        args.parser.error(f"--context: {exc}")
+    try:
+        return anyio.run(evaluate, args.flag, context, args.files)
+    except AioflagsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
-        parser.error(
+        args.parser.error(
             f"refusing to bind {args.host}: it is not a loopback address (use --allow-remote)"
         )
     lens_secret = None
@@ -657,6 +663,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("stopped", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: ``aioflags {serve,validate,diff,eval,schema,lens} ...`` (``--help`` for each)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # The command is an application: aioflags' warnings go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    command: Callable[[argparse.Namespace], int] = args.run
+    return command(args)
 
 
 if __name__ == "__main__":

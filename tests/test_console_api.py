@@ -766,6 +766,27 @@ def test_a_summary_infers_the_error_kind_of_a_default() -> None:
 
 
 # ------------------------------------------------------------------ trouble
+@pytest.mark.asyncio
+async def test_a_flag_server_shows_file_trouble_through_its_public_calls() -> None:
+    async with (
+        serving() as (server, http, _),
+        aconnect_sse(http, "GET", "/ui/api/events") as source,
+    ):
+        events = source.aiter_sse()
+        with anyio.fail_after(10):
+            assert json.loads((await anext(events)).data)["trouble"] is None
+            server.show_file_trouble("flags.json", 3, "invalid JSON: here")
+            state = json.loads((await anext(events)).data)
+            assert state["trouble"] == {
+                "file": "flags.json",
+                "line": 3,
+                "message": "invalid JSON: here",
+            }
+            server.clear_file_trouble()
+            state = json.loads((await anext(events)).data)
+            assert state["trouble"] is None
+
+
 @pytest.mark.parametrize(
     ("message", "where"),
     [

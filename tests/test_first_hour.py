@@ -132,8 +132,13 @@ async def test_ready_timeout_zero_starts_without_waiting(
 # ----------------------------------------------------------------- misuse
 @pytest.mark.asyncio
 async def test_evaluations_never_raise_for_something_that_is_not_a_context(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aioflags._evaluation import _door
+
+    # Logged once per type for the process: a test before this one in the
+    # same worker may have logged "got str" already.
+    monkeypatch.setattr(_door, "_MISUSED", set())
     data = FlagData()
     data.set_value("f", True)
     async with Client(

@@ -73,6 +73,7 @@ def add_commands(commands: Any) -> None:
         description="Tokens for the flag lens: a request that carries one sees "
         "its flag values (pip install 'aioflags[lens]').",
     )
+    lens.set_defaults(run=run, parser=lens)
     verbs = lens.add_subparsers(
         dest="verb", required=True, metavar="VERB", help="mint or inspect"
     )

@@ -674,8 +674,16 @@ class FlagServer:
         if self._console.sdk_seen("poll", headers):
             self._push_console()
 
-    def _set_trouble(self, file: str, line: int | None, message: str) -> None:
-        """Show the flag file's trouble on the console (the last good data is served)."""
+    def show_file_trouble(self, file: str, line: int | None, message: str) -> None:
+        """Show on the console that a flag file cannot be read now, and why.
+
+        For a server that serves a file's data (as ``aioflags serve`` does):
+        the console's alert names ``file`` (and ``line``, if known) and
+        ``message`` until :meth:`clear_file_trouble`; the server goes on
+        serving the last good data.
+
+        Added in version 0.2.0.
+        """
         self._console.trouble = {
             "file": console.visible(file),
             "line": line,
@@ -683,8 +691,11 @@ class FlagServer:
         }
         self._push_console()
 
-    def _clear_trouble(self) -> None:
-        """The flag file reads again: the console's alert goes."""
+    def clear_file_trouble(self) -> None:
+        """The flag file reads again: the console's alert goes (see :meth:`show_file_trouble`).
+
+        Added in version 0.2.0.
+        """
         if self._console.trouble is not None:
             self._console.trouble = None
             self._push_console()
