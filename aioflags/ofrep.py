@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 from ._client._events import ProviderEvent
 from ._core._exceptions import ConfigurationError
+from ._service._limits import Limits
 from ._service._ofrep import OFREPHandler
 from ._service._ofrep import Request as Request
 
@@ -97,6 +98,10 @@ class OFREPApp:
             leak; the app logs it at WARNING (``aioflags.ofrep``) once per
             key, with the fix, and once for a bulk answer that leaves flags
             out. ``"all"``: every flag.
+        limits: the bounds of a request body (``max_body``,
+            ``body_timeout``) and the change stream's keep-alive
+            (``ofrep_keepalive``): an ``aioflags.testing.Limits``; its
+            defaults when None (64 KiB, 30 s, 15 s). Added in version 0.2.0.
 
     Single-flag evaluations are the client's own (hooks, feature and
     summary events); a bulk request is recorded like ``all_flags_state``.
@@ -115,6 +120,7 @@ class OFREPApp:
         context: Callable[[Request, dict[str, Any]], Context | Awaitable[Context]]
         | None = None,
         expose: Literal["client-side", "all"] = "client-side",
+        limits: Limits | None = None,
     ) -> None:
         if expose not in ("client-side", "all"):
             raise ConfigurationError(
@@ -122,8 +128,15 @@ class OFREPApp:
             )
         if context is not None and not callable(context):
             raise ConfigurationError(f"context must be callable, not {context!r}")
+        if limits is not None and not isinstance(limits, Limits):
+            raise ConfigurationError(
+                f"limits must be an aioflags.testing.Limits, not {limits!r}"
+            )
         self._handler = OFREPHandler(
-            _ClientSource(client), context=context, expose=expose
+            _ClientSource(client),
+            context=context,
+            expose=expose,
+            limits=Limits() if limits is None else limits,
         )
 
     async def __call__(

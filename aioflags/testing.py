@@ -6,6 +6,7 @@
   fault injection and request/connection recording; it also accepts and
   records analytics events (``/bulk``, ``/diagnostic``).
 - :class:`EventLog`: the analytics events a client sent to a FlagServer.
+- :class:`Limits`: every bound of what a FlagServer (and ``OFREPApp``) accepts.
 - :class:`FlagData` with :class:`FlagBuilder`, :class:`SegmentBuilder`,
   :func:`clause` and :func:`in_segment`: flags described in Python, served by
   an in-memory data system or by attached FlagServers.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from ._service._limits import Limits as Limits
 from ._service._server import Fault as Fault
 from ._service._server import FlagServer as FlagServer
 from ._service._server import RecordedRequest as RecordedRequest
@@ -46,6 +48,7 @@ __all__ = [
     "FlagBuilder",
     "FlagData",
     "FlagServer",
+    "Limits",
     "RecordedRequest",
     "SegmentBuilder",
     "clause",

@@ -30,7 +30,7 @@ from aioflags._lens import _lens as lens_runtime
 from aioflags._service._hosting import bind, serve_asgi
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
 from aioflags.ofrep import OFREPApp
-from aioflags.testing import FlagData, FlagServer, clause
+from aioflags.testing import FlagData, FlagServer, Limits, clause
 
 SECRET = "first-secret-of-the-lens-0123456789abcdef"
 SECOND = "second-secret-of-the-lens-0123456789abcdef"
@@ -123,11 +123,12 @@ def make_app(client: aioflags.Client) -> FastAPI:
 @contextlib.asynccontextmanager
 async def served(app: Any) -> AsyncIterator[str]:
     """``app`` served by Hypercorn on 127.0.0.1; its base URL."""
-    sock = bind("127.0.0.1", 0)
+    limits = Limits()
+    sock = bind("127.0.0.1", 0, limits.backlog)
     port = sock.getsockname()[1]
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(serve_asgi, app, sock, stop.wait)
+        tg.start_soon(serve_asgi, app, sock, stop.wait, limits)
         try:
             yield f"http://127.0.0.1:{port}"
         finally:

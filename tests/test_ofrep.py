@@ -32,7 +32,7 @@ from starlette.routing import Mount
 import aioflags
 from aioflags import Client, Context
 from aioflags.ofrep import OFREPApp, Request
-from aioflags.testing import FlagServer
+from aioflags.testing import FlagServer, Limits
 
 CLIENT_SIDE = {"clientSideAvailability": {"usingEnvironmentId": True}}
 BANNER = {
@@ -498,7 +498,6 @@ def test_a_bad_expose_is_refused_at_once() -> None:
 async def test_a_change_stream_ends_once_its_client_closes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("aioflags._service._ofrep.KEEPALIVE", 0.05)
     started, stop = anyio.Event(), anyio.Event()
     clients: list[Client] = []
 
@@ -512,7 +511,9 @@ async def test_a_change_stream_ends_once_its_client_closes(
         tg.start_soon(run_client, flags.config(send_events=False))
         await started.wait()
         async with (
-            uvicorn_app(OFREPApp(clients[0])) as url,  # type: ignore[arg-type]
+            uvicorn_app(
+                OFREPApp(clients[0], limits=Limits(ofrep_keepalive=0.05))  # type: ignore[arg-type]
+            ) as url,
             httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
             http.stream("GET", "/ofrep/v1/event-stream") as stream,
         ):
@@ -652,8 +653,7 @@ async def test_hidden_flags_are_logged_up_to_a_cap_and_not_with_expose_all(
 async def test_a_body_that_trickles_is_refused_in_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("aioflags._service._ofrep.BODY_TIMEOUT", 0.2)
-    async with FlagServer(FLAGS) as server:
+    async with FlagServer(FLAGS, limits=Limits(body_timeout=0.2)) as server:
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         async with await anyio.connect_tcp(host, int(port)) as raw:
             await raw.send(

@@ -31,10 +31,14 @@ import httpx
 import pytest
 
 from aioflags._service import _console as console
-from aioflags._service._app import MAX_BODY, MAX_EVENTS_BODY
-from aioflags._service._outbox import STREAM_QUEUE_BYTES
-from aioflags.testing import FlagServer
+from aioflags.testing import FlagServer, Limits
 from tests.flags import BOOL_FLAG
+
+#: The service's bounds, as every FlagServer and `aioflags serve` has them.
+LIMITS = Limits()
+MAX_BODY = LIMITS.max_body
+MAX_EVENTS_BODY = LIMITS.max_events_body
+STREAM_QUEUE_BYTES = LIMITS.stream_queue_bytes
 
 #: Real sockets, held open or flooded, and an ``aioflags serve`` process per case.
 pytestmark = pytest.mark.slow
@@ -363,14 +367,13 @@ async def test_f7_out_of_file_descriptors_serve_logs_one_line_and_its_end(
 
 _HELD_SCRIPT = """
 import resource, sys, anyio
-from aioflags._service import _hosting
-from aioflags.testing import FlagServer
-
-_hosting.IDLE_TIMEOUT = 0.5  # (the relay's and Hypercorn's; 5 s in use)
+from aioflags.testing import FlagServer, Limits
 
 async def main():
     async with FlagServer({"f": {"on": True, "variations": [True, False],
-                                 "fallthrough": {"variation": 0}}}) as server:
+                                 "fallthrough": {"variation": 0}}},
+                          # (the relay's and Hypercorn's: 5 s in use)
+                          limits=Limits(idle_timeout=0.5)) as server:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, hard))
         print(server.url, flush=True)

@@ -33,6 +33,7 @@ from aioflags._core._clock import wall_ms
 
 from . import _console as console
 from ._host import RequestInfo
+from ._limits import BodyTooLarge, read_body
 from ._ofrep import OFREPHandler, header_number
 from ._paths import (
     EVENTS_BULK,
@@ -51,24 +52,14 @@ if TYPE_CHECKING:
 
     from ._host import Fault, Host
 
-__all__ = ["BODY_TIMEOUT", "MAX_BODY", "MAX_EVENTS_BODY", "ServiceApp"]
+__all__ = ["ServiceApp"]
 
 logger = logging.getLogger("aioflags.testing")
 
-#: The largest body an event post may have (as sent, before gzip is undone).
-MAX_EVENTS_BODY: Final = 8 * 1024 * 1024
-#: The largest body of any other request (the console's changes are tiny).
-MAX_BODY: Final = 64 * 1024
-#: Seconds a client has to send a whole request body.
-BODY_TIMEOUT: Final = 30.0
 #: The scope key under which the pipeline hands its findings to the route.
 _INFO: Final = "aioflags.request"
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
 _OFREP: Final = "/ofrep/"
-
-
-class _TooLarge(Exception):
-    """A request body went past its cap while it was read."""
 
 
 def _json(status: int, data: object, headers: dict[str, str] | None = None) -> Response:
@@ -92,24 +83,6 @@ def _console_response(
         media_type=reply.content_type.decode(),
         headers=headers,
     )
-
-
-def _body_cap(path: str) -> int:
-    return MAX_EVENTS_BODY if path in _EVENT_PATHS else MAX_BODY
-
-
-async def _read_body(receive: Receive, cap: int) -> bytes:
-    """The request body, refused (``_TooLarge``) as soon as it passes ``cap``."""
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise anyio.EndOfStream
-        body += message.get("body", b"")
-        if len(body) > cap:
-            raise _TooLarge
-        if not message.get("more_body", False):
-            return bytes(body)
 
 
 async def until_disconnect(receive: Receive) -> None:
@@ -137,7 +110,9 @@ class ServiceApp:
 
     def __init__(self, server: Host) -> None:
         self._server = server
-        self._ofrep = OFREPHandler(server._ofrep, expose="all", cors=True)
+        self._ofrep = OFREPHandler(
+            server._ofrep, expose="all", cors=True, limits=server.limits
+        )
         self._router = Router(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
@@ -211,16 +186,17 @@ class ServiceApp:
             info = RequestInfo(request_id, headers, query, b"", None)
             await self._router({**scope, _INFO: info}, receive, send)
             return
-        cap = _body_cap(path)
+        limits = server.limits
+        cap = limits.max_events_body if path in _EVENT_PATHS else limits.max_body
         declared = header_number(headers.get("content-length", ""))
         if declared is not None and declared > cap:
             server._record(method, path, query, headers, connection, b"")
             await self._too_large(cap)(scope, receive, send)
             return
         try:
-            with anyio.fail_after(BODY_TIMEOUT):
-                body = await _read_body(receive, cap)
-        except _TooLarge:
+            with anyio.fail_after(limits.body_timeout):
+                body = await read_body(receive, cap)
+        except BodyTooLarge:
             server._record(method, path, query, headers, connection, b"")
             await self._too_large(cap)(scope, receive, send)
             return
@@ -228,7 +204,7 @@ class ServiceApp:
             server._record(method, path, query, headers, connection, b"")
             await _json(
                 408,
-                {"message": f"the body took over {BODY_TIMEOUT:g} s to arrive"},
+                {"message": f"the body took over {limits.body_timeout:g} s to arrive"},
                 {"connection": "close"},
             )(scope, receive, send)
             return

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._console import Console
+    from ._limits import Limits
     from ._ofrep import DataSource
 
 __all__ = ["ASGIApp", "Fault", "Host", "RecordedRequest", "RequestInfo"]
@@ -95,6 +96,8 @@ class Host(Protocol):
 
     url: str
     clock_skew: float
+    #: What the server accepts (``Limits``).
+    limits: Limits
     _console: Console
     _ofrep: DataSource
     _version: int

@@ -40,21 +40,15 @@ if TYPE_CHECKING:
     from anyio.abc import SocketStream
 
     from ._host import ASGIApp
+    from ._limits import Limits
 
-__all__ = ["IDLE_TIMEOUT", "bind", "relay", "serve_asgi"]
+__all__ = ["bind", "relay", "serve_asgi"]
 
 logger = logging.getLogger("aioflags.testing")
 
-#: Seconds a connection may stay idle: before its first request is complete
-#: (a client that trickles its headers is dropped), and between requests.
-IDLE_TIMEOUT: Final = 5.0
 #: Seconds a client may go on sending once the server has answered and
 #: closed (it reads the answer, not a reset), before the relay closes.
 _LINGER: Final = 2.0
-#: The largest request head (request line and headers) Hypercorn buffers.
-MAX_HEAD: Final = 16 * 1024
-#: Connections waiting to be accepted.
-BACKLOG: Final = 1024
 #: An accept that fails for want of resources is retried after this long.
 _ACCEPT_RETRY: Final = 0.1
 _ACCEPT_RESOURCES: Final = frozenset(
@@ -186,7 +180,7 @@ async def _say_when_shortage_ends() -> None:
             _SHORTAGE.end()
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port`` 0: any free port)."""
     infos = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -200,7 +194,7 @@ def bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(BACKLOG)
+        sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -209,16 +203,24 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_asgi(
-    app: ASGIApp, sock: socket.socket, shutdown: Callable[[], Awaitable[None]]
+    app: ASGIApp,
+    sock: socket.socket,
+    shutdown: Callable[[], Awaitable[None]],
+    limits: Limits,
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is closed after."""
+    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is closed after.
+
+    Within ``limits``: a connection idle for ``idle_timeout`` (before its
+    first request is complete, and between requests) is closed, a request
+    head is at most ``max_head`` bytes, ``backlog`` connections wait.
+    """
     from hypercorn.config import Config, Sockets
     from hypercorn.utils import wrap_app
 
     config = Config()
-    config.keep_alive_timeout = IDLE_TIMEOUT
-    config.h11_max_incomplete_size = MAX_HEAD
-    config.backlog = BACKLOG
+    config.keep_alive_timeout = limits.idle_timeout
+    config.h11_max_incomplete_size = limits.max_head
+    config.backlog = limits.backlog
     # The service ends its own streams before it shuts Hypercorn down.
     config.graceful_timeout = 1.0
     config.include_server_header = False
@@ -281,6 +283,7 @@ async def relay(
     upstream: tuple[str, int],
     opened: Callable[[int], int],
     closed: Callable[[int], None],
+    idle_timeout: float,
 ) -> None:
     """Accept on ``listener`` and relay each connection to ``upstream``.
 
@@ -293,7 +296,7 @@ async def relay(
     that stops reading stops the app's sends (backpressure), never a buffer.
 
     A connection is relayed once its client has sent something: one that
-    sends nothing for :data:`IDLE_TIMEOUT` is closed, as Hypercorn closes
+    sends nothing for ``idle_timeout`` seconds is closed, as Hypercorn closes
     one, and holds one descriptor meanwhile, not three (its own, the
     relay's to Hypercorn, Hypercorn's). Held idle connections that Hypercorn
     could not accept (out of descriptors) were kept open for ever, so the
@@ -313,7 +316,7 @@ async def relay(
                 _SHORTAGE.begin(exc.strerror)
                 await anyio.sleep(_ACCEPT_RETRY)
                 continue
-            tg.start_soon(_relay_one, client, upstream, opened, closed)
+            tg.start_soon(_relay_one, client, upstream, opened, closed, idle_timeout)
 
 
 async def _relay_one(
@@ -321,17 +324,18 @@ async def _relay_one(
     upstream: tuple[str, int],
     opened: Callable[[int], int],
     closed: Callable[[int], None],
+    idle_timeout: float,
 ) -> None:
     number: int | None = None
     try:
         async with client:
             first: bytes | None = None
-            with anyio.move_on_after(IDLE_TIMEOUT):
+            with anyio.move_on_after(idle_timeout):
                 first = await client.receive()
             if first is None:
                 return  # nothing sent: never relayed (nor counted)
             try:
-                with anyio.fail_after(IDLE_TIMEOUT):
+                with anyio.fail_after(idle_timeout):
                     server = await anyio.connect_tcp(*upstream)
             except OSError:  # (TimeoutError included)
                 number = opened(0)

@@ -37,6 +37,8 @@ from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 
+from ._limits import BodyTooLarge, Limits, read_body
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterator, Mapping
 
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     Send = Callable[[Message], Awaitable[None]]
 
 __all__ = [
-    "MAX_BODY",
     "DataSource",
     "OFREPHandler",
     "Request",
@@ -60,13 +61,9 @@ __all__ = [
 
 logger = logging.getLogger("aioflags.ofrep")
 
-#: The largest OFREP request body (a context is small; a bigger body is refused
-#: before it is buffered).
-MAX_BODY: Final = 64 * 1024
-#: Seconds a client has to send a whole request body (a trickle is refused).
-BODY_TIMEOUT: Final = 30.0
-#: Seconds between the change stream's comment lines (proxies keep it open).
-KEEPALIVE: Final = 15.0
+#: An OFREP handler's bounds unless it is given others.
+DEFAULT_LIMITS: Final = Limits()
+
 _PREFIX: Final = "/ofrep/v1"
 _SINGLE: Final = f"{_PREFIX}/evaluate/flags/"
 _BULK: Final = f"{_PREFIX}/evaluate/flags"
@@ -231,8 +228,11 @@ class OFREPHandler:
         context: ContextFn | None = None,
         expose: Literal["client-side", "all"] = "client-side",
         cors: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._source = source
+        #: Its bounds: the body's size and time, the stream's keep-alive.
+        self._limits = limits
         self._context_fn = context
         self._client_side_only = expose == "client-side"
         self._cors = cors
@@ -371,32 +371,22 @@ class OFREPHandler:
 
     async def _read(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         """The request's ``context`` object (``{}`` when absent)."""
+        limits = self._limits
+        too_large = f"the body is larger than {limits.max_body} bytes"
         declared = header_number(_Headers(scope).get("content-length", ""))
-        if declared is not None and declared > MAX_BODY:
-            raise _BadInput(
-                "GENERAL", f"the body is larger than {MAX_BODY} bytes", unread=True
-            )
-        body = bytearray()
-        with anyio.move_on_after(BODY_TIMEOUT) as waited:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise anyio.EndOfStream
-                body += message.get("body", b"")
-                if len(body) > MAX_BODY:
-                    raise _BadInput(
-                        "GENERAL",
-                        f"the body is larger than {MAX_BODY} bytes",
-                        unread=True,
-                    )
-                if not message.get("more_body", False):
-                    break
-        if waited.cancelled_caught:
+        if declared is not None and declared > limits.max_body:
+            raise _BadInput("GENERAL", too_large, unread=True)
+        try:
+            with anyio.fail_after(limits.body_timeout):
+                body = await read_body(receive, limits.max_body)
+        except BodyTooLarge:
+            raise _BadInput("GENERAL", too_large, unread=True) from None
+        except TimeoutError:
             raise _BadInput(
                 "GENERAL",
-                f"the body took over {BODY_TIMEOUT:g} s to arrive",
+                f"the body took over {limits.body_timeout:g} s to arrive",
                 unread=True,
-            )
+            ) from None
         if not body.strip():
             return {}
         try:
@@ -613,7 +603,7 @@ class OFREPHandler:
                 }
             )
             while True:
-                with anyio.move_on_after(KEEPALIVE) as waited:
+                with anyio.move_on_after(self._limits.ofrep_keepalive) as waited:
                     await self._source.changed(version)
                 if waited.cancelled_caught:
                     if not self._source.ready():

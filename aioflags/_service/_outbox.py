@@ -3,7 +3,7 @@
 Each open stream (an SDK's, a console page's) has an :class:`Outbox`: the
 server puts every change in it, the stream's task takes them out as the
 client reads. A client that stops reading would make the queue grow with
-every change; past :data:`STREAM_QUEUE_BYTES` of messages waiting, the
+every change; past its limit of bytes waiting (``Limits.stream_queue_bytes``), the
 outbox forgets them all and holds one mark instead, :data:`FULL`: "send the
 whole data as it is when you get there". The stream then catches up with
 one full payload, whatever it missed, and nothing more is queued behind the
@@ -21,11 +21,7 @@ from typing import Final
 
 import anyio
 
-__all__ = ["ABORT", "CLOSE", "FULL", "STREAM_QUEUE_BYTES", "Outbox"]
-
-#: Bytes of messages a stream may have waiting for its client; past that it
-#: collapses to one full payload (:data:`FULL`).
-STREAM_QUEUE_BYTES: Final = 4 * 1024 * 1024
+__all__ = ["ABORT", "CLOSE", "FULL", "Outbox"]
 
 # Marks (compared by identity): end the stream cleanly, drop it mid-body, or
 # send the whole data as it is when the mark is taken.
@@ -39,7 +35,7 @@ class Outbox:
 
     __slots__ = ("_bytes", "_full", "_items", "_limit", "_ready", "collapsed")
 
-    def __init__(self, limit: int = STREAM_QUEUE_BYTES) -> None:
+    def __init__(self, limit: int) -> None:
         self._items: deque[bytes] = deque()
         self._bytes = 0
         self._limit = limit

@@ -34,6 +34,7 @@ from . import _console as console
 from . import _wire as wire
 from ._host import Fault as Fault
 from ._host import RecordedRequest as RecordedRequest
+from ._limits import Limits
 from ._ofrep import DataSource
 from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import (
@@ -62,8 +63,6 @@ __all__ = ["Fault", "FlagServer", "RecordedRequest"]
 #: The test tools' own logger: silence it alone without losing the client's.
 logger = logging.getLogger("aioflags.testing")
 
-#: The largest event post once gzip is undone (a bomb stops here).
-MAX_EVENTS_DECOMPRESSED: Final = 32 * 1024 * 1024
 #: Seconds ``__aexit__`` gives Hypercorn to close its connections.
 _SHUTDOWN_BOUND: Final = 5.0
 #: A payload id longer than this is kept as its hash (ids are bounded in bytes).
@@ -110,7 +109,7 @@ class FlagServer:
     that many bytes, and as many event payloads and diagnostic events (their
     JSON, gzip undone) as fit in that many more. ``aioflags serve`` keeps
     1000 and 32 MiB, so its memory stays bounded. An open stream has at most
-    4 MiB of changes waiting for its client; past that, they collapse to one
+    ``limits.stream_queue_bytes`` (4 MiB) of changes waiting for its client; past that, they collapse to one
     full payload sent when the client reads again. Bound to loopback, the
     server refuses (403) a request whose ``Host`` is not a loopback name (DNS
     rebinding), and every server refuses an event post from a web page of
@@ -127,6 +126,11 @@ class FlagServer:
     ``lens_secret``: the flag lens secret (the first of the app's
     ``LensConfig.secrets``): the console then has a "Share a lens" form that
     makes links (docs/lens.md). Added in version 0.2.0.
+
+    ``limits``: every bound of what the server accepts (request bodies and
+    how long they may take, idle connections, the listen backlog, a slow
+    stream's queue...): an :class:`~aioflags.testing.Limits`; its defaults
+    when None. Added in version 0.2.0.
 
     HTTP is served by Hypercorn with Starlette's routing: install the
     ``service`` extra (``pip install 'aioflags[service]'``).
@@ -145,6 +149,7 @@ class FlagServer:
         keep_bytes: int | None = None,
         count_connections: bool = True,
         lens_secret: str | bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if keep is not None and keep < 1:
             raise ValueError(f"keep must be at least 1 or None, not {keep!r}")
@@ -152,6 +157,12 @@ class FlagServer:
             raise ValueError(
                 f"keep_bytes must be 0 or more, or None, not {keep_bytes!r}"
             )
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(
+                f"limits must be an aioflags.testing.Limits, not {limits!r}"
+            )
+        #: Every bound of what it accepts.
+        self.limits: Limits = Limits() if limits is None else limits
         self._host = host
         self._keep = keep
         self._keep_bytes = keep_bytes
@@ -228,11 +239,11 @@ class FlagServer:
             raise ModuleNotFoundError(f"{_INSTALL} ({exc})", name=exc.name) from exc
         # Binding is synchronous: nothing can be cancelled between creating the
         # sockets and handing them to the task group that closes them.
-        public = _hosting.bind(self._host, self._port)
+        public = _hosting.bind(self._host, self._port, self.limits.backlog)
         inner: socket.socket | None = None
         try:
             if self._count_connections:
-                inner = _hosting.bind("127.0.0.1", 0)
+                inner = _hosting.bind("127.0.0.1", 0, self.limits.backlog)
             span = background_group(self._stop)
             self._tg = (await span.__aenter__()).tg
         except BaseException:
@@ -262,7 +273,7 @@ class FlagServer:
         assert self._shutdown is not None
         assert self._served is not None
         try:
-            await serve(app, sock, self._shutdown.wait)
+            await serve(app, sock, self._shutdown.wait, self.limits)
         finally:
             self._served.set()
 
@@ -274,7 +285,13 @@ class FlagServer:
     ) -> None:
         try:
             with self._relaying_scope():
-                await relay(public, upstream, self._opened, self._closed)
+                await relay(
+                    public,
+                    upstream,
+                    self._opened,
+                    self._closed,
+                    self.limits.idle_timeout,
+                )
         finally:
             public.close()
 
@@ -603,7 +620,7 @@ class FlagServer:
         """
         try:
             if headers.get("content-encoding") == "gzip":
-                body = _gunzip(body, MAX_EVENTS_DECOMPRESSED)
+                body = _gunzip(body, self.limits.max_events_decompressed)
             data = parse(body)
         except (ProtocolError, OSError, EOFError, zlib.error, ValueError):
             return 400
@@ -830,7 +847,7 @@ class FlagServer:
             # The first payload is computed and the subscriber registered in one
             # step (no await between): every later change is pushed after it.
             first = self._first(path, info.query, fault)
-            subscriber = _Subscriber(path, Outbox())
+            subscriber = _Subscriber(path, Outbox(self.limits.stream_queue_bytes))
             self._subscribers[number] = subscriber
             sdk = self._console.stream_opened(info.headers) if path in STREAMS else None
             if sdk is not None:
