@@ -5,15 +5,16 @@ Fixtures:
 - ``aioflags_data``: a fresh :class:`~aioflags.testing.FlagData`, preset by
   the ``@pytest.mark.aioflags(...)`` marker; publish flags with
   ``aioflags_data.update(...)`` or ``aioflags_data.set_value(...)``.
-- ``flag_server`` (async): a running :class:`~aioflags.testing.FlagServer`
-  serving ``aioflags_data``; later publications are pushed to open streams.
+- ``aioflags_flag_server`` (async; ``flag_server`` is its older name): a
+  running :class:`~aioflags.testing.FlagServer` serving ``aioflags_data``;
+  later publications are pushed to open streams.
 - ``aioflags_config``: the :class:`~aioflags.Config` that ``aioflags_client``
-  uses (FDv2 streaming from ``flag_server``, analytics events to it);
+  uses (FDv2 streaming from ``aioflags_flag_server``, analytics events to it);
   override it to change options.
 - ``aioflags_client`` (async): a started :class:`~aioflags.Client`, closed
   after the test.
 - ``aioflags_events``: an :class:`~aioflags.testing.EventLog` of the analytics
-  events ``aioflags_client`` sent to ``flag_server``: ``await
+  events ``aioflags_client`` sent to ``aioflags_flag_server``: ``await
   aioflags_events.flush()`` sends what is buffered and returns them all.
 
 The marker presets flags for one test (on a class or module, for all of them)::
@@ -92,6 +93,7 @@ __all__ = [
     "aioflags_config",
     "aioflags_data",
     "aioflags_events",
+    "aioflags_flag_server",
     "flag_server",
 ]
 
@@ -468,22 +470,33 @@ async def _serve_flags(
 
 
 @_async_fixture(_serve_flags)
-async def flag_server(
+async def aioflags_flag_server(
     aioflags_data: FlagData, request: pytest.FixtureRequest
 ) -> AsyncIterator[FlagServer]:
-    """A running FlagServer on 127.0.0.1 that serves ``aioflags_data``."""
+    """A running FlagServer on 127.0.0.1 that serves ``aioflags_data``.
+
+    Added in version 0.2.0 (``flag_server`` is its older name).
+    """
     async for server in _serve_flags(aioflags_data, request):
         yield server
 
 
 @pytest.fixture
-def aioflags_config(flag_server: FlagServer) -> Config:
-    """The client configuration: FDv2 streaming from ``flag_server``.
+def flag_server(aioflags_flag_server: FlagServer) -> FlagServer:
+    """``aioflags_flag_server``'s older name: the same server."""
+    return aioflags_flag_server
 
-    Analytics events go to ``flag_server`` too (it records them), never to
-    LaunchDarkly.
+
+@pytest.fixture
+def aioflags_config(aioflags_flag_server: FlagServer) -> Config:
+    """The client configuration: FDv2 streaming from ``aioflags_flag_server``.
+
+    Analytics events go to ``aioflags_flag_server`` too (it records them),
+    never to LaunchDarkly.
     """
-    return flag_server.config("test-sdk-key", data_system=DataSystem.streaming())
+    return aioflags_flag_server.config(
+        "test-sdk-key", data_system=DataSystem.streaming()
+    )
 
 
 async def _run_client(
@@ -503,6 +516,8 @@ async def aioflags_client(
 
 
 @pytest.fixture
-def aioflags_events(flag_server: FlagServer, aioflags_client: Client) -> EventLog:
-    """The analytics events ``aioflags_client`` sent to ``flag_server``."""
-    return EventLog(flag_server, aioflags_client)
+def aioflags_events(
+    aioflags_flag_server: FlagServer, aioflags_client: Client
+) -> EventLog:
+    """The analytics events ``aioflags_client`` sent to ``aioflags_flag_server``."""
+    return EventLog(aioflags_flag_server, aioflags_client)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aioflags.testing import FlagServer
+
 pytest_plugins = ["pytester"]
 #: Each test runs a pytest session of its own (pytester).
 pytestmark = pytest.mark.slow
@@ -331,3 +333,11 @@ def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:
     _ini(pytester, asyncio_default_fixture_loop_scope="function")
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.aioflags(values=None*"])
+
+
+@pytest.mark.asyncio
+async def test_flag_server_is_the_older_name_of_aioflags_flag_server(
+    aioflags_flag_server: FlagServer, flag_server: FlagServer
+) -> None:
+    assert flag_server is aioflags_flag_server
+    assert aioflags_flag_server.url.startswith("http://127.0.0.1:")
