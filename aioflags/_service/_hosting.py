@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Final
@@ -243,7 +241,6 @@ async def serve_asgi(
                         wrapped, config, sockets=sockets, shutdown_trigger=shutdown
                     )
                 else:
-                    _let_anyio_see_backported_waits()
                     from hypercorn.asyncio.run import worker_serve as asyncio_serve
 
                     await asyncio_serve(
@@ -252,30 +249,6 @@ async def serve_asgi(
                 tg.cancel_scope.cancel()
     finally:
         sock.close()  # the same object Hypercorn used: closing twice is a no-op
-
-
-#: Python 3.10: Hypercorn's asyncio TaskGroup is the ``taskgroup`` backport.
-_BACKPORTED_TASKGROUP: bool = sys.version_info < (3, 11)
-
-
-def _let_anyio_see_backported_waits() -> None:
-    """On Python 3.10, make Hypercorn's TaskGroup backport visible to anyio.
-
-    Hypercorn uses the ``taskgroup`` backport there; its tasks wait on a
-    ``WaitTaskRescheduled`` where asyncio has a future, and
-    ``anyio.wait_all_tasks_blocked()`` (tests, ours and our users') asks every
-    task's waiter ``done()``, which it lacks. A task waiting on one is
-    blocked: ``done()`` is False. tests/test_client.py's
-    ``test_waiting_returns_when_the_client_closes_meanwhile`` pins this on 3.10.
-    """
-    if not _BACKPORTED_TASKGROUP:
-        return
-    try:  # pragma: no cover - Python 3.10 only
-        waits = importlib.import_module("taskgroup.install").WaitTaskRescheduled
-    except (ImportError, AttributeError):  # pragma: no cover
-        return
-    if not hasattr(waits, "done"):  # pragma: no cover
-        waits.done = lambda self: False
 
 
 async def relay(
