@@ -44,6 +44,7 @@ from aioflags._core._pacing import Pacer
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._evaluation._context import Context
 
+from . import _wire as wire
 from . import _words as words
 
 if TYPE_CHECKING:
@@ -843,7 +844,7 @@ class Console:
     def state_event(self, flags: Mapping[str, JSONObject]) -> bytes:
         """The state as one server-sent event for the page (made once per change)."""
         if self._event is None or self._text is None:
-            self._event = f"event: state\ndata: {self.state_text(flags)}\n\n".encode()
+            self._event = wire.frame("state", self.state_text(flags)).encode()
         return self._event
 
     # ------------------------------------------------------------- requests

@@ -37,6 +37,7 @@ from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 
+from . import _wire as wire
 from ._limits import BodyTooLarge, Limits, read_body
 
 if TYPE_CHECKING:
@@ -577,11 +578,7 @@ class OFREPHandler:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [
-                    *extra,
-                    (b"content-type", b"text/event-stream"),
-                    (b"cache-control", b"no-cache"),
-                ],
+                "headers": [*extra, *wire.STREAM_HEADERS],
             }
         )
         async with anyio.create_task_group() as tg:
@@ -595,13 +592,7 @@ class OFREPHandler:
             version = self._source.version()
             if seen is not None and seen < version:
                 await send(_refetch(version))
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b": connected\n\n",
-                    "more_body": True,
-                }
-            )
+            await send(wire.stream_chunk(b": connected\n\n"))
             while True:
                 with anyio.move_on_after(self._limits.ofrep_keepalive) as waited:
                     await self._source.changed(version)
@@ -611,13 +602,7 @@ class OFREPHandler:
                         await send({"type": "http.response.body", "body": b""})
                         tg.cancel_scope.cancel()
                         return
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b": keep-alive\n\n",
-                            "more_body": True,
-                        }
-                    )
+                    await send(wire.stream_chunk(b": keep-alive\n\n"))
                     continue
                 version = self._source.version()  # a burst is one event
                 await send(_refetch(version))
@@ -661,16 +646,12 @@ def _success(
 
 
 def _refetch(version: int) -> Message:
-    data = json.dumps(
-        {
-            "type": "refetchEvaluation",
-            "etag": f'"{version}"',
-            "lastModified": wall_ms() // 1000,
-        },
-        separators=(",", ":"),
-    )
-    text = f"id: {version}\nevent: message\ndata: {data}\n\n"
-    return {"type": "http.response.body", "body": text.encode(), "more_body": True}
+    data = {
+        "type": "refetchEvaluation",
+        "etag": f'"{version}"',
+        "lastModified": wall_ms() // 1000,
+    }
+    return wire.stream_chunk(wire.sse("message", data, event_id=version).encode())
 
 
 async def _answer(

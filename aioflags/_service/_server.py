@@ -889,19 +889,15 @@ class FlagServer:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream"),
-                    (b"cache-control", b"no-cache"),
-                    *headers,
-                ],
+                "headers": [*wire.STREAM_HEADERS, *headers],
             }
         )
-        await send(_chunk(first))
+        await send(wire.stream_chunk(first))
         # Open (for wait_for_stream) once the client has its first payload.
         self._open_streams[number] = subscriber.path
         self._notify()
         if fault is not None and fault.close_after_events:
-            await send(_END)
+            await send(wire.STREAM_END)
             return
         if fault is not None and fault.abort_after_events:
             return  # drop the connection mid-body
@@ -910,16 +906,13 @@ class FlagServer:
         while True:
             message = await subscriber.outbox.get()
             if message is CLOSE:
-                await send(_END)
+                await send(wire.STREAM_END)
                 return
             if message is ABORT:
                 return
             if message is FULL:
                 message = self._full(subscriber.path)
-            await send(_chunk(message))
-
-
-_END: Final = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(wire.stream_chunk(message))
 
 
 async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
@@ -942,10 +935,6 @@ async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _chunk(message: bytes) -> dict[str, Any]:
-    return {"type": "http.response.body", "body": message, "more_body": True}
 
 
 def _parsed(body: bytes) -> Any:

@@ -7,7 +7,7 @@ what to send when; this module only says how it is written.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -24,16 +24,46 @@ __all__ = [
     "fdv2_poll_body",
     "fdv2_put",
     "fdv2_up_to_date",
+    "frame",
     "sse",
+    "stream_chunk",
 ]
 
 #: The payload id the test server announces in every server-intent.
 PAYLOAD_ID: Final = "aioflags-test"
 
 
-def sse(event: str, data: JSONValue) -> str:
-    """One SSE message."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def sse(event: str, data: JSONValue, *, event_id: int | None = None) -> str:
+    """One SSE message of ``data`` as JSON (``event_id``: its ``id:`` line)."""
+    return frame(event, json.dumps(data, separators=(",", ":")), event_id=event_id)
+
+
+def frame(event: str, text: str, *, event_id: int | None = None) -> str:
+    """One SSE message of ``text``, a line of JSON already written.
+
+    The service's one writer of SSE framing: the SDK streams, OFREP's change
+    stream and the console's page stream all send what it writes.
+    """
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return f"{head}event: {event}\ndata: {text}\n\n"
+
+
+#: An event stream's response headers (before any of the route's own).
+STREAM_HEADERS: Final[list[tuple[bytes, bytes]]] = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+]
+#: The end of an event stream's body.
+STREAM_END: Final[dict[str, Any]] = {
+    "type": "http.response.body",
+    "body": b"",
+    "more_body": False,
+}
+
+
+def stream_chunk(body: bytes) -> dict[str, Any]:
+    """An event stream's next piece of body (more to come)."""
+    return {"type": "http.response.body", "body": body, "more_body": True}
 
 
 def _intent(version: int, code: str, reason: str) -> JSONObject:
