@@ -2,10 +2,11 @@
 
 What ``aioflags.otel.Metrics`` exports. Nothing is counted for it on the
 evaluation path: each flush folds the summary counters it takes (the ones
-LaunchDarkly's summary event and ``client.usage()`` are made of) into the
-client's :class:`MetricFeed`, on the loop, which then merges them into its
-exporter's :class:`MetricTotals` and publishes a copy; a metric reader, on
-whatever thread it collects, reads the copy last published.
+LaunchDarkly's summary event and ``client.usage()`` are made of), and the
+same walk (``_usage.Tally.fold``) adds their counts, through the client's
+:class:`MetricFeed`, to its exporter's :class:`MetricTotals`, on the loop,
+under the totals' lock; a metric reader, on whatever thread it collects,
+copies them under that lock and makes the series (:meth:`MetricTotals.read`).
 
 A counter counts one flag object (one version of a flag) per variation
 served, and the evaluations that served the caller's default. What it does
@@ -97,11 +98,11 @@ class MetricTotals:
     """Evaluations per flag key, variant, reason and error, for the life of an exporter.
 
     One per ``aioflags.otel.Metrics``, shared by the clients given it. Kept
-    as the counters are (per flag key, a count per variation, added in
-    place by a C loop), so that a flush adds to it cheaply: the series
-    are made by :meth:`read`, on the metric reader's thread. Each client's
-    :class:`MetricFeed` adds under :attr:`lock`, a slice of counters at a
-    time (clients on other threads may add at once).
+    as the counters are (per flag key, a count per variation, added to in
+    place as the fold walks them), so that a flush adds to it cheaply: the
+    series are made by :meth:`read`, on the metric reader's thread. Each
+    client's fold adds under :attr:`lock`, a slice of counters at a time
+    (clients on other threads may add at once).
     """
 
     __slots__ = ("lock", "odd", "off", "on")
