@@ -143,14 +143,14 @@ class MetricFeed:
     """What one client's flushes add to its exporter's :class:`MetricTotals`.
 
     On the client's loop only. The fold of a flush's counters
-    (``_usage.Tally.fold``) adds each one's counts to :attr:`on` or
-    :attr:`off`, under :attr:`lock`, as it walks them for ``usage()``: a
+    (``_usage.Tally.fold``) adds each one's counts to the totals' ``on`` or
+    ``off``, under :attr:`lock`, as it walks them for ``usage()``: a
     flag object's first through :meth:`add`, the next in place, in the
     list it returned; and its notes (:meth:`noted`). Then :meth:`publish`
     adds the lens's overridden evaluations (they are in no counter).
     """
 
-    __slots__ = ("_overridden", "_seen", "lock", "off", "on", "totals")
+    __slots__ = ("_overridden", "_seen", "totals")
 
     def __init__(
         self,
@@ -158,13 +158,14 @@ class MetricFeed:
         overridden: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.totals = totals
-        #: The totals' lock and counts (:class:`MetricTotals`).
-        self.lock = totals.lock
-        self.on = totals.on
-        self.off = totals.off
         self._overridden = overridden
         #: The lens's counts at the last publish (its counts only grow).
         self._seen: dict[str, int] = {}
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The totals' lock: held while the fold adds to them."""
+        return self.totals.lock
 
     def add(self, on: bool, key: str, counts: list[int]) -> list[int]:
         """Add a counter of flag ``key`` (``on``: the flag was on); its list (lock held).
@@ -173,7 +174,7 @@ class MetricFeed:
         hold ``counts`` (never replaced: a flag object's later counters are
         added to it in place, ``_usage.Tally.fold``).
         """
-        into = self.on if on else self.off
+        into = self.totals.on if on else self.totals.off
         added = into.get(key)
         if added is None:
             added = into[key] = [0] * len(counts)
