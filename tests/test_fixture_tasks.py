@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 
 from aioflags import Client, Config, Context, ProviderStatus
 from aioflags.testing import FlagData
+from tests.test_lifecycle import sdk_tasks
 
 USER = Context.create("user-1")
 
@@ -33,17 +34,6 @@ def data() -> FlagData:
     flags = FlagData()
     flags.update(flags.flag("f").variations("on", "off").fallthrough("on"))
     return flags
-
-
-def sdk_tasks() -> set[str]:
-    """The running tasks that belong to an aioflags client (as test_lifecycle names them)."""
-    return {
-        f"{t.id}:{t.name}"
-        for t in anyio.get_running_tasks()
-        if t.name is not None
-        and t.name.startswith(("aioflags", "Client", "EventBus", "Supervisor"))
-        and "._service." not in t.name
-    }
 
 
 # ---------------------------------------------------- a client in a fixture
