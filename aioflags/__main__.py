@@ -276,7 +276,7 @@ def validate(paths: list[Path]) -> int:
     prerequisite and segment cycles the evaluator aborts.
     """
     from ._datasystem._sources._files import flag_file_text
-    from ._datasystem._sources._lint import SHAPE, lint, pointer
+    from ._datasystem._sources._lint import lint, pointer
     from ._evaluation._evaluate import MAX_CHAIN_DEPTH
     from ._evaluation._model import checked_flag, checked_segment
 
@@ -289,10 +289,7 @@ def validate(paths: list[Path]) -> int:
     linted, where = lint(files, flags, segments)
     # A flag or segment whose shape the schema refuses: said there, where
     # it is, rather than again in the compiler's words.
-    misshapen = {
-        (at[0], at[1]) for _, at, what in linted if len(at) > 1 and SHAPE.search(what)
-    }
-    said = [f"{place}: {pointer(at)}: {what}" for place, at, what in linted]
+    misshapen = {(p.at[0], p.at[1]) for p in linted if p.shape and len(p.at) > 1}
     problems: list[str] = []
     prerequisites: dict[str, tuple[str, ...]] = {}
     runs: dict[str, tuple[str, ...]] = {}  # the flags the evaluator runs
@@ -336,22 +333,17 @@ def validate(paths: list[Path]) -> int:
         f"rule cycle {' -> '.join(cycle)}"
         for cycle in _cycles({k: sorted(v) for k, v in nested.items()})
     )
-    for problem in said:
+    for p in linted:
+        malformed = " (evaluations that reach it are MALFORMED_FLAG)" if p.shape else ""
         print(
-            f"error: {problem}"
-            + (
-                " (evaluations that reach it are MALFORMED_FLAG)"
-                if SHAPE.search(problem)
-                else ""
-            ),
-            file=sys.stderr,
+            f"error: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
         )
     for problem in problems:
         print(
             f"error: {problem} (evaluations that reach it are MALFORMED_FLAG)",
             file=sys.stderr,
         )
-    count = len(said) + len(problems)
+    count = len(linted) + len(problems)
     names = ", ".join(str(p) for p in paths)
     verdict = f"{count} problem(s)" if count else "valid"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")

@@ -35,7 +35,7 @@ SCHEMA: dict[str, Any] = json.loads(
 
 def errors(value: Any, schema: dict[str, Any]) -> list[str]:
     """Where ``value`` breaks ``schema``: the linter's own check (``aioflags validate``)."""
-    return [f"/{pointer(at)}: {what}" for at, what in schema_problems(value, schema)]
+    return [f"/{pointer(p.at)}: {p.what}" for p in schema_problems(value, schema)]
 
 
 def _load_text(text: str, yaml: bool) -> Any:

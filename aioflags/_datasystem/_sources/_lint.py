@@ -26,14 +26,14 @@ import json
 import re
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
 __all__ = [
-    "SHAPE",
+    "Linted",
     "Places",
     "Problem",
     "Where",
@@ -46,8 +46,26 @@ __all__ = [
 
 #: A place in a file's data: its keys and indexes from the top.
 Where = tuple[str | int, ...]
-#: One thing wrong: where in the data, and what.
-Problem = tuple[Where, str]
+
+
+class Problem(NamedTuple):
+    """One thing wrong: where in the data, and what."""
+
+    at: Where
+    what: str
+    #: The shape of a value (a type, a minimum): what makes the compiler
+    #: refuse the flag or segment it is in (MALFORMED_FLAG).
+    shape: bool = False
+
+
+class Linted(NamedTuple):
+    """A problem of one file, placed: ``file:line:col``, then as :class:`Problem`."""
+
+    place: str
+    at: Where
+    what: str
+    shape: bool
+
 
 #: Keywords that only describe (no effect on validity).
 _ANNOTATIONS: Final = frozenset(
@@ -80,10 +98,6 @@ _NAMES: Final = {
 
 #: What a missing required field does.
 _WITHOUT: Final = {"op": ": a clause without one never matches"}
-
-#: The problems that are the shape of a value (a type, a minimum): what
-#: makes the compiler refuse a flag or segment (MALFORMED_FLAG).
-SHAPE: Final = re.compile(r"is expected$|is less than")
 
 
 @cache
@@ -135,7 +149,7 @@ def schema_problems(
     if node is True:
         return []
     if node is False:
-        return [(at, "not allowed here")]
+        return [Problem(at, "not allowed here")]
     assert isinstance(node, dict)
     unknown = set(node) - _ANNOTATIONS - KEYWORDS
     if unknown:
@@ -153,20 +167,22 @@ def schema_problems(
                 if isinstance(value, (dict, list))
                 else f"{_short(value)} is {_kind(value)}"
             )
-            return [*found, (at, f"{given}, where {expected} is expected")]
+            return [*found, Problem(at, f"{given}, where {expected} is expected", True)]
     if "enum" in node and value not in node["enum"]:
         known = [v for v in node["enum"] if isinstance(v, str)]
         meant = _meant(value, known) if isinstance(value, str) else ""
         if at and at[-1] == "op":
             found.append(
-                (at, f"unknown operator {value!r}{meant}: the clause never matches")
+                Problem(
+                    at, f"unknown operator {value!r}{meant}: the clause never matches"
+                )
             )
         else:
-            found.append((at, f"unknown value {value!r}{meant}"))
+            found.append(Problem(at, f"unknown value {value!r}{meant}"))
     if isinstance(value, dict):
         properties: Mapping[str, Any] = node.get("properties", {})
         found += (
-            (at, f"{key!r} is required{_WITHOUT.get(key, '')}")
+            Problem(at, f"{key!r} is required{_WITHOUT.get(key, '')}")
             for key in node.get("required", ())
             if key not in value
         )
@@ -175,7 +191,7 @@ def schema_problems(
             sub = properties.get(key, others)
             if sub is False:
                 found.append(
-                    (
+                    Problem(
                         (*at, key),
                         f"unknown field {key!r}{_meant(key, list(properties))}: "
                         "LaunchDarkly's model has no such field, so it is ignored",
@@ -187,7 +203,7 @@ def schema_problems(
         for n, item in enumerate(value):
             found += schema_problems(item, node["items"], (*at, n))
     if "minimum" in node and _TYPES["number"](value) and value < node["minimum"]:
-        found.append((at, f"{value} is less than {node['minimum']}"))
+        found.append(Problem(at, f"{value} is less than {node['minimum']}", True))
     return found
 
 
@@ -217,7 +233,7 @@ def reference_problems(
                             found.append(
                                 (
                                     n,
-                                    (
+                                    Problem(
                                         (*at, "prerequisites", i, "key"),
                                         f"prerequisite flag {name!r} is not defined"
                                         f"{_meant(name, list(flags))}: the flag "
@@ -236,7 +252,7 @@ def reference_problems(
                             found.append(
                                 (
                                     n,
-                                    (
+                                    Problem(
                                         (*where, "values", i),
                                         f"segment {name!r} is not defined"
                                         f"{_meant(name, list(segments))}: it matches"
@@ -377,20 +393,20 @@ def lint(
     files: list[tuple[Path, str, Any]],
     flags: Mapping[str, Any],
     segments: Mapping[str, Any],
-) -> tuple[list[tuple[str, Where, str]], dict[tuple[str, str], str]]:
-    """Each file's problems, ``(file:line:col, where, what)``; and where each flag and segment is.
+) -> tuple[list[Linted], dict[tuple[str, str], str]]:
+    """Each file's problems, placed; and where each flag and segment is.
 
     ``files``: each file's path, text and data (as read); ``flags`` and
     ``segments``: all files' together. The second result gives
     ``file:line:col`` by ``("flags" or "segments", key)``.
     """
-    found: list[tuple[str, Where, str]] = []
+    found: list[Linted] = []
     places = [Places(path, text) for path, text, _ in files]
     by_file: list[list[Problem]] = [schema_problems(data) for _, _, data in files]
     for n, problem in reference_problems([d for _, _, d in files], flags, segments):
         by_file[n].append(problem)
     for place, problems in zip(places, by_file, strict=True):
-        found += ((place(at), at, what) for at, what in problems)
+        found += (Linted(place(p.at), *p) for p in problems)
     where: dict[tuple[str, str], str] = {}
     for place, (_, _, data) in zip(places, files, strict=True):
         if not isinstance(data, dict):
