@@ -852,6 +852,9 @@ async def test_gc_freeze_is_opt_in(
 ) -> None:
     frozen: list[int] = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    # A slice ends on a count or a clock; a loaded machine must not end one
+    # (each pause freezes what its slice compiled): the clock stands still.
+    monkeypatch.setattr(aioflags._core._pacing, "_now", lambda: 0.0)
     store = Store()
     store.freeze_gc = store.compile_ahead = freeze
     store.apply_now(await parse_fdv2_poll_text(poll_body({"a": flag("a")})))
@@ -859,6 +862,27 @@ async def test_gc_freeze_is_opt_in(
     await store._maintain_once()  # the same data: frozen once
     assert len(frozen) == (1 if freeze else 0)
     assert made(store.snapshot._flags, "a") is freeze
+
+
+@pytest.mark.asyncio
+async def test_a_compiled_snapshot_is_not_walked_again(
+    checkpoints: list[int],
+) -> None:
+    # A wake with no new data (a status change, a no-op update) must not walk
+    # every flag again: each walked slice would yield, and freeze, for nothing.
+    store = Store()
+    store.compile_ahead = True
+    n = 2 * MAX_OBJECTS
+    store.apply_now(
+        await parse_fdv2_poll_text(
+            poll_body({f"f{i}": flag(f"f{i}") for i in range(n)})
+        )
+    )
+    await store._maintain_once()
+    assert len(checkpoints) >= 1
+    checkpoints.clear()
+    await store._maintain_once()
+    assert checkpoints == []
 
 
 @pytest.mark.asyncio

@@ -542,8 +542,8 @@ class Store:
             flags = flags.merged() if isinstance(flags, Layered) else flags
             segments = segments.merged() if isinstance(segments, Layered) else segments
             self.snapshot = snapshot = self._snapshot_of(flags, segments)
-        if not self.compile_ahead:
-            return False
+        if not self.compile_ahead or flags is self._warm:
+            return False  # (already compiled, and frozen if asked: nothing to walk)
         freeze = self.freeze_gc
         pacer = Pacer(freeze_gc=freeze)  # what each slice compiled: frozen
         for key in list(flags):  # (keys: each flag is compiled as it goes)
