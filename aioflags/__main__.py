@@ -133,7 +133,6 @@ async def serve(
         port=port,
         keep=SERVE_KEEP,
         keep_bytes=SERVE_KEEP_BYTES,
-        count_connections=False,
         lens_secret=lens_secret,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 from ._client._events import ProviderEvent
 from ._core._exceptions import ConfigurationError
-from ._service._limits import Limits
+from ._service._limits import BodyLimits, Limits
 from ._service._ofrep import OFREPHandler
 from ._service._ofrep import Request as Request
 
@@ -111,7 +111,7 @@ class OFREPApp:
     Added in version 0.1.0.
     """
 
-    __slots__ = ("_handler",)
+    __slots__ = ("_app",)
 
     def __init__(
         self,
@@ -132,12 +132,12 @@ class OFREPApp:
             raise ConfigurationError(
                 f"limits must be an aioflags.testing.Limits, not {limits!r}"
             )
-        self._handler = OFREPHandler(
-            _ClientSource(client),
-            context=context,
-            expose=expose,
-            limits=Limits() if limits is None else limits,
+        limits = Limits() if limits is None else limits
+        handler = OFREPHandler(
+            _ClientSource(client), context=context, expose=expose, limits=limits
         )
+        # Request bodies within limits: the one middleware the flag service uses.
+        self._app = BodyLimits(handler, limits)  # type: ignore[arg-type]
 
     async def __call__(
         self,
@@ -146,4 +146,4 @@ class OFREPApp:
         send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         """Answer one ASGI connection (``http`` requests; anything else is ignored)."""
-        await self._handler(scope, receive, send)  # type: ignore[arg-type]
+        await self._app(scope, receive, send)

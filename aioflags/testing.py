@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from ._service._faults import Fault as Fault
 from ._service._limits import Limits as Limits
-from ._service._server import Fault as Fault
+from ._service._recorder import RecordedRequest as RecordedRequest
 from ._service._server import FlagServer as FlagServer
-from ._service._server import RecordedRequest as RecordedRequest
 from ._testing._testdata import FlagBuilder as FlagBuilder
 from ._testing._testdata import FlagData as FlagData
 from ._testing._testdata import SegmentBuilder as SegmentBuilder

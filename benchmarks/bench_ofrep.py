@@ -85,7 +85,7 @@ async def main() -> None:
     flags, segments = corpus["flags"], corpus["segments"]
     print(f"aioflags from {Path(aioflags.__file__).parent}")
     print(f"bulk OFREP, {len(flags)} flags per request, {args.concurrency} connections")
-    async with FlagServer(flags, segments, count_connections=False) as server:
+    async with FlagServer(flags, segments) as server:
         serve = await load(server.url, args.seconds, args.concurrency)
         print(
             f"serve      {serve[0]:8.0f} req/s   p99 {serve[1]:7.1f} ms   errors {serve[2]}"

@@ -21,10 +21,11 @@ from aioflags import Client, Config, Context, ProviderEvent, ProviderStatus
 from aioflags._client import _lifecycle
 from aioflags._datasystem import _supervisor
 from aioflags.testing import FlagServer
+from tests.connections import Connections, counting
 from tests.flags import BOOL_FLAG
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
 FLAG = BOOL_FLAG
 USER = Context.create("u1")
@@ -33,7 +34,7 @@ USER = Context.create("u1")
 # httpx's and httpcore's body iterators are async generators nested inside one
 # another; closing the outer one (we do, with aclosing) leaves the inner ones to
 # the garbage collector, and trio warns about each. Upstream: encode/httpx#3686.
-# The connections themselves are closed (the test checks the server saw it).
+# The connections themselves are closed (the test counts them, client side).
 HTTPX_TRIO_GENERATORS = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <async_generator object "
     "(Response|BoundAsyncStream|AsyncResponseStream|PoolByteStream"
@@ -68,11 +69,24 @@ def bus_tasks_now() -> set[str]:
     return {t for t in sdk_tasks() if "_events." in t}
 
 
-async def all_connections_closed(server: FlagServer) -> None:
-    with anyio.fail_after(5):
-        await server.wait_until(
-            lambda: server.connections_closed == server.connections_opened
-        )
+@pytest.fixture
+def connections() -> Iterator[Connections]:
+    """The client side's connections (ASGI has no connection events for a server)."""
+    with counting() as count:
+        yield count
+
+
+@pytest.mark.asyncio
+async def test_connections_are_counted_where_they_are_made(
+    connections: Connections,
+) -> None:
+    # What the tests below rely on: a client's connections are counted open,
+    # and closed once it is (the count is no vacuous 0 == 0).
+    async with FlagServer({"f": FLAG}) as server:
+        async with Client(config_for(server)):
+            assert connections.opened >= 1
+            assert connections.closed < connections.opened
+        await connections.all_closed()
 
 
 # ------------------------------------------------------------- exceptions
@@ -86,7 +100,9 @@ UNBUILDABLE_HTTP = Config(
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("exc_type", [KeyError, Shutdown])
 def test_the_callers_exception_leaves_async_with_unchanged(
-    backend: str, exc_type: type[BaseException]
+    backend: str,
+    exc_type: type[BaseException],
+    connections: Connections,
 ) -> None:
     raised = exc_type("mine")
 
@@ -106,7 +122,7 @@ def test_the_callers_exception_leaves_async_with_unchanged(
                 tb = tb.tb_next
             assert tb is not None and tb.tb_frame.f_code.co_name == "main"
             assert client.status is ProviderStatus.NOT_READY
-            await all_connections_closed(server)
+            await connections.all_closed()
 
     anyio.run(main, backend=backend)
 
@@ -177,7 +193,10 @@ async def cancelled_after(
 )
 @pytest.mark.parametrize("phase", ["start-up", "shutdown"])
 def test_cancellation_at_every_checkpoint_leaves_nothing_behind(
-    phase: str, backend: str, monkeypatch: pytest.MonkeyPatch
+    phase: str,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    connections: Connections,
 ) -> None:
     async def inline(func: Callable[[], object]) -> None:
         # The worker-thread hop takes thousands of loop turns and cannot be
@@ -217,7 +236,7 @@ def test_cancellation_at_every_checkpoint_leaves_nothing_behind(
                 detail = await client.variation_detail("f", USER, None)
                 assert detail.error_kind == "CLIENT_NOT_READY"
                 # ... and every connection it opened is closed.
-                await all_connections_closed(server)
+                await connections.all_closed()
                 checkpoints += 1
             assert checkpoints > 10  # start-up has await points, each was hit
 
@@ -226,7 +245,9 @@ def test_cancellation_at_every_checkpoint_leaves_nothing_behind(
 
 @pytest.mark.asyncio
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
-async def test_asyncio_timeout_around_start_up_leaves_nothing_behind() -> None:
+async def test_asyncio_timeout_around_start_up_leaves_nothing_behind(
+    connections: Connections,
+) -> None:
     async with FlagServer({"f": FLAG}) as server:
         server.fail("/sdk/poll", hang=True)
         server.fail("/sdk/stream", hang=True)
@@ -245,7 +266,7 @@ async def test_asyncio_timeout_around_start_up_leaves_nothing_behind() -> None:
                     async with client:
                         pytest.fail("start-up was not interrupted")
         assert sdk_tasks() == baseline
-        await all_connections_closed(server)
+        await connections.all_closed()
         # The client can still be started afterwards.
         server.clear_faults()
         async with client:
@@ -256,6 +277,7 @@ async def test_asyncio_timeout_around_start_up_leaves_nothing_behind() -> None:
 @pytest.mark.asyncio
 async def test_aclose_from_a_handler_returns_at_once(
     monkeypatch: pytest.MonkeyPatch,
+    connections: Connections,
 ) -> None:
     # If aclose() waited for its bound here, the test would hang, not pass.
     monkeypatch.setattr(_lifecycle, "_CLOSE_BOUND", 3600.0)
@@ -277,11 +299,13 @@ async def test_aclose_from_a_handler_returns_at_once(
                 await client.aclose()  # waits for the run the handler stopped
                 assert client._life.run is None  # closed for good, within the block
                 await client.aclose()  # idempotent
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio
-async def test_a_handler_that_closes_the_client_runs_to_its_end() -> None:
+async def test_a_handler_that_closes_the_client_runs_to_its_end(
+    connections: Connections,
+) -> None:
     """Its code after aclose() runs, and sees the client closed at once."""
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server))
@@ -308,12 +332,14 @@ async def test_a_handler_that_closes_the_client_runs_to_its_end() -> None:
                 assert client._life.run is None
                 assert client.status is ProviderStatus.NOT_READY
         assert seen == [ProviderStatus.NOT_READY, "CLIENT_NOT_READY", "finished"]
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio
 async def test_a_handler_that_closes_the_client_is_bounded(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    connections: Connections,
 ) -> None:
     """A handler that never ends after aclose() is cancelled at the bound."""
     monkeypatch.setattr(_lifecycle, "_HANDLER_BOUND", 0.01)
@@ -337,11 +363,13 @@ async def test_a_handler_that_closes_the_client_is_bounded(
                 assert client._life.run is None
         assert outcome == ["cancelled"]
         assert "did not finish within its bound" in caplog.text
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio
-async def test_aclose_from_outside_cancels_a_running_handler() -> None:
+async def test_aclose_from_outside_cancels_a_running_handler(
+    connections: Connections,
+) -> None:
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server))
         started = anyio.Event()
@@ -364,7 +392,7 @@ async def test_aclose_from_outside_cancels_a_running_handler() -> None:
                 assert client.status is ProviderStatus.NOT_READY
                 assert client._life.run is None
                 assert bus_tasks_now() == set()
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio
@@ -381,7 +409,9 @@ async def test_after_close_status_and_evaluations_agree() -> None:
 
 
 @pytest.mark.asyncio
-async def test_restart_after_aclose_in_and_after_the_block() -> None:
+async def test_restart_after_aclose_in_and_after_the_block(
+    connections: Connections,
+) -> None:
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server))
         statuses = []
@@ -414,7 +444,7 @@ async def test_restart_after_aclose_in_and_after_the_block() -> None:
             server.set_flag("f", {**FLAG, "fallthrough": {"variation": variation}})
             async with client:
                 assert await client.bool_variation("f", USER, not expected) is expected
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio
@@ -699,7 +729,9 @@ async def test_concurrent_acloses_then_a_restart_serve_the_new_run() -> None:
 
 
 @pytest.mark.asyncio
-async def test_aclose_right_after_a_start_that_does_not_wait() -> None:
+async def test_aclose_right_after_a_start_that_does_not_wait(
+    connections: Connections,
+) -> None:
     async with FlagServer({"f": FLAG}) as server:
         client = Client(config_for(server, ready_timeout=0))
         async with contextlib.AsyncExitStack() as stack:
@@ -708,7 +740,7 @@ async def test_aclose_right_after_a_start_that_does_not_wait() -> None:
             assert sdk_tasks() == set()  # aclose() waited for the run, begun or not
             await stack.enter_async_context(client)
             assert await client.wait_ready(10) is ProviderStatus.READY
-        await all_connections_closed(server)
+        await connections.all_closed()
 
 
 @pytest.mark.asyncio

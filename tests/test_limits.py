@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import anyio
 import httpx
@@ -89,3 +91,111 @@ async def test_an_ofrep_app_takes_limits_and_only_limits() -> None:
     client = Client(Config(offline=True))  # (never started)
     with pytest.raises(ConfigurationError, match=r"aioflags\.testing\.Limits"):
         OFREPApp(client, limits=30)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_route_added_later_inherits_every_limit() -> None:
+    """Any app mounted on the service meets its body limits, its recording,
+    its refusals and its faults, though it knows none of them."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from aioflags._service import _app, _hosting
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"read": len(await request.body())})
+
+    dummy = Mount("/dummy", routes=[Route("/echo", echo, methods=["POST"])])
+    limits = Limits(max_body=100, body_timeout=0.3)
+    server = FlagServer({"f": BOOL_FLAG}, limits=limits)  # (its parts: not served)
+    app = _app.ServiceApp(server, recorder=server._recorder, faults=server._faults)
+    app.routes.insert(0, dummy)
+    sock = _hosting.bind("127.0.0.1", 0, limits.backlog)
+    port = sock.getsockname()[1]
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_hosting.serve_asgi, app, sock, stop.wait, limits)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=GUARD
+        ) as http:
+            # Within its bounds it is served, and recorded.
+            answer = await http.post("/dummy/echo", content=b"x" * 100)
+            assert (answer.status_code, answer.json()) == (200, {"read": 100})
+            assert server.requests_to("/dummy/echo")[-1].body == b"x" * 100
+            # Too large, said or sent: 413, never read whole, recorded empty.
+            answer = await http.post("/dummy/echo", content=b"x" * 101)
+            assert answer.status_code == 413
+            assert "larger than 100 bytes" in answer.json()["message"]
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for _ in range(4):
+                    yield b"x" * 60
+
+            answer = await http.post("/dummy/echo", content=chunks())
+            assert answer.status_code == 413
+            assert server.requests_to("/dummy/echo")[-1].body == b""
+            # A foreign Host (DNS rebinding): refused on its head.
+            answer = await http.post(
+                "/dummy/echo", content=b"{}", headers={"host": "evil.test"}
+            )
+            assert answer.status_code == 403
+            # A fault planned for it applies.
+            server.fail("/dummy/echo", status=503)
+            answer = await http.post("/dummy/echo", content=b"{}")
+            assert answer.status_code == 503
+            server.clear_faults()
+        # Too slow: 408 once body_timeout has passed.
+        async with await anyio.connect_tcp("127.0.0.1", port) as raw:
+            await raw.send(
+                b"POST /dummy/echo HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Length: 10\r\n\r\nx"
+            )
+            with anyio.fail_after(GUARD):
+                head = await raw.receive()
+        assert head.startswith(b"HTTP/1.1 408")
+        stop.set()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "path", ["/bulk", "/ui/api/flag", "/ofrep/v1/evaluate/flags", "/sdk/poll"]
+)
+async def test_a_client_gone_mid_body_is_nobody_s_error(path: str) -> None:
+    """The app returns (it raises nothing for the server to log as its error)."""
+    from aioflags._service import _app
+
+    server = FlagServer({"f": BOOL_FLAG})  # (its parts: not served)
+    app = _app.ServiceApp(server, recorder=server._recorder, faults=server._faults)
+    given: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> MutableMapping[str, Any]:
+        return given.pop(0) if given else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        pass  # (the client is gone: nothing reaches it)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-length", b"100"),
+            (b"x-aioflags-token", server._console.token.encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    with anyio.fail_after(GUARD):
+        await app(scope, receive, send)
+    assert server.requests_to(path)[-1].body == b""  # (never whole)

@@ -274,7 +274,7 @@ async def test_a_last_event_id_int_cannot_read_is_as_good_as_none(
 def test_a_numeric_header_is_ascii_digits_read_at_most_18_of_them(
     value: str, number: int | None
 ) -> None:
-    from aioflags._service._ofrep import header_number
+    from aioflags._service._limits import header_number
 
     assert header_number(value) == number
 

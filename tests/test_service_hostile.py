@@ -489,7 +489,7 @@ async def test_keep_bytes_bounds_the_kept_event_payloads_too() -> None:
         assert len(server.event_payloads) == 3  # the newest that fit
         assert len(server.events) == 3000
         assert server.diagnostic_events[-1] == {"kind": "diagnostic"}
-        assert server._event_bytes <= 10_000
+        assert server._recorder._event_bytes <= 10_000
 
 
 # ------------------------------------------------------------------ N1-N3

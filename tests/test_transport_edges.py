@@ -25,6 +25,7 @@ from aioflags import (
     sources,
 )
 from aioflags.testing import FakeClock, Fault, FlagServer
+from tests.connections import counting
 from tests.sources import poller
 
 pytestmark = pytest.mark.asyncio
@@ -241,18 +242,19 @@ async def test_an_initializer_that_never_answers_gives_way_to_the_synchronizers(
         initializers=[sources.polling_initializer()],
         synchronizers=[sources.streaming_synchronizer()],
     )
-    async with FlagServer({"f": FLAG}) as server:
-        server.fail(POLL, Fault(hang=True))
-        cfg = config(server, system, ready_timeout=0, read_timeout=600)
-        async with Client(cfg, clock=clock) as client:
-            with anyio.fail_after(5):
-                await server.wait_for_requests(POLL)
-                await clock.wait_for_sleeper(within=10)  # initializing_timeout
-            assert not server.requests_to(STREAM)
-            await clock.advance(10)
-            await until(client, ProviderStatus.READY)  # from the stream
-            assert await client.variation("f", USER, "default") == "v1"
-            with anyio.fail_after(5):  # the abandoned poll's socket is closed
-                await server.wait_until(lambda: server.connections_closed >= 1)
-            status = client.data_source_status
-            assert status is not None and status.state is SourceState.VALID
+    with counting() as connections:
+        async with FlagServer({"f": FLAG}) as server:
+            server.fail(POLL, Fault(hang=True))
+            cfg = config(server, system, ready_timeout=0, read_timeout=600)
+            async with Client(cfg, clock=clock) as client:
+                with anyio.fail_after(5):
+                    await server.wait_for_requests(POLL)
+                    await clock.wait_for_sleeper(within=10)  # initializing_timeout
+                assert not server.requests_to(STREAM)
+                await clock.advance(10)
+                await until(client, ProviderStatus.READY)  # from the stream
+                assert await client.variation("f", USER, "default") == "v1"
+                with anyio.fail_after(5):  # the abandoned poll's socket is closed
+                    await connections.wait_until(lambda c: c.closed >= 1)
+                status = client.data_source_status
+                assert status is not None and status.state is SourceState.VALID

@@ -1,40 +1,41 @@
-"""The flag service as an ASGI application (Starlette routing), served by ``_hosting``.
+"""The flag service as a Starlette application: middlewares around mounted apps.
 
-Every request goes through one pipeline before its route:
+A request passes the middlewares (body limits, recording, refusal, faults:
+see ``_middleware``), then reaches its route:
 
-1. refusal on its head alone (DNS rebinding, a web page's event post, the
-   console's Host/Origin/token rules): nothing of a refused body is read;
-2. its body read up to the endpoint's cap (``413`` past it, before anything is
-   kept) and within a time bound (``408``);
-3. recorded (the history is bounded by :class:`FlagServer`'s ``keep`` and
-   ``keep_bytes``);
-4. the endpoint's injected fault, if any (delay, hang, status, body...);
-5. its route: the FDv2/FDv1 polls and streams, the event endpoints, the
-   console under ``/ui``, JSON ``404`` otherwise.
+- the SDK endpoints: the FDv2 and FDv1 polls, their streams (the fan-out
+  of ``FlagServer``) and the analytics event posts;
+- OFREP (``/ofrep/...``, ``_ofrep``), which answers in its own words;
+- the console, mounted under ``/ui`` with its own rules (the page's token,
+  no foreign ``Origin``) and headers (``_console``);
+- JSON ``404`` otherwise.
 
-A handler that fails answers ``500`` (Hypercorn's own isolation), never
-more than that one request; a stream whose client stops reading collapses
-its queue to one full payload past a few MiB (see ``_outbox``).
+A route added here, or an app mounted, inherits every middleware (and so
+every limit). A handler that fails answers ``500`` (Starlette's), never more
+than that one request; a stream whose client stops reading collapses its
+queue to one full payload past a few MiB (see ``_outbox``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
-import json
-import logging
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-import anyio
-from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from aioflags._core._clock import wall_ms
 
 from . import _console as console
-from ._host import RequestInfo
-from ._limits import BodyTooLarge, read_body
-from ._ofrep import OFREPHandler, header_number
+from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
+from ._limits import BodyLimits
+from ._middleware import FAULT, Faults, Recording, Refusal
+from ._ofrep import OFREPHandler
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
@@ -45,235 +46,122 @@ from ._paths import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from starlette.datastructures import Headers
+    from starlette.types import Receive, Scope, Send
 
-    from starlette.requests import Request
-    from starlette.types import Message, Receive, Scope, Send
-
-    from ._host import Fault, Host
+    from ._faults import Fault, FaultPlan
+    from ._host import Host
+    from ._recorder import Recorder
 
 __all__ = ["ServiceApp"]
 
-logger = logging.getLogger("aioflags.testing")
-
-#: The scope key under which the pipeline hands its findings to the route.
-_INFO: Final = "aioflags.request"
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
-_OFREP: Final = "/ofrep/"
+#: The console's own headers (its security policy), on every answer of its.
+_CONSOLE_HEADERS: Final = {
+    k.decode("latin-1"): v.decode("latin-1") for k, v in console.HEADERS
+}
 
 
-def _json(status: int, data: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(data).encode(),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+def _fault_of(scope: Scope) -> Fault | None:
+    fault: Fault | None = scope.get(FAULT)
+    return fault
 
 
-def _console_response(
-    reply: console.Reply, extra: list[tuple[bytes, bytes]]
-) -> Response:
-    headers = {
-        k.decode("latin-1"): v.decode("latin-1") for k, v in [*reply.headers, *extra]
-    }
-    return Response(
-        reply.body,
-        status_code=reply.status,
-        media_type=reply.content_type.decode(),
-        headers=headers,
-    )
-
-
-async def until_disconnect(receive: Receive) -> None:
-    """Wait until the client goes away (the request body is already read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the already-read body once, then the client's own."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+def _fault_headers(scope: Scope) -> dict[str, str]:
+    fault = _fault_of(scope)
+    return dict(fault.headers) if fault is not None else {}
 
 
 class ServiceApp:
     """The ASGI application of one ``FlagServer`` (its :class:`~._host.Host`)."""
 
-    def __init__(self, server: Host) -> None:
+    def __init__(self, server: Host, *, recorder: Recorder, faults: FaultPlan) -> None:
         self._server = server
-        self._ofrep = OFREPHandler(
-            server._ofrep, expose="all", cors=True, limits=server.limits
-        )
-        self._router = Router(
+        limits = server.limits
+        larger = dict.fromkeys(_EVENT_PATHS, limits.max_events_body)
+        self._app = Starlette(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
                 Route(FDV1_POLL, self._poll, methods=["GET"]),
-                Route(FDV2_STREAM, _Raw(self._stream_endpoint)),
-                Route(FDV1_STREAM, _Raw(self._stream_endpoint)),
+                Route(FDV2_STREAM, _Stream(server)),
+                Route(FDV1_STREAM, _Stream(server)),
                 Route(EVENTS_BULK, self._events, methods=["POST"]),
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
-                Route("/ofrep/{rest:path}", _Raw(self._ofrep_endpoint)),
-                Route(console.PREFIX, _Raw(self._console_endpoint)),
-                Route(f"{console.PREFIX}/{{rest:path}}", _Raw(self._console_endpoint)),
+                Route(
+                    "/ofrep/{rest:path}",
+                    OFREPHandler(server._ofrep, expose="all", cors=True, limits=limits),
+                ),
+                Route(console.PREFIX, _console_moved),
+                Mount(
+                    console.PREFIX,
+                    app=_Console(server),
+                    middleware=[
+                        Middleware(
+                            Refusal,
+                            why=server._console.refusal,
+                            headers=_CONSOLE_HEADERS,
+                        )
+                    ],
+                ),
             ],
-            default=self._not_found,
+            middleware=[
+                Middleware(BodyLimits, limits=limits, larger=larger),
+                Middleware(Recording, recorder=recorder),
+                Middleware(Refusal, why=self._refusal),
+                Middleware(Faults, plan=faults, dated=_EVENT_PATHS, date=self._date),
+            ],
+            exception_handlers={
+                404: _not_found,
+                405: _not_allowed,
+                ClientDisconnect: _client_gone,
+            },
         )
 
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """Its routes (Starlette's): one added here passes every middleware."""
+        return self._app.routes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif scope["type"] == "http":
-            with self._server._handling():
-                await self._pipeline(scope, receive, send)
-
-    @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _pipeline(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server = self._server
-        path: str = scope["path"]
-        if not path.startswith("/"):  # absolute-form (a proxy's request line)
+        if scope["type"] != "http":  # (the lifespan: Starlette's)
+            await self._app(scope, receive, send)
+            return
+        if not scope["path"].startswith("/"):
+            # absolute-form (a proxy's request line): route its path
             try:
-                path = urlsplit(path).path or "/"
+                path = urlsplit(scope["path"]).path or "/"
             except ValueError:
                 path = "/"
             scope = {**scope, "path": path}
-        method: str = scope["method"]
-        # Latin-1 is HTTP's own: any byte decodes (Hypercorn has checked the rest).
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in scope["headers"]
-        }
-        query = {
-            k: v[0]
-            for k, v in parse_qs(
-                scope["query_string"].decode("latin-1"), keep_blank_values=True
-            ).items()
-        }
-        client = scope.get("client")
-        request_id, connection = server._request_started(client[1] if client else None)
-        is_console = path == console.PREFIX or path.startswith(f"{console.PREFIX}/")
-        refused: Response | None = None
-        if is_console:
-            reply = server._console.refusal(method, headers)
-            refused = None if reply is None else _console_response(reply, [])
-        elif server._refused(path, method, headers):
-            refused = _json(403, {"message": "refused"})
-        if refused is not None:
-            server._record(method, path, query, headers, connection, b"")
-            await refused(scope, receive, send)
-            return
-        if path.startswith(_OFREP):
-            # OFREP bounds its own bodies and answers in its own words (400
-            # with an OFREP failure body and CORS headers a page can read).
-            server._record(method, path, query, headers, connection, b"")
-            info = RequestInfo(request_id, headers, query, b"", None)
-            await self._router({**scope, _INFO: info}, receive, send)
-            return
-        limits = server.limits
-        cap = limits.max_events_body if path in _EVENT_PATHS else limits.max_body
-        declared = header_number(headers.get("content-length", ""))
-        if declared is not None and declared > cap:
-            server._record(method, path, query, headers, connection, b"")
-            await self._too_large(cap)(scope, receive, send)
-            return
-        try:
-            with anyio.fail_after(limits.body_timeout):
-                body = await read_body(receive, cap)
-        except BodyTooLarge:
-            server._record(method, path, query, headers, connection, b"")
-            await self._too_large(cap)(scope, receive, send)
-            return
-        except TimeoutError:
-            server._record(method, path, query, headers, connection, b"")
-            await _json(
-                408,
-                {"message": f"the body took over {limits.body_timeout:g} s to arrive"},
-                {"connection": "close"},
-            )(scope, receive, send)
-            return
-        except anyio.EndOfStream:
-            return  # the client went away before sending its body
-        server._record(method, path, query, headers, connection, body)
-        fault = server._fault_for(path)
-        logger.debug(
-            "FlagServer %s: %s %s%s",
-            server.url,
-            method,
-            path,
-            "" if fault is None else f" ({fault!r})",
-            extra={"url": f"{server.url}{path}", "fault": fault is not None},
-        )
-        if fault is not None and fault.delay:
-            await anyio.sleep(fault.delay)
-        if fault is not None and fault.hang:
-            await until_disconnect(receive)
-            return
-        if fault is not None and fault.status is not None:
-            await self._fault_reply(path, fault)(scope, receive, send)
-            return
-        info = RequestInfo(request_id, headers, query, body, fault)
-        await self._router({**scope, _INFO: info}, _replaying(body, receive), send)
+        with self._server._handling():  # (stopping the server ends it)
+            await self._app(scope, receive, send)
 
-    @staticmethod
-    def _too_large(cap: int) -> Response:
-        return _json(
-            413,
-            {"message": f"the body is larger than {cap} bytes"},
-            {"connection": "close"},
-        )
-
-    def _fault_reply(self, path: str, fault: Fault) -> Response:
-        assert fault.status is not None
-        body = (
-            fault.body
-            if fault.body is not None
-            else f"fault injected: HTTP {fault.status}".encode()
-        )
-        headers = dict(fault.headers)
-        if path in _EVENT_PATHS:
-            headers = {"date": self._date(), **headers}
-        return Response(
-            body, status_code=fault.status, media_type="text/plain", headers=headers
-        )
+    def _refusal(self, method: str, path: str, headers: Headers) -> str | None:
+        """Why to refuse a request on its head: DNS rebinding, a web page's event post."""
+        bound = self._server.host
+        host = headers.get("host")
+        if is_loopback_bind(bound) and not is_loopback_host(host):
+            return "refused: this server answers to localhost and loopback addresses"
+        if (
+            path in _EVENT_PATHS
+            and method == "POST"
+            and foreign_events_post(headers, bound)
+        ):
+            return "refused: an event post from a web page of another site"
+        return None
 
     def _date(self) -> str:
         now = wall_ms() / 1000 + self._server.clock_skew
         return email.utils.formatdate(now, usegmt=True)
 
     # -------------------------------------------------------------- routes
-    @staticmethod
-    def _info(request: Request) -> RequestInfo:
-        info: RequestInfo = request.scope[_INFO]
-        return info
-
-    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _json(404, {"message": "not found"})(scope, receive, send)
-
     async def _poll(self, request: Request) -> Response:
         server = self._server
-        info = self._info(request)
-        fault = info.fault
-        extra = dict(fault.headers) if fault is not None else {}
-        server._sdk_polled(info.headers)
+        fault = _fault_of(request.scope)
+        extra = _fault_headers(request.scope)
+        server._sdk_polled(request.headers)
         etag = f'"{server._version}"'
-        if info.headers.get("if-none-match") == etag and (
+        if request.headers.get("if-none-match") == etag and (
             fault is None or fault.body is None
         ):
             return Response(status_code=304, headers={"etag": etag, **extra})
@@ -281,74 +169,112 @@ class ServiceApp:
         if fault is not None and fault.body is not None:
             body = fault.body
         elif request.url.path == FDV2_POLL:
-            body = server._fdv2_poll_body(info.query.get("basis"))
+            body = server._fdv2_poll_body(request.query_params.get("basis"))
         else:
             body = server._fdv1_poll_body()
         return Response(
-            body,
-            media_type="application/json",
-            headers={"etag": etag, **extra},
+            body, media_type="application/json", headers={"etag": etag, **extra}
         )
 
     async def _events(self, request: Request) -> Response:
-        info = self._info(request)
         status = await self._server._receive_events(
-            request.url.path, info.headers, info.body
+            request.url.path, request.headers, await request.body()
         )
-        extra = dict(info.fault.headers) if info.fault is not None else {}
-        return Response(
-            b"", status_code=status, headers={"date": self._date(), **extra}
-        )
-
-    async def _console_endpoint(
-        self, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        info: RequestInfo = scope[_INFO]
-        reply = await self._server._console.respond(
-            self._server,
-            scope["method"],
-            scope["path"],
-            info.headers,
-            info.body,
-            info.query,
-        )
-        extra = (
-            [(k.encode(), v.encode()) for k, v in info.fault.headers.items()]
-            if info.fault is not None
-            else []
-        )
-        if reply is None:  # the console page's event stream
-            await self._server._stream(
-                scope["path"], info, receive, send, [*console.HEADERS, *extra]
-            )
-            return
-        await _console_response(reply, extra)(scope, receive, send)
-
-    async def _ofrep_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._ofrep(scope, receive, send)  # type: ignore[arg-type]
-
-    async def _stream_endpoint(
-        self, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        info: RequestInfo = scope[_INFO]
-        extra = (
-            [(k.encode(), v.encode()) for k, v in info.fault.headers.items()]
-            if info.fault is not None
-            else []
-        )
-        await self._server._stream(scope["path"], info, receive, send, extra)
+        headers = {"date": self._date(), **_fault_headers(request.scope)}
+        return Response(b"", status_code=status, headers=headers)
 
 
-class _Raw:
-    """A raw ASGI endpoint for a Starlette ``Route``.
+async def _not_found(request: Request, exc: Exception) -> Response:
+    await _read_whole(request)
+    return JSONResponse({"message": "not found"}, 404)
 
-    A bound method would be taken for a request-response function.
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    await _read_whole(request)
+    return JSONResponse({"message": f"{request.method} is not allowed here"}, 405)
+
+
+async def _read_whole(request: Request) -> None:
+    """Read a request no route takes, so that it is recorded as it was sent.
+
+    (A test may point a callback at the server, and read what it posted.)
     """
+    with contextlib.suppress(ClientDisconnect):  # (nobody to answer, then)
+        await request.body()
 
-    __slots__ = ("_handler",)
 
-    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]):
-        self._handler = handler
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away before its body was whole: nobody's error, and
+    # nobody to answer (what is sent goes nowhere).
+    return Response(status_code=400)
+
+
+async def _console_moved(request: Request) -> Response:
+    return RedirectResponse("/ui/", 308, headers=_CONSOLE_HEADERS)
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _stream(
+    server: Host,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Serve a stream of the server's fan-out, with ``headers`` and a fault's."""
+    request = Request(scope)
+    await server._stream(
+        scope["path"],
+        request.query_params,
+        request.headers,
+        _fault_of(scope),
+        receive,
+        send,
+        [*headers, *_encoded(_fault_headers(scope))],
+    )
+
+
+class _Stream:
+    """An SDK stream endpoint (an ASGI app: Starlette hands it the request as is)."""
+
+    def __init__(self, server: Host) -> None:
+        self._server = server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._handler(scope, receive, send)
+        await _stream(self._server, scope, receive, send, [])
+
+
+class _Console:
+    """The console's pages and API (``_console``), and its page's event stream."""
+
+    def __init__(self, server: Host) -> None:
+        self._server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = self._server
+        request = Request(scope, receive)
+        reply = await server._console.respond(
+            server,
+            request.method,
+            scope["path"],
+            request.headers,
+            await request.body() if request.method == "POST" else b"",
+            request.query_params,
+        )
+        if reply is None:  # the console page's event stream
+            await _stream(server, scope, receive, send, console.HEADERS)
+            return
+        extra = _encoded(_fault_headers(scope))
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in [*reply.headers, *extra]
+        }
+        await Response(
+            reply.body,
+            status_code=reply.status,
+            media_type=reply.content_type.decode(),
+            headers=headers,
+        )(scope, receive, send)

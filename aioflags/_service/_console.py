@@ -28,7 +28,6 @@ changed (to reset them), and writes its event stream:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import re
 import secrets
@@ -46,6 +45,7 @@ from aioflags._evaluation._context import Context
 
 from . import _wire as wire
 from . import _words as words
+from ._guard import is_allowed_host
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -146,79 +146,6 @@ def _json_reply(status: int, data: JSONValue) -> Reply:
 
 def _error(status: int, message: str) -> Reply:
     return _json_reply(status, {"message": message})
-
-
-def _host_name(host: str) -> str | None:
-    """The name or address of a ``Host`` header without its port; None if malformed."""
-    if host.startswith("["):  # [::1]:port
-        name, bracket, _ = host[1:].partition("]")
-        return name if bracket else None
-    if host.count(":") == 1:
-        return host.partition(":")[0]
-    return host
-
-
-def _address(name: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(name or "")
-    except ValueError:
-        return None
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether a ``Host`` header names this machine: localhost or a loopback address."""
-    name = _host_name(host) if host else None
-    if name is None:
-        return False
-    if name.lower() == "localhost":
-        return True
-    address = _address(name)
-    return address is not None and address.is_loopback
-
-
-def is_loopback_bind(bound: str) -> bool:
-    """Whether the address a server binds is loopback only (``localhost`` included)."""
-    address = _address(bound)
-    return bound == "localhost" or (address is not None and address.is_loopback)
-
-
-def is_allowed_host(host: str | None, bound: str) -> bool:
-    """Whether the console answers a request with this ``Host`` header.
-
-    A loopback name or address, or the very IP address the server is bound to
-    (``--allow-remote --host 192.0.2.2``): an IP literal is no name a DNS
-    rebinding attacker controls. A wildcard bind (``0.0.0.0``, ``::``) adds
-    nothing: its console is at localhost.
-    """
-    if is_loopback_host(host):
-        return True
-    address = _address(_host_name(host) if host else None)
-    return (
-        address is not None
-        and not address.is_unspecified
-        and address == _address(bound)
-    )
-
-
-def foreign_events_post(headers: Mapping[str, str], bound: str) -> bool:
-    """Whether a ``/bulk`` or ``/diagnostic`` POST comes from a web page of another site.
-
-    SDKs send neither ``Origin`` nor ``Sec-Fetch-Site``; a browser sends
-    them with any page's request, even a no-cors one that needs no
-    preflight. Bound to loopback, a foreign ``Host`` is DNS rebinding.
-    """
-    host = headers.get("host")
-    if not is_loopback_host(host) and (
-        # Bound to loopback, a foreign Host is DNS rebinding; on a wildcard or
-        # an address, an SDK names the server by IP address, a rebinding
-        # page by its own domain name.
-        is_loopback_bind(bound) or _address(_host_name(host) if host else None) is None
-    ):
-        return True
-    origin = headers.get("origin")
-    if origin is not None and origin != f"http://{host}":
-        return True
-    return headers.get("sec-fetch-site") in ("cross-site", "same-site")
 
 
 #: Bidirectional controls: shown as ``⟨U+202E⟩``, never obeyed, so a key
@@ -848,23 +775,27 @@ class Console:
         return self._event
 
     # ------------------------------------------------------------- requests
-    def refusal(self, method: str, headers: Mapping[str, str]) -> Reply | None:
-        """A 403 for a request the console must not serve, else None."""
+    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
+        """Why the console must not serve a request (a 403 says it), else None.
+
+        Its ``Host`` must name this machine or the address it is bound to
+        (DNS rebinding); a state-changing request must carry the page's token
+        and come from no foreign ``Origin``.
+        """
         host = headers.get("host")
         if not is_allowed_host(host, self._bound):
-            return _error(
-                403,
+            return (
                 "the console answers only to localhost, 127.0.0.1, [::1] "
-                "or the address it is bound to",
+                "or the address it is bound to"
             )
         if method not in _STATE_CHANGING:
             return None
         origin = headers.get("origin")
         if origin is not None and origin != f"http://{host}":
-            return _error(403, "cross-origin request refused")
+            return "cross-origin request refused"
         token = headers.get(_TOKEN_HEADER, "")
         if not hmac.compare_digest(token.encode(), self.token.encode()):
-            return _error(403, "missing or wrong console token: reload the page")
+            return "missing or wrong console token: reload the page"
         return None
 
     async def respond(
@@ -876,17 +807,10 @@ class Console:
         body: bytes,
         query: Mapping[str, str] | None = None,
     ) -> Reply | None:
-        """The answer to a request under ``/ui``; None: open the event stream."""
-        refused = self.refusal(method, headers)
-        if refused is not None:
-            return refused
-        if path == PREFIX:
-            return Reply(
-                status=308,
-                body=b"",
-                content_type=b"text/plain",
-                headers=[*HEADERS, (b"location", b"/ui/")],
-            )
+        """The answer to a request under ``/ui/`` that :meth:`refusal` let through.
+
+        None: open the page's event stream.
+        """
         if method == "POST" and path in _POSTS:
             try:
                 request = parse(body)

@@ -11,47 +11,30 @@ it got; ``worker_serve`` (what ``hypercorn.asyncio.serve`` and
 ``hypercorn.trio.serve`` call, the same signature since Hypercorn 0.11) takes
 sockets we bound ourselves, so the port is known before the first request and
 the socket is closed by its owner whatever happens.
-
-:func:`relay` is the one hand-written piece beside it: ASGI has no event for
-a connection opening or closing, and FlagServer's tests count both. It
-accepts on the public socket, opens one connection to Hypercorn per accepted
-one, and copies bytes both ways; see :func:`relay`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import errno
 import logging
 import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import anyio.abc
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-    from anyio.abc import SocketStream
-
-    from ._host import ASGIApp
     from ._limits import Limits
 
-__all__ = ["bind", "relay", "serve_asgi"]
+__all__ = ["bind", "serve_asgi"]
 
 logger = logging.getLogger("aioflags.testing")
 
-#: Seconds a client may go on sending once the server has answered and
-#: closed (it reads the answer, not a reset), before the relay closes.
-_LINGER: Final = 2.0
-#: An accept that fails for want of resources is retried after this long.
-_ACCEPT_RETRY: Final = 0.1
-_ACCEPT_RESOURCES: Final = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-)
 #: During a shortage, whether it is over is asked this often; it is over once
 #: no accept failed for :data:`_SHORTAGE_QUIET` seconds (asyncio retries its
 #: accepts every second) and a descriptor is free.
@@ -159,6 +142,40 @@ class _Shortage(logging.Filter):
 _SHORTAGE: Final = _Shortage()
 
 
+class _StoppedServerNoise(logging.Filter):
+    """Drops asyncio's tracebacks for what a stopped server leaves behind.
+
+    Neither is an error of anyone's, and both are logged after the fact:
+
+    - Python 3.11 logs one for each connection task Hypercorn cancels as it
+      stops (its stream callback asks a cancelled task for its exception;
+      3.12 checks ``task.cancelled()`` first);
+    - an accept that failed for want of descriptors is retried a second
+      later by a timer that nothing cancels: if the server has closed its
+      socket meanwhile, the retry logs ``Invalid file descriptor: -1``.
+
+    It sits on asyncio's logger from the first time a server runs to the
+    end of the process (the retry may come after the server has stopped);
+    it drops those two records, and nothing else.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        message = str(record.msg)
+        if message.startswith(_CANCELLED_CONNECTION):
+            return not isinstance(exc, asyncio.CancelledError)
+        if message.startswith(_STALE_RETRY):
+            return not (isinstance(exc, ValueError) and "-1" in str(exc))
+        return True
+
+
+_CANCELLED_CONNECTION: Final = (
+    "Exception in callback StreamReaderProtocol.connection_made.<locals>.callback"
+)
+_STALE_RETRY: Final = "Exception in callback BaseSelectorEventLoop._start_serving"
+_NOISE: Final = _StoppedServerNoise()
+
+
 def _descriptor_free() -> bool:
     """Whether this process can open a file descriptor now."""
     try:
@@ -201,7 +218,7 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
 
 
 async def serve_asgi(
-    app: ASGIApp,
+    app: Any,  # (an ASGI app: Hypercorn and Starlette each type it their own way)
     sock: socket.socket,
     shutdown: Callable[[], Awaitable[None]],
     limits: Limits,
@@ -229,6 +246,7 @@ async def serve_asgi(
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
     try:
+        logging.getLogger("asyncio").addFilter(_NOISE)  # (once: a set)
         with _SHORTAGE.installed():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_say_when_shortage_ends)
@@ -249,123 +267,3 @@ async def serve_asgi(
                 tg.cancel_scope.cancel()
     finally:
         sock.close()  # the same object Hypercorn used: closing twice is a no-op
-
-
-async def relay(
-    listener: socket.socket,
-    upstream: tuple[str, int],
-    opened: Callable[[int], int],
-    closed: Callable[[int], None],
-    idle_timeout: float,
-) -> None:
-    """Accept on ``listener`` and relay each connection to ``upstream``.
-
-    ``opened(local_port)`` is called with the port of the relay's own
-    connection to ``upstream`` (what the app sees as its client) and returns
-    the connection's number; ``closed(number)`` once both ends are closed.
-    Either end closing closes the other: a server that drops a response
-    mid-body drops the client's connection, and a client that goes away is a
-    disconnect for the app. Copying waits for the slower side, so a client
-    that stops reading stops the app's sends (backpressure), never a buffer.
-
-    A connection is relayed once its client has sent something: one that
-    sends nothing for ``idle_timeout`` seconds is closed, as Hypercorn closes
-    one, and holds one descriptor meanwhile, not three (its own, the
-    relay's to Hypercorn, Hypercorn's). Held idle connections that Hypercorn
-    could not accept (out of descriptors) were kept open for ever, so the
-    server did not serve again while they were held.
-
-    An accept that fails for want of file descriptors is retried every
-    0.1 s, logged once when it starts and once when accepting works again.
-    """
-    accepting = await anyio.abc.SocketListener.from_socket(listener)
-    async with accepting, anyio.create_task_group() as tg:
-        while True:
-            try:
-                client = await accepting.accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_RESOURCES:
-                    raise
-                _SHORTAGE.begin(exc.strerror)
-                await anyio.sleep(_ACCEPT_RETRY)
-                continue
-            tg.start_soon(_relay_one, client, upstream, opened, closed, idle_timeout)
-
-
-async def _relay_one(
-    client: SocketStream,
-    upstream: tuple[str, int],
-    opened: Callable[[int], int],
-    closed: Callable[[int], None],
-    idle_timeout: float,
-) -> None:
-    number: int | None = None
-    try:
-        async with client:
-            first: bytes | None = None
-            with anyio.move_on_after(idle_timeout):
-                first = await client.receive()
-            if first is None:
-                return  # nothing sent: never relayed (nor counted)
-            try:
-                with anyio.fail_after(idle_timeout):
-                    server = await anyio.connect_tcp(*upstream)
-            except OSError:  # (TimeoutError included)
-                number = opened(0)
-                return
-            async with server:
-                number = opened(server.extra(anyio.abc.SocketAttribute.local_port))
-                await server.send(first)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_upstream, client, server, tg.cancel_scope)
-                    tg.start_soon(_downstream, server, client, tg.cancel_scope)
-    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
-        pass  # closed or reset: the connection is over either way
-    finally:
-        if number is not None:
-            closed(number)
-
-
-_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-
-
-async def _upstream(
-    client: SocketStream, server: SocketStream, both: anyio.CancelScope
-) -> None:
-    """The client's bytes to the server; once the server is gone, read and dropped.
-
-    Hypercorn answers a request it refuses (a body too large, say) and
-    closes before it has read the body: the relay then reads the rest of
-    what the client sends, so that the client reads the answer rather than
-    a reset (a lingering close, bounded by :func:`_downstream`).
-    """
-    gone = False
-    try:
-        async for chunk in client:
-            if not gone:
-                try:
-                    await server.send(chunk)
-                except _GONE:
-                    gone = True
-    except _GONE:
-        pass
-    both.cancel()
-
-
-async def _downstream(
-    server: SocketStream, client: SocketStream, both: anyio.CancelScope
-) -> None:
-    """The server's bytes to the client; when the server is done, the client is told.
-
-    Then the client has :data:`_LINGER` seconds to read the answer and go
-    (:func:`_upstream` drops what it still sends) before the relay closes.
-    """
-    try:
-        async for chunk in server:
-            await client.send(chunk)
-        await client.send_eof()
-    except _GONE:
-        both.cancel()
-        return
-    await anyio.sleep(_LINGER)
-    both.cancel()

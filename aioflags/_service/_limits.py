@@ -1,22 +1,34 @@
 """What the local flag service accepts: every bound of it in one value, ``Limits``.
 
 ``FlagServer(limits=...)`` (and so ``aioflags serve``) and ``OFREPApp(limits=...)``
-take one; every part of the service reads its bounds from it. And the one
-reader of a request body within them, :func:`read_body`, that the SDK
-endpoints, the console and OFREP share.
+take one; every part of the service reads its bounds from it. Request
+bodies are held within them by one ASGI middleware, :class:`BodyLimits`,
+around the whole service and around a standalone ``OFREPApp``: a route
+added later inherits every bound. It needs no web framework (``OFREPApp``
+needs none).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
 if TYPE_CHECKING:
-    from starlette.types import Receive
+    from collections.abc import Mapping
 
-__all__ = ["BodyTooLarge", "Limits", "read_body"]
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "BodyLimits",
+    "BodyRefused",
+    "Limits",
+    "header_number",
+    "read_body",
+    "until_disconnect",
+]
 
 
 @final
@@ -70,15 +82,148 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be more than 0, got {value!r}")
 
 
-class BodyTooLarge(Exception):
-    """A request body passed its bound (:func:`read_body`)."""
+class BodyRefused(Exception):
+    """A request body past a bound of :class:`BodyLimits`: too large or too slow.
+
+    Raised by the ``receive`` that :class:`BodyLimits` hands its app, where
+    the app reads the body; an app that answers in its own words (OFREP)
+    catches it, any other lets it go and :class:`BodyLimits` answers.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        #: ``413`` (too large) or ``408`` (too slow).
+        self.status = status
+        self.message = message
 
 
-async def read_body(receive: Receive, cap: int) -> bytes:
-    """A request's whole body, within ``cap`` bytes (its caller bounds the time).
+#: Seconds a client may go on sending a body too large before it is answered
+#: (what it sends meanwhile is dropped): it then reads the answer, not a reset.
+LINGER: Final = 2.0
+#: A numeric header's digits past this many are not read: 10**18 is more
+#: than any real length or version (``int()`` itself refuses 4,300 digits).
+_MAX_DIGITS: Final = 18
+
+
+def header_number(value: str) -> int | None:
+    """A numeric header's value (``Content-Length``, ``Last-Event-ID``), or None.
+
+    ASCII digits only: ``str.isdigit()`` alone also accepts ``²`` and other
+    digits ``int()`` refuses. More than 18 digits (past leading zeros) read
+    as 10**18, more than anything real: ``int()`` never sees them (it refuses
+    more than 4,300).
+    """
+    if not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    return int(digits or "0") if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+class BodyLimits:
+    """ASGI middleware: every request body within :class:`Limits` (size and time).
+
+    The app reads the body as it would (``await request.body()``, or its
+    own ``receive`` loop); the ``receive`` it is given refuses a body whose
+    ``Content-Length`` is past the cap before reading any of it, one that
+    passes the cap as soon as it does, and one still arriving
+    ``limits.body_timeout`` seconds after the request began, each by
+    raising :class:`BodyRefused`. A refusal the app lets go is answered
+    here: ``413`` or ``408``, ``{"message": ...}``, and the connection
+    closed. Before a body too large is refused, what the client still sends
+    of it is read and dropped for up to :data:`LINGER` seconds (never kept),
+    so that a client that sends its whole body before it reads (most do)
+    reads the answer, not a reset. Once a response has begun, a refusal ends
+    the request as the client's disconnect would. Once the body is complete, ``receive`` is
+    the server's own (a stream waits for the disconnect as long as it likes).
+
+    ``larger``: paths whose bodies may be larger than ``limits.max_body``
+    (the analytics event posts), and their caps. Every other path, a route
+    mounted later included, has ``max_body``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, limits: Limits, *, larger: Mapping[str, int] | None = None
+    ) -> None:
+        self.app = app
+        self._limits = limits
+        self._larger = dict(larger or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limits = self._limits
+        cap = self._larger.get(scope["path"], limits.max_body)
+        declared = None
+        for name, value in scope["headers"]:
+            if name.lower() == b"content-length":
+                declared = header_number(value.decode("latin-1"))
+        deadline = anyio.current_time() + limits.body_timeout
+        size = 0
+        complete = started = refused = False
+
+        async def refuse(status: int, message: str) -> Message:
+            nonlocal refused
+            refused = True
+            if started:  # (too late to answer: the request ends)
+                return {"type": "http.disconnect"}
+            if status == 413:  # read and drop the rest for a while (see LINGER)
+                with anyio.move_on_after(LINGER):
+                    while (await receive()).get("more_body", False):
+                        pass
+            raise BodyRefused(status, message)
+
+        async def bounded() -> Message:
+            nonlocal size, complete
+            if complete or refused:
+                return await receive()
+            if declared is not None and declared > cap:
+                return await refuse(413, f"the body is larger than {cap} bytes")
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                message = await receive()
+                if message["type"] == "http.request":
+                    size += len(message.get("body", b""))
+                    if size > cap:
+                        return await refuse(413, f"the body is larger than {cap} bytes")
+                    complete = not message.get("more_body", False)
+                return message
+            slow = f"the body took over {limits.body_timeout:g} s to arrive"
+            return await refuse(408, slow)
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, watched)
+        except BodyRefused as refusal:
+            if started:
+                raise
+            await _refuse(send, refusal)
+
+
+async def _refuse(send: Send, refused: BodyRefused) -> None:
+    body = json.dumps({"message": refused.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refused.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body (bounded by the :class:`BodyLimits` around its app).
 
     Raises:
-        BodyTooLarge: it passed ``cap`` (refused as soon as it did).
+        BodyRefused: past a bound of the :class:`BodyLimits` around the app.
         anyio.EndOfStream: the client went away first.
     """
     body = bytearray()
@@ -87,7 +232,11 @@ async def read_body(receive: Receive, cap: int) -> bytes:
         if message["type"] == "http.disconnect":
             raise anyio.EndOfStream
         body += message.get("body", b"")
-        if len(body) > cap:
-            raise BodyTooLarge
         if not message.get("more_body", False):
             return bytes(body)
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """Wait until the client goes away (reading, and dropping, what it sends)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

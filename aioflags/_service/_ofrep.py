@@ -38,7 +38,7 @@ from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 
 from . import _wire as wire
-from ._limits import BodyTooLarge, Limits, read_body
+from ._limits import BodyRefused, Limits, header_number, read_body, until_disconnect
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterator, Mapping
@@ -57,7 +57,6 @@ __all__ = [
     "OFREPHandler",
     "Request",
     "Source",
-    "header_number",
 ]
 
 logger = logging.getLogger("aioflags.ofrep")
@@ -159,25 +158,6 @@ class _Headers(dict[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and super().__contains__(name.lower())
-
-
-#: A numeric header's digits past this many are not read: 10**18 is more
-#: than any real length or version (``int()`` itself refuses 4,300 digits).
-_MAX_DIGITS: Final = 18
-
-
-def header_number(value: str) -> int | None:
-    """A numeric header's value (``Content-Length``, ``Last-Event-ID``), or None.
-
-    ASCII digits only: ``str.isdigit()`` alone also accepts ``²`` and other
-    digits ``int()`` refuses. More than 18 digits (past leading zeros) read
-    as 10**18, more than anything real: ``int()`` never sees them (it refuses
-    more than 4,300).
-    """
-    if not (value.isascii() and value.isdigit()):
-        return None
-    digits = value.lstrip("0")
-    return int(digits or "0") if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 class _BadInput(Exception):
@@ -370,24 +350,17 @@ class OFREPHandler:
             _EXPOSE_FIX,
         )
 
-    async def _read(self, scope: Scope, receive: Receive) -> dict[str, Any]:
-        """The request's ``context`` object (``{}`` when absent)."""
-        limits = self._limits
-        too_large = f"the body is larger than {limits.max_body} bytes"
-        declared = header_number(_Headers(scope).get("content-length", ""))
-        if declared is not None and declared > limits.max_body:
-            raise _BadInput("GENERAL", too_large, unread=True)
+    async def _read(self, receive: Receive) -> dict[str, Any]:
+        """The request's ``context`` object (``{}`` when absent).
+
+        The body is bounded by the :class:`~._limits.BodyLimits` around this
+        app (``OFREPApp``'s own, or the flag service's): past a bound, OFREP
+        answers ``400`` in its own words.
+        """
         try:
-            with anyio.fail_after(limits.body_timeout):
-                body = await read_body(receive, limits.max_body)
-        except BodyTooLarge:
-            raise _BadInput("GENERAL", too_large, unread=True) from None
-        except TimeoutError:
-            raise _BadInput(
-                "GENERAL",
-                f"the body took over {limits.body_timeout:g} s to arrive",
-                unread=True,
-            ) from None
+            body = await read_body(receive)
+        except BodyRefused as refused:
+            raise _BadInput("GENERAL", refused.message, unread=True) from None
         if not body.strip():
             return {}
         try:
@@ -432,7 +405,7 @@ class OFREPHandler:
     ) -> Context | None:
         """The request's context, or None once a failure has been answered."""
         try:
-            ofrep = await self._read(scope, receive)
+            ofrep = await self._read(receive)
             context = await self._context(scope, ofrep)
         except _BadInput as bad:
             self._note(bad.code, bad.details)
@@ -583,12 +556,11 @@ class OFREPHandler:
         )
         async with anyio.create_task_group() as tg:
 
-            async def until_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+            async def watch_close() -> None:
+                await until_disconnect(receive)
                 tg.cancel_scope.cancel()
 
-            tg.start_soon(until_disconnect)
+            tg.start_soon(watch_close)
             version = self._source.version()
             if seen is not None and seen < version:
                 await send(_refetch(version))

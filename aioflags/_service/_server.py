@@ -1,8 +1,8 @@
 """FlagServer: the local flag service (FDv2 and FDv1, events, console) on 127.0.0.1.
 
 It holds an in-memory flag set, pushes changes to open streams, injects
-faults per endpoint, records every request (and, in tests, every
-connection's open and close) with awaitable waits so tests never sleep.
+faults per endpoint, records every request, with awaitable waits so tests
+never sleep.
 HTTP is Hypercorn's (``_hosting``), routing Starlette's (``_app``); both
 come with the ``service`` extra and are imported when a server starts, so
 ``aioflags.testing`` imports without them. Under ``/ui/`` it serves the flag
@@ -11,7 +11,6 @@ console (``_console.py``).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -32,18 +31,18 @@ from aioflags._datasystem._sources._versions import same_content
 
 from . import _console as console
 from . import _wire as wire
-from ._host import Fault as Fault
-from ._host import RecordedRequest as RecordedRequest
-from ._limits import Limits
+from ._faults import Fault, FaultPlan
+from ._limits import Limits, until_disconnect
 from ._ofrep import DataSource
 from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import (
-    EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
     FDV1_STREAM,
     FDV2_STREAM,
     STREAMS,
 )
+from ._recorder import RecordedRequest, Recorder
+from ._signal import Signal
 
 if TYPE_CHECKING:
     import socket
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject
 
-    from ._host import RequestInfo
 
 __all__ = ["Fault", "FlagServer", "RecordedRequest"]
 
@@ -65,8 +63,6 @@ logger = logging.getLogger("aioflags.testing")
 
 #: Seconds ``__aexit__`` gives Hypercorn to close its connections.
 _SHUTDOWN_BOUND: Final = 5.0
-#: A payload id longer than this is kept as its hash (ids are bounded in bytes).
-_PAYLOAD_ID: Final = 64
 _INSTALL: Final = (
     "FlagServer and `aioflags serve` need the service extra: "
     "pip install 'aioflags[service]'"
@@ -115,14 +111,6 @@ class FlagServer:
     rebinding), and every server refuses an event post from a web page of
     another site.
 
-    ``count_connections`` (the default): ``connections_opened`` and
-    ``connections_closed`` count TCP connections (once they have sent
-    something: one that sends nothing for 5 s is closed, uncounted), and
-    each recorded request says which connection it came on. ASGI has no
-    connection events, so the server then accepts connections itself and
-    relays each to its HTTP server; ``aioflags serve`` turns it off (``connections_*`` stay 0 and
-    ``RecordedRequest.connection`` is 0).
-
     ``lens_secret``: the flag lens secret (the first of the app's
     ``LensConfig.secrets``): the console then has a "Share a lens" form that
     makes links (docs/lens.md). Added in version 0.2.0.
@@ -147,7 +135,6 @@ class FlagServer:
         port: int = 0,
         keep: int | None = None,
         keep_bytes: int | None = None,
-        count_connections: bool = True,
         lens_secret: str | bytes | None = None,
         limits: Limits | None = None,
     ) -> None:
@@ -165,10 +152,10 @@ class FlagServer:
         self.limits: Limits = Limits() if limits is None else limits
         self._host = host
         self._keep = keep
-        self._keep_bytes = keep_bytes
-        self._kept_bytes = 0
+        self._signal = Signal()
+        self._recorder = Recorder(self._signal, keep=keep, keep_bytes=keep_bytes)
+        self._faults = FaultPlan()
         self._port = port
-        self._count_connections = count_connections
         self._flags: dict[str, JSONObject] = {}
         self._segments: dict[str, JSONObject] = {}
         self._version = 1
@@ -189,18 +176,10 @@ class FlagServer:
         for key, seg in (segments or {}).items():
             version = self._next_version("segment", key, seg.get("version"))
             self._segments[key] = {"key": key, **seg, "version": version}
-        self.requests: list[RecordedRequest] = []
-        self.connections_opened: int = 0
-        self.connections_closed: int = 0
-        self._relay_ports: dict[int, int] = {}
-        self._request_ids = itertools.count(1)
+        self._stream_ids = itertools.count(1)
         self._open_streams: dict[int, str] = {}
-        self._faults: dict[str, list[Fault]] = {}
-        self._sticky: dict[str, Fault] = {}
         self._subscribers: dict[int, _Subscriber] = {}
         self._handlers: set[anyio.CancelScope] = set()
-        self._relaying: anyio.CancelScope | None = None
-        self._changed: anyio.Event | None = None
         self._tg: TaskGroup | None = None
         self._span: AbstractAsyncContextManager[Span] | None = None
         self._entering = False
@@ -212,13 +191,6 @@ class FlagServer:
         #: Seconds added to the clock in the ``Date`` header of event responses
         #: (analytics debug windows compare with the server's clock).
         self.clock_skew: float = 0.0
-        #: ``/bulk`` payloads and diagnostic events as received (JSON, gzip
-        #: undone), numbered in arrival order; ``_event_bytes`` is their size.
-        self._payloads: list[tuple[int, bytes]] = []
-        self._diagnostics: list[tuple[int, bytes]] = []
-        self._event_bytes = 0
-        self._event_seq = itertools.count()
-        self._payload_ids: dict[str, None] = {}  # in arrival order (to forget)
         self._console = console.Console(host, lambda: self._ofrep.fresh_snapshot())
         if lens_secret is not None:
             from aioflags._lens._config import LensConfig
@@ -238,32 +210,22 @@ class FlagServer:
         except ImportError as exc:  # starlette or hypercorn missing
             raise ModuleNotFoundError(f"{_INSTALL} ({exc})", name=exc.name) from exc
         # Binding is synchronous: nothing can be cancelled between creating the
-        # sockets and handing them to the task group that closes them.
-        public = _hosting.bind(self._host, self._port, self.limits.backlog)
-        inner: socket.socket | None = None
+        # socket and handing it to the task group that closes it.
+        sock = _hosting.bind(self._host, self._port, self.limits.backlog)
         try:
-            if self._count_connections:
-                inner = _hosting.bind("127.0.0.1", 0, self.limits.backlog)
             span = background_group(self._stop)
             self._tg = (await span.__aenter__()).tg
         except BaseException:
-            public.close()
-            if inner is not None:
-                inner.close()
+            sock.close()
             raise
         self._span = span
-        self._bound, port = public.getsockname()[:2]
+        self._bound, port = sock.getsockname()[:2]
         self.url = _url(self._host, port)
         self._console.url = self.url
         self._shutdown = anyio.Event()
         self._served = anyio.Event()
-        app = _app.ServiceApp(self)
-        if inner is None:
-            self._tg.start_soon(self._run, _hosting.serve_asgi, app, public)
-        else:
-            upstream = ("127.0.0.1", inner.getsockname()[1])
-            self._tg.start_soon(self._run, _hosting.serve_asgi, app, inner)
-            self._tg.start_soon(self._relay, _hosting.relay, public, upstream)
+        app = _app.ServiceApp(self, recorder=self._recorder, faults=self._faults)
+        self._tg.start_soon(self._run, _hosting.serve_asgi, app, sock)
         logger.info("FlagServer listening on %s", self.url, extra={"url": self.url})
         return self
 
@@ -277,34 +239,10 @@ class FlagServer:
         finally:
             self._served.set()
 
-    async def _relay(
-        self,
-        relay: Callable[..., Any],
-        public: socket.socket,
-        upstream: tuple[str, int],
-    ) -> None:
-        try:
-            with self._relaying_scope():
-                await relay(
-                    public,
-                    upstream,
-                    self._opened,
-                    self._closed,
-                    self.limits.idle_timeout,
-                )
-        finally:
-            public.close()
-
-    def _relaying_scope(self) -> anyio.CancelScope:
-        self._relaying = anyio.CancelScope()
-        return self._relaying
-
     async def _stop(self) -> None:
         """End every stream and hang, then let Hypercorn close its connections."""
         for scope in list(self._handlers):
             scope.cancel()
-        if self._relaying is not None:
-            self._relaying.cancel()  # every client connection closes
         if self._shutdown is not None and self._served is not None:
             self._shutdown.set()
             with anyio.move_on_after(_SHUTDOWN_BOUND):
@@ -338,6 +276,15 @@ class FlagServer:
         return Config(sdk_key, **{**uris, **options})
 
     # ---------------------------------------------------------------- data
+    @property
+    def host(self) -> str:
+        """The host it was asked to listen on (``127.0.0.1``, ``localhost``, ``0.0.0.0``...).
+
+        Its rules follow it: bound to loopback, it answers only requests that
+        name this machine. Added in version 0.2.0.
+        """
+        return self._host
+
     @property
     def state(self) -> str:
         """The FDv2 payload state of the current data (changes with every edit)."""
@@ -499,43 +446,32 @@ class FlagServer:
     # -------------------------------------------------------------- faults
     def fail(self, path: str, fault: Fault | None = None, /, **kwargs: object) -> None:
         """Apply ``fault`` (or ``Fault(**kwargs)``) to every request to ``path`` until cleared."""
-        self._sticky[path] = fault or Fault(**kwargs)  # type: ignore[arg-type]
+        self._faults.fail(path, fault or Fault(**kwargs))  # type: ignore[arg-type]
 
     def script(self, path: str, *faults: Fault) -> None:
         """Answer the next requests to ``path`` with these faults, in order, then normally."""
-        self._faults.setdefault(path, []).extend(faults)
+        self._faults.script(path, faults)
 
     def clear_faults(self, path: str | None = None) -> None:
         """Remove the faults of ``path`` (or of every endpoint)."""
-        if path is None:
-            self._faults.clear()
-            self._sticky.clear()
-        else:
-            self._faults.pop(path, None)
-            self._sticky.pop(path, None)
-
-    def _fault_for(self, path: str) -> Fault | None:
-        queue = self._faults.get(path)
-        if queue:
-            return queue.pop(0)
-        return self._sticky.get(path)
+        self._faults.clear(path)
 
     # --------------------------------------------------------------- waits
     def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._signal.notify()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; it is re-checked on every server event."""
-        while not predicate():
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+        await self._signal.wait_until(predicate)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received (within ``keep`` and ``keep_bytes``), oldest first."""
+        return self._recorder.requests
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """The recorded requests to ``path``."""
-        return [r for r in self.requests if r.path == path]
+        return self._recorder.requests_to(path)
 
     async def wait_for_requests(self, path: str, count: int = 1) -> RecordedRequest:
         """Wait until ``path`` has had ``count`` requests; return the last one."""
@@ -576,12 +512,12 @@ class FlagServer:
         """The ``/bulk`` payloads (one per flush), in arrival order."""
         # Kept as the JSON received (what it costs is what keep_bytes counts),
         # parsed when asked: parsed, 8 MiB of ``[{},{},...]`` took 200 MB.
-        return [_parsed(body) for _, body in self._payloads]
+        return [_parsed(body) for _, body in self._recorder.payloads]
 
     @property
     def diagnostic_events(self) -> list[JSONObject]:
         """Every diagnostic event received on ``/diagnostic``."""
-        return [_parsed(body) for _, body in self._diagnostics]
+        return [_parsed(body) for _, body in self._recorder.diagnostics]
 
     def events_of(self, kind: str) -> list[JSONObject]:
         """The received analytics events of one ``kind`` (``"feature"``, ``"summary"``...)."""
@@ -589,9 +525,7 @@ class FlagServer:
 
     def clear_events(self) -> None:
         """Forget the analytics and diagnostic events received so far."""
-        self._payloads.clear()
-        self._diagnostics.clear()
-        self._event_bytes = 0
+        self._recorder.clear_events()
 
     async def wait_for_events(
         self, count: int = 1, *, kind: str | None = None
@@ -604,7 +538,7 @@ class FlagServer:
 
     async def wait_for_payloads(self, count: int = 1) -> list[list[JSONObject]]:
         """Wait until ``count`` ``/bulk`` payloads have arrived; return them all."""
-        await self.wait_until(lambda: len(self._payloads) >= count)
+        await self.wait_until(lambda: len(self._recorder.payloads) >= count)
         return self.event_payloads
 
     async def _receive_events(
@@ -627,25 +561,16 @@ class FlagServer:
         if path == EVENTS_DIAGNOSTIC:
             if not isinstance(data, dict):
                 return 400
-            self._keep_event(self._diagnostics, body)
+            self._recorder.keep_event(self._recorder.diagnostics, body)
             if self._console.sdk_seen("events", headers, data):
                 self._push_console()
             self._notify()
             return 202
         if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
             return 400
-        payload_id = headers.get("x-launchdarkly-payload-id")
-        if payload_id is not None:
-            if len(payload_id) > _PAYLOAD_ID:  # (a UUID is 36 characters)
-                payload_id = hashlib.blake2b(
-                    payload_id.encode(), digest_size=16
-                ).hexdigest()
-            if payload_id in self._payload_ids:
-                return 202  # a retry of a payload already received
-            self._payload_ids[payload_id] = None
-            if self._keep is not None and len(self._payload_ids) > self._keep:
-                del self._payload_ids[next(iter(self._payload_ids))]
-        self._keep_event(self._payloads, body)
+        if not self._recorder.first_delivery(headers.get("x-launchdarkly-payload-id")):
+            return 202  # a retry of a payload already received
+        self._recorder.keep_event(self._recorder.payloads, body)
         seen = self._console.sdk_seen("events", headers)
         pacer = Pacer()
         steps = self._console.recording(data, self._flags, pacer)
@@ -717,54 +642,7 @@ class FlagServer:
             self._console.trouble = None
             self._push_console()
 
-    def _keep_event(self, kept: list[tuple[int, bytes]], body: bytes) -> None:
-        """Keep an event post's JSON, within ``keep`` (per kind) and ``keep_bytes``.
-
-        Event payloads and diagnostic events share ``keep_bytes``: past it the
-        oldest of either goes first.
-        """
-        kept.append((next(self._event_seq), body))
-        self._event_bytes += len(body)
-        if self._keep is not None and len(kept) > self._keep:
-            self._event_bytes -= len(kept.pop(0)[1])
-        if self._keep_bytes is None:
-            return
-        payloads, diagnostics = self._payloads, self._diagnostics
-        while self._event_bytes > self._keep_bytes:
-            older = (
-                payloads
-                if payloads and (not diagnostics or payloads[0][0] < diagnostics[0][0])
-                else diagnostics
-            )
-            self._event_bytes -= len(older.pop(0)[1])
-
-    def _trim(self, kept: list[Any]) -> None:
-        """Forget the oldest items beyond ``keep``."""
-        if self._keep is not None and len(kept) > self._keep:
-            del kept[: len(kept) - self._keep]
-
     # ------------------------------------------------------------ requests
-    def _opened(self, local_port: int) -> int:
-        """The relay opened a connection (``local_port``: its end toward Hypercorn)."""
-        self.connections_opened += 1
-        number = self.connections_opened
-        if local_port:
-            self._relay_ports[local_port] = number
-        self._notify()
-        return number
-
-    def _closed(self, number: int) -> None:
-        for port, owner in list(self._relay_ports.items()):
-            if owner == number:
-                del self._relay_ports[port]
-        self.connections_closed += 1
-        self._notify()
-
-    def _request_started(self, client_port: int | None) -> tuple[int, int]:
-        """A new request's id, and the number of the connection it came on (0: uncounted)."""
-        connection = self._relay_ports.get(client_port, 0) if client_port else 0
-        return next(self._request_ids), connection
-
     @contextmanager
     def _handling(self) -> Iterator[None]:
         """Run one request so that stopping the server ends it (streams, hangs)."""
@@ -774,45 +652,6 @@ class FlagServer:
                 yield
             finally:
                 self._handlers.discard(scope)
-
-    def _record(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-        connection: int,
-        body: bytes,
-    ) -> None:
-        """Remember one request, within ``keep`` and ``keep_bytes``."""
-        self.requests.append(
-            RecordedRequest(
-                method=method,
-                path=path,
-                query=query,
-                headers=headers,
-                connection=connection,
-                body=body,
-            )
-        )
-        self._kept_bytes += len(body)
-        self._trim(self.requests)
-        if self._keep_bytes is not None:
-            while self._kept_bytes > self._keep_bytes and self.requests:
-                self._kept_bytes -= len(self.requests.pop(0).body)
-        self._notify()
-
-    def _refused(self, path: str, method: str, headers: Mapping[str, str]) -> bool:
-        """Whether to refuse an SDK request: DNS rebinding, or a web page's event post."""
-        if console.is_loopback_bind(self._host) and not console.is_loopback_host(
-            headers.get("host")
-        ):
-            return True
-        return (
-            path in (EVENTS_BULK, EVENTS_DIAGNOSTIC)
-            and method == "POST"
-            and console.foreign_events_post(headers, self._host)
-        )
 
     # ------------------------------------------------------------- streams
     def _first(self, path: str, query: Mapping[str, str], fault: Fault | None) -> bytes:
@@ -825,7 +664,9 @@ class FlagServer:
     async def _stream(
         self,
         path: str,
-        info: RequestInfo,
+        query: Mapping[str, str],
+        request_headers: Mapping[str, str],
+        fault: Fault | None,
         receive: Receive,
         send: Send,
         headers: list[tuple[bytes, bytes]],
@@ -836,20 +677,21 @@ class FlagServer:
         (Hypercorn closes it): that is how an abort, a dropped slow reader
         and a stopping server end a stream.
         """
-        from ._app import until_disconnect
-
-        fault = info.fault
-        number = info.request_id
+        number = next(self._stream_ids)
         if path == console.EVENTS and self._console_pages() >= console.PAGES:
             await _refuse_page(send, headers)
             return
         with anyio.CancelScope() as scope:
             # The first payload is computed and the subscriber registered in one
             # step (no await between): every later change is pushed after it.
-            first = self._first(path, info.query, fault)
+            first = self._first(path, query, fault)
             subscriber = _Subscriber(path, Outbox(self.limits.stream_queue_bytes))
             self._subscribers[number] = subscriber
-            sdk = self._console.stream_opened(info.headers) if path in STREAMS else None
+            sdk = (
+                self._console.stream_opened(request_headers)
+                if path in STREAMS
+                else None
+            )
             if sdk is not None:
                 self._push_console()
             try:
