@@ -82,7 +82,7 @@ async def test_the_page_and_its_assets_are_served_with_a_strict_policy() -> None
 
 def test_the_script_never_writes_markup() -> None:
     """Flag data reaches the page as text only: the script has no innerHTML at all."""
-    script = Path(console.__file__).parent / "console" / "console.js"
+    script = Path(console.__file__).parent / "console" / "static" / "console.js"
     text = script.read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
         assert sink not in text

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from aioflags._core._clock import wall_ms
 
 from . import _console as console
+from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
 from ._limits import BodyLimits
 from ._middleware import FAULT, Faults, Recording, Refusal
@@ -56,10 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["ServiceApp"]
 
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
-#: The console's own headers (its security policy), on every answer of its.
-_CONSOLE_HEADERS: Final = {
-    k.decode("latin-1"): v.decode("latin-1") for k, v in console.HEADERS
-}
 
 
 def _fault_of(scope: Scope) -> Fault | None:
@@ -94,14 +91,7 @@ class ServiceApp:
                 Route(console.PREFIX, _console_moved),
                 Mount(
                     console.PREFIX,
-                    app=_Console(server),
-                    middleware=[
-                        Middleware(
-                            Refusal,
-                            why=server._console.refusal,
-                            headers=_CONSOLE_HEADERS,
-                        )
-                    ],
+                    app=console_app(server._console, server, _Stream(server)),
                 ),
             ],
             middleware=[
@@ -210,7 +200,8 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _console_moved(request: Request) -> Response:
-    return RedirectResponse("/ui/", 308, headers=_CONSOLE_HEADERS)
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in console.HEADERS}
+    return RedirectResponse("/ui/", 308, headers=headers)
 
 
 def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -238,43 +229,10 @@ async def _stream(
 
 
 class _Stream:
-    """An SDK stream endpoint (an ASGI app: Starlette hands it the request as is)."""
+    """A stream endpoint (an ASGI app: Starlette hands it the request as is)."""
 
     def __init__(self, server: Host) -> None:
         self._server = server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _stream(self._server, scope, receive, send, [])
-
-
-class _Console:
-    """The console's pages and API (``_console``), and its page's event stream."""
-
-    def __init__(self, server: Host) -> None:
-        self._server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server = self._server
-        request = Request(scope, receive)
-        reply = await server._console.respond(
-            server,
-            request.method,
-            scope["path"],
-            request.headers,
-            await request.body() if request.method == "POST" else b"",
-            request.query_params,
-        )
-        if reply is None:  # the console page's event stream
-            await _stream(server, scope, receive, send, console.HEADERS)
-            return
-        extra = _encoded(_fault_headers(scope))
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in [*reply.headers, *extra]
-        }
-        await Response(
-            reply.body,
-            status_code=reply.status,
-            media_type=reply.content_type.decode(),
-            headers=headers,
-        )(scope, receive, send)

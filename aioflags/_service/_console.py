@@ -1,8 +1,9 @@
-"""The flag console of ``aioflags serve``: a web page under ``/ui/`` on the FlagServer.
+"""The flag console of ``aioflags serve``: what it knows, and the rules it answers by.
 
-The server (``_server.py``) owns the sockets; this module decides what
-the console answers, holds its evaluations log, the SDKs seen, the flags it
-changed (to reset them), and writes its event stream:
+The server (``_server.py``) owns the sockets and ``_console_app`` answers
+the console's requests; this module holds its evaluations log, the SDKs
+seen, the flags it changed (to reset them), its token and rules, and writes
+its state (for the page's event stream too). Its endpoints:
 
 - ``GET /ui/`` (the page, ``console.js``, ``console.css``, shipped in
   ``console/`` as package data; ``favicon.svg``), ``GET /ui/api/state``
@@ -33,15 +34,10 @@ import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Final, Protocol
 
 from aioflags._core._clock import wall_ms
-from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import parse
 from aioflags._core._pacing import Pacer
-from aioflags._datasystem._sources._versions import same_content
-from aioflags._evaluation._context import Context
 
 from . import _wire as wire
 from . import _words as words
@@ -53,32 +49,13 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._snapshot import FlagSnapshot
 
-__all__ = ["EVENTS", "PREFIX", "Console", "Reply", "sdk_identity"]
+__all__ = ["EVENTS", "PREFIX", "Console", "sdk_identity"]
 
 PREFIX: Final = "/ui"
 EVENTS: Final = "/ui/api/events"
-_STATE: Final = "/ui/api/state"
-_FLAG: Final = "/ui/api/flag"
-_RESET: Final = "/ui/api/reset"
-_EVALUATE: Final = "/ui/api/evaluate"
-_LENS: Final = "/ui/api/lens"
-_POSTS: Final = frozenset({_FLAG, _RESET, _EVALUATE, _LENS})
 #: The lifetimes the console mints lens links for, at most (a day).
 LENS_MAX_TTL: Final = 86400
-_FAVICON: Final = "/ui/favicon.svg"
-#: The console's icon (the page links it; no ``/favicon.ico`` 404).
-FAVICON: Final = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
-    b'<rect x="1" y="4" width="14" height="8" rx="4" fill="#2f6f4f"/>'
-    b'<circle cx="11" cy="8" r="3" fill="#fff"/></svg>'
-)
 _TOKEN_HEADER: Final = "x-aioflags-token"
-_STATIC: Final = {
-    "/ui/": ("index.html", b"text/html; charset=utf-8"),
-    "/ui/console.js": ("console.js", b"text/javascript; charset=utf-8"),
-    "/ui/console.css": ("console.css", b"text/css; charset=utf-8"),
-}
-_TOKEN_PLACEHOLDER: Final = b"{{token}}"
 _COMPACT: Final = (",", ":")
 #: The evaluations log keeps this many rows (flag, variation, value), newest first.
 LOG_SIZE: Final = 100
@@ -128,24 +105,6 @@ class FlagHost(Protocol):
     _flags: dict[str, JSONObject]
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
-    """A complete response: status, body, content type and extra headers."""
-
-    status: int
-    body: bytes
-    content_type: bytes = b"application/json"
-    headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: list(HEADERS))
-
-
-def _json_reply(status: int, data: JSONValue) -> Reply:
-    return Reply(status=status, body=json.dumps(data).encode())
-
-
-def _error(status: int, message: str) -> Reply:
-    return _json_reply(status, {"message": message})
 
 
 #: Bidirectional controls: shown as ``⟨U+202E⟩``, never obeyed, so a key
@@ -409,12 +368,12 @@ class Console:
         "_bound",
         "_event",
         "_log",
-        "_originals",
         "_rows",
         "_sdks",
-        "_snapshot",
         "_text",
+        "evaluator",
         "lens_secret",
+        "originals",
         "token",
         "trouble",
         "url",
@@ -431,10 +390,10 @@ class Console:
         self.token = secrets.token_urlsafe(32)
         self._log: OrderedDict[tuple[object, ...], _Row] = OrderedDict()
         #: The flags the console changed, as they were before (the file's).
-        self._originals: dict[str, JSONObject] = {}
+        self.originals: dict[str, JSONObject] = {}
         self._sdks: OrderedDict[tuple[str, str | None], _Sdk] = OrderedDict()
         #: The server's evaluator over its current data (``/ui/api/evaluate``).
-        self._snapshot = snapshot
+        self.evaluator = snapshot
         #: The service's trouble with its flag file (``{"file", "line",
         #: "message"}``), shown on the page; None when all is well.
         self.trouble: JSONObject | None = None
@@ -699,16 +658,16 @@ class Console:
     # ------------------------------------------------------ console changes
     def changed(self, key: str) -> bool:
         """Whether the console changed flag ``key`` since the file was read."""
-        return key in self._originals
+        return key in self.originals
 
     def forget(self, key: str) -> None:
         """Flag ``key`` is no longer the console's change (deleted, reset)."""
-        self._originals.pop(key, None)
+        self.originals.pop(key, None)
         self.invalidate()
 
     def forget_all(self) -> None:
         """The data was replaced (the file reloaded): it wins over every change."""
-        self._originals.clear()
+        self.originals.clear()
         self.invalidate()
 
     # ---------------------------------------------------------------- state
@@ -716,7 +675,7 @@ class Console:
         """What the page shows: flags by key, evaluations, SDKs, trouble, where changes go."""
         return {
             "flags": [
-                flag_row(flags[key], changed=key in self._originals)
+                flag_row(flags[key], changed=key in self.originals)
                 for key in sorted(flags)
             ],
             "evaluations": self.evaluations,
@@ -748,7 +707,7 @@ class Console:
         written: list[str] = []
         for key in sorted(flags):
             flag = flags[key]
-            changed = key in self._originals
+            changed = key in self.originals
             kept = rows.get(key)
             if kept is None or kept[0] is not flag or kept[1] is not changed:
                 text = json.dumps(flag_row(flag, changed=changed), separators=_COMPACT)
@@ -797,241 +756,3 @@ class Console:
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return "missing or wrong console token: reload the page"
         return None
-
-    async def respond(
-        self,
-        server: FlagHost,
-        method: str,
-        path: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        query: Mapping[str, str] | None = None,
-    ) -> Reply | None:
-        """The answer to a request under ``/ui/`` that :meth:`refusal` let through.
-
-        None: open the page's event stream.
-        """
-        if method == "POST" and path in _POSTS:
-            try:
-                request = parse(body)
-            except ProtocolError as exc:  # not JSON, not UTF-8, nested too deep
-                return _error(400, f"the body must be JSON ({exc})")
-            if path == _EVALUATE:
-                return await self._evaluate(server, request)
-            if path == _LENS:
-                return self._lens(server, request)
-            if not isinstance(request, dict) or not isinstance(request.get("key"), str):
-                return _error(400, 'the body must be {"key": ..., ...}')
-            if path == _RESET:
-                return self._reset(server, request["key"])
-            return self._change(server, request)
-        if method != "GET":
-            return _error(405, f"{method} {path} is not allowed")
-        if path == EVENTS:
-            return None
-        if path == _STATE:
-            return Reply(status=200, body=self.state_text(server._flags).encode())
-        if path == _FLAG:
-            return self._details(server, (query or {}).get("key"))
-        if path == _FAVICON:
-            return Reply(status=200, body=FAVICON, content_type=b"image/svg+xml")
-        static = _STATIC.get(path)
-        if static is None:
-            return _error(404, "not found")
-        name, content_type = static
-        data = resources.files(__package__).joinpath("console", name).read_bytes()
-        body = data.replace(_TOKEN_PLACEHOLDER, self.token.encode())
-        return Reply(status=200, body=body, content_type=content_type)
-
-    def _details(self, server: FlagHost, key: str | None) -> Reply:
-        if key is None:
-            return _error(400, "give the flag's key: /ui/api/flag?key=...")
-        flags = server.flags
-        flag = flags.get(key)
-        if flag is None:
-            return _error(404, f"no flag {key!r}")
-        answer = words.details(
-            flag, flags, self._originals.get(key), server.segments.keys()
-        )
-        shown = _visible_all(answer)
-        assert isinstance(shown, dict)
-        return _json_reply(200, {**shown, "key": key, "label": visible(key)})
-
-    async def _evaluate(self, server: FlagHost, request: object) -> Reply:
-        """What a context gets from every flag (or one), and why.
-
-        An invalid context, or a flag that is not there, is answered as an
-        app's evaluation is (the default, with ``USER_NOT_SPECIFIED`` or
-        ``FLAG_NOT_FOUND``), the invalid context's why beside it: a 4xx is
-        for a body that is not the API's. Every flag of a large data set is evaluated in slices (``Pacer``),
-        other requests served in between: at 20,000 flags one Evaluate held
-        the event loop for 2.5 s. The answer is of the data as it was asked
-        (a change meanwhile shows in the next one).
-        """
-        if not isinstance(request, dict) or "context" not in request:
-            return _error(
-                400, 'the body must be {"context": {...} or "key", "flag": ...}'
-            )
-        given = request["context"]
-        if isinstance(given, str):
-            given = {"kind": "user", "key": given}
-        # An invalid context is evaluated as an app's would be: every flag
-        # answers the default with USER_NOT_SPECIFIED, and the answer says
-        # why (an answer, not a refusal: the page's input, not the API's).
-        context = Context.from_dict(given if isinstance(given, dict) else {})
-        invalid = None
-        if not isinstance(given, dict):
-            invalid = "it must be an object or a key"
-        elif not context.valid:
-            invalid = context.error
-        flags = dict(server._flags)  # (a change replaces a flag: this view holds)
-        only = request.get("flag")
-        if only is not None and not isinstance(only, str):
-            return _error(400, '"flag" must be a flag\'s key')
-        if self._snapshot is None:
-            return _error(503, "this console has no evaluator")
-        snapshot = await self._snapshot()
-        results: list[str] = []
-        pacer = Pacer()
-        for key in [only] if only is not None else sorted(flags):
-            if pacer.due():
-                await pacer.pause()
-            detail = snapshot.variation_detail(key, context, None)
-            variation = detail.variation_index
-            kind = detail.reason.get("kind")
-            result = {
-                "key": key,
-                "label": visible(key),
-                "value": _cut(words.written(detail.value)),
-                "variation": variation,
-                "reason": words.reason_text(detail.reason, flags.get(key), variation),
-                "reason_kind": kind if isinstance(kind, str) else None,
-            }
-            results.append(json.dumps(result))  # (written in the slices too)
-        asked: dict[str, object]
-        if invalid is not None:
-            asked = {
-                "kinds": [],
-                "key": "",
-                "error": f"the context is not valid: {invalid}",
-            }
-        else:
-            key_text = (
-                context.key if not context.multiple else context.fully_qualified_key
-            )
-            asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
-        body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
-        return Reply(status=200, body=body.encode())
-
-    def _lens(self, server: FlagHost, request: object) -> Reply:
-        """A flag lens link: the app's URL with a token of the flags' variations."""
-        secret = self.lens_secret
-        if secret is None:
-            return _error(
-                404, "no lens secret: start `aioflags serve --lens-secret-file F`"
-            )
-        if not isinstance(request, dict):
-            return _error(400, 'the body must be {"url": ..., "flags": [...], ...}')
-        url = request.get("url")
-        picked = request.get("flags")
-        ttl = request.get("ttl", 1800)
-        context_key = request.get("context_key") or None
-        trace = request.get("trace", False)
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            return _error(400, "the app's URL must begin with http:// or https://")
-        if not isinstance(picked, list) or not picked:
-            return _error(400, "pick at least one flag and the variation it serves")
-        if (
-            not isinstance(ttl, int)
-            or isinstance(ttl, bool)
-            or not 60 <= ttl <= LENS_MAX_TTL
-        ):
-            return _error(400, f"ttl is whole seconds from 60 to {LENS_MAX_TTL}")
-        if context_key is not None and not isinstance(context_key, str):
-            return _error(400, "the context key is a string")
-        if not isinstance(trace, bool):
-            return _error(400, "trace is true or false")
-        flags: JSONObject = {}
-        for item in picked:
-            key = item.get("key") if isinstance(item, dict) else None
-            index = item.get("variation") if isinstance(item, dict) else None
-            flag = server.flags.get(key) if isinstance(key, str) else None
-            if flag is None:
-                return _error(404, f"no flag {key!r}")
-            variations = flag.get("variations")
-            values = variations if isinstance(variations, list) else []
-            if (
-                not isinstance(index, int)
-                or isinstance(index, bool)
-                or not 0 <= index < len(values)
-            ):
-                return _error(
-                    400, f"{key!r}: the variation is an index below {len(values)}"
-                )
-            flags[str(key)] = values[index]
-        from aioflags._lens._token import MAX_TOKEN_BYTES, mint
-        from aioflags._lens._web import with_token
-
-        try:
-            token = mint(secret, flags, ttl=ttl, context_key=context_key, trace=trace)
-            link = with_token(url, token)
-        except (ImportError, ValueError) as exc:
-            return _error(400, str(exc))
-        if len(token) > MAX_TOKEN_BYTES:  # (the app would refuse it)
-            return _error(
-                400,
-                f"these flags make a token of {len(token)} bytes, over the"
-                f" {MAX_TOKEN_BYTES} an app accepts: pick fewer flags or shorter values",
-            )
-        return _json_reply(200, {"link": link, "token": token, "ttl": ttl})
-
-    def _reset(self, server: FlagHost, key: str) -> Reply:
-        if key not in server.flags:
-            return _error(404, f"no flag {key!r}")
-        original = self._originals.pop(key, None)
-        if original is None:
-            return _error(409, f"{key!r} is as the file has it: nothing to reset")
-        server.set_flag(key, original)  # a new version: SDKs take it
-        return _json_reply(200, flag_row(server.flags[key]))
-
-    def _change(self, server: FlagHost, request: JSONObject) -> Reply:
-        key = request["key"]
-        assert isinstance(key, str)
-        on = request.get("on")
-        variation = request.get("variation")
-        if on is None and variation is None:
-            return _error(400, 'give "on" (true or false) or "variation" (an index)')
-        if on is not None and not isinstance(on, bool):
-            return _error(400, '"on" must be true or false')
-        flag = server.flags.get(key)
-        if flag is None:
-            return _error(404, f"no flag {key!r}")
-        changed: JSONObject = dict(flag)
-        if on is not None:
-            changed["on"] = on
-        if variation is not None:
-            variations = flag.get("variations")
-            count = len(variations) if isinstance(variations, list) else 0
-            if (
-                not isinstance(variation, int)
-                or isinstance(variation, bool)
-                or not (0 <= variation < count)
-            ):
-                return _error(400, f'"variation" must be an index below {count}')
-            if _targeted(flag) and request.get("confirm") is not True:
-                return _error(
-                    409,
-                    f"{key!r} has rules or individual targets: choosing a "
-                    'variation serves it to everyone; send "confirm": true to '
-                    "continue (Reset puts them back)",
-                )
-            # Serve it to everyone: targets and rules would keep serving others.
-            for targeting in ("targets", "contextTargets", "rules"):
-                changed.pop(targeting, None)
-            changed["fallthrough"] = {"variation": variation}
-        original = self._originals.setdefault(key, flag)
-        server.set_flag(key, changed)
-        now = server.flags[key]
-        if same_content(original, now):  # changed back by hand: as the file has it
-            self._originals.pop(key, None)
-        return _json_reply(200, flag_row(now, changed=key in self._originals))

@@ -23,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 import anyio
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.responses import JSONResponse, Response
 
 from ._limits import read_body, until_disconnect
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAULT",
+    "DefaultHeaders",
     "Faults",
     "Recording",
     "Refusal",
@@ -112,28 +113,49 @@ class Refusal:
     """Refuse a request on its head alone: ``403``, ``{"message": why}``.
 
     ``why(method, path, headers)`` is the reason to refuse it, or None to
-    serve it; ``headers`` go with the refusal (a mounted app's own).
-    Nothing of a refused request's body is read.
+    serve it. Nothing of a refused request's body is read.
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        why: Callable[[str, str, Headers], str | None],
-        headers: dict[str, str] | None = None,
+        self, app: ASGIApp, why: Callable[[str, str, Headers], str | None]
     ) -> None:
         self.app = app
         self._why = why
-        self._headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             why = self._why(scope["method"], scope["path"], Headers(scope=scope))
             if why is not None:
-                refused = JSONResponse({"message": why}, 403, self._headers)
+                refused = JSONResponse({"message": why}, 403)
                 await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class DefaultHeaders:
+    """Every response carries ``headers`` (those it does not set itself).
+
+    The console's security policy: nothing from another host, no framing,
+    no sniffing, no caching; on its pages, its API and its refusals alike.
+    """
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self._headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = MutableHeaders(scope=message)
+                for name, value in self._headers:
+                    given.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class Faults:

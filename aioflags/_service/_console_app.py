@@ -1,0 +1,366 @@
+"""The flag console's web app under ``/ui``: its page, its assets and its JSON API.
+
+``_console`` holds what the console knows (the evaluations log, the SDKs
+seen, the flags it changed, its token and rules); this module answers its
+requests, as a Starlette application that ``_app`` mounts under ``/ui``:
+
+- ``GET /ui/``: the page, with its token; ``console.js``, ``console.css``
+  and ``favicon.svg``: static files (``console/static``);
+- ``GET /ui/api/state`` and ``GET /ui/api/events`` (the same as server-sent
+  events, again on every change: the server's fan-out);
+- ``GET /ui/api/flag?key=K``, ``POST /ui/api/flag``, ``POST /ui/api/reset``,
+  ``POST /ui/api/evaluate`` and ``POST /ui/api/lens`` (docs/console.md).
+
+Every answer carries the console's security headers, a refusal included
+(``DefaultHeaders``); the console's rules (``Console.refusal``) refuse a
+request before it reaches a route.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from importlib import resources
+from typing import TYPE_CHECKING, Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._core._pacing import Pacer
+from aioflags._datasystem._sources._versions import same_content
+from aioflags._evaluation._context import Context
+
+from . import _words as words
+from ._console import (
+    HEADERS,
+    LENS_MAX_TTL,
+    Console,
+    FlagHost,
+    _cut,
+    _targeted,
+    _visible_all,
+    flag_row,
+    visible,
+)
+from ._limits import BodyRefused
+from ._middleware import DefaultHeaders, Refusal
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from aioflags._core._json import JSONObject, JSONValue
+
+__all__ = ["console_app"]
+
+#: The page's token goes where the template says.
+_TOKEN_PLACEHOLDER: Final = b"{{token}}"
+
+
+def console_app(console: Console, server: FlagHost, events: ASGIApp) -> Starlette:
+    """The console of ``server``, to mount under ``/ui``; ``events``: its page stream."""
+    # RFC 9239's type for scripts, as Python 3.12 has it (3.10 and 3.11, and
+    # some /etc/mime.types, say application/javascript).
+    mimetypes.add_type("text/javascript", ".js")
+    api = _ConsoleAPI(console, server)
+    return Starlette(
+        routes=[
+            Route("/", api.page, methods=["GET"]),
+            Route("/api/state", api.state, methods=["GET"]),
+            Route("/api/events", events, methods=["GET"]),
+            Route("/api/flag", api.details, methods=["GET"]),
+            Route("/api/flag", api.change, methods=["POST"]),
+            Route("/api/reset", api.reset, methods=["POST"]),
+            Route("/api/evaluate", api.evaluate, methods=["POST"]),
+            Route("/api/lens", api.lens, methods=["POST"]),
+            Mount("/", StaticFiles(packages=[(__package__, "console/static")])),
+        ],
+        middleware=[
+            Middleware(DefaultHeaders, headers=HEADERS),
+            Middleware(Refusal, why=console.refusal),
+        ],
+        exception_handlers={
+            404: _not_found,
+            405: _not_allowed,
+            HTTPException: _bad_request,
+            BodyRefused: _body_refused,
+            ClientDisconnect: _client_gone,
+        },
+    )
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"message": message}, status)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error(404, "not found")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return _error(405, f"{request.method} {request.url.path} is not allowed")
+
+
+async def _body_refused(request: Request, exc: Exception) -> Response:
+    # (a sub-application answers its own errors: BodyLimits' words, here)
+    assert isinstance(exc, BodyRefused)
+    return JSONResponse(
+        {"message": exc.message}, exc.status, headers={"connection": "close"}
+    )
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=400)  # (nobody to answer)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail)
+
+
+async def _json_body(request: Request) -> JSONValue:
+    """The request's JSON body (a 400 that says why if it is none)."""
+    try:
+        return parse(await request.body())
+    except ProtocolError as exc:  # not JSON, not UTF-8, nested too deep
+        raise HTTPException(400, f"the body must be JSON ({exc})") from None
+
+
+async def _keyed_body(request: Request) -> JSONObject:
+    """The request's ``{"key": ..., ...}`` body (a 400 if it is none)."""
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+        raise HTTPException(400, 'the body must be {"key": ..., ...}')
+    return body
+
+
+class _ConsoleAPI:
+    """The console's routes over its state (``Console``) and the server's flags."""
+
+    def __init__(self, console: Console, server: FlagHost) -> None:
+        self._console = console
+        self._server = server
+        template = resources.files(__package__).joinpath("console", "index.html")
+        self._page = template.read_bytes().replace(
+            _TOKEN_PLACEHOLDER, console.token.encode()
+        )
+
+    async def page(self, request: Request) -> Response:
+        """``GET /ui/``: the page, its token in it (only a same-origin page reads it)."""
+        return HTMLResponse(self._page)
+
+    async def state(self, request: Request) -> Response:
+        """``GET /ui/api/state``: flags, evaluations, SDKs, trouble (written once per change)."""
+        text = self._console.state_text(self._server._flags)
+        return Response(text, media_type="application/json")
+
+    async def details(self, request: Request) -> Response:
+        """``GET /ui/api/flag?key=K``: one flag's targeting, in words."""
+        server, key = self._server, request.query_params.get("key")
+        if key is None:
+            return _error(400, "give the flag's key: /ui/api/flag?key=...")
+        flags = server.flags
+        flag = flags.get(key)
+        if flag is None:
+            return _error(404, f"no flag {key!r}")
+        answer = words.details(
+            flag, flags, self._console.originals.get(key), server.segments.keys()
+        )
+        shown = _visible_all(answer)
+        assert isinstance(shown, dict)
+        return JSONResponse({**shown, "key": key, "label": visible(key)})
+
+    async def evaluate(self, http: Request) -> Response:
+        """What a context gets from every flag (or one), and why.
+
+        An invalid context, or a flag that is not there, is answered as an
+        app's evaluation is (the default, with ``USER_NOT_SPECIFIED`` or
+        ``FLAG_NOT_FOUND``), the invalid context's why beside it: a 4xx is
+        for a body that is not the API's. Every flag of a large data set is evaluated in slices (``Pacer``),
+        other requests served in between: at 20,000 flags one Evaluate held
+        the event loop for 2.5 s. The answer is of the data as it was asked
+        (a change meanwhile shows in the next one).
+        """
+        request = await _json_body(http)
+        server = self._server
+        if not isinstance(request, dict) or "context" not in request:
+            return _error(
+                400, 'the body must be {"context": {...} or "key", "flag": ...}'
+            )
+        given = request["context"]
+        if isinstance(given, str):
+            given = {"kind": "user", "key": given}
+        # An invalid context is evaluated as an app's would be: every flag
+        # answers the default with USER_NOT_SPECIFIED, and the answer says
+        # why (an answer, not a refusal: the page's input, not the API's).
+        context = Context.from_dict(given if isinstance(given, dict) else {})
+        invalid = None
+        if not isinstance(given, dict):
+            invalid = "it must be an object or a key"
+        elif not context.valid:
+            invalid = context.error
+        flags = dict(server._flags)  # (a change replaces a flag: this view holds)
+        only = request.get("flag")
+        if only is not None and not isinstance(only, str):
+            return _error(400, '"flag" must be a flag\'s key')
+        if self._console.evaluator is None:
+            return _error(503, "this console has no evaluator")
+        snapshot = await self._console.evaluator()
+        results: list[str] = []
+        pacer = Pacer()
+        for key in [only] if only is not None else sorted(flags):
+            if pacer.due():
+                await pacer.pause()
+            detail = snapshot.variation_detail(key, context, None)
+            variation = detail.variation_index
+            kind = detail.reason.get("kind")
+            result = {
+                "key": key,
+                "label": visible(key),
+                "value": _cut(words.written(detail.value)),
+                "variation": variation,
+                "reason": words.reason_text(detail.reason, flags.get(key), variation),
+                "reason_kind": kind if isinstance(kind, str) else None,
+            }
+            results.append(json.dumps(result))  # (written in the slices too)
+        asked: dict[str, object]
+        if invalid is not None:
+            asked = {
+                "kinds": [],
+                "key": "",
+                "error": f"the context is not valid: {invalid}",
+            }
+        else:
+            key_text = (
+                context.key if not context.multiple else context.fully_qualified_key
+            )
+            asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
+        body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
+        return Response(body, media_type="application/json")
+
+    async def lens(self, http: Request) -> Response:
+        """``POST /ui/api/lens``: a flag lens link, the app's URL with a token."""
+        request = await _json_body(http)
+        server = self._server
+        secret = self._console.lens_secret
+        if secret is None:
+            return _error(
+                404, "no lens secret: start `aioflags serve --lens-secret-file F`"
+            )
+        if not isinstance(request, dict):
+            return _error(400, 'the body must be {"url": ..., "flags": [...], ...}')
+        url = request.get("url")
+        picked = request.get("flags")
+        ttl = request.get("ttl", 1800)
+        context_key = request.get("context_key") or None
+        trace = request.get("trace", False)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _error(400, "the app's URL must begin with http:// or https://")
+        if not isinstance(picked, list) or not picked:
+            return _error(400, "pick at least one flag and the variation it serves")
+        if (
+            not isinstance(ttl, int)
+            or isinstance(ttl, bool)
+            or not 60 <= ttl <= LENS_MAX_TTL
+        ):
+            return _error(400, f"ttl is whole seconds from 60 to {LENS_MAX_TTL}")
+        if context_key is not None and not isinstance(context_key, str):
+            return _error(400, "the context key is a string")
+        if not isinstance(trace, bool):
+            return _error(400, "trace is true or false")
+        flags: JSONObject = {}
+        for item in picked:
+            key = item.get("key") if isinstance(item, dict) else None
+            index = item.get("variation") if isinstance(item, dict) else None
+            flag = server.flags.get(key) if isinstance(key, str) else None
+            if flag is None:
+                return _error(404, f"no flag {key!r}")
+            variations = flag.get("variations")
+            values = variations if isinstance(variations, list) else []
+            if (
+                not isinstance(index, int)
+                or isinstance(index, bool)
+                or not 0 <= index < len(values)
+            ):
+                return _error(
+                    400, f"{key!r}: the variation is an index below {len(values)}"
+                )
+            flags[str(key)] = values[index]
+        from aioflags._lens._token import MAX_TOKEN_BYTES, mint
+        from aioflags._lens._web import with_token
+
+        try:
+            token = mint(secret, flags, ttl=ttl, context_key=context_key, trace=trace)
+            link = with_token(url, token)
+        except (ImportError, ValueError) as exc:
+            return _error(400, str(exc))
+        if len(token) > MAX_TOKEN_BYTES:  # (the app would refuse it)
+            return _error(
+                400,
+                f"these flags make a token of {len(token)} bytes, over the"
+                f" {MAX_TOKEN_BYTES} an app accepts: pick fewer flags or shorter values",
+            )
+        return JSONResponse({"link": link, "token": token, "ttl": ttl})
+
+    async def reset(self, http: Request) -> Response:
+        """``POST /ui/api/reset``: a flag back to the file's."""
+        request = await _keyed_body(http)
+        server, key = self._server, request["key"]
+        assert isinstance(key, str)
+        if key not in server.flags:
+            return _error(404, f"no flag {key!r}")
+        original = self._console.originals.pop(key, None)
+        if original is None:
+            return _error(409, f"{key!r} is as the file has it: nothing to reset")
+        server.set_flag(key, original)  # a new version: SDKs take it
+        return JSONResponse(flag_row(server.flags[key]))
+
+    async def change(self, http: Request) -> Response:
+        """``POST /ui/api/flag``: a flag switched on or off, or served one variation."""
+        request = await _keyed_body(http)
+        server, key = self._server, request["key"]
+        assert isinstance(key, str)
+        on = request.get("on")
+        variation = request.get("variation")
+        if on is None and variation is None:
+            return _error(400, 'give "on" (true or false) or "variation" (an index)')
+        if on is not None and not isinstance(on, bool):
+            return _error(400, '"on" must be true or false')
+        flag = server.flags.get(key)
+        if flag is None:
+            return _error(404, f"no flag {key!r}")
+        changed: JSONObject = dict(flag)
+        if on is not None:
+            changed["on"] = on
+        if variation is not None:
+            variations = flag.get("variations")
+            count = len(variations) if isinstance(variations, list) else 0
+            if (
+                not isinstance(variation, int)
+                or isinstance(variation, bool)
+                or not (0 <= variation < count)
+            ):
+                return _error(400, f'"variation" must be an index below {count}')
+            if _targeted(flag) and request.get("confirm") is not True:
+                return _error(
+                    409,
+                    f"{key!r} has rules or individual targets: choosing a "
+                    'variation serves it to everyone; send "confirm": true to '
+                    "continue (Reset puts them back)",
+                )
+            # Serve it to everyone: targets and rules would keep serving others.
+            for targeting in ("targets", "contextTargets", "rules"):
+                changed.pop(targeting, None)
+            changed["fallthrough"] = {"variation": variation}
+        original = self._console.originals.setdefault(key, flag)
+        server.set_flag(key, changed)
+        now = server.flags[key]
+        if same_content(original, now):  # changed back by hand: as the file has it
+            self._console.originals.pop(key, None)
+        return JSONResponse(flag_row(now, changed=key in self._console.originals))
