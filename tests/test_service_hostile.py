@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -419,6 +420,36 @@ async def test_f7_flag_server_serves_again_while_idle_connections_are_held() -> 
             process.communicate(timeout=GUARD)
     assert process.returncode == 0, errors[-3000:]
     assert "Traceback" not in errors, errors[-3000:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_flag_server_cancelled_as_it_starts_leaves_nothing_behind(
+    backend: str,
+) -> None:
+    """Hypercorn, cancelled while it starts, left its lifespan task pending for
+    ever (asyncio) and its socket open: it is stopped, never cancelled."""
+
+    def descriptors() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    async def main() -> tuple[int, int]:
+        async with FlagServer(FLAGS):  # (the imports and the loop's own)
+            pass
+        before = descriptors()
+        for checkpoints in range(8):  # cancelled at each point of its start
+            with anyio.CancelScope() as scope:
+                async with FlagServer(FLAGS):
+                    for _ in range(checkpoints):
+                        await anyio.lowlevel.checkpoint()
+                    scope.cancel()
+                    await anyio.lowlevel.checkpoint()
+        return before, descriptors()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        before, after = anyio.run(main, backend=backend)
+    assert after == before
 
 
 # ------------------------------------------------------------------ S5

@@ -6,11 +6,11 @@ serves as it does under asyncio. It owns HTTP: parsing, keep-alive, the
 header size cap, the idle timeout before a request, one connection's failure
 never touching another's, and accept errors (``EMFILE``) survived.
 
-Its documented entry point binds its own sockets and does not say which port
-it got; ``worker_serve`` (what ``hypercorn.asyncio.serve`` and
-``hypercorn.trio.serve`` call, the same signature since Hypercorn 0.11) takes
-sockets we bound ourselves, so the port is known before the first request and
-the socket is closed by its owner whatever happens.
+It is served through its documented entry points, ``hypercorn.asyncio.serve``
+and ``hypercorn.trio.serve``, on a socket we bound ourselves and hand over
+as ``fd://N`` (so the port is known before the first request, and a test's
+``port=0`` works); the descriptor is closed by whoever owns it when
+serving ends, whatever happens (see :func:`serve_asgi`).
 """
 
 from __future__ import annotations
@@ -223,14 +223,13 @@ async def serve_asgi(
     shutdown: Callable[[], Awaitable[None]],
     limits: Limits,
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is closed after.
+    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is Hypercorn's then.
 
     Within ``limits``: a connection idle for ``idle_timeout`` (before its
     first request is complete, and between requests) is closed, a request
     head is at most ``max_head`` bytes, ``backlog`` connections wait.
     """
-    from hypercorn.config import Config, Sockets
-    from hypercorn.utils import wrap_app
+    from hypercorn.config import Config
 
     config = Config()
     config.keep_alive_timeout = limits.idle_timeout
@@ -243,27 +242,18 @@ async def serve_asgi(
     config.include_date_header = False
     config.accesslog = None
     config.errorlog = logger
-    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
-    try:
-        logging.getLogger("asyncio").addFilter(_NOISE)  # (once: a set)
-        with _SHORTAGE.installed():
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_say_when_shortage_ends)
-                # anyio's own answer to "which backend": trio's Cancelled or
-                # asyncio's.
-                if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
-                    from hypercorn.trio.run import worker_serve as trio_serve
-
-                    await trio_serve(
-                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown
-                    )
-                else:
-                    from hypercorn.asyncio.run import worker_serve as asyncio_serve
-
-                    await asyncio_serve(
-                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown
-                    )
-                tg.cancel_scope.cancel()
-    finally:
-        sock.close()  # the same object Hypercorn used: closing twice is a no-op
+    # The socket's descriptor is Hypercorn's from here: it adopts it (and
+    # closes it) once the app's lifespan has started: FlagServer cancels it
+    # only past its shutdown bound (see FlagServer._run).
+    config.bind = [f"fd://{sock.detach()}"]
+    logging.getLogger("asyncio").addFilter(_NOISE)  # (once: a set)
+    with _SHORTAGE.installed():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_say_when_shortage_ends)
+            # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
+            if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
+                from hypercorn.trio import serve
+            else:
+                from hypercorn.asyncio import serve  # type: ignore[assignment]
+            await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
+            tg.cancel_scope.cancel()

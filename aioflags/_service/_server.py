@@ -185,6 +185,8 @@ class FlagServer:
         self._entering = False
         self._shutdown: anyio.Event | None = None
         self._served: anyio.Event | None = None
+        #: Hypercorn's scope: shielded, cancelled by :meth:`_stop` alone.
+        self._serving: anyio.CancelScope | None = None
         self.url: str = ""
         #: The IP address the public socket is bound to (``host`` resolved).
         self._bound: str = ""
@@ -224,6 +226,7 @@ class FlagServer:
         self._console.url = self.url
         self._shutdown = anyio.Event()
         self._served = anyio.Event()
+        self._serving = anyio.CancelScope(shield=True)
         app = _app.ServiceApp(self, recorder=self._recorder, faults=self._faults)
         self._tg.start_soon(self._run, _hosting.serve_asgi, app, sock)
         logger.info("FlagServer listening on %s", self.url, extra={"url": self.url})
@@ -234,8 +237,14 @@ class FlagServer:
     ) -> None:
         assert self._shutdown is not None
         assert self._served is not None
+        # Hypercorn is stopped by its shutdown trigger, never cancelled: cancelled
+        # while it starts, it leaves its lifespan task pending for ever (asyncio)
+        # and the socket unclosed. A cancellation of the block reaches it through
+        # _stop, which sets the trigger, and cancels it only past its bound.
+        assert self._serving is not None
         try:
-            await serve(app, sock, self._shutdown.wait, self.limits)
+            with self._serving:
+                await serve(app, sock, self._shutdown.wait, self.limits)
         finally:
             self._served.set()
 
@@ -247,6 +256,8 @@ class FlagServer:
             self._shutdown.set()
             with anyio.move_on_after(_SHUTDOWN_BOUND):
                 await self._served.wait()
+            if self._serving is not None:
+                self._serving.cancel()  # (past the bound: it is, now)
 
     async def __aexit__(
         self,
