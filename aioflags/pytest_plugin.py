@@ -85,7 +85,7 @@ from aioflags.testing import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
     from contextlib import AbstractAsyncContextManager
 
     from aioflags._core._json import JSONObject, JSONValue
@@ -105,7 +105,6 @@ _MARKER_HELP: Final = (
     "flags maps keys to a FlagBuilder or flag JSON; segments maps keys to a "
     "SegmentBuilder or segment JSON."
 )
-_anyio_twins: dict[str, Callable[..., Any]] = {}
 
 _F = TypeVar("_F", bound="Callable[..., Any]")
 _T = TypeVar("_T")
@@ -329,72 +328,49 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
-def _async_fixture(twin: Callable[..., Any]) -> Callable[[_F], _F]:
-    """Declare an async fixture that runs on the test's own event loop.
+def _run_by(request: pytest.FixtureRequest, name: str) -> Any:
+    """The value of async fixture ``name`` on the test's own runner.
 
-    With pytest-asyncio installed, the fixture is declared through its public
-    ``pytest_asyncio.fixture``, so that strict mode runs it for asyncio tests.
-    For anyio tests, :func:`pytest_fixture_setup` hands anyio's plugin
-    ``twin`` instead: the same fixture as a plain coroutine function, which
-    pytest-asyncio (strict mode) leaves alone. Without pytest-asyncio the
-    fixture is a plain pytest fixture and only anyio's plugin runs it.
+    anyio's plugin runs the coroutine fixtures of a test that uses
+    ``anyio_backend``; pytest-asyncio runs those declared through its public
+    ``pytest_asyncio.fixture`` for an asyncio test (in strict mode too). So each
+    async fixture is declared twice, once for each (``_{name}_anyio`` and
+    ``_{name}_asyncio``), and the public one asks for the test's with
+    ``request.getfixturevalue``. A test neither runs gets told how.
     """
-
-    def declare(func: _F) -> _F:
-        _anyio_twins[func.__name__] = twin
-        try:
-            import pytest_asyncio
-        except ImportError:
-            declared: object = pytest.fixture(func)
-        else:
-            declared = pytest_asyncio.fixture(func)
-        # A fixture definition, typed as the function it declares (as pytest does).
-        return cast("_F", declared)
-
-    return declare
-
-
-def _refusal(argname: str, test_is_async: bool) -> Callable[..., Any]:
+    test_is_async = inspect.iscoroutinefunction(request.function)
+    if "anyio_backend" in request.fixturenames:
+        return request.getfixturevalue(f"_{name}_anyio")
+    if test_is_async and request.node.get_closest_marker("asyncio") is not None:
+        return request.getfixturevalue(f"_{name}_asyncio")
     first = (
         "mark the test to run it" if test_is_async else "make the test async and run it"
     )
-
-    def refuse(**_: object) -> None:
-        pytest.fail(
-            f"{argname} is an async fixture: {first} with pytest-asyncio "
-            "(@pytest.mark.asyncio, or asyncio_mode = auto) or anyio's plugin "
-            "(@pytest.mark.anyio)",
-            pytrace=False,
-        )
-
-    return refuse
+    pytest.fail(
+        f"{name} is an async fixture: {first} with pytest-asyncio "
+        "(@pytest.mark.asyncio, or asyncio_mode = auto) or anyio's plugin "
+        "(@pytest.mark.anyio)",
+        pytrace=False,
+    )
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    """Run our async fixtures on the test's own runner: anyio's or pytest-asyncio's.
+def _declared(func: _F, runner: str) -> _F:
+    """``func`` as fixture ``{func.__name__}_{runner}`` of anyio's plugin or pytest-asyncio."""
+    name = f"{func.__name__}_{runner}"
+    if runner == "asyncio":
+        import pytest_asyncio
 
-    Whatever happens, pytest's own ``pytest_fixture_setup`` runs (this wrapper
-    always yields): it caches the fixture's value or error and arranges its
-    teardown. Failing before the yield would leave the fixture half set up,
-    and every later test that uses it would fail with a bare AssertionError
-    from pytest.
-    """
-    twin = _anyio_twins.get(fixturedef.argname)
-    if twin is None or fixturedef.func.__module__ != __name__:
-        return (yield)
-    test_is_async = inspect.iscoroutinefunction(request.function)
-    if "anyio_backend" in request.fixturenames:
-        func = twin  # anyio's plugin runs coroutine fixtures of anyio tests
-    elif test_is_async and request.node.get_closest_marker("asyncio") is not None:
-        return (yield)  # pytest-asyncio runs it: it was declared through its API
-    else:
-        func = _refusal(fixturedef.argname, test_is_async)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fixturedef, "func", func)
-        return (yield)
+        return cast("_F", pytest_asyncio.fixture(func, name=name))
+    # A plain coroutine fixture: pytest-asyncio's strict mode leaves it to anyio's.
+    return cast("_F", pytest.fixture(func, name=name))
+
+
+try:
+    import pytest_asyncio  # noqa: F401 - (declares the fixtures for asyncio tests)
+except ImportError:
+    _PYTEST_ASYNCIO = False
+else:
+    _PYTEST_ASYNCIO = True
 
 
 def _preset(data: FlagData, marker: pytest.Mark) -> None:
@@ -488,7 +464,7 @@ async def _entered(
         await task
 
 
-async def _serve_flags(
+async def _aioflags_flag_server(
     aioflags_data: FlagData, request: pytest.FixtureRequest
 ) -> AsyncIterator[FlagServer]:
     async for server in _entered(FlagServer(), request):
@@ -499,16 +475,20 @@ async def _serve_flags(
             aioflags_data.detach(server)
 
 
-@_async_fixture(_serve_flags)
-async def aioflags_flag_server(
-    aioflags_data: FlagData, request: pytest.FixtureRequest
-) -> AsyncIterator[FlagServer]:
+_aioflags_flag_server_anyio = _declared(_aioflags_flag_server, "anyio")
+if _PYTEST_ASYNCIO:
+    _aioflags_flag_server_asyncio = _declared(_aioflags_flag_server, "asyncio")
+
+
+@pytest.fixture
+def aioflags_flag_server(request: pytest.FixtureRequest) -> FlagServer:
     """A running FlagServer on 127.0.0.1 that serves ``aioflags_data``.
 
+    An async fixture: the test runs under pytest-asyncio or anyio's plugin.
     Added in version 0.2.0 (``flag_server`` is its older name).
     """
-    async for server in _serve_flags(aioflags_data, request):
-        yield server
+    server: FlagServer = _run_by(request, "aioflags_flag_server")
+    return server
 
 
 @pytest.fixture
@@ -529,20 +509,26 @@ def aioflags_config(aioflags_flag_server: FlagServer) -> Config:
     )
 
 
-async def _run_client(
+async def _aioflags_client(
     aioflags_config: Config, request: pytest.FixtureRequest
 ) -> AsyncIterator[Client]:
     async for client in _entered(Client(aioflags_config), request):
         yield client
 
 
-@_async_fixture(_run_client)
-async def aioflags_client(
-    aioflags_config: Config, request: pytest.FixtureRequest
-) -> AsyncIterator[Client]:
-    """A started client (READY once the first payload arrives), closed after the test."""
-    async for client in _run_client(aioflags_config, request):
-        yield client
+_aioflags_client_anyio = _declared(_aioflags_client, "anyio")
+if _PYTEST_ASYNCIO:
+    _aioflags_client_asyncio = _declared(_aioflags_client, "asyncio")
+
+
+@pytest.fixture
+def aioflags_client(aioflags_config: Config, request: pytest.FixtureRequest) -> Client:
+    """A started client (READY once the first payload arrives), closed after the test.
+
+    An async fixture: the test runs under pytest-asyncio or anyio's plugin.
+    """
+    client: Client = _run_by(request, "aioflags_client")
+    return client
 
 
 @pytest.fixture
