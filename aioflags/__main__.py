@@ -137,8 +137,8 @@ async def serve(
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(_config_line(server.url), flush=True)
-        print(f"Console: {_console_url(server.url, host, server._bound)}", flush=True)
-        listening = _listening(server.url, host, server._bound)
+        print(f"Console: {_console_url(server.url, host, server.address)}", flush=True)
+        listening = _listening(server.url, host, server.address)
         if listening is not None:
             print(listening, flush=True)
         await watch(path, server, flags)

@@ -777,12 +777,12 @@ async def test_the_service_makes_the_fdv1_poll_body_once_per_data_version() -> N
         httpx.AsyncClient(base_url=server.url) as http,
     ):
         first = await http.get(FDV1_POLL)
-        kept = server._fdv1_poll_body()
-        assert server._fdv1_poll_body() is kept  # made once
+        kept = server._data.fdv1_poll_body()
+        assert server._data.fdv1_poll_body() is kept  # made once
         assert json.loads(kept) == first.json()
         server.replace_all({"f": {**STRING_FLAG, "on": not STRING_FLAG["on"]}})
         second = await http.get(FDV1_POLL)
-        assert server._fdv1_poll_body() is not kept
+        assert server._data.fdv1_poll_body() is not kept
         assert second.json()["flags"]["f"]["on"] is not STRING_FLAG["on"]
         assert (
             second.json()["flags"]["f"]["version"]

@@ -199,7 +199,7 @@ async def test_s3_a_stream_that_stops_reading_collapses_to_one_full_payload(
             await stalled.send(b"GET /sdk/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             with anyio.fail_after(GUARD):
                 await server.wait_for_stream()
-            (subscriber,) = server._subscribers.values()
+            (subscriber,) = server._fanout._subscribers.values()
             # Never read; 32 MiB of changes, past any socket buffer.
             big = {**BOOL_FLAG, "description": "x" * 65536}
             for flip in range(512):

@@ -150,7 +150,7 @@ class ServiceApp:
         fault = _fault_of(request.scope)
         extra = _fault_headers(request.scope)
         server._sdk_polled(request.headers)
-        etag = f'"{server._version}"'
+        etag = f'"{server._data.version}"'
         if request.headers.get("if-none-match") == etag and (
             fault is None or fault.body is None
         ):
@@ -159,9 +159,9 @@ class ServiceApp:
         if fault is not None and fault.body is not None:
             body = fault.body
         elif request.url.path == FDV2_POLL:
-            body = server._fdv2_poll_body(request.query_params.get("basis"))
+            body = server._data.fdv2_poll_body(request.query_params.get("basis"))
         else:
-            body = server._fdv1_poll_body()
+            body = server._data.fdv1_poll_body()
         return Response(
             body, media_type="application/json", headers={"etag": etag, **extra}
         )

@@ -101,8 +101,10 @@ class FlagHost(Protocol):
     @property
     def segments(self) -> dict[str, JSONObject]: ...
 
-    #: The flags themselves, not a copy (a change replaces a flag's object).
-    _flags: dict[str, JSONObject]
+    @property
+    def _flags(self) -> dict[str, JSONObject]:
+        """The flags themselves, not a copy (a change replaces a flag's object)."""
+        ...
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from ._console import Console
     from ._faults import Fault
+    from ._flagset import FlagSet
     from ._limits import Limits
     from ._ofrep import DataSource
 
@@ -34,14 +35,17 @@ class Host(Protocol):
     limits: Limits
     _console: Console
     _ofrep: DataSource
-    _version: int
-    _flags: dict[str, JSONObject]
+    #: The flags and segments, and the bodies written from them.
+    _data: FlagSet
 
     @property
     def host(self) -> str: ...
 
     @property
     def state(self) -> str: ...
+
+    @property
+    def _flags(self) -> dict[str, JSONObject]: ...
 
     @property
     def flags(self) -> dict[str, JSONObject]: ...
@@ -51,13 +55,7 @@ class Host(Protocol):
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
-    def _objects(self) -> list[tuple[str, JSONObject]]: ...
-
     def _handling(self) -> AbstractContextManager[None]: ...
-
-    def _fdv1_poll_body(self) -> bytes: ...
-
-    def _fdv2_poll_body(self, basis: str | None) -> bytes: ...
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None: ...
 

@@ -11,12 +11,10 @@ console (``_console.py``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
@@ -27,14 +25,13 @@ from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
 from aioflags._core._pacing import Pacer
 from aioflags._datasystem._datatypes import Change, ChangeKind
-from aioflags._datasystem._sources._versions import same_content
 
 from . import _console as console
-from . import _wire as wire
+from ._fanout import Fanout
 from ._faults import Fault, FaultPlan
-from ._limits import Limits, until_disconnect
+from ._flagset import Edit, FlagSet
+from ._limits import Limits
 from ._ofrep import DataSource
-from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import (
     EVENTS_DIAGNOSTIC,
     FDV1_STREAM,
@@ -72,14 +69,6 @@ _INSTALL: Final = (
 def _url(host: str, port: int) -> str:
     """``http://host:port``, an IPv6 address in brackets."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-@dataclass(slots=True)
-class _Subscriber:
-    """One open stream: its path and its queue (bounded by bytes, see ``_outbox``)."""
-
-    path: str
-    outbox: Outbox
 
 
 @final
@@ -156,29 +145,8 @@ class FlagServer:
         self._recorder = Recorder(self._signal, keep=keep, keep_bytes=keep_bytes)
         self._faults = FaultPlan()
         self._port = port
-        self._flags: dict[str, JSONObject] = {}
-        self._segments: dict[str, JSONObject] = {}
-        self._version = 1
-        #: The ``/sdk/latest-all`` body of data version ``[0]``, serialised
-        #: once per version (as the ETag, the version names the content).
-        self._fdv1_poll: tuple[int, bytes] | None = None
-        #: The same for ``/sdk/poll``'s full transfer.
-        self._fdv2_poll: tuple[int, bytes] | None = None
-        #: Each SDK stream path's full payload of data version ``[0]``.
-        self._full_payloads: dict[str, tuple[int, bytes]] = {}
-        #: Each item's own version (deleted ones too): see ``_next_version``.
-        self._item_versions: dict[tuple[str, str], int] = {}
-        # A version that is no whole number (a file's "seven") is replaced, as
-        # a change does: SDKs and the evaluator order items by it.
-        for key, flag in (flags or {}).items():
-            version = self._next_version("flag", key, flag.get("version"))
-            self._flags[key] = {"key": key, **flag, "version": version}
-        for key, seg in (segments or {}).items():
-            version = self._next_version("segment", key, seg.get("version"))
-            self._segments[key] = {"key": key, **seg, "version": version}
-        self._stream_ids = itertools.count(1)
-        self._open_streams: dict[int, str] = {}
-        self._subscribers: dict[int, _Subscriber] = {}
+        self._data = FlagSet(flags, segments)
+        self._fanout = Fanout(self._signal, self.limits.stream_queue_bytes, self._full)
         self._handlers: set[anyio.CancelScope] = set()
         self._tg: TaskGroup | None = None
         self._span: AbstractAsyncContextManager[Span] | None = None
@@ -201,7 +169,7 @@ class FlagServer:
             secret = LensConfig(secrets=[lens_secret], allow=["*"]).secrets[0]
             self._console.lens_secret = secret
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
-        self._ofrep = DataSource(lambda: self._version, self._objects)
+        self._ofrep = DataSource(lambda: self._data.version, self._data.objects)
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
@@ -297,70 +265,57 @@ class FlagServer:
         return self._host
 
     @property
+    def address(self) -> str:
+        """The IP address it listens on (``host`` resolved) once running; ``""`` before.
+
+        Added in version 0.2.0.
+        """
+        return self._bound
+
+    @property
     def state(self) -> str:
         """The FDv2 payload state of the current data (changes with every edit)."""
-        return f"(p:aioflags-test:{self._version})"
+        return self._data.state
+
+    @property
+    def _flags(self) -> dict[str, JSONObject]:
+        """The current flags themselves (a change replaces a flag's object)."""
+        return self._data.flags
 
     @property
     def flags(self) -> dict[str, JSONObject]:
         """A copy of the current flags."""
-        return {k: dict(v) for k, v in self._flags.items()}
+        return {k: dict(v) for k, v in self._data.flags.items()}
 
     @property
     def segments(self) -> dict[str, JSONObject]:
         """A copy of the current segments."""
-        return {k: dict(v) for k, v in self._segments.items()}
+        return {k: dict(v) for k, v in self._data.segments.items()}
 
     def set_flag(self, key: str, flag: JSONObject) -> None:
         """Create or replace a flag and push it to every open stream."""
-        self._put("flag", key, flag)
+        self._changed(self._data.put("flag", key, flag))
 
     def set_segment(self, key: str, segment: JSONObject) -> None:
         """Create or replace a segment and push it to every open stream."""
-        self._put("segment", key, segment)
+        self._changed(self._data.put("segment", key, segment))
 
     def delete_flag(self, key: str) -> None:
         """Delete a flag and push the deletion to every open stream."""
-        self._delete("flag", key)
+        self._changed(self._data.delete("flag", key))
 
     def delete_segment(self, key: str) -> None:
         """Delete a segment and push the deletion to every open stream."""
-        self._delete("segment", key)
+        self._changed(self._data.delete("segment", key))
 
     def apply_change(self, change: Change) -> None:
         """Apply one data-system change (a put or a delete), as ``FlagData`` does."""
         kind = change.kind.value
         if change.action is ChangeKind.DELETE:
-            self._delete(kind, change.key)
+            self._changed(self._data.delete(kind, change.key))
         else:
             assert change.obj is not None
-            self._put(kind, change.key, change.obj)
-
-    def _delete(self, kind: str, key: str) -> None:
-        self._version += 1
-        (self._flags if kind == "flag" else self._segments).pop(key, None)
-        if kind == "flag":
-            self._console.forget(key)
-        # The tombstone outranks the item, and a later put outranks it.
-        tombstone = self._next_version(kind, key, None)
-        self._ofrep.changed_item(kind, key, tombstone, None)
-        self._push(
-            wire.fdv2_delete(kind, key, tombstone, self.state, self._version),
-            wire.fdv1_delete(kind, key, tombstone),
-        )
-
-    def _next_version(self, kind: str, key: str, given: object) -> int:
-        """The next own version of an item: one past its last, or ``given`` if higher.
-
-        Each flag and segment counts its own changes (what SDKs and the
-        console see); the payload's version counts every change of the data.
-        A deleted item's count is kept, so a new item of that key outranks
-        its tombstone.
-        """
-        last = self._item_versions.get((kind, key), 0)
-        version = max(last + 1, given if type(given) is int else 0)
-        self._item_versions[kind, key] = version
-        return version
+            self._changed(self._data.put(kind, change.key, change.obj))
 
     def replace_all(
         self,
@@ -372,87 +327,36 @@ class FlagServer:
         Items whose content is unchanged keep their version; the others get
         a new one, so clients announce exactly the flags that changed.
         """
-        self._version += 1
-        self._flags = self._reversioned("flag", self._flags, flags)
-        self._segments = self._reversioned("segment", self._segments, segments or {})
-        self._console.forget_all()  # the new data wins over the console's changes
-        self._push(self._fdv2_full(), wire.fdv1_put(self._flags, self._segments))
-
-    def _reversioned(
-        self, kind: str, old: dict[str, JSONObject], new: Mapping[str, JSONObject]
-    ) -> dict[str, JSONObject]:
-        items: dict[str, JSONObject] = {}
-        for key, obj in new.items():
-            before = old.get(key)
-            if before is not None and same_content(before, {**obj, "key": key}):
-                items[key] = before
-            else:
-                version = self._next_version(kind, key, obj.get("version"))
-                items[key] = item = {**obj, "key": key, "version": version}
-                self._ofrep.changed_item(kind, key, version, item)
-        for key in old.keys() - items.keys():
-            self._ofrep.changed_item(
-                kind, key, self._next_version(kind, key, None), None
-            )
-        return items
-
-    def _put(self, kind: str, key: str, obj: JSONObject) -> None:
-        self._version += 1
-        version = self._next_version(kind, key, obj.get("version"))
-        item = {**obj, "key": key, "version": version}
-        self._ofrep.changed_item(kind, key, version, item)
-        (self._flags if kind == "flag" else self._segments)[key] = item
-        self._push(
-            wire.fdv2_put(kind, item, self.state, self._version),
-            wire.fdv1_patch(kind, item),
-        )
+        self._changed(self._data.replace_all(flags, segments or {}))
 
     def disconnect_streams(self, *, abort: bool = False) -> None:
         """End every open stream: cleanly, or by dropping the socket mid-body."""
-        for subscriber in self._subscribers.values():
-            subscriber.outbox.put_mark(ABORT if abort else CLOSE)
+        self._fanout.disconnect(abort=abort)
 
-    def _push(self, fdv2: str, fdv1: str) -> None:
-        """Queue one change for every SDK stream (encoded once, shared by all)."""
+    def _changed(self, change: Edit) -> None:
+        """Hand a change of the data on: OFREP, every SDK stream, the console."""
+        for kind, key, version, item in change.items:
+            self._ofrep.changed_item(kind, key, version, item)
+            if item is None and kind == "flag":
+                self._console.forget(key)
+        if change.replaced:
+            self._console.forget_all()  # the new data wins over the console's changes
         self._ofrep.notify()
-        messages = {FDV2_STREAM: fdv2.encode(), FDV1_STREAM: fdv1.encode()}
-        for subscriber in self._subscribers.values():
-            message = messages.get(subscriber.path)
-            if message is not None:
-                subscriber.outbox.put(message)
+        self._fanout.push(
+            {FDV2_STREAM: change.fdv2.encode(), FDV1_STREAM: change.fdv1.encode()}
+        )
         self._push_console()
 
     def _push_console(self) -> None:
         """Tell every open console page that the state changed (at most one pending)."""
         self._console.invalidate()
-        for subscriber in self._subscribers.values():
-            if subscriber.path == console.EVENTS:
-                subscriber.outbox.put_full()
+        self._fanout.push_full(console.EVENTS)
 
     def _full(self, path: str) -> bytes:
-        """A stream's whole data as one message (a lagging stream catches up with it).
-
-        The SDK streams' is made once per data version and shared.
-        """
+        """A stream's whole data as one message (a lagging stream catches up with it)."""
         if path == console.EVENTS:
-            return self._console.state_event(self._flags)
-        kept = self._full_payloads.get(path)
-        if kept is None or kept[0] != self._version:
-            text = (
-                self._fdv2_full()
-                if path == FDV2_STREAM
-                else wire.fdv1_put(self._flags, self._segments)
-            )
-            kept = self._full_payloads[path] = (self._version, text.encode())
-        return kept[1]
-
-    def _objects(self) -> list[tuple[str, JSONObject]]:
-        return [("flag", f) for f in self._flags.values()] + [
-            ("segment", s) for s in self._segments.values()
-        ]
-
-    def _fdv2_full(self) -> str:
-        return wire.fdv2_full(self._objects(), self.state, self._version)
+            return self._console.state_event(self._data.flags)
+        return self._data.full(path)
 
     # -------------------------------------------------------------- faults
     def fail(self, path: str, fault: Fault | None = None, /, **kwargs: object) -> None:
@@ -494,11 +398,7 @@ class FlagServer:
 
         A console page's event stream (``/ui/api/events``) counts only when asked by path.
         """
-        return sum(
-            1
-            for p in self._open_streams.values()
-            if p == path or (path is None and p in STREAMS)
-        )
+        return self._fanout.open_streams(path)
 
     async def wait_for_stream(self, path: str = FDV2_STREAM) -> None:
         """Wait until a stream to ``path`` is open."""
@@ -584,7 +484,7 @@ class FlagServer:
         self._recorder.keep_event(self._recorder.payloads, body)
         seen = self._console.sdk_seen("events", headers)
         pacer = Pacer()
-        steps = self._console.recording(data, self._flags, pacer)
+        steps = self._console.recording(data, self._data.flags, pacer)
         try:
             while True:
                 next(steps)
@@ -595,32 +495,6 @@ class FlagServer:
         finally:
             self._notify()  # (even if the request is cancelled meanwhile)
         return 202
-
-    def _fdv1_poll_body(self) -> bytes:
-        """The ``/sdk/latest-all`` body of the current data (made once per version).
-
-        An FDv1 SDK polls for all of it every time: 1,000 flags took ~20 ms
-        to serialise per poll, on the event loop that serves every SDK.
-        """
-        kept = self._fdv1_poll
-        if kept is None or kept[0] != self._version:
-            body = json.dumps(wire.fdv1_body(self._flags, self._segments)).encode()
-            kept = self._fdv1_poll = (self._version, body)
-        return kept[1]
-
-    def _fdv2_poll_body(self, basis: str | None) -> bytes:
-        """The ``/sdk/poll`` body for ``basis``; a full transfer is made once per version.
-
-        At 20,000 flags, writing it took 740 ms per poll.
-        """
-        if basis == self.state:
-            poll = wire.fdv2_poll_body((), self.state, self._version, basis)
-            return json.dumps(poll).encode()
-        kept = self._fdv2_poll
-        if kept is None or kept[0] != self._version:
-            poll = wire.fdv2_poll_body(self._objects(), self.state, self._version, None)
-            kept = self._fdv2_poll = (self._version, json.dumps(poll).encode())
-        return kept[1]
 
     def _sdk_polled(self, headers: Mapping[str, str]) -> None:
         """An SDK polled: the console lists it."""
@@ -665,13 +539,6 @@ class FlagServer:
                 self._handlers.discard(scope)
 
     # ------------------------------------------------------------- streams
-    def _first(self, path: str, query: Mapping[str, str], fault: Fault | None) -> bytes:
-        if fault is not None and fault.events is not None:
-            return fault.events.encode()
-        if path == FDV2_STREAM and query.get("basis") == self.state:
-            return wire.fdv2_up_to_date(self._version).encode()
-        return self._full(path)
-
     async def _stream(
         self,
         path: str,
@@ -682,90 +549,25 @@ class FlagServer:
         send: Send,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        """Serve one event stream: the first payload, then every change pushed.
-
-        Returning without ending the body drops the connection mid-body
-        (Hypercorn closes it): that is how an abort, a dropped slow reader
-        and a stopping server end a stream.
-        """
-        number = next(self._stream_ids)
-        if path == console.EVENTS and self._console_pages() >= console.PAGES:
-            await _refuse_page(send, headers)
-            return
-        with anyio.CancelScope() as scope:
-            # The first payload is computed and the subscriber registered in one
-            # step (no await between): every later change is pushed after it.
-            first = self._first(path, query, fault)
-            subscriber = _Subscriber(path, Outbox(self.limits.stream_queue_bytes))
-            self._subscribers[number] = subscriber
-            sdk = (
-                self._console.stream_opened(request_headers)
-                if path in STREAMS
-                else None
-            )
+        """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
+        if path == console.EVENTS:
+            if self._fanout.count(path) >= console.PAGES:
+                await _refuse_page(send, headers)
+                return
+            first = self._full(path)
+        elif fault is not None and fault.events is not None:
+            first = fault.events.encode()
+        else:
+            first = self._data.first(path, query.get("basis"))
+        sdk = self._console.stream_opened(request_headers) if path in STREAMS else None
+        if sdk is not None:
+            self._push_console()
+        try:
+            await self._fanout.serve(path, first, receive, send, headers, fault)
+        finally:
             if sdk is not None:
+                self._console.stream_closed(sdk)
                 self._push_console()
-            try:
-                async with anyio.create_task_group() as tg:
-
-                    async def watch_close() -> None:
-                        # The client closing its socket ends the stream at once.
-                        await until_disconnect(receive)
-                        scope.cancel()
-
-                    tg.start_soon(watch_close)
-                    await self._feed(send, subscriber, number, headers, first, fault)
-                    tg.cancel_scope.cancel()
-            finally:
-                self._subscribers.pop(number, None)
-                self._open_streams.pop(number, None)
-                if sdk is not None:
-                    self._console.stream_closed(sdk)
-                    self._push_console()
-                self._notify()
-
-    def _console_pages(self) -> int:
-        """How many console pages hold the event stream."""
-        return sum(1 for s in self._subscribers.values() if s.path == console.EVENTS)
-
-    async def _feed(
-        self,
-        send: Send,
-        subscriber: _Subscriber,
-        number: int,
-        headers: list[tuple[bytes, bytes]],
-        first: bytes,
-        fault: Fault | None,
-    ) -> None:
-        """Send the stream's head, first payload and queued changes; return to end it."""
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*wire.STREAM_HEADERS, *headers],
-            }
-        )
-        await send(wire.stream_chunk(first))
-        # Open (for wait_for_stream) once the client has its first payload.
-        self._open_streams[number] = subscriber.path
-        self._notify()
-        if fault is not None and fault.close_after_events:
-            await send(wire.STREAM_END)
-            return
-        if fault is not None and fault.abort_after_events:
-            return  # drop the connection mid-body
-        if fault is not None and fault.hang_after_events:
-            await anyio.sleep_forever()
-        while True:
-            message = await subscriber.outbox.get()
-            if message is CLOSE:
-                await send(wire.STREAM_END)
-                return
-            if message is ABORT:
-                return
-            if message is FULL:
-                message = self._full(subscriber.path)
-            await send(wire.stream_chunk(message))
 
 
 async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
