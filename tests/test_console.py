@@ -810,8 +810,11 @@ async def test_pages_are_told_only_when_the_log_changed(
 ) -> None:
     async with serving() as (server, http):
         pushes: list[None] = []
-        push = server._push_console
-        monkeypatch.setattr(server, "_push_console", lambda: pushes.append(push()))
+        fanout = type(server._fanout)
+        push = fanout.push_full  # (how pages are told: a full state)
+        monkeypatch.setattr(
+            fanout, "push_full", lambda *args: pushes.append(push(*args))
+        )
         await http.post("/bulk", content=b"[]")
         assert pushes == [None]  # a new SDK (httpx, by its User-Agent) is listed
         pushes.clear()

@@ -101,7 +101,7 @@ async def test_a_route_added_later_inherits_every_limit() -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
 
-    from aioflags._service import _app, _hosting
+    from aioflags._service import _hosting
 
     async def echo(request: Request) -> JSONResponse:
         return JSONResponse({"read": len(await request.body())})
@@ -109,7 +109,7 @@ async def test_a_route_added_later_inherits_every_limit() -> None:
     dummy = Mount("/dummy", routes=[Route("/echo", echo, methods=["POST"])])
     limits = Limits(max_body=100, body_timeout=0.3)
     server = FlagServer({"f": BOOL_FLAG}, limits=limits)  # (its parts: not served)
-    app = _app.ServiceApp(server, recorder=server._recorder, faults=server._faults)
+    app = server._make_app()
     app.routes.insert(0, dummy)
     sock = _hosting.bind("127.0.0.1", 0, limits.backlog)
     port = sock.getsockname()[1]
@@ -163,10 +163,8 @@ async def test_a_route_added_later_inherits_every_limit() -> None:
 )
 async def test_a_client_gone_mid_body_is_nobody_s_error(path: str) -> None:
     """The app returns (it raises nothing for the server to log as its error)."""
-    from aioflags._service import _app
-
     server = FlagServer({"f": BOOL_FLAG})  # (its parts: not served)
-    app = _app.ServiceApp(server, recorder=server._recorder, faults=server._faults)
+    app = server._make_app()
     given: list[MutableMapping[str, Any]] = [
         {"type": "http.request", "body": b"{", "more_body": True},
         {"type": "http.disconnect"},

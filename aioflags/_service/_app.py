@@ -3,8 +3,8 @@
 A request passes the middlewares (body limits, recording, refusal, faults:
 see ``_middleware``), then reaches its route:
 
-- the SDK endpoints: the FDv2 and FDv1 polls, their streams (the fan-out
-  of ``FlagServer``) and the analytics event posts;
+- the SDK endpoints: the FDv2 and FDv1 polls (``_flagset``), their streams
+  (``_fanout``) and the analytics event posts (``_recorder``);
 - OFREP (``/ofrep/...``, ``_ofrep``), which answers in its own words;
 - the console, mounted under ``/ui`` with its own rules (the page's token,
   no foreign ``Origin``) and headers (``_console``);
@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-from typing import TYPE_CHECKING, Final
+import json
+import zlib
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -30,8 +33,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._core._pacing import Pacer
 
 from . import _console as console
+from ._console import EVENTS, HEADERS, PREFIX
 from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
 from ._limits import BodyLimits
@@ -44,17 +51,27 @@ from ._paths import (
     FDV1_STREAM,
     FDV2_POLL,
     FDV2_STREAM,
+    STREAMS,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from starlette.datastructures import Headers
     from starlette.types import Receive, Scope, Send
 
-    from ._faults import Fault, FaultPlan
-    from ._host import Host
-    from ._recorder import Recorder
+    from aioflags._core._json import JSONObject
 
-__all__ = ["ServiceApp"]
+    from ._console import Console
+    from ._fanout import Fanout
+    from ._faults import Fault, FaultPlan
+    from ._flagset import FlagSet
+    from ._limits import Limits
+    from ._ofrep import DataSource
+    from ._recorder import Recorder
+    from ._signal import Signal
+
+__all__ = ["Served", "ServiceApp"]
 
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
 
@@ -69,30 +86,75 @@ def _fault_headers(scope: Scope) -> dict[str, str]:
     return dict(fault.headers) if fault is not None else {}
 
 
-class ServiceApp:
-    """The ASGI application of one ``FlagServer`` (its :class:`~._host.Host`)."""
+class Served(Protocol):
+    """What the app needs of the server it answers for: its public face."""
 
-    def __init__(self, server: Host, *, recorder: Recorder, faults: FaultPlan) -> None:
+    limits: Limits
+    #: Seconds added to the clock of the event endpoints' ``Date``.
+    clock_skew: float
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def flags(self) -> dict[str, JSONObject]: ...
+
+    @property
+    def segments(self) -> dict[str, JSONObject]: ...
+
+    def set_flag(self, key: str, flag: JSONObject) -> None: ...
+
+
+class ServiceApp:
+    """The ASGI application of one ``FlagServer``, over the parts it composes.
+
+    ``server``'s public face gives the host it listens on, its clock skew
+    and its limits, and takes the console's changes (``set_flag``);
+    ``data`` is its flag data, ``fanout`` its open streams, ``recorder``
+    and ``faults`` what it received and how it is to misbehave,
+    ``console`` and ``ofrep`` the console's state and OFREP's source;
+    ``signal`` wakes its waits and ``console_changed`` tells the console's
+    pages.
+    """
+
+    def __init__(
+        self,
+        server: Served,
+        *,
+        data: FlagSet,
+        fanout: Fanout,
+        recorder: Recorder,
+        faults: FaultPlan,
+        console: Console,
+        ofrep: DataSource,
+        signal: Signal,
+        console_changed: Callable[[], None],
+    ) -> None:
         self._server = server
+        self._data = data
+        self._fanout = fanout
+        self._recorder = recorder
+        self._console = console
+        self._signal = signal
+        self._console_changed = console_changed
+        #: The requests being served (stopping the server ends them).
+        self._requests: set[anyio.CancelScope] = set()
         limits = server.limits
         larger = dict.fromkeys(_EVENT_PATHS, limits.max_events_body)
         self._app = Starlette(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
                 Route(FDV1_POLL, self._poll, methods=["GET"]),
-                Route(FDV2_STREAM, _Stream(server)),
-                Route(FDV1_STREAM, _Stream(server)),
+                Route(FDV2_STREAM, _Stream(self)),
+                Route(FDV1_STREAM, _Stream(self)),
                 Route(EVENTS_BULK, self._events, methods=["POST"]),
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
                 Route(
                     "/ofrep/{rest:path}",
-                    OFREPHandler(server._ofrep, expose="all", cors=True, limits=limits),
+                    OFREPHandler(ofrep, expose="all", cors=True, limits=limits),
                 ),
-                Route(console.PREFIX, _console_moved),
-                Mount(
-                    console.PREFIX,
-                    app=console_app(server._console, server, _Stream(server)),
-                ),
+                Route(PREFIX, _console_moved),
+                Mount(PREFIX, app=console_app(console, server, data, _Stream(self))),
             ],
             middleware=[
                 Middleware(BodyLimits, limits=limits, larger=larger),
@@ -112,6 +174,11 @@ class ServiceApp:
         """Its routes (Starlette's): one added here passes every middleware."""
         return self._app.routes
 
+    def end_requests(self) -> None:
+        """End every request being served (streams, hangs): the server stops."""
+        for scope in list(self._requests):
+            scope.cancel()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # (the lifespan: Starlette's)
             await self._app(scope, receive, send)
@@ -123,8 +190,12 @@ class ServiceApp:
             except ValueError:
                 path = "/"
             scope = {**scope, "path": path}
-        with self._server._handling():  # (stopping the server ends it)
-            await self._app(scope, receive, send)
+        with anyio.CancelScope() as request:  # (stopping the server ends it)
+            self._requests.add(request)
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                self._requests.discard(request)
 
     def _refusal(self, method: str, path: str, headers: Headers) -> str | None:
         """Why to refuse a request on its head: DNS rebinding, a web page's event post."""
@@ -146,11 +217,12 @@ class ServiceApp:
 
     # -------------------------------------------------------------- routes
     async def _poll(self, request: Request) -> Response:
-        server = self._server
+        data = self._data
         fault = _fault_of(request.scope)
         extra = _fault_headers(request.scope)
-        server._sdk_polled(request.headers)
-        etag = f'"{server._data.version}"'
+        if self._console.sdk_seen("poll", request.headers):  # (the console lists it)
+            self._console_changed()
+        etag = f'"{data.version}"'
         if request.headers.get("if-none-match") == etag and (
             fault is None or fault.body is None
         ):
@@ -159,19 +231,88 @@ class ServiceApp:
         if fault is not None and fault.body is not None:
             body = fault.body
         elif request.url.path == FDV2_POLL:
-            body = server._data.fdv2_poll_body(request.query_params.get("basis"))
+            body = data.fdv2_poll_body(request.query_params.get("basis"))
         else:
-            body = server._data.fdv1_poll_body()
+            body = data.fdv1_poll_body()
         return Response(
             body, media_type="application/json", headers={"etag": etag, **extra}
         )
 
     async def _events(self, request: Request) -> Response:
-        status = await self._server._receive_events(
+        status = await self._receive_events(
             request.url.path, request.headers, await request.body()
         )
         headers = {"date": self._date(), **_fault_headers(request.scope)}
         return Response(b"", status_code=status, headers=headers)
+
+    async def _receive_events(
+        self, path: str, headers: Mapping[str, str], body: bytes
+    ) -> int:
+        """Record an event post; the HTTP status to answer.
+
+        Anything that is not a JSON array of objects (``/bulk``) or a JSON
+        object (``/diagnostic``), a corrupt or oversized gzip body, or JSON
+        nested past what the parser takes, is a ``400`` and nothing is kept.
+        A ``/bulk`` payload goes to the console in slices (``Pacer``): one of
+        tens of thousands of events does not hold the event loop meanwhile.
+        """
+        try:
+            if headers.get("content-encoding") == "gzip":
+                body = _gunzip(body, self._server.limits.max_events_decompressed)
+            data = parse(body)
+        except (ProtocolError, OSError, EOFError, zlib.error, ValueError):
+            return 400
+        if path == EVENTS_DIAGNOSTIC:
+            if not isinstance(data, dict):
+                return 400
+            self._recorder.keep_event(self._recorder.diagnostics, body)
+            if self._console.sdk_seen("events", headers, data):
+                self._console_changed()
+            self._signal.notify()
+            return 202
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            return 400
+        if not self._recorder.first_delivery(headers.get("x-launchdarkly-payload-id")):
+            return 202  # a retry of a payload already received
+        self._recorder.keep_event(self._recorder.payloads, body)
+        seen = self._console.sdk_seen("events", headers)
+        pacer = Pacer()
+        steps = self._console.recording(data, self._data.flags, pacer)
+        try:
+            while True:
+                next(steps)
+                await pacer.pause()
+        except StopIteration as done:
+            if done.value or seen:
+                self._console_changed()
+        finally:
+            self._signal.notify()  # (even if the request is cancelled meanwhile)
+        return 202
+
+    async def serve_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
+        path, fault = scope["path"], _fault_of(scope)
+        headers = _encoded(_fault_headers(scope))
+        if path == EVENTS and self._fanout.count(path) >= console.PAGES:
+            await _refuse_page(send, headers)
+            return
+        if fault is not None and fault.events is not None:
+            first = fault.events.encode()
+        elif path == EVENTS:
+            first = self._console.state_event(self._data.flags)
+        else:
+            first = self._data.first(path, Request(scope).query_params.get("basis"))
+        sdk = None
+        if path in STREAMS:
+            sdk = self._console.stream_opened(Request(scope).headers)
+        if sdk is not None:
+            self._console_changed()
+        try:
+            await self._fanout.serve(path, first, receive, send, headers, fault)
+        finally:
+            if sdk is not None:
+                self._console.stream_closed(sdk)
+                self._console_changed()
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -200,7 +341,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _console_moved(request: Request) -> Response:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in console.HEADERS}
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in HEADERS}
     return RedirectResponse("/ui/", 308, headers=headers)
 
 
@@ -208,31 +349,44 @@ def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def _stream(
-    server: Host,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    headers: list[tuple[bytes, bytes]],
-) -> None:
-    """Serve a stream of the server's fan-out, with ``headers`` and a fault's."""
-    request = Request(scope)
-    await server._stream(
-        scope["path"],
-        request.query_params,
-        request.headers,
-        _fault_of(scope),
-        receive,
-        send,
-        [*headers, *_encoded(_fault_headers(scope))],
-    )
-
-
 class _Stream:
     """A stream endpoint (an ASGI app: Starlette hands it the request as is)."""
 
-    def __init__(self, server: Host) -> None:
-        self._server = server
+    def __init__(self, app: ServiceApp) -> None:
+        self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _stream(self._server, scope, receive, send, [])
+        await self._app.serve_stream(scope, receive, send)
+
+
+async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer a console page past ``console.PAGES`` with a 503 that says why."""
+    body = json.dumps(
+        {
+            "message": f"the console has {console.PAGES} pages open already: "
+            "close one of them and reload this one"
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """``body`` gunzipped; ``ValueError`` past ``limit`` bytes (a bomb stops there)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    data = inflater.decompress(body, limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"the body is larger than {limit} bytes once gunzipped")
+    if not inflater.eof:
+        raise ValueError("the gzip body is truncated")
+    return data

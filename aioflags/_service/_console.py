@@ -101,11 +101,6 @@ class FlagHost(Protocol):
     @property
     def segments(self) -> dict[str, JSONObject]: ...
 
-    @property
-    def _flags(self) -> dict[str, JSONObject]:
-        """The flags themselves, not a copy (a change replaces a flag's object)."""
-        ...
-
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
 
@@ -673,30 +668,16 @@ class Console:
         self.invalidate()
 
     # ---------------------------------------------------------------- state
-    def state(self, flags: Mapping[str, JSONObject]) -> JSONObject:
-        """What the page shows: flags by key, evaluations, SDKs, trouble, where changes go."""
-        return {
-            "flags": [
-                flag_row(flags[key], changed=key in self.originals)
-                for key in sorted(flags)
-            ],
-            "evaluations": self.evaluations,
-            "persistence": PERSISTENCE,
-            "trouble": self.trouble,
-            "sdks": self.sdks,
-            "events_uri": self.url,
-            "lens": self.lens_secret is not None,
-        }
-
     def invalidate(self) -> None:
         """The state changed: the next page or stream that asks has it written anew."""
         self._text = None
         self._event = None
 
     def state_text(self, flags: Mapping[str, JSONObject]) -> str:
-        """:meth:`state` as JSON text, written once per change (see :meth:`invalidate`).
+        """What the page shows, as JSON text, written once per change.
 
-        Every open page is sent the same text, and a flag's row is written
+        Flags by key, evaluations, SDKs, trouble, where changes go; anew
+        after :meth:`invalidate`. Every open page is sent the same text, and a flag's row is written
         again only when the flag (or whether the console changed it) did:
         at 2,000 flags, 100 pages each writing the whole state made a flip
         take 2.2 s. ``flags`` are the server's own (a change replaces a flag).

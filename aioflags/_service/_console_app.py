@@ -57,18 +57,25 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
 
+    from ._flagset import FlagSet
+
 __all__ = ["console_app"]
 
 #: The page's token goes where the template says.
 _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 
 
-def console_app(console: Console, server: FlagHost, events: ASGIApp) -> Starlette:
-    """The console of ``server``, to mount under ``/ui``; ``events``: its page stream."""
+def console_app(
+    console: Console, server: FlagHost, data: FlagSet, events: ASGIApp
+) -> Starlette:
+    """The console of ``server`` (``data``: its flags), to mount under ``/ui``.
+
+    ``events``: the page's event stream (the server's fan-out).
+    """
     # RFC 9239's type for scripts, as Python 3.12 has it (3.10 and 3.11, and
     # some /etc/mime.types, say application/javascript).
     mimetypes.add_type("text/javascript", ".js")
-    api = _ConsoleAPI(console, server)
+    api = _ConsoleAPI(console, server, data)
     return Starlette(
         routes=[
             Route("/", api.page, methods=["GET"]),
@@ -143,9 +150,10 @@ async def _keyed_body(request: Request) -> JSONObject:
 class _ConsoleAPI:
     """The console's routes over its state (``Console``) and the server's flags."""
 
-    def __init__(self, console: Console, server: FlagHost) -> None:
+    def __init__(self, console: Console, server: FlagHost, data: FlagSet) -> None:
         self._console = console
         self._server = server
+        self._data = data
         template = resources.files(__package__).joinpath("console", "index.html")
         self._page = template.read_bytes().replace(
             _TOKEN_PLACEHOLDER, console.token.encode()
@@ -157,7 +165,7 @@ class _ConsoleAPI:
 
     async def state(self, request: Request) -> Response:
         """``GET /ui/api/state``: flags, evaluations, SDKs, trouble (written once per change)."""
-        text = self._console.state_text(self._server._flags)
+        text = self._console.state_text(self._data.flags)
         return Response(text, media_type="application/json")
 
     async def details(self, request: Request) -> Response:
@@ -188,7 +196,6 @@ class _ConsoleAPI:
         (a change meanwhile shows in the next one).
         """
         request = await _json_body(http)
-        server = self._server
         if not isinstance(request, dict) or "context" not in request:
             return _error(
                 400, 'the body must be {"context": {...} or "key", "flag": ...}'
@@ -205,7 +212,7 @@ class _ConsoleAPI:
             invalid = "it must be an object or a key"
         elif not context.valid:
             invalid = context.error
-        flags = dict(server._flags)  # (a change replaces a flag: this view holds)
+        flags = dict(self._data.flags)  # (a change replaces a flag: this view holds)
         only = request.get("flag")
         if only is not None and not isinstance(only, str):
             return _error(400, '"flag" must be a flag\'s key')

@@ -11,19 +11,14 @@ console (``_console.py``).
 
 from __future__ import annotations
 
-import json
 import logging
-import zlib
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 
 from aioflags._client._config import Config
-from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
-from aioflags._core._pacing import Pacer
 from aioflags._datasystem._datatypes import Change, ChangeKind
 
 from . import _console as console
@@ -33,24 +28,23 @@ from ._flagset import Edit, FlagSet
 from ._limits import Limits
 from ._ofrep import DataSource
 from ._paths import (
-    EVENTS_DIAGNOSTIC,
     FDV1_STREAM,
     FDV2_STREAM,
-    STREAMS,
 )
 from ._recorder import RecordedRequest, Recorder
 from ._signal import Signal
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
     from anyio.abc import TaskGroup
-    from starlette.types import Receive, Send
 
     from aioflags._core._json import JSONObject
+
+    from ._app import ServiceApp
 
 
 __all__ = ["Fault", "FlagServer", "RecordedRequest"]
@@ -147,7 +141,8 @@ class FlagServer:
         self._port = port
         self._data = FlagSet(flags, segments)
         self._fanout = Fanout(self._signal, self.limits.stream_queue_bytes, self._full)
-        self._handlers: set[anyio.CancelScope] = set()
+        #: Its ASGI app, once running.
+        self._app: ServiceApp | None = None
         self._tg: TaskGroup | None = None
         self._span: AbstractAsyncContextManager[Span] | None = None
         self._entering = False
@@ -176,7 +171,7 @@ class FlagServer:
         if self._span is not None or self._entering:
             raise RuntimeError("this FlagServer is already running")
         try:
-            from . import _app, _hosting
+            from . import _app, _hosting  # noqa: F401 - (_app: the extra is there)
         except ImportError as exc:  # starlette or hypercorn missing
             raise ModuleNotFoundError(f"{_INSTALL} ({exc})", name=exc.name) from exc
         # Binding is synchronous: nothing can be cancelled between creating the
@@ -195,10 +190,26 @@ class FlagServer:
         self._shutdown = anyio.Event()
         self._served = anyio.Event()
         self._serving = anyio.CancelScope(shield=True)
-        app = _app.ServiceApp(self, recorder=self._recorder, faults=self._faults)
+        self._app = app = self._make_app()
         self._tg.start_soon(self._run, _hosting.serve_asgi, app, sock)
         logger.info("FlagServer listening on %s", self.url, extra={"url": self.url})
         return self
+
+    def _make_app(self) -> ServiceApp:
+        """Its ASGI app, over its parts."""
+        from ._app import ServiceApp
+
+        return ServiceApp(
+            self,
+            data=self._data,
+            fanout=self._fanout,
+            recorder=self._recorder,
+            faults=self._faults,
+            console=self._console,
+            ofrep=self._ofrep,
+            signal=self._signal,
+            console_changed=self._push_console,
+        )
 
     async def _run(
         self, serve: Callable[..., Any], app: object, sock: socket.socket
@@ -218,8 +229,8 @@ class FlagServer:
 
     async def _stop(self) -> None:
         """End every stream and hang, then let Hypercorn close its connections."""
-        for scope in list(self._handlers):
-            scope.cancel()
+        if self._app is not None:
+            self._app.end_requests()
         if self._shutdown is not None and self._served is not None:
             self._shutdown.set()
             with anyio.move_on_after(_SHUTDOWN_BOUND):
@@ -276,11 +287,6 @@ class FlagServer:
     def state(self) -> str:
         """The FDv2 payload state of the current data (changes with every edit)."""
         return self._data.state
-
-    @property
-    def _flags(self) -> dict[str, JSONObject]:
-        """The current flags themselves (a change replaces a flag's object)."""
-        return self._data.flags
 
     @property
     def flags(self) -> dict[str, JSONObject]:
@@ -452,55 +458,6 @@ class FlagServer:
         await self.wait_until(lambda: len(self._recorder.payloads) >= count)
         return self.event_payloads
 
-    async def _receive_events(
-        self, path: str, headers: Mapping[str, str], body: bytes
-    ) -> int:
-        """Record an event post; the HTTP status to answer.
-
-        Anything that is not a JSON array of objects (``/bulk``) or a JSON
-        object (``/diagnostic``), a corrupt or oversized gzip body, or JSON
-        nested past what the parser takes, is a ``400`` and nothing is kept.
-        A ``/bulk`` payload goes to the console in slices (``Pacer``): one of
-        tens of thousands of events does not hold the event loop meanwhile.
-        """
-        try:
-            if headers.get("content-encoding") == "gzip":
-                body = _gunzip(body, self.limits.max_events_decompressed)
-            data = parse(body)
-        except (ProtocolError, OSError, EOFError, zlib.error, ValueError):
-            return 400
-        if path == EVENTS_DIAGNOSTIC:
-            if not isinstance(data, dict):
-                return 400
-            self._recorder.keep_event(self._recorder.diagnostics, body)
-            if self._console.sdk_seen("events", headers, data):
-                self._push_console()
-            self._notify()
-            return 202
-        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
-            return 400
-        if not self._recorder.first_delivery(headers.get("x-launchdarkly-payload-id")):
-            return 202  # a retry of a payload already received
-        self._recorder.keep_event(self._recorder.payloads, body)
-        seen = self._console.sdk_seen("events", headers)
-        pacer = Pacer()
-        steps = self._console.recording(data, self._data.flags, pacer)
-        try:
-            while True:
-                next(steps)
-                await pacer.pause()
-        except StopIteration as done:
-            if done.value or seen:
-                self._push_console()
-        finally:
-            self._notify()  # (even if the request is cancelled meanwhile)
-        return 202
-
-    def _sdk_polled(self, headers: Mapping[str, str]) -> None:
-        """An SDK polled: the console lists it."""
-        if self._console.sdk_seen("poll", headers):
-            self._push_console()
-
     def show_file_trouble(self, file: str, line: int | None, message: str) -> None:
         """Show on the console that a flag file cannot be read now, and why.
 
@@ -527,82 +484,7 @@ class FlagServer:
             self._console.trouble = None
             self._push_console()
 
-    # ------------------------------------------------------------ requests
-    @contextmanager
-    def _handling(self) -> Iterator[None]:
-        """Run one request so that stopping the server ends it (streams, hangs)."""
-        with anyio.CancelScope() as scope:
-            self._handlers.add(scope)
-            try:
-                yield
-            finally:
-                self._handlers.discard(scope)
-
-    # ------------------------------------------------------------- streams
-    async def _stream(
-        self,
-        path: str,
-        query: Mapping[str, str],
-        request_headers: Mapping[str, str],
-        fault: Fault | None,
-        receive: Receive,
-        send: Send,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
-        if path == console.EVENTS:
-            if self._fanout.count(path) >= console.PAGES:
-                await _refuse_page(send, headers)
-                return
-            first = self._full(path)
-        elif fault is not None and fault.events is not None:
-            first = fault.events.encode()
-        else:
-            first = self._data.first(path, query.get("basis"))
-        sdk = self._console.stream_opened(request_headers) if path in STREAMS else None
-        if sdk is not None:
-            self._push_console()
-        try:
-            await self._fanout.serve(path, first, receive, send, headers, fault)
-        finally:
-            if sdk is not None:
-                self._console.stream_closed(sdk)
-                self._push_console()
-
-
-async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-    """Answer a console page past :data:`console.PAGES` with a 503 that says why."""
-    body = json.dumps(
-        {
-            "message": f"the console has {console.PAGES} pages open already: "
-            "close one of them and reload this one"
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
 
 def _parsed(body: bytes) -> Any:
     """A kept event post's JSON, parsed (it parsed when it was received)."""
     return parse(body)
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """``body`` gunzipped; ``ValueError`` past ``limit`` bytes (a bomb stops there)."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    data = inflater.decompress(body, limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"the body is larger than {limit} bytes once gunzipped")
-    if not inflater.eof:
-        raise ValueError("the gzip body is truncated")
-    return data
