@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -74,6 +75,22 @@ if TYPE_CHECKING:
 __all__ = ["Served", "ServiceApp"]
 
 _EVENT_PATHS: Final = (EVENTS_BULK, EVENTS_DIAGNOSTIC)
+#: OFREP answers pages on this machine (a web app in development calling
+#: ``aioflags serve``): any scheme and port of localhost, 127.0.0.1, [::1].
+_OFREP_CORS: Final = Middleware(
+    CORSMiddleware,
+    allow_origin_regex=r"[a-z][a-z0-9+.-]*://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?",
+    allow_methods=["POST", "GET", "OPTIONS"],
+    allow_headers=[
+        "content-type",
+        "if-none-match",
+        "authorization",
+        "x-api-key",
+        "last-event-id",
+    ],
+    expose_headers=["ETag"],
+    max_age=600,
+)
 
 
 def _fault_of(scope: Scope) -> Fault | None:
@@ -151,7 +168,8 @@ class ServiceApp:
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
                 Route(
                     "/ofrep/{rest:path}",
-                    OFREPHandler(ofrep, expose="all", cors=True, limits=limits),
+                    OFREPHandler(ofrep, expose="all", limits=limits),
+                    middleware=[_OFREP_CORS],
                 ),
                 Route(PREFIX, _console_moved),
                 Mount(PREFIX, app=console_app(console, server, data, _Stream(self))),

@@ -198,8 +198,9 @@ class OFREPHandler:
     client-side SDKs (any other key answers exactly as an unknown one, and
     is logged at WARNING, once per key up to :data:`MAX_HIDDEN_LOGGED`, with
     the fix; a bulk answer that leaves flags out, once); ``"all"`` every flag. ``context``: a callable that derives the evaluated
-    context from the request instead of trusting its body. ``cors``: answer
-    CORS for loopback origins (``aioflags serve``; an app sets its own).
+    context from the request instead of trusting its body. CORS is the
+    app's (``aioflags serve``: Starlette's ``CORSMiddleware`` for pages on
+    this machine).
     """
 
     def __init__(
@@ -208,7 +209,6 @@ class OFREPHandler:
         *,
         context: ContextFn | None = None,
         expose: Literal["client-side", "all"] = "client-side",
-        cors: bool = False,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._source = source
@@ -216,7 +216,6 @@ class OFREPHandler:
         self._limits = limits
         self._context_fn = context
         self._client_side_only = expose == "client-side"
-        self._cors = cors
         self._warned: set[str] = set()
         self._hidden = Occurrences(MAX_HIDDEN_LOGGED)
         self._bulk_hid = False  # a bulk answer that left flags out was logged
@@ -233,9 +232,8 @@ class OFREPHandler:
         if root and path.startswith(root):
             path = path[len(root) :]
         method: str = scope["method"]
-        extra = self._cors_headers(scope)
         if method == "OPTIONS":
-            await self._preflight(path, extra, send)
+            await self._options(path, send)
             return
         if path == _BULK:
             allowed = "POST, OPTIONS"
@@ -244,57 +242,31 @@ class OFREPHandler:
         elif path.startswith(_SINGLE) and len(path) > len(_SINGLE):
             allowed = "POST, OPTIONS"
         else:
-            await _answer(
-                send, 404, _failure("GENERAL", "no such OFREP endpoint"), extra
-            )
+            await _answer(send, 404, _failure("GENERAL", "no such OFREP endpoint"))
             return
         if method not in allowed:
             await _answer(
                 send,
                 405,
                 _failure("GENERAL", f"{method} is not allowed here"),
-                [*extra, (b"allow", allowed.encode())],
+                [(b"allow", allowed.encode())],
             )
             return
         if path == _STREAM:
-            await self._stream(scope, receive, send, extra)
+            await self._stream(scope, receive, send)
         elif path == _BULK:
-            await self._bulk(scope, receive, send, extra)
+            await self._bulk(scope, receive, send)
         else:
-            await self._single(path[len(_SINGLE) :], scope, receive, send, extra)
+            await self._single(path[len(_SINGLE) :], scope, receive, send)
 
-    def _cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        if not self._cors:
-            return []
-        origin = _Headers(scope).get("origin")
-        if not origin or not _loopback_origin(origin):
-            return []
-        return [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"access-control-expose-headers", b"ETag"),
-            (b"vary", b"Origin"),
-        ]
-
-    async def _preflight(
-        self, path: str, extra: list[tuple[bytes, bytes]], send: Send
-    ) -> None:
+    async def _options(self, path: str, send: Send) -> None:
+        """``OPTIONS``: the methods an endpoint allows (a CORS preflight is the app's)."""
         known = path in (_BULK, _STREAM) or path.startswith(_SINGLE)
-        headers = [*extra, (b"allow", b"POST, GET, OPTIONS")]
-        if extra:
-            headers += [
-                (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
-                (
-                    b"access-control-allow-headers",
-                    b"content-type, if-none-match, authorization, x-api-key, "
-                    b"last-event-id",
-                ),
-                (b"access-control-max-age", b"600"),
-            ]
         await send(
             {
                 "type": "http.response.start",
                 "status": 204 if known else 404,
-                "headers": headers,
+                "headers": [(b"allow", b"POST, GET, OPTIONS")],
             }
         )
         await send({"type": "http.response.body", "body": b""})
@@ -400,7 +372,6 @@ class OFREPHandler:
         scope: Scope,
         receive: Receive,
         send: Send,
-        extra: list[Any],
         key: str | None,
     ) -> Context | None:
         """The request's context, or None once a failure has been answered."""
@@ -409,7 +380,7 @@ class OFREPHandler:
             context = await self._context(scope, ofrep)
         except _BadInput as bad:
             self._note(bad.code, bad.details)
-            headers = [*extra, (b"connection", b"close")] if bad.unread else extra
+            headers = [(b"connection", b"close")] if bad.unread else []
             await _answer(send, 400, _failure(bad.code, bad.details, key), headers)
             return None
         except anyio.EndOfStream:
@@ -419,7 +390,7 @@ class OFREPHandler:
                 send,
                 503,
                 _failure("GENERAL", "the flag data has not arrived yet", key),
-                [*extra, (b"retry-after", b"1")],
+                [(b"retry-after", b"1")],
             )
             return None
         return context
@@ -431,10 +402,9 @@ class OFREPHandler:
         scope: Scope,
         receive: Receive,
         send: Send,
-        extra: list[tuple[bytes, bytes]],
     ) -> None:
         key = raw_key
-        context = await self._prepare(scope, receive, send, extra, key)
+        context = await self._prepare(scope, receive, send, key)
         if context is None:
             return
         snapshot = self._source.snapshot()
@@ -442,12 +412,12 @@ class OFREPHandler:
         if flag is None or (self._client_side_only and not flag.client_side):
             if flag is not None:
                 self._hid(key)
-            await _answer(send, 404, _not_found(key), extra)
+            await _answer(send, 404, _not_found(key))
             return
         detail = await self._source.evaluate(key, context)
         error = detail.reason.get("errorKind")
         if error == "FLAG_NOT_FOUND":
-            await _answer(send, 404, _not_found(key), extra)
+            await _answer(send, 404, _not_found(key))
             return
         if error is not None:
             code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
@@ -456,12 +426,10 @@ class OFREPHandler:
                     send,
                     503,
                     _failure("GENERAL", "the flag data has not arrived yet", key),
-                    [*extra, (b"retry-after", b"1")],
+                    [(b"retry-after", b"1")],
                 )
                 return
-            await _answer(
-                send, 400, _failure(code, f"evaluation failed: {error}", key), extra
-            )
+            await _answer(send, 400, _failure(code, f"evaluation failed: {error}", key))
             return
         body = _success(
             key,
@@ -471,7 +439,7 @@ class OFREPHandler:
             flag.version,
             snapshot,
         )
-        await _answer(send, 200, body, extra)
+        await _answer(send, 200, body)
 
     # --------------------------------------------------------------- bulk
     async def _bulk(
@@ -479,9 +447,8 @@ class OFREPHandler:
         scope: Scope,
         receive: Receive,
         send: Send,
-        extra: list[tuple[bytes, bytes]],
     ) -> None:
-        context = await self._prepare(scope, receive, send, extra, None)
+        context = await self._prepare(scope, receive, send, None)
         if context is None:
             return
         version = self._source.version()  # (before the data it numbers)
@@ -529,7 +496,7 @@ class OFREPHandler:
         }
         data = json.dumps(body, separators=(",", ":")).encode()
         etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
-        headers = [*extra, (b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+        headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
         if etag in _tags(_Headers(scope).get("if-none-match")):
             await send(
                 {"type": "http.response.start", "status": 304, "headers": headers}
@@ -544,14 +511,13 @@ class OFREPHandler:
         scope: Scope,
         receive: Receive,
         send: Send,
-        extra: list[tuple[bytes, bytes]],
     ) -> None:
         seen = header_number(_Headers(scope).get("last-event-id", ""))
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*extra, *wire.STREAM_HEADERS],
+                "headers": wire.STREAM_HEADERS,
             }
         )
         async with anyio.create_task_group() as tg:
@@ -578,15 +544,6 @@ class OFREPHandler:
                     continue
                 version = self._source.version()  # a burst is one event
                 await send(_refetch(version))
-
-
-def _loopback_origin(origin: str) -> bool:
-    """Whether a browser ``Origin`` is a page on this machine (any scheme and port)."""
-    _, _, rest = origin.partition("://")
-    host = (
-        rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
-    )
-    return host in ("localhost", "127.0.0.1", "[::1]")
 
 
 def _not_found(key: str) -> dict[str, Any]:
@@ -627,20 +584,23 @@ def _refetch(version: int) -> Message:
 
 
 async def _answer(
-    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await _send_json(send, status, json.dumps(body).encode(), extra)
+    await _send_json(send, status, json.dumps(body).encode(), headers or [])
 
 
 async def _send_json(
-    send: Send, status: int, data: bytes, extra: list[tuple[bytes, bytes]]
+    send: Send, status: int, data: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                *extra,
+                *headers,
                 _JSON,
                 (b"content-length", str(len(data)).encode()),
             ],
