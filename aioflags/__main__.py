@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import json
@@ -33,6 +34,7 @@ from ._core._exceptions import AioflagsError, ConfigurationError, ProtocolError
 from ._core._json import parse
 from ._datasystem._sources._files import FlagFileError, load_flag_files
 from ._datasystem._sources._watch import Failed, FlagFileWatcher, Held, Loaded
+from ._service._limits import Limits
 from ._service._server import FlagServer
 from ._version import __version__
 
@@ -121,7 +123,11 @@ def _trouble(path: Path, message: str) -> tuple[str, int | None, str]:
 
 
 async def serve(
-    path: Path, host: str, port: int, lens_secret: bytes | None = None
+    path: Path,
+    host: str,
+    port: int,
+    lens_secret: bytes | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     # An empty file is refused at start as on a reload (a save being written).
@@ -134,6 +140,7 @@ async def serve(
         keep=SERVE_KEEP,
         keep_bytes=SERVE_KEEP_BYTES,
         lens_secret=lens_secret,
+        limits=limits,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(_config_line(server.url), flush=True)
@@ -513,6 +520,16 @@ def _parser() -> argparse.ArgumentParser:
         help="the flag lens secret (your app's LensConfig.secrets[0]): the "
         "console then makes lens links (docs/lens.md)",
     )
+    cmd.add_argument(
+        "--limit",
+        type=_limit,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one of the service's bounds (aioflags.testing.Limits), again for "
+        "each: max_body=128KiB, max_events_body=16MiB, body_timeout=60, ... "
+        "(sizes in bytes, KiB or MiB; times in seconds)",
+    )
 
     cmd = commands.add_parser(
         "validate",
@@ -612,6 +629,31 @@ def _eval_command(args: argparse.Namespace) -> int:
         return 2
 
 
+def _limit(text: str) -> tuple[str, int | float]:
+    """``--limit NAME=VALUE``: a field of ``Limits`` and its value (KiB, MiB allowed)."""
+    fields = {f.name: f for f in dataclasses.fields(Limits)}
+    name, equals, value = text.partition("=")
+    if not equals or name not in fields:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give NAME=VALUE with NAME one of {', '.join(fields)}"
+        )
+    factor = 1
+    for suffix, size in (("KiB", 1024), ("MiB", 1024 * 1024)):
+        if value.endswith(suffix):
+            value, factor = value.removesuffix(suffix), size
+    try:
+        number = float(value) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {name} is a number (sizes may end in KiB or MiB)"
+        ) from None
+    if fields[name].type != "int":
+        return name, number
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r}: {name} is a whole number")
+    return name, int(number)
+
+
 def _serve_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         args.parser.error(
@@ -627,7 +669,11 @@ def _serve_command(args: argparse.Namespace) -> int:
             print(f"error: --lens-secret-file: {exc}", file=sys.stderr)
             return 2
     try:
-        anyio.run(serve, args.file, args.host, args.port, lens_secret)
+        limits = Limits(**dict(args.limit))
+    except ValueError as exc:  # (a bound that is no positive number)
+        args.parser.error(f"--limit: {exc}")
+    try:
+        anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

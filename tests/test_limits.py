@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -197,3 +198,61 @@ async def test_a_client_gone_mid_body_is_nobody_s_error(path: str) -> None:
     with anyio.fail_after(GUARD):
         await app(scope, receive, send)
     assert server.requests_to(path)[-1].body == b""  # (never whole)
+
+
+@pytest.mark.parametrize(
+    ("given", "taken"),
+    [
+        (["max_body=128KiB"], Limits(max_body=128 * 1024)),
+        (
+            ["max_events_body=16MiB", "body_timeout=60"],
+            Limits(max_events_body=16 * 1024 * 1024, body_timeout=60.0),
+        ),
+        (["idle_timeout=0.5", "backlog=64"], Limits(idle_timeout=0.5, backlog=64)),
+        ([], Limits()),
+    ],
+)
+def test_serve_takes_any_bound_with_limit(
+    given: list[str], taken: Limits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aioflags.__main__ as command
+
+    class Made(Exception):
+        """The server was made (and is not started)."""
+
+    made: list[object] = []
+
+    def server(*args: object, **options: object) -> FlagServer:
+        made.append(options["limits"])
+        raise Made
+
+    path = tmp_path / "flags.json"
+    path.write_text('{"flagValues": {"v": 1}}')
+    monkeypatch.setattr(command, "FlagServer", server)
+    options = [arg for item in given for arg in ("--limit", item)]
+    with pytest.raises(Made):
+        command.main(["serve", str(path), "--port", "0", *options])
+    assert made == [taken]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("max_bdy=10", "NAME one of max_body, max_events_body"),
+        ("max_body", "give NAME=VALUE"),
+        ("max_body=ten", "max_body is a number (sizes may end in KiB or MiB)"),
+        ("max_body=1.5", "max_body is a whole number"),
+        ("body_timeout=0", "Limits.body_timeout must be more than 0"),
+    ],
+)
+def test_serve_says_what_a_bad_limit_is(
+    given: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import aioflags.__main__ as command
+
+    path = tmp_path / "flags.json"
+    path.write_text('{"flagValues": {"v": 1}}')
+    with pytest.raises(SystemExit) as exit:
+        command.main(["serve", str(path), "--port", "0", "--limit", given])
+    assert exit.value.code == 2
+    assert said in capsys.readouterr().err
