@@ -1,9 +1,13 @@
 """The local flag service: FDv2/FDv1, events and the console as one ASGI app.
 
 ``_server.FlagServer`` (public as ``aioflags.testing.FlagServer``, and what
-``aioflags serve`` runs) holds the flags and what it received; ``_app`` is
-its ASGI application (Starlette routing, the request pipeline and its
-bounds); ``_hosting`` serves it with Hypercorn on the running backend;
-``_console`` is the console's logic, ``console/`` its page; ``_wire`` writes
-the protocol bodies. Starlette and Hypercorn come with the ``service`` extra.
+``aioflags serve`` runs) composes its parts: ``_flagset`` (the versioned
+data), ``_fanout`` (the open streams), ``_recorder`` (what it received) and
+``_faults`` (a test's planned misbehaviour). ``_app`` is its Starlette
+application: the middlewares of ``_middleware`` and ``_limits`` around the
+SDK routes, OFREP (``_ofrep``) and the console (``_console_app`` over
+``_console``'s state, ``console/`` its page); ``_hosting`` serves it with
+Hypercorn on the running backend; ``_wire`` writes the protocol bodies.
+Starlette and Hypercorn come with the ``service`` extra. See
+docs/architecture.md, "The flag service".
 """
