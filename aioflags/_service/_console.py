@@ -93,13 +93,7 @@ PERSISTENCE: Final = (
 
 
 class FlagHost(Protocol):
-    """What the console needs of the server it runs on."""
-
-    @property
-    def flags(self) -> dict[str, JSONObject]: ...
-
-    @property
-    def segments(self) -> dict[str, JSONObject]: ...
+    """What the console needs of the server it runs on: to change a flag."""
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 

@@ -148,7 +148,11 @@ async def _keyed_body(request: Request) -> JSONObject:
 
 
 class _ConsoleAPI:
-    """The console's routes over its state (``Console``) and the server's flags."""
+    """The console's routes over its state (``Console``) and the server's flags.
+
+    It reads the flags themselves (``data``: never copied; a change replaces
+    a flag's object) and changes them through ``server.set_flag``.
+    """
 
     def __init__(self, console: Console, server: FlagHost, data: FlagSet) -> None:
         self._console = console
@@ -170,15 +174,15 @@ class _ConsoleAPI:
 
     async def details(self, request: Request) -> Response:
         """``GET /ui/api/flag?key=K``: one flag's targeting, in words."""
-        server, key = self._server, request.query_params.get("key")
+        data, key = self._data, request.query_params.get("key")
         if key is None:
             return _error(400, "give the flag's key: /ui/api/flag?key=...")
-        flags = server.flags
+        flags = data.flags
         flag = flags.get(key)
         if flag is None:
             return _error(404, f"no flag {key!r}")
         answer = words.details(
-            flag, flags, self._console.originals.get(key), server.segments.keys()
+            flag, flags, self._console.originals.get(key), data.segments.keys()
         )
         shown = _visible_all(answer)
         assert isinstance(shown, dict)
@@ -254,7 +258,6 @@ class _ConsoleAPI:
     async def lens(self, http: Request) -> Response:
         """``POST /ui/api/lens``: a flag lens link, the app's URL with a token."""
         request = await _json_body(http)
-        server = self._server
         secret = self._console.lens_secret
         if secret is None:
             return _error(
@@ -285,7 +288,7 @@ class _ConsoleAPI:
         for item in picked:
             key = item.get("key") if isinstance(item, dict) else None
             index = item.get("variation") if isinstance(item, dict) else None
-            flag = server.flags.get(key) if isinstance(key, str) else None
+            flag = self._data.flags.get(key) if isinstance(key, str) else None
             if flag is None:
                 return _error(404, f"no flag {key!r}")
             variations = flag.get("variations")
@@ -318,20 +321,20 @@ class _ConsoleAPI:
     async def reset(self, http: Request) -> Response:
         """``POST /ui/api/reset``: a flag back to the file's."""
         request = await _keyed_body(http)
-        server, key = self._server, request["key"]
+        key = request["key"]
         assert isinstance(key, str)
-        if key not in server.flags:
+        if key not in self._data.flags:
             return _error(404, f"no flag {key!r}")
         original = self._console.originals.pop(key, None)
         if original is None:
             return _error(409, f"{key!r} is as the file has it: nothing to reset")
-        server.set_flag(key, original)  # a new version: SDKs take it
-        return JSONResponse(flag_row(server.flags[key]))
+        self._server.set_flag(key, original)  # a new version: SDKs take it
+        return JSONResponse(flag_row(self._data.flags[key]))
 
     async def change(self, http: Request) -> Response:
         """``POST /ui/api/flag``: a flag switched on or off, or served one variation."""
         request = await _keyed_body(http)
-        server, key = self._server, request["key"]
+        key = request["key"]
         assert isinstance(key, str)
         on = request.get("on")
         variation = request.get("variation")
@@ -339,7 +342,7 @@ class _ConsoleAPI:
             return _error(400, 'give "on" (true or false) or "variation" (an index)')
         if on is not None and not isinstance(on, bool):
             return _error(400, '"on" must be true or false')
-        flag = server.flags.get(key)
+        flag = self._data.flags.get(key)
         if flag is None:
             return _error(404, f"no flag {key!r}")
         changed: JSONObject = dict(flag)
@@ -366,8 +369,8 @@ class _ConsoleAPI:
                 changed.pop(targeting, None)
             changed["fallthrough"] = {"variation": variation}
         original = self._console.originals.setdefault(key, flag)
-        server.set_flag(key, changed)
-        now = server.flags[key]
+        self._server.set_flag(key, changed)
+        now = self._data.flags[key]
         if same_content(original, now):  # changed back by hand: as the file has it
             self._console.originals.pop(key, None)
         return JSONResponse(flag_row(now, changed=key in self._console.originals))
