@@ -452,6 +452,30 @@ def test_a_flag_server_cancelled_as_it_starts_leaves_nothing_behind(
     assert after == before
 
 
+@pytest.mark.asyncio
+async def test_a_child_process_does_not_keep_the_port_open() -> None:
+    """A child a test starts (a shell, close_fds=False) inherits no listening
+    socket: once the server stops, its port refuses connections."""
+    async with FlagServer(FLAGS) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        async with httpx.AsyncClient(base_url=server.url, timeout=GUARD) as http:
+            assert (await http.get("/sdk/latest-all")).status_code == 200  # serving
+        child = await anyio.to_thread.run_sync(
+            lambda: subprocess.Popen(
+                [sys.executable, "-c", "import sys; sys.stdin.read()"],
+                stdin=subprocess.PIPE,
+                close_fds=False,
+            )
+        )
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=GUARD).close()
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=GUARD)
+
+
 # ------------------------------------------------------------------ S5
 @KINDS
 @pytest.mark.asyncio

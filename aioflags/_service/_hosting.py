@@ -7,10 +7,12 @@ header size cap, the idle timeout before a request, one connection's failure
 never touching another's, and accept errors (``EMFILE``) survived.
 
 It is served through its documented entry points, ``hypercorn.asyncio.serve``
-and ``hypercorn.trio.serve``, on a socket we bound ourselves and hand over
-as ``fd://N`` (so the port is known before the first request, and a test's
-``port=0`` works); the descriptor is closed by whoever owns it when
-serving ends, whatever happens (see :func:`serve_asgi`).
+and ``hypercorn.trio.serve``, on a socket we bound ourselves (so the port is
+known before the first request, and a test's ``port=0`` works): its
+configuration's ``create_sockets()`` gives Hypercorn that socket (``fd://N``
+would do it too, but Hypercorn makes such a socket inheritable, and a child
+process then holds the port after the server has stopped). The socket is
+closed by its owner whatever happens.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import anyio
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
+
+    from hypercorn.config import Config
 
     from ._limits import Limits
 
@@ -223,15 +227,13 @@ async def serve_asgi(
     shutdown: Callable[[], Awaitable[None]],
     limits: Limits,
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is Hypercorn's then.
+    """Serve ``app`` on ``sock`` until ``shutdown()`` returns; ``sock`` is closed after.
 
     Within ``limits``: a connection idle for ``idle_timeout`` (before its
     first request is complete, and between requests) is closed, a request
     head is at most ``max_head`` bytes, ``backlog`` connections wait.
     """
-    from hypercorn.config import Config
-
-    config = Config()
+    config = _config(sock)
     config.keep_alive_timeout = limits.idle_timeout
     config.h11_max_incomplete_size = limits.max_head
     config.backlog = limits.backlog
@@ -242,18 +244,28 @@ async def serve_asgi(
     config.include_date_header = False
     config.accesslog = None
     config.errorlog = logger
-    # The socket's descriptor is Hypercorn's from here: it adopts it (and
-    # closes it) once the app's lifespan has started: FlagServer cancels it
-    # only past its shutdown bound (see FlagServer._run).
-    config.bind = [f"fd://{sock.detach()}"]
     logging.getLogger("asyncio").addFilter(_NOISE)  # (once: a set)
-    with _SHORTAGE.installed():
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_say_when_shortage_ends)
-            # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
-            if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
-                from hypercorn.trio import serve
-            else:
-                from hypercorn.asyncio import serve  # type: ignore[assignment]
-            await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
-            tg.cancel_scope.cancel()
+    try:
+        with _SHORTAGE.installed():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_say_when_shortage_ends)
+                # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
+                if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
+                    from hypercorn.trio import serve
+                else:
+                    from hypercorn.asyncio import serve  # type: ignore[assignment]
+                await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
+                tg.cancel_scope.cancel()
+    finally:
+        sock.close()  # the same object Hypercorn used: closing twice is a no-op
+
+
+def _config(sock: socket.socket) -> Config:
+    """Hypercorn's configuration, serving ``sock`` (what ``create_sockets`` gives)."""
+    from hypercorn.config import Config, Sockets
+
+    class Bound(Config):
+        def create_sockets(self) -> Sockets:
+            return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+
+    return Bound()

@@ -51,7 +51,7 @@ class Limits:
         body_timeout: seconds a client has to send a whole request body (a
             trickle is refused: 408; OFREP: 400).
         idle_timeout: seconds a connection may stay open sending nothing
-            (Hypercorn's keep-alive), and the service's relay's the same.
+            (Hypercorn's keep-alive).
         max_head: the largest request line and headers, in bytes.
         backlog: connections waiting to be accepted (the listen backlog).
         stream_queue_bytes: bytes of changes a flag stream may have waiting
