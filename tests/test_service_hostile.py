@@ -633,3 +633,26 @@ def test_without_the_service_extra_the_test_aids_import_and_say_what_to_install(
         check=True,
     )
     assert "pip install 'aioflags[service]'" in result.stdout
+
+
+def test_keep_and_keep_bytes_together_keep_recording() -> None:
+    """Requests past ``keep`` gave their bodies' bytes back to ``keep_bytes``
+    only when ``keep_bytes`` trimmed them: the count drifted up until every
+    request with a body emptied the history (``serve`` sets both)."""
+    from aioflags._service._recorder import RecordedRequest, Recorder
+    from aioflags._service._signal import Signal
+
+    recorder = Recorder(Signal(), keep=10, keep_bytes=1000)
+
+    def request(body: bytes) -> RecordedRequest:
+        return RecordedRequest(
+            method="POST", path="/p", query={}, headers={}, body=body
+        )
+
+    for _ in range(10):
+        recorder.record(request(b"x" * 90))  # 900 bytes kept
+    for _ in range(10):
+        recorder.record(request(b""))  # the bodies leave with their requests
+    recorder.record(request(b"y" * 500))
+    assert len(recorder.requests) == 10
+    assert recorder.requests[-1].body == b"y" * 500

@@ -33,8 +33,6 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    #: The number of the connection it came on (0: connections are not counted).
-    connection: int = 0
     body: bytes = b""
 
     def json(self) -> JSONValue:
@@ -88,7 +86,7 @@ class Recorder:
         self.requests.append(request)
         self._body_bytes += len(request.body)
         if self._keep is not None and len(self.requests) > self._keep:
-            del self.requests[: len(self.requests) - self._keep]
+            self._body_bytes -= len(self.requests.pop(0).body)
         if self._keep_bytes is not None:
             while self._body_bytes > self._keep_bytes and self.requests:
                 self._body_bytes -= len(self.requests.pop(0).body)

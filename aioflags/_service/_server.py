@@ -216,9 +216,9 @@ class FlagServer:
     ) -> None:
         assert self._shutdown is not None
         assert self._served is not None
-        # Hypercorn is stopped by its shutdown trigger, never cancelled: cancelled
-        # while it starts, it leaves its lifespan task pending for ever (asyncio)
-        # and the socket unclosed. A cancellation of the block reaches it through
+        # Hypercorn is stopped by its shutdown trigger: cancelled while it
+        # starts, it leaves its lifespan task pending for ever (asyncio) and the
+        # socket unclosed. A cancellation of the block reaches it through
         # _stop, which sets the trigger, and cancels it only past its bound.
         assert self._serving is not None
         try:
