@@ -19,7 +19,7 @@ from httpx_sse import aconnect_sse
 from aioflags import Client, Context
 from aioflags._service import _console as console
 from aioflags._service import _guard as guard
-from aioflags.testing import FlagBuilder, FlagServer
+from aioflags.testing import Fault, FlagBuilder, FlagServer
 
 USER = Context.create("u1")
 BANNER: dict[str, Any] = {
@@ -317,6 +317,30 @@ async def test_a_bad_change_is_answered_and_changes_nothing(
         assert response.status_code == status
         assert response.json()["message"]
         assert server.flags == before
+
+
+@pytest.mark.asyncio
+async def test_the_console_s_rules_and_headers_come_before_a_planned_fault() -> None:
+    """A fault a test plans for a console endpoint meets only requests the
+    console would serve, and every answer under /ui has its headers."""
+    policy = "default-src 'self'"
+    async with serving() as (server, http):
+        server.script("/ui/api/flag", Fault(status=503))
+        refused = await http.post("/ui/api/flag", content=b"{}")  # no token
+        assert refused.status_code == 403
+        assert policy in refused.headers["content-security-policy"]
+        token = await token_of(http)
+        faulted = await post(http, {}, **{"x-aioflags-token": token})
+        assert faulted.status_code == 503  # (the fault waited for it)
+        assert policy in faulted.headers["content-security-policy"]
+        server.fail("/ui/api/state", headers={"x-planned": "yes"})
+        state = await http.get("/ui/api/state")
+        assert state.headers["x-planned"] == "yes"
+        assert policy in state.headers["content-security-policy"]
+        foreign = await http.get("/ui/", headers={"host": "evil.test"})
+        assert foreign.status_code == 403
+        assert "the console answers only to localhost" in foreign.json()["message"]
+        assert policy in foreign.headers["content-security-policy"]
 
 
 @pytest.mark.parametrize(

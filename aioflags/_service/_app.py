@@ -43,7 +43,7 @@ from ._console import EVENTS, HEADERS, PREFIX
 from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
 from ._limits import BodyLimits
-from ._middleware import FAULT, Faults, Recording, Refusal
+from ._middleware import FAULT, DefaultHeaders, Faults, Recording, Refusal
 from ._ofrep import OFREPHandler
 from ._paths import (
     EVENTS_BULK,
@@ -96,11 +96,6 @@ _OFREP_CORS: Final = Middleware(
 def _fault_of(scope: Scope) -> Fault | None:
     fault: Fault | None = scope.get(FAULT)
     return fault
-
-
-def _fault_headers(scope: Scope) -> dict[str, str]:
-    fault = _fault_of(scope)
-    return dict(fault.headers) if fault is not None else {}
 
 
 class Served(Protocol):
@@ -169,6 +164,7 @@ class ServiceApp:
                 Mount(PREFIX, app=console_app(console, server, data, _Stream(self))),
             ],
             middleware=[
+                Middleware(DefaultHeaders, headers=HEADERS, under=PREFIX),
                 Middleware(BodyLimits, limits=limits, larger=larger),
                 Middleware(Recording, recorder=recorder),
                 Middleware(Refusal, why=self._refusal),
@@ -210,7 +206,15 @@ class ServiceApp:
                 self._requests.discard(request)
 
     def _refusal(self, method: str, path: str, headers: Headers) -> str | None:
-        """Why to refuse a request on its head: DNS rebinding, a web page's event post."""
+        """Why to refuse a request on its head.
+
+        The console's rules for the console (its Host, the page's token, no
+        foreign Origin), before anything else is done with it (a fault a
+        test planned for it included); DNS rebinding and a web page's event
+        post for the rest.
+        """
+        if path == PREFIX or path.startswith(f"{PREFIX}/"):
+            return self._console.refusal(method, path, headers)
         bound = self._server.host
         host = headers.get("host")
         if is_loopback_bind(bound) and not is_loopback_host(host):
@@ -231,14 +235,13 @@ class ServiceApp:
     async def _poll(self, request: Request) -> Response:
         data = self._data
         fault = _fault_of(request.scope)
-        extra = _fault_headers(request.scope)
         if self._console.sdk_seen("poll", request.headers):  # (the console lists it)
             self._console_changed()
         etag = f'"{data.version}"'
         if request.headers.get("if-none-match") == etag and (
             fault is None or fault.body is None
         ):
-            return Response(status_code=304, headers={"etag": etag, **extra})
+            return Response(status_code=304, headers={"etag": etag})
         # (a body is made only when it is sent)
         if fault is not None and fault.body is not None:
             body = fault.body
@@ -246,16 +249,13 @@ class ServiceApp:
             body = data.fdv2_poll_body(request.query_params.get("basis"))
         else:
             body = data.fdv1_poll_body()
-        return Response(
-            body, media_type="application/json", headers={"etag": etag, **extra}
-        )
+        return Response(body, media_type="application/json", headers={"etag": etag})
 
     async def _events(self, request: Request) -> Response:
         status = await self._receive_events(
             request.url.path, request.headers, await request.body()
         )
-        headers = {"date": self._date(), **_fault_headers(request.scope)}
-        return Response(b"", status_code=status, headers=headers)
+        return Response(b"", status_code=status, headers={"date": self._date()})
 
     async def _receive_events(
         self, path: str, headers: Mapping[str, str], body: bytes
@@ -304,9 +304,8 @@ class ServiceApp:
     async def serve_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
         path, fault = scope["path"], _fault_of(scope)
-        headers = _encoded(_fault_headers(scope))
         if path == EVENTS and self._fanout.count(path) >= console.PAGES:
-            await _refuse_page(send, headers)
+            await _refuse_page(send)
             return
         if fault is not None and fault.events is not None:
             first = fault.events.encode()
@@ -320,7 +319,7 @@ class ServiceApp:
         if sdk is not None:
             self._console_changed()
         try:
-            await self._fanout.serve(path, first, receive, send, headers, fault)
+            await self._fanout.serve(path, first, receive, send, fault)
         finally:
             if sdk is not None:
                 self._console.stream_closed(sdk)
@@ -357,10 +356,6 @@ async def _console_moved(request: Request) -> Response:
     return RedirectResponse("/ui/", 308, headers=headers)
 
 
-def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-
-
 class _Stream:
     """A stream endpoint (an ASGI app: Starlette hands it the request as is)."""
 
@@ -371,7 +366,7 @@ class _Stream:
         await self._app.serve_stream(scope, receive, send)
 
 
-async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+async def _refuse_page(send: Send) -> None:
     """Answer a console page past ``console.PAGES`` with a 503 that says why."""
     body = json.dumps(
         {
@@ -386,7 +381,6 @@ async def _refuse_page(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                *headers,
             ],
         }
     )

@@ -11,9 +11,9 @@ requests, as a Starlette application that ``_app`` mounts under ``/ui``:
 - ``GET /ui/api/flag?key=K``, ``POST /ui/api/flag``, ``POST /ui/api/reset``,
   ``POST /ui/api/evaluate`` and ``POST /ui/api/lens`` (docs/console.md).
 
-Every answer carries the console's security headers, a refusal included
-(``DefaultHeaders``); the console's rules (``Console.refusal``) refuse a
-request before it reaches a route.
+The service applies the console's rules (``Console.refusal``) and puts its
+security headers on every answer under ``/ui`` (``DefaultHeaders``),
+refusals and errors included, before and around this application.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -39,7 +38,6 @@ from aioflags._evaluation._context import Context
 
 from . import _words as words
 from ._console import (
-    HEADERS,
     LENS_MAX_TTL,
     Console,
     FlagHost,
@@ -50,7 +48,6 @@ from ._console import (
     visible,
 )
 from ._limits import BodyRefused
-from ._middleware import DefaultHeaders, Refusal
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -87,10 +84,6 @@ def console_app(
             Route("/api/evaluate", api.evaluate, methods=["POST"]),
             Route("/api/lens", api.lens, methods=["POST"]),
             Mount("/", StaticFiles(packages=[(__package__, "console/static")])),
-        ],
-        middleware=[
-            Middleware(DefaultHeaders, headers=HEADERS),
-            Middleware(Refusal, why=console.refusal),
         ],
         exception_handlers={
             404: _not_found,

@@ -97,7 +97,6 @@ class Fanout:
         first: bytes,
         receive: Receive,
         send: Send,
-        headers: list[tuple[bytes, bytes]],
         fault: Fault | None,
     ) -> None:
         """Serve one stream: ``first``, then every change pushed, until it ends.
@@ -120,7 +119,7 @@ class Fanout:
                         scope.cancel()
 
                     tg.start_soon(watch_close)
-                    await self._feed(send, subscriber, number, headers, first, fault)
+                    await self._feed(send, subscriber, number, first, fault)
                     tg.cancel_scope.cancel()
         finally:
             self._subscribers.pop(number, None)
@@ -132,7 +131,6 @@ class Fanout:
         send: Send,
         subscriber: _Subscriber,
         number: int,
-        headers: list[tuple[bytes, bytes]],
         first: bytes,
         fault: Fault | None,
     ) -> None:
@@ -141,7 +139,7 @@ class Fanout:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*wire.STREAM_HEADERS, *headers],
+                "headers": wire.STREAM_HEADERS,
             }
         )
         await send(wire.stream_chunk(first))

@@ -133,18 +133,25 @@ class Refusal:
 
 
 class DefaultHeaders:
-    """Every response carries ``headers`` (those it does not set itself).
+    """Every response to a path ``under`` a prefix carries ``headers`` (those it does not set).
 
     The console's security policy: nothing from another host, no framing,
-    no sniffing, no caching; on its pages, its API and its refusals alike.
+    no sniffing, no caching; on its pages, its API, its refusals and its
+    errors alike.
     """
 
-    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, app: ASGIApp, headers: list[tuple[bytes, bytes]], under: str
+    ) -> None:
         self.app = app
         self._headers = headers
+        self._under = under
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (
+            path == self._under or path.startswith(f"{self._under}/")
+        ):
             await self.app(scope, receive, send)
             return
 
@@ -164,9 +171,10 @@ class Faults:
     The request's body is read first (it is recorded as sent). Then a
     ``delay`` waits, a ``hang`` never answers (until the client goes), a
     ``status`` is answered here (``dated`` paths with a ``Date`` header:
-    the event endpoints); any other fault goes on to the route, under the
-    scope key :data:`FAULT`, for the route to apply (headers, a body, a
-    stream's events).
+    the event endpoints); otherwise the route answers, with the fault's
+    ``headers`` added to its answer, and the fault under the scope key
+    :data:`FAULT` for what only the route can apply (a body, a stream's
+    events).
     """
 
     def __init__(
@@ -211,7 +219,14 @@ class Faults:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app({**scope, FAULT: fault}, replay, send)
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = MutableHeaders(scope=message)
+                for name, value in fault.headers.items():
+                    given[name] = value
+            await send(message)
+
+        await self.app({**scope, FAULT: fault}, replay, sending)
 
     def _answer(self, path: str, fault: Fault) -> Response:
         assert fault.status is not None
