@@ -256,3 +256,66 @@ def test_serve_says_what_a_bad_limit_is(
         command.main(["serve", str(path), "--port", "0", "--limit", given])
     assert exit.value.code == 2
     assert said in capsys.readouterr().err
+
+
+async def _answer_of(
+    limits: Limits,
+    given: list[tuple[float, MutableMapping[str, Any]]],
+    declared: int | None,
+) -> int:
+    """The status BodyLimits answers an app that reads the body ``given`` paced."""
+    from aioflags._service._limits import BodyLimits, read_body
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await read_body(receive)
+        raise AssertionError("the body was to be refused")
+
+    async def receive() -> MutableMapping[str, Any]:
+        if not given:
+            await anyio.sleep_forever()  # (the client sends nothing more)
+        pause, message = given.pop(0)
+        await anyio.sleep(pause)  # (how the client paces what it sends)
+        return message
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "path": "/x",
+        "headers": []
+        if declared is None
+        else [(b"content-length", str(declared).encode())],
+    }
+    with anyio.fail_after(GUARD):
+        await BodyLimits(app, limits)(scope, receive, send)
+    status: int = sent[0]["status"]
+    return status
+
+
+def _chunk(size: int, more: bool = True) -> MutableMapping[str, Any]:
+    return {"type": "http.request", "body": b"x" * size, "more_body": more}
+
+
+@pytest.mark.asyncio
+async def test_a_body_too_large_is_413_though_its_drain_outlasts_the_deadline() -> None:
+    # Past the cap at 0.3 s of a 1 s deadline, and still sending after it:
+    # the answer is the 413 it earned, not a 408 for the time it was dropped.
+    limits = Limits(max_body=100, body_timeout=1.0)
+    given = [(0.0, _chunk(60)), (0.3, _chunk(60))]
+    given += [(0.1, _chunk(10)) for _ in range(11)] + [(0.1, _chunk(10, more=False))]
+    assert await _answer_of(limits, given, None) == 413  # (chunked: no length)
+
+
+@pytest.mark.asyncio
+async def test_a_declared_body_too_large_is_answered_once_the_client_is_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client that sends nothing after its head (it waits to be told) is
+    # answered when it goes quiet, not after the whole linger.
+    from aioflags._service import _limits
+
+    monkeypatch.setattr(_limits, "LINGER", 60.0)  # (past the test's guard)
+    assert await _answer_of(Limits(max_body=100), [], 10_000) == 413

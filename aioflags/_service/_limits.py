@@ -100,6 +100,9 @@ class BodyRefused(Exception):
 #: Seconds a client may go on sending a body too large before it is answered
 #: (what it sends meanwhile is dropped): it then reads the answer, not a reset.
 LINGER: Final = 2.0
+#: ...and it is answered at once when it has sent nothing for this long (a
+#: client that waits to be told, or has sent all it will).
+LINGER_QUIET: Final = 0.25
 #: A numeric header's digits past this many are not read: 10**18 is more
 #: than any real length or version (``int()`` itself refuses 4,300 digits).
 _MAX_DIGITS: Final = 18
@@ -130,7 +133,8 @@ class BodyLimits:
     raising :class:`BodyRefused`. A refusal the app lets go is answered
     here: ``413`` or ``408``, ``{"message": ...}``, and the connection
     closed. Before a body too large is refused, what the client still sends
-    of it is read and dropped for up to :data:`LINGER` seconds (never kept),
+    of it is read and dropped for up to :data:`LINGER` seconds (never kept;
+    less once it goes quiet for :data:`LINGER_QUIET`),
     so that a client that sends its whole body before it reads (most do)
     reads the answer, not a reset. Once a response has begun, a refusal ends
     the request as the client's disconnect would. Once the body is complete, ``receive`` is
@@ -169,8 +173,11 @@ class BodyLimits:
                 return {"type": "http.disconnect"}
             if status == 413:  # read and drop the rest for a while (see LINGER)
                 with anyio.move_on_after(LINGER):
-                    while (await receive()).get("more_body", False):
-                        pass
+                    while True:
+                        with anyio.move_on_after(LINGER_QUIET) as quiet:
+                            more = (await receive()).get("more_body", False)
+                        if quiet.cancelled_caught or not more:
+                            break
             raise BodyRefused(status, message)
 
         async def bounded() -> Message:
@@ -181,12 +188,16 @@ class BodyLimits:
                 return await refuse(413, f"the body is larger than {cap} bytes")
             with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
                 message = await receive()
-                if message["type"] == "http.request":
-                    size += len(message.get("body", b""))
-                    if size > cap:
-                        return await refuse(413, f"the body is larger than {cap} bytes")
+                if message["type"] != "http.request":
+                    return message
+                size += len(message.get("body", b""))
+                if size <= cap:
                     complete = not message.get("more_body", False)
-                return message
+                    return message
+            if (
+                size > cap
+            ):  # (refused past the deadline's scope: its drain may outlast it)
+                return await refuse(413, f"the body is larger than {cap} bytes")
             slow = f"the body took over {limits.body_timeout:g} s to arrive"
             return await refuse(408, slow)
 
