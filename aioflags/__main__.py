@@ -637,9 +637,10 @@ def _limit(text: str) -> tuple[str, int | float]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: give NAME=VALUE with NAME one of {', '.join(fields)}"
         )
+    whole = fields[name].type == "int"  # (a size or a count; else seconds)
     factor = 1
     for suffix, size in (("KiB", 1024), ("MiB", 1024 * 1024)):
-        if value.endswith(suffix):
+        if whole and value.endswith(suffix):
             value, factor = value.removesuffix(suffix), size
     try:
         number = float(value) * factor
@@ -647,7 +648,7 @@ def _limit(text: str) -> tuple[str, int | float]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: {name} is a number (sizes may end in KiB or MiB)"
         ) from None
-    if fields[name].type != "int":
+    if not whole:
         return name, number
     if not number.is_integer():
         raise argparse.ArgumentTypeError(f"{text!r}: {name} is a whole number")

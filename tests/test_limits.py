@@ -243,6 +243,8 @@ def test_serve_takes_any_bound_with_limit(
         ("max_body=ten", "max_body is a number (sizes may end in KiB or MiB)"),
         ("max_body=1.5", "max_body is a whole number"),
         ("body_timeout=0", "Limits.body_timeout must be more than 0"),
+        ("body_timeout=1KiB", "body_timeout is a number"),
+        ("backlog=1e10", "Limits.backlog must be at most 65535"),
     ],
 )
 def test_serve_says_what_a_bad_limit_is(

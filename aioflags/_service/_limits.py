@@ -80,6 +80,10 @@ class Limits:
                 raise TypeError(f"Limits.{name} must be a number, got {value!r}")
             if not value > 0:  # (NaN too)
                 raise ValueError(f"Limits.{name} must be more than 0, got {value!r}")
+        if self.backlog > _MAX_BACKLOG:  # (listen() takes a C int; kernels cap it)
+            raise ValueError(
+                f"Limits.backlog must be at most {_MAX_BACKLOG}, got {self.backlog!r}"
+            )
 
 
 class BodyRefused(Exception):
@@ -97,6 +101,8 @@ class BodyRefused(Exception):
         self.message = message
 
 
+#: The largest listen backlog taken (the kernel caps it lower anyway).
+_MAX_BACKLOG: Final = 65535
 #: Seconds a client may go on sending a body too large before it is answered
 #: (what it sends meanwhile is dropped): it then reads the answer, not a reset.
 LINGER: Final = 2.0
