@@ -53,7 +53,8 @@ class Limits:
         idle_timeout: seconds a connection may stay open sending nothing
             (Hypercorn's keep-alive).
         max_head: the largest request line and headers, in bytes.
-        backlog: connections waiting to be accepted (the listen backlog).
+        backlog: connections waiting to be accepted (the listen backlog, at
+            most 65535).
         stream_queue_bytes: bytes of changes a flag stream may have waiting
             for a client that reads slowly; past it, the client is sent a
             fresh full transfer when it catches up, never an unbounded queue.
