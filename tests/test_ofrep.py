@@ -284,7 +284,7 @@ def _resolve(
     base_url: str, domain: str, calls: list[tuple[str, str, Any, dict[str, Any]]]
 ) -> list[Any]:
     """Evaluate through OpenFeature's OFREP provider (blocking: run on a thread)."""
-    api.set_provider(OFREPProvider(base_url, timeout=GUARD), domain)
+    api.set_provider_and_wait(OFREPProvider(base_url, timeout=GUARD), domain)
     client = api.get_client(domain)
     results = []
     for kind, key, default, attributes in calls:
