@@ -382,8 +382,28 @@ async def test_other_methods_are_not_allowed() -> None:
                 method, "/ui/api/flag", headers={"x-aioflags-token": token}
             )
             assert response.status_code == 405
+            allowed = set(response.headers["allow"].split(", "))  # (RFC 9110)
+            assert allowed == {"GET", "HEAD", "POST"}
         assert (await http.request("OPTIONS", "/ui/api/flag")).status_code == 405
         assert server.flags == before
+        sdk = await http.post("/sdk/poll")  # an SDK endpoint says it too
+        assert sdk.status_code == 405
+        assert set(sdk.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+@pytest.mark.asyncio
+async def test_a_console_handler_that_fails_answers_500_with_the_console_s_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the console")
+
+    monkeypatch.setattr("aioflags._service._words.details", broken)
+    async with serving() as (_, http):
+        response = await http.get("/ui/api/flag", params={"key": "banner"})
+        assert response.status_code == 500
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert (await http.get("/ui/api/state")).status_code == 200  # (one request)
 
 
 # --------------------------------------------------------------- evaluations

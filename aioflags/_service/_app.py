@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import json
 import zlib
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
@@ -93,11 +93,6 @@ _OFREP_CORS: Final = Middleware(
 )
 
 
-def _fault_of(scope: Scope) -> Fault | None:
-    fault: Fault | None = scope.get(FAULT)
-    return fault
-
-
 class Served(Protocol):
     """What the app needs of the server it answers for: its public face."""
 
@@ -147,7 +142,7 @@ class ServiceApp:
         self._requests: set[anyio.CancelScope] = set()
         limits = server.limits
         larger = dict.fromkeys(_EVENT_PATHS, limits.max_events_body)
-        self._app = Starlette(
+        self._starlette = Starlette(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
                 Route(FDV1_POLL, self._poll, methods=["GET"]),
@@ -161,26 +156,26 @@ class ServiceApp:
                     middleware=[_OFREP_CORS],
                 ),
                 Route(PREFIX, _console_moved),
-                Mount(PREFIX, app=console_app(console, server, data, _Stream(self))),
+                console_app(console, server, data, _Stream(self)),
             ],
             middleware=[
-                Middleware(DefaultHeaders, headers=HEADERS, under=PREFIX),
                 Middleware(BodyLimits, limits=limits, larger=larger),
                 Middleware(Recording, recorder=recorder),
                 Middleware(Refusal, why=self._refusal),
                 Middleware(Faults, plan=faults, dated=_EVENT_PATHS, date=self._date),
             ],
             exception_handlers={
-                404: _not_found,
-                405: _not_allowed,
+                HTTPException: _http_error,
                 ClientDisconnect: _client_gone,
             },
         )
+        # (outside Starlette's own: its 500s under /ui have the headers too)
+        self._app = DefaultHeaders(self._starlette, HEADERS, under=PREFIX)
 
     @property
     def routes(self) -> list[BaseRoute]:
         """Its routes (Starlette's): one added here passes every middleware."""
-        return self._app.routes
+        return self._starlette.routes
 
     def end_requests(self) -> None:
         """End every request being served (streams, hangs): the server stops."""
@@ -234,7 +229,7 @@ class ServiceApp:
     # -------------------------------------------------------------- routes
     async def _poll(self, request: Request) -> Response:
         data = self._data
-        fault = _fault_of(request.scope)
+        fault: Fault | None = request.scope.get(FAULT)
         if self._console.sdk_seen("poll", request.headers):  # (the console lists it)
             self._console_changed()
         etag = f'"{data.version}"'
@@ -303,9 +298,13 @@ class ServiceApp:
 
     async def serve_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
-        path, fault = scope["path"], _fault_of(scope)
+        path, fault = scope["path"], scope.get(FAULT)
         if path == EVENTS and self._fanout.count(path) >= console.PAGES:
-            await _refuse_page(send)
+            message = (
+                f"the console has {console.PAGES} pages open already: "
+                "close one of them and reload this one"
+            )
+            await JSONResponse({"message": message}, 503)(scope, receive, send)
             return
         if fault is not None and fault.events is not None:
             first = fault.events.encode()
@@ -326,23 +325,21 @@ class ServiceApp:
                 self._console_changed()
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    await _read_whole(request)
-    return JSONResponse({"message": "not found"}, 404)
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An ``HTTPException`` (no such route or method, a bad console request).
 
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    await _read_whole(request)
-    return JSONResponse({"message": f"{request.method} is not allowed here"}, 405)
-
-
-async def _read_whole(request: Request) -> None:
-    """Read a request no route takes, so that it is recorded as it was sent.
-
-    (A test may point a callback at the server, and read what it posted.)
+    Its body is read first, so that a request no route takes is recorded
+    as it was sent (a test may point a callback at the server, and read
+    what it posted).
     """
+    assert isinstance(exc, HTTPException)
     with contextlib.suppress(ClientDisconnect):  # (nobody to answer, then)
         await request.body()
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed here"
+    else:
+        message = "not found" if exc.status_code == 404 else exc.detail
+    return JSONResponse({"message": message}, exc.status_code, headers=exc.headers)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -352,8 +349,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _console_moved(request: Request) -> Response:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in HEADERS}
-    return RedirectResponse("/ui/", 308, headers=headers)
+    return RedirectResponse("/ui/", 308)
 
 
 class _Stream:
@@ -364,27 +360,6 @@ class _Stream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app.serve_stream(scope, receive, send)
-
-
-async def _refuse_page(send: Send) -> None:
-    """Answer a console page past ``console.PAGES`` with a 503 that says why."""
-    body = json.dumps(
-        {
-            "message": f"the console has {console.PAGES} pages open already: "
-            "close one of them and reload this one"
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

@@ -76,16 +76,15 @@ _VIA: Final = ("stream", "poll", "events")
 _STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Sent with every console response: nothing from another host, no framing
 #: (a switch must not be clickable through someone else's page), no sniffing.
-HEADERS: Final = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+HEADERS: Final = {
+    "content-security-policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
 PERSISTENCE: Final = (
     "Changes made here are not written to the flag file: they last until the "
     "service restarts or the file is saved again (the file then wins)."
@@ -111,14 +110,6 @@ def visible(text: str) -> str:
 def _cut(text: str) -> str:
     text = visible(text)
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
-
-
-def _dumps(value: object) -> str:
-    """``value`` as JSON text for the page; a value too deep to write is "…"."""
-    try:
-        return json.dumps(value)
-    except (RecursionError, ValueError, TypeError):
-        return "…"
 
 
 def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
@@ -647,10 +638,6 @@ class Console:
             self.invalidate()
 
     # ------------------------------------------------------ console changes
-    def changed(self, key: str) -> bool:
-        """Whether the console changed flag ``key`` since the file was read."""
-        return key in self.originals
-
     def forget(self, key: str) -> None:
         """Flag ``key`` is no longer the console's change (deleted, reset)."""
         self.originals.pop(key, None)

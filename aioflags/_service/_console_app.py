@@ -2,7 +2,7 @@
 
 ``_console`` holds what the console knows (the evaluations log, the SDKs
 seen, the flags it changed, its token and rules); this module answers its
-requests, as a Starlette application that ``_app`` mounts under ``/ui``:
+requests, as the routes that ``_app`` mounts under ``/ui``:
 
 - ``GET /ui/``: the page, with its token; ``console.js``, ``console.css``
   and ``favicon.svg``: static files (``console/static``);
@@ -13,7 +13,9 @@ requests, as a Starlette application that ``_app`` mounts under ``/ui``:
 
 The service applies the console's rules (``Console.refusal``) and puts its
 security headers on every answer under ``/ui`` (``DefaultHeaders``),
-refusals and errors included, before and around this application.
+refusals and errors included, before and around these routes; its errors
+(an ``HTTPException``'s ``{"message": ...}``, a body past its limits) are
+the service's.
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ import mimetypes
 from importlib import resources
 from typing import TYPE_CHECKING, Final
 
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -39,6 +39,7 @@ from aioflags._evaluation._context import Context
 from . import _words as words
 from ._console import (
     LENS_MAX_TTL,
+    PREFIX,
     Console,
     FlagHost,
     _cut,
@@ -47,9 +48,9 @@ from ._console import (
     flag_row,
     visible,
 )
-from ._limits import BodyRefused
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
     from starlette.types import ASGIApp
 
     from aioflags._core._json import JSONObject, JSONValue
@@ -64,8 +65,8 @@ _TOKEN_PLACEHOLDER: Final = b"{{token}}"
 
 def console_app(
     console: Console, server: FlagHost, data: FlagSet, events: ASGIApp
-) -> Starlette:
-    """The console of ``server`` (``data``: its flags), to mount under ``/ui``.
+) -> Mount:
+    """The console of ``server`` (``data``: its flags), mounted under ``/ui``.
 
     ``events``: the page's event stream (the server's fan-out).
     """
@@ -73,55 +74,28 @@ def console_app(
     # some /etc/mime.types, say application/javascript).
     mimetypes.add_type("text/javascript", ".js")
     api = _ConsoleAPI(console, server, data)
-    return Starlette(
+    return Mount(
+        PREFIX,
         routes=[
             Route("/", api.page, methods=["GET"]),
-            Route("/api/state", api.state, methods=["GET"]),
-            Route("/api/events", events, methods=["GET"]),
-            Route("/api/flag", api.details, methods=["GET"]),
-            Route("/api/flag", api.change, methods=["POST"]),
-            Route("/api/reset", api.reset, methods=["POST"]),
-            Route("/api/evaluate", api.evaluate, methods=["POST"]),
-            Route("/api/lens", api.lens, methods=["POST"]),
+            Mount(  # (its own mount: a 405 of the API is not the files')
+                "/api",
+                routes=[
+                    Route("/state", api.state, methods=["GET"]),
+                    Route("/events", events, methods=["GET"]),
+                    Route("/flag", api.flag, methods=["GET", "POST"]),
+                    Route("/reset", api.reset, methods=["POST"]),
+                    Route("/evaluate", api.evaluate, methods=["POST"]),
+                    Route("/lens", api.lens, methods=["POST"]),
+                ],
+            ),
             Mount("/", StaticFiles(packages=[(__package__, "console/static")])),
         ],
-        exception_handlers={
-            404: _not_found,
-            405: _not_allowed,
-            HTTPException: _bad_request,
-            BodyRefused: _body_refused,
-            ClientDisconnect: _client_gone,
-        },
     )
 
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"message": message}, status)
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(404, "not found")
-
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return _error(405, f"{request.method} {request.url.path} is not allowed")
-
-
-async def _body_refused(request: Request, exc: Exception) -> Response:
-    # (a sub-application answers its own errors: BodyLimits' words, here)
-    assert isinstance(exc, BodyRefused)
-    return JSONResponse(
-        {"message": exc.message}, exc.status, headers={"connection": "close"}
-    )
-
-
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    return Response(status_code=400)  # (nobody to answer)
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, exc.detail)
 
 
 async def _json_body(request: Request) -> JSONValue:
@@ -164,6 +138,15 @@ class _ConsoleAPI:
         """``GET /ui/api/state``: flags, evaluations, SDKs, trouble (written once per change)."""
         text = self._console.state_text(self._data.flags)
         return Response(text, media_type="application/json")
+
+    async def flag(self, request: Request) -> Response:
+        """``/ui/api/flag``: read one flag (``GET``), or change it (``POST``).
+
+        (One route for both, so that a 405 there allows both.)
+        """
+        if request.method == "POST":
+            return await self.change(request)
+        return await self.details(request)
 
     async def details(self, request: Request) -> Response:
         """``GET /ui/api/flag?key=K``: one flag's targeting, in words."""

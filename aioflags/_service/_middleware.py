@@ -30,7 +30,7 @@ from ._limits import read_body, until_disconnect
 from ._recorder import RecordedRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Mapping
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -140,9 +140,7 @@ class DefaultHeaders:
     errors alike.
     """
 
-    def __init__(
-        self, app: ASGIApp, headers: list[tuple[bytes, bytes]], under: str
-    ) -> None:
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str], under: str) -> None:
         self.app = app
         self._headers = headers
         self._under = under
@@ -154,15 +152,7 @@ class DefaultHeaders:
         ):
             await self.app(scope, receive, send)
             return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                given = MutableHeaders(scope=message)
-                for name, value in self._headers:
-                    given.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        await self.app(scope, receive, _with_headers(send, self._headers, keep=True))
 
 
 class Faults:
@@ -219,13 +209,7 @@ class Faults:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                given = MutableHeaders(scope=message)
-                for name, value in fault.headers.items():
-                    given[name] = value
-            await send(message)
-
+        sending = _with_headers(send, fault.headers, keep=False)
         await self.app({**scope, FAULT: fault}, replay, sending)
 
     def _answer(self, path: str, fault: Fault) -> Response:
@@ -241,3 +225,22 @@ class Faults:
         return Response(
             body, status_code=fault.status, media_type="text/plain", headers=headers
         )
+
+
+def _with_headers(send: Send, headers: Mapping[str, str], *, keep: bool) -> Send:
+    """``send``, adding ``headers`` to the response's start.
+
+    ``keep``: a header the response sets itself is kept (else replaced).
+    """
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            given = MutableHeaders(scope=message)
+            for name, value in headers.items():
+                if keep:
+                    given.setdefault(name, value)
+                else:
+                    given[name] = value
+        await send(message)
+
+    return sending

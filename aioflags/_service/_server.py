@@ -134,7 +134,6 @@ class FlagServer:
         #: Every bound of what it accepts.
         self.limits: Limits = Limits() if limits is None else limits
         self._host = host
-        self._keep = keep
         self._signal = Signal()
         self._recorder = Recorder(self._signal, keep=keep, keep_bytes=keep_bytes)
         self._faults = FaultPlan()
@@ -145,7 +144,6 @@ class FlagServer:
         self._app: ServiceApp | None = None
         self._tg: TaskGroup | None = None
         self._span: AbstractAsyncContextManager[Span] | None = None
-        self._entering = False
         self._shutdown: anyio.Event | None = None
         self._served: anyio.Event | None = None
         #: Hypercorn's scope: shielded, cancelled by :meth:`_stop` alone.
@@ -168,7 +166,7 @@ class FlagServer:
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:
-        if self._span is not None or self._entering:
+        if self._span is not None:
             raise RuntimeError("this FlagServer is already running")
         try:
             from . import _app, _hosting  # noqa: F401 - (_app: the extra is there)
@@ -378,9 +376,6 @@ class FlagServer:
         self._faults.clear(path)
 
     # --------------------------------------------------------------- waits
-    def _notify(self) -> None:
-        self._signal.notify()
-
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; it is re-checked on every server event."""
         await self._signal.wait_until(predicate)
@@ -429,12 +424,12 @@ class FlagServer:
         """The ``/bulk`` payloads (one per flush), in arrival order."""
         # Kept as the JSON received (what it costs is what keep_bytes counts),
         # parsed when asked: parsed, 8 MiB of ``[{},{},...]`` took 200 MB.
-        return [_parsed(body) for _, body in self._recorder.payloads]
+        return [parse(body) for _, body in self._recorder.payloads]
 
     @property
     def diagnostic_events(self) -> list[JSONObject]:
         """Every diagnostic event received on ``/diagnostic``."""
-        return [_parsed(body) for _, body in self._recorder.diagnostics]
+        return [parse(body) for _, body in self._recorder.diagnostics]
 
     def events_of(self, kind: str) -> list[JSONObject]:
         """The received analytics events of one ``kind`` (``"feature"``, ``"summary"``...)."""
@@ -483,8 +478,3 @@ class FlagServer:
         if self._console.trouble is not None:
             self._console.trouble = None
             self._push_console()
-
-
-def _parsed(body: bytes) -> Any:
-    """A kept event post's JSON, parsed (it parsed when it was received)."""
-    return parse(body)
