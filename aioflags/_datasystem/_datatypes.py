@@ -8,13 +8,14 @@ the supervisor applies the payload first, then switches to FDv1 for good.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+import itertools
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
 
 from aioflags._core._frozen import Frozen, refuse, set_field
 from aioflags._core._json import RAW_OBJECT, raw_object
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from aioflags._core._json import JSONObject
 
@@ -306,6 +307,22 @@ class ChangeSet(Frozen):
 
 
 _CHANGE_SET_FIELDS: Final = ("intent", "changes", "selector", "compare_versions")
+
+
+def puts(kind: ObjectKind, items: Mapping[str, JSONObject]) -> Iterator[Change]:
+    """A put of each of ``items`` (by key), at the version its JSON carries."""
+    for key, obj in items.items():
+        version = cast("int", obj["version"])  # (every caller's items have one)
+        yield Change(
+            action=ChangeKind.PUT, kind=kind, key=key, version=version, obj=obj
+        )
+
+
+def full_transfer(*changes: Iterable[Change]) -> ChangeSet:
+    """``changes`` (one iterable or several, in order) as the whole data: no selector."""
+    return ChangeSet(
+        intent=IntentCode.TRANSFER_FULL, changes=tuple(itertools.chain(*changes))
+    )
 
 
 def _change_set(

@@ -23,13 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import decode_text, parse, raw_decode
-from aioflags._datasystem._datatypes import (
-    Change,
-    ChangeKind,
-    ChangeSet,
-    IntentCode,
-    ObjectKind,
-)
+from aioflags._datasystem._datatypes import ObjectKind, full_transfer, puts
 from aioflags._datasystem._sources._files import load_flag_files
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._composed import PLAIN
@@ -40,6 +34,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._datasystem._datatypes import ChangeSet
     from aioflags._evaluation._results import Reason, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
 
@@ -270,23 +265,24 @@ def _transfer(
     Version 1; with ``before``, 2 for an item that is not the same as
     there: the store tells a changed item by its version.
     """
-    changes = []
-    for kind, items, previous in (
-        (ObjectKind.FLAG, flags, before[0] if before else None),
-        (ObjectKind.SEGMENT, segments, before[1] if before else None),
-    ):
-        for key, obj in items.items():
-            version = 1 if previous is None or _same(obj, previous.get(key)) else 2
-            changes.append(
-                Change(
-                    action=ChangeKind.PUT,
-                    kind=kind,
-                    key=key,
-                    version=version,
-                    obj={**obj, "version": version},
-                )
-            )
-    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=tuple(changes))
+    old_flags, old_segments = before or (None, None)
+    return full_transfer(
+        puts(ObjectKind.FLAG, _versioned(flags, old_flags)),
+        puts(ObjectKind.SEGMENT, _versioned(segments, old_segments)),
+    )
+
+
+def _versioned(
+    items: Mapping[str, JSONObject], before: Mapping[str, JSONObject] | None
+) -> dict[str, JSONObject]:
+    """Each item at version 1, or 2 if ``before`` has it otherwise."""
+    return {
+        key: {
+            **obj,
+            "version": 1 if before is None or _same(obj, before.get(key)) else 2,
+        }
+        for key, obj in items.items()
+    }
 
 
 def snapshots(

@@ -20,6 +20,7 @@ added later, or an app mounted later, passes through all four.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -155,6 +156,7 @@ class DefaultHeaders:
         await self.app(scope, receive, _with_headers(send, self._headers, keep=True))
 
 
+@dataclass(frozen=True, slots=True)
 class Faults:
     """Apply the fault a test planned for the endpoint (``FlagServer.fail``, ``script``).
 
@@ -167,21 +169,13 @@ class Faults:
     events).
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        plan: FaultPlan,
-        *,
-        dated: Collection[str] = (),
-        date: Callable[[], str],
-    ) -> None:
-        self.app = app
-        self._plan = plan
-        self._dated = dated
-        self._date = date
+    app: ASGIApp
+    plan: FaultPlan
+    date: Callable[[], str]
+    dated: Collection[str] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fault = self._plan.next_for(scope["path"]) if scope["type"] == "http" else None
+        fault = self.plan.next_for(scope["path"]) if scope["type"] == "http" else None
         if fault is None:
             await self.app(scope, receive, send)
             return
@@ -220,8 +214,8 @@ class Faults:
             else f"fault injected: HTTP {fault.status}".encode()
         )
         headers = dict(fault.headers)
-        if path in self._dated:
-            headers = {"date": self._date(), **headers}
+        if path in self.dated:
+            headers = {"date": self.date(), **headers}
         return Response(
             body, status_code=fault.status, media_type="text/plain", headers=headers
         )

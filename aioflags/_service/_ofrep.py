@@ -32,6 +32,8 @@ from aioflags._datasystem._datatypes import (
     ChangeSet,
     IntentCode,
     ObjectKind,
+    full_transfer,
+    puts,
 )
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
@@ -617,13 +619,13 @@ _MAX_PENDING: Final = 10_000
 class DataSource:
     """A :class:`Source` over raw flag data (``aioflags serve``'s): no client.
 
-    ``version()`` gives the data's version and ``objects()`` its objects
-    (built only when the snapshot is); the snapshot is brought up to date
+    ``version()`` gives the data's version and ``items()`` its flags and
+    segments by key (read only when the snapshot is built); the snapshot is brought up to date
     when the version moved, so the very next request after a change sees
     it. Changes told with :meth:`changed_item` are applied alone to the
     store (every other flag stays compiled: an evaluation of 1,000 flags
     after a change compiles one, not 1,000); without them, the store is
-    built again from ``objects()``. ``notify()`` is called on every change
+    built again from ``items()``. ``notify()`` is called on every change
     (it wakes the streams). Evaluations record nothing: the service has no
     analytics of its own.
     """
@@ -631,10 +633,10 @@ class DataSource:
     def __init__(
         self,
         version: Callable[[], int],
-        objects: Callable[[], list[tuple[str, JSONObject]]],
+        items: Callable[[], tuple[Mapping[str, JSONObject], Mapping[str, JSONObject]]],
     ) -> None:
         self._version = version
-        self._objects = objects
+        self._items = items
         self._store: Store | None = None
         #: the version the store holds
         self._at: int | None = None
@@ -697,18 +699,9 @@ class DataSource:
 
     def _everything(self) -> ChangeSet:
         """Every object of the data, as one full transfer."""
-        return ChangeSet(
-            intent=IntentCode.TRANSFER_FULL,
-            changes=tuple(
-                Change(
-                    action=ChangeKind.PUT,
-                    kind=ObjectKind(kind),
-                    key=str(obj.get("key")),
-                    version=int(obj.get("version") or 0),
-                    obj=obj,
-                )
-                for kind, obj in self._objects()
-            ),
+        flags, segments = self._items()
+        return full_transfer(
+            puts(ObjectKind.FLAG, flags), puts(ObjectKind.SEGMENT, segments)
         )
 
     async def fresh_snapshot(self) -> FlagSnapshot:

@@ -162,7 +162,9 @@ class FlagServer:
             secret = LensConfig(secrets=[lens_secret], allow=["*"]).secrets[0]
             self._console.lens_secret = secret
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
-        self._ofrep = DataSource(lambda: self._data.version, self._data.objects)
+        self._ofrep = DataSource(
+            lambda: self._data.version, lambda: (self._data.flags, self._data.segments)
+        )
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> FlagServer:

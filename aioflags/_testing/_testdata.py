@@ -26,6 +26,8 @@ from aioflags._datasystem._datatypes import (
     ObjectKind,
     SourceState,
     Update,
+    full_transfer,
+    puts,
 )
 from aioflags._evaluation._migration import Stage
 
@@ -727,26 +729,11 @@ class FlagData:
         send, receive = anyio.create_memory_object_stream[ChangeSet](math.inf)
         self._subscribers.append(send)
         try:
-            full = [
-                Change(
-                    action=ChangeKind.PUT,
-                    kind=kind,
-                    key=k,
-                    version=cast("int", v["version"]),
-                    obj=v,
-                )
-                for kind, items in (
-                    (ObjectKind.FLAG, self._flags),
-                    (ObjectKind.SEGMENT, self._segments),
-                )
-                for k, v in items.items()
-            ]
-            yield Update(
-                state=SourceState.VALID,
-                change_set=ChangeSet(
-                    intent=IntentCode.TRANSFER_FULL, changes=tuple(full)
-                ),
+            full = full_transfer(
+                puts(ObjectKind.FLAG, self._flags),
+                puts(ObjectKind.SEGMENT, self._segments),
             )
+            yield Update(state=SourceState.VALID, change_set=full)
             async for change_set in receive:
                 yield Update(state=SourceState.VALID, change_set=change_set)
         finally:

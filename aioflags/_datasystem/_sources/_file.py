@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from aioflags._datasystem._datatypes import (
-    Change,
-    ChangeKind,
-    ChangeSet,
     ErrorInfo,
     ErrorKind,
-    IntentCode,
     ObjectKind,
     SourceState,
     Update,
+    full_transfer,
+    puts,
 )
 from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._sources._watch import Failed, FlagFileWatcher, Loaded
@@ -25,7 +23,6 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncGenerator, Callable
 
-    from aioflags._core._json import JSONObject
     from aioflags._datasystem._context import SourceContext
 
 __all__ = ["file_synchronizer"]
@@ -35,13 +32,6 @@ _NOT_WATCHED: Final = (
     "and start a new client (or pass reload=True to wait for them)"
 )
 _WATCHED: Final = "watching for edits: the client becomes READY once the files load"
-
-
-def _puts(kind: ObjectKind, items: dict[str, JSONObject]) -> list[Change]:
-    return [
-        Change(action=ChangeKind.PUT, kind=kind, key=k, version=v["version"], obj=v)
-        for k, v in items.items()
-    ]
 
 
 def file_synchronizer(
@@ -100,16 +90,13 @@ def file_synchronizer(
                 )
             elif isinstance(outcome, Loaded):
                 loaded = True
-                changes = [
-                    *_puts(ObjectKind.FLAG, versions.stamp("flag", outcome.flags)),
-                    *_puts(
-                        ObjectKind.SEGMENT, versions.stamp("segment", outcome.segments)
-                    ),
-                ]
+                flags = versions.stamp("flag", outcome.flags)
+                segments = versions.stamp("segment", outcome.segments)
                 yield Update(
                     state=SourceState.VALID,
-                    change_set=ChangeSet(
-                        intent=IntentCode.TRANSFER_FULL, changes=tuple(changes)
+                    change_set=full_transfer(
+                        puts(ObjectKind.FLAG, flags),
+                        puts(ObjectKind.SEGMENT, segments),
                     ),
                 )
             # Held (most flags dropped at once): the watcher logged it; the

@@ -27,8 +27,6 @@ from aioflags._core._json import parse
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
-    ChangeSet,
-    IntentCode,
     ObjectKind,
 )
 
@@ -485,8 +483,3 @@ async def decode_items(
             await anyio.lowlevel.checkpoint()
             deadline = time.perf_counter() + _SLICE
     return decoded
-
-
-def full_change_set(changes: Sequence[Change]) -> ChangeSet:
-    """A whole data set read from a store, as a full transfer with no selector."""
-    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=tuple(changes))

@@ -32,10 +32,11 @@ from aioflags._datasystem._datatypes import (
     ChangeSet,
     IntentCode,
     ObjectKind,
+    full_transfer,
 )
 from aioflags._datasystem._payloads import object_meta
 
-from ._base import Unreadable, decode_items, full_change_set, parse_item
+from ._base import Unreadable, decode_items, parse_item
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -102,7 +103,7 @@ async def changes_since(
         decoded = await decode_items([(k, key, t) for (k, key), t in items.items()])
         bad.clear()
         bad.update(decoded.unusable)
-        return full_change_set(decoded.changes)
+        return full_transfer(decoded.changes)
     changed = [
         (kind, key, text)
         for (kind, key), text in items.items()
