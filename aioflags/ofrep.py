@@ -28,11 +28,10 @@ from ._core._exceptions import ConfigurationError
 from ._service._limits import BodyLimits, Limits
 from ._service._ofrep import OFREPHandler
 from ._service._ofrep import Request as Request
+from ._service._signal import Signal
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
-
-    import anyio
 
     from ._client._client import Client
     from ._client._events import EventDetails
@@ -49,14 +48,12 @@ class _ClientSource:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._version = 0
-        self._changed: anyio.Event | None = None
+        self._changed = Signal()
         client.add_handler(ProviderEvent.CONFIGURATION_CHANGED, self._on_change)
 
     def _on_change(self, details: EventDetails) -> None:
         self._version += 1
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._changed.notify()
 
     def snapshot(self) -> FlagSnapshot:
         return self._client.snapshot()
@@ -72,12 +69,7 @@ class _ClientSource:
         return await self._client.variation_detail(key, context, None)
 
     async def changed(self, after: int) -> None:
-        import anyio
-
-        while self._version <= after:
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+        await self._changed.wait_until(lambda: self._version > after)
 
 
 @final
@@ -137,7 +129,7 @@ class OFREPApp:
             _ClientSource(client), context=context, expose=expose, limits=limits
         )
         # Request bodies within limits: the one middleware the flag service uses.
-        self._app = BodyLimits(handler, limits)  # type: ignore[arg-type]
+        self._app = BodyLimits(handler, limits)
 
     async def __call__(
         self,

@@ -792,6 +792,10 @@ async def test_the_service_makes_the_fdv1_poll_body_once_per_data_version() -> N
             FDV1_POLL, headers={"if-none-match": second.headers["etag"]}
         )
         assert unchanged.status_code == 304
+        # A list of tags, or a weak one, matches as HTTP says (RFC 9110 13.1.2).
+        tags = f'"x", W/{second.headers["etag"]}'
+        listed = await http.get(FDV1_POLL, headers={"if-none-match": tags})
+        assert listed.status_code == 304
 
 
 async def test_the_service_makes_the_fdv2_poll_body_once_per_data_version(

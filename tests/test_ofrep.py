@@ -147,6 +147,13 @@ async def test_unknown_flags_and_wrong_methods() -> None:
         }
         answer = await http.get("/ofrep/v1/evaluate/flags")
         assert answer.status_code == 405 and answer.headers["allow"] == "POST, OPTIONS"
+        # A method is one word, not a piece of another ("OST" of "POST").
+        for method, path in [
+            ("OST", "/evaluate/flags/banner"),
+            ("ET", "/event-stream"),
+        ]:
+            answer = await http.request(method, f"/ofrep/v1{path}", json=U1)
+            assert answer.status_code == 405, method
 
 
 @pytest.mark.asyncio
@@ -666,3 +673,20 @@ async def test_a_body_that_trickles_is_refused_in_time(
                     answer += await raw.receive()
         assert answer.startswith(b"HTTP/1.1 400 ")
         assert b"took over 0.2 s" in answer
+
+
+def test_a_context_callable_s_request_reads_any_case_and_every_cookie() -> None:
+    request = Request(
+        {
+            "type": "http",
+            "headers": [
+                (b"x-session", b"s1"),
+                (b"cookie", b"a=1; b=2"),
+                (b"cookie", b"c=3"),  # (HTTP/2 sends a cookie header per cookie)
+            ],
+        }
+    )
+    assert request.headers["X-Session"] == request.headers["x-session"] == "s1"
+    assert request.cookies == {"a": "1", "b": "2", "c": "3"}
+    broken = Request({"type": "http", "headers": [(b"cookie", b'a="1')]})
+    assert broken.cookies == {}

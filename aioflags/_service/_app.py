@@ -39,6 +39,7 @@ from aioflags._core._json import parse
 from aioflags._core._pacing import Pacer
 
 from . import _console as console
+from . import _wire as wire
 from ._console import EVENTS, HEADERS, PREFIX
 from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
@@ -233,7 +234,7 @@ class ServiceApp:
         if self._console.sdk_seen("poll", request.headers):  # (the console lists it)
             self._console_changed()
         etag = f'"{data.version}"'
-        if request.headers.get("if-none-match") == etag and (
+        if etag in wire.etags(request.headers.get("if-none-match")) and (
             fault is None or fault.body is None
         ):
             return Response(status_code=304, headers={"etag": etag})

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, final
 import anyio
 
 from . import _wire as wire
-from ._limits import until_disconnect
+from ._limits import ended_by_disconnect
 from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import STREAMS
 
@@ -111,16 +111,8 @@ class Fanout:
         subscriber = _Subscriber(path, Outbox(self._queue_bytes))
         self._subscribers[number] = subscriber
         try:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
-
-                    async def watch_close() -> None:
-                        await until_disconnect(receive)
-                        scope.cancel()
-
-                    tg.start_soon(watch_close)
-                    await self._feed(send, subscriber, number, first, fault)
-                    tg.cancel_scope.cancel()
+            async with ended_by_disconnect(receive):
+                await self._feed(send, subscriber, number, first, fault)
         finally:
             self._subscribers.pop(number, None)
             self._open.pop(number, None)

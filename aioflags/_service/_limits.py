@@ -10,14 +10,17 @@ needs none).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
+from ._wire import respond
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Mapping
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +28,7 @@ __all__ = [
     "BodyLimits",
     "BodyRefused",
     "Limits",
+    "ended_by_disconnect",
     "header_number",
     "read_body",
     "until_disconnect",
@@ -218,23 +222,8 @@ class BodyLimits:
         except BodyRefused as refusal:
             if started:
                 raise
-            await _refuse(send, refusal)
-
-
-async def _refuse(send: Send, refused: BodyRefused) -> None:
-    body = json.dumps({"message": refused.message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": refused.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            body = json.dumps({"message": refusal.message}).encode()
+            await respond(send, refusal.status, [(b"connection", b"close")], body)
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -258,3 +247,17 @@ async def until_disconnect(receive: Receive) -> None:
     """Wait until the client goes away (reading, and dropping, what it sends)."""
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+@contextlib.asynccontextmanager
+async def ended_by_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """A block (a stream's) that ends as soon as its client goes away."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            await until_disconnect(receive)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        yield
+        tg.cancel_scope.cancel()

@@ -12,15 +12,18 @@ flags (a :class:`Source` each).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import anyio
+import httpx
 
 from aioflags._client._ofcontext import ContextError, context_from
 from aioflags._core._clock import wall_ms
@@ -40,19 +43,17 @@ from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 
 from . import _wire as wire
-from ._limits import BodyRefused, Limits, header_number, read_body, until_disconnect
+from ._limits import BodyRefused, Limits, ended_by_disconnect, header_number, read_body
+from ._signal import Signal
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterator, Mapping
+    from collections.abc import Awaitable, Mapping, MutableMapping
+
+    from starlette.types import Message, Receive, Scope, Send
 
     from aioflags._core._json import JSONObject
     from aioflags._evaluation._results import EvaluationDetail
     from aioflags._evaluation._snapshot import FlagSnapshot
-
-    Scope = dict[str, Any]
-    Message = dict[str, Any]
-    Receive = Callable[[], Awaitable[Message]]
-    Send = Callable[[Message], Awaitable[None]]
 
 __all__ = [
     "DataSource",
@@ -86,7 +87,6 @@ _OPENFEATURE_REASONS: Final = frozenset(
         "OVERRIDE",
     }
 )
-_JSON: Final = (b"content-type", b"application/json")
 #: Flag keys hidden by ``expose="client-side"`` that one handler logs, at most
 #: (each once); past that, hidden flags are answered without a word.
 MAX_HIDDEN_LOGGED: Final = 1000
@@ -130,36 +130,15 @@ class Request:
 
     def __init__(self, scope: Scope) -> None:
         #: The ASGI scope of the request.
-        self.scope: dict[str, Any] = scope
-        self.headers: Mapping[str, str] = _Headers(scope)
-        cookies: dict[str, str] = {}
-        raw = self.headers.get("cookie")
-        if raw:
-            try:
-                jar: SimpleCookie = SimpleCookie(raw)
-            except CookieError:
-                jar = SimpleCookie()
-            cookies = {name: morsel.value for name, morsel in jar.items()}
-        self.cookies: Mapping[str, str] = cookies
-
-
-class _Headers(dict[str, str]):
-    """Request headers by lower-case name; any case finds them."""
-
-    def __init__(self, scope: Scope) -> None:
-        super().__init__(
-            (k.decode("latin-1").lower(), v.decode("latin-1"))
-            for k, v in scope.get("headers", [])
-        )
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
+        self.scope: MutableMapping[str, Any] = scope
+        headers = httpx.Headers(scope.get("headers", []))
+        #: Its headers (any case finds them).
+        self.headers: Mapping[str, str] = headers
+        jar: SimpleCookie = SimpleCookie()
+        with contextlib.suppress(CookieError):  # (a broken header: no cookies)
+            jar.load("; ".join(headers.get_list("cookie")))  # (HTTP/2 splits it)
+        #: Its cookies by name.
+        self.cookies: Mapping[str, str] = {k: m.value for k, m in jar.items()}
 
 
 class _BadInput(Exception):
@@ -181,13 +160,6 @@ def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {} if key is None else {"key": key}
     body.update(errorCode=code, errorDetails=details)
     return body
-
-
-def _tags(header: str | None) -> Iterator[str]:
-    """The entity tags of an ``If-None-Match`` header (weak ones as strong)."""
-    for part in (header or "").split(","):
-        tag = part.strip()
-        yield tag.removeprefix("W/")
 
 
 ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
@@ -237,21 +209,19 @@ class OFREPHandler:
         if method == "OPTIONS":
             await self._options(path, send)
             return
-        if path == _BULK:
-            allowed = "POST, OPTIONS"
-        elif path == _STREAM:
-            allowed = "GET, OPTIONS"
-        elif path.startswith(_SINGLE) and len(path) > len(_SINGLE):
-            allowed = "POST, OPTIONS"
+        if path == _STREAM:
+            allowed = "GET"
+        elif path == _BULK or (path.startswith(_SINGLE) and len(path) > len(_SINGLE)):
+            allowed = "POST"
         else:
             await _answer(send, 404, _failure("GENERAL", "no such OFREP endpoint"))
             return
-        if method not in allowed:
+        if method != allowed:
             await _answer(
                 send,
                 405,
                 _failure("GENERAL", f"{method} is not allowed here"),
-                [(b"allow", allowed.encode())],
+                [(b"allow", f"{allowed}, OPTIONS".encode())],
             )
             return
         if path == _STREAM:
@@ -264,14 +234,9 @@ class OFREPHandler:
     async def _options(self, path: str, send: Send) -> None:
         """``OPTIONS``: the methods an endpoint allows (a CORS preflight is the app's)."""
         known = path in (_BULK, _STREAM) or path.startswith(_SINGLE)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 204 if known else 404,
-                "headers": [(b"allow", b"POST, GET, OPTIONS")],
-            }
+        await wire.respond(
+            send, 204 if known else 404, [(b"allow", b"POST, GET, OPTIONS")]
         )
-        await send({"type": "http.response.body", "body": b""})
 
     # -------------------------------------------------------------- input
     def _note(self, kind: str, details: str) -> None:
@@ -400,12 +365,11 @@ class OFREPHandler:
     # ------------------------------------------------------------- single
     async def _single(
         self,
-        raw_key: str,
+        key: str,
         scope: Scope,
         receive: Receive,
         send: Send,
     ) -> None:
-        key = raw_key
         context = await self._prepare(scope, receive, send, key)
         if context is None:
             return
@@ -468,7 +432,7 @@ class OFREPHandler:
             self._bulk_looked = version
             self._bulk_hides(snapshot, len(results), {key for key, _, _ in results})
         flags: list[dict[str, Any]] = []
-        for key, flag, result in sorted(results, key=_by_key):
+        for key, flag, result in sorted(results, key=itemgetter(0)):
             error = result.reason.get("errorKind")
             if error is not None:
                 code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
@@ -499,13 +463,10 @@ class OFREPHandler:
         data = json.dumps(body, separators=(",", ":")).encode()
         etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
         headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
-        if etag in _tags(_Headers(scope).get("if-none-match")):
-            await send(
-                {"type": "http.response.start", "status": 304, "headers": headers}
-            )
-            await send({"type": "http.response.body", "body": b""})
+        if etag in wire.etags(Request(scope).headers.get("if-none-match")):
+            await wire.respond(send, 304, headers)
             return
-        await _send_json(send, 200, data, headers)
+        await wire.respond(send, 200, headers, data)
 
     # ------------------------------------------------------------- stream
     async def _stream(
@@ -514,7 +475,7 @@ class OFREPHandler:
         receive: Receive,
         send: Send,
     ) -> None:
-        seen = header_number(_Headers(scope).get("last-event-id", ""))
+        seen = header_number(Request(scope).headers.get("last-event-id", ""))
         await send(
             {
                 "type": "http.response.start",
@@ -522,13 +483,7 @@ class OFREPHandler:
                 "headers": wire.STREAM_HEADERS,
             }
         )
-        async with anyio.create_task_group() as tg:
-
-            async def watch_close() -> None:
-                await until_disconnect(receive)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch_close)
+        async with ended_by_disconnect(receive):
             version = self._source.version()
             if seen is not None and seen < version:
                 await send(_refetch(version))
@@ -540,7 +495,6 @@ class OFREPHandler:
                     if not self._source.ready():
                         # The client closed (or lost its data): end the stream.
                         await send({"type": "http.response.body", "body": b""})
-                        tg.cancel_scope.cancel()
                         return
                     await send(wire.stream_chunk(b": keep-alive\n\n"))
                     continue
@@ -550,10 +504,6 @@ class OFREPHandler:
 
 def _not_found(key: str) -> dict[str, Any]:
     return _failure("FLAG_NOT_FOUND", f"no flag {key!r}", key)
-
-
-def _by_key(item: tuple[str, object, object]) -> str:
-    return item[0]
 
 
 def _success(
@@ -591,24 +541,7 @@ async def _answer(
     body: dict[str, Any],
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await _send_json(send, status, json.dumps(body).encode(), headers or [])
-
-
-async def _send_json(
-    send: Send, status: int, data: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *headers,
-                _JSON,
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
+    await wire.respond(send, status, headers or [], json.dumps(body).encode())
 
 
 #: Item changes a :class:`DataSource` keeps for its next snapshot; past this
@@ -642,7 +575,7 @@ class DataSource:
         self._at: int | None = None
         #: the changes since, in order; None: build the store again
         self._pending: list[Change] | None = None
-        self._changed: anyio.Event | None = None
+        self._changed = Signal()
         #: While :meth:`fresh_snapshot` builds a store: the changes since the
         #: version it builds (None: none is being built, or too many came).
         self._during: list[Change] | None = None
@@ -733,12 +666,7 @@ class DataSource:
         return self.snapshot().variation_detail(key, context, None)
 
     def notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._changed.notify()
 
     async def changed(self, after: int) -> None:
-        while self.version() <= after:
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+        await self._changed.wait_until(lambda: self.version() > after)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-import anyio
+from ._signal import Signal
 
 __all__ = ["ABORT", "CLOSE", "FULL", "Outbox"]
 
@@ -33,7 +33,7 @@ FULL: Final = b"\x00full"
 class Outbox:
     """One stream's queue: messages and marks, at most ``limit`` bytes of messages."""
 
-    __slots__ = ("_bytes", "_full", "_items", "_limit", "_ready", "collapsed")
+    __slots__ = ("_bytes", "_full", "_items", "_limit", "_put", "collapsed")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[bytes] = deque()
@@ -41,7 +41,7 @@ class Outbox:
         self._limit = limit
         #: :data:`FULL` is waiting: later messages are carried by it.
         self._full = False
-        self._ready: anyio.Event | None = None
+        self._put = Signal()
         #: How many times the queue collapsed to a full payload.
         self.collapsed = 0
 
@@ -61,33 +61,26 @@ class Outbox:
             self._bytes = 0
             self.collapsed += 1
             self.put_full()
-        self._wake()
+        self._put.notify()
 
     def put_full(self) -> None:
         """Queue :data:`FULL` unless it is waiting already."""
         if not self._full:
             self._full = True
             self._items.append(FULL)
-            self._wake()
+            self._put.notify()
 
     def put_mark(self, mark: bytes) -> None:
         """Queue :data:`CLOSE` or :data:`ABORT`."""
         self._items.append(mark)
-        self._wake()
+        self._put.notify()
 
     async def get(self) -> bytes:
         """The next message or mark, waiting for one."""
-        while not self._items:
-            self._ready = anyio.Event()
-            await self._ready.wait()
+        await self._put.wait_until(lambda: bool(self._items))
         item = self._items.popleft()
         if item is FULL:
             self._full = False  # the whole data is written now: later changes queue
         elif item is not CLOSE and item is not ABORT:
             self._bytes -= len(item)
         return item
-
-    def _wake(self) -> None:
-        if self._ready is not None:
-            self._ready.set()
-            self._ready = None

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from starlette.types import Send
+
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
+    "etags",
     "fdv1_body",
     "fdv1_delete",
     "fdv1_patch",
@@ -25,6 +28,7 @@ __all__ = [
     "fdv2_put",
     "fdv2_up_to_date",
     "frame",
+    "respond",
     "sse",
     "stream_chunk",
 ]
@@ -64,6 +68,31 @@ STREAM_END: Final[dict[str, Any]] = {
 def stream_chunk(body: bytes) -> dict[str, Any]:
     """An event stream's next piece of body (more to come)."""
     return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+async def respond(
+    send: Send,
+    status: int,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    json_body: bytes | None = None,
+) -> None:
+    """A whole answer, for the parts that need no framework (OFREP, body limits).
+
+    ``json_body``: JSON text, sent with its type and length (None: no body).
+    """
+    head = list(headers)
+    if json_body is not None:
+        head += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(json_body)).encode()),
+        ]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": json_body or b""})
+
+
+def etags(header: str | None) -> list[str]:
+    """The entity tags of an ``If-None-Match`` header (weak ones as strong)."""
+    return [tag.strip().removeprefix("W/") for tag in (header or "").split(",")]
 
 
 def _intent(version: int, code: str, reason: str) -> JSONObject:
