@@ -468,10 +468,11 @@ async def test_evaluations_come_from_the_events_the_sdk_posts() -> None:
         ]
 
 
-def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
+@pytest.mark.asyncio
+async def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
     log = console.Console()
-    log.record([{"kind": "feature", "key": "a", "value": 1, "variation": 0}])
-    log.record(
+    await log.record([{"kind": "feature", "key": "a", "value": 1, "variation": 0}])
+    await log.record(
         [
             {"kind": "feature", "key": "a", "value": 1, "variation": 0},
             {"kind": "feature", "key": "b", "value": "x" * 1000, "variation": 2},
@@ -492,11 +493,13 @@ def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> None:
     )
     assert newest["key"] == "b" and len(newest["value"]) == 200
     for n in range(console.LOG_SIZE + 10):
-        log.record([{"kind": "feature", "key": f"k{n}", "value": n}])
+        await log.record([{"kind": "feature", "key": f"k{n}", "value": n}])
     assert len(log.evaluations) == console.LOG_SIZE
     assert log.evaluations[0]["key"] == f"k{console.LOG_SIZE + 9}"
     # A row seen again moves to the top.
-    log.record([{"kind": "feature", "key": "k20", "value": 20, "creationDate": 5}])
+    await log.record(
+        [{"kind": "feature", "key": "k20", "value": 20, "creationDate": 5}]
+    )
     assert log.evaluations[0] == {
         "type": "evaluation",
         "key": "k20",
@@ -842,11 +845,12 @@ def test_serve_keeps_a_bounded_history(
     ]
 
 
-def test_a_payload_without_evaluations_records_nothing() -> None:
+@pytest.mark.asyncio
+async def test_a_payload_without_evaluations_records_nothing() -> None:
     log = console.Console()
-    assert log.record([]) is False
-    assert log.record([{"kind": "custom", "key": "a"}]) is False
-    assert log.record([{"kind": "feature", "key": "a", "value": 1}]) is True
+    assert await log.record([]) is False
+    assert await log.record([{"kind": "custom", "key": "a"}]) is False
+    assert await log.record([{"kind": "feature", "key": "a", "value": 1}]) is True
 
 
 @pytest.mark.asyncio

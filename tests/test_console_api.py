@@ -621,10 +621,11 @@ def test_sdk_names_come_from_headers_or_the_diagnostic_event() -> None:
 
 
 # ------------------------------------------------------------ the log, richer
-def test_feature_debug_index_and_migration_events_in_the_log() -> None:
+@pytest.mark.asyncio
+async def test_feature_debug_index_and_migration_events_in_the_log() -> None:
     log = console.Console()
     flags = {"f": {"variations": ["a", "b"]}}
-    log.record(
+    await log.record(
         [
             {
                 "kind": "index",
@@ -713,7 +714,7 @@ def test_feature_debug_index_and_migration_events_in_the_log() -> None:
     }
     # A later consistent read does not hide the inconsistency; contexts stay at 5.
     for n in range(8):
-        log.record(
+        await log.record(
             [
                 {
                     "kind": "migration_op",
@@ -730,7 +731,8 @@ def test_feature_debug_index_and_migration_events_in_the_log() -> None:
     assert [c["key"] for c in row["contexts"]] == ["v7", "v6", "v5", "v4", "v3"]
 
 
-def test_a_summary_infers_the_error_kind_of_a_default() -> None:
+@pytest.mark.asyncio
+async def test_a_summary_infers_the_error_kind_of_a_default() -> None:
     log = console.Console()
     summary = {
         "kind": "summary",
@@ -751,7 +753,7 @@ def test_a_summary_infers_the_error_kind_of_a_default() -> None:
             "off": {"default": "z", "counters": [{"value": "z", "count": 1}]},
         },
     }
-    log.record(
+    await log.record(
         [summary], {"f": {"variations": ["a", "b"]}, "off": {"variations": ["a"]}}
     )
     rows = {(r["key"], r["value"]): r for r in log.evaluations}
@@ -884,7 +886,7 @@ async def test_a_rollout_weight_past_a_float_is_written_not_a_500() -> None:
         "variation": 0,
         "reason": {"kind": "FALLTHROUGH"},
     }
-    assert log.record([event], {"huge": flag})
+    assert await log.record([event], {"huge": flag})
     assert log.evaluations[0]["reason"] == f"fallthrough rollout {huge // 1000} %"
     assert [
         words.served_text(
@@ -953,17 +955,18 @@ async def test_a_files_version_that_is_no_number_does_not_break_evaluate() -> No
         assert [r["value"] for r in answer.json()["results"]] == ["true"] * 3
 
 
-def test_an_events_time_past_what_a_page_can_show_is_taken_as_now() -> None:
+@pytest.mark.asyncio
+async def test_an_events_time_past_what_a_page_can_show_is_taken_as_now() -> None:
     """A browser's ``Date`` ends at 8.64e15 ms: past it, "last at Invalid Date"."""
     log = console.Console()
     far = 10**30
-    log.record(
+    await log.record(
         [
             {"kind": "feature", "key": "f", "value": 1, "creationDate": far},
             {"kind": "summary", "endDate": far, "features": {"g": {"counters": []}}},
         ]
     )
-    log.record(
+    await log.record(
         [
             {
                 "kind": "summary",

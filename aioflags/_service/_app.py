@@ -36,7 +36,6 @@ from starlette.routing import BaseRoute, Route
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
-from aioflags._core._pacing import Pacer
 
 from . import _console as console
 from . import _wire as wire
@@ -284,14 +283,8 @@ class ServiceApp:
             return 202  # a retry of a payload already received
         self._recorder.keep_event(self._recorder.payloads, body)
         seen = self._console.sdk_seen("events", headers)
-        pacer = Pacer()
-        steps = self._console.recording(data, self._data.flags, pacer)
         try:
-            while True:
-                next(steps)
-                await pacer.pause()
-        except StopIteration as done:
-            if done.value or seen:
+            if await self._console.record(data, self._data.flags) or seen:
                 self._console_changed()
         finally:
             self._signal.notify()  # (even if the request is cancelled meanwhile)

@@ -44,7 +44,7 @@ from . import _words as words
 from ._guard import is_allowed_host
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._snapshot import FlagSnapshot
@@ -425,7 +425,7 @@ class Console:
             },
         )
 
-    def record(
+    async def record(
         self,
         payload: Iterable[JSONObject],
         flags: Mapping[str, Mapping[str, JSONValue]] | None = None,
@@ -446,36 +446,19 @@ class Console:
         default is *inferred*: ``unknown: true`` is ``FLAG_NOT_FOUND``, a
         default of another JSON type than the flag's variations (``flags``,
         the service's own) is ``WRONG_TYPE``; other defaults say none.
+
+        It is done in slices (``Pacer``), so that a payload of tens of
+        thousands of events (up to 32 MiB of JSON) does not hold the event
+        loop meanwhile.
         """
         pacer = Pacer()
-        steps = self.recording(payload, flags, pacer)
-        try:
-            while True:
-                next(steps)
-                pacer.restart()
-        except StopIteration as done:
-            counted: bool = done.value
-        return counted
-
-    def recording(
-        self,
-        payload: Iterable[JSONObject],
-        flags: Mapping[str, Mapping[str, JSONValue]] | None,
-        pacer: Pacer,
-    ) -> Generator[None, None, bool]:
-        """:meth:`record`'s work; it yields where the caller may pause (``pacer``).
-
-        The service records a ``/bulk`` payload in slices, so that one of
-        tens of thousands of events does not hold its event loop (a payload
-        is up to 32 MiB of JSON).
-        """
         flags = flags or {}
         events = list(payload)
         counted = False
         summarised: set[str] = set()
         for event in events:
             if pacer.due():
-                yield
+                await pacer.pause()
             features = event.get("features")
             if event.get("kind") != "summary" or not isinstance(features, dict):
                 continue
@@ -490,7 +473,7 @@ class Console:
                         counted |= self._count(key, counter, flags.get(key), when)
         for event in events:
             if pacer.due():
-                yield
+                await pacer.pause()
             kind = event.get("kind")
             if kind in ("feature", "debug"):
                 key = event.get("key")
