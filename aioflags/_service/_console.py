@@ -123,8 +123,8 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
     fallthrough = flag.get("fallthrough")
     if not isinstance(fallthrough, dict):
         return None
-    variation = fallthrough.get("variation")
-    if isinstance(variation, int) and not isinstance(variation, bool):
+    variation = words.whole(fallthrough.get("variation"))
+    if variation is not None:
         return variation
     return "rollout" if "rollout" in fallthrough else None
 
@@ -409,8 +409,7 @@ class Console:
     def _evaluation_row(
         self, key: str, variation: object, value: object, *, create: bool = True
     ) -> _Row | None:
-        if not isinstance(variation, int) or isinstance(variation, bool):
-            variation = None
+        variation = words.whole(variation)
         text = _cut(words.written(value))
         identity = ("evaluation", key, variation, text)
         if not create and identity not in self._log:
@@ -494,8 +493,8 @@ class Console:
         flag: Mapping[str, JSONValue] | None,
         when: int,
     ) -> bool:
-        count = counter.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        count = words.whole(counter.get("count"))
+        if count is None or count <= 0:
             return False
         value = counter.get("value")
         row = self._evaluation_row(key, counter.get("variation"), value)

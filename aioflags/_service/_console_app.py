@@ -106,12 +106,12 @@ async def _json_body(request: Request) -> JSONValue:
         raise HTTPException(400, f"the body must be JSON ({exc})") from None
 
 
-async def _keyed_body(request: Request) -> JSONObject:
-    """The request's ``{"key": ..., ...}`` body (a 400 if it is none)."""
+async def _keyed_body(request: Request) -> tuple[str, JSONObject]:
+    """The request's ``{"key": ..., ...}`` body and its key (a 400 if it is none)."""
     body = await _json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("key"), str):
-        raise HTTPException(400, 'the body must be {"key": ..., ...}')
-    return body
+    if isinstance(body, dict) and isinstance(key := body.get("key"), str):
+        return key, body
+    raise HTTPException(400, 'the body must be {"key": ..., ...}')
 
 
 class _ConsoleAPI:
@@ -243,18 +243,14 @@ class _ConsoleAPI:
             return _error(400, 'the body must be {"url": ..., "flags": [...], ...}')
         url = request.get("url")
         picked = request.get("flags")
-        ttl = request.get("ttl", 1800)
+        ttl = words.whole(request.get("ttl", 1800))
         context_key = request.get("context_key") or None
         trace = request.get("trace", False)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return _error(400, "the app's URL must begin with http:// or https://")
         if not isinstance(picked, list) or not picked:
             return _error(400, "pick at least one flag and the variation it serves")
-        if (
-            not isinstance(ttl, int)
-            or isinstance(ttl, bool)
-            or not 60 <= ttl <= LENS_MAX_TTL
-        ):
+        if ttl is None or not 60 <= ttl <= LENS_MAX_TTL:
             return _error(400, f"ttl is whole seconds from 60 to {LENS_MAX_TTL}")
         if context_key is not None and not isinstance(context_key, str):
             return _error(400, "the context key is a string")
@@ -263,17 +259,15 @@ class _ConsoleAPI:
         flags: JSONObject = {}
         for item in picked:
             key = item.get("key") if isinstance(item, dict) else None
-            index = item.get("variation") if isinstance(item, dict) else None
+            index = (
+                words.whole(item.get("variation")) if isinstance(item, dict) else None
+            )
             flag = self._data.flags.get(key) if isinstance(key, str) else None
             if flag is None:
                 return _error(404, f"no flag {key!r}")
             variations = flag.get("variations")
             values = variations if isinstance(variations, list) else []
-            if (
-                not isinstance(index, int)
-                or isinstance(index, bool)
-                or not 0 <= index < len(values)
-            ):
+            if index is None or not 0 <= index < len(values):
                 return _error(
                     400, f"{key!r}: the variation is an index below {len(values)}"
                 )
@@ -296,9 +290,7 @@ class _ConsoleAPI:
 
     async def reset(self, http: Request) -> Response:
         """``POST /ui/api/reset``: a flag back to the file's."""
-        request = await _keyed_body(http)
-        key = request["key"]
-        assert isinstance(key, str)
+        key, _ = await _keyed_body(http)
         if key not in self._data.flags:
             return _error(404, f"no flag {key!r}")
         original = self._console.originals.pop(key, None)
@@ -309,9 +301,7 @@ class _ConsoleAPI:
 
     async def change(self, http: Request) -> Response:
         """``POST /ui/api/flag``: a flag switched on or off, or served one variation."""
-        request = await _keyed_body(http)
-        key = request["key"]
-        assert isinstance(key, str)
+        key, request = await _keyed_body(http)
         on = request.get("on")
         variation = request.get("variation")
         if on is None and variation is None:
@@ -327,11 +317,8 @@ class _ConsoleAPI:
         if variation is not None:
             variations = flag.get("variations")
             count = len(variations) if isinstance(variations, list) else 0
-            if (
-                not isinstance(variation, int)
-                or isinstance(variation, bool)
-                or not (0 <= variation < count)
-            ):
+            index = words.whole(variation)
+            if index is None or not 0 <= index < count:
                 return _error(400, f'"variation" must be an index below {count}')
             if _targeted(flag) and request.get("confirm") is not True:
                 return _error(
@@ -343,7 +330,7 @@ class _ConsoleAPI:
             # Serve it to everyone: targets and rules would keep serving others.
             for targeting in ("targets", "contextTargets", "rules"):
                 changed.pop(targeting, None)
-            changed["fallthrough"] = {"variation": variation}
+            changed["fallthrough"] = {"variation": index}
         original = self._console.originals.setdefault(key, flag)
         self._server.set_flag(key, changed)
         now = self._data.flags[key]

@@ -45,6 +45,7 @@ from aioflags._evaluation._logonce import Occurrences
 from . import _wire as wire
 from ._limits import BodyRefused, Limits, ended_by_disconnect, header_number, read_body
 from ._signal import Signal
+from ._words import whole
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping
@@ -520,7 +521,7 @@ def _success(
         "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
         "metadata": {"version": version, "ldReason": str(reason.get("kind"))},
     }
-    if isinstance(variation, int) and not isinstance(variation, bool):
+    if whole(variation) is not None:
         body["value"] = value
         body["variant"] = str(variation)
     return body

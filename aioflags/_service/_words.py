@@ -60,7 +60,8 @@ def written(value: object) -> str:
         return "…"
 
 
-def _index(value: object) -> int | None:
+def whole(value: object) -> int | None:
+    """``value`` if it is a JSON whole number (an ``int``, not a ``bool``), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -71,7 +72,7 @@ def _variations(flag: Mapping[str, JSONValue]) -> list[JSONValue]:
 
 def _variation(flag: Mapping[str, JSONValue], index: object) -> str:
     """``true (variation 0)``, or what is wrong with the index."""
-    number = _index(index)
+    number = whole(index)
     variations = _variations(flag)
     if number is None:
         return "nothing (no variation)"
@@ -98,8 +99,8 @@ def _rollout(flag: Mapping[str, JSONValue], rollout: Mapping[str, JSONValue]) ->
     for bucket in buckets if isinstance(buckets, list) else []:
         if not isinstance(bucket, dict):
             continue
-        weight = _index(bucket.get("weight")) or 0
-        number = _index(bucket.get("variation"))
+        weight = whole(bucket.get("weight")) or 0
+        number = whole(bucket.get("variation"))
         variations = _variations(flag)
         value = (
             written(variations[number])
@@ -319,7 +320,7 @@ def details(
         if isinstance(tags, list)
         else [],
         "on": flag.get("on") is True,
-        "version": _index(version),
+        "version": whole(version),
         "changed": original is not None,
         "variations": [
             {
@@ -361,7 +362,7 @@ def reason_text(
     if kind == "TARGET_MATCH":
         return "target match"
     if kind == "RULE_MATCH":
-        index = _index(reason.get("ruleIndex"))
+        index = whole(reason.get("ruleIndex"))
         if index is None or index < 0:  # an SDK's event says it: no index to trust
             return "rule matched"
         rules = flag.get("rules") if flag is not None else None
@@ -405,8 +406,8 @@ def rollout_share(
     if not isinstance(buckets, list):
         return None
     weight = sum(
-        _index(b.get("weight")) or 0
+        whole(b.get("weight")) or 0
         for b in buckets
-        if isinstance(b, dict) and _index(b.get("variation")) == variation
+        if isinstance(b, dict) and whole(b.get("variation")) == variation
     )
     return _percent(weight)
