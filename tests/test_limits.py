@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from aioflags import Client, Config, ConfigurationError
 from aioflags.ofrep import OFREPApp
@@ -260,12 +262,33 @@ def test_serve_says_what_a_bad_limit_is(
     assert said in capsys.readouterr().err
 
 
-async def _answer_of(
+def _answer_of(
     limits: Limits,
     given: list[tuple[float, MutableMapping[str, Any]]],
     declared: int | None,
 ) -> int:
-    """The status BodyLimits answers an app that reads the body ``given`` paced."""
+    """The status BodyLimits answers an app that reads the body ``given`` paced.
+
+    On trio's virtual clock (``MockClock``, jumping whenever every task
+    waits): the client's pauses and BodyLimits' deadlines are that clock's,
+    so the test takes no real time and no real time can skew it.
+    """
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    return anyio.run(
+        _answered,
+        limits,
+        given,
+        declared,
+        backend="trio",
+        backend_options={"clock": clock},
+    )
+
+
+async def _answered(
+    limits: Limits,
+    given: list[tuple[float, MutableMapping[str, Any]]],
+    declared: int | None,
+) -> int:
     from aioflags._service._limits import BodyLimits, read_body
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -276,7 +299,7 @@ async def _answer_of(
         if not given:
             await anyio.sleep_forever()  # (the client sends nothing more)
         pause, message = given.pop(0)
-        await anyio.sleep(pause)  # (how the client paces what it sends)
+        await anyio.sleep(pause)  # (how the client paces what it sends: virtual)
         return message
 
     sent: list[MutableMapping[str, Any]] = []
@@ -301,18 +324,16 @@ def _chunk(size: int, more: bool = True) -> MutableMapping[str, Any]:
     return {"type": "http.request", "body": b"x" * size, "more_body": more}
 
 
-@pytest.mark.asyncio
-async def test_a_body_too_large_is_413_though_its_drain_outlasts_the_deadline() -> None:
+def test_a_body_too_large_is_413_though_its_drain_outlasts_the_deadline() -> None:
     # Past the cap at 0.3 s of a 1 s deadline, and still sending after it:
     # the answer is the 413 it earned, not a 408 for the time it was dropped.
     limits = Limits(max_body=100, body_timeout=1.0)
     given = [(0.0, _chunk(60)), (0.3, _chunk(60))]
     given += [(0.1, _chunk(10)) for _ in range(11)] + [(0.1, _chunk(10, more=False))]
-    assert await _answer_of(limits, given, None) == 413  # (chunked: no length)
+    assert _answer_of(limits, given, None) == 413  # (chunked: no length)
 
 
-@pytest.mark.asyncio
-async def test_a_declared_body_too_large_is_answered_once_the_client_is_quiet(
+def test_a_declared_body_too_large_is_answered_once_the_client_is_quiet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A client that sends nothing after its head (it waits to be told) is
@@ -320,4 +341,4 @@ async def test_a_declared_body_too_large_is_answered_once_the_client_is_quiet(
     from aioflags._service import _limits
 
     monkeypatch.setattr(_limits, "LINGER", 60.0)  # (past the test's guard)
-    assert await _answer_of(Limits(max_body=100), [], 10_000) == 413
+    assert _answer_of(Limits(max_body=100), [], 10_000) == 413
