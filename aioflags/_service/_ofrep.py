@@ -45,7 +45,6 @@ from aioflags._evaluation._logonce import Occurrences
 from . import _wire as wire
 from ._limits import BodyRefused, Limits, ended_by_disconnect, header_number, read_body
 from ._signal import Signal
-from ._words import whole
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping
@@ -510,7 +509,7 @@ def _not_found(key: str) -> dict[str, Any]:
 def _success(
     key: str,
     value: Any,
-    variation: object,
+    variation: int | None,
     reason: Mapping[str, Any],
     version: int,
     snapshot: FlagSnapshot,
@@ -521,7 +520,7 @@ def _success(
         "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
         "metadata": {"version": version, "ldReason": str(reason.get("kind"))},
     }
-    if whole(variation) is not None:
+    if variation is not None:
         body["value"] = value
         body["variant"] = str(variation)
     return body
