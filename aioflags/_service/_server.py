@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
+import httpx
 
 from aioflags._client._config import Config
 from aioflags._core._json import parse
@@ -58,11 +59,6 @@ _INSTALL: Final = (
     "FlagServer and `aioflags serve` need the service extra: "
     "pip install 'aioflags[service]'"
 )
-
-
-def _url(host: str, port: int) -> str:
-    """``http://host:port``, an IPv6 address in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @final
@@ -185,7 +181,7 @@ class FlagServer:
             raise
         self._span = span
         self._bound, port = sock.getsockname()[:2]
-        self.url = _url(self._host, port)
+        self.url = str(httpx.URL(scheme="http", host=self._host, port=port))
         self._console.url = self.url
         self._shutdown = anyio.Event()
         self._served = anyio.Event()
