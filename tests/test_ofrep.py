@@ -154,6 +154,11 @@ async def test_unknown_flags_and_wrong_methods() -> None:
         ]:
             answer = await http.request(method, f"/ofrep/v1{path}", json=U1)
             assert answer.status_code == 405, method
+        # OPTIONS says what the other methods find: the same endpoints, methods.
+        options = await http.options("/ofrep/v1/event-stream")
+        assert (options.status_code, options.headers["allow"]) == (204, "GET, OPTIONS")
+        options = await http.options("/ofrep/v1/evaluate/flags/")  # no key: none
+        assert options.status_code == 404 and options.json()["errorCode"] == "GENERAL"
 
 
 @pytest.mark.asyncio
@@ -688,5 +693,35 @@ def test_a_context_callable_s_request_reads_any_case_and_every_cookie() -> None:
     )
     assert request.headers["X-Session"] == request.headers["x-session"] == "s1"
     assert request.cookies == {"a": "1", "b": "2", "c": "3"}
-    broken = Request({"type": "http", "headers": [(b"cookie", b'a="1')]})
-    assert broken.cookies == {}
+    # Read as browsers write them: one odd pair loses nothing else.
+    odd = Request({"type": "http", "headers": [(b"cookie", b'a=b c; e; s="x y"; k=1')]})
+    assert odd.cookies == {"a": "b c", "": "e", "s": "x y", "k": "1"}
+
+
+@pytest.mark.asyncio
+async def test_a_middleware_adding_to_a_stream_s_headers_adds_to_that_stream_alone() -> (
+    None
+):
+    """Each change stream's start message is its own (a list shared by every
+    stream took each stream's added header into all the later ones)."""
+
+    def tagging(app: Any) -> Any:
+        async def tagged(scope: Any, receive: Any, send: Any) -> None:
+            async def sending(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"].append((b"x-request-id", b"r"))  # in place
+                await send(message)
+
+            await app(scope, receive, sending)
+
+        return tagged
+
+    async with (
+        FlagServer(FLAGS) as flags,
+        Client(flags.config(send_events=False)) as client,
+        uvicorn_app(tagging(OFREPApp(client))) as url,
+        httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
+    ):
+        for _ in range(3):
+            async with http.stream("GET", "/ofrep/v1/event-stream") as stream:
+                assert stream.headers.get_list("x-request-id") == ["r"]

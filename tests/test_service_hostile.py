@@ -677,3 +677,49 @@ def test_keep_and_keep_bytes_together_keep_recording() -> None:
     recorder.record(request(b"y" * 500))
     assert len(recorder.requests) == 10
     assert recorder.requests[-1].body == b"y" * 500
+
+
+# ---------------------------------------------------- heads, HTTP/2, methods
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True])
+async def test_a_head_past_max_head_is_a_431_over_http_1_and_2(http2: bool) -> None:
+    """Hypercorn bounds a head while it arrives; a whole one is bounded too."""
+    async with (
+        FlagServer({"f": BOOL_FLAG}) as server,
+        httpx.AsyncClient(base_url=server.url, http1=not http2, http2=http2) as http,
+    ):
+        big = await http.get("/sdk/latest-all", headers={"x-big": "y" * 17_000})
+        assert (big.http_version, big.status_code) == (
+            "HTTP/2" if http2 else "HTTP/1.1",
+            431,
+        )
+        assert "16384 bytes" in big.json()["message"]
+        fits = await http.get("/sdk/latest-all", headers={"x-big": "y" * 15_000})
+        assert fits.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_a_request_refused_over_http_2_is_answered_and_its_connection_lives() -> (
+    None
+):
+    # Hypercorn's HTTP/2 dropped the whole connection (and logged a KeyError)
+    # when an answer came before the body it refused (pgjones/hypercorn#329).
+    async with (
+        FlagServer({"f": BOOL_FLAG}) as server,
+        httpx.AsyncClient(base_url=server.url, http1=False, http2=True) as http,
+    ):
+        refused = await http.post("/ui/api/flag", content=b"x" * 40_000)  # no token
+        assert (refused.http_version, refused.status_code) == ("HTTP/2", 403)
+        assert (await http.get("/sdk/latest-all")).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_streams_are_opened_by_get_alone() -> None:
+    async with (
+        FlagServer({"f": BOOL_FLAG}) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for path in ("/sdk/stream", "/all"):
+            posted = await http.post(path)
+            assert posted.status_code == 405
+            assert set(posted.headers["allow"].split(", ")) == {"GET", "HEAD"}

@@ -42,7 +42,7 @@ from . import _wire as wire
 from ._console import EVENTS, HEADERS, PREFIX
 from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
-from ._limits import BodyLimits
+from ._limits import BodyLimits, HeadLimit
 from ._middleware import FAULT, DefaultHeaders, Faults, Recording, Refusal
 from ._ofrep import OFREPHandler
 from ._paths import (
@@ -142,12 +142,13 @@ class ServiceApp:
         self._requests: set[anyio.CancelScope] = set()
         limits = server.limits
         larger = dict.fromkeys(_EVENT_PATHS, limits.max_events_body)
+        stream = _Stream(self)
         self._starlette = Starlette(
             routes=[
                 Route(FDV2_POLL, self._poll, methods=["GET"]),
                 Route(FDV1_POLL, self._poll, methods=["GET"]),
-                Route(FDV2_STREAM, _Stream(self)),
-                Route(FDV1_STREAM, _Stream(self)),
+                Route(FDV2_STREAM, stream, methods=["GET"]),
+                Route(FDV1_STREAM, stream, methods=["GET"]),
                 Route(EVENTS_BULK, self._events, methods=["POST"]),
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
                 Route(
@@ -156,9 +157,10 @@ class ServiceApp:
                     middleware=[_OFREP_CORS],
                 ),
                 Route(PREFIX, _console_moved),
-                console_app(console, server, data, _Stream(self)),
+                console_app(console, server, data, stream),
             ],
             middleware=[
+                Middleware(HeadLimit, limits=limits),
                 Middleware(BodyLimits, limits=limits, larger=larger),
                 Middleware(Recording, recorder=recorder),
                 Middleware(Refusal, why=self._refusal),
@@ -267,7 +269,7 @@ class ServiceApp:
             if headers.get("content-encoding") == "gzip":
                 body = _gunzip(body, self._server.limits.max_events_decompressed)
             data = parse(body)
-        except (ProtocolError, OSError, EOFError, zlib.error, ValueError):
+        except (ProtocolError, zlib.error, ValueError):
             return 400
         if path == EVENTS_DIAGNOSTIC:
             if not isinstance(data, dict):

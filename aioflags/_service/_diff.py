@@ -25,6 +25,7 @@ from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import decode_text, parse, raw_decode
 from aioflags._datasystem._datatypes import ObjectKind, full_transfer, puts
 from aioflags._datasystem._sources._files import load_flag_files
+from aioflags._datasystem._sources._versions import same_content
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._composed import PLAIN
 from aioflags._evaluation._context import Context
@@ -248,11 +249,7 @@ def _ordered(flag: FlagDiff) -> list[Transition]:
 # ------------------------------------------------------------------ input
 def _same(a: JSONObject, b: JSONObject | None) -> bool:
     """Whether two items are the same but for their version."""
-    if b is None:
-        return False
-    return _text({k: v for k, v in a.items() if k != "version"}) == _text(
-        {k: v for k, v in b.items() if k != "version"}
-    )
+    return b is not None and same_content(a, b)
 
 
 def _transfer(

@@ -127,19 +127,13 @@ class Fanout:
         fault: Fault | None,
     ) -> None:
         """Send the stream's head, first payload and queued changes; return to end it."""
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": wire.STREAM_HEADERS,
-            }
-        )
+        await send(wire.stream_start())
         await send(wire.stream_chunk(first))
         # Open (for wait_for_stream) once the client has its first payload.
         self._open[number] = subscriber.path
         self._signal.notify()
         if fault is not None and fault.close_after_events:
-            await send(wire.STREAM_END)
+            await send(wire.stream_end())
             return
         if fault is not None and fault.abort_after_events:
             return  # drop the connection mid-body
@@ -148,7 +142,7 @@ class Fanout:
         while True:
             message = await subscriber.outbox.get()
             if message is CLOSE:
-                await send(wire.STREAM_END)
+                await send(wire.stream_end())
                 return
             if message is ABORT:
                 return

@@ -231,11 +231,14 @@ async def serve_asgi(
 
     Within ``limits``: a connection idle for ``idle_timeout`` (before its
     first request is complete, and between requests) is closed, a request
-    head is at most ``max_head`` bytes, ``backlog`` connections wait.
+    head still arriving past ``max_head`` bytes is refused (HTTP/1.1; the
+    app refuses a whole one: ``HeadLimit``), an HTTP/2 header list too,
+    ``backlog`` connections wait.
     """
     config = _config(sock)
     config.keep_alive_timeout = limits.idle_timeout
     config.h11_max_incomplete_size = limits.max_head
+    config.h2_max_header_list_size = limits.max_head
     config.backlog = limits.backlog
     # The service ends its own streams before it shuts Hypercorn down.
     config.graceful_timeout = 1.0

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BodyLimits",
     "BodyRefused",
+    "HeadLimit",
     "Limits",
     "ended_by_disconnect",
     "header_number",
@@ -56,7 +57,8 @@ class Limits:
             trickle is refused: 408; OFREP: 400).
         idle_timeout: seconds a connection may stay open sending nothing
             (Hypercorn's keep-alive).
-        max_head: the largest request line and headers, in bytes.
+        max_head: the largest request line and headers, in bytes (a larger
+            one is refused: 431).
         backlog: connections waiting to be accepted (the listen backlog, at
             most 65535).
         stream_queue_bytes: bytes of changes a flag stream may have waiting
@@ -224,6 +226,29 @@ class BodyLimits:
                 raise
             body = json.dumps({"message": refusal.message}).encode()
             await respond(send, refusal.status, [(b"connection", b"close")], body)
+
+
+class HeadLimit:
+    """ASGI middleware: a request whose line and headers pass ``limits.max_head`` bytes is a 431.
+
+    (Hypercorn bounds a head while it arrives; one that arrives whole in a
+    read, up to 64 KiB, is bounded here.) Nothing of its body is read.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self._max = limits.max_head
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = len(scope.get("raw_path") or b"") + len(scope["query_string"])
+            head = target + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if head > self._max:
+                why = f"the request line and headers are over {self._max} bytes"
+                body = json.dumps({"message": why}).encode()
+                await respond(send, 431, [(b"connection", b"close")], body)
+                return
+        await self.app(scope, receive, send)
 
 
 async def read_body(receive: Receive) -> bytes:

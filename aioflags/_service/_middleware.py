@@ -19,6 +19,7 @@ added later, or an app mounted later, passes through all four.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -127,6 +128,12 @@ class Refusal:
         if scope["type"] == "http":
             why = self._why(scope["method"], scope["path"], Headers(scope=scope))
             if why is not None:
+                if scope.get("http_version") == "2":
+                    # Hypercorn's HTTP/2 fails the whole connection when an
+                    # answer ends a stream whose body is still coming
+                    # (pgjones/hypercorn#329): read it (bounded) first.
+                    with contextlib.suppress(anyio.EndOfStream):
+                        await read_body(receive)
                 refused = JSONResponse({"message": why}, 403)
                 await refused(scope, receive, send)
                 return

@@ -12,13 +12,11 @@ flags (a :class:`Source` each).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
 import logging
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
@@ -134,11 +132,26 @@ class Request:
         headers = httpx.Headers(scope.get("headers", []))
         #: Its headers (any case finds them).
         self.headers: Mapping[str, str] = headers
-        jar: SimpleCookie = SimpleCookie()
-        with contextlib.suppress(CookieError):  # (a broken header: no cookies)
-            jar.load("; ".join(headers.get_list("cookie")))  # (HTTP/2 splits it)
-        #: Its cookies by name.
-        self.cookies: Mapping[str, str] = {k: m.value for k, m in jar.items()}
+        #: Its cookies by name (HTTP/2 sends a ``Cookie`` header per cookie).
+        self.cookies: Mapping[str, str] = _cookies(headers.get_list("cookie"))
+
+
+def _cookies(headers: list[str]) -> dict[str, str]:
+    """``Cookie`` headers' cookies by name, read as browsers write them.
+
+    Not ``http.cookies.SimpleCookie``: it drops every cookie of a header
+    with one it does not take (a space in a value, a pair with no ``=``).
+    A value in double quotes is read without them.
+    """
+    cookies: dict[str, str] = {}
+    for pair in "; ".join(headers).split(";"):
+        name, _, value = pair.partition("=") if "=" in pair else ("", "", pair)
+        name, value = name.strip(), value.strip()
+        if len(value) > 1 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if name or value:
+            cookies[name] = value
+    return cookies
 
 
 class _BadInput(Exception):
@@ -206,9 +219,6 @@ class OFREPHandler:
         if root and path.startswith(root):
             path = path[len(root) :]
         method: str = scope["method"]
-        if method == "OPTIONS":
-            await self._options(path, send)
-            return
         if path == _STREAM:
             allowed = "GET"
         elif path == _BULK or (path.startswith(_SINGLE) and len(path) > len(_SINGLE)):
@@ -216,13 +226,13 @@ class OFREPHandler:
         else:
             await _answer(send, 404, _failure("GENERAL", "no such OFREP endpoint"))
             return
+        allow = [(b"allow", f"{allowed}, OPTIONS".encode())]
+        if method == "OPTIONS":  # (a CORS preflight is the app's: its middleware)
+            await wire.respond(send, 204, allow)
+            return
         if method != allowed:
-            await _answer(
-                send,
-                405,
-                _failure("GENERAL", f"{method} is not allowed here"),
-                [(b"allow", f"{allowed}, OPTIONS".encode())],
-            )
+            message = f"{method} is not allowed here"
+            await _answer(send, 405, _failure("GENERAL", message), allow)
             return
         if path == _STREAM:
             await self._stream(scope, receive, send)
@@ -230,13 +240,6 @@ class OFREPHandler:
             await self._bulk(scope, receive, send)
         else:
             await self._single(path[len(_SINGLE) :], scope, receive, send)
-
-    async def _options(self, path: str, send: Send) -> None:
-        """``OPTIONS``: the methods an endpoint allows (a CORS preflight is the app's)."""
-        known = path in (_BULK, _STREAM) or path.startswith(_SINGLE)
-        await wire.respond(
-            send, 204 if known else 404, [(b"allow", b"POST, GET, OPTIONS")]
-        )
 
     # -------------------------------------------------------------- input
     def _note(self, kind: str, details: str) -> None:
@@ -303,7 +306,7 @@ class OFREPHandler:
         if not body.strip():
             return {}
         try:
-            data = parse(bytes(body))
+            data = parse(body)
         except ProtocolError as exc:
             raise _BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -463,7 +466,7 @@ class OFREPHandler:
         data = json.dumps(body, separators=(",", ":")).encode()
         etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
         headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
-        if etag in wire.etags(Request(scope).headers.get("if-none-match")):
+        if etag in wire.etags(httpx.Headers(scope["headers"]).get("if-none-match")):
             await wire.respond(send, 304, headers)
             return
         await wire.respond(send, 200, headers, data)
@@ -475,14 +478,8 @@ class OFREPHandler:
         receive: Receive,
         send: Send,
     ) -> None:
-        seen = header_number(Request(scope).headers.get("last-event-id", ""))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": wire.STREAM_HEADERS,
-            }
-        )
+        seen = header_number(httpx.Headers(scope["headers"]).get("last-event-id", ""))
+        await send(wire.stream_start())
         async with ended_by_disconnect(receive):
             version = self._source.version()
             if seen is not None and seen < version:
@@ -494,7 +491,7 @@ class OFREPHandler:
                 if waited.cancelled_caught:
                     if not self._source.ready():
                         # The client closed (or lost its data): end the stream.
-                        await send({"type": "http.response.body", "body": b""})
+                        await send(wire.stream_end())
                         return
                     await send(wire.stream_chunk(b": keep-alive\n\n"))
                     continue

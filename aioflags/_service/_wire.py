@@ -1,6 +1,6 @@
 """The FlagServer's wire formats: FDv2 and FDv1 bodies and stream messages (protocol.md §3-§5).
 
-Pure functions of the data set: the server (``_testserver.py``) decides
+Pure functions of the data set: the server (``_server.py``) decides
 what to send when; this module only says how it is written.
 """
 
@@ -52,17 +52,19 @@ def frame(event: str, text: str, *, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {text}\n\n"
 
 
-#: An event stream's response headers (before any of the route's own).
-STREAM_HEADERS: Final[list[tuple[bytes, bytes]]] = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache"),
-]
-#: The end of an event stream's body.
-STREAM_END: Final[dict[str, Any]] = {
-    "type": "http.response.body",
-    "body": b"",
-    "more_body": False,
-}
+def stream_start() -> dict[str, Any]:
+    """An event stream's ``http.response.start``: made fresh for each stream.
+
+    (A middleware may add to a message's headers in place: a list shared by
+    every stream would carry one stream's headers into the next ones.)
+    """
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    return {"type": "http.response.start", "status": 200, "headers": headers}
+
+
+def stream_end() -> dict[str, Any]:
+    """The end of an event stream's body (a fresh message, as :func:`stream_start`)."""
+    return {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 def stream_chunk(body: bytes) -> dict[str, Any]:
