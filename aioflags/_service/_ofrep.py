@@ -356,22 +356,13 @@ class OFREPHandler:
         except anyio.EndOfStream:
             return None
         if not self._source.ready():
-            await _answer(
-                send,
-                503,
-                _failure("GENERAL", "the flag data has not arrived yet", key),
-                [(b"retry-after", b"1")],
-            )
+            await _not_ready(send, key)
             return None
         return context
 
     # ------------------------------------------------------------- single
     async def _single(
-        self,
-        key: str,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        self, key: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         context = await self._prepare(scope, receive, send, key)
         if context is None:
@@ -388,17 +379,11 @@ class OFREPHandler:
         if error == "FLAG_NOT_FOUND":
             await _answer(send, 404, _not_found(key))
             return
+        if error == "CLIENT_NOT_READY":
+            await _not_ready(send, key)
+            return
         if error is not None:
-            code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
-            if error == "CLIENT_NOT_READY":
-                await _answer(
-                    send,
-                    503,
-                    _failure("GENERAL", "the flag data has not arrived yet", key),
-                    [(b"retry-after", b"1")],
-                )
-                return
-            await _answer(send, 400, _failure(code, f"evaluation failed: {error}", key))
+            await _answer(send, 400, _failed(key, error))
             return
         body = _success(
             key,
@@ -411,12 +396,7 @@ class OFREPHandler:
         await _answer(send, 200, body)
 
     # --------------------------------------------------------------- bulk
-    async def _bulk(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
+    async def _bulk(self, scope: Scope, receive: Receive, send: Send) -> None:
         context = await self._prepare(scope, receive, send, None)
         if context is None:
             return
@@ -438,8 +418,7 @@ class OFREPHandler:
         for key, flag, result in sorted(results, key=itemgetter(0)):
             error = result.reason.get("errorKind")
             if error is not None:
-                code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
-                flags.append(_failure(code, f"evaluation failed: {error}", key))
+                flags.append(_failed(key, error))
                 continue
             flags.append(
                 _success(
@@ -472,12 +451,7 @@ class OFREPHandler:
         await wire.respond(send, 200, headers, data)
 
     # ------------------------------------------------------------- stream
-    async def _stream(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         seen = header_number(httpx.Headers(scope["headers"]).get("last-event-id", ""))
         await send(wire.stream_start())
         async with ended_by_disconnect(receive):
@@ -501,6 +475,18 @@ class OFREPHandler:
 
 def _not_found(key: str) -> dict[str, Any]:
     return _failure("FLAG_NOT_FOUND", f"no flag {key!r}", key)
+
+
+def _failed(key: str, error: object) -> dict[str, Any]:
+    """A flag whose evaluation failed (``error``: its reason's ``errorKind``)."""
+    code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
+    return _failure(code, f"evaluation failed: {error}", key)
+
+
+async def _not_ready(send: Send, key: str | None) -> None:
+    """``503`` and ``Retry-After``: there is no flag data to evaluate yet."""
+    body = _failure("GENERAL", "the flag data has not arrived yet", key)
+    await _answer(send, 503, body, [(b"retry-after", b"1")])
 
 
 def _success(
