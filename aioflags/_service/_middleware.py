@@ -2,19 +2,21 @@
 
 ``_app`` stacks them around its routes, in the order a request meets them:
 
-1. :class:`~._limits.BodyLimits`: the body within its size and time (it
+1. :class:`~._limits.HeadLimit`: a request line and headers past
+   ``max_head`` are a ``431`` (answered first, and not recorded);
+2. :class:`~._limits.BodyLimits`: the body within its size and time (it
    reads nothing itself: the ``receive`` every layer below is given is
    bounded);
-2. :class:`Recording`: every request is recorded (``FlagServer.requests``),
+3. :class:`Recording`: every request is recorded (``FlagServer.requests``),
    once its body is read or its answer begins, refused ones too;
-3. :class:`Refusal`: a request refused on its head alone (DNS rebinding, a
+4. :class:`Refusal`: a request refused on its head alone (DNS rebinding, a
    web page's event post; the console adds its own rules on its mount):
-   ``403`` and why, nothing of its body read;
-4. :class:`Faults`: the endpoint's injected fault, if any (delay, hang,
+   ``403`` and why, nothing of its body read (but over HTTP/2, see there);
+5. :class:`Faults`: the endpoint's injected fault, if any (delay, hang,
    status, body...; a test's doing).
 
 Each is a plain ASGI middleware over Starlette's request types; a route
-added later, or an app mounted later, passes through all four.
+added later, or an app mounted later, passes through all five.
 """
 
 from __future__ import annotations
