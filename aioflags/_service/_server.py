@@ -224,9 +224,7 @@ class FlagServer:
             self._served.set()
 
     async def _stop(self) -> None:
-        """End every stream and hang, then let Hypercorn close its connections."""
-        if self._app is not None:
-            self._app.end_requests()
+        """Stop Hypercorn: it ends every request still served (streams, hangs)."""
         if self._shutdown is not None and self._served is not None:
             self._shutdown.set()
             with anyio.move_on_after(_SHUTDOWN_BOUND):
