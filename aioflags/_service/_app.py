@@ -24,6 +24,7 @@ import zlib
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -137,6 +138,8 @@ class ServiceApp:
         self._console = console
         self._signal = signal
         self._console_changed = console_changed
+        #: The requests being served (stopping the server ends them).
+        self._requests: set[anyio.CancelScope] = set()
         limits = server.limits
         larger = dict.fromkeys(_EVENT_PATHS, limits.max_events_body)
         stream = _Stream(self)
@@ -176,6 +179,11 @@ class ServiceApp:
         """Its routes (Starlette's): one added here passes every middleware."""
         return self._starlette.routes
 
+    def end_requests(self) -> None:
+        """End every request being served (streams, hangs): the server stops."""
+        for scope in list(self._requests):
+            scope.cancel()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # (the lifespan: Starlette's)
             await self._app(scope, receive, send)
@@ -187,7 +195,12 @@ class ServiceApp:
             except ValueError:
                 path = "/"
             scope = {**scope, "path": path}
-        await self._app(scope, receive, send)
+        with anyio.CancelScope() as request:  # (stopping the server ends it)
+            self._requests.add(request)
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                self._requests.discard(request)
 
     def _refusal(self, method: str, path: str, headers: Headers) -> str | None:
         """Why to refuse a request on its head.

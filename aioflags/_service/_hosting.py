@@ -240,8 +240,8 @@ async def serve_asgi(
     config.h11_max_incomplete_size = limits.max_head
     config.h2_max_header_list_size = limits.max_head
     config.backlog = limits.backlog
-    # Stopping ends every request at once (streams and hangs never end).
-    config.graceful_timeout = 0.0
+    # The service ends its own streams before it shuts Hypercorn down.
+    config.graceful_timeout = 1.0
     config.include_server_header = False
     # The event endpoints write their own Date (FlagServer.clock_skew moves it).
     config.include_date_header = False

@@ -224,7 +224,9 @@ class FlagServer:
             self._served.set()
 
     async def _stop(self) -> None:
-        """Stop Hypercorn: it ends every request still served (streams, hangs)."""
+        """End every stream and hang, then let Hypercorn close its connections."""
+        if self._app is not None:
+            self._app.end_requests()
         if self._shutdown is not None and self._served is not None:
             self._shutdown.set()
             with anyio.move_on_after(_SHUTDOWN_BOUND):
