@@ -723,3 +723,30 @@ async def test_streams_are_opened_by_get_alone() -> None:
             posted = await http.post(path)
             assert posted.status_code == 405
             assert set(posted.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http2", [False, True])
+async def test_a_head_too_large_with_a_body_is_answered_431_and_harms_no_other_request(
+    http2: bool,
+) -> None:
+    """Its body is dropped before the answer: a client sending it whole reads
+    the 431, not a reset, and over HTTP/2 the connection's other streams live
+    (answering first failed the whole connection: hypercorn#329)."""
+    async with (
+        FlagServer({"f": BOOL_FLAG}) as server,
+        httpx.AsyncClient(
+            base_url=server.url, http1=not http2, http2=http2, timeout=GUARD
+        ) as http,
+        http.stream("GET", "/sdk/stream") as stream,
+    ):
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith("event:")
+        big = await http.post(
+            "/bulk",
+            content=b"[" + b"{}," * 2_000_000 + b"{}]",  # 6 MB, within the events cap
+            headers={"x-big": "y" * 17_000},
+        )
+        assert big.status_code == 431
+        server.set_flag("f", {**BOOL_FLAG, "on": not BOOL_FLAG["on"]})
+        assert "event:" in " ".join([await anext(lines) for _ in range(3)])

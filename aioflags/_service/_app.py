@@ -160,8 +160,8 @@ class ServiceApp:
                 console_app(console, server, data, stream),
             ],
             middleware=[
-                Middleware(HeadLimit, limits=limits),
                 Middleware(BodyLimits, limits=limits, larger=larger),
+                Middleware(HeadLimit, limits=limits),
                 Middleware(Recording, recorder=recorder),
                 Middleware(Refusal, why=self._refusal),
                 Middleware(Faults, plan=faults, dated=_EVENT_PATHS, date=self._date),

@@ -29,6 +29,7 @@ __all__ = [
     "BodyRefused",
     "HeadLimit",
     "Limits",
+    "drop_body",
     "ended_by_disconnect",
     "header_number",
     "read_body",
@@ -232,7 +233,10 @@ class HeadLimit:
     """ASGI middleware: a request whose line and headers pass ``limits.max_head`` bytes is a 431.
 
     (Hypercorn bounds a head while it arrives; one that arrives whole in a
-    read, up to 64 KiB, is bounded here.) Nothing of its body is read.
+    read, up to 64 KiB, is bounded here.) Its body is dropped first, within
+    the :class:`BodyLimits` around it: answered before its body, a client
+    that sends it whole reads a reset, and Hypercorn's HTTP/2 fails the
+    whole connection (pgjones/hypercorn#329).
     """
 
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
@@ -245,6 +249,7 @@ class HeadLimit:
             head = target + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
             if head > self._max:
                 why = f"the request line and headers are over {self._max} bytes"
+                await drop_body(receive)
                 body = json.dumps({"message": why}).encode()
                 await respond(send, 431, [(b"connection", b"close")], body)
                 return
@@ -266,6 +271,14 @@ async def read_body(receive: Receive) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body", False):
             return bytes(body)
+
+
+async def drop_body(receive: Receive) -> None:
+    """Read a request's body to its end (or the client's leaving), keeping none of it."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            return
 
 
 async def until_disconnect(receive: Receive) -> None:

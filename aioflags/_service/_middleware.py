@@ -2,11 +2,11 @@
 
 ``_app`` stacks them around its routes, in the order a request meets them:
 
-1. :class:`~._limits.HeadLimit`: a request line and headers past
-   ``max_head`` are a ``431`` (answered first, and not recorded);
-2. :class:`~._limits.BodyLimits`: the body within its size and time (it
+1. :class:`~._limits.BodyLimits`: the body within its size and time (it
    reads nothing itself: the ``receive`` every layer below is given is
    bounded);
+2. :class:`~._limits.HeadLimit`: a request line and headers past
+   ``max_head`` are a ``431`` (its body dropped first; not recorded);
 3. :class:`Recording`: every request is recorded (``FlagServer.requests``),
    once its body is read or its answer begins, refused ones too;
 4. :class:`Refusal`: a request refused on its head alone (DNS rebinding, a
@@ -21,7 +21,6 @@ added later, or an app mounted later, passes through all five.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -30,7 +29,7 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.responses import JSONResponse, Response
 
-from ._limits import read_body, until_disconnect
+from ._limits import drop_body, read_body, until_disconnect
 from ._recorder import RecordedRequest
 
 if TYPE_CHECKING:
@@ -134,8 +133,7 @@ class Refusal:
                     # Hypercorn's HTTP/2 fails the whole connection when an
                     # answer ends a stream whose body is still coming
                     # (pgjones/hypercorn#329): read it (bounded) first.
-                    with contextlib.suppress(anyio.EndOfStream):
-                        await read_body(receive)
+                    await drop_body(receive)
                 refused = JSONResponse({"message": why}, 403)
                 await refused(scope, receive, send)
                 return
