@@ -225,8 +225,13 @@ class BodyLimits:
         except BodyRefused as refusal:
             if started:
                 raise
-            body = json.dumps({"message": refusal.message}).encode()
-            await respond(send, refusal.status, [(b"connection", b"close")], body)
+            await _refuse(send, refusal.status, refusal.message)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    """A refusal in the service's words: ``{"message": ...}``, the connection closed."""
+    body = json.dumps({"message": message}).encode()
+    await respond(send, status, [(b"connection", b"close")], body)
 
 
 class HeadLimit:
@@ -250,8 +255,7 @@ class HeadLimit:
             if head > self._max:
                 why = f"the request line and headers are over {self._max} bytes"
                 await drop_body(receive)
-                body = json.dumps({"message": why}).encode()
-                await respond(send, 431, [(b"connection", b"close")], body)
+                await _refuse(send, 431, why)
                 return
         await self.app(scope, receive, send)
 
