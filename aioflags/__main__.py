@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._core._clock import MonotonicClock
 from ._core._exceptions import AioflagsError, ConfigurationError, ProtocolError
 from ._core._json import parse
 from ._datasystem._sources._files import FlagFileError, load_flag_files
@@ -39,8 +40,9 @@ from ._service._server import FlagServer
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
+    from ._core._clock import Clock
     from ._core._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
@@ -156,25 +158,27 @@ async def watch(
     server: FlagServer,
     flags: Iterable[str],
     *,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    clock: Clock | None = None,
     interval: float = _WATCH_INTERVAL,
 ) -> None:
     """``serve``'s reloader: apply each settled save of ``path`` to ``server``, forever.
 
     ``flags`` are the keys the server was started with. The rule of when a save
     applies is the file source's (:mod:`aioflags._datasystem._sources._watch`);
-    a save that is refused or held shows on the console's trouble alert and
-    on stderr, and the last good data is served meanwhile.
+    a save that is refused, or held for dropping most flags, shows on the
+    console's trouble alert and on stderr, and the last good data is served
+    meanwhile. ``clock``: the event loop's, unless a test drives a fake one.
     """
-    watcher = FlagFileWatcher((path,), sleep)
+    clock = MonotonicClock() if clock is None else clock
+    watcher = FlagFileWatcher((path,), clock)
     watcher.loaded(flags)
     while True:
-        await sleep(interval)
+        await clock.sleep(interval)
         outcome = await watcher.check()
         if isinstance(outcome, Failed):
             print(f"not reloaded: {outcome.message}", file=sys.stderr, flush=True)
             server.show_file_trouble(*_trouble(path, outcome.message))
-        elif isinstance(outcome, Held):  # the watcher logged it at WARNING
+        elif isinstance(outcome, Held) and outcome.warn:  # logged at WARNING
             server.show_file_trouble(*_trouble(path, outcome.message))
         elif isinstance(outcome, Loaded):
             server.replace_all(outcome.flags, outcome.segments)

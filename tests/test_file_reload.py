@@ -1,8 +1,9 @@
 """Reloads never serve a partial file (issue 62): ``DataSystem.file`` and ``serve``'s reloader.
 
-A save in chunks, an empty file, a save that drops most flags, and versions
-that move only for flags whose content changed. The fake clock drives the
-reload checks and their settle interval; the writer writes between them.
+A save in chunks (quick ones, and slow ones pausing between pieces), an
+empty file, a save that drops most flags, and versions that move only for
+flags whose content changed. The fake clock drives the reload checks, their
+settle interval and a held save's quiet; the writer writes between them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus
 from aioflags.__main__ import watch
 from aioflags._datasystem._sources._files import load_flag_files
-from aioflags._datasystem._sources._watch import SETTLE
+from aioflags._datasystem._sources._watch import QUIET, SETTLE
 from aioflags.testing import FakeClock, FlagServer
 
 if TYPE_CHECKING:
@@ -104,11 +105,46 @@ async def save_in_chunks(
             file.flush()
             ev.tick()
             await clock.advance(SETTLE)  # it sees the file changed again
+    await elapse(clock, QUIET + 1.5, ev)  # settled, then quiet: applied
+
+
+async def save_slowly(
+    path: Path, data: bytes, clock: FakeClock, ev: Evaluator, pause: float
+) -> None:
+    """Truncate, then write ``data`` in four pieces, ``pause`` seconds apart.
+
+    The reloader checks as often as it does: every piece but the last has
+    time to settle, so it reads each half-written file that a slow writer
+    leaves behind.
+    """
     await clock.wait_for_sleeper(within=1)
-    ev.tick()
-    await clock.advance(SETTLE)  # settled: applied now
+    with path.open("wb") as file:
+        file.flush()
+        await elapse(clock, pause, ev)
+        step = len(data) // 4 + 1
+        for start in range(0, len(data), step):
+            file.write(data[start : start + step])
+            file.flush()
+            await elapse(clock, pause, ev)
+    await elapse(clock, QUIET + 1.5, ev)  # quiet: applied
+
+
+async def elapse(clock: FakeClock, seconds: float, ev: Evaluator | None) -> None:
+    """Let ``seconds`` of fake time pass, from one sleep of the reloader to the next.
+
+    ``ev`` evaluates once in each of them: it sees every state of the data.
+    """
+    end = clock.now() + seconds
+    while (left := end - clock.now()) > 1e-9:
+        await clock.wait_for_sleeper(within=1)  # the reloader is asleep
+        deadline = clock.next_deadline
+        assert deadline is not None
+        if ev is not None:
+            ev.tick()
+        await clock.advance(min(left, deadline - clock.now()))
     await clock.wait_for_sleeper(within=1)
-    ev.tick()
+    if ev is not None:
+        ev.tick()
 
 
 async def check_once(clock: FakeClock) -> None:
@@ -163,16 +199,17 @@ async def test_file_source_never_serves_a_partial_file(
         assert f"{path}: the file is empty" in status.error.message
         assert await client.variation("k5", USER, None) == "v-k5"
 
-        # A save that drops 8 of 10 flags is held (and logged), then applied
-        # when the next check reads it the same.
+        # A save that drops 8 of 10 flags is held (and logged once), then
+        # applied when it has stayed as it is for QUIET seconds.
         kept = {"flagValues": {k: AFTER["flagValues"][k] for k in KEYS[:2]}}
         path.write_bytes(dump(kept))
         with caplog.at_level(logging.WARNING, logger="aioflags"):
             await check_once(clock)
-            await clock.wait_for_sleeper(within=1)  # the check is over: held
-        assert any("drops 8 of 10 flags" in r.getMessage() for r in caplog.records)
-        assert await client.variation("k5", USER, None) == "v-k5"
-        await check_once(clock)
+            await elapse(clock, QUIET - SETTLE - 0.5, None)  # still held
+            assert await client.variation("k5", USER, None) == "v-k5"
+            await elapse(clock, 1, None)
+        drops = [r for r in caplog.records if "drops 8 of 10 flags" in r.getMessage()]
+        assert len(drops) == 1
         with anyio.fail_after(5):
             assert await receive.receive() == set(KEYS[2:])
         assert (await client.variation_detail("k5", USER, None)).reason == {
@@ -189,7 +226,7 @@ async def serving(
     """``serve``'s server and reloader on 127.0.0.1, and a client streaming from it."""
     flags, segments = load_flag_files(path)
     async with FlagServer(flags, segments) as server, anyio.create_task_group() as tg:
-        tg.start_soon(lambda: watch(path, server, flags, sleep=clock.sleep, interval=1))
+        tg.start_soon(lambda: watch(path, server, flags, clock=clock, interval=1))
         async with Client(server.config()) as client:
             yield server, client
         tg.cancel_scope.cancel()
@@ -234,8 +271,9 @@ async def test_serve_never_serves_a_partial_file(
         trouble = server._console.trouble
         assert trouble is not None and "drops 8 of 10 flags" in trouble["message"]
         assert set(server.flags) == set(KEYS)
-        await check_once(clock)
-        await clock.wait_for_sleeper(within=1)
+        await elapse(clock, QUIET - SETTLE - 0.5, None)
+        assert set(server.flags) == set(KEYS)  # still held
+        await elapse(clock, 1, None)
         assert server._console.trouble is None
         assert set(server.flags) == set(KEYS[:2])
         assert server.flags["k1"]["version"] == first["k1"]
@@ -252,3 +290,62 @@ async def test_an_empty_file_at_start_is_an_error_too(tmp_path: Path) -> None:
         status = client.data_source_status
         assert status is not None and status.error is not None
         assert f"{path}: the file is empty" in status.error.message
+
+
+PAUSES = [pytest.param(p, id=f"{p:g}s") for p in (SETTLE * 3, 0.6, QUIET * 0.75)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pause", PAUSES)
+async def test_file_source_never_serves_a_slow_writer_s_partial_file(
+    tmp_path: Path, pause: float
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_bytes(dump(BEFORE))
+    clock = FakeClock()
+    send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+    config = Config(data_system=DataSystem.file(path, reload=True, interval=1))
+    async with Client(config, clock=clock) as client, send, receive:
+        client.add_flag_change_handler(send.send_nowait)
+        first = await versions(client)
+        async with evaluating(client) as evaluator:
+            await save_slowly(path, dump(AFTER), clock, evaluator, pause)
+            with anyio.fail_after(5):
+                assert await receive.receive() == {"k0"}  # one batch, one flag
+        assert evaluator.missing == []
+        after = await versions(client)
+        assert {k: after[k] for k in KEYS[1:]} == {k: first[k] for k in KEYS[1:]}
+        assert await client.variation("k0", USER, None) == "new"
+
+        # The same save again (bytes as applied): nothing changes.
+        path.write_bytes(dump(AFTER))
+        await elapse(clock, QUIET + 1.5, None)
+        assert await versions(client) == after
+        assert receive.statistics().current_buffer_used == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pause", PAUSES)
+async def test_serve_never_serves_a_slow_writer_s_partial_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pause: float
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_bytes(dump(BEFORE))
+    clock = FakeClock()
+    send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+    async with serving(path, clock) as (server, client), send, receive:
+        client.add_flag_change_handler(send.send_nowait)
+        first = {k: f["version"] for k, f in server.flags.items()}
+        async with evaluating(client) as evaluator:
+            await save_slowly(path, dump(AFTER), clock, evaluator, pause)
+            with anyio.fail_after(10):
+                assert await receive.receive() == {"k0"}  # one batch, one flag
+        assert evaluator.missing == []
+        after = {k: f["version"] for k, f in server.flags.items()}
+        assert {k: after[k] for k in KEYS[1:]} == {k: first[k] for k in KEYS[1:]}
+        assert server._console.trouble is None  # a small drop waits quietly
+
+        # The same bytes saved again: not "reloaded".
+        path.write_bytes(dump(AFTER))
+        await elapse(clock, QUIET + 1.5, None)
+        assert capsys.readouterr().out.count("reloaded") == 1

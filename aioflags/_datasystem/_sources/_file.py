@@ -56,7 +56,7 @@ def file_synchronizer(
     versions = ContentVersions()
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        watcher = FlagFileWatcher(files, ctx.clock.sleep)
+        watcher = FlagFileWatcher(files, ctx.clock)
         loaded = False
         first_check = True
         while True:
@@ -99,8 +99,8 @@ def file_synchronizer(
                         puts(ObjectKind.SEGMENT, segments),
                     ),
                 )
-            # Held (most flags dropped at once): the watcher logged it; the
-            # last good data stays until the next check agrees.
+            # Held (a save maybe still in progress): the last good data stays
+            # until the files have been quiet; a mass drop, the watcher logged.
             if not reload:
                 await anyio.sleep_forever()
             await ctx.clock.sleep(interval)

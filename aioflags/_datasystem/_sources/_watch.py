@@ -1,20 +1,28 @@
 """When a reload may apply a flag file: the one rule of ``DataSystem.file`` and ``serve``.
 
 Editors and scripts often save in pieces (truncate, then write in several
-flushes): a reload that reads between two pieces sees an empty or a
-truncated file, and an empty or truncated YAML document is still valid YAML.
-So a change is applied only once the files have settled:
+flushes, sometimes with pauses between them): a reload that reads between
+two pieces sees an empty or a truncated file, and an empty or truncated YAML
+document is still valid YAML. So a change is applied only once the files
+have settled:
 
 - **Settled.** Their stamp (modification time and size) is unchanged across
-  a short settle interval, and a second read gives the same bytes; otherwise
-  the watcher waits and looks again, at most :data:`SETTLE_TRIES` times, then
-  reports the files as still changing (the last good data stays).
+  a short settle interval (:data:`SETTLE`), and a second read gives the same
+  bytes; otherwise the watcher waits and looks again, at most
+  :data:`SETTLE_TRIES` times, then reports the files as still changing (the
+  last good data stays).
 - **Not empty.** A file with nothing in it is an error (the last good data
   stays), as any file that does not load.
-- **No mass drop at once.** A load that drops more than half of the flags,
-  and more than :data:`MASS_DROP_FEW`, is held (a WARNING on the
-  ``aioflags.datasource`` logger) and applied only if the next check reads
-  the same bytes again.
+- **Quiet after a sign of a save in progress.** A load that drops any flag
+  the data had, or one that follows a file with no bytes (a save truncated)
+  or a load that was held, is held until the files have stayed exactly as
+  they are for :data:`QUIET` seconds: a truncated save drops the flags of
+  its missing end, and the pieces that complete it come within that time.
+  A load that drops more than half of the flags (and more than
+  :data:`MASS_DROP_FEW`) says so at WARNING on the ``aioflags.datasource``
+  logger, and ``serve`` shows it on the console; a smaller drop waits
+  quietly. A save that leaves the files as they were last applied applies
+  nothing.
 
 Versions are not this module's business: the file source and ``serve``
 version by content, so unchanged flags keep theirs.
@@ -37,13 +45,15 @@ from aioflags._datasystem._sources._files import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Iterable
     from pathlib import Path
 
+    from aioflags._core._clock import Clock
     from aioflags._core._json import JSONObject
 
 __all__ = [
     "MASS_DROP_FEW",
+    "QUIET",
     "SETTLE",
     "SETTLE_TRIES",
     "Failed",
@@ -59,7 +69,11 @@ logger = logging.getLogger("aioflags.datasource")
 SETTLE: Final = 0.1
 #: Settle intervals to wait for a file that keeps changing before reporting it.
 SETTLE_TRIES: Final = 20
-#: A reload may drop this many flags at once (or up to half of them) unheld.
+#: Seconds a held load must stay exactly as it is before it is applied: longer
+#: than the pauses between the pieces of a save (an editor's or a script's).
+QUIET: Final = 2.0
+#: A held load that drops more than this many flags, and more than half of
+#: them, is said at WARNING (and on ``serve``'s console).
 MASS_DROP_FEW: Final = 3
 
 Stamp = tuple[tuple[int, int] | None, ...]
@@ -101,41 +115,63 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """The files load but drop most flags: held until the next check agrees."""
+    """The files load, but look like a save in progress: held until they stay so.
+
+    ``warn``: it drops most flags, which is worth saying (the watcher
+    logged it); otherwise the wait is quiet.
+    """
 
     message: str
+    warn: bool
 
 
 class FlagFileWatcher:
     """Decides, check by check, whether (and what) a reload of ``paths`` applies.
 
-    ``sleep`` waits the settle interval (the client's clock, so that a
-    ``FakeClock`` drives it in tests).
+    ``clock`` waits the settle interval and times a held load's quiet (the
+    client's clock, so that a ``FakeClock`` drives it in tests).
     """
 
-    __slots__ = ("_held", "_keys", "_paths", "_seen", "_settle", "_sleep", "_tries")
+    __slots__ = (
+        "_applied",
+        "_clock",
+        "_held",
+        "_held_since",
+        "_keys",
+        "_paths",
+        "_saving",
+        "_seen",
+        "_settle",
+        "_tries",
+    )
 
     def __init__(
         self,
         paths: tuple[Path, ...],
-        sleep: Callable[[float], Awaitable[None]],
+        clock: Clock,
         *,
         settle: float = SETTLE,
         tries: int = SETTLE_TRIES,
     ) -> None:
         self._paths = paths
-        self._sleep = sleep
+        self._clock = clock
         self._settle = settle
         self._tries = tries
         self._seen: Stamp | None = None
         #: The flag keys of the data last applied (None before any).
         self._keys: frozenset[str] | None = None
-        #: The bytes of a load held for dropping most flags.
+        #: The bytes last applied (None: not known).
+        self._applied: Contents | None = None
+        #: The bytes of a load held, and since when (the clock's time).
         self._held: Contents | None = None
+        self._held_since = 0.0
+        #: A save is in progress: a file was found truncated, or a load was
+        #: held, since the last one applied: the next must stay quiet too.
+        self._saving = False
 
     def loaded(self, flags: Iterable[str]) -> None:
         """Data read by other means was applied (``serve``'s first load): its flag keys."""
-        self._seen = stamp(self._paths)
+        self._seen, self._applied = _snapshot(self._paths)
         self._keys = frozenset(flags)
 
     async def check(self, *, first: bool = False) -> Loaded | Failed | Held | None:
@@ -150,39 +186,67 @@ class FlagFileWatcher:
         settled = await self._settled(quick=first)
         if settled is None:
             self._seen = None  # look again at the next check
+            self._held = None
+            self._saving = True
             return Failed(
                 f"{', '.join(map(str, self._paths))}: still being written: it changed "
                 f"in each of {self._tries} checks {self._settle:g} s apart "
                 "(the last good data is kept; it is applied once it stops changing)"
             )
         self._seen, contents = settled
+        if contents == self._applied:  # saved as it was, or back to it
+            self._held = None
+            self._saving = False
+            return None
         try:
             flags, segments = parse_flag_files(
                 list(zip(self._paths, contents, strict=True)), allow_empty=False
             )
         except FlagFileError as exc:
             self._held = None
+            # A file with no bytes is a save truncated, its pieces to come; a
+            # syntax error is as likely a typo, whose fix should apply at once.
+            self._saving = any(not c.strip() for c in contents if isinstance(c, bytes))
             return Failed(str(exc))
-        if self._keys is not None:
-            dropped = self._keys - flags.keys()
-            if (
-                len(dropped) > MASS_DROP_FEW
-                and 2 * len(dropped) > len(self._keys)
-                and self._held != contents
-            ):
-                self._held = contents
-                message = (
-                    f"{', '.join(map(str, self._paths))}: not reloaded yet: the save "
-                    f"drops {len(dropped)} of {len(self._keys)} flags "
-                    f"(e.g. {', '.join(sorted(dropped)[:3])}); it is applied if the "
-                    "next check reads it the same (a save still being written "
-                    "changes again)"
-                )
-                logger.warning("%s", message)
-                return Held(message)
+        dropped = self._keys - flags.keys() if self._keys is not None else frozenset()
+        if dropped or self._saving:
+            held = self._held_for(contents, dropped)
+            if held is not None:
+                return held
         self._held = None
+        self._saving = False
         self._keys = frozenset(flags)
+        self._applied = contents
         return Loaded(flags, segments)
+
+    def _held_for(self, contents: Contents, dropped: frozenset[str]) -> Held | None:
+        """The hold of a load that may be a save in progress; None once it has been quiet."""
+        now = self._clock.now()
+        fresh = self._held != contents
+        if fresh:
+            self._held = contents
+            self._held_since = now
+            self._saving = True
+        elif now - self._held_since >= QUIET:
+            return None
+        names = ", ".join(map(str, self._paths))
+        keys = self._keys or frozenset()
+        warn = len(dropped) > MASS_DROP_FEW and 2 * len(dropped) > len(keys)
+        if warn:
+            message = (
+                f"{names}: not reloaded yet: the save drops {len(dropped)} of "
+                f"{len(keys)} flags (e.g. {', '.join(sorted(dropped)[:3])}); it is "
+                f"applied once the file has stayed as it is for {QUIET:g} s (a save "
+                "still being written changes again)"
+            )
+            if fresh:  # said once per save
+                logger.warning("%s", message)
+        else:
+            message = (
+                f"{names}: waiting for the save to stay as it is for {QUIET:g} s "
+                "before applying it"
+            )
+        return Held(message, warn)
 
     async def _settled(self, *, quick: bool) -> tuple[Stamp, Contents] | None:
         """The files' stamp and bytes once two reads agree, or None if they never do."""
@@ -190,7 +254,7 @@ class FlagFileWatcher:
         last = await run(_snapshot, self._paths, limiter=sdk_limiter())
         for i in range(self._tries):
             if not (quick and i == 0):
-                await self._sleep(self._settle)
+                await self._clock.sleep(self._settle)
             now = await run(_snapshot, self._paths, limiter=sdk_limiter())
             if now == last:
                 return now
