@@ -291,7 +291,8 @@ def validate(paths: list[Path]) -> int:
     from ._evaluation._model import checked_flag, checked_segment
 
     try:
-        flags, segments = load_flag_files(*paths)
+        # Empty is an error, as it is to serve and DataSystem.file's reloads.
+        flags, segments = load_flag_files(*paths, allow_empty=False)
         files = [(path, *flag_file_text(path)) for path in paths]
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -358,6 +358,28 @@ def test_validate_passes_well_formed_flags_and_segments(
     assert "error" not in captured.err
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty.yaml", ""),
+        ("comment.yaml", "# nothing yet\n"),
+        ("null.json", "null"),
+        ("sections.json", '{"flags": null}'),
+    ],
+)
+def test_an_empty_file_is_an_error_as_it_is_to_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: the file is empty" in err
+    assert '{"flags": {}}' in err  # what to write to serve no flags
+    path.write_text('{"flags": {}}')
+    assert main(["validate", str(path)]) == 0
+
+
 def test_chains_as_deep_as_the_evaluator_follows_are_valid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
