@@ -7,7 +7,10 @@ events off and on; the summary events a flag service received agree.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import aioflags.blocking
-from aioflags import Client, Config, ConfigurationError, Context
+from aioflags import Client, Config, ConfigurationError, Context, ProviderStatus
 from aioflags.lens import LensConfig, mint, scope
 from aioflags.otel import ERRORS, REQUESTS, SUCCESSES, Metrics
 from aioflags.testing import FlagData, FlagServer, clause
@@ -354,3 +357,83 @@ async def test_a_flag_that_changes_keeps_its_series(
             series(SUCCESSES, key="f", variant="2", reason="targeting_match"): 2,
             series(SUCCESSES, key="f", variant="0", reason="disabled"): 1,
         }
+
+
+@pytest.mark.asyncio
+async def test_every_error_kind_has_its_series(
+    reader: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    provider, memory = reader
+    bad = flag(fallthrough={"variation": 9})  # no such variation
+    async with FlagServer({"f": flag(), "bad": bad}) as server:
+        server.fail("/sdk/poll", hang=True)
+        server.fail("/sdk/stream", hang=True)
+        config = server.config(
+            "k", send_events=False, ready_timeout=0.05, metrics=Metrics(provider)
+        )
+        async with Client(config) as client:
+            assert (await client.variation_detail("f", PRO, 1)).error_kind == (
+                "CLIENT_NOT_READY"
+            )
+            server.clear_faults()
+            assert await client.wait_ready(timeout=10) is ProviderStatus.READY
+            invalid = Context.create("")
+            assert (await client.variation_detail("f", invalid, 1)).error_kind == (
+                "USER_NOT_SPECIFIED"
+            )
+            assert (await client.variation_detail("bad", PRO, 1)).error_kind == (
+                "MALFORMED_FLAG"
+            )
+            await client.flush()
+    got = collected(memory)
+    assert got[series(ERRORS, key="f", reason="error", error="provider_not_ready")] == 1
+    assert got[series(ERRORS, key="f", reason="error", error="invalid_context")] == 1
+    assert got[series(ERRORS, key="bad", reason="error", error="parse_error")] == 1
+
+
+GLOBAL_PROVIDER = """
+import anyio
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from aioflags import Client, Config, Context
+from aioflags.otel import REQUESTS, Metrics
+from aioflags.testing import FlagData
+
+memory = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[memory]))
+
+
+async def main() -> None:
+    data = FlagData()
+    data.update(data.flag("f").variations("a", "b").fallthrough("b"))
+    config = Config(data_system=data.data_system(), metrics=Metrics())
+    async with Client(config) as client:
+        for _ in range(3):
+            await client.variation("f", Context.create("u"), None)
+        await client.flush()
+    for resource in memory.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == REQUESTS:
+                    print(metric.name, [p.value for p in metric.data.data_points])
+
+
+anyio.run(main)
+"""
+
+
+def test_metrics_without_a_provider_use_the_global_one(tmp_path: Path) -> None:
+    # A process of its own: OpenTelemetry's global provider is set once.
+    script = tmp_path / "global_provider.py"
+    script.write_text(GLOBAL_PROVIDER)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{REQUESTS} [3]"

@@ -344,7 +344,7 @@ else:
         return True
 
     def unknown(
-        self, key: str, context: Context, default: JSONValue, result: Result
+        self, key: str, context: Context | None, default: JSONValue, result: Result
     ) -> None:
         """Record an evaluation of a flag that is not there (the recorder's, locked)."""
         self.recorder.unknown(key, context, default, result)
@@ -386,6 +386,7 @@ class Recorder:
         "_omit_anonymous",
         "_outbox",
         "_random",
+        "_refused",
         "_start",
         "_unknown",
         "_window_dropped",
@@ -429,6 +430,9 @@ class Recorder:
         self.shared = Ledger(self)
         self.loop = Ledger(self)
         self._unknown: dict[str, Counter] = {}
+        #: Evaluations with no valid Context, by flag key: for the tally
+        #: only (``usage()``, metrics), never summarised.
+        self._refused: dict[str, Counter] = {}
         #: The ``order`` of the counters made or taken back (one step: the
         #: loop's ledger takes from it without the lock, :meth:`Ledger.arm`).
         self._made = itertools.count(1)
@@ -525,9 +529,23 @@ class Recorder:
             self._full(flag, context, result, value, default, detail, prereq_of, now)
 
     def unknown(
-        self, key: str, context: Context, default: JSONValue, result: Result
+        self, key: str, context: Context | None, default: JSONValue, result: Result
     ) -> None:
-        """Record an evaluation of a flag that does not exist (or a client not ready)."""
+        """Record an evaluation of a flag that does not exist (or a client not ready).
+
+        ``context`` None: the evaluation had no valid Context. Such an
+        evaluation is in no summary (LaunchDarkly's have no context to
+        count it for), but ``usage()`` and evaluation metrics count it
+        (metrics: ``invalid_context``), as a flag key's default served.
+        """
+        if context is None:
+            with self.lock:
+                counter = self._refused.get(key)
+                if counter is None:
+                    counter = self._refused[key] = Counter(None, default)
+                counter.none += 1
+                counter.note(None, result.reason)
+            return
         with self.lock:
             counter = self._unknown.get(key)
             if counter is None:
@@ -698,8 +716,11 @@ class Recorder:
             self.loop.fast = {}
             self.loop.spare = {}  # not counted again in the window taken
             unknown, self._unknown = self._unknown, {}
+            refused, self._refused = self._refused, {}
             dropped, self._window_dropped = self._window_dropped, 0
             start = self._start
+        if refused and self.tally is not None:
+            self.tally.taken({}, refused, self._now())
         if not records and not counters and not own and not unknown:
             return None
         end = self._now()
@@ -748,7 +769,9 @@ class Recorder:
                 for flag, c in counters.items()
             ]
             out += [
-                (key, None, c.counts.copy(), c.none) for key, c in self._unknown.items()
+                (key, None, c.counts.copy(), c.none)
+                for unknown in (self._unknown, self._refused)
+                for key, c in unknown.items()
             ]
         return out
 

@@ -195,9 +195,12 @@ class Unknowns(Protocol):
     """Where evaluations of flags that are not there are counted (analytics)."""
 
     def unknown(
-        self, key: str, context: Context, default: JSONValue, result: Result, /
+        self, key: str, context: Context | None, default: JSONValue, result: Result, /
     ) -> None:
-        """Count an evaluation of ``key`` that found no flag (or no data yet)."""
+        """Count an evaluation of ``key`` that found no flag (or no data yet).
+
+        ``context`` None: one that had no valid Context.
+        """
         ...
 
 
@@ -222,8 +225,9 @@ def other(
     In order: a snapshot that is not ready (CLIENT_NOT_READY; a context
     that is not a Context at all is a bug, logged even then), no valid
     Context (USER_NOT_SPECIFIED), a key that is not a str, no such flag
-    or a deleted one (FLAG_NOT_FOUND). ``unknowns`` (analytics events on)
-    counts the evaluation when it has a valid Context and a str key. A flag
+    or a deleted one (FLAG_NOT_FOUND). ``unknowns`` (analytics events on,
+    or counting for metrics) counts the evaluation when it has a str key
+    (one with no valid Context for ``usage()`` and metrics only). A flag
     whose code could not be made is its head's EXCEPTION (logged there),
     counted against nothing.
     """
@@ -231,7 +235,10 @@ def other(
     if not admits(context):
         if ready or _misused(context):
             _refused(context, None)
-        return NO_CONTEXT if ready else NOT_READY
+        result = NO_CONTEXT if ready else NOT_READY
+        if unknowns is not None and key.__class__ is str:
+            unknowns.unknown(key, None, default, result)
+        return result
     given: object = key  # typed str; callers may not be
     if given.__class__ is not str and not isinstance(given, str):
         return _not_a_key(given, NOT_FOUND if ready else NOT_READY)

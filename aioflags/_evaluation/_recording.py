@@ -54,6 +54,10 @@ class Ledger(Protocol):
         """
 
     def unknown(
-        self, key: str, context: Context, default: JSONValue, result: Result, /
+        self, key: str, context: Context | None, default: JSONValue, result: Result, /
     ) -> None:
-        """Count an evaluation of a flag that is not there (or of data not ready)."""
+        """Count an evaluation of a flag that is not there (or of data not ready).
+
+        ``context`` None: an evaluation with no valid Context (counted, in
+        no summary).
+        """
