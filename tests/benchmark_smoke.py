@@ -24,6 +24,8 @@ import json
 import logging
 import os
 import runpy
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,11 +124,26 @@ class SmokeRun:
 
     It runs in a session of its own, so that stopping it also stops the
     servers and workers its scripts started (no process outlives the tests).
+
+    ``shared``: a directory the session's pytest-xdist workers share. The
+    first worker to claim it starts the run there (its output in a file of
+    that directory); the others join it, reading that file once the owner's
+    process has ended: one run per session, not one per worker (each run
+    is half a minute of CPU). The owner lets its run end before it stops it.
     """
 
-    def __init__(self, scripts: list[str]) -> None:
+    def __init__(self, scripts: list[str], shared: Path | None = None) -> None:
         self.scripts = scripts
-        self._output = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._results: dict[str, Result] | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._pid_file = None if shared is None else shared / "benchmark-smoke.pid"
+        if shared is not None and not _claim(shared / "benchmark-smoke.claim"):
+            self._output = (shared / "benchmark-smoke.out").open(encoding="utf-8")
+            return  # joined: the owner's process writes the output
+        if shared is None:
+            self._output = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        else:
+            self._output = (shared / "benchmark-smoke.out").open("w+", encoding="utf-8")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tests.benchmark_smoke", *scripts],
             cwd=ROOT,
@@ -136,7 +153,10 @@ class SmokeRun:
             text=True,
             start_new_session=True,
         )
-        self._results: dict[str, Result] | None = None
+        if self._pid_file is not None:
+            temporary = self._pid_file.with_suffix(".tmp")
+            temporary.write_text(str(self._process.pid))
+            temporary.replace(self._pid_file)  # whole, or not there
 
     def results(self) -> dict[str, Result]:
         """Each finished script's result; waits for the process to end first.
@@ -145,9 +165,13 @@ class SmokeRun:
         script) has no result: it and the scripts after it fail their tests.
         """
         if self._results is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(SCRIPT_TIMEOUT * len(self.scripts))
-            self.stop()
+            bound = SCRIPT_TIMEOUT * len(self.scripts)
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(bound)
+                self.stop()
+            else:
+                _wait_for_pid(self._pid_file, bound)
             results = {}
             self._output.seek(0)
             for line in self._output:
@@ -164,16 +188,51 @@ class SmokeRun:
         return self._output.read()
 
     def stop(self) -> None:
-        """Stop the process and everything it started, if still running."""
-        if self._process.poll() is None:
+        """Stop the process and everything it started, if still running (the owner's)."""
+        if self._process is not None and self._process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
 
     def close(self) -> None:
-        """Stop, and release the output file."""
+        """Stop, and release the output file (a shared run: once it has ended)."""
+        shared = self._pid_file is not None and self._process is not None
+        if shared:
+            self.results()  # another worker may be reading it: let it end
         self.stop()
         self._output.close()
+        if shared and self._pid_file is not None:
+            # (a worker reading the output has it open: removing it is safe)
+            shutil.rmtree(self._pid_file.parent, ignore_errors=True)
+
+
+def _claim(path: Path) -> bool:
+    """Whether this process is the first to claim ``path`` (created exclusively)."""
+    try:
+        path.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _wait_for_pid(pid_file: Path | None, bound: float) -> None:
+    """Wait up to ``bound`` seconds for the process named in ``pid_file`` to end.
+
+    The owner writes the file as it starts the run, at the session's start;
+    the smoke tests run last, so it is there by then (if not, the run never
+    started: the tests fail, naming no result). A pidfd is readable once
+    the process has ended.
+    """
+    if pid_file is None or not pid_file.exists():
+        return
+    try:
+        pidfd = os.pidfd_open(int(pid_file.read_text()))
+    except ProcessLookupError:
+        return  # ended and reaped
+    try:
+        select.select([pidfd], [], [], bound)
+    finally:
+        os.close(pidfd)
 
 
 if __name__ == "__main__":

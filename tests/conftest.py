@@ -6,7 +6,9 @@ import asyncio
 import errno
 import inspect
 import socket
+import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -147,12 +149,28 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
         scripts = []
     scripts = _runnable(scripts)
     if scripts:
-        session.stash[SMOKE_RUN] = benchmark_smoke.SmokeRun(scripts)
+        session.stash[SMOKE_RUN] = benchmark_smoke.SmokeRun(
+            scripts, _shared_by_workers(session.config)
+        )
     try:
         return (yield)
     finally:
         if scripts:
             session.stash[SMOKE_RUN].close()
+
+
+def _shared_by_workers(config: pytest.Config) -> Path | None:
+    """A directory this session's pytest-xdist workers share (None: no workers).
+
+    Named by the run's id, in the system's temporary directory; the
+    benchmark smoke run's owner removes it.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    shared = Path(tempfile.gettempdir()) / f"aioflags-smoke-{workerinput['testrunuid']}"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")
