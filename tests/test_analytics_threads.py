@@ -48,6 +48,7 @@ def versions(rec: Recorder) -> Iterator[FlagSnapshot]:
 
 
 @pytest.mark.slow
+@pytest.mark.no_cover
 def test_summary_counts_are_exact_with_threads_flag_changes_and_flushes() -> None:
     """N threads x M evaluations while flags change and flushes happen: all counted.
 

@@ -86,6 +86,7 @@ def test_missing_kind_is_minus_one_and_missing_attribute_zero() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.no_cover
 @settings(max_examples=20)  # no deadline: tests/conftest.py
 @given(st.integers(min_value=0, max_value=100000))
 def test_rollout_distribution_within_tolerance(weight: int) -> None:

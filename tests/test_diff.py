@@ -131,6 +131,7 @@ def _changed_pair(seed: int) -> tuple[Case, Case]:
 
 
 @pytest.mark.slow
+@pytest.mark.no_cover
 @pytest.mark.parametrize("first", range(0, 60, 20), ids=lambda s: f"seeds-{s}-{s + 19}")
 def test_diff_reports_what_the_evaluator_flips(
     first: int,

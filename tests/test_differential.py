@@ -17,6 +17,7 @@ CASES = 240
 
 
 @pytest.mark.differential
+@pytest.mark.no_cover
 @pytest.mark.parametrize(
     "seed", range(0, CASES, 30), ids=lambda s: f"seeds-{s}-{s + 29}"
 )

@@ -452,6 +452,16 @@ class TestSegments:
             == 2
         )
 
+    def test_included_contexts_of_a_nested_segment(self) -> None:
+        # (nested: the careful path's membership, not the compiled one's)
+        seg = self.seg(
+            includedContexts=[{"contextKind": "org", "values": ["o1"]}],
+            rules=[{"clauses": [clause("", "segmentMatch", "t")]}],
+        )
+        t = {"key": "t", "version": 1, "included": ["someone-else"]}
+        assert self.match(seg, USER, t=t)[1] != 2  # no org part to be included
+        assert self.match(seg, MULTI, t=t)[1] == 2
+
     def test_excluded_contexts(self) -> None:
         seg = self.seg(
             excludedContexts=[{"contextKind": "org", "values": ["o1"]}],

@@ -27,6 +27,7 @@ import aioflags.blocking
 from aioflags import Context
 from aioflags._core._clock import wall_ms
 from aioflags._lens import _lens as lens_runtime
+from aioflags._lens._web import link
 from aioflags._service._hosting import bind, serve_asgi
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
 from aioflags.ofrep import OFREPApp
@@ -641,6 +642,15 @@ async def test_aiohttp_middleware_header_link_and_trace() -> None:
 
 
 # --------------------------------------------------------------- the tokens
+def test_a_link_s_token_is_taken_and_the_rest_of_the_query_kept_as_written() -> None:
+    assert link("a=1&&aioflags_lens=T%2B&b=%20&aioflags_lens=second&") == (
+        "T+",  # the first, decoded
+        "a=1&b=%20",  # the others as written, empty pieces dropped
+    )
+    assert link("a=1") == (None, "a=1")
+    assert link("") == (None, "")
+
+
 def test_mint_makes_a_token_any_jwt_library_reads() -> None:
     minted = mint(SECRET, {"new-checkout": True}, ttl=60, context_key="u", trace=True)
     claims = pyjwt.decode(

@@ -371,11 +371,14 @@ async def test_every_error_kind_has_its_series(
         config = server.config(
             "k", send_events=False, ready_timeout=0.05, metrics=Metrics(provider)
         )
-        async with Client(config) as client:
+        client = Client(config)
+        async with client:  # not ready: the service hangs
             assert (await client.variation_detail("f", PRO, 1)).error_kind == (
                 "CLIENT_NOT_READY"
             )
             server.clear_faults()
+            await client.aclose()
+        async with client:  # a fresh start: ready (one tally for the client's life)
             assert await client.wait_ready(timeout=10) is ProviderStatus.READY
             invalid = Context.create("")
             assert (await client.variation_detail("f", invalid, 1)).error_kind == (

@@ -326,6 +326,7 @@ TABLE: list[tuple[str, list[str]]] = [
     (r"(?x) a b  # spaced out", ["ab", "a b"]),
     (r"\bfoo\b", ["a foo b", "afoo", "foo_", "éfoo", "fooé", "foo"]),
     (r"\Bfoo", ["afoo", "foo"]),
+    (r"\B", ["", "a", "ab"]),  # (RE2's \B matches "": it is never sent one)
     (r"(?a)\bfoo\b", ["éfooé", "afoo"]),
     (r"x*", ["", "y"]),
     (r"(?:)+a", ["a"]),
@@ -458,6 +459,7 @@ def _patterns() -> st.SearchStrategy[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.no_cover
 @settings(max_examples=300)
 @given(
     _patterns(),

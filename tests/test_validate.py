@@ -397,6 +397,7 @@ def test_chains_as_deep_as_the_evaluator_follows_are_valid(
 
 
 @pytest.mark.slow
+@pytest.mark.no_cover
 @pytest.mark.parametrize("closed", [False, True], ids=["chain", "cycle"])
 def test_validate_follows_chains_of_thousands_of_flags(
     closed: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
