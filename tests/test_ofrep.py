@@ -599,6 +599,7 @@ async def test_a_flag_hidden_by_expose_is_logged_once_with_the_fix(
             'is answered as unknown (404 FLAG_NOT_FOUND) under expose="client-side"'
         )
         assert "clientSide: true" in warning
+        assert ".client_side()" in warning  # FlagData
         assert 'pass expose="all"' in warning
         assert warning.endswith("(logged once per flag)")
         # The answer itself still says nothing the page may not know.

@@ -92,7 +92,8 @@ MAX_HIDDEN_LOGGED: Final = 1000
 _HIDDEN_NAMED: Final = 5
 _EXPOSE_FIX: Final = (
     "mark the flag available to client-side SDKs (in LaunchDarkly; in flag "
-    "JSON, clientSideAvailability.usingEnvironmentId or clientSide: true), or "
+    "JSON, clientSideAvailability.usingEnvironmentId or clientSide: true; "
+    "with FlagData, .client_side() on its builder), or "
     'pass expose="all" if every flag may be seen by this endpoint\'s callers'
 )
 
