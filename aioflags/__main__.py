@@ -42,7 +42,6 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from ._core._clock import Clock
     from ._core._json import JSONValue
 
 _WATCH_INTERVAL = 0.25
@@ -132,11 +131,13 @@ async def serve(
     limits: Limits | None = None,
 ) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
-    # An empty file is refused at start as on a reload (a save being written).
-    flags, segments = load_flag_files(path, allow_empty=False)
+    # Read once, by the reloader's own rule: an empty file is refused at
+    # start as on a reload (a save being written).
+    watcher = FlagFileWatcher((path,), MonotonicClock())
+    first = watcher.load()
     async with FlagServer(
-        flags,
-        segments,
+        first.flags,
+        first.segments,
         host=host,
         port=port,
         keep=SERVE_KEEP,
@@ -150,36 +151,36 @@ async def serve(
         listening = _listening(server.url, host, server.address)
         if listening is not None:
             print(listening, flush=True)
-        await watch(path, server, flags)
+        await watch(path, server, watcher)
 
 
 async def watch(
     path: Path,
     server: FlagServer,
-    flags: Iterable[str],
+    watcher: FlagFileWatcher,
     *,
-    clock: Clock | None = None,
     interval: float = _WATCH_INTERVAL,
 ) -> None:
     """``serve``'s reloader: apply each settled save of ``path`` to ``server``, forever.
 
-    ``flags`` are the keys the server was started with. The rule of when a save
-    applies is the file source's (:mod:`aioflags._datasystem._sources._watch`);
-    a save that is refused, or held for dropping most flags, shows on the
-    console's trouble alert and on stderr, and the last good data is served
-    meanwhile. ``clock``: the event loop's, unless a test drives a fake one.
+    ``watcher`` made the server's first load (:meth:`FlagFileWatcher.load`).
+    The rule of when a save applies is the file source's
+    (:mod:`aioflags._datasystem._sources._watch`); a save that is refused,
+    or held for dropping most flags, shows on the console's trouble alert
+    and on stderr, and the last good data is served meanwhile. Checks wait
+    on the watcher's clock (a fake one in tests).
     """
-    clock = MonotonicClock() if clock is None else clock
-    watcher = FlagFileWatcher((path,), clock)
-    watcher.loaded(flags)
     while True:
-        await clock.sleep(interval)
+        await watcher.clock.sleep(interval)
         outcome = await watcher.check()
         if isinstance(outcome, Failed):
             print(f"not reloaded: {outcome.message}", file=sys.stderr, flush=True)
             server.show_file_trouble(*_trouble(path, outcome.message))
-        elif isinstance(outcome, Held) and outcome.warn:  # logged at WARNING
-            server.show_file_trouble(*_trouble(path, outcome.message))
+        elif isinstance(outcome, Held):
+            if outcome.warn:  # logged at WARNING
+                server.show_file_trouble(*_trouble(path, outcome.message))
+            else:  # a quiet wait: what was shown before is not the news now
+                server.clear_file_trouble()
         elif isinstance(outcome, Loaded):
             server.replace_all(outcome.flags, outcome.segments)
             server.clear_file_trouble()

@@ -9,6 +9,7 @@ settle interval and a held save's quiet; the writer writes between them.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,14 @@ import yaml  # type: ignore[import-untyped]
 
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus
 from aioflags.__main__ import watch
-from aioflags._datasystem._sources._files import load_flag_files
-from aioflags._datasystem._sources._watch import QUIET, SETTLE
+from aioflags._datasystem._sources._watch import (
+    QUIET,
+    SETTLE,
+    Failed,
+    FlagFileWatcher,
+    Held,
+    Loaded,
+)
 from aioflags.testing import FakeClock, FlagServer
 
 if TYPE_CHECKING:
@@ -224,9 +231,13 @@ async def serving(
     path: Path, clock: FakeClock
 ) -> AsyncIterator[tuple[FlagServer, Client]]:
     """``serve``'s server and reloader on 127.0.0.1, and a client streaming from it."""
-    flags, segments = load_flag_files(path)
-    async with FlagServer(flags, segments) as server, anyio.create_task_group() as tg:
-        tg.start_soon(lambda: watch(path, server, flags, clock=clock, interval=1))
+    watcher = FlagFileWatcher((path,), clock)
+    first = watcher.load()
+    async with (
+        FlagServer(first.flags, first.segments) as server,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(lambda: watch(path, server, watcher, interval=1))
         async with Client(server.config()) as client:
             yield server, client
         tg.cancel_scope.cancel()
@@ -349,3 +360,46 @@ async def test_serve_never_serves_a_slow_writer_s_partial_file(
         path.write_bytes(dump(AFTER))
         await elapse(clock, QUIET + 1.5, None)
         assert capsys.readouterr().out.count("reloaded") == 1
+
+
+def resave(path: Path, data: bytes, stamp: int) -> None:
+    """Write ``data``, with a stamp of its own even on a coarse file-system clock."""
+    path.write_bytes(data)
+    os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.mark.asyncio
+async def test_undoing_a_bad_edit_clears_the_trouble(tmp_path: Path) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_bytes(dump(BEFORE))
+    watcher = FlagFileWatcher((path,), FakeClock(), settle=0)
+    watcher.load()
+    resave(path, b"flagValues: [", 1)  # a typo
+    assert isinstance(await watcher.check(), Failed)
+    resave(path, dump(BEFORE), 2)  # undone: the same bytes as served
+    again = await watcher.check()
+    # Applied again (the same data: no version moves), so the error clears.
+    assert isinstance(again, Loaded) and set(again.flags) == set(KEYS)
+    os.utime(path, ns=(3, 3))  # touched, nothing wrong: nothing to do
+    assert await watcher.check() is None
+
+
+@pytest.mark.asyncio
+async def test_a_save_in_progress_stays_one_through_a_syntax_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_bytes(dump(BEFORE))
+    clock = FakeClock()
+    watcher = FlagFileWatcher((path,), clock, settle=0)
+    watcher.load()
+    resave(path, b"", 1)  # truncated: a save begins
+    assert isinstance(await watcher.check(), Failed)
+    resave(path, dump(AFTER)[:12] + b'"', 2)  # a piece that does not parse
+    assert isinstance(await watcher.check(), Failed)
+    resave(path, dump(AFTER), 3)  # drops nothing, but the save may go on
+    held = await watcher.check()
+    assert isinstance(held, Held) and not held.warn  # a quiet wait
+    await clock.advance(QUIET)
+    loaded = await watcher.check()
+    assert isinstance(loaded, Loaded) and set(loaded.flags) == set(KEYS)

@@ -299,9 +299,11 @@ class DataSystem(Frozen):
         ``segments``. With ``reload`` the files are checked every
         ``interval`` seconds and edits are applied; each announces exactly
         the flags whose content it changes. An edit applies only once the
-        files have settled (never half written); an empty file is an error;
-        an edit that drops most flags is held until the next check agrees
-        (see :mod:`aioflags._datasystem._sources._watch`).
+        files have settled; an empty file is an error; an edit that drops a
+        flag, or follows a truncated or deleted file, is held until the files
+        have stayed as they are for 2 s from the check that first saw it, so
+        that a save written in pieces is not served half written (see
+        :mod:`aioflags._datasystem._sources._watch`).
 
         Files that cannot be loaded at start fail at once: without
         ``reload`` the client is FATAL (nothing reads them again); with it,

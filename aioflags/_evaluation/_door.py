@@ -236,7 +236,7 @@ def other(
         if ready or _misused(context):
             _refused(context, None)
         result = NO_CONTEXT if ready else NOT_READY
-        if unknowns is not None and key.__class__ is str:
+        if unknowns is not None and isinstance(key, str):  # (a StrEnum too)
             unknowns.unknown(key, None, default, result)
         return result
     given: object = key  # typed str; callers may not be

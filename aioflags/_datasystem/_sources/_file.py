@@ -44,7 +44,8 @@ def file_synchronizer(
     so the client is FATAL; with ``reload`` it reports an error that needs
     action (the client is ERROR at once) and keeps watching. After data has
     been loaded, a bad edit is an interruption: the last good data stays.
-    When an edit applies (settled, not empty, no mass drop held) is
+    When an edit applies (settled, not empty, quiet after a sign of a save
+    in progress) is
     :class:`~aioflags._datasystem._sources._watch.FlagFileWatcher`'s rule,
     shared with ``aioflags serve``.
 

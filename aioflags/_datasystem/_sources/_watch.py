@@ -15,14 +15,16 @@ have settled:
   stays), as any file that does not load.
 - **Quiet after a sign of a save in progress.** A load that drops any flag
   the data had, or one that follows a file with no bytes (a save truncated)
-  or a load that was held, is held until the files have stayed exactly as
-  they are for :data:`QUIET` seconds: a truncated save drops the flags of
-  its missing end, and the pieces that complete it come within that time.
+  or no file at all once one was served (deleted, to be written again), or
+  a load that was held, is held until the files have stayed exactly as they are for
+  :data:`QUIET` seconds from the check that first saw them: a truncated
+  save drops the flags of its missing end, and the pieces that complete it
+  come within that time.
   A load that drops more than half of the flags (and more than
   :data:`MASS_DROP_FEW`) says so at WARNING on the ``aioflags.datasource``
   logger, and ``serve`` shows it on the console; a smaller drop waits
   quietly. A save that leaves the files as they were last applied applies
-  nothing.
+  nothing, but clears a trouble reported since (they are applied again).
 
 Versions are not this module's business: the file source and ``serve``
 version by content, so unchanged flags keep theirs.
@@ -45,7 +47,6 @@ from aioflags._datasystem._sources._files import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from pathlib import Path
 
     from aioflags._core._clock import Clock
@@ -134,7 +135,6 @@ class FlagFileWatcher:
 
     __slots__ = (
         "_applied",
-        "_clock",
         "_held",
         "_held_since",
         "_keys",
@@ -143,6 +143,8 @@ class FlagFileWatcher:
         "_seen",
         "_settle",
         "_tries",
+        "_troubled",
+        "clock",
     )
 
     def __init__(
@@ -154,7 +156,8 @@ class FlagFileWatcher:
         tries: int = SETTLE_TRIES,
     ) -> None:
         self._paths = paths
-        self._clock = clock
+        #: Whose time the checks wait on (and a held load's quiet is timed by).
+        self.clock = clock
         self._settle = settle
         self._tries = tries
         self._seen: Stamp | None = None
@@ -165,14 +168,25 @@ class FlagFileWatcher:
         #: The bytes of a load held, and since when (the clock's time).
         self._held: Contents | None = None
         self._held_since = 0.0
-        #: A save is in progress: a file was found truncated, or a load was
-        #: held, since the last one applied: the next must stay quiet too.
+        #: A save is in progress: a file was found truncated or missing, or
+        #: a load was held, since the last one applied: the next must stay
+        #: quiet too.
         self._saving = False
+        #: The last check reported trouble (Failed, or a Held that warned):
+        #: the files back as last applied are applied again, to clear it.
+        self._troubled = False
 
-    def loaded(self, flags: Iterable[str]) -> None:
-        """Data read by other means was applied (``serve``'s first load): its flag keys."""
-        self._seen, self._applied = _snapshot(self._paths)
-        self._keys = frozenset(flags)
+    def load(self) -> Loaded:
+        """The first load, read now, synchronously (``serve``'s, before it serves).
+
+        Raises:
+            FlagFileError: the files do not load, or are empty.
+        """
+        self._seen, contents = _snapshot(self._paths)
+        flags, segments = parse_flag_files(
+            list(zip(self._paths, contents, strict=True)), allow_empty=False
+        )
+        return self._apply(contents, flags, segments)
 
     async def check(self, *, first: bool = False) -> Loaded | Failed | Held | None:
         """Look at the files once; None if there is nothing new to apply.
@@ -187,41 +201,62 @@ class FlagFileWatcher:
         if settled is None:
             self._seen = None  # look again at the next check
             self._held = None
-            self._saving = True
+            self._saving = self._troubled = True
             return Failed(
                 f"{', '.join(map(str, self._paths))}: still being written: it changed "
                 f"in each of {self._tries} checks {self._settle:g} s apart "
                 "(the last good data is kept; it is applied once it stops changing)"
             )
         self._seen, contents = settled
-        if contents == self._applied:  # saved as it was, or back to it
+        same = contents == self._applied  # saved as it was, or back to it
+        if same:
             self._held = None
-            self._saving = False
-            return None
+            if not self._troubled:
+                return None
         try:
             flags, segments = parse_flag_files(
                 list(zip(self._paths, contents, strict=True)), allow_empty=False
             )
         except FlagFileError as exc:
             self._held = None
-            # A file with no bytes is a save truncated, its pieces to come; a
-            # syntax error is as likely a typo, whose fix should apply at once.
-            self._saving = any(not c.strip() for c in contents if isinstance(c, bytes))
+            self._troubled = True
+            # A file with no bytes (truncated), or none at all once one was
+            # served (deleted, to be written again), is a save with its
+            # pieces to come; a syntax error is as likely a typo, whose fix
+            # should apply at once; a file not there at start, one to come.
+            served = self._keys is not None
+            self._saving = self._saving or any(
+                (served and not isinstance(c, bytes)) or not c.strip() for c in contents
+            )
             return Failed(str(exc))
+        if same:  # applied again, to clear the trouble (a save in progress still is)
+            saving = self._saving
+            loaded = self._apply(contents, flags, segments)
+            self._saving = saving
+            return loaded
         dropped = self._keys - flags.keys() if self._keys is not None else frozenset()
         if dropped or self._saving:
             held = self._held_for(contents, dropped)
             if held is not None:
+                self._troubled = held.warn
                 return held
+        return self._apply(contents, flags, segments)
+
+    def _apply(
+        self,
+        contents: Contents,
+        flags: dict[str, JSONObject],
+        segments: dict[str, JSONObject],
+    ) -> Loaded:
         self._held = None
-        self._saving = False
+        self._saving = self._troubled = False
         self._keys = frozenset(flags)
         self._applied = contents
         return Loaded(flags, segments)
 
     def _held_for(self, contents: Contents, dropped: frozenset[str]) -> Held | None:
         """The hold of a load that may be a save in progress; None once it has been quiet."""
-        now = self._clock.now()
+        now = self.clock.now()
         fresh = self._held != contents
         if fresh:
             self._held = contents
@@ -239,7 +274,7 @@ class FlagFileWatcher:
                 f"applied once the file has stayed as it is for {QUIET:g} s (a save "
                 "still being written changes again)"
             )
-            if fresh:  # said once per save
+            if fresh:  # said once per content held
                 logger.warning("%s", message)
         else:
             message = (
@@ -254,7 +289,7 @@ class FlagFileWatcher:
         last = await run(_snapshot, self._paths, limiter=sdk_limiter())
         for i in range(self._tries):
             if not (quick and i == 0):
-                await self._clock.sleep(self._settle)
+                await self.clock.sleep(self._settle)
             now = await run(_snapshot, self._paths, limiter=sdk_limiter())
             if now == last:
                 return now
