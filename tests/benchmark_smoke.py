@@ -20,12 +20,11 @@ waiting on sockets, which the second core does while the other tests run.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import runpy
-import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -125,56 +124,61 @@ class SmokeRun:
     It runs in a session of its own, so that stopping it also stops the
     servers and workers its scripts started (no process outlives the tests).
 
-    ``shared``: a directory the session's pytest-xdist workers share. The
-    first worker to claim it starts the run there (its output in a file of
-    that directory); the others join it, reading that file once the owner's
-    process has ended: one run per session, not one per worker (each run
-    is half a minute of CPU). The owner lets its run end before it stops it.
+    ``shared``: a fresh directory the session's pytest-xdist workers share
+    (the controller makes it, and removes it at the end). One run per
+    session, not one per worker (each run is half a minute of CPU): the
+    first worker to lock the directory's lock file, and to create its output
+    file, starts the run and hands the lock to it (the child inherits the
+    locked descriptor, which the worker then closes: the lock is released
+    when the run ends, however it ends). Any other worker joins it: it
+    waits for the lock, then reads the output. The owner lets its run end
+    before it stops it, as another worker may be waiting for it.
     """
 
     def __init__(self, scripts: list[str], shared: Path | None = None) -> None:
         self.scripts = scripts
         self._results: dict[str, Result] | None = None
         self._process: subprocess.Popen[str] | None = None
-        self._pid_file = None if shared is None else shared / "benchmark-smoke.pid"
-        if shared is not None and not _claim(shared / "benchmark-smoke.claim"):
-            self._output = (shared / "benchmark-smoke.out").open(encoding="utf-8")
-            return  # joined: the owner's process writes the output
+        self._shared = shared
+        self._output: IO[str] | None = None
+        locked = None if shared is None else _own(shared)
+        if shared is not None and locked is None:
+            return  # joined: another worker's run writes the output
         if shared is None:
             self._output = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         else:
-            self._output = (shared / "benchmark-smoke.out").open("w+", encoding="utf-8")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.benchmark_smoke", *scripts],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        if self._pid_file is not None:
-            temporary = self._pid_file.with_suffix(".tmp")
-            temporary.write_text(str(self._process.pid))
-            temporary.replace(self._pid_file)  # whole, or not there
+            self._output = (shared / _OUTPUT).open("w+", encoding="utf-8")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tests.benchmark_smoke", *scripts],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                pass_fds=() if locked is None else (locked,),
+            )
+        finally:
+            if locked is not None:
+                os.close(locked)  # the child holds the lock now
 
     def results(self) -> dict[str, Result]:
-        """Each finished script's result; waits for the process to end first.
+        """Each finished script's result; waits for the run to end first.
 
         A script still running when the time is up (``SCRIPT_TIMEOUT`` per
         script) has no result: it and the scripts after it fail their tests.
+        A joining worker waits for the owner's run, whose owner bounds it.
         """
         if self._results is None:
-            bound = SCRIPT_TIMEOUT * len(self.scripts)
             if self._process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(bound)
+                    self._process.wait(SCRIPT_TIMEOUT * len(self.scripts))
                 self.stop()
-            else:
-                _wait_for_pid(self._pid_file, bound)
+            elif self._shared is not None:
+                _wait_unlocked(self._shared / _LOCK)
             results = {}
-            self._output.seek(0)
-            for line in self._output:
+            for line in self.output().splitlines():
                 if line.startswith(_MARKER):
                     fields = json.loads(line.removeprefix(_MARKER))
                     script = fields.pop("script")
@@ -184,6 +188,10 @@ class SmokeRun:
 
     def output(self) -> str:
         """Everything the process printed (for a failure message)."""
+        if self._output is None:  # joined: the owner's file, once there
+            if self._shared is None or not (self._shared / _OUTPUT).exists():
+                return ""
+            self._output = (self._shared / _OUTPUT).open(encoding="utf-8")
         self._output.seek(0)
         return self._output.read()
 
@@ -195,44 +203,40 @@ class SmokeRun:
             self._process.wait()
 
     def close(self) -> None:
-        """Stop, and release the output file (a shared run: once it has ended)."""
-        shared = self._pid_file is not None and self._process is not None
-        if shared:
-            self.results()  # another worker may be reading it: let it end
-        self.stop()
-        self._output.close()
-        if shared and self._pid_file is not None:
-            # (a worker reading the output has it open: removing it is safe)
-            shutil.rmtree(self._pid_file.parent, ignore_errors=True)
+        """Stop (a shared run: once it has ended), and release the output file."""
+        try:
+            if self._shared is not None and self._process is not None:
+                self.results()  # another worker may be waiting for it: let it end
+        finally:
+            self.stop()
+            if self._output is not None:
+                self._output.close()
 
 
-def _claim(path: Path) -> bool:
-    """Whether this process is the first to claim ``path`` (created exclusively)."""
-    try:
-        path.touch(exist_ok=False)
-    except FileExistsError:
-        return False
-    return True
+_LOCK = "benchmark-smoke.lock"
+_OUTPUT = "benchmark-smoke.out"
 
 
-def _wait_for_pid(pid_file: Path | None, bound: float) -> None:
-    """Wait up to ``bound`` seconds for the process named in ``pid_file`` to end.
+def _own(shared: Path) -> int | None:
+    """The locked lock file's descriptor if this worker is to start the run, else None.
 
-    The owner writes the file as it starts the run, at the session's start;
-    the smoke tests run last, so it is there by then (if not, the run never
-    started: the tests fail, naming no result). A pidfd is readable once
-    the process has ended.
+    Locked first, then the output file created exclusively: a worker that
+    finds the lock taken, or the run already made (and over), joins it.
     """
-    if pid_file is None or not pid_file.exists():
-        return
+    locked = os.open(shared / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        pidfd = os.pidfd_open(int(pid_file.read_text()))
-    except ProcessLookupError:
-        return  # ended and reaped
-    try:
-        select.select([pidfd], [], [], bound)
-    finally:
-        os.close(pidfd)
+        fcntl.flock(locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (shared / _OUTPUT).touch(exist_ok=False)
+    except (BlockingIOError, FileExistsError):
+        os.close(locked)
+        return None
+    return locked
+
+
+def _wait_unlocked(lock: Path) -> None:
+    """Wait until the run holding ``lock`` has ended (the owner made it before joining was possible)."""
+    with lock.open("rb") as file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_SH)  # released with the run
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import inspect
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -159,18 +160,32 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
             session.stash[SMOKE_RUN].close()
 
 
-def _shared_by_workers(config: pytest.Config) -> Path | None:
-    """A directory this session's pytest-xdist workers share (None: no workers).
+#: The directory the controller makes for its workers' benchmark smoke run.
+SMOKE_DIR = pytest.StashKey[Path]()
 
-    Named by the run's id, in the system's temporary directory; the
-    benchmark smoke run's owner removes it.
-    """
+
+def _shared_by_workers(config: pytest.Config) -> Path | None:
+    """The directory this session's pytest-xdist workers share (None: no workers)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return None
-    shared = Path(tempfile.gettempdir()) / f"aioflags-smoke-{workerinput['testrunuid']}"
-    shared.mkdir(exist_ok=True)
-    return shared
+    return Path(workerinput["aioflags_smoke_dir"])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller: each worker gets the session's fresh smoke directory."""
+    config = node.config
+    if SMOKE_DIR not in config.stash:
+        config.stash[SMOKE_DIR] = Path(tempfile.mkdtemp(prefix="aioflags-smoke-"))
+    node.workerinput["aioflags_smoke_dir"] = str(config.stash[SMOKE_DIR])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the smoke directory once its workers are done."""
+    shared = config.stash.get(SMOKE_DIR, None)
+    if shared is not None:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
