@@ -157,7 +157,7 @@ class FlagFileWatcher:
     ) -> None:
         self._paths = paths
         #: Whose time the checks wait on (and a held load's quiet is timed by).
-        self.clock = clock
+        self.clock: Clock = clock
         self._settle = settle
         self._tries = tries
         self._seen: Stamp | None = None
