@@ -538,24 +538,19 @@ class Recorder:
         count it for), but ``usage()`` and evaluation metrics count it
         (metrics: ``invalid_context``), as a flag key's default served.
         """
-        if context is None:
-            with self.lock:
-                counter = self._refused.get(key)
-                if counter is None:
-                    counter = self._refused[key] = Counter(None, default)
-                counter.none += 1
-                counter.note(None, result.reason)
-            return
         with self.lock:
-            counter = self._unknown.get(key)
+            counters = self._unknown if context is not None else self._refused
+            counter = counters.get(key)
             if counter is None:
-                if self._empty():
+                if context is not None and self._empty():
                     self._start = self._now()
-                counter = self._unknown[key] = Counter(None, default, next(self._made))
+                counter = counters[key] = Counter(None, default, next(self._made))
             if not counter.none:
                 counter.none_value = default
             counter.none += 1
             counter.note(None, result.reason)
+            if context is None:  # no kinds to count, no index event to consider
+                return
             if context._kind != counter.kind:
                 counter.add_kinds(context)
             if context is not self.shared.last:

@@ -230,10 +230,7 @@ class FlagFileWatcher:
             )
             return Failed(str(exc))
         if same:  # applied again, to clear the trouble (a save in progress still is)
-            saving = self._saving
-            loaded = self._apply(contents, flags, segments)
-            self._saving = saving
-            return loaded
+            return self._apply(contents, flags, segments, saving=self._saving)
         dropped = self._keys - flags.keys() if self._keys is not None else frozenset()
         if dropped or self._saving:
             held = self._held_for(contents, dropped)
@@ -247,9 +244,12 @@ class FlagFileWatcher:
         contents: Contents,
         flags: dict[str, JSONObject],
         segments: dict[str, JSONObject],
+        *,
+        saving: bool = False,
     ) -> Loaded:
         self._held = None
-        self._saving = self._troubled = False
+        self._troubled = False
+        self._saving = saving
         self._keys = frozenset(flags)
         self._applied = contents
         return Loaded(flags, segments)
