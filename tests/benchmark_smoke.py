@@ -141,12 +141,13 @@ class SmokeRun:
         self._process: subprocess.Popen[str] | None = None
         self._shared = shared
         self._output: IO[str] | None = None
-        locked = None if shared is None else _own(shared)
-        if shared is not None and locked is None:
-            return  # joined: another worker's run writes the output
+        locked = None
         if shared is None:
             self._output = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         else:
+            locked = _own(shared)
+            if locked is None:
+                return  # joined: another worker's run writes the output
             self._output = (shared / _OUTPUT).open("w+", encoding="utf-8")
         try:
             self._process = subprocess.Popen(
