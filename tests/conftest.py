@@ -208,7 +208,7 @@ def _no_cover(request: pytest.FixtureRequest) -> Iterator[None]:
 
     The randomized comparisons and stress runs (thousands of evaluations,
     hundreds of examples) reach no line the unit tests do not, and under
-    coverage's tracer they took three times as long: a quarter of the
+    coverage's tracer they took 2.5 times as long: a quarter of the
     README's test command. Paused, as pytest-cov's ``no_cover`` does.
     """
     cov = None
