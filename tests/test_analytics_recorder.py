@@ -358,7 +358,7 @@ def test_a_window_counted_in_place_from_its_first_evaluation_starts_there() -> N
     _flushed(rec)
     now[0] = 5_000
     _loop_counts(rec, [f], [USER])  # its counter of the window before, in place
-    assert rec.loop.fast
+    assert rec.loop.flags_fast
     now[0] = 9_000
     batch = rec.take()
     assert batch is not None

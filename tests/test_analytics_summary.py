@@ -372,7 +372,7 @@ async def test_a_data_change_leaves_nothing_of_the_flag_replaced() -> None:
         for key in ("a", "a"):
             assert await client.variation(key, ann, False) is False
         await client.flush()
-        assert not old & {*loop.spare, *loop.counters, *loop.fast}
+        assert not old & {*loop.spare, *loop.counters, *loop.flags_fast}
         assert await client.variation("a", ann, False) is False  # in place
         await client.flush()
         first, second, third = server.events_of("summary")
@@ -391,3 +391,27 @@ async def test_a_data_change_leaves_nothing_of_the_flag_replaced() -> None:
     assert third["features"]["a"]["counters"] == [
         {"variation": 1, "version": version, "value": False, "count": 1}
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_data_change_mid_window_counts_the_new_version_apart() -> None:
+    # The same context before and after the change, with no flush between:
+    # what is counted in place (by key, for one snapshot's flags) must not
+    # carry the old version's counter over to the new flag.
+    ann = Context.create("ann")
+    async with running({"a": flag(), "b": flag()}) as (server, client, _):
+        for key in ("a", "b", "a", "b"):
+            await client.variation(key, ann, False)
+        changed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        server.set_flag("a", flag(fallthrough={"variation": 1}))
+        await changed.wait()
+        for key in ("a", "b", "a", "a"):
+            await client.variation(key, ann, False)
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    rows = summary["features"]["a"]["counters"]
+    old, new = sorted(rows, key=lambda row: row["version"])
+    assert (old["value"], old["count"]) == (True, 2)
+    assert (new["value"], new["count"], new["version"]) == (False, 3, old["version"] + 1)
+    assert summary["features"]["b"]["counters"][0]["count"] == 3

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import MigrationOpEvent
     from aioflags._evaluation._model import CompiledFlag, Result
+    from aioflags._evaluation._recording import Counting
     from aioflags._evaluation._results import Reason
 
     from ._usage import Pending, Tally
@@ -210,27 +211,27 @@ class Ledger:
         "fast",
         "fast_kind",
         "fast_kinds",
+        "flags_fast",
         "last",
         "recorder",
         "spare",
     )
 
-    #: :meth:`record`'s common case as text, for an evaluation written for
-    #: a composition (``_evaluation._composed``: its count stage) to run in
-    #: its own frame on the loop's thread: a call to :meth:`record` costs
-    #: ~550 instructions, a tenth of an evaluation (callgrind). It reads
-    #: ``ledger``, ``flag``, ``context``, ``result``, ``default``;
-    #: ``{record}`` is the call to :meth:`record` for the rest. A flag not
-    #: counted in place yet in this window tries :meth:`arm` first (its
-    #: counter of the window before), without :meth:`record`'s second
-    #: look at :attr:`fast`.
+    #: :meth:`evaluated`'s common case as text, for an evaluation written
+    #: for a composition (``_evaluation._composed``: its count stage) to run
+    #: in its own frame on the loop's thread: a call costs ~550
+    #: instructions, a tenth of an evaluation (callgrind). It reads
+    #: ``ledger``, ``matcher``, ``key``, ``context``, ``result``;
+    #: ``{record}`` is the call to :meth:`evaluated` for the rest. The flag
+    #: object is not looked up for it: :attr:`fast` is by key, for the
+    #: store's current data (emptied when it is replaced:
+    #: :meth:`forget_fast`).
     in_place: Final[str | None] = """\
 if context is ledger.last and result.variation_index is not None and not result.experiment:
     try:
-        ledger.fast[flag][result.variation_index] += 1
+        ledger.fast[key][result.variation_index] += 1
     except KeyError:
-        if not ledger.arm(flag, result.variation_index, default):
-            {record}
+        {record}
 else:
     {record}
 """
@@ -240,17 +241,24 @@ else:
         #: objects for unchanged versions: ``_format._feature`` merges their
         #: rows by version and variation).
         self.counters: dict[CompiledFlag, Counter] = {}
-        #: What :meth:`record` counts in place: the ``counts`` of the
-        #: counters of flags that are not tracked and that have counted a
-        #: context of kind :attr:`fast_kind` (a single kind) in this window.
-        #: Emptied when a context of another kind is counted, and with the
-        #: window. Only the loop's ledger has entries.
-        self.fast: dict[CompiledFlag, list[int]] = {}
+        #: What is counted in place (:attr:`in_place`): by flag key, the
+        #: ``counts`` of the counters of the current data's flags that are
+        #: not tracked and that have counted a context of kind
+        #: :attr:`fast_kind` (a single kind) in this window. Emptied when a
+        #: context of another kind is counted, when the data is replaced
+        #: (:meth:`forget_fast`: a flag's object may be new, counted
+        #: against a new counter), and with the window. Only the loop's
+        #: ledger has entries.
+        self.fast: dict[str, list[int]] = {}
+        #: The same ``counts``, by flag object: what :meth:`record` (a
+        #: prerequisite's evaluation, made by any matcher) counts in place.
+        self.flags_fast: dict[CompiledFlag, list[int]] = {}
         self.fast_kind = ""
         #: The kinds a counter counted in place has counted (``{fast_kind}``).
         self.fast_kinds = _NO_KINDS
         #: The context counted last (an index event was considered for it).
         self.last: Context | None = None
+
         self.recorder = recorder
         #: Counters of the window before, by flag object, that a flush has
         #: written and folded (:meth:`Recorder.recycle`): a flag counted
@@ -271,25 +279,26 @@ else:
         prereq_of: str | None = None,
         detail: bool = False,
     ) -> None:
-        """Record an evaluation of present ``flag``, on the loop.
+        """Record an evaluation of present ``flag`` (a prerequisite's), on the loop.
 
         ``prereq_of``: the flag that required it, for a prerequisite;
         ``detail``: a ``*_detail`` method's (its events carry the reason). Only
         the event loop's thread calls this, on :attr:`Recorder.loop`. Its
         common case (an untracked flag already counted for a context of
         this kind, the context counted last, a variation served, no
-        experiment) is one increment in :attr:`fast`, without the lock:
-        nothing else writes these counters, and the flush that takes them
-        runs on that thread; so is a flag's first evaluation in a window
-        that :meth:`arm` takes. The rest is the recorder's, under the lock.
+        experiment) is one increment in :attr:`flags_fast`, without the
+        lock: nothing else writes these counters, and the flush
+        that takes them runs on that thread; so is a flag's first evaluation
+        in a window that :meth:`arm` takes. The rest is the recorder's,
+        under the lock.
         """
         index = result.variation_index
         if context is self.last and index is not None and not result.experiment:
-            # Subscripts, not ``fast.get(flag)``: a method call costs ~150
+            # Subscripts, not ``fast.get(key)``: a method call costs ~150
             # instructions more, and a flag not counted in place yet (a
             # KeyError) takes the slow path anyway.
             try:
-                self.fast[flag][index] += 1
+                self.flags_fast[flag][index] += 1
             except KeyError:
                 if self.arm(flag, index, default):
                     return
@@ -299,12 +308,64 @@ else:
         with recorder.lock:
             recorder.count(self, flag, context, result, default, detail, prereq_of)
 
+    def evaluated(
+        self,
+        matcher: Counting,
+        key: str,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool = False,
+    ) -> None:
+        """Count an evaluation of flag ``key`` of ``matcher``'s data, on the loop.
+
+        What a composition's count stage calls (:attr:`in_place` is its
+        common case, written in place): the flag is looked up here, not
+        on every evaluation. One whose code could not be made is counted
+        against nothing (its head's EXCEPTION, as the door's answer is).
+        A flag's first evaluation of the window goes to :meth:`arm`, the
+        rest to the recorder, under the lock; from then on its evaluations
+        count in place (while the contexts are of one kind), in
+        :attr:`fast`, until the data is replaced (:meth:`forget_fast`).
+        """
+        flag: CompiledFlag | None
+        try:
+            flag = matcher.hot[key]
+        except KeyError:
+            flag = matcher.made(key)
+        if flag is None:
+            return
+        index = result.variation_index
+        if not (
+            context is self.last
+            and index is not None
+            and not result.experiment
+            and self.arm(flag, index, default)
+        ):
+            recorder = self.recorder
+            with recorder.lock:
+                recorder.count(self, flag, context, result, default, detail, None)
+        counts = self.flags_fast.get(flag)
+        if counts is not None:  # counted in place from now on, by key
+            self.fast[key] = counts
+
+    def forget_fast(self) -> None:
+        """The data evaluated is replaced: count nothing in place by key until counted anew.
+
+        The store calls this as it replaces its snapshot (``Store.on_swap``),
+        on the loop's thread, before anything evaluates the new data: a
+        flag's object may be new with it, and counted against a new
+        counter (:meth:`evaluated` finds it). What :attr:`flags_fast` holds,
+        by flag object, still holds.
+        """
+        self.fast.clear()
+
     def arm(self, flag: CompiledFlag, index: int, default: JSONValue) -> bool:
         """Count ``flag``'s first evaluation of the window in place, if it can be; whether it was.
 
-        For :meth:`record`'s common case (the context counted last, variation
-        ``index`` served, no experiment) where :attr:`fast` has no entry for
-        ``flag``: a flag counted in the window before, untracked, whose
+        For the common case of :meth:`record` and :meth:`evaluated` (the
+        context counted last, variation ``index`` served, no experiment)
+        where :attr:`fast` has no entry for ``flag``: a flag counted in the window before, untracked, whose
         counter is back (:attr:`spare`) with the default now passed
         (``default is`` the window before's: the summary's default is the
         window's first evaluation's), while contexts are of one kind. Its
@@ -340,7 +401,7 @@ else:
                 if recorder._empty():
                     recorder._start = recorder._now()
                 self.counters[flag] = counter
-        self.fast[flag] = counts
+        self.flags_fast[flag] = counts
         return True
 
     def unknown(
@@ -475,6 +536,35 @@ class Recorder:
         finally:
             lock.release()
 
+    def evaluated(
+        self,
+        matcher: Counting,
+        key: str,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool = False,
+    ) -> None:
+        """Count an evaluation of flag ``key`` of ``matcher``'s data, from any thread.
+
+        As :meth:`record` (the lookup of the flag is the count stage's, as
+        :meth:`Ledger.evaluated`'s): one whose code could not be made is
+        counted against nothing.
+        """
+        flag: CompiledFlag | None
+        try:
+            flag = matcher.hot[key]
+        except KeyError:
+            flag = matcher.made(key)
+        if flag is None:
+            return
+        lock = self.lock
+        lock.acquire()
+        try:
+            self.count(self.shared, flag, context, result, default, detail, None)
+        finally:
+            lock.release()
+
     def count(
         self,
         ledger: Ledger,
@@ -517,13 +607,14 @@ class Recorder:
             kind = context._kind
             if kind != ledger.fast_kind:
                 ledger.fast.clear()
+                ledger.flags_fast.clear()
                 if kind == "multi":
                     ledger.fast_kind, ledger.fast_kinds = "", _NO_KINDS
                 else:
                     ledger.fast_kind = kind
                     ledger.fast_kinds = _kinds(frozenset((kind,)))
             if ledger.fast_kind and not counter.tracked:
-                ledger.fast[flag] = counter.counts
+                ledger.flags_fast[flag] = counter.counts
         if now is not None:
             value = default if index is None else result.value
             self._full(flag, context, result, value, default, detail, prereq_of, now)
@@ -709,6 +800,7 @@ class Recorder:
             counters, self.shared.counters = self.shared.counters, {}
             own, self.loop.counters = self.loop.counters, {}
             self.loop.fast = {}
+            self.loop.flags_fast = {}
             self.loop.spare = {}  # not counted again in the window taken
             unknown, self._unknown = self._unknown, {}
             refused, self._refused = self._refused, {}

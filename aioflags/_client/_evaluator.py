@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aioflags._analytics._processor import EventProcessor
+    from aioflags._analytics._recorder import Ledger as LoopLedger
+    from aioflags._datasystem._store import Store
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
@@ -87,6 +89,7 @@ class Evaluator:
 
     __slots__ = (
         "_made",
+        "_watching",
         "big_segments",
         "composition",
         "environment_id",
@@ -128,6 +131,8 @@ class Evaluator:
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
+        # The store told to call the loop's ledger as it replaces its data.
+        self._watching: Store | None = None
         self.composition: Composition
         #: The client's awaited evaluation methods written so far for
         #: :attr:`composition`, by name (:meth:`method`).
@@ -152,6 +157,8 @@ class Evaluator:
         if events is not None:
             recorder = events.recorder
             loop = recorder.loop
+            loop.forget_fast()  # (counted by key: maybe another store's flags)
+        self._watch(loop)
         self.composition = Composition(
             own=self.big_segments is None and (gate is None or not gate.always),
             stages=stages,
@@ -165,6 +172,26 @@ class Evaluator:
         self._retire_methods()
         if self.on_change is not None:
             self.on_change(self)
+
+    def _watch(self, loop: LoopLedger | None) -> None:
+        """The event loop's ledger ``loop`` forgets what it counts by key as the store's data is replaced.
+
+        (It counts the flags of the data the async methods read in place,
+        by key: a new snapshot may have new objects of them.) None: no
+        ledger to tell.
+        """
+        watching = self._watching
+        if watching is not None:
+            watching.on_swap = None
+            self._watching = None
+        if loop is None:
+            return
+        from aioflags._datasystem._store import Store  # (a run's: imported)
+
+        store = self.store
+        if isinstance(store, Store):
+            store.on_swap = loop.forget_fast
+            self._watching = store
 
     def method(self, name: str) -> Method:
         """The client's awaited evaluation method ``name`` for the composition.
@@ -201,6 +228,7 @@ class Evaluator:
     def retire(self) -> None:
         """Another evaluator serves the client now: this one's methods hand calls on."""
         self.on_change = None
+        self._watch(None)
         self.composition = Composition(own=False, stages=None, ledger=None)
         self._retire_methods()
 

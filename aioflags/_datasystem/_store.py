@@ -164,6 +164,7 @@ class Store:
         "compile_ahead",
         "flag_count",
         "freeze_gc",
+        "on_swap",
         "snapshot",
     )
 
@@ -172,6 +173,10 @@ class Store:
         #: on every evaluation). Data alone: the client's evaluator composes
         #: it with analytics events, hooks and big segments.
         self.snapshot = FlagSnapshot()
+        #: Called as the snapshot is replaced, before anything evaluates the
+        #: new one (the client's evaluator: the event loop's ledger counts
+        #: the current data's flags in place by key, and forgets them).
+        self.on_swap: Callable[[], None] | None = None
         #: The compiled ``matches`` patterns of the data, by flag and
         #: segment (node): made before a change set is installed (on a
         #: worker thread, if any is new: see ``_patterns.py``), held so that
@@ -425,8 +430,14 @@ class Store:
         segments: Mapping[str, CompiledSegment],
         selector: Selector,
     ) -> None:
-        self.snapshot = self._snapshot_of(flags, segments)
+        self._swap(self._snapshot_of(flags, segments))
         self._selector = selector
+
+    def _swap(self, snapshot: FlagSnapshot) -> None:
+        """Evaluate ``snapshot`` from now on (:attr:`on_swap` told first)."""
+        if self.on_swap is not None:
+            self.on_swap()
+        self.snapshot = snapshot
 
     @staticmethod
     def _snapshot_of(
@@ -541,7 +552,8 @@ class Store:
         if isinstance(flags, Layered) or isinstance(segments, Layered):
             flags = flags.merged() if isinstance(flags, Layered) else flags
             segments = segments.merged() if isinstance(segments, Layered) else segments
-            self.snapshot = snapshot = self._snapshot_of(flags, segments)
+            snapshot = self._snapshot_of(flags, segments)
+            self._swap(snapshot)
         if not self.compile_ahead or flags is self._warm:
             return False  # (already compiled, and frozen if asked: nothing to walk)
         freeze = self.freeze_gc

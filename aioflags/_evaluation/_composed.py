@@ -9,12 +9,11 @@ evaluation for exactly that composition, with only the stages it has::
 
     door     a valid Context?                        no ─┐
     find     the flag's head (Matcher.heads)       none ─┤
-    count    its flag, to count it against (events)     │
     before   the hooks' before stages                    │
     lens     the request's override, if any (a lens)     │
     run      RUN_HEAD: the flag's code, its errors mapped│
     type     typed methods: WRONG_TYPE                   │
-    count    the ledger's record (analytics events on)   │
+    count    in place, or the ledger's (events on)       │
     trace    the request's trace, if asked for (a lens)  │
     after    the hooks' after stages, shown the detail   │
     answer   the value or the default; the detail        │
@@ -233,9 +232,7 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
     kind, detail, answer, _ = METHODS[method]
     stages = composition.stages
     ledger = composition.ledger
-    # (the run's statements sit under the door and the lookup, and under
-    # the count's check that there is a flag when events are on)
-    indent = " " * (16 if ledger is not None else 12)
+    indent = " " * 12  # (the run's statements sit under the door and the lookup)
     lines = [
         # door: a valid Context
         f"    if {DOOR}:",
@@ -251,18 +248,8 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
     ]
     state = "matcher"
     if ledger is not None:
-        outer = indent[:-4]
-        # count (set up): the flag counted against (making it raised:
-        # nothing to count it against, the door answers); a flag that is
-        # not plain (prerequisites: their evaluations are counted too)
-        # runs with a matcher that counts them
-        lines += [
-            f"{outer}try:",
-            f"{outer}    flag = matcher.hot[key]",
-            f"{outer}except KeyError:",
-            f"{outer}    flag = matcher.made(key)",
-            f"{outer}if flag is not None:",
-        ]
+        # count (set up): a flag that is not plain (prerequisites: their
+        # evaluations are counted too) runs with a matcher that counts them
         state = f"matcher if head[1] else matcher.recording(ledger)[{int(detail)}]"
     # before, run: the head, in this frame, with the hooks' stages around it
     if stages is not None:
@@ -322,8 +309,8 @@ def _run(
     if kind is not None:
         lines += _typed(indent)
     if ledger is not None:  # count (the ledger's common case in place, if any)
-        record = "ledger.record(flag, context, result, default" + (
-            ", None, True)" if detail else ")"
+        record = "ledger.evaluated(matcher, key, context, result, default" + (
+            ", True)" if detail else ")"
         )
         text = ledger.in_place
         count = [record] if text is None else text.format(record=record).splitlines()

@@ -17,7 +17,20 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag
     from ._results import Result
 
-__all__ = ["Ledger"]
+__all__ = ["Counting", "Ledger"]
+
+
+class Counting(Protocol):
+    """What a ledger reads of the matcher an evaluation ran on (``Matcher``)."""
+
+    @property
+    def hot(self) -> dict[str, CompiledFlag]:
+        """Flags by key, the ones made so far."""
+        ...
+
+    def made(self, key: str) -> CompiledFlag | None:
+        """Flag ``key``, made if need be; None if there is none or making it raised."""
+        ...
 
 
 class Ledger(Protocol):
@@ -30,13 +43,29 @@ class Ledger(Protocol):
 
     @property
     def in_place(self) -> str | None:
-        """The common case of :meth:`record` as text to write in place, if any.
+        """The common case of :meth:`evaluated` as text to write in place, if any.
 
-        Statements that read ``ledger``, ``flag``, ``context`` and
-        ``result``, with ``{record}`` where :meth:`record` is called for
-        the rest (the loop's ledger: its thread alone writes it).
+        Statements that read ``ledger``, ``matcher``, ``key``, ``context``
+        and ``result``, with ``{record}`` where :meth:`evaluated` is called
+        for the rest (the loop's ledger: its thread alone writes it).
         """
         ...
+
+    def evaluated(
+        self,
+        matcher: Counting,
+        key: str,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool = False,
+        /,
+    ) -> None:
+        """Count an evaluation of flag ``key`` of ``matcher``'s data (the count stage).
+
+        ``detail``: a ``*_detail`` method's (its events carry the reason).
+        A flag whose code could not be made is counted against nothing.
+        """
 
     def record(
         self,
