@@ -413,5 +413,9 @@ async def test_a_data_change_mid_window_counts_the_new_version_apart() -> None:
     rows = summary["features"]["a"]["counters"]
     old, new = sorted(rows, key=lambda row: row["version"])
     assert (old["value"], old["count"]) == (True, 2)
-    assert (new["value"], new["count"], new["version"]) == (False, 3, old["version"] + 1)
+    assert (new["value"], new["count"], new["version"]) == (
+        False,
+        3,
+        old["version"] + 1,
+    )
     assert summary["features"]["b"]["counters"][0]["count"] == 3

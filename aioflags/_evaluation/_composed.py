@@ -250,7 +250,12 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
     if ledger is not None:
         # count (set up): a flag that is not plain (prerequisites: their
         # evaluations are counted too) runs with a matcher that counts them
-        state = f"matcher if head[1] else matcher.recording(ledger)[{int(detail)}]"
+        state = (
+            f"matcher if head[1] else matcher.recording(ledger)[{int(detail)}]"
+            if ledger.in_place is None
+            # (the loop's ledger: prerequisites inline, counted in place)
+            else f"matcher if head[1] else matcher.counting(ledger, key, {int(detail)})"
+        )
     # before, run: the head, in this frame, with the hooks' stages around it
     if stages is not None:
         lines += stages.before(indent)

@@ -150,6 +150,21 @@ class Records(Protocol):
         ...
 
 
+class CountsInPlace(Records, Protocol):
+    """The event loop's ledger, as :class:`LoopRecording` counts prerequisites in it.
+
+    Its common case written in place, as ``Ledger.record`` does it: the
+    context it counted last, and the counts of the flags it counts in
+    place, by flag object (the rest: :meth:`record`).
+    """
+
+    @property
+    def last(self) -> Context | None: ...
+
+    @property
+    def flags_fast(self) -> dict[CompiledFlag, list[int]]: ...
+
+
 class _Segments(Protocol):
     """What :func:`_match_segments` reads of a matcher (``Matcher``, ``_State``)."""
 
@@ -289,6 +304,7 @@ class Matcher:
 
     __slots__ = (
         "big_segments",
+        "counters",
         "done",
         "flags",
         "heads",
@@ -331,6 +347,8 @@ class Matcher:
         #: The recording matchers made of this one, by ledger (variation's,
         #: variation_detail's).
         self.recorders: dict[Records, tuple[Recording, Recording]] = {}
+        #: The event loop's recording matchers made of this one, by ledger.
+        self.counters: dict[CountsInPlace, tuple[LoopRecording, LoopRecording]] = {}
 
     def recording(self, ledger: Records) -> tuple[Recording, Recording]:
         """What records each prerequisite evaluation in ``ledger`` (made once).
@@ -346,6 +364,26 @@ class Matcher:
             pair = (Recording(self, ledger, False), Recording(self, ledger, True))
             self.recorders[ledger] = pair
             return pair
+
+    def counting(self, ledger: CountsInPlace, of: str, detail: int) -> LoopRecording:
+        """What runs flag ``of`` (not plain) for the event loop's ledger: its prerequisites counted in place.
+
+        As :meth:`recording` (``detail``: 1 for ``variation_detail``'s),
+        but each plain prerequisite is checked inline, as on the plain
+        path, and counted in place (:class:`LoopRecording`). Made once per
+        snapshot and ledger; only the loop's thread uses it.
+        """
+        try:
+            state = self.counters[ledger][detail]
+        except KeyError:
+            pair = (
+                LoopRecording(self, ledger, False),
+                LoopRecording(self, ledger, True),
+            )
+            self.counters[ledger] = pair
+            state = pair[detail]
+        state.of = of
+        return state
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
         """A matcher for one all-flags evaluation, which reads results from ``done``.
@@ -552,6 +590,97 @@ class Recording:
     #: What the prerequisite walk reads: no results yet, no chain (a
     #: prerequisite chain never reaches here: ``Matcher._needs_state``
     #: sends its flag to the careful path).
+    done: Final[Mapping[str, Result]] = _NO_RESULTS
+    chain: Final = None
+    prerequisites_failed = _prerequisites_failed
+    match_segments = _match_segments
+    _contains = Matcher._contains
+
+
+def _count_prerequisite(head: Ops, ctx: Context, st: LoopRecording) -> Result:
+    """A counting head's code: the prerequisite's head run, its evaluation counted.
+
+    ``head`` is (this, True, the prerequisite's own head, its flag). In
+    place when it can be (the context the ledger counted last, a
+    variation served, no experiment, the flag counted in place in this
+    window), as ``Ledger.record`` would; else through it, as required by
+    :attr:`LoopRecording.of`.
+    """
+    own = head[2]
+    result: Result = own[0](own, ctx, st)
+    ledger = st.ledger
+    place = result.place
+    if ctx is ledger.last and place is not None:
+        try:
+            ledger.flags_fast[head[3]][place] += 1
+        except KeyError:
+            ledger.record(head[3], ctx, result, None, st.of, st.detail)
+    else:
+        ledger.record(head[3], ctx, result, None, st.of, st.detail)
+    return result
+
+
+@final
+class LoopRecording:
+    """The event loop's recording matcher (:meth:`Matcher.counting`): prerequisites inline, counted in place.
+
+    What a flag that is not plain runs with when the event loop's ledger
+    counts its evaluations (the async client's methods, analytics events
+    on). The generated code checks each prerequisite inline, through
+    :attr:`heads`, as on the plain path: a plain prerequisite's head here
+    is a counting head (:func:`_count_prerequisite`), which runs the
+    prerequisite's own head and counts it (``prereq_of``: :attr:`of`, the
+    flag being evaluated, set for each evaluation: only the loop's thread
+    uses it). A constant, missing or not-plain prerequisite goes to the
+    prerequisite walk, which counts it (:class:`Recording`'s way). A flag
+    on the careful path has its state count them (:func:`_careful_run`).
+    """
+
+    __slots__ = (
+        "_matcher",
+        "big_segments",
+        "detail",
+        "flags",
+        "heads",
+        "hot",
+        "ledger",
+        "of",
+        "segments",
+    )
+
+    #: the generated code checks prerequisites inline, through heads
+    inline_prerequisites: Final = True
+
+    def __init__(self, matcher: Matcher, ledger: CountsInPlace, detail: bool) -> None:
+        self._matcher = matcher
+        self.flags = matcher.flags
+        self.hot = matcher.hot
+        self.segments = matcher.segments
+        self.big_segments = matcher.big_segments
+        self.ledger = ledger
+        self.detail = detail
+        #: The flag whose prerequisites are counted now (their ``prereq_of``).
+        self.of = ""
+        #: Each prerequisite's head here, by key: a plain one's counting
+        #: head, else the matcher's (:meth:`prerequisite_head`).
+        self.heads: dict[str, Head | tuple[None, bool]] = {}
+
+    def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
+        """Flag ``key``'s head for the generated prerequisite checks (kept).
+
+        The matcher's, but for a plain one: a counting head that runs it
+        (:func:`_count_prerequisite`). A missing or deleted flag's is not
+        kept, as the matcher does not keep it.
+        """
+        head = self._matcher.prerequisite_head(key)
+        if head is _NO_FLAG:
+            return head
+        if type(head) is tuple and head[1]:
+            head = (_count_prerequisite, True, head, self._matcher.flag(key))
+        self.heads[key] = head
+        return head
+
+    #: What the prerequisite walk reads (as :class:`Recording`'s).
     done: Final[Mapping[str, Result]] = _NO_RESULTS
     chain: Final = None
     prerequisites_failed = _prerequisites_failed

@@ -195,6 +195,7 @@ class Result:
         "detail",
         "experiment",
         "json_value",
+        "place",
         "reason",
         "value",
         "variation_index",
@@ -210,6 +211,11 @@ class Result:
     #: (``inExperiment``, a rule with ``trackEvents``, or the fallthrough of a
     #: flag with ``trackEventsFallthrough``): known when the flag is compiled
     experiment: bool
+    #: the variation it is counted under in a summary's counts in place
+    #: (analytics events): :attr:`variation_index`, but None when it serves
+    #: none or is an experiment's (those are counted the long way, the
+    #: latter with a full event). One test for the two on the count path.
+    place: int | None
     #: for a result that belongs to one flag: its ``$flagsState`` entries for
     #: all-flags state, built on first use, one per combination of options
     #: at :func:`flags_state_slot`; ``None`` for an error's or one built
@@ -233,6 +239,7 @@ class Result:
         _SET_INDEX(self, variation_index)
         _SET_REASON(self, reason)
         _SET_EXPERIMENT(self, experiment)
+        _SET_PLACE(self, None if experiment else variation_index)
         _SET_CACHE(self, cache)
         _SET_JSON_VALUE(self, None)
         _SET_DETAIL(self, None)
@@ -318,6 +325,7 @@ def detail_of(result: Result, default: Any) -> EvaluationDetail[Any]:
 
 
 _SET_EXPERIMENT: Final = _setter(Result, "experiment")
+_SET_PLACE: Final = _setter(Result, "place")
 _SET_CACHE: Final = _setter(Result, "cache")
 _SET_JSON_VALUE: Final = _setter(Result, "json_value")
 
