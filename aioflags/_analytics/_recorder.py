@@ -344,11 +344,7 @@ else:
         count in place (while the contexts are of one kind), in
         :attr:`fast`, until the data is replaced (:meth:`forget_fast`).
         """
-        flag: CompiledFlag | None
-        try:
-            flag = matcher.hot[key]
-        except KeyError:
-            flag = matcher.made(key)
+        flag = matcher.made(key)
         if flag is None:
             return
         index = result.variation_index

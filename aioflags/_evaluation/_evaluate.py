@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from types import FunctionType, MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, final
 
 from ._codegen import HEAD, Ops, register_source
 from ._logonce import Occurrences
@@ -151,7 +151,7 @@ class Records(Protocol):
 
 
 class CountsInPlace(Records, Protocol):
-    """The event loop's ledger, as :class:`LoopRecording` counts prerequisites in it.
+    """The event loop's ledger, as a counting :class:`Recording` counts prerequisites in it.
 
     Its common case written in place, as ``Ledger.record`` does it: the
     context it counted last, and the counts of the flags it counts in
@@ -348,7 +348,7 @@ class Matcher:
         #: variation_detail's).
         self.recorders: dict[Records, tuple[Recording, Recording]] = {}
         #: The event loop's recording matchers made of this one, by ledger.
-        self.counters: dict[CountsInPlace, tuple[LoopRecording, LoopRecording]] = {}
+        self.counters: dict[CountsInPlace, tuple[Recording, Recording]] = {}
 
     def recording(self, ledger: Records) -> tuple[Recording, Recording]:
         """What records each prerequisite evaluation in ``ledger`` (made once).
@@ -365,20 +365,20 @@ class Matcher:
             self.recorders[ledger] = pair
             return pair
 
-    def counting(self, ledger: CountsInPlace, of: str, detail: int) -> LoopRecording:
+    def counting(self, ledger: CountsInPlace, of: str, detail: int) -> Recording:
         """What runs flag ``of`` (not plain) for the event loop's ledger: its prerequisites counted in place.
 
         As :meth:`recording` (``detail``: 1 for ``variation_detail``'s),
         but each plain prerequisite is checked inline, as on the plain
-        path, and counted in place (:class:`LoopRecording`). Made once per
-        snapshot and ledger; only the loop's thread uses it.
+        path, and counted in place (a counting :class:`Recording`). Made
+        once per snapshot and ledger; only the loop's thread uses it.
         """
         try:
             state = self.counters[ledger][detail]
         except KeyError:
             pair = (
-                LoopRecording(self, ledger, False),
-                LoopRecording(self, ledger, True),
+                Recording(self, ledger, False, counting=True),
+                Recording(self, ledger, True, counting=True),
             )
             self.counters[ledger] = pair
             state = pair[detail]
@@ -556,84 +556,26 @@ class Matcher:
 class Recording:
     """A matcher that records each prerequisite evaluation (:meth:`Matcher.recording`).
 
-    What a flag's code calls on its state, as :class:`Matcher` answers it,
-    over the same data, but for prerequisites: the generated
-    code hands them all to the prerequisite walk, which counts each
-    one it evaluates in :attr:`ledger` (``prereq_of``: the flag that
-    required it) before the flag's own evaluation is counted. A flag on
-    the careful path has its state count them (:func:`_careful_run`).
-    Made once per snapshot and ledger: nothing is allocated per evaluation.
-    """
+    What a flag that is not plain runs with when analytics events are on:
+    what a flag's code calls on its state, as :class:`Matcher` answers it,
+    over the same data, but each prerequisite evaluation is counted in
+    :attr:`ledger` (``prereq_of``: the flag that required it) before the
+    flag's own evaluation is counted. Made once per snapshot and ledger:
+    nothing is allocated per evaluation. Two ways:
 
-    __slots__ = (
-        "big_segments",
-        "detail",
-        "flags",
-        "hot",
-        "ledger",
-        "segments",
-    )
+    - for any thread (the snapshots' recorder, :meth:`Matcher.recording`):
+      the generated code hands the prerequisites to the prerequisite walk,
+      which counts each one it evaluates;
+    - for the event loop's ledger (:meth:`Matcher.counting`, its
+      ``counting``): the generated code checks each prerequisite inline,
+      through :attr:`heads`, as on the plain path; a plain prerequisite's
+      head here is a counting head (:func:`_count_prerequisite`), which
+      runs the prerequisite's own head and counts it in place, or through
+      the ledger with ``prereq_of`` :attr:`of`, the flag being evaluated
+      (set for each evaluation: only the loop's thread uses it). A
+      constant, missing or not-plain prerequisite goes to the walk.
 
-    #: the generated code calls prerequisites_failed() for every prerequisite
-    inline_prerequisites: Final = False
-
-    def __init__(self, matcher: Matcher, ledger: Records, detail: bool) -> None:
-        self.flags = matcher.flags
-        self.hot = matcher.hot
-        self.segments = matcher.segments
-        self.big_segments = matcher.big_segments
-        #: Where each prerequisite evaluation is counted, and whether for
-        #: a ``*_detail`` method (its events carry the reason).
-        self.ledger = ledger
-        self.detail = detail
-
-    #: What the prerequisite walk reads: no results yet, no chain (a
-    #: prerequisite chain never reaches here: ``Matcher._needs_state``
-    #: sends its flag to the careful path).
-    done: Final[Mapping[str, Result]] = _NO_RESULTS
-    chain: Final = None
-    prerequisites_failed = _prerequisites_failed
-    match_segments = _match_segments
-    _contains = Matcher._contains
-
-
-def _count_prerequisite(head: Ops, ctx: Context, st: LoopRecording) -> Result:
-    """A counting head's code: the prerequisite's head run, its evaluation counted.
-
-    ``head`` is (this, True, the prerequisite's own head, its flag). In
-    place when it can be (the context the ledger counted last, a
-    variation served, no experiment, the flag counted in place in this
-    window), as ``Ledger.record`` would; else through it, as required by
-    :attr:`LoopRecording.of`.
-    """
-    own = head[2]
-    result: Result = own[0](own, ctx, st)
-    ledger = st.ledger
-    place = result.place
-    if ctx is ledger.last and place is not None:
-        try:
-            ledger.flags_fast[head[3]][place] += 1
-        except KeyError:
-            ledger.record(head[3], ctx, result, None, st.of, st.detail)
-    else:
-        ledger.record(head[3], ctx, result, None, st.of, st.detail)
-    return result
-
-
-@final
-class LoopRecording:
-    """The event loop's recording matcher (:meth:`Matcher.counting`): prerequisites inline, counted in place.
-
-    What a flag that is not plain runs with when the event loop's ledger
-    counts its evaluations (the async client's methods, analytics events
-    on). The generated code checks each prerequisite inline, through
-    :attr:`heads`, as on the plain path: a plain prerequisite's head here
-    is a counting head (:func:`_count_prerequisite`), which runs the
-    prerequisite's own head and counts it (``prereq_of``: :attr:`of`, the
-    flag being evaluated, set for each evaluation: only the loop's thread
-    uses it). A constant, missing or not-plain prerequisite goes to the
-    prerequisite walk, which counts it (:class:`Recording`'s way). A flag
-    on the careful path has its state count them (:func:`_careful_run`).
+    A flag on the careful path has its state count them (:func:`_careful_run`).
     """
 
     __slots__ = (
@@ -643,26 +585,35 @@ class LoopRecording:
         "flags",
         "heads",
         "hot",
+        "inline_prerequisites",
         "ledger",
         "of",
         "segments",
     )
 
-    #: the generated code checks prerequisites inline, through heads
-    inline_prerequisites: Final = True
-
-    def __init__(self, matcher: Matcher, ledger: CountsInPlace, detail: bool) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        ledger: Records,
+        detail: bool,
+        counting: bool = False,
+    ) -> None:
         self._matcher = matcher
         self.flags = matcher.flags
         self.hot = matcher.hot
         self.segments = matcher.segments
         self.big_segments = matcher.big_segments
+        #: Where each prerequisite evaluation is counted, and whether for
+        #: a ``*_detail`` method (its events carry the reason).
         self.ledger = ledger
         self.detail = detail
+        #: True: the generated code checks prerequisites inline through
+        #: :attr:`heads` (the loop's); False: it calls the walk for all.
+        self.inline_prerequisites = counting
         #: The flag whose prerequisites are counted now (their ``prereq_of``).
         self.of = ""
-        #: Each prerequisite's head here, by key: a plain one's counting
-        #: head, else the matcher's (:meth:`prerequisite_head`).
+        #: Each prerequisite's head here, by key (inline only): a plain
+        #: one's counting head, else the matcher's (:meth:`prerequisite_head`).
         self.heads: dict[str, Head | tuple[None, bool]] = {}
 
     def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
@@ -680,12 +631,38 @@ class LoopRecording:
         self.heads[key] = head
         return head
 
-    #: What the prerequisite walk reads (as :class:`Recording`'s).
+    #: What the prerequisite walk reads: no results yet, no chain (a
+    #: prerequisite chain never reaches here: ``Matcher._needs_state``
+    #: sends its flag to the careful path).
     done: Final[Mapping[str, Result]] = _NO_RESULTS
     chain: Final = None
     prerequisites_failed = _prerequisites_failed
     match_segments = _match_segments
     _contains = Matcher._contains
+
+
+def _count_prerequisite(head: Ops, ctx: Context, st: Recording) -> Result:
+    """A counting head's code: the prerequisite's head run, its evaluation counted.
+
+    ``head`` is (this, True, the prerequisite's own head, its flag); ``st``
+    the event loop's recording matcher (:meth:`Matcher.counting`). In
+    place when it can be (the context the ledger counted last, counted in
+    place: ``Result.place``, the flag counted in place in this window), as
+    ``Ledger.record`` would; else through it, as required by
+    :attr:`Recording.of`.
+    """
+    own = head[2]
+    result: Result = own[0](own, ctx, st)
+    ledger = cast("CountsInPlace", st.ledger)
+    place = result.place
+    if ctx is ledger.last and place is not None:
+        try:
+            ledger.flags_fast[head[3]][place] += 1
+        except KeyError:
+            ledger.record(head[3], ctx, result, None, st.of, st.detail)
+    else:
+        ledger.record(head[3], ctx, result, None, st.of, st.detail)
+    return result
 
 
 @final
