@@ -399,6 +399,7 @@ class _OneSnapshot:
 
     def __init__(self, snapshot: aioflags.FlagSnapshot) -> None:
         self.snapshot = snapshot
+        self.on_swap: Any = None  # (its snapshot is never replaced)
 
     async def warm(self) -> aioflags.FlagSnapshot:
         return self.snapshot

@@ -363,3 +363,43 @@ def test_a_window_counted_in_place_from_its_first_evaluation_starts_there() -> N
     batch = rec.take()
     assert batch is not None
     assert (batch.start_ms, batch.end_ms) == (5_000, 9_000)
+
+
+def test_a_replaced_snapshot_is_freed_without_the_collector() -> None:
+    # The recording matchers a snapshot's matcher makes (for the loop's
+    # ledger and for the other threads') must not hold it in a cycle: a
+    # replaced snapshot would wait for a full collection, or stay for good
+    # once gc.freeze() has frozen it (Config(gc_freeze=True)).
+    import gc
+    import weakref
+
+    rec = recorder()
+    snapshot = snapshot_from_data(
+        {
+            "p": {
+                **flag(),
+                "key": "p",
+                "version": 1,
+                "targets": [{"values": ["x"], "variation": 1}],  # (code to run)
+            },
+            "f": {
+                **flag(),
+                "key": "f",
+                "version": 1,
+                "prerequisites": [{"key": "p", "variation": 0}],
+            },
+        }
+    )
+    matcher = snapshot._matcher
+    counting = matcher.counting(rec.loop, "f", 0)
+    head = counting.prerequisite_head("p")
+    assert isinstance(head, tuple) and head[1]  # a counting head, made
+    del head
+    matcher.recording(rec)
+    gone = weakref.ref(matcher)
+    gc.disable()
+    try:
+        del snapshot, matcher, counting
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -419,3 +419,38 @@ async def test_a_data_change_mid_window_counts_the_new_version_apart() -> None:
         old["version"] + 1,
     )
     assert summary["features"]["b"]["counters"][0]["count"] == 3
+
+
+@pytest.mark.asyncio
+async def test_a_flag_left_as_it_was_by_a_change_counts_in_place_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A change of another flag replaces the snapshot (its flags by key are
+    # forgotten), not this flag's object: its next evaluation for the same
+    # context is counted in place again, without the recorder's lock.
+    ann = Context.create("ann")
+    async with running({"a": flag(), "b": flag()}) as (server, client, _):
+        events = client._evaluator.events
+        assert events is not None
+        recorder = events.recorder
+        for key in ("a", "b", "a"):
+            await client.variation(key, ann, False)
+        changed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        server.set_flag("b", flag(fallthrough={"variation": 1}))
+        await changed.wait()
+        counted = 0
+        count = type(recorder).count
+
+        def counting(*args: Any) -> None:
+            nonlocal counted
+            counted += 1
+            count(*args)
+
+        monkeypatch.setattr(type(recorder), "count", counting)
+        for _ in range(3):
+            assert await client.variation("a", ann, False) is True
+        assert counted == 0
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    assert summary["features"]["a"]["counters"][0]["count"] == 5

@@ -19,11 +19,13 @@ The event loop's own evaluations (``await client.variation``) count into a
 ledger of their own, :attr:`Recorder.loop`, without the lock: only the loop's
 thread writes it, and the flush that takes it runs on that thread too. Its
 common case (a counter that exists, an untracked flag, no experiment, the
-context it counted last) is a few steps in :meth:`Ledger.record`; a flag's
-first evaluation in a window, when its counter of the window before is back
-with the same default, a few more (:meth:`Ledger.arm`); anything else (a new
-counter, a new context, a full event) takes the lock, as the other threads'
-records do.
+context it counted last) is one increment by flag key, written in the
+evaluation itself (:attr:`Ledger.in_place`; a prerequisite's, by flag object,
+:meth:`Ledger.record`); a flag's first evaluation in a window, when its
+counter of the window before is back with the same default, a few steps more
+(:meth:`Ledger.evaluated`, :meth:`Ledger.arm`); anything else (a new counter,
+a new context, a full event) takes the lock, as the other threads' records
+do.
 
 Nothing is logged here, and no code of the application's runs under the lock:
 events dropped because the buffer is full are only counted, and the event
@@ -219,7 +221,7 @@ class Ledger:
 
     The recorder has two: the other threads' (written under its lock) and
     the event loop's (:attr:`Recorder.loop`: written only on the loop's
-    thread, whose common case :meth:`record` counts without the lock).
+    thread, whose common case is counted without the lock: :attr:`in_place`).
     """
 
     __slots__ = (
@@ -310,7 +312,7 @@ else:
         """
         index = result.variation_index
         if context is self.last and index is not None and not result.experiment:
-            # Subscripts, not ``fast.get(key)``: a method call costs ~150
+            # Subscripts, not ``flags_fast.get(flag)``: a method call costs ~150
             # instructions more, and a flag not counted in place yet (a
             # KeyError) takes the slow path anyway.
             try:
@@ -339,24 +341,30 @@ else:
         common case, written in place): the flag is looked up here, not
         on every evaluation. One whose code could not be made is counted
         against nothing (its head's EXCEPTION, as the door's answer is).
-        A flag's first evaluation of the window goes to :meth:`arm`, the
-        rest to the recorder, under the lock; from then on its evaluations
+        For the context counted last and a result counted in place: a flag
+        object counted in place already (by object: the data was replaced
+        since, the object kept) is counted so, and keyed again; a flag's
+        first evaluation of the window goes to :meth:`arm`. The rest goes
+        to the recorder, under the lock. From then on its evaluations
         count in place (while the contexts are of one kind), in
         :attr:`fast`, until the data is replaced (:meth:`forget_fast`).
         """
         flag = matcher.made(key)
         if flag is None:
             return
-        index = result.variation_index
-        if not (
-            context is self.last
-            and index is not None
-            and not result.experiment
-            and self.arm(flag, index, default)
-        ):
-            recorder = self.recorder
-            with recorder.lock:
-                recorder.count(self, flag, context, result, default, detail, None)
+        place = result.place
+        if context is self.last and place is not None:
+            counts = self.flags_fast.get(flag)
+            if counts is not None:  # (its object was counted before a swap)
+                counts[place] += 1
+                self.fast[key] = counts
+                return
+            if self.arm(flag, place, default):
+                self.fast[key] = self.flags_fast[flag]
+                return
+        recorder = self.recorder
+        with recorder.lock:
+            recorder.count(self, flag, context, result, default, detail, None)
         counts = self.flags_fast.get(flag)
         if counts is not None:  # counted in place from now on, by key
             self.fast[key] = counts
@@ -365,7 +373,8 @@ else:
         """The data evaluated is replaced: count nothing in place by key until counted anew.
 
         The store calls this as it replaces its snapshot (``Store.on_swap``),
-        on the loop's thread, before anything evaluates the new data: a
+        on the loop's thread, before anything evaluates the new data, and
+        the evaluator as it composes anew (its data may be another store's): a
         flag's object may be new with it, and counted against a new
         counter (:meth:`evaluated` finds it). What :attr:`flags_fast` holds,
         by flag object, still holds.
@@ -377,7 +386,8 @@ else:
 
         For the common case of :meth:`record` and :meth:`evaluated` (the
         context counted last, variation ``index`` served, no experiment)
-        where :attr:`fast` has no entry for ``flag``: a flag counted in the window before, untracked, whose
+        where :attr:`flags_fast` has no entry for ``flag``: a flag counted
+        in the window before, untracked, whose
         counter is back (:attr:`spare`) with the default now passed
         (``default is`` the window before's: the summary's default is the
         window's first evaluation's), while contexts are of one kind. Its
@@ -491,7 +501,7 @@ class Recorder:
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
-        #: once), but for :attr:`loop`'s common case (:meth:`Ledger.record`).
+        #: once), but for :attr:`loop`'s common case (:attr:`Ledger.in_place`).
         #: Nothing under it logs or calls the application. Re-entrant all the
         #: same, at no cost (a plain lock costs as much, ~70 ns): a signal
         #: handler or a finalizer that evaluates a flag may run on a thread
@@ -613,7 +623,7 @@ class Recorder:
             ledger.last = context
             self._notice(context, now)
         if ledger is self.loop:
-            # Counted in place from now on (Ledger.record), while contexts
+            # Counted in place from now on (Ledger.in_place), while contexts
             # of this one kind are: a context of another kind may add a
             # kind to every counter, so their places are forgotten.
             kind = context._kind

@@ -133,10 +133,12 @@ class _WarnOnUse:
     evaluations pay nothing for this.
     """
 
-    __slots__ = ("_client",)
+    __slots__ = ("_client", "on_swap")
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        #: (its snapshot is the store's it puts in place: that one calls)
+        self.on_swap: Callable[[], None] | None = None
 
     @property
     def snapshot(self) -> FlagSnapshot:

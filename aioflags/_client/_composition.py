@@ -6,7 +6,7 @@ the text every face shares) with two things of its own around it::
 
     guard    still its composition, the class's own method?  no: the
              client's method now (:class:`Face`)
-    body     door, find, [count], [before], run, [type], [count],
+    body     door, find, [before], [lens], run, [type], [count],
              [after], answer: in the caller's frame, on the store's
              snapshot
     other    the snapshot's method (its evaluation: the door's answer,

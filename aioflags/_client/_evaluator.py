@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from aioflags._analytics._processor import EventProcessor
     from aioflags._analytics._recorder import Ledger as LoopLedger
-    from aioflags._datasystem._store import Store
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
@@ -73,6 +72,13 @@ class Data(Protocol):
         """The current data with every flag compiled (``all_flags_state``)."""
         ...
 
+    #: Called as :attr:`snapshot` is replaced, before anything evaluates the
+    #: new one (None: nothing to call). The event loop's ledger counts the
+    #: current data's flags by key (``Ledger.forget_fast``): data whose
+    #: snapshot is replaced must call it (``Store`` does); data whose
+    #: snapshot never changes may ignore it.
+    on_swap: Callable[[], None] | None
+
 
 def _evaluation(
     stages: Stages | None, ledger: Ledger | None, lens: Lens | None = None
@@ -88,8 +94,8 @@ class Evaluator:
     """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
 
     __slots__ = (
+        "_forget",
         "_made",
-        "_watching",
         "big_segments",
         "composition",
         "environment_id",
@@ -131,8 +137,8 @@ class Evaluator:
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
-        # The store told to call the loop's ledger as it replaces its data.
-        self._watching: Store | None = None
+        # What the store calls as it replaces its data (the loop's ledger's).
+        self._forget: Callable[[], None] | None = None
         self.composition: Composition
         #: The client's awaited evaluation methods written so far for
         #: :attr:`composition`, by name (:meth:`method`).
@@ -178,20 +184,16 @@ class Evaluator:
 
         (It counts the flags of the data the async methods read in place,
         by key: a new snapshot may have new objects of them.) None: no
-        ledger to tell.
+        ledger to tell (the store's ``on_swap`` is taken back if it is
+        this evaluator's; another's, set since, stays).
         """
-        watching = self._watching
-        if watching is not None:
-            watching.on_swap = None
-            self._watching = None
-        if loop is None:
-            return
-        from aioflags._datasystem._store import Store  # (a run's: imported)
-
         store = self.store
-        if isinstance(store, Store):
-            store.on_swap = loop.forget_fast
-            self._watching = store
+        forget = None if loop is None else loop.forget_fast
+        if forget is not None:
+            store.on_swap = forget  # (one step: no swap between two)
+        elif self._forget is not None and store.on_swap == self._forget:
+            store.on_swap = None
+        self._forget = forget
 
     def method(self, name: str) -> Method:
         """The client's awaited evaluation method ``name`` for the composition.

@@ -3,12 +3,15 @@
 Everything here reads one immutable snapshot of compiled flags and segments.
 Recursion state (the prerequisite chain, the segment stack, prerequisites
 reached for all-flags state, big-segment status) lives in a per-evaluation
-:class:`_State`, so evaluations are re-entrant and thread-safe.
+:class:`_State`, so evaluations are re-entrant and thread-safe; but for
+the event loop's recording matcher (``Matcher.counting``), which only the
+loop's thread uses, and which notes the flag being evaluated.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, final
 
@@ -283,9 +286,10 @@ def _prerequisites_failed(
 class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
-    Evaluations never write to it but for :attr:`heads`, a cache of what
-    the fast paths run of each evaluated flag, its constant result or its
-    ops (one dict store per flag and snapshot).
+    Evaluations never write to it but for caches: :attr:`heads`, what the
+    fast paths run of each evaluated flag, its constant result or its ops
+    (one dict store per flag and snapshot), and the recording matchers made
+    of it (:attr:`recorders`, :attr:`counters`: one pair per ledger).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
@@ -303,6 +307,7 @@ class Matcher:
     """
 
     __slots__ = (
+        "__weakref__",
         "big_segments",
         "counters",
         "done",
@@ -598,7 +603,10 @@ class Recording:
         detail: bool,
         counting: bool = False,
     ) -> None:
-        self._matcher = matcher
+        # (by a weak reference: the matcher holds this one, and a cycle would
+        # keep a replaced snapshot's data until a full collection, or for
+        # good once gc.freeze() has frozen it)
+        self._matcher = weakref.ref(matcher)
         self.flags = matcher.flags
         self.hot = matcher.hot
         self.segments = matcher.segments
@@ -623,11 +631,13 @@ class Recording:
         (:func:`_count_prerequisite`). A missing or deleted flag's is not
         kept, as the matcher does not keep it.
         """
-        head = self._matcher.prerequisite_head(key)
+        matcher = self._matcher()
+        assert matcher is not None  # (evaluating its data: the caller holds it)
+        head = matcher.prerequisite_head(key)
         if head is _NO_FLAG:
             return head
         if type(head) is tuple and head[1]:
-            head = (_count_prerequisite, True, head, self._matcher.flag(key))
+            head = (_count_prerequisite, True, head, matcher.flag(key))
         self.heads[key] = head
         return head
 
@@ -648,7 +658,7 @@ def _count_prerequisite(head: Ops, ctx: Context, st: Recording) -> Result:
     the event loop's recording matcher (:meth:`Matcher.counting`). In
     place when it can be (the context the ledger counted last, counted in
     place: ``Result.place``, the flag counted in place in this window), as
-    ``Ledger.record`` would; else through it, as required by
+    ``Ledger.record`` would; else through it, with ``prereq_of``
     :attr:`Recording.of`.
     """
     own = head[2]
