@@ -607,19 +607,19 @@ class Recording:
         # keep a replaced snapshot's data until a full collection, or for
         # good once gc.freeze() has frozen it)
         self._matcher = weakref.ref(matcher)
-        self.flags = matcher.flags
-        self.hot = matcher.hot
-        self.segments = matcher.segments
-        self.big_segments = matcher.big_segments
+        self.flags: Mapping[str, CompiledFlag] = matcher.flags
+        self.hot: dict[str, CompiledFlag] = matcher.hot
+        self.segments: Mapping[str, CompiledSegment] = matcher.segments
+        self.big_segments: MembershipSource | None = matcher.big_segments
         #: Where each prerequisite evaluation is counted, and whether for
         #: a ``*_detail`` method (its events carry the reason).
-        self.ledger = ledger
-        self.detail = detail
+        self.ledger: Records = ledger
+        self.detail: bool = detail
         #: True: the generated code checks prerequisites inline through
         #: :attr:`heads` (the loop's); False: it calls the walk for all.
-        self.inline_prerequisites = counting
+        self.inline_prerequisites: bool = counting
         #: The flag whose prerequisites are counted now (their ``prereq_of``).
-        self.of = ""
+        self.of: str = ""
         #: Each prerequisite's head here, by key (inline only): a plain
         #: one's counting head, else the matcher's (:meth:`prerequisite_head`).
         self.heads: dict[str, Head | tuple[None, bool]] = {}
