@@ -105,22 +105,6 @@ def _kinds(kinds: frozenset[str]) -> frozenset[str]:
     return kinds
 
 
-#: Zeros for a counter's counts, by length (most flags have two or three
-#: variations), read as they are into the list a counter keeps.
-_ZEROS: Final = tuple((0,) * n for n in range(8))
-
-
-def _zeros(n: int) -> tuple[int, ...]:
-    """``n`` zeros, to assign in place to a counter's counts.
-
-    A counter keeps its counts list from one window to the next: a new
-    list per window would be a young object in place of an old one (full
-    collections sooner). A tuple is read as it is (``bytes(n)``, made a
-    list first, cost ~1,600 instructions more per counter taken back).
-    """
-    return _ZEROS[n] if n < len(_ZEROS) else (0,) * n
-
-
 class Counter:
     """One flag version's summary in a flush window, counted in place.
 
@@ -310,15 +294,15 @@ else:
         in a window that :meth:`arm` takes. The rest is the recorder's,
         under the lock.
         """
-        index = result.variation_index
-        if context is self.last and index is not None and not result.experiment:
+        place = result.place
+        if context is self.last and place is not None:
             # Subscripts, not ``flags_fast.get(flag)``: a method call costs ~150
             # instructions more, and a flag not counted in place yet (a
             # KeyError) takes the slow path anyway.
             try:
-                self.flags_fast[flag][index] += 1
+                self.flags_fast[flag][place] += 1
             except KeyError:
-                if self.arm(flag, index, default):
+                if self.arm(flag, place, default):
                     return
             else:
                 return
@@ -353,18 +337,18 @@ else:
         if flag is None:
             return
         place = result.place
+        counted = False
         if context is self.last and place is not None:
             counts = self.flags_fast.get(flag)
             if counts is not None:  # (its object was counted before a swap)
                 counts[place] += 1
-                self.fast[key] = counts
-                return
-            if self.arm(flag, place, default):
-                self.fast[key] = self.flags_fast[flag]
-                return
-        recorder = self.recorder
-        with recorder.lock:
-            recorder.count(self, flag, context, result, default, detail, None)
+                counted = True
+            else:
+                counted = self.arm(flag, place, default)
+        if not counted:
+            recorder = self.recorder
+            with recorder.lock:
+                recorder.count(self, flag, context, result, default, detail, None)
         counts = self.flags_fast.get(flag)
         if counts is not None:  # counted in place from now on, by key
             self.fast[key] = counts
@@ -407,7 +391,11 @@ else:
             return False
         del self.spare[flag]
         counts = counter.counts
-        counts[:] = _zeros(len(counts))  # in place: no list made
+        # Zeros in place: the list is kept from window to window (a new one
+        # would be a young object in place of an old one: full collections
+        # sooner); from a tuple, read as it is (``bytes(n)`` was made a list
+        # first, ~1,600 instructions more).
+        counts[:] = (0,) * len(counts)
         counts[index] = 1
         counter.none = 0
         counter.none_value = None
@@ -687,7 +675,7 @@ class Recorder:
             counter.order = order
             counter.default = default
             counts = counter.counts
-            counts[:] = _zeros(len(counts))  # in place: no list made
+            counts[:] = (0,) * len(counts)  # zeros in place (as Ledger.arm)
             counter.none = 0
             counter.none_value = None
             counter.notes = None

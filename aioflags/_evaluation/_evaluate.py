@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import weakref
 from types import FunctionType, MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
 from ._codegen import HEAD, Ops, register_source
 from ._logonce import Occurrences
@@ -151,21 +151,6 @@ class Records(Protocol):
     ) -> None:
         """Record an evaluation of ``flag`` that flag ``prereq_of`` required."""
         ...
-
-
-class CountsInPlace(Records, Protocol):
-    """The event loop's ledger, as a counting :class:`Recording` counts prerequisites in it.
-
-    Its common case written in place, as ``Ledger.record`` does it: the
-    context it counted last, and the counts of the flags it counts in
-    place, by flag object (the rest: :meth:`record`).
-    """
-
-    @property
-    def last(self) -> Context | None: ...
-
-    @property
-    def flags_fast(self) -> dict[CompiledFlag, list[int]]: ...
 
 
 class _Segments(Protocol):
@@ -353,7 +338,7 @@ class Matcher:
         #: variation_detail's).
         self.recorders: dict[Records, tuple[Recording, Recording]] = {}
         #: The event loop's recording matchers made of this one, by ledger.
-        self.counters: dict[CountsInPlace, tuple[Recording, Recording]] = {}
+        self.counters: dict[Records, tuple[Recording, Recording]] = {}
 
     def recording(self, ledger: Records) -> tuple[Recording, Recording]:
         """What records each prerequisite evaluation in ``ledger`` (made once).
@@ -370,7 +355,7 @@ class Matcher:
             self.recorders[ledger] = pair
             return pair
 
-    def counting(self, ledger: CountsInPlace, of: str, detail: int) -> Recording:
+    def counting(self, ledger: Records, of: str, detail: int) -> Recording:
         """What runs flag ``of`` (not plain) for the event loop's ledger: its prerequisites counted in place.
 
         As :meth:`recording` (``detail``: 1 for ``variation_detail``'s),
@@ -575,8 +560,8 @@ class Recording:
       ``counting``): the generated code checks each prerequisite inline,
       through :attr:`heads`, as on the plain path; a plain prerequisite's
       head here is a counting head (:func:`_count_prerequisite`), which
-      runs the prerequisite's own head and counts it in place, or through
-      the ledger with ``prereq_of`` :attr:`of`, the flag being evaluated
+      runs the prerequisite's own head and has the ledger count it (in
+      place in its common case), ``prereq_of`` :attr:`of`, the flag evaluated
       (set for each evaluation: only the loop's thread uses it). A
       constant, missing or not-plain prerequisite goes to the walk.
 
@@ -655,23 +640,13 @@ def _count_prerequisite(head: Ops, ctx: Context, st: Recording) -> Result:
     """A counting head's code: the prerequisite's head run, its evaluation counted.
 
     ``head`` is (this, True, the prerequisite's own head, its flag); ``st``
-    the event loop's recording matcher (:meth:`Matcher.counting`). In
-    place when it can be (the context the ledger counted last, counted in
-    place: ``Result.place``, the flag counted in place in this window), as
-    ``Ledger.record`` would; else through it, with ``prereq_of``
-    :attr:`Recording.of`.
+    the event loop's recording matcher (:meth:`Matcher.counting`), whose
+    ledger counts it (``prereq_of``: :attr:`Recording.of`), in place when
+    it can be (``Ledger.record``).
     """
     own = head[2]
     result: Result = own[0](own, ctx, st)
-    ledger = cast("CountsInPlace", st.ledger)
-    place = result.place
-    if ctx is ledger.last and place is not None:
-        try:
-            ledger.flags_fast[head[3]][place] += 1
-        except KeyError:
-            ledger.record(head[3], ctx, result, None, st.of, st.detail)
-    else:
-        ledger.record(head[3], ctx, result, None, st.of, st.detail)
+    st.ledger.record(head[3], ctx, result, None, st.of, st.detail)
     return result
 
 
