@@ -302,7 +302,7 @@ else:
             try:
                 self.flags_fast[flag][place] += 1
             except KeyError:
-                if self.arm(flag, place, default):
+                if self.arm(flag, place, default) is not None:
                     return
             else:
                 return
@@ -333,22 +333,26 @@ else:
         count in place (while the contexts are of one kind), in
         :attr:`fast`, until the data is replaced (:meth:`forget_fast`).
         """
-        flag = matcher.made(key)
+        # (in ``hot`` if its head ran: a flag is made before its head)
+        flag = matcher.hot.get(key)
         if flag is None:
-            return
+            flag = matcher.made(key)
+            if flag is None:
+                return
         place = result.place
-        counted = False
         if context is self.last and place is not None:
             counts = self.flags_fast.get(flag)
             if counts is not None:  # (its object was counted before a swap)
                 counts[place] += 1
-                counted = True
-            else:
-                counted = self.arm(flag, place, default)
-        if not counted:
-            recorder = self.recorder
-            with recorder.lock:
-                recorder.count(self, flag, context, result, default, detail, None)
+                self.fast[key] = counts
+                return
+            counts = self.arm(flag, place, default)
+            if counts is not None:
+                self.fast[key] = counts
+                return
+        recorder = self.recorder
+        with recorder.lock:
+            recorder.count(self, flag, context, result, default, detail, None)
         counts = self.flags_fast.get(flag)
         if counts is not None:  # counted in place from now on, by key
             self.fast[key] = counts
@@ -365,20 +369,22 @@ else:
         """
         self.fast.clear()
 
-    def arm(self, flag: CompiledFlag, index: int, default: JSONValue) -> bool:
-        """Count ``flag``'s first evaluation of the window in place, if it can be; whether it was.
+    def arm(
+        self, flag: CompiledFlag, index: int, default: JSONValue
+    ) -> list[int] | None:
+        """Count ``flag``'s first evaluation of the window in place, if it can be; its counts if so.
 
         For the common case of :meth:`record` and :meth:`evaluated` (the
         context counted last, variation ``index`` served, no experiment)
         where :attr:`flags_fast` has no entry for ``flag``: a flag counted
-        in the window before, untracked, whose
-        counter is back (:attr:`spare`) with the default now passed
-        (``default is`` the window before's: the summary's default is the
-        window's first evaluation's), while contexts are of one kind. Its
-        counter is taken back, zeroed, as the slow path would (kinds:
-        :attr:`fast_kinds`), and counted in place from now on: no lock (but
-        for the window's first counter: its start), no new counter. Only the
-        loop's thread calls this, on :attr:`Recorder.loop`.
+        in the window before, untracked, whose counter is back
+        (:attr:`spare`, zeroed as it came back: :meth:`Recorder.recycle`)
+        with the default now passed (``default is`` the window before's:
+        the summary's default is the window's first evaluation's), while
+        contexts are of one kind. Its counter counts from now on in place
+        (kinds: :attr:`fast_kinds`): no lock (but for the window's first
+        counter: its start), no new counter. Only the loop's thread calls
+        this, on :attr:`Recorder.loop`.
         """
         counter = self.spare.get(flag)
         if (
@@ -388,18 +394,10 @@ else:
             or not self.fast_kind
             or flag in self.counters  # (made before its counter came back)
         ):
-            return False
+            return None
         del self.spare[flag]
         counts = counter.counts
-        # Zeros in place: the list is kept from window to window (a new one
-        # would be a young object in place of an old one: full collections
-        # sooner); from a tuple, read as it is (``bytes(n)`` was made a list
-        # first, ~1,600 instructions more).
-        counts[:] = (0,) * len(counts)
         counts[index] = 1
-        counter.none = 0
-        counter.none_value = None
-        counter.notes = None
         counter.kinds = self.fast_kinds
         counter.kind = self.fast_kind
         recorder = self.recorder
@@ -412,7 +410,7 @@ else:
                     recorder._start = recorder._now()
                 self.counters[flag] = counter
         self.flags_fast[flag] = counts
-        return True
+        return counts
 
     def unknown(
         self, key: str, context: Context | None, default: JSONValue, result: Result
@@ -671,14 +669,9 @@ class Recorder:
         counter = ledger.spare.pop(flag, None)
         if counter is None:
             counter = Counter(flag, default, order)
-        else:  # the window before's, written and folded: as new, in place
+        else:  # the window before's, zeroed as it came back (recycle)
             counter.order = order
             counter.default = default
-            counts = counter.counts
-            counts[:] = (0,) * len(counts)  # zeros in place (as Ledger.arm)
-            counter.none = 0
-            counter.none_value = None
-            counter.notes = None
             counter.kinds = _NO_KINDS
             counter.kind = ""
         ledger.counters[flag] = counter
@@ -840,14 +833,21 @@ class Recorder:
         """A batch's :attr:`Batch.own` is written and folded: its counters serve again.
 
         On the loop's thread, which alone reads and writes the loop's
-        ledger. The next window counts each flag it counts again into its
-        counter (zeroed as it is taken back): no counter, counts list or
+        ledger. The counters are zeroed here, in one pass, and kept
+        (:attr:`Ledger.spare`): the next window counts each flag it
+        counts again into its counter, so no counter, counts list or
         frozenset is made per flag and window, and no object of them is
         left for the collector; a flag evaluated with the default of its
         counter's window counts in place from its first evaluation
-        (:meth:`Ledger.arm`). Whoever holds the batch must read none of
-        ``own``'s counters from now on.
+        (:meth:`Ledger.arm`), which has nothing left to reset. Whoever
+        holds the batch must read none of ``own``'s counters from now on.
         """
+        for counter in own.values():
+            counts = counter.counts
+            counts[:] = (0,) * len(counts)
+            counter.none = 0
+            counter.none_value = None
+            counter.notes = None
         self.loop.spare = own
 
     def counted(self) -> list[Pending]:
