@@ -1009,3 +1009,44 @@ async def test_all_flags_state_compiles_cold_flags_in_slices_first(
         checkpoints.clear()
         await c.all_flags_state(USER)
         assert checkpoints == []  # warm already: nothing to do
+
+
+# ------------------------------------------------- what the collector walks
+
+
+def test_a_compiled_flag_is_few_objects_for_the_collector() -> None:
+    # Every full collection walks every compiled flag, for as long as the
+    # data lasts: its results keep no list for all-flags state until one
+    # is needed, and a clause's test is one object, not a closure's three.
+    # (A budget: 45 objects a flag of this shape before either.)
+    def shaped(key: str) -> dict[str, Any]:
+        return flag(
+            key,
+            targets=[{"values": ["u1", "u2"], "variation": 1}],
+            rules=[
+                {"id": f"r{j}", "variation": j % 2, "clauses": [clause]}
+                for j, clause in enumerate(
+                    [
+                        {"attribute": "email", "op": "endsWith", "values": ["@x.io"]},
+                        {"attribute": "name", "op": "startsWith", "values": ["A"]},
+                        {"attribute": "email", "op": "contains", "values": ["t"]},
+                    ]
+                )
+            ],
+        )
+
+    compile_flag = aioflags._evaluation._model.compile_flag
+    first = compile_flag("f", shaped("f"))  # the shape's code, made once
+    raws = [shaped(f"f{i}") for i in range(200)]
+    gc.collect()
+    before = len(gc.get_objects())
+    compiled = [compile_flag(raw["key"], raw) for raw in raws]
+    gc.collect()
+    per_flag = (len(gc.get_objects()) - before) / len(compiled)
+    assert per_flag <= 36
+    # All the same: all-flags state keeps each entry it makes.
+    snapshot = aioflags._datasystem._store.snapshot_from_data({"f": shaped("f")}, {})
+    state = snapshot.all_flags_state(USER)
+    assert state.to_dict()["f"] == "a"
+    assert snapshot.all_flags_state(USER).to_dict() == state.to_dict()
+    assert first.key == "f"  # (alive through the count: its shape's code too)

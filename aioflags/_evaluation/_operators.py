@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 # The regular-expression machinery (``_regex.py``, ``_re2syntax.py``) is
@@ -195,17 +195,29 @@ def _compile_in(values: Sequence[JSONValue]) -> Test:
         else:
             others.append(c)
 
-    def test(v: JSONValue) -> bool:
-        tv = type(v)
-        if tv is str:
-            return v in strs
-        if tv is bool:
-            return v in bools
-        if tv is int or tv is float:
-            return v in nums
-        return any(v == o for o in others)
+    return partial(
+        _in, frozenset(strs), frozenset(bools), frozenset(nums), tuple(others)
+    )
 
-    return test
+
+# A clause's test is one of these with its operands bound (``partial``): one
+# object for the collector to walk, where a closure would be three (the
+# function, its cells and their tuple), for as long as its flag lasts.
+def _in(
+    strs: frozenset[str],
+    bools: frozenset[bool],
+    nums: frozenset[int | float],
+    others: tuple[JSONValue, ...],
+    v: JSONValue,
+) -> bool:
+    tv = type(v)
+    if tv is str:
+        return v in strs
+    if tv is bool:
+        return v in bools
+    if tv is int or tv is float:
+        return v in nums
+    return any(v == o for o in others)
 
 
 _COMPARE: Final = {
@@ -229,9 +241,13 @@ def _compile_numeric(values: Sequence[JSONValue], op: str) -> Test:
     cs = [float(c) for c in values if _is_number(c)]
     if not cs:
         return _never
-    compare = _COMPARE[op]
-    bound = _BOUND[op](cs)
-    return lambda v: type(v) in _NUMBERS and compare(float(v), bound)
+    return partial(_numeric, _COMPARE[op], _BOUND[op](cs))
+
+
+def _numeric(
+    compare: Callable[[float, float], bool], bound: float, v: JSONValue
+) -> bool:
+    return type(v) in _NUMBERS and compare(float(v), bound)
 
 
 def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
@@ -239,37 +255,44 @@ def _compile_dates(values: Sequence[JSONValue], before: bool) -> Test:
     if not cs:
         return _never
     # "Strictly before any clause instant" is "before the latest" (and after: the earliest).
-    bound = max(cs) if before else min(cs)
+    return partial(_date, max(cs) if before else min(cs), before)
 
-    def test(v: JSONValue) -> bool:
-        tv = type(v)
-        if tv is int or tv is float:
-            t: float | None = float(v)
-        elif tv is str:
-            t = _parse_instant_str(v)
-        else:
-            return False
-        if t is None:
-            return False
-        return t < bound if before else t > bound
 
-    return test
+def _date(bound: float, before: bool, v: JSONValue) -> bool:
+    tv = type(v)
+    if tv is int or tv is float:
+        t: float | None = float(v)
+    elif tv is str:
+        t = _parse_instant_str(v)
+    else:
+        return False
+    if t is None:
+        return False
+    return t < bound if before else t > bound
 
 
 def _compile_semver(values: Sequence[JSONValue], want: int) -> Test:
     cs = [_key_of(s) for s in map(_semver_of, values) if s is not None]
     if not cs:
         return _never
-    key = semver_key
     if want == 0:
-        members = frozenset(cs)
-        return lambda v: type(v) is str and key(v) in members
+        return partial(_semver_in, frozenset(cs))
     # Any clause version c with v < c is v < the largest (and > the smallest).
     if want < 0:
-        high = max(cs)
-        return lambda v: type(v) is str and (k := key(v)) is not None and k < high
-    low = min(cs)
-    return lambda v: type(v) is str and (k := key(v)) is not None and k > low
+        return partial(_semver_below, max(cs))
+    return partial(_semver_above, min(cs))
+
+
+def _semver_in(members: frozenset[SemVerKey], v: JSONValue) -> bool:
+    return type(v) is str and semver_key(v) in members
+
+
+def _semver_below(high: SemVerKey, v: JSONValue) -> bool:
+    return type(v) is str and (k := semver_key(v)) is not None and k < high
+
+
+def _semver_above(low: SemVerKey, v: JSONValue) -> bool:
+    return type(v) is str and (k := semver_key(v)) is not None and k > low
 
 
 def _strings(values: Sequence[JSONValue]) -> tuple[str, ...]:
@@ -285,9 +308,32 @@ def _compile_strings(
 
 def _compile_contains(strs: tuple[str, ...]) -> Test:
     if len(strs) == 1:
-        (c,) = strs
-        return lambda v: type(v) is str and c in v
-    return lambda v: type(v) is str and any(c in v for c in strs)
+        return partial(_contains, strs[0])
+    return partial(_contains_any, strs)
+
+
+def _contains(c: str, v: JSONValue) -> bool:
+    return type(v) is str and c in v
+
+
+def _contains_any(strs: tuple[str, ...], v: JSONValue) -> bool:
+    return type(v) is str and any(c in v for c in strs)
+
+
+def _compile_starts_with(strs: tuple[str, ...]) -> Test:
+    return partial(_starts_with, strs)
+
+
+def _compile_ends_with(strs: tuple[str, ...]) -> Test:
+    return partial(_ends_with, strs)
+
+
+def _starts_with(strs: tuple[str, ...], v: JSONValue) -> bool:
+    return type(v) is str and v.startswith(strs)
+
+
+def _ends_with(strs: tuple[str, ...], v: JSONValue) -> bool:
+    return type(v) is str and v.endswith(strs)
 
 
 def _compile_matches(strs: tuple[str, ...]) -> Test:
@@ -299,9 +345,16 @@ def _compile_matches(strs: tuple[str, ...]) -> Test:
     if not matchers:
         return _never
     if len(matchers) == 1:
-        (match,) = matchers
-        return lambda v: type(v) is str and match(v)
-    return lambda v: type(v) is str and any(m(v) for m in matchers)
+        return partial(_matches, matchers[0])
+    return partial(_matches_any, matchers)
+
+
+def _matches(match: Callable[[str], bool], v: JSONValue) -> bool:
+    return type(v) is str and match(v)
+
+
+def _matches_any(matchers: tuple[Callable[[str], bool], ...], v: JSONValue) -> bool:
+    return type(v) is str and any(m(v) for m in matchers)
 
 
 def _inline_contains(values: Sequence[JSONValue]) -> tuple[object, ...] | None:
@@ -410,18 +463,14 @@ OPERATORS: Final[dict[str, Operator]] = {
         ),
         Operator(
             "startsWith",
-            lambda values: _compile_strings(
-                values, lambda strs: lambda v: type(v) is str and v.startswith(strs)
-            ),
+            lambda values: _compile_strings(values, _compile_starts_with),
             lambda values: (_strings(values),),
             _STR,
             "v.startswith({0})",
         ),
         Operator(
             "endsWith",
-            lambda values: _compile_strings(
-                values, lambda strs: lambda v: type(v) is str and v.endswith(strs)
-            ),
+            lambda values: _compile_strings(values, _compile_ends_with),
             lambda values: (_strings(values),),
             _STR,
             "v.endswith({0})",

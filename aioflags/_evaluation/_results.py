@@ -20,7 +20,7 @@ from aioflags._core._frozen import Frozen, _rebuild, set_field
 from aioflags._core._renamed import point_to
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from aioflags._core._json import JSONObject, JSONValue
 
@@ -218,9 +218,10 @@ class Result:
     place: int | None
     #: for a result that belongs to one flag: its ``$flagsState`` entries for
     #: all-flags state, built on first use, one per combination of options
-    #: at :func:`flags_state_slot`; ``None`` for an error's or one built
-    #: for one evaluation
-    cache: list[Any] | None
+    #: at :func:`flags_state_slot` (one read-only sequence shared by all
+    #: until the first is kept: :func:`own_cache`); ``None`` for an error's
+    #: or one built for one evaluation
+    cache: Sequence[Any] | None
     #: all-flags state's JSON of the value (``"key":value``), kept once
     #: made, for ``FlagsState.to_json`` (the entries' JSON is in ``cache``)
     json_value: str | None
@@ -231,7 +232,7 @@ class Result:
         variation_index: int | None,
         reason: Reason,
         experiment: bool,
-        cache: list[Any] | None,
+        cache: Sequence[Any] | None,
     ) -> None:
         # Through the slots' own setters: object.__setattr__ looks each up
         # first, and a flag's compilation builds several results.
@@ -330,11 +331,21 @@ _SET_CACHE: Final = _setter(Result, "cache")
 _SET_JSON_VALUE: Final = _setter(Result, "json_value")
 
 
-def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
-    """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
+def _kept(result: Result) -> list[Any]:
+    """The list ``result`` keeps its entries in, made at the first one kept."""
     cache = result.cache
     assert cache is not None, "only a flag's own result keeps its entries"
-    cache[slot] = entry
+    if cache is _NOTHING_KEPT:
+        # (two threads at once: one list is kept, the other's entry is
+        # made again when it is next needed)
+        cache = list(_NOTHING_KEPT)
+        _SET_CACHE(result, cache)
+    return cast("list[Any]", cache)
+
+
+def keep_entry(result: Result, slot: int, entry: JSONObject) -> None:
+    """Keep ``entry`` in a result that belongs to one flag, at ``slot``."""
+    _kept(result)[slot] = entry
 
 
 #: where in ``Result.cache`` the JSON of the entry at slot ``s`` is kept
@@ -344,9 +355,7 @@ JSON_ENTRY: Final = 4
 
 def keep_json(result: Result, slot: int, text: str) -> None:
     """Keep the JSON of a result's entry at ``slot`` (see :data:`JSON_ENTRY`)."""
-    cache = result.cache
-    assert cache is not None, "only a flag's own result keeps its entries"
-    cache[JSON_ENTRY + slot] = text
+    _kept(result)[JSON_ENTRY + slot] = text
 
 
 def keep_json_value(result: Result, text: str) -> None:
@@ -354,13 +363,21 @@ def keep_json_value(result: Result, text: str) -> None:
     _SET_JSON_VALUE(result, text)
 
 
-def own_cache() -> list[Any]:
-    """The ``cache`` of a result that belongs to one flag (nothing built yet).
+#: The ``cache`` of a flag's own result that has kept nothing yet: one
+#: read-only sequence for all (read as a list is: an entry is None until
+#: kept). A result's own list is made when all-flags state first keeps an
+#: entry in it, so a compiled flag's results hold no object of their own
+#: for the collector to walk until then.
+_NOTHING_KEPT: Final[tuple[Any, ...]] = (None,) * 8
+
+
+def own_cache() -> Sequence[Any]:
+    """The ``cache`` of a result that belongs to one flag (nothing kept yet).
 
     Its entries for all-flags state at :func:`flags_state_slot`, then their
-    JSON (see :data:`JSON_ENTRY`).
+    JSON (see :data:`JSON_ENTRY`); shared until the first is kept.
     """
-    return [None] * 8
+    return _NOTHING_KEPT
 
 
 @final
