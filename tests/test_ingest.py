@@ -1012,6 +1012,50 @@ async def test_all_flags_state_compiles_cold_flags_in_slices_first(
 
 
 # ------------------------------------------------- what the collector walks
+def _flag_json_alive(keys: Mapping[str, object]) -> int:
+    """How many parsed flag objects of ``keys`` are alive (those the caller holds too)."""
+    gc.collect()
+    return sum(
+        1
+        for o in gc.get_objects()
+        if type(o) is dict
+        and "variations" in o
+        and type(key := o.get("key")) is str
+        and key in keys
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled() -> None:
+    # FDv1 polling parses the payload whole. Each flag's parsed JSON is
+    # kept until the flag is compiled, then only the compiled flag: not by
+    # the snapshot's table, and not by the poller or the data system
+    # while the next poll is awaited. (Every full collection walks what
+    # is kept: parsed JSON is some twenty objects a flag.)
+    flags = {
+        f"f{i}": flag(
+            f"f{i}",
+            targets=[{"values": ["u1", "u2"], "variation": 1}],
+            rules=[segment_rule("s")],
+        )
+        for i in range(40)
+    }
+    async with FlagServer(flags, {"s": segment("s")}) as server:
+        held_by_test_and_server = _flag_json_alive(flags)
+        config = server.config(
+            data_system=aioflags.DataSystem.custom(
+                synchronizers=[
+                    aioflags.sources.fdv1_polling_synchronizer(interval=3600)
+                ]
+            ),
+            send_events=False,
+        )
+        async with Client(config) as client:
+            # Parsed, not compiled yet: the table holds each flag's JSON.
+            assert _flag_json_alive(flags) == held_by_test_and_server + len(flags)
+            for key in flags:
+                assert await client.variation(key, USER, "x") == "a"
+            assert _flag_json_alive(flags) == held_by_test_and_server
 
 
 def test_a_compiled_flag_is_few_objects_for_the_collector() -> None:

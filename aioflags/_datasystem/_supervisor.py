@@ -467,32 +467,45 @@ class Supervisor:
             async with aclosing(factory(self._context)) as gen:
                 while True:
                     deadline, on_timeout = self._deadline(run_state, since, index)
-                    item = await self._next(gen, deadline)
-                    if item is None:
-                        logger.info("Data source %s ended", name)
-                        return _Outcome.REMOVE
-                    if isinstance(item, _Timeout):
-                        logger.warning(
-                            "Data source %s was %s for too long: %s",
-                            name,
-                            run_state.value,
-                            on_timeout.value,
-                        )
-                        return on_timeout
-                    if not _is_update(item):
-                        logger.error(
-                            "%s yielded %r, not an Update; ignoring it", name, item
-                        )
-                        continue
-                    outcome = await self._handle(item)
-                    if outcome is not None:
-                        return outcome
-                    new_state = _effective(item.state, run_state)
-                    if new_state is not run_state:
-                        run_state, since = new_state, self._clock.now()
+                    # (one item a step: the last is not held while the
+                    # source waits for the next, nor its change set)
+                    step = await self._step(gen, deadline, name, run_state, on_timeout)
+                    if isinstance(step, _Outcome):
+                        return step
+                    if step is not run_state:
+                        run_state, since = step, self._clock.now()
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
             return _Outcome.REMOVE
+
+    async def _step(
+        self,
+        gen: AsyncIterator[Update],
+        deadline: float | None,
+        name: str,
+        run_state: SourceState,
+        on_timeout: _Outcome,
+    ) -> _Outcome | SourceState:
+        """Take and handle a synchronizer's next item: how its run ends, or its state now."""
+        item = await self._next(gen, deadline)
+        if item is None:
+            logger.info("Data source %s ended", name)
+            return _Outcome.REMOVE
+        if isinstance(item, _Timeout):
+            logger.warning(
+                "Data source %s was %s for too long: %s",
+                name,
+                run_state.value,
+                on_timeout.value,
+            )
+            return on_timeout
+        if not _is_update(item):
+            logger.error("%s yielded %r, not an Update; ignoring it", name, item)
+            return run_state
+        outcome = await self._handle(item)
+        if outcome is not None:
+            return outcome
+        return _effective(item.state, run_state)
 
     async def _next(
         self, gen: AsyncIterator[T], deadline: float | None

@@ -79,12 +79,13 @@ class Table(Mapping[str, _Item]):
     (which the garbage collector does not track: strings and ints), a
     tuple of the same shape for a parsed object, or an object (tombstones,
     malformed items). The first lookup of a key makes its item (``make``:
-    compiles it) and keeps it in :attr:`hot`, a plain ``dict``: so a
+    compiles it), keeps it in :attr:`hot`, a plain ``dict``, and as its
+    entry in place of what it was made of: so a
     snapshot of 100,000 flags that are never evaluated adds no object per
     flag for the collector to track, and no flag is compiled before it is
     used. The evaluation fast paths index :attr:`hot` (CPython specialises
-    item access for an exact ``dict`` only). Read-only once built: the store
-    makes a new one for new data.
+    item access for an exact ``dict`` only). Its keys are fixed once built
+    (the store makes a new table for new data); only an entry's form changes.
     """
 
     __slots__ = ("entries", "hot", "make")
@@ -95,7 +96,10 @@ class Table(Mapping[str, _Item]):
         make: Callable[[RawPut], _Item],
         hot: dict[str, _Item] | None = None,
     ) -> None:
-        #: Every item's entry, by key (never written once the table is built).
+        #: Every item's entry, by key: its keys never change once the table
+        #: is built; an entry is replaced by its item once made (a value
+        #: written under the table lock: readers see either, and both say
+        #: the same of the item: :func:`entry_state`).
         self.entries: dict[str, RawPut | _Item] = entries
         #: The items looked up so far, by key.
         self.hot: dict[str, _Item] = {} if hot is None else hot
@@ -109,7 +113,15 @@ class Table(Mapping[str, _Item]):
         with _TABLE_LOCK:  # one object a key, whatever the threads
             item = self.hot.get(key)
             if item is None:
-                item = self.make(entry) if isinstance(entry, tuple) else entry
+                if isinstance(entry, tuple):
+                    item = self.make(entry)
+                    # The item is its entry from now on: the text or the
+                    # parsed JSON it was made of is not kept beside it
+                    # (a parsed flag is some twenty objects for the
+                    # collector to walk, for as long as the data lasts).
+                    self.entries[key] = item
+                else:
+                    item = entry
                 self.hot[key] = item
         return item
 

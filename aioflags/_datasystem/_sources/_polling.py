@@ -303,6 +303,10 @@ def _synchronizer(
                 )
                 if fallback:
                     return
+            # The response and its change set are the store's now: not held
+            # through the wait (a payload's objects would outlive the flags
+            # compiled from them, until the next poll).
+            del outcome, change_set
             await ctx.clock.sleep(every)
 
     return synchronizer
