@@ -378,13 +378,13 @@ else:
         context counted last, variation ``index`` served, no experiment)
         where :attr:`flags_fast` has no entry for ``flag``: a flag counted
         in the window before, untracked, whose counter is back
-        (:attr:`spare`, zeroed as it came back: :meth:`Recorder.recycle`)
-        with the default now passed (``default is`` the window before's:
-        the summary's default is the window's first evaluation's), while
-        contexts are of one kind. Its counter counts from now on in place
-        (kinds: :attr:`fast_kinds`): no lock (but for the window's first
-        counter: its start), no new counter. Only the loop's thread calls
-        this, on :attr:`Recorder.loop`.
+        (:attr:`spare`) with the default now passed (``default is`` the
+        window before's: the summary's default is the window's first
+        evaluation's), while contexts are of one kind. Its counter is
+        taken back, zeroed, as the slow path would (kinds:
+        :attr:`fast_kinds`), and counts in place from now on: no lock (but
+        for the window's first counter: its start), no new counter. Only
+        the loop's thread calls this, on :attr:`Recorder.loop`.
         """
         counter = self.spare.get(flag)
         if (
@@ -397,7 +397,16 @@ else:
             return None
         del self.spare[flag]
         counts = counter.counts
+        # Zeros in place: the list is kept from window to window (a new one
+        # would be a young object in place of an old one: full collections
+        # sooner). Here, at the window's first evaluation, not as the flush
+        # hands the counters back: that would be a step per flag held on
+        # the loop at every flush (~2,000 instructions a counter).
+        counts[:] = (0,) * len(counts)
         counts[index] = 1
+        counter.none = 0
+        counter.none_value = None
+        counter.notes = None
         counter.kinds = self.fast_kinds
         counter.kind = self.fast_kind
         recorder = self.recorder
@@ -669,9 +678,14 @@ class Recorder:
         counter = ledger.spare.pop(flag, None)
         if counter is None:
             counter = Counter(flag, default, order)
-        else:  # the window before's, zeroed as it came back (recycle)
+        else:  # the window before's, written and folded: as new, in place
             counter.order = order
             counter.default = default
+            counts = counter.counts
+            counts[:] = (0,) * len(counts)  # zeros in place (as Ledger.arm)
+            counter.none = 0
+            counter.none_value = None
+            counter.notes = None
             counter.kinds = _NO_KINDS
             counter.kind = ""
         ledger.counters[flag] = counter
@@ -833,21 +847,15 @@ class Recorder:
         """A batch's :attr:`Batch.own` is written and folded: its counters serve again.
 
         On the loop's thread, which alone reads and writes the loop's
-        ledger. The counters are zeroed here, in one pass, and kept
-        (:attr:`Ledger.spare`): the next window counts each flag it
-        counts again into its counter, so no counter, counts list or
-        frozenset is made per flag and window, and no object of them is
-        left for the collector; a flag evaluated with the default of its
-        counter's window counts in place from its first evaluation
-        (:meth:`Ledger.arm`), which has nothing left to reset. Whoever
-        holds the batch must read none of ``own``'s counters from now on.
+        ledger. The next window counts each flag it counts again into its
+        counter (zeroed as it is taken back: nothing per flag here, where
+        the flush holds the loop), so no counter, counts list or frozenset
+        is made per flag and window, and no object of them is left for the
+        collector; a flag evaluated with the default of its counter's
+        window counts in place from its first evaluation
+        (:meth:`Ledger.arm`). Whoever holds the batch must read none of
+        ``own``'s counters from now on.
         """
-        for counter in own.values():
-            counts = counter.counts
-            counts[:] = (0,) * len(counts)
-            counter.none = 0
-            counter.none_value = None
-            counter.notes = None
         self.loop.spare = own
 
     def counted(self) -> list[Pending]:
