@@ -9,7 +9,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -34,8 +34,11 @@ from aioflags._client._http import make_http_client
 from aioflags._client._transport import LazyTLSTransport
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import RAW_EVENT
-from aioflags._core._pacing import MAX_OBJECTS
+from aioflags._core._pacing import MAX_OBJECTS, Pacer
+from aioflags._datasystem._patterns import compile_patterns
 from aioflags._datasystem._payloads import (
+    fdv1_full,
+    fdv1_patch,
     parse_fdv2_poll,
     parse_fdv2_poll_stream,
     parse_fdv2_poll_text,
@@ -51,6 +54,9 @@ from aioflags.sources import (
     IntentCode,
     ObjectKind,
     Selector,
+    SourceContext,
+    SourceState,
+    Update,
 )
 from aioflags.testing import FlagServer
 
@@ -1088,9 +1094,80 @@ def test_a_compiled_flag_is_few_objects_for_the_collector() -> None:
     gc.collect()
     per_flag = (len(gc.get_objects()) - before) / len(compiled)
     assert per_flag <= 36
-    # All the same: all-flags state keeps each entry it makes.
-    snapshot = aioflags._datasystem._store.snapshot_from_data({"f": shaped("f")}, {})
-    state = snapshot.all_flags_state(USER)
-    assert state.to_dict()["f"] == "a"
-    assert snapshot.all_flags_state(USER).to_dict() == state.to_dict()
-    assert first.key == "f"  # (alive through the count: its shape's code too)
+    del first  # (alive through the count, and its shape's code with it)
+    # All-flags state still keeps the entries it makes, in a list of the
+    # result's own: the shared tuple is never written.
+    snapshot = aioflags._datasystem._store.snapshot_from_data(
+        {"f": shaped("f"), "g": shaped("g")}, {}
+    )
+    state = snapshot.all_flags_state(USER, with_reasons=True)
+    again = snapshot.all_flags_state(USER, with_reasons=True)
+    assert state.to_dict()["f"] == again.to_dict()["g"] == "a"
+    assert state._meta["f"] is again._meta["f"]  # made once, kept
+
+
+class _AlwaysDue(Pacer):
+    """A pacer whose every slice is over: an apply pauses at each chance (as a big one does)."""
+
+    def due(self) -> bool:
+        return True
+
+
+def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again() -> None:
+    # An overlay (an earlier delta, not merged yet) holds x, not compiled
+    # yet. A second delta is applied in slices; between two, the loop (or a
+    # blocking client's thread) evaluates x on the current data, which
+    # compiles it and keeps the item as x's entry. The new data, in which
+    # the delta does not change x, keeps x as compiled.
+    store = Store()
+    store.apply_now(fdv1_full({"flags": {f"f{i}": flag(f"f{i}") for i in range(100)}}))
+    patch = fdv1_patch({"path": "/flags/x", "data": flag("x")})
+    assert patch is not None
+    store.apply_now(patch)
+    old = store.snapshot
+    assert isinstance(old._flags, Layered)
+    change_set = fdv1_patch({"path": "/flags/y", "data": flag("y")})
+    assert change_set is not None
+    steps = store._steps(
+        change_set,
+        _AlwaysDue(),
+        compile_patterns(change_set._items, change_set._patterns, change_set._nodes),
+    )
+    next(steps)  # the apply pauses: an evaluation of x runs
+    compiled = old._flags["x"]
+    for _ in steps:
+        pass
+    assert store.snapshot._flags is not old._flags
+    assert store.snapshot._flags["x"] is compiled  # not compiled a second time
+    assert store.snapshot.variation("y", USER, "z") == "a"
+
+
+@pytest.mark.asyncio
+async def test_the_fdv1_fallback_does_not_hold_a_polled_payload_either() -> None:
+    # As above, with FDv1 polling where it runs by default: the directed
+    # fallback (DataSystem.default, .streaming and .polling have one).
+    flags = {
+        f"f{i}": flag(
+            f"f{i}",
+            targets=[{"values": ["u1", "u2"], "variation": 1}],
+            rules=[segment_rule("s")],
+        )
+        for i in range(40)
+    }
+
+    async def directs(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        yield Update(state=SourceState.VALID, fallback_to_fdv1=True)
+
+    async with FlagServer(flags, {"s": segment("s")}) as server:
+        held_by_test_and_server = _flag_json_alive(flags)
+        config = server.config(
+            data_system=aioflags.DataSystem.custom(
+                synchronizers=[directs],
+                fdv1_fallback=aioflags.sources.fdv1_polling_synchronizer(interval=3600),
+            ),
+            send_events=False,
+        )
+        async with Client(config) as client:
+            for key in flags:
+                assert await client.variation(key, USER, "x") == "a"
+            assert _flag_json_alive(flags) == held_by_test_and_server

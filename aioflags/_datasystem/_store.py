@@ -368,6 +368,7 @@ class Store:
         compare = change_set.compare_versions
         dependents = yield from self._index(pacer)
         changed: set[_Node] = set()
+        written: tuple[set[str], set[str]] = (set(), set())  # flag, segment keys
         count = self.flag_count
         for change in change_set._items:
             kind, key = (
@@ -382,6 +383,7 @@ class Store:
                 if compare and prev is not None and prev[1] >= version:
                     continue
                 flag_entries[key] = flag
+                written[0].add(key)
                 count += live - (prev is not None and prev[0])
             else:
                 segment, deps = _segment_entry(change)
@@ -389,6 +391,7 @@ class Store:
                 if compare and prev is not None and prev[1] >= segment.version:
                     continue
                 segment_entries[key] = segment
+                written[1].add(key)
             node = _PREFIX[kind] + key
             changed.add(node)
             self._set_uses(dependents, node, deps)
@@ -396,8 +399,8 @@ class Store:
                 yield
         self.flag_count = count
         self._install(
-            self._compact(flag_base, flag_overlay, flag_entries),
-            self._compact(segment_base, segment_overlay, segment_entries),
+            self._compact(flag_base, flag_overlay, flag_entries, written[0]),
+            self._compact(segment_base, segment_overlay, segment_entries, written[1]),
             change_set.selector,
         )
         held = self._patterns
@@ -411,15 +414,24 @@ class Store:
 
     @staticmethod
     def _compact(
-        base: Table[_Item], overlay: Table[_Item], entries: dict[str, RawPut | _Item]
+        base: Table[_Item],
+        overlay: Table[_Item],
+        entries: dict[str, RawPut | _Item],
+        written: set[str],
     ) -> Mapping[str, _Item]:
-        """``base`` with ``entries`` over it (``overlay``: the items made of the last)."""
+        """``base`` with ``entries`` over it (``overlay``: the items made of the last).
+
+        ``written``: the keys this delta wrote into ``entries``. The items the
+        overlay made of the others are kept, as their entries too: one made
+        while the delta was applied (its entry in the overlay is then the
+        item, in ``entries`` still what it was made of) is not made again.
+        """
         if not entries:
             return base
+        kept = {k: v for k, v in overlay.hot.items() if k not in written}
+        entries.update(kept)
         changed = Table(entries, overlay.make)
-        changed.hot.update(
-            (k, v) for k, v in overlay.hot.items() if entries[k] is overlay.entries[k]
-        )
+        changed.hot.update(kept)
         if len(entries) * 8 > len(base):
             return base.with_overlay(changed)
         return Layered(base, changed)

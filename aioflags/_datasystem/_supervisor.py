@@ -587,23 +587,29 @@ class Supervisor:
         self._listener.data_changed(changed)
 
     # ----------------------------------------------------------------- FDv1
+    async def _fdv1_item(self, item: object) -> bool:
+        """Handle one item of the FDv1 fallback source; whether it went OFF."""
+        if not isinstance(item, Update):
+            logger.error("FDv1 source yielded %r, not an Update; ignoring it", item)
+            return False
+        self._environment_id(item.environment_id)
+        if item.change_set is not None:
+            await self._apply(item.change_set)
+        # Directives from the FDv1 source itself are ignored: the switch is one-way.
+        self._status.update(item.state, item.error)
+        return item.state is SourceState.OFF
+
     async def _fdv1(self) -> None:
         factory = self._system.fdv1_fallback
         assert factory is not None
         try:
             async with aclosing(factory(self._context)) as gen:
                 async for item in gen:
-                    if not _is_update(item):
-                        logger.error(
-                            "FDv1 source yielded %r, not an Update; ignoring it", item
-                        )
-                        continue
-                    self._environment_id(item.environment_id)
-                    if item.change_set is not None:
-                        await self._apply(item.change_set)
-                    # Directives from the FDv1 source itself are ignored: the switch is one-way.
-                    self._status.update(item.state, item.error)
-                    if item.state is SourceState.OFF:
+                    off = await self._fdv1_item(item)
+                    # (not held while the source waits for its next poll,
+                    # nor its change set)
+                    del item
+                    if off:
                         break
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             self._status.crashed("The FDv1 fallback source", exc, SourceState.OFF)
