@@ -1031,12 +1031,21 @@ def _flag_json_alive(keys: Mapping[str, object]) -> int:
     )
 
 
+async def _directs_to_fdv1(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+    yield Update(state=SourceState.VALID, fallback_to_fdv1=True)
+
+
 @pytest.mark.asyncio
-async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled() -> None:
+@pytest.mark.parametrize("where", ["synchronizer", "fdv1 fallback"])
+async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled(
+    where: str,
+) -> None:
     # FDv1 polling parses the payload whole. Each flag's parsed JSON is
     # kept until the flag is compiled, then only the compiled flag: not by
     # the snapshot's table, and not by the poller or the data system
-    # while the next poll is awaited. (Every full collection walks what
+    # while the next poll is awaited, whether FDv1 polling is a
+    # synchronizer or the directed fallback (where the default, streaming
+    # and polling data systems run it). (Every full collection walks what
     # is kept: parsed JSON is some twenty objects a flag.)
     flags = {
         f"f{i}": flag(
@@ -1046,16 +1055,17 @@ async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled() -> Non
         )
         for i in range(40)
     }
+    poller = aioflags.sources.fdv1_polling_synchronizer(interval=3600)
+    system = (
+        aioflags.DataSystem.custom(synchronizers=[poller])
+        if where == "synchronizer"
+        else aioflags.DataSystem.custom(
+            synchronizers=[_directs_to_fdv1], fdv1_fallback=poller
+        )
+    )
     async with FlagServer(flags, {"s": segment("s")}) as server:
         held_by_test_and_server = _flag_json_alive(flags)
-        config = server.config(
-            data_system=aioflags.DataSystem.custom(
-                synchronizers=[
-                    aioflags.sources.fdv1_polling_synchronizer(interval=3600)
-                ]
-            ),
-            send_events=False,
-        )
+        config = server.config(data_system=system, send_events=False)
         async with Client(config) as client:
             # Parsed, not compiled yet: the table holds each flag's JSON.
             assert _flag_json_alive(flags) == held_by_test_and_server + len(flags)
@@ -1140,34 +1150,3 @@ def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again() -> Non
     assert store.snapshot._flags is not old._flags
     assert store.snapshot._flags["x"] is compiled  # not compiled a second time
     assert store.snapshot.variation("y", USER, "z") == "a"
-
-
-@pytest.mark.asyncio
-async def test_the_fdv1_fallback_does_not_hold_a_polled_payload_either() -> None:
-    # As above, with FDv1 polling where it runs by default: the directed
-    # fallback (DataSystem.default, .streaming and .polling have one).
-    flags = {
-        f"f{i}": flag(
-            f"f{i}",
-            targets=[{"values": ["u1", "u2"], "variation": 1}],
-            rules=[segment_rule("s")],
-        )
-        for i in range(40)
-    }
-
-    async def directs(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        yield Update(state=SourceState.VALID, fallback_to_fdv1=True)
-
-    async with FlagServer(flags, {"s": segment("s")}) as server:
-        held_by_test_and_server = _flag_json_alive(flags)
-        config = server.config(
-            data_system=aioflags.DataSystem.custom(
-                synchronizers=[directs],
-                fdv1_fallback=aioflags.sources.fdv1_polling_synchronizer(interval=3600),
-            ),
-            send_events=False,
-        )
-        async with Client(config) as client:
-            for key in flags:
-                assert await client.variation(key, USER, "x") == "a"
-            assert _flag_json_alive(flags) == held_by_test_and_server
