@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import gc
 import json
 import logging
 import pickle
+import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
@@ -1150,3 +1152,43 @@ def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again() -> Non
     assert store.snapshot._flags is not old._flags
     assert store.snapshot._flags["x"] is compiled  # not compiled a second time
     assert store.snapshot.variation("y", USER, "z") == "a"
+
+
+def test_merging_data_while_a_thread_compiles_its_flags_does_not_fail() -> None:
+    # A blocking client's thread compiles flags (adds to a table's ``hot``)
+    # while the loop builds the next data from that table (a merge, or a
+    # delta's carry-over of the overlay's items): neither may walk the
+    # dict as it grows ("dictionary changed size during iteration"). The
+    # switch interval is made tiny so the threads interleave at once.
+    n = 20_000
+
+    def made(entry: tuple[Any, ...]) -> CompiledFlag:
+        return aioflags._evaluation._model.compile_flag(entry[1], flag(entry[1]))
+
+    entries: dict[str, Any] = {f"k{i}": ("flag", f"k{i}") for i in range(n)}
+    table = Table(entries, made)
+    for i in range(0, n, 2):
+        table[f"k{i}"]
+    stop = threading.Event()
+
+    def compiles() -> None:
+        for i in range(1, n, 2):
+            if stop.is_set():
+                return
+            table[f"k{i}"]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        compiling = pool.submit(compiles)
+        try:
+            for _ in range(50):
+                merged = table.with_overlay(Table({}, made))
+                kept = Store._compact(Table({}, made), table, dict(entries), {"k0"})
+                assert "k0" in merged.hot
+                assert isinstance(kept, Table)  # (an overlay this big is merged)
+                assert "k0" not in kept.hot  # (written by the delta: made anew)
+        finally:
+            stop.set()
+            sys.setswitchinterval(interval)
+        compiling.result()

@@ -428,7 +428,10 @@ class Store:
         """
         if not entries:
             return base
-        kept = {k: v for k, v in overlay.hot.items() if k not in written}
+        # (copied in one C-level step, not walked: a thread may add to it)
+        kept = overlay.hot.copy()
+        for key in written:
+            kept.pop(key, None)
         entries.update(kept)
         changed = Table(entries, overlay.make)
         changed.hot.update(kept)

@@ -149,7 +149,12 @@ class Table(Mapping[str, _Item]):
         lost); the copies are C-speed (no object is made per entry).
         """
         entries = {**self.entries, **overlay.entries}
-        hot = {k: v for k, v in self.hot.items() if k not in overlay.entries}
+        # A copy first, in one C-level step: another thread (a blocking
+        # client's) may add an item to ``hot`` meanwhile, and a walk of the
+        # dict itself would then raise (its size changed during iteration).
+        hot = self.hot.copy()
+        for key in overlay.entries:  # (its keys never change)
+            hot.pop(key, None)
         hot.update(overlay.hot)
         return Table(entries, self.make, hot)
 
