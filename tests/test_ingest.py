@@ -1118,14 +1118,9 @@ def test_a_compiled_flag_is_few_objects_for_the_collector() -> None:
     assert state._meta["f"] is again._meta["f"]  # made once, kept
 
 
-class _AlwaysDue(Pacer):
-    """A pacer whose every slice is over: an apply pauses at each chance (as a big one does)."""
-
-    def due(self) -> bool:
-        return True
-
-
-def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again() -> None:
+def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # An overlay (an earlier delta, not merged yet) holds x, not compiled
     # yet. A second delta is applied in slices; between two, the loop (or a
     # blocking client's thread) evaluates x on the current data, which
@@ -1140,9 +1135,11 @@ def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again() -> Non
     assert isinstance(old._flags, Layered)
     change_set = fdv1_patch({"path": "/flags/y", "data": flag("y")})
     assert change_set is not None
+    # Every slice is one object: the apply pauses at each chance, as a big one does.
+    monkeypatch.setattr(aioflags._core._pacing, "MAX_OBJECTS", 1)
     steps = store._steps(
         change_set,
-        _AlwaysDue(),
+        Pacer(),
         compile_patterns(change_set._items, change_set._patterns, change_set._nodes),
     )
     next(steps)  # the apply pauses: an evaluation of x runs

@@ -37,7 +37,7 @@ import enum
 import logging
 import math
 from contextlib import aclosing, nullcontext
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -118,12 +118,12 @@ def _effective(state: SourceState, current: SourceState) -> SourceState:
     return state
 
 
-def _is_update(item: object) -> bool:
+def _is_update(item: object) -> TypeGuard[Update]:
     """Runtime guard: custom sources are user code and may yield anything."""
     return isinstance(item, Update)
 
 
-def _is_basis(item: object) -> bool:
+def _is_basis(item: object) -> TypeGuard[Basis]:
     """Runtime guard: custom sources are user code and may yield anything."""
     return isinstance(item, Basis)
 
@@ -589,7 +589,7 @@ class Supervisor:
     # ----------------------------------------------------------------- FDv1
     async def _fdv1_item(self, item: object) -> bool:
         """Handle one item of the FDv1 fallback source; whether it went OFF."""
-        if not isinstance(item, Update):
+        if not _is_update(item):
             logger.error("FDv1 source yielded %r, not an Update; ignoring it", item)
             return False
         self._environment_id(item.environment_id)
