@@ -1038,17 +1038,18 @@ async def _directs_to_fdv1(ctx: SourceContext) -> AsyncGenerator[Update, None]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("where", ["synchronizer", "fdv1 fallback"])
+@pytest.mark.parametrize("where", ["synchronizer", "fdv1 fallback", "fdv1 stream"])
 async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled(
     where: str,
 ) -> None:
-    # FDv1 polling parses the payload whole. Each flag's parsed JSON is
-    # kept until the flag is compiled, then only the compiled flag: not by
-    # the snapshot's table, and not by the poller or the data system
-    # while the next poll is awaited, whether FDv1 polling is a
-    # synchronizer or the directed fallback (where the default, streaming
-    # and polling data systems run it). (Every full collection walks what
-    # is kept: parsed JSON is some twenty objects a flag.)
+    # FDv1 parses a payload whole (a poll, or a stream's put). Each flag's
+    # parsed JSON is kept until the flag is compiled, then only the
+    # compiled flag: not by the snapshot's table, and not by the source or
+    # the data system while the next poll or event is awaited, whether
+    # FDv1 polling is a synchronizer or the directed fallback (where the
+    # default, streaming and polling data systems run it), or the source
+    # is the FDv1 stream. (Every full collection walks what is kept:
+    # parsed JSON is some twenty objects a flag.)
     flags = {
         f"f{i}": flag(
             f"f{i}",
@@ -1058,13 +1059,15 @@ async def test_a_polled_payload_is_not_kept_once_its_flags_are_compiled(
         for i in range(40)
     }
     poller = aioflags.sources.fdv1_polling_synchronizer(interval=3600)
-    system = (
-        aioflags.DataSystem.custom(synchronizers=[poller])
-        if where == "synchronizer"
-        else aioflags.DataSystem.custom(
+    system = {
+        "synchronizer": aioflags.DataSystem.custom(synchronizers=[poller]),
+        "fdv1 fallback": aioflags.DataSystem.custom(
             synchronizers=[_directs_to_fdv1], fdv1_fallback=poller
-        )
-    )
+        ),
+        "fdv1 stream": aioflags.DataSystem.custom(
+            synchronizers=[aioflags.sources.fdv1_streaming_synchronizer()]
+        ),
+    }[where]
     async with FlagServer(flags, {"s": segment("s")}) as server:
         held_by_test_and_server = _flag_json_alive(flags)
         config = server.config(data_system=system, send_events=False)

@@ -193,6 +193,7 @@ async def _reconnecting(
                     yield update
                     if update.fallback_to_fdv1:
                         return
+                    del update  # (not held while the next event is awaited)
         except _Refused as refused:
             error, recoverable = refused.error, refused.recoverable
         except (ProtocolError, httpx.HTTPError) as exc:
@@ -241,6 +242,7 @@ async def _connection(
         async with aclosing(stream.read(response, stream, env)) as updates:
             async for update in updates:
                 yield update
+                del update  # (not held while the next event is awaited)
 
 
 def streaming_synchronizer(
@@ -389,10 +391,15 @@ async def _fdv1_updates(
     async with aclosing(aiter_sse(response, max_bytes=stream.max_bytes)) as events:
         async for sse in events:
             change_set = await _fdv1_event(sse, stream.max_changes)
+            # The event and its change set are the store's once yielded: not
+            # held while the next event is awaited (a put's parsed flags
+            # would outlive the flags compiled from them).
+            del sse
             if change_set is not None:
                 yield Update(
                     state=SourceState.VALID, change_set=change_set, environment_id=env
                 )
+            del change_set
 
 
 async def _fdv1_event(sse: ServerSentEvent, max_changes: int) -> ChangeSet | None:
