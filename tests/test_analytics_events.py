@@ -178,6 +178,39 @@ async def test_prerequisite_events_come_first_with_prereq_of_and_no_default() ->
     assert all("reason" in f for f in features)  # the top call was *_detail
 
 
+async def test_a_shared_prerequisite_is_reported_for_each_flag_that_required_it() -> (
+    None
+):
+    # Each flag that is not plain has its own counting matcher (per
+    # snapshot), sharing the prerequisites' counting heads: each
+    # evaluation's prerequisite event names the flag evaluated, both
+    # methods, in turn. (The prerequisite has targets: a flag that runs,
+    # checked inline, not a constant one, which the walk counts.)
+    flags = {
+        "a": flag(prerequisites=[{"key": "p", "variation": 0}]),
+        "b": flag(prerequisites=[{"key": "p", "variation": 0}]),
+        "p": flag(trackEvents=True, targets=[{"values": ["x"], "variation": 1}]),
+    }
+    async with running(flags) as (server, client, _):
+        await client.variation("a", USER, False)
+        await client.variation("b", USER, False)
+        await client.variation_detail("a", USER, False)
+        await client.variation_detail("b", USER, False)
+        await client.variation("a", USER, False)
+        await client.flush()
+        events = by_kind(server.events)
+    features = events["feature"]
+    assert [(f["key"], f["prereqOf"], "reason" in f) for f in features] == [
+        ("p", "a", False),
+        ("p", "b", False),
+        ("p", "a", True),
+        ("p", "b", True),
+        ("p", "a", False),
+    ]
+    (summary,) = events["summary"]
+    assert counters(summary, "p")[0]["count"] == 5
+
+
 async def test_off_prerequisite_is_recorded_and_prerequisites_of_an_off_flag_are_not() -> (
     None
 ):

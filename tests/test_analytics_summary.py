@@ -422,6 +422,48 @@ async def test_a_data_change_mid_window_counts_the_new_version_apart() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_prerequisite_changed_mid_window_is_counted_apart() -> None:
+    # A prerequisite's evaluation is counted in place by key too (the
+    # count a composition writes): a change of it replaces the snapshot,
+    # and its evaluations through each flag that requires it, and its
+    # own, count against its new version from then on. (Its targets make
+    # it a flag that runs, checked inline, not a constant one.)
+    ann = Context.create("ann")
+    needs_p = [{"key": "p", "variation": 0}]
+    targets = [{"values": ["x"], "variation": 1}]
+    flags = {
+        "a": flag(prerequisites=needs_p),
+        "b": flag(prerequisites=needs_p),
+        "p": flag(targets=targets),
+    }
+    async with running(flags) as (server, client, _):
+        for key in ("a", "b", "p", "a", "b"):
+            await client.variation(key, ann, False)
+        changed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        server.set_flag("p", flag(targets=targets, fallthrough={"variation": 1}))
+        await changed.wait()
+        for key in ("a", "b", "p"):
+            await client.variation(key, ann, False)
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    rows = summary["features"]["p"]["counters"]
+    old, new = sorted(rows, key=lambda row: row["version"])
+    assert (old["value"], old["count"]) == (True, 5)
+    assert (new["value"], new["count"], new["version"]) == (
+        False,
+        3,
+        old["version"] + 1,
+    )
+    # (the prerequisite now fails: "a" and "b" serve their off variation)
+    for key in ("a", "b"):
+        assert [row["count"] for row in summary["features"][key]["counters"]] == [
+            2,
+            1,
+        ]
+
+
+@pytest.mark.asyncio
 async def test_a_flag_left_as_it_was_by_a_change_counts_in_place_after_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

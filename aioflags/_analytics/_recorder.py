@@ -318,8 +318,13 @@ else:
         result: Result,
         default: JSONValue,
         detail: bool = False,
+        prereq_of: str | None = None,
     ) -> None:
         """Count an evaluation of flag ``key`` of ``matcher``'s data, on the loop.
+
+        ``prereq_of``: the flag that required it, for a prerequisite (the
+        prerequisites a counting matcher checks inline: their count is
+        :attr:`in_place` too, ``Recording.prerequisite_head``).
 
         What a composition's count stage calls (:attr:`in_place` is its
         common case, written in place): the flag is looked up here, not
@@ -352,7 +357,7 @@ else:
                 return
         recorder = self.recorder
         with recorder.lock:
-            recorder.count(self, flag, context, result, default, detail, None)
+            recorder.count(self, flag, context, result, default, detail, prereq_of)
         counts = self.flags_fast.get(flag)
         if counts is not None:  # counted in place from now on, by key
             self.fast[key] = counts
@@ -561,6 +566,7 @@ class Recorder:
         result: Result,
         default: JSONValue,
         detail: bool = False,
+        prereq_of: str | None = None,
     ) -> None:
         """Count an evaluation of flag ``key`` of ``matcher``'s data, from any thread.
 
@@ -578,7 +584,7 @@ class Recorder:
         lock = self.lock
         lock.acquire()
         try:
-            self.count(self.shared, flag, context, result, default, detail, None)
+            self.count(self.shared, flag, context, result, default, detail, prereq_of)
         finally:
             lock.release()
 

@@ -247,20 +247,30 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
         "        if head is not None:",
     ]
     state = "matcher"
+    pick: list[str] = []
     if ledger is not None:
         # count (set up): a flag that is not plain (prerequisites: their
         # evaluations are counted too) runs with a matcher that counts them
-        state = (
-            f"matcher if head[1] else matcher.recording(ledger)[{int(detail)}]"
-            if ledger.in_place is None
-            # (the loop's ledger: prerequisites inline, counted in place)
-            else f"matcher if head[1] else matcher.counting(ledger, key, {int(detail)})"
-        )
+        if ledger.in_place is None:
+            state = f"matcher if head[1] else matcher.recording(ledger)[{int(detail)}]"
+        else:
+            # (the loop's ledger: prerequisites inline, counted in place,
+            # with the flag's own counting matcher, looked up here)
+            state = "state"
+            pick = [
+                "if head[1]:",
+                "    state = matcher",
+                "else:",
+                "    try:",
+                f"        state = matcher.counters[ledger][{int(detail)}][key]",
+                "    except KeyError:  # its first evaluation in this snapshot",
+                f"        state = matcher.counting(ledger, key, {int(detail)})",
+            ]
     # before, run: the head, in this frame, with the hooks' stages around it
     if stages is not None:
         lines += stages.before(indent)
     if composition.lens is None:
-        lines += _run(indent, state, kind, ledger, detail)
+        lines += _run(indent, state, kind, ledger, detail, pick)
     else:
         # lens: the request's view (None: no token) overrides the flag, or
         # the flag's code runs; an overridden evaluation is not counted
@@ -269,7 +279,7 @@ def body(composition: Composition, method: str, data: str) -> list[str]:
             f"{indent}{_LOOK}",
             f"{indent}if view is None or (result := view.override(matcher, key,"
             " context)) is None:",
-            *_run(inner, state, kind, ledger, detail),
+            *_run(inner, state, kind, ledger, detail, pick),
         ]
         if kind is not None:
             lines += [f"{indent}else:", *_typed(inner)]
@@ -307,10 +317,15 @@ def _typed(indent: str) -> list[str]:
 
 
 def _run(
-    indent: str, state: str, kind: type | None, ledger: Ledger | None, detail: bool
+    indent: str,
+    state: str,
+    kind: type | None,
+    ledger: Ledger | None,
+    detail: bool,
+    pick: list[str],
 ) -> list[str]:
     """Run the head, [type], [count]: what sets ``result`` from the flag's code."""
-    lines = write_run_head(indent, state)
+    lines = write_run_head(indent, state, pick)
     if kind is not None:
         lines += _typed(indent)
     if ledger is not None:  # count (the ledger's common case in place, if any)

@@ -15,7 +15,7 @@ import weakref
 from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, Ops, register_source
+from ._codegen import HEAD, Ops, Runner, register_source
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -29,7 +29,7 @@ from ._model import (
 from ._results import Reason, Result
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from aioflags._core._json import JSONValue
 
@@ -42,6 +42,7 @@ __all__ = [
     "MAX_CHAIN_DEPTH",
     "RUN_HEAD",
     "RUN_HEAD_NAMES",
+    "Counters",
     "Head",
     "Matcher",
     "Recording",
@@ -127,6 +128,11 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 #: its operands), which :data:`RUN_HEAD` runs.
 Head: TypeAlias = "Ops | Result"
 
+#: A matcher's counting matchers for one ledger (``Matcher.counters``): by
+#: flag key, variation's and variation_detail's; then the counting heads
+#: they share, by prerequisite key.
+Counters: TypeAlias = "tuple[dict[str, Recording], dict[str, Recording], dict[str, Head | tuple[None, bool]]]"
+
 #: the head of a flag that is not there, for the inline prerequisite
 #: checks: not plain (see HEAD), so handed to the prerequisite walk
 _NO_FLAG: Final[tuple[None, bool]] = (None, False)
@@ -138,6 +144,11 @@ _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
 
 class Records(Protocol):
     """Where a recording matcher counts prerequisite evaluations (analytics' ``Ledger``)."""
+
+    @property
+    def in_place(self) -> str | None:
+        """Its common count as text to write in place, if any (``Ledger.in_place``)."""
+        ...
 
     def record(
         self,
@@ -274,7 +285,8 @@ class Matcher:
     Evaluations never write to it but for caches: :attr:`heads`, what the
     fast paths run of each evaluated flag, its constant result or its ops
     (one dict store per flag and snapshot), and the recording matchers made
-    of it (:attr:`recorders`, :attr:`counters`: one pair per ledger).
+    of it (:attr:`recorders`: one pair per ledger; :attr:`counters`: the
+    loop's ledger's, one per flag evaluated that is not plain).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
@@ -337,8 +349,13 @@ class Matcher:
         #: The recording matchers made of this one, by ledger (variation's,
         #: variation_detail's).
         self.recorders: dict[Records, tuple[Recording, Recording]] = {}
-        #: The event loop's recording matchers made of this one, by ledger.
-        self.counters: dict[Records, tuple[Recording, Recording]] = {}
+        #: The event loop's recording matchers made of this one, by ledger:
+        #: by flag key, variation's and variation_detail's (each flag's
+        #: own: its prerequisites are counted ``prereq_of`` it), then the
+        #: counting heads they share (:attr:`Recording.heads`). A
+        #: composition's evaluation reads its flag's in its own frame
+        #: (``_composed``), and calls :meth:`counting` for one not made yet.
+        self.counters: dict[Records, Counters] = {}
 
     def recording(self, ledger: Records) -> tuple[Recording, Recording]:
         """What records each prerequisite evaluation in ``ledger`` (made once).
@@ -360,19 +377,20 @@ class Matcher:
 
         As :meth:`recording` (``detail``: 1 for ``variation_detail``'s),
         but each plain prerequisite is checked inline, as on the plain
-        path, and counted in place (a counting :class:`Recording`). Made
-        once per snapshot and ledger; only the loop's thread uses it.
+        path, and counted in place (a counting :class:`Recording`), as
+        required by ``of``. Made once per snapshot, ledger and flag (kept
+        in :attr:`counters`, where the composition finds it next time);
+        only the loop's thread uses it.
         """
-        try:
-            state = self.counters[ledger][detail]
-        except KeyError:
-            pair = (
-                Recording(self, ledger, False, counting=True),
-                Recording(self, ledger, True, counting=True),
+        counters = self.counters.get(ledger)
+        if counters is None:
+            counters = self.counters[ledger] = ({}, {}, {})
+        states = counters[1] if detail else counters[0]
+        state = states.get(of)
+        if state is None:
+            state = states[of] = Recording(
+                self, ledger, bool(detail), of=of, heads=counters[2]
             )
-            self.counters[ledger] = pair
-            state = pair[detail]
-        state.of = of
         return state
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
@@ -556,14 +574,14 @@ class Recording:
     - for any thread (the snapshots' recorder, :meth:`Matcher.recording`):
       the generated code hands the prerequisites to the prerequisite walk,
       which counts each one it evaluates;
-    - for the event loop's ledger (:meth:`Matcher.counting`, its
-      ``counting``): the generated code checks each prerequisite inline,
-      through :attr:`heads`, as on the plain path; a plain prerequisite's
-      head here is a counting head (:func:`_count_prerequisite`), which
-      runs the prerequisite's own head and has the ledger count it (in
-      place in its common case), ``prereq_of`` :attr:`of`, the flag evaluated
-      (set for each evaluation: only the loop's thread uses it). A
-      constant, missing or not-plain prerequisite goes to the walk.
+    - for the event loop's ledger (:meth:`Matcher.counting`: one per
+      flag, :attr:`of`): the generated code checks each prerequisite
+      inline, through :attr:`heads`, as on the plain path; a plain
+      prerequisite's head here is a counting head
+      (:func:`counting_run`), which runs the prerequisite's own
+      head and has the ledger count it (in place in its common case),
+      ``prereq_of`` :attr:`of`. A constant, missing or not-plain
+      prerequisite goes to the walk.
 
     A flag on the careful path has its state count them (:func:`_careful_run`).
     """
@@ -586,7 +604,9 @@ class Recording:
         matcher: Matcher,
         ledger: Records,
         detail: bool,
-        counting: bool = False,
+        *,
+        of: str | None = None,
+        heads: dict[str, Head | tuple[None, bool]] | None = None,
     ) -> None:
         # (by a weak reference: the matcher holds this one, and a cycle would
         # keep a replaced snapshot's data until a full collection, or for
@@ -601,28 +621,31 @@ class Recording:
         self.ledger: Records = ledger
         self.detail: bool = detail
         #: True: the generated code checks prerequisites inline through
-        #: :attr:`heads` (the loop's); False: it calls the walk for all.
-        self.inline_prerequisites: bool = counting
-        #: The flag whose prerequisites are counted now (their ``prereq_of``).
-        self.of: str = ""
+        #: :attr:`heads` (the loop's, counting); False: it calls the walk for all.
+        self.inline_prerequisites: bool = of is not None
+        #: The flag whose prerequisites it counts (their ``prereq_of``).
+        self.of: str = "" if of is None else of
         #: Each prerequisite's head here, by key (inline only): a plain
-        #: one's counting head, else the matcher's (:meth:`prerequisite_head`).
-        self.heads: dict[str, Head | tuple[None, bool]] = {}
+        #: one's counting head, else the matcher's (:meth:`prerequisite_head`);
+        #: shared by the flags' counting matchers of one matcher and ledger.
+        self.heads: dict[str, Head | tuple[None, bool]] = {} if heads is None else heads
 
     def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
         """Flag ``key``'s head for the generated prerequisite checks (kept).
 
         The matcher's, but for a plain one: a counting head that runs it
-        (:func:`_count_prerequisite`). A missing or deleted flag's is not
-        kept, as the matcher does not keep it.
+        and counts it as the ledger counts a flag in place
+        (:func:`counting_run`). A missing or deleted flag's is not kept, as
+        the matcher does not keep it.
         """
         matcher = self._matcher()
         assert matcher is not None  # (evaluating its data: the caller holds it)
         head = matcher.prerequisite_head(key)
         if head is _NO_FLAG:
             return head
-        if type(head) is tuple and head[1]:
-            head = (_count_prerequisite, True, head, matcher.flag(key))
+        in_place = self.ledger.in_place
+        if type(head) is tuple and head[1] and in_place is not None:
+            head = (counting_run(in_place), True, head, key)
         self.heads[key] = head
         return head
 
@@ -634,20 +657,52 @@ class Recording:
     prerequisites_failed = _prerequisites_failed
     match_segments = _match_segments
     _contains = Matcher._contains
+    #: (what the ledger reads of it: ``Counting``)
+    flag = Matcher.flag
+    made = Matcher.made
 
 
-def _count_prerequisite(head: Ops, ctx: Context, st: Recording) -> Result:
-    """A counting head's code: the prerequisite's head run, its evaluation counted.
+#: The code of the counting heads, by the text of the count they make.
+_COUNTING_RUNS: Final[dict[str, Runner]] = {}
 
-    ``head`` is (this, True, the prerequisite's own head, its flag); ``st``
-    the event loop's recording matcher (:meth:`Matcher.counting`), whose
-    ledger counts it (``prereq_of``: :attr:`Recording.of`), in place when
-    it can be (``Ledger.record``).
+
+def counting_run(in_place: str) -> Runner:
+    """A counting head's code, for a ledger whose in-place count is ``in_place``.
+
+    A counting head is (this, True, a plain prerequisite's own head, its
+    key): its code runs the prerequisite's head, then counts the result
+    with ``in_place`` (``Ledger.in_place``: the text a composition's count
+    stage writes too), ``prereq_of`` the flag its state was made for
+    (:attr:`Recording.of`), the rest by ``Ledger.evaluated``. Written once
+    per text, in the frame that runs the head: a call more would cost more
+    than the count.
     """
-    own = head[2]
-    result: Result = own[0](own, ctx, st)
-    st.ledger.record(head[3], ctx, result, None, st.of, st.detail)
-    return result
+    run = _COUNTING_RUNS.get(in_place)
+    if run is None:
+        record = "ledger.evaluated(st, key, context, result, None, st.detail, st.of)"
+        source = "\n".join(
+            [
+                "def count_prerequisite(head, context, st):",
+                "    own = head[2]",
+                "    result = own[0](own, context, st)",
+                "    ledger = st.ledger",
+                "    key = head[3]",
+                *(
+                    "    " + line
+                    for line in in_place.format(record=record).splitlines()
+                ),
+                "    return result",
+                "",
+            ]
+        )
+        code = compile(source, "<aioflags counting head>", "exec")
+        namespace: dict[str, Any] = {}
+        exec(code, namespace)  # a constant text and the ledger's, no data
+        function: FunctionType = namespace["count_prerequisite"]
+        function.__module__ = __name__
+        register_source(function.__code__, source)  # (tracebacks show it)
+        run = _COUNTING_RUNS[in_place] = function
+    return run
 
 
 @final
@@ -954,12 +1009,13 @@ def _is_power_of_ten(count: int) -> bool:
 #: (``_client._composition``), in their own frames: a call to run_head
 #: from there would cost ~500 instructions, 4 % of a hooked evaluation.
 #: ``{state}`` is what the code reads its data through: ``matcher``, or
-#: an expression that picks a recording matcher (analytics events).
+#: an expression that picks a recording matcher (analytics events);
+#: ``{pick}``, statements that set what it reads, before the code runs.
 RUN_HEAD: Final = """\
 if type(head) is Result:
     result = head
 else:
-    try:
+{pick}    try:
         result = head[0](head, context, {state})
     except Exception as exc:
         result = finish(key, exc, head[1] is not None)
@@ -971,12 +1027,17 @@ RUN_HEAD_NAMES: Final[Mapping[str, object]] = MappingProxyType(
 )
 
 
-def write_run_head(indent: str, state: str = "matcher") -> list[str]:
+def write_run_head(
+    indent: str, state: str = "matcher", pick: Sequence[str] = ()
+) -> list[str]:
     """:data:`RUN_HEAD`'s lines, indented by ``indent``, for generated code.
 
-    ``state``: the expression the flag's code reads its data through.
+    ``state``: the expression the flag's code reads its data through;
+    ``pick``: the statements (unindented) that set what it reads, run
+    before the code (outside what maps its errors).
     """
-    return [indent + line for line in RUN_HEAD.format(state=state).splitlines()]
+    text = RUN_HEAD.format(state=state, pick="".join(f"    {line}\n" for line in pick))
+    return [indent + line for line in text.splitlines()]
 
 
 class RunHead(Protocol):

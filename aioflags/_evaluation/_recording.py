@@ -59,12 +59,14 @@ class Ledger(Protocol):
         result: Result,
         default: JSONValue,
         detail: bool = False,
+        prereq_of: str | None = None,
         /,
     ) -> None:
         """Count an evaluation of flag ``key`` of ``matcher``'s data (the count stage).
 
-        ``detail``: a ``*_detail`` method's (its events carry the reason).
-        A flag whose code could not be made is counted against nothing.
+        ``detail``: a ``*_detail`` method's (its events carry the reason);
+        ``prereq_of``: the flag that required it, for a prerequisite. A
+        flag whose code could not be made is counted against nothing.
         """
 
     def record(
