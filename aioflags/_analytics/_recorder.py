@@ -20,7 +20,8 @@ ledger of their own, :attr:`Recorder.loop`, without the lock: only the loop's
 thread writes it, and the flush that takes it runs on that thread too. Its
 common case (a counter that exists, an untracked flag, no experiment, the
 context it counted last) is one increment by flag key, written in the
-evaluation itself (:attr:`Ledger.in_place`; a prerequisite's, by flag object,
+evaluation itself (:attr:`Ledger.in_place`, a plain prerequisite's too, in
+the code that runs it; a prerequisite the walk evaluates, by flag object,
 :meth:`Ledger.record`); a flag's first evaluation in a window, when its
 counter of the window before is back with the same default, a few steps more
 (:meth:`Ledger.evaluated`, :meth:`Ledger.arm`); anything else (a new counter,

@@ -10,6 +10,7 @@ loop's thread uses, and which notes the flag being evaluated.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import weakref
 from types import FunctionType, MappingProxyType
@@ -568,8 +569,8 @@ class Recording:
     what a flag's code calls on its state, as :class:`Matcher` answers it,
     over the same data, but each prerequisite evaluation is counted in
     :attr:`ledger` (``prereq_of``: the flag that required it) before the
-    flag's own evaluation is counted. Made once per snapshot and ledger:
-    nothing is allocated per evaluation. Two ways:
+    flag's own evaluation is counted. Made once per snapshot and ledger
+    (the loop's: and flag): nothing is allocated per evaluation. Two ways:
 
     - for any thread (the snapshots' recorder, :meth:`Matcher.recording`):
       the generated code hands the prerequisites to the prerequisite walk,
@@ -644,7 +645,9 @@ class Recording:
         if head is _NO_FLAG:
             return head
         in_place = self.ledger.in_place
-        if type(head) is tuple and head[1] and in_place is not None:
+        # (inline checks are the loop's ledger's alone: Matcher.counting)
+        assert in_place is not None
+        if type(head) is tuple and head[1]:
             head = (counting_run(in_place), True, head, key)
         self.heads[key] = head
         return head
@@ -664,6 +667,8 @@ class Recording:
 
 #: The code of the counting heads, by the text of the count they make.
 _COUNTING_RUNS: Final[dict[str, Runner]] = {}
+#: Their file names' numbers (each its own: see ``register_source``).
+_COUNTING_NAMES: Final = itertools.count()
 
 
 def counting_run(in_place: str) -> Runner:
@@ -679,13 +684,17 @@ def counting_run(in_place: str) -> Runner:
     """
     run = _COUNTING_RUNS.get(in_place)
     if run is None:
-        record = "ledger.evaluated(st, key, context, result, None, st.detail, st.of)"
+        record = (
+            "ledger.evaluated(matcher, key, context, result, None, st.detail, st.of)"
+        )
         source = "\n".join(
             [
                 "def count_prerequisite(head, context, st):",
                 "    own = head[2]",
                 "    result = own[0](own, context, st)",
+                # (the names the text reads, as the count stage binds them)
                 "    ledger = st.ledger",
+                "    matcher = st",
                 "    key = head[3]",
                 *(
                     "    " + line
@@ -695,7 +704,9 @@ def counting_run(in_place: str) -> Runner:
                 "",
             ]
         )
-        code = compile(source, "<aioflags counting head>", "exec")
+        code = compile(
+            source, f"<aioflags counting head {next(_COUNTING_NAMES)}>", "exec"
+        )
         namespace: dict[str, Any] = {}
         exec(code, namespace)  # a constant text and the ledger's, no data
         function: FunctionType = namespace["count_prerequisite"]
