@@ -660,9 +660,12 @@ class Recording:
     prerequisites_failed = _prerequisites_failed
     match_segments = _match_segments
     _contains = Matcher._contains
-    #: (what the ledger reads of it: ``Counting``)
-    flag = Matcher.flag
-    made = Matcher.made
+
+    def made(self, key: str) -> CompiledFlag | None:
+        """Its matcher's :meth:`Matcher.made` (what a ledger reads: ``Counting``)."""
+        matcher = self._matcher()
+        assert matcher is not None  # (evaluating its data: the caller holds it)
+        return matcher.made(key)
 
 
 #: The code of the counting heads, by the text of the count they make.
