@@ -168,6 +168,25 @@ class Counter:
         #: until one is noted.
         self.notes: dict[tuple[int | None, str], int] | None = None
 
+    def reuse(self, order: int, kinds: frozenset[str], kind: str) -> None:
+        """Count a new window from nothing, in place (the window before's, written and folded).
+
+        Zeros in place: the list is kept from window to window (a new one
+        would be a young object in place of an old one: full collections
+        sooner). Its ledger does it as it takes the counter back, at the
+        window's first evaluation of the flag, not as the flush hands the
+        counters back: that would be a step per flag held on the loop at
+        every flush (~2,000 instructions a counter).
+        """
+        counts = self.counts
+        counts[:] = (0,) * len(counts)
+        self.none = 0
+        self.none_value = None
+        self.notes = None
+        self.kinds = kinds
+        self.kind = kind
+        self.order = order
+
     def note(self, index: int | None, reason: Reason) -> None:
         """Note an evaluation the counts do not tell enough of (:attr:`notes`).
 
@@ -402,21 +421,10 @@ else:
         ):
             return None
         del self.spare[flag]
-        counts = counter.counts
-        # Zeros in place: the list is kept from window to window (a new one
-        # would be a young object in place of an old one: full collections
-        # sooner). Here, at the window's first evaluation, not as the flush
-        # hands the counters back: that would be a step per flag held on
-        # the loop at every flush (~2,000 instructions a counter).
-        counts[:] = (0,) * len(counts)
-        counts[index] = 1
-        counter.none = 0
-        counter.none_value = None
-        counter.notes = None
-        counter.kinds = self.fast_kinds
-        counter.kind = self.fast_kind
         recorder = self.recorder
-        counter.order = next(recorder._made)
+        counter.reuse(next(recorder._made), self.fast_kinds, self.fast_kind)
+        counts = counter.counts
+        counts[index] = 1
         if self.counters:
             self.counters[flag] = counter
         else:  # the window's first counter, maybe: its start (as _counter)
@@ -686,15 +694,8 @@ class Recorder:
         if counter is None:
             counter = Counter(flag, default, order)
         else:  # the window before's, written and folded: as new, in place
-            counter.order = order
+            counter.reuse(order, _NO_KINDS, "")
             counter.default = default
-            counts = counter.counts
-            counts[:] = (0,) * len(counts)  # zeros in place (as Ledger.arm)
-            counter.none = 0
-            counter.none_value = None
-            counter.notes = None
-            counter.kinds = _NO_KINDS
-            counter.kind = ""
         ledger.counters[flag] = counter
         return counter
 

@@ -386,12 +386,11 @@ class Matcher:
         counters = self.counters.get(ledger)
         if counters is None:
             counters = self.counters[ledger] = ({}, {}, {})
+        # (called when the composition finds none for ``of``)
         states = counters[1] if detail else counters[0]
-        state = states.get(of)
-        if state is None:
-            state = states[of] = Recording(
-                self, ledger, bool(detail), of=of, heads=counters[2]
-            )
+        state = states[of] = Recording(
+            self, ledger, bool(detail), of=of, heads=counters[2]
+        )
         return state
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
