@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import datetime
+import gc
 import json
 import pickle
 from dataclasses import FrozenInstanceError
@@ -374,6 +375,67 @@ def test_a_read_between_the_slices_of_a_fold_misses_nothing() -> None:
         assert all(total.evaluations == 1 for total in read.values())
         assert read["f0"].served == [[True, 1]]
         assert read["missing"].defaults == 1
+
+
+def test_a_flag_serving_new_values_makes_nothing_for_the_collector() -> None:
+    """Each total is two tracked objects, whatever its flag serves, and values add up by JSON.
+
+    A tally holds one total per flag evaluated for the client's life: every
+    collection of its generation walks them. A flag serving a variation for
+    the first time (in a later window) must not make a new one; two
+    variations of equal value are one entry, added to by the next version.
+    """
+    keys = [f"f{i}" for i in range(200)]
+    data: dict[str, JSONObject] = {
+        key: {
+            **flag(
+                variations=["a", "b", "a"],
+                targets=[
+                    {"values": ["u1"], "variation": 1},
+                    {"values": ["u2"], "variation": 2},
+                ],
+            ),
+            "key": key,
+            "version": 1,
+        }
+        for key in keys
+    }
+    snapshot = snapshot_from_data(dict(data))
+    recorder = recorder_for(Config("sdk-key"))
+    tally = recorder.tally = Tally(0)
+    recording = snapshot.recording(recorder)
+
+    def window(context: Context) -> None:
+        for key in keys:
+            recording.variation(key, context, None)
+        assert recorder.take() is not None
+        while tally.fold(1_000):
+            pass
+
+    window(Context.create("u0"))  # variation 0: "a"
+    gc.collect()
+    before = {id(o) for o in gc.get_objects()}
+    window(USER)  # variation 1 ("b"), first served now
+    window(Context.create("u2"))  # variation 2: "a" again
+    made = [o for o in gc.get_objects() if id(o) not in before]
+    totals = tally.read([], 0)
+    assert [o for o in made if any(o is t for t in totals.values())] == []
+    assert not any(
+        type(o) is list and len(o) == 2 and o[0] in ("a", "b") for o in made
+    ), "an entry made per value served"
+    for total in totals.values():
+        assert len([o for o in gc.get_referents(total) if type(o) is list]) == 1
+        assert total.served == [["a", 2], ["b", 1]]
+    # A new version (new objects, equal values reordered): counted by value.
+    changed = snapshot_from_data(
+        {
+            key: {**value, "variations": ["b", "a", "a"], "version": 2}
+            for key, value in data.items()
+        }
+    )
+    recording = changed.recording(recorder)
+    window(Context.create("u0"))  # variation 0 now: "b"
+    assert tally.read([], 0)["f0"].served == [["a", 2], ["b", 2]]
 
 
 def test_usage_value_is_frozen_and_survives_pickle_and_copy() -> None:

@@ -12,6 +12,9 @@ flushed yet, copied under the recorder's lock.
 
 A flag's variations are told apart by value, not index: a flag change may
 reorder them, and what a flag serves is what tells whether it is still needed.
+A total counts by index for the flag object it added last and tells values
+apart when read or when the variations change (:class:`FlagTotal`): a fold
+makes nothing for the collector but a flag's first total.
 A window's counters are folded without telling exactly when in the window a
 flag was evaluated (the counters do not record it): a flag's last evaluation
 is given as the end of the last window that counted it, at most one
@@ -114,15 +117,23 @@ def _same(a: JSONValue, b: JSONValue) -> bool:
 
 
 class FlagTotal:
-    """One flag key's evaluations so far: how many, which values, when last."""
+    """One flag key's evaluations so far: how many, which values, when last.
+
+    Two objects for the collector per flag (itself and its counts), whatever
+    it serves: the counts are kept by variation index for the flag object
+    added last, and told apart by value (:attr:`served`) only when read or
+    when the flag's variations change. A flag first serving a variation
+    makes nothing; a tally of thousands of flags stays cheap for every
+    collection that walks it.
+    """
 
     __slots__ = (
-        "_entries",
+        "_counts",
+        "_earlier",
         "_variations",
         "defaults",
         "evaluations",
         "last_ms",
-        "served",
         "tallied",
     )
 
@@ -130,26 +141,42 @@ class FlagTotal:
         self.evaluations = 0
         #: Evaluations that served no variation (the caller's default).
         self.defaults = 0
-        #: ``[value, count]`` per value served, in the order first served.
-        self.served: list[list[Any]] = []
         #: The end of the last window that counted it (epoch ms).
         self.last_ms = 0
-        # The variations last added from, and their entries of ``served`` by
-        # index (None: not served yet): a flag's versions are matched by
-        # value once, not at every flush.
+        # The variations last added from, and the count served of each
+        # (by index): a flag's versions are matched by value when its
+        # variations change, not at every flush.
         self._variations: tuple[JSONValue, ...] | None = None
-        self._entries: list[list[Any] | None] = []
+        self._counts: list[int] = _NO_COUNTS
+        # ``[value, count]`` per value served by earlier variations (a
+        # flag change), in the order first served; None until one.
+        self._earlier: list[list[Any]] | None = None
         #: With metrics: their counts per variation of the flag object
         #: added last (that of :attr:`_variations`), added to in place.
         self.tallied: list[int] | None = None
+
+    @property
+    def served(self) -> list[list[Any]]:
+        """``[value, count]`` per value served: the earlier variations' first, then by index.
+
+        A fresh list (the caller may sort it). Values equal as JSON are one
+        entry, whichever variation served them.
+        """
+        out = [] if self._earlier is None else [e.copy() for e in self._earlier]
+        if self._variations is not None:
+            _merge(out, self._variations, self._counts)
+        return out
 
     def copy(self) -> FlagTotal:
         """An independent copy (a read adds what is not folded yet to it)."""
         total = FlagTotal()
         total.evaluations = self.evaluations
         total.defaults = self.defaults
-        total.served = [entry.copy() for entry in self.served]
         total.last_ms = self.last_ms
+        total._variations = self._variations
+        total._counts = self._counts.copy()
+        if self._earlier is not None:
+            total._earlier = [entry.copy() for entry in self._earlier]
         return total
 
     def add(
@@ -160,30 +187,48 @@ class FlagTotal:
         if flag is not None:
             variations = flag.variations
             if variations is not self._variations:
-                self._variations = variations
-                self._entries = [None] * len(variations)
-            entries = self._entries
+                self.rebase(variations)
+            mine = self._counts
             for index, count in enumerate(counts):
                 if count:
                     total += count
-                    entry = entries[index]
-                    if entry is None:
-                        entry = entries[index] = self._entry(variations[index])
-                    entry[1] += count
+                    mine[index] += count
         if total:
             self.evaluations += total
             self.defaults += none
             if end_ms > self.last_ms:
                 self.last_ms = end_ms
 
-    def _entry(self, value: JSONValue) -> list[Any]:
-        """The entry of ``served`` for ``value``, made if it has none."""
-        for entry in self.served:
-            if _same(entry[0], value):
-                return entry
-        entry = [value, 0]
-        self.served.append(entry)
-        return entry
+    def rebase(self, variations: tuple[JSONValue, ...]) -> None:
+        """Count by the index of ``variations`` from now on (a flag object's, new or changed).
+
+        What the variations before served is kept by value.
+        """
+        if self._variations is not None and any(self._counts):
+            if self._earlier is None:
+                self._earlier = []
+            _merge(self._earlier, self._variations, self._counts)
+        self._variations = variations
+        self._counts = [0] * len(variations)
+
+
+#: The counts of a total that has counted no flag object yet.
+_NO_COUNTS: Final[list[int]] = []
+
+
+def _merge(
+    entries: list[list[Any]], variations: tuple[JSONValue, ...], counts: list[int]
+) -> None:
+    """Add ``counts`` (by index of ``variations``) to ``entries``, by value."""
+    for index, count in enumerate(counts):
+        if count:
+            value = variations[index]
+            for entry in entries:
+                if _same(entry[0], value):
+                    entry[1] += count
+                    break
+            else:
+                entries.append([value, count])
 
 
 #: What a flush took: the counters by flag (or by key: flags not in the
@@ -269,18 +314,13 @@ class Tally:
                     # (a call costs as much as the rest); and the metrics'
                     # counts of this flag object, if any.
                     tallied = total.tallied
-                    entries = total._entries
+                    mine = total._counts
                     none = counter.none
                     added = none
                     index = 0
                     for count in counter.counts:
                         if count:
-                            entry = entries[index]
-                            if entry is None:
-                                entry = entries[index] = total._entry(
-                                    flag.variations[index]
-                                )
-                            entry[1] += count
+                            mine[index] += count
                             added += count
                             if tallied is not None:
                                 tallied[index] += count
