@@ -416,6 +416,7 @@ def test_a_flag_serving_new_values_makes_nothing_for_the_collector() -> None:
     gc.collect()
     before = {id(o) for o in gc.get_objects()}
     window(USER)  # variation 1 ("b"), first served now
+    window(USER)
     window(Context.create("u2"))  # variation 2: "a" again
     made = [o for o in gc.get_objects() if id(o) not in before]
     totals = tally.read([], 0)
@@ -425,7 +426,7 @@ def test_a_flag_serving_new_values_makes_nothing_for_the_collector() -> None:
     ), "an entry made per value served"
     for total in totals.values():
         assert len([o for o in gc.get_referents(total) if type(o) is list]) == 1
-        assert total.served == [["a", 2], ["b", 1]]
+        assert total.served == [["a", 2], ["b", 2]]
     # A new version (new objects, equal values reordered): counted by value.
     changed = snapshot_from_data(
         {
@@ -435,7 +436,16 @@ def test_a_flag_serving_new_values_makes_nothing_for_the_collector() -> None:
     )
     recording = changed.recording(recorder)
     window(Context.create("u0"))  # variation 0 now: "b"
-    assert tally.read([], 0)["f0"].served == [["a", 2], ["b", 2]]
+    assert tally.read([], 0)["f0"].served == [["a", 2], ["b", 3]]
+    # A read adds the window not flushed yet to copies: the totals keep theirs.
+    recording.variation("f0", USER, None)  # variation 1 now: "a"
+    read = tally.read(recorder.counted(), 0)["f0"]
+    assert (read.evaluations, read.served) == (6, [["a", 3], ["b", 3]])
+    read.served[0][1] = 99
+    kept = tally.read([], 0)["f0"]
+    assert (kept.evaluations, kept.served) == (5, [["a", 2], ["b", 3]])
+    kept.served[0][1] = 99
+    assert tally.read([], 0)["f0"].served == [["a", 2], ["b", 3]]
 
 
 def test_usage_value_is_frozen_and_survives_pickle_and_copy() -> None:

@@ -60,8 +60,10 @@ class FlagUsage(Frozen):
             another flag too; ``sum(v.evaluations for v in variations) +
             defaults``.
         variations: the values it served, with how many evaluations served
-            each, most served first. Told apart by value, so they add up
-            across changes of the flag that reorder its variations.
+            each, most served first (at equal counts, values of earlier
+            versions of the flag first, then by variation index). Told apart
+            by value, so they add up across changes of the flag that reorder
+            its variations.
         defaults: the evaluations that served no variation but the caller's
             default: the flag was off with no off variation, not in the data
             (``FLAG_NOT_FOUND``), the client was not ready, or an error.
