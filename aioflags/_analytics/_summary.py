@@ -62,6 +62,13 @@ def _value(value: JSONValue, odd: list[str], within: frozenset[int]) -> str:
         return _ENCODE(as_json(value, odd, within))
 
 
+def _version(version: JSONValue, odd: list[str]) -> str:
+    """A flag's version as JSON text (an int, but for malformed data)."""
+    if version.__class__ is int:
+        return int.__repr__(version)
+    return _value(version, odd, _AT_ROW)
+
+
 def _kinds(kinds: AbstractSet[str]) -> str:
     return "[" + ",".join(encode_basestring_ascii(k) for k in sorted(kinds)) + "]"
 
@@ -134,12 +141,9 @@ class SummaryWriter:
                 value = _value(counter.none_value, odd, _AT_ROW)
                 rows = f'{{"unknown":true,"value":{value},"count":{none}}}'
             else:
-                version = flag.version
-                version_text = (
-                    int.__repr__(version)
-                    if version.__class__ is int
-                    else _value(version, odd, _AT_ROW)
-                )
+                # (the version's text only for a row written afresh: a
+                # counter's heads hold it)
+                version_text = None
                 counts = counter.counts
                 heads = counter.heads
                 if heads is None:
@@ -151,6 +155,8 @@ class SummaryWriter:
                         head = heads[index]
                         if head is None:
                             mended = len(odd)
+                            if version_text is None:
+                                version_text = _version(flag.version, odd)
                             value = flag.variations[index]
                             if value is True:
                                 value_text = "true"
@@ -167,6 +173,8 @@ class SummaryWriter:
                         rows += f"{',' if rows else ''}{head}{count}}}"
                     index += 1  # noqa: SIM113 (enumerate: a tuple per variation)
                 if none:
+                    if version_text is None:
+                        version_text = _version(flag.version, odd)
                     value = _value(counter.none_value, odd, _AT_ROW)
                     rows += (
                         f'{"," if rows else ""}{{"version":{version_text},'
