@@ -36,10 +36,9 @@ registered for tracebacks and coverage tools (:func:`compiled`).
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
-from ._codegen import register_source
+from ._codegen import compiled
 from ._context import Context
 from ._door import DOOR, other
 from ._evaluate import ERROR_RESULTS, RUN_HEAD_NAMES, typed_check, write_run_head
@@ -47,7 +46,6 @@ from ._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
-    from types import CodeType
 
     from ._door import Data
     from ._evaluate import Matcher
@@ -365,30 +363,6 @@ def names(composition: Composition, method: str) -> dict[str, Any]:
         "other": other,
         "lens": composition.lens,
     }
-
-
-_COUNTER: Final = itertools.count()
-#: The code of each text written so far: a text depends on the stages
-#: alone (which hook runs where is a name bound to it, not in the text),
-#: so a composition of a shape met before compiles nothing (a compile of
-#: the twelve methods costs ~10 ms of the event loop; binding them, ~0.1).
-_CODE: Final[dict[str, CodeType]] = {}
-#: How many texts :data:`_CODE` keeps (a text per method and shape of
-#: stages: hooks added one by one over a run make new shapes).
-_KEPT: Final = 256
-
-
-def compiled(source: str, name: str) -> CodeType:
-    """``source`` compiled, once while it is among the last used; for tracebacks too."""
-    code = _CODE.pop(source, None)
-    if code is None:
-        filename = f"<aioflags evaluation {next(_COUNTER)}: {name}>"
-        code = compile(source, filename, "exec")
-        register_source(code, source)  # (dropped when the code is)
-        if len(_CODE) >= _KEPT:
-            del _CODE[next(iter(_CODE))]  # the least recently used
-    _CODE[source] = code  # (the most recently used last)
-    return code
 
 
 class SyncMethod(Protocol):

@@ -10,13 +10,12 @@ loop's thread uses, and which notes the flag being evaluated.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import weakref
 from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, Ops, Runner, register_source
+from ._codegen import HEAD, Ops, Runner, compiled, register_source
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -669,8 +668,6 @@ class Recording:
 
 #: The code of the counting heads, by the text of the count they make.
 _COUNTING_RUNS: Final[dict[str, Runner]] = {}
-#: Their file names' numbers (each its own: see ``register_source``).
-_COUNTING_NAMES: Final = itertools.count()
 
 
 def counting_run(in_place: str) -> Runner:
@@ -706,14 +703,11 @@ def counting_run(in_place: str) -> Runner:
                 "",
             ]
         )
-        code = compile(
-            source, f"<aioflags counting head {next(_COUNTING_NAMES)}>", "exec"
-        )
         namespace: dict[str, Any] = {}
-        exec(code, namespace)  # a constant text and the ledger's, no data
+        # (a constant text and the ledger's, no data; tracebacks show it)
+        exec(compiled(source, "counting head"), namespace)
         function: FunctionType = namespace["count_prerequisite"]
         function.__module__ = __name__
-        register_source(function.__code__, source)  # (tracebacks show it)
         run = _COUNTING_RUNS[in_place] = function
     return run
 
