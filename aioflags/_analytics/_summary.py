@@ -62,13 +62,6 @@ def _value(value: JSONValue, odd: list[str], within: frozenset[int]) -> str:
         return _ENCODE(as_json(value, odd, within))
 
 
-def _version(version: JSONValue, odd: list[str]) -> str:
-    """A flag's version as JSON text (an int, but for malformed data)."""
-    if version.__class__ is int:
-        return int.__repr__(version)
-    return _value(version, odd, _AT_ROW)
-
-
 def _kinds(kinds: AbstractSet[str]) -> str:
     return "[" + ",".join(encode_basestring_ascii(k) for k in sorted(kinds)) + "]"
 
@@ -156,7 +149,7 @@ class SummaryWriter:
                         if head is None:
                             mended = len(odd)
                             if version_text is None:
-                                version_text = _version(flag.version, odd)
+                                version_text = _value(flag.version, odd, _AT_ROW)
                             value = flag.variations[index]
                             if value is True:
                                 value_text = "true"
@@ -174,7 +167,7 @@ class SummaryWriter:
                     index += 1  # noqa: SIM113 (enumerate: a tuple per variation)
                 if none:
                     if version_text is None:
-                        version_text = _version(flag.version, odd)
+                        version_text = _value(flag.version, odd, _AT_ROW)
                     value = _value(counter.none_value, odd, _AT_ROW)
                     rows += (
                         f'{"," if rows else ""}{{"version":{version_text},'
