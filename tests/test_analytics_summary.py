@@ -393,23 +393,43 @@ async def test_a_data_change_leaves_nothing_of_the_flag_replaced() -> None:
     ]
 
 
+async def summary_across_a_change(
+    flags: dict[str, Any],
+    before: tuple[str, ...],
+    change: tuple[str, dict[str, Any]],
+    after: tuple[str, ...],
+) -> dict[str, Any]:
+    """The one summary of one context's evaluations of ``before``, a flag's change, then ``after``.
+
+    No flush between: the change lands mid-window (the client has applied
+    it before ``after`` is evaluated).
+    """
+    ann = Context.create("ann")
+    async with running(flags) as (server, client, _):
+        for key in before:
+            await client.variation(key, ann, False)
+        changed = anyio.Event()
+        client.add_flag_change_handler(lambda keys: changed.set())
+        server.set_flag(*change)
+        await changed.wait()
+        for key in after:
+            await client.variation(key, ann, False)
+        await client.flush()
+        (summary,) = server.events_of("summary")
+    return summary
+
+
 @pytest.mark.asyncio
 async def test_a_data_change_mid_window_counts_the_new_version_apart() -> None:
     # The same context before and after the change, with no flush between:
     # what is counted in place (by key, for one snapshot's flags) must not
     # carry the old version's counter over to the new flag.
-    ann = Context.create("ann")
-    async with running({"a": flag(), "b": flag()}) as (server, client, _):
-        for key in ("a", "b", "a", "b"):
-            await client.variation(key, ann, False)
-        changed = anyio.Event()
-        client.add_flag_change_handler(lambda keys: changed.set())
-        server.set_flag("a", flag(fallthrough={"variation": 1}))
-        await changed.wait()
-        for key in ("a", "b", "a", "a"):
-            await client.variation(key, ann, False)
-        await client.flush()
-        (summary,) = server.events_of("summary")
+    summary = await summary_across_a_change(
+        {"a": flag(), "b": flag()},
+        ("a", "b", "a", "b"),
+        ("a", flag(fallthrough={"variation": 1})),
+        ("a", "b", "a", "a"),
+    )
     rows = summary["features"]["a"]["counters"]
     old, new = sorted(rows, key=lambda row: row["version"])
     assert (old["value"], old["count"]) == (True, 2)
@@ -428,7 +448,6 @@ async def test_a_prerequisite_changed_mid_window_is_counted_apart() -> None:
     # and its evaluations through each flag that requires it, and its
     # own, count against its new version from then on. (Its targets make
     # it a flag that runs, checked inline, not a constant one.)
-    ann = Context.create("ann")
     needs_p = [{"key": "p", "variation": 0}]
     targets = [{"values": ["x"], "variation": 1}]
     flags = {
@@ -436,17 +455,12 @@ async def test_a_prerequisite_changed_mid_window_is_counted_apart() -> None:
         "b": flag(prerequisites=needs_p),
         "p": flag(targets=targets),
     }
-    async with running(flags) as (server, client, _):
-        for key in ("a", "b", "p", "a", "b"):
-            await client.variation(key, ann, False)
-        changed = anyio.Event()
-        client.add_flag_change_handler(lambda keys: changed.set())
-        server.set_flag("p", flag(targets=targets, fallthrough={"variation": 1}))
-        await changed.wait()
-        for key in ("a", "b", "p"):
-            await client.variation(key, ann, False)
-        await client.flush()
-        (summary,) = server.events_of("summary")
+    summary = await summary_across_a_change(
+        flags,
+        ("a", "b", "p", "a", "b"),
+        ("p", flag(targets=targets, fallthrough={"variation": 1})),
+        ("a", "b", "p"),
+    )
     rows = summary["features"]["p"]["counters"]
     old, new = sorted(rows, key=lambda row: row["version"])
     assert (old["value"], old["count"]) == (True, 5)
