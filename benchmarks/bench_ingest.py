@@ -22,7 +22,10 @@ aioflags runs twice: as configured by default, and with
 ``Config(gc_freeze=True)``. LaunchDarkly's 9.18 AsyncLDClient polls
 ``/sdk/latest-all`` (FDv1, its fastest start-up path); aioflags polls
 ``/sdk/poll`` (FDv2). Tables show the WORST run of each; ratios divide the
-worst aioflags run by LaunchDarkly's median run::
+worst aioflags run by LaunchDarkly's median run. Each repeat's runs are back
+to back, so for the time to READY each repeat also gives a ratio of its own
+(aioflags' run i over LaunchDarkly's run i): their median and worst are
+printed below the table, steadier against a burst of load on the machine::
 
     python benchmarks/bench_ingest.py [--sizes 1000,10000,50000,100000]
         [--repeat 3] [--ld-max 50000] [--plot docs/img/ingest.png]
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from _common import server_process
 from bench_system import Ticker
@@ -446,6 +449,24 @@ def worst(samples: list[dict[str, float]], field: str) -> float:
     return max(s[field] for s in samples)
 
 
+#: The figures also given as interleaved pairs (:func:`pairs`).
+PAIRED: Final = ("ready_ms", "ready_cpu_ms")
+
+
+def pairs(runs: dict[str, list[dict[str, float]]], name: str, field: str) -> str:
+    """``name``'s run i against LaunchDarkly's run i, for each repeat: median and worst ratio.
+
+    The runs of one repeat are back to back (:func:`measure`), so a burst
+    of load on the machine falls on both sides of a pair alike; the worst
+    run of one side against the median of the other (the table) mixes two
+    moments of the machine.
+    """
+    ratios = sorted(
+        o[field] / t[field] for o, t in zip(runs[name], runs[LD], strict=True)
+    )
+    return f"median {statistics.median(ratios):.2f}x, worst {ratios[-1]:.2f}x"
+
+
 def report(results: dict[int, dict[str, list[dict[str, float]]]]) -> str:
     lines = []
     for n, runs in results.items():
@@ -466,6 +487,14 @@ def report(results: dict[int, dict[str, list[dict[str, float]]]]) -> str:
             lines.append(
                 f"  {title:<46}{ours:>18.1f}{frozen:>26.1f}{ld_text:>28}   {ratio}"
             )
+        if runs[LD]:
+            lines.append("  interleaved pairs, run i / LaunchDarkly's run i:")
+            for field, title in FIGURES:
+                if field in PAIRED:
+                    lines.append(
+                        f"    {title}: {OURS} {pairs(runs, OURS, field)}; "
+                        f"gc_freeze {pairs(runs, FROZEN, field)}"
+                    )
     return "\n".join(lines)
 
 
@@ -485,6 +514,17 @@ def markdown(results: dict[int, dict[str, list[dict[str, float]]]]) -> str:
             else:
                 cells = "not run | - | -"
             lines.append(f"| {n:,} | {title} | {ours:.1f} | {frozen:.1f} | {cells} |")
+    paired = [
+        f"- {n:,} flags, {title}: {pairs(runs, OURS, field)} "
+        f"(gc_freeze {pairs(runs, FROZEN, field)})"
+        for n, runs in results.items()
+        if runs[LD]
+        for field, title in FIGURES
+        if field in PAIRED
+    ]
+    if paired:
+        lines += ["", "Interleaved pairs (aioflags' run i / LaunchDarkly's run i):", ""]
+        lines += paired
     return "\n".join(lines)
 
 
