@@ -22,10 +22,12 @@ aioflags runs twice: as configured by default, and with
 ``Config(gc_freeze=True)``. LaunchDarkly's 9.18 AsyncLDClient polls
 ``/sdk/latest-all`` (FDv1, its fastest start-up path); aioflags polls
 ``/sdk/poll`` (FDv2). Tables show the WORST run of each; ratios divide the
-worst aioflags run by LaunchDarkly's median run. Each repeat's runs are back
-to back, so for the time to READY each repeat also gives a ratio of its own
-(aioflags' run i over LaunchDarkly's run i): their median and worst are
-printed below the table, steadier against a burst of load on the machine::
+worst aioflags run by LaunchDarkly's median run. Each repeat runs the three
+in turn (aioflags, gc_freeze, LaunchDarkly), so for the time to READY, on the
+wall clock and in CPU time, each repeat also gives a ratio of its own (each
+aioflags configuration's run i over LaunchDarkly's run i): their median and
+worst are printed below the table, steadier against a burst of load on the
+machine::
 
     python benchmarks/bench_ingest.py [--sizes 1000,10000,50000,100000]
         [--repeat 3] [--ld-max 50000] [--plot docs/img/ingest.png]
@@ -456,10 +458,10 @@ PAIRED: Final = ("ready_ms", "ready_cpu_ms")
 def pairs(runs: dict[str, list[dict[str, float]]], name: str, field: str) -> str:
     """``name``'s run i against LaunchDarkly's run i, for each repeat: median and worst ratio.
 
-    The runs of one repeat are back to back (:func:`measure`), so a burst
-    of load on the machine falls on both sides of a pair alike; the worst
-    run of one side against the median of the other (the table) mixes two
-    moments of the machine.
+    The runs of one repeat follow each other (:func:`measure`: aioflags,
+    gc_freeze, LaunchDarkly), so a burst of load on the machine is likelier
+    to fall on both sides of a pair; the worst run of one side against the
+    median of the other (the table) mixes two moments of the machine.
     """
     ratios = sorted(
         o[field] / t[field] for o, t in zip(runs[name], runs[LD], strict=True)
