@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard, TypeVar
 
+from ._codegen import compiled
 from ._context import Context
 from ._evaluate import ERROR_RESULTS, run_head
 from ._logonce import Occurrences
@@ -37,7 +38,7 @@ DOOR: Final = "context.__class__ is Context and context._error is None"
 def _written_admits() -> Callable[[object], TypeGuard[Context]]:
     source = f"def admits(context):\n    return {DOOR}\n"
     namespace: dict[str, Any] = {"Context": Context}
-    exec(compile(source, "<aioflags door>", "exec"), namespace)  # constant text
+    exec(compiled(source, "door"), namespace)  # constant text (tracebacks show it)
     function: Callable[[object], TypeGuard[Context]] = namespace["admits"]
     function.__doc__ = "Whether ``context`` passes the door: a valid Context."
     function.__module__ = __name__

@@ -15,7 +15,7 @@ import weakref
 from types import FunctionType, MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, Ops, Runner, compiled, register_source
+from ._codegen import HEAD, Ops, Runner, compiled
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -1075,13 +1075,12 @@ def _written_run_head() -> RunHead:
             "",
         ]
     )
-    code = compile(source, "<aioflags run_head>", "exec")
     namespace: dict[str, Any] = dict(RUN_HEAD_NAMES)
-    exec(code, namespace)  # the constant source above, no data
+    # (the constant source above, no data; tracebacks show it)
+    exec(compiled(source, "run head"), namespace)
     function: FunctionType = namespace["run_head"]
     function.__doc__ = _RUN_HEAD_DOC
     function.__module__ = __name__
-    register_source(function.__code__, source)  # (tracebacks show it)
     run: RunHead = function
     return run
 
