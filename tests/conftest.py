@@ -8,6 +8,7 @@ import inspect
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -223,7 +224,15 @@ def _no_cover(request: pytest.FixtureRequest) -> Iterator[None]:
     try:
         yield
     finally:
-        cov.start()
+        with warnings.catch_warnings():
+            # Coverage warns, restarting, of the modules imported while it
+            # was paused ("already-imported"): they were imported measured,
+            # before the pause. As an error (filterwarnings), it kept
+            # coverage stopped for the rest of a serial run.
+            warnings.filterwarnings(
+                "ignore", message="Already imported a file that will be measured"
+            )
+            cov.start()
 
 
 @pytest.fixture(autouse=True)
