@@ -366,7 +366,7 @@ def test_a_window_counted_in_place_from_its_first_evaluation_starts_there() -> N
 
 
 def test_a_replaced_snapshot_is_freed_without_the_collector() -> None:
-    # The recording matchers a snapshot's matcher makes (for the loop's
+    # The counting matchers a snapshot's matcher makes (for the loop's
     # ledger and for the other threads') must not hold it in a cycle: a
     # replaced snapshot would wait for a full collection, or stay for good
     # once gc.freeze() has frozen it (Config(gc_freeze=True)).
@@ -391,15 +391,15 @@ def test_a_replaced_snapshot_is_freed_without_the_collector() -> None:
         }
     )
     matcher = snapshot._matcher
-    counting = matcher.counting(rec.loop, "f", 0)
+    counting = matcher.counting(rec.loop, "f", False)
     head = counting.prerequisite_head("p")
     assert isinstance(head, tuple) and head[1]  # a counting head, made
     del head
-    matcher.recording(rec)
+    shared = matcher.counting_state(rec, "f", True)
     gone = weakref.ref(matcher)
     gc.disable()
     try:
-        del snapshot, matcher, counting
+        del snapshot, matcher, counting, shared
         assert gone() is None
     finally:
         gc.enable()

@@ -23,11 +23,11 @@ from aioflags import (
     Hook,
 )
 from aioflags._analytics._processor import EventProcessor
-from aioflags._client._evaluator import Evaluator
-from aioflags._client._hooks import HookRunner, Stages
+from aioflags._client._evaluator import Evaluator, compose
+from aioflags._client._hooks import HookRunner
 from aioflags._datasystem._datatypes import ObjectKind
 from aioflags._datasystem._store import Store
-from aioflags._evaluation._composed import PLAIN, Composition, Evaluation
+from aioflags._evaluation._pipeline import PLAIN
 from aioflags.testing import FakeClock, FlagData
 from tests.analytics import recorder_for
 from tests.test_store import delta, flag, full, put
@@ -59,23 +59,23 @@ class Observing(Hook):
 
 def _composed(evaluator: Evaluator) -> str:
     """The stages the evaluator's composition has (read anew each time)."""
-    return evaluator.composition.name
+    return evaluator.evaluation.name
 
 
 def _ledger(evaluator: Evaluator) -> object:
-    return evaluator.composition.ledger  # (read anew: mypy would narrow it)
+    return evaluator.evaluation.ledger  # (read anew: mypy would narrow it)
 
 
 def test_the_composition_is_decided_when_a_part_changes() -> None:
-    # The client's evaluations are written for what is composed with the
-    # store's data: nothing (plain), analytics events, hooks with a stage
-    # of their own, both; or a gate every evaluation must pass. Each part
-    # changes it at once, and the client's methods with it.
+    # The client's evaluations run a composition of ordinary objects, built
+    # for what is composed with the store's data: nothing (plain),
+    # analytics events, hooks with a stage of their own, both. Each part
+    # changes it at once; a gate is not part of it (awaited evaluations
+    # pass it first).
     store = Store()
     evaluator = Evaluator(store)
-    installed: list[Evaluator] = []
-    evaluator.on_change = installed.append
     assert _composed(evaluator) == "plain"
+    assert evaluator.evaluation is PLAIN
     store.apply_now(full(put("a", flag("a"))))
     assert evaluator.snapshot() is store.snapshot  # nothing to compose
     processor = EventProcessor(
@@ -84,12 +84,11 @@ def test_the_composition_is_decided_when_a_part_changes() -> None:
     evaluator.record(processor, True)
     assert _composed(evaluator) == "events"
     assert _ledger(evaluator) is processor.recorder.loop
-    assert installed == [evaluator]  # the client installs its new methods
     recording = evaluator.snapshot()
     assert recording is not store.snapshot
     # the snapshots' evaluation counts on the recorder (any thread)
-    assert recording._face.composition.ledger is processor.recorder
-    assert recording._face is evaluator.evaluation[0]
+    assert recording._evaluation is evaluator.shared
+    assert evaluator.shared.ledger is processor.recorder
     assert evaluator.snapshot() is recording  # made once per data version
     store.apply_now(delta(put("b", flag("b"))))
     assert evaluator.snapshot() is not recording  # the new data's
@@ -99,9 +98,6 @@ def test_the_composition_is_decided_when_a_part_changes() -> None:
     assert evaluator.snapshot() is store.snapshot
     gate: Any = SimpleNamespace(always=True)  # a refresher, big segments
     evaluator.use_gate(gate)
-    assert _composed(evaluator) == "gated"
-    lookups: Any = SimpleNamespace(always=False)  # keys the data lacks only
-    evaluator.use_gate(lookups)
     assert _composed(evaluator) == "plain"
     runner = HookRunner([Hook()])
     evaluator.use_hooks(runner)
@@ -109,39 +105,30 @@ def test_the_composition_is_decided_when_a_part_changes() -> None:
     assert evaluator.snapshot() is store.snapshot
     runner.add(Observing())
     evaluator.use_hooks(runner)
-    # Hooks alone: their series runs around the same evaluation.
+    # Hooks alone: their stage runs around the same evaluation.
     assert _composed(evaluator) == "hooks"
-    assert evaluator.composition.stages is not None
-    assert evaluator.snapshot()._face.composition.stages is not None
+    assert evaluator.snapshot()._evaluation.hooked
     evaluator.record(processor, True)  # recorded too
     assert _composed(evaluator) == "hooks+events"
     evaluator.record(processor, False)
     assert _composed(evaluator) == "hooks"
-    assert len(installed) == 8
 
 
 @pytest.mark.asyncio
-async def test_a_clients_methods_are_its_compositions_and_change_with_it() -> None:
-    # The instance's variation and variation_detail are the evaluator's,
-    # written for its composition: a hook added, or events on, installs
-    # new ones; a call through the class gives the same answers.
+async def test_a_clients_methods_are_its_class_methods_and_see_each_change() -> None:
+    # issue 76: the client's evaluation methods are ordinary methods of its
+    # class; a hook added, or events on, change what the next call runs.
+    assert type(aioflags.Client) is type
     async with Client(
         Config(data_system=_data().data_system(), send_events=False)
     ) as client:
-        evaluator = client._evaluator
-        # Written on a method's first call, then the instance's own.
-        assert "variation" not in vars(client)
         assert await client.variation("f", USER, False) is True
-        for name, method in evaluator.methods.items():
-            assert getattr(client, name) is method
-        assert set(evaluator.methods) == {"variation"}
-        before = client.variation
+        assert client.variation.__func__ is Client.variation  # type: ignore[attr-defined]
+        assert "__dict__" not in dir(client)
         hook = Observing()
         client.add_hook(hook)
-        assert "variation" not in vars(client)  # (a new composition)
+        assert client.variation.__func__ is Client.variation  # type: ignore[attr-defined]
         assert await client.variation("f", USER, False) is True
-        assert client.variation is not before
-        assert client.variation is evaluator.methods["variation"]
         assert await Client.variation(client, "f", USER, False) is True
         assert (await client.variation_detail("f", USER, False)).value is True
         assert await client.bool_variation("f", USER, False) is True
@@ -157,9 +144,8 @@ async def test_a_clients_methods_are_its_compositions_and_change_with_it() -> No
             "string_variation",
             "string_variation_detail",
         ]
-    # A client not started, and after: the methods of its plain evaluator.
+    # A client not started, and after: its plain evaluator's data (none).
     assert await client.variation("f", USER, "default") == "default"
-    assert client.variation is client._evaluator.methods["variation"]
 
 
 def test_the_store_holds_data_only() -> None:
@@ -170,7 +156,7 @@ def test_the_store_holds_data_only() -> None:
     assert "__setattr__" not in vars(Store)
     store.apply_now(full(put("s", {"key": "s", "version": 1}, ObjectKind.SEGMENT)))
     snapshot = store.snapshot
-    assert snapshot._face is PLAIN and not snapshot.observed
+    assert snapshot._evaluation is PLAIN and not snapshot.observed
     assert snapshot._matcher.big_segments is None
 
 
@@ -245,10 +231,7 @@ def _snapshot(recorder: Any, hooks: HookRunner) -> FlagSnapshot:
     data = snapshot_from_data(
         {"f": flag("f", rules=[_NOBODY])},
     )
-    composition = Composition(
-        own=True, stages=Stages(hooks, *hooks.stages), ledger=recorder
-    )
-    return data.composed(Evaluation(composition), None)
+    return data.composed(compose(recorder, None, hooks), None)
 
 
 def _our_classes() -> set[type]:
@@ -347,9 +330,8 @@ async def test_now_or_later_evaluates_once_with_or_without_a_gate() -> None:
 
 @pytest.mark.asyncio
 async def test_a_kept_method_follows_the_client_through_compositions_and_runs() -> None:
-    # client.variation is the composition's function once called; kept
-    # by a caller, it hands its calls on once the composition changed or
-    # the run ended, so it answers as the client does now.
+    # client.variation is a bound method of the class: kept by a caller,
+    # it answers as the client does now (its composition, its run).
     data = _data()
     client = Client(Config(data_system=data.data_system(), send_events=False))
     async with client:
@@ -367,8 +349,9 @@ async def test_a_kept_method_follows_the_client_through_compositions_and_runs() 
 
 @pytest.mark.asyncio
 async def test_a_patched_method_is_what_the_client_calls() -> None:
-    # A test's stand-in, on the class or on the instance, is what a call
-    # through the client reaches, whatever the client composed before.
+    # A test's stand-in on the class is what a call through any client
+    # reaches; a client's own attributes are its slots (a stand-in on one
+    # client, as any other attribute, is refused, saying which).
     from unittest import mock
 
     async with Client(
@@ -379,30 +362,45 @@ async def test_a_patched_method_is_what_the_client_calls() -> None:
         with mock.patch.object(Client, "variation", stand_in):
             assert await client.variation("f", USER, False) == "class's"
         assert await client.variation("f", USER, False) is True
-        stand_in = mock.AsyncMock(return_value="instance's")
-        with mock.patch.object(client, "variation", stand_in):
-            assert await client.bool_variation("f", USER, False) is True
-            client.add_hook(Observing())  # a new composition
-            assert await client.variation("f", USER, False) == "instance's"
+        with (
+            pytest.raises(AttributeError, match="variation"),
+            mock.patch.object(client, "variation", mock.AsyncMock()),
+        ):
+            pass  # pragma: no cover - refused on entry
         assert await client.variation("f", USER, False) is True
     with pytest.raises(AttributeError, match="evnts"):
         client.evnts_enabled = True  # type: ignore[attr-defined]
 
 
 @pytest.mark.asyncio
-async def test_a_composed_method_says_what_the_class_method_says() -> None:
-    import inspect
+async def test_a_hook_sees_only_real_files_between_the_caller_and_itself() -> None:
+    # issue 76: every frame of an evaluation is a function of a file a
+    # debugger, coverage and a traceback can show (no generated code).
+    import traceback
+
+    frames: list[traceback.FrameSummary] = []
+
+    class Stack(Hook):
+        def before_evaluation(
+            self, series_context: EvaluationSeriesContext, data: Mapping[str, Any]
+        ) -> Mapping[str, Any]:
+            frames.extend(traceback.extract_stack())
+            return data
+
+    async def caller() -> object:
+        return await client.variation("f", USER, False)
 
     async with Client(
-        Config(data_system=_data().data_system(), send_events=False)
+        Config(data_system=_data().data_system(), hooks=[Stack()])
     ) as client:
-        await client.bool_variation("f", USER, False)
-        method = client.bool_variation
-        assert method is client._evaluator.methods["bool_variation"]
-        assert method.__doc__ == Client.bool_variation.__doc__
-        assert list(inspect.signature(method).parameters) == [
-            "key",
-            "context",
-            "default",
-        ]
-        assert inspect.iscoroutinefunction(method)
+        assert await caller() is True
+    names = [frame.name for frame in frames]
+    between = frames[names.index("caller") :]
+    assert [frame.name for frame in between[:2]] == ["caller", "variation"]
+    _all_of_real_files(between)
+
+
+def _all_of_real_files(frames: list[Any]) -> None:
+    for frame in frames:
+        assert Path(frame.filename).is_file(), frame
+        assert frame.line, frame  # its source line, read from the file

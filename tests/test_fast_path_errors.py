@@ -128,10 +128,10 @@ _COMPOSITIONS = ["plain", "events", "hooks", "hooks+events"]
 def test_every_composition_maps_a_bug_in_the_flags_code_to_exception_once(
     caplog: pytest.LogCaptureFixture, composition: str, method: str
 ) -> None:
-    # Each composition's evaluation is written from one text: what a
-    # flag's code raises is mapped once (EXCEPTION, logged once with its
-    # traceback), counted like any evaluation when events are on, and
-    # shown to the hooks' after stage.
+    # Every composition runs the one run step: what a flag's code raises
+    # is mapped once (EXCEPTION, logged once with its traceback), counted
+    # like any evaluation when events are on, and shown to the hooks'
+    # after stage.
     from aioflags import Config
     from aioflags._client._hooks import HookRunner
     from tests.analytics import recorder_for
@@ -141,7 +141,7 @@ def test_every_composition_maps_a_bug_in_the_flags_code_to_exception_once(
     hooks = HookRunner([seen]) if "hooks" in composition else None
     recorder = recorder_for(Config("k")) if "events" in composition else None
     client = client_over(_snapshot_with_a_broken_fast_path(), hooks, recorder)
-    assert client._evaluator.composition.name == composition
+    assert client._evaluator.evaluation.name == composition
     ann = Context.create("ann")
     evaluate = getattr(client, method)
     with caplog.at_level(logging.ERROR, "aioflags.evaluation"):
@@ -163,10 +163,10 @@ def test_every_composition_maps_a_bug_in_the_flags_code_to_exception_once(
 
 
 def test_a_hooked_evaluation_maps_a_raising_head_itself() -> None:
-    """The hooks' stages run around the head in one frame: EXCEPTION, the stages run."""
+    """The hooks' stage runs around the run step: EXCEPTION, the stages run."""
     from aioflags import Hook
-    from aioflags._client._hooks import HookRunner, Stages
-    from aioflags._evaluation._composed import Composition, Evaluation
+    from aioflags._client._evaluator import compose
+    from aioflags._client._hooks import HookRunner
 
     seen: list[object] = []
 
@@ -178,9 +178,7 @@ def test_a_hooked_evaluation_maps_a_raising_head_itself() -> None:
     def broken(head: object, context: object, matcher: object) -> object:
         raise RuntimeError("a bug in the flag's code")
 
-    runner = HookRunner([Seen()])
-    stages = Stages(runner, *runner.stages)
-    evaluation = Evaluation(Composition(own=True, stages=stages, ledger=None))
+    evaluation = compose(None, None, HookRunner([Seen()]))
     snapshot = _snapshot_with_a_broken_fast_path().composed(evaluation, None)
     snapshot._matcher.heads["f"] = (broken, True)
     assert snapshot.variation("f", Context.create("u"), "d") == "d"

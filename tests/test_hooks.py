@@ -20,7 +20,7 @@ from aioflags import (
     HookMetadata,
     TrackSeriesContext,
 )
-from aioflags._client._hooks import HookRunner, Stages
+from aioflags._client._hooks import HookRunner, HookStage
 from aioflags.blocking import Client as BlockingClient
 from aioflags.testing import FlagData, FlagServer
 from tests.analytics import by_kind, flag, running
@@ -460,7 +460,7 @@ async def test_hooks_added_before_start_apply_once_started() -> None:
         assert await client.bool_variation("b", USER, False) is True
         # The evaluator created at start runs them, for the sync face too.
         before = client.snapshot()
-    assert before._face.composition.stages is not None
+    assert before._evaluation.hooked
     assert stages(calls) == [("a", "before"), ("a", "after")]
 
 
@@ -555,7 +555,7 @@ async def test_an_evaluation_with_no_hooks_does_no_hook_work(
 ) -> None:
     for name in ("after_track", "__init__"):
         monkeypatch.setattr(HookRunner, name, fail)
-    monkeypatch.setattr(Stages, "__init__", fail)
+    monkeypatch.setattr(HookStage, "__init__", fail)
     monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system())) as client:
         snapshot = client.snapshot()
@@ -581,7 +581,7 @@ class TrackOnly(Hook):
 async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No series context is built, and the async client's inlined paths stay so."""
+    """No series context is built, and no hook stage is composed."""
     calls: Calls = []
     hooks = [Hook(), TrackOnly(calls)]
     monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
@@ -589,8 +589,8 @@ async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
         snapshot = client.snapshot()
         assert not snapshot.observed  # no stage of its own: none written
         with monkeypatch.context() as patched:
-            patched.setattr(Stages, "__init__", fail)
-            await client.variation("b", USER, False)  # the inlined hot path
+            patched.setattr(HookStage, "__init__", fail)
+            await client.variation("b", USER, False)  # the plain composition
         for method, key, default in METHODS:
             await getattr(client, method)(key, USER, default)
         for method, key, default in METHODS:
@@ -731,30 +731,33 @@ def test_series_contexts_are_values() -> None:
 async def test_the_stages_are_written_when_a_hook_is_registered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """issue 49, 59: the series is written once per composition, not per evaluation.
+    """issue 49, 59, 76: the hooks' stage is composed once per change, not per evaluation.
 
     A hook with no evaluation stage of its own composes nothing; one with a
-    stage composes anew once, and evaluations after run what was written.
+    stage composes anew once (the client's evaluations and the snapshots'
+    each have one), and evaluations after run what was composed.
     """
     built: list[int] = []
-    init = Stages.__init__
+    init = HookStage.__init__
 
-    def counted(self: Stages, *args: Any) -> None:
+    def counted(self: HookStage, *args: Any) -> None:
         built.append(1)
         init(self, *args)
 
-    monkeypatch.setattr(Stages, "__init__", counted)
+    monkeypatch.setattr(HookStage, "__init__", counted)
     calls: Calls = []
     client = Client(Config(data_system=data().data_system(), hooks=[Hook()]))
     async with client:
         await client.variation("b", USER, False)
         assert built == []  # nothing observes: nothing written
         client.add_hook(Recording("a", calls))
+        composed = len(built)
+        assert composed == 2  # the client's evaluations', the snapshots'
         for _ in range(3):
             await client.variation("missing", USER, False)
             client.snapshot().variation("missing", USER, False)
-        assert len(built) == 1  # not rebuilt per evaluation
+        assert len(built) == composed  # not rebuilt per evaluation
         client.add_hook(Recording("b", calls))
         await client.variation("missing", USER, False)
-        assert len(built) == 2
+        assert len(built) == 2 * composed
     assert [c[:2] for c in calls[:12]] == [("a", "before"), ("a", "after")] * 6

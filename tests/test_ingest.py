@@ -46,8 +46,8 @@ from aioflags._datasystem._payloads import (
     parse_fdv2_poll_text,
 )
 from aioflags._datasystem._store import Store
-from aioflags._evaluation._composed import PLAIN
 from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._pipeline import PLAIN
 from aioflags._evaluation._tables import Layered, Table
 from aioflags.sources import (
     Change,

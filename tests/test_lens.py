@@ -766,6 +766,53 @@ async def test_the_lens_is_read_only_while_a_view_is_open_and_always_closed() ->
         assert not await client.bool_variation("new-checkout", USER, False)
 
 
+@pytest.mark.asyncio
+async def test_a_lens_no_request_uses_runs_no_lens_stage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # lens.md's cost: a request without a token costs at most 3 % more. The
+    # lens's stage is in an evaluation only while a view is open somewhere;
+    # a snapshot handed out before a view opened sees it too.
+    from aioflags._lens._lens import LensStage
+
+    calls: list[str] = []
+    evaluate = LensStage.evaluate
+
+    def counted(self: LensStage, *args: Any) -> Any:
+        calls.append(args[2])  # (the flag key)
+        return evaluate(self, *args)
+
+    monkeypatch.setattr(LensStage, "evaluate", counted)
+    async with aioflags.Client(config()) as client:
+        before = client.snapshot()
+        assert not await client.bool_variation("new-checkout", USER, False)
+        assert not before.bool_variation("new-checkout", USER, False)
+        assert calls == []  # no view anywhere: no stage
+        with scope(client, token({"new-checkout": True})):
+            assert await client.bool_variation("new-checkout", USER, False)
+            assert before.bool_variation("new-checkout", USER, False)
+            other = await _elsewhere(client)  # a task that never had the view
+        assert other is False  # the stage ran, and saw no view there
+        assert calls == ["new-checkout"] * 3
+        assert not await client.bool_variation("new-checkout", USER, False)
+        assert len(calls) == 3  # closed: out again
+
+
+async def _elsewhere(client: aioflags.Client) -> bool:
+    """``new-checkout`` evaluated in a task started with an empty context."""
+    import contextvars
+
+    answers: list[bool] = []
+
+    async def evaluate() -> None:
+        answers.append(await client.bool_variation("new-checkout", USER, False))
+
+    async with anyio.create_task_group() as tg:
+        # (a task copies the context it is started in: here, an empty one)
+        contextvars.Context().run(tg.start_soon, evaluate)
+    return answers[0]
+
+
 # ------------------------------------------------------------- the console
 CONSOLE_CHECKOUT: dict[str, Any] = {
     "on": True,

@@ -20,8 +20,8 @@ ledger of their own, :attr:`Recorder.loop`, without the lock: only the loop's
 thread writes it, and the flush that takes it runs on that thread too. Its
 common case (a counter that exists, an untracked flag, no experiment, the
 context it counted last) is one increment by flag key, written in the
-evaluation itself (:attr:`Ledger.in_place`, a plain prerequisite's too, in
-the code that runs it; a prerequisite the walk evaluates, by flag object,
+count step itself (:meth:`Ledger.evaluated`, a plain prerequisite's too, in
+its counting head; a prerequisite the walk evaluates, by flag object,
 :meth:`Ledger.record`); a flag's first evaluation in a window, when its
 counter of the window before is back with the same default, a few steps more
 (:meth:`Ledger.evaluated`, :meth:`Ledger.arm`); anything else (a new counter,
@@ -225,7 +225,7 @@ class Ledger:
 
     The recorder has two: the other threads' (written under its lock) and
     the event loop's (:attr:`Recorder.loop`: written only on the loop's
-    thread, whose common case is counted without the lock: :attr:`in_place`).
+    thread, whose common case is counted without the lock: :meth:`evaluated`).
     """
 
     __slots__ = (
@@ -239,31 +239,12 @@ class Ledger:
         "spare",
     )
 
-    #: :meth:`evaluated`'s common case as text, for an evaluation written
-    #: for a composition (``_evaluation._composed``: its count stage) to run
-    #: in its own frame on the loop's thread: a call costs ~550
-    #: instructions, a tenth of an evaluation (callgrind). It reads
-    #: ``ledger``, ``matcher``, ``key``, ``context``, ``result``;
-    #: ``{record}`` is the call to :meth:`evaluated` for the rest. The flag
-    #: object is not looked up for it: :attr:`fast` is by key, for the
-    #: store's current data (emptied when it is replaced:
-    #: :meth:`forget_fast`).
-    in_place: Final[str | None] = """\
-if context is ledger.last and (place := result.place) is not None:
-    try:
-        ledger.fast[key][place] += 1
-    except KeyError:
-        {record}
-else:
-    {record}
-"""
-
     def __init__(self, recorder: Recorder) -> None:
         #: The window's counters, by flag object (a full transfer makes new
         #: objects for unchanged versions: ``_format._feature`` merges their
         #: rows by version and variation).
         self.counters: dict[CompiledFlag, Counter] = {}
-        #: What is counted in place (:attr:`in_place`): by flag key, the
+        #: What is counted in place (:meth:`evaluated`): by flag key, the
         #: ``counts`` of the counters of the current data's flags that are
         #: not tracked and that have counted a context of kind
         #: :attr:`fast_kind` (a single kind) in this window. Emptied when a
@@ -340,31 +321,38 @@ else:
         detail: bool = False,
         prereq_of: str | None = None,
     ) -> None:
-        """Count an evaluation of flag ``key`` of ``matcher``'s data, on the loop.
+        """Count an evaluation of flag ``key`` of ``matcher``'s data, on the loop: the count step.
 
-        ``prereq_of``: the flag that required it, for a prerequisite (the
-        prerequisites a counting matcher checks inline: their count is
-        :attr:`in_place` too, ``Recording.prerequisite_head``).
+        ``detail``: a ``*_detail`` method's (its events carry the reason);
+        ``prereq_of``: the flag that required it, for a prerequisite (a
+        counting matcher's counting heads count theirs here too).
 
-        What a composition's count stage calls (:attr:`in_place` is its
-        common case, written in place): the flag is looked up here, not
-        on every evaluation. One whose code could not be made is counted
-        against nothing (its head's EXCEPTION, as the door's answer is).
-        For the context counted last and a result counted in place: a flag
-        object counted in place already (by object: the data was replaced
-        since, the object kept) is counted so, and keyed again; a flag's
-        first evaluation of the window goes to :meth:`arm`. The rest goes
-        to the recorder, under the lock. From then on its evaluations
-        count in place (while the contexts are of one kind), in
-        :attr:`fast`, until the data is replaced (:meth:`forget_fast`).
+        Its common case first, in place, by key (:attr:`fast`: the flag
+        object is not looked up): the context counted last, a variation
+        served, no experiment (``result.place``), a flag of the current
+        data counted in place already. Else the flag is looked up; one
+        whose code could not be made is counted against nothing (its
+        head's EXCEPTION, as the door's answer is). For the context
+        counted last and a result counted in place: a flag object counted
+        in place already (by object: the data was replaced since, the
+        object kept) is counted so, and keyed again; a flag's first
+        evaluation of the window goes to :meth:`arm`. The rest goes to the
+        recorder, under the lock. From then on its evaluations count in
+        place (while the contexts are of one kind), in :attr:`fast`, until
+        the data is replaced (:meth:`forget_fast`).
         """
+        place = result.place
+        if context is self.last and place is not None:
+            counts = self.fast.get(key)
+            if counts is not None:
+                counts[place] += 1
+                return
         # (in ``hot`` if its head ran: a flag is made before its head)
         flag = matcher.hot.get(key)
         if flag is None:
             flag = matcher.made(key)
             if flag is None:
                 return
-        place = result.place
         if context is self.last and place is not None:
             counts = self.flags_fast.get(flag)
             if counts is not None:  # (its object was counted before a swap)
@@ -465,10 +453,6 @@ class Recorder:
     recorder's state.
     """
 
-    #: It counts under its lock: no common case for an evaluation to
-    #: write in place (:attr:`Ledger.in_place`).
-    in_place: Final[str | None] = None
-
     __slots__ = (
         "_capacity",
         "_keys",
@@ -510,7 +494,7 @@ class Recorder:
         self._random = random
         self._now = now_ms
         #: Held by every read and change of what follows (threads record at
-        #: once), but for :attr:`loop`'s common case (:attr:`Ledger.in_place`).
+        #: once), but for :attr:`loop`'s common case (:meth:`Ledger.evaluated`).
         #: Nothing under it logs or calls the application. Re-entrant all the
         #: same, at no cost (a plain lock costs as much, ~70 ns): a signal
         #: handler or a finalizer that evaluates a flag may run on a thread
@@ -633,7 +617,7 @@ class Recorder:
             ledger.last = context
             self._notice(context, now)
         if ledger is self.loop:
-            # Counted in place from now on (Ledger.in_place), while contexts
+            # Counted in place from now on (Ledger.evaluated), while contexts
             # of this one kind are: a context of another kind may add a
             # kind to every counter, so their places are forgotten.
             kind = context._kind

@@ -22,10 +22,8 @@ import logging
 import os
 import random as _random
 import weakref
-from types import MappingProxyType
 from typing import (
     TYPE_CHECKING,
-    Any,
     Final,
     TypeVar,
     final,
@@ -36,9 +34,22 @@ from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
+from aioflags._evaluation._pipeline import (
+    BOOL_VARIATION,
+    BOOL_VARIATION_DETAIL,
+    FLOAT_VARIATION,
+    FLOAT_VARIATION_DETAIL,
+    INT_VARIATION,
+    INT_VARIATION_DETAIL,
+    JSON_VARIATION,
+    JSON_VARIATION_DETAIL,
+    STRING_VARIATION,
+    STRING_VARIATION_DETAIL,
+    VARIATION,
+    VARIATION_DETAIL,
+)
 from aioflags._evaluation._snapshot import FlagSnapshot
 
-from ._composition import METHODS, Face
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -52,7 +63,7 @@ from ._usage import Usage, no_figures_reason, no_usage, usage_of
 # with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
 # So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -70,7 +81,6 @@ if TYPE_CHECKING:
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._lens._lens import Lens
 
-    from ._composition import Method
     from ._hooks import Hook
 
 
@@ -150,35 +160,8 @@ class _WarnOnUse:
         return self.snapshot  # empty: nothing to compile
 
 
-class _ClientType(type):
-    """The class of :class:`Client`: a patch of one of its evaluation methods reaches every client.
-
-    A client sets the methods written for its composition on its instance
-    (``Client._install``), where they are found before the class's. A test
-    that sets a stand-in on the class (``patch.object(Client,
-    "variation")``) or takes it back makes every live client compose
-    anew, so that each call reaches the class's attribute of now.
-    """
-
-    def __setattr__(cls, name: str, value: object) -> None:
-        super().__setattr__(name, value)
-        if name in METHODS:
-            _recompose()
-
-    def __delattr__(cls, name: str) -> None:
-        super().__delattr__(name)
-        if name in METHODS:
-            _recompose()
-
-
-def _recompose() -> None:
-    """Every live client composes anew (its class's methods changed)."""
-    for client in list(_LIVE_CLIENTS):
-        client._evaluator.recompose()
-
-
 @final
-class Client(metaclass=_ClientType):
+class Client:
     """The aioflags client: ``async with aioflags.Client(config) as client: ...``.
 
     Args:
@@ -197,17 +180,14 @@ class Client(metaclass=_ClientType):
     """
 
     __slots__ = (
-        "__dict__",  # the evaluation methods, as composed (_install)
         "__weakref__",
         "_big_segment_listeners",
         "_bus",
         "_clock",
         "_config",
         "_evaluator",
-        "_face",
         "_forked_from",
         "_hooks",
-        "_installed",
         "_instance_id",
         "_last_flag_keys",
         "_lens",
@@ -260,9 +240,6 @@ class Client(metaclass=_ClientType):
 
             self._lens = Lens(config.lens)
         self._big_segment_listeners = StatusListeners()
-        self._face = Face(self, _ORIGINALS)
-        #: The composed methods this client set on its instance, by name.
-        self._installed: dict[str, Method] = {}
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None
         #: Its run ended with its event loop (never left): said on next use.
@@ -383,59 +360,11 @@ class Client(metaclass=_ClientType):
         self._install(Evaluator(store, self._hooks, self._lens))
 
     def _install(self, evaluator: Evaluator) -> None:
-        """Evaluate through ``evaluator`` from now on, as it is composed now and later.
-
-        The awaited evaluation methods (``variation``, ``bool_variation``,
-        ``variation_detail``...) are the evaluator's, written for its
-        composition (``_composition``) on their first call, and set on the
-        instance (looked up before the class's): from then on an
-        evaluation runs in their frame, with no call more and no test of
-        the mode per call. They are set again whenever the composition
-        changes; one kept from before (a reference a caller holds, one a
-        mock puts back) hands its calls on to the client's method of now.
-        """
+        """Evaluate through ``evaluator`` from now on (the one before lets go of its store)."""
         old: Evaluator | None = getattr(self, "_evaluator", None)
         self._evaluator = evaluator
         if old is not None and old is not evaluator:
             old.retire()
-        evaluator.face = self._face
-        evaluator.on_change = self._composed
-        self._composed(evaluator)
-
-    def _composed(self, evaluator: Evaluator) -> None:
-        """``evaluator``'s composition changed: its methods are this client's (if current).
-
-        Only the methods this client installed are replaced or taken back:
-        one set on the instance by someone else (``patch.object(client,
-        ...)``) stays as it is, and none is installed over a method the
-        class no longer has as its own (``patch.object(Client, ...)``).
-        """
-        if evaluator is not self._evaluator:
-            return
-        mine = self.__dict__
-        installed = self._installed
-        cls = type(self)
-        for name, original in _ORIGINALS.items():
-            present = mine.get(name)
-            if present is not None and present is not installed.get(name):
-                continue  # someone else's
-            method = evaluator.methods.get(name)
-            if method is None or cls.__dict__.get(name, original) is not original:
-                mine.pop(name, None)
-                installed.pop(name, None)
-            else:
-                mine[name] = installed[name] = method
-
-    if not TYPE_CHECKING:  # (type checkers keep refusing unknown names)
-
-        def __setattr__(self, name: str, value: object) -> None:
-            # The instance has a __dict__ for its composed methods alone: any
-            # other name is refused, as the slots alone refused it before.
-            if name not in _SETTABLE:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}"
-                )
-            object.__setattr__(self, name, value)
 
     def _keep_flag_keys(self) -> None:
         """A run ends: keep the keys of the flags it served, for :meth:`usage`."""
@@ -794,112 +723,145 @@ class Client(metaclass=_ClientType):
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        # The instance's own is the composition's (Client._install), which
-        # a call through the instance runs; this is the same evaluation,
-        # for a call through the class.
-        answer: JSONValue = await self._evaluator.method("variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, VARIATION, key, context, default
+            )
+            return VARIATION.answer(result, default)
+        return await evaluator.gated(VARIATION, key, context, default)
 
     async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        answer: EvaluationDetail[JSONValue] = await self._evaluator.method(
-            "variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, VARIATION_DETAIL, key, context, default
+            )
+            return VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(VARIATION_DETAIL, key, context, default)
 
     async def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        answer: bool = await self._evaluator.method("bool_variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, BOOL_VARIATION, key, context, default
+            )
+            return BOOL_VARIATION.answer(result, default)
+        return await evaluator.gated(BOOL_VARIATION, key, context, default)
 
     async def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        answer: int = await self._evaluator.method("int_variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, INT_VARIATION, key, context, default
+            )
+            return INT_VARIATION.answer(result, default)
+        return await evaluator.gated(INT_VARIATION, key, context, default)
 
     async def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        answer: float = await self._evaluator.method("float_variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, FLOAT_VARIATION, key, context, default
+            )
+            return FLOAT_VARIATION.answer(result, default)
+        return await evaluator.gated(FLOAT_VARIATION, key, context, default)
 
     async def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> str:
         """The flag's value if it is a string, else ``default``."""
-        answer: str = await self._evaluator.method("string_variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, STRING_VARIATION, key, context, default
+            )
+            return STRING_VARIATION.answer(result, default)
+        return await evaluator.gated(STRING_VARIATION, key, context, default)
 
     async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        answer: JSONValue = await self._evaluator.method("json_variation")(
-            key, context, default
-        )
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, JSON_VARIATION, key, context, default
+            )
+            return JSON_VARIATION.answer(result, default)
+        return await evaluator.gated(JSON_VARIATION, key, context, default)
 
     async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        answer: EvaluationDetail[bool] = await self._evaluator.method(
-            "bool_variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, BOOL_VARIATION_DETAIL, key, context, default
+            )
+            return BOOL_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
 
     async def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        answer: EvaluationDetail[int] = await self._evaluator.method(
-            "int_variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, INT_VARIATION_DETAIL, key, context, default
+            )
+            return INT_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
 
     async def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        answer: EvaluationDetail[float] = await self._evaluator.method(
-            "float_variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, FLOAT_VARIATION_DETAIL, key, context, default
+            )
+            return FLOAT_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
 
     async def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        answer: EvaluationDetail[str] = await self._evaluator.method(
-            "string_variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, STRING_VARIATION_DETAIL, key, context, default
+            )
+            return STRING_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
 
     async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        answer: EvaluationDetail[JSONValue] = await self._evaluator.method(
-            "json_variation_detail"
-        )(key, context, default)
-        return answer
+        evaluator = self._evaluator
+        if evaluator.gate is None:  # (the store's data, evaluated in this frame)
+            result = evaluator.evaluation.step.evaluate(
+                evaluator.store.snapshot, JSON_VARIATION_DETAIL, key, context, default
+            )
+            return JSON_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
 
     async def all_flags_state(
         self,
@@ -1090,16 +1052,6 @@ class Client(metaclass=_ClientType):
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
-#: The class's own evaluation methods (what a composed one hands a call to
-#: once it is out of date; a class whose method is patched gets none).
-_ORIGINALS: Final[Mapping[str, Any]] = MappingProxyType(
-    {name: Client.__dict__[name] for name in METHODS}
-)
-#: What may be set on a client: its slots, and the methods it composes
-#: (or a test's stand-ins for them).
-_SETTABLE: Final = frozenset(Client.__slots__) | frozenset(METHODS)
-
-
 LAUNCHDARKLY_NAMES: Final = {
     "is_initialized": (
         "check `client.status is ProviderStatus.READY` (or STALE: serving "

@@ -2,36 +2,31 @@
 
 The store holds data alone (its current immutable :class:`FlagSnapshot`).
 The :class:`Evaluator` composes it with what a run adds: the analytics
-recorder, the hooks, the big segments' memberships, and the gate an awaited
-evaluation passes first (a persistent store's reads, memberships to fetch).
-Every evaluation entry point goes through it: ``Client``'s awaited methods
-(:meth:`Evaluator.method`: written for its composition, the rest through
-the gate), the snapshot ``client.snapshot()`` hands out and
-``aioflags.blocking.Client``'s methods (:meth:`Evaluator.snapshot`:
-synchronous, no gate).
+recorder, the hooks, the flag lens, the big segments' memberships, and
+the gate an awaited evaluation passes first (a persistent store's reads,
+memberships to fetch). Every evaluation entry point goes through it:
+``Client``'s awaited methods (:attr:`Evaluator.evaluation` on the
+store's snapshot, or :meth:`Evaluator.gated`), the snapshot
+``client.snapshot()`` hands out and ``aioflags.blocking.Client``'s methods
+(:meth:`Evaluator.snapshot`: synchronous, no gate).
 
-A flag lens (``Config(lens=...)``) is a part of the composition too, for
-the client's methods and the snapshots it hands out (not for the SDK's
-own evaluations: value watchers).
-
-The snapshot it hands out is the store's data with the big segments and
-the composition's evaluation (:meth:`FlagSnapshot.composed`), made once per
-data version and composition: a snapshot is immutable, evaluated as it was
-composed (a hook or a recorder added later applies to the snapshots
-handed out from then on). The composition (events, hooks, gate) is decided
-once each time a part changes: the client's awaited evaluation methods are
-written for it (:mod:`._composition`), and the snapshots' evaluation
-(:class:`~aioflags._evaluation._composed.Evaluation`) is made for it.
+The composition is a value of ordinary objects (:func:`compose`), built
+once each time a part changes (:meth:`Evaluator._changed`), never decided
+per call: the flag data's own step with the ledger that counts, inside
+the lens's stage, inside the hooks' stage. The snapshot it hands out is
+the store's data with the big segments and that composition
+(:meth:`FlagSnapshot.composed`), made once per data version: a snapshot
+is immutable, evaluated as it was composed (a hook or a recorder added
+later applies to the snapshots handed out from then on).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
-from aioflags._evaluation._composed import PLAIN, Composition, Evaluation
+from aioflags._evaluation._pipeline import PLAIN, Evaluation, Flags
 
-from ._composition import retire, write
-from ._hooks import Stages
+from ._hooks import HookStage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,12 +36,12 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._pipeline import Method, Step
     from aioflags._evaluation._recording import Ledger
     from aioflags._evaluation._results import FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
     from aioflags._lens._lens import Lens
 
-    from ._composition import Face, Method
     from ._hooks import HookRunner
 
 
@@ -80,34 +75,62 @@ class Data(Protocol):
     on_swap: Callable[[], None] | None
 
 
-def _evaluation(
-    stages: Stages | None, ledger: Ledger | None, lens: Lens | None = None
+def compose(
+    ledger: Ledger | None, lens: Lens | None = None, hooks: HookRunner | None = None
 ) -> Evaluation:
-    """The snapshots' evaluation for these parts (the plain one for none)."""
-    if stages is None and ledger is None and lens is None:
+    """The composition of these parts: the flag data's step, then each stage around it.
+
+    ``ledger`` counts (None: analytics events off); ``lens`` looks
+    (None: not configured); ``hooks`` run their evaluation stages (None,
+    or none of their own: nothing runs). The plain one for none. A new
+    stage is one class (a :class:`~aioflags._evaluation._pipeline.Step`
+    that holds the step inside it) and one entry in :func:`_stack`. The
+    lens's stage is in the steps only while a view is open somewhere
+    (``Evaluation.look``): a lens no request uses costs nothing.
+    """
+    hooked = hooks is not None and hooks.observes_evaluations
+    if ledger is None and lens is None and not hooked:
         return PLAIN
-    return Evaluation(Composition(own=True, stages=stages, ledger=ledger, lens=lens))
+    still = _stack(ledger, None, hooks if hooked else None)
+    if lens is None:
+        return Evaluation(still, ledger=ledger, hooked=hooked)
+    looking = _stack(ledger, lens, hooks if hooked else None)
+    evaluation = Evaluation(
+        still, ledger=ledger, lens=lens, hooked=hooked, looking=looking
+    )
+    lens.watch(evaluation)  # (its stage in while a view is open anywhere)
+    return evaluation
+
+
+def _stack(ledger: Ledger | None, lens: Lens | None, hooks: HookRunner | None) -> Step:
+    """The flag data's step, then each stage around it, innermost first."""
+    step: Step = Flags(ledger)
+    if lens is not None:
+        from aioflags._lens._lens import LensStage  # (imported with a lens only)
+
+        step = LensStage(lens, step)
+    if hooks is not None:
+        step = HookStage(hooks, step)
+    return step
 
 
 @final
 class Evaluator:
-    """One client run's evaluations: the store's data with events, hooks, big segments, gate."""
+    """One client run's evaluations: the store's data with events, hooks, lens, big segments, gate."""
 
     __slots__ = (
         "_forget",
         "_made",
         "big_segments",
-        "composition",
         "environment_id",
         "evaluation",
         "events",
-        "face",
         "gate",
         "hooks",
         "lens",
-        "methods",
-        "on_change",
+        "shared",
         "store",
+        "unhooked_evaluation",
     )
 
     def __init__(
@@ -118,9 +141,14 @@ class Evaluator:
         self.hooks = hooks
         #: The client's flag lens (None: not configured).
         self.lens = lens
-        #: The evaluation of the snapshots it hands out, and of those the
-        #: SDK evaluates itself (value watchers: no hooks).
-        self.evaluation: tuple[Evaluation, Evaluation] = (PLAIN, PLAIN)
+        #: The composition of the client's awaited evaluations, on the
+        #: event loop: counted in the loop's ledger (its thread alone).
+        self.evaluation: Evaluation = PLAIN
+        #: The composition of the snapshots it hands out, for any thread:
+        #: counted in the recorder (its lock).
+        self.shared: Evaluation = PLAIN
+        #: The SDK's own evaluations' (value watchers): no hooks, no lens.
+        self.unhooked_evaluation: Evaluation = PLAIN
         #: The event processor evaluations record into (None: events off).
         self.events: EventProcessor | None = None
         #: Where unbounded segments' memberships come from (None: not configured).
@@ -129,34 +157,18 @@ class Evaluator:
         self.gate: EvaluationGate | None = None
         #: The environment's id, from the flag service's ``X-LD-EnvID`` header.
         self.environment_id: str | None = None
-        #: Called with this evaluator when its composition changes (the
-        #: client installs its new methods).
-        self.on_change: Callable[[Evaluator], None] | None = None
-        #: The client its methods are installed on (None: none).
-        self.face: Face | None = None
         # (the store's data, the snapshot composed of it), the last made: one
         # tuple, so a thread never reads one's data with another's snapshot
         self._made: tuple[FlagSnapshot, FlagSnapshot] | None = None
         # What the store calls as it replaces its data (the loop's ledger's).
         self._forget: Callable[[], None] | None = None
-        self.composition: Composition
-        #: The client's awaited evaluation methods written so far for
-        #: :attr:`composition`, by name (:meth:`method`).
-        self.methods: dict[str, Method] = {}
         self._changed()
 
     # ------------------------------------------------------------ composing
     def _changed(self) -> None:
-        """A part changed: decide the composition, make its evaluations."""
+        """A part changed: compose anew (:func:`compose`), once, for every face."""
         self._made = None
-        hooks = self.hooks
-        gate = self.gate
         events = self.events
-        stages = (
-            Stages(hooks, *hooks.stages)
-            if hooks is not None and hooks.observes_evaluations
-            else None
-        )
         # The async methods count on the loop's ledger (its thread alone);
         # a snapshot's, from any thread, on the recorder (its lock).
         loop = recorder = None
@@ -165,19 +177,9 @@ class Evaluator:
             loop = recorder.loop
             loop.forget_fast()  # (counted by key: maybe another store's flags)
         self._watch(loop)
-        self.composition = Composition(
-            own=self.big_segments is None and (gate is None or not gate.always),
-            stages=stages,
-            ledger=loop,
-            lens=self.lens,
-        )
-        self.evaluation = (
-            _evaluation(stages, recorder, self.lens),
-            _evaluation(None, recorder),
-        )
-        self._retire_methods()
-        if self.on_change is not None:
-            self.on_change(self)
+        self.evaluation = compose(loop, self.lens, self.hooks)
+        self.shared = compose(recorder, self.lens, self.hooks)
+        self.unhooked_evaluation = compose(recorder)
 
     def _watch(self, loop: LoopLedger | None) -> None:
         """The event loop's ledger ``loop`` forgets what it counts by key as the store's data is replaced.
@@ -195,50 +197,9 @@ class Evaluator:
             store.on_swap = None
         self._forget = forget
 
-    def method(self, name: str) -> Method:
-        """The client's awaited evaluation method ``name`` for the composition.
-
-        Written on its first call per composition (as a flag's code is on
-        its first evaluation: a client uses a few of its twelve methods),
-        then kept in :attr:`methods`, and the client told
-        (:attr:`on_change`), which installs it. Written for the
-        composition it began with: if that changed meanwhile (a hook added
-        from another thread), the method hands its calls on.
-        """
-        methods = self.methods
-        method = methods.get(name)
-        if method is None:
-            method = write(
-                self.composition,
-                name,
-                self.store,
-                self.now,
-                self.later,
-                self.face,
-            )
-            methods[name] = method
-            if self.methods is not methods:  # composed anew meanwhile
-                retire(method)
-            elif self.on_change is not None:
-                self.on_change(self)
-        return method
-
-    def recompose(self) -> None:
-        """Compose anew with the same parts (the client's class changed)."""
-        self._changed()
-
     def retire(self) -> None:
-        """Another evaluator serves the client now: this one's methods hand calls on."""
-        self.on_change = None
+        """Another evaluator serves the client now: its store no longer tells this one's ledger."""
         self._watch(None)
-        self.composition = Composition(own=False, stages=None, ledger=None)
-        self._retire_methods()
-
-    def _retire_methods(self) -> None:
-        """The methods written so far hand their calls on; none is kept."""
-        methods, self.methods = self.methods, {}
-        for method in methods.values():
-            retire(method)
 
     def use_hooks(self, hooks: HookRunner) -> None:
         """Run ``hooks`` around evaluations from now on (a hook was added)."""
@@ -280,18 +241,44 @@ class Evaluator:
         return data.composed(evaluation, big)
 
     def snapshot(self) -> FlagSnapshot:
-        """The store's current data with big segments and the composition's evaluation (made once each)."""
+        """The store's current data with big segments and the shared composition (made once each)."""
         data = self.store.snapshot
         made = self._made
         if made is None or made[0] is not data:
-            made = self._made = (data, self._compose(data, self.evaluation[0]))
+            made = self._made = (data, self._compose(data, self.shared))
         return made[1]
 
     def unhooked(self) -> FlagSnapshot:
         """:meth:`snapshot` without hooks: the SDK's own evaluations (value watchers)."""
-        return self._compose(self.store.snapshot, self.evaluation[1])
+        return self._compose(self.store.snapshot, self.unhooked_evaluation)
 
     # ----------------------------------------------------------- evaluating
+    async def gated(
+        self, method: Method[R], key: str, context: Context | None, default: Any
+    ) -> R:
+        """What ``method`` answers for flag ``key``, past the gate (:attr:`gate` is set).
+
+        Evaluated now, on the event loop's composition, where the gate lets
+        it through at once (a cached store holds the flag; a key that is
+        no str, which the door refuses); else once the gate has (a store
+        read, big-segment memberships), on the snapshot it gives.
+        """
+        gate = self.gate
+        given: object = key  # typed str; callers may not be
+        if (
+            gate is None
+            or not isinstance(given, str)
+            or (not gate.always and gate.passes(key))
+        ):
+            return self.evaluation.answer(
+                self.store.snapshot, method, key, context, default
+            )
+        return await gate.evaluate(
+            key,
+            context,
+            lambda snapshot: snapshot._answer(method, key, context, default),
+        )
+
     async def evaluate(
         self,
         call: Callable[[FlagSnapshot, str, Context | None, T], R],

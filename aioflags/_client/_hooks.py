@@ -1,10 +1,9 @@
 """Evaluation and track hooks: the public types, and the runner the client uses.
 
 Hooks cost nothing until one with an evaluation stage of its own is
-registered: the client's evaluator then composes anew, and its one
-evaluation (``_evaluation._composed``) is written with the hooks' stages
-(:class:`Stages`) around the run, in the evaluation's own frame. Only a
-hook's own stages run (which of its stages are :class:`Hook`'s
+registered: the client's evaluator then composes anew, with the hooks'
+stage (:class:`HookStage`) outermost in its evaluation
+(``_evaluation._pipeline``). Only a hook's own stages run (which of its stages are :class:`Hook`'s
 pass-through is looked up at registration): a hook with no evaluation
 stage of its own leaves the composition as it was. Every evaluation entry
 point of ``Client``, ``FlagSnapshot`` and ``aioflags.blocking.Client``
@@ -30,13 +29,16 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._door import Data
+    from aioflags._evaluation._pipeline import Method, Step
+    from aioflags._evaluation._results import EvaluationDetail, Result
 
 __all__ = [
     "EvaluationSeriesContext",
     "Hook",
     "HookMetadata",
     "HookRunner",
+    "HookStage",
     "TrackSeriesContext",
 ]
 
@@ -292,98 +294,76 @@ def _name(hook: Hook) -> str:
         return type(hook).__qualname__
 
 
-class Stages:
-    """The text of the hooks' stages, written around the statements that set ``result``.
+@final
+class HookStage:
+    """The hooks' stage of a composition: each hook's stages around the step it holds.
 
-    :meth:`before` (the series context, then each ``before_evaluation``)
-    and :meth:`after` (each ``after_evaluation``, shown the detail), at
-    any indent; they read the names in :attr:`names`, and ``key``,
-    ``context``, ``default``, ``method`` and ``present`` (what makes the
-    detail shown). Each composition's evaluation has them
-    (``_evaluation._composed``). Each hook is a name bound to it
-    (``h0``...), so the text holds no data of the application's, only the
-    positions of the stages. Every stage is looked up on its hook when it
+    One evaluation: the series context, each ``before_evaluation`` in
+    registration order, the step it holds (``inner``: the lens, or the
+    flag data's own), then each ``after_evaluation`` in reverse order,
+    shown the detail the caller gets (``method.shown``), as pluggy runs
+    every implementation of a pytest hook: a loop over hook objects. Only
+    a hook's own stages run (:attr:`HookRunner.stages`, read once, when
+    the client composes). Every stage is looked up on its hook when it
     runs (as a method call does), and isolated: a stage that raises, or a
     ``before_evaluation`` that returns something other than a mapping, is
     logged (once per hook and stage) and its next stage gets empty data.
     """
 
-    __slots__ = ("_after", "_before", "names")
+    __slots__ = ("after", "before", "inner", "runner")
 
-    def __init__(
+    def __init__(self, runner: HookRunner, inner: Step) -> None:
+        self.runner = runner
+        #: the hooks whose ``before_evaluation`` is their own, in order
+        self.before: tuple[Hook, ...]
+        #: those whose ``after_evaluation`` is, the last first, each with the
+        #: position of its ``before_evaluation`` in :attr:`before` (-1: none)
+        self.after: tuple[tuple[Hook, int], ...]
+        self.before, self.after = runner.stages
+        self.inner = inner
+
+    def evaluate(
         self,
-        runner: HookRunner,
-        before: tuple[Hook, ...],
-        after: tuple[tuple[Hook, int], ...],
-    ) -> None:
-        self._before: list[str] = []
-        self._after: list[str] = []
-        hooks: dict[str, object] = {}
-        if before or after:
-            self._before += [
-                "series = new(EvaluationSeriesContext)",
-                "series._key = key",
-                "series._context = context",
-                "series._default = default",
-                "series._method = method",
-                "series._env = runner.environment_id",
-            ]
-        for i, hook in enumerate(before):
-            hooks[f"h{i}"] = hook
-            self._before += [
-                "try:",
-                f"    d{i} = h{i}.before_evaluation(series, EMPTY)",
-                "except Exception:",
-                f"    failed(h{i}, 'before_evaluation', None)",
-                f"    d{i} = EMPTY",
-                "else:",
-                # (the data it was given back, as a pass-through's: no test)
-                f"    if d{i} is not EMPTY and (t := type(d{i})) is not dict"
-                f" and t is not PROXY and not isinstance(d{i}, Mapping):",
-                f"        failed(h{i}, 'before_evaluation', type(d{i}).__name__)",
-                f"        d{i} = EMPTY",
-            ]
-        for j, (hook, position) in enumerate(after):
-            hooks[f"a{j}"] = hook
-            data = "EMPTY" if position < 0 else f"d{position}"
-            self._after += [
-                "try:",
-                f"    a{j}.after_evaluation(series, {data}, shown)",
-                "except Exception:",
-                f"    failed(a{j}, 'after_evaluation', None)",
-            ]
-        self.names: dict[str, Any] = {
-            **hooks,
-            "EvaluationSeriesContext": EvaluationSeriesContext,
-            "EMPTY": _EMPTY,
-            "Mapping": Mapping,
-            "PROXY": _PROXY,
-            "failed": runner._stage_failed,
-            "new": object.__new__,
-            "runner": runner,
-        }
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """The hooks' stages around the inner step's evaluation of flag ``key``."""
+        runner = self.runner
+        series = EvaluationSeriesContext(
+            key, context, default, method.name, runner.environment_id
+        )
+        kept: list[Mapping[str, Any]] = []  # each before stage's data, in order
+        for hook in self.before:
+            try:
+                given: object = hook.before_evaluation(series, _EMPTY)
+            except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
+                runner._stage_failed(hook, "before_evaluation", None)
+                given = _EMPTY
+            if given is not _EMPTY and not _is_mapping(given):
+                runner._stage_failed(hook, "before_evaluation", type(given).__name__)
+                given = _EMPTY
+            kept.append(given)  # type: ignore[arg-type]  # (a mapping: tested)
+        result = self.inner.evaluate(data, method, key, context, default)
+        if self.after:
+            shown = method.shown(result, default)
+            for hook, position in self.after:
+                try:
+                    hook.after_evaluation(
+                        series, _EMPTY if position < 0 else kept[position], shown
+                    )
+                except Exception:  # noqa: BLE001, PERF203 - isolated, logged once per hook and stage
+                    runner._stage_failed(hook, "after_evaluation", None)
+        return result
 
-    def before(self, indent: str) -> list[str]:
-        """The series context and the ``before_evaluation`` stages, at ``indent``."""
-        return [indent + line for line in self._before]
 
-    def after(self, indent: str, detail_of_result: bool = True) -> list[str]:
-        """The ``after_evaluation`` stages, at ``indent``, shown ``present(result, default)``.
-
-        ``detail_of_result``: ``present`` is ``detail_of``, so a result
-        that serves a variation is shown its own detail (none is built).
-        """
-        if not self._after:
-            return []
-        if detail_of_result:
-            shown = [
-                "shown = result.detail",
-                "if shown is None:",
-                "    shown = present(result, default)",
-            ]
-        else:
-            shown = ["shown = present(result, default)"]
-        return [indent + line for line in (*shown, *self._after)]
+def _is_mapping(data: object) -> bool:
+    """Whether a ``before_evaluation`` returned a mapping (a dict, a proxy: no ABC test)."""
+    kind = type(data)
+    return kind is dict or kind is _PROXY or isinstance(data, Mapping)
 
 
 class HookRunner:
@@ -391,7 +371,7 @@ class HookRunner:
 
     Shared by every run of one client. A hook with an evaluation stage of
     its own changes the client's composition (the evaluator composes
-    anew, with the :class:`Stages` of :attr:`stages`): it applies to the
+    anew, with a :class:`HookStage` of :attr:`stages`): it applies to the
     evaluations that start after it was added, and to the snapshots
     handed out from then on (a snapshot is evaluated as it was composed).
     """

@@ -49,7 +49,6 @@ __all__ = [
     "build_predicate",
     "build_runner",
     "build_segment",
-    "compiled",
     "register_source",
     "slow_clause",
 ]
@@ -176,31 +175,6 @@ def register_source(code: CodeType, source: str) -> None:
     filename = code.co_filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     weakref.finalize(code, linecache.cache.pop, filename, None).atexit = False
-
-
-_COUNTER: Final = count()
-#: The code of each text of the evaluations written so far (a composition's
-#: methods, the counting heads): a composition's text depends on its stages
-#: alone (which hook runs where is a name bound to it, not in the text),
-#: so a composition of a shape met before compiles nothing (a compile of
-#: the twelve methods costs ~10 ms of the event loop; binding them, ~0.1).
-_CODE: Final[dict[str, CodeType]] = {}
-#: How many texts :data:`_CODE` keeps (a text per method and shape of
-#: stages: hooks added one by one over a run make new shapes).
-_KEPT: Final = 256
-
-
-def compiled(source: str, name: str) -> CodeType:
-    """``source`` compiled, once while it is among the last used; for tracebacks too."""
-    code = _CODE.pop(source, None)
-    if code is None:
-        filename = f"<aioflags evaluation {next(_COUNTER)}: {name}>"
-        code = compile(source, filename, "exec")
-        register_source(code, source)  # (dropped when the code is)
-        if len(_CODE) >= _KEPT:
-            del _CODE[next(iter(_CODE))]  # the least recently used
-    _CODE[source] = code  # (the most recently used last)
-    return code
 
 
 class _Writer:

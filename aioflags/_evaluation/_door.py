@@ -13,40 +13,42 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard, TypeVar
 
-from ._codegen import compiled
 from ._context import Context
 from ._evaluate import ERROR_RESULTS, run_head
 from ._logonce import Occurrences
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from aioflags._core._json import JSONValue
 
     from ._evaluate import Matcher
     from ._results import Result
 
-__all__ = ["DOOR", "Data", "Unknowns", "admits", "other", "refused"]
-
-#: The door's test, as text: a valid Context (``__class__``: an attribute
-#: load, ~80 instructions less than calling ``type()``; an object that only
-#: claims the class has no ``_error`` of None). Written into each
-#: composition's evaluation (``_composed.body``) and made :func:`admits`.
-DOOR: Final = "context.__class__ is Context and context._error is None"
+__all__ = ["Data", "Unknowns", "admits", "door", "other", "refused"]
 
 
-def _written_admits() -> Callable[[object], TypeGuard[Context]]:
-    source = f"def admits(context):\n    return {DOOR}\n"
-    namespace: dict[str, Any] = {"Context": Context}
-    exec(compiled(source, "door"), namespace)  # constant text (tracebacks show it)
-    function: Callable[[object], TypeGuard[Context]] = namespace["admits"]
-    function.__doc__ = "Whether ``context`` passes the door: a valid Context."
-    function.__module__ = __name__
-    return function
+def admits(context: object) -> TypeGuard[Context]:
+    """Whether ``context`` is a valid Context: the door's test (all-flags state's too).
+
+    An object that only claims the class (a mock's ``spec``) is not one:
+    ``type()`` is the class it was made of.
+    """
+    return type(context) is Context and context._error is None
 
 
-#: ``admits(context)``: :data:`DOOR` as a function (all-flags state's door).
-admits: Final = _written_admits()
+def door(context: Context | None, key: object) -> TypeGuard[Context]:
+    """Whether an evaluation may run flag ``key``'s code: a valid Context and a str key.
+
+    The first step of every evaluation (``_pipeline.Flags``). A ``str``
+    subclass (a ``StrEnum`` member) is a key too; anything else (``None``,
+    a list) is the door's to answer (:func:`other`), as is no Context or
+    an invalid one. (The Context test is :func:`admits`', written out:
+    one call less on every evaluation.)
+    """
+    return (
+        type(context) is Context
+        and context._error is None
+        and (key.__class__ is str or isinstance(key, str))
+    )
 
 
 class Data(Protocol):
@@ -71,10 +73,7 @@ R = TypeVar("R")
 def _misused(context: object) -> bool:
     """Whether an evaluation got something other than a Context or None.
 
-    The evaluation methods check ``context.__class__ is Context`` at the
-    door (an attribute load: cheaper than calling ``type()``); an object
-    that only claims the class is found out here, as it has no ``_error``
-    of None.
+    Logged as a bug (:func:`_not_a_context`), not as a missing context.
     """
     return context is not None and type(context) is not Context
 

@@ -3,19 +3,19 @@
 Everything here reads one immutable snapshot of compiled flags and segments.
 Recursion state (the prerequisite chain, the segment stack, prerequisites
 reached for all-flags state, big-segment status) lives in a per-evaluation
-:class:`_State`, so evaluations are re-entrant and thread-safe; but for
-the event loop's recording matcher (``Matcher.counting``), which only the
-loop's thread uses, and which notes the flag being evaluated.
+:class:`_State`, so evaluations are re-entrant and thread-safe; a
+counting matcher (``Matcher.counting``: analytics events) is made once per
+flag and holds no per-evaluation state either.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
-from types import FunctionType, MappingProxyType
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, Ops, Runner, compiled
+from ._codegen import HEAD, Ops
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -29,7 +29,7 @@ from ._model import (
 from ._results import Reason, Result
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from aioflags._core._json import JSONValue
 
@@ -40,14 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_RESULTS",
     "MAX_CHAIN_DEPTH",
-    "RUN_HEAD",
-    "RUN_HEAD_NAMES",
     "Counters",
     "Head",
     "Matcher",
     "Recording",
     "Records",
-    "RunHead",
+    "counting_run",
     "evaluate",
     "finish",
     "own_prerequisites",
@@ -55,7 +53,6 @@ __all__ = [
     "run_head",
     "run_heads",
     "typed_check",
-    "write_run_head",
 ]
 
 logger = logging.getLogger("aioflags.evaluation")
@@ -125,7 +122,7 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 #: What an evaluation runs of a flag (``Matcher.heads``): its constant
 #: result, or its :data:`~._codegen.Ops` (its code, whether it is plain,
-#: its operands), which :data:`RUN_HEAD` runs.
+#: its operands), which :func:`run_head` runs.
 Head: TypeAlias = "Ops | Result"
 
 #: A matcher's counting matchers for one ledger (``Matcher.counters``): by
@@ -143,11 +140,20 @@ _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
 
 
 class Records(Protocol):
-    """Where a recording matcher counts prerequisite evaluations (analytics' ``Ledger``)."""
+    """Where a counting matcher counts prerequisite evaluations (analytics' ``Ledger``)."""
 
-    @property
-    def in_place(self) -> str | None:
-        """Its common count as text to write in place, if any (``Ledger.in_place``)."""
+    def evaluated(
+        self,
+        matcher: Recording,
+        key: str,
+        context: Context,
+        result: Result,
+        default: JSONValue,
+        detail: bool = False,
+        prereq_of: str | None = None,
+        /,
+    ) -> None:
+        """Count an evaluation of flag ``key`` that flag ``prereq_of`` required."""
         ...
 
     def record(
@@ -284,9 +290,9 @@ class Matcher:
 
     Evaluations never write to it but for caches: :attr:`heads`, what the
     fast paths run of each evaluated flag, its constant result or its ops
-    (one dict store per flag and snapshot), and the recording matchers made
-    of it (:attr:`recorders`: one pair per ledger; :attr:`counters`: the
-    loop's ledger's, one per flag evaluated that is not plain).
+    (one dict store per flag and snapshot), and the counting matchers made
+    of it (:attr:`counters`: one per ledger and flag evaluated that is not
+    plain).
 
     It answers what the common flags need with nothing allocated per
     evaluation: ``segmentMatch`` for bounded segments whose rules reference
@@ -312,7 +318,6 @@ class Matcher:
         "heads",
         "hot",
         "inline_prerequisites",
-        "recorders",
         "segments",
     )
 
@@ -346,50 +351,43 @@ class Matcher:
         #: :meth:`prerequisites_failed` reads first: a batch's (see
         #: :meth:`batch`); none for the snapshot's own.
         self.done: Mapping[str, Result] = _NO_RESULTS
-        #: The recording matchers made of this one, by ledger (variation's,
-        #: variation_detail's).
-        self.recorders: dict[Records, tuple[Recording, Recording]] = {}
-        #: The event loop's recording matchers made of this one, by ledger:
-        #: by flag key, variation's and variation_detail's (each flag's
-        #: own: its prerequisites are counted ``prereq_of`` it), then the
-        #: counting heads they share (:attr:`Recording.heads`). A
-        #: composition's evaluation reads its flag's in its own frame
-        #: (``_composed``), and calls :meth:`counting` for one not made yet.
+        #: The counting matchers made of this one, by ledger: by flag key,
+        #: variation's and variation_detail's (each flag's own: its
+        #: prerequisites are counted ``prereq_of`` it), then the counting
+        #: heads they share (:attr:`Recording.heads`). :meth:`counting_state` finds
+        #: a flag's, and makes it on its first counted evaluation.
         self.counters: dict[Records, Counters] = {}
 
-    def recording(self, ledger: Records) -> tuple[Recording, Recording]:
-        """What records each prerequisite evaluation in ``ledger`` (made once).
+    def counting_state(self, ledger: Records, key: str, detail: bool) -> Recording:
+        """What flag ``key`` (not plain) reads its data through while ``ledger`` counts.
 
-        For analytics events: the client's staged evaluations of a flag
-        that is not plain run its head with one of these (the first for
-        ``variation``, the second for ``variation_detail``, whose events
-        carry reasons) in place of this matcher.
+        Its counting matcher (:meth:`counting`, made on its first counted
+        evaluation), which counts each prerequisite it evaluates, before
+        the flag's own evaluation is counted. ``detail``: for a
+        ``*_detail`` method (its events carry the reason).
         """
-        try:
-            return self.recorders[ledger]
-        except KeyError:
-            pair = (Recording(self, ledger, False), Recording(self, ledger, True))
-            self.recorders[ledger] = pair
-            return pair
+        counters = self.counters.get(ledger)
+        if counters is not None:
+            state = (counters[1] if detail else counters[0]).get(key)
+            if state is not None:
+                return state
+        return self.counting(ledger, key, detail)
 
-    def counting(self, ledger: Records, of: str, detail: int) -> Recording:
-        """What runs flag ``of`` (not plain) for the event loop's ledger: its prerequisites counted in place.
+    def counting(self, ledger: Records, of: str, detail: bool) -> Recording:
+        """A counting matcher for flag ``of`` (not plain): each prerequisite counted in ``ledger``.
 
-        As :meth:`recording` (``detail``: 1 for ``variation_detail``'s),
-        but each plain prerequisite is checked inline, as on the plain
-        path, and counted in place (a counting :class:`Recording`), as
-        required by ``of``. Made once per snapshot, ledger and flag (kept
-        in :attr:`counters`, where the composition finds it next time);
-        only the loop's thread uses it.
+        Each plain prerequisite is checked inline, as on the plain path,
+        through a counting head that counts it (a counting
+        :class:`Recording`), as required by ``of``; the others by the
+        prerequisite walk, which counts each one it evaluates. Made once
+        per snapshot, ledger and flag (kept in :attr:`counters`, where
+        :meth:`counting_state` finds it next time).
         """
         counters = self.counters.get(ledger)
         if counters is None:
             counters = self.counters[ledger] = ({}, {}, {})
-        # (called when the composition finds none for ``of``)
-        states = counters[1] if detail else counters[0]
-        state = states[of] = Recording(
-            self, ledger, bool(detail), of=of, heads=counters[2]
-        )
+        state = Recording(self, ledger, detail, of, counters[2])
+        (counters[1] if detail else counters[0])[of] = state
         return state
 
     def batch(self, done: Mapping[str, Result]) -> Matcher:
@@ -426,7 +424,7 @@ class Matcher:
         :func:`~._door.other` answers it). A bug in making the head
         (compiling the flag, choosing its path) gives a head that raises it
         when run (not kept in :attr:`heads`): so it is that evaluation's
-        EXCEPTION, logged where heads are run (:data:`RUN_HEAD`), as a bug
+        EXCEPTION, logged where heads are run (:func:`run_head`), as a bug
         in running it is. The flag's presence is asked first, so that a
         ``KeyError`` from such a bug is never taken for a missing flag.
         """
@@ -561,28 +559,20 @@ class Matcher:
 
 @final
 class Recording:
-    """A matcher that records each prerequisite evaluation (:meth:`Matcher.recording`).
+    """A counting matcher: one flag's prerequisite evaluations counted (:meth:`Matcher.counting`).
 
     What a flag that is not plain runs with when analytics events are on:
     what a flag's code calls on its state, as :class:`Matcher` answers it,
     over the same data, but each prerequisite evaluation is counted in
-    :attr:`ledger` (``prereq_of``: the flag that required it) before the
-    flag's own evaluation is counted. Made once per snapshot and ledger
-    (the loop's: and flag): nothing is allocated per evaluation. Two ways:
-
-    - for any thread (the snapshots' recorder, :meth:`Matcher.recording`):
-      the generated code hands the prerequisites to the prerequisite walk,
-      which counts each one it evaluates;
-    - for the event loop's ledger (:meth:`Matcher.counting`: one per
-      flag, :attr:`of`): the generated code checks each prerequisite
-      inline, through :attr:`heads`, as on the plain path; a plain
-      prerequisite's head here is a counting head
-      (:func:`counting_run`), which runs the prerequisite's own
-      head and has the ledger count it (in place in its common case),
-      ``prereq_of`` :attr:`of`. A constant, missing or not-plain
-      prerequisite goes to the walk.
-
-    A flag on the careful path has its state count them (:func:`_careful_run`).
+    :attr:`ledger` (``prereq_of`` :attr:`of`, the flag that required it)
+    before the flag's own evaluation is counted. Made once per snapshot,
+    ledger and flag: nothing is allocated per evaluation. The flag's code
+    checks each prerequisite inline, through :attr:`heads`, as on the
+    plain path: a plain prerequisite's head here is a counting head
+    (:func:`counting_run`), which runs the prerequisite's own head and
+    has the ledger count it. A constant, missing or not-plain prerequisite
+    goes to the prerequisite walk, which counts each one it evaluates. A
+    flag on the careful path has its state count them (:func:`_careful_run`).
     """
 
     __slots__ = (
@@ -592,20 +582,21 @@ class Recording:
         "flags",
         "heads",
         "hot",
-        "inline_prerequisites",
         "ledger",
         "of",
         "segments",
     )
+
+    #: The flag's code checks plain prerequisites inline, through :attr:`heads`.
+    inline_prerequisites: Final = True
 
     def __init__(
         self,
         matcher: Matcher,
         ledger: Records,
         detail: bool,
-        *,
-        of: str | None = None,
-        heads: dict[str, Head | tuple[None, bool]] | None = None,
+        of: str,
+        heads: dict[str, Head | tuple[None, bool]],
     ) -> None:
         # (by a weak reference: the matcher holds this one, and a cycle would
         # keep a replaced snapshot's data until a full collection, or for
@@ -619,34 +610,27 @@ class Recording:
         #: a ``*_detail`` method (its events carry the reason).
         self.ledger: Records = ledger
         self.detail: bool = detail
-        #: True: the generated code checks prerequisites inline through
-        #: :attr:`heads` (the loop's, counting); False: it calls the walk for all.
-        self.inline_prerequisites: bool = of is not None
         #: The flag whose prerequisites it counts (their ``prereq_of``).
-        self.of: str = "" if of is None else of
-        #: Each prerequisite's head here, by key (inline only): a plain
-        #: one's counting head, else the matcher's (:meth:`prerequisite_head`);
-        #: shared by the flags' counting matchers of one matcher and ledger.
-        self.heads: dict[str, Head | tuple[None, bool]] = {} if heads is None else heads
+        self.of: str = of
+        #: Each prerequisite's head here, by key: a plain one's counting
+        #: head, else the matcher's (:meth:`prerequisite_head`); shared by
+        #: the flags' counting matchers of one matcher and ledger.
+        self.heads: dict[str, Head | tuple[None, bool]] = heads
 
     def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
-        """Flag ``key``'s head for the generated prerequisite checks (kept).
+        """Flag ``key``'s head for the inline prerequisite checks (kept).
 
         The matcher's, but for a plain one: a counting head that runs it
-        and counts it as the ledger counts a flag in place
-        (:func:`counting_run`). A missing or deleted flag's is not kept, as
-        the matcher does not keep it.
+        and counts it (:func:`counting_run`). A missing or deleted flag's
+        is not kept, as the matcher does not keep it.
         """
         matcher = self._matcher()
         assert matcher is not None  # (evaluating its data: the caller holds it)
         head = matcher.prerequisite_head(key)
         if head is _NO_FLAG:
             return head
-        in_place = self.ledger.in_place
-        # (inline checks are the loop's ledger's alone: Matcher.counting)
-        assert in_place is not None
         if type(head) is tuple and head[1]:
-            head = (counting_run(in_place), True, head, key)
+            head = (counting_run, True, head, key)
         self.heads[key] = head
         return head
 
@@ -666,50 +650,18 @@ class Recording:
         return matcher.made(key)
 
 
-#: The code of the counting heads, by the text of the count they make.
-_COUNTING_RUNS: Final[dict[str, Runner]] = {}
+def counting_run(head: Ops, context: Context, st: Recording) -> Result:
+    """A counting head's code: a plain prerequisite's own head run, then counted.
 
-
-def counting_run(in_place: str) -> Runner:
-    """A counting head's code, for a ledger whose in-place count is ``in_place``.
-
-    A counting head is (this, True, a plain prerequisite's own head, its
-    key): its code runs the prerequisite's head, then counts the result
-    with ``in_place`` (``Ledger.in_place``: the text a composition's count
-    stage writes too), ``prereq_of`` the flag its state was made for
-    (:attr:`Recording.of`), the rest by ``Ledger.evaluated``. Written once
-    per text, in the frame that runs the head: a call more would cost more
-    than the count.
+    A counting head is (this, True, the prerequisite's own head, its key):
+    the result is counted in the counting matcher's ledger
+    (``Ledger.evaluated``, as the flag itself is), ``prereq_of`` the flag
+    the matcher was made for (:attr:`Recording.of`).
     """
-    run = _COUNTING_RUNS.get(in_place)
-    if run is None:
-        record = (
-            "ledger.evaluated(matcher, key, context, result, None, st.detail, st.of)"
-        )
-        source = "\n".join(
-            [
-                "def count_prerequisite(head, context, st):",
-                "    own = head[2]",
-                "    result = own[0](own, context, st)",
-                # (the names the text reads, as the count stage binds them)
-                "    ledger = st.ledger",
-                "    matcher = st",
-                "    key = head[3]",
-                *(
-                    "    " + line
-                    for line in in_place.format(record=record).splitlines()
-                ),
-                "    return result",
-                "",
-            ]
-        )
-        namespace: dict[str, Any] = {}
-        # (a constant text and the ledger's, no data; tracebacks show it)
-        exec(compiled(source, "counting head"), namespace)
-        function: FunctionType = namespace["count_prerequisite"]
-        function.__module__ = __name__
-        run = _COUNTING_RUNS[in_place] = function
-    return run
+    own = head[HEAD]
+    result: Result = own[0](own, context, st)
+    st.ledger.evaluated(st, head[3], context, result, None, st.detail, st.of)
+    return result
 
 
 @final
@@ -936,10 +888,9 @@ def _run_batch(head: Ops, ctx: Context, st: Matcher) -> Result:
 def finish(key: str, exc: Exception, report: bool = True) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For :data:`RUN_HEAD`, the one text that runs a flag's code (in
-    :func:`run_head`, the hook series and each composition's evaluation
-    methods). An abort (a malformed part
-    reached, a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is
+    For :func:`run_head`, the one place that runs a flag's code and maps
+    what it raised. An abort (a malformed part reached, a cycle, a chain
+    too deep) is MALFORMED_FLAG. Anything else is
     a bug in the code or in its ops: EXCEPTION. Both are logged, once per
     flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
     evaluation already reported).
@@ -1006,102 +957,28 @@ def _is_power_of_ten(count: int) -> bool:
     return count == 1
 
 
-#: The statements that run a flag's head and map what its code raised:
-#: the pipeline's one place. ``head`` (``Matcher.heads``: a constant
-#: result, or a tuple whose first item runs it), ``key``, ``context`` and
-#: ``matcher`` (the data its code reads) are bound; ``result`` is set. An
-#: abort or a bug is :func:`finish`'s. Written, as it is, into
-#: :func:`run_head`, into each hook series compiled around it
-#: (``_client._hooks``) and into each composition's evaluation
-#: (``_client._composition``), in their own frames: a call to run_head
-#: from there would cost ~500 instructions, 4 % of a hooked evaluation.
-#: ``{state}`` is what the code reads its data through: ``matcher``, or
-#: an expression that picks a recording matcher (analytics events);
-#: ``{pick}``, statements that set what it reads, before the code runs.
-RUN_HEAD: Final = """\
-if type(head) is Result:
-    result = head
-else:
-{pick}    try:
-        result = head[0](head, context, {state})
-    except Exception as exc:
-        result = finish(key, exc, head[1] is not None)
-"""
-
-#: What code with :data:`RUN_HEAD` written into it reads by name.
-RUN_HEAD_NAMES: Final[Mapping[str, object]] = MappingProxyType(
-    {"Result": Result, "finish": finish}
-)
-
-
-def write_run_head(
-    indent: str, state: str = "matcher", pick: Sequence[str] = ()
-) -> list[str]:
-    """:data:`RUN_HEAD`'s lines, indented by ``indent``, for generated code.
-
-    ``state``: the expression the flag's code reads its data through;
-    ``pick``: the statements (unindented) that set what it reads, run
-    before the code (outside what maps its errors).
-    """
-    text = RUN_HEAD.format(state=state, pick="".join(f"    {line}\n" for line in pick))
-    return [indent + line for line in text.splitlines()]
-
-
-class RunHead(Protocol):
-    """:func:`run_head`'s signature (the arguments after ``matcher`` are ignored)."""
-
-    def __call__(
-        self,
-        head: Head,
-        key: str,
-        context: Context | None,
-        matcher: Matcher | Recording | _State | None,
-        method: object = None,
-        default: object = None,
-        present: object = None,
-        /,
-    ) -> Result:
-        """Flag ``key``'s result from its head for ``context``."""
-        ...
-
-
-def _written_run_head() -> RunHead:
-    source = "\n".join(
-        [
-            "def run_head(head, key, context, matcher, _method=None, _default=None,"
-            " _present=None):",
-            *write_run_head("    "),
-            "    return result",
-            "",
-        ]
-    )
-    namespace: dict[str, Any] = dict(RUN_HEAD_NAMES)
-    # (the constant source above, no data; tracebacks show it)
-    exec(compiled(source, "run head"), namespace)
-    function: FunctionType = namespace["run_head"]
-    function.__doc__ = _RUN_HEAD_DOC
-    function.__module__ = __name__
-    run: RunHead = function
-    return run
-
-
-_RUN_HEAD_DOC: Final = """Flag ``key``'s result from its head (``Matcher.heads``) for ``context``.
+def run_head(
+    head: Head,
+    key: str,
+    context: Context,
+    matcher: Matcher | Recording | _State | None,
+) -> Result:
+    """Flag ``key``'s result from its head (``Matcher.heads``) for ``context``: the run step.
 
     A constant result as it is; else the head's code run, with ``matcher``
-    the data it reads: :data:`RUN_HEAD`, the one text (written here, in
-    each hook series and in each composition's evaluation methods, each in
-    its own frame) where what a flag's code raised is mapped to a result (:func:`finish`): an abort to
+    the data it reads. The one place of the pipeline where what a flag's
+    code raised is mapped to a result (:func:`finish`): an abort to
     MALFORMED_FLAG, anything else to EXCEPTION, logged; not logged again
     for a head whose second item is ``None``, a re-run of an evaluation
     already reported (:func:`prerequisites_reached`, the all-flags batch).
-    The three arguments after ``matcher`` are ignored (a hook series'
-    ``method``, ``default`` and ``present``); they are named, with
-    defaults, not ``*args``: CPython specialises such a call
-    (``CALL_PY_WITH_DEFAULTS``), and builds no tuple for them.
     """
-
-#: :data:`RUN_HEAD` as a function: ``run_head(head, key, context, matcher)``.
-run_head: Final[RunHead] = _written_run_head()
+    if type(head) is Result:
+        return head
+    try:
+        result: Result = head[0](head, context, matcher)
+    except Exception as exc:  # noqa: BLE001 - mapped and logged: the evaluation's answer
+        return finish(key, exc, head[1] is not None)
+    return result
 
 
 def prerequisites_reached(

@@ -1,7 +1,7 @@
 """Where evaluations are counted (analytics events, events.md §3-§9).
 
 The analytics layer's ``Recorder`` sits above evaluation and is handed down
-to a composition at run time (``_composed.Composition.ledger``). This
+to a composition at run time (``_pipeline.Flags.ledger``). This
 Protocol is the part of it an evaluation uses, named here, so that
 evaluation's annotations name nothing above it.
 """
@@ -41,16 +41,6 @@ class Ledger(Protocol):
     any thread (it holds its own lock: a snapshot's methods).
     """
 
-    @property
-    def in_place(self) -> str | None:
-        """The common case of :meth:`evaluated` as text to write in place, if any.
-
-        Statements that read ``ledger``, ``matcher``, ``key``, ``context``
-        and ``result``, with ``{record}`` where :meth:`evaluated` is called
-        for the rest (the loop's ledger: its thread alone writes it).
-        """
-        ...
-
     def evaluated(
         self,
         matcher: Counting,
@@ -62,7 +52,7 @@ class Ledger(Protocol):
         prereq_of: str | None = None,
         /,
     ) -> None:
-        """Count an evaluation of flag ``key`` of ``matcher``'s data (the count stage).
+        """Count an evaluation of flag ``key`` of ``matcher``'s data (the count step).
 
         ``detail``: a ``*_detail`` method's (its events carry the reason);
         ``prereq_of``: the flag that required it, for a prerequisite. A

@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import json
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
-from ._composed import PLAIN, Composition, Evaluation
 from ._door import admits, refused
 from ._evaluate import (
     Matcher,
     own_prerequisites,
     prerequisites_reached,
     run_heads,
+)
+from ._pipeline import (
+    BOOL_VARIATION,
+    BOOL_VARIATION_DETAIL,
+    FLOAT_VARIATION,
+    FLOAT_VARIATION_DETAIL,
+    INT_VARIATION,
+    INT_VARIATION_DETAIL,
+    JSON_VARIATION,
+    JSON_VARIATION_DETAIL,
+    MIGRATION,
+    PLAIN,
+    STRING_VARIATION,
+    STRING_VARIATION_DETAIL,
+    VARIATION,
+    VARIATION_DETAIL,
+    Evaluation,
+    Flags,
 )
 from ._results import (
     JSON_ENTRY,
@@ -39,14 +56,16 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._codegen import Ops
-    from ._composed import Looking
     from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment
+    from ._pipeline import Looking, Method
     from ._recording import Ledger
 
 __all__ = ["FlagSnapshot", "detail_of"]
+
+A = TypeVar("A")
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
@@ -269,7 +288,7 @@ class FlagSnapshot:
 
     __slots__ = (
         "_all_flags_plan",
-        "_face",
+        "_evaluation",
         "_flags",
         "_initialized",
         "_matcher",
@@ -304,8 +323,8 @@ class FlagSnapshot:
             self._flags, self._segments, big_segments, hot if initialized else None
         )
         self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
-        #: The evaluation its methods run (its composition's: events, hooks).
-        self._face = evaluation
+        #: The composition its methods run (events, hooks, lens).
+        self._evaluation = evaluation
 
     def composed(
         self, evaluation: Evaluation, big_segments: MembershipSource | None
@@ -327,8 +346,8 @@ class FlagSnapshot:
 
     def recording(self, ledger: Ledger) -> FlagSnapshot:
         """This snapshot's data, its evaluations counted in ``ledger`` (no hooks)."""
-        composition = Composition(own=True, stages=None, ledger=ledger)
-        return self.composed(Evaluation(composition), self._matcher.big_segments)
+        evaluation = Evaluation(Flags(ledger), ledger=ledger)
+        return self.composed(evaluation, self._matcher.big_segments)
 
     def with_memberships(
         self, source: MembershipSource, *, quiet: bool
@@ -341,7 +360,7 @@ class FlagSnapshot:
         records no analytics events and runs no hooks (a pass whose result
         may be dropped).
         """
-        snapshot = self.composed(PLAIN if quiet else self._face, source)
+        snapshot = self.composed(PLAIN if quiet else self._evaluation, source)
         snapshot._matcher.heads = self._matcher.heads
         plans = self._all_flags_plan
         if plans is None:
@@ -352,7 +371,7 @@ class FlagSnapshot:
     @property
     def observed(self) -> bool:
         """Whether evaluating this snapshot records analytics events or runs hooks."""
-        return self._face.composition.observed
+        return self._evaluation.observed
 
     @property
     def initialized(self) -> bool:
@@ -380,22 +399,28 @@ class FlagSnapshot:
             k for k in flags if (state := state_of(k)) is not None and state[0]
         )
 
-    # Each method is the composition's evaluation (``_composed``), written
-    # once for it: the snapshot holds the data it reads.
+    # Each method is its composition's evaluation (``_pipeline``) of the
+    # data this snapshot holds: one call.
+
+    def _answer(
+        self, method: Method[A], key: str, context: Context | None, default: Any
+    ) -> A:
+        """What ``method`` answers for flag ``key`` here (the evaluator's gate calls this)."""
+        return self._evaluation.answer(self, method, key, context, default)
 
     # --------------------------------------------------------------- untyped
     def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
-        return self._face.variation(self, key, context, default)
+        return self._evaluation.answer(self, VARIATION, key, context, default)
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        answer: EvaluationDetail[JSONValue] = self._face.variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[JSONValue] = self._evaluation.answer(
+            self, VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -403,38 +428,46 @@ class FlagSnapshot:
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        answer: bool = self._face.bool_variation(self, key, context, default)
+        answer: bool = self._evaluation.answer(
+            self, BOOL_VARIATION, key, context, default
+        )
         return answer
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated toward zero), else ``default``."""
-        answer: int = self._face.int_variation(self, key, context, default)
+        answer: int = self._evaluation.answer(
+            self, INT_VARIATION, key, context, default
+        )
         return answer
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number (as a float), else ``default``."""
-        answer: float = self._face.float_variation(self, key, context, default)
+        answer: float = self._evaluation.answer(
+            self, FLOAT_VARIATION, key, context, default
+        )
         return answer
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        answer: str = self._face.string_variation(self, key, context, default)
+        answer: str = self._evaluation.answer(
+            self, STRING_VARIATION, key, context, default
+        )
         return answer
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._face.json_variation(self, key, context, default)
+        return self._evaluation.answer(self, JSON_VARIATION, key, context, default)
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        answer: EvaluationDetail[bool] = self._face.bool_variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[bool] = self._evaluation.answer(
+            self, BOOL_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -442,8 +475,8 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        answer: EvaluationDetail[int] = self._face.int_variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[int] = self._evaluation.answer(
+            self, INT_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -451,8 +484,8 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        answer: EvaluationDetail[float] = self._face.float_variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[float] = self._evaluation.answer(
+            self, FLOAT_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -460,8 +493,8 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        answer: EvaluationDetail[str] = self._face.string_variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[str] = self._evaluation.answer(
+            self, STRING_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -469,8 +502,8 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        answer: EvaluationDetail[JSONValue] = self._face.json_variation_detail(
-            self, key, context, default
+        answer: EvaluationDetail[JSONValue] = self._evaluation.answer(
+            self, JSON_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -493,7 +526,7 @@ class FlagSnapshot:
 
         stage = checked_default(default_stage)
         default = stage.value
-        result: Result = self._face.migration(self, key, context, default)
+        result: Result = self._evaluation.answer(self, MIGRATION, key, context, default)
         detail = stage_detail(detail_of(result, default), Stage(default), key)
         return tracked_stage(self._flags, key, context, detail, stage)
 
@@ -544,7 +577,7 @@ class FlagSnapshot:
 
     def _view(self) -> Looking | None:
         """The flag lens's view of the current request (None: no lens, or no token)."""
-        lens = self._face.composition.lens
+        lens = self._evaluation.lens
         return None if lens is None or not lens.active else lens.get()
 
     def openfeature_reason(self, key: str, detail: EvaluationDetail[Any]) -> str:

@@ -2,7 +2,7 @@
 
 Its parts: the configuration (``_config``), the tokens (``_token``: JWTs
 verified and minted with PyJWT), the runtime a client holds and the view
-one request sees through (``_lens``: a stage of the one evaluation,
-``_evaluation._composed``), and what the middleware reads of a request
+one request sees through (``_lens``: ``LensStage``, a stage of the one
+evaluation, ``_evaluation._pipeline``), and what the middleware reads of a request
 (``_web``). The middleware and ``scope()`` are ``aioflags.lens``'s own.
 """

@@ -8,14 +8,13 @@ overridden evaluations per flag (``usage()``), and the rules of
 variable for the request's task; the tasks it starts copy it, others
 never see it.
 
-The evaluation reads it as one stage (``_evaluation._composed.body``,
-present only when the composition has a lens)::
+The evaluation reads it as one stage (:class:`LensStage`, in a
+composition only when the client has a lens)::
 
     view = lens.get() if lens.active else None  # None: no token
-    if view is None or (result := view.override(matcher, key, context)) is None:
-        run the flag's code, count it     # as without the lens
-    if view is not None:
-        view.saw(key, result, default)    # the trace, if it asked for one
+    if view is None: the inner step               # as without the lens
+    else: the token's override, or the inner step (the flag's code, its count)
+          view.saw(key, result, default)          # the trace, if it asked for one
 
 An overridden evaluation runs no flag code and records no analytics event;
 the hooks' stages run around it as around any other.
@@ -31,9 +30,12 @@ import json
 import logging
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Final, final
 
 from aioflags._analytics._usage import _same
+from aioflags._evaluation._door import door
+from aioflags._evaluation._pipeline import find, typed
 from aioflags._evaluation._results import Reason, Result
 
 from ._token import Claims, Refusal, verify
@@ -43,12 +45,14 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._door import Data
     from aioflags._evaluation._evaluate import Matcher
     from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._pipeline import Evaluation, Method, Step
 
     from ._config import LensConfig
 
-__all__ = ["MAX_TRACE_BYTES", "WARN_EVERY", "Lens", "View", "warn"]
+__all__ = ["MAX_TRACE_BYTES", "WARN_EVERY", "Lens", "LensStage", "View", "warn"]
 
 logger = logging.getLogger("aioflags.lens")
 
@@ -111,7 +115,15 @@ def _has_key(context: Context, key: str) -> bool:
 class Lens:
     """A client's flag lens: its configuration, its context variable, its counts."""
 
-    __slots__ = ("_allowed", "_lock", "active", "config", "get", "overridden", "var")
+    __slots__ = (
+        "_allowed",
+        "_evaluations",
+        "_lock",
+        "active",
+        "config",
+        "overridden",
+        "var",
+    )
 
     def __init__(self, config: LensConfig) -> None:
         self.config: LensConfig = config
@@ -119,16 +131,31 @@ class Lens:
         self.var: contextvars.ContextVar[View | None] = contextvars.ContextVar(
             "aioflags_lens", default=None
         )
-        #: ``var.get``: what the evaluation calls (``lens.get()``).
-        self.get: Callable[[], View | None] = self.var.get
         #: How many views are set now, in any task or thread (:meth:`looking`):
-        #: while none is, the evaluation reads this, not the variable (an
-        #: attribute: ~10 times cheaper than ``ContextVar.get``).
+        #: while none is, no composition runs the lens's stage (:meth:`watch`).
         self.active: int = 0
         #: Overridden evaluations per flag key, for ``usage()``.
         self.overridden: dict[str, int] = {}
         self._lock = threading.Lock()  # (a blocking client's threads count too)
         self._allowed: dict[str, bool] = {}
+        #: The compositions with this lens's stage (:meth:`watch`).
+        self._evaluations: weakref.WeakSet[Evaluation] = weakref.WeakSet()
+
+    def watch(self, evaluation: Evaluation) -> None:
+        """Turn ``evaluation``'s lens stage in while a view is open, out while none is.
+
+        A composition with a lens runs its stage only while :attr:`active`
+        is above zero (``Evaluation.look``): a lens no request uses costs
+        an evaluation nothing. Held by a weak reference: a composition
+        replaced is forgotten.
+        """
+        with self._lock:
+            self._evaluations.add(evaluation)
+            evaluation.look(self.active > 0)
+
+    def get(self) -> View | None:
+        """The current request's view (None: none, or no valid token)."""
+        return self.var.get()
 
     def allows(self, key: str) -> bool:
         """Whether ``LensConfig.allow`` lets a token override flag ``key``."""
@@ -166,6 +193,9 @@ class Lens:
         """Evaluations in this context (and tasks it starts) see ``view`` inside the block."""
         with self._lock:
             self.active += 1
+            if self.active == 1:  # the first view open: every stage in
+                for evaluation in self._evaluations:
+                    evaluation.look(True)
         reset = self.var.set(view)
         try:
             yield
@@ -173,6 +203,9 @@ class Lens:
             self.var.reset(reset)
             with self._lock:
                 self.active -= 1
+                if self.active == 0:  # none open any more: every stage out
+                    for evaluation in self._evaluations:
+                        evaluation.look(False)
 
     def count(self, key: str) -> None:
         """One more overridden evaluation of flag ``key``."""
@@ -183,6 +216,50 @@ class Lens:
         """A copy of the overridden evaluations per flag key."""
         with self._lock:
             return dict(self.overridden)
+
+
+@final
+class LensStage:
+    """The lens's stage of a composition: the request's view around the step it holds.
+
+    In a composition's steps only while a view is open somewhere
+    (:meth:`Lens.watch`); for a request with none, the inner step
+    evaluates as without the lens. With one, a flag the token overrides
+    (the door passed, the flag exists) is served its override, typed for
+    a typed method, and the inner step (the flag's code, its count) does
+    not run; either way the view's trace is told what was answered.
+    """
+
+    __slots__ = ("inner", "lens")
+
+    def __init__(self, lens: Lens, inner: Step) -> None:
+        self.lens = lens
+        self.inner = inner
+
+    def evaluate(
+        self,
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """Flag ``key``'s result as the request's view sees it."""
+        view = self.lens.get()  # (in the steps only while some view is open)
+        if view is None:
+            return self.inner.evaluate(data, method, key, context, default)
+        result = None
+        if door(context, key):
+            matcher = data._matcher
+            if find(matcher, key) is not None:
+                result = view.override(matcher, key, context)
+        if result is None:
+            result = self.inner.evaluate(data, method, key, context, default)
+        elif method.kind is not None:
+            result = typed(result, method.kind, default)
+        view.saw(key, result, default)
+        return result
 
 
 @final

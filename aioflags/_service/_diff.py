@@ -27,8 +27,8 @@ from aioflags._datasystem._datatypes import ObjectKind, full_transfer, puts
 from aioflags._datasystem._sources._files import load_flag_files
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._datasystem._store import Store
-from aioflags._evaluation._composed import PLAIN
 from aioflags._evaluation._context import Context
+from aioflags._evaluation._pipeline import PLAIN, RESULT
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -417,7 +417,7 @@ def diff(
     # What variation_detail() makes its detail of, without hooks or
     # analytics (the plain evaluation): a flag's own results are built
     # once, with the flag.
-    result = PLAIN.result
+    answer = PLAIN.answer
     plan = [(flag.key, flag.memo.get, flag.classify) for flag in flags]
     evaluated = flipped = 0
     for number, context in contexts:
@@ -428,8 +428,8 @@ def diff(
         evaluated += 1
         flips = False
         for key, seen_pair, classify in plan:
-            o = result(old, key, context, None)
-            n = result(new, key, context, None)
+            o = answer(old, RESULT, key, context, None)
+            n = answer(new, RESULT, key, context, None)
             seen = seen_pair((id(o), id(n)))
             if seen is not None and seen[0] is o and seen[1] is n:
                 transition = seen[2]
