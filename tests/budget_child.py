@@ -1,0 +1,106 @@
+"""The loop the instruction budget counts (tests/test_instruction_budget.py).
+
+    python tests/budget_child.py CONFIGURATION
+
+Starts a client on 100 flags of the shared corpus (``benchmarks/corpus.py``:
+targets, rules, segments, rollouts, prerequisites) from an initializer (no
+network), evaluates every flag for five contexts (the warm-up: every flag
+compiled, every head made), then, between ``os.getpgrp()`` and
+``os.getppid()`` (where callgrind zeroes and dumps its counters), every
+flag once for 20 contexts it has not seen, with ``await
+client.variation``, the garbage collector off (a collection counts what
+the heap holds, not what an evaluation does). CONFIGURATION is ``plain`` (analytics events off),
+``events`` (on, recorded; the delivery fails fast on a closed port, after
+the window), ``hooks`` (events on and one pass-through hook) or ``lens``
+(events on and a flag lens configured, no request with a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib.util
+import os
+import sys
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import aioflags
+from aioflags._datasystem._payloads import fdv1_full
+from aioflags.lens import LensConfig
+
+
+def _corpus() -> Any:
+    """The shared corpus, vendored in ``benchmarks/corpus.py`` (untyped)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "corpus.py"
+    spec = importlib.util.spec_from_file_location("corpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:
+    """A data system whose one initializer yields ``data`` (no network)."""
+
+    async def initializer(
+        ctx: aioflags.sources.SourceContext,
+    ) -> AsyncGenerator[aioflags.sources.Basis, None]:
+        yield aioflags.sources.Basis(change_set=fdv1_full(data))
+
+    return aioflags.DataSystem.custom(initializers=[initializer])
+
+
+FLAGS = int(os.environ.get("BUDGET_FLAGS", "100"))
+WARM = 5
+MEASURED = 20
+
+
+class PassThrough(aioflags.Hook):
+    """A hook whose own stages return the data (the series runs)."""
+
+    def before_evaluation(self, series_context: Any, data: Any) -> Any:
+        return data
+
+    def after_evaluation(self, series_context: Any, data: Any, detail: Any) -> Any:
+        return data
+
+
+async def main(configuration: str) -> None:
+    corpus = _corpus()
+    data = corpus.make_corpus(FLAGS, n_segments=50)
+    keys = list(data["flags"])
+    raw = corpus.contexts(WARM + MEASURED)
+    config = aioflags.Config(
+        "sdk-key",
+        data_system=in_memory_system(data),
+        send_events=configuration != "plain",
+        events_uri="http://127.0.0.1:9",  # (discard: nothing listens)
+        flush_interval=3600,
+        diagnostic_opt_out=True,
+        ready_timeout=600,
+        hooks=[PassThrough()] if configuration == "hooks" else [],
+        lens=LensConfig(secrets=["s" * 32], allow=["*"])
+        if configuration == "lens"
+        else None,
+    )
+    async with aioflags.Client(config) as client:
+        if client.status is not aioflags.ProviderStatus.READY:
+            raise SystemExit(f"not READY: {client.status}")
+        users = [aioflags.Context.from_dict(c) for c in raw]
+        for user in users[:WARM]:
+            for key in keys:
+                await client.variation(key, user, False)
+        gc.collect()
+        gc.disable()  # (a collection's count is the heap's, not the evaluation's)
+        os.getpgrp()  # the window opens
+        for user in users[WARM:]:
+            for key in keys:
+                await client.variation(key, user, False)
+        os.getppid()  # the window closes
+        gc.enable()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
