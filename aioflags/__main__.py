@@ -444,7 +444,7 @@ def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
     skipped. 2 when a file cannot be read, or when ``contexts`` has entries
     but none is a context.
     """
-    from ._service._diff import SKIPPED_SHOWN, diff_files
+    from ._diff._blast import SKIPPED_SHOWN, diff_files
 
     try:
         report = diff_files(old, new, contexts)

@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._analytics",),
     ("aioflags._lens",),
     ("aioflags._client",),
-    ("aioflags._service",),
+    ("aioflags._service", "aioflags._diff"),
     ("aioflags._testing",),
 )
 PUBLIC = len(LAYERS)
