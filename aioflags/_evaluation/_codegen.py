@@ -60,11 +60,10 @@ __all__ = [
 #: prerequisite, its result is what its ``ops`` give.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
 #: A flag's ops, ``(run, plain, *operands)``: its code (a :data:`Runner`,
-#: called with the ops themselves), whether it is plain (``None``: a re-run
-#: of an evaluation whose failure is already reported), then the operands.
+#: called with the ops themselves), whether it is plain, then the operands.
 #: What a snapshot's ``Matcher.heads`` hold for a flag whose result is not
 #: constant (``_evaluate.Head``).
-Ops: TypeAlias = "tuple[Runner, bool | None, Unpack[tuple[Any, ...]]]"
+Ops: TypeAlias = "tuple[Runner, bool, Unpack[tuple[Any, ...]]]"
 #: how many items of a flag's ``ops`` come before its operands
 HEAD: Final = 2
 

@@ -10,6 +10,7 @@ flag and holds no per-evaluation state either.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from types import MappingProxyType
@@ -838,69 +839,43 @@ def run_heads(
 ) -> list[Result]:
     """The results of flags ``keys`` from their ``heads`` for ``ctx``, in order.
 
-    All-flags state's batch. One loop runs every head (:func:`_run_batch`),
-    itself run by :func:`run_head` as a head: one call for the batch, not
-    one per flag. Where a flag's code raises, the loop stops (``run_head``
-    maps that without reporting it: the batch is no flag); the flag runs
-    again on its own through ``run_head``, which reports it under its key
-    (evaluation is pure), and the loop resumes after it. A result whose
-    ``kept`` is true is put in ``done`` (by key) unless its code raised (a
-    prerequisite's result is not taken from an error); the positions of the
-    results without a cache (an error, a big segment's status) are
-    appended to ``odd``.
+    All-flags state's batch: one loop, with no call per flag but its
+    code's. What a flag's code raises is mapped to its result by
+    :func:`finish`, under its key, as :func:`run_head` maps it. A result
+    whose ``kept`` is true is put in ``done`` (by key) unless its code
+    raised (a prerequisite's result is not taken from an error); the
+    positions of the results without a cache (an error, a big segment's
+    status) are appended to ``odd``.
     """
     results: list[Result] = []
-    batch = (_run_batch, None, heads, keys, kept, results, done, odd)
-    count = len(heads)
-    while True:
-        run_head(batch, "", ctx, st)  # (the key of no flag: nothing reported)
-        at = len(results)
-        if at == count:
-            return results
-        result = run_head(heads[at], keys[at], ctx, st)
-        if result.cache is None:
-            odd.append(at)
-        results.append(result)
-
-
-def _run_batch(head: Ops, ctx: Context, st: Matcher) -> Result:
-    """The head :func:`run_heads` runs: its loop, from where it stopped.
-
-    ``head``: this function, ``None`` (what it raises is reported where the
-    flag runs again, under its key), then run_heads' heads, keys, kept,
-    results, done and odd. Its own result is not used.
-    """
-    _, _, heads, keys, kept, results, done, odd = head
     keep = results.append
-    start = len(results)
-    if start:  # resumed after a flag whose code raised
-        heads, keys, kept = heads[start:], keys[start:], kept[start:]
-    for key, ops, required in zip(keys, heads, kept, strict=True):
-        result = ops[0](ops, ctx, st)
-        if required:  # another flag's prerequisite: kept for it
-            done[key] = result
+    for key, head, required in zip(keys, heads, kept, strict=True):
+        try:
+            result: Result = head[0](head, ctx, st)
+        except Exception as exc:  # noqa: BLE001 - mapped and logged: the flag's answer
+            result = finish(key, exc)
+        else:
+            if required:  # another flag's prerequisite: kept for it
+                done[key] = result
         if result.cache is None:  # an error or a big segment's status
             odd.append(len(results))
         keep(result)
-    return NOT_FOUND
+    return results
 
 
-def finish(key: str, exc: Exception, report: bool = True) -> Result:
+def finish(key: str, exc: Exception) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
-    For :func:`run_head`, the one place that runs a flag's code and maps
-    what it raised. An abort (a malformed part reached, a cycle, a chain
-    too deep) is MALFORMED_FLAG. Anything else is
-    a bug in the code or in its ops: EXCEPTION. Both are logged, once per
-    flag and kind (:func:`_failed`), if ``report`` (not for a re-run of an
-    evaluation already reported).
+    For :func:`run_head` (and the all-flags batch, :func:`run_heads`, which
+    runs its flags' code in one loop). An abort (a malformed part reached,
+    a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is a bug in
+    the code or in its ops: EXCEPTION. Both are logged, once per flag and
+    kind (:func:`_failed`).
     """
     if isinstance(exc, MalformedAbort):
-        if report:
-            _failed(key, "MALFORMED_FLAG", exc)
+        _failed(key, "MALFORMED_FLAG", exc)
         return _ABORTED
-    if report:
-        _failed(key, "EXCEPTION", exc)
+    _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
 
 
@@ -968,16 +943,15 @@ def run_head(
     A constant result as it is; else the head's code run, with ``matcher``
     the data it reads. The one place of the pipeline where what a flag's
     code raised is mapped to a result (:func:`finish`): an abort to
-    MALFORMED_FLAG, anything else to EXCEPTION, logged; not logged again
-    for a head whose second item is ``None``, a re-run of an evaluation
-    already reported (:func:`prerequisites_reached`, the all-flags batch).
+    MALFORMED_FLAG, anything else to EXCEPTION, logged once per flag and
+    kind.
     """
     if type(head) is Result:
         return head
     try:
         result: Result = head[0](head, context, matcher)
     except Exception as exc:  # noqa: BLE001 - mapped and logged: the evaluation's answer
-        return finish(key, exc, head[1] is not None)
+        return finish(key, exc)
     return result
 
 
@@ -1000,17 +974,11 @@ def prerequisites_reached(
     if result is _EXCEPTION:  # a bug (reported): it would raise again
         return ()
     st = _State(matcher, flag.key)
-    # A malformed part (reported by the evaluation: this re-run is not,
-    # the head's None) ends it; those reached before count.
-    run_head((_run_state, None, flag, st), flag.key, ctx, matcher)
+    # A malformed part or a bug ends the re-run (reported where the flag
+    # was evaluated: not again); the prerequisites reached before it count.
+    with contextlib.suppress(Exception):
+        flag.run(flag.ops, ctx, st)
     return st.prerequisites
-
-
-def _run_state(head: Ops, ctx: Context, _: object) -> Result:
-    """Run a flag's code with a state of its own: ``head`` is (this, None, flag, state)."""
-    _, _, flag, st = head
-    result: Result = flag.run(flag.ops, ctx, st)
-    return result
 
 
 def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:
