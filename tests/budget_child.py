@@ -11,13 +11,16 @@ flag once for 20 contexts it has not seen, with ``await
 client.variation``, the garbage collector off (a collection counts what
 the heap holds, not what an evaluation does). CONFIGURATION is ``plain`` (analytics events off),
 ``events`` (on, recorded; the delivery fails fast on a closed port, after
-the window), ``hooks`` (events on and one pass-through hook) or ``lens``
-(events on and a flag lens configured, no request with a token).
+the window), ``hooks`` (events on and one pass-through hook), ``lens``
+(events on and a flag lens configured, no request with a token) or
+``lens-open`` (the same while another request, elsewhere, has a view
+open: the evaluation runs the lens's stage and finds no view of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import importlib.util
 import os
@@ -27,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import aioflags
+import aioflags.lens
 from aioflags._datasystem._payloads import fdv1_full
-from aioflags.lens import LensConfig
+from aioflags.lens import LensConfig, mint
 
 
 def _corpus() -> Any:
@@ -52,6 +56,7 @@ def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:
     return aioflags.DataSystem.custom(initializers=[initializer])
 
 
+SECRET = "s" * 32
 FLAGS = int(os.environ.get("BUDGET_FLAGS", "100"))
 WARM = 5
 MEASURED = 20
@@ -81,8 +86,8 @@ async def main(configuration: str) -> None:
         diagnostic_opt_out=True,
         ready_timeout=600,
         hooks=[PassThrough()] if configuration == "hooks" else [],
-        lens=LensConfig(secrets=["s" * 32], allow=["*"])
-        if configuration == "lens"
+        lens=LensConfig(secrets=[SECRET], allow=["*"])
+        if configuration.startswith("lens")
         else None,
     )
     async with aioflags.Client(config) as client:
@@ -92,6 +97,10 @@ async def main(configuration: str) -> None:
         for user in users[:WARM]:
             for key in keys:
                 await client.variation(key, user, False)
+        if configuration == "lens-open":  # another request's view, open throughout
+            other = contextvars.Context()
+            view = aioflags.lens.scope(client, mint(SECRET, {"flag-0": True}))
+            other.run(view.__enter__)
         gc.collect()
         gc.disable()  # (a collection's count is the heap's, not the evaluation's)
         os.getpgrp()  # the window opens

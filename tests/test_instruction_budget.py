@@ -3,11 +3,14 @@
 callgrind counts ``tests/budget_child.py``'s window: 2,000 ``await
 client.variation`` (100 flags of the shared corpus, 20 new contexts),
 the collector off. A count is the same from run to run for one
-interpreter, whatever else the machine does (CPython 3.11: other
-versions count otherwise, and are skipped). The ceilings are the counts
-measured when they were set, plus 5 %: an evaluation that grows by more
-fails here. They are budgets, not goals: lower them when the code gets
-cheaper, raise one only with a reason in the commit that does.
+interpreter and checkout, whatever else the machine does (CPython 3.11:
+other versions count otherwise, and are skipped). The ceilings are the
+counts measured when they were set, plus a margin for where the checkout
+lies (below): an evaluation that grows by ~10 % fails here. They are
+budgets, not goals: lower them when the code gets cheaper, raise one only
+with a reason in the commit that does. (lens.md's "a lens no request uses
+costs at most 3 %" is pinned by behaviour, in tests/test_lens.py: its
+stage is in no evaluation then; 3 % is within what layout moves a count.)
 
 Needs valgrind: skipped without it, failed under CI (``CI`` or
 ``VALGRIND_TESTS_REQUIRED`` set; ``.ci/run`` installs it).
@@ -26,6 +29,8 @@ import pytest
 
 pytestmark = [
     pytest.mark.slow,
+    # (valgrind runs the child ~50 times slower: 15-60 s each, by the load)
+    pytest.mark.timeout(600),
     pytest.mark.skipif(
         sys.version_info[:2] != (3, 11),
         reason="the ceilings are CPython 3.11's counts",
@@ -35,12 +40,14 @@ pytestmark = [
 HERE = Path(__file__).resolve().parent
 EVALUATIONS = 100 * 20
 
-#: Instructions per ``await client.variation``, measured at issue 76's
-#: first slice (10,143, 13,094, 19,574), plus 5 %.
+#: Instructions per ``await client.variation``: the most measured at
+#: issue 76's first slice, plus 5 %. Where the checkout lies moves a count
+#: by up to ~6 % (the code's file names shift the heap's layout): three
+#: paths counted 10,143-10,533, 13,117-13,924 and 19,574-20,448.
 CEILINGS = {
-    "plain": 10_650,  # analytics events off
-    "events": 13_760,  # events on: each evaluation recorded
-    "hooks": 20_560,  # events on and one pass-through hook
+    "plain": 11_100,  # analytics events off
+    "events": 14_650,  # events on: each evaluation recorded
+    "hooks": 21_500,  # events on and one pass-through hook
 }
 
 
@@ -107,11 +114,3 @@ def test_an_evaluation_stays_within_its_instruction_budget(
     )
     # (a window that counted nothing, or far less, is a broken window)
     assert measured > ceiling // 2, measured
-
-
-def test_a_lens_no_request_uses_costs_at_most_3_percent(tmp_path: Path) -> None:
-    # lens.md: with a lens configured, a request without a token costs at
-    # most 3 % more per await variation (events on).
-    events = count("events", tmp_path / "events.out")
-    lens = count("lens", tmp_path / "lens.out")
-    assert lens <= events * 1.03, (events, lens)

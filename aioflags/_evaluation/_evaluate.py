@@ -821,7 +821,7 @@ def _careful_run(ops: Ops, ctx: Context, st: Matcher | Recording) -> Result:
 
     ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
     snapshot's matcher (or all-flags state's), whose data it evaluates. A
-    recording matcher's ledger (:meth:`Matcher.recording`) counts the
+    counting matcher's ledger (:meth:`Matcher.counting`) counts the
     prerequisite evaluations the state reaches, depth first, even when the
     flag's own evaluation then fails.
     """

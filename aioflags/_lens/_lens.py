@@ -8,10 +8,11 @@ overridden evaluations per flag (``usage()``), and the rules of
 variable for the request's task; the tasks it starts copy it, others
 never see it.
 
-The evaluation reads it as one stage (:class:`LensStage`, in a
-composition only when the client has a lens)::
+The evaluation reads it as one stage (:class:`LensStage`), in a client's
+compositions only while some request, anywhere, has a view open
+(:meth:`Lens.watch`)::
 
-    view = lens.get() if lens.active else None  # None: no token
+    view = lens.get()                             # None: no token here
     if view is None: the inner step               # as without the lens
     else: the token's override, or the inner step (the flag's code, its count)
           view.saw(key, result, default)          # the trace, if it asked for one
