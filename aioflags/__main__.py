@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._asgi._limits import Limits
 from ._core._clock import MonotonicClock
 from ._core._exceptions import AioflagsError, ConfigurationError, ProtocolError
 from ._core._json import parse
 from ._datasystem._sources._files import FlagFileError, load_flag_files
 from ._datasystem._sources._watch import Failed, FlagFileWatcher, Held, Loaded
-from ._service._limits import Limits
 from ._service._server import FlagServer
 from ._version import __version__
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, final
 
+from ._asgi._limits import BodyLimits, Limits
+from ._asgi._signal import Signal
 from ._client._events import ProviderEvent
 from ._core._exceptions import ConfigurationError
-from ._service._limits import BodyLimits, Limits
-from ._service._ofrep import OFREPHandler
-from ._service._ofrep import Request as Request
-from ._service._signal import Signal
+from ._ofrep._handler import OFREPHandler
+from ._ofrep._handler import Request as Request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping

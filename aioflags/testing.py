@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from ._asgi._limits import Limits as Limits
 from ._service._faults import Fault as Fault
-from ._service._limits import Limits as Limits
 from ._service._recorder import RecordedRequest as RecordedRequest
 from ._service._server import FlagServer as FlagServer
 from ._testing._testdata import FlagBuilder as FlagBuilder

@@ -41,8 +41,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
     ("aioflags._lens",),
-    ("aioflags._client",),
-    ("aioflags._service", "aioflags._diff"),
+    ("aioflags._client", "aioflags._asgi"),
+    ("aioflags._ofrep", "aioflags._diff"),
+    ("aioflags._service",),
     ("aioflags._testing",),
 )
 PUBLIC = len(LAYERS)

@@ -289,7 +289,7 @@ async def _answered(
     given: list[tuple[float, MutableMapping[str, Any]]],
     declared: int | None,
 ) -> int:
-    from aioflags._service._limits import BodyLimits, read_body
+    from aioflags._asgi._limits import BodyLimits, read_body
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await read_body(receive)
@@ -338,7 +338,7 @@ def test_a_declared_body_too_large_is_answered_once_the_client_is_quiet(
 ) -> None:
     # A client that sends nothing after its head (it waits to be told) is
     # answered when it goes quiet, not after the whole linger.
-    from aioflags._service import _limits
+    from aioflags._asgi import _limits
 
     monkeypatch.setattr(_limits, "LINGER", 60.0)  # (past the test's guard)
     assert _answer_of(Limits(max_body=100), [], 10_000) == 413

@@ -286,7 +286,7 @@ async def test_a_last_event_id_int_cannot_read_is_as_good_as_none(
 def test_a_numeric_header_is_ascii_digits_read_at_most_18_of_them(
     value: str, number: int | None
 ) -> None:
-    from aioflags._service._limits import header_number
+    from aioflags._asgi._limits import header_number
 
     assert header_number(value) == number
 
@@ -626,7 +626,7 @@ async def test_hidden_flags_are_logged_up_to_a_cap_and_not_with_expose_all(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.WARNING)
-    monkeypatch.setattr("aioflags._service._ofrep.MAX_HIDDEN_LOGGED", 2)
+    monkeypatch.setattr("aioflags._ofrep._handler.MAX_HIDDEN_LOGGED", 2)
     hidden = {f"secret-{n}": SECRET for n in range(4)}
     async with (
         FlagServer({**FLAGS, **hidden}) as flags,

@@ -660,8 +660,8 @@ def test_keep_and_keep_bytes_together_keep_recording() -> None:
     """Requests past ``keep`` gave their bodies' bytes back to ``keep_bytes``
     only when ``keep_bytes`` trimmed them: the count drifted up until every
     request with a body emptied the history (``serve`` sets both)."""
+    from aioflags._asgi._signal import Signal
     from aioflags._service._recorder import RecordedRequest, Recorder
-    from aioflags._service._signal import Signal
 
     recorder = Recorder(Signal(), keep=10, keep_bytes=1000)
 

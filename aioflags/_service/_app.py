@@ -33,18 +33,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from aioflags._asgi._limits import BodyLimits, HeadLimit
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
+from aioflags._ofrep._handler import OFREPHandler
 
 from . import _console as console
 from . import _wire as wire
 from ._console import EVENTS, HEADERS, PREFIX
 from ._console_app import console_app
 from ._guard import foreign_events_post, is_loopback_bind, is_loopback_host
-from ._limits import BodyLimits, HeadLimit
 from ._middleware import FAULT, DefaultHeaders, Faults, Recording, Refusal
-from ._ofrep import OFREPHandler
 from ._paths import (
     EVENTS_BULK,
     EVENTS_DIAGNOSTIC,
@@ -61,16 +61,16 @@ if TYPE_CHECKING:
     from starlette.datastructures import Headers
     from starlette.types import Receive, Scope, Send
 
+    from aioflags._asgi._limits import Limits
+    from aioflags._asgi._signal import Signal
     from aioflags._core._json import JSONObject
+    from aioflags._ofrep._handler import DataSource
 
     from ._console import Console
     from ._fanout import Fanout
     from ._faults import Fault, FaultPlan
     from ._flagset import FlagSet
-    from ._limits import Limits
-    from ._ofrep import DataSource
     from ._recorder import Recorder
-    from ._signal import Signal
 
 __all__ = ["Served", "ServiceApp"]
 

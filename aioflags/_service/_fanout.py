@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
+from aioflags._asgi._limits import ended_by_disconnect
+
 from . import _wire as wire
-from ._limits import ended_by_disconnect
 from ._outbox import ABORT, CLOSE, FULL, Outbox
 from ._paths import STREAMS
 
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
     from starlette.types import Receive, Send
 
+    from aioflags._asgi._signal import Signal
+
     from ._faults import Fault
-    from ._signal import Signal
 
 __all__ = ["Fanout"]
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from hypercorn.config import Config
 
-    from ._limits import Limits
+    from aioflags._asgi._limits import Limits
 
 __all__ = ["bind", "serve_asgi"]
 

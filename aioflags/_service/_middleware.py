@@ -29,7 +29,8 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.responses import JSONResponse, Response
 
-from ._limits import drop_body, read_body, until_disconnect
+from aioflags._asgi._limits import drop_body, read_body, until_disconnect
+
 from ._recorder import RecordedRequest
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-from ._signal import Signal
+from aioflags._asgi._signal import Signal
 
 __all__ = ["ABORT", "CLOSE", "FULL", "Outbox"]
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
 if TYPE_CHECKING:
+    from aioflags._asgi._signal import Signal
     from aioflags._core._json import JSONValue
-
-    from ._signal import Signal
 
 __all__ = ["RecordedRequest", "Recorder"]
 

@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import httpx
 
+from aioflags._asgi._limits import Limits
+from aioflags._asgi._signal import Signal
 from aioflags._client._config import Config
 from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
+from aioflags._ofrep._handler import DataSource
 
 from . import _console as console
 from ._fanout import Fanout
 from ._faults import Fault, FaultPlan
 from ._flagset import Edit, FlagSet
-from ._limits import Limits
-from ._ofrep import DataSource
 from ._paths import (
     FDV1_STREAM,
     FDV2_STREAM,
 )
 from ._recorder import RecordedRequest, Recorder
-from ._signal import Signal
 
 if TYPE_CHECKING:
     import socket

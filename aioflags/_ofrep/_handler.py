@@ -23,6 +23,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import anyio
 import httpx
 
+from aioflags._asgi import _http as wire
+from aioflags._asgi._limits import (
+    BodyRefused,
+    Limits,
+    ended_by_disconnect,
+    header_number,
+    read_body,
+)
+from aioflags._asgi._signal import Signal
 from aioflags._client._ofcontext import ContextError, context_from
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
@@ -39,10 +48,6 @@ from aioflags._datasystem._datatypes import (
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
-
-from . import _wire as wire
-from ._limits import BodyRefused, Limits, ended_by_disconnect, header_number, read_body
-from ._signal import Signal
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping

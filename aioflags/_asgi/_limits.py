@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
-from ._wire import respond
+from ._http import respond
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
