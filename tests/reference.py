@@ -9,6 +9,7 @@ rather than ``clientSideAvailability``.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from aioflags._analytics._recorder import Batch, Recorder
 from aioflags._client._evaluator import Evaluator
 from aioflags._client._hooks import HookRunner
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags._lens._lens import Lens
+from aioflags.lens import LensConfig, mint
 
 KINDS = ["user", "org", "device"]
 # Every kind a clause, a rollout or a target may name: the contexts' own, the
@@ -418,14 +421,16 @@ def client_over(
     snapshot: aioflags.FlagSnapshot,
     hooks: HookRunner | None = None,
     recorder: Recorder | None = None,
+    lens: Lens | None = None,
 ) -> aioflags.Client:
     """A client evaluating ``snapshot`` on its straight-line path (never started).
 
     With ``hooks``, on its hooked one: their series around the same evaluation;
-    with ``recorder``, recording its evaluations into it (analytics events on).
+    with ``recorder``, recording its evaluations into it (analytics events on);
+    with ``lens``, through the lens's stage while a view is open anywhere.
     """
     client = aioflags.Client(aioflags.Config(offline=True))
-    client._install(Evaluator(_OneSnapshot(snapshot), hooks))
+    client._install(Evaluator(_OneSnapshot(snapshot), hooks, lens))
     if recorder is not None:  # what the evaluator reads of an event processor
         processor: Any = _Processor(recorder)
         client._evaluator.record(processor, True)
@@ -505,6 +510,10 @@ class LastDetail(aioflags.Hook):
         return detail
 
 
+#: The lens's secret in :func:`compare` (a view open elsewhere).
+_LENS_SECRET = "the-differential-lens-secret-0123456789"
+
+
 def compare(case: Case) -> list[str]:
     """Evaluate every flag for every context both ways; return the differences.
 
@@ -530,6 +539,17 @@ def compare(case: Case) -> list[str]:
     # client.snapshot(), blocking.Client and the console evaluate.
     face_seen = LastDetail()
     face = client_over(snap, HookRunner([face_seen]), face_recorder).snapshot()
+    # A flag lens, a view open in another request: every evaluation here runs
+    # the lens's stage, finds no view of its own, and must answer and count
+    # as without it (hooks and events on).
+    lens_recorder = new_recorder()
+    lens = Lens(LensConfig(secrets=[_LENS_SECRET], allow=["*"]))
+    view = lens.open(mint(_LENS_SECRET, {"missing-flag": True}))
+    assert view is not None
+    open_elsewhere = lens.looking(view)
+    elsewhere = contextvars.Context()
+    elsewhere.run(open_elsewhere.__enter__)
+    lensed = client_over(snap, HookRunner([LastDetail()]), lens_recorder, lens)
     ref = Reference(case)
     problems = []
     try:
@@ -587,6 +607,23 @@ def compare(case: Case) -> list[str]:
                         f"{key} for {cdict}: with events on the snapshot, the "
                         f"client and the hooked client detailed {details}, not {mine}"
                     )
+                through = (
+                    _awaited(lensed.variation(key, ctx, "default")),
+                    _awaited(lensed.variation_detail(key, ctx, "default")),
+                )
+                if (
+                    through[0] != a.value
+                    or (
+                        through[1].value,
+                        through[1].variation_index,
+                        through[1].reason,
+                    )
+                    != mine
+                ):
+                    problems.append(
+                        f"{key} for {cdict}: through the lens's stage (no view "
+                        f"here) {through}, not {mine}"
+                    )
                 value = face.variation(key, ctx, "default")
                 face_seen.take()
                 d = face.variation_detail(key, ctx, "default")
@@ -637,6 +674,7 @@ def compare(case: Case) -> list[str]:
             ("client", plain_recorder),
             ("hooked", hooked_recorder),
             ("client's snapshot", face_recorder),
+            ("lensed", lens_recorder),
         ):
             got = recorded(recorder)
             if got != expected:
@@ -645,5 +683,6 @@ def compare(case: Case) -> list[str]:
                     f"  the snapshot's:\n  {expected}"
                 )
     finally:
+        elsewhere.run(open_elsewhere.__exit__, None, None, None)
         ref.close()
     return problems
