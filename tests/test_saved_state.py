@@ -155,9 +155,57 @@ async def test_a_file_it_cannot_use_is_skipped_with_one_line(
     said = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and "saved state" in r.getMessage()
+        if r.levelno == logging.WARNING
+        and r.getMessage().startswith("Not starting from the saved state")
     ]
     assert len(said) == 1 and why in said[0], said
+    # A file this SDK wrote (of any version, whole or not) is replaced; any
+    # other is left as it was, and that is said once, naming it.
+    ours = why in ("truncated", "another version")
+    assert (path.read_bytes() != content) is ours
+    refused = [r.getMessage() for r in caplog.records if "Not saving" in r.getMessage()]
+    assert len(refused) == (0 if ours else 1), refused
+    if not ours:
+        assert str(path) in refused[0] and "left as it is" in refused[0]
+
+
+@pytest.mark.parametrize("what", ["flag file", "link", "folder"])
+async def test_a_path_holding_what_it_did_not_write_is_never_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, what: str
+) -> None:
+    # issue 77: pointed at the README's own flags.json (or at the file
+    # `aioflags serve` serves), saved state replaced it. Now nothing that
+    # is not a saved state this SDK wrote is replaced, whatever the client
+    # gets from the flag service: refused once, naming the file.
+    flags = tmp_path / "flags.json"
+    original = json.dumps({"flagValues": {"f": "mine"}}).encode()
+    flags.write_bytes(original)
+    path = {
+        "flag file": flags,
+        "link": tmp_path / "saved.json",
+        "folder": tmp_path / "dir",
+    }[what]
+    if what == "link":
+        path.symlink_to(flags)
+    elif what == "folder":
+        path.mkdir()
+    async with FlagServer({"f": flag(0)}) as server:
+        system = DataSystem.default(saved_state=saved_state(path, interval=0.01))
+        async with Client(server.config(send_events=False, data_system=system)) as c:
+            assert await c.variation("f", USER, "?") == "on"  # the network's
+            changed = anyio.Event()
+            c.add_flag_change_handler(lambda keys: changed.set())
+            server.set_flag("f", {**flag(1), "version": 2})  # (more to save)
+            with anyio.fail_after(10):
+                await changed.wait()
+            assert await c.variation("f", USER, "?") == "off"
+    assert flags.read_bytes() == original
+    assert path.is_symlink() if what == "link" else path.exists()
+    if what == "folder":
+        assert path.is_dir() and list(path.iterdir()) == []
+    assert leftovers(tmp_path) == []
+    refused = [r.getMessage() for r in caplog.records if "Not saving" in r.getMessage()]
+    assert len(refused) == 1 and str(path) in refused[0], refused
 
 
 async def test_a_file_older_than_max_age_is_skipped(

@@ -15,6 +15,9 @@ The file is an FDv2 poll body with three fields before its events:
 again to save it), and the file is read back by ingest's own parser, a
 slice at a time on the event loop. A file that is not that (truncated,
 corrupt, another program's, too old) is skipped with one line saying why.
+Only a file this SDK wrote is ever replaced: anything else at the path
+(another program's file, an empty one, a link, a folder) is left as it is,
+and that is said once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
@@ -246,6 +250,8 @@ class StateSaver:
         self._submitted = 0
         self._saved_up_to = 0
         self._failing = False
+        # the path holds what this SDK did not write (said once: left alone)
+        self._refused = False
         #: Files written (for tests and diagnostics).
         self.writes = 0
 
@@ -311,7 +317,7 @@ class StateSaver:
             return  # not the whole data set: nothing to start from yet
         text = self._text()
         try:
-            await anyio.to_thread.run_sync(_write_atomically, self._saved.path, text)
+            refused = await anyio.to_thread.run_sync(_save, self._saved.path, text)
         except OSError as exc:
             if not self._failing:
                 logger.warning(
@@ -322,9 +328,20 @@ class StateSaver:
                 )
             self._failing = True
             return
-        if self._failing:
+        if refused is not None:
+            if not self._refused:
+                logger.warning(
+                    "Not saving the flag data to %s: %s. It is left as it is;"
+                    " point saved_state at a file of its own",
+                    self._saved.path,
+                    refused,
+                )
+            self._refused = True
+            self._saved_up_to = submitted
+            return
+        if self._failing or self._refused:
             logger.info("Saving the flag data to %s works again", self._saved.path)
-        self._failing = False
+        self._failing = self._refused = False
         self._saved_up_to = submitted
         self.writes += 1
 
@@ -356,6 +373,34 @@ def _event_of(change: Change) -> str | None:
         "object": obj,
     }
     return json.dumps({"event": "put-object", "data": data}, separators=(",", ":"))
+
+
+#: How every file :class:`StateSaver` writes begins (and a file at the
+#: path that does not is another program's: never replaced).
+_OURS: Final = b'{"format":"aioflags-saved-state",'
+
+
+def _save(path: Path, text: str) -> str | None:
+    """Write ``text`` to ``path``, unless something not ours is there: why not, then.
+
+    Only a saved state this SDK wrote (a regular file beginning as it
+    writes one, whatever its version, whole or not) is replaced, and a
+    path with nothing at it is written. Anything else (another program's
+    file, an empty one, a directory, a link, a pipe) is left as it is.
+    """
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        status = None
+    if status is not None:
+        if not stat.S_ISREG(status.st_mode):
+            return "it is not a regular file (a link, a folder, a pipe...)"
+        with path.open("rb") as existing:
+            head = existing.read(len(_OURS))
+        if head != _OURS:
+            return "it holds something else than a saved state this SDK wrote"
+    _write_atomically(path, text)
+    return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
