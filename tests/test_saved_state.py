@@ -169,6 +169,55 @@ async def test_a_file_it_cannot_use_is_skipped_with_one_line(
         assert str(path) in refused[0] and "left as it is" in refused[0]
 
 
+_HEAD = '{"format":"aioflags-saved-state","version":1,"saved_at":'
+
+
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        ("huge number", "not an aioflags saved state"),
+        ("future", "from now"),
+        ("pipe", "not a regular file"),
+        ("too big", "more than max_payload_bytes"),
+    ],
+)
+async def test_a_file_that_would_stop_or_stall_the_start_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, why: str
+) -> None:
+    # issue 77: a saved_at of more than 4,300 digits stopped the client (int's
+    # limit), a pipe at the path kept it from ever applying the network's
+    # data, a file was read whole whatever its size, and a saved_at in the
+    # future never aged. Each is one line; the client is READY from the
+    # network as usual.
+    import os
+
+    path = tmp_path / "saved.json"
+    events = ',"events":[]}'
+    if case == "huge number":
+        path.write_text(_HEAD + "9" * 5000 + events)
+    elif case == "future":
+        path.write_text(_HEAD + str(10**17) + events)
+    elif case == "pipe":
+        os.mkfifo(path)
+    else:
+        path.write_text(_HEAD + "1" + ',"events":[' + " " * 20_000 + "]}")
+    async with FlagServer({"f": flag(0)}) as server:
+        system = DataSystem.default(saved_state=path)
+        config = server.config(
+            send_events=False, data_system=system, max_payload_bytes=10_000
+        )
+        with anyio.fail_after(10):
+            async with Client(config) as c:
+                assert c.status is ProviderStatus.READY
+                assert await c.variation("f", USER, "?") == "on"
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("Not starting from the saved state")
+    ]
+    assert len(said) == 1 and why in said[0], said
+
+
 @pytest.mark.parametrize("what", ["flag file", "link", "folder"])
 async def test_a_path_holding_what_it_did_not_write_is_never_replaced(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, what: str

@@ -121,7 +121,9 @@ class SavedState(Frozen):
 
     async def load(self, config: Settings) -> ChangeSet | None:
         """The saved data (None: none usable, said in one line)."""
-        read = await anyio.to_thread.run_sync(_load, self.path, self.max_age)
+        read = await anyio.to_thread.run_sync(
+            _load, self.path, self.max_age, config.max_payload_bytes
+        )
         if isinstance(read, str):
             logger.warning(
                 "Not starting from the saved state in %s: %s", self.path, read
@@ -188,20 +190,43 @@ class Preload:
             self.done.set()
 
 
-#: The file's first bytes, as :class:`StateSaver` writes them.
+#: The file's first bytes, as :class:`StateSaver` writes them (a version
+#: and a time in epoch ms: at most 18 digits each, as the writer's are).
 _HEAD: Final = re.compile(
-    r'\{"format":"aioflags-saved-state","version":(\d+),"saved_at":(\d+),"events":\['
+    r'\{"format":"aioflags-saved-state","version":(\d{1,18}),"saved_at":(\d{1,18}),'
+    r'"events":\['
 )
+#: How far in the future a file may say it was saved (clocks differ a little).
+_SKEW_MS: Final = 60_000
 
 
-def _load(path: Path, max_age: float) -> tuple[str, int] | str | None:
-    """The file's text and when it was saved; why it is skipped; None: no file."""
+def _load(path: Path, max_age: float, max_bytes: int) -> tuple[str, int] | str | None:
+    """The file's text and when it was saved; why it is skipped; None: no file.
+
+    Only a regular file is read (a pipe would block the start, a link to a
+    device never end), and one within ``max_bytes`` (``max_payload_bytes``,
+    as a payload from the flag service is).
+    """
     try:
-        data = path.read_bytes()
+        status = path.stat()
     except FileNotFoundError:
         return None
     except OSError as exc:
         return f"it cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(status.st_mode):
+        return "it is not a regular file (a folder, a pipe, a device...)"
+    if status.st_size > max_bytes:
+        return (
+            f"it is {status.st_size:,} bytes, more than max_payload_bytes"
+            f" ({max_bytes:,})"
+        )
+    try:
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if len(data) > max_bytes:  # (it grew since)
+        return f"it is more than max_payload_bytes ({max_bytes:,}) bytes"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -215,6 +240,8 @@ def _load(path: Path, max_age: float) -> tuple[str, int] | str | None:
         return f"it is of another version ({head.group(1)}; this SDK reads {_VERSION})"
     saved_at = int(head.group(2))
     age = (wall_ms() - saved_at) / 1000
+    if age < -_SKEW_MS / 1000:
+        return f"it says it was saved {-age:.0f} s from now (a clock set wrong?)"
     if age > max_age:
         return f"it was saved {age:.0f} s ago, longer than max_age ({max_age:.0f} s)"
     return text, saved_at
