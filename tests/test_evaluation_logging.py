@@ -465,8 +465,9 @@ def test_all_flags_state_reports_a_failing_flag_once_per_call(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The flag's entry lists the prerequisites its evaluation reached
-    # before the abort, found by running it again (through run_head):
-    # that re-run is not a second failure, neither logged nor counted.
+    # before the abort, found by running its code again with a state of
+    # its own: that re-run is not a second failure, neither logged nor
+    # counted.
     caplog.set_level(logging.DEBUG, "aioflags")
     bad_rule = {
         "id": "bad",
@@ -496,11 +497,11 @@ def test_all_flags_state_reports_a_failing_flag_once_per_call(
 def test_all_flags_state_goes_on_after_flags_that_fail(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # The all-flags loop stops where a flag's code raises, that flag runs
-    # again on its own (reported under its key) and the loop resumes after
-    # it: every flag after two failing ones is evaluated, a prerequisite's
-    # result is kept for the flag that requires it, and each failure is
-    # logged once then counted once per call.
+    # The all-flags loop maps what a flag's code raises where it runs
+    # (reported under its key) and goes on: every flag after two failing
+    # ones is evaluated, a prerequisite's result serves the flag that
+    # requires it, and each failure is logged once then counted once per
+    # call.
     caplog.set_level(logging.DEBUG, "aioflags")
     miss = {
         "id": "m",

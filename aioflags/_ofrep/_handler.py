@@ -301,7 +301,7 @@ class OFREPHandler:
     async def _read(self, receive: Receive) -> dict[str, Any]:
         """The request's ``context`` object (``{}`` when absent).
 
-        The body is bounded by the :class:`~._limits.BodyLimits` around this
+        The body is bounded by the :class:`~aioflags._asgi._limits.BodyLimits` around this
         app (``OFREPApp``'s own, or the flag service's): past a bound, OFREP
         answers ``400`` in its own words.
         """

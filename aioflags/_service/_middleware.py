@@ -2,10 +2,10 @@
 
 ``_app`` stacks them around its routes, in the order a request meets them:
 
-1. :class:`~._limits.BodyLimits`: the body within its size and time (it
+1. :class:`~aioflags._asgi._limits.BodyLimits`: the body within its size and time (it
    reads nothing itself: the ``receive`` every layer below is given is
    bounded);
-2. :class:`~._limits.HeadLimit`: a request line and headers past
+2. :class:`~aioflags._asgi._limits.HeadLimit`: a request line and headers past
    ``max_head`` are a ``431`` (its body dropped first; not recorded);
 3. :class:`Recording`: every request is recorded (``FlagServer.requests``),
    once its body is read or its answer begins, refused ones too;
