@@ -257,6 +257,26 @@ async def test_a_path_holding_what_it_did_not_write_is_never_replaced(
     assert len(refused) == 1 and str(path) in refused[0], refused
 
 
+async def test_the_folder_of_the_path_is_made(tmp_path: Path) -> None:
+    # issue 77: a saved_state path in a folder not made yet was never written.
+    path = tmp_path / "cache" / "myapp" / "flags.saved.json"
+    await save(path, {"f": flag(1)})
+    assert json.loads(path.read_text())["format"] == "aioflags-saved-state"
+
+
+@pytest.mark.parametrize("preset", ["file", "daemon"])
+async def test_a_preset_that_fetches_nothing_refuses_saved_state_clearly(
+    tmp_path: Path, preset: str
+) -> None:
+    # issue 77: DataSystem.file(saved_state=) and daemon(saved_state=) were
+    # Python's "unexpected keyword argument".
+    make: Any = getattr(DataSystem, preset)
+    given: Any = tmp_path / "saved.json"
+    first: Any = tmp_path / "flags.json" if preset == "file" else object()
+    with pytest.raises(aioflags.ConfigurationError, match="takes no saved_state"):
+        make(first, saved_state=given)
+
+
 async def test_a_file_older_than_max_age_is_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -280,7 +300,9 @@ async def test_a_file_older_than_max_age_is_skipped(
 async def test_a_failed_write_is_a_warning_never_a_fault(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "no-such-folder" / "saved.json"
+    blocked = tmp_path / "a-file"  # (where a folder should be: no write)
+    blocked.write_text("")
+    path = blocked / "saved.json"
     async with FlagServer({"f": flag(0)}) as server:
         system = DataSystem.default(saved_state=path)
         async with Client(server.config(send_events=False, data_system=system)) as c:

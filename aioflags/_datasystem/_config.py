@@ -37,6 +37,17 @@ def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | No
     return given if isinstance(given, SavedState) else SavedState(given)
 
 
+def _no_saved_state(preset: str, saved_state: object, why: str) -> None:
+    """A clear error for ``saved_state=`` given to a preset that reads no network."""
+    if saved_state is not None:
+        raise ConfigurationError(
+            f"DataSystem.{preset}() takes no saved_state: {why}, and nothing is"
+            " fetched from the flag service to save. Saved state is for the"
+            " presets that are: DataSystem.default(), .streaming(), .polling()"
+            " and .custom()"
+        )
+
+
 def _is_saved_state(value: object) -> bool:
     from ._sources._saved import SavedState
 
@@ -239,7 +250,7 @@ class DataSystem(Frozen):
         )._with_store(store)
 
     @classmethod
-    def daemon(cls, store: PersistentStore) -> DataSystem:
+    def daemon(cls, store: PersistentStore, *, saved_state: None = None) -> DataSystem:
         """Daemon mode: flags only from ``store``, never from the network.
 
         Another process (LaunchDarkly's Relay Proxy, an SDK or an aioflags
@@ -252,11 +263,13 @@ class DataSystem(Frozen):
         data read last stays served. Flags need no SDK key here, but analytics
         events do: give ``Config`` the key (without it the client sends no
         events and warns at start), or ``send_events=False``.
+        ``saved_state`` is refused: the store keeps the data itself.
 
         Added in version 0.1.0.
         """
         if store is None:
             raise ConfigurationError("DataSystem.daemon() needs a store")
+        _no_saved_state("daemon", saved_state, "the store keeps the data itself")
         # No sources and a store: the supervisor runs the store as the only
         # synchronizer (stores.md: no data sources configured = daemon mode).
         return cls(
@@ -291,7 +304,11 @@ class DataSystem(Frozen):
 
     @classmethod
     def file(
-        cls, *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
+        cls,
+        *paths: str | os.PathLike[str],
+        reload: bool = False,
+        interval: float = 1.0,
+        saved_state: None = None,
     ) -> DataSystem:
         """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
 
@@ -309,11 +326,13 @@ class DataSystem(Frozen):
         ``reload`` the client is FATAL (nothing reads them again); with it,
         ERROR until they load, then READY. A bad edit later keeps the last
         good data. The status's error message names the file and the cause.
+        ``saved_state`` is refused: the files are the data on disk.
         """
         from ._sources._file import file_synchronizer
 
         if not paths:
             raise ConfigurationError("DataSystem.file() needs at least one path")
+        _no_saved_state("file", saved_state, "the flag files are the data on disk")
         for path in paths:
             if not isinstance(path, (str, os.PathLike)):
                 raise ConfigurationError(

@@ -412,13 +412,15 @@ def _save(path: Path, text: str) -> str | None:
 
     Only a saved state this SDK wrote (a regular file beginning as it
     writes one, whatever its version, whole or not) is replaced, and a
-    path with nothing at it is written. Anything else (another program's
+    path with nothing at it is written (its folders made, as the user's
+    ``saved_state`` path asks). Anything else (another program's
     file, an empty one, a directory, a link, a pipe) is left as it is.
     """
     try:
         status = path.lstat()
     except FileNotFoundError:
         status = None
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # (asked for)
     if status is not None:
         if not stat.S_ISREG(status.st_mode):
             return "it is not a regular file (a link, a folder, a pipe...)"
