@@ -277,6 +277,33 @@ async def test_a_preset_that_fetches_nothing_refuses_saved_state_clearly(
         make(first, saved_state=given)
 
 
+async def test_what_a_killed_writer_left_is_swept_at_the_first_save(
+    tmp_path: Path,
+) -> None:
+    # issue 77: a writer killed mid-write left its temporary file forever.
+    # The first save removes this SDK's own temporary files for the path
+    # that are a minute old or more; a fresh one (another process writing
+    # now) and anything else stay.
+    import os
+
+    from aioflags._core._clock import wall_ms
+
+    path = tmp_path / "saved.json"
+    stale = tmp_path / ".saved.json.abcd1234.tmp"
+    fresh = tmp_path / ".saved.json.wxyz9876.tmp"
+    other = tmp_path / ".saved.json.notours"
+    others = tmp_path / ".other.json.abcd1234.tmp"
+    for left in (stale, fresh, other, others):
+        left.write_text("{")
+    an_hour_ago = wall_ms() / 1000 - 3600
+    for old in (stale, other, others):
+        os.utime(old, (an_hour_ago, an_hour_ago))
+    await save(path, {"f": flag(1)})
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and others.exists()
+    assert json.loads(path.read_text())["format"] == "aioflags-saved-state"
+
+
 async def test_a_file_older_than_max_age_is_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -344,7 +344,9 @@ class StateSaver:
             return  # not the whole data set: nothing to start from yet
         text = self._text()
         try:
-            refused = await anyio.to_thread.run_sync(_save, self._saved.path, text)
+            refused = await anyio.to_thread.run_sync(
+                _save, self._saved.path, text, not self.writes
+            )
         except OSError as exc:
             if not self._failing:
                 logger.warning(
@@ -407,7 +409,37 @@ def _event_of(change: Change) -> str | None:
 _OURS: Final = b'{"format":"aioflags-saved-state",'
 
 
-def _save(path: Path, text: str) -> str | None:
+#: How old a temporary file of a writer must be to be taken for one left by
+#: a writer that was killed (a write takes milliseconds; another process
+#: saving to the same path may be writing one now).
+_STALE_SECONDS: Final = 60.0
+
+
+def _sweep(path: Path) -> None:
+    """Remove the temporary files a killed writer left beside ``path``.
+
+    Only this SDK's own (``.<name>.<8 characters>.tmp``, as
+    :func:`_write_atomically` names them), regular files, a minute old or
+    more. Whatever cannot be removed stays; it is tried again next start.
+    """
+    mine = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}\.tmp")
+    now = wall_ms() / 1000  # (file times are wall-clock times)
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not mine.fullmatch(entry.name):
+            continue
+        try:
+            status = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(status.st_mode) and now - status.st_mtime >= _STALE_SECONDS:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _save(path: Path, text: str, sweep: bool = False) -> str | None:
     """Write ``text`` to ``path``, unless something not ours is there: why not, then.
 
     Only a saved state this SDK wrote (a regular file beginning as it
@@ -428,6 +460,8 @@ def _save(path: Path, text: str) -> str | None:
             head = existing.read(len(_OURS))
         if head != _OURS:
             return "it holds something else than a saved state this SDK wrote"
+    if sweep:
+        _sweep(path)
     _write_atomically(path, text)
     return None
 
