@@ -346,6 +346,15 @@ def bad_tokens() -> dict[str, tuple[str, str]]:
         "over 4 KiB": (token({"new-checkout": True, "pad": "x" * 5000}), "oversized"),
         "garbage": ("not.a.token", "malformed"),
         "too long a life": (token({"new-checkout": True}, ttl=7200), "expired"),
+        # issue 77: an exp past a float's range was a 500 (math.isfinite raised)
+        "exp past a float": (
+            token({"new-checkout": True}, exp=10**400, iat=now),
+            "malformed",
+        ),
+        "iat past a float": (
+            token({"new-checkout": True}, exp=now + 60, iat=-(10**400)),
+            "malformed",
+        ),
     }
 
 
@@ -361,6 +370,8 @@ def bad_tokens() -> dict[str, tuple[str, str]]:
         "over 4 KiB",
         "garbage",
         "too long a life",
+        "exp past a float",
+        "iat past a float",
     ],
 )
 async def test_a_bad_token_gives_a_normal_response_no_override_no_trace_one_warning(

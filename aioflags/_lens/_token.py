@@ -156,16 +156,27 @@ def verify(
     return _checked(token, claims, max_ttl, moment)
 
 
+#: The largest time a token may name, in epoch seconds (year ~33,658).
+_MAX_SECONDS: Final = 10**12
+
+
+def _a_time(value: object) -> bool:
+    """Whether ``value`` is a time a token may name: a finite number of seconds, in range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return -_MAX_SECONDS <= value <= _MAX_SECONDS
+    return math.isfinite(value) and -_MAX_SECONDS <= value <= _MAX_SECONDS
+
+
 def _checked(
     token: str, claims: Mapping[str, Any], max_ttl: float, now: float
 ) -> Claims | Refusal:
     """The lens's own rules over verified ``claims``."""
     exp, iat = claims["exp"], claims["iat"]
-    if not all(
-        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
-        for t in (exp, iat)
-    ):
-        # (NaN compares false with every time: it would never expire)
+    if not (_a_time(exp) and _a_time(iat)):
+        # (NaN compares false with every time: it would never expire; an
+        # integer past a float's range made math.isfinite raise: a 500)
         return Refusal("malformed", "exp and iat are finite numbers")
     if now >= exp + LEEWAY:
         return Refusal("expired", "its exp has passed")
