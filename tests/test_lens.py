@@ -596,6 +596,34 @@ async def test_the_trace_lists_what_the_request_evaluated_in_order() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_flag_key_with_control_characters_is_escaped_in_the_trace() -> None:
+    # issue 77: a key with CR, LF or NUL dropped the response; ESC and DEL
+    # went into the header as they were.
+    data = FlagData()
+    odd = "odd\r\nX-Injected: 1\x00\x1b[31m\x7f\u00e9"
+    data.update(data.flag(odd).boolean().fallthrough(True))
+    lens = LensConfig(secrets=[SECRET], allow=["*"])
+    cfg = aioflags.Config(data_system=data.data_system(), lens=lens)
+    async with aioflags.Client(cfg) as client:
+        app = FastAPI()
+
+        @app.get("/")
+        async def one() -> bool:
+            return bool(await client.variation(odd, USER, None))
+
+        app.add_middleware(LensMiddleware, client=client)
+        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+            reply = await http.get(
+                "/", headers={"X-Aioflags-Lens": token({}, trace=True)}
+            )
+    assert reply.status_code == 200 and reply.json() is True
+    assert "x-injected" not in reply.headers
+    assert reply.headers["x-aioflags-trace"] == (
+        "odd\\r\\nX-Injected: 1\\x00\\x1b[31m\\x7f\\xe9=true (FALLTHROUGH)"
+    )
+
+
+@pytest.mark.asyncio
 async def test_the_trace_stops_at_8_kib_and_says_how_many_more() -> None:
     data = FlagData()
     for i in range(400):

@@ -351,7 +351,8 @@ class View:
         kind = reason.get("kind")
         rule = reason.get("ruleIndex") if kind == "RULE_MATCH" else None
         value = default if result.variation_index is None else result.value
-        shown = key.encode("ascii", "backslashreplace").decode("ascii")
+        # (a header's value: control characters escaped, as non-ASCII is)
+        shown = key.encode("unicode_escape").decode("ascii")
         entry = f"{shown}={_json(value)} ({kind}{'' if rule is None else f' {rule}'})"
         size = self._size + len(entry) + (2 if trace else 0)
         if self._more or size > MAX_TRACE_BYTES - _MARKER_ROOM:
