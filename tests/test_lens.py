@@ -700,6 +700,17 @@ def test_mint_makes_a_token_any_jwt_library_reads() -> None:
     assert claims["exp"] - claims["iat"] == 60 and claims["jti"]
 
 
+def test_a_lens_without_pyjwt_is_refused_when_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 77: without the lens extra, the first token was a 500.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jwt", None)  # (as if not installed)
+    with pytest.raises(aioflags.ConfigurationError, match=r"aioflags\[lens\]"):
+        LensConfig(secrets=[SECRET], allow=["*"])
+
+
 def test_lens_config_refuses_what_would_be_unsafe_or_a_typo() -> None:
     with pytest.raises(aioflags.ConfigurationError, match="at least 32 bytes"):
         LensConfig(secrets=["short"], allow=["x"])

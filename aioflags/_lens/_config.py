@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, final
 
 from aioflags._core._exceptions import ConfigurationError
@@ -100,6 +101,11 @@ class LensConfig(Frozen):
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
             raise ConfigurationError(
                 f"LensConfig max_ttl is a positive number of seconds, got {max_ttl!r}"
+            )
+        if importlib.util.find_spec("jwt") is None:  # said now, not at a token
+            raise ConfigurationError(
+                "the flag lens verifies tokens with PyJWT, which is not installed:"
+                " pip install 'aioflags[lens]'"
             )
         set_field(self, "secrets", kept)
         set_field(self, "allow", patterns)
