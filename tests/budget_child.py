@@ -25,35 +25,22 @@ import gc
 import importlib.util
 import os
 import sys
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
 import aioflags
 import aioflags.lens
-from aioflags._datasystem._payloads import fdv1_full
 from aioflags.lens import LensConfig, mint
 
 
-def _corpus() -> Any:
-    """The shared corpus, vendored in ``benchmarks/corpus.py`` (untyped)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "corpus.py"
-    spec = importlib.util.spec_from_file_location("corpus", path)
+def _benchmark(name: str) -> Any:
+    """A module of ``benchmarks/`` (untyped): the shared corpus, its helpers."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def in_memory_system(data: dict[str, Any]) -> aioflags.DataSystem:
-    """A data system whose one initializer yields ``data`` (no network)."""
-
-    async def initializer(
-        ctx: aioflags.sources.SourceContext,
-    ) -> AsyncGenerator[aioflags.sources.Basis, None]:
-        yield aioflags.sources.Basis(change_set=fdv1_full(data))
-
-    return aioflags.DataSystem.custom(initializers=[initializer])
 
 
 SECRET = "s" * 32
@@ -73,13 +60,13 @@ class PassThrough(aioflags.Hook):
 
 
 async def main(configuration: str) -> None:
-    corpus = _corpus()
+    corpus = _benchmark("corpus")
     data = corpus.make_corpus(FLAGS, n_segments=50)
     keys = list(data["flags"])
     raw = corpus.contexts(WARM + MEASURED)
     config = aioflags.Config(
         "sdk-key",
-        data_system=in_memory_system(data),
+        data_system=_benchmark("_common").in_memory_system(data),
         send_events=configuration != "plain",
         events_uri="http://127.0.0.1:9",  # (discard: nothing listens)
         flush_interval=3600,
