@@ -264,12 +264,7 @@ class Evaluator:
         read, big-segment memberships), on the snapshot it gives.
         """
         gate = self.gate
-        given: object = key  # typed str; callers may not be
-        if (
-            gate is None
-            or not isinstance(given, str)
-            or (not gate.always and gate.passes(key))
-        ):
+        if gate is None or self._at_once(key):
             return self.evaluation.answer(
                 self.store.snapshot, method, key, context, default
             )
@@ -302,15 +297,24 @@ class Evaluator:
         refresher, big segments) or one that this key does not pass (a
         cached store reads a key the data lacks through).
         """
-        gate = self.gate
-        given: object = key  # typed str; callers may not be
-        if (
-            gate is None
-            or not isinstance(given, str)  # no gate: the snapshot refuses it
-            or (not gate.always and gate.passes(key))
-        ):
+        if self._at_once(key):
             return self.snapshot()
         return None
+
+    def _at_once(self, key: str) -> bool:
+        """Whether the gate lets an evaluation of ``key`` through without a wait.
+
+        A key that is no str does not wait (the door refuses it); nor does
+        one a cached store holds, where the gate does not stop every
+        evaluation (a refresher or big segments do).
+        """
+        gate = self.gate
+        given: object = key  # typed str; callers may not be
+        return (
+            gate is None
+            or not isinstance(given, str)
+            or (not gate.always and gate.passes(key))
+        )
 
     async def later(
         self,

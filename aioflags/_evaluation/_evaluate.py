@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._membership import MembershipSource
     from ._model import SegmentMatcher
+    from ._recording import Ledger
 
 __all__ = [
     "ERROR_RESULTS",
@@ -45,7 +46,6 @@ __all__ = [
     "Head",
     "Matcher",
     "Recording",
-    "Records",
     "counting_run",
     "evaluate",
     "finish",
@@ -140,37 +140,6 @@ _NO_FLAG: Final[tuple[None, bool]] = (None, False)
 _NO_RESULTS: Final[Mapping[str, Result]] = MappingProxyType({})
 
 
-class Records(Protocol):
-    """Where a counting matcher counts prerequisite evaluations (analytics' ``Ledger``)."""
-
-    def evaluated(
-        self,
-        matcher: Recording,
-        key: str,
-        context: Context,
-        result: Result,
-        default: JSONValue,
-        detail: bool = False,
-        prereq_of: str | None = None,
-        /,
-    ) -> None:
-        """Count an evaluation of flag ``key`` that flag ``prereq_of`` required."""
-        ...
-
-    def record(
-        self,
-        flag: CompiledFlag,
-        context: Context,
-        result: Result,
-        default: JSONValue,
-        prereq_of: str | None = None,
-        detail: bool = False,
-        /,
-    ) -> None:
-        """Record an evaluation of ``flag`` that flag ``prereq_of`` required."""
-        ...
-
-
 class _Segments(Protocol):
     """What :func:`_match_segments` reads of a matcher (``Matcher``, ``_State``)."""
 
@@ -212,7 +181,7 @@ class _Walks(Protocol):
     @property
     def chain(self) -> list[str] | None: ...
     @property
-    def ledger(self) -> Records | None: ...
+    def ledger(self) -> Ledger | None: ...
     @property
     def detail(self) -> bool: ...
 
@@ -357,9 +326,9 @@ class Matcher:
         #: prerequisites are counted ``prereq_of`` it), then the counting
         #: heads they share (:attr:`Recording.heads`). :meth:`counting_state` finds
         #: a flag's, and makes it on its first counted evaluation.
-        self.counters: dict[Records, Counters] = {}
+        self.counters: dict[Ledger, Counters] = {}
 
-    def counting_state(self, ledger: Records, key: str, detail: bool) -> Recording:
+    def counting_state(self, ledger: Ledger, key: str, detail: bool) -> Recording:
         """What flag ``key`` (not plain) reads its data through while ``ledger`` counts.
 
         Its counting matcher (:meth:`counting`, made on its first counted
@@ -374,7 +343,7 @@ class Matcher:
                 return state
         return self.counting(ledger, key, detail)
 
-    def counting(self, ledger: Records, of: str, detail: bool) -> Recording:
+    def counting(self, ledger: Ledger, of: str, detail: bool) -> Recording:
         """A counting matcher for flag ``of`` (not plain): each prerequisite counted in ``ledger``.
 
         Each plain prerequisite is checked inline, as on the plain path,
@@ -594,7 +563,7 @@ class Recording:
     def __init__(
         self,
         matcher: Matcher,
-        ledger: Records,
+        ledger: Ledger,
         detail: bool,
         of: str,
         heads: dict[str, Head | tuple[None, bool]],
@@ -609,7 +578,7 @@ class Recording:
         self.big_segments: MembershipSource | None = matcher.big_segments
         #: Where each prerequisite evaluation is counted, and whether for
         #: a ``*_detail`` method (its events carry the reason).
-        self.ledger: Records = ledger
+        self.ledger: Ledger = ledger
         self.detail: bool = detail
         #: The flag whose prerequisites it counts (their ``prereq_of``).
         self.of: str = of
@@ -700,7 +669,7 @@ class _State:
         self,
         matcher: Matcher | Recording,
         key: str,
-        ledger: Records | None = None,
+        ledger: Ledger | None = None,
         detail: bool = False,
     ) -> None:
         self.flags = matcher.flags
@@ -799,7 +768,7 @@ def _careful(
     matcher: Matcher | Recording,
     flag: CompiledFlag,
     ctx: Context,
-    ledger: Records | None = None,
+    ledger: Ledger | None = None,
     detail: bool = False,
 ) -> Result:
     """Evaluate non-constant ``flag`` with a per-evaluation state.
