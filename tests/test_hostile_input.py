@@ -72,7 +72,12 @@ def fdv2_poll_body(raw: bytes) -> bytes:
                     "event": "put-object",
                     "data": {"kind": "flag", "key": "f", "version": 9, "object": obj},
                 },
-                {"event": "payload-transferred", "data": {"state": "s9", "version": 9}},
+                # (the payload's end too: a deep object alone is served as
+                # MALFORMED_FLAG and the rest applies, test_unusable_objects.py)
+                {
+                    "event": "payload-transferred",
+                    "data": {"state": "RAW", "version": 9},
+                },
             ]
         },
         raw,
@@ -92,11 +97,11 @@ def fdv2_stream(raw: bytes, version: int) -> bytes:
     intent = {"payloads": [{"id": "p", "target": version, "intentCode": "xfer-full"}]}
     obj = {"key": "f", "version": version, **flag("RAW")}
     put = {"kind": "flag", "key": "f", "version": version, "object": obj}
-    done = {"state": f"(p:{version})", "version": version}
+    done = {"state": "RAW", "version": version}  # (as in fdv2_poll_body)
     return (
         sse("server-intent", json.dumps(intent).encode())
         + sse("put-object", with_raw_value(put, raw))
-        + sse("payload-transferred", json.dumps(done).encode())
+        + sse("payload-transferred", with_raw_value(done, raw))
     )
 
 

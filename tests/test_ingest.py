@@ -206,7 +206,8 @@ async def test_text_parser_agrees_with_the_parsed_body() -> None:
         ('{"events": []}', "didn't receive any known protocol events"),
         ('{"events": [NaN]}', "NaN is not valid JSON"),
         ('{"events": [' + "[" * 100000 + "]" * 100000 + "]}", "nested too deeply"),
-        ('{"events": [1]}', "every event must be an object"),
+        # (an element that is no event is skipped: the payload never ends)
+        ('{"events": [1]}', "didn't receive any known protocol events"),
     ],
 )
 async def test_text_parser_rejects_what_the_strict_parser_rejects(

@@ -77,9 +77,6 @@ def test_builder_ignores_unknown_kinds() -> None:
         ("server_intent", []),
         ("server_intent", {"payloads": []}),
         ("server_intent", {"payloads": [{"intentCode": "bogus"}]}),
-        ("put_object", {"kind": "flag", "key": "f", "version": "1", "object": {}}),
-        ("put_object", {"kind": "flag", "key": "f", "version": 1}),
-        ("delete_object", {"kind": "flag", "version": 1}),
         ("payload_transferred", {"state": "x"}),
     ],
 )
@@ -88,6 +85,40 @@ def test_builder_rejects_bad_events(method: str, data: Any) -> None:
     b.server_intent(INTENT_FULL)
     with pytest.raises(ProtocolError):
         getattr(b, method)(data)
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "said"),
+    [
+        (
+            "put_object",
+            {"kind": "flag", "key": "f", "version": "1", "object": {}},
+            "flag 'f', whose put-object has no integer 'version'",
+        ),
+        (
+            "put_object",
+            {"kind": "segment", "key": "f", "version": 1},
+            "segment 'f', whose put-object has no 'object' that is an object",
+        ),
+        (
+            "delete_object",
+            {"kind": "flag", "key": "f", "version": None},
+            "flag 'f', whose delete-object has no integer 'version'",
+        ),
+    ],
+)
+def test_an_object_the_builder_cannot_use_is_put_with_no_object(
+    method: str, data: Any, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    b = ChangeSetBuilder()
+    b.server_intent(INTENT_FULL)
+    getattr(b, method)(data)
+    b.put_object(PUT)
+    (unusable, good) = b.payload_transferred(DONE).changes
+    assert (unusable.action, unusable.key, unusable.obj) == (ChangeKind.PUT, "f", None)
+    assert unusable.kind.value == data["kind"] and good.obj == PUT["object"]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said in line and "answers MALFORMED_FLAG" in line
 
 
 def test_parse_poll() -> None:
@@ -158,7 +189,6 @@ def test_fdv1_payloads() -> None:
     [
         (fdv1_full, []),
         (fdv1_full, {"flags": []}),
-        (fdv1_full, {"flags": {"f": {"key": "f"}}}),
         (fdv1_patch, {"path": "/flags/f", "data": {"key": "f"}}),
         (fdv1_delete, {"path": "/flags/f"}),
     ],
@@ -166,6 +196,27 @@ def test_fdv1_payloads() -> None:
 def test_fdv1_rejects(fn: Any, data: Any) -> None:
     with pytest.raises(ProtocolError):
         fn(data)
+
+
+def test_fdv1_puts_what_it_cannot_use_with_no_object_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    long = "k" * 500
+    body = {
+        "flags": {"f": {"key": "f"}, "g": {"version": 2}, long: 5},
+        "segments": {"s": None},
+    }
+    changes = fdv1_full(body).changes
+    assert [(c.key, c.version, c.obj) for c in changes] == [
+        ("f", 0, None),
+        ("g", 2, {"version": 2}),
+        (long, 0, None),
+        ("s", 0, None),
+    ]
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said.startswith("Could not use 3 objects of the flag data: flag 'f', ")
+    assert f"flag {'k' * 100!r}..., not an object" in said and long not in said
+    assert "segment 's'" in said and "answers MALFORMED_FLAG" in said
 
 
 def test_builder_skips_objects_of_no_shape_and_says_so_once(
@@ -176,11 +227,14 @@ def test_builder_skips_objects_of_no_shape_and_says_so_once(
     b.put_object("x")
     b.put_object({"kind": 7, "key": "f", "version": 1, "object": {}})
     b.delete_object([])
+    b.put_object({"kind": "flag", "key": None, "version": 1, "object": {}})
     b.put_object({"kind": "gizmo", "object": "later protocols may say anything"})
     b.put_object(PUT)
     assert [c.key for c in b.payload_transferred(DONE).changes] == ["f"]
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(said) == 1 and said[0].startswith("Ignored 3 objects")
+    assert len(said) == 1 and said[0].startswith("Could not use 4 objects")
+    assert "a delete-object whose data is not an object" in said[0]
+    assert "MALFORMED_FLAG" not in said[0]  # (none named: all skipped)
     b.server_intent(INTENT_FULL)
     b.payload_transferred(DONE)  # a clean payload says nothing
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1

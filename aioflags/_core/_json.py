@@ -8,6 +8,7 @@ input it cannot use raises :class:`ProtocolError`, never ``RecursionError``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final, NoReturn, TypeAlias
 
 from ._exceptions import ProtocolError
@@ -16,12 +17,15 @@ __all__ = [
     "RAW_DATA",
     "RAW_EVENT",
     "RAW_OBJECT",
+    "TOO_DEEP",
     "JSONObject",
     "JSONValue",
     "decode_text",
     "parse",
+    "parse_or_cut",
     "raw_decode",
     "raw_object",
+    "shallow_decode",
 ]
 
 #: Any JSON value: None, bool, int, float, str, list or dict of JSON values.
@@ -30,6 +34,10 @@ __all__ = [
 #: narrow values they already know the shape of.
 JSONValue: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
+
+
+#: What a value nested past the JSON scanner's recursion limit is refused with.
+TOO_DEEP: Final = "JSON nested too deeply to parse"
 
 
 def _no_constants(name: str) -> NoReturn:
@@ -62,9 +70,35 @@ def parse(data: bytes | str) -> JSONValue:
     try:
         return _DECODER.decode(text)
     except RecursionError:
-        raise ProtocolError("JSON nested too deeply to parse") from None
+        raise ProtocolError(TOO_DEEP) from None
     except ValueError as exc:  # JSONDecodeError, and too many digits in a number
         raise ProtocolError(f"invalid JSON: {exc}") from None
+
+
+def parse_or_cut(data: bytes | str) -> tuple[JSONValue, bool]:
+    """One JSON document as :func:`parse` reads it, and whether it was read whole.
+
+    A document nested past the scanner's recursion limit, which
+    :func:`parse` refuses, is read with each container past 32 levels as
+    None (False: see :func:`shallow_decode`), for a caller that can use
+    its top (an FDv2 object's kind and key, to name it as unusable).
+
+    Raises:
+        ProtocolError: invalid UTF-8 or JSON, or more after the value.
+    """
+    text = decode_text(data) if isinstance(data, bytes) else data
+    if text.startswith("\ufeff"):  # (as parse)
+        text = text[1:]
+    try:
+        return _DECODER.decode(text), True
+    except RecursionError:
+        pass  # (read shallowly below, outside the handler's frame)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid JSON: {exc}") from None
+    value, end = shallow_decode(text)
+    if text[_WHITESPACE.match(text, end).end() :]:  # type: ignore[union-attr]
+        raise ProtocolError(f"invalid JSON: extra data at char {end}")
+    return value, False
 
 
 def decode_text(data: bytes) -> str:
@@ -90,9 +124,61 @@ def raw_decode(text: str, pos: int) -> tuple[JSONValue, int]:
     try:
         return _DECODER.raw_decode(text, pos)
     except RecursionError:
-        raise ProtocolError("JSON nested too deeply to parse") from None
+        raise ProtocolError(TOO_DEEP) from None
     except ValueError as exc:
         raise ProtocolError(f"invalid JSON: {exc}") from None
+
+
+#: How deep the containers :func:`shallow_decode` keeps may nest.
+SHALLOW_DEPTH: Final = 32
+#: A JSON string, or a bracket (what nesting is counted from).
+_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}]')
+_CLOSING: Final = {"[": "]", "{": "}"}
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+
+
+def shallow_decode(text: str, pos: int = 0) -> tuple[JSONValue, int]:
+    """The JSON value at ``text[pos:]``, each container past 32 levels read as None; where it ends.
+
+    For a value :func:`raw_decode` refuses as nested too deeply (:data:`TOO_DEEP`): what is
+    near its top (an FDv2 object's ``kind``, ``key`` and ``version``) can
+    still be read, in linear time and with no recursion past
+    :data:`SHALLOW_DEPTH`. The cut containers' brackets must match; what
+    else they hold is not checked (the value is unusable anyway: the
+    caller says so). What is kept is checked as strictly as :func:`parse`.
+
+    Raises:
+        ProtocolError: the value is invalid JSON, or does not end in ``text``.
+    """
+    start = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
+    if text[start : start + 1] not in _CLOSING:
+        return raw_decode(text, start)  # a scalar: nothing nests
+    kept: list[str] = []
+    last = start
+    opened: list[str] = []  # the closing bracket of each open container
+    cut = -1  # where the container being cut began
+    for match in _TOKENS.finditer(text, start):
+        token = match.group()
+        if token in _CLOSING:
+            opened.append(_CLOSING[token])
+            if len(opened) == SHALLOW_DEPTH + 1:
+                cut = match.start()
+        elif token[0] != '"':  # a closing bracket
+            if not opened or opened.pop() != token:
+                raise ProtocolError(
+                    f"invalid JSON: unmatched {token!r} at char {match.start()}"
+                )
+            if cut >= 0 and len(opened) == SHALLOW_DEPTH:
+                kept += (text[last:cut], "null")
+                last, cut = match.end(), -1
+            if not opened:
+                kept.append(text[last : match.end()])
+                flat = "".join(kept)
+                value, size = raw_decode(flat, 0)
+                if size != len(flat):
+                    raise ProtocolError("invalid JSON: a value ends early")
+                return value, match.end()
+    raise ProtocolError("invalid JSON: the value does not end")
 
 
 #: Where a raw change's object sits in its JSON text.

@@ -152,7 +152,12 @@ class Change:
 
     @property
     def obj(self) -> JSONObject | None:
-        """The flag or segment JSON for a put (None for a delete)."""
+        """The flag or segment JSON for a put (None for a delete).
+
+        A put with None is of an object its source could not use (an FDv2
+        ``put-object`` without an integer ``version`` or an object): the
+        store keeps it as malformed, answering MALFORMED_FLAG.
+        """
         obj = self._obj
         if obj is None and self._raw is not None:
             obj = raw_object(self._raw, self._path)

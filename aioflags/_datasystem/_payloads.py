@@ -14,7 +14,13 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import _DECODER, RAW_DATA, RAW_EVENT
+from aioflags._core._json import (
+    _DECODER,
+    RAW_DATA,
+    RAW_EVENT,
+    TOO_DEEP,
+    shallow_decode,
+)
 from aioflags._core._pacing import Pacer
 
 from ._datatypes import (
@@ -51,6 +57,9 @@ __all__ = [
 logger = logging.getLogger("aioflags.datasource")
 _KINDS: Final = {"flag": ObjectKind.FLAG, "segment": ObjectKind.SEGMENT}
 _INTENTS: Final = {i.value: i for i in IntentCode}
+#: How many unusable objects of a payload its WARNING names (the rest counted).
+_NAMED: Final = 5
+_NO_VERSION: Final = "has no integer 'version'"
 
 
 def over_limit(what: str, limit: int, *, changes: bool = False) -> ProtocolError:
@@ -171,6 +180,28 @@ def put_meta(obj: JSONObject) -> tuple[ObjectMeta, tuple[str, ...]]:
     )
 
 
+def _named(key: str) -> str:
+    """A key as a WARNING names it: quoted and escaped, and at most 100 characters."""
+    return repr(key) if len(key) <= 100 else f"{key[:100]!r}..."
+
+
+def _say_unusable(count: int, first: tuple[str, ...], *, served: bool) -> None:
+    """The one WARNING of a payload with ``count`` objects it could not use, ``first`` named."""
+    more = count - len(first)
+    logger.warning(
+        "Could not use %d object%s of the flag data: %s%s. %sThe rest of"
+        " the payload applies",
+        count,
+        "" if count == 1 else "s",
+        "; ".join(first),
+        f"; and {more:,} more" if more else "",
+        "An evaluation of a flag named answers MALFORMED_FLAG, as does"
+        " one reaching a segment named. "
+        if served
+        else "",
+    )
+
+
 def _segment_nodes(rules: JSONValue) -> list[str]:
     """``"s" + key`` for each segment a ``segmentMatch`` clause names."""
     found: list[str] = []
@@ -205,11 +236,11 @@ class ChangeSetBuilder:
 
     __slots__ = (
         "_changes",
-        "_ignored",
         "_intent",
         "_nodes",
         "_patterns",
         "_size",
+        "_unusable",
         "max_bytes",
         "max_changes",
     )
@@ -233,48 +264,88 @@ class ChangeSetBuilder:
         #: the last change of a node counting: what the store compiles, with
         #: no walk over the changes (every queued put is in it if it has any).
         self._nodes: dict[str, tuple[str, ...]] = {}
-        #: The payload's objects ignored as having no shape at all (their
-        #: ``data`` is not an object, or has no string ``kind``): how many,
-        #: and what the first one was. Said in one line as the payload ends.
-        self._ignored: tuple[int, str] = (0, "")
+        #: The payload's objects this SDK cannot use, said in one WARNING
+        #: as the payload ends: how many, and the first few, each named by
+        #: its kind and key (it is served as MALFORMED_FLAG) or, with no
+        #: key to name it by, by what it was (it is skipped).
+        self._unusable: tuple[int, tuple[str, ...], bool] = (0, (), False)
 
-    def _known(self, event: str, data: JSONValue) -> tuple[JSONObject, str] | None:
-        """``data`` and its kind, if this SDK knows it; None: skipped (said, or counted).
+    def _known(self, event: str, data: JSONValue) -> tuple[JSONObject, str, str] | None:
+        """``data``, its kind and its key, if this SDK can name the object; None: skipped.
 
         An object of a kind this SDK does not know (a later protocol's) is
-        skipped whatever else it holds; one without a shape (its ``data``
-        not an object, its ``kind`` not a string) is skipped and counted,
-        said as the payload ends. One of a known kind must be whole (the
-        caller checks the rest).
+        skipped whatever else it holds, said at DEBUG; one with no shape to
+        name it by (its ``data`` not an object, its ``kind`` or ``key`` not
+        a string) is skipped and said as the payload ends. The caller
+        checks the rest (:meth:`_unusable`).
         """
         if type(data) is not dict:
-            self._ignore(event, "data is not an object")
+            self._note(f"a {event} whose data is not an object")
             return None
         kind = data.get("kind")
         if type(kind) is not str:
-            self._ignore(event, "kind is not a string")
+            self._note(f"a {event} whose kind is not a string")
             return None
         if kind not in _KINDS:
             logger.debug("Ignoring %s of unknown kind %r", event, kind)
             return None
-        return data, kind
+        key = data.get("key")
+        if type(key) is not str:
+            self._note(f"a {event} of a {kind} whose key is not a string")
+            return None
+        return data, kind, key
 
-    def _ignore(self, event: str, why: str) -> None:
-        count, first = self._ignored
-        self._ignored = (count + 1, first or f"a {event} whose {why}")
+    def _note(self, what: str, *, served: bool = False) -> None:
+        """One object of this payload cannot be used: said as the payload ends.
 
-    def _tell_ignored(self) -> None:
-        count, first = self._ignored
-        if count:
-            logger.warning(
-                "Ignored %d object%s of the flag data that %s no shape this SDK"
-                " can read (the first: %s); the rest of the payload applies",
-                count,
-                "" if count == 1 else "s",
-                "has" if count == 1 else "have",
-                first,
+        ``served``: it is named, and served as MALFORMED_FLAG (else skipped).
+        """
+        count, first, named = self._unusable
+        if len(first) < _NAMED:
+            first = (*first, what)
+        self._unusable = (count + 1, first, named or served)
+
+    def _unusable_item(
+        self, event: str, kind: str, key: str, version: JSONValue, why: str
+    ) -> None:
+        """Flag or segment ``key`` of this payload cannot be used: it is served as MALFORMED_FLAG.
+
+        Put with no object (:attr:`Change.obj` None), which the store keeps
+        as malformed: its evaluations answer their default with
+        MALFORMED_FLAG, and a flag that reaches it too, as for a flag whose
+        fields have the wrong types. Said as the payload ends.
+        """
+        self._note(f"{kind} {_named(key)}, whose {event} {why}", served=True)
+        self._changes.append(
+            Change(
+                action=ChangeKind.PUT,
+                kind=_KINDS[kind],
+                key=key,
+                version=version if type(version) is int else 0,
             )
-            self._ignored = (0, "")
+        )
+        self._nodes.pop(("f" if kind == "flag" else "s") + key, None)
+        self._check_count()
+
+    def too_deep(self, event: str, data: JSONValue) -> None:
+        """A ``put-object`` or ``delete-object`` nested too deeply to parse.
+
+        ``data`` is its data as :func:`~aioflags._core._json.shallow_decode`
+        reads it: the object it names is served as MALFORMED_FLAG (or, with
+        no kind and key to name it by, skipped), and said as the payload ends.
+        """
+        known = self._known(event, data)
+        if known is not None:
+            body, kind, key = known
+            self._unusable_item(
+                event, kind, key, body.get("version"), "is nested too deeply to parse"
+            )
+
+    def _tell_unusable(self) -> None:
+        count, first, served = self._unusable
+        if count:
+            _say_unusable(count, first, served=served)
+            self._unusable = (0, (), False)
 
     @property
     def intent(self) -> IntentCode | None:
@@ -340,10 +411,21 @@ class ChangeSetBuilder:
             known = self._known("put-object", data)
             if known is None:
                 return
-            body, kind = known
-            key = _field(body, "key", str, "put-object")
-            version = _field(body, "version", int, "put-object")
-            obj = _field(body, "object", dict, "put-object")
+            body, kind, key = known
+            version = body.get("version")
+            obj = body.get("object")
+            if type(version) is not int:
+                self._unusable_item("put-object", kind, key, 0, _NO_VERSION)
+                return
+            if type(obj) is not dict:
+                self._unusable_item(
+                    "put-object",
+                    kind,
+                    key,
+                    version,
+                    "has no 'object' that is an object",
+                )
+                return
         if raw is not None:
             self._size += len(raw)
             if self._size > self.max_bytes:
@@ -379,9 +461,11 @@ class ChangeSetBuilder:
         known = self._known("delete-object", data)
         if known is None:
             return
-        body, kind = known
-        key = _field(body, "key", str, "delete-object")
-        version = _field(body, "version", int, "delete-object")
+        body, kind, key = known
+        version = body.get("version")
+        if type(version) is not int:
+            self._unusable_item("delete-object", kind, key, 0, _NO_VERSION)
+            return
         self._changes.append(
             Change(
                 action=ChangeKind.DELETE, kind=_KINDS[kind], key=key, version=version
@@ -408,7 +492,7 @@ class ChangeSetBuilder:
         self._size = 0
         self._patterns = {}
         self._nodes = {}
-        self._ignored = (0, "")
+        self._unusable = (0, (), False)
 
     def payload_transferred(self, data: JSONValue) -> ChangeSet:
         """Handle ``payload-transferred``: emit the change set and clear the queue."""
@@ -417,7 +501,7 @@ class ChangeSetBuilder:
         version = _field(body, "version", int, "payload-transferred")
         if self._intent is None:
             raise ProtocolError("changeset: cannot complete without a server-intent")
-        self._tell_ignored()
+        self._tell_unusable()
         change_set = ChangeSet._raw(
             self._intent,
             self._changes,
@@ -438,7 +522,8 @@ def _poll_event(
 ) -> ChangeSet | None:
     """One element of a poll body's ``events``; a change set ends the payload."""
     if not isinstance(item, dict):
-        raise ProtocolError("Invalid payload: every event must be an object")
+        builder._note("an event that is not an object")
+        return None
     name = item.get("event")
     data = item.get("data")
     if name == "server-intent":
@@ -451,6 +536,18 @@ def _poll_event(
     elif name == "payload-transferred":
         return builder.payload_transferred(data)
     return None
+
+
+def _too_deep(builder: ChangeSetBuilder, item: JSONValue) -> None:
+    """An element of a poll body's ``events`` nested too deeply to parse (read shallowly).
+
+    A ``put-object`` or ``delete-object`` names the object it cannot use
+    (:meth:`ChangeSetBuilder.too_deep`); any other event refuses the payload.
+    """
+    name = item.get("event") if type(item) is dict else None
+    if name not in ("put-object", "delete-object"):
+        raise ProtocolError(TOO_DEEP)
+    builder.too_deep(name, item.get("data"))
 
 
 _NO_EVENTS: Final = "didn't receive any known protocol events in polling payload"
@@ -556,11 +653,22 @@ class _Window:
 
     async def value(self, pos: int) -> tuple[JSONValue, int, int]:
         """The JSON value at ``pos``, where it starts and ends now (strictly, as :func:`parse`)."""
+        value, pos, end, whole = await self.value_or_cut(pos)
+        if not whole:
+            raise ProtocolError(TOO_DEEP)
+        return value, pos, end
+
+    async def value_or_cut(self, pos: int) -> tuple[JSONValue, int, int, bool]:
+        """:meth:`value`, and whether it was read whole: nested too deeply, it is read shallowly.
+
+        See :func:`~aioflags._core._json.shallow_decode` (False: what nests
+        past 32 levels is None).
+        """
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.text, pos)
             except RecursionError:
-                raise ProtocolError("JSON nested too deeply to parse") from None
+                break  # (read shallowly below, outside the handler's frame)
             except ValueError as exc:
                 if self.eof:
                     raise ProtocolError(
@@ -570,8 +678,17 @@ class _Window:
                 continue
             # A number at the window's end may go on in the next chunk.
             if end < len(self.text) or self.eof:
-                return value, pos, end
+                return value, pos, end, True
             pos = await self.more(pos)
+        while True:
+            try:
+                value, end = shallow_decode(self.text, pos)
+            except ProtocolError:
+                if self.eof:
+                    raise
+                pos = await self.more(pos, max(1, len(self.text) - pos))
+                continue
+            return value, pos, end, False
 
     def _describe(self, exc: ValueError) -> str:
         if isinstance(exc, JSONDecodeError):
@@ -612,19 +729,21 @@ async def _events(
             pos = await w.more(pos, w.reserve - (size - pos))
             text = w.text
             size = len(text)
+        whole = True
         try:
             item, end = scan(text, pos)
-        except RecursionError:
-            raise ProtocolError("JSON nested too deeply to parse") from None
-        except (StopIteration, ValueError):
-            end = -1  # incomplete, or invalid: the slow path says which
+        except (RecursionError, StopIteration, ValueError):
+            end = -1  # incomplete, invalid or too deep: the slow path says which
         if end < 0 or (end >= size and not w.eof):
-            item, pos, end = await w.value(pos)
+            item, pos, end, whole = await w.value_or_cut(pos)
             text = w.text
             size = len(text)
         if end - pos > w.reserve >> 1:
             w.reserve = 2 * (end - pos)
-        if result is None:
+        if not whole:
+            if result is None:  # (after the payload: checked, not used)
+                _too_deep(builder, item)
+        elif result is None:
             data = item.get("data") if type(item) is dict else None
             if type(data) is dict and item.get("event") == "put-object":
                 kind = data.get("kind")
@@ -781,7 +900,13 @@ async def _parse_stream(
     return result
 
 
-def _items(data: JSONObject, field: str) -> list[Change]:
+def _items(data: JSONObject, field: str, unusable: list[str]) -> list[Change]:
+    """An FDv1 payload's flags or segments as puts; ``unusable`` gets those it cannot use.
+
+    An item that is not an object with an integer ``version`` is put with
+    no object, as :class:`ChangeSetBuilder` puts an unusable FDv2 object:
+    it answers MALFORMED_FLAG, and the rest of the payload applies.
+    """
     items = data.get(field)
     if items is None:
         return []
@@ -790,19 +915,21 @@ def _items(data: JSONObject, field: str) -> list[Change]:
     kind = ObjectKind.FLAG if field == "flags" else ObjectKind.SEGMENT
     out = []
     for key, obj in items.items():
-        if not isinstance(obj, dict) or type(obj.get("version")) is not int:
-            raise ProtocolError(
-                f"FDv1 payload: {field}/{key} must be an object with a version"
+        if isinstance(obj, dict) and type(obj.get("version")) is int:
+            out.append(
+                Change(
+                    action=ChangeKind.PUT,
+                    kind=kind,
+                    key=key,
+                    version=obj["version"],
+                    obj=obj,
+                )
             )
-        out.append(
-            Change(
-                action=ChangeKind.PUT,
-                kind=kind,
-                key=key,
-                version=obj["version"],
-                obj=obj,
+        else:
+            unusable.append(
+                f"{kind.value} {_named(key)}, not an object with an integer version"
             )
-        )
+            out.append(Change(action=ChangeKind.PUT, kind=kind, key=key, version=0))
     return out
 
 
@@ -822,10 +949,11 @@ def fdv1_full(data: JSONValue, *, max_changes: int | None = None) -> ChangeSet:
         )
         if count > max_changes:
             raise over_limit("the payload", max_changes, changes=True)
-    return ChangeSet(
-        intent=IntentCode.TRANSFER_FULL,
-        changes=(*_items(body, "flags"), *_items(body, "segments")),
-    )
+    unusable: list[str] = []
+    changes = (*_items(body, "flags", unusable), *_items(body, "segments", unusable))
+    if unusable:
+        _say_unusable(len(unusable), tuple(unusable[:_NAMED]), served=True)
+    return ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=changes)
 
 
 #: Where an FDv1 ``patch`` or ``delete`` path points.

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MALFORMED",
     "NOT_FOUND",
+    "UNUSABLE",
     "CompiledFlag",
     "CompiledSegment",
     "MalformedAbort",
@@ -74,6 +75,12 @@ _TARGET_MATCH: Final = Reason({"kind": "TARGET_MATCH"})
 
 class MalformedAbort(Exception):
     """Aborts a whole evaluation with MALFORMED_FLAG (cycles, invalid references)."""
+
+
+#: Why a flag or segment put with no object (``Change.obj`` None) is
+#: malformed: its source could not use what the flag data held for it, and
+#: said so then (``ChangeSetBuilder``), so its compile logs nothing more.
+UNUSABLE: Final = "the flag data held no usable object for it (logged as it arrived)"
 
 
 class _Bad(Exception):
@@ -624,7 +631,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.variations = ()
     try:
         if not isinstance(raw, dict):
-            raise _Bad("a flag must be a JSON object")
+            raise _Bad("a flag must be a JSON object" if raw is not None else UNUSABLE)
         ratio = raw.get("samplingRatio", 1)
         flag.sampling_ratio = 1 if ratio is None else ratio if type(ratio) is int else 0
         flag.exclude_from_summaries = raw.get("excludeFromSummaries") is True
@@ -647,7 +654,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     except _Bad as exc:
         flag.malformed = str(exc)
         flag.constant = MALFORMED
-        if _first("Flag", key, flag.version):
+        if raw is not None and _first("Flag", key, flag.version):
             logger.error(
                 "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
             )
@@ -933,7 +940,9 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
     seg.contains = None
     try:
         if not isinstance(raw, dict):
-            raise _Bad("a segment must be a JSON object")
+            raise _Bad(
+                "a segment must be a JSON object" if raw is not None else UNUSABLE
+            )
         version = raw.get("version")
         if type(version) is int:
             seg.version = version
@@ -988,7 +997,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
         )
         seg.rules = ()
         seg.contains = None
-        if _first("Segment", key, seg.version):
+        if raw is not None and _first("Segment", key, seg.version):
             logger.error(
                 "Segment %r is malformed: flags that reach it evaluate to "
                 "MALFORMED_FLAG: %s",

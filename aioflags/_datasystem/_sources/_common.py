@@ -23,7 +23,7 @@ from httpx_sse import SSEError
 
 from aioflags._core._checks import check_seconds, check_url
 from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import parse
+from aioflags._core._json import parse, parse_or_cut
 from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
@@ -49,6 +49,7 @@ __all__ = [
     "fallback_directive",
     "is_recoverable",
     "parse_json",
+    "parse_json_or_cut",
     "poll_interval",
     "root_cause",
     "send",
@@ -377,6 +378,21 @@ async def parse_json(body: bytes | str) -> JSONValue:
         return parse(body)
     return await anyio.to_thread.run_sync(
         parse, body, abandon_on_cancel=True, limiter=sdk_limiter()
+    )
+
+
+async def parse_json_or_cut(body: bytes | str) -> tuple[JSONValue, bool]:
+    """:func:`parse_json`, but JSON nested too deeply is read shallowly (False).
+
+    See :func:`aioflags._core._json.parse_or_cut`.
+
+    Raises:
+        ProtocolError: the body is not UTF-8, or not JSON.
+    """
+    if len(body) < _THREAD_PARSE_BYTES:
+        return parse_or_cut(body)
+    return await anyio.to_thread.run_sync(
+        parse_or_cut, body, abandon_on_cancel=True, limiter=sdk_limiter()
     )
 
 

@@ -53,6 +53,7 @@ from ._common import (
     failure,
     fallback_directive,
     parse_json,
+    parse_json_or_cut,
     send,
 )
 from ._sse import aiter_sse
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 
     from httpx_sse import ServerSentEvent
 
+    from aioflags._core._json import JSONValue
     from aioflags._core._settings import Settings
     from aioflags._datasystem._context import SourceContext
 
@@ -346,10 +348,14 @@ async def _fdv2_event(
         if intent is IntentCode.TRANSFER_NONE:
             return Update(state=SourceState.VALID, environment_id=env)
     elif name == "put-object":
-        # The change keeps the event's text: the store compiles it on first use.
-        builder.put_object(await parse_json(sse.data), sse.data, RAW_DATA)
+        data = await _object_data(builder, name, sse.data)
+        if data is not None:
+            # The change keeps the event's text: the store compiles it on first use.
+            builder.put_object(data, sse.data, RAW_DATA)
     elif name == "delete-object":
-        builder.delete_object(await parse_json(sse.data))
+        data = await _object_data(builder, name, sse.data)
+        if data is not None:
+            builder.delete_object(data)
     elif name == "payload-transferred":
         change_set = builder.payload_transferred(await parse_json(sse.data))
         return Update(
@@ -362,6 +368,22 @@ async def _fdv2_event(
         logger.info("The flag service said goodbye: %s", sse.data)
     else:
         logger.debug("Ignoring unexpected stream event %r", name)
+    return None
+
+
+async def _object_data(
+    builder: ChangeSetBuilder, name: str, text: str
+) -> JSONValue | None:
+    """A ``put-object`` or ``delete-object`` event's data; None: nested too deeply.
+
+    The object such an event names cannot be used: the builder serves it
+    as MALFORMED_FLAG and says so as the payload ends, and the rest of the
+    payload applies (:meth:`ChangeSetBuilder.too_deep`).
+    """
+    data, whole = await parse_json_or_cut(text)
+    if whole:
+        return data
+    builder.too_deep(name, data)
     return None
 
 
