@@ -34,7 +34,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._evaluation",),
     ("aioflags._datasystem._datatypes",),
     ("aioflags._datasystem._patterns",),
-    ("aioflags._datasystem._context", "aioflags._datasystem._payloads"),
+    (
+        "aioflags._datasystem._context",
+        "aioflags._datasystem._mirror",
+        "aioflags._datasystem._payloads",
+    ),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
     ("aioflags._datasystem._store",),
     ("aioflags._datasystem._config",),

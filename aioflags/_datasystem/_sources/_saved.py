@@ -22,7 +22,6 @@ and that is said once.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -37,14 +36,12 @@ import anyio.to_thread
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError, ProtocolError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._core._json import RAW_DATA, RAW_EVENT
 from aioflags._datasystem._datatypes import (
     Basis,
-    Change,
-    ChangeKind,
     ChangeSet,
     IntentCode,
 )
+from aioflags._datasystem._mirror import EventMirror
 from aioflags._datasystem._payloads import parse_fdv2_poll_text
 
 if TYPE_CHECKING:
@@ -266,12 +263,8 @@ class StateSaver:
     def __init__(self, saved: SavedState, clock: Clock) -> None:
         self._saved = saved
         self._clock = clock
-        self._mirror: dict[str, dict[str, tuple[int, str | None]]] = {
-            "flag": {},
-            "segment": {},
-        }
+        self._mirror = EventMirror()
         self._queue: list[ChangeSet] = []
-        self._full_seen = False
         self._dirty = anyio.Event()
         # change sets submitted, and how many of them the file holds
         self._submitted = 0
@@ -295,28 +288,7 @@ class StateSaver:
     def _fold(self) -> None:
         queue, self._queue = self._queue, []
         for change_set in queue:
-            if change_set.intent is IntentCode.TRANSFER_FULL:
-                self._full_seen = True
-                for items in self._mirror.values():
-                    items.clear()
-            compare = change_set.compare_versions
-            for item in change_set._items:
-                if isinstance(item, Change):
-                    kind, key, version = item.kind.value, item.key, item.version
-                    text = _event_of(item)
-                else:  # a raw put: (kind, key, version, raw, path, ...)
-                    kind, key, version, raw, path = item[:5]
-                    if path == RAW_EVENT:
-                        text = raw
-                    elif path == RAW_DATA:
-                        text = f'{{"event":"put-object","data":{raw}}}'
-                    else:  # (no other place a put's text comes from)
-                        text = _event_of(Change._raw_put(*item[:5]))
-                items = self._mirror[kind]
-                old = items.get(key)
-                if compare and old and old[0] >= version:
-                    continue
-                items[key] = (version, text)
+            self._mirror.fold(change_set)
 
     async def run(self) -> None:
         """Write the mirror whenever it changed, at most once per interval."""
@@ -339,7 +311,7 @@ class StateSaver:
         self._dirty = anyio.Event()
         submitted = self._submitted
         self._fold()
-        if not self._full_seen:
+        if not self._mirror.full:
             self._saved_up_to = submitted
             return  # not the whole data set: nothing to start from yet
         text = self._text()
@@ -380,28 +352,13 @@ class StateSaver:
             '{"event":"server-intent","data":{"payloads":[{"id":"saved-state",'
             '"target":0,"intentCode":"xfer-full"}]}}'
         ]
-        for items in self._mirror.values():
-            events.extend(text for _, text in items.values() if text is not None)
+        events.extend(self._mirror.full_events())
         events.append('{"event":"payload-transferred","data":{"state":"","version":0}}')
         head = (
             f'{{"format":"{FORMAT}","version":{_VERSION},"saved_at":{wall_ms()},'
             '"events":['
         )
         return head + ",".join(events) + "]}"
-
-
-def _event_of(change: Change) -> str | None:
-    """A change as a ``put-object`` event's text (None: a delete, or a tombstone)."""
-    obj = change.obj
-    if change.action is ChangeKind.DELETE or obj is None or obj.get("deleted") is True:
-        return None
-    data = {
-        "kind": change.kind.value,
-        "key": change.key,
-        "version": change.version,
-        "object": obj,
-    }
-    return json.dumps({"event": "put-object", "data": data}, separators=(",", ":"))
 
 
 #: How every file :class:`StateSaver` writes begins (and a file at the
