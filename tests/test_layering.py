@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
     ("aioflags._datasystem._store",),
+    ("aioflags._datasystem._plane",),
     ("aioflags._datasystem._config",),
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),

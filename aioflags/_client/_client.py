@@ -577,6 +577,19 @@ class Client:
         )
 
     @property
+    def plane_role(self) -> str | None:
+        """This process's place on the flag plane: ``"leader"``, ``"follower"`` or None.
+
+        None without ``plane=`` in the data system, before the client
+        starts, after it closes, and when the plane could not be used (this
+        process then reads the flag service itself; an ERROR said why).
+        See docs/scaling.md.
+
+        Added in version 0.2.0.
+        """
+        return self._life.plane_role
+
+    @property
     def data_source_status(self) -> DataSourceStatus | None:
         """The data system's own status (state, since, last error, FDv1 fallback)."""
         layer = self._life.layer

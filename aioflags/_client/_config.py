@@ -486,6 +486,12 @@ class Config(Frozen):
             self.data_system, DataSystem
         ):
             raise ConfigurationError(_data_system_problem(self.data_system))
+        system = self.data_system
+        if self.offline and system is not None and system.plane is not None:
+            raise ConfigurationError(
+                "offline=True takes no flag plane: an offline client reads no"
+                " upstream for the processes of a host to share (drop plane=...)"
+            )
         check_seconds("ready_timeout", self.ready_timeout, allow_zero=True)
         for name in (
             "initial_retry_delay",

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._datatypes import ChangeSet
     from aioflags._datasystem._store import Store
+    from aioflags._datasystem._supervisor import Supervisor
 
     from ._config import Config
     from ._evaluator import Evaluator
@@ -86,6 +87,7 @@ class Run:
         "loop",
         "scope",
         "store",
+        "supervisor",
         "task",
     )
 
@@ -114,6 +116,8 @@ class Run:
         self.host = anyio.get_current_task().id
         #: Its tasks were cancelled from outside the client (its loop ended).
         self.abandoned = False
+        #: The supervisor of its data system, once started (its plane role).
+        self.supervisor: Supervisor | None = None
 
     def spawn(self, func: Callable[[], Coroutine[object, object, None]]) -> None:
         """Start a status timer in this run's task group (never after it ended)."""
@@ -173,6 +177,14 @@ class Lifecycle:
         #: the client it waits on has stopped (its status will not change).
         self.ended = 0
         self.layer: StatusLayer | None = None  # the last run's (data_source_status)
+
+    @property
+    def plane_role(self) -> str | None:
+        """The run's place on its flag plane (None: no plane, or not running)."""
+        run = self.run
+        if run is None or run.supervisor is None or run.scope.cancel_called:
+            return None
+        return run.supervisor.plane_role
 
     @property
     def state(self) -> State:
@@ -497,6 +509,7 @@ class Lifecycle:
                     environment=run.evaluator.record_environment_id,
                     preload=preload,
                 )
+                run.supervisor = supervisor
                 inner.start_soon(supervisor.run)
         finally:
             run.inner = None

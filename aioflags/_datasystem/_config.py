@@ -18,6 +18,7 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
 from ._context import is_local_source, mark_local
+from ._plane._config import Plane, plane_of
 from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
@@ -45,6 +46,17 @@ def _no_saved_state(preset: str, saved_state: object, why: str) -> None:
             " fetched from the flag service to save. Saved state is for the"
             " presets that are: DataSystem.default(), .streaming(), .polling()"
             " and .custom()"
+        )
+
+
+def _no_plane(preset: str, plane: object, why: str) -> None:
+    """A clear error for ``plane=`` given to a preset that reads no network."""
+    if plane is not None:
+        raise ConfigurationError(
+            f"DataSystem.{preset}() takes no plane: {why}, so there is no upstream"
+            " for the processes of a host to share. The flag plane is for the"
+            " presets that read the flag service: DataSystem.default(),"
+            " .streaming(), .polling() and .custom()"
         )
 
 
@@ -90,6 +102,9 @@ class DataSystem(Frozen):
             (``aioflags.sources.saved_state``): read first, as the first
             initializer, and written as the network's data arrives; ``None``:
             none. Added in version 0.2.0.
+        plane: the flag plane this process shares its upstream on with the
+            other processes of its host (the presets' ``plane=PATH``;
+            docs/scaling.md); ``None``: none. Added in version 0.2.0.
 
     Added in version 0.1.0.
     """
@@ -104,6 +119,7 @@ class DataSystem(Frozen):
         "store",
         "store_mode",
         "saved_state",
+        "plane",
     )
     initializers: tuple[InitializerFactory, ...]
     synchronizers: tuple[SynchronizerFactory, ...]
@@ -114,6 +130,7 @@ class DataSystem(Frozen):
     store: PersistentStore | None
     store_mode: StoreMode
     saved_state: SavedState | None
+    plane: Plane | None
 
     def __init__(
         self,
@@ -127,6 +144,7 @@ class DataSystem(Frozen):
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_ONLY,
         saved_state: SavedState | None = None,
+        plane: Plane | None = None,
     ) -> None:
         initializers = _sources(initializers)
         if saved_state is not None and not _is_saved_state(saved_state):
@@ -145,6 +163,7 @@ class DataSystem(Frozen):
         set_field(self, "store", store)
         set_field(self, "store_mode", store_mode)
         set_field(self, "saved_state", saved_state)
+        set_field(self, "plane", plane_of(plane, "custom"))
         self._validate()
 
     def _validate(self) -> None:
@@ -182,6 +201,7 @@ class DataSystem(Frozen):
         *,
         store: PersistentStore | None = None,
         saved_state: str | os.PathLike[str] | SavedState | None = None,
+        plane: str | os.PathLike[str] | None = None,
     ) -> DataSystem:
         """The recommended data system: streaming, with polling to fall back on.
 
@@ -196,6 +216,11 @@ class DataSystem(Frozen):
         max_age=..., interval=...)``): the client starts from the data saved
         there, if recent enough, before the network answers, and the data
         from the network is saved there (docs/data-system.md).
+
+        With ``plane`` (a Unix socket's path): the processes of this host
+        given the same path share one upstream: one of them leads and runs
+        this data system, the others follow its data over the socket
+        (docs/scaling.md, "The flag plane").
         """
         from ._sources import _polling, _streaming
 
@@ -207,6 +232,7 @@ class DataSystem(Frozen):
             ),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(),
             saved_state=_saved(saved_state),
+            plane=plane_of(plane, "default"),
         )._with_store(store)
 
     @classmethod
@@ -215,10 +241,11 @@ class DataSystem(Frozen):
         *,
         store: PersistentStore | None = None,
         saved_state: str | os.PathLike[str] | SavedState | None = None,
+        plane: str | os.PathLike[str] | None = None,
     ) -> DataSystem:
         """FDv2 streaming only; FDv1 polling as the directed fallback.
 
-        ``store``, ``saved_state``: as for :meth:`default`.
+        ``store``, ``saved_state``, ``plane``: as for :meth:`default`.
         """
         from ._sources import _polling, _streaming
 
@@ -226,6 +253,7 @@ class DataSystem(Frozen):
             synchronizers=(_streaming.streaming_synchronizer(),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(),
             saved_state=_saved(saved_state),
+            plane=plane_of(plane, "streaming"),
         )._with_store(store)
 
     @classmethod
@@ -235,10 +263,11 @@ class DataSystem(Frozen):
         *,
         store: PersistentStore | None = None,
         saved_state: str | os.PathLike[str] | SavedState | None = None,
+        plane: str | os.PathLike[str] | None = None,
     ) -> DataSystem:
         """FDv2 polling only, every ``interval`` seconds; FDv1 polling as the directed fallback.
 
-        ``store``, ``saved_state``: as for :meth:`default`.
+        ``store``, ``saved_state``, ``plane``: as for :meth:`default`.
         """
         from ._sources import _polling
 
@@ -247,10 +276,13 @@ class DataSystem(Frozen):
             synchronizers=(_polling.polling_synchronizer(interval=interval),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
             saved_state=_saved(saved_state),
+            plane=plane_of(plane, "polling"),
         )._with_store(store)
 
     @classmethod
-    def daemon(cls, store: PersistentStore, *, saved_state: None = None) -> DataSystem:
+    def daemon(
+        cls, store: PersistentStore, *, saved_state: None = None, plane: None = None
+    ) -> DataSystem:
         """Daemon mode: flags only from ``store``, never from the network.
 
         Another process (LaunchDarkly's Relay Proxy, an SDK or an aioflags
@@ -263,13 +295,15 @@ class DataSystem(Frozen):
         data read last stays served. Flags need no SDK key here, but analytics
         events do: give ``Config`` the key (without it the client sends no
         events and warns at start), or ``send_events=False``.
-        ``saved_state`` is refused: the store keeps the data itself.
+        ``saved_state`` and ``plane`` are refused: the store keeps the data
+        itself, and is what the processes share.
 
         Added in version 0.1.0.
         """
         if store is None:
             raise ConfigurationError("DataSystem.daemon() needs a store")
         _no_saved_state("daemon", saved_state, "the store keeps the data itself")
+        _no_plane("daemon", plane, "every process reads the store itself")
         # No sources and a store: the supervisor runs the store as the only
         # synchronizer (stores.md: no data sources configured = daemon mode).
         return cls(
@@ -309,6 +343,7 @@ class DataSystem(Frozen):
         reload: bool = False,
         interval: float = 1.0,
         saved_state: None = None,
+        plane: None = None,
     ) -> DataSystem:
         """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
 
@@ -333,6 +368,7 @@ class DataSystem(Frozen):
         if not paths:
             raise ConfigurationError("DataSystem.file() needs at least one path")
         _no_saved_state("file", saved_state, "the flag files are the data on disk")
+        _no_plane("file", plane, "every process reads the flag files itself")
         for path in paths:
             if not isinstance(path, (str, os.PathLike)):
                 raise ConfigurationError(
@@ -356,6 +392,7 @@ class DataSystem(Frozen):
         store: PersistentStore | None = None,
         store_mode: StoreMode = StoreMode.READ_WRITE,
         saved_state: str | os.PathLike[str] | SavedState | None = None,
+        plane: str | os.PathLike[str] | None = None,
     ) -> DataSystem:
         """Any sources: async-generator factories called with a SourceContext.
 
@@ -363,17 +400,22 @@ class DataSystem(Frozen):
         read-write mode) and, in ``StoreMode.READ_WRITE``, every applied change
         set is written to it; ``StoreMode.READ_ONLY`` reads it but never writes. A store with no
         sources at all is daemon mode (:meth:`daemon`). ``saved_state``: as
-        for :meth:`default` (its initializer first).
+        for :meth:`default` (its initializer first). ``plane``: as for
+        :meth:`default`; refused when every source is local (files).
         """
         initializers, synchronizers = _sources(initializers), _sources(synchronizers)
         if store is not None and not initializers and not synchronizers:
-            return cls.daemon(store)
-        return cls(
+            return cls.daemon(store, plane=plane)  # type: ignore[arg-type]  # (refused there)
+        system = cls(
             initializers=initializers,
             synchronizers=synchronizers,
             fdv1_fallback=fdv1_fallback,
             saved_state=_saved(saved_state),
+            plane=plane_of(plane, "custom"),
         )._with_store(store, store_mode)
+        if system.plane is not None and is_local(system):
+            _no_plane("custom", plane, "every source of this one is local")
+        return system
 
     def with_timings(
         self,

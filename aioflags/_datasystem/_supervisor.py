@@ -61,6 +61,7 @@ from ._stores._mode import StoreMode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from contextlib import AbstractAsyncContextManager
+    from random import Random
 
     from anyio.abc import TaskStatus
 
@@ -69,6 +70,9 @@ if TYPE_CHECKING:
     from ._config import DataSystem
     from ._context import InitializerFactory, SourceContext, SynchronizerFactory
     from ._datatypes import ChangeSet
+    from ._mirror import EventMirror
+    from ._plane._config import Plane
+    from ._plane._leader import PlaneServer
     from ._sources._saved import Preload, StateSaver
     from ._store import Store
     from ._stores._gate import Refresher
@@ -128,6 +132,28 @@ def _is_basis(item: object) -> TypeGuard[Basis]:
     return isinstance(item, Basis)
 
 
+#: How long a follower may be without a leader before it says its data may be old.
+_LEADERLESS: Final = 1.0
+
+
+class _Retry:
+    """A follower's waits between attempts to reach a leader: 5 ms doubling to 500 ms, jittered."""
+
+    __slots__ = ("_delay", "_random")
+
+    def __init__(self, random: Random) -> None:
+        self._random = random
+        self._delay = 0.005
+
+    def reset(self) -> None:
+        self._delay = 0.005
+
+    def next(self) -> float:
+        delay = self._delay
+        self._delay = min(delay * 2, 0.5)
+        return delay * (0.5 + self._random.random() / 2)
+
+
 class _Outcome(enum.Enum):
     FDV1 = "fdv1"
     REMOVE = "remove"
@@ -151,6 +177,8 @@ class _StatusTracker:
         self.status = DataSourceStatus(
             state=SourceState.INITIALIZING, since=clock.now()
         )
+        #: Told each new status too (a plane's leader, for its followers).
+        self.also: Callable[[DataSourceStatus], None] | None = None
 
     def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
         """A source (or the supervisor) raised: report it.
@@ -215,6 +243,8 @@ class _StatusTracker:
             fdv1_fallback=fallback,
         )
         self._listener.data_source_status(self.status)
+        if self.also is not None:
+            self.also(self.status)
 
 
 class Supervisor:
@@ -257,6 +287,16 @@ class Supervisor:
         #: Saves the network's data to ``DataSystem.saved_state`` (None: not asked).
         self._saver: StateSaver | None = None
         self._apply_lock = anyio.Lock()
+        #: With a flag plane: the applied data as event texts (for followers,
+        #: and to serve them at once if this process comes to lead), the
+        #: server while it leads, and its role (docs/scaling.md).
+        self._mirror: EventMirror | None = None
+        self._server: PlaneServer | None = None
+        self.plane_role: str | None = None
+        if system.plane is not None:
+            from ._mirror import EventMirror
+
+            self._mirror = EventMirror()
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False
         # A store and sources: the store is served beside them until they deliver.
@@ -318,19 +358,29 @@ class Supervisor:
                     self._lookups,
                 )
             try:
-                await self._run(task_status=task_status)
+                if system.plane is None:
+                    await self._run(task_status=task_status)
+                else:
+                    task_status.started()
+                    await self._on_plane(system.plane)
             finally:
                 if self._saver is not None:  # what it has not saved yet
                     await self._saver.close()
             store_reader.cancel_scope.cancel()
 
-    async def _run(self, *, task_status: TaskStatus[None]) -> None:
+    async def _run(
+        self,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+        resume: bool = False,
+    ) -> None:
+        """The data system, until it is OFF; ``resume``: from the data held (no initializer)."""
         task_status.started()
         try:
             # The directive cancels this scope from inside: whatever FDv2 work
             # is still under way (a source, a failover timer) stops there.
             with anyio.CancelScope() as self._fdv2_scope:
-                await self._fdv2()
+                await self._fdv2(resume=resume)
             if self._run_fdv1:
                 await self._fdv1()
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
@@ -355,8 +405,8 @@ class Supervisor:
         assert self._fdv2_scope is not None
         self._fdv2_scope.cancel()
 
-    async def _fdv2(self) -> None:
-        if await self._initializers():
+    async def _fdv2(self, *, resume: bool = False) -> None:
+        if not resume and await self._initializers():
             self._fall_back_to_fdv1()
         elif self._synchronizer_factories:
             await self._synchronizers()
@@ -572,6 +622,13 @@ class Supervisor:
             # The sources delivered: their data is authoritative, nothing is
             # waited for or read through from the store from now on.
             lookups.stop()
+        mirror = self._mirror
+        if mirror is not None:
+            events = mirror.fold(change_set)
+            if self._server is not None:
+                self._server.publish(change_set, events)
+        # (on a plane, only its leader writes: the data is the same)
+        persist = persist and self.plane_role != "follower"
         if persist and self._writer is not None:
             self._writer.submit(change_set)
         if persist and self._saver is not None:
@@ -585,6 +642,129 @@ class Supervisor:
                 return
             changed = await self._store.apply(change_set)
         self._listener.data_changed(changed)
+
+    # ---------------------------------------------------------------- plane
+    async def _on_plane(self, plane: Plane) -> None:
+        """Lead or follow on ``plane`` until the client closes (docs/scaling.md).
+
+        Lead while this process holds the lock; else follow the leader's
+        socket, and when it closes, try the lock again. A path that cannot
+        be used (not a socket, another environment's leader...) is one
+        ERROR, and this process runs its own upstream as if it had no plane.
+        """
+        from ._plane._lock import PlaneUnusable, try_lead
+        from ._plane._wire import environment_of
+
+        environment = environment_of(self._context.config.sdk_key)
+        retry = _Retry(self._context.random)
+        lost: float | None = None  # when this follower lost its leader
+        try:
+            while True:
+                lease = try_lead(plane.lock_path)
+                if lease is not None:
+                    # A follower that takes the lead goes on from the data it
+                    # holds: no initializer, and its followers served at once.
+                    followed = self.plane_role == "follower"
+                    try:
+                        await self._lead(plane, environment, resume=followed)
+                    finally:
+                        lease.release()
+                    return
+                self._role("follower", plane)
+                if await self._follow(plane, environment):
+                    retry.reset()
+                    lost = self._clock.now()
+                    logger.info(
+                        "The leader of the flag plane at %s is gone: taking its"
+                        " place, or following the one who does",
+                        plane.path,
+                    )
+                elif lost is not None and self._clock.now() - lost >= _LEADERLESS:
+                    self._leaderless(plane, lost)
+                await self._clock.sleep(retry.next())
+        except PlaneUnusable as exc:
+            logger.error(
+                "The flag plane cannot be used: %s. This process reads the flag"
+                " service itself, as if it had no plane, until it is restarted",
+                exc,
+            )
+            self._role(None, plane)
+            await self._run(resume=self._store.initialized)
+
+    async def _lead(self, plane: Plane, environment: str, *, resume: bool) -> None:
+        """Run the data system, serving what it applies to the followers, until closed.
+
+        ``resume``: from the data it holds (it followed), with no initializer.
+        """
+        from ._plane._leader import PlaneServer
+
+        assert self._mirror is not None
+        server = PlaneServer(
+            plane.path, environment, self._mirror, lambda: self._status.status
+        )
+        listener = await server.listen()
+        async with anyio.create_task_group() as group:
+            group.start_soon(server.serve, listener)
+            self._server = server
+            self._status.also = server.publish_status
+            self._role("leader", plane)
+            try:
+                await self._run(resume=resume)
+                await anyio.sleep_forever()  # OFF: its last data stays served
+            finally:
+                self._server = None
+                self._status.also = None
+                group.cancel_scope.cancel()
+
+    async def _follow(self, plane: Plane, environment: str) -> bool:
+        """Follow the leader until its socket closes; whether a leader took this process."""
+        from ._plane._follower import Following, follow
+
+        following = Following()
+        try:
+            async with aclosing(
+                follow(
+                    plane.path,
+                    environment,
+                    self._context.config,
+                    self._clock,
+                    following,
+                )
+            ) as updates:
+                async for update in updates:
+                    await self._handle(update)
+        except ProtocolError as exc:
+            logger.warning(
+                "The flag plane's leader at %s sent data this process cannot use"
+                " (%s): reconnecting",
+                plane.path,
+                exc,
+            )
+        return following.connected
+
+    def _leaderless(self, plane: Plane, since: float) -> None:
+        """No leader has taken this follower for a while: its data may be old."""
+        if self._status.status.state is SourceState.VALID:
+            self._status.update(
+                SourceState.INTERRUPTED,
+                ErrorInfo(
+                    kind=ErrorKind.NETWORK_ERROR,
+                    message=f"no leader on the flag plane at {plane.path} for"
+                    f" {self._clock.now() - since:.1f} s",
+                    time=self._clock.now(),
+                ),
+            )
+
+    def _role(self, role: str | None, plane: Plane) -> None:
+        """This process's place on the plane: one INFO line when it changes."""
+        if role == self.plane_role:
+            return
+        self.plane_role = role
+        if role is None:
+            logger.info("This process no longer uses the flag plane at %s", plane.path)
+        else:
+            verb = "leads" if role == "leader" else "follows the leader of"
+            logger.info("This process %s the flag plane at %s", verb, plane.path)
 
     # ----------------------------------------------------------------- FDv1
     async def _fdv1_item(self, item: object) -> bool:

@@ -1,0 +1,163 @@
+"""A follower's data source: the leader's data and status, from the plane's socket.
+
+:func:`follow` connects, says hello, and yields an :class:`Update` for
+each payload the leader sends (read by FDv2's own event code, into the
+same change sets a network source makes) and for each status it reports.
+It ends when the leader goes (its socket closes: a close, a crash, a
+``kill -9``), or when nobody listens yet; the supervisor then tries to
+lead, or follows again.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING, Final, final
+
+import anyio
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind, SourceState, Update
+from aioflags._datasystem._payloads import ChangeSetBuilder, _poll_event
+from aioflags._datasystem._sources._common import parse_json
+from aioflags._datasystem._sources._sse import LineSplitter
+
+from . import _wire as wire
+from ._lock import PlaneUnusable
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from aioflags._core._clock import Clock
+    from aioflags._core._json import JSONValue
+    from aioflags._core._settings import Settings
+
+__all__ = ["Following", "follow"]
+
+#: How long the leader has to answer a hello.
+_HELLO_SECONDS: Final = 5.0
+_KINDS: Final = {kind.value: kind for kind in ErrorKind}
+
+
+@final
+class Following:
+    """What one :func:`follow` saw: whether it reached a leader that took it."""
+
+    __slots__ = ("connected",)
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+async def follow(
+    path: str,
+    environment: str,
+    config: Settings,
+    clock: Clock,
+    following: Following,
+) -> AsyncGenerator[Update, None]:
+    """The leader's payloads and statuses as updates, until its socket closes.
+
+    Ends at once when nothing listens at ``path`` (no leader yet).
+
+    Raises:
+        PlaneUnusable: something that is not a socket is at ``path``, or the
+            leader refused this process (another environment or wire version).
+        ProtocolError: the leader sent what FDv2's event code cannot use.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(found.st_mode):
+        raise PlaneUnusable(f"the plane's path {path} is not a socket: left as it is")
+    try:
+        stream = await anyio.connect_unix(path)
+    except OSError:
+        return  # nobody listens (a leader starting, or gone)
+    async with stream:
+        await stream.send(wire.hello(environment))
+        reader = BufferedByteReceiveStream(stream)
+        line: bytes | None = None
+        with anyio.move_on_after(_HELLO_SECONDS):
+            try:
+                line = await reader.receive_until(b"\n", wire.MAX_HELLO)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound):
+                return
+        if line is None:
+            return
+        _check_hello(path, wire.read_hello(line), environment)
+        following.connected = True
+        builder = ChangeSetBuilder(
+            max_changes=config.max_payload_changes, max_bytes=config.max_payload_bytes
+        )
+        lines = LineSplitter(config.max_payload_bytes)
+        pending = b""  # (what came after the hello, the reader gives first)
+        while True:
+            for text in lines.feed(pending):
+                if text:
+                    update = await _update(builder, text, clock)
+                    if update is not None:
+                        yield update
+            try:
+                pending = await reader.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                return  # the leader went
+
+
+def _check_hello(
+    path: str, said: tuple[int, str, str | None] | None, environment: str
+) -> None:
+    """Raise :class:`PlaneUnusable` unless the leader's hello takes this process."""
+    if said is None:
+        raise PlaneUnusable(f"what listens at {path} is no flag plane's leader")
+    version, theirs, refused = said
+    if refused is not None:
+        raise PlaneUnusable(
+            f"the leader of the flag plane at {path} refused: {refused}"
+        )
+    if version != wire.VERSION:
+        raise PlaneUnusable(
+            f"the leader of the flag plane at {path} speaks wire version {version},"
+            f" and this process {wire.VERSION}"
+        )
+    if theirs != environment:
+        raise PlaneUnusable(
+            f"the leader of the flag plane at {path} serves another environment"
+            " (another SDK key)"
+        )
+
+
+async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update | None:
+    """One line of the leader's: a payload's end or a status as an update (None: neither)."""
+    item = await parse_json(text)
+    if type(item) is dict and item.get("event") == "plane-status":
+        return _status(item.get("data"), clock)
+    change_set = _poll_event(builder, item, text)
+    if change_set is None:
+        return None
+    return Update(state=SourceState.VALID, change_set=change_set)
+
+
+def _status(data: JSONValue, clock: Clock) -> Update | None:
+    """The leader's status as this follower's: VALID, or INTERRUPTED with its error."""
+    if type(data) is not dict:
+        return None
+    state = data.get("state")
+    if state == SourceState.VALID.value:
+        return Update(state=SourceState.VALID)
+    if state not in (SourceState.INTERRUPTED.value, SourceState.OFF.value):
+        return None  # initializing: nothing to say yet
+    error = data.get("error")
+    said: dict[str, JSONValue] = error if type(error) is dict else {}
+    name, code, message = said.get("kind"), said.get("status_code"), said.get("message")
+    kind = _KINDS.get(name) if type(name) is str else None
+    return Update(
+        state=SourceState.INTERRUPTED,
+        error=ErrorInfo(
+            kind=kind or ErrorKind.UNKNOWN,
+            status_code=code if type(code) is int else 0,
+            message=f"the flag plane's leader: {message or state}",
+            time=clock.now(),
+        ),
+    )

@@ -1,0 +1,254 @@
+"""The leader's side: its data, then each change set and its status, to every follower.
+
+:class:`PlaneServer` listens on the plane's socket (``0600``). A follower
+that names the same environment and wire version gets a hello, the
+leader's status and, once the leader has a whole data set, that data set;
+then every change set the leader applies and every status it reports, in
+order, as :mod:`._wire` writes them (each written once, the same bytes
+queued for every follower). A follower that stops reading has at most
+:data:`BEHIND_BYTES` of changes queued for it; past that it is
+disconnected, and reconnects to the whole data set. A full transfer
+replaces what was queued. Nothing a follower does reaches the leader's
+evaluations or the other followers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from collections import deque
+from typing import TYPE_CHECKING, Final, final
+
+import anyio
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from aioflags._datasystem._datatypes import IntentCode
+
+from . import _wire as wire
+from ._lock import PlaneUnusable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from anyio.abc import SocketListener, SocketStream
+
+    from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus
+    from aioflags._datasystem._mirror import EventMirror
+
+__all__ = ["BEHIND_BYTES", "PlaneServer"]
+
+logger = logging.getLogger("aioflags.datasource")
+
+#: How far a follower may fall behind, in bytes of change sets queued for it.
+BEHIND_BYTES: Final = 16 * 1024 * 1024
+#: What a follower's going away raises.
+_GONE: Final = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+#: How long a follower has to send its hello.
+_HELLO_SECONDS: Final = 5.0
+
+
+@final
+class _Outbox:
+    """The bytes queued for one follower, bounded (:data:`BEHIND_BYTES`)."""
+
+    __slots__ = ("_pieces", "_scope", "_size", "_wake", "over")
+
+    def __init__(self) -> None:
+        self._pieces: deque[bytes] = deque()
+        self._size = 0
+        self._wake = anyio.Event()
+        self._scope = anyio.CancelScope()  # the pump's: a send stuck on it ends
+        self.over = False  # fell behind past the bound: to be disconnected
+
+    def put(self, data: bytes, *, full: bool = False) -> None:
+        """Queue ``data`` (a full transfer replaces what is queued)."""
+        if full:
+            self._pieces.clear()
+            self._size = 0
+        elif self._size + len(data) > BEHIND_BYTES:
+            self.over = True  # (what it holds is dropped with it)
+            self._pieces.clear()
+            self._size = 0
+            self._scope.cancel()  # (its pump may wait on a send it never reads)
+            return
+        self._pieces.append(data)
+        self._size += len(data)
+        self._wake.set()
+
+    async def pump(self, stream: SocketStream) -> None:
+        """Send what is queued as it comes, until the follower falls too far behind or goes."""
+        with self._scope, contextlib.suppress(*_GONE):
+            while not self.over:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while self._pieces and not self.over:
+                    data = self._pieces.popleft()
+                    self._size -= len(data)
+                    await stream.send(data)
+
+
+@final
+class PlaneServer:
+    """Serves the leader's data to the followers on the plane's socket.
+
+    ``environment``: this process's (:func:`._wire.environment_of`);
+    ``mirror``: the applied data as event texts; ``status``: the current
+    data-source status. :meth:`publish` and :meth:`publish_status` are
+    synchronous and never block: they queue.
+    """
+
+    __slots__ = ("_environment", "_followers", "_mirror", "_path", "_status")
+
+    def __init__(
+        self,
+        path: str,
+        environment: str,
+        mirror: EventMirror,
+        status: Callable[[], DataSourceStatus],
+    ) -> None:
+        self._path = path
+        self._environment = environment
+        self._mirror = mirror
+        self._status = status
+        self._followers: set[_Outbox] = set()
+
+    @property
+    def followers(self) -> int:
+        """How many followers are connected now."""
+        return len(self._followers)
+
+    def publish(self, change_set: ChangeSet, events: list[str]) -> None:
+        """A change set the leader applied (``events``: what it changed, :meth:`EventMirror.fold`)."""
+        if not self._followers or change_set.intent is IntentCode.TRANSFER_NONE:
+            return
+        full = change_set.intent is IntentCode.TRANSFER_FULL
+        data = wire.changes(change_set.intent, events, self._mirror.selector)
+        for outbox in self._followers:
+            outbox.put(data, full=full)
+
+    def publish_status(self, status: DataSourceStatus) -> None:
+        """The leader's data-source status changed."""
+        if self._followers:
+            data = wire.status(status)
+            for outbox in self._followers:
+                outbox.put(data)
+
+    async def listen(self) -> SocketListener:
+        """The plane's socket, made (``0600``) for this leader.
+
+        A socket left there by a leader that is gone is replaced (the
+        caller holds the lock: nobody serves it).
+
+        Raises:
+            PlaneUnusable: something that is not a socket is at the path
+                (left as it is), or the socket cannot be made there.
+        """
+        path = self._path
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise PlaneUnusable(
+                f"cannot use the plane's path {path} ({exc.strerror or exc})"
+            ) from None
+        else:
+            if not stat.S_ISSOCK(found.st_mode):
+                raise PlaneUnusable(
+                    f"the plane's path {path} is not a socket: left as it is"
+                )
+        try:
+            return await anyio.create_unix_listener(path, mode=0o600)
+        except OSError as exc:
+            raise PlaneUnusable(
+                f"cannot make the plane's socket {path} ({exc.strerror or exc})"
+            ) from None
+
+    async def serve(self, listener: SocketListener) -> None:
+        """Serve followers on ``listener`` until cancelled; the socket is removed as it ends."""
+        path = self._path
+        made = os.stat(path).st_ino
+        try:
+            async with listener:
+                await listener.serve(self._follower)
+        finally:
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_ino == made:  # still ours
+                    os.unlink(path)
+
+    async def _follower(self, stream: SocketStream) -> None:
+        """One follower's connection, start to end (never raises)."""
+        async with stream:
+            try:
+                await self._serve_one(stream)
+            except _GONE:
+                pass  # it went away
+            except Exception:  # a bug of ours: this follower reconnects
+                logger.exception("The flag plane's leader failed serving a follower")
+
+    async def _serve_one(self, stream: SocketStream) -> None:
+        reader = BufferedByteReceiveStream(stream)
+        line: bytes | None = None
+        with anyio.move_on_after(_HELLO_SECONDS):
+            try:
+                line = await reader.receive_until(b"\n", wire.MAX_HELLO)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound):
+                return
+        if line is None:
+            return  # no hello in time
+        said = wire.read_hello(line)
+        refused = _refusal(said, self._environment)
+        if refused is not None:
+            await stream.send(wire.hello(self._environment, refused))
+            return
+        outbox = _Outbox()
+        mirror = self._mirror
+        # What it gets first and what comes after, with no await between.
+        first = wire.hello(self._environment) + wire.status(self._status())
+        if mirror.full:
+            first += wire.changes(
+                IntentCode.TRANSFER_FULL, mirror.full_events(), mirror.selector
+            )
+        outbox.put(first, full=True)
+        self._followers.add(outbox)
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def closed() -> None:
+                    # It sends nothing after its hello: read until its end.
+                    with contextlib.suppress(*_GONE):
+                        while True:
+                            await reader.receive()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(closed)
+                await outbox.pump(stream)
+                group.cancel_scope.cancel()
+            if outbox.over:
+                logger.info(
+                    "A follower of the flag plane at %s fell more than %d MiB"
+                    " behind: disconnected (it reconnects to the whole data set)",
+                    self._path,
+                    BEHIND_BYTES // (1024 * 1024),
+                )
+        finally:
+            self._followers.discard(outbox)
+
+
+def _refusal(said: tuple[int, str, str | None] | None, environment: str) -> str | None:
+    """Why a follower's hello is refused (None: it is not)."""
+    if said is None:
+        return "no aioflags-plane hello"
+    version, theirs, _ = said
+    if version != wire.VERSION:
+        return f"wire version {version}, and this leader speaks {wire.VERSION}"
+    if theirs != environment:
+        return "another environment (another SDK key) leads this plane"
+    return None

@@ -1,0 +1,93 @@
+"""Who leads: an exclusive ``flock`` on the plane's lock file, freed by the OS however its holder ends.
+
+The lock file is opened close-on-exec, and a forked child closes its copy
+without unlocking (``os.register_at_fork``): a fork after the client
+started (gunicorn's ``--preload``) never holds, or frees, its parent's
+lock. The file itself is never deleted: another process may be waiting on
+it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from typing import Final, final
+
+__all__ = ["Lease", "PlaneUnusable", "try_lead"]
+
+#: The file descriptors of the leases this process holds.
+_HELD: Final[set[int]] = set()
+
+
+def _close_inherited() -> None:
+    """In a forked child: close the parent's lease descriptors, never unlocking them.
+
+    ``flock`` locks belong to the open file description the parent and the
+    child now share: unlocking here would free the parent's lock; closing
+    this copy leaves it held by the parent.
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_close_inherited)
+
+
+class PlaneUnusable(Exception):
+    """The plane's path cannot be used (not a socket, not a regular lock file...): why, naming it."""
+
+
+@final
+class Lease:
+    """The exclusive lock on a plane's lock file: this process leads until :meth:`release`."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+        _HELD.add(fd)
+
+    def release(self) -> None:
+        """Free the lock (closing the file frees it); idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _HELD.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def try_lead(lock_path: str) -> Lease | None:
+    """The lease, if no other process leads now; None if one does.
+
+    The lock file is made (``0600``) if it is not there; it is never
+    followed as a link.
+
+    Raises:
+        PlaneUnusable: it cannot be opened, or it is not a regular file.
+    """
+    import fcntl
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(lock_path, flags, 0o600)
+    except OSError as exc:
+        raise PlaneUnusable(
+            f"cannot open the plane's lock file {lock_path} ({exc.strerror or exc})"
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PlaneUnusable(
+                f"the plane's lock file {lock_path} is not a regular file: left as it is"
+            )
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Lease(fd)

@@ -1,0 +1,120 @@
+"""The plane's wire: a hello line each way, then FDv2 events, one JSON object a line.
+
+Each side's first line names the wire's version and the environment (a
+hash of the SDK key, never the key)::
+
+    aioflags-plane 1 <environment>
+
+The leader answers a follower of another environment or version with its
+own hello and ``refused: <why>``, and closes. Then the leader sends FDv2's
+events as a poll body holds them (``{"event": ..., "data": ...}``), one a
+line: a ``server-intent``, the ``put-object`` events of its whole data set
+and a ``payload-transferred`` with its selector; then each change set it
+applies, the same way (``xfer-changes``); and ``plane-status`` events, its
+data-source status. A follower reads them with FDv2's own event code
+(:func:`aioflags._datasystem._payloads._poll_event`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Final
+
+from aioflags._datasystem._datatypes import IntentCode, SourceState
+
+if TYPE_CHECKING:
+    from aioflags._datasystem._datatypes import DataSourceStatus, Selector
+
+__all__ = [
+    "MAX_HELLO",
+    "VERSION",
+    "changes",
+    "environment_of",
+    "hello",
+    "read_hello",
+    "status",
+]
+
+#: The wire's version: a follower of another one is refused.
+VERSION: Final = 1
+#: The longest hello line either side reads, in bytes.
+MAX_HELLO: Final = 512
+_MAGIC: Final = "aioflags-plane"
+_COMPACT: Final = (",", ":")
+
+
+def environment_of(sdk_key: str | None) -> str:
+    """The environment a plane names: a hash of the SDK key (never the key)."""
+    digest = hashlib.sha256(("aioflags-plane:" + (sdk_key or "")).encode())
+    return digest.hexdigest()[:32]
+
+
+def hello(environment: str, refused: str | None = None) -> bytes:
+    """This side's first line (the leader's, with ``refused``, says why it closes)."""
+    line = f"{_MAGIC} {VERSION} {environment}"
+    if refused is not None:
+        line += " refused: " + refused.replace("\n", " ")
+    return (line + "\n").encode()
+
+
+def read_hello(line: bytes) -> tuple[int, str, str | None] | None:
+    """A hello line's version, environment and refusal (None: no hello at all)."""
+    text = line.decode("utf-8", "replace").rstrip("\r\n")
+    magic, _, rest = text.partition(" ")
+    version, _, rest = rest.partition(" ")
+    environment, _, refusal = rest.partition(" ")
+    if magic != _MAGIC or not version.isdigit() or not environment:
+        return None
+    why = refusal.removeprefix("refused: ") if refusal else None
+    return int(version), environment, why
+
+
+def _line(text: str) -> str:
+    """An event's text on one line (a pretty-printed poll body's spans several)."""
+    if "\n" in text or "\r" in text:
+        return json.dumps(json.loads(text), separators=_COMPACT)
+    return text
+
+
+def changes(intent: IntentCode, events: list[str], selector: Selector) -> bytes:
+    """A payload: its ``server-intent``, ``events`` and ``payload-transferred``, a line each."""
+    code = "xfer-full" if intent is IntentCode.TRANSFER_FULL else "xfer-changes"
+    head = json.dumps(
+        {
+            "event": "server-intent",
+            "data": {
+                "payloads": [
+                    {"id": "plane", "target": selector.version, "intentCode": code}
+                ]
+            },
+        },
+        separators=_COMPACT,
+    )
+    tail = json.dumps(
+        {
+            "event": "payload-transferred",
+            "data": {"state": selector.state, "version": selector.version},
+        },
+        separators=_COMPACT,
+    )
+    lines = [head, *map(_line, events), tail]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def status(current: DataSourceStatus) -> bytes:
+    """A ``plane-status`` event: the leader's data-source state and last error."""
+    error = current.error
+    data = {
+        "state": current.state.value,
+        "error": None
+        if error is None or current.state is SourceState.VALID
+        else {
+            "kind": error.kind.value,
+            "message": error.message,
+            "status_code": error.status_code,
+        },
+    }
+    return (
+        json.dumps({"event": "plane-status", "data": data}, separators=_COMPACT) + "\n"
+    ).encode()

@@ -1,0 +1,317 @@
+"""The flag plane: the processes of a host share one upstream (issue 78, docs/scaling.md).
+
+Clients in one process take the plane's lock on open file descriptions of
+their own, so each is a process of the plane as far as the lock, the
+socket and the wire go: most tests here run several clients in the test's
+own process against the real loopback FlagServer, on a real Unix socket.
+tests/test_plane_processes.py runs real worker processes (kill -9, fork).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import aioflags
+from aioflags import (
+    Client,
+    Config,
+    ConfigurationError,
+    Context,
+    DataSystem,
+    ProviderStatus,
+    SourceState,
+)
+from aioflags.testing import FlagServer
+from tests.flags import STRING_FLAG
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("user-1")
+STREAM = "/sdk/stream"
+OFF = {**STRING_FLAG, "fallthrough": {"variation": 1}}
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> str:
+    return str(tmp_path / "flags.plane")
+
+
+def config(server: FlagServer, plane: str | None, **kwargs: Any) -> Config:
+    return server.config(
+        data_system=DataSystem.streaming(plane=plane),
+        send_events=False,
+        ready_timeout=5.0,
+        initial_retry_delay=0.05,
+        **kwargs,
+    )
+
+
+async def value(client: Client, key: str = "f") -> object:
+    return await client.variation(key, USER, "default")
+
+
+async def until(client: Client, expected: object) -> None:
+    """Until ``client`` serves ``expected`` for "f" (re-checked at each change event)."""
+    changed = anyio.Event()
+
+    def handler(_: aioflags.EventDetails) -> None:
+        changed.set()
+
+    event = aioflags.ProviderEvent.CONFIGURATION_CHANGED
+    client.add_handler(event, handler)
+    try:
+        with anyio.fail_after(5):
+            while await value(client) != expected:
+                await changed.wait()
+                changed = anyio.Event()
+    finally:
+        client.remove_handler(event, handler)
+
+
+def role_of(client: Client) -> str | None:
+    """Read through a call, so mypy does not narrow the role across a block's end."""
+    return client.plane_role
+
+
+@asynccontextmanager
+async def serving() -> AsyncIterator[FlagServer]:
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        yield server
+
+
+async def test_one_leads_the_others_follow_with_one_stream_upstream(
+    plane: str,
+) -> None:
+    async with serving() as server:
+        async with Client(config(server, plane)) as leader:
+            assert leader.plane_role == "leader"
+            assert await value(leader) == "on"
+            async with (
+                Client(config(server, plane)) as first,
+                Client(config(server, plane)) as second,
+            ):
+                for follower in (first, second):
+                    assert follower.plane_role == "follower"
+                    assert follower.status is ProviderStatus.READY
+                    assert await value(follower) == "on"
+                server.set_flag("f", OFF)
+                for client in (leader, first, second):
+                    await until(client, "off")
+                assert len(server.requests_to(STREAM)) == 1
+                assert len(server.requests_to("/sdk/poll")) == 0
+                status = first.data_source_status
+                assert status is not None and status.state is SourceState.VALID
+            assert leader.plane_role == "leader"
+        assert role_of(leader) is None  # (closed)
+    assert os.listdir(Path(plane).parent) == ["flags.plane.lock"]
+
+
+async def test_a_closed_leader_hands_over_and_no_default_is_served(
+    plane: str,
+) -> None:
+    async with (
+        serving() as server,
+        Client(config(server, plane)) as leader,
+        Client(config(server, plane)) as first,
+        Client(config(server, plane)) as second,
+    ):
+        seen: list[object] = []
+
+        async def watch() -> None:
+            while True:
+                seen.extend([await value(first), await value(second)])
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            await leader.aclose()
+            with anyio.fail_after(5):  # the new leader's upstream
+                await server.wait_for_requests(STREAM, 2)
+            roles = sorted([str(first.plane_role), str(second.plane_role)])
+            assert roles == ["follower", "leader"]
+            new = server.requests_to(STREAM)[1]
+            assert new.query["basis"] == server.state  # from the data it held
+            server.set_flag("f", OFF)
+            await until(first, "off")
+            await until(second, "off")
+            group.cancel_scope.cancel()
+        assert "default" not in seen and "on" in seen
+        for client in (first, second):
+            assert client.status is ProviderStatus.READY
+
+
+async def test_an_upstream_outage_reaches_the_followers_and_recovers(
+    plane: str,
+) -> None:
+    async with (
+        serving() as server,
+        Client(config(server, plane, grace_period=60)) as leader,
+        Client(config(server, plane, grace_period=60)) as follower,
+    ):
+        assert follower.plane_role == "follower"
+        server.fail(STREAM, status=503)
+        server.disconnect_streams()
+        with anyio.fail_after(5):
+            await follower._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+        status = follower.data_source_status
+        assert status is not None and status.error is not None
+        assert "flag plane's leader" in status.error.message
+        assert "503" in status.error.message
+        assert await value(follower) == "on"  # the last good data
+        server.clear_faults()
+        with anyio.fail_after(5):
+            await follower._bus.wait_status(lambda s: s is ProviderStatus.READY)
+        assert leader.status is ProviderStatus.READY
+
+
+async def test_another_environment_on_the_path_is_refused_and_reads_its_own(
+    plane: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving() as server, Client(config(server, plane)) as leader:
+        other = server.config(
+            sdk_key="sdk-another-environment",
+            data_system=DataSystem.streaming(plane=plane),
+            send_events=False,
+            ready_timeout=5.0,
+        )
+        async with Client(other) as stranger:
+            assert stranger.plane_role is None
+            assert await value(stranger) == "on"  # from its own upstream
+        assert leader.plane_role == "leader"
+        assert len(server.requests_to(STREAM)) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert plane in errors[0] and "another environment" in errors[0]
+    assert "reads the flag service itself" in errors[0]
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+async def test_a_path_that_is_not_a_socket_is_refused_and_left_as_it_is(
+    plane: str, what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if what == "file":
+        await anyio.Path(plane).write_bytes(b"somebody's data")
+    else:
+        await anyio.Path(plane).mkdir()
+    async with serving() as server, Client(config(server, plane)) as client:
+        assert client.plane_role is None
+        assert await value(client) == "on"
+    if what == "file":
+        assert await anyio.Path(plane).read_bytes() == b"somebody's data"
+    else:
+        assert await anyio.Path(plane).is_dir()
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"the plane's path {plane} is not a socket: left as it is" in error
+
+
+async def test_only_the_leader_writes_saved_state(tmp_path: Path, plane: str) -> None:
+    async with serving() as server:
+        leader_file, follower_file = (
+            tmp_path / "leader.json",
+            tmp_path / "follower.json",
+        )
+        async with (
+            Client(config(server, plane)) as leader,
+            Client(
+                server.config(
+                    data_system=DataSystem.streaming(
+                        plane=plane, saved_state=follower_file
+                    ),
+                    send_events=False,
+                    ready_timeout=5.0,
+                )
+            ) as follower,
+        ):
+            assert follower.plane_role == "follower"
+            server.set_flag("f", OFF)
+            await until(follower, "off")
+        assert not follower_file.exists()
+        async with Client(
+            server.config(
+                data_system=DataSystem.streaming(plane=plane, saved_state=leader_file),
+                send_events=False,
+                ready_timeout=5.0,
+            )
+        ) as alone:
+            assert alone.plane_role == "leader"
+        assert leader_file.exists()
+        del leader
+
+
+async def test_a_follower_that_stops_reading_is_dropped_and_the_rest_go_on(
+    plane: str,
+) -> None:
+    big = {**STRING_FLAG, "variations": ["x" * 1_000_000, "off"]}
+    async with (
+        FlagServer({"f": big}) as server,
+        Client(config(server, plane)) as leader,
+        Client(config(server, plane)) as follower,
+        await anyio.connect_unix(plane) as stalled,
+    ):
+        from aioflags._datasystem._plane import _wire as wire
+
+        await stalled.send(wire.hello(wire.environment_of("sdk-key")))
+        await stalled.receive()  # (its hello: then it reads no more)
+        for n in range(10):  # 20 MB of changes, past the 16 MiB bound
+            served = f"{n}a" * 1_000_000
+            server.set_flag("f", {**big, "variations": [served, "off"]})
+            await until(leader, served)  # (each its own change set)
+        await until(follower, served)
+        with (  # the stalled one was disconnected
+            anyio.fail_after(5),
+            contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError),
+        ):
+            while True:
+                await stalled.receive()
+        assert follower.plane_role == "follower"
+
+
+@pytest.mark.parametrize(
+    ("line", "refusal"),
+    [
+        (b"aioflags-plane 2 ENV\n", "wire version 2"),
+        (b"aioflags-plane 1 0000\n", "another environment"),
+        (b"GET / HTTP/1.1\n", "no aioflags-plane hello"),
+    ],
+)
+async def test_the_leader_refuses_a_stranger_by_its_hello(
+    plane: str, line: bytes, refusal: str
+) -> None:
+    from aioflags._datasystem._plane import _wire as wire
+
+    async with serving() as server, Client(config(server, plane)) as leader:
+        environment = wire.environment_of("sdk-key")
+        async with await anyio.connect_unix(plane) as stranger:
+            await stranger.send(line.replace(b"ENV", environment.encode()))
+            said = wire.read_hello(await stranger.receive())
+        assert said is not None and said[1] == environment
+        assert said[2] is not None and refusal in said[2]
+        assert leader.plane_role == "leader"
+        assert os.stat(plane).st_mode & 0o777 == 0o600
+
+
+async def test_plane_is_refused_where_there_is_no_upstream_to_share(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "p")
+    with pytest.raises(ValueError, match=r"DataSystem.file\(\) takes no plane"):
+        DataSystem.file(str(tmp_path / "flags.json"), plane=path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"DataSystem.daemon\(\) takes no plane"):
+        DataSystem.daemon(object(), plane=path)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="at most 107"):
+        DataSystem.default(plane="/tmp/" + "p" * 200)
+    with pytest.raises(ConfigurationError, match="offline=True takes no flag plane"):
+        Config("k", offline=True, data_system=DataSystem.default(plane=path))
+    with pytest.raises(ConfigurationError, match="takes the path"):
+        DataSystem.polling(plane=5)  # type: ignore[arg-type]
+    assert DataSystem.default(plane=Path(path)).plane is not None
