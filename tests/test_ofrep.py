@@ -161,6 +161,50 @@ async def test_unknown_flags_and_wrong_methods() -> None:
         assert options.status_code == 404 and options.json()["errorCode"] == "GENERAL"
 
 
+@contextlib.asynccontextmanager
+async def both_targets() -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """HTTP clients of ``serve`` (its FlagServer) and of an ``OFREPApp`` over it."""
+    async with (
+        FlagServer(FLAGS) as server,
+        Client(server.config(send_events=False)) as client,
+        httpx.AsyncClient(base_url=server.url) as served,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=OFREPApp(client, expose="all")),
+            base_url="http://app",
+        ) as app,
+    ):
+        yield {"serve": served, "OFREPApp": app}
+
+
+@pytest.mark.asyncio
+async def test_an_attribute_with_an_empty_name_is_dropped_as_launchdarkly_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Was 400 INVALID_CONTEXT ("context attribute names must be non-empty
+    # strings"); OFREP's document allows any property name, and LaunchDarkly's
+    # SDKs drop an attribute whose name is empty (issue 80).
+    caplog.set_level(logging.DEBUG, logger="aioflags.ofrep")
+    plain = {"context": {"": None, "targetingKey": "0"}}
+    pro = {"context": {"": "x", "targetingKey": "0", "plan": "pro"}}
+    async with both_targets() as targets:
+        for name, http in targets.items():
+            single = await http.post("/ofrep/v1/evaluate/flags/banner", json=plain)
+            assert (single.status_code, single.json()["value"]) == (200, "red"), name
+            # The other attributes still count.
+            single = await http.post("/ofrep/v1/evaluate/flags/banner", json=pro)
+            assert single.json()["reason"] == "TARGETING_MATCH", name
+            bulk = await http.post("/ofrep/v1/evaluate/flags", json=pro)
+            assert bulk.status_code == 200, name
+            banner = next(f for f in bulk.json()["flags"] if f["key"] == "banner")
+            assert banner["value"] == "blue", name
+    dropped = [
+        r
+        for r in caplog.records
+        if r.name == "aioflags.ofrep" and "attribute named ''" in r.getMessage()
+    ]
+    assert [r.levelno for r in dropped] == [logging.DEBUG]  # once per name
+
+
 @pytest.mark.asyncio
 async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
     async with (
