@@ -205,6 +205,27 @@ async def test_an_attribute_with_an_empty_name_is_dropped_as_launchdarkly_does(
     assert [r.levelno for r in dropped] == [logging.DEBUG]  # once per name
 
 
+@pytest.mark.parametrize("path", ["flags/a%0Ab", "flags/a%0A", "flags/%0A", "x%0Ay"])
+@pytest.mark.asyncio
+async def test_every_path_under_ofrep_answers_in_ofrep_s_shapes(path: str) -> None:
+    # `serve` answered a key with a newline {"message": "not found"}: its
+    # route's pattern did not match "\n" (issue 80).
+    async with both_targets() as targets:
+        for name, http in targets.items():
+            answer = await http.post(f"/ofrep/v1/evaluate/{path}", json=U1)
+            assert answer.status_code == 404, name
+            failure = answer.json()
+            if path.startswith("flags/"):
+                key = path.removeprefix("flags/").replace("%0A", "\n")
+                assert failure == {
+                    "key": key,
+                    "errorCode": "FLAG_NOT_FOUND",
+                    "errorDetails": f"no flag {key!r}",
+                }, name
+            else:
+                assert failure["errorCode"] == "GENERAL", name
+
+
 @pytest.mark.asyncio
 async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
     async with (
