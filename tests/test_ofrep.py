@@ -437,7 +437,7 @@ def test_the_python_provider_against_an_aioflags_serve_process(tmp_path: Path) -
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_app(app: Starlette | FastAPI) -> AsyncIterator[str]:
+async def uvicorn_app(app: Starlette | FastAPI | OFREPApp) -> AsyncIterator[str]:
     """``app`` served by uvicorn on 127.0.0.1; yields its URL."""
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -589,7 +589,7 @@ async def test_a_change_stream_ends_once_its_client_closes(
         await started.wait()
         async with (
             uvicorn_app(
-                OFREPApp(clients[0], limits=Limits(ofrep_keepalive=0.05))  # type: ignore[arg-type]
+                OFREPApp(clients[0], limits=Limits(ofrep_keepalive=0.05))
             ) as url,
             httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
             http.stream("GET", "/ofrep/v1/event-stream") as stream,
