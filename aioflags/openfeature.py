@@ -144,7 +144,8 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
     ``anonymous`` and ``privateAttributes`` are LaunchDarkly's; other
     attributes are custom attributes. With ``kind: "multi"``, each other
     attribute is one kind's context: an object with its own ``targetingKey``
-    (or ``key``) and attributes.
+    (or ``key``) and attributes. An attribute whose name is empty is
+    dropped, as LaunchDarkly's SDKs drop it (said once at DEBUG).
 
     Raises:
         TargetingKeyMissingError: no key.
@@ -157,7 +158,7 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         else {}
     )
     try:
-        return context_from(key, attributes)
+        return context_from(key, attributes, logger=logger)
     except ContextError as exc:
         if exc.code == "TARGETING_KEY_MISSING":
             raise TargetingKeyMissingError(str(exc)) from None

@@ -238,8 +238,10 @@ def _no_cover(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _forget_logged_evaluation_noise() -> None:
     """Each test sees the first warning for a flag key or failure (logged once per process)."""
+    from aioflags._client import _ofcontext
     from aioflags._evaluation import _door, _evaluate, _model
 
+    _ofcontext._DROPPED.clear()
     _evaluate._FAILURES.clear()
     _door._UNKNOWN_KEYS.clear()
     _door._NOT_KEYS.clear()

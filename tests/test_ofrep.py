@@ -161,6 +161,71 @@ async def test_unknown_flags_and_wrong_methods() -> None:
         assert options.status_code == 404 and options.json()["errorCode"] == "GENERAL"
 
 
+@contextlib.asynccontextmanager
+async def both_targets() -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """HTTP clients of ``serve`` (its FlagServer) and of an ``OFREPApp`` over it."""
+    async with (
+        FlagServer(FLAGS) as server,
+        Client(server.config(send_events=False)) as client,
+        httpx.AsyncClient(base_url=server.url) as served,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=OFREPApp(client, expose="all")),
+            base_url="http://app",
+        ) as app,
+    ):
+        yield {"serve": served, "OFREPApp": app}
+
+
+@pytest.mark.asyncio
+async def test_an_attribute_with_an_empty_name_is_dropped_as_launchdarkly_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Was 400 INVALID_CONTEXT ("context attribute names must be non-empty
+    # strings"); OFREP's document allows any property name, and LaunchDarkly's
+    # SDKs drop an attribute whose name is empty (issue 80).
+    caplog.set_level(logging.DEBUG, logger="aioflags.ofrep")
+    plain = {"context": {"": None, "targetingKey": "0"}}
+    pro = {"context": {"": "x", "targetingKey": "0", "plan": "pro"}}
+    async with both_targets() as targets:
+        for name, http in targets.items():
+            single = await http.post("/ofrep/v1/evaluate/flags/banner", json=plain)
+            assert (single.status_code, single.json()["value"]) == (200, "red"), name
+            # The other attributes still count.
+            single = await http.post("/ofrep/v1/evaluate/flags/banner", json=pro)
+            assert single.json()["reason"] == "TARGETING_MATCH", name
+            bulk = await http.post("/ofrep/v1/evaluate/flags", json=pro)
+            assert bulk.status_code == 200, name
+            banner = next(f for f in bulk.json()["flags"] if f["key"] == "banner")
+            assert banner["value"] == "blue", name
+    dropped = [
+        r
+        for r in caplog.records
+        if r.name == "aioflags.ofrep" and "attribute named ''" in r.getMessage()
+    ]
+    assert [r.levelno for r in dropped] == [logging.DEBUG]  # once per name
+
+
+@pytest.mark.parametrize("path", ["flags/a%0Ab", "flags/a%0A", "flags/%0A", "x%0Ay"])
+@pytest.mark.asyncio
+async def test_every_path_under_ofrep_answers_in_ofrep_s_shapes(path: str) -> None:
+    # `serve` answered a key with a newline {"message": "not found"}: its
+    # route's pattern did not match "\n" (issue 80).
+    async with both_targets() as targets:
+        for name, http in targets.items():
+            answer = await http.post(f"/ofrep/v1/evaluate/{path}", json=U1)
+            assert answer.status_code == 404, name
+            failure = answer.json()
+            if path.startswith("flags/"):
+                key = path.removeprefix("flags/").replace("%0A", "\n")
+                assert failure == {
+                    "key": key,
+                    "errorCode": "FLAG_NOT_FOUND",
+                    "errorDetails": f"no flag {key!r}",
+                }, name
+            else:
+                assert failure["errorCode"] == "GENERAL", name
+
+
 @pytest.mark.asyncio
 async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
     async with (
@@ -372,7 +437,7 @@ def test_the_python_provider_against_an_aioflags_serve_process(tmp_path: Path) -
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_app(app: Starlette | FastAPI) -> AsyncIterator[str]:
+async def uvicorn_app(app: Starlette | FastAPI | OFREPApp) -> AsyncIterator[str]:
     """``app`` served by uvicorn on 127.0.0.1; yields its URL."""
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -524,7 +589,7 @@ async def test_a_change_stream_ends_once_its_client_closes(
         await started.wait()
         async with (
             uvicorn_app(
-                OFREPApp(clients[0], limits=Limits(ofrep_keepalive=0.05))  # type: ignore[arg-type]
+                OFREPApp(clients[0], limits=Limits(ofrep_keepalive=0.05))
             ) as url,
             httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
             http.stream("GET", "/ofrep/v1/event-stream") as stream,

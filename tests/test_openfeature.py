@@ -286,6 +286,27 @@ def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
             to_context(bad)
 
 
+def test_an_attribute_with_an_empty_name_is_dropped_as_launchdarkly_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Was InvalidContextError: LaunchDarkly's SDKs (and its OpenFeature
+    # provider) drop an attribute whose name is empty and evaluate (issue 80).
+    caplog.set_level(logging.DEBUG, logger="aioflags.openfeature")
+    for _ in range(2):
+        ctx = to_context(EvaluationContext("k", {"": 1, "plan": "pro"}))
+        assert ctx.to_dict() == {"kind": "user", "key": "k", "plan": "pro"}
+    multi = to_context(
+        EvaluationContext(None, {"kind": "multi", "org": {"key": "o", "": True}})
+    )
+    assert multi.to_dict() == {"kind": "org", "key": "o"}
+    dropped = [
+        r
+        for r in caplog.records
+        if r.name == "aioflags.openfeature" and "attribute named ''" in r.getMessage()
+    ]
+    assert [r.levelno for r in dropped] == [logging.DEBUG]  # once per name
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_events_are_forwarded_after_initialisation(events: Events) -> None:

@@ -3,7 +3,10 @@
 :func:`context_from` takes what every OpenFeature context is, a targeting key
 and attributes (already JSON values), and raises :class:`ContextError` with
 OpenFeature's error code for what it refuses; ``aioflags.openfeature`` turns
-that into the SDK's own exceptions, OFREP into an error body.
+that into the SDK's own exceptions, OFREP into an error body. An attribute
+whose name is empty is dropped, as LaunchDarkly's SDKs drop it (their context
+builders ignore it; so does their OpenFeature provider), and said once at
+DEBUG on the caller's logger.
 """
 
 from __future__ import annotations
@@ -11,13 +14,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aioflags._evaluation._context import Context
+from aioflags._evaluation._logonce import Occurrences
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Mapping
 
 __all__ = ["ContextError", "context_from"]
 
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
+#: Attribute names dropped, not refused: LaunchDarkly's context builders
+#: ignore an empty name (``ContextBuilder.set`` in its SDKs), and OFREP's
+#: document allows any property name in a context.
+_DROPPED_NAMES: Final = frozenset({""})
+#: (logger, name) pairs already said at DEBUG: each once, at most this many.
+_MAX_DROPPED: Final = 64
+_DROPPED: Final = Occurrences(_MAX_DROPPED)
 
 
 class ContextError(ValueError):
@@ -30,7 +42,25 @@ class ContextError(ValueError):
         self.code = code
 
 
-def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
+def _dropped(name: str, kind: str, logger: logging.Logger) -> None:
+    """Say once per logger and name, at DEBUG, that an attribute was dropped."""
+    if (logger.name, name) in _DROPPED:
+        return
+    if _DROPPED.add((logger.name, name)) == 1:
+        logger.debug(
+            "dropped the attribute named %r of a %r context, as LaunchDarkly's "
+            "SDKs drop an attribute whose name is empty (logged once per name)",
+            name,
+            kind,
+        )
+
+
+def _single(
+    kind: str,
+    key: object,
+    attributes: Mapping[str, Any],
+    logger: logging.Logger,
+) -> Context:
     if not isinstance(key, str) or not key:
         raise ContextError(
             "TARGETING_KEY_MISSING",
@@ -42,8 +72,12 @@ def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
     custom = {
         k: v
         for k, v in attributes.items()
-        if k not in _RESERVED and k not in ("name", "anonymous")
+        if k not in _RESERVED
+        and k not in ("name", "anonymous")
+        and k not in _DROPPED_NAMES
     }
+    for dropped in _DROPPED_NAMES.intersection(attributes):
+        _dropped(dropped, kind, logger)
     context = Context.create(
         key,
         kind,
@@ -57,7 +91,12 @@ def _single(kind: str, key: object, attributes: Mapping[str, Any]) -> Context:
     return context
 
 
-def context_from(key: object, attributes: Mapping[str, Any]) -> Context:
+def context_from(
+    key: object,
+    attributes: Mapping[str, Any],
+    *,
+    logger: logging.Logger,
+) -> Context:
     """The aioflags context of an OpenFeature targeting key and attributes.
 
     The targeting key is the context key (a ``key`` attribute also works);
@@ -65,7 +104,8 @@ def context_from(key: object, attributes: Mapping[str, Any]) -> Context:
     ``anonymous`` and ``privateAttributes`` are LaunchDarkly's; other
     attributes are custom attributes. With ``kind: "multi"``, each other
     attribute but ``targetingKey`` is one kind's context: an object with its
-    own ``targetingKey`` (or ``key``) and attributes.
+    own ``targetingKey`` (or ``key``) and attributes. An attribute with an
+    empty name is dropped (said once at DEBUG on ``logger``).
     """
     kind = attributes.get("kind", "user")
     if kind != "multi":
@@ -73,7 +113,7 @@ def context_from(key: object, attributes: Mapping[str, Any]) -> Context:
             raise ContextError(
                 "INVALID_CONTEXT", "the 'kind' attribute must be a string"
             )
-        return _single(kind, key or attributes.get("key"), attributes)
+        return _single(kind, key or attributes.get("key"), attributes, logger)
     parts = []
     for part_kind, part in attributes.items():
         if part_kind in ("kind", "targetingKey"):
@@ -84,7 +124,9 @@ def context_from(key: object, attributes: Mapping[str, Any]) -> Context:
                 f"in a multi-kind context, attribute {part_kind!r} must be an object",
             )
         parts.append(
-            _single(part_kind, part.get("targetingKey") or part.get("key"), part)
+            _single(
+                part_kind, part.get("targetingKey") or part.get("key"), part, logger
+            )
         )
     if not parts:
         raise ContextError(

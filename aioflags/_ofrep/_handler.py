@@ -339,7 +339,7 @@ class OFREPHandler:
                 )
             return made
         try:
-            return context_from(ofrep.get("targetingKey"), ofrep)
+            return context_from(ofrep.get("targetingKey"), ofrep, logger=logger)
         except ContextError as exc:
             raise _BadInput(exc.code, str(exc)) from None
 

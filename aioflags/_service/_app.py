@@ -5,7 +5,8 @@ see ``_middleware``), then reaches its route:
 
 - the SDK endpoints: the FDv2 and FDv1 polls (``_flagset``), their streams
   (``_fanout``) and the analytics event posts (``_recorder``);
-- OFREP (``/ofrep/...``, ``_ofrep``), which answers in its own words;
+- OFREP (every path under ``/ofrep/``, whatever its characters:
+  ``_ofrep``), which answers in its own words;
 - the console, mounted under ``/ui`` with its own rules (the page's token,
   no foreign ``Origin``) and headers (``_console``);
 - JSON ``404`` otherwise.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import re
 import zlib
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
@@ -56,10 +58,10 @@ from ._paths import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from starlette.datastructures import Headers
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from aioflags._asgi._limits import Limits
     from aioflags._asgi._signal import Signal
@@ -91,6 +93,21 @@ _OFREP_CORS: Final = Middleware(
     expose_headers=["ETag"],
     max_age=600,
 )
+
+
+class _Under(Route):
+    """A route for every path under ``prefix``, a newline in it too.
+
+    Starlette's ``{rest:path}`` is the pattern ``.*``, which stops at a
+    newline: a flag key with one (``%0A`` in the URL) fell through to the
+    service's own ``404 {"message": "not found"}``, not an OFREP answer.
+    """
+
+    def __init__(
+        self, prefix: str, app: ASGIApp, *, middleware: Sequence[Middleware]
+    ) -> None:
+        super().__init__(prefix + "{rest:path}", app, middleware=middleware)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
 class Served(Protocol):
@@ -151,8 +168,8 @@ class ServiceApp:
                 Route(FDV1_STREAM, stream, methods=["GET"]),
                 Route(EVENTS_BULK, self._events, methods=["POST"]),
                 Route(EVENTS_DIAGNOSTIC, self._events, methods=["POST"]),
-                Route(
-                    "/ofrep/{rest:path}",
+                _Under(
+                    "/ofrep/",
                     OFREPHandler(ofrep, expose="all", limits=limits),
                     middleware=[_OFREP_CORS],
                 ),
