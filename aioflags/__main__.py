@@ -11,6 +11,8 @@
   flips, flag by flag; exit 1 if anything changes.
 - ``schema``: print the JSON Schema of flag files (for editors).
 - ``lens mint`` / ``lens inspect``: flag lens tokens (docs/lens.md).
+- ``plane PATH``: lead the flag plane at PATH for the workers of this host,
+  with no app (a sidecar); the flag service from ``AIOFLAGS_*`` variables.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -603,6 +606,20 @@ def _parser() -> argparse.ArgumentParser:
         help="a flag file to evaluate from (repeatable); without it, the service",
     )
     cmd.set_defaults(run=_eval_command, parser=cmd)
+
+    cmd = commands.add_parser(
+        "plane",
+        help="lead the flag plane at PATH for this host's workers (a sidecar)",
+        description="Read the flag service that AIOFLAGS_* environment variables "
+        "describe (see Config.from_env) and serve its data to the workers of this "
+        "host that run DataSystem.default(plane=PATH) (docs/scaling.md). While "
+        "another process leads, it follows, and leads when that one goes. "
+        "SIGTERM or Ctrl-C hands over and exits 0. It sends no analytics events.",
+    )
+    cmd.add_argument(
+        "path", help="the plane's Unix socket path, as the workers give it"
+    )
+    cmd.set_defaults(run=_plane_command, parser=cmd)
     from ._lens._cli import add_commands
 
     add_commands(commands)
@@ -633,6 +650,30 @@ def _eval_command(args: argparse.Namespace) -> int:
     except AioflagsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _plane_command(args: argparse.Namespace) -> int:
+    from ._client._client import Client
+    from ._client._config import Config
+    from ._datasystem._config import DataSystem
+
+    try:
+        config = Config.from_env(
+            data_system=DataSystem.default(plane=args.path), send_events=False
+        )
+    except ConfigurationError as exc:
+        args.parser.error(str(exc))
+    # Its role changes are what it has to say.
+    logging.getLogger("aioflags.datasource").setLevel(logging.INFO)
+
+    async def lead() -> None:
+        async with Client(config):
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    return
+
+    anyio.run(lead)
+    return 0
 
 
 def _limit(text: str) -> tuple[str, int | float]:
@@ -710,7 +751,7 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``aioflags {serve,validate,diff,eval,schema,lens} ...`` (``--help`` for each)."""
+    """The command line: ``aioflags {serve,validate,diff,eval,schema,plane,lens} ...`` (``--help`` for each)."""
     parser = _parser()
     args = parser.parse_args(argv)
     # The command is an application: aioflags' warnings go to stderr.

@@ -1,0 +1,107 @@
+"""A worker process of the flag plane's process tests (tests/test_plane_processes.py).
+
+    python -m tests.plane_worker serve PLANE URL
+    python -m tests.plane_worker fork PLANE URL
+
+``serve``: a client on the plane, evaluating flag ``f`` over and over as
+an app's handlers would; it prints a line when its role or the value
+changes (``role leader``, ``value on``), and ``default`` at once if an
+evaluation ever serves the default. SIGTERM closes the client and exits 0.
+
+``fork``: a blocking client started on the plane (it leads: ``parent
+leader``), then a fork, as gunicorn's ``--preload`` forks workers from a
+master that started one. The child starts a client of its own (``child
+follower``); then the parent dies abruptly, and the child, which closed
+its copy of the parent's lock at the fork, takes the lead (``child
+leader``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import anyio
+
+import aioflags
+import aioflags.blocking
+from aioflags import Context, DataSystem
+
+USER = Context.create("user-1")
+
+
+def _config(plane: str, url: str) -> aioflags.Config:
+    return aioflags.Config(
+        "sdk-key",
+        base_uri=url,
+        stream_uri=url,
+        events_uri=url,
+        data_system=DataSystem.streaming(plane=plane),
+        send_events=False,
+        ready_timeout=10,
+        initial_retry_delay=0.05,
+    )
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def serve(plane: str, url: str) -> None:
+    async with aioflags.Client(_config(plane, url)) as client:
+        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as group:
+
+                async def closing() -> None:
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        return
+
+                group.start_soon(closing)
+                role: str | None = "?"
+                value: object = "?"
+                while True:
+                    now = await client.variation("f", USER, "default")
+                    if now == "default":
+                        say("default")
+                    if client.plane_role != role:
+                        role = client.plane_role
+                        say(f"role {role}")
+                    if now != value:
+                        value = now
+                        say(f"value {value}")
+                    await anyio.sleep(0.002)  # (an app's pace, not a test's wait)
+
+
+def fork(plane: str, url: str) -> None:
+    import time
+
+    parent = aioflags.blocking.Client(_config(plane, url))
+    parent.start()
+    say(f"parent {parent.async_client.plane_role}")
+    started, tell = os.pipe()
+    if os.fork() != 0:  # the parent: once the child runs, it dies abruptly
+        os.close(tell)
+        os.read(started, 1)
+        os._exit(0)  # (a crash: nothing closed, the OS frees what it held)
+    os.close(started)
+    child = aioflags.blocking.Client(_config(plane, url))
+    child.start()
+    say(f"child {child.async_client.plane_role}")
+    os.write(tell, b"!")
+    # Its parent's lock is freed with the parent (this process closed its
+    # copy at the fork): it takes the lead.
+    deadline = time.monotonic() + 10
+    while child.async_client.plane_role != "leader" and time.monotonic() < deadline:
+        time.sleep(0.01)  # noqa: TID251 - no event loop here: the client runs in its thread
+    say(f"child {child.async_client.plane_role}")
+    child.close()
+
+
+if __name__ == "__main__":
+    mode, plane, url = sys.argv[1:4]
+    if mode == "serve":
+        anyio.run(serve, plane, url)
+    else:
+        fork(plane, url)

@@ -1,0 +1,181 @@
+"""The flag plane with real worker processes (tests/plane_worker.py) on a real Unix socket.
+
+Three workers against the loopback FlagServer: one stream upstream, the
+same values everywhere, flips reach every worker; a leader killed with
+SIGKILL, or closed with SIGTERM, hands over with no default served and no
+change missed; a fork of a process that leads does not take its lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+from anyio.streams.text import TextReceiveStream
+
+from aioflags.testing import FlagServer
+from tests.flags import STRING_FLAG
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAM = "/sdk/stream"
+OFF = {**STRING_FLAG, "fallthrough": {"variation": 1}}
+
+
+class Worker:
+    """One worker process and the lines it prints."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        assert process.stdout is not None
+        self._text = TextReceiveStream(process.stdout)
+        self._pending = ""
+        self.lines: list[str] = []
+
+    async def until(self, line: str) -> None:
+        """Read its lines until ``line`` (every line is kept)."""
+        with anyio.fail_after(10):
+            while line not in self.lines:
+                if "\n" not in self._pending:
+                    self._pending += await self._text.receive()
+                    continue
+                one, self._pending = self._pending.split("\n", 1)
+                self.lines.append(one)
+
+    @property
+    def role(self) -> str | None:
+        roles = [line.split()[1] for line in self.lines if line.startswith("role ")]
+        return roles[-1] if roles else None
+
+
+async def first_to(some: list[Worker], line: str) -> Worker:
+    """The first of ``some`` to print ``line``."""
+    found: list[Worker] = []
+    async with anyio.create_task_group() as group:
+        for worker in some:
+
+            async def wait(worker: Worker = worker) -> None:
+                await worker.until(line)
+                found.append(worker)
+                group.cancel_scope.cancel()
+
+            group.start_soon(wait)
+    return found[0]
+
+
+@asynccontextmanager
+async def workers(plane: str, url: str, count: int) -> AsyncIterator[list[Worker]]:
+    async with AsyncExitStack() as stack:
+        started = []
+        for _ in range(count):
+            process = await stack.enter_async_context(
+                await anyio.open_process(
+                    [sys.executable, "-m", "tests.plane_worker", "serve", plane, url],
+                    cwd=ROOT,
+                    stderr=None,
+                )
+            )
+            started.append(Worker(process))
+        try:
+            yield started
+        finally:
+            for worker in started:
+                if worker.process.returncode is None:
+                    worker.process.kill()
+
+
+async def test_workers_share_one_stream_and_hand_over_when_the_leader_is_killed(
+    tmp_path: Path,
+) -> None:
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        async with workers(plane, server.url, 3) as every:
+            for worker in every:
+                await worker.until("value on")
+            # Each has taken its role once the value came (leader or follower).
+            for worker in every:
+                await worker.until(f"role {worker.role}")
+            roles = sorted(str(w.role) for w in every)
+            assert roles == ["follower", "follower", "leader"]
+            assert len(server.requests_to(STREAM)) == 1
+            server.set_flag("f", OFF)
+            for worker in every:
+                await worker.until("value off")
+
+            (leader,) = [w for w in every if w.role == "leader"]
+            others = [w for w in every if w is not leader]
+            leader.process.send_signal(signal.SIGKILL)
+            with anyio.fail_after(10):
+                await server.wait_for_requests(STREAM, 2)  # a new leader's upstream
+            server.set_flag("f", STRING_FLAG)
+            for worker in others:
+                await worker.until("value on")
+            second = await first_to(others, "role leader")
+
+            # A graceful close hands over too.
+            (last,) = [w for w in others if w is not second]
+            second.process.send_signal(signal.SIGTERM)
+            assert await second.process.wait() == 0
+            await last.until("role leader")
+            server.set_flag("f", OFF)
+            await last.until("value off")
+            last.process.send_signal(signal.SIGTERM)
+            assert await last.process.wait() == 0
+        for worker in every:
+            assert "default" not in worker.lines  # never, through every handover
+    assert sorted(os.listdir(tmp_path)) == ["plane.lock"]
+
+
+async def test_a_fork_of_the_leader_does_not_take_its_lock(tmp_path: Path) -> None:
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        result = await anyio.run_process(
+            [sys.executable, "-m", "tests.plane_worker", "fork", plane, server.url],
+            cwd=ROOT,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    # The child followed its parent, and led once the parent died: it had
+    # not kept the parent's lock held with a copy of its file.
+    lines = result.stdout.decode().splitlines()
+    assert lines == ["parent leader", "child follower", "child leader"]
+
+
+async def test_the_plane_command_leads_for_the_workers_and_hands_over(
+    tmp_path: Path,
+) -> None:
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        environment = {
+            **os.environ,
+            "AIOFLAGS_SDK_KEY": "sdk-key",
+            "AIOFLAGS_BASE_URI": server.url,
+            "AIOFLAGS_STREAM_URI": server.url,
+            "AIOFLAGS_EVENTS_URI": server.url,
+        }
+        async with await anyio.open_process(
+            [sys.executable, "-m", "aioflags", "plane", plane],
+            cwd=ROOT,
+            env=environment,
+        ) as sidecar:
+            with anyio.fail_after(10):
+                await server.wait_for_requests(STREAM)  # it leads
+            async with workers(plane, server.url, 1) as (worker,):
+                await worker.until("value on")
+                await worker.until("role follower")
+                sidecar.send_signal(signal.SIGTERM)
+                assert await sidecar.wait() == 0
+                await worker.until("role leader")
+                assert len(server.requests_to(STREAM)) == 2
+                assert not server.requests_to("/bulk")  # (no analytics events)
+            assert sidecar.stderr is not None
+            said = (await sidecar.stderr.receive()).decode()
+        assert f"This process leads the flag plane at {plane}" in said
