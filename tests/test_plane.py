@@ -31,7 +31,7 @@ from aioflags import (
     ProviderStatus,
     SourceState,
 )
-from aioflags.testing import FlagServer
+from aioflags.testing import FakeClock, FlagServer
 from tests.flags import STRING_FLAG
 
 pytestmark = pytest.mark.asyncio
@@ -315,3 +315,18 @@ async def test_plane_is_refused_where_there_is_no_upstream_to_share(
     with pytest.raises(ConfigurationError, match="takes the path"):
         DataSystem.polling(plane=5)  # type: ignore[arg-type]
     assert DataSystem.default(plane=Path(path)).plane is not None
+
+
+async def test_a_socket_deleted_under_the_leader_is_made_again(plane: str) -> None:
+    clock = FakeClock()
+    async with (
+        serving() as server,
+        Client(config(server, plane), clock=clock) as leader,
+    ):
+        assert leader.plane_role == "leader"
+        await anyio.Path(plane).unlink()
+        await clock.wait_for_sleeper(within=1)
+        await clock.advance(1)  # the leader's check
+        async with Client(config(server, plane)) as follower:
+            assert follower.plane_role == "follower"
+            assert await value(follower) == "on"

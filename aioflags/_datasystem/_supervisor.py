@@ -704,7 +704,7 @@ class Supervisor:
         )
         listener = await server.listen()
         async with anyio.create_task_group() as group:
-            group.start_soon(server.serve, listener)
+            group.start_soon(server.serve, listener, self._clock)
             self._server = server
             self._status.also = server.publish_status
             self._role("leader", plane)

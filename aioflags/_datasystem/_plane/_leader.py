@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import SocketListener, SocketStream
 
+    from aioflags._core._clock import Clock
     from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus
     from aioflags._datasystem._mirror import EventMirror
 
@@ -50,6 +51,8 @@ _GONE: Final = (
     anyio.ClosedResourceError,
     OSError,
 )
+#: How often the leader checks that its socket is still there.
+_GUARD_SECONDS: Final = 1.0
 #: How long a follower has to send its hello.
 _HELLO_SECONDS: Final = 5.0
 
@@ -171,17 +174,38 @@ class PlaneServer:
                 f"cannot make the plane's socket {path} ({exc.strerror or exc})"
             ) from None
 
-    async def serve(self, listener: SocketListener) -> None:
-        """Serve followers on ``listener`` until cancelled; the socket is removed as it ends."""
-        path = self._path
-        made = os.stat(path).st_ino
+    async def serve(self, listener: SocketListener, clock: Clock) -> None:
+        """Serve followers on ``listener`` until cancelled; the socket is removed as it ends.
+
+        A socket deleted under it is made again (checked every
+        :data:`_GUARD_SECONDS`): new followers find the leader again.
+        """
+        async with anyio.create_task_group() as group:
+            while True:
+                made = os.lstat(self._path).st_ino
+                group.start_soon(self._serve_on, listener, made)
+                while _ours(self._path, made):
+                    await clock.sleep(_GUARD_SECONDS)
+                if _there(self._path):
+                    logger.warning(
+                        "Something replaced the flag plane's socket %s: followers"
+                        " that start now cannot reach this leader; it is left as it is",
+                        self._path,
+                    )
+                    await anyio.sleep_forever()
+                logger.warning(
+                    "The flag plane's socket %s was deleted: made again", self._path
+                )
+                listener = await self.listen()
+
+    async def _serve_on(self, listener: SocketListener, made: int) -> None:
         try:
             async with listener:
                 await listener.serve(self._follower)
         finally:
-            with contextlib.suppress(OSError):
-                if os.lstat(path).st_ino == made:  # still ours
-                    os.unlink(path)
+            if _ours(self._path, made):
+                with contextlib.suppress(OSError):
+                    os.unlink(self._path)
 
     async def _follower(self, stream: SocketStream) -> None:
         """One follower's connection, start to end (never raises)."""
@@ -240,6 +264,23 @@ class PlaneServer:
                 )
         finally:
             self._followers.discard(outbox)
+
+
+def _there(path: str) -> bool:
+    """Whether anything is at ``path`` (a link not followed)."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _ours(path: str, made: int) -> bool:
+    """Whether the socket at ``path`` is still the one made (inode ``made``)."""
+    try:
+        return os.lstat(path).st_ino == made
+    except OSError:
+        return False
 
 
 def _refusal(said: tuple[int, str, str | None] | None, environment: str) -> str | None:
