@@ -1,7 +1,7 @@
-"""Past one process: N uvicorn workers on one Redis (daemon mode) vs N workers streaming.
+"""Past one process: N uvicorn workers on one Redis (daemon mode), streaming each, or on a flag plane.
 
     python benchmarks/bench_scaling.py [--workers 1,2,4,8] [--runs 3]
-        [--duration 5] [--updates 20] [--cache-ttl 1.0] [--smoke]
+        [--duration 5] [--updates 20] [--cache-ttl 1.0] [--join-flags 1000] [--smoke]
 
 Every part is a process of its own, on 127.0.0.1:
 
@@ -11,7 +11,10 @@ Every part is a process of its own, on 127.0.0.1:
   server, writing every change to Redis: ``DataSystem.streaming(store=...)``)
   and N *workers* in daemon mode (``DataSystem.daemon(RedisStore(cache_ttl=
   ...))``: flags only from Redis, read again every ``--cache-ttl`` s);
-- **streaming**: N workers each streaming from the flag server on its own.
+- **streaming**: N workers each streaming from the flag server on its own;
+- **plane**: N workers streaming with ``DataSystem.streaming(plane=PATH)``:
+  one leads (its stream is the only one upstream), the others follow it
+  over the plane's Unix socket.
 
 Each worker is uvicorn serving a Starlette app whose aioflags client lives in
 the app's lifespan; ``GET /eval`` awaits ``client.variation`` for every flag
@@ -25,6 +28,14 @@ workers and updates; for daemon mode also flag server -> Redis (the writer's
 share, from a Redis keyspace notification). Propagation is measured with no
 load running. With ``--runs`` > 1 the WORSE figure of the runs is reported
 (lowest throughput, highest RSS and latencies). Timings are never asserted.
+
+For the plane, also: the streams and full downloads the flag server served
+while the N workers started; a change from the leader's store to each
+follower's (the leader's flag-change handler to each follower's), p50 and
+p99; the leader killed with SIGKILL until the flag server sees the new
+leader's stream; and, at ``--join-flags`` flags, a worker joining a running
+plane: from the start of its ``async with client`` to READY, and the
+requests it made upstream (none expected).
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve()
 PREFIX = "bench"
 PROPAGATION_FLAG = "propagate"
+MODES = ("daemon", "streaming", "plane")
 
 
 def now() -> float:
@@ -101,6 +113,12 @@ async def role_flagserver(flags: int) -> None:
                 stamp = now()
                 data.update(data.flag(PROPAGATION_FLAG).fallthrough(int(parts[1])))
                 print(f"SENT {parts[1]} {stamp!r}", flush=True)
+            elif parts[:1] == ["count"]:
+                # Streams, and full downloads (a stream or poll without a basis).
+                streams = server.requests_to("/sdk/stream")
+                polls = server.requests_to("/sdk/poll")
+                full = sum("basis" not in r.query for r in (*streams, *polls))
+                print(f"COUNT {len(streams)} {full}", flush=True)
 
 
 async def role_writer(flag_url: str, redis_url: str) -> None:
@@ -166,7 +184,8 @@ def worker_app(config: Any, flags: int) -> Any:
 
     async def recorded(request: Request) -> JSONResponse:
         del request
-        return JSONResponse({"changes": changes, "pid": os.getpid()})
+        role = state["client"].plane_role
+        return JSONResponse({"changes": changes, "pid": os.getpid(), "role": role})
 
     return Starlette(
         routes=[Route("/eval", evaluate), Route("/changes", recorded)],
@@ -192,7 +211,7 @@ def role_worker(args: argparse.Namespace) -> None:
             "sdk-key",
             base_uri=args.flag_url,
             stream_uri=args.flag_url,
-            data_system=aioflags.DataSystem.streaming(),
+            data_system=aioflags.DataSystem.streaming(plane=args.plane),
             send_events=False,
             ready_timeout=30,
         )
@@ -208,6 +227,33 @@ def role_worker(args: argparse.Namespace) -> None:
         )
     )
     server.run(sockets=[sock])
+
+
+async def role_joiner(flag_url: str, plane: str) -> None:
+    """Join the plane at ``plane``: print the ms from ``async with`` to READY (imports warm), then leave."""
+    import aioflags
+
+    config = aioflags.Config(
+        "sdk-key",
+        base_uri=flag_url,
+        stream_uri=flag_url,
+        data_system=aioflags.DataSystem.streaming(plane=plane),
+        send_events=False,
+        ready_timeout=30,
+    )
+    # What a process loads once, at its first start, is loaded first (a client
+    # joined and left): the figure is the join itself, from the lock tried
+    # and the socket connected to READY.
+    async with aioflags.Client(config):
+        pass
+    client = aioflags.Client(config)
+    start = now()
+    async with client:
+        took = now() - start
+        print(
+            f"JOINED {took * 1000:.1f} {client.plane_role} {client.status.name}",
+            flush=True,
+        )
 
 
 # ------------------------------------------------------------- processes
@@ -335,12 +381,13 @@ async def propagation(
     redis_url: str | None,
     spacing: float,
     first: int,
-) -> tuple[list[float], list[float]]:
-    """Seconds from the flag server's update to each worker (and to Redis)."""
+) -> tuple[list[float], list[float], list[dict[int, float]]]:
+    """Seconds from the flag server's update to each worker (and to Redis); each update's stamps by port."""
     import httpx
 
     to_workers: list[float] = []
     to_redis: list[float] = []
+    rounds: list[dict[int, float]] = []
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         pubsub = None
@@ -364,6 +411,7 @@ async def propagation(
                         if message is not None and message["data"] == "hset":
                             to_redis.append(now() - sent)
                             break
+            stamps: dict[int, float] = {}
             for port in ports:
                 with anyio.fail_after(30):
                     while True:
@@ -371,11 +419,13 @@ async def propagation(
                         seen = [t for v, t in reply.json()["changes"] if v == n]
                         if seen:
                             to_workers.append(seen[0] - sent)
+                            stamps[port] = seen[0]
                             break
                         await anyio.sleep(0.01)
+            rounds.append(stamps)
             # Spread the updates over the reload cycle (daemon mode).
             await anyio.sleep(spacing)
-    return to_workers, to_redis
+    return to_workers, to_redis, rounds
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -383,6 +433,24 @@ def percentile(samples: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def counts(flagserver: Proc) -> tuple[int, int]:
+    """The streams and full downloads the flag server has served so far."""
+    flagserver.send("count")
+    _, streams, full = flagserver.expect("COUNT").split()
+    return int(streams), int(full)
+
+
+async def leader_port(ports: list[int]) -> int:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        for port in ports:
+            reply = await http.get(f"http://127.0.0.1:{port}/changes")
+            if reply.json()["role"] == "leader":
+                return port
+    raise RuntimeError("no worker leads the plane")
 
 
 async def one_configuration(
@@ -395,6 +463,7 @@ async def one_configuration(
     first_update: int,
 ) -> dict[str, Any]:
     procs: list[Proc] = []
+    plane = tempfile.mkdtemp(prefix="plane-")
     try:
         if mode == "daemon":
             from redis.asyncio import Redis
@@ -407,6 +476,7 @@ async def one_configuration(
             writer.expect("READY")
         ports = [free_port() for _ in range(n)]
         workers = []
+        before = counts(flagserver)
         for port in ports:
             worker = Proc(
                 script(
@@ -414,16 +484,18 @@ async def one_configuration(
                     "--flag-url", flag_url, "--redis", redis_url,
                     "--cache-ttl", str(args.cache_ttl), "--flags", str(args.flags),
                 )
+                + (["--plane", f"{plane}/p"] if mode == "plane" else [])
             )  # fmt: skip
             procs.append(worker)
             workers.append(worker)
         for worker in workers:
             worker.expect("READY")
+        after = counts(flagserver)
         await load(ports, min(0.5, args.duration), args.concurrency)  # warm-up
         served = await load(ports, args.duration, args.concurrency)
         rates = [served[p] / args.duration for p in ports]
         rss = [w.rss_mib for w in workers]
-        to_workers, to_redis = await propagation(
+        to_workers, to_redis, rounds = await propagation(
             flagserver,
             ports,
             args.updates,
@@ -431,7 +503,7 @@ async def one_configuration(
             args.cache_ttl / 3 if mode == "daemon" else 0.05,
             first_update,
         )
-        return {
+        figures = {
             "rate_mean": statistics.mean(rates),
             "rate_min": min(rates),
             "rss_max": max(rss),
@@ -439,24 +511,86 @@ async def one_configuration(
             "p99": percentile(to_workers, 0.99),
             "redis_p50": percentile(to_redis, 0.5),
             "redis_p99": percentile(to_redis, 0.99),
+            "streams": after[0] - before[0],
+            "downloads": after[1] - before[1],
+            "plane_p50": float("nan"),
+            "plane_p99": float("nan"),
+            "handover": float("nan"),
         }
+        if mode == "plane" and n > 1:
+            lead = await leader_port(ports)
+            spread = [r[p] - r[lead] for r in rounds for p in r if p != lead]
+            figures["plane_p50"] = percentile(spread, 0.5)
+            figures["plane_p99"] = percentile(spread, 0.99)
+            figures["handover"] = handover(flagserver, workers[ports.index(lead)])
+        return figures
     finally:
         for proc in reversed(procs):
             proc.stop()
+        shutil.rmtree(plane, ignore_errors=True)
+
+
+def handover(flagserver: Proc, leader: Proc) -> float:
+    """Seconds from SIGKILL of the plane's leader to the flag server counting a new stream."""
+    streams = counts(flagserver)[0]
+    start = now()
+    leader.popen.kill()
+    while counts(flagserver)[0] == streams:
+        if now() - start > 30:
+            raise RuntimeError("no new leader's stream within 30 s")
+    return now() - start
+
+
+async def joining(args: argparse.Namespace) -> tuple[float, int]:
+    """At ``--join-flags`` flags: a worker joining a running plane, READY in (worst) s; requests upstream."""
+    procs: list[Proc] = []
+    plane = tempfile.mkdtemp(prefix="plane-")
+    try:
+        flagserver = Proc(
+            script("--role", "flagserver", "--flags", str(args.join_flags))
+        )
+        procs.append(flagserver)
+        flag_url = flagserver.expect("URL").split()[1]
+        leader = Proc(
+            script(
+                "--role", "worker", "--mode", "plane", "--port", str(free_port()),
+                "--flag-url", flag_url, "--flags", str(args.join_flags),
+                "--plane", f"{plane}/p",
+            )
+        )  # fmt: skip
+        procs.append(leader)
+        leader.expect("READY")
+        before = counts(flagserver)
+        worst = 0.0
+        for _ in range(5):
+            joiner = Proc(script("--role", "joiner", flag_url, f"{plane}/p"))
+            procs.append(joiner)
+            _, took, role, status = joiner.expect("JOINED").split()
+            if role != "follower" or status != "READY":
+                raise RuntimeError(f"a joiner was {role}, {status}")
+            worst = max(worst, float(took) / 1000)
+            joiner.stop()
+        after = counts(flagserver)
+        return worst, after[0] - before[0] + after[1] - before[1]
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        shutil.rmtree(plane, ignore_errors=True)
 
 
 def worse(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """The worse of two runs' figures, figure by figure."""
+    """The worse of two runs' figures, figure by figure (NaN: not measured)."""
     out = {}
     for key in a:
         low_is_bad = key.startswith("rate")
         pick = min if low_is_bad else max
-        out[key] = pick(a[key], b[key])
+        values = [v for v in (a[key], b[key]) if v == v]  # (NaN is not itself)
+        out[key] = pick(values) if values else float("nan")
     return out
 
 
 async def controller(args: argparse.Namespace) -> None:
-    counts = [int(n) for n in args.workers.split(",")]
+    workers = [int(n) for n in args.workers.split(",")]
     results: dict[tuple[str, int], dict[str, Any]] = {}
     update = 1
     with redis_server() as redis_url:
@@ -464,8 +598,8 @@ async def controller(args: argparse.Namespace) -> None:
         try:
             flag_url = flagserver.expect("URL").split()[1]
             for _ in range(args.runs):
-                for n in counts:
-                    for mode in ("daemon", "streaming"):
+                for n in workers:
+                    for mode in MODES:
                         got = await one_configuration(
                             args, mode, n, flagserver, flag_url, redis_url, update
                         )
@@ -476,6 +610,14 @@ async def controller(args: argparse.Namespace) -> None:
                         )
         finally:
             flagserver.stop()
+    join = None
+    for _ in range(args.runs if args.join_flags else 0):
+        got_join = await joining(args)
+        join = (
+            got_join
+            if join is None
+            else (max(join[0], got_join[0]), max(join[1], got_join[1]))
+        )
     ms = 1000.0
     print(
         f"\nScaling: {args.flags} flags, {args.flags} evaluations per request, "
@@ -488,8 +630,8 @@ async def controller(args: argparse.Namespace) -> None:
         f"{'RSS MiB':>9}{'p50 ms':>9}{'p99 ms':>9}{'->Redis p50/p99 ms':>20}"
         f"{'ratio':>8}"
     )
-    for n in counts:
-        for mode in ("daemon", "streaming"):
+    for n in workers:
+        for mode in MODES:
             r = results[(mode, n)]
             base = results[("streaming", n)]["rate_mean"]
             to_redis = (
@@ -507,12 +649,35 @@ async def controller(args: argparse.Namespace) -> None:
         "  ratio: the mode's evaluations per second per worker over streaming's "
         "at the same worker count"
     )
+    print(
+        f"\n  {'plane':<10}{'workers':>8}{'streams':>9}{'downloads':>11}"
+        f"{'leader->followers p50/p99 ms':>30}{'kill -9 -> new stream ms':>26}"
+    )
+    for n in workers:
+        for mode in MODES:
+            r = results[(mode, n)]
+            spread = (
+                f"{r['plane_p50'] * ms:.1f}/{r['plane_p99'] * ms:.1f}"
+                if mode == "plane" and n > 1
+                else "-"
+            )
+            handed = f"{r['handover'] * ms:.0f}" if mode == "plane" and n > 1 else "-"
+            print(
+                f"  {mode:<10}{n:>8}{r['streams']:>9}{r['downloads']:>11}"
+                f"{spread:>30}{handed:>26}"
+            )
+    print("  streams, downloads: what the flag server served while the workers started")
+    if join is not None:
+        print(
+            f"\n  a worker joining a running plane at {args.join_flags:,} flags: READY in"
+            f" {join[0] * ms:.1f} ms (worst of {5 * args.runs}), {join[1]} request(s) upstream"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--role", choices=["controller", "flagserver", "writer", "worker"]
+        "--role", choices=["controller", "flagserver", "writer", "worker", "joiner"]
     )
     parser.add_argument("positional", nargs="*")
     parser.add_argument("--workers", default="1,2,4,8")
@@ -522,7 +687,14 @@ def main() -> None:
     parser.add_argument("--cache-ttl", type=float, default=1.0)
     parser.add_argument("--flags", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--mode", choices=["daemon", "streaming"])
+    parser.add_argument("--mode", choices=list(MODES))
+    parser.add_argument("--plane", help="(a worker's) the plane's path")
+    parser.add_argument(
+        "--join-flags",
+        type=int,
+        default=1000,
+        help="flags for the joining figure (0: skip)",
+    )
     parser.add_argument("--port", type=int)
     parser.add_argument("--flag-url")
     parser.add_argument("--redis")
@@ -531,6 +703,7 @@ def main() -> None:
     if args.smoke:
         args.workers, args.runs, args.duration = "1", 1, 0.3
         args.updates, args.cache_ttl, args.flags = 2, 0.2, 5
+        args.workers, args.join_flags = "2", 20
     role = args.role or "controller"
     if role == "flagserver":
         anyio.run(role_flagserver, args.flags)
@@ -538,6 +711,8 @@ def main() -> None:
         anyio.run(role_writer, *args.positional)
     elif role == "worker":
         role_worker(args)
+    elif role == "joiner":
+        anyio.run(role_joiner, *args.positional)
     else:
         anyio.run(controller, args)
 
