@@ -115,6 +115,11 @@ def test_signed_garbage_and_tricks_are_refused_by_cause() -> None:
         "alg HS256 lowercase": (signed(good, {"alg": "hs256"}), "algorithm"),
         "header a list": (f"{_b64(b'[1]')}.{_b64(b'{}')}.", "malformed"),
         "kid path": (signed(good, {"alg": "HS256", "kid": "../../etc/passwd"}), None),
+        # issue 77: a cookie is set to a token as it is written, and a link
+        # is redeemed once per token: one token, one spelling.
+        "padded": (signed(good) + "=", "malformed"),
+        "a cookie attribute": (signed(good) + ";Domain=evil.example", "malformed"),
+        "a line break": (signed(good)[:-4] + "\r\n" + signed(good)[-4:], "malformed"),
     }
     for name, (token, cause) in cases.items():
         verdict = verify(token, [SECRET], 3600)
