@@ -1128,7 +1128,10 @@ CONSOLE_CHECKOUT: dict[str, Any] = {
 
 
 @pytest.mark.asyncio
-async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -> None:
+async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "aioflags.lens")
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}) as plain,
         httpx.AsyncClient(base_url=plain.url) as http,
@@ -1146,6 +1149,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
             headers={"x-aioflags-token": token},
         )
         assert reply.status_code == 404 and "--lens-secret-file" in reply.text
+        assert plain.lens_key is None
     with pytest.raises(aioflags.ConfigurationError, match="at least 32 bytes"):
         FlagServer(lens_secret="short")
     async with (
@@ -1155,9 +1159,15 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
         page = await http.get("/ui/")
         token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
         assert (await http.get("/ui/api/state")).json()["lens"] is True
+        key = server.lens_key
+        assert key is not None and key not in page.text  # (no page carries it)
 
-        async def mint(body: Any, with_token: bool = True) -> httpx.Response:
+        async def mint(
+            body: Any, with_token: bool = True, lens_key: str | None = key
+        ) -> httpx.Response:
             headers = {"x-aioflags-token": token} if with_token else {}
+            if lens_key is not None:
+                headers["x-aioflags-lens-key"] = lens_key
             return await http.post("/ui/api/lens", json=body, headers=headers)
 
         good = {
@@ -1183,7 +1193,20 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
         assert claims["flags"] == {"new-checkout": True}
         assert claims["sub"] == "user-42" and claims["trace"] is True
         assert claims["exp"] - claims["iat"] == 900
+        # Each link made is said (INFO), never with its token.
+        told = [r.getMessage() for r in caplog.records if r.name == "aioflags.lens"]
+        assert told == [
+            f"aioflags console: made lens link {claims['jti']} for"
+            " https://shop.example/cart: new-checkout=true, for 900 s, context key"
+            " 'user-42', with a trace"
+        ]
         assert (await mint(good, with_token=False)).status_code == 403
+        # What any local process can read (the page's token) is not enough.
+        keyless = await mint(good, lens_key=None)
+        assert keyless.status_code == 403 and "#lens-key=" in keyless.text
+        wrong = await mint(good, lens_key=key[:-1] + ("A" if key[-1] != "A" else "B"))
+        assert wrong.status_code == 403 and "wrong lens key" in wrong.text
+        assert (await mint([1, 2], lens_key=None)).status_code == 403
         for bad, status in [
             ({**good, "url": "javascript:alert(1)"}, 400),
             ({**good, "flags": []}, 400),

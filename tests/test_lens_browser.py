@@ -7,7 +7,9 @@ token asks for, the token leaves the address bar and the tab's history at
 once, a click turns the lens on, the app's page shows the overridden
 value, and uvicorn's access log never holds the token. A second browser
 following the same link gets nothing; a form posted from another site is
-refused. What remains is pinned too: Chromium's own history of a profile
+refused. The console of ``aioflags serve`` makes links only in a page
+opened at the address it printed (its lens key after ``#``). What remains
+is pinned too: Chromium's own history of a profile
 (chrome://history) keeps the address as first opened, token included.
 Nothing sleeps: every wait is one of Playwright's expectations.
 """
@@ -15,11 +17,15 @@ Nothing sleeps: every wait is one of Playwright's expectations.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from anyio.streams.text import TextReceiveStream
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
@@ -62,9 +68,8 @@ async def history_urls(context: BrowserContext, tab: Page) -> list[str]:
     return [entry["url"] for entry in history["entries"]]
 
 
-async def make_link(context: BrowserContext, console_url: str, page_url: str) -> str:
-    """A link made with the console's Share a lens form."""
-    page = await context.new_page()
+async def make_link(page: Page, console_url: str, page_url: str) -> str:
+    """A link made in ``page`` with the console's Share a lens form."""
     await page.goto(console_url)
     await expect(page.get_by_role("status").first).to_have_text("Live")
     form = page.get_by_role("form", name="Share a lens")
@@ -90,7 +95,9 @@ async def test_a_console_link_followed_in_chromium_shows_the_override() -> None:
     ):
         console = await browser.new_context()
         cart = f"{app_url}/cart?user=user-42"
-        link = await make_link(console, f"{server.url}/ui/", cart)
+        assert server.lens_key is not None
+        key_url = f"{server.url}/ui/#lens-key={server.lens_key}"
+        link = await make_link(await console.new_page(), key_url, cart)
         marked = f"{cart}&aioflags_lens"
         assert link.startswith(f"{marked}#aioflags_lens=")
         token = link.partition("#aioflags_lens=")[2]
@@ -226,3 +233,83 @@ async def test_what_remains_a_profile_s_history_keeps_the_link_as_first_opened(
         f"{app_url}/cart?aioflags_lens",
         f"{app_url}/cart",
     ]
+
+
+@pytest.mark.asyncio
+async def test_only_the_console_opened_at_the_printed_address_makes_links(
+    tmp_path: Path,
+) -> None:
+    flags, secret = tmp_path / "flags.json", tmp_path / "lens-secret"
+    flags.write_text(json.dumps({"flags": {"new-checkout": CHECKOUT}}))
+    secret.write_text(SECRET + "\n")
+    command = [sys.executable, "-m", "aioflags", "serve", str(flags), "--port", "0"]
+    process = await anyio.open_process([*command, "--lens-secret-file", str(secret)])
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        printed = ""
+        async for text in TextReceiveStream(process.stdout):
+            printed += text
+            if "Console: " in printed and printed.endswith("\n"):
+                break
+        printed_url = printed.split("Console: ", 1)[1].split()[0]
+        console_url, _, key = printed_url.partition("#lens-key=")
+        assert key and console_url.endswith("/ui/")
+        async with chromium() as browser:
+            # The operator opens what `serve` printed: the key leaves the
+            # address bar, the tab keeps it (a reload still has it).
+            operator = await browser.new_context()
+            page = await operator.new_page()
+            await page.goto(printed_url)
+            await expect(page.get_by_role("status").first).to_have_text("Live")
+            await expect(page).to_have_url(console_url)
+            await page.reload()
+            shop = "https://shop.example/cart"
+            link = await make_link(page, console_url, shop)
+            assert link.startswith(f"{shop}?aioflags_lens#aioflags_lens=")
+            # Another tab has no key: the tab kept it (sessionStorage).
+            tab = await operator.new_page()
+            await tab.goto(console_url)
+            await expect(
+                tab.get_by_role("button", name="Make the link")
+            ).to_be_disabled()
+            await operator.close()
+
+            # Anyone else who reads the console (another local user, another
+            # browser) has its token but not the key: no link.
+            other = await browser.new_context()
+            page = await other.new_page()
+            await page.goto(console_url)
+            await expect(page.get_by_role("status").first).to_have_text("Live")
+            form = page.get_by_role("form", name="Share a lens")
+            await expect(
+                form.get_by_role("button", name="Make the link")
+            ).to_be_disabled()
+            await expect(page.get_by_text("printed at start")).to_be_visible()
+            status = await page.evaluate(
+                """fetch("api/lens", {
+                    method: "POST",
+                    headers: {
+                        "content-type": "application/json",
+                        "x-aioflags-token": document.querySelector(
+                            'meta[name="aioflags-token"]').content,
+                    },
+                    body: JSON.stringify({
+                        url: "https://shop.example/",
+                        flags: [{key: "new-checkout", variation: 1}],
+                    }),
+                }).then((answer) => answer.status)"""
+            )
+            assert status == 403
+            await other.close()
+    finally:
+        process.terminate()
+        with anyio.fail_after(30):  # a guard, not a timing
+            await process.wait()
+        told = b""
+        if process.stderr is not None:
+            async for chunk in process.stderr:
+                told += chunk
+        await process.aclose()
+    token = link.partition("#aioflags_lens=")[2]
+    assert told.decode().count("INFO: aioflags console: made lens link ") == 1
+    assert token not in told.decode()
