@@ -150,7 +150,18 @@ async def serve(
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
         print(_config_line(server.url), flush=True)
-        print(f"Console: {_console_url(server.url, host, server.address)}", flush=True)
+        console = _console_url(server.url, host, server.address)
+        if server.lens_key is not None:
+            # (after "#": a fragment reaches no request, so no log; the page
+            # keeps the key, and only a page that has it makes lens links)
+            console = f"{console}#lens-key={server.lens_key}"
+        print(f"Console: {console}", flush=True)
+        if server.lens_key is not None:
+            print(
+                "  Share a lens signs with the lens secret: only a page opened at"
+                " this address (with its #lens-key, new at each start) may use it",
+                flush=True,
+            )
         listening = _listening(server.url, host, server.address)
         if listening is not None:
             print(listening, flush=True)
@@ -716,6 +727,9 @@ def _serve_command(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: --lens-secret-file: {exc}", file=sys.stderr)
             return 2
+        # Each lens link the console makes is said on stderr (INFO; never
+        # its token): who runs `serve` sees what was made with the secret.
+        logging.getLogger("aioflags.lens").setLevel(logging.INFO)
     try:
         limits = Limits(**dict(args.limit))
     except ValueError as exc:  # (a bound that is no positive number)

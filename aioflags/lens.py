@@ -15,7 +15,8 @@ flag for anyone else::
 
 then mints a token (``aioflags lens mint --secret-file F --flag
 new-checkout=true``, or :func:`mint`) and sends it in the
-``X-Aioflags-Lens`` header, or follows a link that sets a cookie. Every
+``X-Aioflags-Lens`` header, or follows a one-time link (the token after
+its ``#``) whose page sets a cookie once the user turns the lens on. Every
 evaluation that request makes, in its task and the tasks it starts, serves
 the token's variations (reason ``{"kind": "OVERRIDE", "lens": <jti>}``, no
 analytics event); a token with ``trace`` gets every evaluation listed in the
@@ -33,22 +34,16 @@ from typing import TYPE_CHECKING, Any, final
 from ._client._blocking import Client as BlockingClient
 from ._lens._config import LensConfig
 from ._lens._lens import warn
+from ._lens._link import confirm_page, redeem
 from ._lens._token import mint
-from ._lens._web import (
-    HEADER,
-    PARAM,
-    TRACE_HEADER,
-    cookie_token,
-    link,
-    location,
-    set_cookie,
-)
+from ._lens._web import HEADER, PARAM, TRACE_HEADER, cookie_token, location, marker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 
     from ._client._client import Client
     from ._lens._lens import Lens, View
+    from ._lens._link import Answer
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -85,14 +80,17 @@ class LensMiddleware:
     """The flag lens for an ASGI app: ``app.add_middleware(LensMiddleware, client=client)``.
 
     Requests that carry a valid lens token (the ``X-Aioflags-Lens``
-    header, the ``aioflags_lens`` cookie, or once, the ``aioflags_lens``
-    query parameter of a link: answered with a 303 to the same URL without
-    it, which sets the cookie) see the token's overrides in every
-    evaluation of ``client`` they make, and, if the token asks for it, get
-    the ``X-Aioflags-Trace`` response header. A bad token never fails the
-    request: it goes on without the lens (one WARNING a minute per cause).
-    With no ``Config(lens=...)``, every request passes through untouched.
-    See docs/lens.md.
+    header, or the ``aioflags_lens`` cookie) see the token's overrides in
+    every evaluation of ``client`` they make, and, if the token asks for
+    it, get the ``X-Aioflags-Trace`` response header. A link
+    (``page?aioflags_lens#aioflags_lens=TOKEN``) is answered by the
+    middleware itself: a ``GET`` gets a confirm page, whose button posts
+    the token (from the fragment, which never reaches a server) back to the
+    same URL; that ``POST``, from the page's own site, redeems the token
+    once and answers a 303 to the URL without the marker, setting the
+    cookie. A bad token never fails a request: it goes on without the lens
+    (one WARNING a minute per cause). With no ``Config(lens=...)``, every
+    request passes through untouched. See docs/lens.md.
 
     Added in version 0.2.0.
     """
@@ -112,9 +110,9 @@ class LensMiddleware:
             return
         query: bytes = scope.get("query_string", b"")
         if kind == "http" and _PARAM_BYTES in query:
-            token, kept = link(query.decode("latin-1"))
-            if token is not None:
-                await self._redirect(lens, scope, send, token, kept)
+            marked, kept = marker(query.decode("latin-1"))
+            if marked:
+                await self._link(lens, scope, receive, send, kept)
                 return
         token = _header_token(scope)
         if token is None:
@@ -130,30 +128,54 @@ class LensMiddleware:
             else:
                 await self.app(scope, receive, _traced(send, view))
 
-    async def _redirect(
-        self, lens: Lens, scope: Scope, send: Send, token: str, kept: str
+    async def _link(
+        self, lens: Lens, scope: Scope, receive: Receive, send: Send, kept: str
     ) -> None:
-        """Answer a link: 303 to the URL without the token, the cookie set if it is valid."""
-        view = lens.open(token, _exists(self.client))
+        """Answer a link: its confirm page, or (``POST``) its redemption."""
         raw = scope.get("raw_path")
         path = (
             raw.decode("latin-1")
             if isinstance(raw, bytes)
             else str(scope["path"]).encode().decode("latin-1")
         )
-        headers = [
-            (b"location", location(path.partition("?")[0], kept).encode("ascii")),
-            (b"content-length", b"0"),
-            (b"cache-control", b"no-store"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
-        if view is not None:
-            secure = scope.get("scheme") == "https"
-            headers.append(
-                (b"set-cookie", set_cookie(token, view, secure).encode("latin-1"))
-            )
-        await send({"type": "http.response.start", "status": 303, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        clean = location(path.partition("?")[0], kept)
+        method = scope.get("method", "GET")
+        if method != "POST":
+            await _send(send, confirm_page(clean), method == "HEAD")
+            return
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+
+        async def read(limit: int) -> bytes | None:
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                if len(body) > limit or not message.get("more_body", False):
+                    return bytes(body)
+
+        answer = await redeem(
+            lens,
+            _exists(self.client),
+            clean,
+            headers.get,
+            read,
+            scope.get("scheme") == "https",
+        )
+        if answer is not None:
+            await _send(send, answer, False)
+
+
+async def _send(send: Send, answer: Answer, head: bool) -> None:
+    """Send ``answer`` (its body left out for a ``HEAD``)."""
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in answer.headers]
+    await send(
+        {"type": "http.response.start", "status": answer.status, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": b"" if head else answer.body})
 
 
 def _header_token(scope: Scope) -> str | None:
@@ -188,15 +210,45 @@ def aiohttp_middleware(client: Client) -> Any:
     """Make the flag lens's aiohttp middleware: ``middlewares=[aiohttp_middleware(client)]``.
 
     What :class:`~aioflags.lens.LensMiddleware` does for ASGI apps: a
-    request with a valid token (header, cookie, or a one-time link,
-    answered with a 303 that sets the cookie) sees its overrides, and gets
-    the trace if the token asks for it; a bad token never fails the
-    request. A response already sent (a ``StreamResponse`` prepared by the
-    handler) carries no trace. See docs/lens.md.
+    request with a valid token (header or cookie) sees its overrides, and
+    gets the trace if the token asks for it; a link is answered with its
+    confirm page, and its ``POST`` redeems the token once, setting the
+    cookie; a bad token never fails the request. A response already sent
+    (a ``StreamResponse`` prepared by the handler) carries no trace. See
+    docs/lens.md.
 
     Added in version 0.2.0.
     """
     from aiohttp import web
+    from multidict import CIMultiDict
+
+    async def answered(request: web.Request, kept: str, lens: Lens) -> web.Response:
+        """A link's answer: its confirm page, or (``POST``) its redemption."""
+        path = request.raw_path.partition("?")[0].encode().decode("latin-1")
+        clean = location(path, kept.encode().decode("latin-1"))
+        if request.method != "POST":
+            answer: Answer | None = confirm_page(clean)
+        else:
+
+            async def read(limit: int) -> bytes | None:
+                body = bytearray()
+                while len(body) <= limit:
+                    chunk = await request.content.read(limit + 1 - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
+                return bytes(body)
+
+            answer = await redeem(
+                lens, _exists(client), clean, request.headers.get, read, request.secure
+            )
+        assert answer is not None  # (aiohttp ends a handler whose client left)
+        headers = CIMultiDict(
+            (name, value)
+            for name, value in answer.headers
+            if name != "content-length"  # (aiohttp's own)
+        )
+        return web.Response(status=answer.status, body=answer.body, headers=headers)
 
     @web.middleware
     async def lens_middleware(
@@ -206,26 +258,11 @@ def aiohttp_middleware(client: Client) -> Any:
         lens = client._lens
         if lens is None:
             return await handler(request)
-        if PARAM in request.query:
-            raw = request.raw_path.partition("?")
-            token, kept = link(raw[2])
-            if token is not None:
-                view = lens.open(token, _exists(client))
-                link_response = web.Response(
-                    status=303,
-                    headers={
-                        "Location": location(
-                            raw[0].encode().decode("latin-1"),
-                            kept.encode().decode("latin-1"),
-                        ),
-                        "Cache-Control": "no-store",
-                        "Referrer-Policy": "no-referrer",
-                    },
-                )
-                if view is not None:
-                    cookie = set_cookie(token, view, request.secure)
-                    link_response.headers["Set-Cookie"] = cookie
-                return link_response
+        query = request.raw_path.partition("?")[2]
+        if PARAM in query:
+            marked, kept = marker(query)
+            if marked:
+                return await answered(request, kept, lens)
         token = request.headers.get(HEADER)
         if token is None:
             token = cookie_token(request.headers.getall("Cookie", ()))

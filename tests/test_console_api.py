@@ -1081,7 +1081,7 @@ async def test_pages_past_the_cap_are_refused_with_a_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(console, "PAGES", 2)
-    async with serving() as (server, http, _):
+    async with serving() as (server, http, token):
         async with (
             aconnect_sse(http, "GET", "/ui/api/events") as one,
             aconnect_sse(http, "GET", "/ui/api/events") as two,
@@ -1093,6 +1093,12 @@ async def test_pages_past_the_cap_are_refused_with_a_reason(
             assert third.status_code == 503
             assert "has 2 pages open already" in third.json()["message"]
             assert "default-src 'self'" in third.headers["content-security-policy"]
+            # (docs/console.md: the cap shuts out the live view only; the
+            # service, the SDK endpoints and the console's requests answer)
+            assert (await http.get("/ui/api/state")).status_code == 200
+            assert (await http.get("/sdk/latest-all")).status_code == 200
+            flip = await post(http, "flag", {"key": "dark", "on": True}, token)
+            assert flip.status_code == 200
         with anyio.fail_after(10):
             await server.wait_until(lambda: server.open_streams(console.EVENTS) == 0)
         async with aconnect_sse(http, "GET", "/ui/api/events") as again:

@@ -3,13 +3,19 @@
 Tokens are minted with PyJWT directly (an outside JWT library, as a support
 tool in another language would) as well as with ``aioflags.lens.mint``.
 Apps are served on 127.0.0.1 (Hypercorn for the FastAPI app, aiohttp's own
-server for aiohttp's) unless a case is pure mapping.
+server for aiohttp's; uvicorn where its access log is read) unless a case
+is pure mapping. A link is followed here as a browser follows it (its
+fragment kept by the client, the token posted from its confirm page);
+tests/test_lens_browser.py follows one in Chromium.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,7 +33,8 @@ import aioflags.blocking
 from aioflags import Context
 from aioflags._core._clock import wall_ms
 from aioflags._lens import _lens as lens_runtime
-from aioflags._lens._web import link
+from aioflags._lens._link import MAX_FORM_BYTES
+from aioflags._lens._web import fragment_token, marker, with_token
 from aioflags._service._hosting import bind, serve_asgi
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
 from aioflags.ofrep import OFREPApp
@@ -137,6 +144,41 @@ async def served(app: Any) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
+async def served_by_uvicorn(app: Any, log: list[str]) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1, as many apps are deployed; its base URL.
+
+    Each line of its access log (``uvicorn.access``, uvicorn's own format,
+    on by default) is added to ``log``.
+    """
+    import uvicorn
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    keep, level = Keep(), access.level
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    sock = bind("127.0.0.1", 0, Limits().backlog)
+    # (h11: what `uvicorn app:app` runs without httptools; no websockets)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="off", http="h11", ws="none")
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])  # (connections wait in the backlog)
+            try:
+                yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+            finally:
+                server.should_exit = True
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
 async def fastapi_app(**options: Any) -> AsyncIterator[tuple[aioflags.Client, str]]:
     async with (
         aioflags.Client(config(**options)) as client,
@@ -153,7 +195,33 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-# ------------------------------------------------------------------ scope
+def inline_hashes(page: str) -> dict[str, str]:
+    """The CSP source of each inline script and style of ``page``, by tag."""
+    found = {}
+    for tag in ("script", "style"):
+        match = re.search(f"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        if match is not None:
+            digest = hashlib.sha256(match.group(1).encode()).digest()
+            found[tag] = f"'sha256-{base64.b64encode(digest).decode()}'"
+    return found
+
+
+async def follow(http: httpx.AsyncClient, link: str, **post: Any) -> httpx.Response:
+    """Follow ``link`` as a browser does: GET its page, then post its token.
+
+    The fragment stays with the client (httpx, as a browser, never sends
+    it); the page's script would post the token it holds to the same URL.
+    ``post``: more of ``http.post``'s arguments (``headers``).
+    """
+    page = await http.get(link)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    token = fragment_token(link)
+    assert token is not None
+    return await http.post(link.partition("#")[0], data={"token": token}, **post)
+
+
+# ---------------------------------------------------------- header, cookie, link
 @pytest.mark.asyncio
 async def test_header_cookie_and_link_each_override() -> None:
     async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
@@ -168,18 +236,20 @@ async def test_header_cookie_and_link_each_override() -> None:
         assert by_cookie.json() == {"checkout": True, "search": "b"}
         http.cookies.clear()
 
-        # The link: 303 to the same URL without the token, with the cookie.
-        link = await http.get(f"/flags?x=1&aioflags_lens={lensed}&y=%20z")
-        assert link.status_code == 303
-        assert link.headers["location"] == "/flags?x=1&y=%20z"
-        cookie = link.headers["set-cookie"]
+        # The link: the token after "#", the bare marker in the query.
+        link = with_token(f"{url}/flags?x=1&y=%20z", lensed)
+        assert link == f"{url}/flags?x=1&y=%20z&aioflags_lens#aioflags_lens={lensed}"
+        # Its POST: 303 to the same URL without the marker, with the cookie.
+        redeemed = await follow(http, link)
+        assert redeemed.status_code == 303
+        assert redeemed.headers["location"] == "/flags?x=1&y=%20z"
+        cookie = redeemed.headers["set-cookie"]
         assert cookie.startswith(f"aioflags_lens={lensed}; Path=/; Max-Age=")
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert "Secure" not in cookie  # plain http
-        assert lensed not in link.headers["location"]
-        assert link.content == b""
+        assert redeemed.content == b""
         # A browser follows it: the cookie now carries the token.
-        followed = await http.get(link.headers["location"])
+        followed = await http.get(redeemed.headers["location"])
         assert followed.json() == {"checkout": True, "search": "b"}
         assert followed.url.query == b"x=1&y=%20z"
         http.cookies.clear()
@@ -187,22 +257,120 @@ async def test_header_cookie_and_link_each_override() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_followed_link_leaves_no_token_in_the_final_url() -> None:
-    lensed = token({"banner": "green", "new-checkout": True})
-    async with (
-        fastapi_app() as (_, url),
-        httpx.AsyncClient(base_url=url, follow_redirects=True) as http,
-    ):
-        reply = await http.get(f"/flags?aioflags_lens={lensed}")
-        assert reply.json()["checkout"] is True
-        assert "aioflags_lens" not in str(reply.url)
-        assert [r.status_code for r in reply.history] == [303]
+async def test_a_link_s_page_is_answered_by_the_middleware_strictly_and_sets_nothing() -> (
+    None
+):
+    lensed = token({"new-checkout": True})
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        # (the fragment is the client's own: only the marker reaches the server)
+        page = await http.get(with_token(f"{url}/flags?a=%22&b=2", lensed))
+        assert page.status_code == 200 and "set-cookie" not in page.headers
+        assert page.headers["cache-control"] == "no-store"
+        # (same-origin: under no-referrer, Chromium posts its form with
+        # "Origin: null", as a sandboxed page of another site would)
+        assert page.headers["referrer-policy"] == "same-origin"
+        assert page.headers["x-frame-options"] == "DENY"
+        policy = page.headers["content-security-policy"]
+        hashes = inline_hashes(page.text)
+        assert policy == (
+            f"default-src 'none'; script-src {hashes['script']}; style-src"
+            f" {hashes['style']}; form-action 'self'; frame-ancestors 'none';"
+            " base-uri 'none'"
+        )
+        assert "Turn on the lens" in page.text  # the confirm page, not the app
+        assert '<a href="/flags?a=%22&amp;b=2">Continue without the lens</a>' in (
+            page.text
+        )
+        head = await http.head("/flags?aioflags_lens")
+        assert head.status_code == 200 and head.content == b""
+        # A link of the old form (its token in the query) sets nothing: its
+        # token is never read, and the page says the link carries none.
+        old = await http.get(f"/flags?aioflags_lens={lensed}")
+        assert old.status_code == 200 and "set-cookie" not in old.headers
+        assert "Turn on the lens" in old.text
+        followed = await http.get("/flags")
+        assert followed.json()["checkout"] is False
 
 
 @pytest.mark.asyncio
-async def test_a_link_over_https_sets_a_secure_cookie_and_never_leaves_the_host() -> (
-    None
-):
+async def test_a_link_turns_the_lens_on_once_per_process() -> None:
+    lensed = token({"new-checkout": True})
+    link = with_token("http://app.example/flags", lensed)
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        first = await follow(http, link.replace("http://app.example", url))
+        assert first.status_code == 303 and "set-cookie" in first.headers
+        http.cookies.clear()
+        # Followed again (by anyone: a chat log, the browser's back button):
+        # no cookie, a page that says it was used.
+        again = await follow(http, link.replace("http://app.example", url))
+        assert again.status_code == 409 and "set-cookie" not in again.headers
+        assert "used already" in again.text
+        assert (await http.get("/flags")).json()["checkout"] is False
+        # The token itself is still a bearer token until it expires.
+        headed = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
+        assert headed.json()["checkout"] is True
+    # Another process (another worker) remembers nothing of it: the record
+    # of redeemed links is each lens's own.
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        other = await follow(http, link.replace("http://app.example", url))
+        assert other.status_code == 303 and "set-cookie" in other.headers
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:1"},  # the same host, another port
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
+async def test_a_link_posted_from_another_site_is_refused_and_sets_nothing(
+    headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    lensed = token({"new-checkout": True})
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        refused = await http.post(
+            "/flags?aioflags_lens", data={"token": lensed}, headers=headers
+        )
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        assert "from elsewhere" in refused.text
+        assert (await http.get("/flags")).json()["checkout"] is False
+        # The refusal redeemed nothing: the link's own page still can.
+        same = {"Origin": url, "Sec-Fetch-Site": "same-origin"}
+        mine = await http.post(
+            "/flags?aioflags_lens", data={"token": lensed}, headers=same
+        )
+        assert mine.status_code == 303 and "set-cookie" in mine.headers
+    said = warnings_of(caplog)
+    assert len(said) == 1 and "another site" in said[0]
+
+
+@pytest.mark.asyncio
+async def test_a_link_s_form_past_8_kib_or_without_a_token_is_refused() -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # (no Content-Length: chunked)
+        yield b"token="
+        yield b"x" * MAX_FORM_BYTES
+
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        marked = "/flags?aioflags_lens"
+        declared = await http.post(marked, content=b"token=" + b"x" * 9000)
+        assert declared.status_code == 413
+        chunked = await http.post(marked, content=chunks())
+        assert chunked.status_code == 413 and "set-cookie" not in chunked.headers
+        assert (await http.post(marked, data={})).status_code == 400
+        assert (await http.post(marked, content=b"\xff\xfe")).status_code == 400
+        assert (await http.post(marked, data={"token": "garbage"})).status_code == 403
+        # Just within the bound: read, and refused for what it carries.
+        near = b"token=" + b"x" * (MAX_FORM_BYTES - 6)
+        assert (await http.post(marked, content=near)).status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_a_link_over_https_sets_a_secure_cookie() -> None:
     async with aioflags.Client(config()) as client:
         app = make_app(client)
         transport = httpx.ASGITransport(app=app)
@@ -210,7 +378,7 @@ async def test_a_link_over_https_sets_a_secure_cookie_and_never_leaves_the_host(
             transport=transport, base_url="https://app.example"
         ) as http:
             lensed = token({"new-checkout": True})
-            reply = await http.get(f"/flags?aioflags_lens={lensed}")
+            reply = await http.post("/flags?aioflags_lens", data={"token": lensed})
             assert "; Secure" in reply.headers["set-cookie"]
 
 
@@ -235,21 +403,60 @@ async def test_a_link_never_redirects_to_another_host(
         sent.append(message)
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
+        return {"type": "http.request", "body": b"token=" + token({}).encode()}
 
     async with aioflags.Client(config()) as client:
         scope_ = {
             "type": "http",
+            "method": "POST",
             "scheme": "http",
             "path": raw_path.decode("latin-1"),
             "raw_path": raw_path,
-            "query_string": b"aioflags_lens=" + token({}).encode(),
+            "query_string": b"aioflags_lens",
             "headers": [],
         }
         await LensMiddleware(app, client=client)(scope_, receive, send)
     headers = dict(sent[0]["headers"])
     assert sent[0]["status"] == 303
     assert headers[b"location"].decode() == expected
+
+
+@pytest.mark.asyncio
+async def test_a_lens_that_remembers_all_it_may_refuses_links_rather_than_forget(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(lens_runtime, "MAX_REDEEMED", 1)
+    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        first = await follow(http, with_token(f"{url}/flags", token({}, jti="a")))
+        assert first.status_code == 303
+        http.cookies.clear()
+        full = await follow(http, with_token(f"{url}/flags", token({}, jti="b")))
+        assert full.status_code == 503 and "set-cookie" not in full.headers
+        assert "try again later" in full.text
+    assert any("holds as many as it may" in m for m in warnings_of(caplog))
+
+
+def test_a_lens_remembers_redeemed_links_until_they_expire_and_at_most_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lens = lens_runtime.Lens(LensConfig(secrets=[SECRET], allow=ALLOW))
+    one, two = token({}, jti="one"), token({}, jti="two")
+    assert lens.redeem(one, 1000, now=900) == "redeemed"
+    assert lens.redeem(one, 1000, now=950) == "used"
+    # (kept with verify's leeway: until exp + 30 s, as long as it verifies)
+    assert lens.redeem(one, 1000, now=1029) == "used"
+    # The same link written another way (its signature's unused base64
+    # bits) is the same link.
+    head, _, signature = one.rpartition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    respelled = f"{head}.{signature[:-1]}{alphabet[alphabet.index(signature[-1]) ^ 1]}"
+    assert respelled != one and lens.redeem(respelled, 1000, now=1000) == "used"
+    monkeypatch.setattr(lens_runtime, "MAX_REDEEMED", 2)
+    assert lens.redeem(two, 1100, now=1000) == "redeemed"
+    assert lens.redeem(token({}, jti="three"), 1100, now=1000) == "full"
+    # Once one expired, it is forgotten, and there is room again.
+    assert lens.redeem(token({}, jti="three"), 1100, now=1031) == "redeemed"
+    assert len(lens._redeemed) == 2 and len(lens._expiries) == 2
 
 
 @pytest.mark.asyncio
@@ -384,10 +591,10 @@ async def test_a_bad_token_gives_a_normal_response_no_override_no_trace_one_warn
             assert reply.status_code == 200
             assert reply.json() == {"checkout": False, "search": "c"}
             assert "x-aioflags-trace" not in reply.headers
-        # A link with it still goes to the clean URL, and sets no cookie.
-        link = await http.get(f"/flags?aioflags_lens={bad}")
-        assert link.status_code == 303 and link.headers["location"] == "/flags"
-        assert "set-cookie" not in link.headers
+        # A link with it: a page that says it was refused, and no cookie.
+        link = await follow(http, with_token(f"{url}/flags", bad))
+        assert link.status_code == 403 and "set-cookie" not in link.headers
+        assert f"was refused ({cause})" in link.text
     said = warnings_of(caplog)
     assert len(said) == 1, said  # rate-limited: one a minute per cause
     assert f"({cause}:" in said[0]
@@ -457,10 +664,12 @@ async def test_scope_never_raises_and_a_client_without_a_lens_ignores_tokens(
             assert not lensed.active and lensed.trace() is None
             assert not await client.bool_variation("new-checkout", USER, False)
         async with served(make_app(client)) as url, httpx.AsyncClient() as http:
-            lensed_url = f"{url}/flags?aioflags_lens={token({'new-checkout': True})}"
-            reply = await http.get(lensed_url)
-            assert reply.status_code == 200  # untouched: no redirect
+            link = with_token(f"{url}/flags", token({"new-checkout": True}))
+            reply = await http.get(link)
+            assert reply.status_code == 200  # untouched: the app's answer
             assert reply.json()["checkout"] is False
+            posted = await http.post(f"{url}/flags?aioflags_lens")
+            assert posted.status_code == 405  # (the app's: it has no POST)
     assert any("without Config(lens=" in m for m in warnings_of(caplog))
 
 
@@ -669,25 +878,71 @@ async def test_aiohttp_middleware_header_link_and_trace() -> None:
             reply = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
             assert await reply.json() == {"checkout": True}
             assert reply.headers["X-Aioflags-Trace"] == "new-checkout=true (OVERRIDE)"
-            link = await http.get(
-                f"/flags?a=1&aioflags_lens={lensed}", allow_redirects=False
-            )
-            assert link.status == 303 and link.headers["Location"] == "/flags?a=1"
-            assert link.headers["Set-Cookie"].startswith("aioflags_lens=")
-            followed = await http.get("/flags?a=1")  # the cookie jar has it
-            assert await followed.json() == {"checkout": True}
             bad = await http.get("/flags", headers={"X-Aioflags-Lens": "garbage"})
             assert bad.status == 200 and "X-Aioflags-Trace" not in bad.headers
 
+            # A link: the same page, the same headers as LensMiddleware's.
+            page = await http.get("/flags?a=1&aioflags_lens")
+            text = await page.text()
+            assert page.status == 200 and "Turn on the lens" in text
+            hashes = inline_hashes(text)
+            policy = page.headers["Content-Security-Policy"]
+            assert hashes["script"] in policy and hashes["style"] in policy
+            assert page.headers["Cache-Control"] == "no-store"
+            assert page.headers["X-Frame-Options"] == "DENY"
+            assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+            head = await http.head("/flags?aioflags_lens")
+            assert head.status == 200 and await head.read() == b""
+            marked = "/flags?a=1&aioflags_lens"
+            foreign = await http.post(
+                marked,
+                data={"token": lensed},
+                headers={"Origin": "http://evil.example"},
+            )
+            assert foreign.status == 403 and "Set-Cookie" not in foreign.headers
+            big = await http.post(marked, data=b"token=" + b"x" * 9000)
+            assert big.status == 413
+            assert (await http.post(marked, data={"token": "garbage"})).status == 403
+            link = await http.post(
+                marked,
+                data={"token": lensed},
+                headers={"Sec-Fetch-Site": "same-origin"},
+                allow_redirects=False,
+            )
+            assert link.status == 303 and link.headers["Location"] == "/flags?a=1"
+            assert link.headers["Set-Cookie"].startswith(f"aioflags_lens={lensed};")
+            followed = await http.get("/flags?a=1")  # the cookie jar has it
+            assert await followed.json() == {"checkout": True}
+            http.session.cookie_jar.clear()
+            again = await http.post(
+                marked, data={"token": lensed}, allow_redirects=False
+            )
+            assert again.status == 409 and "Set-Cookie" not in again.headers
+            assert await (await http.get("/flags?a=1")).json() == {"checkout": False}
+
 
 # --------------------------------------------------------------- the tokens
-def test_a_link_s_token_is_taken_and_the_rest_of_the_query_kept_as_written() -> None:
-    assert link("a=1&&aioflags_lens=T%2B&b=%20&aioflags_lens=second&") == (
-        "T+",  # the first, decoded
+def test_a_link_s_marker_is_found_and_the_rest_of_the_query_kept_as_written() -> None:
+    assert marker("a=1&&aioflags_lens&b=%20&aioflags_lens=old&") == (
+        True,
         "a=1&b=%20",  # the others as written, empty pieces dropped
     )
-    assert link("a=1") == (None, "a=1")
-    assert link("") == (None, "")
+    assert marker("aioflags%5Flens=T") == (True, "")  # (a value is never read)
+    assert marker("a=1&aioflags_lensx=2") == (False, "a=1&aioflags_lensx=2")
+    assert marker("") == (False, "")
+
+
+def test_a_link_carries_its_token_after_the_hash_only() -> None:
+    assert with_token("https://app.example/cart?x=1#top", "T.o.k") == (
+        "https://app.example/cart?x=1&aioflags_lens#aioflags_lens=T.o.k"
+    )
+    assert with_token("http://app.example/?aioflags_lens=old", "T.o.k") == (
+        "http://app.example/?aioflags_lens#aioflags_lens=T.o.k"
+    )
+    assert fragment_token("https://a.example/?aioflags_lens#aioflags_lens=T.o") == "T.o"
+    assert fragment_token("https://a.example/?aioflags_lens=T.o") is None
+    with pytest.raises(ValueError, match="not an http"):
+        with_token("javascript:alert(1)//", "T.o.k")
 
 
 def test_mint_makes_a_token_any_jwt_library_reads() -> None:
@@ -758,8 +1013,8 @@ def test_lens_mint_and_inspect_from_the_command_line(
         == 0
     )
     link = capsys.readouterr().out.strip()
-    assert link.startswith("https://app.example/cart?x=1&aioflags_lens=")
-    minted = link.split("aioflags_lens=")[1]
+    assert link.startswith("https://app.example/cart?x=1&aioflags_lens#aioflags_lens=")
+    minted = link.split("#aioflags_lens=")[1]
     claims = pyjwt.decode(
         minted, SECRET, algorithms=["HS256"], audience="aioflags-lens"
     )
@@ -873,7 +1128,10 @@ CONSOLE_CHECKOUT: dict[str, Any] = {
 
 
 @pytest.mark.asyncio
-async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -> None:
+async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "aioflags.lens")
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}) as plain,
         httpx.AsyncClient(base_url=plain.url) as http,
@@ -891,6 +1149,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
             headers={"x-aioflags-token": token},
         )
         assert reply.status_code == 404 and "--lens-secret-file" in reply.text
+        assert plain.lens_key is None
     with pytest.raises(aioflags.ConfigurationError, match="at least 32 bytes"):
         FlagServer(lens_secret="short")
     async with (
@@ -900,9 +1159,15 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
         page = await http.get("/ui/")
         token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
         assert (await http.get("/ui/api/state")).json()["lens"] is True
+        key = server.lens_key
+        assert key is not None and key not in page.text  # (no page carries it)
 
-        async def mint(body: Any, with_token: bool = True) -> httpx.Response:
+        async def mint(
+            body: Any, with_token: bool = True, lens_key: str | None = key
+        ) -> httpx.Response:
             headers = {"x-aioflags-token": token} if with_token else {}
+            if lens_key is not None:
+                headers["x-aioflags-lens-key"] = lens_key
             return await http.post("/ui/api/lens", json=body, headers=headers)
 
         good = {
@@ -915,7 +1180,10 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
         made = await mint(good)
         assert made.status_code == 200
         link = made.json()["link"]
-        assert link.startswith("https://shop.example/cart?x=1&aioflags_lens=")
+        assert link == (
+            "https://shop.example/cart?x=1&aioflags_lens#aioflags_lens="
+            + made.json()["token"]
+        )
         claims = pyjwt.decode(
             made.json()["token"],
             SECRET,
@@ -925,7 +1193,20 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations() -
         assert claims["flags"] == {"new-checkout": True}
         assert claims["sub"] == "user-42" and claims["trace"] is True
         assert claims["exp"] - claims["iat"] == 900
+        # Each link made is said (INFO), never with its token.
+        told = [r.getMessage() for r in caplog.records if r.name == "aioflags.lens"]
+        assert told == [
+            f"aioflags console: made lens link {claims['jti']} for"
+            " https://shop.example/cart: new-checkout=true, for 900 s, context key"
+            " 'user-42', with a trace"
+        ]
         assert (await mint(good, with_token=False)).status_code == 403
+        # What any local process can read (the page's token) is not enough.
+        keyless = await mint(good, lens_key=None)
+        assert keyless.status_code == 403 and "#lens-key=" in keyless.text
+        wrong = await mint(good, lens_key=key[:-1] + ("A" if key[-1] != "A" else "B"))
+        assert wrong.status_code == 403 and "wrong lens key" in wrong.text
+        assert (await mint([1, 2], lens_key=None)).status_code == 403
         for bad, status in [
             ({**good, "url": "javascript:alert(1)"}, 400),
             ({**good, "flags": []}, 400),

@@ -115,6 +115,11 @@ def test_signed_garbage_and_tricks_are_refused_by_cause() -> None:
         "alg HS256 lowercase": (signed(good, {"alg": "hs256"}), "algorithm"),
         "header a list": (f"{_b64(b'[1]')}.{_b64(b'{}')}.", "malformed"),
         "kid path": (signed(good, {"alg": "HS256", "kid": "../../etc/passwd"}), None),
+        # issue 77: a cookie is set to a token as it is written, and a link
+        # is redeemed once per token: one token, one spelling.
+        "padded": (signed(good) + "=", "malformed"),
+        "a cookie attribute": (signed(good) + ";Domain=evil.example", "malformed"),
+        "a line break": (signed(good)[:-4] + "\r\n" + signed(good)[-4:], "malformed"),
     }
     for name, (token, cause) in cases.items():
         verdict = verify(token, [SECRET], 3600)
@@ -126,18 +131,24 @@ def test_signed_garbage_and_tricks_are_refused_by_cause() -> None:
 
 
 async def _call(
-    middleware: LensMiddleware, path: bytes, query: bytes, headers: list[Any]
+    middleware: LensMiddleware,
+    path: bytes,
+    query: bytes,
+    headers: list[Any],
+    method: str = "GET",
+    body: bytes = b"",
 ) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
+        return {"type": "http.request", "body": body}
 
     async def send(message: Any) -> None:
         sent.append(message)
 
     scope_ = {
         "type": "http",
+        "method": method,
         "scheme": "http",
         "path": path.decode("latin-1"),
         "raw_path": path,
@@ -146,6 +157,10 @@ async def _call(
     }
     await middleware(scope_, receive, send)
     return sent
+
+
+#: Stands for a fresh validly signed form (a link is redeemed once).
+_VALID_FORM = b"<a valid form>"
 
 
 @pytest.mark.no_cover
@@ -163,15 +178,19 @@ async def test_any_request_gets_an_answer_never_a_crash_or_a_foreign_redirect() 
             await send({"type": "http.response.body", "body": str(value).encode()})
 
         middleware = LensMiddleware(app, client=client)
-        valid = signed(
-            {
-                "aud": "aioflags-lens",
-                "iat": wall_ms() // 1000,
-                "exp": wall_ms() // 1000 + 60,
-                "flags": {"a": "y"},
-                "trace": True,
-            }
-        )
+
+        def valid(jti: str = "j") -> str:
+            return signed(
+                {
+                    "aud": "aioflags-lens",
+                    "iat": wall_ms() // 1000,
+                    "exp": wall_ms() // 1000 + 60,
+                    "flags": {"a": "y"},
+                    "trace": True,
+                    "jti": jti,
+                }
+            )
+
         text = st.binary(max_size=300)
 
         @settings(
@@ -181,39 +200,61 @@ async def test_any_request_gets_an_answer_never_a_crash_or_a_foreign_redirect() 
         )
         @given(
             path=st.binary(min_size=1, max_size=60).map(lambda b: b"/" + b),
-            query=text | st.builds(lambda b: b"aioflags_lens=" + b, text),
-            header=text | st.just(valid.encode()),
-            cookie=text | st.just(b"aioflags_lens=" + valid.encode()),
+            query=text
+            | st.builds(lambda b: b"aioflags_lens=" + b, text)
+            | st.builds(lambda b: b + b"&aioflags_lens", text),
+            header=text | st.just(valid().encode()),
+            cookie=text | st.just(b"aioflags_lens=" + valid().encode()),
+            method=st.sampled_from(["GET", "HEAD", "POST", "PUT"]),
+            body=text | st.builds(lambda b: b"token=" + b, text) | st.just(_VALID_FORM),
+            origin=st.none() | text,
         )
-        def check(path: bytes, query: bytes, header: bytes, cookie: bytes) -> None:
+        def check(
+            path: bytes,
+            query: bytes,
+            header: bytes,
+            cookie: bytes,
+            method: str,
+            body: bytes,
+            origin: bytes | None,
+        ) -> None:
             # (drawn here, sent below: the middleware runs on this test's loop)
-            messages.append((path, query, header, cookie))
+            messages.append((path, query, header, cookie, method, body, origin))
 
-        messages: list[tuple[bytes, bytes, bytes, bytes]] = []
+        messages: list[tuple[bytes, bytes, bytes, bytes, str, bytes, bytes | None]] = []
         check()
         seen: set[tuple[int, bytes]] = set()
-        for path, query, header, cookie in messages:
-            sent = await _call(
-                middleware,
-                path,
-                query,
-                [(b"x-aioflags-lens", header), (b"cookie", cookie)],
-            )
+        for n, (path, query, header, cookie, method, body, origin) in enumerate(
+            messages
+        ):
+            if body == _VALID_FORM:
+                body = b"token=" + valid(f"j{n}").encode()
+            headers = [(b"x-aioflags-lens", header), (b"cookie", cookie)]
+            if origin is not None:
+                headers.append((b"origin", origin))
+            sent = await _call(middleware, path, query, headers, method, body)
             start = sent[0]
-            seen.add((start["status"], sent[1]["body"]))
+            status = start["status"]
+            seen.add((status, b"" if status != 200 else sent[1]["body"][:15]))
             assert start["type"] == "http.response.start"
-            assert start["status"] in (200, 303)
+            assert status in (200, 303, 400, 403, 409, 413), status
             for name, value in start["headers"]:
                 assert all(0x20 <= c < 0x7F for c in value), (name, value)
-            if start["status"] == 303:
+            if status == 303:
                 location = dict(start["headers"])[b"location"].decode()
                 assert location.startswith("/") and not location.startswith(
                     ("//", "/\\")
                 )
                 assert "aioflags_lens" not in location
-        # The cases ran: links, plain answers, and overrides through the header
-        # or the cookie.
-        assert {(303, b""), (200, b"x"), (200, b"y")} <= seen
+        # The cases ran: links redeemed and refused, their pages, plain
+        # answers, and overrides through the header or the cookie.
+        assert {
+            (303, b""),
+            (403, b""),
+            (200, b"<!doctype html>"),
+            (200, b"x"),
+            (200, b"y"),
+        } <= seen
         assert client._lens is not None and client._lens.active == 0
         assert len(lens_runtime._told) <= lens_runtime._MAX_TOLD
 

@@ -7,7 +7,6 @@ import datetime
 import json
 import re
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from aioflags._core._clock import wall_ms
 
 from ._config import MIN_SECRET_BYTES
 from ._token import Refusal, jwt, mint, verify
-from ._web import PARAM, with_token
+from ._web import fragment_token, with_token
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
@@ -111,7 +110,10 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument(
         "--trace", action="store_true", help="responses carry X-Aioflags-Trace"
     )
-    cmd.add_argument("--url", help="print a link to this URL that carries the token")
+    cmd.add_argument(
+        "--url",
+        help="print a one-time link to this page of the app: the token after its #",
+    )
     cmd = verbs.add_parser(
         "inspect",
         help="print a token's claims, and with a secret whether it verifies",
@@ -158,9 +160,8 @@ def _mint(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     token: str = args.token.strip()
-    if "://" in token:  # a link: its token
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(token).query)
-        token = (query.get(PARAM) or [""])[0]
+    if "://" in token:  # a link: its token, after its "#"
+        token = fragment_token(token) or ""
     pyjwt = jwt()
     try:  # (read, not trusted: only a secret verifies it, below)
         header = pyjwt.get_unverified_header(token)

@@ -27,19 +27,22 @@ import collections
 import contextlib
 import contextvars
 import fnmatch
+import hashlib
+import heapq
 import json
 import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from aioflags._analytics._usage import _same
+from aioflags._core._clock import wall_ms
 from aioflags._evaluation._door import door
 from aioflags._evaluation._pipeline import find, typed
 from aioflags._evaluation._results import Reason, Result
 
-from ._token import Claims, Refusal, verify
+from ._token import LEEWAY, Claims, Refusal, verify
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -53,7 +56,15 @@ if TYPE_CHECKING:
 
     from ._config import LensConfig
 
-__all__ = ["MAX_TRACE_BYTES", "WARN_EVERY", "Lens", "LensStage", "View", "warn"]
+__all__ = [
+    "MAX_REDEEMED",
+    "MAX_TRACE_BYTES",
+    "WARN_EVERY",
+    "Lens",
+    "LensStage",
+    "View",
+    "warn",
+]
 
 logger = logging.getLogger("aioflags.lens")
 
@@ -65,6 +76,10 @@ MAX_TRACE_BYTES: Final = 8192
 _MARKER_ROOM: Final = 32
 #: (token id, flag key) pairs whose refusal was logged (each once), at most.
 _MAX_TOLD: Final = 4096
+#: Links redeemed and not yet expired that a lens remembers, at most (each
+#: a 32-byte digest and its expiry): past it, a link is refused until one
+#: of them expires, so that no link is ever redeemed twice by one process.
+MAX_REDEEMED: Final = 10_000
 
 # cause -> when its last WARNING was logged (time.monotonic): per process
 _warned: dict[str, float] = {}
@@ -119,7 +134,9 @@ class Lens:
     __slots__ = (
         "_allowed",
         "_evaluations",
+        "_expiries",
         "_lock",
+        "_redeemed",
         "active",
         "config",
         "overridden",
@@ -141,6 +158,10 @@ class Lens:
         self._allowed: dict[str, bool] = {}
         #: The compositions with this lens's stage (:meth:`watch`).
         self._evaluations: weakref.WeakSet[Evaluation] = weakref.WeakSet()
+        #: The links redeemed (:meth:`redeem`): digest -> until when it is kept.
+        self._redeemed: dict[bytes, float] = {}
+        #: The same, as a heap of (until when, digest): the soonest first.
+        self._expiries: list[tuple[float, bytes]] = []
 
     def watch(self, evaluation: Evaluation) -> None:
         """Turn ``evaluation``'s lens stage in while a view is open, out while none is.
@@ -177,6 +198,13 @@ class Lens:
         ``exists``: whether a flag is in the current data, to say at once
         which of the token's flags are not (None: not known yet).
         """
+        verdict = self.check(token, exists)
+        return None if isinstance(verdict, Refusal) else verdict
+
+    def check(
+        self, token: str, exists: Callable[[str], bool] | None = None
+    ) -> View | Refusal:
+        """What :meth:`open` does, the refusal (logged, rate-limited) given back too."""
         verdict = verify(token, self.config.secrets, self.config.max_ttl)
         if isinstance(verdict, Refusal):
             warn(
@@ -186,8 +214,37 @@ class Lens:
                 verdict.cause,
                 verdict.why,
             )
-            return None
+            return verdict
         return View(self, verdict, exists)
+
+    def redeem(
+        self, token: str, expires: float, now: float | None = None
+    ) -> Literal["redeemed", "used", "full"]:
+        """Redeem a verified link's ``token`` once: ``"redeemed"`` the first time.
+
+        ``"used"``: this lens redeemed it already; ``"full"``: it remembers
+        :data:`MAX_REDEEMED` links that have not expired, and takes no more
+        until one does. A link is remembered until it expires (``expires``,
+        with the leeway :func:`verify` gives), by a digest of what its
+        signature covers: the same token written another way (a
+        signature's unused base64 bits) is the same link.
+        """
+        signed = token.rpartition(".")[0]
+        digest = hashlib.sha256(signed.encode("utf-8", "surrogatepass")).digest()
+        moment = wall_ms() / 1000 if now is None else now
+        with self._lock:
+            redeemed, expiries = self._redeemed, self._expiries
+            while expiries and expiries[0][0] < moment:
+                _, gone = heapq.heappop(expiries)
+                redeemed.pop(gone, None)
+            if digest in redeemed:
+                return "used"
+            if len(redeemed) >= MAX_REDEEMED:
+                return "full"
+            until = expires + LEEWAY
+            redeemed[digest] = until
+            heapq.heappush(expiries, (until, digest))
+            return "redeemed"
 
     @contextlib.contextmanager
     def looking(self, view: View) -> Iterator[None]:

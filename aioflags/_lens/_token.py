@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -41,6 +42,12 @@ LEEWAY: Final = 30
 #: The longest token accepted (a header or a cookie stays well within
 #: servers' limits).
 MAX_TOKEN_BYTES: Final = 4096
+#: A JWT's compact form: three base64url segments, unpadded (the signature's
+#: may be empty, as alg "none" has it). Checked here, whatever PyJWT's
+#: release forgives (trailing "=", or, in older ones, any character outside
+#: base64url): a token that verifies is safe to write in a cookie as it is,
+#: and ``sig=`` is not a second spelling of ``sig``.
+_COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 def jwt() -> Any:
@@ -116,6 +123,8 @@ def verify(
     """``token``'s claims if one of ``secrets`` signed it and every rule holds; else why not."""
     if len(token) > MAX_TOKEN_BYTES:
         return Refusal("oversized", f"{len(token)} bytes, over {MAX_TOKEN_BYTES}")
+    if _COMPACT.fullmatch(token) is None:
+        return Refusal("malformed", "not a JWT (three base64url segments)")
     pyjwt = jwt()
     try:
         header = pyjwt.get_unverified_header(token)

@@ -1,7 +1,10 @@
 """What both middlewares do with a request: find its token, clean a link, set the cookie.
 
 Pure functions of the request's parts, shared by the ASGI middleware and
-aiohttp's (``aioflags.lens``).
+aiohttp's (``aioflags.lens``). A link is ``https://app/page?q=1&aioflags_lens#aioflags_lens=TOKEN``:
+the bare ``aioflags_lens`` query marker says the middleware answers it (a
+confirm page, ``_link``), and the token travels in the fragment, which a
+browser never sends to a server (nor in ``Referer``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ __all__ = [
     "PARAM",
     "TRACE_HEADER",
     "cookie_token",
-    "link",
+    "fragment_token",
     "location",
+    "marker",
     "set_cookie",
     "with_token",
 ]
@@ -32,7 +36,8 @@ __all__ = [
 HEADER: Final = "x-aioflags-lens"
 #: The cookie that carries a token (set by a link).
 COOKIE: Final = "aioflags_lens"
-#: The query parameter of a one-time link.
+#: A link's query marker (bare: ``?aioflags_lens``), and the name of its token
+#: in the link's fragment (``#aioflags_lens=TOKEN``).
 PARAM: Final = "aioflags_lens"
 #: The response header of a trace.
 TRACE_HEADER: Final = "x-aioflags-trace"
@@ -51,22 +56,23 @@ def cookie_token(headers: Iterable[str]) -> str | None:
     return None
 
 
-def link(query: str) -> tuple[str | None, str]:
-    """A one-time link's token in ``query`` (None: no such parameter), and the rest of it.
+def marker(query: str) -> tuple[bool, str]:
+    """Whether ``query`` has a link's marker, and the rest of it as written.
 
-    The rest keeps every other parameter as it was written, in order.
+    The marker is ``aioflags_lens``, bare or with a value: a value (an old
+    form of link, the token in the query) is never used, only dropped. The
+    rest keeps every other parameter as it was written, in order.
     """
-    token: str | None = None
+    marked = False
     kept: list[str] = []
     for piece in query.split("&"):
         name = piece.partition("=")[0]
         if urllib.parse.unquote_plus(name) == PARAM:
-            if token is None:
-                token = urllib.parse.unquote_plus(piece.partition("=")[2])
+            marked = True
             continue
         if piece:
             kept.append(piece)
-    return token, "&".join(kept)
+    return marked, "&".join(kept)
 
 
 def location(path: str, query: str) -> str:
@@ -91,11 +97,26 @@ def set_cookie(token: str, view: View, secure: bool, now: float | None = None) -
 
 
 def with_token(url: str, token: str) -> str:
-    """``url`` with the token as one more query parameter (its own query kept)."""
+    """A link to ``url`` that carries ``token``: the bare marker in its query, the token after ``#``.
+
+    ``url``'s own query is kept; its fragment is replaced (a page's own
+    ``#section`` does not survive the link).
+    """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"--url {url!r} is not an http(s) URL")
-    query = f"{parts.query}&" if parts.query else ""
+    kept = marker(parts.query)[1]  # (a marker already there: one is enough)
+    query = f"{kept}&{PARAM}" if kept else PARAM
     return urllib.parse.urlunsplit(
-        parts._replace(query=f"{query}{PARAM}={token}", fragment=parts.fragment)
+        parts._replace(query=query, fragment=f"{PARAM}={token}")
     )
+
+
+def fragment_token(url: str) -> str | None:
+    """The token a link carries after ``#`` (None: none)."""
+    fragment = urllib.parse.urlsplit(url).fragment
+    for piece in fragment.split("&"):
+        name, sep, value = piece.partition("=")
+        if sep and urllib.parse.unquote(name) == PARAM:
+            return urllib.parse.unquote(value)
+    return None

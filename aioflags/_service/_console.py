@@ -16,7 +16,9 @@ its state (for the page's event stream too). Its endpoints:
   (``{"context": ..., "flag": ...}``: what the SDK's evaluator answers);
   with a lens secret (``aioflags serve --lens-secret-file``), ``POST
   /ui/api/lens`` (``{"url", "flags": [{"key", "variation"}], "ttl",
-  "context_key", "trace"}``: a flag lens link, docs/lens.md). The JSON
+  "context_key", "trace"}``: a flag lens link, docs/lens.md), which also
+  needs the lens key (``X-Aioflags-Lens-Key``: made at each start, printed
+  by ``serve`` after the console's ``#``, never in a page). The JSON
   contract with the page is in docs/console.md.
 - Safety: a request whose ``Host`` is not a loopback name, nor the IP
   address the server is bound to, is refused (DNS rebinding); a state-changing request needs the page's token (the
@@ -49,13 +51,15 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._snapshot import FlagSnapshot
 
-__all__ = ["EVENTS", "PREFIX", "Console", "sdk_identity"]
+__all__ = ["EVENTS", "LENS_KEY_HEADER", "PREFIX", "Console", "sdk_identity"]
 
 PREFIX: Final = "/ui"
 EVENTS: Final = "/ui/api/events"
 #: The lifetimes the console mints lens links for, at most (a day).
 LENS_MAX_TTL: Final = 86400
 _TOKEN_HEADER: Final = "x-aioflags-token"
+#: The header of the lens key, which ``POST /ui/api/lens`` needs.
+LENS_KEY_HEADER: Final = "x-aioflags-lens-key"
 _COMPACT: Final = (",", ":")
 #: The evaluations log keeps this many rows (flag, variation, value), newest first.
 LOG_SIZE: Final = 100
@@ -354,6 +358,7 @@ class Console:
         "_sdks",
         "_text",
         "evaluator",
+        "lens_key",
         "lens_secret",
         "originals",
         "token",
@@ -383,6 +388,8 @@ class Console:
         self.url = ""
         #: The secret lens links are signed with (None: no "Share a lens").
         self.lens_secret: bytes | None = None
+        #: What a request must show to have a lens link made (:meth:`use_lens`).
+        self.lens_key: str | None = None
         #: Each flag's row as JSON text, with the flag object and ``changed``
         #: it was written from (a flag changes by being replaced).
         self._rows: dict[str, tuple[Mapping[str, JSONValue], bool, str]] = {}
@@ -678,6 +685,34 @@ class Console:
         if self._event is None or self._text is None:
             self._event = wire.frame("state", self.state_text(flags)).encode()
         return self._event
+
+    def use_lens(self, secret: bytes) -> None:
+        """Make lens links, signed with ``secret``, for whoever holds a new lens key.
+
+        The key is made here, once per start, and reaches no page: ``serve``
+        prints it after the console's ``#`` (a fragment, in no request and
+        no log), the page keeps it in ``sessionStorage``. What ``GET /ui/``
+        embeds (its token) any local process can read; the key, only who
+        sees ``serve``'s output.
+        """
+        self.lens_secret = secret
+        self.lens_key = secrets.token_urlsafe(32)
+
+    def lens_refusal(self, headers: Mapping[str, str]) -> str | None:
+        """Why a request may not have a lens link made (None: it may)."""
+        key = self.lens_key
+        given = headers.get(LENS_KEY_HEADER)
+        if key is None or given is None:
+            return (
+                "this page has no lens key: open the console at the address"
+                " `aioflags serve` printed at start (it ends in #lens-key=...)"
+            )
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            return (
+                "wrong lens key: open the console at the address `aioflags"
+                " serve` printed at this start (the key changes at each start)"
+            )
+        return None
 
     # ------------------------------------------------------------- requests
     def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:

@@ -21,6 +21,7 @@ the service's.
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
 from importlib import resources
 from typing import TYPE_CHECKING, Final
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
     from ._flagset import FlagSet
 
 __all__ = ["console_app"]
+
+#: The lens's logger: each link made is told there (INFO), never its token.
+lens_logger = logging.getLogger("aioflags.lens")
 
 #: The page's token goes where the template says.
 _TOKEN_PLACEHOLDER: Final = b"{{token}}"
@@ -112,6 +116,14 @@ async def _keyed_body(request: Request) -> tuple[str, JSONObject]:
     if isinstance(body, dict) and isinstance(key := body.get("key"), str):
         return key, body
     raise HTTPException(400, 'the body must be {"key": ..., ...}')
+
+
+def _claim(token: str, name: str) -> object:
+    """A claim of a token the console just made (read, not verified)."""
+    from aioflags._lens._token import jwt
+
+    claims = jwt().decode(token, options={"verify_signature": False})
+    return claims.get(name) if isinstance(claims, dict) else None
 
 
 class _ConsoleAPI:
@@ -232,13 +244,23 @@ class _ConsoleAPI:
         return Response(body, media_type="application/json")
 
     async def lens(self, http: Request) -> Response:
-        """``POST /ui/api/lens``: a flag lens link, the app's URL with a token."""
-        request = await _json_body(http)
+        """``POST /ui/api/lens``: a flag lens link, the app's URL with a token.
+
+        Only for a request with the lens key (``Console.lens_refusal``): the
+        console's token, which any local process can read in ``GET /ui/``,
+        is not enough to sign with the app's secret. The link is logged
+        (INFO, ``aioflags.lens``: its id, flags, lifetime and context key;
+        never the token).
+        """
         secret = self._console.lens_secret
         if secret is None:
             return _error(
                 404, "no lens secret: start `aioflags serve --lens-secret-file F`"
             )
+        refused = self._console.lens_refusal(http.headers)
+        if refused is not None:
+            return _error(403, refused)
+        request = await _json_body(http)
         if not isinstance(request, dict):
             return _error(400, 'the body must be {"url": ..., "flags": [...], ...}')
         url = request.get("url")
@@ -286,6 +308,15 @@ class _ConsoleAPI:
                 f"these flags make a token of {len(token)} bytes, over the"
                 f" {MAX_TOKEN_BYTES} an app accepts: pick fewer flags or shorter values",
             )
+        lens_logger.info(
+            "aioflags console: made lens link %s for %s: %s, for %d s, context key %s%s",
+            _claim(token, "jti"),
+            _cut(url.partition("?")[0]),
+            ", ".join(f"{key}={_cut(json.dumps(v))}" for key, v in flags.items()),
+            ttl,
+            "any" if context_key is None else repr(_cut(context_key)),
+            ", with a trace" if trace else "",
+        )
         return JSONResponse({"link": link, "token": token, "ttl": ttl})
 
     async def reset(self, http: Request) -> Response:

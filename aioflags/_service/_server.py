@@ -92,7 +92,9 @@ class FlagServer:
 
     ``lens_secret``: the flag lens secret (the first of the app's
     ``LensConfig.secrets``): the console then has a "Share a lens" form that
-    makes links (docs/lens.md). Added in version 0.2.0.
+    makes links (docs/lens.md), for a page opened with :attr:`lens_key`
+    after its ``#`` (``url + "/ui/#lens-key=" + server.lens_key``). Added in
+    version 0.2.0.
 
     ``limits``: every bound of what the server accepts (request bodies and
     how long they may take, idle connections, the listen backlog, a slow
@@ -156,7 +158,7 @@ class FlagServer:
 
             # (checked as the app's LensConfig checks it: 32 bytes at least)
             secret = LensConfig(secrets=[lens_secret], allow=["*"]).secrets[0]
-            self._console.lens_secret = secret
+            self._console.use_lens(secret)
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(
             lambda: self._data.version, lambda: (self._data.flags, self._data.segments)
@@ -278,6 +280,20 @@ class FlagServer:
         Added in version 0.2.0.
         """
         return self._bound
+
+    @property
+    def lens_key(self) -> str | None:
+        """The key a console page needs to make lens links (None: no ``lens_secret``).
+
+        Made anew for each server: a page opened at ``url +
+        "/ui/#lens-key=" + lens_key`` keeps it (in its tab's
+        ``sessionStorage``) and may make links; any other page, or local
+        process, that reads the console may not (docs/console.md).
+        ``aioflags serve`` prints that address at start.
+
+        Added in version 0.2.0.
+        """
+        return self._console.lens_key
 
     @property
     def state(self) -> str:

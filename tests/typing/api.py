@@ -190,6 +190,7 @@ async def in_tests() -> None:
     async with aioflags.testing.FlagServer() as server:
         data.attach(server)
         assert_type(server.url, str)
+        assert_type(server.lens_key, str | None)
         clock = aioflags.testing.FakeClock()
         await clock.advance(5)
         assert_type(clock.now(), float)

@@ -9,6 +9,26 @@
 "use strict";
 
 const token = document.querySelector('meta[name="aioflags-token"]').content;
+// The lens key: `aioflags serve` prints the console's address with it after
+// "#" (a fragment: never sent, never logged). The tab keeps it, and it leaves
+// the address bar at once; only a page that has it may make lens links.
+const LENS_KEY = "aioflags-lens-key";
+const lensKey = (() => {
+  const found = /(?:^#|&)lens-key=([^&]*)/.exec(location.hash);
+  if (found) {
+    history.replaceState(null, "", location.pathname + location.search);
+    try {
+      sessionStorage.setItem(LENS_KEY, decodeURIComponent(found[1]));
+    } catch (error) {
+      return decodeURIComponent(found[1]); // (no storage: this page only)
+    }
+  }
+  try {
+    return sessionStorage.getItem(LENS_KEY);
+  } catch (error) {
+    return null;
+  }
+})();
 const rows = new Map(); // flag key -> entry (see newRow)
 let served = []; // the flags as the service last said it serves them
 let filterText = "";
@@ -46,12 +66,12 @@ function clock(ms) {
 }
 
 // ------------------------------------------------------------------ requests
-async function post(path, body) {
+async function post(path, body, more = {}) {
   // -> [ok, status, answer]; a network failure is status 0.
   try {
     const response = await fetch(path, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-aioflags-token": token },
+      headers: { "content-type": "application/json", "x-aioflags-token": token, ...more },
       body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({ message: response.statusText }));
@@ -528,7 +548,7 @@ async function makeLens(event) {
     context_key: $("lens-context").value.trim() || null,
     trace: $("lens-trace").checked,
   };
-  const [ok, , answer] = await post("api/lens", body);
+  const [ok, , answer] = await post("api/lens", body, { "x-aioflags-lens-key": lensKey || "" });
   if (!ok) {
     lensProblem(answer.message);
     return;
@@ -559,6 +579,9 @@ function showLens(on) {
   const section = $("lens-section");
   if (on && section.hidden && !$("lens-flags").children.length) addLensFlag(false);
   section.hidden = !on;
+  // Without the key, the form says where to get it, and makes nothing.
+  $("lens-locked").hidden = Boolean(lensKey);
+  $("lens-make").disabled = !lensKey;
 }
 
 // ------------------------------------------------------------------------ log
