@@ -10,6 +10,7 @@ tests/test_plane_processes.py runs real worker processes (kill -9, fork).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -47,12 +48,9 @@ def plane(tmp_path: Path) -> str:
 
 
 def config(server: FlagServer, plane: str | None, **kwargs: Any) -> Config:
+    options = {"ready_timeout": 5.0, "initial_retry_delay": 0.05, **kwargs}
     return server.config(
-        data_system=DataSystem.streaming(plane=plane),
-        send_events=False,
-        ready_timeout=5.0,
-        initial_retry_delay=0.05,
-        **kwargs,
+        data_system=DataSystem.streaming(plane=plane), send_events=False, **options
     )
 
 
@@ -61,21 +59,26 @@ async def value(client: Client, key: str = "f") -> object:
 
 
 async def until(client: Client, expected: object) -> None:
-    """Until ``client`` serves ``expected`` for "f" (re-checked at each change event)."""
+    """Until ``client`` serves ``expected`` for "f" (re-checked at each READY or change event)."""
     changed = anyio.Event()
 
     def handler(_: aioflags.EventDetails) -> None:
         changed.set()
 
-    event = aioflags.ProviderEvent.CONFIGURATION_CHANGED
-    client.add_handler(event, handler)
+    events = (
+        aioflags.ProviderEvent.READY,  # (the first data)
+        aioflags.ProviderEvent.CONFIGURATION_CHANGED,
+    )
+    for event in events:
+        client.add_handler(event, handler)
     try:
         with anyio.fail_after(5):
             while await value(client) != expected:
                 await changed.wait()
                 changed = anyio.Event()
     finally:
-        client.remove_handler(event, handler)
+        for event in events:
+            client.remove_handler(event, handler)
 
 
 def role_of(client: Client) -> str | None:
@@ -330,3 +333,65 @@ async def test_a_socket_deleted_under_the_leader_is_made_again(plane: str) -> No
         async with Client(config(server, plane)) as follower:
             assert follower.plane_role == "follower"
             assert await value(follower) == "on"
+
+
+def _payload(intent: str, value: str, version: int) -> list[bytes]:
+    """A payload's lines as a leader sends them: flag "f" serving ``value``."""
+    served = 0 if value == "on" else 1
+    flag = {**STRING_FLAG, "key": "f", "version": version}
+    flag["fallthrough"] = {"variation": served}
+    data = {"kind": "flag", "key": "f", "version": version, "object": flag}
+    events = [
+        {
+            "event": "server-intent",
+            "data": {
+                "payloads": [{"id": "p", "target": version, "intentCode": intent}]
+            },
+        },
+        {"event": "put-object", "data": data},
+        {
+            "event": "payload-transferred",
+            "data": {"state": f"s{version}", "version": version},
+        },
+    ]
+    return [(json.dumps(event) + "\n").encode() for event in events]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])  # after the intent, after the put, mid-line
+async def test_a_leader_gone_mid_change_set_applies_none_of_it(
+    plane: str, cut: int
+) -> None:
+    from aioflags._datasystem._plane import _wire as wire
+    from aioflags._datasystem._plane._lock import try_lead
+
+    lease = try_lead(plane + ".lock")  # this test leads, by hand
+    assert lease is not None
+    environment = wire.environment_of("sdk-key")
+    valid = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
+    try:
+        async with (
+            serving() as server,
+            await anyio.create_unix_listener(plane) as listener,
+            Client(config(server, plane, ready_timeout=0)) as follower,
+        ):
+            first = await listener.accept()
+            await first.receive()  # its hello
+            await first.send(wire.hello(environment) + valid)
+            await first.send(b"".join(_payload("xfer-full", "on", 1)))
+            await until(follower, "on")
+            change = b"".join(_payload("xfer-changes", "off", 2))
+            sent = b"".join(_payload("xfer-changes", "off", 2)[: min(cut, 2)])
+            if cut == 3:  # half of the last line
+                sent = change[: len(change) - 20]
+            await first.send(sent)
+            await first.aclose()  # the leader is gone, mid-way
+            second = await listener.accept()  # it reconnects to the next one
+            assert await value(follower) == "on"  # none of the change applied
+            await second.receive()
+            await second.send(wire.hello(environment) + valid)
+            await second.send(b"".join(_payload("xfer-full", "off", 2)))
+            await until(follower, "off")  # nothing lost
+            assert follower.plane_role == "follower"
+            await second.aclose()
+    finally:
+        lease.release()
