@@ -599,7 +599,7 @@ async def controller(args: argparse.Namespace) -> None:
             flag_url = flagserver.expect("URL").split()[1]
             for _ in range(args.runs):
                 for n in workers:
-                    for mode in MODES:
+                    for mode in args.modes.split(","):
                         got = await one_configuration(
                             args, mode, n, flagserver, flag_url, redis_url, update
                         )
@@ -630,10 +630,11 @@ async def controller(args: argparse.Namespace) -> None:
         f"{'RSS MiB':>9}{'p50 ms':>9}{'p99 ms':>9}{'->Redis p50/p99 ms':>20}"
         f"{'ratio':>8}"
     )
+    modes = args.modes.split(",")
     for n in workers:
-        for mode in MODES:
+        for mode in modes:
             r = results[(mode, n)]
-            base = results[("streaming", n)]["rate_mean"]
+            base = results.get(("streaming", n), r)["rate_mean"]
             to_redis = (
                 f"{r['redis_p50'] * ms:.1f}/{r['redis_p99'] * ms:.1f}"
                 if mode == "daemon"
@@ -654,7 +655,7 @@ async def controller(args: argparse.Namespace) -> None:
         f"{'leader->followers p50/p99 ms':>30}{'kill -9 -> new stream ms':>26}"
     )
     for n in workers:
-        for mode in MODES:
+        for mode in modes:
             r = results[(mode, n)]
             spread = (
                 f"{r['plane_p50'] * ms:.1f}/{r['plane_p99'] * ms:.1f}"
@@ -689,6 +690,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--mode", choices=list(MODES))
     parser.add_argument("--plane", help="(a worker's) the plane's path")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="which layouts to run (default all)"
+    )
     parser.add_argument(
         "--join-flags",
         type=int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import httpx
 import pytest
 from anyio.streams.text import TextReceiveStream
 
@@ -179,3 +181,49 @@ async def test_the_plane_command_leads_for_the_workers_and_hands_over(
             assert sidecar.stderr is not None
             said = (await sidecar.stderr.receive()).decode()
         assert f"This process leads the flag plane at {plane}" in said
+
+
+async def test_uvicorn_workers_keep_one_stream(tmp_path: Path) -> None:
+    plane = str(tmp_path / "plane")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        environment = {
+            **os.environ,
+            "AIOFLAGS_TEST_PLANE": plane,
+            "AIOFLAGS_TEST_URL": server.url,
+        }
+        argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
+        argv += ["--workers", "3", "--port", str(port), "--log-level", "info"]
+        async with await anyio.open_process(argv, cwd=ROOT, env=environment) as uvicorn:
+            try:
+                await _three_workers(uvicorn, server, port)
+            finally:
+                if uvicorn.returncode is None:
+                    uvicorn.kill()
+
+
+async def _three_workers(
+    uvicorn: anyio.abc.Process, server: FlagServer, port: int
+) -> None:
+    assert uvicorn.stderr is not None
+    said = ""
+    with anyio.move_on_after(30):
+        while said.count("Application startup complete") < 3:
+            said += (await uvicorn.stderr.receive()).decode()
+    assert said.count("Application startup complete") == 3, said
+    assert len(server.requests_to(STREAM)) == 1, said
+    roles = said.count("leads the flag plane"), said.count("follows the leader")
+    assert roles == (1, 2), said
+    server.set_flag("f", OFF)
+    with anyio.move_on_after(10):  # the flip reaches every worker
+        while said.count("flag f serves off") < 3:
+            said += (await uvicorn.stderr.receive()).decode()
+    assert said.count("flag f serves off") == 3, said
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"http://127.0.0.1:{port}/")
+    assert reply.text.startswith("off ")
+    assert len(server.requests_to(STREAM)) == 1
+    uvicorn.send_signal(signal.SIGTERM)
+    assert await uvicorn.wait() == 0
