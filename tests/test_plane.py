@@ -395,3 +395,36 @@ async def test_a_leader_gone_mid_change_set_applies_none_of_it(
             await second.aclose()
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize("when", ["before its hello", "after its hello"])
+async def test_a_leader_gone_as_a_follower_reaches_it_is_followed_again(
+    plane: str, when: str
+) -> None:
+    from aioflags._datasystem._plane import _wire as wire
+    from aioflags._datasystem._plane._lock import try_lead
+
+    lease = try_lead(plane + ".lock")  # this test leads, by hand
+    assert lease is not None
+    environment = wire.environment_of("sdk-key")
+    valid = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
+    try:
+        async with (
+            serving() as server,
+            await anyio.create_unix_listener(plane) as listener,
+            Client(config(server, plane, ready_timeout=0)) as follower,
+        ):
+            gone = await listener.accept()
+            if when == "after its hello":
+                await gone.receive()
+            await gone.aclose()  # (nothing answered)
+            with anyio.fail_after(5):  # it comes again
+                again = await listener.accept()
+            await again.receive()
+            await again.send(wire.hello(environment) + valid)
+            await again.send(b"".join(_payload("xfer-full", "on", 1)))
+            await until(follower, "on")
+            assert follower.plane_role == "follower"
+            await again.aclose()
+    finally:
+        lease.release()

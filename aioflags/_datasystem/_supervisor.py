@@ -362,7 +362,13 @@ class Supervisor:
                     await self._run(task_status=task_status)
                 else:
                     task_status.started()
-                    await self._on_plane(system.plane)
+                    try:
+                        await self._on_plane(system.plane)
+                    except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+                        # A bug of ours: the last known data stays served.
+                        self._status.crashed(
+                            "The aioflags flag plane", exc, SourceState.OFF
+                        )
             finally:
                 if self._saver is not None:  # what it has not saved yet
                     await self._saver.close()
@@ -719,6 +725,7 @@ class Supervisor:
     async def _follow(self, plane: Plane, environment: str) -> bool:
         """Follow the leader until its socket closes; whether a leader took this process."""
         from ._plane._follower import Following, follow
+        from ._plane._lock import PlaneUnusable
 
         following = Following()
         try:
@@ -739,6 +746,13 @@ class Supervisor:
                 " (%s): reconnecting",
                 plane.path,
                 exc,
+            )
+        except PlaneUnusable:
+            raise
+        except Exception:  # a bug of ours: follow again, never end the client
+            logger.exception(
+                "Following the flag plane's leader at %s failed: reconnecting",
+                plane.path,
             )
         return following.connected
 

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Following", "follow"]
 
+#: What a leader's going away raises.
+_GONE: Final = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
 #: How long the leader has to answer a hello.
 _HELLO_SECONDS: Final = 5.0
 _KINDS: Final = {kind.value: kind for kind in ErrorKind}
@@ -76,14 +83,14 @@ async def follow(
     except OSError:
         return  # nobody listens (a leader starting, or gone)
     async with stream:
-        await stream.send(wire.hello(environment))
         reader = BufferedByteReceiveStream(stream)
         line: bytes | None = None
         with anyio.move_on_after(_HELLO_SECONDS):
             try:
+                await stream.send(wire.hello(environment))
                 line = await reader.receive_until(b"\n", wire.MAX_HELLO)
-            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound):
-                return
+            except (*_GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
+                return  # the leader went as it was reached
         if line is None:
             return
         _check_hello(path, wire.read_hello(line), environment)
@@ -101,7 +108,7 @@ async def follow(
                         yield update
             try:
                 pending = await reader.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            except _GONE:
                 return  # the leader went
 
 
