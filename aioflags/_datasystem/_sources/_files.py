@@ -47,6 +47,28 @@ EMPTY_FILE: Final = (
 )
 
 
+#: A flag file's top-level keys. "$schema": where editors find the JSON
+#: Schema (flagfile.schema.json).
+_SECTIONS: Final = ("flags", "flagValues", "segments")
+_TOP_LEVEL: Final = frozenset({*_SECTIONS, "$schema"})
+
+
+def _unknown_keys(unknown: list[str]) -> str:
+    """Why a file is refused: its unknown top-level keys, each with the one meant."""
+    from ._lint import did_you_mean  # (only for a file refused)
+
+    named = ", ".join(
+        f"{key!r}{did_you_mean(key, list(_SECTIONS))}" for key in unknown[:5]
+    )
+    if len(unknown) > 5:
+        named += f" and {len(unknown) - 5} more"
+    plural = "s" if len(unknown) > 1 else ""
+    return (
+        f"unknown top-level key{plural} {named}: a flag file has flags, "
+        "flagValues and segments"
+    )
+
+
 class FlagFileError(AioflagsError):
     """A flag file is missing, unreadable or malformed (the message says which and why)."""
 
@@ -200,6 +222,11 @@ def parse_flag_files(
         if not allow_empty and not raw.strip():  # JSON too: no "Expecting value"
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
+        # An unknown key first: a file whose only key is misspelt (`flag:`)
+        # has none of the three, and is no save still being written.
+        unknown = sorted(set(data) - _TOP_LEVEL) if isinstance(data, dict) else []
+        if unknown:
+            raise FlagFileError(f"{path}: {_unknown_keys(unknown)}")
         if not allow_empty and (
             data is None
             or (
@@ -216,10 +243,6 @@ def parse_flag_files(
             raise FlagFileError(
                 f"{path}: a flag file must be an object with flags, flagValues or segments"
             )
-        # "$schema": where editors find the JSON Schema (flagfile.schema.json).
-        unknown = set(data) - {"flags", "flagValues", "segments", "$schema"}
-        if unknown:
-            raise FlagFileError(f"{path}: unknown top-level keys {sorted(unknown)}")
         for field, target in (
             ("flags", flags),
             ("flagValues", flags),
