@@ -18,12 +18,12 @@ line and column where the parser gives them (``PATH:LINE:COLUMN: ...``).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import decode_text
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -38,7 +38,7 @@ __all__ = [
     "read_flag_file",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: Why a reload refuses a file with nothing in it (the last good data stays).
 EMPTY_FILE: Final = (
