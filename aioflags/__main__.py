@@ -390,7 +390,7 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
     from ._client._client import Client
     from ._client._config import Config
     from ._datasystem._config import DataSystem
-    from ._evaluation._context import Context
+    from ._evaluation._context import logger, read_context, written_otherwise
 
     # A look from the command line is not a use of the flag: no analytics events.
     # A look waits longer for the data than an app's start does (10 s, unless
@@ -409,7 +409,11 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
             "AIOFLAGS_BASE_URI and AIOFLAGS_STREAM_URI for a relay proxy or "
             "`aioflags serve`) to ask the flag service"
         )
-    ctx = Context.from_dict(context) if isinstance(context, dict) else None
+    ctx = None
+    if isinstance(context, dict):
+        ctx, ignored = read_context(context)
+        if ignored:
+            logger.warning("--context: %s", written_otherwise(ignored))
     async with Client(config) as client:
         status = client.status  # (first: the answer is of the data at this status)
         detail = await client.variation_detail(key, ctx, None)
@@ -476,6 +480,19 @@ def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
     more = len(report.skipped) - SKIPPED_SHOWN
     if more > 0:
         print(f"{contexts}: {more} more line(s) skipped", file=sys.stderr)
+    # Read as LaunchDarkly reads them, the old user JSON's ignored properties
+    # are said: once per distinct set (the report counts them all).
+    for ignored in report.ignored_sets.values():
+        logging.getLogger("aioflags.evaluation").warning(
+            "%s: %s", contexts, ignored.message()
+        )
+    counted = sum(i.count for i in report.ignored_sets.values())
+    if report.ignored > counted:
+        logging.getLogger("aioflags.evaluation").warning(
+            "%s: %d more contexts had other attributes ignored",
+            contexts,
+            report.ignored - counted,
+        )
     if report.skipped and not report.contexts:
         # A report on none of the contexts given would say "flip none".
         print(

@@ -56,6 +56,30 @@ _SPAN: Final = "aioflags.otel.span"
 _TOKEN: Final = "aioflags.otel.token"
 
 
+def _check_provider(call: str, given: object, method: str, provider: str) -> None:
+    """A TypeError now, naming what was given, if it is no provider (no ``method``).
+
+    ``call`` is ``Metrics(meter_provider=``: a metric reader or a span
+    exporter given where its provider goes failed with an AttributeError
+    from inside OpenTelemetry.
+    """
+    if given is None or callable(getattr(given, method, None)):
+        return
+    what = f"{call}) takes an OpenTelemetry {provider}, got {type(given).__name__}"
+    if callable(getattr(given, "collect", None)):  # a metric reader
+        what += (
+            ": a metric reader goes into a provider, "
+            f"{call}MeterProvider(metric_readers=[reader]))"
+        )
+    elif callable(getattr(given, "export", None)):  # a span exporter
+        what += (
+            ": an exporter goes into a provider, provider = TracerProvider(); "
+            "provider.add_span_processor(SimpleSpanProcessor(exporter)); "
+            f"{call}provider)"
+        )
+    raise TypeError(what)
+
+
 def _context_id(series: EvaluationSeriesContext) -> str | None:
     context = series.context
     # Anything but a Context: the evaluation says so in its reason.
@@ -116,6 +140,12 @@ class TracingHook(Hook):
         self._legacy_event = legacy_event
         self._evaluation_event = evaluation_event
         self._provider = provider_name
+        _check_provider(
+            "TracingHook(tracer_provider=",
+            tracer_provider,
+            "get_tracer",
+            "TracerProvider",
+        )
         self._tracer = trace.get_tracer(
             "aioflags", __version__, tracer_provider=tracer_provider
         )
@@ -263,6 +293,8 @@ class Metrics:
     Raises:
         ConfigurationError: an attribute that is not a string key with a
             string, boolean, integer or float value.
+        TypeError: ``meter_provider`` is not a meter provider (a metric
+            reader goes into one: ``MeterProvider(metric_readers=[reader])``).
 
     Added in version 0.2.0.
     """
@@ -275,6 +307,9 @@ class Metrics:
         *,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
+        _check_provider(
+            "Metrics(meter_provider=", meter_provider, "get_meter", "MeterProvider"
+        )
         given: object = attributes  # checked at run time: callers may not be typed
         extra: dict[str, AttributeValue] = {}
         if given is not None:

@@ -239,9 +239,10 @@ def _no_cover(request: pytest.FixtureRequest) -> Iterator[None]:
 def _forget_logged_evaluation_noise() -> None:
     """Each test sees the first warning for a flag key or failure (logged once per process)."""
     from aioflags._client import _ofcontext
-    from aioflags._evaluation import _door, _evaluate, _model
+    from aioflags._evaluation import _context, _door, _evaluate, _model
 
     _ofcontext._DROPPED.clear()
+    _context._IGNORED_NAMES.clear()
     _evaluate._FAILURES.clear()
     _door._UNKNOWN_KEYS.clear()
     _door._NOT_KEYS.clear()

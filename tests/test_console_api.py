@@ -452,6 +452,32 @@ async def test_evaluate_says_what_a_context_gets_and_why() -> None:
 
 
 @pytest.mark.asyncio
+async def test_evaluate_says_what_a_context_without_kind_left_out() -> None:
+    """Issue 77: an old-user context's top-level attributes were dropped silently."""
+    async with serving() as (_, http, token):
+        context = {"key": "u1", "country": "DE", "plan": "beta"}
+        answer = await post(http, "evaluate", {"context": context}, token)
+        asked = answer.json()["context"]
+        # Read as LaunchDarkly reads the old user JSON (country is one of
+        # its attributes, plan is not), and said, with how to write it.
+        assert asked == {
+            "kinds": ["user"],
+            "key": "u1",
+            "ignored": ["plan"],
+            "note": "'plan' ignored: a context without \"kind\" is LaunchDarkly's "
+            'old user JSON, which has its custom attributes under "custom". '
+            'Write {"kind": "user", "key": ..., "plan": ...}, or '
+            '{"key": ..., "custom": {"plan": ...}}',
+        }
+        for written in (
+            {**context, "kind": "user"},
+            {"key": "u1", "custom": {"plan": 1}},
+        ):
+            answer = await post(http, "evaluate", {"context": written}, token)
+            assert "note" not in answer.json()["context"]
+
+
+@pytest.mark.asyncio
 async def test_evaluate_follows_the_current_data() -> None:
     async with serving() as (server, http, token):
         server.set_flag("gate", {**GATE, "on": False})

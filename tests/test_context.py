@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from aioflags import Context
+from aioflags._evaluation import _context
 from aioflags._evaluation._context import parse_reference
+from aioflags._evaluation._logonce import Occurrences
 
 
 def test_create_defaults_to_user() -> None:
@@ -214,6 +217,63 @@ def test_old_user_shape() -> None:
     assert ctx.get("email") == "e@x" and ctx.get("plan") == "pro"
     assert ctx.get("unknown") is None and ctx.get("secondary") is None
     assert ctx.private_attributes == ("email", "/~1weird")
+
+
+def _ignored_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aioflags.evaluation" and r.levelno == logging.WARNING
+    ]
+    caplog.clear()
+    return lines
+
+
+def test_from_dict_says_which_top_level_attributes_the_old_user_json_ignores(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 77: ``{"key": "u1", "plan": "beta"}`` dropped ``plan`` without a word."""
+    ctx = Context.from_dict({"key": "u1", "plan": "beta"})
+    # Read as LaunchDarkly reads the old user JSON: plan is not an attribute.
+    assert ctx.valid and ctx.to_dict() == {"kind": "user", "key": "u1"}
+    assert _ignored_lines(caplog) == [
+        "Context.from_dict: 'plan' ignored: a context without \"kind\" is "
+        "LaunchDarkly's old user JSON, which has its custom attributes under "
+        '"custom". Write {"kind": "user", "key": ..., "plan": ...}, or '
+        '{"key": ..., "custom": {"plan": ...}} (logged once per attribute name)'
+    ]
+    # Once per name: plan is not named again, tier is new.
+    Context.from_dict({"key": "u2", "plan": "free"})
+    assert _ignored_lines(caplog) == []
+    Context.from_dict({"key": "u3", "plan": "free", "tier": 2})
+    (line,) = _ignored_lines(caplog)
+    assert line.startswith("Context.from_dict: 'tier' ignored")
+    # Written either way, nothing is ignored, and nothing is said.
+    for written in (
+        {"kind": "user", "key": "u4", "seat": 1},
+        {"key": "u5", "email": "e@x", "custom": {"seat": 1}, "anonymous": False},
+        {"kind": "multi", "user": {"key": "u6", "seat": 1}},
+    ):
+        assert Context.from_dict(written).get("seat") in (1, None)
+    assert _ignored_lines(caplog) == []
+
+
+def test_from_dict_names_at_most_so_many_ignored_attributes(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_context, "_IGNORED_NAMES", Occurrences(2))
+    monkeypatch.setattr(_context, "_MAX_IGNORED_NAMES", 2)
+    Context.from_dict({"key": "u", "a": 1, "b": 2})
+    Context.from_dict({"key": "u", "c": 3})
+    Context.from_dict({"key": "u", "d": 4})
+    lines = _ignored_lines(caplog)
+    assert len(lines) == 2
+    assert lines[0].startswith("Context.from_dict: 'a', 'b' ignored")
+    assert lines[1] == (
+        "Context.from_dict has named 2 ignored attributes of the old user JSON: "
+        "further ones are not logged"
+    )
+    assert len(_context._IGNORED_NAMES._counts) == 2  # bounded
 
 
 def test_equality_and_hash() -> None:

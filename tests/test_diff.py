@@ -280,6 +280,7 @@ def test_the_json_report_has_the_documented_shape(
                 "error": "invalid JSON: Expecting value: line 1 column 1 (char 0)",
             }
         ],
+        "ignored": {"contexts": 0, "sets": []},
     }
 
 
@@ -498,6 +499,92 @@ def test_many_malformed_lines_are_counted_past_the_first(
     messages = err.splitlines()
     assert len(messages) == 21
     assert messages[-1] == f"{tmp_path / 'c.jsonl'}: 5 more line(s) skipped"
+
+
+def test_attributes_the_old_user_json_ignores_are_counted_and_said(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 77: "flip none" where 659 of 2,000 contexts flip, ``plan`` dropped silently.
+
+    A context without ``kind`` is LaunchDarkly's old user JSON: its
+    top-level ``plan`` is not an attribute, as LaunchDarkly reads it. The
+    report is of that reading, and says what was left out and how to write it.
+    """
+    old = write(tmp_path / "old.json", {"f": ON})
+    new = write(tmp_path / "new.json", {"f": beta("beta")})
+    contexts = lines(
+        tmp_path / "c.jsonl",
+        {"key": "u1", "plan": "beta"},
+        {"kind": "user", "key": "u2", "plan": "beta"},  # read whole: it flips
+        {"key": "u3", "plan": "beta"},
+        {"key": "u4", "tier": 1, "plan": "beta"},
+        {"key": "u5", "custom": {"plan": "beta"}},  # read whole: it flips
+    )
+    status, report, _ = run_json(capsys, old, new, contexts)
+    assert (status, report["contexts"], report["flipped"]) == (1, 5, 2)
+    fix = (
+        'a context without "kind" is LaunchDarkly\'s old user JSON, which has '
+        'its custom attributes under "custom". Write {"kind": "user", "key": '
+        '..., "plan": ...}, or {"key": ..., "custom": {"plan": ...}}'
+    )
+    assert report["ignored"] == {
+        "contexts": 3,
+        "sets": [
+            {
+                "attributes": ["plan"],
+                "contexts": 2,
+                "line": 1,
+                "example": "u1",
+                "fix": f"'plan' ignored: {fix}",
+            },
+            {
+                "attributes": ["plan", "tier"],
+                "contexts": 1,
+                "line": 4,
+                "example": "u4",
+                "fix": f"'plan', 'tier' ignored: {fix}",
+            },
+        ],
+    }
+    # A WARNING line per distinct set of names, with where and how to write it.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{contexts}: line 1 (key 'u1') and 1 more context: 'plan' ignored: {fix}",
+        f"{contexts}: line 4 (key 'u4'): 'plan', 'tier' ignored: {fix}",
+    ]
+    caplog.clear()
+    # The text report says it under its first line.
+    assert main(["diff", str(old), str(new), "--contexts", str(contexts)]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:2] == [
+        "5 contexts, 1 flag before, 1 after",
+        "3 of them evaluated without attributes their JSON has, as LaunchDarkly "
+        f"reads it: line 1 (key 'u1') and 1 more context: 'plan' ignored: {fix}",
+    ]
+    assert printed[-1] == "1 flag flips 2 of 5 contexts; 0 added, 0 removed"
+
+
+def test_ignored_attributes_are_said_for_so_many_sets_then_counted(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    contexts = lines(
+        tmp_path / "c.jsonl", *({"key": f"u{i}", f"a{i}": 1} for i in range(25))
+    )
+    _, report, _ = run_json(
+        capsys,
+        write(tmp_path / "old.json", {"f": ON}),
+        write(tmp_path / "new.json", {"f": ON}),
+        contexts,
+    )
+    assert report["ignored"]["contexts"] == 25
+    assert len(report["ignored"]["sets"]) == 20
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 21
+    assert warnings[-1] == f"{contexts}: 5 more contexts had other attributes ignored"
 
 
 @pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "pretty"])

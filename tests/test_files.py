@@ -67,7 +67,7 @@ def test_loader_merges_flags_values_and_segments(tmp_path: Path) -> None:
     [
         ("{not json", "invalid JSON"),
         ("[1]", "must be an object"),
-        ('{"flagz": {}}', "unknown top-level keys"),
+        ('{"flagz": {}}', r"unknown top-level key 'flagz' \(did you mean 'flags'\?\)"),
         ('{"flags": []}', "must be an object keyed"),
         ('{"flags": {"f": 5}}', "flags/f must be an object"),
     ],
@@ -424,6 +424,90 @@ def test_serve_reports_a_bad_file_and_exits_2(
     empty.write_text("# flags to come\n")
     assert main(["serve", str(empty), "--port", "0"]) == 2
     assert f"{empty}: the file is empty" in capsys.readouterr().err
+
+
+# ------------------------------------------------- a misspelt top-level key
+MISSPELT = {
+    "flag": "'flag' (did you mean 'flags'?)",
+    "flagz": "'flagz' (did you mean 'flags'?)",
+    "flagvalues": "'flagvalues' (did you mean 'flagValues'?)",
+}
+
+
+def misspelt_file(tmp_path: Path, key: str, suffix: str) -> tuple[Path, str]:
+    """A file whose only top-level key is ``key``, and what it must be called."""
+    path = tmp_path / f"flags{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps({key: {"f": 1}}))
+    else:
+        path.write_text(f"# flags\n{key}:\n  f: 1\n")
+    expected = (
+        f"{path}: unknown top-level key {MISSPELT[key]}: a flag file has flags, "
+        "flagValues and segments"
+    )
+    return path, expected
+
+
+ENTRY_POINTS = ["DataSystem.file", "serve", "validate", "eval --file", "diff"]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+@pytest.mark.parametrize("key", list(MISSPELT))
+def test_a_file_whose_only_key_is_misspelt_says_so_with_the_key_meant(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    suffix: str,
+    entry: str,
+) -> None:
+    """Issue 77: such a file was "empty ... a save still being written?"."""
+    from aioflags.__main__ import main
+
+    path, expected = misspelt_file(tmp_path, key, suffix)
+    if entry == "DataSystem.file":
+
+        async def start() -> str:
+            config = Config(data_system=DataSystem.file(path), ready_timeout=3600)
+            async with Client(config, clock=FakeClock()) as client:
+                assert client.status is ProviderStatus.FATAL
+                status = client.data_source_status
+                assert status is not None and status.error is not None
+                return status.error.message
+
+        said = anyio.run(start)
+    elif entry == "serve":
+        assert main(["serve", str(path), "--port", "0"]) == 2
+        said = capsys.readouterr().err
+    elif entry == "validate":
+        assert main(["validate", str(path)]) == 1
+        said = capsys.readouterr().err
+    elif entry == "eval --file":
+        assert main(["eval", "f", "--context", "u1", "--file", str(path)]) == 1
+        said = "\n".join(r.getMessage() for r in caplog.records)
+    else:
+        contexts = tmp_path / "c.jsonl"
+        contexts.write_text('{"kind": "user", "key": "u1"}\n')
+        good = write(tmp_path / "good.json", {"flagValues": {"f": 1}})
+        assert main(["diff", str(good), str(path), "--contexts", str(contexts)]) == 2
+        said = capsys.readouterr().err
+    assert expected in said
+    assert "empty" not in said
+
+
+def test_unknown_top_level_keys_are_each_named_then_counted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "f.json",
+        {"flags": {}, "segmnets": {}, **{f"x{i}": 1 for i in range(6)}},
+    )
+    with pytest.raises(FlagFileError) as info:
+        load_flag_files(path)
+    assert str(info.value) == (
+        f"{path}: unknown top-level keys 'segmnets' (did you mean 'segments'?), "
+        "'x0', 'x1', 'x2', 'x3' and 2 more: a flag file has flags, flagValues "
+        "and segments"
+    )
 
 
 # ---------------------------------------------------------------- YAML as written

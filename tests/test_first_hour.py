@@ -385,6 +385,37 @@ def test_eval_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out["reason"] == {"kind": "ERROR", "errorKind": "FLAG_NOT_FOUND"}
 
 
+def test_eval_says_which_attributes_a_context_without_kind_left_out(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 77: ``--context '{"key": "u1", "plan": "beta"}'`` dropped plan silently."""
+    path = tmp_path / "flags.json"
+    rule = {
+        "variation": 0,
+        "clauses": [{"attribute": "plan", "op": "in", "values": ["beta"]}],
+    }
+    path.write_text(json.dumps({"flags": {"f": {"key": "f", **FLAG, "rules": [rule]}}}))
+    context = json.dumps({"key": "u1", "plan": "beta"})
+    assert main(["eval", "f", "--context", context, "--file", str(path)]) == 0
+    # Read as LaunchDarkly reads it: the rule on plan does not match ...
+    assert json.loads(capsys.readouterr().out)["reason"] == {"kind": "FALLTHROUGH"}
+    # ... and the command says why, and how to write it.
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == (
+        "--context: 'plan' ignored: a context without \"kind\" is LaunchDarkly's "
+        'old user JSON, which has its custom attributes under "custom". Write '
+        '{"kind": "user", "key": ..., "plan": ...}, or '
+        '{"key": ..., "custom": {"plan": ...}}'
+    )
+    caplog.clear()
+    written = json.dumps({"kind": "user", "key": "u1", "plan": "beta"})
+    assert main(["eval", "f", "--context", written, "--file", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"]["kind"] == "RULE_MATCH"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 @pytest.mark.asyncio
 async def test_eval_from_the_service_in_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,65 @@ async def test_source_errors_carry_url_and_status_as_fields_and_never_the_key(
     assert record.source == "fdv2-poll"  # type: ignore[attr-defined]
     assert "server-side SDK key" in record.getMessage()
     assert SECRET not in caplog.text
+
+
+KEY_A = "sdk-00000000-0000-0000-0000-000000aaaaaa"
+KEY_B = "sdk-00000000-0000-0000-0000-000000bbbbbb"
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "aioflags.datasource" and "503" in r.getMessage()
+    ]
+
+
+@pytest.mark.asyncio
+async def test_two_clients_lines_say_which_client_logged_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 77: two environments in one process, and no telling whose warning."""
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/stream", status=503)
+        a = Client(server.config(KEY_A, send_events=False))
+        b = Client(server.config(KEY_B, send_events=False, application_id="checkout"))
+        async with a, b:
+            await server.wait_for_requests("/sdk/stream", 4)  # both, twice
+    labels = {"sdk-…aaaaaa", "sdk-…bbbbbb checkout"}
+    seen = set()
+    for record in _retries(caplog):
+        label = record.aioflags_client  # type: ignore[attr-defined]
+        assert label in labels
+        assert record.getMessage().startswith(f"[{label}] aioflags data source: ")
+        seen.add(label)
+    assert seen == labels
+    # Never more of a key than its last six characters.
+    assert KEY_A[:-6] not in caplog.text and KEY_B[:-6] not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_one_clients_lines_carry_its_label_as_a_field_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FlagServer({"f": FLAG}) as server:
+        server.fail("/sdk/stream", status=503)
+        async with Client(server.config(KEY_A, send_events=False)):
+            await server.wait_for_requests("/sdk/stream", 2)
+    retries = _retries(caplog)
+    assert retries
+    for record in retries:
+        assert record.aioflags_client == "sdk-…aaaaaa"  # type: ignore[attr-defined]
+        assert record.getMessage().startswith("aioflags data source: ")
+
+
+def test_a_client_without_a_long_key_is_named_by_a_number() -> None:
+    from aioflags._core._logname import client_label
+
+    first = client_label(None, None)
+    assert re.fullmatch(r"client \d+", first)
+    assert client_label("sdk-short", "app") == f"client {int(first[7:]) + 1} app"
+    assert client_label("x" * 14 + "123456", None) == "…123456"
 
 
 @pytest.mark.asyncio

@@ -329,6 +329,25 @@ def test_bad_configuration_is_refused() -> None:
         Metrics(attributes=[("env", "prod")])  # type: ignore[arg-type]
 
 
+def test_a_metric_reader_given_for_the_provider_is_refused_saying_where_it_goes() -> (
+    None
+):
+    """Issue 77: it failed with an AttributeError from inside OpenTelemetry."""
+    with pytest.raises(TypeError) as info:
+        Metrics(meter_provider=InMemoryMetricReader())  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "Metrics(meter_provider=) takes an OpenTelemetry MeterProvider, got "
+        "InMemoryMetricReader: a metric reader goes into a provider, "
+        "Metrics(meter_provider=MeterProvider(metric_readers=[reader]))"
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"^Metrics\(meter_provider=\) takes an OpenTelemetry "
+        r"MeterProvider, got str$",
+    ):
+        Metrics(meter_provider="prod")  # type: ignore[arg-type]
+
+
 @pytest.mark.asyncio
 async def test_a_flag_that_changes_keeps_its_series(
     reader: tuple[MeterProvider, InMemoryMetricReader],

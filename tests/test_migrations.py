@@ -1215,6 +1215,35 @@ async def test_a_tracker_lacking_what_an_event_needs_is_refused_with_a_reason(
     assert f"{reason}; no event will be emitted" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("duration", "written"),
+    [
+        (0.1, "float 0.1: timedelta(seconds=0.1)"),
+        (2, "int 2: timedelta(seconds=2)"),
+        ("100ms", "str '100ms'"),
+        (None, "NoneType None"),
+    ],
+)
+async def test_a_latency_that_is_not_a_timedelta_is_refused_at_the_call(
+    duration: object, written: str
+) -> None:
+    """Issue 77: ``tracker.latency(origin, 0.1)`` raised an AttributeError from inside."""
+    async with running({"m": migration_flag("off")}) as (server, client, _):
+        _, tracker = await client.migration_variation("m", USER, Stage.OFF)
+        with pytest.raises(TypeError) as info:
+            tracker.latency(Origin.OLD, duration)  # type: ignore[arg-type]
+        assert str(info.value) == (
+            "OpTracker.latency(origin, duration) takes the duration as a "
+            f"datetime.timedelta, got {written}"
+        )
+        # A timedelta, as LaunchDarkly's takes it, is recorded in milliseconds.
+        tracker.operation(Operation.READ).invoked(Origin.OLD)
+        client.track_migration_op(tracker.latency(Origin.OLD, timedelta(seconds=0.1)))
+        await client.flush()
+    (event,) = migration_ops(server.events)
+    assert measurement(event, "latency_ms")["values"] == {"old": 100.0}
+
+
 async def test_an_invalid_context_or_key_or_tracker_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

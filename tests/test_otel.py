@@ -270,3 +270,17 @@ async def test_legacy_event_set_id_metadata_and_a_caller_passing_no_context(
             },
         ),
     ]
+
+
+async def test_a_span_exporter_given_for_the_provider_is_refused_saying_where_it_goes() -> (
+    None
+):
+    """Issue 77: it failed with an AttributeError from inside OpenTelemetry."""
+    with pytest.raises(TypeError) as info:
+        TracingHook(tracer_provider=InMemorySpanExporter())  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "TracingHook(tracer_provider=) takes an OpenTelemetry TracerProvider, got "
+        "InMemorySpanExporter: an exporter goes into a provider, provider = "
+        "TracerProvider(); provider.add_span_processor(SimpleSpanProcessor("
+        "exporter)); TracingHook(tracer_provider=provider)"
+    )

@@ -8,16 +8,17 @@ cost the rest of its event, or a flag's whole summary.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from typing import TYPE_CHECKING, Final
+
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
 __all__ = ["MEND_DEPTH", "NOT_WRITTEN", "as_json", "say_not_json", "serialisable"]
 
-logger = logging.getLogger("aioflags.events")
+logger = client_logger("aioflags.events")
 
 #: What ``json.dumps`` raises for a value it cannot write: not JSON
 #: (TypeError, ValueError: NaN, a circular reference), or too deep.

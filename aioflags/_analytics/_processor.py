@@ -50,7 +50,6 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
-import logging
 import math
 import uuid
 from contextlib import aclosing
@@ -61,6 +60,7 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._logname import client_logger
 from aioflags._core._settings import request_deadline
 from aioflags._core._threads import sdk_limiter
 from aioflags._evaluation._context import Context
@@ -88,7 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLOSE_BOUND", "EventProcessor"]
 
-logger = logging.getLogger("aioflags.events")
+logger = client_logger("aioflags.events")
 
 #: Seconds the final flush may take when the client closes.
 CLOSE_BOUND: Final = 2.0

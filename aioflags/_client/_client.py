@@ -18,7 +18,6 @@ instance id and reseeded jitter.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import random as _random
 import weakref
@@ -31,6 +30,7 @@ from typing import (
 
 from aioflags._core._clock import Clock, MonotonicClock, wall_ms
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
+from aioflags._core._logname import client_logger
 from aioflags._core._renamed import point_to
 from aioflags._datasystem._stores._bigsegments import StatusListeners
 from aioflags._evaluation._context import Context
@@ -88,8 +88,8 @@ __all__ = ["Client"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("aioflags")
-events_logger = logging.getLogger("aioflags.events")
+logger = client_logger("aioflags")
+events_logger = client_logger("aioflags.events")
 _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: Makers of the hooks every client built from now on registers after
 #: ``Config.hooks``, each called with the client it is built for (an

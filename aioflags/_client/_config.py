@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 from aioflags._core._checks import check_bool, check_seconds, check_url, header_value
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._config import DataSystem
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Config"]
 
-logger = logging.getLogger("aioflags")
+logger = client_logger("aioflags")
 
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")

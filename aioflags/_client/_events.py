@@ -19,12 +19,12 @@ Guarantees, all on one event loop:
 from __future__ import annotations
 
 import enum
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeAlias, TypeGuard, final
 
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     import anyio
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventBus", "EventDetails", "Handler", "ProviderEvent", "ProviderStatus"]
 
-logger = logging.getLogger("aioflags")
+logger = client_logger("aioflags")
 
 
 class ProviderStatus(enum.Enum):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,7 +43,7 @@ __all__ = [
     "TrackSeriesContext",
 ]
 
-logger = logging.getLogger("aioflags.hooks")
+logger = client_logger("aioflags.hooks")
 
 T = TypeVar("T")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})

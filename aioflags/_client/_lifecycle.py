@@ -26,12 +26,12 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
-import logging
 import sys
 from typing import TYPE_CHECKING, Final, final
 
 from aioflags._core._exceptions import ClientClosedError
 from aioflags._core._lifespan import Span, background_group
+from aioflags._core._logname import CLIENT, client_label, client_logger, running
 from aioflags._datasystem._config import DataSystem, is_local
 from aioflags._datasystem._context import SourceContext
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lifecycle", "State"]
 
-logger = logging.getLogger("aioflags")
+logger = client_logger("aioflags")
 _CLOSE_BOUND: Final = 1.0  # seconds the SDK's own cleanup steps may take (each)
 #: Seconds a handler that called aclose() may run on while the client stops.
 _HANDLER_BOUND: Final = 2.0
@@ -151,6 +151,7 @@ class Lifecycle:
         "_new_store",
         "_serve",
         "ended",
+        "label",
         "layer",
         "run",
     )
@@ -165,6 +166,8 @@ class Lifecycle:
         abandoned: Callable[[], None],
     ) -> None:
         self._config = config
+        #: How log lines name this client (``aioflags._core._logname``).
+        self.label = client_label(config.sdk_key, config.application_id)
         self._abandoned = abandoned
         self._clock = clock
         self._bus = bus
@@ -262,7 +265,19 @@ class Lifecycle:
     async def _start(
         self, run: Run, span: Span, instance_id: str, random: Random
     ) -> None:
-        """Start ``run`` in ``span``'s group; wait up to ``ready_timeout`` for a status."""
+        """Start ``run`` in ``span``'s group; wait up to ``ready_timeout`` for a status.
+
+        The run's tasks, and this start, log with the client's label.
+        """
+        label = CLIENT.set(self.label)
+        try:
+            await self._start_labelled(run, span, instance_id, random)
+        finally:
+            CLIENT.reset(label)
+
+    async def _start_labelled(
+        self, run: Run, span: Span, instance_id: str, random: Random
+    ) -> None:
         import anyio
 
         self._bus.forward = span.raise_in_host
@@ -398,37 +413,38 @@ class Lifecycle:
 
         run.task = anyio.get_current_task().id
         task_status.started()
-        try:
-            with run.scope:
-                await self._run_data_system(run, instance_id, random)
-        except Exception as exc:
-            # A bug, not a network fault: the caller's task must not see it.
-            logger.exception("The aioflags client failed unexpectedly")
-            self._bus.emit(
-                ProviderEvent.ERROR,
-                error_code="GENERAL",
-                message=f"internal error: {exc!r}; serving last known data",
-            )
-        except BaseException as exc:
-            forwarded = _not_cancellation(exc)
-            if forwarded is None:
-                if _abandoned(run, span):
-                    run.abandoned = True
-                    logger.warning(
-                        "aioflags client was still running when its event loop "
-                        "ended (`async with client:` was never left): it has "
-                        "stopped (NOT_READY; evaluations return defaults, "
-                        "CLIENT_NOT_READY). A client runs on the event loop that "
-                        "starts it: leave `async with client:` (or await "
-                        "client.aclose()) before that loop ends, and start the "
-                        "client on the loop that uses it"
-                    )
-                raise
-            # KeyboardInterrupt, SystemExit... in one of the client's tasks:
-            # it belongs to the application, unwrapped, in the caller's task.
-            span.raise_in_host(forwarded)
-        finally:
-            self._end(run)
+        with running():  # (its lines name it when two or more run)
+            try:
+                with run.scope:
+                    await self._run_data_system(run, instance_id, random)
+            except Exception as exc:
+                # A bug, not a network fault: the caller's task must not see it.
+                logger.exception("The aioflags client failed unexpectedly")
+                self._bus.emit(
+                    ProviderEvent.ERROR,
+                    error_code="GENERAL",
+                    message=f"internal error: {exc!r}; serving last known data",
+                )
+            except BaseException as exc:
+                forwarded = _not_cancellation(exc)
+                if forwarded is None:
+                    if _abandoned(run, span):
+                        run.abandoned = True
+                        logger.warning(
+                            "aioflags client was still running when its event loop "
+                            "ended (`async with client:` was never left): it has "
+                            "stopped (NOT_READY; evaluations return defaults, "
+                            "CLIENT_NOT_READY). A client runs on the event loop that "
+                            "starts it: leave `async with client:` (or await "
+                            "client.aclose()) before that loop ends, and start the "
+                            "client on the loop that uses it"
+                        )
+                    raise
+                # KeyboardInterrupt, SystemExit... in one of the client's tasks:
+                # it belongs to the application, unwrapped, in the caller's task.
+                span.raise_in_host(forwarded)
+            finally:
+                self._end(run)
 
     async def _run_data_system(
         self, run: Run, instance_id: str, random: Random

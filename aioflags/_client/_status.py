@@ -15,11 +15,11 @@ period being its deadline (:meth:`StatusLayer.unwaited`).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import anyio
 
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import DataSourceStatus, SourceState
 
 from ._events import EventBus, ProviderEvent, ProviderStatus
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StatusLayer"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 
 class StatusLayer:

@@ -6,7 +6,6 @@ raise :class:`ProtocolError` for data they cannot use (protocol.md §2, §4, §5
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from json import JSONDecodeError
@@ -21,6 +20,7 @@ from aioflags._core._json import (
     TOO_DEEP,
     shallow_decode,
 )
+from aioflags._core._logname import client_logger
 from aioflags._core._pacing import Pacer
 
 from ._datatypes import (
@@ -54,7 +54,7 @@ __all__ = [
     "put_meta",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 _KINDS: Final = {"flag": ObjectKind.FLAG, "segment": ObjectKind.SEGMENT}
 _INTENTS: Final = {i.value: i for i in IntentCode}
 #: How many unusable objects of a payload its WARNING names (the rest counted).

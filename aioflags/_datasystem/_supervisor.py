@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from aioflags._core._exceptions import ProtocolError, SourceError
+from aioflags._core._logname import client_logger
 
 from ._datatypes import (
     Basis,
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DataSystemListener", "Supervisor"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: The ``source`` field of a failure's log record, from its URL's path (the
 #: names the connection records use).

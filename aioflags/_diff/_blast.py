@@ -27,7 +27,7 @@ from aioflags._datasystem._datatypes import ObjectKind, full_transfer, puts
 from aioflags._datasystem._sources._files import load_flag_files
 from aioflags._datasystem._sources._versions import same_content
 from aioflags._datasystem._store import Store
-from aioflags._evaluation._context import Context
+from aioflags._evaluation._context import Context, read_context, written_otherwise
 from aioflags._evaluation._pipeline import PLAIN, RESULT
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ EXAMPLES: Final = 5
 SKIPPED_SHOWN: Final = 20
 #: Pairs of results remembered per flag (a flag serves few distinct results).
 _MEMO: Final = 4096
+#: Distinct sets of ignored properties told apart (further ones only counted).
+IGNORED_SETS: Final = 20
 
 
 @dataclass(slots=True)
@@ -117,6 +119,27 @@ class Skipped:
 
 
 @dataclass(slots=True)
+class Ignored:
+    """Contexts whose reading ignored the same top-level properties."""
+
+    #: the properties the old user JSON (no ``kind``) ignored
+    names: tuple[str, ...]
+    #: the line of the first such context, and its fully qualified key
+    line: int
+    example: str
+    count: int = 0
+
+    def message(self) -> str:
+        """The WARNING line's words: what was ignored, how often, how to write it."""
+        more = self.count - 1
+        return (
+            f"line {self.line} (key {self.example!r})"
+            + (f" and {more:,} more context{_s(more)}" if more else "")
+            + f": {written_otherwise(self.names)}"
+        )
+
+
+@dataclass(slots=True)
 class DiffReport:
     """What a change of flag files does to a set of contexts."""
 
@@ -133,6 +156,10 @@ class DiffReport:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: contexts evaluated without top-level properties their reading ignored
+    #: (the old user JSON), and the first :data:`IGNORED_SETS` distinct sets
+    ignored: int = 0
+    ignored_sets: dict[tuple[str, ...], Ignored] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -169,6 +196,19 @@ class DiffReport:
             "added": list(self.added),
             "removed": list(self.removed),
             "skipped": [{"line": s.line, "error": s.error} for s in self.skipped],
+            "ignored": {
+                "contexts": self.ignored,
+                "sets": [
+                    {
+                        "attributes": list(i.names),
+                        "contexts": i.count,
+                        "line": i.line,
+                        "example": i.example,
+                        "fix": written_otherwise(i.names),
+                    }
+                    for i in self.ignored_sets.values()
+                ],
+            },
         }
 
     def lines(self) -> Iterator[str]:
@@ -181,6 +221,12 @@ class DiffReport:
             + f", {self.old_flags:,} flag{_s(self.old_flags)} before, "
             f"{self.new_flags:,} after"
         )
+        if self.ignored:
+            first = next(iter(self.ignored_sets.values()))
+            yield (
+                f"{self.ignored:,} of them evaluated without attributes their "
+                f"JSON has, as LaunchDarkly reads it: {first.message()}"
+            )
         for key, flag in sorted(self.flags.items()):
             yield ""
             yield f"{key}: {flag.changed:,} of {n:,} contexts change"
@@ -301,8 +347,14 @@ def snapshots(
     return old, store.snapshot, changed
 
 
-def read_contexts(lines: Iterable[bytes]) -> Iterator[tuple[int, Context | str]]:
+def read_contexts(
+    lines: Iterable[bytes],
+) -> Iterator[tuple[int, Context | str, tuple[str, ...]]]:
     """Each context of the file, or why an entry is not one, with its line number.
+
+    With each context, the top-level properties its reading ignored: an
+    object without ``kind`` is LaunchDarkly's old user JSON, which reads
+    ``key``, ``name``, ``email``... and ``custom``, and ignores the others.
 
     Two forms: JSON Lines, one context object a line; or, when the file's
     first non-blank character is ``[``, one JSON array of context objects
@@ -324,9 +376,9 @@ def read_contexts(lines: Iterable[bytes]) -> Iterator[tuple[int, Context | str]]
         try:
             data = parse(line)
         except ProtocolError as exc:
-            yield number, str(exc)
+            yield number, str(exc), ()
             continue
-        yield number, _context_of(data)
+        yield number, *_context_of(data)
 
 
 #: JSON's insignificant whitespace (RFC 8259 section 2).
@@ -340,20 +392,22 @@ def _past_blanks(text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _context_of(data: JSONValue) -> Context | str:
-    """``data`` as a context, or why it is not one."""
+def _context_of(data: JSONValue) -> tuple[Context | str, tuple[str, ...]]:
+    """``data`` as a context, or why it is not one; the properties it ignored."""
     if not isinstance(data, dict):
         return (
             "a context must be a JSON object: one a line, "
             "or the whole file one JSON array of them"
-        )
-    context = Context.from_dict(data)
+        ), ()
+    context, ignored = read_context(data)
     if context.error is not None:
-        return f"not a valid context: {context.error}"
-    return context
+        return f"not a valid context: {context.error}", ()
+    return context, ignored
 
 
-def _array_contexts(first: int, data: bytes) -> Iterator[tuple[int, Context | str]]:
+def _array_contexts(
+    first: int, data: bytes
+) -> Iterator[tuple[int, Context | str, tuple[str, ...]]]:
     """The elements of one JSON array of contexts whose ``[`` is on line ``first``.
 
     Read element by element, so that each is numbered by its line and a bad
@@ -363,7 +417,7 @@ def _array_contexts(first: int, data: bytes) -> Iterator[tuple[int, Context | st
     try:
         text = decode_text(data)
     except ProtocolError as exc:
-        yield first, str(exc)
+        yield first, str(exc), ()
         return
     line, counted = first, 0
 
@@ -381,9 +435,9 @@ def _array_contexts(first: int, data: bytes) -> Iterator[tuple[int, Context | st
             try:
                 value, end = raw_decode(text, pos)
             except ProtocolError as exc:
-                yield line_at(pos), f"{exc} (in {_ARRAY}: the rest is not read)"
+                yield line_at(pos), f"{exc} (in {_ARRAY}: the rest is not read)", ()
                 return
-            yield line_at(pos), _context_of(value)
+            yield line_at(pos), *_context_of(value)
             pos = _past_blanks(text, end)
             if text.startswith(",", pos):
                 pos = _past_blanks(text, pos + 1)
@@ -391,11 +445,15 @@ def _array_contexts(first: int, data: bytes) -> Iterator[tuple[int, Context | st
             if text.startswith("]", pos):
                 pos += 1
                 break
-            yield line_at(pos), f"expected ',' or ']' in {_ARRAY}: the rest is not read"
+            yield (
+                line_at(pos),
+                f"expected ',' or ']' in {_ARRAY}: the rest is not read",
+                (),
+            )
             return
     pos = _past_blanks(text, pos)
     if pos < len(text):
-        yield line_at(pos), f"text after {_ARRAY} is not read"
+        yield line_at(pos), f"text after {_ARRAY} is not read", ()
 
 
 # ------------------------------------------------------------------- diff
@@ -403,7 +461,7 @@ def diff(
     old: FlagSnapshot,
     new: FlagSnapshot,
     changed: frozenset[str],
-    contexts: Iterable[tuple[int, Context | str]],
+    contexts: Iterable[tuple[int, Context | str, tuple[str, ...]]],
 ) -> DiffReport:
     """Evaluate the flags in ``changed`` that both snapshots have, for each context."""
     old_keys, new_keys = old.flag_keys, new.flag_keys
@@ -420,12 +478,14 @@ def diff(
     answer = PLAIN.answer
     plan = [(flag.key, flag.memo.get, flag.classify) for flag in flags]
     evaluated = flipped = 0
-    for number, context in contexts:
+    for number, context, ignored in contexts:
         if type(context) is str:
             report.skipped.append(Skipped(number, context))
             continue
         assert isinstance(context, Context)
         evaluated += 1
+        if ignored:
+            _note_ignored(report, number, context, ignored)
         flips = False
         for key, seen_pair, classify in plan:
             o = answer(old, RESULT, key, context, None)
@@ -454,6 +514,21 @@ def diff(
         else:
             report.unflipped.append(flag.key)
     return report
+
+
+def _note_ignored(
+    report: DiffReport, number: int, context: Context, ignored: tuple[str, ...]
+) -> None:
+    """Count a context read without ``ignored`` (and its set, if one of the first)."""
+    report.ignored += 1
+    names = tuple(sorted(ignored))
+    same = report.ignored_sets.get(names)
+    if same is None and len(report.ignored_sets) < IGNORED_SETS:
+        same = report.ignored_sets[names] = Ignored(
+            names, number, context.fully_qualified_key
+        )
+    if same is not None:
+        same.count += 1
 
 
 def diff_files(old_path: Path, new_path: Path, contexts_path: Path) -> DiffReport:

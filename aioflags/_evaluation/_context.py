@@ -12,6 +12,8 @@ a clause lookup during evaluation is one ``dict.get``.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -19,10 +21,21 @@ from typing import TYPE_CHECKING, Final, cast, final
 
 from aioflags._core._renamed import point_to
 
+from ._logonce import Occurrences
+
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
-__all__ = ["NO_ATTRIBUTES", "Context", "parse_reference"]
+__all__ = [
+    "NO_ATTRIBUTES",
+    "Context",
+    "ignored_user_properties",
+    "parse_reference",
+    "read_context",
+    "written_otherwise",
+]
+
+logger = logging.getLogger("aioflags.evaluation")
 
 #: The attribute lookup of a part a context does not have: nothing is there.
 NO_ATTRIBUTES: Final = cast("Callable[[str], JSONValue]", MappingProxyType({}).get)
@@ -39,6 +52,14 @@ _OLD_USER_STRINGS: Final = (
     "ip",
 )
 _OLD_USER_RESERVED: Final = frozenset({"kind", "key", "name", "anonymous", "_meta"})
+#: The top-level properties LaunchDarkly's old user JSON reads; it ignores
+#: any other (its custom attributes are under "custom").
+_OLD_USER_PROPERTIES: Final = frozenset(
+    {*_OLD_USER_STRINGS, "key", "anonymous", "custom", "privateAttributeNames"}
+)
+#: The ignored properties ``Context.from_dict`` has named in a warning (once each).
+_MAX_IGNORED_NAMES: Final = 100
+_IGNORED_NAMES: Final = Occurrences(_MAX_IGNORED_NAMES)
 _BAD_ESCAPE: Final = re.compile(r"~(?![01])")
 
 
@@ -340,7 +361,27 @@ class Context:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, JSONValue] | None) -> Context:
-        """Parse LaunchDarkly's context JSON (or the old user JSON, without ``kind``)."""
+        """Parse LaunchDarkly's context JSON (or the old user JSON, without ``kind``).
+
+        An object without ``kind`` is read as LaunchDarkly reads it: as the
+        old user JSON, whose top-level properties are ``key``, ``name``,
+        ``firstName``, ``lastName``, ``email``, ``avatar``, ``ip``,
+        ``country``, ``anonymous``, ``custom`` (the custom attributes) and
+        ``privateAttributeNames``. Any other top-level property (``{"key":
+        "u1", "plan": "beta"}``) is ignored: a WARNING on
+        ``aioflags.evaluation`` names it (once per name) and says how to
+        write it, ``{"kind": "user", "key": "u1", "plan": "beta"}`` or under
+        ``"custom"``.
+        """
+        if isinstance(data, Mapping) and "kind" not in data:
+            ignored = ignored_user_properties(data)
+            if ignored:
+                _warn_ignored(ignored)
+        return cls._read(data)
+
+    @classmethod
+    def _read(cls, data: Mapping[str, JSONValue] | None) -> Context:
+        """:meth:`from_dict` without its warning (the caller says what was ignored)."""
         if not isinstance(data, Mapping):
             return cls._invalid("context JSON must be an object")
         if "kind" not in data:
@@ -563,3 +604,63 @@ point_to(
     individual_context_count="use len(context.kinds)",
     to_json_string="use json.dumps(context.to_dict())",
 )
+
+
+def ignored_user_properties(data: Mapping[str, object]) -> tuple[str, ...]:
+    """The top-level properties of ``data`` that the old user JSON ignores.
+
+    None when ``data`` has ``kind`` (LaunchDarkly's context JSON, where
+    every top-level property is an attribute).
+    """
+    if "kind" in data:
+        return ()
+    return tuple(name for name in data if name not in _OLD_USER_PROPERTIES)
+
+
+def written_otherwise(ignored: Iterable[str]) -> str:
+    """What was ignored and how to write it: one sentence for a log line or a note."""
+    names = list(ignored)
+    shown = ", ".join(repr(n) for n in names[:10])
+    if len(names) > 10:
+        shown += f" and {len(names) - 10} more"
+    name = json.dumps(names[0])
+    return (
+        f'{shown} ignored: a context without "kind" is LaunchDarkly\'s old '
+        f'user JSON, which has its custom attributes under "custom". '
+        f'Write {{"kind": "user", "key": ..., {name}: ...}}, or '
+        f'{{"key": ..., "custom": {{{name}: ...}}}}'
+    )
+
+
+def read_context(data: Mapping[str, JSONValue]) -> tuple[Context, tuple[str, ...]]:
+    """``data`` as a context, and the top-level properties its reading ignored.
+
+    For a context a person typed (``aioflags eval --context``, the console's
+    Evaluate, ``aioflags diff --contexts``): the caller says what was
+    ignored, there, and :meth:`Context.from_dict` does not log it.
+    """
+    return Context._read(data), ignored_user_properties(data)
+
+
+def _warn_ignored(names: tuple[str, ...]) -> None:
+    """``Context.from_dict`` ignored ``names``: a WARNING for those not named yet."""
+    new: list[str] = []
+    refused = False
+    for name in names:
+        if name in _IGNORED_NAMES:
+            continue  # the lock only for a name not logged yet
+        count = _IGNORED_NAMES.add(name)
+        if count == 1:
+            new.append(name)
+        refused = refused or count == 0
+    if new:
+        logger.warning(
+            "Context.from_dict: %s (logged once per attribute name)",
+            written_otherwise(new),
+        )
+    if refused and _IGNORED_NAMES.newly_full():
+        logger.warning(
+            "Context.from_dict has named %d ignored attributes of the old user "
+            "JSON: further ones are not logged",
+            _MAX_IGNORED_NAMES,
+        )

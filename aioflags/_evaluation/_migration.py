@@ -11,6 +11,7 @@ values and rules are LaunchDarkly's (its Python SDK's
 
 from __future__ import annotations
 
+import datetime
 import enum
 import inspect
 import logging
@@ -382,7 +383,24 @@ class OpTracker:
         return self
 
     def latency(self, origin: Origin, duration: timedelta) -> OpTracker:
-        """Record how long the call to ``origin`` took."""
+        """Record how long the call to ``origin`` took.
+
+        ``duration`` is a ``datetime.timedelta``, as LaunchDarkly's SDK takes
+        it: ``timedelta(seconds=time.monotonic() - start)``.
+
+        Raises:
+            TypeError: ``duration`` is not a ``timedelta`` (seconds as a
+                number, say): the message says how to write it.
+        """
+        given: object = duration  # checked at run time: callers may not be typed
+        if not isinstance(given, datetime.timedelta):
+            what = f"{type(given).__name__} {given!r}"[:100]
+            seconds = isinstance(given, (int, float)) and not isinstance(given, bool)
+            raise TypeError(
+                "OpTracker.latency(origin, duration) takes the duration as a "
+                f"datetime.timedelta, got {what}"
+                + (f": timedelta(seconds={given!r})" if seconds else "")
+            )
         if isinstance(origin, Origin):
             self._latencies[origin] = duration.total_seconds() * 1000
         return self

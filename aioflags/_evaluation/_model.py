@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+
+from aioflags._core._logname import client_logger
 
 from ._codegen import (
     HEAD,
@@ -58,7 +59,7 @@ __all__ = [
     "segment_tombstone",
 ]
 
-logger = logging.getLogger("aioflags.evaluation")
+logger = client_logger("aioflags.evaluation")
 
 
 def _error_reason(kind: str) -> Reason:

@@ -35,7 +35,7 @@ from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
 from aioflags._core._pacing import Pacer
 from aioflags._datasystem._sources._versions import same_content
-from aioflags._evaluation._context import Context
+from aioflags._evaluation._context import read_context, written_otherwise
 
 from . import _words as words
 from ._console import (
@@ -65,6 +65,9 @@ lens_logger = logging.getLogger("aioflags.lens")
 
 #: The page's token goes where the template says.
 _TOKEN_PLACEHOLDER: Final = b"{{token}}"
+#: An Evaluate answer names at most this many ignored properties (its note
+#: counts the rest).
+_IGNORED_SHOWN: Final = 20
 
 
 def console_app(
@@ -198,7 +201,7 @@ class _ConsoleAPI:
         # An invalid context is evaluated as an app's would be: every flag
         # answers the default with USER_NOT_SPECIFIED, and the answer says
         # why (an answer, not a refusal: the page's input, not the API's).
-        context = Context.from_dict(given if isinstance(given, dict) else {})
+        context, ignored = read_context(given if isinstance(given, dict) else {})
         invalid = None
         if not isinstance(given, dict):
             invalid = "it must be an object or a key"
@@ -240,6 +243,11 @@ class _ConsoleAPI:
                 context.key if not context.multiple else context.fully_qualified_key
             )
             asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
+        if ignored:
+            # Read as LaunchDarkly reads it (the old user JSON), and said.
+            shown = [_cut(name) for name in ignored]
+            asked["ignored"] = shown[:_IGNORED_SHOWN]
+            asked["note"] = written_otherwise(shown)
         body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
         return Response(body, media_type="application/json")
 

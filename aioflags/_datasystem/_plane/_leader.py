@@ -15,7 +15,6 @@ evaluations or the other followers.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
 from collections import deque
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Final, final
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import IntentCode
 
 from . import _wire as wire
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BEHIND_BYTES", "PlaneServer"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: How far a follower may fall behind, in bytes of change sets queued for it.
 BEHIND_BYTES: Final = 16 * 1024 * 1024

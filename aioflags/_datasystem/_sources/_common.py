@@ -8,7 +8,6 @@ status or the root cause, and what to do.
 
 from __future__ import annotations
 
-import logging
 import socket
 import ssl
 import sys
@@ -24,6 +23,7 @@ from httpx_sse import SSEError
 from aioflags._core._checks import check_seconds, check_url
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse, parse_or_cut
+from aioflags._core._logname import client_logger
 from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind
 
@@ -55,7 +55,7 @@ __all__ = [
     "send",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 FALLBACK_HEADER: Final = "X-LD-FD-Fallback"
 ENV_ID_HEADER: Final = "X-LD-EnvID"

@@ -18,12 +18,12 @@ line and column where the parser gives them (``PATH:LINE:COLUMN: ...``).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import decode_text
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -38,13 +38,35 @@ __all__ = [
     "read_flag_file",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: Why a reload refuses a file with nothing in it (the last good data stays).
 EMPTY_FILE: Final = (
     "the file is empty (no flags, flagValues or segments): a save still being "
     'written? To serve no flags, write {"flags": {}}'
 )
+
+
+#: A flag file's top-level keys. "$schema": where editors find the JSON
+#: Schema (flagfile.schema.json).
+_SECTIONS: Final = ("flags", "flagValues", "segments")
+_TOP_LEVEL: Final = frozenset({*_SECTIONS, "$schema"})
+
+
+def _unknown_keys(unknown: list[str]) -> str:
+    """Why a file is refused: its unknown top-level keys, each with the one meant."""
+    from ._lint import did_you_mean  # (only for a file refused)
+
+    named = ", ".join(
+        f"{key!r}{did_you_mean(key, list(_SECTIONS))}" for key in unknown[:5]
+    )
+    if len(unknown) > 5:
+        named += f" and {len(unknown) - 5} more"
+    plural = "s" if len(unknown) > 1 else ""
+    return (
+        f"unknown top-level key{plural} {named}: a flag file has flags, "
+        "flagValues and segments"
+    )
 
 
 class FlagFileError(AioflagsError):
@@ -200,6 +222,11 @@ def parse_flag_files(
         if not allow_empty and not raw.strip():  # JSON too: no "Expecting value"
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
+        # An unknown key first: a file whose only key is misspelt (`flag:`)
+        # has none of the three, and is no save still being written.
+        unknown = sorted(set(data) - _TOP_LEVEL) if isinstance(data, dict) else []
+        if unknown:
+            raise FlagFileError(f"{path}: {_unknown_keys(unknown)}")
         if not allow_empty and (
             data is None
             or (
@@ -216,10 +243,6 @@ def parse_flag_files(
             raise FlagFileError(
                 f"{path}: a flag file must be an object with flags, flagValues or segments"
             )
-        # "$schema": where editors find the JSON Schema (flagfile.schema.json).
-        unknown = set(data) - {"flags", "flagValues", "segments", "$schema"}
-        if unknown:
-            raise FlagFileError(f"{path}: unknown top-level keys {sorted(unknown)}")
         for field, target in (
             ("flags", flags),
             ("flagValues", flags),

@@ -37,6 +37,7 @@ __all__ = [
     "Places",
     "Problem",
     "Where",
+    "did_you_mean",
     "lint",
     "pointer",
     "reference_problems",
@@ -121,7 +122,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
-def _meant(given: str, known: list[str]) -> str:
+def did_you_mean(given: str, known: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the known word closest to ``given``, if one is."""
     folded = {word.casefold(): word for word in known}
     match = folded.get(given.casefold())
@@ -170,7 +171,7 @@ def schema_problems(
             return [*found, Problem(at, f"{given}, where {expected} is expected", True)]
     if "enum" in node and value not in node["enum"]:
         known = [v for v in node["enum"] if isinstance(v, str)]
-        meant = _meant(value, known) if isinstance(value, str) else ""
+        meant = did_you_mean(value, known) if isinstance(value, str) else ""
         if at and at[-1] == "op":
             found.append(
                 Problem(
@@ -193,7 +194,7 @@ def schema_problems(
                 found.append(
                     Problem(
                         (*at, key),
-                        f"unknown field {key!r}{_meant(key, list(properties))}: "
+                        f"unknown field {key!r}{did_you_mean(key, list(properties))}: "
                         "LaunchDarkly's model has no such field, so it is ignored",
                     )
                 )
@@ -236,7 +237,7 @@ def reference_problems(
                                     Problem(
                                         (*at, "prerequisites", i, "key"),
                                         f"prerequisite flag {name!r} is not defined"
-                                        f"{_meant(name, list(flags))}: the flag "
+                                        f"{did_you_mean(name, list(flags))}: the flag "
                                         "serves its off variation",
                                     ),
                                 )
@@ -255,7 +256,7 @@ def reference_problems(
                                     Problem(
                                         (*where, "values", i),
                                         f"segment {name!r} is not defined"
-                                        f"{_meant(name, list(segments))}: it matches"
+                                        f"{did_you_mean(name, list(segments))}: it matches"
                                         " no one",
                                     ),
                                 )

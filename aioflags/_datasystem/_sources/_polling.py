@@ -11,7 +11,6 @@ the next interval), never a poll that waits for ever.
 from __future__ import annotations
 
 import codecs
-import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ import httpx
 
 from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
+from aioflags._core._logname import client_logger
 from aioflags._core._settings import request_deadline
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fdv1_polling_synchronizer", "polling_initializer", "polling_synchronizer"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 
 class _Requester:

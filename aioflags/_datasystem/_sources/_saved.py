@@ -22,7 +22,6 @@ and that is said once.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import stat
@@ -36,6 +35,7 @@ import anyio.to_thread
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError, ProtocolError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import (
     Basis,
     ChangeSet,
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "Preload", "SavedState", "StateSaver"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: The file's ``format`` (a file without it is another program's).
 FORMAT: Final = "aioflags-saved-state"

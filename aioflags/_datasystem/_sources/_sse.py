@@ -27,7 +27,6 @@ loop given a turn every few milliseconds.
 
 from __future__ import annotations
 
-import logging
 import sys
 from contextlib import aclosing
 from typing import TYPE_CHECKING, AnyStr, Final
@@ -36,6 +35,7 @@ from httpx_sse import ServerSentEvent
 
 from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._payloads import over_limit
 
 from ._body import body_pieces
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LineSplitter", "aiter_sse"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 _BOM: Final = "\ufeff"
 _MAX_RETRY_DIGITS: Final = 9

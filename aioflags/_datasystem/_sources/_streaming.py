@@ -19,7 +19,6 @@ the generator finishes, even under cancellation.
 
 from __future__ import annotations
 
-import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, TypeAlias
 
@@ -28,6 +27,7 @@ from httpx_sse import SSEError
 
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import RAW_DATA
+from aioflags._core._logname import client_logger
 from aioflags._core._pacing import Pacer
 from aioflags._datasystem._context import mark_streaming
 from aioflags._datasystem._datatypes import (
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fdv1_streaming_synchronizer", "streaming_synchronizer"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 #: The least initial delay a server's ``retry:`` field can set, in seconds.
 #: Above zero, the backoff's doubling (reset only after ``retry_reset_after``
 #: of healthy connection) spreads out even a server that drops every

@@ -32,13 +32,13 @@ version by content, so unchanged flags keep theirs.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from aioflags._core._logname import client_logger
 from aioflags._core._threads import sdk_limiter
 from aioflags._datasystem._sources._files import (
     FlagFileError,
@@ -64,7 +64,7 @@ __all__ = [
     "stamp",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: Seconds a file's stamp and bytes must stay the same before a change is applied.
 SETTLE: Final = 0.1

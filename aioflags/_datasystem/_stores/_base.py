@@ -17,13 +17,13 @@ item is read and written as usual.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TypeAlias, final
 
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._json import parse
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -57,7 +57,7 @@ __all__ = [
     "parse_item",
 ]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: An item as stored: its version and its JSON text.
 EncodedItem: TypeAlias = tuple[int, str]

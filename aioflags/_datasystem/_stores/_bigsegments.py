@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import math
 import threading
 import time
@@ -52,6 +51,7 @@ from typing import (
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._membership import HEALTHY, STALE, STORE_ERROR
 
@@ -77,7 +77,7 @@ __all__ = [
     "context_hash",
 ]
 
-logger = logging.getLogger("aioflags.evaluation")
+logger = client_logger("aioflags.evaluation")
 
 #: Seconds a store query may take before it counts as a store error.
 QUERY_BOUND: Final = 5.0

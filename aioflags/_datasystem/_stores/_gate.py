@@ -22,10 +22,11 @@ unless the run has an :class:`EvaluationGate`:
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
+
+from aioflags._core._logname import client_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EvaluationGate", "Refresher"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: Seconds an evaluation waits for a store read before it evaluates what it has.
 REFRESH_BOUND: Final = 5.0

@@ -35,11 +35,12 @@ nothing is read through (:meth:`StoreLookups.stop`).
 from __future__ import annotations
 
 import enum
-import logging
 import math
 from typing import TYPE_CHECKING, Final
 
 import anyio
+
+from aioflags._core._logname import client_logger
 
 from ._mode import OUTAGE_LOG_INTERVAL
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_ABSENT", "WAIT_TIMEOUTS", "LookupMode", "StoreLookups"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: The most absent keys remembered: once there are as many, the expired ones
 #: are dropped, then the oldest (typos and keys from request input are not

@@ -22,7 +22,6 @@ make that item alone unusable (:class:`~._base.Unreadable`), never the read.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import urllib.parse
 from typing import TYPE_CHECKING, Final, cast, final
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Final, cast, final
 import anyio
 
 from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import ObjectKind
 
 from ._base import (
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisBigSegmentStore", "RedisStore"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 _KINDS: Final = ((ObjectKind.FLAG, "features"), (ObjectKind.SEGMENT, "segments"))
 _MAX_ATTEMPTS: Final = (

@@ -30,13 +30,13 @@
 from __future__ import annotations
 
 import enum
-import logging
 import math
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import anyio
 
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import (
     Change,
     ChangeKind,
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = ["daemon_synchronizer", "read_until_initialized"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 #: Seconds between attempts while the store is down or not initialised.
 RETRY_INTERVAL: Final = 0.5

@@ -24,13 +24,13 @@ flips the store's status.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.lowlevel
 
+from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import ChangeSet, IntentCode, ObjectKind
 
 from ._base import EncodedItem, Recovery, StoreFailure, encode_change
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreWriter", "open_writer"]
 
-logger = logging.getLogger("aioflags.datasource")
+logger = client_logger("aioflags.datasource")
 
 _SLICE: Final = 0.005  # seconds of encoding between yields to the event loop
 _Item = tuple[ObjectKind, str, EncodedItem]

@@ -480,7 +480,10 @@ async function evaluate(event) {
     );
     table.tBodies[0].append(row);
   }
-  showResult([who, table]);
+  // Properties the old user JSON (no "kind") ignores: read as LaunchDarkly
+  // reads them, and said, with how to write them.
+  const ignored = answer.context.note ? [element("p", { class: "error", id: "evaluate-ignored" }, `${answer.context.note}.`)] : [];
+  showResult([who, ...ignored, table]);
 }
 
 $("evaluate").addEventListener("submit", evaluate);
