@@ -695,10 +695,18 @@ def _plane_command(args: argparse.Namespace) -> int:
     logging.getLogger("aioflags.datasource").setLevel(logging.INFO)
 
     async def lead() -> None:
-        async with Client(config):
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    return
+        # (SIGTERM and Ctrl-C end it cleanly while it starts, too)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with anyio.create_task_group() as group:
+
+                async def stop() -> None:
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        return
+
+                group.start_soon(stop)
+                async with Client(config):
+                    await anyio.sleep_forever()
 
     anyio.run(lead)
     return 0

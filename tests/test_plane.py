@@ -428,3 +428,76 @@ async def test_a_leader_gone_as_a_follower_reaches_it_is_followed_again(
             await again.aclose()
     finally:
         lease.release()
+
+
+async def test_a_follower_joining_a_leader_whose_upstream_is_down_is_stale(
+    plane: str,
+) -> None:
+    async with (
+        serving() as server,
+        Client(config(server, plane, grace_period=60)) as leader,
+    ):
+        server.fail(STREAM, status=503)
+        server.disconnect_streams()
+        with anyio.fail_after(5):
+            await leader._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+        async with Client(config(server, plane, grace_period=60)) as late:
+            with anyio.fail_after(5):  # never fresher than its leader
+                await late._bus.wait_status(lambda s: s is ProviderStatus.STALE)
+            assert await value(late) == "on"  # the leader's last good data
+            status = late.data_source_status
+            assert status is not None and status.error is not None
+            assert "flag plane's leader" in status.error.message
+
+
+async def test_a_follower_that_comes_to_lead_writes_saved_state(
+    tmp_path: Path, plane: str
+) -> None:
+    saved = tmp_path / "saved.json"
+    async with serving() as server, Client(config(server, plane)) as leader:
+        follower = Client(
+            server.config(
+                data_system=DataSystem.streaming(plane=plane, saved_state=saved),
+                send_events=False,
+                ready_timeout=5.0,
+            )
+        )
+        async with follower:
+            assert follower.plane_role == "follower"
+            await leader.aclose()
+            with anyio.fail_after(5):  # it leads: the next stream is its
+                await server.wait_for_requests(STREAM, 2)
+            assert role_of(follower) == "leader"
+        # (what it had not saved is written as it closes)
+        text = await anyio.Path(saved).read_text()
+    assert '"key":"f"' in text and '"format":"aioflags-saved-state"' in text
+
+
+async def test_another_payload_filter_is_another_environment(
+    plane: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving() as server, Client(config(server, plane)) as leader:
+        async with Client(config(server, plane, payload_filter_key="mobile")) as other:
+            assert other.plane_role is None
+        assert leader.plane_role == "leader"
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "another environment" in error
+
+
+async def test_what_is_queued_for_a_follower_starts_with_its_hello() -> None:
+    from aioflags._datasystem._plane._leader import _Outbox
+
+    sent: list[bytes] = []
+
+    class Stream:
+        async def send(self, data: bytes) -> None:
+            sent.append(data)
+            if len(sent) == 3:
+                outbox.over = True  # (enough: end the pump)
+
+    outbox = _Outbox(b"hello+data+status\n")
+    outbox.put_status(b"status-1\n")
+    outbox.put(b"full\n", full=True)  # before the pump ever ran
+    outbox.put_status(b"status-2\n")
+    await outbox.pump(Stream())  # type: ignore[arg-type]
+    assert sent == [b"hello+data+status\n", b"full\n", b"status-2\n"]

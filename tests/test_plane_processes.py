@@ -8,6 +8,7 @@ change missed; a fork of a process that leads does not take its lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -179,7 +180,10 @@ async def test_the_plane_command_leads_for_the_workers_and_hands_over(
                 assert len(server.requests_to(STREAM)) == 2
                 assert not server.requests_to("/bulk")  # (no analytics events)
             assert sidecar.stderr is not None
-            said = (await sidecar.stderr.receive()).decode()
+            said = ""
+            with contextlib.suppress(anyio.EndOfStream), anyio.fail_after(5):
+                while True:  # (it has exited: read what it said, to its end)
+                    said += (await sidecar.stderr.receive()).decode()
         assert f"This process leads the flag plane at {plane}" in said
 
 
@@ -227,3 +231,28 @@ async def _three_workers(
     assert len(server.requests_to(STREAM)) == 1
     uvicorn.send_signal(signal.SIGTERM)
     assert await uvicorn.wait() == 0
+
+
+async def test_the_plane_command_ends_cleanly_on_sigterm_as_it_starts(
+    tmp_path: Path,
+) -> None:
+    environment = {
+        **os.environ,
+        "AIOFLAGS_SDK_KEY": "sdk-key",
+        "AIOFLAGS_BASE_URI": "http://127.0.0.1:9",  # (nothing answers: never READY)
+        "AIOFLAGS_STREAM_URI": "http://127.0.0.1:9",
+        "AIOFLAGS_READY_TIMEOUT": "60",
+    }
+    async with await anyio.open_process(
+        [sys.executable, "-m", "aioflags", "plane", str(tmp_path / "plane")],
+        cwd=ROOT,
+        env=environment,
+    ) as sidecar:
+        assert sidecar.stderr is not None
+        said = ""
+        with anyio.fail_after(10):  # its role: it is starting, not READY
+            while "leads the flag plane" not in said:
+                said += (await sidecar.stderr.receive()).decode()
+        sidecar.send_signal(signal.SIGTERM)
+        with anyio.fail_after(10):
+            assert await sidecar.wait() == 0

@@ -479,7 +479,7 @@ class Lifecycle:
                     # does not wait for the CA bundle.
                     from aioflags._datasystem._sources._saved import Preload
 
-                    preload = Preload(system.saved_state)
+                    preload = Preload(system.saved_state, keep=system.plane is not None)
 
                     async def apply(change_set: ChangeSet, origin: str) -> None:
                         changed = await store.apply(change_set)

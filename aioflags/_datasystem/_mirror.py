@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from aioflags._core._json import RAW_DATA, RAW_EVENT
 
-from ._datatypes import NO_SELECTOR, Change, ChangeKind, IntentCode
+from ._datatypes import NO_SELECTOR, Change, ChangeKind, IntentCode, ObjectKind
 
 if TYPE_CHECKING:
     from ._datatypes import ChangeSet, Selector
@@ -98,7 +98,7 @@ class EventMirror:
                 elif path == RAW_DATA:
                     text = f'{{"event":"put-object","data":{raw}}}'
                 else:  # (no other place a put's text comes from)
-                    text = event_of(Change._raw_put(*item[:5]))
+                    text = event_of(Change._raw_put(ObjectKind(kind), *item[1:5]))
             items = self._items[kind]
             old = items.get(key)
             if compare and old and old[0] >= version:
@@ -106,6 +106,14 @@ class EventMirror:
             items[key] = (version, text)
             events.append(_delete_event(kind, key, version) if text is None else text)
         return events
+
+    def copy(self) -> EventMirror:
+        """Another mirror holding the same data now (the texts shared, never copied)."""
+        other = EventMirror()
+        other._items = {kind: dict(items) for kind, items in self._items.items()}
+        other.full = self.full
+        other.selector = self.selector
+        return other
 
     def full_events(self) -> list[str]:
         """Every item's ``put-object`` event text (a full transfer's, deleted items left out)."""

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from ._datatypes import ChangeSet
     from ._mirror import EventMirror
     from ._plane._config import Plane
+    from ._plane._follower import Following
     from ._plane._leader import PlaneServer
     from ._sources._saved import Preload, StateSaver
     from ._store import Store
@@ -424,6 +425,7 @@ class Supervisor:
         for index, factory in enumerate(self._system.initializers):
             if factory is saved and self._preload is not None:
                 await self._preload.done.wait()  # read (and applied) already
+                self._mirrored(self._preload.take())
                 continue
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
@@ -629,11 +631,7 @@ class Supervisor:
             # The sources delivered: their data is authoritative, nothing is
             # waited for or read through from the store from now on.
             lookups.stop()
-        mirror = self._mirror
-        if mirror is not None:
-            events = mirror.fold(change_set)
-            if self._server is not None:
-                self._server.publish(change_set, events)
+        self._mirrored(change_set)
         # (on a plane, only its leader writes: the data is the same)
         persist = persist and self.plane_role != "follower"
         if persist and self._writer is not None:
@@ -648,7 +646,16 @@ class Supervisor:
             if self._delivered:
                 return
             changed = await self._store.apply(change_set)
+        self._mirrored(change_set)
         self._listener.data_changed(changed)
+
+    def _mirrored(self, change_set: ChangeSet | None) -> None:
+        """A change set applied beside ``_apply`` (saved state read at start, the store's data): to the plane too."""
+        mirror = self._mirror
+        if mirror is not None and change_set is not None:
+            events = mirror.fold(change_set)
+            if self._server is not None:
+                self._server.publish(change_set, events)
 
     # ---------------------------------------------------------------- plane
     async def _on_plane(self, plane: Plane) -> None:
@@ -662,7 +669,8 @@ class Supervisor:
         from ._plane._lock import PlaneUnusable, try_lead
         from ._plane._wire import environment_of
 
-        environment = environment_of(self._context.config.sdk_key)
+        config = self._context.config
+        environment = environment_of(config.sdk_key, config.payload_filter_key)
         retry = _Retry(self._context.random)
         lost: float | None = None  # when this follower lost its leader
         try:
@@ -671,15 +679,17 @@ class Supervisor:
                 if lease is not None:
                     # A follower that takes the lead goes on from the data it
                     # holds: no initializer, and its followers served at once.
-                    followed = self.plane_role == "follower"
+                    resume = self.plane_role == "follower" and self._store.initialized
                     try:
-                        await self._lead(plane, environment, resume=followed)
+                        await self._lead(plane, environment, resume=resume)
                     finally:
                         lease.release()
                     return
                 self._role("follower", plane)
-                if await self._follow(plane, environment):
+                following = await self._follow(plane, environment)
+                if following.applied:  # (a leader that only fails is backed off)
                     retry.reset()
+                if following.connected:
                     lost = self._clock.now()
                     logger.info(
                         "The leader of the flag plane at %s is gone: taking its"
@@ -710,6 +720,9 @@ class Supervisor:
             plane.path, environment, self._mirror, lambda: self._status.status
         )
         listener = await server.listen()
+        if resume and self._saver is not None:
+            # It saved nothing while it followed: it starts from the data held.
+            self._saver.adopt(self._mirror)
         async with anyio.create_task_group() as group:
             group.start_soon(server.serve, listener, self._clock)
             self._server = server
@@ -723,8 +736,8 @@ class Supervisor:
                 self._status.also = None
                 group.cancel_scope.cancel()
 
-    async def _follow(self, plane: Plane, environment: str) -> bool:
-        """Follow the leader until its socket closes; whether a leader took this process."""
+    async def _follow(self, plane: Plane, environment: str) -> Following:
+        """Follow the leader until its socket closes; what the follower saw."""
         from ._plane._follower import Following, follow
         from ._plane._lock import PlaneUnusable
 
@@ -755,7 +768,7 @@ class Supervisor:
                 "Following the flag plane's leader at %s failed: reconnecting",
                 plane.path,
             )
-        return following.connected
+        return following
 
     def _leaderless(self, plane: Plane, since: float) -> None:
         """No leader has taken this follower for a while: its data may be old."""

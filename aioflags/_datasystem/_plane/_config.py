@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Final, final
 
 from aioflags._core._exceptions import ConfigurationError
@@ -10,9 +11,9 @@ from aioflags._core._frozen import Frozen, set_field
 
 __all__ = ["MAX_PATH_BYTES", "Plane", "plane_of"]
 
-#: The longest Unix-socket path the platform takes, in bytes (Linux's
-#: ``sun_path`` is 108 bytes with its terminating NUL).
-MAX_PATH_BYTES: Final = 107
+#: The longest Unix-socket path the platform takes, in bytes (``sun_path``
+#: with its terminating NUL: 108 bytes on Linux, 104 on macOS and the BSDs).
+MAX_PATH_BYTES: Final = 107 if sys.platform.startswith("linux") else 103
 
 
 @final
@@ -63,8 +64,8 @@ def plane_of(given: object, preset: str) -> Plane | None:
     if size > MAX_PATH_BYTES:
         raise ConfigurationError(
             f"DataSystem.{preset}(plane={path!r}): the path is {size} bytes, and a "
-            f"Unix socket's path may be at most {MAX_PATH_BYTES}: use a shorter one "
-            "(such as one in $XDG_RUNTIME_DIR or /tmp)"
+            f"Unix socket's path may be at most {MAX_PATH_BYTES}: use a shorter one, "
+            "in a folder only the app's user can enter (such as $XDG_RUNTIME_DIR)"
         )
     import socket  # (not with aioflags: a client without a plane never loads it)
 

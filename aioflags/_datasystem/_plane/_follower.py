@@ -15,6 +15,7 @@ import stat
 from typing import TYPE_CHECKING, Final, final
 
 import anyio
+from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind, SourceState, Update
@@ -23,7 +24,7 @@ from aioflags._datasystem._sources._common import parse_json
 from aioflags._datasystem._sources._sse import LineSplitter
 
 from . import _wire as wire
-from ._lock import PlaneUnusable
+from ._lock import PlaneUnusable, inherit_not
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -50,10 +51,12 @@ _KINDS: Final = {kind.value: kind for kind in ErrorKind}
 class Following:
     """What one :func:`follow` saw: whether it reached a leader that took it."""
 
-    __slots__ = ("connected",)
+    __slots__ = ("applied", "connected")
 
     def __init__(self) -> None:
         self.connected = False
+        #: It got a payload from the leader (not only a hello or a status).
+        self.applied = False
 
 
 async def follow(
@@ -82,6 +85,7 @@ async def follow(
         stream = await anyio.connect_unix(path)
     except OSError:
         return  # nobody listens (a leader starting, or gone)
+    inherit_not(stream.extra(SocketAttribute.raw_socket))
     async with stream:
         reader = BufferedByteReceiveStream(stream)
         line: bytes | None = None
@@ -105,6 +109,7 @@ async def follow(
                 if text:
                     update = await _update(builder, text, clock)
                     if update is not None:
+                        following.applied |= update.change_set is not None
                         yield update
             try:
                 pending = await reader.receive()
@@ -147,15 +152,25 @@ async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update 
 
 
 def _status(data: JSONValue, clock: Clock) -> Update | None:
-    """The leader's status as this follower's: VALID, or INTERRUPTED with its error."""
+    """The leader's status as this follower's: VALID, or INTERRUPTED with its error.
+
+    A leader that is OFF, or starting with an error (its upstream down), is
+    INTERRUPTED for its followers: their data is no fresher than its.
+    """
     if type(data) is not dict:
         return None
     state = data.get("state")
     if state == SourceState.VALID.value:
         return Update(state=SourceState.VALID)
-    if state not in (SourceState.INTERRUPTED.value, SourceState.OFF.value):
-        return None  # initializing: nothing to say yet
     error = data.get("error")
+    if state == SourceState.INITIALIZING.value and error is None:
+        return None  # a leader starting: nothing to say yet
+    if state not in (
+        SourceState.INITIALIZING.value,  # (its upstream failed as it started)
+        SourceState.INTERRUPTED.value,
+        SourceState.OFF.value,
+    ):
+        return None
     said: dict[str, JSONValue] = error if type(error) is dict else {}
     name, code, message = said.get("kind"), said.get("status_code"), said.get("message")
     kind = _KINDS.get(name) if type(name) is str else None

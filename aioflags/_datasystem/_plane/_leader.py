@@ -21,13 +21,14 @@ from collections import deque
 from typing import TYPE_CHECKING, Final, final
 
 import anyio
+from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import IntentCode
 
 from . import _wire as wire
-from ._lock import PlaneUnusable
+from ._lock import PlaneUnusable, inherit_not
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,19 +60,27 @@ _HELLO_SECONDS: Final = 5.0
 
 @final
 class _Outbox:
-    """The bytes queued for one follower, bounded (:data:`BEHIND_BYTES`)."""
+    """What is queued for one follower: its first bytes, then change sets (bounded), then the last status.
 
-    __slots__ = ("_pieces", "_scope", "_size", "_wake", "over")
+    The first bytes (the hello, the data set, the status) are sent before
+    anything; a full transfer replaces the change sets queued, never them;
+    of the statuses, the last one is sent, after the change sets queued
+    before it. Change sets queued past :data:`BEHIND_BYTES` disconnect it.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_first", "_pieces", "_scope", "_size", "_status", "_wake", "over")
+
+    def __init__(self, first: bytes) -> None:
+        self._first: bytes | None = first
         self._pieces: deque[bytes] = deque()
         self._size = 0
+        self._status: bytes | None = None
         self._wake = anyio.Event()
         self._scope = anyio.CancelScope()  # the pump's: a send stuck on it ends
         self.over = False  # fell behind past the bound: to be disconnected
 
     def put(self, data: bytes, *, full: bool = False) -> None:
-        """Queue ``data`` (a full transfer replaces what is queued)."""
+        """Queue a change set (a full transfer replaces those queued)."""
         if full:
             self._pieces.clear()
             self._size = 0
@@ -85,9 +94,17 @@ class _Outbox:
         self._size += len(data)
         self._wake.set()
 
+    def put_status(self, data: bytes) -> None:
+        """The leader's status now (it replaces one not sent yet)."""
+        self._status = data
+        self._wake.set()
+
     async def pump(self, stream: SocketStream) -> None:
         """Send what is queued as it comes, until the follower falls too far behind or goes."""
         with self._scope, contextlib.suppress(*_GONE):
+            first, self._first = self._first, None
+            if first is not None:
+                await stream.send(first)
             while not self.over:
                 await self._wake.wait()
                 self._wake = anyio.Event()
@@ -95,6 +112,9 @@ class _Outbox:
                     data = self._pieces.popleft()
                     self._size -= len(data)
                     await stream.send(data)
+                status, self._status = self._status, None
+                if status is not None and not self.over:
+                    await stream.send(status)
 
 
 @final
@@ -107,7 +127,7 @@ class PlaneServer:
     synchronous and never block: they queue.
     """
 
-    __slots__ = ("_environment", "_followers", "_mirror", "_path", "_status")
+    __slots__ = ("_environment", "_followers", "_full", "_mirror", "_path", "_status")
 
     def __init__(
         self,
@@ -121,6 +141,8 @@ class PlaneServer:
         self._mirror = mirror
         self._status = status
         self._followers: set[_Outbox] = set()
+        #: The whole data set as sent on connect, made once per change.
+        self._full: bytes | None = None
 
     @property
     def followers(self) -> int:
@@ -129,7 +151,10 @@ class PlaneServer:
 
     def publish(self, change_set: ChangeSet, events: list[str]) -> None:
         """A change set the leader applied (``events``: what it changed, :meth:`EventMirror.fold`)."""
-        if not self._followers or change_set.intent is IntentCode.TRANSFER_NONE:
+        if change_set.intent is IntentCode.TRANSFER_NONE:
+            return
+        self._full = None  # (made again when a follower next connects)
+        if not self._followers:
             return
         full = change_set.intent is IntentCode.TRANSFER_FULL
         data = wire.changes(change_set.intent, events, self._mirror.selector)
@@ -141,7 +166,7 @@ class PlaneServer:
         if self._followers:
             data = wire.status(status)
             for outbox in self._followers:
-                outbox.put(data)
+                outbox.put_status(data)
 
     async def listen(self) -> SocketListener:
         """The plane's socket, made (``0600``) for this leader.
@@ -168,47 +193,81 @@ class PlaneServer:
                     f"the plane's path {path} is not a socket: left as it is"
                 )
         try:
-            return await anyio.create_unix_listener(path, mode=0o600)
+            listener = await anyio.create_unix_listener(path, mode=0o600)
         except OSError as exc:
             raise PlaneUnusable(
                 f"cannot make the plane's socket {path} ({exc.strerror or exc})"
             ) from None
+        inherit_not(listener.extra(SocketAttribute.raw_socket))
+        return listener
 
     async def serve(self, listener: SocketListener, clock: Clock) -> None:
         """Serve followers on ``listener`` until cancelled; the socket is removed as it ends.
 
         A socket deleted under it is made again (checked every
-        :data:`_GUARD_SECONDS`): new followers find the leader again.
+        :data:`_GUARD_SECONDS`): new followers find the leader again. What
+        goes wrong with the socket (a folder deleted, no descriptor left to
+        accept with) is a WARNING and tried again: the leader's own data
+        system goes on whatever happens here.
         """
         async with anyio.create_task_group() as group:
+            made = _inode(self._path)
+            group.start_soon(self._serve_on, listener, made, clock)
             while True:
-                made = os.lstat(self._path).st_ino
-                group.start_soon(self._serve_on, listener, made)
-                while _ours(self._path, made):
-                    await clock.sleep(_GUARD_SECONDS)
+                await clock.sleep(_GUARD_SECONDS)
+                if made is not None and _ours(self._path, made):
+                    continue
                 if _there(self._path):
-                    logger.warning(
-                        "Something replaced the flag plane's socket %s: followers"
-                        " that start now cannot reach this leader; it is left as it is",
-                        self._path,
-                    )
-                    await anyio.sleep_forever()
+                    if made is not None:
+                        logger.warning(
+                            "Something replaced the flag plane's socket %s:"
+                            " followers that start now cannot reach this leader;"
+                            " it is left as it is",
+                            self._path,
+                        )
+                    made = None  # (said once; checked again, in case it goes)
+                    continue
+                try:
+                    listener = await self.listen()
+                except PlaneUnusable as exc:
+                    logger.warning("The flag plane's socket is gone: %s", exc)
+                    made = None
+                    continue
                 logger.warning(
                     "The flag plane's socket %s was deleted: made again", self._path
                 )
-                listener = await self.listen()
+                made = _inode(self._path)
+                group.start_soon(self._serve_on, listener, made, clock)
 
-    async def _serve_on(self, listener: SocketListener, made: int) -> None:
+    async def _serve_on(
+        self, listener: SocketListener, made: int | None, clock: Clock
+    ) -> None:
+        """Accept followers on ``listener`` until cancelled (a failed accept is retried)."""
         try:
             async with listener:
-                await listener.serve(self._follower)
+                while not await self._accepting(listener):
+                    await clock.sleep(_GUARD_SECONDS)
         finally:
-            if _ours(self._path, made):
+            if made is not None and _ours(self._path, made):
                 with contextlib.suppress(OSError):
                     os.unlink(self._path)
 
+    async def _accepting(self, listener: SocketListener) -> bool:
+        """Accept followers until cancelled; False: an accept failed (said)."""
+        try:
+            await listener.serve(self._follower)
+        except (anyio.BrokenResourceError, OSError) as exc:
+            logger.warning(
+                "The flag plane's leader could not accept a follower (%s):"
+                " trying again",
+                exc,
+            )
+            return False
+        return True  # (never: serve() returns only when cancelled)
+
     async def _follower(self, stream: SocketStream) -> None:
         """One follower's connection, start to end (never raises)."""
+        inherit_not(stream.extra(SocketAttribute.raw_socket))
         async with stream:
             try:
                 await self._serve_one(stream)
@@ -232,15 +291,16 @@ class PlaneServer:
         if refused is not None:
             await stream.send(wire.hello(self._environment, refused))
             return
-        outbox = _Outbox()
+        # What it gets first and what comes after, with no await between:
+        # the hello, the data set, then the status the data is in.
         mirror = self._mirror
-        # What it gets first and what comes after, with no await between.
-        first = wire.hello(self._environment) + wire.status(self._status())
-        if mirror.full:
-            first += wire.changes(
+        full = self._full
+        if full is None and mirror.full:
+            full = self._full = wire.changes(
                 IntentCode.TRANSFER_FULL, mirror.full_events(), mirror.selector
             )
-        outbox.put(first, full=True)
+        first = wire.hello(self._environment) + (full or b"")
+        outbox = _Outbox(first + wire.status(self._status()))
         self._followers.add(outbox)
         try:
             async with anyio.create_task_group() as group:
@@ -264,6 +324,14 @@ class PlaneServer:
                 )
         finally:
             self._followers.discard(outbox)
+
+
+def _inode(path: str) -> int | None:
+    """The inode at ``path`` (a link not followed); None: nothing there."""
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
 
 
 def _there(path: str) -> bool:

@@ -12,25 +12,42 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import Final, final
+import weakref
+from typing import TYPE_CHECKING, Final, final
 
-__all__ = ["Lease", "PlaneUnusable", "try_lead"]
+if TYPE_CHECKING:
+    import socket
 
-#: The file descriptors of the leases this process holds.
-_HELD: Final[set[int]] = set()
+__all__ = ["Lease", "PlaneUnusable", "inherit_not", "try_lead"]
+
+#: The leases this process holds, and the plane's sockets it has open.
+_HELD: Final[weakref.WeakSet[Lease]] = weakref.WeakSet()
+_SOCKETS: Final[weakref.WeakSet[socket.socket]] = weakref.WeakSet()
+
+
+def inherit_not(sock: socket.socket) -> None:
+    """A plane socket (the leader's listener, a follower's connection) a forked child must not keep."""
+    _SOCKETS.add(sock)
 
 
 def _close_inherited() -> None:
-    """In a forked child: close the parent's lease descriptors, never unlocking them.
+    """In a forked child: close the parent's lease files and plane sockets, never unlocking.
 
     ``flock`` locks belong to the open file description the parent and the
     child now share: unlocking here would free the parent's lock; closing
-    this copy leaves it held by the parent.
+    this copy leaves it held by the parent, and its sockets end when the
+    parent's do (a follower of a dead leader is told so).
     """
-    for fd in list(_HELD):
+    for lease in list(_HELD):
+        fd, lease._fd = lease._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    for sock in list(_SOCKETS):
         with contextlib.suppress(OSError):
-            os.close(fd)
+            os.close(sock.detach())
     _HELD.clear()
+    _SOCKETS.clear()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
@@ -45,17 +62,17 @@ class PlaneUnusable(Exception):
 class Lease:
     """The exclusive lock on a plane's lock file: this process leads until :meth:`release`."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("__weakref__", "_fd")
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
-        _HELD.add(fd)
+        _HELD.add(self)
 
     def release(self) -> None:
         """Free the lock (closing the file frees it); idempotent."""
         fd, self._fd = self._fd, None
         if fd is not None:
-            _HELD.discard(fd)
+            _HELD.discard(self)
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -87,6 +104,11 @@ def try_lead(lock_path: str) -> Lease | None:
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as exc:  # no locks there (a network filesystem...)
+        os.close(fd)
+        raise PlaneUnusable(
+            f"cannot lock the plane's lock file {lock_path} ({exc.strerror or exc})"
+        ) from None
     except BaseException:
         os.close(fd)
         raise

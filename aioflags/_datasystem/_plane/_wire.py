@@ -44,10 +44,14 @@ _MAGIC: Final = "aioflags-plane"
 _COMPACT: Final = (",", ":")
 
 
-def environment_of(sdk_key: str | None) -> str:
-    """The environment a plane names: a hash of the SDK key (never the key)."""
-    digest = hashlib.sha256(("aioflags-plane:" + (sdk_key or "")).encode())
-    return digest.hexdigest()[:32]
+def environment_of(sdk_key: str | None, payload_filter: str | None = None) -> str:
+    """The environment a plane names: a hash of the SDK key and payload filter (never the key).
+
+    The payload filter is part of it: a follower never takes a subset of
+    the flags another filter chose.
+    """
+    named = f"aioflags-plane:{sdk_key or ''}:{payload_filter or ''}"
+    return hashlib.sha256(named.encode()).hexdigest()[:32]
 
 
 def hello(environment: str, refused: str | None = None) -> bytes:

@@ -170,10 +170,14 @@ class Preload:
     before it, so the network's data always comes after).
     """
 
-    def __init__(self, saved: SavedState) -> None:
+    def __init__(self, saved: SavedState, *, keep: bool = False) -> None:
         self.saved = saved
         #: Set once the file was read (and its data applied, if usable).
         self.done = anyio.Event()
+        #: Whether the change set applied is kept for :meth:`take` (a flag
+        #: plane's mirror), else dropped once applied.
+        self._keep = keep
+        self._applied: ChangeSet | None = None
 
     async def run(
         self, config: Settings, apply: Callable[[ChangeSet, str], Awaitable[None]]
@@ -183,8 +187,15 @@ class Preload:
             change_set = await self.saved.load(config)
             if change_set is not None:
                 await apply(change_set, self.saved.origin())
+                if self._keep:
+                    self._applied = change_set
         finally:
             self.done.set()
+
+    def take(self) -> ChangeSet | None:
+        """The change set applied from the file, once (kept only if asked)."""
+        applied, self._applied = self._applied, None
+        return applied
 
 
 #: The file's first bytes, as :class:`StateSaver` writes them (a version
@@ -282,6 +293,13 @@ class StateSaver:
         if change_set.intent is IntentCode.TRANSFER_FULL:
             self._queue.clear()
         self._queue.append(change_set)
+        self._submitted += 1
+        self._dirty.set()
+
+    def adopt(self, mirror: EventMirror) -> None:
+        """Start from ``mirror``'s data (a plane's follower taking the lead: it saved nothing)."""
+        self._fold()
+        self._mirror = mirror.copy()
         self._submitted += 1
         self._dirty.set()
 
