@@ -501,3 +501,18 @@ async def test_what_is_queued_for_a_follower_starts_with_its_hello() -> None:
     outbox.put_status(b"status-2\n")
     await outbox.pump(Stream())  # type: ignore[arg-type]
     assert sent == [b"hello+data+status\n", b"full\n", b"status-2\n"]
+
+
+async def test_a_leader_of_another_user_is_refused(
+    plane: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving() as server, Client(config(server, plane)) as leader:
+        # This process runs as another user from now on, as far as the plane
+        # asks (the kernel gives the socket's other end's: the leader's).
+        monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)
+        async with Client(config(server, plane)) as stranger:
+            assert stranger.plane_role is None
+            assert await value(stranger) == "on"  # from its own upstream
+        assert leader.plane_role == "leader"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("runs as another user" in e for e in errors), errors

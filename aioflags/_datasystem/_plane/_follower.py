@@ -24,7 +24,7 @@ from aioflags._datasystem._sources._common import parse_json
 from aioflags._datasystem._sources._sse import LineSplitter
 
 from . import _wire as wire
-from ._lock import PlaneUnusable, inherit_not
+from ._lock import PlaneUnusable, inherit_not, other_user
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -85,7 +85,14 @@ async def follow(
         stream = await anyio.connect_unix(path)
     except OSError:
         return  # nobody listens (a leader starting, or gone)
-    inherit_not(stream.extra(SocketAttribute.raw_socket))
+    raw = stream.extra(SocketAttribute.raw_socket)
+    inherit_not(raw)
+    if other_user(raw):
+        await stream.aclose()
+        raise PlaneUnusable(
+            f"the leader of the flag plane at {path} runs as another user:"
+            " this process takes no flag data from it"
+        )
     async with stream:
         reader = BufferedByteReceiveStream(stream)
         line: bytes | None = None

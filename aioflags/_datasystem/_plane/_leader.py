@@ -28,7 +28,7 @@ from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import IntentCode
 
 from . import _wire as wire
-from ._lock import PlaneUnusable, inherit_not
+from ._lock import PlaneUnusable, inherit_not, other_user
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -288,6 +288,8 @@ class PlaneServer:
             return  # no hello in time
         said = wire.read_hello(line)
         refused = _refusal(said, self._environment)
+        if other_user(stream.extra(SocketAttribute.raw_socket)):
+            refused = "a process of another user"
         if refused is not None:
             await stream.send(wire.hello(self._environment, refused))
             return

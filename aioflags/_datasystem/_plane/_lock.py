@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, final
 if TYPE_CHECKING:
     import socket
 
-__all__ = ["Lease", "PlaneUnusable", "inherit_not", "try_lead"]
+__all__ = ["Lease", "PlaneUnusable", "inherit_not", "other_user", "try_lead"]
 
 #: The leases this process holds, and the plane's sockets it has open.
 _HELD: Final[weakref.WeakSet[Lease]] = weakref.WeakSet()
@@ -113,3 +113,25 @@ def try_lead(lock_path: str) -> Lease | None:
         os.close(fd)
         raise
     return Lease(fd)
+
+
+def other_user(sock: socket.socket) -> bool:
+    """Whether the process at the other end of a plane socket runs as another user.
+
+    Read from the kernel (``SO_PEERCRED``, Linux): a plane takes data only
+    from, and gives it only to, processes of its own user, whoever made
+    the socket or the lock file. Where the platform cannot say, False (the
+    socket's mode and its folder's are what protect it then).
+    """
+    import socket as sockets
+    import struct
+
+    option = getattr(sockets, "SO_PEERCRED", None)
+    if option is None:  # pragma: no cover - not Linux
+        return False
+    try:
+        raw = sock.getsockopt(sockets.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return False
+    _, uid, _ = struct.unpack("3i", raw)
+    return bool(uid != os.geteuid())
