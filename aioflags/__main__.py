@@ -734,8 +734,14 @@ def _serve_command(args: argparse.Namespace) -> int:
         limits = Limits(**dict(args.limit))
     except ValueError as exc:  # (a bound that is no positive number)
         args.parser.error(f"--limit: {exc}")
+    # `serve` is an application, and configures its own process: asyncio's
+    # accept errors become one line per episode (a FlagServer in a user's
+    # process filters nothing).
+    from ._service._hosting import filter_loop_noise
+
     try:
-        anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
+        with filter_loop_noise():
+            anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
