@@ -738,6 +738,35 @@ def _limit(text: str) -> tuple[str, int | float]:
     return name, int(number)
 
 
+#: glibc's ``mallopt`` parameter for the size from which a block is mapped alone.
+_M_MMAP_THRESHOLD = -3
+
+
+def _give_large_blocks_back() -> None:
+    """``serve``'s process: a block of 128 KiB or more goes back to the system when freed.
+
+    glibc's malloc maps such a block on its own and unmaps it when freed,
+    but raises that threshold to the size of each one freed (up to 32 MiB):
+    after the first 8 MiB event post, each post's copies (its body, its
+    text, the list it parses to) came from the heap, which keeps the space
+    freed between blocks still in use. Ten 8 MiB posts of ``[{},{},…]``
+    left ``serve`` at 222 MB; with the threshold fixed at glibc's default,
+    as ``MALLOC_MMAP_THRESHOLD_=131072`` would, at 124 MB
+    (``benchmarks/bench_serve_posts.py``). An application configures its
+    own process; a FlagServer's leaves malloc as it is. Where that setting
+    is the user's (the variable is set), or malloc is not glibc's, nothing.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - no mallopt (not glibc)
+        return
+    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def _serve_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         args.parser.error(
@@ -759,8 +788,15 @@ def _serve_command(args: argparse.Namespace) -> int:
         limits = Limits(**dict(args.limit))
     except ValueError as exc:  # (a bound that is no positive number)
         args.parser.error(f"--limit: {exc}")
+    # `serve` is an application, and configures its own process: asyncio's
+    # accept errors become one line per episode (a FlagServer in a user's
+    # process filters nothing).
+    from ._service._hosting import filter_loop_noise
+
+    _give_large_blocks_back()
     try:
-        anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
+        with filter_loop_noise():
+            anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

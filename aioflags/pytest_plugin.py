@@ -57,11 +57,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import inspect
 import json
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -204,40 +202,12 @@ def pytest_load_initial_conftests(
     _start_coverage(early_config, early_config.known_args_namespace)
 
 
-#: Python 3.10: Hypercorn's asyncio TaskGroup is the ``taskgroup`` backport.
-_BACKPORTED_TASKGROUP: bool = sys.version_info < (3, 11)
-
-
-def _let_anyio_see_backported_waits() -> None:
-    """On Python 3.10, make Hypercorn's TaskGroup backport visible to anyio (test runs only).
-
-    Hypercorn uses the ``taskgroup`` backport there (a ``FlagServer``'s
-    HTTP server); its tasks wait on a ``WaitTaskRescheduled`` where asyncio
-    has a future, and ``anyio.wait_all_tasks_blocked()`` (in tests, ours
-    and our users') asks every task's waiter ``done()``, which it lacks: a
-    test waiting for the tasks to block fails with an AttributeError. A task
-    waiting on one is blocked: ``done()`` is False. A test-side workaround,
-    so that the service itself patches no library's class;
-    ``tests/test_client.py``'s
-    ``test_waiting_returns_when_the_client_closes_meanwhile`` pins it on 3.10.
-    """
-    if not _BACKPORTED_TASKGROUP:
-        return
-    try:  # pragma: no cover - Python 3.10 only
-        waits = importlib.import_module("taskgroup.install").WaitTaskRescheduled
-    except (ImportError, AttributeError):  # pragma: no cover
-        return
-    if not hasattr(waits, "done"):  # pragma: no cover
-        waits.done = lambda self: False
-
-
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``aioflags`` marker (so ``--strict-markers`` accepts it).
 
     And start flag coverage, if the plugin came too late to start it earlier.
     """
     config.addinivalue_line("markers", _MARKER_HELP)
-    _let_anyio_see_backported_waits()
     _start_coverage(config, config.option)
     state = config.stash.get(_COVERAGE, None)
     if state is not None and state.files:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib
 import inspect
 import shutil
 import socket
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -69,6 +71,40 @@ def pytest_asyncio_loop_factories(
     if config.getoption("asyncio_source_tracebacks"):
         return {"debug": asyncio.SelectorEventLoop}
     return {"debug": DebugLoop}
+
+
+# ------------------------------------- Python 3.10: the taskgroup backport
+def _let_anyio_see_backported_waits() -> None:
+    """On Python 3.10, make Hypercorn's TaskGroup backport visible to anyio (this suite only).
+
+    Hypercorn uses the ``taskgroup`` backport there (a ``FlagServer``'s
+    HTTP server); its tasks wait on a ``WaitTaskRescheduled`` where asyncio
+    has a future, and ``anyio.wait_all_tasks_blocked()`` asks every task's
+    waiter ``done()``, which it lacks: a test waiting for the tasks to
+    block fails with an AttributeError. A task waiting on one is blocked:
+    ``done()`` is False. This suite's own workaround: the pytest plugin
+    shipped to users patched it in every session until issue 77 (a library
+    changes nothing global its user did not ask for), and docs/testing.md
+    tells users of Python 3.10 how to do the same.
+    ``tests/test_client.py``'s
+    ``test_waiting_returns_when_the_client_closes_meanwhile`` pins it on 3.10.
+    """
+    if not _BACKPORTED_TASKGROUP:
+        return
+    try:  # pragma: no cover - Python 3.10 only
+        waits = importlib.import_module("taskgroup.install").WaitTaskRescheduled
+    except (ImportError, AttributeError):  # pragma: no cover
+        return
+    if not hasattr(waits, "done"):  # pragma: no cover
+        waits.done = lambda self: False
+
+
+#: Python 3.10: Hypercorn's asyncio TaskGroup is the ``taskgroup`` backport
+#: (a variable, not ``sys.version_info``: mypy checks both branches).
+_BACKPORTED_TASKGROUP: bool = sys.version_info < (3, 11)
+
+
+_let_anyio_see_backported_waits()
 
 
 # ----------------------------------------- what a test needs installed

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
@@ -71,6 +72,28 @@ async def app(scope, receive, send):
             await send({"type": "lifespan.startup.complete"})
     await send({"type": "lifespan.shutdown.complete"})
 """
+
+
+#: The loggers of the event loops' accept errors (asyncio's and trio's).
+LOOP_LOGGERS = ("asyncio", "trio.serve_listeners")
+
+
+@pytest.mark.asyncio
+async def test_a_flag_server_filters_no_logger_of_the_process() -> None:
+    """Issue 77: a FlagServer put filters on asyncio's (and trio's) logger.
+
+    One dropped accept errors while a server ran, the other some of
+    asyncio's tracebacks until the process ended: an application's own
+    servers' records too. Only ``aioflags serve``, an application, filters
+    them in its own process.
+    """
+    before = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}
+    async with FlagServer({"f": FLAG}) as server, httpx.AsyncClient() as http:
+        assert (await http.get(f"{server.url}/sdk/latest-all")).status_code == 200
+        running = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}
+    after = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}
+    assert running == before
+    assert after == before
 
 
 @pytest.mark.slow

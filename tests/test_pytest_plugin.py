@@ -341,3 +341,54 @@ async def test_flag_server_is_the_older_name_of_aioflags_flag_server(
 ) -> None:
     assert flag_server is aioflags_flag_server
     assert aioflags_flag_server.url.startswith("http://127.0.0.1:")
+
+
+def test_a_session_with_the_plugin_changes_nothing_global(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 77: the plugin patched the ``taskgroup`` backport's class (Python
+    3.10) in every session, and its server left a filter on asyncio's logger.
+
+    The session runs in a process of its own (this one's conftest applies the
+    project's own 3.10 patch); what it may not change is checked while its
+    fixtures run and in a test after them.
+    """
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_user="""
+import logging
+
+import pytest
+
+from aioflags import Context
+
+
+def changed():
+    \"\"\"What the plugin and its server may not have changed in the process.\"\"\"
+    found = [
+        f"{name}: {f!r}"
+        for name in ("asyncio", "trio.serve_listeners")
+        for f in logging.getLogger(name).filters
+    ]
+    try:  # (Python 3.10: Hypercorn's TaskGroup is the backport's)
+        from taskgroup.install import WaitTaskRescheduled
+    except ImportError:
+        pass
+    else:
+        found += [f"WaitTaskRescheduled.{name}" for name in ("done",)
+                  if name in vars(WaitTaskRescheduled)]
+    return found
+
+
+@pytest.mark.asyncio
+@pytest.mark.aioflags({"f": True})
+async def test_with_the_fixtures(aioflags_client, aioflags_flag_server):
+    assert await aioflags_client.bool_variation("f", Context.create("u"), False)
+    assert changed() == []
+
+
+def test_after_them():
+    assert changed() == []
+"""
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)

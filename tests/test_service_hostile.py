@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 import anyio
 import anyio.abc
@@ -384,42 +385,64 @@ anyio.run(main)
 """
 
 
-def _start_script(script: str) -> subprocess.Popen[str]:
+def _start_script(
+    script: str, stderr: IO[str] | int = subprocess.PIPE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
 
 @pytest.mark.asyncio
-async def test_f7_flag_server_serves_again_while_idle_connections_are_held() -> None:
-    """Issue 60, F7: the relay held connections Hypercorn could not accept for ever."""
-    process = _start_script(_HELD_SCRIPT)
-    assert process.stdout is not None and process.stdin is not None
-    try:
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://"), process.communicate(timeout=GUARD)
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        held = [socket.create_connection((host, int(port))) for _ in range(100)]
+async def test_f7_flag_server_serves_again_while_idle_connections_are_held(
+    tmp_path: Path,
+) -> None:
+    """Issue 60, F7: the relay held connections Hypercorn could not accept for ever.
+
+    The app's stderr goes to a file: a FlagServer filters no logger (issue
+    77), and asyncio's traceback for each failed accept would fill a pipe
+    nobody reads, and stall the process on it.
+    """
+    with (tmp_path / "stderr").open("w+") as stderr:
+        process = _start_script(_HELD_SCRIPT, stderr)
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
-                answer = await http.get("/sdk/latest-all")
-            assert answer.status_code == 200
+            await _serves_again_while_held(process)
         finally:
-            for sock in held:
-                sock.close()
-        process.stdin.write("\n")
-        process.stdin.flush()
-        _, errors = process.communicate(timeout=GUARD)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=GUARD)
+            if process.poll() is None:
+                process.kill()
+            process.wait(GUARD)
+        stderr.seek(0)
+        errors = stderr.read()
     assert process.returncode == 0, errors[-3000:]
-    assert "Traceback" not in errors, errors[-3000:]
+    # asyncio's own records, as for any server of the app: each failed
+    # accept, and its retry finding the server closed; nothing else
+    known = errors.count("socket.accept() out of system resource") + errors.count(
+        "Exception in callback BaseSelectorEventLoop._start_serving"
+    )
+    assert errors.count("Traceback") == known, errors[-3000:]
+
+
+async def _serves_again_while_held(process: subprocess.Popen[str]) -> None:
+    """Hold 100 idle connections; a request is served meanwhile; the app ends."""
+    assert process.stdout is not None and process.stdin is not None
+    url = process.stdout.readline().strip()
+    assert url.startswith("http://"), process.communicate(timeout=GUARD)
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    held = [socket.create_connection((host, int(port))) for _ in range(100)]
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
+            answer = await http.get("/sdk/latest-all")
+        assert answer.status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+    process.stdin.write("\n")
+    process.stdin.flush()
+    process.communicate(timeout=GUARD)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")

@@ -13,6 +13,12 @@ configuration's ``create_sockets()`` gives Hypercorn that socket (``fd://N``
 would do it too, but Hypercorn makes such a socket inheritable, and a child
 process then holds the port after the server has stopped). The socket is
 closed by its owner whatever happens.
+
+asyncio's (and trio's) accept errors and the tracebacks a stopped server
+leaves behind are asyncio's own logging: only ``aioflags serve``, an
+application configuring its own process, filters them
+(:func:`filter_loop_noise`); a ``FlagServer`` in a user's tests or app
+leaves every logger of the process as it was (issue 77).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ if TYPE_CHECKING:
 
     from aioflags._asgi._limits import Limits
 
-__all__ = ["bind", "serve_asgi"]
+__all__ = ["bind", "filter_loop_noise", "serve_asgi"]
 
 logger = logging.getLogger("aioflags.testing")
 
@@ -57,12 +63,13 @@ class _Shortage(logging.Filter):
 
     asyncio's accept loop logs an ERROR with a traceback for each accept
     that fails so, ``backlog`` (1,024) times per wake-up: ``serve`` logged
-    52,862 of them (21 MB) in 16 s out of file descriptors. While a server
-    runs, this filter sits on asyncio's (and trio's) logger: the first such
-    record of an episode becomes one WARNING on ``aioflags.testing``, the
-    others are counted and dropped, and the episode's end (no accept failed
-    for 2 s, and a descriptor is free) is said with how many were dropped.
-    Other records pass. There is one for the process, as its descriptors are.
+    52,862 of them (21 MB) in 16 s out of file descriptors. In ``aioflags
+    serve``'s process (:func:`filter_loop_noise`), this filter sits on
+    asyncio's (and trio's) logger: the first such record of an episode
+    becomes one WARNING on ``aioflags.testing``, the others are counted and
+    dropped, and the episode's end (no accept failed for 2 s, and a
+    descriptor is free) is said with how many were dropped. Other records
+    pass. There is one for the process, as its descriptors are.
     """
 
     def __init__(self) -> None:
@@ -158,9 +165,10 @@ class _StoppedServerNoise(logging.Filter):
       later by a timer that nothing cancels: if the server has closed its
       socket meanwhile, the retry logs ``Invalid file descriptor: -1``.
 
-    It sits on asyncio's logger from the first time a server runs to the
-    end of the process (the retry may come after the server has stopped);
-    it drops those two records, and nothing else.
+    In ``aioflags serve``'s process (:func:`filter_loop_noise`) it sits on
+    asyncio's logger until the event loop has ended (the retry may come
+    after the server has stopped); it drops those two records, and nothing
+    else.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -178,6 +186,26 @@ _CANCELLED_CONNECTION: Final = (
 )
 _STALE_RETRY: Final = "Exception in callback BaseSelectorEventLoop._start_serving"
 _NOISE: Final = _StoppedServerNoise()
+
+
+@contextlib.contextmanager
+def filter_loop_noise() -> Iterator[None]:
+    """For ``aioflags serve``'s process only: filter the event loops' noise meanwhile.
+
+    An application may configure its own process; a library may not: a
+    ``FlagServer`` in a user's tests or app installs no filter, and asyncio
+    logs there as it always does. Meanwhile, a server that cannot accept
+    says so in one line and again when it can (:class:`_Shortage`), and
+    what a stopped server leaves behind is not logged
+    (:class:`_StoppedServerNoise`). Around the whole event loop's run.
+    """
+    noise = logging.getLogger("asyncio")
+    noise.addFilter(_NOISE)
+    try:
+        with _SHORTAGE.installed():
+            yield
+    finally:
+        noise.removeFilter(_NOISE)
 
 
 def _descriptor_free() -> bool:
@@ -247,18 +275,17 @@ async def serve_asgi(
     config.include_date_header = False
     config.accesslog = None
     config.errorlog = logger
-    logging.getLogger("asyncio").addFilter(_NOISE)  # (once: a set)
     try:
-        with _SHORTAGE.installed():
-            async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
+            if _SHORTAGE.users:  # (aioflags serve: filter_loop_noise)
                 tg.start_soon(_say_when_shortage_ends)
-                # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
-                if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
-                    from hypercorn.trio import serve
-                else:
-                    from hypercorn.asyncio import serve  # type: ignore[assignment]
-                await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
-                tg.cancel_scope.cancel()
+            # anyio's own answer to "which backend": trio's Cancelled or asyncio's.
+            if anyio.get_cancelled_exc_class().__module__.startswith("trio"):
+                from hypercorn.trio import serve
+            else:
+                from hypercorn.asyncio import serve  # type: ignore[assignment]
+            await serve(app, config, shutdown_trigger=shutdown, mode="asgi")
+            tg.cancel_scope.cancel()
     finally:
         sock.close()  # the same object Hypercorn used: closing twice is a no-op
 
