@@ -180,14 +180,17 @@ def main() -> None:
         return plain, planed
 
     plain, planed = anyio.run(run)
-    if args.smoke:
-        print("smoke: a plain client and a plane's leader with 2 followers ran")
+    if args.smoke:  # (the children ran: nothing counted, no ratio to give)
+        print(
+            "smoke: a plain client and a plane's leader with 2 followers ran;"
+            " ratio plane/plain not counted without callgrind"
+        )
         return
     worst_plain, worst_plane = max(plain), max(planed)
     print(
         f"window instructions/eval: plain {worst_plain:,.0f}, leading a plane of"
         f" {args.followers} followers {worst_plane:,.0f} (worse of {args.runs}"
-        f" interleaved runs each): plane/plain {worst_plane / worst_plain:.4f}"
+        f" interleaved runs each): ratio plane/plain {worst_plane / worst_plain:.4f}"
     )
     print(
         f"  runs: plain {[round(x) for x in plain]}, plane {[round(x) for x in planed]}"
