@@ -58,6 +58,10 @@ COMPILED_ONLY = {
     # Django and Celery are not test dependencies
     "sync.md#2": "from django.apps import AppConfig",
     "sync.md#3": "from celery import Celery",
+    # a generated module, shortened (tests/test_codegen_command.py runs whole
+    # ones), and a caller of it (app.flags is the reader's)
+    "lifecycle-tools.md#0": "class BlockingFlags: ...",
+    "lifecycle-tools.md#1": "from app.flags import Flags",
 }
 
 

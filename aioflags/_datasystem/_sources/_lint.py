@@ -37,10 +37,12 @@ __all__ = [
     "Places",
     "Problem",
     "Where",
+    "default_problems",
     "did_you_mean",
     "lint",
     "pointer",
     "reference_problems",
+    "same_json",
     "schema",
     "schema_problems",
 ]
@@ -264,6 +266,40 @@ def reference_problems(
     return found
 
 
+def same_json(a: object, b: object) -> bool:
+    """Whether two JSON values are the same value (``true`` is not ``1``; ``1`` is ``1.0``)."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def default_problems(data: Any) -> list[Problem]:
+    """A flag's ``default`` (``aioflags codegen``'s) that is none of its variations."""
+    found: list[Problem] = []
+    flags = data.get("flags") if isinstance(data, dict) else None
+    for key, flag in flags.items() if isinstance(flags, dict) else ():
+        if not isinstance(flag, dict) or "default" not in flag:
+            continue
+        variations = flag.get("variations")
+        if not isinstance(variations, list):
+            variations = []
+        if not any(same_json(flag["default"], v) for v in variations):
+            found.append(
+                Problem(
+                    ("flags", key, "default"),
+                    f"default {_short(flag['default'])} is not one of the flag's "
+                    "variations: `aioflags codegen` refuses it",
+                )
+            )
+    return found
+
+
 def _listed(
     item: Mapping[str, Any], field: str
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -403,7 +439,9 @@ def lint(
     """
     found: list[Linted] = []
     places = [Places(path, text) for path, text, _ in files]
-    by_file: list[list[Problem]] = [schema_problems(data) for _, _, data in files]
+    by_file: list[list[Problem]] = [
+        schema_problems(data) + default_problems(data) for _, _, data in files
+    ]
     for n, problem in reference_problems([d for _, _, d in files], flags, segments):
         by_file[n].append(problem)
     for place, problems in zip(places, by_file, strict=True):
