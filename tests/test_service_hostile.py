@@ -419,11 +419,31 @@ async def test_f7_flag_server_serves_again_while_idle_connections_are_held(
         errors = stderr.read()
     assert process.returncode == 0, errors[-3000:]
     # asyncio's own records, as for any server of the app: each failed
-    # accept, and its retry finding the server closed; nothing else
-    known = errors.count("socket.accept() out of system resource") + errors.count(
-        "Exception in callback BaseSelectorEventLoop._start_serving"
-    )
-    assert errors.count("Traceback") == known, errors[-3000:]
+    # accept (OSError), its retry finding the server closed (ValueError:
+    # fd -1), and on 3.11 a connection still open as the server stops
+    # (CancelledError out of its task group; 3.12 says nothing). Nothing else.
+    ends = _traceback_ends(errors)
+    known = {
+        "OSError: [Errno 24] Too many open files",
+        "ValueError: Invalid file descriptor: -1",
+        "asyncio.exceptions.CancelledError",
+    }
+    assert ends and ends <= known, (ends, errors[-3000:])
+
+
+def _traceback_ends(text: str) -> set[str]:
+    """The exception line that ends each traceback in ``text``."""
+    lines = text.splitlines()
+    ends = set()
+    for n, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            end = n + 1
+            while end < len(lines) and (
+                lines[end].startswith(" ") or not lines[end].strip()
+            ):
+                end += 1
+            ends.add(lines[end] if end < len(lines) else "(the end)")
+    return ends
 
 
 async def _serves_again_while_held(process: subprocess.Popen[str]) -> None:
