@@ -157,6 +157,8 @@ REPORT = {
             "branches": {"off": 2, "fallthrough": 0},
             "covered": 1,
             "total": 2,
+            # (the values the branches taken served, and how often)
+            "served": {"off": {'"old"': 2}},
         },
         "checkout": {
             # alice by target, bob by the rule (the app's client); carol
@@ -166,12 +168,18 @@ REPORT = {
             "total": 4,
             # (what the branches named by a variation's index serve)
             "values": {"target:1": "true"},
+            "served": {
+                "target:1": {"true": 1},
+                "rule:beta": {"true": 1},
+                "fallthrough": {"false": 1},
+            },
         },
         "greeting": {
             # once on the fixture client's snapshot, once awaited
             "branches": {"off": 0, "fallthrough": 2},
             "covered": 1,
             "total": 2,
+            "served": {"fallthrough": {'"hi"': 2}},
         },
         "limit": {
             "branches": {"off": 0, "fallthrough": 0},
@@ -188,6 +196,7 @@ REPORT = {
             "covered": 1,
             "total": 4,
             "values": {"fallthrough:0": '"light"', "fallthrough:1": '"dark"'},
+            "served": {"prerequisite:checkout": {'"light"': 1}},
         },
         "unused": {
             "branches": {"off": 0, "fallthrough": 0},
