@@ -74,6 +74,8 @@ _METHODS: Final[dict[str, tuple[type, ...] | None]] = {
     "string_variation": (str,),
 }
 _DETAILS: Final = frozenset(f"{m}_detail" for m in _METHODS)
+#: What ends a block: what follows it there is dead.
+_TERMINAL: Final = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 _SKIPPED_DIRS: Final = frozenset(
     {".git", ".venv", "venv", "__pycache__", "node_modules", "site-packages", ".tox"}
 )
@@ -364,9 +366,11 @@ class _Rewriter(cst.CSTTransformer):
         #: the expressions made constant, with their value
         self.constant: dict[cst.CSTNode, object] = {}
         #: the uses substituted (to see whether each folded away)
-        self.uses: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.uses: dict[cst.CSTNode, cst.Name] = {}
         self.rewritten = 0
         self._elifs: set[cst.If] = set()
+        #: the statements of a branch a fold kept, brought up a block
+        self._inlined: set[cst.BaseStatement] = set()
 
     def _make(
         self, value: object, like: cst.BaseExpression, *, float_: bool = False
@@ -408,14 +412,17 @@ class _Rewriter(cst.CSTTransformer):
     def leave_Await(
         self, original: cst.Await, updated: cst.Await
     ) -> cst.BaseExpression:
-        if updated.expression in self.constant:
-            return self._make(self.constant[updated.expression], updated)
+        inner = updated.expression
+        if inner in self.constant:
+            node = inner.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+            self.constant[node] = self.constant[inner]
+            return node
         return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         if original in self.substitute:
             node = self._make(self.value, updated)
-            self.uses[node] = self.substitute[original]
+            self.uses[node] = original
             return node
         return updated
 
@@ -570,7 +577,21 @@ class _Rewriter(cst.CSTTransformer):
         if isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             lines = [*leading, *first.leading_lines]
             statements[0] = first.with_changes(leading_lines=lines)
+        self._inlined.update(statements)
         return cst.FlattenSentinel(statements)
+
+    def _reachable(
+        self, body: Sequence[cst.BaseStatement]
+    ) -> Sequence[cst.BaseStatement]:
+        """``body`` without what follows a ``return`` (``raise``...) that a fold brought up."""
+        for at, statement in enumerate(body):
+            if (
+                statement in self._inlined
+                and isinstance(statement, cst.SimpleStatementLine)
+                and isinstance(statement.body[-1], _TERMINAL)
+            ):
+                return body[: at + 1]
+        return body
 
     def leave_SimpleStatementLine(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
@@ -589,9 +610,10 @@ class _Rewriter(cst.CSTTransformer):
     def leave_IndentedBlock(
         self, original: cst.IndentedBlock, updated: cst.IndentedBlock
     ) -> cst.IndentedBlock:
-        if not updated.body:
+        body = self._reachable(updated.body)
+        if not body:
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
-        return updated
+        return updated if body is updated.body else updated.with_changes(body=body)
 
 
 def _variables(
@@ -643,11 +665,9 @@ class _Assignments(cst.CSTVisitor):
             self.found.append((node, node.target.value))
 
 
-def _surviving(
-    tree: cst.Module, uses: dict[cst.CSTNode, cst.CSTNode]
-) -> set[cst.CSTNode]:
-    """The assignments some of whose substituted uses are still in ``tree``."""
-    left: set[cst.CSTNode] = set()
+def _surviving(tree: cst.Module, uses: dict[cst.CSTNode, cst.Name]) -> set[cst.Name]:
+    """The uses of variables replaced by the value that are still in ``tree`` (did not fold)."""
+    left: set[cst.Name] = set()
 
     class _Walk(cst.CSTVisitor):
         def on_visit(self, node: cst.CSTNode) -> bool:
@@ -698,15 +718,23 @@ def clean_source(path: Path, source: bytes, key: str, value: JSONValue) -> FileR
         result.left.sort(key=lambda left: left.line)
         return result
     variables = _variables(wrapper, finder.sites)
+    # Each use of such a variable is replaced by the value where that folds
+    # away; the uses that do not fold stay as they were (a second pass
+    # without them), and the assignment stays for them.
+    folding = {use: assign for assign, uses in variables.items() for use in uses}
     while True:
-        substitute = {use: assign for assign, uses in variables.items() for use in uses}
-        rewriter = _Rewriter(value, finder.sites, substitute, set(variables))
+        removed = {
+            assign
+            for assign, uses in variables.items()
+            if all(use in folding for use in uses)
+        }
+        rewriter = _Rewriter(value, finder.sites, folding, removed)
         tree = wrapper.module.visit(rewriter)
         kept = _surviving(tree, rewriter.uses)
         if not kept:
             break
-        for assign in kept:
-            del variables[assign]
+        for use in kept:
+            del folding[use]
     result.after = tree.bytes
     result.rewritten = rewriter.rewritten
     result.left.sort(key=lambda left: left.line)

@@ -230,9 +230,9 @@ class FlagCoverage:
                 for branch, count in flag["branches"].items():
                     known[branch] = known.get(branch, 0) + count
                 mine = self._served.setdefault(key, {})
-                for branch, values in flag.get("served", {}).items():
+                for branch, by_value in flag.get("served", {}).items():
                     counts = mine.setdefault(branch, {})
-                    for text, count in values.items():
+                    for text, count in by_value.items():
                         counts[text] = counts.get(text, 0) + count
 
     # ------------------------------------------------------------- reporting
