@@ -356,6 +356,27 @@ CALL = 'await client.bool_variation("new-checkout", ctx, False)'
         (f"x = {CALL} and a\n", True, "x = a\n"),
         (f"x = {CALL} or a\n", True, "x = True\n"),
         (f"if a or {CALL}:\n    y()\n", False, "if a:\n    y()\n"),
+        (f"x = [v for v in r if {CALL} if v]\n", True, "x = [v for v in r if v]\n"),
+        (f"x = [v for v in r if {CALL}]\n", False, "x = [v for v in r if False]\n"),
+        # what follows a return a fold brought up is dead
+        (
+            f"for i in r:\n    if {CALL}:\n        continue\n    z()\nw()\n",
+            True,
+            "for i in r:\n    continue\nw()\n",
+        ),
+        # a walrus is no constant; a global is no local
+        (f"if (on := {CALL}):\n    y()\n", True, "if (on := True):\n    y()\n"),
+        (
+            f"def f():\n    global on\n    on = {CALL}\n    if on:\n        y()\n",
+            True,
+            "def f():\n    global on\n    on = True\n    if on:\n        y()\n",
+        ),
+        # `del x` is no use that folds: x stays
+        (
+            f"def f():\n    on = {CALL}\n    if on:\n        y()\n    del on\n",
+            True,
+            "def f():\n    on = True\n    y()\n    del on\n",
+        ),
         # only what a site made constant folds
         ("if True:\n    y()\n", True, "if True:\n    y()\n"),
         # comparisons with a literal

@@ -491,6 +491,19 @@ def test_a_workers_report_merges_into_the_controllers() -> None:
     ]
 
 
+def test_the_values_served_add_up_across_workers() -> None:
+    """``served`` (the evidence ``aioflags cleanup`` reads) merges by branch and value."""
+    controller = FlagCoverage()
+    for served in ({"fallthrough": {"1": 2}}, {"fallthrough": {"1": 1, '"x"': 1}}):
+        branches = {"fallthrough": sum(served["fallthrough"].values())}
+        flag: Any = {"branches": branches, "covered": 1, "total": 1, "served": served}
+        controller.merge(
+            {"flags": {"a": flag}, "covered": 1, "total": 1, "percent": 100.0}
+        )
+    report = controller.report()
+    assert report["flags"]["a"]["served"] == {"fallthrough": {'"x"': 1, "1": 3}}
+
+
 def test_an_interrupted_worker_reported_down_twice_counts_once() -> None:
     """pytest-xdist calls ``pytest_testnodedown`` again for an interrupted worker."""
     worker = FlagCoverage()

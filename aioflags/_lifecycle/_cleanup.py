@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 from libcst.metadata import (
+    FunctionScope,
     MetadataWrapper,
     PositionProvider,
-    Scope,
     ScopeProvider,
 )
 
@@ -497,6 +497,16 @@ class _Rewriter(cst.CSTTransformer):
         chosen = updated.body if self.constant[test] else updated.orelse
         return self._keep(chosen, updated)
 
+    def leave_CompFor(self, original: cst.CompFor, updated: cst.CompFor) -> cst.CompFor:
+        """A comprehension's ``if <truthy>`` goes (an ``if <falsy>`` stays: the loop still runs)."""
+        ifs = [i for i in updated.ifs if not self.constant.get(i.test)]
+        for i in updated.ifs:
+            if self.constant.get(i.test):
+                self._fold(i.test)
+        return (
+            updated if len(ifs) == len(updated.ifs) else updated.with_changes(ifs=ifs)
+        )
+
     # ------------------------------------------------------- statements
     def visit_If(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
@@ -626,7 +636,7 @@ def _variables(
     wrapper.module.visit(finder)
     for assign, name in finder.found:
         scope = scopes.get(assign)
-        if not isinstance(scope, Scope) or type(scope).__name__ != "FunctionScope":
+        if not isinstance(scope, FunctionScope):
             continue
         assignments = scope.assignments[name]
         if len(assignments) != 1:
