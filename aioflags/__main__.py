@@ -607,15 +607,17 @@ def cleanup(
         print(f"--force: rewriting {flag!r} as {keep} against the evidence above")
     rewritten = touched = 0
     left: list[str] = []
-    for path in files:
-        try:
-            source = path.read_bytes()
-        except OSError as exc:
-            print(
-                f"error: {path}: cannot read it: {exc.strerror or exc}", file=sys.stderr
-            )
-            return 2
-        result = _cleanup.clean_source(path, source, flag, value)
+    sources: dict[Path, bytes] = {}
+    try:
+        for path in files:
+            sources[path] = path.read_bytes()
+    except OSError as exc:
+        print(f"error: {path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    # (a key constant one module defines, others import)
+    imported = _cleanup.key_constants(sources.values(), flag)
+    for path, source in sources.items():
+        result = _cleanup.clean_source(path, source, flag, value, imported)
         if result.note:
             print(result.note)
         left += [str(entry) for entry in result.left]

@@ -113,6 +113,39 @@ def dynamic(client: aioflags.blocking.Client, ctx: Context, key: str) -> object:
     return client.variation(key, ctx, False)
 '''
 
+#: A module with the key constants imported: codegen's, and checkout's.
+CART = '''\
+"""The cart: the key imported."""
+
+from __future__ import annotations
+
+import aioflags
+import aioflags.blocking
+from aioflags import Context
+
+from app.checkout import NEW_CHECKOUT
+from app.flags import NEW_CHECKOUT_KEY as KEY
+
+
+async def cart_size(client: aioflags.Client, ctx: Context) -> int:
+    if await client.bool_variation(KEY, ctx, False):
+        return 10  # room for more
+    return 5
+
+
+def cart_label(client: aioflags.blocking.Client, ctx: Context) -> str:
+    return "new" if client.variation(NEW_CHECKOUT, ctx, False) else "old"
+'''
+
+CART_AFTER = CART.replace(
+    """    if await client.bool_variation(KEY, ctx, False):
+        return 10  # room for more
+    return 5
+""",
+    """    return 10  # room for more
+""",
+).replace('"new" if client.variation(NEW_CHECKOUT, ctx, False) else "old"', '"new"')
+
 #: checkout.py after ``cleanup new-checkout --keep true``.
 CHECKOUT_AFTER = '''\
 """The checkout: behind the new-checkout flag."""
@@ -197,7 +230,7 @@ from pathlib import Path
 import aioflags.blocking
 from aioflags import Client, Config, Context, DataSystem
 
-from app import checkout
+from app import cart, checkout
 
 FLAGS = Path(__file__).parent.parent / "flags.json"
 
@@ -216,6 +249,7 @@ def test_the_async_client():
             assert await checkout.label(client, ctx) == "fast green"
             assert await checkout.reason(client, ctx) == "FALLTHROUGH"
             assert await checkout.side_effects(client, ctx) is True
+            assert await cart.cart_size(client, ctx) == 10
 
     asyncio.run(run())
 
@@ -228,6 +262,7 @@ def test_the_blocking_client_and_a_snapshot():
         assert checkout.sync_label(client, ctx) == "fast"
         assert checkout.from_snapshot(client, ctx) == "new"
         assert checkout.dynamic(client, ctx, "new-checkout") is True
+        assert cart.cart_label(client, ctx) == "new"
 """
 
 
@@ -241,6 +276,7 @@ def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (app / "__init__.py").write_text("")
     assert main(["codegen", "flags.json", "-o", "app/flags.py"]) == 0
     (app / "checkout.py").write_text(CHECKOUT)
+    (app / "cart.py").write_text(CART)
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_app.py").write_text(SAMPLE_TESTS)
     (tmp_path / "pytest.ini").write_text(
@@ -279,9 +315,10 @@ def test_cleanup_folds_the_sample_and_its_tests_still_pass(
     assert out[0].startswith("app/flags.py: written by `aioflags codegen`, left alone")
     assert "regenerate" in out[0]
     assert [line for line in out if line.startswith("left: ")] == LEFT
-    assert out[-1] == "rewrote 6 sites, left 4, 1 files touched"
+    assert out[-1] == "rewrote 8 sites, left 4, 2 files touched"
     after = (sample / "app" / "checkout.py").read_text()
     assert after == CHECKOUT_AFTER
+    assert (sample / "app" / "cart.py").read_text() == CART_AFTER
     assert (sample / "app" / "flags.py").read_bytes() == generated
 
     # Every line it added is one of the old file's, but for the literals
@@ -322,7 +359,7 @@ def test_dry_run_prints_the_diff_and_changes_no_byte(
     assert '-    if await client.bool_variation("new-checkout", ctx, False):\n' in out
     assert out.splitlines()[-1] == (
         # (and the sample's own test passes the key to dynamic(): left too)
-        "would rewrite 6 sites, left 5, 1 files to touch"
+        "would rewrite 8 sites, left 5, 2 files to touch"
     )
     assert _bytes(sample) == files
 

@@ -6,7 +6,7 @@ as if it always answered VALUE (docs/lifecycle-tools.md):
 - The sites: ``[await] R.variation(KEY, ...)`` and the typed methods
   (``bool_variation``...), on any receiver (the client, the blocking
   client, a ``FlagSnapshot``), KEY the key as a string or a module constant
-  holding it; and the generated accessors ``[await] R.name(ctx)``, ``name``
+  holding it (defined there, or imported from a module among the paths); and the generated accessors ``[await] R.name(ctx)``, ``name``
   the key as ``aioflags codegen`` names it.
 - Each site (its ``await`` too) becomes the Python literal of VALUE, and
   what that makes dead folds: ``if``/``elif``/``else``, conditional
@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "Left",
     "accessor_names",
     "clean_source",
+    "key_constants",
     "python_files",
     "write_atomically",
 ]
@@ -242,15 +244,34 @@ class _Finder(cst.CSTVisitor):
 
     METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
-    def __init__(self, key: str, value: JSONValue) -> None:
+    def __init__(self, key: str, value: JSONValue, imported: frozenset[str]) -> None:
         super().__init__()
         self.key = key
         self.value = value
         self.accessors = accessor_names(key)
-        self.constants: dict[str, cst.CSTNode] = {}
+        #: the names of module constants holding the key, here or imported
+        self.constants: set[str] = set()
+        self._imported = imported
         self.sites: dict[cst.Call, _Site] = {}
         self.data: list[tuple[cst.CSTNode, str]] = []
         self._key_nodes: set[cst.CSTNode] = set()
+        #: the names that define a constant (not uses of it)
+        self._definitions: set[cst.CSTNode] = set()
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            if not isinstance(alias.name, cst.Name):
+                continue
+            if alias.name.value not in self._imported:
+                continue
+            name = alias.name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self._definitions.add(name)
+                name = alias.asname.name
+            self.constants.add(name.value)
+            self._definitions.add(name)
 
     def visit_Module(self, node: cst.Module) -> None:
         for statement in node.body:
@@ -264,7 +285,8 @@ class _Finder(cst.CSTVisitor):
                 else:
                     continue
                 if isinstance(target, cst.Name) and _string(value) == self.key:
-                    self.constants[target.value] = small
+                    self.constants.add(target.value)
+                    self._definitions.add(target)
                     self._key_nodes.add(value)
 
     def _is_key(self, node: cst.BaseExpression) -> bool:
@@ -336,13 +358,12 @@ class _Finder(cst.CSTVisitor):
             self.data.append((node, f"the key {self.key!r} used as data"))
 
     def visit_Name(self, node: cst.Name) -> None:
-        if node.value in self.constants and node not in self._key_nodes:
-            owner = self.constants[node.value]
-            target = owner.targets[0].target if isinstance(owner, cst.Assign) else None
-            if isinstance(owner, cst.AnnAssign):
-                target = owner.target
-            if node is not target:
-                self.data.append((node, f"the key constant {node.value} used as data"))
+        if (
+            node.value in self.constants
+            and node not in self._key_nodes
+            and node not in self._definitions
+        ):
+            self.data.append((node, f"the key constant {node.value} used as data"))
 
 
 # ------------------------------------------------------------ the rewrite
@@ -689,8 +710,35 @@ def _surviving(tree: cst.Module, uses: dict[cst.CSTNode, cst.Name]) -> set[cst.N
     return left
 
 
-def clean_source(path: Path, source: bytes, key: str, value: JSONValue) -> FileResult:
-    """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left."""
+def key_constants(sources: Iterable[bytes], key: str) -> frozenset[str]:
+    """The names of module constants holding ``key`` (``NAME = "key"``) in ``sources``.
+
+    A module importing one of them (``from m import NAME``) evaluates the
+    flag with it: :func:`clean_source`'s ``imported``.
+    """
+    pattern = re.compile(
+        rb"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=[ \t]*([\"'])"
+        + re.escape(key.encode())
+        + rb"\2[ \t]*(?:#.*)?$",
+        re.M,
+    )
+    return frozenset(
+        m.group(1).decode() for source in sources for m in pattern.finditer(source)
+    )
+
+
+def clean_source(
+    path: Path,
+    source: bytes,
+    key: str,
+    value: JSONValue,
+    imported: frozenset[str] = frozenset(),
+) -> FileResult:
+    """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left.
+
+    ``imported``: the names of key constants other modules define
+    (:func:`key_constants`), recognised where this one imports them.
+    """
     result = FileResult(path, source, source)
     head = source[:4096].decode("utf-8", errors="replace")
     if any(line.startswith(GENERATED_HEADER) for line in head.splitlines()[:3]):
@@ -709,7 +757,7 @@ def clean_source(path: Path, source: bytes, key: str, value: JSONValue) -> FileR
         )
         return result
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    finder = _Finder(key, value)
+    finder = _Finder(key, value, imported)
     wrapper.visit(finder)
     positions = wrapper.resolve(PositionProvider)
 
@@ -719,7 +767,7 @@ def clean_source(path: Path, source: bytes, key: str, value: JSONValue) -> FileR
     for site in finder.sites.values():
         # (a dynamic key is worth a word where the file names the key)
         if site.why is not None and (
-            "dynamic key" not in site.why or key.encode() in source
+            "dynamic key" not in site.why or key.encode() in source or finder.constants
         ):
             result.left.append(Left(str(path), line(site.call), site.why))
     for node, why in finder.data:
