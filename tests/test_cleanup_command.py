@@ -502,6 +502,26 @@ def test_a_value_of_another_type_than_the_method_returns_is_left() -> None:
     ]
 
 
+def test_a_call_passed_on_unawaited_in_an_async_function_is_left() -> None:
+    source = (
+        "async def f(client, ctx):\n"
+        '    task = asyncio.create_task(client.bool_variation("new-checkout", ctx, False))\n'
+        "    return await task\n"
+        "\n"
+        "\n"
+        "def g(snapshot, ctx):\n"
+        '    return str(snapshot.variation("new-checkout", ctx, False))\n'
+    )
+    result = clean_source(Path("m.py"), source.encode(), "new-checkout", True)
+    assert result.after.decode() == source.replace(
+        'snapshot.variation("new-checkout", ctx, False)', "True"
+    )
+    assert [str(left) for left in result.left] == [
+        "m.py:2: passed on un-awaited in an async function (a coroutine, to "
+        "create_task or gather?): rewrite it by hand"
+    ]
+
+
 def test_the_accessor_is_named_as_codegen_names_it() -> None:
     assert accessor_names("new-checkout") == {"new_checkout", "new_checkout_"}
     assert accessor_names("class") == {"class", "class_"}

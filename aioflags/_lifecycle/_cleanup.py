@@ -257,6 +257,10 @@ class _Finder(cst.CSTVisitor):
         self._key_nodes: set[cst.CSTNode] = set()
         #: the names that define a constant (not uses of it)
         self._definitions: set[cst.CSTNode] = set()
+        #: calls that are another call's argument, and whether each function
+        #: around is async (an un-awaited call there may be a coroutine)
+        self._passed: set[cst.CSTNode] = set()
+        self._async: list[bool] = []
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -295,6 +299,9 @@ class _Finder(cst.CSTVisitor):
         return isinstance(node, cst.Name) and node.value in self.constants
 
     def visit_Call(self, node: cst.Call) -> None:
+        self._passed.update(
+            arg.value for arg in node.args if isinstance(arg.value, cst.Call)
+        )
         func = node.func
         if not isinstance(func, cst.Attribute):
             return
@@ -333,9 +340,26 @@ class _Finder(cst.CSTVisitor):
                 return
             self.sites[node] = _Site(node, self._why_not(node, None, args))
 
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._async.append(node.asynchronous is not None)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._async.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._async.append(False)
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self._async.pop()
+
     def _why_not(
         self, node: cst.Call, method: str | None, rest: Sequence[cst.Arg]
     ) -> str | None:
+        if node in self._passed and self._async and self._async[-1]:
+            return (
+                "passed on un-awaited in an async function (a coroutine, to "
+                "create_task or gather?): rewrite it by hand"
+            )
         for arg in rest:
             if arg.star or not _pure(arg.value):
                 return (
