@@ -12,6 +12,10 @@
 - ``schema``: print the JSON Schema of flag files (for editors).
 - ``codegen FILE... -o MODULE.py``: a typed accessor per flag (``--check``:
   exit 1 with a diff when MODULE.py is not what the files make now).
+- ``cleanup FLAG --keep VALUE PATHS...``: rewrite the code that evaluates
+  FLAG as if it always served VALUE, and fold what that makes dead (libcst:
+  ``aioflags[codemod]``); refused (exit 1) when ``--evidence`` or ``--flags``
+  say FLAG serves something else, unless ``--force``.
 - ``lens mint`` / ``lens inspect``: flag lens tokens (docs/lens.md).
 - ``plane PATH``: lead the flag plane at PATH for the workers of this host,
   with no app (a sidecar); the flag service from ``AIOFLAGS_*`` variables.
@@ -550,6 +554,96 @@ def codegen(files: list[Path], ld_files: list[Path], out: Path, *, check: bool) 
     return 0
 
 
+def cleanup(
+    flag: str,
+    keep: str,
+    paths: list[Path],
+    *,
+    evidence: list[Path],
+    flag_files: list[Path],
+    force: bool,
+    dry_run: bool,
+) -> int:
+    """Rewrite (or, ``dry_run``, show) the code of ``paths`` as if ``flag`` always served ``keep``.
+
+    0 when rewritten, or nothing to do; 1 when the evidence refuses it
+    (nothing written); 2 on a usage error (a path missing, evidence
+    unreadable, VALUE not JSON, libcst not installed).
+    """
+    try:
+        value = parse(keep)
+    except ProtocolError:
+        print(
+            f"error: --keep {keep}: not JSON (a string is --keep '\"green\"')",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        import libcst  # noqa: F401  # (its absence is a usage error)
+    except ImportError:
+        print(
+            "error: aioflags cleanup needs libcst: pip install 'aioflags[codemod]'",
+            file=sys.stderr,
+        )
+        return 2
+    from ._lifecycle import _cleanup
+
+    try:
+        files = _cleanup.python_files(paths or [Path()])
+        refused = _cleanup.refusals(flag, value, evidence, flag_files)
+    except _cleanup.CleanupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if refused:
+        for line in refused:
+            print(line)
+        if not force:
+            print(
+                f"refused: the evidence does not show {flag!r} serving {keep} "
+                "to everyone; nothing changed (--force to rewrite anyway)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"--force: rewriting {flag!r} as {keep} against the evidence above")
+    rewritten = touched = 0
+    left: list[str] = []
+    sources: dict[Path, bytes] = {}
+    try:
+        for path in files:
+            sources[path] = path.read_bytes()
+    except OSError as exc:
+        print(f"error: {path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    # (a key constant one module defines, others import)
+    imported = _cleanup.key_constants(sources.values(), flag)
+    for path, source in sources.items():
+        result = _cleanup.clean_source(path, source, flag, value, imported)
+        if result.note:
+            print(result.note)
+        left += [str(entry) for entry in result.left]
+        rewritten += result.rewritten
+        if not result.changed:
+            continue
+        touched += 1
+        if dry_run:
+            print(result.diff(), end="")
+            continue
+        try:
+            _cleanup.write_atomically(path, result.after)
+        except OSError as exc:
+            print(
+                f"error: {path}: cannot write: {exc.strerror or exc}", file=sys.stderr
+            )
+            return 2
+    for line in left:
+        print(f"left: {line}")
+    print(
+        f"{'would rewrite' if dry_run else 'rewrote'} {rewritten} sites, "
+        f"left {len(left)}, {touched} files {'to touch' if dry_run else 'touched'}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioflags",
@@ -694,6 +788,55 @@ def _parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=_codegen_command, parser=cmd)
 
     cmd = commands.add_parser(
+        "cleanup",
+        help="remove a flag from code: its evaluations become VALUE, dead branches go",
+        description="Rewrite the Python code under PATHS (default: .) that "
+        "evaluates FLAG (client and blocking-client variation methods, "
+        "FlagSnapshot, the accessors aioflags codegen writes, the key as a "
+        "module constant) as if it always served VALUE, and fold the if/else, "
+        "conditional expressions, and/or/not and comparisons that makes dead; "
+        "comments and formatting are kept (libcst: pip install "
+        "'aioflags[codemod]'). What it cannot prove safe it leaves and lists "
+        "with file:line. The evidence is read first: exit 1, nothing changed, "
+        "when it shows FLAG serving anything but VALUE (docs/lifecycle-tools.md).",
+    )
+    cmd.add_argument("flag", help="the flag key")
+    cmd.add_argument("paths", type=Path, nargs="*", help="files and directories")
+    cmd.add_argument(
+        "--keep",
+        required=True,
+        metavar="VALUE",
+        help="the value to keep, as JSON, as eval prints it (true, 3, '\"green\"')",
+    )
+    cmd.add_argument(
+        "--evidence",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a flag coverage JSON (pytest --aioflags-coverage-json) or "
+        "client.usage().to_dict() saved as JSON; repeatable",
+    )
+    cmd.add_argument(
+        "--flags",
+        dest="flag_files",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a flag file: refuse unless FLAG serves VALUE to everyone; repeatable",
+    )
+    cmd.add_argument(
+        "--force", action="store_true", help="rewrite even when the evidence refuses"
+    )
+    cmd.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: print the rewrite as a unified diff",
+    )
+    cmd.set_defaults(run=_cleanup_command, parser=cmd)
+
+    cmd = commands.add_parser(
         "eval",
         help="evaluate one flag for a context and print the result as JSON",
         description="Evaluate FLAG from flag files (--file), or from the flag "
@@ -744,6 +887,18 @@ def _codegen_command(args: argparse.Namespace) -> int:
     if not args.files and not args.ld_files:
         args.parser.error("give flag files, or --from-ld FILE")
     return codegen(args.files, args.ld_files, args.output, check=args.check)
+
+
+def _cleanup_command(args: argparse.Namespace) -> int:
+    return cleanup(
+        args.flag,
+        args.keep,
+        args.paths,
+        evidence=args.evidence,
+        flag_files=args.flag_files,
+        force=args.force,
+        dry_run=args.dry_run,
+    )
 
 
 def _diff_command(args: argparse.Namespace) -> int:
@@ -914,9 +1069,17 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``aioflags {serve,validate,diff,codegen,eval,schema,plane,lens} ...`` (``--help`` for each)."""
+    """The command line: ``aioflags {serve,validate,diff,codegen,cleanup,eval,schema,plane,lens} ...`` (``--help`` for each)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "cleanup":
+        # cleanup FLAG --keep VALUE PATHS...: paths after the options too
+        # (argparse stops taking a positional list at the first option).
+        paths = [arg for arg in extra if not arg.startswith("-")]
+        args.paths += [Path(arg) for arg in paths]
+        extra = [arg for arg in extra if arg.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # The command is an application: aioflags' warnings go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     command: Callable[[argparse.Namespace], int] = args.run

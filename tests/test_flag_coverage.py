@@ -157,6 +157,8 @@ REPORT = {
             "branches": {"off": 2, "fallthrough": 0},
             "covered": 1,
             "total": 2,
+            # (the values the branches taken served, and how often)
+            "served": {"off": {'"old"': 2}},
         },
         "checkout": {
             # alice by target, bob by the rule (the app's client); carol
@@ -166,12 +168,18 @@ REPORT = {
             "total": 4,
             # (what the branches named by a variation's index serve)
             "values": {"target:1": "true"},
+            "served": {
+                "target:1": {"true": 1},
+                "rule:beta": {"true": 1},
+                "fallthrough": {"false": 1},
+            },
         },
         "greeting": {
             # once on the fixture client's snapshot, once awaited
             "branches": {"off": 0, "fallthrough": 2},
             "covered": 1,
             "total": 2,
+            "served": {"fallthrough": {'"hi"': 2}},
         },
         "limit": {
             "branches": {"off": 0, "fallthrough": 0},
@@ -188,6 +196,7 @@ REPORT = {
             "covered": 1,
             "total": 4,
             "values": {"fallthrough:0": '"light"', "fallthrough:1": '"dark"'},
+            "served": {"prerequisite:checkout": {'"light"': 1}},
         },
         "unused": {
             "branches": {"off": 0, "fallthrough": 0},
@@ -480,6 +489,19 @@ def test_a_workers_report_merges_into_the_controllers() -> None:
         "b      0/2  missing: off, fallthrough",
         "TOTAL  1/4  25%",
     ]
+
+
+def test_the_values_served_add_up_across_workers() -> None:
+    """``served`` (the evidence ``aioflags cleanup`` reads) merges by branch and value."""
+    controller = FlagCoverage()
+    for served in ({"fallthrough": {"1": 2}}, {"fallthrough": {"1": 1, '"x"': 1}}):
+        branches = {"fallthrough": sum(served["fallthrough"].values())}
+        flag: Any = {"branches": branches, "covered": 1, "total": 1, "served": served}
+        controller.merge(
+            {"flags": {"a": flag}, "covered": 1, "total": 1, "percent": 100.0}
+        )
+    report = controller.report()
+    assert report["flags"]["a"]["served"] == {"fallthrough": {'"x"': 1, "1": 3}}
 
 
 def test_an_interrupted_worker_reported_down_twice_counts_once() -> None:

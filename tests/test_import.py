@@ -81,6 +81,9 @@ NOT_AT_IMPORT = (
     "aioflags._evaluation._regex",
     "aioflags._evaluation._re2syntax",
     "re2",
+    # `aioflags cleanup`'s codemod: libcst, only when the command runs
+    "aioflags._lifecycle._cleanup",
+    "libcst",
 )
 
 

@@ -1,5 +1,6 @@
-"""Flag lifecycle tools: ``aioflags codegen``'s typed accessors (the cleanup codemod is to come).
+"""Flag lifecycle tools: ``aioflags codegen``'s typed accessors, ``aioflags cleanup``'s codemod.
 
 They read flag files with the data system's loader, as ``aioflags validate``
-does, and write Python source; nothing here runs inside a client.
+does, and write Python source (``_cleanup`` rewrites it with libcst, imported
+only when the command runs); nothing here runs inside a client.
 """

@@ -60,9 +60,13 @@ class FlagReport(_FlagCounts, total=False):
     ``values`` (when the flag's variations are known): the value a
     ``target:<i>`` or ``fallthrough:<i>`` branch serves, as JSON text, by
     branch: people think in values, the branches are named by index.
+    ``served`` (for the branches taken): the values their evaluations
+    served, as compact JSON (never cut), with how many evaluations served
+    each: the evidence ``aioflags cleanup --evidence`` reads.
     """
 
     values: dict[str, str]
+    served: dict[str, dict[str, int]]
 
 
 class _Totals(TypedDict):
@@ -156,6 +160,8 @@ class FlagCoverage:
         self._flags: dict[str, dict[str, int]] = {}
         #: flag key -> its variations as JSON text (the last version learned)
         self._values: dict[str, tuple[str, ...]] = {}
+        #: flag key -> branch -> value served (compact JSON) -> evaluations
+        self._served: dict[str, dict[str, dict[str, int]]] = {}
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- learning
@@ -202,9 +208,12 @@ class FlagCoverage:
         branch = branch_taken(flag, detail)
         if branch is None:
             return
+        value = _compact(detail.value)
         with self._lock:
             known = self._flags.setdefault(key, {})
             known[branch] = known.get(branch, 0) + 1
+            served = self._served.setdefault(key, {}).setdefault(branch, {})
+            served[value] = served.get(value, 0) + 1
 
     def merge(self, report: Report) -> None:
         """Add another process's :meth:`report` (a pytest-xdist worker's) to this one."""
@@ -220,6 +229,11 @@ class FlagCoverage:
                 known = self._flags.setdefault(key, {})
                 for branch, count in flag["branches"].items():
                     known[branch] = known.get(branch, 0) + count
+                mine = self._served.setdefault(key, {})
+                for branch, by_value in flag.get("served", {}).items():
+                    counts = mine.setdefault(branch, {})
+                    for text, count in by_value.items():
+                        counts[text] = counts.get(text, 0) + count
 
     # ------------------------------------------------------------- reporting
     def report(self) -> Report:
@@ -227,6 +241,10 @@ class FlagCoverage:
         with self._lock:
             flags = {key: dict(branches) for key, branches in self._flags.items()}
             known_values = dict(self._values)
+            served = {
+                key: {branch: dict(values) for branch, values in by.items()}
+                for key, by in self._served.items()
+            }
         out: dict[str, FlagReport] = {}
         covered = total = 0
         for key in sorted(flags):
@@ -236,10 +254,21 @@ class FlagCoverage:
             values = _values_of(branches, known_values.get(key))
             if values:
                 out[key]["values"] = values
+            if served.get(key):
+                out[key]["served"] = {
+                    branch: dict(sorted(served[key][branch].items()))
+                    for branch in branches
+                    if branch in served[key]
+                }
             covered += n
             total += len(branches)
         percent = 100.0 if total == 0 else round(100.0 * covered / total, 2)
         return {"flags": out, "covered": covered, "total": total, "percent": percent}
+
+
+def _compact(value: JSONValue) -> str:
+    """A served value as ``served`` records it: compact JSON, whole."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _shown(value: JSONValue) -> str:
