@@ -18,9 +18,11 @@ leader``).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
+import threading
 
 import anyio
 
@@ -74,9 +76,19 @@ async def serve(plane: str, url: str) -> None:
                     await anyio.sleep(0.002)  # (an app's pace, not a test's wait)
 
 
-def fork(plane: str, url: str) -> None:
-    import time
+class _Leads(logging.Handler):
+    """Sets ``led`` when the client's INFO line says this process leads."""
 
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.led = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "leads the flag plane" in record.getMessage():
+            self.led.set()
+
+
+def fork(plane: str, url: str) -> None:
     parent = aioflags.blocking.Client(_config(plane, url))
     parent.start()
     say(f"parent {parent.async_client.plane_role}")
@@ -86,15 +98,17 @@ def fork(plane: str, url: str) -> None:
         os.read(started, 1)
         os._exit(0)  # (a crash: nothing closed, the OS frees what it held)
     os.close(started)
+    leads = _Leads()
+    logger = logging.getLogger("aioflags.datasource")
+    logger.addHandler(leads)
+    logger.setLevel(logging.INFO)
     child = aioflags.blocking.Client(_config(plane, url))
     child.start()
     say(f"child {child.async_client.plane_role}")
     os.write(tell, b"!")
     # Its parent's lock is freed with the parent (this process closed its
-    # copy at the fork): it takes the lead.
-    deadline = time.monotonic() + 10
-    while child.async_client.plane_role != "leader" and time.monotonic() < deadline:
-        time.sleep(0.01)  # noqa: TID251 - no event loop here: the client runs in its thread
+    # copy at the fork): it takes the lead, and says so.
+    leads.led.wait(10)
     say(f"child {child.async_client.plane_role}")
     child.close()
 
