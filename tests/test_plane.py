@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
@@ -357,77 +358,72 @@ def _payload(intent: str, value: str, version: int) -> list[bytes]:
     return [(json.dumps(event) + "\n").encode() for event in events]
 
 
-@pytest.mark.parametrize("cut", [1, 2, 3])  # after the intent, after the put, mid-line
-async def test_a_leader_gone_mid_change_set_applies_none_of_it(
-    plane: str, cut: int
-) -> None:
+@asynccontextmanager
+async def leading_by_hand(
+    plane: str,
+) -> AsyncIterator[tuple[anyio.abc.SocketListener, Client, bytes]]:
+    """This test holds the plane's lock and listens on its socket: a follower client, and the leader's first lines."""
     from aioflags._datasystem._plane import _wire as wire
     from aioflags._datasystem._plane._lock import try_lead
 
-    lease = try_lead(plane + ".lock")  # this test leads, by hand
+    lease = try_lead(plane + ".lock")
     assert lease is not None
-    environment = wire.environment_of("sdk-key")
     valid = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
+    greeting = wire.hello(wire.environment_of("sdk-key")) + valid
     try:
         async with (
             serving() as server,
             await anyio.create_unix_listener(plane) as listener,
             Client(config(server, plane, ready_timeout=0)) as follower,
         ):
-            first = await listener.accept()
-            await first.receive()  # its hello
-            await first.send(wire.hello(environment) + valid)
-            await first.send(b"".join(_payload("xfer-full", "on", 1)))
-            await until(follower, "on")
-            change = b"".join(_payload("xfer-changes", "off", 2))
-            sent = b"".join(_payload("xfer-changes", "off", 2)[: min(cut, 2)])
-            if cut == 3:  # half of the last line
-                sent = change[: len(change) - 20]
-            await first.send(sent)
-            await first.aclose()  # the leader is gone, mid-way
-            second = await listener.accept()  # it reconnects to the next one
-            assert await value(follower) == "on"  # none of the change applied
-            await second.receive()
-            await second.send(wire.hello(environment) + valid)
-            await second.send(b"".join(_payload("xfer-full", "off", 2)))
-            await until(follower, "off")  # nothing lost
-            assert follower.plane_role == "follower"
-            await second.aclose()
+            yield listener, follower, greeting
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])  # after the intent, after the put, mid-line
+async def test_a_leader_gone_mid_change_set_applies_none_of_it(
+    plane: str, cut: int
+) -> None:
+    async with leading_by_hand(plane) as (listener, follower, greeting):
+        first = await listener.accept()
+        await first.receive()  # its hello
+        await first.send(greeting)
+        await first.send(b"".join(_payload("xfer-full", "on", 1)))
+        await until(follower, "on")
+        change = b"".join(_payload("xfer-changes", "off", 2))
+        sent = b"".join(_payload("xfer-changes", "off", 2)[: min(cut, 2)])
+        if cut == 3:  # half of the last line
+            sent = change[: len(change) - 20]
+        await first.send(sent)
+        await first.aclose()  # the leader is gone, mid-way
+        second = await listener.accept()  # it reconnects to the next one
+        assert await value(follower) == "on"  # none of the change applied
+        await second.receive()
+        await second.send(greeting)
+        await second.send(b"".join(_payload("xfer-full", "off", 2)))
+        await until(follower, "off")  # nothing lost
+        assert follower.plane_role == "follower"
+        await second.aclose()
 
 
 @pytest.mark.parametrize("when", ["before its hello", "after its hello"])
 async def test_a_leader_gone_as_a_follower_reaches_it_is_followed_again(
     plane: str, when: str
 ) -> None:
-    from aioflags._datasystem._plane import _wire as wire
-    from aioflags._datasystem._plane._lock import try_lead
-
-    lease = try_lead(plane + ".lock")  # this test leads, by hand
-    assert lease is not None
-    environment = wire.environment_of("sdk-key")
-    valid = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
-    try:
-        async with (
-            serving() as server,
-            await anyio.create_unix_listener(plane) as listener,
-            Client(config(server, plane, ready_timeout=0)) as follower,
-        ):
-            gone = await listener.accept()
-            if when == "after its hello":
-                await gone.receive()
-            await gone.aclose()  # (nothing answered)
-            with anyio.fail_after(5):  # it comes again
-                again = await listener.accept()
-            await again.receive()
-            await again.send(wire.hello(environment) + valid)
-            await again.send(b"".join(_payload("xfer-full", "on", 1)))
-            await until(follower, "on")
-            assert follower.plane_role == "follower"
-            await again.aclose()
-    finally:
-        lease.release()
+    async with leading_by_hand(plane) as (listener, follower, greeting):
+        gone = await listener.accept()
+        if when == "after its hello":
+            await gone.receive()
+        await gone.aclose()  # (nothing answered)
+        with anyio.fail_after(5):  # it comes again
+            again = await listener.accept()
+        await again.receive()
+        await again.send(greeting)
+        await again.send(b"".join(_payload("xfer-full", "on", 1)))
+        await until(follower, "on")
+        assert follower.plane_role == "follower"
+        await again.aclose()
 
 
 async def test_a_follower_joining_a_leader_whose_upstream_is_down_is_stale(
