@@ -35,13 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Following", "follow"]
 
-#: What a leader's going away raises.
-_GONE: Final = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-)
 #: How long the leader has to answer a hello.
 _HELLO_SECONDS: Final = 5.0
 _KINDS: Final = {kind.value: kind for kind in ErrorKind}
@@ -100,7 +93,7 @@ async def follow(
             try:
                 await stream.send(wire.hello(environment))
                 line = await reader.receive_until(b"\n", wire.MAX_HELLO)
-            except (*_GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
+            except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
                 return  # the leader went as it was reached
         if line is None:
             return
@@ -120,7 +113,7 @@ async def follow(
                         yield update
             try:
                 pending = await reader.receive()
-            except _GONE:
+            except wire.GONE:
                 return  # the leader went
 
 

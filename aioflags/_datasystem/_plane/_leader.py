@@ -45,13 +45,6 @@ logger = client_logger("aioflags.datasource")
 
 #: How far a follower may fall behind, in bytes of change sets queued for it.
 BEHIND_BYTES: Final = 16 * 1024 * 1024
-#: What a follower's going away raises.
-_GONE: Final = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-)
 #: How often the leader checks that its socket is still there.
 _GUARD_SECONDS: Final = 1.0
 #: How long a follower has to send its hello.
@@ -101,7 +94,7 @@ class _Outbox:
 
     async def pump(self, stream: SocketStream) -> None:
         """Send what is queued as it comes, until the follower falls too far behind or goes."""
-        with self._scope, contextlib.suppress(*_GONE):
+        with self._scope, contextlib.suppress(*wire.GONE):
             first, self._first = self._first, None
             if first is not None:
                 await stream.send(first)
@@ -215,9 +208,10 @@ class PlaneServer:
             group.start_soon(self._serve_on, listener, made, clock)
             while True:
                 await clock.sleep(_GUARD_SECONDS)
-                if made is not None and _ours(self._path, made):
+                now = _inode(self._path)
+                if made is not None and now == made:
                     continue
-                if _there(self._path):
+                if now is not None:
                     if made is not None:
                         logger.warning(
                             "Something replaced the flag plane's socket %s:"
@@ -248,7 +242,7 @@ class PlaneServer:
                 while not await self._accepting(listener):
                     await clock.sleep(_GUARD_SECONDS)
         finally:
-            if made is not None and _ours(self._path, made):
+            if made is not None and _inode(self._path) == made:  # still ours
                 with contextlib.suppress(OSError):
                     os.unlink(self._path)
 
@@ -271,7 +265,7 @@ class PlaneServer:
         async with stream:
             try:
                 await self._serve_one(stream)
-            except _GONE:
+            except wire.GONE:
                 pass  # it went away
             except Exception:  # a bug of ours: this follower reconnects
                 logger.exception("The flag plane's leader failed serving a follower")
@@ -309,7 +303,7 @@ class PlaneServer:
 
                 async def closed() -> None:
                     # It sends nothing after its hello: read until its end.
-                    with contextlib.suppress(*_GONE):
+                    with contextlib.suppress(*wire.GONE):
                         while True:
                             await reader.receive()
                     group.cancel_scope.cancel()
@@ -334,23 +328,6 @@ def _inode(path: str) -> int | None:
         return os.lstat(path).st_ino
     except OSError:
         return None
-
-
-def _there(path: str) -> bool:
-    """Whether anything is at ``path`` (a link not followed)."""
-    try:
-        os.lstat(path)
-    except OSError:
-        return False
-    return True
-
-
-def _ours(path: str, made: int) -> bool:
-    """Whether the socket at ``path`` is still the one made (inode ``made``)."""
-    try:
-        return os.lstat(path).st_ino == made
-    except OSError:
-        return False
 
 
 def _refusal(said: tuple[int, str, str | None] | None, environment: str) -> str | None:

@@ -21,12 +21,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Final
 
+import anyio
+
 from aioflags._datasystem._datatypes import IntentCode, SourceState
 
 if TYPE_CHECKING:
     from aioflags._datasystem._datatypes import DataSourceStatus, Selector
 
 __all__ = [
+    "GONE",
     "MAX_HELLO",
     "VERSION",
     "changes",
@@ -36,6 +39,13 @@ __all__ = [
     "status",
 ]
 
+#: What the other side's going away raises, on either side of the wire.
+GONE: Final = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
 #: The wire's version: a follower of another one is refused.
 VERSION: Final = 1
 #: The longest hello line either side reads, in bytes.
