@@ -512,3 +512,17 @@ async def test_a_leader_of_another_user_is_refused(
         assert leader.plane_role == "leader"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("runs as another user" in e for e in errors), errors
+
+
+async def test_a_socket_another_program_listens_on_is_left_as_it_is(
+    plane: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await anyio.create_unix_listener(plane) as theirs:
+        before = (await anyio.Path(plane).stat()).st_ino
+        async with serving() as server, Client(config(server, plane)) as client:
+            assert client.plane_role is None  # (no leader serves there)
+            assert await value(client) == "on"  # from its own upstream
+        assert (await anyio.Path(plane).stat()).st_ino == before  # theirs, still
+        assert theirs.extra(anyio.abc.SocketAttribute.local_address) == plane
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "listens on" in error and "left as it is" in error

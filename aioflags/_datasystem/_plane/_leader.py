@@ -165,11 +165,13 @@ class PlaneServer:
         """The plane's socket, made (``0600``) for this leader.
 
         A socket left there by a leader that is gone is replaced (the
-        caller holds the lock: nobody serves it).
+        caller holds the lock: no leader serves it); one something still
+        listens on is another program's, and left as it is.
 
         Raises:
-            PlaneUnusable: something that is not a socket is at the path
-                (left as it is), or the socket cannot be made there.
+            PlaneUnusable: something that is not a socket is at the path,
+                or a socket something listens on (left as they are), or
+                the socket cannot be made there.
         """
         path = self._path
         try:
@@ -184,6 +186,11 @@ class PlaneServer:
             if not stat.S_ISSOCK(found.st_mode):
                 raise PlaneUnusable(
                     f"the plane's path {path} is not a socket: left as it is"
+                )
+            if _listened(path):
+                raise PlaneUnusable(
+                    f"something that is no leader of this plane listens on {path}:"
+                    " left as it is"
                 )
         try:
             listener = await anyio.create_unix_listener(path, mode=0o600)
@@ -320,6 +327,21 @@ class PlaneServer:
                 )
         finally:
             self._followers.discard(outbox)
+
+
+def _listened(path: str) -> bool:
+    """Whether something accepts connections on the socket at ``path`` (at once: it is local)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except BlockingIOError:
+            return True  # (its backlog is full: it listens)
+        except OSError:
+            return False  # refused: a socket file nobody listens on
+    return True
 
 
 def _inode(path: str) -> int | None:
