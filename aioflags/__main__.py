@@ -554,96 +554,6 @@ def codegen(files: list[Path], ld_files: list[Path], out: Path, *, check: bool) 
     return 0
 
 
-def cleanup(
-    flag: str,
-    keep: str,
-    paths: list[Path],
-    *,
-    evidence: list[Path],
-    flag_files: list[Path],
-    force: bool,
-    dry_run: bool,
-) -> int:
-    """Rewrite (or, ``dry_run``, show) the code of ``paths`` as if ``flag`` always served ``keep``.
-
-    0 when rewritten, or nothing to do; 1 when the evidence refuses it
-    (nothing written); 2 on a usage error (a path missing, evidence
-    unreadable, VALUE not JSON, libcst not installed).
-    """
-    try:
-        value = parse(keep)
-    except ProtocolError:
-        print(
-            f"error: --keep {keep}: not JSON (a string is --keep '\"green\"')",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        import libcst  # noqa: F401  # (its absence is a usage error)
-    except ImportError:
-        print(
-            "error: aioflags cleanup needs libcst: pip install 'aioflags[codemod]'",
-            file=sys.stderr,
-        )
-        return 2
-    from ._lifecycle import _cleanup
-
-    try:
-        files = _cleanup.python_files(paths or [Path()])
-        refused = _cleanup.refusals(flag, value, evidence, flag_files)
-    except _cleanup.CleanupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if refused:
-        for line in refused:
-            print(line)
-        if not force:
-            print(
-                f"refused: the evidence does not show {flag!r} serving {keep} "
-                "to everyone; nothing changed (--force to rewrite anyway)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"--force: rewriting {flag!r} as {keep} against the evidence above")
-    rewritten = touched = 0
-    left: list[str] = []
-    sources: dict[Path, bytes] = {}
-    try:
-        for path in files:
-            sources[path] = path.read_bytes()
-    except OSError as exc:
-        print(f"error: {path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    # (a key constant one module defines, others import)
-    imported = _cleanup.key_constants(sources.values(), flag)
-    for path, source in sources.items():
-        result = _cleanup.clean_source(path, source, flag, value, imported)
-        if result.note:
-            print(result.note)
-        left += [str(entry) for entry in result.left]
-        rewritten += result.rewritten
-        if not result.changed:
-            continue
-        touched += 1
-        if dry_run:
-            print(result.diff(), end="")
-            continue
-        try:
-            _cleanup.write_atomically(path, result.after)
-        except OSError as exc:
-            print(
-                f"error: {path}: cannot write: {exc.strerror or exc}", file=sys.stderr
-            )
-            return 2
-    for line in left:
-        print(f"left: {line}")
-    print(
-        f"{'would rewrite' if dry_run else 'rewrote'} {rewritten} sites, "
-        f"left {len(left)}, {touched} files {'to touch' if dry_run else 'touched'}"
-    )
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioflags",
@@ -798,7 +708,10 @@ def _parser() -> argparse.ArgumentParser:
         "comments and formatting are kept (libcst: pip install "
         "'aioflags[codemod]'). What it cannot prove safe it leaves and lists "
         "with file:line. The evidence is read first: exit 1, nothing changed, "
-        "when it shows FLAG serving anything but VALUE (docs/lifecycle-tools.md).",
+        "when it shows FLAG serving anything but VALUE, or when there is none "
+        "(--force to go without). Every file is rewritten in memory before one "
+        "is written, and each only if it is still as read: exit 3 when some are "
+        "left as they were, listed (docs/lifecycle-tools.md).",
     )
     cmd.add_argument("flag", help="the flag key")
     cmd.add_argument("paths", type=Path, nargs="*", help="files and directories")
@@ -824,10 +737,13 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="a flag file: refuse unless FLAG serves VALUE to everyone; repeatable",
+        help="a flag file: refuse unless VALUE is one of FLAG's variations "
+        "and FLAG serves it to everyone; repeatable",
     )
     cmd.add_argument(
-        "--force", action="store_true", help="rewrite even when the evidence refuses"
+        "--force",
+        action="store_true",
+        help="rewrite even when the evidence refuses, or with no evidence",
     )
     cmd.add_argument(
         "--dry-run",
@@ -890,6 +806,8 @@ def _codegen_command(args: argparse.Namespace) -> int:
 
 
 def _cleanup_command(args: argparse.Namespace) -> int:
+    from ._lifecycle._run import cleanup
+
     return cleanup(
         args.flag,
         args.keep,

@@ -36,6 +36,10 @@ FLAGS = {
     }
 }
 
+#: The evidence the sample's runs give: its flag file (new-checkout serves
+#: true to everyone).
+FLAG_FILE = ["--flags", "flags.json"]
+
 CHECKOUT = '''\
 """The checkout: behind the new-checkout flag."""
 
@@ -137,14 +141,27 @@ def cart_label(client: aioflags.blocking.Client, ctx: Context) -> str:
     return "new" if client.variation(NEW_CHECKOUT, ctx, False) else "old"
 '''
 
-CART_AFTER = CART.replace(
-    """    if await client.bool_variation(KEY, ctx, False):
+CART_AFTER = (
+    CART.replace(
+        # (the key constants' imports go with their last uses; the blank line
+        # before them was theirs)
+        """
+
+from app.checkout import NEW_CHECKOUT
+from app.flags import NEW_CHECKOUT_KEY as KEY
+""",
+        "\n",
+    )
+    .replace(
+        """    if await client.bool_variation(KEY, ctx, False):
         return 10  # room for more
     return 5
 """,
-    """    return 10  # room for more
+        """    return 10  # room for more
 """,
-).replace('"new" if client.variation(NEW_CHECKOUT, ctx, False) else "old"', '"new"')
+    )
+    .replace('"new" if client.variation(NEW_CHECKOUT, ctx, False) else "old"', '"new"')
+)
 
 #: checkout.py after ``cleanup new-checkout --keep true``.
 CHECKOUT_AFTER = '''\
@@ -310,7 +327,7 @@ def test_cleanup_folds_the_sample_and_its_tests_still_pass(
     assert before.returncode == 0, before.stdout + before.stderr
     generated = (sample / "app" / "flags.py").read_bytes()
 
-    assert main(["cleanup", "new-checkout", "--keep", "true", "app"]) == 0
+    assert main(["cleanup", "new-checkout", "--keep", "true", "app", *FLAG_FILE]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("app/flags.py: written by `aioflags codegen`, left alone")
     assert "regenerate" in out[0]
@@ -341,7 +358,7 @@ def test_cleanup_folds_the_sample_and_its_tests_still_pass(
 
     # A second run changes nothing.
     files = _bytes(sample / "app")
-    assert main(["cleanup", "new-checkout", "app", "--keep", "true"]) == 0
+    assert main(["cleanup", "new-checkout", "app", "--keep", "true", *FLAG_FILE]) == 0
     assert (
         capsys.readouterr().out.splitlines()[-1]
         == "rewrote 0 sites, left 4, 0 files touched"
@@ -353,7 +370,10 @@ def test_dry_run_prints_the_diff_and_changes_no_byte(
     sample: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = _bytes(sample)
-    assert main(["cleanup", "new-checkout", "--keep", "true", "--dry-run"]) == 0
+    assert (
+        main(["cleanup", "new-checkout", "--keep", "true", "--dry-run", *FLAG_FILE])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "--- app/checkout.py\n+++ app/checkout.py (cleaned up)\n" in out
     assert '-    if await client.bool_variation("new-checkout", ctx, False):\n' in out

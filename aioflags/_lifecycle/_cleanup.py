@@ -20,48 +20,50 @@ as if it always answered VALUE (docs/lifecycle-tools.md):
   another type than the method returns, the key used as data, a module
   ``codegen`` wrote.
 
-The evidence (coverage JSON, ``usage().to_dict()`` JSON, flag files) is
-read by :func:`refusals` before anything is rewritten.
+It is a libcst codemod (:class:`FlagCleanup`, a
+:class:`~libcst.codemod.CodemodCommand`): imports that only the code it
+took out used go with it (libcst's ``RemoveImportsVisitor``). The evidence
+is read first (``_evidence.py``); the files are found, read and written back
+by ``_tree.py``; ``_run.py`` drives the command.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
-import os
 import re
-import tempfile
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import libcst as cst
-from libcst.metadata import (
-    FunctionScope,
-    MetadataWrapper,
-    PositionProvider,
-    ScopeProvider,
+from libcst.codemod import (
+    CodemodCommand,
+    CodemodContext,
+    TransformFailure,
+    TransformSuccess,
+    transform_module,
 )
+from libcst.metadata import FunctionScope, PositionProvider, Scope, ScopeProvider
 
-from aioflags._core._exceptions import AioflagsError
-from aioflags._datasystem._sources._lint import same_json
 from aioflags._lifecycle._codegen import identifier
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from aioflags._core._json import JSONValue
 
 __all__ = [
     "GENERATED_HEADER",
-    "CleanupError",
     "FileResult",
+    "FlagCleanup",
     "Left",
     "accessor_names",
     "clean_source",
+    "is_generated",
     "key_constants",
-    "python_files",
-    "write_atomically",
 ]
 
 #: The first line of a module ``aioflags codegen`` wrote.
@@ -78,13 +80,6 @@ _METHODS: Final[dict[str, tuple[type, ...] | None]] = {
 _DETAILS: Final = frozenset(f"{m}_detail" for m in _METHODS)
 #: What ends a block: what follows it there is dead.
 _TERMINAL: Final = (cst.Return, cst.Raise, cst.Continue, cst.Break)
-_SKIPPED_DIRS: Final = frozenset(
-    {".git", ".venv", "venv", "__pycache__", "node_modules", "site-packages", ".tox"}
-)
-
-
-class CleanupError(AioflagsError):
-    """A usage error: a path missing, a value that is not JSON."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +104,10 @@ class FileResult:
     rewritten: int = 0
     left: list[Left] = field(default_factory=list)
     note: str | None = None
+    #: why the file could not be read, parsed or walked (it is left as it was)
+    failed: str | None = None
+    #: the keys of the evaluations seen in it
+    keys: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> bool:
@@ -132,43 +131,6 @@ def accessor_names(key: str) -> frozenset[str]:
     """The names ``aioflags codegen`` may give the flag's accessor (a keyword's gets ``_``)."""
     base = identifier(key)
     return frozenset({base, f"{base}_"})
-
-
-def python_files(paths: Sequence[Path]) -> list[Path]:
-    """The ``.py`` files of ``paths`` (files, or directories walked), sorted.
-
-    Raises:
-        CleanupError: a path does not exist.
-    """
-    out: set[Path] = set()
-    for path in paths:
-        if path.is_file():
-            out.add(path)
-        elif path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(
-                    d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith(".")
-                )
-                out.update(Path(root, f) for f in files if f.endswith(".py"))
-        else:
-            raise CleanupError(f"{path}: no such file or directory")
-    return sorted(out)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path``'s bytes: a temporary file beside it, then ``os.replace``."""
-    mode = path.stat().st_mode & 0o7777
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- literals
@@ -242,8 +204,6 @@ class _Site:
 class _Finder(cst.CSTVisitor):
     """The first pass: the key's constants, the sites, and the key used as data."""
 
-    METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
-
     def __init__(self, key: str, value: JSONValue, imported: frozenset[str]) -> None:
         super().__init__()
         self.key = key
@@ -261,6 +221,8 @@ class _Finder(cst.CSTVisitor):
         #: around is async (an un-awaited call there may be a coroutine)
         self._passed: set[cst.CSTNode] = set()
         self._async: list[bool] = []
+        #: the keys of every evaluation seen, written as a string (for "did you mean")
+        self.keys: set[str] = set()
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -311,6 +273,9 @@ class _Finder(cst.CSTVisitor):
             if not args or args[0].keyword is not None or args[0].star:
                 return
             first = args[0].value
+            written = _string(first)
+            if written is not None:
+                self.keys.add(written)
             if not self._is_key(first):
                 if _string(first) is None and not isinstance(
                     first, (cst.Integer, cst.Float)
@@ -416,6 +381,9 @@ class _Rewriter(cst.CSTTransformer):
         self._elifs: set[cst.If] = set()
         #: the statements of a branch a fold kept, brought up a block
         self._inlined: set[cst.BaseStatement] = set()
+        #: the nodes of the tree read that a fold took out or replaced: the
+        #: imports they used go where nothing else uses them
+        self.dropped: list[cst.CSTNode] = []
 
     def _make(
         self, value: object, like: cst.BaseExpression, *, float_: bool = False
@@ -448,6 +416,7 @@ class _Rewriter(cst.CSTTransformer):
         if site is None or site.why is not None:
             return updated
         self.rewritten += 1
+        self.dropped.append(original)
         func = original.func
         float_ = (
             isinstance(func, cst.Attribute) and func.attr.value == "float_variation"
@@ -480,6 +449,7 @@ class _Rewriter(cst.CSTTransformer):
             and updated.expression in self.constant
         ):
             self._fold(updated.expression)
+            self.dropped.append(original)
             return self._make(not self.constant[updated.expression], updated)
         return updated
 
@@ -495,6 +465,7 @@ class _Rewriter(cst.CSTTransformer):
             return updated
         truthy = bool(self.constant[left])
         is_and = isinstance(updated.operator, cst.And)
+        self.dropped.append(original)
         if truthy == is_and:  # `True and X`, `False or X`: X
             self._fold(left)
             return self._keep(updated.right, updated)
@@ -530,6 +501,7 @@ class _Rewriter(cst.CSTTransformer):
         else:
             return updated
         self._fold(mine)
+        self.dropped.append(original)
         return self._make(result, updated)
 
     def leave_IfExp(
@@ -539,6 +511,7 @@ class _Rewriter(cst.CSTTransformer):
         if test not in self.constant:
             return updated if test is updated.test else updated.with_changes(test=test)
         self._fold(test)
+        self.dropped.append(original)
         chosen = updated.body if self.constant[test] else updated.orelse
         return self._keep(chosen, updated)
 
@@ -548,6 +521,7 @@ class _Rewriter(cst.CSTTransformer):
         for i in updated.ifs:
             if self.constant.get(i.test):
                 self._fold(i.test)
+                self.dropped.append(original)
         return (
             updated if len(ifs) == len(updated.ifs) else updated.with_changes(ifs=ifs)
         )
@@ -572,7 +546,10 @@ class _Rewriter(cst.CSTTransformer):
 
     def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
         test = self._test(updated.test)
-        return updated if test is updated.test else updated.with_changes(test=test)
+        if test is updated.test:
+            return updated
+        self.dropped.append(original)
+        return updated.with_changes(test=test)
 
     def _orelse(self, orelse: cst.If | cst.Else | None) -> cst.If | cst.Else | None:
         """An ``elif`` chain with the ``elif`` tests made constant folded."""
@@ -595,6 +572,8 @@ class _Rewriter(cst.CSTTransformer):
         if orelse is not updated.orelse:
             updated = updated.with_changes(orelse=orelse)
         test = updated.test
+        if updated is not original:
+            self.dropped.append(original)  # (an elif or a test folded)
         if original in self._elifs or test not in self.constant:
             return updated
         self._fold(test)
@@ -657,6 +636,7 @@ class _Rewriter(cst.CSTTransformer):
                 for o, s in zip(original.body, updated.body, strict=True)
                 if o not in self.removed
             ]
+            self.dropped.append(original)
             if not body:
                 return cst.RemoveFromParent()
             return updated.with_changes(body=body)
@@ -666,19 +646,22 @@ class _Rewriter(cst.CSTTransformer):
         self, original: cst.IndentedBlock, updated: cst.IndentedBlock
     ) -> cst.IndentedBlock:
         body = self._reachable(updated.body)
+        if body is not updated.body:
+            self.dropped.append(original)
         if not body:
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
         return updated if body is updated.body else updated.with_changes(body=body)
 
 
 def _variables(
-    wrapper: MetadataWrapper, sites: dict[cst.Call, _Site]
+    tree: cst.Module,
+    scopes: Mapping[cst.CSTNode, Scope | None],
+    sites: dict[cst.Call, _Site],
 ) -> dict[cst.CSTNode, list[cst.Name]]:
     """Local variables assigned once, from a site: their assignment, and their uses."""
-    scopes = wrapper.resolve(ScopeProvider)
     out: dict[cst.CSTNode, list[cst.Name]] = {}
     finder = _Assignments(sites)
-    wrapper.module.visit(finder)
+    tree.visit(finder)
     for assign, name in finder.found:
         scope = scopes.get(assign)
         if not isinstance(scope, FunctionScope):
@@ -751,6 +734,154 @@ def key_constants(sources: Iterable[bytes], key: str) -> frozenset[str]:
     )
 
 
+def _decode(source: bytes) -> tuple[str, str] | str:
+    """The text of a Python source and its encoding (PEP 263), or why it cannot be read."""
+    lines = iter(source.splitlines(keepends=True))
+    try:
+        encoding, _ = tokenize.detect_encoding(lambda: next(lines, b""))
+        return source.decode(encoding), encoding
+    except SyntaxError as exc:
+        return f"cannot read it: {exc.msg}"
+    except (UnicodeDecodeError, LookupError):
+        return (
+            "cannot read it: not UTF-8, and no coding cookie (`# -*- coding: ... -*-`) "
+            "says its encoding"
+        )
+
+
+def _failure(error: Exception) -> str:
+    """Why libcst could not parse or walk a file, in one line."""
+    if isinstance(error, cst.ParserSyntaxError):
+        return f"cannot parse it: {error.message} (line {error.raw_line})"
+    if isinstance(error, RecursionError):
+        return "nested too deep for libcst to walk (an expression or elif chain)"
+    if isinstance(error, MemoryError):
+        return "too large for libcst to walk"
+    return f"libcst cannot walk it: {type(error).__name__}: {error}"
+
+
+def _module_name(path: Path) -> tuple[str, str]:
+    """A module and package name for ``path`` that relative imports resolve in.
+
+    Made from the whole absolute path, so that ``from .. import x`` always
+    has a package to climb; only consistency matters (an import is matched
+    against names resolved the same way).
+    """
+    parts = [part.replace(".", "_") or "_" for part in path.absolute().parent.parts[1:]]
+    package = ".".join(parts) or "_"
+    return f"{package}.{path.stem.replace('.', '_')}", package
+
+
+class FlagCleanup(CodemodCommand):
+    """The rewrite of one module, on libcst's codemod framework.
+
+    Its transform finds FLAG's sites (``_Finder``), makes them VALUE and
+    folds what that makes dead (``_Rewriter``, until no local variable it
+    substituted is left behind), and schedules the nodes it took out with
+    :class:`~libcst.codemod.visitors.RemoveImportsVisitor`, which
+    :class:`~libcst.codemod.CodemodCommand` runs after it: an import only
+    they used goes. In an ``__init__.py`` imports stay (a package's names
+    are its interface: other modules may import them from it).
+    """
+
+    DESCRIPTION = "Rewrite a flag's evaluations as one value and fold what goes dead."
+    METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
+
+    def __init__(
+        self,
+        context: CodemodContext,
+        key: str,
+        value: JSONValue,
+        imported: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(context)
+        self.key = key
+        self.value = value
+        self.imported = imported
+        self.rewritten = 0
+        self.left: list[Left] = []
+        #: the keys of the evaluations seen (for "did you mean")
+        self.keys: set[str] = set()
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        path = self.context.filename or "<module>"
+        finder = _Finder(self.key, self.value, self.imported)
+        tree.visit(finder)
+        self.keys |= finder.keys
+
+        def line(node: cst.CSTNode) -> int:
+            return self.get_metadata(PositionProvider, node).start.line
+
+        source = tree.code
+        for site in finder.sites.values():
+            # (a dynamic key is worth a word where the file names the key)
+            if site.why is not None and (
+                "dynamic key" not in site.why or self.key in source or finder.constants
+            ):
+                self.left.append(Left(path, line(site.call), site.why))
+        for node, why in finder.data:
+            self.left.append(Left(path, line(node), why))
+        self.left.sort(key=lambda left: left.line)
+        if not any(site.why is None for site in finder.sites.values()):
+            return tree
+        scopes = (
+            self.context.wrapper.resolve(ScopeProvider) if self.context.wrapper else {}
+        )
+        variables = _variables(tree, scopes, finder.sites)
+        # Each use of such a variable is replaced by the value where that folds
+        # away; the uses that do not fold stay as they were (a second pass
+        # without them), and the assignment stays for them.
+        folding = {use: assign for assign, uses in variables.items() for use in uses}
+        while True:
+            removed = {
+                assign
+                for assign, uses in variables.items()
+                if all(use in folding for use in uses)
+            }
+            rewriter = _Rewriter(self.value, finder.sites, folding, removed)
+            out = tree.visit(rewriter)
+            kept = _surviving(out, rewriter.uses)
+            if not kept:
+                break
+            for use in kept:
+                del folding[use]
+        self.rewritten = rewriter.rewritten
+        if Path(path).name != "__init__.py":
+            for node in rewriter.dropped:
+                self.remove_unused_import_by_node(node)
+        return out
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        # (RemoveImportsVisitor may empty an `if TYPE_CHECKING:` block)
+        return super().transform_module(tree).visit(_NoEmptyBlock())
+
+
+class _NoEmptyBlock(cst.CSTTransformer):
+    """A block left with no statement says ``pass``."""
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if updated.body:
+            return updated
+        return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+
+
+def _compiles(source: bytes, path: Path) -> bool:
+    """Whether this Python parses ``source`` (the check a rewrite passes before it is written)."""
+    try:
+        compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def is_generated(source: bytes) -> bool:
+    """Whether ``source`` is a module ``aioflags codegen`` wrote (its header)."""
+    head = source[:4096].decode("utf-8", errors="replace")
+    return any(line.startswith(GENERATED_HEADER) for line in head.splitlines()[:3])
+
+
 def clean_source(
     path: Path,
     source: bytes,
@@ -761,11 +892,13 @@ def clean_source(
     """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left.
 
     ``imported``: the names of key constants other modules define
-    (:func:`key_constants`), recognised where this one imports them.
+    (:func:`key_constants`), recognised where this one imports them. A
+    file that cannot be read, parsed or walked comes back unchanged with
+    :attr:`FileResult.failed` saying why; so does a rewrite that would not
+    parse (never written).
     """
     result = FileResult(path, source, source)
-    head = source[:4096].decode("utf-8", errors="replace")
-    if any(line.startswith(GENERATED_HEADER) for line in head.splitlines()[:3]):
+    if is_generated(source):
         if key.encode() in source:
             result.note = (
                 f"{path}: written by `aioflags codegen`, left alone: remove "
@@ -773,246 +906,39 @@ def clean_source(
                 "its header)"
             )
         return result
-    try:
-        module = cst.parse_module(source)
-    except cst.ParserSyntaxError as exc:
-        result.left.append(
-            Left(str(path), exc.raw_line, f"cannot parse it: {exc.message}")
+    decoded = _decode(source)
+    if isinstance(decoded, str):
+        result.failed = decoded
+        return result
+    text, encoding = decoded
+    module, package = _module_name(path)
+    command = FlagCleanup(
+        CodemodContext(
+            filename=str(path), full_module_name=module, full_package_name=package
+        ),
+        key,
+        value,
+        imported,
+    )
+    outcome = transform_module(command, text)
+    result.left = command.left
+    result.keys = frozenset(command.keys)
+    if isinstance(outcome, TransformFailure):
+        result.failed = _failure(outcome.error)
+        result.left = []
+        return result
+    if not isinstance(outcome, TransformSuccess):  # (Ctrl-C: TransformExit)
+        raise KeyboardInterrupt
+    if outcome.code == text:
+        return result
+    after = outcome.code.encode(encoding)
+    if not _compiles(after, path) and _compiles(source, path):
+        result.failed = (
+            "the rewrite would not parse: left as it is (a bug: please report "
+            "it with the file)"
         )
+        result.left = []
         return result
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    finder = _Finder(key, value, imported)
-    wrapper.visit(finder)
-    positions = wrapper.resolve(PositionProvider)
-
-    def line(node: cst.CSTNode) -> int:
-        return positions[node].start.line
-
-    for site in finder.sites.values():
-        # (a dynamic key is worth a word where the file names the key)
-        if site.why is not None and (
-            "dynamic key" not in site.why or key.encode() in source or finder.constants
-        ):
-            result.left.append(Left(str(path), line(site.call), site.why))
-    for node, why in finder.data:
-        result.left.append(Left(str(path), line(node), why))
-    if not any(site.why is None for site in finder.sites.values()):
-        result.left.sort(key=lambda left: left.line)
-        return result
-    variables = _variables(wrapper, finder.sites)
-    # Each use of such a variable is replaced by the value where that folds
-    # away; the uses that do not fold stay as they were (a second pass
-    # without them), and the assignment stays for them.
-    folding = {use: assign for assign, uses in variables.items() for use in uses}
-    while True:
-        removed = {
-            assign
-            for assign, uses in variables.items()
-            if all(use in folding for use in uses)
-        }
-        rewriter = _Rewriter(value, finder.sites, folding, removed)
-        tree = wrapper.module.visit(rewriter)
-        kept = _surviving(tree, rewriter.uses)
-        if not kept:
-            break
-        for use in kept:
-            del folding[use]
-    result.after = tree.bytes
-    result.rewritten = rewriter.rewritten
-    result.left.sort(key=lambda left: left.line)
+    result.after = after
+    result.rewritten = command.rewritten
     return result
-
-
-def clean_files(
-    files: Iterable[Path], key: str, value: JSONValue
-) -> Iterator[FileResult]:
-    """:func:`clean_source` over ``files``."""
-    for path in files:
-        yield clean_source(path, path.read_bytes(), key, value)
-
-
-# ------------------------------------------------------------- evidence
-def _same(a: object, b: JSONValue) -> bool:
-    return same_json(a, b)
-
-
-def _served_text(text: str) -> tuple[bool, object]:
-    try:
-        return True, json.loads(text)
-    except ValueError:
-        return False, None  # (a value cut short: "…")
-
-
-def _coverage_refusals(
-    path: str, report: dict[str, object], key: str, value: JSONValue
-) -> list[str]:
-    flags = report.get("flags")
-    flag = flags.get(key) if isinstance(flags, dict) else None
-    if not isinstance(flag, dict):
-        return [
-            f"{path}: the test session never evaluated {key!r}: no evidence of what it serves"
-        ]
-    branches = flag.get("branches")
-    taken = {
-        b: n for b, n in (branches.items() if isinstance(branches, dict) else ()) if n
-    }
-    if not taken:
-        return [
-            f"{path}: the test session never evaluated {key!r}: no evidence of what it serves"
-        ]
-    served = flag.get("served")
-    served = served if isinstance(served, dict) else {}
-    values = flag.get("values")
-    values = values if isinstance(values, dict) else {}
-    out = []
-    want = json.dumps(value)
-    for branch, count in taken.items():
-        seen = served.get(branch)
-        if (
-            isinstance(seen, dict)
-            and sum(n for n in seen.values() if isinstance(n, int)) >= count
-        ):
-            for text, n in seen.items():
-                ok, got = _served_text(text)
-                if not ok or not _same(got, value):
-                    out.append(
-                        f"{path}: branch {branch} of {key!r} served {text} "
-                        f"({n} evaluations), not {want}"
-                    )
-            continue
-        text = values.get(branch)
-        ok, got = _served_text(text) if isinstance(text, str) else (False, None)
-        if not ok:
-            out.append(
-                f"{path}: branch {branch} of {key!r} was taken, and the report does "
-                "not say what it served (unknown)"
-            )
-        elif not _same(got, value):
-            out.append(f"{path}: branch {branch} of {key!r} serves {text}, not {want}")
-    return out
-
-
-def _usage_refusals(
-    path: str, usage: dict[str, object], key: str, value: JSONValue
-) -> list[str]:
-    if usage.get("available") is not True:
-        why = usage.get("reason") or "no figures"
-        return [
-            f"{path}: usage has no figures ({why}): no evidence of what {key!r} serves"
-        ]
-    flags = usage.get("flags")
-    flag = flags.get(key) if isinstance(flags, dict) else None
-    if not isinstance(flag, dict) or not flag.get("evaluations"):
-        return [
-            f"{path}: {key!r} was not evaluated in the window (since {usage.get('since')})"
-        ]
-    want = json.dumps(value)
-    variations = flag.get("variations")
-    out = [
-        f"{path}: {key!r} served {json.dumps(served.get('value'))} "
-        f"({served.get('evaluations')} evaluations), not {want}"
-        for served in (variations if isinstance(variations, list) else ())
-        if isinstance(served, dict) and not _same(served.get("value"), value)
-    ]
-    defaults = flag.get("defaults")
-    if isinstance(defaults, int) and defaults:
-        out.append(
-            f"{path}: {key!r} served the caller's default {defaults} times "
-            "(off with no off variation, not found, or an error): not known to be "
-            f"{want}"
-        )
-    return out
-
-
-def _targeting_refusals(
-    flags: dict[str, JSONValue], key: str, value: JSONValue, where: str
-) -> list[str]:
-    raw = flags.get(key)
-    if not isinstance(raw, dict):
-        return [f"{where}: no flag {key!r}"]
-    variations = raw.get("variations")
-    variations = variations if isinstance(variations, list) else []
-    want = json.dumps(value)
-
-    def served(index: object, what: str) -> list[str]:
-        if (
-            not isinstance(index, int)
-            or isinstance(index, bool)
-            or not 0 <= index < len(variations)
-        ):
-            return [
-                f"{where}: {key!r} {what} serves no variation (the caller's default)"
-            ]
-        got = variations[index]
-        if not _same(got, value):
-            return [f"{where}: {key!r} {what} serves {json.dumps(got)}, not {want}"]
-        return []
-
-    if raw.get("on") is not True:
-        return served(raw.get("offVariation"), "is off and its off variation")
-    out = []
-    if raw.get("prerequisites"):
-        out.append(
-            f"{where}: {key!r} has prerequisites: not everyone gets the same value"
-        )
-    if raw.get("targets") or raw.get("contextTargets"):
-        out.append(
-            f"{where}: {key!r} has individual targets: not everyone gets the same value"
-        )
-    if raw.get("rules"):
-        out.append(f"{where}: {key!r} has rules: not everyone gets the same value")
-    fallthrough = raw.get("fallthrough")
-    if not isinstance(fallthrough, dict) or "variation" not in fallthrough:
-        out.append(
-            f"{where}: {key!r} falls through to a rollout: not everyone gets the same value"
-        )
-    else:
-        out += served(fallthrough.get("variation"), "falls through to a variation that")
-    return out
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes())
-    except OSError as exc:
-        raise CleanupError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise CleanupError(f"{path}: not JSON: {exc}") from None
-
-
-def refusals(
-    key: str,
-    value: JSONValue,
-    evidence: Sequence[Path],
-    flag_files: Sequence[Path],
-) -> list[str]:
-    """Why the evidence says FLAG may serve something else than ``value`` (empty: it agrees).
-
-    ``evidence``: flag coverage JSON (``--aioflags-coverage-json``) or
-    ``client.usage().to_dict()`` JSON, told apart by their shape.
-
-    Raises:
-        CleanupError: a file is missing, unreadable, or neither shape.
-    """
-    out: list[str] = []
-    for path in evidence:
-        data = _read_json(path)
-        if isinstance(data, dict) and "available" in data and "flags" in data:
-            out += _usage_refusals(str(path), data, key, value)
-        elif isinstance(data, dict) and "flags" in data and "covered" in data:
-            out += _coverage_refusals(str(path), data, key, value)
-        else:
-            raise CleanupError(
-                f"{path}: neither a flag coverage report (--aioflags-coverage-json) "
-                "nor client.usage().to_dict()"
-            )
-    if flag_files:
-        from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
-
-        try:
-            flags, _ = load_flag_files(*flag_files)
-        except FlagFileError as exc:
-            raise CleanupError(str(exc)) from None
-        where = ", ".join(str(p) for p in flag_files)
-        out += _targeting_refusals(dict(flags), key, value, where)
-    return out

@@ -1,0 +1,179 @@
+"""The ``aioflags cleanup`` command: evidence, then every file in memory, then the writes.
+
+The order is the safety (docs/lifecycle-tools.md, "Safe on real trees"):
+
+1. VALUE parsed, and the evidence read whole; without evidence it refuses
+   unless ``--force``. Nothing is read from the tree before it agrees.
+2. Every file found is read (regular files only, ``_tree.find``/``read``)
+   and rewritten in memory. A file libcst cannot parse or walk is listed
+   and left; the others go on.
+3. Only then is anything written: each changed file only if its bytes are
+   still those read, compared just before the rename (``_tree.write``).
+
+Exit status: 0 rewritten or nothing to do; 1 refused (by the evidence, or
+for want of it); 2 a usage error; 3 some files left as they were (listed:
+unreadable, unparsable, changed meanwhile, read-only...), none damaged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._json import parse
+from aioflags._lifecycle import _tree
+from aioflags._lifecycle._evidence import (
+    MAX_DEPTH,
+    CleanupError,
+    depth,
+    refusals,
+    variation_for,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from aioflags._core._json import JSONValue
+    from aioflags._lifecycle._cleanup import FileResult
+
+__all__ = ["REFUSED", "SOME_LEFT", "USAGE", "cleanup"]
+
+REFUSED: Final = 1
+USAGE: Final = 2
+SOME_LEFT: Final = 3
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE
+
+
+def _value(keep: str) -> JSONValue | None:
+    try:
+        value = parse(keep)
+    except ProtocolError:
+        return None
+    return None if depth(value) > MAX_DEPTH else value
+
+
+def cleanup(
+    flag: str,
+    keep: str,
+    paths: Sequence[Path],
+    *,
+    evidence: Sequence[Path],
+    flag_files: Sequence[Path],
+    force: bool,
+    dry_run: bool,
+    transformed: Callable[[Path], None] | None = None,
+) -> int:
+    """Rewrite (or, ``dry_run``, show) the code of ``paths`` as if ``flag`` always served ``keep``.
+
+    ``transformed`` is called with each file's path once it is rewritten in
+    memory, before anything is written (a test saves an edit there).
+    Returns the exit status (the module docstring).
+    """
+    value = _value(keep)
+    if value is None:
+        return _error(
+            f"--keep {keep}: not JSON nested at most {MAX_DEPTH} deep "
+            "(a string is --keep '\"green\"')"
+        )
+    try:
+        import libcst  # noqa: F401  # (its absence is a usage error)
+    except ImportError:
+        return _error("aioflags cleanup needs libcst: pip install 'aioflags[codemod]'")
+    from aioflags._lifecycle._cleanup import clean_source, key_constants
+
+    try:
+        found, skipped = _tree.find(paths or [Path()])
+    except FileNotFoundError as exc:
+        return _error(f"{exc.filename}: no such file or directory")
+    if not evidence and not flag_files and not force:
+        print(
+            f"refused: no evidence of what {flag!r} serves; nothing changed. Give "
+            "--evidence (a flag coverage JSON, client.usage() saved as JSON) or "
+            "--flags FILE, or --force to rewrite anyway",
+            file=sys.stderr,
+        )
+        return REFUSED
+    try:
+        if flag_files:
+            value = variation_for(flag, value, flag_files)
+        refused, value = refusals(flag, value, evidence, flag_files)
+    except CleanupError as exc:
+        return _error(str(exc))
+    shown = json.dumps(value, ensure_ascii=False)
+    if refused:
+        for line in refused:
+            print(line)
+        if not force:
+            print(
+                f"refused: the evidence does not show {flag!r} serving {shown} "
+                "to everyone; nothing changed (--force to rewrite anyway)",
+                file=sys.stderr,
+            )
+            return REFUSED
+        print(f"--force: rewriting {flag!r} as {shown} against the evidence above")
+    elif not evidence and not flag_files:
+        print(f"--force: rewriting {flag!r} as {shown} with no evidence")
+
+    sources: list[_tree.Source] = []
+    for entry in found:
+        got = _tree.read(entry)
+        if isinstance(got, _tree.Skipped):
+            skipped.append(got)
+        else:
+            sources.append(got)
+    # (a key constant one module defines, others import)
+    imported = key_constants((source.data for source in sources), flag)
+    results: list[tuple[_tree.Source, FileResult]] = []
+    for source in sources:
+        result = clean_source(source.path, source.data, flag, value, imported)
+        results.append((source, result))
+        if transformed is not None:
+            transformed(source.path)
+
+    rewritten = touched = 0
+    left: list[str] = []
+    keys: set[str] = set()
+    for source, result in results:
+        if result.note:
+            print(result.note)
+        keys |= result.keys
+        if result.failed is not None:
+            skipped.append(_tree.Skipped(source.path, result.failed))
+            continue
+        if result.changed:
+            why = None if dry_run else _tree.write(source, result.after)
+            if why is not None:
+                skipped.append(_tree.Skipped(source.path, why))
+                continue
+            if dry_run:
+                print(result.diff(), end="")
+            touched += 1
+            rewritten += result.rewritten
+        left += [str(entry) for entry in result.left]
+    for line in left:
+        print(f"left: {line}")
+    for file in sorted(skipped, key=lambda s: str(s.path)):
+        print(f"file left as it was: {file}")
+    summary = (
+        f"{'would rewrite' if dry_run else 'rewrote'} {rewritten} sites, "
+        f"left {len(left)}, {touched} files {'to touch' if dry_run else 'touched'}"
+    )
+    if skipped:
+        summary += f", {len(skipped)} left as they were (listed above)"
+    print(summary)
+    if skipped:
+        return SOME_LEFT
+    if not rewritten and not left:
+        close = difflib.get_close_matches(flag, sorted(keys - {flag}), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"no call site evaluates {flag!r}{hint}", file=sys.stderr)
+        return USAGE if close else 0
+    return 0
