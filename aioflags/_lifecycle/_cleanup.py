@@ -106,8 +106,6 @@ class FileResult:
     note: str | None = None
     #: why the file could not be read, parsed or walked (it is left as it was)
     failed: str | None = None
-    #: the keys of the evaluations seen in it
-    keys: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> bool:
@@ -221,8 +219,6 @@ class _Finder(cst.CSTVisitor):
         #: around is async (an un-awaited call there may be a coroutine)
         self._passed: set[cst.CSTNode] = set()
         self._async: list[bool] = []
-        #: the keys of every evaluation seen, written as a string (for "did you mean")
-        self.keys: set[str] = set()
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -273,9 +269,6 @@ class _Finder(cst.CSTVisitor):
             if not args or args[0].keyword is not None or args[0].star:
                 return
             first = args[0].value
-            written = _string(first)
-            if written is not None:
-                self.keys.add(written)
             if not self._is_key(first):
                 if _string(first) is None and not isinstance(
                     first, (cst.Integer, cst.Float)
@@ -800,14 +793,11 @@ class FlagCleanup(CodemodCommand):
         self.imported = imported
         self.rewritten = 0
         self.left: list[Left] = []
-        #: the keys of the evaluations seen (for "did you mean")
-        self.keys: set[str] = set()
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         path = self.context.filename or "<module>"
         finder = _Finder(self.key, self.value, self.imported)
         tree.visit(finder)
-        self.keys |= finder.keys
 
         def line(node: cst.CSTNode) -> int:
             return self.get_metadata(PositionProvider, node).start.line
@@ -876,10 +866,42 @@ def _compiles(source: bytes, path: Path) -> bool:
     return True
 
 
+def _mentions(source: bytes, key: str, imported: frozenset[str]) -> bool:
+    """Whether ``source`` names the key, its accessor or a key constant it may import.
+
+    A file that names none of them has no site: it is not parsed (most of a
+    tree). A key spelt with escapes in a string (a backslash in it) is not
+    looked for.
+    """
+    needles = {key.encode(), *(name.encode() for name in accessor_names(key))}
+    needles |= {name.encode() for name in imported}
+    if not key.isascii() and all(ord(c) < 256 for c in key):
+        needles.add(key.encode("latin-1"))  # (a file with a coding cookie)
+    return any(needle in source for needle in needles)
+
+
 def is_generated(source: bytes) -> bool:
     """Whether ``source`` is a module ``aioflags codegen`` wrote (its header)."""
     head = source[:4096].decode("utf-8", errors="replace")
     return any(line.startswith(GENERATED_HEADER) for line in head.splitlines()[:3])
+
+
+_EVALUATED: Final = re.compile(
+    rb"""_?variation(?:_detail)?\(\s*(?:"([^"\\\n]+)"|'([^'\\\n]+)')"""
+)
+
+
+def keys_evaluated(sources: Iterable[bytes]) -> set[str]:
+    """The keys written as a string in the first argument of an evaluation (``variation("k"``...).
+
+    Read with a pattern, not parsed: what "did you mean" offers for a key
+    that no site evaluates.
+    """
+    return {
+        (m.group(1) or m.group(2)).decode("utf-8", "replace")
+        for source in sources
+        for m in _EVALUATED.finditer(source)
+    }
 
 
 def clean_source(
@@ -906,6 +928,8 @@ def clean_source(
                 "its header)"
             )
         return result
+    if not _mentions(source, key, imported):
+        return result
     decoded = _decode(source)
     if isinstance(decoded, str):
         result.failed = decoded
@@ -922,7 +946,6 @@ def clean_source(
     )
     outcome = transform_module(command, text)
     result.left = command.left
-    result.keys = frozenset(command.keys)
     if isinstance(outcome, TransformFailure):
         result.failed = _failure(outcome.error)
         result.left = []

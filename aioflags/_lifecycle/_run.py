@@ -87,7 +87,7 @@ def cleanup(
         import libcst  # noqa: F401  # (its absence is a usage error)
     except ImportError:
         return _error("aioflags cleanup needs libcst: pip install 'aioflags[codemod]'")
-    from aioflags._lifecycle._cleanup import clean_source, key_constants
+    from aioflags._lifecycle._cleanup import clean_source, key_constants, keys_evaluated
 
     try:
         found, skipped = _tree.find(paths or [Path()])
@@ -140,11 +140,9 @@ def cleanup(
 
     rewritten = touched = 0
     left: list[str] = []
-    keys: set[str] = set()
     for source, result in results:
         if result.note:
             print(result.note)
-        keys |= result.keys
         if result.failed is not None:
             skipped.append(_tree.Skipped(source.path, result.failed))
             continue
@@ -172,7 +170,8 @@ def cleanup(
     if skipped:
         return SOME_LEFT
     if not rewritten and not left:
-        close = difflib.get_close_matches(flag, sorted(keys - {flag}), n=1)
+        keys = keys_evaluated(source.data for source in sources) - {flag}
+        close = difflib.get_close_matches(flag, sorted(keys), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"no call site evaluates {flag!r}{hint}", file=sys.stderr)
         return USAGE if close else 0
