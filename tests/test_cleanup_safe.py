@@ -607,3 +607,93 @@ def test_a_block_the_import_removal_empties_says_pass(tree: Path) -> None:
     compile(after, "typed.py", "exec")
     assert "from app.util import Delay" not in after
     assert "if TYPE_CHECKING:\n    pass\n" in after
+
+
+def test_an_import_another_file_takes_from_the_module_stays(tree: Path) -> None:
+    """An import a test patches through the module (``patch("app.views.ld_client")``), or another module imports from it, stays."""
+    app = tree / "app"
+    (app / "__init__.py").write_text("")
+    (app / "util.py").write_text(APP_UTIL)
+    (app / "keys.py").write_text(APP_KEYS)
+    (app / "views.py").write_text(VIEWS)
+    (tree / "tests").mkdir()
+    (tree / "tests" / "test_views.py").write_text(
+        "from unittest.mock import patch\n\n\n"
+        "@patch('app.views.artificial_delay')\n"
+        "def test_checkout(delay): ...\n"
+    )
+    (tree / "app" / "other.py").write_text(
+        "from app.views import (\n    checkout,\n    NEW_CHECKOUT,\n)\n"
+    )
+    assert _run(".", "--flags", "flags.json") == 0
+    after = (app / "views.py").read_text()
+    assert "from app.keys import NEW_CHECKOUT\n" in after
+    assert "from app.util import artificial_delay, shared\n" in after
+    assert "if not await" not in after
+
+
+def test_a_receiver_only_the_flag_used_goes(tree: Path) -> None:
+    """A local ``flags = Flags(client)`` or ``snapshot = client.snapshot()`` used only by the flag goes (no unused variable left); one used otherwise, or of a class defined here, stays."""
+    (tree / "app" / "accessors.py").write_text(
+        textwrap.dedent(
+            """\
+            from app.flags import Flags
+
+
+            class Local:
+                def __init__(self, client):
+                    print("an effect")
+
+                def new_checkout(self, ctx):
+                    return True
+
+
+            async def only_flag(client, ctx):
+                flags = Flags(client)
+                snapshot = client.snapshot()
+                if snapshot.variation("new-checkout", ctx, False):
+                    return await flags.new_checkout(ctx)
+                return False
+
+
+            async def used_otherwise(client, ctx):
+                flags = Flags(client)
+                print(flags)
+                return await flags.new_checkout(ctx)
+
+
+            def local_class(client, ctx):
+                mine = Local(client)
+                return mine.new_checkout(ctx)
+            """
+        )
+    )
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / "accessors.py").read_text() == textwrap.dedent(
+        """\
+        from app.flags import Flags
+
+
+        class Local:
+            def __init__(self, client):
+                print("an effect")
+
+            def new_checkout(self, ctx):
+                return True
+
+
+        async def only_flag(client, ctx):
+            return True
+
+
+        async def used_otherwise(client, ctx):
+            flags = Flags(client)
+            print(flags)
+            return True
+
+
+        def local_class(client, ctx):
+            mine = Local(client)
+            return True
+        """
+    )

@@ -46,12 +46,13 @@ from libcst.codemod import (
     TransformSuccess,
     transform_module,
 )
+from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import FunctionScope, PositionProvider, Scope, ScopeProvider
 
 from aioflags._lifecycle._codegen import identifier
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from aioflags._core._json import JSONValue
 
@@ -671,13 +672,86 @@ def _variables(
     return out
 
 
+#: The generated accessors' classes: constructing one has no effect.
+_ACCESSOR_CLASSES: Final = frozenset({"Flags", "BlockingFlags"})
+
+
+def _makes_receiver(value: cst.BaseExpression, scope: Scope) -> bool:
+    """Whether ``value`` makes a receiver with no effect: ``Flags(client)`` (imported), ``R.snapshot()``."""
+    if not isinstance(value, cst.Call):
+        return False
+    func = value.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value == "snapshot" and not value.args and _pure(func.value)
+    if not isinstance(func, cst.Name) or func.value not in _ACCESSOR_CLASSES:
+        return False
+    if not all(
+        arg.keyword is None and not arg.star and _pure(arg.value) for arg in value.args
+    ):
+        return False
+    defined = scope.globals.assignments[func.value]
+    return bool(defined) and all(
+        isinstance(getattr(a, "node", None), cst.ImportFrom) for a in defined
+    )
+
+
+def _receivers(
+    tree: cst.Module,
+    scopes: Mapping[cst.CSTNode, Scope | None],
+    sites: dict[cst.Call, _Site],
+) -> set[cst.CSTNode]:
+    """The assignments of local receivers that only sites rewritten use (``flags = Flags(client)``).
+
+    Once the sites are constants, such a variable is never read: its
+    assignment goes (only for a value made with no effect: the generated
+    accessors' classes, imported, and ``snapshot()``).
+    """
+    receivers = {
+        site.call.func.value
+        for site in sites.values()
+        if site.why is None
+        and isinstance(site.call.func, cst.Attribute)
+        and isinstance(site.call.func.value, cst.Name)
+    }
+    if not receivers:
+        return set()
+    finder = _Assignments(sites, receivers=True)
+    tree.visit(finder)
+    out: set[cst.CSTNode] = set()
+    for assign, name in finder.found:
+        scope = scopes.get(assign)
+        if not isinstance(scope, FunctionScope):
+            continue
+        assignments = scope.assignments[name]
+        if len(assignments) != 1:
+            continue
+        (only,) = assignments
+        value = getattr(assign, "value", None)
+        uses = [a.node for a in only.references]
+        if (
+            uses
+            and all(use in receivers for use in uses)
+            and isinstance(value, cst.BaseExpression)
+            and _makes_receiver(value, scope)
+        ):
+            out.add(assign)
+    return out
+
+
 class _Assignments(cst.CSTVisitor):
-    def __init__(self, sites: dict[cst.Call, _Site]) -> None:
+    """Assignments of one name from a site (or, ``receivers``, from any call)."""
+
+    def __init__(
+        self, sites: dict[cst.Call, _Site], *, receivers: bool = False
+    ) -> None:
         super().__init__()
         self.sites = sites
+        self.receivers = receivers
         self.found: list[tuple[cst.CSTNode, str]] = []
 
     def _site(self, value: cst.BaseExpression | None) -> bool:
+        if self.receivers:
+            return isinstance(value, cst.Call)
         if isinstance(value, cst.Await):
             value = value.expression
         site = self.sites.get(value) if isinstance(value, cst.Call) else None
@@ -774,7 +848,10 @@ class FlagCleanup(CodemodCommand):
     :class:`~libcst.codemod.visitors.RemoveImportsVisitor`, which
     :class:`~libcst.codemod.CodemodCommand` runs after it: an import only
     they used goes. In an ``__init__.py`` imports stay (a package's names
-    are its interface: other modules may import them from it).
+    are its interface: other modules may import them from it), and so does
+    an import whose name ``named_elsewhere`` says another file takes from
+    this module (``patch("app.views.ld_client")``, ``from app.views import
+    ld_client``).
     """
 
     DESCRIPTION = "Rewrite a flag's evaluations as one value and fold what goes dead."
@@ -786,8 +863,10 @@ class FlagCleanup(CodemodCommand):
         key: str,
         value: JSONValue,
         imported: frozenset[str] = frozenset(),
+        named_elsewhere: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__(context)
+        self.named_elsewhere = named_elsewhere
         self.key = key
         self.value = value
         self.imported = imported
@@ -822,8 +901,9 @@ class FlagCleanup(CodemodCommand):
         # away; the uses that do not fold stay as they were (a second pass
         # without them), and the assignment stays for them.
         folding = {use: assign for assign, uses in variables.items() for use in uses}
+        receivers = _receivers(tree, scopes, finder.sites)
         while True:
-            removed = {
+            removed = receivers | {
                 assign
                 for assign, uses in variables.items()
                 if all(use in folding for use in uses)
@@ -839,7 +919,21 @@ class FlagCleanup(CodemodCommand):
         if Path(path).name != "__init__.py":
             for node in rewriter.dropped:
                 self.remove_unused_import_by_node(node)
+            self._keep_imports_named_elsewhere()
         return out
+
+    def _keep_imports_named_elsewhere(self) -> None:
+        """Take back the removals of imports another file names through this module."""
+        key = RemoveImportsVisitor.CONTEXT_KEY
+        scheduled = self.context.scratch.get(key)
+        if not scheduled or self.named_elsewhere is None:
+            return
+        named = self.named_elsewhere
+        self.context.scratch[key] = [
+            (module, obj, alias)
+            for module, obj, alias in scheduled
+            if not named(alias or obj or module.split(".")[0])
+        ]
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         # (RemoveImportsVisitor may empty an `if TYPE_CHECKING:` block)
@@ -891,6 +985,33 @@ _EVALUATED: Final = re.compile(
 )
 
 
+def names_taken_from(module: Path, sources: Sequence[bytes]) -> Callable[[str], bool]:
+    """Whether any of ``sources`` names ``NAME`` through ``module``: ``views.NAME``, ``from ...views import NAME``.
+
+    Read with patterns, not parsed (a mock's ``patch("app.views.NAME")`` is
+    a string): an import cleanup would remove stays when another file
+    takes it from the module.
+    """
+    stem = re.escape(module.stem.encode())
+
+    def named(name: str) -> bool:
+        word = re.escape(name.encode())
+        pattern = re.compile(
+            rb"\b"
+            + stem
+            + rb"\."
+            + word
+            + rb"\b|\bfrom\s+[\w.]*\b"
+            + stem
+            + rb"\s+import\s+(?:\([^)]*|[^\n]*)\b"
+            + word
+            + rb"\b"
+        )
+        return any(pattern.search(text) for text in sources)
+
+    return named
+
+
 def keys_evaluated(sources: Iterable[bytes]) -> set[str]:
     """The keys written as a string in the first argument of an evaluation (``variation("k"``...).
 
@@ -910,11 +1031,14 @@ def clean_source(
     key: str,
     value: JSONValue,
     imported: frozenset[str] = frozenset(),
+    named_elsewhere: Callable[[str], bool] | None = None,
 ) -> FileResult:
     """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left.
 
     ``imported``: the names of key constants other modules define
-    (:func:`key_constants`), recognised where this one imports them. A
+    (:func:`key_constants`), recognised where this one imports them.
+    ``named_elsewhere(name)``: whether another file takes ``name`` from
+    this module (its import then stays; :class:`FlagCleanup`). A
     file that cannot be read, parsed or walked comes back unchanged with
     :attr:`FileResult.failed` saying why; so does a rewrite that would not
     parse (never written).
@@ -943,6 +1067,7 @@ def clean_source(
         key,
         value,
         imported,
+        named_elsewhere,
     )
     outcome = transform_module(command, text)
     result.left = command.left

@@ -87,7 +87,12 @@ def cleanup(
         import libcst  # noqa: F401  # (its absence is a usage error)
     except ImportError:
         return _error("aioflags cleanup needs libcst: pip install 'aioflags[codemod]'")
-    from aioflags._lifecycle._cleanup import clean_source, key_constants, keys_evaluated
+    from aioflags._lifecycle._cleanup import (
+        clean_source,
+        key_constants,
+        keys_evaluated,
+        names_taken_from,
+    )
 
     try:
         found, skipped = _tree.find(paths or [Path()])
@@ -130,10 +135,18 @@ def cleanup(
         else:
             sources.append(got)
     # (a key constant one module defines, others import)
-    imported = key_constants((source.data for source in sources), flag)
+    everything = [source.data for source in sources]
+    imported = key_constants(everything, flag)
     results: list[tuple[_tree.Source, FileResult]] = []
     for source in sources:
-        result = clean_source(source.path, source.data, flag, value, imported)
+        result = clean_source(
+            source.path,
+            source.data,
+            flag,
+            value,
+            imported,
+            names_taken_from(source.path, everything),
+        )
         results.append((source, result))
         if transformed is not None:
             transformed(source.path)
