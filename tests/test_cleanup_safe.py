@@ -697,3 +697,32 @@ def test_a_receiver_only_the_flag_used_goes(tree: Path) -> None:
             return True
         """
     )
+
+
+def test_a_block_whose_first_statements_went_starts_without_a_blank_line(
+    tree: Path,
+) -> None:
+    """The shape of a real Django view: a guard on the flag first, then a blank line; the body starts at once after the guard goes."""
+    (tree / "app" / "view.py").write_text(
+        textwrap.dedent(
+            """\
+            def view(client, request):
+                on = client.variation("new-checkout", {"key": "anonymous"}, False)
+                if not on:
+                    return 404
+
+                if request.method == "POST":
+                    return 200
+                return 400
+            """
+        )
+    )
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / "view.py").read_text() == textwrap.dedent(
+        """\
+        def view(client, request):
+            if request.method == "POST":
+                return 200
+            return 400
+        """
+    )

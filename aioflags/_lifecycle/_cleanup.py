@@ -644,6 +644,17 @@ class _Rewriter(cst.CSTTransformer):
             self.dropped.append(original)
         if not body:
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        first, was = body[0], original.body[0] if original.body else None
+        if (
+            isinstance(was, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+            and not was.leading_lines
+            and isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+            and first.leading_lines
+            and not any(line.comment for line in first.leading_lines)
+        ):
+            # (the statements before it went: so do the blank lines that
+            # parted it from them, where the block began with none)
+            body = [first.with_changes(leading_lines=[]), *body[1:]]
         return updated if body is updated.body else updated.with_changes(body=body)
 
 
