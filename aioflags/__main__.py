@@ -516,42 +516,23 @@ def diff(old: Path, new: Path, contexts: Path, *, as_json: bool) -> int:
     return 1 if report.changes else 0
 
 
-def codegen(files: list[Path], ld_files: list[Path], out: Path, *, check: bool) -> int:
+def codegen(
+    files: list[Path],
+    ld_files: list[Path],
+    out: Path,
+    *,
+    check: bool,
+    names: Mapping[str, str] | None = None,
+) -> int:
     """Write (or ``check``) the typed accessors of the flags in ``files`` and ``ld_files``.
 
     0 when written, or current; 1 when ``check`` finds ``out`` stale (the
-    diff printed); 2 when a file cannot be read or the flags cannot be typed.
+    diff printed); 2 when a file cannot be read, the flags cannot be typed,
+    or ``out`` is no module codegen wrote (left as it is).
     """
-    from ._lifecycle import _codegen
+    from ._lifecycle._codegen_run import run
 
-    try:
-        sources = _codegen.load(files, ld_files)
-        generated = _codegen.generate(
-            sources, _codegen.command_line(files, ld_files, out)
-        )
-    except _codegen.CodegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if check:
-        stale = _codegen.check(out, generated)
-        if stale is None:
-            print(f"{out} is current ({generated.flags} flags)")
-            return 0
-        print(stale, end="")
-        print(
-            f"{out} is not what the flags make now: run the command without --check",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        out.write_text(generated.text, encoding="utf-8", newline="\n")
-    except OSError as exc:
-        print(f"error: {out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    for note in generated.notes:
-        print(note)
-    print(f"wrote {out}: {generated.flags} flags")
-    return 0
+    return run(files, ld_files, out, check=check, names=names or {})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -695,6 +676,16 @@ def _parser() -> argparse.ArgumentParser:
         help="write nothing: exit 1 and print a diff when MODULE.py is not "
         "what the flags make now, 0 when it is",
     )
+    cmd.add_argument(
+        "--name",
+        dest="names",
+        type=_name,
+        action="append",
+        default=[],
+        metavar="KEY=IDENT",
+        help="name flag KEY's methods IDENT (IDENT_detail): for two keys that "
+        "would have one name; repeatable",
+    )
     cmd.set_defaults(run=_codegen_command, parser=cmd)
 
     cmd = commands.add_parser(
@@ -799,14 +790,33 @@ def _validate_command(args: argparse.Namespace) -> int:
     return validate(args.files)
 
 
+def _name(text: str) -> tuple[str, str]:
+    """``--name KEY=IDENT`` (a key may hold ``=``: IDENT is after the last)."""
+    from ._lifecycle._codegen import name_problem
+
+    key, equals, ident = text.rpartition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=IDENT")
+    problem = name_problem(ident)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return key, ident
+
+
 def _codegen_command(args: argparse.Namespace) -> int:
     if not args.files and not args.ld_files:
         args.parser.error("give flag files, or --from-ld FILE")
-    return codegen(args.files, args.ld_files, args.output, check=args.check)
+    names: dict[str, str] = {}
+    for key, ident in args.names:
+        if names.setdefault(key, ident) != ident:
+            args.parser.error(f"--name: {key!r} is named twice")
+    return codegen(
+        args.files, args.ld_files, args.output, check=args.check, names=names
+    )
 
 
 def _cleanup_command(args: argparse.Namespace) -> int:
-    from ._lifecycle._run import cleanup
+    from ._lifecycle._cleanup_run import cleanup
 
     return cleanup(
         args.flag,

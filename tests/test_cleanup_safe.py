@@ -20,7 +20,7 @@ import pytest
 
 from aioflags.__main__ import main
 from aioflags._lifecycle import _evidence
-from aioflags._lifecycle._run import cleanup
+from aioflags._lifecycle._cleanup_run import cleanup
 
 FLAGS = {
     "flags": {

@@ -84,6 +84,15 @@ async def use(client: aioflags.Client, sync: aioflags.blocking.Client) -> None:
 """
 
 
+#: FLAGS_YAML's two keys whose names another flag's methods have, named.
+NAMES = (
+    "--name",
+    "newCheckout=new_checkout_text",
+    "--name",
+    "new_checkout_detail=new_checkout_verbose",
+)
+
+
 def codegen(*args: str | Path) -> int:
     return main(["codegen", *(str(a) for a in args)])
 
@@ -99,7 +108,7 @@ def generated(
     tmp_path: Path, flag_file: Path, name: str = "flags_mod.py", *extra: str
 ) -> str:
     out = tmp_path / name
-    assert codegen(flag_file, "-o", out, *extra) == 0
+    assert codegen(flag_file, "-o", out, *NAMES, *extra) == 0
     return out.read_text()
 
 
@@ -145,14 +154,16 @@ def test_the_module_says_how_to_regenerate_it_and_its_renames(
 ) -> None:
     text = generated(tmp_path, flag_file)
     out = capsys.readouterr().out
-    command = f"aioflags codegen {flag_file} -o {tmp_path / 'flags_mod.py'}"
+    command = (
+        f"aioflags codegen {flag_file} --name newCheckout=new_checkout_text "
+        f"--name new_checkout_detail=new_checkout_verbose -o {tmp_path / 'flags_mod.py'}"
+    )
     assert text.splitlines()[1] == f"#   {command}"
     assert "do not edit" in text.splitlines()[0]
     renames = [
         'flag "class" is class_ (class is a Python keyword)',
-        'flag "newCheckout" is new_checkout_2 (new_checkout is flag "new-checkout"\'s)',
-        'flag "new_checkout_detail" is new_checkout_detail_2 '
-        '(new_checkout_detail is flag "new-checkout"\'s)',
+        'flag "newCheckout" is new_checkout_text (--name)',
+        'flag "new_checkout_detail" is new_checkout_verbose (--name)',
     ]
     for line in renames:
         assert f"# {line}\n" in text
@@ -163,7 +174,7 @@ def test_the_module_says_how_to_regenerate_it_and_its_renames(
     code = "\n".join(s for s in text.splitlines() if not s.startswith("#"))
     for key in ("new-checkout", "color", "class", "checkout-config", "newCheckout"):
         assert code.count(json.dumps(key)) == 1, key
-    for name in ("new_checkout", "class_", "new_checkout_2", "new_checkout_detail_2"):
+    for name in ("new_checkout", "class_", "new_checkout_text", "new_checkout_verbose"):
         assert text.count(f"async def {name}(") == 1
         assert text.count(f"    def {name}(") == 1
         assert text.count(f"async def {name}_detail(") == 1
@@ -290,14 +301,14 @@ def test_check_passes_a_current_module_and_shows_a_stale_ones_diff(
     tmp_path: Path, flag_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "flags_mod.py"
-    assert codegen(flag_file, "-o", out, "--check") == 1  # none yet
+    assert codegen(flag_file, "-o", out, "--check", *NAMES) == 1  # none yet
     capsys.readouterr()
     text = generated(tmp_path, flag_file)
     capsys.readouterr()
-    assert codegen(flag_file, "-o", out, "--check") == 0
+    assert codegen(flag_file, "-o", out, "--check", *NAMES) == 0
     assert "is current" in capsys.readouterr().out
     flag_file.write_text(FLAGS_YAML.replace("[green, blue]", "[green, teal]"))
-    assert codegen(flag_file, "-o", out, "--check") == 1
+    assert codegen(flag_file, "-o", out, "--check", *NAMES) == 1
     captured = capsys.readouterr()
     assert captured.out.startswith(f"--- {out}\n+++ {out} (generated now)\n")
     assert '-Color: TypeAlias = Literal["green", "blue"]' in captured.out
@@ -372,7 +383,7 @@ async def test_a_generated_module_works_on_a_client(
             "extras": [],
         }
         assert await flags.mixed(ctx) == {"a": [1, 2]}
-        assert await flags.new_checkout_2(ctx) == "x"
+        assert await flags.new_checkout_text(ctx) == "x"
         detail = await flags.color_detail(ctx)
         assert (detail.value, detail.variation_index) == ("blue", 1)
         assert detail.reason["kind"] == "FALLTHROUGH"
@@ -426,7 +437,7 @@ def test_the_module_passes_mypy_strict_and_catches_wrong_uses(
     # flags_old.py: flags.yaml without color (a removed flag).
     removed = tmp_path / "removed.yaml"
     removed.write_text(FLAGS_YAML.replace("  color:", "  colour-old:"))
-    assert codegen(removed, "-o", tmp_path / "flags_old.py") == 0
+    assert codegen(removed, "-o", tmp_path / "flags_old.py", *NAMES) == 0
     (tmp_path / "good.py").write_text(CALLER.format(module="flags_mod"))
     (tmp_path / "purple.py").write_text(
         "from aioflags import Context\n"
@@ -498,7 +509,7 @@ def test_the_module_is_as_ruff_format_leaves_it(
     path = tmp_path / "flags.json"
     path.write_text(json.dumps(data))
     out = tmp_path / "flags_mod.py"
-    assert codegen(path, "-o", out) == 0
+    assert codegen(path, "-o", out, *NAMES) == 0
     assert any(len(line) > 88 for line in out.read_text().splitlines())
     result = _run("ruff", "format", "--check", "--diff", out, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

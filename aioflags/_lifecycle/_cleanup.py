@@ -24,7 +24,7 @@ It is a libcst codemod (:class:`FlagCleanup`, a
 :class:`~libcst.codemod.CodemodCommand`): imports that only the code it
 took out used go with it (libcst's ``RemoveImportsVisitor``). The evidence
 is read first (``_evidence.py``); the files are found, read and written back
-by ``_tree.py``; ``_run.py`` drives the command.
+by ``_tree.py``; ``_cleanup_run.py`` drives the command.
 """
 
 from __future__ import annotations

@@ -9,16 +9,22 @@ typed from the flag's variations. It is written as ``ruff format`` leaves it
 (docs/lifecycle-tools.md):
 
 - Flags are taken in the order of their keys (Python's string order: by
-  code point), and named in that order.
-- A key's name: camelCase split at its humps, lower case, every run of other
-  characters than ``a-z``, ``0-9`` and ``_`` one ``_``, no ``_`` at either
-  end (``new-checkout``, ``newCheckout`` → ``new_checkout``); ``flag_``
-  before a leading digit; ``flag`` for a key with no letter or digit.
-- A name that is a Python keyword, or a type the module's annotations name
-  (``bool``, ``int``, ``float``, ``str``, ``list``, ``dict``), gets a
-  trailing ``_`` (``class`` → ``class_``). A name (or its ``_detail``) that
-  an earlier flag's methods have gets ``_2``, ``_3``..., the first free.
-  Both are renames: listed at the top of the module and printed.
+  code point).
+- A key's name depends on the key alone: camelCase split at its humps,
+  lower case, every run of other characters than ``a-z``, ``0-9`` and
+  ``_`` one ``_``, no ``_`` at either end (``new-checkout``,
+  ``newCheckout`` → ``new_checkout``); ``flag_`` before a leading digit;
+  ``flag`` for a key with no letter or digit. A name that is a Python
+  keyword, or a type the module's annotations name (``bool``, ``int``,
+  ``float``, ``str``, ``list``, ``dict``), gets a trailing ``_`` (``class``
+  → ``class_``): a rename, listed at the top of the module and printed.
+  ``--name KEY=IDENT`` gives a flag another name (``IDENT``: lower-case
+  ASCII letters, digits and ``_``, from a letter, not ending ``_detail``,
+  no keyword or type name).
+- Names never move: two flags whose names (or a name and another's
+  ``..._detail``) are the same are refused, naming both, until
+  ``--name`` tells them apart. Adding, removing or renaming a flag never
+  changes which flag another flag's methods read.
 - Types: all booleans ``bool``; all integers ``int``; numbers with a
   fraction among them ``float``; all strings ``Literal[...]`` of them, in
   the order of the variations; objects with the same keys and the same type
@@ -26,7 +32,14 @@ typed from the flag's variations. It is written as ``ruff format`` leaves it
   ``int`` with ``float`` is ``float``) a ``TypedDict``; anything else the
   module's own recursive ``JSON``. A Literal or a TypedDict is named after
   the method in CamelCase (``checkout_config`` → ``CheckoutConfig``), with
-  ``2``, ``3``... when the name is taken.
+  a trailing ``_`` when that is a name of the module's own or a keyword
+  (``none`` → ``None_``, ``flags`` → ``Flags_``); two flags with one type
+  name are refused, as two with one method name are. A TypedDict is
+  written in the class form when its fields are ASCII names (no keyword,
+  no leading ``__``, none the module's annotations use), else in the
+  functional form.
+- A value nested more than :data:`MAX_DEPTH` levels is refused (Python's
+  parser stops at 200 brackets).
 - The default passed to the client: the flag's ``default:`` from its file
   (one of its variations), else its off variation, else its first variation.
 """
@@ -44,7 +57,20 @@ from typing import TYPE_CHECKING, Final
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._files import load_flag_files, read_flag_file
-from aioflags._datasystem._sources._lint import same_json
+from aioflags._datasystem._sources._lint import did_you_mean, same_json, schema
+from aioflags._lifecycle._pysource import (
+    INDENT,
+    LINE,
+    Node,
+    assignment,
+    call_node,
+    doc_lines,
+    docstring,
+    escape,
+    layout,
+    literal,
+    string,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -53,21 +79,22 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
+    "HEADER",
+    "MAX_DEPTH",
     "CodegenError",
     "Generated",
-    "check",
+    "command_line",
     "generate",
     "identifier",
     "load",
+    "name_problem",
     "unified_diff",
 ]
 
-#: The formatter's line length (``ruff format``'s default, and Black's).
-LINE: Final = 88
-_INDENT: Final = "    "
-
 _HUMP: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _OTHER: Final = re.compile(r"[^a-z0-9_]+")
+#: What ``--name`` may give: a name as codegen makes them.
+_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")
 _UNDERSCORES: Final = re.compile(r"_+")
 #: Lowercase names the module's annotations use inside the classes: a method
 #: so named would hide the type from the methods after it.
@@ -88,6 +115,14 @@ _MODULE_NAMES: Final = frozenset(
         "TYPE_CHECKING",
     }
 )
+#: A value nested deeper is refused: the default is written as a literal in
+#: a call, and Python's parser stops at 200 brackets (mypy and others recurse).
+MAX_DEPTH: Final = 100
+#: The fields of a flag codegen reads (a misspelt one is said).
+_READS: Final = ["variations", "offVariation", "default", "description"]
+#: The first line of every module codegen writes: ``-o`` overwrites only a
+#: file that starts with it.
+HEADER: Final = "# Generated by `aioflags codegen`: do not edit. Regenerate with"
 
 
 class CodegenError(AioflagsError):
@@ -229,54 +264,149 @@ def _defaults(
     return variations[0], "its first variation (it has no off variation)"
 
 
+def name_problem(ident: str) -> str | None:
+    """Why ``--name KEY=IDENT`` cannot give a flag the name ``ident``, or None."""
+    if not _NAME.fullmatch(ident):
+        return (
+            "a name is lower-case ASCII letters, digits and _, from a letter "
+            "(as codegen's names are)"
+        )
+    if keyword.iskeyword(ident):
+        return "it is a Python keyword"
+    if ident in _TYPE_NAMES:
+        return "it is a type the module's annotations name"
+    if ident.endswith("_detail"):
+        return "a name ending _detail would be another flag's _detail method"
+    return None
+
+
+def _depth(value: JSONValue) -> int:
+    """How many lists and objects nest in ``value`` (without recursing)."""
+    deepest = 0
+    stack: list[tuple[JSONValue, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack += ((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack += ((v, depth + 1) for v in item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def _variations(key: str, raw: JSONObject, ld: bool) -> list[JSONValue]:
+    """A flag's variations, checked: some, none nested too deeply."""
+    variations = raw.get("variations")
+    if not isinstance(variations, list) or not variations:
+        known = schema()["$defs"]["flag"]["properties"]
+        misspelt = [
+            f"unknown field {field!r}{hint}"
+            for field in raw
+            if field not in known and (hint := did_you_mean(field, _READS))
+        ]
+        if misspelt and not ld:
+            raise CodegenError(
+                f"flag {key!r}: {'; '.join(misspelt)}; it has no variations: "
+                "nothing to type its accessor from"
+            )
+        raise CodegenError(
+            f"flag {key!r} has no variations: nothing to type its accessor "
+            "from (`aioflags validate` says what else is wrong)"
+        )
+    values = [*variations, raw["default"]] if "default" in raw else variations
+    deepest = max(_depth(v) for v in values)
+    if deepest > MAX_DEPTH:
+        raise CodegenError(
+            f"flag {key!r}: a value nested {deepest} levels deep: a module "
+            f"writes at most {MAX_DEPTH} (Python's parser stops at 200)"
+        )
+    return variations
+
+
+def _name(key: str, names: Mapping[str, str]) -> tuple[str, str | None]:
+    """A flag's method name, and why it is not ``identifier(key)`` (None: it is)."""
+    if key in names:
+        return names[key], "--name"
+    base = identifier(key)
+    if keyword.iskeyword(base):
+        return f"{base}_", f"{base} is a Python keyword"
+    if base in _TYPE_NAMES:
+        return f"{base}_", f"{base} is a type's name"
+    return base, None
+
+
+def _type_name(name: str) -> tuple[str, str | None]:
+    """The name of a flag's Literal or TypedDict, and why it has a ``_`` (None: no ``_``)."""
+    camel = _camel(name)
+    if camel in _MODULE_NAMES:
+        return f"{camel}_", f"{camel} is the module's"
+    if keyword.iskeyword(camel):
+        return f"{camel}_", f"{camel} is a Python keyword"
+    return camel, None
+
+
+def _clash(a: str, b: str, what: str) -> CodegenError:
+    return CodegenError(
+        f"flags {_quoted_key(a)} and {_quoted_key(b)} would both have {what}: "
+        f"give one of them another name with --name KEY=IDENT"
+    )
+
+
 def _flags(
     sources: Sequence[tuple[Mapping[str, JSONObject], bool]],
+    names: Mapping[str, str],
 ) -> tuple[list[_Flag], list[str]]:
-    """Name and type every flag; the notes: renames and flags left out."""
+    """Name and type every flag; the notes: the renames."""
     merged: dict[str, tuple[JSONObject, bool]] = {}
     for flags, ld in sources:
         for key, raw in flags.items():
             if key in merged:
                 raise CodegenError(f"flag {key!r} is defined more than once")
             merged[key] = (raw, ld)
+    live = [key for key in sorted(merged) if merged[key][0].get("deleted") is not True]
+    for key, ident in sorted(names.items()):
+        if key not in live:
+            raise CodegenError(
+                f"--name {key}={ident}: no flag {key!r}{did_you_mean(key, live)}"
+            )
+        problem = name_problem(ident)
+        if problem is not None:
+            raise CodegenError(f"--name {key}={ident}: {problem}")
     notes: list[str] = []
     out: list[_Flag] = []
-    taken: set[str] = set()
-    owner: dict[str, str] = {}
-    type_names: set[str] = set(_MODULE_NAMES)
-    for key in sorted(merged):
+    owner: dict[str, str] = {}  # method name -> the key whose method it is
+    type_owner: dict[str, str] = {}
+    for key in live:
         raw, ld = merged[key]
-        if raw.get("deleted") is True:
-            continue
-        variations = raw.get("variations")
-        if not isinstance(variations, list) or not variations:
-            notes.append(f"flag {_quoted_key(key)} has no variations: no accessor")
-            continue
-        base = identifier(key)
-        why = None
-        if keyword.iskeyword(base) or base in _TYPE_NAMES:
-            what = "a Python keyword" if keyword.iskeyword(base) else "a type's name"
-            why = f"{base} is {what}"
-            base += "_"
-        name, n = base, 2
-        while name in taken or f"{name}_detail" in taken:
-            clash = owner.get(name) or owner[f"{name}_detail"]
-            why = f"{name} is flag {_quoted_key(clash)}'s"
-            name, n = f"{base}_{n}", n + 1
-        taken |= {name, f"{name}_detail"}
-        owner[name] = owner[f"{name}_detail"] = key
+        variations = _variations(key, raw, ld)
+        name, why = _name(key, names)
+        for method in (name, f"{name}_detail"):
+            if method in owner:
+                raise _clash(owner[method], key, f"the method {method}")
+            owner[method] = key
         if why is not None:
             notes.append(f"flag {_quoted_key(key)} is {name} ({why})")
         kind = flag_type(variations)
         type_name = kind.kind if kind.kind in ("bool", "int", "float") else "JSON"
         if kind.kind in ("literal", "typeddict"):
-            type_name, m = _camel(name), 2
-            while type_name in type_names:
-                type_name, m = f"{_camel(name)}{m}", m + 1
-            type_names.add(type_name)
+            type_name, type_why = _type_name(name)
+            if type_name in type_owner:
+                raise _clash(type_owner[type_name], key, f"the type {type_name}")
+            type_owner[type_name] = key
+            if type_why is not None:
+                notes.append(
+                    f"flag {_quoted_key(key)}'s type is {type_name} ({type_why})"
+                )
         default, default_from = _defaults(key, raw, variations, ld)
         if kind.kind == "float":
-            default = float(default)
+            try:
+                default = float(default)
+            except OverflowError:
+                raise CodegenError(
+                    f"flag {key!r}: its default {default} is too large for a float"
+                ) from None
         description = None if ld else raw.get("description")
         out.append(
             _Flag(
@@ -294,151 +424,17 @@ def _flags(
     return out, notes
 
 
-# ------------------------------------------------------------ formatting
-@dataclass(frozen=True)
-class _Node:
-    """An expression as the formatter splits it: an atom, or brackets around items.
-
-    A bracket's items are nodes, or ``(key, node)`` pairs (a dict's).
-    ``comma``: a trailing comma when the items go one a line (not for a
-    subscript of one item, where it would make a tuple).
-    """
-
-    text: str  # an atom's text, or the opening: "f(", "Literal[", "{"
-    items: tuple[_Node | tuple[str, _Node], ...] | None = None
-    close: str = ""
-    comma: bool = True
-
-    def flat(self) -> str:
-        if self.items is None:
-            return self.text
-        return self.text + ", ".join(_flat_item(i) for i in self.items) + self.close
-
-
-def _flat_item(item: _Node | tuple[str, _Node]) -> str:
-    if isinstance(item, tuple):
-        return f"{item[0]}: {item[1].flat()}"
-    return item.flat()
-
-
-def _lines(node: _Node, indent: str, prefix: str = "", suffix: str = "") -> list[str]:
-    """``node`` as ``ruff format`` writes it, after ``prefix``, before ``suffix``."""
-    flat = f"{indent}{prefix}{node.flat()}{suffix}"
-    if len(flat) <= LINE or node.items is None or not node.items:
-        return [flat]
-    inner = indent + _INDENT
-    body = ", ".join(_flat_item(i) for i in node.items)
-    lines = [f"{indent}{prefix}{node.text}"]
-    if len(inner) + len(body) <= LINE:
-        lines.append(inner + body)
-    else:
-        comma = "," if node.comma or len(node.items) > 1 else ""
-        for item in node.items:
-            if isinstance(item, tuple):
-                lines += _lines(item[1], inner, f"{item[0]}: ", comma)
-            else:
-                lines += _lines(item, inner, "", comma)
-    lines.append(f"{indent}{node.close}{suffix}")
-    return lines
-
-
-def _assignment(target: str, value: _Node) -> list[str]:
-    """``target = value``; an atom too long is put in parentheses, if that makes it fit."""
-    line = f"{target} = {value.flat()}"
-    if value.items is None and len(line) > LINE and len(_INDENT + value.text) <= LINE:
-        return [f"{target} = (", _INDENT + value.text, ")"]
-    return _lines(value, "", f"{target} = ")
-
-
-def _string(text: str) -> str:
-    """A string literal as ruff writes it: double quotes unless single ones escape less."""
-    quote = "'" if text.count('"') > text.count("'") else '"'
-    out = []
-    for char in text:
-        if char == "\\" or char == quote:
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\r":
-            out.append("\\r")
-        elif char == "\t":
-            out.append("\\t")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            code = ord(char)
-            out.append(
-                f"\\x{code:02x}"
-                if code < 0x100
-                else f"\\u{code:04x}"
-                if code < 0x10000
-                else f"\\U{code:08x}"
-            )
-    return quote + "".join(out) + quote
-
-
-def _literal(value: JSONValue) -> _Node:
-    """A JSON value as a Python literal."""
-    if value is None or isinstance(value, bool):
-        return _Node(repr(value))
-    if isinstance(value, (int, float)):
-        return _Node(repr(value).replace("e+", "e"))  # (ruff writes 1e100)
-    if isinstance(value, str):
-        return _Node(_string(value))
-    if isinstance(value, list):
-        return _Node("[", tuple(_literal(v) for v in value), "]")
-    return _Node("{", tuple((_string(k), _literal(v)) for k, v in value.items()), "}")
-
-
-def _call(function: str, *args: _Node) -> _Node:
-    return _Node(f"{function}(", args, ")")
-
-
-_PRINTABLE: Final = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f]")
-
-
-def _doc_lines(text: str) -> list[str]:
-    """Text for a docstring: its own lines, tabs as spaces, escaped for ``\"\"\"``."""
-    lines = [line.expandtabs(4).rstrip() for line in text.splitlines()]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    common = min(
-        (len(line) - len(line.lstrip(" ")) for line in lines if line), default=0
-    )
-    out = []
-    for line in lines:
-        line = line[common:].replace("\\", "\\\\")
-        line = _PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
-        out.append(line.replace('"""', '\\"\\"\\"'))
-    return out
-
-
-def _docstring(lines: list[str], indent: str) -> list[str]:
-    """A docstring as ruff leaves it: one line, or a summary and the rest."""
-    if lines and lines[-1].endswith('"'):
-        lines[-1] += " "
-    if lines and lines[0].startswith('"'):
-        lines[0] = " " + lines[0]
-    if len(lines) == 1:
-        return [f'{indent}"""{lines[0]}"""']
-    out = [f'{indent}"""{lines[0]}']
-    out += [f"{indent}{line}" if line else "" for line in lines[1:]]
-    out.append(f'{indent}"""')
-    return out
-
-
+# ------------------------------------------------------------ the module
 def _flag_doc(flag: _Flag) -> list[str]:
-    lines = _doc_lines(flag.description) if flag.description else []
-    key = _doc_lines(f"``{flag.key}``")
+    lines = doc_lines(flag.description) if flag.description else []
+    key = doc_lines(f"``{flag.key}``")
     if not lines:
         lines = [f"The flag {' '.join(key)}."]
     variations = ", ".join(_json(v) for v in flag.variations)
     lines += [
         "",
-        *_doc_lines(f"Variations: {variations}."),
-        *_doc_lines(
+        *doc_lines(f"Variations: {variations}."),
+        *doc_lines(
             f"Default (when it cannot be evaluated, or serves a value of "
             f"another type): {_json(flag.default)}, {flag.default_from}."
         ),
@@ -458,11 +454,11 @@ _METHODS: Final = {
 
 def _methods(flag: _Flag, blocking: bool) -> list[str]:
     """A flag's two methods in a class."""
-    indent, body = _INDENT, _INDENT * 2
+    indent, body = INDENT, INDENT * 2
     keyword_ = "def" if blocking else "async def"
     wait = "" if blocking else "await "
     method = f"self._client.{_METHODS[flag.type.kind]}_variation"
-    args = (_Node(f"{flag.name.upper()}_KEY"), _Node("context"), _literal(flag.default))
+    args = (Node(f"{flag.name.upper()}_KEY"), Node("context"), literal(flag.default))
     out: list[str] = []
     for detail in (False, True):
         name = f"{flag.name}_detail" if detail else flag.name
@@ -486,20 +482,20 @@ def _methods(flag: _Flag, blocking: bool) -> list[str]:
             else:
                 out.append(tail)
         if detail:
-            out += _docstring(
+            out += docstring(
                 [f"Like :meth:`{flag.name}`, with the variation index and the reason."],
                 body,
             )
         else:
-            out += _docstring(_flag_doc(flag), body)
-        call = _call(method + ("_detail" if detail else ""), *args)
+            out += docstring(_flag_doc(flag), body)
+        node = call_node(method + ("_detail" if detail else ""), *args)
         if flag.type.kind in ("bool", "int", "float"):
-            out += _lines(call, body, f"return {wait}")
+            out += layout(node, body, f"return {wait}")
         else:
             local = "detail" if detail else "value"
-            out += _lines(call, body, f"{local} = {wait}")
-            out += _lines(
-                _call("cast", _Node(_string(returns)), _Node(local)), body, "return "
+            out += layout(node, body, f"{local} = {wait}")
+            out += layout(
+                call_node("cast", Node(string(returns)), Node(local)), body, "return "
             )
         out.append("")
     return out
@@ -510,23 +506,40 @@ _JSON_ALIAS: Final = (
 )
 
 
+def _class_field(field: str) -> bool:
+    """Whether a TypedDict's field can be written in the class form, as itself.
+
+    Not a keyword; no leading ``__`` (the class body would mangle it); not a
+    name the annotations use (the field would hide it); ASCII (Python
+    normalises other names: ``ﬁ`` would be ``fi``).
+    """
+    return (
+        field.isascii()
+        and field.isidentifier()
+        and not keyword.iskeyword(field)
+        and not field.startswith("__")
+        and field not in _TYPE_NAMES
+        and field != "JSON"
+    )
+
+
 def _type_definition(flag: _Flag) -> list[str]:
     if flag.type.kind == "literal":
-        items = tuple(_Node(_string(s)) for s in flag.type.literals)
-        node = _Node("Literal[", items, "]", comma=len(items) > 1)
-        return _lines(node, "", f"{flag.type_name}: TypeAlias = ")
+        items = tuple(Node(string(s)) for s in flag.type.literals)
+        node = Node("Literal[", items, "]", comma=len(items) > 1)
+        return layout(node, "", f"{flag.type_name}: TypeAlias = ")
     fields = flag.type.fields
-    if all(f.isidentifier() and not keyword.iskeyword(f) for f, _ in fields):
+    if all(_class_field(f) for f, _ in fields):
         out = [f"class {flag.type_name}(TypedDict):"]
         if len(out[0]) > LINE:
-            out = [f"class {flag.type_name}(", f"{_INDENT}TypedDict", "):"]
-        out += _docstring(_doc_lines(f"The value of the flag ``{flag.key}``."), _INDENT)
+            out = [f"class {flag.type_name}(", f"{INDENT}TypedDict", "):"]
+        out += docstring(doc_lines(f"The value of the flag ``{flag.key}``."), INDENT)
         out.append("")
-        out += [f"{_INDENT}{field}: {kind}" for field, kind in fields]
+        out += [f"{INDENT}{field}: {kind}" for field, kind in fields]
         return out
-    shape = _Node("{", tuple((_string(f), _Node(kind)) for f, kind in fields), "}")
-    node = _call("TypedDict", _Node(_string(flag.type_name)), shape)
-    return _lines(node, "", f"{flag.type_name} = ")
+    shape = Node("{", tuple((string(f), Node(kind)) for f, kind in fields), "}")
+    node = call_node("TypedDict", Node(string(flag.type_name)), shape)
+    return layout(node, "", f"{flag.type_name} = ")
 
 
 def _module(flags: list[_Flag], notes: list[str], command: str) -> str:
@@ -535,7 +548,7 @@ def _module(flags: list[_Flag], notes: list[str], command: str) -> str:
         "JSON" in kind for flag in flags for _, kind in flag.type.fields
     )
     out = [
-        "# Generated by `aioflags codegen`: do not edit. Regenerate with",
+        HEADER,
         f"#   {command}",
         "# (and add --check to fail when this file is not what the flags make now).",
     ]
@@ -561,8 +574,8 @@ def _module(flags: list[_Flag], notes: list[str], command: str) -> str:
         f"from typing import {', '.join(typing)}",
         "",
         "if TYPE_CHECKING:",
-        f"{_INDENT}import aioflags.blocking",
-        f"{_INDENT}from aioflags import Client, Context, EvaluationDetail",
+        f"{INDENT}import aioflags.blocking",
+        f"{INDENT}from aioflags import Client, Context, EvaluationDetail",
         "",
     ]
     if uses_json:
@@ -570,7 +583,7 @@ def _module(flags: list[_Flag], notes: list[str], command: str) -> str:
     if flags:
         out.append("#: The flags' keys.")
         for flag in flags:
-            out += _assignment(f"{flag.name.upper()}_KEY: Final", _literal(flag.key))
+            out += assignment(f"{flag.name.upper()}_KEY: Final", literal(flag.key))
     for flag in flags:
         if flag.type.kind in ("literal", "typeddict"):
             out += ["", "", *_type_definition(flag)]
@@ -582,12 +595,12 @@ def _module(flags: list[_Flag], notes: list[str], command: str) -> str:
             "",
             "",
             f"class {cls}:",
-            f'{_INDENT}"""Typed flag values from an :class:`{doc}`: ``{cls}(client)``."""',
+            f'{INDENT}"""Typed flag values from an :class:`{doc}`: ``{cls}(client)``."""',
             "",
-            f'{_INDENT}__slots__ = ("_client",)',
+            f'{INDENT}__slots__ = ("_client",)',
             "",
-            f"{_INDENT}def __init__(self, client: {client}) -> None:",
-            f"{_INDENT * 2}self._client = client",
+            f"{INDENT}def __init__(self, client: {client}) -> None:",
+            f"{INDENT * 2}self._client = client",
             "",
         ]
         for flag in flags:
@@ -605,14 +618,18 @@ def _ld_flags(path: Path) -> dict[str, JSONObject]:
     try:
         data = parse(raw)
     except ProtocolError as exc:
-        raise CodegenError(f"{path}: invalid JSON: {exc}") from None
+        raise CodegenError(
+            f"{path}: {exc}: --from-ld reads LaunchDarkly's flag JSON; a flag "
+            "file (JSON or YAML) goes without --from-ld"
+        ) from None
     flags = data.get("flags") if isinstance(data, dict) else None
     if not isinstance(flags, dict) or not all(
         isinstance(flag, dict) for flag in flags.values()
     ):
         raise CodegenError(
             f"{path}: not LaunchDarkly's flag JSON: expected an object with "
-            '"flags" (flag objects by key), as /sdk/latest-all answers'
+            '"flags" (flag objects by key), as /sdk/latest-all answers; a '
+            "flag file (JSON or YAML) goes without --from-ld"
         )
     return flags
 
@@ -630,7 +647,8 @@ def load(
     sources: list[tuple[Mapping[str, JSONObject], bool]] = []
     if files:
         try:
-            flags, _ = load_flag_files(*files)
+            # Empty is an error, as it is to serve and validate.
+            flags, _ = load_flag_files(*files, allow_empty=False)
         except FlagFileError as exc:
             raise CodegenError(str(exc)) from None
         sources.append((flags, False))
@@ -638,25 +656,60 @@ def load(
     return sources
 
 
-def command_line(files: Iterable[Path], ld_files: Iterable[Path], out: Path) -> str:
-    """The command that regenerates the module (as its header says it)."""
+def _shell_word(word: str) -> str:
+    """A word of a shell command on one line: ``$'...'`` when it has a control character."""
+    if all(c.isprintable() for c in word):
+        return shlex.quote(word)
+    out = []
+    for char in word:
+        if char in "\\'":
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char.isprintable():
+            out.append(char)
+        elif 0xDC80 <= ord(char) <= 0xDCFF:  # a byte of a name not UTF-8 (PEP 383)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        else:  # (bash's \\xHH is a byte: \\uHHHH is the character)
+            out.append(escape(char).replace("\\x", "\\u00"))
+    return "$'" + "".join(out) + "'"
+
+
+def command_line(
+    files: Iterable[Path],
+    ld_files: Iterable[Path],
+    out: Path,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """The command that regenerates the module (as its header says it), on one line."""
     words = ["aioflags", "codegen", *(str(f) for f in files)]
     for path in ld_files:
         words += ["--from-ld", str(path)]
+    for key, ident in sorted((names or {}).items()):
+        words += ["--name", f"{key}={ident}"]
     words += ["-o", str(out)]
-    return shlex.join(words)
+    return " ".join(_shell_word(word) for word in words)
 
 
 def generate(
-    sources: Sequence[tuple[Mapping[str, JSONObject], bool]], command: str
+    sources: Sequence[tuple[Mapping[str, JSONObject], bool]],
+    command: str,
+    names: Mapping[str, str] | None = None,
 ) -> Generated:
     """The module for these flags (``load``'s), saying ``command`` regenerates it.
 
+    ``names``: ``--name``'s, by key.
+
     Raises:
-        CodegenError: a flag's ``default`` is no variation of it, or a key
-            is defined twice.
+        CodegenError: a flag's ``default`` is no variation of it, a key is
+            defined twice, two flags would have one name, a ``names`` entry
+            is no flag or no name, a value cannot be written.
     """
-    flags, notes = _flags(sources)
+    flags, notes = _flags(sources, names or {})
     return Generated(_module(flags, notes, command), tuple(notes), len(flags))
 
 
@@ -670,14 +723,3 @@ def unified_diff(old: str, new: str, path: str) -> str:
             tofile=f"{path} (generated now)",
         )
     )
-
-
-def check(path: Path, generated: Generated) -> str | None:
-    """None when ``path`` holds ``generated``; else the diff that would make it so."""
-    try:
-        old = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        old = ""
-    if old == generated.text:
-        return None
-    return unified_diff(old, generated.text, str(path)) or f"{path} differs\n"
