@@ -609,7 +609,9 @@ def test_a_block_the_import_removal_empties_says_pass(tree: Path) -> None:
     assert "if TYPE_CHECKING:\n    pass\n" in after
 
 
-def test_an_import_another_file_takes_from_the_module_stays(tree: Path) -> None:
+def test_an_import_another_file_takes_from_the_module_stays(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An import a test patches through the module (``patch("app.views.ld_client")``), or another module imports from it, stays."""
     app = tree / "app"
     (app / "__init__.py").write_text("")
@@ -630,6 +632,30 @@ def test_an_import_another_file_takes_from_the_module_stays(tree: Path) -> None:
     assert "from app.keys import NEW_CHECKOUT\n" in after
     assert "from app.util import artificial_delay, shared\n" in after
     assert "if not await" not in after
+    # Each is listed once, with the file that takes it.
+    left = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("left:")
+    ]
+    assert left == [
+        "left: app/views.py:6: the import of NEW_CHECKOUT is unused now, but "
+        "app/other.py takes it from this module (a mock.patch target?): left; "
+        "remove both by hand",
+        "left: app/views.py:7: the import of artificial_delay is unused now, but "
+        "tests/test_views.py takes it from this module (a mock.patch target?): "
+        "left; remove both by hand",
+    ]
+    # Named by another module of the same name elsewhere, it goes.
+    (app / "views.py").write_text(VIEWS)
+    (tree / "tests" / "test_views.py").write_text(
+        "from unittest.mock import patch\n\n\n"
+        "@patch('other.views.artificial_delay')\n"
+        "def test_checkout(delay): ...\n"
+    )
+    (app / "other.py").write_text("")
+    assert _run(".", "--flags", "flags.json") == 0
+    assert (app / "views.py").read_text() == VIEWS_AFTER
 
 
 def test_a_receiver_only_the_flag_used_goes(tree: Path) -> None:
@@ -726,3 +752,43 @@ def test_a_block_whose_first_statements_went_starts_without_a_blank_line(
             return 400
         """
     )
+
+
+def test_a_condition_that_may_have_effects_beside_the_flag_is_listed(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``if X() and not FLAG`` (a real middleware's shape): X still runs, so the ``if`` stays, listed; a name beside the flag folds."""
+    (tree / "app" / "middleware.py").write_text(
+        textwrap.dedent(
+            """\
+            def check(client, request):
+                if request.path.startswith("/ref/") and not client.variation(
+                    "new-checkout", {"key": "anonymous"}, False
+                ):
+                    raise LookupError(request.path)
+                if request.user and not client.variation("new-checkout", {}, False):
+                    raise LookupError("user")
+                while request.more and not client.variation("new-checkout", {}, False):
+                    request.next()
+                else:
+                    request.done()
+                return request
+            """
+        )
+    )
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / "middleware.py").read_text() == textwrap.dedent(
+        """\
+        def check(client, request):
+            if request.path.startswith("/ref/") and False:
+                raise LookupError(request.path)
+            request.done()
+            return request
+        """
+    )
+    out = capsys.readouterr().out
+    assert (
+        "left: app/middleware.py:2: the condition still evaluates what is beside "
+        "the flag's value (it may have effects): fold it by hand"
+    ) in out
+    assert "rewrote 4 sites, left 1, 2 files touched" in out  # (site.py too)

@@ -375,6 +375,9 @@ class _Rewriter(cst.CSTTransformer):
         self._elifs: set[cst.If] = set()
         #: the statements of a branch a fold kept, brought up a block
         self._inlined: set[cst.BaseStatement] = set()
+        #: the statements whose test stays with the flag's constant in it
+        #: (``X and False`` where X may have effects)
+        self.stuck: list[cst.CSTNode] = []
         #: the nodes of the tree read that a fold took out or replaced: the
         #: imports they used go where nothing else uses them
         self.dropped: list[cst.CSTNode] = []
@@ -501,7 +504,7 @@ class _Rewriter(cst.CSTTransformer):
     def leave_IfExp(
         self, original: cst.IfExp, updated: cst.IfExp
     ) -> cst.BaseExpression:
-        test = self._test(updated.test)
+        test = self._test(updated.test, original)
         if test not in self.constant:
             return updated if test is updated.test else updated.with_changes(test=test)
         self._fold(test)
@@ -525,8 +528,15 @@ class _Rewriter(cst.CSTTransformer):
         if isinstance(node.orelse, cst.If):
             self._elifs.add(node.orelse)
 
-    def _test(self, test: cst.BaseExpression) -> cst.BaseExpression:
-        """A test (only its truth matters) with ``X and <truthy>``, ``X or <falsy>`` made ``X``."""
+    def _test(
+        self, test: cst.BaseExpression, statement: cst.CSTNode
+    ) -> cst.BaseExpression:
+        """A test (only its truth matters) with ``X and <truthy>``, ``X or <falsy>`` made ``X``.
+
+        ``X and <falsy>`` and ``X or <truthy>`` are that constant when X is
+        a name or an attribute (nothing to evaluate); else X may have
+        effects: the test stays, and ``statement`` is listed as stuck.
+        """
         if (
             not isinstance(test, cst.BooleanOperation)
             or test.right not in self.constant
@@ -534,15 +544,28 @@ class _Rewriter(cst.CSTTransformer):
             return test
         truthy = bool(self.constant[test.right])
         if truthy != isinstance(test.operator, cst.And):
-            return test  # `X and <falsy>`, `X or <truthy>`: X may have effects
+            if not _pure(test.left):
+                self.stuck.append(statement)
+                return test
+            self._fold(test.right)
+            return self._make(truthy, test)
         self._fold(test.right)
-        return self._keep(self._test(test.left), test)
+        return self._keep(self._test(test.left, statement), test)
 
-    def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
-        test = self._test(updated.test)
+    def leave_While(
+        self, original: cst.While, updated: cst.While
+    ) -> (
+        cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement] | cst.RemovalSentinel
+    ):
+        test = self._test(updated.test, original)
         if test is updated.test:
             return updated
         self.dropped.append(original)
+        if test in self.constant and not self.constant[test]:
+            self._fold(test)  # (never looped: its else runs, once)
+            if updated.orelse is None:
+                return cst.RemoveFromParent()
+            return self._inline(updated.orelse.body, updated.leading_lines)
         return updated.with_changes(test=test)
 
     def _orelse(self, orelse: cst.If | cst.Else | None) -> cst.If | cst.Else | None:
@@ -559,7 +582,7 @@ class _Rewriter(cst.CSTTransformer):
     ) -> (
         cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement] | cst.RemovalSentinel
     ):
-        test = self._test(updated.test)
+        test = self._test(updated.test, original)
         if test is not updated.test:
             updated = updated.with_changes(test=test)
         orelse = self._orelse(updated.orelse)
@@ -874,7 +897,7 @@ class FlagCleanup(CodemodCommand):
         key: str,
         value: JSONValue,
         imported: frozenset[str] = frozenset(),
-        named_elsewhere: Callable[[str], bool] | None = None,
+        named_elsewhere: Callable[[str], Path | None] | None = None,
     ) -> None:
         super().__init__(context)
         self.named_elsewhere = named_elsewhere
@@ -927,28 +950,85 @@ class FlagCleanup(CodemodCommand):
             for use in kept:
                 del folding[use]
         self.rewritten = rewriter.rewritten
+        for node in rewriter.stuck:
+            self.left.append(
+                Left(
+                    path,
+                    line(node),
+                    "the condition still evaluates what is beside the flag's "
+                    "value (it may have effects): fold it by hand",
+                )
+            )
         if Path(path).name != "__init__.py":
             for node in rewriter.dropped:
                 self.remove_unused_import_by_node(node)
-            self._keep_imports_named_elsewhere()
+            self._keep_imports_named_elsewhere(tree, out, line)
+        self.left.sort(key=lambda left: left.line)
         return out
 
-    def _keep_imports_named_elsewhere(self) -> None:
-        """Take back the removals of imports another file names through this module."""
+    def _keep_imports_named_elsewhere(
+        self, tree: cst.Module, out: cst.Module, line: Callable[[cst.CSTNode], int]
+    ) -> None:
+        """Take back the removals of imports another file names through this module, and list them."""
         key = RemoveImportsVisitor.CONTEXT_KEY
         scheduled = self.context.scratch.get(key)
         if not scheduled or self.named_elsewhere is None:
             return
-        named = self.named_elsewhere
-        self.context.scratch[key] = [
-            (module, obj, alias)
-            for module, obj, alias in scheduled
-            if not named(alias or obj or module.split(".")[0])
-        ]
+        kept: list[tuple[str, str | None, str | None]] = []
+        used = _names_used(out)
+        for module, obj, alias in dict.fromkeys(scheduled):
+            local = alias or obj or module.split(".")[0]
+            other = self.named_elsewhere(local)
+            if other is None:
+                kept.append((module, obj, alias))
+            elif local not in used:
+                where = _import_of(tree, local)
+                self.left.append(
+                    Left(
+                        self.context.filename or "<module>",
+                        line(where) if where is not None else 1,
+                        f"the import of {local} is unused now, but {other} takes "
+                        "it from this module (a mock.patch target?): left; remove "
+                        "both by hand",
+                    )
+                )
+        self.context.scratch[key] = kept
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         # (RemoveImportsVisitor may empty an `if TYPE_CHECKING:` block)
         return super().transform_module(tree).visit(_NoEmptyBlock())
+
+
+def _names_used(tree: cst.Module) -> set[str]:
+    """The names a module uses outside its import statements."""
+    names: set[str] = set()
+
+    class _Names(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> bool:
+            return False
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            names.add(node.value)
+
+    tree.visit(_Names())
+    return names
+
+
+def _import_of(tree: cst.Module, local: str) -> cst.CSTNode | None:
+    """The import statement that binds ``local`` in ``tree``, if one does."""
+    found: list[cst.CSTNode] = []
+
+    class _Imports(cst.CSTVisitor):
+        def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+            bound = node.evaluated_alias or node.evaluated_name.split(".")[0]
+            if bound == local and not found:
+                found.append(node)
+
+    tree.visit(_Imports())
+    return found[0] if found else None
 
 
 class _NoEmptyBlock(cst.CSTTransformer):
@@ -996,29 +1076,41 @@ _EVALUATED: Final = re.compile(
 )
 
 
-def names_taken_from(module: Path, sources: Sequence[bytes]) -> Callable[[str], bool]:
-    """Whether any of ``sources`` names ``NAME`` through ``module``: ``views.NAME``, ``from ...views import NAME``.
+def names_taken_from(
+    module: Path, sources: Sequence[tuple[Path, bytes]]
+) -> Callable[[str], Path | None]:
+    """Which of ``sources`` names ``NAME`` through ``module``, if one does.
 
-    Read with patterns, not parsed (a mock's ``patch("app.views.NAME")`` is
-    a string): an import cleanup would remove stays when another file
-    takes it from the module.
+    ``app.views.NAME`` (a mock's ``patch("app.views.NAME")``, a string),
+    ``from app.views import NAME``, ``from .views import NAME``: the module
+    named by its packages (the directories with an ``__init__.py`` around
+    it). Read with patterns, not parsed: an import cleanup would remove
+    stays when another file takes it from the module.
     """
+    parts = [module.stem]
+    folder = module.parent
+    while (folder / "__init__.py").is_file() and folder.name:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    dotted = re.escape(".".join(parts).encode())
     stem = re.escape(module.stem.encode())
 
-    def named(name: str) -> bool:
+    def named(name: str) -> Path | None:
         word = re.escape(name.encode())
+        imports = rb"\s+import\s+(?:\([^)]*|[^\n]*)\b" + word + rb"\b"
         pattern = re.compile(
-            rb"\b"
+            rb"\b" + dotted + rb"\." + word + rb"\b"
+            rb"|\bfrom\s+"
+            + dotted
+            + imports
+            + rb"|\bfrom\s+\.[\w.]*\b"
             + stem
-            + rb"\."
-            + word
-            + rb"\b|\bfrom\s+[\w.]*\b"
-            + stem
-            + rb"\s+import\s+(?:\([^)]*|[^\n]*)\b"
-            + word
-            + rb"\b"
+            + imports
         )
-        return any(pattern.search(text) for text in sources)
+        return next(
+            (path for path, text in sources if path != module and pattern.search(text)),
+            None,
+        )
 
     return named
 
@@ -1042,14 +1134,14 @@ def clean_source(
     key: str,
     value: JSONValue,
     imported: frozenset[str] = frozenset(),
-    named_elsewhere: Callable[[str], bool] | None = None,
+    named_elsewhere: Callable[[str], Path | None] | None = None,
 ) -> FileResult:
     """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left.
 
     ``imported``: the names of key constants other modules define
     (:func:`key_constants`), recognised where this one imports them.
-    ``named_elsewhere(name)``: whether another file takes ``name`` from
-    this module (its import then stays; :class:`FlagCleanup`). A
+    ``named_elsewhere(name)``: the other file that takes ``name`` from
+    this module, if one does (its import then stays; :class:`FlagCleanup`). A
     file that cannot be read, parsed or walked comes back unchanged with
     :attr:`FileResult.failed` saying why; so does a rewrite that would not
     parse (never written).

@@ -135,8 +135,8 @@ def cleanup(
         else:
             sources.append(got)
     # (a key constant one module defines, others import)
-    everything = [source.data for source in sources]
-    imported = key_constants(everything, flag)
+    everything = [(source.path, source.data) for source in sources]
+    imported = key_constants((source.data for source in sources), flag)
     results: list[tuple[_tree.Source, FileResult]] = []
     for source in sources:
         result = clean_source(
@@ -183,7 +183,7 @@ def cleanup(
     if skipped:
         return SOME_LEFT
     if not rewritten and not left:
-        keys = keys_evaluated(source.data for source in sources) - {flag}
+        keys = keys_evaluated(data for _, data in everything) - {flag}
         close = difflib.get_close_matches(flag, sorted(keys), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"no call site evaluates {flag!r}{hint}", file=sys.stderr)
