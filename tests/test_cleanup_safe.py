@@ -792,3 +792,42 @@ def test_a_condition_that_may_have_effects_beside_the_flag_is_listed(
         "the flag's value (it may have effects): fold it by hand"
     ) in out
     assert "rewrote 4 sites, left 1, 2 files touched" in out  # (site.py too)
+
+
+def test_an_accessor_renamed_with_name_is_found(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """codegen's ``--name KEY=IDENT``: cleanup finds ``flags.IDENT(ctx)`` through the generated module among the paths."""
+    assert (
+        main(
+            [
+                *("codegen", "flags.json", "-o", "app/flags.py"),
+                *("--name", "new-checkout=checkout_v2"),
+            ]
+        )
+        == 0
+    )
+    (tree / "app" / "use.py").write_text(
+        textwrap.dedent(
+            """\
+            from app.flags import Flags
+
+
+            async def use(client, ctx):
+                if await Flags(client).checkout_v2(ctx):
+                    return "new"
+                return "old"
+            """
+        )
+    )
+    generated = (tree / "app" / "flags.py").read_bytes()
+    capsys.readouterr()
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / "use.py").read_text() == textwrap.dedent(
+        """\
+        async def use(client, ctx):
+            return "new"
+        """
+    )
+    assert (tree / "app" / "flags.py").read_bytes() == generated
+    assert "rewrote 2 sites" in capsys.readouterr().out

@@ -88,7 +88,9 @@ def cleanup(
     except ImportError:
         return _error("aioflags cleanup needs libcst: pip install 'aioflags[codemod]'")
     from aioflags._lifecycle._cleanup import (
+        accessor_names,
         clean_source,
+        is_generated,
         key_constants,
         keys_evaluated,
         names_taken_from,
@@ -137,6 +139,10 @@ def cleanup(
     # (a key constant one module defines, others import)
     everything = [(source.path, source.data) for source in sources]
     imported = key_constants((source.data for source in sources), flag)
+    # (the name codegen's modules give the accessor: --name KEY=IDENT)
+    accessors = accessor_names(
+        flag, (source.data for source in sources if is_generated(source.data))
+    )
     results: list[tuple[_tree.Source, FileResult]] = []
     for source in sources:
         result = clean_source(
@@ -146,6 +152,7 @@ def cleanup(
             value,
             imported,
             names_taken_from(source.path, everything),
+            accessors,
         )
         results.append((source, result))
         if transformed is not None:
