@@ -831,3 +831,24 @@ def test_an_accessor_renamed_with_name_is_found(
     )
     assert (tree / "app" / "flags.py").read_bytes() == generated
     assert "rewrote 2 sites" in capsys.readouterr().out
+
+
+def test_a_file_name_that_is_not_text_is_printed_escaped(tree: Path) -> None:
+    """A file whose name holds a byte that is not UTF-8: rewritten, its name printed escaped, no traceback."""
+    name = os.fsdecode(b"caf\xe9.py")
+    (tree / "app" / name).write_text(SITE)
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "aioflags", "cleanup", "new-checkout"),
+            *("--keep", "true", "app", "--flags", "flags.json", "--dry-run"),
+        ],
+        cwd=tree,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert b"--- app/caf\\udce9.py\n" in run.stdout
+    assert b"Traceback" not in run.stderr
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / name).read_text() == SITE_AFTER

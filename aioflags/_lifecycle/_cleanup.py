@@ -124,6 +124,11 @@ class FileResult:
         )
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a stray byte of a file name or an argument (a lone surrogate) as it was."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def accessor_names(key: str, generated: Iterable[bytes] = ()) -> frozenset[str]:
     """The names ``aioflags codegen`` may give the flag's accessor.
 
@@ -133,7 +138,7 @@ def accessor_names(key: str, generated: Iterable[bytes] = ()) -> frozenset[str]:
     """
     base = identifier(key)
     names = {base, f"{base}_"}
-    written = re.escape(literal(key).flat().encode())
+    written = re.escape(_utf8(literal(key).flat()))
     constant = re.compile(
         rb"^([A-Z][A-Z0-9_]*)_KEY: Final = \(?\s*" + written + rb"\s*\)?$", re.M
     )
@@ -853,7 +858,7 @@ def key_constants(sources: Iterable[bytes], key: str) -> frozenset[str]:
     """
     pattern = re.compile(
         rb"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=[ \t]*([\"'])"
-        + re.escape(key.encode())
+        + re.escape(_utf8(key))
         + rb"\2[ \t]*(?:#.*)?$",
         re.M,
     )
@@ -1097,8 +1102,8 @@ def _mentions(
     tree). A key spelt with escapes in a string (a backslash in it) is not
     looked for.
     """
-    needles = {key.encode(), *(name.encode() for name in accessors)}
-    needles |= {name.encode() for name in imported}
+    needles = {_utf8(key), *(_utf8(name) for name in accessors)}
+    needles |= {_utf8(name) for name in imported}
     if not key.isascii() and all(ord(c) < 256 for c in key):
         needles.add(key.encode("latin-1"))  # (a file with a coding cookie)
     return any(needle in source for needle in needles)
@@ -1131,11 +1136,11 @@ def names_taken_from(
     while (folder / "__init__.py").is_file() and folder.name:
         parts.insert(0, folder.name)
         folder = folder.parent
-    dotted = re.escape(".".join(parts).encode())
-    stem = re.escape(module.stem.encode())
+    dotted = re.escape(_utf8(".".join(parts)))
+    stem = re.escape(_utf8(module.stem))
 
     def named(name: str) -> Path | None:
-        word = re.escape(name.encode())
+        word = re.escape(_utf8(name))
         imports = rb"\s+import\s+(?:\([^)]*|[^\n]*)\b" + word + rb"\b"
         pattern = re.compile(
             rb"\b" + dotted + rb"\." + word + rb"\b"
@@ -1189,7 +1194,7 @@ def clean_source(
     """
     result = FileResult(path, source, source)
     if is_generated(source):
-        if key.encode() in source:
+        if _utf8(key) in source:
             result.note = (
                 f"{path}: written by `aioflags codegen`, left alone: remove "
                 f"{key!r} from the flag file and regenerate it (the command in "

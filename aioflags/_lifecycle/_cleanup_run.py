@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -33,6 +32,7 @@ from aioflags._lifecycle._evidence import (
     refusals,
     variation_for,
 )
+from aioflags._lifecycle._output import say
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -48,7 +48,7 @@ SOME_LEFT: Final = 3
 
 
 def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    say(f"error: {message}", err=True)
     return USAGE
 
 
@@ -101,11 +101,11 @@ def cleanup(
     except FileNotFoundError as exc:
         return _error(f"{exc.filename}: no such file or directory")
     if not evidence and not flag_files and not force:
-        print(
+        say(
             f"refused: no evidence of what {flag!r} serves; nothing changed. Give "
             "--evidence (a flag coverage JSON, client.usage() saved as JSON) or "
             "--flags FILE, or --force to rewrite anyway",
-            file=sys.stderr,
+            err=True,
         )
         return REFUSED
     try:
@@ -117,17 +117,17 @@ def cleanup(
     shown = json.dumps(value, ensure_ascii=False)
     if refused:
         for line in refused:
-            print(line)
+            say(line)
         if not force:
-            print(
+            say(
                 f"refused: the evidence does not show {flag!r} serving {shown} "
                 "to everyone; nothing changed (--force to rewrite anyway)",
-                file=sys.stderr,
+                err=True,
             )
             return REFUSED
-        print(f"--force: rewriting {flag!r} as {shown} against the evidence above")
+        say(f"--force: rewriting {flag!r} as {shown} against the evidence above")
     elif not evidence and not flag_files:
-        print(f"--force: rewriting {flag!r} as {shown} with no evidence")
+        say(f"--force: rewriting {flag!r} as {shown} with no evidence")
 
     sources: list[_tree.Source] = []
     for entry in found:
@@ -162,7 +162,7 @@ def cleanup(
     left: list[str] = []
     for source, result in results:
         if result.note:
-            print(result.note)
+            say(result.note)
         if result.failed is not None:
             skipped.append(_tree.Skipped(source.path, result.failed))
             continue
@@ -172,27 +172,27 @@ def cleanup(
                 skipped.append(_tree.Skipped(source.path, why))
                 continue
             if dry_run:
-                print(result.diff(), end="")
+                say(result.diff(), end="")
             touched += 1
             rewritten += result.rewritten
         left += [str(entry) for entry in result.left]
     for line in left:
-        print(f"left: {line}")
+        say(f"left: {line}")
     for file in sorted(skipped, key=lambda s: str(s.path)):
-        print(f"file left as it was: {file}")
+        say(f"file left as it was: {file}")
     summary = (
         f"{'would rewrite' if dry_run else 'rewrote'} {rewritten} sites, "
         f"left {len(left)}, {touched} files {'to touch' if dry_run else 'touched'}"
     )
     if skipped:
         summary += f", {len(skipped)} left as they were (listed above)"
-    print(summary)
+    say(summary)
     if skipped:
         return SOME_LEFT
     if not rewritten and not left:
         keys = keys_evaluated(data for _, data in everything) - {flag}
         close = difflib.get_close_matches(flag, sorted(keys), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        print(f"no call site evaluates {flag!r}{hint}", file=sys.stderr)
+        say(f"no call site evaluates {flag!r}{hint}", err=True)
         return USAGE if close else 0
     return 0

@@ -20,7 +20,6 @@ import contextlib
 import os
 import secrets
 import stat
-import sys
 from typing import TYPE_CHECKING, Final
 
 from aioflags._lifecycle._codegen import (
@@ -31,6 +30,7 @@ from aioflags._lifecycle._codegen import (
     load,
     unified_diff,
 )
+from aioflags._lifecycle._output import say
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,14 +51,6 @@ _LEFT: Final = (
     "left as it is (codegen writes only a file that does not exist, or one "
     "it wrote: remove it, or give -o another path)"
 )
-
-
-def _say(text: str, *, err: bool = False, end: str = "\n") -> None:
-    """Print ``text``; what the stream cannot encode (a path's stray byte) escaped."""
-    stream = sys.stderr if err else sys.stdout
-    encoding = stream.encoding or "utf-8"
-    text = text.encode(encoding, "backslashreplace").decode(encoding)
-    print(text, file=stream, end=end)
 
 
 def read_module(path: Path) -> tuple[bytes, int] | None:
@@ -157,17 +149,17 @@ def run(
         data = generated.text.encode("utf-8")  # (whole, before the disk is touched)
         before = read_module(out)
     except CodegenError as exc:
-        _say(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         return 2
     if check:
         old = b"" if before is None else before[0]
         if old == data:
-            _say(f"{out} is current ({generated.flags} flags)")
+            say(f"{out} is current ({generated.flags} flags)")
             return 0
         text = old.decode("utf-8", errors="replace")
         diff = unified_diff(text, generated.text, str(out))
-        _say(diff or f"{out} differs\n", end="")
-        _say(
+        say(diff or f"{out} differs\n", end="")
+        say(
             f"{out} is not what the flags make now: run the command without --check",
             err=True,
         )
@@ -175,15 +167,15 @@ def run(
     try:
         write_module(out, data, before)
     except CodegenError as exc:
-        _say(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         return 2
     except OSError as exc:
-        _say(
+        say(
             f"error: {out}: cannot write: {exc.strerror or exc} (left as it was)",
             err=True,
         )
         return 2
     for note in generated.notes:
-        _say(note)
-    _say(f"wrote {out}: {generated.flags} flags")
+        say(note)
+    say(f"wrote {out}: {generated.flags} flags")
     return 0
