@@ -47,7 +47,14 @@ from libcst.codemod import (
     transform_module,
 )
 from libcst.codemod.visitors import RemoveImportsVisitor
-from libcst.metadata import FunctionScope, PositionProvider, Scope, ScopeProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import (
+    FunctionScope,
+    GlobalScope,
+    PositionProvider,
+    Scope,
+    ScopeProvider,
+)
 
 from aioflags._lifecycle._codegen import HEADER, identifier
 from aioflags._lifecycle._pysource import literal
@@ -222,10 +229,18 @@ class _Finder(cst.CSTVisitor):
         self,
         key: str,
         value: JSONValue,
-        imported: frozenset[str],
+        imported: Mapping[str, frozenset[str]],
         accessors: frozenset[str],
+        module: str,
+        scopes: Mapping[cst.CSTNode, Scope | None],
     ) -> None:
         super().__init__()
+        self._module = module
+        self._scopes = scopes
+        #: the names assigned one value (``x = value``): the value
+        self._bound: dict[cst.CSTNode, cst.BaseExpression] = {}
+        #: whether the module imports Flags or BlockingFlags
+        self._accessor_classes = False
         self.key = key
         self.value = value
         self.accessors = accessors
@@ -245,10 +260,17 @@ class _Finder(cst.CSTVisitor):
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
             return
+        source = self._absolute(node)
+        names = {
+            name
+            for module, defined in self._imported.items()
+            if source is not None and same_module(source, module)
+            for name in defined
+        }
         for alias in node.names:
             if not isinstance(alias.name, cst.Name):
                 continue
-            if alias.name.value not in self._imported:
+            if alias.name.value not in names:
                 continue
             name = alias.name
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
@@ -257,7 +279,21 @@ class _Finder(cst.CSTVisitor):
             self.constants.add(name.value)
             self._definitions.add(name)
 
+    def _absolute(self, node: cst.ImportFrom) -> str | None:
+        """The module an import takes from, its dots resolved against this module's packages."""
+        written = get_full_name_for_node(node.module) if node.module else ""
+        if not node.relative:
+            return written
+        parts = self._module.split(".")[: -len(node.relative)]
+        if not parts:
+            return written or None  # (above the packages known: its own name)
+        return ".".join([*parts, written] if written else parts)
+
     def visit_Module(self, node: cst.Module) -> None:
+        bound = _Bound()
+        node.visit(bound)
+        self._bound = bound.values
+        self._accessor_classes = bound.accessor_classes
         for statement in node.body:
             if not isinstance(statement, cst.SimpleStatementLine):
                 continue
@@ -276,7 +312,20 @@ class _Finder(cst.CSTVisitor):
     def _is_key(self, node: cst.BaseExpression) -> bool:
         if _string(node) == self.key:
             return True
-        return isinstance(node, cst.Name) and node.value in self.constants
+        return (
+            isinstance(node, cst.Name)
+            and node.value in self.constants
+            and self._the_constant(node)
+        )
+
+    def _the_constant(self, node: cst.Name) -> bool:
+        """Whether ``node`` reads the module's constant: bound once there, not shadowed where it is read."""
+        scope = self._scopes.get(node)
+        while scope is not None and not isinstance(scope, GlobalScope):
+            if scope.assignments[node.value]:
+                return False  # (a local, a parameter, a loop variable)
+            scope = scope.parent
+        return scope is not None and len(scope.assignments[node.value]) == 1
 
     def visit_Call(self, node: cst.Call) -> None:
         self._passed.update(
@@ -313,12 +362,53 @@ class _Finder(cst.CSTVisitor):
         ):
             if len(args) != 1 or args[0].keyword is not None or args[0].star:
                 return
+            known = self._accessor_receiver(func.value)
+            if known is False or (known is None and not self._accessor_classes):
+                return  # (another object's method of that name)
+            if known is None:
+                self.sites[node] = _Site(
+                    node,
+                    f"{method}(): cannot tell that its receiver is codegen's Flags "
+                    "or BlockingFlags (assign it from Flags(client), or annotate "
+                    "the parameter): rewrite it by hand",
+                )
+                return
             if method.endswith("_detail") and method not in self.accessors:
                 self.sites[node] = _Site(
                     node, f"{method}(): the detail (reason, variation) has no constant"
                 )
                 return
             self.sites[node] = _Site(node, self._why_not(node, None, args))
+
+    def _accessor_receiver(self, receiver: cst.BaseExpression) -> bool | None:
+        """Whether ``receiver`` is codegen's ``Flags``/``BlockingFlags`` (None: cannot tell).
+
+        ``Flags(client)`` itself, or a name every binding of which is one
+        (``flags = Flags(client)``, a parameter annotated ``Flags``).
+        """
+        if isinstance(receiver, cst.Call):
+            return _is_accessor_class(receiver.func)
+        if not isinstance(receiver, cst.Name):
+            return None
+        scope = self._scopes.get(receiver)
+        bindings = scope[receiver.value] if scope is not None else set()
+        if not bindings:
+            return None
+        for binding in bindings:
+            bound = getattr(binding, "node", None)
+            if isinstance(bound, cst.Param):
+                annotation = bound.annotation
+                if annotation is None or not _names_accessor_class(
+                    annotation.annotation
+                ):
+                    return None
+                continue
+            value = self._bound.get(bound) if isinstance(bound, cst.Name) else None
+            if not isinstance(value, cst.Call):
+                return None
+            if not _is_accessor_class(value.func):
+                return False
+        return True
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._async.append(node.asynchronous is not None)
@@ -396,6 +486,10 @@ class _Rewriter(cst.CSTTransformer):
         self._elifs: set[cst.If] = set()
         #: the statements of a branch a fold kept, brought up a block
         self._inlined: set[cst.BaseStatement] = set()
+        #: the quotes of the f-strings the walk is in
+        self._quotes: list[str] = []
+        #: the sites VALUE cannot be written at (in an f-string, its quote)
+        self.unwritable: list[cst.CSTNode] = []
         #: the statements whose test stays with the flag's constant in it
         #: (``X and False`` where X may have effects)
         self.stuck: list[cst.CSTNode] = []
@@ -409,6 +503,8 @@ class _Rewriter(cst.CSTTransformer):
         text = python_literal(value)
         if float_ and isinstance(value, int) and not isinstance(value, bool):
             text = repr(float(value))
+        if self._quotes and self._quotes[-1] in text:
+            text = text.replace('"', "'")  # (checked writable: _writable_here)
         node = cst.parse_expression(text)
         if like.lpar:
             node = node.with_changes(lpar=like.lpar, rpar=like.rpar)
@@ -429,9 +525,31 @@ class _Rewriter(cst.CSTTransformer):
         return node
 
     # ------------------------------------------------------------ sites
+    def visit_FormattedString(self, node: cst.FormattedString) -> None:
+        self._quotes.append(node.quote[0])
+
+    def leave_FormattedString(
+        self, original: cst.FormattedString, updated: cst.FormattedString
+    ) -> cst.FormattedString:
+        self._quotes.pop()
+        return updated
+
+    def _writable_here(self) -> bool:
+        """Whether VALUE can be written where the walk is (inside an f-string: no quote of its own, no backslash)."""
+        if not self._quotes:
+            return True
+        text = python_literal(self.value)
+        quote = self._quotes[-1]
+        if "\\" in text:
+            return False
+        return quote not in text or (quote == '"' and "'" not in text)
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         site = self.sites.get(original)
         if site is None or site.why is not None:
+            return updated
+        if not self._writable_here():
+            self.unwritable.append(original)
             return updated
         self.rewritten += 1
         self.dropped.append(original)
@@ -486,7 +604,11 @@ class _Rewriter(cst.CSTTransformer):
         self.dropped.append(original)
         if truthy == is_and:  # `True and X`, `False or X`: X
             self._fold(left)
-            return self._keep(updated.right, updated)
+            kept = self._keep(updated.right, updated)
+            known, literal = _literal_value(updated.right)
+            if known:  # (a literal the flag's value chose: it folds on)
+                self.constant[kept] = literal
+            return kept
         return self._keep(left, updated)  # `False and X`, `True or X`: the left
 
     def leave_Comparison(
@@ -668,16 +790,38 @@ class _Rewriter(cst.CSTTransformer):
     def leave_SimpleStatementLine(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        if any(small in self.removed for small in original.body):
+        def gone(o: cst.BaseSmallStatement, s: cst.BaseSmallStatement) -> bool:
+            # (an assignment that goes, or a statement the flag made a bare
+            # constant: `await flags.warm_up(ctx)` alone on its line)
+            return o in self.removed or (
+                isinstance(s, cst.Expr) and s.value in self.constant
+            )
+
+        if any(gone(o, s) for o, s in zip(original.body, updated.body, strict=True)):
             body = [
                 s
                 for o, s in zip(original.body, updated.body, strict=True)
-                if o not in self.removed
+                if not gone(o, s)
             ]
             self.dropped.append(original)
             if not body:
                 return cst.RemoveFromParent()
             return updated.with_changes(body=body)
+        return updated
+
+    def leave_ExceptHandler(
+        self, original: cst.ExceptHandler, updated: cst.ExceptHandler
+    ) -> cst.ExceptHandler:
+        """``except E as exc:`` whose ``exc`` only a folded branch used loses ``as exc``."""
+        if (
+            updated.name is None
+            or updated.body is original.body
+            or not isinstance(updated.name.name, cst.Name)
+        ):
+            return updated
+        name = updated.name.name.value
+        if name in _names_used(original.body) and name not in _names_used(updated.body):
+            return updated.with_changes(name=None)
         return updated
 
     def leave_IndentedBlock(
@@ -713,6 +857,15 @@ def _no_blank_start(
     return after
 
 
+#: Calls that read a function's locals by name: its variables all stay.
+_LOCALS_READERS: Final = frozenset({"locals", "vars", "eval", "exec"})
+
+
+def _reads_its_locals(scope: FunctionScope) -> bool:
+    """Whether the function calls ``locals()``, ``vars()``, ``eval`` or ``exec`` (a variable may be read by name)."""
+    return any(scope.accesses[name] for name in _LOCALS_READERS)
+
+
 def _variables(
     tree: cst.Module,
     scopes: Mapping[cst.CSTNode, Scope | None],
@@ -724,7 +877,7 @@ def _variables(
     tree.visit(finder)
     for assign, name in finder.found:
         scope = scopes.get(assign)
-        if not isinstance(scope, FunctionScope):
+        if not isinstance(scope, FunctionScope) or _reads_its_locals(scope):
             continue
         assignments = scope.assignments[name]
         if len(assignments) != 1:
@@ -740,6 +893,42 @@ def _variables(
 
 #: The generated accessors' classes: constructing one has no effect.
 _ACCESSOR_CLASSES: Final = frozenset({"Flags", "BlockingFlags"})
+
+
+def _is_accessor_class(func: cst.BaseExpression) -> bool:
+    """``Flags``, ``BlockingFlags``, or ``module.Flags``."""
+    if isinstance(func, cst.Attribute):
+        func = func.attr
+    return isinstance(func, cst.Name) and func.value in _ACCESSOR_CLASSES
+
+
+def _names_accessor_class(annotation: cst.BaseExpression) -> bool:
+    """An annotation that is ``Flags``/``BlockingFlags`` (``"Flags"``, ``m.Flags``)."""
+    written = _string(annotation)
+    if written is not None:
+        return written.rsplit(".", 1)[-1] in _ACCESSOR_CLASSES
+    return _is_accessor_class(annotation)
+
+
+class _Bound(cst.CSTVisitor):
+    """The value of each single-name assignment, and whether Flags is imported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[cst.CSTNode, cst.BaseExpression] = {}
+        self.accessor_classes = False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self.values[node.targets[0].target] = node.value
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if isinstance(node.target, cst.Name) and node.value is not None:
+            self.values[node.target] = node.value
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+        if node.evaluated_name.rsplit(".", 1)[-1] in _ACCESSOR_CLASSES:
+            self.accessor_classes = True
 
 
 def _makes_receiver(value: cst.BaseExpression, scope: Scope) -> bool:
@@ -786,7 +975,7 @@ def _receivers(
     out: set[cst.CSTNode] = set()
     for assign, name in finder.found:
         scope = scopes.get(assign)
-        if not isinstance(scope, FunctionScope):
+        if not isinstance(scope, FunctionScope) or _reads_its_locals(scope):
             continue
         assignments = scope.assignments[name]
         if len(assignments) != 1:
@@ -850,11 +1039,13 @@ def _surviving(tree: cst.Module, uses: dict[cst.CSTNode, cst.Name]) -> set[cst.N
     return left
 
 
-def key_constants(sources: Iterable[bytes], key: str) -> frozenset[str]:
-    """The names of module constants holding ``key`` (``NAME = "key"``) in ``sources``.
+def key_constants(
+    sources: Iterable[tuple[Path, bytes]], key: str
+) -> dict[str, frozenset[str]]:
+    """The module constants holding ``key`` (``NAME = "key"``) in ``sources``: their names by module (:func:`dotted_name`).
 
-    A module importing one of them (``from m import NAME``) evaluates the
-    flag with it: :func:`clean_source`'s ``imported``.
+    A module importing one of them from its module (``from m import NAME``)
+    evaluates the flag with it: :func:`clean_source`'s ``imported``.
     """
     pattern = re.compile(
         rb"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=[ \t]*([\"'])"
@@ -862,9 +1053,13 @@ def key_constants(sources: Iterable[bytes], key: str) -> frozenset[str]:
         + rb"\2[ \t]*(?:#.*)?$",
         re.M,
     )
-    return frozenset(
-        m.group(1).decode() for source in sources for m in pattern.finditer(source)
-    )
+    out: dict[str, frozenset[str]] = {}
+    for path, source in sources:
+        names = frozenset(m.group(1).decode() for m in pattern.finditer(source))
+        if names:
+            module = dotted_name(path)
+            out[module] = out.get(module, frozenset()) | names
+    return out
 
 
 def _decode(source: bytes) -> tuple[str, str] | str:
@@ -891,6 +1086,26 @@ def _failure(error: Exception) -> str:
     if isinstance(error, MemoryError):
         return "too large for libcst to walk"
     return f"libcst cannot walk it: {type(error).__name__}: {error}"
+
+
+def dotted_name(path: Path) -> str:
+    """The module ``path`` is, named by its packages (the directories with an ``__init__.py`` around it).
+
+    ``app/views.py`` in a package ``app`` is ``app.views``; a module outside
+    any package is its stem. Matched by suffix (:func:`same_module`): a tree
+    named below its root still finds its imports.
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
+def same_module(a: str, b: str) -> bool:
+    """Whether two dotted names may be one module (one ends with the other, at a dot)."""
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
 def _module_name(path: Path) -> tuple[str, str]:
@@ -928,7 +1143,7 @@ class FlagCleanup(CodemodCommand):
         context: CodemodContext,
         key: str,
         value: JSONValue,
-        imported: frozenset[str] = frozenset(),
+        imported: Mapping[str, frozenset[str]] | None = None,
         named_elsewhere: Callable[[str], Path | None] | None = None,
         accessors: frozenset[str] = frozenset(),
     ) -> None:
@@ -937,13 +1152,19 @@ class FlagCleanup(CodemodCommand):
         self.accessors = accessor_names(key) | accessors
         self.key = key
         self.value = value
-        self.imported = imported
+        self.imported = imported or {}
         self.rewritten = 0
         self.left: list[Left] = []
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         path = self.context.filename or "<module>"
-        finder = _Finder(self.key, self.value, self.imported, self.accessors)
+        scopes = (
+            self.context.wrapper.resolve(ScopeProvider) if self.context.wrapper else {}
+        )
+        module = dotted_name(Path(path))
+        finder = _Finder(
+            self.key, self.value, self.imported, self.accessors, module, scopes
+        )
         tree.visit(finder)
 
         def line(node: cst.CSTNode) -> int:
@@ -961,9 +1182,6 @@ class FlagCleanup(CodemodCommand):
         self.left.sort(key=lambda left: left.line)
         if not any(site.why is None for site in finder.sites.values()):
             return tree
-        scopes = (
-            self.context.wrapper.resolve(ScopeProvider) if self.context.wrapper else {}
-        )
         variables = _variables(tree, scopes, finder.sites)
         # Each use of such a variable is replaced by the value where that folds
         # away; the uses that do not fold stay as they were (a second pass
@@ -984,6 +1202,14 @@ class FlagCleanup(CodemodCommand):
             for use in kept:
                 del folding[use]
         self.rewritten = rewriter.rewritten
+        for node in rewriter.unwritable:
+            self.left.append(
+                Left(
+                    path,
+                    line(node),
+                    "inside an f-string whose quotes the value needs: rewrite it by hand",
+                )
+            )
         for node in rewriter.stuck:
             self.left.append(
                 Left(
@@ -1003,27 +1229,41 @@ class FlagCleanup(CodemodCommand):
     def _keep_imports_named_elsewhere(
         self, tree: cst.Module, out: cst.Module, line: Callable[[cst.CSTNode], int]
     ) -> None:
-        """Take back the removals of imports another file names through this module, and list them."""
+        """Take back the removals of imports that must stay, and list those now unused.
+
+        An import stays when another file takes its name from this module,
+        or when its statement holds a comment (``# noqa``: imported for its
+        effect?; a comment on a name kept: libcst would move or drop it).
+        """
         key = RemoveImportsVisitor.CONTEXT_KEY
         scheduled = self.context.scratch.get(key)
-        if not scheduled or self.named_elsewhere is None:
+        if not scheduled:
             return
         kept: list[tuple[str, str | None, str | None]] = []
         used = _names_used(out)
         for module, obj, alias in dict.fromkeys(scheduled):
             local = alias or obj or module.split(".")[0]
-            other = self.named_elsewhere(local)
-            if other is None:
+            found = _import_of(tree, local)
+            other = self.named_elsewhere(local) if self.named_elsewhere else None
+            if other is not None:
+                why = (
+                    f"{other} takes it from this module (a mock.patch target?): "
+                    "left; remove both by hand"
+                )
+            elif found is not None and _has_comment(found[1]):
+                why = (
+                    "its import statement holds a comment (# noqa: imported for "
+                    "its effect?): left; remove it by hand"
+                )
+            else:
                 kept.append((module, obj, alias))
-            elif local not in used:
-                where = _import_of(tree, local)
+                continue
+            if local not in used:
                 self.left.append(
                     Left(
                         self.context.filename or "<module>",
-                        line(where) if where is not None else 1,
-                        f"the import of {local} is unused now, but {other} takes "
-                        "it from this module (a mock.patch target?): left; remove "
-                        "both by hand",
+                        line(found[0]) if found is not None else 1,
+                        f"the import of {local} is unused now, but {why}",
                     )
                 )
         self.context.scratch[key] = kept
@@ -1033,8 +1273,8 @@ class FlagCleanup(CodemodCommand):
         return super().transform_module(tree).visit(_Tidy(tree))
 
 
-def _names_used(tree: cst.Module) -> set[str]:
-    """The names a module uses outside its import statements."""
+def _names_used(tree: cst.CSTNode) -> set[str]:
+    """The names a module (or a node) uses outside its import statements."""
     names: set[str] = set()
 
     class _Names(cst.CSTVisitor):
@@ -1051,18 +1291,41 @@ def _names_used(tree: cst.Module) -> set[str]:
     return names
 
 
-def _import_of(tree: cst.Module, local: str) -> cst.CSTNode | None:
-    """The import statement that binds ``local`` in ``tree``, if one does."""
-    found: list[cst.CSTNode] = []
+def _import_of(
+    tree: cst.Module, local: str
+) -> tuple[cst.ImportAlias, cst.SimpleStatementLine] | None:
+    """The name of the import that binds ``local`` in ``tree``, and its statement, if one does."""
+    found: list[tuple[cst.ImportAlias, cst.SimpleStatementLine]] = []
+    statements: list[cst.SimpleStatementLine] = []
 
     class _Imports(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            statements.append(node)
+
+        def leave_SimpleStatementLine(
+            self, original_node: cst.SimpleStatementLine
+        ) -> None:
+            statements.pop()
+
         def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
             bound = node.evaluated_alias or node.evaluated_name.split(".")[0]
-            if bound == local and not found:
-                found.append(node)
+            if bound == local and not found and statements:
+                found.append((node, statements[-1]))
 
     tree.visit(_Imports())
     return found[0] if found else None
+
+
+def _has_comment(node: cst.CSTNode) -> bool:
+    """Whether ``node`` holds a comment (its leading lines too)."""
+    found: list[cst.Comment] = []
+
+    class _Comments(cst.CSTVisitor):
+        def visit_Comment(self, node: cst.Comment) -> None:
+            found.append(node)
+
+    node.visit(_Comments())
+    return bool(found)
 
 
 class _Tidy(cst.CSTTransformer):
@@ -1084,6 +1347,42 @@ class _Tidy(cst.CSTTransformer):
         return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
 
 
+def _generators(source: bytes) -> set[str] | None:
+    """The functions of ``source`` that are generators (a ``yield`` of their own), by dotted name; None if it does not parse here."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    found: set[str] = set()
+
+    def walk(node: ast.AST, prefix: str, function: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                walk(child, f"{prefix}{child.name}.", f"{prefix}{child.name}")
+            elif isinstance(child, ast.ClassDef):
+                walk(child, f"{prefix}{child.name}.", None)
+            elif isinstance(child, ast.Lambda):
+                walk(child, prefix, None)
+            else:
+                if isinstance(child, (ast.Yield, ast.YieldFrom)) and function:
+                    found.add(function)
+                walk(child, prefix, function)
+
+    try:
+        walk(tree, "", None)
+    except RecursionError:
+        return None
+    return found
+
+
+def _generators_lost(before: bytes, after: bytes) -> list[str]:
+    """The generators of ``before`` that ``after`` would make plain functions."""
+    was, now = _generators(before), _generators(after)
+    if was is None or now is None:
+        return []
+    return [f"{name}()" for name in sorted(was - now)]
+
+
 def _compiles(source: bytes, path: Path) -> bool:
     """Whether this Python parses ``source`` (the check a rewrite passes before it is written)."""
     try:
@@ -1094,7 +1393,10 @@ def _compiles(source: bytes, path: Path) -> bool:
 
 
 def _mentions(
-    source: bytes, key: str, imported: frozenset[str], accessors: frozenset[str]
+    source: bytes,
+    key: str,
+    imported: Mapping[str, frozenset[str]],
+    accessors: frozenset[str],
 ) -> bool:
     """Whether ``source`` names the key, its accessor or a key constant it may import.
 
@@ -1103,7 +1405,7 @@ def _mentions(
     looked for.
     """
     needles = {_utf8(key), *(_utf8(name) for name in accessors)}
-    needles |= {_utf8(name) for name in imported}
+    needles |= {_utf8(name) for names in imported.values() for name in names}
     if not key.isascii() and all(ord(c) < 256 for c in key):
         needles.add(key.encode("latin-1"))  # (a file with a coding cookie)
     return any(needle in source for needle in needles)
@@ -1131,26 +1433,24 @@ def names_taken_from(
     it). Read with patterns, not parsed: an import cleanup would remove
     stays when another file takes it from the module.
     """
-    parts = [module.stem]
-    folder = module.parent
-    while (folder / "__init__.py").is_file() and folder.name:
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    dotted = re.escape(_utf8(".".join(parts)))
+    dotted = re.escape(_utf8(dotted_name(module)))
     stem = re.escape(_utf8(module.stem))
 
     def named(name: str) -> Path | None:
         word = re.escape(_utf8(name))
         imports = rb"\s+import\s+(?:\([^)]*|[^\n]*)\b" + word + rb"\b"
-        pattern = re.compile(
-            rb"\b" + dotted + rb"\." + word + rb"\b"
-            rb"|\bfrom\s+"
-            + dotted
-            + imports
-            + rb"|\bfrom\s+\.[\w.]*\b"
-            + stem
-            + imports
-        )
+        ways = [
+            rb"\b" + dotted + rb"\." + word + rb"\b",  # patch("app.views.name")
+            rb"\bfrom\s+" + dotted + imports,  # from app.views import name
+            rb"\bfrom\s+\.[\w.]*\b" + stem + imports,  # from .views import name
+            # patch.object(views, "name"), getattr(app.views, "name")
+            rb"\b" + stem + rb"\s*,\s*[rbuRBU]?[\"']" + word + rb"[\"']",
+        ]
+        if not name.startswith("_"):  # (a star import takes every public name)
+            ways.append(
+                rb"\bfrom\s+(?:" + dotted + rb"|\.[\w.]*\b" + stem + rb")\s+import\s+\*"
+            )
+        pattern = re.compile(b"|".join(ways))
         return next(
             (path for path, text in sources if path != module and pattern.search(text)),
             None,
@@ -1177,7 +1477,7 @@ def clean_source(
     source: bytes,
     key: str,
     value: JSONValue,
-    imported: frozenset[str] = frozenset(),
+    imported: Mapping[str, frozenset[str]] | None = None,
     named_elsewhere: Callable[[str], Path | None] | None = None,
     accessors: frozenset[str] = frozenset(),
 ) -> FileResult:
@@ -1202,6 +1502,7 @@ def clean_source(
             )
         return result
     accessors = accessor_names(key) | accessors
+    imported = imported or {}
     if not _mentions(source, key, imported, accessors):
         return result
     decoded = _decode(source)
@@ -1230,7 +1531,23 @@ def clean_source(
         raise KeyboardInterrupt
     if outcome.code == text:
         return result
-    after = outcome.code.encode(encoding)
+    try:
+        after = outcome.code.encode(encoding)
+    except UnicodeEncodeError:
+        result.failed = (
+            f"the value cannot be written in the file's encoding ({encoding}): "
+            "left as it is"
+        )
+        result.left = []
+        return result
+    lost = _generators_lost(source, after)
+    if lost:
+        result.failed = (
+            f"the rewrite would leave {', '.join(lost)} without a yield (no "
+            "longer generators): left as it is; rewrite it by hand"
+        )
+        result.left = []
+        return result
     if not _compiles(after, path) and _compiles(source, path):
         result.failed = (
             "the rewrite would not parse: left as it is (a bug: please report "

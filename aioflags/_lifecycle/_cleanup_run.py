@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -57,7 +60,20 @@ def _value(keep: str) -> JSONValue | None:
         value = parse(keep)
     except ProtocolError:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # (1e400: no flag serves it, and Python has no literal for it)
     return None if depth(value) > MAX_DEPTH else value
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (a FIFO would hang the read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # (its reader says why)
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
 
 
 def cleanup(
@@ -80,8 +96,8 @@ def cleanup(
     value = _value(keep)
     if value is None:
         return _error(
-            f"--keep {keep}: not JSON nested at most {MAX_DEPTH} deep "
-            "(a string is --keep '\"green\"')"
+            f"--keep {keep}: not JSON nested at most {MAX_DEPTH} deep, with "
+            "finite numbers (a string is --keep '\"green\"')"
         )
     try:
         import libcst  # noqa: F401  # (its absence is a usage error)
@@ -108,6 +124,10 @@ def cleanup(
             err=True,
         )
         return REFUSED
+    for given in (*evidence, *flag_files):
+        kind = _not_a_file(given)
+        if kind is not None:
+            return _error(f"{given}: {kind}, not a file")
     try:
         if flag_files:
             value = variation_for(flag, value, flag_files)
@@ -138,7 +158,7 @@ def cleanup(
             sources.append(got)
     # (a key constant one module defines, others import)
     everything = [(source.path, source.data) for source in sources]
-    imported = key_constants((source.data for source in sources), flag)
+    imported = key_constants(everything, flag)
     # (the name codegen's modules give the accessor: --name KEY=IDENT)
     accessors = accessor_names(
         flag, (source.data for source in sources if is_generated(source.data))
@@ -167,7 +187,10 @@ def cleanup(
             skipped.append(_tree.Skipped(source.path, result.failed))
             continue
         if result.changed:
-            why = None if dry_run else _tree.write(source, result.after)
+            why = None
+            if not dry_run:
+                with _tree.terminated_as_interrupted():
+                    why = _tree.write(source, result.after)
             if why is not None:
                 skipped.append(_tree.Skipped(source.path, why))
                 continue
@@ -178,6 +201,7 @@ def cleanup(
         left += [str(entry) for entry in result.left]
     for line in left:
         say(f"left: {line}")
+    skipped = list(dict.fromkeys(skipped))
     for file in sorted(skipped, key=lambda s: str(s.path)):
         say(f"file left as it was: {file}")
     summary = (
@@ -194,5 +218,4 @@ def cleanup(
         close = difflib.get_close_matches(flag, sorted(keys), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         say(f"no call site evaluates {flag!r}{hint}", err=True)
-        return USAGE if close else 0
     return 0

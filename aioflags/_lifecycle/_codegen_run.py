@@ -31,6 +31,7 @@ from aioflags._lifecycle._codegen import (
     unified_diff,
 )
 from aioflags._lifecycle._output import say
+from aioflags._lifecycle._tree import terminated_as_interrupted
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -165,7 +166,8 @@ def run(
         )
         return 1
     try:
-        write_module(out, data, before)
+        with terminated_as_interrupted():
+            write_module(out, data, before)
     except CodegenError as exc:
         say(f"error: {exc}", err=True)
         return 2

@@ -249,6 +249,11 @@ def _flag_of(flags: Mapping[str, JSONValue], key: str, where: str) -> JSONObject
 def _targeting_refusals(
     raw: JSONObject, key: str, value: JSONValue, where: str
 ) -> list[str]:
+    if raw.get("deleted") is True:
+        return [
+            f"{where}: {key!r} is deleted: clients serve the caller's default "
+            "(FLAG_NOT_FOUND), not one value"
+        ]
     variations = raw.get("variations")
     variations = variations if isinstance(variations, list) else []
     want = json.dumps(value)
@@ -311,6 +316,8 @@ def variation_for(key: str, value: JSONValue, flag_files: Sequence[Path]) -> JSO
     raw = _flag_of(_load_flags(flag_files), key, where)
     if isinstance(raw, str):
         raise CleanupError(raw)
+    if raw.get("deleted") is True:
+        return value  # (refused by its targeting: refusals says why)
     variations = raw.get("variations")
     variations = variations if isinstance(variations, list) else []
     for variation in variations:

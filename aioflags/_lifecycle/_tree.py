@@ -9,8 +9,9 @@ The rules (docs/lifecycle-tools.md, "Safe on real trees"):
 - A symlink is followed only to a regular file inside the paths named;
   the file is then read and rewritten at its target (the link stays a
   link). A link elsewhere, or to nothing, is listed and skipped.
-- A file is written only if its bytes are still those that were read,
-  compared just before the rename that replaces it: a temporary file
+- A file is written only if its bytes (and its mode, owner and links) are
+  still those that were read, compared just before the rename that
+  replaces it: a temporary file
   beside it, with the file's mode (and owner, where the process may set
   it), renamed over it. A file changed meanwhile is left as it is and
   listed.
@@ -20,22 +21,39 @@ The rules (docs/lifecycle-tools.md, "Safe on real trees"):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+    from types import FrameType
 
-__all__ = ["MAX_SOURCE_BYTES", "Found", "Skipped", "Source", "find", "read", "write"]
+__all__ = [
+    "MAX_SOURCE_BYTES",
+    "Found",
+    "Skipped",
+    "Source",
+    "find",
+    "read",
+    "terminated_as_interrupted",
+    "write",
+]
 
 #: The largest source file read (a generated table of a few MiB passes).
 MAX_SOURCE_BYTES: Final = 16 * 1024 * 1024
 _SKIPPED_DIRS: Final = frozenset(
     {".git", ".venv", "venv", "__pycache__", "node_modules", "site-packages", ".tox"}
+)
+_CHANGED: Final = (
+    "changed since it was read (its bytes, mode or links): left as it is "
+    "(run the command again)"
 )
 _READ_FLAGS: Final = (
     os.O_RDONLY
@@ -93,7 +111,20 @@ def _kind(mode: int) -> str:
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == root or root in path.parents for root in roots)
+    """Whether ``path`` is one of ``roots``, or in one where the walk goes (not a hidden or skipped directory)."""
+    for root in roots:
+        if path == root:
+            return True
+        if root in path.parents:
+            folders = path.relative_to(root).parts[:-1]
+            if not any(_skipped(folder) for folder in folders):
+                return True
+    return False
+
+
+def _skipped(folder: str) -> bool:
+    """A directory the walk does not enter."""
+    return folder in _SKIPPED_DIRS or folder.startswith(".")
 
 
 def _classify(
@@ -166,9 +197,7 @@ def find(paths: Sequence[Path]) -> tuple[list[Found], list[Skipped]]:
             names.append(path)
             continue
         for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(
-                d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith(".")
-            )
+            dirs[:] = sorted(d for d in dirs if not _skipped(d))
             names += (Path(root, f) for f in files if f.endswith(".py"))
     for path in names:
         _classify(path, roots, found, skipped)
@@ -248,6 +277,9 @@ def _same(source: Source) -> bool:
         data == source.data
         and status.st_ino == source.inode
         and status.st_dev == source.device
+        and stat.S_IMODE(status.st_mode) == source.mode
+        and status.st_nlink == source.links
+        and (status.st_uid, status.st_gid) == (source.uid, source.gid)
     )
 
 
@@ -257,6 +289,8 @@ def write(source: Source, data: bytes) -> str | None:
     Else the file is left as it was, and the answer says why: it changed
     since it was read, or it cannot be written (the reason).
     """
+    if not _same(source):
+        return _CHANGED
     why = writable(source)
     if why is not None:
         return why
@@ -288,7 +322,7 @@ def write(source: Source, data: bytes) -> str | None:
         # Compared just before the rename: an edit saved since the read wins.
         if not _same(source):
             Path(temp).unlink()
-            return "changed since it was read: left as it is (run the command again)"
+            return _CHANGED
         os.replace(temp, target)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
@@ -297,3 +331,25 @@ def write(source: Source, data: bytes) -> str | None:
         Path(temp).unlink(missing_ok=True)
         raise
     return None
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """While the command writes, SIGTERM (``timeout``, a CI job cancelled) ends it as Ctrl-C does.
+
+    A write interrupted so removes its temporary file (:func:`write`)
+    instead of leaving it beside the user's file. The command's own
+    process only (its main thread); the handler before is put back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
