@@ -114,3 +114,22 @@ def test_an_evaluation_stays_within_its_instruction_budget(
     )
     # (a window that counted nothing, or far less, is a broken window)
     assert measured > ceiling // 2, measured
+
+
+def test_a_token_held_elsewhere_costs_an_evaluation_at_most_3_percent(
+    tmp_path: Path,
+) -> None:
+    """G9 (issue 86): while another request holds a lens token, an evaluation costs ≤ 3 % more.
+
+    It cost +9.4 %: every evaluation of the process ran the lens's stage
+    (a call) while any view was open. Both counts are of this checkout, so
+    where it lies moves them together (lens.md's budget, events on); each
+    is the least of two runs, as one run of one checkout has counted
+    ~2.6 % lower than the next (13,899 and 14,268 events on).
+    """
+    events = min(count("events", tmp_path / f"events{run}.out") for run in (1, 2))
+    held = min(count("lens-open", tmp_path / f"held{run}.out") for run in (1, 2))
+    assert held <= events * 1.03, (
+        f"{held:,} instructions per evaluation while another request holds a"
+        f" token, {held / events - 1:+.1%} over {events:,} without a lens"
+    )
