@@ -29,6 +29,7 @@ Added in version 0.2.0.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any, final
 
 from ._client._blocking import Client as BlockingClient
@@ -36,7 +37,15 @@ from ._lens._config import LensConfig
 from ._lens._lens import warn
 from ._lens._link import confirm_page, redeem
 from ._lens._token import mint
-from ._lens._web import HEADER, PARAM, TRACE_HEADER, cookie_token, location, marker
+from ._lens._web import (
+    HEADER,
+    PARAM,
+    TRACE_HEADER,
+    bearer_lens,
+    cookie_token,
+    location,
+    marker,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -75,6 +84,19 @@ def _exists(client: Client) -> Callable[[str], bool] | None:
     return data._has_flag if data.initialized else None
 
 
+def _served(client: Client, middleware: str) -> None:
+    """A middleware was made for ``client``: its lens reads tokens, or a WARNING says none will."""
+    lens = client._lens
+    if lens is not None:
+        lens.serve()
+        return
+    logging.getLogger("aioflags.lens").warning(
+        "aioflags lens: %s on a client without Config(lens=LensConfig(...)): every"
+        " request passes through untouched, and tokens are ignored",
+        middleware,
+    )
+
+
 @final
 class LensMiddleware:
     """The flag lens for an ASGI app: ``app.add_middleware(LensMiddleware, client=client)``.
@@ -100,6 +122,7 @@ class LensMiddleware:
     def __init__(self, app: ASGIApp, *, client: Client) -> None:
         self.app: ASGIApp = app
         self.client: Client = client
+        _served(client, "LensMiddleware")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection: through the lens if it carries a valid token."""
@@ -116,6 +139,8 @@ class LensMiddleware:
                 return
         token = _header_token(scope)
         if token is None:
+            if not lens.bearer_said:
+                _bearer(lens, scope)
             await self.app(scope, receive, send)
             return
         view = lens.open(token, _exists(self.client))
@@ -190,6 +215,14 @@ def _header_token(scope: Scope) -> str | None:
     return cookie_token(cookies) if cookies else None
 
 
+def _bearer(lens: Lens, scope: Scope) -> None:
+    """Tell a lens token sent as ``Authorization: Bearer`` (once: then never read again)."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"authorization" and bearer_lens(value.decode("latin-1")):
+            lens.bearer()
+            return
+
+
 def _traced(send: Send, view: View) -> Send:
     """``send``, with the trace added to the response's headers."""
 
@@ -221,6 +254,8 @@ def aiohttp_middleware(client: Client) -> Any:
     """
     from aiohttp import web
     from multidict import CIMultiDict
+
+    _served(client, "aiohttp_middleware")
 
     async def answered(request: web.Request, kept: str, lens: Lens) -> web.Response:
         """A link's answer: its confirm page, or (``POST``) its redemption."""
@@ -267,6 +302,11 @@ def aiohttp_middleware(client: Client) -> Any:
         if token is None:
             token = cookie_token(request.headers.getall("Cookie", ()))
         if token is None:
+            if not lens.bearer_said and any(
+                bearer_lens(value)
+                for value in request.headers.getall("Authorization", ())
+            ):
+                lens.bearer()
             return await handler(request)
         view = lens.open(token.strip(), _exists(client))
         if view is None:
@@ -311,24 +351,61 @@ class LensScope:
         return None if self._view is None else self._view.header()
 
 
-@contextlib.contextmanager
-def scope(client: Client | BlockingClient, token: str) -> Iterator[LensScope]:
+def scope(client: Client | BlockingClient, token: str) -> _Scope:
     """Evaluate ``client``'s flags through the lens inside the ``with`` block.
 
     ``with aioflags.lens.scope(client, token):`` is, for work outside a
     request (a Celery task, a script), what the middleware does for a
     request, for an ``aioflags.Client`` or an ``aioflags.blocking.Client``.
     The block's own task (or thread) and the tasks it starts see the
-    token's overrides; nothing else does. A bad token never raises: the
-    block runs without the lens, and a WARNING (one a minute per cause) says
-    why; so does a client without ``Config(lens=...)``. Enter and leave it
-    in one task (a ``ContextVar`` is set and reset).
+    token's overrides; nothing else does. ``async with`` does the same
+    (nothing in it awaits). A bad token never raises: the block runs
+    without the lens, and a WARNING (one a minute per cause) says why; so
+    does a client without ``Config(lens=...)``. Enter and leave it in one
+    task (a ``ContextVar`` is set and reset).
 
     Added in version 0.2.0.
     """
+    return _Scope(client, token)
+
+
+@final
+class _Scope:
+    """What :func:`scope` returns: a block entered with ``with`` or ``async with``."""
+
+    __slots__ = ("_block", "_client", "_token")
+
+    def __init__(self, client: Client | BlockingClient, token: str) -> None:
+        self._client = client
+        self._token = token
+        self._block: contextlib.AbstractContextManager[LensScope] | None = None
+
+    def __enter__(self) -> LensScope:
+        if self._block is not None:
+            raise RuntimeError("this lens scope is entered already: make another")
+        self._block = _looking(self._client, self._token)
+        return self._block.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        block, self._block = self._block, None
+        if block is not None:
+            block.__exit__(*exc)
+
+    async def __aenter__(self) -> LensScope:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.__exit__(*exc)
+
+
+@contextlib.contextmanager
+def _looking(client: Client | BlockingClient, token: str) -> Iterator[LensScope]:
+    """:func:`scope`'s block: the view ``token`` gives set for its inside."""
     face = client.async_client if isinstance(client, BlockingClient) else client
     lens = face._lens
-    if lens is None:
+    if lens is not None:
+        lens.serve()  # (scope() reads tokens: no middleware needed)
+    else:
         warn(
             "config",
             "aioflags lens: scope() on a client without Config(lens=LensConfig(...)):"

@@ -284,6 +284,7 @@ def test_a_misspelt_key_with_no_site_says_so(
 
 # ------------------------------------------------------- all or nothing
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # (2,100 files: seconds alone, a minute on a busy machine)
 def test_an_edit_saved_during_the_run_survives(
     tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jwt as pyjwt
 import pytest
 from anyio.streams.text import TextReceiveStream
 from fastapi import FastAPI
@@ -313,3 +314,40 @@ async def test_only_the_console_opened_at_the_printed_address_makes_links(
     token = link.partition("#aioflags_lens=")[2]
     assert told.decode().count("INFO: aioflags console: made lens link ") == 1
     assert token not in told.decode()
+
+
+@pytest.mark.asyncio
+async def test_share_a_lens_makes_a_trace_only_link_and_says_how_to_have_it() -> None:
+    """Row 124: a trace-only link refused ("pick at least one flag"); no word without a secret."""
+    async with (
+        FlagServer({"new-checkout": CHECKOUT}) as plain,
+        FlagServer({"new-checkout": CHECKOUT}, lens_secret=SECRET) as server,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        await page.goto(f"{plain.url}/ui/")
+        await expect(page.get_by_role("status").first).to_have_text("Live")
+        section = page.get_by_role("region", name="Share a lens")
+        await expect(section).to_be_visible()
+        await expect(
+            section.get_by_text("This console has no lens secret")
+        ).to_be_visible()
+        await expect(section).to_contain_text("aioflags serve --lens-secret-file F")
+        await expect(page.get_by_role("form", name="Share a lens")).to_be_hidden()
+        assert server.lens_key is not None
+        await page.goto(f"{server.url}/ui/#lens-key={server.lens_key}")
+        await expect(page.get_by_role("status").first).to_have_text("Live")
+        await expect(
+            section.get_by_text("This console has no lens secret")
+        ).to_be_hidden()
+        form = page.get_by_role("form", name="Share a lens")
+        await form.get_by_label("Your app's page").fill("https://shop.example/cart")
+        await form.get_by_role("button", name="Make the link").click()  # nothing asked
+        await expect(page.get_by_role("alert")).to_contain_text("or ask for a trace")
+        await form.get_by_label("Trace: responses list").check()
+        await form.get_by_role("button", name="Make the link").click()
+        link_box = page.get_by_label("The link")
+        await expect(link_box).not_to_have_value("")
+        token = (await link_box.input_value()).partition("#aioflags_lens=")[2]
+    claims = pyjwt.decode(token, SECRET, algorithms=["HS256"], audience="aioflags-lens")
+    assert claims["flags"] == {} and claims["trace"] is True

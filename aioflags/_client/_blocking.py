@@ -233,6 +233,8 @@ class Client:
             )
         self._client = _AsyncClient(config)
         self._client._start_hint = "call client.start() or use `with client:`"
+        if self._client._lens is not None:  # (scope() is its only way: no middleware)
+            self._client._lens.serve()
         self._lock = threading.Lock()
         self._running: _Running | None = None
         _LIVE_CLIENTS.add(self)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
-from aioflags._evaluation._pipeline import PLAIN, Evaluation, Flags
+from aioflags._evaluation._pipeline import PLAIN, Evaluation, Flags, LensedFlags
 
 from ._hooks import HookStage
 
@@ -85,8 +85,10 @@ def compose(
     or none of their own: nothing runs). The plain one for none. A new
     stage is one class (a :class:`~aioflags._evaluation._pipeline.Step`
     that holds the step inside it) and one entry in :func:`_stack`. The
-    lens's stage is in the steps only while a view is open somewhere
-    (``Evaluation.look``): a lens no request uses costs nothing.
+    lens's steps run only while a view is open somewhere
+    (``Evaluation.look``): a lens no request uses costs nothing, and a
+    request without a view pays one read of the lens's variable
+    (``LensedFlags``).
     """
     hooked = hooks is not None and hooks.observes_evaluations
     if ledger is None and lens is None and not hooked:
@@ -108,7 +110,9 @@ def _stack(ledger: Ledger | None, lens: Lens | None, hooks: HookRunner | None) -
     if lens is not None:
         from aioflags._lens._lens import LensStage  # (imported with a lens only)
 
-        step = LensStage(lens, step)
+        # (a request without a view reads the lens's variable, and goes on
+        # in the same frame: only a request with one runs the stage)
+        step = LensedFlags(ledger, lens.var, LensStage(lens, step))
     if hooks is not None:
         step = HookStage(hooks, step)
     return step

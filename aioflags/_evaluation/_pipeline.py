@@ -40,6 +40,7 @@ from ._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from contextvars import ContextVar
 
     from aioflags._core._json import JSONValue
 
@@ -69,6 +70,7 @@ __all__ = [
     "VARIATION_DETAIL",
     "Evaluation",
     "Flags",
+    "LensedFlags",
     "Lensing",
     "Looking",
     "Method",
@@ -282,6 +284,68 @@ class Flags:
 
     def __repr__(self) -> str:
         return "Flags()" if self.ledger is None else "Flags(counted)"
+
+
+@final
+class LensedFlags:
+    """The flag data's own step in a composition whose lens has a view open somewhere.
+
+    While some request, anywhere, has a lens view open, a composition with
+    a lens runs this step in place of :class:`Flags`: it reads the current
+    request's view (``var``, the lens's ``ContextVar``) and, with none,
+    evaluates as :class:`Flags` does, in this same frame; with one, it
+    hands the evaluation to ``lensed`` (the lens's stage around the flag
+    data's step). A request without a token pays one ``ContextVar.get``
+    for the tokens other requests hold, not a stage's call (issue 86, G9).
+
+    Its no-view path is :meth:`Flags.evaluate`, written out again: a call
+    to it would be the cost this step exists to save. Change both together
+    (tests/test_lens.py compares them, events included).
+    """
+
+    __slots__ = ("ledger", "lensed", "var")
+
+    def __init__(
+        self, ledger: Ledger | None, var: ContextVar[Any], lensed: Step
+    ) -> None:
+        self.ledger: Ledger | None = ledger
+        self.var: ContextVar[Any] = var  # (a View or None)
+        self.lensed: Step = lensed
+
+    def evaluate(
+        self,
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """The lens's stage for a request with a view; else door → find → run → type → count."""
+        if self.var.get() is not None:
+            return self.lensed.evaluate(data, method, key, context, default)
+        if door(context, key):  # (from here on: Flags.evaluate)
+            matcher = data._matcher
+            head = find(matcher, key)
+            if head is not None:
+                ledger = self.ledger
+                if ledger is None or type(head) is not tuple or head[1]:
+                    result = run_head(head, key, context, matcher)
+                else:  # (not plain: its prerequisites are counted too)
+                    state = matcher.counting_state(ledger, key, method.detail)
+                    result = run_head(head, key, context, state)
+                kind = method.kind
+                if kind is not None:
+                    result = typed(result, kind, default)
+                if ledger is not None:
+                    ledger.evaluated(
+                        matcher, key, context, result, default, method.detail
+                    )
+                return result
+        return other(data, key, context, default, self.ledger)
+
+    def __repr__(self) -> str:
+        return "LensedFlags()" if self.ledger is None else "LensedFlags(counted)"
 
 
 class Looking(Protocol):

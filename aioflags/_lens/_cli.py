@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aioflags._core._clock import wall_ms
+from aioflags._core._exceptions import ConfigurationError
 
-from ._config import MIN_SECRET_BYTES
-from ._token import Refusal, jwt, mint, verify
+from ._config import secret_bytes
+from ._token import Refusal, a_time, jwt, mint, verify
 from ._web import fragment_token, with_token
 
 if TYPE_CHECKING:
@@ -38,6 +39,14 @@ def _ttl(text: str) -> float:
     return seconds
 
 
+def _span(seconds: float) -> str:
+    """``seconds`` as ``--ttl`` writes it: ``2h``, ``90m``, ``45s``."""
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNIT[unit] and seconds % _UNIT[unit] == 0:
+            return f"{seconds / _UNIT[unit]:.0f}{unit}"
+    return f"{seconds:g}s"
+
+
 def _flag(text: str) -> tuple[str, JSONValue]:
     """``--flag KEY=VALUE``: the value as JSON when it parses, else as a string."""
     key, sep, raw = text.partition("=")
@@ -53,15 +62,25 @@ def _flag(text: str) -> tuple[str, JSONValue]:
 
 
 def read_secret(path: Path) -> bytes:
-    """The secret in ``path``, its trailing newline ignored."""
-    secret = path.read_bytes().rstrip(b"\r\n")
-    if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(
-            f"{path}: the secret is {len(secret)} bytes; LensConfig takes at least"
-            f" {MIN_SECRET_BYTES} (make one with `python -c 'import secrets;"
-            " print(secrets.token_urlsafe(32))' > FILE`)"
-        )
-    return secret
+    """The secret in the file ``path``, read as the app reads it (``secret_bytes``)."""
+    try:
+        return secret_bytes(path.read_bytes())
+    except ConfigurationError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _when(moment: object) -> str:
+    """A claim's time as a date, or what is wrong with it (one line, never a traceback)."""
+    if not a_time(moment):
+        shown = repr(moment)
+        if len(shown) > 40:
+            shown = f"{shown[:20]}... ({len(shown)} characters)"
+        return f"{shown} is not a time (apps refuse the token as malformed)"
+    try:
+        when = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+    except (OverflowError, ValueError, OSError):  # (past year 9999, say)
+        return f"{moment!r} seconds since 1970, past the dates Python writes"
+    return when.isoformat()
 
 
 def add_commands(commands: Any) -> None:
@@ -101,6 +120,13 @@ def add_commands(commands: Any) -> None:
     )
     cmd.add_argument(
         "--ttl", type=_ttl, default=1800.0, help="its lifetime (default 30m)"
+    )
+    cmd.add_argument(
+        "--max-ttl",
+        type=_ttl,
+        default=3600.0,
+        help="the app's LensConfig.max_ttl (default 1h): a longer --ttl is"
+        " refused, as the app would refuse the token",
     )
     cmd.add_argument(
         "--context-key",
@@ -147,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
 def _mint(args: argparse.Namespace) -> int:
     if not args.flags and not args.trace:
         raise ValueError("nothing to do: give --flag KEY=VALUE, or --trace")
+    if args.ttl > args.max_ttl:  # (a token every app with that max_ttl refuses)
+        raise ValueError(
+            f"--ttl {_span(args.ttl)} is longer than the app's max_ttl"
+            f" ({_span(args.max_ttl)}): the app would refuse the token as expired;"
+            " give a shorter --ttl, or --max-ttl if the app's LensConfig.max_ttl"
+            " is longer"
+        )
     token = mint(
         read_secret(args.secret_file),
         dict(args.flags),
@@ -170,13 +203,11 @@ def _inspect(args: argparse.Namespace) -> int:
         raise ValueError(f"not a lens token ({exc})") from None
     print(json.dumps({"header": header, "claims": claims}, indent=2))
     if isinstance(claims, dict):
-        for name in ("iat", "exp"):
-            moment = claims.get(name)
-            if isinstance(moment, (int, float)) and not isinstance(moment, bool):
-                when = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
-                print(f"{name}: {when.isoformat()}")
+        for name in ("iat", "nbf", "exp"):
+            if name in claims:
+                print(f"{name}: {_when(claims[name])}")
         exp = claims.get("exp")
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        if a_time(exp):
             left = exp - wall_ms() / 1000
             print(f"expires in {left:.0f} s" if left > 0 else "expired")
     if args.secret_file is None:

@@ -11,14 +11,26 @@ from aioflags._core._frozen import Frozen, set_field
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["MIN_SECRET_BYTES", "LensConfig"]
+__all__ = ["MIN_SECRET_BYTES", "LensConfig", "secret_bytes"]
 
 #: The shortest secret accepted: HS256's own size (RFC 7518, section 3.2);
 #: a shorter one can be guessed offline from any token signed with it.
 MIN_SECRET_BYTES = 32
 
 
-def _secret(value: str | bytes) -> bytes:
+def secret_bytes(value: str | bytes) -> bytes:
+    r"""A lens secret as the lens uses it: its bytes, its trailing line ending left out.
+
+    The one way every part reads a secret: ``LensConfig``, :func:`mint`,
+    ``aioflags lens mint`` and ``inspect``, ``serve --lens-secret-file``
+    (issue 86, T3). A file written by ``echo`` ends in a newline, and
+    ``Path.read_text()`` keeps it: ``"s3cret\n"`` and ``"s3cret"`` are one
+    secret, everywhere. ``str`` is read as UTF-8.
+
+    Raises:
+        ConfigurationError: not ``str`` or ``bytes``, or shorter than
+            :data:`MIN_SECRET_BYTES` (its line ending not counted).
+    """
     given: object = value  # (callers may not be typed)
     if isinstance(given, str):
         secret = given.encode()
@@ -26,11 +38,12 @@ def _secret(value: str | bytes) -> bytes:
         secret = given
     else:
         raise ConfigurationError(
-            f"LensConfig secrets are str or bytes, got {type(given).__name__}"
+            f"a lens secret is str or bytes, got {type(given).__name__}"
         )
+    secret = secret.rstrip(b"\r\n")
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigurationError(
-            f"a LensConfig secret must be at least {MIN_SECRET_BYTES} bytes (HS256's"
+            f"a lens secret must be at least {MIN_SECRET_BYTES} bytes (HS256's"
             f" key size), got {len(secret)}: make one with"
             " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
@@ -46,7 +59,8 @@ class LensConfig(Frozen):
 
     Args:
         secrets: the HS256 secrets, at least 32 bytes each (``str`` is read
-            as UTF-8). The first one signs (``aioflags lens mint``, the
+            as UTF-8; a trailing newline, as a file read with ``read_text()``
+            has, is not part of the secret). The first one signs (``aioflags lens mint``, the
             console); any of them verifies: to rotate, put the new one
             first, and drop the old one once its tokens expired.
         allow: glob patterns (``fnmatch``'s, case-sensitive) of the flag
@@ -82,7 +96,7 @@ class LensConfig(Frozen):
                 "LensConfig(secrets=..., allow=...) take lists: secrets=[secret],"
                 ' allow=["flag-key", "prefix-*"]'
             )
-        kept = tuple(_secret(secret) for secret in secrets)
+        kept = tuple(secret_bytes(secret) for secret in secrets)
         if not kept:
             raise ConfigurationError("LensConfig needs at least one secret")
         patterns = tuple(allow)

@@ -8,12 +8,14 @@ overridden evaluations per flag (``usage()``), and the rules of
 variable for the request's task; the tasks it starts copy it, others
 never see it.
 
-The evaluation reads it as one stage (:class:`LensStage`), in a client's
-compositions only while some request, anywhere, has a view open
-(:meth:`Lens.watch`)::
+While some request, anywhere, has a view open (:meth:`Lens.watch`), a
+client's compositions run the flag data's own step as
+``_evaluation._pipeline.LensedFlags``: it reads the variable, and a
+request without a view goes on as without the lens, in the same frame;
+one with a view runs the lens's stage (:class:`LensStage`)::
 
-    view = lens.get()                             # None: no token here
-    if view is None: the inner step               # as without the lens
+    view = lens.var.get()                         # None: no token here
+    if view is None: the flag data's own step     # as without the lens
     else: the token's override, or the inner step (the flag's code, its count)
           view.saw(key, result, default)          # the trace, if it asked for one
 
@@ -99,15 +101,19 @@ def warn(cause: str, message: str, *args: object) -> None:
 
 
 def _refuse_flag(jti: str, key: str, why: str) -> None:
-    """A token's flag is not overridden: said once per token and flag."""
+    """A token's flag is not overridden: a WARNING once per token and flag.
+
+    Not limited to one a minute, as a refused token is (issue 86, row
+    109): only a token that verifies gets here, so only whoever holds the
+    secret can make more of these lines, and each says something new.
+    """
     with _log_lock:
         if (jti, key) in _told:
             return
         _told[(jti, key)] = None
         if len(_told) > _MAX_TOLD:
             _told.popitem(last=False)
-    warn(
-        "flag",
+    logger.warning(
         "aioflags lens: token %s does not override flag %r: %s (its other flags"
         " still apply)",
         jti,
@@ -137,9 +143,12 @@ class Lens:
         "_expiries",
         "_lock",
         "_redeemed",
+        "_unchecked",
         "active",
+        "bearer_said",
         "config",
         "overridden",
+        "served",
         "var",
     )
 
@@ -162,6 +171,13 @@ class Lens:
         self._redeemed: dict[bytes, float] = {}
         #: The same, as a heap of (until when, digest): the soonest first.
         self._expiries: list[tuple[float, bytes]] = []
+        #: Whether the first evaluation is yet to ask whether anything
+        #: reads tokens for this lens (:meth:`first_look`).
+        self._unchecked = True
+        #: Whether a middleware was made for its client, or scope() used.
+        self.served = False
+        #: Whether a lens token sent as ``Authorization: Bearer`` was told of.
+        self.bearer_said = False
 
     def watch(self, evaluation: Evaluation) -> None:
         """Turn ``evaluation``'s lens stage in while a view is open, out while none is.
@@ -174,6 +190,56 @@ class Lens:
         with self._lock:
             self._evaluations.add(evaluation)
             evaluation.look(self.active > 0)
+            if self._unchecked:  # (until the first evaluation, one step more)
+                evaluation.step = _FirstLook(self, evaluation.step)
+
+    def serve(self) -> None:
+        """A middleware was made for this lens's client, or ``scope()`` used: tokens are read."""
+        with self._lock:
+            self.served = True
+            self._checked()
+
+    def bearer(self) -> None:
+        """A lens token came as ``Authorization: Bearer``: a WARNING, once (row 118)."""
+        with self._lock:
+            if self.bearer_said:
+                return
+            self.bearer_said = True
+        logger.warning(
+            "aioflags lens: a request sent a lens token as `Authorization: Bearer`,"
+            " which the lens never reads (that header is the app's own): send it as"
+            " the X-Aioflags-Lens header (or follow a link); the request went on"
+            " without the lens"
+        )
+
+    def first_look(self) -> None:
+        """The client's first evaluation: a WARNING if nothing reads its tokens (row 115).
+
+        ``Config(lens=...)`` without ``LensMiddleware`` (or aiohttp's)
+        ignores every request's token, silently but for this line. A
+        middleware is made before the app serves its first request (the
+        evaluations it makes); a process that evaluates before it ever
+        calls ``scope()`` gets the line too.
+        """
+        with self._lock:
+            if not self._unchecked:
+                return
+            self._checked()
+            quiet = self.served
+        if not quiet:
+            logger.warning(
+                "aioflags lens: this client has Config(lens=...), and no"
+                " LensMiddleware or aiohttp_middleware was made for it before its"
+                " first evaluation: requests' tokens are not read (add the"
+                " middleware to the app; aioflags.lens.scope() needs none)"
+            )
+
+    def _checked(self) -> None:
+        """Nothing left to ask (under the lock): every first-look step out."""
+        if self._unchecked:
+            self._unchecked = False
+            for evaluation in self._evaluations:
+                evaluation.look(self.active > 0)
 
     def get(self) -> View | None:
         """The current request's view (None: none, or no valid token)."""
@@ -250,6 +316,8 @@ class Lens:
     def looking(self, view: View) -> Iterator[None]:
         """Evaluations in this context (and tasks it starts) see ``view`` inside the block."""
         with self._lock:
+            self.served = True  # (a view: something reads tokens)
+            self._unchecked = False
             self.active += 1
             if self.active == 1:  # the first view open: every stage in
                 for evaluation in self._evaluations:
@@ -277,11 +345,35 @@ class Lens:
 
 
 @final
+class _FirstLook:
+    """The first evaluation's extra step: :meth:`Lens.first_look`, then the steps as ever."""
+
+    __slots__ = ("inner", "lens")
+
+    def __init__(self, lens: Lens, inner: Step) -> None:
+        self.lens = lens
+        self.inner = inner
+
+    def evaluate(
+        self,
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """Flag ``key``'s result, once the lens asked whether anything reads its tokens."""
+        self.lens.first_look()
+        return self.inner.evaluate(data, method, key, context, default)
+
+
+@final
 class LensStage:
     """The lens's stage of a composition: the request's view around the step it holds.
 
-    In a composition's steps only while a view is open somewhere
-    (:meth:`Lens.watch`); for a request with none, the inner step
+    Run only for a request with a view (``LensedFlags`` reads the variable
+    first, :meth:`Lens.watch`); for one with none, the inner step
     evaluates as without the lens. With one, a flag the token overrides
     (the door passed, the flag exists) is served its override, typed for
     a typed method, and the inner step (the flag's code, its count) does
@@ -406,11 +498,10 @@ class View:
             return
         reason = result.reason
         kind = reason.get("kind")
-        rule = reason.get("ruleIndex") if kind == "RULE_MATCH" else None
         value = default if result.variation_index is None else result.value
         # (a header's value: control characters escaped, as non-ASCII is)
         shown = key.encode("unicode_escape").decode("ascii")
-        entry = f"{shown}={_json(value)} ({kind}{'' if rule is None else f' {rule}'})"
+        entry = f"{shown}={_json(value)} ({kind}{_which(kind, reason)})"
         size = self._size + len(entry) + (2 if trace else 0)
         if self._more or size > MAX_TRACE_BYTES - _MARKER_ROOM:
             self._more += 1
@@ -427,6 +518,22 @@ class View:
             marker = f"...+{self._more} more"
             text = f"{text}; {marker}" if text else marker
         return text
+
+
+def _which(kind: object, reason: Reason) -> str:
+    """What a trace entry adds to its reason's kind: the rule, or the prerequisite.
+
+    ``RULE_MATCH``: the rule's index, then its id as JSON if it has one
+    (`` 1 "beta-testers"``); ``PREREQUISITE_FAILED``: the prerequisite's
+    key as JSON; nothing for the other kinds (issue 86, row 121).
+    """
+    if kind == "RULE_MATCH":
+        rule_id = reason.get("ruleId")
+        named = f" {_json(rule_id)}" if isinstance(rule_id, str) and rule_id else ""
+        return f" {reason.get('ruleIndex')}{named}"
+    if kind == "PREREQUISITE_FAILED":
+        return f" {_json(reason.get('prerequisiteKey'))}"
+    return ""
 
 
 def _json(value: object) -> str:

@@ -14,9 +14,11 @@ import hashlib
 import math
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard, final
 
 from aioflags._core._clock import wall_ms
+
+from ._config import secret_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,6 +31,7 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "Claims",
     "Refusal",
+    "a_time",
     "jwt",
     "mint",
     "verify",
@@ -101,7 +104,6 @@ class Refusal:
         "audience",
         "malformed",
         "oversized",
-        "flag",
     )
 
     def __init__(self, cause: str, why: str) -> None:
@@ -169,8 +171,11 @@ def verify(
 _MAX_SECONDS: Final = 10**12
 
 
-def _a_time(value: object) -> bool:
-    """Whether ``value`` is a time a token may name: a finite number of seconds, in range."""
+def a_time(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a time a token may name: a finite number of seconds, in range.
+
+    (``aioflags lens inspect`` shows only such times as dates.)
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     if isinstance(value, int):
@@ -183,7 +188,7 @@ def _checked(
 ) -> Claims | Refusal:
     """The lens's own rules over verified ``claims``."""
     exp, iat = claims["exp"], claims["iat"]
-    if not (_a_time(exp) and _a_time(iat)):
+    if not (a_time(exp) and a_time(iat)):
         # (NaN compares false with every time: it would never expire; an
         # integer past a float's range made math.isfinite raise: a 500)
         return Refusal("malformed", "exp and iat are finite numbers")
@@ -191,6 +196,12 @@ def _checked(
         return Refusal("expired", "its exp has passed")
     if iat > now + LEEWAY:
         return Refusal("expired", "issued in the future (iat)")
+    nbf = claims.get("nbf")  # (optional: RFC 7519's "not before")
+    if nbf is not None:
+        if not a_time(nbf):
+            return Refusal("malformed", "nbf is a finite number")
+        if nbf > now + LEEWAY:
+            return Refusal("expired", "not valid yet (nbf)")
     if exp - iat > max_ttl:
         return Refusal(
             "expired",
@@ -222,13 +233,19 @@ def mint(
 ) -> str:
     """A lens token: ``flags`` served for ``ttl`` seconds, to ``context_key`` only if given.
 
-    ``secret`` is the first of the app's ``LensConfig.secrets`` (it signs).
+    ``secret`` is the first of the app's ``LensConfig.secrets`` (it signs),
+    read as ``LensConfig`` reads it (a trailing newline is not part of it).
     Any JWT library mints the same (HS256; claims ``aud`` =
     ``"aioflags-lens"``, ``exp``, ``iat``, ``jti``, ``flags``, optional
     ``sub`` and ``trace``): docs/lens.md.
 
+    Raises:
+        ConfigurationError: a secret no app accepts (under 32 bytes).
+        ValueError: a ``ttl`` under 1 second.
+
     Added in version 0.2.0.
     """
+    key = secret_bytes(secret)  # (a secret every app refuses: refused here too)
     lifetime: object = ttl  # (callers may not be typed)
     if (
         not isinstance(lifetime, (int, float))
@@ -248,6 +265,5 @@ def mint(
         claims["sub"] = context_key
     if trace:
         claims["trace"] = True
-    key = secret.encode() if isinstance(secret, str) else secret
     token: str = jwt().encode(claims, key, algorithm="HS256")
     return token

@@ -9,10 +9,15 @@ browser never sends to a server (nor in ``Referer``).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import urllib.parse
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._clock import wall_ms
+
+from ._token import AUDIENCE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,6 +29,7 @@ __all__ = [
     "HEADER",
     "PARAM",
     "TRACE_HEADER",
+    "bearer_lens",
     "cookie_token",
     "fragment_token",
     "location",
@@ -120,3 +126,26 @@ def fragment_token(url: str) -> str | None:
         if sep and urllib.parse.unquote(name) == PARAM:
             return urllib.parse.unquote(value)
     return None
+
+
+def bearer_lens(authorization: str) -> bool:
+    """Whether an ``Authorization`` value is ``Bearer`` and a lens token (row 118).
+
+    The lens never reads ``Authorization``: it is the app's own, and its
+    tokens are the app's. This only tells a lens token sent there (its
+    claims read, not verified: its ``aud`` names the lens) so that the
+    middleware can say where it goes.
+    """
+    scheme, _, token = authorization.strip().partition(" ")
+    parts = token.strip().split(".")
+    if scheme.lower() != "bearer" or len(parts) != 3 or len(token) > 4096:
+        return False
+    payload = parts[1]
+    try:
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+    except (binascii.Error, ValueError, RecursionError):  # (not ours to judge)
+        return False
+    audience = claims.get("aud") if isinstance(claims, dict) else None
+    return audience == AUDIENCE or (isinstance(audience, list) and AUDIENCE in audience)

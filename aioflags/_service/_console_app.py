@@ -278,8 +278,10 @@ class _ConsoleAPI:
         trace = request.get("trace", False)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return _error(400, "the app's URL must begin with http:// or https://")
-        if not isinstance(picked, list) or not picked:
-            return _error(400, "pick at least one flag and the variation it serves")
+        if not isinstance(picked, list):
+            return _error(400, "flags is a list of {key, variation}")
+        if not picked and trace is not True:  # (a trace alone is a link, as the CLI's)
+            return _error(400, "pick a flag and the variation it serves, or a trace")
         if ttl is None or not 60 <= ttl <= LENS_MAX_TTL:
             return _error(400, f"ttl is whole seconds from 60 to {LENS_MAX_TTL}")
         if context_key is not None and not isinstance(context_key, str):

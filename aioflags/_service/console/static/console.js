@@ -510,7 +510,6 @@ function addLensFlag(focus = true) {
     autocomplete: "off",
     spellcheck: "false",
     "aria-label": `Flag ${n}`,
-    required: "",
   });
   const value = element("select", { "aria-label": `Flag ${n} serves` });
   value.disabled = true;
@@ -534,14 +533,15 @@ async function makeLens(event) {
   const flags = [];
   for (const item of $("lens-flags").children) {
     const [key, value] = item.querySelectorAll("input, select");
+    if (key.value.trim() === "") continue; // an empty row: no flag (a trace alone is a link)
     if (value.disabled) {
       lensProblem(`No flag ${key.value.trim()}: pick one of the list.`);
       return;
     }
     flags.push({ key: key.value.trim(), variation: Number(value.value) });
   }
-  if (!flags.length) {
-    lensProblem("Add a flag, and the variation it serves.");
+  if (!flags.length && !$("lens-trace").checked) {
+    lensProblem("Add a flag and the variation it serves, or ask for a trace.");
     return;
   }
   const body = {
@@ -579,11 +579,13 @@ $("lens").addEventListener("submit", makeLens);
 $("lens-copy").addEventListener("click", copyLens);
 
 function showLens(on) {
-  const section = $("lens-section");
-  if (on && section.hidden && !$("lens-flags").children.length) addLensFlag(false);
-  section.hidden = !on;
+  // Without a lens secret the section says how to start one that has it.
+  if (on && $("lens").hidden && !$("lens-flags").children.length) addLensFlag(false);
+  $("lens-section").hidden = false;
+  $("lens-off").hidden = on;
+  $("lens").hidden = !on;
   // Without the key, the form says where to get it, and makes nothing.
-  $("lens-locked").hidden = Boolean(lensKey);
+  $("lens-locked").hidden = !on || Boolean(lensKey);
   $("lens-make").disabled = !lensKey;
 }
 
