@@ -320,7 +320,9 @@ def validate(paths: list[Path]) -> int:
 
     try:
         # Empty is an error, as it is to serve and DataSystem.file's reloads.
-        flags, segments = load_flag_files(*paths, allow_empty=False)
+        # (warn=False: what the loader would log, an index out of range,
+        # is said below with its line, once)
+        flags, segments = load_flag_files(*paths, allow_empty=False, warn=False)
         files = [(path, *flag_file_text(path)) for path in paths]
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
