@@ -245,10 +245,12 @@ class Flags:
     counts them too (``Matcher.counting``), before the flag itself.
     """
 
-    __slots__ = ("ledger",)
+    __slots__ = ("client", "ledger")
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: Ledger | None = None, client: str | None = None) -> None:
         self.ledger: Ledger | None = ledger
+        #: The label of the client it evaluates for (its log lines name it).
+        self.client = client
 
     def evaluate(
         self,
@@ -278,7 +280,7 @@ class Flags:
                         matcher, key, context, result, default, method.detail
                     )
                 return result
-        return other(data, key, context, default, self.ledger)
+        return other(data, key, context, default, self.ledger, self.client)
 
     def __repr__(self) -> str:
         return "Flags()" if self.ledger is None else "Flags(counted)"
