@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -72,6 +73,12 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _is_loopback(host: str) -> bool:
     address = _ip(host)
     return host == "localhost" or (address is not None and address.is_loopback)
+
+
+def _literal_host(host: str) -> str:
+    """``--host`` as a URL or an error line writes it (an IPv6 address in brackets)."""
+    address = _ip(host)
+    return host if address is None else _literal(address)
 
 
 def _literal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -313,7 +320,9 @@ def validate(paths: list[Path]) -> int:
 
     try:
         # Empty is an error, as it is to serve and DataSystem.file's reloads.
-        flags, segments = load_flag_files(*paths, allow_empty=False)
+        # (warn=False: what the loader would log, an index out of range,
+        # is said below with its line, once)
+        flags, segments = load_flag_files(*paths, allow_empty=False, warn=False)
         files = [(path, *flag_file_text(path)) for path in paths]
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -938,7 +947,26 @@ def _give_large_blocks_back() -> None:
     mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
+def _bind_host(host: str) -> str:
+    """``--host`` as a socket binds it: ``[::1]``, as a URL writes it, is ``::1``.
+
+    Raises:
+        ValueError: brackets around something that is no IPv6 address.
+    """
+    if not host.startswith("["):
+        return host
+    inside = host[1:].removesuffix("]")
+    address = _ip(inside) if host.endswith("]") else None
+    if address is None or address.version != 6:
+        raise ValueError(f"{host} is not an IPv6 address in brackets (as [::1])")
+    return inside
+
+
 def _serve_command(args: argparse.Namespace) -> int:
+    try:
+        args.host = _bind_host(args.host)
+    except ValueError as exc:
+        args.parser.error(f"--host: {exc}")
     if not _is_loopback(args.host) and not args.allow_remote:
         args.parser.error(
             f"refusing to bind {args.host}: it is not a loopback address (use --allow-remote)"
@@ -974,14 +1002,32 @@ def _serve_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
+    except socket.gaierror as exc:  # (an OSError: before it)
         print(
-            f"error: cannot listen on {args.host}:{args.port}: the address is in use "
-            "(pick another with --port, or --port 0 for a free one)",
+            f"error: cannot listen on {args.host}: the name does not resolve to an "
+            f"address ({exc.strerror or exc}); give an IP address or a name this "
+            "machine resolves",
             file=sys.stderr,
         )
+        return 2
+    except OSError as exc:
+        where = f"{_literal_host(args.host)}:{args.port}"
+        if exc.errno == errno.EADDRINUSE:
+            why = (
+                "the address is in use (pick another with --port, or --port 0 "
+                "for a free one)"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = "this machine has no such address" + (
+                " (it has no IPv6 loopback: use 127.0.0.1)"
+                if _is_loopback(args.host) and ":" in args.host
+                else ""
+            )
+        elif exc.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges: try --port 0)"
+        else:
+            raise
+        print(f"error: cannot listen on {where}: {why}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stopped", flush=True)

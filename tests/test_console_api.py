@@ -1108,14 +1108,15 @@ async def test_pages_past_the_cap_are_refused_with_a_reason(
 ) -> None:
     monkeypatch.setattr(console, "PAGES", 2)
     async with serving() as (server, http, token):
+        page = {"token": token["x-aioflags-token"]}  # (as the page sends it)
         async with (
-            aconnect_sse(http, "GET", "/ui/api/events") as one,
-            aconnect_sse(http, "GET", "/ui/api/events") as two,
+            aconnect_sse(http, "GET", "/ui/api/events", params=page) as one,
+            aconnect_sse(http, "GET", "/ui/api/events", params=page) as two,
         ):
             for source in (one, two):
                 with anyio.fail_after(10):
                     await anext(source.aiter_sse())
-            third = await http.get("/ui/api/events")
+            third = await http.get("/ui/api/events", params=page)
             assert third.status_code == 503
             assert "has 2 pages open already" in third.json()["message"]
             assert "default-src 'self'" in third.headers["content-security-policy"]
@@ -1129,6 +1130,39 @@ async def test_pages_past_the_cap_are_refused_with_a_reason(
             await server.wait_until(lambda: server.open_streams(console.EVENTS) == 0)
         async with aconnect_sse(http, "GET", "/ui/api/events") as again:
             assert again.response.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_tokenless_streams_do_not_shut_the_console_page_out() -> None:
+    """G11: 32 event streams without the console's token (a local process's)
+    gave the console's own page a ``503`` on its event stream.
+
+    The page sends its token with its stream (``?token=``): streams without
+    it have places of their own, and cannot take the page's.
+    """
+    async with serving() as (_, http, token), contextlib.AsyncExitStack() as held:
+        streams = []  # (each kept: a stream's iterator let go closes it)
+        for _ in range(console.PAGES):  # what a local process keeps open
+            source = await held.enter_async_context(
+                aconnect_sse(http, "GET", "/ui/api/events")
+            )
+            streams.append(source.aiter_sse())
+            with anyio.fail_after(10):
+                await anext(streams[-1])
+        one_more = await http.get("/ui/api/events")
+        assert one_more.status_code == 503
+        assert "without the console's token" in one_more.json()["message"]
+        page = token["x-aioflags-token"]
+        async with aconnect_sse(
+            http, "GET", "/ui/api/events", params={"token": page}
+        ) as source:
+            assert source.response.status_code == 200
+            with anyio.fail_after(10):
+                state = json.loads((await anext(source.aiter_sse())).data)
+            assert {f["key"] for f in state["flags"]} == set(FLAGS)
+        # A wrong token is no token: it takes no page's place.
+        wrong = await http.get("/ui/api/events", params={"token": page + "x"})
+        assert wrong.status_code == 503
 
 
 @pytest.mark.asyncio

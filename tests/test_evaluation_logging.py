@@ -87,9 +87,9 @@ def test_an_unknown_key_with_events_on_is_looked_into_once(
     calls: list[str] = []
     unknown_flag = _door._unknown_flag
 
-    def counted(key: str) -> Any:
+    def counted(key: str, client: str | None) -> Any:
         calls.append(key)
-        return unknown_flag(key)
+        return unknown_flag(key, client)
 
     monkeypatch.setattr(_door, "_unknown_flag", counted)
     recorder = recorder_for(Config("k"), now_ms=lambda: 1000)

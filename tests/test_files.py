@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -322,6 +324,107 @@ def test_serve_refuses_remote_addresses(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not a loopback address" in result.stderr
 
 
+def _has_ipv6_loopback() -> bool:
+    """Whether this machine can listen on ``::1``."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("allow_remote", [False, True])
+def test_serve_takes_the_ipv6_loopback_in_brackets(
+    tmp_path: Path, allow_remote: bool
+) -> None:
+    """G12: ``--host '[::1]'`` (as a URL writes it) is the IPv6 loopback.
+
+    It said "[::1] is not a loopback address"; with ``--allow-remote``, a
+    ``socket.gaierror`` traceback. Where this machine has no IPv6 loopback,
+    one line says so (and what to use), never a traceback.
+    """
+    path = write(tmp_path / "flags.json", {"flags": {"f": FLAG}})
+    options = ["--host", "[::1]", *(["--allow-remote"] if allow_remote else [])]
+    if _has_ipv6_loopback():
+        with serve(path, *options) as served:
+            assert served.url.startswith("http://[::1]:")
+            # (the console answers [::1], as it does every loopback name)
+            assert httpx.get(f"{served.url}/ui/", timeout=30).status_code == 200
+        assert "Listening on" not in served.out  # loopback: nothing to warn of
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0", *options],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: cannot listen on [::1]:0: this machine has no such address "
+        "(it has no IPv6 loopback: use 127.0.0.1)"
+    ]
+
+
+def test_serve_says_in_one_line_that_there_is_no_ipv6_loopback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """G12: on a machine without IPv6 loopback, ``--host '[::1]'`` is one line.
+
+    (Pinned here whatever this machine has: binding ``::1`` fails as it
+    does where the kernel has no IPv6.)
+    """
+    import errno
+
+    from aioflags.__main__ import main
+    from aioflags._service import _hosting
+
+    def no_ipv6(host: str, port: int, backlog: int) -> socket.socket:
+        assert host == "::1"
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    monkeypatch.setattr(_hosting, "bind", no_ipv6)
+    path = write(tmp_path / "flags.json", {"flags": {"f": FLAG}})
+    assert main(["serve", str(path), "--host", "[::1]", "--port", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cannot listen on [::1]:0: this machine has no such address "
+        "(it has no IPv6 loopback: use 127.0.0.1)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["--host", "nosuch.invalid", "--allow-remote"],
+            "error: cannot listen on nosuch.invalid: the name does not resolve",
+        ),
+        (
+            ["--host", "[127.0.0.1]"],
+            "error: --host: [127.0.0.1] is not an IPv6 address in brackets",
+        ),
+    ],
+)
+def test_serve_says_in_one_line_why_it_cannot_listen(
+    tmp_path: Path, options: list[str], said: str
+) -> None:
+    """G12: a host name that does not resolve ended in a ``socket.gaierror`` traceback."""
+    path = write(tmp_path / "flags.json", {"flags": {"f": FLAG}})
+    result = subprocess.run(
+        [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0", *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert said in result.stderr.splitlines()[-1]
+
+
 class Served:
     """A ``python -m aioflags serve`` process: its URL, then what it printed."""
 
@@ -331,7 +434,7 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(path: Path) -> Iterator[Served]:
+def serve(path: Path, *options: str) -> Iterator[Served]:
     """Run the serve command on ``path``; stop it with SIGINT (Ctrl-C) afterwards."""
     served = Served()
     # A shell without job control starts background jobs with SIGINT ignored,
@@ -341,7 +444,16 @@ def serve(path: Path) -> Iterator[Served]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aioflags", "serve", str(path), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "aioflags",
+                "serve",
+                str(path),
+                "--port",
+                "0",
+                *options,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

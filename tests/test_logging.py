@@ -222,6 +222,46 @@ async def test_two_clients_lines_say_which_client_logged_them(
 
 
 @pytest.mark.asyncio
+async def test_two_clients_unknown_flag_warnings_say_which_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T13: "No flag 'x' in the flag data ... a typo?" did not say which client.
+
+    An evaluation runs in the caller's task, not the client's: the line
+    names the client evaluating, whichever way it evaluates (awaited, or
+    on a snapshot; analytics events on or off), once per key and client.
+    """
+    user = aioflags.Context.create("u")
+    async with FlagServer({"f": FLAG}) as server:
+        a = Client(server.config(KEY_A, send_events=False))
+        b = Client(server.config(KEY_B, application_id="checkout"))  # events on
+        async with a, b:
+            for client in (a, b, a):
+                assert await client.variation("t13-typo", user, "d") == "d"
+            assert b.snapshot().variation("t13-snap", user, "d") == "d"
+    said = sorted(
+        (r.getMessage().partition(" (FLAG_NOT_FOUND)")[0], r.aioflags_client)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if "in the flag data" in r.getMessage()
+    )
+    a_label, b_label = "sdk-…aaaaaa", "sdk-…bbbbbb checkout"
+    assert said == [
+        (
+            f"[{a_label}] No flag 't13-typo' in the flag data: the default is returned",
+            a_label,
+        ),
+        (
+            f"[{b_label}] No flag 't13-snap' in the flag data: the default is returned",
+            b_label,
+        ),
+        (
+            f"[{b_label}] No flag 't13-typo' in the flag data: the default is returned",
+            b_label,
+        ),
+    ]
+
+
+@pytest.mark.asyncio
 async def test_one_clients_lines_carry_its_label_as_a_field_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

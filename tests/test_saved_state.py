@@ -441,3 +441,43 @@ async def test_ready_from_disk_then_stale_while_the_service_is_down_then_ready(
         ProviderStatus.STALE,
         ProviderStatus.READY,
     ]
+
+
+async def test_a_saved_state_read_that_hangs_is_given_up_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """G2: the saved state read beside the start was waited for without a limit.
+
+    A read stuck in its worker thread (a file on a hung network mount) held
+    the start for good, and the client's close too. It has
+    ``initializing_timeout``, as every initializer has: then the client
+    starts from the flag service, and nothing of the file is applied.
+    """
+    import threading
+
+    from aioflags._datasystem._sources import _saved
+
+    release = threading.Event()
+
+    def hung(path: Path, max_age: float, max_bytes: int) -> None:
+        # (a guard: on the code before, the close waited for this thread)
+        release.wait(30)
+
+    monkeypatch.setattr(_saved, "_load", hung)
+    system = DataSystem.default(saved_state=tmp_path / "saved.json").with_timings(
+        initializing_timeout=0.5
+    )
+    try:
+        async with FlagServer({"f": flag(0)}) as server:
+            config = server.config(send_events=False, data_system=system)
+            with anyio.fail_after(20):
+                async with Client(config) as client:
+                    assert client.status is ProviderStatus.READY
+                    assert await client.variation("f", USER, None) == "on"
+    finally:
+        release.set()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        f"The saved state in {tmp_path / 'saved.json'} was not read within 0.5 s: "
+        "starting the next data source (what the read gives when it ends is dropped)"
+    ) in said

@@ -417,3 +417,33 @@ def test_validate_follows_chains_of_thousands_of_flags(
     else:
         assert f": flag 'f': prerequisite chain {n} levels deep" in problems[0]
         assert f"{n - MAX_CHAIN_DEPTH} problem(s)" in captured.out
+
+
+def test_validate_says_each_problem_once(tmp_path: Path) -> None:
+    """Row 79: a problem was printed twice, as the loader's or compiler's log line
+    (``WARNING: ... flag 'x' has 2 variations, but ...``, ``ERROR: Flag 'y' is
+    malformed ...``) and again as ``error: FILE:LINE:COL: ...``. Once, with its line.
+    """
+    import subprocess
+    import sys
+
+    path = write(
+        tmp_path,
+        {
+            "x": {**ON, "fallthrough": {"variation": 5}},  # the loader warned
+            "y": {**ON, "on": "yes"},  # the compiler logged an ERROR
+        },
+        {"s": {"version": 1, "included": "no"}},  # the compiler, for a segment
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aioflags", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, result.stderr
+    assert all(line.startswith(f"error: {path}:") for line in lines), result.stderr
+    assert "3 problem(s)" in result.stdout

@@ -288,7 +288,7 @@ class Client:
         """A run's new store, and what its evaluations go through: hooks, analytics, gate."""
         store = self._new_store()
         store.freeze_gc = store.compile_ahead = self._config.gc_freeze
-        evaluator = Evaluator(store, self._hooks, self._lens)
+        evaluator = Evaluator(store, self._hooks, self._lens, self._life.label)
         config = self._config
         if config.events_enabled or (config.metrics is not None and not config.offline):
             # Recording starts now, synchronously: with ready_timeout=0 the

@@ -76,7 +76,10 @@ class Data(Protocol):
 
 
 def compose(
-    ledger: Ledger | None, lens: Lens | None = None, hooks: HookRunner | None = None
+    ledger: Ledger | None,
+    lens: Lens | None = None,
+    hooks: HookRunner | None = None,
+    client: str | None = None,
 ) -> Evaluation:
     """The composition of these parts: the flag data's step, then each stage around it.
 
@@ -88,15 +91,16 @@ def compose(
     lens's steps run only while a view is open somewhere
     (``Evaluation.look``): a lens no request uses costs nothing, and a
     request without a view pays one read of the lens's variable
-    (``LensedFlags``).
+    (``LensedFlags``). ``client``: the label of the client it evaluates
+    for (the door's log lines name it).
     """
     hooked = hooks is not None and hooks.observes_evaluations
-    if ledger is None and lens is None and not hooked:
+    if ledger is None and lens is None and not hooked and client is None:
         return PLAIN
-    still = _stack(ledger, None, hooks if hooked else None)
+    still = _stack(ledger, None, hooks if hooked else None, client)
     if lens is None:
         return Evaluation(still, ledger=ledger, hooked=hooked)
-    looking = _stack(ledger, lens, hooks if hooked else None)
+    looking = _stack(ledger, lens, hooks if hooked else None, client)
     evaluation = Evaluation(
         still, ledger=ledger, lens=lens, hooked=hooked, looking=looking
     )
@@ -104,15 +108,20 @@ def compose(
     return evaluation
 
 
-def _stack(ledger: Ledger | None, lens: Lens | None, hooks: HookRunner | None) -> Step:
+def _stack(
+    ledger: Ledger | None,
+    lens: Lens | None,
+    hooks: HookRunner | None,
+    client: str | None = None,
+) -> Step:
     """The flag data's step, then each stage around it, innermost first."""
-    step: Step = Flags(ledger)
+    step: Step = Flags(ledger, client)
     if lens is not None:
         from aioflags._lens._lens import LensStage  # (imported with a lens only)
 
         # (a request without a view reads the lens's variable, and goes on
         # in the same frame: only a request with one runs the stage)
-        step = LensedFlags(ledger, lens.var, LensStage(lens, step))
+        step = LensedFlags(ledger, lens.var, LensStage(lens, step), client)
     if hooks is not None:
         step = HookStage(hooks, step)
     return step
@@ -126,6 +135,7 @@ class Evaluator:
         "_forget",
         "_made",
         "big_segments",
+        "client",
         "environment_id",
         "evaluation",
         "events",
@@ -138,9 +148,15 @@ class Evaluator:
     )
 
     def __init__(
-        self, store: Data, hooks: HookRunner | None = None, lens: Lens | None = None
+        self,
+        store: Data,
+        hooks: HookRunner | None = None,
+        lens: Lens | None = None,
+        client: str | None = None,
     ) -> None:
         self.store = store
+        #: The label of the client it evaluates for (log lines name it).
+        self.client = client
         #: The client's hooks (shared by its runs; None: none registered).
         self.hooks = hooks
         #: The client's flag lens (None: not configured).
@@ -181,8 +197,8 @@ class Evaluator:
             loop = recorder.loop
             loop.forget_fast()  # (counted by key: maybe another store's flags)
         self._watch(loop)
-        self.evaluation = compose(loop, self.lens, self.hooks)
-        self.shared = compose(recorder, self.lens, self.hooks)
+        self.evaluation = compose(loop, self.lens, self.hooks, self.client)
+        self.shared = compose(recorder, self.lens, self.hooks, self.client)
         self.unhooked_evaluation = compose(recorder)
 
     def _watch(self, loop: LoopLedger | None) -> None:

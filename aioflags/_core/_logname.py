@@ -97,11 +97,18 @@ class ClientLogger(_Adapter):
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]
     ) -> tuple[Any, MutableMapping[str, Any]]:
-        """Add the running client's label to the record (and the message, if two run)."""
-        label = CLIENT.get()
+        """Add the running client's label to the record (and the message, if two run).
+
+        The client is the one whose task logs, or the one a caller names
+        (``extra={"aioflags_client": label}``: an evaluation, which runs in
+        the caller's task, names the client it evaluates for).
+        """
+        extra = kwargs.get("extra")
+        label = extra.get("aioflags_client") if extra else None
+        if label is None:
+            label = CLIENT.get()
         if label is None:
             return msg, kwargs
-        extra = kwargs.get("extra")
         kwargs["extra"] = (
             {**extra, "aioflags_client": label} if extra else {"aioflags_client": label}
         )

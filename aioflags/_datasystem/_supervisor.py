@@ -424,8 +424,8 @@ class Supervisor:
         saved = self._system.saved_state
         for index, factory in enumerate(self._system.initializers):
             if factory is saved and self._preload is not None:
-                await self._preload.done.wait()  # read (and applied) already
-                self._mirrored(self._preload.take())
+                if await self._preloaded(self._preload):  # read (and applied)
+                    self._mirrored(self._preload.take())
                 continue
             basis = await self._first(factory, f"initializer {index}")
             if basis is None:
@@ -449,6 +449,37 @@ class Supervisor:
             self._status.update(
                 SourceState.VALID if self._store.initialized else SourceState.OFF
             )
+        return False
+
+    async def _preloaded(self, preload: Preload) -> bool:
+        """Wait for the saved state read beside the start; False: given up.
+
+        It has ``initializing_timeout``, as every initializer has: a read
+        stuck on a hung network mount would otherwise hold the start for
+        good. Given up, nothing of the file is applied (the network's data
+        must not be overwritten by it later); a file being applied when
+        the time is up is waited for (that is work on the loop, not I/O).
+        """
+        timeout = self._system.initializing_timeout
+        async with anyio.create_task_group() as group:
+
+            async def timer() -> None:
+                await self._clock.sleep(timeout)
+                group.cancel_scope.cancel()
+
+            if not math.isinf(timeout):
+                group.start_soon(timer)
+            await preload.done.wait()
+            group.cancel_scope.cancel()
+        if preload.done.is_set() or not preload.give_up():
+            await preload.done.wait()
+            return True
+        logger.warning(
+            "The saved state in %s was not read within %g s: starting the next "
+            "data source (what the read gives when it ends is dropped)",
+            preload.saved.path,
+            timeout,
+        )
         return False
 
     async def _first(self, factory: InitializerFactory, name: str) -> Basis | None:

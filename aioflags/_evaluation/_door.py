@@ -10,8 +10,9 @@ counted as analytics events count them.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard, TypeVar
+
+from aioflags._core._logname import client_logger
 
 from ._context import Context
 from ._evaluate import ERROR_RESULTS, run_head
@@ -65,7 +66,7 @@ class Data(Protocol):
         ...
 
 
-logger = logging.getLogger("aioflags.evaluation")
+logger = client_logger("aioflags.evaluation")
 _MISUSED: set[str] = set()  # the argument types already logged as not a Context
 R = TypeVar("R")
 
@@ -166,22 +167,30 @@ _MAX_UNKNOWN_KEYS: Final = 1000
 _UNKNOWN_KEYS: Final = Occurrences(_MAX_UNKNOWN_KEYS)
 
 
-def _unknown_flag(key: str) -> Result:
-    """An evaluation of a key that no flag has: warn once per key (a typo?)."""
-    if key not in _UNKNOWN_KEYS:  # the lock only for a key not logged yet
-        count = _UNKNOWN_KEYS.add(key)
+def _unknown_flag(key: str, client: str | None) -> Result:
+    """An evaluation of a key that no flag has: warn once per key and client (a typo?).
+
+    ``client``: the label of the client evaluating (``_logname``), which
+    the line names while two or more run; None: no client's.
+    """
+    seen = key if client is None else (client, key)
+    if seen not in _UNKNOWN_KEYS:  # the lock only for a key not logged yet
+        count = _UNKNOWN_KEYS.add(seen)
+        extra = None if client is None else {"aioflags_client": client}
         if count == 1:
             logger.warning(
                 "No flag %r in the flag data: the default is returned "
                 "(FLAG_NOT_FOUND). A typo in the key, or a flag not created in "
                 "this environment? (logged once per key)",
                 key,
+                extra=extra,
             )
         elif count == 0 and _UNKNOWN_KEYS.newly_full():
             logger.warning(
                 "%d unknown flag keys have been logged: further unknown keys are "
                 "not (their evaluations still return the default, FLAG_NOT_FOUND)",
                 _MAX_UNKNOWN_KEYS,
+                extra=extra,
             )
     return NOT_FOUND
 
@@ -219,6 +228,7 @@ def other(
     context: Context | None,
     default: Any,
     unknowns: Unknowns | None,
+    client: str | None = None,
 ) -> Result:
     """The result of an evaluation that the door or the flag lookup turned away.
 
@@ -229,7 +239,8 @@ def other(
     or counting for metrics) counts the evaluation when it has a str key
     (one with no valid Context for ``usage()`` and metrics only). A flag
     whose code could not be made is its head's EXCEPTION (logged there),
-    counted against nothing.
+    counted against nothing. ``client``: the label of the client evaluating
+    (its unknown keys are logged once per client, naming it).
     """
     ready = snapshot._initialized
     if not admits(context):
@@ -250,7 +261,7 @@ def other(
         if head is not None:  # a flag whose head raises: its EXCEPTION
             return run_head(head, key, context, matcher)
         # (a deleted flag is not logged: it was there)
-        result = NOT_FOUND if key in matcher.flags else _unknown_flag(key)
+        result = NOT_FOUND if key in matcher.flags else _unknown_flag(key, client)
     if unknowns is not None:
         unknowns.unknown(key, context, default, result)
     return result

@@ -148,6 +148,16 @@ def _first(what: str, key: str, version: int) -> bool:
     return _SAID.add((what, key, version)) in (0, 1)
 
 
+def _told(what: str, key: str, version: int) -> bool:
+    """Whether to log that a flag or segment version is malformed as a whole.
+
+    Once (:func:`_first`), and never while a caller notes the problems
+    (:func:`checked_flag`: ``aioflags validate`` says them itself, with
+    their line).
+    """
+    return _problems.get() is None and _first(what, key, version)
+
+
 @contextlib.contextmanager
 def _noting() -> Iterator[list[str]]:
     problems: list[str] = []
@@ -655,14 +665,14 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     except _Bad as exc:
         flag.malformed = str(exc)
         flag.constant = MALFORMED
-        if raw is not None and _first("Flag", key, flag.version):
+        if raw is not None and _told("Flag", key, flag.version):
             logger.error(
                 "Flag %r is malformed and will evaluate to MALFORMED_FLAG: %s", key, exc
             )
     except Exception as exc:  # JSON no check foresaw (a weight of 10**400)
         flag.malformed = f"{type(exc).__name__}: {exc}"
         flag.constant = MALFORMED
-        if _first("Flag", key, flag.version):
+        if _told("Flag", key, flag.version):
             logger.exception(
                 "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG",
                 key,
@@ -998,7 +1008,7 @@ def compile_segment(key: str, raw: JSONValue) -> CompiledSegment:
         )
         seg.rules = ()
         seg.contains = None
-        if raw is not None and _first("Segment", key, seg.version):
+        if raw is not None and _told("Segment", key, seg.version):
             logger.error(
                 "Segment %r is malformed: flags that reach it evaluate to "
                 "MALFORMED_FLAG: %s",

@@ -247,10 +247,12 @@ class Flags:
     counts them too (``Matcher.counting``), before the flag itself.
     """
 
-    __slots__ = ("ledger",)
+    __slots__ = ("client", "ledger")
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: Ledger | None = None, client: str | None = None) -> None:
         self.ledger: Ledger | None = ledger
+        #: The label of the client it evaluates for (its log lines name it).
+        self.client = client
 
     def evaluate(
         self,
@@ -280,7 +282,7 @@ class Flags:
                         matcher, key, context, result, default, method.detail
                     )
                 return result
-        return other(data, key, context, default, self.ledger)
+        return other(data, key, context, default, self.ledger, self.client)
 
     def __repr__(self) -> str:
         return "Flags()" if self.ledger is None else "Flags(counted)"
@@ -303,14 +305,20 @@ class LensedFlags:
     (tests/test_lens.py compares them, events included).
     """
 
-    __slots__ = ("ledger", "lensed", "var")
+    __slots__ = ("client", "ledger", "lensed", "var")
 
     def __init__(
-        self, ledger: Ledger | None, var: ContextVar[Any], lensed: Step
+        self,
+        ledger: Ledger | None,
+        var: ContextVar[Any],
+        lensed: Step,
+        client: str | None = None,
     ) -> None:
         self.ledger: Ledger | None = ledger
         self.var: ContextVar[Any] = var  # (a View or None)
         self.lensed: Step = lensed
+        #: The label of the client it evaluates for (as :class:`Flags`).
+        self.client = client
 
     def evaluate(
         self,
@@ -342,7 +350,7 @@ class LensedFlags:
                         matcher, key, context, result, default, method.detail
                     )
                 return result
-        return other(data, key, context, default, self.ledger)
+        return other(data, key, context, default, self.ledger, self.client)
 
     def __repr__(self) -> str:
         return "LensedFlags()" if self.ledger is None else "LensedFlags(counted)"

@@ -312,10 +312,19 @@ class ServiceApp:
     async def serve_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one event stream: an SDK's, or a console page's (see ``Fanout.serve``)."""
         path, fault = scope["path"], scope.get(FAULT)
-        if path == EVENTS and self._fanout.count(path) >= console.PAGES:
+        held = path == EVENTS and self._console.holds_token(
+            Request(scope).query_params.get("token")
+        )
+        if path == EVENTS and self._fanout.count(path, held) >= console.PAGES:
+            # The console's pages send its token: streams without it (any
+            # local process can open them) have places of their own, and
+            # cannot take a page's.
             message = (
                 f"the console has {console.PAGES} pages open already: "
                 "close one of them and reload this one"
+                if held
+                else f"{console.PAGES} event streams without the console's token "
+                "are open already (the console's page sends it: open the page)"
             )
             await JSONResponse({"message": message}, 503)(scope, receive, send)
             return
@@ -331,7 +340,7 @@ class ServiceApp:
         if sdk is not None:
             self._console_changed()
         try:
-            await self._fanout.serve(path, first, receive, send, fault)
+            await self._fanout.serve(path, first, receive, send, fault, held=held)
         finally:
             if sdk is not None:
                 self._console.stream_closed(sdk)

@@ -73,8 +73,9 @@ _CONTEXTS: Final = 5
 _TAGS: Final = 20
 #: The SDKs listed: the most recently seen this many.
 SDKS: Final = 50
-#: Console pages that may hold the event stream at once; one more is refused
-#: (503): each is written the whole state on every change.
+#: Console pages (with the page's token) that may hold the event stream at
+#: once, and as many streams without it; one more of either is refused (503):
+#: each is written the whole state on every change.
 PAGES: Final = 32
 _VIA: Final = ("stream", "poll", "events")
 _STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -715,6 +716,12 @@ class Console:
         return None
 
     # ------------------------------------------------------------- requests
+    def holds_token(self, token: str | None) -> bool:
+        """Whether ``token`` is the page's (its event stream sends it as ``?token=``)."""
+        return token is not None and hmac.compare_digest(
+            token.encode(), self.token.encode()
+        )
+
     def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
         """Why the console must not serve a request (a 403 says it), else None.
 

@@ -35,10 +35,12 @@ __all__ = ["Fanout"]
 
 @dataclass(frozen=True, slots=True)
 class _Subscriber:
-    """One open stream: its path and its queue."""
+    """One open stream: its path, its queue, and whether it holds the console's token."""
 
     path: str
     outbox: Outbox
+    #: A console page's stream that sent the page's token (counted apart).
+    held: bool = False
 
 
 @final
@@ -81,9 +83,17 @@ class Fanout:
         for subscriber in self._subscribers.values():
             subscriber.outbox.put_mark(ABORT if abort else CLOSE)
 
-    def count(self, path: str) -> int:
-        """How many streams of ``path`` there are (open or opening)."""
-        return sum(1 for s in self._subscribers.values() if s.path == path)
+    def count(self, path: str, held: bool | None = None) -> int:
+        """How many streams of ``path`` there are (open or opening).
+
+        ``held``: only those that hold the console's token (True), or only
+        those that do not (False).
+        """
+        return sum(
+            1
+            for s in self._subscribers.values()
+            if s.path == path and (held is None or s.held is held)
+        )
 
     def open_streams(self, path: str | None = None) -> int:
         """How many streams have their first payload (of ``path``, or SDK streams)."""
@@ -100,8 +110,12 @@ class Fanout:
         receive: Receive,
         send: Send,
         fault: Fault | None,
+        *,
+        held: bool = False,
     ) -> None:
         """Serve one stream: ``first``, then every change pushed, until it ends.
+
+        ``held``: a console page's stream that holds the page's token.
 
         The stream is registered before the first await: every change made
         after ``first`` was written is pushed to it. Returning without ending
@@ -110,7 +124,7 @@ class Fanout:
         stream; the client closing its socket ends it at once.
         """
         number = next(self._ids)
-        subscriber = _Subscriber(path, Outbox(self._queue_bytes))
+        subscriber = _Subscriber(path, Outbox(self._queue_bytes), held)
         self._subscribers[number] = subscriber
         try:
             async with ended_by_disconnect(receive):

@@ -4,15 +4,17 @@ A :class:`FlagSet` holds the data and counts its changes: each flag and
 segment has its own ``version`` (one more on each change of it, or the
 version its JSON comes with, if higher, kept by :meth:`FlagSet.replace_all`
 when its content is unchanged), and the data set has one that moves on with
-every change (the payload's ``state``). Each change is returned as a
-:class:`Edit`: the stream messages that carry it and the items it touched,
-for the server to hand on (the fan-out, OFREP, the console). The poll
-bodies and the streams' full payloads are written once per data version.
+every change (the payload's ``state``, which is new at each start as well).
+Each change is returned as a :class:`Edit`: the stream messages that carry
+it and the items it touched, for the server to hand on (the fan-out, OFREP,
+the console). The poll bodies and the streams' full payloads are written
+once per data version.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
@@ -48,7 +50,7 @@ class Edit:
 class FlagSet:
     """Flags and segments by key, each with its own version, and the data's version."""
 
-    __slots__ = ("_bodies", "_item_versions", "flags", "segments", "version")
+    __slots__ = ("_bodies", "_item_versions", "_start", "flags", "segments", "version")
 
     def __init__(
         self,
@@ -57,6 +59,10 @@ class FlagSet:
     ) -> None:
         #: The data's version: one more on every change.
         self.version = 1
+        #: Unique to this data set (each start of a service): an SDK that
+        #: reconnects after a restart, its basis a state of the one before,
+        #: is sent the data whole, not "up to date" (the version restarts).
+        self._start = secrets.token_hex(4)
         #: Each item's own version (deleted ones too): see :meth:`_next_version`.
         self._item_versions: dict[tuple[str, str], int] = {}
         #: The flags and segments themselves (a change replaces an item's object).
@@ -75,8 +81,11 @@ class FlagSet:
 
     @property
     def state(self) -> str:
-        """The FDv2 payload state of the current data (changes with every change)."""
-        return f"(p:{wire.PAYLOAD_ID}:{self.version})"
+        """The FDv2 payload state of the current data (changes with every change).
+
+        New at each start too: a state of another start is never current.
+        """
+        return f"(p:{wire.PAYLOAD_ID}:{self._start}:{self.version})"
 
     def objects(self) -> list[tuple[str, JSONObject]]:
         """Every item, with its kind (``"flag"`` or ``"segment"``)."""

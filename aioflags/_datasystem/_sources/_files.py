@@ -186,30 +186,36 @@ def read_flag_file(path: Path) -> bytes | str:
 
 
 def load_flag_files(
-    *paths: str | Path, allow_empty: bool = True
+    *paths: str | Path, allow_empty: bool = True, warn: bool = True
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Read and merge flag files into ``(flags, segments)`` JSON.
 
-    ``allow_empty`` as for :func:`parse_flag_files`.
+    ``allow_empty`` and ``warn`` as for :func:`parse_flag_files`.
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
     """
     files = [Path(p) for p in paths]
     return parse_flag_files(
-        [(path, read_flag_file(path)) for path in files], allow_empty=allow_empty
+        [(path, read_flag_file(path)) for path in files],
+        allow_empty=allow_empty,
+        warn=warn,
     )
 
 
 def parse_flag_files(
-    contents: Sequence[tuple[Path, bytes | str]], *, allow_empty: bool = True
+    contents: Sequence[tuple[Path, bytes | str]],
+    *,
+    allow_empty: bool = True,
+    warn: bool = True,
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Merge files already read (bytes, or why they could not be read) into ``(flags, segments)``.
 
     Without ``allow_empty``, a file with nothing in it (no document, or no
     ``flags``, ``flagValues`` or ``segments`` at all) is an error: what a
     reload sees of a save still being written, never what its author meant.
-    An explicit ``"flags": {}`` is not empty.
+    An explicit ``"flags": {}`` is not empty. Without ``warn``, a variation
+    index out of range is not logged (``aioflags validate`` says it itself).
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -272,7 +278,7 @@ def parse_flag_files(
                     raise FlagFileError(f"{path}: {field}/{key} must be an object")
                 else:
                     target[key] = {"version": 1, **item, "key": key}
-                    if field == "flags":
+                    if field == "flags" and warn:
                         _warn_out_of_range(path, key, item)
     return flags, segments
 

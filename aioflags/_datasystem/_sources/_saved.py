@@ -118,8 +118,14 @@ class SavedState(Frozen):
 
     async def load(self, config: Settings) -> ChangeSet | None:
         """The saved data (None: none usable, said in one line)."""
+        # (abandoned if cancelled: a read hung on a network mount would
+        # otherwise hold the client's start, or its close, for good)
         read = await anyio.to_thread.run_sync(
-            _load, self.path, self.max_age, config.max_payload_bytes
+            _load,
+            self.path,
+            self.max_age,
+            config.max_payload_bytes,
+            abandon_on_cancel=True,
         )
         if isinstance(read, str):
             logger.warning(
@@ -172,25 +178,46 @@ class Preload:
 
     def __init__(self, saved: SavedState, *, keep: bool = False) -> None:
         self.saved = saved
-        #: Set once the file was read (and its data applied, if usable).
+        #: Set once the file was read (and its data applied, if usable), or
+        #: the read given up (:meth:`give_up`).
         self.done = anyio.Event()
         #: Whether the change set applied is kept for :meth:`take` (a flag
         #: plane's mirror), else dropped once applied.
         self._keep = keep
         self._applied: ChangeSet | None = None
+        #: The read (and parse): :meth:`give_up` cancels it.
+        self._reading = anyio.CancelScope()
+        #: Whether the read has ended (its data is being applied, or was).
+        self._read = False
 
     async def run(
         self, config: Settings, apply: Callable[[ChangeSet, str], Awaitable[None]]
     ) -> None:
         """Read the file; hand its data to ``apply`` with where it came from."""
         try:
-            change_set = await self.saved.load(config)
-            if change_set is not None:
+            change_set = None
+            with self._reading:
+                change_set = await self.saved.load(config)
+            self._read = True
+            if change_set is not None and not self._reading.cancel_called:
                 await apply(change_set, self.saved.origin())
                 if self._keep:
                     self._applied = change_set
         finally:
             self.done.set()
+
+    def give_up(self) -> bool:
+        """Stop waiting for the read: True if nothing of the file will be applied.
+
+        False: the file is read and its data is being applied (wait for
+        :attr:`done`: the network's data must come after it). A read stuck
+        in its worker thread (a hung network mount) is left to end there;
+        what it reads is dropped.
+        """
+        if self._read:
+            return False
+        self._reading.cancel()
+        return True
 
     def take(self) -> ChangeSet | None:
         """The change set applied from the file, once (kept only if asked)."""

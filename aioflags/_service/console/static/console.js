@@ -698,7 +698,7 @@ function show(state) {
 
 function connect() {
   const status = $("connection");
-  const source = new EventSource("api/events");
+  const source = new EventSource(`api/events?token=${encodeURIComponent(token)}`);
   source.addEventListener("state", (event) => {
     show(JSON.parse(event.data));
     setText(status, "Live");
