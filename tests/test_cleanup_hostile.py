@@ -298,7 +298,7 @@ def test_a_generator_stays_a_generator(
     before = (tree / "app" / "gen.py").read_text()
     assert _run("app", "--flags", "flags.json") == 3
     assert (tree / "app" / "gen.py").read_text() == before
-    assert "would leave items() without a yield" in capsys.readouterr().out
+    assert "would take away items() yields" in capsys.readouterr().out
 
 
 def test_a_deleted_flag_in_the_flag_file_refuses(
@@ -533,3 +533,214 @@ def test_a_file_deleted_during_the_run_is_said_so_and_a_path_given_twice_listed_
     assert out.count("app/x.py") == 1
     assert not (tree / "app" / "a.py").exists()
     assert (tree / "app" / "b.py").read_text() == SITE_AFTER
+
+
+# ------------------------------------------------------------ second pass
+def test_a_name_codegen_gives_another_flag_is_not_this_flags_accessor(
+    tree: Path,
+) -> None:
+    """Hostile 2-1: with ``--name New-Checkout=...``, ``flags.new_checkout`` is ``new-checkout``'s: cleaning ``New-Checkout`` leaves it."""
+    (tree / "flags.json").write_text(
+        json.dumps(
+            {
+                "flags": {
+                    "New-Checkout": {
+                        "on": True,
+                        "variations": [True, False],
+                        "fallthrough": {"variation": 1},
+                    },
+                    "new-checkout": {
+                        "on": True,
+                        "variations": [True, False],
+                        "fallthrough": {"variation": 0},
+                    },
+                }
+            }
+        )
+    )
+    argv = ["codegen", "flags.json", "-o", "app/flags.py"]
+    assert main([*argv, "--name", "New-Checkout=new_checkout_upper"]) == 0
+    _write(
+        tree,
+        {
+            "app/__init__.py": "",
+            "app/views.py": """\
+            from app.flags import Flags
+
+
+            async def checkout(client, ctx):
+                flags = Flags(client)
+                if await flags.new_checkout(ctx):
+                    return "new"
+                if await flags.new_checkout_upper(ctx):
+                    return "upper"
+                return "old"
+            """,
+        },
+    )
+    assert _run("app", "--flags", "flags.json", key="New-Checkout", keep="false") == 0
+    after = (tree / "app" / "views.py").read_text()
+    assert "if await flags.new_checkout(ctx):" in after
+    assert "new_checkout_upper" not in after
+
+
+def test_a_site_left_in_an_f_string_keeps_its_receiver(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile 2-2, 2-3, 2-6: a site listed inside an f-string keeps ``flags = Flags(client)``; a JSON object or a ``{...=}`` there is listed, not written."""
+    _write(
+        tree,
+        {
+            "app/v.py": """\
+            from app.flags import Flags
+
+
+            async def page(client, ctx):
+                flags = Flags(client)
+                return f'color: {await flags.color(ctx)}'
+
+
+            def debug(client, ctx):
+                return f"{client.json_variation('color', ctx, {})=}"
+            """
+        },
+    )
+    before = (tree / "app" / "v.py").read_text()
+    assert _run("app", "--force", key="color", keep='"it\'s"') == 0
+    assert (tree / "app" / "v.py").read_text() == before
+    out = capsys.readouterr().out
+    assert "app/v.py:6: inside an f-string whose quotes the value needs" in out
+    assert "app/v.py:10: inside an f-string's `{...=}`" in out
+    assert _run("app", "--force", key="color", keep='{"a": {"b": 1}}') == 0
+    assert (tree / "app" / "v.py").read_text() == before
+    assert "a JSON object inside an f-string" in capsys.readouterr().out
+
+
+def test_a_negative_or_whole_number_keeps_its_precedence(tree: Path) -> None:
+    """Hostile 2-4: ``--keep -3`` made ``site ** 2`` into ``-3 ** 2`` (-9); ``--keep 3`` made ``site.bit_length()`` unparsable."""
+    _write(
+        tree,
+        {
+            "app/p.py": """\
+            def f(client, ctx):
+                return client.int_variation("n", ctx, 0) ** 2
+
+
+            def g(client, ctx):
+                return client.int_variation("n", ctx, 0).bit_length()
+            """
+        },
+    )
+    assert _run("app", "--force", key="n", keep="-3") == 0
+    after = (tree / "app" / "p.py").read_text()
+    assert "return (-3) ** 2" in after
+    assert "return (-3).bit_length()" in after
+    namespace: dict[str, object] = {}
+    exec(compile(after, "p.py", "exec"), namespace)
+    f = namespace["f"]
+    assert callable(f)
+    assert f(None, None) == 9
+
+
+def test_a_coroutine_handed_on_in_an_async_function_is_left(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile 2-5: ``gather(*(client.bool_variation(...) for c in cs))``, a task list, a dict of coroutines: left, listed."""
+    _write(
+        tree,
+        {
+            "app/c.py": """\
+            import asyncio
+
+
+            async def many(client, cs):
+                return await asyncio.gather(
+                    *(client.bool_variation("new-checkout", c, False) for c in cs)
+                )
+
+
+            async def tasks(client, cs):
+                pending = [client.bool_variation("new-checkout", c, False) for c in cs]
+                return await asyncio.gather(*pending)
+
+
+            async def table(client, c):
+                return {"on": client.bool_variation("new-checkout", c, False)}
+            """
+        },
+    )
+    before = (tree / "app" / "c.py").read_text()
+    assert _run("app", "--flags", "flags.json") == 0
+    assert (tree / "app" / "c.py").read_text() == before
+    assert capsys.readouterr().out.count("passed on un-awaited") == 3
+
+
+def test_a_global_declared_in_a_dead_branch_is_not_lost(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile 2-7: a ``global`` in the branch that goes would make the name local: the file is left, listed."""
+    _write(
+        tree,
+        {
+            "app/g.py": """\
+            counter = 0
+
+
+            def bump(client):
+                if not client.bool_variation("new-checkout", None, False):
+                    global counter
+                    print("off")
+                counter = 5
+            """
+        },
+    )
+    before = (tree / "app" / "g.py").read_text()
+    assert _run("app", "--flags", "flags.json") == 3
+    assert (tree / "app" / "g.py").read_text() == before
+    assert "bump() global counter" in capsys.readouterr().out
+
+
+def test_a_receiver_that_may_be_flags_is_listed(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile 2-8: ``flags`` bound to ``Flags(client)`` or to another call: listed, not "no call site"."""
+    _write(
+        tree,
+        {
+            "app/m.py": """\
+            from app.flags import Flags
+
+
+            async def page(client, ctx, test, make_flags):
+                flags = Flags(client)
+                if test:
+                    flags = make_flags(client)
+                return await flags.new_checkout(ctx)
+            """
+        },
+    )
+    assert _run("app", "--flags", "flags.json") == 0
+    assert "app/m.py:8: new_checkout(): cannot tell that its receiver is" in (
+        capsys.readouterr().out
+    )
+
+
+def test_dry_run_says_a_read_only_file_would_be_left(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile 2-9: ``--dry-run`` on a read-only file exited 0 where the run exits 3."""
+    (tree / "app" / "a.py").write_text(SITE)
+    (tree / "app" / "a.py").chmod(0o444)
+    assert _run("app", "--flags", "flags.json", "--dry-run") == 3
+    assert "app/a.py: read-only" in capsys.readouterr().out
+
+
+def test_codegen_takes_its_module_back_from_a_crlf_checkout(tree: Path) -> None:
+    """Hostile 2-9: a generated module checked out with CRLF (git autocrlf) is codegen's, current for --check, and rewritten."""
+    argv = ["codegen", "flags.json", "-o", "app/flags.py"]
+    assert main(argv) == 0
+    module = tree / "app" / "flags.py"
+    module.write_bytes(module.read_bytes().replace(b"\n", b"\r\n"))
+    assert main([*argv, "--check"]) == 0
+    assert main(argv) == 0
+    assert b"\r\n" not in module.read_bytes()

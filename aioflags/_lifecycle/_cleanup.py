@@ -141,17 +141,27 @@ def accessor_names(key: str, generated: Iterable[bytes] = ()) -> frozenset[str]:
 
     Its name from the key (a keyword's gets ``_``), and the name the
     ``generated`` modules give it (``--name KEY=IDENT``): the method of
-    their ``IDENT_KEY: Final = "KEY"`` constant.
+    their ``IDENT_KEY: Final = "KEY"`` constant. A name they give another
+    flag is never this one's (``--name New-Checkout=...`` leaves
+    ``new_checkout`` to ``new-checkout``).
     """
     base = identifier(key)
     names = {base, f"{base}_"}
-    written = re.escape(_utf8(literal(key).flat()))
-    constant = re.compile(
-        rb"^([A-Z][A-Z0-9_]*)_KEY: Final = \(?\s*" + written + rb"\s*\)?$", re.M
-    )
+    written = _utf8(literal(key).flat())
     for source in generated:
-        names.update(m.group(1).decode().lower() for m in constant.finditer(source))
+        for m in _KEY_CONSTANT.finditer(source):
+            name = m.group(1).decode().lower()
+            if m.group(2) == written:
+                names.add(name)
+            else:
+                names.discard(name)
     return frozenset(names)
+
+
+#: A generated module's key constant: its name, and the key's literal.
+_KEY_CONSTANT: Final = re.compile(
+    rb"^([A-Z][A-Z0-9_]*)_KEY: Final = \(?\s*(.+?)\s*\)?$", re.M
+)
 
 
 # ---------------------------------------------------------------- literals
@@ -256,6 +266,8 @@ class _Finder(cst.CSTVisitor):
         #: around is async (an un-awaited call there may be a coroutine)
         self._passed: set[cst.CSTNode] = set()
         self._async: list[bool] = []
+        #: the f-strings the walk is in: their quote, and whether in a `{...=}`
+        self._fstrings: list[tuple[str, bool]] = []
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -404,10 +416,8 @@ class _Finder(cst.CSTVisitor):
                     return None
                 continue
             value = self._bound.get(bound) if isinstance(bound, cst.Name) else None
-            if not isinstance(value, cst.Call):
-                return None
-            if not _is_accessor_class(value.func):
-                return False
+            if not isinstance(value, cst.Call) or not _is_accessor_class(value.func):
+                return None  # (something else, or maybe Flags by another way)
         return True
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -422,6 +432,67 @@ class _Finder(cst.CSTVisitor):
     def leave_Lambda(self, original_node: cst.Lambda) -> None:
         self._async.pop()
 
+    # (where an un-awaited call's value goes on as a value: in an async
+    # function, a coroutine handed to gather, a task list, a caller)
+    def _pass(self, *nodes: cst.BaseExpression | None) -> None:
+        self._passed.update(node for node in nodes if isinstance(node, cst.Call))
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._pass(node.elt)
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._pass(node.elt)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._pass(node.elt)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._pass(node.key, node.value)
+
+    def visit_Element(self, node: cst.Element) -> None:
+        self._pass(node.value)
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        self._pass(node.key, node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self._pass(node.value)
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if not isinstance(node.value, cst.From):
+            self._pass(node.value)
+
+    def visit_FormattedString(self, node: cst.FormattedString) -> None:
+        self._fstrings.append((node.quote[0], False))
+
+    def leave_FormattedString(self, original_node: cst.FormattedString) -> None:
+        self._fstrings.pop()
+
+    def visit_FormattedStringExpression(
+        self, node: cst.FormattedStringExpression
+    ) -> None:
+        quote, debug = self._fstrings[-1]
+        self._fstrings.append((quote, debug or node.equal is not None))
+
+    def leave_FormattedStringExpression(
+        self, original_node: cst.FormattedStringExpression
+    ) -> None:
+        self._fstrings.pop()
+
+    def _in_fstring(self) -> str | None:
+        """Why VALUE cannot be written where the walk is, inside an f-string (None: it can)."""
+        if not self._fstrings:
+            return None
+        quote, debug = self._fstrings[-1]
+        if debug:
+            return "inside an f-string's `{...=}`, whose text would change: rewrite it by hand"
+        if isinstance(self.value, dict):
+            return "a JSON object inside an f-string (its braces): rewrite it by hand"
+        text = python_literal(self.value)
+        if "\\" in text or (quote in text and (quote == "'" or "'" in text)):
+            return "inside an f-string whose quotes the value needs: rewrite it by hand"
+        return None
+
     def _why_not(
         self, node: cst.Call, method: str | None, rest: Sequence[cst.Arg]
     ) -> str | None:
@@ -430,6 +501,9 @@ class _Finder(cst.CSTVisitor):
                 "passed on un-awaited in an async function (a coroutine, to "
                 "create_task or gather?): rewrite it by hand"
             )
+        in_fstring = self._in_fstring()
+        if in_fstring is not None:
+            return in_fstring
         for arg in rest:
             if arg.star or not _pure(arg.value):
                 return (
@@ -488,8 +562,6 @@ class _Rewriter(cst.CSTTransformer):
         self._inlined: set[cst.BaseStatement] = set()
         #: the quotes of the f-strings the walk is in
         self._quotes: list[str] = []
-        #: the sites VALUE cannot be written at (in an f-string, its quote)
-        self.unwritable: list[cst.CSTNode] = []
         #: the statements whose test stays with the flag's constant in it
         #: (``X and False`` where X may have effects)
         self.stuck: list[cst.CSTNode] = []
@@ -504,7 +576,7 @@ class _Rewriter(cst.CSTTransformer):
         if float_ and isinstance(value, int) and not isinstance(value, bool):
             text = repr(float(value))
         if self._quotes and self._quotes[-1] in text:
-            text = text.replace('"', "'")  # (checked writable: _writable_here)
+            text = text.replace('"', "'")  # (the finder checked: _Finder._in_fstring)
         node = cst.parse_expression(text)
         if like.lpar:
             node = node.with_changes(lpar=like.lpar, rpar=like.rpar)
@@ -534,22 +606,9 @@ class _Rewriter(cst.CSTTransformer):
         self._quotes.pop()
         return updated
 
-    def _writable_here(self) -> bool:
-        """Whether VALUE can be written where the walk is (inside an f-string: no quote of its own, no backslash)."""
-        if not self._quotes:
-            return True
-        text = python_literal(self.value)
-        quote = self._quotes[-1]
-        if "\\" in text:
-            return False
-        return quote not in text or (quote == '"' and "'" not in text)
-
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         site = self.sites.get(original)
         if site is None or site.why is not None:
-            return updated
-        if not self._writable_here():
-            self.unwritable.append(original)
             return updated
         self.rewritten += 1
         self.dropped.append(original)
@@ -577,6 +636,48 @@ class _Rewriter(cst.CSTTransformer):
         return updated
 
     # ------------------------------------------------------ expressions
+    def _bracketed(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """A constant in parentheses, where its own precedence would change the code."""
+        if node.lpar:
+            return node
+        kept = node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        self.constant[kept] = self.constant[node]
+        if node in self.uses:
+            self.uses[kept] = self.uses[node]
+        return kept
+
+    def leave_Attribute(
+        self, original: cst.Attribute, updated: cst.Attribute
+    ) -> cst.BaseExpression:
+        # (`3.bit_length()` does not parse, `-3 .real` is -(3 .real))
+        value = updated.value
+        if value in self.constant and isinstance(
+            value, (cst.Integer, cst.UnaryOperation)
+        ):
+            return updated.with_changes(value=self._bracketed(value))
+        return updated
+
+    def leave_Subscript(
+        self, original: cst.Subscript, updated: cst.Subscript
+    ) -> cst.BaseExpression:
+        value = updated.value
+        if value in self.constant and isinstance(value, cst.UnaryOperation):
+            return updated.with_changes(value=self._bracketed(value))
+        return updated
+
+    def leave_BinaryOperation(
+        self, original: cst.BinaryOperation, updated: cst.BinaryOperation
+    ) -> cst.BaseExpression:
+        # (`-3 ** 2` is -(3 ** 2))
+        left = updated.left
+        if (
+            isinstance(updated.operator, cst.Power)
+            and left in self.constant
+            and isinstance(left, cst.UnaryOperation)
+        ):
+            return updated.with_changes(left=self._bracketed(left))
+        return updated
+
     def leave_UnaryOperation(
         self, original: cst.UnaryOperation, updated: cst.UnaryOperation
     ) -> cst.BaseExpression:
@@ -1145,11 +1246,11 @@ class FlagCleanup(CodemodCommand):
         value: JSONValue,
         imported: Mapping[str, frozenset[str]] | None = None,
         named_elsewhere: Callable[[str], Path | None] | None = None,
-        accessors: frozenset[str] = frozenset(),
+        accessors: frozenset[str] | None = None,
     ) -> None:
         super().__init__(context)
         self.named_elsewhere = named_elsewhere
-        self.accessors = accessor_names(key) | accessors
+        self.accessors = accessors if accessors is not None else accessor_names(key)
         self.key = key
         self.value = value
         self.imported = imported or {}
@@ -1202,14 +1303,6 @@ class FlagCleanup(CodemodCommand):
             for use in kept:
                 del folding[use]
         self.rewritten = rewriter.rewritten
-        for node in rewriter.unwritable:
-            self.left.append(
-                Left(
-                    path,
-                    line(node),
-                    "inside an f-string whose quotes the value needs: rewrite it by hand",
-                )
-            )
         for node in rewriter.stuck:
             self.left.append(
                 Left(
@@ -1266,7 +1359,10 @@ class FlagCleanup(CodemodCommand):
                         f"the import of {local} is unused now, but {why}",
                     )
                 )
-        self.context.scratch[key] = kept
+        if kept:
+            self.context.scratch[key] = kept
+        else:  # (nothing to remove: libcst's visitor need not walk the module)
+            del self.context.scratch[key]
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         # (RemoveImportsVisitor may empty an `if TYPE_CHECKING:` block)
@@ -1347,8 +1443,13 @@ class _Tidy(cst.CSTTransformer):
         return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
 
 
-def _generators(source: bytes) -> set[str] | None:
-    """The functions of ``source`` that are generators (a ``yield`` of their own), by dotted name; None if it does not parse here."""
+def _kept(source: bytes) -> set[str] | None:
+    """What a function's kind and names hang on, in ``source``; None if it does not parse here.
+
+    ``f() yields`` for a generator (a ``yield`` of its own), ``f() global
+    x`` for each ``global``/``nonlocal`` declaration: a fold that takes the
+    last of them changes what the function is, or which ``x`` it binds.
+    """
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -1365,7 +1466,11 @@ def _generators(source: bytes) -> set[str] | None:
                 walk(child, prefix, None)
             else:
                 if isinstance(child, (ast.Yield, ast.YieldFrom)) and function:
-                    found.add(function)
+                    found.add(f"{function}() yields")
+                if isinstance(child, (ast.Global, ast.Nonlocal)):
+                    kind = "global" if isinstance(child, ast.Global) else "nonlocal"
+                    where = f"{function}()" if function else prefix or "the module"
+                    found.update(f"{where} {kind} {name}" for name in child.names)
                 walk(child, prefix, function)
 
     try:
@@ -1375,12 +1480,12 @@ def _generators(source: bytes) -> set[str] | None:
     return found
 
 
-def _generators_lost(before: bytes, after: bytes) -> list[str]:
-    """The generators of ``before`` that ``after`` would make plain functions."""
-    was, now = _generators(before), _generators(after)
+def _lost(before: bytes, after: bytes) -> list[str]:
+    """What ``after`` would lose of ``before``'s generators and declarations (:func:`_kept`)."""
+    was, now = _kept(before), _kept(after)
     if was is None or now is None:
         return []
-    return [f"{name}()" for name in sorted(was - now)]
+    return sorted(was - now)
 
 
 def _compiles(source: bytes, path: Path) -> bool:
@@ -1479,15 +1584,15 @@ def clean_source(
     value: JSONValue,
     imported: Mapping[str, frozenset[str]] | None = None,
     named_elsewhere: Callable[[str], Path | None] | None = None,
-    accessors: frozenset[str] = frozenset(),
+    accessors: frozenset[str] | None = None,
 ) -> FileResult:
     """``source`` (the file at ``path``) with FLAG's sites made ``value``, and what was left.
 
     ``imported``: the names of key constants other modules define
     (:func:`key_constants`), recognised where this one imports them.
     ``named_elsewhere(name)``: the other file that takes ``name`` from
-    this module, if one does. ``accessors``: the names generated modules
-    give the flag's accessor (:func:`accessor_names`), beside its own (its import then stays; :class:`FlagCleanup`). A
+    this module, if one does. ``accessors``: the names of the flag's
+    accessor (:func:`accessor_names`, with the generated modules) (its import then stays; :class:`FlagCleanup`). A
     file that cannot be read, parsed or walked comes back unchanged with
     :attr:`FileResult.failed` saying why; so does a rewrite that would not
     parse (never written).
@@ -1501,7 +1606,8 @@ def clean_source(
                 "its header)"
             )
         return result
-    accessors = accessor_names(key) | accessors
+    if accessors is None:
+        accessors = accessor_names(key)
     imported = imported or {}
     if not _mentions(source, key, imported, accessors):
         return result
@@ -1540,11 +1646,12 @@ def clean_source(
         )
         result.left = []
         return result
-    lost = _generators_lost(source, after)
+    lost = _lost(source, after)
     if lost:
         result.failed = (
-            f"the rewrite would leave {', '.join(lost)} without a yield (no "
-            "longer generators): left as it is; rewrite it by hand"
+            f"the rewrite would take away {'; '.join(lost)} (a generator would "
+            "no longer be one, a name would bind elsewhere): left as it is; "
+            "rewrite it by hand"
         )
         result.left = []
         return result

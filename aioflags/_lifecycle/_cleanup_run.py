@@ -187,8 +187,9 @@ def cleanup(
             skipped.append(_tree.Skipped(source.path, result.failed))
             continue
         if result.changed:
-            why = None
-            if not dry_run:
+            if dry_run:  # (what the run would leave, it says so too)
+                why = _tree.writable(source)
+            else:
                 with _tree.terminated_as_interrupted():
                     why = _tree.write(source, result.after)
             if why is not None:

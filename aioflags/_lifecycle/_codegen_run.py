@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["read_module", "run", "write_module"]
 
-_HEADER_LINE: Final = (HEADER + "\n").encode()
+#: The first line of a module codegen wrote, as a checkout may end it (git's
+#: autocrlf writes CRLF).
+_HEADER_LINES: Final = ((HEADER + "\n").encode(), (HEADER + "\r\n").encode())
 _KINDS: Final = {
     stat.S_IFDIR: "a directory",
     stat.S_IFLNK: "a symbolic link",
@@ -85,7 +87,7 @@ def read_module(path: Path) -> tuple[bytes, int] | None:
         data = file.read()
     if not data:
         raise CodegenError(f"{path} is empty, and codegen never writes that: {_LEFT}")
-    if not data.startswith(_HEADER_LINE):
+    if not data.startswith(_HEADER_LINES):
         raise CodegenError(
             f"{path} exists and codegen did not write it (its first line is "
             f"not {HEADER.split(':')[0]}...): {_LEFT}"
@@ -153,7 +155,8 @@ def run(
         say(f"error: {exc}", err=True)
         return 2
     if check:
-        old = b"" if before is None else before[0]
+        # (a checkout with CRLF line ends, git's autocrlf, is the same module)
+        old = b"" if before is None else before[0].replace(b"\r\n", b"\n")
         if old == data:
             say(f"{out} is current ({generated.flags} flags)")
             return 0
