@@ -1,0 +1,260 @@
+"""One process's place on the plane: lead while it holds the lock, else follow the leader.
+
+:class:`PlaneMember` is what the supervisor runs instead of its data
+system when ``plane=`` is given: it elects (:mod:`._lock`), serves the
+followers while it leads (:mod:`._leader`), and otherwise applies the
+leader's updates (:mod:`._follower`). The supervisor lends it what it
+needs through :class:`PlaneHost` (its own upstream, the store's state, its
+status) and asks it only :meth:`PlaneMember.run` and
+:attr:`PlaneMember.role`.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, final
+
+import anyio
+
+from aioflags._core._exceptions import ProtocolError
+from aioflags._core._logname import client_logger
+from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind, SourceState
+from aioflags._datasystem._mirror import EventMirror
+
+from ._follower import Following, follow
+from ._lock import PlaneUnusable, try_lead
+from ._wire import environment_of
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from random import Random
+
+    from aioflags._core._clock import Clock
+    from aioflags._datasystem._context import SourceContext
+    from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus, Update
+
+    from ._config import Plane
+    from ._leader import PlaneServer
+
+__all__ = ["PlaneHost", "PlaneMember", "StatusBoard"]
+
+logger = client_logger("aioflags.datasource")
+
+#: How long a follower may be without a leader before it says its data may be old.
+_LEADERLESS: Final = 1.0
+
+
+@final
+class PlaneHost(NamedTuple):
+    """What a member of a plane asks of the data system beside it (the supervisor's)."""
+
+    #: Run the configured data system until it is OFF (``resume``: from the
+    #: data held, with no initializer).
+    run_upstream: Callable[..., Awaitable[None]]
+    #: Apply an update the leader sent, as a source's.
+    take: Callable[[Update], Awaitable[object]]
+    #: Whether the store holds a data set.
+    initialized: Callable[[], bool]
+    #: This process came to lead from the data it holds: what it saves starts there.
+    adopt: Callable[[EventMirror], None]
+
+
+class StatusBoard(Protocol):
+    """The data-source status a member reads, reports to, and (leading) serves."""
+
+    @property
+    def status(self) -> DataSourceStatus:
+        """The data-source status now."""
+        ...
+
+    def update(self, state: SourceState, error: ErrorInfo | None = None) -> None:
+        """Report a data-source status."""
+
+    def watch(self, watcher: Callable[[DataSourceStatus], None] | None) -> None:
+        """Tell ``watcher`` each new status from now on (None: stop)."""
+
+    def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
+        """Report a failure (a bug's with its traceback)."""
+
+
+class _Retry:
+    """A follower's waits between attempts to reach a leader: 5 ms doubling to 500 ms, jittered."""
+
+    __slots__ = ("_delay", "_random")
+
+    def __init__(self, random: Random) -> None:
+        self._random = random
+        self._delay = 0.005
+
+    def reset(self) -> None:
+        self._delay = 0.005
+
+    def next(self) -> float:
+        delay = self._delay
+        self._delay = min(delay * 2, 0.5)
+        return delay * (0.5 + self._random.random() / 2)
+
+
+@final
+class PlaneMember:
+    """Leads or follows on one plane for the supervisor that runs it (docs/scaling.md)."""
+
+    def __init__(
+        self,
+        plane: Plane,
+        host: PlaneHost,
+        board: StatusBoard,
+        context: SourceContext,
+        clock: Clock,
+    ) -> None:
+        self._plane = plane
+        self._host = host
+        self._board = board
+        config = self._config = context.config
+        self._clock = clock
+        self._random = context.random
+        self._environment = environment_of(config.sdk_key, config.payload_filter_key)
+        #: The applied data as event texts: for followers, and to serve
+        #: them at once if this process comes to lead.
+        self._mirror = EventMirror()
+        self._server: PlaneServer | None = None
+        #: ``"leader"``, ``"follower"``, or None (not on the plane).
+        self.role: str | None = None
+
+    def applied(self, change_set: ChangeSet) -> None:
+        """A change set this process applied: folded in, and served if it leads."""
+        events = self._mirror.fold(change_set)
+        if self._server is not None:
+            self._server.publish(change_set, events)
+
+    async def run(self) -> None:
+        """Lead or follow until cancelled (the client closes); never raises."""
+        try:
+            await self._run()
+        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
+            # A bug of ours: the last known data stays served.
+            self._board.crashed("The aioflags flag plane", exc, SourceState.OFF)
+
+    async def _run(self) -> None:
+        """Lead or follow until cancelled.
+
+        Lead while this process holds the lock; else follow the leader's
+        socket, and when it closes, try the lock again. A path that cannot
+        be used (not a socket, another environment's leader...) is one
+        ERROR, and this process runs its own upstream as if it had no plane.
+        """
+        plane, host = self._plane, self._host
+        retry = _Retry(self._random)
+        lost: float | None = None  # when this follower lost its leader
+        try:
+            while True:
+                lease = try_lead(plane.lock_path)
+                if lease is not None:
+                    # A follower that takes the lead goes on from the data it
+                    # holds: no initializer, and its followers served at once.
+                    resume = self.role == "follower" and host.initialized()
+                    try:
+                        await self._lead(resume=resume)
+                    finally:
+                        lease.release()
+                    return
+                self._take_role("follower")
+                following = await self._follow()
+                if following.applied:  # (a leader that only fails is backed off)
+                    retry.reset()
+                if following.connected:
+                    lost = self._clock.now()
+                    logger.info(
+                        "The leader of the flag plane at %s is gone: taking its"
+                        " place, or following the one who does",
+                        plane.path,
+                    )
+                elif lost is not None and self._clock.now() - lost >= _LEADERLESS:
+                    self._leaderless(lost)
+                await self._clock.sleep(retry.next())
+        except PlaneUnusable as exc:
+            logger.error(
+                "The flag plane cannot be used: %s. This process reads the flag"
+                " service itself, as if it had no plane, until it is restarted",
+                exc,
+            )
+            self._take_role(None)
+            await host.run_upstream(resume=host.initialized())
+
+    async def _lead(self, *, resume: bool) -> None:
+        """Run the data system, serving what it applies to the followers, until closed.
+
+        ``resume``: from the data it holds (it followed), with no initializer.
+        """
+        from ._leader import PlaneServer
+
+        host, board = self._host, self._board
+        server = PlaneServer(
+            self._plane.path, self._environment, self._mirror, lambda: board.status
+        )
+        listener = await server.listen()
+        if resume:  # it saved nothing while it followed: it starts from the data held
+            host.adopt(self._mirror)
+        async with anyio.create_task_group() as group:
+            group.start_soon(server.serve, listener, self._clock)
+            self._server = server
+            board.watch(server.publish_status)
+            self._take_role("leader")
+            try:
+                await host.run_upstream(resume=resume)
+                await anyio.sleep_forever()  # OFF: its last data stays served
+            finally:
+                self._server = None
+                board.watch(None)
+                group.cancel_scope.cancel()
+
+    async def _follow(self) -> Following:
+        """Follow the leader until its socket closes; what the follower saw."""
+        path = self._plane.path
+        following = Following()
+        try:
+            async with aclosing(
+                follow(path, self._environment, self._config, self._clock, following)
+            ) as updates:
+                async for update in updates:
+                    await self._host.take(update)
+        except ProtocolError as exc:
+            logger.warning(
+                "The flag plane's leader at %s sent data this process cannot use"
+                " (%s): reconnecting",
+                path,
+                exc,
+            )
+        except PlaneUnusable:
+            raise
+        except Exception:  # a bug of ours: follow again, never end the client
+            logger.exception(
+                "Following the flag plane's leader at %s failed: reconnecting", path
+            )
+        return following
+
+    def _leaderless(self, since: float) -> None:
+        """No leader has taken this follower for a while: its data may be old."""
+        board = self._board
+        if board.status.state is SourceState.VALID:
+            board.update(
+                SourceState.INTERRUPTED,
+                ErrorInfo(
+                    kind=ErrorKind.NETWORK_ERROR,
+                    message=f"no leader on the flag plane at {self._plane.path} for"
+                    f" {self._clock.now() - since:.1f} s",
+                    time=self._clock.now(),
+                ),
+            )
+
+    def _take_role(self, role: str | None) -> None:
+        """This process's place on the plane: one INFO line when it changes."""
+        if role == self.role:
+            return
+        self.role = role
+        path = self._plane.path
+        if role is None:
+            logger.info("This process no longer uses the flag plane at %s", path)
+        else:
+            verb = "leads" if role == "leader" else "follows the leader of"
+            logger.info("This process %s the flag plane at %s", verb, path)
