@@ -202,6 +202,8 @@ class _StatusTracker:
         self.status = DataSourceStatus(
             state=SourceState.INITIALIZING, since=clock.now()
         )
+        #: A source or the supervisor raised what no source raises (a bug).
+        self.raised = False
         #: Told each new status too (a plane's leader, for its followers).
         self.also: Callable[[DataSourceStatus], None] | None = None
 
@@ -231,6 +233,7 @@ class _StatusTracker:
             )
         else:
             logger.exception("%s failed unexpectedly", name)
+            self.raised = True
             error = ErrorInfo(
                 kind=ErrorKind.UNKNOWN,
                 message=f"{name} raised {exc!r}",
@@ -406,8 +409,8 @@ class Supervisor:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
         resume: bool = False,
-    ) -> None:
-        """The data system, until it is OFF; ``resume``: from the data held (no initializer)."""
+    ) -> bool:
+        """The data system until it is OFF (``resume``: from the data held); whether it crashed."""
         task_status.started()
         try:
             # The directive cancels this scope from inside: whatever FDv2 work
@@ -419,6 +422,7 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             # A bug of ours: the last known data stays served.
             self._status.crashed("The aioflags data system", exc, SourceState.OFF)
+        return self._status.raised and self._status.status.state is SourceState.OFF
 
     # ----------------------------------------------------------------- FDv2
     def _fall_back_to_fdv1(self) -> None:

@@ -21,8 +21,8 @@ from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind, SourceState
 from aioflags._datasystem._mirror import EventMirror
 
-from ._follower import Following, follow
-from ._lock import PlaneUnusable, try_lead
+from ._follower import HELLO_ANSWER, PLANE_SILENCE, Following, answers, follow
+from ._lock import Lease, PlaneUnusable, try_lead
 from ._wire import environment_of
 
 if TYPE_CHECKING:
@@ -36,12 +36,18 @@ if TYPE_CHECKING:
     from ._config import Plane
     from ._leader import PlaneServer
 
-__all__ = ["PlaneHost", "PlaneMember", "StatusBoard"]
+__all__ = ["SOLO_RETRY", "PlaneHost", "PlaneMember", "StatusBoard"]
 
 logger = client_logger("aioflags.datasource")
 
 #: How long a follower may be without a leader before it says its data may be old.
 _LEADERLESS: Final = 1.0
+#: How often a process that runs solo tries the plane again.
+SOLO_RETRY: Final = 5.0
+#: A follower refused or sent what it cannot use tries again after 1 s,
+#: doubling to 30 s (each time it fails again).
+_BROKEN_FIRST: Final = 1.0
+_BROKEN_MOST: Final = 30.0
 
 
 @final
@@ -49,8 +55,9 @@ class PlaneHost(NamedTuple):
     """What a member of a plane asks of the data system beside it (the supervisor's)."""
 
     #: Run the configured data system until it is OFF (``resume``: from the
-    #: data held, with no initializer).
-    run_upstream: Callable[..., Awaitable[None]]
+    #: data held, with no initializer); whether it crashed (a bug, not a
+    #: configured end).
+    run_upstream: Callable[..., Awaitable[bool]]
     #: Apply an update the leader sent, as a source's.
     take: Callable[[Update], Awaitable[object]]
     #: Whether the store holds a data set.
@@ -118,7 +125,8 @@ class PlaneMember:
         #: them at once if this process comes to lead.
         self._mirror = EventMirror()
         self._server: PlaneServer | None = None
-        #: ``"leader"``, ``"follower"``, or None (not on the plane).
+        #: ``"leader"``, ``"follower"``, ``"solo"`` (on its own upstream until
+        #: a leader answers), or None (not on the plane).
         self.role: str | None = None
 
     def applied(self, change_set: ChangeSet) -> None:
@@ -139,37 +147,65 @@ class PlaneMember:
         """Lead or follow until cancelled.
 
         Lead while this process holds the lock; else follow the leader's
-        socket, and when it closes, try the lock again. A path that cannot
-        be used (not a socket, another environment's leader...) is one
-        ERROR, and this process runs its own upstream as if it had no plane.
+        socket, and when it closes, try the lock again. A leader that does
+        not answer (silent, stopped, a lock held by a process with no
+        socket) or sends what this process cannot use: run solo
+        (:meth:`_solo`) until one does. A path that cannot be used (not a
+        socket, another environment's leader...) is one ERROR, and this
+        process runs its own upstream as if it had no plane.
         """
         plane, host = self._plane, self._host
         retry = _Retry(self._random)
-        lost: float | None = None  # when this follower lost its leader
+        broken = _BROKEN_FIRST  # a broken follower's next wait
+        lost: float | None = None  # since when this follower has had no leader
+        may_lead = True  # (not once its own data system crashed)
+        lease: Lease | None = None
         try:
             while True:
-                lease = try_lead(plane.lock_path)
+                if lease is None and may_lead:
+                    lease = try_lead(plane.lock_path)
                 if lease is not None:
                     # A follower that takes the lead goes on from the data it
                     # holds: no initializer, and its followers served at once.
-                    resume = self.role == "follower" and host.initialized()
+                    resume = self.role is not None and host.initialized()
                     try:
                         await self._lead(resume=resume)
                     finally:
                         lease.release()
-                    return
+                        lease = None
+                    may_lead = False  # (it returns only when its data system crashed)
+                    lost = self._clock.now()
                 self._take_role("follower")
                 following = await self._follow()
+                now = self._clock.now()
                 if following.applied:  # (a leader that only fails is backed off)
                     retry.reset()
+                    broken = _BROKEN_FIRST
+                if following.cause is not None and may_lead:
+                    delay = SOLO_RETRY
+                    if following.broken:
+                        delay, broken = broken, min(broken * 2, _BROKEN_MOST)
+                    lease = await self._solo(following.cause, delay)
+                    lost = None if lease is None else lost
+                    continue
                 if following.connected:
-                    lost = self._clock.now()
+                    lost = now
                     logger.info(
                         "The leader of the flag plane at %s is gone: taking its"
                         " place, or following the one who does",
                         plane.path,
                     )
-                elif lost is not None and self._clock.now() - lost >= _LEADERLESS:
+                elif lost is None:
+                    lost = now
+                elif may_lead and now - lost >= HELLO_ANSWER:
+                    lease = await self._solo(
+                        "another process holds its lock and no leader answers"
+                        " on its socket",
+                        SOLO_RETRY,
+                    )
+                    lost = None
+                    continue
+                if now - lost >= _LEADERLESS:
                     self._leaderless(lost)
                 await self._clock.sleep(retry.next())
         except PlaneUnusable as exc:
@@ -185,6 +221,8 @@ class PlaneMember:
         """Run the data system, serving what it applies to the followers, until closed.
 
         ``resume``: from the data it holds (it followed), with no initializer.
+        Returns only when the data system crashed: the caller frees the lock
+        at once, so that another process leads.
         """
         from ._leader import PlaneServer
 
@@ -201,37 +239,133 @@ class PlaneMember:
             board.watch(server.publish_status)
             self._take_role("leader")
             try:
-                await host.run_upstream(resume=resume)
-                await anyio.sleep_forever()  # OFF: its last data stays served
+                if not await host.run_upstream(resume=resume):
+                    await anyio.sleep_forever()  # OFF: its last data stays served
             finally:
                 self._server = None
                 board.watch(None)
                 group.cancel_scope.cancel()
+        logger.warning(
+            "The data system of the flag plane's leader at %s crashed: this"
+            " process stops leading, so that another one can",
+            self._plane.path,
+        )
 
     async def _follow(self) -> Following:
-        """Follow the leader until its socket closes; what the follower saw."""
-        path = self._plane.path
-        following = Following()
-        try:
-            async with aclosing(
-                follow(path, self._environment, self._config, self._clock, following)
-            ) as updates:
-                async for update in updates:
-                    await self._host.take(update)
-        except ProtocolError as exc:
-            logger.warning(
-                "The flag plane's leader at %s sent data this process cannot use"
-                " (%s): reconnecting",
-                path,
-                exc,
-            )
-        except PlaneUnusable:
-            raise
-        except Exception:  # a bug of ours: follow again, never end the client
-            logger.exception(
-                "Following the flag plane's leader at %s failed: reconnecting", path
-            )
+        """Follow the leader until its socket closes or it stops answering; what the follower saw."""
+        path, clock = self._plane.path, self._clock
+        following = Following(clock.now())
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                # The leader answers its hello in time, then is never silent.
+                while (left := following.deadline() - clock.now()) > 0:
+                    await clock.sleep(left)
+                following.cause = (
+                    f"its leader sent nothing for {PLANE_SILENCE:g} s"
+                    if following.connected
+                    else f"its leader did not answer within {HELLO_ANSWER:g} s"
+                )
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                updates = follow(
+                    path, self._environment, self._config, clock, following
+                )
+                async with aclosing(updates):
+                    async for update in updates:
+                        await self._host.take(update)
+            except ProtocolError as exc:
+                following.broken = True
+                following.cause = f"its leader sent data it cannot use ({exc})"
+            except PlaneUnusable as exc:
+                failure = exc
+            except Exception as exc:  # a bug of ours: never end the client
+                logger.exception("Following the flag plane's leader at %s failed", path)
+                following.broken = True
+                following.cause = f"following it failed ({exc!r})"
+            group.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
         return following
+
+    async def _solo(self, cause: str, delay: float) -> Lease | None:
+        """Run this process's own upstream until a leader answers or the lock is free.
+
+        It keeps the data it has, and says STALE until its own upstream
+        has data; every ``delay`` it tries the lock, then the socket.
+        Returns the lease, if it got the lock (None: a leader answered).
+        """
+        path, clock, board, host = (
+            self._plane.path,
+            self._clock,
+            self._board,
+            self._host,
+        )
+        self._take_role("solo")
+        # (the status's own WARNING is the one line that says so)
+        board.update(
+            SourceState.INTERRUPTED,
+            ErrorInfo(
+                kind=ErrorKind.NETWORK_ERROR,
+                message=f"this process cannot follow the flag plane at {path}:"
+                f" {cause}. It reads the flag service itself, keeping its data,"
+                f" and tries the plane again in {delay:g} s",
+                time=clock.now(),
+            ),
+        )
+        lease: Lease | None = None
+        failure: PlaneUnusable | None = None
+        async with anyio.create_task_group() as group:
+
+            async def upstream() -> None:
+                await host.run_upstream(resume=host.initialized())
+                await anyio.sleep_forever()  # OFF: its last data stays served
+
+            group.start_soon(upstream)
+            try:
+                while lease is None:
+                    await clock.sleep(delay)
+                    lease = try_lead(self._plane.lock_path)
+                    if lease is None and await self._answers():
+                        break
+            except PlaneUnusable as exc:
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        return lease
+
+    async def _answers(self) -> bool:
+        """Whether a leader answers on the socket within :data:`HELLO_ANSWER`."""
+        answered = False
+        failure: PlaneUnusable | None = None
+        async with anyio.create_task_group() as group:
+
+            async def timer() -> None:
+                await self._clock.sleep(HELLO_ANSWER)
+                group.cancel_scope.cancel()
+
+            group.start_soon(timer)
+            try:
+                answered = await answers(self._plane.path, self._environment)
+            except PlaneUnusable as exc:
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        return answered
 
     def _leaderless(self, since: float) -> None:
         """No leader has taken this follower for a while: its data may be old."""
@@ -248,13 +382,13 @@ class PlaneMember:
             )
 
     def _take_role(self, role: str | None) -> None:
-        """This process's place on the plane: one INFO line when it changes."""
+        """This process's place on the plane: one INFO line when it changes (solo: :meth:`_solo` warns)."""
         if role == self.role:
             return
         self.role = role
         path = self._plane.path
         if role is None:
             logger.info("This process no longer uses the flag plane at %s", path)
-        else:
+        elif role != "solo":
             verb = "leads" if role == "leader" else "follows the leader of"
             logger.info("This process %s the flag plane at %s", verb, path)
