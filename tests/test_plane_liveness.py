@@ -10,6 +10,7 @@ real processes stopped by SIGSTOP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
@@ -294,3 +295,33 @@ async def test_a_leader_whose_data_system_crashed_lets_another_lead(
                 server.set_flag("f", OFF)
                 await until(leader, "off")  # it follows the new leader
                 assert leader.plane_role == "follower"
+
+
+async def test_a_follower_that_reads_nothing_for_30_s_is_dropped(plane: str) -> None:
+    """Issue 85, bounded followers: a queue not drained for 30 s is dropped; the others go on."""
+    clock = FakeClock()
+    big = {**STRING_FLAG, "variations": ["x" * 2_000_000, "off"]}
+    async with (
+        FlagServer({"f": big}) as server,
+        Client(config(server, plane), clock=clock) as leader,
+        Client(config(server, plane)) as follower,
+        await anyio.connect_unix(plane) as stalled,
+    ):
+        assert leader.plane_role == "leader"
+        await stalled.send(wire.hello(ENVIRONMENT))
+        await stalled.receive(1)  # (its hello begins: then it reads no more)
+        for _ in range(59):  # 29.5 s: still connected
+            await clock.wait_for_sleeper(within=0.5)
+            await clock.advance(0.5)
+        server.set_flag("f", OFF)
+        await until(follower, "off")
+        await clock.advance(1)  # 30.5 s
+        got = [b"?"]
+        with (  # disconnected, short of the whole data set
+            anyio.fail_after(5),
+            contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError),
+        ):
+            while True:
+                got.append(await stalled.receive())
+        assert sum(map(len, got)) < 2_000_000
+        assert follower.plane_role == "follower"

@@ -256,3 +256,43 @@ async def test_the_plane_command_ends_cleanly_on_sigterm_as_it_starts(
         sidecar.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):
             assert await sidecar.wait() == 0
+
+
+def _rss(pid: int) -> int:
+    """A process's resident memory, in bytes (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")  # pragma: no cover
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_a_hundred_followers_that_never_read_cost_the_leader_little(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, unbounded: 100 followers that never read grow the leader by at most 50 MB (was 4 MB each)."""
+    from aioflags._datasystem._plane import _wire as wire
+
+    plane = str(tmp_path / "plane")
+    flags = {
+        f"f{n}": {**STRING_FLAG, "key": f"f{n}", "variations": ["x" * 100_000, "y"]}
+        for n in range(40)
+    }
+    flags["f"] = STRING_FLAG
+    async with (
+        FlagServer(flags) as server,
+        workers(plane, server.url, 1) as (leader,),
+        AsyncExitStack() as stack,
+    ):
+        await leader.until("value on")
+        await leader.until("role leader")
+        before = _rss(leader.process.pid)
+        hello = wire.hello(wire.environment_of("sdk-key"))
+        for _ in range(100):
+            stream = await stack.enter_async_context(await anyio.connect_unix(plane))
+            await stream.send(hello)
+            got = b""
+            while len(got) < len(hello) + 1000:  # served: then it reads no more
+                got += await stream.receive(len(hello) + 1000 - len(got))
+        grown = _rss(leader.process.pid) - before
+        assert grown <= 50 * 1024 * 1024, f"{grown / 2**20:.1f} MiB"
