@@ -28,7 +28,7 @@ from aioflags._datasystem._plane import _wire as wire
 from aioflags._datasystem._plane._lock import Lease, try_lead
 from aioflags.testing import FakeClock, FlagServer
 from tests.flags import STRING_FLAG
-from tests.test_plane import OFF, STREAM, _payload, config, until, value
+from tests.test_plane import OFF, STREAM, USER, _payload, config, until, value
 
 pytestmark = pytest.mark.asyncio
 
@@ -325,3 +325,97 @@ async def test_a_follower_that_reads_nothing_for_30_s_is_dropped(plane: str) -> 
                 got.append(await stalled.receive())
         assert sum(map(len, got)) < 2_000_000
         assert follower.plane_role == "follower"
+
+
+async def test_the_environment_id_reaches_the_followers_hooks(plane: str) -> None:
+    """Issue 85, environment id: the X-LD-EnvID the leader learned reaches its followers' hooks."""
+    from tests.test_hooks import Calls, Recording
+
+    calls: Calls = []
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        server.fail(STREAM, headers={"X-LD-EnvID": "env-plane"})
+        async with (
+            Client(config(server, plane)) as leader,
+            Client(config(server, plane, hooks=[Recording("a", calls)])) as follower,
+        ):
+            assert leader.plane_role == "leader"
+            assert follower.plane_role == "follower"
+            await follower.variation("f", USER, "default")
+    assert [c[2].environment_id for c in calls] == ["env-plane"] * 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"\xff\xfe\xfd not UTF-8\n",
+        b"aioflags-plane \xc2\xb2 env\n",  # (a digit to str.isdigit, not to int)
+        b'{"not": "a hello"}\n',
+        b"aioflags-plane 7 env\n",
+    ],
+)
+async def test_bad_hellos_are_refused_quietly(
+    plane: str, line: bytes, said: Said
+) -> None:
+    """Issue 85, noisy: a bad hello is one line without a traceback per cause per minute."""
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        Client(config(server, plane)) as leader,
+    ):
+        for _ in range(5):
+            async with await anyio.connect_unix(plane) as stranger:
+                await stranger.send(line)
+                said_back = wire.read_hello(await stranger.receive())
+                assert said_back is not None and said_back[2] is not None
+        assert leader.plane_role == "leader"
+        assert await value(leader) == "on"
+    assert not [r for r in said.records if r.exc_info]
+    refusals = [line for line in said.lines(logging.WARNING) if "refused" in line]
+    assert len(refusals) == 1, refusals
+
+
+async def test_a_follower_that_cannot_use_its_leader_backs_off(
+    plane: str, said: Said
+) -> None:
+    """Issue 85, noisy: a follower its leader cannot serve tries again after 1 s doubling to 30 s, never in a loop."""
+    clock = FakeClock()
+    connections = 0
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        Client(follower_config(server, plane), clock=clock) as client,
+        anyio.create_task_group() as group,
+    ):
+
+        async def broken(stream: anyio.abc.SocketStream) -> None:
+            nonlocal connections
+            connections += 1
+            async with stream:
+                await stream.receive()  # its hello
+                await stream.send(GREETING + b"{not json\n")
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await stream.receive()
+
+        group.start_soon(listener.serve, broken)
+        await advance_until(clock, lambda: clock.now() >= 60)
+        assert client.plane_role == "solo"
+        assert await value(client) == "on"  # from its own upstream meanwhile
+        group.cancel_scope.cancel()
+    # Tries at 1, 2, 4, 8, 16 and 30 s: each a look and a follow.
+    assert 4 <= connections <= 16, connections
+    assert len(said.lines(logging.WARNING)) <= 8
+
+
+async def test_a_relative_plane_path_is_refused(tmp_path: Path) -> None:
+    """Issue 85, silent misconfigurations: a relative path would make one plane per working directory."""
+    with pytest.raises(ValueError, match="give an absolute path"):
+        DataSystem.default(plane="rel.plane")
+    with pytest.raises(ValueError, match="give an absolute path"):
+        DataSystem.streaming(plane=Path("run") / "flags.plane")
+
+
+async def test_plane_given_where_it_does_not_go_says_where_it_goes() -> None:
+    """Issue 85, silent misconfigurations: Config(plane=) and DataSystem.fdv1(plane=) say where plane= goes."""
+    with pytest.raises(ValueError, match=r"data_system=DataSystem.default\(plane="):
+        Config("sdk-key", plane="/run/flags.plane")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"DataSystem.custom\(synchronizers="):
+        DataSystem.fdv1(plane="/run/flags.plane")  # type: ignore[arg-type]

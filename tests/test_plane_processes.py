@@ -296,3 +296,48 @@ async def test_a_hundred_followers_that_never_read_cost_the_leader_little(
                 got += await stream.receive(len(hello) + 1000 - len(got))
         grown = _rss(leader.process.pid) - before
         assert grown <= 50 * 1024 * 1024, f"{grown / 2**20:.1f} MiB"
+
+
+async def test_the_plane_command_without_a_key_exits_2(tmp_path: Path) -> None:
+    """Issue 85, silent misconfigurations: `aioflags plane` with no SDK key never leads."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIOFLAGS_")}
+    with anyio.fail_after(30):  # (it used to lead, with no key, for good)
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", str(tmp_path / "plane")],
+            cwd=ROOT,
+            env=environment,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert "AIOFLAGS_SDK_KEY" in result.stderr.decode()
+    assert not (tmp_path / "plane.lock").exists()  # it never tried to lead
+
+
+@pytest.mark.parametrize("what", ["folder", "relative"])
+async def test_the_plane_command_on_an_unusable_path_exits_with_the_error(
+    tmp_path: Path, what: str
+) -> None:
+    """Issue 85, silent misconfigurations: `aioflags plane` on a folder (or a relative path) exits with the error."""
+    path = tmp_path / "plane"
+    path.mkdir()
+    environment = {
+        **os.environ,
+        "AIOFLAGS_SDK_KEY": "sdk-key",
+        "AIOFLAGS_BASE_URI": "http://127.0.0.1:9",
+        "AIOFLAGS_STREAM_URI": "http://127.0.0.1:9",
+    }
+    given = str(path) if what == "folder" else "plane"
+    with anyio.fail_after(30):  # (it used to run as a client for good)
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", given],
+            cwd=tmp_path,
+            env={**environment, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+    assert result.returncode == 2
+    said = result.stderr.decode()
+    if what == "folder":
+        assert f"the plane's path {path} is not a socket" in said
+    else:
+        assert "give an absolute path" in said
+    assert path.is_dir()  # left as it is

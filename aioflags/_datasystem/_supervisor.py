@@ -324,15 +324,15 @@ class Supervisor:
         if system.plane is not None:
             from ._plane._member import PlaneHost, PlaneMember
 
-            self._plane = PlaneMember(
-                system.plane,
-                PlaneHost(
-                    self._run, self._handle, lambda: store.initialized, self._adopt
-                ),
-                self._status,
-                context,
-                clock,
+            host = PlaneHost(
+                self._run,
+                self._handle,
+                lambda: store.initialized,
+                self._adopt,
+                environment,
             )
+            self._plane = PlaneMember(system.plane, host, self._status, context, clock)
+            self._environment = self._plane.named
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False
         # A store and sources: the store is served beside them until they deliver.

@@ -210,14 +210,18 @@ async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update 
 def _status(data: JSONValue, clock: Clock) -> Update | None:
     """The leader's status as this follower's: VALID, or INTERRUPTED with its error.
 
+    With the environment's id the leader learned, if it did (for the hooks).
+
     A leader that is OFF, or starting with an error (its upstream down), is
     INTERRUPTED for its followers: their data is no fresher than its.
     """
     if type(data) is not dict:
         return None
+    named = data.get("environment_id")
+    environment_id = named if type(named) is str and named else None
     state = data.get("state")
     if state == SourceState.VALID.value:
-        return Update(state=SourceState.VALID)
+        return Update(state=SourceState.VALID, environment_id=environment_id)
     error = data.get("error")
     if state == SourceState.INITIALIZING.value and error is None:
         return None  # a leader starting: nothing to say yet
@@ -238,4 +242,5 @@ def _status(data: JSONValue, clock: Clock) -> Update | None:
             message=f"the flag plane's leader: {message or state}",
             time=clock.now(),
         ),
+        environment_id=environment_id,
     )

@@ -184,6 +184,7 @@ class PlaneServer:
         "_path",
         "_refused",
         "_status",
+        "environment_id",
     )
 
     def __init__(
@@ -201,6 +202,8 @@ class PlaneServer:
         #: The whole data set as sent on connect, made once per change and
         #: shared by every follower that connects before the next.
         self._full: bytes | None = None
+        #: The environment's id the flag service named (``X-LD-EnvID``), if any.
+        self.environment_id: str | None = None
         #: The clock's time, as the guard last read it.
         self._now = 0.0
         #: When each cause of refusal was last logged.
@@ -226,7 +229,7 @@ class PlaneServer:
     def publish_status(self, status: DataSourceStatus) -> None:
         """The leader's data-source status changed."""
         if self._followers:
-            data = wire.status(status)
+            data = wire.status(status, self.environment_id)
             for outbox in self._followers:
                 outbox.put_status(data)
 
@@ -394,7 +397,7 @@ class PlaneServer:
         outbox = _Outbox(
             wire.hello(self._environment),
             full or b"",
-            wire.status(self._status()),
+            wire.status(self._status(), self.environment_id),
             now=self._now,
         )
         self._followers.add(outbox)

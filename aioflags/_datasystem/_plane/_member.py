@@ -64,6 +64,8 @@ class PlaneHost(NamedTuple):
     initialized: Callable[[], bool]
     #: This process came to lead from the data it holds: what it saves starts there.
     adopt: Callable[[EventMirror], None]
+    #: Told the environment's id (``X-LD-EnvID``), the leader's or its own.
+    environment: Callable[[str], None] | None = None
 
 
 class StatusBoard(Protocol):
@@ -125,9 +127,21 @@ class PlaneMember:
         #: them at once if this process comes to lead.
         self._mirror = EventMirror()
         self._server: PlaneServer | None = None
+        #: The environment's id, once the flag service (or the leader) named it.
+        self._environment_id: str | None = None
         #: ``"leader"``, ``"follower"``, ``"solo"`` (on its own upstream until
         #: a leader answers), or None (not on the plane).
         self.role: str | None = None
+
+    def named(self, environment_id: str) -> None:
+        """The flag service named its environment's id: to the hooks, and the followers."""
+        self._environment_id = environment_id
+        if self._host.environment is not None:
+            self._host.environment(environment_id)
+        server = self._server
+        if server is not None and server.environment_id != environment_id:
+            server.environment_id = environment_id
+            server.publish_status(self._board.status)
 
     def applied(self, change_set: ChangeSet) -> None:
         """A change set this process applied: folded in, and served if it leads."""
@@ -230,6 +244,7 @@ class PlaneMember:
         server = PlaneServer(
             self._plane.path, self._environment, self._mirror, lambda: board.status
         )
+        server.environment_id = self._environment_id
         listener = await server.listen()
         if resume:  # it saved nothing while it followed: it starts from the data held
             host.adopt(self._mirror)

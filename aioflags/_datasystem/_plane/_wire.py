@@ -124,10 +124,14 @@ def changes(intent: IntentCode, events: list[str], selector: Selector) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def status(current: DataSourceStatus) -> bytes:
-    """A ``plane-status`` event: the leader's data-source state and last error."""
+def status(current: DataSourceStatus, environment_id: str | None = None) -> bytes:
+    """A ``plane-status`` event: the leader's data-source state and last error.
+
+    ``environment_id``: the environment's id the flag service named
+    (``X-LD-EnvID``), for the followers' hooks as for the leader's.
+    """
     error = current.error
-    data = {
+    data: dict[str, object] = {
         "state": current.state.value,
         "error": None
         if error is None or current.state is SourceState.VALID
@@ -137,6 +141,8 @@ def status(current: DataSourceStatus) -> bytes:
             "status_code": error.status_code,
         },
     }
+    if environment_id is not None:
+        data["environment_id"] = environment_id
     return (
         json.dumps({"event": "plane-status", "data": data}, separators=_COMPACT) + "\n"
     ).encode()
