@@ -8,6 +8,9 @@ an app's handlers would; it prints a line when its role or the value
 changes (``role leader``, ``value on``), and ``default`` at once if an
 evaluation ever serves the default. SIGTERM closes the client and exits 0.
 
+SIGUSR1 blocks its event loop for 10 s (a handler that never awaits, a
+debugger at a breakpoint), as SIGSTOP stops it whole.
+
 ``fork``: a blocking client started on the plane (it leads: ``parent
 leader``), then a fork, as gunicorn's ``--preload`` forks workers from a
 master that started one. The child starts a client of its own (``child
@@ -23,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import anyio
 
@@ -50,7 +54,13 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def _block(*_: object) -> None:
+    """Block the event loop (this handler runs on the loop's thread, between its steps)."""
+    time.sleep(10)  # noqa: TID251 - the point: a loop that does not turn
+
+
 async def serve(plane: str, url: str) -> None:
+    signal.signal(signal.SIGUSR1, _block)
     async with aioflags.Client(_config(plane, url)) as client:
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async with anyio.create_task_group() as group:

@@ -53,6 +53,16 @@ class Worker:
                 one, self._pending = self._pending.split("\n", 1)
                 self.lines.append(one)
 
+    async def next_line(self) -> None:
+        """Until it prints one more line."""
+        count = len(self.lines)
+        while len(self.lines) == count:
+            if "\n" not in self._pending:
+                self._pending += await self._text.receive()
+                continue
+            one, self._pending = self._pending.split("\n", 1)
+            self.lines.append(one)
+
     @property
     def role(self) -> str | None:
         roles = [line.split()[1] for line in self.lines if line.startswith("role ")]
@@ -341,3 +351,126 @@ async def test_the_plane_command_on_an_unusable_path_exits_with_the_error(
     else:
         assert "give an absolute path" in said
     assert path.is_dir()  # left as it is
+
+
+async def _leader_of(every: list[Worker]) -> Worker:
+    for worker in every:
+        await worker.until("value on")
+    for worker in every:
+        await worker.until(f"role {worker.role}")
+    (leader,) = [w for w in every if w.role == "leader"]
+    return leader
+
+
+@pytest.mark.parametrize("how", ["SIGSTOP", "blocked loop"])
+async def test_a_stopped_leader_holds_no_worker_hostage(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 85, frozen leader (SIGSTOP; a blocked event loop): followers run solo on fresh data, a worker starting beside it is READY, and all follow again once it runs."""
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        async with workers(plane, server.url, 3) as every:
+            leader = await _leader_of(every)
+            others = [w for w in every if w is not leader]
+            stop = signal.SIGSTOP if how == "SIGSTOP" else signal.SIGUSR1
+            leader.process.send_signal(stop)
+            server.set_flag("f", OFF)  # a flip after the stop
+            for worker in others:
+                await worker.until("role solo")
+                await worker.until("value off")  # its own upstream's
+            async with workers(plane, server.url, 1) as (late,):
+                await late.until("value off")  # READY in its start time
+                if how == "SIGSTOP":
+                    leader.process.send_signal(signal.SIGCONT)
+                # The leader answers again: every solo process follows it.
+                for worker in [*others, late]:
+                    with anyio.fail_after(20):
+                        while worker.role != "follower":
+                            await worker.next_line()
+                with anyio.fail_after(10):
+                    await server.wait_until(lambda: server.open_streams(STREAM) == 1)
+                server.set_flag("f", STRING_FLAG)
+                for worker in [*every, late]:
+                    await worker.until("value on")
+                assert "default" not in late.lines
+        for worker in every:
+            assert "default" not in worker.lines
+
+
+async def test_a_lock_squatted_by_a_process_that_serves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, squatted lock (a 0666 lock another process holds; another host on a shared volume): workers run solo, then lead once it goes."""
+    plane = str(tmp_path / "plane")
+    squat = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        await anyio.open_process(
+            [sys.executable, "-c", squat, plane + ".lock"]
+        ) as squatter,
+    ):
+        assert squatter.stdout is not None
+        with anyio.fail_after(10):
+            assert (await squatter.stdout.receive()).startswith(b"held")
+        async with workers(plane, server.url, 2) as every:
+            for worker in every:
+                await worker.until("role solo")
+                await worker.until("value on")
+            server.set_flag("f", OFF)
+            for worker in every:
+                await worker.until("value off")
+            squatter.kill()  # the lock is free: one leads, the other follows it
+            first = await first_to(every, "role leader")
+            (other,) = [w for w in every if w is not first]
+            await other.until("role follower")
+            with anyio.fail_after(10):
+                await server.wait_until(lambda: server.open_streams(STREAM) == 1)
+        for worker in every:
+            assert "default" not in worker.lines
+
+
+async def test_uvicorn_workers_beside_a_stopped_leader_serve_a_later_flip(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, proof: `uvicorn --workers 3` with the leader worker SIGSTOPped: the other workers get a flip made after the stop."""
+    plane = str(tmp_path / "plane")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        environment = {
+            **os.environ,
+            "AIOFLAGS_TEST_PLANE": plane,
+            "AIOFLAGS_TEST_URL": server.url,
+        }
+        argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
+        argv += ["--workers", "3", "--port", str(port), "--log-level", "info"]
+        async with await anyio.open_process(argv, cwd=ROOT, env=environment) as uvicorn:
+            leader = 0
+            try:
+                assert uvicorn.stderr is not None
+                said = ""
+                with anyio.fail_after(30):
+                    while said.count("Application startup complete") < 3:
+                        said += (await uvicorn.stderr.receive()).decode()
+                (line,) = [x for x in said.splitlines() if "leads the flag plane" in x]
+                leader = int(line.split()[0])
+                os.kill(leader, signal.SIGSTOP)
+                server.set_flag("f", OFF)
+                with anyio.fail_after(20):
+                    while said.count("flag f serves off") < 2:
+                        said += (await uvicorn.stderr.receive()).decode()
+                served = [x for x in said.splitlines() if "flag f serves off" in x]
+                assert len({x.split()[0] for x in served}) == 2
+                assert str(leader) not in {x.split()[0] for x in served}
+            finally:
+                if leader:
+                    os.kill(leader, signal.SIGCONT)
+                if uvicorn.returncode is None:
+                    uvicorn.kill()
