@@ -200,11 +200,17 @@ async def test_a_starting_process_beside_a_leader_that_does_not_answer_is_ready(
         assert await value(late) == "on"
 
 
+@pytest.mark.parametrize("socket_file", ["none", "nobody listens"])
 async def test_a_lock_held_by_a_process_with_no_socket_leaves_no_one_waiting(
-    plane: str, said: Said
+    plane: str, said: Said, socket_file: str
 ) -> None:
-    """Issue 85, squatted lock (or another host's leader on a shared volume): solo, READY, never defaults."""
+    """Issue 85, squatted lock, and a plane path on a volume two hosts share (the lock held, a socket nobody listens on): solo, READY, never defaults."""
     clock = FakeClock()
+    if socket_file == "nobody listens":
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as dead:
+            dead.bind(plane)  # (closed: the file stays, nobody listens)
     async with (
         FlagServer({"f": STRING_FLAG}) as server,
         holding_the_lock(plane),
@@ -373,16 +379,21 @@ async def test_bad_hellos_are_refused_quietly(
     assert len(refusals) == 1, refusals
 
 
+@pytest.mark.parametrize(
+    "sent", [b"{not json\n", b'{"event":"' + b"x" * 300_000 + b'"}\n']
+)
 async def test_a_follower_that_cannot_use_its_leader_backs_off(
-    plane: str, said: Said
+    plane: str, said: Said, sent: bytes
 ) -> None:
-    """Issue 85, noisy: a follower its leader cannot serve tries again after 1 s doubling to 30 s, never in a loop."""
+    """Issue 85, noisy and a payload over the follower's limits: it runs solo and tries again after 1 s doubling to 30 s, never in a loop."""
     clock = FakeClock()
     connections = 0
     async with (
         FlagServer({"f": STRING_FLAG}) as server,
         leading_by_hand(plane) as listener,
-        Client(follower_config(server, plane), clock=clock) as client,
+        Client(
+            follower_config(server, plane, max_payload_bytes=200_000), clock=clock
+        ) as client,
         anyio.create_task_group() as group,
     ):
 
@@ -391,13 +402,17 @@ async def test_a_follower_that_cannot_use_its_leader_backs_off(
             connections += 1
             async with stream:
                 await stream.receive()  # its hello
-                await stream.send(GREETING + b"{not json\n")
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await stream.send(GREETING + sent)
                 with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
                     await stream.receive()
 
         group.start_soon(listener.serve, broken)
-        await advance_until(clock, lambda: clock.now() >= 60)
-        assert client.plane_role == "solo"
+        await said.until("cannot follow the flag plane")  # (its first try)
+        began = clock.now()
+        await advance_until(clock, lambda: clock.now() >= began + 60)
+        # (solo, or between a look that found the leader and its next try)
+        assert client.plane_role in ("solo", "follower")
         assert await value(client) == "on"  # from its own upstream meanwhile
         group.cancel_scope.cancel()
     # Tries at 1, 2, 4, 8, 16 and 30 s: each a look and a follow.
@@ -419,3 +434,56 @@ async def test_plane_given_where_it_does_not_go_says_where_it_goes() -> None:
         Config("sdk-key", plane="/run/flags.plane")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"DataSystem.custom\(synchronizers="):
         DataSystem.fdv1(plane="/run/flags.plane")  # type: ignore[arg-type]
+
+
+async def test_a_broken_hello_from_the_leader_is_one_error_and_its_own_upstream(
+    plane: str, said: Said
+) -> None:
+    """Issue 85, a broken hello: one ERROR naming the path, and READY from its own upstream (no defaults)."""
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        anyio.create_task_group() as group,
+    ):
+
+        async def broken(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                await stream.receive()
+                await stream.send(b"\xff\xfe not a hello\n")
+
+        group.start_soon(listener.serve, broken)
+        async with Client(config(server, plane)) as client:
+            assert client.plane_role is None
+            assert await value(client) == "on"
+        group.cancel_scope.cancel()
+    (error,) = said.lines(logging.ERROR)
+    assert plane in error and "no flag plane's leader" in error
+
+
+async def test_a_hello_the_leader_never_finishes_leaves_no_one_waiting(
+    plane: str, said: Said
+) -> None:
+    """Issue 85, a broken hello (cut short, never ended): solo after 2 s, READY from its own upstream."""
+    clock = FakeClock()
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        anyio.create_task_group() as group,
+    ):
+
+        async def cut_short(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                await stream.receive()
+                await stream.send(b"aioflags-plane 1 ")
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await stream.receive()
+
+        group.start_soon(listener.serve, cut_short)
+        async with Client(follower_config(server, plane), clock=clock) as client:
+            await advance_until(clock, lambda: role_of(client) == "solo")
+            with anyio.fail_after(5):
+                await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
+            assert await value(client) == "on"
+        group.cancel_scope.cancel()
+    (warning,) = said.lines(logging.WARNING)
+    assert plane in warning and "did not answer within 2 s" in warning
