@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HELLO_ANSWER", "PLANE_SILENCE", "Following", "answers", "follow"]
 
-#: How long the leader has to answer a hello.
-HELLO_ANSWER: Final = 2.0
+#: How long the leader has to answer a hello: a process starting beside a
+#: leader that does not answer is READY from its own upstream within 2 s of
+#: its normal start (this, and the upstream's connect).
+HELLO_ANSWER: Final = 1.5
 #: A leader that sends nothing for this long is gone, for now (it sends a
 #: heartbeat at least every second).
 PLANE_SILENCE: Final = 3.0

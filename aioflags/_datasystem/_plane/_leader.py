@@ -134,7 +134,8 @@ class _Outbox:
         with self._scope, contextlib.suppress(*wire.GONE):
             first, self._first = self._first, ()
             for data in first:
-                await _send(stream, data)
+                if data:  # (no data set yet: nothing between hello and status)
+                    await _send(stream, data)
             while not self.over:
                 self.idle = True
                 await self._wake.wait()
