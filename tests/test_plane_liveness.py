@@ -33,7 +33,9 @@ from tests.test_plane import OFF, STREAM, USER, _payload, config, until, value
 pytestmark = pytest.mark.asyncio
 
 ENVIRONMENT = wire.environment_of("sdk-key")
-VALID = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
+VALID = (
+    b'{"event":"plane-status","data":{"heartbeat":true,"state":"valid","error":null}}\n'
+)
 GREETING = wire.hello(ENVIRONMENT) + VALID
 
 
@@ -487,3 +489,29 @@ async def test_a_hello_the_leader_never_finishes_leaves_no_one_waiting(
         group.cancel_scope.cancel()
     (warning,) = said.lines(logging.WARNING)
     assert plane in warning and "did not answer within 1.5 s" in warning
+
+
+async def test_a_leader_from_before_heartbeats_is_followed_through_its_silence(
+    plane: str, said: Said
+) -> None:
+    """Issue 85, a rolling upgrade: a leader whose status does not say it beats (before issue 85) is not left for its silence."""
+    clock = FakeClock()
+    old_status = b'{"event":"plane-status","data":{"state":"valid","error":null}}\n'
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        Client(follower_config(server, plane), clock=clock) as follower,
+    ):
+        old = await listener.accept()
+        await old.receive()
+        await old.send(wire.hello(ENVIRONMENT) + old_status)
+        await old.send(b"".join(_payload("xfer-full", "off", 1)))
+        await until(follower, "off")
+        for _ in range(20):  # 10 s of an idle leader
+            await clock.wait_for_sleepers()
+            await clock.advance(0.5)
+        assert follower.plane_role == "follower"
+        assert follower.status is ProviderStatus.READY
+        assert not server.requests_to(STREAM)
+        await old.aclose()
+    assert not said.lines(logging.WARNING)

@@ -14,6 +14,7 @@ if not. :func:`answers` asks a plane whether a leader answers there now.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from typing import TYPE_CHECKING, Final, final
@@ -54,7 +55,15 @@ _HEARTBEAT: Final = wire.HEARTBEAT.decode().rstrip("\n")
 class Following:
     """What one :func:`follow` saw: whether it reached a leader that took it, and when it last heard from it."""
 
-    __slots__ = ("applied", "broken", "cause", "connected", "heard", "started")
+    __slots__ = (
+        "applied",
+        "beats",
+        "broken",
+        "cause",
+        "connected",
+        "heard",
+        "started",
+    )
 
     def __init__(self, now: float) -> None:
         self.started = now
@@ -68,12 +77,15 @@ class Following:
         self.cause: str | None = None
         #: The leader sent what this process cannot use (it backs off longer).
         self.broken = False
+        #: Whether the leader sends heartbeats (False: its status said it
+        #: does not, a leader from before them, whose silence says nothing).
+        self.beats = True
 
     def deadline(self) -> float:
         """When the leader is gone for now if it sends nothing more."""
-        if self.connected:
-            return self.heard + PLANE_SILENCE
-        return self.started + HELLO_ANSWER
+        if not self.connected:
+            return self.started + HELLO_ANSWER
+        return self.heard + PLANE_SILENCE if self.beats else math.inf
 
 
 async def follow(
@@ -128,7 +140,7 @@ async def follow(
         while True:
             for text in lines.feed(pending):
                 if text and text != _HEARTBEAT:
-                    update = await _update(builder, text, clock)
+                    update = await _update(builder, text, clock, following)
                     if update is not None:
                         following.applied |= update.change_set is not None
                         yield update
@@ -198,11 +210,15 @@ def _check_hello(
         )
 
 
-async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update | None:
+async def _update(
+    builder: ChangeSetBuilder, text: str, clock: Clock, following: Following
+) -> Update | None:
     """One line of the leader's: a payload's end or a status as an update (None: neither)."""
     item = await parse_json(text)
     if type(item) is dict and item.get("event") == "plane-status":
-        return _status(item.get("data"), clock)
+        data = item.get("data")
+        following.beats = type(data) is dict and data.get("heartbeat") is True
+        return _status(data, clock)
     change_set = _poll_event(builder, item, text)
     if change_set is None:
         return None

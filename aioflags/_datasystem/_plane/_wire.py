@@ -132,6 +132,7 @@ def status(current: DataSourceStatus, environment_id: str | None = None) -> byte
     """
     error = current.error
     data: dict[str, object] = {
+        "heartbeat": True,  # (a follower watches its silence: a leader before them had none)
         "state": current.state.value,
         "error": None
         if error is None or current.state is SourceState.VALID
