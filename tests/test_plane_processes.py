@@ -85,13 +85,15 @@ async def first_to(some: list[Worker], line: str) -> Worker:
 
 
 @asynccontextmanager
-async def workers(plane: str, url: str, count: int) -> AsyncIterator[list[Worker]]:
+async def workers(
+    plane: str, url: str, count: int, mode: str = "serve"
+) -> AsyncIterator[list[Worker]]:
     async with AsyncExitStack() as stack:
         started = []
         for _ in range(count):
             process = await stack.enter_async_context(
                 await anyio.open_process(
-                    [sys.executable, "-m", "tests.plane_worker", "serve", plane, url],
+                    [sys.executable, "-m", "tests.plane_worker", mode, plane, url],
                     cwd=ROOT,
                     stderr=None,
                 )
@@ -474,3 +476,19 @@ async def test_uvicorn_workers_beside_a_stopped_leader_serve_a_later_flip(
                     os.kill(leader, signal.SIGCONT)
                 if uvicorn.returncode is None:
                     uvicorn.kill()
+
+
+async def test_a_leader_whose_data_system_crashed_hands_over(tmp_path: Path) -> None:
+    """Issue 85, a crashed leader: it frees the lock at once, another worker leads, the crashed one follows it; no default."""
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        async with workers(plane, server.url, 1, "crash") as (crashed,):
+            await crashed.until("value on")  # (it led, then its data system crashed)
+            async with workers(plane, server.url, 1) as (other,):
+                await other.until("role leader")
+                await crashed.until("role follower")
+                server.set_flag("f", OFF)
+                await crashed.until("value off")  # from the new leader
+                await other.until("value off")
+        for worker in (crashed, other):
+            assert "default" not in worker.lines
