@@ -871,6 +871,20 @@ def _plane_command(args: argparse.Namespace) -> int:
         )
     except ConfigurationError as exc:
         args.parser.error(str(exc))
+    if not config.sdk_key:
+        print(
+            "error: aioflags plane needs the SDK key (AIOFLAGS_SDK_KEY): a plane"
+            " leads for the workers of one environment, named by their key",
+            file=sys.stderr,
+        )
+        return 2
+    from ._datasystem._plane._lock import PlaneUnusable, check_usable
+
+    try:
+        check_usable(args.path)
+    except PlaneUnusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Its role changes are what it has to say.
     logging.getLogger("aioflags.datasource").setLevel(logging.INFO)
 

@@ -2,7 +2,8 @@
 
 ``AIOFLAGS_TEST_PLANE`` is the plane's path and ``AIOFLAGS_TEST_URL`` the
 flag server's; ``GET /`` answers flag ``f``'s value and the worker's role,
-and each change of its value is a line on stderr.
+and each change of its value is a line on stderr (each log line and each
+change starts with the worker's process id).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.routing import Route
 import aioflags
 
 # The app's choice (the test reads each worker's role line): aioflags' INFO lines.
-logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+logging.basicConfig(level=logging.WARNING, format="%(process)d %(name)s: %(message)s")
 logging.getLogger("aioflags.datasource").setLevel(logging.INFO)
 
 URL = os.environ.get("AIOFLAGS_TEST_URL", "http://127.0.0.1:9")
@@ -38,7 +39,9 @@ CLIENT = aioflags.Client(CONFIG)
 
 
 def changed(change: aioflags.FlagValueChange) -> None:
-    print(f"flag f serves {change.new_value}", file=sys.stderr, flush=True)
+    print(
+        f"{os.getpid()} flag f serves {change.new_value}", file=sys.stderr, flush=True
+    )
 
 
 @contextlib.asynccontextmanager

@@ -2,11 +2,16 @@
 
     python -m tests.plane_worker serve PLANE URL
     python -m tests.plane_worker fork PLANE URL
+    python -m tests.plane_worker crash PLANE URL
 
 ``serve``: a client on the plane, evaluating flag ``f`` over and over as
 an app's handlers would; it prints a line when its role or the value
 changes (``role leader``, ``value on``), and ``default`` at once if an
 evaluation ever serves the default. SIGTERM closes the client and exits 0.
+
+``crash``: the same, on a data system that crashes after its first data.
+SIGUSR1 blocks its event loop for 10 s (a handler that never awaits, a
+debugger at a breakpoint), as SIGSTOP stops it whole.
 
 ``fork``: a blocking client started on the plane (it leads: ``parent
 leader``), then a fork, as gunicorn's ``--preload`` forks workers from a
@@ -18,28 +23,53 @@ leader``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import anyio
 
 import aioflags
 import aioflags.blocking
+import aioflags.sources
 from aioflags import Context, DataSystem
 
 USER = Context.create("user-1")
 
 
-def _config(plane: str, url: str) -> aioflags.Config:
+def _crashing() -> aioflags.sources.SynchronizerFactory:
+    """A synchronizer that gives its data, then raises (a bug in the data system)."""
+    polling = aioflags.sources.polling_synchronizer()
+
+    async def crashing(
+        context: aioflags.sources.SourceContext,
+    ) -> AsyncGenerator[aioflags.sources.Update, None]:
+        async with aclosing(polling(context)) as updates:
+            async for update in updates:
+                yield update
+                raise RuntimeError("a bug in the data system")
+
+    return crashing
+
+
+def _config(plane: str, url: str, *, crash: bool = False) -> aioflags.Config:
+    system = (
+        DataSystem.custom(synchronizers=[_crashing()], plane=plane)
+        if crash
+        else DataSystem.streaming(plane=plane)
+    )
     return aioflags.Config(
         "sdk-key",
         base_uri=url,
         stream_uri=url,
         events_uri=url,
-        data_system=DataSystem.streaming(plane=plane),
+        data_system=system,
         send_events=False,
         ready_timeout=10,
         initial_retry_delay=0.05,
@@ -50,8 +80,14 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-async def serve(plane: str, url: str) -> None:
-    async with aioflags.Client(_config(plane, url)) as client:
+def _block(*_: object) -> None:
+    """Block the event loop (this handler runs on the loop's thread, between its steps)."""
+    time.sleep(10)  # noqa: TID251 - the point: a loop that does not turn
+
+
+async def serve(plane: str, url: str, *, crash: bool = False) -> None:
+    signal.signal(signal.SIGUSR1, _block)
+    async with aioflags.Client(_config(plane, url, crash=crash)) as client:
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async with anyio.create_task_group() as group:
 
@@ -115,7 +151,7 @@ def fork(plane: str, url: str) -> None:
 
 if __name__ == "__main__":
     mode, plane, url = sys.argv[1:4]
-    if mode == "serve":
-        anyio.run(serve, plane, url)
+    if mode in ("serve", "crash"):
+        anyio.run(functools.partial(serve, plane, url, crash=mode == "crash"))
     else:
         fork(plane, url)

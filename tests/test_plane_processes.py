@@ -53,6 +53,16 @@ class Worker:
                 one, self._pending = self._pending.split("\n", 1)
                 self.lines.append(one)
 
+    async def next_line(self) -> None:
+        """Until it prints one more line."""
+        count = len(self.lines)
+        while len(self.lines) == count:
+            if "\n" not in self._pending:
+                self._pending += await self._text.receive()
+                continue
+            one, self._pending = self._pending.split("\n", 1)
+            self.lines.append(one)
+
     @property
     def role(self) -> str | None:
         roles = [line.split()[1] for line in self.lines if line.startswith("role ")]
@@ -75,13 +85,15 @@ async def first_to(some: list[Worker], line: str) -> Worker:
 
 
 @asynccontextmanager
-async def workers(plane: str, url: str, count: int) -> AsyncIterator[list[Worker]]:
+async def workers(
+    plane: str, url: str, count: int, mode: str = "serve"
+) -> AsyncIterator[list[Worker]]:
     async with AsyncExitStack() as stack:
         started = []
         for _ in range(count):
             process = await stack.enter_async_context(
                 await anyio.open_process(
-                    [sys.executable, "-m", "tests.plane_worker", "serve", plane, url],
+                    [sys.executable, "-m", "tests.plane_worker", mode, plane, url],
                     cwd=ROOT,
                     stderr=None,
                 )
@@ -256,3 +268,227 @@ async def test_the_plane_command_ends_cleanly_on_sigterm_as_it_starts(
         sidecar.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):
             assert await sidecar.wait() == 0
+
+
+def _rss(pid: int) -> int:
+    """A process's resident memory, in bytes (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")  # pragma: no cover
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_a_hundred_followers_that_never_read_cost_the_leader_little(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, unbounded: 100 followers that never read grow the leader by at most 50 MB (was 4 MB each)."""
+    from aioflags._datasystem._plane import _wire as wire
+
+    plane = str(tmp_path / "plane")
+    flags = {
+        f"f{n}": {**STRING_FLAG, "key": f"f{n}", "variations": ["x" * 100_000, "y"]}
+        for n in range(40)
+    }
+    flags["f"] = STRING_FLAG
+    async with (
+        FlagServer(flags) as server,
+        workers(plane, server.url, 1) as (leader,),
+        AsyncExitStack() as stack,
+    ):
+        await leader.until("value on")
+        await leader.until("role leader")
+        before = _rss(leader.process.pid)
+        hello = wire.hello(wire.environment_of("sdk-key"))
+        for _ in range(100):
+            stream = await stack.enter_async_context(await anyio.connect_unix(plane))
+            await stream.send(hello)
+            got = b""
+            while len(got) < len(hello) + 1000:  # served: then it reads no more
+                got += await stream.receive(len(hello) + 1000 - len(got))
+        grown = _rss(leader.process.pid) - before
+        assert grown <= 50 * 1024 * 1024, f"{grown / 2**20:.1f} MiB"
+
+
+async def test_the_plane_command_without_a_key_exits_2(tmp_path: Path) -> None:
+    """Issue 85, silent misconfigurations: `aioflags plane` with no SDK key never leads."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIOFLAGS_")}
+    with anyio.fail_after(30):  # (it used to lead, with no key, for good)
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", str(tmp_path / "plane")],
+            cwd=ROOT,
+            env=environment,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert "AIOFLAGS_SDK_KEY" in result.stderr.decode()
+    assert not (tmp_path / "plane.lock").exists()  # it never tried to lead
+
+
+@pytest.mark.parametrize("what", ["folder", "relative"])
+async def test_the_plane_command_on_an_unusable_path_exits_with_the_error(
+    tmp_path: Path, what: str
+) -> None:
+    """Issue 85, silent misconfigurations: `aioflags plane` on a folder (or a relative path) exits with the error."""
+    path = tmp_path / "plane"
+    path.mkdir()
+    environment = {
+        **os.environ,
+        "AIOFLAGS_SDK_KEY": "sdk-key",
+        "AIOFLAGS_BASE_URI": "http://127.0.0.1:9",
+        "AIOFLAGS_STREAM_URI": "http://127.0.0.1:9",
+    }
+    given = str(path) if what == "folder" else "plane"
+    with anyio.fail_after(30):  # (it used to run as a client for good)
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", given],
+            cwd=tmp_path,
+            env={**environment, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+    assert result.returncode == 2
+    said = result.stderr.decode()
+    if what == "folder":
+        assert f"the plane's path {path} is not a socket" in said
+    else:
+        assert "give an absolute path" in said
+    assert path.is_dir()  # left as it is
+
+
+async def _leader_of(every: list[Worker]) -> Worker:
+    for worker in every:
+        await worker.until("value on")
+    for worker in every:
+        await worker.until(f"role {worker.role}")
+    (leader,) = [w for w in every if w.role == "leader"]
+    return leader
+
+
+@pytest.mark.parametrize("how", ["SIGSTOP", "blocked loop"])
+async def test_a_stopped_leader_holds_no_worker_hostage(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 85, frozen leader (SIGSTOP; a blocked event loop): followers run solo on fresh data, a worker starting beside it is READY, and all follow again once it runs."""
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        async with workers(plane, server.url, 3) as every:
+            leader = await _leader_of(every)
+            others = [w for w in every if w is not leader]
+            stop = signal.SIGSTOP if how == "SIGSTOP" else signal.SIGUSR1
+            leader.process.send_signal(stop)
+            server.set_flag("f", OFF)  # a flip after the stop
+            for worker in others:
+                await worker.until("role solo")
+                await worker.until("value off")  # its own upstream's
+            async with workers(plane, server.url, 1) as (late,):
+                await late.until("value off")  # READY in its start time
+                if how == "SIGSTOP":
+                    leader.process.send_signal(signal.SIGCONT)
+                # The leader answers again: every solo process follows it.
+                for worker in [*others, late]:
+                    with anyio.fail_after(20):
+                        while worker.role != "follower":
+                            await worker.next_line()
+                with anyio.fail_after(10):
+                    await server.wait_until(lambda: server.open_streams(STREAM) == 1)
+                server.set_flag("f", STRING_FLAG)
+                for worker in [*every, late]:
+                    await worker.until("value on")
+                assert "default" not in late.lines
+        for worker in every:
+            assert "default" not in worker.lines
+
+
+async def test_a_lock_squatted_by_a_process_that_serves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, squatted lock (a 0666 lock another process holds; another host on a shared volume): workers run solo, then lead once it goes."""
+    plane = str(tmp_path / "plane")
+    squat = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        await anyio.open_process(
+            [sys.executable, "-c", squat, plane + ".lock"]
+        ) as squatter,
+    ):
+        assert squatter.stdout is not None
+        with anyio.fail_after(10):
+            assert (await squatter.stdout.receive()).startswith(b"held")
+        async with workers(plane, server.url, 2) as every:
+            for worker in every:
+                await worker.until("role solo")
+                await worker.until("value on")
+            server.set_flag("f", OFF)
+            for worker in every:
+                await worker.until("value off")
+            squatter.kill()  # the lock is free: one leads, the other follows it
+            first = await first_to(every, "role leader")
+            (other,) = [w for w in every if w is not first]
+            await other.until("role follower")
+            with anyio.fail_after(10):
+                await server.wait_until(lambda: server.open_streams(STREAM) == 1)
+        for worker in every:
+            assert "default" not in worker.lines
+
+
+async def test_uvicorn_workers_beside_a_stopped_leader_serve_a_later_flip(
+    tmp_path: Path,
+) -> None:
+    """Issue 85, proof: `uvicorn --workers 3` with the leader worker SIGSTOPped: the other workers get a flip made after the stop."""
+    plane = str(tmp_path / "plane")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        environment = {
+            **os.environ,
+            "AIOFLAGS_TEST_PLANE": plane,
+            "AIOFLAGS_TEST_URL": server.url,
+        }
+        argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
+        argv += ["--workers", "3", "--port", str(port), "--log-level", "info"]
+        async with await anyio.open_process(argv, cwd=ROOT, env=environment) as uvicorn:
+            leader = 0
+            try:
+                assert uvicorn.stderr is not None
+                said = ""
+                with anyio.fail_after(30):
+                    while said.count("Application startup complete") < 3:
+                        said += (await uvicorn.stderr.receive()).decode()
+                (line,) = [x for x in said.splitlines() if "leads the flag plane" in x]
+                leader = int(line.split()[0])
+                os.kill(leader, signal.SIGSTOP)
+                server.set_flag("f", OFF)
+                with anyio.fail_after(20):
+                    while said.count("flag f serves off") < 2:
+                        said += (await uvicorn.stderr.receive()).decode()
+                served = [x for x in said.splitlines() if "flag f serves off" in x]
+                assert len({x.split()[0] for x in served}) == 2
+                assert str(leader) not in {x.split()[0] for x in served}
+            finally:
+                if leader:
+                    os.kill(leader, signal.SIGCONT)
+                if uvicorn.returncode is None:
+                    uvicorn.kill()
+
+
+async def test_a_leader_whose_data_system_crashed_hands_over(tmp_path: Path) -> None:
+    """Issue 85, a crashed leader: it frees the lock at once, another worker leads, the crashed one follows it; no default."""
+    plane = str(tmp_path / "plane")
+    async with FlagServer({"f": STRING_FLAG}) as server:
+        async with workers(plane, server.url, 1, "crash") as (crashed,):
+            await crashed.until("value on")  # (it led, then its data system crashed)
+            async with workers(plane, server.url, 1) as (other,):
+                await other.until("role leader")
+                await crashed.until("role follower")
+                server.set_flag("f", OFF)
+                await crashed.until("value off")  # from the new leader
+                await other.until("value off")
+        for worker in (crashed, other):
+            assert "default" not in worker.lines

@@ -578,10 +578,13 @@ class Client:
 
     @property
     def plane_role(self) -> str | None:
-        """This process's place on the flag plane: ``"leader"``, ``"follower"`` or None.
+        """This process's place on the flag plane: ``"leader"``, ``"follower"``, ``"solo"`` or None.
 
-        None without ``plane=`` in the data system, before the client
-        starts, after it closes, and when the plane could not be used (this
+        ``"solo"``: its leader does not answer (stopped, silent, a lock
+        nobody serves), and it reads the flag service itself, keeping its
+        data, until a leader answers again (a WARNING said why). None
+        without ``plane=`` in the data system, before the client starts,
+        after it closes, and when the plane could not be used (this
         process then reads the flag service itself; an ERROR said why).
         See docs/scaling.md.
 

@@ -281,6 +281,8 @@ class Config(Frozen):
             error, read when the metric reader collects. They count with
             analytics events off too (docs/logging.md, "Metrics"). ``None``
             (the default): no metrics. Added in version 0.2.0.
+        plane: refused, saying where it goes: ``plane=`` is the data
+            system's (``DataSystem.default(plane=...)``).
 
     Raises:
         ConfigurationError: when a value is invalid or of the wrong type (a
@@ -428,7 +430,14 @@ class Config(Frozen):
         big_segments: BigSegmentsConfig | None = None,
         lens: LensConfig | None = None,
         metrics: Exporter | None = None,
+        plane: None = None,
     ) -> None:
+        if plane is not None:
+            raise ConfigurationError(
+                "Config takes no plane=: the flag plane is part of the data system,"
+                " Config(data_system=DataSystem.default(plane=...)) (or .streaming,"
+                " .polling, .custom)"
+            )
         set_field(self, "sdk_key", sdk_key)
         set_field(self, "base_uri", base_uri)
         set_field(self, "stream_uri", stream_uri)

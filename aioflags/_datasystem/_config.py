@@ -322,12 +322,20 @@ class DataSystem(Frozen):
         return self.__replace__(store=store, store_mode=mode)
 
     @classmethod
-    def fdv1(cls) -> DataSystem:
+    def fdv1(cls, *, plane: None = None) -> DataSystem:
         """For services that only speak FDv1 (older relay proxies).
 
         FDv1 streaming, with FDv1 polling as the secondary synchronizer.
+        ``plane`` is refused, saying where it goes (:meth:`custom`).
         """
         from ._sources import _polling, _streaming
+
+        if plane is not None:
+            raise ConfigurationError(
+                "DataSystem.fdv1() takes no plane=: for a flag plane on FDv1, give"
+                " it to DataSystem.custom(synchronizers=[fdv1_streaming_synchronizer(),"
+                " fdv1_polling_synchronizer()], plane=...) (aioflags.sources)"
+            )
 
         return cls(
             synchronizers=(

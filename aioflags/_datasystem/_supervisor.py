@@ -62,7 +62,6 @@ from ._stores._mode import StoreMode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from contextlib import AbstractAsyncContextManager
-    from random import Random
 
     from anyio.abc import TaskStatus
 
@@ -72,9 +71,7 @@ if TYPE_CHECKING:
     from ._context import InitializerFactory, SourceContext, SynchronizerFactory
     from ._datatypes import ChangeSet
     from ._mirror import EventMirror
-    from ._plane._config import Plane
-    from ._plane._follower import Following
-    from ._plane._leader import PlaneServer
+    from ._plane._member import PlaneMember
     from ._sources._saved import Preload, StateSaver
     from ._store import Store
     from ._stores._gate import Refresher
@@ -134,28 +131,6 @@ def _is_basis(item: object) -> TypeGuard[Basis]:
     return isinstance(item, Basis)
 
 
-#: How long a follower may be without a leader before it says its data may be old.
-_LEADERLESS: Final = 1.0
-
-
-class _Retry:
-    """A follower's waits between attempts to reach a leader: 5 ms doubling to 500 ms, jittered."""
-
-    __slots__ = ("_delay", "_random")
-
-    def __init__(self, random: Random) -> None:
-        self._random = random
-        self._delay = 0.005
-
-    def reset(self) -> None:
-        self._delay = 0.005
-
-    def next(self) -> float:
-        delay = self._delay
-        self._delay = min(delay * 2, 0.5)
-        return delay * (0.5 + self._random.random() / 2)
-
-
 class _Outcome(enum.Enum):
     FDV1 = "fdv1"
     REMOVE = "remove"
@@ -170,6 +145,54 @@ class _Timeout:
 _TIMEOUT: Final = _Timeout()
 
 
+async def _next(
+    gen: AsyncIterator[T], deadline: float | None, clock: Clock
+) -> T | _Timeout | None:
+    """The next item, ``None`` at the end, or ``_TIMEOUT`` past the deadline."""
+    if deadline is None:
+        try:
+            return await gen.__anext__()
+        except StopAsyncIteration:
+            return None
+    remaining = deadline - clock.now()
+    if remaining <= 0:
+        return _TIMEOUT
+    result: T | _Timeout | None = _TIMEOUT
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(remaining)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        try:
+            result = await gen.__anext__()
+        except StopAsyncIteration:
+            result = None
+        except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+            failure = exc  # raised here, the group would wrap it in a group
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        try:
+            raise failure
+        finally:
+            del failure
+    return result
+
+
+def _deadline(
+    system: DataSystem, state: SourceState, since: float, index: int
+) -> tuple[float | None, _Outcome]:
+    if state is SourceState.INITIALIZING:
+        return since + system.initializing_timeout, _Outcome.FALLBACK
+    if state is SourceState.INTERRUPTED:
+        return since + system.interrupted_timeout, _Outcome.FALLBACK
+    if index != 0:
+        return since + system.recovery_after, _Outcome.RECOVER
+    return None, _Outcome.FALLBACK
+
+
 class _StatusTracker:
     """Data-source status rules (protocol.md §8)."""
 
@@ -179,8 +202,14 @@ class _StatusTracker:
         self.status = DataSourceStatus(
             state=SourceState.INITIALIZING, since=clock.now()
         )
+        #: A source or the supervisor raised what no source raises (a bug).
+        self.raised = False
         #: Told each new status too (a plane's leader, for its followers).
         self.also: Callable[[DataSourceStatus], None] | None = None
+
+    def watch(self, watcher: Callable[[DataSourceStatus], None] | None) -> None:
+        """Tell ``watcher`` each new status from now on (None: stop)."""
+        self.also = watcher
 
     def crashed(self, name: str, exc: Exception, state: SourceState) -> None:
         """A source (or the supervisor) raised: report it.
@@ -204,6 +233,7 @@ class _StatusTracker:
             )
         else:
             logger.exception("%s failed unexpectedly", name)
+            self.raised = True
             error = ErrorInfo(
                 kind=ErrorKind.UNKNOWN,
                 message=f"{name} raised {exc!r}",
@@ -283,22 +313,25 @@ class Supervisor:
         self._clock = clock
         self._status = _StatusTracker(listener, clock)
         self._fdv2_scope: anyio.CancelScope | None = None
-        # Set once, when the directive arrives and an FDv1 source is configured.
-        self._run_fdv1 = False
+        self._run_fdv1 = False  # (set once: the directive, an FDv1 source configured)
         self._writer: StoreWriter | None = None
         #: Saves the network's data to ``DataSystem.saved_state`` (None: not asked).
         self._saver: StateSaver | None = None
         self._apply_lock = anyio.Lock()
-        #: With a flag plane: the applied data as event texts (for followers,
-        #: and to serve them at once if this process comes to lead), the
-        #: server while it leads, and its role (docs/scaling.md).
-        self._mirror: EventMirror | None = None
-        self._server: PlaneServer | None = None
-        self.plane_role: str | None = None
+        #: With a flag plane: this process's place on it (docs/scaling.md).
+        self._plane: PlaneMember | None = None
         if system.plane is not None:
-            from ._mirror import EventMirror
+            from ._plane._member import PlaneHost, PlaneMember
 
-            self._mirror = EventMirror()
+            host = PlaneHost(
+                self._run,
+                self._handle,
+                lambda: store.initialized,
+                self._adopt,
+                environment,
+            )
+            self._plane = PlaneMember(system.plane, host, self._status, context, clock)
+            self._environment = self._plane.named
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False
         # A store and sources: the store is served beside them until they deliver.
@@ -360,17 +393,11 @@ class Supervisor:
                     self._lookups,
                 )
             try:
-                if system.plane is None:
+                if self._plane is None:
                     await self._run(task_status=task_status)
                 else:
                     task_status.started()
-                    try:
-                        await self._on_plane(system.plane)
-                    except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
-                        # A bug of ours: the last known data stays served.
-                        self._status.crashed(
-                            "The aioflags flag plane", exc, SourceState.OFF
-                        )
+                    await self._plane.run()
             finally:
                 if self._saver is not None:  # what it has not saved yet
                     await self._saver.close()
@@ -381,8 +408,8 @@ class Supervisor:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
         resume: bool = False,
-    ) -> None:
-        """The data system, until it is OFF; ``resume``: from the data held (no initializer)."""
+    ) -> bool:
+        """The data system until it is OFF (``resume``: from the data held); whether it crashed."""
         task_status.started()
         try:
             # The directive cancels this scope from inside: whatever FDv2 work
@@ -394,6 +421,7 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             # A bug of ours: the last known data stays served.
             self._status.crashed("The aioflags data system", exc, SourceState.OFF)
+        return self._status.raised and self._status.status.state is SourceState.OFF
 
     # ----------------------------------------------------------------- FDv2
     def _fall_back_to_fdv1(self) -> None:
@@ -424,7 +452,8 @@ class Supervisor:
         saved = self._system.saved_state
         for index, factory in enumerate(self._system.initializers):
             if factory is saved and self._preload is not None:
-                if await self._preloaded(self._preload):  # read (and applied)
+                limit = self._system.initializing_timeout  # (as any initializer's)
+                if await self._preload.wait(limit, self._clock):  # read, applied
                     self._mirrored(self._preload.take())
                 continue
             basis = await self._first(factory, f"initializer {index}")
@@ -451,37 +480,6 @@ class Supervisor:
             )
         return False
 
-    async def _preloaded(self, preload: Preload) -> bool:
-        """Wait for the saved state read beside the start; False: given up.
-
-        It has ``initializing_timeout``, as every initializer has: a read
-        stuck on a hung network mount would otherwise hold the start for
-        good. Given up, nothing of the file is applied (the network's data
-        must not be overwritten by it later); a file being applied when
-        the time is up is waited for (that is work on the loop, not I/O).
-        """
-        timeout = self._system.initializing_timeout
-        async with anyio.create_task_group() as group:
-
-            async def timer() -> None:
-                await self._clock.sleep(timeout)
-                group.cancel_scope.cancel()
-
-            if not math.isinf(timeout):
-                group.start_soon(timer)
-            await preload.done.wait()
-            group.cancel_scope.cancel()
-        if preload.done.is_set() or not preload.give_up():
-            await preload.done.wait()
-            return True
-        logger.warning(
-            "The saved state in %s was not read within %g s: starting the next "
-            "data source (what the read gives when it ends is dropped)",
-            preload.saved.path,
-            timeout,
-        )
-        return False
-
     async def _first(self, factory: InitializerFactory, name: str) -> Basis | None:
         """The initializer's first result; None if it ended, failed or took too long.
 
@@ -494,7 +492,7 @@ class Supervisor:
         try:
             async with aclosing(factory(self._context)) as gen:
                 while True:
-                    item = await self._next(gen, deadline)
+                    item = await _next(gen, deadline, self._clock)
                     if item is None:
                         return None
                     if isinstance(item, _Timeout):
@@ -536,18 +534,6 @@ class Supervisor:
         )
         self._status.update(SourceState.OFF)
 
-    def _deadline(
-        self, state: SourceState, since: float, index: int
-    ) -> tuple[float | None, _Outcome]:
-        system = self._system
-        if state is SourceState.INITIALIZING:
-            return since + system.initializing_timeout, _Outcome.FALLBACK
-        if state is SourceState.INTERRUPTED:
-            return since + system.interrupted_timeout, _Outcome.FALLBACK
-        if index != 0:
-            return since + system.recovery_after, _Outcome.RECOVER
-        return None, _Outcome.FALLBACK
-
     async def _run_synchronizer(
         self, factory: SynchronizerFactory, index: int
     ) -> _Outcome:
@@ -556,7 +542,9 @@ class Supervisor:
         try:
             async with aclosing(factory(self._context)) as gen:
                 while True:
-                    deadline, on_timeout = self._deadline(run_state, since, index)
+                    deadline, on_timeout = _deadline(
+                        self._system, run_state, since, index
+                    )
                     # (one item a step: the last is not held while the
                     # source waits for the next, nor its change set)
                     step = await self._step(gen, deadline, name, run_state, on_timeout)
@@ -577,7 +565,7 @@ class Supervisor:
         on_timeout: _Outcome,
     ) -> _Outcome | SourceState:
         """Take and handle a synchronizer's next item: how its run ends, or its state now."""
-        item = await self._next(gen, deadline)
+        item = await _next(gen, deadline, self._clock)
         if item is None:
             logger.info("Data source %s ended", name)
             return _Outcome.REMOVE
@@ -596,41 +584,6 @@ class Supervisor:
         if outcome is not None:
             return outcome
         return _effective(item.state, run_state)
-
-    async def _next(
-        self, gen: AsyncIterator[T], deadline: float | None
-    ) -> T | _Timeout | None:
-        """The next item, ``None`` at the end, or ``_TIMEOUT`` past the deadline."""
-        if deadline is None:
-            try:
-                return await gen.__anext__()
-            except StopAsyncIteration:
-                return None
-        remaining = deadline - self._clock.now()
-        if remaining <= 0:
-            return _TIMEOUT
-        result: T | _Timeout | None = _TIMEOUT
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-
-            async def timer() -> None:
-                await self._clock.sleep(remaining)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(timer)
-            try:
-                result = await gen.__anext__()
-            except StopAsyncIteration:
-                result = None
-            except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
-                failure = exc  # raised here, the group would wrap it in a group
-            tg.cancel_scope.cancel()
-        if failure is not None:
-            try:
-                raise failure
-            finally:
-                del failure
-        return result
 
     async def _handle(self, update: Update) -> _Outcome | None:
         self._environment_id(update.environment_id)
@@ -680,150 +633,20 @@ class Supervisor:
         self._mirrored(change_set)
         self._listener.data_changed(changed)
 
+    def _adopt(self, mirror: EventMirror) -> None:
+        """A plane's member came to lead from the data held: saved state starts there."""
+        if self._saver is not None:
+            self._saver.adopt(mirror)
+
     def _mirrored(self, change_set: ChangeSet | None) -> None:
         """A change set applied beside ``_apply`` (saved state read at start, the store's data): to the plane too."""
-        mirror = self._mirror
-        if mirror is not None and change_set is not None:
-            events = mirror.fold(change_set)
-            if self._server is not None:
-                self._server.publish(change_set, events)
+        if self._plane is not None and change_set is not None:
+            self._plane.applied(change_set)
 
-    # ---------------------------------------------------------------- plane
-    async def _on_plane(self, plane: Plane) -> None:
-        """Lead or follow on ``plane`` until the client closes (docs/scaling.md).
-
-        Lead while this process holds the lock; else follow the leader's
-        socket, and when it closes, try the lock again. A path that cannot
-        be used (not a socket, another environment's leader...) is one
-        ERROR, and this process runs its own upstream as if it had no plane.
-        """
-        from ._plane._lock import PlaneUnusable, try_lead
-        from ._plane._wire import environment_of
-
-        config = self._context.config
-        environment = environment_of(config.sdk_key, config.payload_filter_key)
-        retry = _Retry(self._context.random)
-        lost: float | None = None  # when this follower lost its leader
-        try:
-            while True:
-                lease = try_lead(plane.lock_path)
-                if lease is not None:
-                    # A follower that takes the lead goes on from the data it
-                    # holds: no initializer, and its followers served at once.
-                    resume = self.plane_role == "follower" and self._store.initialized
-                    try:
-                        await self._lead(plane, environment, resume=resume)
-                    finally:
-                        lease.release()
-                    return
-                self._role("follower", plane)
-                following = await self._follow(plane, environment)
-                if following.applied:  # (a leader that only fails is backed off)
-                    retry.reset()
-                if following.connected:
-                    lost = self._clock.now()
-                    logger.info(
-                        "The leader of the flag plane at %s is gone: taking its"
-                        " place, or following the one who does",
-                        plane.path,
-                    )
-                elif lost is not None and self._clock.now() - lost >= _LEADERLESS:
-                    self._leaderless(plane, lost)
-                await self._clock.sleep(retry.next())
-        except PlaneUnusable as exc:
-            logger.error(
-                "The flag plane cannot be used: %s. This process reads the flag"
-                " service itself, as if it had no plane, until it is restarted",
-                exc,
-            )
-            self._role(None, plane)
-            await self._run(resume=self._store.initialized)
-
-    async def _lead(self, plane: Plane, environment: str, *, resume: bool) -> None:
-        """Run the data system, serving what it applies to the followers, until closed.
-
-        ``resume``: from the data it holds (it followed), with no initializer.
-        """
-        from ._plane._leader import PlaneServer
-
-        assert self._mirror is not None
-        server = PlaneServer(
-            plane.path, environment, self._mirror, lambda: self._status.status
-        )
-        listener = await server.listen()
-        if resume and self._saver is not None:
-            # It saved nothing while it followed: it starts from the data held.
-            self._saver.adopt(self._mirror)
-        async with anyio.create_task_group() as group:
-            group.start_soon(server.serve, listener, self._clock)
-            self._server = server
-            self._status.also = server.publish_status
-            self._role("leader", plane)
-            try:
-                await self._run(resume=resume)
-                await anyio.sleep_forever()  # OFF: its last data stays served
-            finally:
-                self._server = None
-                self._status.also = None
-                group.cancel_scope.cancel()
-
-    async def _follow(self, plane: Plane, environment: str) -> Following:
-        """Follow the leader until its socket closes; what the follower saw."""
-        from ._plane._follower import Following, follow
-        from ._plane._lock import PlaneUnusable
-
-        following = Following()
-        try:
-            async with aclosing(
-                follow(
-                    plane.path,
-                    environment,
-                    self._context.config,
-                    self._clock,
-                    following,
-                )
-            ) as updates:
-                async for update in updates:
-                    await self._handle(update)
-        except ProtocolError as exc:
-            logger.warning(
-                "The flag plane's leader at %s sent data this process cannot use"
-                " (%s): reconnecting",
-                plane.path,
-                exc,
-            )
-        except PlaneUnusable:
-            raise
-        except Exception:  # a bug of ours: follow again, never end the client
-            logger.exception(
-                "Following the flag plane's leader at %s failed: reconnecting",
-                plane.path,
-            )
-        return following
-
-    def _leaderless(self, plane: Plane, since: float) -> None:
-        """No leader has taken this follower for a while: its data may be old."""
-        if self._status.status.state is SourceState.VALID:
-            self._status.update(
-                SourceState.INTERRUPTED,
-                ErrorInfo(
-                    kind=ErrorKind.NETWORK_ERROR,
-                    message=f"no leader on the flag plane at {plane.path} for"
-                    f" {self._clock.now() - since:.1f} s",
-                    time=self._clock.now(),
-                ),
-            )
-
-    def _role(self, role: str | None, plane: Plane) -> None:
-        """This process's place on the plane: one INFO line when it changes."""
-        if role == self.plane_role:
-            return
-        self.plane_role = role
-        if role is None:
-            logger.info("This process no longer uses the flag plane at %s", plane.path)
-        else:
-            verb = "leads" if role == "leader" else "follows the leader of"
-            logger.info("This process %s the flag plane at %s", verb, plane.path)
+    @property
+    def plane_role(self) -> str | None:
+        """This process's place on its plane (None: no plane, or not on it)."""
+        return None if self._plane is None else self._plane.role
 
     # ----------------------------------------------------------------- FDv1
     async def _fdv1_item(self, item: object) -> bool:

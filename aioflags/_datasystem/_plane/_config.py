@@ -43,7 +43,7 @@ def plane_of(given: object, preset: str) -> Plane | None:
     """``plane=`` of ``DataSystem.<preset>()``, checked: a :class:`Plane`, or None.
 
     Raises:
-        ConfigurationError: not a path, a path too long for a Unix socket,
+        ConfigurationError: not a path, a relative path, a path too long for a Unix socket,
             or a platform without Unix sockets or ``fcntl`` (a ``ValueError``).
     """
     if given is None:
@@ -59,6 +59,12 @@ def plane_of(given: object, preset: str) -> Plane | None:
     if not isinstance(path, str) or not path:
         raise ConfigurationError(
             f"DataSystem.{preset}(plane=...) takes a non-empty text path, got {given!r}"
+        )
+    if not os.path.isabs(path):
+        raise ConfigurationError(
+            f"DataSystem.{preset}(plane={path!r}): give an absolute path (such as"
+            f" {os.path.abspath(path)!r}): a relative one names another plane in"
+            " each working directory"
         )
     size = len(os.fsencode(path))
     if size > MAX_PATH_BYTES:

@@ -4,12 +4,17 @@
 each payload the leader sends (read by FDv2's own event code, into the
 same change sets a network source makes) and for each status it reports.
 It ends when the leader goes (its socket closes: a close, a crash, a
-``kill -9``), or when nobody listens yet; the supervisor then tries to
-lead, or follows again.
+``kill -9``), or when nobody listens yet; the member then tries to lead,
+or follows again. It notes in :class:`Following` when it last heard from
+the leader: the member (:mod:`._member`) watches that the leader answers
+its hello within :data:`HELLO_ANSWER` and is never silent for
+:data:`PLANE_SILENCE` (the leader's heartbeat), and runs its own upstream
+if not. :func:`answers` asks a plane whether a leader answers there now.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from typing import TYPE_CHECKING, Final, final
@@ -33,23 +38,54 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
     from aioflags._core._settings import Settings
 
-__all__ = ["Following", "follow"]
+__all__ = ["HELLO_ANSWER", "PLANE_SILENCE", "Following", "answers", "follow"]
 
-#: How long the leader has to answer a hello.
-_HELLO_SECONDS: Final = 5.0
+#: How long the leader has to answer a hello: a process starting beside a
+#: leader that does not answer is READY from its own upstream within 2 s of
+#: its normal start (this, and the upstream's connect).
+HELLO_ANSWER: Final = 1.5
+#: A leader that sends nothing for this long is gone, for now (it sends a
+#: heartbeat at least every second).
+PLANE_SILENCE: Final = 3.0
 _KINDS: Final = {kind.value: kind for kind in ErrorKind}
+_HEARTBEAT: Final = wire.HEARTBEAT.decode().rstrip("\n")
 
 
 @final
 class Following:
-    """What one :func:`follow` saw: whether it reached a leader that took it."""
+    """What one :func:`follow` saw: whether it reached a leader that took it, and when it last heard from it."""
 
-    __slots__ = ("applied", "connected")
+    __slots__ = (
+        "applied",
+        "beats",
+        "broken",
+        "cause",
+        "connected",
+        "heard",
+        "started",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
+        self.started = now
+        #: The leader answered its hello, and took it.
         self.connected = False
         #: It got a payload from the leader (not only a hello or a status).
         self.applied = False
+        #: When the leader last sent anything (its hello, data, a heartbeat).
+        self.heard = now
+        #: Why this process could not go on following (None: the leader went).
+        self.cause: str | None = None
+        #: The leader sent what this process cannot use (it backs off longer).
+        self.broken = False
+        #: Whether the leader sends heartbeats (False: its status said it
+        #: does not, a leader from before them, whose silence says nothing).
+        self.beats = True
+
+    def deadline(self) -> float:
+        """When the leader is gone for now if it sends nothing more."""
+        if not self.connected:
+            return self.started + HELLO_ANSWER
+        return self.heard + PLANE_SILENCE if self.beats else math.inf
 
 
 async def follow(
@@ -88,17 +124,14 @@ async def follow(
         )
     async with stream:
         reader = BufferedByteReceiveStream(stream)
-        line: bytes | None = None
-        with anyio.move_on_after(_HELLO_SECONDS):
-            try:
-                await stream.send(wire.hello(environment))
-                line = await reader.receive_until(b"\n", wire.MAX_HELLO)
-            except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
-                return  # the leader went as it was reached
-        if line is None:
-            return
+        try:
+            await stream.send(wire.hello(environment))
+            line = await reader.receive_until(b"\n", wire.MAX_HELLO)
+        except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
+            return  # the leader went as it was reached
         _check_hello(path, wire.read_hello(line), environment)
         following.connected = True
+        following.heard = clock.now()
         builder = ChangeSetBuilder(
             max_changes=config.max_payload_changes, max_bytes=config.max_payload_bytes
         )
@@ -106,8 +139,8 @@ async def follow(
         pending = b""  # (what came after the hello, the reader gives first)
         while True:
             for text in lines.feed(pending):
-                if text:
-                    update = await _update(builder, text, clock)
+                if text and text != _HEARTBEAT:
+                    update = await _update(builder, text, clock, following)
                     if update is not None:
                         following.applied |= update.change_set is not None
                         yield update
@@ -115,6 +148,43 @@ async def follow(
                 pending = await reader.receive()
             except wire.GONE:
                 return  # the leader went
+            following.heard = clock.now()
+
+
+async def answers(path: str, environment: str) -> bool:
+    """Whether a leader that takes this process answers at ``path`` now (its hello, at once).
+
+    The caller bounds the wait (:data:`HELLO_ANSWER`).
+
+    Raises:
+        PlaneUnusable: as for :func:`follow`.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(found.st_mode):
+        raise PlaneUnusable(f"the plane's path {path} is not a socket: left as it is")
+    try:
+        stream = await anyio.connect_unix(path)
+    except OSError:
+        return False
+    async with stream:
+        raw = stream.extra(SocketAttribute.raw_socket)
+        inherit_not(raw)
+        if other_user(raw):
+            raise PlaneUnusable(
+                f"the leader of the flag plane at {path} runs as another user:"
+                " this process takes no flag data from it"
+            )
+        reader = BufferedByteReceiveStream(stream)
+        try:
+            await stream.send(wire.hello(environment))
+            line = await reader.receive_until(b"\n", wire.MAX_HELLO)
+        except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
+            return False
+    _check_hello(path, wire.read_hello(line), environment)
+    return True
 
 
 def _check_hello(
@@ -140,11 +210,15 @@ def _check_hello(
         )
 
 
-async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update | None:
+async def _update(
+    builder: ChangeSetBuilder, text: str, clock: Clock, following: Following
+) -> Update | None:
     """One line of the leader's: a payload's end or a status as an update (None: neither)."""
     item = await parse_json(text)
     if type(item) is dict and item.get("event") == "plane-status":
-        return _status(item.get("data"), clock)
+        data = item.get("data")
+        following.beats = type(data) is dict and data.get("heartbeat") is True
+        return _status(data, clock)
     change_set = _poll_event(builder, item, text)
     if change_set is None:
         return None
@@ -154,14 +228,18 @@ async def _update(builder: ChangeSetBuilder, text: str, clock: Clock) -> Update 
 def _status(data: JSONValue, clock: Clock) -> Update | None:
     """The leader's status as this follower's: VALID, or INTERRUPTED with its error.
 
+    With the environment's id the leader learned, if it did (for the hooks).
+
     A leader that is OFF, or starting with an error (its upstream down), is
     INTERRUPTED for its followers: their data is no fresher than its.
     """
     if type(data) is not dict:
         return None
+    named = data.get("environment_id")
+    environment_id = named if type(named) is str and named else None
     state = data.get("state")
     if state == SourceState.VALID.value:
-        return Update(state=SourceState.VALID)
+        return Update(state=SourceState.VALID, environment_id=environment_id)
     error = data.get("error")
     if state == SourceState.INITIALIZING.value and error is None:
         return None  # a leader starting: nothing to say yet
@@ -182,4 +260,5 @@ def _status(data: JSONValue, clock: Clock) -> Update | None:
             message=f"the flag plane's leader: {message or state}",
             time=clock.now(),
         ),
+        environment_id=environment_id,
     )

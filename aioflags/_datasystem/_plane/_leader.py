@@ -39,16 +39,24 @@ if TYPE_CHECKING:
     from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus
     from aioflags._datasystem._mirror import EventMirror
 
-__all__ = ["BEHIND_BYTES", "PlaneServer"]
+__all__ = ["BEHIND_BYTES", "STUCK_SECONDS", "PlaneServer"]
 
 logger = client_logger("aioflags.datasource")
 
 #: How far a follower may fall behind, in bytes of change sets queued for it.
 BEHIND_BYTES: Final = 16 * 1024 * 1024
-#: How often the leader checks that its socket is still there.
-_GUARD_SECONDS: Final = 1.0
+#: How often the leader sends each follower a heartbeat, checks that its
+#: socket is still there, and that each follower drains what it is sent.
+_GUARD_SECONDS: Final = 0.5
 #: How long a follower has to send its hello.
 _HELLO_SECONDS: Final = 5.0
+#: A follower whose queue has not drained for this long is dropped.
+STUCK_SECONDS: Final = 30.0
+#: What is handed to a follower's socket at once: a full transfer is sent
+#: in pieces, so that what waits for a slow follower is the one shared copy.
+_CHUNK: Final = 64 * 1024
+#: A refusal's cause is logged at most once in this many seconds.
+_QUIET_SECONDS: Final = 60.0
 
 
 @final
@@ -58,19 +66,39 @@ class _Outbox:
     The first bytes (the hello, the data set, the status) are sent before
     anything; a full transfer replaces the change sets queued, never them;
     of the statuses, the last one is sent, after the change sets queued
-    before it. Change sets queued past :data:`BEHIND_BYTES` disconnect it.
+    before it; a heartbeat goes when nothing else is queued. Change sets
+    queued past :data:`BEHIND_BYTES` disconnect it, as does a queue that
+    has not drained for :data:`STUCK_SECONDS` (:meth:`drop`). The pieces
+    are the leader's own bytes, shared by every follower: nothing is copied
+    for one.
     """
 
-    __slots__ = ("_first", "_pieces", "_scope", "_size", "_status", "_wake", "over")
+    __slots__ = (
+        "_beat",
+        "_first",
+        "_pieces",
+        "_scope",
+        "_size",
+        "_status",
+        "_wake",
+        "idle",
+        "over",
+        "since",
+    )
 
-    def __init__(self, first: bytes) -> None:
-        self._first: bytes | None = first
+    def __init__(self, *first: bytes, now: float = 0.0) -> None:
+        self._first: tuple[bytes, ...] = first
         self._pieces: deque[bytes] = deque()
         self._size = 0
         self._status: bytes | None = None
+        self._beat = False
         self._wake = anyio.Event()
         self._scope = anyio.CancelScope()  # the pump's: a send stuck on it ends
         self.over = False  # fell behind past the bound: to be disconnected
+        #: Whether everything queued has been sent (the pump waits for more).
+        self.idle = False
+        #: When it was last seen idle (by the leader's guard).
+        self.since = now
 
     def put(self, data: bytes, *, full: bool = False) -> None:
         """Queue a change set (a full transfer replaces those queued)."""
@@ -78,10 +106,7 @@ class _Outbox:
             self._pieces.clear()
             self._size = 0
         elif self._size + len(data) > BEHIND_BYTES:
-            self.over = True  # (what it holds is dropped with it)
-            self._pieces.clear()
-            self._size = 0
-            self._scope.cancel()  # (its pump may wait on a send it never reads)
+            self.drop()
             return
         self._pieces.append(data)
         self._size += len(data)
@@ -92,22 +117,53 @@ class _Outbox:
         self._status = data
         self._wake.set()
 
+    def beat(self) -> None:
+        """A heartbeat, sent if nothing else is by then (one at most is pending)."""
+        self._beat = True
+        self._wake.set()
+
+    def drop(self) -> None:
+        """Disconnect it: it fell too far behind (what it holds is dropped with it)."""
+        self.over = True
+        self._pieces.clear()
+        self._size = 0
+        self._scope.cancel()  # (its pump may wait on a send it never reads)
+
     async def pump(self, stream: SocketStream) -> None:
         """Send what is queued as it comes, until the follower falls too far behind or goes."""
         with self._scope, contextlib.suppress(*wire.GONE):
-            first, self._first = self._first, None
-            if first is not None:
-                await stream.send(first)
+            first, self._first = self._first, ()
+            for data in first:
+                if data:  # (no data set yet: nothing between hello and status)
+                    await _send(stream, data)
             while not self.over:
+                self.idle = True
                 await self._wake.wait()
+                self.idle = False
                 self._wake = anyio.Event()
+                sent = False
                 while self._pieces and not self.over:
                     data = self._pieces.popleft()
                     self._size -= len(data)
-                    await stream.send(data)
+                    await _send(stream, data)
+                    sent = True
                 status, self._status = self._status, None
                 if status is not None and not self.over:
                     await stream.send(status)
+                    sent = True
+                beat, self._beat = self._beat, False
+                if beat and not sent and not self.over:
+                    await stream.send(wire.HEARTBEAT)
+
+
+async def _send(stream: SocketStream, data: bytes) -> None:
+    """``data`` in pieces of :data:`_CHUNK`: the socket's buffer never holds a copy of it all."""
+    if len(data) <= _CHUNK:
+        await stream.send(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), _CHUNK):
+        await stream.send(view[start : start + _CHUNK])  # type: ignore[arg-type]  # (bytes-like)
 
 
 @final
@@ -120,7 +176,17 @@ class PlaneServer:
     synchronous and never block: they queue.
     """
 
-    __slots__ = ("_environment", "_followers", "_full", "_mirror", "_path", "_status")
+    __slots__ = (
+        "_environment",
+        "_followers",
+        "_full",
+        "_mirror",
+        "_now",
+        "_path",
+        "_refused",
+        "_status",
+        "environment_id",
+    )
 
     def __init__(
         self,
@@ -134,8 +200,15 @@ class PlaneServer:
         self._mirror = mirror
         self._status = status
         self._followers: set[_Outbox] = set()
-        #: The whole data set as sent on connect, made once per change.
+        #: The whole data set as sent on connect, made once per change and
+        #: shared by every follower that connects before the next.
         self._full: bytes | None = None
+        #: The environment's id the flag service named (``X-LD-EnvID``), if any.
+        self.environment_id: str | None = None
+        #: The clock's time, as the guard last read it.
+        self._now = 0.0
+        #: When each cause of refusal was last logged.
+        self._refused: dict[str, float] = {}
 
     @property
     def followers(self) -> int:
@@ -157,7 +230,7 @@ class PlaneServer:
     def publish_status(self, status: DataSourceStatus) -> None:
         """The leader's data-source status changed."""
         if self._followers:
-            data = wire.status(status)
+            data = wire.status(status, self.environment_id)
             for outbox in self._followers:
                 outbox.put_status(data)
 
@@ -212,9 +285,11 @@ class PlaneServer:
         """
         async with anyio.create_task_group() as group:
             made = _inode(self._path)
+            self._now = clock.now()
             group.start_soon(self._serve_on, listener, made, clock)
             while True:
                 await clock.sleep(_GUARD_SECONDS)
+                self._beat(clock.now())
                 now = _inode(self._path)
                 if made is not None and now == made:
                     continue
@@ -239,6 +314,23 @@ class PlaneServer:
                 )
                 made = _inode(self._path)
                 group.start_soon(self._serve_on, listener, made, clock)
+
+    def _beat(self, now: float) -> None:
+        """A heartbeat to every follower; one that has not drained for too long is dropped."""
+        self._now = now
+        for outbox in list(self._followers):
+            if outbox.idle:
+                outbox.since = now
+            elif now - outbox.since >= STUCK_SECONDS:
+                logger.info(
+                    "A follower of the flag plane at %s read nothing of what it was"
+                    " sent for %g s: disconnected",
+                    self._path,
+                    STUCK_SECONDS,
+                )
+                outbox.drop()
+                continue
+            outbox.beat()
 
     async def _serve_on(
         self, listener: SocketListener, made: int | None, clock: Clock
@@ -292,6 +384,7 @@ class PlaneServer:
         if other_user(stream.extra(SocketAttribute.raw_socket)):
             refused = "a process of another user"
         if refused is not None:
+            self._say_refused(refused)
             await stream.send(wire.hello(self._environment, refused))
             return
         # What it gets first and what comes after, with no await between:
@@ -302,8 +395,12 @@ class PlaneServer:
             full = self._full = wire.changes(
                 IntentCode.TRANSFER_FULL, mirror.full_events(), mirror.selector
             )
-        first = wire.hello(self._environment) + (full or b"")
-        outbox = _Outbox(first + wire.status(self._status()))
+        outbox = _Outbox(
+            wire.hello(self._environment),
+            full or b"",
+            wire.status(self._status(), self.environment_id),
+            now=self._now,
+        )
         self._followers.add(outbox)
         try:
             async with anyio.create_task_group() as group:
@@ -327,6 +424,17 @@ class PlaneServer:
                 )
         finally:
             self._followers.discard(outbox)
+
+    def _say_refused(self, why: str) -> None:
+        """One line per cause of refusal per minute, never a traceback."""
+        cause = why.split(",")[0]
+        last = self._refused.get(cause)
+        if last is not None and self._now - last < _QUIET_SECONDS:
+            return
+        self._refused[cause] = self._now
+        logger.warning(
+            "The flag plane's leader at %s refused a process: %s", self._path, why
+        )
 
 
 def _listened(path: str) -> bool:

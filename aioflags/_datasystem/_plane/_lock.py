@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Final, final
 if TYPE_CHECKING:
     import socket
 
-__all__ = ["Lease", "PlaneUnusable", "inherit_not", "other_user", "try_lead"]
+__all__ = [
+    "Lease",
+    "PlaneUnusable",
+    "check_usable",
+    "inherit_not",
+    "other_user",
+    "try_lead",
+]
 
 #: The leases this process holds, and the plane's sockets it has open.
 _HELD: Final[weakref.WeakSet[Lease]] = weakref.WeakSet()
@@ -113,6 +120,48 @@ def try_lead(lock_path: str) -> Lease | None:
         os.close(fd)
         raise
     return Lease(fd)
+
+
+def check_usable(path: str) -> None:
+    """Raise :class:`PlaneUnusable` if the plane at ``path`` cannot be used as it is now.
+
+    Something that is not a socket at ``path`` (a file, a folder), or a
+    lock file that cannot be opened or is not a regular file. Nothing is
+    made or changed.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise PlaneUnusable(
+            f"cannot use the plane's path {path} ({exc.strerror or exc})"
+        ) from None
+    else:
+        if not stat.S_ISSOCK(found.st_mode):
+            raise PlaneUnusable(
+                f"the plane's path {path} is not a socket: left as it is"
+            )
+    lock_path = path + ".lock"
+    try:
+        found = os.lstat(lock_path)
+    except FileNotFoundError:
+        folder = os.path.dirname(path) or "."
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PlaneUnusable(
+                f"cannot make the plane's lock file in {folder}: not writable"
+            ) from None
+        return
+    except OSError as exc:
+        raise PlaneUnusable(
+            f"cannot use the plane's lock file {lock_path} ({exc.strerror or exc})"
+        ) from None
+    if not stat.S_ISREG(found.st_mode):
+        raise PlaneUnusable(
+            f"the plane's lock file {lock_path} is not a regular file: left as it is"
+        )
+    if not os.access(lock_path, os.R_OK | os.W_OK):
+        raise PlaneUnusable(f"cannot open the plane's lock file {lock_path}")
 
 
 def other_user(sock: socket.socket) -> bool:

@@ -11,7 +11,10 @@ events as a poll body holds them (``{"event": ..., "data": ...}``), one a
 line: a ``server-intent``, the ``put-object`` events of its whole data set
 and a ``payload-transferred`` with its selector; then each change set it
 applies, the same way (``xfer-changes``); and ``plane-status`` events, its
-data-source status. A follower reads them with FDv2's own event code
+data-source status, and FDv2's ``heart-beat`` event when it has had
+nothing else to send for a while (at least once a second: a follower that
+hears nothing for three takes the leader for gone). A follower reads them
+with FDv2's own event code
 (:func:`aioflags._datasystem._payloads._poll_event`).
 """
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GONE",
+    "HEARTBEAT",
     "MAX_HELLO",
     "VERSION",
     "changes",
@@ -46,6 +50,8 @@ GONE: Final = (
     anyio.ClosedResourceError,
     OSError,
 )
+#: The leader's line when it has nothing else to send (FDv2's own heartbeat).
+HEARTBEAT: Final = b'{"event":"heart-beat"}\n'
 #: The wire's version: a follower of another one is refused.
 VERSION: Final = 1
 #: The longest hello line either side reads, in bytes.
@@ -78,7 +84,9 @@ def read_hello(line: bytes) -> tuple[int, str, str | None] | None:
     magic, _, rest = text.partition(" ")
     version, _, rest = rest.partition(" ")
     environment, _, refusal = rest.partition(" ")
-    if magic != _MAGIC or not version.isdigit() or not environment:
+    if magic != _MAGIC or not (version.isascii() and version.isdigit()):
+        return None
+    if not environment:
         return None
     why = refusal.removeprefix("refused: ") if refusal else None
     return int(version), environment, why
@@ -116,10 +124,15 @@ def changes(intent: IntentCode, events: list[str], selector: Selector) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def status(current: DataSourceStatus) -> bytes:
-    """A ``plane-status`` event: the leader's data-source state and last error."""
+def status(current: DataSourceStatus, environment_id: str | None = None) -> bytes:
+    """A ``plane-status`` event: the leader's data-source state and last error.
+
+    ``environment_id``: the environment's id the flag service named
+    (``X-LD-EnvID``), for the followers' hooks as for the leader's.
+    """
     error = current.error
-    data = {
+    data: dict[str, object] = {
+        "heartbeat": True,  # (a follower watches its silence: a leader before them had none)
         "state": current.state.value,
         "error": None
         if error is None or current.state is SourceState.VALID
@@ -129,6 +142,8 @@ def status(current: DataSourceStatus) -> bytes:
             "status_code": error.status_code,
         },
     }
+    if environment_id is not None:
+        data["environment_id"] = environment_id
     return (
         json.dumps({"event": "plane-status", "data": data}, separators=_COMPACT) + "\n"
     ).encode()

@@ -22,6 +22,7 @@ and that is said once.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -205,6 +206,37 @@ class Preload:
                     self._applied = change_set
         finally:
             self.done.set()
+
+    async def wait(self, limit: float, clock: Clock) -> bool:
+        """Wait for the read (and its data applied), at most ``limit`` s (on ``clock``): False when given up.
+
+        The saved state is an initializer, and has ``initializing_timeout``
+        as every initializer has: a read stuck on a hung network mount would
+        otherwise hold the start for good. Given up, nothing of the file is
+        applied (the network's data must not be overwritten by it later); a
+        file being applied when the time is up is waited for (that is work
+        on the loop, not I/O).
+        """
+        async with anyio.create_task_group() as group:
+
+            async def timer() -> None:
+                await clock.sleep(limit)
+                group.cancel_scope.cancel()
+
+            if not math.isinf(limit):
+                group.start_soon(timer)
+            await self.done.wait()
+            group.cancel_scope.cancel()
+        if self.done.is_set() or not self.give_up():
+            await self.done.wait()
+            return True
+        logger.warning(
+            "The saved state in %s was not read within %g s: starting the next "
+            "data source (what the read gives when it ends is dropped)",
+            self.saved.path,
+            limit,
+        )
+        return False
 
     def give_up(self) -> bool:
         """Stop waiting for the read: True if nothing of the file will be applied.
