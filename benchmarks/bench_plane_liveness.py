@@ -1,6 +1,6 @@
 """The flag plane's liveness figures (issue 85): a stopped leader, a worker starting beside it, SIGCONT, followers that never read.
 
-    python benchmarks/bench_plane_liveness.py [--followers 8] [--runs 2] [--data-mb 4]
+    python benchmarks/bench_plane_liveness.py [--followers 8] [--runs 2] [--data-mb 4] [--smoke]
 
 A loopback ``aioflags.testing.FlagServer`` runs in this process; each
 worker is a process of its own (``--role worker``): a client on the plane
@@ -238,7 +238,14 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=8)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--data-mb", type=int, default=4)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: 1 follower, 1 run, 1 MB (tests)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.followers, args.runs, args.data_mb = 1, 1, 1
     if args.role == "worker":
         anyio.run(role_worker, *args.positional)
     else:

@@ -21,6 +21,7 @@ from tests.benchmark_smoke import (
 OWN_FIGURES = {
     "bench_console.py": ("median",),
     "bench_serve_posts.py": ("worst of",),
+    "bench_plane_liveness.py": ("worse of",),
 }
 
 
