@@ -2,18 +2,18 @@
 
 callgrind counts ``tests/budget_child.py``'s window: 2,000 ``await
 client.variation`` (100 flags of the shared corpus, 20 new contexts),
-the collector off. A count is the same from run to run for one
-interpreter and checkout, whatever else the machine does (CPython 3.11:
-other versions count otherwise, and are skipped). The ceilings are the
-counts measured when they were set, plus a margin for where the checkout
-lies (below): an evaluation that grows by ~10 % fails here. They are
-budgets, not goals: lower them when the code gets cheaper, raise one only
-with a reason in the commit that does. (lens.md's "a lens no request uses
-costs at most 3 %" is pinned by behaviour, in tests/test_lens.py: its
-stage is in no evaluation then; 3 % is within what layout moves a count.
-So is issue 86's G9, a request with no token while another holds one:
-no lens stage runs for it, tests/test_lens_edges.py; its figure, counted
-with ``budget_child.py lens-open``, is in docs/benchmarks.md.)
+the collector off, on the main thread alone (:func:`count`). A count
+repeats to ~0.1 % from run to run and from one checkout's path to
+another's, whatever else the machine does (CPython 3.11: other versions
+count otherwise, and are skipped). The ceilings are the counts measured
+when they were set, plus 5 %: an evaluation that grows by ~5 % fails
+here. They are budgets, not goals: lower them when the code gets
+cheaper, raise one only with a reason in the commit that does. (lens.md's
+"a lens no request uses costs at most 3 %" is pinned by behaviour, in
+tests/test_lens.py: its stage is in no evaluation then. Issue 86's G9, a
+request with no token while another holds one, is pinned both ways: one
+read of the lens's variable per evaluation, tests/test_lens_edges.py, and
+at most 3 % over events on, counted here.)
 
 Needs valgrind: skipped without it, failed under CI (``CI`` or
 ``VALGRIND_TESTS_REQUIRED`` set; ``.ci/run`` installs it).
@@ -44,13 +44,12 @@ HERE = Path(__file__).resolve().parent
 EVALUATIONS = 100 * 20
 
 #: Instructions per ``await client.variation``: the most measured at
-#: issue 76's first slice, plus 5 %. Where the checkout lies moves a count
-#: by up to ~6 % (the code's file names shift the heap's layout): three
-#: paths counted 10,143-10,533, 13,117-13,924 and 19,574-20,448.
+#: issue 86 (G9: the main thread's count, the first that repeats across
+#: checkouts), plus 5 %.
 CEILINGS = {
-    "plain": 11_100,  # analytics events off
-    "events": 14_650,  # events on: each evaluation recorded
-    "hooks": 21_500,  # events on and one pass-through hook
+    "plain": 8_500,  # analytics events off
+    "events": 11_200,  # events on: each evaluation recorded
+    "hooks": 17_900,  # events on and one pass-through hook
 }
 
 
@@ -80,11 +79,21 @@ def _uncovered() -> dict[str, str]:
 
 
 def count(configuration: str, out: Path) -> int:
-    """Instructions per evaluation in the child's window, for ``configuration``."""
+    """Instructions per evaluation in the child's window, for ``configuration``.
+
+    The main thread's own count, from its ``summary:`` (what it executed
+    between the zero and the dump). ``--zero-before`` zeroes the current
+    thread's costs alone, so a dump of every thread together, or the
+    ``totals:`` of its cost lines, also carried costs from before the window
+    (the SDK's worker threads' imports and CA bundle, call sites that were
+    never zeroed): 4.7-7.3 million more in a 21-million window, moved by
+    timing and by where the checkout lies (issue 86, G9).
+    """
     run = subprocess.run(
         [
             _valgrind(),
             "--tool=callgrind",
+            "--separate-threads=yes",
             f"--callgrind-out-file={out}",
             "--zero-before=os_getpgrp",
             "--dump-before=os_getppid",
@@ -98,11 +107,13 @@ def count(configuration: str, out: Path) -> int:
         env=_uncovered(),
         check=False,
     )
-    dumps = sorted(out.parent.glob(f"{out.name}.*"))
-    assert run.returncode == 0 and dumps, run.stdout[-2000:] + run.stderr[-3000:]
-    totals = re.search(r"^totals:\s*(\d+)", dumps[0].read_text(), re.M)
-    assert totals is not None
-    return int(totals.group(1)) // EVALUATIONS
+    main = out.parent / f"{out.name}.1-01"  # (the window's dump, thread 1)
+    assert run.returncode == 0 and main.exists(), (
+        run.stdout[-2000:] + run.stderr[-3000:]
+    )
+    summary = re.search(r"^summary:\s*(\d+)", main.read_text(), re.M)
+    assert summary is not None
+    return int(summary.group(1)) // EVALUATIONS
 
 
 @pytest.mark.parametrize("configuration", sorted(CEILINGS))
@@ -117,3 +128,21 @@ def test_an_evaluation_stays_within_its_instruction_budget(
     )
     # (a window that counted nothing, or far less, is a broken window)
     assert measured > ceiling // 2, measured
+
+
+def test_a_view_held_elsewhere_costs_an_evaluation_at_most_3_percent(
+    tmp_path: Path,
+) -> None:
+    """G9: while another request holds a lens view, an evaluation costs at most 3 % more.
+
+    lens.md's budget for a request without a token, counted in one
+    checkout against events on (``lens-open``: the other request's view
+    open from before the warm-up; +9.4 % when every evaluation ran the
+    lens's stage). The main thread's count repeats to ~0.1 %.
+    """
+    events = count("events", tmp_path / "events.out")
+    lens_open = count("lens-open", tmp_path / "lens-open.out")
+    assert lens_open <= events * 1.03, (
+        f"lens-open: {lens_open:,} instructions per evaluation, events on "
+        f"{events:,}: +{(lens_open / events - 1) * 100:.1f} % (lens.md: at most 3 %)"
+    )

@@ -387,3 +387,55 @@ async def test_the_console_makes_a_trace_only_link() -> None:
         with scope(client, made.json()["token"]) as lensed:
             await client.bool_variation("new-checkout", USER, False)
             assert lensed.trace() == "new-checkout=false (FALLTHROUGH)"
+
+
+@pytest.mark.asyncio
+async def test_a_view_held_elsewhere_adds_one_variable_read_per_evaluation() -> None:
+    """G9: a request without a token pays one ``ContextVar.get``, and nothing more.
+
+    While another request holds a view, each evaluation here makes the
+    calls a client without a lens makes (Python's and C's, in order), plus
+    one read of the lens's variable: no stage, no lookup of the view, no
+    cache made anew. (+9.4 % instructions when the stage ran; the read is
+    counted by tests/test_instruction_budget.py's ``lens-open``.)
+    """
+    import sys
+
+    contexts = [Context.create(k) for k in ("user-42", "rule-user", "other")]
+    keys = ["new-checkout", "search-v2", "banner", "kill-switch", "limit", "nope"]
+
+    async def calls_of(client: aioflags.Client) -> list[str]:
+        for user in contexts:  # (warm: every head made, every context seen)
+            for key in keys:
+                await client.variation(key, user, None)
+        calls: list[str] = []
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call":
+                calls.append(frame.f_code.co_name)
+            elif event == "c_call":
+                calls.append(getattr(arg, "__qualname__", repr(arg)))
+
+        sys.setprofile(profile)
+        try:
+            for user in contexts:
+                for key in keys:
+                    await client.variation(key, user, None)
+        finally:
+            sys.setprofile(None)
+        return calls[:-1]  # (setprofile's own c_call)
+
+    events = {"send_events": True, "events_uri": "http://127.0.0.1:9"}
+    async with aioflags.Client(config(lens=None, **events)) as client:
+        plain = await calls_of(client)
+    async with aioflags.Client(config(**events)) as client:
+        other = contextvars.Context()  # another request, its view open throughout
+        held = scope(client, token({"new-checkout": True}))
+        other.run(held.__enter__)
+        try:
+            lensed = await calls_of(client)
+        finally:
+            other.run(held.__exit__, None, None, None)
+    reads = [call for call in lensed if call == "ContextVar.get"]
+    assert len(reads) == len(contexts) * len(keys)  # one per evaluation
+    assert [call for call in lensed if call != "ContextVar.get"] == plain
