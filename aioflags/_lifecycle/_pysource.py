@@ -137,8 +137,10 @@ def call_node(function: str, *args: Node) -> Node:
 def doc_lines(text: str) -> list[str]:
     """Text for a docstring: its own lines, tabs as spaces, escaped for ``\"\"\"``.
 
-    Every character that is not printable (controls, lone surrogates,
-    format characters) is written as its escape.
+    Every character that is not printable (controls, format characters)
+    is written as its escape; a lone surrogate as the text of its escape
+    (a backslash written twice): Python 3.13 encodes a docstring as UTF-8
+    when it compiles it (to strip its indentation), which a surrogate fails.
     """
     lines = [line.expandtabs(4).rstrip() for line in text.splitlines()]
     while lines and not lines[0]:
@@ -151,9 +153,17 @@ def doc_lines(text: str) -> list[str]:
     out = []
     for line in lines:
         line = line[common:].replace("\\", "\\\\")
-        line = "".join(c if c == " " or c.isprintable() else escape(c) for c in line)
+        line = "".join(_doc_char(c) for c in line)
         out.append(line.replace('"""', '\\"\\"\\"'))
     return out
+
+
+def _doc_char(char: str) -> str:
+    if char == " " or char.isprintable():
+        return char
+    if "\ud800" <= char <= "\udfff":
+        return "\\" + escape(char)  # (the escape's text, not the character)
+    return escape(char)
 
 
 def docstring(lines: list[str], indent: str) -> list[str]:
