@@ -173,11 +173,11 @@ class Lens:
         self._expiries: list[tuple[float, bytes]] = []
         #: Whether the first evaluation is yet to ask whether anything
         #: reads tokens for this lens (:meth:`first_look`).
-        self._unchecked = True
+        self._unchecked: bool = True
         #: Whether a middleware was made for its client, or scope() used.
-        self.served = False
+        self.served: bool = False
         #: Whether a lens token sent as ``Authorization: Bearer`` was told of.
-        self.bearer_said = False
+        self.bearer_said: bool = False
 
     def watch(self, evaluation: Evaluation) -> None:
         """Turn ``evaluation``'s lens stage in while a view is open, out while none is.
