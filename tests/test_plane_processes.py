@@ -199,6 +199,31 @@ async def test_the_plane_command_leads_for_the_workers_and_hands_over(
         assert f"This process leads the flag plane at {plane}" in said
 
 
+@asynccontextmanager
+async def _uvicorn(
+    argv: list[str], environment: dict[str, str]
+) -> AsyncIterator[anyio.abc.Process]:
+    """uvicorn in a session of its own; its whole process group ends with the test.
+
+    Killing the master alone leaves its workers (multiprocessing's spawned
+    children) running: they would go on reconnecting to ports that later
+    tests reuse. SIGTERM first (uvicorn stops its workers), SIGKILL to the
+    group for what is left.
+    """
+    async with await anyio.open_process(
+        argv, cwd=ROOT, env=environment, start_new_session=True
+    ) as uvicorn:
+        try:
+            yield uvicorn
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(uvicorn.pid, signal.SIGTERM)
+            with anyio.move_on_after(10, shield=True):
+                await uvicorn.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(uvicorn.pid, signal.SIGKILL)
+
+
 async def test_uvicorn_workers_keep_one_stream(tmp_path: Path) -> None:
     plane = str(tmp_path / "plane")
     with socket.socket() as probe:
@@ -212,12 +237,8 @@ async def test_uvicorn_workers_keep_one_stream(tmp_path: Path) -> None:
         }
         argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
         argv += ["--workers", "3", "--port", str(port), "--log-level", "info"]
-        async with await anyio.open_process(argv, cwd=ROOT, env=environment) as uvicorn:
-            try:
-                await _three_workers(uvicorn, server, port)
-            finally:
-                if uvicorn.returncode is None:
-                    uvicorn.kill()
+        async with _uvicorn(argv, environment) as uvicorn:
+            await _three_workers(uvicorn, server, port)
 
 
 async def _three_workers(
@@ -453,7 +474,7 @@ async def test_uvicorn_workers_beside_a_stopped_leader_serve_a_later_flip(
         }
         argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
         argv += ["--workers", "3", "--port", str(port), "--log-level", "info"]
-        async with await anyio.open_process(argv, cwd=ROOT, env=environment) as uvicorn:
+        async with _uvicorn(argv, environment) as uvicorn:
             leader = 0
             try:
                 assert uvicorn.stderr is not None
@@ -474,8 +495,6 @@ async def test_uvicorn_workers_beside_a_stopped_leader_serve_a_later_flip(
             finally:
                 if leader:
                     os.kill(leader, signal.SIGCONT)
-                if uvicorn.returncode is None:
-                    uvicorn.kill()
 
 
 async def test_a_leader_whose_data_system_crashed_hands_over(tmp_path: Path) -> None:
