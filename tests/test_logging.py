@@ -209,9 +209,12 @@ async def test_two_clients_lines_say_which_client_logged_them(
         b = Client(server.config(KEY_B, send_events=False, application_id="checkout"))
         async with a, b:
             await server.wait_for_requests("/sdk/stream", 4)  # both, twice
+            # (while both run: once one has closed, the other's lines carry
+            # its label in a field only, as a lone client's do)
+            retries = _retries(caplog)
     labels = {"sdk-…aaaaaa", "sdk-…bbbbbb checkout"}
     seen = set()
-    for record in _retries(caplog):
+    for record in retries:
         label = record.aioflags_client  # type: ignore[attr-defined]
         assert label in labels
         assert record.getMessage().startswith(f"[{label}] aioflags data source: ")
