@@ -92,6 +92,16 @@ async def advance_until(clock: FakeClock, done: Callable[[], bool]) -> None:
             await clock.advance(0.5)
 
 
+def plane_warnings(said: Said, plane: str) -> list[str]:
+    """The WARNINGs naming the plane.
+
+    (Not every WARNING: the fake clock may run on while a follower's socket
+    I/O is real time, and a client not ready after so many fake seconds
+    says so too.)
+    """
+    return [line for line in said.lines(logging.WARNING) if plane in line]
+
+
 def role_of(client: Client) -> str | None:
     return client.plane_role
 
@@ -142,7 +152,7 @@ async def test_a_silent_leader_is_left_for_the_own_upstream_and_followed_again(
         assert follower.status is ProviderStatus.READY
         # The leader stops (SIGSTOP, a debugger): its socket stays open, silent.
         await advance_until(clock, lambda: role_of(follower) == "solo")
-        (warning,) = said.lines(logging.WARNING)
+        (warning,) = plane_warnings(said, plane)
         assert plane in warning and "sent nothing for 3 s" in warning
         await stale.wait()  # never VALID past the silence
         assert await value(follower) == "off"  # its data kept, never a default
@@ -195,7 +205,7 @@ async def test_a_starting_process_beside_a_leader_that_does_not_answer_is_ready(
         began = clock.now()
         await advance_until(clock, lambda: role_of(late) == "solo")
         assert clock.now() - began <= 2  # (1.5 s, and the half-second step)
-        (warning,) = said.lines(logging.WARNING)
+        (warning,) = plane_warnings(said, plane)
         assert "did not answer within 1.5 s" in warning and plane in warning
         with anyio.fail_after(5):
             await late._bus.wait_status(lambda s: s is ProviderStatus.READY)
@@ -219,7 +229,7 @@ async def test_a_lock_held_by_a_process_with_no_socket_leaves_no_one_waiting(
         Client(follower_config(server, plane), clock=clock) as client,
     ):
         await advance_until(clock, lambda: role_of(client) == "solo")
-        (warning,) = said.lines(logging.WARNING)
+        (warning,) = plane_warnings(said, plane)
         assert "another process holds its lock" in warning and plane in warning
         with anyio.fail_after(5):
             await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
