@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from collections import deque
 from typing import TYPE_CHECKING, Final, final
 
@@ -28,7 +27,7 @@ from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import IntentCode
 
 from . import _wire as wire
-from ._lock import PlaneUnusable, inherit_not, other_user
+from ._lock import PlaneUnusable, inherit_not, other_user, socket_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -247,24 +246,11 @@ class PlaneServer:
                 the socket cannot be made there.
         """
         path = self._path
-        try:
-            found = os.lstat(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
+        if socket_at(path) and _listened(path):
             raise PlaneUnusable(
-                f"cannot use the plane's path {path} ({exc.strerror or exc})"
-            ) from None
-        else:
-            if not stat.S_ISSOCK(found.st_mode):
-                raise PlaneUnusable(
-                    f"the plane's path {path} is not a socket: left as it is"
-                )
-            if _listened(path):
-                raise PlaneUnusable(
-                    f"something that is no leader of this plane listens on {path}:"
-                    " left as it is"
-                )
+                f"something that is no leader of this plane listens on {path}:"
+                " left as it is"
+            )
         try:
             listener = await anyio.create_unix_listener(path, mode=0o600)
         except OSError as exc:

@@ -122,6 +122,26 @@ def try_lead(lock_path: str) -> Lease | None:
     return Lease(fd)
 
 
+def socket_at(path: str) -> bool:
+    """Whether a socket is at the plane's ``path`` (False: nothing is).
+
+    Raises:
+        PlaneUnusable: something else is there (left as it is), or the
+            path cannot be looked at.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise PlaneUnusable(
+            f"cannot use the plane's path {path} ({exc.strerror or exc})"
+        ) from None
+    if not stat.S_ISSOCK(found.st_mode):
+        raise PlaneUnusable(f"the plane's path {path} is not a socket: left as it is")
+    return True
+
+
 def check_usable(path: str) -> None:
     """Raise :class:`PlaneUnusable` if the plane at ``path`` cannot be used as it is now.
 
@@ -129,19 +149,7 @@ def check_usable(path: str) -> None:
     lock file that cannot be opened or is not a regular file. Nothing is
     made or changed.
     """
-    try:
-        found = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise PlaneUnusable(
-            f"cannot use the plane's path {path} ({exc.strerror or exc})"
-        ) from None
-    else:
-        if not stat.S_ISSOCK(found.st_mode):
-            raise PlaneUnusable(
-                f"the plane's path {path} is not a socket: left as it is"
-            )
+    socket_at(path)
     lock_path = path + ".lock"
     try:
         found = os.lstat(lock_path)
