@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -20,7 +20,8 @@ from aioflags import (
     HookMetadata,
     TrackSeriesContext,
 )
-from aioflags._client._hooks import HookRunner, HookStage
+from aioflags._client._hooks import HookRunner, HookStage, OneHookStage, hook_stage
+from aioflags._evaluation._pipeline import Step
 from aioflags.blocking import Client as BlockingClient
 from aioflags.testing import FlagData, FlagServer
 from tests.analytics import by_kind, flag, running
@@ -555,8 +556,8 @@ async def test_an_evaluation_with_no_hooks_does_no_hook_work(
 ) -> None:
     for name in ("after_track", "__init__"):
         monkeypatch.setattr(HookRunner, name, fail)
-    monkeypatch.setattr(HookStage, "__init__", fail)
-    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
+    monkeypatch.setattr("aioflags._client._evaluator.hook_stage", fail)
+    monkeypatch.setattr("aioflags._client._hooks._series", fail)
     async with Client(Config(data_system=data().data_system())) as client:
         snapshot = client.snapshot()
         assert type(snapshot) is FlagSnapshot
@@ -584,12 +585,12 @@ async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
     """No series context is built, and no hook stage is composed."""
     calls: Calls = []
     hooks = [Hook(), TrackOnly(calls)]
-    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
+    monkeypatch.setattr("aioflags._client._hooks._series", fail)
     async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
         snapshot = client.snapshot()
         assert not snapshot.observed  # no stage of its own: none written
         with monkeypatch.context() as patched:
-            patched.setattr(HookStage, "__init__", fail)
+            patched.setattr("aioflags._client._evaluator.hook_stage", fail)
             await client.variation("b", USER, False)  # the plain composition
         for method, key, default in METHODS:
             await getattr(client, method)(key, USER, default)
@@ -738,13 +739,12 @@ async def test_the_stages_are_written_when_a_hook_is_registered(
     each have one), and evaluations after run what was composed.
     """
     built: list[int] = []
-    init = HookStage.__init__
 
-    def counted(self: HookStage, *args: Any) -> None:
+    def counted(runner: HookRunner, inner: Step) -> Step:
         built.append(1)
-        init(self, *args)
+        return hook_stage(runner, inner)
 
-    monkeypatch.setattr(HookStage, "__init__", counted)
+    monkeypatch.setattr("aioflags._client._evaluator.hook_stage", counted)
     calls: Calls = []
     client = Client(Config(data_system=data().data_system(), hooks=[Hook()]))
     async with client:
@@ -761,3 +761,68 @@ async def test_the_stages_are_written_when_a_hook_is_registered(
         await client.variation("missing", USER, False)
         assert len(built) == 2 * composed
     assert [c[:2] for c in calls[:12]] == [("a", "before"), ("a", "after")] * 6
+
+
+# ------------------------------------------- one hook: no loop, same series
+class Returning(Recording):
+    """Returns something other than a mapping from ``before_evaluation``."""
+
+    def before_evaluation(  # type: ignore[override]
+        self, series_context: EvaluationSeriesContext, data: Mapping[str, Any]
+    ) -> object:
+        super().before_evaluation(series_context, data)
+        return ["not", "a", "mapping"]
+
+
+ONE_HOOK: dict[str, Callable[[Calls], Hook]] = {
+    "both stages": lambda calls: Recording("h", calls),
+    "before raises": lambda calls: Failing("h", calls, "before"),
+    "after raises": lambda calls: Failing("h", calls, "after"),
+    "both raise": lambda calls: Failing("h", calls, "before", "after"),
+    "before only": lambda calls: BeforeOnly("h", calls),
+    "after only": lambda calls: AfterOnly("h", calls),
+    "no mapping": lambda calls: Returning("h", calls),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", sorted(ONE_HOOK))
+async def test_one_hook_runs_as_the_loop_over_hooks_runs_it(
+    case: str, monkeypatch: pytest.MonkeyPatch, caplog_hooks: pytest.LogCaptureFixture
+) -> None:
+    """issue 87: one hook's stage has no loop; what it does is the loop's, exactly.
+
+    The same hook, every method (a missing flag, a wrong type too), on the
+    client and on a snapshot: the same answers, the same stages with the
+    same series contexts, data and details, the same log lines, whether
+    the client composes :class:`OneHookStage` (one hook) or the loop over
+    hooks, :class:`HookStage`.
+    """
+    evaluations = [*METHODS, ("variation", "missing", 3), ("int_variation", "s", 1)]
+
+    async def run(loop: bool) -> tuple[Any, ...]:
+        calls: Calls = []
+        caplog_hooks.clear()
+        with monkeypatch.context() as patched:
+            if loop:
+                patched.setattr("aioflags._client._evaluator.hook_stage", HookStage)
+            config = Config(
+                data_system=data().data_system(), hooks=[ONE_HOOK[case](calls)]
+            )
+            async with Client(config) as client:
+                step = type(client._evaluator.evaluation.step)
+                answers = []
+                for _ in range(2):
+                    for method, key, default in evaluations:
+                        answers.append(
+                            await getattr(client, method)(key, USER, default)
+                        )
+                        snapshot = client.snapshot()
+                        answers.append(getattr(snapshot, method)(key, USER, default))
+        logged = [(r.levelno, r.getMessage()) for r in caplog_hooks.records]
+        return step, answers, calls, logged
+
+    one, loop = await run(loop=False), await run(loop=True)
+    assert (one[0], loop[0]) == (OneHookStage, HookStage)
+    assert one[1:] == loop[1:]
+    assert one[2] or one[3], "the hook ran (or raised)"

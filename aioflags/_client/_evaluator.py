@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
 from aioflags._evaluation._pipeline import PLAIN, Evaluation, Flags, LensedFlags
 
-from ._hooks import HookStage
+from ._hooks import hook_stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -123,7 +123,7 @@ def _stack(
         # in the same frame: only a request with one runs the stage)
         step = LensedFlags(ledger, lens.var, LensStage(lens, step), client)
     if hooks is not None:
-        step = HookStage(hooks, step)
+        step = hook_stage(hooks, step)
     return step
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
+from aioflags._evaluation._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,7 +41,9 @@ __all__ = [
     "HookMetadata",
     "HookRunner",
     "HookStage",
+    "OneHookStage",
     "TrackSeriesContext",
+    "hook_stage",
 ]
 
 logger = client_logger("aioflags.hooks")
@@ -295,6 +298,112 @@ def _name(hook: Hook) -> str:
         return type(hook).__qualname__
 
 
+def _series(
+    key: str,
+    context: Context | None,
+    default: Any,
+    method: str,
+    environment_id: str | None,
+) -> EvaluationSeriesContext:
+    """The series context of one evaluation, made as the stages make it.
+
+    Its slots set here, without ``EvaluationSeriesContext.__init__``: a
+    class's ``__init__`` is called through the type's C slot, a new
+    interpreter frame each time (~750 instructions an evaluation, issue
+    87); a call of this function is the interpreter's own.
+    """
+    series: EvaluationSeriesContext = _NEW(EvaluationSeriesContext)
+    series._key = key
+    series._context = context
+    series._default = default
+    series._method = method
+    series._env = environment_id
+    return series
+
+
+_NEW: Final = object.__new__
+
+
+def hook_stage(runner: HookRunner, inner: Step) -> Step:
+    """The hooks' stage around ``inner``, for the stages ``runner`` has now.
+
+    One hook with an evaluation stage of its own: :class:`OneHookStage`,
+    which runs it with no loop over hooks and no list of their data; two
+    or more: :class:`HookStage`. Chosen once, when the client composes.
+    """
+    before, after = runner.stages
+    hooks = {id(hook) for hook in before} | {id(hook) for hook, _ in after}
+    if len(hooks) == 1:
+        return OneHookStage(runner, inner)
+    return HookStage(runner, inner)
+
+
+@final
+class OneHookStage:
+    """The hooks' stage of a composition with one hook that observes evaluations.
+
+    What :class:`HookStage` does for one hook, without its loops and its
+    list of each hook's data (~1,500 instructions an evaluation, issue
+    87): the series context, the hook's ``before_evaluation`` (if its
+    own), the step it holds, then its ``after_evaluation`` (if its own),
+    shown the detail the caller gets. Isolated as :class:`HookStage`'s
+    stages are: one that raises, or a ``before_evaluation`` that returns
+    something other than a mapping, is logged (once per stage) and its
+    ``after_evaluation`` gets empty data.
+    """
+
+    __slots__ = ("after", "before", "hook", "inner", "runner")
+
+    def __init__(self, runner: HookRunner, inner: Step) -> None:
+        self.runner = runner
+        before, after = runner.stages
+        #: the hook (the one in :attr:`HookRunner.stages`)
+        self.hook: Hook = before[0] if before else after[0][0]
+        #: whether its ``before_evaluation`` is its own (else: not run)
+        self.before: bool = bool(before)
+        #: whether its ``after_evaluation`` is its own (else: not run)
+        self.after: bool = bool(after)
+        self.inner = inner
+
+    def evaluate(
+        self,
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """The hook's stages around the inner step's evaluation of flag ``key``."""
+        runner = self.runner
+        hook = self.hook
+        series = _series(key, context, default, method.name, runner.environment_id)
+        given: object = _EMPTY
+        if self.before:
+            try:
+                given = hook.before_evaluation(series, _EMPTY)
+            except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
+                runner._stage_failed(hook, "before_evaluation", None)
+                given = _EMPTY
+            if given is not _EMPTY and not _is_mapping(given):
+                runner._stage_failed(hook, "before_evaluation", type(given).__name__)
+                given = _EMPTY
+        result = self.inner.evaluate(data, method, key, context, default)
+        if self.after:
+            shown = method.shown
+            if shown is None:  # (the result's own detail: kept in it once made)
+                detail = result.detail
+                if detail is None:
+                    detail = detail_of(result, default)
+            else:
+                detail = shown(result, default)
+            try:
+                hook.after_evaluation(series, given, detail)  # type: ignore[arg-type]  # (a mapping: tested)
+            except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
+                runner._stage_failed(hook, "after_evaluation", None)
+        return result
+
+
 @final
 class HookStage:
     """The hooks' stage of a composition: each hook's stages around the step it holds.
@@ -309,6 +418,7 @@ class HookStage:
     runs (as a method call does), and isolated: a stage that raises, or a
     ``before_evaluation`` that returns something other than a mapping, is
     logged (once per hook and stage) and its next stage gets empty data.
+    For two hooks or more (one: :class:`OneHookStage`, :func:`hook_stage`).
     """
 
     __slots__ = ("after", "before", "inner", "runner")
@@ -334,9 +444,7 @@ class HookStage:
     ) -> Result:
         """The hooks' stages around the inner step's evaluation of flag ``key``."""
         runner = self.runner
-        series = EvaluationSeriesContext(
-            key, context, default, method.name, runner.environment_id
-        )
+        series = _series(key, context, default, method.name, runner.environment_id)
         kept: list[Mapping[str, Any]] = []  # each before stage's data, in order
         for hook in self.before:
             try:
@@ -350,11 +458,14 @@ class HookStage:
             kept.append(given)  # type: ignore[arg-type]  # (a mapping: tested)
         result = self.inner.evaluate(data, method, key, context, default)
         if self.after:
-            shown = method.shown(result, default)
+            shown = method.shown
+            detail = (
+                detail_of(result, default) if shown is None else shown(result, default)
+            )
             for hook, position in self.after:
                 try:
                     hook.after_evaluation(
-                        series, _EMPTY if position < 0 else kept[position], shown
+                        series, _EMPTY if position < 0 else kept[position], detail
                     )
                 except Exception:  # noqa: BLE001, PERF203 - isolated, logged once per hook and stage
                     runner._stage_failed(hook, "after_evaluation", None)

@@ -112,7 +112,8 @@ class Method(Generic[A]):
         detail: whether its analytics events carry the reason (``*_detail``).
         answer: ``answer(result, default)``: what the caller gets.
         shown: ``shown(result, default)``: the detail the hooks'
-            ``after_evaluation`` are shown.
+            ``after_evaluation`` are shown; None: the result's own
+            (:func:`~._results.detail_of`, which a result keeps once made).
     """
 
     __slots__ = ("answer", "detail", "kind", "name", "shown")
@@ -123,13 +124,13 @@ class Method(Generic[A]):
         kind: type | None,
         detail: bool,
         answer: Callable[[Result, Any], A],
-        shown: Callable[[Result, Any], EvaluationDetail[Any]] = detail_of,
+        shown: Callable[[Result, Any], EvaluationDetail[Any]] | None = None,
     ) -> None:
         self.name: str = name
         self.kind: type | None = kind
         self.detail: bool = detail
         self.answer: Callable[[Result, Any], A] = answer
-        self.shown: Callable[[Result, Any], EvaluationDetail[Any]] = shown
+        self.shown: Callable[[Result, Any], EvaluationDetail[Any]] | None = shown
 
     def __repr__(self) -> str:
         return f"<aioflags evaluation method {self.name}>"
