@@ -557,7 +557,7 @@ async def test_an_evaluation_with_no_hooks_does_no_hook_work(
     for name in ("after_track", "__init__"):
         monkeypatch.setattr(HookRunner, name, fail)
     monkeypatch.setattr("aioflags._client._evaluator.hook_stage", fail)
-    monkeypatch.setattr("aioflags._client._hooks._series", fail)
+    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system())) as client:
         snapshot = client.snapshot()
         assert type(snapshot) is FlagSnapshot
@@ -585,7 +585,7 @@ async def test_hooks_without_evaluation_stages_cost_evaluations_nothing(
     """No series context is built, and no hook stage is composed."""
     calls: Calls = []
     hooks = [Hook(), TrackOnly(calls)]
-    monkeypatch.setattr("aioflags._client._hooks._series", fail)
+    monkeypatch.setattr("aioflags._client._hooks.EvaluationSeriesContext", fail)
     async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
         snapshot = client.snapshot()
         assert not snapshot.observed  # no stage of its own: none written

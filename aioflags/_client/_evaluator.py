@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
-from aioflags._evaluation._pipeline import PLAIN, Evaluation, Flags, LensedFlags
+from aioflags._evaluation._pipeline import PLAIN, Evaluation, LensedFlags, flags_step
 
 from ._hooks import hook_stage
 
@@ -115,7 +115,7 @@ def _stack(
     client: str | None = None,
 ) -> Step:
     """The flag data's step, then each stage around it, innermost first."""
-    step: Step = Flags(ledger, client)
+    step: Step = flags_step(ledger, client)
     if lens is not None:
         from aioflags._lens._lens import LensStage  # (imported with a lens only)
 

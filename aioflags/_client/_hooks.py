@@ -298,32 +298,6 @@ def _name(hook: Hook) -> str:
         return type(hook).__qualname__
 
 
-def _series(
-    key: str,
-    context: Context | None,
-    default: Any,
-    method: str,
-    environment_id: str | None,
-) -> EvaluationSeriesContext:
-    """The series context of one evaluation, made as the stages make it.
-
-    Its slots set here, without ``EvaluationSeriesContext.__init__``: a
-    class's ``__init__`` is called through the type's C slot, a new
-    interpreter frame each time (~750 instructions an evaluation, issue
-    87); a call of this function is the interpreter's own.
-    """
-    series: EvaluationSeriesContext = _NEW(EvaluationSeriesContext)
-    series._key = key
-    series._context = context
-    series._default = default
-    series._method = method
-    series._env = environment_id
-    return series
-
-
-_NEW: Final = object.__new__
-
-
 def hook_stage(runner: HookRunner, inner: Step) -> Step:
     """The hooks' stage around ``inner``, for the stages ``runner`` has now.
 
@@ -377,7 +351,9 @@ class OneHookStage:
         """The hook's stages around the inner step's evaluation of flag ``key``."""
         runner = self.runner
         hook = self.hook
-        series = _series(key, context, default, method.name, runner.environment_id)
+        series = EvaluationSeriesContext(
+            key, context, default, method.name, runner.environment_id
+        )
         given: object = _EMPTY
         if self.before:
             try:
@@ -444,7 +420,9 @@ class HookStage:
     ) -> Result:
         """The hooks' stages around the inner step's evaluation of flag ``key``."""
         runner = self.runner
-        series = _series(key, context, default, method.name, runner.environment_id)
+        series = EvaluationSeriesContext(
+            key, context, default, method.name, runner.environment_id
+        )
         kept: list[Mapping[str, Any]] = []  # each before stage's data, in order
         for hook in self.before:
             try:

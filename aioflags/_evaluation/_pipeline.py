@@ -68,6 +68,7 @@ __all__ = [
     "STRING_VARIATION_DETAIL",
     "VARIATION",
     "VARIATION_DETAIL",
+    "CountedFlags",
     "Evaluation",
     "Flags",
     "LensedFlags",
@@ -76,6 +77,7 @@ __all__ = [
     "Method",
     "Step",
     "find",
+    "flags_step",
     "typed",
     "value_of",
 ]
@@ -237,21 +239,29 @@ class Step(Protocol):
         ...
 
 
+def flags_step(ledger: Ledger | None, client: str | None = None) -> Step:
+    """The flag data's own step: :class:`Flags` (events off), or :class:`CountedFlags`.
+
+    Chosen once, when a composition is made: ``ledger`` counts each
+    evaluation (analytics events on), None for none; ``client``, the label
+    of the client it evaluates for (its log lines name it).
+    """
+    return Flags(client) if ledger is None else CountedFlags(ledger, client)
+
+
 @final
 class Flags:
-    """The flag data's own step, the innermost of every composition.
+    """The flag data's own step, the innermost of every composition: nothing counted.
 
-    door, find, run, type and count, in order, for a valid Context and a
-    flag that exists; the door's answer (:func:`~._door.other`) for
-    anything else. ``ledger`` counts each evaluation (analytics events on;
-    None: off): a flag with prerequisites then runs with a matcher that
-    counts them too (``Matcher.counting``), before the flag itself.
+    door, find, run and type, in order, for a valid Context and a flag
+    that exists; the door's answer (:func:`~._door.other`) for anything
+    else. With analytics events on, :class:`CountedFlags` is the step
+    (:func:`flags_step`).
     """
 
-    __slots__ = ("client", "ledger")
+    __slots__ = ("client",)
 
-    def __init__(self, ledger: Ledger | None = None, client: str | None = None) -> None:
-        self.ledger: Ledger | None = ledger
+    def __init__(self, client: str | None = None) -> None:
         #: The label of the client it evaluates for (its log lines name it).
         self.client = client
 
@@ -264,13 +274,55 @@ class Flags:
         default: Any,
         /,
     ) -> Result:
-        """Door → find → run → type → count; else the door's answer."""
+        """Door → find → run → type; else the door's answer."""
+        if door(context, key):
+            matcher = data._matcher
+            head = find(matcher, key)
+            if head is not None:
+                result = run_head(head, key, context, matcher)
+                kind = method.kind
+                if kind is not None:
+                    result = typed(result, kind, default)
+                return result
+        return other(data, key, context, default, None, self.client)
+
+    def __repr__(self) -> str:
+        return "Flags()"
+
+
+@final
+class CountedFlags:
+    """The flag data's own step with analytics events on: each evaluation counted.
+
+    :class:`Flags`' door, find, run and type, then ``ledger`` counts the
+    evaluation; a flag with prerequisites runs with a matcher that counts
+    them too (``Matcher.counting_state``), before the flag itself. The
+    door's answers are counted as unknown flags (:func:`~._door.other`).
+    """
+
+    __slots__ = ("client", "ledger")
+
+    def __init__(self, ledger: Ledger, client: str | None = None) -> None:
+        self.ledger: Ledger = ledger
+        #: The label of the client it evaluates for (its log lines name it).
+        self.client = client
+
+    def evaluate(
+        self,
+        data: Data,
+        method: Method[Any],
+        key: str,
+        context: Context | None,
+        default: Any,
+        /,
+    ) -> Result:
+        """Door → find → run → type → count; else the door's answer, counted."""
         if door(context, key):
             matcher = data._matcher
             head = find(matcher, key)
             if head is not None:
                 ledger = self.ledger
-                if ledger is None or type(head) is not tuple or head[1]:
+                if type(head) is not tuple or head[1]:
                     result = run_head(head, key, context, matcher)
                 else:  # (not plain: its prerequisites are counted too)
                     state = matcher.counting_state(ledger, key, method.detail)
@@ -278,15 +330,12 @@ class Flags:
                 kind = method.kind
                 if kind is not None:
                     result = typed(result, kind, default)
-                if ledger is not None:
-                    ledger.evaluated(
-                        matcher, key, context, result, default, method.detail
-                    )
+                ledger.evaluated(matcher, key, context, result, default, method.detail)
                 return result
         return other(data, key, context, default, self.ledger, self.client)
 
     def __repr__(self) -> str:
-        return "Flags()" if self.ledger is None else "Flags(counted)"
+        return "Flags(counted)"
 
 
 @final
@@ -301,9 +350,10 @@ class LensedFlags:
     data's step). A request without a token pays one ``ContextVar.get``
     for the tokens other requests hold, not a stage's call (issue 86, G9).
 
-    Its no-view path is :meth:`Flags.evaluate`, written out again: a call
-    to it would be the cost this step exists to save. Change both together
-    (tests/test_lens.py compares them, events included).
+    Its no-view path is :meth:`CountedFlags.evaluate` (:meth:`Flags.evaluate`
+    for no ledger), written out again: a call to it would be the cost this
+    step exists to save. Change them together (tests/test_lens.py compares
+    them, events included).
     """
 
     __slots__ = ("client", "ledger", "lensed", "var")
@@ -333,7 +383,7 @@ class LensedFlags:
         """The lens's stage for a request with a view; else door → find → run → type → count."""
         if self.var.get() is not None:
             return self.lensed.evaluate(data, method, key, context, default)
-        if door(context, key):  # (from here on: Flags.evaluate)
+        if door(context, key):  # (from here on: CountedFlags.evaluate)
             matcher = data._matcher
             head = find(matcher, key)
             if head is not None:

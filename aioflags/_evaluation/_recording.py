@@ -1,7 +1,7 @@
 """Where evaluations are counted (analytics events, events.md §3-§9).
 
 The analytics layer's ``Recorder`` sits above evaluation and is handed down
-to a composition at run time (``_pipeline.Flags.ledger``). This
+to a composition at run time (``_pipeline.CountedFlags.ledger``). This
 Protocol is the part of it an evaluation uses, named here, so that
 evaluation's annotations name nothing above it.
 """

@@ -36,7 +36,7 @@ from ._pipeline import (
     VARIATION,
     VARIATION_DETAIL,
     Evaluation,
-    Flags,
+    flags_step,
 )
 from ._results import (
     JSON_ENTRY,
@@ -346,7 +346,7 @@ class FlagSnapshot:
 
     def recording(self, ledger: Ledger) -> FlagSnapshot:
         """This snapshot's data, its evaluations counted in ``ledger`` (no hooks)."""
-        evaluation = Evaluation(Flags(ledger), ledger=ledger)
+        evaluation = Evaluation(flags_step(ledger), ledger=ledger)
         return self.composed(evaluation, self._matcher.big_segments)
 
     def with_memberships(
