@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
+    from aioflags._evaluation._data import SnapshotData
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._lens._lens import Lens
@@ -155,6 +156,12 @@ class _WarnOnUse:
         client = self._client
         client._warn_misuse()
         return client._store.snapshot
+
+    @property
+    def data(self) -> SnapshotData:
+        client = self._client
+        client._warn_misuse()
+        return client._store.data
 
     async def warm(self) -> FlagSnapshot:
         return self.snapshot  # empty: nothing to compile
@@ -742,7 +749,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, VARIATION, key, context, default
+                evaluator.store.data, VARIATION, key, context, default
             )
             return VARIATION.answer(result, default)
         return await evaluator.gated(VARIATION, key, context, default)
@@ -754,7 +761,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, VARIATION_DETAIL, key, context, default
+                evaluator.store.data, VARIATION_DETAIL, key, context, default
             )
             return VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(VARIATION_DETAIL, key, context, default)
@@ -766,7 +773,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, BOOL_VARIATION, key, context, default
+                evaluator.store.data, BOOL_VARIATION, key, context, default
             )
             return BOOL_VARIATION.answer(result, default)
         return await evaluator.gated(BOOL_VARIATION, key, context, default)
@@ -778,7 +785,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, INT_VARIATION, key, context, default
+                evaluator.store.data, INT_VARIATION, key, context, default
             )
             return INT_VARIATION.answer(result, default)
         return await evaluator.gated(INT_VARIATION, key, context, default)
@@ -790,7 +797,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, FLOAT_VARIATION, key, context, default
+                evaluator.store.data, FLOAT_VARIATION, key, context, default
             )
             return FLOAT_VARIATION.answer(result, default)
         return await evaluator.gated(FLOAT_VARIATION, key, context, default)
@@ -802,7 +809,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, STRING_VARIATION, key, context, default
+                evaluator.store.data, STRING_VARIATION, key, context, default
             )
             return STRING_VARIATION.answer(result, default)
         return await evaluator.gated(STRING_VARIATION, key, context, default)
@@ -814,7 +821,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, JSON_VARIATION, key, context, default
+                evaluator.store.data, JSON_VARIATION, key, context, default
             )
             return JSON_VARIATION.answer(result, default)
         return await evaluator.gated(JSON_VARIATION, key, context, default)
@@ -826,7 +833,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, BOOL_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, BOOL_VARIATION_DETAIL, key, context, default
             )
             return BOOL_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
@@ -838,7 +845,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, INT_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, INT_VARIATION_DETAIL, key, context, default
             )
             return INT_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
@@ -850,7 +857,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, FLOAT_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, FLOAT_VARIATION_DETAIL, key, context, default
             )
             return FLOAT_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
@@ -862,7 +869,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, STRING_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, STRING_VARIATION_DETAIL, key, context, default
             )
             return STRING_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
@@ -874,7 +881,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, JSON_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, JSON_VARIATION_DETAIL, key, context, default
             )
             return JSON_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
