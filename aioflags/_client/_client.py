@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     from ._hooks import Hook
 
 
-__all__ = ["Client"]
+__all__ = ["Client", "hosted", "own_tracker"]
 
 T = TypeVar("T")
 
@@ -707,7 +707,16 @@ class Client:
 
     # ------------------------------------------------------------ evaluation
     def snapshot(self) -> FlagSnapshot:
-        """The current immutable snapshot, for sync and request-consistent evaluation."""
+        """The current immutable snapshot, for sync and request-consistent evaluation.
+
+        Its methods evaluate as this client's do: counted in analytics
+        events, run through the hooks and the flag lens, each in the
+        calling thread; it never waits, so big segments' memberships are
+        the cached ones (docs/big-segments.md). Before the client is ready its
+        evaluations answer the default with ``CLIENT_NOT_READY``; before it
+        is started, the first also logs a WARNING. Callable from any
+        thread: ``aioflags.blocking.Client`` evaluates through it.
+        """
         return self._evaluator.snapshot()
 
     def _snapshot_quietly(self) -> FlagSnapshot:
@@ -920,9 +929,7 @@ class Client:
         stage, tracker = await self._evaluator.evaluate(
             FlagSnapshot.migration_variation, key, context, default_stage
         )
-        # Its consistency sampling draws from the client's random source.
-        tracker._random = self._random
-        return stage, tracker
+        return stage, own_tracker(self, tracker)
 
     def track_migration_op(self, tracker: OpTracker) -> None:
         """Send a ``migration_op`` event with the measurements ``tracker`` holds.
@@ -1072,6 +1079,33 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<aioflags.Client status={self._bus.status.name}>"
+
+
+def hosted(config: Config) -> Client:
+    """The async client an ``aioflags.blocking.Client`` runs on its thread.
+
+    What differs from ``Client(config)`` is what the blocking client needs
+    of it: the messages about a client not started say its way
+    (``start()`` or ``with client:``), and its flag lens, if configured,
+    reads tokens from the start (``aioflags.lens.scope()`` is the only way
+    a blocking client has to set one: no middleware is ever made for it).
+    """
+    client = Client(config)
+    client._start_hint = "call client.start() or use `with client:`"
+    if client._lens is not None:
+        client._lens.serve()
+    return client
+
+
+def own_tracker(client: Client, tracker: OpTracker) -> OpTracker:
+    """``tracker``, its consistency sampling drawing from ``client``'s random source.
+
+    What :meth:`Client.migration_variation` gives its trackers, and the
+    blocking client gives those its snapshot makes (``Client(random=...)``;
+    a bare snapshot's draw from a source of their own).
+    """
+    tracker._random = client._random
+    return tracker
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).
