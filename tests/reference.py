@@ -402,6 +402,7 @@ class _OneSnapshot:
 
     def __init__(self, snapshot: aioflags.FlagSnapshot) -> None:
         self.snapshot = snapshot
+        self.data = snapshot._data
         self.on_swap: Any = None  # (its snapshot is never replaced)
 
     async def warm(self) -> aioflags.FlagSnapshot:

@@ -390,7 +390,7 @@ def test_a_replaced_snapshot_is_freed_without_the_collector() -> None:
             },
         }
     )
-    matcher = snapshot._matcher
+    matcher = snapshot._data.matcher
     counting = matcher.counting(rec.loop, "f", False)
     head = counting.prerequisite_head("p")
     assert isinstance(head, tuple) and head[1]  # a counting head, made

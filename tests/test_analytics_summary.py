@@ -67,7 +67,7 @@ def recount(
     out: list[tuple[str, int | None, int | None]] = []
 
     def version(k: str) -> int | None:
-        return snapshot._flags[k].version if k in snapshot._flags else None
+        return snapshot._data.flags[k].version if k in snapshot._data.flags else None
 
     def visit(k: str) -> None:  # a prerequisite's own evaluation, depth first
         raw = FLAGS[k]

@@ -841,11 +841,15 @@ def test_a_pass_gets_memberships_from_its_own_source_and_shares_the_compiled_cod
     assert rec.take() is not None  # the pass that counts is recorded
 
     # One snapshot's passes share its compiled code: heads and plans.
-    assert quiet._matcher.heads is loud._matcher.heads is snapshot._matcher.heads
-    assert "f" in snapshot._matcher.heads
+    assert (
+        quiet._data.matcher.heads
+        is loud._data.matcher.heads
+        is snapshot._data.matcher.heads
+    )
+    assert "f" in snapshot._data.matcher.heads
     quiet.all_flags_state(context)
-    assert snapshot._all_flags_plan  # the plan made by the pass is the snapshot's
-    assert loud._all_flags_plan is snapshot._all_flags_plan
+    assert snapshot._data.plans  # the plan made by the pass is the snapshot's
+    assert loud._data.plans is snapshot._data.plans
 
 
 def test_a_pass_started_inside_another_leaves_the_outer_ones_memberships() -> None:

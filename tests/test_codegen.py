@@ -451,7 +451,7 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
             },
         }
     )
-    heads = snap._matcher.heads
+    heads = snap._data.matcher.heads
     handed_on: list[str] = []
     method = Matcher.prerequisites_failed
 
@@ -618,7 +618,7 @@ def test_heads_follow_a_prerequisite_through_deltas() -> None:
         if change is not None:
             store.apply_now(delta(n, change))
         snap = store.snapshot
-        seen.setdefault("F", set()).add(id(snap._flags["F"]))
+        seen.setdefault("F", set()).add(id(snap._data.flags["F"]))
         for name in ("ann", "bob"):
             ctx = Context.create(name)
             expected = snap.variation_detail("F", ctx, "default")
@@ -692,7 +692,7 @@ def test_segment_clauses_give_what_the_careful_path_gives() -> None:
         ),
     }
     snap = _snapshot(raw, segments)
-    matcher = snap._matcher
+    matcher = snap._data.matcher
     for key in ("big", "nested"):
         careful = matcher.find_head(key)
         assert isinstance(careful, tuple) and careful[0] is _careful_run
@@ -783,7 +783,7 @@ def test_segment_clauses_follow_a_segment_through_deltas() -> None:
                 )
             )
         snap = store.snapshot
-        seen.add(id(snap._flags["F"]))
+        seen.add(id(snap._data.flags["F"]))
         for name in ("ann", "bob"):
             ctx = Context.create(name)
             expected = snap.variation_detail("F", ctx, "default")
@@ -948,7 +948,7 @@ def test_all_flags_state_reports_failed_prerequisites(
     def boom(ops: object, ctx: Context, st: object) -> object:
         raise ZeroDivisionError
 
-    failing = snap._flags["failing"]
+    failing = snap._data.flags["failing"]
     monkeypatch.setattr(failing, "run", boom)
     monkeypatch.setattr(failing, "ops", (boom, *failing.ops[1:]))
     state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
@@ -1129,7 +1129,7 @@ def test_the_careful_path_is_taken_without_raising(
         },
         {"big": _segment("big", unbounded=True)},
     )
-    matcher = snap._matcher
+    matcher = snap._data.matcher
     raised: list[str] = []
 
     def trace(frame: Any, event: str, arg: Any) -> Any:
@@ -1147,7 +1147,7 @@ def test_the_careful_path_is_taken_without_raising(
             sys.settrace(trace)
             try:
                 value = head[0](head, ctx, matcher).value
-                detail = evaluate(matcher, snap._flags[key], ctx)
+                detail = evaluate(matcher, snap._data.flags[key], ctx)
             finally:
                 sys.settrace(previous)
             assert raised == [], (key, name)

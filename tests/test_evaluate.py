@@ -552,7 +552,9 @@ class TestErrors:
 
     def test_a_snapshot_that_is_not_ready_serves_no_flag(self) -> None:
         ready = snapshot_from_data({"f": flag()}, {})
-        snap = FlagSnapshot(ready._flags, ready._segments)  # initialized=False
+        snap = FlagSnapshot(
+            ready._data.flags, ready._data.segments
+        )  # initialized=False
         assert ready.variation("f", USER, 1) != 1
         assert snap.variation("f", USER, 1) == 1
         assert snap.bool_variation("f", USER, True) is True

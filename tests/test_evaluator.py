@@ -157,7 +157,7 @@ def test_the_store_holds_data_only() -> None:
     store.apply_now(full(put("s", {"key": "s", "version": 1}, ObjectKind.SEGMENT)))
     snapshot = store.snapshot
     assert snapshot._evaluation is PLAIN and not snapshot.observed
-    assert snapshot._matcher.big_segments is None
+    assert snapshot._data.matcher.big_segments is None
 
 
 def _data() -> FlagData:
@@ -199,7 +199,7 @@ def test_a_hooked_evaluation_evaluates_and_records_once() -> None:
     hook = Observing()
     snapshot = _snapshot(recorder, HookRunner([hook]))
     runs: list[str] = []
-    matcher = snapshot._matcher
+    matcher = snapshot._data.matcher
     head = matcher.find_head("f")
     assert type(head) is tuple
     code = head[0]

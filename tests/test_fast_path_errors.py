@@ -44,12 +44,12 @@ def _snapshot_with_a_broken_fast_path() -> Any:
         },
         {},
     )
-    flag = snap._flags["f"]
+    flag = snap._data.flags["f"]
     assert flag.constant is None  # its code runs
     assert snap.variation("f", Context.create("ann"), "default") == "on"
     flag.ops = (_broken, *flag.ops[1:])
     # The heads made of the intact ops by that evaluation: made again.
-    snap._matcher.heads.clear()
+    snap._data.matcher.heads.clear()
     return snap
 
 
@@ -180,7 +180,7 @@ def test_a_hooked_evaluation_maps_a_raising_head_itself() -> None:
 
     evaluation = compose(None, None, HookRunner([Seen()]))
     snapshot = _snapshot_with_a_broken_fast_path().composed(evaluation, None)
-    snapshot._matcher.heads["f"] = (broken, True)
+    snapshot._data.matcher.heads["f"] = (broken, True)
     assert snapshot.variation("f", Context.create("u"), "d") == "d"
     assert seen == ["EXCEPTION"]
 

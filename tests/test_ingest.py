@@ -180,7 +180,7 @@ async def test_background_compilation_yields_at_least_every_n_objects(
     checkpoints.clear()
     assert not await store._maintain_once()
     assert len(checkpoints) >= n // MAX_OBJECTS - 1
-    assert all(made(store.snapshot._flags, k) for k in store.snapshot._flags)
+    assert all(made(store.snapshot._data.flags, k) for k in store.snapshot._data.flags)
 
 
 @pytest.mark.asyncio
@@ -394,7 +394,7 @@ async def test_ingested_puts_are_not_tracked_by_the_garbage_collector() -> None:
     assert not any(gc.is_tracked(item) for item in items)
     store = Store()
     store.apply_now(change_set)
-    table = store.snapshot._flags
+    table = store.snapshot._data.flags
     assert isinstance(table, Table) and table.entries["f3"] is items[3]
     assert not made(table, "f3")
     assert store.apply_now(
@@ -506,7 +506,7 @@ async def test_flags_are_compiled_on_first_use_and_keep_their_identity() -> None
         await parse_fdv2_poll_text(poll_body({"a": flag("a"), "b": flag("b")}))
     )
     snapshot = store.snapshot
-    flags = snapshot._flags
+    flags = snapshot._data.flags
     assert not made(flags, "a") and not made(flags, "b")
     assert snapshot.variation("a", USER, "x") == "a"
     a = flags["a"]
@@ -589,12 +589,12 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     child = flag("child", prerequisites=[{"key": "parent", "variation": 0}])
     body = poll_body({"parent": flag("parent"), "child": child, "other": flag("other")})
     store.apply_now(await parse_fdv2_poll_text(body))
-    table = store.snapshot._flags
-    hot = store.snapshot._matcher.hot
+    table = store.snapshot._data.flags
+    hot = store.snapshot._data.matcher.hot
     assert type(table) is Table and type(hot) is dict and hot is table.hot
     assert hot == {}
     # A snapshot composed of this data (events, hooks...) indexes the same.
-    assert store.snapshot.composed(PLAIN, None)._matcher.hot is table.hot
+    assert store.snapshot.composed(PLAIN, None)._data.matcher.hot is table.hot
     # A prerequisite never looked up is made, not taken for a missing one.
     assert store.snapshot.variation("child", USER, "x") == "a"
     assert hot.keys() == {"child", "parent"}
@@ -602,7 +602,7 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     async with aioflags.Client(aioflags.Config(offline=True)) as client:
         served = client._store  # the run's store
         assert isinstance(served, Store)
-        served.snapshot = store.snapshot  # the client's own fast path
+        served._swap(store.snapshot)  # the client's own fast path
         assert await client.variation("other", USER, "x") == "a"
         assert await client.variation("absent", USER, "x") == "x"
     assert hot.keys() == {"child", "parent", "other"}
@@ -611,8 +611,8 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
         delta(await parse_fdv2_poll_text(poll_body({"parent": flag("parent", 2)})))
     )
     await store._maintain_once()
-    merged = store.snapshot._flags
-    assert type(merged) is Table and store.snapshot._matcher.hot is merged.hot
+    merged = store.snapshot._data.flags
+    assert type(merged) is Table and store.snapshot._data.matcher.hot is merged.hot
     assert merged.hot.keys() == {"child", "other"}
     assert merged.hot["child"] is table["child"]
 
@@ -672,7 +672,7 @@ async def test_changes_reach_flags_through_prerequisites_and_segments_while_cold
         await parse_fdv2_poll_text(poll_body(flags, {"s": segment("s")}))
     )
     assert first == set(flags)
-    assert not any(made(store.snapshot._flags, k) for k in flags)
+    assert not any(made(store.snapshot._data.flags, k) for k in flags)
     changed = await store.apply(
         delta(await parse_fdv2_poll_text(poll_body({"base": flag("base", 2)})))
     )
@@ -682,7 +682,7 @@ async def test_changes_reach_flags_through_prerequisites_and_segments_while_cold
     )
     assert changed == {"seg-user"}
     # Dependencies came from the raw entries: nothing had to be compiled.
-    assert not made(store.snapshot._flags, "grandchild")
+    assert not made(store.snapshot._data.flags, "grandchild")
     # A full transfer that changes only the segment reaches its user too.
     changed = await store.apply(
         await parse_fdv2_poll_text(
@@ -709,12 +709,12 @@ async def test_a_delta_does_not_copy_the_snapshot() -> None:
             poll_body({f"f{i}": flag(f"f{i}") for i in range(100)})
         )
     )
-    base = store.snapshot._flags
+    base = store.snapshot._data.flags
     changed = store.apply_now(
         delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
     )
     assert changed == {"f1"}
-    flags = store.snapshot._flags
+    flags = store.snapshot._data.flags
     assert isinstance(flags, Layered) and flags.base is base  # not copied
     assert len(flags.overlay) == 1 and len(flags) == 100
     assert store.snapshot.variation("f1", USER, "x") == "b"
@@ -722,7 +722,7 @@ async def test_a_delta_does_not_copy_the_snapshot() -> None:
     assert base["f1"].version == 1  # the old snapshot is untouched
     # The maintenance pass merges the overlay into one table.
     await store._maintain_once()
-    merged = store.snapshot._flags
+    merged = store.snapshot._data.flags
     assert type(merged) is Table and merged["f1"].version == 2 and len(merged) == 100
     assert store.snapshot.variation("f1", USER, "x") == "b"
 
@@ -744,7 +744,7 @@ async def test_a_large_delta_is_merged_at_once() -> None:
             )
         )
     )
-    flags = store.snapshot._flags
+    flags = store.snapshot._data.flags
     assert type(flags) is Table and len(flags) == 17 and flags["f2"].version == 2
 
 
@@ -773,7 +773,7 @@ async def test_cold_flags_are_no_objects_for_the_garbage_collector() -> None:
     gc.collect()
     added = len(gc.get_objects()) - before
     assert added < 50  # a few containers, whatever n
-    table = store.snapshot._flags
+    table = store.snapshot._data.flags
     assert type(table) is Table and len(table) == n
     assert not any(gc.is_tracked(e) for e in table.entries.values())
     assert not any(gc.is_tracked(d) for d in store._uses.values())
@@ -802,7 +802,7 @@ async def test_segments_are_compiled_on_first_use(
             )
         )
     )
-    segments = store.snapshot._segments
+    segments = store.snapshot._data.segments
     assert type(segments) is Table and len(segments) == 3
     assert not segments.hot  # nothing compiled at ingest
     assert store.snapshot.variation("f", Context.create("u"), "x") == "b"
@@ -870,7 +870,7 @@ async def test_gc_freeze_is_opt_in(
     await store._maintain_once()
     await store._maintain_once()  # the same data: frozen once
     assert len(frozen) == (1 if freeze else 0)
-    assert made(store.snapshot._flags, "a") is freeze
+    assert made(store.snapshot._data.flags, "a") is freeze
 
 
 @pytest.mark.asyncio
@@ -903,7 +903,7 @@ async def test_by_default_flags_are_compiled_on_first_use_only() -> None:
         await parse_fdv2_poll_text(poll_body({"a": flag("a"), "b": flag("b")}))
     )
     await store._maintain_once()
-    flags = store.snapshot._flags
+    flags = store.snapshot._data.flags
     assert not made(flags, "a") and not made(flags, "b")
     assert store.snapshot.variation("a", USER, "x") == "a"
     assert made(flags, "a") and not made(flags, "b")
@@ -967,7 +967,7 @@ async def test_hooks_still_run_after_the_overlay_is_merged() -> None:
         delta(await parse_fdv2_poll_text(poll_body({"f1": flag("f1", 2, on=False)})))
     )
     await store._maintain_once()  # merges the overlay into a new snapshot
-    assert type(store.snapshot._flags) is Table
+    assert type(store.snapshot._data.flags) is Table
     assert evaluator.snapshot().variation("f1", USER, "x") == "b"
     assert calls == ["f1"]
 
@@ -1008,13 +1008,13 @@ async def test_all_flags_state_compiles_cold_flags_in_slices_first(
         served = c._store
         assert isinstance(served, Store)
         await served.apply(await parse_fdv2_poll_text(poll_body(flags)))
-        assert not any(made(served.snapshot._flags, k) for k in flags)
+        assert not any(made(served.snapshot._data.flags, k) for k in flags)
         checkpoints.clear()
         state = await c.all_flags_state(USER)
         assert state.valid and state.get_flag_value(f"f{n - 1}") == "a"
         # (the background pass may compile some of them meanwhile: both pace)
         assert len(checkpoints) >= n // MAX_OBJECTS - 2
-        assert all(made(c._store.snapshot._flags, k) for k in flags)
+        assert all(made(c._store.snapshot._data.flags, k) for k in flags)
         checkpoints.clear()
         await c.all_flags_state(USER)
         assert checkpoints == []  # warm already: nothing to do
@@ -1136,7 +1136,7 @@ def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again(
     assert patch is not None
     store.apply_now(patch)
     old = store.snapshot
-    assert isinstance(old._flags, Layered)
+    assert isinstance(old._data.flags, Layered)
     change_set = fdv1_patch({"path": "/flags/y", "data": flag("y")})
     assert change_set is not None
     # Every slice is one object: the apply pauses at each chance, as a big one does.
@@ -1147,11 +1147,11 @@ def test_a_flag_compiled_while_a_delta_is_applied_is_not_compiled_again(
         compile_patterns(change_set._items, change_set._patterns, change_set._nodes),
     )
     next(steps)  # the apply pauses: an evaluation of x runs
-    compiled = old._flags["x"]
+    compiled = old._data.flags["x"]
     for _ in steps:
         pass
-    assert store.snapshot._flags is not old._flags
-    assert store.snapshot._flags["x"] is compiled  # not compiled a second time
+    assert store.snapshot._data.flags is not old._data.flags
+    assert store.snapshot._data.flags["x"] is compiled  # not compiled a second time
     assert store.snapshot.variation("y", USER, "z") == "a"
 
 

@@ -197,6 +197,20 @@ async def test_a_lens_without_a_middleware_says_so_once(
     assert warnings_of(caplog) == []
 
 
+def test_a_blocking_client_with_a_lens_reads_tokens_without_a_middleware(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Row 115 for ``aioflags.blocking.Client``: ``scope()`` is its only way, so no line."""
+    import aioflags.blocking
+
+    caplog.set_level(logging.DEBUG, "aioflags.lens")
+    with aioflags.blocking.Client(config()) as client:
+        assert client.bool_variation("new-checkout", USER, False) is False
+        with scope(client, token({"new-checkout": True})):
+            assert client.bool_variation("new-checkout", USER, False) is True
+    assert warnings_of(caplog) == []
+
+
 @pytest.mark.asyncio
 async def test_a_middleware_without_a_lens_says_so(
     caplog: pytest.LogCaptureFixture,

@@ -7,11 +7,13 @@ the events); origins are scripted coroutines that record their calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -943,6 +945,31 @@ async def test_the_consistency_check_honours_check_ratio(
     assert compared == (
         [] if expected is None else [(("read-new", 0), ("read-old", 0))]
     )
+
+
+async def test_a_blocking_clients_trackers_draw_from_its_clients_random_source(
+    tmp_path: Path,
+) -> None:
+    """As the async client's: ``Client(random=...)``, not a bare snapshot's source."""
+    import aioflags.blocking
+
+    path = tmp_path / "flags.json"
+    flag = {"key": "m", **migration_flag("live", migration={"checkRatio": 4})}
+    path.write_text(json.dumps({"flags": {"m": flag}}), "utf-8")
+    config = aioflags.Config(
+        "k", data_system=aioflags.DataSystem.file(path), send_events=False
+    )
+    rng = _Draws(0.2)  # 0.2 < 1/4: sampled
+    client = aioflags.blocking.Client._over(aioflags.Client(config, random=rng))
+
+    def run() -> None:
+        with client:
+            stage, tracker = client.migration_variation("m", USER, Stage.OFF)
+            assert stage is Stage.LIVE
+            tracker.operation(Operation.READ).consistent(lambda: True)
+
+    await anyio.to_thread.run_sync(run)  # (a blocking client: off the loop)
+    assert rng.values == []  # the one draw, from the client's source
 
 
 async def test_a_comparison_that_raises_records_no_consistency(

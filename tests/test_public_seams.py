@@ -184,3 +184,24 @@ def test_integrations_use_only_public_seams(module: str) -> None:
         }
     )
     assert private == []
+
+
+def test_the_blocking_client_reaches_the_async_client_by_public_names_alone() -> None:
+    """``aioflags.blocking.Client`` evaluates through ``client.snapshot()`` (issue 87).
+
+    No private attribute of the async client it runs (``self._client``):
+    what it needs of it beyond the public API, it gets from functions of
+    the client's module (``hosted``, ``own_tracker``).
+    """
+    path = Path(aioflags.__file__).parent / "_client" / "_blocking.py"
+    tree = ast.parse(path.read_text("utf-8"))
+    reached = sorted(
+        {
+            f"{ast.unparse(node.value)}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and ast.unparse(node.value) == "self._client"
+            and node.attr.startswith("_")
+        }
+    )
+    assert reached == []

@@ -40,7 +40,7 @@ from anyio.from_thread import start_blocking_portal
 from aioflags._core._exceptions import ClientClosedError, ConfigurationError
 from aioflags._core._renamed import point_to
 
-from ._client import LAUNCHDARKLY_NAMES
+from ._client import LAUNCHDARKLY_NAMES, hosted, own_tracker
 from ._client import Client as _AsyncClient
 from ._config import Config
 
@@ -231,10 +231,7 @@ class Client:
             raise ConfigurationError(
                 f"aioflags.blocking.Client takes an aioflags.Config, got {config!r}"
             )
-        self._client = _AsyncClient(config)
-        self._client._start_hint = "call client.start() or use `with client:`"
-        if self._client._lens is not None:  # (scope() is its only way: no middleware)
-            self._client._lens.serve()
+        self._client = hosted(config)
         self._lock = threading.Lock()
         self._running: _Running | None = None
         _LIVE_CLIENTS.add(self)
@@ -571,9 +568,10 @@ class Client:
         return functools.partial(self._call, remove)
 
     # ------------------------------------------------------------ evaluation
-    # Each method reads the store's current snapshot (a plain attribute that
-    # the loop thread replaces whole) in the calling thread: one call fewer
-    # than ``client.snapshot()``, so as cheap as evaluating a snapshot.
+    # Each method evaluates the async client's current snapshot
+    # (``client.snapshot()``: the store's data, which the loop thread
+    # replaces whole, composed with the client's events, hooks, lens and
+    # big segments) in the calling thread.
     def snapshot(self) -> FlagSnapshot:
         """The current immutable snapshot, for request-consistent evaluation."""
         return self._client.snapshot()
@@ -582,81 +580,67 @@ class Client:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
-        return self._client._evaluator.snapshot().variation(key, context, default)
+        return self._client.snapshot().variation(key, context, default)
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
-        return self._client._evaluator.snapshot().variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().variation_detail(key, context, default)
 
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
-        return self._client._evaluator.snapshot().bool_variation(key, context, default)
+        return self._client.snapshot().bool_variation(key, context, default)
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
-        return self._client._evaluator.snapshot().int_variation(key, context, default)
+        return self._client.snapshot().int_variation(key, context, default)
 
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> float:
         """The flag's value if it is a number, else ``default``."""
-        return self._client._evaluator.snapshot().float_variation(key, context, default)
+        return self._client.snapshot().float_variation(key, context, default)
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
-        return self._client._evaluator.snapshot().string_variation(
-            key, context, default
-        )
+        return self._client.snapshot().string_variation(key, context, default)
 
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._client._evaluator.snapshot().json_variation(key, context, default)
+        return self._client.snapshot().json_variation(key, context, default)
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
-        return self._client._evaluator.snapshot().bool_variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().bool_variation_detail(key, context, default)
 
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
-        return self._client._evaluator.snapshot().int_variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().int_variation_detail(key, context, default)
 
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
-        return self._client._evaluator.snapshot().float_variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().float_variation_detail(key, context, default)
 
     def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
-        return self._client._evaluator.snapshot().string_variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().string_variation_detail(key, context, default)
 
     def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
-        return self._client._evaluator.snapshot().json_variation_detail(
-            key, context, default
-        )
+        return self._client.snapshot().json_variation_detail(key, context, default)
 
     def all_flags_state(
         self,
@@ -667,7 +651,7 @@ class Client:
         details_only_for_tracked_flags: bool = False,
     ) -> FlagsState:
         """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
-        return self._client._evaluator.snapshot().all_flags_state(
+        return self._client.snapshot().all_flags_state(
             context,
             with_reasons=with_reasons,
             client_side_only=client_side_only,
@@ -684,11 +668,10 @@ class Client:
         operation on the tracker and pass it to :meth:`track_migration_op`
         (docs/migrations.md, "In sync code"). Added in version 0.1.0.
         """
-        stage, tracker = self._client._evaluator.snapshot().migration_variation(
+        stage, tracker = self._client.snapshot().migration_variation(
             key, context, default_stage
         )
-        tracker._random = self._client._random  # as the async client's trackers
-        return stage, tracker
+        return stage, own_tracker(self._client, tracker)  # as the async client's
 
     def track_migration_op(self, tracker: OpTracker) -> None:
         """Send a ``migration_op`` event, as :meth:`aioflags.Client.track_migration_op`.

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import (
         BigSegmentStoreStatus,
     )
+    from aioflags._evaluation._data import SnapshotData
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._lens._lens import Lens
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
     from ._hooks import Hook
 
 
-__all__ = ["Client"]
+__all__ = ["Client", "hosted", "own_tracker"]
 
 T = TypeVar("T")
 
@@ -155,6 +156,12 @@ class _WarnOnUse:
         client = self._client
         client._warn_misuse()
         return client._store.snapshot
+
+    @property
+    def data(self) -> SnapshotData:
+        client = self._client
+        client._warn_misuse()
+        return client._store.data
 
     async def warm(self) -> FlagSnapshot:
         return self.snapshot  # empty: nothing to compile
@@ -700,7 +707,16 @@ class Client:
 
     # ------------------------------------------------------------ evaluation
     def snapshot(self) -> FlagSnapshot:
-        """The current immutable snapshot, for sync and request-consistent evaluation."""
+        """The current immutable snapshot, for sync and request-consistent evaluation.
+
+        Its methods evaluate as this client's do: counted in analytics
+        events, run through the hooks and the flag lens, each in the
+        calling thread; it never waits, so big segments' memberships are
+        the cached ones (docs/big-segments.md). Before the client is ready its
+        evaluations answer the default with ``CLIENT_NOT_READY``; before it
+        is started, the first also logs a WARNING. Callable from any
+        thread: ``aioflags.blocking.Client`` evaluates through it.
+        """
         return self._evaluator.snapshot()
 
     def _snapshot_quietly(self) -> FlagSnapshot:
@@ -742,7 +758,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, VARIATION, key, context, default
+                evaluator.store.data, VARIATION, key, context, default
             )
             return VARIATION.answer(result, default)
         return await evaluator.gated(VARIATION, key, context, default)
@@ -754,7 +770,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, VARIATION_DETAIL, key, context, default
+                evaluator.store.data, VARIATION_DETAIL, key, context, default
             )
             return VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(VARIATION_DETAIL, key, context, default)
@@ -766,7 +782,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, BOOL_VARIATION, key, context, default
+                evaluator.store.data, BOOL_VARIATION, key, context, default
             )
             return BOOL_VARIATION.answer(result, default)
         return await evaluator.gated(BOOL_VARIATION, key, context, default)
@@ -778,7 +794,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, INT_VARIATION, key, context, default
+                evaluator.store.data, INT_VARIATION, key, context, default
             )
             return INT_VARIATION.answer(result, default)
         return await evaluator.gated(INT_VARIATION, key, context, default)
@@ -790,7 +806,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, FLOAT_VARIATION, key, context, default
+                evaluator.store.data, FLOAT_VARIATION, key, context, default
             )
             return FLOAT_VARIATION.answer(result, default)
         return await evaluator.gated(FLOAT_VARIATION, key, context, default)
@@ -802,7 +818,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, STRING_VARIATION, key, context, default
+                evaluator.store.data, STRING_VARIATION, key, context, default
             )
             return STRING_VARIATION.answer(result, default)
         return await evaluator.gated(STRING_VARIATION, key, context, default)
@@ -814,7 +830,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, JSON_VARIATION, key, context, default
+                evaluator.store.data, JSON_VARIATION, key, context, default
             )
             return JSON_VARIATION.answer(result, default)
         return await evaluator.gated(JSON_VARIATION, key, context, default)
@@ -826,7 +842,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, BOOL_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, BOOL_VARIATION_DETAIL, key, context, default
             )
             return BOOL_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
@@ -838,7 +854,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, INT_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, INT_VARIATION_DETAIL, key, context, default
             )
             return INT_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
@@ -850,7 +866,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, FLOAT_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, FLOAT_VARIATION_DETAIL, key, context, default
             )
             return FLOAT_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
@@ -862,7 +878,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, STRING_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, STRING_VARIATION_DETAIL, key, context, default
             )
             return STRING_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
@@ -874,7 +890,7 @@ class Client:
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
-                evaluator.store.snapshot, JSON_VARIATION_DETAIL, key, context, default
+                evaluator.store.data, JSON_VARIATION_DETAIL, key, context, default
             )
             return JSON_VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
@@ -913,9 +929,7 @@ class Client:
         stage, tracker = await self._evaluator.evaluate(
             FlagSnapshot.migration_variation, key, context, default_stage
         )
-        # Its consistency sampling draws from the client's random source.
-        tracker._random = self._random
-        return stage, tracker
+        return stage, own_tracker(self, tracker)
 
     def track_migration_op(self, tracker: OpTracker) -> None:
         """Send a ``migration_op`` event with the measurements ``tracker`` holds.
@@ -1065,6 +1079,33 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<aioflags.Client status={self._bus.status.name}>"
+
+
+def hosted(config: Config) -> Client:
+    """The async client an ``aioflags.blocking.Client`` runs on its thread.
+
+    What differs from ``Client(config)`` is what the blocking client needs
+    of it: the messages about a client not started say its way
+    (``start()`` or ``with client:``), and its flag lens, if configured,
+    reads tokens from the start (``aioflags.lens.scope()`` is the only way
+    a blocking client has to set one: no middleware is ever made for it).
+    """
+    client = Client(config)
+    client._start_hint = "call client.start() or use `with client:`"
+    if client._lens is not None:
+        client._lens.serve()
+    return client
+
+
+def own_tracker(client: Client, tracker: OpTracker) -> OpTracker:
+    """``tracker``, its consistency sampling drawing from ``client``'s random source.
+
+    What :meth:`Client.migration_variation` gives its trackers, and the
+    blocking client gives those its snapshot makes (``Client(random=...)``;
+    a bare snapshot's draw from a source of their own).
+    """
+    tracker._random = client._random
+    return tracker
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._stores._bigsegments import BigSegments
     from aioflags._datasystem._stores._gate import EvaluationGate
     from aioflags._evaluation._context import Context
+    from aioflags._evaluation._data import SnapshotData
     from aioflags._evaluation._pipeline import Method, Step
     from aioflags._evaluation._recording import Ledger
     from aioflags._evaluation._results import FlagsState
@@ -61,6 +62,11 @@ class Data(Protocol):
     @property
     def snapshot(self) -> FlagSnapshot:
         """The current data (an immutable snapshot, composed with nothing)."""
+        ...
+
+    @property
+    def data(self) -> SnapshotData:
+        """:attr:`snapshot`'s data: what the client's awaited evaluations read."""
         ...
 
     async def warm(self) -> FlagSnapshot:
@@ -286,7 +292,7 @@ class Evaluator:
         gate = self.gate
         if gate is None or self._at_once(key):
             return self.evaluation.answer(
-                self.store.snapshot, method, key, context, default
+                self.store.data, method, key, context, default
             )
         return await gate.evaluate(
             key,

@@ -28,7 +28,7 @@ comparing versions (FDv2) unless the change set asks for it (FDv1 patches);
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -69,6 +69,8 @@ from ._payloads import object_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping
+
+    from aioflags._evaluation._data import SnapshotData
 
     from ._datatypes import Change, RawPut
 
@@ -162,6 +164,7 @@ class Store:
         "_wake",
         "_warm",
         "compile_ahead",
+        "data",
         "flag_count",
         "freeze_gc",
         "on_swap",
@@ -173,6 +176,9 @@ class Store:
         #: on every evaluation). Data alone: the client's evaluator composes
         #: it with analytics events, hooks and big segments.
         self.snapshot = FlagSnapshot()
+        #: The current snapshot's data (:class:`SnapshotData`), what the
+        #: client's awaited evaluations read: replaced with :attr:`snapshot`.
+        self.data: SnapshotData = self.snapshot._data
         #: Called as the snapshot is replaced, before anything evaluates the
         #: new one (the client's evaluator: the event loop's ledger counts
         #: the current data's flags in place by key, and forgets them).
@@ -279,8 +285,8 @@ class Store:
     def _full(
         self, change_set: ChangeSet, pacer: Pacer
     ) -> Generator[None, None, frozenset[str]]:
-        old = self.snapshot
-        old_flags, old_segments = old._flags, old._segments
+        old = self.data
+        old_flags, old_segments = old.flags, old.segments
         initial = not old_flags and not old_segments  # everything is new
         # Every item's entry: ingest's put tuple itself (no object per item;
         # see Table), or an object for anything else.
@@ -328,7 +334,11 @@ class Store:
                 if deps:
                     uses[_PREFIX[kind] + key] = deps
             if not initial:
-                before = _state_of(old_flags if kind is _FLAG else old_segments, key)
+                before = (
+                    _state_of(old_flags, key)
+                    if kind is _FLAG
+                    else _state_of(old_segments, key)
+                )
                 if (False if before is None else before[0]) is not live or (
                     live and before[1] != version  # type: ignore[index]
                 ):
@@ -336,10 +346,11 @@ class Store:
             if pacer.due():
                 yield
         if not initial:  # what the new data set no longer has
-            for prefix, new, previous in (
+            olds: tuple[tuple[str, Mapping[str, object], Mapping[str, Any]], ...] = (
                 ("f", entries, old_flags),
                 ("s", segments, old_segments),
-            ):
+            )
+            for prefix, new, previous in olds:
                 for key in previous:  # (keys only: no object made)
                     if key not in new:
                         state = _state_of(previous, key)
@@ -359,9 +370,9 @@ class Store:
     def _delta(
         self, change_set: ChangeSet, pacer: Pacer, patterns: HeldPatterns
     ) -> Generator[None, None, frozenset[str]]:
-        old = self.snapshot
-        flag_base, flag_overlay = _parts(old._flags, make_flag)
-        segment_base, segment_overlay = _parts(old._segments, make_segment)
+        old = self.data
+        flag_base, flag_overlay = _parts(old.flags, make_flag)
+        segment_base, segment_overlay = _parts(old.segments, make_segment)
         # What earlier deltas changed (small), then this one's changes.
         flag_entries = dict(flag_overlay.entries)
         segment_entries = dict(segment_overlay.entries)
@@ -452,6 +463,8 @@ class Store:
         """Evaluate ``snapshot`` from now on (:attr:`on_swap` told first)."""
         if self.on_swap is not None:
             self.on_swap()
+        # (the data first: a reader of either sees this data or the last)
+        self.data = snapshot._data
         self.snapshot = snapshot
 
     @staticmethod
@@ -526,7 +539,7 @@ class Store:
         """
         while True:
             snapshot = self.snapshot
-            flags = snapshot._flags
+            flags = snapshot._data.flags
             if flags is self._warm or not snapshot.initialized:
                 return snapshot
             pacer = Pacer(freeze_gc=False)
@@ -534,7 +547,7 @@ class Store:
                 flags[key]
                 if pacer.due():
                     await pacer.pause()
-            if self.snapshot._flags is flags:
+            if self.data.flags is flags:
                 self._warm = flags
                 return self.snapshot
             # replaced meanwhile: warm the new one (its flags are mostly the same)
@@ -560,10 +573,10 @@ class Store:
 
     async def _maintain_once(self) -> bool:
         """One pass over the current snapshot; False if it was not replaced meanwhile."""
-        snapshot = self.snapshot
-        if not snapshot.initialized:
+        data = self.data
+        if not data.initialized:
             return False
-        flags, segments = snapshot._flags, snapshot._segments
+        flags, segments = data.flags, data.segments
         if isinstance(flags, Layered) or isinstance(segments, Layered):
             flags = flags.merged() if isinstance(flags, Layered) else flags
             segments = segments.merged() if isinstance(segments, Layered) else segments
@@ -577,9 +590,9 @@ class Store:
             flags[key]
             if pacer.due():
                 await pacer.pause()
-                if self.snapshot._flags is not flags:
+                if self.data.flags is not flags:
                     return True  # replaced: start again on the new one
-        if self.snapshot._flags is not flags:
+        if self.data.flags is not flags:
             return True
         self._warm = flags
         if freeze and self._frozen is not flags:

@@ -476,6 +476,7 @@ def diff(
     # analytics (the plain evaluation): a flag's own results are built
     # once, with the flag.
     answer = PLAIN.answer
+    old_data, new_data = old._data, new._data  # (what it reads of each snapshot)
     plan = [(flag.key, flag.memo.get, flag.classify) for flag in flags]
     evaluated = flipped = 0
     for number, context, ignored in contexts:
@@ -488,8 +489,8 @@ def diff(
             _note_ignored(report, number, context, ignored)
         flips = False
         for key, seen_pair, classify in plan:
-            o = answer(old, RESULT, key, context, None)
-            n = answer(new, RESULT, key, context, None)
+            o = answer(old_data, RESULT, key, context, None)
+            n = answer(new_data, RESULT, key, context, None)
             seen = seen_pair((id(o), id(n)))
             if seen is not None and seen[0] is o and seen[1] is n:
                 transition = seen[2]

@@ -53,16 +53,21 @@ def door(context: Context | None, key: object) -> TypeGuard[Context]:
 
 
 class Data(Protocol):
-    """What an evaluation reads of a snapshot (``FlagSnapshot``)."""
+    """What an evaluation reads of the flag data: a snapshot's (``_data.SnapshotData``).
+
+    The pipeline's steps read :attr:`matcher` once per evaluation that the
+    door lets through, and :attr:`initialized` only for one it turns away
+    (:func:`other`). Both are plain attributes of an immutable value.
+    """
 
     @property
-    def _initialized(self) -> bool:
-        """Whether it holds data from a source (else: no flags)."""
+    def initialized(self) -> bool:
+        """Whether it holds data from a source (else: no flags, CLIENT_NOT_READY)."""
         ...
 
     @property
-    def _matcher(self) -> Matcher:
-        """Its flags' heads, and the data their code reads."""
+    def matcher(self) -> Matcher:
+        """Its flags' heads, and the data their code reads (flags, segments, memberships)."""
         ...
 
 
@@ -223,7 +228,7 @@ def refused(context: object, answer: R) -> R:
 
 
 def other(
-    snapshot: Data,
+    data: Data,
     key: str,
     context: Context | None,
     default: Any,
@@ -242,7 +247,7 @@ def other(
     counted against nothing. ``client``: the label of the client evaluating
     (its unknown keys are logged once per client, naming it).
     """
-    ready = snapshot._initialized
+    ready = data.initialized
     if not admits(context):
         if ready or _misused(context):
             _refused(context, None)
@@ -256,7 +261,7 @@ def other(
     if not ready:
         result = NOT_READY
     else:
-        matcher = snapshot._matcher
+        matcher = data.matcher
         head = matcher.find_head(key)
         if head is not None:  # a flag whose head raises: its EXCEPTION
             return run_head(head, key, context, matcher)

@@ -276,7 +276,7 @@ class Flags:
     ) -> Result:
         """Door → find → run → type; else the door's answer."""
         if door(context, key):
-            matcher = data._matcher
+            matcher = data.matcher
             head = find(matcher, key)
             if head is not None:
                 result = run_head(head, key, context, matcher)
@@ -318,7 +318,7 @@ class CountedFlags:
     ) -> Result:
         """Door → find → run → type → count; else the door's answer, counted."""
         if door(context, key):
-            matcher = data._matcher
+            matcher = data.matcher
             head = find(matcher, key)
             if head is not None:
                 ledger = self.ledger
@@ -384,7 +384,7 @@ class LensedFlags:
         if self.var.get() is not None:
             return self.lensed.evaluate(data, method, key, context, default)
         if door(context, key):  # (from here on: CountedFlags.evaluate)
-            matcher = data._matcher
+            matcher = data.matcher
             head = find(matcher, key)
             if head is not None:
                 ledger = self.ledger

@@ -1,18 +1,22 @@
-"""FlagSnapshot: one immutable version of the flag data, with a sync evaluation face.
+"""FlagSnapshot: the sync evaluation face over one immutable version of the flag data.
 
-The store swaps whole snapshots atomically, so an evaluation, or a request that
-takes ``client.snapshot()`` once and evaluates many flags, always sees one
-consistent version of the data.
+A snapshot is its data (``_data.SnapshotData``) and the composition it was
+handed out with (events, hooks, lens); each method is one call,
+``evaluation.answer(data, ...)``. The store swaps whole snapshots
+atomically, so an evaluation, or a request that takes ``client.snapshot()``
+once and evaluates many flags, always sees one consistent version of the
+data. The all-flags state (its plan, its entries) and the OpenFeature
+reason's classification are functions of the data beside it.
 """
 
 from __future__ import annotations
 
 import json
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
+from ._data import EMPTY, SnapshotData
 from ._door import admits, refused
 from ._evaluate import (
     Matcher,
@@ -67,7 +71,6 @@ __all__ = ["FlagSnapshot", "detail_of"]
 
 A = TypeVar("A")
 
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _EMPTY_ENTRY: Final[JSONObject] = {}  # a placeholder, always replaced
 
 
@@ -286,20 +289,18 @@ class FlagSnapshot:
     Added in version 0.1.0.
     """
 
-    __slots__ = (
-        "_all_flags_plan",
-        "_evaluation",
-        "_flags",
-        "_initialized",
-        "_matcher",
-        "_segments",
-        "_state_of",
-    )
+    # A face: the data (``_data.SnapshotData``) and the composition its
+    # methods run (events, hooks, lens), each method one call of
+    # ``_evaluation.answer(_data, ...)``.
+    __slots__ = ("_data", "_evaluation")
+
+    _data: SnapshotData
+    _evaluation: Evaluation
 
     def __init__(
         self,
-        flags: Mapping[str, CompiledFlag] = _EMPTY,
-        segments: Mapping[str, CompiledSegment] = _EMPTY,
+        flags: Mapping[str, CompiledFlag] = EMPTY,
+        segments: Mapping[str, CompiledSegment] = EMPTY,
         *,
         initialized: bool = False,
         evaluation: Evaluation = PLAIN,
@@ -313,16 +314,14 @@ class FlagSnapshot:
         the flags it has made so far (:attr:`Matcher.hot`), and whether a
         key's flag exists without making it (:attr:`flag_keys`).
         """
-        # Not ready means no flags: no head is found, the door answers.
-        self._flags = flags if initialized else _EMPTY
-        self._segments = segments if initialized else _EMPTY
-        self._initialized = initialized
-        self._state_of = state_of if initialized else None
-        # Big segments: where unbounded segments' memberships come from.
-        self._matcher = Matcher(
-            self._flags, self._segments, big_segments, hot if initialized else None
+        self._data = SnapshotData(
+            flags,
+            segments,
+            initialized=initialized,
+            big_segments=big_segments,
+            hot=hot,
+            state_of=state_of,
         )
-        self._all_flags_plan: dict[tuple[bool, bool, bool], _Plan] | None = None
         #: The composition its methods run (events, hooks, lens).
         self._evaluation = evaluation
 
@@ -334,20 +333,12 @@ class FlagSnapshot:
         The one place a snapshot is built from another (the flags and
         segments are shared; the matcher, its heads and plans are new).
         """
-        return FlagSnapshot(
-            self._flags,
-            self._segments,
-            initialized=self._initialized,
-            evaluation=evaluation,
-            big_segments=big_segments,
-            hot=self._matcher.hot,
-            state_of=self._state_of,
-        )
+        return _face(self._data.composed(big_segments), evaluation)
 
     def recording(self, ledger: Ledger) -> FlagSnapshot:
         """This snapshot's data, its evaluations counted in ``ledger`` (no hooks)."""
         evaluation = Evaluation(flags_step(ledger), ledger=ledger)
-        return self.composed(evaluation, self._matcher.big_segments)
+        return self.composed(evaluation, self._data.matcher.big_segments)
 
     def with_memberships(
         self, source: MembershipSource, *, quiet: bool
@@ -360,13 +351,8 @@ class FlagSnapshot:
         records no analytics events and runs no hooks (a pass whose result
         may be dropped).
         """
-        snapshot = self.composed(PLAIN if quiet else self._evaluation, source)
-        snapshot._matcher.heads = self._matcher.heads
-        plans = self._all_flags_plan
-        if plans is None:
-            plans = self._all_flags_plan = {}
-        snapshot._all_flags_plan = plans
-        return snapshot
+        data = self._data.with_memberships(source)
+        return _face(data, PLAIN if quiet else self._evaluation)
 
     @property
     def observed(self) -> bool:
@@ -376,28 +362,16 @@ class FlagSnapshot:
     @property
     def initialized(self) -> bool:
         """Whether this snapshot holds data from a source (else CLIENT_NOT_READY)."""
-        return self._initialized
+        return self._data.initialized
 
     def _has_flag(self, key: str) -> bool:
         """Whether flag ``key`` exists (not deleted), without making it."""
-        state_of = self._state_of
-        if state_of is None:
-            flag = self._flags.get(key)
-            return flag is not None and not flag.deleted
-        state = state_of(key)
-        return state is not None and state[0]
+        return self._data.has_flag(key)
 
     @property
     def flag_keys(self) -> frozenset[str]:
         """The keys of the flags that exist (not deleted) in this snapshot."""
-        flags = self._flags
-        # A store's table tells without compiling a flag it has not made yet.
-        state_of = self._state_of
-        if state_of is None:
-            return frozenset(k for k, f in flags.items() if not f.deleted)
-        return frozenset(
-            k for k in flags if (state := state_of(k)) is not None and state[0]
-        )
+        return self._data.flag_keys()
 
     # Each method is its composition's evaluation (``_pipeline``) of the
     # data this snapshot holds: one call.
@@ -406,21 +380,21 @@ class FlagSnapshot:
         self, method: Method[A], key: str, context: Context | None, default: Any
     ) -> A:
         """What ``method`` answers for flag ``key`` here (the evaluator's gate calls this)."""
-        return self._evaluation.answer(self, method, key, context, default)
+        return self._evaluation.answer(self._data, method, key, context, default)
 
     # --------------------------------------------------------------- untyped
     def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value for ``context``, or ``default`` if none is served."""
-        return self._evaluation.answer(self, VARIATION, key, context, default)
+        return self._evaluation.answer(self._data, VARIATION, key, context, default)
 
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
         answer: EvaluationDetail[JSONValue] = self._evaluation.answer(
-            self, VARIATION_DETAIL, key, context, default
+            self._data, VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -429,14 +403,14 @@ class FlagSnapshot:
     def bool_variation(self, key: str, context: Context | None, default: bool) -> bool:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
         answer: bool = self._evaluation.answer(
-            self, BOOL_VARIATION, key, context, default
+            self._data, BOOL_VARIATION, key, context, default
         )
         return answer
 
     def int_variation(self, key: str, context: Context | None, default: int) -> int:
         """The flag's value if it is a number (truncated toward zero), else ``default``."""
         answer: int = self._evaluation.answer(
-            self, INT_VARIATION, key, context, default
+            self._data, INT_VARIATION, key, context, default
         )
         return answer
 
@@ -445,14 +419,14 @@ class FlagSnapshot:
     ) -> float:
         """The flag's value if it is a number (as a float), else ``default``."""
         answer: float = self._evaluation.answer(
-            self, FLOAT_VARIATION, key, context, default
+            self._data, FLOAT_VARIATION, key, context, default
         )
         return answer
 
     def string_variation(self, key: str, context: Context | None, default: str) -> str:
         """The flag's value if it is a string, else ``default``."""
         answer: str = self._evaluation.answer(
-            self, STRING_VARIATION, key, context, default
+            self._data, STRING_VARIATION, key, context, default
         )
         return answer
 
@@ -460,14 +434,16 @@ class FlagSnapshot:
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
-        return self._evaluation.answer(self, JSON_VARIATION, key, context, default)
+        return self._evaluation.answer(
+            self._data, JSON_VARIATION, key, context, default
+        )
 
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
         answer: EvaluationDetail[bool] = self._evaluation.answer(
-            self, BOOL_VARIATION_DETAIL, key, context, default
+            self._data, BOOL_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -476,7 +452,7 @@ class FlagSnapshot:
     ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
         answer: EvaluationDetail[int] = self._evaluation.answer(
-            self, INT_VARIATION_DETAIL, key, context, default
+            self._data, INT_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -485,7 +461,7 @@ class FlagSnapshot:
     ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
         answer: EvaluationDetail[float] = self._evaluation.answer(
-            self, FLOAT_VARIATION_DETAIL, key, context, default
+            self._data, FLOAT_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -494,7 +470,7 @@ class FlagSnapshot:
     ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
         answer: EvaluationDetail[str] = self._evaluation.answer(
-            self, STRING_VARIATION_DETAIL, key, context, default
+            self._data, STRING_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -503,7 +479,7 @@ class FlagSnapshot:
     ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
         answer: EvaluationDetail[JSONValue] = self._evaluation.answer(
-            self, JSON_VARIATION_DETAIL, key, context, default
+            self._data, JSON_VARIATION_DETAIL, key, context, default
         )
         return answer
 
@@ -526,9 +502,11 @@ class FlagSnapshot:
 
         stage = checked_default(default_stage)
         default = stage.value
-        result: Result = self._evaluation.answer(self, MIGRATION, key, context, default)
+        result: Result = self._evaluation.answer(
+            self._data, MIGRATION, key, context, default
+        )
         detail = stage_detail(detail_of(result, default), Stage(default), key)
-        return tracked_stage(self._flags, key, context, detail, stage)
+        return tracked_stage(self._data.flags, key, context, detail, stage)
 
     # ------------------------------------------------------------- all flags
     def all_flags_state(
@@ -551,7 +529,7 @@ class FlagSnapshot:
                 details_only_for_tracked_flags,
             )
         return _all_flags_state(
-            self,
+            self._data,
             context,
             with_reasons,
             client_side_only,
@@ -569,11 +547,11 @@ class FlagSnapshot:
         nothing. None: the snapshot is not ready, or ``context`` is not a
         valid Context (logged as an evaluation's refusal is).
         """
-        results = _all_results(self, context, client_side_only)
+        results = _all_results(self._data, context, client_side_only)
         view = self._view()
         if view is None or results is None or context is None:
             return results
-        return list(view.looked(self._matcher, results, context))
+        return list(view.looked(self._data.matcher, results, context))
 
     def _view(self) -> Looking | None:
         """The flag lens's view of the current request (None: no lens, or no token)."""
@@ -596,33 +574,31 @@ class FlagSnapshot:
 
     def _flag(self, key: str) -> CompiledFlag | None:
         """The compiled flag ``key`` (None if absent or deleted), for OFREP."""
-        flag = self._flags.get(key)
-        return None if flag is None or flag.deleted else flag
+        return self._data.flag(key)
 
     def _openfeature_reason(self, key: str, reason: Mapping[str, Any]) -> str:
         """:meth:`openfeature_reason` of a LaunchDarkly reason object."""
-        return _openfeature_word(self._flags, key, reason)
+        return _openfeature_word(self._data.flags, key, reason)
 
     def __repr__(self) -> str:
-        return (
-            f"FlagSnapshot(flags={len(self._flags)}, initialized={self._initialized})"
-        )
+        data = self._data
+        return f"FlagSnapshot(flags={len(data.flags)}, initialized={data.initialized})"
 
 
 def _all_flags_state(
-    snapshot: FlagSnapshot,
+    data: SnapshotData,
     context: Context | None,
     with_reasons: bool,
     client_side_only: bool,
     details_only_for_tracked_flags: bool,
 ) -> FlagsState:
-    """:meth:`FlagSnapshot.all_flags_state` of ``snapshot``."""
-    if not snapshot._initialized or not admits(context):
+    """:meth:`FlagSnapshot.all_flags_state` of a snapshot's ``data`` (no lens view)."""
+    if not data.initialized or not admits(context):
         return refused(context, FlagsState(valid=False, values={}, meta={}))
     plan = _plan_of(
-        snapshot, (with_reasons, client_side_only, details_only_for_tracked_flags)
+        data, (with_reasons, client_side_only, details_only_for_tracked_flags)
     )
-    matcher = snapshot._matcher
+    matcher = data.matcher
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
     batch = matcher.batch(done)
     if not details_only_for_tracked_flags:
@@ -639,7 +615,7 @@ def _all_flags_state(
         for at in odd_at:
             key = plan.keys[at]
             odd[key] = _entry(
-                snapshot, plan.flags[at], results[at], context, with_reasons, False
+                data, plan.flags[at], results[at], context, with_reasons, False
             )
         return FlagsState._deferred(_Pending(plan, results, odd, with_reasons))
     values = dict(plan.values)  # constant flags filled in, the others in order
@@ -653,7 +629,7 @@ def _all_flags_state(
         cache = result.cache
         entry = None if cache is None else cache[slot | omit]
         meta[key] = (
-            _entry(snapshot, flag, result, context, with_reasons, omit)
+            _entry(data, flag, result, context, with_reasons, omit)
             if entry is None
             else entry
         )
@@ -695,33 +671,31 @@ def _through_lens(
     for key, flag, result in results:
         values[key] = result.value
         omit = details_only_for_tracked_flags and not _detailed(flag, result, now_ms)
-        meta[key] = _entry(snapshot, flag, result, context, with_reasons, omit)
+        meta[key] = _entry(snapshot._data, flag, result, context, with_reasons, omit)
     return FlagsState(valid=True, values=values, meta=meta)
 
 
-def _plan_of(snapshot: FlagSnapshot, options: tuple[bool, bool, bool]) -> _Plan:
-    """The snapshot's all-flags plan for ``options``, made on first use."""
-    plans = snapshot._all_flags_plan
-    if plans is None:
-        plans = snapshot._all_flags_plan = {}
-    plan = plans.get(options)
+def _plan_of(data: SnapshotData, options: tuple[bool, bool, bool]) -> _Plan:
+    """The data's all-flags plan for ``options``, made on first use."""
+    plans = data.plans
+    plan: _Plan | None = plans.get(options)
     if plan is None:
-        plan = plans[options] = _plan(snapshot, *options)
+        plan = plans[options] = _plan(data, *options)
     return plan
 
 
 def _all_results(
-    snapshot: FlagSnapshot, context: Context | None, client_side_only: bool
+    data: SnapshotData, context: Context | None, client_side_only: bool
 ) -> list[tuple[str, CompiledFlag, Result]] | None:
-    """:meth:`FlagSnapshot._results` of ``snapshot``."""
-    if not snapshot._initialized or not admits(context):
+    """:meth:`FlagSnapshot._results` of a snapshot's ``data`` (no lens view)."""
+    if not data.initialized or not admits(context):
         return refused(context, None)
-    plan = _plan_of(snapshot, (True, client_side_only, False))
+    plan = _plan_of(data, (True, client_side_only, False))
     done: dict[str, Result] = {}  # each prerequisite evaluated once in this call
-    batch = snapshot._matcher.batch(done)
+    batch = data.matcher.batch(done)
     results = run_heads(plan.ops, plan.keys, plan.required, context, batch, done, [])
     evaluated = dict(zip(plan.keys, zip(plan.flags, results, strict=True), strict=True))
-    flags = snapshot._flags
+    flags = data.flags
     out: list[tuple[str, CompiledFlag, Result]] = []
     for key in plan.values:  # every flag served, in flag order
         pair = evaluated.get(key)
@@ -736,7 +710,7 @@ def _all_results(
 
 
 def _entry(
-    snapshot: FlagSnapshot,
+    data: SnapshotData,
     flag: CompiledFlag,
     result: Result,
     context: Context,
@@ -755,7 +729,7 @@ def _entry(
         result,
         with_reasons,
         omit,
-        prerequisites_reached(snapshot._matcher, flag, context, result),
+        prerequisites_reached(data.matcher, flag, context, result),
     )
     if result.cache is not None:
         keep_entry(result, flags_state_slot(with_reasons, omit), entry)
@@ -763,7 +737,7 @@ def _entry(
 
 
 def _plan(
-    snapshot: FlagSnapshot,
+    data: SnapshotData,
     with_reasons: bool,
     client_side_only: bool,
     details_only: bool,
@@ -782,11 +756,11 @@ def _plan(
     # (storing every flag's cost a dict insert each).
     required = {
         key
-        for flag in snapshot._flags.values()
+        for flag in data.flags.values()
         if not flag.deleted
         for key in flag.prerequisite_keys
     }
-    for key, flag in snapshot._flags.items():
+    for key, flag in data.flags.items():
         if flag.deleted or (client_side_only and not flag.client_side):
             continue
         result = flag.constant
@@ -805,7 +779,15 @@ def _plan(
         omit = details_only and not (flag.track_events or result.experiment)
         values[key] = result.value
         meta[key] = _meta_entry(flag, result, with_reasons, omit, ())
-    return _Plan(values, meta, dynamic, snapshot._matcher)
+    return _Plan(values, meta, dynamic, data.matcher)
+
+
+def _face(data: SnapshotData, evaluation: Evaluation) -> FlagSnapshot:
+    """A snapshot of ``data`` whose methods run ``evaluation`` (another's data, composed anew)."""
+    snapshot = object.__new__(FlagSnapshot)
+    snapshot._data = data
+    snapshot._evaluation = evaluation
+    return snapshot
 
 
 def _openfeature_word(

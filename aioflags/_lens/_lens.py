@@ -401,7 +401,7 @@ class LensStage:
             return self.inner.evaluate(data, method, key, context, default)
         result = None
         if door(context, key):
-            matcher = data._matcher
+            matcher = data.matcher
             if find(matcher, key) is not None:
                 result = view.override(matcher, key, context)
         if result is None:

@@ -160,7 +160,7 @@ class EvaluationGate:
         coroutine (holding a key means the first read is over, or the
         sources have delivered).
         """
-        return not self.always and key in self.snapshot()._flags
+        return not self.always and key in self.snapshot()._data.flags
 
     async def evaluate(
         self,
@@ -191,4 +191,4 @@ class EvaluationGate:
 
     def _holds(self, key: str) -> bool:
         """Whether the current snapshot has ``key`` (a flag, or its tombstone)."""
-        return key in self.snapshot()._flags
+        return key in self.snapshot()._data.flags
