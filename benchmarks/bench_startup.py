@@ -3,7 +3,7 @@
     python benchmarks/bench_startup.py [--flags 1000] [--pairs 10] [--runs 1]
         [--schemes http,https] [--data-system default|polling]
         [--envs test,minimal] [--python PATH] [--venvs DIR]
-        [--instructions] [--smoke]
+        [--floor] [--instructions] [--where] [--profile PATH] [--smoke]
 
 Each run is a **fresh process** that imports its SDK, constructs its client
 (its ``Config`` included), waits until it is READY (``async with`` /
@@ -73,6 +73,24 @@ SDK imports neither.
   ``DIR/ld`` (``pip install "launchdarkly-server-sdk[async]==9.20.0"``),
   made in ``--venvs DIR`` if missing (with pip, once) and reused.
 
+``--floor`` adds a third fresh process to each pair: **the dependencies
+alone**, timed as the SDKs' imports are (after the same preamble), importing
+what aioflags' first start imports from other packages
+(:data:`FLOOR_MODULES`: httpx, httpcore, anyio's asyncio backend and
+``to_thread``, httpx-sse, and whatever each of them imports in that
+environment) and nothing of aioflags. Its ratio to ``AsyncLDClient``'s cold
+start is the least aioflags' could be there if its own code cost nothing.
+
+Each SDK's line also counts the **full garbage collections** (generation 2)
+that ran in its cold start. One costs ~13-20 ms of CPU after a first start's
+imports (it walks every object), and whether one falls inside a cold start
+depends on how many collections of generation 1 the process made before: a
+few thousand objects more or less, anywhere in the process, decide it.
+
+``--profile PATH`` measures nothing: it runs one aioflags cold start under
+cProfile, every thread by its own CPU clock, writes the statistics to PATH
+and prints the largest cumulative times (the first environment and scheme).
+
 The run ends with a summary: per environment and scheme, the worst of the
 runs' per-pair ratios and, with ``--instructions``, the whole process's.
 """
@@ -98,6 +116,20 @@ HERE = Path(__file__).resolve().parent
 CERTS = HERE.parent / "tests" / "certs"
 OURS = "aioflags Client"
 LD = "LaunchDarkly AsyncLDClient"
+FLOOR = "dependencies alone"
+
+#: What aioflags' first start imports from other packages (``--floor``), each
+#: with what it imports in turn: ``import httpx`` its command-line client
+#: when click, pygments and rich are installed, httpcore trio and h2 when
+#: they are. (certifi, h11, idna and sniffio come with them.)
+FLOOR_MODULES: Final = (
+    "httpx",
+    "httpcore",
+    "httpcore._backends.anyio",
+    "anyio._backends._asyncio",
+    "anyio.to_thread",
+    "httpx_sse",
+)
 
 
 # ------------------------------------------------------------------ child
@@ -105,6 +137,8 @@ def _stop_here(point: str) -> None:
     """End the process at once at ``point`` if asked (``--stop``): instruction counts."""
     if _WHERE is not None:
         _WHERE.phase(point)
+    if _PROFILE is not None and point == "evaluated":
+        _PROFILE.dump()
     if os.environ.get("BENCH_STOP") == point:
         sys.stdout.flush()
         os._exit(0)
@@ -238,6 +272,62 @@ class _Where:
 _WHERE = _Where(os.environ["BENCH_WHERE"]) if os.environ.get("BENCH_WHERE") else None
 
 
+class _Profile:
+    """``--profile``: cProfile on every thread, each timed by its own CPU clock.
+
+    A profiler starts on the main thread, and one on each thread started
+    after (``threading.setprofile``: a thread's first call enables its own);
+    at the first evaluation their statistics are merged into one file.
+    Timing each thread by ``time.thread_time`` keeps a thread's waits for
+    the GIL out of the functions it was in.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._profiles: list[Any] = []
+
+    def install(self) -> None:
+        import cProfile
+        import threading
+
+        def start(*_: object) -> None:
+            # A thread's first call: its own profiler replaces this hook there.
+            profile = cProfile.Profile(time.thread_time)
+            self._profiles.append(profile)
+            profile.enable()
+
+        threading.setprofile(start)
+        start()
+
+    def dump(self) -> None:
+        """Merge and write the statistics (on the main thread, at the first evaluation).
+
+        The main thread's profiler is stopped, its calls in flight counted up
+        to now; the other threads' are read as they stand (stopping one from
+        another thread would time its calls in flight by this thread's
+        clock), their calls in flight left out: a worker waiting for work.
+        """
+        import marshal
+        import pstats
+        import threading
+
+        threading.setprofile(None)
+        main, *others = self._profiles
+        stats = pstats.Stats(main)
+        part = Path(self._path + ".thread")
+        for profile in others:
+            profile.snapshot_stats()
+            part.write_bytes(marshal.dumps(profile.stats))  # (as dump_stats writes)
+            stats.add(str(part))
+        part.unlink(missing_ok=True)
+        stats.dump_stats(self._path)
+
+
+_PROFILE = (
+    _Profile(os.environ["BENCH_PROFILE"]) if os.environ.get("BENCH_PROFILE") else None
+)
+
+
 #: The flag each process evaluates once READY, and the context it evaluates
 #: it for (``corpus.py``: rules on ``contains``, ``matches`` and ``lessThan``,
 #: a ``segmentMatch`` rule and a rollout for the fallthrough).
@@ -254,8 +344,16 @@ FIRST_CONTEXT: Final = {
 }
 
 #: What one SDK's start reports: seconds of wall clock and of CPU time from
-#: the client's construction to READY, then to the end of the first evaluation.
-Timings = tuple[float, float, float, float]
+#: the client's construction to READY, then to the end of the first
+#: evaluation; and the full garbage collections the process has made by then.
+Timings = tuple[float, float, float, float, int]
+
+
+def _full_collections() -> int:
+    """How many collections of generation 2 this process has made so far."""
+    import gc
+
+    return int(gc.get_stats()[2]["collections"])
 
 
 async def _ours(url: str, ca: str | None, data_system: str) -> Timings:
@@ -287,11 +385,12 @@ async def _ours(url: str, ca: str | None, data_system: str) -> Timings:
             FIRST_FLAG, aioflags.Context.from_dict(FIRST_CONTEXT), None
         )
         evaluated = time.perf_counter() - start, time.process_time() - cpu
+        full = _full_collections()
         _stop_here("evaluated")
         assert client.status is aioflags.ProviderStatus.READY, client.status
         assert isinstance(value, bool), value
         assert len(client.snapshot().flag_keys) > 0
-    return (*ready, *evaluated)
+    return (*ready, *evaluated, full)
 
 
 async def _ld(url: str, ca: str | None) -> Timings:
@@ -318,6 +417,7 @@ async def _ld(url: str, ca: str | None) -> Timings:
     _stop_here("ready")
     value = await client.variation(FIRST_FLAG, Context.from_dict(FIRST_CONTEXT), None)
     evaluated = time.perf_counter() - start, time.process_time() - cpu
+    full = _full_collections()
     _stop_here("evaluated")
     assert isinstance(value, bool), value
     assert await client.is_initialized()
@@ -325,15 +425,33 @@ async def _ld(url: str, ca: str | None) -> Timings:
     assert state.valid
     assert len(state.to_values_map()) > 0
     await client.close()
-    return (*ready, *evaluated)
+    return (*ready, *evaluated, full)
 
 
 def child(which: str, url: str, ca: str | None, data_system: str) -> None:
-    """One fresh process: import the SDK, then time one start and one evaluation."""
+    """One fresh process: import the SDK, then time one start and one evaluation.
+
+    ``deps`` (``--floor``): import :data:`FLOOR_MODULES` only, timed alike.
+    """
     if _WHERE is not None:
         _WHERE.install()
     _stop_here("start")
+    if _PROFILE is not None:
+        _PROFILE.install()
+    collections = _full_collections()
     start, cpu = time.perf_counter(), time.process_time()
+    if which == "deps":
+        for name in FLOOR_MODULES:
+            __import__(name)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        _stop_here("imported")
+        full = _full_collections() - collections
+        print(
+            json.dumps(
+                {"cold_ms": wall * 1e3, "cold_cpu_ms": cpu * 1e3, "full_gc": full}
+            )
+        )
+        return
     if which == "ld":
         import ldclient.async_client
         import ldclient.async_config  # noqa: F401
@@ -344,7 +462,7 @@ def child(which: str, url: str, ca: str | None, data_system: str) -> None:
             import aioflags.sources  # noqa: F401
     imported, imported_cpu = time.perf_counter() - start, time.process_time() - cpu
     _stop_here("imported")
-    wall, cpu, first_wall, first_cpu = asyncio.run(
+    wall, cpu, first_wall, first_cpu, full = asyncio.run(
         _ld(url, ca) if which == "ld" else _ours(url, ca, data_system)
     )
     out = {
@@ -358,14 +476,19 @@ def child(which: str, url: str, ca: str | None, data_system: str) -> None:
     out["cold_ms"] = out["import_ms"] + first_wall * 1e3
     out["cold_cpu_ms"] = out["import_cpu_ms"] + first_cpu * 1e3
     out["first_ms"] = (first_wall - wall) * 1e3
+    out["full_gc"] = full - collections
     print(json.dumps(out))
 
 
 def child_argv(
     pythons: dict[str, str], which: str, url: str, ca: str | None, data_system: str
 ) -> list[str]:
-    """The command of one measured process: ``which`` SDK starting from ``url``."""
-    argv = [pythons[which], __file__, "--child", which, url]
+    """The command of one measured process: ``which`` SDK starting from ``url``.
+
+    The dependencies alone (``deps``) run in aioflags' environment.
+    """
+    python = pythons["aioflags" if which == "deps" else which]
+    argv = [python, __file__, "--child", which, url]
     return [*argv, "--data-system", data_system, *(["--ca", ca] if ca else [])]
 
 
@@ -436,24 +559,40 @@ FIGURES = (
 )
 
 
+#: Each child kind's name in the reports.
+NAMES: Final = {"aioflags": OURS, "ld": LD, "deps": FLOOR}
+
+
 def measure(
-    pythons: dict[str, str], n_flags: int, pairs: int, scheme: str, data_system: str
+    pythons: dict[str, str],
+    n_flags: int,
+    pairs: int,
+    scheme: str,
+    data_system: str,
+    floor: bool = False,
 ) -> dict[str, list[dict[str, float]]]:
-    """``pairs`` alternating pairs of fresh processes over ``scheme``."""
+    """``pairs`` alternating pairs of fresh processes over ``scheme``.
+
+    With ``floor``, triples: the dependencies alone too, the order rotating.
+    """
     from _common import server_process
 
     tls = scheme == "https"
-    runs: dict[str, list[dict[str, float]]] = {OURS: [], LD: []}
+    kinds = ["aioflags", "ld", *(["deps"] if floor else [])]
+    runs: dict[str, list[dict[str, float]]] = {NAMES[k]: [] for k in kinds}
     with contextlib.ExitStack() as stack:
         ca = stack.enter_context(ca_bundle()) if tls else None
         argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
         url = stack.enter_context(server_process(*argv))
-        for which in ("aioflags", "ld"):  # the bytecode caches, the disk warm
+        for which in kinds:  # the bytecode caches, the disk warm
             run_child(pythons, which, url, ca, data_system)
         for i in range(pairs):
-            order = ("aioflags", "ld") if i % 2 == 0 else ("ld", "aioflags")
+            if floor:
+                order = kinds[i % 3 :] + kinds[: i % 3]
+            else:
+                order = kinds if i % 2 == 0 else kinds[::-1]
             for which in order:
-                runs[OURS if which == "aioflags" else LD].append(
+                runs[NAMES[which]].append(
                     run_child(pythons, which, url, ca, data_system)
                 )
     return runs
@@ -478,7 +617,11 @@ def _instructions(argv: list[str], stop: str) -> int:
 
 
 def instructions(
-    pythons: dict[str, str], n_flags: int, scheme: str, data_system: str
+    pythons: dict[str, str],
+    n_flags: int,
+    scheme: str,
+    data_system: str,
+    floor: bool = False,
 ) -> tuple[str, float]:
     """Instructions (callgrind, all threads): import, window, first evaluation, totals.
 
@@ -486,7 +629,8 @@ def instructions(
     at READY and after the first evaluation; the figures are the
     differences: what no load on the machine changes. They count work, not
     waiting, so they cannot show work overlapped on two threads (the wall
-    clock does). Returns the table and the cold start's ratio.
+    clock does). With ``floor``, the dependencies alone too (their imports).
+    Returns the table and the cold start's ratio.
     """
     import shutil
 
@@ -505,6 +649,9 @@ def instructions(
             child = child_argv(pythons, which, url, ca, data_system)
             run_child(pythons, which, url, ca, data_system)  # bytecode caches
             counts[name] = tuple(_instructions(child, stop) for stop in stops)
+        if floor:
+            child = child_argv(pythons, "deps", url, ca, data_system)
+            deps = [_instructions(child, stop) for stop in stops[:2]]
 
     def columns(c: tuple[int, ...]) -> tuple[int, ...]:
         """import, window, first evaluation, whole, cold start, process."""
@@ -529,7 +676,48 @@ def instructions(
             + ", ".join(f"{h} {r:.2f}x" for h, r in zip(heads, ratios, strict=True)),
         ]
     )
+    if floor:
+        alone = deps[1] - deps[0]
+        text += (
+            f"\n  {FLOOR} (their imports): {alone / 1e6:,.1f} millions, "
+            f"{alone / theirs[4]:.2f}x AsyncLDClient's cold start"
+        )
     return text, ratios[4]
+
+
+def profile(
+    pythons: dict[str, str], n_flags: int, scheme: str, data_system: str, path: Path
+) -> str:
+    """``--profile``: one aioflags cold start under cProfile (:class:`_Profile`).
+
+    The statistics go to ``path`` (``pstats``); the text is their 40 largest
+    cumulative times. cProfile makes Python code several times slower than
+    it runs, and C code not: read the shares, not the milliseconds.
+    """
+    import io
+    import pstats
+    import subprocess
+
+    from _common import server_process
+
+    tls = scheme == "https"
+    with contextlib.ExitStack() as stack:
+        ca = stack.enter_context(ca_bundle()) if tls else None
+        argv = [__file__, "--serve", str(n_flags), *(["--tls"] if tls else [])]
+        url = stack.enter_context(server_process(*argv))
+        run_child(pythons, "aioflags", url, ca, data_system)  # bytecode caches
+        subprocess.run(
+            child_argv(pythons, "aioflags", url, ca, data_system),
+            capture_output=True,
+            check=True,
+            env=child_env(BENCH_PROFILE=str(path)),
+            timeout=300,
+        )
+    out = io.StringIO()
+    pstats.Stats(str(path), stream=out).sort_stats("cumulative").print_stats(40)
+    return f"cProfile of one cold start, {scheme}, {n_flags} flags, in {path}\n" + (
+        out.getvalue()
+    )
 
 
 def _group(label: str) -> str:
@@ -630,6 +818,14 @@ def report(runs: dict[str, list[dict[str, float]]], title: str) -> str:
                 f"  {sdk + ', ' + name:<88}{statistics.median(values):>9.1f}"
                 f"{min(values):>9.1f}{max(values):>9.1f}"
             )
+    if FLOOR in runs:
+        for field, name in FIGURES[:2]:
+            values = [r[field] for r in runs[FLOOR]]
+            lines.append(
+                f"  {FLOOR + ', import, ' + name.split(', ')[-1]:<88}"
+                f"{statistics.median(values):>9.1f}{min(values):>9.1f}"
+                f"{max(values):>9.1f}"
+            )
     for field, name in FIGURES:
         ratios = [
             ours[field] / theirs[field]
@@ -640,18 +836,38 @@ def report(runs: dict[str, list[dict[str, float]]], title: str) -> str:
             f"median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x, "
             f"best {min(ratios):.2f}x"
         )
+    if FLOOR in runs:
+        for field, name in FIGURES[:2]:
+            ratios = [
+                deps[field] / theirs[field]
+                for deps, theirs in zip(runs[FLOOR], runs[LD], strict=True)
+            ]
+            lines.append(
+                f"  ratio {FLOOR} / AsyncLDClient's {name}, per pair: "
+                f"median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x, "
+                f"best {min(ratios):.2f}x"
+            )
+    full = ", ".join(
+        f"{sdk} {sorted(int(r['full_gc']) for r in sdk_runs)}"
+        for sdk, sdk_runs in runs.items()
+    )
+    lines.append(
+        f"  full garbage collections (generation 2) in each cold start: {full}"
+    )
     return "\n".join(lines)
 
 
-def worst(all_runs: list[dict[str, list[dict[str, float]]]], field: str) -> str:
-    """The worst of the runs' per-pair ratios of ``field``: median and pair."""
+def worst(
+    all_runs: list[dict[str, list[dict[str, float]]]], field: str, sdk: str = OURS
+) -> str:
+    """The worst of the runs' per-pair ratios of ``field`` (``sdk``'s): median and pair."""
     import statistics
 
     medians, pairs = [], []
     for runs in all_runs:
         ratios = [
             ours[field] / theirs[field]
-            for ours, theirs in zip(runs[OURS], runs[LD], strict=True)
+            for ours, theirs in zip(runs[sdk], runs[LD], strict=True)
         ]
         medians.append(statistics.median(ratios))
         pairs.append(max(ratios))
@@ -722,6 +938,12 @@ def main() -> None:
         help="where the minimal environments are made, if missing, and reused",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the dependencies aioflags' first start imports, alone, "
+        "in a third process beside each pair (and count them with --instructions)",
+    )
+    parser.add_argument(
         "--instructions",
         action="store_true",
         help="also count instructions with valgrind's callgrind (slow)",
@@ -730,6 +952,14 @@ def main() -> None:
         "--where",
         action="store_true",
         help="also show where each SDK's instructions go, per package (callgrind)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="PATH",
+        help="instead of measuring: cProfile one aioflags cold start (every "
+        "thread, each by its CPU time) in the first environment and scheme, "
+        "write the statistics to PATH and print the largest",
     )
     parser.add_argument("--smoke", action="store_true", help="one small pair (tests)")
     parser.add_argument("--child", nargs=2, metavar=("WHICH", "URL"))
@@ -746,6 +976,7 @@ def main() -> None:
         return
     n_flags, pairs = (20, 1) if args.smoke else (args.flags, args.pairs)
     n_runs = 1 if args.smoke else args.runs
+    floor = args.floor or args.smoke
     summary = []
     for env in args.envs.split(","):
         if env == "test":
@@ -754,16 +985,21 @@ def main() -> None:
             pythons = minimal_pythons(args.venvs)
         else:
             parser.error(f"--envs: unknown environment {env!r}")
+        if args.profile:
+            scheme = args.schemes.split(",")[0]
+            print(profile(pythons, n_flags, scheme, args.data_system, args.profile))
+            return
         for scheme in args.schemes.split(","):
             all_runs = []
             for i in range(n_runs):
                 load = os.getloadavg()[0]
-                runs = measure(pythons, n_flags, pairs, scheme, args.data_system)
+                runs = measure(pythons, n_flags, pairs, scheme, args.data_system, floor)
                 title = (
                     f"\nstart-up over {scheme}, {env} environment, {n_flags} flags, "
                     f"aioflags' {args.data_system} data system, run {i + 1} of "
-                    f"{n_runs}: {pairs} alternating pairs of fresh processes (load "
-                    f"average {load:.1f} -> {os.getloadavg()[0]:.1f})"
+                    f"{n_runs}: {pairs} alternating {'triples' if floor else 'pairs'} "
+                    f"of fresh processes (load average {load:.1f} -> "
+                    f"{os.getloadavg()[0]:.1f})"
                 )
                 print(report(runs, title), flush=True)
                 all_runs.append(runs)
@@ -774,10 +1010,17 @@ def main() -> None:
                 f"{worst(all_runs, 'total_ms')}; whole, CPU: "
                 f"{worst(all_runs, 'total_cpu_ms')}"
             )
+            if floor:
+                line += (
+                    f"; {FLOOR} / AsyncLDClient's cold start, CPU: "
+                    f"{worst(all_runs, 'cold_cpu_ms', FLOOR)}"
+                )
             print(line, flush=True)
             summary.append(line)
             if args.instructions and not args.smoke:
-                text, whole = instructions(pythons, n_flags, scheme, args.data_system)
+                text, whole = instructions(
+                    pythons, n_flags, scheme, args.data_system, floor
+                )
                 print(text, flush=True)
                 summary.append(
                     f"{env:<8} {scheme:<6} instructions, cold start: {whole:.2f}x"
