@@ -10,8 +10,8 @@ whole, get the same inline forms from :func:`build_predicate`.
 
 The generated source holds nothing from the flag data: every key, attribute
 name, clause value, rollout weight and result is an *operand*, an item of
-the tuple the function is called with (a flag's ``ops``), which the source
-reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
+the tuple the function is called with (its :class:`Code`'s ``operands``),
+which the source reads as ``o[0]``, ``o[1]``... (see :class:`_Writer`). So two flags of the
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
 flag data can never become code. A rollout that is not an experiment is
@@ -26,24 +26,30 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
 from types import CodeType, FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    NamedTuple,
+    Protocol,
+    TypeAlias,
+    cast,
+    final,
+)
 
 from ._context import NO_ATTRIBUTES
 from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
     from aioflags._core._json import JSONValue
 
     from ._context import Context
     from ._results import Result
 
 __all__ = [
-    "HEAD",
     "MAX_CLAUSES",
+    "Code",
     "InlineClause",
-    "Ops",
     "Prerequisite",
     "Runner",
     "build_predicate",
@@ -53,19 +59,45 @@ __all__ = [
     "slow_clause",
 ]
 
-#: ``run(ops, context, state) -> Result``: a flag's code, shared by the flags
-#: of its shape, called with the flag's ``ops``: its ``run`` and whether it
-#: is *plain* (the :data:`HEAD`), then its operands. A plain flag is on,
-#: well formed and has no prerequisites of its own: as another flag's
-#: prerequisite, its result is what its ``ops`` give.
+#: ``run(operands, context, state) -> Result``: a flag's code, shared by
+#: the flags of its shape, called with the flag's own operands (its
+#: :class:`Code`'s). Each runner reads the operands it was made with (the
+#: generated code, ``o[0]``, ``o[1]``...; the evaluator's own runners, the
+#: flag or the exception they hold): their shape is the runner's, hence
+#: ``Any`` here.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
-#: A flag's ops, ``(run, plain, *operands)``: its code (a :data:`Runner`,
-#: called with the ops themselves), whether it is plain, then the operands.
-#: What a snapshot's ``Matcher.heads`` hold for a flag whose result is not
-#: constant (``_evaluate.Head``).
-Ops: TypeAlias = "tuple[Runner, bool, Unpack[tuple[Any, ...]]]"
-#: how many items of a flag's ``ops`` come before its operands
-HEAD: Final = 2
+
+
+@final
+class Code:
+    """What an evaluation runs of a flag whose result is not constant: its head.
+
+    ``run(operands, context, state)`` gives the flag's result (a
+    :data:`Runner`). ``plain``: the flag is on, well formed and has no
+    prerequisites of its own, so as another flag's prerequisite its result
+    is what its code gives, and analytics events count no prerequisite of
+    it. ``operands``: all an evaluation reads of the flag's own. A
+    snapshot's ``Matcher.heads`` hold a flag's constant ``Result`` or its
+    :class:`Code` (``_evaluate.Head``); the generated prerequisite checks
+    read ``plain`` and call ``run`` of the heads they find.
+
+    What runs a head reads its ``run`` into a local, then calls it
+    (``run = head.run; run(head.operands, ...)``): a call written
+    ``head.run(...)`` looks ``run`` up as a method, which CPython does not
+    specialise for a slot (~70 more instructions a call, measured).
+    """
+
+    __slots__ = ("operands", "plain", "run")
+
+    def __init__(self, run: Runner, plain: bool, operands: tuple[object, ...]) -> None:
+        self.run: Runner = run
+        self.plain: bool = plain
+        self.operands: tuple[object, ...] = operands
+
+    def __repr__(self) -> str:
+        plain = " plain" if self.plain else ""
+        return f"<aioflags code {self.run.__qualname__}{plain}>"
+
 
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
@@ -161,6 +193,7 @@ _GLOBALS: Final[dict[str, object]] = {
     "_bucket": _bucket,
     "_semver": semver_key,
     "_NOTHING": NO_ATTRIBUTES,
+    "_Code": Code,
 }
 _shapes: dict[str, FunctionType] = {}
 
@@ -255,14 +288,8 @@ class _Writer:
         else:
             lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
 
-    def function(
-        self, name: str, offset: int = 0
-    ) -> tuple[FunctionType, tuple[object, ...]]:
-        """``name(o, ctx, st)``, shared by every flag of this shape, and ``o``.
-
-        The code reads the operands from ``o[offset]`` on (what the tuple
-        holds before them is the caller's).
-        """
+    def function(self, name: str) -> tuple[FunctionType, tuple[object, ...]]:
+        """``name(o, ctx, st)``, shared by every flag of this shape, and ``o``."""
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
@@ -291,7 +318,7 @@ class _Writer:
                 )
         operands = tuple(self.operands)
         source = _PLACEHOLDER.sub(
-            lambda m: f"o[{int(m.group(1)) + offset}]",
+            lambda m: f"o[{m.group(1)}]",
             "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
         )
         shared = _shapes.get(source)
@@ -348,8 +375,8 @@ def build_runner(
 ) -> tuple[Runner, tuple[object, ...]] | None:
     """The generated function for a flag and its operands, or ``None`` if too big.
 
-    The flag is evaluated by ``run(ops, context, state)``, ``ops`` being the
-    :data:`HEAD` and the operands.
+    The flag is evaluated by ``run(operands, context, state)`` (its
+    :class:`Code`).
 
     ``rules`` holds, per rule, its clauses, its fixed result (or ``None``) and
     its resolve function, or the :class:`Rollout` to write inline;
@@ -382,14 +409,17 @@ def build_runner(
             body.append("        except KeyError:")
             body.append(f"            h = st.prerequisite_head({key})")
             one = every if len(prerequisites) == 1 else w.operand((prereq,))
-            body.append("        if type(h) is not tuple or not h[1]:")
+            # (its run read first: see Code)
+            body.append("        if type(h) is _Code and h.plain:")
+            body.append("            run = h.run")
+            body.append(
+                f"            if run(h.operands, ctx, st).variation_index != {variation}:"
+            )
+            body.append(f"                return {failed}")
+            body.append("        else:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
             body.append("                return r")
-            body.append(
-                f"        elif h[0](h, ctx, st).variation_index != {variation}:"
-            )
-            body.append(f"            return {failed}")
     for kind, lookup in targets:
         p = w.part(kind)
         # Most contexts are in no target list: one membership test for them,
@@ -407,7 +437,7 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    return w.function("run", HEAD)
+    return w.function("run")
 
 
 def build_predicate(
