@@ -156,13 +156,6 @@ def bucket_value(prefix: str, v: object) -> float:
     return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
 
 
-def _bucket(prefix: str, part: Context | None, name: str) -> float:
-    """The generated code's bucket: -1 for a context without the kind."""
-    if part is None:
-        return -1.0
-    return bucket_value(prefix, part._values.get(name))
-
-
 class Rollout(NamedTuple):
     """A rollout the generator writes inline (not an experiment).
 
@@ -190,7 +183,7 @@ _GLOBALS: Final[dict[str, object]] = {
         "KeyError": KeyError,
     },
     "_slow": slow_clause,
-    "_bucket": _bucket,
+    "_bucket": bucket_value,
     "_semver": semver_key,
     "_NOTHING": NO_ATTRIBUTES,
     "_Code": Code,
@@ -277,9 +270,13 @@ class _Writer:
         elif isinstance(resolve, Rollout):
             prefix, kind, attribute, thresholds, results = resolve
             p = self.part(kind)
+            index = int(p[1:])
+            self.values.add(index)
+            # -1 for a context without the kind; else the attribute's
+            # value's bucket, read as a clause reads it (a{index}).
             lines.append(
-                f"{indent}b = _bucket({self.operand(prefix)}, {p}, "
-                f"{self.operand(attribute)})"
+                f"{indent}b = -1.0 if {p} is None else "
+                f"_bucket({self.operand(prefix)}, a{index}({self.operand(attribute)}))"
             )
             for threshold, result in zip(thresholds, results, strict=False):
                 lines.append(f"{indent}if b < {self.operand(threshold)}:")

@@ -28,6 +28,7 @@ from ._model import (
     Prerequisite,
 )
 from ._results import Reason, Result
+from ._tables import Table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -151,6 +152,8 @@ class _Segments(Protocol):
 
     @property
     def segments(self) -> Mapping[str, CompiledSegment]: ...
+    @property
+    def hot_segments(self) -> dict[str, CompiledSegment]: ...
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool: ...
 
@@ -163,16 +166,25 @@ def _match_segments(self: _Segments, keys: tuple[str, ...], ctx: Context) -> boo
     ``Matcher.match_segments`` and ``_State.match_segments``: each decides
     what a segment its code was not generated for contains (``_contains``).
     """
-    segments = self.segments
+    hot = self.hot_segments
     for key in keys:
-        try:
-            seg = segments[key]
-        except KeyError:
-            continue
+        seg = hot.get(key)  # (a plain dict: no call of the table's own lookup)
+        if seg is None:
+            try:
+                seg = self.segments[key]  # (made on first lookup)
+            except KeyError:
+                continue
         contains = seg.contains  # generated for the common segments
         if self._contains(seg, ctx) if contains is None else contains(ctx, self):
             return True
     return False
+
+
+def _hot(segments: Mapping[str, CompiledSegment]) -> dict[str, CompiledSegment]:
+    """The plain dict of ``segments`` an evaluation reads first (see :class:`Matcher`)."""
+    if type(segments) is Table:
+        return segments.hot
+    return segments if type(segments) is dict else {}
 
 
 class _Walks(Protocol):
@@ -297,6 +309,7 @@ class Matcher:
         "flags",
         "heads",
         "hot",
+        "hot_segments",
         "inline_prerequisites",
         "segments",
     )
@@ -322,6 +335,10 @@ class Matcher:
         #: its result if it is constant, else its code (:meth:`_runnable`).
         self.heads: dict[str, Head] = {}
         self.segments: Mapping[str, CompiledSegment] = segments
+        #: Segments by key in a plain dict, read first (as :attr:`hot` for
+        #: flags): a table's segments made so far, the mapping itself if it
+        #: is a dict, else empty.
+        self.hot_segments: dict[str, CompiledSegment] = _hot(segments)
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments: MembershipSource | None = big_segments
         #: True: the generated code checks prerequisites inline, as
@@ -559,6 +576,7 @@ class Recording:
         "flags",
         "heads",
         "hot",
+        "hot_segments",
         "ledger",
         "of",
         "segments",
@@ -582,6 +600,7 @@ class Recording:
         self.flags: Mapping[str, CompiledFlag] = matcher.flags
         self.hot: dict[str, CompiledFlag] = matcher.hot
         self.segments: Mapping[str, CompiledSegment] = matcher.segments
+        self.hot_segments: dict[str, CompiledSegment] = matcher.hot_segments
         self.big_segments: MembershipSource | None = matcher.big_segments
         #: Where each prerequisite evaluation is counted, and whether for
         #: a ``*_detail`` method (its events carry the reason).
@@ -661,6 +680,7 @@ class _State:
         "detail",
         "flags",
         "hot",
+        "hot_segments",
         "ledger",
         "prerequisites",
         "segment_stack",
@@ -683,6 +703,7 @@ class _State:
         self.flags = matcher.flags
         self.hot = matcher.hot
         self.segments = matcher.segments
+        self.hot_segments = matcher.hot_segments
         self.big_segments = matcher.big_segments
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
