@@ -224,15 +224,34 @@ class _Writer:
         self.operands: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
+        #: where the parts are read, in :attr:`lines` (after what reads none)
+        self.parts_at = 0
 
     def operand(self, value: object) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`."""
         self.operands.append(value)
         return f"\x00{len(self.operands) - 1}\x01"
 
-    def key_in(self, p: str, keys: frozenset[str]) -> str:
-        """The test that part ``p``'s key is in ``keys`` (a target list, a segment's)."""
-        return f"{p}._key in {self.operand(keys)}"
+    def key_in(self, kind: str, keys: frozenset[str]) -> str:
+        """The test that the part of ``kind``'s key is in ``keys`` (a target list, a segment's).
+
+        False for a context without the part. The user part's key is read
+        where it is tested (``ctx._user_key``: ``None`` without one, in no
+        list), with no part variable to set first.
+        """
+        if kind == "user":
+            self.part(kind)
+            return f"ctx._user_key in {self.operand(keys)}"
+        p = self.part(kind)
+        return f"{p} is not None and {p}._key in {self.operand(keys)}"
+
+    def key(self, kind: str) -> str:
+        """The key of the part of ``kind`` (one the context has)."""
+        return "ctx._user_key" if kind == "user" else f"{self.part(kind)}._key"
+
+    def missing(self, kind: str) -> str:
+        """The test that the context has no part of ``kind``."""
+        return "ctx._user is None" if kind == "user" else f"{self.part(kind)} is None"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -269,13 +288,12 @@ class _Writer:
             lines.append(f"{indent}return {self.operand(fixed)}")
         elif isinstance(resolve, Rollout):
             prefix, kind, attribute, thresholds, results = resolve
-            p = self.part(kind)
-            index = int(p[1:])
+            index = int(self.part(kind)[1:])
             self.values.add(index)
             # -1 for a context without the kind; else the attribute's
             # value's bucket, read as a clause reads it (a{index}).
             lines.append(
-                f"{indent}b = -1.0 if {p} is None else "
+                f"{indent}b = -1.0 if {self.missing(kind)} else "
                 f"_bucket({self.operand(prefix)}, a{index}({self.operand(attribute)}))"
             )
             for threshold, result in zip(thresholds, results, strict=False):
@@ -301,8 +319,8 @@ class _Writer:
                 continue
             if kind == "user":
                 # Most flags': the context has it at hand (no operand, no
-                # test of its kind, no dict).
-                head.append(f"    p{index} = ctx._user")
+                # test of its kind, no dict), its key and its presence
+                # read where they are tested (key_in, key, missing).
                 if index in self.values:
                     head.append(f"    a{index} = ctx._user_get")
                 continue
@@ -316,7 +334,14 @@ class _Writer:
         operands = tuple(self.operands)
         source = _PLACEHOLDER.sub(
             lambda m: f"o[{m.group(1)}]",
-            "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
+            "\n".join(
+                [
+                    f"def {name}(o, ctx, st):",
+                    *self.lines[: self.parts_at],
+                    *head,
+                    *self.lines[self.parts_at :],
+                ]
+            ),
         )
         shared = _shapes.get(source)
         if shared is None:
@@ -417,13 +442,14 @@ def build_runner(
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
             body.append("                return r")
+    # (the parts are read past the prerequisites: a failed one reads none)
+    w.parts_at = len(body)
     for kind, lookup in targets:
-        p = w.part(kind)
         # Most contexts are in no target list: one membership test for them,
         # in a set (it keeps each key's hash beside it: no key read to
         # compare, as a dict of strings must).
-        body.append(f"    if {p} is not None and {w.key_in(p, frozenset(lookup))}:")
-        body.append(f"        return {w.operand(lookup)}[{p}._key]")
+        body.append(f"    if {w.key_in(kind, frozenset(lookup))}:")
+        body.append(f"        return {w.operand(lookup)}[{w.key(kind)}]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
@@ -489,8 +515,7 @@ def build_segment(
     for lists, answer in ((included, True), (excluded, False)):
         for kind, keys in lists:
             if keys:
-                p = w.part(kind)
-                body.append(f"    if {p} is not None and {w.key_in(p, keys)}:")
+                body.append(f"    if {w.key_in(kind, keys)}:")
                 body.append(f"        return {answer}")
     for clauses, threshold, bucket in rules:
         test = " and ".join(w.clause(c) for c in clauses) or "True"
