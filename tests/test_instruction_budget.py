@@ -45,7 +45,7 @@ EVALUATIONS = 100 * 20
 
 #: Instructions per ``await client.variation``: the most measured at
 #: issue 87 (typed heads, the per-flag code; the main thread's count:
-#: 7,783, 10,414 and 14,896), plus ~2 % for the checkout's path (the count
+#: 7,794, 10,399 and 14,914), plus ~2 % for the checkout's path (the count
 #: moves ~1 % with where the tree lies).
 CEILINGS = {
     "plain": 7_950,  # analytics events off
