@@ -15,6 +15,7 @@ from aioflags._analytics._recorder import Recorder
 from aioflags._client._evaluator import Evaluator
 from aioflags._datasystem._payloads import fdv1_full
 from aioflags._datasystem._store import Store, snapshot_from_data
+from aioflags._evaluation._codegen import Code
 from aioflags._evaluation._model import CompiledFlag, compile_flag
 from aioflags._evaluation._results import Reason, Result
 from aioflags._evaluation._snapshot import FlagSnapshot
@@ -393,7 +394,7 @@ def test_a_replaced_snapshot_is_freed_without_the_collector() -> None:
     matcher = snapshot._data.matcher
     counting = matcher.counting(rec.loop, "f", False)
     head = counting.prerequisite_head("p")
-    assert isinstance(head, tuple) and head[1]  # a counting head, made
+    assert type(head) is Code and head.plain  # a counting head, made
     del head
     shared = matcher.counting_state(rec, "f", True)
     gone = weakref.ref(matcher)

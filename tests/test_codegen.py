@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import random
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from aioflags import Context
-from aioflags._evaluation._codegen import MAX_CLAUSES, InlineClause
+from aioflags._evaluation._codegen import MAX_CLAUSES, Code, InlineClause
 from aioflags._evaluation._evaluate import Matcher, _careful_run, _State, run_head
 from aioflags._evaluation._model import (
     CompiledFlag,
@@ -38,6 +38,18 @@ from tests.flags import SEMVER_ASCENDING
 from tests.reference import Generator
 
 
+def _run(flag: CompiledFlag, ctx: Context, st: Any) -> Result:
+    """Flag ``flag``'s code run for ``ctx`` with state ``st`` (nothing mapped)."""
+    code = flag.code
+    return code.run(code.operands, ctx, st)
+
+
+def _careful(matcher: Matcher, key: str, ctx: Context) -> Result:
+    """Flag ``key`` evaluated on the careful path, whatever it needs, as heads run."""
+    head = Code(_careful_run, False, (matcher.flag(key),))
+    return run_head(head, key, ctx, matcher)
+
+
 def _outcome(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
@@ -58,9 +70,7 @@ def test_generated_code_does_what_the_interpreter_does(seed: int) -> None:
         for key, flag in flags.items():
             if flag.constant is not None:
                 continue
-            generated = _outcome(
-                flag.run, flag.ops, ctx, _State(Matcher(flags, segments), key)
-            )
+            generated = _outcome(_run, flag, ctx, _State(Matcher(flags, segments), key))
             interpreted = _outcome(
                 interpret, flag, ctx, _State(Matcher(flags, segments), key)
             )
@@ -91,11 +101,11 @@ def test_flags_of_one_shape_share_their_code_and_not_their_data() -> None:
         )
 
     one, two = flag("one", "@a.com", 1), flag("two", "@b.com", 2)
-    assert one.run.__code__ is two.run.__code__
+    assert one.code.run.__code__ is two.code.run.__code__
     ann = Context.from_dict({"kind": "user", "key": "ann", "email": "ann@b.com"})
     matcher = Matcher({}, {})
-    assert one.run(one.ops, ann, matcher).value == "a"
-    assert two.run(two.ops, ann, matcher).value == "c"
+    assert _run(one, ann, matcher).value == "a"
+    assert _run(two, ann, matcher).value == "c"
 
 
 def test_flag_data_never_becomes_code() -> None:
@@ -126,19 +136,20 @@ def test_flag_data_never_becomes_code() -> None:
         },
     )
     assert flag.malformed is None
-    for text in (flag.run.__code__.co_names, flag.run.__code__.co_consts):
+    code = flag.code.run.__code__
+    for text in (code.co_names, code.co_consts):
         assert hostile not in repr(text)
     matcher = Matcher({}, {})
-    assert flag.run(flag.ops, Context.create(hostile), matcher).variation_index == 0
+    assert _run(flag, Context.create(hostile), matcher).variation_index == 0
     assert (
-        flag.run(
-            flag.ops,
+        _run(
+            flag,
             Context.from_dict({"kind": "user", "key": "x", hostile: hostile}),
             matcher,
         ).variation_index
         == 0
     )
-    assert flag.run(flag.ops, Context.create("x"), matcher).variation_index == 1
+    assert _run(flag, Context.create("x"), matcher).variation_index == 1
 
 
 def test_a_flag_too_big_to_generate_is_interpreted() -> None:
@@ -157,17 +168,17 @@ def test_a_flag_too_big_to_generate_is_interpreted() -> None:
             "rules": [{"variation": 1, "clauses": clauses}],
         },
     )
-    assert flag.run.__name__ == "_interpreted"  # no generated code
+    assert flag.code.run.__name__ == "_interpreted"  # no generated code
     matcher = Matcher({}, {})
     assert (
-        flag.run(
-            flag.ops, Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher
+        _run(
+            flag, Context.from_dict({"kind": "user", "key": "k", "n": -1}), matcher
         ).value
         is True
     )
     assert (
-        flag.run(
-            flag.ops, Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher
+        _run(
+            flag, Context.from_dict({"kind": "user", "key": "k", "n": 1}), matcher
         ).value
         is False
     )
@@ -279,10 +290,10 @@ def test_inline_forms_agree_with_the_generic_test(
         ctx = Context.from_dict({"kind": "user", "key": "k", "v": value})
         expected = _expected(op, values, negate, value)
         assert fast(ctx, matcher) == expected, (value, spec)
-        assert inline.run(inline.ops, ctx, matcher).value == expected, (value, spec)
+        assert _run(inline, ctx, matcher).value == expected, (value, spec)
     no_attribute = Context.create("k")
     assert fast(no_attribute, matcher) is False
-    assert inline.run(inline.ops, no_attribute, matcher).value is False
+    assert _run(inline, no_attribute, matcher).value is False
 
 
 @pytest.mark.parametrize(
@@ -343,7 +354,7 @@ def test_generated_code_shows_in_tracebacks() -> None:
     }
     flag = compile_flag("f", _flag("f", rules=[segment_rule]))
     with pytest.raises(ZeroDivisionError) as info:
-        flag.run(flag.ops, Context.create("ann"), Failing())
+        _run(flag, Context.create("ann"), Failing())
     text = "".join(traceback.format_exception(info.value))
     assert "<aioflags generated run" in text
     assert "st.match_segments(o[" in text
@@ -426,7 +437,7 @@ def test_variation_of_a_flag_with_prerequisites() -> None:
 
 
 @pytest.mark.parametrize("prerequisite_first", [False, True])
-def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
+def test_inline_prerequisites_run_plain_ones_heads_and_hand_the_rest_on(
     prerequisite_first: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bob_is_off = _off_for("bob")
@@ -486,7 +497,7 @@ def test_inline_prerequisites_read_plain_ones_ops_and_hand_the_rest_on(
         set() if prerequisite_first else {"chain"}
     )
     plain = {
-        key: "result" if isinstance(head := read[key], Result) else head[1]
+        key: "result" if isinstance(head := read[key], Result) else head.plain
         for key in required
         if key in read
     }
@@ -508,9 +519,7 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
     # The shared matcher's inline prerequisite checks (through its heads)
     # against the careful path (a state per evaluation), on random flags;
     # flags in a random order, so that a prerequisite is read before its
-    # flag or not.
-    from aioflags._evaluation._evaluate import evaluate
-
+    # flag or not. Each through run_head, as the client runs heads.
     case = Generator(seed).case(n_flags=10, n_contexts=10)
     flags = {k: compile_flag(k, v) for k, v in case.flags.items()}
     segments = {k: compile_segment(k, v) for k, v in case.segments.items()}
@@ -524,19 +533,19 @@ def test_the_inline_checks_do_what_the_careful_path_does(seed: int) -> None:
         matcher = Matcher(flags, segments)
         for key in order:
             flag = flags[key]
-            matcher.find_head(key)  # as the client's fast path does
+            # The head the client runs (made as its fast path makes it), or
+            # the careful path for a flag that needs it: the same answer.
+            head = matcher.find_head(key)
             if flag.constant is not None:
                 continue
-            inline = evaluate(matcher, flag, ctx)
-            careful = evaluate(matcher, flag, ctx, careful=True)
+            assert type(head) is Code
+            inline = run_head(head, key, ctx, matcher)
+            careful = _careful(matcher, key, ctx)
             assert inline == careful, (seed, key, raw)
             compared += 1
-            # The head the client runs, or the careful path for a flag
-            # that needs it: the same answer.
-            head = matcher.find_head(key)
-            assert isinstance(head, tuple)
+            # Its code itself: what run_head maps is an abort.
             try:
-                got = head[0](head, ctx, matcher)
+                got = head.run(head.operands, ctx, matcher)
             except MalformedAbort:  # an abort: MALFORMED_FLAG (finish())
                 assert careful.reason["errorKind"] == "MALFORMED_FLAG"
                 continue
@@ -695,7 +704,7 @@ def test_segment_clauses_give_what_the_careful_path_gives() -> None:
     matcher = snap._data.matcher
     for key in ("big", "nested"):
         careful = matcher.find_head(key)
-        assert isinstance(careful, tuple) and careful[0] is _careful_run
+        assert type(careful) is Code and careful.run is _careful_run
     # Every path gives what the careful path gives.
     client = client_over(snap)
     contexts = [Context.create("ann"), Context.create("bob")]
@@ -945,12 +954,12 @@ def test_all_flags_state_reports_failed_prerequisites(
         }
     )
 
-    def boom(ops: object, ctx: Context, st: object) -> object:
+    def boom(operands: object, ctx: Context, st: object) -> NoReturn:
         raise ZeroDivisionError
 
     failing = snap._data.flags["failing"]
-    monkeypatch.setattr(failing, "run", boom)
-    monkeypatch.setattr(failing, "ops", (boom, *failing.ops[1:]))
+    code = failing.code
+    monkeypatch.setattr(failing, "code", Code(boom, code.plain, code.operands))
     state = snap.all_flags_state(Context.create("ann"), with_reasons=True).to_dict()
     reasons = {k: v["reason"] for k, v in state["$flagsState"].items()}
     assert reasons["broken"]["errorKind"] == "MALFORMED_FLAG"
@@ -1019,8 +1028,6 @@ def test_a_flag_that_needs_a_state_has_a_head_that_takes_the_careful_path(
     # chain, a cycle, a big or a nested segment, in the flag's rules or in a
     # prerequisite's, sends the flag to the careful path (a state per
     # evaluation); a plain prerequisite or a bounded segment does not.
-    from aioflags._evaluation._evaluate import evaluate
-
     def on(key: str, *prerequisites: str, **fields: Any) -> dict[str, Any]:
         required = [{"key": p, "variation": 1} for p in prerequisites]
         return _flag(key, prerequisites=required, **fields)
@@ -1065,22 +1072,23 @@ def test_a_flag_that_needs_a_state_has_a_head_that_takes_the_careful_path(
         if flag.constant is not None:
             continue
         head = matcher.find_head(key)
-        assert isinstance(head, tuple)
-        assert (head[0] is _careful_run) == (key in careful), key
-        assert head[1] is (flag.ops[1] and key not in careful), key
+        assert type(head) is Code
+        assert (head.run is _careful_run) == (key in careful), key
+        assert head.plain is (flag.code.plain and key not in careful), key
         for name in ("ann", "bob"):
             ctx = Context.create(name)
             states.clear()
-            fast = evaluate(matcher, flag, ctx)
-            assert states == ([key] if key in careful else []), key
-            assert fast == evaluate(matcher, flag, ctx, careful=True), (key, name)
             # (what a head raises is mapped where heads run: run_head)
-            assert run_head(head, key, ctx, matcher) == fast, (key, name)
-    assert evaluate(matcher, flags["top"], Context.create("bob")).reason == {
+            fast = run_head(head, key, ctx, matcher)
+            assert states == ([key] if key in careful else []), key
+            assert fast == _careful(matcher, key, ctx), (key, name)
+    top, loop = matcher.find_head("top"), matcher.find_head("loop")
+    assert top is not None and loop is not None
+    assert run_head(top, "top", Context.create("bob"), matcher).reason == {
         "kind": "PREREQUISITE_FAILED",
         "prerequisiteKey": "middle",
     }
-    assert evaluate(matcher, flags["loop"], Context.create("ann")).reason == {
+    assert run_head(loop, "loop", Context.create("ann"), matcher).reason == {
         "kind": "ERROR",
         "errorKind": "MALFORMED_FLAG",
     }
@@ -1118,8 +1126,6 @@ def test_the_careful_path_is_taken_without_raising(
     # evaluations, through the client's head and the driver, raise nothing
     # once the snapshot's heads are made (a first evaluation's lookups may
     # miss a cache, a KeyError caught where it is raised).
-    from aioflags._evaluation._evaluate import evaluate
-
     snap = _snapshot(
         {
             "base": _flag("base", rules=[_off_for("bob")]),
@@ -1142,12 +1148,13 @@ def test_the_careful_path_is_taken_without_raising(
         for key in ("top", "big"):
             expected = snap.variation_detail(key, ctx, "default")  # heads made
             head = matcher.find_head(key)
+            assert type(head) is Code
             # Coverage's tracer, when the suite runs under it, is put back.
             previous = sys.gettrace()
             sys.settrace(trace)
             try:
-                value = head[0](head, ctx, matcher).value
-                detail = evaluate(matcher, snap._data.flags[key], ctx)
+                value = head.run(head.operands, ctx, matcher).value
+                detail = run_head(head, key, ctx, matcher)
             finally:
                 sys.settrace(previous)
             assert raised == [], (key, name)
@@ -1191,8 +1198,8 @@ def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(codegen._shapes) == 1
     ann = Context.from_dict({"kind": "user", "key": "x"})
     assert (
-        one.run(one.ops, ann, Matcher({}, {})).value
-        == two.run(two.ops, ann, Matcher({}, {})).value
+        _run(one, ann, Matcher({}, {})).value
+        == _run(two, ann, Matcher({}, {})).value
         == "off"
     )
 
@@ -1220,7 +1227,7 @@ def test_a_rollout_by_the_kind_multi_buckets_nothing() -> None:
         {"kind": "multi", "user": {"key": "u"}, "org": {"key": "o"}}
     )
     matcher = Matcher({}, {})
-    assert flag.run(flag.ops, multi, matcher).value == "a"
+    assert _run(flag, multi, matcher).value == "a"
     assert interpret(flag, multi, matcher).value == "a"
 
 

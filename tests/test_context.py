@@ -329,14 +329,16 @@ def _kinds_of_contexts() -> list[Context]:
 
 
 def test_the_user_part_and_attribute_lookups_are_at_hand() -> None:
-    # The generated code reads ctx._user and ctx._user_get for the kind
-    # "user", and part._get for the others: each must be what a lookup in
-    # the parts and their values gives.
+    # The generated code reads ctx._user, ctx._user_key and ctx._user_get
+    # for the kind "user", and part._get for the others: each must be what
+    # a lookup in the parts and their values gives (no user part: no key,
+    # None, which is in no target list).
     from aioflags._evaluation._context import NO_ATTRIBUTES
 
     for ctx in _kinds_of_contexts():
         part = ctx._parts.get("user")
         assert ctx._user is part
+        assert ctx._user_key == (None if part is None else part._key)
         if part is None:
             assert ctx._user_get is NO_ATTRIBUTES
         else:
@@ -348,11 +350,12 @@ def test_the_user_part_and_attribute_lookups_are_at_hand() -> None:
     assert NO_ATTRIBUTES("email") is None
     invalid = Context.from_dict({"kind": "user"})  # no key
     assert not invalid.valid and invalid._user is None
+    assert invalid._user_key is None
 
 
 def test_contexts_pickle_and_copy_with_what_the_code_reads() -> None:
     # A context pickles and copies the slots it is made of; the ones the
-    # generated code reads (_get, _user, _user_get) are made again, bound to
+    # generated code reads (_get, _user, _user_get, _user_key) are made again, bound to
     # the copy's own values. A pickle from before those slots existed
     # (CPython's default state of a slotted object) loads the same way.
     import copy
@@ -373,6 +376,7 @@ def test_contexts_pickle_and_copy_with_what_the_code_reads() -> None:
             assert part._get.__self__ is part._values  # type: ignore[attr-defined]
         user_part = made._parts.get("user")
         assert made._user is user_part
+        assert made._user_key == (None if user_part is None else user_part._key)
         if user_part is None:
             assert made._user_get is NO_ATTRIBUTES
         else:

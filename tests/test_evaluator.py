@@ -27,6 +27,7 @@ from aioflags._client._evaluator import Evaluator, compose
 from aioflags._client._hooks import HookRunner
 from aioflags._datasystem._datatypes import ObjectKind
 from aioflags._datasystem._store import Store
+from aioflags._evaluation._codegen import Code
 from aioflags._evaluation._pipeline import PLAIN
 from aioflags.testing import FakeClock, FlagData
 from tests.analytics import recorder_for
@@ -201,14 +202,14 @@ def test_a_hooked_evaluation_evaluates_and_records_once() -> None:
     runs: list[str] = []
     matcher = snapshot._data.matcher
     head = matcher.find_head("f")
-    assert type(head) is tuple
-    code = head[0]
+    assert type(head) is Code
+    run = head.run
 
     def counted(*args: Any) -> Any:
         runs.append("f")
-        return code(*args)
+        return run(*args)
 
-    matcher.heads["f"] = (counted, *head[1:])
+    matcher.heads["f"] = Code(counted, head.plain, head.operands)
     assert snapshot.variation("f", USER, False) is True
     assert snapshot.variation_detail("f", USER, False).value is True
     assert runs == ["f", "f"]

@@ -9,6 +9,7 @@ import pytest
 
 from aioflags import Context
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags._evaluation._codegen import Code
 from tests.reference import _awaited, client_over
 
 
@@ -47,8 +48,8 @@ def _snapshot_with_a_broken_fast_path() -> Any:
     flag = snap._data.flags["f"]
     assert flag.constant is None  # its code runs
     assert snap.variation("f", Context.create("ann"), "default") == "on"
-    flag.ops = (_broken, *flag.ops[1:])
-    # The heads made of the intact ops by that evaluation: made again.
+    flag.code = Code(_broken, flag.code.plain, flag.code.operands)
+    # The heads made of the intact code by that evaluation: made again.
     snap._data.matcher.heads.clear()
     return snap
 
@@ -175,12 +176,12 @@ def test_a_hooked_evaluation_maps_a_raising_head_itself() -> None:
             seen.append(detail.error_kind)
             return data
 
-    def broken(head: object, context: object, matcher: object) -> object:
+    def broken(operands: object, context: object, matcher: object) -> NoReturn:
         raise RuntimeError("a bug in the flag's code")
 
     evaluation = compose(None, None, HookRunner([Seen()]))
     snapshot = _snapshot_with_a_broken_fast_path().composed(evaluation, None)
-    snapshot._data.matcher.heads["f"] = (broken, True)
+    snapshot._data.matcher.heads["f"] = Code(broken, True, ())
     assert snapshot.variation("f", Context.create("u"), "d") == "d"
     assert seen == ["EXCEPTION"]
 

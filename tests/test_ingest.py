@@ -617,6 +617,41 @@ async def test_evaluation_indexes_a_plain_dict_of_the_flags_made_so_far() -> Non
     assert merged.hot["child"] is table["child"]
 
 
+@pytest.mark.asyncio
+async def test_segment_matches_index_a_plain_dict_of_the_segments_made_so_far() -> None:
+    # As for flags: segmentMatch reads the table's hot dict first (no call
+    # of the table's own lookup), and falls back to the table on a miss, a
+    # delta's layered segments included.
+    store = Store()
+    flags = {
+        "f": flag("f", rules=[segment_rule("s"), segment_rule("t")]),
+        "g": flag("g", rules=[segment_rule("missing")]),
+    }
+    segments = {"s": segment("s", included=("ann",)), "t": segment("t")}
+    segments.update({f"other-{i}": segment(f"other-{i}") for i in range(20)})
+    store.apply_now(await parse_fdv2_poll_text(poll_body(flags, segments)))
+    table = store.snapshot._data.segments
+    hot = store.snapshot._data.matcher.hot_segments
+    assert type(table) is Table and hot is table.hot and hot == {}
+    ann, bob = Context.create("ann"), Context.create("bob")
+    assert store.snapshot.variation("f", ann, "x") == "b"  # in s
+    assert store.snapshot.variation("f", bob, "x") == "a"  # in neither
+    assert store.snapshot.variation("g", ann, "x") == "a"  # missing: no match
+    assert hot.keys() == {"s", "t"} and all(hot[k] is table[k] for k in hot)
+    # A delta that leaves the segments layered: the overlay's are read.
+    store.apply_now(
+        delta(
+            await parse_fdv2_poll_text(
+                poll_body({}, {"t": segment("t", 2, included=("bob",))})
+            )
+        )
+    )
+    layered = store.snapshot._data.segments
+    assert type(layered) is Layered and store.snapshot._data.matcher.hot_segments == {}
+    assert store.snapshot.variation("f", bob, "x") == "b"  # in t now
+    assert store.snapshot.variation("f", ann, "x") == "b"
+
+
 def put(key: str, obj: Any, kind: ObjectKind = ObjectKind.FLAG) -> Change:
     return Change(action=ChangeKind.PUT, kind=kind, key=key, version=1, obj=obj)
 

@@ -10,8 +10,8 @@ whole, get the same inline forms from :func:`build_predicate`.
 
 The generated source holds nothing from the flag data: every key, attribute
 name, clause value, rollout weight and result is an *operand*, an item of
-the tuple the function is called with (a flag's ``ops``), which the source
-reads as ``o[2]``, ``o[3]``... (see :class:`_Writer`). So two flags of the
+the tuple the function is called with (its :class:`Code`'s ``operands``),
+which the source reads as ``o[0]``, ``o[1]``... (see :class:`_Writer`). So two flags of the
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
 flag data can never become code. A rollout that is not an experiment is
@@ -26,24 +26,30 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
 from types import CodeType, FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    NamedTuple,
+    Protocol,
+    TypeAlias,
+    cast,
+    final,
+)
 
 from ._context import NO_ATTRIBUTES
 from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
     from aioflags._core._json import JSONValue
 
     from ._context import Context
     from ._results import Result
 
 __all__ = [
-    "HEAD",
     "MAX_CLAUSES",
+    "Code",
     "InlineClause",
-    "Ops",
     "Prerequisite",
     "Runner",
     "build_predicate",
@@ -53,19 +59,45 @@ __all__ = [
     "slow_clause",
 ]
 
-#: ``run(ops, context, state) -> Result``: a flag's code, shared by the flags
-#: of its shape, called with the flag's ``ops``: its ``run`` and whether it
-#: is *plain* (the :data:`HEAD`), then its operands. A plain flag is on,
-#: well formed and has no prerequisites of its own: as another flag's
-#: prerequisite, its result is what its ``ops`` give.
+#: ``run(operands, context, state) -> Result``: a flag's code, shared by
+#: the flags of its shape, called with the flag's own operands (its
+#: :class:`Code`'s). Each runner reads the operands it was made with (the
+#: generated code, ``o[0]``, ``o[1]``...; the evaluator's own runners, the
+#: flag or the exception they hold): their shape is the runner's, hence
+#: ``Any`` here.
 Runner: TypeAlias = Callable[[Any, "Context", Any], "Result"]
-#: A flag's ops, ``(run, plain, *operands)``: its code (a :data:`Runner`,
-#: called with the ops themselves), whether it is plain, then the operands.
-#: What a snapshot's ``Matcher.heads`` hold for a flag whose result is not
-#: constant (``_evaluate.Head``).
-Ops: TypeAlias = "tuple[Runner, bool, Unpack[tuple[Any, ...]]]"
-#: how many items of a flag's ``ops`` come before its operands
-HEAD: Final = 2
+
+
+@final
+class Code:
+    """What an evaluation runs of a flag whose result is not constant: its head.
+
+    ``run(operands, context, state)`` gives the flag's result (a
+    :data:`Runner`). ``plain``: the flag is on, well formed and has no
+    prerequisites of its own, so as another flag's prerequisite its result
+    is what its code gives, and analytics events count no prerequisite of
+    it. ``operands``: all an evaluation reads of the flag's own. A
+    snapshot's ``Matcher.heads`` hold a flag's constant ``Result`` or its
+    :class:`Code` (``_evaluate.Head``); the generated prerequisite checks
+    read ``plain`` and call ``run`` of the heads they find.
+
+    What runs a head reads its ``run`` into a local, then calls it
+    (``run = head.run; run(head.operands, ...)``): a call written
+    ``head.run(...)`` looks ``run`` up as a method, which CPython does not
+    specialise for a slot (~70 more instructions a call, measured).
+    """
+
+    __slots__ = ("operands", "plain", "run")
+
+    def __init__(self, run: Runner, plain: bool, operands: tuple[object, ...]) -> None:
+        self.run: Runner = run
+        self.plain: bool = plain
+        self.operands: tuple[object, ...] = operands
+
+    def __repr__(self) -> str:
+        plain = " plain" if self.plain else ""
+        return f"<aioflags code {self.run.__qualname__}{plain}>"
+
 
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
@@ -124,13 +156,6 @@ def bucket_value(prefix: str, v: object) -> float:
     return (int.from_bytes(digest[:8], "big") >> 4) / _BUCKET_SCALE
 
 
-def _bucket(prefix: str, part: Context | None, name: str) -> float:
-    """The generated code's bucket: -1 for a context without the kind."""
-    if part is None:
-        return -1.0
-    return bucket_value(prefix, part._values.get(name))
-
-
 class Rollout(NamedTuple):
     """A rollout the generator writes inline (not an experiment).
 
@@ -158,9 +183,10 @@ _GLOBALS: Final[dict[str, object]] = {
         "KeyError": KeyError,
     },
     "_slow": slow_clause,
-    "_bucket": _bucket,
+    "_bucket": bucket_value,
     "_semver": semver_key,
     "_NOTHING": NO_ATTRIBUTES,
+    "_Code": Code,
 }
 _shapes: dict[str, FunctionType] = {}
 
@@ -198,15 +224,34 @@ class _Writer:
         self.operands: list[object] = []
         self.parts: dict[str, int] = {}  # context kind -> index of its part variable
         self.values: set[int] = set()  # the parts whose attributes a clause reads
+        #: where the parts are read, in :attr:`lines` (after what reads none)
+        self.parts_at = 0
 
     def operand(self, value: object) -> str:
         """A placeholder for ``value``, numbered in :meth:`function`."""
         self.operands.append(value)
         return f"\x00{len(self.operands) - 1}\x01"
 
-    def key_in(self, p: str, keys: frozenset[str]) -> str:
-        """The test that part ``p``'s key is in ``keys`` (a target list, a segment's)."""
-        return f"{p}._key in {self.operand(keys)}"
+    def key_in(self, kind: str, keys: frozenset[str]) -> str:
+        """The test that the part of ``kind``'s key is in ``keys`` (a target list, a segment's).
+
+        False for a context without the part. The user part's key is read
+        where it is tested (``ctx._user_key``: ``None`` without one, in no
+        list), with no part variable to set first.
+        """
+        if kind == "user":
+            self.part(kind)
+            return f"ctx._user_key in {self.operand(keys)}"
+        p = self.part(kind)
+        return f"{p} is not None and {p}._key in {self.operand(keys)}"
+
+    def key(self, kind: str) -> str:
+        """The key of the part of ``kind`` (one the context has)."""
+        return "ctx._user_key" if kind == "user" else f"{self.part(kind)}._key"
+
+    def missing(self, kind: str) -> str:
+        """The test that the context has no part of ``kind``."""
+        return "ctx._user is None" if kind == "user" else f"{self.part(kind)} is None"
 
     def part(self, kind: str) -> str:
         index = self.parts.get(kind)
@@ -243,10 +288,13 @@ class _Writer:
             lines.append(f"{indent}return {self.operand(fixed)}")
         elif isinstance(resolve, Rollout):
             prefix, kind, attribute, thresholds, results = resolve
-            p = self.part(kind)
+            index = int(self.part(kind)[1:])
+            self.values.add(index)
+            # -1 for a context without the kind; else the attribute's
+            # value's bucket, read as a clause reads it (a{index}).
             lines.append(
-                f"{indent}b = _bucket({self.operand(prefix)}, {p}, "
-                f"{self.operand(attribute)})"
+                f"{indent}b = -1.0 if {self.missing(kind)} else "
+                f"_bucket({self.operand(prefix)}, a{index}({self.operand(attribute)}))"
             )
             for threshold, result in zip(thresholds, results, strict=False):
                 lines.append(f"{indent}if b < {self.operand(threshold)}:")
@@ -255,14 +303,8 @@ class _Writer:
         else:
             lines.append(f"{indent}return {self.operand(resolve)}(ctx)")
 
-    def function(
-        self, name: str, offset: int = 0
-    ) -> tuple[FunctionType, tuple[object, ...]]:
-        """``name(o, ctx, st)``, shared by every flag of this shape, and ``o``.
-
-        The code reads the operands from ``o[offset]`` on (what the tuple
-        holds before them is the caller's).
-        """
+    def function(self, name: str) -> tuple[FunctionType, tuple[object, ...]]:
+        """``name(o, ctx, st)``, shared by every flag of this shape, and ``o``."""
         head = ["    parts = ctx._parts"] if len(self.parts) > 1 else []
         parts = "parts" if head else "ctx._parts"
         for kind, index in self.parts.items():
@@ -277,8 +319,8 @@ class _Writer:
                 continue
             if kind == "user":
                 # Most flags': the context has it at hand (no operand, no
-                # test of its kind, no dict).
-                head.append(f"    p{index} = ctx._user")
+                # test of its kind, no dict), its key and its presence
+                # read where they are tested (key_in, key, missing).
                 if index in self.values:
                     head.append(f"    a{index} = ctx._user_get")
                 continue
@@ -291,8 +333,15 @@ class _Writer:
                 )
         operands = tuple(self.operands)
         source = _PLACEHOLDER.sub(
-            lambda m: f"o[{int(m.group(1)) + offset}]",
-            "\n".join([f"def {name}(o, ctx, st):", *head, *self.lines]),
+            lambda m: f"o[{m.group(1)}]",
+            "\n".join(
+                [
+                    f"def {name}(o, ctx, st):",
+                    *self.lines[: self.parts_at],
+                    *head,
+                    *self.lines[self.parts_at :],
+                ]
+            ),
         )
         shared = _shapes.get(source)
         if shared is None:
@@ -348,8 +397,8 @@ def build_runner(
 ) -> tuple[Runner, tuple[object, ...]] | None:
     """The generated function for a flag and its operands, or ``None`` if too big.
 
-    The flag is evaluated by ``run(ops, context, state)``, ``ops`` being the
-    :data:`HEAD` and the operands.
+    The flag is evaluated by ``run(operands, context, state)`` (its
+    :class:`Code`).
 
     ``rules`` holds, per rule, its clauses, its fixed result (or ``None``) and
     its resolve function, or the :class:`Rollout` to write inline;
@@ -382,21 +431,25 @@ def build_runner(
             body.append("        except KeyError:")
             body.append(f"            h = st.prerequisite_head({key})")
             one = every if len(prerequisites) == 1 else w.operand((prereq,))
-            body.append("        if type(h) is not tuple or not h[1]:")
+            # (its run read first: see Code)
+            body.append("        if type(h) is _Code and h.plain:")
+            body.append("            run = h.run")
+            body.append(
+                f"            if run(h.operands, ctx, st).variation_index != {variation}:"
+            )
+            body.append(f"                return {failed}")
+            body.append("        else:")
             body.append(f"            r = st.prerequisites_failed({one}, ctx)")
             body.append("            if r is not None:")
             body.append("                return r")
-            body.append(
-                f"        elif h[0](h, ctx, st).variation_index != {variation}:"
-            )
-            body.append(f"            return {failed}")
+    # (the parts are read past the prerequisites: a failed one reads none)
+    w.parts_at = len(body)
     for kind, lookup in targets:
-        p = w.part(kind)
         # Most contexts are in no target list: one membership test for them,
         # in a set (it keeps each key's hash beside it: no key read to
         # compare, as a dict of strings must).
-        body.append(f"    if {p} is not None and {w.key_in(p, frozenset(lookup))}:")
-        body.append(f"        return {w.operand(lookup)}[{p}._key]")
+        body.append(f"    if {w.key_in(kind, frozenset(lookup))}:")
+        body.append(f"        return {w.operand(lookup)}[{w.key(kind)}]")
     unconditional = False
     for clauses, fixed, resolve in rules:
         if not clauses:
@@ -407,7 +460,7 @@ def build_runner(
         w.serve("        ", fixed, resolve)
     if not unconditional:
         w.serve("    ", *fallthrough)
-    return w.function("run", HEAD)
+    return w.function("run")
 
 
 def build_predicate(
@@ -462,8 +515,7 @@ def build_segment(
     for lists, answer in ((included, True), (excluded, False)):
         for kind, keys in lists:
             if keys:
-                p = w.part(kind)
-                body.append(f"    if {p} is not None and {w.key_in(p, keys)}:")
+                body.append(f"    if {w.key_in(kind, keys)}:")
                 body.append(f"        return {answer}")
     for clauses, threshold, bucket in rules:
         test = " and ".join(w.clause(c) for c in clauses) or "True"

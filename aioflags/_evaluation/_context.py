@@ -129,6 +129,7 @@ class Context:
         "_private",
         "_user",
         "_user_get",
+        "_user_key",
         "_values",
     )
 
@@ -143,6 +144,9 @@ class Context:
     #: and the generated code reads these two instead of looking the part up
     _user: Context | None
     _user_get: Callable[[str], JSONValue]
+    #: the user part's key (``None``: no such part), which the generated
+    #: code tests against target lists (``None`` is in none)
+    _user_key: str | None
     _private: tuple[str, ...]
     _parts: dict[str, Context]
     _error: str | None
@@ -195,6 +199,7 @@ class Context:
         self._user = user
         # (A part's _derive ran first: made first, or loaded first.)
         self._user_get = NO_ATTRIBUTES if user is None else user._get
+        self._user_key = None if user is None else user._key
 
     def __getstate__(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self._STATE}

@@ -16,7 +16,7 @@ import weakref
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
-from ._codegen import HEAD, Ops
+from ._codegen import Code
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -28,6 +28,7 @@ from ._model import (
     Prerequisite,
 )
 from ._results import Reason, Result
+from ._tables import Table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,7 +48,6 @@ __all__ = [
     "Matcher",
     "Recording",
     "counting_run",
-    "evaluate",
     "finish",
     "own_prerequisites",
     "prerequisites_reached",
@@ -75,9 +75,9 @@ ERROR_RESULTS["FLAG_NOT_FOUND"] = NOT_FOUND
 ERROR_RESULTS["MALFORMED_FLAG"] = MALFORMED
 _EXCEPTION: Final = ERROR_RESULTS["EXCEPTION"]
 #: What :func:`finish` gives for an abort: MALFORMED_FLAG, as ``MALFORMED``
-#: is, but its own object, so that :func:`evaluate` tells an abort (no
-#: big-segment status) from code that serves ``MALFORMED`` (a malformed
-#: part reached: with the status, as LaunchDarkly gives it).
+#: is, but its own object, so that an abort (no big-segment status) is told
+#: from code that serves ``MALFORMED`` (a malformed part reached: with the
+#: status, as LaunchDarkly gives it).
 _ABORTED: Final = Result(None, None, MALFORMED.reason, False, None)
 
 #: The deepest the evaluator follows a chain of prerequisites (or of segments
@@ -122,18 +122,25 @@ def _rules_match(seg: CompiledSegment, ctx: Context, st: SegmentMatcher) -> bool
 
 
 #: What an evaluation runs of a flag (``Matcher.heads``): its constant
-#: result, or its :data:`~._codegen.Ops` (its code, whether it is plain,
-#: its operands), which :func:`run_head` runs.
-Head: TypeAlias = "Ops | Result"
+#: result, or its :class:`~._codegen.Code` (what runs it, whether it is
+#: plain, its operands), which :func:`run_head` runs.
+Head: TypeAlias = "Code | Result"
 
 #: A matcher's counting matchers for one ledger (``Matcher.counters``): by
 #: flag key, variation's and variation_detail's; then the counting heads
 #: they share, by prerequisite key.
-Counters: TypeAlias = "tuple[dict[str, Recording], dict[str, Recording], dict[str, Head | tuple[None, bool]]]"
+Counters: TypeAlias = (
+    "tuple[dict[str, Recording], dict[str, Recording], dict[str, Head]]"
+)
+
+
+def _missing(operands: tuple[()], ctx: Context, st: object) -> Result:
+    raise AssertionError("a missing flag's head is never run")
+
 
 #: the head of a flag that is not there, for the inline prerequisite
-#: checks: not plain (see HEAD), so handed to the prerequisite walk
-_NO_FLAG: Final[tuple[None, bool]] = (None, False)
+#: checks: not plain (see Code), so handed to the prerequisite walk
+_NO_FLAG: Final = Code(_missing, False, ())
 
 
 #: :attr:`Matcher.done` of a snapshot's own matcher
@@ -145,6 +152,8 @@ class _Segments(Protocol):
 
     @property
     def segments(self) -> Mapping[str, CompiledSegment]: ...
+    @property
+    def hot_segments(self) -> dict[str, CompiledSegment]: ...
 
     def _contains(self, seg: CompiledSegment, ctx: Context) -> bool: ...
 
@@ -157,16 +166,25 @@ def _match_segments(self: _Segments, keys: tuple[str, ...], ctx: Context) -> boo
     ``Matcher.match_segments`` and ``_State.match_segments``: each decides
     what a segment its code was not generated for contains (``_contains``).
     """
-    segments = self.segments
+    hot = self.hot_segments
     for key in keys:
-        try:
-            seg = segments[key]
-        except KeyError:
-            continue
+        seg = hot.get(key)  # (a plain dict: no call of the table's own lookup)
+        if seg is None:
+            try:
+                seg = self.segments[key]  # (made on first lookup)
+            except KeyError:
+                continue
         contains = seg.contains  # generated for the common segments
         if self._contains(seg, ctx) if contains is None else contains(ctx, self):
             return True
     return False
+
+
+def _hot(segments: Mapping[str, CompiledSegment]) -> dict[str, CompiledSegment]:
+    """The plain dict of ``segments`` an evaluation reads first (see :class:`Matcher`)."""
+    if type(segments) is Table:
+        return segments.hot
+    return segments if type(segments) is dict else {}
 
 
 class _Walks(Protocol):
@@ -233,7 +251,9 @@ def _prerequisites_failed(
                     if pflag.prerequisites:
                         # (Matcher._needs_state sends its flag to the careful path)
                         raise AssertionError(f"a prerequisite chain at {key!r}")
-                    result = pflag.run(pflag.ops, ctx, st)
+                    code = pflag.code
+                    run = code.run
+                    result = run(code.operands, ctx, st)
                 else:
                     if len(chain) > MAX_CHAIN_DEPTH:
                         raise MalformedAbort(
@@ -241,7 +261,9 @@ def _prerequisites_failed(
                             f"levels at {key!r}"
                         )
                     chain.append(key)
-                    result = pflag.run(pflag.ops, ctx, st)
+                    code = pflag.code
+                    run = code.run
+                    result = run(code.operands, ctx, st)
                     chain.pop()
         if ledger is not None:
             ledger.record(pflag, ctx, result, None, prereq.of, walk.detail)
@@ -259,7 +281,7 @@ class Matcher:
     """The evaluation state of the fast path: one per snapshot.
 
     Evaluations never write to it but for caches: :attr:`heads`, what the
-    fast paths run of each evaluated flag, its constant result or its ops
+    fast paths run of each evaluated flag, its constant result or its code
     (one dict store per flag and snapshot), and the counting matchers made
     of it (:attr:`counters`: one per ledger and flag evaluated that is not
     plain).
@@ -287,6 +309,7 @@ class Matcher:
         "flags",
         "heads",
         "hot",
+        "hot_segments",
         "inline_prerequisites",
         "segments",
     )
@@ -309,9 +332,13 @@ class Matcher:
         )
         #: What the fast paths and the inline prerequisite checks run of
         #: each flag evaluated so far, by key (:meth:`find_head` adds to it):
-        #: its result if it is constant, else its ops (:meth:`_runnable`).
+        #: its result if it is constant, else its code (:meth:`_runnable`).
         self.heads: dict[str, Head] = {}
         self.segments: Mapping[str, CompiledSegment] = segments
+        #: Segments by key in a plain dict, read first (as :attr:`hot` for
+        #: flags): a table's segments made so far, the mapping itself if it
+        #: is a dict, else empty.
+        self.hot_segments: dict[str, CompiledSegment] = _hot(segments)
         # Where unbounded segments' memberships come from (None: nowhere).
         self.big_segments: MembershipSource | None = big_segments
         #: True: the generated code checks prerequisites inline, as
@@ -406,20 +433,19 @@ class Matcher:
                 return None
             return self._keep(key, flag)
         except Exception as exc:  # noqa: BLE001 (raised again where it runs)
-            return (_raise, True, exc)
+            return Code(_raise, True, (exc,))
 
-    def _runnable(self, flag: CompiledFlag) -> Ops:
+    def _runnable(self, flag: CompiledFlag) -> Code:
         """What the fast paths run for non-constant ``flag`` in this snapshot.
 
-        Its ops; for a flag that needs a per-evaluation state
-        (:meth:`_needs_state`), the ops of :func:`_careful_run`, which
-        evaluates it on the careful path. Not plain (the HEAD's second
-        item): as a prerequisite, the checks hand it to
-        :meth:`prerequisites_failed`.
+        Its code; for a flag that needs a per-evaluation state
+        (:meth:`_needs_state`), a code of :func:`_careful_run`, which
+        evaluates it on the careful path. Not plain: as a prerequisite, the
+        checks hand it to :meth:`prerequisites_failed`.
         """
         if self._needs_state(flag):
-            return (_careful_run, False, flag)
-        return flag.ops
+            return Code(_careful_run, False, (flag,))
+        return flag.code
 
     def _needs_state(self, flag: CompiledFlag) -> bool:
         """Whether evaluating non-constant ``flag`` needs a per-evaluation state.
@@ -480,19 +506,17 @@ class Matcher:
         except Exception:  # noqa: BLE001 - reported where its head runs
             return None
 
-    def runnable_ops(self, key: str, flag: CompiledFlag) -> Ops:
-        """What runs flag ``key`` here, as its head holds it (a constant flag's ops).
+    def runnable_code(self, key: str, flag: CompiledFlag) -> Code:
+        """What runs non-constant flag ``key`` here, as its head holds it.
 
-        For all-flags state's plan (one tuple per flag shared with the heads).
+        For all-flags state's plan (one code per flag shared with the heads).
         """
-        if flag.constant is not None:
-            return flag.ops
         head = self.heads.get(key)
-        if type(head) is not tuple:
+        if type(head) is not Code:
             head = self.heads[key] = self._runnable(flag)
         return head
 
-    def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
+    def prerequisite_head(self, key: str) -> Head:
         """Flag ``key``'s head for the generated prerequisite checks (kept).
 
         A missing flag's is :data:`_NO_FLAG`, which is not plain: the check
@@ -552,6 +576,7 @@ class Recording:
         "flags",
         "heads",
         "hot",
+        "hot_segments",
         "ledger",
         "of",
         "segments",
@@ -566,7 +591,7 @@ class Recording:
         ledger: Ledger,
         detail: bool,
         of: str,
-        heads: dict[str, Head | tuple[None, bool]],
+        heads: dict[str, Head],
     ) -> None:
         # (by a weak reference: the matcher holds this one, and a cycle would
         # keep a replaced snapshot's data until a full collection, or for
@@ -575,6 +600,7 @@ class Recording:
         self.flags: Mapping[str, CompiledFlag] = matcher.flags
         self.hot: dict[str, CompiledFlag] = matcher.hot
         self.segments: Mapping[str, CompiledSegment] = matcher.segments
+        self.hot_segments: dict[str, CompiledSegment] = matcher.hot_segments
         self.big_segments: MembershipSource | None = matcher.big_segments
         #: Where each prerequisite evaluation is counted, and whether for
         #: a ``*_detail`` method (its events carry the reason).
@@ -585,9 +611,9 @@ class Recording:
         #: Each prerequisite's head here, by key: a plain one's counting
         #: head, else the matcher's (:meth:`prerequisite_head`); shared by
         #: the flags' counting matchers of one matcher and ledger.
-        self.heads: dict[str, Head | tuple[None, bool]] = heads
+        self.heads: dict[str, Head] = heads
 
-    def prerequisite_head(self, key: str) -> Head | tuple[None, bool]:
+    def prerequisite_head(self, key: str) -> Head:
         """Flag ``key``'s head for the inline prerequisite checks (kept).
 
         The matcher's, but for a plain one: a counting head that runs it
@@ -599,8 +625,8 @@ class Recording:
         head = matcher.prerequisite_head(key)
         if head is _NO_FLAG:
             return head
-        if type(head) is tuple and head[1]:
-            head = (counting_run, True, head, key)
+        if type(head) is Code and head.plain:
+            head = Code(counting_run, True, (head, key))
         self.heads[key] = head
         return head
 
@@ -620,17 +646,18 @@ class Recording:
         return matcher.made(key)
 
 
-def counting_run(head: Ops, context: Context, st: Recording) -> Result:
-    """A counting head's code: a plain prerequisite's own head run, then counted.
+def counting_run(operands: tuple[Code, str], context: Context, st: Recording) -> Result:
+    """A counting head's run: a plain prerequisite's own head run, then counted.
 
-    A counting head is (this, True, the prerequisite's own head, its key):
-    the result is counted in the counting matcher's ledger
+    A counting head is plain, its operands the prerequisite's own head and
+    its key: the result is counted in the counting matcher's ledger
     (``Ledger.evaluated``, as the flag itself is), ``prereq_of`` the flag
     the matcher was made for (:attr:`Recording.of`).
     """
-    own = head[HEAD]
-    result: Result = own[0](own, context, st)
-    st.ledger.evaluated(st, head[3], context, result, None, st.detail, st.of)
+    own, key = operands
+    run = own.run
+    result = run(own.operands, context, st)
+    st.ledger.evaluated(st, key, context, result, None, st.detail, st.of)
     return result
 
 
@@ -653,6 +680,7 @@ class _State:
         "detail",
         "flags",
         "hot",
+        "hot_segments",
         "ledger",
         "prerequisites",
         "segment_stack",
@@ -675,6 +703,7 @@ class _State:
         self.flags = matcher.flags
         self.hot = matcher.hot
         self.segments = matcher.segments
+        self.hot_segments = matcher.hot_segments
         self.big_segments = matcher.big_segments
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
@@ -721,47 +750,13 @@ def _with_big(result: Result, big: str) -> Result:
     return Result(result.value, result.variation_index, reason, result.experiment, None)
 
 
-def evaluate(
-    matcher: Matcher,
-    flag: CompiledFlag,
-    ctx: Context,
-    careful: bool = False,
-) -> Result:
-    """Evaluate a present flag whose result is not constant; never raises.
+def _raise(operands: tuple[Exception], ctx: Context | None, st: object) -> Result:
+    """The run of a flag whose head could not be made (:meth:`Matcher.find_head`).
 
-    It runs, through :func:`run_head` (which maps an abort to
-    MALFORMED_FLAG and anything unexpected to EXCEPTION, both logged), what
-    the fast paths run: the flag's head (:meth:`Matcher.runnable_ops`),
-    its code with the snapshot's shared ``matcher`` (nothing allocated),
-    or, for a flag that needs a per-evaluation state, the careful path
-    (:func:`_careful`); ``careful``: the careful path, whatever the flag.
+    Its head is plain (run as it is, on every path), its operand the
+    exception, raised again where the head is run.
     """
-    key = flag.key
-    head = None if careful else matcher.heads.get(key)
-    if head is None:  # (first evaluated in this snapshot: made where it runs)
-        head = (_careful_run if careful else _first_run, False, flag)
-    return run_head(head, key, ctx, matcher)
-
-
-def _first_run(head: Ops, ctx: Context, st: Matcher) -> Result:
-    """The head :func:`evaluate` runs for a flag whose head is not made yet.
-
-    ``head``: this function, ``False`` (not plain), the flag. It makes the
-    flag's head (:meth:`Matcher.runnable_ops`, kept) and runs it.
-    """
-    flag: CompiledFlag = head[HEAD]
-    ops = st.runnable_ops(flag.key, flag)
-    result: Result = ops[0](ops, ctx, st)
-    return result
-
-
-def _raise(head: Ops, ctx: Context | None, st: object) -> Result:
-    """The head of a flag whose head could not be made (:meth:`Matcher.find_head`).
-
-    ``head``: this function, ``True`` (run it as it is, on every path),
-    the exception, raised again where the head is run.
-    """
-    raise head[HEAD]
+    raise operands[0]
 
 
 def _careful(
@@ -780,25 +775,29 @@ def _careful(
     (:func:`run_head`).
     """
     st = _State(matcher, flag.key, ledger, detail)
-    result = flag.run(flag.ops, ctx, st)
+    code = flag.code
+    run = code.run
+    result = run(code.operands, ctx, st)
     big = st.big
     return result if big is None else _with_big(result, big)
 
 
-def _careful_run(ops: Ops, ctx: Context, st: Matcher | Recording) -> Result:
-    """The code in the head of a flag that needs the careful path (``Matcher._runnable``).
+def _careful_run(
+    operands: tuple[CompiledFlag], ctx: Context, st: Matcher | Recording
+) -> Result:
+    """The run of the head of a flag that needs the careful path (``Matcher._runnable``).
 
-    ``ops``: this function, ``False`` (not plain), the flag; ``st``: the
+    The head is not plain, its operand the flag; ``st``: the
     snapshot's matcher (or all-flags state's), whose data it evaluates. A
     counting matcher's ledger (:meth:`Matcher.counting`) counts the
     prerequisite evaluations the state reaches, depth first, even when the
     flag's own evaluation then fails.
     """
-    return _careful(st, ops[HEAD], ctx, st.ledger, st.detail)
+    return _careful(st, operands[0], ctx, st.ledger, st.detail)
 
 
 def run_heads(
-    heads: tuple[Ops, ...],
+    heads: tuple[Code, ...],
     keys: tuple[str, ...],
     kept: tuple[bool, ...],
     ctx: Context,
@@ -820,7 +819,8 @@ def run_heads(
     keep = results.append
     for key, head, required in zip(keys, heads, kept, strict=True):
         try:
-            result: Result = head[0](head, ctx, st)
+            run = head.run
+            result = run(head.operands, ctx, st)
         except Exception as exc:  # noqa: BLE001 - mapped and logged: the flag's answer
             result = finish(key, exc)
         else:
@@ -838,7 +838,7 @@ def finish(key: str, exc: Exception) -> Result:
     For :func:`run_head` (and the all-flags batch, :func:`run_heads`, which
     runs its flags' code in one loop). An abort (a malformed part reached,
     a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is a bug in
-    the code or in its ops: EXCEPTION. Both are logged, once per flag and
+    the code or in its operands: EXCEPTION. Both are logged, once per flag and
     kind (:func:`_failed`).
     """
     if isinstance(exc, MalformedAbort):
@@ -917,11 +917,11 @@ def run_head(
     """
     if type(head) is Result:
         return head
+    run = head.run
     try:
-        result: Result = head[0](head, context, matcher)
+        return run(head.operands, context, matcher)
     except Exception as exc:  # noqa: BLE001 - mapped and logged: the evaluation's answer
         return finish(key, exc)
-    return result
 
 
 def prerequisites_reached(
@@ -945,8 +945,10 @@ def prerequisites_reached(
     st = _State(matcher, flag.key)
     # A malformed part or a bug ends the re-run (reported where the flag
     # was evaluated: not again); the prerequisites reached before it count.
+    code = flag.code
     with contextlib.suppress(Exception):
-        flag.run(flag.ops, ctx, st)
+        run = code.run
+        run(code.operands, ctx, st)
     return st.prerequisites
 
 

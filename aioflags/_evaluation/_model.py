@@ -20,16 +20,14 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from aioflags._core._logname import client_logger
 
 from ._codegen import (
-    HEAD,
+    Code,
     InlineClause,
-    Ops,
     Rollout,
-    Runner,
     bucket_value,
     build_predicate,
     build_runner,
@@ -518,6 +516,7 @@ class CompiledFlag:
 
     __slots__ = (
         "client_side",
+        "code",
         "constant",
         "debug_events_until_date",
         "deleted",
@@ -528,11 +527,9 @@ class CompiledFlag:
         "migration_check_ratio",
         "off_result",
         "on",
-        "ops",
         "prerequisite_keys",
         "prerequisites",
         "rules",
-        "run",
         "sampling_ratio",
         "segment_keys",
         "targets",
@@ -562,13 +559,11 @@ class CompiledFlag:
     #: the result for every context, when it depends on none (off, malformed,
     #: or on with nothing but a fixed fallthrough); ``None`` otherwise
     constant: Result | None
-    #: evaluates the flag when ``constant`` is None: ``run(ops, context,
-    #: state)``, code shared by the flags of the same shape
-    run: Runner
-    #: ``(run, plain, *operands)`` (see ``_codegen.HEAD``): all an evaluation
-    #: of the flag reads of its own (the matcher's ``heads`` map keys to it
-    #: if it is not constant), the operands for ``run``
-    ops: Ops
+    #: evaluates the flag when ``constant`` is None: ``code.run(code.operands,
+    #: context, state)``, its ``run`` shared by the flags of the same shape,
+    #: its operands all an evaluation reads of the flag's own (the
+    #: matcher's ``heads`` map keys to it if it is not constant)
+    code: Code
     prerequisite_keys: tuple[str, ...]
     segment_keys: frozenset[str]
     #: analytics events: send feature and debug events with probability
@@ -634,8 +629,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.rules = ()
     flag.fallthrough = None
     flag.constant = None
-    flag.run = _constant_only
-    flag.ops = (_constant_only, False)
+    flag.code = _CONSTANT_ONLY
     flag.sampling_ratio = 1
     flag.exclude_from_summaries = False
     flag.migration_check_ratio = 1
@@ -677,9 +671,9 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
                 "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG",
                 key,
             )
-    # The HEAD, then the operands. Plain: read as a prerequisite by its ops.
-    plain = flag.on and flag.malformed is None and not flag.prerequisites
-    flag.ops = (flag.run, plain, *flag.ops[HEAD:])
+    # Plain: read as a prerequisite through its code (see Code).
+    if flag.on and flag.malformed is None and not flag.prerequisites:
+        flag.code = Code(flag.code.run, True, flag.code.operands)
     _said(flag.malformed, "Flag", key, flag.version)
     return flag
 
@@ -793,11 +787,10 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
             (fallthrough.fixed, fallthrough.rollout or fallthrough.resolve),
         )
         if built is None:
-            flag.run = _interpreted
-            flag.ops = (_interpreted, False, flag, _matchers(flag))
+            flag.code = Code(_interpreted, False, (flag, _matchers(flag)))
         else:
-            flag.run, operands = built
-            flag.ops = (flag.run, False, *operands)
+            run, operands = built
+            flag.code = Code(run, False, operands)
     debug = raw.get("debugEventsUntilDate")
     if debug is not None and type(debug) not in (int, float):
         raise _Bad("'debugEventsUntilDate' must be a number")
@@ -809,16 +802,23 @@ def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:
         flag.client_side = bool(_opt(raw, "clientSide", bool, False))
 
 
-def _constant_only(ops: object, ctx: Context, st: EvalState) -> Result:
+def _constant_only(operands: tuple[()], ctx: Context, st: EvalState) -> Result:
     raise AssertionError("a flag with a constant result is never run")
 
 
-def _interpreted(ops: tuple[Any, ...], ctx: Context, st: EvalState) -> Result:
+#: the code of a flag whose result is constant (never run)
+_CONSTANT_ONLY: Final = Code(_constant_only, False, ())
+
+
+def _interpreted(
+    operands: tuple[CompiledFlag, tuple[Clause, ...]], ctx: Context, st: EvalState
+) -> Result:
     """The ``run`` of a flag too big to generate code for.
 
     Its operands: the flag and its rules' predicates.
     """
-    return interpret(ops[HEAD], ctx, st, matchers=ops[HEAD + 1])
+    flag, matchers = operands
+    return interpret(flag, ctx, st, matchers=matchers)
 
 
 def _matchers(flag: CompiledFlag) -> tuple[Clause, ...]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final
 
+from ._codegen import Code
 from ._door import door, other
 from ._evaluate import ERROR_RESULTS, run_head, typed_check
 from ._results import detail_of
@@ -322,7 +323,7 @@ class CountedFlags:
             head = find(matcher, key)
             if head is not None:
                 ledger = self.ledger
-                if type(head) is not tuple or head[1]:
+                if type(head) is not Code or head.plain:
                     result = run_head(head, key, context, matcher)
                 else:  # (not plain: its prerequisites are counted too)
                     state = matcher.counting_state(ledger, key, method.detail)
@@ -388,7 +389,7 @@ class LensedFlags:
             head = find(matcher, key)
             if head is not None:
                 ledger = self.ledger
-                if ledger is None or type(head) is not tuple or head[1]:
+                if ledger is None or type(head) is not Code or head.plain:
                     result = run_head(head, key, context, matcher)
                 else:  # (not plain: its prerequisites are counted too)
                     state = matcher.counting_state(ledger, key, method.detail)

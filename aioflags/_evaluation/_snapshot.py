@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from aioflags._core._clock import wall_ms
 
+from ._codegen import Code
 from ._data import EMPTY, SnapshotData
 from ._door import admits, refused
 from ._evaluate import (
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
 
-    from ._codegen import Ops
     from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
@@ -108,8 +108,8 @@ class _Plan:
     entries of the flags whose result is constant (off, or a fixed
     fallthrough, ~a quarter of a typical environment), in flag order with
     placeholders for the others; the others to evaluate, as flat tuples (a
-    loop over them reads no per-flag tuple) with each one's ``ops`` as the
-    matcher's heads hold them (the loop reads nothing of a flag object but
+    loop over them reads no per-flag tuple) with each one's code as the
+    matcher's heads hold it (the loop reads nothing of a flag object but
     for an error); and the JSON pieces, once ``to_json`` has made them
     (:func:`_plan_json`).
     """
@@ -136,10 +136,10 @@ class _Plan:
         self.keys: tuple[str, ...] = tuple(key for key, _, _ in dynamic)
         self.flags: tuple[CompiledFlag, ...] = tuple(flag for _, flag, _ in dynamic)
         #: as the snapshot's heads run them (a constant one's gives its result)
-        self.ops: tuple[Ops, ...] = tuple(
-            matcher.runnable_ops(key, flag)
+        self.ops: tuple[Code, ...] = tuple(
+            matcher.runnable_code(key, flag)
             if flag.constant is None
-            else (_constant, True, flag.constant)
+            else Code(_constant, True, (flag.constant,))
             for key, flag in zip(self.keys, self.flags, strict=True)
         )
         #: whether each is another flag's prerequisite (its result is kept)
@@ -147,14 +147,13 @@ class _Plan:
         self.json: tuple[list[str], list[str], tuple[int, ...] | None] | None = None
 
 
-def _constant(head: Ops, context: Context, matcher: Matcher) -> Result:
-    """The head of a constant flag in a plan's flags to evaluate: its result.
+def _constant(operands: tuple[Result], context: Context, matcher: Matcher) -> Result:
+    """The run of a constant flag in a plan's flags to evaluate: its result.
 
-    ``head``: this function, ``True``, the result. (A flag whose details
-    a debug window may omit: evaluated with the others, whatever the time.)
+    Its code is plain, its operand the result. (A flag whose details a
+    debug window may omit: evaluated with the others, whatever the time.)
     """
-    result: Result = head[2]
-    return result
+    return operands[0]
 
 
 _DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode  # as to_json's
