@@ -826,3 +826,40 @@ async def test_one_hook_runs_as_the_loop_over_hooks_runs_it(
     assert (one[0], loop[0]) == (OneHookStage, HookStage)
     assert one[1:] == loop[1:]
     assert one[2] or one[3], "the hook ran (or raised)"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["config", "add_hook"])
+async def test_a_hook_registered_twice_runs_twice(how: str) -> None:
+    """Two registrations of one hook are two hooks' stages, as LaunchDarkly's SDK runs them.
+
+    (Not the one-hook stage, which would run it once: a review of issue
+    87 found that.) Each registration's ``after_evaluation`` gets the data
+    its own ``before_evaluation`` returned, the last registered first.
+    """
+    calls: Calls = []
+    hook = Recording("h", calls)
+    hooks = [hook, hook] if how == "config" else [hook]
+    async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
+        if how == "add_hook":
+            client.add_hook(hook)
+        assert type(client._evaluator.evaluation.step) is HookStage
+        assert await client.bool_variation("b", USER, False) is True
+        assert client.snapshot().bool_variation("b", USER, False) is True
+    assert (
+        stages(calls)
+        == [("h", "before"), ("h", "before"), ("h", "after"), ("h", "after")] * 2
+    )
+    assert [c[3] for c in calls if c[1] == "after"] == [{"h": "seen"}] * 4
+
+
+@pytest.mark.asyncio
+async def test_two_hooks_each_with_one_stage_both_run() -> None:
+    """A hook with only a before stage and another with only an after stage: two hooks, both run."""
+    calls: Calls = []
+    hooks = [BeforeOnly("first", calls), AfterOnly("second", calls)]
+    async with Client(Config(data_system=data().data_system(), hooks=hooks)) as client:
+        assert type(client._evaluator.evaluation.step) is HookStage
+        assert await client.int_variation("n", USER, 0) == 7
+    assert stages(calls) == [("first", "before"), ("second", "after")]
+    assert calls[1][3] == {}  # (the after-only hook's own data: none)

@@ -731,8 +731,9 @@ class Client:
         """Register an evaluation and track hook, after those registered so far.
 
         It applies to evaluations that start after this call: on this client,
-        on the snapshots it hands out, and on those handed out since its
-        first hook was registered (docs/hooks.md). Call it on the client's
+        and on the snapshots it hands out from then on (a snapshot taken
+        before keeps the hooks it was handed out with: docs/hooks.md). The
+        same hook registered twice runs twice. Call it on the client's
         event loop (or before starting it); an ``aioflags.blocking.Client``
         has an ``add_hook`` of its own that does so.
 

@@ -304,15 +304,18 @@ def _name(hook: Hook) -> str:
 def hook_stage(runner: HookRunner, inner: Step) -> Step:
     """The hooks' stage around ``inner``, for the stages ``runner`` has now.
 
-    One hook with an evaluation stage of its own: :class:`OneHookStage`,
-    which runs it with no loop over hooks and no list of their data; two
-    or more: :class:`HookStage`. Chosen once, when the client composes.
+    One registration of a hook with an evaluation stage of its own:
+    :class:`OneHookStage`, which runs it with no loop over hooks and no
+    list of their data; two or more (the same hook registered twice runs
+    twice, as LaunchDarkly's SDK runs it): :class:`HookStage`. Chosen
+    once, when the client composes.
     """
     before, after = runner.stages
-    hooks = {id(hook) for hook in before} | {id(hook) for hook, _ in after}
-    if len(hooks) == 1:
-        return OneHookStage(runner, inner)
-    return HookStage(runner, inner)
+    if len(before) > 1 or len(after) > 1:
+        return HookStage(runner, inner)
+    if before and after and after[0][1] != 0:  # (two registrations: each one stage)
+        return HookStage(runner, inner)
+    return OneHookStage(runner, inner)
 
 
 @final
