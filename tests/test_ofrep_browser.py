@@ -69,9 +69,12 @@ async def _flip_seen(
     page = await browser.new_page()
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
-    await page.goto(f"{page_origin}/?ofrep={ofrep}")
-    await expect(page.locator("#status")).to_have_text("ready")
-    await expect(page.locator("#banner")).to_have_text("red")
+    # (the flip waits for the page's change stream to be open: a change made
+    # before it opens is one the page was never going to be told of)
+    async with page.expect_response(lambda r: r.url.endswith("/event-stream")):
+        await page.goto(f"{page_origin}/?ofrep={ofrep}")
+        await expect(page.locator("#status")).to_have_text("ready")
+        await expect(page.locator("#banner")).to_have_text("red")
     server.set_flag("banner", {**flag, "on": False})
     await expect(page.locator("#banner")).to_have_text("blue")
     assert not [u for u in failed if not u.endswith("/event-stream")]

@@ -459,9 +459,11 @@ class OFREPHandler:
     # ------------------------------------------------------------- stream
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         seen = header_number(httpx.Headers(scope["headers"]).get("last-event-id", ""))
+        # The version it starts from is read before the client sees the
+        # stream open: a change made after that is a change it is told of.
+        version = self._source.version()
         await send(wire.stream_start())
         async with ended_by_disconnect(receive):
-            version = self._source.version()
             if seen is not None and seen < version:
                 await send(_refetch(version))
             await send(wire.stream_chunk(b": connected\n\n"))
