@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeGuard, TypeVar, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
@@ -368,18 +368,20 @@ class OneHookStage:
         series._default = default
         series._method = method.name
         series._env = self.runner.environment_id
-        given: object = _EMPTY
+        given: Mapping[str, Any] = _EMPTY
         if self.before:
             try:
-                given = hook.before_evaluation(series, _EMPTY)
+                returned: object = hook.before_evaluation(series, _EMPTY)
             except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
                 self.runner._stage_failed(hook, "before_evaluation", None)
-                given = _EMPTY
-            if given is not _EMPTY and not _is_mapping(given):
-                self.runner._stage_failed(
-                    hook, "before_evaluation", type(given).__name__
-                )
-                given = _EMPTY
+            else:
+                if returned is not _EMPTY:  # (the pass-through's: no test)
+                    if _is_mapping(returned):
+                        given = returned
+                    else:
+                        self.runner._stage_failed(
+                            hook, "before_evaluation", type(returned).__name__
+                        )
         result = self.inner.evaluate(data, method, key, context, default)
         if self.after:
             shown = method.shown
@@ -390,7 +392,7 @@ class OneHookStage:
             else:
                 detail = shown(result, default)
             try:
-                hook.after_evaluation(series, given, detail)  # type: ignore[arg-type]  # (a mapping: tested)
+                hook.after_evaluation(series, given, detail)
             except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
                 self.runner._stage_failed(hook, "after_evaluation", None)
         return result
@@ -441,15 +443,20 @@ class HookStage:
         )
         kept: list[Mapping[str, Any]] = []  # each before stage's data, in order
         for hook in self.before:
+            given: Mapping[str, Any] = _EMPTY
             try:
-                given: object = hook.before_evaluation(series, _EMPTY)
+                returned: object = hook.before_evaluation(series, _EMPTY)
             except Exception:  # noqa: BLE001 - isolated, logged once per hook and stage
                 runner._stage_failed(hook, "before_evaluation", None)
-                given = _EMPTY
-            if given is not _EMPTY and not _is_mapping(given):
-                runner._stage_failed(hook, "before_evaluation", type(given).__name__)
-                given = _EMPTY
-            kept.append(given)  # type: ignore[arg-type]  # (a mapping: tested)
+            else:
+                if returned is not _EMPTY:  # (the pass-through's: no test)
+                    if _is_mapping(returned):
+                        given = returned
+                    else:
+                        runner._stage_failed(
+                            hook, "before_evaluation", type(returned).__name__
+                        )
+            kept.append(given)
         result = self.inner.evaluate(data, method, key, context, default)
         if self.after:
             shown = method.shown
@@ -466,7 +473,7 @@ class HookStage:
         return result
 
 
-def _is_mapping(data: object) -> bool:
+def _is_mapping(data: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether a ``before_evaluation`` returned a mapping (a dict, a proxy: no ABC test)."""
     kind = type(data)
     return kind is dict or kind is _PROXY or isinstance(data, Mapping)
