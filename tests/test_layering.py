@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._patterns",),
     (
         "aioflags._datasystem._context",
+        "aioflags._datasystem._flagd_document",
         "aioflags._datasystem._mirror",
         "aioflags._datasystem._payloads",
     ),

@@ -38,6 +38,20 @@ def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | No
     return given if isinstance(given, SavedState) else SavedState(given)
 
 
+def _check_flagd_reading(what: str, format: object, fractional: object) -> None:
+    """Refuse a file format or a ``fractional`` bucketing aioflags does not know."""
+    if format is not None and format not in ("launchdarkly", "flagd"):
+        raise ConfigurationError(
+            f'{what}(format=...) must be "flagd", "launchdarkly" or None '
+            f"(told from each file), not {format!r}"
+        )
+    if type(fractional) is not int or fractional not in (2, 3):
+        raise ConfigurationError(
+            f"{what}(fractional=...) must be 3 (flagd's bucketing) or 2 "
+            f"(its older one), not {fractional!r}"
+        )
+
+
 def _no_saved_state(preset: str, saved_state: object, why: str) -> None:
     """A clear error for ``saved_state=`` given to a preset that reads no network."""
     if saved_state is not None:
@@ -352,11 +366,20 @@ class DataSystem(Frozen):
         interval: float = 1.0,
         saved_state: None = None,
         plane: None = None,
+        format: str | None = None,
+        fractional: int = 3,
     ) -> DataSystem:
         """Offline: flags from files (JSON, or YAML with ``aioflags[yaml]``).
 
         LaunchDarkly's file-data-source shape: ``flags``, ``flagValues`` and
-        ``segments``. With ``reload`` the files are checked every
+        ``segments``; or flagd's flag definitions (``flags`` with ``state``
+        and ``variants``, ``$evaluators``, ``metadata``), told from what a
+        file holds (a ``$schema`` naming flagd, ``$evaluators``, or a flag
+        with ``state`` and ``variants``), or every file read as flagd's
+        with ``format="flagd"`` (``"launchdarkly"``: every file as
+        LaunchDarkly's). ``fractional``: the bucketing flagd's
+        ``fractional`` uses, 3 (flagd's newest) or 2 (its older one, for
+        fleets whose other evaluators still use it). With ``reload`` the files are checked every
         ``interval`` seconds and edits are applied; each announces exactly
         the flags whose content it changes. An edit applies only once the
         files have settled; an empty file is an error; an edit that drops a
@@ -384,9 +407,18 @@ class DataSystem(Frozen):
                 )
         check_bool("DataSystem.file(reload=...)", reload)
         check_seconds("DataSystem.file(interval=...)", interval)
+        _check_flagd_reading("DataSystem.file", format, fractional)
         return cls(
             synchronizers=(
-                mark_local(file_synchronizer(*paths, reload=reload, interval=interval)),
+                mark_local(
+                    file_synchronizer(
+                        *paths,
+                        reload=reload,
+                        interval=interval,
+                        format=format,
+                        fractional=fractional,
+                    )
+                ),
             )
         )
 

@@ -34,6 +34,7 @@ from ._codegen import (
     build_segment,
 )
 from ._context import Context, parse_reference
+from ._flagd import PARSE_ERROR_RESULT, FlagdFlagError, compile_flagd
 from ._logonce import Occurrences
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
@@ -522,6 +523,7 @@ class CompiledFlag:
         "deleted",
         "exclude_from_summaries",
         "fallthrough",
+        "flag_metadata",
         "key",
         "malformed",
         "migration_check_ratio",
@@ -535,6 +537,7 @@ class CompiledFlag:
         "targets",
         "track_events",
         "track_events_fallthrough",
+        "variant_names",
         "variations",
         "version",
     )
@@ -576,6 +579,12 @@ class CompiledFlag:
     migration_check_ratio: int
     #: the variation values (summary events name them by index)
     variations: tuple[JSONValue, ...]
+    #: a flagd flag's variant names, by variation index (OpenFeature's
+    #: ``variant``); ``None`` for a LaunchDarkly flag
+    variant_names: tuple[str, ...] | None
+    #: a flagd flag's metadata (its flag set's merged under its own);
+    #: ``None`` for a LaunchDarkly flag
+    flag_metadata: dict[str, JSONValue] | None
 
 
 def _target_maps(
@@ -634,6 +643,8 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.exclude_from_summaries = False
     flag.migration_check_ratio = 1
     flag.variations = ()
+    flag.variant_names = None
+    flag.flag_metadata = None
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object" if raw is not None else UNUSABLE)
@@ -652,6 +663,8 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         if raw.get("deleted") is True:
             flag.deleted = True
             flag.constant = NOT_FOUND
+        elif "flagd" in raw:
+            _compile_flagd_flag(flag, raw["flagd"])
         else:
             _compile_flag_body(flag, raw)
             if not flag.on:
@@ -676,6 +689,33 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         flag.code = Code(flag.code.run, True, flag.code.operands)
     _said(flag.malformed, "Flag", key, flag.version)
     return flag
+
+
+def _compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
+    """A flagd flag (``_flagd.py``); one flagd cannot evaluate is PARSE_ERROR, logged once."""
+    try:
+        if not isinstance(spec, dict):
+            raise FlagdFlagError("a flagd flag's definition must be an object")
+        parts = compile_flagd(flag.key, spec)
+    except FlagdFlagError as exc:
+        flag.malformed = str(exc)
+        flag.constant = PARSE_ERROR_RESULT
+        if _told("Flag", flag.key, flag.version):
+            logger.error(
+                "flagd flag %r cannot be evaluated and will evaluate to "
+                "PARSE_ERROR: %s",
+                flag.key,
+                exc,
+            )
+        return
+    flag.variant_names = parts.variant_names
+    flag.variations = parts.variations
+    flag.flag_metadata = parts.flag_metadata
+    flag.on = parts.on
+    flag.off_result = parts.off_result
+    flag.constant = parts.constant
+    if parts.code is not None:
+        flag.code = parts.code
 
 
 def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:

@@ -35,7 +35,11 @@ _WATCHED: Final = "watching for edits: the client becomes READY once the files l
 
 
 def file_synchronizer(
-    *paths: str | os.PathLike[str], reload: bool = False, interval: float = 1.0
+    *paths: str | os.PathLike[str],
+    reload: bool = False,
+    interval: float = 1.0,
+    format: str | None = None,
+    fractional: int = 3,
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """Flags from files (JSON or YAML); with ``reload``, checked every ``interval`` seconds.
 
@@ -49,6 +53,9 @@ def file_synchronizer(
     :class:`~aioflags._datasystem._sources._watch.FlagFileWatcher`'s rule,
     shared with ``aioflags serve``.
 
+    ``format`` and ``fractional``: how the files are read
+    (:func:`~aioflags._datasystem._sources._files.parse_flag_files`).
+
     Each load is versioned by content (:mod:`aioflags._datasystem._sources._versions`), so an edit
     is announced for exactly the flags it changes, whether or not it bumps
     their ``version``. The versions outlive a restart of the source.
@@ -57,7 +64,9 @@ def file_synchronizer(
     versions = ContentVersions()
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        watcher = FlagFileWatcher(files, ctx.clock)
+        watcher = FlagFileWatcher(
+            files, ctx.clock, format=format, fractional=fractional
+        )
         loaded = False
         first_check = True
         while True:

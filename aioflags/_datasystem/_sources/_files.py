@@ -24,6 +24,11 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import decode_text
 from aioflags._core._logname import client_logger
+from aioflags._datasystem._flagd_document import (
+    FlagdDocumentError,
+    flagd_flags,
+    is_flagd_document,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMPTY_FILE",
+    "FORMATS",
     "FlagFileError",
     "load_flag_files",
     "parse_flag_files",
@@ -186,11 +192,16 @@ def read_flag_file(path: Path) -> bytes | str:
 
 
 def load_flag_files(
-    *paths: str | Path, allow_empty: bool = True, warn: bool = True
+    *paths: str | Path,
+    allow_empty: bool = True,
+    warn: bool = True,
+    format: str | None = None,
+    fractional: int = 3,
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Read and merge flag files into ``(flags, segments)`` JSON.
 
-    ``allow_empty`` and ``warn`` as for :func:`parse_flag_files`.
+    ``allow_empty``, ``warn``, ``format`` and ``fractional`` as for
+    :func:`parse_flag_files`.
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -200,7 +211,13 @@ def load_flag_files(
         [(path, read_flag_file(path)) for path in files],
         allow_empty=allow_empty,
         warn=warn,
+        format=format,
+        fractional=fractional,
     )
+
+
+#: The formats a flag file may be read as (``None``: told by what it holds).
+FORMATS: Final = ("launchdarkly", "flagd")
 
 
 def parse_flag_files(
@@ -208,6 +225,8 @@ def parse_flag_files(
     *,
     allow_empty: bool = True,
     warn: bool = True,
+    format: str | None = None,
+    fractional: int = 3,
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Merge files already read (bytes, or why they could not be read) into ``(flags, segments)``.
 
@@ -216,6 +235,13 @@ def parse_flag_files(
     reload sees of a save still being written, never what its author meant.
     An explicit ``"flags": {}`` is not empty. Without ``warn``, a variation
     index out of range is not logged (``aioflags validate`` says it itself).
+
+    A file in flagd's flag definition format (``format="flagd"``, or told
+    by what it holds: :func:`~aioflags._datasystem._flagd_document.is_flagd_document`)
+    is read into flag objects that carry flagd's definition
+    (:func:`~aioflags._datasystem._flagd_document.flagd_flags`, with
+    ``fractional``'s bucketing); ``format="launchdarkly"`` reads every file
+    as LaunchDarkly's shape.
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -228,6 +254,9 @@ def parse_flag_files(
         if not allow_empty and not raw.strip():  # JSON too: no "Expecting value"
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
+        if format == "flagd" or (format is None and is_flagd_document(data)):
+            _merge_flagd(path, data, flags, fractional, allow_empty)
+            continue
         # An unknown key first: a file whose only key is misspelt (`flag:`)
         # has none of the three, and is no save still being written.
         unknown = sorted(set(data) - _TOP_LEVEL) if isinstance(data, dict) else []
@@ -281,6 +310,28 @@ def parse_flag_files(
                     if field == "flags" and warn:
                         _warn_out_of_range(path, key, item)
     return flags, segments
+
+
+def _merge_flagd(
+    path: Path,
+    data: Any,
+    flags: dict[str, JSONObject],
+    fractional: int,
+    allow_empty: bool,
+) -> None:
+    """A flagd file's flags, added to ``flags`` (a key defined twice is an error)."""
+    if not allow_empty and (
+        data is None or (isinstance(data, dict) and data.get("flags") is None)
+    ):
+        raise FlagFileError(f"{path}: {EMPTY_FILE}")
+    try:
+        read = flagd_flags(data, fractional=fractional)
+    except FlagdDocumentError as exc:
+        raise FlagFileError(f"{path}: {exc}") from None
+    for key, flag in read.items():
+        if key in flags:
+            raise FlagFileError(f"{path}: flag {key!r} is defined more than once")
+        flags[key] = flag
 
 
 def _variation_refs(flag: JSONObject) -> Iterator[tuple[str, object]]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -139,6 +139,7 @@ class FlagFileWatcher:
         "_held_since",
         "_keys",
         "_paths",
+        "_reading",
         "_saving",
         "_seen",
         "_settle",
@@ -154,8 +155,12 @@ class FlagFileWatcher:
         *,
         settle: float = SETTLE,
         tries: int = SETTLE_TRIES,
+        format: str | None = None,
+        fractional: int = 3,
     ) -> None:
         self._paths = paths
+        #: How the files are read (parse_flag_files' format and fractional).
+        self._reading: dict[str, Any] = {"format": format, "fractional": fractional}
         #: Whose time the checks wait on (and a held load's quiet is timed by).
         self.clock: Clock = clock
         self._settle = settle
@@ -184,7 +189,9 @@ class FlagFileWatcher:
         """
         self._seen, contents = _snapshot(self._paths)
         flags, segments = parse_flag_files(
-            list(zip(self._paths, contents, strict=True)), allow_empty=False
+            list(zip(self._paths, contents, strict=True)),
+            allow_empty=False,
+            **self._reading,
         )
         return self._apply(contents, flags, segments)
 
@@ -215,7 +222,9 @@ class FlagFileWatcher:
                 return None
         try:
             flags, segments = parse_flag_files(
-                list(zip(self._paths, contents, strict=True)), allow_empty=False
+                list(zip(self._paths, contents, strict=True)),
+                allow_empty=False,
+                **self._reading,
             )
         except FlagFileError as exc:
             self._held = None

@@ -1,0 +1,251 @@
+"""flagd's flag definitions, read into aioflags' flag data.
+
+flagd (OpenFeature's flag system) writes its flags as one JSON document,
+in a file or in each message of its sync protocol::
+
+    {"$schema": "https://flagd.dev/schema/v0/flags.json",
+     "flags": {"new-ui": {"state": "ENABLED",
+                          "variants": {"on": true, "off": false},
+                          "defaultVariant": "off",
+                          "targeting": {"if": [...]}}},
+     "$evaluators": {"shared-rule": {...}},
+     "metadata": {"flagSetId": "web"}}
+
+:func:`flagd_flags` turns such a document into aioflags' flag objects, one
+per flag, which the store, the plane, saved state and every tool carry as
+they carry LaunchDarkly's flags. Each holds what flagd evaluates, under
+``"flagd"``: the state, the variants (an ordered object: a variant's index
+is its place in it), the default variant, the targeting with every
+``{"$ref": name}`` replaced by ``$evaluators[name]`` (one level, as flagd
+does: a reference inside an evaluator stays one, which targeting cannot
+apply), and the flag's metadata merged over the document's. Beside it, the
+fields every aioflags tool reads of any flag: ``key``, ``version``, ``on``
+(the state is ``ENABLED``) and ``variations`` (the variants' values, in
+order). The evaluation layer compiles the ``"flagd"`` part
+(``aioflags/_evaluation/_flagd.py``).
+
+A document that flagd would refuse as a whole is refused here as a whole
+(:class:`FlagdDocumentError`, naming the flag and the field): a flag with
+no valid ``state``, with no variants, a ``defaultVariant`` that is not a
+string, metadata whose values are not strings, numbers or booleans. A
+``defaultVariant`` that names no variant is kept: that flag evaluates to
+an error where it would serve it (as flagd's Python provider has it), and
+``aioflags validate`` says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from aioflags._core._exceptions import AioflagsError
+
+if TYPE_CHECKING:
+    from aioflags._core._json import JSONObject, JSONValue
+
+__all__ = [
+    "FRACTIONAL_VERSIONS",
+    "FlagdDocumentError",
+    "flagd_flags",
+    "is_flagd_document",
+    "is_flagd_flag",
+]
+
+#: The ``fractional`` bucketings a data system may ask for: 3 (flagd's
+#: newest, the default) or 2 (the older high-precision one).
+FRACTIONAL_VERSIONS: Final = (2, 3)
+#: The top-level keys of a flagd document (``$schema`` for editors).
+_TOP_LEVEL: Final = frozenset({"flags", "$evaluators", "metadata", "$schema"})
+_STATES: Final = ("ENABLED", "DISABLED")
+
+
+class FlagdDocumentError(AioflagsError):
+    """A flagd flag definition document flagd would refuse (the message says where and why)."""
+
+
+def is_flagd_flag(item: object) -> bool:
+    """Whether a flag object is flagd's shape (``state`` and ``variants``)."""
+    return isinstance(item, dict) and "state" in item and "variants" in item
+
+
+def is_flagd_document(data: object) -> bool:
+    """Whether a parsed flag file is flagd's.
+
+    It is when its ``$schema`` names flagd, it has ``$evaluators``, or a
+    flag in it (in an object by key, or in flagd's daemon form: a list) has
+    flagd's ``state`` and ``variants``.
+    """
+    if not isinstance(data, dict):
+        return False
+    schema = data.get("$schema")
+    if isinstance(schema, str) and "flagd" in schema.lower():
+        return True
+    if "$evaluators" in data:
+        return True
+    flags = data.get("flags")
+    if isinstance(flags, dict):
+        flags = list(flags.values())
+    return isinstance(flags, list) and any(is_flagd_flag(f) for f in flags)
+
+
+def _metadata(value: object, where: str) -> JSONObject:
+    """Metadata as flagd takes it: an object of strings, numbers and booleans."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FlagdDocumentError(f"{where}: 'metadata' must be an object")
+    for name, item in value.items():
+        if not name:
+            raise FlagdDocumentError(f"{where}: a metadata key must not be empty")
+        if not isinstance(item, (str, int, float, bool)):
+            raise FlagdDocumentError(
+                f"{where}: metadata {name!r} must be a string, a number or a "
+                f"boolean, not {_kind(item)}"
+            )
+    return dict(value)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _is_ref(value: object) -> str | None:
+    """The name a ``{"$ref": name}`` object refers to (else None)."""
+    if isinstance(value, dict) and len(value) == 1:
+        name = value.get("$ref")
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def _resolve_refs(rule: JSONValue, evaluators: dict[str, JSONValue]) -> JSONValue:
+    """``rule`` with each ``{"$ref": name}`` replaced by ``evaluators[name]``.
+
+    One level, as flagd replaces them: what an evaluator holds is taken as
+    it is. A name no evaluator has stays a reference (targeting cannot
+    apply it: the flag evaluates to a parse error).
+    """
+    name = _is_ref(rule)
+    if name is not None:
+        return evaluators.get(name, rule)
+    if isinstance(rule, dict):
+        return {k: _resolve_refs(v, evaluators) for k, v in rule.items()}
+    if isinstance(rule, list):
+        return [_resolve_refs(v, evaluators) for v in rule]
+    return rule
+
+
+def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
+    """The document's flags as (key, definition), from its object or its list."""
+    flags = data.get("flags")
+    if isinstance(flags, dict):
+        return list(flags.items())
+    if isinstance(flags, list):  # flagd's daemon form: each flag has its key
+        pairs: list[tuple[str, Any]] = []
+        seen: set[str] = set()
+        for n, item in enumerate(flags):
+            key = item.get("key") if isinstance(item, dict) else None
+            if not isinstance(key, str) or not key:
+                raise FlagdDocumentError(f"flags[{n}]: a flag in a list needs a 'key'")
+            if key in seen:
+                raise FlagdDocumentError(f"flags[{n}]: flag {key!r} is defined twice")
+            seen.add(key)
+            pairs.append((key, {k: v for k, v in item.items() if k != "key"}))
+        return pairs
+    if flags is None:
+        raise FlagdDocumentError("a flagd document needs 'flags'")
+    raise FlagdDocumentError("'flags' must be an object keyed by flag key")
+
+
+def flagd_flags(data: object, *, fractional: int = 3) -> dict[str, JSONObject]:
+    """A flagd document's flags as aioflags flag objects, by key (see the module).
+
+    ``fractional``: the bucketing ``fractional`` uses (3, or 2 for fleets
+    whose other evaluators still use flagd's older one), kept in each flag
+    that is not on 3.
+
+    Raises:
+        FlagdDocumentError: the document is not one flagd would take.
+    """
+    if fractional not in FRACTIONAL_VERSIONS:
+        raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
+    if not isinstance(data, dict):
+        raise FlagdDocumentError("a flagd document must be a JSON object")
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        raise FlagdDocumentError(
+            f"unknown top-level key {unknown[0]!r}: a flagd document has flags, "
+            "$evaluators and metadata"
+        )
+    set_metadata = _metadata(data.get("metadata"), "metadata")
+    evaluators = data.get("$evaluators")
+    if evaluators is None:
+        evaluators = {}
+    elif not isinstance(evaluators, dict):
+        raise FlagdDocumentError("'$evaluators' must be an object of rules by name")
+    flags: dict[str, JSONObject] = {}
+    for key, definition in _flags_of(data):
+        flags[key] = _flag(key, definition, evaluators, set_metadata, fractional)
+    return flags
+
+
+def _flag(
+    key: str,
+    definition: object,
+    evaluators: dict[str, JSONValue],
+    set_metadata: JSONObject,
+    fractional: int,
+) -> JSONObject:
+    where = f"flags/{key}"
+    if not key:
+        raise FlagdDocumentError("a flag key must not be empty")
+    if not isinstance(definition, dict):
+        raise FlagdDocumentError(f"{where}: a flag must be an object")
+    state = definition.get("state")
+    if state not in _STATES:
+        raise FlagdDocumentError(
+            f'{where}: \'state\' must be "ENABLED" or "DISABLED", not {state!r}'
+        )
+    variants = definition.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise FlagdDocumentError(
+            f"{where}: 'variants' must be an object with at least one variant"
+        )
+    default = definition.get("defaultVariant")
+    if isinstance(default, bool):  # flagd takes true/false for "true"/"false"
+        default = "true" if default else "false"
+    elif default == "":
+        default = None
+    elif default is not None and not isinstance(default, str):
+        raise FlagdDocumentError(
+            f"{where}: 'defaultVariant' must be a variant's name or null, "
+            f"not {_kind(default)}"
+        )
+    metadata = {**set_metadata, **_metadata(definition.get("metadata"), where)}
+    flagd: JSONObject = {
+        "state": state,
+        "variants": dict(variants),
+        "defaultVariant": default,
+        "metadata": metadata,
+    }
+    targeting = definition.get("targeting")
+    if targeting is not None and targeting != {}:
+        flagd["targeting"] = _resolve_refs(targeting, evaluators)
+    if fractional != 3:
+        flagd["fractional"] = fractional
+    return {
+        "key": key,
+        "version": 1,
+        "on": state == "ENABLED",
+        "variations": list(variants.values()),
+        "flagd": flagd,
+    }

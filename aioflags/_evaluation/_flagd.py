@@ -1,0 +1,185 @@
+"""flagd flags compiled into the same heads as LaunchDarkly's (flagd.md, "Evaluation").
+
+A flagd flag reaches the model as the ``"flagd"`` part of a flag object
+(``aioflags/_datasystem/_flagd_document.py`` reads flagd's documents
+into them). :func:`compile_flagd` compiles it into the fields of a
+``CompiledFlag`` (:class:`FlagdParts`), as ``_compile_flag_body`` does
+LaunchDarkly's JSON: its results made once, and a head the pipeline runs
+like any other (door, find, run, answer are one for both):
+
+- ``state: DISABLED``: the caller's default, reason ``DISABLED`` (the
+  flag's constant result, as an off flag's).
+- no targeting: the default variant, reason ``STATIC`` (constant).
+- targeting: its rule compiled once (``_jsonlogic.build_targeting``) and
+  run per evaluation; what it gives chooses the result: a variant's name
+  (``true``/``false`` name the variants ``"true"``/``"false"``; a number
+  names the variant its text is, as flagd's Python provider has it) is
+  that variant, reason ``TARGETING_MATCH``; null is the default variant,
+  reason ``DEFAULT``; anything else is an error, ``GENERAL``.
+- no default variant (null, absent or ``""``) where it would serve: the
+  caller's default, reason ``DEFAULT`` (flagd's "code default"); a
+  default variant that names no variant: ``GENERAL``.
+- targeting flagd cannot apply (an unknown operator, a ``$ref`` to no
+  evaluator): ``PARSE_ERROR`` for every evaluation, said once in the log.
+
+A result's ``variation_index`` is the variant's place among the flag's
+variants; ``CompiledFlag.variant_names`` names it (OpenFeature's
+``variant``) and ``CompiledFlag.flag_metadata`` is the flag's metadata
+merged over its flag set's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from ._codegen import Code
+from ._results import Reason, Result, own_cache
+
+if TYPE_CHECKING:
+    from aioflags._core._json import JSONObject, JSONValue
+
+    from ._context import Context
+
+__all__ = [
+    "DEFAULT",
+    "DISABLED",
+    "GENERAL",
+    "PARSE_ERROR",
+    "PARSE_ERROR_RESULT",
+    "STATIC",
+    "TARGETING_MATCH",
+    "FlagdFlagError",
+    "FlagdParts",
+    "compile_flagd",
+    "variant_name",
+]
+
+STATIC: Final = Reason({"kind": "STATIC"})
+TARGETING_MATCH: Final = Reason({"kind": "TARGETING_MATCH"})
+DEFAULT: Final = Reason({"kind": "DEFAULT"})
+DISABLED: Final = Reason({"kind": "DISABLED"})
+#: flagd's errors, in the reason's ``errorKind`` (OpenFeature's codes)
+PARSE_ERROR: Final = Reason({"kind": "ERROR", "errorKind": "PARSE_ERROR"})
+GENERAL: Final = Reason({"kind": "ERROR", "errorKind": "GENERAL"})
+
+_GENERAL_RESULT: Final = Result(None, None, GENERAL, False, None)
+#: the constant result of a flag flagd cannot evaluate
+PARSE_ERROR_RESULT: Final = Result(None, None, PARSE_ERROR, False, None)
+
+
+class FlagdFlagError(Exception):
+    """A flagd flag's definition the model cannot use (the flag is PARSE_ERROR)."""
+
+
+def variant_name(value: JSONValue) -> str | None:
+    """The variant a targeting rule's value names (None: it names none).
+
+    A string names itself; ``true``/``false`` name ``"true"``/``"false"``;
+    a number names the variant its text is (``1`` → ``"1"``, ``1.5`` →
+    ``"1.5"``: flagd's Python provider's ``str``).
+    """
+    cls = value.__class__
+    if isinstance(value, str):
+        return value
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is int or cls is float:
+        return str(value)
+    return None
+
+
+def _chosen(
+    operands: tuple[Any, Any, dict[str, Result], Result], ctx: Context, st: Any
+) -> Result:
+    """The ``run`` of a flagd flag with targeting: its rule run, its value's result.
+
+    Operands: the rule's compiled run and its operands, the results by
+    variant name (variants whose value is null are not there: flagd
+    refuses to serve them), and the result for a rule that gives null.
+    """
+    value = operands[0](operands[1], ctx, st)
+    if value.__class__ is str:
+        hit = operands[2].get(value)
+        return _GENERAL_RESULT if hit is None else hit
+    if value is None:
+        return operands[3]
+    name = variant_name(value)
+    hit = None if name is None else operands[2].get(name)
+    return _GENERAL_RESULT if hit is None else hit
+
+
+class FlagdParts(NamedTuple):
+    """What a flagd flag's definition compiles to: the fields of its ``CompiledFlag``."""
+
+    variant_names: tuple[str, ...]
+    variations: tuple[JSONValue, ...]
+    flag_metadata: dict[str, JSONValue]
+    on: bool
+    #: the result when the flag is disabled
+    off_result: Result
+    #: the result for every context (``None``: run :attr:`code`)
+    constant: Result | None
+    code: Code | None
+
+
+def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
+    """Compile the ``"flagd"`` part of flag ``key``'s object (see the module).
+
+    Raises:
+        FlagdFlagError: the part is not what the document reader writes,
+            or its targeting is not one flagd can apply.
+    """
+    variants = spec.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise FlagdFlagError("'variants' must be an object with at least one variant")
+    state = spec.get("state")
+    if state not in ("ENABLED", "DISABLED"):
+        raise FlagdFlagError("'state' must be ENABLED or DISABLED")
+    metadata = spec.get("metadata")
+    names = tuple(variants)
+    off = Result(None, None, DISABLED, False, own_cache())
+
+    def parts(constant: Result | None, code: Code | None = None) -> FlagdParts:
+        return FlagdParts(
+            names,
+            tuple(variants.values()),
+            dict(metadata) if isinstance(metadata, dict) else {},
+            state == "ENABLED",
+            off,
+            constant,
+            code,
+        )
+
+    if state == "DISABLED":
+        return parts(off)
+
+    def served(name: str, reason: Reason) -> Result:
+        index = names.index(name)
+        return Result(variants[name], index, reason, False, own_cache())
+
+    default = spec.get("defaultVariant")
+    if default is None or default == "":
+        static = on_null = Result(None, None, DEFAULT, False, own_cache())
+    elif isinstance(default, str) and default in variants:
+        static = served(default, STATIC)
+        on_null = served(default, DEFAULT)
+    else:  # a default variant that names no variant
+        static = on_null = _GENERAL_RESULT
+    if "targeting" not in spec:
+        return parts(static)
+    fractional = spec.get("fractional", 3)
+    from ._jsonlogic import (  # type: ignore[import-not-found]  # (next commit)
+        TargetingError,
+        build_targeting,
+    )
+
+    try:
+        run, operands = build_targeting(spec["targeting"], key, fractional=fractional)
+    except TargetingError as exc:
+        raise FlagdFlagError(f"targeting: {exc}") from None
+    by_name = {
+        name: served(name, TARGETING_MATCH)
+        for name, value in variants.items()
+        if value is not None
+    }
+    return parts(None, Code(_chosen, True, (run, operands, by_name, on_null)))
