@@ -84,7 +84,7 @@ from ._client._blocking import running_library as _running_library
 from ._client._client import Client
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
-from ._client._ofcontext import ContextError, context_from
+from ._client._ofcontext import ContextError, context_from, flagd_context_from
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
 
@@ -105,7 +105,7 @@ if TYPE_CHECKING:
     from ._evaluation._results import EvaluationDetail
     from ._evaluation._snapshot import FlagSnapshot
 
-__all__ = ["AioflagsProvider", "to_context"]
+__all__ = ["AioflagsProvider", "to_context", "to_flagd_context"]
 
 _Typed: TypeAlias = (
     "Callable[[FlagSnapshot, str, Context | None, Any], EvaluationDetail[Any]]"
@@ -170,6 +170,27 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
 _REASONS: Final = {reason.value: reason for reason in Reason}
 
 
+def to_flagd_context(evaluation_context: EvaluationContext | None) -> Context:
+    """Map an OpenFeature evaluation context as flagd's providers map it, for a flagd flag.
+
+    The targeting key is flagd's ``targetingKey`` (none is valid: flagd's
+    rules see it as null) and every attribute is one of flagd's, under its
+    own name (``kind``, ``name``... are attributes like any other).
+
+    Added in version 0.2.0.
+    """
+    key = evaluation_context.targeting_key if evaluation_context else None
+    attributes = (
+        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
+        if evaluation_context
+        else {}
+    )
+    try:
+        return flagd_context_from(key, attributes)
+    except ContextError as exc:
+        raise InvalidContextError(str(exc)) from None
+
+
 def _reason(word: str) -> Reason | str:
     """OpenFeature's ``Reason`` member for ``word``; LaunchDarkly's own words as they are."""
     return _REASONS.get(word, word)
@@ -187,7 +208,7 @@ def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
         if status is ProviderStatus.FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
         raise ProviderNotReadyError("the aioflags client has no flag data yet")
-    if error == "MALFORMED_FLAG":
+    if error in ("MALFORMED_FLAG", "PARSE_ERROR"):
         raise ParseError("the flag's configuration is malformed")
     if error == "USER_NOT_SPECIFIED":
         raise InvalidContextError("the evaluation context is not valid")
@@ -553,8 +574,13 @@ class AioflagsProvider(AbstractProvider):
         status = self._client.status
         if status is ProviderStatus.FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
-        context = to_context(evaluation_context)
         snapshot = self._client.snapshot()
+        # A flagd flag takes flagd's context; so does a key with no flag
+        # (not found either way: no context refused for want of a key).
+        if snapshot.flag_format(flag_key) in ("flagd", None):
+            context = to_flagd_context(evaluation_context)
+        else:
+            context = to_context(evaluation_context)
         typed = _TYPED_DETAIL[kind]
         detail: EvaluationDetail[Any] = typed(
             snapshot, flag_key, context, default_value
@@ -567,11 +593,11 @@ class AioflagsProvider(AbstractProvider):
             raise TypeMismatchError("the flag's value is not an object or a list")
         if kind == "float" and isinstance(value, float) and not math.isfinite(value):
             raise TypeMismatchError("the flag's value is not a finite number")
-        index = detail.variation_index
         return FlagResolutionDetails(
             value=value,
             reason=_reason(snapshot.openfeature_reason(flag_key, detail)),
-            variant=None if index is None else str(index),
+            variant=snapshot.openfeature_variant(flag_key, detail),
+            flag_metadata=snapshot.flag_metadata(flag_key),
         )
 
     def resolve_boolean_details(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Mapping
 
-__all__ = ["ContextError", "context_from"]
+__all__ = ["ContextError", "context_from", "flagd_context_from"]
 
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 #: Attribute names dropped, not refused: LaunchDarkly's context builders
@@ -136,3 +136,21 @@ def context_from(
     if not context.valid:
         raise ContextError("INVALID_CONTEXT", context.error or "invalid context")
     return context
+
+
+def flagd_context_from(key: object, attributes: Mapping[str, Any]) -> Context:
+    """An OpenFeature context as flagd's providers give it to a flagd flag.
+
+    The targeting key (none is valid: flagd's rules see ``targetingKey``
+    as null) and the attributes as they are, ``targetingKey`` aside: no
+    name is LaunchDarkly's (``kind``, ``name``, ``privateAttributes`` are
+    attributes like any other).
+
+    Raises:
+        ContextError: a targeting key that is not a string (INVALID_CONTEXT).
+    """
+    if key is not None and not isinstance(key, str):
+        raise ContextError("INVALID_CONTEXT", "the targeting key must be a string")
+    return Context._flagd(
+        key, {k: v for k, v in attributes.items() if k != "targetingKey"}
+    )

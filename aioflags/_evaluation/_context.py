@@ -221,6 +221,21 @@ class Context:
         )
 
     @classmethod
+    def _flagd(
+        cls, targeting_key: str | None, attributes: Mapping[str, JSONValue]
+    ) -> Context:
+        """A context as flagd's providers map OpenFeature's: for flagd flags.
+
+        A single ``user`` context whose attributes are ``attributes`` as
+        given (none of them read as LaunchDarkly's built-ins: flagd's
+        targeting sees ``kind`` or ``name`` as any other attribute), and
+        whose key is the targeting key: none (``""``: flagd's rules see
+        ``targetingKey`` as null) is valid here, as it is to flagd.
+        """
+        values = {k: v for k, v in attributes.items() if v is not None}
+        return cls._single("user", targeting_key or "", values, (), None)
+
+    @classmethod
     def create(
         cls,
         key: str,

@@ -571,6 +571,54 @@ class FlagSnapshot:
         """
         return self._openfeature_reason(key, detail.reason)
 
+    def openfeature_variant(
+        self, key: str, detail: EvaluationDetail[Any]
+    ) -> str | None:
+        """The variant ``detail`` (an evaluation of ``key`` here) served, in OpenFeature's words.
+
+        A flagd flag's variant name (``"on"``, ``"blue"``); for a
+        LaunchDarkly flag, its variation index as text (``"0"``); ``None``
+        when the evaluation served none (the caller's default). The
+        OpenFeature provider reports this as ``variant``.
+
+        Added in version 0.2.0.
+        """
+        index = detail.variation_index
+        if index is None:
+            return None
+        flag = self._data.flag(key)
+        names = None if flag is None else flag.variant_names
+        if names is not None and index < len(names):
+            return names[index]
+        return str(index)
+
+    def flag_metadata(self, key: str) -> dict[str, JSONValue]:
+        """Flag ``key``'s metadata: OpenFeature's flag metadata.
+
+        A flagd flag's metadata, its flag set's merged under its own
+        (``flagSetId``, ``version``, whatever its document says); ``{}``
+        for a LaunchDarkly flag and for a key with no flag. A fresh dict.
+
+        Added in version 0.2.0.
+        """
+        flag = self._data.flag(key)
+        metadata = None if flag is None else flag.flag_metadata
+        return {} if metadata is None else dict(metadata)
+
+    def flag_format(self, key: str) -> str | None:
+        """Which system's flag ``key`` is: ``"flagd"``, ``"launchdarkly"``, or ``None`` (no flag).
+
+        A flagd flag's evaluation context is flagd's (the OpenFeature
+        provider maps OpenFeature's as flagd's providers do: a targeting
+        key is optional, every attribute is one of flagd's).
+
+        Added in version 0.2.0.
+        """
+        flag = self._data.flag(key)
+        if flag is None:
+            return None
+        return "launchdarkly" if flag.variant_names is None else "flagd"
+
     def _flag(self, key: str) -> CompiledFlag | None:
         """The compiled flag ``key`` (None if absent or deleted), for OFREP."""
         return self._data.flag(key)

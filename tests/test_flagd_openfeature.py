@@ -1,0 +1,131 @@
+"""flagd flags through aioflags' OpenFeature provider: variant, reason, metadata, context.
+
+What flagd's OpenFeature providers report for a flag: its variant's name,
+flagd's reason word, the flag's metadata (its flag set's under its own),
+and the context as OpenFeature gives it (a targeting key is optional).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
+
+from aioflags import Config, DataSystem
+from aioflags.openfeature import AioflagsProvider, to_flagd_context
+
+DOCUMENT: dict[str, Any] = {
+    "metadata": {"flagSetId": "shop"},
+    "flags": {
+        "theme": {
+            "state": "ENABLED",
+            "variants": {"light": "#fff", "dark": "#000"},
+            "defaultVariant": "dark",
+            "metadata": {"owner": "ui", "rank": 2, "ratio": 0.5, "beta": True},
+        },
+        "beta": {
+            "state": "DISABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on",
+        },
+        "limit": {"state": "ENABLED", "variants": {"low": 10}, "defaultVariant": None},
+        "stray": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "b"},
+    },
+}
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path) -> AsyncIterator[OpenFeatureClient]:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(DOCUMENT))
+    provider = AioflagsProvider(
+        Config(data_system=DataSystem.file(path), send_events=False)
+    )
+    await asyncio.to_thread(api.set_provider_and_wait, provider)
+    try:
+        yield api.get_client()
+    finally:
+        await asyncio.to_thread(api.shutdown)
+        api.clear_providers()
+
+
+@pytest.mark.asyncio
+async def test_a_variant_is_named_and_the_metadata_merged(
+    client: OpenFeatureClient,
+) -> None:
+    # No targeting key: flagd needs none.
+    detail = client.get_string_details("theme", "?")
+    assert (detail.value, detail.variant, detail.reason) == (
+        "#000",
+        "dark",
+        Reason.STATIC,
+    )
+    assert detail.error_code is None
+    assert detail.flag_metadata == {
+        "flagSetId": "shop",
+        "owner": "ui",
+        "rank": 2,
+        "ratio": 0.5,
+        "beta": True,
+    }
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("key", "default", "value", "reason", "code"),
+    [
+        ("beta", False, False, Reason.DISABLED, None),
+        ("limit", 3, 3, Reason.DEFAULT, None),
+        ("stray", 3, 3, Reason.ERROR, ErrorCode.GENERAL),
+        ("missing", 3, 3, Reason.ERROR, ErrorCode.FLAG_NOT_FOUND),
+    ],
+)
+async def test_flagds_reasons_and_errors_are_openfeatures(
+    client: OpenFeatureClient,
+    key: str,
+    default: Any,
+    value: Any,
+    reason: Reason,
+    code: ErrorCode | None,
+) -> None:
+    get = client.get_boolean_details if key == "beta" else client.get_integer_details
+    detail = get(key, default, EvaluationContext("u1"))
+    assert (detail.value, detail.reason, detail.error_code, detail.variant) == (
+        value,
+        reason,
+        code,
+        None,
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_value_of_another_type_is_a_type_mismatch(
+    client: OpenFeatureClient,
+) -> None:
+    detail = client.get_boolean_details("theme", True)
+    assert (detail.value, detail.error_code) == (True, ErrorCode.TYPE_MISMATCH)
+
+
+def test_flagds_context_keeps_every_attribute_under_its_own_name() -> None:
+    context = to_flagd_context(
+        EvaluationContext("u1", {"kind": "org", "name": "n", "tier": 3})
+    )
+    assert context.valid and context.key == "u1" and context.kind == "user"
+    assert (context.get("kind"), context.get("name"), context.get("tier")) == (
+        "org",
+        "n",
+        3,
+    )
+    keyless = to_flagd_context(EvaluationContext(None, {"tier": 3}))
+    assert keyless.valid and keyless.key == "" and keyless.get("tier") == 3
+    assert to_flagd_context(None).valid
