@@ -311,7 +311,11 @@ def validate(paths: list[Path]) -> int:
     Then what makes evaluations return MALFORMED_FLAG: the compiler's own
     verdicts (a malformed flag or segment, a variation index out of range,
     a rule that serves nothing, an invalid attribute reference), and the
-    prerequisite and segment cycles the evaluator aborts.
+    prerequisite and segment cycles the evaluator aborts. A flagd file is
+    checked as flagd reads it (``_lint.flagd_problems``: a field flagd
+    ignores, variants of several types, a default variant that names none,
+    a ``$ref`` to no evaluator), and its targeting compiled: a rule flagd
+    cannot apply makes the flag a PARSE_ERROR.
     """
     from ._datasystem._sources._files import flag_file_text
     from ._datasystem._sources._lint import lint, pointer
@@ -332,12 +336,18 @@ def validate(paths: list[Path]) -> int:
     # it is, rather than again in the compiler's words.
     misshapen = {(p.at[0], p.at[1]) for p in linted if p.shape and len(p.at) > 1}
     problems: list[str] = []
+    parse_errors: list[str] = []
     prerequisites: dict[str, tuple[str, ...]] = {}
     runs: dict[str, tuple[str, ...]] = {}  # the flags the evaluator runs
+    flagd = {key for key, raw in flags.items() if "flagd" in raw}
     for key, raw in flags.items():
         flag, found = checked_flag(key, raw)
         at = where.get(("flags", key), "")
-        if ("flags", key) not in misshapen:
+        if ("flags", key) in misshapen:
+            continue
+        if key in flagd:  # a flagd flag the model cannot use: PARSE_ERROR
+            parse_errors += (f"{at}: flag {key!r}: {problem}" for problem in found)
+        else:
             problems += (f"{at}: flag {key!r}: {problem}" for problem in found)
         prerequisites[key] = flag.prerequisite_keys
         if flag.constant is None:
@@ -375,7 +385,11 @@ def validate(paths: list[Path]) -> int:
         for cycle in _cycles({k: sorted(v) for k, v in nested.items()})
     )
     for p in linted:
-        malformed = " (evaluations that reach it are MALFORMED_FLAG)" if p.shape else ""
+        malformed = (
+            " (evaluations that reach it are MALFORMED_FLAG)"
+            if p.shape and not (len(p.at) > 1 and p.at[1] in flagd)
+            else ""
+        )
         print(
             f"error: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
         )
@@ -384,7 +398,11 @@ def validate(paths: list[Path]) -> int:
             f"error: {problem} (evaluations that reach it are MALFORMED_FLAG)",
             file=sys.stderr,
         )
-    count = len(linted) + len(problems)
+    for problem in parse_errors:
+        print(
+            f"error: {problem} (every evaluation of it is PARSE_ERROR)", file=sys.stderr
+        )
+    count = len(linted) + len(problems) + len(parse_errors)
     names = ", ".join(str(p) for p in paths)
     verdict = f"{count} problem(s)" if count else "valid"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
@@ -640,8 +658,15 @@ def _parser() -> argparse.ArgumentParser:
         "schema",
         help="print the JSON Schema of flag files (for editors)",
         description="Print the JSON Schema of flag files (flagfile.schema.json, "
-        "shipped in the package): save it, and point your editor at it for "
+        "shipped in the package; with --format flagd, flagd's flag definitions: "
+        "flagd.schema.json): save it, and point your editor at it for "
         "completion and checks as you type.",
+    )
+    cmd.add_argument(
+        "--format",
+        choices=("launchdarkly", "flagd"),
+        default="launchdarkly",
+        help="which flag files: LaunchDarkly's shape (the default) or flagd's",
     )
     cmd.set_defaults(run=_schema_command, parser=cmd)
 
@@ -843,7 +868,8 @@ def _diff_command(args: argparse.Namespace) -> int:
 
 
 def _schema_command(args: argparse.Namespace) -> int:
-    schema = resources.files("aioflags").joinpath("flagfile.schema.json")
+    name = "flagd.schema.json" if args.format == "flagd" else "flagfile.schema.json"
+    schema = resources.files("aioflags").joinpath(name)
     print(schema.read_text("utf-8"), end="")
     return 0
 

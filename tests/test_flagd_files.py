@@ -11,6 +11,7 @@ has its own tests (tests/test_flagd_logic.py).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -218,14 +219,17 @@ def test_a_document_flagd_would_refuse_is_refused_saying_where(
         flagd_flags(data)
 
 
-def test_a_flagd_file_refused_names_the_file(tmp_path: Path) -> None:
-    bad = write(
-        tmp_path / "flags.flagd.json",
-        {"flags": {"f": {"state": "ENABLED", "variants": {}}}},
+def test_a_flagd_file_refused_names_the_file_and_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "flags.flagd.json"
+    bad.write_text(
+        json.dumps({"flags": {"f": {"state": "ENABLED", "variants": {}}}}, indent=2)
     )
+    # {, "flags": {, "f": {, "state"..., then "variants" on line 5, column 7.
     with pytest.raises(FlagFileError) as caught:
         load_flag_files(bad)
-    assert str(caught.value).startswith(f"{bad}: flags/f: 'variants' must be")
+    assert str(caught.value).startswith(
+        f"{bad}:5:7: flags/f/variants: 'variants' must be"
+    )
 
 
 def test_flagd_and_launchdarkly_files_merge_and_a_key_twice_is_an_error(
@@ -371,3 +375,91 @@ async def test_a_client_serves_a_flagd_file_and_its_edits(tmp_path: Path) -> Non
         detail = await client.variation_detail("code-default", USER, 5)
         assert (detail.value, detail.reason) == (5, {"kind": "DEFAULT"})
         assert client.snapshot().flag_metadata("colour")["owner"] == "ui"
+
+
+def test_validate_says_what_a_flagd_file_gets_wrong_and_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    document: dict[str, Any] = {
+        "flags": {
+            "a": {
+                "state": "ENABLED",
+                "variants": {"x": 1, "y": "two", "z": None},
+                "defaultVarient": "x",
+                "defaultVariant": "q",
+            },
+            "b": {
+                "state": "ENABLED",
+                "variants": {"x": 1},
+                "targeting": {"if": [{"$ref": "isBalmer"}, "x", None]},
+            },
+            "fine": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x"},
+        },
+        "$evaluators": {
+            "isBallmer": {"==": [{"var": "email"}, "b@example.com"]},
+            "nested": {"$ref": "isBallmer"},
+        },
+    }
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(document, indent=2))
+    assert main(["validate", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == f"{path}: 3 flags, 0 segments: 6 problem(s)"
+    said = err.splitlines()
+    expected = [
+        "flags/a/defaultVarient: unknown field 'defaultVarient' (did you mean "
+        "'defaultVariant'?): flagd's flags have no such field, so it is ignored",
+        "flags/a/variants: the variants' values are of 2 types (number, string)",
+        "flags/a/variants/z: variant 'z' is null: flagd never serves it",
+        "flags/a/defaultVariant: default variant 'q' is not one of the flag's variants",
+        "flags/b/targeting/if/0: no evaluator is named 'isBalmer' (did you mean "
+        "'isBallmer'?): the flag is a PARSE_ERROR",
+        "$evaluators/nested: 'isBallmer' is referred to inside an evaluator",
+    ]
+    for text in expected:
+        line = next((s for s in said if text in s), None)
+        assert line is not None, (text, said)
+        # Each at its file:line:col.
+        assert re.match(rf"error: {re.escape(str(path))}:\d+:\d+: ", line), line
+    assert len(said) == len(expected)
+    # Nothing for the flag that is right.
+    assert not any("flags/fine" in line for line in said)
+    fine = tmp_path / "fine.json"
+    fine.write_text(json.dumps({"flags": {"fine": document["flags"]["fine"]}}))
+    assert main(["validate", str(fine)]) == 0
+
+
+def test_the_flagd_schema_says_what_the_reader_takes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aioflags.__main__ import main
+    from aioflags._datasystem._sources._lint import pointer, schema_problems
+
+    assert main(["schema", "--format", "flagd"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+
+    def problems(data: Any) -> list[str]:
+        return [
+            f"{pointer(p.at)}: {p.what}" for p in schema_problems(data, root=schema)
+        ]
+
+    listed = {"flags": [{"key": "f", "state": "ENABLED", "variants": {"a": 1}}]}
+    goods: list[dict[str, Any]] = [COLOURS, listed, {"flags": {}, "$evaluators": {}}]
+    for good in goods:
+        assert problems(good) == []
+        flagd_flags(good)  # and the reader takes it
+    bad = {
+        "flags": {
+            "f": {"state": "ON", "variants": {"a": 1}, "defaultVarient": "a"},
+            "g": {"variants": {"a": 1}, "metadata": {"m": []}},
+        },
+        "extra": 1,
+    }
+    found = problems(bad)
+    assert any(p.startswith("flags/f/state: unknown value 'ON'") for p in found)
+    assert any(p.startswith("flags/f/defaultVarient: unknown field") for p in found)
+    assert "flags/g: 'state' is required" in found
+    assert any(p.startswith("flags/g/metadata/m: a list") for p in found)
+    assert any(p.startswith("extra: unknown field") for p in found)

@@ -59,7 +59,16 @@ _STATES: Final = ("ENABLED", "DISABLED")
 
 
 class FlagdDocumentError(AioflagsError):
-    """A flagd flag definition document flagd would refuse (the message says where and why)."""
+    """A flagd flag definition document flagd would refuse (the message says where and why).
+
+    ``at``: where in the document, as keys and indexes from the top
+    (``("flags", "f", "state")``); the message starts with it as a path.
+    """
+
+    def __init__(self, what: str, at: tuple[str | int, ...] = ()) -> None:
+        where = "/".join(str(part) for part in at)
+        super().__init__(f"{where}: {what}" if where else what)
+        self.at = at
 
 
 def is_flagd_flag(item: object) -> bool:
@@ -87,19 +96,20 @@ def is_flagd_document(data: object) -> bool:
     return isinstance(flags, list) and any(is_flagd_flag(f) for f in flags)
 
 
-def _metadata(value: object, where: str) -> JSONObject:
+def _metadata(value: object, at: tuple[str | int, ...]) -> JSONObject:
     """Metadata as flagd takes it: an object of strings, numbers and booleans."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FlagdDocumentError(f"{where}: 'metadata' must be an object")
+        raise FlagdDocumentError("'metadata' must be an object", at)
     for name, item in value.items():
         if not name:
-            raise FlagdDocumentError(f"{where}: a metadata key must not be empty")
+            raise FlagdDocumentError("a metadata key must not be empty", at)
         if not isinstance(item, (str, int, float, bool)):
             raise FlagdDocumentError(
-                f"{where}: metadata {name!r} must be a string, a number or a "
-                f"boolean, not {_kind(item)}"
+                f"metadata {name!r} must be a string, a number or a "
+                f"boolean, not {_kind(item)}",
+                (*at, name),
             )
     return dict(value)
 
@@ -155,9 +165,11 @@ def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
         for n, item in enumerate(flags):
             key = item.get("key") if isinstance(item, dict) else None
             if not isinstance(key, str) or not key:
-                raise FlagdDocumentError(f"flags[{n}]: a flag in a list needs a 'key'")
+                raise FlagdDocumentError("a flag in a list needs a 'key'", ("flags", n))
             if key in seen:
-                raise FlagdDocumentError(f"flags[{n}]: flag {key!r} is defined twice")
+                raise FlagdDocumentError(
+                    f"flag {key!r} is defined twice", ("flags", n, "key")
+                )
             seen.add(key)
             pairs.append((key, {k: v for k, v in item.items() if k != "key"}))
         return pairs
@@ -186,39 +198,45 @@ def flagd_flags(data: object, *, fractional: int = 3) -> dict[str, JSONObject]:
             f"unknown top-level key {unknown[0]!r}: a flagd document has flags, "
             "$evaluators and metadata"
         )
-    set_metadata = _metadata(data.get("metadata"), "metadata")
+    set_metadata = _metadata(data.get("metadata"), ("metadata",))
     evaluators = data.get("$evaluators")
     if evaluators is None:
         evaluators = {}
     elif not isinstance(evaluators, dict):
-        raise FlagdDocumentError("'$evaluators' must be an object of rules by name")
+        raise FlagdDocumentError(
+            "'$evaluators' must be an object of rules by name", ("$evaluators",)
+        )
     flags: dict[str, JSONObject] = {}
-    for key, definition in _flags_of(data):
-        flags[key] = _flag(key, definition, evaluators, set_metadata, fractional)
+    listed = isinstance(data.get("flags"), list)
+    for n, (key, definition) in enumerate(_flags_of(data)):
+        at: tuple[str | int, ...] = ("flags", n if listed else key)
+        flags[key] = _flag(key, at, definition, evaluators, set_metadata, fractional)
     return flags
 
 
 def _flag(
     key: str,
+    at: tuple[str | int, ...],
     definition: object,
     evaluators: dict[str, JSONValue],
     set_metadata: JSONObject,
     fractional: int,
 ) -> JSONObject:
-    where = f"flags/{key}"
     if not key:
-        raise FlagdDocumentError("a flag key must not be empty")
+        raise FlagdDocumentError("a flag key must not be empty", at)
     if not isinstance(definition, dict):
-        raise FlagdDocumentError(f"{where}: a flag must be an object")
+        raise FlagdDocumentError("a flag must be an object", at)
     state = definition.get("state")
     if state not in _STATES:
         raise FlagdDocumentError(
-            f'{where}: \'state\' must be "ENABLED" or "DISABLED", not {state!r}'
+            f'\'state\' must be "ENABLED" or "DISABLED", not {state!r}',
+            (*at, "state") if "state" in definition else at,
         )
     variants = definition.get("variants")
     if not isinstance(variants, dict) or not variants:
         raise FlagdDocumentError(
-            f"{where}: 'variants' must be an object with at least one variant"
+            "'variants' must be an object with at least one variant",
+            (*at, "variants") if "variants" in definition else at,
         )
     default = definition.get("defaultVariant")
     if isinstance(default, bool):  # flagd takes true/false for "true"/"false"
@@ -227,10 +245,13 @@ def _flag(
         default = None
     elif default is not None and not isinstance(default, str):
         raise FlagdDocumentError(
-            f"{where}: 'defaultVariant' must be a variant's name or null, "
-            f"not {_kind(default)}"
+            f"'defaultVariant' must be a variant's name or null, not {_kind(default)}",
+            (*at, "defaultVariant"),
         )
-    metadata = {**set_metadata, **_metadata(definition.get("metadata"), where)}
+    metadata = {
+        **set_metadata,
+        **_metadata(definition.get("metadata"), (*at, "metadata")),
+    }
     flagd: JSONObject = {
         "state": state,
         "variants": dict(variants),

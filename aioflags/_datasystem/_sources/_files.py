@@ -255,7 +255,7 @@ def parse_flag_files(
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
         if format == "flagd" or (format is None and is_flagd_document(data)):
-            _merge_flagd(path, data, flags, fractional, allow_empty)
+            _merge_flagd(path, raw, data, flags, fractional, allow_empty)
             continue
         # An unknown key first: a file whose only key is misspelt (`flag:`)
         # has none of the three, and is no save still being written.
@@ -314,6 +314,7 @@ def parse_flag_files(
 
 def _merge_flagd(
     path: Path,
+    raw: bytes,
     data: Any,
     flags: dict[str, JSONObject],
     fractional: int,
@@ -327,7 +328,10 @@ def _merge_flagd(
     try:
         read = flagd_flags(data, fractional=fractional)
     except FlagdDocumentError as exc:
-        raise FlagFileError(f"{path}: {exc}") from None
+        from ._lint import Places  # (only for a file refused)
+
+        place = Places(path, decode_text(raw).removeprefix("\ufeff"))(exc.at)
+        raise FlagFileError(f"{place}: {exc}") from None
     for key, flag in read.items():
         if key in flags:
             raise FlagFileError(f"{path}: flag {key!r} is defined more than once")
