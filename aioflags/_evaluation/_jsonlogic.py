@@ -649,6 +649,15 @@ def build_targeting(
         raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
     if not _is_operator(rule):
         return _constant_run, (rule,)
+    try:
+        return _build(rule, flag_key, fractional)
+    except RecursionError:
+        raise TargetingError("targeting: nested too deeply to compile") from None
+
+
+def _build(
+    rule: JSONValue, flag_key: str, fractional: int
+) -> tuple[Targeting, tuple[object, ...]]:
     c = _Compiler(flag_key, fractional)
     top = rule
     lines: list[str] = []
