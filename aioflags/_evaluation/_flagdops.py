@@ -403,7 +403,7 @@ def maximum(*args: JSONValue) -> Any:
 
 def cat(*args: JSONValue) -> str:
     """``cat``: the arguments as strings, joined."""
-    return "".join(to_string(arg) for arg in args)
+    return "".join([arg if type(arg) is str else to_string(arg) for arg in args])
 
 
 def substr(
@@ -815,7 +815,7 @@ class Fractions:
         self.thresholds: tuple[int, ...] = tuple(thresholds)
         self.total = running
 
-    def pick(self, hash32: int) -> JSONValue:
+    def pick(self, hash32: int) -> JSONValue:  # (the helpers above inline it)
         """The variant of an unsigned 32-bit hash: ``(hash * total) >> 32``'s."""
         bucket = (hash32 * self.total) >> 32
         return self.variants[bisect_right(self.thresholds, bucket)]
@@ -914,17 +914,20 @@ def fractional(
     fractions = fractions_of(args, version)
     if fractions is None:
         return None
-    return fractions.pick(hash_(data, signed=False))
+    return fractions.pick(hash_(data))
+
+
+#: The CBOR heads of the strings of 0 to 23 bytes.
+_SHORT_TEXT: Final = tuple(bytes((0x60 | n,)) for n in range(24))
 
 
 def fractional_key(
-    prefix: bytes, key: str | None, fractions: Fractions, hash_: Callable[..., int]
+    prefix: bytes, key: str | None, fractions: Fractions, hash_: Callable[[bytes], int]
 ) -> JSONValue:
-    """``fractional`` by the targeting key, its variants weighed when compiled.
+    """v3 ``fractional`` by the targeting key, its variants weighed when compiled.
 
-    ``prefix``: what the hashed bytes start with: v3, the CBOR head of a
-    2-item array and the flag key's string (then the key is a CBOR
-    string); v2, the flag key's UTF-8.
+    ``prefix``: the CBOR head of a 2-item array and the flag key's string;
+    the key follows as a CBOR string. ``hash_``: unsigned MurmurHash3.
     """
     if type(key) is not str or not key:
         return None
@@ -932,9 +935,27 @@ def fractional_key(
         data = key.encode()
     except UnicodeEncodeError:
         return None
-    if prefix[:1] == b"\x82":
-        data = _head(3, len(data)) + data
-    return fractions.pick(hash_(prefix + data, signed=False))
+    n = len(data)
+    h = hash_(prefix + (_SHORT_TEXT[n] if n < 24 else _head(3, n)) + data)
+    return fractions.variants[
+        bisect_right(fractions.thresholds, (h * fractions.total) >> 32)
+    ]
+
+
+def fractional_key2(
+    prefix: bytes, key: str | None, fractions: Fractions, hash_: Callable[[bytes], int]
+) -> JSONValue:
+    """v2 ``fractional`` by the targeting key: ``prefix`` is the flag key's UTF-8."""
+    if type(key) is not str or not key:
+        return None
+    try:
+        data = key.encode()
+    except UnicodeEncodeError:
+        return None
+    h = hash_(prefix + data)
+    return fractions.variants[
+        bisect_right(fractions.thresholds, (h * fractions.total) >> 32)
+    ]
 
 
 def fractional_prefix(flag_key: str, version: int) -> bytes | None:
@@ -946,18 +967,39 @@ def fractional_prefix(flag_key: str, version: int) -> bytes | None:
 
 
 def fractional_by(
-    value: JSONValue, fractions: Fractions, hash_: Callable[..., int], version: int
+    value: JSONValue, fractions: Fractions, hash_: Callable[[bytes], int]
 ) -> JSONValue:
-    """``fractional`` by a bucketing value (v3: not a list or null; v2: a string).
+    """v3 ``fractional`` by a bucketing value (not a list, not null), weighed when compiled.
 
-    Its variants weighed when compiled; ``None`` for a value that cannot be
-    encoded.
+    ``None`` for a value that cannot be encoded.
     """
     try:
-        data = cbor(value) if version == 3 else value.encode()
+        if type(value) is str:
+            data = value.encode()
+            n = len(data)
+            data = (_SHORT_TEXT[n] if n < 24 else _head(3, n)) + data
+        else:
+            data = cbor(value)
     except (ValueError, TypeError):
         return None
-    return fractions.pick(hash_(data, signed=False))
+    h = hash_(data)
+    return fractions.variants[
+        bisect_right(fractions.thresholds, (h * fractions.total) >> 32)
+    ]
+
+
+def fractional_by2(
+    value: str, fractions: Fractions, hash_: Callable[[bytes], int]
+) -> JSONValue:
+    """v2 ``fractional`` by a bucketing string, weighed when compiled."""
+    try:
+        data = value.encode()
+    except UnicodeEncodeError:
+        return None
+    h = hash_(data)
+    return fractions.variants[
+        bisect_right(fractions.thresholds, (h * fractions.total) >> 32)
+    ]
 
 
 def fractional_data(

@@ -169,6 +169,8 @@ _GLOBALS: Final[dict[str, object]] = {
     "_fractional_data": ops.fractional_data,
     "_fractional_key": ops.fractional_key,
     "_fractional_by": ops.fractional_by,
+    "_fractional_by2": ops.fractional_by2,
+    "_fractional_key2": ops.fractional_key2,
     "_fail": ops.fail,
 }
 _shapes: dict[str, dict[str, object]] = {}
@@ -235,7 +237,8 @@ class _Compiler:
                 raise TargetingError(
                     f"{path}: fractional needs MurmurHash3 (the mmh3 package): {EXTRA}"
                 ) from None
-            self.operand(mmh3.hash)
+            # (unsigned MurmurHash3 x86 32, seed 0: mmh3.hash(b, signed=False)'s)
+            self.operand(mmh3.mmh3_32_uintdigest)
             self.hash_index = len(self.operands) - 1
         return f"o[{self.hash_index}]"
 
@@ -566,7 +569,7 @@ class _Compiler:
             if fractions is None or prefix is None:
                 return _Expr("None", True)
             return _Expr(
-                f"_fractional_key({self.operand(prefix)}, {self.targeting_key()}, "
+                f"_fractional_key{'' if v == 3 else '2'}({self.operand(prefix)}, {self.targeting_key()}, "
                 f"{self.operand(fractions)}, {hash_})",
                 False,
             )
@@ -583,7 +586,7 @@ class _Compiler:
                 else f"type({t} := {value}) is str"
             )
             return _Expr(
-                f"(_fractional_by({t}, {self.operand(fractions)}, {hash_}, {v}) if {usable} else {general.format(t=t)})",
+                f"(_fractional_by{'' if v == 3 else '2'}({t}, {self.operand(fractions)}, {hash_}) if {usable} else {general.format(t=t)})",
                 False,
             )
         srcs = self.each(args, scope, where, depth)
