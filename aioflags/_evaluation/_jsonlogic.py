@@ -1,0 +1,712 @@
+"""flagd targeting (JsonLogic) compiled to Python, once per shape of rule.
+
+A flagd flag's ``targeting`` is a JsonLogic rule. :func:`build_targeting`
+turns it into one generated function, as :mod:`._codegen` does for
+LaunchDarkly flags: the common forms are written inline (``if``, ``and``,
+``or``, ``!``, ``==``/``===`` and their negations against a constant, ``in``
+a literal list or string, a literal ``var`` path, ``starts_with`` and
+``ends_with`` against a constant, the comparisons with a constant number),
+the rest call the helpers of :mod:`._flagdops` (a real function each).
+
+The generated source holds fixed fragments and operand indices only: every
+string, number, ``var`` path, list and object of the rule is an item of the
+operand tuple the function is called with, read as ``o[0]``, ``o[1]``...
+Two rules of the same shape (the same operators in the same places, the same
+literal kinds) have the same source, compiled once and shared; flag data
+can never become code.
+
+The semantics are flagd's Python provider's (see :mod:`._flagdops`), with
+one choice of flagd's own: an operator the rule names that flagd's schema
+does not know is a :class:`TargetingError` when the rule is compiled (the
+flag evaluates to ``PARSE_ERROR``), wherever it stands; the reference
+raises only when an evaluation reaches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from itertools import count
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from . import _flagdops as ops
+from ._codegen import register_source
+
+if TYPE_CHECKING:
+    from types import FunctionType
+
+    from aioflags._core._json import JSONValue
+
+    from ._context import Context
+
+__all__ = ["Targeting", "TargetingError", "build_targeting", "flagd_data"]
+
+flagd_data = ops.flagd_data
+
+#: ``run(operands, context, state)``: the rule's JSON result.
+Targeting = Callable[[Any, "Context", Any], "JSONValue"]
+
+
+class TargetingError(Exception):
+    """A rule flagd cannot apply (unknown operator, malformed operator form flagd refuses).
+
+    The flag evaluates to ``PARSE_ERROR``. ``str(exc)`` says what and where,
+    e.g. ``"targeting: if[1]: unknown operator 'foo'"``.
+    """
+
+
+#: The pip command that brings what ``fractional`` needs (MurmurHash3).
+EXTRA: Final = "pip install 'aioflags[flagd]'"
+
+_CACHE_SIZE: Final = 1024
+#: Past this nesting, a subtree becomes a function of its own: CPython's
+#: parser refuses expressions nested ~200 parentheses deep.
+_MAX_DEPTH: Final = 24
+
+#: Operators each helper implements with every argument evaluated first.
+_CALLS: Final[dict[str, str]] = {
+    "==": "_eq",
+    "!=": "_ne",
+    "===": "_seq",
+    "!==": "_sne",
+    "<": "_lt",
+    "<=": "_le",
+    ">": "_gt",
+    ">=": "_ge",
+    "!": "_not",
+    "!!": "_bool",
+    "+": "_add",
+    "-": "_sub",
+    "*": "_mul",
+    "/": "_div",
+    "%": "_mod",
+    "in": "_in",
+    "min": "_min",
+    "max": "_max",
+    "cat": "_cat",
+    "substr": "_substr",
+    "merge": "_merge",
+    "log": "_log",
+    "starts_with": "_starts",
+    "ends_with": "_ends",
+    "sem_ver": "_sem_ver",
+}
+#: Helpers whose result Python's truthiness reads as JsonLogic does (a
+#: bool, None, a string, a list): tested without :func:`._flagdops.truthy`.
+_SAFE_CALLS: Final = frozenset(
+    {
+        "==", "!=", "===", "!==", "<", "<=", ">", ">=", "!", "!!", "in",
+        "cat", "substr", "merge", "starts_with", "ends_with", "sem_ver",
+    }
+)  # fmt: skip
+_LISTS: Final = {
+    "map": "_map",
+    "filter": "_filter",
+    "all": "_all",
+    "some": "_some",
+    "none": "_none",
+}
+_SAFE_LISTS: Final = frozenset({"map", "filter", "all", "some", "none"})
+#: Comparison operators written inline against a constant number.
+_COMPARE: Final = {
+    "<": ("<", "_lt"),
+    "<=": ("<=", "_le"),
+    ">": (">", "_gt"),
+    ">=": (">=", "_ge"),
+}
+
+_GLOBALS: Final[dict[str, object]] = {
+    "__builtins__": {
+        "type": type,
+        "bool": bool,
+        "int": int,
+        "float": float,
+        "list": list,
+        "str": str,
+    },
+    "_truthy": ops.truthy,
+    "_eq": ops.loose_equals,
+    "_ne": ops.not_loose_equals,
+    "_seq": ops.strict_equals,
+    "_sne": ops.not_strict_equals,
+    "_lt": ops.less,
+    "_le": ops.less_equal,
+    "_gt": ops.greater,
+    "_ge": ops.greater_equal,
+    "_not": ops.not_,
+    "_bool": ops.bool_,
+    "_add": ops.add,
+    "_sub": ops.subtract,
+    "_mul": ops.multiply,
+    "_div": ops.divide,
+    "_mod": ops.modulo,
+    "_in": ops.in_,
+    "_min": ops.minimum,
+    "_max": ops.maximum,
+    "_cat": ops.cat,
+    "_substr": ops.substr,
+    "_merge": ops.merge,
+    "_log": ops.log,
+    "_starts": ops.starts_with,
+    "_ends": ops.ends_with,
+    "_sem_ver": ops.sem_ver,
+    "_sem_ver_to": ops.sem_ver_to,
+    "_var": ops.var,
+    "_walk": ops.walk,
+    "_missing": ops.missing,
+    "_missing_some": ops.missing_some,
+    "_map": ops.map_,
+    "_filter": ops.filter_,
+    "_reduce": ops.reduce_,
+    "_all": ops.all_,
+    "_some": ops.some,
+    "_none": ops.none,
+    "_data": ops.flagd_data,
+    "_attributes": ops.attributes,
+    "_tk": ops.targeting_key,
+    "_now": ops.now,
+    "_fractional": ops.fractional,
+    "_fractional_data": ops.fractional_data,
+    "_fractional_key": ops.fractional_key,
+    "_fractional_by": ops.fractional_by,
+    "_fractional_by2": ops.fractional_by2,
+    "_fractional_key2": ops.fractional_key2,
+    "_fail": ops.fail,
+}
+_shapes: dict[str, dict[str, object]] = {}
+_names = count()
+
+
+def _is_operator(node: JSONValue) -> bool:
+    return isinstance(node, dict) and len(node) == 1
+
+
+def _constant(node: JSONValue) -> bool:
+    """Whether ``node`` evaluates to itself (no operator in it that runs)."""
+    if isinstance(node, list):
+        return all(_constant(item) for item in node)
+    return not _is_operator(node)
+
+
+def _args(node: dict[str, JSONValue]) -> tuple[str, list[JSONValue]]:
+    op, value = next(iter(node.items()))
+    return op, value if isinstance(value, list) else [value]
+
+
+class _Expr:
+    """A compiled subexpression: its source and whether Python's truthiness is JsonLogic's."""
+
+    __slots__ = ("safe", "src")
+
+    def __init__(self, src: str, safe: bool) -> None:
+        self.src = src
+        self.safe = safe
+
+
+class _Compiler:
+    """The source and operands of one rule (see :mod:`._codegen`'s ``_Writer``)."""
+
+    def __init__(self, flag_key: str, version: int) -> None:
+        self.flag_key = flag_key
+        self.version = version
+        self.operands: list[object] = []
+        self.functions: list[str] = []  # the subtrees hoisted into functions
+        self.temps = count()
+        self.scopes = count(1)
+        self.attributes = False  # whether the top scope reads attributes (g)
+        self.whole = False  # whether it reads the whole data (D)
+        self.key_index: int | None = None
+        self.hash_index: int | None = None
+
+    # ------------------------------------------------------------ operands
+    def operand(self, value: object) -> str:
+        self.operands.append(value)
+        return f"o[{len(self.operands) - 1}]"
+
+    def flag(self) -> str:
+        if self.key_index is None:
+            self.operand(self.flag_key)
+            self.key_index = len(self.operands) - 1
+        return f"o[{self.key_index}]"
+
+    def murmur(self, path: str) -> str:
+        if self.hash_index is None:
+            try:
+                import mmh3  # (the flagd extra's: only where a fractional is)
+            except ImportError:
+                raise TargetingError(
+                    f"{path}: fractional needs MurmurHash3 (the mmh3 package): {EXTRA}"
+                ) from None
+            # (unsigned MurmurHash3 x86 32, seed 0: mmh3.hash(b, signed=False)'s)
+            self.operand(mmh3.mmh3_32_uintdigest)
+            self.hash_index = len(self.operands) - 1
+        return f"o[{self.hash_index}]"
+
+    def temp(self) -> str:
+        return f"t{next(self.temps)}"
+
+    # ----------------------------------------------------------- the scopes
+    def data(self, scope: str | None) -> str:
+        """The whole data of ``scope`` (the context's flagd data at the top).
+
+        At the top it is made once an evaluation (``D``): the reference's
+        data is one object, which ``==`` compares by identity.
+        """
+        if scope is None:
+            self.whole = True
+            return "D"
+        return scope
+
+    def targeting_key(self) -> str:
+        return "(ctx._key or _tk(ctx))"
+
+    # ------------------------------------------------------------- the tree
+    def expr(self, node: JSONValue, scope: str | None, path: str, depth: int) -> _Expr:
+        if depth >= _MAX_DEPTH and _is_operator(node):
+            return self.hoist(node, scope, path)
+        if isinstance(node, list):
+            if _constant(node):
+                return _Expr(self.operand(node), True)
+            items = [
+                self.expr(item, scope, f"{path}[{i}]", depth + 1).src
+                for i, item in enumerate(node)
+            ]
+            return _Expr(f"[{', '.join(items)}]", True)
+        if not _is_operator(node):
+            if node is None or isinstance(node, bool):
+                return _Expr(repr(node), True)
+            # a dict of 0 or 2+ keys is a value (its truthiness: always true)
+            return _Expr(self.operand(node), not isinstance(node, (dict, float)))
+        op, args = _args(cast("dict[str, JSONValue]", node))
+        where = f"{path}: {op}" if path else op
+        method = _SPECIAL.get(op)
+        if method is not None:
+            return method(self, args, scope, where, depth + 1)
+        if op in _CALLS:
+            return self.call(op, args, scope, where, depth + 1)
+        raise TargetingError(
+            f"targeting: {path + ': ' if path else ''}unknown operator {op!r}"
+        )
+
+    def each(
+        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> list[str]:
+        return [
+            self.expr(a, scope, f"{where}[{i}]", depth).src for i, a in enumerate(args)
+        ]
+
+    def truth(self, e: _Expr) -> str:
+        return e.src if e.safe else f"_truthy({e.src})"
+
+    def call(
+        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        inline = self.inline(op, args, scope, where, depth)
+        if inline is not None:
+            return inline
+        srcs = self.each(args, scope, where, depth)
+        return _Expr(f"{_CALLS[op]}({', '.join(srcs)})", op in _SAFE_CALLS)
+
+    def inline(
+        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr | None:
+        """The inline form of a call with a constant operand, or ``None``."""
+        if len(args) == 1 and op in ("!", "!!"):
+            e = self.expr(args[0], scope, f"{where}[0]", depth)
+            truth = self.truth(e)
+            if op == "!":
+                return _Expr(f"(not {truth})", True)
+            return _Expr(truth if not e.safe else f"bool({truth})", True)
+        if len(args) != 2:
+            return None
+        first, second = args
+        if op in ("starts_with", "ends_with") and isinstance(second, str):
+            a = self.expr(first, scope, f"{where}[0]", depth).src
+            t, c = self.temp(), self.operand(second)
+            method = "startswith" if op == "starts_with" else "endswith"
+            return _Expr(
+                f"({t}.{method}({c}) if type({t} := {a}) is str else None)", True
+            )
+        if op == "in":
+            return self.in_(first, second, scope, where, depth)
+        if op in ("==", "!=", "===", "!=="):
+            if (
+                _is_operator(second)
+                and not _is_operator(first)
+                and not isinstance(first, list)
+            ):
+                # (the constant first: the order of evaluation is unchanged)
+                return self.equals(op, second, first, scope, where, depth, 1)
+            return self.equals(op, first, second, scope, where, depth, 0)
+        if op in _COMPARE and type(second) in (int, float):
+            a = self.expr(first, scope, f"{where}[0]", depth).src
+            t, c = self.temp(), self.operand(second)
+            symbol, helper = _COMPARE[op]
+            return _Expr(
+                f"({t} {symbol} {c} if type({t} := {a}) is int or type({t}) is float "
+                f"else {helper}({t}, {c}))",
+                True,
+            )
+        return None
+
+    def equals(
+        self,
+        op: str,
+        node: JSONValue,
+        constant: JSONValue,
+        scope: str | None,
+        where: str,
+        depth: int,
+        at: int,
+    ) -> _Expr | None:
+        kind = type(constant)
+        if kind not in (str, int, float, bool) and constant is not None:
+            return None
+        a = self.expr(node, scope, f"{where}[{at}]", depth).src
+        negate = op in ("!=", "!==")
+        if op in ("===", "!=="):
+            if constant is None or kind is bool:
+                return _Expr(f"({a} is {'not ' if negate else ''}{constant!r})", True)
+            c = self.operand(constant)
+            if kind is str:
+                return _Expr(f"({a} {'!=' if negate else '=='} {c})", True)
+            t = self.temp()
+            test = f"(type({t} := {a}) is not bool and {t} == {c})"
+            return _Expr(f"(not {test})" if negate else test, True)
+        if kind is bool or constant is None:
+            return None
+        c = self.operand(constant)
+        t = self.temp()
+        helper = "_ne" if negate else "_eq"
+        pair = f"{c}, {t}" if at else f"{t}, {c}"
+        same = (
+            f"type({t} := {a}) is str"
+            if kind is str
+            else f"type({t} := {a}) is int or type({t}) is float"
+        )
+        return _Expr(
+            f"({t} {'!=' if negate else '=='} {c} if {same} else {helper}({pair}))",
+            True,
+        )
+
+    def in_(
+        self,
+        needle: JSONValue,
+        haystack: JSONValue,
+        scope: str | None,
+        where: str,
+        depth: int,
+    ) -> _Expr | None:
+        if (
+            isinstance(haystack, list)
+            and haystack
+            and all(type(h) is str for h in haystack)
+        ):
+            a = self.expr(needle, scope, f"{where}[0]", depth).src
+            t, members = self.temp(), self.operand(frozenset(haystack))
+            return _Expr(f"(type({t} := {a}) is str and {t} in {members})", True)
+        if isinstance(haystack, str):
+            a = self.expr(needle, scope, f"{where}[0]", depth).src
+            t, c = self.temp(), self.operand(haystack)
+            return _Expr(
+                f"({t} in {c} if type({t} := {a}) is str else _in({t}, {c}))", True
+            )
+        return None
+
+    def hoist(self, node: JSONValue, scope: str | None, path: str) -> _Expr:
+        """``node`` as a function of its own, called where it stands."""
+        name = f"_f{len(self.functions)}"
+        params = "o, ctx, g, D" if scope is None else f"o, {scope}"
+        index = len(self.functions)
+        self.functions.append("")  # (its place, kept in order)
+        e = self.expr(node, scope, path, 0)
+        self.functions[index] = f"def {name}({params}):\n    return {e.src}\n"
+        return _Expr(f"{name}({params})", e.safe)
+
+    # ------------------------------------------------------ the special forms
+    def if_(
+        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        if not args:
+            return _Expr("None", True)
+        if len(args) % 2 == 0:
+            args = [*args, None]
+        tail = self.expr(args[-1], scope, f"{where}[{len(args) - 1}]", depth)
+        pairs = [
+            (
+                self.expr(args[i], scope, f"{where}[{i}]", depth),
+                self.expr(args[i + 1], scope, f"{where}[{i + 1}]", depth),
+            )
+            for i in range(0, len(args) - 1, 2)
+        ]
+        src, safe = tail.src, tail.safe
+        for test, then in reversed(pairs):
+            src = f"({then.src} if {self.truth(test)} else {src})"
+            safe = safe and then.safe
+        return _Expr(src, safe)
+
+    def and_or(
+        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        if not args:
+            return _Expr("None", True)
+        parts = [
+            self.expr(a, scope, f"{where}[{i}]", depth) for i, a in enumerate(args)
+        ]
+        src, safe = parts[-1].src, parts[-1].safe
+        for part in reversed(parts[:-1]):
+            if part.safe:
+                src = f"({part.src} {op} {src})"
+            else:
+                t = self.temp()
+                if op == "and":
+                    src = f"({src} if _truthy({t} := {part.src}) else {t})"
+                else:
+                    src = f"({t} if _truthy({t} := {part.src}) else {src})"
+                safe = False
+            safe = safe and part.safe
+        return _Expr(src, safe)
+
+    def var(
+        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        if len(args) > 2:
+            # (the reference's var takes two: more is a TypeError there)
+            self.each(args, scope, where, depth)
+            return _Expr(
+                f"_fail({self.operand(f'targeting: {where}: more than 2 arguments')})",
+                False,
+            )
+        key = args[0] if args else None
+        default = (
+            self.expr(args[1], scope, f"{where}[1]", depth) if len(args) > 1 else None
+        )
+        d = default.src if default is not None else "None"
+        if scope is not None or not isinstance(key, str) or key == "":
+            k = self.expr(key, scope, f"{where}[0]", depth).src
+            return _Expr(f"_var({self.data(scope)}, {k}, {d})", False)
+        props = key.split(".")
+        first, rest = props[0], props[1:]
+        if first == "targetingKey":
+            base = self.targeting_key()
+        elif first == "$flagd":
+            if rest and rest[0] == "flagKey":
+                base, rest = self.flag(), rest[1:]
+            elif rest and rest[0] == "timestamp":
+                base, rest = "_now()", rest[1:]
+            else:
+                base = f"{self.data(scope)}[{self.operand(first)}]"
+        else:
+            self.attributes = True
+            base = f"g({self.operand(first)})"
+        if rest:
+            return _Expr(f"_walk({base}, {self.operand(tuple(rest))}, {d})", False)
+        if default is None:
+            return _Expr(base, False)
+        t = self.temp()
+        return _Expr(f"({t} if ({t} := {base}) is not None else {d})", False)
+
+    def missing(
+        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        srcs = [self.data(scope), *self.each(args, scope, where, depth)]
+        return _Expr(f"_{op}({', '.join(srcs)})", True)
+
+    def over_list(
+        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        empty = {
+            "map": "[]",
+            "filter": "[]",
+            "all": "False",
+            "some": "False",
+            "none": "True",
+            "reduce": "None",
+        }
+        if not args or (op != "map" and op != "reduce" and len(args) < 2):
+            return _Expr(empty[op], True)
+        items = self.expr(args[0], scope, f"{where}[0]", depth).src
+        inner = f"d{next(self.scopes)}"
+        body = (
+            self.expr(args[1], inner, f"{where}[1]", depth).src
+            if len(args) > 1
+            else "None"
+        )
+        each = f"(lambda {inner}: {body})"
+        if op == "reduce":
+            initial = self.operand(args[2]) if len(args) > 2 else "None"
+            return _Expr(f"_reduce({items}, {each}, {initial})", False)
+        return _Expr(f"{_LISTS[op]}({items}, {each})", op in _SAFE_LISTS)
+
+    @staticmethod
+    def over_list_of(
+        op: str,
+        c: _Compiler,
+        args: list[JSONValue],
+        scope: str | None,
+        where: str,
+        depth: int,
+    ) -> _Expr:
+        return c.over_list(op, args, scope, where, depth)
+
+    def fractional(
+        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        hash_ = self.murmur(where)
+        if not args:
+            return _Expr("None", True)
+        v = self.version
+        if scope is not None:
+            srcs = self.each(args, scope, where, depth)
+            return _Expr(
+                f"_fractional_data({hash_}, {scope}, {v}, {', '.join(srcs)})", False
+            )
+        first = args[0]
+        if _constant(args) and isinstance(first, list):
+            # every entry known: weighed now; bucketed by the targeting key
+            fractions = ops.fractions_of(args, v)
+            prefix = ops.fractional_prefix(self.flag_key, v)
+            if fractions is None or prefix is None:
+                return _Expr("None", True)
+            return _Expr(
+                f"_fractional_key{'' if v == 3 else '2'}({self.operand(prefix)}, {self.targeting_key()}, "
+                f"{self.operand(fractions)}, {hash_})",
+                False,
+            )
+        if not isinstance(first, list) and _constant(args[1:]):
+            fractions = ops.fractions_of(args[1:], v)
+            value = self.expr(first, scope, f"{where}[0]", depth).src
+            general = f"_fractional({hash_}, {self.flag()}, {self.targeting_key()}, {v}, {{t}}, *{self.operand(tuple(args[1:]))})"
+            if fractions is None:
+                return _Expr(general.format(t=value), False)
+            t = self.temp()
+            usable = (
+                f"type({t} := {value}) is not list and {t} is not None"
+                if v == 3
+                else f"type({t} := {value}) is str"
+            )
+            return _Expr(
+                f"(_fractional_by{'' if v == 3 else '2'}({t}, {self.operand(fractions)}, {hash_}) if {usable} else {general.format(t=t)})",
+                False,
+            )
+        srcs = self.each(args, scope, where, depth)
+        return _Expr(
+            f"_fractional({hash_}, {self.flag()}, {self.targeting_key()}, {v}, {', '.join(srcs)})",
+            False,
+        )
+
+    def sem_ver(
+        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+    ) -> _Expr:
+        if len(args) == 3 and isinstance(args[1], str) and _constant(args[2]):
+            test = ops.semver_test(args[1])
+            target = ops.version_of(args[2])
+            if test is not None and target is not None:
+                a = self.expr(args[0], scope, f"{where}[0]", depth).src
+                return _Expr(
+                    f"_sem_ver_to({a}, {self.operand(test)}, {self.operand(target)})",
+                    True,
+                )
+        return self.call("sem_ver", args, scope, where, depth)
+
+
+_SPECIAL: Final[
+    dict[str, Callable[[_Compiler, list[JSONValue], str | None, str, int], _Expr]]
+] = {
+    "if": _Compiler.if_,
+    "?:": _Compiler.if_,
+    "and": lambda c, a, s, w, d: c.and_or("and", a, s, w, d),
+    "or": lambda c, a, s, w, d: c.and_or("or", a, s, w, d),
+    "var": _Compiler.var,
+    "missing": lambda c, a, s, w, d: c.missing("missing", a, s, w, d),
+    "missing_some": lambda c, a, s, w, d: c.missing("missing_some", a, s, w, d),
+    "fractional": _Compiler.fractional,
+    "sem_ver": _Compiler.sem_ver,
+    **{
+        op: partial(_Compiler.over_list_of, op)
+        for op in ("map", "filter", "reduce", "all", "some", "none")
+    },
+}
+
+
+def _constant_run(o: Any, ctx: Context, st: Any) -> JSONValue:
+    """The run of a rule that is a value (``"on"``, ``true``...): the value."""
+    return o[0]
+
+
+def build_targeting(
+    rule: JSONValue, flag_key: str, *, fractional: int = 3
+) -> tuple[Targeting, tuple[object, ...]]:
+    """``(run, operands)``: ``run(operands, context, state)`` gives the rule's JSON result.
+
+    ``fractional`` is the bucketing version (3, or 2 for fleets whose other
+    evaluators still use it). ``state`` is passed through, unused. A rule
+    that is not an operator (``"on"``, ``true``, an object of several keys)
+    is its own result.
+
+    Raises:
+        TargetingError: an operator flagd does not know, or ``fractional``
+            without MurmurHash3 installed.
+    """
+    if fractional not in (2, 3):
+        raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
+    if not _is_operator(rule):
+        return _constant_run, (rule,)
+    try:
+        return _build(rule, flag_key, fractional)
+    except RecursionError:
+        raise TargetingError("targeting: nested too deeply to compile") from None
+
+
+def _build(
+    rule: JSONValue, flag_key: str, fractional: int
+) -> tuple[Targeting, tuple[object, ...]]:
+    c = _Compiler(flag_key, fractional)
+    top = rule
+    lines: list[str] = []
+    op, args = _args(cast("dict[str, JSONValue]", top))
+    if op in ("if", "?:") and len(args) > 1:
+        # the usual rule: an if chain, written as statements (no nesting)
+        if len(args) % 2 == 0:
+            args = [*args, None]
+        for i in range(0, len(args) - 1, 2):
+            test = c.expr(args[i], None, f"{op}[{i}]", 1)
+            then = c.expr(args[i + 1], None, f"{op}[{i + 1}]", 1)
+            lines.append(f"    if {c.truth(test)}:")
+            lines.append(f"        return {then.src}")
+        lines.append(
+            f"    return {c.expr(args[-1], None, f'{op}[{len(args) - 1}]', 1).src}"
+        )
+    else:
+        lines.append(f"    return {c.expr(top, None, '', 0).src}")
+    head = []
+    hoisted = bool(c.functions)  # (they take g and D: both defined)
+    if c.attributes:
+        head.append(
+            f"    g = ctx._get if ctx._kind != 'multi' else _attributes(ctx, {c.flag()})"
+        )
+    elif hoisted:
+        head.append("    g = None")
+    if c.whole:
+        head.append(f"    D = _data(ctx, {c.flag()})")
+    elif hoisted:
+        head.append("    D = None")
+    source = "\n".join([*c.functions, "def run(o, ctx, st):", *head, *lines]) + "\n"
+    return _function(source), tuple(c.operands)
+
+
+def _function(source: str) -> Targeting:
+    namespace = _shapes.get(source)
+    if namespace is None:
+        if len(_shapes) >= _CACHE_SIZE:
+            _shapes.clear()  # a cache only: built rules keep their function
+        namespace = dict(_GLOBALS)
+        # Safe: the source is made of the fixed fragments above and operand
+        # indices; the rule's data reaches the code as the operands alone.
+        filename = f"<aioflags flagd targeting {next(_names)}>"
+        code = compile(source, filename, "exec")
+        exec(code, namespace)
+        run = cast("FunctionType", namespace["run"])
+        register_source(run.__code__, source)
+        _shapes[source] = namespace
+    return cast("Targeting", namespace["run"])
