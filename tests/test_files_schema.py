@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from aioflags.__main__ import main
+from aioflags._datasystem._flagd_document import is_flagd_document
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._lint import pointer, schema_problems
 from aioflags._datasystem._sources._yaml import JSONYamlLoader
@@ -65,6 +66,8 @@ def flag_files() -> dict[str, tuple[str, str]]:
             if "wrong on purpose" in text:  # (an example of validate's errors)
                 continue
             data = _load_text(text, language == "yaml")
+            if is_flagd_document(data):  # (FLAGD_FILES: flagd's schema)
+                continue
             if isinstance(data, dict) and data and set(data) <= FLAG_FILE_KEYS:
                 found[f"{page.name}#{n}"] = (f".{language}", text)
     # The flag JSON that the tests share, and the YAML they read as written.
@@ -80,6 +83,41 @@ def flag_files() -> dict[str, tuple[str, str]]:
 
 
 FLAG_FILES = flag_files()
+
+
+def flagd_files() -> dict[str, tuple[str, str]]:
+    """Every flagd document the docs show: name -> (suffix, text)."""
+    found: dict[str, tuple[str, str]] = {}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for n, match in enumerate(BLOCK.finditer(page.read_text())):
+            language, text = match.groups()
+            if "wrong on purpose" in text:
+                continue
+            if is_flagd_document(_load_text(text, language == "yaml")):
+                found[f"{page.name}#{n}"] = (f".{language}", text)
+    return found
+
+
+FLAGD_FILES = flagd_files()
+
+
+def test_the_flagd_page_shows_a_flagd_file() -> None:
+    assert any(name.startswith("flagd.md#") for name in FLAGD_FILES), FLAGD_FILES
+
+
+@pytest.mark.parametrize("name", FLAGD_FILES)
+def test_every_flagd_file_we_show_is_valid_and_loads(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suffix, text = FLAGD_FILES[name]
+    flagd_schema = json.loads(
+        resources.files("aioflags").joinpath("flagd.schema.json").read_text()
+    )
+    data = _load_text(text, suffix != ".json")
+    assert [p.what for p in schema_problems(data, root=flagd_schema)] == []
+    path = tmp_path / f"flags{suffix}"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
 
 
 def test_flag_files_are_found_in_examples_and_docs() -> None:

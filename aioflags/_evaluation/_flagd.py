@@ -33,6 +33,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ._codegen import Code
+from ._flagdops import RuleError
+from ._jsonlogic import TargetingError, build_targeting
 from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
@@ -95,9 +97,15 @@ def _chosen(
 
     Operands: the rule's compiled run and its operands, the results by
     variant name (variants whose value is null are not there: flagd
-    refuses to serve them), and the result for a rule that gives null.
+    refuses to serve them), and the result for a rule that gives null. A
+    rule that fails as it runs where flagd's Python provider raises (a
+    division by zero: :class:`~._flagdops.RuleError`) gives ``GENERAL``,
+    as that provider's OpenFeature client reports it.
     """
-    value = operands[0](operands[1], ctx, st)
+    try:
+        value = operands[0](operands[1], ctx, st)
+    except RuleError:  # (a division by zero...: flagd's Python provider's GENERAL)
+        return _GENERAL_RESULT
     if value.__class__ is str:
         hit = operands[2].get(value)
         return _GENERAL_RESULT if hit is None else hit
@@ -168,15 +176,10 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
     if "targeting" not in spec:
         return parts(static)
     fractional = spec.get("fractional", 3)
-    from ._jsonlogic import (  # type: ignore[import-not-found]  # (next commit)
-        TargetingError,
-        build_targeting,
-    )
-
     try:
         run, operands = build_targeting(spec["targeting"], key, fractional=fractional)
     except TargetingError as exc:
-        raise FlagdFlagError(f"targeting: {exc}") from None
+        raise FlagdFlagError(str(exc)) from None
     by_name = {
         name: served(name, TARGETING_MATCH)
         for name, value in variants.items()
