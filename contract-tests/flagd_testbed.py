@@ -15,9 +15,11 @@ would::
   default (``flags/*.json`` but ``selector-*``, deep-merged as the launchpad
   merges them into ``allFlags.json``; written to a temporary directory), or
   the flag file a ``selector`` option names (as python-sdk-contrib's file-mode
-  end-to-end tests map it). ``@in-process`` scenarios need ``DataSystem.flagd``
-  and a loopback sync server; until aioflags has them they are skipped with
-  that reason.
+  end-to-end tests map it). ``@in-process`` scenarios run with
+  ``DataSystem.flagd`` against ``aioflags.testing.FlagdServer`` on loopback,
+  serving what the launchpad's configuration for the provider serves; where
+  aioflags has neither (or the ``flagd`` extra is missing) they are skipped
+  with that reason.
 - The evaluator suites (``evaluator/gherkin/*.feature``): "an evaluator" is
   aioflags over ``evaluator/flags/testkit-flags.json``.
 - Tags: ``@fractional-v1`` is skipped (aioflags does not offer that
@@ -375,10 +377,11 @@ class Providers:
     def __init__(self, testbed: Path, workdir: Path) -> None:
         self.testbed = testbed
         self.workdir = workdir
-        self._shared: dict[tuple[str, int], Harness] = {}
+        self._shared: dict[tuple[str, ...], Harness] = {}
         self._all: list[Harness] = []
         self._ids = itertools.count(1)
         self._combined: dict[str, Any] | None = None
+        self._servers: Servers | None = None
 
     def combined(self) -> dict[str, Any]:
         if self._combined is None:
@@ -425,7 +428,7 @@ class Providers:
         return self._shared_harness(self.testbed / "flags" / name, fractional)
 
     def _shared_harness(self, path: Path, fractional: int) -> Harness:
-        key = (str(path), fractional)
+        key = (FILE, str(path), str(fractional))
         harness = self._shared.get(key)
         if harness is None:
             provider = self._file_provider(path, fractional, reload=False)
@@ -466,8 +469,247 @@ class Providers:
             return
         harness.provider.shutdown()
 
+    def in_process_provider(
+        self, name: str, options: Mapping[str, Any], fractional: int, own: bool
+    ) -> Harness:
+        """``DataSystem.flagd`` against a loopback sync server serving what the launchpad would.
+
+        As python-sdk-contrib's e2e maps the testbed's providers: deadline
+        1 s, no stream deadline, backoff 1 s, grace 2 s.
+        """
+        if self._servers is None:
+            self._servers = Servers(self)
+        servers = self._servers
+        config = LAUNCHPAD_CONFIG.get(name)
+        if config is None and name != "unavailable":
+            raise SkipCase(f"no {name} provider in the testbed's vocabulary")
+        key = (IN_PROCESS, name, json.dumps(options, sort_keys=True), str(fractional))
+        if not own and key in self._shared:
+            return self._shared[key]
+        arguments: dict[str, Any] = {
+            "deadline": options.get("deadlineMs", 1000) / 1000,
+            "stream_deadline": 0,
+            "retry_backoff": (1.0, 1.0),
+            "retry_grace_period": GRACE_PERIOD,
+            "fractional": fractional,
+        }
+        if "selector" in options:
+            arguments["selector"] = options["selector"]
+        if "fatalStatusCodes" in options:
+            arguments["fatal_status_codes"] = tuple(options["fatalStatusCodes"])
+        control: ServerControl | None = None
+        if config is None:  # unavailable: a port nothing listens on
+            arguments["target"] = f"127.0.0.1:{servers.closed_port()}"
+        else:
+            server = servers.server(name, config, own=own)
+            if name == "socket":
+                arguments["socket_path"] = server.target.removeprefix("unix:")
+            else:
+                arguments["target"] = server.target
+            if name == "ssl":
+                arguments["tls"] = True
+                arguments["cert_path"] = str(self.testbed / CA_CERT)
+            if own:
+                control = ServerControl(servers, server)
+        provider = AioflagsProvider(
+            Config(
+                data_system=DataSystem.flagd(**arguments),  # type: ignore[attr-defined,unused-ignore]
+                send_events=False,
+                ready_timeout=READY_TIMEOUT,
+            )
+        )
+        harness = self._register(
+            provider, wait=name not in ("unavailable", "forbidden")
+        )
+        harness.control = control
+        if not own:
+            self._shared[key] = harness
+        return harness
+
     def close(self) -> None:
         api.clear_providers()
+        if self._servers is not None:
+            self._servers.close()
+
+
+#: The launchpad's configurations (``launchpad/configs/*.json``), by provider
+#: name: the sources served (selector name -> testbed file; the combined
+#: document for ``flags/allFlags.json``), the static context, GetMetadata.
+LAUNCHPAD_CONFIG: Final[dict[str, dict[str, Any]]] = {
+    name: {
+        "sources": ("flags/allFlags.json", "rawflags/selector-flags.json"),
+        "sync_context": {"injectedmetadata": "set"},
+        "get_metadata": True,
+    }
+    for name in ("stable", "ssl", "socket", "forbidden")
+}
+LAUNCHPAD_CONFIG["metadata"] = {
+    "sources": ("rawflags/selector-flag-combined-metadata.json",),
+    "sync_context": None,
+    "get_metadata": True,
+}
+LAUNCHPAD_CONFIG["syncpayload"] = {
+    **LAUNCHPAD_CONFIG["stable"],
+    "get_metadata": False,  # sync-payload.json: disable-sync-metadata
+}
+#: The testbed's private CA (the image signs a CN=localhost server certificate with it).
+CA_CERT: Final = "ssl/custom-root-cert.crt"
+CA_KEY: Final = "ssl/custom-ca.key"
+
+
+class Servers:
+    """Loopback flagd sync servers (``aioflags.testing.FlagdServer``) on an event loop of their own.
+
+    The runner is synchronous (OpenFeature's API is); the servers are
+    async, so they run in an anyio blocking portal's thread (asyncio: gRPC's
+    ``grpc.aio`` needs it). One server per launchpad configuration is
+    shared; a scenario that stops or changes its server has its own.
+    """
+
+    def __init__(self, providers: Providers) -> None:
+        import contextlib
+
+        from anyio.from_thread import start_blocking_portal
+
+        self.providers = providers
+        self._stack = contextlib.ExitStack()
+        self.portal = self._stack.enter_context(start_blocking_portal("asyncio"))
+        self._shared: dict[str, Any] = {}
+        self._running: list[Any] = []
+        self._ids = itertools.count(1)
+
+    def documents(self, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        testbed = self.providers.testbed
+        documents = {}
+        for source in config["sources"]:
+            if source == "flags/allFlags.json":
+                documents[source] = self.providers.combined()
+            else:
+                name = source.removeprefix("rawflags/")
+                path = testbed / "flags" / name
+                documents[source] = json.loads(path.read_text(encoding="utf-8"))
+        return documents
+
+    def server(self, name: str, config: Mapping[str, Any], *, own: bool) -> Any:
+        """A started server for provider ``name`` (shared unless ``own``)."""
+        if not own and name in self._shared:
+            return self._shared[name]
+        from aioflags.testing import FlagdServer  # type: ignore[attr-defined,unused-ignore]
+
+        options: dict[str, Any] = {
+            "sources": self.documents(config),
+            "sync_context": config["sync_context"],
+            "get_metadata": config["get_metadata"],
+        }
+        workdir = self.providers.workdir / f"server-{next(self._ids)}"
+        workdir.mkdir()
+        if name == "socket":
+            options["socket_path"] = workdir / "flagd.sock"
+        if name == "ssl":
+            options["tls"] = self._certificate(workdir)
+        server = FlagdServer(**options)
+        self.portal.call(server.start)
+        self._running.append(server)
+        if name == "forbidden":
+            self.portal.call(server.refuse, "PERMISSION_DENIED")
+        if not own:
+            self._shared[name] = server
+        return server
+
+    def _certificate(self, workdir: Path) -> tuple[Path, Path]:
+        """A CN=localhost server certificate signed by the testbed's CA, as its image makes one."""
+        import subprocess
+
+        testbed = self.providers.testbed
+        key, request, cert = (
+            workdir / n for n in ("server.key", "server.csr", "server.pem")
+        )
+        extensions = workdir / "san.cnf"
+        extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        for command in (
+            [
+                "openssl",
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-out",
+                key,
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+            [
+                "openssl",
+                "req",
+                "-new",
+                "-key",
+                key,
+                "-out",
+                request,
+                "-subj",
+                "/CN=localhost",
+            ],
+            [
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                request,
+                "-CA",
+                testbed / CA_CERT,
+                "-CAkey",
+                testbed / CA_KEY,
+                "-CAcreateserial",
+                "-CAserial",
+                workdir / "ca.srl",
+                "-out",
+                cert,
+                "-days",
+                "1",
+                "-sha256",
+                "-extfile",
+                extensions,
+            ],
+        ):
+            subprocess.run([str(c) for c in command], check=True, capture_output=True)
+        return cert, key
+
+    def closed_port(self) -> int:
+        """A loopback port nothing listens on (bound, then closed)."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        return port
+
+    def close(self) -> None:
+        for server in self._running:
+            self.portal.call(server.stop)
+        self._stack.close()
+
+
+class ServerControl:
+    """A scenario's own server, stopped and started, and changed, as the launchpad does it."""
+
+    def __init__(self, servers: Servers, server: Any) -> None:
+        self.servers = servers
+        self.server = server
+
+    def lose_connection(self, seconds: float) -> None:
+        self.servers.portal.call(self.server.stop)
+        # The scenario's own outage (no event loop here): a duration, not a wait.
+        time.sleep(seconds)  # noqa: TID251
+        self.servers.portal.call(self.server.start)
+
+    def modify_flag(self) -> None:
+        document = self.server.selected("flags/allFlags.json")
+        flag = dict(document["flags"]["changing-flag"])
+        flag["defaultVariant"] = "bar" if flag["defaultVariant"] == "foo" else "foo"
+        self.servers.portal.call(
+            lambda: self.server.set_flag(
+                "changing-flag", flag, source="flags/allFlags.json"
+            )
+        )
 
 
 def in_process_unavailable() -> str | None:
@@ -476,7 +718,11 @@ def in_process_unavailable() -> str | None:
 
     if not hasattr(DataSystem, "flagd") or not hasattr(aioflags.testing, "FlagdServer"):
         return NO_FLAGD
-    return "the runner's in-process provider factory is not written yet"
+    import importlib.util
+
+    if importlib.util.find_spec("grpc") is None:
+        return "needs the flagd extra: pip install 'aioflags[flagd]'"
+    return None
 
 
 # --------------------------------------------------------------- the steps
@@ -628,10 +874,13 @@ def _option(scenario: Scenario, match: re.Match[str], _: Step) -> None:
 @step(r"an? (?P<name>\S+) flagd provider")
 def _provider(scenario: Scenario, match: re.Match[str], _: Step) -> None:
     planned = scenario.planned
-    if planned.mode != FILE:  # the plan skips in-process cases until it can run them
-        raise SkipCase(f"no {planned.mode} provider factory")
+    make = (
+        scenario.providers.file_provider
+        if planned.mode == FILE
+        else scenario.providers.in_process_provider
+    )
     scenario.use(
-        scenario.providers.file_provider(
+        make(
             match["name"],
             scenario.options,
             planned.fractional,
