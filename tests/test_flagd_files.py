@@ -361,6 +361,8 @@ def test_a_flag_the_model_cannot_use_is_a_parse_error_said_once(
     said = [r for r in caplog.records if "cannot be evaluated" in r.getMessage()]
     assert len(said) == 1
     assert "PARSE_ERROR" in said[0].getMessage()
+    # Still a flagd flag: its context is flagd's (no targeting key needed).
+    assert snapshot.flag_format("f") == "flagd"
 
 
 @pytest.mark.asyncio

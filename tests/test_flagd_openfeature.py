@@ -40,6 +40,13 @@ DOCUMENT: dict[str, Any] = {
         },
         "limit": {"state": "ENABLED", "variants": {"low": 10}, "defaultVariant": None},
         "stray": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "b"},
+        # Targeting flagd cannot apply: PARSE_ERROR for every evaluation.
+        "broken": {
+            "state": "ENABLED",
+            "variants": {"a": 1},
+            "defaultVariant": "a",
+            "targeting": {"no-such-operator": [1]},
+        },
     },
 }
 
@@ -105,6 +112,21 @@ async def test_flagds_reasons_and_errors_are_openfeatures(
         reason,
         code,
         None,
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("context", [None, EvaluationContext(None, {"tier": 3})])
+async def test_a_flag_flagd_cannot_evaluate_is_a_parse_error_without_a_targeting_key(
+    client: OpenFeatureClient, context: EvaluationContext | None
+) -> None:
+    # flagd's context needs no targeting key, even for a flag that cannot
+    # be compiled: the error is the flag's, not the context's.
+    detail = client.get_integer_details("broken", 3, context)
+    assert (detail.value, detail.reason, detail.error_code) == (
+        3,
+        Reason.ERROR,
+        ErrorCode.PARSE_ERROR,
     )
 
 

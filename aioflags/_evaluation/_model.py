@@ -693,6 +693,9 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
 
 def _compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
     """A flagd flag (``_flagd.py``); one flagd cannot evaluate is PARSE_ERROR, logged once."""
+    # A flagd flag even if it cannot be compiled: its evaluation context is
+    # flagd's (FlagSnapshot.flag_format), so PARSE_ERROR needs no targeting key.
+    flag.variant_names = ()
     try:
         if not isinstance(spec, dict):
             raise FlagdFlagError("a flagd flag's definition must be an object")
