@@ -30,17 +30,15 @@ merged over its flag set's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, final
 
 from ._codegen import Code
-from ._flagdops import RuleError
-from ._jsonlogic import TargetingError, build_targeting
+from ._jsonlogic import TargetingError, _constant_run, build_targeting
 from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
-    from ._context import Context
 
 __all__ = [
     "DEFAULT",
@@ -52,6 +50,7 @@ __all__ = [
     "TARGETING_MATCH",
     "FlagdFlagError",
     "FlagdParts",
+    "Variants",
     "compile_flagd",
     "variant_name",
 ]
@@ -90,30 +89,35 @@ def variant_name(value: JSONValue) -> str | None:
     return None
 
 
-def _chosen(
-    operands: tuple[Any, Any, dict[str, Result], Result], ctx: Context, st: Any
-) -> Result:
-    """The ``run`` of a flagd flag with targeting: its rule run, its value's result.
+@final
+class Variants:
+    """A flagd flag's results by what its targeting gives (``_jsonlogic.Choice``).
 
-    Operands: the rule's compiled run and its operands, the results by
-    variant name (variants whose value is null are not there: flagd
-    refuses to serve them), and the result for a rule that gives null. A
-    rule that fails as it runs where flagd's Python provider raises (a
-    division by zero: :class:`~._flagdops.RuleError`) gives ``GENERAL``,
-    as that provider's OpenFeature client reports it.
+    The generated targeting returns the result a branch's value chooses:
+    chosen when the rule is compiled where the rule writes the value (a
+    variant's name, ``null``), else looked up as it runs (a ``fractional``'s
+    name: :attr:`by_name`, or :meth:`result_of` for what is not a string).
     """
-    try:
-        value = operands[0](operands[1], ctx, st)
-    except RuleError:  # (a division by zero...: flagd's Python provider's GENERAL)
-        return _GENERAL_RESULT
-    if value.__class__ is str:
-        hit = operands[2].get(value)
+
+    __slots__ = ("by_name", "general", "on_null")
+
+    def __init__(self, by_name: dict[str, Result], on_null: Result) -> None:
+        #: the ``TARGETING_MATCH`` result of each variant (but a null one:
+        #: flagd refuses to serve it)
+        self.by_name = by_name
+        #: what a rule that gives null serves (the default variant, DEFAULT)
+        self.on_null = on_null
+        #: what a name no variant has, or a rule that fails as it runs,
+        #: gives (flagd's Python provider's OpenFeature client: GENERAL)
+        self.general = _GENERAL_RESULT
+
+    def result_of(self, value: JSONValue) -> Result:
+        """The result a rule's ``value`` chooses (see the module)."""
+        if value is None:
+            return self.on_null
+        name = variant_name(value)
+        hit = None if name is None else self.by_name.get(name)
         return _GENERAL_RESULT if hit is None else hit
-    if value is None:
-        return operands[3]
-    name = variant_name(value)
-    hit = None if name is None else operands[2].get(name)
-    return _GENERAL_RESULT if hit is None else hit
 
 
 class FlagdParts(NamedTuple):
@@ -176,13 +180,23 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
     if "targeting" not in spec:
         return parts(static)
     fractional = spec.get("fractional", 3)
-    try:
-        run, operands = build_targeting(spec["targeting"], key, fractional=fractional)
-    except TargetingError as exc:
-        raise FlagdFlagError(str(exc)) from None
     by_name = {
         name: served(name, TARGETING_MATCH)
         for name, value in variants.items()
         if value is not None
     }
-    return parts(None, Code(_chosen, True, (run, operands, by_name, on_null)))
+    try:
+        run, operands = build_targeting(
+            spec["targeting"],
+            key,
+            fractional=fractional,
+            choose=Variants(by_name, on_null),
+        )
+    except TargetingError as exc:
+        raise FlagdFlagError(str(exc)) from None
+    # (a rule that is a value, "on": its result for every context)
+    constant = operands[0] if run is _constant_run else None
+    return parts(
+        constant if isinstance(constant, Result) else None,
+        None if isinstance(constant, Result) else Code(run, True, operands),
+    )

@@ -27,19 +27,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from itertools import count
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from . import _flagdops as ops
 from ._codegen import register_source
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import FunctionType
 
     from aioflags._core._json import JSONValue
 
     from ._context import Context
 
-__all__ = ["Targeting", "TargetingError", "build_targeting", "flagd_data"]
+__all__ = ["Choice", "Targeting", "TargetingError", "build_targeting", "flagd_data"]
 
 flagd_data = ops.flagd_data
 
@@ -172,6 +173,7 @@ _GLOBALS: Final[dict[str, object]] = {
     "_fractional_by2": ops.fractional_by2,
     "_fractional_key2": ops.fractional_key2,
     "_fail": ops.fail,
+    "_RuleError": ops.RuleError,
 }
 _shapes: dict[str, dict[str, object]] = {}
 _names = count()
@@ -629,20 +631,51 @@ _SPECIAL: Final[
 }
 
 
+class Choice(Protocol):
+    """What a rule's value chooses: the flag model's results, by what a rule gives.
+
+    Given to :func:`build_targeting`, it makes the generated code return
+    the flag's result itself: a branch whose value is written in the rule
+    (a variant's name, ``null``) returns the result chosen when the rule is
+    compiled; a computed one looks a string up in :attr:`by_name` (else
+    :attr:`general`) and hands anything else to :meth:`result_of`.
+    """
+
+    @property
+    def by_name(self) -> Mapping[str, object]:
+        """The result of each name a rule may give."""
+        ...
+
+    @property
+    def general(self) -> object:
+        """The result of a name no variant has, and of a rule that fails as it runs."""
+        ...
+
+    def result_of(self, value: JSONValue) -> object:
+        """The result of any value a rule gives."""
+        ...
+
+
 def _constant_run(o: Any, ctx: Context, st: Any) -> JSONValue:
     """The run of a rule that is a value (``"on"``, ``true``...): the value."""
     return o[0]
 
 
 def build_targeting(
-    rule: JSONValue, flag_key: str, *, fractional: int = 3
+    rule: JSONValue,
+    flag_key: str,
+    *,
+    fractional: int = 3,
+    choose: Choice | None = None,
 ) -> tuple[Targeting, tuple[object, ...]]:
     """``(run, operands)``: ``run(operands, context, state)`` gives the rule's JSON result.
 
     ``fractional`` is the bucketing version (3, or 2 for fleets whose other
     evaluators still use it). ``state`` is passed through, unused. A rule
     that is not an operator (``"on"``, ``true``, an object of several keys)
-    is its own result.
+    is its own result. With ``choose``, ``run`` gives what the rule's value
+    chooses instead (:class:`Choice`), and a rule that fails as it runs
+    (:class:`~._flagdops.RuleError`) gives ``choose.general``.
 
     Raises:
         TargetingError: an operator flagd does not know, or ``fractional``
@@ -651,15 +684,31 @@ def build_targeting(
     if fractional not in (2, 3):
         raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
     if not _is_operator(rule):
-        return _constant_run, (rule,)
+        return _constant_run, (rule if choose is None else choose.result_of(rule),)
     try:
-        return _build(rule, flag_key, fractional)
+        return _build(rule, flag_key, fractional, choose)
     except RecursionError:
         raise TargetingError("targeting: nested too deeply to compile") from None
 
 
+def _returned(
+    c: _Compiler, node: JSONValue, path: str, depth: int, choose: Choice | None
+) -> str:
+    """The source of what the run returns for a branch of ``node``'s value."""
+    if choose is None:
+        return c.expr(node, None, path, depth).src
+    if _constant(node):  # written in the rule: chosen now
+        return c.operand(choose.result_of(node))
+    src = c.expr(node, None, path, depth).src
+    t = c.temp()
+    return (
+        f"{c.operand(choose.by_name)}.get({t}, {c.operand(choose.general)}) "
+        f"if type({t} := {src}) is str else {c.operand(choose.result_of)}({t})"
+    )
+
+
 def _build(
-    rule: JSONValue, flag_key: str, fractional: int
+    rule: JSONValue, flag_key: str, fractional: int, choose: Choice | None
 ) -> tuple[Targeting, tuple[object, ...]]:
     c = _Compiler(flag_key, fractional)
     top = rule
@@ -671,14 +720,22 @@ def _build(
             args = [*args, None]
         for i in range(0, len(args) - 1, 2):
             test = c.expr(args[i], None, f"{op}[{i}]", 1)
-            then = c.expr(args[i + 1], None, f"{op}[{i + 1}]", 1)
+            then = _returned(c, args[i + 1], f"{op}[{i + 1}]", 1, choose)
             lines.append(f"    if {c.truth(test)}:")
-            lines.append(f"        return {then.src}")
-        lines.append(
-            f"    return {c.expr(args[-1], None, f'{op}[{len(args) - 1}]', 1).src}"
-        )
+            lines.append(f"        return {then}")
+        last = _returned(c, args[-1], f"{op}[{len(args) - 1}]", 1, choose)
+        lines.append(f"    return {last}")
     else:
-        lines.append(f"    return {c.expr(top, None, '', 0).src}")
+        lines.append(f"    return {_returned(c, top, '', 0, choose)}")
+    if choose is not None:
+        # (no cost in the common case: CPython's try is free until it raises)
+        general = c.operand(choose.general)
+        lines = [
+            "    try:",
+            *(f"    {line}" for line in lines),
+            "    except _RuleError:",
+            f"        return {general}",
+        ]
     head = []
     hoisted = bool(c.functions)  # (they take g and D: both defined)
     if c.attributes:
