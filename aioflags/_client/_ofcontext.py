@@ -18,7 +18,7 @@ from aioflags._evaluation._logonce import Occurrences
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 __all__ = ["ContextError", "context_from", "flagd_context_from"]
 
@@ -138,19 +138,32 @@ def context_from(
     return context
 
 
-def flagd_context_from(key: object, attributes: Mapping[str, Any]) -> Context:
+def flagd_context_from(
+    key: object,
+    attributes: Mapping[str, Any],
+    convert: Callable[[Any], Any] | None = None,
+) -> Context:
     """An OpenFeature context as flagd's providers give it to a flagd flag.
 
     The targeting key (none is valid: flagd's rules see ``targetingKey``
     as null) and the attributes as they are, ``targetingKey`` aside: no
     name is LaunchDarkly's (``kind``, ``name``, ``privateAttributes`` are
-    attributes like any other).
+    attributes like any other). ``convert``: what makes a value that is
+    not a string, a number or a boolean JSON (the OpenFeature SDK's
+    datetimes); OFREP's values are JSON already.
+
+    One pass, one dict: it runs per evaluation.
 
     Raises:
         ContextError: a targeting key that is not a string (INVALID_CONTEXT).
     """
     if key is not None and not isinstance(key, str):
         raise ContextError("INVALID_CONTEXT", "the targeting key must be a string")
-    return Context._flagd(
-        key, {k: v for k, v in attributes.items() if k != "targetingKey"}
-    )
+    values: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if isinstance(value, (str, int, float)):  # (bool is an int)
+            values[name] = value
+        elif value is not None:
+            values[str(name)] = value if convert is None else convert(value)
+    values.pop("targetingKey", None)
+    return Context._flagd(key, values)

@@ -221,9 +221,7 @@ class Context:
         )
 
     @classmethod
-    def _flagd(
-        cls, targeting_key: str | None, attributes: Mapping[str, JSONValue]
-    ) -> Context:
+    def _flagd(cls, targeting_key: str | None, attributes: JSONObject) -> Context:
         """A context as flagd's providers map OpenFeature's: for flagd flags.
 
         A single ``user`` context whose attributes are ``attributes`` as
@@ -231,9 +229,10 @@ class Context:
         targeting sees ``kind`` or ``name`` as any other attribute), and
         whose key is the targeting key: none (``""``: flagd's rules see
         ``targetingKey`` as null) is valid here, as it is to flagd.
+        ``attributes`` become the context's own (not copied: the caller
+        makes them for it, without null values).
         """
-        values = {k: v for k, v in attributes.items() if v is not None}
-        return cls._single("user", targeting_key or "", values, (), None)
+        return cls._single("user", targeting_key or "", attributes, (), None)
 
     @classmethod
     def create(
