@@ -115,6 +115,14 @@ logger: logging.Logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
 #: The snapshot's typed evaluation method for each resolver kind, called.
+#: Whether a flagd flag's value has the type a resolver kind asks for.
+_FLAGD_TYPES: Final[dict[str, Callable[[object], bool]]] = {
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, (dict, list)),
+}
 _TYPED_DETAIL: Final[dict[str, _Typed]] = {
     "bool": lambda s, key, ctx, default: s.bool_variation_detail(key, ctx, default),
     "int": lambda s, key, ctx, default: s.int_variation_detail(key, ctx, default),
@@ -584,15 +592,25 @@ class AioflagsProvider(AbstractProvider):
         snapshot = self._client.snapshot()
         # A flagd flag takes flagd's context; so does a key with no flag
         # (not found either way: no context refused for want of a key).
+        detail: EvaluationDetail[Any]
         if snapshot.flag_format(flag_key) in ("flagd", None):
-            context = to_flagd_context(evaluation_context)
+            # flagd's types: no number is converted to another (an integer
+            # resolution of 0.5 is a type mismatch, not 0), no boolean is
+            # a number.
+            detail = snapshot.variation_detail(
+                flag_key, to_flagd_context(evaluation_context), default_value
+            )
+            _raise_for(detail, status)
+            if not detail.is_default_value and not _FLAGD_TYPES[kind](detail.value):
+                raise TypeMismatchError(
+                    "the flag's value does not have the requested type"
+                )
         else:
-            context = to_context(evaluation_context)
-        typed = _TYPED_DETAIL[kind]
-        detail: EvaluationDetail[Any] = typed(
-            snapshot, flag_key, context, default_value
-        )
-        _raise_for(detail, status)
+            typed = _TYPED_DETAIL[kind]
+            detail = typed(
+                snapshot, flag_key, to_context(evaluation_context), default_value
+            )
+            _raise_for(detail, status)
         value: Any = detail.value
         if kind == "float" and isinstance(value, int):
             value = float(value)

@@ -39,6 +39,13 @@ DOCUMENT: dict[str, Any] = {
             "defaultVariant": "on",
         },
         "limit": {"state": "ENABLED", "variants": {"low": 10}, "defaultVariant": None},
+        "ratio": {
+            "state": "ENABLED",
+            "variants": {"half": 0.5},
+            "defaultVariant": "half",
+        },
+        "count": {"state": "ENABLED", "variants": {"two": 2}, "defaultVariant": "two"},
+        "flag": {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"},
         "stray": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "b"},
         # Targeting flagd cannot apply: PARSE_ERROR for every evaluation.
         "broken": {
@@ -151,3 +158,20 @@ def test_flagds_context_keeps_every_attribute_under_its_own_name() -> None:
     keyless = to_flagd_context(EvaluationContext(None, {"tier": 3}))
     assert keyless.valid and keyless.key == "" and keyless.get("tier") == 3
     assert to_flagd_context(None).valid
+
+
+@pytest.mark.asyncio
+async def test_numbers_keep_flagds_types(client: OpenFeatureClient) -> None:
+    # flagd converts no number to another: 0.5 is not an integer (not 0),
+    # and a boolean is no number (a correction: flagd's Python provider
+    # serves true as 1.0).
+    ratio = client.get_integer_details("ratio", 7)
+    assert (ratio.value, ratio.error_code) == (7, ErrorCode.TYPE_MISMATCH)
+    assert client.get_float_details("ratio", 1.0).value == 0.5
+    count = client.get_float_details("count", 1.0)
+    assert (count.value, type(count.value), count.variant) == (2.0, float, "two")
+    assert client.get_integer_details("count", 7).value == 2
+    for get in (client.get_integer_details, client.get_float_details):
+        flag = get("flag", 7)
+        assert (flag.value, flag.error_code) == (7, ErrorCode.TYPE_MISMATCH)
+    assert client.get_object_details("count", {}).error_code == ErrorCode.TYPE_MISMATCH
