@@ -181,7 +181,9 @@ class Config(Frozen):
         grace_period: how long the status stays STALE after the connection is
             interrupted before it becomes ERROR (0: straight to ERROR); with
             ``ready_timeout=0``, how long a start stays NOT_READY through
-            failures that waiting may fix before it becomes ERROR.
+            failures that waiting may fix before it becomes ERROR. A data
+            system that carries its own (``DataSystem.flagd(retry_grace_period=...)``)
+            is run with that one instead.
         fatal_status_codes: HTTP statuses that remove a source at once with no
             retry; during initialisation with no source left, the client is FATAL.
         connect_timeout: seconds to establish a connection.
