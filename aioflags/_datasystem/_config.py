@@ -521,6 +521,7 @@ class DataSystem(Frozen):
         from ._sources._flagd._source import (
             GRPC_STATUS_NAMES,
             FlagdOptions,
+            FlagdShared,
             check_extra,
             flagd_initializer,
             flagd_synchronizer,
@@ -609,11 +610,12 @@ class DataSystem(Frozen):
             retry_backoff=(float(first), float(most)),
             fractional=fractional,
         )
+        shared = FlagdShared()  # (the versions both stamp, and more)
         # One synchronizer and nothing to fail over to: it is never given up
         # on (it retries by itself), as daemon mode's store is not.
         return cls(
-            initializers=(flagd_initializer(options),),
-            synchronizers=(mark_streaming(flagd_synchronizer(options)),),
+            initializers=(flagd_initializer(options, shared),),
+            synchronizers=(mark_streaming(flagd_synchronizer(options, shared)),),
             initializing_timeout=math.inf,
             interrupted_timeout=math.inf,
             plane=plane_of(plane, "flagd"),

@@ -119,9 +119,11 @@ class FlagdServer:
             (no flags until :meth:`set_document`).
         sync_context: the static context sent with every ``SyncFlags``
             message (flagd's ``--context-value``); ``None``: none sent.
-        get_metadata: ``True``: ``GetMetadata`` answers ``sync_context`` as
-            its metadata (flagd's default); ``False``: it answers
+        get_metadata: ``True``: ``GetMetadata`` answers ``metadata`` (or,
+            without it, ``sync_context``) as flagd does; ``False``: it answers
             ``UNIMPLEMENTED`` (``flagd --disable-sync-metadata``).
+        metadata: what ``GetMetadata`` answers, when not ``sync_context``
+            (a server of an older flagd, that sends no sync context).
         socket_path: listen on this Unix socket instead of 127.0.0.1.
         tls: ``(certificate_chain_path, private_key_path)``: serve TLS with
             this certificate (PEM files).
@@ -147,6 +149,7 @@ class FlagdServer:
         "_changed",
         "_drop",
         "_get_metadata",
+        "_metadata_answer",
         "_port",
         "_refusals",
         "_server",
@@ -166,6 +169,7 @@ class FlagdServer:
         sources: Mapping[str, JSONObject | str | os.PathLike[str]] | None = None,
         sync_context: Mapping[str, JSONValue] | None = None,
         get_metadata: bool = True,
+        metadata: Mapping[str, JSONValue] | None = None,
         socket_path: str | os.PathLike[str] | None = None,
         tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     ) -> None:
@@ -179,6 +183,7 @@ class FlagdServer:
         }
         self._sync_context = None if sync_context is None else dict(sync_context)
         self._get_metadata = get_metadata
+        self._metadata_answer = None if metadata is None else dict(metadata)
         self._socket_path = None if socket_path is None else str(socket_path)
         #: (certificate chain, private key) as PEM bytes, read now.
         self._tls = (
@@ -500,7 +505,10 @@ class FlagdServer:
                 _status_code("UNIMPLEMENTED"), "GetMetadata is disabled"
             )
         response = sync_pb2.GetMetadataResponse()
-        response.metadata.update(self._sync_context or {})
+        answer = self._metadata_answer
+        response.metadata.update(
+            (self._sync_context if answer is None else answer) or {}
+        )
         return response
 
 

@@ -78,10 +78,12 @@ if TYPE_CHECKING:
 __all__ = [
     "GRPC_STATUS_NAMES",
     "FlagdOptions",
+    "FlagdShared",
     "check_asyncio",
     "check_extra",
     "flagd_initializer",
     "flagd_synchronizer",
+    "not_asyncio",
 ]
 
 logger = client_logger("aioflags.datasource")
@@ -131,17 +133,30 @@ def check_extra() -> None:
             )
 
 
-def check_asyncio(what: str) -> None:
-    """Refuse to run gRPC anywhere but on asyncio (``grpc.aio`` has no trio support)."""
+def not_asyncio(what: str) -> str | None:
+    """Why gRPC cannot run here (``grpc.aio`` runs on asyncio only), or None."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        raise ConfigurationError(
+        return (
             f"{what} runs on asyncio only: flagd's sync protocol is spoken with "
             "grpc.aio, which does not run under trio. Run this client under "
             "asyncio (anyio.run(main, backend='asyncio')), or use "
             "DataSystem.file() with flagd's flag files"
-        ) from None
+        )
+    return None
+
+
+def check_asyncio(what: str) -> None:
+    """Refuse to run gRPC anywhere but on asyncio: raises ConfigurationError."""
+    why = not_asyncio(what)
+    if why is not None:
+        raise ConfigurationError(why)
+
+
+def _refusal(why: str, clock: Any) -> ErrorInfo:
+    """Not on asyncio: the source ends for good (the client is FATAL)."""
+    return ErrorInfo(kind=ErrorKind.UNKNOWN, message=why, time=clock.now(), fatal=True)
 
 
 class FlagdOptions(Frozen):
@@ -214,6 +229,25 @@ class FlagdOptions(Frozen):
         set_field(self, "fractional", fractional)
 
 
+class FlagdShared:
+    """What the initializer and the synchronizer of one flagd data system share.
+
+    ``versions`` stamps what both bring, so that a flag's version moves
+    exactly when its content does, whichever brought it; ``fetched`` says
+    the initializer of the current run gave the configuration: the
+    synchronizer then starts VALID from it (the data is the server's,
+    fetched now), so that a stream that fails before its first message is
+    an interruption of that data (STALE, ERROR after the grace period), not
+    a start that never ended.
+    """
+
+    __slots__ = ("fetched", "versions")
+
+    def __init__(self) -> None:
+        self.versions = ContentVersions()
+        self.fetched = False
+
+
 class _Failed(Exception):
     """An attempt failed: the error to report."""
 
@@ -251,13 +285,15 @@ class _Link:
     def error(
         self, kind: ErrorKind, message: str, code: str = "", status: int = 0
     ) -> ErrorInfo:
+        fatal = code in self.options.fatal_status_codes
         return ErrorInfo(
             kind=kind,
             status_code=status,
             message=f"flagd sync ({self.options.target}): {message}",
             time=self.clock.now(),
-            fatal=code in self.options.fatal_status_codes,
-            action_required=not self.delivered,
+            fatal=fatal,
+            # (a fatal error ends the source: FATAL says it, not ERROR first)
+            action_required=not self.delivered and not fatal,
         )
 
     def rpc_error(self, exc: grpc.aio.AioRpcError) -> ErrorInfo:
@@ -361,10 +397,11 @@ _TIMEOUT: Final = _Timeout()
 
 
 async def _read(call: Any, limit: float | None, clock: Any) -> Any:
-    """The stream's next message (or ``grpc.aio.EOF``), or ``_TIMEOUT`` past ``limit``."""
+    """The stream's next message (or ``grpc.aio.EOF``), or ``_TIMEOUT`` past ``limit`` on ``clock``."""
     if limit is None:
         return await call.read()
     result: Any = _TIMEOUT
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def timer() -> None:
@@ -372,23 +409,42 @@ async def _read(call: Any, limit: float | None, clock: Any) -> Any:
             tg.cancel_scope.cancel()
 
         tg.start_soon(timer)
-        result = await call.read()
+        try:
+            result = await call.read()
+        except Exception as exc:  # noqa: BLE001 - raised below, not in a group
+            failure = exc
         tg.cancel_scope.cancel()
+    if failure is not None:
+        try:
+            raise failure
+        finally:
+            del failure
     return result
 
 
+async def _first(call: Any, deadline: float) -> Any:
+    """The stream's first message within ``deadline`` seconds of real time (a network bound, as HTTP's timeouts are)."""
+    with anyio.move_on_after(deadline):
+        return await call.read()
+    return _TIMEOUT
+
+
 def flagd_initializer(
-    options: FlagdOptions,
+    options: FlagdOptions, shared: FlagdShared
 ) -> Callable[[SourceContext], AsyncGenerator[Basis, None]]:
     """``FetchAllFlags`` within ``deadline``: the configuration to start from."""
-    versions = ContentVersions()
+    versions = shared.versions
 
     async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
         import grpc.aio
 
         from . import sync_pb2
 
-        check_asyncio("DataSystem.flagd()")
+        shared.fetched = False
+        why = not_asyncio("DataSystem.flagd()")
+        if why is not None:
+            yield Basis(change_set=None, error=_refusal(why, ctx.clock))
+            return
         link = _Link(options, ctx)
         channel = await _open_channel(options)
         try:
@@ -419,20 +475,27 @@ def flagd_initializer(
                 return
         finally:
             await _close(channel)
+        shared.fetched = True
         yield Basis(change_set=change_set, persist=True)
 
     return initializer
 
 
 def flagd_synchronizer(
-    options: FlagdOptions,
+    options: FlagdOptions, shared: FlagdShared
 ) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
     """The ``SyncFlags`` stream, reopened with backoff, for as long as the client runs."""
-    versions = ContentVersions()
+    versions = shared.versions
 
     async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
-        check_asyncio("DataSystem.flagd()")
+        why = not_asyncio("DataSystem.flagd()")
+        if why is not None:
+            yield Update(state=SourceState.OFF, error=_refusal(why, ctx.clock))
+            return
         link = _Link(options, ctx)
+        if shared.fetched:  # the initializer's configuration, fetched now
+            link.delivered = True
+            yield Update(state=SourceState.VALID)
         while True:
             error: ErrorInfo | None = None
             try:
@@ -473,10 +536,8 @@ async def _stream(
             provider_id=options.provider_id or "", selector=options.selector or ""
         )
         call = sync(request, metadata=link.headers())
-        opened = clock.now()
-        first_by = opened + options.deadline
         end_by = (
-            opened + options.stream_deadline
+            clock.now() + options.stream_deadline
             if options.stream_deadline > 0 and not math.isinf(options.stream_deadline)
             else None
         )
@@ -484,9 +545,11 @@ async def _stream(
         metadata: JSONObject | None = None
         asked = False
         while True:
-            limit = first_by if first else end_by
             try:
-                message = await _read(call, limit, clock)
+                if first:
+                    message = await _first(call, options.deadline)
+                else:
+                    message = await _read(call, end_by, clock)
             except grpc.aio.AioRpcError as exc:
                 raise _Failed(link.rpc_error(exc)) from None
             if message is _TIMEOUT:
