@@ -466,3 +466,86 @@ def test_trio_is_refused_at_start() -> None:
             assert "asyncio only" in status.error.message
 
     anyio.run(main, backend="trio")
+
+
+# ------------------------------------------------------- the environment
+
+
+def test_flagd_s_provider_variables_configure_the_data_system() -> None:
+    config = Config.from_env(
+        {
+            "FLAGD_RESOLVER": "in-process",
+            "FLAGD_HOST": "flagd.internal",
+            "FLAGD_SYNC_PORT": "9090",
+            "FLAGD_PORT": "8013",  # (the RPC resolver's: not this one's)
+            "FLAGD_SOURCE_SELECTOR": "flagSetId=web",
+            "FLAGD_PROVIDER_ID": "web-1",
+            "FLAGD_TLS": "true",
+            "FLAGD_SERVER_CERT_PATH": CA,
+            "FLAGD_RETRY_GRACE_PERIOD": "10",
+            "FLAGD_FATAL_STATUS_CODES": "PERMISSION_DENIED, UNAUTHENTICATED",
+            "FLAGD_DEADLINE_MS": "1000",
+            "FLAGD_STREAM_DEADLINE_MS": "0",
+            "FLAGD_KEEP_ALIVE_TIME_MS": "0",
+            "FLAGD_RETRY_BACKOFF_MS": "500",
+            "FLAGD_RETRY_BACKOFF_MAX_MS": "2000",
+        },
+        send_events=False,
+    )
+    system = config.data_system
+    assert system is not None and system.grace_period == 10.0
+    options = _options(system)
+    assert options.target == "flagd.internal:9090"
+    assert (options.selector, options.provider_id) == ("flagSetId=web", "web-1")
+    assert (options.tls, options.cert_path) == (True, CA)
+    assert options.fatal_status_codes == {"PERMISSION_DENIED", "UNAUTHENTICATED"}
+    assert (options.deadline, options.stream_deadline) == (1.0, 0.0)
+    assert options.keepalive is None
+    assert options.retry_backoff == (0.5, 2.0)
+
+
+def _options(system: DataSystem) -> Any:
+    """The options a flagd data system's sources were built with."""
+    source = system.synchronizers[0]
+    cells = [c.cell_contents for c in source.__closure__ or ()]
+    return next(c for c in cells if type(c).__name__ == "FlagdOptions")
+
+
+def test_without_flagd_s_resolver_its_variables_are_not_read() -> None:
+    config = Config.from_env({"FLAGD_HOST": "x", "AIOFLAGS_SDK_KEY": "sdk-1"})
+    assert config.data_system is None
+    unix = Config.from_env(
+        {"FLAGD_RESOLVER": "in-process", "FLAGD_SOCKET_PATH": "/run/flagd.sock"}
+    )
+    assert unix.data_system is not None
+    assert _options(unix.data_system).target == "unix:/run/flagd.sock"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"FLAGD_RESOLVER": "rpc"}, "FLAGD_RESOLVER"),
+        ({"FLAGD_DEADLINE_MS": "soon"}, "FLAGD_DEADLINE_MS"),
+        ({"FLAGD_DEADLINE_MS": "0"}, "FLAGD_DEADLINE_MS"),
+        ({"FLAGD_SYNC_PORT": "port"}, "FLAGD_SYNC_PORT"),
+        ({"FLAGD_TLS": "maybe"}, "FLAGD_TLS"),
+        ({"FLAGD_FATAL_STATUS_CODES": "DENIED"}, "FLAGD_FATAL_STATUS_CODES"),
+        ({"FLAGD_RETRY_GRACE_PERIOD": "-1"}, "FLAGD_RETRY_GRACE_PERIOD"),
+    ],
+)
+def test_a_flagd_variable_that_cannot_be_used_is_named(
+    env: dict[str, str], variable: str
+) -> None:
+    env = {"FLAGD_RESOLVER": "in-process", **env}
+    with pytest.raises(ConfigurationError, match=variable):
+        Config.from_env(env)
+
+
+def test_an_offline_flag_source_is_a_flagd_file(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    config = Config.from_env(
+        {"FLAGD_RESOLVER": "in-process", "FLAGD_OFFLINE_FLAG_SOURCE_PATH": str(path)}
+    )
+    assert config.data_system is not None
+    assert config.data_system.synchronizers  # the file's (reloaded) source
+    assert config.data_system.initializers == ()
