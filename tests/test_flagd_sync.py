@@ -549,3 +549,23 @@ def test_an_offline_flag_source_is_a_flagd_file(tmp_path: Path) -> None:
     assert config.data_system is not None
     assert config.data_system.synchronizers  # the file's (reloaded) source
     assert config.data_system.initializers == ()
+
+
+# ------------------------------------------------------------- the plane
+
+
+@pytest.mark.asyncio
+async def test_two_clients_on_one_plane_share_one_sync_stream(tmp_path: Path) -> None:
+    plane = str(tmp_path / "flags.plane")
+    async with FlagdServer(DOC) as server:
+        config = flagd(server, plane=plane)
+        async with Client(config) as leader, Client(config) as follower:
+            assert {leader.plane_role, follower.plane_role} == {"leader", "follower"}
+            assert await greeting(follower) == "hello"
+            await server.wait_until(lambda s: s.open_streams == 1)
+            async with changes(follower) as changed:
+                server.set_flag("greeting", flag("bye"))
+                await changed.until(1)
+            assert await greeting(follower) == "goodbye"
+            assert server.streams_opened == 1  # the leader's alone
+            assert server.calls_of("FetchAllFlags") == 1
