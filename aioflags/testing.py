@@ -5,6 +5,10 @@
 - :class:`FlagServer`: a real flag service on 127.0.0.1 (FDv2 and FDv1) with
   fault injection and request/connection recording; it also accepts and
   records analytics events (``/bulk``, ``/diagnostic``).
+- :class:`FlagdServer`: a flagd sync server (``flagd.sync.v1`` over gRPC) on
+  127.0.0.1 or a Unix socket, for ``DataSystem.flagd()``: serves flagd
+  documents, pushes changes, refuses with a status code, drops streams,
+  stops and starts again, and records every call (the ``flagd`` extra).
 - :class:`EventLog`: the analytics events a client sent to a FlagServer.
 - :class:`Limits`: every bound of what a FlagServer (and ``OFREPApp``) accepts.
 - :class:`FlagData` with :class:`FlagBuilder`, :class:`SegmentBuilder`,
@@ -29,6 +33,8 @@ from ._asgi._limits import Limits as Limits
 from ._service._faults import Fault as Fault
 from ._service._recorder import RecordedRequest as RecordedRequest
 from ._service._server import FlagServer as FlagServer
+from ._testing._flagd_server import FlagdCall as FlagdCall
+from ._testing._flagd_server import FlagdServer as FlagdServer
 from ._testing._testdata import FlagBuilder as FlagBuilder
 from ._testing._testdata import FlagData as FlagData
 from ._testing._testdata import SegmentBuilder as SegmentBuilder
@@ -48,6 +54,8 @@ __all__ = [
     "FlagBuilder",
     "FlagData",
     "FlagServer",
+    "FlagdCall",
+    "FlagdServer",
     "Limits",
     "RecordedRequest",
     "SegmentBuilder",

@@ -159,11 +159,16 @@ TYPED: dict[str, set[str]] = {
 
 
 def _public() -> set[str]:
-    """``aioflags``, its documented submodules and ``__main__``."""
+    """``aioflags``, its documented submodules and ``__main__``.
+
+    A module inside a private package is private whatever its own name (the
+    flagd sync protocol's generated ``sync_pb2``, named by protoc).
+    """
     return {
         m
         for m in MODULES
-        if m == "aioflags.__main__" or not m.rpartition(".")[2].startswith("_")
+        if m == "aioflags.__main__"
+        or not any(part.startswith("_") for part in m.split(".")[1:])
     }
 
 

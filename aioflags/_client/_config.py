@@ -181,7 +181,9 @@ class Config(Frozen):
         grace_period: how long the status stays STALE after the connection is
             interrupted before it becomes ERROR (0: straight to ERROR); with
             ``ready_timeout=0``, how long a start stays NOT_READY through
-            failures that waiting may fix before it becomes ERROR.
+            failures that waiting may fix before it becomes ERROR. A data
+            system that carries its own (``DataSystem.flagd(retry_grace_period=...)``)
+            is run with that one instead.
         fatal_status_codes: HTTP statuses that remove a source at once with no
             retry; during initialisation with no source left, the client is FATAL.
         connect_timeout: seconds to establish a connection.
@@ -590,6 +592,11 @@ class Config(Frozen):
         Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
         be ignored silently).
 
+        With ``FLAGD_RESOLVER=in-process`` (or ``file``), the data system is
+        flagd's (:func:`flagd_from_env`, from the ``FLAGD_*`` variables
+        flagd's providers read); a ``data_system`` keyword wins. Other
+        resolvers are refused: aioflags evaluates in process.
+
         Raises:
             ConfigurationError: a variable cannot be parsed, or is unknown; the
                 message names it.
@@ -618,6 +625,10 @@ class Config(Frozen):
                 continue  # an empty variable is an unset one
             values[name] = _parse_env(variable, text, kind)
             read_from[name] = variable
+        if "data_system" not in overrides:
+            flagd = flagd_from_env(env)
+            if flagd is not None:
+                values["data_system"] = flagd
         values.update(overrides)
         for name in overrides:
             read_from.pop(name, None)
@@ -820,3 +831,129 @@ def _parse_env(variable: str, text: str, kind: type) -> object:
             ) from None
         return value
     return text
+
+
+#: ``FLAGD_*`` variables read as milliseconds, and the ``DataSystem.flagd()`` option each sets.
+_FLAGD_MS: Final = (
+    ("FLAGD_DEADLINE_MS", "deadline"),
+    ("FLAGD_STREAM_DEADLINE_MS", "stream_deadline"),
+    ("FLAGD_KEEP_ALIVE_TIME_MS", "keepalive"),
+)
+
+
+def _flagd_number(variable: str, text: str, scale: float) -> float:
+    try:
+        value = float(text) / scale
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        unit = "milliseconds" if scale == 1000 else "seconds"
+        raise ConfigurationError(f"{variable}={text!r}: expected a number of {unit}")
+    return value
+
+
+def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:
+    """The flagd data system flagd's provider variables describe (None: none asked for).
+
+    Read only with ``FLAGD_RESOLVER=in-process`` (or ``file``): ``FLAGD_HOST``
+    and ``FLAGD_SYNC_PORT`` (else ``FLAGD_PORT``; ``localhost:8015``),
+    ``FLAGD_SOCKET_PATH``, ``FLAGD_TLS``, ``FLAGD_SERVER_CERT_PATH``,
+    ``FLAGD_SOURCE_SELECTOR``, ``FLAGD_PROVIDER_ID``,
+    ``FLAGD_RETRY_GRACE_PERIOD`` (seconds), ``FLAGD_FATAL_STATUS_CODES``
+    (names, comma-separated), ``FLAGD_DEADLINE_MS``,
+    ``FLAGD_STREAM_DEADLINE_MS``, ``FLAGD_KEEP_ALIVE_TIME_MS`` (0: none),
+    ``FLAGD_RETRY_BACKOFF_MS`` and ``FLAGD_RETRY_BACKOFF_MAX_MS``; or, with
+    ``FLAGD_OFFLINE_FLAG_SOURCE_PATH``, that flagd file
+    (``DataSystem.file(path, reload=True, format="flagd")``). Empty
+    variables are unset ones.
+
+    Raises:
+        ConfigurationError: a variable cannot be used; the message names it.
+    """
+    resolver = env.get("FLAGD_RESOLVER", "").strip().lower()
+    if not resolver:
+        return None
+    if resolver not in ("in-process", "file"):
+        raise ConfigurationError(
+            f"FLAGD_RESOLVER={env['FLAGD_RESOLVER']!r}: aioflags evaluates flagd's "
+            "flags in process: use in-process (or file)"
+        )
+
+    def get(name: str) -> str | None:
+        text = env.get(name, "").strip()
+        return text or None
+
+    offline = get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
+    if offline is not None or resolver == "file":
+        if offline is None:
+            raise ConfigurationError(
+                "FLAGD_RESOLVER=file needs FLAGD_OFFLINE_FLAG_SOURCE_PATH"
+            )
+        return DataSystem.file(offline, reload=True, format="flagd")
+    options: dict[str, Any] = {}
+    socket_path = get("FLAGD_SOCKET_PATH")
+    if socket_path is not None:
+        options["socket_path"] = socket_path
+    else:
+        host = get("FLAGD_HOST") or "localhost"
+        port = get("FLAGD_SYNC_PORT") or get("FLAGD_PORT") or "8015"
+        variable = "FLAGD_SYNC_PORT" if get("FLAGD_SYNC_PORT") else "FLAGD_PORT"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"{variable}={port!r}: expected a port number")
+        options["target"] = f"{host}:{port}"
+    tls = get("FLAGD_TLS")
+    if tls is not None:
+        options["tls"] = _parse_env("FLAGD_TLS", tls, bool)
+    for variable, name in (
+        ("FLAGD_SERVER_CERT_PATH", "cert_path"),
+        ("FLAGD_SOURCE_SELECTOR", "selector"),
+        ("FLAGD_PROVIDER_ID", "provider_id"),
+    ):
+        text = get(variable)
+        if text is not None:
+            options[name] = text
+    grace = get("FLAGD_RETRY_GRACE_PERIOD")
+    if grace is not None:
+        options["retry_grace_period"] = _flagd_number(
+            "FLAGD_RETRY_GRACE_PERIOD", grace, 1
+        )
+    codes = get("FLAGD_FATAL_STATUS_CODES")
+    if codes is not None:
+        options["fatal_status_codes"] = [
+            c.strip().upper() for c in codes.split(",") if c.strip()
+        ]
+    for variable, name in _FLAGD_MS:
+        text = get(variable)
+        if text is not None:
+            value = _flagd_number(variable, text, 1000)
+            options[name] = None if name == "keepalive" and value == 0 else value
+    backoff = [
+        _flagd_number(variable, text, 1000) if text is not None else default
+        for variable, default in (
+            ("FLAGD_RETRY_BACKOFF_MS", 1.0),
+            ("FLAGD_RETRY_BACKOFF_MAX_MS", 5.0),
+        )
+        for text in (get(variable),)
+    ]
+    options["retry_backoff"] = (backoff[0], max(backoff))
+    try:
+        return DataSystem.flagd(**options)
+    except ConfigurationError as exc:
+        names = {
+            "target": "FLAGD_HOST/FLAGD_SYNC_PORT",
+            "socket_path": "FLAGD_SOCKET_PATH",
+            "cert_path": "FLAGD_SERVER_CERT_PATH",
+            "fatal_status_codes": "FLAGD_FATAL_STATUS_CODES",
+            "retry_grace_period": "FLAGD_RETRY_GRACE_PERIOD",
+            "deadline": "FLAGD_DEADLINE_MS",
+            "stream_deadline": "FLAGD_STREAM_DEADLINE_MS",
+            "keepalive": "FLAGD_KEEP_ALIVE_TIME_MS",
+            "retry_backoff": "FLAGD_RETRY_BACKOFF_MS/FLAGD_RETRY_BACKOFF_MAX_MS",
+        }
+        message = str(exc)
+        named = [
+            v for k, v in names.items() if f"({k}=" in message or f"{k}=" in message
+        ]
+        if named:
+            raise ConfigurationError(f"{', '.join(named)}: {message}") from None
+        raise

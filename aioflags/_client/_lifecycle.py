@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Final, final
 from aioflags._core._exceptions import ClientClosedError
 from aioflags._core._lifespan import Span, background_group
 from aioflags._core._logname import CLIENT, client_label, client_logger, running
-from aioflags._datasystem._config import DataSystem, is_local
+from aioflags._datasystem._config import DataSystem, grace_period_of, is_local
 from aioflags._datasystem._context import SourceContext
 
 from ._events import ProviderEvent, ProviderStatus
@@ -256,7 +256,9 @@ class Lifecycle:
 
     def _begin(self) -> Run:
         """A new run, serving evaluations from now on (status NOT_READY)."""
-        run = Run(*self._new_store(), self._bus, self._clock, self._config.grace_period)
+        config = self._config
+        grace = grace_period_of(config.data_system, config.grace_period)
+        run = Run(*self._new_store(), self._bus, self._clock, grace)
         self.layer = run.layer
         self._serve(run.evaluator)
         self._bus.reset()

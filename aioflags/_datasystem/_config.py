@@ -17,7 +17,7 @@ from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
-from ._context import is_local_source, mark_local
+from ._context import is_local_source, mark_local, mark_streaming
 from ._plane._config import Plane, plane_of
 from ._stores._mode import StoreMode
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
-__all__ = ["DataSystem", "is_local"]
+__all__ = ["DataSystem", "grace_period_of", "is_local"]
 
 
 def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
@@ -80,6 +80,16 @@ def _is_saved_state(value: object) -> bool:
     return isinstance(value, SavedState)
 
 
+def grace_period_of(system: DataSystem | None, config_grace_period: float) -> float:
+    """The grace period a client runs with: its data system's, else its Config's.
+
+    The one place it is decided (the client's status layer reads it).
+    """
+    if system is not None and system.grace_period is not None:
+        return system.grace_period
+    return config_grace_period
+
+
 def is_local(system: DataSystem) -> bool:
     """Whether every source of ``system`` is local (then no events are sent)."""
     sources = (*system.initializers, *system.synchronizers)
@@ -119,6 +129,11 @@ class DataSystem(Frozen):
         plane: the flag plane this process shares its upstream on with the
             other processes of its host (the presets' ``plane=PATH``;
             docs/scaling.md); ``None``: none. Added in version 0.2.0.
+        grace_period: how long the client stays STALE after its connection
+            is lost before it is ERROR, when this data system says
+            (``DataSystem.flagd(retry_grace_period=...)``); ``None`` (every
+            other preset): ``Config.grace_period`` says. The one the client
+            uses is :func:`grace_period_of`'s. Added in version 0.2.0.
 
     Added in version 0.1.0.
     """
@@ -134,6 +149,7 @@ class DataSystem(Frozen):
         "store_mode",
         "saved_state",
         "plane",
+        "grace_period",
     )
     initializers: tuple[InitializerFactory, ...]
     synchronizers: tuple[SynchronizerFactory, ...]
@@ -145,6 +161,7 @@ class DataSystem(Frozen):
     store_mode: StoreMode
     saved_state: SavedState | None
     plane: Plane | None
+    grace_period: float | None
 
     def __init__(
         self,
@@ -159,6 +176,7 @@ class DataSystem(Frozen):
         store_mode: StoreMode = StoreMode.READ_ONLY,
         saved_state: SavedState | None = None,
         plane: Plane | None = None,
+        grace_period: float | None = None,
     ) -> None:
         initializers = _sources(initializers)
         if saved_state is not None and not _is_saved_state(saved_state):
@@ -178,11 +196,14 @@ class DataSystem(Frozen):
         set_field(self, "store_mode", store_mode)
         set_field(self, "saved_state", saved_state)
         set_field(self, "plane", plane_of(plane, "custom"))
+        set_field(self, "grace_period", grace_period)
         self._validate()
 
     def _validate(self) -> None:
         for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
             check_seconds(f"DataSystem {name}", getattr(self, name))
+        if self.grace_period is not None:
+            check_seconds("DataSystem grace_period", self.grace_period, allow_zero=True)
         for name in ("initializers", "synchronizers"):
             sources = getattr(self, name)
             if not isinstance(sources, tuple):
@@ -420,6 +441,185 @@ class DataSystem(Frozen):
                     )
                 ),
             )
+        )
+
+    @classmethod
+    def flagd(
+        cls,
+        target: str | None = None,
+        *,
+        selector: str | None = None,
+        provider_id: str | None = None,
+        tls: bool = False,
+        cert_path: str | os.PathLike[str] | None = None,
+        socket_path: str | os.PathLike[str] | None = None,
+        fatal_status_codes: Iterable[str] = (),
+        retry_grace_period: float = 5.0,
+        deadline: float = 0.5,
+        stream_deadline: float = 600.0,
+        keepalive: float | None = None,
+        retry_backoff: tuple[float, float] = (1.0, 5.0),
+        fractional: int = 3,
+        plane: str | os.PathLike[str] | None = None,
+    ) -> DataSystem:
+        """Flags from a flagd sync server (flagd's ``flagd.sync.v1`` over gRPC), evaluated in process.
+
+        Needs the ``flagd`` extra (``pip install 'aioflags[flagd]'``) and
+        asyncio (gRPC's ``grpc.aio``: refused under trio when the client
+        starts). ``FetchAllFlags`` gives the configuration to start from,
+        then the ``SyncFlags`` stream each new one; every message is the
+        whole flag set (docs/flagd.md).
+
+        Args:
+            target: ``host:port`` of the sync server (``localhost:8015``,
+                flagd's sync port, by default), or any gRPC target
+                (``dns:///...``, ``unix:PATH``).
+            selector: which flags the server sends (flagd's
+                ``source=...``/``flagSetId=...``): the ``flagd-selector``
+                header, and the request's deprecated field for older servers.
+            provider_id: sent in each request, for servers that filter or
+                authorise by it.
+            tls: connect with TLS, trusting the system's roots, or
+                ``cert_path``'s CA (a PEM file).
+            cert_path: the CA to trust with ``tls=True``.
+            socket_path: connect over this Unix socket (instead of ``target``).
+            fatal_status_codes: gRPC status names (``"PERMISSION_DENIED"``,
+                ``"UNAUTHENTICATED"``) that end the source at once: no more
+                calls; the client is FATAL if it was never READY (ERROR
+                after, the last data kept).
+            retry_grace_period: seconds the client stays STALE after the
+                connection is lost before it is ERROR (0: ERROR at once).
+                It replaces ``Config.grace_period`` for this data system.
+                5 s, as this project's contract (after flagd's specification
+                of that time) says; flagd's specification has since moved
+                to 10 s: pass 10.0 to match its newest providers.
+            deadline: seconds each attempt has to bring a configuration
+                (``FetchAllFlags``; the stream's first message). 0.5, flagd's
+                specification's ``deadlineMs``. A server that cannot be
+                reached makes the client ERROR at the first failed attempt
+                (within ``deadline``), and the source keeps trying.
+            stream_deadline: seconds after which the stream is opened anew
+                (flagd's ``streamDeadlineMs``, 600 s; 0 or ``math.inf``: never).
+            keepalive: seconds between HTTP/2 keepalive pings; ``None``
+                (flagd's default, 0): none. flagd's sync server refuses
+                pings more often than every 5 minutes by default.
+            retry_backoff: ``(first, most)``: seconds between attempts,
+                doubling from ``first`` up to ``most``, less up to
+                ``Config.retry_jitter`` of each (flagd's ``retryBackoffMs``
+                and ``retryBackoffMaxMs``: 1 s and 5 s).
+            fractional: flagd's ``fractional`` bucketing: 3, or 2 (as
+                :meth:`file`).
+            plane: as for :meth:`default`: the processes of a host share one
+                sync stream.
+
+        Raises:
+            ConfigurationError: an argument is invalid, or the ``flagd``
+                extra is not installed (the message says what to install).
+
+        Added in version 0.2.0.
+        """
+        from ._sources._flagd._source import (
+            GRPC_STATUS_NAMES,
+            FlagdOptions,
+            FlagdShared,
+            check_extra,
+            flagd_initializer,
+            flagd_synchronizer,
+        )
+
+        where = "DataSystem.flagd"
+        # (checked at run time: callers may not be typed)
+        given_socket: object = socket_path
+        given_target: object = target
+        given_backoff: object = retry_backoff
+        if socket_path is not None:
+            if target is not None:
+                raise ConfigurationError(
+                    f"{where}() takes a target or a socket_path, not both"
+                )
+            if not isinstance(given_socket, (str, os.PathLike)) or not os.fspath(
+                socket_path
+            ):
+                raise ConfigurationError(
+                    f"{where}(socket_path=...) must be a path, got {socket_path!r}"
+                )
+            target = f"unix:{os.fspath(socket_path)}"
+        elif target is None:
+            target = "localhost:8015"
+        elif not isinstance(given_target, str) or not target.strip():
+            raise ConfigurationError(
+                f"{where}(target=...) must be a gRPC target such as "
+                f"'localhost:8015', got {target!r}"
+            )
+        for name, text in (("selector", selector), ("provider_id", provider_id)):
+            if text is not None and not isinstance(text, str):
+                raise ConfigurationError(
+                    f"{where}({name}=...) must be a string or None, got {text!r}"
+                )
+        check_bool(f"{where}(tls=...)", tls)
+        if cert_path is not None:
+            if not isinstance(cert_path, (str, os.PathLike)):
+                raise ConfigurationError(
+                    f"{where}(cert_path=...) must be a path, got {cert_path!r}"
+                )
+            if not tls:
+                raise ConfigurationError(
+                    f"{where}(cert_path=...) is the CA for TLS: give tls=True too"
+                )
+        codes = _sources(fatal_status_codes)
+        if not isinstance(codes, tuple) or not all(
+            c in GRPC_STATUS_NAMES for c in codes
+        ):
+            raise ConfigurationError(
+                f"{where}(fatal_status_codes=...) must be gRPC status names such "
+                f"as 'PERMISSION_DENIED' (one of {', '.join(GRPC_STATUS_NAMES)}), "
+                f"got {fatal_status_codes!r}"
+            )
+        check_seconds(
+            f"{where}(retry_grace_period=...)", retry_grace_period, allow_zero=True
+        )
+        check_seconds(f"{where}(deadline=...)", deadline)
+        check_seconds(f"{where}(stream_deadline=...)", stream_deadline, allow_zero=True)
+        if keepalive is not None:
+            check_seconds(f"{where}(keepalive=...)", keepalive)
+        if not isinstance(given_backoff, (tuple, list)) or len(retry_backoff) != 2:
+            raise ConfigurationError(
+                f"{where}(retry_backoff=...) must be (first, most) in seconds, "
+                f"got {retry_backoff!r}"
+            )
+        first, most = retry_backoff
+        check_seconds(f"{where}(retry_backoff=...)'s first delay", first)
+        check_seconds(f"{where}(retry_backoff=...)'s longest delay", most)
+        if most < first:
+            raise ConfigurationError(
+                f"{where}(retry_backoff=...): the longest delay must not be "
+                f"shorter than the first, got {retry_backoff!r}"
+            )
+        _check_flagd_reading(where, None, fractional)
+        check_extra()
+        options = FlagdOptions(
+            target=target,
+            selector=selector or None,
+            provider_id=provider_id or None,
+            tls=tls,
+            cert_path=None if cert_path is None else os.fspath(cert_path),
+            fatal_status_codes=frozenset(codes),
+            deadline=float(deadline),
+            stream_deadline=float(stream_deadline),
+            keepalive=None if keepalive is None else float(keepalive),
+            retry_backoff=(float(first), float(most)),
+            fractional=fractional,
+        )
+        shared = FlagdShared()  # (the versions both stamp, and more)
+        # One synchronizer and nothing to fail over to: it is never given up
+        # on (it retries by itself), as daemon mode's store is not.
+        return cls(
+            initializers=(flagd_initializer(options, shared),),
+            synchronizers=(mark_streaming(flagd_synchronizer(options, shared)),),
+            initializing_timeout=math.inf,
+            interrupted_timeout=math.inf,
+            plane=plane_of(plane, "flagd"),
+            grace_period=float(retry_grace_period),
         )
 
     @classmethod

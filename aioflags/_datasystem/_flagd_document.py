@@ -178,12 +178,20 @@ def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
     raise FlagdDocumentError("'flags' must be an object keyed by flag key")
 
 
-def flagd_flags(data: object, *, fractional: int = 3) -> dict[str, JSONObject]:
+def flagd_flags(
+    data: object, *, fractional: int = 3, context: JSONObject | None = None
+) -> dict[str, JSONObject]:
     """A flagd document's flags as aioflags flag objects, by key (see the module).
 
     ``fractional``: the bucketing ``fractional`` uses (3, or 2 for fleets
     whose other evaluators still use flagd's older one), kept in each flag
     that is not on 3.
+
+    ``context``: flagd's static context (a sync server's ``sync_context``,
+    or its ``GetMetadata`` metadata), kept in each flag with targeting under
+    ``"context"``: the attributes its targeting sees under the evaluation
+    context's own (flagd's "context enrichment"; the evaluation merges
+    them). Flags without targeting read no context: they carry none.
 
     Raises:
         FlagdDocumentError: the document is not one flagd would take.
@@ -210,7 +218,10 @@ def flagd_flags(data: object, *, fractional: int = 3) -> dict[str, JSONObject]:
     listed = isinstance(data.get("flags"), list)
     for n, (key, definition) in enumerate(_flags_of(data)):
         at: tuple[str | int, ...] = ("flags", n if listed else key)
-        flags[key] = _flag(key, at, definition, evaluators, set_metadata, fractional)
+        flag = _flag(key, at, definition, evaluators, set_metadata, fractional)
+        if context and "targeting" in flag["flagd"]:
+            flag["flagd"]["context"] = dict(context)
+        flags[key] = flag
     return flags
 
 

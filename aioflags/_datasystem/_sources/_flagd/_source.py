@@ -1,0 +1,585 @@
+"""flagd's sync protocol as a data source: ``FetchAllFlags`` to start, the ``SyncFlags`` stream to stay current.
+
+``DataSystem.flagd()`` builds both from one :class:`FlagdOptions`. Every
+message of flagd's sync protocol is the whole flag configuration (a flagd
+document, :mod:`aioflags._datasystem._flagd_document`): each becomes a full
+transfer, so a flag that is gone is gone. Its items are versioned by content
+(:class:`~aioflags._datasystem._sources._versions.ContentVersions`), so a
+message announces exactly the flags it changes.
+
+Connection policy (flagd's providers specification, docs/flagd.md):
+
+- Each attempt has ``deadline`` seconds to bring a configuration (the
+  initializer's ``FetchAllFlags``; the stream's first message).
+- A status code among ``fatal_status_codes`` ends the source: OFF with a
+  fatal error, no more calls (the client is FATAL before it was ever
+  READY; after, ERROR, with the last data kept).
+- Any other failure (``UNAVAILABLE``, ``UNKNOWN``, a missed deadline, data
+  that is not a flagd document) is reported INTERRUPTED and retried with
+  backoff (``retry_backoff``: doubling from its first value, capped at its
+  second, jittered by ``Config.retry_jitter``). Before the first
+  configuration the error is flagged ``action_required``: the client is
+  ERROR at once, as flagd's providers are when initialisation misses its
+  deadline, and READY when a configuration arrives.
+- A stream that ends, or passes ``stream_deadline``, is opened again after
+  the backoff's delay, without a report.
+
+Each attempt opens its own channel and closes it after: a reconnect is a
+fresh connection on aioflags' backoff, never gRPC's own reconnect timers.
+``grpc.aio`` runs on asyncio only: under trio the sources refuse to start
+(:func:`check_asyncio`). Nothing of gRPC exists before the client starts (a
+process that forks after configuring, as uvicorn's workers do, is safe).
+
+Context enrichment: a message's ``sync_context`` (else, where the server
+has it, ``GetMetadata``'s ``metadata``, asked once per connection; once
+``UNIMPLEMENTED``, never again) is flagd's static context. It is kept in
+each flag with targeting, under ``"context"`` (``flagd_flags(context=...)``):
+the evaluation reads the invocation's attributes over it.
+``FetchAllFlags`` carries no sync context: the initializer asks
+``GetMetadata``, and where that is unimplemented it leaves the start to the
+stream, so no evaluation sees flags without the context they are sent with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._logname import client_logger
+from aioflags._datasystem._datatypes import (
+    Basis,
+    ChangeSet,
+    ErrorInfo,
+    ErrorKind,
+    ObjectKind,
+    SourceState,
+    Update,
+    full_transfer,
+    puts,
+)
+from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
+from aioflags._datasystem._sources._backoff import Backoff
+from aioflags._datasystem._sources._versions import ContentVersions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable
+
+    import grpc.aio
+
+    from aioflags._core._json import JSONObject
+    from aioflags._datasystem._context import SourceContext
+
+__all__ = [
+    "GRPC_STATUS_NAMES",
+    "FlagdOptions",
+    "FlagdShared",
+    "check_asyncio",
+    "check_extra",
+    "flagd_initializer",
+    "flagd_synchronizer",
+    "not_asyncio",
+]
+
+logger = client_logger("aioflags.datasource")
+
+INSTALL: Final = "pip install 'aioflags[flagd]'"
+#: The gRPC status codes by name, as ``fatal_status_codes`` takes them.
+GRPC_STATUS_NAMES: Final = (
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+_SYNC: Final = "/flagd.sync.v1.FlagSyncService/SyncFlags"
+_FETCH: Final = "/flagd.sync.v1.FlagSyncService/FetchAllFlags"
+_METADATA: Final = "/flagd.sync.v1.FlagSyncService/GetMetadata"
+#: The header flagd reads the selector from (the body's field is deprecated).
+SELECTOR_HEADER: Final = "flagd-selector"
+#: Seconds a channel's close may take when the source is being cancelled.
+_CLOSE_BOUND: Final = 1.0
+
+
+def check_extra() -> None:
+    """Refuse a flagd data system when the ``flagd`` extra is not installed (nothing imported)."""
+    import importlib.util
+
+    for module in ("grpc", "google.protobuf", "mmh3"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigurationError(
+                f"DataSystem.flagd() needs the flagd extra ({module} is not "
+                f"installed): {INSTALL}"
+            )
+
+
+def not_asyncio(what: str) -> str | None:
+    """Why gRPC cannot run here (``grpc.aio`` runs on asyncio only), or None."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return (
+            f"{what} runs on asyncio only: flagd's sync protocol is spoken with "
+            "grpc.aio, which does not run under trio. Run this client under "
+            "asyncio (anyio.run(main, backend='asyncio')), or use "
+            "DataSystem.file() with flagd's flag files"
+        )
+    return None
+
+
+def check_asyncio(what: str) -> None:
+    """Refuse to run gRPC anywhere but on asyncio: raises ConfigurationError."""
+    why = not_asyncio(what)
+    if why is not None:
+        raise ConfigurationError(why)
+
+
+def _refusal(why: str, clock: Any) -> ErrorInfo:
+    """Not on asyncio: the source ends for good (the client is FATAL)."""
+    return ErrorInfo(kind=ErrorKind.UNKNOWN, message=why, time=clock.now(), fatal=True)
+
+
+class FlagdOptions(Frozen):
+    """How a flagd data system connects (``DataSystem.flagd()``'s arguments, checked).
+
+    Attributes:
+        target: gRPC's target: ``host:port``, or ``unix:PATH``.
+        selector: sent as the ``flagd-selector`` header and in the body.
+        provider_id: sent in the body.
+        tls: connect with TLS.
+        cert_path: a PEM file of the CA to trust (the system roots otherwise).
+        fatal_status_codes: gRPC status names that end the source.
+        deadline: seconds each attempt has to bring a configuration.
+        stream_deadline: seconds after which a stream is opened anew (0: never).
+        keepalive: seconds between HTTP/2 keepalive pings (``None``: none).
+        retry_backoff: (first, most) seconds between attempts.
+        fractional: the ``fractional`` bucketing (3, or 2).
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "target",
+        "selector",
+        "provider_id",
+        "tls",
+        "cert_path",
+        "fatal_status_codes",
+        "deadline",
+        "stream_deadline",
+        "keepalive",
+        "retry_backoff",
+        "fractional",
+    )
+    target: str
+    selector: str | None
+    provider_id: str | None
+    tls: bool
+    cert_path: str | None
+    fatal_status_codes: frozenset[str]
+    deadline: float
+    stream_deadline: float
+    keepalive: float | None
+    retry_backoff: tuple[float, float]
+    fractional: int
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        selector: str | None,
+        provider_id: str | None,
+        tls: bool,
+        cert_path: str | None,
+        fatal_status_codes: frozenset[str],
+        deadline: float,
+        stream_deadline: float,
+        keepalive: float | None,
+        retry_backoff: tuple[float, float],
+        fractional: int,
+    ) -> None:
+        set_field(self, "target", target)
+        set_field(self, "selector", selector)
+        set_field(self, "provider_id", provider_id)
+        set_field(self, "tls", tls)
+        set_field(self, "cert_path", cert_path)
+        set_field(self, "fatal_status_codes", fatal_status_codes)
+        set_field(self, "deadline", deadline)
+        set_field(self, "stream_deadline", stream_deadline)
+        set_field(self, "keepalive", keepalive)
+        set_field(self, "retry_backoff", retry_backoff)
+        set_field(self, "fractional", fractional)
+
+
+class FlagdShared:
+    """What the initializer and the synchronizer of one flagd data system share.
+
+    ``versions`` stamps what both bring, so that a flag's version moves
+    exactly when its content does, whichever brought it; ``fetched`` says
+    the initializer of the current run gave the configuration: the
+    synchronizer then starts VALID from it (the data is the server's,
+    fetched now), so that a stream that fails before its first message is
+    an interruption of that data (STALE, ERROR after the grace period), not
+    a start that never ended.
+    """
+
+    __slots__ = ("fetched", "versions")
+
+    def __init__(self) -> None:
+        self.versions = ContentVersions()
+        self.fetched = False
+
+
+class _Failed(Exception):
+    """An attempt failed: the error to report."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Link:
+    """One source's connection state: what outlives one attempt."""
+
+    __slots__ = ("backoff", "clock", "delivered", "metadata_unimplemented", "options")
+
+    def __init__(self, options: FlagdOptions, ctx: SourceContext) -> None:
+        self.options = options
+        self.clock = ctx.clock
+        first, most = options.retry_backoff
+        self.backoff = Backoff(
+            initial=first,
+            maximum=most,
+            jitter=ctx.config.retry_jitter,
+            reset_after=ctx.config.retry_reset_after,
+            clock=ctx.clock,
+            random=ctx.random,
+        )
+        #: A configuration was delivered (errors no longer need action).
+        self.delivered = False
+        #: The server answered GetMetadata with UNIMPLEMENTED: never ask again.
+        self.metadata_unimplemented = False
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        selector = self.options.selector
+        return ((SELECTOR_HEADER, selector),) if selector else ()
+
+    def error(
+        self, kind: ErrorKind, message: str, code: str = "", status: int = 0
+    ) -> ErrorInfo:
+        fatal = code in self.options.fatal_status_codes
+        return ErrorInfo(
+            kind=kind,
+            status_code=status,
+            message=f"flagd sync ({self.options.target}): {message}",
+            time=self.clock.now(),
+            fatal=fatal,
+            # (a fatal error ends the source: FATAL says it, not ERROR first)
+            action_required=not self.delivered and not fatal,
+        )
+
+    def rpc_error(self, exc: grpc.aio.AioRpcError) -> ErrorInfo:
+        code = exc.code()
+        name = code.name
+        details = exc.details() or ""
+        fatal = name in self.options.fatal_status_codes
+        what = f"{name}{': ' + details if details else ''}"
+        if fatal:
+            what += " (a fatal status code: not retried)"
+        return self.error(
+            ErrorKind.NETWORK_ERROR
+            if name in ("UNAVAILABLE", "UNKNOWN", "DEADLINE_EXCEEDED")
+            else ErrorKind.ERROR_RESPONSE,
+            what,
+            name,
+            code.value[0],
+        )
+
+    def change_set(
+        self, text: str, context: JSONObject | None, versions: ContentVersions
+    ) -> ChangeSet:
+        """A message's configuration as a full transfer; raises _Failed if unusable."""
+        try:
+            data = json.loads(text)
+            flags = flagd_flags(
+                data, fractional=self.options.fractional, context=context
+            )
+        except (ValueError, FlagdDocumentError) as exc:
+            raise _Failed(
+                self.error(
+                    ErrorKind.INVALID_DATA, f"unusable flag configuration: {exc}"
+                )
+            ) from None
+        return full_transfer(puts(ObjectKind.FLAG, versions.stamp("flag", flags)))
+
+
+async def _open_channel(options: FlagdOptions) -> grpc.aio.Channel:
+    """A channel for one attempt (gRPC imported here, once the client runs)."""
+    import grpc
+    import grpc.aio
+
+    channel_options: list[tuple[str, Any]] = []
+    if options.keepalive is not None:
+        channel_options.append(
+            ("grpc.keepalive_time_ms", int(options.keepalive * 1000))
+        )
+    if not options.tls:
+        return grpc.aio.insecure_channel(options.target, options=channel_options)
+    roots = None
+    if options.cert_path is not None:
+        roots = await anyio.Path(options.cert_path).read_bytes()
+    credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    return grpc.aio.secure_channel(options.target, credentials, options=channel_options)
+
+
+async def _close(channel: grpc.aio.Channel) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_BOUND):
+        await channel.close()
+
+
+def _struct(message: Any) -> JSONObject:
+    from google.protobuf.json_format import MessageToDict
+
+    value: JSONObject = MessageToDict(message)
+    return value
+
+
+async def _metadata(channel: grpc.aio.Channel, link: _Link) -> JSONObject | None:
+    """GetMetadata's metadata (None: not implemented, or it failed)."""
+    import grpc
+    import grpc.aio
+
+    from . import sync_pb2
+
+    if link.metadata_unimplemented:
+        return None
+    call = channel.unary_unary(
+        _METADATA,
+        request_serializer=sync_pb2.GetMetadataRequest.SerializeToString,
+        response_deserializer=sync_pb2.GetMetadataResponse.FromString,
+    )
+    try:
+        response = await call(
+            sync_pb2.GetMetadataRequest(), timeout=link.options.deadline
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
+            link.metadata_unimplemented = True
+        else:
+            logger.debug("flagd GetMetadata failed: %s", exc.code().name)
+        return None
+    return _struct(response.metadata)
+
+
+class _Timeout:
+    """Marker: the clock passed the limit before the stream gave a message."""
+
+
+_TIMEOUT: Final = _Timeout()
+
+
+async def _read(call: Any, limit: float | None, clock: Any) -> Any:
+    """The stream's next message (or ``grpc.aio.EOF``), or ``_TIMEOUT`` past ``limit`` on ``clock``."""
+    if limit is None:
+        return await call.read()
+    result: Any = _TIMEOUT
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(max(limit - clock.now(), 0.0))
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        try:
+            result = await call.read()
+        except Exception as exc:  # noqa: BLE001 - raised below, not in a group
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        try:
+            raise failure
+        finally:
+            del failure
+    return result
+
+
+async def _first(call: Any, deadline: float) -> Any:
+    """The stream's first message within ``deadline`` seconds of real time (a network bound, as HTTP's timeouts are)."""
+    with anyio.move_on_after(deadline):
+        return await call.read()
+    return _TIMEOUT
+
+
+def flagd_initializer(
+    options: FlagdOptions, shared: FlagdShared
+) -> Callable[[SourceContext], AsyncGenerator[Basis, None]]:
+    """``FetchAllFlags`` within ``deadline``: the configuration to start from."""
+    versions = shared.versions
+
+    async def initializer(ctx: SourceContext) -> AsyncGenerator[Basis, None]:
+        import grpc.aio
+
+        from . import sync_pb2
+
+        shared.fetched = False
+        why = not_asyncio("DataSystem.flagd()")
+        if why is not None:
+            yield Basis(change_set=None, error=_refusal(why, ctx.clock))
+            return
+        link = _Link(options, ctx)
+        channel = await _open_channel(options)
+        try:
+            fetch = channel.unary_unary(
+                _FETCH,
+                request_serializer=sync_pb2.FetchAllFlagsRequest.SerializeToString,
+                response_deserializer=sync_pb2.FetchAllFlagsResponse.FromString,
+            )
+            request = sync_pb2.FetchAllFlagsRequest(
+                provider_id=options.provider_id or "", selector=options.selector or ""
+            )
+            try:
+                response = await fetch(
+                    request, metadata=link.headers(), timeout=options.deadline
+                )
+                context = await _metadata(channel, link)
+                if context is None and link.metadata_unimplemented:
+                    # No sync context to be had here: the stream brings it.
+                    return
+                change_set = link.change_set(
+                    response.flag_configuration, context, versions
+                )
+            except grpc.aio.AioRpcError as exc:
+                yield Basis(change_set=None, error=link.rpc_error(exc))
+                return
+            except _Failed as failed:
+                yield Basis(change_set=None, error=failed.error)
+                return
+        finally:
+            await _close(channel)
+        shared.fetched = True
+        yield Basis(change_set=change_set, persist=True)
+
+    return initializer
+
+
+def flagd_synchronizer(
+    options: FlagdOptions, shared: FlagdShared
+) -> Callable[[SourceContext], AsyncGenerator[Update, None]]:
+    """The ``SyncFlags`` stream, reopened with backoff, for as long as the client runs."""
+    versions = shared.versions
+
+    async def synchronizer(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        why = not_asyncio("DataSystem.flagd()")
+        if why is not None:
+            yield Update(state=SourceState.OFF, error=_refusal(why, ctx.clock))
+            return
+        link = _Link(options, ctx)
+        if shared.fetched:  # the initializer's configuration, fetched now
+            link.delivered = True
+            yield Update(state=SourceState.VALID)
+        while True:
+            error: ErrorInfo | None = None
+            try:
+                async for update in _stream(link, versions):
+                    yield update
+                    del update
+            except _Failed as failed:
+                error = failed.error
+            if error is not None:
+                if error.fatal:
+                    yield Update(state=SourceState.OFF, error=error)
+                    return
+                yield Update(state=SourceState.INTERRUPTED, error=error)
+            await ctx.clock.sleep(link.backoff.next_delay())
+
+    return synchronizer
+
+
+async def _stream(
+    link: _Link, versions: ContentVersions
+) -> AsyncGenerator[Update, None]:
+    """One ``SyncFlags`` call's configurations; raises _Failed; returns when it ends."""
+    import grpc
+    import grpc.aio
+
+    from . import sync_pb2
+
+    options, clock = link.options, link.clock
+    channel = await _open_channel(options)
+    call = None
+    try:
+        sync = channel.unary_stream(
+            _SYNC,
+            request_serializer=sync_pb2.SyncFlagsRequest.SerializeToString,
+            response_deserializer=sync_pb2.SyncFlagsResponse.FromString,
+        )
+        request = sync_pb2.SyncFlagsRequest(
+            provider_id=options.provider_id or "", selector=options.selector or ""
+        )
+        call = sync(request, metadata=link.headers())
+        end_by = (
+            clock.now() + options.stream_deadline
+            if options.stream_deadline > 0 and not math.isinf(options.stream_deadline)
+            else None
+        )
+        first = True
+        metadata: JSONObject | None = None
+        asked = False
+        while True:
+            try:
+                if first:
+                    message = await _first(call, options.deadline)
+                else:
+                    message = await _read(call, end_by, clock)
+            except grpc.aio.AioRpcError as exc:
+                raise _Failed(link.rpc_error(exc)) from None
+            if message is _TIMEOUT:
+                if first:
+                    raise _Failed(
+                        link.error(
+                            ErrorKind.NETWORK_ERROR,
+                            f"no flag configuration within the {options.deadline:g} s deadline",
+                        )
+                    )
+                logger.debug("The flagd sync stream reached its deadline; reopening")
+                return
+            if message is grpc.aio.EOF:
+                logger.info("The flagd sync stream ended; reopening")
+                return
+            if first:
+                link.backoff.connected()
+                logger.info("Connected to flagd's sync stream at %s", options.target)
+            first = False
+            if message.HasField("sync_context"):
+                context: JSONObject | None = _struct(message.sync_context)
+            else:
+                if not asked:
+                    metadata, asked = await _metadata(channel, link), True
+                context = metadata
+            change_set = link.change_set(message.flag_configuration, context, versions)
+            link.delivered = True
+            yield Update(state=SourceState.VALID, change_set=change_set)
+            del change_set, message
+    finally:
+        if call is not None:
+            call.cancel()
+        await _close(channel)

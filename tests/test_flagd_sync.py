@@ -1,0 +1,571 @@
+"""DataSystem.flagd(): flagd's sync protocol against aioflags.testing.FlagdServer on loopback.
+
+Connection policy (flagd's providers specification as docs/flagd.md says):
+retry with backoff, fatal status codes, STALE then ERROR after the grace
+period, READY on the next configuration, stream deadlines, re-initialisation;
+what a request carries (selector, provider id) and what a message brings
+(sync context, GetMetadata's metadata). Time is a FakeClock's: no test
+sleeps.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from aioflags import (
+    Client,
+    Config,
+    ConfigurationError,
+    Context,
+    DataSystem,
+    ProviderEvent,
+    ProviderStatus,
+)
+from aioflags._datasystem._datatypes import SourceState
+from aioflags.testing import FakeClock, FlagdServer
+from tests.sources import source_context
+from tests.tls_server import CA, CERTS
+
+USER = Context.create("user-1")
+
+
+def flag(default: str, **more: Any) -> dict[str, Any]:
+    return {
+        "state": "ENABLED",
+        "variants": {"hi": "hello", "bye": "goodbye"},
+        "defaultVariant": default,
+        **more,
+    }
+
+
+DOC: dict[str, Any] = {"flags": {"greeting": flag("hi"), "other": flag("bye")}}
+#: A flag with targeting (its evaluation is another module's: only the data is read here).
+TARGETED = flag(
+    "hi", targeting={"if": [{"==": [{"var": "injectedmetadata"}, "set"]}, "bye"]}
+)
+
+
+def flagd(server: FlagdServer, **options: Any) -> Config:
+    options.setdefault("retry_backoff", (1.0, 1.0))
+    if "socket_path" not in options:
+        options.setdefault("target", server.target)
+    return Config(data_system=DataSystem.flagd(**options), send_events=False)
+
+
+async def greeting(client: Client) -> str:
+    return str(await client.variation("greeting", USER, "default"))
+
+
+async def status(client: Client, *wanted: ProviderStatus) -> None:
+    with anyio.fail_after(10):
+        await client.wait_for_status(*wanted)
+
+
+async def reconnect(clock: FakeClock) -> None:
+    """Let the source's backoff (1 s in these tests) pass."""
+    with anyio.fail_after(10):
+        await clock.wait_for_sleeper(within=1)
+    await clock.advance(1)
+
+
+class Seen(list[Any]):
+    """What handlers saw (they run in their own tasks): :meth:`until` waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._added = anyio.Event()
+
+    def add(self, item: object) -> None:
+        self.append(item)
+        self._added.set()
+        self._added = anyio.Event()
+
+    async def until(self, count: int) -> None:
+        with anyio.fail_after(10):
+            while len(self) < count:
+                await self._added.wait()
+
+
+@asynccontextmanager
+async def changes(client: Client) -> AsyncIterator[Seen]:
+    """The flags each CONFIGURATION_CHANGED names, as they arrive."""
+    seen = Seen()
+    client.add_handler(
+        ProviderEvent.CONFIGURATION_CHANGED,
+        lambda details: seen.add(frozenset(details.flags_changed)),
+    )
+    yield seen
+
+
+# ------------------------------------------------------------------ data
+
+
+@pytest.mark.asyncio
+async def test_a_client_reads_flagd_flags_from_a_sync_server() -> None:
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server, provider_id="weather-app")) as client,
+    ):
+        assert client.status is ProviderStatus.READY
+        detail = await client.variation_detail("greeting", USER, "default")
+        assert (detail.value, detail.reason) == ("hello", {"kind": "STATIC"})
+        # FetchAllFlags to start, then the stream; GetMetadata for the context.
+        await server.wait_until(lambda s: s.open_streams == 1)
+        methods = [call.method for call in server.calls]
+        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags"]
+        assert {c.provider_id for c in server.calls if c.method != "GetMetadata"} == {
+            "weather-app"
+        }
+
+
+@pytest.mark.asyncio
+async def test_each_message_replaces_the_whole_configuration() -> None:
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server)) as client,
+        changes(client) as changed,
+    ):
+        server.set_document({"flags": {"greeting": flag("bye"), "new": flag("hi")}})
+        await changed.until(1)
+        assert changed == [frozenset({"greeting", "other", "new"})]
+        assert await greeting(client) == "goodbye"
+        gone = await client.variation_detail("other", USER, "default")
+        assert gone.value == "default"
+        assert gone.reason == {"kind": "ERROR", "errorKind": "FLAG_NOT_FOUND"}
+        # One flag changed: only it is announced.
+        server.set_flag("new", flag("bye"))
+        await changed.until(2)
+        assert changed[1] == frozenset({"new"})
+
+
+@pytest.mark.asyncio
+async def test_the_selector_travels_as_the_header_and_in_the_body() -> None:
+    sources = {"default": DOC, "extra": {"flags": {"selected": flag("bye")}}}
+    async with (
+        FlagdServer(sources=sources) as server,
+        Client(flagd(server, selector="source=extra")) as client,
+    ):
+        assert await client.variation("selected", USER, "x") == "goodbye"
+        assert await greeting(client) == "default"  # not in the selected source
+        for call in server.calls:
+            if call.method != "GetMetadata":
+                assert (call.selector_header, call.selector) == (
+                    "source=extra",
+                    "source=extra",
+                )
+
+
+def test_the_server_selects_by_source_and_by_flag_set() -> None:
+    web = {"flags": {"a": flag("hi")}, "metadata": {"flagSetId": "web"}}
+    api = {
+        "flags": {"b": flag("hi"), "c": flag("hi", metadata={"flagSetId": "web"})},
+        "$evaluators": {"rule": {"==": [1, 1]}},
+    }
+    server = FlagdServer(sources={"web.json": web, "api.json": api})
+    assert server.selected("web.json") == web
+    assert server.selected("source=api.json") == api
+    assert set(server.selected("")["flags"]) == {"a", "b", "c"}
+    assert set(server.selected("flagSetId=web")["flags"]) == {"a", "c"}
+    assert set(server.selected("flagSetId=")["flags"]) == {"b"}
+    assert server.selected("")["$evaluators"] == {"rule": {"==": [1, 1]}}
+    with pytest.raises(ValueError, match="invalid selector key 'app'"):
+        server.selected("app=x")
+
+
+@pytest.mark.asyncio
+async def test_a_selector_flagd_refuses_is_retried_as_a_failure() -> None:
+    clock = FakeClock()
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server, selector="app=weather"), clock=clock) as client,
+    ):
+        # INVALID_ARGUMENT, at once: ERROR (not listed as fatal: retried).
+        assert client.status is ProviderStatus.ERROR
+        error = client.data_source_status.error  # type: ignore[union-attr]
+        assert error is not None and "INVALID_ARGUMENT" in error.message
+        await reconnect(clock)
+        await server.wait_until(lambda s: s.streams_opened >= 2)
+
+
+# ------------------------------------------------------------ the context
+
+
+async def first_update(server: FlagdServer, **options: Any) -> Any:
+    """The synchronizer's first update, read directly from the source."""
+    system = DataSystem.flagd(server.target, **options)
+    async with httpx.AsyncClient() as http:
+        source = system.synchronizers[0](source_context(http))
+        async with aclosing(source) as updates:
+            return await anext(updates)
+
+
+def served(update: Any) -> dict[str, Any]:
+    return {c.key: c.obj["flagd"] for c in update.change_set.changes}
+
+
+@pytest.mark.asyncio
+async def test_the_sync_context_travels_with_the_flags_that_target() -> None:
+    doc = {"flags": {"targeted": TARGETED, "static": flag("hi")}}
+    async with FlagdServer(doc, sync_context={"injectedmetadata": "set"}) as server:
+        update = await first_update(server)
+        assert update.state is SourceState.VALID
+        flags = served(update)
+        assert flags["targeted"]["context"] == {"injectedmetadata": "set"}
+        assert "context" not in flags["static"]  # it reads none
+        # The stream's own context: GetMetadata is never asked.
+        assert [c.method for c in server.calls] == ["SyncFlags"]
+
+
+@pytest.mark.asyncio
+async def test_get_metadata_gives_the_context_where_the_stream_sends_none() -> None:
+    doc = {"flags": {"targeted": TARGETED}}
+    async with FlagdServer(doc, metadata={"injectedmetadata": "set"}) as server:
+        flags = served(await first_update(server))
+        assert flags["targeted"]["context"] == {"injectedmetadata": "set"}
+        assert [c.method for c in server.calls] == ["SyncFlags", "GetMetadata"]
+
+
+@pytest.mark.asyncio
+async def test_an_unimplemented_get_metadata_is_asked_once_and_the_stream_starts() -> (
+    None
+):
+    clock = FakeClock()
+    doc = {"flags": {"targeted": TARGETED}}
+    async with (
+        FlagdServer(doc, get_metadata=False) as server,
+        Client(flagd(server), clock=clock) as client,
+    ):
+        assert client.status is ProviderStatus.READY
+        # The initializer learnt GetMetadata is not there: its data (without
+        # the context that may come) is left to the stream.
+        methods = [c.method for c in server.calls]
+        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags", "GetMetadata"]
+        server.drop_streams()
+        await reconnect(clock)
+        await server.wait_until(lambda s: s.streams_opened == 2)
+        # The source remembers: no GetMetadata on the new stream.
+        assert [c.method for c in server.calls][4:] == ["SyncFlags"]
+
+
+# ---------------------------------------------------------- connection
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_server_is_error_at_once_and_ready_when_it_answers() -> (
+    None
+):
+    clock = FakeClock()
+    async with FlagdServer(DOC) as server:
+        server.refuse("UNAVAILABLE", times=2)  # FetchAllFlags, the first stream
+        async with Client(flagd(server), clock=clock) as client:
+            # Not ready_timeout: the first failed attempt says ERROR.
+            assert client.status is ProviderStatus.ERROR
+            assert await greeting(client) == "default"
+            await reconnect(clock)
+            await status(client, ProviderStatus.READY)
+            assert await greeting(client) == "hello"
+            assert server.refused == 2
+            assert server.streams_opened == 2
+
+
+@pytest.mark.asyncio
+async def test_a_fatal_status_code_ends_the_source_and_the_client_is_fatal() -> None:
+    clock = FakeClock()
+    async with FlagdServer(DOC) as server:
+        server.refuse("PERMISSION_DENIED")
+        system = flagd(server, fatal_status_codes=["PERMISSION_DENIED"])
+        async with Client(system, clock=clock) as client:
+            await status(client, ProviderStatus.FATAL)
+            calls = len(server.calls)
+            assert [c.method for c in server.calls] == ["FetchAllFlags", "SyncFlags"]
+            assert clock.sleepers == 0  # no retry waits
+            await clock.advance(3600)
+            assert len(server.calls) == calls  # never called again
+            assert client.status is ProviderStatus.FATAL
+
+
+@pytest.mark.asyncio
+async def test_a_lost_connection_is_stale_then_error_after_the_grace_period() -> None:
+    clock = FakeClock()
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server, retry_grace_period=3.0), clock=clock) as client,
+    ):
+        events = Seen()
+        for event in (ProviderEvent.STALE, ProviderEvent.ERROR, ProviderEvent.READY):
+            client.add_handler(event, lambda _, e=event: events.add(e))  # type: ignore[misc]
+        await server.wait_until(lambda s: s.open_streams == 1)
+        await server.stop()
+        await status(client, ProviderStatus.STALE)  # at once
+        assert await greeting(client) == "hello"  # the last data
+        for _ in range(2):  # 2 s: still within grace (reconnects fail)
+            await reconnect(clock)
+        assert client.status is ProviderStatus.STALE
+        await reconnect(clock)  # 3 s
+        await status(client, ProviderStatus.ERROR)
+        await server.start()  # (on the same port)
+        await reconnect(clock)
+        await status(client, ProviderStatus.READY)
+        await events.until(4)
+        assert events == [
+            ProviderEvent.READY,  # (replayed to the handler as it was added)
+            ProviderEvent.STALE,
+            ProviderEvent.ERROR,
+            ProviderEvent.READY,
+        ]
+
+
+@pytest.mark.asyncio
+async def test_the_grace_period_is_the_data_system_s() -> None:
+    async with FlagdServer(DOC) as server:
+        config = flagd(server, retry_grace_period=0.0)
+        assert config.grace_period == 5.0  # Config's, which flagd's replaces
+        async with Client(config) as client:
+            await server.stop()
+            await status(client, ProviderStatus.ERROR)  # no grace: at once
+
+
+@pytest.mark.asyncio
+async def test_a_stream_past_its_deadline_is_opened_again() -> None:
+    clock = FakeClock()
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server, stream_deadline=30.0), clock=clock) as client,
+    ):
+        with anyio.fail_after(10):
+            await clock.wait_for_sleeper(within=30)
+        await clock.advance(30)
+        await reconnect(clock)
+        await server.wait_until(lambda s: s.streams_opened == 2)
+        assert client.status is ProviderStatus.READY  # no report on the way
+
+
+@pytest.mark.asyncio
+async def test_a_stream_the_server_ends_is_opened_again_without_a_report() -> None:
+    clock = FakeClock()
+    async with (
+        FlagdServer(DOC) as server,
+        Client(flagd(server), clock=clock) as client,
+        changes(client) as changed,
+    ):
+        stale: list[object] = []
+        client.add_handler(ProviderEvent.STALE, stale.append)
+        await server.wait_until(lambda s: s.open_streams == 1)
+        server.drop_streams()
+        await reconnect(clock)
+        await server.wait_until(lambda s: s.streams_opened == 2 and s.open_streams == 1)
+        server.set_flag("greeting", flag("bye"))
+        await changed.until(1)
+        assert await greeting(client) == "goodbye"
+        assert stale == []
+
+
+@pytest.mark.asyncio
+async def test_a_closed_client_starts_again() -> None:
+    async with FlagdServer(DOC) as server:
+        client = Client(flagd(server))
+        async with client:
+            assert await greeting(client) == "hello"
+        await server.wait_until(lambda s: s.open_streams == 0)
+        server.set_flag("greeting", flag("bye"))
+        async with client:
+            assert client.status is ProviderStatus.READY
+            assert await greeting(client) == "goodbye"
+        assert server.calls_of("FetchAllFlags") == 2
+
+
+# ----------------------------------------------------- transports
+
+
+@pytest.mark.asyncio
+async def test_a_unix_socket_alone_names_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "flagd.sock"
+    async with FlagdServer(DOC, socket_path=path) as server:
+        assert server.target == f"unix:{path}"
+        async with Client(flagd(server, socket_path=path)) as client:
+            assert await greeting(client) == "hello"
+
+
+@pytest.mark.asyncio
+async def test_tls_with_a_private_ca() -> None:
+    tls = (CERTS / "server.pem", CERTS / "server.key")
+    async with FlagdServer(DOC, tls=tls) as server:
+        target = f"localhost:{server.port}"
+        async with Client(
+            flagd(server, target=target, tls=True, cert_path=CA)
+        ) as client:
+            assert await greeting(client) == "hello"
+        # The system roots do not hold the test CA: refused, retried.
+        async with Client(flagd(server, target=target, tls=True)) as client:
+            assert client.status is ProviderStatus.ERROR
+
+
+# ------------------------------------------------------- configuration
+
+
+def test_the_extra_missing_is_an_error_at_configuration_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'aioflags\[flagd\]'"):
+        DataSystem.flagd()
+
+
+def test_configuration_needs_no_grpc_import() -> None:
+    import subprocess
+
+    code = (
+        "import sys; from aioflags import DataSystem; DataSystem.flagd();"
+        "assert 'grpc' not in sys.modules, 'grpc imported';"
+        "assert 'google.protobuf' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fatal_status_codes": ["DENIED"]}, "gRPC status names"),
+        ({"fatal_status_codes": "PERMISSION_DENIED"}, "gRPC status names"),
+        ({"target": "a:1", "socket_path": "/s"}, "not both"),
+        ({"cert_path": "/ca.pem"}, "give tls=True"),
+        ({"retry_backoff": (5.0, 1.0)}, "longest delay"),
+        ({"retry_backoff": 1.0}, r"\(first, most\)"),
+        ({"deadline": 0}, "deadline"),
+        ({"fractional": 1}, "fractional"),
+        ({"target": ""}, "gRPC target"),
+    ],
+)
+def test_options_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        DataSystem.flagd(**options)
+
+
+def test_the_defaults_are_flagd_s() -> None:
+    system = DataSystem.flagd()
+    assert system.grace_period == 5.0
+    assert len(system.initializers) == 1
+    assert len(system.synchronizers) == 1
+
+
+def test_trio_is_refused_at_start() -> None:
+    async def main() -> None:
+        config = Config(data_system=DataSystem.flagd("127.0.0.1:9"), send_events=False)
+        async with Client(config) as client:
+            assert client.status is ProviderStatus.FATAL
+            status = client.data_source_status
+            assert status is not None and status.error is not None
+            assert "asyncio only" in status.error.message
+
+    anyio.run(main, backend="trio")
+
+
+# ------------------------------------------------------- the environment
+
+
+def test_flagd_s_provider_variables_configure_the_data_system() -> None:
+    config = Config.from_env(
+        {
+            "FLAGD_RESOLVER": "in-process",
+            "FLAGD_HOST": "flagd.internal",
+            "FLAGD_SYNC_PORT": "9090",
+            "FLAGD_PORT": "8013",  # (the RPC resolver's: not this one's)
+            "FLAGD_SOURCE_SELECTOR": "flagSetId=web",
+            "FLAGD_PROVIDER_ID": "web-1",
+            "FLAGD_TLS": "true",
+            "FLAGD_SERVER_CERT_PATH": CA,
+            "FLAGD_RETRY_GRACE_PERIOD": "10",
+            "FLAGD_FATAL_STATUS_CODES": "PERMISSION_DENIED, UNAUTHENTICATED",
+            "FLAGD_DEADLINE_MS": "1000",
+            "FLAGD_STREAM_DEADLINE_MS": "0",
+            "FLAGD_KEEP_ALIVE_TIME_MS": "0",
+            "FLAGD_RETRY_BACKOFF_MS": "500",
+            "FLAGD_RETRY_BACKOFF_MAX_MS": "2000",
+        },
+        send_events=False,
+    )
+    system = config.data_system
+    assert system is not None and system.grace_period == 10.0
+    options = _options(system)
+    assert options.target == "flagd.internal:9090"
+    assert (options.selector, options.provider_id) == ("flagSetId=web", "web-1")
+    assert (options.tls, options.cert_path) == (True, CA)
+    assert options.fatal_status_codes == {"PERMISSION_DENIED", "UNAUTHENTICATED"}
+    assert (options.deadline, options.stream_deadline) == (1.0, 0.0)
+    assert options.keepalive is None
+    assert options.retry_backoff == (0.5, 2.0)
+
+
+def _options(system: DataSystem) -> Any:
+    """The options a flagd data system's sources were built with."""
+    source = system.synchronizers[0]
+    cells = [c.cell_contents for c in source.__closure__ or ()]
+    return next(c for c in cells if type(c).__name__ == "FlagdOptions")
+
+
+def test_without_flagd_s_resolver_its_variables_are_not_read() -> None:
+    config = Config.from_env({"FLAGD_HOST": "x", "AIOFLAGS_SDK_KEY": "sdk-1"})
+    assert config.data_system is None
+    unix = Config.from_env(
+        {"FLAGD_RESOLVER": "in-process", "FLAGD_SOCKET_PATH": "/run/flagd.sock"}
+    )
+    assert unix.data_system is not None
+    assert _options(unix.data_system).target == "unix:/run/flagd.sock"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"FLAGD_RESOLVER": "rpc"}, "FLAGD_RESOLVER"),
+        ({"FLAGD_DEADLINE_MS": "soon"}, "FLAGD_DEADLINE_MS"),
+        ({"FLAGD_DEADLINE_MS": "0"}, "FLAGD_DEADLINE_MS"),
+        ({"FLAGD_SYNC_PORT": "port"}, "FLAGD_SYNC_PORT"),
+        ({"FLAGD_TLS": "maybe"}, "FLAGD_TLS"),
+        ({"FLAGD_FATAL_STATUS_CODES": "DENIED"}, "FLAGD_FATAL_STATUS_CODES"),
+        ({"FLAGD_RETRY_GRACE_PERIOD": "-1"}, "FLAGD_RETRY_GRACE_PERIOD"),
+    ],
+)
+def test_a_flagd_variable_that_cannot_be_used_is_named(
+    env: dict[str, str], variable: str
+) -> None:
+    env = {"FLAGD_RESOLVER": "in-process", **env}
+    with pytest.raises(ConfigurationError, match=variable):
+        Config.from_env(env)
+
+
+def test_an_offline_flag_source_is_a_flagd_file(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    config = Config.from_env(
+        {"FLAGD_RESOLVER": "in-process", "FLAGD_OFFLINE_FLAG_SOURCE_PATH": str(path)}
+    )
+    assert config.data_system is not None
+    assert config.data_system.synchronizers  # the file's (reloaded) source
+    assert config.data_system.initializers == ()
+
+
+# ------------------------------------------------------------- the plane
+
+
+@pytest.mark.asyncio
+async def test_two_clients_on_one_plane_share_one_sync_stream(tmp_path: Path) -> None:
+    plane = str(tmp_path / "flags.plane")
+    async with FlagdServer(DOC) as server:
+        config = flagd(server, plane=plane)
+        async with Client(config) as leader, Client(config) as follower:
+            assert {leader.plane_role, follower.plane_role} == {"leader", "follower"}
+            assert await greeting(follower) == "hello"
+            await server.wait_until(lambda s: s.open_streams == 1)
+            async with changes(follower) as changed:
+                server.set_flag("greeting", flag("bye"))
+                await changed.until(1)
+            assert await greeting(follower) == "goodbye"
+            assert server.streams_opened == 1  # the leader's alone
+            assert server.calls_of("FetchAllFlags") == 1
