@@ -55,6 +55,10 @@ TARGETED = flag(
 
 def flagd(server: FlagdServer, **options: Any) -> Config:
     options.setdefault("retry_backoff", (1.0, 1.0))
+    # ``deadline`` runs in real time: on a loaded machine an attempt past
+    # the default 0.5 s would fail and sleep a backoff these tests' clock
+    # does not advance again (they count calls and steps, not its bound).
+    options.setdefault("deadline", 30.0)
     if "socket_path" not in options:
         options.setdefault("target", server.target)
     return Config(data_system=DataSystem.flagd(**options), send_events=False)
@@ -74,6 +78,27 @@ async def reconnect(clock: FakeClock) -> None:
     with anyio.fail_after(10):
         await clock.wait_for_sleeper(within=1)
     await clock.advance(1)
+
+
+async def reconnect_until(
+    client: Client, clock: FakeClock, wanted: ProviderStatus
+) -> None:
+    """Let the source's backoff pass until the client is ``wanted``.
+
+    (An attempt under way as the server came back may connect by itself,
+    with no backoff to let pass: the status, not a sleeper, is the end.)
+    """
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+
+            async def advance() -> None:
+                while True:
+                    await clock.wait_for_sleeper(within=1)
+                    await clock.advance(1)
+
+            group.start_soon(advance)
+            await client.wait_for_status(wanted)
+            group.cancel_scope.cancel()
 
 
 class Seen(list[Any]):
@@ -312,8 +337,7 @@ async def test_a_lost_connection_is_stale_then_error_after_the_grace_period() ->
         await reconnect(clock)  # 3 s
         await status(client, ProviderStatus.ERROR)
         await server.start()  # (on the same port)
-        await reconnect(clock)
-        await status(client, ProviderStatus.READY)
+        await reconnect_until(client, clock, ProviderStatus.READY)
         await events.until(4)
         assert events == [
             ProviderEvent.READY,  # (replayed to the handler as it was added)

@@ -336,7 +336,12 @@ async def _open_channel(options: FlagdOptions) -> grpc.aio.Channel:
     import grpc
     import grpc.aio
 
-    channel_options: list[tuple[str, Any]] = []
+    # A channel of its own subchannels: by default gRPC shares one
+    # subchannel per address across a process's channels, and a new
+    # channel to a server that just came back waits out the shared one's
+    # reconnect backoff (1 s doubling, in real time: 10 s and more seen on
+    # a loaded machine), not this source's schedule.
+    channel_options: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
     if options.keepalive is not None:
         channel_options.append(
             ("grpc.keepalive_time_ms", int(options.keepalive * 1000))
