@@ -1,0 +1,250 @@
+"""Every aioflags tool on flagd flags (issue 88): each test writes a flagd file.
+
+``aioflags eval``, OFREP (``aioflags serve`` and ``OFREPApp``), ``codegen``,
+``cleanup``, flag coverage, ``usage()`` and hooks, the lens, the console
+and ``aioflags diff``, each on flags read from flagd's flag definition
+format (docs/flagd.md, "Every tool on flagd flags").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from openfeature.flag_evaluation import Reason
+
+import aioflags
+from aioflags import Config, Context, DataSystem
+from aioflags.__main__ import main
+from aioflags._datasystem._sources._files import load_flag_files
+from aioflags.ofrep import OFREPApp
+from aioflags.testing import FlagServer
+from tests.test_ofrep import _resolve
+
+#: A flag set with no targeting: what each tool can do before JsonLogic.
+DOCUMENT: dict[str, Any] = {
+    "$schema": "https://flagd.dev/schema/v0/flags.json",
+    "metadata": {"flagSetId": "shop"},
+    "flags": {
+        "theme": {
+            "state": "ENABLED",
+            "variants": {"light": "#fff", "dark": "#000"},
+            "defaultVariant": "dark",
+            "metadata": {"owner": "ui", "rank": 2},
+        },
+        "beta": {
+            "state": "DISABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on",
+        },
+        "limit": {
+            "state": "ENABLED",
+            "variants": {"low": 10, "high": 20},
+            "defaultVariant": None,
+        },
+    },
+}
+#: A LaunchDarkly flag beside them (a mixed data set).
+LD_FLAGS: dict[str, Any] = {
+    "flags": {
+        "banner": {
+            "on": True,
+            "variations": ["red", "blue"],
+            "fallthrough": {"variation": 0},
+            "offVariation": 1,
+        }
+    }
+}
+GUARD = 30  # a guard against a hang, never a timing the test relies on
+
+
+def write(path: Path, document: dict[str, Any] = DOCUMENT) -> Path:
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.fixture
+def flagd_file(tmp_path: Path) -> Path:
+    return write(tmp_path / "flags.flagd.json")
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The flags of a flagd file and a LaunchDarkly flag file, as ``serve`` reads them."""
+    return load_flag_files(
+        write(tmp_path / "flags.flagd.json"),
+        write(tmp_path / "ld.json", LD_FLAGS),
+    )
+
+
+# -------------------------------------------------------------- aioflags eval
+def test_eval_reads_flagd_s_context_and_names_the_variant(
+    flagd_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = ["--file", str(flagd_file)]
+    # flagd's evaluation context: no targeting key needed.
+    assert main(["eval", "theme", "--context", "{}", *file]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "key": "theme",
+        "value": "#000",
+        "variationIndex": 1,
+        "reason": {"kind": "STATIC"},
+        "variant": "dark",
+        "status": "READY",
+    }
+    context = '{"targetingKey": "u1", "plan": "pro"}'
+    assert main(["eval", "beta", "--context", context, *file]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["value"], answer["reason"], answer["variant"]) == (
+        None,
+        {"kind": "DISABLED"},
+        None,
+    )
+    # A plain key, and LaunchDarkly's context JSON, still work: the key is
+    # the targeting key.
+    assert main(["eval", "theme", "--context", "u1", *file]) == 0
+    assert json.loads(capsys.readouterr().out)["variant"] == "dark"
+    assert (
+        main(["eval", "limit", "--context", '{"kind": "user", "key": "u"}', *file]) == 0
+    )
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["value"], answer["reason"]) == (None, {"kind": "DEFAULT"})
+    # A targeting key that is not a string is refused, said in one line.
+    assert main(["eval", "theme", "--context", '{"targetingKey": 3}', *file]) == 2
+    assert "targeting key must be a string" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- OFREP
+@pytest.mark.asyncio
+async def test_ofrep_answers_a_flagd_flag_with_its_variant_reason_and_metadata(
+    mixed: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    async with (
+        FlagServer(*mixed) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        # No targeting key: a flagd flag needs none.
+        answer = await http.post("/ofrep/v1/evaluate/flags/theme", json={})
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "key": "theme",
+            "value": "#000",
+            "variant": "dark",
+            "reason": "STATIC",
+            "metadata": {"flagSetId": "shop", "owner": "ui", "rank": 2},
+        }
+        answer = await http.post("/ofrep/v1/evaluate/flags/beta", json={})
+        assert answer.json() == {
+            "key": "beta",
+            "reason": "DISABLED",
+            "metadata": {"flagSetId": "shop"},
+        }
+        # No default variant: the code default, reason DEFAULT.
+        answer = await http.post("/ofrep/v1/evaluate/flags/limit", json={})
+        assert answer.json() == {
+            "key": "limit",
+            "reason": "DEFAULT",
+            "metadata": {"flagSetId": "shop"},
+        }
+        # A LaunchDarkly flag still needs its key, and answers as it did.
+        answer = await http.post("/ofrep/v1/evaluate/flags/banner", json={})
+        assert answer.status_code == 400
+        assert answer.json()["errorCode"] == "TARGETING_KEY_MISSING"
+        u1 = {"context": {"targetingKey": "u1"}}
+        answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=u1)
+        assert answer.json() == {
+            "key": "banner",
+            "value": "red",
+            "variant": "0",
+            "reason": "STATIC",
+            "metadata": {"version": 1, "ldReason": "FALLTHROUGH"},
+        }
+        # An unknown key is not found, whatever the context lacks.
+        answer = await http.post("/ofrep/v1/evaluate/flags/nope", json={})
+        assert (answer.status_code, answer.json()["errorCode"]) == (
+            404,
+            "FLAG_NOT_FOUND",
+        )
+
+
+@pytest.mark.asyncio
+async def test_ofrep_bulk_maps_each_flag_s_context_by_its_own_system(
+    mixed: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    async with (
+        FlagServer(*mixed) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        # Without a targeting key: the flagd flags evaluate, the LaunchDarkly
+        # flag says what it lacks.
+        answer = await http.post("/ofrep/v1/evaluate/flags", json={})
+        assert answer.status_code == 200
+        items = {item["key"]: item for item in answer.json()["flags"]}
+        assert items["banner"] == {
+            "key": "banner",
+            "errorCode": "TARGETING_KEY_MISSING",
+            "errorDetails": items["banner"]["errorDetails"],
+        }
+        assert items["theme"]["variant"] == "dark"
+        assert items["theme"]["metadata"]["owner"] == "ui"
+        assert items["beta"]["reason"] == "DISABLED" and "value" not in items["beta"]
+        # With one, every flag evaluates, each with its own system's context.
+        u1 = {"context": {"targetingKey": "u1", "kind": "user"}}
+        answer = await http.post("/ofrep/v1/evaluate/flags", json=u1)
+        items = {item["key"]: item for item in answer.json()["flags"]}
+        assert items["banner"]["value"] == "red"
+        assert items["theme"]["value"] == "#000"
+        assert sorted(items) == ["banner", "beta", "limit", "theme"]
+    # A data set of LaunchDarkly flags alone refuses the request as before.
+    async with (
+        FlagServer(*load_flag_files(write(tmp_path / "ld.json", LD_FLAGS))) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        answer = await http.post("/ofrep/v1/evaluate/flags", json={})
+        assert (answer.status_code, answer.json()["errorCode"]) == (
+            400,
+            "TARGETING_KEY_MISSING",
+        )
+
+
+@pytest.mark.asyncio
+async def test_ofrep_app_over_a_client_reading_a_flagd_file(flagd_file: Path) -> None:
+    config = Config(data_system=DataSystem.file(flagd_file), send_events=False)
+    async with aioflags.Client(config) as client:
+        for expose, status in (("all", 200), ("client-side", 404)):
+            app = OFREPApp(client, expose=expose)  # type: ignore[arg-type]
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://app"
+            ) as http:
+                answer = await http.post("/ofrep/v1/evaluate/flags/theme", json={})
+                assert answer.status_code == status, expose
+                if status == 200:
+                    assert answer.json()["variant"] == "dark"
+                bulk = await http.post("/ofrep/v1/evaluate/flags", json={})
+                keys = [item["key"] for item in bulk.json()["flags"]]
+                # (a flagd flag has no client-side mark: expose="all" serves it)
+                assert keys == (["beta", "limit", "theme"] if status == 200 else [])
+
+
+@pytest.mark.asyncio
+async def test_openfeature_s_ofrep_provider_reads_a_flagd_flag_from_serve(
+    mixed: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    async with FlagServer(*mixed) as server:
+        theme, banner = await anyio.to_thread.run_sync(
+            _resolve,
+            server.url,
+            "ofrep-flagd",
+            [
+                ("string", "theme", "?", {}),
+                ("string", "banner", "?", {"targetingKey": "u1"}),
+            ],
+        )
+    assert (theme.value, theme.variant, theme.reason) == ("#000", "dark", Reason.STATIC)
+    assert theme.flag_metadata == {"flagSetId": "shop", "owner": "ui", "rank": 2}
+    assert (banner.value, banner.variant) == ("red", "0")
