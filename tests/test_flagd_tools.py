@@ -248,3 +248,103 @@ async def test_openfeature_s_ofrep_provider_reads_a_flagd_flag_from_serve(
     assert (theme.value, theme.variant, theme.reason) == ("#000", "dark", Reason.STATIC)
     assert theme.flag_metadata == {"flagSetId": "shop", "owner": "ui", "rank": 2}
     assert (banner.value, banner.variant) == ("red", "0")
+
+
+# -------------------------------------------------------------------- codegen
+CODEGEN_DOCUMENT: dict[str, Any] = {
+    "flags": {
+        **DOCUMENT["flags"],
+        "mixed": {
+            "state": "ENABLED",
+            "variants": {"one": 1, "word": "x"},
+            "defaultVariant": "word",
+            "metadata": {"description": "Numbers or words."},
+        },
+        "stray": {
+            "state": "ENABLED",
+            "variants": {"a": "x", "b": "y"},
+            "defaultVariant": "c",
+        },
+    }
+}
+
+CODEGEN_CALLER = """\
+from __future__ import annotations
+
+import aioflags
+from aioflags import Context
+
+from flagd_mod import Flags, Theme
+
+
+async def use(client: aioflags.Client) -> None:
+    flags = Flags(client)
+    ctx = Context.create("u")
+    theme: Theme = await flags.theme(ctx)
+    beta: bool = await flags.beta(ctx)
+    limit: int = await flags.limit(ctx)
+    print(theme, beta, limit, await flags.mixed(ctx))
+
+
+async def wrong(flags: Flags) -> bool:
+    return await flags.theme(Context.create("u")) == "purple"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_codegen_types_a_flagd_flag_by_its_variants_and_defaults_to_its_default_variant(
+    tmp_path: Path,
+) -> None:
+    from tests.test_codegen_command import _load, _run
+
+    source = write(tmp_path / "flags.flagd.json", CODEGEN_DOCUMENT)
+    out = tmp_path / "flagd_mod.py"
+    assert main(["codegen", str(source), "-o", str(out)]) == 0
+    text = out.read_text()
+    # Types from the variants; the default is the default variant's value,
+    # the first variant's where there is none; the docstring names them.
+    assert 'Theme: TypeAlias = Literal["#fff", "#000"]' in text
+    assert "async def limit(self, context: Context) -> int:" in text
+    assert "async def mixed(self, context: Context) -> JSON:" in text
+    assert 'string_variation(THEME_KEY, context, "#000")' in text
+    assert "bool_variation(BETA_KEY, context, True)" in text
+    assert "int_variation(LIMIT_KEY, context, 10)" in text
+    assert 'json_variation(MIXED_KEY, context, "x")' in text
+    assert 'Variants: "light" = "#fff", "dark" = "#000".' in text
+    assert '"#000", its default variant ("dark")' in text
+    assert "10, its first variant (it has no default variant)" in text
+    assert 'string_variation(STRAY_KEY, context, "x")' in text
+    assert '"x", its first variant (its default variant names none)' in text
+    assert "Numbers or words." in text
+    # It imports and works on a client reading the same file.
+    module = _load(out)
+    config = Config(data_system=DataSystem.file(source), send_events=False)
+    async with aioflags.Client(config) as client:
+        flags = module.Flags(client)
+        ctx = Context.create("u1")
+        assert await flags.theme(ctx) == "#000"
+        assert await flags.beta(ctx) is True  # DISABLED: the code default
+        assert await flags.limit(ctx) == 10
+        assert await flags.mixed(ctx) == "x"
+        detail = await flags.theme_detail(ctx)
+        assert (detail.variation_index, detail.reason) == (1, {"kind": "STATIC"})
+    # mypy --strict takes it, and a wrong use of it is caught.
+    (tmp_path / "caller.py").write_text(CODEGEN_CALLER)
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")
+    result = await anyio.to_thread.run_sync(
+        lambda: _run(
+            "mypy",
+            "--strict",
+            "--config-file",
+            "mypy.ini",
+            "--cache-dir",
+            tmp_path / ".mypy_cache",
+            "flagd_mod.py",
+            "caller.py",
+            cwd=tmp_path,
+        )
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert errors[0].startswith("caller.py:19: error: Non-overlapping equality check")
