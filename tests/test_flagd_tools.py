@@ -348,3 +348,78 @@ async def test_codegen_types_a_flagd_flag_by_its_variants_and_defaults_to_its_de
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, result.stdout + result.stderr
     assert errors[0].startswith("caller.py:19: error: Non-overlapping equality check")
+
+
+# -------------------------------------------------------------------- cleanup
+CLEANUP_DOCUMENT: dict[str, Any] = {
+    "flags": {
+        **DOCUMENT["flags"],
+        "new-checkout": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on",
+        },
+        "ruled": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+            "targeting": {"if": [{"==": [{"var": "plan"}, "pro"]}, "on", None]},
+        },
+    }
+}
+
+APP = """\
+from aioflags import Client, Context
+
+
+async def steps(client: Client, ctx: Context) -> int:
+    if await client.bool_variation("new-checkout", ctx, False):
+        return 3
+    return 5
+"""
+
+APP_AFTER = """\
+from aioflags import Client, Context
+
+
+async def steps(client: Client, ctx: Context) -> int:
+    return 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "keep", "says"),
+    [
+        ("ruled", "true", "has targeting: not everyone gets the same value"),
+        ("beta", "true", "is DISABLED: clients serve the caller's default"),
+        ("limit", "10", "has no default variant: clients serve the caller's default"),
+        ("theme", '"#fff"', 'serves its default variant "dark" = "#000", not "#fff"'),
+        ("new-checkout", "false", 'default variant "on" = true, not false'),
+    ],
+)
+def test_cleanup_refuses_a_flagd_flag_that_is_not_settled_on_the_value(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    keep: str,
+    says: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "flags.flagd.json", CLEANUP_DOCUMENT)
+    (tmp_path / "app.py").write_text(APP)
+    argv = ["cleanup", key, "--keep", keep, "app.py", "--flags", "flags.flagd.json"]
+    assert main(argv) == 1
+    assert says in capsys.readouterr().out
+    assert (tmp_path / "app.py").read_text() == APP
+
+
+def test_cleanup_removes_a_flagd_flag_settled_on_its_default_variant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "flags.flagd.json", CLEANUP_DOCUMENT)
+    (tmp_path / "app.py").write_text(APP)
+    argv = ["cleanup", "new-checkout", "--keep", "true", "app.py"]
+    assert main([*argv, "--flags", "flags.flagd.json"]) == 0
+    assert (tmp_path / "app.py").read_text() == APP_AFTER
