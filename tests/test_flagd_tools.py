@@ -9,6 +9,7 @@ format (docs/flagd.md, "Every tool on flagd flags").
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from openfeature.flag_evaluation import Reason
 import aioflags
 from aioflags import Config, Context, DataSystem
 from aioflags.__main__ import main
-from aioflags._datasystem._sources._files import load_flag_files
+from aioflags._datasystem._sources._files import load_flag_files, parse_flag_files
+from aioflags._datasystem._store import snapshot_from_data
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagServer
 from tests.test_ofrep import _resolve
@@ -62,6 +64,13 @@ LD_FLAGS: dict[str, Any] = {
 GUARD = 30  # a guard against a hang, never a timing the test relies on
 
 
+def load_flag_files_of(
+    document: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A flagd document's flags as a flag file of it gives them."""
+    return parse_flag_files([(Path("flags.flagd.json"), json.dumps(document).encode())])
+
+
 def write(path: Path, document: dict[str, Any] = DOCUMENT) -> Path:
     path.write_text(json.dumps(document))
     return path
@@ -79,6 +88,9 @@ def mixed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         write(tmp_path / "flags.flagd.json"),
         write(tmp_path / "ld.json", LD_FLAGS),
     )
+
+
+pytest_plugins = ["pytester"]
 
 
 # -------------------------------------------------------------- aioflags eval
@@ -423,3 +435,142 @@ def test_cleanup_removes_a_flagd_flag_settled_on_its_default_variant(
     argv = ["cleanup", "new-checkout", "--keep", "true", "app.py"]
     assert main([*argv, "--flags", "flags.flagd.json"]) == 0
     assert (tmp_path / "app.py").read_text() == APP_AFTER
+
+
+# --------------------------------------------------------------- flag coverage
+COVERAGE_APP_TESTS = """
+import aioflags
+from aioflags import Context
+
+CAROL = Context.create("carol")
+
+
+async def test_flagd_flags():
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.file("flags.flagd.json"), send_events=False
+    )
+    async with aioflags.Client(config) as client:
+        assert await client.string_variation("theme", CAROL, "x") == "#000"
+        assert await client.bool_variation("beta", CAROL, False) is False
+"""
+
+
+@pytest.mark.slow
+def test_flag_coverage_counts_a_flagd_flag_s_branches_in_the_pytest_plugin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_flag_coverage import _section
+
+    path = [str(Path(aioflags.__file__).parent.parent)]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    pytester.makeini(
+        "[pytest]\n"
+        "addopts = -p no:cacheprovider --strict-markers --strict-config\n"
+        "filterwarnings = error\n"
+        "asyncio_mode = auto\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    write(pytester.path / "flags.flagd.json")
+    pytester.makepyfile(test_user=COVERAGE_APP_TESTS)
+    result = pytester.runpytest_subprocess(
+        "--aioflags-coverage",
+        "--aioflags-coverage-flags",
+        "flags.flagd.json",
+        "--aioflags-coverage-json",
+        "coverage.json",
+    )
+    result.assert_outcomes(passed=1)
+    # limit (no default variant: the code default, reason DEFAULT) never ran;
+    # beta is DISABLED: nothing to cover, its evaluation counted as such.
+    assert _section(result.stdout.str()) == (
+        "limit  0/1  missing: default\nTOTAL  2/3  66.67%\n"
+    )
+    report = json.loads((pytester.path / "coverage.json").read_text())
+    assert report["flags"] == {
+        "beta": {
+            "branches": {"disabled": 1},
+            "covered": 1,
+            "total": 1,
+            "served": {"disabled": {"false": 1}},
+        },
+        "limit": {"branches": {"default": 0}, "covered": 0, "total": 1},
+        "theme": {
+            "branches": {"static": 1},
+            "covered": 1,
+            "total": 1,
+            "values": {"static": '"#000"'},
+            "served": {"static": {'"#000"': 1}},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "names", "none"),
+    [
+        ({"if": [{"==": [{"var": "plan"}, "pro"]}, "on", None]}, {"on"}, True),
+        (
+            {"if": [{"var": "x"}, "on", {"var": "y"}, "off", "mid"]},
+            {"on", "off", "mid"},
+            False,
+        ),
+        ({"if": [{"var": "x"}, "on"]}, {"on"}, True),
+        ({"?:": [{"var": "x"}, True, False]}, {"true", "false"}, False),
+        (
+            {"if": [{"var": "x"}, {"if": [{"var": "y"}, "a", "b"]}, "c"]},
+            {"a", "b", "c"},
+            False,
+        ),
+        ({"fractional": [["red", 50], ["blue", 50]]}, {"red", "blue"}, False),
+        (
+            {"fractional": [{"var": "email"}, ["red", 50], ["blue"]]},
+            {"red", "blue"},
+            False,
+        ),
+        ("off", {"off"}, False),
+        ({"var": "variant"}, None, True),
+        ({"if": [{"var": "x"}, {"cat": ["o", "n"]}, "off"]}, None, True),
+    ],
+)
+def test_what_a_targeting_rule_can_choose_is_read_from_its_shape(
+    rule: Any, names: set[str] | None, none: bool
+) -> None:
+    from aioflags._evaluation._flagd import targeting_outcomes
+
+    assert targeting_outcomes(rule) == (
+        None if names is None else frozenset(names),
+        none,
+    )
+
+
+def test_a_flagd_flag_s_branches_are_flagd_s_reasons() -> None:
+    from aioflags._evaluation._model import compile_flag
+    from aioflags._testing._coverage import branches_of
+
+    flags, _ = load_flag_files_of(CLEANUP_DOCUMENT)
+    assert branches_of(compile_flag("theme", flags["theme"])) == ["static"]
+    assert branches_of(compile_flag("limit", flags["limit"])) == ["default"]
+    assert branches_of(compile_flag("beta", flags["beta"])) == []
+
+
+def test_a_flagd_flag_with_targeting_has_a_branch_per_variant_it_can_name() -> None:
+    pytest.importorskip("aioflags._evaluation._jsonlogic")  # (flagd-logic)
+    from aioflags._evaluation._model import compile_flag
+    from aioflags._testing._coverage import FlagCoverage, branches_of
+
+    flags, _ = load_flag_files_of(CLEANUP_DOCUMENT)
+    ruled = compile_flag("ruled", flags["ruled"])
+    assert branches_of(ruled) == ["variant:on", "default"]
+    coverage = FlagCoverage()
+    coverage.learn(ruled)
+    pro = Context.create("u1", attributes={"plan": "pro"})
+    snapshot = snapshot_from_data({"ruled": flags["ruled"]})
+    for context in (pro, Context.create("u2")):
+        detail = snapshot.variation_detail("ruled", context, None)
+        coverage.count("ruled", ruled, detail)
+    assert coverage.report()["flags"]["ruled"] == {
+        "branches": {"variant:on": 1, "default": 1},
+        "covered": 2,
+        "total": 2,
+        "values": {"variant:on": "true", "default": "false"},
+        "served": {"variant:on": {"true": 1}, "default": {"false": 1}},
+    }
