@@ -574,3 +574,111 @@ def test_a_flagd_flag_with_targeting_has_a_branch_per_variant_it_can_name() -> N
         "values": {"variant:on": "true", "default": "false"},
         "served": {"variant:on": {"true": 1}, "default": {"false": 1}},
     }
+
+
+# ------------------------------------------------------------ usage(), hooks
+@pytest.mark.asyncio
+async def test_usage_counts_flagd_evaluations_by_variant_and_hooks_see_flagd_s_reasons(
+    flagd_file: Path,
+) -> None:
+    seen: list[tuple[str, Any, int | None, dict[str, Any]]] = []
+
+    class Watch(aioflags.Hook):
+        def after_evaluation(self, series: Any, data: Any, detail: Any) -> Any:
+            seen.append(
+                (series.key, detail.value, detail.variation_index, dict(detail.reason))
+            )
+            return data
+
+    # serve's flags from the flagd file; the client streams them and sends
+    # its events there.
+    server = FlagServer(*load_flag_files(flagd_file))
+    async with server, aioflags.Client(server.config(hooks=[Watch()])) as client:
+        user = Context.create("u1")
+        for _ in range(3):
+            assert await client.string_variation("theme", user, "?") == "#000"
+        assert await client.bool_variation("beta", user, False) is False
+        assert await client.int_variation("limit", user, 7) == 7
+        usage = client.usage()
+    assert usage.available
+    theme = usage.flags["theme"]
+    assert theme.evaluations == 3
+    # (by the variant's value: usage() names values, flagd's and LaunchDarkly's)
+    assert [(v.value, v.evaluations) for v in theme.variations] == [("#000", 3)]
+    # DISABLED and no default variant: the caller's default, counted as such.
+    assert (usage.flags["beta"].evaluations, usage.flags["beta"].defaults) == (1, 1)
+    assert usage.flags["limit"].defaults == 1
+    assert seen == [
+        *[("theme", "#000", 1, {"kind": "STATIC"})] * 3,
+        ("beta", False, None, {"kind": "DISABLED"}),
+        ("limit", 7, None, {"kind": "DEFAULT"}),
+    ]
+
+
+# ------------------------------------------------------------------- the lens
+@pytest.mark.asyncio
+async def test_the_lens_overrides_a_flagd_flag_by_a_variant_s_value(
+    flagd_file: Path,
+) -> None:
+    from aioflags.lens import LensConfig, mint, scope
+
+    secret = "a-lens-secret-for-flagd-flags-0123456789"
+    config = Config(
+        data_system=DataSystem.file(flagd_file),
+        send_events=False,
+        lens=LensConfig(secrets=[secret], allow=["theme", "limit", "beta"]),
+    )
+    async with aioflags.Client(config) as client:
+        user = Context.create("u1")
+        token = mint(secret, flags={"theme": "#fff", "limit": 20, "beta": "no"})
+        with scope(client, token):
+            detail = await client.variation_detail("theme", user, "?")
+            snapshot = client.snapshot()
+            assert (detail.value, detail.variation_index) == ("#fff", 0)
+            assert detail.reason["kind"] == "OVERRIDE"
+            assert snapshot.openfeature_variant("theme", detail) == "light"
+            limit = await client.variation_detail("limit", user, 0)
+            assert (limit.value, limit.variation_index) == (20, 1)
+            assert snapshot.openfeature_variant("limit", limit) == "high"
+            # "no" is none of beta's variants' values: not overridden.
+            beta = await client.variation_detail("beta", user, None)
+            assert beta.reason == {"kind": "DISABLED"}
+        detail = await client.variation_detail("theme", user, "?")
+        assert (detail.value, detail.reason) == ("#000", {"kind": "STATIC"})
+
+
+# ------------------------------------------------------------- aioflags diff
+def test_diff_reports_the_contexts_a_flagd_change_flips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(tmp_path / "old.flagd.json")
+    changed = json.loads(json.dumps(DOCUMENT))
+    changed["flags"]["theme"]["defaultVariant"] = "light"  # a new default variant
+    changed["flags"]["beta"]["state"] = "ENABLED"  # DISABLED -> ENABLED
+    changed["flags"]["limit"]["metadata"] = {"owner": "ops"}  # serves the same
+    new = write(tmp_path / "new.flagd.json", changed)
+    contexts = tmp_path / "contexts.jsonl"
+    contexts.write_text(
+        '{"kind": "user", "key": "u1"}\n{"kind": "user", "key": "u2", "plan": "pro"}\n'
+    )
+    argv = ["diff", str(old), str(new), "--contexts", str(contexts)]
+    assert main([*argv, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["contexts"] == 2
+    flips = {
+        key: [
+            (t["from"], t["fromDefault"], t["to"], t["count"], t["examples"])
+            for t in flag["transitions"]
+        ]
+        for key, flag in report["flags"].items()
+    }
+    # DISABLED served the caller's default; limit's metadata changes nothing.
+    assert flips == {
+        "beta": [(None, True, True, 2, ["u1", "u2"])],
+        "theme": [("#000", False, "#fff", 2, ["u1", "u2"])],
+    }
+    assert (report["added"], report["removed"]) == ([], [])
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "beta: 2 of 2 contexts change" in out
+    assert "u1: DISABLED -> STATIC" in out
