@@ -682,3 +682,93 @@ def test_diff_reports_the_contexts_a_flagd_change_flips(
     out = capsys.readouterr().out
     assert "beta: 2 of 2 contexts change" in out
     assert "u1: DISABLED -> STATIC" in out
+
+
+# ---------------------------------------------------------------- the console
+CONSOLE_DOCUMENT: dict[str, Any] = {
+    "flags": {
+        **DOCUMENT["flags"],
+        "ruled": CLEANUP_DOCUMENT["flags"]["ruled"],
+    }
+}
+
+
+@pytest.mark.asyncio
+async def test_the_console_shows_a_flagd_flag_and_its_switch_flips_its_state(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    from tests.test_console_api import post
+
+    flags, segments = load_flag_files(
+        write(tmp_path / "flags.flagd.json", CONSOLE_DOCUMENT)
+    )
+    async with (
+        FlagServer(flags, segments) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+        aioflags.Client(server.config(send_events=False)) as client,
+    ):
+        page = await http.get("/ui/")
+        found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)
+        assert found is not None
+        token = {"x-aioflags-token": found[1]}
+        state = (await http.get("/ui/api/state")).json()
+        rows = {row["key"]: row for row in state["flags"]}
+        assert rows["theme"]["on"] is True and rows["beta"]["on"] is False
+        assert rows["theme"]["variations"] == ["#fff", "#000"]
+        assert rows["theme"]["serves"] == 1  # the default variant's index
+        assert rows["ruled"]["serves"] == "rules"  # targeting
+        assert rows["limit"]["serves"] is None  # no default variant
+        # The flag's page: state, variants by name, default, targeting as JSON.
+        details = (await http.get("/ui/api/flag", params={"key": "ruled"})).json()
+        assert details["flagd"]["state"] == "ENABLED"
+        assert details["flagd"]["defaultVariant"] == "off"
+        assert (
+            json.loads(details["flagd"]["targeting"])
+            == (CLEANUP_DOCUMENT["flags"]["ruled"]["targeting"])
+        )
+        assert [(v["name"], v["value"]) for v in details["variations"]] == [
+            ("on", "true"),
+            ("off", "false"),
+        ]
+        assert details["fallthrough"] == "serves its default variant off (false)"
+        theme = (await http.get("/ui/api/flag", params={"key": "theme"})).json()
+        assert theme["flagd"]["metadata"] == {"owner": "ui", "rank": "2"}
+        assert theme["flagd"]["targeting"] is None
+
+        user = Context.create("u1")
+
+        changed = [anyio.Event()]
+        client.add_flag_change_handler(lambda _keys: changed[-1].set())
+
+        async def sees(key: str, value: Any, reason: str) -> None:
+            # (the flip reaches the client over serve's stream)
+            with anyio.fail_after(GUARD):
+                while True:
+                    changed.append(anyio.Event())  # (before the look: none missed)
+                    detail = await client.variation_detail(key, user, "code")
+                    if (detail.value, detail.reason["kind"]) == (value, reason):
+                        return
+                    await changed[-1].wait()
+
+        # The switch flips flagd's state: what flagd evaluates, not a mirror.
+        answer = await post(http, "flag", {"key": "theme", "on": False}, token)
+        assert answer.status_code == 200 and answer.json()["on"] is False
+        assert server.flags["theme"]["flagd"]["state"] == "DISABLED"
+        await sees("theme", "code", "DISABLED")
+        await post(http, "flag", {"key": "beta", "on": True}, token)
+        await sees("beta", True, "STATIC")
+        # Choosing a variant makes it the default variant; targeting asks first.
+        answer = await post(http, "flag", {"key": "ruled", "variation": 0}, token)
+        assert answer.status_code == 409 and "targeting" in answer.json()["message"]
+        answer = await post(
+            http, "flag", {"key": "ruled", "variation": 0, "confirm": True}, token
+        )
+        assert answer.status_code == 200 and answer.json()["serves"] == 0
+        assert "targeting" not in server.flags["ruled"]["flagd"]
+        await sees("ruled", True, "STATIC")
+        # Reset puts the file's flag back.
+        assert (await post(http, "reset", {"key": "theme"}, token)).status_code == 200
+        await sees("theme", "#000", "STATIC")
+        assert server.flags["theme"]["flagd"]["state"] == "ENABLED"
