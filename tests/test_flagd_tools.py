@@ -125,6 +125,23 @@ def test_eval_reads_flagd_s_context_and_names_the_variant(
     )
     answer = json.loads(capsys.readouterr().out)
     assert (answer["value"], answer["reason"]) == (None, {"kind": "DEFAULT"})
+    # Targeting reads flagd's context: no key, attributes under their names.
+    ruled = write(flagd_file.with_name("ruled.flagd.json"), CLEANUP_DOCUMENT)
+    context = '{"plan": "pro"}'
+    assert main(["eval", "ruled", "--context", context, "--file", str(ruled)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["value"], answer["reason"], answer["variant"]) == (
+        True,
+        {"kind": "TARGETING_MATCH"},
+        "on",
+    )
+    assert main(["eval", "ruled", "--context", "{}", "--file", str(ruled)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["value"], answer["reason"], answer["variant"]) == (
+        False,
+        {"kind": "DEFAULT"},
+        "off",
+    )
     # A targeting key that is not a string is refused, said in one line.
     assert main(["eval", "theme", "--context", '{"targetingKey": 3}', *file]) == 2
     assert "targeting key must be a string" in capsys.readouterr().err
@@ -221,6 +238,31 @@ async def test_ofrep_bulk_maps_each_flag_s_context_by_its_own_system(
             400,
             "TARGETING_KEY_MISSING",
         )
+
+
+@pytest.mark.asyncio
+async def test_ofrep_evaluates_flagd_targeting_on_flagd_s_context(
+    tmp_path: Path,
+) -> None:
+    flags = load_flag_files(write(tmp_path / "flags.flagd.json", CLEANUP_DOCUMENT))
+    async with (
+        FlagServer(*flags) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        pro = {"context": {"plan": "pro"}}  # no targeting key
+        answer = await http.post("/ofrep/v1/evaluate/flags/ruled", json=pro)
+        assert answer.json() == {
+            "key": "ruled",
+            "value": True,
+            "variant": "on",
+            "reason": "TARGETING_MATCH",
+            "metadata": {},
+        }
+        answer = await http.post("/ofrep/v1/evaluate/flags/ruled", json={})
+        assert (answer.json()["variant"], answer.json()["reason"]) == ("off", "DEFAULT")
+        bulk = await http.post("/ofrep/v1/evaluate/flags", json=pro)
+        items = {item["key"]: item for item in bulk.json()["flags"]}
+        assert items["ruled"]["variant"] == "on"
 
 
 @pytest.mark.asyncio
@@ -553,7 +595,6 @@ def test_a_flagd_flag_s_branches_are_flagd_s_reasons() -> None:
 
 
 def test_a_flagd_flag_with_targeting_has_a_branch_per_variant_it_can_name() -> None:
-    pytest.importorskip("aioflags._evaluation._jsonlogic")  # (flagd-logic)
     from aioflags._evaluation._model import compile_flag
     from aioflags._testing._coverage import FlagCoverage, branches_of
 
@@ -656,6 +697,16 @@ def test_diff_reports_the_contexts_a_flagd_change_flips(
     changed["flags"]["theme"]["defaultVariant"] = "light"  # a new default variant
     changed["flags"]["beta"]["state"] = "ENABLED"  # DISABLED -> ENABLED
     changed["flags"]["limit"]["metadata"] = {"owner": "ops"}  # serves the same
+    changed["flags"]["ruled"] = CLEANUP_DOCUMENT["flags"]["ruled"]  # targeting
+    old = write(
+        old,
+        {
+            "flags": {
+                **DOCUMENT["flags"],
+                "ruled": {**CLEANUP_DOCUMENT["flags"]["ruled"], "targeting": {}},
+            }
+        },
+    )
     new = write(tmp_path / "new.flagd.json", changed)
     contexts = tmp_path / "contexts.jsonl"
     contexts.write_text(
@@ -676,6 +727,9 @@ def test_diff_reports_the_contexts_a_flagd_change_flips(
     assert flips == {
         "beta": [(None, True, True, 2, ["u1", "u2"])],
         "theme": [("#000", False, "#fff", 2, ["u1", "u2"])],
+        # the new targeting: the pro user alone (a context's attributes are
+        # the rule's)
+        "ruled": [(False, False, True, 1, ["u2"])],
     }
     assert (report["added"], report["removed"]) == ([], [])
     assert main(argv) == 1
