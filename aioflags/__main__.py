@@ -801,9 +801,8 @@ def _parser() -> argparse.ArgumentParser:
         "--context",
         required=True,
         help="the context: LaunchDarkly's context JSON, @FILE with that JSON, "
-        "or a plain key for a user context; for a flagd flag, an object "
-        'without "kind" is flagd\'s evaluation context ({"targetingKey": ..., '
-        "attributes...}, the key optional)",
+        "or a plain key for a user context (for a flagd flag, JSON without "
+        '"kind" is flagd\'s evaluation context: a targeting key is optional)',
     )
     cmd.add_argument(
         "--file",
