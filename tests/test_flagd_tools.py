@@ -592,6 +592,10 @@ def test_a_flagd_flag_s_branches_are_flagd_s_reasons() -> None:
     assert branches_of(compile_flag("theme", flags["theme"])) == ["static"]
     assert branches_of(compile_flag("limit", flags["limit"])) == ["default"]
     assert branches_of(compile_flag("beta", flags["beta"])) == []
+    # A rule that is a name serves that variant to everyone: one branch.
+    always = {**CLEANUP_DOCUMENT["flags"]["ruled"], "targeting": "on"}
+    flags, _ = load_flag_files_of({"flags": {"always": always}})
+    assert branches_of(compile_flag("always", flags["always"])) == ["variant:on"]
 
 
 def test_a_flagd_flag_with_targeting_has_a_branch_per_variant_it_can_name() -> None:
