@@ -442,26 +442,38 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
             "AIOFLAGS_BASE_URI and AIOFLAGS_STREAM_URI for a relay proxy or "
             "`aioflags serve`) to ask the flag service"
         )
-    ctx = None
-    if isinstance(context, dict):
-        ctx, ignored = read_context(context)
-        if ignored:
-            logger.warning("--context: %s", written_otherwise(ignored))
     async with Client(config) as client:
         status = client.status  # (first: the answer is of the data at this status)
+        snapshot = client.snapshot()
+        ctx = None
+        if (
+            isinstance(context, dict)
+            and "kind" not in context
+            and snapshot.flag_format(key) == "flagd"
+        ):
+            # flagd's evaluation context: a targeting key is optional, every
+            # other property an attribute under its own name.
+            from ._client._ofcontext import ContextError, flagd_context_from
+
+            try:
+                ctx = flagd_context_from(context.get("targetingKey"), context)
+            except ContextError as exc:
+                raise ConfigurationError(f"--context: {exc}") from None
+        elif isinstance(context, dict):
+            ctx, ignored = read_context(context)
+            if ignored:
+                logger.warning("--context: %s", written_otherwise(ignored))
         detail = await client.variation_detail(key, ctx, None)
-    print(
-        json.dumps(
-            {
-                "key": key,
-                "value": detail.value,
-                "variationIndex": detail.variation_index,
-                "reason": detail.reason,
-                "status": status.name,
-            },
-            indent=2,
-        )
-    )
+    answer: dict[str, JSONValue] = {
+        "key": key,
+        "value": detail.value,
+        "variationIndex": detail.variation_index,
+        "reason": dict(detail.reason),
+    }
+    if snapshot.flag_format(key) == "flagd":  # its variant's name, as flagd says it
+        answer["variant"] = snapshot.openfeature_variant(key, detail)
+    answer["status"] = status.name
+    print(json.dumps(answer, indent=2))
     return 0 if detail.error_kind is None else 1
 
 
@@ -789,7 +801,8 @@ def _parser() -> argparse.ArgumentParser:
         "--context",
         required=True,
         help="the context: LaunchDarkly's context JSON, @FILE with that JSON, "
-        "or a plain key for a user context",
+        "or a plain key for a user context (for a flagd flag, JSON without "
+        '"kind" is flagd\'s evaluation context: a targeting key is optional)',
     )
     cmd.add_argument(
         "--file",

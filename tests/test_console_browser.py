@@ -769,3 +769,56 @@ async def test_a_refused_change_names_the_flag_by_its_label(browser: Browser) ->
         await expect(page.get_by_role("alert")).to_have_text(
             "Not changed: admin⟨U+202E⟩resu: busy"
         )
+
+
+async def test_a_flagd_flag_shows_its_state_variants_and_targeting_and_flips(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from aioflags._datasystem._sources._files import load_flag_files
+
+    targeting = {"if": [{"==": [{"var": "plan"}, "pro"]}, "wide", None]}
+    path = tmp_path / "flags.flagd.json"
+    path.write_text(
+        json.dumps(
+            {
+                "flags": {
+                    "layout": {
+                        "state": "ENABLED",
+                        "variants": {"wide": "w", "narrow": "n"},
+                        "defaultVariant": "narrow",
+                    },
+                    "ruled": {
+                        "state": "DISABLED",
+                        "variants": {"wide": "w", "narrow": "n"},
+                        "defaultVariant": "narrow",
+                        "targeting": targeting,
+                    },
+                }
+            }
+        )
+    )
+    async with (
+        FlagServer(*load_flag_files(path)) as server,
+        Client(server.config(send_events=False)) as client,
+        console_page(browser, f"{server.url}/ui/") as page,
+    ):
+        await page.get_by_role("button", name="ruled", exact=True).click()
+        details = page.get_by_role("region", name="ruled details")
+        for words in ("DISABLED", "narrow", "wide: w", "narrow: n"):
+            await expect(details).to_contain_text(words)
+        shown = await details.get_by_label("ruled targeting").text_content()
+        assert shown is not None and json.loads(shown) == targeting
+        await details.get_by_role("button", name="Close").click()
+        assert await client.variation("layout", USER, "code") == "n"
+        send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+        client.add_flag_change_handler(send.send_nowait)
+        switch = page.get_by_role("switch", name="layout on", exact=True)
+        await expect(switch).to_have_attribute("aria-checked", "true")
+        async with send, receive:
+            await switch.click()
+            with anyio.fail_after(10):
+                assert await receive.receive() == {"layout"}
+        await expect(switch).to_have_attribute("aria-checked", "false")
+        detail = await client.variation_detail("layout", USER, "code")
+        assert (detail.value, detail.reason) == ("code", {"kind": "DISABLED"})
+        assert server.flags["layout"]["flagd"]["state"] == "DISABLED"

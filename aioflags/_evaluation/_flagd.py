@@ -52,6 +52,7 @@ __all__ = [
     "FlagdParts",
     "Variants",
     "compile_flagd",
+    "targeting_outcomes",
     "variant_name",
 ]
 
@@ -200,3 +201,48 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
         constant if isinstance(constant, Result) else None,
         None if isinstance(constant, Result) else Code(run, True, operands),
     )
+
+
+#: JsonLogic's conditionals: ``[if, then, elif, then, ..., else]``.
+_CONDITIONALS: Final = ("if", "?:")
+
+
+def targeting_outcomes(rule: JSONValue) -> tuple[frozenset[str] | None, bool]:
+    """What a targeting rule can give: the variant names it can name, and whether null.
+
+    Read from the rule's shape, not run: a literal names its variant
+    (:func:`variant_name`); a conditional (``if``, ``?:``) any of its
+    results (null where it has no else); ``fractional`` its buckets'
+    names; anything else computes a value the rule's text does not say:
+    any name (``None``), or null. Flag coverage's branches of a flagd flag.
+    """
+    if rule is None:
+        return frozenset(), True
+    if not isinstance(rule, dict):
+        name = variant_name(rule)
+        return frozenset() if name is None else frozenset({name}), False
+    if len(rule) != 1:
+        return None, True
+    op, args = next(iter(rule.items()))
+    if not isinstance(args, list):
+        args = [args]
+    if op in _CONDITIONALS:
+        results = [args[at] for at in range(1, len(args), 2)]
+        if len(args) % 2 == 1:
+            results.append(args[-1])  # the else
+        names: set[str] = set()
+        none = len(args) % 2 == 0
+        for result in results:
+            some, maybe = targeting_outcomes(result)
+            if some is None:
+                return None, True
+            names |= some
+            none = none or maybe
+        return frozenset(names), none
+    if op == "fractional":
+        buckets = [arg for arg in args if isinstance(arg, list)]
+        named = [variant_name(bucket[0]) if bucket else None for bucket in buckets]
+        if not named or any(name is None for name in named):
+            return None, True
+        return frozenset(name for name in named if name is not None), False
+    return None, True

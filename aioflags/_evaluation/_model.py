@@ -34,7 +34,12 @@ from ._codegen import (
     build_segment,
 )
 from ._context import Context, parse_reference
-from ._flagd import PARSE_ERROR_RESULT, FlagdFlagError, compile_flagd
+from ._flagd import (
+    PARSE_ERROR_RESULT,
+    FlagdFlagError,
+    compile_flagd,
+    targeting_outcomes,
+)
 from ._logonce import Occurrences
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
@@ -534,6 +539,7 @@ class CompiledFlag:
         "rules",
         "sampling_ratio",
         "segment_keys",
+        "targeting_serves",
         "targets",
         "track_events",
         "track_events_fallthrough",
@@ -585,6 +591,12 @@ class CompiledFlag:
     #: a flagd flag's metadata (its flag set's merged under its own);
     #: ``None`` for a LaunchDarkly flag
     flag_metadata: dict[str, JSONValue] | None
+    #: what an enabled flagd flag's targeting can choose: the variation
+    #: indexes it can name, whether it can name none (reason DEFAULT), and
+    #: the default variant's index served then (None: the caller's
+    #: default); ``None`` for a flag without targeting and a LaunchDarkly
+    #: flag (flag coverage's branches)
+    targeting_serves: tuple[tuple[int, ...], bool, int | None] | None
 
 
 def _target_maps(
@@ -645,6 +657,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.variations = ()
     flag.variant_names = None
     flag.flag_metadata = None
+    flag.targeting_serves = None
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object" if raw is not None else UNUSABLE)
@@ -719,6 +732,16 @@ def _compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
     flag.constant = parts.constant
     if parts.code is not None:
         flag.code = parts.code
+        names, none = targeting_outcomes(spec.get("targeting"))
+        variants = list(spec["variants"].items())  # (compile_flagd checked it)
+        servable = tuple(
+            at
+            for at, (name, value) in enumerate(variants)
+            if value is not None and (names is None or name in names)
+        )
+        default = spec.get("defaultVariant")
+        at_default = [at for at, (name, _) in enumerate(variants) if name == default]
+        flag.targeting_serves = (servable, none, at_default[0] if at_default else None)
 
 
 def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:

@@ -225,6 +225,8 @@ class _Flag:
     variations: tuple[JSONValue, ...]
     description: str | None
     renamed: str | None  # why the name is not identifier(key)
+    #: a flagd flag's variant names, by variation (None: LaunchDarkly's shape)
+    variants: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,9 +248,34 @@ def _quoted_key(key: str) -> str:
     return json.dumps(key)
 
 
+def _flagd_part(raw: Mapping[str, JSONValue]) -> Mapping[str, JSONValue] | None:
+    """A flagd flag's definition (its ``"flagd"`` part), or None for LaunchDarkly's shape."""
+    part = raw.get("flagd")
+    return part if isinstance(part, dict) else None
+
+
+def _flagd_default(
+    part: Mapping[str, JSONValue], variations: Sequence[JSONValue]
+) -> tuple[JSONValue, str]:
+    """A flagd flag's default: its default variant's value, else its first variant's."""
+    variants = part.get("variants")
+    name = part.get("defaultVariant")
+    if isinstance(variants, dict) and isinstance(name, str) and name in variants:
+        return variants[name], f"its default variant ({_json(name)})"
+    why = (
+        "it has no default variant"
+        if name is None
+        else "its default variant names none"
+    )
+    return variations[0], f"its first variant ({why})"
+
+
 def _defaults(
     key: str, raw: Mapping[str, JSONValue], variations: Sequence[JSONValue], ld: bool
 ) -> tuple[JSONValue, str]:
+    part = None if ld else _flagd_part(raw)
+    if part is not None:
+        return _flagd_default(part, variations)
     if not ld and "default" in raw:
         default = raw["default"]
         if not any(same_json(default, v) for v in variations):
@@ -407,7 +434,15 @@ def _flags(
                 raise CodegenError(
                     f"flag {key!r}: its default {default} is too large for a float"
                 ) from None
-        description = None if ld else raw.get("description")
+        part = None if ld else _flagd_part(raw)
+        variants = part.get("variants") if part is not None else None
+        if part is not None:  # (flagd has no description: its metadata may say one)
+            metadata = part.get("metadata")
+            description = (
+                metadata.get("description") if isinstance(metadata, dict) else None
+            )
+        else:
+            description = None if ld else raw.get("description")
         out.append(
             _Flag(
                 key,
@@ -419,6 +454,7 @@ def _flags(
                 tuple(variations),
                 description if isinstance(description, str) else None,
                 why,
+                tuple(variants) if isinstance(variants, dict) else None,
             )
         )
     return out, notes
@@ -430,10 +466,17 @@ def _flag_doc(flag: _Flag) -> list[str]:
     key = doc_lines(f"``{flag.key}``")
     if not lines:
         lines = [f"The flag {' '.join(key)}."]
-    variations = ", ".join(_json(v) for v in flag.variations)
+    if flag.variants is not None:  # a flagd flag: its variants by name
+        variants = ", ".join(
+            f"{_json(name)} = {_json(value)}"
+            for name, value in zip(flag.variants, flag.variations, strict=True)
+        )
+        served = f"Variants: {variants}."
+    else:
+        served = f"Variations: {', '.join(_json(v) for v in flag.variations)}."
     lines += [
         "",
-        *doc_lines(f"Variations: {variations}."),
+        *doc_lines(served),
         *doc_lines(
             f"Default (when it cannot be evaluated, or serves a value of "
             f"another type): {_json(flag.default)}, {flag.default_from}."

@@ -7,7 +7,8 @@ Three kinds, each read whole before a file is touched (docs/lifecycle-tools.md):
 - ``client.usage().to_dict()`` saved as JSON: FLAG evaluated in the window,
   every evaluation accounted for by a value served, each VALUE;
 - flag files (``--flags``): FLAG's targeting now serves VALUE to everyone,
-  and VALUE is one of its variations.
+  and VALUE is one of its variations. A flagd flag is settled when it is
+  ``ENABLED`` with no targeting and its default variant is VALUE.
 
 A file that is missing, unreadable, too large, not JSON, nested too deep, or
 of neither shape (a field of the wrong type included) is a usage error
@@ -246,6 +247,44 @@ def _flag_of(flags: Mapping[str, JSONValue], key: str, where: str) -> JSONObject
     return f"{where}: no flag {key!r}{hint}"
 
 
+def _flagd_refusals(
+    part: JSONObject, key: str, value: JSONValue, where: str
+) -> list[str]:
+    """A flagd flag settled on ``value``: ENABLED, no targeting, that default variant.
+
+    DISABLED serves the caller's default (the code's own, which the file
+    does not know), as a LaunchDarkly flag that is off with no off
+    variation does; so does an enabled flag with no default variant.
+    """
+    if part.get("state") != "ENABLED":
+        return [
+            f"{where}: {key!r} is DISABLED: clients serve the caller's default "
+            "(the code's own), not one value"
+        ]
+    if "targeting" in part:
+        return [f"{where}: {key!r} has targeting: not everyone gets the same value"]
+    variants = part.get("variants")
+    variants = variants if isinstance(variants, dict) else {}
+    name = part.get("defaultVariant")
+    if not isinstance(name, str) or name not in variants:
+        what = (
+            "no default variant"
+            if name is None
+            else "a default variant that names none"
+        )
+        return [
+            f"{where}: {key!r} has {what}: clients serve the caller's default, "
+            "not one value"
+        ]
+    got = variants[name]
+    if not same_json(got, value):
+        return [
+            f"{where}: {key!r} serves its default variant {json.dumps(name)} "
+            f"= {json.dumps(got)}, not {json.dumps(value)}"
+        ]
+    return []
+
+
 def _targeting_refusals(
     raw: JSONObject, key: str, value: JSONValue, where: str
 ) -> list[str]:
@@ -254,6 +293,9 @@ def _targeting_refusals(
             f"{where}: {key!r} is deleted: clients serve the caller's default "
             "(FLAG_NOT_FOUND), not one value"
         ]
+    part = raw.get("flagd")
+    if isinstance(part, dict):
+        return _flagd_refusals(part, key, value, where)
     variations = raw.get("variations")
     variations = variations if isinstance(variations, list) else []
     want = json.dumps(value)

@@ -32,7 +32,7 @@ from aioflags._asgi._limits import (
     read_body,
 )
 from aioflags._asgi._signal import Signal
-from aioflags._client._ofcontext import ContextError, context_from
+from aioflags._client._ofcontext import ContextError, context_from, flagd_context_from
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
@@ -48,6 +48,7 @@ from aioflags._datasystem._datatypes import (
 from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
+from aioflags._evaluation._results import detail_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
 
     from aioflags._core._json import JSONObject
-    from aioflags._evaluation._results import EvaluationDetail
+    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._results import EvaluationDetail, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
 
 __all__ = [
@@ -98,8 +100,9 @@ _HIDDEN_NAMED: Final = 5
 _EXPOSE_FIX: Final = (
     "mark the flag available to client-side SDKs (in LaunchDarkly; in flag "
     "JSON, clientSideAvailability.usingEnvironmentId or clientSide: true; "
-    "with FlagData, .client_side() on its builder), or "
-    'pass expose="all" if every flag may be seen by this endpoint\'s callers'
+    "with FlagData, .client_side() on its builder; a flagd flag has no such "
+    'mark), or pass expose="all" if every flag may be seen by this endpoint\'s '
+    "callers"
 )
 
 
@@ -181,6 +184,42 @@ def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
     return body
 
 
+class _Asked:
+    """A request's ``context`` object, to map for the flag evaluated.
+
+    A LaunchDarkly flag maps it as ``aioflags.openfeature.to_context`` does
+    (a targeting key needed); a flagd flag as flagd's providers do (none
+    needed, every attribute flagd's). ``made``: the app's ``context=``
+    callable's context, which every flag gets instead.
+    """
+
+    __slots__ = ("made", "ofrep")
+
+    def __init__(self, ofrep: dict[str, Any], made: Context | None) -> None:
+        self.ofrep = ofrep
+        self.made = made
+
+    def launchdarkly(self) -> Context:
+        """The context for a LaunchDarkly flag (raises :class:`_BadInput`)."""
+        if self.made is not None:
+            return self.made
+        ofrep = self.ofrep
+        try:
+            return context_from(ofrep.get("targetingKey"), ofrep, logger=logger)
+        except ContextError as exc:
+            raise _BadInput(exc.code, str(exc)) from None
+
+    def flagd(self) -> Context:
+        """The context for a flagd flag (raises :class:`_BadInput`)."""
+        if self.made is not None:
+            return self.made
+        ofrep = self.ofrep
+        try:
+            return flagd_context_from(ofrep.get("targetingKey"), ofrep)
+        except ContextError as exc:
+            raise _BadInput(exc.code, str(exc)) from None
+
+
 ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
 
 
@@ -215,6 +254,8 @@ class OFREPHandler:
         #: the data version whose bulk answers were looked at for hidden
         #: flags (once per version: the look walks every flag)
         self._bulk_looked = -1
+        #: the last snapshot whose formats were looked at, and them
+        self._kinds: tuple[FlagSnapshot, bool, bool] | None = None
 
     # --------------------------------------------------------------- ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -322,7 +363,8 @@ class OFREPHandler:
             raise _BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
         return context
 
-    async def _context(self, scope: Scope, ofrep: dict[str, Any]) -> Context:
+    async def _context(self, scope: Scope, ofrep: dict[str, Any]) -> Context | None:
+        """The context the app's ``context=`` callable makes (None: there is none)."""
         if self._context_fn is not None:
             try:
                 made: object = self._context_fn(Request(scope), ofrep)
@@ -338,10 +380,13 @@ class OFREPHandler:
                     "the context callable did not return a valid aioflags.Context",
                 )
             return made
-        try:
-            return context_from(ofrep.get("targetingKey"), ofrep, logger=logger)
-        except ContextError as exc:
-            raise _BadInput(exc.code, str(exc)) from None
+        return None
+
+    async def _refuse(self, send: Send, bad: _BadInput, key: str | None) -> None:
+        """Answer ``bad`` input: 400 with its failure body (said once per kind)."""
+        self._note(bad.code, bad.details)
+        headers = [(b"connection", b"close")] if bad.unread else []
+        await _answer(send, 400, _failure(bad.code, bad.details, key), headers)
 
     async def _prepare(
         self,
@@ -349,29 +394,42 @@ class OFREPHandler:
         receive: Receive,
         send: Send,
         key: str | None,
-    ) -> Context | None:
-        """The request's context, or None once a failure has been answered."""
+    ) -> _Asked | None:
+        """The request's context as sent, or None once a failure has been answered.
+
+        The context is mapped later, by the system of the flag evaluated
+        (:meth:`_Asked.launchdarkly`, :meth:`_Asked.flagd`), unless the
+        app's ``context=`` callable made it.
+        """
         try:
             ofrep = await self._read(receive)
-            context = await self._context(scope, ofrep)
+            made = await self._context(scope, ofrep)
         except _BadInput as bad:
-            self._note(bad.code, bad.details)
-            headers = [(b"connection", b"close")] if bad.unread else []
-            await _answer(send, 400, _failure(bad.code, bad.details, key), headers)
+            await self._refuse(send, bad, key)
             return None
         except anyio.EndOfStream:
             return None
         if not self._source.ready():
             await _not_ready(send, key)
             return None
-        return context
+        return _Asked(ofrep, made)
+
+    def _formats(self, snapshot: FlagSnapshot) -> tuple[bool, bool]:
+        """Whether ``snapshot`` holds flagd flags, and LaunchDarkly flags (per data)."""
+        kept = self._kinds
+        if kept is not None and kept[0] is snapshot:
+            return kept[1], kept[2]
+        formats = {snapshot.flag_format(key) for key in snapshot.flag_keys}
+        flagd, launchdarkly = "flagd" in formats, "launchdarkly" in formats
+        self._kinds = (snapshot, flagd, launchdarkly)
+        return flagd, launchdarkly
 
     # ------------------------------------------------------------- single
     async def _single(
         self, key: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        context = await self._prepare(scope, receive, send, key)
-        if context is None:
+        asked = await self._prepare(scope, receive, send, key)
+        if asked is None:
             return
         snapshot = self._source.snapshot()
         flag = snapshot._flag(key)
@@ -379,6 +437,14 @@ class OFREPHandler:
             if flag is not None:
                 self._hid(key)
             await _answer(send, 404, _not_found(key))
+            return
+        # The context as the flag's own system maps it (a flagd flag needs
+        # no targeting key): known once the flag is.
+        flagd = snapshot.flag_format(key) == "flagd"
+        try:
+            context = asked.flagd() if flagd else asked.launchdarkly()
+        except _BadInput as bad:
+            await self._refuse(send, bad, key)
             return
         detail = await self._source.evaluate(key, context)
         error = detail.reason.get("errorKind")
@@ -391,26 +457,20 @@ class OFREPHandler:
         if error is not None:
             await _answer(send, 400, _failed(key, error))
             return
-        body = _success(
-            key,
-            detail.value,
-            detail.variation_index,
-            detail.reason,
-            flag.version,
-            snapshot,
-        )
-        await _answer(send, 200, body)
+        await _answer(send, 200, _success(key, detail, flag.version, snapshot))
 
     # --------------------------------------------------------------- bulk
     async def _bulk(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = await self._prepare(scope, receive, send, None)
-        if context is None:
+        asked = await self._prepare(scope, receive, send, None)
+        if asked is None:
             return
         version = self._source.version()  # (before the data it numbers)
         snapshot = self._source.snapshot()
-        # Each flag's result as the evaluation gives it (not read back out
-        # of LaunchDarkly's bootstrap shape), in key order.
-        evaluated = snapshot._results(context, self._client_side_only)
+        try:
+            evaluated, refused = self._evaluated(snapshot, asked)
+        except _BadInput as bad:
+            await self._refuse(send, bad, None)
+            return
         results = evaluated or []
         if (
             self._client_side_only
@@ -422,20 +482,15 @@ class OFREPHandler:
             self._bulk_hides(snapshot, len(results), {key for key, _, _ in results})
         flags: list[dict[str, Any]] = []
         for key, flag, result in sorted(results, key=itemgetter(0)):
+            if refused is not None and snapshot.flag_format(key) != "flagd":
+                flags.append(_failure(refused.code, refused.details, key))
+                continue
             error = result.reason.get("errorKind")
             if error is not None:
                 flags.append(_failed(key, error))
                 continue
-            flags.append(
-                _success(
-                    key,
-                    result.value,
-                    result.variation_index,
-                    result.reason,
-                    flag.version,
-                    snapshot,
-                )
-            )
+            detail = detail_of(result, None)
+            flags.append(_success(key, detail, flag.version, snapshot))
         root: str = scope.get("root_path", "")
         body = {
             "flags": flags,
@@ -455,6 +510,47 @@ class OFREPHandler:
             await wire.respond(send, 304, headers)
             return
         await wire.respond(send, 200, headers, data)
+
+    def _evaluated(
+        self, snapshot: FlagSnapshot, asked: _Asked
+    ) -> tuple[list[tuple[str, CompiledFlag, Result]] | None, _BadInput | None]:
+        """Every flag's result, each for the context its own system maps.
+
+        Each flag's result as the evaluation gives it (not read back out of
+        LaunchDarkly's bootstrap shape). The second item: why the
+        LaunchDarkly flags among them have no result (their context was
+        refused, as for want of a targeting key, where flagd flags need
+        none): each is then an item with that failure.
+
+        Raises:
+            _BadInput: the context suits no flag of the data: the whole
+                request is refused, as a data set of one system refuses it.
+        """
+        if asked.made is not None:
+            return snapshot._results(asked.made, self._client_side_only), None
+        flagd, launchdarkly = self._formats(snapshot)
+        if not flagd:
+            context = asked.launchdarkly()
+            return snapshot._results(context, self._client_side_only), None
+        flagd_context = asked.flagd()
+        if not launchdarkly:
+            return snapshot._results(flagd_context, self._client_side_only), None
+        try:
+            context = asked.launchdarkly()
+        except _BadInput as bad:
+            # The flagd flags are answered; the others say what they lack.
+            return snapshot._results(flagd_context, self._client_side_only), bad
+        results = snapshot._results(context, self._client_side_only)
+        by_flagd = snapshot._results(flagd_context, self._client_side_only)
+        if results is None or by_flagd is None:
+            return None, None
+        flagd_results = {item[0]: item for item in by_flagd}
+        return [
+            flagd_results.get(item[0], item)
+            if snapshot.flag_format(item[0]) == "flagd"
+            else item
+            for item in results
+        ], None
 
     # ------------------------------------------------------------- stream
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -487,7 +583,7 @@ def _not_found(key: str) -> dict[str, Any]:
 
 def _failed(key: str, error: object) -> dict[str, Any]:
     """A flag whose evaluation failed (``error``: its reason's ``errorKind``)."""
-    code = "PARSE_ERROR" if error == "MALFORMED_FLAG" else "GENERAL"
+    code = "PARSE_ERROR" if error in ("MALFORMED_FLAG", "PARSE_ERROR") else "GENERAL"
     return _failure(code, f"evaluation failed: {error}", key)
 
 
@@ -499,21 +595,28 @@ async def _not_ready(send: Send, key: str | None) -> None:
 
 def _success(
     key: str,
-    value: Any,
-    variation: int | None,
-    reason: Mapping[str, Any],
+    detail: EvaluationDetail[Any],
     version: int,
     snapshot: FlagSnapshot,
 ) -> dict[str, Any]:
-    word = snapshot._openfeature_reason(key, reason)
+    """A success answer: a flagd flag's with its variant's name and its own metadata.
+
+    A LaunchDarkly flag's variant is its variation index as text, and its
+    metadata its version and LaunchDarkly's reason word.
+    """
+    word = snapshot.openfeature_reason(key, detail)
     body: dict[str, Any] = {
         "key": key,
         "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
-        "metadata": {"version": version, "ldReason": str(reason.get("kind"))},
     }
-    if variation is not None:
-        body["value"] = value
-        body["variant"] = str(variation)
+    if snapshot.flag_format(key) == "flagd":
+        body["metadata"] = snapshot.flag_metadata(key)
+    else:
+        reason = detail.reason
+        body["metadata"] = {"version": version, "ldReason": str(reason.get("kind"))}
+    if detail.variation_index is not None:
+        body["value"] = detail.value
+        body["variant"] = snapshot.openfeature_variant(key, detail)
     return body
 
 

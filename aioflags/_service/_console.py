@@ -125,6 +125,12 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
     """
     if _targeted(flag):
         return "rules"
+    part = words.flagd_part(flag)
+    if part is not None:  # a flagd flag: its default variant, unless targeting
+        variants = part.get("variants")
+        names = list(variants) if isinstance(variants, dict) else []
+        default = part.get("defaultVariant")
+        return names.index(default) if default in names else None
     fallthrough = flag.get("fallthrough")
     if not isinstance(fallthrough, dict):
         return None
@@ -135,7 +141,13 @@ def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
 
 
 def _targeted(flag: Mapping[str, JSONValue]) -> bool:
-    """Whether a flag has rules or individual targets (a fixed variation drops them)."""
+    """Whether a flag has rules or individual targets (a fixed variation drops them).
+
+    A flagd flag's: whether it has targeting.
+    """
+    part = words.flagd_part(flag)
+    if part is not None:
+        return "targeting" in part
     return bool(flag.get("rules") or flag.get("targets") or flag.get("contextTargets"))
 
 

@@ -105,6 +105,41 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"message": message}, status)
 
 
+def _flagd_change(
+    key: str,
+    changed: JSONObject,
+    part: JSONObject,
+    on: bool | None,
+    variation: JSONValue,
+    request: JSONObject,
+) -> Response | None:
+    """Switch a flagd flag (``ENABLED``/``DISABLED``) or serve one variant to everyone.
+
+    Serving a variant makes it the default variant and drops the targeting
+    (asked first, as rules are: Reset puts it back). ``changed`` and
+    ``part`` are copies, changed here; the answer is an error, or None.
+    """
+    if on is not None:
+        part["state"] = "ENABLED" if on else "DISABLED"
+    if variation is not None:
+        variants = part.get("variants")
+        names = list(variants) if isinstance(variants, dict) else []
+        index = words.whole(variation)
+        if index is None or not 0 <= index < len(names):
+            return _error(400, f'"variation" must be an index below {len(names)}')
+        if "targeting" in part and request.get("confirm") is not True:
+            return _error(
+                409,
+                f"{key!r} has targeting: choosing a variant serves it to "
+                'everyone; send "confirm": true to continue (Reset puts it back)',
+            )
+        part.pop("targeting", None)
+        part["defaultVariant"] = names[index]
+    changed["flagd"] = part
+    changed["on"] = part.get("state") == "ENABLED"
+    return None
+
+
 async def _json_body(request: Request) -> JSONValue:
     """The request's JSON body (a 400 that says why if it is none)."""
     try:
@@ -355,7 +390,14 @@ class _ConsoleAPI:
         changed: JSONObject = dict(flag)
         if on is not None:
             changed["on"] = on
-        if variation is not None:
+        part = words.flagd_part(flag)
+        if part is not None:
+            # A flagd flag: its state is what evaluates (on is its mirror),
+            # and the variant served to everyone its default variant.
+            problem = _flagd_change(key, changed, dict(part), on, variation, request)
+            if problem is not None:
+                return problem
+        elif variation is not None:
             variations = flag.get("variations")
             count = len(variations) if isinstance(variations, list) else 0
             index = words.whole(variation)

@@ -283,8 +283,52 @@ def _off(flag: Mapping[str, JSONValue]) -> str:
     return f"serves {_variation(flag, off)}"
 
 
+def flagd_part(flag: Mapping[str, JSONValue]) -> Mapping[str, JSONValue] | None:
+    """A flagd flag's definition (its ``"flagd"`` part); None for LaunchDarkly's shape."""
+    part = flag.get("flagd")
+    return part if isinstance(part, dict) else None
+
+
+def _flagd_default(part: Mapping[str, JSONValue]) -> str:
+    """What a flagd flag serves when its targeting chooses nothing, in words."""
+    variants = part.get("variants")
+    name = part.get("defaultVariant")
+    if isinstance(variants, dict) and isinstance(name, str) and name in variants:
+        return f"serves its default variant {written(name)} ({written(variants[name])})"
+    if name is None:
+        return "serves the code's default (no default variant)"
+    return f"an error: its default variant {written(name)} names none"
+
+
+def _flagd_summary(part: Mapping[str, JSONValue]) -> str:
+    state = part.get("state")
+    if state != "ENABLED":
+        return "DISABLED, serves the code's default"
+    targeting = ", with targeting, otherwise" if "targeting" in part else ","
+    return f"ENABLED{targeting} {_flagd_default(part)}"
+
+
+def _flagd_details(part: Mapping[str, JSONValue]) -> JSONObject:
+    """A flagd flag's own fields, as the details show them (targeting as JSON text)."""
+    targeting = part.get("targeting")
+    metadata = part.get("metadata")
+    return {
+        "state": part.get("state"),
+        "defaultVariant": part.get("defaultVariant"),
+        "targeting": None
+        if targeting is None
+        else json.dumps(targeting, indent=2, ensure_ascii=False),
+        "metadata": {k: written(v) for k, v in metadata.items()}
+        if isinstance(metadata, dict)
+        else {},
+    }
+
+
 def summary_text(flag: Mapping[str, JSONValue]) -> str:
     """What a flag does, in one line: on or off, and what it serves."""
+    part = flagd_part(flag)
+    if part is not None:
+        return _flagd_summary(part)
     state = "on" if flag.get("on") is True else "off"
     targeted = bool(
         flag.get("rules") or flag.get("targets") or flag.get("contextTargets")
@@ -313,7 +357,11 @@ def details(
     version = flag.get("version")
     variations = _variations(flag)
     names = flag.get("variationNames")  # not LaunchDarkly's; a file may name them
-    return {
+    part = flagd_part(flag)
+    if part is not None:  # a flagd flag: its variants' names, flagd's own fields
+        variants = part.get("variants")
+        names = list(variants) if isinstance(variants, dict) else None
+    answer: JSONObject = {
         "key": key,
         "description": description if isinstance(description, str) else None,
         "tags": [t for t in tags if isinstance(t, str)]
@@ -343,6 +391,11 @@ def details(
         if original is None
         else f"the file has it {summary_text(original)}",
     }
+    if part is not None:
+        answer["off"] = "serves the code's default (DISABLED)"
+        answer["fallthrough"] = _flagd_default(part)
+        answer["flagd"] = _flagd_details(part)
+    return answer
 
 
 def reason_text(
@@ -382,6 +435,8 @@ def reason_text(
             else None
         )
         return "fallthrough" if share is None else f"fallthrough rollout {share}"
+    if kind in _FLAGD_REASONS:
+        return _FLAGD_REASONS[kind]
     if kind == "ERROR":
         error = reason.get("errorKind")
         words = (
@@ -389,6 +444,15 @@ def reason_text(
         )
         return f"error: {words}"
     return written(kind).lower() if kind is not None else "unknown"
+
+
+#: flagd's reasons in words (a flagd flag's evaluations give them).
+_FLAGD_REASONS: Final = {
+    "STATIC": "static (the default variant)",
+    "TARGETING_MATCH": "targeting match",
+    "DEFAULT": "default",
+    "DISABLED": "disabled",
+}
 
 
 def rollout_share(

@@ -9,6 +9,13 @@ fallthrough (``fallthrough``, or ``fallthrough:<variation index>`` for
 each variation a rollout can serve). An evaluation's reason says which it
 took.
 
+A flagd flag's branches are flagd's reasons (docs/coverage.md): ``static``
+for a flag with no targeting (its default variant, for everyone), or
+``default`` where it has no default variant; with targeting, each variant
+the targeting can name (``variant:<name>``) and, where it can name none,
+``default`` (the default variant). A ``DISABLED`` flag has none (it serves
+the code's default); an evaluation of one counts as ``disabled``.
+
 :class:`FlagCoverage` learns the branches from the flags it is shown
 (every version of a flag adds its branches to the ones known) and counts
 evaluations against them; :class:`CoverageHook` is what every client
@@ -45,7 +52,24 @@ __all__ = ["CoverageHook", "FlagCoverage", "Report"]
 #: The longest value the report shows (longer ones are cut, with "…").
 _VALUE_SHOWN: Final = 40
 #: The order branches are listed in: by kind (their prefix), then as learned.
-_RANK: Final = {"off": 0, "prerequisite": 1, "target": 2, "rule": 3, "fallthrough": 4}
+_RANK: Final = {
+    "off": 0,
+    "disabled": 0,
+    "prerequisite": 1,
+    "target": 2,
+    "rule": 3,
+    "variant": 3,
+    "fallthrough": 4,
+    "static": 4,
+    "default": 4,
+}
+#: A flagd flag's branch for each of flagd's reasons (but TARGETING_MATCH,
+#: which is the variant's: ``variant:<name>``).
+_FLAGD_BRANCHES: Final = {
+    "STATIC": "static",
+    "DEFAULT": "default",
+    "DISABLED": "disabled",
+}
 
 
 class _FlagCounts(TypedDict):
@@ -97,6 +121,8 @@ def branches_of(flag: CompiledFlag) -> list[str]:
     """The branches of ``flag`` (none for a deleted or malformed flag)."""
     if flag.deleted or flag.malformed is not None:
         return []
+    if flag.variant_names is not None:
+        return list(_flagd_branches(flag))
     branches = ["off"]
     branches += [f"prerequisite:{p.key}" for p in flag.prerequisites]
     targets = {
@@ -123,6 +149,31 @@ def branches_of(flag: CompiledFlag) -> list[str]:
     return branches
 
 
+def _flagd_branches(flag: CompiledFlag) -> dict[str, JSONValue]:
+    """A flagd flag's branches, each with the value it serves (None: the caller's default)."""
+    names = flag.variant_names or ()
+    if not flag.on:
+        return {}  # DISABLED: the code's own default, nothing of the flag's
+    constant = flag.constant
+    if constant is not None:
+        kind = constant.reason.get("kind")
+        index = constant.variation_index
+        if kind == "TARGETING_MATCH" and index is not None:  # a rule that is a name
+            return {f"variant:{names[index]}": constant.value}
+        branch = _FLAGD_BRANCHES.get(str(kind))
+        return {} if branch is None else {branch: constant.value}
+    served = flag.targeting_serves
+    if served is None:
+        return {}
+    indexes, none, default = served
+    branches: dict[str, JSONValue] = {
+        f"variant:{names[at]}": flag.variations[at] for at in indexes
+    }
+    if none:  # the default variant (or the caller's default: no value known)
+        branches["default"] = None if default is None else flag.variations[default]
+    return branches
+
+
 def branch_taken(
     flag: CompiledFlag | None, detail: EvaluationDetail[Any]
 ) -> str | None:
@@ -146,7 +197,13 @@ def branch_taken(
         return f"target:{detail.variation_index}"
     if kind == "PREREQUISITE_FAILED":
         return f"prerequisite:{reason.get('prerequisiteKey')}"
-    return None
+    if kind == "TARGETING_MATCH":  # a flagd flag's targeting named a variant
+        index = detail.variation_index
+        names = None if flag is None else flag.variant_names
+        if names is not None and index is not None and index < len(names):
+            return f"variant:{names[index]}"
+        return f"variant:#{index}"
+    return _FLAGD_BRANCHES.get(str(kind))
 
 
 class FlagCoverage:
@@ -162,6 +219,9 @@ class FlagCoverage:
         self._values: dict[str, tuple[str, ...]] = {}
         #: flag key -> branch -> value served (compact JSON) -> evaluations
         self._served: dict[str, dict[str, dict[str, int]]] = {}
+        #: flag key -> branch named otherwise than by index (a flagd flag's)
+        #: -> the value it serves, as JSON text
+        self._branch_values: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- learning
@@ -171,8 +231,15 @@ class FlagCoverage:
         if not branches:
             return
         values = tuple(_shown(v) for v in flag.variations)
+        by_branch = (
+            {b: _shown(v) for b, v in _flagd_branches(flag).items() if v is not None}
+            if flag.variant_names is not None
+            else {}
+        )
         with self._lock:
             self._values[flag.key] = values
+            if by_branch:
+                self._branch_values.setdefault(flag.key, {}).update(by_branch)
             known = self._flags.setdefault(flag.key, {})
             for branch in branches:
                 known.setdefault(branch, 0)
@@ -220,8 +287,11 @@ class FlagCoverage:
         with self._lock:
             for key, flag in report["flags"].items():
                 for branch, text in flag.get("values", {}).items():
-                    _, _, index = branch.partition(":")
-                    if index.isdigit():
+                    kind, _, index = branch.partition(":")
+                    if kind not in ("target", "fallthrough") or not index.isdigit():
+                        # a branch not named by index: a flagd flag's
+                        self._branch_values.setdefault(key, {})[branch] = text
+                    else:
                         values = list(self._values.get(key, ()))
                         values += [""] * (int(index) + 1 - len(values))
                         values[int(index)] = values[int(index)] or text
@@ -241,6 +311,7 @@ class FlagCoverage:
         with self._lock:
             flags = {key: dict(branches) for key, branches in self._flags.items()}
             known_values = dict(self._values)
+            branch_values = {k: dict(v) for k, v in self._branch_values.items()}
             served = {
                 key: {branch: dict(values) for branch, values in by.items()}
                 for key, by in self._served.items()
@@ -252,6 +323,11 @@ class FlagCoverage:
             n = sum(1 for count in branches.values() if count)
             out[key] = {"branches": branches, "covered": n, "total": len(branches)}
             values = _values_of(branches, known_values.get(key))
+            values.update(
+                (branch, text)
+                for branch, text in branch_values.get(key, {}).items()
+                if branch in branches
+            )
             if values:
                 out[key]["values"] = values
             if served.get(key):

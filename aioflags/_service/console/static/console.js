@@ -344,11 +344,34 @@ function showDetails(details) {
     ),
   );
   const facts = element("dl");
+  const flagd = details.flagd; // a flagd flag: its state, default variant, targeting
   term(facts, "On", details.on ? "yes" : "no");
+  if (flagd) {
+    term(facts, "State", flagd.state);
+    term(facts, "Default variant", flagd.defaultVariant === null ? "none (the code's default)" : flagd.defaultVariant);
+  }
   term(facts, "Version", details.version === null ? "—" : String(details.version));
-  term(facts, "When off", details.off);
-  term(facts, "Fallthrough", details.fallthrough);
+  term(facts, flagd ? "When disabled" : "When off", details.off);
+  term(facts, flagd ? "When targeting chooses none" : "Fallthrough", details.fallthrough);
   body.push(facts);
+  if (flagd) {
+    body.push(
+      ...listSection(
+        "Variants",
+        details.variations.map((v) => `${v.name}: ${v.value}`),
+      ),
+      element("h3", {}, "Targeting"),
+      flagd.targeting === null
+        ? element("p", { class: "note" }, "none: the default variant for everyone")
+        : element("pre", { class: "targeting", "aria-label": `${details.label} targeting` }, flagd.targeting),
+      ...listSection(
+        "Metadata",
+        Object.entries(flagd.metadata).map(([name, value]) => `${name}: ${value}`),
+      ),
+    );
+    $("details-body").replaceChildren(...body);
+    return;
+  }
   body.push(
     ...listSection(
       "Variations",
