@@ -173,3 +173,31 @@ def test_the_flag_key_and_time_are_flagds_to_give() -> None:
         ]
     }
     assert evaluate(flag(targeting), USER).value == "B"
+
+
+def test_a_sync_context_is_seen_under_the_contexts_own_attributes() -> None:
+    # flagd's static context (a sync server's sync_context), as the reader
+    # puts it in each flag with targeting.
+    rule = {
+        "if": [
+            {"==": [{"var": "region"}, "eu"]},
+            "b",
+            {"==": [{"var": "email"}, "x@example.com"]},
+        ]
+    }
+    flags = flagd_flags({"flags": {"f": flag(rule)}}, context={"region": "eu"})
+    snapshot = snapshot_from_data(dict(flags))
+    assert snapshot.variation_detail("f", USER, "d").value == "B"
+    # The context's own attribute wins over the static one.
+    local = Context.create("u1", attributes={"region": "us", "email": "x@example.com"})
+    assert snapshot.variation_detail("f", local, "d").value == "T"
+    # And the whole data (a computed path) sees both.
+    whole = {"if": [{"var": {"cat": ["reg", "ion"]}}, {"var": "region"}]}
+    variants = {"eu": "EU", "us": "US"}
+    flags = flagd_flags(
+        {"flags": {"g": flag(whole, variants=variants, defaultVariant="us")}},
+        context={"region": "eu"},
+    )
+    snapshot = snapshot_from_data(dict(flags))
+    assert snapshot.variation_detail("g", USER, "d").value == "EU"
+    assert snapshot.variation_detail("g", local, "d").value == "US"

@@ -181,6 +181,7 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
     if "targeting" not in spec:
         return parts(static)
     fractional = spec.get("fractional", 3)
+    sync_context = spec.get("context")  # (a sync server's sync_context)
     by_name = {
         name: served(name, TARGETING_MATCH)
         for name, value in variants.items()
@@ -192,6 +193,9 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
             key,
             fractional=fractional,
             choose=Variants(by_name, on_null),
+            static=sync_context
+            if isinstance(sync_context, dict) and sync_context
+            else None,
         )
     except TargetingError as exc:
         raise FlagdFlagError(str(exc)) from None

@@ -70,7 +70,9 @@ MAX_WEIGHT_SUM: Final = 2_147_483_647
 # --------------------------------------------------------------- the context
 
 
-def flagd_data(ctx: Context, flag_key: str) -> dict[str, JSONValue]:
+def flagd_data(
+    ctx: Context, flag_key: str, static: dict[str, JSONValue] | None = None
+) -> dict[str, JSONValue]:
     """The whole data a rule of flag ``flag_key`` sees for ``ctx`` (flagd's context).
 
     A single-kind context: its attributes (``kind``, ``key``, ``name``,
@@ -80,6 +82,9 @@ def flagd_data(ctx: Context, flag_key: str) -> dict[str, JSONValue]:
     those names, as in flagd. A multi-kind context (a documented choice):
     each kind's attributes under its kind, with its key as their
     ``targetingKey``, and the fully qualified key as ``targetingKey``.
+
+    ``static``: flagd's static context (a sync server's ``sync_context``),
+    under the context's own attributes.
 
     The generated code reads a literal ``var`` path without building this
     (``{"var": "email"}`` is one ``dict.get``); it builds it for what needs
@@ -95,18 +100,26 @@ def flagd_data(ctx: Context, flag_key: str) -> dict[str, JSONValue]:
     else:
         data = dict(ctx._values)
         key = ctx._key or None
+    if static:
+        data = {**static, **data}
     data["$flagd"] = {"flagKey": flag_key, "timestamp": now()}
     data["targetingKey"] = key
     return data
 
 
-def attributes(ctx: Context, flag_key: str) -> Callable[[str], JSONValue]:
+def attributes(
+    ctx: Context, flag_key: str, static: dict[str, JSONValue] | None = None
+) -> Callable[[str], JSONValue]:
     """The lookup of a top-level attribute: ``ctx._get``, or a multi-kind context's data's.
 
-    (``targetingKey`` and ``$flagd`` are read otherwise: see :func:`targeting_key`.)
+    With a ``static`` context (:func:`flagd_data`), the context's
+    attributes over it. (``targetingKey`` and ``$flagd`` are read
+    otherwise: see :func:`targeting_key`.)
     """
     if ctx._kind == "multi":
-        return flagd_data(ctx, flag_key).get
+        return flagd_data(ctx, flag_key, static).get
+    if static:
+        return {**static, **ctx._values}.get
     return ctx._get
 
 

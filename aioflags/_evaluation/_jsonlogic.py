@@ -667,6 +667,7 @@ def build_targeting(
     *,
     fractional: int = 3,
     choose: Choice | None = None,
+    static: dict[str, JSONValue] | None = None,
 ) -> tuple[Targeting, tuple[object, ...]]:
     """``(run, operands)``: ``run(operands, context, state)`` gives the rule's JSON result.
 
@@ -675,7 +676,9 @@ def build_targeting(
     that is not an operator (``"on"``, ``true``, an object of several keys)
     is its own result. With ``choose``, ``run`` gives what the rule's value
     chooses instead (:class:`Choice`), and a rule that fails as it runs
-    (:class:`~._flagdops.RuleError`) gives ``choose.general``.
+    (:class:`~._flagdops.RuleError`) gives ``choose.general``. ``static``:
+    flagd's static context (a sync server's ``sync_context``), which the
+    rule sees under the evaluation context's own attributes.
 
     Raises:
         TargetingError: an operator flagd does not know, or ``fractional``
@@ -686,7 +689,7 @@ def build_targeting(
     if not _is_operator(rule):
         return _constant_run, (rule if choose is None else choose.result_of(rule),)
     try:
-        return _build(rule, flag_key, fractional, choose)
+        return _build(rule, flag_key, fractional, choose, static)
     except RecursionError:
         raise TargetingError("targeting: nested too deeply to compile") from None
 
@@ -708,7 +711,11 @@ def _returned(
 
 
 def _build(
-    rule: JSONValue, flag_key: str, fractional: int, choose: Choice | None
+    rule: JSONValue,
+    flag_key: str,
+    fractional: int,
+    choose: Choice | None,
+    static: dict[str, JSONValue] | None,
 ) -> tuple[Targeting, tuple[object, ...]]:
     c = _Compiler(flag_key, fractional)
     top = rule
@@ -738,13 +745,17 @@ def _build(
         ]
     head = []
     hoisted = bool(c.functions)  # (they take g and D: both defined)
-    if c.attributes:
+    if c.attributes and static:
+        head.append(f"    g = _attributes(ctx, {c.flag()}, {c.operand(static)})")
+    elif c.attributes:
         head.append(
             f"    g = ctx._get if ctx._kind != 'multi' else _attributes(ctx, {c.flag()})"
         )
     elif hoisted:
         head.append("    g = None")
-    if c.whole:
+    if c.whole and static:
+        head.append(f"    D = _data(ctx, {c.flag()}, {c.operand(static)})")
+    elif c.whole:
         head.append(f"    D = _data(ctx, {c.flag()})")
     elif hoisted:
         head.append("    D = None")
