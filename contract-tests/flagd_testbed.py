@@ -94,7 +94,6 @@ DEPRECATED: Final = (
     "@deprecated: superseded by @no-default-variant, whose expectations "
     "(reason DEFAULT, no error) it contradicts"
 )
-NO_FLAGD: Final = "needs DataSystem.flagd (not yet on main)"
 NOT_TAGGED: Final = "not tagged @file or @in-process"
 
 #: What a file-mode provider cannot be: each needs a sync server.
@@ -513,7 +512,7 @@ class Providers:
                 control = ServerControl(servers, server)
         provider = AioflagsProvider(
             Config(
-                data_system=DataSystem.flagd(**arguments),  # type: ignore[attr-defined,unused-ignore]
+                data_system=DataSystem.flagd(**arguments),
                 send_events=False,
                 ready_timeout=READY_TIMEOUT,
             )
@@ -594,7 +593,7 @@ class Servers:
         """A started server for provider ``name`` (shared unless ``own``)."""
         if not own and name in self._shared:
             return self._shared[name]
-        from aioflags.testing import FlagdServer  # type: ignore[attr-defined,unused-ignore]
+        from aioflags.testing import FlagdServer
 
         options: dict[str, Any] = {
             "sources": self.documents(config),
@@ -714,10 +713,6 @@ class ServerControl:
 
 def in_process_unavailable() -> str | None:
     """Why in-process mode cannot run (None once aioflags has what it needs)."""
-    import aioflags.testing
-
-    if not hasattr(DataSystem, "flagd") or not hasattr(aioflags.testing, "FlagdServer"):
-        return NO_FLAGD
     import importlib.util
 
     if importlib.util.find_spec("grpc") is None:
