@@ -81,6 +81,20 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def flagd_bench(session: nox.Session) -> None:
+    """flagd's comparisons with flagd's own Python provider, in an environment of their own.
+
+    ``nox -s flagd_bench`` smoke-runs them (the tests' environment cannot
+    hold the reference: tests/benchmark_smoke.py); ``nox -s flagd_bench --
+    --testbed /path/to/flagd-testbed`` runs them in full.
+    """
+    session.install("-U", "pip")
+    session.install("-e", ".[flagd,openfeature]", "--group", "flagd-reference")
+    for script in sorted(Path("benchmarks").glob("bench_flagd_*.py")):
+        session.run("python", str(script), *(session.posargs or ["--smoke"]))
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site with ``mkdocs build --strict``."""
     _install(session, "docs")

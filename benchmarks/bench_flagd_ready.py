@@ -1,0 +1,208 @@
+"""READY from a flagd sync server with 1,000 flags: aioflags vs flagd's Python provider (issue 88).
+
+    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke]
+
+One server (``aioflags.testing.FlagdServer``, flagd's ``flagd.sync.v1`` on
+loopback) in a process of its own serves one document of ``--flags`` flagd
+flags (a third static, a third ``fractional``, a third ``if`` over
+``sem_ver`` and a ``$ref``). Each run is a fresh process that imports its
+SDK, then measures, on the wall clock and in CPU time (the process's, every
+thread), from the start to READY:
+
+- aioflags: ``async with aioflags.Client(Config(data_system=DataSystem.flagd(...)))``
+  entered (the client READY);
+- flagd: ``api.set_provider_and_wait(FlagdProvider(resolver_type=IN_PROCESS,
+  ...))`` returned. Its ``initialize`` waits on a thread that receives the
+  first message, polling every 50 ms: its times are quantised to 50 ms.
+
+The runs alternate (aioflags, flagd, flagd, aioflags, ...) against the same
+server; each pair's ratio is printed, and the worst. Needs flagd's provider
+and the ``flagd`` extra (see flagd_reference.py). Never a CI assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+
+
+def document(flags: int) -> dict[str, Any]:
+    """``flags`` flagd flags: static, fractional, and sem_ver with a $ref."""
+    out: dict[str, Any] = {}
+    for i in range(flags):
+        flag: dict[str, Any] = {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+        }
+        if i % 3 == 1:
+            flag["targeting"] = {
+                "fractional": [
+                    {"cat": [{"var": "$flagd.flagKey"}, {"var": "user.id"}]},
+                    ["on", 10 + i % 50],
+                    ["off", 50],
+                ]
+            }
+        elif i % 3 == 2:
+            flag["targeting"] = {
+                "if": [
+                    {"$ref": f"staff-{i % 10}"},
+                    "on",
+                    {"sem_ver": [{"var": "version"}, ">=", f"{i % 7}.{i % 5}.0"]},
+                    "on",
+                    None,
+                ]
+            }
+        out[f"flag-{i}"] = flag
+    return {
+        "$schema": "https://flagd.dev/schema/v0/flags.json",
+        "metadata": {"flagSetId": "bench"},
+        "$evaluators": {
+            f"staff-{n}": {"ends_with": [{"var": "email"}, f"@team{n}.example.com"]}
+            for n in range(10)
+        },
+        "flags": out,
+    }
+
+
+# ------------------------------------------------------------------ the server
+async def serve(flags: int) -> None:
+    from aioflags.testing import FlagdServer
+
+    # GetMetadata UNIMPLEMENTED (flagd --disable-sync-metadata): flagd's
+    # provider 0.6.1 loses its sync thread to a KeyError when GetMetadata
+    # answers an empty metadata and no sync_context comes with the flags.
+    async with FlagdServer(document(flags), get_metadata=False) as server:
+        print(server.port, flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the parent closes it
+
+
+# -------------------------------------------------------------------- the runs
+async def ours(port: int) -> None:
+    # gRPC imported before the window, as flagd's provider imports it with
+    # itself (aioflags imports it when a flagd data system starts).
+    import grpc.aio  # noqa: F401
+
+    import aioflags
+
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.flagd(f"127.0.0.1:{port}", deadline=10.0),
+        send_events=False,
+    )
+    cpu, wall = time.process_time(), time.perf_counter()
+    async with aioflags.Client(config) as client:
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if client.status is not aioflags.ProviderStatus.READY:
+            raise SystemExit(f"not READY: {client.status}")
+        user = aioflags.Context.from_dict({"kind": "user", "key": "u"})
+        if await client.variation("flag-0", user, True) is not False:
+            raise SystemExit("no flags")
+        print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+
+
+def theirs(port: int) -> None:
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+
+    provider = FlagdProvider(
+        resolver_type=ResolverType.IN_PROCESS,
+        host="127.0.0.1",
+        port=port,
+        deadline_ms=10_000,
+    )
+    cpu, wall = time.process_time(), time.perf_counter()
+    api.set_provider_and_wait(provider)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    details = api.get_client().get_boolean_details("flag-0", True)
+    if details.variant != "off":
+        raise SystemExit(f"not READY: {details}")
+    print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+    api.shutdown()
+
+
+def run(side: str, port: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, str(HERE), "--run", side, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{side}: {done.stdout[-1000:]}{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--flags", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=6, help="runs of each side")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        asyncio.run(serve(args.serve))
+        return
+    if args.run is not None:
+        side, port = args.run
+        if side == "aioflags":
+            asyncio.run(ours(int(port)))
+        else:
+            theirs(int(port))
+        return
+    if args.smoke:
+        args.flags, args.runs = 30, 1
+    server = subprocess.Popen(
+        [sys.executable, str(HERE), "--serve", str(args.flags)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        pairs: list[tuple[dict[str, float], dict[str, float]]] = []
+        for i in range(args.runs):
+            if i % 2 == 0:
+                a, b = run("aioflags", port), run("flagd", port)
+            else:
+                b, a = run("flagd", port), run("aioflags", port)
+            pairs.append((a, b))
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
+    print(
+        f"\nflagd READY, {args.flags} flags from a loopback sync server, {args.runs} interleaved pairs:"
+    )
+    print(
+        f"{'':>6}{'aioflags wall':>15}{'flagd wall':>12}{'ratio':>8}{'aioflags CPU':>15}{'flagd CPU':>12}{'ratio':>8}"
+    )
+    for n, (a, b) in enumerate(pairs, start=1):
+        print(
+            f"{n:>6}{a['wall'] * 1000:>12.1f} ms{b['wall'] * 1000:>9.1f} ms{a['wall'] / b['wall']:>7.2f}x"
+            f"{a['cpu'] * 1000:>12.1f} ms{b['cpu'] * 1000:>9.1f} ms{a['cpu'] / b['cpu']:>7.2f}x"
+        )
+    walls = [a["wall"] / b["wall"] for a, b in pairs]
+    cpus = [a["cpu"] / b["cpu"] for a, b in pairs]
+    print(
+        f"ratio aioflags/flagd: wall median {statistics.median(walls):.2f}x, worst {max(walls):.2f}x; "
+        f"CPU median {statistics.median(cpus):.2f}x, worst {max(cpus):.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
