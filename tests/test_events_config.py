@@ -86,6 +86,15 @@ def test_bad_event_options_are_refused(options: dict[str, object]) -> None:
         (Config("k", data_system=DataSystem.file("flags.json")), False),
         (Config("k", data_system=DataSystem.streaming()), True),
         (Config("k", data_system=DataSystem.custom()), True),
+        (Config("k", data_system=DataSystem.flagd()), False),
+        (
+            Config(
+                "k",
+                data_system=DataSystem.flagd(),
+                events_uri="http://relay.internal:8030",
+            ),
+            True,
+        ),
     ],
     ids=[
         "default",
@@ -97,6 +106,8 @@ def test_bad_event_options_are_refused(options: dict[str, object]) -> None:
         "file",
         "streaming",
         "custom",
+        "flagd",
+        "flagd-own-recorder",
     ],
 )
 def test_events_are_on_only_with_a_flag_service(config: Config, enabled: bool) -> None:
@@ -251,3 +262,19 @@ async def test_nothing_is_said_of_events_that_go_where_flags_come_from(
     async with aioflags.Client(config):
         pass
     assert where_events_go(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_a_flagd_client_without_a_key_says_nothing_of_launchdarklys_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aioflags.testing import FlagdServer
+
+    flag = {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"}
+    async with FlagdServer({"flags": {"f": flag}}) as server:
+        config = Config(data_system=DataSystem.flagd(server.target))
+        assert not config.events_enabled
+        async with aioflags.Client(config) as client:
+            assert await client.variation("f", aioflags.Context.create("u"), False)
+            assert "the data system is flagd's" in client.usage().reason
+    assert warnings_about_the_key(caplog) == []

@@ -33,6 +33,8 @@ _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
 #: ``Config.max_payload_bytes``: 100 MiB, decompressed (see docs/configuration.md).
+#: LaunchDarkly's event recorder (``Config.events_uri``'s default).
+DEFAULT_EVENTS_URI: Final = "https://events.launchdarkly.com"
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 100 * 1024 * 1024
 #: ``Config.max_payload_changes``.
 DEFAULT_MAX_PAYLOAD_CHANGES: Final = 250_000
@@ -416,7 +418,7 @@ class Config(Frozen):
         instance_id: str | None = None,
         payload_filter_key: str | None = None,
         send_events: bool = True,
-        events_uri: str = "https://events.launchdarkly.com",
+        events_uri: str = DEFAULT_EVENTS_URI,
         events_capacity: int = 10000,
         flush_interval: float = 5.0,
         all_attributes_private: bool = False,
@@ -730,6 +732,9 @@ class Config(Frozen):
         is an ``sdk_key``, and the data system talks to a flag service (one
         made only of local sources, such as ``DataSystem.file`` or
         ``FlagData.data_system()``, needs no SDK key and sends no events).
+        ``DataSystem.flagd`` sends them only to an ``events_uri`` of the
+        app's own (a Relay Proxy, ``aioflags serve``): LaunchDarkly's
+        recorder knows none of flagd's flags.
 
         Added in version 0.1.0.
         """
@@ -743,6 +748,22 @@ class Config(Frozen):
             self.send_events
             and not self.offline
             and not (self.data_system is not None and is_local(self.data_system))
+            and not self._flagd_without_recorder()
+        )
+
+    def _flagd_without_recorder(self) -> bool:
+        """Whether flags come from flagd and events would go to LaunchDarkly's recorder.
+
+        flagd has no event recorder and LaunchDarkly knows none of its
+        flags: a flagd data system sends analytics events only to an
+        ``events_uri`` the app names (a Relay Proxy, ``aioflags serve``).
+        """
+        from aioflags._datasystem._config import is_flagd
+
+        return (
+            self.data_system is not None
+            and is_flagd(self.data_system)
+            and self.events_uri == DEFAULT_EVENTS_URI
         )
 
     def _events_elsewhere(self) -> bool:

@@ -17,7 +17,13 @@ from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
-from ._context import is_local_source, mark_local, mark_streaming
+from ._context import (
+    is_flagd_source,
+    is_local_source,
+    mark_flagd,
+    mark_local,
+    mark_streaming,
+)
 from ._plane._config import Plane, plane_of
 from ._stores._mode import StoreMode
 
@@ -96,6 +102,12 @@ def is_local(system: DataSystem) -> bool:
     if system.fdv1_fallback is not None:
         sources += (system.fdv1_fallback,)
     return bool(sources) and all(is_local_source(s) for s in sources)
+
+
+def is_flagd(system: DataSystem) -> bool:
+    """Whether every source of ``system`` reads a flagd sync server (``DataSystem.flagd``)."""
+    sources = (*system.initializers, *system.synchronizers)
+    return bool(sources) and all(is_flagd_source(s) for s in sources)
 
 
 @final
@@ -614,8 +626,10 @@ class DataSystem(Frozen):
         # One synchronizer and nothing to fail over to: it is never given up
         # on (it retries by itself), as daemon mode's store is not.
         return cls(
-            initializers=(flagd_initializer(options, shared),),
-            synchronizers=(mark_streaming(flagd_synchronizer(options, shared)),),
+            initializers=(mark_flagd(flagd_initializer(options, shared)),),
+            synchronizers=(
+                mark_flagd(mark_streaming(flagd_synchronizer(options, shared))),
+            ),
             initializing_timeout=math.inf,
             interrupted_timeout=math.inf,
             plane=plane_of(plane, "flagd"),

@@ -91,6 +91,23 @@ def mark_local(source: _S) -> _S:
     return source
 
 
+#: The sources that read flagd's flag data (a sync server): no
+#: LaunchDarkly behind them, so no analytics events unless the app names
+#: a recorder of its own (``Config.events_enabled``).
+_FLAGD_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def mark_flagd(source: _S) -> _S:
+    """Mark a source factory as one that reads a flagd sync server."""
+    _FLAGD_SOURCES.add(source)
+    return source
+
+
+def is_flagd_source(source: object) -> bool:
+    """Whether ``source`` was marked a flagd source (:func:`mark_flagd`)."""
+    return source in _FLAGD_SOURCES
+
+
 #: The streaming synchronizers (what diagnostic events call "streaming").
 _STREAMING_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
 
