@@ -1,7 +1,7 @@
 """An ASGI app whose client is on a flag plane, for ``uvicorn --workers N`` (tests/test_plane_processes.py).
 
 ``AIOFLAGS_TEST_PLANE`` is the plane's path and ``AIOFLAGS_TEST_URL`` the
-flag server's; ``GET /`` answers flag ``f``'s value and the worker's role,
+flag server's (``AIOFLAGS_TEST_FLAGD``: a flagd sync server's target instead); ``GET /`` answers flag ``f``'s value and the worker's role,
 and each change of its value is a line on stderr (each log line and each
 change starts with the worker's process id).
 """
@@ -26,14 +26,17 @@ logging.basicConfig(level=logging.WARNING, format="%(process)d %(name)s: %(messa
 logging.getLogger("aioflags.datasource").setLevel(logging.INFO)
 
 URL = os.environ.get("AIOFLAGS_TEST_URL", "http://127.0.0.1:9")
+PLANE = os.environ.get("AIOFLAGS_TEST_PLANE", "/nonexistent/plane")
+#: A flagd sync server's target instead of a flag service's URL.
+FLAGD = os.environ.get("AIOFLAGS_TEST_FLAGD")
 CONFIG = aioflags.Config(
     "sdk-key",
     base_uri=URL,
     stream_uri=URL,
     send_events=False,
-    data_system=aioflags.DataSystem.streaming(
-        plane=os.environ.get("AIOFLAGS_TEST_PLANE", "/nonexistent/plane")
-    ),
+    data_system=aioflags.DataSystem.streaming(plane=PLANE)
+    if FLAGD is None
+    else aioflags.DataSystem.flagd(FLAGD, plane=PLANE),
 )
 CLIENT = aioflags.Client(CONFIG)
 

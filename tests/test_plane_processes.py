@@ -511,3 +511,50 @@ async def test_a_leader_whose_data_system_crashed_hands_over(tmp_path: Path) -> 
                 await other.until("value off")
         for worker in (crashed, other):
             assert "default" not in worker.lines
+
+
+FLAGD_ON: dict[str, object] = {
+    "state": "ENABLED",
+    "variants": {"on": "on", "off": "off"},
+    "defaultVariant": "on",
+}
+
+
+async def test_uvicorn_workers_keep_one_flagd_sync_stream(tmp_path: Path) -> None:
+    """docs/flagd.md's walk: four uvicorn workers, one sync connection to flagd."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with FlagdServer({"flags": {"f": FLAGD_ON}}) as server:
+        environment = {
+            **os.environ,
+            "AIOFLAGS_TEST_PLANE": plane,
+            "AIOFLAGS_TEST_FLAGD": server.target,
+        }
+        argv = [sys.executable, "-m", "uvicorn", "tests.plane_app:app"]
+        argv += ["--workers", "4", "--port", str(port), "--log-level", "info"]
+        async with _uvicorn(argv, environment) as uvicorn:
+            assert uvicorn.stderr is not None
+            said = ""
+            with anyio.move_on_after(30):
+                while said.count("Application startup complete") < 4:
+                    said += (await uvicorn.stderr.receive()).decode()
+            assert said.count("Application startup complete") == 4, said
+            roles = said.count("leads the flag plane"), said.count(
+                "follows the leader"
+            )
+            assert roles == (1, 3), said
+            # One sync stream for the host: the leader's.
+            assert (server.streams_opened, server.open_streams) == (1, 1), said
+            async with httpx.AsyncClient() as http:
+                for _ in range(8):
+                    answer = await http.get(f"http://127.0.0.1:{port}/")
+                    assert answer.text.split()[0] == "on", answer.text
+            server.set_flag("f", {**FLAGD_ON, "defaultVariant": "off"})
+            with anyio.move_on_after(10):  # the change reaches every worker
+                while said.count("flag f serves off") < 4:
+                    said += (await uvicorn.stderr.receive()).decode()
+            assert said.count("flag f serves off") == 4, said
