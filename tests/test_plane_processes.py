@@ -543,9 +543,7 @@ async def test_uvicorn_workers_keep_one_flagd_sync_stream(tmp_path: Path) -> Non
                 while said.count("Application startup complete") < 4:
                     said += (await uvicorn.stderr.receive()).decode()
             assert said.count("Application startup complete") == 4, said
-            roles = said.count("leads the flag plane"), said.count(
-                "follows the leader"
-            )
+            roles = said.count("leads the flag plane"), said.count("follows the leader")
             assert roles == (1, 3), said
             # One sync stream for the host: the leader's.
             assert (server.streams_opened, server.open_streams) == (1, 1), said
