@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 
@@ -593,3 +594,28 @@ async def test_two_clients_on_one_plane_share_one_sync_stream(tmp_path: Path) ->
             assert await greeting(follower) == "goodbye"
             assert server.streams_opened == 1  # the leader's alone
             assert server.calls_of("FetchAllFlags") == 1
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_never_answers_is_error_after_the_deadline() -> None:
+    # A listener that accepts and says nothing (no HTTP/2, no configuration):
+    # ``deadline`` bounds the attempt, so the client reports ERROR while
+    # the source keeps trying, long before ready_timeout would.
+    accepted: list[anyio.abc.SocketStream] = []
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def hold(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                accepted.append(stream)
+                await anyio.sleep_forever()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(listener.serve, hold)
+            system = DataSystem.flagd(f"127.0.0.1:{port}", deadline=0.5)
+            config = Config(data_system=system, send_events=False, ready_timeout=60)
+            with anyio.fail_after(20):
+                async with Client(config) as client:
+                    await client.wait_for_status(ProviderStatus.ERROR)
+                    assert accepted  # it did connect: the deadline ended it
+            group.cancel_scope.cancel()
