@@ -545,8 +545,13 @@ async def test_uvicorn_workers_keep_one_flagd_sync_stream(tmp_path: Path) -> Non
             assert said.count("Application startup complete") == 4, said
             roles = said.count("leads the flag plane"), said.count("follows the leader")
             assert roles == (1, 3), said
-            # One sync stream for the host: the leader's.
+            # One sync stream for the host: the leader's (READY came with
+            # its first fetch; the stream follows it).
+            with anyio.fail_after(10):
+                await server.wait_until(lambda s: s.open_streams >= 1)
             assert (server.streams_opened, server.open_streams) == (1, 1), said
+            fetches = [c for c in server.calls if c.method == "FetchAllFlags"]
+            assert len(fetches) == 1, said
             async with httpx.AsyncClient() as http:
                 for _ in range(8):
                     answer = await http.get(f"http://127.0.0.1:{port}/")
