@@ -215,7 +215,6 @@ def our_raw(key: str, rule: Any, context: EvaluationContext) -> tuple[str, Any]:
     """
     from aioflags._evaluation._flagdops import RuleError
     from aioflags._evaluation._jsonlogic import TargetingError, build_targeting
-
     from aioflags.openfeature import to_flagd_context
 
     wrapped = rule if isinstance(rule, dict) else {"if": [True, rule, None]}
