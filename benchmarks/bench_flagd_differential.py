@@ -17,10 +17,17 @@ alone on both sides (aioflags' compiled targeting, flagd's ``jsonLogic``),
 descending while one differs; the innermost that differs, with its
 arguments' values, names the cause ("``===`` of (bool, int)"). A
 difference whose rule values agree is the flag's (variant, default,
-type). Differences are printed grouped by cause, each with its count and a
-minimal example. ``--known`` is a JSON list of ``{"cause": REGEX, "why":
-TEXT}``: causes matching one are documented corrections, counted apart.
-Exit status 1 when a difference is not known.
+type). Differences are printed grouped by cause, each with its count and
+its smallest examples (``--examples``; the fewest characters of rule,
+definition and context). An ``in`` names the kinds its list holds
+(``'in' of (int, list of bool/int)``) and an empty string shows as ``""``,
+so that a documented correction's pattern cannot swallow another cause.
+
+``--known`` is a JSON list of ``{"cause": REGEX, "why": TEXT}``: causes
+matching one are documented corrections, counted apart; by default
+``flagd_known.json`` beside this script (docs/flagd.md, "Where aioflags
+corrects flagd's Python provider"), ``--known none`` for none. Exit status
+1 when a difference is not known.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from flagd_reference import (
 
 #: A key no document has: FLAG_NOT_FOUND on both sides.
 MISSING = "no-such-flag"
+#: The documented corrections, the default ``--known``.
+KNOWN = Path(__file__).resolve().parent / "flagd_known.json"
 #: Operators whose later arguments run in another scope (an item of a list).
 _SCOPED = {"map", "filter", "reduce", "all", "some", "none"}
 
@@ -105,6 +114,28 @@ class Side:
         }
         self.keys = [*document["flags"], MISSING]
 
+    def replaced(self, key: str, context: Any) -> tuple[str, Any, list[Any]] | None:
+        """A cause when flagd's provider's ``$ref`` replacement changed ``key``'s rule.
+
+        (It puts each evaluator's JSON into the flags' JSON with ``re.sub``,
+        as a template: a backslash in it is an escape.) Only where that
+        changes what the rule gives for ``context`` in flagd's own evaluator:
+        (cause, aioflags' rule, [flagd's rule]).
+        """
+        flag = self.reference.core._flag_store.get_flag(key)
+        theirs, ours = flag.targeting if flag is not None else None, self.rules.get(key)
+        if not theirs or not ours or canon(theirs) == canon(ours):
+            return None
+        raw = self.reference.raw
+        if raw(key, theirs, context) == raw(key, ours, context):
+            return None
+        return (
+            "rule: flagd's provider's $ref replacement changes it "
+            "(the evaluator's JSON is an re.sub template)",
+            ours,
+            [theirs],
+        )
+
 
 # ------------------------------------------------------------------ causes
 def _type(value: Any) -> str:
@@ -122,7 +153,18 @@ def _same(theirs: tuple[str, Any], ours: tuple[str, Any]) -> bool:
 
 def _short(raw: tuple[str, Any]) -> str:
     kind, value = raw
-    return _type(value) if kind == "value" else f"{kind} ({value})"
+    if kind != "value":
+        return f"{kind} ({value})"
+    return '""' if value == "" else _type(value)
+
+
+def _argument(op: str, value: Any) -> str:
+    """An argument's kind in a cause; ``in``'s list with the kinds it holds."""
+    if value == "":
+        return '""'
+    if op == "in" and isinstance(value, tuple) and value[0] == "list" and value[1]:
+        return "list of " + "/".join(sorted({_type(v) for v in value[1]}))
+    return _type(value)
 
 
 def _children(node: Any) -> list[Any]:
@@ -166,7 +208,7 @@ def trace(
     op = next(iter(node)) if isinstance(node, dict) and len(node) == 1 else "?"
     if op == "var" and args and isinstance(args[0], str):
         op = f"var {args[0]}"
-    kinds = ", ".join(_type(a) for a in args)
+    kinds = ", ".join(_argument(op, a) for a in args)
     return (
         f"rule: {op!r} of ({kinds}): flagd {_short(theirs)}, aioflags {_short(ours)}",
         node,
@@ -218,6 +260,22 @@ def context_cause(context: Any) -> str:
     return ""
 
 
+def _size(example: dict[str, Any]) -> int:
+    return len(
+        json.dumps(
+            [example.get(k) for k in ("rule", "definition", "context")], default=str
+        )
+    )
+
+
+def _keep(kept: list[dict[str, Any]], most: int, example: dict[str, Any]) -> None:
+    """Keep the ``most`` smallest examples of a cause, smallest first."""
+    if len(kept) < most or (kept and _size(example) < _size(kept[-1])):
+        kept.append(example)
+        kept.sort(key=_size)
+        del kept[most:]
+
+
 # -------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -225,7 +283,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--testbed", type=Path, default=None)
     parser.add_argument("--flags", type=int, default=120, help="random flags")
-    parser.add_argument("--known", type=Path, default=None)
+    parser.add_argument(
+        "--known", default=str(KNOWN), help="documented corrections (none: none)"
+    )
     parser.add_argument("--examples", type=int, default=2, help="examples per cause")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
@@ -234,7 +294,9 @@ def main() -> None:
     logging.disable(logging.CRITICAL)
     known = [
         (re.compile(item["cause"]), item["why"])
-        for item in (json.loads(args.known.read_text()) if args.known else [])
+        for item in (
+            [] if args.known == "none" else json.loads(Path(args.known).read_text())
+        )
     ]
     freeze_time()
     documents: list[tuple[str, dict[str, Any]]] = [("probe", probe_document())]
@@ -287,7 +349,8 @@ def main() -> None:
                                 traced = (
                                     (refused, None, [])
                                     if refused
-                                    else trace(
+                                    else side.replaced(key, context)
+                                    or trace(
                                         key,
                                         side.rules.get(key),
                                         context,
@@ -299,23 +362,24 @@ def main() -> None:
                                 method, definition, theirs, ours
                             )
                             counts[cause] += 1
-                            if len(causes[cause]) < args.examples:
-                                causes[cause].append(
-                                    {
-                                        "document": side.name,
-                                        "flag": key,
-                                        "definition": definition,
-                                        "rule": traced[1],
-                                        "arguments": traced[2],
-                                        "method": method,
-                                        "context": {
-                                            "targetingKey": context.targeting_key,
-                                            **context.attributes,
-                                        },
-                                        "flagd": theirs,
-                                        "aioflags": ours,
-                                    }
-                                )
+                            _keep(
+                                causes[cause],
+                                args.examples,
+                                {
+                                    "document": side.name,
+                                    "flag": key,
+                                    "definition": definition,
+                                    "rule": traced[1],
+                                    "arguments": traced[2],
+                                    "method": method,
+                                    "context": {
+                                        "targeting_key": context.targeting_key,
+                                        "attributes": context.attributes,
+                                    },
+                                    "flagd": theirs,
+                                    "aioflags": ours,
+                                },
+                            )
         elapsed = time.perf_counter() - start
     finally:
         for side in sides:
@@ -333,7 +397,7 @@ def main() -> None:
         f"({unknown} not known, {sum(counts.values()) - unknown} documented corrections) "
         f"in {len(counts)} causes"
     )
-    for cause in sorted(counts, key=lambda c: -counts[c]):
+    for cause in sorted(counts, key=lambda c: (c in documented, -counts[c])):
         mark = " (documented)" if cause in documented else ""
         print(f"\n[{counts[cause]}]{mark} {cause}")
         for example in causes[cause]:
