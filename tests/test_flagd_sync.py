@@ -619,3 +619,35 @@ async def test_a_server_that_never_answers_is_error_after_the_deadline() -> None
                     await client.wait_for_status(ProviderStatus.ERROR)
                     assert accepted  # it did connect: the deadline ended it
             group.cancel_scope.cancel()
+
+
+def test_one_event_loop_after_another_each_gets_grpc_of_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # gRPC's asyncio engine stays on the loop that made it while any gRPC
+    # object lives; a run's objects outlive it in reference cycles, and the
+    # next loop's calls were answered on the closed one ("Event loop is
+    # closed" in gRPC's callbacks; a process crashed). Clients and servers
+    # let them go as they close (release_grpc).
+    import asyncio
+
+    async def dropped() -> None:
+        async with FlagdServer(DOC) as server:
+            async with Client(flagd(server)) as client:
+                await server.wait_until(lambda s: s.open_streams == 1)
+                server.drop_streams()
+                await server.stop()
+                assert client.status is not ProviderStatus.FATAL
+
+    async def served() -> None:
+        async with FlagdServer(DOC) as server, Client(flagd(server)) as client:
+            assert await greeting(client) == "hello"
+
+    for run in (dropped, served, dropped, served, dropped, served):
+        asyncio.run(run())
+    closed = [
+        r
+        for r in caplog.records
+        if r.exc_info is not None and "Event loop is closed" in str(r.exc_info[1])
+    ]
+    assert closed == []

@@ -364,6 +364,21 @@ class Lifecycle:
                 "a client of its own, or use aioflags.blocking.Client from threads"
             )
 
+    def after_block(self) -> None:
+        """A block of the client has been left (its run ended): what it leaves behind.
+
+        A flagd data system's gRPC objects are collected
+        (``release_grpc``), so that its asyncio engine is not kept on this
+        event loop for the next one.
+        """
+        from aioflags._datasystem._config import is_flagd
+
+        system = self._config.data_system
+        if system is not None and is_flagd(system):
+            from aioflags._datasystem._sources._flagd._source import release_grpc
+
+            release_grpc()
+
     def _end(self, run: Run) -> None:
         """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""
         run.done.set()
@@ -582,7 +597,10 @@ class _Block:
         tb: TracebackType | None,
     ) -> bool:
         assert self._group is not None
-        return await self._group.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._life.after_block()
 
     async def leave_elsewhere(self) -> bool:
         """Leave the block from a task other than the one that entered it, which has ended.

@@ -235,6 +235,9 @@ class FlagdServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        from aioflags._datasystem._sources._flagd._source import release_grpc
+
+        release_grpc()  # (its server's objects: gRPC's engine goes with this loop)
 
     async def start(self) -> None:
         """Listen (again, on the same port or socket after :meth:`stop`)."""

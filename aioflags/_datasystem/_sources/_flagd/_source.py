@@ -43,6 +43,7 @@ stream, so no evaluation sees flags without the context they are sent with.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 from typing import TYPE_CHECKING, Any, Final
@@ -331,6 +332,24 @@ class _Link:
         return full_transfer(puts(ObjectKind.FLAG, versions.stamp("flag", flags)))
 
 
+def release_grpc() -> None:
+    """Let gRPC's asyncio engine go with the event loop that made it: after a client ends.
+
+    gRPC keeps one asyncio engine per process, bound to the event loop
+    that was running when its first channel or server was made, for as
+    long as any gRPC object lives; a later event loop's calls (a test's
+    next loop, an app's second ``asyncio.run``) are then answered on the
+    closed one ("Event loop is closed" in a callback; seen to crash a
+    process). The objects of a run that ended outlive it in reference
+    cycles (the traceback of the cancellation that stopped its tasks), so
+    they are collected here, once per run of a flagd data system (the
+    client's close: ``_client/_lifecycle.py``) and per stop of a
+    ``FlagdServer``: the next loop's first channel then makes an engine of
+    its own.
+    """
+    gc.collect()
+
+
 async def _open_channel(options: FlagdOptions) -> grpc.aio.Channel:
     """A channel for one attempt (gRPC imported here, once the client runs)."""
     import grpc
@@ -550,13 +569,23 @@ async def _stream(
         metadata: JSONObject | None = None
         asked = False
         while True:
+            failed: ErrorInfo | None = None
             try:
                 if first:
                     message = await _first(call, options.deadline)
                 else:
                     message = await _read(call, end_by, clock)
             except grpc.aio.AioRpcError as exc:
-                raise _Failed(link.rpc_error(exc)) from None
+                # Raised outside the except: raised inside it, this frame
+                # would keep ``exc`` (and its traceback, this frame: a cycle
+                # holding the call and the channel until the collector
+                # runs). gRPC keeps its asyncio engine on the loop that
+                # made it while any channel lives, and a later loop's
+                # calls (a test's next event loop) would then be answered
+                # on the closed one.
+                failed = link.rpc_error(exc)
+            if failed is not None:
+                raise _Failed(failed)
             if message is _TIMEOUT:
                 if first:
                     raise _Failed(
