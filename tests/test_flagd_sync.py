@@ -632,12 +632,11 @@ def test_one_event_loop_after_another_each_gets_grpc_of_its_own(
     import asyncio
 
     async def dropped() -> None:
-        async with FlagdServer(DOC) as server:
-            async with Client(flagd(server)) as client:
-                await server.wait_until(lambda s: s.open_streams == 1)
-                server.drop_streams()
-                await server.stop()
-                assert client.status is not ProviderStatus.FATAL
+        async with FlagdServer(DOC) as server, Client(flagd(server)) as client:
+            await server.wait_until(lambda s: s.open_streams == 1)
+            server.drop_streams()
+            await server.stop()
+            assert client.status is not ProviderStatus.FATAL
 
     async def served() -> None:
         async with FlagdServer(DOC) as server, Client(flagd(server)) as client:
