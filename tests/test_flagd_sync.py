@@ -143,10 +143,10 @@ async def test_a_client_reads_flagd_flags_from_a_sync_server() -> None:
         assert client.status is ProviderStatus.READY
         detail = await client.variation_detail("greeting", USER, "default")
         assert (detail.value, detail.reason) == ("hello", {"kind": "STATIC"})
-        # FetchAllFlags to start, then the stream; GetMetadata for the context.
+        # GetMetadata for the context, FetchAllFlags to start, then the stream.
         await server.wait_until(lambda s: s.open_streams == 1)
         methods = [call.method for call in server.calls]
-        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags"]
+        assert methods == ["GetMetadata", "FetchAllFlags", "SyncFlags"]
         assert {c.provider_id for c in server.calls if c.method != "GetMetadata"} == {
             "weather-app"
         }
@@ -270,15 +270,16 @@ async def test_an_unimplemented_get_metadata_is_asked_once_and_the_stream_starts
         Client(flagd(server), clock=clock) as client,
     ):
         assert client.status is ProviderStatus.READY
-        # The initializer learnt GetMetadata is not there: its data (without
-        # the context that may come) is left to the stream.
+        # The initializer learnt GetMetadata is not there: it fetches
+        # nothing (the data, without the context that may come, is left to
+        # the stream), and the stream does not ask again.
         methods = [c.method for c in server.calls]
-        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags", "GetMetadata"]
+        assert methods == ["GetMetadata", "SyncFlags"]
         server.drop_streams()
         await reconnect(clock)
         await server.wait_until(lambda s: s.streams_opened == 2)
         # The source remembers: no GetMetadata on the new stream.
-        assert [c.method for c in server.calls][4:] == ["SyncFlags"]
+        assert [c.method for c in server.calls][2:] == ["SyncFlags"]
 
 
 # ---------------------------------------------------------- connection
@@ -290,7 +291,8 @@ async def test_an_unreachable_server_is_error_at_once_and_ready_when_it_answers(
 ):
     clock = FakeClock()
     async with FlagdServer(DOC) as server:
-        server.refuse("UNAVAILABLE", times=2)  # FetchAllFlags, the first stream
+        # GetMetadata, FetchAllFlags, the first stream
+        server.refuse("UNAVAILABLE", times=3)
         async with Client(flagd(server), clock=clock) as client:
             # Not ready_timeout: the first failed attempt says ERROR.
             assert client.status is ProviderStatus.ERROR
@@ -298,7 +300,7 @@ async def test_an_unreachable_server_is_error_at_once_and_ready_when_it_answers(
             await reconnect(clock)
             await status(client, ProviderStatus.READY)
             assert await greeting(client) == "hello"
-            assert server.refused == 2
+            assert server.refused == 3
             assert server.streams_opened == 2
 
 
@@ -311,7 +313,8 @@ async def test_a_fatal_status_code_ends_the_source_and_the_client_is_fatal() -> 
         async with Client(system, clock=clock) as client:
             await status(client, ProviderStatus.FATAL)
             calls = len(server.calls)
-            assert [c.method for c in server.calls] == ["FetchAllFlags", "SyncFlags"]
+            methods = [c.method for c in server.calls]
+            assert methods == ["GetMetadata", "FetchAllFlags", "SyncFlags"]
             assert clock.sleepers == 0  # no retry waits
             await clock.advance(3600)
             assert len(server.calls) == calls  # never called again
