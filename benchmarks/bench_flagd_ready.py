@@ -102,6 +102,7 @@ STARTS_WITH = (
     "aioflags._datasystem._store",
     "aioflags._datasystem._supervisor",
     "aioflags._datasystem._sources._flagd.sync_pb2",
+    "httpcore",  # (httpx's transports import it when made)
 )
 
 

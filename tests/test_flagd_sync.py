@@ -172,6 +172,52 @@ async def test_each_message_replaces_the_whole_configuration() -> None:
         assert changed[1] == frozenset({"new"})
 
 
+#: Targeting of every shape the evaluation compiles ($ref, fractional, sem_ver).
+RULES: dict[str, Any] = {
+    "$evaluators": {"staff": {"ends_with": [{"var": "email"}, "@example.com"]}},
+    "flags": {
+        "ref": flag("hi", targeting={"if": [{"$ref": "staff"}, "bye", None]}),
+        "split": flag(
+            "hi",
+            targeting={"fractional": [{"var": "email"}, ["hi", 50], ["bye", 50]]},
+        ),
+        "version": flag(
+            "hi",
+            targeting={"if": [{"sem_ver": [{"var": "v"}, ">=", "1.2.0"]}, "bye"]},
+        ),
+        "static": flag("hi"),
+    },
+}
+
+
+@pytest.mark.asyncio
+async def test_served_and_evaluated_flags_are_announced_only_when_they_change() -> None:
+    # What was applied and evaluated is compared with the next message as
+    # it arrived: nothing that serves or compiles a flag changes its data.
+    async with (
+        FlagdServer(RULES) as server,
+        Client(flagd(server)) as client,
+        changes(client) as changed,
+    ):
+        await server.wait_until(lambda s: s.open_streams == 1)
+        for n in range(20):
+            user = Context.from_dict(
+                {
+                    "kind": "user",
+                    "key": f"u{n}",
+                    "email": f"u{n}@example.com",
+                    "v": "1.3.0",
+                }
+            )
+            for key in RULES["flags"]:
+                await client.variation_detail(key, user, "default")
+        server.set_document(RULES)  # the same again: nothing changed
+        again = {**RULES, "flags": {**RULES["flags"], "static": flag("bye")}}
+        server.set_document(again)
+        await changed.until(1)
+        assert changed == [frozenset({"static"})]
+
+
 @pytest.mark.asyncio
 async def test_the_selector_travels_as_the_header_and_in_the_body() -> None:
     sources = {"default": DOC, "extra": {"flags": {"selected": flag("bye")}}}
