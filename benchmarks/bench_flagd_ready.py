@@ -1,6 +1,6 @@
 """READY from a flagd sync server with 1,000 flags: aioflags vs flagd's Python provider (issue 88).
 
-    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke] [--preimport]
+    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke] [--preimport] [--collect]
 
 One server (``aioflags.testing.FlagdServer``, flagd's ``flagd.sync.v1`` on
 loopback) in a process of its own serves one document of ``--flags`` flagd
@@ -20,6 +20,9 @@ migration has both: their ``flagd.sync.v1`` messages load side by side).
 What each side imports before its window is timed apart (``imports``);
 aioflags' client imports more when it starts (HTTP, the supervisor, the
 generated messages), inside the window unless ``--preimport``.
+``--collect`` collects the imports' garbage before each window, on both
+sides (else a full collection, ~12 ms with both SDKs' modules loaded,
+may fall in aioflags' window).
 
 The runs alternate (aioflags, flagd, flagd, aioflags, ...) against the same
 server; each pair's ratio is printed, and the worst. Needs flagd's provider
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import statistics
 import subprocess
@@ -106,7 +110,7 @@ STARTS_WITH = (
 )
 
 
-async def ours(port: int, preimport: bool) -> None:
+async def ours(port: int, preimport: bool, collect: bool) -> None:
     import importlib
 
     imports = time.perf_counter()
@@ -124,6 +128,8 @@ async def ours(port: int, preimport: bool) -> None:
         for name in STARTS_WITH:
             importlib.import_module(name)
     imports = time.perf_counter() - imports
+    if collect:
+        gc.collect()
 
     config = aioflags.Config(
         data_system=aioflags.DataSystem.flagd(f"127.0.0.1:{port}", deadline=10.0),
@@ -140,13 +146,15 @@ async def ours(port: int, preimport: bool) -> None:
         print(json.dumps({"wall": wall, "cpu": cpu, "imports": imports}), flush=True)
 
 
-def theirs(port: int) -> None:
+def theirs(port: int, collect: bool) -> None:
     imports = time.perf_counter()
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
     imports = time.perf_counter() - imports
+    if collect:
+        gc.collect()
     provider = FlagdProvider(
         resolver_type=ResolverType.IN_PROCESS,
         host="127.0.0.1",
@@ -163,8 +171,9 @@ def theirs(port: int) -> None:
     api.shutdown()
 
 
-def run(side: str, port: int, preimport: bool) -> dict[str, float]:
+def run(side: str, port: int, preimport: bool, collect: bool) -> dict[str, float]:
     extra = ["--preimport"] if preimport else []
+    extra += ["--collect"] if collect else []
     done = subprocess.run(
         [sys.executable, str(HERE), "--run", side, str(port), *extra],
         capture_output=True,
@@ -189,6 +198,11 @@ def main() -> None:
         action="store_true",
         help="import what aioflags' client loads at start before the window too",
     )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="gc.collect() before each window (both sides): the imports' garbage",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,9 +212,9 @@ def main() -> None:
     if args.run is not None:
         side, port = args.run
         if side == "aioflags":
-            asyncio.run(ours(int(port), args.preimport))
+            asyncio.run(ours(int(port), args.preimport, args.collect))
         else:
-            theirs(int(port))
+            theirs(int(port), args.collect)
         return
     if args.smoke:
         args.flags, args.runs = 30, 1
@@ -214,12 +228,14 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         pairs: list[tuple[dict[str, float], dict[str, float]]] = []
-        pre = args.preimport
+        pre, collect = args.preimport, args.collect
         for i in range(args.runs):
             if i % 2 == 0:
-                a, b = run("aioflags", port, pre), run("flagd", port, pre)
+                a = run("aioflags", port, pre, collect)
+                b = run("flagd", port, pre, collect)
             else:
-                b, a = run("flagd", port, pre), run("aioflags", port, pre)
+                b = run("flagd", port, pre, collect)
+                a = run("aioflags", port, pre, collect)
             pairs.append((a, b))
     finally:
         assert server.stdin is not None
@@ -229,7 +245,8 @@ def main() -> None:
         f"\nflagd READY, {args.flags} flags from a loopback sync server, {args.runs} interleaved pairs:"
     )
     where = "before the window" if args.preimport else "in the window"
-    print(f"(aioflags' start-up imports {where}; imports: before each window)")
+    swept = "; gc.collect() before each window" if args.collect else ""
+    print(f"(aioflags' start-up imports {where}; imports: before each window{swept})")
     print(
         f"{'':>6}{'aioflags wall':>15}{'flagd wall':>12}{'ratio':>8}{'aioflags CPU':>15}{'flagd CPU':>12}{'ratio':>8}"
         f"{'imports: aioflags':>20}{'flagd':>10}"
