@@ -19,7 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent.parent / "aioflags" / "_datasystem" / "_sources" / "_flagd"
+HERE = (
+    Path(__file__).resolve().parent.parent
+    / "aioflags"
+    / "_datasystem"
+    / "_sources"
+    / "_flagd"
+)
 NAMES = ("sync_pb2.py", "sync_pb2.pyi")
 
 #: protoc's registration in the default pool (exactly one line of its output).
@@ -60,7 +66,9 @@ def generate(out: Path) -> dict[str, bytes]:
         check=True,
         capture_output=True,
     )
-    files = {name: (made / "flagd" / "sync" / "v1" / name).read_bytes() for name in NAMES}
+    files = {
+        name: (made / "flagd" / "sync" / "v1" / name).read_bytes() for name in NAMES
+    }
     files["sync_pb2.py"] = private_pool(files["sync_pb2.py"].decode("utf-8")).encode(
         "utf-8"
     )

@@ -101,11 +101,15 @@ def test_which_configs_need_tls() -> None:
     )
     assert not _needs_tls(Config("k", data_system=FlagData().data_system()))
     # flagd's sync has its own connection: LaunchDarkly's URIs are never
-    # called, only the events_uri is, when events are on.
+    # called, only a recorder of the app's own is, when events are on.
     flagd = DataSystem.flagd("127.0.0.1:1")
+    relay = "https://relay.example.com"
     assert not _needs_tls(Config(data_system=flagd))
-    assert not _needs_tls(Config("k", data_system=flagd, send_events=False))
-    assert _needs_tls(Config("k", data_system=flagd))
+    assert not _needs_tls(Config("k", data_system=flagd))
+    assert not _needs_tls(
+        Config("k", data_system=flagd, events_uri=relay, send_events=False)
+    )
+    assert _needs_tls(Config("k", data_system=flagd, events_uri=relay))
     mixed = DataSystem.custom(
         initializers=flagd.initializers,
         synchronizers=DataSystem.default().synchronizers,
