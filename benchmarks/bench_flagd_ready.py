@@ -1,6 +1,6 @@
 """READY from a flagd sync server with 1,000 flags: aioflags vs flagd's Python provider (issue 88).
 
-    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke]
+    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke] [--preimport] [--collect]
 
 One server (``aioflags.testing.FlagdServer``, flagd's ``flagd.sync.v1`` on
 loopback) in a process of its own serves one document of ``--flags`` flagd
@@ -15,6 +15,15 @@ thread), from the start to READY:
   ...))`` returned. Its ``initialize`` waits on a thread that receives the
   first message, polling every 50 ms: its times are quantised to 50 ms.
 
+aioflags' process imports flagd's provider too, before its window (a
+migration has both: their ``flagd.sync.v1`` messages load side by side).
+What each side imports before its window is timed apart (``imports``);
+aioflags' client imports more when it starts (HTTP, the supervisor, the
+generated messages), inside the window unless ``--preimport``.
+``--collect`` collects the imports' garbage before each window, on both
+sides (else a full collection, ~12 ms with both SDKs' modules loaded,
+may fall in aioflags' window).
+
 The runs alternate (aioflags, flagd, flagd, aioflags, ...) against the same
 server; each pair's ratio is printed, and the worst. Needs flagd's provider
 and the ``flagd`` extra (see flagd_reference.py). Never a CI assertion.
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import statistics
 import subprocess
@@ -87,12 +98,38 @@ async def serve(flags: int) -> None:
 
 
 # -------------------------------------------------------------------- the runs
-async def ours(port: int) -> None:
+#: What a flagd client imports once it starts (``--preimport``: before the window).
+STARTS_WITH = (
+    "anyio._backends._asyncio",
+    "aioflags._client._http",
+    "aioflags._client._status",
+    "aioflags._datasystem._store",
+    "aioflags._datasystem._supervisor",
+    "aioflags._datasystem._sources._flagd.sync_pb2",
+    "httpcore",  # (httpx's transports import it when made)
+)
+
+
+async def ours(port: int, preimport: bool, collect: bool) -> None:
+    import importlib
+
+    imports = time.perf_counter()
     # gRPC imported before the window, as flagd's provider imports it with
     # itself (aioflags imports it when a flagd data system starts).
     import grpc.aio  # noqa: F401
 
     import aioflags
+
+    # flagd's own provider in the same process (a migration has both): its
+    # generated flagd.sync.v1 and aioflags' must load side by side.
+    with contextlib.suppress(ImportError):  # (not installed: aioflags alone)
+        import openfeature.contrib.provider.flagd  # noqa: F401
+    if preimport:
+        for name in STARTS_WITH:
+            importlib.import_module(name)
+    imports = time.perf_counter() - imports
+    if collect:
+        gc.collect()
 
     config = aioflags.Config(
         data_system=aioflags.DataSystem.flagd(f"127.0.0.1:{port}", deadline=10.0),
@@ -106,14 +143,18 @@ async def ours(port: int) -> None:
         user = aioflags.Context.from_dict({"kind": "user", "key": "u"})
         if await client.variation("flag-0", user, True) is not False:
             raise SystemExit("no flags")
-        print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+        print(json.dumps({"wall": wall, "cpu": cpu, "imports": imports}), flush=True)
 
 
-def theirs(port: int) -> None:
+def theirs(port: int, collect: bool) -> None:
+    imports = time.perf_counter()
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
+    imports = time.perf_counter() - imports
+    if collect:
+        gc.collect()
     provider = FlagdProvider(
         resolver_type=ResolverType.IN_PROCESS,
         host="127.0.0.1",
@@ -126,13 +167,15 @@ def theirs(port: int) -> None:
     details = api.get_client().get_boolean_details("flag-0", True)
     if details.variant != "off":
         raise SystemExit(f"not READY: {details}")
-    print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
+    print(json.dumps({"wall": wall, "cpu": cpu, "imports": imports}), flush=True)
     api.shutdown()
 
 
-def run(side: str, port: int) -> dict[str, float]:
+def run(side: str, port: int, preimport: bool, collect: bool) -> dict[str, float]:
+    extra = ["--preimport"] if preimport else []
+    extra += ["--collect"] if collect else []
     done = subprocess.run(
-        [sys.executable, str(HERE), "--run", side, str(port)],
+        [sys.executable, str(HERE), "--run", side, str(port), *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,6 +193,16 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=6, help="runs of each side")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--preimport",
+        action="store_true",
+        help="import what aioflags' client loads at start before the window too",
+    )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="gc.collect() before each window (both sides): the imports' garbage",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -159,9 +212,9 @@ def main() -> None:
     if args.run is not None:
         side, port = args.run
         if side == "aioflags":
-            asyncio.run(ours(int(port)))
+            asyncio.run(ours(int(port), args.preimport, args.collect))
         else:
-            theirs(int(port))
+            theirs(int(port), args.collect)
         return
     if args.smoke:
         args.flags, args.runs = 30, 1
@@ -175,11 +228,14 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         pairs: list[tuple[dict[str, float], dict[str, float]]] = []
+        pre, collect = args.preimport, args.collect
         for i in range(args.runs):
             if i % 2 == 0:
-                a, b = run("aioflags", port), run("flagd", port)
+                a = run("aioflags", port, pre, collect)
+                b = run("flagd", port, pre, collect)
             else:
-                b, a = run("flagd", port), run("aioflags", port)
+                b = run("flagd", port, pre, collect)
+                a = run("aioflags", port, pre, collect)
             pairs.append((a, b))
     finally:
         assert server.stdin is not None
@@ -188,13 +244,18 @@ def main() -> None:
     print(
         f"\nflagd READY, {args.flags} flags from a loopback sync server, {args.runs} interleaved pairs:"
     )
+    where = "before the window" if args.preimport else "in the window"
+    swept = "; gc.collect() before each window" if args.collect else ""
+    print(f"(aioflags' start-up imports {where}; imports: before each window{swept})")
     print(
         f"{'':>6}{'aioflags wall':>15}{'flagd wall':>12}{'ratio':>8}{'aioflags CPU':>15}{'flagd CPU':>12}{'ratio':>8}"
+        f"{'imports: aioflags':>20}{'flagd':>10}"
     )
     for n, (a, b) in enumerate(pairs, start=1):
         print(
             f"{n:>6}{a['wall'] * 1000:>12.1f} ms{b['wall'] * 1000:>9.1f} ms{a['wall'] / b['wall']:>7.2f}x"
             f"{a['cpu'] * 1000:>12.1f} ms{b['cpu'] * 1000:>9.1f} ms{a['cpu'] / b['cpu']:>7.2f}x"
+            f"{a['imports'] * 1000:>17.1f} ms{b['imports'] * 1000:>7.1f} ms"
         )
     walls = [a["wall"] / b["wall"] for a, b in pairs]
     cpus = [a["cpu"] / b["cpu"] for a, b in pairs]

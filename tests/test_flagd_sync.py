@@ -143,10 +143,10 @@ async def test_a_client_reads_flagd_flags_from_a_sync_server() -> None:
         assert client.status is ProviderStatus.READY
         detail = await client.variation_detail("greeting", USER, "default")
         assert (detail.value, detail.reason) == ("hello", {"kind": "STATIC"})
-        # FetchAllFlags to start, then the stream; GetMetadata for the context.
+        # GetMetadata for the context, FetchAllFlags to start, then the stream.
         await server.wait_until(lambda s: s.open_streams == 1)
         methods = [call.method for call in server.calls]
-        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags"]
+        assert methods == ["GetMetadata", "FetchAllFlags", "SyncFlags"]
         assert {c.provider_id for c in server.calls if c.method != "GetMetadata"} == {
             "weather-app"
         }
@@ -170,6 +170,52 @@ async def test_each_message_replaces_the_whole_configuration() -> None:
         server.set_flag("new", flag("bye"))
         await changed.until(2)
         assert changed[1] == frozenset({"new"})
+
+
+#: Targeting of every shape the evaluation compiles ($ref, fractional, sem_ver).
+RULES: dict[str, Any] = {
+    "$evaluators": {"staff": {"ends_with": [{"var": "email"}, "@example.com"]}},
+    "flags": {
+        "ref": flag("hi", targeting={"if": [{"$ref": "staff"}, "bye", None]}),
+        "split": flag(
+            "hi",
+            targeting={"fractional": [{"var": "email"}, ["hi", 50], ["bye", 50]]},
+        ),
+        "version": flag(
+            "hi",
+            targeting={"if": [{"sem_ver": [{"var": "v"}, ">=", "1.2.0"]}, "bye"]},
+        ),
+        "static": flag("hi"),
+    },
+}
+
+
+@pytest.mark.asyncio
+async def test_served_and_evaluated_flags_are_announced_only_when_they_change() -> None:
+    # What was applied and evaluated is compared with the next message as
+    # it arrived: nothing that serves or compiles a flag changes its data.
+    async with (
+        FlagdServer(RULES) as server,
+        Client(flagd(server)) as client,
+        changes(client) as changed,
+    ):
+        await server.wait_until(lambda s: s.open_streams == 1)
+        for n in range(20):
+            user = Context.from_dict(
+                {
+                    "kind": "user",
+                    "key": f"u{n}",
+                    "email": f"u{n}@example.com",
+                    "v": "1.3.0",
+                }
+            )
+            for key in RULES["flags"]:
+                await client.variation_detail(key, user, "default")
+        server.set_document(RULES)  # the same again: nothing changed
+        again = {**RULES, "flags": {**RULES["flags"], "static": flag("bye")}}
+        server.set_document(again)
+        await changed.until(1)
+        assert changed == [frozenset({"static"})]
 
 
 @pytest.mark.asyncio
@@ -270,15 +316,16 @@ async def test_an_unimplemented_get_metadata_is_asked_once_and_the_stream_starts
         Client(flagd(server), clock=clock) as client,
     ):
         assert client.status is ProviderStatus.READY
-        # The initializer learnt GetMetadata is not there: its data (without
-        # the context that may come) is left to the stream.
+        # The initializer learnt GetMetadata is not there: it fetches
+        # nothing (the data, without the context that may come, is left to
+        # the stream), and the stream does not ask again.
         methods = [c.method for c in server.calls]
-        assert methods == ["FetchAllFlags", "GetMetadata", "SyncFlags", "GetMetadata"]
+        assert methods == ["GetMetadata", "SyncFlags"]
         server.drop_streams()
         await reconnect(clock)
         await server.wait_until(lambda s: s.streams_opened == 2)
         # The source remembers: no GetMetadata on the new stream.
-        assert [c.method for c in server.calls][4:] == ["SyncFlags"]
+        assert [c.method for c in server.calls][2:] == ["SyncFlags"]
 
 
 # ---------------------------------------------------------- connection
@@ -290,7 +337,8 @@ async def test_an_unreachable_server_is_error_at_once_and_ready_when_it_answers(
 ):
     clock = FakeClock()
     async with FlagdServer(DOC) as server:
-        server.refuse("UNAVAILABLE", times=2)  # FetchAllFlags, the first stream
+        # GetMetadata, FetchAllFlags, the first stream
+        server.refuse("UNAVAILABLE", times=3)
         async with Client(flagd(server), clock=clock) as client:
             # Not ready_timeout: the first failed attempt says ERROR.
             assert client.status is ProviderStatus.ERROR
@@ -298,7 +346,7 @@ async def test_an_unreachable_server_is_error_at_once_and_ready_when_it_answers(
             await reconnect(clock)
             await status(client, ProviderStatus.READY)
             assert await greeting(client) == "hello"
-            assert server.refused == 2
+            assert server.refused == 3
             assert server.streams_opened == 2
 
 
@@ -311,7 +359,8 @@ async def test_a_fatal_status_code_ends_the_source_and_the_client_is_fatal() -> 
         async with Client(system, clock=clock) as client:
             await status(client, ProviderStatus.FATAL)
             calls = len(server.calls)
-            assert [c.method for c in server.calls] == ["FetchAllFlags", "SyncFlags"]
+            methods = [c.method for c in server.calls]
+            assert methods == ["GetMetadata", "FetchAllFlags", "SyncFlags"]
             assert clock.sleepers == 0  # no retry waits
             await clock.advance(3600)
             assert len(server.calls) == calls  # never called again

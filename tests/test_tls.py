@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from aioflags import Client, Config, Context, ProviderStatus
+from aioflags import Client, Config, Context, DataSystem, ProviderStatus
 from aioflags._client._http import make_http_client
 from aioflags._client._lifecycle import _needs_tls, _open_http
 from aioflags._client._transport import LazyTLSTransport
@@ -100,6 +100,21 @@ def test_which_configs_need_tls() -> None:
         Config("k", base_uri=http, stream_uri=http, send_events=False)
     )
     assert not _needs_tls(Config("k", data_system=FlagData().data_system()))
+    # flagd's sync has its own connection: LaunchDarkly's URIs are never
+    # called, only a recorder of the app's own is, when events are on.
+    flagd = DataSystem.flagd("127.0.0.1:1")
+    relay = "https://relay.example.com"
+    assert not _needs_tls(Config(data_system=flagd))
+    assert not _needs_tls(Config("k", data_system=flagd))
+    assert not _needs_tls(
+        Config("k", data_system=flagd, events_uri=relay, send_events=False)
+    )
+    assert _needs_tls(Config("k", data_system=flagd, events_uri=relay))
+    mixed = DataSystem.custom(
+        initializers=flagd.initializers,
+        synchronizers=DataSystem.default().synchronizers,
+    )
+    assert _needs_tls(Config("k", data_system=mixed, send_events=False))
     # A proxy's TLS is httpx's own transports' business.
     assert not _needs_tls(Config("k", proxy="http://127.0.0.1:3128"))
 

@@ -32,7 +32,11 @@ from typing import TYPE_CHECKING, Final, final
 from aioflags._core._exceptions import ClientClosedError
 from aioflags._core._lifespan import Span, background_group
 from aioflags._core._logname import CLIENT, client_label, client_logger, running
-from aioflags._datasystem._config import DataSystem, grace_period_of, is_local
+from aioflags._datasystem._config import (
+    DataSystem,
+    grace_period_of,
+    uses_flag_service,
+)
 from aioflags._datasystem._context import SourceContext
 
 from ._events import ProviderEvent, ProviderStatus
@@ -754,7 +758,8 @@ def _import_all(names: list[str]) -> None:
 def _needs_tls(config: Config) -> bool:
     """Whether a client with ``config`` will send ``https://`` requests itself.
 
-    To its flag service (unless its data system is local) and to its event
+    To its flag service (unless no source of its data system talks to it:
+    local sources, flagd's sync with its own connection) and to its event
     recorder (when events are on), through its own transport (no proxy:
     httpx's transports then do TLS). A source given its own ``base_uri`` is
     not looked at: an ``https://`` one sets TLS up on its first request.
@@ -762,7 +767,7 @@ def _needs_tls(config: Config) -> bool:
     from ._http import proxied
 
     uris = []
-    if config.data_system is None or not is_local(config.data_system):
+    if config.data_system is None or uses_flag_service(config.data_system):
         uris += [config.base_uri, config.stream_uri]
     if config.events_enabled:
         uris.append(config.events_uri)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
-__all__ = ["DataSystem", "grace_period_of", "is_local"]
+__all__ = ["DataSystem", "grace_period_of", "is_local", "uses_flag_service"]
 
 
 def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
@@ -102,6 +102,20 @@ def is_local(system: DataSystem) -> bool:
     if system.fdv1_fallback is not None:
         sources += (system.fdv1_fallback,)
     return bool(sources) and all(is_local_source(s) for s in sources)
+
+
+def uses_flag_service(system: DataSystem) -> bool:
+    """Whether a source of ``system`` may talk to the flag service's ``base_uri``/``stream_uri``.
+
+    Not when every source is local or reads a flagd sync server (a gRPC
+    connection of its own): the client then sets up no TLS for those URIs.
+    """
+    sources = (*system.initializers, *system.synchronizers)
+    if system.fdv1_fallback is not None:
+        sources += (system.fdv1_fallback,)
+    return not sources or not all(
+        is_local_source(s) or is_flagd_source(s) for s in sources
+    )
 
 
 def is_flagd(system: DataSystem) -> bool:

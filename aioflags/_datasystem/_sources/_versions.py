@@ -39,27 +39,35 @@ class ContentVersions:
     The first time an item is seen it keeps its own ``version`` (1 if it has
     none); later, an unchanged item keeps the version it had, and a changed
     one gets the next version (or its own, if that is higher).
+
+    An item's canonical content is made when a later load has its key: until
+    then the item itself is kept (the data is never changed once loaded:
+    tests/test_flagd_sync.py reloads an evaluated set), so a first load of a
+    large set (a flagd sync server's 1,000 flags, READY's path) makes none.
     """
 
     __slots__ = ("_seen",)
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], tuple[str, int]] = {}
+        #: (kind, key): (the canonical content, or the item not yet compared; its version).
+        self._seen: dict[tuple[str, str], tuple[str | JSONObject, int]] = {}
 
     def stamp(self, kind: str, items: dict[str, JSONObject]) -> dict[str, JSONObject]:
         """``items`` (of one ``kind``) with versions that show what changed."""
         stamped: dict[str, JSONObject] = {}
         for key, item in items.items():
-            content = _content(item)
             given = item.get("version")
             version = given if type(given) is int else 1
             seen = self._seen.get((kind, key))
-            if seen is not None:
-                old_content, old_version = seen
-                if content == old_content:
+            if seen is None:
+                self._seen[kind, key] = (item, version)
+            else:
+                old, old_version = seen
+                content = _content(item)
+                if content == (old if isinstance(old, str) else _content(old)):
                     version = old_version
                 else:
                     version = max(version, old_version + 1)
-            self._seen[kind, key] = (content, version)
+                self._seen[kind, key] = (content, version)
             stamped[key] = {**item, "version": version}
         return stamped

@@ -36,8 +36,9 @@ has it, ``GetMetadata``'s ``metadata``, asked once per connection; once
 each flag with targeting, under ``"context"`` (``flagd_flags(context=...)``):
 the evaluation reads the invocation's attributes over it.
 ``FetchAllFlags`` carries no sync context: the initializer asks
-``GetMetadata``, and where that is unimplemented it leaves the start to the
-stream, so no evaluation sees flags without the context they are sent with.
+``GetMetadata`` first, and where that is unimplemented it fetches nothing
+and leaves the start to the stream (which then does not ask again), so no
+evaluation sees flags without the context they are sent with.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ class FlagdShared:
     """What the initializer and the synchronizer of one flagd data system share.
 
     ``versions`` stamps what both bring, so that a flag's version moves
-    exactly when its content does, whichever brought it; ``fetched`` says
+    exactly when its content does, whichever brought it;
+    ``metadata_unimplemented`` says the initializer found no ``GetMetadata``
+    (the synchronizer does not ask again); ``fetched`` says
     the initializer of the current run gave the configuration: the
     synchronizer then starts VALID from it (the data is the server's,
     fetched now), so that a stream that fails before its first message is
@@ -242,11 +245,12 @@ class FlagdShared:
     a start that never ended.
     """
 
-    __slots__ = ("fetched", "versions")
+    __slots__ = ("fetched", "metadata_unimplemented", "versions")
 
     def __init__(self) -> None:
         self.versions = ContentVersions()
         self.fetched = False
+        self.metadata_unimplemented = False
 
 
 class _Failed(Exception):
@@ -386,8 +390,10 @@ def _struct(message: Any) -> JSONObject:
     return value
 
 
-async def _metadata(channel: grpc.aio.Channel, link: _Link) -> JSONObject | None:
-    """GetMetadata's metadata (None: not implemented, or it failed)."""
+async def _metadata(
+    channel: grpc.aio.Channel, link: _Link, deadline: float
+) -> JSONObject | None:
+    """GetMetadata's metadata within ``deadline`` seconds (None: not implemented, or it failed)."""
     import grpc
     import grpc.aio
 
@@ -401,9 +407,7 @@ async def _metadata(channel: grpc.aio.Channel, link: _Link) -> JSONObject | None
         response_deserializer=sync_pb2.GetMetadataResponse.FromString,
     )
     try:
-        response = await call(
-            sync_pb2.GetMetadataRequest(), timeout=link.options.deadline
-        )
+        response = await call(sync_pb2.GetMetadataRequest(), timeout=deadline)
     except grpc.aio.AioRpcError as exc:
         if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
             link.metadata_unimplemented = True
@@ -465,6 +469,7 @@ def flagd_initializer(
         from . import sync_pb2
 
         shared.fetched = False
+        shared.metadata_unimplemented = False
         why = not_asyncio("DataSystem.flagd()")
         if why is not None:
             yield Basis(change_set=None, error=_refusal(why, ctx.clock))
@@ -480,14 +485,22 @@ def flagd_initializer(
             request = sync_pb2.FetchAllFlagsRequest(
                 provider_id=options.provider_id or "", selector=options.selector or ""
             )
+            # One deadline for the attempt, both calls included.
+            end = anyio.current_time() + options.deadline
             try:
-                response = await fetch(
-                    request, metadata=link.headers(), timeout=options.deadline
-                )
-                context = await _metadata(channel, link)
-                if context is None and link.metadata_unimplemented:
-                    # No sync context to be had here: the stream brings it.
+                # GetMetadata first: where it is unimplemented there is no
+                # sync context to be had here, and the stream brings the
+                # start; FetchAllFlags' whole configuration would be thrown
+                # away (and the synchronizer need not ask again).
+                context = await _metadata(channel, link, options.deadline)
+                if link.metadata_unimplemented:
+                    shared.metadata_unimplemented = True
                     return
+                response = await fetch(
+                    request,
+                    metadata=link.headers(),
+                    timeout=max(end - anyio.current_time(), 0.0),
+                )
                 change_set = link.change_set(
                     response.flag_configuration, context, versions
                 )
@@ -517,6 +530,8 @@ def flagd_synchronizer(
             yield Update(state=SourceState.OFF, error=_refusal(why, ctx.clock))
             return
         link = _Link(options, ctx)
+        # (the initializer of this run asked already: not there, never again)
+        link.metadata_unimplemented = shared.metadata_unimplemented
         if shared.fetched:  # the initializer's configuration, fetched now
             link.delivered = True
             yield Update(state=SourceState.VALID)
@@ -607,7 +622,8 @@ async def _stream(
                 context: JSONObject | None = _struct(message.sync_context)
             else:
                 if not asked:
-                    metadata, asked = await _metadata(channel, link), True
+                    metadata = await _metadata(channel, link, options.deadline)
+                    asked = True
                 context = metadata
             change_set = link.change_set(message.flag_configuration, context, versions)
             link.delivered = True
