@@ -202,9 +202,9 @@ class FlagdServer:
         #: Every call received, in order.
         self.calls: list[FlagdCall] = []
         #: How many ``SyncFlags`` streams are open now.
-        self.open_streams = 0
+        self.open_streams: int = 0
         #: How many calls were refused (:meth:`refuse`).
-        self.refused = 0
+        self.refused: int = 0
 
     # -------------------------------------------------------------- serving
     @property
