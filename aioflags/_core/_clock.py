@@ -9,12 +9,17 @@ wall-clock time: event ``creationDate`` values, the debug window
 from __future__ import annotations
 
 import datetime
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 # anyio is imported in the functions that use it: they run once a client
 # runs, so `import aioflags` does not load it (tests/test_import.py).
 
-__all__ = ["Clock", "MonotonicClock", "wall_ms"]
+__all__ = ["TIMEOUT", "Clock", "MonotonicClock", "Timeout", "before", "wall_ms"]
+
+T = TypeVar("T")
 
 
 def wall_ms() -> int:
@@ -51,3 +56,50 @@ class MonotonicClock:
         import anyio
 
         await anyio.sleep(seconds)
+
+
+@final
+class Timeout:
+    """Marker: a clock passed the deadline before what was awaited came (:func:`before`)."""
+
+    __slots__ = ()
+
+
+TIMEOUT: Final = Timeout()
+
+
+async def before(
+    clock: Clock, deadline: float, get: Callable[[], Awaitable[T]]
+) -> T | Timeout:
+    """What ``get()`` gives, or :data:`TIMEOUT` once ``clock`` reaches ``deadline``.
+
+    ``get()`` is awaited in the caller's task (a timer task beside it
+    cancels it at the deadline), and what it raises is raised as it is,
+    not wrapped in a group. A deadline already passed is :data:`TIMEOUT`
+    at once. On ``clock``'s time, so that a ``FakeClock`` drives it.
+    """
+    import anyio
+
+    remaining = deadline - clock.now()
+    if remaining <= 0:
+        return TIMEOUT
+    result: T | Timeout = TIMEOUT
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(remaining)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        try:
+            result = await get()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+            failure = exc  # raised here, the group would wrap it in a group
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        try:
+            raise failure
+        finally:
+            del failure
+    return result

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from aioflags._core._clock import Timeout, before
 from aioflags._core._exceptions import ProtocolError, SourceError
 from aioflags._core._logname import client_logger
 
@@ -138,47 +139,21 @@ class _Outcome(enum.Enum):
     RECOVER = "recover"
 
 
-class _Timeout:
-    """Marker: the read deadline passed before the source yielded."""
-
-
-_TIMEOUT: Final = _Timeout()
+async def _anext(gen: AsyncIterator[T]) -> T | None:
+    """The next item, ``None`` at the end."""
+    try:
+        return await gen.__anext__()
+    except StopAsyncIteration:
+        return None
 
 
 async def _next(
     gen: AsyncIterator[T], deadline: float | None, clock: Clock
-) -> T | _Timeout | None:
-    """The next item, ``None`` at the end, or ``_TIMEOUT`` past the deadline."""
+) -> T | Timeout | None:
+    """The next item, ``None`` at the end, or ``TIMEOUT`` past the deadline."""
     if deadline is None:
-        try:
-            return await gen.__anext__()
-        except StopAsyncIteration:
-            return None
-    remaining = deadline - clock.now()
-    if remaining <= 0:
-        return _TIMEOUT
-    result: T | _Timeout | None = _TIMEOUT
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def timer() -> None:
-            await clock.sleep(remaining)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(timer)
-        try:
-            result = await gen.__anext__()
-        except StopAsyncIteration:
-            result = None
-        except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
-            failure = exc  # raised here, the group would wrap it in a group
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        try:
-            raise failure
-        finally:
-            del failure
-    return result
+        return await _anext(gen)
+    return await before(clock, deadline, lambda: _anext(gen))
 
 
 def _deadline(
@@ -495,7 +470,7 @@ class Supervisor:
                     item = await _next(gen, deadline, self._clock)
                     if item is None:
                         return None
-                    if isinstance(item, _Timeout):
+                    if isinstance(item, Timeout):
                         logger.warning(
                             "Data source %s gave no result within %g s: "
                             "starting the next data source",
@@ -569,7 +544,7 @@ class Supervisor:
         if item is None:
             logger.info("Data source %s ended", name)
             return _Outcome.REMOVE
-        if isinstance(item, _Timeout):
+        if isinstance(item, Timeout):
             logger.warning(
                 "Data source %s was %s for too long: %s",
                 name,

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 import re
 import struct
-import time
 from bisect import bisect_right
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
+
+from aioflags._core._clock import wall_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -131,7 +132,7 @@ def targeting_key(ctx: Context) -> str | None:
 def now() -> int:
     """``$flagd.timestamp``: Unix time in whole seconds."""
     # (flagd's timestamp is the wall clock's by definition, not a duration)
-    return int(time.time())  # noqa: TID251
+    return wall_ms() // 1000
 
 
 def fail(message: str) -> JSONValue:

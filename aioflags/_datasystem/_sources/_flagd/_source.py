@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from aioflags._core._clock import TIMEOUT, before
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
@@ -417,44 +418,18 @@ async def _metadata(
     return _struct(response.metadata)
 
 
-class _Timeout:
-    """Marker: the clock passed the limit before the stream gave a message."""
-
-
-_TIMEOUT: Final = _Timeout()
-
-
 async def _read(call: Any, limit: float | None, clock: Any) -> Any:
-    """The stream's next message (or ``grpc.aio.EOF``), or ``_TIMEOUT`` past ``limit`` on ``clock``."""
+    """The stream's next message (or ``grpc.aio.EOF``), or ``TIMEOUT`` past ``limit`` on ``clock``."""
     if limit is None:
         return await call.read()
-    result: Any = _TIMEOUT
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def timer() -> None:
-            await clock.sleep(max(limit - clock.now(), 0.0))
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(timer)
-        try:
-            result = await call.read()
-        except Exception as exc:  # noqa: BLE001 - raised below, not in a group
-            failure = exc
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        try:
-            raise failure
-        finally:
-            del failure
-    return result
+    return await before(clock, limit, call.read)
 
 
 async def _first(call: Any, deadline: float) -> Any:
     """The stream's first message within ``deadline`` seconds of real time (a network bound, as HTTP's timeouts are)."""
     with anyio.move_on_after(deadline):
         return await call.read()
-    return _TIMEOUT
+    return TIMEOUT
 
 
 def flagd_initializer(
@@ -601,7 +576,7 @@ async def _stream(
                 failed = link.rpc_error(exc)
             if failed is not None:
                 raise _Failed(failed)
-            if message is _TIMEOUT:
+            if message is TIMEOUT:
                 if first:
                     raise _Failed(
                         link.error(
