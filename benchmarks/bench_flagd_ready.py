@@ -1,6 +1,6 @@
 """READY from a flagd sync server with 1,000 flags: aioflags vs flagd's Python provider (issue 88).
 
-    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke] [--preimport] [--collect]
+    python benchmarks/bench_flagd_ready.py [--flags 1000] [--runs 6] [--smoke] [--preimport] [--collect] [--both]
 
 One server (``aioflags.testing.FlagdServer``, flagd's ``flagd.sync.v1`` on
 loopback) in a process of its own serves one document of ``--flags`` flagd
@@ -15,14 +15,17 @@ thread), from the start to READY:
   ...))`` returned. Its ``initialize`` waits on a thread that receives the
   first message, polling every 50 ms: its times are quantised to 50 ms.
 
-aioflags' process imports flagd's provider too, before its window (a
-migration has both: their ``flagd.sync.v1`` messages load side by side).
-What each side imports before its window is timed apart (``imports``);
-aioflags' client imports more when it starts (HTTP, the supervisor, the
-generated messages), inside the window unless ``--preimport``.
-``--collect`` collects the imports' garbage before each window, on both
-sides (else a full collection, ~12 ms with both SDKs' modules loaded,
-may fall in aioflags' window).
+What each side imports before its window is timed apart (``imports``):
+flagd's provider imports all it runs with when it is imported; aioflags
+imports gRPC before the window (as flagd's provider does), and what its
+client needs to run (anyio's event loop backend, the supervisor, the store,
+the generated messages) as the client starts: inside the window, unless
+``--preimport`` (the modules a first start imported, learnt from a start
+before the timed runs, are imported before each window). ``--both``:
+aioflags' process imports flagd's provider too (a migration has both:
+their ``flagd.sync.v1`` messages load side by side), whose modules' garbage
+may then cost aioflags' window a full collection; ``--collect`` collects
+the imports' garbage before each window, on both sides.
 
 The runs alternate (aioflags, flagd, flagd, aioflags, ...) against the same
 server; each pair's ratio is printed, and the worst. Needs flagd's provider
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import statistics
@@ -98,19 +100,9 @@ async def serve(flags: int) -> None:
 
 
 # -------------------------------------------------------------------- the runs
-#: What a flagd client imports once it starts (``--preimport``: before the window).
-STARTS_WITH = (
-    "anyio._backends._asyncio",
-    "aioflags._client._http",
-    "aioflags._client._status",
-    "aioflags._datasystem._store",
-    "aioflags._datasystem._supervisor",
-    "aioflags._datasystem._sources._flagd.sync_pb2",
-    "httpcore",  # (httpx's transports import it when made)
-)
-
-
-async def ours(port: int, preimport: bool, collect: bool) -> None:
+async def ours(
+    port: int, preimport: list[str], collect: bool, both: bool, probe: bool
+) -> None:
     import importlib
 
     imports = time.perf_counter()
@@ -120,13 +112,12 @@ async def ours(port: int, preimport: bool, collect: bool) -> None:
 
     import aioflags
 
-    # flagd's own provider in the same process (a migration has both): its
-    # generated flagd.sync.v1 and aioflags' must load side by side.
-    with contextlib.suppress(ImportError):  # (not installed: aioflags alone)
+    if both:
+        # flagd's own provider in the same process (a migration has both):
+        # their generated flagd.sync.v1 modules load side by side.
         import openfeature.contrib.provider.flagd  # noqa: F401
-    if preimport:
-        for name in STARTS_WITH:
-            importlib.import_module(name)
+    for name in preimport:
+        importlib.import_module(name)
     imports = time.perf_counter() - imports
     if collect:
         gc.collect()
@@ -135,15 +126,20 @@ async def ours(port: int, preimport: bool, collect: bool) -> None:
         data_system=aioflags.DataSystem.flagd(f"127.0.0.1:{port}", deadline=10.0),
         send_events=False,
     )
+    before = set(sys.modules)
     cpu, wall = time.process_time(), time.perf_counter()
     async with aioflags.Client(config) as client:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        started = sorted(set(sys.modules) - before)
         if client.status is not aioflags.ProviderStatus.READY:
             raise SystemExit(f"not READY: {client.status}")
         user = aioflags.Context.from_dict({"kind": "user", "key": "u"})
         if await client.variation("flag-0", user, True) is not False:
             raise SystemExit("no flags")
-        print(json.dumps({"wall": wall, "cpu": cpu, "imports": imports}), flush=True)
+        result: dict[str, Any] = {"wall": wall, "cpu": cpu, "imports": imports}
+        if probe:
+            result["started"] = started
+        print(json.dumps(result), flush=True)
 
 
 def theirs(port: int, collect: bool) -> None:
@@ -171,9 +167,12 @@ def theirs(port: int, collect: bool) -> None:
     api.shutdown()
 
 
-def run(side: str, port: int, preimport: bool, collect: bool) -> dict[str, float]:
-    extra = ["--preimport"] if preimport else []
+def run(
+    side: str, port: int, preimport: list[str], collect: bool, both: bool = False
+) -> dict[str, Any]:
+    extra = ["--preimport-names", ",".join(preimport)] if preimport else []
     extra += ["--collect"] if collect else []
+    extra += ["--both"] if both else []
     done = subprocess.run(
         [sys.executable, str(HERE), "--run", side, str(port), *extra],
         capture_output=True,
@@ -184,7 +183,7 @@ def run(side: str, port: int, preimport: bool, collect: bool) -> dict[str, float
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{side}: {done.stdout[-1000:]}{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
@@ -196,23 +195,32 @@ def main() -> None:
     parser.add_argument(
         "--preimport",
         action="store_true",
-        help="import what aioflags' client loads at start before the window too",
+        help="import what aioflags' client loads as it starts before the window too",
     )
     parser.add_argument(
         "--collect",
         action="store_true",
         help="gc.collect() before each window (both sides): the imports' garbage",
     )
+    parser.add_argument(
+        "--both",
+        action="store_true",
+        help="aioflags' process imports flagd's provider too (a migration's)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--preimport-names", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         asyncio.run(serve(args.serve))
         return
     if args.run is not None:
         side, port = args.run
-        if side == "aioflags":
-            asyncio.run(ours(int(port), args.preimport, args.collect))
+        names = [n for n in args.preimport_names.split(",") if n]
+        if side in ("aioflags", "probe"):
+            asyncio.run(
+                ours(int(port), names, args.collect, args.both, side == "probe")
+            )
         else:
             theirs(int(port), args.collect)
         return
@@ -227,15 +235,19 @@ def main() -> None:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        pairs: list[tuple[dict[str, float], dict[str, float]]] = []
-        pre, collect = args.preimport, args.collect
+        pre: list[str] = []
+        if args.preimport:
+            # What a first start imports, learnt from a start of its own.
+            pre = run("probe", port, [], False, args.both)["started"]
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        collect, both = args.collect, args.both
         for i in range(args.runs):
             if i % 2 == 0:
-                a = run("aioflags", port, pre, collect)
-                b = run("flagd", port, pre, collect)
+                a = run("aioflags", port, pre, collect, both)
+                b = run("flagd", port, [], collect)
             else:
-                b = run("flagd", port, pre, collect)
-                a = run("aioflags", port, pre, collect)
+                b = run("flagd", port, [], collect)
+                a = run("aioflags", port, pre, collect, both)
             pairs.append((a, b))
     finally:
         assert server.stdin is not None
@@ -246,7 +258,12 @@ def main() -> None:
     )
     where = "before the window" if args.preimport else "in the window"
     swept = "; gc.collect() before each window" if args.collect else ""
-    print(f"(aioflags' start-up imports {where}; imports: before each window{swept})")
+    beside = "; flagd's provider imported in aioflags' process too" if args.both else ""
+    print(
+        f"(aioflags' start-up imports {where}; imports: before each window{swept}{beside})"
+    )
+    if pre:
+        print(f"(imported before aioflags' window: {', '.join(pre)})")
     print(
         f"{'':>6}{'aioflags wall':>15}{'flagd wall':>12}{'ratio':>8}{'aioflags CPU':>15}{'flagd CPU':>12}{'ratio':>8}"
         f"{'imports: aioflags':>20}{'flagd':>10}"

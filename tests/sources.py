@@ -203,7 +203,7 @@ def valid(*changes: Change, fallback: bool = False, state: str = "(p:2)") -> Upd
 
 
 def source_context(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     clock: FakeClock | None = None,
     *,
     config: Config | None = None,

@@ -10,6 +10,7 @@ sleeps.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -502,6 +503,47 @@ def test_configuration_needs_no_grpc_import() -> None:
         "assert 'google.protobuf' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_START_WITHOUT_HTTP = """
+import json, sys
+import anyio
+from aioflags import Client, Config, Context, DataSystem
+
+async def main(target, events_uri):
+    more = {"sdk_key": "k", "events_uri": events_uri} if events_uri else {"send_events": False}
+    config = Config(data_system=DataSystem.flagd(target, deadline=30.0), **more)
+    async with Client(config) as client:
+        value = await client.variation("greeting", Context.create("u"), "default")
+        print(json.dumps([str(client.status), value, "httpx" in sys.modules]))
+
+anyio.run(main, *sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("events_uri", ["", "http://127.0.0.1:9/"])
+@pytest.mark.asyncio
+async def test_a_flagd_client_without_events_makes_no_http_client(
+    events_uri: str,
+) -> None:
+    # Its sources speak gRPC: httpx (~30 ms of a first start) is left
+    # unimported unless events go to an events_uri of the app's own.
+    async with FlagdServer(DOC) as server:
+        out = await anyio.run_process(
+            [sys.executable, "-c", _START_WITHOUT_HTTP, server.target, events_uri],
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr.decode()
+    status_, value, imported = json.loads(out.stdout.decode().splitlines()[-1])
+    assert (status_, value) == ("ProviderStatus.READY", "hello")
+    assert imported is bool(events_uri)
+
+
+def test_a_source_context_without_http_says_why() -> None:
+    context = source_context(None)
+    with pytest.raises(RuntimeError, match="made no HTTP client"):
+        context.http  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -507,25 +507,26 @@ class Lifecycle:
                         run.layer.data_changed(changed, origin)
 
                     inner.start_soon(preload.run, config, apply)
-                try:
-                    made.append(await _open_http(config, instance_id))
-                # ssl.SSLError is an OSError.
-                except (OSError, ValueError) as exc:
-                    message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
-                    logger.error("aioflags client %s", message)
-                    bus.emit(
-                        ProviderEvent.ERROR,
-                        error_code="PROVIDER_FATAL",
-                        message=message,
-                    )
-                    return
                 events = run.evaluator.events
+                if _needs_http(config, system):
+                    try:
+                        made.append(await _open_http(config, instance_id))
+                    # ssl.SSLError is an OSError.
+                    except (OSError, ValueError) as exc:
+                        message = f"cannot set up HTTP: {exc} (check Config.verify and Config.proxy)"
+                        logger.error("aioflags client %s", message)
+                        bus.emit(
+                            ProviderEvent.ERROR,
+                            error_code="PROVIDER_FATAL",
+                            message=message,
+                        )
+                        return
                 if events is not None:  # analytics events (stop with `inner`)
                     events.use_http(made[0])
                     await inner.start(events.run)
                 context = SourceContext(
                     selector=lambda: store.selector,
-                    http=made[0],
+                    http=made[0] if made else None,
                     config=config,
                     clock=self._clock,
                     random=random,
@@ -734,7 +735,9 @@ def _running_parts(config: Config) -> list[str]:
     """
     names = ["aioflags._datasystem._store", "aioflags._client._status"]
     if not config.offline:
-        names += ["aioflags._client._http", "aioflags._datasystem._supervisor"]
+        names.append("aioflags._datasystem._supervisor")
+        if _needs_http(config, config.data_system or DataSystem.default()):
+            names.append("aioflags._client._http")
         if config.data_system is None:
             names += [
                 "aioflags._datasystem._sources._polling",
@@ -748,6 +751,19 @@ def _running_parts(config: Config) -> list[str]:
         if config.events_enabled or config.metrics is not None:
             names.append("aioflags._analytics._processor")
     return names
+
+
+def _needs_http(config: Config, system: DataSystem) -> bool:
+    """Whether a running client with ``config`` and ``system`` makes an HTTP client.
+
+    Not when it sends no analytics events (nor metrics) and every source of
+    its data system is local or reads a flagd sync server (a gRPC
+    connection of its own): then httpx is never imported (~30 ms of a
+    process's first start).
+    """
+    return (
+        config.events_enabled or config.metrics is not None or uses_flag_service(system)
+    )
 
 
 def _import_all(names: list[str]) -> None:

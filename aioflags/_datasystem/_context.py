@@ -41,6 +41,8 @@ class SourceContext(Frozen):
         selector: returns the store's current selector (read it on every
             request: the basis must be recomputed each time).
         http: the client's shared ``httpx.AsyncClient`` (pooled connections).
+            A client whose sources are all local or flagd's, with no events
+            to send, makes none: reading it then raises ``RuntimeError``.
         config: the client's configuration (its ``Config``), typed by the
             options a source may read: every one but ``data_system``,
             ``hooks`` and ``big_segments``.
@@ -48,9 +50,9 @@ class SourceContext(Frozen):
         random: the random source for jitter.
     """
 
-    __slots__ = ("selector", "http", "config", "clock", "random")  # noqa: RUF023 - fields in order
+    __slots__ = ("selector", "_http", "config", "clock", "random")  # noqa: RUF023 - fields in order
     selector: Callable[[], Selector]
-    http: httpx.AsyncClient
+    _http: httpx.AsyncClient | None
     config: Settings
     clock: Clock
     random: _random.Random
@@ -59,16 +61,26 @@ class SourceContext(Frozen):
         self,
         *,
         selector: Callable[[], Selector],
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         config: Settings,
         clock: Clock,
         random: _random.Random,
     ) -> None:
         set_field(self, "selector", selector)
-        set_field(self, "http", http)
+        set_field(self, "_http", http)
         set_field(self, "config", config)
         set_field(self, "clock", clock)
         set_field(self, "random", random)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client's shared ``httpx.AsyncClient`` (pooled connections)."""
+        if self._http is None:
+            raise RuntimeError(
+                "this client made no HTTP client: every source of its data "
+                "system is local or reads flagd, and it sends no events"
+            )
+        return self._http
 
 
 InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]

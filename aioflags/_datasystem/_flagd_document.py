@@ -142,15 +142,22 @@ def _resolve_refs(rule: JSONValue, evaluators: dict[str, JSONValue]) -> JSONValu
 
     One level, as flagd replaces them: what an evaluator holds is taken as
     it is. A name no evaluator has stays a reference (targeting cannot
-    apply it: the flag evaluates to a parse error).
+    apply it: the flag evaluates to a parse error). Only objects and arrays
+    are walked (a reference is an object); the rest is taken as it is.
     """
-    name = _is_ref(rule)
-    if name is not None:
-        return evaluators.get(name, rule)
     if isinstance(rule, dict):
-        return {k: _resolve_refs(v, evaluators) for k, v in rule.items()}
+        name = _is_ref(rule)
+        if name is not None:
+            return evaluators.get(name, rule)
+        return {
+            k: _resolve_refs(v, evaluators) if isinstance(v, (dict, list)) else v
+            for k, v in rule.items()
+        }
     if isinstance(rule, list):
-        return [_resolve_refs(v, evaluators) for v in rule]
+        return [
+            _resolve_refs(v, evaluators) if isinstance(v, (dict, list)) else v
+            for v in rule
+        ]
     return rule
 
 
