@@ -184,6 +184,9 @@ def test_content_versions_move_exactly_when_content_does() -> None:
     assert changed["a"]["version"] == 2 and changed["b"]["version"] == 20
     # Kinds are versioned apart.
     assert versions.stamp("segment", {"a": {"on": True}})["a"]["version"] == 1
+    # A version that is no integer (true is not 1) is replaced.
+    odd = versions.stamp("segment", {"t": {"version": True}, "s": {"version": "1"}})
+    assert [type(odd[k]["version"]) for k in "ts"] == [int, int]
 
 
 async def _reload(path: Path, data: Any, stamp: int, clock: FakeClock) -> None:

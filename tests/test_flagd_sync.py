@@ -32,6 +32,7 @@ from aioflags import (
     ProviderStatus,
 )
 from aioflags._datasystem._datatypes import SourceState
+from aioflags._datasystem._sources._flagd._source import FlagdShared
 from aioflags.testing import FakeClock, FlagdServer
 from tests.sources import source_context
 from tests.tls_server import CA, CERTS
@@ -327,6 +328,60 @@ async def test_an_unimplemented_get_metadata_is_asked_once_and_the_stream_starts
         await server.wait_until(lambda s: s.streams_opened == 2)
         # The source remembers: no GetMetadata on the new stream.
         assert [c.method for c in server.calls][2:] == ["SyncFlags"]
+
+
+@pytest.mark.parametrize("get_metadata", [True, False])
+@pytest.mark.asyncio
+async def test_the_stream_opens_on_the_initializer_s_connection(
+    get_metadata: bool,
+) -> None:
+    # One connection before READY, not two (a TLS handshake fewer to a
+    # remote flagd); a stream opened again gets a connection of its own.
+    clock = FakeClock()
+    async with (
+        FlagdServer(DOC, get_metadata=get_metadata) as server,
+        Client(flagd(server), clock=clock) as client,
+    ):
+        assert client.status is ProviderStatus.READY
+        await server.wait_until(lambda s: s.streams_opened == 1)
+        first = [(c.method, c.peer) for c in server.calls]
+        methods = ["GetMetadata", "FetchAllFlags", "SyncFlags"]
+        assert [m for m, _ in first] == (methods if get_metadata else methods[::2])
+        assert len({peer for _, peer in first}) == 1
+        server.drop_streams()
+        await reconnect(clock)
+        await server.wait_until(lambda s: s.streams_opened == 2)
+        again = server.calls[-1]
+        assert again.method == "SyncFlags"
+        assert again.peer != first[0][1]
+
+
+@pytest.mark.asyncio
+async def test_an_initializer_s_connection_nobody_takes_closes_with_the_run() -> None:
+    # An initializer alone (no synchronizer to take its connection): the
+    # connection it keeps is closed as the client's run ends.
+    import grpc
+
+    async with FlagdServer(DOC) as server:
+        system = DataSystem.flagd(server.target, deadline=30.0)
+        kept: list[Any] = []
+        real_park = FlagdShared.park
+
+        async def park(self: FlagdShared, ctx: Any, channel: Any) -> None:
+            kept.append(channel)
+            await real_park(self, ctx, channel)
+
+        config = Config(
+            data_system=DataSystem.custom(initializers=system.initializers),
+            send_events=False,
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(FlagdShared, "park", park)
+            async with Client(config) as client:
+                assert await greeting(client) == "hello"
+                [channel] = kept
+                assert channel.get_state() is not grpc.ChannelConnectivity.SHUTDOWN
+            assert channel.get_state() is grpc.ChannelConnectivity.SHUTDOWN
 
 
 # ---------------------------------------------------------- connection

@@ -37,7 +37,7 @@ from aioflags._datasystem._config import (
     grace_period_of,
     uses_flag_service,
 )
-from aioflags._datasystem._context import SourceContext
+from aioflags._datasystem._context import SourceContext, end_run
 
 from ._events import ProviderEvent, ProviderStatus
 
@@ -476,6 +476,7 @@ class Lifecycle:
         bus = self._bus
         store = run.store
         made: list[httpx.AsyncClient] = []
+        context: SourceContext | None = None
         try:
             # The task group, with event delivery attached first: even a
             # FATAL set-up reaches the handlers.
@@ -558,6 +559,9 @@ class Lifecycle:
                     gate.refresher.stop()
                 if gate.lookups is not None:
                     gate.lookups.stop()
+            if context is not None:  # what its sources left to close
+                with anyio.move_on_after(_CLOSE_BOUND, shield=True):
+                    await end_run(context)
             if made:
                 with anyio.move_on_after(_CLOSE_BOUND, shield=True):
                     await made[0].aclose()

@@ -7,7 +7,7 @@ Below the sources in the layers: every source names these types, and the
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar, final
 
 from aioflags._core._frozen import Frozen, set_field
@@ -26,6 +26,8 @@ __all__ = [
     "InitializerFactory",
     "SourceContext",
     "SynchronizerFactory",
+    "at_run_end",
+    "end_run",
     "is_local_source",
     "is_streaming",
     "mark_local",
@@ -50,12 +52,13 @@ class SourceContext(Frozen):
         random: the random source for jitter.
     """
 
-    __slots__ = ("selector", "_http", "config", "clock", "random")  # noqa: RUF023 - fields in order
+    __slots__ = ("selector", "_http", "config", "clock", "random", "_ends")  # noqa: RUF023 - fields in order
     selector: Callable[[], Selector]
     _http: httpx.AsyncClient | None
     config: Settings
     clock: Clock
     random: _random.Random
+    _ends: _RunEnd
 
     def __init__(
         self,
@@ -71,6 +74,7 @@ class SourceContext(Frozen):
         set_field(self, "config", config)
         set_field(self, "clock", clock)
         set_field(self, "random", random)
+        set_field(self, "_ends", _RunEnd())
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -81,6 +85,36 @@ class SourceContext(Frozen):
                 "system is local or reads flagd, and it sends no events"
             )
         return self._http
+
+
+class _RunEnd:
+    """What sources of one run leave to be closed as the run ends (:func:`at_run_end`).
+
+    Compared by identity (a ``SourceContext`` field that changes nothing
+    of its equality but its own).
+    """
+
+    __slots__ = ("closers",)
+
+    def __init__(self) -> None:
+        self.closers: list[Callable[[], Awaitable[None]]] = []
+
+
+def at_run_end(context: SourceContext, close: Callable[[], Awaitable[None]]) -> None:
+    """Await ``close`` as the run ``context`` belongs to ends (after its sources have).
+
+    For what one source of a run leaves to another (flagd's initializer's
+    connection, for its synchronizer): closed at the end if nobody took it.
+    ``close`` must do nothing once what it closes is gone.
+    """
+    context._ends.closers.append(close)
+
+
+async def end_run(context: SourceContext) -> None:
+    """Await what the run's sources left to close (:func:`at_run_end`), last first."""
+    closers = context._ends.closers
+    while closers:
+        await closers.pop()()
 
 
 InitializerFactory = Callable[[SourceContext], AsyncGenerator["Basis", None]]

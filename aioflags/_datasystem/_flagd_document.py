@@ -266,10 +266,11 @@ def _flag(
             f"'defaultVariant' must be a variant's name or null, not {_kind(default)}",
             (*at, "defaultVariant"),
         )
-    metadata = {
-        **set_metadata,
-        **_metadata(definition.get("metadata"), (*at, "metadata")),
-    }
+    own = definition.get("metadata")
+    if own is None:
+        metadata = dict(set_metadata)
+    else:
+        metadata = {**set_metadata, **_metadata(own, (*at, "metadata"))}
     flagd: JSONObject = {
         "state": state,
         "variants": dict(variants),

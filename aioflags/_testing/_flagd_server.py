@@ -56,21 +56,31 @@ class FlagdCall(Frozen):
         selector_header: the ``flagd-selector`` header's value ("" if none).
         selector: the request body's (deprecated) ``selector`` ("" if none).
         provider_id: the request body's ``provider_id`` ("" if none).
+        peer: the client's end of the connection, as gRPC names it
+            (``"ipv4:127.0.0.1:50312"``): calls on one connection share it.
     """
 
-    __slots__ = ("method", "selector_header", "selector", "provider_id")  # noqa: RUF023 - fields in order
+    __slots__ = ("method", "selector_header", "selector", "provider_id", "peer")  # noqa: RUF023 - fields in order
     method: str
     selector_header: str
     selector: str
     provider_id: str
+    peer: str
 
     def __init__(
-        self, *, method: str, selector_header: str, selector: str, provider_id: str
+        self,
+        *,
+        method: str,
+        selector_header: str,
+        selector: str,
+        provider_id: str,
+        peer: str = "",
     ) -> None:
         set_field(self, "method", method)
         set_field(self, "selector_header", selector_header)
         set_field(self, "selector", selector)
         set_field(self, "provider_id", provider_id)
+        set_field(self, "peer", peer)
 
 
 def _document(given: JSONObject | str | os.PathLike[str]) -> JSONObject:
@@ -423,6 +433,7 @@ class FlagdServer:
             selector_header=header,
             selector=getattr(request, "selector", ""),
             provider_id=getattr(request, "provider_id", ""),
+            peer=context.peer() or "",
         )
         self.calls.append(call)
         self._notify()

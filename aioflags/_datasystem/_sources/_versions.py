@@ -69,5 +69,9 @@ class ContentVersions:
                 else:
                     version = max(version, old_version + 1)
                 self._seen[kind, key] = (content, version)
-            stamped[key] = {**item, "version": version}
+            # (an item whose version stands is kept as it is: no copy)
+            if type(given) is int and given == version:
+                stamped[key] = item
+            else:
+                stamped[key] = {**item, "version": version}
         return stamped

@@ -44,6 +44,7 @@ evaluation sees flags without the context they are sent with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import math
@@ -55,6 +56,7 @@ from aioflags._core._clock import TIMEOUT, before
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
+from aioflags._datasystem._context import at_run_end
 from aioflags._datasystem._datatypes import (
     Basis,
     ChangeSet,
@@ -244,14 +246,44 @@ class FlagdShared:
     fetched now), so that a stream that fails before its first message is
     an interruption of that data (STALE, ERROR after the grace period), not
     a start that never ended.
+
+    The initializer's channel, connected, is kept for the synchronizer of
+    the same run (:meth:`park`, :meth:`take`): its stream opens on the
+    connection the initializer made rather than on a new one (a connection
+    fewer before READY: a TLS handshake fewer to a remote flagd, ~4 ms on
+    loopback). One nobody takes is closed as the run ends.
     """
 
-    __slots__ = ("fetched", "metadata_unimplemented", "versions")
+    __slots__ = ("_parked", "fetched", "metadata_unimplemented", "versions")
 
     def __init__(self) -> None:
         self.versions = ContentVersions()
         self.fetched = False
         self.metadata_unimplemented = False
+        # (the run's context, its initializer's channel): a list, as
+        # clients sharing one Config run side by side
+        self._parked: list[tuple[SourceContext, grpc.aio.Channel]] = []
+
+    async def park(self, ctx: SourceContext, channel: grpc.aio.Channel) -> None:
+        """Keep ``channel`` for run ``ctx``'s synchronizer; closed as the run ends if not taken."""
+        old = self.take(ctx)
+        if old is not None:  # (an earlier initializer's of this run)
+            await _close(old)
+        self._parked.append((ctx, channel))
+        at_run_end(ctx, functools.partial(self._close_parked, ctx))
+
+    def take(self, ctx: SourceContext) -> grpc.aio.Channel | None:
+        """Run ``ctx``'s parked channel, now the caller's to close (None: none)."""
+        for n, (owner, channel) in enumerate(self._parked):
+            if owner is ctx:
+                del self._parked[n]
+                return channel
+        return None
+
+    async def _close_parked(self, ctx: SourceContext) -> None:
+        channel = self.take(ctx)
+        if channel is not None:
+            await _close(channel)
 
 
 class _Failed(Exception):
@@ -451,6 +483,7 @@ def flagd_initializer(
             return
         link = _Link(options, ctx)
         channel = await _open_channel(options)
+        keep = False  # (the channel, for the synchronizer: not on an error)
         try:
             fetch = channel.unary_unary(
                 _FETCH,
@@ -470,6 +503,7 @@ def flagd_initializer(
                 context = await _metadata(channel, link, options.deadline)
                 if link.metadata_unimplemented:
                     shared.metadata_unimplemented = True
+                    keep = True
                     return
                 response = await fetch(
                     request,
@@ -479,6 +513,7 @@ def flagd_initializer(
                 change_set = link.change_set(
                     response.flag_configuration, context, versions
                 )
+                keep = True
             except grpc.aio.AioRpcError as exc:
                 yield Basis(change_set=None, error=link.rpc_error(exc))
                 return
@@ -486,7 +521,10 @@ def flagd_initializer(
                 yield Basis(change_set=None, error=failed.error)
                 return
         finally:
-            await _close(channel)
+            if keep:
+                await shared.park(ctx, channel)
+            else:
+                await _close(channel)
         shared.fetched = True
         yield Basis(change_set=change_set, persist=True)
 
@@ -513,7 +551,7 @@ def flagd_synchronizer(
         while True:
             error: ErrorInfo | None = None
             try:
-                async for update in _stream(link, versions):
+                async for update in _stream(link, versions, shared.take(ctx)):
                     yield update
                     del update
             except _Failed as failed:
@@ -529,16 +567,21 @@ def flagd_synchronizer(
 
 
 async def _stream(
-    link: _Link, versions: ContentVersions
+    link: _Link, versions: ContentVersions, channel: grpc.aio.Channel | None
 ) -> AsyncGenerator[Update, None]:
-    """One ``SyncFlags`` call's configurations; raises _Failed; returns when it ends."""
+    """One ``SyncFlags`` call's configurations; raises _Failed; returns when it ends.
+
+    On ``channel`` (the initializer's, connected), else on a new one; closed
+    as the call ends either way.
+    """
     import grpc
     import grpc.aio
 
     from . import sync_pb2
 
     options, clock = link.options, link.clock
-    channel = await _open_channel(options)
+    if channel is None:
+        channel = await _open_channel(options)
     call = None
     try:
         sync = channel.unary_stream(
