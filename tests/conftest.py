@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib
 import inspect
@@ -31,6 +32,16 @@ settings.load_profile("aioflags")
 
 #: Hosts a test may connect to: the loopback interface only.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+# Extension modules a test may import first under pytester, loaded before
+# any test: pytester puts sys.modules back as it was when its test ends,
+# and an extension module dropped that way and imported (initialised)
+# again by a later test can take the process down (_multiprocessing's,
+# dropped after a sample imported hypercorn: a segmentation fault reading a
+# SemLock attribute as it was imported again; tests/test_docs.py).
+importlib.import_module("multiprocessing.synchronize")
+with contextlib.suppress(ImportError):  # (the flagd extra's, where installed)
+    importlib.import_module("grpc._cython.cygrpc")
 
 
 # --------------------------------------------------------- asyncio debug mode

@@ -84,7 +84,7 @@ def test_every_sample_runs_but_those_that_cannot() -> None:
 def test_sample(
     how: str,
     code: str,
-    pytester: pytest.Pytester,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -131,6 +131,13 @@ def test_sample(
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     elif how == "pytest":
+        # Asked for here alone: pytester puts sys.modules back as it was
+        # when the test ends, and an extension module it drops that way is
+        # imported (initialised) again by a later test: _multiprocessing's,
+        # dropped after one sample imported hypercorn, then took the
+        # worker down with a segmentation fault (a SemLock attribute read
+        # in multiprocessing/synchronize.py) as the next imported it.
+        pytester: pytest.Pytester = request.getfixturevalue("pytester")
         pytester.makeini(
             "[pytest]\n"
             "addopts = -p no:cacheprovider --strict-markers\n"
