@@ -618,11 +618,11 @@ class AioflagsProvider(AbstractProvider):
             raise TypeMismatchError("the flag's value is not an object or a list")
         if kind == "float" and isinstance(value, float) and not math.isfinite(value):
             raise TypeMismatchError("the flag's value is not a finite number")
+        # (one lookup of the flag for all three; the metadata is the
+        # flag's own read-only mapping, not a copy per call)
+        word, variant, metadata = snapshot.openfeature_details(flag_key, detail)
         return FlagResolutionDetails(
-            value=value,
-            reason=_reason(snapshot.openfeature_reason(flag_key, detail)),
-            variant=snapshot.openfeature_variant(flag_key, detail),
-            flag_metadata=snapshot.flag_metadata(flag_key),
+            value=value, reason=_reason(word), variant=variant, flag_metadata=metadata
         )
 
     def resolve_boolean_details(
