@@ -50,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -115,7 +114,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                     evaluate(key, mapping(ofs[i % CONTEXTS]), "x")
             elif step == "status":
                 for i in range(n):
-                    client.status
+                    _ = client.status
                     ofs[i % CONTEXTS]
             elif step == "snapshot":
                 for i in range(n):

@@ -269,8 +269,12 @@ class Context:
             # A string is refused, not split into letters: "email" would
             # otherwise redact "e", "m"... and send the email.
             # (Not iterable: refused as not a list of strings.)
-            with contextlib.suppress(TypeError):
+            # (try, not contextlib.suppress: its context manager costs ~4,500
+            # CPU instructions per context made, callgrind)
+            try:  # noqa: SIM105
                 private = list(private_attributes)
+            except TypeError:
+                pass
         given: object = {} if attributes is None else attributes
         if type(given) is not dict and not isinstance(given, (Mapping, str, bytes)):
             # Pairs ([("plan", "gold")], d.items()) make a mapping, as dict()
