@@ -27,12 +27,14 @@ The windows:
 - ``status``: ``client.status``;
 - ``snapshot``: the provider's read of the client's snapshot;
 - ``context``: ``to_flagd_context`` / ``to_context``;
+- ``format``: ``snapshot.flag_format(key)``, which picks the mapping;
 - ``about``: ``snapshot.openfeature_details(key, detail)``, the one
   lookup of the flag that gives the reason, the variant and the metadata;
 - ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
   arguments (the SDK's type: it stays);
+- ``fresh``: ``mapped+eval`` minus ``context`` and ``evaluation``;
 - ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
-  format's branch, the error and type checks).
+  error and type checks, ``_reason``).
 
 Needs valgrind and the OpenFeature SDK (the ``openfeature`` extra).
 """
@@ -67,6 +69,7 @@ STEPS = [
     "status",
     "snapshot",
     "context",
+    "format",
     "about",
     "details",
 ]
@@ -123,6 +126,10 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             elif step == "context":
                 for i in range(n):
                     mapping(ofs[i % CONTEXTS])
+            elif step == "format":
+                for i in range(n):
+                    snapshot.flag_format(key)
+                    ofs[i % CONTEXTS]
             elif step == "about":
                 for i in range(n):
                     snapshot.openfeature_details(key, detail)
