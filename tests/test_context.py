@@ -392,3 +392,22 @@ def test_contexts_pickle_and_copy_with_what_the_code_reads() -> None:
         old = object.__new__(Context)
         old.__setstate__((None, {name: getattr(ctx, name) for name in Context._STATE}))
         check(ctx, old)
+
+
+def test_private_attributes_and_attributes_are_checked_as_given() -> None:
+    """Every private attribute must be a string; attributes, any mapping."""
+    import types
+
+    refused = "private attributes must be a list of strings"
+    assert Context.create("u", private_attributes=["a", 1]).error == refused  # type: ignore[list-item]
+    assert Context.create("u", private_attributes=[1, "a"]).error == refused  # type: ignore[list-item]
+    assert Context.create("u", private_attributes="email").error == refused
+    assert Context.create("u", private_attributes=5).error == refused  # type: ignore[arg-type]
+    fine = Context.create("u", private_attributes=("a", "b"))
+    assert fine.valid and fine.to_dict()["_meta"] == {"privateAttributes": ["a", "b"]}
+    assert Context.create("u", private_attributes=[]).valid
+    proxy = types.MappingProxyType({"plan": "pro"})
+    assert Context.create("u", attributes=proxy).get("plan") == "pro"
+    not_mapping = Context.create("u", attributes="plan")  # type: ignore[arg-type]
+    assert not not_mapping.valid
+    assert "mapping of attribute names" in (not_mapping.error or "")

@@ -345,6 +345,34 @@ def test_the_variant_name_and_the_metadata_are_the_snapshots_to_tell() -> None:
     assert snapshot.flag_format("nope") is None
 
 
+def test_openfeature_details_are_the_three_methods_answers_with_read_only_metadata() -> (
+    None
+):
+    """``openfeature_details``: reason, variant and metadata from one lookup.
+
+    The same answers as ``openfeature_reason``, ``openfeature_variant`` and
+    ``flag_metadata``; the metadata the flag's own mapping, which no caller
+    can change (``flag_metadata`` is a fresh dict each call, to change).
+    """
+    snapshot = evaluated(COLOURS)
+    ld = snapshot_from_data({"ld": {**STRING_FLAG, "version": 1}})
+    for snap, key in [(snapshot, "colour"), (snapshot, "off"), (ld, "ld")]:
+        detail = snap.variation_detail(key, USER, "x")
+        reason, variant, metadata = snap.openfeature_details(key, detail)
+        assert reason == snap.openfeature_reason(key, detail)
+        assert variant == snap.openfeature_variant(key, detail)
+        assert metadata == snap.flag_metadata(key)
+        with pytest.raises(TypeError):
+            metadata["owner"] = "someone else"  # type: ignore[index,unused-ignore]
+        assert snap.openfeature_details(key, detail)[2] == snap.flag_metadata(key)
+    missing = snapshot.variation_detail("nope", USER, "x")
+    assert snapshot.openfeature_details("nope", missing) == ("ERROR", None, {})
+    # flag_metadata's copy is the caller's: changing it changes nothing here.
+    mine = snapshot.flag_metadata("colour")
+    mine["owner"] = "me"
+    assert snapshot.openfeature_details("colour", missing)[2]["owner"] == "ui"
+
+
 def test_a_flag_the_model_cannot_use_is_a_parse_error_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -95,6 +95,27 @@ async def test_a_variant_is_named_and_the_metadata_merged(
 
 
 @pytest.mark.asyncio
+async def test_the_metadata_handed_out_cannot_change_the_next_calls(
+    client: OpenFeatureClient,
+) -> None:
+    """One read-only mapping per flag is handed out, not a copy per call."""
+    expected = {"flagSetId": "shop", "owner": "ui", "rank": 2, "ratio": 0.5}
+    first = client.get_string_details("theme", "?").flag_metadata
+    with pytest.raises(TypeError):
+        first["owner"] = "someone else"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del first["owner"]  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        first.clear()  # type: ignore[attr-defined]
+    again = client.get_string_details("theme", "?").flag_metadata
+    assert again == {**expected, "beta": True}
+    # (a flag without metadata of its own: its flag set's, untouched)
+    assert client.get_boolean_details("beta", False).flag_metadata == {
+        "flagSetId": "shop"
+    }
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("key", "default", "value", "reason", "code"),
     [

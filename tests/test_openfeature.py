@@ -230,6 +230,56 @@ async def test_track_through_the_openfeature_client_reaches_the_events_endpoint(
     assert all("targeting key" in r.getMessage() for r in dropped)
 
 
+def test_attribute_values_of_subclasses_map_as_their_base_types_do() -> None:
+    """The mapping's exact-type fast path leaves subclasses to the general checks.
+
+    A str subclass, an IntEnum, a bool, an OrderedDict, a tuple, a dict
+    subclass with a datetime inside: each maps as its base type's value
+    does, for a LaunchDarkly flag's context and a flagd flag's alike.
+    """
+    import collections
+    import enum
+
+    from aioflags.openfeature import to_flagd_context
+
+    class Tier(enum.IntEnum):
+        GOLD = 3
+
+    class Name(str):
+        pass
+
+    class Bag(dict):  # type: ignore[type-arg]
+        pass
+
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
+    given: dict[str, Any] = {
+        "tier": Tier.GOLD,
+        "nick": Name("ann"),
+        "on": True,
+        "ratio": 0.5,
+        "nothing": None,
+        "ordered": collections.OrderedDict([("a", 1), ("b", when)]),
+        "pair": ("x", when),
+        "bag": Bag({"since": when, "inner": {"at": when, "n": 1}}),
+        "list": [when, {"at": when}],
+    }
+    expected = {
+        "tier": 3,
+        "nick": "ann",
+        "on": True,
+        "ratio": 0.5,
+        "ordered": {"a": 1, "b": when.isoformat()},
+        "pair": ["x", when.isoformat()],
+        "bag": {"since": when.isoformat(), "inner": {"at": when.isoformat(), "n": 1}},
+        "list": [when.isoformat(), {"at": when.isoformat()}],
+    }
+    ld = to_context(EvaluationContext("k", given)).to_dict()
+    assert {k: v for k, v in ld.items() if k not in ("kind", "key")} == expected
+    assert type(ld["bag"]) is dict and type(ld["bag"]["inner"]) is dict
+    flagd = to_flagd_context(EvaluationContext("k", given)).to_dict()
+    assert {k: v for k, v in flagd.items() if k not in ("kind", "key")} == expected
+
+
 def test_evaluation_contexts_map_to_aioflags_contexts() -> None:
     when = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
     ctx = to_context(

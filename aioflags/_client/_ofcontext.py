@@ -27,6 +27,9 @@ _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"
 #: ignore an empty name (``ContextBuilder.set`` in its SDKs), and OFREP's
 #: document allows any property name in a context.
 _DROPPED_NAMES: Final = frozenset({""})
+#: The attribute names that are not a single context's custom attributes:
+#: one set, one test per attribute.
+_NOT_CUSTOM: Final = _RESERVED | {"name", "anonymous"} | _DROPPED_NAMES
 #: (logger, name) pairs already said at DEBUG: each once, at most this many.
 _MAX_DROPPED: Final = 64
 _DROPPED: Final = Occurrences(_MAX_DROPPED)
@@ -69,13 +72,7 @@ def _single(
     name = attributes.get("name")
     anonymous = attributes.get("anonymous", False)
     private = attributes.get("privateAttributes") or []
-    custom = {
-        k: v
-        for k, v in attributes.items()
-        if k not in _RESERVED
-        and k not in ("name", "anonymous")
-        and k not in _DROPPED_NAMES
-    }
+    custom = {k: v for k, v in attributes.items() if k not in _NOT_CUSTOM}
     for dropped in _DROPPED_NAMES.intersection(attributes):
         _dropped(dropped, kind, logger)
     context = Context.create(

@@ -269,8 +269,12 @@ class Context:
             # A string is refused, not split into letters: "email" would
             # otherwise redact "e", "m"... and send the email.
             # (Not iterable: refused as not a list of strings.)
-            with contextlib.suppress(TypeError):
+            # (try, not contextlib.suppress: its context manager costs ~4,500
+            # CPU instructions per context made, callgrind)
+            try:  # noqa: SIM105
                 private = list(private_attributes)
+            except TypeError:
+                pass
         given: object = {} if attributes is None else attributes
         if type(given) is not dict and not isinstance(given, (Mapping, str, bytes)):
             # Pairs ([("plan", "gold")], d.items()) make a mapping, as dict()
@@ -305,13 +309,18 @@ class Context:
             return cls._invalid("context anonymous must be a boolean", kind, key)
         if private is None:
             private = []
-        if not isinstance(private, list) or not all(
-            isinstance(p, str) for p in private
-        ):
+        # (a loop, not all() of a generator: that costs ~2,200 CPU
+        # instructions per context made even when the list is empty)
+        if not isinstance(private, list):
             return cls._invalid(
                 "private attributes must be a list of strings", kind, key
             )
-        if not isinstance(attributes, Mapping):
+        for reference in private:
+            if not isinstance(reference, str):
+                return cls._invalid(
+                    "private attributes must be a list of strings", kind, key
+                )
+        if type(attributes) is not dict and not isinstance(attributes, Mapping):
             return cls._invalid(
                 "context attributes must be a mapping of attribute names to "
                 f"values (a dict), got {type(attributes).__name__}",

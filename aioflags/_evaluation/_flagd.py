@@ -30,6 +30,7 @@ merged over its flag set's.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NamedTuple, final
 
 from ._codegen import Code
@@ -37,6 +38,8 @@ from ._jsonlogic import TargetingError, _constant_run, build_targeting
 from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aioflags._core._json import JSONObject, JSONValue
 
 
@@ -126,7 +129,8 @@ class FlagdParts(NamedTuple):
 
     variant_names: tuple[str, ...]
     variations: tuple[JSONValue, ...]
-    flag_metadata: dict[str, JSONValue]
+    #: read-only: one mapping per compiled flag, handed out as it is
+    flag_metadata: Mapping[str, JSONValue]
     on: bool
     #: the result when the flag is disabled
     off_result: Result
@@ -156,7 +160,7 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
         return FlagdParts(
             names,
             tuple(variants.values()),
-            dict(metadata) if isinstance(metadata, dict) else {},
+            MappingProxyType(dict(metadata) if isinstance(metadata, dict) else {}),
             state == "ENABLED",
             off,
             constant,

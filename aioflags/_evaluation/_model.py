@@ -588,9 +588,10 @@ class CompiledFlag:
     #: a flagd flag's variant names, by variation index (OpenFeature's
     #: ``variant``); ``None`` for a LaunchDarkly flag
     variant_names: tuple[str, ...] | None
-    #: a flagd flag's metadata (its flag set's merged under its own);
-    #: ``None`` for a LaunchDarkly flag
-    flag_metadata: dict[str, JSONValue] | None
+    #: a flagd flag's metadata (its flag set's merged under its own), read-only
+    #: (OpenFeature's provider hands this one mapping out); ``None`` for a
+    #: LaunchDarkly flag
+    flag_metadata: Mapping[str, JSONValue] | None
     #: what an enabled flagd flag's targeting can choose: the variation
     #: indexes it can name, whether it can name none (reason DEFAULT), and
     #: the default variant's index served then (None: the caller's

@@ -583,14 +583,7 @@ class FlagSnapshot:
 
         Added in version 0.2.0.
         """
-        index = detail.variation_index
-        if index is None:
-            return None
-        flag = self._data.flag(key)
-        names = None if flag is None else flag.variant_names
-        if names is not None and index < len(names):
-            return names[index]
-        return str(index)
+        return _variant_of(self._data.flag(key), detail.variation_index)
 
     def flag_metadata(self, key: str) -> dict[str, JSONValue]:
         """Flag ``key``'s metadata: OpenFeature's flag metadata.
@@ -601,9 +594,28 @@ class FlagSnapshot:
 
         Added in version 0.2.0.
         """
+        return dict(_metadata_of(self._data.flag(key)))
+
+    def openfeature_details(
+        self, key: str, detail: EvaluationDetail[Any]
+    ) -> tuple[str, str | None, Mapping[str, JSONValue]]:
+        """What OpenFeature reports of ``detail`` (an evaluation of ``key`` here), from one lookup of the flag.
+
+        ``(reason, variant, metadata)``: :meth:`openfeature_reason`,
+        :meth:`openfeature_variant`, and the flag's metadata as
+        :meth:`flag_metadata` gives it but read-only and not a copy: one
+        mapping per compiled flag (one shared empty mapping for a
+        LaunchDarkly flag and for a key with no flag), which a caller
+        cannot change. The OpenFeature provider reports these.
+
+        Added in version 0.2.0.
+        """
         flag = self._data.flag(key)
-        metadata = None if flag is None else flag.flag_metadata
-        return {} if metadata is None else dict(metadata)
+        return (
+            _openfeature_word(flag, detail.reason),
+            _variant_of(flag, detail.variation_index),
+            _metadata_of(flag),
+        )
 
     def flag_format(self, key: str) -> str | None:
         """Which system's flag ``key`` is: ``"flagd"``, ``"launchdarkly"``, or ``None`` (no flag).
@@ -620,12 +632,12 @@ class FlagSnapshot:
         return "launchdarkly" if flag.variant_names is None else "flagd"
 
     def _flag(self, key: str) -> CompiledFlag | None:
-        """The compiled flag ``key`` (None if absent or deleted), for OFREP."""
+        """The compiled flag ``key`` (None if absent or deleted), for OFREP and the provider."""
         return self._data.flag(key)
 
     def _openfeature_reason(self, key: str, reason: Mapping[str, Any]) -> str:
         """:meth:`openfeature_reason` of a LaunchDarkly reason object."""
-        return _openfeature_word(self._data.flags, key, reason)
+        return _openfeature_word(self._data.flag(key), reason)
 
     def __repr__(self) -> str:
         data = self._data
@@ -837,14 +849,33 @@ def _face(data: SnapshotData, evaluation: Evaluation) -> FlagSnapshot:
     return snapshot
 
 
-def _openfeature_word(
-    flags: Mapping[str, CompiledFlag], key: str, reason: Mapping[str, Any]
-) -> str:
-    """:meth:`FlagSnapshot.openfeature_reason` of a LaunchDarkly reason object."""
+# ------------------------------------------------------------- OpenFeature
+#: The metadata of a flag that has none of its own (a LaunchDarkly flag, no
+#: flag): shared, so read-only.
+_NO_METADATA: Final[Mapping[str, JSONValue]] = EMPTY
+
+
+def _variant_of(flag: CompiledFlag | None, index: int | None) -> str | None:
+    """:meth:`FlagSnapshot.openfeature_variant` of variation ``index`` of ``flag``."""
+    if index is None:
+        return None
+    names = None if flag is None else flag.variant_names
+    if names is not None and index < len(names):
+        return names[index]
+    return str(index)
+
+
+def _metadata_of(flag: CompiledFlag | None) -> Mapping[str, JSONValue]:
+    """``flag``'s metadata (read-only): a flagd flag's own, else none."""
+    metadata = None if flag is None else flag.flag_metadata
+    return _NO_METADATA if metadata is None else metadata
+
+
+def _openfeature_word(flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
+    """:meth:`FlagSnapshot.openfeature_reason` of a LaunchDarkly reason object of ``flag``."""
     kind = reason["kind"]
     if kind == "OFF":
         return "DISABLED"
-    flag = flags.get(key) if kind in ("RULE_MATCH", "FALLTHROUGH") else None
     if kind == "RULE_MATCH":
         rule = reason.get("ruleIndex")
         if (

@@ -1,0 +1,241 @@
+"""Where an OpenFeature provider call's instructions go, above the evaluation (issue 88).
+
+    python benchmarks/bench_of_provider_split.py [--testbed /tmp/flagd-testbed] [--evaluations 1000] [--smoke]
+
+``bench_flagd_eval.py`` counts a whole ``AioflagsProvider.resolve_string_details``;
+this script counts each step it takes in a window of its own, as
+``bench_flagd_split.py`` counts the pipeline's (callgrind, the main
+thread's ``summary:`` between ``os.getpgrp()`` and ``os.getppid()``, the
+garbage collector off, the same 50 OpenFeature contexts as
+``bench_flagd_eval.py``, every step's inputs made before the windows, each
+window's loop run once before as a warm-up). Each window is a loop that
+calls one step, minus ``loop`` (the loop alone, with its context lookup).
+The flags: a flagd ``$ref`` flag (``bench_flagd_eval.py``'s ``own-ref``;
+with ``--testbed``, the testbed's ``some-email-targeted-flag`` too, read in
+place), a static flagd flag and a LaunchDarkly flag of one rule
+(``bench_flagd_split.py``'s).
+
+The windows:
+
+- ``provider``: ``provider.resolve_string_details(key, "x", context)``;
+- ``evaluation``: the snapshot's evaluation the provider runs, on a context
+  mapped before the window (``variation_detail`` for a flagd flag,
+  ``string_variation_detail`` for a LaunchDarkly one);
+- ``mapped+eval``: the same, on a context mapped in the loop (a new
+  ``Context`` per call, as the provider evaluates), minus ``context``: what
+  a fresh context adds to the evaluation;
+- ``status``: ``client.status``;
+- ``snapshot``: the provider's read of the client's snapshot;
+- ``context``: ``to_flagd_context`` / ``to_context``;
+- ``format``: ``snapshot.flag_format(key)``, which picks the mapping;
+- ``about``: ``snapshot.openfeature_details(key, detail)``, the one
+  lookup of the flag that gives the reason, the variant and the metadata;
+- ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
+  arguments (the SDK's type: it stays);
+- ``fresh``: ``mapped+eval`` minus ``context`` and ``evaluation``;
+- ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
+  error and type checks, ``_reason``).
+
+Needs valgrind and the OpenFeature SDK (the ``openfeature`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_flagd_eval import OWN, contexts  # (this folder is first on the path)
+from bench_flagd_split import LAUNCHDARKLY, STATIC
+
+CONTEXTS = 50
+#: the testbed's $ref flag (read in place with --testbed)
+TESTBED = ("flags/evaluator-refs.json", "some-email-targeted-flag")
+STEPS = [
+    "loop",
+    "provider",
+    "evaluation",
+    "mapped+eval",
+    "status",
+    "snapshot",
+    "context",
+    "format",
+    "about",
+    "details",
+]
+
+
+# -------------------------------------------------------------------- child
+async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
+    """Count each (flag, step) of ``keys`` x :data:`STEPS` in a window of its own."""
+    from openfeature.flag_evaluation import FlagResolutionDetails
+
+    import aioflags
+    from aioflags.openfeature import AioflagsProvider, to_context, to_flagd_context
+
+    ofs = contexts()
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.file(*[Path(p) for p in paths]),
+        send_events=False,
+    )
+    async with aioflags.Client(config) as client:
+        if client.status is not aioflags.ProviderStatus.READY:
+            raise SystemExit(f"not READY: {client.status}")
+        provider = AioflagsProvider(client)
+        snapshot = client.snapshot()
+
+        def window(key: str, step: str, n: int, counted: bool) -> None:
+            flagd = snapshot.flag_format(key) == "flagd"
+            mapping = to_flagd_context if flagd else to_context
+            evaluate = (
+                snapshot.variation_detail if flagd else snapshot.string_variation_detail
+            )
+            ours = [mapping(c) for c in ofs]
+            detail = evaluate(key, ours[1], "x")
+            about = snapshot.openfeature_details(key, detail)
+            value, reason, variant, metadata = detail.value, *about
+            if counted:
+                os.getpgrp()  # the window opens
+            if step == "provider":
+                for i in range(n):
+                    provider.resolve_string_details(key, "x", ofs[i % CONTEXTS])
+            elif step == "evaluation":
+                for i in range(n):
+                    evaluate(key, ours[i % CONTEXTS], "x")
+            elif step == "mapped+eval":
+                for i in range(n):
+                    evaluate(key, mapping(ofs[i % CONTEXTS]), "x")
+            elif step == "status":
+                for i in range(n):
+                    _ = client.status
+                    ofs[i % CONTEXTS]
+            elif step == "snapshot":
+                for i in range(n):
+                    client.snapshot()
+                    ofs[i % CONTEXTS]
+            elif step == "context":
+                for i in range(n):
+                    mapping(ofs[i % CONTEXTS])
+            elif step == "format":
+                for i in range(n):
+                    snapshot.flag_format(key)
+                    ofs[i % CONTEXTS]
+            elif step == "about":
+                for i in range(n):
+                    snapshot.openfeature_details(key, detail)
+                    ofs[i % CONTEXTS]
+            elif step == "details":
+                for i in range(n):
+                    FlagResolutionDetails(
+                        value=value,
+                        reason=reason,
+                        variant=variant,
+                        flag_metadata=metadata,
+                    )
+                    ofs[i % CONTEXTS]
+            else:  # the loop alone
+                for i in range(n):
+                    ofs[i % CONTEXTS]
+            if counted:
+                os.getppid()  # the window closes (callgrind dumps)
+
+        for key in keys:  # the warm-up: every path run, every head made
+            for step in STEPS:
+                window(key, step, 2 * CONTEXTS, counted=False)
+        gc.collect()
+        gc.disable()
+        for key in keys:
+            for step in STEPS:
+                window(key, step, evaluations, counted=True)
+        os._exit(0)
+
+
+# ------------------------------------------------------------------- parent
+def main() -> None:
+    """Run the windows under callgrind; print the split per flag."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--testbed", type=Path, default=None)
+    parser.add_argument("--evaluations", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        keys_json, paths_json, n = args.child
+        asyncio.run(child(json.loads(keys_json), json.loads(paths_json), int(n)))
+        return
+    if args.smoke:
+        args.evaluations = 20
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind not found (Debian: apt-get install valgrind)")
+    folder = Path(tempfile.mkdtemp(prefix="of-split-"))
+    documents = {"own.json": OWN, "static.json": STATIC, "ld.json": LAUNCHDARKLY}
+    paths = []
+    for name, document in documents.items():
+        (folder / name).write_text(json.dumps(document))
+        paths.append(str(folder / name))
+    keys = ["own-ref", "split-static", "split-launchdarkly"]
+    if args.testbed is not None:
+        paths.append(str(args.testbed / TESTBED[0]))
+        keys.insert(0, TESTBED[1])
+    out = folder / "callgrind.out"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    environment["PYTHONHASHSEED"] = "0"
+    run = subprocess.run(
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            "--zero-before=os_getpgrp",
+            "--dump-before=os_getppid",
+            sys.executable,
+            __file__,
+            "--child",
+            json.dumps(keys),
+            json.dumps(paths),
+            str(args.evaluations),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    plan = [(key, step) for key in keys for step in STEPS]
+    counts: dict[tuple[str, str], int] = {}
+    for index, window in enumerate(plan, start=1):
+        dump = folder / f"callgrind.out.{index}-01"
+        text = dump.read_text() if dump.exists() else ""
+        found = re.search(r"^summary:\s*(\d+)", text, re.M)
+        if run.returncode != 0 or found is None:
+            raise SystemExit(run.stdout[-2000:] + run.stderr[-4000:])
+        counts[window] = int(found.group(1)) // args.evaluations
+    columns = [s if s != "mapped+eval" else "fresh" for s in STEPS[1:]] + ["rest"]
+    print(
+        f"\ninstructions per provider call by step ({args.evaluations} per window, "
+        f"{CONTEXTS} contexts, callgrind, main thread; each minus the loop):"
+    )
+    print(f"{'flag':<28}{'loop':>7}" + "".join(f"{c:>12}" for c in columns))
+    for key in keys:
+        loop = counts[key, "loop"]
+        net = {step: counts[key, step] - loop for step in STEPS}
+        net["fresh"] = net.pop("mapped+eval") - net["context"] - net["evaluation"]
+        net["rest"] = net["provider"] - sum(
+            net[c] for c in columns if c not in ("provider", "rest")
+        )
+        print(f"{key:<28}{loop:>7,}" + "".join(f"{net[c]:>12,}" for c in columns))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
