@@ -65,12 +65,12 @@ FROZEN = 1_767_225_600
 
 
 def freeze_time(at: int = FROZEN) -> None:
-    """Both sides read ``$flagd.timestamp`` as ``at`` (their modules' ``time``, replaced)."""
+    """Both sides read ``$flagd.timestamp`` as ``at`` (flagd's module's ``time`` and aioflags' ``wall_ms``, replaced)."""
     clock = types.SimpleNamespace(time=lambda: float(at))
     reference_targeting.time = clock  # type: ignore[attr-defined]
     from aioflags._evaluation import _flagdops
 
-    _flagdops.time = clock  # type: ignore[attr-defined]
+    _flagdops.wall_ms = lambda: at * 1000
 
 
 def canon(value: Any) -> Any:
