@@ -210,10 +210,36 @@ def trace(
         op = f"var {args[0]}"
     kinds = ", ".join(_argument(op, a) for a in args)
     return (
-        f"rule: {op!r} of ({kinds}): flagd {_short(theirs)}, aioflags {_short(ours)}",
+        f"rule: {op!r} of ({kinds}){_predicate(op, node, args)}: "
+        f"flagd {_short(theirs)}, aioflags {_short(ours)}",
         node,
         args,
     )
+
+
+def _predicate(op: str, node: Any, args: list[Any]) -> str:
+    """An array operator's predicate, which runs on each element (not traced into).
+
+    `` by OP of (KINDS)``, the kinds of the list's elements named too
+    (``var`` for a reference): the difference is the predicate's on some
+    element, where its own cause would be named.
+    """
+    if op not in _SCOPED:
+        return ""
+    operands = node[op] if isinstance(node[op], list) else [node[op]]
+    if len(operands) < 2 or not isinstance(operands[1], dict) or len(operands[1]) != 1:
+        return ""
+    inner, inner_args = next(iter(operands[1].items()))
+    if not isinstance(inner_args, list):
+        inner_args = [inner_args]
+    kinds = ", ".join(
+        "var" if isinstance(a, dict) and "var" in a else _type(canon(a))
+        for a in inner_args
+    )
+    elements = ""
+    if args and isinstance(args[0], tuple) and args[0][0] == "list" and args[0][1]:
+        elements = " over " + "/".join(sorted({_type(v) for v in args[0][1]}))
+    return f" by {inner!r} of ({kinds}){elements}"
 
 
 def _kinds(definition: Any) -> str:
