@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,3 +118,50 @@ def table(
             f"   {base / med:6.1f}x"
         )
     return "\n".join(lines)
+
+
+def callgrind_windows(
+    folder: Path, script: str, child: list[object], windows: int, per_window: int
+) -> list[int]:
+    """Run ``script --child CHILD...`` under callgrind; instructions per call in each window.
+
+    The child opens each of its ``windows`` windows with ``os.getpgrp()``
+    and closes it with ``os.getppid()`` (callgrind zeroes, then dumps), as
+    tests/test_instruction_budget.py counts; each window's main-thread
+    ``summary:`` is divided by ``per_window``. ``child``'s items are passed
+    as JSON (strings as they are). Exits, with the child's output, if
+    valgrind is missing or a window was not dumped.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind not found (Debian: apt-get install valgrind)")
+    out = folder / "callgrind.out"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    environment["PYTHONHASHSEED"] = "0"
+    run = subprocess.run(
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            "--zero-before=os_getpgrp",
+            "--dump-before=os_getppid",
+            sys.executable,
+            script,
+            "--child",
+            *(a if isinstance(a, str) else json.dumps(a) for a in child),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    counts = []
+    for index in range(1, windows + 1):
+        dump = out.with_name(f"callgrind.out.{index}-01")
+        text = dump.read_text() if dump.exists() else ""
+        found = re.search(r"^summary:\s*(\d+)", text, re.M)
+        if run.returncode != 0 or found is None:
+            raise SystemExit(run.stdout[-2000:] + run.stderr[-4000:])
+        counts.append(int(found.group(1)) // per_window)
+    return counts

@@ -33,15 +33,15 @@ import asyncio
 import gc
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import callgrind_windows  # (this folder is first on the path)
 
 #: This script's own flags: a fractional, a sem_ver and a $ref flag.
 OWN: dict[str, Any] = {
@@ -200,9 +200,6 @@ def main() -> None:
         return
     if args.smoke:
         args.evaluations = 20
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind not found (Debian: apt-get install valgrind)")
     folder = Path(tempfile.mkdtemp(prefix="flagd-eval-"))
     own = folder / "own.json"
     own.write_text(json.dumps(OWN))
@@ -217,37 +214,14 @@ def main() -> None:
         ]
         flags = [("testbed", k, w) for _, k, w in TESTBED] + flags
     plan = [(key, e) for _, key, _ in flags for e in EVALUATORS]
-    out = folder / "callgrind.out"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    environment["PYTHONHASHSEED"] = "0"
-    run = subprocess.run(
-        [
-            valgrind,
-            "--tool=callgrind",
-            "--separate-threads=yes",
-            f"--callgrind-out-file={out}",
-            "--zero-before=os_getpgrp",
-            "--dump-before=os_getppid",
-            sys.executable,
-            __file__,
-            "--child",
-            json.dumps(plan),
-            json.dumps(paths),
-            str(args.evaluations),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
+    found = callgrind_windows(
+        folder,
+        __file__,
+        [plan, paths, str(args.evaluations)],
+        len(plan),
+        args.evaluations,
     )
-    counts: dict[tuple[str, str], int] = {}
-    for index, (key, evaluator) in enumerate(plan, start=1):
-        dump = folder / f"callgrind.out.{index}-01"
-        text = dump.read_text() if dump.exists() else ""
-        found = re.search(r"^summary:\s*(\d+)", text, re.M)
-        if run.returncode != 0 or found is None:
-            raise SystemExit(run.stdout[-2000:] + run.stderr[-4000:])
-        counts[key, evaluator] = int(found.group(1)) // args.evaluations
+    counts: dict[tuple[str, str], int] = dict(zip(plan, found, strict=True))
     print(
         f"\nflagd instructions per evaluation ({args.evaluations} per window, "
         f"{CONTEXTS} contexts, callgrind, main thread):"

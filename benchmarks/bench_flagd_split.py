@@ -37,9 +37,7 @@ import asyncio
 import gc
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import callgrind_windows  # (this folder is first on the path)
 from bench_flagd_eval import OWN  # (this folder is first on the path)
 
 CONTEXTS = 50
@@ -180,9 +179,6 @@ def main() -> None:
         return
     if args.smoke:
         args.evaluations = 20
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind not found (Debian: apt-get install valgrind)")
     folder = Path(tempfile.mkdtemp(prefix="flagd-split-"))
     documents = {"own.json": OWN, "static.json": STATIC, "ld.json": LAUNCHDARKLY}
     paths = []
@@ -193,38 +189,15 @@ def main() -> None:
     if args.testbed is not None:
         paths.append(str(args.testbed / TESTBED[0]))
         keys.insert(0, TESTBED[1])
-    out = folder / "callgrind.out"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    environment["PYTHONHASHSEED"] = "0"
-    run = subprocess.run(
-        [
-            valgrind,
-            "--tool=callgrind",
-            "--separate-threads=yes",
-            f"--callgrind-out-file={out}",
-            "--zero-before=os_getpgrp",
-            "--dump-before=os_getppid",
-            sys.executable,
-            __file__,
-            "--child",
-            json.dumps(keys),
-            json.dumps(paths),
-            str(args.evaluations),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-    )
     plan = [(key, step) for key in keys for step in STEPS]
-    counts: dict[tuple[str, str], int] = {}
-    for index, window in enumerate(plan, start=1):
-        dump = folder / f"callgrind.out.{index}-01"
-        text = dump.read_text() if dump.exists() else ""
-        found = re.search(r"^summary:\s*(\d+)", text, re.M)
-        if run.returncode != 0 or found is None:
-            raise SystemExit(run.stdout[-2000:] + run.stderr[-4000:])
-        counts[window] = int(found.group(1)) // args.evaluations
+    found = callgrind_windows(
+        folder,
+        __file__,
+        [keys, paths, str(args.evaluations)],
+        len(plan),
+        args.evaluations,
+    )
+    counts: dict[tuple[str, str], int] = dict(zip(plan, found, strict=True))
     columns = ["evaluation", "door", "find", "run", "(code)", "answer", "layers"]
     print(
         f"\ninstructions per evaluation by step ({args.evaluations} per window, "
