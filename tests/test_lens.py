@@ -1281,6 +1281,7 @@ async def test_row123_a_console_link_for_a_flag_outside_the_app_allow_says_so() 
         FlagServer(lens_secret=SECRET, lens_allow=[""])
 
 
+@pytest.mark.slow
 def test_row123_serve_takes_the_app_allow_only_with_a_lens_secret(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
