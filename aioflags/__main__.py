@@ -145,6 +145,7 @@ async def serve(
     port: int,
     lens_secret: bytes | None = None,
     limits: Limits | None = None,
+    lens_allow: list[str] | None = None,
 ) -> None:
     """Serve ``path`` until cancelled, reloading it when it changes."""
     # Read once, by the reloader's own rule: an empty file is refused at
@@ -159,6 +160,7 @@ async def serve(
         keep=SERVE_KEEP,
         keep_bytes=SERVE_KEEP_BYTES,
         lens_secret=lens_secret,
+        lens_allow=lens_allow,
         limits=limits,
     ) as server:
         print(f"aioflags flag service for {path} at {server.url}", flush=True)
@@ -622,6 +624,14 @@ def _parser() -> argparse.ArgumentParser:
         "console then makes lens links (docs/lens.md)",
     )
     cmd.add_argument(
+        "--lens-allow",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="one of your app's LensConfig.allow patterns (repeatable): a lens "
+        "link made for a flag outside them says the app will not override it",
+    )
+    cmd.add_argument(
         "--limit",
         type=_limit,
         action="append",
@@ -1024,6 +1034,10 @@ def _serve_command(args: argparse.Namespace) -> int:
         args.parser.error(
             f"refusing to bind {args.host}: it is not a loopback address (use --allow-remote)"
         )
+    if args.lens_allow is not None and args.lens_secret_file is None:
+        args.parser.error("--lens-allow needs --lens-secret-file")
+    if args.lens_allow is not None and not all(args.lens_allow):
+        args.parser.error("--lens-allow: a pattern is a flag key or a glob, not empty")
     lens_secret = None
     if args.lens_secret_file is not None:
         from ._lens._cli import read_secret
@@ -1048,7 +1062,15 @@ def _serve_command(args: argparse.Namespace) -> int:
     _give_large_blocks_back()
     try:
         with filter_loop_noise():
-            anyio.run(serve, args.file, args.host, args.port, lens_secret, limits)
+            anyio.run(
+                serve,
+                args.file,
+                args.host,
+                args.port,
+                lens_secret,
+                limits,
+                args.lens_allow,
+            )
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

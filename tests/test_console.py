@@ -840,6 +840,7 @@ def test_serve_keeps_a_bounded_history(
             "keep": command.SERVE_KEEP,
             "keep_bytes": command.SERVE_KEEP_BYTES,
             "lens_secret": None,
+            "lens_allow": None,
             "limits": None,
         }
     ]

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -1221,6 +1222,104 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
         ]:
             reply = await mint(bad)
             assert reply.status_code == status, (bad, reply.text)
+
+
+async def _console_lens(server: FlagServer, body: Any) -> httpx.Response:
+    """``POST /ui/api/lens`` as the console's page sends it (its token, the lens key)."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        page = await http.get("/ui/")
+        token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
+        assert server.lens_key is not None
+        headers = {"x-aioflags-token": token, "x-aioflags-lens-key": server.lens_key}
+        return await http.post("/ui/api/lens", json=body, headers=headers)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_row123_a_console_link_for_a_flag_outside_the_app_allow_says_so() -> None:
+    """The answer that carries the link says which flags the app will not override."""
+    flags = {"new-checkout": CONSOLE_CHECKOUT, "checkout-v2": CONSOLE_CHECKOUT}
+    allow = ["checkout-*"]
+    both = {
+        "url": "https://shop.example/cart",
+        "flags": [
+            {"key": "new-checkout", "variation": 1},
+            {"key": "checkout-v2", "variation": 1},
+        ],
+    }
+    inside = {**both, "flags": [{"key": "checkout-v2", "variation": 1}]}
+    async with FlagServer(flags, lens_secret=SECRET, lens_allow=allow) as server:
+        made = await _console_lens(server, both)
+        assert made.status_code == 200
+        warning = made.json()["warning"]
+        assert warning.startswith("The app will not override new-checkout:")
+        assert "checkout-v2" not in warning and "(checkout-*)" in warning
+        fine = await _console_lens(server, inside)
+        assert fine.status_code == 200 and fine.json()["warning"] is None
+        trace_only = {**both, "flags": [], "trace": True}
+        assert (await _console_lens(server, trace_only)).json()["warning"] is None
+    # It is true: the app with that allow overrides checkout-v2 alone.
+    lens = LensConfig(secrets=[SECRET], allow=allow)
+    app_data = FlagData()
+    for key, flag in flags.items():
+        app_data.set_flag(key, flag)
+    app_config = aioflags.Config(data_system=app_data.data_system(), lens=lens)
+    async with aioflags.Client(app_config) as client:
+        await client.wait_ready()
+        with scope(client, made.json()["token"]):
+            assert await client.bool_variation("checkout-v2", USER, False) is True
+            assert await client.bool_variation("new-checkout", USER, False) is False
+    # Without the app's list, every link with flags says it was not checked.
+    async with FlagServer(flags, lens_secret=SECRET) as unknown:
+        made = await _console_lens(unknown, inside)
+        assert made.status_code == 200
+        assert "does not know that list" in made.json()["warning"]
+        assert "--lens-allow" in made.json()["warning"]
+    with pytest.raises(ValueError, match="lens_allow"):
+        FlagServer(lens_allow=allow)
+    with pytest.raises(aioflags.ConfigurationError, match="non-empty strings"):
+        FlagServer(lens_secret=SECRET, lens_allow=[""])
+
+
+@pytest.mark.slow
+def test_row123_serve_takes_the_app_allow_only_with_a_lens_secret(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aioflags.__main__ import main
+
+    flags = tmp_path / "flags.json"
+    flags.write_text('{"flagValues": {"a": true}}')
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", str(flags), "--lens-allow", "checkout-*"])
+    assert exited.value.code == 2
+    assert "--lens-allow needs --lens-secret-file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(
+            ["serve", str(flags), "--lens-secret-file", str(secret), "--lens-allow", ""]
+        )
+    assert "--lens-allow: a pattern" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_row161_where_a_link_is_made_it_says_it_works_once_per_process() -> None:
+    """The console's page (next to the link) and docs/lens.md's story say it plainly."""
+    async with (
+        FlagServer({"new-checkout": CONSOLE_CHECKOUT}, lens_secret=SECRET) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        page = " ".join((await http.get("/ui/")).text.split())
+    made = page.split('<div id="lens-made" hidden>')[1].split("</div>")[0]
+    assert (
+        "It turns the lens on once per app process: an app served by several"
+        " processes (<code>uvicorn --workers 4</code>, replicas) accepts it once"
+        " in each, until it expires." in made
+    )
+    docs = Path(__file__).parent.parent / "docs" / "lens.md"
+    story = " ".join(docs.read_text().split("## Setting it up")[0].split())
+    assert "**A link turns the lens on once per app process.**" in story
+    assert "(`uvicorn --workers 4`, replicas" in story
 
 
 def test_serve_refuses_a_lens_secret_file_it_cannot_use(

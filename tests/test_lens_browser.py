@@ -351,3 +351,39 @@ async def test_share_a_lens_makes_a_trace_only_link_and_says_how_to_have_it() ->
         token = (await link_box.input_value()).partition("#aioflags_lens=")[2]
     claims = pyjwt.decode(token, SECRET, algorithms=["HS256"], audience="aioflags-lens")
     assert claims["flags"] == {} and claims["trace"] is True
+
+
+@pytest.mark.asyncio
+async def test_row123_row161_share_a_lens_says_what_the_link_will_not_do() -> None:
+    """Row 123: a flag outside the app's allow is named next to the link; row 161: once per process."""
+    flags = {"new-checkout": CHECKOUT, "checkout-v2": CHECKOUT}
+    async with (
+        FlagServer(flags, lens_secret=SECRET, lens_allow=["checkout-*"]) as server,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        assert server.lens_key is not None
+        link = await make_link(
+            page,
+            f"{server.url}/ui/#lens-key={server.lens_key}",
+            "https://shop.example/cart",
+        )
+        assert "#aioflags_lens=" in link
+        made = page.locator("#lens-made")
+        warning = made.get_by_role("status", name="Link warning")
+        await expect(warning).to_be_visible()
+        await expect(warning).to_contain_text(
+            "The app will not override new-checkout: outside its LensConfig.allow"
+            " (checkout-*)"
+        )
+        await expect(made).to_contain_text(
+            "It turns the lens on once per app process: an app served by several"
+            " processes (uvicorn --workers 4, replicas) accepts it once in each"
+        )
+        # A link for a flag inside the allow: nothing to warn of.
+        form = page.get_by_role("form", name="Share a lens")
+        await form.get_by_label("Flag 1", exact=True).fill("checkout-v2")
+        await form.get_by_label("Flag 1 serves").select_option(label="true")
+        await form.get_by_role("button", name="Make the link").click()
+        await expect(page.get_by_label("The link")).not_to_have_value(link)
+        await expect(warning).to_be_hidden()

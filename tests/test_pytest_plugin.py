@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aioflags.testing import FlagServer
@@ -392,3 +394,52 @@ def test_after_them():
 """
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def _scopes_sample() -> str:
+    """docs/testing.md's sample of a flag server and client shared by a module."""
+    page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    section = page.split("### Fixture scopes")[1].split("\n## ")[0]
+    return section.split("```python\n")[1].split("```")[0]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_row138_the_documented_module_scoped_server_and_client_work(
+    pytester: pytest.Pytester, backend: str
+) -> None:
+    """docs/testing.md says what the plugin's scopes are, and its pattern for a module runs."""
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    sample = _scopes_sample()
+    assert 'return "asyncio"' in sample
+    # Beside it, a test of the plugin's own fixtures: the two coexist.
+    pytester.makepyfile(
+        test_shared=sample.replace('return "asyncio"', f'return "{backend}"'),
+        test_plugin="import pytest\npytestmark = pytest.mark.asyncio\n" + USER_TESTS,
+    )
+    pytester.runpytest().assert_outcomes(passed=5)
+
+
+def test_row138_a_wider_fixture_over_aioflags_config_is_what_the_docs_say(
+    pytester: pytest.Pytester,
+) -> None:
+    _ini(pytester, asyncio_mode="strict", asyncio_default_fixture_loop_scope="function")
+    pytester.makepyfile(
+        test_wide="""
+import pytest
+
+
+@pytest.fixture(scope="module")
+def app(aioflags_config):
+    return aioflags_config
+
+
+def test_it(app):
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    said = "You tried to access the function scoped fixture aioflags_config with a module scoped request object"
+    result.stdout.fnmatch_lines([f"*{said}*"])
+    docs = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    assert f'("{said}")' in " ".join(docs.split())

@@ -30,6 +30,7 @@ its state (for the page's event stream too). Its endpoints:
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 import json
 import re
@@ -371,6 +372,7 @@ class Console:
         "_sdks",
         "_text",
         "evaluator",
+        "lens_allow",
         "lens_key",
         "lens_secret",
         "originals",
@@ -403,6 +405,9 @@ class Console:
         self.lens_secret: bytes | None = None
         #: What a request must show to have a lens link made (:meth:`use_lens`).
         self.lens_key: str | None = None
+        #: The app's ``LensConfig.allow``, when ``serve`` was told it (None:
+        #: unknown, and each link made says the console cannot check it).
+        self.lens_allow: tuple[str, ...] | None = None
         #: Each flag's row as JSON text, with the flag object and ``changed``
         #: it was written from (a flag changes by being replaced).
         self._rows: dict[str, tuple[Mapping[str, JSONValue], bool, str]] = {}
@@ -699,8 +704,11 @@ class Console:
             self._event = wire.frame("state", self.state_text(flags)).encode()
         return self._event
 
-    def use_lens(self, secret: bytes) -> None:
+    def use_lens(self, secret: bytes, allow: tuple[str, ...] | None = None) -> None:
         """Make lens links, signed with ``secret``, for whoever holds a new lens key.
+
+        ``allow``: the app's ``LensConfig.allow`` (None: unknown); a link
+        for a flag outside it says so (:meth:`lens_warning`).
 
         The key is made here, once per start, and reaches no page: ``serve``
         prints it after the console's ``#`` (a fragment, in no request and
@@ -709,7 +717,43 @@ class Console:
         sees ``serve``'s output.
         """
         self.lens_secret = secret
+        self.lens_allow = allow
         self.lens_key = secrets.token_urlsafe(32)
+
+    def lens_warning(self, keys: Iterable[str]) -> str | None:
+        """What a link for flags ``keys`` will not do in the app (None: nothing to say).
+
+        The app overrides only the flags its ``LensConfig.allow`` matches
+        (issue 95, row 123): with that list (``--lens-allow``), the flags
+        outside it are named; without it, the link says the console could
+        not check.
+        """
+        picked = list(keys)
+        if not picked:
+            return None
+        allow = self.lens_allow
+        if allow is None:
+            return (
+                "The app overrides only the flags its LensConfig.allow lists, and"
+                " ignores the others (its log says so in a WARNING): this console"
+                " does not know that list; start `aioflags serve` with --lens-allow"
+                " PATTERN (each of the app's patterns) to have it checked here."
+            )
+        outside = [
+            key
+            for key in picked
+            if not any(fnmatch.fnmatchcase(key, pattern) for pattern in allow)
+        ]
+        if not outside:
+            return None
+        names = ", ".join(_cut(key) for key in outside)
+        them = "it" if len(outside) == 1 else "them"
+        return (
+            f"The app will not override {names}: outside its LensConfig.allow"
+            f" ({_cut(', '.join(allow))}), so it serves as usual and logs a"
+            f" WARNING. Add {them} to the app's allow, or leave {them} out of"
+            " the link."
+        )
 
     def lens_refusal(self, headers: Mapping[str, str]) -> str | None:
         """Why a request may not have a lens link made (None: it may)."""

@@ -362,7 +362,11 @@ class _ConsoleAPI:
             "any" if context_key is None else repr(_cut(context_key)),
             ", with a trace" if trace else "",
         )
-        return JSONResponse({"link": link, "token": token, "ttl": ttl})
+        # What the link will not do in the app, said where it is made (row 123).
+        warning = self._console.lens_warning(flags)
+        return JSONResponse(
+            {"link": link, "token": token, "ttl": ttl, "warning": warning}
+        )
 
     async def reset(self, http: Request) -> Response:
         """``POST /ui/api/reset``: a flag back to the file's."""

@@ -37,7 +37,7 @@ from ._recorder import RecordedRequest, Recorder
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -94,7 +94,10 @@ class FlagServer:
     ``LensConfig.secrets``): the console then has a "Share a lens" form that
     makes links (docs/lens.md), for a page opened with :attr:`lens_key`
     after its ``#`` (``url + "/ui/#lens-key=" + server.lens_key``). Added in
-    version 0.2.0.
+    version 0.2.0. ``lens_allow``: the app's ``LensConfig.allow`` (glob
+    patterns), so that a link made for a flag outside it says, where it is
+    made, that the app will not override that flag; without it, each link
+    says the console could not check (it needs ``lens_secret``).
 
     ``limits``: every bound of what the server accepts (request bodies and
     how long they may take, idle connections, the listen backlog, a slow
@@ -117,6 +120,7 @@ class FlagServer:
         keep: int | None = None,
         keep_bytes: int | None = None,
         lens_secret: str | bytes | None = None,
+        lens_allow: Iterable[str] | None = None,
         limits: Limits | None = None,
     ) -> None:
         if keep is not None and keep < 1:
@@ -156,9 +160,15 @@ class FlagServer:
         if lens_secret is not None:
             from aioflags._lens._config import LensConfig
 
-            # (checked as the app's LensConfig checks it: 32 bytes at least)
-            secret = LensConfig(secrets=[lens_secret], allow=["*"]).secrets[0]
-            self._console.use_lens(secret)
+            # (checked as the app's LensConfig checks them: a secret of 32
+            # bytes at least, non-empty patterns)
+            lens = LensConfig(
+                secrets=[lens_secret], allow=["*"] if lens_allow is None else lens_allow
+            )
+            allow = None if lens_allow is None else lens.allow
+            self._console.use_lens(lens.secrets[0], allow)
+        elif lens_allow is not None:
+            raise ValueError("lens_allow is the allow list of lens_secret's links")
         #: What OFREP evaluates: this server's flags, rebuilt when they change.
         self._ofrep = DataSource(
             lambda: self._data.version, lambda: (self._data.flags, self._data.segments)

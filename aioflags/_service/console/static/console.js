@@ -580,6 +580,10 @@ async function makeLens(event) {
     return;
   }
   $("lens-link").value = answer.link;
+  // What the link will not do in the app (a flag outside its allow), said here.
+  const warning = $("lens-warning");
+  warning.textContent = answer.warning || "";
+  warning.hidden = !answer.warning;
   setText($("lens-copied"), "");
   $("lens-made").hidden = false;
   $("lens-link").select();
