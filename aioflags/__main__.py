@@ -412,10 +412,29 @@ def validate(paths: list[Path]) -> int:
 
 
 def _context(text: str) -> JSONValue:
-    """``--context``: JSON, ``@path`` to a JSON file, or a bare key (a user)."""
+    """``--context``: JSON, ``@path`` to a JSON file, or a key (a user).
+
+    A key is bare (``user-42``) or a JSON string (``"user-42"``, what
+    ``json.dumps`` writes): the quotes are never part of it.
+
+    Raises:
+        ValueError: text that starts with a quote but is not a JSON string.
+    """
     if text.startswith("@"):
         text = Path(text[1:]).read_text()
-    if not text.lstrip().startswith("{"):
+    stripped = text.strip()
+    if stripped.startswith('"'):
+        try:
+            key = parse(stripped)
+        except ProtocolError:
+            key = None
+        if not isinstance(key, str):
+            raise ValueError(
+                f"{stripped[:40]!r} starts with a quote but is not a JSON string: "
+                'give the key bare (user-42) or as JSON ("user-42")'
+            )
+        return {"kind": "user", "key": key}
+    if not stripped.startswith("{"):
         return {"kind": "user", "key": text}
     return parse(text)  # the strict parser: nesting too deep is an error, too
 
@@ -448,7 +467,13 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
         status = client.status  # (first: the answer is of the data at this status)
         snapshot = client.snapshot()
         ctx = None
-        if (
+        if snapshot.initialized and snapshot.flag_format(key) is None:
+            # No such flag: that is the answer, whatever the context lacks
+            # (as OFREP and the OpenFeature provider answer): it is not read.
+            from ._client._ofcontext import flagd_context_from
+
+            ctx = flagd_context_from(None, {})
+        elif (
             isinstance(context, dict)
             and "kind" not in context
             and snapshot.flag_format(key) == "flagd"
@@ -811,7 +836,8 @@ def _parser() -> argparse.ArgumentParser:
         "--context",
         required=True,
         help="the context: LaunchDarkly's context JSON, @FILE with that JSON, "
-        "or a plain key for a user context (for a flagd flag, JSON without "
+        'or a user\'s key, bare or as a JSON string ("user-42") (for a flagd '
+        "flag, JSON without "
         '"kind" is flagd\'s evaluation context: a targeting key is optional)',
     )
     cmd.add_argument(

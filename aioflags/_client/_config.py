@@ -597,7 +597,10 @@ class Config(Frozen):
         With ``FLAGD_RESOLVER=in-process`` (or ``file``), the data system is
         flagd's (:func:`flagd_from_env`, from the ``FLAGD_*`` variables
         flagd's providers read); a ``data_system`` keyword wins. Other
-        resolvers are refused: aioflags evaluates in process.
+        resolvers are refused: aioflags evaluates in process. ``FLAGD_*``
+        variables without ``FLAGD_RESOLVER`` (flagd's providers then use
+        rpc), and no SDK key, data system or ``offline``, are refused,
+        naming ``FLAGD_RESOLVER``.
 
         Raises:
             ConfigurationError: a variable cannot be parsed, or is unknown; the
@@ -634,6 +637,10 @@ class Config(Frozen):
         values.update(overrides)
         for name in overrides:
             read_from.pop(name, None)
+        if not (
+            values.get("sdk_key") or values.get("data_system") or values.get("offline")
+        ):
+            _flagd_without_resolver(env)
         sdk_key = values.pop("sdk_key", None)
         try:
             return cls(sdk_key, **values)
@@ -871,6 +878,31 @@ def _flagd_number(variable: str, text: str, scale: float) -> float:
         unit = "milliseconds" if scale == 1000 else "seconds"
         raise ConfigurationError(f"{variable}={text!r}: expected a number of {unit}")
     return value
+
+
+def _flagd_without_resolver(env: Mapping[str, str]) -> None:
+    """Refuse flagd's variables without ``FLAGD_RESOLVER``, where nothing else is set.
+
+    flagd's providers then evaluate over RPC, which aioflags does not do:
+    without this, the client would ask for an SDK key, not a resolver.
+
+    Raises:
+        ConfigurationError: naming the variables and ``FLAGD_RESOLVER``.
+    """
+    if env.get("FLAGD_RESOLVER", "").strip():
+        return
+    names = sorted(v for v in env if v.startswith("FLAGD_") and env[v].strip())
+    if not names:
+        return
+    shown = " and ".join(names) if len(names) < 3 else f"{names[0]}, {names[1]}, ..."
+    raise ConfigurationError(
+        f"{shown} {'is' if len(names) == 1 else 'are'} set but FLAGD_RESOLVER "
+        "is not: aioflags reads flagd's variables with FLAGD_RESOLVER=in-process "
+        "(a sync server at FLAGD_HOST and FLAGD_SYNC_PORT or FLAGD_PORT: flagd's "
+        "sync port, 8015, not its rpc port 8013) or FLAGD_RESOLVER=file "
+        "(FLAGD_OFFLINE_FLAG_SOURCE_PATH); flagd's providers default to rpc, "
+        "which aioflags does not do (for LaunchDarkly, set AIOFLAGS_SDK_KEY)"
+    )
 
 
 def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:

@@ -342,6 +342,9 @@ class OFREPHandler:
     async def _read(self, receive: Receive) -> dict[str, Any]:
         """The request's ``context`` object (``{}`` when absent).
 
+        A body with context attributes at its top level and no ``context``
+        is refused, saying where they go: not evaluated for no context.
+
         The body is bounded by the :class:`~aioflags._asgi._limits.BodyLimits` around this
         app (``OFREPApp``'s own, or the flag service's): past a bound, OFREP
         answers ``400`` in its own words.
@@ -358,6 +361,10 @@ class OFREPHandler:
             raise _BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise _BadInput("INVALID_CONTEXT", "the body must be a JSON object")
+        if "context" not in data:
+            # {"targetingKey": "u1"}: evaluated as {} it would serve another
+            # bucket without a word (a body with no context at all is {}).
+            _misplaced(data)
         context = data.get("context", {})
         if not isinstance(context, dict):
             raise _BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
@@ -577,6 +584,27 @@ class OFREPHandler:
                 await send(_refetch(version))
 
 
+#: A body's top-level names that belong in its ``context``: a body with one
+#: of them and no ``context`` put its context beside it, not in it.
+_CONTEXT_NAMES: Final = ("targetingKey", "targeting_key", "kind", "key")
+
+
+def _misplaced(body: Mapping[str, Any]) -> None:
+    """Refuse a body whose context attributes are at its top level (no ``context``).
+
+    Raises:
+        _BadInput: INVALID_CONTEXT, naming the attributes and the wrapper.
+    """
+    names = [name for name in _CONTEXT_NAMES if name in body]
+    if names:
+        found = ", ".join(json.dumps(name) for name in names)
+        raise _BadInput(
+            "INVALID_CONTEXT",
+            f"{found} at the top of the body: OFREP reads the context under "
+            '"context", as in {"context": {"targetingKey": "u1", ...}}',
+        )
+
+
 def _not_found(key: str) -> dict[str, Any]:
     return _failure("FLAG_NOT_FOUND", f"no flag {key!r}", key)
 
@@ -602,14 +630,19 @@ def _success(
     """A success answer: a flagd flag's with its variant's name and its own metadata.
 
     A LaunchDarkly flag's variant is its variation index as text, and its
-    metadata its version and LaunchDarkly's reason word.
+    metadata its version and LaunchDarkly's reason word. No variant served
+    (the code default): no ``value``; a flagd flag's (``DISABLED``, or no
+    default variant) then has the variant ``""``, as OpenFeature's Python
+    OFREP provider needs a ``variant`` in every answer (and OFREP's is any
+    string), so that a disabled flag reads as disabled there, not as an error.
     """
     word = snapshot.openfeature_reason(key, detail)
     body: dict[str, Any] = {
         "key": key,
         "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
     }
-    if snapshot.flag_format(key) == "flagd":
+    flagd = snapshot.flag_format(key) == "flagd"
+    if flagd:
         body["metadata"] = snapshot.flag_metadata(key)
     else:
         reason = detail.reason
@@ -617,6 +650,8 @@ def _success(
     if detail.variation_index is not None:
         body["value"] = detail.value
         body["variant"] = snapshot.openfeature_variant(key, detail)
+    elif flagd:
+        body["variant"] = ""
     return body
 
 
