@@ -622,6 +622,79 @@ async def test_row234_N1_apps_of_two_flagd_selectors_on_one_path_do_not_share(
     assert plane in warning and "'source=a'" in warning and "'source=b'" in warning
 
 
+async def test_row233_N2_the_plane_command_leads_a_flagd_plane_from_FLAGD_variables(
+    tmp_path: Path,
+) -> None:
+    """row 233 / N2: `aioflags plane PATH` with FLAGD_RESOLVER=in-process and no SDK key leads flagd's sync stream for flagd workers, and hands over."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    async with FlagdServer({"flags": {"f": FLAGD_ON}}) as server:
+        host, port = server.target.rsplit(":", 1)
+        environment = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+            },
+            "FLAGD_RESOLVER": "in-process",
+            "FLAGD_HOST": host,
+            "FLAGD_PORT": port,
+        }
+        async with await anyio.open_process(
+            [sys.executable, "-m", "aioflags", "plane", plane],
+            cwd=ROOT,
+            env=environment,
+        ) as sidecar:
+            with anyio.fail_after(20):  # it leads: the host's sync stream
+                await server.wait_until(lambda s: s.open_streams == 1)
+            async with workers(plane, server.target, 1, "flagd", "") as (worker,):
+                await worker.until("value on")
+                await worker.until("role follower")
+                assert server.streams_opened == 1
+                server.set_flag("f", {**FLAGD_ON, "defaultVariant": "off"})
+                await worker.until("value off")
+                sidecar.send_signal(signal.SIGTERM)
+                with anyio.fail_after(10):
+                    assert await sidecar.wait() == 0
+                await worker.until("role leader")
+                assert "default" not in worker.lines
+            said = await _stderr_of(sidecar)
+    assert f"This process leads the flag plane at {plane}" in said, said
+
+
+@pytest.mark.parametrize("given", ["FLAGD_HOST alone", "a flag file"])
+async def test_row233_N2_the_plane_command_says_what_a_flagd_plane_needs(
+    tmp_path: Path, given: str
+) -> None:
+    """row 233 / N2: FLAGD_* without FLAGD_RESOLVER and no key, or flagd's file resolver: exit 2 with one line naming FLAGD_RESOLVER (not "needs the SDK key" alone)."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+    }
+    if given == "FLAGD_HOST alone":
+        environment |= {"FLAGD_HOST": "127.0.0.1", "FLAGD_PORT": "9"}
+    else:
+        environment |= {
+            "FLAGD_RESOLVER": "file",
+            "FLAGD_OFFLINE_FLAG_SOURCE_PATH": str(tmp_path / "flags.json"),
+        }
+    with anyio.fail_after(30):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", str(tmp_path / "plane")],
+            cwd=ROOT,
+            env=environment,
+            check=False,
+        )
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.decode().splitlines() if "error:" in x]
+    assert "FLAGD_RESOLVER" in line, line
+    if given == "a flag file":
+        assert "FLAGD_RESOLVER=in-process" in line
+    assert not (tmp_path / "plane.lock").exists()  # it never tried to lead
+
+
 async def test_J6_a_follower_itself_stopped_for_3_s_keeps_following(
     tmp_path: Path,
 ) -> None:
