@@ -14,6 +14,8 @@ plane's connections are moved onto one as soon as they are made.
 
 from __future__ import annotations
 
+import errno
+
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
 
@@ -29,7 +31,8 @@ async def transported(stream: SocketStream) -> SocketStream:
     (:func:`._lock.inherit_not`).
 
     Raises:
-        OSError: no file descriptor left to move it with (``stream`` is closed).
+        OSError: no file descriptor left to move it with, or the connection
+            has ended (``stream`` is closed either way).
     """
     try:
         sock = stream.extra(SocketAttribute.raw_socket).dup()
@@ -38,6 +41,9 @@ async def transported(stream: SocketStream) -> SocketStream:
             await stream.aclose()
     try:
         moved = await SocketStream.from_socket(sock)
+    except ValueError:  # pragma: no cover - (macOS: the other end has gone)
+        sock.close()
+        raise OSError(errno.ENOTCONN, "the plane's connection has ended") from None
     except BaseException:
         sock.close()
         raise
