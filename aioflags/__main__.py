@@ -854,9 +854,11 @@ def _parser() -> argparse.ArgumentParser:
         "plane",
         help="lead the flag plane at PATH for this host's workers (a sidecar)",
         description="Read the flag service that AIOFLAGS_* environment variables "
-        "describe (see Config.from_env) and serve its data to the workers of this "
-        "host that run DataSystem.default(plane=PATH) (docs/scaling.md). While "
-        "another process leads, it follows, and leads when that one goes. "
+        "describe (see Config.from_env), or with FLAGD_RESOLVER=in-process the "
+        "flagd sync server the FLAGD_* variables describe, and serve its data to "
+        "the workers of this host that run DataSystem.default(plane=PATH), or "
+        "DataSystem.flagd(..., plane=PATH) with the same source (docs/scaling.md). "
+        "While another process leads, it follows, and leads when that one goes. "
         "SIGTERM or Ctrl-C hands over and exits 0. It sends no analytics events.",
     )
     cmd.add_argument(
@@ -937,22 +939,41 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 def _plane_command(args: argparse.Namespace) -> int:
     from ._client._client import Client
-    from ._client._config import Config
+    from ._client._config import Config, flagd_from_env
     from ._datasystem._config import DataSystem
 
+    # The data system the workers' Config.from_env() reads: flagd's, with
+    # FLAGD_RESOLVER; else the flag service of the SDK key.
     try:
-        config = Config.from_env(
-            data_system=DataSystem.default(plane=args.path), send_events=False
-        )
+        flagd = flagd_from_env(os.environ, plane=args.path)
+        system = flagd if flagd is not None else DataSystem.default(plane=args.path)
+        config = Config.from_env(data_system=system, send_events=False)
     except ConfigurationError as exc:
         args.parser.error(str(exc))
-    if not config.sdk_key:
+    stray = sorted(
+        name
+        for name, text in os.environ.items()
+        if name.startswith("FLAGD_") and name != "FLAGD_RESOLVER" and text.strip()
+    )
+    unread = (
+        f" ({', '.join(stray)} set, but not FLAGD_RESOLVER)"
+        if flagd is None and stray
+        else ""
+    )
+    if flagd is None and not config.sdk_key:
         print(
-            "error: aioflags plane needs the SDK key (AIOFLAGS_SDK_KEY): a plane"
-            " leads for the workers of one environment, named by their key",
+            "error: aioflags plane needs the SDK key (AIOFLAGS_SDK_KEY) to lead for"
+            " the workers of one environment, or FLAGD_RESOLVER=in-process with"
+            f" FLAGD_HOST and FLAGD_PORT (or FLAGD_SOCKET_PATH) for flagd{unread}",
             file=sys.stderr,
         )
         return 2
+    if unread:
+        print(
+            f"warning: aioflags plane leads for the SDK key's environment{unread}:"
+            " set FLAGD_RESOLVER=in-process to lead for flagd instead",
+            file=sys.stderr,
+        )
     from ._datasystem._plane._lock import PlaneUnusable, check_usable
 
     try:

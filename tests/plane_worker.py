@@ -3,11 +3,15 @@
     python -m tests.plane_worker serve PLANE URL
     python -m tests.plane_worker fork PLANE URL
     python -m tests.plane_worker crash PLANE URL
+    python -m tests.plane_worker flagd PLANE TARGET [SELECTOR]
 
 ``serve``: a client on the plane, evaluating flag ``f`` over and over as
 an app's handlers would; it prints a line when its role or the value
 changes (``role leader``, ``value on``), and ``default`` at once if an
 evaluation ever serves the default. SIGTERM closes the client and exits 0.
+
+``flagd``: the same, on a flagd sync server's data (with a selector, if
+given) instead of the flag service's.
 
 ``crash``: the same, on a data system that crashes after its first data.
 SIGUSR1 blocks its event loop for 10 s (a handler that never awaits, a
@@ -58,7 +62,15 @@ def _crashing() -> aioflags.sources.SynchronizerFactory:
     return crashing
 
 
-def _config(plane: str, url: str, *, crash: bool = False) -> aioflags.Config:
+def _config(
+    plane: str, url: str, *, crash: bool = False, selector: str | None = None
+) -> aioflags.Config:
+    if selector is not None:  # (url: a flagd sync server's target)
+        return aioflags.Config(
+            data_system=DataSystem.flagd(url, selector=selector or None, plane=plane),
+            send_events=False,
+            ready_timeout=10,
+        )
     system = (
         DataSystem.custom(synchronizers=[_crashing()], plane=plane)
         if crash
@@ -85,9 +97,12 @@ def _block(*_: object) -> None:
     time.sleep(10)  # noqa: TID251 - the point: a loop that does not turn
 
 
-async def serve(plane: str, url: str, *, crash: bool = False) -> None:
+async def serve(
+    plane: str, url: str, *, crash: bool = False, selector: str | None = None
+) -> None:
     signal.signal(signal.SIGUSR1, _block)
-    async with aioflags.Client(_config(plane, url, crash=crash)) as client:
+    config = _config(plane, url, crash=crash, selector=selector)
+    async with aioflags.Client(config) as client:
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async with anyio.create_task_group() as group:
 
@@ -153,5 +168,8 @@ if __name__ == "__main__":
     mode, plane, url = sys.argv[1:4]
     if mode in ("serve", "crash"):
         anyio.run(functools.partial(serve, plane, url, crash=mode == "crash"))
+    elif mode == "flagd":
+        selector = sys.argv[4] if len(sys.argv) > 4 else ""
+        anyio.run(functools.partial(serve, plane, url, selector=selector))
     else:
         fork(plane, url)

@@ -526,3 +526,80 @@ async def test_a_socket_another_program_listens_on_is_left_as_it_is(
         assert theirs.extra(anyio.abc.SocketAttribute.local_address) == plane
     (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert "listens on" in error and "left as it is" in error
+
+
+def _flagd_flag(value: str) -> dict[str, Any]:
+    return {"state": "ENABLED", "variants": {"v": value}, "defaultVariant": "v"}
+
+
+def _flagd(target: str, selector: str, plane: str) -> Config:
+    system = DataSystem.flagd(target, selector=selector, deadline=30.0, plane=plane)
+    return Config(data_system=system, send_events=False, ready_timeout=10.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("other", ["selector", "server"])
+async def test_row234_N1_another_flagd_source_on_the_path_is_refused_naming_both(
+    plane: str, other: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """row 234 / N1: a flagd app of another selector (or another sync server) on the path is refused, never serving the leader's flags; one WARNING and one ERROR, each naming both sources."""
+    from aioflags.testing import FlagdServer
+
+    first = {"a": {"flags": {"banner": _flagd_flag("from-A")}}}
+    second = {"a": {"flags": {"banner": _flagd_flag("from-B")}}}
+    if other == "selector":
+        first["b"] = second.pop("a")
+    async with (
+        FlagdServer(sources=first) as server,
+        FlagdServer(sources=second or {"none": {"flags": {}}}) as another,
+    ):
+        theirs = server if other == "selector" else another
+        selector = "source=b" if other == "selector" else "source=a"
+        async with (
+            Client(_flagd(server.target, "source=a", plane)) as leader,
+            Client(_flagd(theirs.target, selector, plane)) as stranger,
+        ):
+            assert leader.plane_role == "leader"
+            assert stranger.plane_role is None  # its own sync stream
+            assert await value(stranger, "banner") == "from-B"
+            assert await value(leader, "banner") == "from-A"
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING, logging.ERROR]
+    mine = f"flagd at {server.target} (selector 'source=a', fractional v3)"
+    stranger_source = f"flagd at {theirs.target} (selector {selector!r}, fractional v3)"
+    for record in refusals:
+        said = record.getMessage()
+        assert plane in said and mine in said and stranger_source in said, said
+
+
+async def test_row234_N1_the_hello_names_the_flag_source() -> None:
+    """row 234 / N1: a flagd process's hello carries its source (target, selector, provider id, fractional), cut short to fit the hello's bound; the environment is the source's."""
+    from aioflags._datasystem._plane import _wire as wire
+    from aioflags._datasystem._plane._config import flagd_source
+
+    source = flagd_source("127.0.0.1:8015", "source=a b", "web-1", 2)
+    assert source == (
+        "flagd at 127.0.0.1:8015 (selector 'source=a b', provider id 'web-1',"
+        " fractional v2)"
+    )
+    others = [
+        flagd_source("127.0.0.1:8016", "source=a b", "web-1", 2),
+        flagd_source("127.0.0.1:8015", "source=b", "web-1", 2),
+        flagd_source("127.0.0.1:8015", "source=a b", "web-2", 2),
+        flagd_source("127.0.0.1:8015", "source=a b", "web-1", 3),
+        None,
+    ]
+    environment = wire.environment_of(None, None, source)
+    assert environment == wire.environment_of("sdk-key", "mobile", source)
+    assert all(wire.environment_of(None, None, o) != environment for o in others)
+    said = wire.read_hello(wire.hello(environment, source=source))
+    assert said == wire.Hello(wire.VERSION, environment, None, source)
+    # A long source and a refusal naming two: one line within the bound.
+    long = flagd_source("unix:/" + "p" * 100, "ü" * 300, "x" * 300, 3)
+    line = wire.hello(environment, wire.mismatch(long, long), long)
+    assert len(line) <= wire.MAX_HELLO and line.count(b"\n") == 1
+    cut = wire.read_hello(line)
+    assert cut is not None and cut.source is not None and cut.refused is not None
+    assert long.startswith(cut.source) and "another flag source" in cut.refused
+    # A hello of before (no source) reads as the SDK key's environment.
+    assert wire.read_hello(b"aioflags-plane 1 abc\n") == wire.Hello(1, "abc", None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 
 import aioflags
@@ -531,3 +534,162 @@ async def test_a_leader_from_before_heartbeats_is_followed_through_its_silence(
         assert not server.requests_to(STREAM)
         await old.aclose()
     assert not said.lines(logging.WARNING)
+
+
+def broken_waits(said: Said) -> list[float]:
+    """The waits before each next try after data that could not be used, as the WARNINGs say them.
+
+    (Not those after a leader that did not answer: the fake clock may run
+    on while the follower's socket I/O is real time.)
+    """
+    found = (
+        re.search(r"cannot use .* again in ([0-9.]+) s", line)
+        for line in said.lines(logging.WARNING)
+    )
+    return [float(match.group(1)) for match in found if match]
+
+
+@pytest.mark.slow
+async def test_H7_a_leader_whose_line_after_its_data_set_is_unusable_is_backed_off(
+    plane: str, said: Said
+) -> None:
+    """H7: the leader's whole data set applies, its next line cannot be used: the follower backs off 1 s doubling to 30 s all the same (it went back every 1.0 s)."""
+    clock = FakeClock()
+    connections = 0
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        Client(follower_config(server, plane), clock=clock) as client,
+        anyio.create_task_group() as group,
+    ):
+
+        async def broken(stream: anyio.abc.SocketStream) -> None:
+            nonlocal connections
+            connections += 1
+            data = b"".join(_payload("xfer-full", "off", connections))
+            async with stream:
+                await stream.receive()  # its hello
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await stream.send(GREETING + data + b"{not json\n")
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await stream.receive()
+
+        group.start_soon(listener.serve, broken)
+        await said.until("cannot follow the flag plane")  # (its first try)
+        began = clock.now()
+        await advance_until(clock, lambda: clock.now() >= began + 60)
+        assert client.plane_role in ("solo", "follower")
+        assert await value(client) in ("on", "off")  # never a default
+        group.cancel_scope.cancel()
+    # Tries at about 1, 2, 4, 8, 16 and 30 s (less up to half of each):
+    # each a look and a follow. (It tried again every 1.0 s.)
+    assert 4 <= connections <= 16, connections
+    waits = broken_waits(said)[:5]
+    assert len(waits) >= 3 and waits == sorted(set(waits)), waits  # (doubling)
+
+
+async def test_H7_a_leader_usable_past_its_data_set_resets_the_back_off(
+    plane: str, said: Said
+) -> None:
+    """H7: a change set applied after the data set proves the leader usable: its next unusable line is tried again after 1 s, not the longer wait before."""
+    clock = FakeClock()
+
+    def waits() -> list[float]:
+        return broken_waits(said)
+
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        Client(follower_config(server, plane), clock=clock) as client,
+        anyio.create_task_group() as group,
+    ):
+
+        async def leader(stream: anyio.abc.SocketStream) -> None:
+            lines = b"".join(_payload("xfer-full", "off", 1))
+            if len(waits()) >= 3:  # usable past its data set from now, then not
+                lines += b"".join(_payload("xfer-changes", "on", 2))
+            async with stream:
+                await stream.receive()  # its hello
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await stream.send(GREETING + lines + b"{not json\n")
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await stream.receive()
+
+        group.start_soon(listener.serve, leader)
+        await advance_until(clock, lambda: len(waits()) >= 4)
+        assert client.plane_role in ("solo", "follower")
+        group.cancel_scope.cancel()
+    first, second, third, after = waits()[:4]
+    assert 0.5 <= first <= 1 < second <= 2 < third <= 4, waits()
+    assert after <= 1, waits()  # reset: 1 s (less up to half) again, not 8 s
+
+
+@pytest.mark.slow
+async def test_J6_a_follower_whose_own_loop_was_blocked_does_not_blame_its_leader(
+    plane: str, said: Said
+) -> None:
+    """J6: this process's own event loop did not run for 3.5 s (as after SIGSTOP): the leader's silence is not known, and a heartbeat after it keeps the follower following."""
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        leading_by_hand(plane) as listener,
+        Client(follower_config(server, plane)) as follower,
+        anyio.create_task_group() as group,
+    ):
+        stream = await listener.accept()
+        await stream.receive()  # its hello
+        await stream.send(GREETING + b"".join(_payload("xfer-full", "off", 1)))
+        await until(follower, "off")
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(0.2)
+                await stream.send(wire.HEARTBEAT)
+
+        group.start_soon(beat)
+        # The stimulus, not a wait: the loop blocked past the 3 s of
+        # silence (the leader's beats wait in the socket meanwhile).
+        time.sleep(3.5)  # noqa: ASYNC251, TID251 - a process that did not run
+        await stream.send(b"".join(_payload("xfer-changes", "on", 2)))
+        await until(follower, "on")
+        assert follower.plane_role == "follower"
+        assert not server.requests_to(STREAM)  # no stream of its own
+        group.cancel_scope.cancel()
+        await stream.aclose()
+    assert not plane_warnings(said, plane)
+
+
+async def test_J6_a_plane_read_cancelled_as_its_data_comes_logs_no_error() -> None:
+    """J6: the plane's streams (transports) have no future that a read cancelled as data arrives leaves for the event loop to set (asyncio's InvalidStateError ERROR)."""
+    import asyncio
+    import socket
+
+    from aioflags._datasystem._plane._socket import transported
+
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    ours, theirs = socket.socketpair()
+    try:
+        raw = await anyio.abc.UNIXSocketStream.from_socket(ours)
+        stream = await transported(raw)
+        go = anyio.Event()
+        async with stream, anyio.create_task_group() as group:
+
+            async def reader() -> None:
+                await stream.receive()
+
+            async def canceller() -> None:
+                await go.wait()
+                group.cancel_scope.cancel()  # (the turn the data is seen in)
+
+            group.start_soon(reader)
+            group.start_soon(canceller)
+            await anyio.wait_all_tasks_blocked()
+            theirs.send(b"x")
+            go.set()
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+    finally:
+        loop.set_exception_handler(None)
+        theirs.close()
+    assert not errors, errors

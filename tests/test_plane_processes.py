@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -86,17 +87,20 @@ async def first_to(some: list[Worker], line: str) -> Worker:
 
 @asynccontextmanager
 async def workers(
-    plane: str, url: str, count: int, mode: str = "serve"
+    plane: str,
+    url: str,
+    count: int,
+    mode: str = "serve",
+    *more: str,
+    stderr: int | None = None,
 ) -> AsyncIterator[list[Worker]]:
+    """``count`` worker processes (``more``: their further arguments; ``stderr``: subprocess.PIPE to read it)."""
     async with AsyncExitStack() as stack:
         started = []
         for _ in range(count):
+            argv = [sys.executable, "-m", "tests.plane_worker", mode, plane, url]
             process = await stack.enter_async_context(
-                await anyio.open_process(
-                    [sys.executable, "-m", "tests.plane_worker", mode, plane, url],
-                    cwd=ROOT,
-                    stderr=None,
-                )
+                await anyio.open_process([*argv, *more], cwd=ROOT, stderr=stderr)
             )
             started.append(Worker(process))
         try:
@@ -561,3 +565,162 @@ async def test_uvicorn_workers_keep_one_flagd_sync_stream(tmp_path: Path) -> Non
                 while said.count("flag f serves off") < 4:
                     said += (await uvicorn.stderr.receive()).decode()
             assert said.count("flag f serves off") == 4, said
+
+
+def _flagd_flag(value: str) -> dict[str, object]:
+    return {"state": "ENABLED", "variants": {"v": value}, "defaultVariant": "v"}
+
+
+async def _stderr_of(process: anyio.abc.Process) -> str:
+    """What a process that has ended wrote on its stderr (a pipe)."""
+    assert process.stderr is not None
+    said = b""
+    with contextlib.suppress(anyio.EndOfStream), anyio.fail_after(5):
+        while True:
+            said += await process.stderr.receive()
+    return said.decode()
+
+
+async def _terminated(worker: Worker) -> str:
+    """SIGTERM, its exit 0, and what it wrote on stderr."""
+    worker.process.send_signal(signal.SIGTERM)
+    with anyio.fail_after(10):
+        assert await worker.process.wait() == 0
+    return await _stderr_of(worker.process)
+
+
+async def test_row234_N1_apps_of_two_flagd_selectors_on_one_path_do_not_share(
+    tmp_path: Path,
+) -> None:
+    """row 234 / N1: two apps given one plane path, flagd selectors source=a and source=b: the second is refused (it never serves the first's flags), both sides naming both sources."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    sources = {
+        "a": {"flags": {"f": _flagd_flag("from-A")}},
+        "b": {"flags": {"f": _flagd_flag("from-B")}},
+    }
+    async with (
+        FlagdServer(sources=sources) as server,
+        workers(
+            plane, server.target, 1, "flagd", "source=a", stderr=subprocess.PIPE
+        ) as (first,),
+    ):
+        await first.until("value from-A")
+        await first.until("role leader")
+        async with workers(
+            plane, server.target, 1, "flagd", "source=b", stderr=subprocess.PIPE
+        ) as (second,):
+            await second.until("value from-B")  # (it followed A: from-A)
+            assert second.role == "None"  # (its own sync stream, no plane)
+            assert "value from-A" not in second.lines
+            refused = await _terminated(second)
+        leader_said = await _terminated(first)
+    (error,) = [line for line in refused.splitlines() if "cannot be used" in line]
+    assert plane in error and "'source=a'" in error and "'source=b'" in error
+    (warning,) = [line for line in leader_said.splitlines() if "refused" in line]
+    assert plane in warning and "'source=a'" in warning and "'source=b'" in warning
+
+
+async def test_row233_N2_the_plane_command_leads_a_flagd_plane_from_FLAGD_variables(
+    tmp_path: Path,
+) -> None:
+    """row 233 / N2: `aioflags plane PATH` with FLAGD_RESOLVER=in-process and no SDK key leads flagd's sync stream for flagd workers, and hands over."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    async with FlagdServer({"flags": {"f": FLAGD_ON}}) as server:
+        host, port = server.target.rsplit(":", 1)
+        environment = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+            },
+            "FLAGD_RESOLVER": "in-process",
+            "FLAGD_HOST": host,
+            "FLAGD_PORT": port,
+        }
+        async with await anyio.open_process(
+            [sys.executable, "-m", "aioflags", "plane", plane],
+            cwd=ROOT,
+            env=environment,
+        ) as sidecar:
+            with anyio.fail_after(20):  # it leads: the host's sync stream
+                await server.wait_until(lambda s: s.open_streams == 1)
+            async with workers(plane, server.target, 1, "flagd", "") as (worker,):
+                await worker.until("value on")
+                await worker.until("role follower")
+                assert server.streams_opened == 1
+                server.set_flag("f", {**FLAGD_ON, "defaultVariant": "off"})
+                await worker.until("value off")
+                sidecar.send_signal(signal.SIGTERM)
+                with anyio.fail_after(10):
+                    assert await sidecar.wait() == 0
+                await worker.until("role leader")
+                assert "default" not in worker.lines
+            said = await _stderr_of(sidecar)
+    assert f"This process leads the flag plane at {plane}" in said, said
+
+
+@pytest.mark.parametrize("given", ["FLAGD_HOST alone", "a flag file"])
+async def test_row233_N2_the_plane_command_says_what_a_flagd_plane_needs(
+    tmp_path: Path, given: str
+) -> None:
+    """row 233 / N2: FLAGD_* without FLAGD_RESOLVER and no key, or flagd's file resolver: exit 2 with one line naming FLAGD_RESOLVER (not "needs the SDK key" alone)."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+    }
+    if given == "FLAGD_HOST alone":
+        environment |= {"FLAGD_HOST": "127.0.0.1", "FLAGD_PORT": "9"}
+    else:
+        environment |= {
+            "FLAGD_RESOLVER": "file",
+            "FLAGD_OFFLINE_FLAG_SOURCE_PATH": str(tmp_path / "flags.json"),
+        }
+    with anyio.fail_after(30):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "aioflags", "plane", str(tmp_path / "plane")],
+            cwd=ROOT,
+            env=environment,
+            check=False,
+        )
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.decode().splitlines() if "error:" in x]
+    assert "FLAGD_RESOLVER" in line, line
+    if given == "a flag file":
+        assert "FLAGD_RESOLVER=in-process" in line
+    assert not (tmp_path / "plane.lock").exists()  # it never tried to lead
+
+
+async def test_J6_a_follower_itself_stopped_for_3_s_keeps_following(
+    tmp_path: Path,
+) -> None:
+    """J6: a follower SIGSTOPped 3 s and more, then SIGCONTed, does not blame its leader (no solo, no stream of its own), and no process logs asyncio's InvalidStateError."""
+    plane = str(tmp_path / "plane")
+    async with (
+        FlagServer({"f": STRING_FLAG}) as server,
+        workers(plane, server.url, 2, stderr=subprocess.PIPE) as every,
+    ):
+        leader = await _leader_of(every)
+        (follower,) = [w for w in every if w is not leader]
+        for flip, value in [(OFF, "off"), (STRING_FLAG, "on"), (OFF, "off")]:
+            seen = follower.lines.count(f"value {value}")
+            follower.process.send_signal(signal.SIGSTOP)
+            # (the stimulus, not a wait for a condition: a stop past the
+            # leader's 3 s of silence, as the follower measures it)
+            await anyio.sleep(3.5)
+            follower.process.send_signal(signal.SIGCONT)
+            server.set_flag("f", flip)  # it comes through the leader
+            with anyio.fail_after(10):
+                while follower.lines.count(f"value {value}") == seen:
+                    await follower.next_line()
+            assert follower.role == "follower", follower.lines
+        assert "role solo" not in follower.lines
+        assert len(server.requests_to(STREAM)) == 1  # the leader's alone
+        said = [await _terminated(w) for w in every]
+    for text in said:
+        assert "InvalidStateError" not in text and "Traceback" not in text, text
+        assert "cannot follow" not in text, text

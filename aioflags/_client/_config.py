@@ -905,7 +905,9 @@ def _flagd_without_resolver(env: Mapping[str, str]) -> None:
     )
 
 
-def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:
+def flagd_from_env(
+    env: Mapping[str, str], *, plane: str | None = None
+) -> DataSystem | None:
     """The flagd data system flagd's provider variables describe (None: none asked for).
 
     Read only with ``FLAGD_RESOLVER=in-process`` (or ``file``): ``FLAGD_HOST``
@@ -918,10 +920,12 @@ def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:
     ``FLAGD_RETRY_BACKOFF_MS`` and ``FLAGD_RETRY_BACKOFF_MAX_MS``; or, with
     ``FLAGD_OFFLINE_FLAG_SOURCE_PATH``, that flagd file
     (``DataSystem.file(path, reload=True, format="flagd")``). Empty
-    variables are unset ones.
+    variables are unset ones. ``plane``: the flag plane's path
+    (``aioflags plane PATH``): the sync stream shared by a host's processes.
 
     Raises:
-        ConfigurationError: a variable cannot be used; the message names it.
+        ConfigurationError: a variable cannot be used (the message names
+            it), or ``plane`` with a flag file, which has no upstream to share.
     """
     resolver = env.get("FLAGD_RESOLVER", "").strip().lower()
     if not resolver:
@@ -941,6 +945,13 @@ def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:
         if offline is None:
             raise ConfigurationError(
                 "FLAGD_RESOLVER=file needs FLAGD_OFFLINE_FLAG_SOURCE_PATH"
+            )
+        if plane is not None:
+            raise ConfigurationError(
+                "FLAGD_OFFLINE_FLAG_SOURCE_PATH (FLAGD_RESOLVER=file) is a flag"
+                " file every process reads itself: a flag plane has no upstream"
+                " to share there. Use FLAGD_RESOLVER=in-process with FLAGD_HOST"
+                " and FLAGD_PORT (or FLAGD_SOCKET_PATH) instead"
             )
         return DataSystem.file(offline, reload=True, format="flagd")
     options: dict[str, Any] = {}
@@ -990,7 +1001,7 @@ def flagd_from_env(env: Mapping[str, str]) -> DataSystem | None:
     ]
     options["retry_backoff"] = (backoff[0], max(backoff))
     try:
-        return DataSystem.flagd(**options)
+        return DataSystem.flagd(**options, plane=plane)
     except ConfigurationError as exc:
         names = {
             "target": "FLAGD_HOST/FLAGD_SYNC_PORT",

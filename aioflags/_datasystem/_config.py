@@ -24,7 +24,7 @@ from ._context import (
     mark_local,
     mark_streaming,
 )
-from ._plane._config import Plane, plane_of
+from ._plane._config import Plane, flagd_source, plane_of
 from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
@@ -646,7 +646,13 @@ class DataSystem(Frozen):
             ),
             initializing_timeout=math.inf,
             interrupted_timeout=math.inf,
-            plane=plane_of(plane, "flagd"),
+            plane=plane_of(
+                plane,
+                "flagd",
+                flagd_source(
+                    options.target, options.selector, options.provider_id, fractional
+                ),
+            ),
             grace_period=float(retry_grace_period),
         )
 

@@ -29,10 +29,13 @@ from aioflags._datasystem._sources._common import parse_json
 from aioflags._datasystem._sources._sse import LineSplitter
 
 from . import _wire as wire
-from ._lock import PlaneUnusable, inherit_not, other_user
+from ._lock import PlaneUnusable, other_user
+from ._socket import transported
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+
+    from anyio.abc import SocketStream
 
     from aioflags._core._clock import Clock
     from aioflags._core._json import JSONValue
@@ -57,11 +60,13 @@ class Following:
 
     __slots__ = (
         "applied",
+        "applied_at",
         "beats",
         "broken",
         "cause",
         "connected",
         "heard",
+        "payloads",
         "started",
     )
 
@@ -71,6 +76,9 @@ class Following:
         self.connected = False
         #: It got a payload from the leader (not only a hello or a status).
         self.applied = False
+        #: When it got the first (None: none yet), and how many it got.
+        self.applied_at: float | None = None
+        self.payloads = 0
         #: When the leader last sent anything (its hello, data, a heartbeat).
         self.heard = now
         #: Why this process could not go on following (None: the leader went).
@@ -87,6 +95,33 @@ class Following:
             return self.started + HELLO_ANSWER
         return self.heard + PLANE_SILENCE if self.beats else math.inf
 
+    def resumed(self, now: float) -> None:
+        """This process itself did not run for a while (stopped, its loop blocked): no silence of the leader's is known.
+
+        What the leader sent meanwhile waits in the socket, unread: it gets
+        :data:`HELLO_ANSWER` from ``now`` to be heard, as a new leader has.
+        """
+        self.started = max(self.started, now)
+        self.heard = max(self.heard, now - PLANE_SILENCE + HELLO_ANSWER)
+
+    def took(self, now: float) -> None:
+        """A payload of the leader's was applied."""
+        self.applied = True
+        if self.applied_at is None:
+            self.applied_at = now
+        self.payloads += 1
+
+    def usable(self, now: float, period: float) -> bool:
+        """Whether the leader's data proved usable past its first payload, or for ``period`` seconds.
+
+        A leader whose whole data set applies and whose next line cannot
+        be used is no usable leader: a follower backs off from it as from
+        one that sends nothing usable at all.
+        """
+        if self.payloads >= 2:
+            return True
+        return self.applied_at is not None and now - self.applied_at >= period
+
 
 async def follow(
     path: str,
@@ -94,42 +129,30 @@ async def follow(
     config: Settings,
     clock: Clock,
     following: Following,
+    source: str | None = None,
 ) -> AsyncGenerator[Update, None]:
     """The leader's payloads and statuses as updates, until its socket closes.
 
     Ends at once when nothing listens at ``path`` (no leader yet).
+    ``source``: this process's flag source in words, if not the SDK key's
+    (:func:`._config.flagd_source`).
 
     Raises:
         PlaneUnusable: something that is not a socket is at ``path``, or the
             leader refused this process (another environment or wire version).
         ProtocolError: the leader sent what FDv2's event code cannot use.
     """
-    try:
-        found = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(found.st_mode):
-        raise PlaneUnusable(f"the plane's path {path} is not a socket: left as it is")
-    try:
-        stream = await anyio.connect_unix(path)
-    except OSError:
+    stream = await _connect(path)
+    if stream is None:
         return  # nobody listens (a leader starting, or gone)
-    raw = stream.extra(SocketAttribute.raw_socket)
-    inherit_not(raw)
-    if other_user(raw):
-        await stream.aclose()
-        raise PlaneUnusable(
-            f"the leader of the flag plane at {path} runs as another user:"
-            " this process takes no flag data from it"
-        )
     async with stream:
         reader = BufferedByteReceiveStream(stream)
         try:
-            await stream.send(wire.hello(environment))
+            await stream.send(wire.hello(environment, source=source))
             line = await reader.receive_until(b"\n", wire.MAX_HELLO)
         except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
             return  # the leader went as it was reached
-        _check_hello(path, wire.read_hello(line), environment)
+        _check_hello(path, wire.read_hello(line), environment, source)
         following.connected = True
         following.heard = clock.now()
         builder = ChangeSetBuilder(
@@ -142,7 +165,8 @@ async def follow(
                 if text and text != _HEARTBEAT:
                     update = await _update(builder, text, clock, following)
                     if update is not None:
-                        following.applied |= update.change_set is not None
+                        if update.change_set is not None:
+                            following.took(clock.now())
                         yield update
             try:
                 pending = await reader.receive()
@@ -151,7 +175,7 @@ async def follow(
             following.heard = clock.now()
 
 
-async def answers(path: str, environment: str) -> bool:
+async def answers(path: str, environment: str, source: str | None = None) -> bool:
     """Whether a leader that takes this process answers at ``path`` now (its hello, at once).
 
     The caller bounds the wait (:data:`HELLO_ANSWER`).
@@ -159,55 +183,74 @@ async def answers(path: str, environment: str) -> bool:
     Raises:
         PlaneUnusable: as for :func:`follow`.
     """
+    stream = await _connect(path)
+    if stream is None:
+        return False
+    async with stream:
+        reader = BufferedByteReceiveStream(stream)
+        try:
+            await stream.send(wire.hello(environment, source=source))
+            line = await reader.receive_until(b"\n", wire.MAX_HELLO)
+        except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
+            return False
+    _check_hello(path, wire.read_hello(line), environment, source)
+    return True
+
+
+async def _connect(path: str) -> SocketStream | None:
+    """A connection to the leader's socket at ``path`` (None: nobody listens there).
+
+    Raises:
+        PlaneUnusable: something that is not a socket is at ``path``, or
+            the process listening there runs as another user.
+    """
     try:
         found = os.lstat(path)
     except FileNotFoundError:
-        return False
+        return None
     if not stat.S_ISSOCK(found.st_mode):
         raise PlaneUnusable(f"the plane's path {path} is not a socket: left as it is")
     try:
         stream = await anyio.connect_unix(path)
     except OSError:
-        return False
-    async with stream:
-        raw = stream.extra(SocketAttribute.raw_socket)
-        inherit_not(raw)
-        if other_user(raw):
-            raise PlaneUnusable(
-                f"the leader of the flag plane at {path} runs as another user:"
-                " this process takes no flag data from it"
-            )
-        reader = BufferedByteReceiveStream(stream)
-        try:
-            await stream.send(wire.hello(environment))
-            line = await reader.receive_until(b"\n", wire.MAX_HELLO)
-        except (*wire.GONE, anyio.IncompleteRead, anyio.DelimiterNotFound):
-            return False
-    _check_hello(path, wire.read_hello(line), environment)
-    return True
+        return None
+    if other_user(stream.extra(SocketAttribute.raw_socket)):
+        await stream.aclose()
+        raise PlaneUnusable(
+            f"the leader of the flag plane at {path} runs as another user:"
+            " this process takes no flag data from it"
+        )
+    try:
+        return await transported(stream)
+    except OSError:
+        return None  # (no descriptor left: as if nobody listened, tried again)
 
 
 def _check_hello(
-    path: str, said: tuple[int, str, str | None] | None, environment: str
+    path: str, said: wire.Hello | None, environment: str, source: str | None
 ) -> None:
     """Raise :class:`PlaneUnusable` unless the leader's hello takes this process."""
     if said is None:
         raise PlaneUnusable(f"what listens at {path} is no flag plane's leader")
-    version, theirs, refused = said
-    if refused is not None:
+    if said.refused is not None:
         raise PlaneUnusable(
-            f"the leader of the flag plane at {path} refused: {refused}"
+            f"the leader of the flag plane at {path} refused: {said.refused}"
         )
-    if version != wire.VERSION:
+    if said.version != wire.VERSION:
         raise PlaneUnusable(
-            f"the leader of the flag plane at {path} speaks wire version {version},"
-            f" and this process {wire.VERSION}"
+            f"the leader of the flag plane at {path} speaks wire version"
+            f" {said.version}, and this process {wire.VERSION}"
         )
-    if theirs != environment:
+    if said.environment == environment:
+        return
+    if said.source is None and source is None:
         raise PlaneUnusable(
             f"the leader of the flag plane at {path} serves another environment"
             " (another SDK key)"
         )
+    raise PlaneUnusable(
+        f"on the flag plane at {path}, {wire.mismatch(said.source, source)}"
+    )
 
 
 async def _update(

@@ -28,6 +28,7 @@ from aioflags._datasystem._datatypes import IntentCode
 
 from . import _wire as wire
 from ._lock import PlaneUnusable, inherit_not, other_user, socket_at
+from ._socket import transported
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -132,6 +133,8 @@ class _Outbox:
         """Send what is queued as it comes, until the follower falls too far behind or goes."""
         with self._scope, contextlib.suppress(*wire.GONE):
             first, self._first = self._first, ()
+            if sum(map(len, first)) <= _CHUNK:  # (one write: read at once, status too)
+                first = (b"".join(first),)
             for data in first:
                 if data:  # (no data set yet: nothing between hello and status)
                     await _send(stream, data)
@@ -171,7 +174,8 @@ class PlaneServer:
 
     ``environment``: this process's (:func:`._wire.environment_of`);
     ``mirror``: the applied data as event texts; ``status``: the current
-    data-source status. :meth:`publish` and :meth:`publish_status` are
+    data-source status; ``source``: its flag source in words, if not the
+    SDK key's (:func:`._config.flagd_source`). :meth:`publish` and :meth:`publish_status` are
     synchronous and never block: they queue.
     """
 
@@ -183,6 +187,7 @@ class PlaneServer:
         "_now",
         "_path",
         "_refused",
+        "_source",
         "_status",
         "environment_id",
     )
@@ -193,9 +198,11 @@ class PlaneServer:
         environment: str,
         mirror: EventMirror,
         status: Callable[[], DataSourceStatus],
+        source: str | None = None,
     ) -> None:
         self._path = path
         self._environment = environment
+        self._source = source
         self._mirror = mirror
         self._status = status
         self._followers: set[_Outbox] = set()
@@ -344,9 +351,12 @@ class PlaneServer:
             return False
         return True  # (never: serve() returns only when cancelled)
 
-    async def _follower(self, stream: SocketStream) -> None:
+    async def _follower(self, accepted: SocketStream) -> None:
         """One follower's connection, start to end (never raises)."""
-        inherit_not(stream.extra(SocketAttribute.raw_socket))
+        try:
+            stream = await transported(accepted)
+        except OSError:
+            return  # (no descriptor left: it comes again)
         async with stream:
             try:
                 await self._serve_one(stream)
@@ -366,12 +376,12 @@ class PlaneServer:
         if line is None:
             return  # no hello in time
         said = wire.read_hello(line)
-        refused = _refusal(said, self._environment)
+        refused = _refusal(said, self._environment, self._source)
         if other_user(stream.extra(SocketAttribute.raw_socket)):
             refused = "a process of another user"
         if refused is not None:
             self._say_refused(refused)
-            await stream.send(wire.hello(self._environment, refused))
+            await stream.send(wire.hello(self._environment, refused, self._source))
             return
         # What it gets first and what comes after, with no await between:
         # the hello, the data set, then the status the data is in.
@@ -382,7 +392,7 @@ class PlaneServer:
                 IntentCode.TRANSFER_FULL, mirror.full_events(), mirror.selector
             )
         outbox = _Outbox(
-            wire.hello(self._environment),
+            wire.hello(self._environment, source=self._source),
             full or b"",
             wire.status(self._status(), self.environment_id),
             now=self._now,
@@ -446,13 +456,14 @@ def _inode(path: str) -> int | None:
         return None
 
 
-def _refusal(said: tuple[int, str, str | None] | None, environment: str) -> str | None:
-    """Why a follower's hello is refused (None: it is not)."""
+def _refusal(
+    said: wire.Hello | None, environment: str, source: str | None
+) -> str | None:
+    """Why a follower's hello is refused (None: it is not); ``source``: the leader's."""
     if said is None:
         return "no aioflags-plane hello"
-    version, theirs, _ = said
-    if version != wire.VERSION:
-        return f"wire version {version}, and this leader speaks {wire.VERSION}"
-    if theirs != environment:
-        return "another environment (another SDK key) leads this plane"
+    if said.version != wire.VERSION:
+        return f"wire version {said.version}, and this leader speaks {wire.VERSION}"
+    if said.environment != environment:
+        return wire.mismatch(source, said.source)
     return None

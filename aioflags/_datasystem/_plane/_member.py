@@ -44,10 +44,16 @@ logger = client_logger("aioflags.datasource")
 _LEADERLESS: Final = 1.0
 #: How often a process that runs solo tries the plane again.
 SOLO_RETRY: Final = 5.0
-#: A follower refused or sent what it cannot use tries again after 1 s,
-#: doubling to 30 s (each time it fails again).
+#: A follower sent what it cannot use tries again after 1 s, doubling to
+#: 30 s each time it fails again (less up to ``Config.retry_jitter`` of
+#: each), until a leader's data proves usable (:meth:`Following.usable`).
 _BROKEN_FIRST: Final = 1.0
 _BROKEN_MOST: Final = 30.0
+#: How often a follower checks that its leader is not silent; a check this
+#: late says that this process itself did not run (stopped, its loop
+#: blocked), not that the leader was silent (:meth:`Following.resumed`).
+_TICK: Final = 0.5
+_LATE: Final = 1.0
 
 
 @final
@@ -87,21 +93,31 @@ class StatusBoard(Protocol):
 
 
 class _Retry:
-    """A follower's waits between attempts to reach a leader: 5 ms doubling to 500 ms, jittered."""
+    """A follower's waits between attempts to reach a leader: doubling, capped, less up to ``jitter`` of each.
 
-    __slots__ = ("_delay", "_random")
+    5 ms doubling to 500 ms, less up to half of each, by default.
+    """
 
-    def __init__(self, random: Random) -> None:
+    __slots__ = ("_delay", "_first", "_jitter", "_most", "_random")
+
+    def __init__(
+        self,
+        random: Random,
+        first: float = 0.005,
+        most: float = 0.5,
+        jitter: float = 0.5,
+    ) -> None:
         self._random = random
-        self._delay = 0.005
+        self._first, self._most, self._jitter = first, most, jitter
+        self._delay = first
 
     def reset(self) -> None:
-        self._delay = 0.005
+        self._delay = self._first
 
     def next(self) -> float:
         delay = self._delay
-        self._delay = min(delay * 2, 0.5)
-        return delay * (0.5 + self._random.random() / 2)
+        self._delay = min(delay * 2, self._most)
+        return delay - self._random.random() * self._jitter * delay
 
 
 @final
@@ -122,7 +138,9 @@ class PlaneMember:
         config = self._config = context.config
         self._clock = clock
         self._random = context.random
-        self._environment = environment_of(config.sdk_key, config.payload_filter_key)
+        self._environment = environment_of(
+            config.sdk_key, config.payload_filter_key, plane.source
+        )
         #: The applied data as event texts: for followers, and to serve
         #: them at once if this process comes to lead.
         self._mirror = EventMirror()
@@ -170,7 +188,10 @@ class PlaneMember:
         """
         plane, host = self._plane, self._host
         retry = _Retry(self._random)
-        broken = _BROKEN_FIRST  # a broken follower's next wait
+        # (a follower whose leader sends what it cannot use)
+        broken = _Retry(
+            self._random, _BROKEN_FIRST, _BROKEN_MOST, self._config.retry_jitter
+        )
         lost: float | None = None  # since when this follower has had no leader
         may_lead = True  # (not once its own data system crashed)
         lease: Lease | None = None
@@ -194,11 +215,10 @@ class PlaneMember:
                 now = self._clock.now()
                 if following.applied:  # (a leader that only fails is backed off)
                     retry.reset()
-                    broken = _BROKEN_FIRST
+                if following.usable(now, self._config.retry_reset_after):
+                    broken.reset()  # (not for a data set whose next line breaks)
                 if following.cause is not None and may_lead:
-                    delay = SOLO_RETRY
-                    if following.broken:
-                        delay, broken = broken, min(broken * 2, _BROKEN_MOST)
+                    delay = broken.next() if following.broken else SOLO_RETRY
                     lease = await self._solo(following.cause, delay)
                     lost = None if lease is None else lost
                     continue
@@ -242,7 +262,11 @@ class PlaneMember:
 
         host, board = self._host, self._board
         server = PlaneServer(
-            self._plane.path, self._environment, self._mirror, lambda: board.status
+            self._plane.path,
+            self._environment,
+            self._mirror,
+            lambda: board.status,
+            self._plane.source,
         )
         server.environment_id = self._environment_id
         listener = await server.listen()
@@ -275,8 +299,15 @@ class PlaneMember:
 
             async def watch() -> None:
                 # The leader answers its hello in time, then is never silent.
+                # A check that comes late says that this process did not run
+                # (SIGSTOP, a blocked loop): what the leader sent meanwhile
+                # is unread, so it is given time to be heard, not blamed.
                 while (left := following.deadline() - clock.now()) > 0:
-                    await clock.sleep(left)
+                    step = min(left, _TICK)
+                    began = clock.now()
+                    await clock.sleep(step)
+                    if clock.now() - began - step >= _LATE:
+                        following.resumed(clock.now())
                 following.cause = (
                     f"its leader sent nothing for {PLANE_SILENCE:g} s"
                     if following.connected
@@ -287,7 +318,12 @@ class PlaneMember:
             group.start_soon(watch)
             try:
                 updates = follow(
-                    path, self._environment, self._config, clock, following
+                    path,
+                    self._environment,
+                    self._config,
+                    clock,
+                    following,
+                    self._plane.source,
                 )
                 async with aclosing(updates):
                     async for update in updates:
@@ -371,7 +407,9 @@ class PlaneMember:
 
             group.start_soon(timer)
             try:
-                answered = await answers(self._plane.path, self._environment)
+                answered = await answers(
+                    self._plane.path, self._environment, self._plane.source
+                )
             except PlaneUnusable as exc:
                 failure = exc
             group.cancel_scope.cancel()

@@ -1,12 +1,14 @@
 """The plane's wire: a hello line each way, then FDv2 events, one JSON object a line.
 
 Each side's first line names the wire's version and the environment (a
-hash of the SDK key, never the key)::
+hash of the SDK key, never the key; of the flag source, for flagd), and,
+for a flag source other than the SDK key's (a flagd sync server), that
+source in words (percent-encoded: one token)::
 
-    aioflags-plane 1 <environment>
+    aioflags-plane 1 <environment>[ source=<flagd at host:port (...)>]
 
 The leader answers a follower of another environment or version with its
-own hello and ``refused: <why>``, and closes. Then the leader sends FDv2's
+own hello and ``refused: <why>`` (naming both sources), and closes. Then the leader sends FDv2's
 events as a poll body holds them (``{"event": ..., "data": ...}``), one a
 line: a ``server-intent``, the ``put-object`` events of its whole data set
 and a ``payload-transferred`` with its selector; then each change set it
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple, final
+from urllib.parse import quote, unquote
 
 import anyio
 
@@ -36,9 +39,11 @@ __all__ = [
     "HEARTBEAT",
     "MAX_HELLO",
     "VERSION",
+    "Hello",
     "changes",
     "environment_of",
     "hello",
+    "mismatch",
     "read_hello",
     "status",
 ]
@@ -60,36 +65,100 @@ _MAGIC: Final = "aioflags-plane"
 _COMPACT: Final = (",", ":")
 
 
-def environment_of(sdk_key: str | None, payload_filter: str | None = None) -> str:
+def environment_of(
+    sdk_key: str | None, payload_filter: str | None = None, source: str | None = None
+) -> str:
     """The environment a plane names: a hash of the SDK key and payload filter (never the key).
 
     The payload filter is part of it: a follower never takes a subset of
-    the flags another filter chose.
+    the flags another filter chose. With ``source`` (a flagd sync server,
+    :func:`._config.flagd_source`), the flags are that source's, whatever
+    the SDK key (it only sends events then): the hash is of the source.
     """
-    named = f"aioflags-plane:{sdk_key or ''}:{payload_filter or ''}"
+    if source is not None:
+        named = f"aioflags-plane:flagd:{source}"
+    else:
+        named = f"aioflags-plane:{sdk_key or ''}:{payload_filter or ''}"
     return hashlib.sha256(named.encode()).hexdigest()[:32]
 
 
-def hello(environment: str, refused: str | None = None) -> bytes:
-    """This side's first line (the leader's, with ``refused``, says why it closes)."""
+#: What a hello's ``source=`` token holds at most, encoded, in bytes: the
+#: whole hello (a refusal with it) stays within :data:`MAX_HELLO`, as the
+#: processes of earlier versions read it.
+_SOURCE_TOKEN: Final = 160
+#: What a refusal says at most, in characters (two sources named, each cut short).
+_REFUSAL: Final = 260
+#: What the source token leaves as it is (printable ASCII but space and ``%``).
+_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if c != ord("%"))
+
+
+@final
+class Hello(NamedTuple):
+    """A hello line, read: its version, environment, refusal (None: none) and source (None: the SDK key's)."""
+
+    version: int
+    environment: str
+    refused: str | None
+    source: str | None = None
+
+
+def _cut(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters, saying so."""
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def hello(
+    environment: str, refused: str | None = None, source: str | None = None
+) -> bytes:
+    """This side's first line (the leader's, with ``refused``, says why it closes).
+
+    ``source``: the flag source in words when it is not the SDK key's
+    environment (a flagd sync server): cut short to stay one short line.
+    """
     line = f"{_MAGIC} {VERSION} {environment}"
+    if source is not None:
+        token = quote(source, safe=_SAFE)[:_SOURCE_TOKEN]
+        if "%" in token[-2:]:  # (no escape cut in two)
+            token = token[: token.rindex("%")]
+        line += " source=" + token
     if refused is not None:
-        line += " refused: " + refused.replace("\n", " ")
+        why = refused.replace("\n", " ").replace("\r", " ")
+        line += " refused: " + _cut(why, _REFUSAL)
     return (line + "\n").encode()
 
 
-def read_hello(line: bytes) -> tuple[int, str, str | None] | None:
-    """A hello line's version, environment and refusal (None: no hello at all)."""
+def read_hello(line: bytes) -> Hello | None:
+    """A hello line's version, environment, refusal and source (None: no hello at all)."""
     text = line.decode("utf-8", "replace").rstrip("\r\n")
     magic, _, rest = text.partition(" ")
     version, _, rest = rest.partition(" ")
-    environment, _, refusal = rest.partition(" ")
+    environment, _, rest = rest.partition(" ")
     if magic != _MAGIC or not (version.isascii() and version.isdigit()):
         return None
     if not environment:
         return None
-    why = refusal.removeprefix("refused: ") if refusal else None
-    return int(version), environment, why
+    source: str | None = None
+    if rest.startswith("source="):
+        token, _, rest = rest.partition(" ")
+        source = unquote(token.removeprefix("source=")) or None
+    why = rest.removeprefix("refused: ") if rest else None
+    return Hello(int(version), environment, why, source)
+
+
+def mismatch(leader: str | None, follower: str | None) -> str:
+    """Why a leader and a follower of other environments do not share: both sources named.
+
+    ``leader``, ``follower``: each one's flag source (None: the SDK key's
+    environment, which is never named).
+    """
+    if leader is None and follower is None:
+        return "another environment (another SDK key) leads this plane"
+    what = "flag source" if leader and follower else "environment"
+    key = "the flag service of an SDK key"
+    return (
+        f"another {what} leads this plane: the leader reads"
+        f" {_cut(leader or key, 110)}, and the process {_cut(follower or key, 110)}"
+    )
 
 
 def _line(text: str) -> str:
