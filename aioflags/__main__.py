@@ -392,8 +392,9 @@ def validate(paths: list[Path]) -> int:
             if p.shape and not (len(p.at) > 1 and p.at[1] in flagd)
             else ""
         )
+        kind = "warning" if p.warning else "error"
         print(
-            f"error: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
+            f"{kind}: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
         )
     for problem in problems:
         print(
@@ -404,9 +405,12 @@ def validate(paths: list[Path]) -> int:
         print(
             f"error: {problem} (every evaluation of it is PARSE_ERROR)", file=sys.stderr
         )
-    count = len(linted) + len(problems) + len(parse_errors)
+    warnings = sum(p.warning for p in linted)
+    count = len(linted) - warnings + len(problems) + len(parse_errors)
     names = ", ".join(str(p) for p in paths)
     verdict = f"{count} problem(s)" if count else "valid"
+    if warnings:  # (what flagd serves all the same: the exit status stays)
+        verdict += f", {warnings} warning(s)"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
     return 1 if count else 0
 
