@@ -333,7 +333,12 @@ def validate(paths: list[Path]) -> int:
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    linted, where = lint(files, flags, segments)
+    try:
+        linted, where = lint(files, flags, segments)
+    except RecursionError:  # (what the reader took, nested past the walks)
+        names = ", ".join(str(p) for p in paths)
+        print(f"error: {names}: nested too deeply to check", file=sys.stderr)
+        return 1
     # A flag or segment whose shape the schema refuses: said there, where
     # it is, rather than again in the compiler's words.
     misshapen = {(p.at[0], p.at[1]) for p in linted if p.shape and len(p.at) > 1}

@@ -301,3 +301,117 @@ def test_row244_the_flagd_schema_says_what_json_schema_can_of_these_rules(
     for good in goods:
         assert problems(good) == []
 
+
+# ------------------------------------------------- J1: a reader that raises
+
+
+def _commands(path: Path, tmp_path: Path) -> dict[str, tuple[list[str], int]]:
+    """Each command that reads flag files, on ``path``, and its exit status for a file it cannot read."""
+    contexts = tmp_path / "contexts.jsonl"
+    contexts.write_text('{"kind": "user", "key": "u1"}\n')
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(flagd({"if": [True, "b", "a"]})))
+    app = tmp_path / "app.py"
+    app.write_text("def f(c, x):\n    return c.variation('f', x, 'A')\n")
+    return {
+        "validate": (["validate", str(path)], 1),
+        "diff": (["diff", str(path), str(other), "--contexts", str(contexts)], 2),
+        "diff new": (["diff", str(other), str(path), "--contexts", str(contexts)], 2),
+        "codegen": (["codegen", str(path), "-o", str(tmp_path / "out.py")], 2),
+        "cleanup": (
+            ["cleanup", "f", "--keep", '"A"', "--flags", str(path), str(app)],
+            2,
+        ),
+    }
+
+
+def _one_line(err: str, path: Path, cause: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {path}: "), lines
+    assert cause in lines[0], lines
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow  # (five commands each; cleanup imports libcst)
+@pytest.mark.parametrize(
+    ("raised", "cause"),
+    [
+        (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+        (RuntimeError("injected"), "(RuntimeError: injected)"),
+    ],
+    ids=["recursion", "bug"],
+)
+def test_J1_a_flagd_reader_that_raises_is_one_line_naming_the_file(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    raised: BaseException,
+    cause: str,
+) -> None:
+    """J1: what the reader raises (deep targeting did) was a traceback in every command."""
+    import aioflags._datasystem._sources._files as files
+
+    def reader(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(flagd({"if": [True, "b", "a"]})))
+    monkeypatch.setattr(files, "flagd_flags", reader)
+    for name, (argv, status) in _commands(path, tmp_path).items():
+        if name == "diff new":
+            continue  # (the reader fails on the first file it reads: OLD)
+        assert main(argv) == status, name
+        _one_line(capsys.readouterr().err, path, cause)
+
+
+def test_J1_validate_says_a_document_its_checks_cannot_walk_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """J1: what the reader took but the linter's walk could not (nested past it) is one line."""
+    import aioflags._datasystem._sources._lint as lint
+
+    def walk(*args: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(lint, "lint", walk)
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(flagd({"if": [True, "b", "a"]})))
+    assert main(["validate", str(path)]) == 1
+    _one_line(capsys.readouterr().err, path, "nested too deeply to check")
+
+
+def test_J1_eval_on_a_flagd_reader_that_raises_names_the_file_without_a_traceback(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """J1: ``eval`` logged the reader's exception with its traceback; now the file and the cause."""
+    import aioflags._datasystem._sources._files as files
+
+    def reader(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(flagd({"if": [True, "b", "a"]})))
+    monkeypatch.setattr(files, "flagd_flags", reader)
+    assert main(["eval", "f", "--context", "u1", "--file", str(path)]) == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"{path}: nested too deeply to read" in s for s in said), said
+    assert not any(r.exc_info for r in caplog.records)
+    assert json.loads(capsys.readouterr().out)["reason"]["kind"] == "ERROR"
+
+
+def test_J1_json_nested_past_the_parser_is_one_line_for_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """J1: JSON nested 100,000 deep (past any parser's depth) stays one line naming the file."""
+    path = tmp_path / "flags.json"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(
+        '{"flags": {"f": {"state": "ENABLED", "variants": {"a": ' + deep + "}}}}"
+    )
+    for name, (argv, status) in _commands(path, tmp_path).items():
+        assert main(argv) == status, name
+        _one_line(capsys.readouterr().err, path, "nested too deeply to parse")
