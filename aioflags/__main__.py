@@ -316,8 +316,11 @@ def validate(paths: list[Path]) -> int:
     prerequisite and segment cycles the evaluator aborts. A flagd file is
     checked as flagd reads it (``_lint.flagd_problems``: a field flagd
     ignores, variants of several types, a default variant that names none,
-    a ``$ref`` to no evaluator), and its targeting compiled: a rule flagd
-    cannot apply makes the flag a PARSE_ERROR.
+    a ``$ref`` to no evaluator, targeting that can only fail), and its
+    targeting compiled: a rule flagd cannot apply makes the flag a
+    PARSE_ERROR. What flagd serves all the same (a ``fractional`` whose
+    weights are all 0, a ``sem_ver`` operator it lacks) is a warning: said,
+    counted, and no change to the exit status.
     """
     from ._datasystem._sources._files import flag_file_text
     from ._datasystem._sources._lint import lint, pointer
@@ -681,7 +684,8 @@ def _parser() -> argparse.ArgumentParser:
         help="check flag files; exit 1 if anything is wrong",
         description="Load flag files as DataSystem.file(), `serve` and `eval "
         "--file` do (the same loader), compile every flag and segment, and say "
-        "what is wrong with each.",
+        "what is wrong with each. A warning (flagd targeting that can only "
+        "fail, which flagd serves all the same) leaves the exit status 0.",
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
     cmd.set_defaults(run=_validate_command, parser=cmd)
