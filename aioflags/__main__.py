@@ -316,8 +316,11 @@ def validate(paths: list[Path]) -> int:
     prerequisite and segment cycles the evaluator aborts. A flagd file is
     checked as flagd reads it (``_lint.flagd_problems``: a field flagd
     ignores, variants of several types, a default variant that names none,
-    a ``$ref`` to no evaluator), and its targeting compiled: a rule flagd
-    cannot apply makes the flag a PARSE_ERROR.
+    a ``$ref`` to no evaluator, targeting that can only fail), and its
+    targeting compiled: a rule flagd cannot apply makes the flag a
+    PARSE_ERROR. What flagd serves all the same (a ``fractional`` whose
+    weights are all 0, a ``sem_ver`` operator it lacks) is a warning: said,
+    counted, and no change to the exit status.
     """
     from ._datasystem._sources._files import flag_file_text
     from ._datasystem._sources._lint import lint, pointer
@@ -333,7 +336,12 @@ def validate(paths: list[Path]) -> int:
     except FlagFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    linted, where = lint(files, flags, segments)
+    try:
+        linted, where = lint(files, flags, segments)
+    except RecursionError:  # (what the reader took, nested past the walks)
+        names = ", ".join(str(p) for p in paths)
+        print(f"error: {names}: nested too deeply to check", file=sys.stderr)
+        return 1
     # A flag or segment whose shape the schema refuses: said there, where
     # it is, rather than again in the compiler's words.
     misshapen = {(p.at[0], p.at[1]) for p in linted if p.shape and len(p.at) > 1}
@@ -392,8 +400,9 @@ def validate(paths: list[Path]) -> int:
             if p.shape and not (len(p.at) > 1 and p.at[1] in flagd)
             else ""
         )
+        kind = "warning" if p.warning else "error"
         print(
-            f"error: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
+            f"{kind}: {p.place}: {pointer(p.at)}: {p.what}{malformed}", file=sys.stderr
         )
     for problem in problems:
         print(
@@ -404,9 +413,12 @@ def validate(paths: list[Path]) -> int:
         print(
             f"error: {problem} (every evaluation of it is PARSE_ERROR)", file=sys.stderr
         )
-    count = len(linted) + len(problems) + len(parse_errors)
+    warnings = sum(p.warning for p in linted)
+    count = len(linted) - warnings + len(problems) + len(parse_errors)
     names = ", ".join(str(p) for p in paths)
     verdict = f"{count} problem(s)" if count else "valid"
+    if warnings:  # (what flagd serves all the same: the exit status stays)
+        verdict += f", {warnings} warning(s)"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
     return 1 if count else 0
 
@@ -672,7 +684,8 @@ def _parser() -> argparse.ArgumentParser:
         help="check flag files; exit 1 if anything is wrong",
         description="Load flag files as DataSystem.file(), `serve` and `eval "
         "--file` do (the same loader), compile every flag and segment, and say "
-        "what is wrong with each.",
+        "what is wrong with each. A warning (flagd targeting that can only "
+        "fail, which flagd serves all the same) leaves the exit status 0.",
     )
     cmd.add_argument("files", type=Path, nargs="+", help="flag files (JSON or YAML)")
     cmd.set_defaults(run=_validate_command, parser=cmd)

@@ -744,3 +744,56 @@ def test_codegen_takes_its_module_back_from_a_crlf_checkout(tree: Path) -> None:
     assert main([*argv, "--check"]) == 0
     assert main(argv) == 0
     assert b"\r\n" not in module.read_bytes()
+
+
+# ------------------------------------------------------------- J7: depth
+DEEP = SITE + "\n\nX = " + "(" * 3000 + "1" + ")" * 3000 + "\n"
+
+
+@pytest.mark.slow
+def test_J7_a_file_nested_past_libcsts_parser_is_left_not_a_crash(tree: Path) -> None:
+    """J7: 3,000 parentheses crashed libcst's parser (SIGSEGV, no file named): now listed as left, the others rewritten."""
+    (tree / "app" / "deep.py").write_text(DEEP)
+    (tree / "app" / "b.py").write_text(SITE)
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "aioflags", "cleanup", "new-checkout"),
+            *("--keep", "true", "app", "--flags", "flags.json"),
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 3, (run.returncode, run.stderr)  # some files left
+    deep = str(Path("app") / "deep.py")
+    assert (
+        f"file left as it was: {deep}: nested too deep to parse: too many nested "
+        "parentheses (line 7)"
+    ) in run.stdout.splitlines()
+    assert "Traceback" not in run.stderr
+    assert (tree / "app" / "deep.py").read_text() == DEEP
+    assert (tree / "app" / "b.py").read_text() == SITE_AFTER  # (and went on)
+
+
+def test_J7_the_depth_screen_refuses_what_python_refuses_for_its_depth() -> None:
+    """J7: what Python's parser gives up on for depth never reaches libcst; the rest does."""
+    from aioflags._lifecycle._nesting import MAX_BRACKETS, too_deep
+
+    here = Path("m.py")
+    assert too_deep(SITE, here) is None
+    assert too_deep("x = " + "(" * 150 + "1" + ")" * 150 + "\n", here) is None
+    said = too_deep(DEEP, here)
+    assert said is not None and "too many nested parentheses" in said
+    # A chain no bracket counts: Python's parser gives up with an exception.
+    chain = too_deep("x = " + "-" * 20_000 + "1\n", here)
+    assert chain is not None and chain.startswith("nested too deep to parse")
+    # A syntax error elsewhere: libcst says where, unless the brackets are
+    # deeper than Python takes (counted by the tokenizer, no recursion).
+    assert too_deep("def f(:\n    pass\n", here) is None
+    broken = (
+        "def f(:\n    pass\nx = " + "[" * (MAX_BRACKETS + 1) + "]" * (MAX_BRACKETS + 1)
+    )
+    said = too_deep(broken + "\n", here)
+    assert said is not None and "nested too deep to parse" in said

@@ -630,7 +630,7 @@ def test_fractional_without_mmh3_names_the_extra(
         ({"if": [True, {"foo": []}]}, "targeting: if[1]: unknown operator 'foo'"),
         (
             {"if": [False, "x", {"and": [1, {"$ref": "r"}]}]},
-            "targeting: if[2]: and[1]: unknown operator '$ref'",
+            "targeting: if[2]: and[1]: no evaluator is named 'r'",
         ),
         ({"abs": [-1]}, "unknown operator 'abs'"),
         ({"contains_any": [[1], [1]]}, "unknown operator 'contains_any'"),

@@ -286,9 +286,15 @@ class _Compiler:
             return method(self, args, scope, where, depth + 1)
         if op in _CALLS:
             return self.call(op, args, scope, where, depth + 1)
-        raise TargetingError(
-            f"targeting: {path + ': ' if path else ''}unknown operator {op!r}"
-        )
+        at = f"targeting: {path + ': ' if path else ''}"
+        name = cast("dict[str, JSONValue]", node)[op]
+        if op == "$ref" and isinstance(name, str):
+            # (left by the reader: what `aioflags validate` says of it too)
+            raise TargetingError(
+                f"{at}no evaluator is named {name!r} (a $ref inside an "
+                "evaluator is not resolved either: flagd resolves one level)"
+            )
+        raise TargetingError(f"{at}unknown operator {op!r}")
 
     def each(
         self, args: list[JSONValue], scope: str | None, where: str, depth: int

@@ -57,6 +57,7 @@ from libcst.metadata import (
 )
 
 from aioflags._lifecycle._codegen import HEADER, identifier
+from aioflags._lifecycle._nesting import too_deep
 from aioflags._lifecycle._pysource import literal
 
 if TYPE_CHECKING:
@@ -1616,6 +1617,10 @@ def clean_source(
         result.failed = decoded
         return result
     text, encoding = decoded
+    deep = too_deep(text, path)  # (libcst's parser would crash the process)
+    if deep is not None:
+        result.failed = deep
+        return result
     module, package = _module_name(path)
     command = FlagCleanup(
         CodemodContext(

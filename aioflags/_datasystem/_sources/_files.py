@@ -332,6 +332,13 @@ def _merge_flagd(
 
         place = Places(path, decode_text(raw).removeprefix("\ufeff"))(exc.at)
         raise FlagFileError(f"{place}: {exc}") from None
+    except RecursionError:
+        raise FlagFileError(f"{path}: nested too deeply to read") from None
+    except Exception as exc:
+        # (a bug of the reader: one line naming the file, no traceback)
+        raise FlagFileError(
+            f"{path}: cannot read the flagd document ({type(exc).__name__}: {exc})"
+        ) from exc
     for key, flag in read.items():
         if key in flags:
             raise FlagFileError(f"{path}: flag {key!r} is defined more than once")

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aioflags._datasystem._flagd_document import is_flagd_document
 
+from ._lint_targeting import targeting_problems
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
@@ -62,6 +64,9 @@ class Problem(NamedTuple):
     #: The shape of a value (a type, a minimum): what makes the compiler
     #: refuse the flag or segment it is in (MALFORMED_FLAG).
     shape: bool = False
+    #: What flagd serves all the same (``validate`` warns; its exit status
+    #: stays 0 for it).
+    warning: bool = False
 
 
 class Linted(NamedTuple):
@@ -71,6 +76,7 @@ class Linted(NamedTuple):
     at: Where
     what: str
     shape: bool
+    warning: bool
 
 
 #: Keywords that only describe (no effect on validity).
@@ -80,7 +86,7 @@ _ANNOTATIONS: Final = frozenset(
 #: The keywords checked here: a schema with any other is refused.
 KEYWORDS: Final = frozenset(
     {"type", "properties", "additionalProperties", "items", "required", "minimum"}
-    | {"$ref", "enum"}
+    | {"$ref", "enum", "prefixItems"}
 )
 _TYPES: Final[Mapping[str, Callable[[object], bool]]] = {
     "object": lambda v: isinstance(v, dict),
@@ -214,9 +220,13 @@ def schema_problems(
                 )
             else:
                 found += schema_problems(item, sub, (*at, key), root)
-    if isinstance(value, list) and "items" in node:
+    if isinstance(value, list):
+        # (draft 2020-12: prefixItems by place, then items for the rest)
+        prefix: list[Any] = node.get("prefixItems", [])
         for n, item in enumerate(value):
-            found += schema_problems(item, node["items"], (*at, n), root)
+            sub = prefix[n] if n < len(prefix) else node.get("items")
+            if sub is not None:
+                found += schema_problems(item, sub, (*at, n), root)
     if "minimum" in node and _TYPES["number"](value) and value < node["minimum"]:
         found.append(Problem(at, f"{value} is less than {node['minimum']}", True))
     return found
@@ -359,7 +369,8 @@ def flagd_problems(data: Any) -> list[Problem]:
     (a typed evaluation of some is a type mismatch), a variant whose value
     is null (never served), a default variant that names none (an error
     where it would serve), a ``$ref`` to no evaluator, or one inside an
-    evaluator (flagd resolves one level: both make the flag a parse error).
+    evaluator (flagd resolves one level: both make the flag a parse error);
+    and targeting that can only fail (``_lint_targeting``).
     """
     found: list[Problem] = []
     if not isinstance(data, dict):
@@ -443,7 +454,32 @@ def flagd_problems(data: Any) -> list[Problem]:
             for where, ref in _refs(flag.get("targeting"), (*at, "targeting"))
             if ref not in evaluators
         )
-    return found
+        found += (
+            Problem(f.at, f.what, warning=f.warning)
+            for f in targeting_problems(
+                flag.get("targeting"),
+                (*at, "targeting"),
+                flag=str(_key),
+                variants=variants if isinstance(variants, dict) else None,
+                evaluators=evaluators,
+                meant=did_you_mean,
+            )
+        )
+    for name, rule in evaluators.items():  # (those no flag uses, too)
+        found += (
+            Problem(f.at, f.what, warning=f.warning)
+            for f in targeting_problems(
+                rule,
+                ("$evaluators", name),
+                flag="",
+                variants=None,
+                evaluators=evaluators,
+                meant=did_you_mean,
+                evaluator=True,
+            )
+        )
+    # (a problem in an evaluator is met once for each flag that uses it)
+    return list(dict.fromkeys(found))
 
 
 def _listed(
