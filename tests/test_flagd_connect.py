@@ -91,6 +91,18 @@ def test_row225_missing_cert_path_refused(tmp_path: Path, where: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_row225_a_missing_cert_path_from_the_environment_names_its_variable(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "FLAGD_RESOLVER": "in-process",
+        "FLAGD_TLS": "true",
+        "FLAGD_SERVER_CERT_PATH": str(tmp_path / "ca.pem"),
+    }
+    with pytest.raises(ConfigurationError, match=r"^FLAGD_SERVER_CERT_PATH: "):
+        Config.from_env(env)
+
+
 @pytest.mark.parametrize("path", ["/dev/zero", "big", "not-pem"])
 def test_J8_a_cert_path_that_is_no_ca_file_is_refused(
     tmp_path: Path, path: str
@@ -421,6 +433,41 @@ async def test_row224_N9_an_untrusted_certificate_names_cert_path() -> None:
         message = await first_error(config(f"localhost:{server.port}", tls=True))
     assert "give cert_path=" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("details", "settings", "said"),
+    [
+        ("Received http2 header with status: 404", {}, "target's port"),
+        ("Trying to connect an http1.x server (HTTP status 404)", {}, "port"),
+        ("lookup failed for http://x: Misformatted domain name", {}, "host:port"),
+        ("Received message larger than max (5 vs. 4)", {}, "max_message_size"),
+        ("ipv4:127.0.0.1:1: Socket closed", {}, "tls=True"),
+        ("ipv4:127.0.0.1:1: Socket closed", {"tls": True}, ""),
+        (
+            "SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER",
+            {"tls": True},
+            "tls=False",
+        ),
+        ("CERTIFICATE_VERIFY_FAILED", {"tls": True}, "give cert_path="),
+        (
+            "CERTIFICATE_VERIFY_FAILED",
+            {"tls": True, "cert_path": "/ca.pem"},
+            "not signed by cert_path's CA (/ca.pem)",
+        ),
+        ("CERTIFICATE_VERIFY_FAILED", {}, ""),
+        ("Connection refused", {"tls": True}, ""),
+    ],
+)
+def test_row220_to_row224_N9_which_setting_each_failure_names(
+    details: str, settings: dict[str, Any], said: str
+) -> None:
+    from aioflags._datasystem._sources._flagd._settings import hint
+
+    options = {"tls": False, "cert_path": None, "max_message_size": 1024, **settings}
+    named = hint(details, **options)
+    assert said in named if said else named == ""
+    assert "\n" not in named
 
 
 # --------------------------------------------------- flagd's names and units

@@ -621,7 +621,7 @@ class DataSystem(Frozen):
                 )
             problem = ca_file_problem(os.fspath(cert_path))
             if problem is not None:
-                raise ConfigurationError(f"{where}(): {problem}")
+                raise ConfigurationError(f"{where}(cert_path=...): {problem}")
         codes = _sources(fatal_status_codes)
         if not isinstance(codes, tuple) or not all(
             c in GRPC_STATUS_NAMES for c in codes

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aioflags._core._exceptions import ConfigurationError
-
-if TYPE_CHECKING:
-    from ._source import FlagdOptions
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -105,8 +102,8 @@ def check_deadline(where: str, deadline: float) -> None:
     """Refuse a ``deadline`` that is surely milliseconds (flagd's ``deadlineMs``)."""
     if deadline > MAX_DEADLINE:
         raise ConfigurationError(
-            f"{where}(deadline={deadline!r}): seconds, at most {MAX_DEADLINE:g} "
-            f"({deadline:g} looks like flagd's deadlineMs in milliseconds: "
+            f"{where}(deadline={deadline!r}): at most {MAX_DEADLINE:g} seconds "
+            f"({deadline:g} looks like milliseconds, as flagd's deadlineMs: "
             f"deadline={deadline / 1000:g})"
         )
 
@@ -121,8 +118,13 @@ def check_max_message_size(where: str, size: object) -> None:
         )
 
 
-def hint(details: str, options: FlagdOptions) -> str:
-    """The setting a failure's gRPC details point to, in words ("" if none)."""
+def hint(
+    details: str, *, tls: bool, cert_path: str | None, max_message_size: int
+) -> str:
+    """The setting a failure's gRPC details point to, in words ("" if none).
+
+    ``tls``, ``cert_path``, ``max_message_size``: the data system's.
+    """
     if "http1.x server" in details or "Received http2 header with status" in details:
         return (
             "an HTTP server answered, not flagd's sync service: check the "
@@ -133,23 +135,23 @@ def hint(details: str, options: FlagdOptions) -> str:
     if "Received message larger than max" in details:
         return (
             "the flag configuration is larger than max_message_size "
-            f"({options.max_message_size} bytes): give "
+            f"({max_message_size} bytes): give "
             "DataSystem.flagd(max_message_size=...) more"
         )
-    if not options.tls and "Socket closed" in details:
+    if not tls and "Socket closed" in details:
         return "the server closed the connection: if it serves TLS, give tls=True"
-    if not options.tls:
+    if not tls:
         return ""
     if "WRONG_VERSION_NUMBER" in details:
         return "the TLS handshake failed: if the server does not serve TLS, tls=False"
     if "CERTIFICATE_VERIFY_FAILED" in details:
-        if options.cert_path is None:
+        if cert_path is None:
             return (
                 "the server's certificate is not trusted by the system's roots: "
                 "give cert_path= the PEM file of the CA that signed it"
             )
         return (
             "the server's certificate is not signed by cert_path's CA "
-            f"({options.cert_path}): check cert_path"
+            f"({cert_path}): check cert_path"
         )
     return ""

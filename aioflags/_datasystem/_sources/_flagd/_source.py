@@ -367,7 +367,13 @@ class _Link:
         details = exc.details() or ""
         fatal = name in self.options.fatal_status_codes
         what = f"{name}{': ' + details if details else ''}"
-        likely = hint(details, self.options)
+        options = self.options
+        likely = hint(
+            details,
+            tls=options.tls,
+            cert_path=options.cert_path,
+            max_message_size=options.max_message_size,
+        )
         if likely:
             what = f"{likely} ({what})"
         if fatal:
