@@ -325,7 +325,7 @@ def test_J11_an_over_long_socket_path_is_refused(how: str) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_a_socket_path_the_system_takes_is_accepted(tmp_path: Path) -> None:
+def test_a_socket_path_the_system_takes_is_accepted() -> None:
     DataSystem.flagd(socket_path="/tmp/" + "s" * 97 + ".sock")  # 107 bytes
 
 

@@ -432,6 +432,7 @@ async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
     import grpc.aio
 
     options = link.options
+    deadline_ms = max(1, round(options.deadline * 1000))
     channel_options: list[tuple[str, Any]] = [
         # A channel of its own subchannels: by default gRPC shares one
         # subchannel per address across a process's channels, and a new
@@ -439,12 +440,14 @@ async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
         # one's reconnect backoff (1 s doubling, in real time: 10 s and
         # more seen on a loaded machine), not this source's schedule.
         ("grpc.use_local_subchannel_pool", 1),
-        # gRPC's connect timeout (its minimum reconnect backoff: 20 s by
-        # default): a handshake that never completes keeps its socket
-        # that long, even after the channel is closed (a socket per
-        # failed attempt, hundreds on a short backoff). ``deadline``
-        # bounds the attempt anyway.
-        ("grpc.min_reconnect_backoff_ms", max(1, round(options.deadline * 1000))),
+        # gRPC's connect timeout: the larger of its minimum reconnect
+        # backoff (20 s by default) and its first backoff (1 s). A
+        # handshake that never completes kept its socket that long, even
+        # after the channel was closed (a socket per failed attempt,
+        # hundreds on a short backoff). ``deadline`` bounds the attempt
+        # anyway; gRPC's own reconnects are not used (see above).
+        ("grpc.min_reconnect_backoff_ms", deadline_ms),
+        ("grpc.initial_reconnect_backoff_ms", deadline_ms),
         ("grpc.max_receive_message_length", options.max_message_size),
     ]
     if options.keepalive is not None:
