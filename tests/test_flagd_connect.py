@@ -311,16 +311,75 @@ async def test_J10_a_slow_large_first_configuration_is_not_cut_at_the_deadline(
         assert server.streams_opened <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_first_configuration_slower_than_stream_deadline_names_it() -> None:
+    document = big_document(800 * 1024)  # 1.5 s at least through the relay
+    async with (
+        FlagdServer(document, get_metadata=False) as server,
+        slow_relay(server.port) as port,
+    ):
+        options = config(f"127.0.0.1:{port}", deadline=0.5, stream_deadline=0.2)
+        message = await first_error(options)
+    assert "did not arrive whole within stream_deadline (0.2 s)" in message
+
+
+@pytest.mark.asyncio
+async def test_a_fetch_that_answers_no_configuration_is_an_error() -> None:
+    # A server whose FetchAllFlags ends without a message (a broken one):
+    # an error, not an exception out of the source.
+    import grpc
+    import grpc.aio
+
+    from aioflags._datasystem._sources._flagd import sync_pb2
+
+    async def nothing(request: Any, context: Any) -> AsyncIterator[Any]:
+        return
+        yield  # (a generator)
+
+    async def metadata(request: Any, context: Any) -> Any:
+        return sync_pb2.GetMetadataResponse()
+
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "FetchAllFlags": grpc.unary_stream_rpc_method_handler(
+            nothing,
+            request_deserializer=sync_pb2.FetchAllFlagsRequest.FromString,
+            response_serializer=sync_pb2.FetchAllFlagsResponse.SerializeToString,
+        ),
+        "GetMetadata": grpc.unary_unary_rpc_method_handler(
+            metadata,
+            request_deserializer=sync_pb2.GetMetadataRequest.FromString,
+            response_serializer=sync_pb2.GetMetadataResponse.SerializeToString,
+        ),
+    }
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "flagd.sync.v1.FlagSyncService", handlers
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        message = await first_error(config(f"127.0.0.1:{port}", deadline=30.0))
+    finally:
+        await server.stop(None)
+    assert "FetchAllFlags answered nothing" in message
+
+
 # ------------------------------------------------------------ Unix sockets
 
 
-@pytest.mark.parametrize("how", ["socket_path", "target"])
-def test_J11_an_over_long_socket_path_is_refused(how: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "given"),
+    [("socket_path", "{}"), ("target", "unix:{}"), ("target", "unix://{}")],
+)
+def test_J11_an_over_long_socket_path_is_refused(name: str, given: str) -> None:
     path = "/tmp/" + "s" * 103 + ".sock"  # 113 bytes
-    options: dict[str, Any] = (
-        {"socket_path": path} if how == "socket_path" else {"target": f"unix:{path}"}
-    )
-    with pytest.raises(ConfigurationError, match=f"{how}=.*113 bytes") as caught:
+    options: dict[str, Any] = {name: given.format(path)}
+    with pytest.raises(ConfigurationError, match=f"{name}=.*113 bytes") as caught:
         DataSystem.flagd(**options)
     assert "\n" not in str(caught.value)
 

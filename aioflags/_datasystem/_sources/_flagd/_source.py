@@ -15,8 +15,8 @@ Connection policy (flagd's providers specification, docs/flagd.md):
   that never completes its handshake is closed by then, not after gRPC's
   default 20 s. A configuration whose first byte came in time then has
   ``stream_deadline`` to arrive whole: a large one on a slow link is not
-  cut at ``deadline`` (flagd's providers bound a stream by its deadline
-  and the connection by ``deadline``, alike). Messages up to
+  cut at ``deadline`` (as flagd's Python provider waits ``deadline`` for
+  the connection, and bounds the stream by ``stream_deadline``). Messages up to
   ``max_message_size`` bytes are received (gRPC's own limit is 4 MiB).
 - A status code among ``fatal_status_codes`` ends the source: OFF with a
   fatal error, no more calls (the client is FATAL before it was ever
