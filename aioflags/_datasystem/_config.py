@@ -486,7 +486,11 @@ class DataSystem(Frozen):
         keepalive: float | None = None,
         retry_backoff: tuple[float, float] = (1.0, 5.0),
         fractional: int = 3,
+        max_message_size: int = 16 * 1024 * 1024,
         plane: str | os.PathLike[str] | None = None,
+        saved_state: None = None,
+        host: None = None,
+        port: None = None,
     ) -> DataSystem:
         """Flags from a flagd sync server (flagd's ``flagd.sync.v1`` over gRPC), evaluated in process.
 
@@ -499,7 +503,8 @@ class DataSystem(Frozen):
         Args:
             target: ``host:port`` of the sync server (``localhost:8015``,
                 flagd's sync port, by default), or any gRPC target
-                (``dns:///...``, ``unix:PATH``).
+                (``dns:///...``, ``unix:PATH``). A URL (``http://...``) is
+                refused, naming the ``host:port`` to give.
             selector: which flags the server sends (flagd's
                 ``source=...``/``flagSetId=...``): the ``flagd-selector``
                 header, and the request's deprecated field for older servers.
@@ -507,8 +512,11 @@ class DataSystem(Frozen):
                 authorise by it.
             tls: connect with TLS, trusting the system's roots, or
                 ``cert_path``'s CA (a PEM file).
-            cert_path: the CA to trust with ``tls=True``.
-            socket_path: connect over this Unix socket (instead of ``target``).
+            cert_path: the CA to trust with ``tls=True``: a PEM file of at
+                most 1 MiB, checked now; read at the first connection and
+                again only when it changes.
+            socket_path: connect over this Unix socket (instead of
+                ``target``); at most 107 bytes long (103 on macOS and BSD).
             fatal_status_codes: gRPC status names (``"PERMISSION_DENIED"``,
                 ``"UNAUTHENTICATED"``) that end the source at once: no more
                 calls; the client is FATAL if it was never READY (ERROR
@@ -519,11 +527,14 @@ class DataSystem(Frozen):
                 5 s, as this project's contract (after flagd's specification
                 of that time) says; flagd's specification has since moved
                 to 10 s: pass 10.0 to match its newest providers.
-            deadline: seconds each attempt has to bring a configuration
-                (``FetchAllFlags``; the stream's first message). 0.5, flagd's
-                specification's ``deadlineMs``. A server that cannot be
-                reached makes the client ERROR at the first failed attempt
-                (within ``deadline``), and the source keeps trying.
+            deadline: seconds each attempt has to connect and bring the
+                first byte of an answer (``FetchAllFlags``'s; the stream's).
+                0.5, flagd's specification's ``deadlineMs``, in seconds: at
+                most 60 (more is surely milliseconds). A server that cannot
+                be reached makes the client ERROR at the first failed attempt
+                (within ``deadline``), and the source keeps trying. A
+                configuration that began in time has ``stream_deadline`` to
+                arrive whole.
             stream_deadline: seconds after which the stream is opened anew
                 (flagd's ``streamDeadlineMs``, 600 s; 0 or ``math.inf``: never).
             keepalive: seconds between HTTP/2 keepalive pings; ``None``
@@ -535,8 +546,16 @@ class DataSystem(Frozen):
                 and ``retryBackoffMaxMs``: 1 s and 5 s).
             fractional: flagd's ``fractional`` bucketing: 3, or 2 (as
                 :meth:`file`).
+            max_message_size: the largest flag configuration received, in
+                bytes: 16 MiB (gRPC's own limit is 4 MiB), from 64 KiB to
+                1 GiB. A larger one fails, the error naming this option.
             plane: as for :meth:`default`: the processes of a host share one
                 sync stream.
+            saved_state: refused: the sync server brings the whole
+                configuration at every start.
+            host: refused, as ``port``: flagd's provider's names; give
+                ``target="host:port"``.
+            port: refused (see ``host``).
 
         Raises:
             ConfigurationError: an argument is invalid, or the ``flagd``
@@ -544,6 +563,8 @@ class DataSystem(Frozen):
 
         Added in version 0.2.0.
         """
+        from ._sources._flagd import _settings
+        from ._sources._flagd._certs import ca_file_problem
         from ._sources._flagd._source import (
             GRPC_STATUS_NAMES,
             FlagdOptions,
@@ -554,6 +575,7 @@ class DataSystem(Frozen):
         )
 
         where = "DataSystem.flagd"
+        _settings.refuse_provider_names(where, host, port, saved_state)
         # (checked at run time: callers may not be typed)
         given_socket: object = socket_path
         given_target: object = target
@@ -569,6 +591,9 @@ class DataSystem(Frozen):
                 raise ConfigurationError(
                     f"{where}(socket_path=...) must be a path, got {socket_path!r}"
                 )
+            _settings.check_target(
+                where, "socket_path", f"unix:{os.fspath(socket_path)}"
+            )
             target = f"unix:{os.fspath(socket_path)}"
         elif target is None:
             target = "localhost:8015"
@@ -577,6 +602,8 @@ class DataSystem(Frozen):
                 f"{where}(target=...) must be a gRPC target such as "
                 f"'localhost:8015', got {target!r}"
             )
+        else:
+            _settings.check_target(where, "target", target)
         for name, text in (("selector", selector), ("provider_id", provider_id)):
             if text is not None and not isinstance(text, str):
                 raise ConfigurationError(
@@ -592,6 +619,9 @@ class DataSystem(Frozen):
                 raise ConfigurationError(
                     f"{where}(cert_path=...) is the CA for TLS: give tls=True too"
                 )
+            problem = ca_file_problem(os.fspath(cert_path))
+            if problem is not None:
+                raise ConfigurationError(f"{where}(cert_path=...): {problem}")
         codes = _sources(fatal_status_codes)
         if not isinstance(codes, tuple) or not all(
             c in GRPC_STATUS_NAMES for c in codes
@@ -605,6 +635,7 @@ class DataSystem(Frozen):
             f"{where}(retry_grace_period=...)", retry_grace_period, allow_zero=True
         )
         check_seconds(f"{where}(deadline=...)", deadline)
+        _settings.check_deadline(where, deadline)
         check_seconds(f"{where}(stream_deadline=...)", stream_deadline, allow_zero=True)
         if keepalive is not None:
             check_seconds(f"{where}(keepalive=...)", keepalive)
@@ -622,6 +653,7 @@ class DataSystem(Frozen):
                 f"shorter than the first, got {retry_backoff!r}"
             )
         _check_flagd_reading(where, None, fractional)
+        _settings.check_max_message_size(where, max_message_size)
         check_extra()
         options = FlagdOptions(
             target=target,
@@ -635,6 +667,7 @@ class DataSystem(Frozen):
             keepalive=None if keepalive is None else float(keepalive),
             retry_backoff=(float(first), float(most)),
             fractional=fractional,
+            max_message_size=max_message_size,
         )
         shared = FlagdShared()  # (the versions both stamp, and more)
         # One synchronizer and nothing to fail over to: it is never given up

@@ -128,12 +128,16 @@ class FlagdServer:
             in an earlier one. Give ``document`` or ``sources``, or neither
             (no flags until :meth:`set_document`).
         sync_context: the static context sent with every ``SyncFlags``
-            message (flagd's ``--context-value``); ``None``: none sent.
+            message (flagd's ``--context-value``); ``None``: an empty one,
+            as flagd sends without ``--context-value`` (flagd always sends
+            the field; flagd's Python provider fails without it).
         get_metadata: ``True``: ``GetMetadata`` answers ``metadata`` (or,
-            without it, ``sync_context``) as flagd does; ``False``: it answers
-            ``UNIMPLEMENTED`` (``flagd --disable-sync-metadata``).
-        metadata: what ``GetMetadata`` answers, when not ``sync_context``
-            (a server of an older flagd, that sends no sync context).
+            without it, ``sync_context``; an empty one without either) as
+            flagd does; ``False``: it answers ``UNIMPLEMENTED`` (``flagd
+            --disable-sync-metadata``).
+        metadata: what ``GetMetadata`` answers, as a server of an older
+            flagd does, that sends no sync context: given without
+            ``sync_context``, ``SyncFlags`` messages carry none.
         socket_path: listen on this Unix socket instead of 127.0.0.1.
         tls: ``(certificate_chain_path, private_key_path)``: serve TLS with
             this certificate (PEM files).
@@ -479,7 +483,10 @@ class FlagdServer:
                 if payload != sent:
                     response = sync_pb2.SyncFlagsResponse(flag_configuration=payload[0])
                     if payload[1] is not None:
+                        response.sync_context.SetInParent()  # (sent when empty too)
                         response.sync_context.update(payload[1])
+                    elif self._metadata_answer is None:  # flagd's: an empty context
+                        response.sync_context.SetInParent()
                     yield response
                     sent = payload
                     continue
@@ -519,6 +526,7 @@ class FlagdServer:
                 _status_code("UNIMPLEMENTED"), "GetMetadata is disabled"
             )
         response = sync_pb2.GetMetadataResponse()
+        response.metadata.SetInParent()  # (sent when empty too, as flagd does)
         answer = self._metadata_answer
         response.metadata.update(
             (self._sync_context if answer is None else answer) or {}

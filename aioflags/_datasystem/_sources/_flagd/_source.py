@@ -9,8 +9,15 @@ message announces exactly the flags it changes.
 
 Connection policy (flagd's providers specification, docs/flagd.md):
 
-- Each attempt has ``deadline`` seconds to bring a configuration (the
-  initializer's ``FetchAllFlags``; the stream's first message).
+- Each attempt has ``deadline`` seconds to connect and to bring the first
+  byte of an answer (``GetMetadata``; ``FetchAllFlags``'s headers; the
+  stream's): gRPC's connect timeout is ``deadline`` too, so a connection
+  that never completes its handshake is closed by then, not after gRPC's
+  default 20 s. A configuration whose first byte came in time then has
+  ``stream_deadline`` to arrive whole: a large one on a slow link is not
+  cut at ``deadline`` (as flagd's Python provider waits ``deadline`` for
+  the connection, and bounds the stream by ``stream_deadline``). Messages up to
+  ``max_message_size`` bytes are received (gRPC's own limit is 4 MiB).
 - A status code among ``fatal_status_codes`` ends the source: OFF with a
   fatal error, no more calls (the client is FATAL before it was ever
   READY; after, ERROR, with the last data kept).
@@ -71,6 +78,9 @@ from aioflags._datasystem._datatypes import (
 from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
 from aioflags._datasystem._sources._backoff import Backoff
 from aioflags._datasystem._sources._versions import ContentVersions
+
+from ._certs import CaFile, CaFileError
+from ._settings import hint
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -179,6 +189,7 @@ class FlagdOptions(Frozen):
         keepalive: seconds between HTTP/2 keepalive pings (``None``: none).
         retry_backoff: (first, most) seconds between attempts.
         fractional: the ``fractional`` bucketing (3, or 2).
+        max_message_size: the largest message received, in bytes.
     """
 
     __slots__ = (  # noqa: RUF023 - fields in order
@@ -193,6 +204,7 @@ class FlagdOptions(Frozen):
         "keepalive",
         "retry_backoff",
         "fractional",
+        "max_message_size",
     )
     target: str
     selector: str | None
@@ -205,6 +217,7 @@ class FlagdOptions(Frozen):
     keepalive: float | None
     retry_backoff: tuple[float, float]
     fractional: int
+    max_message_size: int
 
     def __init__(
         self,
@@ -220,6 +233,7 @@ class FlagdOptions(Frozen):
         keepalive: float | None,
         retry_backoff: tuple[float, float],
         fractional: int,
+        max_message_size: int,
     ) -> None:
         set_field(self, "target", target)
         set_field(self, "selector", selector)
@@ -232,6 +246,7 @@ class FlagdOptions(Frozen):
         set_field(self, "keepalive", keepalive)
         set_field(self, "retry_backoff", retry_backoff)
         set_field(self, "fractional", fractional)
+        set_field(self, "max_message_size", max_message_size)
 
 
 class FlagdShared:
@@ -252,11 +267,15 @@ class FlagdShared:
     connection the initializer made rather than on a new one (a connection
     fewer before READY: a TLS handshake fewer to a remote flagd, ~4 ms on
     loopback). One nobody takes is closed as the run ends.
+
+    ``cert_path``'s certificates are read once for both, and again only
+    when the file changes (:meth:`ca`).
     """
 
-    __slots__ = ("_parked", "fetched", "metadata_unimplemented", "versions")
+    __slots__ = ("_ca", "_parked", "fetched", "metadata_unimplemented", "versions")
 
     def __init__(self) -> None:
+        self._ca: CaFile | None = None
         self.versions = ContentVersions()
         self.fetched = False
         self.metadata_unimplemented = False
@@ -279,6 +298,14 @@ class FlagdShared:
                 del self._parked[n]
                 return channel
         return None
+
+    def ca(self, cert_path: str | None) -> CaFile | None:
+        """``cert_path``'s CA file, kept from one attempt to the next (None: no cert_path)."""
+        if cert_path is None:
+            return None
+        if self._ca is None or self._ca.path != cert_path:
+            self._ca = CaFile(cert_path)
+        return self._ca
 
     async def _close_parked(self, ctx: SourceContext) -> None:
         channel = self.take(ctx)
@@ -340,6 +367,15 @@ class _Link:
         details = exc.details() or ""
         fatal = name in self.options.fatal_status_codes
         what = f"{name}{': ' + details if details else ''}"
+        options = self.options
+        likely = hint(
+            details,
+            tls=options.tls,
+            cert_path=options.cert_path,
+            max_message_size=options.max_message_size,
+        )
+        if likely:
+            what = f"{likely} ({what})"
         if fatal:
             what += " (a fatal status code: not retried)"
         return self.error(
@@ -387,17 +423,33 @@ def release_grpc() -> None:
     gc.collect()
 
 
-async def _open_channel(options: FlagdOptions) -> grpc.aio.Channel:
-    """A channel for one attempt (gRPC imported here, once the client runs)."""
+async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
+    """A channel for one attempt (gRPC imported here, once the client runs).
+
+    Raises _Failed when ``cert_path`` cannot be read now.
+    """
     import grpc
     import grpc.aio
 
-    # A channel of its own subchannels: by default gRPC shares one
-    # subchannel per address across a process's channels, and a new
-    # channel to a server that just came back waits out the shared one's
-    # reconnect backoff (1 s doubling, in real time: 10 s and more seen on
-    # a loaded machine), not this source's schedule.
-    channel_options: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
+    options = link.options
+    deadline_ms = max(1, round(options.deadline * 1000))
+    channel_options: list[tuple[str, Any]] = [
+        # A channel of its own subchannels: by default gRPC shares one
+        # subchannel per address across a process's channels, and a new
+        # channel to a server that just came back waits out the shared
+        # one's reconnect backoff (1 s doubling, in real time: 10 s and
+        # more seen on a loaded machine), not this source's schedule.
+        ("grpc.use_local_subchannel_pool", 1),
+        # gRPC's connect timeout: the larger of its minimum reconnect
+        # backoff (20 s by default) and its first backoff (1 s). A
+        # handshake that never completes kept its socket that long, even
+        # after the channel was closed (a socket per failed attempt,
+        # hundreds on a short backoff). ``deadline`` bounds the attempt
+        # anyway; gRPC's own reconnects are not used (see above).
+        ("grpc.min_reconnect_backoff_ms", deadline_ms),
+        ("grpc.initial_reconnect_backoff_ms", deadline_ms),
+        ("grpc.max_receive_message_length", options.max_message_size),
+    ]
     if options.keepalive is not None:
         channel_options.append(
             ("grpc.keepalive_time_ms", int(options.keepalive * 1000))
@@ -405,10 +457,22 @@ async def _open_channel(options: FlagdOptions) -> grpc.aio.Channel:
     if not options.tls:
         return grpc.aio.insecure_channel(options.target, options=channel_options)
     roots = None
-    if options.cert_path is not None:
-        roots = await anyio.Path(options.cert_path).read_bytes()
+    if ca is not None:
+        try:
+            roots = await anyio.to_thread.run_sync(ca.pem)
+        except CaFileError as exc:
+            raise _Failed(link.error(ErrorKind.UNKNOWN, str(exc))) from None
     credentials = grpc.ssl_channel_credentials(root_certificates=roots)
     return grpc.aio.secure_channel(options.target, credentials, options=channel_options)
+
+
+def _no_answer(link: _Link) -> ErrorInfo:
+    """An attempt's answer did not begin within ``deadline``."""
+    return link.error(
+        ErrorKind.NETWORK_ERROR,
+        f"no flag configuration: no answer within the {link.options.deadline:g} s "
+        "deadline (connecting included)",
+    )
 
 
 async def _close(channel: grpc.aio.Channel) -> None:
@@ -457,11 +521,43 @@ async def _read(call: Any, limit: float | None, clock: Any) -> Any:
     return await before(clock, limit, call.read)
 
 
-async def _first(call: Any, deadline: float) -> Any:
-    """The stream's first message within ``deadline`` seconds of real time (a network bound, as HTTP's timeouts are)."""
+async def _answered(call: Any, deadline: float) -> bool:
+    """Whether ``call``'s answer began (its headers, or its status) within ``deadline`` seconds of real time.
+
+    Real time: a network bound, as HTTP's timeouts are. The answer's
+    message itself is not bounded here: a large configuration on a slow
+    link may take longer than ``deadline`` to arrive whole.
+    """
     with anyio.move_on_after(deadline):
+        await call.initial_metadata()
+        return True
+    return False
+
+
+def _body_timeout(options: FlagdOptions) -> float | None:
+    """The timeout gRPC gives ``FetchAllFlags``: ``stream_deadline`` (None: never)."""
+    limit = options.stream_deadline
+    return limit if limit > 0 and not math.isinf(limit) else None
+
+
+async def _first(call: Any, link: _Link) -> Any:
+    """The stream's first message (or ``grpc.aio.EOF``); raises _Failed.
+
+    Begun within ``deadline``, whole within ``stream_deadline`` (real time).
+    """
+    options = link.options
+    if not await _answered(call, options.deadline):
+        raise _Failed(_no_answer(link))
+    body = _body_timeout(options)
+    with anyio.move_on_after(math.inf if body is None else body):
         return await call.read()
-    return TIMEOUT
+    raise _Failed(
+        link.error(
+            ErrorKind.NETWORK_ERROR,
+            "the first flag configuration did not arrive whole within "
+            f"stream_deadline ({body:g} s)",
+        )
+    )
 
 
 def flagd_initializer(
@@ -482,10 +578,18 @@ def flagd_initializer(
             yield Basis(change_set=None, error=_refusal(why, ctx.clock))
             return
         link = _Link(options, ctx)
-        channel = await _open_channel(options)
+        try:
+            channel = await _open_channel(link, shared.ca(options.cert_path))
+        except _Failed as failed:
+            yield Basis(change_set=None, error=failed.error)
+            return
         keep = False  # (the channel, for the synchronizer: not on an error)
         try:
-            fetch = channel.unary_unary(
+            # Called as a server stream of one message (the same call on
+            # the wire: gRPC's HTTP/2 framing does not tell the two apart):
+            # grpc.aio gives a unary call's headers only with its whole
+            # answer, and a stream's as they arrive (see _answered).
+            fetch = channel.unary_stream(
                 _FETCH,
                 request_serializer=sync_pb2.FetchAllFlagsRequest.SerializeToString,
                 response_deserializer=sync_pb2.FetchAllFlagsResponse.FromString,
@@ -505,11 +609,24 @@ def flagd_initializer(
                     shared.metadata_unimplemented = True
                     keep = True
                     return
-                response = await fetch(
-                    request,
-                    metadata=link.headers(),
-                    timeout=max(end - anyio.current_time(), 0.0),
+                # Its answer begun within the deadline; the configuration
+                # then has stream_deadline to arrive whole (a large one).
+                call = fetch(
+                    request, metadata=link.headers(), timeout=_body_timeout(options)
                 )
+                try:
+                    left = max(end - anyio.current_time(), 0.0)
+                    if not await _answered(call, left):
+                        raise _Failed(_no_answer(link))
+                    response: Any = await call.read()
+                finally:
+                    call.cancel()  # (answered: nothing more to read)
+                if response is grpc.aio.EOF:
+                    raise _Failed(
+                        link.error(
+                            ErrorKind.INVALID_DATA, "FetchAllFlags answered nothing"
+                        )
+                    )
                 change_set = link.change_set(
                     response.flag_configuration, context, versions
                 )
@@ -551,7 +668,8 @@ def flagd_synchronizer(
         while True:
             error: ErrorInfo | None = None
             try:
-                async for update in _stream(link, versions, shared.take(ctx)):
+                ca = shared.ca(options.cert_path)
+                async for update in _stream(link, versions, shared.take(ctx), ca):
                     yield update
                     del update
             except _Failed as failed:
@@ -567,7 +685,10 @@ def flagd_synchronizer(
 
 
 async def _stream(
-    link: _Link, versions: ContentVersions, channel: grpc.aio.Channel | None
+    link: _Link,
+    versions: ContentVersions,
+    channel: grpc.aio.Channel | None,
+    ca: CaFile | None = None,
 ) -> AsyncGenerator[Update, None]:
     """One ``SyncFlags`` call's configurations; raises _Failed; returns when it ends.
 
@@ -581,7 +702,7 @@ async def _stream(
 
     options, clock = link.options, link.clock
     if channel is None:
-        channel = await _open_channel(options)
+        channel = await _open_channel(link, ca)
     call = None
     try:
         sync = channel.unary_stream(
@@ -605,7 +726,7 @@ async def _stream(
             failed: ErrorInfo | None = None
             try:
                 if first:
-                    message = await _first(call, options.deadline)
+                    message = await _first(call, link)
                 else:
                     message = await _read(call, end_by, clock)
             except grpc.aio.AioRpcError as exc:
@@ -620,13 +741,6 @@ async def _stream(
             if failed is not None:
                 raise _Failed(failed)
             if message is TIMEOUT:
-                if first:
-                    raise _Failed(
-                        link.error(
-                            ErrorKind.NETWORK_ERROR,
-                            f"no flag configuration within the {options.deadline:g} s deadline",
-                        )
-                    )
                 logger.debug("The flagd sync stream reached its deadline; reopening")
                 return
             if message is grpc.aio.EOF:
