@@ -37,8 +37,6 @@ from aioflags._datasystem._sources._watch import FlagFileWatcher
 from aioflags.testing import FakeClock, FlagdServer, FlagServer
 from tests.flagd_raw import RawSyncServer
 
-pytestmark = pytest.mark.asyncio
-
 USER = Context.create("user-1")
 
 
@@ -152,6 +150,7 @@ def error_of(client: Client) -> str:
 
 
 @pytest.mark.parametrize(("raised", "cause"), RAISED)
+@pytest.mark.asyncio
 async def test_J1_a_configuration_whose_reading_raises_is_refused_alone(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -184,6 +183,7 @@ async def test_J1_a_configuration_whose_reading_raises_is_refused_alone(
         assert await greeting(client) == "goodbye"
 
 
+@pytest.mark.asyncio
 async def test_J1_whatever_an_attempt_raises_fails_that_attempt_only(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -213,6 +213,7 @@ async def test_J1_whatever_an_attempt_raises_fails_that_attempt_only(
         assert await greeting(client) == "goodbye"
 
 
+@pytest.mark.asyncio
 async def test_J1_a_sync_context_past_protobufs_nesting_limit_is_refused() -> None:
     clock = FakeClock()
     async with (
@@ -230,6 +231,7 @@ async def test_J1_a_sync_context_past_protobufs_nesting_limit_is_refused() -> No
         assert await greeting(client) == "goodbye"
 
 
+@pytest.mark.asyncio
 async def test_J1_a_start_on_a_context_protobuf_cannot_decode_is_an_error_then_ready() -> (
     None
 ):
@@ -288,6 +290,7 @@ async def refused_then_mended(
 
 
 @pytest.mark.parametrize(("configuration", "sync_context", "cause"), NOT_JSON)
+@pytest.mark.asyncio
 async def test_J5_a_sync_message_with_nan_or_infinity_is_refused_as_a_file_is(
     configuration: str, sync_context: dict[str, Any] | None, cause: str
 ) -> None:
@@ -308,6 +311,7 @@ async def test_J5_a_sync_message_with_nan_or_infinity_is_refused_as_a_file_is(
         ),
     ],
 )
+@pytest.mark.asyncio
 async def test_J1_json_nested_past_any_reader_is_refused(
     configuration: str, sync_context: dict[str, Any] | None, cause: str
 ) -> None:
@@ -328,6 +332,7 @@ async def test_J1_json_nested_past_any_reader_is_refused(
         ),
     ],
 )
+@pytest.mark.asyncio
 async def test_J5_flagd_server_refuses_nan_and_infinity_when_given(
     given: Callable[[], FlagdServer],
 ) -> None:
@@ -335,6 +340,7 @@ async def test_J5_flagd_server_refuses_nan_and_infinity_when_given(
         given()
 
 
+@pytest.mark.asyncio
 async def test_J5_flagd_server_refuses_nan_in_a_change_or_a_file(
     tmp_path: Path,
 ) -> None:
@@ -364,6 +370,7 @@ def write(path: Path, document: dict[str, Any], stamp: int) -> None:
 
 
 @pytest.mark.parametrize(("raised", "cause"), RAISED)
+@pytest.mark.asyncio
 async def test_J1_a_file_reload_whose_reading_raises_is_refused_alone(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -389,6 +396,7 @@ async def test_J1_a_file_reload_whose_reading_raises_is_refused_alone(
         assert len(said(caplog, line)) == 1
 
 
+@pytest.mark.asyncio
 async def test_J1_a_file_reload_that_cannot_be_versioned_is_refused_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -438,6 +446,7 @@ async def served(server: FlagServer, clock: FakeClock, wanted: str) -> None:
 
 
 @pytest.mark.parametrize(("raised", "cause"), RAISED)
+@pytest.mark.asyncio
 async def test_J1_serve_keeps_serving_through_a_save_whose_reading_raises(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -463,3 +472,52 @@ async def test_J1_serve_keeps_serving_through_a_save_whose_reading_raises(
         write(path, MENDED, 3)
         await served(server, clock, "bye")
         assert server._console.trouble is None
+
+
+# ------------------------------------------------- flagd's words for errors
+
+
+def test_J9_a_flagd_flag_that_cannot_be_compiled_is_parse_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aioflags._datasystem._flagd_document import flagd_flags
+    from aioflags._datasystem._store import snapshot_from_data
+    from aioflags._evaluation import _model
+
+    def compile_flagd(key: str, spec: Any) -> Any:
+        raise RuntimeError("what no check foresaw")
+
+    monkeypatch.setattr(_model, "compile_flagd", compile_flagd)
+    flags = flagd_flags({"flags": {"j9-compiled": flag("hi")}})
+    detail = snapshot_from_data(dict(flags)).variation_detail("j9-compiled", USER, "d")
+    assert detail.value == "d"
+    assert detail.reason == {"kind": "ERROR", "errorKind": "PARSE_ERROR"}
+    assert "will evaluate to PARSE_ERROR" in caplog.text
+
+
+def test_J9_a_flagd_flag_whose_targeting_raises_is_general(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aioflags._datasystem._flagd_document import flagd_flags
+    from aioflags._datasystem._store import snapshot_from_data
+    from aioflags._evaluation import _model
+    from aioflags._evaluation._codegen import Code
+    from aioflags._evaluation._flagd import compile_flagd as real
+
+    def run(operands: Any, context: Any, state: Any) -> Any:
+        raise RuntimeError("a bug in the generated code")
+
+    def compile_flagd(key: str, spec: Any) -> Any:
+        parts = real(key, spec)
+        return parts._replace(constant=None, code=Code(run, True, ()))
+
+    monkeypatch.setattr(_model, "compile_flagd", compile_flagd)
+    targeted = {**flag("hi"), "targeting": {"if": [True, "bye", None]}}
+    flags = flagd_flags({"flags": {"j9-raises": targeted}})
+    snapshot = snapshot_from_data(dict(flags))
+    general = {"kind": "ERROR", "errorKind": "GENERAL"}
+    detail = snapshot.variation_detail("j9-raises", USER, "d")
+    assert (detail.value, detail.reason) == ("d", general)
+    state = snapshot.all_flags_state(USER, with_reasons=True).to_dict()
+    assert state["$flagsState"]["j9-raises"]["reason"] == general
+    assert "default is returned (GENERAL)" in caplog.text
