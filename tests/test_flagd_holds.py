@@ -474,6 +474,42 @@ async def test_J1_serve_keeps_serving_through_a_save_whose_reading_raises(
         assert server._console.trouble is None
 
 
+@pytest.mark.asyncio
+async def test_J1_serve_keeps_serving_through_a_save_it_cannot_write(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aioflags._service import _wire
+
+    real = _wire.fdv2_full
+
+    def fdv2_full(objects: Any, state: str, version: int) -> str:
+        objects = list(objects)
+        if any(item.get("key") == "spoiled" for _, item in objects):
+            raise RecursionError("maximum recursion depth exceeded while encoding")
+        return real(objects, state, version)
+
+    monkeypatch.setattr(_wire, "fdv2_full", fdv2_full)
+    path = tmp_path / "flags.json"
+    write(path, GOOD, 1)
+    clock = FakeClock()
+    async with serving(path, clock) as server:
+        before = server.flags
+        write(path, SPOILED, 2)
+        with anyio.fail_after(10):
+            while server._console.trouble is None:
+                await clock.wait_for_sleeper(within=1)
+                await clock.advance(0.1)
+        message = "cannot be served: nested too deeply to read"
+        assert server._console.trouble["message"] == message
+        assert server.flags == before  # all or nothing: the last good data
+        assert capsys.readouterr().err == f"not reloaded: {path}: {message}\n"
+        write(path, MENDED, 3)
+        await served(server, clock, "bye")
+        assert server._console.trouble is None
+
+
 # ------------------------------------------------- flagd's words for errors
 
 
