@@ -930,8 +930,8 @@ def run_head(
     A constant result as it is; else the head's code run, with ``matcher``
     the data it reads. The one place of the pipeline where what a flag's
     code raised is mapped to a result (:func:`finish`): an abort to
-    MALFORMED_FLAG, anything else to EXCEPTION, logged once per flag and
-    kind.
+    MALFORMED_FLAG, anything else to EXCEPTION (a flagd flag's: GENERAL),
+    logged once per flag and kind.
     """
     if type(head) is Result:
         return head
