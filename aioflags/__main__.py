@@ -211,7 +211,15 @@ async def watch(
             else:  # a quiet wait: what was shown before is not the news now
                 server.clear_file_trouble()
         elif isinstance(outcome, Loaded):
-            server.replace_all(outcome.flags, outcome.segments)
+            try:
+                server.replace_all(outcome.flags, outcome.segments)
+            except Exception as exc:  # noqa: BLE001 - a save's fault refuses that save alone
+                from ._datasystem._sources._cause import cause_of
+
+                message = f"{path}: cannot be served: {cause_of(exc)}"
+                print(f"not reloaded: {message}", file=sys.stderr, flush=True)
+                server.show_file_trouble(*_trouble(path, message))
+                continue
             server.clear_file_trouble()
             print(
                 f"reloaded {path}: {len(outcome.flags)} flags, "

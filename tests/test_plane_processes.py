@@ -724,3 +724,37 @@ async def test_J6_a_follower_itself_stopped_for_3_s_keeps_following(
     for text in said:
         assert "InvalidStateError" not in text and "Traceback" not in text, text
         assert "cannot follow" not in text, text
+
+
+async def test_J1_a_flagd_document_the_leader_cannot_use_stops_no_worker(
+    tmp_path: Path,
+) -> None:
+    """Issue 94: the leader refuses it, keeps leading and its data; the next good one reaches all."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    # A sync context nested past protobuf's limit: no reader takes it.
+    deep: dict[str, object] = {}
+    for _ in range(101):
+        deep = {"a": deep}
+    async with FlagdServer({"flags": {"f": FLAGD_ON}}) as server:
+        async with workers(plane, server.target, 3, mode="flagd") as every:
+            for worker in every:
+                await worker.until("value on")
+            for worker in every:
+                await worker.until(f"role {worker.role}")
+            (leader,) = [w for w in every if w.role == "leader"]
+            streams = server.streams_opened
+            server.set_sync_context(deep)
+            with anyio.fail_after(10):  # refused, and tried again (backoff: 1 s)
+                await server.wait_until(lambda s: s.streams_opened >= streams + 1)
+            server.set_sync_context(None)
+            server.set_flag("f", {**FLAGD_ON, "defaultVariant": "off"})
+            for worker in every:
+                await worker.until("value off")
+            assert [w for w in every if w.role == "leader"] == [leader]
+            for worker in every:
+                assert "role solo" not in worker.lines
+                assert worker.process.returncode is None
+        for worker in every:
+            assert "default" not in worker.lines

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
 from ._codegen import Code
+from ._flagd import GENERAL_RESULT
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -822,7 +823,7 @@ def run_heads(
             run = head.run
             result = run(head.operands, ctx, st)
         except Exception as exc:  # noqa: BLE001 - mapped and logged: the flag's answer
-            result = finish(key, exc)
+            result = finish(key, exc, st.flags)
         else:
             if required:  # another flag's prerequisite: kept for it
                 done[key] = result
@@ -832,20 +833,35 @@ def run_heads(
     return results
 
 
-def finish(key: str, exc: Exception) -> Result:
+def finish(
+    key: str, exc: Exception, flags: Mapping[str, CompiledFlag] | None = None
+) -> Result:
     """The answer of an evaluation of flag ``key`` whose code raised ``exc``.
 
     For :func:`run_head` (and the all-flags batch, :func:`run_heads`, which
     runs its flags' code in one loop). An abort (a malformed part reached,
     a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is a bug in
-    the code or in its operands: EXCEPTION. Both are logged, once per flag and
-    kind (:func:`_failed`).
+    the code or in its operands: EXCEPTION, or for a flagd flag (of
+    ``flags``, the data evaluated) flagd's word for it, GENERAL. Each is
+    logged, once per flag and kind (:func:`_failed`).
     """
     if isinstance(exc, MalformedAbort):
         _failed(key, "MALFORMED_FLAG", exc)
         return _ABORTED
+    if flags is not None and _is_flagd(flags, key):
+        _failed(key, "GENERAL", exc)
+        return GENERAL_RESULT
     _failed(key, "EXCEPTION", exc)
     return _EXCEPTION
+
+
+def _is_flagd(flags: Mapping[str, CompiledFlag], key: str) -> bool:
+    """Whether flag ``key`` is flagd's (asked on a failure's path only)."""
+    try:
+        flag = flags.get(key)  # (made on access: it may be what failed)
+    except Exception:  # noqa: BLE001 - a flag that cannot be made is nobody's
+        return False
+    return flag is not None and flag.variant_names is not None
 
 
 def _failed(key: str, kind: str, exc: Exception) -> None:
@@ -858,13 +874,15 @@ def _failed(key: str, kind: str, exc: Exception) -> None:
     one traceback per evaluation (a deep recursion's can be ~1,000 frames).
     """
     count = _FAILURES.add((key, kind))
+    unexpected = kind in ("EXCEPTION", "GENERAL")  # (GENERAL: a flagd flag's)
     if count == 1:
-        if kind == "EXCEPTION":
+        if unexpected:
             logger.error(
                 "Unexpected error evaluating flag %r: the default is returned "
-                "(EXCEPTION). Logged once with its traceback; later failures "
+                "(%s). Logged once with its traceback; later failures "
                 "of this flag are counted",
                 key,
+                kind,
                 exc_info=exc,
             )
         else:
@@ -889,7 +907,7 @@ def _failed(key: str, kind: str, exc: Exception) -> None:
             key,
             count,
             kind,
-            f"{type(exc).__name__}: {exc}" if kind == "EXCEPTION" else exc,
+            f"{type(exc).__name__}: {exc}" if unexpected else exc,
         )
     else:
         logger.debug("Flag %r could not be evaluated again (%s): %s", key, kind, exc)
@@ -912,8 +930,8 @@ def run_head(
     A constant result as it is; else the head's code run, with ``matcher``
     the data it reads. The one place of the pipeline where what a flag's
     code raised is mapped to a result (:func:`finish`): an abort to
-    MALFORMED_FLAG, anything else to EXCEPTION, logged once per flag and
-    kind.
+    MALFORMED_FLAG, anything else to EXCEPTION (a flagd flag's: GENERAL),
+    logged once per flag and kind.
     """
     if type(head) is Result:
         return head
@@ -921,7 +939,7 @@ def run_head(
     try:
         return run(head.operands, context, matcher)
     except Exception as exc:  # noqa: BLE001 - mapped and logged: the evaluation's answer
-        return finish(key, exc)
+        return finish(key, exc, None if matcher is None else matcher.flags)
 
 
 def prerequisites_reached(

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT",
     "DISABLED",
     "GENERAL",
+    "GENERAL_RESULT",
     "PARSE_ERROR",
     "PARSE_ERROR_RESULT",
     "STATIC",
@@ -68,6 +69,8 @@ PARSE_ERROR: Final = Reason({"kind": "ERROR", "errorKind": "PARSE_ERROR"})
 GENERAL: Final = Reason({"kind": "ERROR", "errorKind": "GENERAL"})
 
 _GENERAL_RESULT: Final = Result(None, None, GENERAL, False, None)
+#: A flagd flag's evaluation that failed (flagd's word: GENERAL).
+GENERAL_RESULT: Final = _GENERAL_RESULT
 #: the constant result of a flag flagd cannot evaluate
 PARSE_ERROR_RESULT: Final = Result(None, None, PARSE_ERROR, False, None)
 

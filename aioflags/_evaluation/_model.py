@@ -692,11 +692,14 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
             )
     except Exception as exc:  # JSON no check foresaw (a weight of 10**400)
         flag.malformed = f"{type(exc).__name__}: {exc}"
-        flag.constant = MALFORMED
+        # (a flagd flag's in flagd's word: a bad definition is PARSE_ERROR)
+        flagd = flag.variant_names is not None
+        flag.constant = PARSE_ERROR_RESULT if flagd else MALFORMED
         if _told("Flag", key, flag.version):
             logger.exception(
-                "Flag %r could not be compiled and will evaluate to MALFORMED_FLAG",
+                "Flag %r could not be compiled and will evaluate to %s",
                 key,
+                "PARSE_ERROR" if flagd else "MALFORMED_FLAG",
             )
     # Plain: read as a prerequisite through its code (see Code).
     if flag.on and flag.malformed is None and not flag.prerequisites:

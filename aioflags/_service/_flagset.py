@@ -120,17 +120,28 @@ class FlagSet:
     def replace_all(
         self, flags: Mapping[str, JSONObject], segments: Mapping[str, JSONObject]
     ) -> Edit:
-        """Replace the whole data set; an item whose content is unchanged keeps its version."""
-        self.version += 1
+        """Replace the whole data set; an item whose content is unchanged keeps its version.
+
+        All or nothing: what cannot be written (JSON nested past what the
+        encoder follows) raises with the data as it was.
+        """
+        old = self.version, self.flags, self.segments
         touched: list[tuple[str, str, int, JSONObject | None]] = []
-        self.flags = self._reversioned("flag", self.flags, flags, touched)
-        self.segments = self._reversioned("segment", self.segments, segments, touched)
-        return Edit(
-            wire.fdv2_full(self.objects(), self.state, self.version),
-            wire.fdv1_put(self.flags, self.segments),
-            tuple(touched),
-            replaced=True,
-        )
+        try:
+            self.version += 1
+            self.flags = self._reversioned("flag", self.flags, flags, touched)
+            self.segments = self._reversioned(
+                "segment", self.segments, segments, touched
+            )
+            return Edit(
+                wire.fdv2_full(self.objects(), self.state, self.version),
+                wire.fdv1_put(self.flags, self.segments),
+                tuple(touched),
+                replaced=True,
+            )
+        except BaseException:
+            self.version, self.flags, self.segments = old
+            raise
 
     def _reversioned(
         self,

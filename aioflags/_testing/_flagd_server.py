@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
 import anyio
 
@@ -83,12 +83,45 @@ class FlagdCall(Frozen):
         set_field(self, "peer", peer)
 
 
+#: Why FlagdServer refuses a document with NaN or Infinity.
+_NOT_JSON: Final = (
+    "FlagdServer: {what} holds NaN or Infinity, which JSON has not and flagd "
+    "never sends: use numbers JSON has"
+)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(name)
+
+
+def _json_copy(value: Any, what: str) -> Any:
+    """A copy of ``value`` (the test cannot change it), which must be JSON.
+
+    Raises:
+        ConfigurationError: it holds NaN or Infinity, which JSON has not:
+            flagd, which writes JSON, never sends them.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ConfigurationError(_NOT_JSON.format(what=what)) from None
+    return json.loads(text)
+
+
 def _document(given: JSONObject | str | os.PathLike[str]) -> JSONObject:
-    """A flagd document: as given, or read from a JSON file."""
+    """A flagd document: as given, or read from a JSON file (no NaN or Infinity either way)."""
     if isinstance(given, dict):
-        copy: JSONObject = json.loads(json.dumps(given))  # (the test cannot change it)
+        copy: JSONObject = _json_copy(given, "the flagd document")
         return copy
-    data = json.loads(Path(given).read_text(encoding="utf-8"))
+    text = Path(given).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        if str(exc) in ("NaN", "Infinity", "-Infinity"):
+            raise ConfigurationError(
+                _NOT_JSON.format(what=f"the flagd document {given}")
+            ) from None
+        raise
     if not isinstance(data, dict):
         raise ConfigurationError(f"{given}: a flagd document is a JSON object")
     return data
@@ -156,6 +189,10 @@ class FlagdServer:
     The header ``flagd-selector`` wins over the body's deprecated
     ``selector``, as in flagd. Every call is recorded (:attr:`calls`).
 
+    What it serves is JSON, as flagd's is: a document, a flag, a sync
+    context or metadata holding NaN or Infinity (``float("nan")``) is
+    refused where it is given, with a :class:`~aioflags.ConfigurationError`.
+
     Added in version 0.2.0.
     """
 
@@ -195,9 +232,9 @@ class FlagdServer:
         self._sources: dict[str, JSONObject] = {
             name: _document(doc) for name, doc in given.items()
         }
-        self._sync_context = None if sync_context is None else dict(sync_context)
+        self._sync_context = _context(sync_context, "the sync context")
         self._get_metadata = get_metadata
-        self._metadata_answer = None if metadata is None else dict(metadata)
+        self._metadata_answer = _context(metadata, "the GetMetadata metadata")
         self._socket_path = None if socket_path is None else str(socket_path)
         #: (certificate chain, private key) as PEM bytes, read now.
         self._tls = (
@@ -331,13 +368,13 @@ class FlagdServer:
         if definition is None:
             flags.pop(key, None)
         else:
-            flags[key] = json.loads(json.dumps(definition))
+            flags[key] = _json_copy(definition, f"flag {key!r}")
         document["flags"] = flags
         self._notify()
 
     def set_sync_context(self, context: Mapping[str, JSONValue] | None) -> None:
         """Send ``context`` as the sync context from now on (``None``: none)."""
-        self._sync_context = None if context is None else dict(context)
+        self._sync_context = _context(context, "the sync context")
         self._notify()
 
     def selected(self, selector: str = "") -> JSONObject:
@@ -532,6 +569,16 @@ class FlagdServer:
             (self._sync_context if answer is None else answer) or {}
         )
         return response
+
+
+def _context(
+    context: Mapping[str, JSONValue] | None, what: str
+) -> dict[str, JSONValue] | None:
+    """A sync context (or GetMetadata's metadata) as sent: JSON, no NaN or Infinity."""
+    if context is None:
+        return None
+    copy: dict[str, JSONValue] = _json_copy(dict(context), what)
+    return copy
 
 
 class _Drop:

@@ -16,6 +16,7 @@ from aioflags._datasystem._datatypes import (
     full_transfer,
     puts,
 )
+from aioflags._datasystem._sources._cause import cause_of
 from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._sources._watch import Failed, FlagFileWatcher, Loaded
 
@@ -72,6 +73,13 @@ def file_synchronizer(
         while True:
             outcome = await watcher.check(first=first_check)
             first_check = False
+            if isinstance(outcome, Loaded):
+                try:
+                    flags = versions.stamp("flag", outcome.flags)
+                    segments = versions.stamp("segment", outcome.segments)
+                except Exception as exc:  # noqa: BLE001 - a document's fault refuses that load alone
+                    names = ", ".join(map(str, files))
+                    outcome = Failed(f"{names}: cannot be read: {cause_of(exc)}")
             if isinstance(outcome, Failed):
                 if not reload:
                     # Nothing will read the files again: fail now, for good.
@@ -100,8 +108,6 @@ def file_synchronizer(
                 )
             elif isinstance(outcome, Loaded):
                 loaded = True
-                flags = versions.stamp("flag", outcome.flags)
-                segments = versions.stamp("segment", outcome.segments)
                 yield Update(
                     state=SourceState.VALID,
                     change_set=full_transfer(

@@ -335,9 +335,11 @@ def _merge_flagd(
     except RecursionError:
         raise FlagFileError(f"{path}: nested too deeply to read") from None
     except Exception as exc:
-        # (a bug of the reader: one line naming the file, no traceback)
+        # (a bug of the reader, memory: one line naming the file, no traceback)
+        from ._cause import cause_of
+
         raise FlagFileError(
-            f"{path}: cannot read the flagd document ({type(exc).__name__}: {exc})"
+            f"{path}: cannot read the flagd document ({cause_of(exc)})"
         ) from exc
     for key, flag in read.items():
         if key in flags:

@@ -26,6 +26,11 @@ have settled:
   quietly. A save that leaves the files as they were last applied applies
   nothing, but clears a trouble reported since (they are applied again).
 
+Whatever reading the files raises (not only a :class:`FlagFileError`: a
+document nested past what the reader can follow, one too large for memory)
+is that load refused, in one line naming the files: a reload never ends
+the file source or ``serve`` (issue 94).
+
 Versions are not this module's business: the file source and ``serve``
 version by content, so unchanged flags keep theirs.
 """
@@ -40,6 +45,7 @@ import anyio
 
 from aioflags._core._logname import client_logger
 from aioflags._core._threads import sdk_limiter
+from aioflags._datasystem._sources._cause import cause_of
 from aioflags._datasystem._sources._files import (
     FlagFileError,
     parse_flag_files,
@@ -97,6 +103,26 @@ def stamp(paths: tuple[Path, ...]) -> Stamp:
 def _snapshot(paths: tuple[Path, ...]) -> tuple[Stamp, Contents]:
     """The files' stamp, then their bytes (or why each cannot be read)."""
     return stamp(paths), tuple(read_flag_file(p) for p in paths)
+
+
+def _parsed(
+    paths: tuple[Path, ...], contents: Contents, reading: dict[str, Any]
+) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
+    """The files' ``(flags, segments)``, as a reload reads them.
+
+    Raises:
+        FlagFileError: they do not load, for whatever reason: what else
+            reading them raised is said in one line naming them.
+    """
+    try:
+        return parse_flag_files(
+            list(zip(paths, contents, strict=True)), allow_empty=False, **reading
+        )
+    except FlagFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a document's fault, whatever it is, refuses that load alone
+        cause = cause_of(exc)
+    raise FlagFileError(f"{', '.join(map(str, paths))}: cannot be read: {cause}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +214,7 @@ class FlagFileWatcher:
             FlagFileError: the files do not load, or are empty.
         """
         self._seen, contents = _snapshot(self._paths)
-        flags, segments = parse_flag_files(
-            list(zip(self._paths, contents, strict=True)),
-            allow_empty=False,
-            **self._reading,
-        )
+        flags, segments = _parsed(self._paths, contents, self._reading)
         return self._apply(contents, flags, segments)
 
     async def check(self, *, first: bool = False) -> Loaded | Failed | Held | None:
@@ -221,11 +243,7 @@ class FlagFileWatcher:
             if not self._troubled:
                 return None
         try:
-            flags, segments = parse_flag_files(
-                list(zip(self._paths, contents, strict=True)),
-                allow_empty=False,
-                **self._reading,
-            )
+            flags, segments = _parsed(self._paths, contents, self._reading)
         except FlagFileError as exc:
             self._held = None
             self._troubled = True

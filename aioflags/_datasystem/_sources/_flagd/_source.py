@@ -28,6 +28,13 @@ Connection policy (flagd's providers specification, docs/flagd.md):
   configuration the error is flagged ``action_required``: the client is
   ERROR at once, as flagd's providers are when initialisation misses its
   deadline, and READY when a configuration arrives.
+- No exception from a message or the peer ends the source: a message
+  protobuf cannot decode, a configuration or a sync context aioflags cannot
+  use (not JSON, NaN or Infinity, nested too deeply, out of memory reading
+  it), anything an attempt raises, is that attempt failing: reported as
+  above, in one line, and retried; the last good data stays. The same
+  refusal again (the server still sends that document) is not reported
+  again until a configuration has been taken.
 - A stream that ends, or passes ``stream_deadline``, is opened again after
   the backoff's delay, without a report.
 
@@ -53,15 +60,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import math
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
 from aioflags._core._clock import TIMEOUT, before
-from aioflags._core._exceptions import ConfigurationError
+from aioflags._core._exceptions import ConfigurationError, ProtocolError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._json import parse
 from aioflags._core._logname import client_logger
 from aioflags._datasystem._context import at_run_end
 from aioflags._datasystem._datatypes import (
@@ -77,6 +84,7 @@ from aioflags._datasystem._datatypes import (
 )
 from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
 from aioflags._datasystem._sources._backoff import Backoff
+from aioflags._datasystem._sources._cause import cause_of
 from aioflags._datasystem._sources._versions import ContentVersions
 
 from ._certs import CaFile, CaFileError
@@ -272,13 +280,23 @@ class FlagdShared:
     when the file changes (:meth:`ca`).
     """
 
-    __slots__ = ("_ca", "_parked", "fetched", "metadata_unimplemented", "versions")
+    __slots__ = (
+        "_ca",
+        "_parked",
+        "fetched",
+        "metadata_unimplemented",
+        "refused",
+        "versions",
+    )
 
     def __init__(self) -> None:
         self._ca: CaFile | None = None
         self.versions = ContentVersions()
         self.fetched = False
         self.metadata_unimplemented = False
+        #: What the initializer of the current run refused (its report's
+        #: message): the synchronizer does not say the same again.
+        self.refused: str | None = None
         # (the run's context, its initializer's channel): a list, as
         # clients sharing one Config run side by side
         self._parked: list[tuple[SourceContext, grpc.aio.Channel]] = []
@@ -324,7 +342,14 @@ class _Failed(Exception):
 class _Link:
     """One source's connection state: what outlives one attempt."""
 
-    __slots__ = ("backoff", "clock", "delivered", "metadata_unimplemented", "options")
+    __slots__ = (
+        "backoff",
+        "clock",
+        "delivered",
+        "metadata_unimplemented",
+        "options",
+        "reported",
+    )
 
     def __init__(self, options: FlagdOptions, ctx: SourceContext) -> None:
         self.options = options
@@ -342,6 +367,9 @@ class _Link:
         self.delivered = False
         #: The server answered GetMetadata with UNIMPLEMENTED: never ask again.
         self.metadata_unimplemented = False
+        #: The last refusal reported (a message or an attempt that failed),
+        #: until a configuration is taken: the same one is not said again.
+        self.reported: str | None = None
 
     def headers(self) -> tuple[tuple[str, str], ...]:
         selector = self.options.selector
@@ -390,19 +418,52 @@ class _Link:
     def change_set(
         self, text: str, context: JSONObject | None, versions: ContentVersions
     ) -> ChangeSet:
-        """A message's configuration as a full transfer; raises _Failed if unusable."""
+        """A message's configuration as a full transfer; raises _Failed if unusable.
+
+        Read as strictly as a flag file (:func:`~aioflags._core._json.parse`:
+        no NaN or Infinity, nesting bounded). Whatever reading it raises is
+        this configuration refused, never the source's end.
+        """
         try:
-            data = json.loads(text)
+            data = parse(text)
             flags = flagd_flags(
                 data, fractional=self.options.fractional, context=context
             )
-        except (ValueError, FlagdDocumentError) as exc:
-            raise _Failed(
-                self.error(
-                    ErrorKind.INVALID_DATA, f"unusable flag configuration: {exc}"
-                )
-            ) from None
-        return full_transfer(puts(ObjectKind.FLAG, versions.stamp("flag", flags)))
+            stamped = versions.stamp("flag", flags)
+        except (ProtocolError, FlagdDocumentError) as exc:
+            cause = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a document's fault, whatever it is, is its refusal (one line)
+            cause = cause_of(exc)
+        else:
+            return full_transfer(puts(ObjectKind.FLAG, stamped))
+        raise _Failed(
+            self.error(ErrorKind.INVALID_DATA, f"unusable flag configuration: {cause}")
+        )
+
+    def context(self, struct: Any, what: str) -> JSONObject:
+        """A ``google.protobuf.Struct`` (a sync context, GetMetadata's metadata) as JSON; raises _Failed if unusable."""
+        try:
+            return _struct(struct)
+        except Exception as exc:  # noqa: BLE001 - NaN, Infinity: the message's refusal
+            cause = cause_of(exc)
+        raise _Failed(self.error(ErrorKind.INVALID_DATA, f"unusable {what}: {cause}"))
+
+    def decoded(self, kind: Any, data: bytes) -> Any:
+        """A response's bytes as a ``kind`` message; raises _Failed if protobuf cannot decode them.
+
+        gRPC is given no deserializer: one that raises is logged by gRPC with
+        its traceback and the call answers None.
+        """
+        try:
+            return kind.FromString(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError (nested past protobuf's limit), MemoryError
+            cause = cause_of(exc)
+        raise _Failed(
+            self.error(
+                ErrorKind.INVALID_DATA,
+                f"a {kind.__name__} that cannot be decoded: {cause}",
+            )
+        )
 
 
 def release_grpc() -> None:
@@ -490,7 +551,11 @@ def _struct(message: Any) -> JSONObject:
 async def _metadata(
     channel: grpc.aio.Channel, link: _Link, deadline: float
 ) -> JSONObject | None:
-    """GetMetadata's metadata within ``deadline`` seconds (None: not implemented, or it failed)."""
+    """GetMetadata's metadata within ``deadline`` seconds (None: not implemented, or it failed).
+
+    Raises _Failed: metadata aioflags cannot use (the configuration would
+    be applied without the context it is sent with).
+    """
     import grpc
     import grpc.aio
 
@@ -498,20 +563,21 @@ async def _metadata(
 
     if link.metadata_unimplemented:
         return None
-    call = channel.unary_unary(
+    call: grpc.aio.UnaryUnaryMultiCallable[Any, bytes] = channel.unary_unary(
         _METADATA,
         request_serializer=sync_pb2.GetMetadataRequest.SerializeToString,
-        response_deserializer=sync_pb2.GetMetadataResponse.FromString,
+        response_deserializer=None,  # (bytes: decoded by link.decoded)
     )
     try:
-        response = await call(sync_pb2.GetMetadataRequest(), timeout=deadline)
+        data = await call(sync_pb2.GetMetadataRequest(), timeout=deadline)
     except grpc.aio.AioRpcError as exc:
         if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
             link.metadata_unimplemented = True
         else:
             logger.debug("flagd GetMetadata failed: %s", exc.code().name)
         return None
-    return _struct(response.metadata)
+    response = link.decoded(sync_pb2.GetMetadataResponse, data)
+    return link.context(response.metadata, "GetMetadata metadata")
 
 
 async def _read(call: Any, limit: float | None, clock: Any) -> Any:
@@ -573,6 +639,7 @@ def flagd_initializer(
 
         shared.fetched = False
         shared.metadata_unimplemented = False
+        shared.refused = None
         why = not_asyncio("DataSystem.flagd()")
         if why is not None:
             yield Basis(change_set=None, error=_refusal(why, ctx.clock))
@@ -589,10 +656,10 @@ def flagd_initializer(
             # the wire: gRPC's HTTP/2 framing does not tell the two apart):
             # grpc.aio gives a unary call's headers only with its whole
             # answer, and a stream's as they arrive (see _answered).
-            fetch = channel.unary_stream(
+            fetch: grpc.aio.UnaryStreamMultiCallable[Any, bytes] = channel.unary_stream(
                 _FETCH,
                 request_serializer=sync_pb2.FetchAllFlagsRequest.SerializeToString,
-                response_deserializer=sync_pb2.FetchAllFlagsResponse.FromString,
+                response_deserializer=None,  # (bytes: decoded by link.decoded)
             )
             request = sync_pb2.FetchAllFlagsRequest(
                 provider_id=options.provider_id or "", selector=options.selector or ""
@@ -618,15 +685,16 @@ def flagd_initializer(
                     left = max(end - anyio.current_time(), 0.0)
                     if not await _answered(call, left):
                         raise _Failed(_no_answer(link))
-                    response: Any = await call.read()
+                    data: Any = await call.read()
                 finally:
                     call.cancel()  # (answered: nothing more to read)
-                if response is grpc.aio.EOF:
+                if data is grpc.aio.EOF:
                     raise _Failed(
                         link.error(
                             ErrorKind.INVALID_DATA, "FetchAllFlags answered nothing"
                         )
                     )
+                response = link.decoded(sync_pb2.FetchAllFlagsResponse, data)
                 change_set = link.change_set(
                     response.flag_configuration, context, versions
                 )
@@ -635,7 +703,13 @@ def flagd_initializer(
                 yield Basis(change_set=None, error=link.rpc_error(exc))
                 return
             except _Failed as failed:
+                shared.refused = failed.error.message
                 yield Basis(change_set=None, error=failed.error)
+                return
+            except Exception as exc:  # noqa: BLE001 - no fault of the peer's ends the source
+                error = _unexpected(link, exc)
+                shared.refused = error.message
+                yield Basis(change_set=None, error=error)
                 return
         finally:
             if keep:
@@ -662,6 +736,7 @@ def flagd_synchronizer(
         link = _Link(options, ctx)
         # (the initializer of this run asked already: not there, never again)
         link.metadata_unimplemented = shared.metadata_unimplemented
+        link.reported = shared.refused  # (said once: not again if the same)
         if shared.fetched:  # the initializer's configuration, fetched now
             link.delivered = True
             yield Update(state=SourceState.VALID)
@@ -674,14 +749,42 @@ def flagd_synchronizer(
                     del update
             except _Failed as failed:
                 error = failed.error
+            except Exception as exc:  # noqa: BLE001 - no fault of a peer's or a message's ends the source
+                error = _unexpected(link, exc)
             if error is not None:
                 if error.fatal:
                     yield Update(state=SourceState.OFF, error=error)
                     return
-                yield Update(state=SourceState.INTERRUPTED, error=error)
+                if _repeated(link, error):
+                    logger.debug("flagd sync attempt failed again: %s", error.message)
+                else:
+                    yield Update(state=SourceState.INTERRUPTED, error=error)
             await ctx.clock.sleep(link.backoff.next_delay())
 
     return synchronizer
+
+
+def _unexpected(link: _Link, exc: Exception) -> ErrorInfo:
+    """An attempt raised what no failure of it was expected to: that attempt failed.
+
+    One line for the report; the traceback at DEBUG, for a bug report.
+    """
+    logger.debug("flagd sync attempt raised", exc_info=exc)
+    return link.error(ErrorKind.UNKNOWN, f"the attempt failed: {cause_of(exc)}")
+
+
+def _repeated(link: _Link, error: ErrorInfo) -> bool:
+    """Whether ``error`` refuses again what was refused last (not reported again).
+
+    Only refusals of what the server sent and unexpected failures: a
+    network error is reported at each attempt, as before.
+    """
+    if error.kind not in (ErrorKind.INVALID_DATA, ErrorKind.UNKNOWN):
+        return False
+    if error.message == link.reported:
+        return True
+    link.reported = error.message
+    return False
 
 
 async def _stream(
@@ -705,10 +808,10 @@ async def _stream(
         channel = await _open_channel(link, ca)
     call = None
     try:
-        sync = channel.unary_stream(
+        sync: grpc.aio.UnaryStreamMultiCallable[Any, bytes] = channel.unary_stream(
             _SYNC,
             request_serializer=sync_pb2.SyncFlagsRequest.SerializeToString,
-            response_deserializer=sync_pb2.SyncFlagsResponse.FromString,
+            response_deserializer=None,  # (bytes: decoded by link.decoded)
         )
         request = sync_pb2.SyncFlagsRequest(
             provider_id=options.provider_id or "", selector=options.selector or ""
@@ -750,8 +853,11 @@ async def _stream(
                 link.backoff.connected()
                 logger.info("Connected to flagd's sync stream at %s", options.target)
             first = False
+            message = link.decoded(sync_pb2.SyncFlagsResponse, message)
             if message.HasField("sync_context"):
-                context: JSONObject | None = _struct(message.sync_context)
+                context: JSONObject | None = link.context(
+                    message.sync_context, "sync context"
+                )
             else:
                 if not asked:
                     metadata = await _metadata(channel, link, options.deadline)
@@ -759,6 +865,7 @@ async def _stream(
                 context = metadata
             change_set = link.change_set(message.flag_configuration, context, versions)
             link.delivered = True
+            link.reported = None  # (a refusal after this one is news)
             yield Update(state=SourceState.VALID, change_set=change_set)
             del change_set, message
     finally:
