@@ -227,33 +227,34 @@ def targeting_outcomes(rule: JSONValue) -> tuple[frozenset[str] | None, bool]:
     names; anything else computes a value the rule's text does not say:
     any name (``None``), or null. Flag coverage's branches of a flagd flag.
     """
-    if rule is None:
-        return frozenset(), True
-    if not isinstance(rule, dict):
-        name = variant_name(rule)
-        return frozenset() if name is None else frozenset({name}), False
-    if len(rule) != 1:
-        return None, True
-    op, args = next(iter(rule.items()))
-    if not isinstance(args, list):
-        args = [args]
-    if op in _CONDITIONALS:
-        results = [args[at] for at in range(1, len(args), 2)]
-        if len(args) % 2 == 1:
-            results.append(args[-1])  # the else
-        names: set[str] = set()
-        none = len(args) % 2 == 0
-        for result in results:
-            some, maybe = targeting_outcomes(result)
-            if some is None:
-                return None, True
-            names |= some
-            none = none or maybe
-        return frozenset(names), none
-    if op == "fractional":
-        buckets = [arg for arg in args if isinstance(arg, list)]
-        named = [variant_name(bucket[0]) if bucket else None for bucket in buckets]
-        if not named or any(name is None for name in named):
+    names: set[str] = set()
+    none = False
+    stack = [rule]  # (a stack: however deep the conditionals nest)
+    while stack:
+        node = stack.pop()
+        if node is None:
+            none = True
+        elif not isinstance(node, dict):
+            name = variant_name(node)
+            if name is not None:
+                names.add(name)
+        elif len(node) != 1:
             return None, True
-        return frozenset(name for name in named if name is not None), False
-    return None, True
+        else:
+            op, args = next(iter(node.items()))
+            if not isinstance(args, list):
+                args = [args]
+            if op in _CONDITIONALS:
+                stack.extend(args[at] for at in range(1, len(args), 2))
+                if len(args) % 2 == 1:
+                    stack.append(args[-1])  # the else
+                none = none or len(args) % 2 == 0
+            elif op == "fractional":
+                buckets = [arg for arg in args if isinstance(arg, list)]
+                named = [variant_name(b[0]) if b else None for b in buckets]
+                if not named or any(name is None for name in named):
+                    return None, True
+                names.update(name for name in named if name is not None)
+            else:
+                return None, True
+    return frozenset(names), none
