@@ -646,14 +646,28 @@ def _identifier(part: str) -> tuple[int, int, str]:
     return (1, 0, part)
 
 
-@lru_cache(maxsize=512)
+#: The versions ``sem_ver`` keeps parsed: at most this many, each of at
+#: most :data:`CACHED_VERSION_LENGTH` characters (a version comes from the
+#: evaluation context: a longer one is parsed each time, never kept).
+#: About 4 MB at most (docs/flagd.md, "Limits").
+CACHED_VERSIONS: Final = 512
+CACHED_VERSION_LENGTH: Final = 128
+
+
 def parse_version(text: str) -> Version | None:
     """A version of ``sem_ver``, or ``None`` if ``text`` is none.
 
     A leading ``v``/``V`` dropped, a missing minor or patch padded with
     ``.0``; then strict semantic versioning. (A number is read as its
-    Python ``str``, as in the reference: :func:`version_of`.)
+    Python ``str``, as in the reference: :func:`version_of`.) The last
+    :data:`CACHED_VERSIONS` short versions are kept parsed.
     """
+    if len(text) > CACHED_VERSION_LENGTH:
+        return _parse_version(text)
+    return _cached_version(text)
+
+
+def _parse_version(text: str) -> Version | None:
     if text.startswith(("v", "V")):
         text = text[1:]
     numeric = text.split("-")[0].split("+")[0]
@@ -670,10 +684,15 @@ def parse_version(text: str) -> Version | None:
     return ((int(major), int(minor), int(patch), *release), int(major), int(minor))
 
 
+_cached_version: Final = lru_cache(maxsize=CACHED_VERSIONS)(_parse_version)
+
+
 def version_of(value: JSONValue) -> Version | None:
     """:func:`parse_version` of any JSON value (a list or an object is none)."""
     if isinstance(value, str):
-        return parse_version(value)
+        if len(value) > CACHED_VERSION_LENGTH:
+            return _parse_version(value)
+        return _cached_version(value)
     if isinstance(value, (list, dict)):
         return None
     return parse_version(str(value))
