@@ -210,7 +210,8 @@ def flagd_flags(
     or its ``GetMetadata`` metadata), kept in each flag with targeting under
     ``"context"``: the attributes its targeting sees under the evaluation
     context's own (flagd's "context enrichment"; the evaluation merges
-    them). Flags without targeting read no context: they carry none.
+    them). Flags without targeting read no context: they carry none. It is
+    one object shared by the flags, not a copy each (never changed after).
 
     Raises:
         FlagdDocumentError: the document is not one flagd would take.
@@ -239,7 +240,7 @@ def flagd_flags(
         at: tuple[str | int, ...] = ("flags", n if listed else key)
         flag = _flag(key, at, definition, evaluators, set_metadata, fractional)
         if context and "targeting" in flag["flagd"]:
-            flag["flagd"]["context"] = dict(context)
+            flag["flagd"]["context"] = context  # (one object for all: shared)
         flags[key] = flag
     return flags
 

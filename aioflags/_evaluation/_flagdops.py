@@ -120,7 +120,10 @@ def attributes(
     if ctx._kind == "multi":
         return flagd_data(ctx, flag_key, static).get
     if static:
-        return {**static, **ctx._values}.get
+        # (the context's attribute, else the static one: no merged copy,
+        # whose cost would be the static context's size per evaluation)
+        values = ctx._values
+        return lambda name: values[name] if name in values else static.get(name)
     return ctx._get
 
 
