@@ -12,19 +12,29 @@ cache of parsed versions is bounded by count and entry size; the
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import tracemalloc
 from typing import Any
 
+import anyio
 import pytest
 
 from aioflags import Context
 from aioflags._datasystem._flagd_document import flagd_flags
-from aioflags._datasystem._store import snapshot_from_data
-from aioflags._evaluation import _flagdops
+from aioflags._datasystem._store import Store, snapshot_from_data
+from aioflags._evaluation import _flagd, _flagdops, _jsonlogic
 from aioflags._evaluation._flagd import targeting_outcomes
 from aioflags._evaluation._jsonlogic import build_targeting
 from aioflags._evaluation._model import compile_flag
+from aioflags.sources import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    Selector,
+)
 
 VARIANTS = {"on": True, "off": False}
 
@@ -213,6 +223,56 @@ def test_J2_building_is_linear_in_the_width() -> None:
     """Four times the conditions, about four times the work (CPU time, best of three)."""
     small, large = build_seconds(2_000), build_seconds(8_000)
     assert large < 8 * small, (small, large)  # (quadratic: 16 times)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_J2_a_large_targeting_is_built_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store builds it on a worker thread; the first evaluation builds nothing."""
+    builds: list[int] = []
+    build = _jsonlogic.build_targeting
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        builds.append(threading.get_ident())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(_flagd, "build_targeting", recorded)
+    flags = flagd_flags(document({"if": [wide("or", 5_000), "on", "off"]}))
+    changes = tuple(
+        Change(action=ChangeKind.PUT, kind=ObjectKind.FLAG, key=k, version=1, obj=v)
+        for k, v in flags.items()
+    )
+    store = Store()
+    ticks = 0
+
+    async def ticker() -> None:
+        # (a probe, not a synchronisation: it counts the loop's turns)
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.001)
+            ticks += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.lowlevel.checkpoint()
+        start = ticks
+        await store.apply(
+            ChangeSet(
+                intent=IntentCode.TRANSFER_FULL,
+                changes=changes,
+                selector=Selector(state="(p:1)", version=1),
+            )
+        )
+        during = ticks - start
+        tg.cancel_scope.cancel()
+    assert len(builds) == 1
+    assert builds[0] != threading.get_ident()
+    assert during > 1  # the loop ran other tasks while the rule was built
+    user = Context.create("u", attributes={"n": 4_999})
+    assert store.snapshot.variation_detail("f", user, None).value is True
+    assert len(builds) == 1  # (taken as built)
 
 
 # ---------------------------------------------------------------- J3: sem_ver

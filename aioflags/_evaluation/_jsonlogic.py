@@ -974,22 +974,34 @@ def _build(
         head.append(f"    D = _data(ctx, {c.flag()})")
     elif hoisted:
         head.append("    D = None")
-    source = "\n".join([*c.functions, "def run(o, ctx, st):", *head, *lines]) + "\n"
-    return _function(source), tuple(c.operands)
+    run = "\n".join(["def run(o, ctx, st):", *head, *lines]) + "\n"
+    return _function([*c.functions, run]), tuple(c.operands)
 
 
-def _function(source: str) -> Targeting:
+def _function(pieces: list[str]) -> Targeting:
+    """The ``run`` of a rule's source: its functions (``pieces``), ``run`` last.
+
+    Each function is compiled on its own (CPython holds the GIL through a
+    ``compile``: a wide rule's megabytes at once would stop every other
+    thread, the event loop's too, while the store builds it on a worker
+    thread), and shows in tracebacks as a file of its own.
+    """
+    source = "\n".join(pieces)
     namespace = _shapes.get(source)
     if namespace is None:
         if len(_shapes) >= _CACHE_SIZE:
             _shapes.clear()  # a cache only: built rules keep their function
         namespace = dict(_GLOBALS)
-        # Safe: the source is made of the fixed fragments above and operand
-        # indices; the rule's data reaches the code as the operands alone.
-        filename = f"<aioflags flagd targeting {next(_names)}>"
-        code = compile(source, filename, "exec")
-        exec(code, namespace)
-        run = cast("FunctionType", namespace["run"])
-        register_source(run.__code__, source)
+        shape = next(_names)
+        for at, piece in enumerate(pieces):
+            # Safe: the source is made of the fixed fragments above and
+            # operand indices; the rule's data reaches the code as the
+            # operands alone.
+            part = "" if at == len(pieces) - 1 else f" part {at}"
+            code = compile(piece, f"<aioflags flagd targeting {shape}{part}>", "exec")
+            exec(code, namespace)
+            name = piece[4 : piece.index("(")]  # ("def NAME(...)")
+            function = cast("FunctionType", namespace[name])
+            register_source(function.__code__, piece)
         _shapes[source] = namespace
     return cast("Targeting", namespace["run"])
