@@ -22,6 +22,7 @@ import pytest
 
 from aioflags import Context
 from aioflags._datasystem._flagd_document import flagd_flags
+from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation import _flagd, _flagdops, _jsonlogic
 from aioflags._evaluation._flagd import targeting_outcomes
@@ -364,3 +365,33 @@ def test_J4_a_large_sync_context_costs_no_copy_per_evaluation() -> None:
     assert peak < 100_000, peak  # (a merged copy: ~300 KB an evaluation)
     own = Context.create("u", attributes={"attribute-7": "mine"})
     assert snapshot.variation_detail("f", own, None).value is False
+
+
+@pytest.mark.slow
+def test_J4_successive_sync_messages_keep_no_copy_of_the_context_per_flag() -> None:
+    """The content versions keep a digest of each flag, not its JSON (context and all)."""
+    context = {"blob": "x" * 100 * 1024, "attribute-1": True}
+    flags = {
+        f"f{i}": {
+            "state": "ENABLED",
+            "variants": VARIANTS,
+            "defaultVariant": "off",
+            "targeting": {"if": [{"var": "attribute-1"}, "on", "off"]},
+        }
+        for i in range(200)
+    }
+    versions = ContentVersions()
+    versions.stamp("flag", flagd_flags({"flags": flags}, context=context))
+    tracemalloc.start()
+    try:
+        read = flagd_flags({"flags": flags}, context=context)
+        stamped = versions.stamp("flag", read)
+        del read
+        retained = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert {flag["version"] for flag in stamped.values()} == {1}
+    # (each flag's JSON kept: 200 x 100 KB, 20 MB)
+    assert retained < 2_000_000, retained
+    changed = flagd_flags({"flags": flags}, context={**context, "attribute-1": 0})
+    assert {flag["version"] for flag in versions.stamp("flag", changed).values()} == {2}
