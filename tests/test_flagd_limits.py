@@ -123,6 +123,34 @@ def test_J1_rules_nested_deeper_than_the_recursion_limit_evaluate() -> None:
     assert sys.getrecursionlimit() == limit  # (a library changes nothing global)
 
 
+@pytest.mark.slow
+def test_J1_past_4800_levels_the_flag_alone_is_refused_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def nots(depth: int) -> Any:
+        rule: Any = {"var": "x"}
+        for _ in range(depth):
+            rule = {"!": [rule]}
+        return {"if": [rule, "on", "off"]}
+
+    doc = {
+        "flags": {
+            "deep": {**document(nots(4_700))["flags"]["f"]},
+            "too-deep": {**document(nots(4_900))["flags"]["f"]},
+            "plain": {**document(nots(2))["flags"]["f"]},
+        }
+    }
+    snapshot = snapshot_from_data(dict(flagd_flags(doc)))
+    user = Context.create("u", attributes={"x": 1})
+    assert snapshot.variation_detail("deep", user, None).value is True
+    assert snapshot.variation_detail("plain", user, None).value is True
+    refused = snapshot.variation_detail("too-deep", user, None)
+    assert refused.reason == {"kind": "ERROR", "errorKind": "PARSE_ERROR"}
+    assert "nested deeper than 4800 levels" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.slow
 def test_J1_a_deep_evaluator_is_read_without_recursion() -> None:
     shared: Any = {"var": "x"}
     for _ in range(3 * sys.getrecursionlimit()):

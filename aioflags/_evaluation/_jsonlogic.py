@@ -73,6 +73,10 @@ _CACHE_SIZE: Final = 1024
 #: compiled after the rest (``_Compiler.pending``), so the compiler's own
 #: recursion is bounded by this too, however deep the rule.
 _MAX_DEPTH: Final = 24
+#: The most functions hoisted one inside another (an evaluation recurses
+#: once a function): a rule nested deeper than ``_MAX_DEPTH`` times this
+#: (4,800 levels) is refused, rather than exhaust Python's stack as it runs.
+_MAX_HOISTS: Final = 200
 #: Past this many operands, an ``and``/``or``/``if`` is cut into groups of
 #: this many, each a function of its own (and the groups grouped again):
 #: one function's source, locals and frame stay small however wide the rule.
@@ -307,8 +311,9 @@ class _Compiler:
         self.version = version
         self.operands: list[object] = []
         self.functions: list[str] = []  # the subtrees hoisted into functions
-        #: hoisted subtrees still to compile: (index, node, scope, path)
-        self.pending: list[tuple[int, JSONValue, str | None, _Path]] = []
+        #: hoisted subtrees still to compile: (index, node, scope, path, level)
+        self.pending: list[tuple[int, JSONValue, str | None, _Path, int]] = []
+        self.level = 0  # how many hoisted functions the one compiled is in
         self.temps = count()
         self.scopes = count(1)
         self.attributes = False  # whether the top scope reads attributes (g)
@@ -540,15 +545,20 @@ class _Compiler:
         stays bounded; its result is tested with ``_truthy`` (its kind is
         not known yet).
         """
+        if self.level >= _MAX_HOISTS:
+            raise TargetingError(
+                f"targeting: nested deeper than {_MAX_DEPTH * _MAX_HOISTS} levels, "
+                "aioflags' limit: write it flatter (docs/flagd.md, Limits)"
+            )
         index = len(self.functions)
         self.functions.append("")  # (its place, kept in order)
-        self.pending.append((index, node, scope, path))
+        self.pending.append((index, node, scope, path, self.level + 1))
         return _Expr(f"_f{index}({self.params(scope)})", False)
 
     def finish(self) -> None:
         """Compile the hoisted subtrees (each may hoist more), without recursion."""
         while self.pending:
-            index, node, scope, path = self.pending.pop()
+            index, node, scope, path, self.level = self.pending.pop()
             e = self.expr(node, scope, path, 0)
             self.functions[index] = (
                 f"def _f{index}({self.params(scope)}):\n    return {e.src}\n"
