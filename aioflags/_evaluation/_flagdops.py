@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import threading
 from bisect import bisect_right
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -655,6 +656,9 @@ def _identifier(part: str) -> tuple[int, int, str]:
 #: About 4 MB at most (docs/flagd.md, "Limits").
 CACHED_VERSIONS: Final = 512
 CACHED_VERSION_LENGTH: Final = 128
+#: The kept versions, oldest first (a hit is one dict lookup).
+_versions: dict[str, Version | None] = {}
+_versions_lock: Final = threading.Lock()
 
 
 def parse_version(text: str) -> Version | None:
@@ -663,11 +667,22 @@ def parse_version(text: str) -> Version | None:
     A leading ``v``/``V`` dropped, a missing minor or patch padded with
     ``.0``; then strict semantic versioning. (A number is read as its
     Python ``str``, as in the reference: :func:`version_of`.) The last
-    :data:`CACHED_VERSIONS` short versions are kept parsed.
+    :data:`CACHED_VERSIONS` short versions parsed are kept.
     """
-    if len(text) > CACHED_VERSION_LENGTH:
-        return _parse_version(text)
-    return _cached_version(text)
+    try:
+        return _versions[text]
+    except KeyError:
+        return _parse_and_keep(text)
+
+
+def _parse_and_keep(text: str) -> Version | None:
+    version = _parse_version(text)
+    if len(text) <= CACHED_VERSION_LENGTH:
+        with _versions_lock:
+            _versions[text] = version
+            if len(_versions) > CACHED_VERSIONS:
+                del _versions[next(iter(_versions))]
+    return version
 
 
 def _parse_version(text: str) -> Version | None:
@@ -687,15 +702,13 @@ def _parse_version(text: str) -> Version | None:
     return ((int(major), int(minor), int(patch), *release), int(major), int(minor))
 
 
-_cached_version: Final = lru_cache(maxsize=CACHED_VERSIONS)(_parse_version)
-
-
 def version_of(value: JSONValue) -> Version | None:
     """:func:`parse_version` of any JSON value (a list or an object is none)."""
     if isinstance(value, str):
-        if len(value) > CACHED_VERSION_LENGTH:
-            return _parse_version(value)
-        return _cached_version(value)
+        try:
+            return _versions[value]
+        except KeyError:
+            return _parse_and_keep(value)
     if isinstance(value, (list, dict)):
         return None
     return parse_version(str(value))
