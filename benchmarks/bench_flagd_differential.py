@@ -2,13 +2,16 @@
 
     python benchmarks/bench_flagd_differential.py [--contexts 10000] [--seed 0]
         [--testbed /tmp/flagd-testbed] [--flags 120] [--known known.json] [--smoke]
+        [--no-shapes]
 
 Needs flagd's provider (``pip install -e '.[flagd,openfeature]' --group
 flagd-reference``; see flagd_reference.py). Every context is evaluated
 against every flag of (a) the testbed's flag files (``--testbed``: a
 checkout of open-feature/flagd-testbed, read in place, ``flags/*.json`` and
 ``evaluator/flags/*.json``, each file a document) and (b) a document of
-``--flags`` random flags (flagd_random.py), plus a key no document has,
+``--flags`` random flags (flagd_random.py) and its deep and wide ones
+(else-if chains, nesting, ``or``/``and``/``if``/``in`` hundreds wide:
+``--no-shapes`` leaves them out), plus a key no document has,
 with each of the five typed methods, on both sides; value, variant, reason,
 error code and metadata are compared (``$flagd.timestamp`` frozen in both).
 
@@ -314,6 +317,12 @@ def main() -> None:
     )
     parser.add_argument("--examples", type=int, default=2, help="examples per cause")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--no-shapes",
+        dest="shapes",
+        action="store_false",
+        help="leave out the deep and wide flags (flagd_random.FlagGenerator.shape_flags)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.contexts, args.flags = 20, 20
@@ -329,7 +338,10 @@ def main() -> None:
     if args.testbed is not None:
         documents += load_testbed(args.testbed)
     documents.append(
-        (f"random (seed {args.seed})", FlagGenerator(args.seed).document(args.flags))
+        (
+            f"random (seed {args.seed})",
+            FlagGenerator(args.seed).document(args.flags, shapes=args.shapes),
+        )
     )
     folder = Path(tempfile.mkdtemp(prefix="flagd-differential-"))
     documents[1:1] = quirk_documents()

@@ -471,12 +471,80 @@ class FlagGenerator:
             }
         return flag
 
-    def document(self, flags: int) -> dict[str, Any]:
+    def shape_flags(self) -> dict[str, Any]:
+        """Deep and wide flags (issue 94): the shapes a compiler to Python may trip on.
+
+        An else-if chain of 248 ``if`` nested in each other's else, ``!``
+        and ``and`` nested 150 deep, an ``or``/``and`` of 197 and of 600
+        conditions, an ``if`` of 300 pairs, an ``in`` of a 2,000-item list:
+        all of them flagd's provider evaluates.
+        """
+        r = self.r
+        flags: dict[str, Any] = {}
+
+        def flag(name: str, rule: Any) -> None:
+            _, variants = self.variants()
+            names = list(variants)
+            if callable(rule):
+                rule = rule(names)
+            flags[f"shape-{name}"] = {
+                "state": "ENABLED",
+                "variants": variants,
+                "defaultVariant": r.choice(names),
+                "targeting": rule,
+            }
+
+        def chain(names: list[str]) -> Any:
+            rule: Any = self.leaf(names)
+            for _ in range(248):
+                rule = {"if": [self.condition(0), self.leaf(names), rule]}
+            return rule
+
+        def nested(op: str) -> Any:
+            def rule(names: list[str]) -> Any:
+                inner: Any = self.condition(0)
+                for _ in range(150):
+                    inner = {op: [inner]} if op == "!" else {op: [self.var(), inner]}
+                return {"if": [inner, self.leaf(names), self.leaf(names)]}
+
+            return rule
+
+        def wide(op: str, n: int) -> Any:
+            def rule(names: list[str]) -> Any:
+                conditions = [self.condition(0) for _ in range(n)]
+                return {"if": [{op: conditions}, self.leaf(names), self.leaf(names)]}
+
+            return rule
+
+        def pairs(names: list[str]) -> Any:
+            args: list[Any] = []
+            for _ in range(300):
+                args += [self.condition(0), self.leaf(names)]
+            return {"if": [*args, self.leaf(names)]}
+
+        def in_list(names: list[str]) -> Any:
+            items = [self.scalar() for _ in range(2000)]
+            return {"if": [{"in": [self.var(), items]}, self.leaf(names), None]}
+
+        flag("else-if-248", chain)
+        flag("not-150", nested("!"))
+        flag("and-150", nested("and"))
+        flag("or-197", wide("or", 197))
+        flag("and-197", wide("and", 197))
+        flag("or-600", wide("or", 600))
+        flag("if-300-pairs", pairs)
+        flag("in-2000", in_list)
+        return flags
+
+    def document(self, flags: int, *, shapes: bool = False) -> dict[str, Any]:
+        """``flags`` random flags; with ``shapes``, the deep and wide ones too (:meth:`shape_flags`)."""
         document: dict[str, Any] = {
             "$schema": "https://flagd.dev/schema/v0/flags.json",
             "metadata": {"flagSetId": "random", "version": "1"},
             "flags": {f"flag-{i}": self.flag() for i in range(flags)},
         }
+        if shapes:
+            document["flags"].update(self.shape_flags())
         if self.evaluators:
             document["$evaluators"] = self.evaluators
         return document

@@ -141,24 +141,36 @@ def _resolve_refs(rule: JSONValue, evaluators: dict[str, JSONValue]) -> JSONValu
     """``rule`` with each ``{"$ref": name}`` replaced by ``evaluators[name]``.
 
     One level, as flagd replaces them: what an evaluator holds is taken as
-    it is. A name no evaluator has stays a reference (targeting cannot
+    it is, the one object for every flag that refers to it (shared, not
+    copied). A name no evaluator has stays a reference (targeting cannot
     apply it: the flag evaluates to a parse error). Only objects and arrays
-    are walked (a reference is an object); the rest is taken as it is.
+    are walked (a reference is an object), without recursion however deep
+    they nest; the rest is taken as it is.
     """
-    if isinstance(rule, dict):
-        name = _is_ref(rule)
+    top, walk = _resolved(rule, evaluators)
+    stack = [top] if walk else []
+    while stack:
+        node = stack.pop()
+        keys = list(node) if isinstance(node, dict) else range(len(node))
+        for k in keys:
+            value = node[k]
+            if isinstance(value, (dict, list)):
+                node[k], walk = _resolved(value, evaluators)
+                if walk:
+                    stack.append(node[k])
+    return top
+
+
+def _resolved(node: Any, evaluators: dict[str, JSONValue]) -> tuple[Any, bool]:
+    """``node``'s replacement (its evaluator, or a copy), and whether to walk it."""
+    if isinstance(node, dict):
+        name = _is_ref(node)
         if name is not None:
-            return evaluators.get(name, rule)
-        return {
-            k: _resolve_refs(v, evaluators) if isinstance(v, (dict, list)) else v
-            for k, v in rule.items()
-        }
-    if isinstance(rule, list):
-        return [
-            _resolve_refs(v, evaluators) if isinstance(v, (dict, list)) else v
-            for v in rule
-        ]
-    return rule
+            return evaluators.get(name, node), False
+        return dict(node), True
+    if isinstance(node, list):
+        return list(node), True
+    return node, False
 
 
 def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
@@ -198,7 +210,8 @@ def flagd_flags(
     or its ``GetMetadata`` metadata), kept in each flag with targeting under
     ``"context"``: the attributes its targeting sees under the evaluation
     context's own (flagd's "context enrichment"; the evaluation merges
-    them). Flags without targeting read no context: they carry none.
+    them). Flags without targeting read no context: they carry none. It is
+    one object shared by the flags, not a copy each (never changed after).
 
     Raises:
         FlagdDocumentError: the document is not one flagd would take.
@@ -227,7 +240,7 @@ def flagd_flags(
         at: tuple[str | int, ...] = ("flags", n if listed else key)
         flag = _flag(key, at, definition, evaluators, set_metadata, fractional)
         if context and "targeting" in flag["flagd"]:
-            flag["flagd"]["context"] = dict(context)
+            flag["flagd"]["context"] = context  # (one object for all: shared)
         flags[key] = flag
     return flags
 

@@ -36,6 +36,7 @@ import anyio.to_thread
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
 from aioflags._core._threads import sdk_limiter
+from aioflags._evaluation._flagd import large_targeting, prebuild_flagd
 from aioflags._evaluation._model import (
     CompiledFlag,
     CompiledSegment,
@@ -68,8 +69,9 @@ from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Mapping
+    from collections.abc import Callable, Generator, Mapping, Sequence
 
+    from aioflags._core._json import JSONObject
     from aioflags._evaluation._data import SnapshotData
 
     from ._datatypes import Change, RawPut
@@ -136,6 +138,23 @@ def _flag_entry(
     meta = object_meta(obj)
     entry = ("flag", key, meta[0], obj, PARSED, meta[0], meta[1])
     return entry, (() if meta[1] else meta[2:])
+
+
+def _large_flagd(items: Sequence[Change | RawPut]) -> list[tuple[str, JSONObject]]:
+    """The flagd parts of ``items``' flag objects whose targeting is large (key, part).
+
+    Only objects (a flagd source's): a flag that ingest holds as text is
+    read, and compiled, when it is first evaluated.
+    """
+    large = []
+    for item in items:
+        if isinstance(item, tuple) or item.kind is not ObjectKind.FLAG:
+            continue
+        obj = item.obj if item.action is ChangeKind.PUT else None
+        spec = obj.get("flagd") if isinstance(obj, dict) else None
+        if isinstance(spec, dict) and large_targeting(spec):
+            large.append((item.key, spec))
+    return large
 
 
 def _segment_entry(
@@ -236,6 +255,11 @@ class Store:
                 nodes,
                 abandon_on_cancel=True,
                 limiter=sdk_limiter(),
+            )
+        large = _large_flagd(items)
+        if large:  # built off the event loop too (see prebuild_flagd)
+            await anyio.to_thread.run_sync(
+                prebuild_flagd, large, abandon_on_cancel=True, limiter=sdk_limiter()
             )
         pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
         steps = self._steps(change_set, pacer, patterns)

@@ -30,6 +30,7 @@ merged over its flag set's.
 
 from __future__ import annotations
 
+import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NamedTuple, final
 
@@ -56,6 +57,8 @@ __all__ = [
     "FlagdParts",
     "Variants",
     "compile_flagd",
+    "large_targeting",
+    "prebuild_flagd",
     "targeting_outcomes",
     "variant_name",
 ]
@@ -142,6 +145,70 @@ class FlagdParts(NamedTuple):
     code: Code | None
 
 
+#: A targeting of this many JSON nodes or more is built before its flag's
+#: first evaluation, on a worker thread (:func:`prebuild_flagd`): about
+#: 20 ms of work (docs/flagd.md, "Limits").
+PREBUILD_NODES: Final = 2_000
+#: The parts built ahead, by their definition's identity, until evaluated:
+#: those of the last change set only (a store builds them just before it
+#: installs the set; held no longer, a part of data since replaced is not
+#: kept alive here).
+_prebuilt: dict[int, tuple[JSONObject, FlagdParts | None]] = {}
+_prebuilt_lock: Final = threading.Lock()
+
+
+def large_targeting(spec: object) -> bool:
+    """Whether the targeting of a ``"flagd"`` part has :data:`PREBUILD_NODES` nodes or more.
+
+    Cheap, for the event loop: it counts no further than that.
+    """
+    if not isinstance(spec, dict):
+        return False
+    stack = [spec.get("targeting")]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count >= PREBUILD_NODES:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def prebuild_flagd(specs: list[tuple[str, JSONObject]]) -> None:
+    """Compile large flagd parts (key, part) ahead, for a worker thread.
+
+    A large targeting takes seconds to build (CPython compiling megabytes
+    of source); built lazily, at its flag's first evaluation, it would
+    block the event loop that long. The store calls this on a worker
+    thread before it installs the data; :func:`compile_flagd` then takes
+    the built part (the same object: its identity is the key). A part
+    that does not compile is left for the evaluation, which says why.
+    The parts of an earlier call not taken yet are dropped.
+    """
+    built = {id(spec): (spec, _compiled(key, spec)) for key, spec in specs}
+    with _prebuilt_lock:
+        _prebuilt.clear()
+        _prebuilt.update(built)
+
+
+def _compiled(key: str, spec: JSONObject) -> FlagdParts | None:
+    """:func:`compile_flagd`, or None where it raises (left for the evaluation)."""
+    try:
+        return compile_flagd(key, spec)
+    except FlagdFlagError:
+        return None
+
+
+def _take_prebuilt(spec: JSONObject) -> FlagdParts | None:
+    with _prebuilt_lock:
+        held = _prebuilt.pop(id(spec), None)
+    return held[1] if held is not None and held[0] is spec else None
+
+
 def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
     """Compile the ``"flagd"`` part of flag ``key``'s object (see the module).
 
@@ -149,6 +216,10 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
         FlagdFlagError: the part is not what the document reader writes,
             or its targeting is not one flagd can apply.
     """
+    if _prebuilt:
+        built = _take_prebuilt(spec)
+        if built is not None:
+            return built
     variants = spec.get("variants")
     if not isinstance(variants, dict) or not variants:
         raise FlagdFlagError("'variants' must be an object with at least one variant")
@@ -227,33 +298,34 @@ def targeting_outcomes(rule: JSONValue) -> tuple[frozenset[str] | None, bool]:
     names; anything else computes a value the rule's text does not say:
     any name (``None``), or null. Flag coverage's branches of a flagd flag.
     """
-    if rule is None:
-        return frozenset(), True
-    if not isinstance(rule, dict):
-        name = variant_name(rule)
-        return frozenset() if name is None else frozenset({name}), False
-    if len(rule) != 1:
-        return None, True
-    op, args = next(iter(rule.items()))
-    if not isinstance(args, list):
-        args = [args]
-    if op in _CONDITIONALS:
-        results = [args[at] for at in range(1, len(args), 2)]
-        if len(args) % 2 == 1:
-            results.append(args[-1])  # the else
-        names: set[str] = set()
-        none = len(args) % 2 == 0
-        for result in results:
-            some, maybe = targeting_outcomes(result)
-            if some is None:
-                return None, True
-            names |= some
-            none = none or maybe
-        return frozenset(names), none
-    if op == "fractional":
-        buckets = [arg for arg in args if isinstance(arg, list)]
-        named = [variant_name(bucket[0]) if bucket else None for bucket in buckets]
-        if not named or any(name is None for name in named):
+    names: set[str] = set()
+    none = False
+    stack = [rule]  # (a stack: however deep the conditionals nest)
+    while stack:
+        node = stack.pop()
+        if node is None:
+            none = True
+        elif not isinstance(node, dict):
+            name = variant_name(node)
+            if name is not None:
+                names.add(name)
+        elif len(node) != 1:
             return None, True
-        return frozenset(name for name in named if name is not None), False
-    return None, True
+        else:
+            op, args = next(iter(node.items()))
+            if not isinstance(args, list):
+                args = [args]
+            if op in _CONDITIONALS:
+                stack.extend(args[at] for at in range(1, len(args), 2))
+                if len(args) % 2 == 1:
+                    stack.append(args[-1])  # the else
+                none = none or len(args) % 2 == 0
+            elif op == "fractional":
+                buckets = [arg for arg in args if isinstance(arg, list)]
+                named = [variant_name(b[0]) if b else None for b in buckets]
+                if not named or any(name is None for name in named):
+                    return None, True
+                names.update(name for name in named if name is not None)
+            else:
+                return None, True
+    return frozenset(names), none

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import threading
 from bisect import bisect_right
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -120,7 +121,10 @@ def attributes(
     if ctx._kind == "multi":
         return flagd_data(ctx, flag_key, static).get
     if static:
-        return {**static, **ctx._values}.get
+        # (the context's attribute, else the static one: no merged copy,
+        # whose cost would be the static context's size per evaluation)
+        values = ctx._values
+        return lambda name: values[name] if name in values else static.get(name)
     return ctx._get
 
 
@@ -646,14 +650,42 @@ def _identifier(part: str) -> tuple[int, int, str]:
     return (1, 0, part)
 
 
-@lru_cache(maxsize=512)
+#: The versions ``sem_ver`` keeps parsed: at most this many, each of at
+#: most :data:`CACHED_VERSION_LENGTH` characters (a version comes from the
+#: evaluation context: a longer one is parsed each time, never kept).
+#: About 4 MB at most (docs/flagd.md, "Limits").
+CACHED_VERSIONS: Final = 512
+CACHED_VERSION_LENGTH: Final = 128
+#: The kept versions, oldest first (a hit is one dict lookup).
+_versions: dict[str, Version | None] = {}
+_versions_lock: Final = threading.Lock()
+
+
 def parse_version(text: str) -> Version | None:
     """A version of ``sem_ver``, or ``None`` if ``text`` is none.
 
     A leading ``v``/``V`` dropped, a missing minor or patch padded with
     ``.0``; then strict semantic versioning. (A number is read as its
-    Python ``str``, as in the reference: :func:`version_of`.)
+    Python ``str``, as in the reference: :func:`version_of`.) The last
+    :data:`CACHED_VERSIONS` short versions parsed are kept.
     """
+    try:
+        return _versions[text]
+    except KeyError:
+        return _parse_and_keep(text)
+
+
+def _parse_and_keep(text: str) -> Version | None:
+    version = _parse_version(text)
+    if len(text) <= CACHED_VERSION_LENGTH:
+        with _versions_lock:
+            _versions[text] = version
+            if len(_versions) > CACHED_VERSIONS:
+                del _versions[next(iter(_versions))]
+    return version
+
+
+def _parse_version(text: str) -> Version | None:
     if text.startswith(("v", "V")):
         text = text[1:]
     numeric = text.split("-")[0].split("+")[0]
@@ -673,7 +705,10 @@ def parse_version(text: str) -> Version | None:
 def version_of(value: JSONValue) -> Version | None:
     """:func:`parse_version` of any JSON value (a list or an object is none)."""
     if isinstance(value, str):
-        return parse_version(value)
+        try:
+            return _versions[value]
+        except KeyError:
+            return _parse_and_keep(value)
     if isinstance(value, (list, dict)):
         return None
     return parse_version(str(value))

@@ -15,6 +15,14 @@ Two rules of the same shape (the same operators in the same places, the same
 literal kinds) have the same source, compiled once and shared; flag data
 can never become code.
 
+Any depth and any width compile, in time linear in the rule's size, and
+Python's recursion limit is left as it is: a subtree past :data:`_MAX_DEPTH`
+becomes a function of its own, compiled from a work list (no recursion
+through it); an ``if`` in an ``if``'s else is read as one flat chain; an
+``and``/``or``/``if`` of more than :data:`_WIDTH` operands becomes a tree
+of functions :data:`_WIDTH` wide, as deep as the log of its width (so is
+an evaluation's recursion: the depth over :data:`_MAX_DEPTH`, plus that).
+
 The semantics are flagd's Python provider's (see :mod:`._flagdops`), with
 one choice of flagd's own: an operator the rule names that flagd's schema
 does not know is a :class:`TargetingError` when the rule is compiled (the
@@ -61,8 +69,18 @@ EXTRA: Final = "pip install 'aioflags[flagd]'"
 
 _CACHE_SIZE: Final = 1024
 #: Past this nesting, a subtree becomes a function of its own: CPython's
-#: parser refuses expressions nested ~200 parentheses deep.
+#: parser refuses expressions nested ~200 parentheses deep. The subtree is
+#: compiled after the rest (``_Compiler.pending``), so the compiler's own
+#: recursion is bounded by this too, however deep the rule.
 _MAX_DEPTH: Final = 24
+#: The most functions hoisted one inside another (an evaluation recurses
+#: once a function): a rule nested deeper than ``_MAX_DEPTH`` times this
+#: (4,800 levels) is refused, rather than exhaust Python's stack as it runs.
+_MAX_HOISTS: Final = 200
+#: Past this many operands, an ``and``/``or``/``if`` is cut into groups of
+#: this many, each a function of its own (and the groups grouped again):
+#: one function's source, locals and frame stay small however wide the rule.
+_WIDTH: Final = 32
 
 #: Operators each helper implements with every argument evaluated first.
 _CALLS: Final[dict[str, str]] = {
@@ -115,6 +133,18 @@ _COMPARE: Final = {
     ">": (">", "_gt"),
     ">=": (">=", "_ge"),
 }
+
+
+class _Miss:
+    """What a group of a wide ``if`` gives when none of its tests holds."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "_MISS"
+
+
+_MISS: Final = _Miss()
 
 _GLOBALS: Final[dict[str, object]] = {
     "__builtins__": {
@@ -174,9 +204,69 @@ _GLOBALS: Final[dict[str, object]] = {
     "_fractional_key2": ops.fractional_key2,
     "_fail": ops.fail,
     "_RuleError": ops.RuleError,
+    "_MISS": _MISS,
 }
 _shapes: dict[str, dict[str, object]] = {}
 _names = count()
+
+
+class _Path:
+    """Where a node stands in the rule (``if[1]: ==[0]``), spelt out for a message only.
+
+    A step and its parent: making one costs the same however deep the node
+    (a string each would cost the depth: a rule's depth squared in all).
+    """
+
+    __slots__ = ("parent", "step")
+
+    def __init__(self, parent: _Path | None, step: str) -> None:
+        self.parent = parent
+        self.step = step
+
+    def __getitem__(self, index: int) -> _Path:
+        """The path of argument ``index``."""
+        return _Path(self, f"[{index}]")
+
+    def op(self, op: str) -> _Path:
+        """The path of operator ``op`` here."""
+        return _Path(self, f": {op}" if self else op)
+
+    def __bool__(self) -> bool:
+        return self.parent is not None or bool(self.step)
+
+    def __str__(self) -> str:
+        steps = []
+        node: _Path | None = self
+        while node is not None:
+            steps.append(node.step)
+            node = node.parent
+        return "".join(reversed(steps))
+
+
+#: The path of the rule itself.
+_ROOT: Final = _Path(None, "")
+
+
+def _if_items(args: list[JSONValue], where: _Path) -> list[tuple[JSONValue, _Path]]:
+    """An ``if``'s arguments with their paths, an ``if`` in its else spliced in.
+
+    ``if(a, b, if(c, d, e))`` is ``if(a, b, c, d, e)``: the usual else-if
+    chain written nested is read as one flat chain (no nesting to compile
+    or to run, however long). Always an odd count: pairs, then the else.
+    """
+    items: list[tuple[JSONValue, _Path]] = []
+    while True:
+        if len(args) % 2 == 0:
+            args = [*args, None]
+        items.extend((a, where[i]) for i, a in enumerate(args[:-1]))
+        last, at = args[-1], where[len(args) - 1]
+        if isinstance(last, dict) and len(last) == 1:
+            op, inner = _args(last)
+            if op in ("if", "?:") and len(inner) > 1:
+                args, where = inner, at.op(op)
+                continue
+        items.append((last, at))
+        return items
 
 
 def _is_operator(node: JSONValue) -> bool:
@@ -184,10 +274,18 @@ def _is_operator(node: JSONValue) -> bool:
 
 
 def _constant(node: JSONValue) -> bool:
-    """Whether ``node`` evaluates to itself (no operator in it that runs)."""
-    if isinstance(node, list):
-        return all(_constant(item) for item in node)
-    return not _is_operator(node)
+    """Whether ``node`` evaluates to itself (no operator in it that runs).
+
+    Iterative: a list nested however deep is walked without recursion.
+    """
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif _is_operator(item):
+            return False
+    return True
 
 
 def _args(node: dict[str, JSONValue]) -> tuple[str, list[JSONValue]]:
@@ -213,6 +311,9 @@ class _Compiler:
         self.version = version
         self.operands: list[object] = []
         self.functions: list[str] = []  # the subtrees hoisted into functions
+        #: hoisted subtrees still to compile: (index, node, scope, path, level)
+        self.pending: list[tuple[int, JSONValue, str | None, _Path, int]] = []
+        self.level = 0  # how many hoisted functions the one compiled is in
         self.temps = count()
         self.scopes = count(1)
         self.attributes = False  # whether the top scope reads attributes (g)
@@ -231,7 +332,7 @@ class _Compiler:
             self.key_index = len(self.operands) - 1
         return f"o[{self.key_index}]"
 
-    def murmur(self, path: str) -> str:
+    def murmur(self, path: _Path) -> str:
         if self.hash_index is None:
             try:
                 import mmh3  # (the flagd extra's: only where a fractional is)
@@ -263,14 +364,18 @@ class _Compiler:
         return "(ctx._key or _tk(ctx))"
 
     # ------------------------------------------------------------- the tree
-    def expr(self, node: JSONValue, scope: str | None, path: str, depth: int) -> _Expr:
-        if depth >= _MAX_DEPTH and _is_operator(node):
+    def expr(
+        self, node: JSONValue, scope: str | None, path: _Path, depth: int
+    ) -> _Expr:
+        if depth >= _MAX_DEPTH and (
+            _is_operator(node) or (isinstance(node, list) and not _constant(node))
+        ):
             return self.hoist(node, scope, path)
         if isinstance(node, list):
             if _constant(node):
                 return _Expr(self.operand(node), True)
             items = [
-                self.expr(item, scope, f"{path}[{i}]", depth + 1).src
+                self.expr(item, scope, path[i], depth + 1).src
                 for i, item in enumerate(node)
             ]
             return _Expr(f"[{', '.join(items)}]", True)
@@ -280,13 +385,13 @@ class _Compiler:
             # a dict of 0 or 2+ keys is a value (its truthiness: always true)
             return _Expr(self.operand(node), not isinstance(node, (dict, float)))
         op, args = _args(cast("dict[str, JSONValue]", node))
-        where = f"{path}: {op}" if path else op
+        where = path.op(op)
         method = _SPECIAL.get(op)
         if method is not None:
             return method(self, args, scope, where, depth + 1)
         if op in _CALLS:
             return self.call(op, args, scope, where, depth + 1)
-        at = f"targeting: {path + ': ' if path else ''}"
+        at = f"targeting: {f'{path}: ' if path else ''}"
         name = cast("dict[str, JSONValue]", node)[op]
         if op == "$ref" and isinstance(name, str):
             # (left by the reader: what `aioflags validate` says of it too)
@@ -297,17 +402,20 @@ class _Compiler:
         raise TargetingError(f"{at}unknown operator {op!r}")
 
     def each(
-        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
     ) -> list[str]:
-        return [
-            self.expr(a, scope, f"{where}[{i}]", depth).src for i, a in enumerate(args)
-        ]
+        return [self.expr(a, scope, where[i], depth).src for i, a in enumerate(args)]
 
     def truth(self, e: _Expr) -> str:
         return e.src if e.safe else f"_truthy({e.src})"
 
     def call(
-        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self,
+        op: str,
+        args: list[JSONValue],
+        scope: str | None,
+        where: _Path,
+        depth: int,
     ) -> _Expr:
         inline = self.inline(op, args, scope, where, depth)
         if inline is not None:
@@ -316,11 +424,16 @@ class _Compiler:
         return _Expr(f"{_CALLS[op]}({', '.join(srcs)})", op in _SAFE_CALLS)
 
     def inline(
-        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self,
+        op: str,
+        args: list[JSONValue],
+        scope: str | None,
+        where: _Path,
+        depth: int,
     ) -> _Expr | None:
         """The inline form of a call with a constant operand, or ``None``."""
         if len(args) == 1 and op in ("!", "!!"):
-            e = self.expr(args[0], scope, f"{where}[0]", depth)
+            e = self.expr(args[0], scope, where[0], depth)
             truth = self.truth(e)
             if op == "!":
                 return _Expr(f"(not {truth})", True)
@@ -329,7 +442,7 @@ class _Compiler:
             return None
         first, second = args
         if op in ("starts_with", "ends_with") and isinstance(second, str):
-            a = self.expr(first, scope, f"{where}[0]", depth).src
+            a = self.expr(first, scope, where[0], depth).src
             t, c = self.temp(), self.operand(second)
             method = "startswith" if op == "starts_with" else "endswith"
             return _Expr(
@@ -347,7 +460,7 @@ class _Compiler:
                 return self.equals(op, second, first, scope, where, depth, 1)
             return self.equals(op, first, second, scope, where, depth, 0)
         if op in _COMPARE and type(second) in (int, float):
-            a = self.expr(first, scope, f"{where}[0]", depth).src
+            a = self.expr(first, scope, where[0], depth).src
             t, c = self.temp(), self.operand(second)
             symbol, helper = _COMPARE[op]
             return _Expr(
@@ -363,14 +476,14 @@ class _Compiler:
         node: JSONValue,
         constant: JSONValue,
         scope: str | None,
-        where: str,
+        where: _Path,
         depth: int,
         at: int,
     ) -> _Expr | None:
         kind = type(constant)
         if kind not in (str, int, float, bool) and constant is not None:
             return None
-        a = self.expr(node, scope, f"{where}[{at}]", depth).src
+        a = self.expr(node, scope, where[at], depth).src
         negate = op in ("!=", "!==")
         if op in ("===", "!=="):
             if constant is None or kind is bool:
@@ -402,7 +515,7 @@ class _Compiler:
         needle: JSONValue,
         haystack: JSONValue,
         scope: str | None,
-        where: str,
+        where: _Path,
         depth: int,
     ) -> _Expr | None:
         if (
@@ -410,73 +523,163 @@ class _Compiler:
             and haystack
             and all(type(h) is str for h in haystack)
         ):
-            a = self.expr(needle, scope, f"{where}[0]", depth).src
+            a = self.expr(needle, scope, where[0], depth).src
             t, members = self.temp(), self.operand(frozenset(haystack))
             return _Expr(f"(type({t} := {a}) is str and {t} in {members})", True)
         if isinstance(haystack, str):
-            a = self.expr(needle, scope, f"{where}[0]", depth).src
+            a = self.expr(needle, scope, where[0], depth).src
             t, c = self.temp(), self.operand(haystack)
             return _Expr(
                 f"({t} in {c} if type({t} := {a}) is str else _in({t}, {c}))", True
             )
         return None
 
-    def hoist(self, node: JSONValue, scope: str | None, path: str) -> _Expr:
-        """``node`` as a function of its own, called where it stands."""
-        name = f"_f{len(self.functions)}"
-        params = "o, ctx, g, D" if scope is None else f"o, {scope}"
+    def params(self, scope: str | None) -> str:
+        """The parameters of a function hoisted in ``scope`` (as it is called)."""
+        return "o, ctx, g, D" if scope is None else f"o, {scope}"
+
+    def hoist(self, node: JSONValue, scope: str | None, path: _Path) -> _Expr:
+        """``node`` as a function of its own, called where it stands.
+
+        Compiled later (:meth:`finish`), so that the compiler's recursion
+        stays bounded; its result is tested with ``_truthy`` (its kind is
+        not known yet).
+        """
+        if self.level >= _MAX_HOISTS:
+            raise TargetingError(
+                f"targeting: nested deeper than {_MAX_DEPTH * _MAX_HOISTS} levels, "
+                "aioflags' limit: write it flatter (docs/flagd.md, Limits)"
+            )
         index = len(self.functions)
         self.functions.append("")  # (its place, kept in order)
-        e = self.expr(node, scope, path, 0)
-        self.functions[index] = f"def {name}({params}):\n    return {e.src}\n"
-        return _Expr(f"{name}({params})", e.safe)
+        self.pending.append((index, node, scope, path, self.level + 1))
+        return _Expr(f"_f{index}({self.params(scope)})", False)
+
+    def finish(self) -> None:
+        """Compile the hoisted subtrees (each may hoist more), without recursion."""
+        while self.pending:
+            index, node, scope, path, self.level = self.pending.pop()
+            e = self.expr(node, scope, path, 0)
+            self.functions[index] = (
+                f"def _f{index}({self.params(scope)}):\n    return {e.src}\n"
+            )
+
+    def grouped(self, parts: list[_Expr], scope: str | None, op: str) -> list[_Expr]:
+        """``parts`` of an ``and``/``or`` as at most :data:`_WIDTH` calls, grouped.
+
+        JsonLogic's ``and`` and ``or`` are associative (each gives the
+        first part that decides, else the last): a group's function gives
+        the group's ``op``, and the groups are grouped again, as deep as
+        the log of the width.
+        """
+        while len(parts) > _WIDTH:
+            parts = [
+                self.function(self.chain(op, parts[at : at + _WIDTH]), scope)
+                for at in range(0, len(parts), _WIDTH)
+            ]
+        return parts
 
     # ------------------------------------------------------ the special forms
     def if_(
-        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
     ) -> _Expr:
         if not args:
             return _Expr("None", True)
-        if len(args) % 2 == 0:
-            args = [*args, None]
-        tail = self.expr(args[-1], scope, f"{where}[{len(args) - 1}]", depth)
+        if len(args) == 1:
+            return self.expr(args[0], scope, where[0], depth)
+        items = _if_items(args, where)
         pairs = [
             (
-                self.expr(args[i], scope, f"{where}[{i}]", depth),
-                self.expr(args[i + 1], scope, f"{where}[{i + 1}]", depth),
+                self.expr(items[i][0], scope, items[i][1], depth),
+                self.expr(items[i + 1][0], scope, items[i + 1][1], depth),
             )
-            for i in range(0, len(args) - 1, 2)
+            for i in range(0, len(items) - 1, 2)
         ]
-        src, safe = tail.src, tail.safe
-        for test, then in reversed(pairs):
-            src = f"({then.src} if {self.truth(test)} else {src})"
+        last = self.expr(items[-1][0], scope, items[-1][1], depth)
+        if len(pairs) <= _WIDTH:
+            return _Expr(*self.if_chain(pairs, last.src, last.safe))
+        groups = self.if_groups(pairs, scope)
+        return _Expr(*self.miss_chain(groups, last.src, last.safe))
+
+    def if_chain(
+        self, pairs: list[tuple[_Expr, _Expr]], last: str, safe: bool
+    ) -> tuple[str, bool]:
+        """``if`` over ``pairs`` (test, then), else ``last``: one flat expression."""
+        pieces = []
+        for test, then in pairs:
+            pieces.append(f"({then.src}) if {self.truth(test)} else ")
             safe = safe and then.safe
-        return _Expr(src, safe)
+        return f"({''.join(pieces)}{last})", safe
+
+    def miss_chain(
+        self, groups: list[_Expr], last: str, safe: bool
+    ) -> tuple[str, bool]:
+        """The first of ``groups`` that is not ``_MISS``, else ``last``."""
+        t = self.temp()
+        pieces = [f"{t} if ({t} := {g.src}) is not _MISS else " for g in groups]
+        return f"({''.join(pieces)}{last})", safe and all(g.safe for g in groups)
+
+    def if_groups(
+        self, pairs: list[tuple[_Expr, _Expr]], scope: str | None
+    ) -> list[_Expr]:
+        """Wide ``if`` pairs as at most :data:`_WIDTH` calls, each giving its branch or ``_MISS``.
+
+        A tree of functions, each :data:`_WIDTH` wide: as deep as the log
+        of the width, however many pairs.
+        """
+        groups = [
+            self.function(self.if_chain(pairs[at : at + _WIDTH], "_MISS", True), scope)
+            for at in range(0, len(pairs), _WIDTH)
+        ]
+        while len(groups) > _WIDTH:
+            groups = [
+                self.function(
+                    self.miss_chain(groups[at : at + _WIDTH], "_MISS", True), scope
+                )
+                for at in range(0, len(groups), _WIDTH)
+            ]
+        return groups
+
+    def function(self, body: tuple[str, bool], scope: str | None) -> _Expr:
+        """A function returning ``body``'s source, and its call (of ``body``'s kind)."""
+        index = len(self.functions)
+        params = self.params(scope)
+        self.functions.append(f"def _f{index}({params}):\n    return {body[0]}\n")
+        return _Expr(f"_f{index}({params})", body[1])
 
     def and_or(
-        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self,
+        op: str,
+        args: list[JSONValue],
+        scope: str | None,
+        where: _Path,
+        depth: int,
     ) -> _Expr:
         if not args:
             return _Expr("None", True)
-        parts = [
-            self.expr(a, scope, f"{where}[{i}]", depth) for i, a in enumerate(args)
+        parts = [self.expr(a, scope, where[i], depth) for i, a in enumerate(args)]
+        return _Expr(*self.chain(op, self.grouped(parts, scope, op)))
+
+    def chain(self, op: str, parts: list[_Expr]) -> tuple[str, bool]:
+        """``parts`` joined by ``op`` (JsonLogic's), flat: no nesting however many.
+
+        Python's ``and``/``or`` where every part but the last is safe;
+        else each part is kept in one temporary, tested with ``_truthy``,
+        and the chain gives the temporary.
+        """
+        if all(part.safe for part in parts[:-1]):
+            return f"({f' {op} '.join(part.src for part in parts)})", parts[-1].safe
+        t = self.temp()
+        negate = "not " if op == "and" else ""
+        tests = [
+            f"{negate}{'' if part.safe else '_truthy'}({t} := {part.src})"
+            for part in parts[:-1]
         ]
-        src, safe = parts[-1].src, parts[-1].safe
-        for part in reversed(parts[:-1]):
-            if part.safe:
-                src = f"({part.src} {op} {src})"
-            else:
-                t = self.temp()
-                if op == "and":
-                    src = f"({src} if _truthy({t} := {part.src}) else {t})"
-                else:
-                    src = f"({t} if _truthy({t} := {part.src}) else {src})"
-                safe = False
-            safe = safe and part.safe
-        return _Expr(src, safe)
+        last = f"({t} := {parts[-1].src}) is {t}"  # (true: the last part, kept)
+        return f"(({' or '.join(tests)} or {last}) and {t})", False
 
     def var(
-        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
     ) -> _Expr:
         if len(args) > 2:
             # (the reference's var takes two: more is a TypeError there)
@@ -486,12 +689,10 @@ class _Compiler:
                 False,
             )
         key = args[0] if args else None
-        default = (
-            self.expr(args[1], scope, f"{where}[1]", depth) if len(args) > 1 else None
-        )
+        default = self.expr(args[1], scope, where[1], depth) if len(args) > 1 else None
         d = default.src if default is not None else "None"
         if scope is not None or not isinstance(key, str) or key == "":
-            k = self.expr(key, scope, f"{where}[0]", depth).src
+            k = self.expr(key, scope, where[0], depth).src
             return _Expr(f"_var({self.data(scope)}, {k}, {d})", False)
         props = key.split(".")
         first, rest = props[0], props[1:]
@@ -515,13 +716,23 @@ class _Compiler:
         return _Expr(f"({t} if ({t} := {base}) is not None else {d})", False)
 
     def missing(
-        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self,
+        op: str,
+        args: list[JSONValue],
+        scope: str | None,
+        where: _Path,
+        depth: int,
     ) -> _Expr:
         srcs = [self.data(scope), *self.each(args, scope, where, depth)]
         return _Expr(f"_{op}({', '.join(srcs)})", True)
 
     def over_list(
-        self, op: str, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self,
+        op: str,
+        args: list[JSONValue],
+        scope: str | None,
+        where: _Path,
+        depth: int,
     ) -> _Expr:
         empty = {
             "map": "[]",
@@ -533,12 +744,10 @@ class _Compiler:
         }
         if not args or (op != "map" and op != "reduce" and len(args) < 2):
             return _Expr(empty[op], True)
-        items = self.expr(args[0], scope, f"{where}[0]", depth).src
+        items = self.expr(args[0], scope, where[0], depth).src
         inner = f"d{next(self.scopes)}"
         body = (
-            self.expr(args[1], inner, f"{where}[1]", depth).src
-            if len(args) > 1
-            else "None"
+            self.expr(args[1], inner, where[1], depth).src if len(args) > 1 else "None"
         )
         each = f"(lambda {inner}: {body})"
         if op == "reduce":
@@ -552,13 +761,13 @@ class _Compiler:
         c: _Compiler,
         args: list[JSONValue],
         scope: str | None,
-        where: str,
+        where: _Path,
         depth: int,
     ) -> _Expr:
         return c.over_list(op, args, scope, where, depth)
 
     def fractional(
-        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
     ) -> _Expr:
         hash_ = self.murmur(where)
         if not args:
@@ -583,7 +792,7 @@ class _Compiler:
             )
         if not isinstance(first, list) and _constant(args[1:]):
             fractions = ops.fractions_of(args[1:], v)
-            value = self.expr(first, scope, f"{where}[0]", depth).src
+            value = self.expr(first, scope, where[0], depth).src
             general = f"_fractional({hash_}, {self.flag()}, {self.targeting_key()}, {v}, {{t}}, *{self.operand(tuple(args[1:]))})"
             if fractions is None:
                 return _Expr(general.format(t=value), False)
@@ -604,13 +813,13 @@ class _Compiler:
         )
 
     def sem_ver(
-        self, args: list[JSONValue], scope: str | None, where: str, depth: int
+        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
     ) -> _Expr:
         if len(args) == 3 and isinstance(args[1], str) and _constant(args[2]):
             test = ops.semver_test(args[1])
             target = ops.version_of(args[2])
             if test is not None and target is not None:
-                a = self.expr(args[0], scope, f"{where}[0]", depth).src
+                a = self.expr(args[0], scope, where[0], depth).src
                 return _Expr(
                     f"_sem_ver_to({a}, {self.operand(test)}, {self.operand(target)})",
                     True,
@@ -619,7 +828,7 @@ class _Compiler:
 
 
 _SPECIAL: Final[
-    dict[str, Callable[[_Compiler, list[JSONValue], str | None, str, int], _Expr]]
+    dict[str, Callable[[_Compiler, list[JSONValue], str | None, _Path, int], _Expr]]
 ] = {
     "if": _Compiler.if_,
     "?:": _Compiler.if_,
@@ -701,7 +910,7 @@ def build_targeting(
 
 
 def _returned(
-    c: _Compiler, node: JSONValue, path: str, depth: int, choose: Choice | None
+    c: _Compiler, node: JSONValue, path: _Path, depth: int, choose: Choice | None
 ) -> str:
     """The source of what the run returns for a branch of ``node``'s value."""
     if choose is None:
@@ -729,17 +938,27 @@ def _build(
     op, args = _args(cast("dict[str, JSONValue]", top))
     if op in ("if", "?:") and len(args) > 1:
         # the usual rule: an if chain, written as statements (no nesting)
-        if len(args) % 2 == 0:
-            args = [*args, None]
-        for i in range(0, len(args) - 1, 2):
-            test = c.expr(args[i], None, f"{op}[{i}]", 1)
-            then = _returned(c, args[i + 1], f"{op}[{i + 1}]", 1, choose)
-            lines.append(f"    if {c.truth(test)}:")
-            lines.append(f"        return {then}")
-        last = _returned(c, args[-1], f"{op}[{len(args) - 1}]", 1, choose)
+        items = _if_items(args, _ROOT.op(op))
+        pairs = [
+            (
+                c.expr(items[i][0], None, items[i][1], 1),
+                _Expr(_returned(c, items[i + 1][0], items[i + 1][1], 1, choose), True),
+            )
+            for i in range(0, len(items) - 1, 2)
+        ]
+        last = _returned(c, items[-1][0], items[-1][1], 1, choose)
+        if len(pairs) > _WIDTH:  # (wide: in groups, see _Compiler.if_groups)
+            for group in c.if_groups(pairs, None):
+                lines.append(f"    if (r := {group.src}) is not _MISS:")
+                lines.append("        return r")
+        else:
+            for test, then in pairs:
+                lines.append(f"    if {c.truth(test)}:")
+                lines.append(f"        return {then.src}")
         lines.append(f"    return {last}")
     else:
-        lines.append(f"    return {_returned(c, top, '', 0, choose)}")
+        lines.append(f"    return {_returned(c, top, _ROOT, 0, choose)}")
+    c.finish()
     if choose is not None:
         # (no cost in the common case: CPython's try is free until it raises)
         general = c.operand(choose.general)
@@ -765,22 +984,34 @@ def _build(
         head.append(f"    D = _data(ctx, {c.flag()})")
     elif hoisted:
         head.append("    D = None")
-    source = "\n".join([*c.functions, "def run(o, ctx, st):", *head, *lines]) + "\n"
-    return _function(source), tuple(c.operands)
+    run = "\n".join(["def run(o, ctx, st):", *head, *lines]) + "\n"
+    return _function([*c.functions, run]), tuple(c.operands)
 
 
-def _function(source: str) -> Targeting:
+def _function(pieces: list[str]) -> Targeting:
+    """The ``run`` of a rule's source: its functions (``pieces``), ``run`` last.
+
+    Each function is compiled on its own (CPython holds the GIL through a
+    ``compile``: a wide rule's megabytes at once would stop every other
+    thread, the event loop's too, while the store builds it on a worker
+    thread), and shows in tracebacks as a file of its own.
+    """
+    source = "\n".join(pieces)
     namespace = _shapes.get(source)
     if namespace is None:
         if len(_shapes) >= _CACHE_SIZE:
             _shapes.clear()  # a cache only: built rules keep their function
         namespace = dict(_GLOBALS)
-        # Safe: the source is made of the fixed fragments above and operand
-        # indices; the rule's data reaches the code as the operands alone.
-        filename = f"<aioflags flagd targeting {next(_names)}>"
-        code = compile(source, filename, "exec")
-        exec(code, namespace)
-        run = cast("FunctionType", namespace["run"])
-        register_source(run.__code__, source)
+        shape = next(_names)
+        for at, piece in enumerate(pieces):
+            # Safe: the source is made of the fixed fragments above and
+            # operand indices; the rule's data reaches the code as the
+            # operands alone.
+            part = "" if at == len(pieces) - 1 else f" part {at}"
+            code = compile(piece, f"<aioflags flagd targeting {shape}{part}>", "exec")
+            exec(code, namespace)
+            name = piece[4 : piece.index("(")]  # ("def NAME(...)")
+            function = cast("FunctionType", namespace[name])
+            register_source(function.__code__, piece)
         _shapes[source] = namespace
     return cast("Targeting", namespace["run"])

@@ -10,6 +10,7 @@ and ``true`` differ, and key order does not matter.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,16 @@ def _content(item: JSONObject) -> str:
     )
 
 
+def _digest(item: JSONObject) -> bytes:
+    """A digest of an item's content (what :class:`ContentVersions` keeps of it).
+
+    Kept instead of the content itself: a flag's content holds what it
+    shares with others written out (a flagd ``$ref``'s evaluator, the
+    ``sync_context``), thousands of times over in a large set.
+    """
+    return hashlib.blake2b(_content(item).encode(), digest_size=16).digest()
+
+
 def same_content(a: JSONObject, b: JSONObject) -> bool:
     """Whether two flags (or two segments) differ in nothing but ``version``."""
     return _content(a) == _content(b)
@@ -40,8 +51,8 @@ class ContentVersions:
     none); later, an unchanged item keeps the version it had, and a changed
     one gets the next version (or its own, if that is higher).
 
-    An item's canonical content is made when a later load has its key: until
-    then the item itself is kept (the data is never changed once loaded:
+    An item's canonical content is made when a later load has its key, and
+    only its digest is kept: until then the item itself is kept (the data is never changed once loaded:
     tests/test_flagd_sync.py reloads an evaluated set), so a first load of a
     large set (a flagd sync server's 1,000 flags, READY's path) makes none.
     """
@@ -49,8 +60,8 @@ class ContentVersions:
     __slots__ = ("_seen",)
 
     def __init__(self) -> None:
-        #: (kind, key): (the canonical content, or the item not yet compared; its version).
-        self._seen: dict[tuple[str, str], tuple[str | JSONObject, int]] = {}
+        #: (kind, key): (its content's digest, or the item not yet compared; its version).
+        self._seen: dict[tuple[str, str], tuple[bytes | JSONObject, int]] = {}
 
     def stamp(self, kind: str, items: dict[str, JSONObject]) -> dict[str, JSONObject]:
         """``items`` (of one ``kind``) with versions that show what changed."""
@@ -63,8 +74,8 @@ class ContentVersions:
                 self._seen[kind, key] = (item, version)
             else:
                 old, old_version = seen
-                content = _content(item)
-                if content == (old if isinstance(old, str) else _content(old)):
+                content = _digest(item)
+                if content == (old if isinstance(old, bytes) else _digest(old)):
                     version = old_version
                 else:
                     version = max(version, old_version + 1)
