@@ -23,6 +23,7 @@ import random as _random
 import weakref
 from typing import (
     TYPE_CHECKING,
+    Any,
     Final,
     TypeVar,
     final,
@@ -50,6 +51,7 @@ from aioflags._evaluation._pipeline import (
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
 
+from ._awaiting import Answered, Pending, answered_type
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -63,7 +65,7 @@ from ._usage import Usage, no_figures_reason, no_usage, usage_of
 # with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
 # So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -100,6 +102,24 @@ _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: session and removes it after. Empty (the rule), it costs a client's
 #: construction one truth test, and its evaluations nothing.
 PROCESS_HOOKS: Final[list[Callable[[Client], Hook]]] = []
+
+# What the evaluation methods return (``_awaiting.py``): an answer made at
+# the call, its kind naming the method in the error a missing ``await``
+# raises; made with ``object.__new__`` and one slot set (no ``__init__``
+# frame: docs/benchmarks.md, issue 95).
+_new: Final = object.__new__
+_VARIATION: Final = answered_type("client.variation")
+_VARIATION_DETAIL: Final = answered_type("client.variation_detail")
+_BOOL_VARIATION: Final = answered_type("client.bool_variation")
+_INT_VARIATION: Final = answered_type("client.int_variation")
+_FLOAT_VARIATION: Final = answered_type("client.float_variation")
+_STRING_VARIATION: Final = answered_type("client.string_variation")
+_JSON_VARIATION: Final = answered_type("client.json_variation")
+_BOOL_VARIATION_DETAIL: Final = answered_type("client.bool_variation_detail")
+_INT_VARIATION_DETAIL: Final = answered_type("client.int_variation_detail")
+_FLOAT_VARIATION_DETAIL: Final = answered_type("client.float_variation_detail")
+_STRING_VARIATION_DETAIL: Final = answered_type("client.string_variation_detail")
+_JSON_VARIATION_DETAIL: Final = answered_type("client.json_variation_detail")
 
 
 def _after_fork_in_child() -> None:
@@ -752,149 +772,205 @@ class Client:
         # composes it from now on, and its hot path may close)
         self._evaluator.use_hooks(runner)
 
-    async def variation(
+    def variation(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> JSONValue:
+    ) -> Coroutine[Any, Any, JSONValue]:
         """The flag's value for ``context``, or ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, VARIATION, key, context, default
             )
-            return VARIATION.answer(result, default)
-        return await evaluator.gated(VARIATION, key, context, default)
+            done: Answered[JSONValue] = _new(_VARIATION)
+            done.value = VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(VARIATION, key, context, default), _VARIATION.call
+        )
 
-    async def variation_detail(
+    def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
         """The value, the variation index and the reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, VARIATION_DETAIL, key, context, default
             )
-            return VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[JSONValue]] = _new(_VARIATION_DETAIL)
+            done.value = VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(VARIATION_DETAIL, key, context, default),
+            _VARIATION_DETAIL.call,
+        )
 
-    async def bool_variation(
+    def bool_variation(
         self, key: str, context: Context | None, default: bool
-    ) -> bool:
+    ) -> Coroutine[Any, Any, bool]:
         """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION, key, context, default
             )
-            return BOOL_VARIATION.answer(result, default)
-        return await evaluator.gated(BOOL_VARIATION, key, context, default)
+            done: Answered[bool] = _new(_BOOL_VARIATION)
+            done.value = BOOL_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(BOOL_VARIATION, key, context, default), _BOOL_VARIATION.call
+        )
 
-    async def int_variation(
+    def int_variation(
         self, key: str, context: Context | None, default: int
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """The flag's value if it is a number (truncated), else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION, key, context, default
             )
-            return INT_VARIATION.answer(result, default)
-        return await evaluator.gated(INT_VARIATION, key, context, default)
+            done: Answered[int] = _new(_INT_VARIATION)
+            done.value = INT_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(INT_VARIATION, key, context, default), _INT_VARIATION.call
+        )
 
-    async def float_variation(
+    def float_variation(
         self, key: str, context: Context | None, default: float
-    ) -> float:
+    ) -> Coroutine[Any, Any, float]:
         """The flag's value if it is a number, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION, key, context, default
             )
-            return FLOAT_VARIATION.answer(result, default)
-        return await evaluator.gated(FLOAT_VARIATION, key, context, default)
+            done: Answered[float] = _new(_FLOAT_VARIATION)
+            done.value = FLOAT_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(FLOAT_VARIATION, key, context, default),
+            _FLOAT_VARIATION.call,
+        )
 
-    async def string_variation(
+    def string_variation(
         self, key: str, context: Context | None, default: str
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """The flag's value if it is a string, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION, key, context, default
             )
-            return STRING_VARIATION.answer(result, default)
-        return await evaluator.gated(STRING_VARIATION, key, context, default)
+            done: Answered[str] = _new(_STRING_VARIATION)
+            done.value = STRING_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(STRING_VARIATION, key, context, default),
+            _STRING_VARIATION.call,
+        )
 
-    async def json_variation(
+    def json_variation(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> JSONValue:
+    ) -> Coroutine[Any, Any, JSONValue]:
         """The flag's value, whatever its JSON type."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION, key, context, default
             )
-            return JSON_VARIATION.answer(result, default)
-        return await evaluator.gated(JSON_VARIATION, key, context, default)
+            done: Answered[JSONValue] = _new(_JSON_VARIATION)
+            done.value = JSON_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(JSON_VARIATION, key, context, default), _JSON_VARIATION.call
+        )
 
-    async def bool_variation_detail(
+    def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
-    ) -> EvaluationDetail[bool]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[bool]]:
         """Like :meth:`bool_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION_DETAIL, key, context, default
             )
-            return BOOL_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[bool]] = _new(_BOOL_VARIATION_DETAIL)
+            done.value = BOOL_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default),
+            _BOOL_VARIATION_DETAIL.call,
+        )
 
-    async def int_variation_detail(
+    def int_variation_detail(
         self, key: str, context: Context | None, default: int
-    ) -> EvaluationDetail[int]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[int]]:
         """Like :meth:`int_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION_DETAIL, key, context, default
             )
-            return INT_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[int]] = _new(_INT_VARIATION_DETAIL)
+            done.value = INT_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(INT_VARIATION_DETAIL, key, context, default),
+            _INT_VARIATION_DETAIL.call,
+        )
 
-    async def float_variation_detail(
+    def float_variation_detail(
         self, key: str, context: Context | None, default: float
-    ) -> EvaluationDetail[float]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[float]]:
         """Like :meth:`float_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION_DETAIL, key, context, default
             )
-            return FLOAT_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[float]] = _new(_FLOAT_VARIATION_DETAIL)
+            done.value = FLOAT_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default),
+            _FLOAT_VARIATION_DETAIL.call,
+        )
 
-    async def string_variation_detail(
+    def string_variation_detail(
         self, key: str, context: Context | None, default: str
-    ) -> EvaluationDetail[str]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[str]]:
         """Like :meth:`string_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION_DETAIL, key, context, default
             )
-            return STRING_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[str]] = _new(_STRING_VARIATION_DETAIL)
+            done.value = STRING_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(STRING_VARIATION_DETAIL, key, context, default),
+            _STRING_VARIATION_DETAIL.call,
+        )
 
-    async def json_variation_detail(
+    def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
         """Like :meth:`json_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION_DETAIL, key, context, default
             )
-            return JSON_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[JSONValue]] = _new(_JSON_VARIATION_DETAIL)
+            done.value = JSON_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(JSON_VARIATION_DETAIL, key, context, default),
+            _JSON_VARIATION_DETAIL.call,
+        )
 
     async def all_flags_state(
         self,
