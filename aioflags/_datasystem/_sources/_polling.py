@@ -23,7 +23,7 @@ from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._logname import client_logger
 from aioflags._core._settings import request_deadline
-from aioflags._datasystem._context import PROGRESS_BYTES, progress_of
+from aioflags._datasystem._context import progress_of
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
 
@@ -102,8 +102,7 @@ class _Requester:
                 return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
         late = PollTimeout(
             f"no complete response within {deadline:g} s "
-            f"(connect_timeout + read_timeout), nor {PROGRESS_BYTES // 1024} KiB "
-            "of it in each such time"
+            "(connect_timeout + read_timeout)"
         )
         return HttpOutcome(error=failure(ctx, self.what, self.url, late)[0])
 
