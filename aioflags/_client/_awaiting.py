@@ -1,41 +1,54 @@
 """What an awaited method returns: a coroutine that is loud when used unawaited (issue 95).
 
-``if client.bool_variation(...)`` without ``await`` tests a coroutine
-object, which is always true: the flag is on for everyone, and only
-Python's ``RuntimeWarning`` at exit says anything. So the client's
-evaluation methods, and the migrator's ``read`` and ``write``, return one
-of these instead of a native coroutine. Awaited, each is the same as the
-``async def`` it replaces (``await client.bool_variation(...)`` is a
-``bool``; typed ``Coroutine[Any, Any, bool]``, it still fails type
-checking where it is tested unawaited). Used as a value, it raises a
-``TypeError`` that says to await it: in a boolean context
-(:class:`Answered`, :class:`Pending`), and for a migration's result, at
-its attributes too (:class:`PendingResult`).
+``if client.bool_variation(...)`` without ``await`` tested a coroutine
+object, which is always true: the flag was on for everyone, and only
+Python's ``RuntimeWarning`` at exit said anything. ``bool_variation``, and
+the migrator's ``read`` and ``write``, return one of these instead of a
+native coroutine. Awaited, each is the ``async def`` it replaces (typed
+``Coroutine[Any, Any, T]``, so type checkers still report it where it is
+tested unawaited). Used as a value, it raises a ``TypeError`` that says to
+await it: in a boolean context, and for a migration's result at the
+result's attributes too.
 
 Each is a :class:`collections.abc.Coroutine` (``send``, ``throw``,
 ``close``): ``asyncio.create_task``, ``asyncio.gather`` and anyio's
 ``start_soon`` take it as they take a native one.
 
-:class:`Answered` holds an answer the client evaluated at the call (the
-data was in memory, no gate to pass: an evaluation's common case). It is
-made without a Python ``__init__`` (:func:`answered`), and awaiting it
-runs one generator frame: about what the native coroutine cost, whose
-frame it replaces (docs/benchmarks.md). :class:`Pending` delegates to a
-native coroutine (an evaluation that waits for a gate, a migration).
+:class:`Answered` holds an answer evaluated at the call (the data in
+memory, no gate to pass: the common case), :class:`Pending` a native
+coroutine (an evaluation that waits at a gate, a migration). Either costs
+an ``await`` more than a coroutine does (an ``__await__`` called through
+its type's slot, a generator): ~550 CPU instructions for an answer made
+once, ~1,400 for one made per call. So the methods whose answers are not
+tested for truth stay coroutines (docs/benchmarks.md, "A forgotten
+await").
 """
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, final
 
 if TYPE_CHECKING:
     from collections.abc import Generator
     from types import TracebackType
 
-__all__ = ["Answered", "Pending", "PendingResult", "answered", "not_awaited"]
+__all__ = ["RESULT_NAMES", "Answered", "Pending", "answered", "not_awaited"]
 
 T = TypeVar("T")
+
+#: The attributes of a migration's ``OperationResult`` and ``WriteResult``.
+RESULT_NAMES: Final = frozenset(
+    (
+        "authoritative",
+        "error",
+        "exception",
+        "is_success",
+        "nonauthoritative",
+        "origin",
+        "value",
+    )
+)
 
 
 def not_awaited(call: str) -> TypeError:
@@ -46,18 +59,19 @@ def not_awaited(call: str) -> TypeError:
     )
 
 
+@final
 class Answered(Coroutine[Any, Any, T]):
     """An evaluation answered at the call: awaiting it returns :attr:`value`.
 
-    One subclass per method (:func:`answered_type`), whose :attr:`call`
-    the error names; made by :func:`answered`. Awaiting it more than once
-    returns the same value.
+    Made by :func:`answered` (no ``__init__`` frame). Awaiting it more
+    than once returns the same value, so one may be made once and shared
+    (``bool_variation``'s ``True`` and ``False``).
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("call", "value")
 
     #: What returned it, as the user writes it (``client.bool_variation``).
-    call: ClassVar[str] = "client.variation"
+    call: str
     #: The answer.
     value: T
 
@@ -86,38 +100,42 @@ class Answered(Coroutine[Any, Any, T]):
         raise not_awaited(self.call)
 
     def __repr__(self) -> str:
-        return f"<{self.call}(...) answered, not awaited>"
+        return f"<{self.call}(...) answered: await it>"
 
 
 _new: Final = object.__new__
 
 
-def answered(kind: type[Answered[T]], value: T) -> Answered[T]:
-    """An :class:`Answered` of ``kind`` holding ``value``: no ``__init__`` frame."""
-    done: Answered[T] = _new(kind)
+def answered(call: str, value: T) -> Answered[T]:
+    """An :class:`Answered` of ``call`` (``client.bool_variation``) holding ``value``."""
+    done: Answered[T] = _new(Answered)
+    done.call = call
     done.value = value
     return done
 
 
-def answered_type(call: str) -> type[Answered[Any]]:
-    """The :class:`Answered` subclass whose error names ``call`` (``client.bool_variation``)."""
-    name = call.rpartition(".")[2]
-    return type(f"Answered_{name}", (Answered,), {"__slots__": (), "call": call})
-
-
+@final
 class Pending(Coroutine[Any, Any, T]):
     """A native coroutine behind a method's name: awaited, it is that coroutine.
 
-    Used unawaited as a boolean, it raises :func:`not_awaited`'s error and
-    closes the coroutine (that error is the one report: no
-    ``RuntimeWarning`` after it).
+    Used unawaited as a boolean, or (a migration's) at one of ``refused``
+    (:data:`RESULT_NAMES`), it raises :func:`not_awaited`'s error and
+    closes the coroutine: that error is the one report, no
+    ``RuntimeWarning`` after it. Other names raise ``AttributeError`` as
+    usual (``hasattr`` leaves it to be awaited).
     """
 
-    __slots__ = ("_call", "_coroutine")
+    __slots__ = ("_call", "_coroutine", "_refused")
 
-    def __init__(self, coroutine: Coroutine[Any, Any, T], call: str) -> None:
+    def __init__(
+        self,
+        coroutine: Coroutine[Any, Any, T],
+        call: str,
+        refused: frozenset[str] = frozenset(),
+    ) -> None:
         self._coroutine = coroutine
         self._call = call
+        self._refused = refused
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._coroutine.__await__()
@@ -148,38 +166,12 @@ class Pending(Coroutine[Any, Any, T]):
     def __bool__(self) -> NoReturn:
         self._refuse()
 
-    def __repr__(self) -> str:
-        return f"<{self._call}(...) not awaited>"
-
-
-@final
-class PendingResult(Pending[T]):
-    """A :class:`Pending` migration operation: its result's attributes refuse too.
-
-    ``migrator.read(...).is_success()`` without ``await`` raises the same
-    ``TypeError`` as ``bool()`` does, naming the fix, where a coroutine
-    would raise ``AttributeError: 'coroutine' object has no attribute
-    'is_success'``. Other names raise ``AttributeError`` as usual.
-    """
-
-    __slots__ = ()
-
-    #: The attributes of ``OperationResult`` and ``WriteResult``.
-    RESULT_NAMES: ClassVar[frozenset[str]] = frozenset(
-        (
-            "authoritative",
-            "error",
-            "exception",
-            "is_success",
-            "nonauthoritative",
-            "origin",
-            "value",
-        )
-    )
-
     def __getattr__(self, name: str) -> NoReturn:
-        if name in self.RESULT_NAMES:
+        if name in self._refused:
             self._refuse()
         raise AttributeError(
             f"{type(self).__name__!r} object has no attribute {name!r}"
         )
+
+    def __repr__(self) -> str:
+        return f"<{self._call}(...) not awaited>"

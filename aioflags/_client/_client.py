@@ -51,7 +51,7 @@ from aioflags._evaluation._pipeline import (
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
 
-from ._awaiting import Answered, Pending, answered_type
+from ._awaiting import Pending, answered
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -103,23 +103,14 @@ _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: construction one truth test, and its evaluations nothing.
 PROCESS_HOOKS: Final[list[Callable[[Client], Hook]]] = []
 
-# What the evaluation methods return (``_awaiting.py``): an answer made at
-# the call, its kind naming the method in the error a missing ``await``
-# raises; made with ``object.__new__`` and one slot set (no ``__init__``
-# frame: docs/benchmarks.md, issue 95).
-_new: Final = object.__new__
-_VARIATION: Final = answered_type("client.variation")
-_VARIATION_DETAIL: Final = answered_type("client.variation_detail")
-_BOOL_VARIATION: Final = answered_type("client.bool_variation")
-_INT_VARIATION: Final = answered_type("client.int_variation")
-_FLOAT_VARIATION: Final = answered_type("client.float_variation")
-_STRING_VARIATION: Final = answered_type("client.string_variation")
-_JSON_VARIATION: Final = answered_type("client.json_variation")
-_BOOL_VARIATION_DETAIL: Final = answered_type("client.bool_variation_detail")
-_INT_VARIATION_DETAIL: Final = answered_type("client.int_variation_detail")
-_FLOAT_VARIATION_DETAIL: Final = answered_type("client.float_variation_detail")
-_STRING_VARIATION_DETAIL: Final = answered_type("client.string_variation_detail")
-_JSON_VARIATION_DETAIL: Final = answered_type("client.json_variation_detail")
+# What ``bool_variation`` returns (``_awaiting.py``, issue 95): unawaited, it
+# refuses a truth test. Its two common answers are made once; an awaitable
+# of aioflags' own costs an ``await`` ~550 CPU instructions more than a
+# coroutine even so (+~1,400 made per call): the other methods stay
+# coroutines (docs/benchmarks.md, "A forgotten await").
+_BOOL_VARIATION: Final = "client.bool_variation"
+_TRUE: Final = answered(_BOOL_VARIATION, True)
+_FALSE: Final = answered(_BOOL_VARIATION, False)
 
 
 def _after_fork_in_child() -> None:
@@ -772,205 +763,165 @@ class Client:
         # composes it from now on, and its hot path may close)
         self._evaluator.use_hooks(runner)
 
-    def variation(
+    async def variation(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> Coroutine[Any, Any, JSONValue]:
+    ) -> JSONValue:
         """The flag's value for ``context``, or ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, VARIATION, key, context, default
             )
-            done: Answered[JSONValue] = _new(_VARIATION)
-            done.value = VARIATION.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(VARIATION, key, context, default), _VARIATION.call
-        )
+            return VARIATION.answer(result, default)
+        return await evaluator.gated(VARIATION, key, context, default)
 
-    def variation_detail(
+    async def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
+    ) -> EvaluationDetail[JSONValue]:
         """The value, the variation index and the reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[JSONValue]] = _new(_VARIATION_DETAIL)
-            done.value = VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(VARIATION_DETAIL, key, context, default),
-            _VARIATION_DETAIL.call,
-        )
+            return VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(VARIATION_DETAIL, key, context, default)
 
     def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> Coroutine[Any, Any, bool]:
-        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE).
+
+        Await it. Unawaited, ``if client.bool_variation(...):`` would test
+        a coroutine, always true: what it returns raises a ``TypeError``
+        in a boolean context instead, naming the fix (issue 95).
+        """
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION, key, context, default
             )
-            done: Answered[bool] = _new(_BOOL_VARIATION)
-            done.value = BOOL_VARIATION.answer(result, default)
-            return done
+            answer = BOOL_VARIATION.answer(result, default)
+            # (True or False, but for a default of another type, which the
+            # signature does not stop: one of two made once, no allocation)
+            given: object = answer
+            if given is True:
+                return _TRUE
+            if given is False:
+                return _FALSE
+            return answered(_BOOL_VARIATION, answer)
         return Pending(
-            evaluator.gated(BOOL_VARIATION, key, context, default), _BOOL_VARIATION.call
+            evaluator.gated(BOOL_VARIATION, key, context, default),
+            _BOOL_VARIATION,
         )
 
-    def int_variation(
+    async def int_variation(
         self, key: str, context: Context | None, default: int
-    ) -> Coroutine[Any, Any, int]:
+    ) -> int:
         """The flag's value if it is a number (truncated), else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION, key, context, default
             )
-            done: Answered[int] = _new(_INT_VARIATION)
-            done.value = INT_VARIATION.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(INT_VARIATION, key, context, default), _INT_VARIATION.call
-        )
+            return INT_VARIATION.answer(result, default)
+        return await evaluator.gated(INT_VARIATION, key, context, default)
 
-    def float_variation(
+    async def float_variation(
         self, key: str, context: Context | None, default: float
-    ) -> Coroutine[Any, Any, float]:
+    ) -> float:
         """The flag's value if it is a number, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION, key, context, default
             )
-            done: Answered[float] = _new(_FLOAT_VARIATION)
-            done.value = FLOAT_VARIATION.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(FLOAT_VARIATION, key, context, default),
-            _FLOAT_VARIATION.call,
-        )
+            return FLOAT_VARIATION.answer(result, default)
+        return await evaluator.gated(FLOAT_VARIATION, key, context, default)
 
-    def string_variation(
+    async def string_variation(
         self, key: str, context: Context | None, default: str
-    ) -> Coroutine[Any, Any, str]:
+    ) -> str:
         """The flag's value if it is a string, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION, key, context, default
             )
-            done: Answered[str] = _new(_STRING_VARIATION)
-            done.value = STRING_VARIATION.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(STRING_VARIATION, key, context, default),
-            _STRING_VARIATION.call,
-        )
+            return STRING_VARIATION.answer(result, default)
+        return await evaluator.gated(STRING_VARIATION, key, context, default)
 
-    def json_variation(
+    async def json_variation(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> Coroutine[Any, Any, JSONValue]:
+    ) -> JSONValue:
         """The flag's value, whatever its JSON type."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION, key, context, default
             )
-            done: Answered[JSONValue] = _new(_JSON_VARIATION)
-            done.value = JSON_VARIATION.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(JSON_VARIATION, key, context, default), _JSON_VARIATION.call
-        )
+            return JSON_VARIATION.answer(result, default)
+        return await evaluator.gated(JSON_VARIATION, key, context, default)
 
-    def bool_variation_detail(
+    async def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
-    ) -> Coroutine[Any, Any, EvaluationDetail[bool]]:
+    ) -> EvaluationDetail[bool]:
         """Like :meth:`bool_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[bool]] = _new(_BOOL_VARIATION_DETAIL)
-            done.value = BOOL_VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default),
-            _BOOL_VARIATION_DETAIL.call,
-        )
+            return BOOL_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
 
-    def int_variation_detail(
+    async def int_variation_detail(
         self, key: str, context: Context | None, default: int
-    ) -> Coroutine[Any, Any, EvaluationDetail[int]]:
+    ) -> EvaluationDetail[int]:
         """Like :meth:`int_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[int]] = _new(_INT_VARIATION_DETAIL)
-            done.value = INT_VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(INT_VARIATION_DETAIL, key, context, default),
-            _INT_VARIATION_DETAIL.call,
-        )
+            return INT_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
 
-    def float_variation_detail(
+    async def float_variation_detail(
         self, key: str, context: Context | None, default: float
-    ) -> Coroutine[Any, Any, EvaluationDetail[float]]:
+    ) -> EvaluationDetail[float]:
         """Like :meth:`float_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[float]] = _new(_FLOAT_VARIATION_DETAIL)
-            done.value = FLOAT_VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default),
-            _FLOAT_VARIATION_DETAIL.call,
-        )
+            return FLOAT_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
 
-    def string_variation_detail(
+    async def string_variation_detail(
         self, key: str, context: Context | None, default: str
-    ) -> Coroutine[Any, Any, EvaluationDetail[str]]:
+    ) -> EvaluationDetail[str]:
         """Like :meth:`string_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[str]] = _new(_STRING_VARIATION_DETAIL)
-            done.value = STRING_VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(STRING_VARIATION_DETAIL, key, context, default),
-            _STRING_VARIATION_DETAIL.call,
-        )
+            return STRING_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
 
-    def json_variation_detail(
+    async def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
+    ) -> EvaluationDetail[JSONValue]:
         """Like :meth:`json_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION_DETAIL, key, context, default
             )
-            done: Answered[EvaluationDetail[JSONValue]] = _new(_JSON_VARIATION_DETAIL)
-            done.value = JSON_VARIATION_DETAIL.answer(result, default)
-            return done
-        return Pending(
-            evaluator.gated(JSON_VARIATION_DETAIL, key, context, default),
-            _JSON_VARIATION_DETAIL.call,
-        )
+            return JSON_VARIATION_DETAIL.answer(result, default)
+        return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
 
     async def all_flags_state(
         self,

@@ -45,7 +45,7 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._evaluation._migration import Operation, Origin, Stage
 
-from ._awaiting import PendingResult
+from ._awaiting import RESULT_NAMES, Pending
 from ._client import Client
 
 if TYPE_CHECKING:
@@ -449,8 +449,10 @@ class Migrator:
         says so where it is used as a result (``.is_success()``,
         ``.value``, ``bool()``).
         """
-        return PendingResult(
-            self._read(key, context, default_stage, payload), "migrator.read"
+        return Pending(
+            self._read(key, context, default_stage, payload),
+            "migrator.read",
+            RESULT_NAMES,
         )
 
     async def _read(
@@ -530,8 +532,10 @@ class Migrator:
         says so where it is used as a result (``.authoritative``,
         ``bool()``).
         """
-        return PendingResult(
-            self._write(key, context, default_stage, payload), "migrator.write"
+        return Pending(
+            self._write(key, context, default_stage, payload),
+            "migrator.write",
+            RESULT_NAMES,
         )
 
     async def _write(
