@@ -25,7 +25,7 @@ import pytest
 from aioflags import Config, Context, DataSystem, SourceState
 from aioflags._datasystem._store import Store
 from aioflags._datasystem._supervisor import Supervisor
-from aioflags.sources import fdv1_polling_synchronizer
+from aioflags.sources import fdv1_polling_synchronizer, polling_initializer
 from aioflags.testing import FakeClock
 from tests.raw_server import Answer, RawServer, raw_server
 from tests.sources import Recorder, source_context
@@ -46,6 +46,23 @@ def big_body(size: int) -> bytes:
         "fallthrough": {"variation": 0},
     }
     body = json.dumps({"flags": {"f": flag}, "segments": {}}).encode()
+    return body + b" " * (size - len(body))
+
+
+def big_fdv2_body(size: int) -> bytes:
+    """An FDv2 poll body (a full payload) serving flag ``f`` = "big", padded to ``size``."""
+    flag = {"on": True, "variations": ["big"], "fallthrough": {"variation": 0}}
+    obj = {"key": "f", "version": 1, **flag}
+    put = {"kind": "flag", "key": "f", "version": 1, "object": obj}
+    events = [
+        {
+            "event": "server-intent",
+            "data": {"payloads": [{"id": "p", "target": 1, "intentCode": "xfer-full"}]},
+        },
+        {"event": "put-object", "data": put},
+        {"event": "payload-transferred", "data": {"state": "s1", "version": 1}},
+    ]
+    body = json.dumps({"events": events}).encode()
     return body + b" " * (size - len(body))
 
 
@@ -149,6 +166,29 @@ async def test_K1_a_first_poll_arriving_slower_than_the_initializing_timeout_is_
         assert h.store.snapshot.variation("f", USER, "default") == "big"
         assert h.server.paths == [FDV1_POLL]
         assert h.clock.now() == 3 * WINDOW  # slower than the timeout, three times
+
+
+@pytest.mark.slow  # (each window's wait lets every task run: ~1 s)
+@pytest.mark.asyncio
+async def test_K1_an_initializer_poll_arriving_slower_than_its_timeout_is_not_cut() -> (
+    None
+):
+    """An initializer has ``initializing_timeout`` too: for time without progress."""
+    paced = Paced.of(big_fdv2_body(3 * PIECE))
+    system = DataSystem.custom(initializers=[polling_initializer()]).with_timings(
+        initializing_timeout=WINDOW
+    )
+    async with running(paced.answer(), system) as h:
+        await h.server.wait_until(lambda: len(h.server.paths) == 1, "the poll")
+        for index in range(len(paced.gates) - 1):
+            await h.clock.wait_for_sleeper(within=WINDOW)  # the initializer's timer
+            await paced.send(index)
+            await h.clock.advance(WINDOW)
+        await paced.send(len(paced.gates) - 1)
+        await h.recorder.wait_for(
+            lambda: h.store.snapshot.variation("f", USER, "default") == "big"
+        )
+        assert h.server.paths == ["/sdk/poll"]
 
 
 @pytest.mark.asyncio
