@@ -27,7 +27,7 @@ from aioflags._datasystem._store import Store
 from aioflags._datasystem._supervisor import Supervisor
 from aioflags.sources import fdv1_polling_synchronizer, polling_initializer
 from aioflags.testing import FakeClock
-from tests.raw_server import Answer, RawServer, raw_server
+from tests.raw_server import Answer, RawServer, complete, raw_server
 from tests.sources import Recorder, source_context
 
 FDV1_POLL = "/sdk/latest-all"
@@ -205,6 +205,18 @@ async def test_K1_a_first_poll_that_stops_arriving_is_still_cut() -> None:
         await h.clock.advance(WINDOW)  # nothing came in this one: cut
         await h.server.wait_until(lambda: len(h.server.paths) == 2, "a new attempt")
         assert h.state() is SourceState.INITIALIZING
+
+
+@pytest.mark.asyncio
+async def test_K1_a_big_body_that_came_whole_and_failed_is_no_progress() -> None:
+    """A source failing fast with big payloads (malformed) is failing, not slow."""
+    bad = b"{" + b" " * (4 * PIECE)  # (no closing brace: malformed)
+    async with running(complete(body=bad), one_poller()) as h:
+        await h.server.wait_until(lambda: len(h.server.paths) == 1, "the first poll")
+        await h.recorder.wait_for(lambda: h.supervisor.status.error is not None)
+        await h.clock.wait_for_sleeper(within=WINDOW)
+        await h.clock.advance(WINDOW)  # the bytes came, in a response now over
+        await h.server.wait_until(lambda: len(h.server.paths) == 2, "a new attempt")
 
 
 @pytest.mark.asyncio

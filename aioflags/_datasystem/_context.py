@@ -7,7 +7,8 @@ Below the sources in the layers: every source names these types, and the
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
 from aioflags._core._frozen import Frozen, set_field
@@ -109,23 +110,38 @@ class Progress:
     each window, it is given another window.
     """
 
-    __slots__ = ("received",)
+    __slots__ = ("open", "received")
 
     def __init__(self) -> None:
         #: Bytes received so far, by every source of the run.
         self.received = 0
+        #: Responses being read now (:meth:`receiving`).
+        self.open = 0
 
     def add(self, count: int) -> None:
         """``count`` more bytes arrived."""
         self.received += count
+
+    @contextmanager
+    def receiving(self) -> Iterator[None]:
+        """While a response's body is read: only an open one is progressing."""
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1
 
     def mark(self) -> int:
         """Where it is now: the start of a window for :meth:`moved`."""
         return self.received
 
     def moved(self, since: int) -> bool:
-        """Whether at least :data:`PROGRESS_BYTES` arrived since the mark ``since``."""
-        return self.received - since >= PROGRESS_BYTES
+        """Whether a response is being read, and :data:`PROGRESS_BYTES` arrived since ``since``.
+
+        (Bodies that came and ended, a malformed payload polled again and
+        again, are no progress: the source is failing, not slow.)
+        """
+        return self.open > 0 and self.received - since >= PROGRESS_BYTES
 
 
 def progress_of(context: SourceContext) -> Progress:

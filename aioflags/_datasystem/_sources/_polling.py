@@ -97,7 +97,8 @@ class _Requester:
                 async with send(
                     ctx, self.url, params=params, headers=headers
                 ) as response:
-                    return await self._outcome(response, arrived)
+                    with progress.receiving():
+                        return await self._outcome(response, arrived)
             except httpx.HTTPError as exc:
                 return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
         late = PollTimeout(

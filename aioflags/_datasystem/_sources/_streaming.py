@@ -245,10 +245,12 @@ async def _connection(
             extra={"url": display_url(url), "source": stream.source},
         )
         env = environment_id(response.headers)
-        async with aclosing(stream.read(response, stream, env)) as updates:
-            async for update in updates:
-                yield update
-                del update  # (not held while the next event is awaited)
+        # (open while its events are read: its bytes are the run's progress)
+        with progress_of(ctx).receiving():
+            async with aclosing(stream.read(response, stream, env)) as updates:
+                async for update in updates:
+                    yield update
+                    del update  # (not held while the next event is awaited)
 
 
 def streaming_synchronizer(
