@@ -170,6 +170,7 @@ async def test_row28_a_pending_coroutine_is_driven_by_send_throw_and_close() -> 
         return 42
 
     pending = Pending(answer(), "client.x")
+    assert "client.x(...) not awaited" in repr(pending)
     assert await asyncio.create_task(pending) == 42  # noqa: TID251 - what is proven
 
     thrown = Pending(answer(), "client.x")
