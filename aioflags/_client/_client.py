@@ -794,7 +794,11 @@ class Client:
 
         Await it. Unawaited, ``if client.bool_variation(...):`` would test
         a coroutine, always true: what it returns raises a ``TypeError``
-        in a boolean context instead, naming the fix (issue 95).
+        in a boolean context instead, naming the fix (issue 95). With the
+        data in memory it is evaluated at the call (hooks run, the event
+        is recorded), and awaiting it gives that answer; behind a gate (a
+        persistent store's reads, big segments) when it is awaited, as
+        the other methods are.
         """
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
