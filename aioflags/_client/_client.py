@@ -23,6 +23,7 @@ import random as _random
 import weakref
 from typing import (
     TYPE_CHECKING,
+    Any,
     Final,
     TypeVar,
     final,
@@ -50,6 +51,7 @@ from aioflags._evaluation._pipeline import (
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
 
+from ._awaiting import Pending, answered
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -63,7 +65,7 @@ from ._usage import Usage, no_figures_reason, no_usage, usage_of
 # with aioflags, and never by an evaluation (docs/benchmarks.md, "Import").
 # So is anyio: the methods that use it import it.
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
@@ -100,6 +102,15 @@ _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: session and removes it after. Empty (the rule), it costs a client's
 #: construction one truth test, and its evaluations nothing.
 PROCESS_HOOKS: Final[list[Callable[[Client], Hook]]] = []
+
+# What ``bool_variation`` returns (``_awaiting.py``, issue 95): unawaited, it
+# refuses a truth test. Its two common answers are made once; an awaitable
+# of aioflags' own costs an ``await`` ~550 CPU instructions more than a
+# coroutine even so (+~1,400 made per call): the other methods stay
+# coroutines (docs/benchmarks.md, "A forgotten await").
+_BOOL_VARIATION: Final = "client.bool_variation"
+_TRUE: Final = answered(_BOOL_VARIATION, True)
+_FALSE: Final = answered(_BOOL_VARIATION, False)
 
 
 def _after_fork_in_child() -> None:
@@ -776,17 +787,37 @@ class Client:
             return VARIATION_DETAIL.answer(result, default)
         return await evaluator.gated(VARIATION_DETAIL, key, context, default)
 
-    async def bool_variation(
+    def bool_variation(
         self, key: str, context: Context | None, default: bool
-    ) -> bool:
-        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE)."""
+    ) -> Coroutine[Any, Any, bool]:
+        """The flag's value if it is a boolean, else ``default`` (WRONG_TYPE).
+
+        Await it. Unawaited, ``if client.bool_variation(...):`` would test
+        a coroutine, always true: what it returns raises a ``TypeError``
+        in a boolean context instead, naming the fix (issue 95). With the
+        data in memory it is evaluated at the call (hooks run, the event
+        is recorded), and awaiting it gives that answer; behind a gate (a
+        persistent store's reads, big segments) when it is awaited, as
+        the other methods are.
+        """
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION, key, context, default
             )
-            return BOOL_VARIATION.answer(result, default)
-        return await evaluator.gated(BOOL_VARIATION, key, context, default)
+            answer = BOOL_VARIATION.answer(result, default)
+            # (True or False, but for a default of another type, which the
+            # signature does not stop: one of two made once, no allocation)
+            given: object = answer
+            if given is True:
+                return _TRUE
+            if given is False:
+                return _FALSE
+            return answered(_BOOL_VARIATION, answer)
+        return Pending(
+            evaluator.gated(BOOL_VARIATION, key, context, default),
+            _BOOL_VARIATION,
+        )
 
     async def int_variation(
         self, key: str, context: Context | None, default: int

@@ -23,6 +23,7 @@ import asyncio
 import enum
 import functools
 import inspect
+import logging
 import math
 import sys
 from datetime import timedelta
@@ -44,10 +45,11 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._evaluation._migration import Operation, Origin, Stage
 
+from ._awaiting import RESULT_NAMES, Pending
 from ._client import Client
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._migration import OpTracker
@@ -69,6 +71,8 @@ __all__ = [
 
 T = TypeVar("T")
 _M = TypeVar("_M", bound="Migrator | BlockingMigrator")
+
+logger = logging.getLogger("aioflags.migrations")
 
 #: The monotonic clock latencies are measured on (a seam for tests).
 _now: Callable[[], float] = anyio.current_time
@@ -244,10 +248,31 @@ def _is_async(fn: object) -> bool:
     )
 
 
+def _warn_none(key: str, operation: Operation, origin: Origin) -> None:
+    """Log that ``origin``'s ``operation`` returned ``None``: a success, maybe unmeant."""
+    logger.warning(
+        "Migration %r: the %s origin's %s returned None, which is a success "
+        "with the value None. Return Result.success(None) if that is meant, or "
+        "Result.fail(...) if None means a miss. Logged once per origin",
+        key,
+        origin.value,
+        operation.value,
+    )
+
+
 class _Call:
     """One operation's calls to its origins, measured on its tracker."""
 
-    __slots__ = ("_errors", "_latency", "_origins", "_payload", "_tracker")
+    __slots__ = (
+        "_errors",
+        "_key",
+        "_latency",
+        "_operation",
+        "_origins",
+        "_payload",
+        "_tracker",
+        "_warned",
+    )
 
     def __init__(
         self,
@@ -257,12 +282,19 @@ class _Call:
         *,
         latency: bool,
         errors: bool,
+        key: str,
+        operation: Operation,
+        warned: set[tuple[Operation, Origin]],
     ) -> None:
         self._origins = origins
         self._tracker = tracker
         self._payload = payload
         self._latency = latency
         self._errors = errors
+        self._key = key
+        self._operation = operation
+        # The (operation, origin) pairs whose bare None was logged already.
+        self._warned = warned
 
     async def run(self, origin: Origin, *, own_task: bool = False) -> OperationResult:
         """Call ``origin``; an exception it raises is a failed result.
@@ -299,6 +331,8 @@ class _Call:
                 f"'{origin.value}' operation raised an exception", exc
             )
         if not isinstance(outcome, Result):
+            if outcome is None:
+                self._returned_none(origin)
             outcome = Result.success(outcome)
         tracker = self._tracker
         if self._latency:
@@ -308,6 +342,15 @@ class _Call:
             tracker.error(origin)
         tracker.invoked(origin)
         return OperationResult(origin=origin, result=outcome)
+
+    def _returned_none(self, origin: Origin) -> None:
+        """``origin`` returned a bare ``None``: logged once per migrator, operation and origin."""
+        warned = self._warned
+        pair = (self._operation, origin)
+        if pair in warned:
+            return
+        warned.add(pair)
+        _warn_none(self._key, self._operation, origin)
 
 
 def _cancelled(*, own_task: bool) -> bool:
@@ -361,6 +404,7 @@ class Migrator:
         "_latency",
         "_order",
         "_reads",
+        "_warned",
         "_writes",
     )
 
@@ -383,14 +427,16 @@ class Migrator:
         self._writes = writes
         self._latency = latency
         self._errors = errors
+        # The (operation, origin) pairs whose bare None was logged (row 59).
+        self._warned: set[tuple[Operation, Origin]] = set()
 
-    async def read(
+    def read(
         self,
         key: str,
         context: Context,
         default_stage: Stage,
         payload: Any = None,
-    ) -> OperationResult:
+    ) -> Coroutine[Any, Any, OperationResult]:
         """Read through the stage of flag ``key``: the authoritative origin's result.
 
         In ``shadow`` and ``live`` both origins are read (in the builder's
@@ -398,11 +444,24 @@ class Migrator:
         successes, their values are compared as the flag's
         ``migration.checkRatio`` samples. Cancelling the caller cancels the
         origins' calls. ``payload`` is passed to the origins.
+
+        Await it: unawaited, what it returns raises a ``TypeError`` that
+        says so where it is used as a result (``.is_success()``,
+        ``.value``, ``bool()``).
         """
+        return Pending(
+            self._read(key, context, default_stage, payload),
+            "migrator.read",
+            RESULT_NAMES,
+        )
+
+    async def _read(
+        self, key: str, context: Context, default_stage: Stage, payload: Any
+    ) -> OperationResult:
         client = self._client
         stage, tracker = await client.migration_variation(key, context, default_stage)
         tracker.operation(Operation.READ)
-        call = self._call(self._reads, tracker, payload)
+        call = self._call(self._reads, tracker, payload, key, Operation.READ)
         first, second = _READS[stage]
         if second is None:
             result = await call.run(first)
@@ -454,13 +513,13 @@ class Migrator:
                 tracker._check_failed()
         return authoritative
 
-    async def write(
+    def write(
         self,
         key: str,
         context: Context,
         default_stage: Stage,
         payload: Any = None,
-    ) -> WriteResult:
+    ) -> Coroutine[Any, Any, WriteResult]:
         """Write through the stage of flag ``key``: authoritative origin first.
 
         In the stages that write to both, the other origin is written only
@@ -468,11 +527,24 @@ class Migrator:
         origins. If the caller is cancelled after a write completed, the
         ``migration_op`` event still reports the writes that completed
         (they are not undone), and the cancellation propagates.
+
+        Await it: unawaited, what it returns raises a ``TypeError`` that
+        says so where it is used as a result (``.authoritative``,
+        ``bool()``).
         """
+        return Pending(
+            self._write(key, context, default_stage, payload),
+            "migrator.write",
+            RESULT_NAMES,
+        )
+
+    async def _write(
+        self, key: str, context: Context, default_stage: Stage, payload: Any
+    ) -> WriteResult:
         client = self._client
         stage, tracker = await client.migration_variation(key, context, default_stage)
         tracker.operation(Operation.WRITE)
-        call = self._call(self._writes, tracker, payload)
+        call = self._call(self._writes, tracker, payload, key, Operation.WRITE)
         first, second = _WRITES[stage]
         try:
             authoritative = await call.run(first)
@@ -490,10 +562,22 @@ class Migrator:
         return WriteResult(authoritative, other)
 
     def _call(
-        self, origins: dict[Origin, MigratorFn], tracker: OpTracker, payload: Any
+        self,
+        origins: dict[Origin, MigratorFn],
+        tracker: OpTracker,
+        payload: Any,
+        key: str,
+        operation: Operation,
     ) -> _Call:
         return _Call(
-            origins, tracker, payload, latency=self._latency, errors=self._errors
+            origins,
+            tracker,
+            payload,
+            latency=self._latency,
+            errors=self._errors,
+            key=key,
+            operation=operation,
+            warned=self._warned,
         )
 
 

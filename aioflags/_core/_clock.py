@@ -69,7 +69,10 @@ TIMEOUT: Final = Timeout()
 
 
 async def before(
-    clock: Clock, deadline: float, get: Callable[[], Awaitable[T]]
+    clock: Clock,
+    deadline: float,
+    get: Callable[[], Awaitable[T]],
+    later: Callable[[], float | None] | None = None,
 ) -> T | Timeout:
     """What ``get()`` gives, or :data:`TIMEOUT` once ``clock`` reaches ``deadline``.
 
@@ -77,6 +80,8 @@ async def before(
     cancels it at the deadline), and what it raises is raised as it is,
     not wrapped in a group. A deadline already passed is :data:`TIMEOUT`
     at once. On ``clock``'s time, so that a ``FakeClock`` drives it.
+    ``later``, asked as the deadline comes, may give a later one to wait
+    for instead (``get()`` is making progress); None: it is the deadline.
     """
     import anyio
 
@@ -88,7 +93,13 @@ async def before(
     async with anyio.create_task_group() as tg:
 
         async def timer() -> None:
-            await clock.sleep(remaining)
+            wait = remaining
+            while True:
+                await clock.sleep(wait)
+                moved = None if later is None else later()
+                if moved is None or moved <= clock.now():
+                    break
+                wait = moved - clock.now()
             tg.cancel_scope.cancel()
 
         tg.start_soon(timer)

@@ -7,8 +7,9 @@ Below the sources in the layers: every source names these types, and the
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar, final
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 from aioflags._core._frozen import Frozen, set_field
 
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from ._datatypes import Basis, Selector, Update
 
 __all__ = [
+    "PROGRESS_BYTES",
     "InitializerFactory",
+    "Progress",
     "SourceContext",
     "SynchronizerFactory",
     "at_run_end",
@@ -32,7 +35,14 @@ __all__ = [
     "is_streaming",
     "mark_local",
     "mark_streaming",
+    "progress_of",
 ]
+
+#: The bytes a response must bring in each of its deadline's windows for the
+#: deadline to move on rather than cut it (:meth:`Progress.moved`): a big
+#: payload on a slow link is slow, not stalled; a server that trickles a
+#: byte now and then is stalled.
+PROGRESS_BYTES: Final = 16 * 1024
 
 
 @final
@@ -52,13 +62,14 @@ class SourceContext(Frozen):
         random: the random source for jitter.
     """
 
-    __slots__ = ("selector", "_http", "config", "clock", "random", "_ends")  # noqa: RUF023 - fields in order
+    __slots__ = ("selector", "_http", "config", "clock", "random", "_ends", "_progress")  # noqa: RUF023 - fields in order
     selector: Callable[[], Selector]
     _http: httpx.AsyncClient | None
     config: Settings
     clock: Clock
     random: _random.Random
     _ends: _RunEnd
+    _progress: Progress
 
     def __init__(
         self,
@@ -75,6 +86,7 @@ class SourceContext(Frozen):
         set_field(self, "clock", clock)
         set_field(self, "random", random)
         set_field(self, "_ends", _RunEnd())
+        set_field(self, "_progress", Progress())
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -85,6 +97,56 @@ class SourceContext(Frozen):
                 "system is local or reads flagd, and it sends no events"
             )
         return self._http
+
+
+class Progress:
+    """The bytes of responses a run's sources have received: slow is not stalled (issue 95, K1).
+
+    The HTTP sources count each chunk of a body as it arrives
+    (``body_pieces``' ``on_bytes``). One source of a run reads at a time,
+    so what arrives while one runs is its own. A deadline that would cut a
+    response asks :meth:`moved` first (the supervisor's failover timer, a
+    poll's deadline): while the response brings :data:`PROGRESS_BYTES`
+    each window, it is given another window.
+    """
+
+    __slots__ = ("open", "received")
+
+    def __init__(self) -> None:
+        #: Bytes received so far, by every source of the run.
+        self.received = 0
+        #: Responses being read now (:meth:`receiving`).
+        self.open = 0
+
+    def add(self, count: int) -> None:
+        """``count`` more bytes arrived."""
+        self.received += count
+
+    @contextmanager
+    def receiving(self) -> Iterator[None]:
+        """While a response's body is read: only an open one is progressing."""
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1
+
+    def mark(self) -> int:
+        """Where it is now: the start of a window for :meth:`moved`."""
+        return self.received
+
+    def moved(self, since: int) -> bool:
+        """Whether a response is being read, and :data:`PROGRESS_BYTES` arrived since ``since``.
+
+        (Bodies that came and ended, a malformed payload polled again and
+        again, are no progress: the source is failing, not slow.)
+        """
+        return self.open > 0 and self.received - since >= PROGRESS_BYTES
+
+
+def progress_of(context: SourceContext) -> Progress:
+    """The :class:`Progress` of the run ``context`` belongs to."""
+    return context._progress
 
 
 class _RunEnd:

@@ -23,7 +23,9 @@ stays INITIALIZING for
 ``initializing_timeout`` or INTERRUPTED for ``interrupted_timeout``; a run on a
 fallback synchronizer returns to the primary after ``recovery_after`` VALID.
 The timings are tracked per run, so a new synchronizer that hangs fails over
-even when the previous one left the status VALID.
+even when the previous one left the status VALID. Those timeouts are for time
+without progress: while a source's response brings ``PROGRESS_BYTES`` each
+window (a big payload on a slow link), its deadline moves on (:class:`_Headway`).
 
 Faults are isolated: an exception escaping a source is treated as that
 source failing, logged with its traceback unless it is a ``SourceError`` (a
@@ -46,6 +48,7 @@ from aioflags._core._clock import Timeout, before
 from aioflags._core._exceptions import ProtocolError, SourceError
 from aioflags._core._logname import client_logger
 
+from ._context import progress_of
 from ._datatypes import (
     Basis,
     DataSourceStatus,
@@ -69,7 +72,12 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
 
     from ._config import DataSystem
-    from ._context import InitializerFactory, SourceContext, SynchronizerFactory
+    from ._context import (
+        InitializerFactory,
+        Progress,
+        SourceContext,
+        SynchronizerFactory,
+    )
     from ._datatypes import ChangeSet
     from ._mirror import EventMirror
     from ._plane._member import PlaneMember
@@ -148,12 +156,53 @@ async def _anext(gen: AsyncIterator[T]) -> T | None:
 
 
 async def _next(
-    gen: AsyncIterator[T], deadline: float | None, clock: Clock
+    gen: AsyncIterator[T],
+    deadline: float | None,
+    clock: Clock,
+    headway: _Headway | None = None,
 ) -> T | Timeout | None:
-    """The next item, ``None`` at the end, or ``TIMEOUT`` past the deadline."""
+    """The next item, ``None`` at the end, or ``TIMEOUT`` past the deadline.
+
+    With ``headway``, a deadline that comes while the source's response is
+    arriving moves on (:meth:`_Headway.later`).
+    """
     if deadline is None:
         return await _anext(gen)
-    return await before(clock, deadline, lambda: _anext(gen))
+    later = None if headway is None else headway.later
+    return await before(clock, deadline, lambda: _anext(gen), later)
+
+
+class _Headway:
+    """A source's deadline, moved on while its response's bytes arrive (issue 95, K1).
+
+    A big payload on a slow link may take longer than
+    ``initializing_timeout``: cut there, the attempt starts over (on the
+    same synchronizer, if it is the only one) and never ends. So as the
+    deadline comes, it moves on by ``window`` if the run's sources received
+    ``PROGRESS_BYTES`` since the last look (``_context.Progress``): the
+    timeout is for time without progress. A server that trickles a byte
+    now and then still trips it.
+    """
+
+    __slots__ = ("_clock", "_mark", "_progress", "until", "window")
+
+    def __init__(self, progress: Progress, clock: Clock, window: float) -> None:
+        self._progress = progress
+        self._clock = clock
+        self._mark = progress.mark()
+        #: The length of one window (the timeout the deadline is for).
+        self.window = window
+        #: The deadline as moved on so far (``-inf``: not moved).
+        self.until = -math.inf
+
+    def later(self) -> float | None:
+        """The deadline moved on by a window, if bytes arrived; None: it stands."""
+        progress = self._progress
+        if not progress.moved(self._mark):
+            return None
+        self._mark = progress.mark()
+        self.until = self._clock.now() + self.window
+        return self.until
 
 
 def _deadline(
@@ -460,20 +509,23 @@ class Supervisor:
 
         It has ``initializing_timeout`` to answer: a server that trickles a
         byte at a time never trips the read timeout, and would stall the
-        start for good while a healthy synchronizer waits its turn.
+        start for good while a healthy synchronizer waits its turn. A
+        response whose bytes arrive (``PROGRESS_BYTES`` a window) is not
+        cut: the timeout is for time without progress (:class:`_Headway`).
         """
         timeout = self._system.initializing_timeout
         deadline = None if math.isinf(timeout) else self._clock.now() + timeout
+        headway = _Headway(progress_of(self._context), self._clock, timeout)
         try:
             async with aclosing(factory(self._context)) as gen:
                 while True:
-                    item = await _next(gen, deadline, self._clock)
+                    item = await _next(gen, deadline, self._clock, headway)
                     if item is None:
                         return None
                     if isinstance(item, Timeout):
                         logger.warning(
-                            "Data source %s gave no result within %g s: "
-                            "starting the next data source",
+                            "Data source %s gave no result, nor data arriving, "
+                            "within %g s: starting the next data source",
                             name,
                             timeout,
                         )
@@ -514,19 +566,30 @@ class Supervisor:
     ) -> _Outcome:
         name = f"synchronizer {index}"
         run_state, since = SourceState.INITIALIZING, self._clock.now()
+        progress = progress_of(self._context)
+        headway = None
         try:
             async with aclosing(factory(self._context)) as gen:
                 while True:
                     deadline, on_timeout = _deadline(
                         self._system, run_state, since, index
                     )
+                    if deadline is not None and on_timeout is _Outcome.FALLBACK:
+                        # A failure's timeout: for time without progress.
+                        if headway is None:
+                            window = deadline - since
+                            headway = _Headway(progress, self._clock, window)
+                        deadline = max(deadline, headway.until)
                     # (one item a step: the last is not held while the
                     # source waits for the next, nor its change set)
-                    step = await self._step(gen, deadline, name, run_state, on_timeout)
+                    step = await self._step(
+                        gen, deadline, name, run_state, on_timeout, headway
+                    )
                     if isinstance(step, _Outcome):
                         return step
                     if step is not run_state:
                         run_state, since = step, self._clock.now()
+                        headway = None  # (a new state, a new window)
         except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
             self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
             return _Outcome.REMOVE
@@ -538,9 +601,10 @@ class Supervisor:
         name: str,
         run_state: SourceState,
         on_timeout: _Outcome,
+        headway: _Headway | None = None,
     ) -> _Outcome | SourceState:
         """Take and handle a synchronizer's next item: how its run ends, or its state now."""
-        item = await _next(gen, deadline, self._clock)
+        item = await _next(gen, deadline, self._clock, headway)
         if item is None:
             logger.info("Data source %s ended", name)
             return _Outcome.REMOVE

@@ -27,7 +27,7 @@ from aioflags._core._pacing import Pacer
 from aioflags._datasystem._payloads import over_limit
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator
+    from collections.abc import AsyncGenerator, Callable, Iterator
 
 __all__ = ["ACCEPT_ENCODING", "PIECE", "body_pieces", "read_body"]
 
@@ -98,13 +98,19 @@ class _Inflater:
 
 
 async def body_pieces(
-    response: httpx.Response, *, limit: int | None = None, what: str = "the body"
+    response: httpx.Response,
+    *,
+    limit: int | None = None,
+    what: str = "the body",
+    on_bytes: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """A streamed response's body, decompressed, in bounded pieces.
 
     With ``limit`` (``Config.max_payload_bytes``), a body that decompresses
     to more bytes than that raises before the piece that crosses it is
     yielded. The event loop gets a turn at least every few milliseconds.
+    ``on_bytes`` is told how many bytes each network read brought (before
+    decompression): the run's progress (``_context.Progress``).
 
     Raises:
         ProtocolError: the body is over ``limit``.
@@ -129,6 +135,8 @@ async def body_pieces(
     pacer = Pacer()
     async with aclosing(cast("AsyncGenerator[bytes, None]", raw)) as chunks:
         async for chunk in chunks:
+            if on_bytes is not None:
+                on_bytes(len(chunk))
             for piece in (chunk,) if inflater is None else inflater.pieces(chunk):
                 total += len(piece)
                 if limit is not None and total > limit:
@@ -143,12 +151,19 @@ async def body_pieces(
         yield last
 
 
-async def read_body(response: httpx.Response, *, limit: int, what: str) -> bytes:
-    """The whole body, decompressed (see :func:`body_pieces`).
+async def read_body(
+    response: httpx.Response,
+    *,
+    limit: int,
+    what: str,
+    on_bytes: Callable[[int], None] | None = None,
+) -> bytes:
+    """The whole body, decompressed (see :func:`body_pieces`, and its ``on_bytes``).
 
     Raises:
         ProtocolError: the body is over ``limit``.
         httpx.HTTPError: the connection failed, or the body is not in its encoding.
     """
-    async with aclosing(body_pieces(response, limit=limit, what=what)) as pieces:
+    pieces = body_pieces(response, limit=limit, what=what, on_bytes=on_bytes)
+    async with aclosing(pieces):
         return b"".join([piece async for piece in pieces])

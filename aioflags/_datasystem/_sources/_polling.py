@@ -3,9 +3,11 @@
 Each source instance keeps its own ETag (never shared, protocol.md §12.13);
 304 means "no change", not "empty data". The fallback directive is read on
 every response, success or error. A poll, body included, ends within
-``connect_timeout + read_timeout`` (:func:`request_deadline`): one that does
-not is a network error like any other (INTERRUPTED, logged, polled again at
-the next interval), never a poll that waits for ever.
+``connect_timeout + read_timeout`` (:func:`request_deadline`), or brings
+``PROGRESS_BYTES`` of its body in each such time (a big payload on a slow
+link): one that does neither is a network error like any other
+(INTERRUPTED, logged, polled again at the next interval), never a poll that
+waits for ever.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._logname import client_logger
 from aioflags._core._settings import request_deadline
+from aioflags._datasystem._context import progress_of
 from aioflags._datasystem._datatypes import Basis, ChangeSet, SourceState, Update
 from aioflags._datasystem._payloads import fdv1_full, parse_fdv2_poll_stream
 
@@ -76,13 +79,26 @@ class _Requester:
         headers = {"If-None-Match": self._etag} if self._etag else {}
         # httpx's timeouts bound each read: a server trickling a byte now
         # and then would hold this poll, and every poll after it, for ever.
+        # A body that brings PROGRESS_BYTES each such window is slow, not
+        # stalled: the deadline moves on with it (issue 95, K1).
         deadline = request_deadline(ctx.config)
-        with anyio.move_on_after(deadline):
+        progress = progress_of(ctx)
+        with anyio.move_on_after(deadline) as scope:
+            mark = progress.mark()
+
+            def arrived(count: int) -> None:
+                nonlocal mark
+                progress.add(count)
+                if progress.moved(mark):
+                    mark = progress.mark()
+                    scope.deadline = anyio.current_time() + deadline
+
             try:
                 async with send(
                     ctx, self.url, params=params, headers=headers
                 ) as response:
-                    return await self._outcome(response)
+                    with progress.receiving():
+                        return await self._outcome(response, arrived)
             except httpx.HTTPError as exc:
                 return HttpOutcome(error=failure(ctx, self.what, self.url, exc)[0])
         late = PollTimeout(
@@ -91,7 +107,9 @@ class _Requester:
         )
         return HttpOutcome(error=failure(ctx, self.what, self.url, late)[0])
 
-    async def _outcome(self, response: httpx.Response) -> HttpOutcome:
+    async def _outcome(
+        self, response: httpx.Response, on_bytes: Callable[[int], None]
+    ) -> HttpOutcome:
         ctx = self._ctx
         fallback = fallback_directive(response.headers)
         env = environment_id(response.headers)
@@ -112,14 +130,17 @@ class _Requester:
             # body is a ChangeSet then); FDv1: parsed whole. Either way no
             # more than max_payload_bytes of it is read.
             if self.fdv2:
-                async with aclosing(text_chunks(response, limit)) as chunks:
+                chunks = text_chunks(response, limit, on_bytes)
+                async with aclosing(chunks):
                     body = await parse_fdv2_poll_stream(
                         chunks,
                         freeze_gc=ctx.config.gc_freeze,
                         max_changes=ctx.config.max_payload_changes,
                     )
             else:
-                raw = await read_body(response, limit=limit, what="the body")
+                raw = await read_body(
+                    response, limit=limit, what="the body", on_bytes=on_bytes
+                )
                 body = await parse_json(raw)
         except ProtocolError as exc:
             return HttpOutcome(
@@ -138,7 +159,9 @@ class _Requester:
 
 
 async def text_chunks(
-    response: httpx.Response, limit: int
+    response: httpx.Response,
+    limit: int,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[str, None]:
     """A response's body as text, decoded strictly chunk by chunk as it arrives.
 
@@ -148,7 +171,7 @@ async def text_chunks(
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     start = 0  # where the bytes the decoder holds begin in the body
-    pieces = body_pieces(response, limit=limit, what="the body")
+    pieces = body_pieces(response, limit=limit, what="the body", on_bytes=on_bytes)
     async with aclosing(pieces):
         try:
             async for chunk in pieces:

@@ -41,7 +41,7 @@ from aioflags._datasystem._payloads import over_limit
 from ._body import body_pieces
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Callable
 
     import httpx
 
@@ -202,12 +202,15 @@ class _EventBuilder:
 
 
 async def aiter_sse(
-    response: httpx.Response, *, max_bytes: int | None = None
+    response: httpx.Response,
+    *,
+    max_bytes: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[ServerSentEvent, None]:
     """The events in a streaming response's body.
 
     ``max_bytes`` (``Config.max_payload_bytes``) bounds a line, and an
-    event's ``data`` lines together.
+    event's ``data`` lines together. ``on_bytes``: as ``body_pieces``'.
 
     Raises:
         ProtocolError: a line is not valid UTF-8, or a line or an event is
@@ -217,7 +220,7 @@ async def aiter_sse(
     builder = _EventBuilder(max_bytes)
     first = True
     # Closed now (not when it is garbage collected): the body is released at once.
-    async with aclosing(body_pieces(response)) as chunks:
+    async with aclosing(body_pieces(response, on_bytes=on_bytes)) as chunks:
         async for chunk in chunks:
             for line in splitter.feed(chunk):
                 if first:

@@ -29,7 +29,7 @@ from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import RAW_DATA
 from aioflags._core._logname import client_logger
 from aioflags._core._pacing import Pacer
-from aioflags._datasystem._context import mark_streaming
+from aioflags._datasystem._context import mark_streaming, progress_of
 from aioflags._datasystem._datatypes import (
     ChangeSet,
     ErrorInfo,
@@ -129,6 +129,7 @@ class _Stream:
         "latched",
         "max_bytes",
         "max_changes",
+        "on_bytes",
         "read",
         "source",
         "url",
@@ -145,8 +146,11 @@ class _Stream:
         what: str,
         source: str,
         config: Settings,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.url = url
+        #: Told the bytes each read brings (the run's ``Progress``).
+        self.on_bytes = on_bytes
         #: ``Config.max_payload_bytes`` and ``max_payload_changes``.
         self.max_bytes = config.max_payload_bytes
         self.max_changes = config.max_payload_changes
@@ -241,10 +245,12 @@ async def _connection(
             extra={"url": display_url(url), "source": stream.source},
         )
         env = environment_id(response.headers)
-        async with aclosing(stream.read(response, stream, env)) as updates:
-            async for update in updates:
-                yield update
-                del update  # (not held while the next event is awaited)
+        # (open while its events are read: its bytes are the run's progress)
+        with progress_of(ctx).receiving():
+            async with aclosing(stream.read(response, stream, env)) as updates:
+                async for update in updates:
+                    yield update
+                    del update  # (not held while the next event is awaited)
 
 
 def streaming_synchronizer(
@@ -298,6 +304,7 @@ def _synchronizer(
             what=what,
             source=source,
             config=ctx.config,
+            on_bytes=progress_of(ctx).add,
         )
         return _reconnecting(ctx, stream)
 
@@ -314,7 +321,8 @@ async def _fdv2_updates(
     # A payload of 100,000 events may arrive faster than it is parsed: yield
     # to the loop every few milliseconds.
     pacer = Pacer()
-    async with aclosing(aiter_sse(response, max_bytes=stream.max_bytes)) as events:
+    events = aiter_sse(response, max_bytes=stream.max_bytes, on_bytes=stream.on_bytes)
+    async with aclosing(events):
         async for sse in events:
             if pacer.due():
                 await pacer.pause()
@@ -410,7 +418,8 @@ async def _fdv1_updates(
 ) -> AsyncGenerator[Update, None]:
     """One FDv1 connection's events: each put, patch or delete is an update."""
     # (FDv1 has no event ids, retry hints or directive: only the limits count.)
-    async with aclosing(aiter_sse(response, max_bytes=stream.max_bytes)) as events:
+    events = aiter_sse(response, max_bytes=stream.max_bytes, on_bytes=stream.on_bytes)
+    async with aclosing(events):
         async for sse in events:
             change_set = await _fdv1_event(sse, stream.max_changes)
             # The event and its change set are the store's once yielded: not

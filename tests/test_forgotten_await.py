@@ -1,0 +1,276 @@
+"""A forgotten ``await`` is loud where it happens (issue 95: rows 28, 53, 59).
+
+``if client.bool_variation(...)`` without ``await`` tested a coroutine
+object, always true; ``migrator.read(...).is_success()`` raised
+``AttributeError: 'coroutine' object has no attribute 'is_success'``.
+What these methods return now refuses to be used as a value, with a
+``TypeError`` that says to await it, and is a coroutine everywhere one is
+taken (``asyncio.create_task``, ``gather``, anyio's ``start_soon``). The
+other evaluation methods stay coroutines (their answers are not tested
+for truth, and an awaitable of our own costs an ``await`` more: see
+``aioflags/_client/_awaiting.py``). Row 59: an origin that returns a bare
+``None`` (a success) is logged once per origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from aioflags import Client, Config, Context
+from aioflags._client._awaiting import Pending, answered
+from aioflags.migrations import MigratorBuilder, Result, Stage
+from aioflags.testing import FlagData
+
+pytestmark = pytest.mark.asyncio
+
+USER = Context.create("u1")
+
+#: Each evaluation method, with a default of its type.
+METHODS: list[tuple[str, object]] = [
+    ("variation", False),
+    ("variation_detail", False),
+    ("bool_variation", False),
+    ("int_variation", 0),
+    ("float_variation", 0.0),
+    ("string_variation", ""),
+    ("json_variation", None),
+    ("bool_variation_detail", False),
+    ("int_variation_detail", 0),
+    ("float_variation_detail", 0.0),
+    ("string_variation_detail", ""),
+    ("json_variation_detail", None),
+]
+
+
+@asynccontextmanager
+async def started(**flags: object) -> AsyncIterator[Client]:
+    """A client READY on in-memory flags (each served to everyone)."""
+    data = FlagData()
+    for key, value in flags.items():
+        data.set_value(key, value)
+    async with Client(
+        Config(data_system=data.data_system(), send_events=False)
+    ) as client:
+        yield client
+
+
+class Gate:
+    """An evaluation gate every evaluation waits at (as big segments' does): the awaited path."""
+
+    always = True
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.passed = 0
+
+    def passes(self, key: str) -> bool:
+        return False
+
+    async def evaluate(
+        self, key: str | None, context: Context | None, answer: Callable[[Any], Any]
+    ) -> Any:
+        await anyio.lowlevel.checkpoint()  # (it suspends, as a store read does)
+        self.passed += 1
+        return answer(self._client._evaluator.snapshot())
+
+
+def branch(value: object) -> str:
+    """The mistake, as written: ``if client.bool_variation(...):``."""
+    if value:
+        return "on"
+    return "off"  # pragma: no cover - the tests' values refuse first
+
+
+@pytest.mark.parametrize(
+    ("key", "default", "answer"),
+    [("on", False, True), ("off", True, False), ("missing", "x", "x")],
+    ids=["true", "false", "a-default-of-another-type"],
+)
+async def test_row28_an_unawaited_bool_variation_refuses_to_be_a_boolean(
+    key: str, default: Any, answer: object
+) -> None:
+    async with started(on=True, off=False) as client:
+        pending = client.bool_variation(key, USER, default)
+        with pytest.raises(TypeError) as raised:
+            bool(pending)
+        message = str(raised.value)
+        assert "use `await client.bool_variation(...)`" in message
+        assert "\n" not in message  # one line
+        with pytest.raises(TypeError, match="was not awaited"):
+            branch(pending)
+        assert await pending == answer  # (awaited after all: it answers)
+
+
+async def test_row28_an_unawaited_evaluation_behind_a_gate_refuses_too() -> None:
+    """The awaited path (a gate: a store's reads, big segments' memberships)."""
+    async with started(flag=True) as client:
+        gate = Gate(client)
+        client._evaluator.use_gate(gate)  # type: ignore[arg-type]  # (a duck gate)
+        with pytest.raises(TypeError, match=r"await client\.bool_variation\(\.\.\.\)"):
+            bool(client.bool_variation("flag", USER, False))
+        gc.collect()  # its coroutine was closed: no "never awaited" warning
+        assert gate.passed == 0
+        assert await client.bool_variation("flag", USER, False) is True
+        assert await client.bool_variation("flag", USER, False) is True
+        assert gate.passed == 2
+
+
+@pytest.mark.parametrize(("method", "default"), METHODS, ids=[m for m, _ in METHODS])
+async def test_row28_awaited_evaluations_answer_as_before(
+    method: str, default: object
+) -> None:
+    async with started(flag=True) as client:
+        answer = await getattr(client, method)("flag", USER, default)
+        snapshot = getattr(client.snapshot(), method)("flag", USER, default)
+        assert answer == snapshot
+
+
+async def test_row28_what_an_evaluation_returns_is_a_coroutine_where_one_is_taken() -> (
+    None
+):
+    """``create_task``, ``gather``, anyio's ``start_soon`` and ``isinstance`` take it."""
+    async with started(flag=True, name="Ann") as client:
+        pending = client.bool_variation("flag", USER, False)
+        assert isinstance(pending, Coroutine)
+        assert asyncio.iscoroutine(pending)
+        assert "client.bool_variation" in repr(pending)
+        assert await asyncio.create_task(pending) is True  # noqa: TID251 - what is proven
+        both = await asyncio.gather(  # noqa: TID251 - what is proven
+            client.bool_variation("flag", USER, False),
+            client.string_variation("name", USER, ""),
+        )
+        assert both == [True, "Ann"]
+        got: list[object] = []
+
+        async def keep(value: Coroutine[Any, Any, object]) -> None:
+            got.append(await value)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.bool_variation, "flag", USER, False)
+            tg.start_soon(keep, client.int_variation("missing", USER, 7))
+        assert got == [7]
+        # Awaited twice, it answers twice (an answer held, not a coroutine run).
+        again = client.bool_variation("flag", USER, False)
+        assert await again is True and await again is True
+
+
+async def test_row28_a_pending_coroutine_is_driven_by_send_throw_and_close() -> None:
+    """What a task (or an event loop of another library) does with a coroutine."""
+
+    async def answer() -> int:
+        await anyio.lowlevel.checkpoint()
+        return 42
+
+    pending = Pending(answer(), "client.x")
+    assert "client.x(...) not awaited" in repr(pending)
+    assert await asyncio.create_task(pending) == 42  # noqa: TID251 - what is proven
+
+    thrown = Pending(answer(), "client.x")
+    thrown.send(None)  # suspended at its checkpoint
+    with pytest.raises(KeyError):
+        thrown.throw(KeyError("k"))
+
+    closed = Pending(answer(), "client.x")
+    closed.close()
+    with pytest.raises(RuntimeError, match="cannot reuse"):
+        await closed
+
+    done = answered("client.x", 1)
+    with pytest.raises(StopIteration) as stopped:
+        done.send(None)
+    assert stopped.value.value == 1
+    with pytest.raises(ValueError, match="x"):
+        done.throw(ValueError("x"))
+    with pytest.raises(ValueError, match=r"^$"):
+        done.throw(ValueError)
+    done.close()
+    assert await done == 1
+    assert "client.x" in repr(done)
+
+
+def migrator(client: Client, value: object = "old") -> Any:
+    async def read(payload: object) -> object:
+        return value
+
+    async def write(payload: object) -> object:
+        return Result.success(payload)
+
+    return MigratorBuilder(client).read(read, read).write(write, write).build()
+
+
+@pytest.mark.parametrize("name", ["is_success", "value", "error", "origin"])
+async def test_row53_an_unawaited_migration_read_refuses_to_be_a_result(
+    name: str,
+) -> None:
+    async with started() as client:
+        pending = migrator(client).read("m", USER, Stage.OFF)
+        with pytest.raises(TypeError) as raised:
+            getattr(pending, name)
+        assert "use `await migrator.read(...)`" in str(raised.value)
+        with pytest.raises(TypeError, match=r"await migrator\.read"):
+            bool(pending)
+        gc.collect()  # closed as it refused: no "never awaited" warning
+
+
+async def test_row53_an_unawaited_migration_write_refuses_too_and_awaited_both_work() -> (
+    None
+):
+    async with started() as client:
+        moving = migrator(client)
+        with pytest.raises(TypeError, match=r"await migrator\.write"):
+            _ = moving.write("m", USER, Stage.OFF, payload=1).authoritative
+        probed = moving.read("m", USER, Stage.OFF)
+        with pytest.raises(AttributeError, match="no attribute 'something'"):
+            _ = probed.something
+        assert not hasattr(probed, "something")
+        assert (await probed).is_success()  # (a probe leaves it to be awaited)
+        gc.collect()
+        read = await moving.read("m", USER, Stage.OFF)
+        assert read.is_success() and read.value == "old"
+        written = await moving.write("m", USER, Stage.OFF, payload=1)
+        assert written.authoritative.value == 1
+        pending = moving.read("m", USER, Stage.OFF)
+        assert isinstance(pending, Pending)
+        assert (await pending).is_success()
+
+
+async def test_row59_an_origin_returning_none_is_logged_once_per_origin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A success with the value None, as documented; maybe a miss meant as a failure."""
+    caplog.set_level(logging.WARNING, logger="aioflags.migrations")
+    data = FlagData()
+    data.update(data.flag("orders").migration(Stage.SHADOW))
+    config = Config(data_system=data.data_system(), send_events=False)
+    async with Client(config) as client:
+        moving = migrator(client, value=None)
+        for _ in range(3):
+            result = await moving.read("orders", USER, Stage.OFF)
+            assert result.is_success() and result.value is None
+    lines = [r for r in caplog.records if r.name == "aioflags.migrations"]
+    assert len(lines) == 2, [r.getMessage() for r in lines]  # old and new, once each
+    messages = sorted(r.getMessage() for r in lines)
+    assert all(r.levelno == logging.WARNING for r in lines)
+    assert all("'orders'" in m and "Result.success(None)" in m for m in messages)
+    assert "the new origin's read" in messages[0]
+    assert "the old origin's read" in messages[1]
+    assert all("\n" not in m for m in messages)
+
+
+async def test_row59_an_explicit_success_of_none_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aioflags.migrations")
+    async with started() as client:
+        moving = migrator(client, value=Result.success(None))
+        result = await moving.read("m", USER, Stage.OFF)
+        assert result.is_success() and result.value is None
+    assert not [r for r in caplog.records if r.name == "aioflags.migrations"]
