@@ -1,6 +1,7 @@
 """Instructions per evaluation of flagd flags: aioflags vs flagd's Python provider (issue 88).
 
-    python benchmarks/bench_flagd_eval.py [--testbed /tmp/flagd-testbed] [--evaluations 1000] [--smoke]
+    python benchmarks/bench_flagd_eval.py [--testbed /tmp/flagd-testbed] [--evaluations 1000]
+        [--invalid-version] [--smoke]
 
 Counted as tests/test_instruction_budget.py counts (callgrind, the main
 thread's ``summary:`` between ``os.getpgrp()`` and ``os.getppid()``, the
@@ -21,6 +22,13 @@ equivalents always. The evaluators:
 - ``FlagdProvider``: flagd's in-process provider in file mode,
   ``resolve_string_details`` (its file thread sleeps: the main thread alone
   is counted).
+
+The contexts' versions are all valid semantic versions: an invalid one
+is a different path on each side (flagd's provider logs it with a full
+traceback, ~5 million instructions; aioflags answers false), which would
+make a ``sem_ver`` figure of the log, not of the evaluation.
+``--invalid-version`` puts one back (``"bad"``, one context in seven) to
+show that cost.
 
 Needs valgrind and flagd's provider (see flagd_reference.py). Prints each
 count and the ratios flagd / aioflags.
@@ -94,12 +102,17 @@ TESTBED = [
 ]
 EVALUATORS = ["snapshot", "client", "provider", "FlagdCore", "FlagdProvider"]
 CONTEXTS = 50
+#: The contexts' versions: valid semantic versions, each side's ``sem_ver``
+#: path (a ``v`` prefix is one flagd's and aioflags' ``sem_ver`` both take).
+VERSIONS = ["1.0.0", "2.0.0", "2.5.1", "3.0.0", "3.1.0-rc.1", "v2.1.0", "1.9.9"]
+#: With ``--invalid-version``: one not a semantic version, in place of the last.
+INVALID = "bad"
 
 
-def contexts() -> list[Any]:
+def contexts(invalid: bool = False) -> list[Any]:
     from openfeature.evaluation_context import EvaluationContext
 
-    versions = ["1.0.0", "2.0.0", "2.5.1", "3.0.0", "3.1.0-rc.1", "v2.1.0", "bad"]
+    versions = [*VERSIONS[:-1], INVALID] if invalid else VERSIONS
     emails = ["ballmer@macrosoft.com", "ann@example.com", "bob@test.io"]
     return [
         EvaluationContext(
@@ -117,7 +130,7 @@ def contexts() -> list[Any]:
 
 # -------------------------------------------------------------------- child
 async def child(
-    plan: list[tuple[str, str]], paths: list[str], evaluations: int
+    plan: list[tuple[str, str]], paths: list[str], evaluations: int, invalid: bool
 ) -> None:
     """Evaluate each (flag, evaluator) of ``plan`` in a window of its own."""
     from flagd_reference import Reference
@@ -141,7 +154,7 @@ async def child(
         provider.initialize(contexts()[0])
         for key in document["flags"]:
             providers[key] = provider
-    ofs = contexts()
+    ofs = contexts(invalid)
     ours = [to_flagd_context(c) for c in ofs]
     async with aioflags.Client(config) as client:
         if client.status is not aioflags.ProviderStatus.READY:
@@ -190,13 +203,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--testbed", type=Path, default=None)
     parser.add_argument("--evaluations", type=int, default=1000)
+    parser.add_argument(
+        "--invalid-version",
+        action="store_true",
+        help='one context in seven with version "bad" (not a semantic version)',
+    )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        plan_json, paths_json, n = args.child
+        plan_json, paths_json, n, invalid = args.child
         plan = [tuple(p) for p in json.loads(plan_json)]
-        asyncio.run(child(plan, json.loads(paths_json), int(n)))  # type: ignore[arg-type]
+        asyncio.run(
+            child(plan, json.loads(paths_json), int(n), invalid == "invalid")  # type: ignore[arg-type]
+        )
         return
     if args.smoke:
         args.evaluations = 20
@@ -217,14 +237,20 @@ def main() -> None:
     found = callgrind_windows(
         folder,
         __file__,
-        [plan, paths, str(args.evaluations)],
+        [
+            plan,
+            paths,
+            str(args.evaluations),
+            "invalid" if args.invalid_version else "valid",
+        ],
         len(plan),
         args.evaluations,
     )
     counts: dict[tuple[str, str], int] = dict(zip(plan, found, strict=True))
+    versions = "one in seven invalid" if args.invalid_version else "all valid"
     print(
         f"\nflagd instructions per evaluation ({args.evaluations} per window, "
-        f"{CONTEXTS} contexts, callgrind, main thread):"
+        f"{CONTEXTS} contexts, versions {versions}, callgrind, main thread):"
     )
     print(
         f"{'flag':<44}"

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_startup.py [--flags 1000] [--pairs 10] [--runs 1]
         [--schemes http,https] [--data-system default|polling]
-        [--envs test,minimal] [--python PATH] [--venvs DIR]
+        [--envs test,minimal,fastapi] [--python PATH] [--venvs DIR]
         [--floor] [--instructions] [--where] [--profile PATH] [--smoke]
 
 Each run is a **fresh process** that imports its SDK, constructs its client
@@ -58,7 +58,7 @@ at READY and after the first evaluation: the differences are the figures
 above, steady whatever the load, but blind to overlap (work on two threads
 counts in full).
 
-**Two environments** (``--envs``), because what else is installed changes
+**Three environments** (``--envs``), because what else is installed changes
 the figures: with click, pygments and rich installed, ``import httpx``
 imports them (``httpx._main``, about 26 ms), and with trio installed
 httpcore imports it on a first start (tens of milliseconds); LaunchDarkly's
@@ -71,7 +71,15 @@ SDK imports neither.
   holding only that SDK and its runtime dependencies, as a service installs
   it: ``DIR/aioflags`` (``pip install -e .`` of this checkout) and
   ``DIR/ld`` (``pip install "launchdarkly-server-sdk[async]==9.20.0"``),
-  made in ``--venvs DIR`` if missing (with pip, once) and reused.
+  made in ``--venvs DIR`` if missing (with pip, once) and reused;
+- ``fastapi``: the same, each beside ``fastapi[standard]``, as FastAPI's
+  docs say to install it (``DIR/fastapi-aioflags``, ``DIR/fastapi-ld``).
+  It brings click, pygments and rich (through typer and fastapi-cli), so
+  ``import httpx`` imports its command-line client there: httpx 0.28's
+  ``__init__`` imports ``httpx._main`` whenever they import. aioflags cannot
+  avoid it and keep httpx (only a stub put in ``sys.modules``, a global
+  change a library does not make, would); where users run FastAPI this is
+  the figure they see.
 
 ``--floor`` adds a third fresh process to each pair: **the dependencies
 alone**, timed as the SDKs' imports are (after the same preamble), importing
@@ -880,20 +888,29 @@ MINIMAL = {
     "ld": ["launchdarkly-server-sdk[async]==9.20.0"],
 }
 
+#: Where FastAPI's users are: ``pip install "fastapi[standard]"`` (as
+#: FastAPI's docs install it) beside each SDK. It brings click, pygments and
+#: rich, and with them httpx's command-line client into ``import httpx``.
+FASTAPI = {which: [*req, "fastapi[standard]"] for which, req in MINIMAL.items()}
 
-def minimal_pythons(directory: Path) -> dict[str, str]:
+
+def minimal_pythons(directory: Path, env: str = "minimal") -> dict[str, str]:
     """Each SDK's interpreter in a virtual environment of its own (made if missing).
 
     ``directory/aioflags`` holds this checkout installed as ``pip install -e
     .`` does (anyio, httpx, httpx-sse and what they need: no click, pygments,
     rich or trio); ``directory/ld`` only ``launchdarkly-server-sdk[async]``.
-    A service installs its SDK with its dependencies and nothing else.
+    A service installs its SDK with its dependencies and nothing else. With
+    ``env="fastapi"``, ``directory/fastapi-aioflags`` and
+    ``directory/fastapi-ld``: the same, each with ``fastapi[standard]``.
     """
     import subprocess
 
     pythons = {}
-    for which, requirement in MINIMAL.items():
-        venv = directory / which
+    wanted = FASTAPI if env == "fastapi" else MINIMAL
+    prefix = "fastapi-" if env == "fastapi" else ""
+    for which, requirement in wanted.items():
+        venv = directory / f"{prefix}{which}"
         python = venv / "bin" / "python"
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -923,8 +940,9 @@ def main() -> None:
         "--envs",
         default="test",
         help="comma-separated: test (both SDKs under --python, by default this "
-        "interpreter: the test environment) and/or minimal (each SDK in a virtual "
-        "environment holding only it and its runtime dependencies, in --venvs)",
+        "interpreter: the test environment), minimal (each SDK in a virtual "
+        "environment holding only it and its runtime dependencies, in --venvs) "
+        "and/or fastapi (the same, each beside fastapi[standard])",
     )
     parser.add_argument(
         "--python",
@@ -981,8 +999,8 @@ def main() -> None:
     for env in args.envs.split(","):
         if env == "test":
             pythons = {"aioflags": args.python, "ld": args.python}
-        elif env == "minimal":
-            pythons = minimal_pythons(args.venvs)
+        elif env in ("minimal", "fastapi"):
+            pythons = minimal_pythons(args.venvs, env)
         else:
             parser.error(f"--envs: unknown environment {env!r}")
         if args.profile:
