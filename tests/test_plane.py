@@ -603,3 +603,59 @@ async def test_row234_N1_the_hello_names_the_flag_source() -> None:
     assert long.startswith(cut.source) and "another flag source" in cut.refused
     # A hello of before (no source) reads as the SDK key's environment.
     assert wire.read_hello(b"aioflags-plane 1 abc\n") == wire.Hello(1, "abc", None)
+
+
+@pytest.mark.slow
+async def test_J1_a_change_set_the_plane_cannot_carry_is_refused_and_the_leader_leads_on(
+    plane: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """J1: a flagd document the reader takes but the plane cannot write as JSON (a value nested
+    past what the encoder follows from the leader's stack) is refused whole before the store
+    applies it: no source ends, leader and follower keep the last good data, STALE said in one
+    line, and the next good document is taken by both (on 701b12d the leader's data system crashed)."""
+    from aioflags._datasystem import _mirror
+    from aioflags.testing import FlagdServer
+
+    event_of = _mirror.event_of
+
+    def deep_here(change: Any) -> str | None:
+        # The real trigger (a value ~970 levels deep) sits on a boundary that moves
+        # with the stack; the encoder's RecursionError is raised here for it.
+        if "poison" in json.dumps(change.obj):
+            raise RecursionError("maximum recursion depth exceeded while encoding")
+        return event_of(change)
+
+    monkeypatch.setattr(_mirror, "event_of", deep_here)
+
+    def document(value: str) -> dict[str, Any]:
+        return {"flags": {"f": _flagd_flag(value)}}
+
+    async with FlagdServer(document("one")) as server:
+        async with (
+            Client(_flagd(server.target, "", plane)) as leader,
+            Client(_flagd(server.target, "", plane)) as follower,
+        ):
+            assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
+            stale = anyio.Event()
+            leader.add_handler(aioflags.ProviderEvent.STALE, lambda _: stale.set())
+            server.set_document(document("poison"))
+            with anyio.fail_after(30):  # (a safety net: the event ends the wait)
+                await stale.wait()
+            status = leader.data_source_status
+            assert status is not None and status.error is not None
+            assert "cannot carry" in status.error.message
+            assert leader.plane_role == "leader"
+            assert await value(leader) == await value(follower) == "one"
+            server.set_document(document("two"))
+            for client in (leader, follower):
+                await until(client, "two")
+            assert leader.plane_role == "leader"
+            assert leader.status is ProviderStatus.READY
+    # One line each: the leader's status, and the follower's (its leader's word).
+    refused = [r for r in caplog.records if "cannot carry" in r.getMessage()]
+    assert [r.levelno for r in refused] == [logging.WARNING] * 2
+    assert "the flag plane's leader" in refused[1].getMessage()
+    assert not any("\n" in r.getMessage() for r in refused)
+    assert not [
+        r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING
+    ]

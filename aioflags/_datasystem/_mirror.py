@@ -20,7 +20,7 @@ from ._datatypes import NO_SELECTOR, Change, ChangeKind, IntentCode, ObjectKind
 if TYPE_CHECKING:
     from ._datatypes import ChangeSet, Selector
 
-__all__ = ["EventMirror", "event_of"]
+__all__ = ["EventMirror", "Folding", "event_of"]
 
 _COMPACT: Final = (",", ":")
 
@@ -51,6 +51,20 @@ def _delete_event(kind: str, key: str, version: int) -> str:
 
 
 @final
+class Folding:
+    """A change set's event texts, made and not yet folded in (:meth:`EventMirror.prepare`)."""
+
+    __slots__ = ("change_set", "texts")
+
+    def __init__(
+        self, change_set: ChangeSet, texts: list[tuple[str, str, int, str | None]]
+    ) -> None:
+        self.change_set = change_set
+        #: (kind, key, version, event text; None: a delete), in the change set's order
+        self.texts = texts
+
+
+@final
 class EventMirror:
     """The data set applied so far: each item's ``put-object`` event text, by kind and key.
 
@@ -75,8 +89,38 @@ class EventMirror:
 
         A full transfer replaces what the mirror held (its events are every
         item's). An FDv1 patch older than the item held changes nothing, as
-        the store does not apply it.
+        the store does not apply it. (:meth:`prepare`, then :meth:`commit`.)
         """
+        return self.commit(self.prepare(change_set))
+
+    def prepare(self, change_set: ChangeSet) -> Folding:
+        """``change_set``'s event texts, made before anything changes: what may raise.
+
+        An item that cannot be written as JSON (nested past what the
+        encoder follows from here) raises here, with the mirror untouched,
+        so that its caller can refuse the whole change set before the store
+        applies it.
+        """
+        texts: list[tuple[str, str, int, str | None]] = []
+        if change_set.intent is not IntentCode.TRANSFER_NONE:
+            for item in change_set._items:
+                if isinstance(item, Change):
+                    kind, key, version = item.kind.value, item.key, item.version
+                    text = event_of(item)
+                else:  # a raw put: (kind, key, version, raw, path, ...)
+                    kind, key, version, raw, path = item[:5]
+                    if path == RAW_EVENT:
+                        text = raw
+                    elif path == RAW_DATA:
+                        text = f'{{"event":"put-object","data":{raw}}}'
+                    else:  # (no other place a put's text comes from)
+                        text = event_of(Change._raw_put(ObjectKind(kind), *item[1:5]))
+                texts.append((kind, key, version, text))
+        return Folding(change_set, texts)
+
+    def commit(self, folding: Folding) -> list[str]:
+        """Fold a prepared change set in (:meth:`prepare`); the events of what it changed."""
+        change_set = folding.change_set
         if change_set.intent is IntentCode.TRANSFER_NONE:
             return []
         if change_set.intent is IntentCode.TRANSFER_FULL:
@@ -87,18 +131,7 @@ class EventMirror:
             self.selector = change_set.selector
         compare = change_set.compare_versions
         events: list[str] = []
-        for item in change_set._items:
-            if isinstance(item, Change):
-                kind, key, version = item.kind.value, item.key, item.version
-                text = event_of(item)
-            else:  # a raw put: (kind, key, version, raw, path, ...)
-                kind, key, version, raw, path = item[:5]
-                if path == RAW_EVENT:
-                    text = raw
-                elif path == RAW_DATA:
-                    text = f'{{"event":"put-object","data":{raw}}}'
-                else:  # (no other place a put's text comes from)
-                    text = event_of(Change._raw_put(ObjectKind(kind), *item[1:5]))
+        for kind, key, version, text in folding.texts:
             items = self._items[kind]
             old = items.get(key)
             if compare and old and old[0] >= version:

@@ -57,6 +57,7 @@ from ._datatypes import (
     SourceState,
     Update,
 )
+from ._sources._cause import cause_of
 from ._stores._mode import StoreMode
 
 # The persistent-store machinery (``_stores/_sources.py``, ``_writer.py``
@@ -488,9 +489,10 @@ class Supervisor:
                 origin = (
                     saved.origin() if saved is not None and factory is saved else None
                 )
-                await self._apply(
+                if not await self._apply(
                     basis.change_set, persist=basis.persist, origin=origin
-                )
+                ):
+                    continue  # (refused: as an initializer that failed)
             elif basis.error is not None:
                 self._status.update(SourceState.INTERRUPTED, basis.error)
             if basis.fallback_to_fdv1:
@@ -626,8 +628,12 @@ class Supervisor:
 
     async def _handle(self, update: Update) -> _Outcome | None:
         self._environment_id(update.environment_id)
-        if update.change_set is not None:
-            await self._apply(update.change_set)
+        if (
+            update.change_set is not None
+            and not await self._apply(update.change_set)
+            and not update.fallback_to_fdv1
+        ):
+            return None  # (refused: INTERRUPTED, the source goes on)
         if update.state is SourceState.VALID:
             self._status.update(SourceState.VALID, update.error)
         elif update.fallback_to_fdv1:
@@ -645,7 +651,21 @@ class Supervisor:
 
     async def _apply(
         self, change_set: ChangeSet, *, persist: bool = True, origin: str | None = None
-    ) -> None:
+    ) -> bool:
+        """Apply ``change_set`` everywhere it goes; False: refused whole, nothing changed.
+
+        On a plane, its event texts are made first: an item the plane cannot
+        carry (data nested past what the JSON encoder follows) refuses the
+        change set before the store applies it, so that the leader, its
+        followers and saved state never differ, and no source ends for it.
+        """
+        folding = None
+        if self._plane is not None:
+            try:
+                folding = self._plane.prepare(change_set)
+            except Exception as exc:  # noqa: BLE001 - data's fault: refused, said once
+                self._refused(exc)
+                return False
         async with self._apply_lock:
             changed = await self._store.apply(change_set)
             self._delivered = True
@@ -654,7 +674,8 @@ class Supervisor:
             # The sources delivered: their data is authoritative, nothing is
             # waited for or read through from the store from now on.
             lookups.stop()
-        self._mirrored(change_set)
+        if self._plane is not None:
+            self._plane.applied(change_set, folding)
         # (on a plane, only its leader writes: the data is the same)
         persist = persist and self.plane_role != "follower"
         if persist and self._writer is not None:
@@ -662,6 +683,18 @@ class Supervisor:
         if persist and self._saver is not None:
             self._saver.submit(change_set)
         self._listener.data_changed(changed, origin)
+        return True
+
+    def _refused(self, exc: Exception) -> None:
+        """A change set the flag plane cannot carry: STALE on the last good data, said in one line (by the status)."""
+        message = (
+            f"a change set the flag plane cannot carry was refused: {cause_of(exc)}"
+        )
+        logger.debug("%s", message, exc_info=exc)
+        error = ErrorInfo(
+            kind=ErrorKind.INVALID_DATA, message=message, time=self._clock.now()
+        )
+        self._status.update(SourceState.INTERRUPTED, error)
 
     async def _apply_from_store(self, change_set: ChangeSet) -> None:
         """The store's data, unless the sources delivered first (never written back)."""
@@ -694,8 +727,8 @@ class Supervisor:
             logger.error("FDv1 source yielded %r, not an Update; ignoring it", item)
             return False
         self._environment_id(item.environment_id)
-        if item.change_set is not None:
-            await self._apply(item.change_set)
+        if item.change_set is not None and not await self._apply(item.change_set):
+            return False  # (refused: INTERRUPTED, the FDv1 source goes on)
         # Directives from the FDv1 source itself are ignored: the switch is one-way.
         self._status.update(item.state, item.error)
         return item.state is SourceState.OFF

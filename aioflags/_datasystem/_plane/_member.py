@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._context import SourceContext
     from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus, Update
+    from aioflags._datasystem._mirror import Folding
 
     from ._config import Plane
     from ._leader import PlaneServer
@@ -161,9 +162,19 @@ class PlaneMember:
             server.environment_id = environment_id
             server.publish_status(self._board.status)
 
-    def applied(self, change_set: ChangeSet) -> None:
-        """A change set this process applied: folded in, and served if it leads."""
-        events = self._mirror.fold(change_set)
+    def prepare(self, change_set: ChangeSet) -> Folding:
+        """``change_set`` as the plane would carry it; raises what it cannot carry (nothing changed)."""
+        return self._mirror.prepare(change_set)
+
+    def applied(self, change_set: ChangeSet, folding: Folding | None = None) -> None:
+        """A change set this process applied: folded in, and served if it leads.
+
+        ``folding``: what :meth:`prepare` made of it, when it was prepared
+        before the store applied it.
+        """
+        if folding is None:
+            folding = self._mirror.prepare(change_set)
+        events = self._mirror.commit(folding)
         if self._server is not None:
             self._server.publish(change_set, events)
 
