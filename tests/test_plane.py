@@ -630,27 +630,27 @@ async def test_J1_a_change_set_the_plane_cannot_carry_is_refused_and_the_leader_
     def document(value: str) -> dict[str, Any]:
         return {"flags": {"f": _flagd_flag(value)}}
 
-    async with FlagdServer(document("one")) as server:
-        async with (
-            Client(_flagd(server.target, "", plane)) as leader,
-            Client(_flagd(server.target, "", plane)) as follower,
-        ):
-            assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
-            stale = anyio.Event()
-            leader.add_handler(aioflags.ProviderEvent.STALE, lambda _: stale.set())
-            server.set_document(document("poison"))
-            with anyio.fail_after(30):  # (a safety net: the event ends the wait)
-                await stale.wait()
-            status = leader.data_source_status
-            assert status is not None and status.error is not None
-            assert "cannot carry" in status.error.message
-            assert leader.plane_role == "leader"
-            assert await value(leader) == await value(follower) == "one"
-            server.set_document(document("two"))
-            for client in (leader, follower):
-                await until(client, "two")
-            assert leader.plane_role == "leader"
-            assert leader.status is ProviderStatus.READY
+    async with (
+        FlagdServer(document("one")) as server,
+        Client(_flagd(server.target, "", plane)) as leader,
+        Client(_flagd(server.target, "", plane)) as follower,
+    ):
+        assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
+        stale = anyio.Event()
+        leader.add_handler(aioflags.ProviderEvent.STALE, lambda _: stale.set())
+        server.set_document(document("poison"))
+        with anyio.fail_after(30):  # (a safety net: the event ends the wait)
+            await stale.wait()
+        status = leader.data_source_status
+        assert status is not None and status.error is not None
+        assert "cannot carry" in status.error.message
+        assert leader.plane_role == "leader"
+        assert await value(leader) == await value(follower) == "one"
+        server.set_document(document("two"))
+        for client in (leader, follower):
+            await until(client, "two")
+        assert leader.plane_role == "leader"
+        assert leader.status is ProviderStatus.READY
     # One line each: the leader's status, and the follower's (its leader's word).
     refused = [r for r in caplog.records if "cannot carry" in r.getMessage()]
     assert [r.levelno for r in refused] == [logging.WARNING] * 2
