@@ -40,6 +40,12 @@ POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
     "/sdk/latest-all",
     "/all",
 )
+#: A safety net against a hang, never a timing (issue 97: a deadline a
+#: loaded machine can beat is a red test that teaches people to ignore red).
+#: Where a test proves that something happens at once rather than after a
+#: timeout of the SDK's, that timeout is far longer than this (or the test's
+#: clock is a FakeClock), so only a wait on it could trip this.
+GUARD = 30
 
 
 def config(server: FlagServer, **kwargs: Any) -> Config:
@@ -288,8 +294,9 @@ async def test_directive_on_stream_connect_switches_to_fdv1_and_closes_the_strea
         server.fail(STREAM, headers=FALLBACK)
         async with Client(config(server)) as client:
             await server.wait_for_requests(FDV1_POLL)
-            # The stream's payload was applied first, then its socket was closed at once.
-            with anyio.fail_after(1):
+            # The stream's payload was applied first, then its socket was closed at
+            # once: not at the stream's read timeout (300 s).
+            with anyio.fail_after(GUARD):
                 await server.wait_for_streams_closed()
             assert client.data_source_status is not None
             assert client.data_source_status.fdv1_fallback
@@ -440,27 +447,30 @@ async def test_aclose_is_bounded_while_the_server_hangs_mid_response() -> None:
     with counting() as connections:
         async with serving() as server:
             server.fail(POLL, hang=True)
-            client = Client(config(server, ready_timeout=0.2))
+            # The hung poll could end only at its read timeout, an hour: a
+            # close that waited for it could not beat GUARD.
+            client = Client(config(server, ready_timeout=0.2, read_timeout=3600))
             async with client:
                 await server.wait_for_requests(POLL)
                 assert (
                     client.status is ProviderStatus.ERROR
                 )  # ready_timeout passed while trying
-                start = anyio.current_time()
-            assert anyio.current_time() - start < 1.5
+                with anyio.fail_after(GUARD):
+                    await client.aclose()
             assert connections.opened >= 1
-            with anyio.fail_after(1):
+            with anyio.fail_after(GUARD):
                 await connections.all_closed()
 
 
-async def test_aclose_during_a_stream_closes_the_socket_within_a_second() -> None:
+async def test_aclose_during_a_stream_closes_the_socket() -> None:
     async with serving() as server:
         client = Client(config(server))
         async with client:
             await server.wait_for_stream()
             await client.aclose()
             await client.aclose()  # idempotent
-            with anyio.fail_after(1):
+            # closed by aclose, not at the stream's read timeout (300 s)
+            with anyio.fail_after(GUARD):
                 await server.wait_for_streams_closed()
         assert client.status is ProviderStatus.NOT_READY
 
@@ -673,9 +683,10 @@ async def test_aclose_while_a_stream_is_stalled_mid_event() -> None:
             assert (
                 client.status is ProviderStatus.ERROR
             )  # no complete payload ever arrived
-            start = anyio.current_time()
-        assert anyio.current_time() - start < 1.5
-        with anyio.fail_after(1):
+            # The stalled stream could end only at its read timeout (300 s).
+            with anyio.fail_after(GUARD):
+                await client.aclose()
+        with anyio.fail_after(GUARD):
             await server.wait_for_streams_closed()
 
 
@@ -743,7 +754,7 @@ async def test_failover_closes_the_abandoned_stream() -> None:
             await server.wait_for_stream()
             await clock.wait_for_sleeper(within=10)
             await clock.advance(10)
-            with anyio.fail_after(1):
+            with anyio.fail_after(GUARD):  # (the FakeClock's time stands still)
                 await server.wait_for_streams_closed()
             await server.wait_for_requests(
                 POLL, 2
