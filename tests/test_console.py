@@ -20,6 +20,7 @@ from aioflags import Client, Context
 from aioflags._service import _console as console
 from aioflags._service import _guard as guard
 from aioflags.testing import Fault, FlagBuilder, FlagServer
+from tests.processes import GUARD, ended
 
 USER = Context.create("u1")
 BANNER: dict[str, Any] = {
@@ -580,11 +581,10 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
         url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
         process.stdout.readline()  # the Config(...) line
         assert process.stdout.readline().strip() == f"Console: {url}/ui/"
-        page = httpx.get(f"{url}/ui/")
+        page = httpx.get(f"{url}/ui/", timeout=GUARD)
         assert page.status_code == 200 and 'aria-label="Flags"' in page.text
     finally:
-        process.terminate()
-        process.communicate(timeout=60)  # a guard, not a timing
+        ended(process)
 
 
 @pytest.mark.parametrize(

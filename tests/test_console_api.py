@@ -20,6 +20,7 @@ from aioflags import Client, Context
 from aioflags._service import _console as console
 from aioflags._service import _words as words
 from aioflags.testing import FlagServer
+from tests.processes import GUARD, ended
 
 BOOL = {"variations": [True, False], "offVariation": 1}
 #: A flag with everything the details show, and the evaluations a context can get.
@@ -849,7 +850,8 @@ def test_serve_shows_a_broken_file_on_the_console_until_it_reads_again(
 
     async def follow(url: str) -> None:
         async with (
-            httpx.AsyncClient(base_url=url) as http,
+            # (the read timeout is a net: each event comes as the file is read)
+            httpx.AsyncClient(base_url=url, timeout=GUARD) as http,
             aconnect_sse(http, "GET", "/ui/api/events") as source,
         ):
             events = source.aiter_sse()
@@ -880,8 +882,7 @@ def test_serve_shows_a_broken_file_on_the_console_until_it_reads_again(
         url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
         anyio.run(follow, url)
     finally:
-        process.terminate()
-        process.communicate(timeout=60)  # a guard, not a timing
+        ended(process)
 
 
 # ------------------------------------------------------- hostile flag data

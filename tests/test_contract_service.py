@@ -704,10 +704,10 @@ def test_the_documented_command_starts_it_and_delete_stops_it() -> None:
         line = process.stdout.readline()
         assert "http://127.0.0.1:" in line, line
         url = line.split()[-1]
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=60) as http:  # (a net)
             assert http.get("/").json()["name"] == "aioflags"
             assert http.delete("/").status_code == 204
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0  # (a net: it exits as told)
     finally:
         if process.poll() is None:
             process.kill()

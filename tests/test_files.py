@@ -36,6 +36,7 @@ from aioflags._datasystem._sources._watch import SETTLE
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.testing import FakeClock, FlagServer
 from tests.flags import STRING_FLAG
+from tests.processes import ended
 
 USER = Context.create("u1")
 FLAG = STRING_FLAG
@@ -472,8 +473,7 @@ def serve(path: Path, *options: str) -> Iterator[Served]:
         served.url = line.rsplit(" at ", 1)[1].strip()
         yield served
     finally:
-        proc.send_signal(signal.SIGINT)
-        served.out, served.err = proc.communicate(timeout=60)  # a guard, not a timing
+        served.out, served.err = ended(proc, signal.SIGINT)
     assert proc.returncode == 0, served.err
     assert "stopped" in served.out
 
@@ -804,7 +804,7 @@ def test_serve_serves_yaml_as_written(natural_yaml: Path) -> None:
     import httpx
 
     with serve(natural_yaml) as served:
-        flags = httpx.get(f"{served.url}/sdk/latest-all").json()["flags"]
+        flags = httpx.get(f"{served.url}/sdk/latest-all", timeout=30).json()["flags"]
     assert set(flags) == set(NATURAL_VALUES)
     assert flags["new-checkout"]["on"] is True
     assert flags["dark-mode"]["on"] is False

@@ -35,6 +35,7 @@ import pytest
 from aioflags._service import _console as console
 from aioflags.testing import FlagServer, Limits
 from tests.flags import BOOL_FLAG
+from tests.processes import ended
 
 #: The service's bounds, as every FlagServer and `aioflags serve` has them.
 LIMITS = Limits()
@@ -94,8 +95,7 @@ def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.communicate(timeout=GUARD)
+    ended(process)
 
 
 @contextlib.asynccontextmanager
