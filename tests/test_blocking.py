@@ -128,7 +128,7 @@ def test_start_evaluate_close_twice_and_no_thread_is_left(served: Served) -> Non
 
 
 async def streams_closed(server: FlagServer) -> None:
-    with anyio.fail_after(5):
+    with anyio.fail_after(30):
         await server.wait_for_streams_closed()
 
 

@@ -328,7 +328,7 @@ async def test_listeners_post_to_the_callback_and_can_be_removed() -> None:
             },
         )
         harness.data.update(harness.data.flag("color").clear_targeting())
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await harness.server.wait_for_requests("/callback", 2)
         bodies = [r.json() for r in harness.server.requests_to("/callback")]
         for body in bodies:

@@ -90,7 +90,7 @@ async def eventually(client: Client, expected: object, key: str = "f") -> None:
 
     remove = client.add_flag_change_handler(on_change)
     try:
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             while await value(client, key) != expected:
                 await told[0].wait()
                 told[0] = anyio.Event()
@@ -120,7 +120,7 @@ async def test_default_data_system_end_to_end() -> None:
             assert client.data_source_status is not None
             assert client.data_source_status.state is SourceState.VALID
         # The client closed its socket; the server sees the EOF a step later.
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await server.wait_for_streams_closed()
         assert status_of(client) is ProviderStatus.NOT_READY
 
@@ -249,7 +249,7 @@ async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> No
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
         await server.wait_for_requests(STREAM, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
         status = client.data_source_status
         assert status is not None and status.error is not None
@@ -258,7 +258,7 @@ async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> No
         server.clear_faults()
         await clock.wait_for_sleeper(within=2)  # the reconnect backoff
         await clock.advance(2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
 
 
@@ -378,7 +378,7 @@ async def test_a_403_after_start_removes_the_source_and_is_error_not_fatal() -> 
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         assert await value(client) == "on"  # last good data served
         await clock.advance(10_000)
@@ -406,16 +406,16 @@ async def test_stale_then_error_after_grace_then_ready_with_changes() -> None:
             )  # a clean close: back off, report nothing
             assert client.status is ProviderStatus.READY
             await clock.advance(2)  # reconnect -> 503 -> STALE
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
             assert await value(client) == "on"  # last good data served
             await clock.advance(5)  # the grace period
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
             server.clear_faults()
             server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
             await clock.advance(60)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
             await eventually(client, "off")
             await client._bus.wait_delivered()
@@ -524,7 +524,7 @@ async def test_polling_error_paths(
         await clock.wait_for_sleeper(within=10)
         await clock.advance(10)
         await server.wait_for_requests(path, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         status = client.data_source_status
         assert status is not None and status.error is not None
@@ -538,7 +538,7 @@ async def test_polling_error_paths(
             server.clear_faults()
             await clock.wait_for_sleeper(within=10)
             await clock.advance(10)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
 
 
@@ -582,7 +582,7 @@ async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -
             await clock.advance(5)
             second = await server.wait_for_requests(FDV1_POLL, 2)
             assert "if-none-match" not in second.headers
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client.wait_for_status(ProviderStatus.READY)
             assert await value(client) == "on"
 
@@ -611,7 +611,7 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
             assert "text/event-stream" in status.error.message
             await clock.advance(2)
             await server.wait_for_stream(path)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
     # Nothing listens any more: connection refused is a network error, retried.
     async with Client(
@@ -625,7 +625,7 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
         # ready_timeout is real time: on a slow machine the refusal may be
         # reported after it, so wait for the report itself.
         assert client._life.layer is not None
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.error is not None
             )
@@ -657,14 +657,14 @@ async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         server.fail(FDV1_STREAM, status=404)
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
         await server.wait_for_requests(FDV1_STREAM, 3)
         assert client._life.layer is not None
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.state is SourceState.OFF
             )
@@ -720,7 +720,7 @@ async def test_a_silent_stream_times_out_and_reconnects_with_the_basis() -> None
             initial_retry_delay=0.01,
         )
         async with Client(cfg) as client:
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 second = await server.wait_for_requests(STREAM, 2)
             assert second.query["basis"] == server.state
             assert await value(client) == "on"
@@ -771,7 +771,7 @@ async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
         await server.wait_for_requests(STREAM, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
         assert await value(client) == "on"
 
@@ -873,7 +873,7 @@ async def test_a_client_gets_the_edited_data_from_a_restarted_service() -> None:
             assert await value(client, "f") == await value(client, "g") == "on"
             basis = first.state
             stop.set()  # the service stops...
-            with anyio.fail_after(10):
+            with anyio.fail_after(GUARD):
                 await stopped.wait()
             edited = {**FLAG, "fallthrough": {"variation": 1}}
             # ... and starts again, its file edited, on the same port
