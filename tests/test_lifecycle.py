@@ -51,7 +51,8 @@ class Shutdown(BaseException):
 
 
 def config_for(server: FlagServer, **kwargs: Any) -> Config:
-    return server.config("k", **kwargs, send_events=False)
+    # ready_timeout: a net for READY (issue 97); tests of its expiry give their own
+    return server.config("k", **{"ready_timeout": 30, **kwargs}, send_events=False)
 
 
 def sdk_tasks() -> set[str]:

@@ -50,7 +50,8 @@ GUARD = 30
 
 def config(server: FlagServer, **kwargs: Any) -> Config:
     # send_events: these tests count requests to the data endpoints
-    return server.config(**{"ready_timeout": 5.0, "send_events": False, **kwargs})
+    # ready_timeout: a net for READY (issue 97); tests of its expiry give their own
+    return server.config(**{"ready_timeout": GUARD, "send_events": False, **kwargs})
 
 
 @asynccontextmanager

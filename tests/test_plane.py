@@ -49,7 +49,8 @@ def plane(tmp_path: Path) -> str:
 
 
 def config(server: FlagServer, plane: str | None, **kwargs: Any) -> Config:
-    options = {"ready_timeout": 5.0, "initial_retry_delay": 0.05, **kwargs}
+    # ready_timeout: a net for READY (issue 97); tests of its expiry give their own
+    options = {"ready_timeout": 30, "initial_retry_delay": 0.05, **kwargs}
     return server.config(
         data_system=DataSystem.streaming(plane=plane), send_events=False, **options
     )
