@@ -23,7 +23,7 @@ from aioflags.testing import FlagData, FlagServer, clause
 
 USER = aioflags.Context.create("u1", attributes={"email": "u1@example.com"})
 THREAD = "aioflags-client"
-BOUND = 10.0  # a safety net for waits on other threads, never a synchronisation
+BOUND = 30.0  # a safety net for waits on other threads, never a synchronisation
 
 
 class Served:
