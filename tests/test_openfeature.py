@@ -89,7 +89,7 @@ class Events:
 
     def _wait(self, predicate: Callable[[], bool]) -> bool:
         with self._cond:
-            return self._cond.wait_for(predicate, timeout=10)
+            return self._cond.wait_for(predicate, timeout=30)  # (a net: issue 97)
 
     async def wait_for(
         self,
