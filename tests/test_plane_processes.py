@@ -753,7 +753,7 @@ async def test_J1_a_flagd_document_the_leader_cannot_use_stops_no_worker(
             (leader,) = [w for w in every if w.role == "leader"]
             streams = server.streams_opened
             server.set_sync_context(deep)
-            with anyio.fail_after(10):  # refused, and tried again (backoff: 1 s)
+            with anyio.fail_after(GUARD):  # refused, and tried again (backoff: 1 s)
                 await server.wait_until(lambda s: s.streams_opened >= streams + 1)
             server.set_sync_context(None)
             server.set_flag("f", {**FLAGD_ON, "defaultVariant": "off"})
