@@ -20,7 +20,15 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
+
+#: Playwright's waits are nets, not timings: its assertions (``expect``)
+#: wait for the page to show what they ask, 5 s at most by default, and
+#: launching waits 30 s for the browser. A loaded machine (issue 97: load
+#: 13-15 on two cores) renders slower than that; these are the nets of every
+#: test that imports this module.
+GUARD_MS: Final = 60_000
+expect.set_options(timeout=GUARD_MS)
 
 _MISSING: Final = (
     "chromium not found: install it (Debian: apt-get install chromium) to run "
@@ -68,7 +76,7 @@ async def chromium(*extra: str) -> AsyncIterator[Browser]:
     path = executable()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=path, args=[*ARGS, *extra]
+            executable_path=path, args=[*ARGS, *extra], timeout=GUARD_MS
         )
         try:
             yield browser

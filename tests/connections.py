@@ -42,8 +42,8 @@ class Connections:
             await self._changed.wait()
 
     async def all_closed(self) -> None:
-        """Wait until every connection opened so far is closed (5 s at most: a guard)."""
-        with anyio.fail_after(5):
+        """Wait until every connection opened so far is closed (30 s at most: a guard)."""
+        with anyio.fail_after(30):  # (a net a loaded machine cannot beat, issue 97)
             await self.wait_until(lambda c: c.closed == c.opened)
 
 

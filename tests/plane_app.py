@@ -34,6 +34,8 @@ CONFIG = aioflags.Config(
     base_uri=URL,
     stream_uri=URL,
     send_events=False,
+    # (READY before "Application startup complete", even on a loaded machine)
+    ready_timeout=120,
     data_system=aioflags.DataSystem.streaming(plane=PLANE)
     if FLAGD is None
     else aioflags.DataSystem.flagd(FLAGD, plane=PLANE),

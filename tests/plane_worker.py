@@ -45,6 +45,10 @@ import aioflags.sources
 from aioflags import Context, DataSystem
 
 USER = Context.create("user-1")
+#: How long a worker's client waits for READY before it serves (defaults,
+#: which the tests count as a failure). Not a timing: a safety net as long
+#: as a loaded machine needs (issue 97: 10 s was beaten at load 13-15).
+READY_TIMEOUT = 120
 
 
 def _crashing() -> aioflags.sources.SynchronizerFactory:
@@ -69,7 +73,7 @@ def _config(
         return aioflags.Config(
             data_system=DataSystem.flagd(url, selector=selector or None, plane=plane),
             send_events=False,
-            ready_timeout=10,
+            ready_timeout=READY_TIMEOUT,
         )
     system = (
         DataSystem.custom(synchronizers=[_crashing()], plane=plane)
@@ -83,7 +87,7 @@ def _config(
         events_uri=url,
         data_system=system,
         send_events=False,
-        ready_timeout=10,
+        ready_timeout=READY_TIMEOUT,
         initial_retry_delay=0.05,
     )
 
@@ -159,7 +163,7 @@ def fork(plane: str, url: str) -> None:
     os.write(tell, b"!")
     # Its parent's lock is freed with the parent (this process closed its
     # copy at the fork): it takes the lead, and says so.
-    leads.led.wait(10)
+    leads.led.wait(READY_TIMEOUT)  # (a safety net: the line says if it led)
     say(f"child {child.async_client.plane_role}")
     child.close()
 

@@ -103,7 +103,7 @@ class RawServer:
     async def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
         """Wait until ``predicate()`` holds; it is checked each time something happens."""
         try:
-            with anyio.fail_after(10):  # a guard with a message, not a timing
+            with anyio.fail_after(30):  # a guard with a message, not a timing
                 while not predicate():
                     await self._changed.wait()
         except TimeoutError:

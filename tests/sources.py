@@ -41,7 +41,7 @@ class _Told:
 
     async def wait(self, predicate: Callable[[], bool], what: str) -> None:
         try:
-            with anyio.fail_after(10):  # a guard with a message, not a timing
+            with anyio.fail_after(30):  # a guard with a message, not a timing
                 while not predicate():
                     await self._event.wait()
         except TimeoutError:  # pragma: no cover - a test bug

@@ -20,6 +20,7 @@ from aioflags import Client, Context
 from aioflags._service import _console as console
 from aioflags._service import _guard as guard
 from aioflags.testing import Fault, FlagBuilder, FlagServer
+from tests.processes import GUARD, ended
 
 USER = Context.create("u1")
 BANNER: dict[str, Any] = {
@@ -142,7 +143,7 @@ async def test_a_flip_reaches_a_connected_client() -> None:
                 assert response.status_code == 200
                 row = response.json()
                 assert row["on"] is False and row["version"] > 1
-                with anyio.fail_after(10):
+                with anyio.fail_after(30):
                     assert await receive.receive() == {"banner"}
                 assert await client.variation("banner", USER, None) == "plain"
 
@@ -162,7 +163,7 @@ async def test_a_flip_reaches_a_connected_client() -> None:
                     **{"x-aioflags-token": token, "origin": server.url},
                 )
                 assert response.status_code == 200 and response.json()["serves"] == 1
-                with anyio.fail_after(10):
+                with anyio.fail_after(30):
                     assert await receive.receive() == {"ruled"}
                 # Served to everyone now: the target for u2 is gone.
                 assert (
@@ -525,7 +526,7 @@ async def test_the_page_stream_follows_changes_and_evaluations() -> None:
             "default-src 'self'" in source.response.headers["content-security-policy"]
         )
         events = source.aiter_sse()
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             first = json.loads((await anext(events)).data)
             assert [f["key"] for f in first["flags"]] == ["banner", "ruled"]
             await server.wait_for_stream(console.EVENTS)
@@ -552,7 +553,7 @@ async def test_a_page_that_reads_slowly_gets_the_latest_state_once() -> None:
         aconnect_sse(http, "GET", "/ui/api/events") as source,
     ):
         events = source.aiter_sse()
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             await anext(events)
             for n in range(100):  # no await: the page's stream cannot send meanwhile
                 server.set_flag("counter", {"on": True, "variations": [n]})
@@ -580,11 +581,10 @@ def test_serve_prints_the_console_url(tmp_path: Path) -> None:
         url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
         process.stdout.readline()  # the Config(...) line
         assert process.stdout.readline().strip() == f"Console: {url}/ui/"
-        page = httpx.get(f"{url}/ui/")
+        page = httpx.get(f"{url}/ui/", timeout=GUARD)
         assert page.status_code == 200 and 'aria-label="Flags"' in page.text
     finally:
-        process.terminate()
-        process.communicate(timeout=60)  # a guard, not a timing
+        ended(process)
 
 
 @pytest.mark.parametrize(
@@ -777,7 +777,7 @@ async def test_a_header_byte_beyond_ascii_does_not_bring_the_server_down() -> No
                 b"X-Name: caf\xe9\r\nConnection: close\r\n\r\n"
             )
             answer = b""
-            with anyio.fail_after(10):  # a guard, not a timing
+            with anyio.fail_after(30):  # a guard, not a timing
                 with contextlib.suppress(anyio.EndOfStream):
                     while True:
                         answer += await raw.receive()

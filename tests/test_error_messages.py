@@ -59,7 +59,7 @@ async def first_error(transport: str, base: str) -> ErrorInfo:
     async with make_http_client(config, "instance") as http:
         ctx = source_context(http, config=config)
         async with aclosing(factory()(ctx)) as updates:
-            with anyio.fail_after(10):
+            with anyio.fail_after(30):
                 update = await updates.__anext__()
     assert update.error is not None, update
     assert SDK_KEY not in update.error.message

@@ -118,7 +118,7 @@ async def left_with_an_error(watched: list[Client]) -> AsyncIterator[Client]:
     await client.__aenter__()
     yield client
     error = KeyError("mine")
-    with anyio.fail_after(10):  # bounded
+    with anyio.fail_after(30):  # bounded
         # not swallowed, not wrapped: the caller raises it on
         assert await client.__aexit__(KeyError, error, None) is False
     # It starts again, in this task, and leaves as usual.
@@ -145,7 +145,7 @@ async def test_while_the_entering_task_runs_the_error_says_why() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(hold)
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             while client.status is not ProviderStatus.READY:
                 await anyio.lowlevel.checkpoint()
         with pytest.raises(RuntimeError, match="it is still running"):

@@ -252,7 +252,7 @@ async def test_row214_a_reload_into_a_ref_to_nothing_logs_what_validate_says(
         await clock.advance(1)
         await clock.wait_for_sleeper(within=SETTLE)  # the settle check
         await clock.advance(SETTLE)
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while "f" not in await receive.receive():
                 pass
         detail = await client.variation_detail("f", USER, None)

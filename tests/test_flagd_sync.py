@@ -72,13 +72,13 @@ async def greeting(client: Client) -> str:
 
 
 async def status(client: Client, *wanted: ProviderStatus) -> None:
-    with anyio.fail_after(10):
+    with anyio.fail_after(30):
         await client.wait_for_status(*wanted)
 
 
 async def reconnect(clock: FakeClock) -> None:
     """Let the source's backoff (1 s in these tests) pass."""
-    with anyio.fail_after(10):
+    with anyio.fail_after(30):
         await clock.wait_for_sleeper(within=1)
     await clock.advance(1)
 
@@ -91,7 +91,7 @@ async def reconnect_until(
     (An attempt under way as the server came back may connect by itself,
     with no backoff to let pass: the status, not a sleeper, is the end.)
     """
-    with anyio.fail_after(10):
+    with anyio.fail_after(30):
         async with anyio.create_task_group() as group:
 
             async def advance() -> None:
@@ -117,7 +117,7 @@ class Seen(list[Any]):
         self._added = anyio.Event()
 
     async def until(self, count: int) -> None:
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             while len(self) < count:
                 await self._added.wait()
 
@@ -470,7 +470,7 @@ async def test_a_stream_past_its_deadline_is_opened_again() -> None:
         FlagdServer(DOC) as server,
         Client(flagd(server, stream_deadline=30.0), clock=clock) as client,
     ):
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             await clock.wait_for_sleeper(within=30)
         await clock.advance(30)
         await reconnect(clock)

@@ -126,7 +126,7 @@ class StatusWatch:
         self._changed = anyio.Event()
 
     async def until(self, status: ProviderStatus) -> None:
-        with anyio.fail_after(5):  # a safety net: the wait ends on an event
+        with anyio.fail_after(30):  # a safety net: the wait ends on an event
             while self.client.status is not status:
                 await self._changed.wait()
 
@@ -216,7 +216,7 @@ async def test_a_poll_trickled_for_ever_is_an_interruption_at_its_deadline(
             assert "no complete response within 1.25 s" in error.message
             assert f"{server.url}{path}" in error.message
             await server.wait_until(lambda: server.hung_up == 1, "the poll hang up")
-            with anyio.fail_after(5):  # a guard: the next poll is scheduled
+            with anyio.fail_after(30):  # a guard: the next poll is scheduled
                 await clock.wait_for_sleeper(within=10)
             await clock.advance(10)
             await watch.until(ProviderStatus.READY)
@@ -350,7 +350,7 @@ class RawStreamServer:
             await listener.serve(self._handle)
 
     async def wait_for_requests(self, count: int) -> None:
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while self.requests < count:
                 await self._request_seen.wait()
 

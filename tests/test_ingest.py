@@ -532,7 +532,7 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
     def slow_compile(key: str, raw: Any) -> CompiledFlag:
         calls.append(key)
         inside.set()
-        assert release.wait(10)
+        assert release.wait(30)
         return real(key, raw)
 
     class CountingLock:
@@ -562,7 +562,7 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
     results: list[object] = []
 
     def evaluate() -> None:
-        started.wait(10)
+        started.wait(30)
         results.append(snapshot.variation_detail("a", USER, "x").value)
 
     threads = [
@@ -571,12 +571,12 @@ def test_first_evaluation_compiles_exactly_once_under_concurrency(
     ]
     for t in threads:
         t.start()
-    started.wait(10)  # every thread is about to evaluate
-    assert inside.wait(10)  # one of them is compiling...
-    assert lock.all_arrived.wait(10)  # ...and every one has come to compile it
+    started.wait(30)  # every thread is about to evaluate
+    assert inside.wait(30)  # one of them is compiling...
+    assert lock.all_arrived.wait(30)  # ...and every one has come to compile it
     release.set()
     for t in threads:
-        t.join(10)
+        t.join(30)
     assert calls == ["a"]
     assert results == ["a"] * threads_n
 

@@ -39,7 +39,7 @@ async def test_asgi_apps_own_the_client_through_the_lifespan(module: Any) -> Non
                 transport=httpx.ASGITransport(app=app), base_url="http://app"
             ) as http,
         ):
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 await server.wait_for_stream()  # the client's stream is open
 
             async def get(path: str) -> Any:

@@ -34,7 +34,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright, expect
 import aioflags
 from aioflags.lens import LensConfig, LensMiddleware, mint
 from aioflags.testing import FlagServer
-from tests.chromium import ARGS, chromium, executable
+from tests.chromium import ARGS, GUARD_MS, chromium, executable
 from tests.test_lens import served, served_by_uvicorn
 
 SECRET = "the-console-lens-secret-0123456789abcdef"
@@ -217,7 +217,10 @@ async def test_what_remains_a_profile_s_history_keeps_the_link_as_first_opened(
         async_playwright() as playwright,
     ):
         profile = await playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=executable(), args=list(ARGS)
+            tmp_path / "profile",
+            executable_path=executable(),
+            args=list(ARGS),
+            timeout=GUARD_MS,
         )
         try:
             tab = await profile.new_page()

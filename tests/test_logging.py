@@ -151,7 +151,7 @@ async def test_info_lines_for_polling_connecting_and_ready_with_fields(
                 aioflags.ProviderEvent.CONFIGURATION_CHANGED, lambda _: changed.set()
             )
             server.set_flag("g", {**FLAG, "on": False})
-            with anyio.fail_after(10):  # a guard, not a timing
+            with anyio.fail_after(30):  # a guard, not a timing
                 await changed.wait()
     ready = [r for r in caplog.records if "READY in" in r.getMessage()]
     assert len(ready) == 1 and ready[0].name == "aioflags.datasource"

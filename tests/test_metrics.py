@@ -65,7 +65,7 @@ async def changed(client: Client, data: FlagData, builder: Any) -> None:
     seen = anyio.Event()
     client.add_flag_change_handler(lambda keys: seen.set())
     data.update(builder)
-    with anyio.fail_after(10):
+    with anyio.fail_after(30):
         await seen.wait()
 
 

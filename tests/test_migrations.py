@@ -423,7 +423,7 @@ async def test_parallel_reads_really_overlap() -> None:
             .write(origin("old", "new"), origin("new", "old"))
             .build()  # PARALLEL is the default
         )
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             result = await migrator.read("m", USER, Stage.OFF)
     assert result.origin is Origin.NEW
     assert result.value == "new"
@@ -452,7 +452,7 @@ async def test_cancelling_the_caller_cancels_both_origins() -> None:
             .write(origin("old"), origin("new"))
             .build()
         )
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
 
                 async def caller() -> None:
@@ -499,7 +499,7 @@ async def test_a_cancelled_write_still_reports_the_writes_that_completed(
             .write(origin("write-old"), origin("write-new"))
             .build()
         )
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(migrator.write, "m", USER, Stage.OFF)
                 await entered.wait()
@@ -583,7 +583,7 @@ async def test_a_base_exception_from_an_origin_propagates(
             .read_execution_order(order)
             .build()
         )
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             try:
                 await migrator.read("m", USER, Stage.OFF)
             except BaseException as exc:  # noqa: BLE001 - the raised shape is the subject
@@ -666,7 +666,7 @@ async def test_an_origin_s_own_cancelled_error_is_its_failed_read(
             .read_execution_order(order)
             .build()
         )
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             result = await abandoned.alongside(migrator.read("m", USER, Stage.OFF))
         await client.flush()
     assert result.origin is Origin.OLD  # shadow: the authoritative result
@@ -700,7 +700,7 @@ async def test_an_origin_s_own_cancelled_error_is_its_failed_write(
     old, new = (abandoned, value) if cancelled == "old" else (value, abandoned)
     async with running({"m": migration_flag("dualwrite")}) as (server, client, _):
         migrator = MigratorBuilder(client).read(old, new).write(old, new).build()
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             result = await abandoned.alongside(migrator.write("m", USER, Stage.OFF))
         await client.flush()
     failed = result.authoritative if cancelled == "old" else result.nonauthoritative
@@ -776,7 +776,7 @@ async def test_cancelling_the_caller_still_cancels_the_operation(
             with pytest.raises(asyncio.CancelledError):  # no cancel scope catches it
                 returned.append(await operate())
 
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(caller)
                 await started.wait()

@@ -40,11 +40,18 @@ POLL, STREAM, FDV1_POLL, FDV1_STREAM = (
     "/sdk/latest-all",
     "/all",
 )
+#: A safety net against a hang, never a timing (issue 97: a deadline a
+#: loaded machine can beat is a red test that teaches people to ignore red).
+#: Where a test proves that something happens at once rather than after a
+#: timeout of the SDK's, that timeout is far longer than this (or the test's
+#: clock is a FakeClock), so only a wait on it could trip this.
+GUARD = 30
 
 
 def config(server: FlagServer, **kwargs: Any) -> Config:
     # send_events: these tests count requests to the data endpoints
-    return server.config(**{"ready_timeout": 5.0, "send_events": False, **kwargs})
+    # ready_timeout: a net for READY (issue 97); tests of its expiry give their own
+    return server.config(**{"ready_timeout": GUARD, "send_events": False, **kwargs})
 
 
 @asynccontextmanager
@@ -84,7 +91,7 @@ async def eventually(client: Client, expected: object, key: str = "f") -> None:
 
     remove = client.add_flag_change_handler(on_change)
     try:
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             while await value(client, key) != expected:
                 await told[0].wait()
                 told[0] = anyio.Event()
@@ -114,7 +121,7 @@ async def test_default_data_system_end_to_end() -> None:
             assert client.data_source_status is not None
             assert client.data_source_status.state is SourceState.VALID
         # The client closed its socket; the server sees the EOF a step later.
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await server.wait_for_streams_closed()
         assert status_of(client) is ProviderStatus.NOT_READY
 
@@ -243,7 +250,7 @@ async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> No
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
         await server.wait_for_requests(STREAM, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
         status = client.data_source_status
         assert status is not None and status.error is not None
@@ -252,7 +259,7 @@ async def test_malformed_stream_data_reconnects_and_keeps_last_good_data() -> No
         server.clear_faults()
         await clock.wait_for_sleeper(within=2)  # the reconnect backoff
         await clock.advance(2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
 
 
@@ -288,8 +295,9 @@ async def test_directive_on_stream_connect_switches_to_fdv1_and_closes_the_strea
         server.fail(STREAM, headers=FALLBACK)
         async with Client(config(server)) as client:
             await server.wait_for_requests(FDV1_POLL)
-            # The stream's payload was applied first, then its socket was closed at once.
-            with anyio.fail_after(1):
+            # The stream's payload was applied first, then its socket was closed at
+            # once: not at the stream's read timeout (300 s).
+            with anyio.fail_after(GUARD):
                 await server.wait_for_streams_closed()
             assert client.data_source_status is not None
             assert client.data_source_status.fdv1_fallback
@@ -371,7 +379,7 @@ async def test_a_403_after_start_removes_the_source_and_is_error_not_fatal() -> 
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         assert await value(client) == "on"  # last good data served
         await clock.advance(10_000)
@@ -399,16 +407,16 @@ async def test_stale_then_error_after_grace_then_ready_with_changes() -> None:
             )  # a clean close: back off, report nothing
             assert client.status is ProviderStatus.READY
             await clock.advance(2)  # reconnect -> 503 -> STALE
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
             assert await value(client) == "on"  # last good data served
             await clock.advance(5)  # the grace period
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
             server.clear_faults()
             server.set_flag("f", {**FLAG, "fallthrough": {"variation": 1}})
             await clock.advance(60)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
             await eventually(client, "off")
             await client._bus.wait_delivered()
@@ -440,27 +448,30 @@ async def test_aclose_is_bounded_while_the_server_hangs_mid_response() -> None:
     with counting() as connections:
         async with serving() as server:
             server.fail(POLL, hang=True)
-            client = Client(config(server, ready_timeout=0.2))
+            # The hung poll could end only at its read timeout, an hour: a
+            # close that waited for it could not beat GUARD.
+            client = Client(config(server, ready_timeout=0.2, read_timeout=3600))
             async with client:
                 await server.wait_for_requests(POLL)
                 assert (
                     client.status is ProviderStatus.ERROR
                 )  # ready_timeout passed while trying
-                start = anyio.current_time()
-            assert anyio.current_time() - start < 1.5
+                with anyio.fail_after(GUARD):
+                    await client.aclose()
             assert connections.opened >= 1
-            with anyio.fail_after(1):
+            with anyio.fail_after(GUARD):
                 await connections.all_closed()
 
 
-async def test_aclose_during_a_stream_closes_the_socket_within_a_second() -> None:
+async def test_aclose_during_a_stream_closes_the_socket() -> None:
     async with serving() as server:
         client = Client(config(server))
         async with client:
             await server.wait_for_stream()
             await client.aclose()
             await client.aclose()  # idempotent
-            with anyio.fail_after(1):
+            # closed by aclose, not at the stream's read timeout (300 s)
+            with anyio.fail_after(GUARD):
                 await server.wait_for_streams_closed()
         assert client.status is ProviderStatus.NOT_READY
 
@@ -514,7 +525,7 @@ async def test_polling_error_paths(
         await clock.wait_for_sleeper(within=10)
         await clock.advance(10)
         await server.wait_for_requests(path, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         status = client.data_source_status
         assert status is not None and status.error is not None
@@ -528,7 +539,7 @@ async def test_polling_error_paths(
             server.clear_faults()
             await clock.wait_for_sleeper(within=10)
             await clock.advance(10)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
 
 
@@ -572,7 +583,7 @@ async def test_fdv1_polling_asks_again_in_full_after_a_body_it_could_not_use() -
             await clock.advance(5)
             second = await server.wait_for_requests(FDV1_POLL, 2)
             assert "if-none-match" not in second.headers
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client.wait_for_status(ProviderStatus.READY)
             assert await value(client) == "on"
 
@@ -601,7 +612,7 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
             assert "text/event-stream" in status.error.message
             await clock.advance(2)
             await server.wait_for_stream(path)
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 await client._bus.wait_status(lambda s: s is ProviderStatus.READY)
     # Nothing listens any more: connection refused is a network error, retried.
     async with Client(
@@ -615,7 +626,7 @@ async def test_stream_wrong_content_type_and_refused_connection(fdv1: bool) -> N
         # ready_timeout is real time: on a slow machine the refusal may be
         # reported after it, so wait for the report itself.
         assert client._life.layer is not None
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.error is not None
             )
@@ -647,14 +658,14 @@ async def test_fdv1_stream_bad_data_and_unrecoverable_status() -> None:
         server.disconnect_streams()
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.ERROR)
         server.fail(FDV1_STREAM, status=404)
         await clock.wait_for_sleeper(within=2)
         await clock.advance(2)
         await server.wait_for_requests(FDV1_STREAM, 3)
         assert client._life.layer is not None
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._life.layer.wait_data_source(
                 lambda status: status is not None and status.state is SourceState.OFF
             )
@@ -673,9 +684,10 @@ async def test_aclose_while_a_stream_is_stalled_mid_event() -> None:
             assert (
                 client.status is ProviderStatus.ERROR
             )  # no complete payload ever arrived
-            start = anyio.current_time()
-        assert anyio.current_time() - start < 1.5
-        with anyio.fail_after(1):
+            # The stalled stream could end only at its read timeout (300 s).
+            with anyio.fail_after(GUARD):
+                await client.aclose()
+        with anyio.fail_after(GUARD):
             await server.wait_for_streams_closed()
 
 
@@ -709,7 +721,7 @@ async def test_a_silent_stream_times_out_and_reconnects_with_the_basis() -> None
             initial_retry_delay=0.01,
         )
         async with Client(cfg) as client:
-            with anyio.fail_after(5):
+            with anyio.fail_after(GUARD):
                 second = await server.wait_for_requests(STREAM, 2)
             assert second.query["basis"] == server.state
             assert await value(client) == "on"
@@ -743,7 +755,7 @@ async def test_failover_closes_the_abandoned_stream() -> None:
             await server.wait_for_stream()
             await clock.wait_for_sleeper(within=10)
             await clock.advance(10)
-            with anyio.fail_after(1):
+            with anyio.fail_after(GUARD):  # (the FakeClock's time stands still)
                 await server.wait_for_streams_closed()
             await server.wait_for_requests(
                 POLL, 2
@@ -760,7 +772,7 @@ async def test_a_payload_that_ends_mid_way_is_not_applied() -> None:
         await clock.wait_for_sleeper(within=1)
         await clock.advance(1)
         await server.wait_for_requests(STREAM, 2)
-        with anyio.fail_after(5):
+        with anyio.fail_after(GUARD):
             await client._bus.wait_status(lambda s: s is ProviderStatus.STALE)
         assert await value(client) == "on"
 
@@ -862,7 +874,7 @@ async def test_a_client_gets_the_edited_data_from_a_restarted_service() -> None:
             assert await value(client, "f") == await value(client, "g") == "on"
             basis = first.state
             stop.set()  # the service stops...
-            with anyio.fail_after(10):
+            with anyio.fail_after(GUARD):
                 await stopped.wait()
             edited = {**FLAG, "fallthrough": {"variation": 1}}
             # ... and starts again, its file edited, on the same port

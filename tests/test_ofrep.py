@@ -33,6 +33,7 @@ import aioflags
 from aioflags import Client, Context
 from aioflags.ofrep import OFREPApp, Request
 from aioflags.testing import FlagServer, Limits
+from tests.processes import ended
 
 CLIENT_SIDE = {"clientSideAvailability": {"usingEnvironmentId": True}}
 BANNER = {
@@ -432,8 +433,7 @@ def test_the_python_provider_against_an_aioflags_serve_process(tmp_path: Path) -
         url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
         _check(_resolve(url, "ofrep-process", _fresh(CALLS)))
     finally:
-        process.terminate()
-        process.communicate(timeout=GUARD)
+        ended(process)
 
 
 @contextlib.asynccontextmanager

@@ -60,7 +60,7 @@ async def test_status_details_config_and_wait_for_status() -> None:
             is ProviderStatus.ERROR
         )
         got: list[ProviderStatus] = []
-        with anyio.fail_after(10):  # a guard, not a timing
+        with anyio.fail_after(30):  # a guard, not a timing
             async with anyio.create_task_group() as tg:
 
                 async def waiter() -> None:

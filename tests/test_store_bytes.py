@@ -183,7 +183,7 @@ async def test_read_write_serves_around_invalid_utf8_and_the_writer_goes_on(
             assert store.status.malformed == _malformed(hash_name, key)
             # The network delivers and its data set is written whole.
             async with expect_write(raw, "launchdarkly:$inited", "set"):
-                with anyio.fail_after(10):
+                with anyio.fail_after(30):
                     while await client.variation("f", USER, "default") != "net":
                         await clock.wait_for_sleepers()
                         await clock.advance(1)

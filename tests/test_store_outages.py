@@ -145,7 +145,7 @@ async def test_read_write_rewrites_the_whole_data_set_when_redis_is_flushed(
             written = await stored(raw)
             assert set(written["launchdarkly:features"][1]) == {"f", "g"}
             await raw.flushdb()
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 await clock.wait_for_sleeper(within=CHECK_INTERVAL)
             async with (
                 expect_store_status(store, DataStoreStatus(stale=True)),

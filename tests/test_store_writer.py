@@ -188,7 +188,7 @@ async def test_a_bug_in_the_writer_is_logged_and_never_escapes(
     async with open_writer(store, FakeClock()) as writer:
         assert writer is not None
         writer.submit(full(put("a", 1)))
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await unavailable.wait()
     assert "store writer failed unexpectedly" in caplog.text
     assert store.status_tracker.status.available is False

@@ -77,7 +77,7 @@ async def expect_write(raw: Redis, key: str, command: str) -> AsyncIterator[None
     async with raw.pubsub() as pubsub:
         await pubsub.subscribe(f"__keyspace@0__:{key}")
         yield
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             async for message in pubsub.listen():
                 if message["type"] == "message" and message["data"] == command:
                     break
@@ -97,7 +97,7 @@ async def expect_store_status(
     remove = store.add_status_listener(listener)
     try:
         yield
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await reached.wait()
     finally:
         remove()
@@ -119,7 +119,7 @@ async def expect_event(
     client.add_handler(event, handler)
     try:
         yield got
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             await seen.wait()
     finally:
         client.remove_handler(event, handler)
@@ -356,7 +356,7 @@ async def test_read_write_starts_from_an_initialised_store_while_the_network_fai
             # they make are real: move the clock a second at a time until the
             # network's data is stored (one advance of the whole delay could
             # end before a retry's backoff had begun, and never wake it).
-            with anyio.fail_after(10):
+            with anyio.fail_after(30):
                 while (await stored(raw))["launchdarkly:features"][1] != server.flags:
                     await clock.wait_for_sleepers()
                     await clock.advance(1)
@@ -434,7 +434,7 @@ async def test_the_store_is_not_read_once_the_sources_have_delivered(
             # The reader stops: at once if it had not read yet; if it had
             # (a read may even be under way: it began before READY), once
             # the cache expires, when it looks again.
-            with anyio.fail_after(10):
+            with anyio.fail_after(30):
                 async with anyio.create_task_group() as tg:
 
                     async def expire() -> None:
@@ -488,7 +488,7 @@ async def test_a_store_initialised_after_start_is_served_once_the_ttl_expires(
                 # Wait for that read, not for a number of sleepers: the
                 # writer's check and the supervisor's timer sleep on the clock
                 # too, before the read or after it (a loaded machine).
-                with anyio.fail_after(5):
+                with anyio.fail_after(30):
                     await read.wait()
                 assert "is not initialised yet" in caplog.text
                 await raw.set("launchdarkly:$inited", "1")
