@@ -48,7 +48,7 @@ class RawSyncServer:
 
     async def wait_for_streams(self, count: int) -> None:
         """Until ``count`` ``SyncFlags`` calls were received."""
-        with anyio.fail_after(10):
+        with anyio.fail_after(30):
             while self.streams_opened < count:
                 await self._changed.wait()
 
