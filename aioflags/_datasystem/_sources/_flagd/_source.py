@@ -61,6 +61,7 @@ import asyncio
 import functools
 import gc
 import math
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -744,9 +745,11 @@ def flagd_synchronizer(
             error: ErrorInfo | None = None
             try:
                 ca = shared.ca(options.cert_path)
-                async for update in _stream(link, versions, shared.take(ctx), ca):
-                    yield update
-                    del update
+                stream = _stream(link, versions, shared.take(ctx), ca)
+                async with aclosing(stream):  # (its cleanup here, not in a stray task)
+                    async for update in stream:
+                        yield update
+                        del update
             except _Failed as failed:
                 error = failed.error
             except Exception as exc:  # noqa: BLE001 - no fault of a peer's or a message's ends the source
