@@ -11,8 +11,8 @@ await it: in a boolean context, and for a migration's result at the
 result's attributes too.
 
 Each is a :class:`collections.abc.Coroutine` (``send``, ``throw``,
-``close``): ``asyncio.create_task``, ``asyncio.gather`` and anyio's
-``start_soon`` take it as they take a native one.
+``close``): whatever takes a native coroutine (``asyncio.gather``, a task
+group's ``start_soon``) takes it too.
 
 :class:`Answered` holds an answer evaluated at the call (the data in
 memory, no gate to pass: the common case), :class:`Pending` a native

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 from typing import TYPE_CHECKING, final
 
@@ -11,7 +12,7 @@ from aioflags._core._frozen import Frozen, set_field
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["MIN_SECRET_BYTES", "LensConfig", "secret_bytes"]
+__all__ = ["MIN_SECRET_BYTES", "LensConfig", "allowed", "secret_bytes"]
 
 #: The shortest secret accepted: HS256's own size (RFC 7518, section 3.2);
 #: a shorter one can be guessed offline from any token signed with it.
@@ -124,3 +125,12 @@ class LensConfig(Frozen):
         set_field(self, "secrets", kept)
         set_field(self, "allow", patterns)
         set_field(self, "max_ttl", float(max_ttl))
+
+
+def allowed(allow: Iterable[str], key: str) -> bool:
+    """Whether ``allow`` (``LensConfig.allow``'s glob patterns) lets a token override flag ``key``.
+
+    The one rule the lens applies and the console checks a link against:
+    ``fnmatch``'s patterns, case-sensitive.
+    """
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in allow)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
-import fnmatch
 import hashlib
 import heapq
 import json
@@ -44,6 +43,7 @@ from aioflags._evaluation._door import door
 from aioflags._evaluation._pipeline import find, typed
 from aioflags._evaluation._results import Reason, Result
 
+from ._config import allowed as allow_rule
 from ._token import LEEWAY, Claims, Refusal, verify
 
 if TYPE_CHECKING:
@@ -249,9 +249,7 @@ class Lens:
         """Whether ``LensConfig.allow`` lets a token override flag ``key``."""
         allowed = self._allowed.get(key)
         if allowed is None:
-            allowed = any(
-                fnmatch.fnmatchcase(key, pattern) for pattern in self.config.allow
-            )
+            allowed = allow_rule(self.config.allow, key)
             if len(self._allowed) < _MAX_TOLD:
                 self._allowed[key] = allowed
         return allowed

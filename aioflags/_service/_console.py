@@ -30,7 +30,6 @@ its state (for the page's event stream too). Its endpoints:
 
 from __future__ import annotations
 
-import fnmatch
 import hmac
 import json
 import re
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from aioflags._core._clock import wall_ms
 from aioflags._core._pacing import Pacer
+from aioflags._lens._config import allowed
 
 from . import _wire as wire
 from . import _words as words
@@ -739,11 +739,7 @@ class Console:
                 " does not know that list; start `aioflags serve` with --lens-allow"
                 " PATTERN (each of the app's patterns) to have it checked here."
             )
-        outside = [
-            key
-            for key in picked
-            if not any(fnmatch.fnmatchcase(key, pattern) for pattern in allow)
-        ]
+        outside = [key for key in picked if not allowed(allow, key)]
         if not outside:
             return None
         names = ", ".join(_cut(key) for key in outside)
