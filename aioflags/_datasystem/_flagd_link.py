@@ -91,7 +91,16 @@ def link(change_set: ChangeSet, held: Shared) -> tuple[ChangeSet, Shared]:
     full = intent is IntentCode.TRANSFER_FULL
     shared: Shared = {} if full else held
     items = change_set._items
+    segment = ObjectKind.SEGMENT
     for item in items:
+        # (the kind first, inline: a LaunchDarkly payload of 100,000 flags
+        # passes through here on the event loop, in one step)
+        if (
+            item[0] != "segment"
+            if isinstance(item, tuple)
+            else item.kind is not segment
+        ):
+            continue
         found = _shared_item(item)
         if found is not None:
             if shared is held:
