@@ -68,6 +68,7 @@ __all__ = [
     "is_flagd_document",
     "is_flagd_flag",
     "linked_flag",
+    "shared_keys",
     "shared_value",
     "shares",
 ]
@@ -277,6 +278,23 @@ def shares(flag: object) -> bool:
     """Whether a flag object is a flagd flag in its shared form (it names shared items)."""
     part = flag.get("flagd") if isinstance(flag, dict) else None
     return isinstance(part, dict) and ("evaluators" in part or "syncContext" in part)
+
+
+def shared_keys(flag: JSONObject) -> list[str]:
+    """The keys of the shared items a flagd flag names (none unless it is in its shared form)."""
+    part = flag.get("flagd")
+    if not isinstance(part, dict):
+        return []
+    names = part.get("evaluators")
+    keys = (
+        [k for k in names.values() if isinstance(k, str)]
+        if isinstance(names, dict)
+        else []
+    )
+    context = part.get("syncContext")
+    if isinstance(context, str):
+        keys.append(context)
+    return keys
 
 
 def linked_flag(flag: JSONObject, shared: Mapping[str, JSONValue]) -> JSONObject:
