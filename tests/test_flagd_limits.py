@@ -5,7 +5,10 @@ else-if chain hundreds long, rules nested deeper than Python's recursion
 limit (which aioflags leaves as it is), an ``or``/``and``/``if`` of
 thousands of operands, built in time linear in their size. ``sem_ver``'s
 cache of parsed versions is bounded by count and entry size; the
-``sync_context`` is one object shared by the flags, not a copy each
+``sync_context`` is one object shared by the flags, not a copy each, and
+what flags share (``$evaluators`` rules, the ``sync_context``) is written
+once wherever flag data is written out: ``serve``'s ``/sdk/latest-all``,
+a message's plane and saved-state events, the next message's digests
 (docs/flagd.md, "Limits").
 """
 
