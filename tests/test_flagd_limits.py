@@ -5,7 +5,10 @@ else-if chain hundreds long, rules nested deeper than Python's recursion
 limit (which aioflags leaves as it is), an ``or``/``and``/``if`` of
 thousands of operands, built in time linear in their size. ``sem_ver``'s
 cache of parsed versions is bounded by count and entry size; the
-``sync_context`` is one object shared by the flags, not a copy each
+``sync_context`` is one object shared by the flags, not a copy each, and
+what flags share (``$evaluators`` rules, the ``sync_context``) is written
+once wherever flag data is written out: ``serve``'s ``/sdk/latest-all``,
+a message's plane and saved-state events, the next message's digests
 (docs/flagd.md, "Limits").
 """
 
@@ -421,3 +424,181 @@ def test_J4_successive_sync_messages_keep_no_copy_of_the_context_per_flag() -> N
     assert retained < 2_000_000, retained
     changed = flagd_flags({"flags": flags}, context={**context, "attribute-1": 0})
     assert {flag["version"] for flag in versions.stamp("flag", changed).values()} == {2}
+
+
+# ------------------------------------ J4: what flags share is written once
+def shared_document(flags: int, emails: int) -> dict[str, Any]:
+    """``flags`` flags, each ``$ref``-ing one large shared evaluator (``emails`` long)."""
+    big = {"in": [{"var": "email"}, [f"user-{i}@example.com" for i in range(emails)]]}
+    return {
+        "$evaluators": {"listed": big, "small": {"==": [{"var": "n"}, 1]}},
+        "flags": {
+            f"f{i}": {
+                "state": "ENABLED",
+                "variants": VARIANTS,
+                "defaultVariant": "off",
+                "targeting": {
+                    "if": [{"or": [{"$ref": "listed"}, {"$ref": "small"}]}, "on", "off"]
+                },
+            }
+            for i in range(flags)
+        },
+    }
+
+
+def written(change_set: ChangeSet) -> int:
+    """The bytes the flag plane and saved state write of ``change_set`` (its event texts)."""
+    from aioflags._datasystem._mirror import EventMirror
+
+    texts = EventMirror().prepare(change_set).texts
+    return sum(len(text or "") for _, _, _, text in texts)
+
+
+async def first_flagd_update(server: Any, **options: Any) -> Any:
+    """A flagd synchronizer's first update, read directly from the source."""
+    from contextlib import aclosing
+
+    import httpx
+
+    from aioflags import DataSystem
+    from tests.sources import source_context
+
+    system = DataSystem.flagd(server.target, **options)
+    async with httpx.AsyncClient() as http:
+        source = system.synchronizers[0](source_context(http))
+        async with aclosing(source) as updates:
+            return await anext(updates)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_J4_serve_s_latest_all_writes_a_shared_evaluator_once(
+    tmp_path: Any,
+) -> None:
+    """A 70 KB evaluator shared by 200 flags: /sdk/latest-all was 200 copies (14 MB)."""
+    import json
+
+    import httpx
+
+    from aioflags import Client
+    from aioflags._datasystem._sources._watch import FlagFileWatcher
+    from aioflags.testing import FakeClock, FlagServer
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(shared_document(200, 3_000)))
+    size = path.stat().st_size
+    loaded = FlagFileWatcher((path,), FakeClock()).load()  # (serve's reading)
+    async with FlagServer(loaded.flags, loaded.segments) as server:
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(server.url + "/sdk/latest-all")
+        assert answer.status_code == 200
+        assert len(answer.content) <= 2 * size, (len(answer.content), size)
+        # A client of that serve evaluates as the document says.
+        async with Client(server.config(send_events=False)) as client:
+            listed = Context.create("u", attributes={"email": "user-2999@example.com"})
+            assert await client.variation("f199", listed, None) is True
+            small = Context.create("u", attributes={"n": 1})
+            assert await client.variation("f0", small, None) is True
+            other = Context.create("u", attributes={"email": "x", "n": 2})
+            assert await client.variation("f7", other, None) is False
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_J4_a_sync_message_s_change_set_writes_a_shared_evaluator_once() -> None:
+    """What a plane and saved state write of a message, and what the next digests, is its size."""
+    import json
+
+    from aioflags._datasystem._sources import _versions
+    from aioflags.testing import FlagdServer
+
+    doc = shared_document(200, 3_000)
+    size = len(json.dumps(doc))
+    async with FlagdServer(doc) as server:
+        update = await first_flagd_update(server)
+    assert written(update.change_set) <= 2 * size, (written(update.change_set), size)
+    flags = {
+        c.key: c.obj for c in update.change_set.changes if c.kind is ObjectKind.FLAG
+    }
+    # (what the next message's content versions digest: each flag's JSON)
+    digested = sum(len(_versions._content(flag)) for flag in flags.values() if flag)
+    assert digested <= size, (digested, size)
+    from aioflags._datasystem._flagd_link import link
+
+    linked, _ = link(update.change_set, {})
+    parts = [
+        c.obj["flagd"] for c in linked.changes if c.kind is ObjectKind.FLAG and c.obj
+    ]
+    listed = doc["$evaluators"]["listed"]
+    assert all(part["targeting"]["if"][0]["or"][0] == listed for part in parts)
+    assert len({id(part["targeting"]["if"][0]["or"][0]) for part in parts}) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_J4_a_large_sync_context_over_many_flags_is_written_once() -> None:
+    """A 100 KB sync_context over 200 targeting flags: written 200 times (20 MB) before."""
+    import json
+
+    from aioflags.testing import FlagdServer
+
+    context = big_context(100 * 1024)
+    doc = document({"if": [{"var": "attribute-1"}, "on", "off"]})
+    doc["flags"] = {f"f{i}": doc["flags"]["f"] for i in range(200)}
+    size = len(json.dumps(doc)) + len(json.dumps(context))
+    async with FlagdServer(doc, sync_context=context) as server:
+        update = await first_flagd_update(server)
+    assert written(update.change_set) <= 2 * size, (written(update.change_set), size)
+    store = Store()
+    await store.apply(update.change_set)
+    user = Context.create("u")
+    assert store.snapshot.variation_detail("f199", user, None).value is True
+
+
+def test_J4_a_changed_evaluator_changes_the_flags_that_use_it_and_no_others() -> None:
+    """Shared items are keyed by content: versions and compiled flags follow an evaluator."""
+    from aioflags._datasystem._datatypes import full_transfer, puts
+
+    def message(limit: int) -> dict[str, Any]:
+        rules = {"a": {">": [{"var": "n"}, limit]}, "b": {"==": [{"var": "n"}, 0]}}
+        flag = {"state": "ENABLED", "variants": VARIANTS, "defaultVariant": "off"}
+        return {
+            "$evaluators": rules,
+            "flags": {
+                "uses-a": {**flag, "targeting": {"if": [{"$ref": "a"}, "on", "off"]}},
+                "uses-b": {**flag, "targeting": {"if": [{"$ref": "b"}, "on", "off"]}},
+            },
+        }
+
+    store = Store()
+    versions = ContentVersions()
+    user = Context.create("u", attributes={"n": 5})
+    for limit, served, moved in ((1, True, 1), (9, False, 2)):
+        shared: dict[str, Any] = {}
+        flags = versions.stamp("flag", flagd_flags(message(limit), shared=shared))
+        store.apply_now(
+            full_transfer(
+                puts(ObjectKind.SEGMENT, shared), puts(ObjectKind.FLAG, flags)
+            )
+        )
+        assert store.snapshot.variation_detail("uses-a", user, None).value is served
+        assert (flags["uses-a"]["version"], flags["uses-b"]["version"]) == (moved, 1)
+    # A delta that puts a flag alone links it to the items held.
+    again = flagd_flags(message(1), shared={})["uses-b"]
+    store.apply_now(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_CHANGES,
+            changes=(
+                Change(
+                    action=ChangeKind.PUT,
+                    kind=ObjectKind.FLAG,
+                    key="uses-b",
+                    version=3,
+                    obj={**again, "version": 3},
+                ),
+            ),
+            selector=Selector(state="s", version=2),
+        )
+    )
+    zero = Context.create("u", attributes={"n": 0})
+    assert store.snapshot.variation_detail("uses-b", zero, None).value is True

@@ -31,7 +31,8 @@ from aioflags import (
     ProviderEvent,
     ProviderStatus,
 )
-from aioflags._datasystem._datatypes import SourceState
+from aioflags._datasystem._datatypes import ObjectKind, SourceState
+from aioflags._datasystem._flagd_link import link
 from aioflags._datasystem._sources._flagd._source import FlagdShared
 from aioflags.testing import FakeClock, FlagdServer
 from tests.sources import source_context
@@ -282,7 +283,13 @@ async def first_update(server: FlagdServer, **options: Any) -> Any:
 
 
 def served(update: Any) -> dict[str, Any]:
-    return {c.key: c.obj["flagd"] for c in update.change_set.changes}
+    """The flagd parts of an update's flags, as the store compiles them (linked)."""
+    linked, _ = link(update.change_set, {})
+    parts = {}
+    for c in linked.changes:
+        if c.kind is ObjectKind.FLAG and c.obj is not None:
+            parts[c.key] = c.obj["flagd"]
+    return parts
 
 
 @pytest.mark.asyncio

@@ -566,8 +566,14 @@ async def test_row234_N1_another_flagd_source_on_the_path_is_refused_naming_both
             assert await value(leader, "banner") == "from-A"
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert [r.levelno for r in refusals] == [logging.WARNING, logging.ERROR]
-    mine = f"flagd at {server.target} (selector 'source=a', fractional v3)"
-    stranger_source = f"flagd at {theirs.target} (selector {selector!r}, fractional v3)"
+    mine = (
+        f"flagd at {server.target} (selector 'source=a', fractional v3,"
+        " evaluators shared)"
+    )
+    stranger_source = (
+        f"flagd at {theirs.target} (selector {selector!r}, fractional v3,"
+        " evaluators shared)"
+    )
     for record in refusals:
         said = record.getMessage()
         assert plane in said and mine in said and stranger_source in said, said
@@ -581,7 +587,7 @@ async def test_row234_N1_the_hello_names_the_flag_source() -> None:
     source = flagd_source("127.0.0.1:8015", "source=a b", "web-1", 2)
     assert source == (
         "flagd at 127.0.0.1:8015 (selector 'source=a b', provider id 'web-1',"
-        " fractional v2)"
+        " fractional v2, evaluators shared)"
     )
     others = [
         flagd_source("127.0.0.1:8016", "source=a b", "web-1", 2),

@@ -271,3 +271,37 @@ async def test_the_cache_off_reads_the_flag_evaluated_and_what_it_reaches(
             state = await client.all_flags_state(USER)
             assert state.get_flag_value("p") == "p"
             assert spent(before, await command_counts(raw))["hgetall"] == 2
+
+
+@pytest.mark.asyncio
+async def test_J4_the_cache_off_reads_the_items_a_flagd_flag_shares(
+    redis_server: RedisServer,
+) -> None:
+    """A flagd flag stored in its shared form is read with the evaluator it names."""
+    from aioflags._datasystem._flagd_document import flagd_flags
+
+    shared: dict[str, Any] = {}
+    flags = flagd_flags(
+        {
+            "$evaluators": {"is-u1": {"==": [{"var": "targetingKey"}, "u1"]}},
+            "flags": {
+                "f": {
+                    "state": "ENABLED",
+                    "variants": {"on": "f-on", "off": "f-off"},
+                    "defaultVariant": "off",
+                    "targeting": {"if": [{"$ref": "is-u1"}, "on", "off"]},
+                }
+            },
+        },
+        shared=shared,
+    )
+    store = RedisStore(url=redis_server.url, cache_ttl=0)
+    async with raw_redis(redis_server) as raw:
+        await seed(raw, {"other": flag("o", key="other")})
+        async with Client(daemon(store), clock=FakeClock()) as client:
+            assert await client.variation("other", USER, "default") == "o"
+            # Written after the start's full read: read through, with its evaluator.
+            for key, item in shared.items():
+                await raw.hset(SEGMENTS, key, json.dumps(item))
+            await seed(raw, flags)
+            assert await client.variation("f", USER, "default") == "f-on"

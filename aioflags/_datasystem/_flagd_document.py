@@ -24,6 +24,20 @@ fields every aioflags tool reads of any flag: ``key``, ``version``, ``on``
 order). The evaluation layer compiles the ``"flagd"`` part
 (``aioflags/_evaluation/_flagd.py``).
 
+What flags share is written once, not once a flag (docs/flagd.md,
+"Limits"): given ``shared``, :func:`flagd_flags` writes each flag in its
+*shared form*, the one the data system, the flag plane, saved state and
+``aioflags serve`` carry. Its targeting keeps each ``{"$ref": name}`` as
+written and ``"evaluators"`` maps each name it refers to to the key of a
+shared item; ``"syncContext"`` names the shared item that holds the
+``sync_context``. A shared item is a segment (the kind every carrier of
+flag data carries) keyed by its content's digest (:data:`SHARED_PREFIX`),
+``{"key": ..., "version": 1, "flagd": {"shared": value}}``: an evaluator
+that changes is another item, so the flags that use it change too (their
+versions follow their content) and no others do. The store
+(:func:`linked_flag`) puts the shared values back in before a flag is
+compiled, the one object for every flag that uses it.
+
 A document that flagd would refuse as a whole is refused here as a whole
 (:class:`FlagdDocumentError`, naming the flag and the field): a flag with
 no valid ``state``, with no variants, a ``defaultVariant`` that is not a
@@ -35,19 +49,28 @@ an error where it would serve it (as flagd's Python provider has it), and
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any, Final
 
 from aioflags._core._exceptions import AioflagsError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aioflags._core._json import JSONObject, JSONValue
 
 __all__ = [
     "FRACTIONAL_VERSIONS",
+    "SHARED_PREFIX",
     "FlagdDocumentError",
     "flagd_flags",
     "is_flagd_document",
     "is_flagd_flag",
+    "linked_flag",
+    "shared_keys",
+    "shared_value",
+    "shares",
 ]
 
 #: The ``fractional`` bucketings a data system may ask for: 3 (flagd's
@@ -56,6 +79,9 @@ FRACTIONAL_VERSIONS: Final = (2, 3)
 #: The top-level keys of a flagd document (``$schema`` for editors).
 _TOP_LEVEL: Final = frozenset({"flags", "$evaluators", "metadata", "$schema"})
 _STATES: Final = ("ENABLED", "DISABLED")
+#: The start of a shared item's key (a segment's: no LaunchDarkly key has a
+#: ``$``), then its content's digest.
+SHARED_PREFIX: Final = "$flagd:"
 
 
 class FlagdDocumentError(AioflagsError):
@@ -197,8 +223,111 @@ def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
     raise FlagdDocumentError("'flags' must be an object keyed by flag key")
 
 
+def _shared_key(value: JSONValue) -> str:
+    """The key of the shared item holding ``value``: its content's digest."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return SHARED_PREFIX + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _ref_names(rule: JSONValue) -> dict[str, None]:
+    """The names ``rule`` refers to with ``{"$ref": name}``, in order (one level, as :func:`_resolve_refs`)."""
+    names: dict[str, None] = {}
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = _is_ref(node)
+            if name is not None:
+                names[name] = None
+            else:
+                stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
+
+
+class _Sharing:
+    """Writes a document's shared parts once, as items in ``items`` (see the module)."""
+
+    __slots__ = ("_keys", "items")
+
+    def __init__(self, items: dict[str, JSONObject]) -> None:
+        self.items = items
+        #: the key made for each value, by the value's identity (each is digested once)
+        self._keys: dict[int, str] = {}
+
+    def key(self, value: JSONValue) -> str:
+        """The key of the shared item holding ``value`` (made and kept on its first use)."""
+        key = self._keys.get(id(value))
+        if key is None:
+            key = self._keys[id(value)] = _shared_key(value)
+            if key not in self.items:
+                self.items[key] = {"key": key, "version": 1, "flagd": {"shared": value}}
+        return key
+
+
+def shared_value(item: object) -> tuple[bool, JSONValue]:
+    """Whether a segment object is a shared item, and the value it holds."""
+    part = item.get("flagd") if isinstance(item, dict) else None
+    if isinstance(part, dict) and "shared" in part:
+        return True, part["shared"]
+    return False, None
+
+
+def shares(flag: object) -> bool:
+    """Whether a flag object is a flagd flag in its shared form (it names shared items)."""
+    part = flag.get("flagd") if isinstance(flag, dict) else None
+    return isinstance(part, dict) and ("evaluators" in part or "syncContext" in part)
+
+
+def shared_keys(flag: JSONObject) -> list[str]:
+    """The keys of the shared items a flagd flag names (none unless it is in its shared form)."""
+    part = flag.get("flagd")
+    if not isinstance(part, dict):
+        return []
+    names = part.get("evaluators")
+    keys = (
+        [k for k in names.values() if isinstance(k, str)]
+        if isinstance(names, dict)
+        else []
+    )
+    context = part.get("syncContext")
+    if isinstance(context, str):
+        keys.append(context)
+    return keys
+
+
+def linked_flag(flag: JSONObject, shared: Mapping[str, JSONValue]) -> JSONObject:
+    """A flag in its shared form with the shared values it names put in (see the module).
+
+    What the evaluation compiles: the targeting with each ``$ref`` replaced
+    by its evaluator and the ``sync_context`` under ``"context"``, as
+    :func:`flagd_flags` without ``shared`` writes it. A name whose item
+    ``shared`` lacks stays a reference (the flag is a PARSE_ERROR).
+    """
+    part: dict[str, Any] = flag["flagd"]  # (shares() checked it)
+    linked = {k: v for k, v in part.items() if k not in ("evaluators", "syncContext")}
+    names = part.get("evaluators")
+    if isinstance(names, dict) and "targeting" in part:
+        evaluators = {
+            name: shared[key]
+            for name, key in names.items()
+            if isinstance(key, str) and key in shared
+        }
+        linked["targeting"] = _resolve_refs(part["targeting"], evaluators)
+    key = part.get("syncContext")
+    context = shared.get(key) if isinstance(key, str) else None
+    if isinstance(context, dict) and "targeting" in part:
+        linked["context"] = context
+    return {**flag, "flagd": linked}
+
+
 def flagd_flags(
-    data: object, *, fractional: int = 3, context: JSONObject | None = None
+    data: object,
+    *,
+    fractional: int = 3,
+    context: JSONObject | None = None,
+    shared: dict[str, JSONObject] | None = None,
 ) -> dict[str, JSONObject]:
     """A flagd document's flags as aioflags flag objects, by key (see the module).
 
@@ -212,6 +341,10 @@ def flagd_flags(
     context's own (flagd's "context enrichment"; the evaluation merges
     them). Flags without targeting read no context: they carry none. It is
     one object shared by the flags, not a copy each (never changed after).
+
+    ``shared``: write the flags in their shared form, and the items they
+    share into ``shared`` by key (see the module); without it, each flag
+    holds its evaluators and the context itself (the same objects).
 
     Raises:
         FlagdDocumentError: the document is not one flagd would take.
@@ -236,11 +369,16 @@ def flagd_flags(
         )
     flags: dict[str, JSONObject] = {}
     listed = isinstance(data.get("flags"), list)
+    sharing = None if shared is None else _Sharing(shared)
     for n, (key, definition) in enumerate(_flags_of(data)):
         at: tuple[str | int, ...] = ("flags", n if listed else key)
-        flag = _flag(key, at, definition, evaluators, set_metadata, fractional)
-        if context and "targeting" in flag["flagd"]:
-            flag["flagd"]["context"] = context  # (one object for all: shared)
+        flag = _flag(key, at, definition, evaluators, set_metadata, fractional, sharing)
+        part = flag["flagd"]
+        if context and "targeting" in part:
+            if sharing is None:
+                part["context"] = context  # (one object for all: shared)
+            else:
+                part["syncContext"] = sharing.key(context)
         flags[key] = flag
     return flags
 
@@ -252,6 +390,7 @@ def _flag(
     evaluators: dict[str, JSONValue],
     set_metadata: JSONObject,
     fractional: int,
+    sharing: _Sharing | None,
 ) -> JSONObject:
     if not key:
         raise FlagdDocumentError("a flag key must not be empty", at)
@@ -292,7 +431,17 @@ def _flag(
     }
     targeting = definition.get("targeting")
     if targeting is not None and targeting != {}:
-        flagd["targeting"] = _resolve_refs(targeting, evaluators)
+        if sharing is None:
+            flagd["targeting"] = _resolve_refs(targeting, evaluators)
+        else:  # (as written: the document's, never changed)
+            flagd["targeting"] = targeting
+            names = {
+                name: sharing.key(evaluators[name])
+                for name in _ref_names(targeting)
+                if name in evaluators
+            }
+            if names:
+                flagd["evaluators"] = names
     if fractional != 3:
         flagd["fractional"] = fractional
     return {

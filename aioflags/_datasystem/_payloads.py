@@ -33,6 +33,7 @@ from ._datatypes import (
     RawPut,
     Selector,
 )
+from ._flagd_document import shared_keys
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -94,15 +95,19 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
 
     Its own ``version`` (0 if it has none), whether it is ``deleted``, and
     the keys it reaches: prerequisite flags and ``segmentMatch`` segments
-    (for change notifications). A superset is harmless: keys in malformed
-    entries are kept. ``raw``, the text the object came from, lets the
-    common case (no ``segmentMatch`` in it) skip the walk over the rules.
+    (for change notifications), and for a flagd flag in its shared form the
+    shared items it names (a store reader reads them with it). A superset
+    is harmless: keys in malformed entries are kept. ``raw``, the text the
+    object came from, lets the common case (no ``segmentMatch`` in it) skip
+    the walk over the rules.
     """
     version = obj.get("version")
     if type(version) is not int:
         version = 0
     if obj.get("deleted") is True:
         return (version, True)
+    if "flagd" in obj:
+        return (version, False, *["s" + key for key in shared_keys(obj)])
     items = obj.get("prerequisites")
     rules = obj.get("rules")  # (before the text search: most flags have none)
     if rules and (raw is None or "segmentMatch" in raw):

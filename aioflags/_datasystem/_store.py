@@ -65,6 +65,7 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
+from ._flagd_link import Shared, link
 from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 
@@ -179,6 +180,7 @@ class Store:
         "_frozen",
         "_patterns",
         "_selector",
+        "_shared",
         "_uses",
         "_wake",
         "_warm",
@@ -213,6 +215,8 @@ class Store:
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
         self._selector = NO_SELECTOR
+        #: The values flagd flags share (``_flagd_link.py``), by item key.
+        self._shared: Shared = {}
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
         self._dependents: dict[_Node, set[_Node]] | None = {}
@@ -242,6 +246,7 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
+        change_set, shared = link(change_set, self._shared)
         items, found, nodes = change_set._items, change_set._patterns, change_set._nodes
         patterns = held_patterns(items, found, nodes)  # None: something to compile
         if patterns is None:  # its patterns compiled off the event loop, first,
@@ -271,12 +276,14 @@ class Store:
             changed: frozenset[str] = done.value
         finally:
             pacer.close()
+        self._shared = shared
         if self._wake is not None:
             self._wake.set()
         return changed
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
+        change_set, self._shared = link(change_set, self._shared)
         patterns = compile_patterns(
             change_set._items, change_set._patterns, change_set._nodes
         )

@@ -336,8 +336,10 @@ def snapshots(
     Raises:
         FlagFileError: a file is missing or malformed (the message names it).
     """
-    old_flags, old_segments = load_flag_files(old_path)
-    new_flags, new_segments = load_flag_files(new_path)
+    # (flagd flags in their shared form: a flag is compared, and written,
+    # without the evaluators it shares; the store links them)
+    old_flags, old_segments = load_flag_files(old_path, share=True)
+    new_flags, new_segments = load_flag_files(new_path, share=True)
     store = Store()
     store.apply_now(_transfer(old_flags, old_segments))
     old = store.snapshot

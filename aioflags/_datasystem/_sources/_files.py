@@ -197,11 +197,12 @@ def load_flag_files(
     warn: bool = True,
     format: str | None = None,
     fractional: int = 3,
+    share: bool = False,
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Read and merge flag files into ``(flags, segments)`` JSON.
 
-    ``allow_empty``, ``warn``, ``format`` and ``fractional`` as for
-    :func:`parse_flag_files`.
+    ``allow_empty``, ``warn``, ``format``, ``fractional`` and ``share`` as
+    for :func:`parse_flag_files`.
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -213,6 +214,7 @@ def load_flag_files(
         warn=warn,
         format=format,
         fractional=fractional,
+        share=share,
     )
 
 
@@ -227,6 +229,7 @@ def parse_flag_files(
     warn: bool = True,
     format: str | None = None,
     fractional: int = 3,
+    share: bool = False,
 ) -> tuple[dict[str, JSONObject], dict[str, JSONObject]]:
     """Merge files already read (bytes, or why they could not be read) into ``(flags, segments)``.
 
@@ -241,7 +244,10 @@ def parse_flag_files(
     is read into flag objects that carry flagd's definition
     (:func:`~aioflags._datasystem._flagd_document.flagd_flags`, with
     ``fractional``'s bucketing); ``format="launchdarkly"`` reads every file
-    as LaunchDarkly's shape.
+    as LaunchDarkly's shape. With ``share`` (what the data system and
+    ``aioflags serve`` carry), flagd flags are in their shared form: what
+    they share is written once, as segments (``_flagd_document.py``);
+    without it, each holds it (for the tools that read flags one by one).
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -255,7 +261,8 @@ def parse_flag_files(
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
         if format == "flagd" or (format is None and is_flagd_document(data)):
-            _merge_flagd(path, raw, data, flags, fractional, allow_empty)
+            shared = segments if share else None
+            _merge_flagd(path, raw, data, flags, shared, fractional, allow_empty)
             continue
         # An unknown key first: a file whose only key is misspelt (`flag:`)
         # has none of the three, and is no save still being written.
@@ -317,16 +324,21 @@ def _merge_flagd(
     raw: bytes,
     data: Any,
     flags: dict[str, JSONObject],
+    segments: dict[str, JSONObject] | None,
     fractional: int,
     allow_empty: bool,
 ) -> None:
-    """A flagd file's flags, added to ``flags`` (a key defined twice is an error)."""
+    """A flagd file's flags, added to ``flags`` (a key defined twice is an error).
+
+    ``segments``: where what they share goes (their shared form), if given.
+    """
     if not allow_empty and (
         data is None or (isinstance(data, dict) and data.get("flags") is None)
     ):
         raise FlagFileError(f"{path}: {EMPTY_FILE}")
     try:
-        read = flagd_flags(data, fractional=fractional)
+        shared: dict[str, JSONObject] | None = None if segments is None else {}
+        read = flagd_flags(data, fractional=fractional, shared=shared)
     except FlagdDocumentError as exc:
         from ._lint import Places  # (only for a file refused)
 
@@ -345,6 +357,9 @@ def _merge_flagd(
         if key in flags:
             raise FlagFileError(f"{path}: flag {key!r} is defined more than once")
         flags[key] = flag
+    if segments is not None and shared:
+        for key, item in shared.items():  # (a key is its content's digest:
+            segments.setdefault(key, item)  # two files' same rule is one item)
 
 
 def _variation_refs(flag: JSONObject) -> Iterator[tuple[str, object]]:

@@ -185,8 +185,13 @@ class FlagFileWatcher:
         fractional: int = 3,
     ) -> None:
         self._paths = paths
-        #: How the files are read (parse_flag_files' format and fractional).
-        self._reading: dict[str, Any] = {"format": format, "fractional": fractional}
+        #: How the files are read (parse_flag_files' format and fractional;
+        #: flagd flags in their shared form: the data is written out whole).
+        self._reading: dict[str, Any] = {
+            "format": format,
+            "fractional": fractional,
+            "share": True,
+        }
         #: Whose time the checks wait on (and a held load's quiet is timed by).
         self.clock: Clock = clock
         self._settle = settle

@@ -46,9 +46,11 @@ process that forks after configuring, as uvicorn's workers do, is safe).
 
 Context enrichment: a message's ``sync_context`` (else, where the server
 has it, ``GetMetadata``'s ``metadata``, asked once per connection; once
-``UNIMPLEMENTED``, never again) is flagd's static context. It is kept in
-each flag with targeting, under ``"context"`` (``flagd_flags(context=...)``):
-the evaluation reads the invocation's attributes over it.
+``UNIMPLEMENTED``, never again) is flagd's static context. It is one
+shared item of the message's change set, named by each flag with targeting
+(``flagd_flags(context=..., shared=...)``), as each ``$evaluators`` rule a
+flag refers to is: what is shared is written once. The evaluation reads
+the invocation's attributes over it.
 ``FetchAllFlags`` carries no sync context: the initializer asks
 ``GetMetadata`` first, and where that is unimplemented it fetches nothing
 and leaves the start to the stream (which then does not ask again), so no
@@ -427,8 +429,9 @@ class _Link:
         """
         try:
             data = parse(text)
+            shared: dict[str, JSONObject] = {}
             flags = flagd_flags(
-                data, fractional=self.options.fractional, context=context
+                data, fractional=self.options.fractional, context=context, shared=shared
             )
             stamped = versions.stamp("flag", flags)
         except (ProtocolError, FlagdDocumentError) as exc:
@@ -436,7 +439,10 @@ class _Link:
         except Exception as exc:  # noqa: BLE001 - a document's fault, whatever it is, is its refusal (one line)
             cause = cause_of(exc)
         else:
-            return full_transfer(puts(ObjectKind.FLAG, stamped))
+            # (what flags share first: written once, see _flagd_document.py)
+            return full_transfer(
+                puts(ObjectKind.SEGMENT, shared), puts(ObjectKind.FLAG, stamped)
+            )
         raise _Failed(
             self.error(ErrorKind.INVALID_DATA, f"unusable flag configuration: {cause}")
         )
