@@ -417,9 +417,8 @@ def clean_source(
         result.failed = decoded
         return result
     text, encoding = decoded
-    deep = too_deep(text, path)  # (libcst's parser would crash the process)
-    if deep is not None:
-        result.failed = deep
+    result.failed = too_deep(text, path)  # (libcst's parser would crash the process)
+    if result.failed is not None:
         return result
     module, package = module_name(path)
     command = FlagCleanup(
@@ -433,40 +432,41 @@ def clean_source(
         accessors,
     )
     outcome = transform_module(command, text)
-    result.left = command.left
     if isinstance(outcome, TransformFailure):
         result.failed = _failure(outcome.error)
-        result.left = []
         return result
     if not isinstance(outcome, TransformSuccess):  # (Ctrl-C: TransformExit)
         raise KeyboardInterrupt
-    if outcome.code == text:
-        return result
+    result.left = command.left
+    if outcome.code != text:
+        result.failed = _refused(source, outcome.code, encoding, path)
+        if result.failed is None:
+            result.after = outcome.code.encode(encoding)
+            result.rewritten = command.rewritten
+        else:
+            result.left = []
+    return result
+
+
+def _refused(before: bytes, code: str, encoding: str, path: Path) -> str | None:
+    """Why the rewrite ``code`` of ``before`` must not be written (None: it may)."""
     try:
-        after = outcome.code.encode(encoding)
+        after = code.encode(encoding)
     except UnicodeEncodeError:
-        result.failed = (
+        return (
             f"the value cannot be written in the file's encoding ({encoding}): "
             "left as it is"
         )
-        result.left = []
-        return result
-    lost = _lost(source, after)
+    lost = _lost(before, after)
     if lost:
-        result.failed = (
+        return (
             f"the rewrite would take away {'; '.join(lost)} (a generator would "
             "no longer be one, a name would bind elsewhere): left as it is; "
             "rewrite it by hand"
         )
-        result.left = []
-        return result
-    if not _compiles(after, path) and _compiles(source, path):
-        result.failed = (
+    if not _compiles(after, path) and _compiles(before, path):
+        return (
             "the rewrite would not parse: left as it is (a bug: please report "
             "it with the file)"
         )
-        result.left = []
-        return result
-    result.after = after
-    result.rewritten = command.rewritten
-    return result
+    return None
