@@ -24,8 +24,7 @@ It is a libcst codemod (:class:`FlagCleanup`, a
 :class:`~libcst.codemod.CodemodCommand`) in two passes: the sites found
 (``_cleanup_sites.py``), then made constant and folded
 (``_cleanup_fold.py``); imports that only the code it took out used go
-with it (libcst's ``RemoveImportsVisitor``). What is read of the tree
-without parsing it is ``_cleanup_scan.py``. The evidence is read first
+with it (libcst's ``RemoveImportsVisitor``). The evidence is read first
 (``_evidence.py``); the files are found, read and written back by
 ``_tree.py``; ``_cleanup_run.py`` drives the command.
 """
@@ -34,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,22 +52,13 @@ from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, ScopeProvider
 
 from aioflags._lifecycle._cleanup_fold import Rewriter, names_used, surviving, tidy
-from aioflags._lifecycle._cleanup_scan import (
-    accessor_names,
-    dotted_name,
-    is_generated,
-    key_constants,
-    keys_evaluated,
-    mentions,
-    module_name,
-    names_taken_from,
-    utf8,
-)
 from aioflags._lifecycle._cleanup_sites import Finder, receivers, variables
+from aioflags._lifecycle._codegen import HEADER, identifier
 from aioflags._lifecycle._nesting import too_deep
+from aioflags._lifecycle._pysource import literal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from libcst.metadata import Scope
 
@@ -132,6 +123,169 @@ class FileResult:
                 tofile=f"{self.path} (cleaned up)",
             )
         )
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a stray byte of a file name or an argument (a lone surrogate) as it was."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def accessor_names(key: str, generated: Iterable[bytes] = ()) -> frozenset[str]:
+    """The names ``aioflags codegen`` may give the flag's accessor.
+
+    Its name from the key (a keyword's gets ``_``), and the name the
+    ``generated`` modules give it (``--name KEY=IDENT``): the method of
+    their ``IDENT_KEY: Final = "KEY"`` constant. A name they give another
+    flag is never this one's (``--name New-Checkout=...`` leaves
+    ``new_checkout`` to ``new-checkout``).
+    """
+    base = identifier(key)
+    names = {base, f"{base}_"}
+    written = _utf8(literal(key).flat())
+    for source in generated:
+        for found in _KEY_CONSTANT.finditer(source):
+            name = found.group(1).decode().lower()
+            if found.group(2) == written:
+                names.add(name)
+            else:
+                names.discard(name)
+    return frozenset(names)
+
+
+#: A generated module's key constant: its name, and the key's literal.
+_KEY_CONSTANT: Final = re.compile(
+    rb"^([A-Z][A-Z0-9_]*)_KEY: Final = \(?\s*(.+?)\s*\)?$", re.M
+)
+
+
+def key_constants(
+    sources: Iterable[tuple[Path, bytes]], key: str
+) -> dict[str, frozenset[str]]:
+    """The module constants holding ``key`` (``NAME = "key"``) in ``sources``: their names by module (:func:`dotted_name`).
+
+    A module importing one of them from its module (``from m import NAME``)
+    evaluates the flag with it: :func:`clean_source`'s ``imported``.
+    """
+    pattern = re.compile(
+        rb"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=[ \t]*([\"'])"
+        + re.escape(_utf8(key))
+        + rb"\2[ \t]*(?:#.*)?$",
+        re.M,
+    )
+    out: dict[str, frozenset[str]] = {}
+    for path, source in sources:
+        names = frozenset(m.group(1).decode() for m in pattern.finditer(source))
+        if names:
+            module = dotted_name(path)
+            out[module] = out.get(module, frozenset()) | names
+    return out
+
+
+def dotted_name(path: Path) -> str:
+    """The module ``path`` is, named by its packages (the directories with an ``__init__.py`` around it).
+
+    ``app/views.py`` in a package ``app`` is ``app.views``; a module outside
+    any package is its stem. Matched by suffix (``_cleanup_sites._same_module``): a tree
+    named below its root still finds its imports.
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
+def _module_name(path: Path) -> tuple[str, str]:
+    """A module and package name for ``path`` that relative imports resolve in.
+
+    Made from the whole absolute path, so that ``from .. import x`` always
+    has a package to climb; only consistency matters (an import is matched
+    against names resolved the same way).
+    """
+    parts = [part.replace(".", "_") or "_" for part in path.absolute().parent.parts[1:]]
+    package = ".".join(parts) or "_"
+    return f"{package}.{path.stem.replace('.', '_')}", package
+
+
+def _mentions(
+    source: bytes,
+    key: str,
+    imported: Mapping[str, frozenset[str]],
+    accessors: frozenset[str],
+) -> bool:
+    """Whether ``source`` names the key, its accessor or a key constant it may import.
+
+    A file that names none of them has no site: it is not parsed (most of a
+    tree). A key spelt with escapes in a string (a backslash in it) is not
+    looked for.
+    """
+    needles = {_utf8(key), *(_utf8(name) for name in accessors)}
+    needles |= {_utf8(name) for names in imported.values() for name in names}
+    if not key.isascii() and all(ord(c) < 256 for c in key):
+        needles.add(key.encode("latin-1"))  # (a file with a coding cookie)
+    return any(needle in source for needle in needles)
+
+
+def is_generated(source: bytes) -> bool:
+    """Whether ``source`` is a module ``aioflags codegen`` wrote (its header)."""
+    head = source[:4096].decode("utf-8", errors="replace")
+    return any(line.startswith(HEADER) for line in head.splitlines()[:3])
+
+
+_EVALUATED: Final = re.compile(
+    rb"""_?variation(?:_detail)?\(\s*(?:"([^"\\\n]+)"|'([^'\\\n]+)')"""
+)
+
+
+def names_taken_from(
+    module: Path, sources: Sequence[tuple[Path, bytes]]
+) -> Callable[[str], Path | None]:
+    """Which of ``sources`` names ``NAME`` through ``module``, if one does.
+
+    ``app.views.NAME`` (a mock's ``patch("app.views.NAME")``, a string),
+    ``from app.views import NAME``, ``from .views import NAME``: the module
+    named by its packages (the directories with an ``__init__.py`` around
+    it). Read with patterns, not parsed: an import cleanup would remove
+    stays when another file takes it from the module.
+    """
+    dotted = re.escape(_utf8(dotted_name(module)))
+    stem = re.escape(_utf8(module.stem))
+
+    def named(name: str) -> Path | None:
+        word = re.escape(_utf8(name))
+        imports = rb"\s+import\s+(?:\([^)]*|[^\n]*)\b" + word + rb"\b"
+        ways = [
+            rb"\b" + dotted + rb"\." + word + rb"\b",  # patch("app.views.name")
+            rb"\bfrom\s+" + dotted + imports,  # from app.views import name
+            rb"\bfrom\s+\.[\w.]*\b" + stem + imports,  # from .views import name
+            # patch.object(views, "name"), getattr(app.views, "name")
+            rb"\b" + stem + rb"\s*,\s*[rbuRBU]?[\"']" + word + rb"[\"']",
+        ]
+        if not name.startswith("_"):  # (a star import takes every public name)
+            ways.append(
+                rb"\bfrom\s+(?:" + dotted + rb"|\.[\w.]*\b" + stem + rb")\s+import\s+\*"
+            )
+        pattern = re.compile(b"|".join(ways))
+        return next(
+            (path for path, text in sources if path != module and pattern.search(text)),
+            None,
+        )
+
+    return named
+
+
+def keys_evaluated(sources: Iterable[bytes]) -> set[str]:
+    """The keys written as a string in the first argument of an evaluation (``variation("k"``...).
+
+    Read with a pattern, not parsed: what "did you mean" offers for a key
+    that no site evaluates.
+    """
+    return {
+        (m.group(1) or m.group(2)).decode("utf-8", "replace")
+        for source in sources
+        for m in _EVALUATED.finditer(source)
+    }
 
 
 def _decode(source: bytes) -> tuple[str, str] | str:
@@ -217,15 +371,11 @@ class FlagCleanup(CodemodCommand):
             return tree
         out, rewriter = self._rewrite(tree, finder, wrapper.resolve(ScopeProvider))
         self.rewritten = rewriter.rewritten
-        for node in rewriter.stuck:
-            self.left.append(
-                Left(
-                    path,
-                    self._line(node),
-                    "the condition still evaluates what is beside the flag's "
-                    "value (it may have effects): fold it by hand",
-                )
-            )
+        why = (
+            "the condition still evaluates what is beside the flag's value (it "
+            "may have effects): fold it by hand"
+        )
+        self.left += [Left(path, self._line(node), why) for node in rewriter.stuck]
         if Path(path).name != "__init__.py":
             for node in rewriter.dropped:
                 self.remove_unused_import_by_node(node)
@@ -400,7 +550,7 @@ def clean_source(
     """
     result = FileResult(path, source, source)
     if is_generated(source):
-        if utf8(key) in source:
+        if _utf8(key) in source:
             result.note = (
                 f"{path}: written by `aioflags codegen`, left alone: remove "
                 f"{key!r} from the flag file and regenerate it (the command in "
@@ -410,7 +560,7 @@ def clean_source(
     if accessors is None:
         accessors = accessor_names(key)
     imported = imported or {}
-    if not mentions(source, key, imported, accessors):
+    if not _mentions(source, key, imported, accessors):
         return result
     decoded = _decode(source)
     if isinstance(decoded, str):
@@ -420,7 +570,7 @@ def clean_source(
     result.failed = too_deep(text, path)  # (libcst's parser would crash the process)
     if result.failed is not None:
         return result
-    module, package = module_name(path)
+    module, package = _module_name(path)
     command = FlagCleanup(
         CodemodContext(
             filename=str(path), full_module_name=module, full_package_name=package

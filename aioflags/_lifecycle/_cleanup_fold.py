@@ -95,14 +95,26 @@ class Rewriter(cst.CSTTransformer):
         self, node: cst.BaseExpression, original: cst.BaseExpression
     ) -> cst.BaseExpression:
         """``node`` in ``original``'s place: with its parentheses if it has none."""
-        if original.lpar and not node.lpar:
-            kept = node.with_changes(lpar=original.lpar, rpar=original.rpar)
-            if node in self.constant:
-                self.constant[kept] = self.constant[node]
-            if node in self.uses:
-                self.uses[kept] = self.uses[node]
-            return kept
-        return node
+        return self._in(original.lpar, original.rpar, node) if original.lpar else node
+
+    def _bracketed(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        """A constant in parentheses, where its own precedence would change the code."""
+        return self._in([cst.LeftParen()], [cst.RightParen()], node)
+
+    def _in(
+        self,
+        lpar: Sequence[cst.LeftParen],
+        rpar: Sequence[cst.RightParen],
+        node: cst.BaseExpression,
+    ) -> cst.BaseExpression:
+        if node.lpar:
+            return node
+        kept = node.with_changes(lpar=lpar, rpar=rpar)
+        if node in self.constant:
+            self.constant[kept] = self.constant[node]
+        if node in self.uses:
+            self.uses[kept] = self.uses[node]
+        return kept
 
     # ------------------------------------------------------------ sites
     def visit_FormattedString(self, node: cst.FormattedString) -> None:
@@ -144,16 +156,6 @@ class Rewriter(cst.CSTTransformer):
     def _made(self, node: cst.BaseExpression, shape: m.BaseMatcherNode) -> bool:
         """Whether ``node`` is a constant the rewrite made, of that shape."""
         return node in self.constant and m.matches(node, shape)
-
-    def _bracketed(self, node: cst.BaseExpression) -> cst.BaseExpression:
-        """A constant in parentheses, where its own precedence would change the code."""
-        if node.lpar:
-            return node
-        kept = node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        self.constant[kept] = self.constant[node]
-        if node in self.uses:
-            self.uses[kept] = self.uses[node]
-        return kept
 
     def leave_Attribute(
         self, original: cst.Attribute, updated: cst.Attribute

@@ -25,8 +25,6 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from aioflags._lifecycle._cleanup_scan import same_module
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -58,9 +56,7 @@ _DETAILS: Final = frozenset(f"{m}_detail" for m in _METHODS)
 
 def python_literal(value: JSONValue) -> str:
     """VALUE as Python source (double-quoted strings, as ruff format writes them)."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, (int, float)):
+    if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
@@ -98,20 +94,23 @@ def _string(node: cst.BaseExpression) -> str | None:
 
 def pure(node: cst.BaseExpression) -> bool:
     """True for an argument evaluating which has no side effect (names, literals, attributes)."""
-    if isinstance(node, (cst.Name, cst.SimpleString, cst.Integer, cst.Float)):
-        return True
-    if isinstance(node, cst.Attribute):
-        return pure(node.value)
-    if isinstance(node, cst.UnaryOperation):
-        return pure(node.expression)
-    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
-        return all(isinstance(e, cst.Element) and pure(e.value) for e in node.elements)
-    if isinstance(node, cst.Dict):
-        return all(
-            isinstance(e, cst.DictElement) and pure(e.key) and pure(e.value)
-            for e in node.elements
-        )
-    return False
+    return m.matches(node, _PURE)
+
+
+_PURELY: Final = m.MatchIfTrue(pure)
+_PURE_ELEMENTS: Final = [m.ZeroOrMore(m.Element(_PURELY))]
+_PURE: Final = (
+    m.Name()
+    | m.SimpleString()
+    | m.Integer()
+    | m.Float()
+    | m.Attribute(value=_PURELY)
+    | m.UnaryOperation(expression=_PURELY)
+    | m.List(_PURE_ELEMENTS)
+    | m.Tuple(_PURE_ELEMENTS)
+    | m.Set(_PURE_ELEMENTS)
+    | m.Dict([m.ZeroOrMore(m.DictElement(_PURELY, _PURELY))])
+)
 
 
 @dataclass(frozen=True)
@@ -187,7 +186,7 @@ class Finder(cst.CSTVisitor):
         names = {
             name
             for module, defined in self._imported.items()
-            if source is not None and same_module(source, module)
+            if source is not None and _same_module(source, module)
             for name in defined
         }
         for alias in node.names:
@@ -315,7 +314,7 @@ class Finder(cst.CSTVisitor):
         (``flags = Flags(client)``, a parameter annotated ``Flags``).
         """
         if isinstance(receiver, cst.Call):
-            return _is_accessor_class(receiver.func)
+            return m.matches(receiver, _NEW_ACCESSORS)
         if not isinstance(receiver, cst.Name):
             return None
         scope = self.get_metadata(ScopeProvider, receiver, None)
@@ -325,14 +324,11 @@ class Finder(cst.CSTVisitor):
         for binding in bindings:
             bound = getattr(binding, "node", None)
             if isinstance(bound, cst.Param):
-                annotation = bound.annotation
-                if annotation is None or not _names_accessor_class(
-                    annotation.annotation
-                ):
+                if not m.matches(bound, _ACCESSORS_PARAM):
                     return None
                 continue
             value = self._bound.get(bound) if isinstance(bound, cst.Name) else None
-            if not isinstance(value, cst.Call) or not _is_accessor_class(value.func):
+            if value is None or not m.matches(value, _NEW_ACCESSORS):
                 return None  # (something else, or maybe Flags by another way)
         return True
 
@@ -428,6 +424,11 @@ class Finder(cst.CSTVisitor):
 _LOCALS_READERS: Final = frozenset({"locals", "vars", "eval", "exec"})
 
 
+def _same_module(a: str, b: str) -> bool:
+    """Whether two dotted names may be one module (one ends with the other, at a dot)."""
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
 def _reads_its_locals(scope: FunctionScope) -> bool:
     """Whether the function calls ``locals()``, ``vars()``, ``eval`` or ``exec`` (a variable may be read by name)."""
     return any(scope.accesses[name] for name in _LOCALS_READERS)
@@ -483,21 +484,19 @@ def variables(
 
 #: The generated accessors' classes: constructing one has no effect.
 _ACCESSOR_CLASSES: Final = frozenset({"Flags", "BlockingFlags"})
-
-
-def _is_accessor_class(func: cst.BaseExpression) -> bool:
-    """``Flags``, ``BlockingFlags``, or ``module.Flags``."""
-    if isinstance(func, cst.Attribute):
-        func = func.attr
-    return isinstance(func, cst.Name) and func.value in _ACCESSOR_CLASSES
-
-
-def _names_accessor_class(annotation: cst.BaseExpression) -> bool:
-    """An annotation that is ``Flags``/``BlockingFlags`` (``"Flags"``, ``m.Flags``)."""
-    written = _string(annotation)
-    if written is not None:
-        return written.rsplit(".", 1)[-1] in _ACCESSOR_CLASSES
-    return _is_accessor_class(annotation)
+_ACCESSOR_CLASS: Final = m.Name(m.MatchIfTrue(_ACCESSOR_CLASSES.__contains__))
+#: ``Flags(...)``, ``BlockingFlags(...)``, ``module.Flags(...)``
+_NEW_ACCESSORS: Final = m.Call(func=_ACCESSOR_CLASS | m.Attribute(attr=_ACCESSOR_CLASS))
+#: A parameter annotated ``Flags`` (``"Flags"``, ``m.Flags``)
+_ACCESSORS_PARAM: Final = m.Param(
+    annotation=m.Annotation(
+        _ACCESSOR_CLASS
+        | m.Attribute(attr=_ACCESSOR_CLASS)
+        | m.MatchIfTrue(
+            lambda node: (_string(node) or "").rsplit(".", 1)[-1] in _ACCESSOR_CLASSES
+        )
+    )
+)
 
 
 def _makes_receiver(value: cst.BaseExpression, scope: Scope) -> bool:
