@@ -49,7 +49,7 @@ from libcst.codemod import (
     transform_module,
 )
 from libcst.codemod.visitors import RemoveImportsVisitor
-from libcst.metadata import PositionProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from aioflags._lifecycle._cleanup_fold import Rewriter, names_used, surviving, tidy
 from aioflags._lifecycle._cleanup_sites import Finder, receivers, variables
@@ -355,7 +355,12 @@ class FlagCleanup(CodemodCommand):
         wrapper = self.context.wrapper
         assert wrapper is not None  # (transform_module made it)
         finder = Finder(
-            self.key, self.value, self.imported, self.accessors, dotted_name(Path(path))
+            self.key,
+            self.value,
+            self.imported,
+            self.accessors,
+            dotted_name(Path(path)),
+            lambda: wrapper.resolve(ParentNodeProvider),
         )
         wrapper.visit(finder)
         source = tree.code

@@ -10,6 +10,7 @@ the assignments the first pass found going (``_cleanup_sites.py``).
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from typing import TYPE_CHECKING, Final
 
@@ -19,7 +20,7 @@ import libcst.matchers as m
 from aioflags._lifecycle._cleanup_sites import literal_value, pure, python_literal
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from aioflags._core._json import JSONValue
     from aioflags._lifecycle._cleanup_sites import Site
@@ -33,6 +34,13 @@ _BARE_PASS: Final = m.SimpleStatementLine(
     body=[m.ZeroOrMore(m.Pass())],
     leading_lines=[m.ZeroOrMore(m.EmptyLine(comment=None))],
 )
+#: The comparisons with a literal that fold.
+_COMPARE: Final[dict[type[cst.BaseCompOp], Callable[[object, object], object]]] = {
+    cst.Equal: operator.eq,
+    cst.NotEqual: operator.ne,
+    cst.Is: operator.is_,
+    cst.IsNot: operator.is_not,
+}
 #: ``except E as name:``
 _EXCEPT_AS: Final = m.ExceptHandler(
     name=m.AsName(name=m.SaveMatchedNode(m.Name(), "name"))
@@ -232,22 +240,15 @@ class Rewriter(cst.CSTTransformer):
         known, literal = literal_value(other)
         if not known:
             return updated
-        value = self.constant[mine]
-        op = target.operator
-        result: bool
-        if isinstance(op, cst.Equal):
-            result = value == literal
-        elif isinstance(op, cst.NotEqual):
-            result = value != literal
-        elif isinstance(op, (cst.Is, cst.IsNot)) and (
-            literal is None or isinstance(literal, bool)
+        compare = _COMPARE.get(type(target.operator))
+        if compare is None or (
+            compare in (operator.is_, operator.is_not)  # (`is` a singleton only)
+            and not (literal is None or isinstance(literal, bool))
         ):
-            result = (value is literal) == isinstance(op, cst.Is)
-        else:
             return updated
         self._fold(mine)
         self.dropped.append(original)
-        return self._make(result, updated)
+        return self._make(bool(compare(self.constant[mine], literal)), updated)
 
     def leave_IfExp(
         self, original: cst.IfExp, updated: cst.IfExp

@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import (
-    FunctionScope,
-    GlobalScope,
-    ParentNodeProvider,
-    Scope,
-    ScopeProvider,
-)
+from libcst.metadata import FunctionScope, GlobalScope, Scope, ScopeProvider
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -128,9 +122,17 @@ Assignment: TypeAlias = tuple[cst.Assign | cst.AnnAssign, cst.Name, cst.BaseExpr
 _ONE_NAME: Final = m.Assign(targets=[m.AssignTarget(target=m.Name())]) | m.AnnAssign(
     target=m.Name()
 )
-#: A call of a method whose first argument is positional.
-_METHOD_CALL: Final = m.Call(
-    func=m.Attribute(), args=[m.Arg(keyword=None, star=""), m.ZeroOrMore()]
+_EVALUATIONS: Final = frozenset(_METHODS) | _DETAILS
+_POSITIONAL: Final = m.Arg(keyword=None, star="")
+#: ``R.variation(KEY, ...)`` and its kin, KEY positional
+_EVALUATION: Final = m.Call(
+    func=m.Attribute(attr=m.Name(m.MatchIfTrue(_EVALUATIONS.__contains__))),
+    args=[_POSITIONAL, m.ZeroOrMore()],
+)
+#: ``R.name(ctx)``: another method, one positional argument (an accessor?)
+_ONE_ARGUMENT: Final = m.Call(
+    func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n not in _EVALUATIONS))),
+    args=[_POSITIONAL],
 )
 #: Where a call's value goes on as a value (an element, returned, yielded...):
 #: in an async function, a coroutine handed to gather, a task list, a caller.
@@ -149,7 +151,7 @@ _PASSES_ON: Final = (
 class Finder(cst.CSTVisitor):
     """The first pass: the key's constants, the sites, and the key used as data."""
 
-    METADATA_DEPENDENCIES = (ParentNodeProvider, ScopeProvider)
+    METADATA_DEPENDENCIES = (ScopeProvider,)
 
     def __init__(
         self,
@@ -158,9 +160,13 @@ class Finder(cst.CSTVisitor):
         imported: Mapping[str, frozenset[str]],
         accessors: frozenset[str],
         module: str,
+        parents: Callable[[], Mapping[cst.CSTNode, cst.CSTNode]],
     ) -> None:
         super().__init__()
         self._module = module
+        #: each node's parent (libcst's ParentNodeProvider), made when a site
+        #: asks: most modules have none
+        self._parents = parents
         #: the names assigned one value (``x = value``): the value
         self._bound: dict[cst.CSTNode, cst.BaseExpression] = {}
         #: whether the module imports Flags or BlockingFlags
@@ -212,26 +218,28 @@ class Finder(cst.CSTVisitor):
         return ".".join([*parts, written] if written else parts)
 
     def visit_Module(self, node: cst.Module) -> None:
-        self.assignments = _assignments(node)
+        found = m.findall(node, _ONE_NAME | m.ImportAlias())
+        self.assignments = _assignments(found)
         self._bound = {name: value for _, name, value in self.assignments}
         self._accessor_classes = any(
-            cst.ensure_type(alias, cst.ImportAlias).evaluated_name.rsplit(".", 1)[-1]
-            in _ACCESSOR_CLASSES
-            for alias in m.findall(node, m.ImportAlias())
+            isinstance(alias, cst.ImportAlias)
+            and alias.evaluated_name.rsplit(".", 1)[-1] in _ACCESSOR_CLASSES
+            for alias in found
         )
+        module = {  # (the module's own statements)
+            small
+            for line in node.body
+            if isinstance(line, cst.SimpleStatementLine)
+            for small in line.body
+        }
         for assign, name, value in self.assignments:
-            line = self._parent(assign)  # (the module's own: a line of its body)
-            if (
-                line is not None
-                and self._parent(line) is node
-                and _string(value) == self.key
-            ):
+            if assign in module and _string(value) == self.key:
                 self.constants.add(name.value)
                 self._definitions.add(name)
                 self._key_nodes.add(value)
 
     def _parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self.get_metadata(ParentNodeProvider, node, None)
+        return self._parents().get(node)
 
     def _is_key(self, node: cst.BaseExpression) -> bool:
         if _string(node) == self.key:
@@ -252,22 +260,16 @@ class Finder(cst.CSTVisitor):
         return scope is not None and len(scope.assignments[node.value]) == 1
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not m.matches(node, _METHOD_CALL):
-            return
-        method = cst.ensure_type(node.func, cst.Attribute).attr.value
-        if method in _METHODS or method in _DETAILS:
-            self._evaluation(node, method)
-        elif len(node.args) == 1 and (
-            method in self.accessors
-            or (
-                method.endswith("_detail")
-                and method[: -len("_detail")] in self.accessors
-            )
-        ):
-            self._accessor(node, method)
+        # (not libcst's @m.visit: a MatcherDecoratableVisitor costs ~30 ms
+        # to construct, one per file)
+        if m.matches(node, _EVALUATION):
+            self._evaluation(node)
+        elif m.matches(node, _ONE_ARGUMENT):
+            self._accessor(node)
 
-    def _evaluation(self, node: cst.Call, method: str) -> None:
+    def _evaluation(self, node: cst.Call) -> None:
         """``R.variation(KEY, ...)`` and its kin: a site if KEY is the key."""
+        method = cst.ensure_type(node.func, cst.Attribute).attr.value
         first = node.args[0].value
         if not self._is_key(first):
             if _string(first) is None and not isinstance(
@@ -287,8 +289,14 @@ class Finder(cst.CSTVisitor):
             return
         self.sites[node] = Site(node, self._why_not(node, method, node.args[1:]))
 
-    def _accessor(self, node: cst.Call, method: str) -> None:
+    def _accessor(self, node: cst.Call) -> None:
         """``R.name(ctx)``: a site if R is codegen's ``Flags``/``BlockingFlags``."""
+        method = cst.ensure_type(node.func, cst.Attribute).attr.value
+        if method not in self.accessors and (
+            not method.endswith("_detail")
+            or method[: -len("_detail")] not in self.accessors
+        ):
+            return  # (not the flag's accessor)
         known = self._accessor_receiver(cst.ensure_type(node.func, cst.Attribute).value)
         if known is False or (known is None and not self._accessor_classes):
             return  # (another object's method of that name)
@@ -434,10 +442,10 @@ def _reads_its_locals(scope: FunctionScope) -> bool:
     return any(scope.accesses[name] for name in _LOCALS_READERS)
 
 
-def _assignments(tree: cst.Module) -> list[Assignment]:
-    """Each assignment of one value to one name in ``tree``, in the order written."""
+def _assignments(nodes: Iterable[cst.CSTNode]) -> list[Assignment]:
+    """Those of ``nodes`` that assign one value to one name, in order."""
     out: list[Assignment] = []
-    for node in m.findall(tree, _ONE_NAME):
+    for node in nodes:
         if isinstance(node, cst.Assign):
             target = node.targets[0].target
             out.append((node, cst.ensure_type(target, cst.Name), node.value))
