@@ -64,11 +64,6 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
 
-#: A line holding an import statement.
-_IMPORT_LINE: Final = m.SimpleStatementLine(
-    body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
-)
-
 __all__ = [
     "FileResult",
     "FlagCleanup",
@@ -77,9 +72,12 @@ __all__ = [
     "clean_source",
     "is_generated",
     "key_constants",
-    "keys_evaluated",
-    "names_taken_from",
 ]
+
+#: A line holding an import statement.
+_IMPORT_LINE: Final = m.SimpleStatementLine(
+    body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
+)
 
 
 @dataclass(frozen=True)
