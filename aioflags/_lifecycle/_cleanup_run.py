@@ -103,19 +103,28 @@ def cleanup(
         import libcst  # noqa: F401  # (its absence is a usage error)
     except ImportError:
         return _error("aioflags cleanup needs libcst: pip install 'aioflags[codemod]'")
-    from aioflags._lifecycle._cleanup import (
-        accessor_names,
-        clean_source,
-        is_generated,
-        key_constants,
-        keys_evaluated,
-        names_taken_from,
-    )
-
     try:
         found, skipped = _tree.find(paths or [Path()])
     except FileNotFoundError as exc:
         return _error(f"{exc.filename}: no such file or directory")
+    status, value = _agreed(flag, value, evidence, flag_files, force=force)
+    if status:
+        return status
+    sources = _read(found, skipped)
+    results = _rewritten(flag, value, sources, transformed)
+    rewritten, touched, left = _apply(results, skipped, dry_run=dry_run)
+    return _report(flag, sources, rewritten, touched, left, skipped, dry_run=dry_run)
+
+
+def _agreed(
+    flag: str,
+    value: JSONValue,
+    evidence: Sequence[Path],
+    flag_files: Sequence[Path],
+    *,
+    force: bool,
+) -> tuple[int, JSONValue]:
+    """What the evidence says: 0 and the value to write (from the flag files), or the exit status."""
     if not evidence and not flag_files and not force:
         say(
             f"refused: no evidence of what {flag!r} serves; nothing changed. Give "
@@ -123,17 +132,26 @@ def cleanup(
             "--flags FILE, or --force to rewrite anyway",
             err=True,
         )
-        return REFUSED
+        return REFUSED, value
     for given in (*evidence, *flag_files):
         kind = _not_a_file(given)
         if kind is not None:
-            return _error(f"{given}: {kind}, not a file")
+            return _error(f"{given}: {kind}, not a file"), value
     try:
         if flag_files:
             value = variation_for(flag, value, flag_files)
         refused, value = refusals(flag, value, evidence, flag_files)
     except CleanupError as exc:
-        return _error(str(exc))
+        return _error(str(exc)), value
+    return _verdict(
+        flag, value, refused, force=force, given=bool(evidence or flag_files)
+    ), value
+
+
+def _verdict(
+    flag: str, value: JSONValue, refused: Sequence[str], *, force: bool, given: bool
+) -> int:
+    """What the evidence refused, said; 0 if the rewrite goes on (``--force`` says so)."""
     shown = json.dumps(value, ensure_ascii=False)
     if refused:
         for line in refused:
@@ -146,9 +164,15 @@ def cleanup(
             )
             return REFUSED
         say(f"--force: rewriting {flag!r} as {shown} against the evidence above")
-    elif not evidence and not flag_files:
+    elif not given:
         say(f"--force: rewriting {flag!r} as {shown} with no evidence")
+    return 0
 
+
+def _read(
+    found: Sequence[_tree.Found], skipped: list[_tree.Skipped]
+) -> list[_tree.Source]:
+    """The files found, read (those that cannot be go to ``skipped``)."""
     sources: list[_tree.Source] = []
     for entry in found:
         got = _tree.read(entry)
@@ -156,6 +180,24 @@ def cleanup(
             skipped.append(got)
         else:
             sources.append(got)
+    return sources
+
+
+def _rewritten(
+    flag: str,
+    value: JSONValue,
+    sources: Sequence[_tree.Source],
+    transformed: Callable[[Path], None] | None,
+) -> list[tuple[_tree.Source, FileResult]]:
+    """Every file rewritten in memory: nothing is written yet."""
+    from aioflags._lifecycle._cleanup import (
+        accessor_names,
+        clean_source,
+        is_generated,
+        key_constants,
+        names_taken_from,
+    )
+
     # (a key constant one module defines, others import)
     everything = [(source.path, source.data) for source in sources]
     imported = key_constants(everything, flag)
@@ -177,7 +219,16 @@ def cleanup(
         results.append((source, result))
         if transformed is not None:
             transformed(source.path)
+    return results
 
+
+def _apply(
+    results: Sequence[tuple[_tree.Source, FileResult]],
+    skipped: list[_tree.Skipped],
+    *,
+    dry_run: bool,
+) -> tuple[int, int, list[str]]:
+    """Each changed file written (``dry_run``: its diff shown): the sites rewritten, the files touched, what was left."""
     rewritten = touched = 0
     left: list[str] = []
     for source, result in results:
@@ -200,6 +251,20 @@ def cleanup(
             touched += 1
             rewritten += result.rewritten
         left += [str(entry) for entry in result.left]
+    return rewritten, touched, left
+
+
+def _report(
+    flag: str,
+    sources: Sequence[_tree.Source],
+    rewritten: int,
+    touched: int,
+    left: Sequence[str],
+    skipped: Sequence[_tree.Skipped],
+    *,
+    dry_run: bool,
+) -> int:
+    """What was left, the files left as they were, the summary; the exit status."""
     for line in left:
         say(f"left: {line}")
     skipped = list(dict.fromkeys(skipped))
@@ -215,7 +280,9 @@ def cleanup(
     if skipped:
         return SOME_LEFT
     if not rewritten and not left:
-        keys = keys_evaluated(data for _, data in everything) - {flag}
+        from aioflags._lifecycle._cleanup import keys_evaluated
+
+        keys = keys_evaluated(source.data for source in sources) - {flag}
         close = difflib.get_close_matches(flag, sorted(keys), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         say(f"no call site evaluates {flag!r}{hint}", err=True)
