@@ -574,7 +574,7 @@ from aioflags import Client, Config, Context, DataSystem
 
 async def main(target, events_uri):
     more = {"sdk_key": "k", "events_uri": events_uri} if events_uri else {"send_events": False}
-    config = Config(data_system=DataSystem.flagd(target, deadline=30.0), **more)
+    config = Config(data_system=DataSystem.flagd(target, deadline=30.0), ready_timeout=120, **more)
     async with Client(config) as client:
         value = await client.variation("greeting", Context.create("u"), "default")
         print(json.dumps([str(client.status), value, "httpx" in sys.modules]))
@@ -803,3 +803,54 @@ def test_one_event_loop_after_another_each_gets_grpc_of_its_own(
         if r.exc_info is not None and "Event loop is closed" in str(r.exc_info[1])
     ]
     assert closed == []
+
+
+@pytest.mark.slow
+def test_96_a_flagd_client_that_ends_well_closes_without_the_collector() -> None:
+    # Each flagd close ran gc.collect() (release_grpc): a full collection in
+    # the app's process at every client close, for gRPC objects a cycle
+    # kept. Attempts now forget their frames and the collector runs only
+    # when an object aioflags made still lives (a call cancelled before it
+    # was sent: a cycle of gRPC's own).
+    import asyncio
+    import gc
+
+    async def served() -> None:
+        async with FlagdServer(DOC) as server, Client(flagd(server)) as client:
+            assert await greeting(client) == "hello"
+
+    async def dropped() -> None:
+        async with FlagdServer(DOC) as server, Client(flagd(server)) as client:
+            await server.wait_until(lambda s: s.open_streams == 1)
+            server.drop_streams()
+            await server.stop()
+            assert client.status is not ProviderStatus.FATAL
+
+    def grpc_objects() -> list[str]:
+        names = ("Channel", "AioChannel", "UnaryStreamCall", "_AioCall", "Server")
+        return [
+            type(o).__qualname__
+            for o in gc.get_objects()
+            if str(getattr(type(o), "__module__", "")).startswith("grpc")
+            and type(o).__qualname__ in names
+        ]
+
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(count)
+    try:
+        for run in (served, dropped, served):
+            asyncio.run(run())
+            assert grpc_objects() == [], run.__name__
+        assert collections == []
+    finally:
+        gc.callbacks.remove(count)
+        if enabled:
+            gc.enable()

@@ -18,6 +18,7 @@ without it.
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
@@ -200,6 +201,7 @@ class FlagdServer:
         "_changed",
         "_drop",
         "_get_metadata",
+        "_made",
         "_metadata_answer",
         "_port",
         "_refusals",
@@ -244,6 +246,8 @@ class FlagdServer:
         )
         self._port = 0
         self._server: grpc.aio.Server | None = None
+        #: Its servers that may still live (weakly: ``release_grpc``).
+        self._made: weakref.WeakSet[grpc.aio.Server] = weakref.WeakSet()
         #: Set and replaced on every change of what is served or recorded.
         self._changed = anyio.Event()
         #: Set (and replaced) to end the streams open now (drop_streams()).
@@ -288,7 +292,7 @@ class FlagdServer:
         await self.stop()
         from aioflags._datasystem._sources._flagd._source import release_grpc
 
-        release_grpc()  # (its server's objects: gRPC's engine goes with this loop)
+        release_grpc(self._made)  # (its servers: gRPC's engine goes with this loop)
 
     async def start(self) -> None:
         """Listen (again, on the same port or socket after :meth:`stop`)."""
@@ -324,6 +328,7 @@ class FlagdServer:
         # No SO_REUSEPORT: a restarted server must not share its port with
         # one still closing (gRPC sets it by default).
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self._made.add(server)
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_SERVICE, handlers),)
         )

@@ -63,8 +63,10 @@ import asyncio
 import functools
 import gc
 import math
+import traceback
+import weakref
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 
@@ -473,7 +475,20 @@ class _Link:
         )
 
 
-def release_grpc() -> None:
+T = TypeVar("T")
+
+#: The channels and calls flagd data systems made that may still live,
+#: weakly held, for :func:`release_grpc`.
+_MADE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def made(grpc_object: T) -> T:
+    """``grpc_object`` (a channel, a call), remembered for :func:`release_grpc`."""
+    _MADE.add(grpc_object)
+    return grpc_object
+
+
+def release_grpc(made: weakref.WeakSet[Any] = _MADE) -> None:
     """Let gRPC's asyncio engine go with the event loop that made it: after a client ends.
 
     gRPC keeps one asyncio engine per process, bound to the event loop
@@ -481,14 +496,19 @@ def release_grpc() -> None:
     long as any gRPC object lives; a later event loop's calls (a test's
     next loop, an app's second ``asyncio.run``) are then answered on the
     closed one ("Event loop is closed" in a callback; seen to crash a
-    process). The objects of a run that ended outlive it in reference
-    cycles (the traceback of the cancellation that stopped its tasks), so
-    they are collected here, once per run of a flagd data system (the
-    client's close: ``_client/_lifecycle.py``) and per stop of a
-    ``FlagdServer``: the next loop's first channel then makes an engine of
-    its own.
+    process). Run as a flagd data system's run ends (the client's close:
+    ``_client/_lifecycle.py``), and as a ``FlagdServer`` stops (with the
+    objects it made).
+
+    Most ends leave nothing: attempts close their channels and forget
+    their frames (:func:`_forget`). A call cancelled before its request
+    was sent (a server that refused the connection) is kept by a cycle of
+    gRPC's own (the call, its sending task, that task's
+    ``CancelledError``, whose traceback holds the call), so the collector
+    runs then, and only then: when an object in ``made`` still lives.
     """
-    gc.collect()
+    if made:
+        gc.collect()
 
 
 async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
@@ -523,7 +543,7 @@ async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
             ("grpc.keepalive_time_ms", int(options.keepalive * 1000))
         )
     if not options.tls:
-        return grpc.aio.insecure_channel(options.target, options=channel_options)
+        return made(grpc.aio.insecure_channel(options.target, options=channel_options))
     roots = None
     if ca is not None:
         try:
@@ -531,7 +551,9 @@ async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
         except CaFileError as exc:
             raise _Failed(link.error(ErrorKind.UNKNOWN, str(exc))) from None
     credentials = grpc.ssl_channel_credentials(root_certificates=roots)
-    return grpc.aio.secure_channel(options.target, credentials, options=channel_options)
+    return made(
+        grpc.aio.secure_channel(options.target, credentials, options=channel_options)
+    )
 
 
 def _no_answer(link: _Link) -> ErrorInfo:
@@ -541,6 +563,21 @@ def _no_answer(link: _Link) -> ErrorInfo:
         f"no flag configuration: no answer within the {link.options.deadline:g} s "
         "deadline (connecting included)",
     )
+
+
+def _forget(exc: BaseException) -> None:
+    """Let the finished frames ``exc`` passed through go (their gRPC call, their channel).
+
+    A cancelled task's ``CancelledError`` is kept in a reference cycle by
+    anyio's task groups (``task_done`` holds it; its traceback holds
+    ``task_done``) until the collector runs, and with it every frame it
+    passed through: gRPC's own, whose ``self`` is the call. gRPC keeps its
+    asyncio engine on the loop that made it while any call or channel
+    lives, and a later event loop's calls would be answered on the closed
+    one. Clearing the frames (``traceback.clear_frames``: only finished
+    ones) lets them go when the attempt ends, not when the collector runs.
+    """
+    traceback.clear_frames(exc.__traceback__)
 
 
 async def _close(channel: grpc.aio.Channel) -> None:
@@ -685,8 +722,10 @@ def flagd_initializer(
                     return
                 # Its answer begun within the deadline; the configuration
                 # then has stream_deadline to arrive whole (a large one).
-                call = fetch(
-                    request, metadata=link.headers(), timeout=_body_timeout(options)
+                call = made(
+                    fetch(
+                        request, metadata=link.headers(), timeout=_body_timeout(options)
+                    )
                 )
                 try:
                     left = max(end - anyio.current_time(), 0.0)
@@ -718,6 +757,9 @@ def flagd_initializer(
                 shared.refused = error.message
                 yield Basis(change_set=None, error=error)
                 return
+        except BaseException as exc:
+            _forget(exc)
+            raise
         finally:
             if keep:
                 await shared.park(ctx, channel)
@@ -815,17 +857,18 @@ async def _stream(
     options, clock = link.options, link.clock
     if channel is None:
         channel = await _open_channel(link, ca)
-    call = None
+    call: grpc.aio.UnaryStreamCall[Any, bytes] | None = None
     try:
-        sync: grpc.aio.UnaryStreamMultiCallable[Any, bytes] = channel.unary_stream(
-            _SYNC,
-            request_serializer=sync_pb2.SyncFlagsRequest.SerializeToString,
-            response_deserializer=None,  # (bytes: decoded by link.decoded)
-        )
         request = sync_pb2.SyncFlagsRequest(
             provider_id=options.provider_id or "", selector=options.selector or ""
         )
-        call = sync(request, metadata=link.headers())
+        call = made(
+            channel.unary_stream(
+                _SYNC,
+                request_serializer=sync_pb2.SyncFlagsRequest.SerializeToString,
+                response_deserializer=None,  # (bytes: decoded by link.decoded)
+            )(request, metadata=link.headers())
+        )
         end_by = (
             clock.now() + options.stream_deadline
             if options.stream_deadline > 0 and not math.isinf(options.stream_deadline)
@@ -877,7 +920,15 @@ async def _stream(
             link.reported = None  # (a refusal after this one is news)
             yield Update(state=SourceState.VALID, change_set=change_set)
             del change_set, message
+    except BaseException as exc:
+        _forget(exc)
+        raise
     finally:
         if call is not None:
             call.cancel()
         await _close(channel)
+        # This frame may outlive the call in a traceback kept by a cycle
+        # (anyio's task_done keeps a cancelled task's CancelledError, whose
+        # traceback is its own frame), until the collector runs: it must
+        # not keep the call and the channel so (see _forget).
+        channel = call = None
