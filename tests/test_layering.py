@@ -34,9 +34,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._evaluation",),
     ("aioflags._datasystem._datatypes",),
     ("aioflags._datasystem._patterns",),
+    ("aioflags._datasystem._flagd_document",),
     (
         "aioflags._datasystem._context",
-        "aioflags._datasystem._flagd_document",
+        "aioflags._datasystem._flagd_link",
         "aioflags._datasystem._mirror",
         "aioflags._datasystem._payloads",
     ),
