@@ -19,8 +19,8 @@ Both keep to one discipline, and this module is where it is kept:
   copy, so what one defines is no other's.
 - **One compile-and-exec.** :func:`generate` compiles a function's source
   under a name of its own (one counter), and registers that source in
-  :mod:`linecache` for as long as the code lives, so tracebacks, coverage,
-  debuggers and ``inspect.getsource`` show the generated code (attrs'
+  :mod:`linecache` for as long as the code lives, so tracebacks, ``pdb``
+  and ``inspect.getsource`` show the generated code (attrs'
   ``_linecache_and_compile`` does the same). It is the one ``exec`` in
   aioflags.
 """
