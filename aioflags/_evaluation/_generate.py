@@ -76,7 +76,7 @@ class Front:
     def __init__(self, label: str, helpers: Mapping[str, object]) -> None:
         for name in helpers:
             if not (name.startswith("_") and name.isidentifier()):
-                raise ValueError(f"a helper's name is private: {name!r}")
+                raise ValueError(f"a helper's name begins with '_' (private): {name!r}")
         self.label = label
         self.globals: Final[Mapping[str, object]] = {
             "__builtins__": _BUILTINS,
