@@ -1185,7 +1185,8 @@ def test_a_prerequisite_cycle_is_found_on_the_careful_path(
 
 
 def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import aioflags._evaluation._codegen as codegen
+    # (the generator's back end holds the one shape cache, flagd's too)
+    import aioflags._evaluation._generate as codegen
 
     monkeypatch.setattr(codegen, "_CACHE_SIZE", 1)
     monkeypatch.setattr(codegen, "_shapes", {})

@@ -18,7 +18,7 @@ import mmh3
 import pytest
 
 from aioflags import Context
-from aioflags._evaluation import _jsonlogic
+from aioflags._evaluation import _generate
 from aioflags._evaluation._flagdops import (
     Fractions,
     RuleError,
@@ -729,11 +729,12 @@ def test_rules_of_one_shape_share_their_function_not_their_data() -> None:
 
 
 def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_jsonlogic, "_CACHE_SIZE", 3)
-    monkeypatch.setattr(_jsonlogic, "_shapes", {})
+    # (the generator's back end holds the one shape cache, LaunchDarkly's too)
+    monkeypatch.setattr(_generate, "_CACHE_SIZE", 3)
+    monkeypatch.setattr(_generate, "_shapes", {})
     for i in range(10):
         build_targeting({"+": [{"var": "x"}] * (i + 1)}, KEY)
-        assert len(_jsonlogic._shapes) <= 3
+        assert len(_generate._shapes) <= 3
     assert run({"+": [{"var": "x"}, 1]}, user(x=1)) == 2
 
 

@@ -15,17 +15,16 @@ which the source reads as ``o[0]``, ``o[1]``... (see :class:`_Writer`). So two f
 same shape (the same target kinds, the same operators in the same places)
 have the same source: it is compiled once and the function is shared, and
 flag data can never become code. A rollout that is not an experiment is
-bucketed inline.
+bucketed inline. This module is the generator's front end for
+LaunchDarkly's flags: :mod:`._generate`, its back end, compiles the source
+(as it does :mod:`._jsonlogic`'s).
 """
 
 from __future__ import annotations
 
-import linecache
 import re
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from itertools import count
-from types import CodeType, FunctionType, MethodType
+from types import FunctionType, MethodType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -33,11 +32,11 @@ from typing import (
     NamedTuple,
     Protocol,
     TypeAlias,
-    cast,
     final,
 )
 
 from ._context import NO_ATTRIBUTES
+from ._generate import Front, generate
 from ._operators import OPERATORS, semver_key
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ __all__ = [
     "build_predicate",
     "build_runner",
     "build_segment",
-    "register_source",
     "slow_clause",
 ]
 
@@ -102,7 +100,6 @@ class Code:
 #: Flags with more clauses than this are evaluated by the interpreter: one
 #: compile must stay short (it runs on the event loop) and such flags are rare.
 MAX_CLAUSES: Final = 64
-_CACHE_SIZE: Final = 1024
 
 
 class InlineClause(NamedTuple):
@@ -172,34 +169,18 @@ class Rollout(NamedTuple):
     results: tuple[object, ...]
 
 
-_GLOBALS: Final[dict[str, object]] = {
-    "__builtins__": {
-        "type": type,
-        "float": float,
-        "int": int,
-        "str": str,
-        "len": len,
-        "tuple": tuple,
-        "KeyError": KeyError,
+#: What the generated code calls, beside the back end's builtins.
+_FRONT: Final = Front(
+    "generated",
+    {
+        "_slow": slow_clause,
+        "_bucket": bucket_value,
+        "_semver": semver_key,
+        "_NOTHING": NO_ATTRIBUTES,
+        "_Code": Code,
     },
-    "_slow": slow_clause,
-    "_bucket": bucket_value,
-    "_semver": semver_key,
-    "_NOTHING": NO_ATTRIBUTES,
-    "_Code": Code,
-}
-_shapes: dict[str, FunctionType] = {}
-
-
+)
 _PLACEHOLDER: Final = re.compile("\x00(\\d+)\x01")
-_names = count()
-
-
-def register_source(code: CodeType, source: str) -> None:
-    """Let tracebacks and debuggers show generated code, while the code lives."""
-    filename = code.co_filename
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    weakref.finalize(code, linecache.cache.pop, filename, None).atexit = False
 
 
 class _Writer:
@@ -343,21 +324,7 @@ class _Writer:
                 ]
             ),
         )
-        shared = _shapes.get(source)
-        if shared is None:
-            if len(_shapes) >= _CACHE_SIZE:
-                _shapes.clear()  # a cache only: built methods keep their function
-            namespace: dict[str, object] = {}
-            globals_ = dict(_GLOBALS)
-            # Safe: the source is built from the fixed fragments above and
-            # operand indices only; the flag data reaches the code as items
-            # of the tuple the function is bound to.
-            filename = f"<aioflags generated {name} {next(_names)}>"
-            exec(compile(source, filename, "exec"), globals_, namespace)
-            shared = cast("FunctionType", namespace[name])
-            register_source(shared.__code__, source)
-            _shapes[source] = shared
-        return shared, operands
+        return generate(_FRONT, [source]), operands
 
     def bound(self, name: str) -> Callable[[Context, Any], bool]:
         """``name(ctx, st)``: :meth:`function` bound to the operands."""

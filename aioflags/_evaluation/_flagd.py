@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NamedTuple, final
 
 from ._codegen import Code
-from ._jsonlogic import TargetingError, _constant_run, build_targeting
+from ._jsonlogic import TargetingError, build_targeting, constant_run
 from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
     except TargetingError as exc:
         raise FlagdFlagError(str(exc)) from None
     # (a rule that is a value, "on": its result for every context)
-    constant = operands[0] if run is _constant_run else None
+    constant = operands[0] if run is constant_run else None
     return parts(
         constant if isinstance(constant, Result) else None,
         None if isinstance(constant, Result) else Code(run, True, operands),

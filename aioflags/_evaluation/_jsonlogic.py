@@ -13,7 +13,9 @@ string, number, ``var`` path, list and object of the rule is an item of the
 operand tuple the function is called with, read as ``o[0]``, ``o[1]``...
 Two rules of the same shape (the same operators in the same places, the same
 literal kinds) have the same source, compiled once and shared; flag data
-can never become code.
+can never become code. This module is the generator's front end for
+JsonLogic: :mod:`._generate`, its back end, compiles the source (as it
+does :mod:`._codegen`'s).
 
 Any depth and any width compile, in time linear in the rule's size, and
 Python's recursion limit is left as it is: a subtree past :data:`_MAX_DEPTH`
@@ -38,17 +40,23 @@ from itertools import count
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from . import _flagdops as ops
-from ._codegen import register_source
+from ._generate import Front, generate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import FunctionType
 
     from aioflags._core._json import JSONValue
 
     from ._context import Context
 
-__all__ = ["Choice", "Targeting", "TargetingError", "build_targeting", "flagd_data"]
+__all__ = [
+    "Choice",
+    "Targeting",
+    "TargetingError",
+    "build_targeting",
+    "constant_run",
+    "flagd_data",
+]
 
 flagd_data = ops.flagd_data
 
@@ -67,7 +75,6 @@ class TargetingError(Exception):
 #: The pip command that brings what ``fractional`` needs (MurmurHash3).
 EXTRA: Final = "pip install 'aioflags[flagd]'"
 
-_CACHE_SIZE: Final = 1024
 #: Past this nesting, a subtree becomes a function of its own: CPython's
 #: parser refuses expressions nested ~200 parentheses deep. The subtree is
 #: compiled after the rest (``_Compiler.pending``), so the compiler's own
@@ -146,68 +153,62 @@ class _Miss:
 
 _MISS: Final = _Miss()
 
-_GLOBALS: Final[dict[str, object]] = {
-    "__builtins__": {
-        "type": type,
-        "bool": bool,
-        "int": int,
-        "float": float,
-        "list": list,
-        "str": str,
+#: What the generated code calls, beside the back end's builtins.
+_FRONT: Final = Front(
+    "flagd targeting",
+    {
+        "_truthy": ops.truthy,
+        "_eq": ops.loose_equals,
+        "_ne": ops.not_loose_equals,
+        "_seq": ops.strict_equals,
+        "_sne": ops.not_strict_equals,
+        "_lt": ops.less,
+        "_le": ops.less_equal,
+        "_gt": ops.greater,
+        "_ge": ops.greater_equal,
+        "_not": ops.not_,
+        "_bool": ops.bool_,
+        "_add": ops.add,
+        "_sub": ops.subtract,
+        "_mul": ops.multiply,
+        "_div": ops.divide,
+        "_mod": ops.modulo,
+        "_in": ops.in_,
+        "_min": ops.minimum,
+        "_max": ops.maximum,
+        "_cat": ops.cat,
+        "_substr": ops.substr,
+        "_merge": ops.merge,
+        "_log": ops.log,
+        "_starts": ops.starts_with,
+        "_ends": ops.ends_with,
+        "_sem_ver": ops.sem_ver,
+        "_sem_ver_to": ops.sem_ver_to,
+        "_var": ops.var,
+        "_walk": ops.walk,
+        "_missing": ops.missing,
+        "_missing_some": ops.missing_some,
+        "_map": ops.map_,
+        "_filter": ops.filter_,
+        "_reduce": ops.reduce_,
+        "_all": ops.all_,
+        "_some": ops.some,
+        "_none": ops.none,
+        "_data": ops.flagd_data,
+        "_attributes": ops.attributes,
+        "_tk": ops.targeting_key,
+        "_now": ops.now,
+        "_fractional": ops.fractional,
+        "_fractional_data": ops.fractional_data,
+        "_fractional_key": ops.fractional_key,
+        "_fractional_by": ops.fractional_by,
+        "_fractional_by2": ops.fractional_by2,
+        "_fractional_key2": ops.fractional_key2,
+        "_fail": ops.fail,
+        "_RuleError": ops.RuleError,
+        "_MISS": _MISS,
     },
-    "_truthy": ops.truthy,
-    "_eq": ops.loose_equals,
-    "_ne": ops.not_loose_equals,
-    "_seq": ops.strict_equals,
-    "_sne": ops.not_strict_equals,
-    "_lt": ops.less,
-    "_le": ops.less_equal,
-    "_gt": ops.greater,
-    "_ge": ops.greater_equal,
-    "_not": ops.not_,
-    "_bool": ops.bool_,
-    "_add": ops.add,
-    "_sub": ops.subtract,
-    "_mul": ops.multiply,
-    "_div": ops.divide,
-    "_mod": ops.modulo,
-    "_in": ops.in_,
-    "_min": ops.minimum,
-    "_max": ops.maximum,
-    "_cat": ops.cat,
-    "_substr": ops.substr,
-    "_merge": ops.merge,
-    "_log": ops.log,
-    "_starts": ops.starts_with,
-    "_ends": ops.ends_with,
-    "_sem_ver": ops.sem_ver,
-    "_sem_ver_to": ops.sem_ver_to,
-    "_var": ops.var,
-    "_walk": ops.walk,
-    "_missing": ops.missing,
-    "_missing_some": ops.missing_some,
-    "_map": ops.map_,
-    "_filter": ops.filter_,
-    "_reduce": ops.reduce_,
-    "_all": ops.all_,
-    "_some": ops.some,
-    "_none": ops.none,
-    "_data": ops.flagd_data,
-    "_attributes": ops.attributes,
-    "_tk": ops.targeting_key,
-    "_now": ops.now,
-    "_fractional": ops.fractional,
-    "_fractional_data": ops.fractional_data,
-    "_fractional_key": ops.fractional_key,
-    "_fractional_by": ops.fractional_by,
-    "_fractional_by2": ops.fractional_by2,
-    "_fractional_key2": ops.fractional_key2,
-    "_fail": ops.fail,
-    "_RuleError": ops.RuleError,
-    "_MISS": _MISS,
-}
-_shapes: dict[str, dict[str, object]] = {}
-_names = count()
+)
 
 
 class _Path:
@@ -304,7 +305,7 @@ class _Expr:
 
 
 class _Compiler:
-    """The source and operands of one rule (see :mod:`._codegen`'s ``_Writer``)."""
+    """The source and operands of one rule (as :mod:`._codegen`'s ``_Writer`` writes a flag's)."""
 
     def __init__(self, flag_key: str, version: int) -> None:
         self.flag_key = flag_key
@@ -871,8 +872,12 @@ class Choice(Protocol):
         ...
 
 
-def _constant_run(o: Any, ctx: Context, st: Any) -> JSONValue:
-    """The run of a rule that is a value (``"on"``, ``true``...): the value."""
+def constant_run(o: Any, ctx: Context, st: Any) -> JSONValue:
+    """The run of a rule that is a value (``"on"``, ``true``...): the value.
+
+    :func:`build_targeting` gives it, with the value as its one operand,
+    for such a rule: what is run is known to be constant by this run.
+    """
     return o[0]
 
 
@@ -902,7 +907,7 @@ def build_targeting(
     if fractional not in (2, 3):
         raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
     if not _is_operator(rule):
-        return _constant_run, (rule if choose is None else choose.result_of(rule),)
+        return constant_run, (rule if choose is None else choose.result_of(rule),)
     try:
         return _build(rule, flag_key, fractional, choose, static)
     except RecursionError:
@@ -985,33 +990,4 @@ def _build(
     elif hoisted:
         head.append("    D = None")
     run = "\n".join(["def run(o, ctx, st):", *head, *lines]) + "\n"
-    return _function([*c.functions, run]), tuple(c.operands)
-
-
-def _function(pieces: list[str]) -> Targeting:
-    """The ``run`` of a rule's source: its functions (``pieces``), ``run`` last.
-
-    Each function is compiled on its own (CPython holds the GIL through a
-    ``compile``: a wide rule's megabytes at once would stop every other
-    thread, the event loop's too, while the store builds it on a worker
-    thread), and shows in tracebacks as a file of its own.
-    """
-    source = "\n".join(pieces)
-    namespace = _shapes.get(source)
-    if namespace is None:
-        if len(_shapes) >= _CACHE_SIZE:
-            _shapes.clear()  # a cache only: built rules keep their function
-        namespace = dict(_GLOBALS)
-        shape = next(_names)
-        for at, piece in enumerate(pieces):
-            # Safe: the source is made of the fixed fragments above and
-            # operand indices; the rule's data reaches the code as the
-            # operands alone.
-            part = "" if at == len(pieces) - 1 else f" part {at}"
-            code = compile(piece, f"<aioflags flagd targeting {shape}{part}>", "exec")
-            exec(code, namespace)
-            name = piece[4 : piece.index("(")]  # ("def NAME(...)")
-            function = cast("FunctionType", namespace[name])
-            register_source(function.__code__, piece)
-        _shapes[source] = namespace
-    return cast("Targeting", namespace["run"])
+    return cast("Targeting", generate(_FRONT, [*c.functions, run])), tuple(c.operands)
