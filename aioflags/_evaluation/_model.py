@@ -591,6 +591,16 @@ class FlagSystem(Protocol):
         """OpenFeature's word for ``reason``, an evaluation's of ``flag``."""
         ...
 
+    def branches(self, flag: CompiledFlag) -> dict[str, JSONValue]:
+        """Flag coverage's branches of ``flag``, each with the value it serves (None: by index)."""
+        ...
+
+    def branch_taken(
+        self, flag: CompiledFlag | None, reason: Mapping[str, Any], index: int | None
+    ) -> str | None:
+        """The coverage branch an evaluation with ``reason`` took (None: none of its own)."""
+        ...
+
     def context_from(
         self,
         targeting_key: JSONValue,

@@ -9,6 +9,8 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
 from aioflags._evaluation._model import compile_flagd_flag
 
+from . import _coverage
+
 if TYPE_CHECKING:
     import logging
     from collections.abc import Mapping
@@ -59,6 +61,8 @@ class Flagd:
     error_kinds: frozenset[str] = frozenset(("PARSE_ERROR", "GENERAL"))
     compile = staticmethod(compile_flagd_flag)
     typed_check = staticmethod(typed_check)
+    branches = staticmethod(_coverage.branches)
+    branch_taken = staticmethod(_coverage.branch_taken)
 
     def variant(self, flag: CompiledFlag | None, index: int) -> str:
         """The variant's name (``"on"``, ``"blue"``)."""

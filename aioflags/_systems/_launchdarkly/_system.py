@@ -10,6 +10,8 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
 from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
 
+from . import _coverage
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -47,6 +49,8 @@ class LaunchDarkly:
     )
     compile = staticmethod(compile_launchdarkly)
     typed_check = staticmethod(typed_check)
+    branches = staticmethod(_coverage.branches)
+    branch_taken = staticmethod(_coverage.branch_taken)
 
     def variant(self, flag: CompiledFlag | None, index: int) -> str:
         """The variation's index as text (``"0"``)."""
