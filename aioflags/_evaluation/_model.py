@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from aioflags._core._logname import client_logger
@@ -599,6 +599,31 @@ class FlagSystem(Protocol):
         self, flag: CompiledFlag | None, reason: Mapping[str, Any], index: int | None
     ) -> str | None:
         """The coverage branch an evaluation with ``reason`` took (None: none of its own)."""
+        ...
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        """What flag JSON ``flag`` (its ``definition``, this system's part) does, in one line."""
+        ...
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        """What the console's details show of a flag's own parts (variations, off, fallthrough...)."""
+        ...
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        """One of this system's reasons in words (None: not one of its own)."""
         ...
 
     def context_from(

@@ -16,6 +16,7 @@ from aioflags._evaluation._model import (
     register,
     registered,
     system_named,
+    system_of,
 )
 
 from ._flagd import FLAGD
@@ -29,6 +30,7 @@ __all__ = [
     "register",
     "registered",
     "system_named",
+    "system_of",
 ]
 
 register(LAUNCHDARKLY)

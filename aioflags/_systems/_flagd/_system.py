@@ -9,13 +9,13 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
 from aioflags._evaluation._model import compile_flagd_flag
 
-from . import _coverage
+from . import _coverage, _words
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
-    from aioflags._core._json import JSONValue
+    from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import Result
@@ -94,6 +94,31 @@ class Flagd:
     ) -> Context:
         """Flagd's context from a JSON body (``_ofcontext.flagd_context_from``)."""
         return flagd_context_from(targeting_key, attributes)
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        """Its state, and what it serves (``_words.summary_text``)."""
+        return _words.summary_text(flag, definition)
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        """Its variants by name, what it serves, and flagd's own fields in words."""
+        return _words.details(flag, definition, flags, segments)
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        """Flagd's reasons in words (``static (the default variant)``)."""
+        return _words.reason_text(reason, flag, variation)
 
     def __repr__(self) -> str:
         return "<flag system flagd>"

@@ -10,12 +10,12 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
 from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
 
-from . import _coverage
+from . import _coverage, _words
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
-    from aioflags._core._json import JSONValue
+    from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
     from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import Result
@@ -101,6 +101,31 @@ class LaunchDarkly:
     ) -> Context:
         """LaunchDarkly's context from a JSON body (``_ofcontext.context_from``)."""
         return context_from(targeting_key, attributes, logger=logger or _logger)
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        """On or off, and what it serves (``_words.summary_text``)."""
+        return _words.summary_text(definition)
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        """Its variations, off, fallthrough, targets, rules and prerequisites in words."""
+        return _words.details(definition, flags, segments)
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        """LaunchDarkly's reasons in words (``rule 2 matched``)."""
+        return _words.reason_text(reason, flag, variation)
 
     def __repr__(self) -> str:
         return "<flag system launchdarkly>"
