@@ -72,6 +72,7 @@ __all__ = [
     "segment_tombstone",
     "system_named",
     "system_of",
+    "unregister",
 ]
 
 logger = client_logger("aioflags.evaluation")
@@ -666,6 +667,17 @@ def register(system: FlagSystem) -> FlagSystem:
     else:
         _BY_PART[system.part] = system
     return system
+
+
+def unregister(system: FlagSystem) -> None:
+    """Forget ``system`` (a test's own system, once the test is done)."""
+    if _SYSTEMS.get(system.name) is not system:
+        return
+    del _SYSTEMS[system.name]
+    if system.part is not None:
+        _BY_PART.pop(system.part, None)
+    elif _DEFAULT and _DEFAULT[0] is system:
+        _DEFAULT.clear()
 
 
 def registered() -> tuple[FlagSystem, ...]:

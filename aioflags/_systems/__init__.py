@@ -17,6 +17,7 @@ from aioflags._evaluation._model import (
     registered,
     system_named,
     system_of,
+    unregister,
 )
 
 from ._flagd import FLAGD
@@ -31,6 +32,7 @@ __all__ = [
     "registered",
     "system_named",
     "system_of",
+    "unregister",
 ]
 
 register(LAUNCHDARKLY)
