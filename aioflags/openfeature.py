@@ -87,7 +87,7 @@ from ._client._events import EventDetails, ProviderEvent, ProviderStatus
 from ._client._ofcontext import ContextError, context_from, flagd_context_from
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
-from ._systems import FLAGD, LAUNCHDARKLY
+from ._systems import FLAGD, LAUNCHDARKLY, system_named
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
 _SETTLED = (
@@ -634,7 +634,9 @@ class AioflagsProvider(AbstractProvider):
         # The context as the flag's system maps OpenFeature's; the types as
         # its system has them, in the evaluation's one type step (flagd's:
         # no number converted to another, no boolean a number).
-        context = _context_for(snapshot._system(flag_key), evaluation_context)
+        name = snapshot.flag_format(flag_key)  # (its system's name; None: no flag)
+        system = None if name is None else system_named(name)
+        context = _context_for(system, evaluation_context)
         detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
         _raise_for(detail, status)
         value: Any = detail.value
