@@ -72,6 +72,9 @@ def test_each_compiled_flag_holds_its_registered_system() -> None:
     assert system_named("launchdarkly") is LAUNCHDARKLY is default_system()
     assert system_named("flagd") is FLAGD
     assert registered()[:2] == (LAUNCHDARKLY, FLAGD)
+    assert {"PARSE_ERROR", "GENERAL"} == FLAGD.error_kinds
+    assert {"MALFORMED_FLAG", "EXCEPTION"} <= LAUNCHDARKLY.error_kinds
+    assert LAUNCHDARKLY.events_recorded and not FLAGD.events_recorded
     assert compile_flag("ld-half", LD_HALF).system is LAUNCHDARKLY
     assert compile_flag("half", FLAGS["half"]).system is FLAGD
     # A flag no system can compile is its system's word for it.

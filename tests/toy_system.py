@@ -53,6 +53,7 @@ class Toy:
     failed: Result = FAILED
     unserved_variant: str | None = None
     error_kinds: frozenset[str] = frozenset(("TOY_BROKEN", "TOY_FAILED"))
+    events_recorded: bool = False
 
     def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
         if not isinstance(definition, dict) or "value" not in definition:

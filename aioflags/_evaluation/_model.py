@@ -557,6 +557,9 @@ class FlagSystem(Protocol):
         unserved_variant: OFREP's ``variant`` when the evaluation served no
             variant (None: the answer has no ``variant``).
         error_kinds: the ``errorKind`` words its evaluations can give.
+        events_recorded: whether LaunchDarkly's event recorder knows its
+            flags (flagd's: no; ``usage()`` and ``Config`` say so of a data
+            system of its flags: their next call sites, issue 96).
     """
 
     name: str
@@ -565,6 +568,7 @@ class FlagSystem(Protocol):
     failed: Result
     unserved_variant: str | None
     error_kinds: frozenset[str]
+    events_recorded: bool
 
     def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
         """Fill ``flag``'s fields from its ``definition`` (raise to make it unusable)."""

@@ -59,6 +59,7 @@ class Flagd:
     #: answer: a disabled flag reads as disabled there, not as an error
     unserved_variant: str | None = ""
     error_kinds: frozenset[str] = frozenset(("PARSE_ERROR", "GENERAL"))
+    events_recorded: bool = False
     compile = staticmethod(compile_flagd_flag)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)

@@ -44,9 +44,8 @@ class LaunchDarkly:
     unusable: Result = MALFORMED
     failed: Result = ERROR_RESULTS["EXCEPTION"]
     unserved_variant: str | None = None
-    error_kinds: frozenset[str] = frozenset(
-        (*ERROR_RESULTS, "MALFORMED_FLAG", "EXCEPTION", "FLAG_NOT_FOUND")
-    )
+    error_kinds: frozenset[str] = frozenset(ERROR_RESULTS)
+    events_recorded: bool = True
     compile = staticmethod(compile_launchdarkly)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)
