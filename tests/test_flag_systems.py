@@ -218,6 +218,13 @@ async def test_the_toy_system_runs_through_the_client_and_ofrep(
         assert by_key["two"]["value"] == 2
         assert by_key["t"]["errorDetails"] == "a toy needs a targeting key"
         assert by_key["ld-two"]["errorCode"] == "TARGETING_KEY_MISSING"
+        # A body OFREP's schema refuses is refused whole, as before systems.
+        five = {"context": {"targetingKey": 5}}
+        broken = await http.post("/ofrep/v1/evaluate/flags", json=five)
+        assert (broken.status_code, broken.json()["errorCode"]) == (
+            400,
+            "INVALID_CONTEXT",
+        )
 
 
 @pytest.mark.asyncio

@@ -652,7 +652,7 @@ class FlagSystem(Protocol):
 _SYSTEMS: Final[dict[str, FlagSystem]] = {}
 #: The systems that claim a flag object by a part of it, by that part.
 _BY_PART: Final[dict[str, FlagSystem]] = {}
-#: The system of every other flag object (None: not registered yet).
+#: The system of every other flag object (empty: none registered yet).
 _DEFAULT: list[FlagSystem] = []
 
 
@@ -779,7 +779,7 @@ class CompiledFlag:
     #: a migration flag's ``migration.checkRatio``: run the consistency check
     #: with probability 1/ratio (1: always, 0: never; as ``sampling_ratio``)
     migration_check_ratio: int
-    #: the flag system it belongs to (``_system.FlagSystem``): what the
+    #: the flag system it belongs to (:class:`FlagSystem`): what the
     #: faces ask of it (its reasons, types, metadata, context mapping)
     system: FlagSystem
     #: the variation values (summary events name them by index)

@@ -49,7 +49,7 @@ from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 from aioflags._evaluation._results import detail_of
-from aioflags._systems import default_system, registered
+from aioflags._systems import default_system
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping
@@ -534,9 +534,10 @@ class OFREPHandler:
 
         Raises:
             _BadInput: the context suits no flag of the data: the whole
-                request is refused, as a data set of one system refuses it
-                (with several systems, every one refused it: the last
-                registered one's refusal, flagd's beside LaunchDarkly's).
+                request is refused, as a data set of one system refuses it;
+                with flags of several systems, a body OFREP's schema refuses
+                (a targeting key that is not a string), or one that every
+                system refused (the first one's refusal).
         """
         client_side_only = self._client_side_only
         if asked.made is not None:
@@ -545,6 +546,9 @@ class OFREPHandler:
         if len(systems) <= 1:
             context = asked.context(systems[0] if systems else default_system())
             return snapshot._results(context, client_side_only), None
+        key = asked.ofrep.get("targetingKey")
+        if key is not None and not isinstance(key, str):  # (OFREP's schema)
+            raise _BadInput("INVALID_CONTEXT", "the targeting key must be a string")
         contexts: dict[FlagSystem, Context] = {}
         refused: dict[FlagSystem, _BadInput] = {}
         for system in systems:
@@ -554,8 +558,7 @@ class OFREPHandler:
             else:
                 contexts[system] = mapped
         if not contexts:
-            order = list(registered())
-            raise max(refused.items(), key=lambda item: order.index(item[0]))[1]
+            raise next(iter(refused.values()))
         by_system: dict[FlagSystem, dict[str, tuple[str, CompiledFlag, Result]]] = {}
         first: list[tuple[str, CompiledFlag, Result]] | None = None
         for system, context in contexts.items():
