@@ -570,7 +570,7 @@ class FlagSystem(Protocol):
     error_kinds: frozenset[str]
     events_recorded: bool
 
-    def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
+    def compile(self, flag: CompiledFlag, definition: JSONValue, /) -> None:
         """Fill ``flag``'s fields from its ``definition`` (raise to make it unusable)."""
         ...
 
