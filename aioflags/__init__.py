@@ -38,6 +38,9 @@ from ._evaluation._results import Reason as Reason
 from ._evaluation._snapshot import FlagSnapshot as FlagSnapshot
 from ._version import __version__ as __version__
 
+# The flag systems register (aioflags/_systems/): every flag compiled gets one.
+from . import _systems  # noqa: F401  # isort: skip
+
 if _typing.TYPE_CHECKING:
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores

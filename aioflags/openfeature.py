@@ -87,6 +87,7 @@ from ._client._events import EventDetails, ProviderEvent, ProviderStatus
 from ._client._ofcontext import ContextError, context_from, flagd_context_from
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
+from ._systems import FLAGD, LAUNCHDARKLY, system_named
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
 _SETTLED = (
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     from ._evaluation._context import Context
     from ._evaluation._results import EvaluationDetail
     from ._evaluation._snapshot import FlagSnapshot
+    from ._systems import FlagSystem
 
 __all__ = ["AioflagsProvider", "to_context", "to_flagd_context"]
 
@@ -115,14 +117,6 @@ logger: logging.Logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
 #: The snapshot's typed evaluation method for each resolver kind, called.
-#: Whether a flagd flag's value has the type a resolver kind asks for.
-_FLAGD_TYPES: Final[dict[str, Callable[[object], bool]]] = {
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "object": lambda v: isinstance(v, (dict, list)),
-}
 _TYPED_DETAIL: Final[dict[str, _Typed]] = {
     "bool": lambda s, key, ctx, default: s.bool_variation_detail(key, ctx, default),
     "int": lambda s, key, ctx, default: s.int_variation_detail(key, ctx, default),
@@ -214,6 +208,43 @@ def to_flagd_context(evaluation_context: EvaluationContext | None) -> Context:
         )
     except ContextError as exc:
         raise InvalidContextError(str(exc)) from None
+
+
+def _context_for(
+    system: FlagSystem | None, evaluation_context: EvaluationContext | None
+) -> Context:
+    """An OpenFeature context as ``system`` (the flag's; None: no flag) maps it.
+
+    The hook for the provider's own context mapping (issue 96: the
+    ``provider`` slice makes it the system's): LaunchDarkly's and flagd's
+    systems map it here, fast (:func:`to_context`, :func:`to_flagd_context`);
+    a key with no flag takes flagd's (not found either way: no context
+    refused for want of a key); any other system, its own mapping
+    (``FlagSystem.context_from``) of the attributes as JSON.
+    """
+    fast = _OPENFEATURE_CONTEXTS.get(system)
+    if fast is not None:
+        return fast(evaluation_context)
+    assert system is not None  # (None: flagd's mapping)
+    key = evaluation_context.targeting_key if evaluation_context else None
+    attributes = (
+        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
+        if evaluation_context
+        else {}
+    )
+    try:
+        return system.context_from(key, attributes, logger)
+    except ContextError as exc:
+        if exc.code == "TARGETING_KEY_MISSING":
+            raise TargetingKeyMissingError(str(exc)) from None
+        raise InvalidContextError(str(exc)) from None
+
+
+#: The OpenFeature context mappings of the systems the provider maps itself
+#: (keyed by the system object; None: a key with no flag).
+_OPENFEATURE_CONTEXTS: Final[
+    dict[FlagSystem | None, Callable[[EvaluationContext | None], Context]]
+] = {LAUNCHDARKLY: to_context, FLAGD: to_flagd_context, None: to_flagd_context}
 
 
 def _reason(word: str) -> Reason | str:
@@ -600,27 +631,14 @@ class AioflagsProvider(AbstractProvider):
         if status is ProviderStatus.FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
         snapshot = self._client.snapshot()
-        # A flagd flag takes flagd's context; so does a key with no flag
-        # (not found either way: no context refused for want of a key).
-        detail: EvaluationDetail[Any]
-        if snapshot.flag_format(flag_key) in ("flagd", None):
-            # flagd's types: no number is converted to another (an integer
-            # resolution of 0.5 is a type mismatch, not 0), no boolean is
-            # a number.
-            detail = snapshot.variation_detail(
-                flag_key, to_flagd_context(evaluation_context), default_value
-            )
-            _raise_for(detail, status)
-            if not detail.is_default_value and not _FLAGD_TYPES[kind](detail.value):
-                raise TypeMismatchError(
-                    "the flag's value does not have the requested type"
-                )
-        else:
-            typed = _TYPED_DETAIL[kind]
-            detail = typed(
-                snapshot, flag_key, to_context(evaluation_context), default_value
-            )
-            _raise_for(detail, status)
+        # The context as the flag's system maps OpenFeature's; the types as
+        # its system has them, in the evaluation's one type step (flagd's:
+        # no number converted to another, no boolean a number).
+        name = snapshot.flag_format(flag_key)  # (its system's name; None: no flag)
+        system = None if name is None else system_named(name)
+        context = _context_for(system, evaluation_context)
+        detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
+        _raise_for(detail, status)
         value: Any = detail.value
         if kind == "float" and isinstance(value, int):
             value = float(value)

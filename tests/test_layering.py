@@ -49,6 +49,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._analytics",),
     ("aioflags._lens",),
     ("aioflags._client", "aioflags._asgi"),
+    ("aioflags._systems",),
     ("aioflags._ofrep", "aioflags._diff", "aioflags._lifecycle"),
     ("aioflags._service",),
     ("aioflags._testing",),

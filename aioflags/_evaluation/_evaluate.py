@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
 from ._codegen import Code
-from ._flagd import GENERAL_RESULT
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -841,27 +840,25 @@ def finish(
     For :func:`run_head` (and the all-flags batch, :func:`run_heads`, which
     runs its flags' code in one loop). An abort (a malformed part reached,
     a cycle, a chain too deep) is MALFORMED_FLAG. Anything else is a bug in
-    the code or in its operands: EXCEPTION, or for a flagd flag (of
-    ``flags``, the data evaluated) flagd's word for it, GENERAL. Each is
-    logged, once per flag and kind (:func:`_failed`).
+    the code or in its operands: the flag's system's word for it (of
+    ``flags``, the data evaluated): EXCEPTION, or a flagd flag's GENERAL.
+    Each is logged, once per flag and kind (:func:`_failed`).
     """
     if isinstance(exc, MalformedAbort):
         _failed(key, "MALFORMED_FLAG", exc)
         return _ABORTED
-    if flags is not None and _is_flagd(flags, key):
-        _failed(key, "GENERAL", exc)
-        return GENERAL_RESULT
-    _failed(key, "EXCEPTION", exc)
-    return _EXCEPTION
+    failed = _EXCEPTION if flags is None else _failure_of(flags, key)
+    _failed(key, str(failed.reason.get("errorKind")), exc)
+    return failed
 
 
-def _is_flagd(flags: Mapping[str, CompiledFlag], key: str) -> bool:
-    """Whether flag ``key`` is flagd's (asked on a failure's path only)."""
+def _failure_of(flags: Mapping[str, CompiledFlag], key: str) -> Result:
+    """What flag ``key``'s system answers for a failed evaluation (asked on a failure's path only)."""
     try:
         flag = flags.get(key)  # (made on access: it may be what failed)
     except Exception:  # noqa: BLE001 - a flag that cannot be made is nobody's
-        return False
-    return flag is not None and flag.variant_names is not None
+        return _EXCEPTION
+    return _EXCEPTION if flag is None else flag.system.failed
 
 
 def _failed(key: str, kind: str, exc: Exception) -> None:
@@ -874,7 +871,7 @@ def _failed(key: str, kind: str, exc: Exception) -> None:
     one traceback per evaluation (a deep recursion's can be ~1,000 frames).
     """
     count = _FAILURES.add((key, kind))
-    unexpected = kind in ("EXCEPTION", "GENERAL")  # (GENERAL: a flagd flag's)
+    unexpected = kind not in ("MALFORMED_FLAG", "PARSE_ERROR")  # (a bug's)
     if count == 1:
         if unexpected:
             logger.error(
@@ -930,7 +927,7 @@ def run_head(
     A constant result as it is; else the head's code run, with ``matcher``
     the data it reads. The one place of the pipeline where what a flag's
     code raised is mapped to a result (:func:`finish`): an abort to
-    MALFORMED_FLAG, anything else to EXCEPTION (a flagd flag's: GENERAL),
+    MALFORMED_FLAG, anything else to its system's failure (EXCEPTION; a flagd flag's: GENERAL),
     logged once per flag and kind.
     """
     if type(head) is Result:

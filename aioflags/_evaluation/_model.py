@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from aioflags._core._logname import client_logger
 
@@ -45,7 +45,10 @@ from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
+    import logging
+
     from aioflags._core._json import JSONObject, JSONValue
+
 
 __all__ = [
     "MALFORMED",
@@ -53,14 +56,23 @@ __all__ = [
     "UNUSABLE",
     "CompiledFlag",
     "CompiledSegment",
+    "FlagSystem",
     "MalformedAbort",
     "Result",
     "checked_flag",
     "checked_segment",
     "compile_flag",
+    "compile_flagd_flag",
+    "compile_launchdarkly",
     "compile_segment",
+    "default_system",
     "flag_tombstone",
+    "register",
+    "registered",
     "segment_tombstone",
+    "system_named",
+    "system_of",
+    "unregister",
 ]
 
 logger = client_logger("aioflags.evaluation")
@@ -517,6 +529,189 @@ class Prerequisite:
         self.of = of
 
 
+# ------------------------------------------------------------ flag systems
+# A *flag system* (LaunchDarkly's, flagd's: ``aioflags/_systems/``) is one
+# object per kind of flag, chosen once, when a flag is compiled, and held by
+# the compiled flag (``CompiledFlag.system``), as httpx holds one transport
+# per URL pattern: the faces ask the flag's system, never test a string.
+# The protocol and the registry live here, beside the flag that holds one
+# (the evaluation layer); the systems live above and register in one line
+# (:func:`register`) when ``aioflags`` is imported. A system claims the flag
+# objects that hold its *part* (flagd's: ``{"key": ..., "flagd": {...}}``);
+# the system whose part is None (LaunchDarkly's) takes every other object.
+
+
+class FlagSystem(Protocol):
+    """One kind of flag: how it compiles, types, fails and reads to the faces.
+
+    Attributes:
+        name: the system's word (``FlagSnapshot.flag_format``):
+            ``"launchdarkly"``, ``"flagd"``.
+        part: the key of a flag object that holds this system's definition
+            (``"flagd"``); None: the flag object is the definition (one
+            system only, the default).
+        unusable: the result of a flag whose definition cannot be compiled
+            at all (LaunchDarkly: MALFORMED_FLAG; flagd: PARSE_ERROR).
+        failed: what an evaluation whose code raised answers (LaunchDarkly:
+            EXCEPTION; flagd: GENERAL).
+        unserved_variant: OFREP's ``variant`` when the evaluation served no
+            variant (None: the answer has no ``variant``).
+        error_kinds: the ``errorKind`` words its evaluations can give.
+        events_recorded: whether LaunchDarkly's event recorder knows its
+            flags (flagd's: no; ``usage()`` and ``Config`` say so of a data
+            system of its flags: their next call sites, issue 96).
+    """
+
+    name: str
+    part: str | None
+    unusable: Result
+    failed: Result
+    unserved_variant: str | None
+    error_kinds: frozenset[str]
+    events_recorded: bool
+
+    def compile(self, flag: CompiledFlag, definition: JSONValue, /) -> None:
+        """Fill ``flag``'s fields from its ``definition`` (raise to make it unusable)."""
+        ...
+
+    def typed_check(self, value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
+        """The type step's rule: whether ``value`` suits a method of ``kind``, and as what."""
+        ...
+
+    def variant(self, flag: CompiledFlag | None, index: int) -> str:
+        """The name of ``flag``'s variation ``index`` (OpenFeature's ``variant``)."""
+        ...
+
+    def metadata(self, flag: CompiledFlag | None) -> Mapping[str, JSONValue]:
+        """``flag``'s metadata (OpenFeature's flag metadata), read-only."""
+        ...
+
+    def ofrep_metadata(
+        self, flag: CompiledFlag | None, version: int, reason: Mapping[str, Any]
+    ) -> dict[str, JSONValue]:
+        """OFREP's ``metadata`` of an answer of ``flag`` (a fresh dict)."""
+        ...
+
+    def reason_word(self, flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
+        """OpenFeature's word for ``reason``, an evaluation's of ``flag``."""
+        ...
+
+    def branches(self, flag: CompiledFlag) -> dict[str, JSONValue]:
+        """Flag coverage's branches of ``flag``, each with the value it serves (None: by index)."""
+        ...
+
+    def branch_taken(
+        self, flag: CompiledFlag | None, reason: Mapping[str, Any], index: int | None
+    ) -> str | None:
+        """The coverage branch an evaluation with ``reason`` took (None: none of its own)."""
+        ...
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        """What flag JSON ``flag`` (its ``definition``, this system's part) does, in one line."""
+        ...
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        """What the console's details show of a flag's own parts (variations, off, fallthrough...)."""
+        ...
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        """One of this system's reasons in words (None: not one of its own)."""
+        ...
+
+    def context_from(
+        self,
+        targeting_key: JSONValue,
+        attributes: Mapping[str, Any],
+        logger: logging.Logger | None = None,
+    ) -> Context:
+        """The Context a JSON body (OFREP's ``context``) is for this system's flags.
+
+        ``logger``: where a dropped attribute is said (the face's).
+
+        Raises:
+            ContextError: the body is no context this system evaluates
+                (``aioflags._client._ofcontext``), with OpenFeature's code.
+        """
+        ...
+
+
+#: The registered systems, by name, in the order they registered.
+_SYSTEMS: Final[dict[str, FlagSystem]] = {}
+#: The systems that claim a flag object by a part of it, by that part.
+_BY_PART: Final[dict[str, FlagSystem]] = {}
+#: The system of every other flag object (empty: none registered yet).
+_DEFAULT: list[FlagSystem] = []
+
+
+def register(system: FlagSystem) -> FlagSystem:
+    """Register ``system`` (again: replace the one of its name); return it.
+
+    A system whose ``part`` is None becomes the default, the system of
+    every flag object no other system claims.
+    """
+    old = _SYSTEMS.pop(system.name, None)
+    if old is not None and old.part is not None:
+        _BY_PART.pop(old.part, None)
+    _SYSTEMS[system.name] = system
+    if system.part is None:
+        _DEFAULT[:] = [system]
+    else:
+        _BY_PART[system.part] = system
+    return system
+
+
+def unregister(system: FlagSystem) -> None:
+    """Forget ``system`` (a test's own system, once the test is done)."""
+    if _SYSTEMS.get(system.name) is not system:
+        return
+    del _SYSTEMS[system.name]
+    if system.part is not None:
+        _BY_PART.pop(system.part, None)
+    elif _DEFAULT and _DEFAULT[0] is system:
+        _DEFAULT.clear()
+
+
+def registered() -> tuple[FlagSystem, ...]:
+    """The registered systems, in the order they registered."""
+    return tuple(_SYSTEMS.values())
+
+
+def system_named(name: str) -> FlagSystem | None:
+    """The registered system called ``name``, or None."""
+    return _SYSTEMS.get(name)
+
+
+def default_system() -> FlagSystem:
+    """The system of a flag object no other system claims (LaunchDarkly's)."""
+    if not _DEFAULT:
+        raise RuntimeError(
+            "no flag system is registered: import aioflags before its modules"
+        )
+    return _DEFAULT[0]
+
+
+def system_of(raw: Mapping[str, Any]) -> tuple[FlagSystem, JSONValue]:
+    """The system that claims flag object ``raw``, and its definition there."""
+    if _BY_PART:
+        for part, system in _BY_PART.items():
+            if part in raw:
+                return system, raw[part]
+    return default_system(), raw
+
+
 class CompiledFlag:
     """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
 
@@ -539,6 +734,7 @@ class CompiledFlag:
         "rules",
         "sampling_ratio",
         "segment_keys",
+        "system",
         "targeting_serves",
         "targets",
         "track_events",
@@ -583,6 +779,9 @@ class CompiledFlag:
     #: a migration flag's ``migration.checkRatio``: run the consistency check
     #: with probability 1/ratio (1: always, 0: never; as ``sampling_ratio``)
     migration_check_ratio: int
+    #: the flag system it belongs to (:class:`FlagSystem`): what the
+    #: faces ask of it (its reasons, types, metadata, context mapping)
+    system: FlagSystem
     #: the variation values (summary events name them by index)
     variations: tuple[JSONValue, ...]
     #: a flagd flag's variant names, by variation index (OpenFeature's
@@ -659,6 +858,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.variant_names = None
     flag.flag_metadata = None
     flag.targeting_serves = None
+    flag.system = default_system()
     try:
         if not isinstance(raw, dict):
             raise _Bad("a flag must be a JSON object" if raw is not None else UNUSABLE)
@@ -677,12 +877,10 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         if raw.get("deleted") is True:
             flag.deleted = True
             flag.constant = NOT_FOUND
-        elif "flagd" in raw:
-            _compile_flagd_flag(flag, raw["flagd"])
         else:
-            _compile_flag_body(flag, raw)
-            if not flag.on:
-                flag.constant = flag.off_result
+            system, definition = system_of(raw)
+            flag.system = system
+            system.compile(flag, definition)
     except _Bad as exc:
         flag.malformed = str(exc)
         flag.constant = MALFORMED
@@ -692,14 +890,13 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
             )
     except Exception as exc:  # JSON no check foresaw (a weight of 10**400)
         flag.malformed = f"{type(exc).__name__}: {exc}"
-        # (a flagd flag's in flagd's word: a bad definition is PARSE_ERROR)
-        flagd = flag.variant_names is not None
-        flag.constant = PARSE_ERROR_RESULT if flagd else MALFORMED
+        # (in its system's word: a bad flagd definition is PARSE_ERROR)
+        flag.constant = unusable = flag.system.unusable
         if _told("Flag", key, flag.version):
             logger.exception(
                 "Flag %r could not be compiled and will evaluate to %s",
                 key,
-                "PARSE_ERROR" if flagd else "MALFORMED_FLAG",
+                unusable.reason.get("errorKind"),
             )
     # Plain: read as a prerequisite through its code (see Code).
     if flag.on and flag.malformed is None and not flag.prerequisites:
@@ -708,10 +905,13 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     return flag
 
 
-def _compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
-    """A flagd flag (``_flagd.py``); one flagd cannot evaluate is PARSE_ERROR, logged once."""
+def compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
+    """A flagd flag (``_flagd.py``); one flagd cannot evaluate is PARSE_ERROR, logged once.
+
+    flagd's system's ``compile`` (``aioflags._systems._flagd``).
+    """
     # A flagd flag even if it cannot be compiled: its evaluation context is
-    # flagd's (FlagSnapshot.flag_format), so PARSE_ERROR needs no targeting key.
+    # flagd's (its system's), so PARSE_ERROR needs no targeting key.
     flag.variant_names = ()
     try:
         if not isinstance(spec, dict):
@@ -746,6 +946,15 @@ def _compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
         default = spec.get("defaultVariant")
         at_default = [at for at, (name, _) in enumerate(variants) if name == default]
         flag.targeting_serves = (servable, none, at_default[0] if at_default else None)
+
+
+def compile_launchdarkly(flag: CompiledFlag, raw: JSONValue) -> None:
+    """A LaunchDarkly flag: LaunchDarkly's system's ``compile`` (``aioflags._systems._launchdarkly``)."""
+    if not isinstance(raw, dict):  # (compile_flag checked it)
+        raise _Bad("a flag must be a JSON object")
+    _compile_flag_body(flag, raw)
+    if not flag.on:
+        flag.constant = flag.off_result
 
 
 def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:

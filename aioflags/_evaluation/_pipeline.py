@@ -13,7 +13,7 @@ the console's, migrations'). One evaluation of flag ``key`` is::
           door(context, key)            a valid Context, a str key?
           find(matcher, key)            the flag's head, made once per snapshot
           run_head(head, ...)           its code run; what it raises mapped
-          typed(result, kind, ...)      typed methods: WRONG_TYPE
+          typed(result, kind, ...)      typed methods: WRONG_TYPE (the flag's system's rules)
           ledger.evaluated(...)         counted (analytics events on)
           other(...)                    what the door or the lookup turned away
         (hooks: after)
@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final
 
 from ._codegen import Code
 from ._door import door, other
-from ._evaluate import ERROR_RESULTS, run_head, typed_check
+from ._evaluate import ERROR_RESULTS, run_head
+from ._model import default_system
 from ._results import detail_of
 
 if TYPE_CHECKING:
@@ -210,15 +211,23 @@ def find(matcher: Matcher, key: str) -> Head | None:
     return matcher.find_head(key) if head is None else head
 
 
-def typed(result: Result, kind: type, default: Any) -> Result:
+def typed(
+    result: Result, kind: type, default: Any, matcher: Matcher, key: str
+) -> Result:
     """The type step of a typed method: ``result``, or WRONG_TYPE (evaluation.md §10).
 
-    An int served to ``float_variation`` is a float (and the reverse,
-    truncated); a ``default`` of None checks nothing.
+    A value of the method's type passes as it is; any other is the flag's
+    system's to judge (``FlagSystem.typed_check``, the flag ``key`` of
+    ``matcher``'s data): for a LaunchDarkly flag an int served to
+    ``float_variation`` is a float (and the reverse, truncated); flagd's
+    converts no number to another and counts no boolean a number. A
+    ``default`` of None checks nothing.
     """
     if result.variation_index is None or default is None or type(result.value) is kind:
         return result
-    ok, value = typed_check(result.value, kind)
+    flag = matcher.flags.get(key)  # (a value of another type: rare)
+    system = default_system() if flag is None else flag.system
+    ok, value = system.typed_check(result.value, kind)
     if not ok:
         return _WRONG_TYPE
     return result if value is result.value else result.with_value(value)
@@ -283,7 +292,7 @@ class Flags:
                 result = run_head(head, key, context, matcher)
                 kind = method.kind
                 if kind is not None:
-                    result = typed(result, kind, default)
+                    result = typed(result, kind, default, matcher, key)
                 return result
         return other(data, key, context, default, None, self.client)
 
@@ -330,7 +339,7 @@ class CountedFlags:
                     result = run_head(head, key, context, state)
                 kind = method.kind
                 if kind is not None:
-                    result = typed(result, kind, default)
+                    result = typed(result, kind, default, matcher, key)
                 ledger.evaluated(matcher, key, context, result, default, method.detail)
                 return result
         return other(data, key, context, default, self.ledger, self.client)
@@ -396,7 +405,7 @@ class LensedFlags:
                     result = run_head(head, key, context, state)
                 kind = method.kind
                 if kind is not None:
-                    result = typed(result, kind, default)
+                    result = typed(result, kind, default, matcher, key)
                 if ledger is not None:
                     ledger.evaluated(
                         matcher, key, context, result, default, method.detail

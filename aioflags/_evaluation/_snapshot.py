@@ -25,6 +25,7 @@ from ._evaluate import (
     prerequisites_reached,
     run_heads,
 )
+from ._model import default_system
 from ._pipeline import (
     BOOL_VARIATION,
     BOOL_VARIATION_DETAIL,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
-    from ._model import CompiledFlag, CompiledSegment
+    from ._model import CompiledFlag, CompiledSegment, FlagSystem
     from ._pipeline import Looking, Method
     from ._recording import Ledger
 
@@ -620,16 +621,20 @@ class FlagSnapshot:
     def flag_format(self, key: str) -> str | None:
         """Which system's flag ``key`` is: ``"flagd"``, ``"launchdarkly"``, or ``None`` (no flag).
 
-        A flagd flag's evaluation context is flagd's (the OpenFeature
-        provider maps OpenFeature's as flagd's providers do: a targeting
-        key is optional, every attribute is one of flagd's).
+        The name of the flag's system (docs/architecture.md, "Flag
+        systems"): a flagd flag's evaluation context is flagd's (the
+        OpenFeature provider maps OpenFeature's as flagd's providers do: a
+        targeting key is optional, every attribute is one of flagd's).
 
         Added in version 0.2.0.
         """
         flag = self._data.flag(key)
-        if flag is None:
-            return None
-        return "launchdarkly" if flag.variant_names is None else "flagd"
+        return None if flag is None else flag.system.name
+
+    def _system(self, key: str) -> FlagSystem | None:
+        """Flag ``key``'s system (None: no flag), for the faces that ask it."""
+        flag = self._data.flag(key)
+        return None if flag is None else flag.system
 
     def _flag(self, key: str) -> CompiledFlag | None:
         """The compiled flag ``key`` (None if absent or deleted), for OFREP and the provider."""
@@ -850,50 +855,23 @@ def _face(data: SnapshotData, evaluation: Evaluation) -> FlagSnapshot:
 
 
 # ------------------------------------------------------------- OpenFeature
-#: The metadata of a flag that has none of its own (a LaunchDarkly flag, no
-#: flag): shared, so read-only.
-_NO_METADATA: Final[Mapping[str, JSONValue]] = EMPTY
+def _system(flag: CompiledFlag | None) -> FlagSystem:
+    """``flag``'s system; a key with no flag reads as the default system's."""
+    return default_system() if flag is None else flag.system
 
 
 def _variant_of(flag: CompiledFlag | None, index: int | None) -> str | None:
     """:meth:`FlagSnapshot.openfeature_variant` of variation ``index`` of ``flag``."""
     if index is None:
         return None
-    names = None if flag is None else flag.variant_names
-    if names is not None and index < len(names):
-        return names[index]
-    return str(index)
+    return _system(flag).variant(flag, index)
 
 
 def _metadata_of(flag: CompiledFlag | None) -> Mapping[str, JSONValue]:
-    """``flag``'s metadata (read-only): a flagd flag's own, else none."""
-    metadata = None if flag is None else flag.flag_metadata
-    return _NO_METADATA if metadata is None else metadata
+    """``flag``'s metadata (read-only), as its system gives it."""
+    return _system(flag).metadata(flag)
 
 
 def _openfeature_word(flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
-    """:meth:`FlagSnapshot.openfeature_reason` of a LaunchDarkly reason object of ``flag``."""
-    kind = reason["kind"]
-    if kind == "OFF":
-        return "DISABLED"
-    if kind == "RULE_MATCH":
-        rule = reason.get("ruleIndex")
-        if (
-            flag is not None
-            and isinstance(rule, int)
-            and rule < len(flag.rules)
-            and flag.rules[rule][1].fixed is None
-        ):
-            return "SPLIT"
-        return "TARGETING_MATCH"
-    if kind == "TARGET_MATCH":
-        return "TARGETING_MATCH"
-    if kind == "FALLTHROUGH":
-        if flag is None:
-            return "DEFAULT"
-        if flag.fallthrough is not None and flag.fallthrough.fixed is None:
-            return "SPLIT"
-        if not (flag.prerequisites or flag.targets or flag.rules):
-            return "STATIC"
-        return "DEFAULT"
-    return str(kind)
+    """:meth:`FlagSnapshot.openfeature_reason` of a reason object of ``flag``."""
+    return _system(flag).reason_word(flag, reason)

@@ -405,7 +405,7 @@ class LensStage:
         if result is None:
             result = self.inner.evaluate(data, method, key, context, default)
         elif method.kind is not None:
-            result = typed(result, method.kind, default)
+            result = typed(result, method.kind, default, data.matcher, key)
         view.saw(key, result, default)
         return result
 

@@ -32,7 +32,7 @@ from aioflags._asgi._limits import (
     read_body,
 )
 from aioflags._asgi._signal import Signal
-from aioflags._client._ofcontext import ContextError, context_from, flagd_context_from
+from aioflags._client._ofcontext import ContextError
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ProtocolError
 from aioflags._core._json import parse
@@ -49,6 +49,7 @@ from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 from aioflags._evaluation._results import detail_of
+from aioflags._systems import default_system
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, MutableMapping
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import EvaluationDetail, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
+    from aioflags._systems import FlagSystem
 
 __all__ = [
     "DataSource",
@@ -187,8 +189,9 @@ def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
 class _Asked:
     """A request's ``context`` object, to map for the flag evaluated.
 
-    A LaunchDarkly flag maps it as ``aioflags.openfeature.to_context`` does
-    (a targeting key needed); a flagd flag as flagd's providers do (none
+    Each flag's system maps it (``FlagSystem.context_from``): a
+    LaunchDarkly flag's as ``aioflags.openfeature.to_context`` does (a
+    targeting key needed), a flagd flag's as flagd's providers do (none
     needed, every attribute flagd's). ``made``: the app's ``context=``
     callable's context, which every flag gets instead.
     """
@@ -199,25 +202,22 @@ class _Asked:
         self.ofrep = ofrep
         self.made = made
 
-    def launchdarkly(self) -> Context:
-        """The context for a LaunchDarkly flag (raises :class:`_BadInput`)."""
+    def context(self, system: FlagSystem) -> Context:
+        """The context for a flag of ``system`` (raises :class:`_BadInput`)."""
         if self.made is not None:
             return self.made
         ofrep = self.ofrep
         try:
-            return context_from(ofrep.get("targetingKey"), ofrep, logger=logger)
+            return system.context_from(ofrep.get("targetingKey"), ofrep, logger)
         except ContextError as exc:
             raise _BadInput(exc.code, str(exc)) from None
 
-    def flagd(self) -> Context:
-        """The context for a flagd flag (raises :class:`_BadInput`)."""
-        if self.made is not None:
-            return self.made
-        ofrep = self.ofrep
+    def mapped(self, system: FlagSystem) -> Context | _BadInput:
+        """:meth:`context`, or why ``system`` refuses it."""
         try:
-            return flagd_context_from(ofrep.get("targetingKey"), ofrep)
-        except ContextError as exc:
-            raise _BadInput(exc.code, str(exc)) from None
+            return self.context(system)
+        except _BadInput as bad:
+            return bad
 
 
 ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
@@ -254,8 +254,8 @@ class OFREPHandler:
         #: the data version whose bulk answers were looked at for hidden
         #: flags (once per version: the look walks every flag)
         self._bulk_looked = -1
-        #: the last snapshot whose formats were looked at, and them
-        self._kinds: tuple[FlagSnapshot, bool, bool] | None = None
+        #: the last snapshot whose flags' systems were looked at, and them
+        self._kinds: tuple[FlagSnapshot, tuple[FlagSystem, ...]] | None = None
 
     # --------------------------------------------------------------- ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -405,8 +405,8 @@ class OFREPHandler:
         """The request's context as sent, or None once a failure has been answered.
 
         The context is mapped later, by the system of the flag evaluated
-        (:meth:`_Asked.launchdarkly`, :meth:`_Asked.flagd`), unless the
-        app's ``context=`` callable made it.
+        (:meth:`_Asked.context`), unless the app's ``context=`` callable
+        made it.
         """
         try:
             ofrep = await self._read(receive)
@@ -421,15 +421,15 @@ class OFREPHandler:
             return None
         return _Asked(ofrep, made)
 
-    def _formats(self, snapshot: FlagSnapshot) -> tuple[bool, bool]:
-        """Whether ``snapshot`` holds flagd flags, and LaunchDarkly flags (per data)."""
+    def _systems(self, snapshot: FlagSnapshot) -> tuple[FlagSystem, ...]:
+        """The systems of ``snapshot``'s flags, in their flags' order (per data)."""
         kept = self._kinds
         if kept is not None and kept[0] is snapshot:
-            return kept[1], kept[2]
-        formats = {snapshot.flag_format(key) for key in snapshot.flag_keys}
-        flagd, launchdarkly = "flagd" in formats, "launchdarkly" in formats
-        self._kinds = (snapshot, flagd, launchdarkly)
-        return flagd, launchdarkly
+            return kept[1]
+        found = dict.fromkeys(snapshot._system(key) for key in snapshot.flag_keys)
+        systems = tuple(system for system in found if system is not None)
+        self._kinds = (snapshot, systems)
+        return systems
 
     # ------------------------------------------------------------- single
     async def _single(
@@ -447,9 +447,8 @@ class OFREPHandler:
             return
         # The context as the flag's own system maps it (a flagd flag needs
         # no targeting key): known once the flag is.
-        flagd = snapshot.flag_format(key) == "flagd"
         try:
-            context = asked.flagd() if flagd else asked.launchdarkly()
+            context = asked.context(flag.system)
         except _BadInput as bad:
             await self._refuse(send, bad, key)
             return
@@ -489,8 +488,9 @@ class OFREPHandler:
             self._bulk_hides(snapshot, len(results), {key for key, _, _ in results})
         flags: list[dict[str, Any]] = []
         for key, flag, result in sorted(results, key=itemgetter(0)):
-            if refused is not None and snapshot.flag_format(key) != "flagd":
-                flags.append(_failure(refused.code, refused.details, key))
+            refusal = None if refused is None else refused.get(flag.system)
+            if refusal is not None:
+                flags.append(_failure(refusal.code, refusal.details, key))
                 continue
             error = result.reason.get("errorKind")
             if error is not None:
@@ -520,44 +520,59 @@ class OFREPHandler:
 
     def _evaluated(
         self, snapshot: FlagSnapshot, asked: _Asked
-    ) -> tuple[list[tuple[str, CompiledFlag, Result]] | None, _BadInput | None]:
+    ) -> tuple[
+        list[tuple[str, CompiledFlag, Result]] | None,
+        dict[FlagSystem, _BadInput] | None,
+    ]:
         """Every flag's result, each for the context its own system maps.
 
         Each flag's result as the evaluation gives it (not read back out of
-        LaunchDarkly's bootstrap shape). The second item: why the
-        LaunchDarkly flags among them have no result (their context was
-        refused, as for want of a targeting key, where flagd flags need
-        none): each is then an item with that failure.
+        LaunchDarkly's bootstrap shape). The second item: the systems whose
+        flags have no result, and why (their system refused the context,
+        as LaunchDarkly's does for want of a targeting key, where flagd's
+        needs none): each such flag is then an item with that failure.
 
         Raises:
             _BadInput: the context suits no flag of the data: the whole
-                request is refused, as a data set of one system refuses it.
+                request is refused, as a data set of one system refuses it;
+                with flags of several systems, a body OFREP's schema refuses
+                (a targeting key that is not a string), or one that every
+                system refused (the first one's refusal).
         """
+        client_side_only = self._client_side_only
         if asked.made is not None:
-            return snapshot._results(asked.made, self._client_side_only), None
-        flagd, launchdarkly = self._formats(snapshot)
-        if not flagd:
-            context = asked.launchdarkly()
-            return snapshot._results(context, self._client_side_only), None
-        flagd_context = asked.flagd()
-        if not launchdarkly:
-            return snapshot._results(flagd_context, self._client_side_only), None
-        try:
-            context = asked.launchdarkly()
-        except _BadInput as bad:
-            # The flagd flags are answered; the others say what they lack.
-            return snapshot._results(flagd_context, self._client_side_only), bad
-        results = snapshot._results(context, self._client_side_only)
-        by_flagd = snapshot._results(flagd_context, self._client_side_only)
-        if results is None or by_flagd is None:
-            return None, None
-        flagd_results = {item[0]: item for item in by_flagd}
-        return [
-            flagd_results.get(item[0], item)
-            if snapshot.flag_format(item[0]) == "flagd"
-            else item
-            for item in results
-        ], None
+            return snapshot._results(asked.made, client_side_only), None
+        systems = self._systems(snapshot)
+        if len(systems) <= 1:
+            context = asked.context(systems[0] if systems else default_system())
+            return snapshot._results(context, client_side_only), None
+        key = asked.ofrep.get("targetingKey")
+        if key is not None and not isinstance(key, str):  # (OFREP's schema)
+            raise _BadInput("INVALID_CONTEXT", "the targeting key must be a string")
+        contexts: dict[FlagSystem, Context] = {}
+        refused: dict[FlagSystem, _BadInput] = {}
+        for system in systems:
+            mapped = asked.mapped(system)
+            if isinstance(mapped, _BadInput):
+                refused[system] = mapped
+            else:
+                contexts[system] = mapped
+        if not contexts:
+            raise next(iter(refused.values()))
+        by_system: dict[FlagSystem, dict[str, tuple[str, CompiledFlag, Result]]] = {}
+        first: list[tuple[str, CompiledFlag, Result]] | None = None
+        for system, context in contexts.items():
+            results = snapshot._results(context, client_side_only)
+            if results is None:
+                return None, None
+            by_system[system] = {item[0]: item for item in results}
+            first = results if first is None else first
+        assert first is not None  # (contexts is not empty)
+        answered = [
+            by_system[item[1].system][item[0]] if item[1].system in by_system else item
+            for item in first
+        ]
+        return answered, refused or None
 
     # ------------------------------------------------------------- stream
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -627,31 +642,31 @@ def _success(
     version: int,
     snapshot: FlagSnapshot,
 ) -> dict[str, Any]:
-    """A success answer: a flagd flag's with its variant's name and its own metadata.
+    """A success answer: the variant and the metadata as the flag's system says them.
 
-    A LaunchDarkly flag's variant is its variation index as text, and its
-    metadata its version and LaunchDarkly's reason word. No variant served
-    (the code default): no ``value``; a flagd flag's (``DISABLED``, or no
-    default variant) then has the variant ``""``, as OpenFeature's Python
-    OFREP provider needs a ``variant`` in every answer (and OFREP's is any
-    string), so that a disabled flag reads as disabled there, not as an error.
+    A flagd flag's variant is its name and its metadata its own; a
+    LaunchDarkly flag's variant is its variation index as text, and its
+    metadata its version and LaunchDarkly's reason word
+    (``FlagSystem.ofrep_metadata``). No variant served (the code default):
+    no ``value``; a flagd flag's (``DISABLED``, or no default variant) then
+    has the variant ``""`` (``FlagSystem.unserved_variant``), as
+    OpenFeature's Python OFREP provider needs a ``variant`` in every answer
+    (and OFREP's is any string), so that a disabled flag reads as disabled
+    there, not as an error.
     """
     word = snapshot.openfeature_reason(key, detail)
     body: dict[str, Any] = {
         "key": key,
         "reason": word if word in _OPENFEATURE_REASONS else "DEFAULT",
     }
-    flagd = snapshot.flag_format(key) == "flagd"
-    if flagd:
-        body["metadata"] = snapshot.flag_metadata(key)
-    else:
-        reason = detail.reason
-        body["metadata"] = {"version": version, "ldReason": str(reason.get("kind"))}
+    flag = snapshot._flag(key)
+    system = default_system() if flag is None else flag.system
+    body["metadata"] = system.ofrep_metadata(flag, version, detail.reason)
     if detail.variation_index is not None:
         body["value"] = detail.value
         body["variant"] = snapshot.openfeature_variant(key, detail)
-    elif flagd:
-        body["variant"] = ""
+    elif system.unserved_variant is not None:
+        body["variant"] = system.unserved_variant
     return body
 
 

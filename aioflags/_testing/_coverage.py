@@ -9,12 +9,11 @@ fallthrough (``fallthrough``, or ``fallthrough:<variation index>`` for
 each variation a rollout can serve). An evaluation's reason says which it
 took.
 
-A flagd flag's branches are flagd's reasons (docs/coverage.md): ``static``
-for a flag with no targeting (its default variant, for everyone), or
-``default`` where it has no default variant; with targeting, each variant
-the targeting can name (``variant:<name>``) and, where it can name none,
-``default`` (the default variant). A ``DISABLED`` flag has none (it serves
-the code's default); an evaluation of one counts as ``disabled``.
+Each flag's system names its branches (``FlagSystem.branches``,
+``branch_taken``): a flagd flag's are flagd's reasons (docs/coverage.md,
+``aioflags/_systems/_flagd/_coverage.py``): ``static``, ``default``,
+``variant:<name>``; an evaluation of a ``DISABLED`` one counts as
+``disabled``.
 
 :class:`FlagCoverage` learns the branches from the flags it is shown
 (every version of a flag adds its branches to the ones known) and counts
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 from aioflags._client._client import _WarnOnUse
 from aioflags._client._hooks import Hook, HookMetadata
 from aioflags._evaluation._model import compile_flag
+from aioflags._systems import registered
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -62,13 +62,6 @@ _RANK: Final = {
     "fallthrough": 4,
     "static": 4,
     "default": 4,
-}
-#: A flagd flag's branch for each of flagd's reasons (but TARGETING_MATCH,
-#: which is the variant's: ``variant:<name>``).
-_FLAGD_BRANCHES: Final = {
-    "STATIC": "static",
-    "DEFAULT": "default",
-    "DISABLED": "disabled",
 }
 
 
@@ -118,92 +111,29 @@ def _rank(branch: str) -> int:
 
 
 def branches_of(flag: CompiledFlag) -> list[str]:
-    """The branches of ``flag`` (none for a deleted or malformed flag)."""
+    """The branches of ``flag``, as its system names them (none for a deleted or malformed flag)."""
     if flag.deleted or flag.malformed is not None:
         return []
-    if flag.variant_names is not None:
-        return list(_flagd_branches(flag))
-    branches = ["off"]
-    branches += [f"prerequisite:{p.key}" for p in flag.prerequisites]
-    targets = {
-        result.variation_index
-        for _, lookup in flag.targets
-        for result in lookup.values()
-        if result.variation_index is not None
-    }
-    branches += [f"target:{index}" for index in sorted(targets)]
-    for index, (_, resolver) in enumerate(flag.rules):
-        reason = resolver._served()[0].reason
-        rule_id = reason.get("ruleId") if reason.get("kind") == "RULE_MATCH" else None
-        branches.append(f"rule:{rule_id or index}")
-    fallthrough = flag.fallthrough
-    if fallthrough is None or fallthrough.fixed is not None:
-        branches.append("fallthrough")
-    else:
-        indexes = dict.fromkeys(
-            result.variation_index
-            for result in fallthrough._served()
-            if result.variation_index is not None
-        )
-        branches += [f"fallthrough:{index}" for index in indexes]
-    return branches
-
-
-def _flagd_branches(flag: CompiledFlag) -> dict[str, JSONValue]:
-    """A flagd flag's branches, each with the value it serves (None: the caller's default)."""
-    names = flag.variant_names or ()
-    if not flag.on:
-        return {}  # DISABLED: the code's own default, nothing of the flag's
-    constant = flag.constant
-    if constant is not None:
-        kind = constant.reason.get("kind")
-        index = constant.variation_index
-        if kind == "TARGETING_MATCH" and index is not None:  # a rule that is a name
-            return {f"variant:{names[index]}": constant.value}
-        branch = _FLAGD_BRANCHES.get(str(kind))
-        return {} if branch is None else {branch: constant.value}
-    served = flag.targeting_serves
-    if served is None:
-        return {}
-    indexes, none, default = served
-    branches: dict[str, JSONValue] = {
-        f"variant:{names[at]}": flag.variations[at] for at in indexes
-    }
-    if none:  # the default variant (or the caller's default: no value known)
-        branches["default"] = None if default is None else flag.variations[default]
-    return branches
+    return list(flag.system.branches(flag))
 
 
 def branch_taken(
     flag: CompiledFlag | None, detail: EvaluationDetail[Any]
 ) -> str | None:
-    """The branch an evaluation of ``flag`` took, by its reason (None: an error).
+    """The branch an evaluation of ``flag`` took, by its reason, as its system says (None: an error).
 
     ``flag`` tells whether its fallthrough is a rollout (named by the
-    variation served); None if the data at hand no longer holds it.
+    variation served); None if the data at hand no longer holds it: then
+    the first system that knows the reason's kind names the branch.
     """
-    reason = detail.reason
-    kind = reason.get("kind")
-    if kind == "FALLTHROUGH":
-        fallthrough = None if flag is None else flag.fallthrough
-        if fallthrough is None or fallthrough.fixed is not None:
-            return "fallthrough"
-        return f"fallthrough:{detail.variation_index}"
-    if kind == "RULE_MATCH":
-        return f"rule:{reason.get('ruleId') or reason.get('ruleIndex')}"
-    if kind == "OFF":
-        return "off"
-    if kind == "TARGET_MATCH":
-        return f"target:{detail.variation_index}"
-    if kind == "PREREQUISITE_FAILED":
-        return f"prerequisite:{reason.get('prerequisiteKey')}"
-    if kind == "TARGETING_MATCH":  # a flagd flag's targeting named a variant
-        index = detail.variation_index
-        names = None if flag is None else flag.variant_names
-        if names is not None and index is not None and index < len(names):
-            return f"variant:{names[index]}"
-        return f"variant:#{index}"
-    return _FLAGD_BRANCHES.get(str(kind))
+    reason, index = detail.reason, detail.variation_index
+    if flag is not None:
+        return flag.system.branch_taken(flag, reason, index)
+    for system in registered():
+        branch = system.branch_taken(None, reason, index)
+        if branch is not None:
+            return branch
+    return None
 
 
 class FlagCoverage:
@@ -231,11 +161,9 @@ class FlagCoverage:
         if not branches:
             return
         values = tuple(_shown(v) for v in flag.variations)
-        by_branch = (
-            {b: _shown(v) for b, v in _flagd_branches(flag).items() if v is not None}
-            if flag.variant_names is not None
-            else {}
-        )
+        by_branch = {  # (the branches a value names, not an index: flagd's)
+            b: _shown(v) for b, v in flag.system.branches(flag).items() if v is not None
+        }
         with self._lock:
             self._values[flag.key] = values
             if by_branch:
@@ -289,7 +217,7 @@ class FlagCoverage:
                 for branch, text in flag.get("values", {}).items():
                     kind, _, index = branch.partition(":")
                     if kind not in ("target", "fallthrough") or not index.isdigit():
-                        # a branch not named by index: a flagd flag's
+                        # a branch not named by index (a flagd flag's)
                         self._branch_values.setdefault(key, {})[branch] = text
                     else:
                         values = list(self._values.get(key, ()))

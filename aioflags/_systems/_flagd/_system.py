@@ -1,0 +1,129 @@
+"""flagd's system object: how its flags compile, type, fail, and read to OpenFeature and OFREP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, final
+
+from aioflags._client._ofcontext import flagd_context_from
+from aioflags._evaluation._data import EMPTY
+from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
+from aioflags._evaluation._model import compile_flagd_flag
+
+from . import _coverage, _words
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Collection, Mapping
+
+    from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._results import Result
+
+__all__ = ["FLAGD", "Flagd", "typed_check"]
+
+
+def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
+    """Flagd's type rules, as its providers apply them: no number becomes another.
+
+    An integer suits a float method (as a float); a float never suits an
+    integer one (0.5 is a type mismatch, not 0), a boolean is no number.
+    Reached only for a value whose type is not ``kind`` (the pipeline's
+    ``typed`` passes those as they are).
+    """
+    tv = type(value)
+    if kind is float and tv is int:
+        return True, float(value)
+    return tv is kind, value
+
+
+@final
+class Flagd:
+    """flagd's flags: a flag object's ``"flagd"`` part (``_flagd_document.py`` makes them).
+
+    Its reasons are flagd's (``STATIC``, ``TARGETING_MATCH``, ``DEFAULT``,
+    ``DISABLED``), its errors PARSE_ERROR (a definition flagd cannot
+    evaluate) and GENERAL (an evaluation that failed), its type step
+    flagd's (:func:`typed_check`), its variant the variant's name, its
+    metadata the flag's own merged over its flag set's, its context
+    flagd's (no targeting key needed; every attribute is one of flagd's).
+    """
+
+    __slots__ = ()
+
+    name: str = "flagd"
+    part: str | None = "flagd"
+    unusable: Result = PARSE_ERROR_RESULT
+    failed: Result = GENERAL_RESULT
+    #: OpenFeature's Python OFREP provider needs a ``variant`` in every
+    #: answer: a disabled flag reads as disabled there, not as an error
+    unserved_variant: str | None = ""
+    error_kinds: frozenset[str] = frozenset(("PARSE_ERROR", "GENERAL"))
+    events_recorded: bool = False
+    compile = staticmethod(compile_flagd_flag)
+    typed_check = staticmethod(typed_check)
+    branches = staticmethod(_coverage.branches)
+    branch_taken = staticmethod(_coverage.branch_taken)
+
+    def variant(self, flag: CompiledFlag | None, index: int) -> str:
+        """The variant's name (``"on"``, ``"blue"``)."""
+        names = None if flag is None else flag.variant_names
+        if names is not None and index < len(names):
+            return names[index]
+        return str(index)
+
+    def metadata(self, flag: CompiledFlag | None) -> Mapping[str, JSONValue]:
+        """The flag's metadata, its flag set's merged under its own (read-only)."""
+        metadata = None if flag is None else flag.flag_metadata
+        return EMPTY if metadata is None else metadata
+
+    def ofrep_metadata(
+        self, flag: CompiledFlag | None, version: int, reason: Mapping[str, Any]
+    ) -> dict[str, JSONValue]:
+        """The flag's own metadata (:meth:`metadata`), a fresh dict."""
+        return dict(self.metadata(flag))
+
+    def reason_word(self, flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
+        """Flagd's reasons are OpenFeature's words already."""
+        return str(reason["kind"])
+
+    def context_from(
+        self,
+        targeting_key: JSONValue,
+        attributes: Mapping[str, Any],
+        logger: logging.Logger | None = None,
+    ) -> Context:
+        """Flagd's context from a JSON body (``_ofcontext.flagd_context_from``)."""
+        return flagd_context_from(targeting_key, attributes)
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        """Its state, and what it serves (``_words.summary_text``)."""
+        return _words.summary_text(flag, definition)
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        """Its variants by name, what it serves, and flagd's own fields in words."""
+        return _words.details(flag, definition, flags, segments)
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        """Flagd's reasons in words (``static (the default variant)``)."""
+        return _words.reason_text(reason, flag, variation)
+
+    def __repr__(self) -> str:
+        return "<flag system flagd>"
+
+
+#: flagd's system (``aioflags._systems`` registers it).
+FLAGD: Final = Flagd()

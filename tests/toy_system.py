@@ -1,0 +1,156 @@
+"""A toy flag system, in one module: issue 96's proof that a system plugs in.
+
+A toy flag is a flag object with a ``"toy"`` part: ``{"value": V,
+"by_key": {"u1": W}}`` serves ``W`` to the context whose key is ``u1``
+(reason ``TOY_KEY``) and ``V`` to everyone else (``TOY_DEFAULT``). Its
+contexts need a targeting key; its type step is strict (no number becomes
+another); its metadata says it is a toy. :data:`TOY` registers in one line
+(:func:`registered_toy`); nothing outside this module knows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any, Final
+
+from aioflags import Context
+from aioflags._client._ofcontext import ContextError
+from aioflags._core._json import JSONObject, JSONValue
+from aioflags._evaluation._codegen import Code
+from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._results import Reason, Result, own_cache
+from aioflags._systems import register, unregister
+
+BY_KEY: Final = Reason({"kind": "TOY_KEY"})
+EVERYONE: Final = Reason({"kind": "TOY_DEFAULT"})
+BROKEN: Final = Result(
+    None, None, Reason({"kind": "ERROR", "errorKind": "TOY_BROKEN"}), False, None
+)
+FAILED: Final = Result(
+    None, None, Reason({"kind": "ERROR", "errorKind": "TOY_FAILED"}), False, None
+)
+_METADATA: Final[Mapping[str, JSONValue]] = {"system": "toy"}
+
+
+def _run(operands: tuple[object, ...], context: Context, state: object) -> Result:
+    by_key, everyone = operands
+    assert isinstance(by_key, dict)
+    if context.key == "boom":  # (a toy's bug, to see its failure's word)
+        raise RuntimeError("boom")
+    return by_key.get(context.key, everyone)  # type: ignore[no-any-return]
+
+
+class Toy:
+    """The toy system: every member of ``FlagSystem``, nothing more."""
+
+    __slots__ = ()
+
+    name: str = "toy"
+    part: str | None = "toy"
+    unusable: Result = BROKEN
+    failed: Result = FAILED
+    unserved_variant: str | None = None
+    error_kinds: frozenset[str] = frozenset(("TOY_BROKEN", "TOY_FAILED"))
+    events_recorded: bool = False
+
+    def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
+        if not isinstance(definition, dict) or "value" not in definition:
+            raise ValueError("a toy flag needs a value")
+        by_key = definition.get("by_key") or {}
+        assert isinstance(by_key, dict)
+        flag.variations = (definition["value"], *by_key.values())
+        flag.on = True
+        everyone = Result(definition["value"], 0, EVERYONE, False, own_cache())
+        if not by_key:
+            flag.constant = everyone
+            return
+        results = {
+            key: Result(value, at, BY_KEY, False, own_cache())
+            for at, (key, value) in enumerate(by_key.items(), 1)
+        }
+        flag.code = Code(_run, True, (results, everyone))
+
+    def typed_check(self, value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
+        return type(value) is kind, value
+
+    def variant(self, flag: CompiledFlag | None, index: int) -> str:
+        return f"toy-{index}"
+
+    def metadata(self, flag: CompiledFlag | None) -> Mapping[str, JSONValue]:
+        return _METADATA
+
+    def ofrep_metadata(
+        self, flag: CompiledFlag | None, version: int, reason: Mapping[str, Any]
+    ) -> dict[str, JSONValue]:
+        return dict(_METADATA)
+
+    def reason_word(self, flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
+        return {"TOY_KEY": "TARGETING_MATCH", "TOY_DEFAULT": "DEFAULT"}.get(
+            str(reason["kind"]), str(reason["kind"])
+        )
+
+    def branches(self, flag: CompiledFlag) -> dict[str, JSONValue]:
+        return {"toy:everyone": flag.variations[0], "toy:by-key": None}
+
+    def branch_taken(
+        self, flag: CompiledFlag | None, reason: Mapping[str, Any], index: int | None
+    ) -> str | None:
+        kind = reason.get("kind")
+        if kind == "TOY_KEY":
+            return "toy:by-key"
+        return "toy:everyone" if kind == "TOY_DEFAULT" else None
+
+    def summary_text(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str:
+        return f"a toy, serves {definition.get('value')!r}"
+
+    def details(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        flags: Mapping[str, Mapping[str, JSONValue]],
+        segments: Collection[str] | None,
+    ) -> JSONObject:
+        return {"off": "never off", "fallthrough": self.summary_text(flag, definition)}
+
+    def reason_text(
+        self,
+        reason: Mapping[str, JSONValue],
+        flag: Mapping[str, JSONValue] | None,
+        variation: int | None,
+    ) -> str | None:
+        kind = reason.get("kind")
+        if kind == "TOY_KEY":
+            return "a toy's key"
+        return "a toy's everyone" if kind == "TOY_DEFAULT" else None
+
+    def context_from(
+        self,
+        targeting_key: JSONValue,
+        attributes: Mapping[str, Any],
+        logger: logging.Logger | None = None,
+    ) -> Context:
+        if not isinstance(targeting_key, str) or not targeting_key:
+            raise ContextError("TARGETING_KEY_MISSING", "a toy needs a targeting key")
+        return Context.create(targeting_key)
+
+
+TOY: Final = Toy()
+
+
+@contextlib.contextmanager
+def registered_toy() -> Iterator[Toy]:
+    """The toy system registered (one line: ``register(TOY)``) while the block runs."""
+    register(TOY)
+    try:
+        yield TOY
+    finally:
+        unregister(TOY)
+
+
+def toy_flag(key: str, value: JSONValue, **by_key: JSONValue) -> JSONObject:
+    """A toy flag object: ``value`` for everyone, ``by_key`` for those keys."""
+    return {"key": key, "version": 1, "toy": {"value": value, "by_key": by_key}}
