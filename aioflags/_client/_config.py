@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
-from aioflags._core._checks import check_bool, check_seconds, check_url, header_value
+from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
+from aioflags._core._options import Option, check, parse, parse_seconds
 from aioflags._datasystem._config import DataSystem
+
+from ._options import (
+    DEFAULT_EVENTS_URI,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_PAYLOAD_CHANGES,
+    ENVIRONMENT,
+    OPTIONS,
+)
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from aioflags._analytics._metrics import Exporter
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
@@ -31,13 +39,6 @@ logger = client_logger("aioflags")
 
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
-#: ``Config.max_payload_bytes``: 100 MiB, decompressed (see docs/configuration.md).
-#: LaunchDarkly's event recorder (``Config.events_uri``'s default).
-DEFAULT_EVENTS_URI: Final = "https://events.launchdarkly.com"
-DEFAULT_MAX_PAYLOAD_BYTES: Final = 100 * 1024 * 1024
-#: ``Config.max_payload_changes``.
-DEFAULT_MAX_PAYLOAD_CHANGES: Final = 250_000
 
 
 def _sdk_key_problem(key: object) -> str | None:
@@ -95,12 +96,6 @@ def _lenient(
     return None
 
 
-def _check_count(name: str, value: object) -> None:
-    """A count option (a capacity, a limit): an int >= 1, not a bool or a float."""
-    if type(value) is not int or value < 1:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _is_big_segments_config(value: object) -> bool:
     # Imported only when big segments are configured (not with aioflags).
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
@@ -121,16 +116,7 @@ def _is_metrics(value: object) -> bool:
     return isinstance(getattr(value, "_totals", None), MetricTotals)
 
 
-#: The options that are True or False (a truthy ``"false"`` would be True).
-_BOOLEANS: Final = (
-    "offline",
-    "send_events",
-    "all_attributes_private",
-    "diagnostic_opt_out",
-    "omit_anonymous_contexts",
-    "compress_events",
-    "gc_freeze",
-)
+#: Said when a boolean option is given a string (a truthy ``"false"``).
 _FROM_TEXT: Final = (
     ": a string is not parsed here (Config.from_env() reads true/false "
     "from the environment)"
@@ -491,10 +477,9 @@ class Config(Frozen):
         key: object = self.sdk_key  # checked at run time: callers may not be typed
         if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
             raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
-        for name in ("base_uri", "stream_uri", "events_uri"):
-            set_field(self, name, check_url(name, getattr(self, name)))
-        for name in _BOOLEANS:
-            check_bool(name, getattr(self, name), text_hint=_FROM_TEXT)
+        for option in OPTIONS:  # what the declarations say (their kinds, bounds)
+            value = getattr(self, option.name)
+            set_field(self, option.name, check(option, value, text_hint=_FROM_TEXT))
         if self.data_system is not None and not isinstance(
             self.data_system, DataSystem
         ):
@@ -505,21 +490,6 @@ class Config(Frozen):
                 "offline=True takes no flag plane: an offline client reads no"
                 " upstream for the processes of a host to share (drop plane=...)"
             )
-        check_seconds("ready_timeout", self.ready_timeout, allow_zero=True)
-        for name in (
-            "initial_retry_delay",
-            "max_retry_delay",
-            "connect_timeout",
-            "read_timeout",
-            "stream_read_timeout",
-            "poll_interval",
-            "retry_reset_after",
-            "flush_interval",
-            "context_keys_flush_interval",
-        ):
-            check_seconds(name, getattr(self, name))
-        for name in ("max_payload_bytes", "max_payload_changes"):
-            _check_count(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
         if self.big_segments is not None and not _is_big_segments_config(
@@ -536,16 +506,6 @@ class Config(Frozen):
         if self.metrics is not None and not _is_metrics(self.metrics):
             raise ConfigurationError(
                 f"metrics must be an aioflags.otel.Metrics, got {self.metrics!r}"
-            )
-        check_seconds("grace_period", self.grace_period, allow_zero=True)
-        jitter: object = self.retry_jitter  # callers may not be typed
-        if (
-            isinstance(jitter, bool)
-            or not isinstance(jitter, (int, float))
-            or not 0 <= jitter <= 1
-        ):
-            raise ConfigurationError(
-                f"retry_jitter must be between 0 and 1, got {self.retry_jitter!r}"
             )
         if self.max_retry_delay < self.initial_retry_delay:
             raise ConfigurationError(
@@ -618,18 +578,16 @@ class Config(Frozen):
         for variable, text in env.items():
             if not variable.startswith("AIOFLAGS_") or variable == "AIOFLAGS_SDK_KEY":
                 continue
-            name = variable.removeprefix("AIOFLAGS_").lower()
-            kind = ENVIRONMENT.get(name)
-            if kind is None:
-                known = ", ".join(f"AIOFLAGS_{n.upper()}" for n in ENVIRONMENT)
+            option = ENVIRONMENT.get(variable)
+            if option is None:
                 raise ConfigurationError(
                     f"unknown environment variable {variable}: aioflags reads "
-                    f"AIOFLAGS_SDK_KEY, {known}"
+                    f"AIOFLAGS_SDK_KEY, {', '.join(ENVIRONMENT)}"
                 )
-            if kind is str and not text.strip():
-                continue  # an empty variable is an unset one
-            values[name] = _parse_env(variable, text, kind)
-            read_from[name] = variable
+            value = parse(option, variable, text)
+            if value is not None:  # (an empty variable is an unset one)
+                values[option.name] = value
+                read_from[option.name] = variable
         if "data_system" not in overrides:
             flagd = flagd_from_env(env)
             if flagd is not None:
@@ -705,17 +663,6 @@ class Config(Frozen):
         )
 
     def _check_events(self) -> None:
-        for name in ("events_capacity", "context_keys_capacity"):
-            _check_count(name, getattr(self, name))
-        check_seconds(
-            "diagnostic_recording_interval", self.diagnostic_recording_interval
-        )
-        if self.diagnostic_recording_interval < _MIN_DIAGNOSTIC_INTERVAL:
-            raise ConfigurationError(
-                "diagnostic_recording_interval must be at least "
-                f"{_MIN_DIAGNOSTIC_INTERVAL:g} seconds, "
-                f"got {self.diagnostic_recording_interval!r}"
-            )
         private: object = self.private_attributes  # callers may not be typed
         if isinstance(private, str) or not isinstance(private, Iterable):
             raise ConfigurationError(
@@ -807,25 +754,6 @@ class Config(Frozen):
         )
 
 
-#: The options ``Config.from_env()`` reads, as ``AIOFLAGS_<NAME>``, and their types.
-ENVIRONMENT: Final[dict[str, type]] = {
-    "base_uri": str,
-    "stream_uri": str,
-    "offline": bool,
-    "ready_timeout": float,
-    "poll_interval": float,
-    "grace_period": float,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "proxy": str,
-    "application_id": str,
-    "application_version": str,
-    "payload_filter_key": str,
-    "send_events": bool,
-    "events_uri": str,
-}
-
-
 def _loopback(url: str) -> bool:
     """Whether ``url``'s host is this machine (``localhost`` or a loopback address)."""
     import ipaddress  # only here: a client's start, not `import aioflags`
@@ -838,46 +766,6 @@ def _loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _parse_env(variable: str, text: str, kind: type) -> object:
-    if kind is bool:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigurationError(f"{variable}={text!r}: expected true or false")
-    if kind is float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ConfigurationError(
-                f"{variable}={text!r}: expected a number of seconds"
-            ) from None
-        return value
-    return text
-
-
-#: ``FLAGD_*`` variables read as milliseconds, and the ``DataSystem.flagd()`` option each sets.
-_FLAGD_MS: Final = (
-    ("FLAGD_DEADLINE_MS", "deadline"),
-    ("FLAGD_STREAM_DEADLINE_MS", "stream_deadline"),
-    ("FLAGD_KEEP_ALIVE_TIME_MS", "keepalive"),
-)
-
-
-def _flagd_number(variable: str, text: str, scale: float) -> float:
-    try:
-        value = float(text) / scale
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        unit = "milliseconds" if scale == 1000 else "seconds"
-        raise ConfigurationError(f"{variable}={text!r}: expected a number of {unit}")
-    return value
 
 
 def _flagd_without_resolver(env: Mapping[str, str]) -> None:
@@ -954,70 +842,102 @@ def flagd_from_env(
                 " and FLAGD_PORT (or FLAGD_SOCKET_PATH) instead"
             )
         return DataSystem.file(offline, reload=True, format="flagd")
+    from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
+
     options: dict[str, Any] = {}
-    socket_path = get("FLAGD_SOCKET_PATH")
-    if socket_path is not None:
-        options["socket_path"] = socket_path
+    #: the variables each option was read from, to name them in an error
+    read_from: dict[str, list[str]] = {}
+    for option in FLAGD:
+        for variable in option.env:
+            text = get(variable)
+            if text is not None:
+                read_from.setdefault(option.name, []).append(variable)
+                options[option.name] = _flagd_value(option, variable, text)
+    if "socket_path" in options:
+        options.pop("target", None)
+        read_from.pop("target", None)
     else:
-        host = get("FLAGD_HOST") or "localhost"
-        port = get("FLAGD_SYNC_PORT") or get("FLAGD_PORT") or "8015"
-        variable = "FLAGD_SYNC_PORT" if get("FLAGD_SYNC_PORT") else "FLAGD_PORT"
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigurationError(f"{variable}={port!r}: expected a port number")
-        options["target"] = f"{host}:{port}"
-    tls = get("FLAGD_TLS")
-    if tls is not None:
-        options["tls"] = _parse_env("FLAGD_TLS", tls, bool)
-    for variable, name in (
-        ("FLAGD_SERVER_CERT_PATH", "cert_path"),
-        ("FLAGD_SOURCE_SELECTOR", "selector"),
-        ("FLAGD_PROVIDER_ID", "provider_id"),
-    ):
-        text = get(variable)
-        if text is not None:
-            options[name] = text
-    grace = get("FLAGD_RETRY_GRACE_PERIOD")
-    if grace is not None:
-        options["retry_grace_period"] = _flagd_number(
-            "FLAGD_RETRY_GRACE_PERIOD", grace, 1
-        )
-    codes = get("FLAGD_FATAL_STATUS_CODES")
-    if codes is not None:
-        options["fatal_status_codes"] = [
-            c.strip().upper() for c in codes.split(",") if c.strip()
-        ]
-    for variable, name in _FLAGD_MS:
-        text = get(variable)
-        if text is not None:
-            value = _flagd_number(variable, text, 1000)
-            options[name] = None if name == "keepalive" and value == 0 else value
-    backoff = [
-        _flagd_number(variable, text, 1000) if text is not None else default
-        for variable, default in (
-            ("FLAGD_RETRY_BACKOFF_MS", 1.0),
-            ("FLAGD_RETRY_BACKOFF_MAX_MS", 5.0),
-        )
-        for text in (get(variable),)
-    ]
-    options["retry_backoff"] = (backoff[0], max(backoff))
+        options["target"] = _flagd_target(get, read_from)
+    if "retry_backoff" in options:
+        options["retry_backoff"] = _flagd_backoff(get)
     try:
         return DataSystem.flagd(**options, plane=plane)
     except ConfigurationError as exc:
-        names = {
-            "target": "FLAGD_HOST/FLAGD_SYNC_PORT",
-            "socket_path": "FLAGD_SOCKET_PATH",
-            "cert_path": "FLAGD_SERVER_CERT_PATH",
-            "fatal_status_codes": "FLAGD_FATAL_STATUS_CODES",
-            "retry_grace_period": "FLAGD_RETRY_GRACE_PERIOD",
-            "deadline": "FLAGD_DEADLINE_MS",
-            "stream_deadline": "FLAGD_STREAM_DEADLINE_MS",
-            "keepalive": "FLAGD_KEEP_ALIVE_TIME_MS",
-            "retry_backoff": "FLAGD_RETRY_BACKOFF_MS/FLAGD_RETRY_BACKOFF_MAX_MS",
-        }
+        # DataSystem.flagd's messages name their options: say which
+        # variables set them.
         message = str(exc)
         named = [
-            v for k, v in names.items() if f"({k}=" in message or f"{k}=" in message
+            variable
+            for name, variables in read_from.items()
+            if f"{name}=" in message
+            for variable in variables
         ]
         if named:
             raise ConfigurationError(f"{', '.join(named)}: {message}") from None
         raise
+
+
+def _flagd_value(option: Option, variable: str, text: str) -> object:
+    """A ``FLAGD_*`` variable's value for ``DataSystem.flagd()``, checked as declared.
+
+    Raises:
+        ConfigurationError: ``VARIABLE='text': ...``, naming the option.
+    """
+    if option.name == "fatal_status_codes":
+        return [c.strip().upper() for c in text.split(",") if c.strip()]
+    if option.name in ("target", "retry_backoff"):
+        return text  # (made of several variables: below)
+    value = parse(option, variable, text)
+    if option.name == "keepalive" and value == 0:
+        return None  # (flagd's 0: no keepalive)
+    try:
+        return check(option, value, "DataSystem.flagd", variable=variable)
+    except ConfigurationError as exc:
+        unit = (
+            f" ({variable} is in milliseconds, the option in seconds)"
+            if option.env_unit == "ms"
+            else ""
+        )
+        raise ConfigurationError(f"{variable}={text!r}: {exc}{unit}") from None
+
+
+def _flagd_target(
+    get: Callable[[str], str | None], read_from: dict[str, list[str]]
+) -> str:
+    """``FLAGD_HOST`` and ``FLAGD_SYNC_PORT`` (else ``FLAGD_PORT``) as ``host:port``."""
+    host = get("FLAGD_HOST") or "localhost"
+    variable = "FLAGD_SYNC_PORT" if get("FLAGD_SYNC_PORT") else "FLAGD_PORT"
+    port = get(variable) or "8015"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{variable}={port!r}: expected a port number")
+    if "target" in read_from:  # only the variables that were used
+        read_from["target"] = [
+            v for v in ("FLAGD_HOST", variable) if v in read_from["target"]
+        ]
+    return f"{host}:{port}"
+
+
+def _flagd_backoff(get: Callable[[str], str | None]) -> tuple[float, float]:
+    """``FLAGD_RETRY_BACKOFF_MS`` and ``FLAGD_RETRY_BACKOFF_MAX_MS`` as ``(first, most)``, in seconds.
+
+    A longest delay shorter than the first is the first (flagd's providers
+    take it so).
+
+    Raises:
+        ConfigurationError: naming the variable and the option.
+    """
+    delays = []
+    for variable, default in (
+        ("FLAGD_RETRY_BACKOFF_MS", 1.0),
+        ("FLAGD_RETRY_BACKOFF_MAX_MS", 5.0),
+    ):
+        text = get(variable)
+        delay = default if text is None else parse_seconds(variable, text, "ms")
+        if delay < 0:
+            raise ConfigurationError(
+                f"{variable}={text!r}: DataSystem.flagd(retry_backoff=...)'s "
+                "delays must be >= 0 (milliseconds)"
+            )
+        delays.append(delay)
+    first, most = delays
+    return first, max(first, most)

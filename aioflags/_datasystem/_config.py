@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, final
 from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._options import check
 
 from ._context import (
     is_flagd_source,
@@ -604,12 +605,18 @@ class DataSystem(Frozen):
             )
         else:
             _settings.check_target(where, "target", target)
-        for name, text in (("selector", selector), ("provider_id", provider_id)):
-            if text is not None and not isinstance(text, str):
-                raise ConfigurationError(
-                    f"{where}({name}=...) must be a string or None, got {text!r}"
-                )
-        check_bool(f"{where}(tls=...)", tls)
+        given = {
+            "selector": selector,
+            "provider_id": provider_id,
+            "tls": tls,
+            "retry_grace_period": retry_grace_period,
+            "deadline": deadline,
+            "stream_deadline": stream_deadline,
+            "keepalive": keepalive,
+            "max_message_size": max_message_size,
+        }
+        for name, value in given.items():  # (their declarations say how)
+            check(_settings.OPTION[name], value, where)
         if cert_path is not None:
             if not isinstance(cert_path, (str, os.PathLike)):
                 raise ConfigurationError(
@@ -631,14 +638,6 @@ class DataSystem(Frozen):
                 f"as 'PERMISSION_DENIED' (one of {', '.join(GRPC_STATUS_NAMES)}), "
                 f"got {fatal_status_codes!r}"
             )
-        check_seconds(
-            f"{where}(retry_grace_period=...)", retry_grace_period, allow_zero=True
-        )
-        check_seconds(f"{where}(deadline=...)", deadline)
-        _settings.check_deadline(where, deadline)
-        check_seconds(f"{where}(stream_deadline=...)", stream_deadline, allow_zero=True)
-        if keepalive is not None:
-            check_seconds(f"{where}(keepalive=...)", keepalive)
         if not isinstance(given_backoff, (tuple, list)) or len(retry_backoff) != 2:
             raise ConfigurationError(
                 f"{where}(retry_backoff=...) must be (first, most) in seconds, "
@@ -653,7 +652,6 @@ class DataSystem(Frozen):
                 f"shorter than the first, got {retry_backoff!r}"
             )
         _check_flagd_reading(where, None, fractional)
-        _settings.check_max_message_size(where, max_message_size)
         check_extra()
         options = FlagdOptions(
             target=target,
