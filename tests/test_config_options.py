@@ -22,6 +22,7 @@ from aioflags._client._config import flagd_from_env
 from aioflags._client._options import OPTIONS
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option, check, parse
+from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
 
 DOCS = Path(__file__).parents[1] / "docs"
@@ -47,7 +48,7 @@ def _declared(options: tuple[Option, ...]) -> list[Option]:
 
 def test_96_config_the_docs_tables_are_made_from_the_declarations() -> None:
     page = (DOCS / "configuration.md").read_text(encoding="utf-8")
-    assert page.count("<!-- generated: ") == 4  # (none lost in an edit)
+    assert page.count("<!-- generated: ") == 5  # (none lost in an edit)
     assert _tables.render(page) == page, (
         "docs/configuration.md's tables are not the declarations': run "
         "`python -m aioflags._client._tables`"
@@ -90,6 +91,10 @@ def test_96_config_every_option_of_the_signatures_is_declared_with_its_default()
     assert declared.pop("target") == "localhost:8015"
     assert flagd.pop("target") is None  # (the signature's None is that)
     assert declared == flagd
+    system = _parameters(DataSystem.__init__)
+    assert {o.name: o.default for o in DATA_SYSTEM} == {
+        o.name: system[o.name] for o in DATA_SYSTEM
+    }
 
 
 @pytest.mark.parametrize("option", _declared(OPTIONS), ids=lambda o: o.name)
@@ -106,6 +111,14 @@ def test_96_config_a_flagd_error_names_the_option(option: Option) -> None:
         DataSystem.flagd(**{option.name: WRONG[option.kind]})
     said = str(raised.value)
     assert said.startswith(f"DataSystem.flagd({option.name}=...) must be "), said
+
+
+@pytest.mark.parametrize("option", DATA_SYSTEM, ids=lambda o: o.name)
+def test_96_config_a_data_system_timing_error_names_the_option(option: Option) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        DataSystem(**{option.name: -1})  # type: ignore[arg-type]
+    said = str(raised.value)
+    assert said.startswith(f"DataSystem {option.name} must be "), said
 
 
 def _variables() -> list[tuple[Option, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._options import UNIT_NAME, Kind, Option, size_words
+from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd import _settings
 
 from ._options import OPTIONS
@@ -117,6 +118,7 @@ def _tables() -> dict[str, str]:
         "config-events": table(OPTIONS, section="events"),
         "config-environment": variables_table(OPTIONS),
         "flagd": table(_settings.OPTIONS),
+        "data-system": table(DATA_SYSTEM),
     }
 
 

@@ -155,6 +155,7 @@ def check(
     *,
     text_hint: str = "",
     variable: str = "",
+    label: str = "",
 ) -> object:
     """``value`` checked against ``option``'s declaration: returned (a URL without its trailing ``/``).
 
@@ -166,11 +167,12 @@ def check(
         text_hint: said after a boolean option's error when given a string.
         variable: the environment variable it was read from (the caller
             names it): no guess that a number is milliseconds then.
+        label: how to name the option, if not :meth:`Option.label`'s way.
 
     Raises:
         ConfigurationError: naming the option (:meth:`Option.label`).
     """
-    kind, label = option.kind, option.label(where)
+    kind, label = option.kind, label or option.label(where)
     if kind is Kind.OTHER or (value is None and option.default is None):
         return value
     if kind is Kind.BOOL:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._core._options import check
+from aioflags._core._options import Kind, Option, check
 
 from ._context import (
     is_flagd_source,
@@ -33,7 +33,46 @@ if TYPE_CHECKING:
     from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
-__all__ = ["DataSystem", "grace_period_of", "is_local", "uses_flag_service"]
+__all__ = [
+    "OPTIONS",
+    "DataSystem",
+    "grace_period_of",
+    "is_local",
+    "uses_flag_service",
+]
+
+#: The failover timings of ``DataSystem(...)`` (and ``.with_timings()``),
+#: declared once: checked from here, tabled in docs/configuration.md.
+OPTIONS: Final = (
+    Option(
+        "initializing_timeout",
+        Kind.SECONDS,
+        default=10.0,
+        doc="fail over when a synchronizer has not reported valid data for this "
+        "long; an initializer with no result by then is cancelled for the next",
+    ),
+    Option(
+        "interrupted_timeout",
+        Kind.SECONDS,
+        default=60.0,
+        doc="fail over when a synchronizer stays interrupted this long",
+    ),
+    Option(
+        "recovery_after",
+        Kind.SECONDS,
+        default=300.0,
+        doc="back to the primary after this long valid on a fallback synchronizer",
+    ),
+    Option(
+        "grace_period",
+        Kind.SECONDS,
+        default=None,
+        least=0,
+        shown="None (`Config.grace_period`)",
+        doc="STALE before ERROR, when the data system says "
+        "(`DataSystem.flagd(retry_grace_period=...)`)",
+    ),
+)
 
 
 def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
@@ -227,10 +266,9 @@ class DataSystem(Frozen):
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
-            check_seconds(f"DataSystem {name}", getattr(self, name))
-        if self.grace_period is not None:
-            check_seconds("DataSystem grace_period", self.grace_period, allow_zero=True)
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            check(option, value, label=f"DataSystem {option.name}")
         for name in ("initializers", "synchronizers"):
             sources = getattr(self, name)
             if not isinstance(sources, tuple):
