@@ -35,6 +35,7 @@ WRONG: dict[Kind, Any] = {
     Kind.BYTES: "16MiB",
     Kind.URL: "relay:8030",
     Kind.TEXT: 42,
+    Kind.HEADER: "checkout\r\n",
     Kind.FRACTION: 2,
 }
 #: A text that is no value, for each kind a variable is parsed as.
@@ -101,7 +102,8 @@ def test_96_config_every_option_of_the_signatures_is_declared_with_its_default()
 def test_96_config_an_error_names_the_option(option: Option) -> None:
     with pytest.raises(ConfigurationError) as raised:
         Config("k", **{option.name: WRONG[option.kind]})
-    assert str(raised.value).startswith(f"{option.name} must be "), raised.value
+    said = str(raised.value)
+    assert said.startswith(f"{option.name} ") and " must be " in said, said
     assert "\n" not in str(raised.value)
 
 

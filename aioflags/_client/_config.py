@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
-from aioflags._core._checks import header_value
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
@@ -126,8 +125,6 @@ _FROM_TEXT: Final = (
     ": a string is not parsed here (Config.from_env() reads true/false "
     "from the environment)"
 )
-#: The options sent as HTTP header values as they are (the tags are lenient).
-_HEADERS: Final = ("wrapper_name", "wrapper_version", "instance_id")
 _PROXY_SCHEMES: Final = ("http://", "https://", "socks5://", "socks5h://")
 
 
@@ -591,7 +588,7 @@ class Config(Frozen):
             raise naming_variables(exc, read_from) from None
 
     def _check_http(self) -> None:
-        """The TLS and proxy options, and the options sent as header values."""
+        """The TLS and proxy options."""
         verify: object = self.verify
         if not isinstance(verify, (bool, str)):
             import ssl  # only here: it is slow to import
@@ -614,16 +611,6 @@ class Config(Frozen):
                 "proxy must be a proxy URL (http://, https://, socks5:// or "
                 f"socks5h://), an httpx.Proxy or None, got {proxy!r}"
             )
-        for name in _HEADERS:
-            value = getattr(self, name)
-            if value is None or value == "":
-                continue  # unset ("" as for the tags)
-            if not isinstance(value, str) or not header_value(value):
-                raise ConfigurationError(
-                    f"{name} is sent as an HTTP header value: it must be a "
-                    "string of visible ASCII characters (spaces only inside), "
-                    f"got {value!r}"
-                )
 
     def _check_hooks(self) -> None:
         from ._hooks import check_hook

@@ -18,7 +18,7 @@ import enum
 import math
 from typing import Final, final
 
-from ._checks import check_bool, check_seconds, check_url
+from ._checks import check_bool, check_seconds, check_url, header_value
 from ._exceptions import ConfigurationError
 from ._frozen import Frozen, set_field
 
@@ -49,6 +49,9 @@ class Kind(enum.Enum):
     URL = "URL"
     #: A string (or ``None``, when that is the default).
     TEXT = "string"
+    #: A string sent as an HTTP header value as it is: visible ASCII, spaces
+    #: only inside; ``None`` or ``""``: unset.
+    HEADER = "header value"
     #: A number from 0 to 1.
     FRACTION = "fraction"
     #: Checked by its owner (its type is the declaration's ``type``).
@@ -187,6 +190,12 @@ def check(
         if not isinstance(value, str):
             none = " or None" if option.default is None else ""
             raise ConfigurationError(f"{label} must be a string{none}, got {value!r}")
+    elif kind is Kind.HEADER:
+        if value != "" and not (isinstance(value, str) and header_value(value)):
+            raise ConfigurationError(
+                f"{label} is sent as an HTTP header value: it must be a string of "
+                f"visible ASCII characters (spaces only inside), got {value!r}"
+            )
     elif (  # (Kind.FRACTION, the last)
         isinstance(value, bool)
         or not isinstance(value, (int, float))
