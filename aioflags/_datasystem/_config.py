@@ -603,9 +603,7 @@ class DataSystem(Frozen):
         Added in version 0.2.0.
         """
         from ._sources._flagd import _settings
-        from ._sources._flagd._certs import ca_file_problem
         from ._sources._flagd._source import (
-            GRPC_STATUS_NAMES,
             FlagdOptions,
             FlagdShared,
             check_extra,
@@ -615,34 +613,7 @@ class DataSystem(Frozen):
 
         where = "DataSystem.flagd"
         _settings.refuse_provider_names(where, host, port, saved_state)
-        # (checked at run time: callers may not be typed)
-        given_socket: object = socket_path
-        given_target: object = target
-        given_backoff: object = retry_backoff
-        if socket_path is not None:
-            if target is not None:
-                raise ConfigurationError(
-                    f"{where}() takes a target or a socket_path, not both"
-                )
-            if not isinstance(given_socket, (str, os.PathLike)) or not os.fspath(
-                socket_path
-            ):
-                raise ConfigurationError(
-                    f"{where}(socket_path=...) must be a path, got {socket_path!r}"
-                )
-            _settings.check_target(
-                where, "socket_path", f"unix:{os.fspath(socket_path)}"
-            )
-            target = f"unix:{os.fspath(socket_path)}"
-        elif target is None:
-            target = "localhost:8015"
-        elif not isinstance(given_target, str) or not target.strip():
-            raise ConfigurationError(
-                f"{where}(target=...) must be a gRPC target such as "
-                f"'localhost:8015', got {target!r}"
-            )
-        else:
-            _settings.check_target(where, "target", target)
+        target = _settings.target_of(where, target, socket_path)
         given = {
             "selector": selector,
             "provider_id": provider_id,
@@ -655,40 +626,9 @@ class DataSystem(Frozen):
         }
         for name, value in given.items():  # (their declarations say how)
             check(_settings.OPTION[name], value, where)
-        if cert_path is not None:
-            if not isinstance(cert_path, (str, os.PathLike)):
-                raise ConfigurationError(
-                    f"{where}(cert_path=...) must be a path, got {cert_path!r}"
-                )
-            if not tls:
-                raise ConfigurationError(
-                    f"{where}(cert_path=...) is the CA for TLS: give tls=True too"
-                )
-            problem = ca_file_problem(os.fspath(cert_path))
-            if problem is not None:
-                raise ConfigurationError(f"{where}(cert_path=...): {problem}")
-        codes = _sources(fatal_status_codes)
-        if not isinstance(codes, tuple) or not all(
-            c in GRPC_STATUS_NAMES for c in codes
-        ):
-            raise ConfigurationError(
-                f"{where}(fatal_status_codes=...) must be gRPC status names such "
-                f"as 'PERMISSION_DENIED' (one of {', '.join(GRPC_STATUS_NAMES)}), "
-                f"got {fatal_status_codes!r}"
-            )
-        if not isinstance(given_backoff, (tuple, list)) or len(retry_backoff) != 2:
-            raise ConfigurationError(
-                f"{where}(retry_backoff=...) must be (first, most) in seconds, "
-                f"got {retry_backoff!r}"
-            )
-        first, most = retry_backoff
-        check_seconds(f"{where}(retry_backoff=...)'s first delay", first)
-        check_seconds(f"{where}(retry_backoff=...)'s longest delay", most)
-        if most < first:
-            raise ConfigurationError(
-                f"{where}(retry_backoff=...): the longest delay must not be "
-                f"shorter than the first, got {retry_backoff!r}"
-            )
+        _settings.check_cert_path(where, cert_path, tls=tls)
+        codes = _settings.status_names(where, fatal_status_codes)
+        first, most = _settings.backoff(where, retry_backoff)
         _check_flagd_reading(where, None, fractional)
         check_extra()
         options = FlagdOptions(

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Final
 
+from aioflags._core._checks import check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option
 
@@ -30,9 +32,13 @@ __all__ = [
     "OPTION",
     "OPTIONS",
     "SOCKET_PATH_MAX",
+    "backoff",
+    "check_cert_path",
     "check_target",
     "hint",
     "refuse_provider_names",
+    "status_names",
+    "target_of",
     "unix_path",
 ]
 
@@ -224,6 +230,102 @@ def check_target(where: str, name: str, target: str) -> None:
             f"system takes at most {SOCKET_PATH_MAX}. Give a shorter one (a "
             "symlink to the socket's folder will do)"
         )
+
+
+def target_of(where: str, target: object, socket_path: object) -> str:
+    """The gRPC target ``target`` or ``socket_path`` gives (``localhost:8015``: neither).
+
+    Raises:
+        ConfigurationError: both, a path or a target of the wrong type, a
+            URL as the target, a socket path longer than the system takes.
+    """
+    if socket_path is not None:
+        if target is not None:
+            raise ConfigurationError(
+                f"{where}() takes a target or a socket_path, not both"
+            )
+        if not isinstance(socket_path, (str, os.PathLike)) or not os.fspath(
+            socket_path
+        ):
+            raise ConfigurationError(
+                f"{where}(socket_path=...) must be a path, got {socket_path!r}"
+            )
+        unix = f"unix:{os.fspath(socket_path)}"
+        check_target(where, "socket_path", unix)
+        return unix
+    if target is None:
+        return "localhost:8015"
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigurationError(
+            f"{where}(target=...) must be a gRPC target such as "
+            f"'localhost:8015', got {target!r}"
+        )
+    check_target(where, "target", target)
+    return target
+
+
+def check_cert_path(where: str, cert_path: object, *, tls: bool) -> None:
+    """``cert_path`` is a readable PEM file of a CA, given with ``tls=True`` (or ``None``)."""
+    if cert_path is None:
+        return
+    if not isinstance(cert_path, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"{where}(cert_path=...) must be a path, got {cert_path!r}"
+        )
+    if not tls:
+        raise ConfigurationError(
+            f"{where}(cert_path=...) is the CA for TLS: give tls=True too"
+        )
+    from ._certs import ca_file_problem
+
+    problem = ca_file_problem(os.fspath(cert_path))
+    if problem is not None:
+        raise ConfigurationError(f"{where}(cert_path=...): {problem}")
+
+
+def status_names(where: str, given: object) -> frozenset[str]:
+    """``fatal_status_codes``: gRPC status names, as a set.
+
+    Raises:
+        ConfigurationError: not an iterable of gRPC status names (a single
+            string is not one).
+    """
+    from ._source import GRPC_STATUS_NAMES
+
+    codes = (
+        tuple(given)
+        if isinstance(given, Iterable) and not isinstance(given, (str, bytes, Mapping))
+        else None
+    )
+    if codes is None or not all(c in GRPC_STATUS_NAMES for c in codes):
+        raise ConfigurationError(
+            f"{where}(fatal_status_codes=...) must be gRPC status names such "
+            f"as 'PERMISSION_DENIED' (one of {', '.join(GRPC_STATUS_NAMES)}), "
+            f"got {given!r}"
+        )
+    return frozenset(codes)
+
+
+def backoff(where: str, given: object) -> tuple[float, float]:
+    """``retry_backoff``: ``(first, most)``, numbers of seconds, ``most`` not shorter.
+
+    Raises:
+        ConfigurationError: naming ``retry_backoff`` and what is wrong.
+    """
+    if not isinstance(given, (tuple, list)) or len(given) != 2:
+        raise ConfigurationError(
+            f"{where}(retry_backoff=...) must be (first, most) in seconds, "
+            f"got {given!r}"
+        )
+    first, most = given
+    check_seconds(f"{where}(retry_backoff=...)'s first delay", first)
+    check_seconds(f"{where}(retry_backoff=...)'s longest delay", most)
+    if most < first:
+        raise ConfigurationError(
+            f"{where}(retry_backoff=...): the longest delay must not be "
+            f"shorter than the first, got {given!r}"
+        )
+    return float(first), float(most)
 
 
 def hint(
