@@ -22,6 +22,7 @@ from aioflags._client._config import flagd_from_env
 from aioflags._client._options import OPTIONS
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option, check, parse
+from aioflags._datasystem._config import FILE, POLLING
 from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
 
@@ -49,7 +50,7 @@ def _declared(options: tuple[Option, ...]) -> list[Option]:
 
 def test_96_config_the_docs_tables_are_made_from_the_declarations() -> None:
     page = (DOCS / "configuration.md").read_text(encoding="utf-8")
-    assert page.count("<!-- generated: ") == 5  # (none lost in an edit)
+    assert page.count("<!-- generated: ") == 7  # (none lost in an edit)
     assert _tables.render(page) == page, (
         "docs/configuration.md's tables are not the declarations': run "
         "`python -m aioflags._client._tables`"
@@ -96,6 +97,10 @@ def test_96_config_every_option_of_the_signatures_is_declared_with_its_default()
     assert {o.name: o.default for o in DATA_SYSTEM} == {
         o.name: system[o.name] for o in DATA_SYSTEM
     }
+    polling = _parameters(DataSystem.polling, "store", "saved_state", "plane")
+    assert {o.name: o.default for o in POLLING} == polling
+    file = _parameters(DataSystem.file, "paths", "saved_state", "plane")
+    assert {o.name: o.default for o in FILE} == file
 
 
 @pytest.mark.parametrize("option", _declared(OPTIONS), ids=lambda o: o.name)
@@ -121,6 +126,20 @@ def test_96_config_a_data_system_timing_error_names_the_option(option: Option) -
         DataSystem(**{option.name: -1})  # type: ignore[arg-type]
     said = str(raised.value)
     assert said.startswith(f"DataSystem {option.name} must be "), said
+
+
+@pytest.mark.parametrize(
+    ("preset", "option"),
+    [("polling", o) for o in _declared(POLLING)]
+    + [("file", o) for o in _declared(FILE)],
+    ids=lambda x: x if isinstance(x, str) else x.name,
+)
+def test_96_config_a_preset_error_names_the_option(preset: str, option: Option) -> None:
+    paths = ("flags.json",) if preset == "file" else ()
+    with pytest.raises(ConfigurationError) as raised:
+        getattr(DataSystem, preset)(*paths, **{option.name: WRONG[option.kind]})
+    said = str(raised.value)
+    assert said.startswith(f"DataSystem.{preset}({option.name}=...) must be "), said
 
 
 def _variables() -> list[tuple[Option, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._options import UNIT_NAME, Kind, Option, size_words
+from aioflags._datasystem._config import FILE, POLLING
 from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd import _settings
 
@@ -119,6 +120,8 @@ def _tables() -> dict[str, str]:
         "config-environment": variables_table(OPTIONS),
         "flagd": table(_settings.OPTIONS),
         "data-system": table(DATA_SYSTEM),
+        "data-system-polling": table(POLLING),
+        "data-system-file": table(FILE),
     }
 
 

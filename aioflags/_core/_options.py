@@ -2,7 +2,8 @@
 
 An :class:`Option` says an option's name, type (its :class:`Kind`), unit,
 default, bounds, environment variables and a one-line doc. ``Config``'s
-(``_client/_options.py``) and ``DataSystem.flagd()``'s
+(``_client/_options.py``), ``DataSystem``'s and its presets'
+(``_datasystem/_config.py``) and ``DataSystem.flagd()``'s
 (``_datasystem/_sources/_flagd/_settings.py``) are tuples of them.
 :func:`check` checks a value given in code, :func:`parse` reads a
 variable's text, and ``_client/_tables.py`` writes docs/configuration.md's
@@ -216,8 +217,8 @@ def _check_seconds(option: Option, label: str, value: object, *, guess: bool) ->
     if most is not None and value > most:
         hint = ""
         if guess and value / 1000 <= most:  # surely milliseconds (issue 95, row 226)
-            ms = [v for v in option.env if option.env_unit == "ms"]
-            given = f", as {ms[0]}" if ms else ""
+            ms = option.env_unit == "ms" and option.env
+            given = f", as {option.env[0]}" if ms else ""
             hint = (
                 f" ({value:g} looks like milliseconds{given}: "
                 f"{option.name}={value / 1000:g})"

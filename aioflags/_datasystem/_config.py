@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, final
 
-from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._options import Kind, Option, check
@@ -34,7 +33,9 @@ if TYPE_CHECKING:
     from ._stores._base import PersistentStore
 
 __all__ = [
+    "FILE",
     "OPTIONS",
+    "POLLING",
     "DataSystem",
     "grace_period_of",
     "is_local",
@@ -71,6 +72,44 @@ OPTIONS: Final = (
         shown="None (`Config.grace_period`)",
         doc="STALE before ERROR, when the data system says "
         "(`DataSystem.flagd(retry_grace_period=...)`)",
+    ),
+)
+#: ``DataSystem.polling()``'s option.
+POLLING: Final = (
+    Option(
+        "interval",
+        Kind.SECONDS,
+        default=30.0,
+        doc="between polls (FDv2's, and FDv1's after a fallback directive)",
+    ),
+)
+#: ``DataSystem.file()``'s options (after the paths).
+FILE: Final = (
+    Option(
+        "reload",
+        Kind.BOOL,
+        default=False,
+        doc="check the files every `interval` and apply their edits",
+    ),
+    Option(
+        "interval",
+        Kind.SECONDS,
+        default=1.0,
+        doc="between checks of the files, with `reload`",
+    ),
+    Option(
+        "format",
+        Kind.OTHER,
+        type='`"flagd"`, `"launchdarkly"` or None',
+        default=None,
+        doc="how every file is read; `None`: told from each file",
+    ),
+    Option(
+        "fractional",
+        Kind.OTHER,
+        type="3 or 2",
+        default=3,
+        doc="flagd's `fractional` bucketing: 3 (flagd's newest) or 2 (its older one)",
     ),
 )
 
@@ -371,7 +410,7 @@ class DataSystem(Frozen):
         """
         from ._sources import _polling
 
-        check_seconds("DataSystem.polling(interval=...)", interval)
+        check(POLLING[0], interval, "DataSystem.polling")
         return cls(
             synchronizers=(_polling.polling_synchronizer(interval=interval),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
@@ -491,8 +530,8 @@ class DataSystem(Frozen):
                 raise ConfigurationError(
                     f"DataSystem.file() takes file paths, got {path!r}"
                 )
-        check_bool("DataSystem.file(reload=...)", reload)
-        check_seconds("DataSystem.file(interval=...)", interval)
+        for option, value in zip(FILE[:2], (reload, interval), strict=True):
+            check(option, value, "DataSystem.file")
         _check_flagd_reading("DataSystem.file", format, fractional)
         return cls(
             synchronizers=(

@@ -27,6 +27,7 @@ from aioflags._core._options import Kind, Option
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "GRPC_STATUS_NAMES",
     "MAX_DEADLINE",
     "MAX_MESSAGE_SIZE_RANGE",
     "OPTION",
@@ -42,6 +43,25 @@ __all__ = [
     "unix_path",
 ]
 
+#: The gRPC status codes by name, as ``fatal_status_codes`` takes them.
+GRPC_STATUS_NAMES: Final = (
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
 #: The longest Unix socket path the system takes, in bytes (``sun_path`` less its NUL).
 SOCKET_PATH_MAX: Final = (
     103 if sys.platform == "darwin" or "bsd" in sys.platform else 107
@@ -290,8 +310,6 @@ def status_names(where: str, given: object) -> frozenset[str]:
         ConfigurationError: not an iterable of gRPC status names (a single
             string is not one).
     """
-    from ._source import GRPC_STATUS_NAMES
-
     codes = (
         tuple(given)
         if isinstance(given, Iterable) and not isinstance(given, (str, bytes, Mapping))
