@@ -29,7 +29,7 @@ from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
 DOCS = Path(__file__).parents[1] / "docs"
 
 #: A value of the wrong type for each kind an option is checked by.
-WRONG: dict[Kind, Any] = {
+WRONG: dict[str, Any] = {
     Kind.SECONDS: "5",
     Kind.BOOL: "false",
     Kind.COUNT: 1.5,
@@ -40,7 +40,7 @@ WRONG: dict[Kind, Any] = {
     Kind.FRACTION: 2,
 }
 #: A text that is no value, for each kind a variable is parsed as.
-UNREADABLE: dict[Kind, str] = {Kind.SECONDS: "soon", Kind.BOOL: "maybe"}
+UNREADABLE: dict[str, str] = {Kind.SECONDS: "soon", Kind.BOOL: "maybe"}
 
 
 def _declared(options: tuple[Option, ...]) -> list[Option]:
@@ -162,7 +162,7 @@ def test_96_config_an_unreadable_variable_is_named(
     with pytest.raises(ConfigurationError) as raised:
         Config.from_env(env)
     unit = "milliseconds" if option.env_unit == "ms" else "seconds"
-    expected = "true or false" if option.kind is Kind.BOOL else f"a number of {unit}"
+    expected = "true or false" if option.kind == Kind.BOOL else f"a number of {unit}"
     assert str(raised.value) == f"{variable}={text!r}: expected {expected}"
 
 
@@ -311,3 +311,5 @@ def test_96_config_parse_reads_the_variable_s_unit() -> None:
     assert parse(Option("t", Kind.TEXT, default=None, doc=""), "T", "  ") is None
     with pytest.raises(ValueError, match="env_unit"):
         Option("n", Kind.SECONDS, default=1.0, doc="", env_unit="h")
+    with pytest.raises(ValueError, match="kind"):
+        Option("n", "second", default=1.0, doc="")

@@ -39,7 +39,7 @@ PAGE: Final = Path(__file__).parents[2] / "docs" / "configuration.md"
 
 
 def _type(option: Option) -> str:
-    return option.type or option.kind.value
+    return option.type or option.kind
 
 
 def _default(option: Option) -> str:
@@ -48,24 +48,24 @@ def _default(option: Option) -> str:
     value = option.default
     if isinstance(value, str):
         return f"`{value}`"
-    if option.kind is Kind.BYTES and isinstance(value, int) and value >= 1 << 16:
+    if option.kind == Kind.BYTES and isinstance(value, int) and value >= 1 << 16:
         return f"{value} ({size_words(value)})"
     return repr(value)
 
 
 def _bounds(option: Option) -> str:
     least, most = option.least, option.most
-    if option.kind is Kind.SECONDS:
+    if option.kind == Kind.SECONDS:
         low = "> 0" if least is None else f">= {least:g}"
         return low if most is None else f"{low}, <= {most:g}"
     if option.kind in (Kind.COUNT, Kind.BYTES):
         low = f">= {1 if least is None else int(least)}"
         if most is None:
             return low
-        if option.kind is Kind.BYTES and least is not None:
+        if option.kind == Kind.BYTES and least is not None:
             return f"{size_words(least)} to {size_words(most)}"
         return f"{low}, <= {int(most)}"
-    if option.kind is Kind.FRACTION:
+    if option.kind == Kind.FRACTION:
         return "0 to 1"
     return ""
 
@@ -106,8 +106,8 @@ def variables_table(options: Iterable[Option]) -> str:
         for variable in option.env:
             unit = (
                 UNIT_NAME[option.env_unit]
-                if option.kind is Kind.SECONDS
-                else ("`true`/`false`, `1`/`0`" if option.kind is Kind.BOOL else "")
+                if option.kind == Kind.SECONDS
+                else ("`true`/`false`, `1`/`0`" if option.kind == Kind.BOOL else "")
             )
             rows.append(f"| `{variable}` | `{option.name}` | {unit} |")
     return "\n".join(rows) + "\n"

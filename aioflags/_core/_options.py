@@ -15,7 +15,6 @@ another, an object of a layer above) its owner checks, as before.
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Final, final
 
@@ -34,31 +33,38 @@ __all__ = [
 ]
 
 
-class Kind(enum.Enum):
-    """What an option's value is: how it is checked and read from text."""
+class Kind:
+    """What an option's value is: how it is checked and read from text.
+
+    Strings, not an ``enum.Enum``: creating an Enum class costs about a
+    million instructions, and ``Config``'s declarations are made with
+    ``import aioflags`` (as ``_core/_frozen.py`` avoids dataclasses).
+    """
 
     #: A number of seconds: > 0 (``least=0``: >= 0; ``least=N``: >= N), at
     #: most ``most``; infinity is allowed unless ``most`` bounds it.
-    SECONDS = "seconds"
+    SECONDS: Final = "seconds"
     #: ``True`` or ``False`` (not a truthy string).
-    BOOL = "bool"
+    BOOL: Final = "bool"
     #: An ``int`` (not a bool) from ``least`` (1) to ``most``.
-    COUNT = "integer"
+    COUNT: Final = "integer"
     #: A number of bytes: an ``int`` from ``least`` (1) to ``most``.
-    BYTES = "bytes"
+    BYTES: Final = "bytes"
     #: An ``http://`` or ``https://`` URL, kept without a trailing ``/``.
-    URL = "URL"
+    URL: Final = "URL"
     #: A string (or ``None``, when that is the default).
-    TEXT = "string"
+    TEXT: Final = "string"
     #: A string sent as an HTTP header value as it is: visible ASCII, spaces
     #: only inside; ``None`` or ``""``: unset.
-    HEADER = "header value"
+    HEADER: Final = "header value"
     #: A number from 0 to 1.
-    FRACTION = "fraction"
+    FRACTION: Final = "fraction"
     #: Checked by its owner (its type is the declaration's ``type``).
-    OTHER = "object"
+    OTHER: Final = "object"
 
 
+#: Every kind of :class:`Kind`.
+_KINDS: Final = frozenset(v for k, v in vars(Kind).items() if k.isupper())
 #: Units a variable may be read in, and how many seconds each is.
 _SCALE: Final = {"s": 1.0, "ms": 1000.0}
 #: Each unit of :data:`_SCALE` in words.
@@ -99,7 +105,7 @@ class Option(Frozen):
         "section",
     )
     name: str
-    kind: Kind
+    kind: str
     default: object
     doc: str
     least: float | None
@@ -113,7 +119,7 @@ class Option(Frozen):
     def __init__(
         self,
         name: str,
-        kind: Kind,
+        kind: str,
         *,
         default: object,
         doc: str,
@@ -125,6 +131,8 @@ class Option(Frozen):
         shown: str = "",
         section: str = "",
     ) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of Kind's, got {kind!r}")
         if env_unit not in _SCALE:
             raise ValueError(f"env_unit must be 's' or 'ms', got {env_unit!r}")
         set_field(self, "name", name)
@@ -177,21 +185,21 @@ def check(
         ConfigurationError: naming the option (:meth:`Option.label`).
     """
     kind, label = option.kind, label or option.label(where)
-    if kind is Kind.OTHER or (value is None and option.default is None):
+    if kind == Kind.OTHER or (value is None and option.default is None):
         return value
-    if kind is Kind.BOOL:
+    if kind == Kind.BOOL:
         check_bool(label, value, text_hint=text_hint)
-    elif kind is Kind.SECONDS:
+    elif kind == Kind.SECONDS:
         _check_seconds(option, label, value, guess=not variable)
     elif kind in (Kind.COUNT, Kind.BYTES):
         _check_count(option, label, value)
-    elif kind is Kind.URL:
+    elif kind == Kind.URL:
         return check_url(label, value)
-    elif kind is Kind.TEXT:
+    elif kind == Kind.TEXT:
         if not isinstance(value, str):
             none = " or None" if option.default is None else ""
             raise ConfigurationError(f"{label} must be a string{none}, got {value!r}")
-    elif kind is Kind.HEADER:
+    elif kind == Kind.HEADER:
         if value != "" and not (isinstance(value, str) and header_value(value)):
             raise ConfigurationError(
                 f"{label} is sent as an HTTP header value: it must be a string of "
@@ -235,7 +243,7 @@ def _check_count(option: Option, label: str, value: object) -> None:
         return
     if most is None and least == 1:
         raise ConfigurationError(f"{label} must be a positive integer, got {value!r}")
-    unit = "bytes" if option.kind is Kind.BYTES else "items"
+    unit = "bytes" if option.kind == Kind.BYTES else "items"
     upper = "" if most is None else f" to {int(most)} ({size_words(most)})"
     raise ConfigurationError(
         f"{label} must be a number of {unit} from {least} ({size_words(least)})"
@@ -255,14 +263,14 @@ def parse(option: Option, variable: str, text: str) -> object:
     Raises:
         ConfigurationError: ``VARIABLE='text': expected ...``.
     """
-    if option.kind is Kind.BOOL:
+    if option.kind == Kind.BOOL:
         lowered = text.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off", ""):
             return False
         raise ConfigurationError(f"{variable}={text!r}: expected true or false")
-    if option.kind is Kind.SECONDS:
+    if option.kind == Kind.SECONDS:
         return parse_seconds(variable, text, option.env_unit)
     return text if text.strip() else None
 
