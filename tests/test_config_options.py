@@ -112,6 +112,38 @@ def test_96_config_an_error_names_the_option(option: Option) -> None:
     assert "\n" not in str(raised.value)
 
 
+#: Options of Config its owner checks (not the lenient tags and filter key:
+#: an invalid one is dropped with a warning), and a wrong value of each.
+OWNED: dict[str, Any] = {
+    "sdk_key": 5,
+    "data_system": "polling",
+    "fatal_status_codes": "401",
+    "verify": 5,
+    "proxy": "ftp://proxy",
+    "private_attributes": "email",
+    "hooks": 5,
+    "big_segments": 5,
+    "lens": 5,
+    "metrics": 5,
+}
+
+
+def test_96_config_every_option_is_checked_from_its_declaration_or_by_config() -> None:
+    owned = {o.name for o in OPTIONS if o.kind == Kind.OTHER}
+    lenient = {"application_id", "application_version", "payload_filter_key"}
+    assert owned == set(OWNED) | lenient
+
+
+@pytest.mark.parametrize(("name", "value"), OWNED.items(), ids=list(OWNED))
+def test_96_config_an_error_of_an_option_config_checks_names_it(
+    name: str, value: object
+) -> None:
+    options: dict[str, Any] = {"sdk_key": "k", name: value}
+    with pytest.raises(ConfigurationError) as raised:
+        Config(**options)
+    assert str(raised.value).startswith(f"{name} "), raised.value
+
+
 @pytest.mark.parametrize("option", _declared(FLAGD), ids=lambda o: o.name)
 def test_96_config_a_flagd_error_names_the_option(option: Option) -> None:
     with pytest.raises(ConfigurationError) as raised:

@@ -494,21 +494,7 @@ class Config(Frozen):
             )
         self._check_events()
         self._check_hooks()
-        if self.big_segments is not None and not _is_big_segments_config(
-            self.big_segments
-        ):
-            raise ConfigurationError(
-                "big_segments must be an aioflags.BigSegmentsConfig, "
-                f"got {self.big_segments!r}"
-            )
-        if self.lens is not None and not _is_lens_config(self.lens):
-            raise ConfigurationError(
-                f"lens must be an aioflags.lens.LensConfig, got {self.lens!r}"
-            )
-        if self.metrics is not None and not _is_metrics(self.metrics):
-            raise ConfigurationError(
-                f"metrics must be an aioflags.otel.Metrics, got {self.metrics!r}"
-            )
+        self._check_objects()
         if self.max_retry_delay < self.initial_retry_delay:
             raise ConfigurationError(
                 "max_retry_delay must not be smaller than initial_retry_delay"
@@ -611,6 +597,17 @@ class Config(Frozen):
                 "proxy must be a proxy URL (http://, https://, socks5:// or "
                 f"socks5h://), an httpx.Proxy or None, got {proxy!r}"
             )
+
+    def _check_objects(self) -> None:
+        """The options that hold an object of a layer above: each of its class or None."""
+        for name, is_one, what in (
+            ("big_segments", _is_big_segments_config, "aioflags.BigSegmentsConfig"),
+            ("lens", _is_lens_config, "aioflags.lens.LensConfig"),
+            ("metrics", _is_metrics, "aioflags.otel.Metrics"),
+        ):
+            value = getattr(self, name)
+            if value is not None and not is_one(value):
+                raise ConfigurationError(f"{name} must be an {what}, got {value!r}")
 
     def _check_hooks(self) -> None:
         from ._hooks import check_hook
