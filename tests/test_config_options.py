@@ -22,8 +22,8 @@ from aioflags._client._config import flagd_from_env
 from aioflags._client._options import OPTIONS
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option, check, parse
-from aioflags._datasystem._config import FILE, POLLING
-from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
+from aioflags._datasystem._options import FILE, POLLING
+from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
 
 DOCS = Path(__file__).parents[1] / "docs"

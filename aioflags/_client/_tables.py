@@ -2,7 +2,8 @@
 
 The page's tables between ``<!-- generated: NAME ... -->`` and
 ``<!-- end generated -->`` are :func:`render`'s, from ``Config``'s
-declarations (``_client/_options.py``) and ``DataSystem.flagd()``'s
+declarations (``_client/_options.py``), ``DataSystem``'s
+(``_datasystem/_options.py``) and ``DataSystem.flagd()``'s
 (``_datasystem/_sources/_flagd/_settings.py``). Run it after changing a
 declaration; tests/test_config_options.py compares the page with it. Not
 imported with ``aioflags``.
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._options import UNIT_NAME, Kind, Option, size_words
-from aioflags._datasystem._config import FILE, POLLING
-from aioflags._datasystem._config import OPTIONS as DATA_SYSTEM
+from aioflags._datasystem._options import FILE, POLLING
+from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd import _settings
 
 from ._options import OPTIONS

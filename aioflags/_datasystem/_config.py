@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, final
 
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
-from aioflags._core._options import Kind, Option, check
+from aioflags._core._options import check
 
 from ._context import (
     is_flagd_source,
@@ -24,6 +24,7 @@ from ._context import (
     mark_local,
     mark_streaming,
 )
+from ._options import FILE, OPTIONS, POLLING
 from ._plane._config import Plane, flagd_source, plane_of
 from ._stores._mode import StoreMode
 
@@ -33,85 +34,11 @@ if TYPE_CHECKING:
     from ._stores._base import PersistentStore
 
 __all__ = [
-    "FILE",
-    "OPTIONS",
-    "POLLING",
     "DataSystem",
     "grace_period_of",
     "is_local",
     "uses_flag_service",
 ]
-
-#: The failover timings of ``DataSystem(...)`` (and ``.with_timings()``),
-#: declared once: checked from here, tabled in docs/configuration.md.
-OPTIONS: Final = (
-    Option(
-        "initializing_timeout",
-        Kind.SECONDS,
-        default=10.0,
-        doc="fail over when a synchronizer has not reported valid data for this "
-        "long; an initializer with no result by then is cancelled for the next",
-    ),
-    Option(
-        "interrupted_timeout",
-        Kind.SECONDS,
-        default=60.0,
-        doc="fail over when a synchronizer stays interrupted this long",
-    ),
-    Option(
-        "recovery_after",
-        Kind.SECONDS,
-        default=300.0,
-        doc="back to the primary after this long valid on a fallback synchronizer",
-    ),
-    Option(
-        "grace_period",
-        Kind.SECONDS,
-        default=None,
-        least=0,
-        shown="None (`Config.grace_period`)",
-        doc="STALE before ERROR, when the data system says "
-        "(`DataSystem.flagd(retry_grace_period=...)`)",
-    ),
-)
-#: ``DataSystem.polling()``'s option.
-POLLING: Final = (
-    Option(
-        "interval",
-        Kind.SECONDS,
-        default=30.0,
-        doc="between polls (FDv2's, and FDv1's after a fallback directive)",
-    ),
-)
-#: ``DataSystem.file()``'s options (after the paths).
-FILE: Final = (
-    Option(
-        "reload",
-        Kind.BOOL,
-        default=False,
-        doc="check the files every `interval` and apply their edits",
-    ),
-    Option(
-        "interval",
-        Kind.SECONDS,
-        default=1.0,
-        doc="between checks of the files, with `reload`",
-    ),
-    Option(
-        "format",
-        Kind.OTHER,
-        type='`"flagd"`, `"launchdarkly"` or None',
-        default=None,
-        doc="how every file is read; `None`: told from each file",
-    ),
-    Option(
-        "fractional",
-        Kind.OTHER,
-        type="3 or 2",
-        default=3,
-        doc="flagd's `fractional` bucketing: 3 (flagd's newest) or 2 (its older one)",
-    ),
-)
 
 
 def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
