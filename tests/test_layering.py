@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "aioflags._datasystem._context",
         "aioflags._datasystem._flagd_link",
         "aioflags._datasystem._mirror",
+        "aioflags._datasystem._options",
         "aioflags._datasystem._payloads",
     ),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
-from aioflags._core._checks import check_bool, check_seconds, check_url, header_value
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._logname import client_logger
+from aioflags._core._options import check
 from aioflags._datasystem._config import DataSystem
+
+from ._environment import (
+    config_values,
+    flagd_from_env,
+    flagd_without_resolver,
+    naming_variables,
+)
+from ._options import (
+    DEFAULT_EVENTS_URI,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_PAYLOAD_CHANGES,
+    OPTIONS,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -25,19 +37,12 @@ if TYPE_CHECKING:
 
     from ._hooks import Hook
 
-__all__ = ["Config"]
+__all__ = ["Config", "flagd_from_env"]
 
 logger = client_logger("aioflags")
 
 _SDK_KEY: Final = re.compile(r"[A-Za-z0-9._-]{1,8192}")
 _TAG: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_MIN_DIAGNOSTIC_INTERVAL: Final = 60.0
-#: ``Config.max_payload_bytes``: 100 MiB, decompressed (see docs/configuration.md).
-#: LaunchDarkly's event recorder (``Config.events_uri``'s default).
-DEFAULT_EVENTS_URI: Final = "https://events.launchdarkly.com"
-DEFAULT_MAX_PAYLOAD_BYTES: Final = 100 * 1024 * 1024
-#: ``Config.max_payload_changes``.
-DEFAULT_MAX_PAYLOAD_CHANGES: Final = 250_000
 
 
 def _sdk_key_problem(key: object) -> str | None:
@@ -95,12 +100,6 @@ def _lenient(
     return None
 
 
-def _check_count(name: str, value: object) -> None:
-    """A count option (a capacity, a limit): an int >= 1, not a bool or a float."""
-    if type(value) is not int or value < 1:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _is_big_segments_config(value: object) -> bool:
     # Imported only when big segments are configured (not with aioflags).
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
@@ -121,22 +120,11 @@ def _is_metrics(value: object) -> bool:
     return isinstance(getattr(value, "_totals", None), MetricTotals)
 
 
-#: The options that are True or False (a truthy ``"false"`` would be True).
-_BOOLEANS: Final = (
-    "offline",
-    "send_events",
-    "all_attributes_private",
-    "diagnostic_opt_out",
-    "omit_anonymous_contexts",
-    "compress_events",
-    "gc_freeze",
-)
+#: Said when a boolean option is given a string (a truthy ``"false"``).
 _FROM_TEXT: Final = (
     ": a string is not parsed here (Config.from_env() reads true/false "
     "from the environment)"
 )
-#: The options sent as HTTP header values as they are (the tags are lenient).
-_HEADERS: Final = ("wrapper_name", "wrapper_version", "instance_id")
 _PROXY_SCHEMES: Final = ("http://", "https://", "socks5://", "socks5h://")
 
 
@@ -491,10 +479,9 @@ class Config(Frozen):
         key: object = self.sdk_key  # checked at run time: callers may not be typed
         if key is not None and not (isinstance(key, str) and _SDK_KEY.fullmatch(key)):
             raise ConfigurationError(_sdk_key_problem(key) or "invalid sdk_key")
-        for name in ("base_uri", "stream_uri", "events_uri"):
-            set_field(self, name, check_url(name, getattr(self, name)))
-        for name in _BOOLEANS:
-            check_bool(name, getattr(self, name), text_hint=_FROM_TEXT)
+        for option in OPTIONS:  # what the declarations say (their kinds, bounds)
+            value = getattr(self, option.name)
+            set_field(self, option.name, check(option, value, text_hint=_FROM_TEXT))
         if self.data_system is not None and not isinstance(
             self.data_system, DataSystem
         ):
@@ -505,48 +492,9 @@ class Config(Frozen):
                 "offline=True takes no flag plane: an offline client reads no"
                 " upstream for the processes of a host to share (drop plane=...)"
             )
-        check_seconds("ready_timeout", self.ready_timeout, allow_zero=True)
-        for name in (
-            "initial_retry_delay",
-            "max_retry_delay",
-            "connect_timeout",
-            "read_timeout",
-            "stream_read_timeout",
-            "poll_interval",
-            "retry_reset_after",
-            "flush_interval",
-            "context_keys_flush_interval",
-        ):
-            check_seconds(name, getattr(self, name))
-        for name in ("max_payload_bytes", "max_payload_changes"):
-            _check_count(name, getattr(self, name))
         self._check_events()
         self._check_hooks()
-        if self.big_segments is not None and not _is_big_segments_config(
-            self.big_segments
-        ):
-            raise ConfigurationError(
-                "big_segments must be an aioflags.BigSegmentsConfig, "
-                f"got {self.big_segments!r}"
-            )
-        if self.lens is not None and not _is_lens_config(self.lens):
-            raise ConfigurationError(
-                f"lens must be an aioflags.lens.LensConfig, got {self.lens!r}"
-            )
-        if self.metrics is not None and not _is_metrics(self.metrics):
-            raise ConfigurationError(
-                f"metrics must be an aioflags.otel.Metrics, got {self.metrics!r}"
-            )
-        check_seconds("grace_period", self.grace_period, allow_zero=True)
-        jitter: object = self.retry_jitter  # callers may not be typed
-        if (
-            isinstance(jitter, bool)
-            or not isinstance(jitter, (int, float))
-            or not 0 <= jitter <= 1
-        ):
-            raise ConfigurationError(
-                f"retry_jitter must be between 0 and 1, got {self.retry_jitter!r}"
-            )
+        self._check_objects()
         if self.max_retry_delay < self.initial_retry_delay:
             raise ConfigurationError(
                 "max_retry_delay must not be smaller than initial_retry_delay"
@@ -607,29 +555,7 @@ class Config(Frozen):
                 message names it.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        #: the variable each option was read from, to name it in an error
-        read_from: dict[str, str] = {}
-        for variable in ("AIOFLAGS_SDK_KEY", "LAUNCHDARKLY_SDK_KEY"):
-            if env.get(variable):
-                values["sdk_key"] = env[variable]
-                read_from["sdk_key"] = variable
-                break
-        for variable, text in env.items():
-            if not variable.startswith("AIOFLAGS_") or variable == "AIOFLAGS_SDK_KEY":
-                continue
-            name = variable.removeprefix("AIOFLAGS_").lower()
-            kind = ENVIRONMENT.get(name)
-            if kind is None:
-                known = ", ".join(f"AIOFLAGS_{n.upper()}" for n in ENVIRONMENT)
-                raise ConfigurationError(
-                    f"unknown environment variable {variable}: aioflags reads "
-                    f"AIOFLAGS_SDK_KEY, {known}"
-                )
-            if kind is str and not text.strip():
-                continue  # an empty variable is an unset one
-            values[name] = _parse_env(variable, text, kind)
-            read_from[name] = variable
+        values, read_from = config_values(env)
         if "data_system" not in overrides:
             flagd = flagd_from_env(env)
             if flagd is not None:
@@ -640,23 +566,15 @@ class Config(Frozen):
         if not (
             values.get("sdk_key") or values.get("data_system") or values.get("offline")
         ):
-            _flagd_without_resolver(env)
+            flagd_without_resolver(env)
         sdk_key = values.pop("sdk_key", None)
         try:
             return cls(sdk_key, **values)
         except ConfigurationError as exc:
-            # Config's messages name the options they are about: say which
-            # variables set them (never a value: it may be the SDK key).
-            message = str(exc)
-            subject = message.split(", got ", 1)[0]  # not the value it got
-            named = dict.fromkeys(re.findall(r"[a-z][a-z0-9_]*", subject))
-            variables = [read_from[name] for name in named if name in read_from]
-            if variables:
-                raise ConfigurationError(f"{', '.join(variables)}: {message}") from None
-            raise
+            raise naming_variables(exc, read_from) from None
 
     def _check_http(self) -> None:
-        """The TLS and proxy options, and the options sent as header values."""
+        """The TLS and proxy options."""
         verify: object = self.verify
         if not isinstance(verify, (bool, str)):
             import ssl  # only here: it is slow to import
@@ -679,16 +597,17 @@ class Config(Frozen):
                 "proxy must be a proxy URL (http://, https://, socks5:// or "
                 f"socks5h://), an httpx.Proxy or None, got {proxy!r}"
             )
-        for name in _HEADERS:
+
+    def _check_objects(self) -> None:
+        """The options that hold an object of a layer above: each of its class or None."""
+        for name, is_one, what in (
+            ("big_segments", _is_big_segments_config, "aioflags.BigSegmentsConfig"),
+            ("lens", _is_lens_config, "aioflags.lens.LensConfig"),
+            ("metrics", _is_metrics, "aioflags.otel.Metrics"),
+        ):
             value = getattr(self, name)
-            if value is None or value == "":
-                continue  # unset ("" as for the tags)
-            if not isinstance(value, str) or not header_value(value):
-                raise ConfigurationError(
-                    f"{name} is sent as an HTTP header value: it must be a "
-                    "string of visible ASCII characters (spaces only inside), "
-                    f"got {value!r}"
-                )
+            if value is not None and not is_one(value):
+                raise ConfigurationError(f"{name} must be an {what}, got {value!r}")
 
     def _check_hooks(self) -> None:
         from ._hooks import check_hook
@@ -705,17 +624,6 @@ class Config(Frozen):
         )
 
     def _check_events(self) -> None:
-        for name in ("events_capacity", "context_keys_capacity"):
-            _check_count(name, getattr(self, name))
-        check_seconds(
-            "diagnostic_recording_interval", self.diagnostic_recording_interval
-        )
-        if self.diagnostic_recording_interval < _MIN_DIAGNOSTIC_INTERVAL:
-            raise ConfigurationError(
-                "diagnostic_recording_interval must be at least "
-                f"{_MIN_DIAGNOSTIC_INTERVAL:g} seconds, "
-                f"got {self.diagnostic_recording_interval!r}"
-            )
         private: object = self.private_attributes  # callers may not be typed
         if isinstance(private, str) or not isinstance(private, Iterable):
             raise ConfigurationError(
@@ -807,25 +715,6 @@ class Config(Frozen):
         )
 
 
-#: The options ``Config.from_env()`` reads, as ``AIOFLAGS_<NAME>``, and their types.
-ENVIRONMENT: Final[dict[str, type]] = {
-    "base_uri": str,
-    "stream_uri": str,
-    "offline": bool,
-    "ready_timeout": float,
-    "poll_interval": float,
-    "grace_period": float,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "proxy": str,
-    "application_id": str,
-    "application_version": str,
-    "payload_filter_key": str,
-    "send_events": bool,
-    "events_uri": str,
-}
-
-
 def _loopback(url: str) -> bool:
     """Whether ``url``'s host is this machine (``localhost`` or a loopback address)."""
     import ipaddress  # only here: a client's start, not `import aioflags`
@@ -838,186 +727,3 @@ def _loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _parse_env(variable: str, text: str, kind: type) -> object:
-    if kind is bool:
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigurationError(f"{variable}={text!r}: expected true or false")
-    if kind is float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ConfigurationError(
-                f"{variable}={text!r}: expected a number of seconds"
-            ) from None
-        return value
-    return text
-
-
-#: ``FLAGD_*`` variables read as milliseconds, and the ``DataSystem.flagd()`` option each sets.
-_FLAGD_MS: Final = (
-    ("FLAGD_DEADLINE_MS", "deadline"),
-    ("FLAGD_STREAM_DEADLINE_MS", "stream_deadline"),
-    ("FLAGD_KEEP_ALIVE_TIME_MS", "keepalive"),
-)
-
-
-def _flagd_number(variable: str, text: str, scale: float) -> float:
-    try:
-        value = float(text) / scale
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        unit = "milliseconds" if scale == 1000 else "seconds"
-        raise ConfigurationError(f"{variable}={text!r}: expected a number of {unit}")
-    return value
-
-
-def _flagd_without_resolver(env: Mapping[str, str]) -> None:
-    """Refuse flagd's variables without ``FLAGD_RESOLVER``, where nothing else is set.
-
-    flagd's providers then evaluate over RPC, which aioflags does not do:
-    without this, the client would ask for an SDK key, not a resolver.
-
-    Raises:
-        ConfigurationError: naming the variables and ``FLAGD_RESOLVER``.
-    """
-    if env.get("FLAGD_RESOLVER", "").strip():
-        return
-    names = sorted(v for v in env if v.startswith("FLAGD_") and env[v].strip())
-    if not names:
-        return
-    shown = " and ".join(names) if len(names) < 3 else f"{names[0]}, {names[1]}, ..."
-    raise ConfigurationError(
-        f"{shown} {'is' if len(names) == 1 else 'are'} set but FLAGD_RESOLVER "
-        "is not: aioflags reads flagd's variables with FLAGD_RESOLVER=in-process "
-        "(a sync server at FLAGD_HOST and FLAGD_SYNC_PORT or FLAGD_PORT: flagd's "
-        "sync port, 8015, not its rpc port 8013) or FLAGD_RESOLVER=file "
-        "(FLAGD_OFFLINE_FLAG_SOURCE_PATH); flagd's providers default to rpc, "
-        "which aioflags does not do (for LaunchDarkly, set AIOFLAGS_SDK_KEY)"
-    )
-
-
-def flagd_from_env(
-    env: Mapping[str, str], *, plane: str | None = None
-) -> DataSystem | None:
-    """The flagd data system flagd's provider variables describe (None: none asked for).
-
-    Read only with ``FLAGD_RESOLVER=in-process`` (or ``file``): ``FLAGD_HOST``
-    and ``FLAGD_SYNC_PORT`` (else ``FLAGD_PORT``; ``localhost:8015``),
-    ``FLAGD_SOCKET_PATH``, ``FLAGD_TLS``, ``FLAGD_SERVER_CERT_PATH``,
-    ``FLAGD_SOURCE_SELECTOR``, ``FLAGD_PROVIDER_ID``,
-    ``FLAGD_RETRY_GRACE_PERIOD`` (seconds), ``FLAGD_FATAL_STATUS_CODES``
-    (names, comma-separated), ``FLAGD_DEADLINE_MS``,
-    ``FLAGD_STREAM_DEADLINE_MS``, ``FLAGD_KEEP_ALIVE_TIME_MS`` (0: none),
-    ``FLAGD_RETRY_BACKOFF_MS`` and ``FLAGD_RETRY_BACKOFF_MAX_MS``; or, with
-    ``FLAGD_OFFLINE_FLAG_SOURCE_PATH``, that flagd file
-    (``DataSystem.file(path, reload=True, format="flagd")``). Empty
-    variables are unset ones. ``plane``: the flag plane's path
-    (``aioflags plane PATH``): the sync stream shared by a host's processes.
-
-    Raises:
-        ConfigurationError: a variable cannot be used (the message names
-            it), or ``plane`` with a flag file, which has no upstream to share.
-    """
-    resolver = env.get("FLAGD_RESOLVER", "").strip().lower()
-    if not resolver:
-        return None
-    if resolver not in ("in-process", "file"):
-        raise ConfigurationError(
-            f"FLAGD_RESOLVER={env['FLAGD_RESOLVER']!r}: aioflags evaluates flagd's "
-            "flags in process: use in-process (or file)"
-        )
-
-    def get(name: str) -> str | None:
-        text = env.get(name, "").strip()
-        return text or None
-
-    offline = get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
-    if offline is not None or resolver == "file":
-        if offline is None:
-            raise ConfigurationError(
-                "FLAGD_RESOLVER=file needs FLAGD_OFFLINE_FLAG_SOURCE_PATH"
-            )
-        if plane is not None:
-            raise ConfigurationError(
-                "FLAGD_OFFLINE_FLAG_SOURCE_PATH (FLAGD_RESOLVER=file) is a flag"
-                " file every process reads itself: a flag plane has no upstream"
-                " to share there. Use FLAGD_RESOLVER=in-process with FLAGD_HOST"
-                " and FLAGD_PORT (or FLAGD_SOCKET_PATH) instead"
-            )
-        return DataSystem.file(offline, reload=True, format="flagd")
-    options: dict[str, Any] = {}
-    socket_path = get("FLAGD_SOCKET_PATH")
-    if socket_path is not None:
-        options["socket_path"] = socket_path
-    else:
-        host = get("FLAGD_HOST") or "localhost"
-        port = get("FLAGD_SYNC_PORT") or get("FLAGD_PORT") or "8015"
-        variable = "FLAGD_SYNC_PORT" if get("FLAGD_SYNC_PORT") else "FLAGD_PORT"
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigurationError(f"{variable}={port!r}: expected a port number")
-        options["target"] = f"{host}:{port}"
-    tls = get("FLAGD_TLS")
-    if tls is not None:
-        options["tls"] = _parse_env("FLAGD_TLS", tls, bool)
-    for variable, name in (
-        ("FLAGD_SERVER_CERT_PATH", "cert_path"),
-        ("FLAGD_SOURCE_SELECTOR", "selector"),
-        ("FLAGD_PROVIDER_ID", "provider_id"),
-    ):
-        text = get(variable)
-        if text is not None:
-            options[name] = text
-    grace = get("FLAGD_RETRY_GRACE_PERIOD")
-    if grace is not None:
-        options["retry_grace_period"] = _flagd_number(
-            "FLAGD_RETRY_GRACE_PERIOD", grace, 1
-        )
-    codes = get("FLAGD_FATAL_STATUS_CODES")
-    if codes is not None:
-        options["fatal_status_codes"] = [
-            c.strip().upper() for c in codes.split(",") if c.strip()
-        ]
-    for variable, name in _FLAGD_MS:
-        text = get(variable)
-        if text is not None:
-            value = _flagd_number(variable, text, 1000)
-            options[name] = None if name == "keepalive" and value == 0 else value
-    backoff = [
-        _flagd_number(variable, text, 1000) if text is not None else default
-        for variable, default in (
-            ("FLAGD_RETRY_BACKOFF_MS", 1.0),
-            ("FLAGD_RETRY_BACKOFF_MAX_MS", 5.0),
-        )
-        for text in (get(variable),)
-    ]
-    options["retry_backoff"] = (backoff[0], max(backoff))
-    try:
-        return DataSystem.flagd(**options, plane=plane)
-    except ConfigurationError as exc:
-        names = {
-            "target": "FLAGD_HOST/FLAGD_SYNC_PORT",
-            "socket_path": "FLAGD_SOCKET_PATH",
-            "cert_path": "FLAGD_SERVER_CERT_PATH",
-            "fatal_status_codes": "FLAGD_FATAL_STATUS_CODES",
-            "retry_grace_period": "FLAGD_RETRY_GRACE_PERIOD",
-            "deadline": "FLAGD_DEADLINE_MS",
-            "stream_deadline": "FLAGD_STREAM_DEADLINE_MS",
-            "keepalive": "FLAGD_KEEP_ALIVE_TIME_MS",
-            "retry_backoff": "FLAGD_RETRY_BACKOFF_MS/FLAGD_RETRY_BACKOFF_MAX_MS",
-        }
-        message = str(exc)
-        named = [
-            v for k, v in names.items() if f"({k}=" in message or f"{k}=" in message
-        ]
-        if named:
-            raise ConfigurationError(f"{', '.join(named)}: {message}") from None
-        raise

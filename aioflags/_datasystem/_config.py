@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, final
 
-from aioflags._core._checks import check_bool, check_seconds
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
+from aioflags._core._options import check
 
 from ._context import (
     is_flagd_source,
@@ -24,6 +24,7 @@ from ._context import (
     mark_local,
     mark_streaming,
 )
+from ._options import FILE, OPTIONS, POLLING
 from ._plane._config import Plane, flagd_source, plane_of
 from ._stores._mode import StoreMode
 
@@ -32,7 +33,12 @@ if TYPE_CHECKING:
     from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
-__all__ = ["DataSystem", "grace_period_of", "is_local", "uses_flag_service"]
+__all__ = [
+    "DataSystem",
+    "grace_period_of",
+    "is_local",
+    "uses_flag_service",
+]
 
 
 def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | None:
@@ -226,10 +232,9 @@ class DataSystem(Frozen):
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("initializing_timeout", "interrupted_timeout", "recovery_after"):
-            check_seconds(f"DataSystem {name}", getattr(self, name))
-        if self.grace_period is not None:
-            check_seconds("DataSystem grace_period", self.grace_period, allow_zero=True)
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            check(option, value, label=f"DataSystem {option.name}")
         for name in ("initializers", "synchronizers"):
             sources = getattr(self, name)
             if not isinstance(sources, tuple):
@@ -332,7 +337,7 @@ class DataSystem(Frozen):
         """
         from ._sources import _polling
 
-        check_seconds("DataSystem.polling(interval=...)", interval)
+        check(POLLING[0], interval, "DataSystem.polling")
         return cls(
             synchronizers=(_polling.polling_synchronizer(interval=interval),),
             fdv1_fallback=_polling.fdv1_polling_synchronizer(interval=interval),
@@ -452,8 +457,8 @@ class DataSystem(Frozen):
                 raise ConfigurationError(
                     f"DataSystem.file() takes file paths, got {path!r}"
                 )
-        check_bool("DataSystem.file(reload=...)", reload)
-        check_seconds("DataSystem.file(interval=...)", interval)
+        for option, value in zip(FILE[:2], (reload, interval), strict=True):
+            check(option, value, "DataSystem.file")
         _check_flagd_reading("DataSystem.file", format, fractional)
         return cls(
             synchronizers=(
@@ -564,9 +569,7 @@ class DataSystem(Frozen):
         Added in version 0.2.0.
         """
         from ._sources._flagd import _settings
-        from ._sources._flagd._certs import ca_file_problem
         from ._sources._flagd._source import (
-            GRPC_STATUS_NAMES,
             FlagdOptions,
             FlagdShared,
             check_extra,
@@ -576,84 +579,23 @@ class DataSystem(Frozen):
 
         where = "DataSystem.flagd"
         _settings.refuse_provider_names(where, host, port, saved_state)
-        # (checked at run time: callers may not be typed)
-        given_socket: object = socket_path
-        given_target: object = target
-        given_backoff: object = retry_backoff
-        if socket_path is not None:
-            if target is not None:
-                raise ConfigurationError(
-                    f"{where}() takes a target or a socket_path, not both"
-                )
-            if not isinstance(given_socket, (str, os.PathLike)) or not os.fspath(
-                socket_path
-            ):
-                raise ConfigurationError(
-                    f"{where}(socket_path=...) must be a path, got {socket_path!r}"
-                )
-            _settings.check_target(
-                where, "socket_path", f"unix:{os.fspath(socket_path)}"
-            )
-            target = f"unix:{os.fspath(socket_path)}"
-        elif target is None:
-            target = "localhost:8015"
-        elif not isinstance(given_target, str) or not target.strip():
-            raise ConfigurationError(
-                f"{where}(target=...) must be a gRPC target such as "
-                f"'localhost:8015', got {target!r}"
-            )
-        else:
-            _settings.check_target(where, "target", target)
-        for name, text in (("selector", selector), ("provider_id", provider_id)):
-            if text is not None and not isinstance(text, str):
-                raise ConfigurationError(
-                    f"{where}({name}=...) must be a string or None, got {text!r}"
-                )
-        check_bool(f"{where}(tls=...)", tls)
-        if cert_path is not None:
-            if not isinstance(cert_path, (str, os.PathLike)):
-                raise ConfigurationError(
-                    f"{where}(cert_path=...) must be a path, got {cert_path!r}"
-                )
-            if not tls:
-                raise ConfigurationError(
-                    f"{where}(cert_path=...) is the CA for TLS: give tls=True too"
-                )
-            problem = ca_file_problem(os.fspath(cert_path))
-            if problem is not None:
-                raise ConfigurationError(f"{where}(cert_path=...): {problem}")
-        codes = _sources(fatal_status_codes)
-        if not isinstance(codes, tuple) or not all(
-            c in GRPC_STATUS_NAMES for c in codes
-        ):
-            raise ConfigurationError(
-                f"{where}(fatal_status_codes=...) must be gRPC status names such "
-                f"as 'PERMISSION_DENIED' (one of {', '.join(GRPC_STATUS_NAMES)}), "
-                f"got {fatal_status_codes!r}"
-            )
-        check_seconds(
-            f"{where}(retry_grace_period=...)", retry_grace_period, allow_zero=True
-        )
-        check_seconds(f"{where}(deadline=...)", deadline)
-        _settings.check_deadline(where, deadline)
-        check_seconds(f"{where}(stream_deadline=...)", stream_deadline, allow_zero=True)
-        if keepalive is not None:
-            check_seconds(f"{where}(keepalive=...)", keepalive)
-        if not isinstance(given_backoff, (tuple, list)) or len(retry_backoff) != 2:
-            raise ConfigurationError(
-                f"{where}(retry_backoff=...) must be (first, most) in seconds, "
-                f"got {retry_backoff!r}"
-            )
-        first, most = retry_backoff
-        check_seconds(f"{where}(retry_backoff=...)'s first delay", first)
-        check_seconds(f"{where}(retry_backoff=...)'s longest delay", most)
-        if most < first:
-            raise ConfigurationError(
-                f"{where}(retry_backoff=...): the longest delay must not be "
-                f"shorter than the first, got {retry_backoff!r}"
-            )
+        target = _settings.target_of(where, target, socket_path)
+        given = {
+            "selector": selector,
+            "provider_id": provider_id,
+            "tls": tls,
+            "retry_grace_period": retry_grace_period,
+            "deadline": deadline,
+            "stream_deadline": stream_deadline,
+            "keepalive": keepalive,
+            "max_message_size": max_message_size,
+        }
+        for name, value in given.items():  # (their declarations say how)
+            check(_settings.OPTION[name], value, where)
+        _settings.check_cert_path(where, cert_path, tls=tls)
+        codes = _settings.status_names(where, fatal_status_codes)
+        first, most = _settings.backoff(where, retry_backoff)
         _check_flagd_reading(where, None, fractional)
-        _settings.check_max_message_size(where, max_message_size)
         check_extra()
         options = FlagdOptions(
             target=target,

@@ -93,7 +93,7 @@ from aioflags._datasystem._sources._cause import cause_of
 from aioflags._datasystem._sources._versions import ContentVersions
 
 from ._certs import CaFile, CaFileError
-from ._settings import hint
+from ._settings import GRPC_STATUS_NAMES, hint
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -117,25 +117,6 @@ __all__ = [
 logger = client_logger("aioflags.datasource")
 
 INSTALL: Final = "pip install 'aioflags[flagd]'"
-#: The gRPC status codes by name, as ``fatal_status_codes`` takes them.
-GRPC_STATUS_NAMES: Final = (
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
 _SYNC: Final = "/flagd.sync.v1.FlagSyncService/SyncFlags"
 _FETCH: Final = "/flagd.sync.v1.FlagSyncService/FetchAllFlags"
 _METADATA: Final = "/flagd.sync.v1.FlagSyncService/GetMetadata"
