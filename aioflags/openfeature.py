@@ -84,7 +84,12 @@ from ._client._blocking import running_library as _running_library
 from ._client._client import Client
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
-from ._client._ofcontext import ContextError, context_from, flagd_context_from
+from ._client._ofcontext import (
+    ContextCache,
+    ContextError,
+    context_from,
+    flagd_context_from,
+)
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
 
@@ -304,6 +309,10 @@ class AioflagsProvider(AbstractProvider):
         #: track() calls dropped, by the kind of context error: the first of
         #: each kind is a WARNING, the rest DEBUG (it may be every call).
         self._dropped_tracks = Occurrences(8)
+        #: The contexts of the OpenFeature contexts evaluated again, each
+        #: mapping's: the same object, unchanged, is not mapped again.
+        self._flagd_contexts = ContextCache()
+        self._contexts = ContextCache()
 
     @property
     def client(self) -> Client:
@@ -608,7 +617,11 @@ class AioflagsProvider(AbstractProvider):
             # resolution of 0.5 is a type mismatch, not 0), no boolean is
             # a number.
             detail = snapshot.variation_detail(
-                flag_key, to_flagd_context(evaluation_context), default_value
+                flag_key,
+                to_flagd_context(None)
+                if evaluation_context is None
+                else self._flagd_contexts.get(evaluation_context, to_flagd_context),
+                default_value,
             )
             _raise_for(detail, status)
             if not detail.is_default_value and not _FLAGD_TYPES[kind](detail.value):
@@ -618,7 +631,12 @@ class AioflagsProvider(AbstractProvider):
         else:
             typed = _TYPED_DETAIL[kind]
             detail = typed(
-                snapshot, flag_key, to_context(evaluation_context), default_value
+                snapshot,
+                flag_key,
+                to_context(None)
+                if evaluation_context is None
+                else self._contexts.get(evaluation_context, to_context),
+                default_value,
             )
             _raise_for(detail, status)
         value: Any = detail.value
