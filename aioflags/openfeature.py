@@ -184,8 +184,13 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         InvalidContextError: anything else LaunchDarkly would refuse.
     """
     key = evaluation_context.targeting_key if evaluation_context else None
+    # (a value of a plain type, a name that is a str: as they are, without
+    # a call each)
     attributes = (
-        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
+        {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
+            for k, v in evaluation_context.attributes.items()
+        }
         if evaluation_context
         else {}
     )

@@ -79,8 +79,9 @@ def _single(
     anonymous = attributes.get("anonymous", False)
     private = attributes.get("privateAttributes") or []
     custom = {k: v for k, v in attributes.items() if k not in _NOT_CUSTOM}
-    for dropped in _DROPPED_NAMES.intersection(attributes):
-        _dropped(dropped, kind, logger)
+    if not _DROPPED_NAMES.isdisjoint(attributes):  # (in C, no set made)
+        for dropped in _DROPPED_NAMES.intersection(attributes):
+            _dropped(dropped, kind, logger)
     context = Context.create(
         key,
         kind,
