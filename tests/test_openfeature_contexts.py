@@ -117,7 +117,8 @@ def _counting(mapping: Any) -> tuple[list[int], Any]:
 def test_issue96_the_same_unchanged_object_is_mapped_twice_then_reused() -> None:
     cache = ContextCache()
     calls, mapping = _counting(to_flagd_context)
-    context = EvaluationContext("k1", {"user": {"id": "u", "tags": ["a", None]}})
+    attributes: Any = {"user": {"id": "u", "tags": ["a", None]}}  # (None: JSON's null)
+    context = EvaluationContext("k1", attributes)
     first = cache.get(context, mapping)
     second = cache.get(context, mapping)
     kept = [cache.get(context, mapping) for _ in range(5)]
@@ -229,9 +230,7 @@ async def test_issue96_a_string_swapped_for_an_equal_number_is_seen(
     context.attributes["n"] = 1  # type: ignore[index]
     assert provider.resolve_string_details("flagd-cat", "x", context).value == "one"
     context.attributes["n"] = True  # type: ignore[index]
-    assert provider.resolve_string_details("flagd-cat", "x", context).value == (
-        "other"
-    )
+    assert provider.resolve_string_details("flagd-cat", "x", context).value == ("other")
 
 
 @pytest.mark.asyncio
@@ -253,6 +252,4 @@ async def test_issue96_a_kept_context_answers_as_a_fresh_one(
     context = EvaluationContext("k1", {"email": "ann@example.com", "kind": "user"})
     kept = provider._contexts
     await _seen_twice(provider, "ld-staff", context)
-    assert (
-        kept.get(context, to_context)._values == to_context(context)._values
-    )
+    assert kept.get(context, to_context)._values == to_context(context)._values
