@@ -41,10 +41,12 @@ SCRIPT = (
 #: objects again, a new object per call), per flag of the script's own.
 #: Measured 2026-11-29 (issue 96): 21,960 and 38,152; 21,939 and 38,135;
 #: 22,271 and 62,024.
+#: (A new object per call moves a little more with the window's length:
+#: ~3 % more in 20 calls than in 1,000; this test counts 300.)
 CEILINGS = {
-    "own-ref": (22_600, 39_300),  # flagd, $ref
-    "split-static": (22_600, 39_300),  # flagd, no targeting
-    "split-launchdarkly": (22_900, 63_900),  # LaunchDarkly, one rule
+    "own-ref": (22_600, 40_000),  # flagd, $ref
+    "split-static": (22_600, 40_000),  # flagd, no targeting
+    "split-launchdarkly": (22_900, 65_000),  # LaunchDarkly, one rule
 }
 
 
