@@ -84,7 +84,12 @@ from ._client._blocking import running_library as _running_library
 from ._client._client import Client
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
-from ._client._ofcontext import ContextError, context_from, flagd_context_from
+from ._client._ofcontext import (
+    ContextCache,
+    ContextError,
+    context_from,
+    flagd_context_from,
+)
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
 from ._systems import FLAGD, LAUNCHDARKLY, system_named
@@ -173,8 +178,13 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         InvalidContextError: anything else LaunchDarkly would refuse.
     """
     key = evaluation_context.targeting_key if evaluation_context else None
+    # (a value of a plain type, a name that is a str: as they are, without
+    # a call each)
     attributes = (
-        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
+        {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
+            for k, v in evaluation_context.attributes.items()
+        }
         if evaluation_context
         else {}
     )
@@ -335,6 +345,24 @@ class AioflagsProvider(AbstractProvider):
         #: track() calls dropped, by the kind of context error: the first of
         #: each kind is a WARNING, the rest DEBUG (it may be every call).
         self._dropped_tracks = Occurrences(8)
+        #: The contexts of the OpenFeature contexts evaluated again, by the
+        #: system whose mapping made them (None: a key with no flag, mapped
+        #: as flagd's): the same object, unchanged, is not mapped again.
+        flagd_contexts = ContextCache()
+        self._contexts: dict[FlagSystem | None, ContextCache] = {
+            LAUNCHDARKLY: ContextCache(),
+            FLAGD: flagd_contexts,
+            None: flagd_contexts,
+        }
+
+    def _context_for(
+        self, system: FlagSystem | None, evaluation_context: EvaluationContext | None
+    ) -> Context:
+        """:func:`_context_for`, kept for an OpenFeature context object seen again (``ContextCache``)."""
+        cache = self._contexts.get(system)
+        if cache is None or evaluation_context is None:
+            return _context_for(system, evaluation_context)
+        return cache.get(evaluation_context, _OPENFEATURE_CONTEXTS[system])
 
     @property
     def client(self) -> Client:
@@ -636,7 +664,7 @@ class AioflagsProvider(AbstractProvider):
         # no number converted to another, no boolean a number).
         name = snapshot.flag_format(flag_key)  # (its system's name; None: no flag)
         system = None if name is None else system_named(name)
-        context = _context_for(system, evaluation_context)
+        context = self._context_for(system, evaluation_context)
         detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
         _raise_for(detail, status)
         value: Any = detail.value

@@ -17,7 +17,11 @@ equivalents always. The evaluators:
   ``Context``, made by ``to_flagd_context`` before the window);
 - ``client``: aioflags' ``await client.variation`` (events off);
 - ``provider``: aioflags' OpenFeature provider, ``resolve_string_details``
-  (the OpenFeature context mapped in each call);
+  (the 50 OpenFeature context objects in turn, each called twice before
+  the window: its mapping is kept, issue 96);
+- ``provider-new``: the same, each call with a context object it has not
+  seen (made before the window, from the 50), as OpenFeature's own client
+  gives it (a new merged object per call): mapped at each call;
 - ``FlagdCore``: flagd's ``FlagdCore.resolve_string_value``;
 - ``FlagdProvider``: flagd's in-process provider in file mode,
   ``resolve_string_details`` (its file thread sleeps: the main thread alone
@@ -100,7 +104,14 @@ TESTBED = [
     ("flags/custom-ops.json", "equal-greater-lesser-version-flag", "sem_ver"),
     ("flags/evaluator-refs.json", "some-email-targeted-flag", "$ref"),
 ]
-EVALUATORS = ["snapshot", "client", "provider", "FlagdCore", "FlagdProvider"]
+EVALUATORS = [
+    "snapshot",
+    "client",
+    "provider",
+    "provider-new",
+    "FlagdCore",
+    "FlagdProvider",
+]
 CONTEXTS = 50
 #: The contexts' versions: valid semantic versions, each side's ``sem_ver``
 #: path (a ``v`` prefix is one flagd's and aioflags' ``sem_ver`` both take).
@@ -162,7 +173,17 @@ async def child(
         ours_provider = AioflagsProvider(client)
         snapshot = client.snapshot()
 
-        async def run(key: str, evaluator: str, n: int) -> None:
+        def new_objects(n: int) -> list[Any]:
+            from openfeature.evaluation_context import EvaluationContext
+
+            return [
+                EvaluationContext(c.targeting_key, dict(c.attributes))
+                for c in (ofs * (n // CONTEXTS + 1))[:n]
+            ]
+
+        async def run(
+            key: str, evaluator: str, n: int, new: list[Any] | None = None
+        ) -> None:
             if evaluator == "snapshot":
                 for i in range(n):
                     snapshot.variation_detail(key, ours[i % CONTEXTS], "x")
@@ -172,6 +193,10 @@ async def child(
             elif evaluator == "provider":
                 for i in range(n):
                     ours_provider.resolve_string_details(key, "x", ofs[i % CONTEXTS])
+            elif evaluator == "provider-new":
+                new = new_objects(n) if new is None else new
+                for i in range(n):
+                    ours_provider.resolve_string_details(key, "x", new[i])
             elif evaluator == "FlagdCore":
                 core = cores[key].core
                 for i in range(n):
@@ -192,8 +217,12 @@ async def child(
         gc.collect()
         gc.disable()
         for key, evaluator in plan:
+            new = new_objects(evaluations) if evaluator == "provider-new" else None
+            if evaluator == "provider":  # (each context seen twice: kept)
+                for c in ofs + ofs:
+                    ours_provider.resolve_string_details(key, "x", c)
             os.getpgrp()  # the window opens
-            await run(key, evaluator, evaluations)
+            await run(key, evaluator, evaluations, new)
             os.getppid()  # the window closes (callgrind dumps)
         os._exit(0)
 
@@ -255,16 +284,25 @@ def main() -> None:
     print(
         f"{'flag':<44}"
         + "".join(f"{e:>15}" for e in EVALUATORS)
-        + "   ratio core/snapshot, provider/provider"
+        + "   ratio core/snapshot, provider/provider (new objects)"
     )
     for source, key, what in flags:
         row = [counts[key, e] for e in EVALUATORS]
         core_ratio = counts[key, "FlagdCore"] / counts[key, "snapshot"]
         provider_ratio = counts[key, "FlagdProvider"] / counts[key, "provider"]
+        new_ratio = counts[key, "FlagdProvider"] / counts[key, "provider-new"]
         print(
             f"{f'{what}: {key} ({source})':<44}"
             + "".join(f"{n:>15,}" for n in row)
-            + f"   {core_ratio:.1f}x, {provider_ratio:.1f}x"
+            + f"   {core_ratio:.1f}x, {provider_ratio:.1f}x ({new_ratio:.1f}x)"
+        )
+    for source in sorted({s for s, _, _ in flags}):
+        keys = [k for s, k, _ in flags if s == source]
+        flagd = sum(counts[k, "FlagdProvider"] for k in keys)
+        print(
+            f"{source} flags together, flagd's provider / aioflags' provider: "
+            f"{flagd / sum(counts[k, 'provider'] for k in keys):.1f}x "
+            f"(new objects: {flagd / sum(counts[k, 'provider-new'] for k in keys):.1f}x)"
         )
     shutil.rmtree(folder, ignore_errors=True)
 

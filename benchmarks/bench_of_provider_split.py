@@ -17,24 +17,35 @@ place), a static flagd flag and a LaunchDarkly flag of one rule
 
 The windows:
 
-- ``provider``: ``provider.resolve_string_details(key, "x", context)``;
+- ``provider``: ``provider.resolve_string_details(key, "x", context)``,
+  the 50 contexts in turn (the same objects again and again, each called
+  twice before the window: kept, not mapped again, issue 96);
+- ``new objects``: the same, each call with an OpenFeature context object
+  it has not seen (made before the window, from the 50), as OpenFeature's
+  own client gives it (it merges its contexts into a new one per call);
 - ``evaluation``: the snapshot's evaluation the provider runs, on a context
   mapped before the window (``variation_detail`` for a flagd flag,
   ``string_variation_detail`` for a LaunchDarkly one);
 - ``mapped+eval``: the same, on a context mapped in the loop (a new
-  ``Context`` per call, as the provider evaluates), minus ``context``: what
-  a fresh context adds to the evaluation;
+  ``Context`` per call), minus ``mapping``: what a fresh context adds to
+  the evaluation;
 - ``status``: ``client.status``;
 - ``snapshot``: the provider's read of the client's snapshot;
-- ``context``: ``to_flagd_context`` / ``to_context``;
+- ``context``: the provider's context step: its cache of mapped contexts
+  (``ContextCache.get``), each context kept (issue 96);
+- ``mapping``: ``to_flagd_context`` / ``to_context``, what a context not
+  kept costs (a new object's: ``new objects`` minus ``provider``, about);
 - ``format``: ``snapshot.flag_format(key)``, which picks the mapping;
 - ``about``: ``snapshot.openfeature_details(key, detail)``, the one
   lookup of the flag that gives the reason, the variant and the metadata;
 - ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
   arguments (the SDK's type: it stays);
-- ``fresh``: ``mapped+eval`` minus ``context`` and ``evaluation``;
+- ``fresh``: ``mapped+eval`` minus ``mapping`` and ``evaluation``;
 - ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
-  error and type checks, ``_reason``).
+  error and type checks, ``_reason``, the context cache's lookup).
+
+Printed beside them: ``above``, ``provider`` minus ``evaluation`` (issue
+96's budget: at most 8,000), and the same for ``new objects``.
 
 Needs valgrind and the OpenFeature SDK (the ``openfeature`` extra).
 """
@@ -63,11 +74,13 @@ TESTBED = ("flags/evaluator-refs.json", "some-email-targeted-flag")
 STEPS = [
     "loop",
     "provider",
+    "new objects",
     "evaluation",
     "mapped+eval",
     "status",
     "snapshot",
     "context",
+    "mapping",
     "format",
     "about",
     "details",
@@ -77,6 +90,7 @@ STEPS = [
 # -------------------------------------------------------------------- child
 async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
     """Count each (flag, step) of ``keys`` x :data:`STEPS` in a window of its own."""
+    from openfeature.evaluation_context import EvaluationContext
     from openfeature.flag_evaluation import FlagResolutionDetails
 
     import aioflags
@@ -100,6 +114,19 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                 snapshot.variation_detail if flagd else snapshot.string_variation_detail
             )
             ours = [mapping(c) for c in ofs]
+            new = (
+                [
+                    EvaluationContext(c.targeting_key, dict(c.attributes))
+                    for c in (ofs * (n // CONTEXTS + 1))[:n]
+                ]
+                if step == "new objects"
+                else []
+            )
+            # (the provider's own cache of mapped contexts, this flag's kind)
+            cache = provider._flagd_contexts if flagd else provider._contexts
+            if step in ("provider", "context"):  # (each context seen twice: kept)
+                for c in ofs + ofs:
+                    cache.get(c, mapping)
             detail = evaluate(key, ours[1], "x")
             about = snapshot.openfeature_details(key, detail)
             value, reason, variant, metadata = detail.value, *about
@@ -108,6 +135,9 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             if step == "provider":
                 for i in range(n):
                     provider.resolve_string_details(key, "x", ofs[i % CONTEXTS])
+            elif step == "new objects":
+                for i in range(n):
+                    provider.resolve_string_details(key, "x", new[i])
             elif step == "evaluation":
                 for i in range(n):
                     evaluate(key, ours[i % CONTEXTS], "x")
@@ -123,6 +153,9 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                     client.snapshot()
                     ofs[i % CONTEXTS]
             elif step == "context":
+                for i in range(n):
+                    cache.get(ofs[i % CONTEXTS], mapping)
+            elif step == "mapping":
                 for i in range(n):
                     mapping(ofs[i % CONTEXTS])
             elif step == "format":
@@ -194,19 +227,30 @@ def main() -> None:
     )
     counts: dict[tuple[str, str], int] = dict(zip(plan, found, strict=True))
     columns = [s if s != "mapped+eval" else "fresh" for s in STEPS[1:]] + ["rest"]
+    columns.remove("new objects")
     print(
         f"\ninstructions per provider call by step ({args.evaluations} per window, "
         f"{CONTEXTS} contexts, callgrind, main thread; each minus the loop):"
     )
-    print(f"{'flag':<28}{'loop':>7}" + "".join(f"{c:>12}" for c in columns))
+    print(
+        f"{'flag':<28}{'loop':>7}"
+        + "".join(f"{c:>12}" for c in columns)
+        + f"{'above':>8}{'new objects':>13}{'above':>8}"
+    )
     for key in keys:
         loop = counts[key, "loop"]
         net = {step: counts[key, step] - loop for step in STEPS}
-        net["fresh"] = net.pop("mapped+eval") - net["context"] - net["evaluation"]
+        net["fresh"] = net.pop("mapped+eval") - net["mapping"] - net["evaluation"]
         net["rest"] = net["provider"] - sum(
-            net[c] for c in columns if c not in ("provider", "rest")
+            net[c] for c in columns if c not in ("provider", "mapping", "rest")
         )
-        print(f"{key:<28}{loop:>7,}" + "".join(f"{net[c]:>12,}" for c in columns))
+        above = net["provider"] - net["evaluation"]
+        new = net["new objects"]
+        print(
+            f"{key:<28}{loop:>7,}"
+            + "".join(f"{net[c]:>12,}" for c in columns)
+            + f"{above:>8,}{new:>13,}{new - net['evaluation']:>8,}"
+        )
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -7,11 +7,15 @@ that into the SDK's own exceptions, OFREP into an error body. An attribute
 whose name is empty is dropped, as LaunchDarkly's SDKs drop it (their context
 builders ignore it; so does their OpenFeature provider), and said once at
 DEBUG on the caller's logger.
+
+:class:`ContextCache` keeps the aioflags contexts of the OpenFeature
+context objects the provider saw last, to hand the same one back when the
+same object comes back unchanged (its rule is in its docstring).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
@@ -20,7 +24,9 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Mapping
 
-__all__ = ["ContextError", "context_from", "flagd_context_from"]
+    from openfeature.evaluation_context import EvaluationContext
+
+__all__ = ["ContextCache", "ContextError", "context_from", "flagd_context_from"]
 
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 #: Attribute names dropped, not refused: LaunchDarkly's context builders
@@ -73,8 +79,9 @@ def _single(
     anonymous = attributes.get("anonymous", False)
     private = attributes.get("privateAttributes") or []
     custom = {k: v for k, v in attributes.items() if k not in _NOT_CUSTOM}
-    for dropped in _DROPPED_NAMES.intersection(attributes):
-        _dropped(dropped, kind, logger)
+    if not _DROPPED_NAMES.isdisjoint(attributes):  # (in C, no set made)
+        for dropped in _DROPPED_NAMES.intersection(attributes):
+            _dropped(dropped, kind, logger)
     context = Context.create(
         key,
         kind,
@@ -164,3 +171,104 @@ def flagd_context_from(
             values[str(name)] = value if convert is None else convert(value)
     values.pop("targetingKey", None)
     return Context._flagd(key, values)
+
+
+#: OpenFeature contexts whose aioflags contexts a provider keeps, each.
+_CACHED: Final = 64
+
+
+def _copy(value: object) -> object:
+    """A copy of ``value`` made only of dicts, lists, strings and None; :data:`_NO` if it is not one.
+
+    What a cached context is compared with: equal to it, and holding
+    nothing a change in place could reach (its dicts and lists are its
+    own; strings and None cannot change).
+    """
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict:
+        copied = {}
+        for name, item in value.items():  # type: ignore[attr-defined]
+            if type(name) is not str:
+                return _NO
+            copied[name] = item = _copy(item)
+            if item is _NO:
+                return _NO
+        return copied
+    if kind is list:
+        items = [_copy(item) for item in value]  # type: ignore[attr-defined]
+        return _NO if _NO in items else items
+    return _NO
+
+
+#: What :func:`_copy` answers for a value that cannot be cached.
+_NO: Final = object()
+
+
+@final
+class ContextCache:
+    """The aioflags contexts of OpenFeature contexts seen again, reused while they are unchanged.
+
+    OpenFeature's ``EvaluationContext`` is a mutable dataclass: its
+    ``targeting_key`` and ``attributes`` can be reassigned, and its
+    attributes (a dict) and any dict or list inside them changed in place.
+    The SDK's own client hands the provider a new one per call (it merges
+    the global, transaction, client and invocation contexts); a caller of
+    the provider may hand it the same object again. The rule, which cannot
+    hand back a stale context:
+
+    - the first time an object is seen it is mapped and remembered (the
+      object alone: a call with a new object each time pays one dict store);
+    - the second time, if its attributes are made only of dicts, lists,
+      strings and None (no number: ``1 == 1.0 == True``, which map
+      differently; no datetime), its context is kept with a copy of them;
+    - after that, its context is reused while the object is the same (held
+      here, so its ``id`` is not reused), its ``targeting_key`` is the same
+      object and its attributes equal the copy (one comparison, in C: any
+      change in place, at any depth, is seen).
+
+    Anything else is mapped afresh at every call, as is a context that was
+    refused (its error is raised again). At most :data:`_CACHED` objects are
+    remembered; when full, it starts over. Safe from any thread: a lookup
+    and a store are each one dict operation, and an entry is a tuple.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[
+            int,
+            tuple[EvaluationContext, str | None, object, Context | None],
+        ] = {}
+
+    def get(
+        self,
+        of_context: EvaluationContext,
+        mapping: Callable[[EvaluationContext], Context],
+    ) -> Context:
+        """``mapping(of_context)``, or the context it gave for this same, unchanged object."""
+        entries = self._entries
+        entry = entries.get(id(of_context))
+        if entry is None or entry[0] is not of_context:
+            if len(entries) >= _CACHED:
+                entries.clear()
+            entries[id(of_context)] = (of_context, None, None, None)  # seen once
+            return mapping(of_context)
+        context = entry[3]
+        if (
+            context is not None
+            and entry[1] is of_context.targeting_key
+            and of_context.attributes == entry[2]
+        ):
+            return context
+        if entry[2] is _NO:  # seen before, and not made to be kept
+            return mapping(of_context)
+        key, copied = of_context.targeting_key, _copy(of_context.attributes)
+        context = mapping(of_context)
+        entries[id(of_context)] = (
+            (of_context, key, copied, context)
+            if copied is not _NO
+            else (of_context, None, _NO, None)
+        )
+        return context

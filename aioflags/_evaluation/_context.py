@@ -85,6 +85,8 @@ def parse_reference(ref: str, *, literal: bool) -> tuple[str, ...] | None:
 
 def _valid_kind(kind: object) -> str | None:
     """Return an error message if ``kind`` is not a valid context kind."""
+    if type(kind) is str and kind == "user":  # (the default: no pattern to match)
+        return None
     if not isinstance(kind, str):
         return "context kind must be a string"
     if kind == "":
@@ -94,10 +96,6 @@ def _valid_kind(kind: object) -> str | None:
     if not _KIND_CHARS.fullmatch(kind):
         return "context kind contains characters other than ASCII letters, digits, '.', '_' and '-'"
     return None
-
-
-def _nonempty_str(value: object) -> bool:
-    return isinstance(value, str) and value != ""
 
 
 def _is_context(value: object) -> bool:
@@ -232,7 +230,20 @@ class Context:
         ``attributes`` become the context's own (not copied: the caller
         makes them for it, without null values).
         """
-        return cls._single("user", targeting_key or "", attributes, (), None)
+        # (what _single("user", key, attributes, (), None) makes, its slots
+        # set here: one call fewer, per OpenFeature evaluation)
+        self = object.__new__(cls)
+        key = targeting_key or ""
+        get = attributes.get
+        self._kind = "user"
+        self._key = self._fq_key = self._user_key = key
+        self._values = attributes
+        self._private = ()
+        self._error = None
+        self._parts = {"user": self}
+        self._get = self._user_get = get
+        self._user = self
+        return self
 
     @classmethod
     def create(
@@ -331,7 +342,7 @@ class Context:
         if name is not None:
             values["name"] = name
         for attr, value in attributes.items():
-            if not _nonempty_str(attr):
+            if not (isinstance(attr, str) and attr):  # (a non-empty string)
                 return cls._invalid(
                     "context attribute names must be non-empty strings", kind, key
                 )
