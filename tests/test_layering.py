@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._ofrep", "aioflags._diff", "aioflags._lifecycle"),
     ("aioflags._service",),
     ("aioflags._testing",),
+    ("aioflags._cli",),
 )
 PUBLIC = len(LAYERS)
 
