@@ -8,15 +8,16 @@ parser with :func:`add` and runs the one given.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
     """One ``aioflags`` command: its parser's words, its arguments and its run."""
 

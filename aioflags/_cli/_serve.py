@@ -143,8 +143,8 @@ def _give_large_blocks_back() -> None:
     mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve ``args.file`` until Ctrl-C or SIGTERM: 0, or 2 with one line on stderr."""
+def _check(args: argparse.Namespace) -> None:
+    """Refuse (a usage error, exit 2) what ``serve`` must not start with."""
     try:
         args.host = bind_host(args.host)
     except ValueError as exc:
@@ -157,6 +157,29 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--lens-allow needs --lens-secret-file")
     if args.lens_allow is not None and not all(args.lens_allow):
         args.parser.error("--lens-allow: a pattern is a flag key or a glob, not empty")
+
+
+def _cannot_listen(exc: OSError, host: str) -> str | None:
+    """Why the socket could not listen, said with the fix; None for an error it does not know."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            "the address is in use (pick another with --port, or --port 0 "
+            "for a free one)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "this machine has no such address" + (
+            " (it has no IPv6 loopback: use 127.0.0.1)"
+            if is_loopback(host) and ":" in host
+            else ""
+        )
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges: try --port 0)"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve ``args.file`` until Ctrl-C or SIGTERM: 0, or 2 with one line on stderr."""
+    _check(args)
     lens_secret = None
     if args.lens_secret_file is not None:
         from aioflags._lens._cli import read_secret
@@ -174,12 +197,13 @@ def run(args: argparse.Namespace) -> int:
         limits = Limits(**dict(args.limit))
     except ValueError as exc:  # (a bound that is no positive number)
         args.parser.error(f"--limit: {exc}")
-    # `serve` is an application, and configures its own process: asyncio's
-    # accept errors become one line per episode (a FlagServer in a user's
-    # process filters nothing).
     import anyio
 
     from aioflags._datasystem._sources._files import FlagFileError
+
+    # `serve` is an application, and configures its own process: asyncio's
+    # accept errors become one line per episode (a FlagServer in a user's
+    # process filters nothing).
     from aioflags._service._hosting import filter_loop_noise
 
     from ._serving import serve
@@ -208,23 +232,10 @@ def run(args: argparse.Namespace) -> int:
             2,
         )
     except OSError as exc:
-        where = f"{literal_host(args.host)}:{args.port}"
-        if exc.errno == errno.EADDRINUSE:
-            why = (
-                "the address is in use (pick another with --port, or --port 0 "
-                "for a free one)"
-            )
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            why = "this machine has no such address" + (
-                " (it has no IPv6 loopback: use 127.0.0.1)"
-                if is_loopback(args.host) and ":" in args.host
-                else ""
-            )
-        elif exc.errno == errno.EACCES:
-            why = "permission denied (ports below 1024 need privileges: try --port 0)"
-        else:
+        why = _cannot_listen(exc, args.host)
+        if why is None:
             raise
-        return fail(f"cannot listen on {where}: {why}", 2)
+        return fail(f"cannot listen on {literal_host(args.host)}:{args.port}: {why}", 2)
     except KeyboardInterrupt:
         print("stopped", flush=True)
     except asyncio.CancelledError:
