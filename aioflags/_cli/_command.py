@@ -9,33 +9,69 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
+
+from aioflags._core._frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Command:
-    """One ``aioflags`` command: its parser's words, its arguments and its run."""
+class Command(Frozen):
+    """One ``aioflags`` command: its parser's words, its arguments and its run.
 
-    #: the word after ``aioflags``
+    A :class:`Frozen` value, not a dataclass: ``aioflags --help`` does not
+    import :mod:`dataclasses` (and :mod:`inspect`, :mod:`ast`) for it.
+
+    Attributes:
+        name: the word after ``aioflags``.
+        help: its line in ``aioflags --help``.
+        description: what ``aioflags NAME --help`` says above the arguments.
+        add_args: adds the command's arguments to its own parser.
+        run: runs it, and returns the exit status (a usage error exits 2
+            through ``args.parser``).
+        raw_description: the description's lines kept as written (argparse
+            wraps them otherwise).
+        rest: takes what argparse left over (``parse_known_args``) and
+            returns what it did not take, which is an error.
+    """
+
+    __slots__ = (  # noqa: RUF023 - fields in order
+        "name",
+        "help",
+        "description",
+        "add_args",
+        "run",
+        "raw_description",
+        "rest",
+    )
     name: str
-    #: its line in ``aioflags --help``
     help: str
-    #: what ``aioflags NAME --help`` says above the arguments
     description: str
-    #: adds the command's arguments to its own parser
     add_args: Callable[[argparse.ArgumentParser], None]
-    #: runs it: the exit status (a usage error exits 2 through ``args.parser``)
     run: Callable[[argparse.Namespace], int]
-    #: the description's lines kept as written (argparse wraps them otherwise)
-    raw_description: bool = False
-    #: takes what argparse left over (``parse_known_args``), returns what it
-    #: did not take: the rest is an error
-    rest: Callable[[argparse.Namespace, list[str]], list[str]] | None = None
+    raw_description: bool
+    rest: Callable[[argparse.Namespace, list[str]], list[str]] | None
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        help: str,
+        description: str,
+        add_args: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int],
+        raw_description: bool = False,
+        rest: Callable[[argparse.Namespace, list[str]], list[str]] | None = None,
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "help", help)
+        set_field(self, "description", description)
+        set_field(self, "add_args", add_args)
+        set_field(self, "run", run)
+        set_field(self, "raw_description", raw_description)
+        set_field(self, "rest", rest)
 
 
 def add(

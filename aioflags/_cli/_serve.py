@@ -9,12 +9,9 @@ in one line; what runs is ``_serving``'s, imported then.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import errno
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -88,6 +85,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def _limit(text: str) -> tuple[str, int | float]:
     """``--limit NAME=VALUE``: a field of ``Limits`` and its value (KiB, MiB allowed)."""
+    import dataclasses
+
     from aioflags._asgi._limits import Limits
 
     fields = {f.name: f for f in dataclasses.fields(Limits)}
@@ -197,6 +196,11 @@ def run(args: argparse.Namespace) -> int:
         limits = Limits(**dict(args.limit))
     except ValueError as exc:  # (a bound that is no positive number)
         args.parser.error(f"--limit: {exc}")
+    # (imported here: asyncio, anyio and socket are most of what the
+    # command would take to start for --help)
+    import asyncio
+    import socket
+
     import anyio
 
     from aioflags._datasystem._sources._files import FlagFileError
