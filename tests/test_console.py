@@ -614,10 +614,11 @@ def test_with_allow_remote_the_console_is_printed_where_it_answers(
     host: str, bound: str, url: str, console_url: str, listening: str | None
 ) -> None:
     """And what was bound is said: ``--host ::`` is IPv6 only."""
-    from aioflags.__main__ import _console_url, _listening
+    from aioflags._cli._where import console_url as console_url_of
+    from aioflags._cli._where import listening as listening_of
 
-    assert _console_url(url, host, bound) == console_url
-    assert _listening(url, host, bound) == listening
+    assert console_url_of(url, host, bound) == console_url
+    assert listening_of(url, host, bound) == listening
 
 
 def test_missing_chromium_skips_outside_ci_and_fails_in_ci(
@@ -817,7 +818,7 @@ async def test_keep_bounds_what_the_server_remembers() -> None:
 def test_serve_keeps_a_bounded_history(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aioflags.__main__ as command
+    from aioflags._cli import _serving as command
 
     class Made(Exception):
         """The server was made (and is not started)."""

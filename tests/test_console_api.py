@@ -836,7 +836,7 @@ async def test_a_flag_server_shows_file_trouble_through_its_public_calls() -> No
 def test_the_loaders_error_names_file_and_line(
     message: str, where: tuple[str, int | None, str]
 ) -> None:
-    from aioflags.__main__ import _trouble
+    from aioflags._cli._serving import _trouble
 
     assert _trouble(Path("f.json"), message) == where
 

@@ -18,7 +18,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus
-from aioflags.__main__ import watch
+from aioflags._cli._serving import watch
 from aioflags._datasystem._sources._watch import (
     QUIET,
     SETTLE,

@@ -30,7 +30,7 @@ from aioflags import (
     DataSystem,
     ProviderStatus,
 )
-from aioflags.__main__ import watch
+from aioflags._cli._serving import watch
 from aioflags._datasystem._sources import _files
 from aioflags._datasystem._sources._flagd import _source
 from aioflags._datasystem._sources._watch import FlagFileWatcher

@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._ofrep", "aioflags._diff", "aioflags._lifecycle"),
     ("aioflags._service",),
     ("aioflags._testing",),
+    ("aioflags._cli",),
 )
 PUBLIC = len(LAYERS)
 

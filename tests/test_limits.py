@@ -217,7 +217,8 @@ async def test_a_client_gone_mid_body_is_nobody_s_error(path: str) -> None:
 def test_serve_takes_any_bound_with_limit(
     given: list[str], taken: Limits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aioflags.__main__ as command
+    from aioflags.__main__ import main
+    from aioflags._cli import _serving
 
     class Made(Exception):
         """The server was made (and is not started)."""
@@ -230,10 +231,10 @@ def test_serve_takes_any_bound_with_limit(
 
     path = tmp_path / "flags.json"
     path.write_text('{"flagValues": {"v": 1}}')
-    monkeypatch.setattr(command, "FlagServer", server)
+    monkeypatch.setattr(_serving, "FlagServer", server)
     options = [arg for item in given for arg in ("--limit", item)]
     with pytest.raises(Made):
-        command.main(["serve", str(path), "--port", "0", *options])
+        main(["serve", str(path), "--port", "0", *options])
     assert made == [taken]
 
 
@@ -252,12 +253,12 @@ def test_serve_takes_any_bound_with_limit(
 def test_serve_says_what_a_bad_limit_is(
     given: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import aioflags.__main__ as command
+    from aioflags.__main__ import main
 
     path = tmp_path / "flags.json"
     path.write_text('{"flagValues": {"v": 1}}')
     with pytest.raises(SystemExit) as exit:
-        command.main(["serve", str(path), "--port", "0", "--limit", given])
+        main(["serve", str(path), "--port", "0", "--limit", given])
     assert exit.value.code == 2
     assert said in capsys.readouterr().err
 

@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aioflags._core._clock import wall_ms
 from aioflags._core._exceptions import ConfigurationError
@@ -20,7 +20,7 @@ from ._web import fragment_token, with_token
 if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
-__all__ = ["add_commands", "read_secret", "run"]
+__all__ = ["add_args", "read_secret", "run"]
 
 _TTL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -83,15 +83,8 @@ def _when(moment: object) -> str:
     return when.isoformat()
 
 
-def add_commands(commands: Any) -> None:
-    """Add ``lens mint`` and ``lens inspect`` to the ``aioflags`` command's subparsers."""
-    lens = commands.add_parser(
-        "lens",
-        help="mint and inspect flag lens tokens (docs/lens.md)",
-        description="Tokens for the flag lens: a request that carries one sees "
-        "its flag values (pip install 'aioflags[lens]').",
-    )
-    lens.set_defaults(run=run, parser=lens)
+def add_args(lens: argparse.ArgumentParser) -> None:
+    """Add ``mint`` and ``inspect`` to the ``aioflags lens`` command's parser."""
     verbs = lens.add_subparsers(
         dest="verb", required=True, metavar="VERB", help="mint or inspect"
     )
