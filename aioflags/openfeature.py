@@ -348,18 +348,19 @@ class AioflagsProvider(AbstractProvider):
         #: The contexts of the OpenFeature contexts evaluated again, by the
         #: system whose mapping made them (None: a key with no flag, mapped
         #: as flagd's): the same object, unchanged, is not mapped again.
-        flagd_contexts = ContextCache()
-        self._contexts: dict[FlagSystem | None, ContextCache] = {
-            LAUNCHDARKLY: ContextCache(),
-            FLAGD: flagd_contexts,
-            None: flagd_contexts,
+        self._contexts = ContextCache()
+        self._flagd_contexts = ContextCache()
+        self._caches: dict[FlagSystem | None, ContextCache] = {
+            LAUNCHDARKLY: self._contexts,
+            FLAGD: self._flagd_contexts,
+            None: self._flagd_contexts,
         }
 
     def _context_for(
         self, system: FlagSystem | None, evaluation_context: EvaluationContext | None
     ) -> Context:
         """:func:`_context_for`, kept for an OpenFeature context object seen again (``ContextCache``)."""
-        cache = self._contexts.get(system)
+        cache = self._caches.get(system)
         if cache is None or evaluation_context is None:
             return _context_for(system, evaluation_context)
         return cache.get(evaluation_context, _OPENFEATURE_CONTEXTS[system])
