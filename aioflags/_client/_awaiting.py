@@ -2,7 +2,7 @@
 
 ``if client.bool_variation(...)`` without ``await`` tested a coroutine
 object, which is always true: the flag was on for everyone, and only
-Python's ``RuntimeWarning`` at exit said anything. So
+Python's ``RuntimeWarning`` at exit said anything. Likewise
 ``string_variation(...) == "x"`` was always false, and
 ``variation_detail(...).value`` an ``AttributeError`` about a coroutine.
 The typed methods (``bool_variation``, ``int_variation``,
@@ -29,16 +29,19 @@ state). Either costs an ``await`` more than a coroutine does: its
 ``__await__`` is called through its type's slot (a frame entered from C)
 and returns a generator, ~550 CPU instructions for an answer made once
 (``bool_variation``'s ``True`` and ``False``), ~1,400 for one made per
-call (the other typed methods, the details). No cheaper awaitable exists
-in pure Python: ``await`` takes a native coroutine without a call, but a
-coroutine's truth cannot be changed, and every ``__await__`` written in C
-that could hand back a value (a ``functools.partial`` subclass whose
-``__await__`` is ``partial.__call__`` over ``anext(exhausted, answer)``,
-no Python frame at all) costs more still (docs/benchmarks.md, "A
-forgotten ``await``"). So ``client.variation``, the one method the speed
-floors measure (eval_window's 13x / 10.5x / 10x, met with ~310 / ~460 /
-~160 instructions to spare), stays a coroutine: +1,400 an evaluation
-would take all three below their floors.
+call (the other typed methods, the details: the class called and its
+two slots set in the method's frame, the cheapest way measured). No
+cheaper awaitable exists in pure Python: ``await`` takes a native
+coroutine without a call, but a coroutine's truth cannot be changed, and
+the ``__await__`` paths that hand a value back from C (``anext``'s
+default, here through a ``functools.partial`` subclass whose
+``__await__`` is ``partial.__call__``: no Python frame at all) allocate
+more than they save (+2,500). So ``client.variation``, the one method
+eval_window's floors measure (13x / 10.5x / 10x LaunchDarkly's SDK, met
+with ~250 / ~360 / no instructions to spare an evaluation), stays a
+coroutine, pinned by ``test_variation_stays_a_native_coroutine_for_the_speed_floors``:
++1,400 an evaluation would take it to ~11.5x / ~9.7x / ~9.2x
+(docs/benchmarks.md, "A forgotten ``await``").
 """
 
 from __future__ import annotations
