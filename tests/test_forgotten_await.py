@@ -1,14 +1,15 @@
 """A forgotten ``await`` is loud where it happens (issue 95: rows 28, 53, 59).
 
 ``if client.bool_variation(...)`` without ``await`` tested a coroutine
-object, always true; ``migrator.read(...).is_success()`` raised
-``AttributeError: 'coroutine' object has no attribute 'is_success'``.
-What these methods return now refuses to be used as a value, with a
-``TypeError`` that says to await it, and is a coroutine everywhere one is
-taken (``asyncio.create_task``, ``gather``, anyio's ``start_soon``). The
-other evaluation methods stay coroutines (their answers are not tested
-for truth, and an awaitable of our own costs an ``await`` more: see
-``aioflags/_client/_awaiting.py``). Row 59: an origin that returns a bare
+object, always true (``string_variation(...) == "x"`` always false);
+``migrator.read(...).is_success()`` raised ``AttributeError: 'coroutine'
+object has no attribute 'is_success'``. What the typed methods, the
+details, ``all_flags_state`` and the migrator's methods return now refuses
+to be used as a value, with a ``TypeError`` that says to await it, and is
+a coroutine everywhere one is taken (``asyncio.create_task``, ``gather``,
+anyio's ``start_soon`` on asyncio and trio). ``variation`` stays a
+coroutine: it is what the speed floors measure, and an awaitable of our
+own costs an ``await`` more (see ``aioflags/_client/_awaiting.py``). Row 59: an origin that returns a bare
 ``None`` (a success) is logged once per origin.
 """
 
@@ -200,8 +201,8 @@ async def test_row28_a_pending_coroutine_is_driven_by_send_throw_and_close() -> 
     assert "client.x" in repr(done)
 
 
-#: The typed methods whose answers are values, each with a flag's value,
-#: the default and a value the unawaited result is mistaken for.
+#: The typed methods but ``bool_variation`` (above), each with the flag's
+#: value and a default of its type.
 TYPED: list[tuple[str, object, object]] = [
     ("int_variation", 3, 0),
     ("float_variation", 2.5, 0.0),
