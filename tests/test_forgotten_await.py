@@ -27,7 +27,7 @@ import anyio
 import pytest
 
 from aioflags import Client, Config, Context
-from aioflags._client._awaiting import Pending, answered
+from aioflags._client._awaiting import REFUSED, Pending, answered
 from aioflags.migrations import MigratorBuilder, Result, Stage
 from aioflags.testing import FlagData
 
@@ -270,6 +270,16 @@ async def test_row28_an_unawaited_all_flags_state_refuses_to_be_a_state() -> Non
             branch(client.all_flags_state(USER))
         # (each was closed as it refused: no "never awaited" warning)
         assert (await client.all_flags_state(USER)).get_flag_value("flag") is True
+
+
+def test_row28_an_answer_refuses_each_name_of_what_it_stands_for() -> None:
+    """Properties, not ``__getattr__`` (which slows each read): each name is one."""
+    done = answered("client.x", 1)
+    for name in sorted(REFUSED):
+        with pytest.raises(TypeError, match=r"await client\.x"):
+            getattr(done, name)
+    with pytest.raises(AttributeError, match="no attribute 'cr_frame'"):
+        _ = done.cr_frame  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow  # (a client started for each method)

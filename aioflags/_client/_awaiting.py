@@ -38,9 +38,9 @@ default, here through a ``functools.partial`` subclass whose
 ``__await__`` is ``partial.__call__``: no Python frame at all) allocate
 more than they save (+2,500). So ``client.variation``, the one method
 eval_window's floors measure (13x / 10.5x / 10x LaunchDarkly's SDK, met
-with ~250 / ~360 / no instructions to spare an evaluation), stays a
+with ~265 / ~365 / no instructions to spare an evaluation), stays a
 coroutine, pinned by ``test_variation_stays_a_native_coroutine_for_the_speed_floors``:
-+1,400 an evaluation would take it to ~11.5x / ~9.7x / ~9.2x
++1,440 an evaluation would take it to ~11.4x / ~9.7x / ~9.2x
 (docs/benchmarks.md, "A forgotten ``await``").
 """
 
@@ -152,12 +152,31 @@ class Answered(Coroutine[Any, Any, T]):
     __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
     __hash__ = object.__hash__  # (as a coroutine's: by identity)
 
-    def __getattr__(self, name: str) -> NoReturn:
-        if name in REFUSED:
-            self._refuse()
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}"
-        )
+    def _refused_name(self) -> NoReturn:
+        self._refuse()
+
+    # The answer's names (:data:`REFUSED`), read unawaited: one property,
+    # not ``__getattr__``, which would slow every read of the slots (a
+    # type with it gets no specialised attribute reads: +~290
+    # instructions an ``await``).
+    (
+        authoritative,
+        error,
+        error_kind,
+        exception,
+        get_flag_reason,
+        get_flag_value,
+        is_default_value,
+        is_success,
+        nonauthoritative,
+        origin,
+        reason,
+        to_dict,
+        to_json,
+        valid,
+        value,
+        variation_index,
+    ) = (property(_refused_name),) * 16
 
     def __repr__(self) -> str:
         return f"<{self.call}(...) answered: await it>"
