@@ -1,39 +1,67 @@
-"""What an awaited method returns: a coroutine that is loud when used unawaited (issue 95).
+"""What an evaluation method returns: an awaitable that is loud used unawaited (issue 95).
 
 ``if client.bool_variation(...)`` without ``await`` tested a coroutine
 object, which is always true: the flag was on for everyone, and only
-Python's ``RuntimeWarning`` at exit said anything. ``bool_variation``, and
-the migrator's ``read`` and ``write``, return one of these instead of a
-native coroutine. Awaited, each is the ``async def`` it replaces (typed
-``Coroutine[Any, Any, T]``, so type checkers still report it where it is
-tested unawaited). Used as a value, it raises a ``TypeError`` that says to
-await it: in a boolean context, and for a migration's result at the
-result's attributes too.
+Python's ``RuntimeWarning`` at exit said anything. Likewise
+``string_variation(...) == "x"`` was always false, and
+``variation_detail(...).value`` an ``AttributeError`` about a coroutine.
+The typed methods (``bool_variation``, ``int_variation``,
+``float_variation``, ``string_variation``, ``json_variation``), the six
+``*_detail`` methods, ``all_flags_state`` and the migrator's ``read`` and
+``write`` return one of these instead of a native coroutine. Awaited, each
+is the ``async def`` it replaces (typed ``Coroutine[Any, Any, T]``, so
+type checkers still report it where it is used unawaited). Used as a
+value, it raises a ``TypeError`` that says to await it: in a boolean
+context, compared with ``==``, ``!=``, ``<``..., and read as the result
+it stands for (:data:`REFUSED`: ``.value``, ``.reason``,
+``.is_success()``, ``.to_json()``...).
 
 Each is a :class:`collections.abc.Coroutine` (``send``, ``throw``,
 ``close``): whatever takes a native coroutine (``asyncio.gather``, a task
-group's ``start_soon``) takes it too.
+group's ``start_soon``, trio's nursery through anyio) takes it too. Two
+of them compare as any two objects do (by identity), so a list or a set
+of them works; only a comparison with a value is refused.
 
 :class:`Answered` holds an answer evaluated at the call (the data in
 memory, no gate to pass: the common case), :class:`Pending` a native
-coroutine (an evaluation that waits at a gate, a migration). Either costs
-an ``await`` more than a coroutine does (an ``__await__`` called through
-its type's slot, a generator): ~550 CPU instructions for an answer made
-once, ~1,400 for one made per call. So the methods whose answers are not
-tested for truth stay coroutines (docs/benchmarks.md, "A forgotten
-await").
+coroutine (an evaluation that waits at a gate, a migration, all-flags
+state). Either costs an ``await`` more than a coroutine does: its
+``__await__`` is called through its type's slot (a frame entered from C)
+and returns a generator, ~550 CPU instructions for an answer made once
+(``bool_variation``'s ``True`` and ``False``), ~1,400 for one made per
+call (the other typed methods, the details: the class called and its
+two slots set in the method's frame, the cheapest way measured). No
+cheaper awaitable exists in pure Python: ``await`` takes a native
+coroutine without a call, but a coroutine's truth cannot be changed, and
+the ``__await__`` paths that hand a value back from C (``anext``'s
+default, here through a ``functools.partial`` subclass whose
+``__await__`` is ``partial.__call__``: no Python frame at all) allocate
+more than they save (+2,500). So ``client.variation``, the one method
+eval_window's floors measure (13x / 10.5x / 10x LaunchDarkly's SDK, met
+with ~265 / ~365 / no instructions to spare an evaluation), stays a
+coroutine, pinned by ``test_variation_stays_a_native_coroutine_for_the_speed_floors``:
++1,440 an evaluation would take it to ~11.4x / ~9.7x / ~9.2x
+(docs/benchmarks.md, "A forgotten ``await``").
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, final
 
 if TYPE_CHECKING:
     from collections.abc import Generator
     from types import TracebackType
 
-__all__ = ["RESULT_NAMES", "Answered", "Pending", "answered", "not_awaited"]
+__all__ = [
+    "DETAIL_NAMES",
+    "REFUSED",
+    "RESULT_NAMES",
+    "Answered",
+    "Pending",
+    "answered",
+    "not_awaited",
+]
 
 T = TypeVar("T")
 
@@ -49,39 +77,53 @@ RESULT_NAMES: Final = frozenset(
         "value",
     )
 )
+#: The attributes of an ``EvaluationDetail``.
+DETAIL_NAMES: Final = frozenset(
+    ("error_kind", "is_default_value", "reason", "value", "variation_index")
+)
+#: The attributes of a ``FlagsState``.
+FLAGS_STATE_NAMES: Final = frozenset(
+    ("get_flag_reason", "get_flag_value", "to_dict", "to_json", "valid")
+)
+#: What an unawaited evaluation refuses to be read as (an answer's names):
+#: any other name raises ``AttributeError`` as usual, so ``hasattr`` and
+#: the probes of task runners (``cr_frame``, ``_asyncio_future_blocking``)
+#: leave it to be awaited.
+REFUSED: Final = RESULT_NAMES | DETAIL_NAMES | FLAGS_STATE_NAMES
 
 
 def not_awaited(call: str) -> TypeError:
     """The error for ``call``'s result, used without ``await``."""
     return TypeError(
         f"{call}(...) was not awaited: use `await {call}(...)` "
-        "(its coroutine object is always true)"
+        "(unawaited, it is an awaitable, not its answer)"
     )
 
 
 @final
 class Answered(Coroutine[Any, Any, T]):
-    """An evaluation answered at the call: awaiting it returns :attr:`value`.
+    """An evaluation answered at the call: awaiting it returns :attr:`answer`.
 
-    Made by :func:`answered` (no ``__init__`` frame). Awaiting it more
-    than once returns the same value, so one may be made once and shared
-    (``bool_variation``'s ``True`` and ``False``).
+    Made by calling the class and setting both slots (no ``__init__``
+    frame), or by :func:`answered`. Awaiting it more than once returns the
+    same answer, so one may be made once and shared (``bool_variation``'s
+    ``True`` and ``False``).
     """
 
-    __slots__ = ("call", "value")
+    __slots__ = ("answer", "call")
 
     #: What returned it, as the user writes it (``client.bool_variation``).
     call: str
-    #: The answer.
-    value: T
+    #: The answer (not ``value``: that is a detail's name, refused).
+    answer: T
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self.value
-        yield  # type: ignore[unreachable]  # (a generator: awaiting it returns the value)
+        return self.answer
+        yield  # type: ignore[unreachable]  # (a generator: awaiting it returns the answer)
 
     def send(self, value: object, /) -> NoReturn:
-        """Finish at once with :attr:`value` (what a task driving it sees)."""
-        raise StopIteration(self.value)
+        """Finish at once with :attr:`answer` (what a task driving it sees)."""
+        raise StopIteration(self.answer)
 
     def throw(
         self,
@@ -96,21 +138,55 @@ class Answered(Coroutine[Any, Any, T]):
     def close(self) -> None:
         """Nothing to close: the evaluation is done."""
 
-    def __bool__(self) -> NoReturn:
+    def _refuse(self) -> NoReturn:
         raise not_awaited(self.call)
+
+    def __bool__(self) -> NoReturn:
+        self._refuse()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Awaitable):  # (two awaitables: by identity)
+            return NotImplemented
+        self._refuse()  # (a value: what an unawaited result is mistaken for)
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__  # (as a coroutine's: by identity)
+
+    def _refused_name(self) -> NoReturn:
+        self._refuse()
+
+    # The answer's names (:data:`REFUSED`), read unawaited: one property,
+    # not ``__getattr__``, which would slow every read of the slots (a
+    # type with it gets no specialised attribute reads: +~290
+    # instructions an ``await``).
+    (
+        authoritative,
+        error,
+        error_kind,
+        exception,
+        get_flag_reason,
+        get_flag_value,
+        is_default_value,
+        is_success,
+        nonauthoritative,
+        origin,
+        reason,
+        to_dict,
+        to_json,
+        valid,
+        value,
+        variation_index,
+    ) = (property(_refused_name),) * 16
 
     def __repr__(self) -> str:
         return f"<{self.call}(...) answered: await it>"
 
 
-_new: Final = object.__new__
-
-
-def answered(call: str, value: T) -> Answered[T]:
-    """An :class:`Answered` of ``call`` (``client.bool_variation``) holding ``value``."""
-    done: Answered[T] = _new(Answered)
+def answered(call: str, answer: T) -> Answered[T]:
+    """An :class:`Answered` of ``call`` (``client.bool_variation``) holding ``answer``."""
+    done: Answered[T] = Answered()
     done.call = call
-    done.value = value
+    done.answer = answer
     return done
 
 
@@ -118,24 +194,24 @@ def answered(call: str, value: T) -> Answered[T]:
 class Pending(Coroutine[Any, Any, T]):
     """A native coroutine behind a method's name: awaited, it is that coroutine.
 
-    Used unawaited as a boolean, or (a migration's) at one of ``refused``
-    (:data:`RESULT_NAMES`), it raises :func:`not_awaited`'s error and
-    closes the coroutine: that error is the one report, no
-    ``RuntimeWarning`` after it. Other names raise ``AttributeError`` as
-    usual (``hasattr`` leaves it to be awaited).
+    Used unawaited as a value (a boolean, a comparison, or read at one of
+    ``refused``'s names), it raises :func:`not_awaited`'s error and closes
+    the coroutine: that error is the one report, no ``RuntimeWarning``
+    after it. Other names raise ``AttributeError`` as usual (``hasattr``
+    leaves it to be awaited).
     """
 
-    __slots__ = ("_call", "_coroutine", "_refused")
+    __slots__ = ("_call", "_coroutine", "_names")
 
     def __init__(
         self,
         coroutine: Coroutine[Any, Any, T],
         call: str,
-        refused: frozenset[str] = frozenset(),
+        refused: frozenset[str] = REFUSED,
     ) -> None:
         self._coroutine = coroutine
         self._call = call
-        self._refused = refused
+        self._names = refused
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._coroutine.__await__()
@@ -166,8 +242,16 @@ class Pending(Coroutine[Any, Any, T]):
     def __bool__(self) -> NoReturn:
         self._refuse()
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Awaitable):  # (two awaitables: by identity)
+            return NotImplemented
+        self._refuse()  # (a value: what an unawaited result is mistaken for)
+
+    __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __hash__ = object.__hash__  # (as a coroutine's: by identity)
+
     def __getattr__(self, name: str) -> NoReturn:
-        if name in self._refused:
+        if name in self._names:
             self._refuse()
         raise AttributeError(
             f"{type(self).__name__!r} object has no attribute {name!r}"

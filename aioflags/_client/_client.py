@@ -51,7 +51,7 @@ from aioflags._evaluation._pipeline import (
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
 
-from ._awaiting import Pending, answered
+from ._awaiting import Answered, Pending, answered
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -103,11 +103,15 @@ _LIVE_CLIENTS: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
 #: construction one truth test, and its evaluations nothing.
 PROCESS_HOOKS: Final[list[Callable[[Client], Hook]]] = []
 
-# What ``bool_variation`` returns (``_awaiting.py``, issue 95): unawaited, it
-# refuses a truth test. Its two common answers are made once; an awaitable
-# of aioflags' own costs an ``await`` ~550 CPU instructions more than a
-# coroutine even so (+~1,400 made per call): the other methods stay
-# coroutines (docs/benchmarks.md, "A forgotten await").
+# What the typed methods, the details and all-flags state return
+# (``_awaiting.py``, issue 95): unawaited, it refuses to be used as a value.
+# With the data in memory the answer is made in the method's frame: the
+# class called and its two slots set, no helper's frame (~360 CPU
+# instructions less); ``bool_variation``'s two common answers are made once.
+# An awaitable of aioflags' own costs an ``await`` ~550 instructions more
+# than a coroutine even so (+~1,400 made per call): ``variation``, which the
+# speed floors measure, stays a coroutine (docs/benchmarks.md, "A forgotten
+# await").
 _BOOL_VARIATION: Final = "client.bool_variation"
 _TRUE: Final = answered(_BOOL_VARIATION, True)
 _FALSE: Final = answered(_BOOL_VARIATION, False)
@@ -766,7 +770,16 @@ class Client:
     async def variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> JSONValue:
-        """The flag's value for ``context``, or ``default``."""
+        """The flag's value for ``context``, or ``default``.
+
+        Await it. Unlike the typed methods and the details, it returns a
+        native coroutine, so ``if client.variation(...):`` without
+        ``await`` is always true, silently at run time: an awaitable that
+        refuses a truth test costs an evaluation ~1,400 CPU instructions
+        more, and this is the method the speed floors measure
+        (docs/benchmarks.md, "A forgotten await"). Type checkers report it
+        (docs/quickstart.md); ``bool_variation`` refuses it at run time.
+        """
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
@@ -775,17 +788,23 @@ class Client:
             return VARIATION.answer(result, default)
         return await evaluator.gated(VARIATION, key, context, default)
 
-    async def variation_detail(
+    def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
         """The value, the variation index and the reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, VARIATION_DETAIL, key, context, default
             )
-            return VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[JSONValue]] = Answered()
+            done.call = "client.variation_detail"
+            done.answer = VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(VARIATION_DETAIL, key, context, default),
+            "client.variation_detail",
+        )
 
     def bool_variation(
         self, key: str, context: Context | None, default: bool
@@ -813,134 +832,196 @@ class Client:
                 return _TRUE
             if given is False:
                 return _FALSE
-            return answered(_BOOL_VARIATION, answer)
+            return answered(_BOOL_VARIATION, answer)  # (made per call)
         return Pending(
             evaluator.gated(BOOL_VARIATION, key, context, default),
             _BOOL_VARIATION,
         )
 
-    async def int_variation(
+    def int_variation(
         self, key: str, context: Context | None, default: int
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """The flag's value if it is a number (truncated), else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION, key, context, default
             )
-            return INT_VARIATION.answer(result, default)
-        return await evaluator.gated(INT_VARIATION, key, context, default)
+            done: Answered[int] = Answered()
+            done.call = "client.int_variation"
+            done.answer = INT_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(INT_VARIATION, key, context, default),
+            "client.int_variation",
+        )
 
-    async def float_variation(
+    def float_variation(
         self, key: str, context: Context | None, default: float
-    ) -> float:
+    ) -> Coroutine[Any, Any, float]:
         """The flag's value if it is a number, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION, key, context, default
             )
-            return FLOAT_VARIATION.answer(result, default)
-        return await evaluator.gated(FLOAT_VARIATION, key, context, default)
+            done: Answered[float] = Answered()
+            done.call = "client.float_variation"
+            done.answer = FLOAT_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(FLOAT_VARIATION, key, context, default),
+            "client.float_variation",
+        )
 
-    async def string_variation(
+    def string_variation(
         self, key: str, context: Context | None, default: str
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """The flag's value if it is a string, else ``default``."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION, key, context, default
             )
-            return STRING_VARIATION.answer(result, default)
-        return await evaluator.gated(STRING_VARIATION, key, context, default)
+            done: Answered[str] = Answered()
+            done.call = "client.string_variation"
+            done.answer = STRING_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(STRING_VARIATION, key, context, default),
+            "client.string_variation",
+        )
 
-    async def json_variation(
+    def json_variation(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> JSONValue:
+    ) -> Coroutine[Any, Any, JSONValue]:
         """The flag's value, whatever its JSON type."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION, key, context, default
             )
-            return JSON_VARIATION.answer(result, default)
-        return await evaluator.gated(JSON_VARIATION, key, context, default)
+            done: Answered[JSONValue] = Answered()
+            done.call = "client.json_variation"
+            done.answer = JSON_VARIATION.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(JSON_VARIATION, key, context, default),
+            "client.json_variation",
+        )
 
-    async def bool_variation_detail(
+    def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
-    ) -> EvaluationDetail[bool]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[bool]]:
         """Like :meth:`bool_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, BOOL_VARIATION_DETAIL, key, context, default
             )
-            return BOOL_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[bool]] = Answered()
+            done.call = "client.bool_variation_detail"
+            done.answer = BOOL_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(BOOL_VARIATION_DETAIL, key, context, default),
+            "client.bool_variation_detail",
+        )
 
-    async def int_variation_detail(
+    def int_variation_detail(
         self, key: str, context: Context | None, default: int
-    ) -> EvaluationDetail[int]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[int]]:
         """Like :meth:`int_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, INT_VARIATION_DETAIL, key, context, default
             )
-            return INT_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(INT_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[int]] = Answered()
+            done.call = "client.int_variation_detail"
+            done.answer = INT_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(INT_VARIATION_DETAIL, key, context, default),
+            "client.int_variation_detail",
+        )
 
-    async def float_variation_detail(
+    def float_variation_detail(
         self, key: str, context: Context | None, default: float
-    ) -> EvaluationDetail[float]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[float]]:
         """Like :meth:`float_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, FLOAT_VARIATION_DETAIL, key, context, default
             )
-            return FLOAT_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[float]] = Answered()
+            done.call = "client.float_variation_detail"
+            done.answer = FLOAT_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(FLOAT_VARIATION_DETAIL, key, context, default),
+            "client.float_variation_detail",
+        )
 
-    async def string_variation_detail(
+    def string_variation_detail(
         self, key: str, context: Context | None, default: str
-    ) -> EvaluationDetail[str]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[str]]:
         """Like :meth:`string_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, STRING_VARIATION_DETAIL, key, context, default
             )
-            return STRING_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(STRING_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[str]] = Answered()
+            done.call = "client.string_variation_detail"
+            done.answer = STRING_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(STRING_VARIATION_DETAIL, key, context, default),
+            "client.string_variation_detail",
+        )
 
-    async def json_variation_detail(
+    def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
-    ) -> EvaluationDetail[JSONValue]:
+    ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
         """Like :meth:`json_variation`, with the index and reason."""
         evaluator = self._evaluator
         if evaluator.gate is None:  # (the store's data, evaluated in this frame)
             result = evaluator.evaluation.step.evaluate(
                 evaluator.store.data, JSON_VARIATION_DETAIL, key, context, default
             )
-            return JSON_VARIATION_DETAIL.answer(result, default)
-        return await evaluator.gated(JSON_VARIATION_DETAIL, key, context, default)
+            done: Answered[EvaluationDetail[JSONValue]] = Answered()
+            done.call = "client.json_variation_detail"
+            done.answer = JSON_VARIATION_DETAIL.answer(result, default)
+            return done
+        return Pending(
+            evaluator.gated(JSON_VARIATION_DETAIL, key, context, default),
+            "client.json_variation_detail",
+        )
 
-    async def all_flags_state(
+    def all_flags_state(
         self,
         context: Context | None,
         *,
         with_reasons: bool = False,
         client_side_only: bool = False,
         details_only_for_tracked_flags: bool = False,
-    ) -> FlagsState:
-        """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape."""
-        return await self._evaluator.all_flags_state(
-            context,
-            with_reasons=with_reasons,
-            client_side_only=client_side_only,
-            details_only_for_tracked_flags=details_only_for_tracked_flags,
+    ) -> Coroutine[Any, Any, FlagsState]:
+        """Every flag's value for ``context``, in LaunchDarkly's bootstrap shape.
+
+        Await it: unawaited, what it returns raises a ``TypeError`` that
+        says so where it is used as the state (``.to_json()``,
+        ``.valid``, ``bool()``).
+        """
+        return Pending(
+            self._evaluator.all_flags_state(
+                context,
+                with_reasons=with_reasons,
+                client_side_only=client_side_only,
+                details_only_for_tracked_flags=details_only_for_tracked_flags,
+            ),
+            "client.all_flags_state",
         )
 
     # ------------------------------------------------------------ migrations
