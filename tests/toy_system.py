@@ -19,7 +19,7 @@ from aioflags import Context
 from aioflags._client._ofcontext import ContextError
 from aioflags._core._json import JSONObject, JSONValue
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._model import CompiledFlag, DocumentFormat
 from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._systems import register, unregister
 
@@ -54,6 +54,7 @@ class Toy:
     unserved_variant: str | None = None
     error_kinds: frozenset[str] = frozenset(("TOY_BROKEN", "TOY_FAILED"))
     events_recorded: bool = False
+    document: DocumentFormat | None = None
 
     def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
         if not isinstance(definition, dict) or "value" not in definition:
