@@ -33,9 +33,11 @@ __all__ = [
     "end_run",
     "is_local_source",
     "is_streaming",
+    "mark_flag_system",
     "mark_local",
     "mark_streaming",
     "progress_of",
+    "source_flag_system",
 ]
 
 #: The bytes a response must bring in each of its deadline's windows for the
@@ -208,7 +210,24 @@ _FLAGD_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
 def mark_flagd(source: _S) -> _S:
     """Mark a source factory as one that reads a flagd sync server."""
     _FLAGD_SOURCES.add(source)
+    return mark_flag_system(source, "flagd")
+
+
+#: The flag system whose flags a source serves, by source (unmarked:
+#: LaunchDarkly's, the default; ``Config`` asks the system whether
+#: LaunchDarkly's event recorder knows its flags: ``events_recorded``).
+_SOURCE_SYSTEMS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+
+
+def mark_flag_system(source: _S, name: str) -> _S:
+    """Mark a source factory as one that serves the flags of the flag system ``name``."""
+    _SOURCE_SYSTEMS[source] = name
     return source
+
+
+def source_flag_system(source: object) -> str | None:
+    """The flag system whose flags ``source`` serves (None: unmarked, LaunchDarkly's)."""
+    return _SOURCE_SYSTEMS.get(source)
 
 
 def is_flagd_source(source: object) -> bool:
