@@ -59,6 +59,7 @@ __all__ = [
     "CompiledFlag",
     "CompiledSegment",
     "DocumentFormat",
+    "DocumentProblem",
     "FlagSystem",
     "MalformedAbort",
     "Result",
