@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from aioflags import Client, Config, Context
+from aioflags import Client, Config, Context, DataSystem
 from aioflags.__main__ import main
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._store import snapshot_from_data
@@ -353,3 +353,34 @@ def test_96_schema_prints_the_toys_own_schema(
     assert json.loads(capsys.readouterr().out)["required"] == ["toy"]
     assert main(["schema", "--format", "flagd"]) == 0
     assert "flagd" in json.loads(capsys.readouterr().out)["title"]
+
+
+# ------------------------------------------------------------ events, usage
+def test_96_events_and_usage_ask_the_flag_system_of_the_data_systems_flags(
+    toy: object,
+) -> None:
+    from aioflags._client._usage import no_figures_reason
+    from aioflags._datasystem._context import SourceContext, mark_flag_system
+    from aioflags.sources import Update
+
+    async def toys(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        return  # (never run)
+        yield
+
+    data_system = DataSystem.custom(synchronizers=[mark_flag_system(toys, "toy")])
+    config = Config("sdk-key", data_system=data_system)
+    # The toy's flags are none of LaunchDarkly's recorder's (events_recorded).
+    assert config._unrecorded_system() is TOY
+    assert not config.events_enabled
+    assert (
+        "(the data system is toy's, and LaunchDarkly's recorder knows none of "
+        "its flags: set events_uri to a recorder of your own to send them)"
+    ) in no_figures_reason(config)
+    # To a recorder of the app's own, they go.
+    own = Config("sdk-key", data_system=data_system, events_uri="http://127.0.0.1:9")
+    assert own._unrecorded_system() is None and own.events_enabled
+    # flagd's data system, as before; LaunchDarkly's sends its events.
+    assert (
+        Config("sdk-key", data_system=DataSystem.flagd())._unrecorded_system() is FLAGD
+    )
+    assert Config("sdk-key")._unrecorded_system() is None

@@ -201,22 +201,16 @@ def mark_local(source: _S) -> _S:
     return source
 
 
-#: The sources that read flagd's flag data (a sync server): no
-#: LaunchDarkly behind them, so no analytics events unless the app names
-#: a recorder of its own (``Config.events_enabled``).
-_FLAGD_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+#: The flag system whose flags a source serves, by source (unmarked:
+#: LaunchDarkly's, the default). flagd's sources (a sync server) have no
+#: LaunchDarkly behind them, so no analytics events unless the app names a
+#: recorder of its own: ``Config`` asks the system (``events_recorded``).
+_SOURCE_SYSTEMS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
 def mark_flagd(source: _S) -> _S:
-    """Mark a source factory as one that reads a flagd sync server."""
-    _FLAGD_SOURCES.add(source)
+    """Mark a source factory as one that reads a flagd sync server (flagd's flags)."""
     return mark_flag_system(source, "flagd")
-
-
-#: The flag system whose flags a source serves, by source (unmarked:
-#: LaunchDarkly's, the default; ``Config`` asks the system whether
-#: LaunchDarkly's event recorder knows its flags: ``events_recorded``).
-_SOURCE_SYSTEMS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
 def mark_flag_system(source: _S, name: str) -> _S:
@@ -227,12 +221,15 @@ def mark_flag_system(source: _S, name: str) -> _S:
 
 def source_flag_system(source: object) -> str | None:
     """The flag system whose flags ``source`` serves (None: unmarked, LaunchDarkly's)."""
-    return _SOURCE_SYSTEMS.get(source)
+    try:
+        return _SOURCE_SYSTEMS.get(source)
+    except TypeError:  # (a source no weak reference can name: never marked)
+        return None
 
 
 def is_flagd_source(source: object) -> bool:
     """Whether ``source`` was marked a flagd source (:func:`mark_flagd`)."""
-    return source in _FLAGD_SOURCES
+    return source_flag_system(source) == "flagd"
 
 
 #: The streaming synchronizers (what diagnostic events call "streaming").
