@@ -8,7 +8,6 @@ reads and checks with loads when a file is met (``_reader.py``,
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, final
 
 if TYPE_CHECKING:
@@ -63,6 +62,8 @@ class FlagdDocument:
 
     def schema(self) -> str:
         """The JSON Schema of flagd's flag definitions (``flagd.schema.json``, shipped)."""
+        from importlib import resources  # (not at import: ~20 modules)
+
         return (
             resources.files("aioflags").joinpath("flagd.schema.json").read_text("utf-8")
         )
