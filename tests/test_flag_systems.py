@@ -11,17 +11,21 @@ and known nowhere else, runs through each of them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from aioflags import Client, Config, Context
+from aioflags import Client, Config, Context, DataSystem
+from aioflags.__main__ import main
+from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._store import snapshot_from_data
-from aioflags._evaluation._model import compile_flag
+from aioflags._evaluation._model import compile_flag, document_format, formats
 from aioflags._service import _words as words
 from aioflags._systems import (
     FLAGD,
@@ -260,3 +264,123 @@ async def test_the_toy_system_runs_through_the_openfeature_provider(
     finally:
         await asyncio.to_thread(api.shutdown)
         api.clear_providers()
+
+
+# ------------------------------------------------------ files, eval, validate
+TOY_FILE = {"toy": 1, "flags": {"t": {"value": "a", "by_key": {"u1": "b"}}}}
+
+
+def test_96_the_toy_format_is_asked_only_while_the_toy_is_registered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_FILE))
+    assert formats() == ("launchdarkly", "flagd")
+    with pytest.raises(FlagFileError, match="unknown top-level key 'toy'"):
+        load_flag_files(path)  # (no toy: the reader's own shape refuses it)
+    with registered_toy():
+        assert formats() == ("launchdarkly", "flagd", "toy")
+        flags, segments = load_flag_files(path, allow_empty=False)
+        assert (flags, segments) == ({"t": toy_flag("t", "a", u1="b")}, {})
+        assert compile_flag("t", flags["t"]).system is TOY
+        # A flagd document is still flagd's, a LaunchDarkly file the reader's.
+        assert document_format({"flags": {"f": {"state": "ENABLED", "variants": {}}}})
+        assert document_format({"flags": {}}) is None
+
+
+def test_96_the_toy_system_runs_through_eval_from_its_own_file(
+    toy: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "toys.yaml"  # (YAML too: the reader parses, the format reads)
+    path.write_text("toy: 1\nflags:\n  t:\n    value: a\n    by_key: {u1: b}\n")
+    assert main(["eval", "t", "--context", "u1", "--file", str(path)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer == {
+        "key": "t",
+        "value": "b",
+        "variationIndex": 1,
+        "reason": {"kind": "TOY_KEY"},
+        "variant": "toy-1",  # (a system of its own: its variant's name)
+        "status": "READY",
+    }
+    # A context without "kind" is the toy's own (its context_from): it
+    # needs a targeting key, and says so in its words.
+    body = json.dumps({"targetingKey": "u2"})
+    assert main(["eval", "t", "--context", body, "--file", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["value"] == "a"
+    assert main(["eval", "t", "--context", "{}", "--file", str(path)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("--context: a toy needs a targeting key")
+    )
+
+
+def test_96_the_toy_system_runs_through_validate_with_its_own_linter(
+    toy: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(TOY_FILE))
+    assert main(["validate", str(good)]) == 0
+    assert capsys.readouterr().out.strip() == f"{good}: 1 flags, 0 segments: valid"
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"toy": 1, "flags": {\n'
+        '  "none": {"by_key": {}},\n'
+        '  "mixed": {"value": "a", "by_key": {"u1": 2}},\n'
+        '  "listed": {"value": "a", "by_key": ["u1"]}\n'
+        "}}\n"
+    )
+    assert main(["validate", str(bad)]) == 1
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [
+        # the toy's linter: a shape (its system's own: no MALFORMED_FLAG
+        # said), and a warning, each placed
+        f"error: {bad}:2:3: flags/none: a toy flag needs a value",
+        f"warning: {bad}:3:38: flags/mixed/by_key/u1: 'u1' is served 2, not of "
+        "its value's type",
+        # what its compiler refuses: its own error kind, for every evaluation
+        f"error: {bad}:4:3: flag 'listed': a toy's by_key must be an object"
+        " (every evaluation of it is TOY_BROKEN)",
+    ]
+    assert out.out.strip() == f"{bad}: 3 flags, 0 segments: 2 problem(s), 1 warning(s)"
+
+
+def test_96_schema_prints_the_toys_own_schema(
+    toy: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "--format", "toy"]) == 0
+    assert json.loads(capsys.readouterr().out)["required"] == ["toy"]
+    assert main(["schema", "--format", "flagd"]) == 0
+    assert "flagd" in json.loads(capsys.readouterr().out)["title"]
+
+
+# ------------------------------------------------------------ events, usage
+def test_96_events_and_usage_ask_the_flag_system_of_the_data_systems_flags(
+    toy: object,
+) -> None:
+    from aioflags._client._usage import no_figures_reason
+    from aioflags._datasystem._context import SourceContext, mark_flag_system
+    from aioflags.sources import Update
+
+    async def toys(ctx: SourceContext) -> AsyncGenerator[Update, None]:
+        return  # (never run)
+        yield
+
+    data_system = DataSystem.custom(synchronizers=[mark_flag_system(toys, "toy")])
+    config = Config("sdk-key", data_system=data_system)
+    # The toy's flags are none of LaunchDarkly's recorder's (events_recorded).
+    assert config._unrecorded_system() is TOY
+    assert not config.events_enabled
+    assert (
+        "(the data system is toy's, and LaunchDarkly's recorder knows none of "
+        "its flags: set events_uri to a recorder of your own to send them)"
+    ) in no_figures_reason(config)
+    # To a recorder of the app's own, they go.
+    own = Config("sdk-key", data_system=data_system, events_uri="http://127.0.0.1:9")
+    assert own._unrecorded_system() is None and own.events_enabled
+    # flagd's data system, as before; LaunchDarkly's sends its events.
+    assert (
+        Config("sdk-key", data_system=DataSystem.flagd())._unrecorded_system() is FLAGD
+    )
+    assert Config("sdk-key")._unrecorded_system() is None

@@ -34,6 +34,7 @@ from aioflags._cli._serving import watch
 from aioflags._datasystem._sources import _files
 from aioflags._datasystem._sources._flagd import _source
 from aioflags._datasystem._sources._watch import FlagFileWatcher
+from aioflags._systems._flagd import _reader
 from aioflags.testing import FakeClock, FlagdServer, FlagServer
 from tests.flagd_raw import RawSyncServer
 
@@ -105,7 +106,7 @@ def reader_raising(
     reader: str, monkeypatch: pytest.MonkeyPatch, exc: Exception
 ) -> None:
     if reader == "flagd-document":
-        raising_on_spoiled(monkeypatch, _files, exc)
+        raising_on_spoiled(monkeypatch, _reader, exc)
     else:
         parse_raising_on_spoiled(monkeypatch, exc)
 

@@ -350,7 +350,7 @@ def test_J1_a_flagd_reader_that_raises_is_one_line_naming_the_file(
     cause: str,
 ) -> None:
     """J1: what the reader raises (deep targeting did) was a traceback in every command."""
-    import aioflags._datasystem._sources._files as files
+    import aioflags._systems._flagd._reader as files
 
     def reader(*args: Any, **kwargs: Any) -> Any:
         raise raised
@@ -388,7 +388,7 @@ def test_J1_eval_on_a_flagd_reader_that_raises_names_the_file_without_a_tracebac
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """J1: ``eval`` logged the reader's exception with its traceback; now the file and the cause."""
-    import aioflags._datasystem._sources._files as files
+    import aioflags._systems._flagd._reader as files
 
     def reader(*args: Any, **kwargs: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded")

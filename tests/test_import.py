@@ -56,6 +56,9 @@ NOT_AT_IMPORT = (
     "aioflags._client._migrator",
     "aioflags._evaluation._migration",
     "aioflags._datasystem._sources",
+    # flag files' readers, linters and schemas: loaded when a file is met
+    # (a flag system's document format, issue 96)
+    "importlib.resources",
     "aioflags._datasystem._stores._base",
     "aioflags._datasystem._stores._redis",
     "aioflags._datasystem._stores._writer",

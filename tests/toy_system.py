@@ -6,20 +6,30 @@ A toy flag is a flag object with a ``"toy"`` part: ``{"value": V,
 contexts need a targeting key; its type step is strict (no number becomes
 another); its metadata says it is a toy. :data:`TOY` registers in one line
 (:func:`registered_toy`); nothing outside this module knows it.
+
+Its document format (:class:`ToyDocument`): a JSON or YAML file
+``{"toy": 1, "flags": {KEY: {"value": V, "by_key": {...}}}}`` is read by
+``DataSystem.file``, ``aioflags eval --file`` and ``aioflags validate``,
+checked by its own linter (a toy without a value; a keyed value of
+another type than the value, a warning) and described by its own schema
+(``aioflags schema --format toy``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from aioflags import Context
 from aioflags._client._ofcontext import ContextError
 from aioflags._core._json import JSONObject, JSONValue
+from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._model import CompiledFlag, DocumentFormat, DocumentProblem
 from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._systems import register, unregister
 
@@ -42,6 +52,73 @@ def _run(operands: tuple[object, ...], context: Context, state: object) -> Resul
     return by_key.get(context.key, everyone)  # type: ignore[no-any-return]
 
 
+#: The toy format's JSON Schema (``aioflags schema --format toy``).
+SCHEMA: Final = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "toy": {"enum": [1]},
+            "flags": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"value": {}, "by_key": {"type": "object"}},
+                    "required": ["value"],
+                },
+            },
+        },
+        "required": ["toy"],
+    },
+    indent=2,
+)
+
+
+class ToyDocument:
+    """The toy's files: ``{"toy": 1, "flags": {KEY: definition}}``: every member of ``DocumentFormat``."""
+
+    __slots__ = ()
+
+    def recognises(self, data: object) -> bool:
+        return isinstance(data, dict) and data.get("toy") == 1
+
+    def read(
+        self,
+        path: Path,
+        raw: bytes,
+        data: object,
+        *,
+        fractional: int,
+        shared: dict[str, JSONObject] | None,
+        allow_empty: bool,
+    ) -> Mapping[str, JSONObject]:
+        flags = data.get("flags") if isinstance(data, dict) else None
+        if flags is None and not allow_empty:
+            raise FlagFileError(f"{path}: {EMPTY_FILE}")
+        if not isinstance(flags, dict | None):
+            raise FlagFileError(f"{path}: a toy file's flags must be an object")
+        return {
+            key: {"key": key, "version": 1, "toy": d}
+            for key, d in (flags or {}).items()
+        }
+
+    def problems(self, data: object) -> Sequence[DocumentProblem]:
+        found: list[DocumentProblem] = []
+        flags = data.get("flags") if isinstance(data, dict) else None
+        for key, toy in (flags or {}).items() if isinstance(flags, dict) else ():
+            if not isinstance(toy, dict) or "value" not in toy:
+                found.append((("flags", key), "a toy flag needs a value", True, False))
+                continue
+            by_key = toy.get("by_key")
+            for name, value in by_key.items() if isinstance(by_key, dict) else ():
+                if type(value) is not type(toy["value"]):
+                    what = f"{name!r} is served {value!r}, not of its value's type"
+                    found.append((("flags", key, "by_key", name), what, False, True))
+        return found
+
+    def schema(self) -> str:
+        return SCHEMA
+
+
 class Toy:
     """The toy system: every member of ``FlagSystem``, nothing more."""
 
@@ -54,12 +131,16 @@ class Toy:
     unserved_variant: str | None = None
     error_kinds: frozenset[str] = frozenset(("TOY_BROKEN", "TOY_FAILED"))
     events_recorded: bool = False
+    document: DocumentFormat | None = ToyDocument()
 
     def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
         if not isinstance(definition, dict) or "value" not in definition:
             raise ValueError("a toy flag needs a value")
         by_key = definition.get("by_key") or {}
-        assert isinstance(by_key, dict)
+        if not isinstance(by_key, dict):  # (unusable, said by the toy itself)
+            flag.malformed = "a toy's by_key must be an object"
+            flag.constant = BROKEN
+            return
         flag.variations = (definition["value"], *by_key.values())
         flag.on = True
         everyone = Result(definition["value"], 0, EVERYONE, False, own_cache())

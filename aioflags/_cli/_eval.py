@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import argparse
 
     from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._model import FlagSystem
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -112,20 +114,19 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
         if snapshot.initialized and snapshot.flag_format(key) is None:
             # No such flag: that is the answer, whatever the context lacks
             # (as OFREP and the OpenFeature provider answer): it is not read.
-            from aioflags._client._ofcontext import flagd_context_from
-
-            ctx = flagd_context_from(None, {})
+            ctx = _empty_context()
         elif (
             isinstance(context, dict)
             and "kind" not in context
-            and snapshot.flag_format(key) == "flagd"
+            and (system := _own_system(snapshot.flag_format(key))) is not None
         ):
-            # flagd's evaluation context: a targeting key is optional, every
-            # other property an attribute under its own name.
-            from aioflags._client._ofcontext import ContextError, flagd_context_from
+            # The flag's system's evaluation context (flagd's: a targeting
+            # key is optional, every other property an attribute under its
+            # own name), as OFREP reads a body for it.
+            from aioflags._client._ofcontext import ContextError
 
             try:
-                ctx = flagd_context_from(context.get("targetingKey"), context)
+                ctx = system.context_from(context.get("targetingKey"), context)
             except ContextError as exc:
                 raise ConfigurationError(f"--context: {exc}") from None
         elif isinstance(context, dict):
@@ -139,11 +140,38 @@ async def evaluate(key: str, context: JSONValue, files: list[Path]) -> int:
         "variationIndex": detail.variation_index,
         "reason": dict(detail.reason),
     }
-    if snapshot.flag_format(key) == "flagd":  # its variant's name, as flagd says it
+    if _own_system(snapshot.flag_format(key)) is not None:
+        # its variant's name, as its system says it (flagd's: the variant)
         answer["variant"] = snapshot.openfeature_variant(key, detail)
     answer["status"] = status.name
     print(json.dumps(answer, indent=2))
     return 0 if detail.error_kind is None else 1
+
+
+def _empty_context() -> Context:
+    """A context of nothing, for a flag that does not exist: the first system's that needs no key.
+
+    (flagd's: no targeting key, no attributes.) With no such system, a
+    context whose key says what it is for.
+    """
+    from aioflags._client._ofcontext import ContextError
+    from aioflags._evaluation._context import Context
+    from aioflags._evaluation._model import registered
+
+    for system in registered():
+        try:
+            return system.context_from(None, {})
+        except ContextError:  # noqa: PERF203 - once per command, a system or two
+            continue
+    return Context.create("aioflags-eval")
+
+
+def _own_system(name: str | None) -> FlagSystem | None:
+    """The flag system called ``name``, unless LaunchDarkly's (the default) or none."""
+    from aioflags._evaluation._model import default_system, system_named
+
+    system = None if name is None else system_named(name)
+    return None if system is None or system is default_system() else system
 
 
 COMMAND = Command(

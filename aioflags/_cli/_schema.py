@@ -13,19 +13,31 @@ if TYPE_CHECKING:
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     """``schema``'s arguments: ``--format``."""
+    from aioflags._evaluation._model import default_system, formats
+
     parser.add_argument(
         "--format",
-        choices=("launchdarkly", "flagd"),
-        default="launchdarkly",
+        choices=formats(),  # (each registered flag system's with a format)
+        default=default_system().name,
         help="which flag files: LaunchDarkly's shape (the default) or flagd's",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the schema ``args.format`` names (shipped in the package): 0."""
-    name = "flagd.schema.json" if args.format == "flagd" else "flagfile.schema.json"
-    schema = resources.files("aioflags").joinpath(name)
-    print(schema.read_text("utf-8"), end="")
+    """Print the schema of the format ``args.format`` names: 0.
+
+    A flag system's own format says its schema (``FlagSystem.document``);
+    the file reader's own shape's is ``flagfile.schema.json``, shipped.
+    """
+    from aioflags._evaluation._model import system_named
+
+    system = system_named(args.format)
+    document = None if system is None else system.document
+    if document is None:
+        schema = resources.files("aioflags").joinpath("flagfile.schema.json")
+        print(schema.read_text("utf-8"), end="")
+    else:
+        print(document.schema(), end="")
     return 0
 
 

@@ -116,14 +116,15 @@ def validate(paths: list[Path]) -> int:
     Then what makes evaluations return MALFORMED_FLAG: the compiler's own
     verdicts (a malformed flag or segment, a variation index out of range,
     a rule that serves nothing, an invalid attribute reference), and the
-    prerequisite and segment cycles the evaluator aborts. A flagd file is
-    checked as flagd reads it (``_lint.flagd_problems``: a field flagd
-    ignores, variants of several types, a default variant that names none,
-    a ``$ref`` to no evaluator, targeting that can only fail), and its
-    targeting compiled: a rule flagd cannot apply makes the flag a
-    PARSE_ERROR. What flagd serves all the same (a ``fractional`` whose
-    weights are all 0, a ``sem_ver`` operator it lacks) is a warning: said,
-    counted, and no change to the exit status.
+    prerequisite and segment cycles the evaluator aborts. A file in a flag
+    system's own format is checked by its linter (``FlagSystem.document``:
+    flagd's says a field flagd ignores, variants of several types, a
+    default variant that names none, a ``$ref`` to no evaluator, targeting
+    that can only fail), and its flags compiled: one its system cannot
+    use is its system's error for every evaluation (flagd's PARSE_ERROR).
+    What the system serves all the same (flagd: a ``fractional`` whose
+    weights are all 0, a ``sem_ver`` operator it lacks) is a warning:
+    said, counted, and no change to the exit status.
     """
     from aioflags._datasystem._sources._files import (
         FlagFileError,
@@ -132,7 +133,12 @@ def validate(paths: list[Path]) -> int:
     )
     from aioflags._datasystem._sources._lint import lint, pointer
     from aioflags._evaluation._evaluate import MAX_CHAIN_DEPTH
-    from aioflags._evaluation._model import checked_flag, checked_segment
+    from aioflags._evaluation._model import (
+        checked_flag,
+        checked_segment,
+        default_system,
+        system_of,
+    )
 
     try:
         # Empty is an error, as it is to serve and DataSystem.file's reloads.
@@ -151,17 +157,24 @@ def validate(paths: list[Path]) -> int:
     # it is, rather than again in the compiler's words.
     misshapen = {(p.at[0], p.at[1]) for p in linted if p.shape and len(p.at) > 1}
     problems: list[str] = []
-    parse_errors: list[str] = []
+    unusable: list[tuple[str, str]] = []  # (of a system's own: its error kind)
     prerequisites: dict[str, tuple[str, ...]] = {}
     runs: dict[str, tuple[str, ...]] = {}  # the flags the evaluator runs
-    flagd = {key for key, raw in flags.items() if "flagd" in raw}
+    # The flags of a system of their own (flagd's): what its compiler
+    # refuses makes every evaluation its system's error (flagd: PARSE_ERROR).
+    own = {
+        key: system
+        for key, raw in flags.items()
+        if (system := system_of(raw)[0]) is not default_system()
+    }
     for key, raw in flags.items():
         flag, found = checked_flag(key, raw)
         at = where.get(("flags", key), "")
         if ("flags", key) in misshapen:
             continue
-        if key in flagd:  # a flagd flag the model cannot use: PARSE_ERROR
-            parse_errors += (f"{at}: flag {key!r}: {problem}" for problem in found)
+        if key in own:  # a flag its own system cannot use: its error, always
+            kind = str(own[key].unusable.reason.get("errorKind"))
+            unusable += ((f"{at}: flag {key!r}: {problem}", kind) for problem in found)
         else:
             problems += (f"{at}: flag {key!r}: {problem}" for problem in found)
         prerequisites[key] = flag.prerequisite_keys
@@ -202,7 +215,7 @@ def validate(paths: list[Path]) -> int:
     for p in linted:
         malformed = (
             " (evaluations that reach it are MALFORMED_FLAG)"
-            if p.shape and not (len(p.at) > 1 and p.at[1] in flagd)
+            if p.shape and not (len(p.at) > 1 and p.at[1] in own)
             else ""
         )
         kind = "warning" if p.warning else "error"
@@ -214,15 +227,13 @@ def validate(paths: list[Path]) -> int:
             f"error: {problem} (evaluations that reach it are MALFORMED_FLAG)",
             file=sys.stderr,
         )
-    for problem in parse_errors:
-        print(
-            f"error: {problem} (every evaluation of it is PARSE_ERROR)", file=sys.stderr
-        )
+    for problem, kind in unusable:
+        print(f"error: {problem} (every evaluation of it is {kind})", file=sys.stderr)
     warnings = sum(p.warning for p in linted)
-    count = len(linted) - warnings + len(problems) + len(parse_errors)
+    count = len(linted) - warnings + len(problems) + len(unusable)
     names = ", ".join(str(p) for p in paths)
     verdict = f"{count} problem(s)" if count else "valid"
-    if warnings:  # (what flagd serves all the same: the exit status stays)
+    if warnings:  # (what a system serves all the same: the exit status stays)
         verdict += f", {warnings} warning(s)"
     print(f"{names}: {len(flags)} flags, {len(segments)} segments: {verdict}")
     return 1 if count else 0

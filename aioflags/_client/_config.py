@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from aioflags._analytics._metrics import Exporter
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
+    from aioflags._evaluation._model import FlagSystem
     from aioflags._lens._config import LensConfig
 
     from ._hooks import Hook
@@ -663,23 +664,25 @@ class Config(Frozen):
             self.send_events
             and not self.offline
             and not (self.data_system is not None and is_local(self.data_system))
-            and not self._flagd_without_recorder()
+            and self._unrecorded_system() is None
         )
 
-    def _flagd_without_recorder(self) -> bool:
-        """Whether flags come from flagd and events would go to LaunchDarkly's recorder.
+    def _unrecorded_system(self) -> FlagSystem | None:
+        """The flag system of the data system's flags, if LaunchDarkly's recorder would get their events but knows none of them.
 
-        flagd has no event recorder and LaunchDarkly knows none of its
-        flags: a flagd data system sends analytics events only to an
-        ``events_uri`` the app names (a Relay Proxy, ``aioflags serve``).
+        A system whose flags LaunchDarkly's recorder does not know
+        (``FlagSystem.events_recorded``: flagd's) sends analytics events
+        only to an ``events_uri`` the app names (a Relay Proxy,
+        ``aioflags serve``). None: events may go where they are set to.
         """
-        from aioflags._datasystem._config import is_flagd
+        from aioflags._datasystem._config import flag_system_of
+        from aioflags._evaluation._model import system_named
 
-        return (
-            self.data_system is not None
-            and is_flagd(self.data_system)
-            and self.events_uri == DEFAULT_EVENTS_URI
-        )
+        if self.data_system is None or self.events_uri != DEFAULT_EVENTS_URI:
+            return None
+        name = flag_system_of(self.data_system)
+        system = None if name is None else system_named(name)
+        return None if system is None or system.events_recorded else system
 
     def _events_elsewhere(self) -> bool:
         """Whether flags come from this machine but events go to another host.

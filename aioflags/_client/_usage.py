@@ -327,10 +327,11 @@ def no_figures_reason(config: Config) -> str:
             "the data system reads local flag data only, as DataSystem.file and "
             "FlagData.data_system() do, and sends no events"
         )
-    elif config._flagd_without_recorder():
+    elif (unrecorded := config._unrecorded_system()) is not None:
         why = (
-            "the data system is flagd's, and LaunchDarkly's recorder knows none "
-            "of its flags: set events_uri to a recorder of your own to send them"
+            f"the data system is {unrecorded.name}'s, and LaunchDarkly's recorder "
+            "knows none of its flags: set events_uri to a recorder of your own "
+            "to send them"
         )
     elif not config.send_events:
         why = "Config(send_events=False)"

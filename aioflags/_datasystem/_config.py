@@ -23,6 +23,7 @@ from ._context import (
     mark_flagd,
     mark_local,
     mark_streaming,
+    source_flag_system,
 )
 from ._options import FILE, OPTIONS, POLLING
 from ._plane._config import Plane, flagd_source, plane_of
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DataSystem",
+    "flag_system_of",
     "grace_period_of",
     "is_local",
     "uses_flag_service",
@@ -128,6 +130,16 @@ def is_flagd(system: DataSystem) -> bool:
     """Whether every source of ``system`` reads a flagd sync server (``DataSystem.flagd``)."""
     sources = (*system.initializers, *system.synchronizers)
     return bool(sources) and all(is_flagd_source(s) for s in sources)
+
+
+def flag_system_of(system: DataSystem) -> str | None:
+    """The flag system whose flags every source of ``system`` serves (None: LaunchDarkly's, or several).
+
+    ``DataSystem.flagd``'s sources are flagd's (``mark_flag_system``).
+    """
+    sources = (*system.initializers, *system.synchronizers)
+    names = {source_flag_system(s) for s in sources}
+    return names.pop() if len(names) == 1 else None
 
 
 @final

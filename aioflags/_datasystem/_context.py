@@ -33,9 +33,11 @@ __all__ = [
     "end_run",
     "is_local_source",
     "is_streaming",
+    "mark_flag_system",
     "mark_local",
     "mark_streaming",
     "progress_of",
+    "source_flag_system",
 ]
 
 #: The bytes a response must bring in each of its deadline's windows for the
@@ -199,21 +201,35 @@ def mark_local(source: _S) -> _S:
     return source
 
 
-#: The sources that read flagd's flag data (a sync server): no
-#: LaunchDarkly behind them, so no analytics events unless the app names
-#: a recorder of its own (``Config.events_enabled``).
-_FLAGD_SOURCES: weakref.WeakSet[object] = weakref.WeakSet()
+#: The flag system whose flags a source serves, by source (unmarked:
+#: LaunchDarkly's, the default). flagd's sources (a sync server) have no
+#: LaunchDarkly behind them, so no analytics events unless the app names a
+#: recorder of its own: ``Config`` asks the system (``events_recorded``).
+_SOURCE_SYSTEMS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
 def mark_flagd(source: _S) -> _S:
-    """Mark a source factory as one that reads a flagd sync server."""
-    _FLAGD_SOURCES.add(source)
+    """Mark a source factory as one that reads a flagd sync server (flagd's flags)."""
+    return mark_flag_system(source, "flagd")
+
+
+def mark_flag_system(source: _S, name: str) -> _S:
+    """Mark a source factory as one that serves the flags of the flag system ``name``."""
+    _SOURCE_SYSTEMS[source] = name
     return source
+
+
+def source_flag_system(source: object) -> str | None:
+    """The flag system whose flags ``source`` serves (None: unmarked, LaunchDarkly's)."""
+    try:
+        return _SOURCE_SYSTEMS.get(source)
+    except TypeError:  # (a source no weak reference can name: never marked)
+        return None
 
 
 def is_flagd_source(source: object) -> bool:
     """Whether ``source`` was marked a flagd source (:func:`mark_flagd`)."""
-    return source in _FLAGD_SOURCES
+    return source_flag_system(source) == "flagd"
 
 
 #: The streaming synchronizers (what diagnostic events call "streaming").

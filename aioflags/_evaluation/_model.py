@@ -46,6 +46,8 @@ from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Sequence
+    from pathlib import Path
 
     from aioflags._core._json import JSONObject, JSONValue
 
@@ -56,6 +58,8 @@ __all__ = [
     "UNUSABLE",
     "CompiledFlag",
     "CompiledSegment",
+    "DocumentFormat",
+    "DocumentProblem",
     "FlagSystem",
     "MalformedAbort",
     "Result",
@@ -66,7 +70,9 @@ __all__ = [
     "compile_launchdarkly",
     "compile_segment",
     "default_system",
+    "document_format",
     "flag_tombstone",
+    "formats",
     "register",
     "registered",
     "segment_tombstone",
@@ -541,6 +547,57 @@ class Prerequisite:
 # the system whose part is None (LaunchDarkly's) takes every other object.
 
 
+#: A problem ``validate`` says of a file: where in its data (keys and
+#: indexes from the top), what, whether it is of a value's shape (the flag
+#: cannot be used), whether a warning (``_sources._lint.Problem``).
+DocumentProblem: TypeAlias = tuple[tuple[str | int, ...], str, bool, bool]
+
+
+class DocumentFormat(Protocol):
+    """How a file of one system's flags is recognised, read, checked and described.
+
+    The file reader (``_sources/_files.py``: ``DataSystem.file``,
+    ``aioflags serve``, ``eval --file``), ``aioflags validate`` and
+    ``aioflags schema`` ask it; a file none recognises is read in the file
+    reader's own shape (LaunchDarkly's, whose system declares none).
+    """
+
+    def recognises(self, data: object) -> bool:
+        """Whether a file's parsed ``data`` is a document of this format."""
+        ...
+
+    def read(
+        self,
+        path: Path,
+        raw: bytes,
+        data: object,
+        *,
+        fractional: int,
+        shared: dict[str, JSONObject] | None,
+        allow_empty: bool,
+    ) -> Mapping[str, JSONObject]:
+        """The flag objects of file ``path`` (its bytes ``raw``, parsed: ``data``).
+
+        ``fractional``: the bucketing of a fractional rollout (flagd's 3,
+        or 2); ``shared``: where what its flags share goes (their shared
+        form), if given; without ``allow_empty``, a document without flags
+        is refused.
+
+        Raises:
+            FlagFileError: the document is no flags of this format (the
+                message names the file, and the place where known).
+        """
+        ...
+
+    def problems(self, data: object) -> Sequence[DocumentProblem]:
+        """What a document the reader took still gets wrong (``aioflags validate``)."""
+        ...
+
+    def schema(self) -> str:
+        """The JSON Schema of its documents, as text (``aioflags schema --format``)."""
+        ...
+
+
 class FlagSystem(Protocol):
     """One kind of flag: how it compiles, types, fails and reads to the faces.
 
@@ -559,7 +616,10 @@ class FlagSystem(Protocol):
         error_kinds: the ``errorKind`` words its evaluations can give.
         events_recorded: whether LaunchDarkly's event recorder knows its
             flags (flagd's: no; ``usage()`` and ``Config`` say so of a data
-            system of its flags: their next call sites, issue 96).
+            system of its flags).
+        document: how a file of its flags is recognised and read
+            (:class:`DocumentFormat`); None: its flags are the file
+            reader's own shape (LaunchDarkly's).
     """
 
     name: str
@@ -569,6 +629,7 @@ class FlagSystem(Protocol):
     unserved_variant: str | None
     error_kinds: frozenset[str]
     events_recorded: bool
+    document: DocumentFormat | None
 
     def compile(self, flag: CompiledFlag, definition: JSONValue, /) -> None:
         """Fill ``flag``'s fields from its ``definition`` (raise to make it unusable)."""
@@ -701,6 +762,34 @@ def default_system() -> FlagSystem:
             "no flag system is registered: import aioflags before its modules"
         )
     return _DEFAULT[0]
+
+
+def formats() -> tuple[str, ...]:
+    """The formats a flag file may be read as: each registered flag system's with one.
+
+    The default system's (LaunchDarkly's) is the reader's own shape; a
+    system that declares a document format (``FlagSystem.document``) names
+    another.
+    """
+    return tuple(
+        s.name for s in registered() if s.part is None or s.document is not None
+    )
+
+
+def document_format(data: object, format: str | None = None) -> DocumentFormat | None:
+    """The flag system's document format a file is read as (None: the reader's own).
+
+    ``format``: a system's name (``format=`` of ``_sources._files.parse_flag_files``);
+    None: the first registered system whose format recognises ``data``.
+    """
+    if format is not None:
+        named = system_named(format)
+        return None if named is None else named.document
+    for system in registered():
+        document = system.document
+        if document is not None and document.recognises(data):
+            return document
+    return None
 
 
 def system_of(raw: Mapping[str, Any]) -> tuple[FlagSystem, JSONValue]:

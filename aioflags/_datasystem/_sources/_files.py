@@ -24,20 +24,15 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import decode_text
 from aioflags._core._logname import client_logger
-from aioflags._datasystem._flagd_document import (
-    FlagdDocumentError,
-    flagd_flags,
-    is_flagd_document,
-)
+from aioflags._evaluation._model import document_format
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from aioflags._core._json import JSONObject
 
 __all__ = [
     "EMPTY_FILE",
-    "FORMATS",
     "FlagFileError",
     "load_flag_files",
     "parse_flag_files",
@@ -218,10 +213,6 @@ def load_flag_files(
     )
 
 
-#: The formats a flag file may be read as (``None``: told by what it holds).
-FORMATS: Final = ("launchdarkly", "flagd")
-
-
 def parse_flag_files(
     contents: Sequence[tuple[Path, bytes | str]],
     *,
@@ -239,15 +230,15 @@ def parse_flag_files(
     An explicit ``"flags": {}`` is not empty. Without ``warn``, a variation
     index out of range is not logged (``aioflags validate`` says it itself).
 
-    A file in flagd's flag definition format (``format="flagd"``, or told
-    by what it holds: :func:`~aioflags._datasystem._flagd_document.is_flagd_document`)
-    is read into flag objects that carry flagd's definition
-    (:func:`~aioflags._datasystem._flagd_document.flagd_flags`, with
-    ``fractional``'s bucketing); ``format="launchdarkly"`` reads every file
-    as LaunchDarkly's shape. With ``share`` (what the data system and
-    ``aioflags serve`` carry), flagd flags are in their shared form: what
-    they share is written once, as segments (``_flagd_document.py``);
-    without it, each holds it (for the tools that read flags one by one).
+    A file in a flag system's own document format (``format=`` its name,
+    or told by what it holds: :func:`document_format`; flagd's, for one)
+    is read by that format into flag objects that carry the system's
+    definition (``fractional``: the bucketing it asks for);
+    ``format="launchdarkly"`` reads every file as LaunchDarkly's shape.
+    With ``share`` (what the data system and ``aioflags serve`` carry),
+    such flags are in their shared form: what they share is written once,
+    as segments; without it, each holds it (for the tools that read flags
+    one by one).
 
     Raises:
         FlagFileError: a file is missing or malformed, or a key is defined twice.
@@ -260,9 +251,18 @@ def parse_flag_files(
         if not allow_empty and not raw.strip():  # JSON too: no "Expecting value"
             raise FlagFileError(f"{path}: {EMPTY_FILE}")
         data = _parse(path, raw)
-        if format == "flagd" or (format is None and is_flagd_document(data)):
-            shared = segments if share else None
-            _merge_flagd(path, raw, data, flags, shared, fractional, allow_empty)
+        document = document_format(data, format)
+        if document is not None:
+            shared: dict[str, JSONObject] | None = {} if share else None
+            read = document.read(
+                path,
+                raw,
+                data,
+                fractional=fractional,
+                shared=shared,
+                allow_empty=allow_empty,
+            )
+            _merge_document(path, read, shared, flags, segments)
             continue
         # An unknown key first: a file whose only key is misspelt (`flag:`)
         # has none of the three, and is no save still being written.
@@ -319,45 +319,22 @@ def parse_flag_files(
     return flags, segments
 
 
-def _merge_flagd(
+def _merge_document(
     path: Path,
-    raw: bytes,
-    data: Any,
+    read: Mapping[str, JSONObject],
+    shared: Mapping[str, JSONObject] | None,
     flags: dict[str, JSONObject],
-    segments: dict[str, JSONObject] | None,
-    fractional: int,
-    allow_empty: bool,
+    segments: dict[str, JSONObject],
 ) -> None:
-    """A flagd file's flags, added to ``flags`` (a key defined twice is an error).
+    """A document's flags, added to ``flags`` (a key defined twice is an error).
 
-    ``segments``: where what they share goes (their shared form), if given.
+    ``shared``: what they share (their shared form), added to ``segments``.
     """
-    if not allow_empty and (
-        data is None or (isinstance(data, dict) and data.get("flags") is None)
-    ):
-        raise FlagFileError(f"{path}: {EMPTY_FILE}")
-    try:
-        shared: dict[str, JSONObject] | None = None if segments is None else {}
-        read = flagd_flags(data, fractional=fractional, shared=shared)
-    except FlagdDocumentError as exc:
-        from ._lint import Places  # (only for a file refused)
-
-        place = Places(path, decode_text(raw).removeprefix("\ufeff"))(exc.at)
-        raise FlagFileError(f"{place}: {exc}") from None
-    except RecursionError:
-        raise FlagFileError(f"{path}: nested too deeply to read") from None
-    except Exception as exc:
-        # (a bug of the reader, memory: one line naming the file, no traceback)
-        from ._cause import cause_of
-
-        raise FlagFileError(
-            f"{path}: cannot read the flagd document ({cause_of(exc)})"
-        ) from exc
     for key, flag in read.items():
         if key in flags:
             raise FlagFileError(f"{path}: flag {key!r} is defined more than once")
         flags[key] = flag
-    if segments is not None and shared:
+    if shared:
         for key, item in shared.items():  # (a key is its content's digest:
             segments.setdefault(key, item)  # two files' same rule is one item)
 

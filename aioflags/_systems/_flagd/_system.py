@@ -10,6 +10,7 @@ from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
 from aioflags._evaluation._model import compile_flagd_flag
 
 from . import _coverage, _words
+from ._document import FLAGD_DOCUMENT
 
 if TYPE_CHECKING:
     import logging
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._model import CompiledFlag, DocumentFormat
     from aioflags._evaluation._results import Result
 
 __all__ = ["FLAGD", "Flagd", "typed_check"]
@@ -60,6 +61,8 @@ class Flagd:
     unserved_variant: str | None = ""
     error_kinds: frozenset[str] = frozenset(("PARSE_ERROR", "GENERAL"))
     events_recorded: bool = False
+    #: its files (``_document.py``): the file reader, ``validate``, ``schema``
+    document: DocumentFormat | None = FLAGD_DOCUMENT
     compile = staticmethod(compile_flagd_flag)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)

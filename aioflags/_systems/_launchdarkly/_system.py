@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._model import CompiledFlag, DocumentFormat
     from aioflags._evaluation._results import Result
 
 __all__ = ["LAUNCHDARKLY", "LaunchDarkly"]
@@ -46,6 +46,8 @@ class LaunchDarkly:
     unserved_variant: str | None = None
     error_kinds: frozenset[str] = frozenset(ERROR_RESULTS)
     events_recorded: bool = True
+    #: its flags are the file reader's own shape (``_sources/_files.py``)
+    document: DocumentFormat | None = None
     compile = staticmethod(compile_launchdarkly)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)
