@@ -23,7 +23,7 @@ from aioflags._client._config import Config
 from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
-from aioflags._ofrep._handler import DataSource
+from aioflags._ofrep._source import DataSource
 
 from . import _console as console
 from ._fanout import Fanout
