@@ -26,6 +26,7 @@ from aioflags._datasystem._datatypes import Change, ChangeKind
 from aioflags._ofrep._source import DataSource
 
 from . import _console as console
+from . import _shown as shown
 from ._fanout import Fanout
 from ._faults import Fault, FaultPlan
 from ._flagset import Edit, FlagSet
@@ -488,9 +489,9 @@ class FlagServer:
         Added in version 0.2.0.
         """
         self._console.trouble = {
-            "file": console.visible(file),
+            "file": shown.visible(file),
             "line": line,
-            "message": console.visible(message),
+            "message": shown.visible(message),
         }
         self._push_console()
 
