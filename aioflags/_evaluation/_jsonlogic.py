@@ -38,14 +38,14 @@ from . import _flagdops as ops
 from . import _jsonlogic_compiler as _jc
 from ._generate import Front, generate
 from ._jsonlogic_compiler import (
-    _ROOT,
+    ROOT,
+    Compiler,
+    Expr,
     TargetingError,
-    _args,
-    _Compiler,
-    _constant,
-    _Expr,
-    _if_items,
-    _is_operator,
+    args_of,
+    if_items,
+    is_constant,
+    is_operator,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
     from ._context import Context
-    from ._jsonlogic_compiler import _Path
+    from ._jsonlogic_compiler import RulePath
 
 __all__ = [
     "Choice",
@@ -199,7 +199,7 @@ def build_targeting(
     """
     if fractional not in (2, 3):
         raise ValueError(f"fractional must be 2 or 3, not {fractional!r}")
-    if not _is_operator(rule):
+    if not is_operator(rule):
         return constant_run, (rule if choose is None else choose.result_of(rule),)
     try:
         return _build(rule, flag_key, fractional, choose, static)
@@ -208,12 +208,12 @@ def build_targeting(
 
 
 def _returned(
-    c: _Compiler, node: JSONValue, path: _Path, depth: int, choose: Choice | None
+    c: Compiler, node: JSONValue, path: RulePath, depth: int, choose: Choice | None
 ) -> str:
     """The source of what the run returns for a branch of ``node``'s value."""
     if choose is None:
         return c.expr(node, None, path, depth).src
-    if _constant(node):  # written in the rule: chosen now
+    if is_constant(node):  # written in the rule: chosen now
         return c.operand(choose.result_of(node))
     src = c.expr(node, None, path, depth).src
     t = c.temp()
@@ -230,22 +230,22 @@ def _build(
     choose: Choice | None,
     static: dict[str, JSONValue] | None,
 ) -> tuple[Targeting, tuple[object, ...]]:
-    c = _Compiler(flag_key, fractional)
+    c = Compiler(flag_key, fractional)
     top = rule
     lines: list[str] = []
-    op, args = _args(cast("dict[str, JSONValue]", top))
+    op, args = args_of(cast("dict[str, JSONValue]", top))
     if op in ("if", "?:") and len(args) > 1:
         # the usual rule: an if chain, written as statements (no nesting)
-        items = _if_items(args, _ROOT.op(op))
+        items = if_items(args, ROOT.op(op))
         pairs = [
             (
                 c.expr(items[i][0], None, items[i][1], 1),
-                _Expr(_returned(c, items[i + 1][0], items[i + 1][1], 1, choose), True),
+                Expr(_returned(c, items[i + 1][0], items[i + 1][1], 1, choose), True),
             )
             for i in range(0, len(items) - 1, 2)
         ]
         last = _returned(c, items[-1][0], items[-1][1], 1, choose)
-        if len(pairs) > _jc._WIDTH:  # (wide: in groups, see _Compiler.if_groups)
+        if len(pairs) > _jc.WIDTH:  # (wide: in groups, see Compiler.if_groups)
             for group in c.if_groups(pairs, None):
                 lines.append(f"    if (r := {group.src}) is not _MISS:")
                 lines.append("        return r")
@@ -255,7 +255,7 @@ def _build(
                 lines.append(f"        return {then.src}")
         lines.append(f"    return {last}")
     else:
-        lines.append(f"    return {_returned(c, top, _ROOT, 0, choose)}")
+        lines.append(f"    return {_returned(c, top, ROOT, 0, choose)}")
     c.finish()
     if choose is not None:
         # (no cost in the common case: CPython's try is free until it raises)

@@ -1,6 +1,6 @@
 """JsonLogic's compiler: a flagd rule's nodes written as Python source over operands.
 
-The front end of :mod:`._jsonlogic`: :class:`_Compiler` walks a rule and
+The front end of :mod:`._jsonlogic`: :class:`Compiler` walks a rule and
 writes each node's source, every literal an operand (``o[0]``, ``o[1]``...),
 the common forms inline and the rest a call of a :mod:`._flagdops` helper;
 the special forms (``if``, ``and``/``or``, ``var``, ``missing``, the list
@@ -12,8 +12,8 @@ Any depth and any width compile, in time linear in the rule's size, and
 Python's recursion limit is left as it is: a subtree past :data:`_MAX_DEPTH`
 becomes a function of its own, compiled from a work list (no recursion
 through it); an ``if`` in an ``if``'s else is read as one flat chain; an
-``and``/``or``/``if`` of more than :data:`_WIDTH` operands becomes a tree
-of functions :data:`_WIDTH` wide, as deep as the log of its width (so is
+``and``/``or``/``if`` of more than :data:`WIDTH` operands becomes a tree
+of functions :data:`WIDTH` wide, as deep as the log of its width (so is
 an evaluation's recursion: the depth over :data:`_MAX_DEPTH`, plus that).
 """
 
@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
 
+__all__ = [
+    "ROOT",
+    "WIDTH",
+    "Compiler",
+    "Expr",
+    "RulePath",
+    "TargetingError",
+    "args_of",
+    "if_items",
+    "is_constant",
+    "is_operator",
+]
+
 
 class TargetingError(Exception):
     """A rule flagd cannot apply (unknown operator, malformed operator form flagd refuses).
@@ -44,7 +57,7 @@ EXTRA: Final = "pip install 'aioflags[flagd]'"
 
 #: Past this nesting, a subtree becomes a function of its own: CPython's
 #: parser refuses expressions nested ~200 parentheses deep. The subtree is
-#: compiled after the rest (``_Compiler.pending``), so the compiler's own
+#: compiled after the rest (``Compiler.pending``), so the compiler's own
 #: recursion is bounded by this too, however deep the rule.
 _MAX_DEPTH: Final = 24
 #: The most functions hoisted one inside another (an evaluation recurses
@@ -54,7 +67,7 @@ _MAX_HOISTS: Final = 200
 #: Past this many operands, an ``and``/``or``/``if`` is cut into groups of
 #: this many, each a function of its own (and the groups grouped again):
 #: one function's source, locals and frame stay small however wide the rule.
-_WIDTH: Final = 32
+WIDTH: Final = 32
 
 #: Operators each helper implements with every argument evaluated first.
 _CALLS: Final[dict[str, str]] = {
@@ -109,7 +122,7 @@ _COMPARE: Final = {
 }
 
 
-class _Path:
+class RulePath:
     """Where a node stands in the rule (``if[1]: ==[0]``), spelt out for a message only.
 
     A step and its parent: making one costs the same however deep the node
@@ -118,24 +131,24 @@ class _Path:
 
     __slots__ = ("parent", "step")
 
-    def __init__(self, parent: _Path | None, step: str) -> None:
+    def __init__(self, parent: RulePath | None, step: str) -> None:
         self.parent = parent
         self.step = step
 
-    def __getitem__(self, index: int) -> _Path:
+    def __getitem__(self, index: int) -> RulePath:
         """The path of argument ``index``."""
-        return _Path(self, f"[{index}]")
+        return RulePath(self, f"[{index}]")
 
-    def op(self, op: str) -> _Path:
+    def op(self, op: str) -> RulePath:
         """The path of operator ``op`` here."""
-        return _Path(self, f": {op}" if self else op)
+        return RulePath(self, f": {op}" if self else op)
 
     def __bool__(self) -> bool:
         return self.parent is not None or bool(self.step)
 
     def __str__(self) -> str:
         steps = []
-        node: _Path | None = self
+        node: RulePath | None = self
         while node is not None:
             steps.append(node.step)
             node = node.parent
@@ -143,24 +156,26 @@ class _Path:
 
 
 #: The path of the rule itself.
-_ROOT: Final = _Path(None, "")
+ROOT: Final = RulePath(None, "")
 
 
-def _if_items(args: list[JSONValue], where: _Path) -> list[tuple[JSONValue, _Path]]:
+def if_items(
+    args: list[JSONValue], where: RulePath
+) -> list[tuple[JSONValue, RulePath]]:
     """An ``if``'s arguments with their paths, an ``if`` in its else spliced in.
 
     ``if(a, b, if(c, d, e))`` is ``if(a, b, c, d, e)``: the usual else-if
     chain written nested is read as one flat chain (no nesting to compile
     or to run, however long). Always an odd count: pairs, then the else.
     """
-    items: list[tuple[JSONValue, _Path]] = []
+    items: list[tuple[JSONValue, RulePath]] = []
     while True:
         if len(args) % 2 == 0:
             args = [*args, None]
         items.extend((a, where[i]) for i, a in enumerate(args[:-1]))
         last, at = args[-1], where[len(args) - 1]
         if isinstance(last, dict) and len(last) == 1:
-            op, inner = _args(last)
+            op, inner = args_of(last)
             if op in ("if", "?:") and len(inner) > 1:
                 args, where = inner, at.op(op)
                 continue
@@ -168,11 +183,12 @@ def _if_items(args: list[JSONValue], where: _Path) -> list[tuple[JSONValue, _Pat
         return items
 
 
-def _is_operator(node: JSONValue) -> bool:
+def is_operator(node: JSONValue) -> bool:
+    """Whether ``node`` is an operator: an object of one key."""
     return isinstance(node, dict) and len(node) == 1
 
 
-def _constant(node: JSONValue) -> bool:
+def is_constant(node: JSONValue) -> bool:
     """Whether ``node`` evaluates to itself (no operator in it that runs).
 
     Iterative: a list nested however deep is walked without recursion.
@@ -182,17 +198,18 @@ def _constant(node: JSONValue) -> bool:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
-        elif _is_operator(item):
+        elif is_operator(item):
             return False
     return True
 
 
-def _args(node: dict[str, JSONValue]) -> tuple[str, list[JSONValue]]:
+def args_of(node: dict[str, JSONValue]) -> tuple[str, list[JSONValue]]:
+    """An operator's name and its arguments (a lone argument as a list of one)."""
     op, value = next(iter(node.items()))
     return op, value if isinstance(value, list) else [value]
 
 
-class _Expr:
+class Expr:
     """A compiled subexpression: its source and whether Python's truthiness is JsonLogic's."""
 
     __slots__ = ("safe", "src")
@@ -202,7 +219,7 @@ class _Expr:
         self.safe = safe
 
 
-class _Compiler:
+class Compiler:
     """The source and operands of one rule (as :mod:`._codegen`'s ``_Writer`` writes a flag's)."""
 
     def __init__(self, flag_key: str, version: int) -> None:
@@ -211,7 +228,7 @@ class _Compiler:
         self.operands: list[object] = []
         self.functions: list[str] = []  # the subtrees hoisted into functions
         #: hoisted subtrees still to compile: (index, node, scope, path, level)
-        self.pending: list[tuple[int, JSONValue, str | None, _Path, int]] = []
+        self.pending: list[tuple[int, JSONValue, str | None, RulePath, int]] = []
         self.level = 0  # how many hoisted functions the one compiled is in
         self.temps = count()
         self.scopes = count(1)
@@ -231,7 +248,7 @@ class _Compiler:
             self.key_index = len(self.operands) - 1
         return f"o[{self.key_index}]"
 
-    def murmur(self, path: _Path) -> str:
+    def murmur(self, path: RulePath) -> str:
         if self.hash_index is None:
             try:
                 import mmh3  # (the flagd extra's: only where a fractional is)
@@ -264,26 +281,26 @@ class _Compiler:
 
     # ------------------------------------------------------------- the tree
     def expr(
-        self, node: JSONValue, scope: str | None, path: _Path, depth: int
-    ) -> _Expr:
+        self, node: JSONValue, scope: str | None, path: RulePath, depth: int
+    ) -> Expr:
         if depth >= _MAX_DEPTH and (
-            _is_operator(node) or (isinstance(node, list) and not _constant(node))
+            is_operator(node) or (isinstance(node, list) and not is_constant(node))
         ):
             return self.hoist(node, scope, path)
         if isinstance(node, list):
-            if _constant(node):
-                return _Expr(self.operand(node), True)
+            if is_constant(node):
+                return Expr(self.operand(node), True)
             items = [
                 self.expr(item, scope, path[i], depth + 1).src
                 for i, item in enumerate(node)
             ]
-            return _Expr(f"[{', '.join(items)}]", True)
-        if not _is_operator(node):
+            return Expr(f"[{', '.join(items)}]", True)
+        if not is_operator(node):
             if node is None or isinstance(node, bool):
-                return _Expr(repr(node), True)
+                return Expr(repr(node), True)
             # a dict of 0 or 2+ keys is a value (its truthiness: always true)
-            return _Expr(self.operand(node), not isinstance(node, (dict, float)))
-        op, args = _args(cast("dict[str, JSONValue]", node))
+            return Expr(self.operand(node), not isinstance(node, (dict, float)))
+        op, args = args_of(cast("dict[str, JSONValue]", node))
         where = path.op(op)
         method = _SPECIAL.get(op)
         if method is not None:
@@ -301,11 +318,11 @@ class _Compiler:
         raise TargetingError(f"{at}unknown operator {op!r}")
 
     def each(
-        self, args: list[JSONValue], scope: str | None, where: _Path, depth: int
+        self, args: list[JSONValue], scope: str | None, where: RulePath, depth: int
     ) -> list[str]:
         return [self.expr(a, scope, where[i], depth).src for i, a in enumerate(args)]
 
-    def truth(self, e: _Expr) -> str:
+    def truth(self, e: Expr) -> str:
         return e.src if e.safe else f"_truthy({e.src})"
 
     def call(
@@ -313,30 +330,30 @@ class _Compiler:
         op: str,
         args: list[JSONValue],
         scope: str | None,
-        where: _Path,
+        where: RulePath,
         depth: int,
-    ) -> _Expr:
+    ) -> Expr:
         inline = self.inline(op, args, scope, where, depth)
         if inline is not None:
             return inline
         srcs = self.each(args, scope, where, depth)
-        return _Expr(f"{_CALLS[op]}({', '.join(srcs)})", op in _SAFE_CALLS)
+        return Expr(f"{_CALLS[op]}({', '.join(srcs)})", op in _SAFE_CALLS)
 
     def inline(
         self,
         op: str,
         args: list[JSONValue],
         scope: str | None,
-        where: _Path,
+        where: RulePath,
         depth: int,
-    ) -> _Expr | None:
+    ) -> Expr | None:
         """The inline form of a call with a constant operand, or ``None``."""
         if len(args) == 1 and op in ("!", "!!"):
             e = self.expr(args[0], scope, where[0], depth)
             truth = self.truth(e)
             if op == "!":
-                return _Expr(f"(not {truth})", True)
-            return _Expr(truth if not e.safe else f"bool({truth})", True)
+                return Expr(f"(not {truth})", True)
+            return Expr(truth if not e.safe else f"bool({truth})", True)
         if len(args) != 2:
             return None
         first, second = args
@@ -344,15 +361,15 @@ class _Compiler:
             a = self.expr(first, scope, where[0], depth).src
             t, c = self.temp(), self.operand(second)
             method = "startswith" if op == "starts_with" else "endswith"
-            return _Expr(
+            return Expr(
                 f"({t}.{method}({c}) if type({t} := {a}) is str else None)", True
             )
         if op == "in":
             return self.in_(first, second, scope, where, depth)
         if op in ("==", "!=", "===", "!=="):
             if (
-                _is_operator(second)
-                and not _is_operator(first)
+                is_operator(second)
+                and not is_operator(first)
                 and not isinstance(first, list)
             ):
                 # (the constant first: the order of evaluation is unchanged)
@@ -362,7 +379,7 @@ class _Compiler:
             a = self.expr(first, scope, where[0], depth).src
             t, c = self.temp(), self.operand(second)
             symbol, helper = _COMPARE[op]
-            return _Expr(
+            return Expr(
                 f"({t} {symbol} {c} if type({t} := {a}) is int or type({t}) is float "
                 f"else {helper}({t}, {c}))",
                 True,
@@ -375,10 +392,10 @@ class _Compiler:
         node: JSONValue,
         constant: JSONValue,
         scope: str | None,
-        where: _Path,
+        where: RulePath,
         depth: int,
         at: int,
-    ) -> _Expr | None:
+    ) -> Expr | None:
         kind = type(constant)
         if kind not in (str, int, float, bool) and constant is not None:
             return None
@@ -386,13 +403,13 @@ class _Compiler:
         negate = op in ("!=", "!==")
         if op in ("===", "!=="):
             if constant is None or kind is bool:
-                return _Expr(f"({a} is {'not ' if negate else ''}{constant!r})", True)
+                return Expr(f"({a} is {'not ' if negate else ''}{constant!r})", True)
             c = self.operand(constant)
             if kind is str:
-                return _Expr(f"({a} {'!=' if negate else '=='} {c})", True)
+                return Expr(f"({a} {'!=' if negate else '=='} {c})", True)
             t = self.temp()
             test = f"(type({t} := {a}) is not bool and {t} == {c})"
-            return _Expr(f"(not {test})" if negate else test, True)
+            return Expr(f"(not {test})" if negate else test, True)
         if kind is bool or constant is None:
             return None
         c = self.operand(constant)
@@ -404,7 +421,7 @@ class _Compiler:
             if kind is str
             else f"type({t} := {a}) is int or type({t}) is float"
         )
-        return _Expr(
+        return Expr(
             f"({t} {'!=' if negate else '=='} {c} if {same} else {helper}({pair}))",
             True,
         )
@@ -414,9 +431,9 @@ class _Compiler:
         needle: JSONValue,
         haystack: JSONValue,
         scope: str | None,
-        where: _Path,
+        where: RulePath,
         depth: int,
-    ) -> _Expr | None:
+    ) -> Expr | None:
         if (
             isinstance(haystack, list)
             and haystack
@@ -424,11 +441,11 @@ class _Compiler:
         ):
             a = self.expr(needle, scope, where[0], depth).src
             t, members = self.temp(), self.operand(frozenset(haystack))
-            return _Expr(f"(type({t} := {a}) is str and {t} in {members})", True)
+            return Expr(f"(type({t} := {a}) is str and {t} in {members})", True)
         if isinstance(haystack, str):
             a = self.expr(needle, scope, where[0], depth).src
             t, c = self.temp(), self.operand(haystack)
-            return _Expr(
+            return Expr(
                 f"({t} in {c} if type({t} := {a}) is str else _in({t}, {c}))", True
             )
         return None
@@ -437,7 +454,7 @@ class _Compiler:
         """The parameters of a function hoisted in ``scope`` (as it is called)."""
         return "o, ctx, g, D" if scope is None else f"o, {scope}"
 
-    def hoist(self, node: JSONValue, scope: str | None, path: _Path) -> _Expr:
+    def hoist(self, node: JSONValue, scope: str | None, path: RulePath) -> Expr:
         """``node`` as a function of its own, called where it stands.
 
         Compiled later (:meth:`finish`), so that the compiler's recursion
@@ -452,7 +469,7 @@ class _Compiler:
         index = len(self.functions)
         self.functions.append("")  # (its place, kept in order)
         self.pending.append((index, node, scope, path, self.level + 1))
-        return _Expr(f"_f{index}({self.params(scope)})", False)
+        return Expr(f"_f{index}({self.params(scope)})", False)
 
     def finish(self) -> None:
         """Compile the hoisted subtrees (each may hoist more), without recursion."""
@@ -463,24 +480,24 @@ class _Compiler:
                 f"def _f{index}({self.params(scope)}):\n    return {e.src}\n"
             )
 
-    def grouped(self, parts: list[_Expr], scope: str | None, op: str) -> list[_Expr]:
-        """``parts`` of an ``and``/``or`` as at most :data:`_WIDTH` calls, grouped.
+    def grouped(self, parts: list[Expr], scope: str | None, op: str) -> list[Expr]:
+        """``parts`` of an ``and``/``or`` as at most :data:`WIDTH` calls, grouped.
 
         JsonLogic's ``and`` and ``or`` are associative (each gives the
         first part that decides, else the last): a group's function gives
         the group's ``op``, and the groups are grouped again, as deep as
         the log of the width.
         """
-        while len(parts) > _WIDTH:
+        while len(parts) > WIDTH:
             parts = [
-                self.function(self.chain(op, parts[at : at + _WIDTH]), scope)
-                for at in range(0, len(parts), _WIDTH)
+                self.function(self.chain(op, parts[at : at + WIDTH]), scope)
+                for at in range(0, len(parts), WIDTH)
             ]
         return parts
 
     # ----------------------------------------------- chains and groups
     def if_chain(
-        self, pairs: list[tuple[_Expr, _Expr]], last: str, safe: bool
+        self, pairs: list[tuple[Expr, Expr]], last: str, safe: bool
     ) -> tuple[str, bool]:
         """``if`` over ``pairs`` (test, then), else ``last``: one flat expression."""
         pieces = []
@@ -489,43 +506,41 @@ class _Compiler:
             safe = safe and then.safe
         return f"({''.join(pieces)}{last})", safe
 
-    def miss_chain(
-        self, groups: list[_Expr], last: str, safe: bool
-    ) -> tuple[str, bool]:
+    def miss_chain(self, groups: list[Expr], last: str, safe: bool) -> tuple[str, bool]:
         """The first of ``groups`` that is not ``_MISS``, else ``last``."""
         t = self.temp()
         pieces = [f"{t} if ({t} := {g.src}) is not _MISS else " for g in groups]
         return f"({''.join(pieces)}{last})", safe and all(g.safe for g in groups)
 
     def if_groups(
-        self, pairs: list[tuple[_Expr, _Expr]], scope: str | None
-    ) -> list[_Expr]:
-        """Wide ``if`` pairs as at most :data:`_WIDTH` calls, each giving its branch or ``_MISS``.
+        self, pairs: list[tuple[Expr, Expr]], scope: str | None
+    ) -> list[Expr]:
+        """Wide ``if`` pairs as at most :data:`WIDTH` calls, each giving its branch or ``_MISS``.
 
-        A tree of functions, each :data:`_WIDTH` wide: as deep as the log
+        A tree of functions, each :data:`WIDTH` wide: as deep as the log
         of the width, however many pairs.
         """
         groups = [
-            self.function(self.if_chain(pairs[at : at + _WIDTH], "_MISS", True), scope)
-            for at in range(0, len(pairs), _WIDTH)
+            self.function(self.if_chain(pairs[at : at + WIDTH], "_MISS", True), scope)
+            for at in range(0, len(pairs), WIDTH)
         ]
-        while len(groups) > _WIDTH:
+        while len(groups) > WIDTH:
             groups = [
                 self.function(
-                    self.miss_chain(groups[at : at + _WIDTH], "_MISS", True), scope
+                    self.miss_chain(groups[at : at + WIDTH], "_MISS", True), scope
                 )
-                for at in range(0, len(groups), _WIDTH)
+                for at in range(0, len(groups), WIDTH)
             ]
         return groups
 
-    def function(self, body: tuple[str, bool], scope: str | None) -> _Expr:
+    def function(self, body: tuple[str, bool], scope: str | None) -> Expr:
         """A function returning ``body``'s source, and its call (of ``body``'s kind)."""
         index = len(self.functions)
         params = self.params(scope)
         self.functions.append(f"def _f{index}({params}):\n    return {body[0]}\n")
-        return _Expr(f"_f{index}({params})", body[1])
+        return Expr(f"_f{index}({params})", body[1])
 
-    def chain(self, op: str, parts: list[_Expr]) -> tuple[str, bool]:
+    def chain(self, op: str, parts: list[Expr]) -> tuple[str, bool]:
         """``parts`` joined by ``op`` (JsonLogic's), flat: no nesting however many.
 
         Python's ``and``/``or`` where every part but the last is safe;
@@ -551,13 +566,13 @@ class _Compiler:
 
 
 def _if(
-    c: _Compiler, args: list[JSONValue], scope: str | None, where: _Path, depth: int
-) -> _Expr:
+    c: Compiler, args: list[JSONValue], scope: str | None, where: RulePath, depth: int
+) -> Expr:
     if not args:
-        return _Expr("None", True)
+        return Expr("None", True)
     if len(args) == 1:
         return c.expr(args[0], scope, where[0], depth)
-    items = _if_items(args, where)
+    items = if_items(args, where)
     pairs = [
         (
             c.expr(items[i][0], scope, items[i][1], depth),
@@ -566,33 +581,33 @@ def _if(
         for i in range(0, len(items) - 1, 2)
     ]
     last = c.expr(items[-1][0], scope, items[-1][1], depth)
-    if len(pairs) <= _WIDTH:
-        return _Expr(*c.if_chain(pairs, last.src, last.safe))
+    if len(pairs) <= WIDTH:
+        return Expr(*c.if_chain(pairs, last.src, last.safe))
     groups = c.if_groups(pairs, scope)
-    return _Expr(*c.miss_chain(groups, last.src, last.safe))
+    return Expr(*c.miss_chain(groups, last.src, last.safe))
 
 
 def _and_or(
     op: str,
-    c: _Compiler,
+    c: Compiler,
     args: list[JSONValue],
     scope: str | None,
-    where: _Path,
+    where: RulePath,
     depth: int,
-) -> _Expr:
+) -> Expr:
     if not args:
-        return _Expr("None", True)
+        return Expr("None", True)
     parts = [c.expr(a, scope, where[i], depth) for i, a in enumerate(args)]
-    return _Expr(*c.chain(op, c.grouped(parts, scope, op)))
+    return Expr(*c.chain(op, c.grouped(parts, scope, op)))
 
 
 def _var(
-    c: _Compiler, args: list[JSONValue], scope: str | None, where: _Path, depth: int
-) -> _Expr:
+    c: Compiler, args: list[JSONValue], scope: str | None, where: RulePath, depth: int
+) -> Expr:
     if len(args) > 2:
         # (the reference's var takes two: more is a TypeError there)
         c.each(args, scope, where, depth)
-        return _Expr(
+        return Expr(
             f"_fail({c.operand(f'targeting: {where}: more than 2 arguments')})",
             False,
         )
@@ -601,7 +616,7 @@ def _var(
     d = default.src if default is not None else "None"
     if scope is not None or not isinstance(key, str) or key == "":
         k = c.expr(key, scope, where[0], depth).src
-        return _Expr(f"_var({c.data(scope)}, {k}, {d})", False)
+        return Expr(f"_var({c.data(scope)}, {k}, {d})", False)
     props = key.split(".")
     first, rest = props[0], props[1:]
     if first == "targetingKey":
@@ -617,33 +632,33 @@ def _var(
         c.attributes = True
         base = f"g({c.operand(first)})"
     if rest:
-        return _Expr(f"_walk({base}, {c.operand(tuple(rest))}, {d})", False)
+        return Expr(f"_walk({base}, {c.operand(tuple(rest))}, {d})", False)
     if default is None:
-        return _Expr(base, False)
+        return Expr(base, False)
     t = c.temp()
-    return _Expr(f"({t} if ({t} := {base}) is not None else {d})", False)
+    return Expr(f"({t} if ({t} := {base}) is not None else {d})", False)
 
 
 def _missing(
     op: str,
-    c: _Compiler,
+    c: Compiler,
     args: list[JSONValue],
     scope: str | None,
-    where: _Path,
+    where: RulePath,
     depth: int,
-) -> _Expr:
+) -> Expr:
     srcs = [c.data(scope), *c.each(args, scope, where, depth)]
-    return _Expr(f"_{op}({', '.join(srcs)})", True)
+    return Expr(f"_{op}({', '.join(srcs)})", True)
 
 
 def _over_list(
     op: str,
-    c: _Compiler,
+    c: Compiler,
     args: list[JSONValue],
     scope: str | None,
-    where: _Path,
+    where: RulePath,
     depth: int,
-) -> _Expr:
+) -> Expr:
     empty = {
         "map": "[]",
         "filter": "[]",
@@ -653,73 +668,73 @@ def _over_list(
         "reduce": "None",
     }
     if not args or (op != "map" and op != "reduce" and len(args) < 2):
-        return _Expr(empty[op], True)
+        return Expr(empty[op], True)
     items = c.expr(args[0], scope, where[0], depth).src
     inner = f"d{next(c.scopes)}"
     body = c.expr(args[1], inner, where[1], depth).src if len(args) > 1 else "None"
     each = f"(lambda {inner}: {body})"
     if op == "reduce":
         initial = c.operand(args[2]) if len(args) > 2 else "None"
-        return _Expr(f"_reduce({items}, {each}, {initial})", False)
-    return _Expr(f"{_LISTS[op]}({items}, {each})", op in _SAFE_LISTS)
+        return Expr(f"_reduce({items}, {each}, {initial})", False)
+    return Expr(f"{_LISTS[op]}({items}, {each})", op in _SAFE_LISTS)
 
 
 def _fractional(
-    c: _Compiler, args: list[JSONValue], scope: str | None, where: _Path, depth: int
-) -> _Expr:
+    c: Compiler, args: list[JSONValue], scope: str | None, where: RulePath, depth: int
+) -> Expr:
     hash_ = c.murmur(where)
     if not args:
-        return _Expr("None", True)
+        return Expr("None", True)
     v = c.version
     if scope is not None:
         srcs = c.each(args, scope, where, depth)
-        return _Expr(
+        return Expr(
             f"_fractional_data({hash_}, {scope}, {v}, {', '.join(srcs)})", False
         )
     first = args[0]
-    if _constant(args) and isinstance(first, list):
+    if is_constant(args) and isinstance(first, list):
         # every entry known: weighed now; bucketed by the targeting key
         fractions = ops.fractions_of(args, v)
         prefix = ops.fractional_prefix(c.flag_key, v)
         if fractions is None or prefix is None:
-            return _Expr("None", True)
-        return _Expr(
+            return Expr("None", True)
+        return Expr(
             f"_fractional_key{'' if v == 3 else '2'}({c.operand(prefix)}, {c.targeting_key()}, "
             f"{c.operand(fractions)}, {hash_})",
             False,
         )
-    if not isinstance(first, list) and _constant(args[1:]):
+    if not isinstance(first, list) and is_constant(args[1:]):
         fractions = ops.fractions_of(args[1:], v)
         value = c.expr(first, scope, where[0], depth).src
         general = f"_fractional({hash_}, {c.flag()}, {c.targeting_key()}, {v}, {{t}}, *{c.operand(tuple(args[1:]))})"
         if fractions is None:
-            return _Expr(general.format(t=value), False)
+            return Expr(general.format(t=value), False)
         t = c.temp()
         usable = (
             f"type({t} := {value}) is not list and {t} is not None"
             if v == 3
             else f"type({t} := {value}) is str"
         )
-        return _Expr(
+        return Expr(
             f"(_fractional_by{'' if v == 3 else '2'}({t}, {c.operand(fractions)}, {hash_}) if {usable} else {general.format(t=t)})",
             False,
         )
     srcs = c.each(args, scope, where, depth)
-    return _Expr(
+    return Expr(
         f"_fractional({hash_}, {c.flag()}, {c.targeting_key()}, {v}, {', '.join(srcs)})",
         False,
     )
 
 
 def _sem_ver(
-    c: _Compiler, args: list[JSONValue], scope: str | None, where: _Path, depth: int
-) -> _Expr:
-    if len(args) == 3 and isinstance(args[1], str) and _constant(args[2]):
+    c: Compiler, args: list[JSONValue], scope: str | None, where: RulePath, depth: int
+) -> Expr:
+    if len(args) == 3 and isinstance(args[1], str) and is_constant(args[2]):
         test = ops.semver_test(args[1])
         target = ops.version_of(args[2])
         if test is not None and target is not None:
             a = c.expr(args[0], scope, where[0], depth).src
-            return _Expr(
+            return Expr(
                 f"_sem_ver_to({a}, {c.operand(test)}, {c.operand(target)})",
                 True,
             )
@@ -728,7 +743,7 @@ def _sem_ver(
 
 #: The special forms by operator (every other known operator is a :data:`_CALLS` helper).
 _SPECIAL: Final[
-    dict[str, Callable[[_Compiler, list[JSONValue], str | None, _Path, int], _Expr]]
+    dict[str, Callable[[Compiler, list[JSONValue], str | None, RulePath, int], Expr]]
 ] = {
     "if": _if,
     "?:": _if,
