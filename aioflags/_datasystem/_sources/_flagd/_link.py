@@ -3,7 +3,7 @@
 What :mod:`._source` connects by and keeps between attempts: the options
 (:class:`FlagdOptions`), whether gRPC can run here (the ``flagd`` extra,
 asyncio), the state one source keeps from one attempt to the next
-(:class:`_Link`: its backoff, whether a configuration was delivered, the
+(:class:`Link`: its backoff, whether a configuration was delivered, the
 last refusal reported; a failure, or a message it cannot use, in one
 line), and the channel each attempt opens and closes (TLS, keepalive,
 gRPC's own reconnect timers and shared subchannels kept out), with the
@@ -48,11 +48,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SELECTOR_HEADER",
+    "Failed",
     "FlagdOptions",
+    "Link",
     "check_asyncio",
     "check_extra",
+    "close_channel",
+    "forget_frames",
     "made",
+    "no_answer",
     "not_asyncio",
+    "open_channel",
     "release_grpc",
 ]
 
@@ -175,7 +181,7 @@ class FlagdOptions(Frozen):
         set_field(self, "max_message_size", max_message_size)
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """An attempt failed: the error to report."""
 
     def __init__(self, error: ErrorInfo) -> None:
@@ -183,7 +189,7 @@ class _Failed(Exception):
         self.error = error
 
 
-class _Link:
+class Link:
     """One source's connection state: what outlives one attempt."""
 
     __slots__ = (
@@ -216,12 +222,14 @@ class _Link:
         self.reported: str | None = None
 
     def headers(self) -> tuple[tuple[str, str], ...]:
+        """The metadata every call sends: the selector's header, if there is a selector."""
         selector = self.options.selector
         return ((SELECTOR_HEADER, selector),) if selector else ()
 
     def error(
         self, kind: ErrorKind, message: str, code: str = "", status: int = 0
     ) -> ErrorInfo:
+        """An error of this source (fatal when ``code`` is a fatal status code)."""
         fatal = code in self.options.fatal_status_codes
         return ErrorInfo(
             kind=kind,
@@ -234,6 +242,7 @@ class _Link:
         )
 
     def rpc_error(self, exc: grpc.aio.AioRpcError) -> ErrorInfo:
+        """A failed call as this source's error, with the likely cause where one is known."""
         code = exc.code()
         name = code.name
         details = exc.details() or ""
@@ -262,7 +271,7 @@ class _Link:
     def change_set(
         self, text: str, context: JSONObject | None, versions: ContentVersions
     ) -> ChangeSet:
-        """A message's configuration as a full transfer; raises _Failed if unusable.
+        """A message's configuration as a full transfer; raises Failed if unusable.
 
         Read as strictly as a flag file (:func:`~aioflags._core._json.parse`:
         no NaN or Infinity, nesting bounded). Whatever reading it raises is
@@ -284,20 +293,20 @@ class _Link:
             return full_transfer(
                 puts(ObjectKind.SEGMENT, shared), puts(ObjectKind.FLAG, stamped)
             )
-        raise _Failed(
+        raise Failed(
             self.error(ErrorKind.INVALID_DATA, f"unusable flag configuration: {cause}")
         )
 
     def context(self, struct: Any, what: str) -> JSONObject:
-        """A ``google.protobuf.Struct`` (a sync context, GetMetadata's metadata) as JSON; raises _Failed if unusable."""
+        """A ``google.protobuf.Struct`` (a sync context, GetMetadata's metadata) as JSON; raises Failed if unusable."""
         try:
             return _struct(struct)
         except Exception as exc:  # noqa: BLE001 - NaN, Infinity: the message's refusal
             cause = cause_of(exc)
-        raise _Failed(self.error(ErrorKind.INVALID_DATA, f"unusable {what}: {cause}"))
+        raise Failed(self.error(ErrorKind.INVALID_DATA, f"unusable {what}: {cause}"))
 
     def decoded(self, kind: Any, data: bytes) -> Any:
-        """A response's bytes as a ``kind`` message; raises _Failed if protobuf cannot decode them.
+        """A response's bytes as a ``kind`` message; raises Failed if protobuf cannot decode them.
 
         gRPC is given no deserializer: one that raises is logged by gRPC with
         its traceback and the call answers None.
@@ -306,7 +315,7 @@ class _Link:
             return kind.FromString(data)
         except Exception as exc:  # noqa: BLE001 - DecodeError (nested past protobuf's limit), MemoryError
             cause = cause_of(exc)
-        raise _Failed(
+        raise Failed(
             self.error(
                 ErrorKind.INVALID_DATA,
                 f"a {kind.__name__} that cannot be decoded: {cause}",
@@ -340,7 +349,7 @@ def release_grpc(made: weakref.WeakSet[Any] = _MADE) -> None:
     objects it made).
 
     Most ends leave nothing: attempts close their channels and forget
-    their frames (:func:`_forget`). A call cancelled before its request
+    their frames (:func:`forget_frames`). A call cancelled before its request
     was sent (a server that refused the connection) is kept by a cycle of
     gRPC's own (the call, its sending task, that task's
     ``CancelledError``, whose traceback holds the call), so the collector
@@ -350,10 +359,10 @@ def release_grpc(made: weakref.WeakSet[Any] = _MADE) -> None:
         gc.collect()
 
 
-async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
+async def open_channel(link: Link, ca: CaFile | None) -> grpc.aio.Channel:
     """A channel for one attempt (gRPC imported here, once the client runs).
 
-    Raises _Failed when ``cert_path`` cannot be read now.
+    Raises Failed when ``cert_path`` cannot be read now.
     """
     import grpc
     import grpc.aio
@@ -388,14 +397,14 @@ async def _open_channel(link: _Link, ca: CaFile | None) -> grpc.aio.Channel:
         try:
             roots = await anyio.to_thread.run_sync(ca.pem)
         except CaFileError as exc:
-            raise _Failed(link.error(ErrorKind.UNKNOWN, str(exc))) from None
+            raise Failed(link.error(ErrorKind.UNKNOWN, str(exc))) from None
     credentials = grpc.ssl_channel_credentials(root_certificates=roots)
     return made(
         grpc.aio.secure_channel(options.target, credentials, options=channel_options)
     )
 
 
-def _no_answer(link: _Link) -> ErrorInfo:
+def no_answer(link: Link) -> ErrorInfo:
     """An attempt's answer did not begin within ``deadline``."""
     return link.error(
         ErrorKind.NETWORK_ERROR,
@@ -404,7 +413,7 @@ def _no_answer(link: _Link) -> ErrorInfo:
     )
 
 
-def _forget(exc: BaseException) -> None:
+def forget_frames(exc: BaseException) -> None:
     """Let the finished frames ``exc`` passed through go (their gRPC call, their channel).
 
     A cancelled task's ``CancelledError`` is kept in a reference cycle by
@@ -419,7 +428,8 @@ def _forget(exc: BaseException) -> None:
     traceback.clear_frames(exc.__traceback__)
 
 
-async def _close(channel: grpc.aio.Channel) -> None:
+async def close_channel(channel: grpc.aio.Channel) -> None:
+    """Close ``channel``, even while the source is cancelled, within :data:`_CLOSE_BOUND` seconds."""
     with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_BOUND):
         await channel.close()
 

@@ -81,15 +81,15 @@ from aioflags._datasystem._sources._versions import ContentVersions
 
 from ._certs import CaFile
 from ._link import (
+    Failed,
     FlagdOptions,
-    _close,
-    _Failed,
-    _forget,
-    _Link,
-    _no_answer,
-    _open_channel,
+    Link,
+    close_channel,
+    forget_frames,
     made,
+    no_answer,
     not_asyncio,
+    open_channel,
 )
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class FlagdShared:
         """Keep ``channel`` for run ``ctx``'s synchronizer; closed as the run ends if not taken."""
         old = self.take(ctx)
         if old is not None:  # (an earlier initializer's of this run)
-            await _close(old)
+            await close_channel(old)
         self._parked.append((ctx, channel))
         at_run_end(ctx, functools.partial(self._close_parked, ctx))
 
@@ -189,15 +189,15 @@ class FlagdShared:
     async def _close_parked(self, ctx: SourceContext) -> None:
         channel = self.take(ctx)
         if channel is not None:
-            await _close(channel)
+            await close_channel(channel)
 
 
 async def _metadata(
-    channel: grpc.aio.Channel, link: _Link, deadline: float
+    channel: grpc.aio.Channel, link: Link, deadline: float
 ) -> JSONObject | None:
     """GetMetadata's metadata within ``deadline`` seconds (None: not implemented, or it failed).
 
-    Raises _Failed: metadata aioflags cannot use (the configuration would
+    Raises Failed: metadata aioflags cannot use (the configuration would
     be applied without the context it is sent with).
     """
     import grpc
@@ -250,18 +250,18 @@ def _body_timeout(options: FlagdOptions) -> float | None:
     return limit if limit > 0 and not math.isinf(limit) else None
 
 
-async def _first(call: Any, link: _Link) -> Any:
-    """The stream's first message (or ``grpc.aio.EOF``); raises _Failed.
+async def _first(call: Any, link: Link) -> Any:
+    """The stream's first message (or ``grpc.aio.EOF``); raises Failed.
 
     Begun within ``deadline``, whole within ``stream_deadline`` (real time).
     """
     options = link.options
     if not await _answered(call, options.deadline):
-        raise _Failed(_no_answer(link))
+        raise Failed(no_answer(link))
     body = _body_timeout(options)
     with anyio.move_on_after(math.inf if body is None else body):
         return await call.read()
-    raise _Failed(
+    raise Failed(
         link.error(
             ErrorKind.NETWORK_ERROR,
             "the first flag configuration did not arrive whole within "
@@ -288,10 +288,10 @@ def flagd_initializer(
         if why is not None:
             yield Basis(change_set=None, error=_refusal(why, ctx.clock))
             return
-        link = _Link(options, ctx)
+        link = Link(options, ctx)
         try:
-            channel = await _open_channel(link, shared.ca(options.cert_path))
-        except _Failed as failed:
+            channel = await open_channel(link, shared.ca(options.cert_path))
+        except Failed as failed:
             yield Basis(change_set=None, error=failed.error)
             return
         keep = False  # (the channel, for the synchronizer: not on an error)
@@ -330,12 +330,12 @@ def flagd_initializer(
                 try:
                     left = max(end - anyio.current_time(), 0.0)
                     if not await _answered(call, left):
-                        raise _Failed(_no_answer(link))
+                        raise Failed(no_answer(link))
                     data: Any = await call.read()
                 finally:
                     call.cancel()  # (answered: nothing more to read)
                 if data is grpc.aio.EOF:
-                    raise _Failed(
+                    raise Failed(
                         link.error(
                             ErrorKind.INVALID_DATA, "FetchAllFlags answered nothing"
                         )
@@ -348,7 +348,7 @@ def flagd_initializer(
             except grpc.aio.AioRpcError as exc:
                 yield Basis(change_set=None, error=link.rpc_error(exc))
                 return
-            except _Failed as failed:
+            except Failed as failed:
                 shared.refused = failed.error.message
                 yield Basis(change_set=None, error=failed.error)
                 return
@@ -358,13 +358,13 @@ def flagd_initializer(
                 yield Basis(change_set=None, error=error)
                 return
         except BaseException as exc:
-            _forget(exc)
+            forget_frames(exc)
             raise
         finally:
             if keep:
                 await shared.park(ctx, channel)
             else:
-                await _close(channel)
+                await close_channel(channel)
         shared.fetched = True
         yield Basis(change_set=change_set, persist=True)
 
@@ -382,7 +382,7 @@ def flagd_synchronizer(
         if why is not None:
             yield Update(state=SourceState.OFF, error=_refusal(why, ctx.clock))
             return
-        link = _Link(options, ctx)
+        link = Link(options, ctx)
         # (the initializer of this run asked already: not there, never again)
         link.metadata_unimplemented = shared.metadata_unimplemented
         link.reported = shared.refused  # (said once: not again if the same)
@@ -398,7 +398,7 @@ def flagd_synchronizer(
                     async for update in stream:
                         yield update
                         del update
-            except _Failed as failed:
+            except Failed as failed:
                 error = failed.error
             except Exception as exc:  # noqa: BLE001 - no fault of a peer's or a message's ends the source
                 error = _unexpected(link, exc)
@@ -415,7 +415,7 @@ def flagd_synchronizer(
     return synchronizer
 
 
-def _unexpected(link: _Link, exc: Exception) -> ErrorInfo:
+def _unexpected(link: Link, exc: Exception) -> ErrorInfo:
     """An attempt raised what no failure of it was expected to: that attempt failed.
 
     One line for the report; the traceback at DEBUG, for a bug report.
@@ -424,7 +424,7 @@ def _unexpected(link: _Link, exc: Exception) -> ErrorInfo:
     return link.error(ErrorKind.UNKNOWN, f"the attempt failed: {cause_of(exc)}")
 
 
-def _repeated(link: _Link, error: ErrorInfo) -> bool:
+def _repeated(link: Link, error: ErrorInfo) -> bool:
     """Whether ``error`` refuses again what was refused last (not reported again).
 
     Only refusals of what the server sent and unexpected failures: a
@@ -439,12 +439,12 @@ def _repeated(link: _Link, error: ErrorInfo) -> bool:
 
 
 async def _stream(
-    link: _Link,
+    link: Link,
     versions: ContentVersions,
     channel: grpc.aio.Channel | None,
     ca: CaFile | None = None,
 ) -> AsyncGenerator[Update, None]:
-    """One ``SyncFlags`` call's configurations; raises _Failed; returns when it ends.
+    """One ``SyncFlags`` call's configurations; raises Failed; returns when it ends.
 
     On ``channel`` (the initializer's, connected), else on a new one; closed
     as the call ends either way.
@@ -456,7 +456,7 @@ async def _stream(
 
     options, clock = link.options, link.clock
     if channel is None:
-        channel = await _open_channel(link, ca)
+        channel = await open_channel(link, ca)
     call: grpc.aio.UnaryStreamCall[Any, bytes] | None = None
     try:
         request = sync_pb2.SyncFlagsRequest(
@@ -494,7 +494,7 @@ async def _stream(
                 # on the closed one.
                 failed = link.rpc_error(exc)
             if failed is not None:
-                raise _Failed(failed)
+                raise Failed(failed)
             if message is TIMEOUT:
                 logger.debug("The flagd sync stream reached its deadline; reopening")
                 return
@@ -521,14 +521,14 @@ async def _stream(
             yield Update(state=SourceState.VALID, change_set=change_set)
             del change_set, message
     except BaseException as exc:
-        _forget(exc)
+        forget_frames(exc)
         raise
     finally:
         if call is not None:
             call.cancel()
-        await _close(channel)
+        await close_channel(channel)
         # This frame may outlive the call in a traceback kept by a cycle
         # (anyio's task_done keeps a cancelled task's CancelledError, whose
         # traceback is its own frame), until the collector runs: it must
-        # not keep the call and the channel so (see _forget).
+        # not keep the call and the channel so (see forget_frames).
         channel = call = None
