@@ -30,7 +30,7 @@ from aioflags._evaluation._logonce import Occurrences
 from aioflags._evaluation._results import detail_of
 from aioflags._systems import default_system
 
-from ._request import ContextFn, Request, _Asked, _BadInput, read_context
+from ._request import Asked, BadInput, ContextFn, Request, read_context
 
 if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
@@ -213,18 +213,18 @@ class OFREPHandler:
                 if inspect.isawaitable(made):
                     made = await made
             except Exception as exc:  # noqa: BLE001 - the app's callable: a 400
-                raise _BadInput(
+                raise BadInput(
                     "INVALID_CONTEXT", f"the context callable raised {exc!r}"
                 ) from None
             if not isinstance(made, Context) or not made.valid:
-                raise _BadInput(
+                raise BadInput(
                     "INVALID_CONTEXT",
                     "the context callable did not return a valid aioflags.Context",
                 )
             return made
         return None
 
-    async def _refuse(self, send: Send, bad: _BadInput, key: str | None) -> None:
+    async def _refuse(self, send: Send, bad: BadInput, key: str | None) -> None:
         """Answer ``bad`` input: 400 with its failure body (said once per kind)."""
         self._note(bad.code, bad.details)
         headers = [(b"connection", b"close")] if bad.unread else []
@@ -236,17 +236,17 @@ class OFREPHandler:
         receive: Receive,
         send: Send,
         key: str | None,
-    ) -> _Asked | None:
+    ) -> Asked | None:
         """The request's context as sent, or None once a failure has been answered.
 
         The context is mapped later, by the system of the flag evaluated
-        (:meth:`_Asked.context`), unless the app's ``context=`` callable
+        (:meth:`Asked.context`), unless the app's ``context=`` callable
         made it.
         """
         try:
             ofrep = await read_context(receive)
             made = await self._context(scope, ofrep)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, key)
             return None
         except anyio.EndOfStream:
@@ -254,7 +254,7 @@ class OFREPHandler:
         if not self._source.ready():
             await _not_ready(send, key)
             return None
-        return _Asked(ofrep, made)
+        return Asked(ofrep, made)
 
     def _systems(self, snapshot: FlagSnapshot) -> tuple[FlagSystem, ...]:
         """The systems of ``snapshot``'s flags, in their flags' order (per data)."""
@@ -284,7 +284,7 @@ class OFREPHandler:
         # no targeting key): known once the flag is.
         try:
             context = asked.context(flag.system)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, key)
             return
         detail = await self._source.evaluate(key, context)
@@ -309,7 +309,7 @@ class OFREPHandler:
         snapshot = self._source.snapshot()
         try:
             evaluated, refused = self._evaluated(snapshot, asked)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, None)
             return
         results = evaluated or []
@@ -354,10 +354,10 @@ class OFREPHandler:
         await wire.respond(send, 200, headers, data)
 
     def _evaluated(
-        self, snapshot: FlagSnapshot, asked: _Asked
+        self, snapshot: FlagSnapshot, asked: Asked
     ) -> tuple[
         list[tuple[str, CompiledFlag, Result]] | None,
-        dict[FlagSystem, _BadInput] | None,
+        dict[FlagSystem, BadInput] | None,
     ]:
         """Every flag's result, each for the context its own system maps.
 
@@ -368,7 +368,7 @@ class OFREPHandler:
         needs none): each such flag is then an item with that failure.
 
         Raises:
-            _BadInput: the context suits no flag of the data: the whole
+            BadInput: the context suits no flag of the data: the whole
                 request is refused, as a data set of one system refuses it;
                 with flags of several systems, a body OFREP's schema refuses
                 (a targeting key that is not a string), or one that every
@@ -383,12 +383,12 @@ class OFREPHandler:
             return snapshot._results(context, client_side_only), None
         key = asked.ofrep.get("targetingKey")
         if key is not None and not isinstance(key, str):  # (OFREP's schema)
-            raise _BadInput("INVALID_CONTEXT", "the targeting key must be a string")
+            raise BadInput("INVALID_CONTEXT", "the targeting key must be a string")
         contexts: dict[FlagSystem, Context] = {}
-        refused: dict[FlagSystem, _BadInput] = {}
+        refused: dict[FlagSystem, BadInput] = {}
         for system in systems:
             mapped = asked.mapped(system)
-            if isinstance(mapped, _BadInput):
+            if isinstance(mapped, BadInput):
                 refused[system] = mapped
             else:
                 contexts[system] = mapped

@@ -3,8 +3,8 @@
 The body read and checked (:func:`read_context`: JSON, an object, its
 context under ``context``), what the app's ``context=`` callable sees of
 the request (:class:`Request`: headers, cookies, scope), the context sent
-kept to be mapped by the system of the flag evaluated (:class:`_Asked`),
-and the refusal of input OFREP answers with 400 (:class:`_BadInput`).
+kept to be mapped by the system of the flag evaluated (:class:`Asked`),
+and the refusal of input OFREP answers with 400 (:class:`BadInput`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from aioflags._systems import FlagSystem
 
 __all__ = [
+    "Asked",
+    "BadInput",
     "ContextFn",
     "Request",
     "read_context",
@@ -71,7 +73,7 @@ def _cookies(headers: list[str]) -> dict[str, str]:
     return cookies
 
 
-class _BadInput(Exception):
+class BadInput(Exception):
     """A request OFREP answers with 400 and a failure body.
 
     ``unread``: its body was not read to its end (too large, too slow):
@@ -89,7 +91,7 @@ class _BadInput(Exception):
 ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
 
 
-class _Asked:
+class Asked:
     """A request's ``context`` object, to map for the flag evaluated.
 
     Each flag's system maps it (``FlagSystem.context_from``): a
@@ -106,20 +108,20 @@ class _Asked:
         self.made = made
 
     def context(self, system: FlagSystem) -> Context:
-        """The context for a flag of ``system`` (raises :class:`_BadInput`)."""
+        """The context for a flag of ``system`` (raises :class:`BadInput`)."""
         if self.made is not None:
             return self.made
         ofrep = self.ofrep
         try:
             return system.context_from(ofrep.get("targetingKey"), ofrep, logger)
         except ContextError as exc:
-            raise _BadInput(exc.code, str(exc)) from None
+            raise BadInput(exc.code, str(exc)) from None
 
-    def mapped(self, system: FlagSystem) -> Context | _BadInput:
+    def mapped(self, system: FlagSystem) -> Context | BadInput:
         """:meth:`context`, or why ``system`` refuses it."""
         try:
             return self.context(system)
-        except _BadInput as bad:
+        except BadInput as bad:
             return bad
 
 
@@ -132,12 +134,12 @@ def _misplaced(body: Mapping[str, Any]) -> None:
     """Refuse a body whose context attributes are at its top level (no ``context``).
 
     Raises:
-        _BadInput: INVALID_CONTEXT, naming the attributes and the wrapper.
+        BadInput: INVALID_CONTEXT, naming the attributes and the wrapper.
     """
     names = [name for name in _CONTEXT_NAMES if name in body]
     if names:
         found = ", ".join(json.dumps(name) for name in names)
-        raise _BadInput(
+        raise BadInput(
             "INVALID_CONTEXT",
             f"{found} at the top of the body: OFREP reads the context under "
             '"context", as in {"context": {"targetingKey": "u1", ...}}',
@@ -157,20 +159,20 @@ async def read_context(receive: Receive) -> dict[str, Any]:
     try:
         body = await read_body(receive)
     except BodyRefused as refused:
-        raise _BadInput("GENERAL", refused.message, unread=True) from None
+        raise BadInput("GENERAL", refused.message, unread=True) from None
     if not body.strip():
         return {}
     try:
         data = parse(body)
     except ProtocolError as exc:
-        raise _BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
+        raise BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise _BadInput("INVALID_CONTEXT", "the body must be a JSON object")
+        raise BadInput("INVALID_CONTEXT", "the body must be a JSON object")
     if "context" not in data:
         # {"targetingKey": "u1"}: evaluated as {} it would serve another
         # bucket without a word (a body with no context at all is {}).
         _misplaced(data)
     context = data.get("context", {})
     if not isinstance(context, dict):
-        raise _BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
+        raise BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
     return context
