@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from . import _flagdops as ops
+from . import _fractional as frac
 from . import _jsonlogic_compiler as _jc
 from ._generate import Front, generate
 from ._jsonlogic_compiler import (
@@ -127,12 +128,12 @@ _FRONT: Final = Front(
         "_attributes": ops.attributes,
         "_tk": ops.targeting_key,
         "_now": ops.now,
-        "_fractional": ops.fractional,
-        "_fractional_data": ops.fractional_data,
-        "_fractional_key": ops.fractional_key,
-        "_fractional_by": ops.fractional_by,
-        "_fractional_by2": ops.fractional_by2,
-        "_fractional_key2": ops.fractional_key2,
+        "_fractional": frac.fractional,
+        "_fractional_data": frac.fractional_data,
+        "_fractional_key": frac.fractional_key,
+        "_fractional_by": frac.fractional_by,
+        "_fractional_by2": frac.fractional_by2,
+        "_fractional_key2": frac.fractional_key2,
         "_fail": ops.fail,
         "_RuleError": ops.RuleError,
         "_MISS": _MISS,

@@ -24,6 +24,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Final, cast
 
 from . import _flagdops as ops
+from . import _fractional as frac
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -694,8 +695,8 @@ def _fractional(
     first = args[0]
     if is_constant(args) and isinstance(first, list):
         # every entry known: weighed now; bucketed by the targeting key
-        fractions = ops.fractions_of(args, v)
-        prefix = ops.fractional_prefix(c.flag_key, v)
+        fractions = frac.fractions_of(args, v)
+        prefix = frac.fractional_prefix(c.flag_key, v)
         if fractions is None or prefix is None:
             return Expr("None", True)
         return Expr(
@@ -704,7 +705,7 @@ def _fractional(
             False,
         )
     if not isinstance(first, list) and is_constant(args[1:]):
-        fractions = ops.fractions_of(args[1:], v)
+        fractions = frac.fractions_of(args[1:], v)
         value = c.expr(first, scope, where[0], depth).src
         general = f"_fractional({hash_}, {c.flag()}, {c.targeting_key()}, {v}, {{t}}, *{c.operand(tuple(args[1:]))})"
         if fractions is None:
