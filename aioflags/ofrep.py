@@ -28,7 +28,7 @@ from ._asgi._signal import Signal
 from ._client._events import ProviderEvent
 from ._core._exceptions import ConfigurationError
 from ._ofrep._handler import OFREPHandler
-from ._ofrep._handler import Request as Request
+from ._ofrep._request import Request as Request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping

@@ -21,7 +21,7 @@ import grpc.aio
 
 from aioflags._core._json import JSONObject
 from aioflags._datasystem._sources._flagd import sync_pb2
-from aioflags._datasystem._sources._flagd._source import release_grpc
+from aioflags._datasystem._sources._flagd._link import release_grpc
 
 _SERVICE = "flagd.sync.v1.FlagSyncService"
 

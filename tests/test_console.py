@@ -18,6 +18,7 @@ from httpx_sse import aconnect_sse
 
 from aioflags import Client, Context
 from aioflags._service import _console as console
+from aioflags._service import _evaluations as evaluations
 from aioflags._service import _guard as guard
 from aioflags.testing import Fault, FlagBuilder, FlagServer
 from tests.processes import GUARD, ended
@@ -493,10 +494,10 @@ async def test_the_log_counts_feature_events_alone_and_keeps_the_newest() -> Non
         2,
     )
     assert newest["key"] == "b" and len(newest["value"]) == 200
-    for n in range(console.LOG_SIZE + 10):
+    for n in range(evaluations.LOG_SIZE + 10):
         await log.record([{"kind": "feature", "key": f"k{n}", "value": n}])
-    assert len(log.evaluations) == console.LOG_SIZE
-    assert log.evaluations[0]["key"] == f"k{console.LOG_SIZE + 9}"
+    assert len(log.evaluations) == evaluations.LOG_SIZE
+    assert log.evaluations[0]["key"] == f"k{evaluations.LOG_SIZE + 9}"
     # A row seen again moves to the top.
     await log.record(
         [{"kind": "feature", "key": "k20", "value": 20, "creationDate": 5}]

@@ -32,7 +32,7 @@ from aioflags import (
 )
 from aioflags._cli._serving import watch
 from aioflags._datasystem._sources import _files
-from aioflags._datasystem._sources._flagd import _source
+from aioflags._datasystem._sources._flagd import _link, _source
 from aioflags._datasystem._sources._watch import FlagFileWatcher
 from aioflags._systems._flagd import _reader
 from aioflags.testing import FakeClock, FlagdServer, FlagServer
@@ -193,7 +193,7 @@ async def test_J1_a_configuration_whose_reading_raises_is_refused_alone(
     raised: Exception,
     cause: str,
 ) -> None:
-    raising_on_spoiled(monkeypatch, _source, raised)
+    raising_on_spoiled(monkeypatch, _link, raised)
     clock = FakeClock()
     async with (
         FlagdServer(GOOD) as server,

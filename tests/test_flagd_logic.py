@@ -19,14 +19,8 @@ import pytest
 
 from aioflags import Context
 from aioflags._evaluation import _generate
-from aioflags._evaluation._flagdops import (
-    Fractions,
-    RuleError,
-    cbor,
-    flagd_data,
-    fractions_of,
-    parse_version,
-)
+from aioflags._evaluation._flagdops import RuleError, flagd_data, parse_version
+from aioflags._evaluation._fractional import Fractions, cbor, fractions_of
 from aioflags._evaluation._jsonlogic import TargetingError, build_targeting
 
 KEY = "flag"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import aioflags
-from aioflags._evaluation import _codegen, _generate, _jsonlogic
+from aioflags._evaluation import _codegen, _generate, _jsonlogic, _jsonlogic_compiler
 from aioflags._evaluation._generate import Front, generate
 from aioflags._evaluation._jsonlogic import build_targeting
 from aioflags._evaluation._model import compile_flag
@@ -138,7 +138,7 @@ def test_generated_code_sees_the_policys_builtins_and_its_front_ends_helpers() -
 
 def test_each_shape_has_globals_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """What one shape defines (its hoisted ``_f0``...) is in no other's globals."""
-    monkeypatch.setattr(_jsonlogic, "_WIDTH", 2)
+    monkeypatch.setattr(_jsonlogic_compiler, "WIDTH", 2)
     wide = _jsonlogic_run({"or": [{"var": f"v{i}"} for i in range(5)]})
     plain = _jsonlogic_run()
     assert "_f0" in wide.__globals__ and "_f0" not in plain.__globals__
@@ -151,7 +151,7 @@ def test_generated_source_is_shown_while_its_code_lives(
 ) -> None:
     """Tracebacks, debuggers and ``inspect`` read the source; it goes with the code."""
     assert inspect.getsource(_ld_run()).startswith("def run(o, ctx, st):")
-    monkeypatch.setattr(_jsonlogic, "_WIDTH", 2)
+    monkeypatch.setattr(_jsonlogic_compiler, "WIDTH", 2)
     hoisted = _jsonlogic_run({"and": [{"var": f"w{i}"} for i in range(5)]})
     assert inspect.getsource(hoisted.__globals__["_f0"]).startswith("def _f0(")
     monkeypatch.setattr(_generate, "_shapes", {})

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._store",),
     ("aioflags._datasystem._plane",),
     ("aioflags._datasystem._config",),
+    ("aioflags._datasystem._failover",),
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
     ("aioflags._lens",),

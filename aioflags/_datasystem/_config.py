@@ -581,10 +581,9 @@ class DataSystem(Frozen):
         Added in version 0.2.0.
         """
         from ._sources._flagd import _settings
+        from ._sources._flagd._link import FlagdOptions, check_extra
         from ._sources._flagd._source import (
-            FlagdOptions,
             FlagdShared,
-            check_extra,
             flagd_initializer,
             flagd_synchronizer,
         )

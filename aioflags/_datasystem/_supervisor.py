@@ -25,7 +25,9 @@ fallback synchronizer returns to the primary after ``recovery_after`` VALID.
 The timings are tracked per run, so a new synchronizer that hangs fails over
 even when the previous one left the status VALID. Those timeouts are for time
 without progress: while a source's response brings ``PROGRESS_BYTES`` each
-window (a big payload on a slow link), its deadline moves on (:class:`_Headway`).
+window (a big payload on a slow link), its deadline moves on
+(:class:`~._failover.Headway`). The synchronizers' turns are
+:class:`~._failover.Failover`'s, a collaborator the supervisor composes.
 
 Faults are isolated: an exception escaping a source is treated as that
 source failing, logged with its traceback unless it is a ``SourceError`` (a
@@ -35,16 +37,15 @@ into the task group that the client owns.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from contextlib import aclosing, nullcontext
-from typing import TYPE_CHECKING, Final, Protocol, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeGuard
 from urllib.parse import urlsplit
 
 import anyio
 
-from aioflags._core._clock import Timeout, before
+from aioflags._core._clock import Timeout
 from aioflags._core._exceptions import ProtocolError, SourceError
 from aioflags._core._logname import client_logger
 
@@ -57,6 +58,14 @@ from ._datatypes import (
     SourceState,
     Update,
 )
+from ._failover import (
+    Failover,
+    Headway,
+    Outcome,
+    effective,
+    is_update,
+    next_item,
+)
 from ._sources._cause import cause_of
 from ._stores._mode import StoreMode
 
@@ -65,7 +74,7 @@ from ._stores._mode import StoreMode
 # a store: a client without one never loads it (tests/test_import.py).
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
     from anyio.abc import TaskStatus
@@ -75,9 +84,7 @@ if TYPE_CHECKING:
     from ._config import DataSystem
     from ._context import (
         InitializerFactory,
-        Progress,
         SourceContext,
-        SynchronizerFactory,
     )
     from ._datatypes import ChangeSet
     from ._mirror import EventMirror
@@ -107,9 +114,6 @@ def _source_of(url: str) -> str | None:
     return next((name for end, name in _SOURCES if path.endswith(end)), None)
 
 
-T = TypeVar("T")
-
-
 class DataSystemListener(Protocol):
     """What the supervisor reports to (the client's status layer)."""
 
@@ -124,98 +128,9 @@ class DataSystemListener(Protocol):
         """
 
 
-def _effective(state: SourceState, current: SourceState) -> SourceState:
-    """Interrupted before it was ever valid is still initializing (protocol.md §8)."""
-    if state is SourceState.INTERRUPTED and current is SourceState.INITIALIZING:
-        return SourceState.INITIALIZING
-    return state
-
-
-def _is_update(item: object) -> TypeGuard[Update]:
-    """Runtime guard: custom sources are user code and may yield anything."""
-    return isinstance(item, Update)
-
-
 def _is_basis(item: object) -> TypeGuard[Basis]:
     """Runtime guard: custom sources are user code and may yield anything."""
     return isinstance(item, Basis)
-
-
-class _Outcome(enum.Enum):
-    FDV1 = "fdv1"
-    REMOVE = "remove"
-    FALLBACK = "fallback"
-    RECOVER = "recover"
-
-
-async def _anext(gen: AsyncIterator[T]) -> T | None:
-    """The next item, ``None`` at the end."""
-    try:
-        return await gen.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-async def _next(
-    gen: AsyncIterator[T],
-    deadline: float | None,
-    clock: Clock,
-    headway: _Headway | None = None,
-) -> T | Timeout | None:
-    """The next item, ``None`` at the end, or ``TIMEOUT`` past the deadline.
-
-    With ``headway``, a deadline that comes while the source's response is
-    arriving moves on (:meth:`_Headway.later`).
-    """
-    if deadline is None:
-        return await _anext(gen)
-    later = None if headway is None else headway.later
-    return await before(clock, deadline, lambda: _anext(gen), later)
-
-
-class _Headway:
-    """A source's deadline, moved on while its response's bytes arrive (issue 95, K1).
-
-    A big payload on a slow link may take longer than
-    ``initializing_timeout``: cut there, the attempt starts over (on the
-    same synchronizer, if it is the only one) and never ends. So as the
-    deadline comes, it moves on by ``window`` if the run's sources received
-    ``PROGRESS_BYTES`` since the last look (``_context.Progress``): the
-    timeout is for time without progress. A server that trickles a byte
-    now and then still trips it.
-    """
-
-    __slots__ = ("_clock", "_mark", "_progress", "until", "window")
-
-    def __init__(self, progress: Progress, clock: Clock, window: float) -> None:
-        self._progress = progress
-        self._clock = clock
-        self._mark = progress.mark()
-        #: The length of one window (the timeout the deadline is for).
-        self.window = window
-        #: The deadline as moved on so far (``-inf``: not moved).
-        self.until = -math.inf
-
-    def later(self) -> float | None:
-        """The deadline moved on by a window, if bytes arrived; None: it stands."""
-        progress = self._progress
-        if not progress.moved(self._mark):
-            return None
-        self._mark = progress.mark()
-        self.until = self._clock.now() + self.window
-        return self.until
-
-
-def _deadline(
-    system: DataSystem, state: SourceState, since: float, index: int
-) -> tuple[float | None, _Outcome]:
-    if state is SourceState.INITIALIZING:
-        return since + system.initializing_timeout, _Outcome.FALLBACK
-    if state is SourceState.INTERRUPTED:
-        return since + system.interrupted_timeout, _Outcome.FALLBACK
-    if index != 0:
-        return since + system.recovery_after, _Outcome.RECOVER
-    return None, _Outcome.FALLBACK
 
 
 class _StatusTracker:
@@ -274,7 +189,7 @@ class _StatusTracker:
         fdv1: bool | None = None,
     ) -> None:
         old = self.status
-        state = _effective(state, old.state)
+        state = effective(state, old.state)
         if error is not None:
             # The status carries the message; the log keeps the history of them.
             level = logging.ERROR if state is SourceState.OFF else logging.WARNING
@@ -337,6 +252,10 @@ class Supervisor:
         self._listener = listener
         self._clock = clock
         self._status = _StatusTracker(listener, clock)
+        #: The synchronizers' turns (this supervisor applies what they bring).
+        self._failover = Failover(
+            system, context, clock, self._handle, self._status.crashed
+        )
         self._fdv2_scope: anyio.CancelScope | None = None
         self._run_fdv1 = False  # (set once: the directive, an FDv1 source configured)
         self._writer: StoreWriter | None = None
@@ -513,15 +432,15 @@ class Supervisor:
         byte at a time never trips the read timeout, and would stall the
         start for good while a healthy synchronizer waits its turn. A
         response whose bytes arrive (``PROGRESS_BYTES`` a window) is not
-        cut: the timeout is for time without progress (:class:`_Headway`).
+        cut: the timeout is for time without progress (:class:`~._failover.Headway`).
         """
         timeout = self._system.initializing_timeout
         deadline = None if math.isinf(timeout) else self._clock.now() + timeout
-        headway = _Headway(progress_of(self._context), self._clock, timeout)
+        headway = Headway(progress_of(self._context), self._clock, timeout)
         try:
             async with aclosing(factory(self._context)) as gen:
                 while True:
-                    item = await _next(gen, deadline, self._clock, headway)
+                    item = await next_item(gen, deadline, self._clock, headway)
                     if item is None:
                         return None
                     if isinstance(item, Timeout):
@@ -540,21 +459,9 @@ class Supervisor:
         return None
 
     async def _synchronizers(self) -> None:
-        active = list(self._synchronizer_factories)
-        index = 0
-        while active:
-            outcome = await self._run_synchronizer(active[index], index)
-            if outcome is _Outcome.FDV1:
-                self._fall_back_to_fdv1()
-                return
-            if outcome is _Outcome.REMOVE:
-                del active[index]
-                if index >= len(active):
-                    index = 0
-            elif outcome is _Outcome.RECOVER:
-                index = 0
-            else:
-                index = (index + 1) % len(active)
+        if await self._failover.run(self._synchronizer_factories):
+            self._fall_back_to_fdv1()
+            return
         logger.error(
             "Every aioflags synchronizer has stopped: %s",
             "serving last known data"
@@ -563,70 +470,7 @@ class Supervisor:
         )
         self._status.update(SourceState.OFF)
 
-    async def _run_synchronizer(
-        self, factory: SynchronizerFactory, index: int
-    ) -> _Outcome:
-        name = f"synchronizer {index}"
-        run_state, since = SourceState.INITIALIZING, self._clock.now()
-        progress = progress_of(self._context)
-        headway = None
-        try:
-            async with aclosing(factory(self._context)) as gen:
-                while True:
-                    deadline, on_timeout = _deadline(
-                        self._system, run_state, since, index
-                    )
-                    if deadline is not None and on_timeout is _Outcome.FALLBACK:
-                        # A failure's timeout: for time without progress.
-                        if headway is None:
-                            window = deadline - since
-                            headway = _Headway(progress, self._clock, window)
-                        deadline = max(deadline, headway.until)
-                    # (one item a step: the last is not held while the
-                    # source waits for the next, nor its change set)
-                    step = await self._step(
-                        gen, deadline, name, run_state, on_timeout, headway
-                    )
-                    if isinstance(step, _Outcome):
-                        return step
-                    if step is not run_state:
-                        run_state, since = step, self._clock.now()
-                        headway = None  # (a new state, a new window)
-        except Exception as exc:  # noqa: BLE001 - crashed() logs the traceback
-            self._status.crashed(f"Data source {name}", exc, SourceState.INTERRUPTED)
-            return _Outcome.REMOVE
-
-    async def _step(
-        self,
-        gen: AsyncIterator[Update],
-        deadline: float | None,
-        name: str,
-        run_state: SourceState,
-        on_timeout: _Outcome,
-        headway: _Headway | None = None,
-    ) -> _Outcome | SourceState:
-        """Take and handle a synchronizer's next item: how its run ends, or its state now."""
-        item = await _next(gen, deadline, self._clock, headway)
-        if item is None:
-            logger.info("Data source %s ended", name)
-            return _Outcome.REMOVE
-        if isinstance(item, Timeout):
-            logger.warning(
-                "Data source %s was %s for too long: %s",
-                name,
-                run_state.value,
-                on_timeout.value,
-            )
-            return on_timeout
-        if not _is_update(item):
-            logger.error("%s yielded %r, not an Update; ignoring it", name, item)
-            return run_state
-        outcome = await self._handle(item)
-        if outcome is not None:
-            return outcome
-        return _effective(item.state, run_state)
-
-    async def _handle(self, update: Update) -> _Outcome | None:
+    async def _handle(self, update: Update) -> Outcome | None:
         self._environment_id(update.environment_id)
         if (
             update.change_set is not None
@@ -644,9 +488,9 @@ class Supervisor:
             # next one takes over; OFF is reported when none is left.
             self._status.update(SourceState.INTERRUPTED, update.error)
         if update.fallback_to_fdv1:
-            return _Outcome.FDV1
+            return Outcome.FDV1
         if update.state is SourceState.OFF:
-            return _Outcome.REMOVE
+            return Outcome.REMOVE
         return None
 
     async def _apply(
@@ -723,7 +567,7 @@ class Supervisor:
     # ----------------------------------------------------------------- FDv1
     async def _fdv1_item(self, item: object) -> bool:
         """Handle one item of the FDv1 fallback source; whether it went OFF."""
-        if not _is_update(item):
+        if not is_update(item):
             logger.error("FDv1 source yielded %r, not an Update; ignoring it", item)
             return False
         self._environment_id(item.environment_id)

@@ -16,58 +16,33 @@ import hashlib
 import inspect
 import json
 import logging
-from collections.abc import Callable
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import httpx
 
 from aioflags._asgi import _http as wire
-from aioflags._asgi._limits import (
-    BodyRefused,
-    Limits,
-    ended_by_disconnect,
-    header_number,
-    read_body,
-)
-from aioflags._asgi._signal import Signal
-from aioflags._client._ofcontext import ContextError
+from aioflags._asgi._limits import Limits, ended_by_disconnect, header_number
 from aioflags._core._clock import wall_ms
-from aioflags._core._exceptions import ProtocolError
-from aioflags._core._json import parse
-from aioflags._datasystem._datatypes import (
-    Change,
-    ChangeKind,
-    ChangeSet,
-    IntentCode,
-    ObjectKind,
-    full_transfer,
-    puts,
-)
-from aioflags._datasystem._store import Store
 from aioflags._evaluation._context import Context
 from aioflags._evaluation._logonce import Occurrences
 from aioflags._evaluation._results import detail_of
 from aioflags._systems import default_system
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping, MutableMapping
+from ._request import Asked, BadInput, ContextFn, Request, read_context
 
+if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
 
-    from aioflags._core._json import JSONObject
     from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import EvaluationDetail, Result
     from aioflags._evaluation._snapshot import FlagSnapshot
     from aioflags._systems import FlagSystem
 
-__all__ = [
-    "DataSource",
-    "OFREPHandler",
-    "Request",
-    "Source",
-]
+    from ._source import Source
+
+__all__ = ["OFREPHandler"]
 
 logger = logging.getLogger("aioflags.ofrep")
 
@@ -108,119 +83,10 @@ _EXPOSE_FIX: Final = (
 )
 
 
-class Source(Protocol):
-    """What OFREP evaluates: a client, or ``serve``'s own flags."""
-
-    def snapshot(self) -> FlagSnapshot:
-        """The current flag data."""
-        ...
-
-    def ready(self) -> bool:
-        """Whether there is flag data to evaluate yet."""
-        ...
-
-    def version(self) -> int:
-        """A number that grows with every data change."""
-        ...
-
-    async def evaluate(self, key: str, context: Context) -> EvaluationDetail[Any]:
-        """Evaluate one flag as the source's own evaluation (events, hooks)."""
-        ...
-
-    async def changed(self, after: int) -> None:
-        """Return once :meth:`version` is past ``after``."""
-        ...
-
-
-class Request:
-    """What a ``context=`` callable sees of the request: headers, cookies, scope."""
-
-    __slots__ = ("cookies", "headers", "scope")
-
-    def __init__(self, scope: Scope) -> None:
-        #: The ASGI scope of the request.
-        self.scope: MutableMapping[str, Any] = scope
-        headers = httpx.Headers(scope.get("headers", []))
-        #: Its headers (any case finds them).
-        self.headers: Mapping[str, str] = headers
-        #: Its cookies by name (HTTP/2 sends a ``Cookie`` header per cookie).
-        self.cookies: Mapping[str, str] = _cookies(headers.get_list("cookie"))
-
-
-def _cookies(headers: list[str]) -> dict[str, str]:
-    """``Cookie`` headers' cookies by name, read as browsers write them.
-
-    Not ``http.cookies.SimpleCookie``: it drops every cookie of a header
-    with one it does not take (a space in a value, a pair with no ``=``).
-    A value in double quotes is read without them.
-    """
-    cookies: dict[str, str] = {}
-    for pair in "; ".join(headers).split(";"):
-        name, _, value = pair.partition("=") if "=" in pair else ("", "", pair)
-        name, value = name.strip(), value.strip()
-        if len(value) > 1 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        if name or value:
-            cookies[name] = value
-    return cookies
-
-
-class _BadInput(Exception):
-    """A request OFREP answers with 400 and a failure body.
-
-    ``unread``: its body was not read to its end (too large, too slow):
-    the answer closes the connection, so that no client sends its next
-    request on it.
-    """
-
-    def __init__(self, code: str, details: str, *, unread: bool = False) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.unread = unread
-
-
 def _failure(code: str, details: str, key: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {} if key is None else {"key": key}
     body.update(errorCode=code, errorDetails=details)
     return body
-
-
-class _Asked:
-    """A request's ``context`` object, to map for the flag evaluated.
-
-    Each flag's system maps it (``FlagSystem.context_from``): a
-    LaunchDarkly flag's as ``aioflags.openfeature.to_context`` does (a
-    targeting key needed), a flagd flag's as flagd's providers do (none
-    needed, every attribute flagd's). ``made``: the app's ``context=``
-    callable's context, which every flag gets instead.
-    """
-
-    __slots__ = ("made", "ofrep")
-
-    def __init__(self, ofrep: dict[str, Any], made: Context | None) -> None:
-        self.ofrep = ofrep
-        self.made = made
-
-    def context(self, system: FlagSystem) -> Context:
-        """The context for a flag of ``system`` (raises :class:`_BadInput`)."""
-        if self.made is not None:
-            return self.made
-        ofrep = self.ofrep
-        try:
-            return system.context_from(ofrep.get("targetingKey"), ofrep, logger)
-        except ContextError as exc:
-            raise _BadInput(exc.code, str(exc)) from None
-
-    def mapped(self, system: FlagSystem) -> Context | _BadInput:
-        """:meth:`context`, or why ``system`` refuses it."""
-        try:
-            return self.context(system)
-        except _BadInput as bad:
-            return bad
-
-
-ContextFn = Callable[[Request, "dict[str, Any]"], "Context | Awaitable[Context]"]
 
 
 class OFREPHandler:
@@ -339,37 +205,6 @@ class OFREPHandler:
             _EXPOSE_FIX,
         )
 
-    async def _read(self, receive: Receive) -> dict[str, Any]:
-        """The request's ``context`` object (``{}`` when absent).
-
-        A body with context attributes at its top level and no ``context``
-        is refused, saying where they go: not evaluated for no context.
-
-        The body is bounded by the :class:`~aioflags._asgi._limits.BodyLimits` around this
-        app (``OFREPApp``'s own, or the flag service's): past a bound, OFREP
-        answers ``400`` in its own words.
-        """
-        try:
-            body = await read_body(receive)
-        except BodyRefused as refused:
-            raise _BadInput("GENERAL", refused.message, unread=True) from None
-        if not body.strip():
-            return {}
-        try:
-            data = parse(body)
-        except ProtocolError as exc:
-            raise _BadInput("INVALID_CONTEXT", f"the body is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise _BadInput("INVALID_CONTEXT", "the body must be a JSON object")
-        if "context" not in data:
-            # {"targetingKey": "u1"}: evaluated as {} it would serve another
-            # bucket without a word (a body with no context at all is {}).
-            _misplaced(data)
-        context = data.get("context", {})
-        if not isinstance(context, dict):
-            raise _BadInput("INVALID_CONTEXT", "'context' must be a JSON object")
-        return context
-
     async def _context(self, scope: Scope, ofrep: dict[str, Any]) -> Context | None:
         """The context the app's ``context=`` callable makes (None: there is none)."""
         if self._context_fn is not None:
@@ -378,18 +213,18 @@ class OFREPHandler:
                 if inspect.isawaitable(made):
                     made = await made
             except Exception as exc:  # noqa: BLE001 - the app's callable: a 400
-                raise _BadInput(
+                raise BadInput(
                     "INVALID_CONTEXT", f"the context callable raised {exc!r}"
                 ) from None
             if not isinstance(made, Context) or not made.valid:
-                raise _BadInput(
+                raise BadInput(
                     "INVALID_CONTEXT",
                     "the context callable did not return a valid aioflags.Context",
                 )
             return made
         return None
 
-    async def _refuse(self, send: Send, bad: _BadInput, key: str | None) -> None:
+    async def _refuse(self, send: Send, bad: BadInput, key: str | None) -> None:
         """Answer ``bad`` input: 400 with its failure body (said once per kind)."""
         self._note(bad.code, bad.details)
         headers = [(b"connection", b"close")] if bad.unread else []
@@ -401,17 +236,17 @@ class OFREPHandler:
         receive: Receive,
         send: Send,
         key: str | None,
-    ) -> _Asked | None:
+    ) -> Asked | None:
         """The request's context as sent, or None once a failure has been answered.
 
         The context is mapped later, by the system of the flag evaluated
-        (:meth:`_Asked.context`), unless the app's ``context=`` callable
+        (:meth:`Asked.context`), unless the app's ``context=`` callable
         made it.
         """
         try:
-            ofrep = await self._read(receive)
+            ofrep = await read_context(receive)
             made = await self._context(scope, ofrep)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, key)
             return None
         except anyio.EndOfStream:
@@ -419,7 +254,7 @@ class OFREPHandler:
         if not self._source.ready():
             await _not_ready(send, key)
             return None
-        return _Asked(ofrep, made)
+        return Asked(ofrep, made)
 
     def _systems(self, snapshot: FlagSnapshot) -> tuple[FlagSystem, ...]:
         """The systems of ``snapshot``'s flags, in their flags' order (per data)."""
@@ -449,7 +284,7 @@ class OFREPHandler:
         # no targeting key): known once the flag is.
         try:
             context = asked.context(flag.system)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, key)
             return
         detail = await self._source.evaluate(key, context)
@@ -474,7 +309,7 @@ class OFREPHandler:
         snapshot = self._source.snapshot()
         try:
             evaluated, refused = self._evaluated(snapshot, asked)
-        except _BadInput as bad:
+        except BadInput as bad:
             await self._refuse(send, bad, None)
             return
         results = evaluated or []
@@ -519,10 +354,10 @@ class OFREPHandler:
         await wire.respond(send, 200, headers, data)
 
     def _evaluated(
-        self, snapshot: FlagSnapshot, asked: _Asked
+        self, snapshot: FlagSnapshot, asked: Asked
     ) -> tuple[
         list[tuple[str, CompiledFlag, Result]] | None,
-        dict[FlagSystem, _BadInput] | None,
+        dict[FlagSystem, BadInput] | None,
     ]:
         """Every flag's result, each for the context its own system maps.
 
@@ -533,7 +368,7 @@ class OFREPHandler:
         needs none): each such flag is then an item with that failure.
 
         Raises:
-            _BadInput: the context suits no flag of the data: the whole
+            BadInput: the context suits no flag of the data: the whole
                 request is refused, as a data set of one system refuses it;
                 with flags of several systems, a body OFREP's schema refuses
                 (a targeting key that is not a string), or one that every
@@ -548,12 +383,12 @@ class OFREPHandler:
             return snapshot._results(context, client_side_only), None
         key = asked.ofrep.get("targetingKey")
         if key is not None and not isinstance(key, str):  # (OFREP's schema)
-            raise _BadInput("INVALID_CONTEXT", "the targeting key must be a string")
+            raise BadInput("INVALID_CONTEXT", "the targeting key must be a string")
         contexts: dict[FlagSystem, Context] = {}
-        refused: dict[FlagSystem, _BadInput] = {}
+        refused: dict[FlagSystem, BadInput] = {}
         for system in systems:
             mapped = asked.mapped(system)
-            if isinstance(mapped, _BadInput):
+            if isinstance(mapped, BadInput):
                 refused[system] = mapped
             else:
                 contexts[system] = mapped
@@ -597,27 +432,6 @@ class OFREPHandler:
                     continue
                 version = self._source.version()  # a burst is one event
                 await send(_refetch(version))
-
-
-#: A body's top-level names that belong in its ``context``: a body with one
-#: of them and no ``context`` put its context beside it, not in it.
-_CONTEXT_NAMES: Final = ("targetingKey", "targeting_key", "kind", "key")
-
-
-def _misplaced(body: Mapping[str, Any]) -> None:
-    """Refuse a body whose context attributes are at its top level (no ``context``).
-
-    Raises:
-        _BadInput: INVALID_CONTEXT, naming the attributes and the wrapper.
-    """
-    names = [name for name in _CONTEXT_NAMES if name in body]
-    if names:
-        found = ", ".join(json.dumps(name) for name in names)
-        raise _BadInput(
-            "INVALID_CONTEXT",
-            f"{found} at the top of the body: OFREP reads the context under "
-            '"context", as in {"context": {"targetingKey": "u1", ...}}',
-        )
 
 
 def _not_found(key: str) -> dict[str, Any]:
@@ -686,131 +500,3 @@ async def _answer(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     await wire.respond(send, status, headers or [], json.dumps(body).encode())
-
-
-#: Item changes a :class:`DataSource` keeps for its next snapshot; past this
-#: many, the snapshot is built again from every object instead.
-_MAX_PENDING: Final = 10_000
-
-
-class DataSource:
-    """A :class:`Source` over raw flag data (``aioflags serve``'s): no client.
-
-    ``version()`` gives the data's version and ``items()`` its flags and
-    segments by key (read only when the snapshot is built); the snapshot is brought up to date
-    when the version moved, so the very next request after a change sees
-    it. Changes told with :meth:`changed_item` are applied alone to the
-    store (every other flag stays compiled: an evaluation of 1,000 flags
-    after a change compiles one, not 1,000); without them, the store is
-    built again from ``items()``. ``notify()`` is called on every change
-    (it wakes the streams). Evaluations record nothing: the service has no
-    analytics of its own.
-    """
-
-    def __init__(
-        self,
-        version: Callable[[], int],
-        items: Callable[[], tuple[Mapping[str, JSONObject], Mapping[str, JSONObject]]],
-    ) -> None:
-        self._version = version
-        self._items = items
-        self._store: Store | None = None
-        #: the version the store holds
-        self._at: int | None = None
-        #: the changes since, in order; None: build the store again
-        self._pending: list[Change] | None = None
-        self._changed = Signal()
-        #: While :meth:`fresh_snapshot` builds a store: the changes since the
-        #: version it builds (None: none is being built, or too many came).
-        self._during: list[Change] | None = None
-        self._building = anyio.Lock()
-
-    def changed_item(
-        self, kind: str, key: str, version: int, obj: JSONObject | None
-    ) -> None:
-        """An item was put (``obj``) or deleted (None): the next snapshot applies it alone."""
-        change = Change(
-            action=ChangeKind.PUT if obj is not None else ChangeKind.DELETE,
-            kind=ObjectKind(kind),
-            key=key,
-            version=version,
-            obj=obj,
-        )
-        during = self._during
-        if during is not None:
-            if len(during) >= _MAX_PENDING:
-                self._during = None
-            else:
-                during.append(change)
-        pending = self._pending
-        if pending is None:
-            return  # the store is built again anyway
-        if len(pending) >= _MAX_PENDING:
-            self._pending = None
-            return
-        pending.append(change)
-
-    def version(self) -> int:
-        return self._version()
-
-    def ready(self) -> bool:
-        return True
-
-    def snapshot(self) -> FlagSnapshot:
-        version = self._version()
-        store = self._store
-        if store is not None and self._at == version:
-            return store.snapshot
-        if store is not None and self._pending is not None:
-            store.apply_now(
-                ChangeSet(
-                    intent=IntentCode.TRANSFER_CHANGES, changes=tuple(self._pending)
-                )
-            )
-        else:
-            store = self._store = Store()
-            store.apply_now(self._everything())
-        self._at = version
-        self._pending = []
-        return store.snapshot
-
-    def _everything(self) -> ChangeSet:
-        """Every object of the data, as one full transfer."""
-        flags, segments = self._items()
-        return full_transfer(
-            puts(ObjectKind.FLAG, flags), puts(ObjectKind.SEGMENT, segments)
-        )
-
-    async def fresh_snapshot(self) -> FlagSnapshot:
-        """:meth:`snapshot`, but a store built from every object is built in slices.
-
-        The first time (or after more changes than are kept) the store is
-        built from the whole data: at 20,000 flags that held the event loop
-        over a second. A few changes are applied at once, as :meth:`snapshot`
-        does. The snapshot is of the data as it was when asked, or newer.
-        """
-        async with self._building:
-            if self._store is not None and self._pending is not None:
-                return self.snapshot()
-            version = self._version()
-            everything = self._everything()
-            self._during = []
-            try:
-                store = Store()
-                await store.apply(everything)
-                during = self._during
-            finally:
-                self._during = None
-            if self._store is not None and self._pending is not None:
-                return self.snapshot()  # built meanwhile (and kept up to date)
-            self._store, self._at, self._pending = store, version, during
-            return store.snapshot
-
-    async def evaluate(self, key: str, context: Context) -> EvaluationDetail[Any]:
-        return self.snapshot().variation_detail(key, context, None)
-
-    def notify(self) -> None:
-        self._changed.notify()
-
-    async def changed(self, after: int) -> None:
-        await self._changed.wait_until(lambda: self.version() > after)

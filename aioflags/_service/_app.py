@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from aioflags._asgi._limits import Limits
     from aioflags._asgi._signal import Signal
     from aioflags._core._json import JSONObject
-    from aioflags._ofrep._handler import DataSource
+    from aioflags._ofrep._source import DataSource
 
     from ._console import Console
     from ._fanout import Fanout

@@ -1,9 +1,10 @@
 """The flag console of ``aioflags serve``: what it knows, and the rules it answers by.
 
 The server (``_server.py``) owns the sockets and ``_console_app`` answers
-the console's requests; this module holds its evaluations log, the SDKs
-seen, the flags it changed (to reset them), its token and rules, and writes
-its state (for the page's event stream too). Its endpoints:
+the console's requests; this module holds its evaluations log (read by
+``_evaluations``), the SDKs seen, the flags it changed (to reset them), its
+token and rules, and writes its state (for the page's event stream too).
+Its endpoints:
 
 - ``GET /ui/`` (the page, ``console.js``, ``console.css``, shipped in
   ``console/`` as package data; ``favicon.svg``), ``GET /ui/api/state``
@@ -32,19 +33,19 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
 from aioflags._core._clock import wall_ms
-from aioflags._core._pacing import Pacer
 from aioflags._lens._config import allowed
 
 from . import _wire as wire
 from . import _words as words
+from ._evaluations import EvaluationsLog
 from ._guard import is_allowed_host
+from ._shown import cut, visible
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -62,15 +63,10 @@ _TOKEN_HEADER: Final = "x-aioflags-token"
 #: The header of the lens key, which ``POST /ui/api/lens`` needs.
 LENS_KEY_HEADER: Final = "x-aioflags-lens-key"
 _COMPACT: Final = (",", ":")
-#: The evaluations log keeps this many rows (flag, variation, value), newest first.
-LOG_SIZE: Final = 100
-#: A value or key longer than this is shown cut (the log's memory stays bounded).
-_TEXT_LIMIT: Final = 200
 #: A text of a flag's details longer than this is shown cut: a page laying out
 #: a 10 MB variation written out twice stalls for many seconds.
 DETAILS_TEXT: Final = 20_000
-#: Contexts kept per log row (newest first), tags shown per flag.
-_CONTEXTS: Final = 5
+#: Tags shown per flag.
 _TAGS: Final = 20
 #: The SDKs listed: the most recently seen this many.
 SDKS: Final = 50
@@ -101,21 +97,6 @@ class FlagHost(Protocol):
     """What the console needs of the server it runs on: to change a flag."""
 
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
-
-
-#: Bidirectional controls: shown as ``⟨U+202E⟩``, never obeyed, so a key
-#: cannot be made to read as another (``admin\u202eresu`` as ``adminuser``).
-_BIDI: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def visible(text: str) -> str:
-    """``text`` with its bidirectional control characters written out."""
-    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
-
-
-def _cut(text: str) -> str:
-    text = visible(text)
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
 
 
 def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
@@ -163,14 +144,14 @@ def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObj
         "label": visible(key) if isinstance(key, str) else key,
         "on": flag.get("on") is True,
         "variations": [
-            _cut(words.written(v))
+            cut(words.written(v))
             for v in (variations if isinstance(variations, list) else [])
         ],
         "serves": _served(flag),
         "version": flag.get("version"),
         "changed": changed,
-        "description": _cut(description) if isinstance(description, str) else None,
-        "tags": [_cut(t) for t in tags if isinstance(t, str)][:_TAGS]
+        "description": cut(description) if isinstance(description, str) else None,
+        "tags": [cut(t) for t in tags if isinstance(t, str)][:_TAGS]
         if isinstance(tags, list)
         else [],
     }
@@ -189,125 +170,6 @@ def _visible_all(value: JSONValue) -> JSONValue:
     if isinstance(value, dict):
         return {k: _visible_all(v) for k, v in value.items()}
     return value
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "null" if value is None else "object"
-
-
-def _wrong_type(value: object, flag: Mapping[str, JSONValue] | None) -> bool:
-    """Whether ``value`` (a default served) is of another JSON type than the flag's values.
-
-    A null default asks for no type (a JSON variation); a flag whose
-    variations are of several types has no one type to differ from.
-    """
-    if flag is None or value is None:
-        return False
-    variations = flag.get("variations")
-    types = {
-        _json_type(v) for v in (variations if isinstance(variations, list) else [])
-    }
-    return len(types) == 1 and _json_type(value) not in types
-
-
-def _contexts_of(event: Mapping[str, JSONValue]) -> list[JSONObject]:
-    """The contexts (kind and key) an event names: ``context`` or ``contextKeys``."""
-    found: list[JSONObject] = []
-    context = event.get("context")
-    keys = event.get("contextKeys")
-    if isinstance(context, dict):
-        kind = context.get("kind", "user")
-        if kind == "multi":
-            parts = [(k, v) for k, v in context.items() if k != "kind"]
-        else:
-            parts = [(kind, context)]
-        for part_kind, part in parts:
-            if isinstance(part_kind, str) and isinstance(part, dict):
-                key = part.get("key")
-                if isinstance(key, str):
-                    found.append({"kind": _cut(part_kind), "key": _cut(key)})
-    elif isinstance(keys, dict):
-        found += [
-            {"kind": _cut(kind), "key": _cut(key)}
-            for kind, key in keys.items()
-            if isinstance(key, str)
-        ]
-    return found[:_CONTEXTS]
-
-
-#: The last instant a browser's ``Date`` holds (ms): a later time reads "Invalid Date".
-_LAST_DATE: Final = 8_640_000_000_000_000
-
-
-def _when(value: object) -> int:
-    """An event's time in ms; now when it carries none, or one no page can show."""
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 0 < value <= _LAST_DATE
-    ):
-        return value
-    return wall_ms()
-
-
-@dataclass(slots=True)
-class _Row:
-    """One row of the evaluations log: what identifies it, and what adds up."""
-
-    fixed: JSONObject
-    count: int = 0
-    last: int = 0
-    contexts: list[JSONObject] = field(default_factory=list)
-    error: str | None = None
-    reason: str | None = None
-    # migration rows
-    origins: set[str] = field(default_factory=set)
-    latencies: dict[str, JSONValue] = field(default_factory=dict)
-    errors: set[str] = field(default_factory=set)
-    consistent: bool | None = None
-
-    def add(self, count: int, when: int, contexts: list[JSONObject]) -> None:
-        self.count += count
-        self.last = max(self.last, when)
-        for context in reversed(contexts):
-            if context in self.contexts:
-                self.contexts.remove(context)
-            self.contexts.insert(0, context)
-        del self.contexts[_CONTEXTS:]
-
-    def as_json(self) -> JSONObject:
-        row: JSONObject = {**self.fixed, "count": self.count}
-        if self.fixed["type"] == "evaluation":
-            row["default"] = self.fixed["variation"] is None
-            row["error"] = self.error
-            row["reason"] = self.reason
-        else:
-            row["origins"] = sorted(self.origins)
-            row["latencies"] = dict(sorted(self.latencies.items()))
-            row["errors"] = sorted(self.errors)
-            row["consistent"] = self.consistent
-        row["contexts"] = list(self.contexts)
-        row["last"] = self.last
-        return row
-
-
-#: A migration's origins (any other name in an event is ignored: rows stay small).
-_ORIGINS: Final = ("old", "new")
-
-
-def _origins(values: object) -> list[str]:
-    """The origins a measurement's ``values`` name (``old``, ``new``)."""
-    if not isinstance(values, dict):
-        return []
-    return [o for o in _ORIGINS if values.get(o) is True]
 
 
 @dataclass(slots=True)
@@ -358,7 +220,7 @@ def sdk_identity(
     wrapper = headers.get("x-launchdarkly-wrapper")
     if wrapper:
         name = f"{name} ({wrapper.strip()})"
-    return _cut(name), _cut(version) if version else None
+    return cut(name), cut(version) if version else None
 
 
 class Console:
@@ -390,7 +252,8 @@ class Console:
         self._bound = bound
         #: The same-origin token: only the page (served same-origin) can read it.
         self.token = secrets.token_urlsafe(32)
-        self._log: OrderedDict[tuple[object, ...], _Row] = OrderedDict()
+        #: The evaluations log (``/bulk`` posts read into rows).
+        self._log = EvaluationsLog()
         #: The flags the console changed, as they were before (the file's).
         self.originals: dict[str, JSONObject] = {}
         self._sdks: OrderedDict[tuple[str, str | None], _Sdk] = OrderedDict()
@@ -419,35 +282,7 @@ class Console:
     @property
     def evaluations(self) -> list[JSONObject]:
         """The evaluations log, newest first."""
-        return [row.as_json() for row in reversed(self._log.values())]
-
-    def _row(self, identity: tuple[object, ...], fixed: JSONObject) -> _Row:
-        """The log's row of ``identity`` (new, or moved to the top)."""
-        row = self._log.pop(identity, None)
-        if row is None:
-            row = _Row(fixed)
-        self._log[identity] = row
-        while len(self._log) > LOG_SIZE:
-            self._log.popitem(last=False)
-        return row
-
-    def _evaluation_row(
-        self, key: str, variation: object, value: object, *, create: bool = True
-    ) -> _Row | None:
-        variation = words.whole(variation)
-        text = _cut(words.written(value))
-        identity = ("evaluation", key, variation, text)
-        if not create and identity not in self._log:
-            return None
-        return self._row(
-            identity,
-            {
-                "type": "evaluation",
-                "key": _cut(key),
-                "value": text,
-                "variation": variation,
-            },
-        )
+        return self._log.rows
 
     async def record(
         self,
@@ -456,144 +291,13 @@ class Console:
     ) -> bool:
         """Log one ``/bulk`` payload's evaluations and migrations; whether it had any.
 
-        Summary counters count every evaluation (their time: the summary's
-        ``endDate``); a feature event counts one only for a flag the
-        payload's summaries do not cover (SDKs that send both would
-        otherwise be counted twice), and otherwise adds its context, reason
-        and time to its counter's row. Debug events add the same, never a
-        count. Index events name contexts but no flag: they are not tied to
-        any row. ``migration_op`` events make migration rows (per flag and
-        operation: the origins that ran, their latest latencies, the origins
-        that failed, and whether any consistency check failed).
-
-        Where events carry no reason (summary counters), the error kind of a
-        default is *inferred*: ``unknown: true`` is ``FLAG_NOT_FOUND``, a
-        default of another JSON type than the flag's variations (``flags``,
-        the service's own) is ``WRONG_TYPE``; other defaults say none.
-
-        It is done in slices (``Pacer``), so that a payload of tens of
-        thousands of events (up to 32 MiB of JSON) does not hold the event
-        loop meanwhile.
+        :meth:`EvaluationsLog.record <._evaluations.EvaluationsLog.record>`
+        says how; the page is told when the log changed.
         """
-        pacer = Pacer()
-        flags = flags or {}
-        events = list(payload)
-        counted = False
-        summarised: set[str] = set()
-        for event in events:
-            if pacer.due():
-                await pacer.pause()
-            features = event.get("features")
-            if event.get("kind") != "summary" or not isinstance(features, dict):
-                continue
-            when = _when(event.get("endDate"))
-            for key, feature in features.items():
-                summarised.add(key)
-                counters = (
-                    feature.get("counters") if isinstance(feature, dict) else None
-                )
-                for counter in counters if isinstance(counters, list) else []:
-                    if isinstance(counter, dict):
-                        counted |= self._count(key, counter, flags.get(key), when)
-        for event in events:
-            if pacer.due():
-                await pacer.pause()
-            kind = event.get("kind")
-            if kind in ("feature", "debug"):
-                key = event.get("key")
-                alone = isinstance(key, str) and key not in summarised
-                counted |= self._feature(
-                    event, flags, count=kind == "feature" and alone
-                )
-            elif kind == "migration_op":
-                counted |= self._migration(event)
+        counted = await self._log.record(payload, flags)
         if counted:
             self.invalidate()
         return counted
-
-    def _count(
-        self,
-        key: str,
-        counter: Mapping[str, JSONValue],
-        flag: Mapping[str, JSONValue] | None,
-        when: int,
-    ) -> bool:
-        count = words.whole(counter.get("count"))
-        if count is None or count <= 0:
-            return False
-        value = counter.get("value")
-        row = self._evaluation_row(key, counter.get("variation"), value)
-        assert row is not None
-        if counter.get("unknown") is True:
-            row.error = "FLAG_NOT_FOUND"
-        elif row.fixed["variation"] is None and _wrong_type(value, flag):
-            row.error = "WRONG_TYPE"
-        row.add(count, when, [])
-        return True
-
-    def _feature(
-        self,
-        event: Mapping[str, JSONValue],
-        flags: Mapping[str, Mapping[str, JSONValue]],
-        *,
-        count: bool,
-    ) -> bool:
-        key = event.get("key")
-        if not isinstance(key, str):
-            return False
-        value = event.get("value")
-        row = self._evaluation_row(key, event.get("variation"), value, create=count)
-        if row is None:
-            return False
-        reason = event.get("reason")
-        flag = flags.get(key)
-        variation = row.fixed["variation"]
-        if isinstance(reason, dict):
-            row.reason = words.reason_text(
-                reason, flag, variation if isinstance(variation, int) else None
-            )
-            error = reason.get("errorKind")
-            if isinstance(error, str):
-                row.error = _cut(error)
-        elif variation is None and _wrong_type(value, flag):
-            row.error = "WRONG_TYPE"
-        row.add(
-            1 if count else 0, _when(event.get("creationDate")), _contexts_of(event)
-        )
-        return True
-
-    def _migration(self, event: Mapping[str, JSONValue]) -> bool:
-        evaluation = event.get("evaluation")
-        key = evaluation.get("key") if isinstance(evaluation, dict) else None
-        operation = event.get("operation")
-        if not isinstance(key, str) or operation not in ("read", "write"):
-            return False
-        row = self._row(
-            ("migration", key, operation),
-            {"type": "migration", "key": _cut(key), "operation": operation},
-        )
-        measurements = event.get("measurements")
-        for measurement in measurements if isinstance(measurements, list) else []:
-            if not isinstance(measurement, dict):
-                continue
-            name = measurement.get("key")
-            values = measurement.get("values")
-            if name == "invoked":
-                row.origins.update(_origins(values))
-            elif name == "error":
-                row.errors.update(_origins(values))
-            elif name == "latency_ms" and isinstance(values, dict):
-                for origin in _ORIGINS:
-                    ms = values.get(origin)
-                    if isinstance(ms, (int, float)) and not isinstance(ms, bool):
-                        row.latencies[origin] = ms
-            elif name == "consistent" and isinstance(measurement.get("value"), bool):
-                # One inconsistency is what a developer must see.
-                row.consistent = (
-                    measurement["value"] is True and row.consistent is not False
-                )
-        row.add(1, _when(event.get("creationDate")), _contexts_of(event))
-        return True
 
     # ------------------------------------------------------------------ SDKs
     @property
@@ -742,11 +446,11 @@ class Console:
         outside = [key for key in picked if not allowed(allow, key)]
         if not outside:
             return None
-        names = ", ".join(_cut(key) for key in outside)
+        names = ", ".join(cut(key) for key in outside)
         them = "it" if len(outside) == 1 else "them"
         return (
             f"The app will not override {names}: outside its LensConfig.allow"
-            f" ({_cut(', '.join(allow))}), so it serves as usual and logs a"
+            f" ({cut(', '.join(allow))}), so it serves as usual and logs a"
             f" WARNING. Add {them} to the app's allow, or leave {them} out of"
             " the link."
         )

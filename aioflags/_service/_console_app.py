@@ -43,12 +43,11 @@ from ._console import (
     PREFIX,
     Console,
     FlagHost,
-    _cut,
     _targeted,
     _visible_all,
     flag_row,
-    visible,
 )
+from ._shown import cut, visible
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -260,7 +259,7 @@ class _ConsoleAPI:
             result = {
                 "key": key,
                 "label": visible(key),
-                "value": _cut(words.written(detail.value)),
+                "value": cut(words.written(detail.value)),
                 "variation": variation,
                 "reason": words.reason_text(detail.reason, flags.get(key), variation),
                 "reason_kind": kind if isinstance(kind, str) else None,
@@ -277,10 +276,10 @@ class _ConsoleAPI:
             key_text = (
                 context.key if not context.multiple else context.fully_qualified_key
             )
-            asked = {"kinds": list(context.kinds), "key": _cut(key_text)}
+            asked = {"kinds": list(context.kinds), "key": cut(key_text)}
         if ignored:
             # Read as LaunchDarkly reads it (the old user JSON), and said.
-            shown = [_cut(name) for name in ignored]
+            shown = [cut(name) for name in ignored]
             asked["ignored"] = shown[:_IGNORED_SHOWN]
             asked["note"] = written_otherwise(shown)
         body = f'{{"context": {json.dumps(asked)}, "results": [{", ".join(results)}]}}'
@@ -356,10 +355,10 @@ class _ConsoleAPI:
         lens_logger.info(
             "aioflags console: made lens link %s for %s: %s, for %d s, context key %s%s",
             _claim(token, "jti"),
-            _cut(url.partition("?")[0]),
-            ", ".join(f"{key}={_cut(json.dumps(v))}" for key, v in flags.items()),
+            cut(url.partition("?")[0]),
+            ", ".join(f"{key}={cut(json.dumps(v))}" for key, v in flags.items()),
             ttl,
-            "any" if context_key is None else repr(_cut(context_key)),
+            "any" if context_key is None else repr(cut(context_key)),
             ", with a trace" if trace else "",
         )
         # What the link will not do in the app, said where it is made (row 123).

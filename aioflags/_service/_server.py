@@ -23,9 +23,10 @@ from aioflags._client._config import Config
 from aioflags._core._json import parse
 from aioflags._core._lifespan import Span, background_group
 from aioflags._datasystem._datatypes import Change, ChangeKind
-from aioflags._ofrep._handler import DataSource
+from aioflags._ofrep._source import DataSource
 
 from . import _console as console
+from . import _shown as shown
 from ._fanout import Fanout
 from ._faults import Fault, FaultPlan
 from ._flagset import Edit, FlagSet
@@ -488,9 +489,9 @@ class FlagServer:
         Added in version 0.2.0.
         """
         self._console.trouble = {
-            "file": console.visible(file),
+            "file": shown.visible(file),
             "line": line,
-            "message": console.visible(message),
+            "message": shown.visible(message),
         }
         self._push_console()
 

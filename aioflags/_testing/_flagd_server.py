@@ -290,7 +290,7 @@ class FlagdServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-        from aioflags._datasystem._sources._flagd._source import release_grpc
+        from aioflags._datasystem._sources._flagd._link import release_grpc
 
         release_grpc(self._made)  # (its servers: gRPC's engine goes with this loop)
 
@@ -305,7 +305,7 @@ class FlagdServer:
             from aioflags._datasystem._sources._flagd import sync_pb2
         except ImportError:
             raise ConfigurationError(_INSTALL) from None
-        from aioflags._datasystem._sources._flagd._source import check_asyncio
+        from aioflags._datasystem._sources._flagd._link import check_asyncio
 
         check_asyncio("FlagdServer")
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {

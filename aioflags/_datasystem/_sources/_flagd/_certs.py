@@ -1,6 +1,6 @@
 """``DataSystem.flagd(cert_path=...)``: the CA file, checked at configuration, read when it changes.
 
-A channel is opened for every attempt (``_source.py``), and each needs the
+A channel is opened for every attempt (``_link.py``), and each needs the
 CA's certificates. They are read once, and again only when the file's
 identity or size or modification time changes (a certificate rotated in
 place is picked up; an unchanged one is not read again at every retry).
