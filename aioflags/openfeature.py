@@ -92,14 +92,7 @@ from ._client._ofcontext import (
 )
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
-from ._evaluation._model import default_system
-from ._evaluation._pipeline import (
-    BOOL_VARIATION_DETAIL,
-    FLOAT_VARIATION_DETAIL,
-    INT_VARIATION_DETAIL,
-    JSON_VARIATION_DETAIL,
-    STRING_VARIATION_DETAIL,
-)
+from ._evaluation._snapshot import FlagSnapshot
 from ._systems import FLAGD, LAUNCHDARKLY
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
@@ -117,7 +110,6 @@ if TYPE_CHECKING:
     from ._core._json import JSONValue
     from ._evaluation._context import Context
     from ._evaluation._model import CompiledFlag
-    from ._evaluation._pipeline import Method
     from ._evaluation._results import EvaluationDetail
     from ._systems import FlagSystem
 
@@ -143,7 +135,14 @@ def _json(value: object) -> JSONValue:
     if type(value) in _PLAIN:
         return value  # (None, str, int, float, bool)
     if type(value) is dict:
-        return {str(k): _json(v) for k, v in value.items()}
+        # (a name that is a str, a value of a plain type: as they are,
+        # without a call each)
+        return {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
+            for k, v in value.items()
+        }
+    if type(value) is list:
+        return [v if type(v) in _PLAIN else _json(v) for v in value]
     if isinstance(value, (str, int, float)):
         return value
     if isinstance(value, list):
@@ -282,13 +281,14 @@ def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
 #: the value, the reason, the variant, the flag metadata).
 _Answers: TypeAlias = "tuple[EvaluationDetail[Any], str, Any, Reason | str, str | None, Mapping[str, JSONValue]]"
 
-#: The snapshot's typed evaluation method for each resolver kind.
-_DETAIL_METHODS: Final[dict[str, Method[Any]]] = {
-    "bool": BOOL_VARIATION_DETAIL,
-    "int": INT_VARIATION_DETAIL,
-    "float": FLOAT_VARIATION_DETAIL,
-    "str": STRING_VARIATION_DETAIL,
-    "object": JSON_VARIATION_DETAIL,
+#: The snapshot's typed evaluation method for each resolver kind (its
+#: function: called without a bound method made per call).
+_TYPED_DETAIL: Final[dict[str, Callable[..., EvaluationDetail[Any]]]] = {
+    "bool": FlagSnapshot.bool_variation_detail,
+    "int": FlagSnapshot.int_variation_detail,
+    "float": FlagSnapshot.float_variation_detail,
+    "str": FlagSnapshot.string_variation_detail,
+    "object": FlagSnapshot.json_variation_detail,
 }
 
 #: The answers a compiled flag keeps (``CompiledFlag.openfeature``); when
@@ -297,21 +297,22 @@ _KEPT_ANSWERS: Final = 64
 
 
 def _answers(
+    snapshot: FlagSnapshot,
+    key: str,
     flag: CompiledFlag | None,
     detail: EvaluationDetail[Any],
     kind: str,
     status: ProviderStatus,
 ) -> _Answers:
-    """What OpenFeature reports of ``detail``, an evaluation of ``flag`` for resolver ``kind``.
+    """What OpenFeature reports of ``detail``, an evaluation of ``flag`` (``key``) for resolver ``kind``.
 
     Raises the SDK's exception for an error (:func:`_raise_for`) or a value
     OpenFeature does not take for ``kind``. A detail that serves a
     variation is a compiled result's own, the same object at every
     evaluation that ends there, and a flag version's reasons, variants and
-    metadata never change: its answers are kept on the flag (by the
-    detail's identity; the entry holds the detail, so the identity is not
-    reused while kept), as the flag's system gives them
-    (``FlagSnapshot.openfeature_details``).
+    metadata never change: its answers are kept on the flag
+    (``CompiledFlag.openfeature``, by the detail's identity; the entry
+    holds the detail, so that identity is not reused while it is kept).
     """
     _raise_for(detail, status)
     value: Any = detail.value
@@ -321,17 +322,9 @@ def _answers(
         raise TypeMismatchError("the flag's value is not an object or a list")
     if kind == "float" and isinstance(value, float) and not math.isfinite(value):
         raise TypeMismatchError("the flag's value is not a finite number")
-    system = default_system() if flag is None else flag.system
-    index = detail.variation_index
-    answers = (
-        detail,
-        kind,
-        value,
-        _reason(system.reason_word(flag, detail.reason)),
-        None if index is None else system.variant(flag, index),
-        system.metadata(flag),
-    )
-    if flag is not None and index is not None:
+    word, variant, metadata = snapshot.openfeature_details(key, detail)
+    answers = (detail, kind, value, _reason(word), variant, metadata)
+    if flag is not None and detail.variation_index is not None:
         kept = flag.openfeature
         if len(kept) >= _KEPT_ANSWERS:
             kept.clear()
@@ -719,8 +712,7 @@ class AioflagsProvider(AbstractProvider):
         if status is ProviderStatus.FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
         snapshot = client.snapshot()
-        data = snapshot._data
-        flag = data.flag(flag_key)
+        flag = snapshot.openfeature_flag(flag_key)
         system = None if flag is None else flag.system
         # The context as the flag's system maps OpenFeature's (kept for an
         # object seen again: ContextCache).
@@ -731,16 +723,14 @@ class AioflagsProvider(AbstractProvider):
             context = kept[0].get(evaluation_context, kept[1])
         # The types as its system has them, in the evaluation's one type
         # step (flagd's: no number converted to another, no boolean a number).
-        detail = snapshot._evaluation.answer(
-            data, _DETAIL_METHODS[kind], flag_key, context, default_value
-        )
+        detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
         if flag is not None:
             answers = flag.openfeature.get(id(detail))
             if answers is not None and answers[0] is detail and answers[1] is kind:
                 return FlagResolutionDetails(
                     answers[2], None, None, answers[3], answers[4], answers[5]
                 )
-        answers = _answers(flag, detail, kind, status)
+        answers = _answers(snapshot, flag_key, flag, detail, kind, status)
         return FlagResolutionDetails(
             answers[2], None, None, answers[3], answers[4], answers[5]
         )

@@ -125,7 +125,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             )
             # (the provider's own cache of mapped contexts, this flag's kind)
             cache = provider._flagd_contexts if flagd else provider._contexts
-            flag = snapshot._data.flag(key)
+            flag = snapshot.openfeature_flag(key)
             if step in ("provider", "context"):  # (each context seen twice: kept)
                 for c in ofs + ofs:
                     cache.get(c, mapping)
@@ -162,7 +162,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                     mapping(ofs[i % CONTEXTS])
             elif step == "lookup":
                 for i in range(n):
-                    snapshot._data.flag(key)
+                    snapshot.openfeature_flag(key)
                     ofs[i % CONTEXTS]
             elif step == "answers":
                 for i in range(n):
