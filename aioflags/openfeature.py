@@ -278,8 +278,12 @@ def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
 
 
 #: What the provider answers of a detail: (the detail, the resolver kind,
-#: the value, the reason, the variant, the flag metadata).
-_Answers: TypeAlias = "tuple[EvaluationDetail[Any], str, Any, Reason | str, str | None, Mapping[str, JSONValue]]"
+#: ``FlagResolutionDetails``' arguments in its fields' order: the value, no
+#: error code, no error message, the reason, the variant, the metadata).
+_Answers: TypeAlias = "tuple[EvaluationDetail[Any], str, tuple[Any, None, None, Reason | str, str | None, Mapping[str, JSONValue]]]"
+
+#: The status whose client raises at every evaluation.
+_FATAL: Final = ProviderStatus.FATAL
 
 #: The snapshot's typed evaluation method for each resolver kind (its
 #: function: called without a bound method made per call).
@@ -323,7 +327,7 @@ def _answers(
     if kind == "float" and isinstance(value, float) and not math.isfinite(value):
         raise TypeMismatchError("the flag's value is not a finite number")
     word, variant, metadata = snapshot.openfeature_details(key, detail)
-    answers = (detail, kind, value, _reason(word), variant, metadata)
+    answers = (detail, kind, (value, None, None, _reason(word), variant, metadata))
     if flag is not None and detail.variation_index is not None:
         kept = flag.openfeature
         if len(kept) >= _KEPT_ANSWERS:
@@ -709,7 +713,7 @@ class AioflagsProvider(AbstractProvider):
         # is the snapshot's typed one, called without its method's frame.
         client = self._client
         status = client.status
-        if status is ProviderStatus.FATAL:
+        if status is _FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
         snapshot = client.snapshot()
         flag = snapshot.openfeature_flag(flag_key)
@@ -727,13 +731,9 @@ class AioflagsProvider(AbstractProvider):
         if flag is not None:
             answers = flag.openfeature.get(id(detail))
             if answers is not None and answers[0] is detail and answers[1] is kind:
-                return FlagResolutionDetails(
-                    answers[2], None, None, answers[3], answers[4], answers[5]
-                )
+                return FlagResolutionDetails(*answers[2])
         answers = _answers(snapshot, flag_key, flag, detail, kind, status)
-        return FlagResolutionDetails(
-            answers[2], None, None, answers[3], answers[4], answers[5]
-        )
+        return FlagResolutionDetails(*answers[2])
 
     def resolve_boolean_details(
         self,

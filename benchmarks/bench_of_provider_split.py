@@ -40,7 +40,8 @@ The windows:
 - ``answers``: the lookup of the answers the flag keeps for the detail
   (reason, variant, metadata: mapped once per flag version and detail);
 - ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
-  arguments, positional (the SDK's type: it stays);
+  arguments, positional from the tuple the flag keeps (the SDK's type:
+  it stays);
 - ``fresh``: ``mapped+eval`` minus ``mapping`` and ``evaluation``;
 - ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
   checks of the answers kept, the context cache's lookup).
@@ -132,6 +133,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             detail = evaluate(key, ours[1], "x")
             about = snapshot.openfeature_details(key, detail)
             value, reason, variant, metadata = detail.value, *about
+            arguments = (value, None, None, reason, variant, metadata)
             if counted:
                 os.getpgrp()  # the window opens
             if step == "provider":
@@ -170,7 +172,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                     ofs[i % CONTEXTS]
             elif step == "details":
                 for i in range(n):
-                    FlagResolutionDetails(value, None, None, reason, variant, metadata)
+                    FlagResolutionDetails(*arguments)
                     ofs[i % CONTEXTS]
             else:  # the loop alone
                 for i in range(n):

@@ -628,7 +628,9 @@ class FlagSnapshot:
 
         Added in version 0.2.0.
         """
-        return self._data.flag(key)
+        # (SnapshotData.flag, without its frame: this runs per provider call)
+        flag = self._data.flags.get(key)
+        return None if flag is None or flag.deleted else flag
 
     def flag_format(self, key: str) -> str | None:
         """Which system's flag ``key`` is: ``"flagd"``, ``"launchdarkly"``, or ``None`` (no flag).
