@@ -127,6 +127,7 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             # (the provider's own cache of mapped contexts, this flag's kind)
             cache = provider._flagd_contexts if flagd else provider._contexts
             flag = snapshot.openfeature_flag(key)
+            assert flag is not None
             if step in ("provider", "context"):  # (each context seen twice: kept)
                 for c in ofs + ofs:
                     cache.get(c, mapping)
