@@ -92,7 +92,8 @@ from ._client._ofcontext import (
 )
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
-from ._systems import FLAGD, LAUNCHDARKLY, system_named
+from ._evaluation._snapshot import FlagSnapshot
+from ._systems import FLAGD, LAUNCHDARKLY
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
 _SETTLED = (
@@ -108,27 +109,15 @@ if TYPE_CHECKING:
 
     from ._core._json import JSONValue
     from ._evaluation._context import Context
+    from ._evaluation._model import CompiledFlag
     from ._evaluation._results import EvaluationDetail
-    from ._evaluation._snapshot import FlagSnapshot
     from ._systems import FlagSystem
 
 __all__ = ["AioflagsProvider", "to_context", "to_flagd_context"]
 
-_Typed: TypeAlias = (
-    "Callable[[FlagSnapshot, str, Context | None, Any], EvaluationDetail[Any]]"
-)
-
 logger: logging.Logger = logging.getLogger("aioflags.openfeature")
 
 _RECHECK_TIMEOUT: Final = 5.0
-#: The snapshot's typed evaluation method for each resolver kind, called.
-_TYPED_DETAIL: Final[dict[str, _Typed]] = {
-    "bool": lambda s, key, ctx, default: s.bool_variation_detail(key, ctx, default),
-    "int": lambda s, key, ctx, default: s.int_variation_detail(key, ctx, default),
-    "float": lambda s, key, ctx, default: s.float_variation_detail(key, ctx, default),
-    "str": lambda s, key, ctx, default: s.string_variation_detail(key, ctx, default),
-    "object": lambda s, key, ctx, default: s.json_variation_detail(key, ctx, default),
-}
 
 
 # ------------------------------------------------------------------ contexts
@@ -146,7 +135,14 @@ def _json(value: object) -> JSONValue:
     if type(value) in _PLAIN:
         return value  # (None, str, int, float, bool)
     if type(value) is dict:
-        return {str(k): _json(v) for k, v in value.items()}
+        # (a name that is a str, a value of a plain type: as they are,
+        # without a call each)
+        return {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
+            for k, v in value.items()
+        }
+    if type(value) is list:
+        return [v if type(v) in _PLAIN else _json(v) for v in value]
     if isinstance(value, (str, int, float)):
         return value
     if isinstance(value, list):
@@ -281,6 +277,65 @@ def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
     raise GeneralError(f"evaluation failed: {error}")
 
 
+#: What the provider answers of a detail: (the detail, the resolver kind,
+#: ``FlagResolutionDetails``' arguments in its fields' order: the value, no
+#: error code, no error message, the reason, the variant, the metadata).
+_Answers: TypeAlias = "tuple[EvaluationDetail[Any], str, tuple[Any, None, None, Reason | str, str | None, Mapping[str, JSONValue]]]"
+
+#: The status whose client raises at every evaluation.
+_FATAL: Final = ProviderStatus.FATAL
+
+#: The snapshot's typed evaluation method for each resolver kind (its
+#: function: called without a bound method made per call).
+_TYPED_DETAIL: Final[dict[str, Callable[..., EvaluationDetail[Any]]]] = {
+    "bool": FlagSnapshot.bool_variation_detail,
+    "int": FlagSnapshot.int_variation_detail,
+    "float": FlagSnapshot.float_variation_detail,
+    "str": FlagSnapshot.string_variation_detail,
+    "object": FlagSnapshot.json_variation_detail,
+}
+
+#: The answers a compiled flag keeps (``CompiledFlag.openfeature``); when
+#: full, it starts over.
+_KEPT_ANSWERS: Final = 64
+
+
+def _answers(
+    snapshot: FlagSnapshot,
+    key: str,
+    flag: CompiledFlag | None,
+    detail: EvaluationDetail[Any],
+    kind: str,
+    status: ProviderStatus,
+) -> _Answers:
+    """What OpenFeature reports of ``detail``, an evaluation of ``flag`` (``key``) for resolver ``kind``.
+
+    Raises the SDK's exception for an error (:func:`_raise_for`) or a value
+    OpenFeature does not take for ``kind``. A detail that serves a
+    variation is a compiled result's own, the same object at every
+    evaluation that ends there, and a flag version's reasons, variants and
+    metadata never change: its answers are kept on the flag
+    (``CompiledFlag.openfeature``, by the detail's identity; the entry
+    holds the detail, so that identity is not reused while it is kept).
+    """
+    _raise_for(detail, status)
+    value: Any = detail.value
+    if kind == "float" and isinstance(value, int):
+        value = float(value)
+    elif kind == "object" and not isinstance(value, (dict, list)):
+        raise TypeMismatchError("the flag's value is not an object or a list")
+    if kind == "float" and isinstance(value, float) and not math.isfinite(value):
+        raise TypeMismatchError("the flag's value is not a finite number")
+    word, variant, metadata = snapshot.openfeature_details(key, detail)
+    answers = (detail, kind, (value, None, None, _reason(word), variant, metadata))
+    if flag is not None and detail.variation_index is not None:
+        kept = flag.openfeature
+        if len(kept) >= _KEPT_ANSWERS:
+            kept.clear()
+        kept[id(detail)] = answers
+    return answers
+
+
 # ------------------------------------------------------------------ provider
 @final
 class AioflagsProvider(AbstractProvider):
@@ -347,23 +402,19 @@ class AioflagsProvider(AbstractProvider):
         self._dropped_tracks = Occurrences(8)
         #: The contexts of the OpenFeature contexts evaluated again, by the
         #: system whose mapping made them (None: a key with no flag, mapped
-        #: as flagd's): the same object, unchanged, is not mapped again.
+        #: as flagd's), beside that mapping: the same object, unchanged, is
+        #: not mapped again.
         self._contexts = ContextCache()
         self._flagd_contexts = ContextCache()
-        self._caches: dict[FlagSystem | None, ContextCache] = {
-            LAUNCHDARKLY: self._contexts,
-            FLAGD: self._flagd_contexts,
-            None: self._flagd_contexts,
+        flagd = (self._flagd_contexts, to_flagd_context)
+        self._caches: dict[
+            FlagSystem | None,
+            tuple[ContextCache, Callable[[EvaluationContext], Context]],
+        ] = {
+            LAUNCHDARKLY: (self._contexts, to_context),
+            FLAGD: flagd,
+            None: flagd,
         }
-
-    def _context_for(
-        self, system: FlagSystem | None, evaluation_context: EvaluationContext | None
-    ) -> Context:
-        """:func:`_context_for`, kept for an OpenFeature context object seen again (``ContextCache``)."""
-        cache = self._caches.get(system)
-        if cache is None or evaluation_context is None:
-            return _context_for(system, evaluation_context)
-        return cache.get(evaluation_context, _OPENFEATURE_CONTEXTS[system])
 
     @property
     def client(self) -> Client:
@@ -656,31 +707,33 @@ class AioflagsProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None,
         kind: str,
     ) -> FlagResolutionDetails[Any]:
-        status = self._client.status
-        if status is ProviderStatus.FATAL:
+        # One frame and one lookup of the flag per call (issue 96): the
+        # compiled flag gives its system (the context's mapping) and keeps
+        # the OpenFeature answers of its details (_answers); the evaluation
+        # is the snapshot's typed one, called without its method's frame.
+        client = self._client
+        status = client.status
+        if status is _FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
-        snapshot = self._client.snapshot()
-        # The context as the flag's system maps OpenFeature's; the types as
-        # its system has them, in the evaluation's one type step (flagd's:
-        # no number converted to another, no boolean a number).
-        name = snapshot.flag_format(flag_key)  # (its system's name; None: no flag)
-        system = None if name is None else system_named(name)
-        context = self._context_for(system, evaluation_context)
+        snapshot = client.snapshot()
+        flag = snapshot.openfeature_flag(flag_key)
+        system = None if flag is None else flag.system
+        # The context as the flag's system maps OpenFeature's (kept for an
+        # object seen again: ContextCache).
+        kept = self._caches.get(system)
+        if kept is None or evaluation_context is None:
+            context = _context_for(system, evaluation_context)
+        else:
+            context = kept[0].get(evaluation_context, kept[1])
+        # The types as its system has them, in the evaluation's one type
+        # step (flagd's: no number converted to another, no boolean a number).
         detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
-        _raise_for(detail, status)
-        value: Any = detail.value
-        if kind == "float" and isinstance(value, int):
-            value = float(value)
-        elif kind == "object" and not isinstance(value, (dict, list)):
-            raise TypeMismatchError("the flag's value is not an object or a list")
-        if kind == "float" and isinstance(value, float) and not math.isfinite(value):
-            raise TypeMismatchError("the flag's value is not a finite number")
-        # (one lookup of the flag for all three; the metadata is the
-        # flag's own read-only mapping, not a copy per call)
-        word, variant, metadata = snapshot.openfeature_details(flag_key, detail)
-        return FlagResolutionDetails(
-            value=value, reason=_reason(word), variant=variant, flag_metadata=metadata
-        )
+        if flag is not None:
+            answers = flag.openfeature.get(id(detail))
+            if answers is not None and answers[0] is detail and answers[1] is kind:
+                return FlagResolutionDetails(*answers[2])
+        answers = _answers(snapshot, flag_key, flag, detail, kind, status)
+        return FlagResolutionDetails(*answers[2])
 
     def resolve_boolean_details(
         self,

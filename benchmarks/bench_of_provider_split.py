@@ -35,14 +35,16 @@ The windows:
   (``ContextCache.get``), each context kept (issue 96);
 - ``mapping``: ``to_flagd_context`` / ``to_context``, what a context not
   kept costs (a new object's: ``new objects`` minus ``provider``, about);
-- ``format``: ``snapshot.flag_format(key)``, which picks the mapping;
-- ``about``: ``snapshot.openfeature_details(key, detail)``, the one
-  lookup of the flag that gives the reason, the variant and the metadata;
+- ``lookup``: the provider's one lookup of the compiled flag (its system
+  picks the mapping; it keeps the OpenFeature answers);
+- ``answers``: the lookup of the answers the flag keeps for the detail
+  (reason, variant, metadata: mapped once per flag version and detail);
 - ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
-  arguments (the SDK's type: it stays);
+  arguments, positional from the tuple the flag keeps (the SDK's type:
+  it stays);
 - ``fresh``: ``mapped+eval`` minus ``mapping`` and ``evaluation``;
 - ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
-  error and type checks, ``_reason``, the context cache's lookup).
+  checks of the answers kept, the context cache's lookup).
 
 Printed beside them: ``above``, ``provider`` minus ``evaluation`` (issue
 96's budget: at most 8,000), and the same for ``new objects``.
@@ -81,8 +83,8 @@ STEPS = [
     "snapshot",
     "context",
     "mapping",
-    "format",
-    "about",
+    "lookup",
+    "answers",
     "details",
 ]
 
@@ -124,12 +126,15 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             )
             # (the provider's own cache of mapped contexts, this flag's kind)
             cache = provider._flagd_contexts if flagd else provider._contexts
+            flag = snapshot.openfeature_flag(key)
+            assert flag is not None
             if step in ("provider", "context"):  # (each context seen twice: kept)
                 for c in ofs + ofs:
                     cache.get(c, mapping)
             detail = evaluate(key, ours[1], "x")
             about = snapshot.openfeature_details(key, detail)
             value, reason, variant, metadata = detail.value, *about
+            arguments = (value, None, None, reason, variant, metadata)
             if counted:
                 os.getpgrp()  # the window opens
             if step == "provider":
@@ -158,22 +163,17 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             elif step == "mapping":
                 for i in range(n):
                     mapping(ofs[i % CONTEXTS])
-            elif step == "format":
+            elif step == "lookup":
                 for i in range(n):
-                    snapshot.flag_format(key)
+                    snapshot.openfeature_flag(key)
                     ofs[i % CONTEXTS]
-            elif step == "about":
+            elif step == "answers":
                 for i in range(n):
-                    snapshot.openfeature_details(key, detail)
+                    flag.openfeature.get(id(detail))
                     ofs[i % CONTEXTS]
             elif step == "details":
                 for i in range(n):
-                    FlagResolutionDetails(
-                        value=value,
-                        reason=reason,
-                        variant=variant,
-                        flag_metadata=metadata,
-                    )
+                    FlagResolutionDetails(*arguments)
                     ofs[i % CONTEXTS]
             else:  # the loop alone
                 for i in range(n):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.exception import TargetingKeyMissingError
+from openfeature.exception import TargetingKeyMissingError, TypeMismatchError
 
 from aioflags import Client, Config, DataSystem, ProviderStatus
 from aioflags._client import _ofcontext
@@ -253,3 +253,46 @@ async def test_issue96_a_kept_context_answers_as_a_fresh_one(
     kept = provider._contexts
     await _seen_twice(provider, "ld-staff", context)
     assert kept.get(context, to_context)._values == to_context(context)._values
+
+
+@pytest.mark.asyncio
+async def test_issue96_a_flag_keeps_its_openfeature_answers_per_detail(
+    provider: AioflagsProvider,
+) -> None:
+    """Reason, variant and metadata are mapped once per flag version and detail.
+
+    What a kept answer gives is what a first call gives (the snapshot's
+    ``openfeature_details``), in a new ``FlagResolutionDetails`` each call;
+    an error is never kept (raised again), and a detail served by no
+    variation (the caller's default) is never kept.
+    """
+    snapshot = provider.client.snapshot()
+    staff = EvaluationContext("k1", {"email": "ann@example.com"})
+    public = EvaluationContext("k2", {"email": "bob@test.io"})
+    for key in ("flagd-staff", "ld-staff"):
+        flag = snapshot.openfeature_flag(key)
+        assert flag is not None
+        flag.openfeature.clear()
+        first = [provider.resolve_string_details(key, "x", c) for c in (staff, public)]
+        assert len(flag.openfeature) == 2  # one per detail served
+        again = [provider.resolve_string_details(key, "x", c) for c in (staff, public)]
+        assert again == first
+        assert all(a is not b for a, b in zip(again, first, strict=True))
+        for details, context in zip(again, (staff, public), strict=True):
+            detail = snapshot.string_variation_detail(
+                key,
+                (to_flagd_context if key == "flagd-staff" else to_context)(context),
+                "x",
+            )
+            word, variant, metadata = snapshot.openfeature_details(key, detail)
+            assert (details.value, details.reason, details.variant) == (
+                detail.value,
+                word,
+                variant,
+            )
+            assert details.flag_metadata is metadata
+            assert (details.error_code, details.error_message) == (None, None)
+        # the float resolver's answers are not the string resolver's
+        with pytest.raises(TypeMismatchError):
+            provider.resolve_float_details(key, 1.5, staff)
+        assert len(flag.openfeature) == 2

@@ -78,17 +78,26 @@ def _single(
     name = attributes.get("name")
     anonymous = attributes.get("anonymous", False)
     private = attributes.get("privateAttributes") or []
-    custom = {k: v for k, v in attributes.items() if k not in _NOT_CUSTOM}
+    # (a copy in C, then the names that are not custom removed: usually none)
+    custom = dict(attributes)
+    for not_custom in _NOT_CUSTOM.intersection(custom):
+        del custom[not_custom]
     if not _DROPPED_NAMES.isdisjoint(attributes):  # (in C, no set made)
         for dropped in _DROPPED_NAMES.intersection(attributes):
             _dropped(dropped, kind, logger)
-    context = Context.create(
-        key,
-        kind,
-        name=name,
-        anonymous=anonymous,
-        attributes=custom,
-        private_attributes=private,
+    # (a list, as it comes from OpenFeature: what Context.create checks it
+    # against, without its frame; anything else takes create's conversion)
+    context = (
+        Context._build(kind, key, name, anonymous, custom, private)
+        if type(private) is list
+        else Context.create(
+            key,
+            kind,
+            name=name,
+            anonymous=anonymous,
+            attributes=custom,
+            private_attributes=private,
+        )
     )
     if not context.valid:
         raise ContextError("INVALID_CONTEXT", context.error or "invalid context")

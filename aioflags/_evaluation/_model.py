@@ -818,6 +818,7 @@ class CompiledFlag:
         "migration_check_ratio",
         "off_result",
         "on",
+        "openfeature",
         "prerequisite_keys",
         "prerequisites",
         "rules",
@@ -880,6 +881,10 @@ class CompiledFlag:
     #: (OpenFeature's provider hands this one mapping out); ``None`` for a
     #: LaunchDarkly flag
     flag_metadata: Mapping[str, JSONValue] | None
+    #: the OpenFeature provider's answers (reason, variant, metadata) for
+    #: this flag version's details, kept by the provider
+    #: (``aioflags.openfeature._answers``): they never change
+    openfeature: dict[int, Any]
     #: what an enabled flagd flag's targeting can choose: the variation
     #: indexes it can name, whether it can name none (reason DEFAULT), and
     #: the default variant's index served then (None: the caller's
@@ -946,6 +951,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.variations = ()
     flag.variant_names = None
     flag.flag_metadata = None
+    flag.openfeature = {}
     flag.targeting_serves = None
     flag.system = default_system()
     try:

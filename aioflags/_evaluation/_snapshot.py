@@ -618,6 +618,20 @@ class FlagSnapshot:
             _metadata_of(flag),
         )
 
+    def openfeature_flag(self, key: str) -> CompiledFlag | None:
+        """The compiled flag ``key`` (None if absent or deleted), for the OpenFeature provider.
+
+        One lookup gives the provider the flag's system (``flag.system``:
+        its context mapping) and the answers it keeps for the flag's
+        details (``flag.openfeature``: reason, variant and metadata never
+        change for a flag version).
+
+        Added in version 0.2.0.
+        """
+        # (SnapshotData.flag, without its frame: this runs per provider call)
+        flag = self._data.flags.get(key)
+        return None if flag is None or flag.deleted else flag
+
     def flag_format(self, key: str) -> str | None:
         """Which system's flag ``key`` is: ``"flagd"``, ``"launchdarkly"``, or ``None`` (no flag).
 
