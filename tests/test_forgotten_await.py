@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 import types
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -474,24 +473,3 @@ async def test_row59_an_explicit_success_of_none_is_not_logged(
         result = await moving.read("m", USER, Stage.OFF)
         assert result.is_success() and result.value is None
     assert not [r for r in caplog.records if r.name == "aioflags.migrations"]
-
-
-@pytest.mark.skipif(
-    sys.version_info < (3, 12), reason="inspect.markcoroutinefunction: Python 3.12+"
-)
-def test_row28_loud_methods_are_coroutine_functions_to_inspect_and_mock() -> None:
-    # They return an awaitable that is loud unawaited, not a native
-    # coroutine: unmarked, inspect saw plain functions and
-    # create_autospec(Client) made MagicMocks that cannot be awaited.
-    import inspect
-    from unittest.mock import AsyncMock, create_autospec
-
-    names = (
-        "bool_variation",
-        "string_variation",
-        "json_variation_detail",
-        "all_flags_state",
-    )
-    assert all(inspect.iscoroutinefunction(getattr(Client, n)) for n in names)
-    mock = create_autospec(Client, instance=True)
-    assert all(isinstance(getattr(mock, n), AsyncMock) for n in names)

@@ -46,8 +46,7 @@ coroutine, pinned by ``test_variation_stays_a_native_coroutine_for_the_speed_flo
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, final
 
 if TYPE_CHECKING:
@@ -91,26 +90,6 @@ FLAGS_STATE_NAMES: Final = frozenset(
 #: the probes of task runners (``cr_frame``, ``_asyncio_future_blocking``)
 #: leave it to be awaited.
 REFUSED: Final = RESULT_NAMES | DETAIL_NAMES | FLAGS_STATE_NAMES
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def coroutine_function(function: F) -> F:
-    """``function`` (a method that returns one of these), marked a coroutine function.
-
-    ``inspect.iscoroutinefunction`` (and so ``unittest.mock.create_autospec``,
-    which makes an ``AsyncMock`` of a coroutine function) then sees it as
-    the ``async def`` it replaces. Nothing runs at the call: the mark is an
-    attribute of the function. Python 3.12 and later only (before, nothing
-    marks a function so).
-    """
-    if sys.version_info >= (3, 12):
-        # (inspect: what asyncio imports anyway, once a client runs)
-        from inspect import markcoroutinefunction
-
-        return markcoroutinefunction(function)
-    return function
 
 
 def not_awaited(call: str) -> TypeError:

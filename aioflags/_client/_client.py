@@ -52,7 +52,6 @@ from aioflags._evaluation._pipeline import (
 from aioflags._evaluation._snapshot import FlagSnapshot
 
 from ._awaiting import Answered, Pending, answered
-from ._awaiting import coroutine_function as _coroutine_function
 from ._config import Config
 from ._evaluator import Data, Evaluator
 from ._events import EventBus, EventDetails, Handler, ProviderEvent, ProviderStatus
@@ -789,7 +788,6 @@ class Client:
             return VARIATION.answer(result, default)
         return await evaluator.gated(VARIATION, key, context, default)
 
-    @_coroutine_function
     def variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
@@ -808,7 +806,6 @@ class Client:
             "client.variation_detail",
         )
 
-    @_coroutine_function
     def bool_variation(
         self, key: str, context: Context | None, default: bool
     ) -> Coroutine[Any, Any, bool]:
@@ -841,7 +838,6 @@ class Client:
             _BOOL_VARIATION,
         )
 
-    @_coroutine_function
     def int_variation(
         self, key: str, context: Context | None, default: int
     ) -> Coroutine[Any, Any, int]:
@@ -860,7 +856,6 @@ class Client:
             "client.int_variation",
         )
 
-    @_coroutine_function
     def float_variation(
         self, key: str, context: Context | None, default: float
     ) -> Coroutine[Any, Any, float]:
@@ -879,7 +874,6 @@ class Client:
             "client.float_variation",
         )
 
-    @_coroutine_function
     def string_variation(
         self, key: str, context: Context | None, default: str
     ) -> Coroutine[Any, Any, str]:
@@ -898,7 +892,6 @@ class Client:
             "client.string_variation",
         )
 
-    @_coroutine_function
     def json_variation(
         self, key: str, context: Context | None, default: JSONValue
     ) -> Coroutine[Any, Any, JSONValue]:
@@ -917,7 +910,6 @@ class Client:
             "client.json_variation",
         )
 
-    @_coroutine_function
     def bool_variation_detail(
         self, key: str, context: Context | None, default: bool
     ) -> Coroutine[Any, Any, EvaluationDetail[bool]]:
@@ -936,7 +928,6 @@ class Client:
             "client.bool_variation_detail",
         )
 
-    @_coroutine_function
     def int_variation_detail(
         self, key: str, context: Context | None, default: int
     ) -> Coroutine[Any, Any, EvaluationDetail[int]]:
@@ -955,7 +946,6 @@ class Client:
             "client.int_variation_detail",
         )
 
-    @_coroutine_function
     def float_variation_detail(
         self, key: str, context: Context | None, default: float
     ) -> Coroutine[Any, Any, EvaluationDetail[float]]:
@@ -974,7 +964,6 @@ class Client:
             "client.float_variation_detail",
         )
 
-    @_coroutine_function
     def string_variation_detail(
         self, key: str, context: Context | None, default: str
     ) -> Coroutine[Any, Any, EvaluationDetail[str]]:
@@ -993,7 +982,6 @@ class Client:
             "client.string_variation_detail",
         )
 
-    @_coroutine_function
     def json_variation_detail(
         self, key: str, context: Context | None, default: JSONValue
     ) -> Coroutine[Any, Any, EvaluationDetail[JSONValue]]:
@@ -1012,7 +1000,6 @@ class Client:
             "client.json_variation_detail",
         )
 
-    @_coroutine_function
     def all_flags_state(
         self,
         context: Context | None,
