@@ -17,8 +17,8 @@ it stands for (:data:`REFUSED`: ``.value``, ``.reason``,
 ``.is_success()``, ``.to_json()``...).
 
 Each is a :class:`collections.abc.Coroutine` (``send``, ``throw``,
-``close``): whatever takes a native coroutine (``asyncio.gather``, a task
-group's ``start_soon``, trio's nursery through anyio) takes it too. Two
+``close``): whatever takes a native coroutine (a task group's
+``start_soon``, trio's nursery through anyio) takes it too. Two
 of them compare as any two objects do (by identity), so a list or a set
 of them works; only a comparison with a value is refused.
 
