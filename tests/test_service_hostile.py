@@ -560,6 +560,9 @@ async def test_s5_an_oversized_or_foreign_body_is_refused_before_it_is_read(
         foreign = {"origin": "http://evil.test", "sec-fetch-site": "cross-site"}
         answer = await http.post("/bulk", content=b"[]" + b" " * 1000, headers=foreign)
         assert answer.status_code == 403
+        # Its body unread, the connection ends: said, so that no client puts
+        # it back in its pool for the next request to meet the close.
+        assert answer.headers["connection"] == "close"
         # No token: refused on its head, the connection closed behind it (the
         # client, still sending, may see the close instead of the 403).
         with contextlib.suppress(httpx.TransportError):

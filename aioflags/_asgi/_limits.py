@@ -150,7 +150,10 @@ class BodyLimits:
     of it is read and dropped for up to :data:`LINGER` seconds (never kept;
     less once it goes quiet for :data:`LINGER_QUIET`),
     so that a client that sends its whole body before it reads (most do)
-    reads the answer, not a reset. Once a response has begun, a refusal ends
+    reads the answer, not a reset. An answer that begins before its
+    request's body was read whole (a refusal on its head) says
+    ``Connection: close`` over HTTP/1, for the connection ends with it.
+    Once a response has begun, a refusal ends
     the request as the client's disconnect would. Once the body is complete, ``receive`` is
     the server's own (a stream waits for the disconnect as long as it likes).
 
@@ -173,9 +176,15 @@ class BodyLimits:
         limits = self._limits
         cap = self._larger.get(scope["path"], limits.max_body)
         declared = None
+        chunked = False
         for name, value in scope["headers"]:
             if name.lower() == b"content-length":
                 declared = header_number(value.decode("latin-1"))
+            elif name.lower() == b"transfer-encoding":
+                chunked = True
+        # Over HTTP/1 an answer sent before its request's body was read
+        # ends the connection (the server cannot read on past the body).
+        ends_unread = scope.get("http_version") != "2" and (chunked or bool(declared))
         deadline = anyio.current_time() + limits.body_timeout
         size = 0
         complete = started = refused = False
@@ -217,7 +226,16 @@ class BodyLimits:
 
         async def watched(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", ()))
+                if ends_unread and not complete:
+                    # Say so, or a client puts the connection back in its
+                    # pool and its next request meets the close.
+                    said = [v for n, v in headers if n.lower() == b"connection"]
+                    if b"close" not in said:
+                        headers.append((b"connection", b"close"))
+                        message = {**message, "headers": headers}
             await send(message)
 
         try:
