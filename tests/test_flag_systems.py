@@ -174,7 +174,7 @@ def test_coverage_and_the_consoles_words_ask_the_system(toy: object) -> None:
     report = coverage.report()["flags"]["t"]
     assert report["branches"] == {"toy:everyone": 0, "toy:by-key": 2}
     assert words.summary_text(raw) == "a toy, serves 'a'"
-    assert words.details(raw, {"t": raw})["off"] == "never off"
+    assert words.details(raw, {"t": raw})["off"] == "the caller's default"
     assert words.reason_text({"kind": "TOY_KEY"}) == "a toy's key"
     # LaunchDarkly's and flagd's words are their systems' too.
     assert words.reason_text({"kind": "STATIC"}) == "static (the default variant)"
